@@ -1,0 +1,32 @@
+# Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
+.PHONY: up up-detached down status test test-unit lint bootstrap lock
+
+PY := .venv/bin/python
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+up: bootstrap            ## install what is missing, start everything, show it; Ctrl-C stops all
+	@$(PY) -m devstack up
+
+up-detached: bootstrap   ## the same, returning once everything is ready
+	@$(PY) -m devstack up --detach
+
+down:                    ## stop every component (no orphans)
+	@$(PY) -m devstack down
+
+status:
+	@$(PY) -m devstack status
+
+test: bootstrap          ## unit, integration and end-to-end tests (starts the stack if not running)
+	@$(PY) -m pytest
+
+test-unit: bootstrap
+	@$(PY) -m pytest tests/unit
+
+lint: bootstrap
+	@.venv/bin/ruff check .
+
+lock:                    ## re-pin dependencies with hashes (needs uv)
+	uv pip compile requirements.in --generate-hashes --python-version 3.11 -o requirements.lock
+	uv pip compile functions/requirements.txt --generate-hashes --python-version 3.11 -o functions/requirements.lock

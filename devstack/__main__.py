@@ -1,0 +1,93 @@
+"""python -m devstack {up,down,status,restart,kill}: the local stack's command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from devstack import settings as stack_settings
+from devstack.stack import Row, Stack
+from devstack.supervisor import StartError
+
+
+def print_table(rows: list[Row]) -> None:
+    headers = ("component", "state", "pid", "address", "log")
+    data = [(r.component, r.state, str(r.pid or "-"), r.address, str(r.log)) for r in rows]
+    widths = [max(len(h), *(len(d[i]) for d in data)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for d in data:
+        print("  ".join(v.ljust(w) for v, w in zip(d, widths)))
+
+
+def cmd_up(stack: Stack, detach: bool) -> int:
+    print("Starting the Fjordbank stack (logs in %s)" % stack.s.log_dir, flush=True)
+    try:
+        rows = stack.up()
+    except StartError as exc:
+        print(f"\nERROR: {exc}", file=sys.stderr)
+        print("Stopping what was started. Fix the cause and run the up command again.", file=sys.stderr)
+        stack.down()
+        return 1
+    print()
+    print_table(rows)
+    print("\nAll components are ready. Stop them with `make down`" + ("" if detach else " or Ctrl-C") + ".")
+    if detach:
+        return 0
+    stop = False
+
+    def on_signal(signum, _frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop:
+        time.sleep(1)
+        dead = [c.name for c in stack.components() if stack.sup.pid(c.name) is None]
+        if dead:
+            print(f"component(s) stopped: {', '.join(dead)}; see their logs in {stack.s.log_dir}", file=sys.stderr)
+            break
+    print("\nStopping everything ...")
+    for name in stack.down():
+        print(f"  stopped {name}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="install-free start of every component (idempotent)")
+    up.add_argument("--detach", action="store_true", help="return once everything is ready")
+    sub.add_parser("down", help="stop every component, with its children")
+    sub.add_parser("status", help="show what runs")
+    for name in ("restart", "kill"):
+        p = sub.add_parser(name, help=f"{name} one component (kill = SIGKILL, for failure tests)")
+        p.add_argument("component")
+    args = parser.parse_args(argv)
+    stack = Stack(stack_settings.load(), progress=lambda msg: print(msg, flush=True))
+    if args.command == "up":
+        return cmd_up(stack, args.detach)
+    if args.command == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    if args.command == "status":
+        rows = stack.status()
+        print_table(rows)
+        return 0 if all(r.state == "ready" for r in rows) else 3
+    if args.command == "restart":
+        print_table([stack.restart(args.component)])
+        return 0
+    if args.command == "kill":
+        stack.sup.kill(args.component)
+        print(f"killed {args.component}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

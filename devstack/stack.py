@@ -1,0 +1,222 @@
+"""The components of the local stack and the order they start in."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack import emulators, natsconf, pki
+from devstack.settings import StackSettings
+from devstack.supervisor import Component, StartError, Supervisor, http_ok
+from devstack.vendor import vendor_shared
+from fjordbank import topology
+
+EMULATORS = ("auth", "functions", "firestore", "pubsub")
+# Lines after which the suite claims to be ready but is not usable.
+FATAL_EMULATOR_LINES = (
+    "Failed to load function definition",
+    "could not be analyzed successfully",
+    "has exited with code",
+)
+
+
+@dataclass
+class Row:
+    component: str
+    address: str
+    pid: int | None
+    log: Path
+    state: str
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class Stack:
+    def __init__(self, settings: StackSettings, progress=print) -> None:
+        self.s = settings
+        self.sup = Supervisor(settings.run_dir, settings.log_dir)
+        self.progress = progress
+
+    # ---- environment shared by the processes -------------------------------------------
+    def emulator_hosts(self) -> dict[str, str]:
+        ports = self.s.emulator_ports
+        return {
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{ports['firestore']}",
+            "FIREBASE_AUTH_EMULATOR_HOST": f"127.0.0.1:{ports['auth']}",
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ports['pubsub']}",
+            "GCLOUD_PROJECT": self.s.project_id,
+            "FJB_PROJECT_ID": self.s.project_id,
+        }
+
+    def nats_env(self, identity: str) -> dict[str, str]:
+        secret = natsconf.ensure_user_secrets(self.s.secrets_file)[identity]
+        pki_dir = self.s.pki_dir
+        return {
+            "FJB_NATS_URLS": self.s.nats_urls,
+            "FJB_NATS_USER": identity,
+            "FJB_NATS_PASSWORD": secret,
+            "FJB_NATS_CA": str(pki_dir / "ca.pem"),
+            "FJB_NATS_CERT": str(pki_dir / f"client-{identity}.pem"),
+            "FJB_NATS_KEY": str(pki_dir / f"client-{identity}-key.pem"),
+            "FJB_STATE_DIR": str(self.s.state_dir),
+        }
+
+    # ---- components ---------------------------------------------------------------------
+    def nats_components(self) -> list[Component]:
+        return [
+            Component(
+                name=node.name,
+                address=f"{node.url} (monitor http://127.0.0.1:{node.monitor_port})",
+                argv=[self.s.nats_server_bin(), "-c", str(self.s.state_dir / "nats" / f"{node.name}.conf")],
+                ready=lambda node=node: http_ok(f"http://127.0.0.1:{node.monitor_port}/varz"),
+                start_timeout=30,
+            )
+            for node in self.s.nats_nodes
+        ]
+
+    def emulator_component(self) -> Component:
+        ports = self.s.emulator_ports
+        env = emulators.emulator_env(self.s.venv_python, self.s.state_dir, os.environ.get("PATH", ""))
+        log = self.sup.log_file("emulators")
+
+        def ready() -> bool:
+            if not all(port_open(ports[name]) for name in EMULATORS):
+                return False
+            text = log.read_text(errors="replace") if log.exists() else ""
+            text = text[text.rfind("=== "):]
+            for fatal in FATAL_EMULATOR_LINES:
+                if fatal in text:
+                    raise StartError(f"emulators: {fatal}; see {log}:\n{tail(log, 30)}")
+            return "All emulators ready" in text
+
+        return Component(
+            name="emulators",
+            address=", ".join(f"{name} 127.0.0.1:{ports[name]}" for name in EMULATORS),
+            argv=[
+                str(self.s.firebase_bin), "emulators:start",
+                "--project", self.s.project_id, "--only", ",".join(EMULATORS),
+            ],
+            env={**env, **self.emulator_hosts(), "FIREBASE_CLI_EXPERIMENTS": "", "CI": "true"},
+            cwd=self.s.repo,
+            ready=ready,
+            start_timeout=240,
+            stop_timeout=30,
+            before_start=self.prepare_functions,
+        )
+
+    def service_components(self) -> list[Component]:
+        comps = []
+        for name, port in self.s.service_ports.items():
+            comps.append(
+                Component(
+                    name=name,
+                    address=f"http://127.0.0.1:{port} (/healthz /readyz /metrics)",
+                    argv=[str(self.s.venv_python), "-m", f"run_services.{name}"],
+                    env={**self.emulator_hosts(), **self.nats_env(name), "FJB_HTTP_PORT": str(port),
+                         "PYTHONPATH": str(self.s.repo), "PYTHONUNBUFFERED": "1"},
+                    cwd=self.s.repo,
+                    ready=lambda port=port: http_ok(f"http://127.0.0.1:{port}/readyz"),
+                    start_timeout=60,
+                )
+            )
+        return comps
+
+    def components(self) -> list[Component]:
+        return [*self.nats_components(), self.emulator_component(), *self.service_components()]
+
+    # ---- preparation --------------------------------------------------------------------
+    def prepare_nats(self) -> None:
+        identities = [ident.name for ident in topology.IDENTITIES]
+        pki.ensure_pki(self.s.pki_dir, identities)
+        secrets = natsconf.ensure_user_secrets(self.s.secrets_file)
+        natsconf.write_configs(self.s, secrets)
+
+    def prepare_functions(self) -> None:
+        """Copy the shared package into functions/ and give the edge its NATS identity."""
+        vendor_shared(self.s.repo)
+        env = self.nats_env("edge")
+        secret = env.pop("FJB_NATS_PASSWORD")
+        functions = self.s.repo / "functions"
+        (functions / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        fd = os.open(functions / ".secret.local", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"FJB_NATS_PASSWORD={secret}\n")
+
+    def wait_jetstream(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        urls = [f"http://127.0.0.1:{n.monitor_port}/healthz" for n in self.s.nats_nodes]
+        while time.monotonic() < deadline:
+            if all(http_ok(u) for u in urls):
+                return
+            time.sleep(0.5)
+        raise StartError("the NATS cluster did not elect a JetStream leader within "
+                         f"{timeout:.0f}s; see {self.s.log_dir}/nats-*.log")
+
+    def ensure_topology(self) -> None:
+        from fjordbank.adapters import jetstream, nats_conn
+        from fjordbank.config import load_settings
+
+        settings = load_settings({**os.environ, **self.nats_env("admin")})
+
+        async def run() -> None:
+            nc = await nats_conn.connect(settings.nats, name="devstack-admin", max_reconnect_attempts=3)
+            try:
+                await jetstream.ensure_topology(nc.jetstream())
+            finally:
+                await nc.close()
+
+        asyncio.run(run())
+
+    # ---- commands -----------------------------------------------------------------------
+    def up(self) -> list[Row]:
+        self.prepare_nats()
+        rows: list[Row] = []
+        nats = self.nats_components()
+        for comp in nats:
+            rows.append(self._start(comp))
+        self.progress("  waiting for the NATS cluster to elect a JetStream leader ...")
+        self.wait_jetstream()
+        self.progress("  creating streams and consumers from fjordbank/topology.py ...")
+        self.ensure_topology()
+        rows.append(self._start(self.emulator_component()))
+        for comp in self.service_components():
+            rows.append(self._start(comp))
+        return rows
+
+    def _start(self, comp: Component) -> Row:
+        self.progress(f"  starting {comp.name} ...")
+        pid, reused = self.sup.start(comp, dict(os.environ))
+        return Row(comp.name, comp.address, pid, self.sup.log_file(comp.name), "reused" if reused else "started")
+
+    def down(self) -> list[str]:
+        stopped = []
+        for comp in reversed(self.components()):
+            if self.sup.stop(comp.name, comp.stop_timeout):
+                stopped.append(comp.name)
+        return stopped
+
+    def status(self) -> list[Row]:
+        rows = []
+        for comp in self.components():
+            pid = self.sup.pid(comp.name)
+            state = "down" if pid is None else ("ready" if comp.ready() else "not ready")
+            rows.append(Row(comp.name, comp.address, pid, self.sup.log_file(comp.name), state))
+        return rows
+
+    def component(self, name: str) -> Component:
+        for comp in self.components():
+            if comp.name == name:
+                return comp
+        raise KeyError(name)
+
+    def restart(self, name: str) -> Row:
+        self.sup.stop(name)
+        return self._start(self.component(name))

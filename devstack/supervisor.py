@@ -1,0 +1,165 @@
+"""Start, watch and stop the stack's processes: one pid file and one log file each.
+
+Every process runs in its own session (process group), so stopping it also stops the
+children it started (the emulator suite starts Java and Python children): SIGTERM to the
+group, then SIGKILL to whatever is left after a grace period. No orphans.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class StartError(RuntimeError):
+    """A component could not start; the message says which and why."""
+
+
+@dataclass
+class Component:
+    name: str
+    address: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    start_timeout: float = 60.0
+    stop_timeout: float = 15.0
+    before_start: Callable[[], None] | None = None
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs we build
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as dead
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+class Supervisor:
+    def __init__(self, run_dir: Path, log_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.log_dir = log_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        path = self.pid_file(name)
+        try:
+            pid = int(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def start(self, comp: Component, base_env: dict[str, str]) -> tuple[int, bool]:
+        """Start ``comp`` unless it already runs and is ready. Returns (pid, reused)."""
+        running = self.pid(comp.name)
+        if running is not None and comp.ready():
+            return running, True
+        if running is not None:
+            self.stop(comp.name, comp.stop_timeout)
+        if comp.before_start:
+            comp.before_start()
+        log_path = self.log_file(comp.name)
+        env = {**base_env, **comp.env}
+        with open(log_path, "ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {comp.name}: {' '.join(comp.argv)}\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen(  # noqa: S603 - argv built by devstack, no shell
+                    comp.argv, cwd=comp.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            except OSError as exc:
+                raise StartError(f"{comp.name}: cannot run {comp.argv[0]}: {exc}") from exc
+        self.pid_file(comp.name).write_text(str(proc.pid))
+        deadline = time.monotonic() + comp.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StartError(
+                    f"{comp.name} exited with code {proc.returncode} while starting; "
+                    f"last lines of {log_path}:\n{tail(log_path)}"
+                )
+            if comp.ready():
+                return proc.pid, False
+            time.sleep(0.25)
+        raise StartError(
+            f"{comp.name} did not become ready within {comp.start_timeout:.0f}s ({comp.address}); "
+            f"last lines of {log_path}:\n{tail(log_path)}"
+        )
+
+    def stop(self, name: str, timeout: float = 15.0) -> bool:
+        """Stop a component's whole process group. Returns True if something was running."""
+        pid = self.pid(name)
+        self.pid_file(name).unlink(missing_ok=True)
+        if pid is None:
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _group_alive(pid):
+                return True
+            time.sleep(0.2)
+        _signal_group(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        return True
+
+    def kill(self, name: str) -> None:
+        """kill -9 the whole group (failure tests)."""
+        pid = self.pid(name)
+        if pid is not None:
+            _signal_group(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _group_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self.pid_file(name).unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    pid_alive(pgid)  # reaps the leader if it is our own zombie child
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -1,0 +1,17 @@
+"""functions/ must be self-contained for `firebase deploy`: copy the shared package in.
+
+Standard library only, so the firebase.json predeploy hook runs it with any python3.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+
+def vendor_shared(repo: Path) -> Path:
+    src, dst = repo / "fjordbank", repo / "functions" / "fjordbank"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dst

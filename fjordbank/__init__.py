@@ -1,0 +1,1 @@
+"""Fjordbank shared package: domain and adapters."""

@@ -1,0 +1,37 @@
+"""Firestore clients that work the same against the emulator and production.
+
+With FIRESTORE_EMULATOR_HOST set (the local stack, tests), the clients use the project id
+and anonymous credentials, as the emulator expects; in production, default credentials.
+"""
+
+from __future__ import annotations
+
+import os
+
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+
+# Collections (one place for their names).
+ACCOUNTS = "accounts"
+POSTINGS = "postings"
+LEDGER_PAYMENTS = "ledgerPayments"
+USERS = "users"
+PAYMENT_REQUESTS = "paymentRequests"
+
+
+def _kwargs(project_id: str) -> dict:
+    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        return {"project": project_id, "credentials": AnonymousCredentials()}
+    return {"project": project_id}
+
+
+def sync_client(project_id: str) -> firestore.Client:
+    return firestore.Client(**_kwargs(project_id))
+
+
+def async_client(project_id: str) -> firestore.AsyncClient:
+    return firestore.AsyncClient(**_kwargs(project_id))
+
+
+def request_path(uid: str, request_id: str) -> str:
+    return f"{USERS}/{uid}/{PAYMENT_REQUESTS}/{request_id}"

@@ -1,0 +1,71 @@
+"""Create or update the streams and consumers declared in `fjordbank.topology`.
+
+Run with the admin identity only: services have no permission to touch stream config.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from fjordbank.topology import CONSUMERS, STREAMS, ConsumerSpec, StreamSpec
+
+log = logging.getLogger(__name__)
+
+
+def stream_config(spec: StreamSpec, *, replicas: int | None = None) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        description=spec.description or None,
+        subjects=list(spec.subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas or spec.replicas,
+        max_age=float(spec.max_age_seconds),
+        duplicate_window=float(spec.duplicate_window_seconds),
+        discard=DiscardPolicy.OLD,
+        deny_delete=True,
+        deny_purge=True,
+    )
+
+
+def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
+    subjects = list(spec.filter_subjects)
+    return ConsumerConfig(
+        durable_name=spec.durable,
+        description=spec.description or None,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=float(spec.ack_wait_seconds),
+        max_deliver=spec.max_deliver,
+        max_ack_pending=spec.max_ack_pending,
+        filter_subject=subjects[0] if len(subjects) == 1 else None,
+        filter_subjects=subjects if len(subjects) > 1 else None,
+    )
+
+
+async def ensure_topology(js: JetStreamContext, *, replicas: int | None = None) -> None:
+    """Idempotent: creates what is missing and brings existing config in line."""
+    for spec in STREAMS:
+        config = stream_config(spec, replicas=replicas)
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            await js.add_stream(config)
+            log.info("stream created", extra={"stream": spec.name})
+        else:
+            await js.update_stream(config)
+    for spec in CONSUMERS:
+        await js.add_consumer(spec.stream, consumer_config(spec))
+        log.info("consumer ensured", extra={"consumer": spec.durable})

@@ -1,0 +1,79 @@
+"""Publishing to JetStream from synchronous code (Firebase functions are Flask handlers).
+
+One long-lived NATS connection per function instance, owned by an asyncio loop on a
+daemon thread; `publish()` hands the coroutine to that loop and blocks until JetStream
+has stored the message on a quorum and acknowledged it. Any failure raises
+`PublishError` (retryable): the caller must not report success, and must not swallow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+
+from fjordbank.adapters import nats_conn
+from fjordbank.config import NatsSettings
+from fjordbank.errors import PublishError
+
+log = logging.getLogger(__name__)
+
+
+class SyncPublisher:
+    def __init__(self, settings: NatsSettings, *, name: str, timeout: float = 10.0) -> None:
+        self.settings = settings
+        self.name = name
+        self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._nc = None
+        self._js = None
+        self._lock = threading.Lock()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or not self._loop.is_running():
+                loop = asyncio.new_event_loop()
+                started = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(started.set)
+                    loop.run_forever()
+
+                threading.Thread(target=run, name=f"nats-{self.name}", daemon=True).start()
+                started.wait(5)
+                self._loop = loop
+            return self._loop
+
+    async def _js_context(self):
+        if self._nc is None or self._nc.is_closed:
+            self._nc = await nats_conn.connect(self.settings, name=self.name)
+            self._js = self._nc.jetstream()
+        return self._js
+
+    async def _publish(self, subject: str, payload: bytes, msg_id: str, stream: str | None):
+        js = await self._js_context()
+        return await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream,
+                                timeout=self.timeout)
+
+    def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None):
+        """Store one message; returns the PubAck (``duplicate`` True if JetStream had it)."""
+        payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+        loop = self._ensure_loop()
+        future = asyncio.run_coroutine_threadsafe(self._publish(subject, payload, msg_id, stream), loop)
+        try:
+            ack = future.result(timeout=self.timeout + 10)
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
+            future.cancel()
+            log.warning("publish failed", extra={"subject": subject, "msg_id": msg_id, "error": repr(exc)})
+            raise PublishError(f"could not publish {subject} ({msg_id}): {exc!r}") from exc
+        return ack
+
+    def close(self) -> None:
+        if self._loop is not None and self._nc is not None:
+            asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop).result(timeout=5)

@@ -1,0 +1,86 @@
+"""Configuration, read once at start from the environment into typed objects.
+
+Defaults point at the local stack (`make up`), so a fresh checkout runs without any
+variable set. Nothing else in the package reads ``os.environ``.
+
+| variable | meaning | default |
+|---|---|---|
+| FJB_PROJECT_ID (or GCLOUD_PROJECT) | Firebase project | demo-fjordbank |
+| FJB_NATS_URLS | comma-separated tls:// URLs of the cluster | the three local nodes |
+| FJB_NATS_USER / FJB_NATS_PASSWORD | this component's NATS identity and secret | (none) |
+| FJB_NATS_CA / FJB_NATS_CERT / FJB_NATS_KEY | CA bundle, client certificate and key (paths) | .stack/pki/... |
+| FJB_HTTP_PORT | health/metrics port of a run_service | 0 (none) |
+| FJB_CRASH_POINT | test-only: kill -9 the process at this named point | (none) |
+| FJB_LOG_LEVEL | log level | INFO |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from fjordbank.errors import ConfigError
+
+DEFAULT_PROJECT_ID = "demo-fjordbank"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
+DEFAULT_NATS_URLS = ("tls://127.0.0.1:4222", "tls://127.0.0.1:4223", "tls://127.0.0.1:4224")
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    urls: tuple[str, ...]
+    user: str
+    password: str
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+    @property
+    def inbox_prefix(self) -> str:
+        return f"_INBOX_{self.user}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_id: str
+    nats: NatsSettings
+    http_port: int
+    crash_point: str | None
+    log_level: str
+
+
+def _pki_default(name: str, env: Mapping[str, str]) -> str:
+    state = Path(env.get("FJB_STATE_DIR", str(DEFAULT_STATE_DIR)))
+    return str(state / "pki" / name)
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None = None) -> Settings:
+    """Build the settings of one component. ``identity`` names its NATS user when the
+    environment does not (FJB_NATS_USER wins)."""
+    env = os.environ if env is None else env
+    user = env.get("FJB_NATS_USER") or identity or ""
+    urls = tuple(u.strip() for u in env.get("FJB_NATS_URLS", ",".join(DEFAULT_NATS_URLS)).split(",") if u.strip())
+    if not urls:
+        raise ConfigError("FJB_NATS_URLS names no server")
+    try:
+        http_port = int(env.get("FJB_HTTP_PORT", "0"))
+    except ValueError as exc:
+        raise ConfigError(f"FJB_HTTP_PORT is not a port number: {env.get('FJB_HTTP_PORT')!r}") from exc
+    nats = NatsSettings(
+        urls=urls,
+        user=user,
+        password=env.get("FJB_NATS_PASSWORD", ""),
+        ca_file=env.get("FJB_NATS_CA") or _pki_default("ca.pem", env),
+        cert_file=env.get("FJB_NATS_CERT") or _pki_default(f"client-{user}.pem", env),
+        key_file=env.get("FJB_NATS_KEY") or _pki_default(f"client-{user}-key.pem", env),
+    )
+    return Settings(
+        project_id=env.get("FJB_PROJECT_ID") or env.get("GCLOUD_PROJECT") or DEFAULT_PROJECT_ID,
+        nats=nats,
+        http_port=http_port,
+        crash_point=env.get("FJB_CRASH_POINT") or None,
+        log_level=env.get("FJB_LOG_LEVEL", "INFO").upper(),
+    )

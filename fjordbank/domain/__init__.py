@@ -1,0 +1,1 @@
+"""Pure domain: no Firebase, no NATS, no I/O."""

@@ -1,0 +1,78 @@
+"""Domain errors.
+
+Every error raised by :mod:`fjordbank.domain` derives from :class:`DomainError`.
+Each subclass stands for exactly one condition and carries a stable,
+machine-readable ``code`` (snake_case) that adapters may map to API responses,
+plus a human-readable message.
+
+Messages never echo a full account number or national identity number, so
+they are safe to log.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class of all domain errors.
+
+    Attributes:
+        code: Machine-readable reason code (snake_case), constant per class.
+        message: Human-readable explanation of what was wrong.
+    """
+
+    code: str = "domain_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class InvalidAmount(DomainError):
+    """A money amount is malformed, fractional beyond øre, negative or out of range."""
+
+    code = "invalid_amount"
+
+
+class InvalidCurrency(DomainError):
+    """A currency code is not three upper-case ASCII letters (ISO 4217 form)."""
+
+    code = "invalid_currency"
+
+
+class CurrencyMismatch(DomainError):
+    """Two amounts in different currencies were combined or compared."""
+
+    code = "currency_mismatch"
+
+
+class InvalidDigits(DomainError):
+    """A check-digit helper got something other than a non-empty run of ASCII digits."""
+
+    code = "invalid_digits"
+
+
+class InvalidAccountNumber(DomainError):
+    """A Norwegian bank account number is malformed or fails the MOD11 check."""
+
+    code = "invalid_account_number"
+
+
+class InvalidKid(DomainError):
+    """A KID (customer identification on giros) is malformed or fails its check."""
+
+    code = "invalid_kid"
+
+
+class InvalidNationalId(DomainError):
+    """A fødselsnummer or D-number is malformed, has a bad date or control digits."""
+
+    code = "invalid_national_id"
+
+
+class InvalidDateRange(DomainError):
+    """Two dates are in an impossible order (e.g. an age asked before birth)."""
+
+    code = "invalid_date_range"

@@ -1,0 +1,218 @@
+"""Double-entry ledger rules, free of I/O.
+
+* Every amount is an integer in minor units (øre) of one currency.
+* A posting is a set of entries whose amounts sum to zero. Internal accounts (clearing,
+  settlement, the outside world) are ordinary ledger accounts, so the sum of all balances
+  is always zero: money is never created or destroyed, only moved.
+* A customer account's available balance is ``balance - held``; a debit or a hold may
+  never take it below ``-overdraft_limit``. Internal accounts have no such floor.
+* Every posting has an id derived from the payment id and the step, so applying a payment
+  twice is detected by the id, inside the same commit that would apply it.
+
+`Book` is the working set of one ledger commit: the adapter loads the accounts a batch
+touches, the batch is applied in order in memory (so concurrent payments from one account
+are decided one after the other, exactly), and the adapter writes each touched account
+once together with the new postings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fjordbank.domain.errors import DomainError
+
+# Internal accounts. "world" stands for every party outside the bank: money that enters
+# (deposits, incoming payments) is debited from it, money that leaves is credited to it.
+INTERNAL_WORLD = "internal-world"
+INTERNAL_CLEARING = "internal-clearing"
+INTERNAL_SETTLEMENT = "internal-settlement"
+INTERNAL_ACCOUNTS = (INTERNAL_WORLD, INTERNAL_CLEARING, INTERNAL_SETTLEMENT)
+
+CUSTOMER = "customer"
+INTERNAL = "internal"
+OPEN = "open"
+
+
+class LedgerError(DomainError):
+    code = "ledger_error"
+
+
+class UnbalancedPosting(LedgerError):
+    code = "unbalanced_posting"
+
+
+class Declined(LedgerError):
+    """A payment the ledger refuses; ``code`` is the reason shown to the customer."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def posting_id(payment_id: str, step: str) -> str:
+    return f"{payment_id}:{step}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    account_id: str
+    amount: int  # signed minor units: + increases the account's balance
+
+    def __post_init__(self) -> None:
+        if type(self.amount) is not int or self.amount == 0:
+            raise UnbalancedPosting(
+                f"entry amount must be a non-zero int, got {self.amount!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    posting_id: str
+    payment_id: str
+    step: str
+    currency: str
+    entries: tuple[Entry, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.entries) < 2:
+            raise UnbalancedPosting("a posting needs at least two entries")
+        if sum(e.amount for e in self.entries) != 0:
+            raise UnbalancedPosting(f"posting {self.posting_id} does not balance")
+
+    @classmethod
+    def transfer(
+        cls,
+        payment_id: str,
+        step: str,
+        debit: str,
+        credit: str,
+        amount: int,
+        currency: str,
+    ) -> Posting:
+        if type(amount) is not int or amount <= 0:
+            raise UnbalancedPosting(
+                f"transfer amount must be a positive int, got {amount!r}"
+            )
+        return cls(
+            posting_id=posting_id(payment_id, step),
+            payment_id=payment_id,
+            step=step,
+            currency=currency,
+            entries=(Entry(debit, -amount), Entry(credit, amount)),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "postingId": self.posting_id,
+            "paymentId": self.payment_id,
+            "step": self.step,
+            "currency": self.currency,
+            "entries": [
+                {"account": e.account_id, "amount": e.amount} for e in self.entries
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Posting:
+        return cls(
+            posting_id=data["postingId"],
+            payment_id=data["paymentId"],
+            step=data["step"],
+            currency=data["currency"],
+            entries=tuple(Entry(e["account"], e["amount"]) for e in data["entries"]),
+        )
+
+
+@dataclass(slots=True)
+class Account:
+    account_id: str
+    currency: str
+    balance: int = 0
+    held: int = 0
+    overdraft_limit: int = 0
+    status: str = OPEN
+    kind: str = CUSTOMER
+    owner_uid: str | None = None
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+    def can_spend(self, amount: int) -> bool:
+        if self.kind == INTERNAL:
+            return True
+        return self.available - amount >= -self.overdraft_limit
+
+
+@dataclass
+class Book:
+    """The accounts of one commit and what the commit changes."""
+
+    accounts: dict[str, Account]
+    postings: list[Posting] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+
+    def account(self, account_id: str) -> Account:
+        try:
+            return self.accounts[account_id]
+        except KeyError:
+            raise Declined(
+                "unknown_account", f"account {account_id[-4:]} is not in the ledger"
+            ) from None
+
+    def apply(self, posting: Posting) -> None:
+        """Apply a balanced posting (all-or-nothing: checks every entry before changing any)."""
+        accounts = [self.account(e.account_id) for e in posting.entries]
+        for acct in accounts:
+            if acct.currency != posting.currency:
+                raise Declined(
+                    "currency_mismatch",
+                    f"account is in {acct.currency}, posting in {posting.currency}",
+                )
+        for acct, entry in zip(accounts, posting.entries):
+            acct.balance += entry.amount
+            self.touched.add(acct.account_id)
+        self.postings.append(posting)
+
+    def transfer(
+        self,
+        *,
+        payment_id: str,
+        step: str,
+        payer_uid: str,
+        debit: str,
+        credit: str,
+        amount: int,
+        currency: str,
+    ) -> Posting:
+        """An internal transfer posted at once. Raises `Declined` with a reason code."""
+        source = self.account(debit)
+        target = self.account(credit)
+        if source.kind != CUSTOMER or source.owner_uid != payer_uid:
+            raise Declined(
+                "not_account_owner", "the payer does not own the from-account"
+            )
+        if source.status != OPEN:
+            raise Declined("account_closed", "the from-account is not open")
+        if target.status != OPEN:
+            raise Declined("to_account_closed", "the to-account is not open")
+        if debit == credit:
+            raise Declined("same_account", "from- and to-account are the same")
+        if source.currency != currency or target.currency != currency:
+            raise Declined("currency_mismatch", f"the accounts do not hold {currency}")
+        if not source.can_spend(amount):
+            raise Declined("insufficient_funds", "available balance is too low")
+        posting = Posting.transfer(payment_id, step, debit, credit, amount, currency)
+        self.apply(posting)
+        return posting
+
+
+def replay(postings: list[Posting]) -> dict[str, int]:
+    """Balances as the sum of every posting's entries: the ledger's ground truth."""
+    balances: dict[str, int] = {}
+    for posting in postings:
+        for entry in posting.entries:
+            balances[entry.account_id] = (
+                balances.get(entry.account_id, 0) + entry.amount
+            )
+    return balances

@@ -1,0 +1,270 @@
+"""Payment requests (contract v1) and the payment lifecycle, free of I/O.
+
+The app creates ``users/{uid}/paymentRequests/{requestId}`` with the fields of
+`contracts/payment_request.v1.schema.json`; the document id is the client's idempotency
+key. `parse_request` checks everything that needs no database; the edge then checks
+ownership and the accounts' state, and publishes a `PaymentRequested` event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import date
+
+from fjordbank.domain.errors import DomainError
+from fjordbank.domain.norway import (
+    is_valid_kid,
+    normalize_account_number,
+    validate_account_number,
+)
+
+CONTRACT_VERSION = 1
+CURRENCY = "NOK"
+MAX_AMOUNT_MINOR = 100_000_000  # 1,000,000.00 NOK per payment (the contract's ceiling)
+MAX_MESSAGE_LENGTH = 140  # ISO 20022 unstructured remittance information
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+REQUIRED_FIELDS = frozenset({"v", "fromAccount", "toAccount", "amount", "currency"})
+OPTIONAL_FIELDS = frozenset({"message", "kid", "dueDate"})
+BODY_FIELDS = REQUIRED_FIELDS | OPTIONAL_FIELDS
+
+# Lifecycle states and their order; a projection never moves a request backwards.
+STATUS_RANK = {
+    "received": 0,
+    "requested": 1,
+    "approved": 2,
+    "reserved": 3,
+    "submitted": 4,
+    "settled": 5,
+    "posted": 6,
+    "completed": 9,
+    "failed": 9,
+    "rejected": 9,
+}
+TERMINAL = frozenset({"completed", "failed", "rejected"})
+
+
+class PaymentRejected(DomainError):
+    """A request the bank refuses; ``code`` is the precise reason written on the document."""
+
+    code = "payment_rejected"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def payment_id_for(uid: str, request_id: str) -> str:
+    """Globally unique and stable: the same request always maps to the same payment."""
+    return f"{uid}_{request_id}"
+
+
+def body_hash(body: dict) -> str:
+    """Fingerprint of the client's body fields only (not of anything the backend added)."""
+    canonical = {k: body[k] for k in sorted(BODY_FIELDS) if k in body}
+    return hashlib.sha256(
+        json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    from_account: str
+    to_account: str
+    amount: int
+    currency: str
+    message: str | None
+    kid: str | None
+    due_date: date
+
+
+def _require(cond: bool, code: str, message: str) -> None:
+    if not cond:
+        raise PaymentRejected(code, message)
+
+
+def parse_request(
+    body: dict,
+    *,
+    request_id: str,
+    today: date,
+    backend_fields: frozenset[str] = frozenset(),
+) -> PaymentRequest:
+    """Validate the app's document against contract v1. Raises `PaymentRejected`.
+
+    ``backend_fields`` are fields the backend itself writes on the document (status...),
+    ignored here so a re-validation of a processed document still works.
+    """
+    _require(
+        isinstance(body, dict), "malformed_request", "the request is not an object"
+    )
+    _require(
+        bool(REQUEST_ID_PATTERN.match(request_id)),
+        "invalid_request_id",
+        "the request id must be 8-64 letters, digits, '-' or '_'",
+    )
+    unknown = set(body) - BODY_FIELDS - backend_fields
+    _require(
+        not unknown, "unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}"
+    )
+    missing = REQUIRED_FIELDS - set(body)
+    _require(
+        not missing, "missing_field", f"missing field(s): {', '.join(sorted(missing))}"
+    )
+    _require(
+        body["v"] == CONTRACT_VERSION and type(body["v"]) is int,
+        "unsupported_version",
+        f"contract version must be {CONTRACT_VERSION}",
+    )
+
+    amount = body["amount"]
+    _require(
+        type(amount) is int, "invalid_amount", "amount must be an integer number of øre"
+    )
+    _require(amount > 0, "invalid_amount", "amount must be positive")
+    _require(
+        amount <= MAX_AMOUNT_MINOR,
+        "amount_over_limit",
+        f"amount above {MAX_AMOUNT_MINOR} øre",
+    )
+    _require(
+        body["currency"] == CURRENCY, "unsupported_currency", "only NOK is supported"
+    )
+
+    from_account = _account(body["fromAccount"], "invalid_from_account")
+    to_account = _account(body["toAccount"], "invalid_to_account")
+    _require(
+        from_account != to_account, "same_account", "from- and to-account are the same"
+    )
+
+    message, kid = body.get("message"), body.get("kid")
+    _require(
+        message is None or kid is None,
+        "kid_and_message",
+        "give a KID or a message, not both",
+    )
+    if message is not None:
+        _require(
+            isinstance(message, str) and 0 < len(message.strip()),
+            "invalid_message",
+            "message must be text",
+        )
+        _require(
+            len(message) <= MAX_MESSAGE_LENGTH,
+            "message_too_long",
+            f"message above {MAX_MESSAGE_LENGTH} characters",
+        )
+    if kid is not None:
+        _require(
+            isinstance(kid, str) and is_valid_kid(kid),
+            "invalid_kid",
+            "the KID's check digit is wrong",
+        )
+
+    due = body.get("dueDate")
+    if due is None:
+        due_date = today
+    else:
+        _require(isinstance(due, str), "invalid_due_date", "dueDate must be YYYY-MM-DD")
+        try:
+            due_date = date.fromisoformat(due)
+        except ValueError:
+            raise PaymentRejected(
+                "invalid_due_date", "dueDate must be YYYY-MM-DD"
+            ) from None
+        _require(due_date >= today, "due_date_in_past", "dueDate is before today")
+    return PaymentRequest(
+        from_account, to_account, amount, CURRENCY, message, kid, due_date
+    )
+
+
+def _account(value: object, code: str) -> str:
+    _require(isinstance(value, str), code, "account number must be a string")
+    try:
+        return validate_account_number(normalize_account_number(value))
+    except DomainError as exc:
+        raise PaymentRejected(code, exc.message) from None
+
+
+@dataclass(frozen=True)
+class PaymentRequested:
+    """The event the edge publishes on payments.requested (message id = payment id)."""
+
+    payment_id: str
+    uid: str
+    request_id: str
+    from_account: str
+    to_account: str
+    amount: int
+    currency: str
+    message: str | None
+    kid: str | None
+    due_date: str
+    body_hash: str
+    requested_at: str
+    v: int = CONTRACT_VERSION
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> PaymentRequested:
+        fields = set(cls.__dataclass_fields__)
+        unknown = set(data) - fields
+        if unknown:
+            raise PaymentRejected(
+                "malformed_event", f"unknown event field(s): {sorted(unknown)}"
+            )
+        event = cls(**data)
+        if type(event.amount) is not int or event.amount <= 0:
+            raise PaymentRejected(
+                "malformed_event", "event amount must be a positive int"
+            )
+        return event
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """The ledger's verdict, published on payments.completed or payments.failed."""
+
+    payment_id: str
+    uid: str
+    request_id: str
+    status: str  # completed | failed
+    reason: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> PaymentOutcome:
+        return cls(**data)
+
+
+def may_advance(current: str | None, new: str) -> bool:
+    """A projection may move a request only forward, and never out of a terminal state."""
+    if current in TERMINAL:
+        return False
+    return STATUS_RANK[new] > STATUS_RANK.get(current or "", -1)
+
+
+def projection_update(
+    current: dict | None,
+    status: str,
+    *,
+    reason: str | None = None,
+    message: str | None = None,
+    extra: dict | None = None,
+) -> dict | None:
+    """The fields to write on a request document to show ``status``, or None when the
+    document already shows this state or a later one (idempotent, order-proof)."""
+    if current is None or not may_advance(current.get("status"), status):
+        return None
+    update = {"status": status, "statusRank": STATUS_RANK[status], **(extra or {})}
+    if reason is not None:
+        update["reason"] = {"code": reason, "message": message or reason}
+    return update

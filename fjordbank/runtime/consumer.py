@@ -1,0 +1,249 @@
+"""The consumer runtime shared by every run_service.
+
+A service gives a batch handler; the runtime does the rest: TLS + credentials, a durable
+pull consumer bound by name, batch fetch, bounded concurrency, explicit ack, nak with
+backoff, term, dead-lettering after ``max_deliver`` (or at once for a message that can
+never succeed), SIGTERM -> finish the batch in hand, drain and exit, JSON logs and
+Prometheus metrics.
+
+If a handler raises for a whole batch, the runtime retries the batch one message at a
+time, so one poison message cannot hold the others back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.errors import FetchTimeoutError
+from prometheus_client import Counter, Gauge, Histogram
+
+from fjordbank import topology
+from fjordbank.adapters import nats_conn
+from fjordbank.config import Settings
+from fjordbank.runtime import crash, logs
+from fjordbank.runtime.http import ProbeServer
+
+log = logging.getLogger(__name__)
+
+PROCESSED = Counter("fjb_messages_processed_total", "Messages handled, by outcome", ["consumer", "outcome"])
+FAILED = Counter("fjb_messages_failed_total", "Handler failures (naked or dead-lettered)", ["consumer"])
+REDELIVERED = Counter("fjb_messages_redelivered_total", "Deliveries after the first", ["consumer"])
+DEAD_LETTERED = Counter("fjb_messages_dead_lettered_total", "Messages moved to the DLQ", ["consumer"])
+LATENCY = Histogram(
+    "fjb_processing_seconds", "Time to handle one batch, per message",
+    ["consumer"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH = Histogram("fjb_batch_size", "Messages per fetched batch", ["consumer"], buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500))
+LAG = Gauge("fjb_consumer_lag", "Messages in the stream not yet delivered to the consumer", ["consumer"])
+ACK_PENDING = Gauge("fjb_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"])
+
+
+@dataclass(frozen=True)
+class Ack:
+    pass
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Transient failure: redeliver after the consumer's backoff (dead-letter when exhausted)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Can never succeed (malformed, poison): dead-letter now with the reason and term it."""
+
+    reason: str
+
+
+Outcome = Ack | Retry | Reject
+
+
+@dataclass(frozen=True)
+class Delivery:
+    msg: Msg
+
+    @property
+    def subject(self) -> str:
+        return self.msg.subject
+
+    @property
+    def data(self) -> bytes:
+        return self.msg.data
+
+    @property
+    def num_delivered(self) -> int:
+        return self.msg.metadata.num_delivered
+
+    @property
+    def stream_sequence(self) -> int:
+        return self.msg.metadata.sequence.stream
+
+    def json(self) -> Any:
+        return json.loads(self.msg.data)
+
+
+BatchHandler = Callable[[list[Delivery]], Awaitable[list[Outcome]]]
+
+
+class ConsumerService:
+    def __init__(
+        self,
+        *,
+        durable: str,
+        settings: Settings,
+        handler: BatchHandler,
+        batch_size: int = 100,
+        fetch_wait: float = 1.0,
+        concurrency: int = 1,
+        on_connect: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> None:
+        self.spec = topology.consumer(durable)
+        self.settings = settings
+        self.handler = handler
+        self.batch_size = batch_size
+        self.fetch_wait = fetch_wait
+        self.concurrency = concurrency
+        self.on_connect = on_connect
+        self.nc = None
+        self.js = None
+        self._stopping = asyncio.Event()
+        self._ready = False
+        self._alive = True
+        self._slots = asyncio.Semaphore(concurrency)
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def run(self) -> None:
+        """Entry point of a run_service process."""
+        logs.setup(self.spec.durable, self.settings.log_level)
+        crash.arm(self.settings.crash_point)
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        probes = ProbeServer(self.settings.http_port, live=lambda: self._alive, ready=lambda: self._ready)
+        await probes.start()
+        try:
+            self.nc = await nats_conn.connect(self.settings.nats, name=self.spec.durable)
+            self.js = self.nc.jetstream()
+            if self.on_connect is not None:
+                await self.on_connect(self.js)
+            sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
+            info = await sub.consumer_info()
+            log.info("consumer bound", extra={"stream": self.spec.stream, "consumer": self.spec.durable,
+                                              "pending": info.num_pending})
+            self._ready = True
+            workers = [asyncio.create_task(self._worker(sub)) for _ in range(self.concurrency)]
+            lag = asyncio.create_task(self._watch_lag(sub))
+            await asyncio.gather(*workers)
+            lag.cancel()
+        except Exception:
+            self._alive = False
+            log.exception("consumer stopped on an error")
+            raise
+        finally:
+            self._ready = False
+            if self.nc is not None and not self.nc.is_closed:
+                try:
+                    await asyncio.wait_for(self.nc.drain(), timeout=10)
+                except (TimeoutError, nats.errors.Error):
+                    await self.nc.close()
+            await probes.stop()
+            log.info("stopped")
+
+    async def _watch_lag(self, sub) -> None:
+        while True:
+            try:
+                info = await sub.consumer_info()
+                LAG.labels(self.spec.durable).set(info.num_pending)
+                ACK_PENDING.labels(self.spec.durable).set(info.num_ack_pending)
+            except (TimeoutError, nats.errors.Error):
+                pass
+            await asyncio.sleep(5)
+
+    async def _worker(self, sub) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(self.batch_size, timeout=self.fetch_wait)
+            except (TimeoutError, FetchTimeoutError, nats.errors.TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                    nats.errors.Error) as exc:
+                log.warning("fetch failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            async with self._slots:
+                await self.process([Delivery(m) for m in msgs])
+
+    # ---- one batch ---------------------------------------------------------------------
+    async def process(self, batch: list[Delivery]) -> None:
+        name = self.spec.durable
+        BATCH.labels(name).observe(len(batch))
+        for d in batch:
+            if d.num_delivered > 1:
+                REDELIVERED.labels(name).inc()
+        started = time.perf_counter()
+        try:
+            outcomes = await self.handler(batch)
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
+        except Exception as exc:
+            if len(batch) == 1:
+                log.warning("handler failed", extra={"subject": batch[0].subject, "error": repr(exc),
+                                                     "delivery": batch[0].num_delivered}, exc_info=True)
+                outcomes = [Retry(f"{type(exc).__name__}: {exc}")]
+            else:
+                log.warning("batch failed; retrying its messages one by one",
+                            extra={"size": len(batch), "error": repr(exc)})
+                for d in batch:
+                    await self.process([d])
+                return
+        elapsed = time.perf_counter() - started
+        for _ in batch:
+            LATENCY.labels(name).observe(elapsed / len(batch))
+        crash.point(f"{name}.before_ack")
+        results = await asyncio.gather(*(self._settle(d, o) for d, o in zip(batch, outcomes)), return_exceptions=True)
+        for d, result in zip(batch, results):
+            if isinstance(result, BaseException):  # redelivered after ack_wait
+                log.warning("could not settle a message", extra={"subject": d.subject, "error": repr(result)})
+
+    async def _settle(self, d: Delivery, outcome: Outcome) -> None:
+        name = self.spec.durable
+        if isinstance(outcome, Ack):
+            PROCESSED.labels(name, "ack").inc()
+            await d.msg.ack()
+            return
+        FAILED.labels(name).inc()
+        if isinstance(outcome, Retry) and d.num_delivered < self.spec.max_deliver:
+            PROCESSED.labels(name, "nak").inc()
+            await d.msg.nak(delay=self.spec.nak_delay(d.num_delivered))
+            return
+        await self.dead_letter(d, outcome.reason)
+        PROCESSED.labels(name, "dead_lettered").inc()
+        await d.msg.term()
+
+    async def dead_letter(self, d: Delivery, reason: str) -> None:
+        """Store the message with its reason in the DLQ stream before terminating it."""
+        headers = {
+            "Fjb-Reason": reason[:1000],
+            "Fjb-Original-Subject": d.subject,
+            "Fjb-Original-Sequence": str(d.stream_sequence),
+            "Fjb-Deliveries": str(d.num_delivered),
+            "Nats-Msg-Id": f"dlq:{self.spec.stream}:{d.stream_sequence}:{self.spec.durable}",
+        }
+        await self.js.publish(self.spec.dead_letter_subject, d.data, headers=headers)
+        DEAD_LETTERED.labels(self.spec.durable).inc()
+        log.error("message dead-lettered", extra={"subject": d.subject, "sequence": d.stream_sequence,
+                                                  "deliveries": d.num_delivered, "reason": reason})

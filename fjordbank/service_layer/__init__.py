@@ -1,0 +1,1 @@
+"""Use cases: what the edge and the services do, with their I/O passed in."""

@@ -1,0 +1,177 @@
+"""The one declaration of Fjordbank's messaging topology.
+
+Streams, durable consumers and the NATS identity of every component are declared here
+once. Everything else is derived from it: the stack creates streams and consumers from
+`STREAMS` and `CONSUMERS` (`fjordbank.adapters.jetstream.ensure_topology`), the NATS
+server configuration gets one user per `Identity` with exactly the permissions computed
+by `Identity.permissions()`, and the consumer runtime looks its consumer up by name.
+
+Subjects follow the payment lifecycle of the design brief:
+
+    payments.requested   edge (Firestore trigger) -> ledger
+    payments.completed   ledger -> notifier
+    payments.failed      ledger -> notifier
+
+Money streams are replicated three times on file storage; the servers run with
+``sync_interval: always`` (see devstack.natsconf) because acknowledged writes can be lost
+with the default lazy fsync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STREAM_PAYMENTS = "PAYMENTS"
+STREAM_DLQ = "DLQ"
+
+SUBJECT_PAYMENT_REQUESTED = "payments.requested"
+SUBJECT_PAYMENT_COMPLETED = "payments.completed"
+SUBJECT_PAYMENT_FAILED = "payments.failed"
+
+
+def dlq_subject(consumer: str) -> str:
+    """Where a consumer parks a message it gave up on."""
+    return f"dlq.{consumer}"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    replicas: int = 3
+    max_age_seconds: int = 30 * 24 * 3600
+    duplicate_window_seconds: int = 120
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer.
+
+    ``backoff_seconds[n-1]`` is the delay the runtime asks for when it naks the n-th
+    delivery (the last value repeats). Not the server's ``backoff`` option: that one also
+    shortens the ack wait of the first delivery. After ``max_deliver`` deliveries the
+    runtime moves the message to ``dlq.<durable>`` with its reason and terminates it.
+    """
+
+    durable: str
+    stream: str
+    filter_subjects: tuple[str, ...]
+    max_deliver: int = 6
+    ack_wait_seconds: int = 30
+    backoff_seconds: tuple[float, ...] = (0.5, 1, 2, 5, 10)
+    max_ack_pending: int = 2000
+    description: str = ""
+
+    @property
+    def dead_letter_subject(self) -> str:
+        return dlq_subject(self.durable)
+
+    def nak_delay(self, num_delivered: int) -> float:
+        index = min(max(num_delivered, 1), len(self.backoff_seconds)) - 1
+        return self.backoff_seconds[index]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One NATS user: a component with the least privilege it needs."""
+
+    name: str
+    publishes: tuple[str, ...] = ()
+    consumes: tuple[str, ...] = ()  # durable consumer names
+    admin: bool = False
+    description: str = ""
+
+    @property
+    def inbox_prefix(self) -> str:
+        """Private reply subjects: nobody else can subscribe to this user's replies."""
+        return f"_INBOX_{self.name}"
+
+    def permissions(self) -> dict[str, list[str]]:
+        """Publish/subscribe allow lists for the NATS server configuration."""
+        if self.admin:
+            return {"publish": [">"], "subscribe": [">"]}
+        pub = list(self.publishes)
+        for durable in self.consumes:
+            spec = consumer(durable)
+            pub += [
+                f"$JS.API.CONSUMER.INFO.{spec.stream}.{durable}",
+                f"$JS.API.CONSUMER.MSG.NEXT.{spec.stream}.{durable}",
+                f"$JS.ACK.{spec.stream}.{durable}.>",
+                spec.dead_letter_subject,
+            ]
+        if pub:
+            pub.append("$JS.API.INFO")
+        return {
+            "publish": sorted(set(pub)),
+            "subscribe": [f"{self.inbox_prefix}.>"],
+        }
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        name=STREAM_PAYMENTS,
+        subjects=("payments.>",),
+        description="Payment lifecycle events, one subject per state.",
+    ),
+    StreamSpec(
+        name=STREAM_DLQ,
+        subjects=("dlq.>",),
+        max_age_seconds=90 * 24 * 3600,
+        description="Messages a consumer gave up on, with the reason, for operators.",
+    ),
+)
+
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    ConsumerSpec(
+        durable="ledger",
+        stream=STREAM_PAYMENTS,
+        filter_subjects=(SUBJECT_PAYMENT_REQUESTED,),
+        description="Posts payments as double entry in the Firestore ledger.",
+    ),
+    ConsumerSpec(
+        durable="notifier",
+        stream=STREAM_PAYMENTS,
+        filter_subjects=(SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED),
+        description="Projects payment states onto the app's request documents.",
+    ),
+)
+
+IDENTITIES: tuple[Identity, ...] = (
+    Identity(
+        name="edge",
+        publishes=(SUBJECT_PAYMENT_REQUESTED,),
+        description="Firebase functions: publish validated app requests.",
+    ),
+    Identity(
+        name="ledger",
+        publishes=(SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED),
+        consumes=("ledger",),
+    ),
+    Identity(name="notifier", consumes=("notifier",)),
+    Identity(
+        name="admin",
+        admin=True,
+        description="Creates streams and consumers; operators' tools. Never used by a service.",
+    ),
+)
+
+# The run_services, each a process with its own identity and consumer.
+SERVICES: tuple[str, ...] = tuple(
+    ident.name for ident in IDENTITIES if ident.consumes
+)
+
+
+def consumer(durable: str) -> ConsumerSpec:
+    for spec in CONSUMERS:
+        if spec.durable == durable:
+            return spec
+    raise KeyError(f"no consumer named {durable!r} in the topology")
+
+
+def identity(name: str) -> Identity:
+    for ident in IDENTITIES:
+        if ident.name == name:
+            return ident
+    raise KeyError(f"no NATS identity named {name!r} in the topology")
+

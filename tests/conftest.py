@@ -1,0 +1,93 @@
+"""Session fixtures: the real stack (emulators, 3-node NATS cluster, services) started once.
+
+If `make up` already runs the stack, the tests use it and leave it running; otherwise the
+fixture starts it and stops it in `finally`. Tests make unique ids instead of wiping data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from devstack import settings as stack_settings  # noqa: E402
+from devstack.stack import Stack  # noqa: E402
+from tests.support.clients import AuthEmulator, FirestoreAsUser  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack():
+    st = Stack(stack_settings.load(), progress=lambda msg: print(msg, flush=True))
+    already = all(row.state == "ready" for row in st.status())
+    if not already:
+        st.up()
+    for key, value in st.emulator_hosts().items():
+        os.environ[key] = value
+    try:
+        yield st
+    finally:
+        if not already:
+            st.down()
+
+
+@pytest.fixture(scope="session")
+def admin_db(stack):
+    from fjordbank.adapters.firestore import sync_client
+
+    return sync_client(stack.s.project_id)
+
+
+@pytest.fixture(scope="session")
+def auth(stack):
+    return AuthEmulator(f"127.0.0.1:{stack.s.emulator_ports['auth']}")
+
+
+@pytest.fixture
+def as_user(stack):
+    def make(id_token: str | None) -> FirestoreAsUser:
+        return FirestoreAsUser(f"127.0.0.1:{stack.s.emulator_ports['firestore']}", stack.s.project_id, id_token)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ledger_admin(stack):
+    """Async ledger admin path (open accounts, deposits), driven from sync tests."""
+    from fjordbank.adapters.firestore import async_client
+    from fjordbank.adapters.ledger_store import FirestoreLedger
+
+    loop = asyncio.new_event_loop()
+    ledger = FirestoreLedger(async_client(stack.s.project_id))
+
+    class Admin:
+        def run(self, coro):
+            return loop.run_until_complete(coro)
+
+        def open_funded_account(self, uid: str, account_id: str, amount: int, name: str = "Brukskonto") -> str:
+            self.run(ledger.ensure_internal_accounts())
+            self.run(ledger.open_account(account_id=account_id, owner_uid=uid, name=name))
+            if amount:
+                self.run(ledger.deposit(deposit_id=f"opening-{account_id}", account_id=account_id, amount=amount))
+            return account_id
+
+    yield Admin()
+    loop.close()
+
+
+@pytest.fixture
+def audit(admin_db):
+    """Call after a scenario: the ledger invariants must hold."""
+    from fjordbank.service_layer.audit import audit_ledger
+
+    def check():
+        report = audit_ledger(admin_db)
+        assert report.ok, report.render()
+        return report
+
+    return check

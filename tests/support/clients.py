@@ -1,0 +1,100 @@
+"""Talk to the stack the way the app and the admin path do."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from fjordbank.domain.norway import account_check_digit
+
+API_KEY = "fake-api-key"  # the Auth emulator accepts any key
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def new_account_number(bank_reg: str = "9710") -> str:
+    """A fresh, valid (MOD11) account number in the test registry range."""
+    while True:
+        body = bank_reg + "".join(random.choices("0123456789", k=6))
+        check = account_check_digit(body)
+        if check is not None:
+            return body + str(check)
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class AuthEmulator:
+    def __init__(self, host: str) -> None:
+        self.base = f"http://{host}/identitytoolkit.googleapis.com/v1"
+
+    def sign_up(self, email: str | None = None, password: str = "correct horse battery") -> dict:
+        email = email or f"{unique('user')}@example.test"
+        resp = requests.post(f"{self.base}/accounts:signUp?key={API_KEY}",
+                             json={"email": email, "password": password, "returnSecureToken": True}, timeout=10)
+        resp.raise_for_status()
+        data = resp.json()
+        return {"uid": data["localId"], "id_token": data["idToken"], "email": email}
+
+
+def _to_value(v: Any) -> dict:
+    if isinstance(v, bool):
+        return {"booleanValue": v}
+    if isinstance(v, int):
+        return {"integerValue": str(v)}
+    if isinstance(v, str):
+        return {"stringValue": v}
+    if v is None:
+        return {"nullValue": None}
+    if isinstance(v, dict):
+        return {"mapValue": {"fields": {k: _to_value(x) for k, x in v.items()}}}
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [_to_value(x) for x in v]}}
+    raise TypeError(f"no Firestore REST encoding for {type(v)}")
+
+
+def _from_value(v: dict) -> Any:
+    (kind, value), = v.items()
+    if kind == "integerValue":
+        return int(value)
+    if kind == "mapValue":
+        return {k: _from_value(x) for k, x in value.get("fields", {}).items()}
+    if kind == "arrayValue":
+        return [_from_value(x) for x in value.get("values", [])]
+    if kind == "nullValue":
+        return None
+    return value
+
+
+class FirestoreAsUser:
+    """The Firestore REST API with a user's ID token: the security rules apply."""
+
+    def __init__(self, host: str, project: str, id_token: str | None) -> None:
+        self.base = f"http://{host}/v1/projects/{project}/databases/(default)/documents"
+        self.headers = {"Authorization": f"Bearer {id_token}"} if id_token else {}
+
+    def create(self, collection_path: str, doc_id: str, fields: dict) -> requests.Response:
+        return requests.post(f"{self.base}/{collection_path}?documentId={doc_id}",
+                             json={"fields": {k: _to_value(v) for k, v in fields.items()}},
+                             headers=self.headers, timeout=10)
+
+    def get(self, path: str) -> tuple[int, dict | None]:
+        resp = requests.get(f"{self.base}/{path}", headers=self.headers, timeout=10)
+        if resp.status_code != 200:
+            return resp.status_code, None
+        return 200, {k: _from_value(v) for k, v in resp.json().get("fields", {}).items()}
