@@ -1,0 +1,137 @@
+"""The NATS cluster refuses what it must: old TLS, missing certificates, wrong secrets,
+and any publish or subscribe outside an identity's permissions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+
+import nats
+import nats.errors
+import pytest
+
+from tests.support import natsclients
+
+pytestmark = [pytest.mark.stack, pytest.mark.asyncio]
+
+
+async def _refused(stack, identity, match: str, **kw):
+    with pytest.raises((nats.errors.Error, ssl.SSLError, ConnectionError), match=match):
+        nc = await natsclients.connect(stack, identity, max_reconnect_attempts=0, **kw)
+        await nc.close()
+
+
+async def test_tls_1_2_client_is_refused(stack):
+    ctx = natsclients.tls(stack, "edge", max_version=ssl.TLSVersion.TLSv1_2)
+    await _refused(stack, "edge", "PROTOCOL_VERSION", tls_ctx=ctx)
+
+
+async def test_client_without_certificate_is_refused(stack):
+    ctx = natsclients.tls(stack, None, min_version=ssl.TLSVersion.TLSv1_3)
+    # TLS 1.3 checks the client certificate after the client's handshake is done: the
+    # server's alert arrives as that alert, or as the connection reset or closed under us.
+    await _refused(stack, "edge", "CERTIFICATE_REQUIRED|Connection lost|Broken pipe|reset by peer", tls_ctx=ctx)
+
+
+async def test_wrong_secret_is_refused(stack):
+    await _refused(stack, "edge", "Authorization Violation", password="not-the-secret")
+
+
+async def test_another_identitys_secret_is_refused(stack):
+    await _refused(stack, "edge", "Authorization Violation", password=natsclients.secret(stack, "ledger"))
+
+
+async def test_valid_identity_connects_with_a_tls_1_3_only_client(stack):
+    ctx = natsclients.tls(stack, "edge", min_version=ssl.TLSVersion.TLSv1_3, max_version=ssl.TLSVersion.TLSv1_3)
+    nc = await natsclients.connect(stack, "edge", tls_ctx=ctx)
+    try:
+        assert nc.is_connected
+    finally:
+        await nc.close()
+
+
+async def _publish_denied(stack, identity: str, subject: str) -> bool:
+    """True if the server reports a permissions violation for a publish."""
+    errors: list = []
+    nc = await natsclients.connect(stack, identity, errors=errors)
+    try:
+        await nc.publish(subject, b"{}")
+        await nc.flush(timeout=2)
+        await asyncio.sleep(0.3)
+    finally:
+        await nc.close()
+    return any("permissions violation" in str(e).lower() for e in errors)
+
+
+async def _subscribe_denied(stack, identity: str, subject: str) -> bool:
+    errors: list = []
+    nc = await natsclients.connect(stack, identity, errors=errors)
+    try:
+        await nc.subscribe(subject)
+        await nc.flush(timeout=2)
+        await asyncio.sleep(0.3)
+    finally:
+        await nc.close()
+    return any("permissions violation" in str(e).lower() for e in errors)
+
+
+# identity -> subjects it must NOT publish to
+PUBLISH_DENIED = {
+    "edge": ["payments.completed", "payments.failed", "dlq.ledger", "$JS.API.STREAM.DELETE.PAYMENTS",
+             "$JS.API.STREAM.PURGE.PAYMENTS", "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger"],
+    "ledger": ["payments.requested", "dlq.notifier", "$JS.API.STREAM.DELETE.PAYMENTS",
+               "$JS.API.STREAM.PURGE.PAYMENTS", "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.notifier",
+               "$JS.API.CONSUMER.DELETE.PAYMENTS.ledger"],
+    "notifier": ["payments.requested", "payments.completed", "dlq.ledger", "$JS.API.STREAM.DELETE.DLQ",
+                 "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger"],
+}
+# identity -> subjects it MAY publish to (its outputs)
+PUBLISH_ALLOWED = {
+    "edge": ["payments.requested"],
+    "ledger": ["payments.completed", "payments.failed", "dlq.ledger"],
+    "notifier": ["dlq.notifier"],
+}
+SUBSCRIBE_DENIED = {
+    "edge": ["payments.>", "_INBOX_ledger.>", ">"],
+    "ledger": ["payments.requested", "_INBOX_edge.>", "$JS.ACK.>"],
+    "notifier": ["payments.completed", "_INBOX_ledger.>"],
+}
+
+
+@pytest.mark.parametrize(("identity", "subject"),
+                         [(i, s) for i, subjects in PUBLISH_DENIED.items() for s in subjects])
+async def test_publish_outside_permissions_is_denied(stack, identity, subject):
+    assert await _publish_denied(stack, identity, subject)
+
+
+@pytest.mark.parametrize(("identity", "subject"),
+                         [(i, s) for i, subjects in PUBLISH_ALLOWED.items() for s in subjects])
+async def test_publish_of_own_outputs_is_allowed(stack, identity, subject):
+    # The payload "{}" is not a valid event: the consumer downstream dead-letters it as
+    # malformed, which is the behaviour a stray message must get anyway.
+    assert not await _publish_denied(stack, identity, subject)
+
+
+@pytest.mark.parametrize(("identity", "subject"),
+                         [(i, s) for i, subjects in SUBSCRIBE_DENIED.items() for s in subjects])
+async def test_subscribe_outside_permissions_is_denied(stack, identity, subject):
+    assert await _subscribe_denied(stack, identity, subject)
+
+
+async def test_only_admin_may_delete_or_purge_streams(stack):
+    for identity in ("edge", "ledger", "notifier"):
+        nc = await natsclients.connect(stack, identity)
+        try:
+            with pytest.raises((nats.errors.NoRespondersError, nats.errors.TimeoutError)):
+                await nc.request("$JS.API.STREAM.DELETE.PAYMENTS", b"", timeout=1)
+        finally:
+            await nc.close()
+    nc = await natsclients.connect(stack, "admin")
+    try:
+        info = json.loads((await nc.request("$JS.API.STREAM.INFO.PAYMENTS", b"", timeout=5)).data)
+        assert info["config"]["name"] == "PAYMENTS"
+        # even the admin cannot purge or delete messages: the money streams deny it
+        assert info["config"]["deny_purge"] is True and info["config"]["deny_delete"] is True
+    finally:
+        await nc.close()
