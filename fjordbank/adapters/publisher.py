@@ -23,9 +23,18 @@ from fjordbank.errors import PublishError
 
 log = logging.getLogger(__name__)
 
+# Errors seen while a stream leader fails over or a node reconnects.
+TRANSIENT = (
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionReconnectingError,
+    asyncio.TimeoutError,
+)
+
 
 class SyncPublisher:
-    def __init__(self, settings: NatsSettings, *, name: str, timeout: float = 10.0) -> None:
+    def __init__(self, settings: NatsSettings, *, name: str, timeout: float = 15.0) -> None:
         self.settings = settings
         self.name = name
         self.timeout = timeout
@@ -57,9 +66,23 @@ class SyncPublisher:
         return self._js
 
     async def _publish(self, subject: str, payload: bytes, msg_id: str, stream: str | None):
-        js = await self._js_context()
-        return await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream,
-                                timeout=self.timeout)
+        """Retries while the cluster elects a new stream leader (no responders, timeouts)
+        until ``timeout``: safe, because the message id makes JetStream store it once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        delay = 0.1
+        while True:
+            try:
+                js = await self._js_context()
+                remaining = max(deadline - loop.time(), 0.5)
+                return await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream,
+                                        timeout=min(2.0, remaining))
+            except TRANSIENT as exc:
+                if loop.time() + delay >= deadline:
+                    raise
+                log.info("publish retry", extra={"subject": subject, "msg_id": msg_id, "error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None):
         """Store one message; returns the PubAck (``duplicate`` True if JetStream had it)."""
@@ -67,7 +90,7 @@ class SyncPublisher:
         loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(self._publish(subject, payload, msg_id, stream), loop)
         try:
-            ack = future.result(timeout=self.timeout + 10)
+            ack = future.result(timeout=self.timeout + 15)
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
             future.cancel()
             log.warning("publish failed", extra={"subject": subject, "msg_id": msg_id, "error": repr(exc)})

@@ -6,46 +6,45 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.clients import new_account_number, unique, wait_for
+from tests.support.app import new_customer
 
 pytestmark = pytest.mark.stack
 
 
-def test_internal_transfer_completes_end_to_end(stack, auth, as_user, ledger_admin, admin_db, audit):
-    user = auth.sign_up()
-    spending = ledger_admin.open_funded_account(user["uid"], new_account_number(), 100_000)
-    savings = ledger_admin.open_funded_account(user["uid"], new_account_number(), 0, name="Sparekonto")
-    app = as_user(user["id_token"])
+def test_internal_transfer_completes_end_to_end(stack, auth, as_user, ledger_admin, audit):
+    alice = new_customer(auth, as_user, ledger_admin, 100_000, 0)
+    spending, savings = alice.accounts
 
-    request_id = unique("req")
-    resp = app.create(f"users/{user['uid']}/paymentRequests", request_id, {
-        "v": 1, "fromAccount": spending, "toAccount": savings, "amount": 12_550,
-        "currency": "NOK", "message": "Til sparing",
-    })
-    assert resp.status_code == 200, resp.text
+    request_id = alice.request_payment(savings, 12_550, message="Til sparing")
 
-    doc = wait_for(lambda: (d := app.get(f"users/{user['uid']}/paymentRequests/{request_id}")[1])
-                   and d.get("status") in ("completed", "failed", "rejected") and d,
-                   timeout=60, what="the request to complete")
+    doc = alice.wait_final(request_id)
     assert doc["status"] == "completed", doc
-    assert app.get(f"accounts/{spending}")[1]["balance"] == 100_000 - 12_550
-    assert app.get(f"accounts/{savings}")[1]["balance"] == 12_550
+    assert doc["timeline"].keys() >= {"requested", "completed"}
+    assert alice.balance(spending) == 100_000 - 12_550
+    assert alice.balance(savings) == 12_550
     audit()
 
 
-def test_invalid_request_is_rejected_with_a_reason(stack, auth, as_user, ledger_admin):
-    user = auth.sign_up()
-    spending = ledger_admin.open_funded_account(user["uid"], new_account_number(), 5_000)
-    other = auth.sign_up()
-    not_mine = ledger_admin.open_funded_account(other["uid"], new_account_number(), 5_000)
-    app = as_user(user["id_token"])
+def test_payment_from_someone_elses_account_is_rejected_with_a_reason(stack, auth, as_user, ledger_admin, audit):
+    alice = new_customer(auth, as_user, ledger_admin, 5_000)
+    bob = new_customer(auth, as_user, ledger_admin, 5_000)
 
-    request_id = unique("req")
-    resp = app.create(f"users/{user['uid']}/paymentRequests", request_id, {
-        "v": 1, "fromAccount": not_mine, "toAccount": spending, "amount": 100, "currency": "NOK",
-    })
-    assert resp.status_code == 200, resp.text
-    doc = wait_for(lambda: (d := app.get(f"users/{user['uid']}/paymentRequests/{request_id}")[1])
-                   and d.get("status") and d, timeout=60, what="a verdict")
+    request_id = alice.request_payment(alice.accounts[0], 100, from_account=bob.accounts[0])
+
+    doc = alice.wait_final(request_id)
     assert doc["status"] == "rejected"
     assert doc["reason"]["code"] == "not_account_owner"
+    assert bob.balance() == 5_000
+    audit()
+
+
+def test_payment_beyond_available_funds_fails_in_the_ledger(stack, auth, as_user, ledger_admin, audit):
+    alice = new_customer(auth, as_user, ledger_admin, 1_000, 0)
+
+    request_id = alice.request_payment(alice.accounts[1], 1_001)
+
+    doc = alice.wait_final(request_id)
+    assert doc["status"] == "failed"
+    assert doc["reason"]["code"] == "insufficient_funds"
+    assert alice.balance(alice.accounts[0]) == 1_000
+    audit()

@@ -76,10 +76,12 @@ def snapshot(book: Book) -> tuple:
     )
 
 
-def pay(book: Book, *, debit: str, credit: str, amount: int, payer: str = "alice", pid: str = "p1",
-        currency: str = NOK) -> Posting:
-    return book.transfer(payment_id=pid, step="transfer", payer_uid=payer, debit=debit, credit=credit,
-                         amount=amount, currency=currency)
+def pay(
+    book: Book, *, debit: str, credit: str, amount: int, payer: str = "alice", pid: str = "p1", currency: str = NOK
+) -> Posting:
+    return book.transfer(
+        payment_id=pid, step="transfer", payer_uid=payer, debit=debit, credit=credit, amount=amount, currency=currency
+    )
 
 
 # ------------------------------------------------------------ postings balance
@@ -187,8 +189,10 @@ def _decline_cases():
     yield "unknown_account", base(), dict(debit="a", credit="nope")
     yield "not_account_owner", base(), dict(debit="a", credit="b", payer="mallory")
     yield "not_account_owner", base(), dict(debit="b", credit="a", payer="alice")
-    yield "not_account_owner", base(**{INTERNAL_WORLD: internal(INTERNAL_WORLD, 10**9)}), dict(
-        debit=INTERNAL_WORLD, credit="a", payer="alice"
+    yield (
+        "not_account_owner",
+        base(**{INTERNAL_WORLD: internal(INTERNAL_WORLD, 10**9)}),
+        dict(debit=INTERNAL_WORLD, credit="a", payer="alice"),
     )
     yield "account_closed", base(a=customer("a", 1_000, status="closed")), dict(debit="a", credit="b")
     yield "account_closed", base(a=customer("a", 1_000, status="blocked")), dict(debit="a", credit="b")
@@ -407,8 +411,7 @@ def test_random_transfers_conserve_money_respect_overdraft_and_replay_to_final_b
     extra=st.integers(0, 40),
     overdraft_part=st.integers(0, 20),
 )
-def test_n_concurrent_payments_from_account_funded_for_k_exactly_k_succeed(amount, funded_for, extra,
-                                                                           overdraft_part):
+def test_n_concurrent_payments_from_account_funded_for_k_exactly_k_succeed(amount, funded_for, extra, overdraft_part):
     # Funding = balance + overdraft = exactly funded_for * amount.
     overdraft = min(overdraft_part, funded_for) * amount
     balance = funded_for * amount - overdraft

@@ -287,7 +287,7 @@ def test_due_date_in_other_iso_forms_is_refused(due):
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "BUG: a KID with surrounding whitespace is accepted (validate_kid strips it) but passed on "
+        "BUG (minor): a KID with surrounding whitespace is accepted (validate_kid strips it) but passed on "
         "raw, un-normalised, in PaymentRequest.kid, unlike account numbers"
     ),
 )
@@ -325,13 +325,14 @@ json_values = st.recursive(
 )
 field_names = st.sampled_from(sorted(BODY_FIELDS | {"status", "extra"})) | st.text(max_size=10)
 
-digits = st.text(alphabet="0123456789", min_size=0, max_size=14)
+digits = st.text(alphabet="0123456789", max_size=14)
+account_like = st.text(alphabet="0123456789 .\u00a0", max_size=16)
 plausible = {
-    "v": st.sampled_from([1, 1, 1, 0, 2, True, "1", 1.0]),
-    "fromAccount": st.sampled_from([FROM, TO, "1234.56.78903"]) | digits | st.text(alphabet="0123456789 .", max_size=16),
-    "toAccount": st.sampled_from([TO, FROM, "1234 56 78911"]) | digits | st.text(alphabet="0123456789 .", max_size=16),
+    "v": st.sampled_from([1, 0, 2, True, "1", 1.0]),
+    "fromAccount": st.sampled_from([FROM, TO, "1234.56.78903"]) | digits | account_like,
+    "toAccount": st.sampled_from([TO, FROM, "1234 56 78911"]) | digits | account_like,
     "amount": st.integers(-10, MAX_AMOUNT_MINOR + 10) | st.sampled_from([1.0, True, "1"]),
-    "currency": st.sampled_from(["NOK", "NOK", "EUR", "nok"]),
+    "currency": st.sampled_from(["NOK", "EUR", "nok"]),
     "message": st.none() | st.text(max_size=150),
     "kid": st.none() | st.sampled_from([VALID_KID, INVALID_KID]) | st.text(alphabet="0123456789-", max_size=26),
     "dueDate": st.none() | st.dates().map(date.isoformat) | st.text(alphabet="0123456789-W:T", max_size=12),
@@ -363,13 +364,21 @@ def test_parse_request_raises_only_payment_rejected_for_arbitrary_json_dicts(dat
         _check_accepted(request)
 
 
+@st.composite
+def near_valid_bodies(draw):
+    """A valid body with up to three fields replaced (plausibly or arbitrarily) or removed."""
+    data = dict(draw(st.sampled_from([body(), body(message="Husleie"), body(kid=VALID_KID, dueDate="2025-06-30")])))
+    for name in draw(st.lists(st.sampled_from(sorted(BODY_FIELDS)), max_size=3, unique=True)):
+        how = draw(st.sampled_from(["plausible", "plausible", "arbitrary", "remove"]))
+        if how == "remove":
+            data.pop(name, None)
+        else:
+            data[name] = draw(plausible[name] if how == "plausible" else json_values)
+    return data
+
+
 @settings(max_examples=1000, deadline=None)
-@given(
-    data=st.fixed_dictionaries(
-        {},
-        optional={name: strategy | json_values for name, strategy in plausible.items()},
-    )
-)
+@given(data=near_valid_bodies())
 def test_parse_request_raises_only_payment_rejected_for_near_valid_bodies(data):
     try:
         request = parse(data)
@@ -433,8 +442,7 @@ CHANGES = [
 
 @pytest.mark.parametrize(("field", "value"), CHANGES, ids=[f"{f}={v!r}" for f, v in CHANGES])
 def test_body_hash_differs_when_a_body_field_differs(field, value):
-    changed = {**FULL_BODY, field: value}
-    assert changed != FULL_BODY
+    changed = {**FULL_BODY, field: value}  # 1, 1.0 and True are different documents
     assert body_hash(changed) != body_hash(FULL_BODY)
 
 
@@ -448,8 +456,9 @@ def test_body_hash_differs_when_a_body_field_is_removed(field):
 @given(
     field=st.sampled_from(sorted(BODY_FIELDS)),
     value=json_values,
-    noise=st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in BODY_FIELDS), json_values,
-                          max_size=3),
+    noise=st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(lambda k: k not in BODY_FIELDS), json_values, max_size=3
+    ),
 )
 def test_body_hash_depends_on_body_fields_only(field, value, noise):
     assert body_hash({**FULL_BODY, **noise}) == body_hash(FULL_BODY)
@@ -550,8 +559,14 @@ def test_projection_update_reason_message_defaults_to_code():
 
 @pytest.mark.parametrize(
     ("current", "new"),
-    [("requested", "requested"), ("posted", "requested"), ("completed", "failed"), ("failed", "completed"),
-     ("rejected", "requested"), ("completed", "completed")],
+    [
+        ("requested", "requested"),
+        ("posted", "requested"),
+        ("completed", "failed"),
+        ("failed", "completed"),
+        ("rejected", "requested"),
+        ("completed", "completed"),
+    ],
 )
 def test_projection_update_is_none_when_document_shows_this_or_a_later_state(current, new):
     assert projection_update({"status": current}, new, reason="x") is None
@@ -578,9 +593,18 @@ def test_projection_never_goes_backwards_whatever_the_delivery_order(statuses):
 
 def event(**over) -> PaymentRequested:
     data = dict(
-        payment_id="uid1_req-0001", uid="uid1", request_id="req-0001", from_account=FROM, to_account=TO,
-        amount=12_500, currency="NOK", message="Husleie", kid=None, due_date="2025-06-02",
-        body_hash="0" * 64, requested_at="2025-06-02T10:00:00+00:00",
+        payment_id="uid1_req-0001",
+        uid="uid1",
+        request_id="req-0001",
+        from_account=FROM,
+        to_account=TO,
+        amount=12_500,
+        currency="NOK",
+        message="Husleie",
+        kid=None,
+        due_date="2025-06-02",
+        body_hash="0" * 64,
+        requested_at="2025-06-02T10:00:00+00:00",
     )
     data.update(over)
     return PaymentRequested(**data)

@@ -1,0 +1,100 @@
+"""The skeleton survives what a cluster must: a lost node, and duplicate deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from devstack.supervisor import http_ok
+from fjordbank import topology
+from fjordbank.domain.payments import PaymentRequested, body_hash, payment_id_for
+from tests.support import natsclients
+from tests.support.app import new_customer
+from tests.support.clients import unique, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+def _stream_leader(stack) -> str:
+    async def leader() -> str:
+        nc = await natsclients.connect(stack, "admin")
+        try:
+            info = await nc.jetstream().stream_info(topology.STREAM_PAYMENTS)
+            return info.cluster.leader
+        finally:
+            await nc.close()
+
+    return asyncio.run(leader())
+
+
+def _stream_current_on(stack, node) -> bool:
+    """The restarted node has caught up: it reports the stream replica as current."""
+    import requests
+
+    url = f"http://127.0.0.1:{node.monitor_port}/jsz?streams=true&raft=true"
+    try:
+        data = requests.get(url, timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return False
+    names = {s["name"] for a in data.get("account_details", []) for s in a.get("stream_detail", [])}
+    return topology.STREAM_PAYMENTS in names and http_ok(f"http://127.0.0.1:{node.monitor_port}/healthz")
+
+
+def test_payment_completes_with_the_stream_leader_killed_and_the_node_rejoins(
+        stack, auth, as_user, ledger_admin, audit):
+    alice = new_customer(auth, as_user, ledger_admin, 50_000, 0)
+    leader = _stream_leader(stack)
+    node = next(n for n in stack.s.nats_nodes if n.name == leader)
+
+    stack.sup.kill(leader)  # kill -9, no lame duck
+    try:
+        assert not http_ok(f"http://127.0.0.1:{node.monitor_port}/varz")
+        request_id = alice.request_payment(alice.accounts[1], 7_500)
+        doc = alice.wait_final(request_id, timeout=90)
+        assert doc["status"] == "completed", doc
+        assert alice.balance(alice.accounts[1]) == 7_500
+        assert _stream_leader(stack) != leader
+    finally:
+        stack.restart(leader)
+    wait_for(lambda: _stream_current_on(stack, node), timeout=60, what=f"{leader} to rejoin")
+    audit()
+
+
+def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admin_db, audit):
+    """The same payment published three times, past JetStream's duplicate detection
+    (different message ids), is posted once; every copy gets the same verdict."""
+    alice = new_customer(auth, as_user, ledger_admin, 10_000, 0)
+    request_id = unique("dup")
+    # The request document exists (as the app would have created it) so verdicts can be projected.
+    admin_db.document(f"users/{alice.uid}/paymentRequests/{request_id}").set(
+        {"v": 1, "fromAccount": alice.accounts[0], "toAccount": alice.accounts[1], "amount": 4_000,
+         "currency": "NOK", "status": "requested", "statusRank": 1})
+    event = PaymentRequested(
+        payment_id=payment_id_for(alice.uid, request_id), uid=alice.uid, request_id=request_id,
+        from_account=alice.accounts[0], to_account=alice.accounts[1], amount=4_000, currency="NOK",
+        message=None, kid=None, due_date="2026-01-01", body_hash=body_hash({}), requested_at="2026-01-01T00:00:00Z",
+    )
+
+    async def publish_three_times():
+        nc = await natsclients.connect(stack, "edge")
+        try:
+            js = nc.jetstream()
+            for copy in range(3):
+                await js.publish(topology.SUBJECT_PAYMENT_REQUESTED, json.dumps(event.to_json()).encode(),
+                                 headers={"Nats-Msg-Id": f"{event.payment_id}-copy{copy}"})
+        finally:
+            await nc.close()
+
+    asyncio.run(publish_three_times())
+    wait_for(lambda: alice.request(request_id).get("status") == "completed", timeout=60, what="completion")
+    time.sleep(1.0)  # let every copy be processed
+    assert alice.balance(alice.accounts[0]) == 6_000
+    assert alice.balance(alice.accounts[1]) == 4_000
+    query = admin_db.collection("postings").where(filter=FieldFilter("paymentId", "==", event.payment_id))
+    postings = list(query.stream())
+    assert len(postings) == 1
+    audit()

@@ -1,0 +1,44 @@
+"""A customer using the bank through the app's surface (Auth + Firestore under the rules)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tests.support.clients import FirestoreAsUser, new_account_number, unique, wait_for
+
+TERMINAL = ("completed", "failed", "rejected")
+
+
+@dataclass
+class Customer:
+    uid: str
+    id_token: str
+    app: FirestoreAsUser
+    accounts: list[str]
+
+    def request_payment(self, to_account: str, amount: int, *, from_account: str | None = None,
+                        request_id: str | None = None, **fields) -> str:
+        request_id = request_id or unique("req")
+        body = {"v": 1, "fromAccount": from_account or self.accounts[0], "toAccount": to_account,
+                "amount": amount, "currency": "NOK", **fields}
+        resp = self.app.create(f"users/{self.uid}/paymentRequests", request_id, body)
+        assert resp.status_code == 200, resp.text
+        return request_id
+
+    def request(self, request_id: str) -> dict | None:
+        return self.app.get(f"users/{self.uid}/paymentRequests/{request_id}")[1]
+
+    def wait_final(self, request_id: str, timeout: float = 60) -> dict:
+        return wait_for(lambda: (d := self.request(request_id)) and d.get("status") in TERMINAL and d,
+                        timeout=timeout, what=f"request {request_id} to finish")
+
+    def balance(self, account: str | None = None) -> int:
+        return self.app.get(f"accounts/{account or self.accounts[0]}")[1]["balance"]
+
+
+def new_customer(auth, as_user, ledger_admin, *funds: int) -> Customer:
+    """A signed-up user with one funded account per amount given (admin path)."""
+    user = auth.sign_up()
+    accounts = [ledger_admin.open_funded_account(user["uid"], new_account_number(), amount)
+                for amount in (funds or (0,))]
+    return Customer(user["uid"], user["id_token"], as_user(user["id_token"]), accounts)

@@ -1,0 +1,316 @@
+"""Unit tests for fjordbank.topology and devstack.natsconf.render (pure string output).
+
+Permissions are checked with a small NATS subject matcher (``*`` = one token, ``>`` = one
+or more trailing tokens), so "can X publish to Y" is asked the way the server would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from devstack import natsconf
+from devstack import settings as stack_settings
+from fjordbank import topology
+from fjordbank.topology import (
+    CONSUMERS,
+    IDENTITIES,
+    SERVICES,
+    STREAMS,
+    SUBJECT_PAYMENT_COMPLETED,
+    SUBJECT_PAYMENT_FAILED,
+    SUBJECT_PAYMENT_REQUESTED,
+    consumer,
+    dlq_subject,
+    identity,
+)
+
+NON_ADMIN = [ident for ident in IDENTITIES if not ident.admin]
+SERVICE_IDENTITIES = [ident for ident in NON_ADMIN if ident.consumes]
+
+# What each component is meant to produce (independent of the Identity declarations).
+OUTPUTS = {
+    "edge": {SUBJECT_PAYMENT_REQUESTED},
+    "ledger": {SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED},
+    "notifier": set(),
+}
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """True if the NATS subject pattern ``pattern`` covers the literal ``subject``."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(s) > i
+        if i >= len(s) or (token != "*" and token != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+def can_publish(ident, subject: str) -> bool:
+    return any(matches(p, subject) for p in ident.permissions()["publish"])
+
+
+def can_subscribe(ident, subject: str) -> bool:
+    return any(matches(p, subject) for p in ident.permissions()["subscribe"])
+
+
+def test_subject_matcher_follows_nats_rules():
+    assert matches("a.>", "a.b.c") and matches("a.*", "a.b") and matches("a.b", "a.b")
+    assert not matches("a.>", "a") and not matches("a.*", "a.b.c") and not matches("a.b", "a.c")
+    assert matches(">", "x") and not matches("a.b", "a")
+
+
+# ------------------------------------------------------------------ declarations
+
+
+def test_names_are_unique():
+    assert len({s.name for s in STREAMS}) == len(STREAMS)
+    assert len({c.durable for c in CONSUMERS}) == len(CONSUMERS)
+    assert len({i.name for i in IDENTITIES}) == len(IDENTITIES)
+
+
+def test_every_consumer_referenced_by_an_identity_exists():
+    stream_names = {s.name for s in STREAMS}
+    for ident in IDENTITIES:
+        for durable in ident.consumes:
+            spec = consumer(durable)
+            assert spec.durable == durable
+            assert spec.stream in stream_names
+
+
+def test_every_consumer_is_used_by_exactly_one_identity():
+    for spec in CONSUMERS:
+        users = [i.name for i in IDENTITIES if spec.durable in i.consumes]
+        assert len(users) == 1, (spec.durable, users)
+
+
+def test_consumer_filters_and_dlq_subjects_fall_in_the_right_stream():
+    streams = {s.name: s for s in STREAMS}
+    for spec in CONSUMERS:
+        for subject in spec.filter_subjects:
+            assert any(matches(p, subject) for p in streams[spec.stream].subjects)
+        assert spec.dead_letter_subject == dlq_subject(spec.durable) == f"dlq.{spec.durable}"
+        owning = [s.name for s in STREAMS if any(matches(p, spec.dead_letter_subject) for p in s.subjects)]
+        assert owning == [topology.STREAM_DLQ]
+
+
+def test_lifecycle_subjects_are_in_the_payments_stream_only():
+    for subject in (SUBJECT_PAYMENT_REQUESTED, SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED):
+        owning = [s.name for s in STREAMS if any(matches(p, subject) for p in s.subjects)]
+        assert owning == [topology.STREAM_PAYMENTS]
+
+
+def test_money_streams_are_replicated_three_times():
+    assert all(s.replicas == 3 for s in STREAMS)
+
+
+def test_unknown_names_raise_key_error():
+    with pytest.raises(KeyError):
+        consumer("nope")
+    with pytest.raises(KeyError):
+        identity("nope")
+
+
+def test_services_are_the_identities_that_consume():
+    assert set(SERVICES) == {i.name for i in SERVICE_IDENTITIES} == {"ledger", "notifier"}
+
+
+def test_nak_delay_follows_backoff_and_repeats_the_last_value():
+    spec = consumer("ledger")
+    delays = [spec.nak_delay(n) for n in range(0, len(spec.backoff_seconds) + 3)]
+    assert delays[0] == delays[1] == spec.backoff_seconds[0]
+    assert delays[1 : len(spec.backoff_seconds) + 1] == list(spec.backoff_seconds)
+    assert delays[-1] == spec.backoff_seconds[-1]
+
+
+# ------------------------------------------------------------- least privilege
+
+
+def test_identities_cover_exactly_the_expected_components():
+    assert {i.name for i in NON_ADMIN} == set(OUTPUTS)
+    assert [i.name for i in IDENTITIES if i.admin] == ["admin"]
+
+
+@pytest.mark.parametrize("ident", SERVICE_IDENTITIES, ids=lambda i: i.name)
+def test_service_publish_permissions_are_exactly_outputs_own_consumer_api_and_own_dlq(ident):
+    expected = set(OUTPUTS[ident.name]) | {"$JS.API.INFO"}
+    for durable in ident.consumes:
+        stream = consumer(durable).stream
+        expected |= {
+            f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+            f"$JS.ACK.{stream}.{durable}.>",
+            f"dlq.{durable}",
+        }
+    publish = ident.permissions()["publish"]
+    assert len(publish) == len(set(publish))
+    assert set(publish) == expected
+
+
+def test_edge_can_publish_only_payment_requests():
+    assert identity("edge").permissions()["publish"] == ["$JS.API.INFO", SUBJECT_PAYMENT_REQUESTED]
+
+
+DANGEROUS = [
+    "$JS.API.STREAM.CREATE.PAYMENTS",
+    "$JS.API.STREAM.UPDATE.PAYMENTS",
+    "$JS.API.STREAM.DELETE.PAYMENTS",
+    "$JS.API.STREAM.PURGE.PAYMENTS",
+    "$JS.API.STREAM.DELETE.DLQ",
+    "$JS.API.STREAM.PURGE.DLQ",
+    "$JS.API.STREAM.MSG.DELETE.PAYMENTS",
+    "$JS.API.STREAM.MSG.GET.PAYMENTS",
+    "$JS.API.STREAM.LIST",
+    "$JS.API.STREAM.NAMES",
+    "$JS.API.CONSUMER.CREATE.PAYMENTS",
+    "$JS.API.CONSUMER.DURABLE.CREATE.PAYMENTS.ledger",
+    "$JS.API.CONSUMER.DELETE.PAYMENTS.ledger",
+    "$JS.API.CONSUMER.DELETE.PAYMENTS.notifier",
+    "$JS.API.ACCOUNT.PURGE.BANK",
+    "$SYS.REQ.SERVER.PING",
+]
+
+
+@pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
+@pytest.mark.parametrize("subject", DANGEROUS)
+def test_no_non_admin_identity_can_manage_streams_or_consumers(ident, subject):
+    assert not can_publish(ident, subject)
+
+
+@pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
+def test_no_non_admin_publish_permission_is_a_wildcard_except_own_acks(ident):
+    own_acks = {f"$JS.ACK.{consumer(d).stream}.{d}.>" for d in ident.consumes}
+    for pattern in ident.permissions()["publish"]:
+        if "*" in pattern or ">" in pattern:
+            assert pattern in own_acks, pattern
+        assert not pattern.startswith("$JS.API.STREAM.")
+
+
+@pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
+def test_only_the_producer_of_a_lifecycle_subject_can_publish_it(ident):
+    for subject in (SUBJECT_PAYMENT_REQUESTED, SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED):
+        assert can_publish(ident, subject) is (subject in OUTPUTS[ident.name])
+
+
+@pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
+def test_identity_can_ack_and_dead_letter_only_for_its_own_consumers(ident):
+    for spec in CONSUMERS:
+        own = spec.durable in ident.consumes
+        ack = f"$JS.ACK.{spec.stream}.{spec.durable}.1.42.42.1700000000000000000.0"
+        assert can_publish(ident, ack) is own
+        assert can_publish(ident, f"$JS.API.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}") is own
+        assert can_publish(ident, spec.dead_letter_subject) is own
+
+
+@pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
+def test_subscribe_is_limited_to_the_identitys_own_inbox(ident):
+    assert ident.permissions()["subscribe"] == [f"{ident.inbox_prefix}.>"]
+    assert "." not in ident.inbox_prefix and "*" not in ident.inbox_prefix and ">" not in ident.inbox_prefix
+    for other in NON_ADMIN:
+        reply = f"{other.inbox_prefix}.abc123.1"
+        assert can_subscribe(ident, reply) is (other.name == ident.name)
+    for subject in ("payments.requested", "payments.completed", "dlq.ledger", "_INBOX.abc", "$JS.API.INFO"):
+        assert not can_subscribe(ident, subject)
+
+
+def test_admin_is_the_only_identity_with_full_access():
+    admin = identity("admin")
+    assert admin.permissions() == {"publish": [">"], "subscribe": [">"]}
+    assert admin.name not in SERVICES
+
+
+# ------------------------------------------------------------ natsconf.render
+
+USER_LINE = re.compile(
+    r'\{ user: "(?P<user>[^"]+)", password: "(?P<password>[^"]+)", '
+    r"permissions: \{ publish: \{ allow: (?P<pub>\[.*?\]) \}, subscribe: \{ allow: (?P<sub>\[.*?\]) \} \} \}"
+)
+
+
+@pytest.fixture
+def stack(tmp_path):
+    return stack_settings.load({"FJB_STATE_DIR": str(tmp_path)})
+
+
+@pytest.fixture
+def user_secrets():
+    names = [i.name for i in IDENTITIES] + ["system"]
+    return {name: f"secret-{name}-{'x' * 20}" for name in names}
+
+
+@pytest.fixture
+def conf(stack, user_secrets):
+    return natsconf.render(stack, stack.nats_nodes[0], user_secrets)
+
+
+def tls_blocks(text: str) -> list[str]:
+    blocks = []
+    for match in re.finditer(r"\btls \{", text):
+        end = text.index("}", match.end())
+        blocks.append(text[match.end() : end])
+    return blocks
+
+
+def test_render_requires_tls_1_3_for_clients(conf):
+    client_tls = tls_blocks(conf)[0]
+    assert 'min_version: "1.3"' in client_tls
+    assert 'min_version: "1.3"' in conf
+
+
+def test_render_verifies_certificates_in_both_tls_blocks(conf):
+    blocks = tls_blocks(conf)
+    assert len(blocks) == 2
+    for block in blocks:
+        assert "verify: true" in block
+        assert "ca_file:" in block
+
+
+def test_render_fsyncs_every_jetstream_write(conf):
+    jetstream = conf[conf.index("jetstream {") : conf.index("}", conf.index("jetstream {"))]
+    assert "sync_interval: always" in jetstream
+
+
+def test_render_has_one_user_per_identity_with_its_permissions_and_secret(conf, user_secrets):
+    users = {m["user"]: m for m in USER_LINE.finditer(conf)}
+    assert len(list(USER_LINE.finditer(conf))) == len(IDENTITIES)
+    assert set(users) == {i.name for i in IDENTITIES}
+    for ident in IDENTITIES:
+        line = users[ident.name]
+        assert line["password"] == user_secrets[ident.name]
+        assert json.loads(line["pub"]) == ident.permissions()["publish"]
+        assert json.loads(line["sub"]) == ident.permissions()["subscribe"]
+
+
+def test_render_puts_the_system_user_with_its_secret_in_the_system_account(conf, user_secrets):
+    sys_block = conf[conf.index("SYS {") :]
+    assert f'user: "system", password: "{user_secrets["system"]}"' in sys_block
+    assert "system_account: SYS" in conf
+    assert conf.count('user: "system"') == 1
+
+
+def test_render_contains_every_secret_given(conf, user_secrets):
+    for secret in user_secrets.values():
+        assert conf.count(secret) == 1
+
+
+def test_render_routes_to_the_other_nodes_only(stack, user_secrets):
+    for node in stack.nats_nodes:
+        conf = natsconf.render(stack, node, user_secrets)
+        routes = json.loads(re.search(r"routes: (\[.*?\])", conf).group(1))
+        expected = sorted(f"nats-route://127.0.0.1:{o.cluster_port}" for o in stack.nats_nodes if o.name != node.name)
+        assert sorted(routes) == expected
+        assert f'server_name: "{node.name}"' in conf
+        assert f'listen: "127.0.0.1:{node.client_port}"' in conf
+
+
+def test_render_stores_jetstream_data_under_the_state_dir(stack, conf, tmp_path):
+    assert json.dumps(str(tmp_path / "nats" / stack.nats_nodes[0].name)) in conf
+
+
+def test_render_without_a_secret_for_an_identity_fails(stack, user_secrets):
+    del user_secrets["ledger"]
+    with pytest.raises(KeyError):
+        natsconf.render(stack, stack.nats_nodes[0], user_secrets)
