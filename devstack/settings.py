@@ -84,9 +84,7 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
     client = _port(env, "FJB_NATS_CLIENT_PORT", 4222)
     cluster = _port(env, "FJB_NATS_CLUSTER_PORT", 6222)
     monitor = _port(env, "FJB_NATS_MONITOR_PORT", 8222)
-    nodes = tuple(
-        NatsNode(f"nats-{i + 1}", client + i, cluster + i, monitor + i) for i in range(3)
-    )
+    nodes = tuple(NatsNode(f"nats-{i + 1}", client + i, cluster + i, monitor + i) for i in range(3))
     service_base = _port(env, "FJB_SERVICE_PORT", 9101)
     services = {name: service_base + i for i, name in enumerate(topology.SERVICES)}
     firebase = json.loads((REPO / "firebase.json").read_text())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from devstack import emulators, natsconf, pki
 from devstack.settings import StackSettings
-from devstack.supervisor import Component, StartError, Supervisor, http_ok
+from devstack.supervisor import Component, StartError, Supervisor, http_ok, tail
 from devstack.vendor import vendor_shared
 from fjordbank import topology
 
@@ -91,7 +91,7 @@ class Stack:
             if not all(port_open(ports[name]) for name in EMULATORS):
                 return False
             text = log.read_text(errors="replace") if log.exists() else ""
-            text = text[text.rfind("=== "):]
+            text = text[text.rfind("=== ") :]
             for fatal in FATAL_EMULATOR_LINES:
                 if fatal in text:
                     raise StartError(f"emulators: {fatal}; see {log}:\n{tail(log, 30)}")
@@ -101,8 +101,12 @@ class Stack:
             name="emulators",
             address=", ".join(f"{name} 127.0.0.1:{ports[name]}" for name in EMULATORS),
             argv=[
-                str(self.s.firebase_bin), "emulators:start",
-                "--project", self.s.project_id, "--only", ",".join(EMULATORS),
+                str(self.s.firebase_bin),
+                "emulators:start",
+                "--project",
+                self.s.project_id,
+                "--only",
+                ",".join(EMULATORS),
             ],
             env={**env, **self.emulator_hosts(), "FIREBASE_CLI_EXPERIMENTS": "", "CI": "true"},
             cwd=self.s.repo,
@@ -120,8 +124,13 @@ class Stack:
                     name=name,
                     address=f"http://127.0.0.1:{port} (/healthz /readyz /metrics)",
                     argv=[str(self.s.venv_python), "-m", f"run_services.{name}"],
-                    env={**self.emulator_hosts(), **self.nats_env(name), "FJB_HTTP_PORT": str(port),
-                         "PYTHONPATH": str(self.s.repo), "PYTHONUNBUFFERED": "1"},
+                    env={
+                        **self.emulator_hosts(),
+                        **self.nats_env(name),
+                        "FJB_HTTP_PORT": str(port),
+                        "PYTHONPATH": str(self.s.repo),
+                        "PYTHONUNBUFFERED": "1",
+                    },
                     cwd=self.s.repo,
                     ready=lambda port=port: http_ok(f"http://127.0.0.1:{port}/readyz"),
                     start_timeout=60,
@@ -157,8 +166,9 @@ class Stack:
             if all(http_ok(u) for u in urls):
                 return
             time.sleep(0.5)
-        raise StartError("the NATS cluster did not elect a JetStream leader within "
-                         f"{timeout:.0f}s; see {self.s.log_dir}/nats-*.log")
+        raise StartError(
+            f"the NATS cluster did not elect a JetStream leader within {timeout:.0f}s; see {self.s.log_dir}/nats-*.log"
+        )
 
     def ensure_topology(self) -> None:
         from fjordbank.adapters import jetstream, nats_conn

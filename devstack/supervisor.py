@@ -90,12 +90,19 @@ class Supervisor:
         log_path = self.log_file(comp.name)
         env = {**base_env, **comp.env}
         with open(log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {comp.name}: {' '.join(comp.argv)}\n".encode())
+            log.write(
+                f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {comp.name}: {' '.join(comp.argv)}\n".encode()
+            )
             log.flush()
             try:
-                proc = subprocess.Popen(  # noqa: S603 - argv built by devstack, no shell
-                    comp.argv, cwd=comp.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
+                proc = subprocess.Popen(
+                    comp.argv,
+                    cwd=comp.cwd,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 raise StartError(f"{comp.name}: cannot run {comp.argv[0]}: {exc}") from exc

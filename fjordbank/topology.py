@@ -157,9 +157,7 @@ IDENTITIES: tuple[Identity, ...] = (
 )
 
 # The run_services, each a process with its own identity and consumer.
-SERVICES: tuple[str, ...] = tuple(
-    ident.name for ident in IDENTITIES if ident.consumes
-)
+SERVICES: tuple[str, ...] = tuple(ident.name for ident in IDENTITIES if ident.consumes)
 
 
 def consumer(durable: str) -> ConsumerSpec:
@@ -174,4 +172,3 @@ def identity(name: str) -> Identity:
         if ident.name == name:
             return ident
     raise KeyError(f"no NATS identity named {name!r} in the topology")
-

@@ -34,9 +34,7 @@ def deps() -> tuple:
         return _deps["db"], _deps["publisher"]
 
 
-@firestore_fn.on_document_created(
-    document="users/{uid}/paymentRequests/{requestId}", secrets=["FJB_NATS_PASSWORD"]
-)
+@firestore_fn.on_document_created(document="users/{uid}/paymentRequests/{requestId}", secrets=["FJB_NATS_PASSWORD"])
 def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot | None]) -> None:
     if event.data is None:
         return

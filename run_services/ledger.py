@@ -45,13 +45,27 @@ class LedgerHandler:
             verdicts = await self.ledger.post_transfers([e for _, e in events])
             crash.point("ledger.after_commit")
             acks = []
-            for (i, event), verdict in zip(events, verdicts):
+            for (i, _event), verdict in zip(events, verdicts, strict=True):
                 out = verdict.outcome
-                subject = topology.SUBJECT_PAYMENT_COMPLETED if out.status == "completed" else topology.SUBJECT_PAYMENT_FAILED
-                acks.append(self.js.publish(subject, json.dumps(out.to_json()).encode(),
-                                            headers={"Nats-Msg-Id": f"{out.payment_id}:{out.status}"}))
-                log.info("payment decided", extra={"payment_id": out.payment_id, "status": out.status,
-                                                   "reason": out.reason, "replayed": verdict.replayed})
+                subject = (
+                    topology.SUBJECT_PAYMENT_COMPLETED if out.status == "completed" else topology.SUBJECT_PAYMENT_FAILED
+                )
+                acks.append(
+                    self.js.publish(
+                        subject,
+                        json.dumps(out.to_json()).encode(),
+                        headers={"Nats-Msg-Id": f"{out.payment_id}:{out.status}"},
+                    )
+                )
+                log.info(
+                    "payment decided",
+                    extra={
+                        "payment_id": out.payment_id,
+                        "status": out.status,
+                        "reason": out.reason,
+                        "replayed": verdict.replayed,
+                    },
+                )
                 outcomes[i] = Ack()
             await asyncio.gather(*acks)
         return outcomes  # type: ignore[return-value]
@@ -60,8 +74,9 @@ class LedgerHandler:
 def main() -> None:
     settings = load_settings(identity="ledger")
     handler = LedgerHandler(FirestoreLedger(async_client(settings.project_id)))
-    ConsumerService(durable="ledger", settings=settings, handler=handler, batch_size=200,
-                    on_connect=handler.on_connect).run()
+    ConsumerService(
+        durable="ledger", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
+    ).run()
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ class NotifierHandler:
             out = PaymentOutcome.from_json(d.json())
         except (ValueError, TypeError) as exc:
             return Reject(f"malformed verdict: {exc}")
-        changed = await self.projector.advance(out.uid, out.request_id, out.status,
-                                               reason=out.reason, message=out.message)
+        changed = await self.projector.advance(
+            out.uid, out.request_id, out.status, reason=out.reason, message=out.message
+        )
         log.info("request projected", extra={"payment_id": out.payment_id, "status": out.status, "changed": changed})
         return Ack()
 

@@ -25,11 +25,11 @@ from tests.support.clients import AuthEmulator, FirestoreAsUser  # noqa: E402
 def stack():
     st = Stack(stack_settings.load(), progress=lambda msg: print(msg, flush=True))
     already = all(row.state == "ready" for row in st.status())
-    if not already:
-        st.up()
-    for key, value in st.emulator_hosts().items():
-        os.environ[key] = value
     try:
+        if not already:
+            st.up()
+        for key, value in st.emulator_hosts().items():
+            os.environ[key] = value
         yield st
     finally:
         if not already:

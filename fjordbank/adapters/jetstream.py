@@ -5,8 +5,10 @@ Run with the admin identity only: services have no permission to touch stream co
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -17,7 +19,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from fjordbank.topology import CONSUMERS, STREAMS, ConsumerSpec, StreamSpec
 
@@ -55,8 +57,25 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
     )
 
 
-async def ensure_topology(js: JetStreamContext, *, replicas: int | None = None) -> None:
-    """Idempotent: creates what is missing and brings existing config in line."""
+async def ensure_topology(js: JetStreamContext, *, replicas: int | None = None, timeout: float = 90.0) -> None:
+    """Idempotent: creates what is missing and brings existing config in line.
+
+    Right after a cluster (re)starts, each stream elects its own leader after the meta
+    leader is up; until then the JetStream API times out. Retry until ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await _ensure_once(js, replicas)
+            return
+        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+            if loop.time() >= deadline:
+                raise
+            log.info("JetStream not ready yet; retrying")
+            await asyncio.sleep(1)
+
+
+async def _ensure_once(js: JetStreamContext, replicas: int | None) -> None:
     for spec in STREAMS:
         config = stream_config(spec, replicas=replicas)
         try:

@@ -98,15 +98,28 @@ class FirestoreLedger:
                     continue
                 try:
                     posting = book.transfer(
-                        payment_id=e.payment_id, step="transfer", payer_uid=e.uid,
-                        debit=e.from_account, credit=e.to_account, amount=e.amount, currency=e.currency,
+                        payment_id=e.payment_id,
+                        step="transfer",
+                        payer_uid=e.uid,
+                        debit=e.from_account,
+                        credit=e.to_account,
+                        amount=e.amount,
+                        currency=e.currency,
                     )
                     record = {"status": "completed", "postingIds": [posting.posting_id], "reason": None}
                 except Declined as exc:
                     record = {"status": "failed", "postingIds": [], "reason": exc.code, "message": exc.message}
-                record.update({"paymentId": e.payment_id, "uid": e.uid, "requestId": e.request_id,
-                               "amount": e.amount, "currency": e.currency, "bodyHash": e.body_hash,
-                               "decidedAt": firestore.SERVER_TIMESTAMP})
+                record.update(
+                    {
+                        "paymentId": e.payment_id,
+                        "uid": e.uid,
+                        "requestId": e.request_id,
+                        "amount": e.amount,
+                        "currency": e.currency,
+                        "bodyHash": e.body_hash,
+                        "decidedAt": firestore.SERVER_TIMESTAMP,
+                    }
+                )
                 new_records[e.payment_id] = record
                 verdicts.append(Verdict(_outcome(e, record), replayed=False))
             self._write(tx, book, new_records)
@@ -118,8 +131,10 @@ class FirestoreLedger:
         for account_id in sorted(book.touched):
             tx.update(self._account_ref(account_id), balance_fields(book.accounts[account_id]))
         for posting in book.postings:
-            tx.create(self.db.collection(POSTINGS).document(posting.posting_id),
-                      {**posting.to_dict(), "createdAt": firestore.SERVER_TIMESTAMP})
+            tx.create(
+                self.db.collection(POSTINGS).document(posting.posting_id),
+                {**posting.to_dict(), "createdAt": firestore.SERVER_TIMESTAMP},
+            )
         for payment_id, record in records.items():
             tx.create(self.db.collection(LEDGER_PAYMENTS).document(payment_id), record)
 
@@ -129,22 +144,43 @@ class FirestoreLedger:
             ref = self._account_ref(account_id)
             if not (await ref.get()).exists:
                 try:
-                    await ref.create({"accountId": account_id, "kind": INTERNAL, "currency": currency,
-                                      "balance": 0, "held": 0, "available": 0, "status": "open",
-                                      "ownerUid": None, "name": account_id,
-                                      "updatedAt": firestore.SERVER_TIMESTAMP})
+                    await ref.create(
+                        {
+                            "accountId": account_id,
+                            "kind": INTERNAL,
+                            "currency": currency,
+                            "balance": 0,
+                            "held": 0,
+                            "available": 0,
+                            "status": "open",
+                            "ownerUid": None,
+                            "name": account_id,
+                            "updatedAt": firestore.SERVER_TIMESTAMP,
+                        }
+                    )
                 except Exception as exc:
                     if "already exists" not in str(exc).lower():
                         raise
 
-    async def open_account(self, *, account_id: str, owner_uid: str, name: str, currency: str = "NOK",
-                           overdraft_limit: int = 0) -> None:
-        await self._account_ref(account_id).create({
-            "accountId": account_id, "ownerUid": owner_uid, "name": name, "kind": "customer",
-            "currency": currency, "balance": 0, "held": 0, "available": 0,
-            "overdraftLimit": overdraft_limit, "status": "open",
-            "createdAt": firestore.SERVER_TIMESTAMP, "updatedAt": firestore.SERVER_TIMESTAMP,
-        })
+    async def open_account(
+        self, *, account_id: str, owner_uid: str, name: str, currency: str = "NOK", overdraft_limit: int = 0
+    ) -> None:
+        await self._account_ref(account_id).create(
+            {
+                "accountId": account_id,
+                "ownerUid": owner_uid,
+                "name": name,
+                "kind": "customer",
+                "currency": currency,
+                "balance": 0,
+                "held": 0,
+                "available": 0,
+                "overdraftLimit": overdraft_limit,
+                "status": "open",
+                "createdAt": firestore.SERVER_TIMESTAMP,
+                "updatedAt": firestore.SERVER_TIMESTAMP,
+            }
+        )
 
     async def deposit(self, *, deposit_id: str, account_id: str, amount: int, currency: str = "NOK") -> bool:
         """Money entering the bank from outside (the admin path's opening balances).
@@ -158,8 +194,9 @@ class FirestoreLedger:
             snaps = {s.id: s async for s in self.db.get_all(refs, transaction=tx)}
             if snaps[posting.posting_id].exists:
                 return False
-            book = Book({s.id: account_from_doc(s.to_dict()) for s in snaps.values()
-                         if s.exists and s.id != posting.posting_id})
+            book = Book(
+                {s.id: account_from_doc(s.to_dict()) for s in snaps.values() if s.exists and s.id != posting.posting_id}
+            )
             book.apply(posting)
             self._write(tx, book, {})
             return True
@@ -168,5 +205,11 @@ class FirestoreLedger:
 
 
 def _outcome(e: PaymentRequested, record: dict) -> PaymentOutcome:
-    return PaymentOutcome(payment_id=e.payment_id, uid=e.uid, request_id=e.request_id,
-                          status=record["status"], reason=record.get("reason"), message=record.get("message"))
+    return PaymentOutcome(
+        payment_id=e.payment_id,
+        uid=e.uid,
+        request_id=e.request_id,
+        status=record["status"],
+        reason=record.get("reason"),
+        message=record.get("message"),
+    )

@@ -75,8 +75,9 @@ class SyncPublisher:
             try:
                 js = await self._js_context()
                 remaining = max(deadline - loop.time(), 0.5)
-                return await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream,
-                                        timeout=min(2.0, remaining))
+                return await js.publish(
+                    subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream, timeout=min(2.0, remaining)
+                )
             except TRANSIENT as exc:
                 if loop.time() + delay >= deadline:
                     raise

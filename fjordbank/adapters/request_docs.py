@@ -10,8 +10,11 @@ from fjordbank.domain.payments import projection_update
 
 
 def _stamp(update: dict) -> dict:
-    return {**update, "updatedAt": firestore.SERVER_TIMESTAMP,
-            f"timeline.{update['status']}": firestore.SERVER_TIMESTAMP}
+    return {
+        **update,
+        "updatedAt": firestore.SERVER_TIMESTAMP,
+        f"timeline.{update['status']}": firestore.SERVER_TIMESTAMP,
+    }
 
 
 class RequestProjector:

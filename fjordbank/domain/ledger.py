@@ -60,9 +60,7 @@ class Entry:
 
     def __post_init__(self) -> None:
         if type(self.amount) is not int or self.amount == 0:
-            raise UnbalancedPosting(
-                f"entry amount must be a non-zero int, got {self.amount!r}"
-            )
+            raise UnbalancedPosting(f"entry amount must be a non-zero int, got {self.amount!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +88,7 @@ class Posting:
         currency: str,
     ) -> Posting:
         if type(amount) is not int or amount <= 0:
-            raise UnbalancedPosting(
-                f"transfer amount must be a positive int, got {amount!r}"
-            )
+            raise UnbalancedPosting(f"transfer amount must be a positive int, got {amount!r}")
         return cls(
             posting_id=posting_id(payment_id, step),
             payment_id=payment_id,
@@ -107,9 +103,7 @@ class Posting:
             "paymentId": self.payment_id,
             "step": self.step,
             "currency": self.currency,
-            "entries": [
-                {"account": e.account_id, "amount": e.amount} for e in self.entries
-            ],
+            "entries": [{"account": e.account_id, "amount": e.amount} for e in self.entries],
         }
 
     @classmethod
@@ -156,9 +150,7 @@ class Book:
         try:
             return self.accounts[account_id]
         except KeyError:
-            raise Declined(
-                "unknown_account", f"account {account_id[-4:]} is not in the ledger"
-            ) from None
+            raise Declined("unknown_account", f"account {account_id[-4:]} is not in the ledger") from None
 
     def apply(self, posting: Posting) -> None:
         """Apply a balanced posting (all-or-nothing: checks every entry before changing any)."""
@@ -169,7 +161,10 @@ class Book:
                     "currency_mismatch",
                     f"account is in {acct.currency}, posting in {posting.currency}",
                 )
-        for acct, entry in zip(accounts, posting.entries):
+        for acct, entry in zip(accounts, posting.entries, strict=True):
+            if entry.amount < 0 and not acct.can_spend(-entry.amount):
+                raise Declined("insufficient_funds", "available balance is too low")
+        for acct, entry in zip(accounts, posting.entries, strict=True):
             acct.balance += entry.amount
             self.touched.add(acct.account_id)
         self.postings.append(posting)
@@ -189,9 +184,7 @@ class Book:
         source = self.account(debit)
         target = self.account(credit)
         if source.kind != CUSTOMER or source.owner_uid != payer_uid:
-            raise Declined(
-                "not_account_owner", "the payer does not own the from-account"
-            )
+            raise Declined("not_account_owner", "the payer does not own the from-account")
         if source.status != OPEN:
             raise Declined("account_closed", "the from-account is not open")
         if target.status != OPEN:
@@ -212,7 +205,5 @@ def replay(postings: list[Posting]) -> dict[str, int]:
     balances: dict[str, int] = {}
     for posting in postings:
         for entry in posting.entries:
-            balances[entry.account_id] = (
-                balances.get(entry.account_id, 0) + entry.amount
-            )
+            balances[entry.account_id] = balances.get(entry.account_id, 0) + entry.amount
     return balances

@@ -51,21 +51,15 @@ _MAX_TEXT_LENGTH = 64
 def _check_minor(minor: object) -> None:
     """Reject anything but a plain ``int`` within ``±MAX_MINOR``."""
     if isinstance(minor, bool) or not isinstance(minor, int):
-        raise InvalidAmount(
-            f"amount must be an int number of minor units, got {type(minor).__name__}"
-        )
+        raise InvalidAmount(f"amount must be an int number of minor units, got {type(minor).__name__}")
     if abs(minor) > MAX_MINOR:
-        raise InvalidAmount(
-            f"amount exceeds the sanity bound of {MAX_MINOR} minor units"
-        )
+        raise InvalidAmount(f"amount exceeds the sanity bound of {MAX_MINOR} minor units")
 
 
 def _check_currency(currency: object) -> None:
     """Require an ISO 4217 style code: exactly three upper-case ASCII letters."""
     if not isinstance(currency, str) or _CURRENCY_RE.fullmatch(currency) is None:
-        raise InvalidCurrency(
-            f"currency must be three upper-case letters (ISO 4217), got {currency!r}"
-        )
+        raise InvalidCurrency(f"currency must be three upper-case letters (ISO 4217), got {currency!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +184,7 @@ class Money:
 
     def _require_same_currency(self, other: Money, verb: str) -> None:
         if self.currency != other.currency:
-            raise CurrencyMismatch(
-                f"cannot {verb} {self.currency} and {other.currency}"
-            )
+            raise CurrencyMismatch(f"cannot {verb} {self.currency} and {other.currency}")
 
 
 # -------------------------------------------------------------- parse helpers
@@ -227,9 +219,7 @@ def _split_sign(text: str) -> tuple[bool, str]:
         raise InvalidAmount("amount has no digits")
     bad = sorted(set(body) - _ALLOWED_BODY_CHARS)
     if bad:
-        raise InvalidAmount(
-            f"amount contains unexpected character(s): {''.join(bad)!r}"
-        )
+        raise InvalidAmount(f"amount contains unexpected character(s): {''.join(bad)!r}")
     return negative, body
 
 
@@ -238,9 +228,7 @@ def _split_decimal(body: str) -> tuple[str, str]:
     if body.endswith((",-", ".-")):
         return body[:-2], ""
     if "-" in body:
-        raise InvalidAmount(
-            "a '-' is only allowed as a leading sign or in the ',-' suffix"
-        )
+        raise InvalidAmount("a '-' is only allowed as a leading sign or in the ',-' suffix")
     commas = body.count(",")
     if commas > 1:
         raise InvalidAmount("amount has more than one decimal comma")
@@ -251,9 +239,7 @@ def _split_decimal(body: str) -> tuple[str, str]:
     else:
         return body, ""
     if len(fraction) > 2 and fraction.isdigit():
-        raise InvalidAmount(
-            "amount has more than 2 decimals (øre is the smallest unit)"
-        )
+        raise InvalidAmount("amount has more than 2 decimals (øre is the smallest unit)")
     if _FRACTION_RE.fullmatch(fraction) is None:
         raise InvalidAmount("decimal separator must be followed by 1 or 2 digits")
     return kroner, fraction
@@ -264,10 +250,7 @@ def _kroner_digits(kroner: str) -> int:
     if _PLAIN_INT_RE.fullmatch(kroner) is None and not (
         _SPACE_GROUPED_RE.fullmatch(kroner) or _DOT_GROUPED_RE.fullmatch(kroner)
     ):
-        raise InvalidAmount(
-            "whole kroner must be digits, optionally grouped in threes "
-            "by spaces or dots"
-        )
+        raise InvalidAmount("whole kroner must be digits, optionally grouped in threes by spaces or dots")
     return int(kroner.replace(" ", "").replace(".", ""))
 
 

@@ -121,24 +121,15 @@ def normalize_account_number(s: str) -> str:
         InvalidAccountNumber: on any other character, digit count or layout.
     """
     if not isinstance(s, str):
-        raise InvalidAccountNumber(
-            f"account number must be a str, got {type(s).__name__}"
-        )
+        raise InvalidAccountNumber(f"account number must be a str, got {type(s).__name__}")
     text = s.strip().replace("\u00a0", " ")
     if any(not (c.isascii() and (c.isdigit() or c in " .")) for c in text):
-        raise InvalidAccountNumber(
-            "account number may contain only digits, spaces and dots"
-        )
+        raise InvalidAccountNumber("account number may contain only digits, spaces and dots")
     digits = text.replace(" ", "").replace(".", "")
     if len(digits) != 11:
-        raise InvalidAccountNumber(
-            f"account number must have 11 digits, got {len(digits)}"
-        )
+        raise InvalidAccountNumber(f"account number must have 11 digits, got {len(digits)}")
     if _ACCOUNT_LAYOUT_RE.fullmatch(text) is None:
-        raise InvalidAccountNumber(
-            "account number separators are only allowed as in XXXX.XX.XXXXX "
-            "or XXXX XX XXXXX"
-        )
+        raise InvalidAccountNumber("account number separators are only allowed as in XXXX.XX.XXXXX or XXXX XX XXXXX")
     return digits
 
 
@@ -152,11 +143,7 @@ def account_check_digit(first10: str) -> int | None:
     Raises:
         InvalidAccountNumber: if ``first10`` is not exactly 10 ASCII digits.
     """
-    if (
-        not isinstance(first10, str)
-        or len(first10) != 10
-        or not _is_ascii_digits(first10)
-    ):
+    if not isinstance(first10, str) or len(first10) != 10 or not _is_ascii_digits(first10):
         raise InvalidAccountNumber("account number body must be exactly 10 digits")
     return _mod11_control(_weighted_sum(first10, ACCOUNT_WEIGHTS))
 
@@ -172,14 +159,9 @@ def validate_account_number(s: str) -> str:
     digits = normalize_account_number(s)
     expected = account_check_digit(digits[:10])
     if expected is None:
-        raise InvalidAccountNumber(
-            "account number is impossible: MOD11 remainder 1 leaves no valid "
-            "check digit"
-        )
+        raise InvalidAccountNumber("account number is impossible: MOD11 remainder 1 leaves no valid check digit")
     if int(digits[10]) != expected:
-        raise InvalidAccountNumber(
-            f"account number check digit is {digits[10]}, MOD11 requires {expected}"
-        )
+        raise InvalidAccountNumber(f"account number check digit is {digits[10]}, MOD11 requires {expected}")
     return digits
 
 
@@ -204,30 +186,16 @@ def make_account_number(bank_reg: str, account_group: str, serial: int) -> str:
         InvalidAccountNumber: on malformed parts, or when the MOD11 remainder
             is 1 so that no check digit exists (pick another serial).
     """
-    if (
-        not isinstance(bank_reg, str)
-        or len(bank_reg) != 4
-        or not _is_ascii_digits(bank_reg)
-    ):
+    if not isinstance(bank_reg, str) or len(bank_reg) != 4 or not _is_ascii_digits(bank_reg):
         raise InvalidAccountNumber("bank registration number must be exactly 4 digits")
-    if (
-        not isinstance(account_group, str)
-        or len(account_group) != 2
-        or not _is_ascii_digits(account_group)
-    ):
+    if not isinstance(account_group, str) or len(account_group) != 2 or not _is_ascii_digits(account_group):
         raise InvalidAccountNumber("account group must be exactly 2 digits")
-    if (
-        isinstance(serial, bool)
-        or not isinstance(serial, int)
-        or not 0 <= serial <= 9999
-    ):
+    if isinstance(serial, bool) or not isinstance(serial, int) or not 0 <= serial <= 9999:
         raise InvalidAccountNumber("account serial must be an int from 0 to 9999")
     first10 = f"{bank_reg}{account_group}{serial:04d}"
     check = account_check_digit(first10)
     if check is None:
-        raise InvalidAccountNumber(
-            f"serial {serial:04d} gives MOD11 remainder 1: no valid check digit exists"
-        )
+        raise InvalidAccountNumber(f"serial {serial:04d} gives MOD11 remainder 1: no valid check digit exists")
     return f"{first10}{check}"
 
 
@@ -292,8 +260,7 @@ def kid_mod11_check(body: str) -> str:
     """
     _require_kid_body(body)
     total = sum(
-        int(char) * _KID_MOD11_WEIGHTS[index % len(_KID_MOD11_WEIGHTS)]
-        for index, char in enumerate(reversed(body))
+        int(char) * _KID_MOD11_WEIGHTS[index % len(_KID_MOD11_WEIGHTS)] for index, char in enumerate(reversed(body))
     )
     remainder = total % 11
     if remainder == 0:
@@ -318,15 +285,10 @@ def validate_kid(kid: str, *, scheme: KidScheme | None = None) -> str:
         raise InvalidKid(f"KID must be a str, got {type(kid).__name__}")
     text = kid.strip()
     if not KID_MIN_LENGTH <= len(text) <= KID_MAX_LENGTH:
-        raise InvalidKid(
-            f"KID must be {KID_MIN_LENGTH}-{KID_MAX_LENGTH} characters long, "
-            f"got {len(text)}"
-        )
+        raise InvalidKid(f"KID must be {KID_MIN_LENGTH}-{KID_MAX_LENGTH} characters long, got {len(text)}")
     body, check = text[:-1], text[-1]
     if not _is_ascii_digits(body) or not (check == "-" or _is_ascii_digits(check)):
-        raise InvalidKid(
-            "KID must be digits only; only the last (MOD11 check) may be '-'"
-        )
+        raise InvalidKid("KID must be digits only; only the last (MOD11 check) may be '-'")
     mod10 = kid_mod10_check(body)
     mod11 = kid_mod11_check(body)
     if scheme == "mod10" and check != mod10:
@@ -334,10 +296,7 @@ def validate_kid(kid: str, *, scheme: KidScheme | None = None) -> str:
     if scheme == "mod11" and check != mod11:
         raise InvalidKid(f"KID MOD11 check character is {check!r}, expected {mod11!r}")
     if scheme is None and check not in (mod10, mod11):
-        raise InvalidKid(
-            f"KID check character {check!r} matches neither MOD10 ({mod10!r}) "
-            f"nor MOD11 ({mod11!r})"
-        )
+        raise InvalidKid(f"KID check character {check!r} matches neither MOD10 ({mod10!r}) nor MOD11 ({mod11!r})")
     return text
 
 
@@ -450,9 +409,7 @@ def national_id_control_digits(first9: str) -> tuple[int, int] | None:
         InvalidNationalId: if ``first9`` is not exactly 9 ASCII digits.
     """
     if not isinstance(first9, str) or len(first9) != 9 or not _is_ascii_digits(first9):
-        raise InvalidNationalId(
-            "national identity number body must be exactly 9 digits"
-        )
+        raise InvalidNationalId("national identity number body must be exactly 9 digits")
     k1 = _mod11_control(_weighted_sum(first9, NATIONAL_ID_K1_WEIGHTS))
     if k1 is None:
         return None
@@ -465,58 +422,40 @@ def national_id_control_digits(first9: str) -> tuple[int, int] | None:
 def _require_eleven_digits(s: object) -> str:
     """Strip surrounding whitespace and require exactly 11 ASCII digits."""
     if not isinstance(s, str):
-        raise InvalidNationalId(
-            f"national identity number must be a str, got {type(s).__name__}"
-        )
+        raise InvalidNationalId(f"national identity number must be a str, got {type(s).__name__}")
     text = s.strip()
     if not text or not _is_ascii_digits(text):
         raise InvalidNationalId("national identity number must contain only digits")
     if len(text) != 11:
-        raise InvalidNationalId(
-            f"national identity number must have 11 digits, got {len(text)}"
-        )
+        raise InvalidNationalId(f"national identity number must have 11 digits, got {len(text)}")
     return text
 
 
 def _check_control_digits(number: str) -> bool:
     """Verify k1 (classic or 2032 rule) and k2; True if k1 needs the 2032 rule."""
-    k1_remainder = (
-        _weighted_sum(number[:9], NATIONAL_ID_K1_WEIGHTS) + int(number[9])
-    ) % 11
+    k1_remainder = (_weighted_sum(number[:9], NATIONAL_ID_K1_WEIGHTS) + int(number[9])) % 11
     if k1_remainder not in K1_REMAINDERS_2032:
-        raise InvalidNationalId(
-            "first control digit (k1) is wrong under both the classic "
-            "and the 2032 MOD11 rule"
-        )
+        raise InvalidNationalId("first control digit (k1) is wrong under both the classic and the 2032 MOD11 rule")
     expected_k2 = _mod11_control(_weighted_sum(number[:10], NATIONAL_ID_K2_WEIGHTS))
     if expected_k2 is None:
-        raise InvalidNationalId(
-            "second control digit (k2) is impossible: MOD11 remainder 1 "
-            "for the first 10 digits"
-        )
+        raise InvalidNationalId("second control digit (k2) is impossible: MOD11 remainder 1 for the first 10 digits")
     if int(number[10]) != expected_k2:
         raise InvalidNationalId("second control digit (k2) is wrong")
     return k1_remainder != 0
 
 
-def _decode_kind_day_month(
-    number: str, *, allow_synthetic: bool
-) -> tuple[NationalIdKind, int, int, bool]:
+def _decode_kind_day_month(number: str, *, allow_synthetic: bool) -> tuple[NationalIdKind, int, int, bool]:
     """Return (kind, day, month, synthetic) with the D/synthetic offsets removed."""
     day, month = int(number[0:2]), int(number[2:4])
     kind: NationalIdKind = "fnr"
     if 41 <= day <= 71:
         kind, day = "dnr", day - 40
     elif not 1 <= day <= 31:
-        raise InvalidNationalId(
-            "day field must be 01-31 (fødselsnummer) or 41-71 (D-number)"
-        )
+        raise InvalidNationalId("day field must be 01-31 (fødselsnummer) or 41-71 (D-number)")
     synthetic = False
     if 81 <= month <= 92:
         if not allow_synthetic:
-            raise InvalidNationalId(
-                "synthetic test numbers (month + 80) are not accepted"
-            )
+            raise InvalidNationalId("synthetic test numbers (month + 80) are not accepted")
         synthetic, month = True, month - 80
     elif 41 <= month <= 52:
         raise InvalidNationalId("H-numbers (month + 40) are not accepted")
@@ -545,9 +484,7 @@ def _dnr_century(individual: int, yy: int) -> int:
     if 500 <= individual <= 599:
         if yy >= 54:
             return 1800
-        raise InvalidNationalId(
-            "individual number range is not issued for that birth year"
-        )
+        raise InvalidNationalId("individual number range is not issued for that birth year")
     return 1900
 
 
@@ -593,9 +530,7 @@ def _birth_date(
     return _make_date(century + yy, month, day)
 
 
-def parse_national_id(
-    s: str, *, today: date | None = None, allow_synthetic: bool = False
-) -> NationalId:
+def parse_national_id(s: str, *, today: date | None = None, allow_synthetic: bool = False) -> NationalId:
     """Parse and validate a fødselsnummer or D-number (see module notes for rules).
 
     Args:
@@ -613,13 +548,9 @@ def parse_national_id(
     """
     number = _require_eleven_digits(s)
     uses_2032_rule = _check_control_digits(number)
-    kind, day, month, synthetic = _decode_kind_day_month(
-        number, allow_synthetic=allow_synthetic
-    )
+    kind, day, month, synthetic = _decode_kind_day_month(number, allow_synthetic=allow_synthetic)
     reference = date.today() if today is None else today
-    born = _birth_date(
-        number, kind, day, month, uses_2032_rule=uses_2032_rule, today=reference
-    )
+    born = _birth_date(number, kind, day, month, uses_2032_rule=uses_2032_rule, today=reference)
     if born > reference:
         raise InvalidNationalId("birth date is in the future")
     sex: Sex | None = None
@@ -628,9 +559,7 @@ def parse_national_id(
     return NationalId(number, kind, born, sex, uses_2032_rule, synthetic)
 
 
-def is_valid_national_id(
-    s: str, *, today: date | None = None, allow_synthetic: bool = False
-) -> bool:
+def is_valid_national_id(s: str, *, today: date | None = None, allow_synthetic: bool = False) -> bool:
     """True if :func:`parse_national_id` accepts ``s``."""
     try:
         parse_national_id(s, today=today, allow_synthetic=allow_synthetic)

@@ -19,13 +19,15 @@ from fjordbank.domain.norway import (
     is_valid_kid,
     normalize_account_number,
     validate_account_number,
+    validate_kid,
 )
 
 CONTRACT_VERSION = 1
 CURRENCY = "NOK"
 MAX_AMOUNT_MINOR = 100_000_000  # 1,000,000.00 NOK per payment (the contract's ceiling)
 MAX_MESSAGE_LENGTH = 140  # ISO 20022 unstructured remittance information
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # use with fullmatch
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat alone also takes 20250630
 
 REQUIRED_FIELDS = frozenset({"v", "fromAccount", "toAccount", "amount", "currency"})
 OPTIONAL_FIELDS = frozenset({"message", "kid", "dueDate"})
@@ -58,16 +60,19 @@ class PaymentRejected(DomainError):
 
 
 def payment_id_for(uid: str, request_id: str) -> str:
-    """Globally unique and stable: the same request always maps to the same payment."""
-    return f"{uid}_{request_id}"
+    """Globally unique and stable: the same request always maps to the same payment.
+
+    A digest rather than a join, so no uid/request-id pair can collide with another
+    (uids set through the Admin SDK may contain any separator). Events carry the uid and
+    request id next to it for tracing."""
+    digest = hashlib.sha256(f"{uid}\x00{request_id}".encode()).hexdigest()
+    return f"pay_{digest[:40]}"
 
 
 def body_hash(body: dict) -> str:
     """Fingerprint of the client's body fields only (not of anything the backend added)."""
     canonical = {k: body[k] for k in sorted(BODY_FIELDS) if k in body}
-    return hashlib.sha256(
-        json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -98,22 +103,16 @@ def parse_request(
     ``backend_fields`` are fields the backend itself writes on the document (status...),
     ignored here so a re-validation of a processed document still works.
     """
+    _require(isinstance(body, dict), "malformed_request", "the request is not an object")
     _require(
-        isinstance(body, dict), "malformed_request", "the request is not an object"
-    )
-    _require(
-        bool(REQUEST_ID_PATTERN.match(request_id)),
+        isinstance(request_id, str) and bool(REQUEST_ID_PATTERN.fullmatch(request_id)),
         "invalid_request_id",
         "the request id must be 8-64 letters, digits, '-' or '_'",
     )
     unknown = set(body) - BODY_FIELDS - backend_fields
-    _require(
-        not unknown, "unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}"
-    )
+    _require(not unknown, "unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
     missing = REQUIRED_FIELDS - set(body)
-    _require(
-        not missing, "missing_field", f"missing field(s): {', '.join(sorted(missing))}"
-    )
+    _require(not missing, "missing_field", f"missing field(s): {', '.join(sorted(missing))}")
     _require(
         body["v"] == CONTRACT_VERSION and type(body["v"]) is int,
         "unsupported_version",
@@ -121,24 +120,18 @@ def parse_request(
     )
 
     amount = body["amount"]
-    _require(
-        type(amount) is int, "invalid_amount", "amount must be an integer number of øre"
-    )
+    _require(type(amount) is int, "invalid_amount", "amount must be an integer number of øre")
     _require(amount > 0, "invalid_amount", "amount must be positive")
     _require(
         amount <= MAX_AMOUNT_MINOR,
         "amount_over_limit",
         f"amount above {MAX_AMOUNT_MINOR} øre",
     )
-    _require(
-        body["currency"] == CURRENCY, "unsupported_currency", "only NOK is supported"
-    )
+    _require(body["currency"] == CURRENCY, "unsupported_currency", "only NOK is supported")
 
     from_account = _account(body["fromAccount"], "invalid_from_account")
     to_account = _account(body["toAccount"], "invalid_to_account")
-    _require(
-        from_account != to_account, "same_account", "from- and to-account are the same"
-    )
+    _require(from_account != to_account, "same_account", "from- and to-account are the same")
 
     message, kid = body.get("message"), body.get("kid")
     _require(
@@ -163,22 +156,23 @@ def parse_request(
             "invalid_kid",
             "the KID's check digit is wrong",
         )
+        kid = validate_kid(kid)
 
     due = body.get("dueDate")
     if due is None:
         due_date = today
     else:
-        _require(isinstance(due, str), "invalid_due_date", "dueDate must be YYYY-MM-DD")
+        _require(
+            isinstance(due, str) and bool(DATE_PATTERN.fullmatch(due)),
+            "invalid_due_date",
+            "dueDate must be YYYY-MM-DD",
+        )
         try:
             due_date = date.fromisoformat(due)
         except ValueError:
-            raise PaymentRejected(
-                "invalid_due_date", "dueDate must be YYYY-MM-DD"
-            ) from None
+            raise PaymentRejected("invalid_due_date", "dueDate must be YYYY-MM-DD") from None
         _require(due_date >= today, "due_date_in_past", "dueDate is before today")
-    return PaymentRequest(
-        from_account, to_account, amount, CURRENCY, message, kid, due_date
-    )
+    return PaymentRequest(from_account, to_account, amount, CURRENCY, message, kid, due_date)
 
 
 def _account(value: object, code: str) -> str:
@@ -215,14 +209,13 @@ class PaymentRequested:
         fields = set(cls.__dataclass_fields__)
         unknown = set(data) - fields
         if unknown:
-            raise PaymentRejected(
-                "malformed_event", f"unknown event field(s): {sorted(unknown)}"
-            )
+            raise PaymentRejected("malformed_event", f"unknown event field(s): {sorted(unknown)}")
+        missing = fields - set(data) - {"v"}
+        if missing:
+            raise PaymentRejected("malformed_event", f"missing event field(s): {sorted(missing)}")
         event = cls(**data)
         if type(event.amount) is not int or event.amount <= 0:
-            raise PaymentRejected(
-                "malformed_event", "event amount must be a positive int"
-            )
+            raise PaymentRejected("malformed_event", "event amount must be a positive int")
         return event
 
 
@@ -264,7 +257,7 @@ def projection_update(
     document already shows this state or a later one (idempotent, order-proof)."""
     if current is None or not may_advance(current.get("status"), status):
         return None
-    update = {"status": status, "statusRank": STATUS_RANK[status], **(extra or {})}
+    update = {**(extra or {}), "status": status, "statusRank": STATUS_RANK[status]}
     if reason is not None:
         update["reason"] = {"code": reason, "message": message or reason}
     return update

@@ -39,10 +39,14 @@ FAILED = Counter("fjb_messages_failed_total", "Handler failures (naked or dead-l
 REDELIVERED = Counter("fjb_messages_redelivered_total", "Deliveries after the first", ["consumer"])
 DEAD_LETTERED = Counter("fjb_messages_dead_lettered_total", "Messages moved to the DLQ", ["consumer"])
 LATENCY = Histogram(
-    "fjb_processing_seconds", "Time to handle one batch, per message",
-    ["consumer"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    "fjb_processing_seconds",
+    "Time to handle one batch, per message",
+    ["consumer"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-BATCH = Histogram("fjb_batch_size", "Messages per fetched batch", ["consumer"], buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500))
+BATCH = Histogram(
+    "fjb_batch_size", "Messages per fetched batch", ["consumer"], buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500)
+)
 LAG = Gauge("fjb_consumer_lag", "Messages in the stream not yet delivered to the consumer", ["consumer"])
 ACK_PENDING = Gauge("fjb_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"])
 
@@ -142,8 +146,10 @@ class ConsumerService:
                 await self.on_connect(self.js)
             sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
             info = await sub.consumer_info()
-            log.info("consumer bound", extra={"stream": self.spec.stream, "consumer": self.spec.durable,
-                                              "pending": info.num_pending})
+            log.info(
+                "consumer bound",
+                extra={"stream": self.spec.stream, "consumer": self.spec.durable, "pending": info.num_pending},
+            )
             self._ready = True
             workers = [asyncio.create_task(self._worker(sub)) for _ in range(self.concurrency)]
             lag = asyncio.create_task(self._watch_lag(sub))
@@ -179,8 +185,11 @@ class ConsumerService:
                 msgs = await sub.fetch(self.batch_size, timeout=self.fetch_wait)
             except (TimeoutError, FetchTimeoutError, nats.errors.TimeoutError):
                 continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                    nats.errors.Error) as exc:
+            except (
+                nats.errors.ConnectionClosedError,
+                nats.errors.ConnectionReconnectingError,
+                nats.errors.Error,
+            ) as exc:
                 log.warning("fetch failed; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
                 continue
@@ -201,12 +210,16 @@ class ConsumerService:
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
         except Exception as exc:
             if len(batch) == 1:
-                log.warning("handler failed", extra={"subject": batch[0].subject, "error": repr(exc),
-                                                     "delivery": batch[0].num_delivered}, exc_info=True)
+                log.warning(
+                    "handler failed",
+                    extra={"subject": batch[0].subject, "error": repr(exc), "delivery": batch[0].num_delivered},
+                    exc_info=True,
+                )
                 outcomes = [Retry(f"{type(exc).__name__}: {exc}")]
             else:
-                log.warning("batch failed; retrying its messages one by one",
-                            extra={"size": len(batch), "error": repr(exc)})
+                log.warning(
+                    "batch failed; retrying its messages one by one", extra={"size": len(batch), "error": repr(exc)}
+                )
                 for d in batch:
                     await self.process([d])
                 return
@@ -214,8 +227,10 @@ class ConsumerService:
         for _ in batch:
             LATENCY.labels(name).observe(elapsed / len(batch))
         crash.point(f"{name}.before_ack")
-        results = await asyncio.gather(*(self._settle(d, o) for d, o in zip(batch, outcomes)), return_exceptions=True)
-        for d, result in zip(batch, results):
+        results = await asyncio.gather(
+            *(self._settle(d, o) for d, o in zip(batch, outcomes, strict=True)), return_exceptions=True
+        )
+        for d, result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):  # redelivered after ack_wait
                 log.warning("could not settle a message", extra={"subject": d.subject, "error": repr(result)})
 
@@ -245,5 +260,12 @@ class ConsumerService:
         }
         await self.js.publish(self.spec.dead_letter_subject, d.data, headers=headers)
         DEAD_LETTERED.labels(self.spec.durable).inc()
-        log.error("message dead-lettered", extra={"subject": d.subject, "sequence": d.stream_sequence,
-                                                  "deliveries": d.num_delivered, "reason": reason})
+        log.error(
+            "message dead-lettered",
+            extra={
+                "subject": d.subject,
+                "sequence": d.stream_sequence,
+                "deliveries": d.num_delivered,
+                "reason": reason,
+            },
+        )

@@ -35,7 +35,10 @@ class ProbeServer:
             parts = request.decode("latin-1").split()
             path = parts[1].split("?")[0] if len(parts) >= 2 else ""
             status, ctype, body = self._route(path)
-            head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
             writer.write(head.encode() + body)
             await writer.drain()
         except (TimeoutError, ConnectionError):
@@ -45,9 +48,17 @@ class ProbeServer:
 
     def _route(self, path: str) -> tuple[str, str, bytes]:
         if path == "/healthz":
-            return ("200 OK", "text/plain", b"ok\n") if self.live() else ("503 Service Unavailable", "text/plain", b"unhealthy\n")
+            return (
+                ("200 OK", "text/plain", b"ok\n")
+                if self.live()
+                else ("503 Service Unavailable", "text/plain", b"unhealthy\n")
+            )
         if path == "/readyz":
-            return ("200 OK", "text/plain", b"ready\n") if self.ready() else ("503 Service Unavailable", "text/plain", b"not ready\n")
+            return (
+                ("200 OK", "text/plain", b"ready\n")
+                if self.ready()
+                else ("503 Service Unavailable", "text/plain", b"not ready\n")
+            )
         if path == "/metrics":
             return "200 OK", CONTENT_TYPE_LATEST, generate_latest(REGISTRY)
         return "404 Not Found", "text/plain", b"not found\n"

@@ -45,7 +45,8 @@ def _stream_current_on(stack, node) -> bool:
 
 
 def test_payment_completes_with_the_stream_leader_killed_and_the_node_rejoins(
-        stack, auth, as_user, ledger_admin, audit):
+    stack, auth, as_user, ledger_admin, audit
+):
     alice = new_customer(auth, as_user, ledger_admin, 50_000, 0)
     leader = _stream_leader(stack)
     node = next(n for n in stack.s.nats_nodes if n.name == leader)
@@ -71,12 +72,29 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
     request_id = unique("dup")
     # The request document exists (as the app would have created it) so verdicts can be projected.
     admin_db.document(f"users/{alice.uid}/paymentRequests/{request_id}").set(
-        {"v": 1, "fromAccount": alice.accounts[0], "toAccount": alice.accounts[1], "amount": 4_000,
-         "currency": "NOK", "status": "requested", "statusRank": 1})
+        {
+            "v": 1,
+            "fromAccount": alice.accounts[0],
+            "toAccount": alice.accounts[1],
+            "amount": 4_000,
+            "currency": "NOK",
+            "status": "requested",
+            "statusRank": 1,
+        }
+    )
     event = PaymentRequested(
-        payment_id=payment_id_for(alice.uid, request_id), uid=alice.uid, request_id=request_id,
-        from_account=alice.accounts[0], to_account=alice.accounts[1], amount=4_000, currency="NOK",
-        message=None, kid=None, due_date="2026-01-01", body_hash=body_hash({}), requested_at="2026-01-01T00:00:00Z",
+        payment_id=payment_id_for(alice.uid, request_id),
+        uid=alice.uid,
+        request_id=request_id,
+        from_account=alice.accounts[0],
+        to_account=alice.accounts[1],
+        amount=4_000,
+        currency="NOK",
+        message=None,
+        kid=None,
+        due_date="2026-01-01",
+        body_hash=body_hash({}),
+        requested_at="2026-01-01T00:00:00Z",
     )
 
     async def publish_three_times():
@@ -84,8 +102,11 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
         try:
             js = nc.jetstream()
             for copy in range(3):
-                await js.publish(topology.SUBJECT_PAYMENT_REQUESTED, json.dumps(event.to_json()).encode(),
-                                 headers={"Nats-Msg-Id": f"{event.payment_id}-copy{copy}"})
+                await js.publish(
+                    topology.SUBJECT_PAYMENT_REQUESTED,
+                    json.dumps(event.to_json()).encode(),
+                    headers={"Nats-Msg-Id": f"{event.payment_id}-copy{copy}"},
+                )
         finally:
             await nc.close()
 

@@ -78,13 +78,29 @@ async def _subscribe_denied(stack, identity: str, subject: str) -> bool:
 
 # identity -> subjects it must NOT publish to
 PUBLISH_DENIED = {
-    "edge": ["payments.completed", "payments.failed", "dlq.ledger", "$JS.API.STREAM.DELETE.PAYMENTS",
-             "$JS.API.STREAM.PURGE.PAYMENTS", "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger"],
-    "ledger": ["payments.requested", "dlq.notifier", "$JS.API.STREAM.DELETE.PAYMENTS",
-               "$JS.API.STREAM.PURGE.PAYMENTS", "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.notifier",
-               "$JS.API.CONSUMER.DELETE.PAYMENTS.ledger"],
-    "notifier": ["payments.requested", "payments.completed", "dlq.ledger", "$JS.API.STREAM.DELETE.DLQ",
-                 "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger"],
+    "edge": [
+        "payments.completed",
+        "payments.failed",
+        "dlq.ledger",
+        "$JS.API.STREAM.DELETE.PAYMENTS",
+        "$JS.API.STREAM.PURGE.PAYMENTS",
+        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger",
+    ],
+    "ledger": [
+        "payments.requested",
+        "dlq.notifier",
+        "$JS.API.STREAM.DELETE.PAYMENTS",
+        "$JS.API.STREAM.PURGE.PAYMENTS",
+        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.notifier",
+        "$JS.API.CONSUMER.DELETE.PAYMENTS.ledger",
+    ],
+    "notifier": [
+        "payments.requested",
+        "payments.completed",
+        "dlq.ledger",
+        "$JS.API.STREAM.DELETE.DLQ",
+        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger",
+    ],
 }
 # identity -> subjects it MAY publish to (its outputs)
 PUBLISH_ALLOWED = {
@@ -99,22 +115,21 @@ SUBSCRIBE_DENIED = {
 }
 
 
-@pytest.mark.parametrize(("identity", "subject"),
-                         [(i, s) for i, subjects in PUBLISH_DENIED.items() for s in subjects])
+@pytest.mark.parametrize(("identity", "subject"), [(i, s) for i, subjects in PUBLISH_DENIED.items() for s in subjects])
 async def test_publish_outside_permissions_is_denied(stack, identity, subject):
     assert await _publish_denied(stack, identity, subject)
 
 
-@pytest.mark.parametrize(("identity", "subject"),
-                         [(i, s) for i, subjects in PUBLISH_ALLOWED.items() for s in subjects])
+@pytest.mark.parametrize(("identity", "subject"), [(i, s) for i, subjects in PUBLISH_ALLOWED.items() for s in subjects])
 async def test_publish_of_own_outputs_is_allowed(stack, identity, subject):
     # The payload "{}" is not a valid event: the consumer downstream dead-letters it as
     # malformed, which is the behaviour a stray message must get anyway.
     assert not await _publish_denied(stack, identity, subject)
 
 
-@pytest.mark.parametrize(("identity", "subject"),
-                         [(i, s) for i, subjects in SUBSCRIBE_DENIED.items() for s in subjects])
+@pytest.mark.parametrize(
+    ("identity", "subject"), [(i, s) for i, subjects in SUBSCRIBE_DENIED.items() for s in subjects]
+)
 async def test_subscribe_outside_permissions_is_denied(stack, identity, subject):
     assert await _subscribe_denied(stack, identity, subject)
 

@@ -16,11 +16,18 @@ class Customer:
     app: FirestoreAsUser
     accounts: list[str]
 
-    def request_payment(self, to_account: str, amount: int, *, from_account: str | None = None,
-                        request_id: str | None = None, **fields) -> str:
+    def request_payment(
+        self, to_account: str, amount: int, *, from_account: str | None = None, request_id: str | None = None, **fields
+    ) -> str:
         request_id = request_id or unique("req")
-        body = {"v": 1, "fromAccount": from_account or self.accounts[0], "toAccount": to_account,
-                "amount": amount, "currency": "NOK", **fields}
+        body = {
+            "v": 1,
+            "fromAccount": from_account or self.accounts[0],
+            "toAccount": to_account,
+            "amount": amount,
+            "currency": "NOK",
+            **fields,
+        }
         resp = self.app.create(f"users/{self.uid}/paymentRequests", request_id, body)
         assert resp.status_code == 200, resp.text
         return request_id
@@ -29,8 +36,11 @@ class Customer:
         return self.app.get(f"users/{self.uid}/paymentRequests/{request_id}")[1]
 
     def wait_final(self, request_id: str, timeout: float = 60) -> dict:
-        return wait_for(lambda: (d := self.request(request_id)) and d.get("status") in TERMINAL and d,
-                        timeout=timeout, what=f"request {request_id} to finish")
+        return wait_for(
+            lambda: (d := self.request(request_id)) and d.get("status") in TERMINAL and d,
+            timeout=timeout,
+            what=f"request {request_id} to finish",
+        )
 
     def balance(self, account: str | None = None) -> int:
         return self.app.get(f"accounts/{account or self.accounts[0]}")[1]["balance"]
@@ -39,6 +49,7 @@ class Customer:
 def new_customer(auth, as_user, ledger_admin, *funds: int) -> Customer:
     """A signed-up user with one funded account per amount given (admin path)."""
     user = auth.sign_up()
-    accounts = [ledger_admin.open_funded_account(user["uid"], new_account_number(), amount)
-                for amount in (funds or (0,))]
+    accounts = [
+        ledger_admin.open_funded_account(user["uid"], new_account_number(), amount) for amount in (funds or (0,))
+    ]
     return Customer(user["uid"], user["id_token"], as_user(user["id_token"]), accounts)

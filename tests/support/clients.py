@@ -45,8 +45,11 @@ class AuthEmulator:
 
     def sign_up(self, email: str | None = None, password: str = "correct horse battery") -> dict:
         email = email or f"{unique('user')}@example.test"
-        resp = requests.post(f"{self.base}/accounts:signUp?key={API_KEY}",
-                             json={"email": email, "password": password, "returnSecureToken": True}, timeout=10)
+        resp = requests.post(
+            f"{self.base}/accounts:signUp?key={API_KEY}",
+            json={"email": email, "password": password, "returnSecureToken": True},
+            timeout=10,
+        )
         resp.raise_for_status()
         data = resp.json()
         return {"uid": data["localId"], "id_token": data["idToken"], "email": email}
@@ -69,7 +72,7 @@ def _to_value(v: Any) -> dict:
 
 
 def _from_value(v: dict) -> Any:
-    (kind, value), = v.items()
+    ((kind, value),) = v.items()
     if kind == "integerValue":
         return int(value)
     if kind == "mapValue":
@@ -89,9 +92,12 @@ class FirestoreAsUser:
         self.headers = {"Authorization": f"Bearer {id_token}"} if id_token else {}
 
     def create(self, collection_path: str, doc_id: str, fields: dict) -> requests.Response:
-        return requests.post(f"{self.base}/{collection_path}?documentId={doc_id}",
-                             json={"fields": {k: _to_value(v) for k, v in fields.items()}},
-                             headers=self.headers, timeout=10)
+        return requests.post(
+            f"{self.base}/{collection_path}?documentId={doc_id}",
+            json={"fields": {k: _to_value(v) for k, v in fields.items()}},
+            headers=self.headers,
+            timeout=10,
+        )
 
     def get(self, path: str) -> tuple[int, dict | None]:
         resp = requests.get(f"{self.base}/{path}", headers=self.headers, timeout=10)

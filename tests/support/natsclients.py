@@ -13,8 +13,13 @@ def identity_env(stack, identity: str) -> dict[str, str]:
     return stack.nats_env(identity)
 
 
-def tls(stack, identity: str | None, *, max_version: ssl.TLSVersion | None = None,
-        min_version: ssl.TLSVersion | None = ssl.TLSVersion.TLSv1_2) -> ssl.SSLContext:
+def tls(
+    stack,
+    identity: str | None,
+    *,
+    max_version: ssl.TLSVersion | None = None,
+    min_version: ssl.TLSVersion | None = ssl.TLSVersion.TLSv1_2,
+) -> ssl.SSLContext:
     pki = stack.s.pki_dir
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki / "ca.pem"))
     if min_version:
@@ -30,8 +35,16 @@ def secret(stack, identity: str) -> str:
     return natsconf.ensure_user_secrets(stack.s.secrets_file)[identity]
 
 
-async def connect(stack, identity: str, *, password: str | None = None, tls_ctx: ssl.SSLContext | None = None,
-                  errors: list | None = None, servers: list[str] | None = None, **kw):
+async def connect(
+    stack,
+    identity: str,
+    *,
+    password: str | None = None,
+    tls_ctx: ssl.SSLContext | None = None,
+    errors: list | None = None,
+    servers: list[str] | None = None,
+    **kw,
+):
     async def on_error(exc):
         if errors is not None:
             errors.append(exc)

@@ -328,13 +328,6 @@ def test_apply_is_all_or_nothing_on_currency_mismatch():
     assert snapshot(book) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (latent): Book.apply does not enforce the overdraft floor the module promises for every "
-        "debit of a customer account; only Book.transfer checks can_spend"
-    ),
-)
 def test_apply_refuses_a_debit_that_takes_a_customer_account_below_its_overdraft_limit():
     book = book_of(customer("a", 100), internal(INTERNAL_WORLD))
     with pytest.raises(LedgerError):

@@ -205,9 +205,7 @@ currencies = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size
 
 
 @given(a=third, b=third, c=third, currency=currencies)
-def test_addition_is_associative_and_commutative(
-    a: int, b: int, c: int, currency: str
-) -> None:
+def test_addition_is_associative_and_commutative(a: int, b: int, c: int, currency: str) -> None:
     x, y, z = Money(a, currency), Money(b, currency), Money(c, currency)
     assert (x + y) + z == x + (y + z)
     assert x + y == y + x
@@ -231,9 +229,7 @@ def test_parse_format_round_trip(minor: int) -> None:
 @given(
     kroner=st.integers(min_value=0, max_value=MAX_MINOR // 100 - 1),
     ore=st.integers(min_value=0, max_value=99),
-    style=st.sampled_from(
-        ["plain_comma", "plain_dot", "spaced", "dotted", "kr_prefix"]
-    ),
+    style=st.sampled_from(["plain_comma", "plain_dot", "spaced", "dotted", "kr_prefix"]),
 )
 def test_parse_nok_styles_agree(kroner: int, ore: int, style: str) -> None:
     grouped = f"{kroner:,}"

@@ -261,36 +261,15 @@ def test_valid_request_id_is_accepted(request_id):
     parse(body(), request_id=request_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: REQUEST_ID_PATTERN uses '$' with re.match, which also matches before a trailing newline, "
-        "so 'abcdefgh\\n' is accepted (it then flows into the payment id / Nats-Msg-Id header)"
-    ),
-)
 def test_request_id_with_trailing_newline_is_refused():
     assert rejection(body(), request_id="abcdefgh\n") == "invalid_request_id"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: dueDate is parsed with date.fromisoformat, which on Python 3.11 also accepts the basic "
-        "form YYYYMMDD and ISO week dates; the contract (and the error message) say YYYY-MM-DD only"
-    ),
-)
 @pytest.mark.parametrize("due", ["20250630", "2025-W27-1"])
 def test_due_date_in_other_iso_forms_is_refused(due):
     assert rejection(body(dueDate=due)) == "invalid_due_date"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (minor): a KID with surrounding whitespace is accepted (validate_kid strips it) but passed on "
-        "raw, un-normalised, in PaymentRequest.kid, unlike account numbers"
-    ),
-)
 def test_accepted_kid_is_never_passed_on_with_whitespace():
     try:
         request = parse(body(kid=f" {VALID_KID} "))
@@ -477,14 +456,6 @@ def test_payment_id_is_stable_per_user_and_request():
     assert payment_id_for("uid1", "req-00001") != payment_id_for("uid1", "req-00002")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: payment_id_for joins uid and request id with '_', which request ids may contain, so "
-        "('a_b', 'cdefghij') and ('a', 'b_cdefghij') share one payment id; 'globally unique' holds only "
-        "if uids never contain '_' (Firebase Auth allows any uid up to 128 chars)"
-    ),
-)
 def test_payment_id_is_unique_across_users_whose_uid_contains_underscore():
     assert payment_id_for("a_b", "cdefghij") != payment_id_for("a", "b_cdefghij")
 
