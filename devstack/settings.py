@@ -38,6 +38,7 @@ class StackSettings:
     nats_nodes: tuple[NatsNode, ...]
     service_ports: dict[str, int]
     emulator_ports: dict[str, int]
+    fcm_sink_port: int
 
     @property
     def pki_dir(self) -> Path:
@@ -100,4 +101,5 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
         nats_nodes=nodes,
         service_ports=services,
         emulator_ports=emulators,
+        fcm_sink_port=_port(env, "FJB_FCM_SINK_PORT", 9190),
     )

@@ -82,6 +82,29 @@ class Stack:
             for node in self.s.nats_nodes
         ]
 
+    @property
+    def fcm_sink_url(self) -> str:
+        return f"http://127.0.0.1:{self.s.fcm_sink_port}"
+
+    def fcm_sink_component(self) -> Component:
+        return Component(
+            name="fcm-sink",
+            address=f"{self.fcm_sink_url} (FCM v1 send API; messages at /sink/messages)",
+            argv=[
+                str(self.s.venv_python),
+                "-m",
+                "devstack.fcm_sink",
+                "--port",
+                str(self.s.fcm_sink_port),
+                "--store",
+                str(self.s.state_dir / "fcm-sink.jsonl"),
+            ],
+            env={"PYTHONPATH": str(self.s.repo)},
+            cwd=self.s.repo,
+            ready=lambda: http_ok(f"{self.fcm_sink_url}/healthz"),
+            start_timeout=20,
+        )
+
     def emulator_component(self) -> Component:
         ports = self.s.emulator_ports
         env = emulators.emulator_env(self.s.venv_python, self.s.state_dir, os.environ.get("PATH", ""))
@@ -139,7 +162,12 @@ class Stack:
         return comps
 
     def components(self) -> list[Component]:
-        return [*self.nats_components(), self.emulator_component(), *self.service_components()]
+        return [
+            *self.nats_components(),
+            self.fcm_sink_component(),
+            self.emulator_component(),
+            *self.service_components(),
+        ]
 
     # ---- preparation --------------------------------------------------------------------
     def prepare_nats(self) -> None:
@@ -151,7 +179,7 @@ class Stack:
     def prepare_functions(self) -> None:
         """Copy the shared package into functions/ and give the edge its NATS identity."""
         vendor_shared(self.s.repo)
-        env = self.nats_env("edge")
+        env = {**self.nats_env("edge"), "FJB_FCM_SINK_URL": self.fcm_sink_url}
         secret = env.pop("FJB_NATS_PASSWORD")
         functions = self.s.repo / "functions"
         (functions / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
@@ -196,6 +224,7 @@ class Stack:
         self.wait_jetstream()
         self.progress("  creating streams and consumers from fjordbank/topology.py ...")
         self.ensure_topology()
+        rows.append(self._start(self.fcm_sink_component()))
         rows.append(self._start(self.emulator_component()))
         for comp in self.service_components():
             rows.append(self._start(comp))

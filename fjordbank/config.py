@@ -12,6 +12,12 @@ variable set. Nothing else in the package reads ``os.environ``.
 | FJB_HTTP_PORT | health/metrics port of a run_service | 0 (none) |
 | FJB_CRASH_POINT | test-only: kill -9 the process at this named point | (none) |
 | FJB_LOG_LEVEL | log level | INFO |
+| FJB_BANK_REGS | comma-separated bank registration numbers (first 4 digits) that are ours | 9710 |
+| FJB_SCREENING_POLICY | JSON file with the screening limits and blocked accounts | config/screening.json |
+| FJB_CLEARING_DIR | where pain.001 files go out and pain.002 answers come in | .stack/clearing |
+| FJB_COUNTERPARTY_RULES | rules of the simulated counterparty bank (empty: none) | emulators/counterparty.json |
+| FJB_BIC | this bank's BIC in payment files | FJORNOKK |
+| FJB_FCM_SINK_URL | FCM-compatible sink for local push (empty = real FCM) | (none) |
 """
 
 from __future__ import annotations
@@ -50,6 +56,12 @@ class Settings:
     http_port: int
     crash_point: str | None
     log_level: str
+    bank_regs: tuple[str, ...]
+    screening_policy: str
+    clearing_dir: str
+    counterparty_rules: str
+    bic: str
+    fcm_sink_url: str | None
 
 
 def _pki_default(name: str, env: Mapping[str, str]) -> str:
@@ -69,6 +81,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         http_port = int(env.get("FJB_HTTP_PORT", "0"))
     except ValueError as exc:
         raise ConfigError(f"FJB_HTTP_PORT is not a port number: {env.get('FJB_HTTP_PORT')!r}") from exc
+    state_dir = Path(env.get("FJB_STATE_DIR", str(DEFAULT_STATE_DIR)))
     nats = NatsSettings(
         urls=urls,
         user=user,
@@ -83,4 +96,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         http_port=http_port,
         crash_point=env.get("FJB_CRASH_POINT") or None,
         log_level=env.get("FJB_LOG_LEVEL", "INFO").upper(),
+        bank_regs=tuple(r.strip() for r in env.get("FJB_BANK_REGS", "9710").split(",") if r.strip()),
+        screening_policy=env.get("FJB_SCREENING_POLICY", str(REPO_ROOT / "config" / "screening.json")),
+        clearing_dir=env.get("FJB_CLEARING_DIR") or str(state_dir / "clearing"),
+        counterparty_rules=env.get("FJB_COUNTERPARTY_RULES", str(REPO_ROOT / "emulators" / "counterparty.json")),
+        bic=env.get("FJB_BIC", "FJORNOKK"),
+        fcm_sink_url=env.get("FJB_FCM_SINK_URL") or None,
     )

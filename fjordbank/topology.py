@@ -6,11 +6,16 @@ once. Everything else is derived from it: the stack creates streams and consumer
 server configuration gets one user per `Identity` with exactly the permissions computed
 by `Identity.permissions()`, and the consumer runtime looks its consumer up by name.
 
-Subjects follow the payment lifecycle of the design brief:
+Subjects follow the payment lifecycle of the design brief, one service per arrow:
 
-    payments.requested   edge (Firestore trigger) -> ledger
-    payments.completed   ledger -> notifier
-    payments.failed      ledger -> notifier
+    payments.requested            edge (Firestore trigger)  -> screening
+    payments.approved / rejected  screening                 -> ledger / notifier
+    payments.reserved             ledger (external: held)   -> clearing
+    payments.submitted            clearing (in a pain.001)  -> notifier
+    payments.settled / returned   clearing (from pain.002)  -> ledger
+    payments.completed / failed   ledger                    -> notifier
+
+The notifier sees every state (it projects them onto the app's documents).
 
 Money streams are replicated three times on file storage; the servers run with
 ``sync_interval: always`` (see devstack.natsconf) because acknowledged writes can be lost
@@ -25,6 +30,12 @@ STREAM_PAYMENTS = "PAYMENTS"
 STREAM_DLQ = "DLQ"
 
 SUBJECT_PAYMENT_REQUESTED = "payments.requested"
+SUBJECT_PAYMENT_APPROVED = "payments.approved"
+SUBJECT_PAYMENT_REJECTED = "payments.rejected"
+SUBJECT_PAYMENT_RESERVED = "payments.reserved"
+SUBJECT_PAYMENT_SUBMITTED = "payments.submitted"
+SUBJECT_PAYMENT_SETTLED = "payments.settled"
+SUBJECT_PAYMENT_RETURNED = "payments.returned"
 SUBJECT_PAYMENT_COMPLETED = "payments.completed"
 SUBJECT_PAYMENT_FAILED = "payments.failed"
 
@@ -124,16 +135,29 @@ STREAMS: tuple[StreamSpec, ...] = (
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
-        durable="ledger",
+        durable="screening",
         stream=STREAM_PAYMENTS,
         filter_subjects=(SUBJECT_PAYMENT_REQUESTED,),
-        description="Posts payments as double entry in the Firestore ledger.",
+        description="Limits, velocity, blocked counterparties, new payees.",
+    ),
+    ConsumerSpec(
+        durable="ledger",
+        stream=STREAM_PAYMENTS,
+        filter_subjects=(SUBJECT_PAYMENT_APPROVED, SUBJECT_PAYMENT_SETTLED, SUBJECT_PAYMENT_RETURNED),
+        description="Holds and posts payments as double entry in the Firestore ledger.",
+    ),
+    ConsumerSpec(
+        durable="clearing",
+        stream=STREAM_PAYMENTS,
+        filter_subjects=(SUBJECT_PAYMENT_RESERVED,),
+        ack_wait_seconds=60,
+        description="Sends external payments to other banks in pain.001 files; reads pain.002 answers.",
     ),
     ConsumerSpec(
         durable="notifier",
         stream=STREAM_PAYMENTS,
-        filter_subjects=(SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED),
-        description="Projects payment states onto the app's request documents.",
+        filter_subjects=("payments.>",),
+        description="Projects every payment state onto the app's documents; pushes the final ones.",
     ),
 )
 
@@ -144,9 +168,19 @@ IDENTITIES: tuple[Identity, ...] = (
         description="Firebase functions: publish validated app requests.",
     ),
     Identity(
+        name="screening",
+        publishes=(SUBJECT_PAYMENT_APPROVED, SUBJECT_PAYMENT_REJECTED),
+        consumes=("screening",),
+    ),
+    Identity(
         name="ledger",
-        publishes=(SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED),
+        publishes=(SUBJECT_PAYMENT_RESERVED, SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED),
         consumes=("ledger",),
+    ),
+    Identity(
+        name="clearing",
+        publishes=(SUBJECT_PAYMENT_SUBMITTED, SUBJECT_PAYMENT_SETTLED, SUBJECT_PAYMENT_RETURNED),
+        consumes=("clearing",),
     ),
     Identity(name="notifier", consumes=("notifier",)),
     Identity(

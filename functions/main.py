@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from firebase_functions import firestore_fn, options
+from firebase_functions import firestore_fn, options, pubsub_fn
 
 from fjordbank.adapters.firestore import sync_client
 from fjordbank.adapters.publisher import SyncPublisher
+from fjordbank.adapters.pubsub import PUSH_TOPIC
+from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
-from fjordbank.service_layer import edge
+from fjordbank.service_layer import edge, push
 
 options.set_global_options(region="europe-west1", memory=options.MemoryOption.MB_512, max_instances=50)
 logging.basicConfig(level=logging.INFO)
@@ -31,14 +33,30 @@ def deps() -> tuple:
             settings = load_settings(identity="edge")
             _deps["db"] = sync_client(settings.project_id)
             _deps["publisher"] = SyncPublisher(settings.nats, name="edge")
-        return _deps["db"], _deps["publisher"]
+            _deps["settings"] = settings
+        return _deps["db"], _deps["publisher"], _deps["settings"]
 
 
 @firestore_fn.on_document_created(document="users/{uid}/paymentRequests/{requestId}", secrets=["FJB_NATS_PASSWORD"])
 def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot | None]) -> None:
     if event.data is None:
         return
-    db, publisher = deps()
+    db, publisher, settings = deps()
     edge.handle_payment_request(
-        db, publisher, uid=event.params["uid"], request_id=event.params["requestId"], body=event.data.to_dict() or {}
+        db,
+        publisher,
+        uid=event.params["uid"],
+        request_id=event.params["requestId"],
+        body=event.data.to_dict() or {},
+        bank_regs=settings.bank_regs,
     )
+
+
+@pubsub_fn.on_message_published(topic=PUSH_TOPIC)
+def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
+    """Send a push queued by the notifier through FCM (the local sink in development)."""
+    db, _publisher, settings = deps()
+    with _lock:
+        if "push_sender" not in _deps:
+            _deps["push_sender"] = sender_from_config(settings.project_id, settings.fcm_sink_url)
+    push.deliver(db, _deps["push_sender"], event.data.message.json)

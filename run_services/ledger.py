@@ -1,24 +1,21 @@
-"""Ledger service: posts payments as double entry in Firestore, exactly once.
+"""Ledger service: holds and posts payments as double entry in Firestore, exactly once.
 
-Consumes payments.requested in batches; one Firestore transaction per batch decides and
-posts every payment in it (see fjordbank.adapters.ledger_store), then publishes each
-verdict on payments.completed / payments.failed and acks. A crash anywhere replays the
-batch: the ledger answers replays from its recorded verdicts, so nothing posts twice.
+Consumes payments.approved, payments.settled and payments.returned in batches; one
+Firestore transaction per batch applies every step in it (fjordbank.domain.payment_ledger,
+fjordbank.adapters.ledger_store), then it publishes each result (reserved, completed,
+failed) and acks. A crash anywhere replays the batch: the ledger answers replayed steps
+from its records, so nothing is held or posted twice.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import dataclasses
 import logging
 
-from fjordbank import topology
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.ledger_store import FirestoreLedger
 from fjordbank.config import load_settings
-from fjordbank.domain.errors import DomainError
-from fjordbank.domain.payments import PaymentRequested
-from fjordbank.runtime import crash
+from fjordbank.runtime import crash, events
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
 
 log = logging.getLogger("ledger")
@@ -34,40 +31,29 @@ class LedgerHandler:
         await self.ledger.ensure_internal_accounts()
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        events: list[tuple[int, PaymentRequested]] = []
-        for i, d in enumerate(batch):
-            try:
-                events.append((i, PaymentRequested.from_json(d.json())))
-            except (ValueError, TypeError, DomainError) as exc:
-                outcomes[i] = Reject(f"malformed payments.requested: {exc}")
-        if events:
-            verdicts = await self.ledger.post_transfers([e for _, e in events])
+        decoded, outcomes = events.decode_batch(batch)
+        if decoded:
+            verdicts = await self.ledger.post_batch([e for _, e in decoded])
             crash.point("ledger.after_commit")
-            acks = []
-            for (i, _event), verdict in zip(events, verdicts, strict=True):
-                out = verdict.outcome
-                subject = (
-                    topology.SUBJECT_PAYMENT_COMPLETED if out.status == "completed" else topology.SUBJECT_PAYMENT_FAILED
-                )
-                acks.append(
-                    self.js.publish(
-                        subject,
-                        json.dumps(out.to_json()).encode(),
-                        headers={"Nats-Msg-Id": f"{out.payment_id}:{out.status}"},
-                    )
-                )
+            out = []
+            for (i, _event), verdict in zip(decoded, verdicts, strict=True):
+                if verdict.result is None:
+                    outcomes[i] = Reject(verdict.error or "refused by the ledger")
+                    continue
+                r = verdict.result
+                out.append(dataclasses.replace(verdict.event, status=r.status, reason=r.reason, message=r.message))
+                outcomes[i] = Ack()
                 log.info(
-                    "payment decided",
+                    "payment step posted",
                     extra={
-                        "payment_id": out.payment_id,
-                        "status": out.status,
-                        "reason": out.reason,
+                        "payment_id": verdict.event.payment.payment_id,
+                        "step": verdict.event.status,
+                        "status": r.status,
+                        "reason": r.reason,
                         "replayed": verdict.replayed,
                     },
                 )
-                outcomes[i] = Ack()
-            await asyncio.gather(*acks)
+            await events.publish(self.js, out)
         return outcomes  # type: ignore[return-value]
 
 

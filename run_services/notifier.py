@@ -1,8 +1,9 @@
-"""Notifier: projects payment verdicts onto the app's request documents.
+"""Notifier: projects every payment state onto what the app listens to, and queues pushes.
 
-The app listens to users/{uid}/paymentRequests/{requestId}; every state change lands there.
-Projections only move forward (fjordbank.domain.payments.may_advance), so redeliveries and
-out-of-order events are harmless.
+Consumes payments.> in batches; one Firestore transaction per batch moves each request
+document forward (never backward: redeliveries and out-of-order events are harmless),
+updates the accounts' transaction lists, and queues a push notification for final states
+on Pub/Sub, where the push function sends it through FCM.
 """
 
 from __future__ import annotations
@@ -11,37 +12,48 @@ import asyncio
 import logging
 
 from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.pubsub import PUSH_TOPIC, TopicPublisher
 from fjordbank.adapters.request_docs import RequestProjector
 from fjordbank.config import load_settings
-from fjordbank.domain.payments import PaymentOutcome
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
+from fjordbank.domain.notifications import Push
+from fjordbank.runtime import events
+from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 
 log = logging.getLogger("notifier")
 
 
 class NotifierHandler:
-    def __init__(self, projector: RequestProjector) -> None:
-        self.projector = projector
+    def __init__(self, db, topic: TopicPublisher) -> None:
+        self.topic = topic
+        self.projector = RequestProjector(db, self.queue_pushes)
 
-    async def one(self, d: Delivery) -> Outcome:
-        try:
-            out = PaymentOutcome.from_json(d.json())
-        except (ValueError, TypeError) as exc:
-            return Reject(f"malformed verdict: {exc}")
-        changed = await self.projector.advance(
-            out.uid, out.request_id, out.status, reason=out.reason, message=out.message
-        )
-        log.info("request projected", extra={"payment_id": out.payment_id, "status": out.status, "changed": changed})
-        return Ack()
+    async def on_connect(self, _js) -> None:
+        await asyncio.to_thread(self.topic.ensure_topic)
+
+    async def queue_pushes(self, pushes: list[Push]) -> None:
+        await asyncio.gather(*(self.topic.publish_json(p.to_json()) for p in pushes))
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        return list(await asyncio.gather(*(self.one(d) for d in batch)))
+        decoded, outcomes = events.decode_batch(batch)
+        if decoded:
+            projected = await self.projector.project_batch([e for _, e in decoded])
+            for (i, _event), result in zip(decoded, projected, strict=True):
+                outcomes[i] = Ack()
+                if result.changed:
+                    log.info(
+                        "request projected",
+                        extra={"payment_id": result.event.payment.payment_id, "status": result.event.status},
+                    )
+        return outcomes  # type: ignore[return-value]
 
 
 def main() -> None:
     settings = load_settings(identity="notifier")
-    handler = NotifierHandler(RequestProjector(async_client(settings.project_id)))
-    ConsumerService(durable="notifier", settings=settings, handler=handler, batch_size=100).run()
+    topic = TopicPublisher(settings.project_id, PUSH_TOPIC)
+    handler = NotifierHandler(async_client(settings.project_id), topic)
+    ConsumerService(
+        durable="notifier", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
+    ).run()
 
 
 if __name__ == "__main__":

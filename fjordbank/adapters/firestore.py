@@ -15,6 +15,13 @@ from google.cloud import firestore
 ACCOUNTS = "accounts"
 POSTINGS = "postings"
 LEDGER_PAYMENTS = "ledgerPayments"
+HOLDS = "holds"
+TRANSACTIONS = "transactions"  # accounts/{id}/transactions/{paymentId}: the app's feed
+PUSHES = "pushes"  # pushes/{dedupeKey}: each push delivered once
+SCREENING_CUSTOMERS = "screeningCustomers"
+SCREENING_DECISIONS = "screeningDecisions"
+CLEARING_PAYMENTS = "clearingPayments"
+CLEARING_FILES = "clearingFiles"
 USERS = "users"
 PAYMENT_REQUESTS = "paymentRequests"
 

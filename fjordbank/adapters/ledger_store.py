@@ -3,8 +3,10 @@
 Collections:
   accounts/{accountId}          balance, held, available, owner, status (the app reads its own)
   postings/{paymentId:step}     one balanced posting each; the id makes it exactly-once
-  ledgerPayments/{paymentId}    the ledger's verdict on a payment (posted or declined), so a
-                                redelivered or replayed request gets the same answer
+  holds/{paymentId}             funds reserved for a payment not yet posted
+  ledgerPayments/{paymentId}    the ledger's record of a payment: the result of every step it
+                                went through, so a redelivered or replayed step gets the same
+                                answer and changes nothing
 
 One Firestore transaction per batch: it reads every account and verdict the batch needs,
 applies the batch in order in memory (`fjordbank.domain.ledger.Book`), then writes each
@@ -14,23 +16,28 @@ payments in a batch costs one write per commit, not one per payment.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 
-from fjordbank.adapters.firestore import ACCOUNTS, LEDGER_PAYMENTS, POSTINGS
+from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTINGS
 from fjordbank.domain.ledger import (
     INTERNAL,
     INTERNAL_ACCOUNTS,
+    INTERNAL_SETTLEMENT,
     INTERNAL_WORLD,
     Account,
     Book,
     Declined,
+    Hold,
     Posting,
 )
-from fjordbank.domain.payments import PaymentOutcome, PaymentRequested
+from fjordbank.domain.payment_ledger import StepResult, UnexpectedStep, apply_step
+from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
+from fjordbank.domain.payments import PaymentEvent
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +66,17 @@ def balance_fields(acct: Account) -> dict:
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: PaymentOutcome
-    replayed: bool  # True when the ledger had already decided this payment
+    event: PaymentEvent  # the step that was applied
+    result: StepResult | None  # what to publish next; None when the step was refused
+    replayed: bool = False  # the ledger had already applied this step
+    error: str | None = None  # an impossible step, for the dead-letter stream
+
+
+def accounts_needed(event: PaymentEvent) -> set[str]:
+    p = event.payment
+    if event.status == "approved":
+        return {p.from_account} | ({p.to_account} if p.kind == INTERNAL_KIND else set())
+    return {p.from_account, INTERNAL_SETTLEMENT}
 
 
 class FirestoreLedger:
@@ -70,59 +86,45 @@ class FirestoreLedger:
     def _account_ref(self, account_id: str):
         return self.db.collection(ACCOUNTS).document(account_id)
 
-    async def post_transfers(self, events: list[PaymentRequested]) -> list[Verdict]:
-        """Decide and post a batch of internal transfers in one transaction."""
+    async def post_batch(self, events: list[PaymentEvent], *, now: dt.datetime | None = None) -> list[Verdict]:
+        """Apply a batch of payment steps in one transaction (see the module docstring)."""
+        now = now or dt.datetime.now(dt.UTC)
 
         @async_transactional
         async def run(tx) -> list[Verdict]:
-            account_ids = sorted({a for e in events for a in (e.from_account, e.to_account)})
-            payment_ids = sorted({e.payment_id for e in events})
+            account_ids = sorted(set().union(*(accounts_needed(e) for e in events)))
+            payment_ids = sorted({e.payment.payment_id for e in events})
             refs = [self._account_ref(a) for a in account_ids]
             refs += [self.db.collection(LEDGER_PAYMENTS).document(p) for p in payment_ids]
+            refs += [self.db.collection(HOLDS).document(p) for p in payment_ids]
             accounts: dict[str, Account] = {}
-            decided: dict[str, dict] = {}
+            records: dict[str, dict] = {}
+            holds: dict[str, Hold] = {}
             async for snap in self.db.get_all(refs, transaction=tx):
                 if not snap.exists:
                     continue
-                if snap.reference.parent.id == ACCOUNTS:
+                collection = snap.reference.parent.id
+                if collection == ACCOUNTS:
                     accounts[snap.id] = account_from_doc(snap.to_dict())
+                elif collection == HOLDS:
+                    holds[snap.id] = Hold.from_dict(snap.to_dict())
                 else:
-                    decided[snap.id] = snap.to_dict()
-            book = Book(accounts)
+                    records[snap.id] = snap.to_dict()
+            book = Book(accounts, holds=holds)
             verdicts: list[Verdict] = []
-            new_records: dict[str, dict] = {}
-            for e in events:
-                record = decided.get(e.payment_id) or new_records.get(e.payment_id)
-                if record is not None:
-                    verdicts.append(Verdict(_outcome(e, record), replayed=True))
-                    continue
+            changed: set[str] = set()
+            for event in events:
+                pid = event.payment.payment_id
                 try:
-                    posting = book.transfer(
-                        payment_id=e.payment_id,
-                        step="transfer",
-                        payer_uid=e.uid,
-                        debit=e.from_account,
-                        credit=e.to_account,
-                        amount=e.amount,
-                        currency=e.currency,
-                    )
-                    record = {"status": "completed", "postingIds": [posting.posting_id], "reason": None}
-                except Declined as exc:
-                    record = {"status": "failed", "postingIds": [], "reason": exc.code, "message": exc.message}
-                record.update(
-                    {
-                        "paymentId": e.payment_id,
-                        "uid": e.uid,
-                        "requestId": e.request_id,
-                        "amount": e.amount,
-                        "currency": e.currency,
-                        "bodyHash": e.body_hash,
-                        "decidedAt": firestore.SERVER_TIMESTAMP,
-                    }
-                )
-                new_records[e.payment_id] = record
-                verdicts.append(Verdict(_outcome(e, record), replayed=False))
-            self._write(tx, book, new_records)
+                    record, result, replayed = apply_step(book, records.get(pid), event, now=now)
+                except (UnexpectedStep, Declined) as exc:
+                    verdicts.append(Verdict(event, None, error=f"{exc.code}: {exc.message}"))
+                    continue
+                if not replayed:
+                    records[pid] = record
+                    changed.add(pid)
+                verdicts.append(Verdict(event, result, replayed))
+            self._write(tx, book, {pid: records[pid] for pid in changed})
             return verdicts
 
         return await run(self.db.transaction())
@@ -135,8 +137,13 @@ class FirestoreLedger:
                 self.db.collection(POSTINGS).document(posting.posting_id),
                 {**posting.to_dict(), "createdAt": firestore.SERVER_TIMESTAMP},
             )
+        for hold_id in sorted(book.touched_holds):
+            tx.set(self.db.collection(HOLDS).document(hold_id), book.holds[hold_id].to_dict())
         for payment_id, record in records.items():
-            tx.create(self.db.collection(LEDGER_PAYMENTS).document(payment_id), record)
+            tx.set(
+                self.db.collection(LEDGER_PAYMENTS).document(payment_id),
+                {**record, "updatedAt": firestore.SERVER_TIMESTAMP},
+            )
 
     # ---- admin path: accounts and deposits ------------------------------------------------
     async def ensure_internal_accounts(self, currency: str = "NOK") -> None:
@@ -202,14 +209,3 @@ class FirestoreLedger:
             return True
 
         return await run(self.db.transaction())
-
-
-def _outcome(e: PaymentRequested, record: dict) -> PaymentOutcome:
-    return PaymentOutcome(
-        payment_id=e.payment_id,
-        uid=e.uid,
-        request_id=e.request_id,
-        status=record["status"],
-        reason=record.get("reason"),
-        message=record.get("message"),
-    )

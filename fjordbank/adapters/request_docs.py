@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 
-from fjordbank.adapters.firestore import request_path
-from fjordbank.domain.payments import projection_update
+from fjordbank.adapters.firestore import ACCOUNTS, TRANSACTIONS, request_path
+from fjordbank.domain.notifications import Push, payment_pushes, transaction_entries
+from fjordbank.domain.payments import PaymentEvent, projection_update
 
 
 def _stamp(update: dict) -> dict:
@@ -17,25 +21,64 @@ def _stamp(update: dict) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Projected:
+    event: PaymentEvent
+    changed: bool  # the request document moved to this state now (first time)
+
+
 class RequestProjector:
-    """Async (run_services)."""
+    """Projects a batch of payment events in one transaction (the notifier's work):
+    the request documents, the accounts' transaction lists, and the pushes to queue."""
 
-    def __init__(self, db: firestore.AsyncClient) -> None:
+    def __init__(self, db: firestore.AsyncClient, queue_pushes: Callable[[list[Push]], Awaitable[None]]) -> None:
         self.db = db
+        self.queue_pushes = queue_pushes
 
-    async def advance(self, uid: str, request_id: str, status: str, **kwargs) -> bool:
-        ref = self.db.document(request_path(uid, request_id))
+    async def project_batch(self, events: list[PaymentEvent]) -> list[Projected]:
+        db = self.db
 
         @async_transactional
-        async def run(tx) -> bool:
-            snap = await ref.get(transaction=tx)
-            update = projection_update(snap.to_dict() if snap.exists else None, status, **kwargs)
-            if update is None:
-                return False
-            tx.update(ref, _stamp(update))
-            return True
+        async def run(tx) -> list[Projected]:
+            request_refs = {
+                e.payment.payment_id: db.document(request_path(e.payment.uid, e.payment.request_id)) for e in events
+            }
+            payees = sorted({e.payment.to_account for e in events if e.payment.kind == "internal"})
+            refs = [*request_refs.values(), *(db.collection(ACCOUNTS).document(a) for a in payees)]
+            docs: dict[str, dict | None] = {}
+            owners: dict[str, str | None] = {}
+            async for snap in db.get_all(refs, transaction=tx):
+                if snap.reference.parent.id == ACCOUNTS:
+                    owners[snap.id] = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
+                else:
+                    docs[snap.reference.path] = snap.to_dict() if snap.exists else None
+            updates: dict[str, dict] = {}
+            entries: dict[tuple[str, str], dict] = {}
+            pushes: list[Push] = []
+            results: list[Projected] = []
+            for event in events:
+                p = event.payment
+                path = request_refs[p.payment_id].path
+                update = projection_update(docs.get(path), event.status, reason=event.reason, message=event.message)
+                results.append(Projected(event, update is not None))
+                if update is None:
+                    continue
+                docs[path] = {**(docs[path] or {}), **update}
+                updates[path] = {**updates.get(path, {}), **_stamp(update)}
+                payee = owners.get(p.to_account) if p.kind == "internal" else None
+                for account, entry in transaction_entries(event, payee_uid=payee).items():
+                    entries[(account, p.payment_id)] = entry
+                pushes += payment_pushes(event, payee_uid=payee)
+            if pushes:  # queued before the commit: the push function delivers each key once
+                await self.queue_pushes(pushes)
+            for path, update in updates.items():
+                tx.update(db.document(path), update)
+            for (account, payment_id), entry in entries.items():
+                ref = db.collection(ACCOUNTS).document(account).collection(TRANSACTIONS).document(payment_id)
+                tx.set(ref, {**entry, "updatedAt": firestore.SERVER_TIMESTAMP}, merge=True)
+            return results
 
-        return await run(self.db.transaction())
+        return await run(db.transaction())
 
 
 def advance_sync(db: firestore.Client, uid: str, request_id: str, status: str, **kwargs) -> bool:

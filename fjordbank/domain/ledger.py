@@ -138,6 +138,40 @@ class Account:
         return self.available - amount >= -self.overdraft_limit
 
 
+@dataclass(slots=True)
+class Hold:
+    """Funds reserved on a customer account for a payment that has not been posted yet
+    (an external payment waiting for clearing, a card authorisation waiting for capture)."""
+
+    hold_id: str  # the payment id (one hold per payment)
+    account_id: str
+    amount: int
+    currency: str
+    expires_at: str  # ISO 8601 UTC; the audit flags active holds past it
+    status: str = "active"  # active | captured | released
+
+    def to_dict(self) -> dict:
+        return {
+            "holdId": self.hold_id,
+            "accountId": self.account_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "expiresAt": self.expires_at,
+            "status": self.status,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Hold:
+        return cls(
+            hold_id=data["holdId"],
+            account_id=data["accountId"],
+            amount=data["amount"],
+            currency=data["currency"],
+            expires_at=data["expiresAt"],
+            status=data.get("status", "active"),
+        )
+
+
 @dataclass
 class Book:
     """The accounts of one commit and what the commit changes."""
@@ -145,6 +179,8 @@ class Book:
     accounts: dict[str, Account]
     postings: list[Posting] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
+    holds: dict[str, Hold] = field(default_factory=dict)
+    touched_holds: set[str] = field(default_factory=set)
 
     def account(self, account_id: str) -> Account:
         try:
@@ -183,10 +219,7 @@ class Book:
         """An internal transfer posted at once. Raises `Declined` with a reason code."""
         source = self.account(debit)
         target = self.account(credit)
-        if source.kind != CUSTOMER or source.owner_uid != payer_uid:
-            raise Declined("not_account_owner", "the payer does not own the from-account")
-        if source.status != OPEN:
-            raise Declined("account_closed", "the from-account is not open")
+        self._check_payer(source, payer_uid, currency)
         if target.status != OPEN:
             raise Declined("to_account_closed", "the to-account is not open")
         if debit == credit:
@@ -197,6 +230,67 @@ class Book:
             raise Declined("insufficient_funds", "available balance is too low")
         posting = Posting.transfer(payment_id, step, debit, credit, amount, currency)
         self.apply(posting)
+        return posting
+
+    def _check_payer(self, source: Account, payer_uid: str, currency: str) -> None:
+        if source.kind != CUSTOMER or source.owner_uid != payer_uid:
+            raise Declined("not_account_owner", "the payer does not own the from-account")
+        if source.status != OPEN:
+            raise Declined("account_closed", "the from-account is not open")
+        if source.currency != currency:
+            raise Declined("currency_mismatch", f"the account does not hold {currency}")
+
+    def hold(
+        self, *, hold_id: str, payer_uid: str, account_id: str, amount: int, currency: str, expires_at: str
+    ) -> Hold:
+        """Reserve funds: available balance drops, the ledger balance does not."""
+        if type(amount) is not int or amount <= 0:
+            raise Declined("invalid_amount", "a hold must be a positive int")
+        if hold_id in self.holds:
+            raise Declined("duplicate_hold", "this payment already holds funds")
+        source = self.account(account_id)
+        self._check_payer(source, payer_uid, currency)
+        if not source.can_spend(amount):
+            raise Declined("insufficient_funds", "available balance is too low")
+        source.held += amount
+        self.touched.add(account_id)
+        hold = Hold(hold_id, account_id, amount, currency, expires_at)
+        self.holds[hold_id] = hold
+        self.touched_holds.add(hold_id)
+        return hold
+
+    def _active_hold(self, hold_id: str) -> Hold:
+        hold = self.holds.get(hold_id)
+        if hold is None or hold.status != "active":
+            raise Declined("no_active_hold", f"no active hold for {hold_id}")
+        return hold
+
+    def release(self, hold_id: str) -> Hold:
+        """Give held funds back to the available balance; nothing is posted."""
+        hold = self._active_hold(hold_id)
+        self.account(hold.account_id).held -= hold.amount
+        hold.status = "released"
+        self.touched.add(hold.account_id)
+        self.touched_holds.add(hold_id)
+        return hold
+
+    def capture(self, hold_id: str, *, step: str, credit: str, amount: int | None = None) -> Posting:
+        """Post a held payment: the hold is consumed whole and ``amount`` (at most the
+        hold; all of it by default) is posted from the held account to ``credit``."""
+        hold = self._active_hold(hold_id)
+        amount = hold.amount if amount is None else amount
+        if type(amount) is not int or not 0 < amount <= hold.amount:
+            raise Declined("invalid_capture", "a capture must be positive and at most the hold")
+        posting = Posting.transfer(hold_id, step, hold.account_id, credit, amount, hold.currency)
+        account = self.account(hold.account_id)
+        account.held -= hold.amount
+        try:
+            self.apply(posting)
+        except Declined:
+            account.held += hold.amount  # all-or-nothing, like apply itself
+            raise
+        hold.status = "captured"
+        self.touched_holds.add(hold_id)
         return posting
 
 

@@ -34,19 +34,24 @@ OPTIONAL_FIELDS = frozenset({"message", "kid", "dueDate"})
 BODY_FIELDS = REQUIRED_FIELDS | OPTIONAL_FIELDS
 
 # Lifecycle states and their order; a projection never moves a request backwards.
+#   requested -> approved | rejected -> reserved (external: funds held) -> submitted
+#   -> settled | returned -> completed | failed
 STATUS_RANK = {
-    "received": 0,
-    "requested": 1,
-    "approved": 2,
-    "reserved": 3,
-    "submitted": 4,
-    "settled": 5,
-    "posted": 6,
+    "received": 0,  # stored by the app; not yet published (publish pending)
+    "scheduled": 1,  # due later; the scheduler submits it on its due date
+    "requested": 2,
+    "approved": 3,
+    "reserved": 4,
+    "submitted": 5,
+    "settled": 6,
+    "returned": 6,
     "completed": 9,
     "failed": 9,
     "rejected": 9,
 }
 TERMINAL = frozenset({"completed", "failed", "rejected"})
+INTERNAL = "internal"  # both accounts in this bank: posted at once
+EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
 
 
 class PaymentRejected(DomainError):
@@ -66,7 +71,7 @@ def payment_id_for(uid: str, request_id: str) -> str:
     (uids set through the Admin SDK may contain any separator). Events carry the uid and
     request id next to it for tracing."""
     digest = hashlib.sha256(f"{uid}\x00{request_id}".encode()).hexdigest()
-    return f"pay_{digest[:40]}"
+    return f"p{digest[:34]}"  # 35 characters: fits ISO 20022's EndToEndId
 
 
 def body_hash(body: dict) -> str:
@@ -185,11 +190,12 @@ def _account(value: object, code: str) -> str:
 
 @dataclass(frozen=True)
 class PaymentRequested:
-    """The event the edge publishes on payments.requested (message id = payment id)."""
+    """The payment as the edge accepted it; every later event carries it unchanged."""
 
     payment_id: str
     uid: str
     request_id: str
+    kind: str  # internal | external
     from_account: str
     to_account: str
     amount: int
@@ -206,6 +212,8 @@ class PaymentRequested:
 
     @classmethod
     def from_json(cls, data: dict) -> PaymentRequested:
+        if not isinstance(data, dict):
+            raise PaymentRejected("malformed_event", "the payment is not an object")
         fields = set(cls.__dataclass_fields__)
         unknown = set(data) - fields
         if unknown:
@@ -216,26 +224,53 @@ class PaymentRequested:
         event = cls(**data)
         if type(event.amount) is not int or event.amount <= 0:
             raise PaymentRejected("malformed_event", "event amount must be a positive int")
+        if event.kind not in (INTERNAL, EXTERNAL):
+            raise PaymentRejected("malformed_event", f"unknown payment kind {event.kind!r}")
         return event
 
 
 @dataclass(frozen=True)
-class PaymentOutcome:
-    """The ledger's verdict, published on payments.completed or payments.failed."""
+class PaymentEvent:
+    """One step of a payment's lifecycle on NATS: subject ``payments.<status>``, message id
+    ``<payment id>:<status>`` (so a step is stored once however often it is published)."""
 
-    payment_id: str
-    uid: str
-    request_id: str
-    status: str  # completed | failed
+    payment: PaymentRequested
+    status: str
     reason: str | None = None
     message: str | None = None
+    detail: dict | None = None  # step data, e.g. the clearing file id
+
+    @property
+    def subject(self) -> str:
+        return f"payments.{self.status}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"{self.payment.payment_id}:{self.status}"
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {
+            "payment": self.payment.to_json(),
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "detail": self.detail or {},
+        }
 
     @classmethod
-    def from_json(cls, data: dict) -> PaymentOutcome:
-        return cls(**data)
+    def from_json(cls, data: dict) -> PaymentEvent:
+        if not isinstance(data, dict) or set(data) - {"payment", "status", "reason", "message", "detail"}:
+            raise PaymentRejected("malformed_event", "not a payment event")
+        status = data.get("status")
+        if status not in STATUS_RANK:
+            raise PaymentRejected("malformed_event", f"unknown status {status!r}")
+        return cls(
+            payment=PaymentRequested.from_json(data.get("payment")),
+            status=status,
+            reason=data.get("reason"),
+            message=data.get("message"),
+            detail=data.get("detail") or {},
+        )
 
 
 def may_advance(current: str | None, new: str) -> bool:

@@ -111,6 +111,7 @@ class ConsumerService:
         fetch_wait: float = 1.0,
         concurrency: int = 1,
         on_connect: Callable[[Any], Awaitable[None]] | None = None,
+        background: list[Callable[[asyncio.Event], Awaitable[None]]] | None = None,
     ) -> None:
         self.spec = topology.consumer(durable)
         self.settings = settings
@@ -119,6 +120,7 @@ class ConsumerService:
         self.fetch_wait = fetch_wait
         self.concurrency = concurrency
         self.on_connect = on_connect
+        self.background = background or []
         self.nc = None
         self.js = None
         self._stopping = asyncio.Event()
@@ -152,9 +154,11 @@ class ConsumerService:
             )
             self._ready = True
             workers = [asyncio.create_task(self._worker(sub)) for _ in range(self.concurrency)]
-            lag = asyncio.create_task(self._watch_lag(sub))
+            helpers = [asyncio.create_task(self._watch_lag(sub))]
+            helpers += [asyncio.create_task(self._guard(task)) for task in self.background]
             await asyncio.gather(*workers)
-            lag.cancel()
+            for task in helpers:
+                task.cancel()
         except Exception:
             self._alive = False
             log.exception("consumer stopped on an error")
@@ -168,6 +172,17 @@ class ConsumerService:
                     await self.nc.close()
             await probes.stop()
             log.info("stopped")
+
+    async def _guard(self, task: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        """Run a background task until stop; log and restart it if it fails."""
+        while not self._stopping.is_set():
+            try:
+                await task(self._stopping)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task failed; restarting it")
+                await asyncio.sleep(1)
 
     async def _watch_lag(self, sub) -> None:
         while True:

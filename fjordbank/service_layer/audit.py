@@ -3,17 +3,20 @@
 * conservation: the balances of all accounts (internal ones included) sum to zero;
 * every posting balances, and every stored balance equals the replay of the postings;
 * no customer account's available balance is below its overdraft floor; holds are >= 0;
+  each account's held amount is the sum of its active holds, and no active hold is past
+  its expiry;
 * every completed payment is posted exactly once (its verdict lists postings that exist
   and belong to it), and no failed payment has postings.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from fjordbank.adapters.firestore import ACCOUNTS, LEDGER_PAYMENTS, POSTINGS
-from fjordbank.domain.ledger import CUSTOMER, Posting, UnbalancedPosting, replay
+from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTINGS
+from fjordbank.domain.ledger import CUSTOMER, Hold, Posting, UnbalancedPosting, replay
 
 
 @dataclass
@@ -21,6 +24,7 @@ class AuditReport:
     accounts: int = 0
     postings: int = 0
     payments: int = 0
+    holds: int = 0
     total_balance: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -34,6 +38,7 @@ class AuditReport:
             f"  accounts:   {self.accounts}",
             f"  postings:   {self.postings}",
             f"  payments:   {self.payments}",
+            f"  holds:      {self.holds}",
             f"  sum of all balances: {self.total_balance} (must be 0)",
         ]
         if self.ok:
@@ -44,7 +49,7 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def audit_ledger(db) -> AuditReport:
+def audit_ledger(db, *, now: dt.datetime | None = None) -> AuditReport:
     """Read the whole ledger with a sync Firestore client and check every invariant."""
     report = AuditReport()
     accounts = {snap.id: snap.to_dict() for snap in db.collection(ACCOUNTS).stream()}
@@ -55,6 +60,8 @@ def audit_ledger(db) -> AuditReport:
         except (UnbalancedPosting, KeyError, TypeError) as exc:
             report.problems.append(f"posting {snap.id} is invalid: {exc}")
     verdicts = {snap.id: snap.to_dict() for snap in db.collection(LEDGER_PAYMENTS).stream()}
+    holds = [Hold.from_dict(snap.to_dict()) for snap in db.collection(HOLDS).stream()]
+    report.holds = len(holds)
     report.accounts, report.postings, report.payments = len(accounts), len(postings), len(verdicts)
 
     replayed = replay(postings)
@@ -78,6 +85,19 @@ def audit_ledger(db) -> AuditReport:
         floor = -data.get("overdraftLimit", 0)
         if data.get("kind", CUSTOMER) == CUSTOMER and data["balance"] - held < floor:
             report.problems.append(f"account {account_id}: available {data['balance'] - held} below {floor}")
+
+    active: dict[str, int] = {}
+    now = (now or dt.datetime.now(dt.UTC)).isoformat()
+    for hold in holds:
+        if hold.status == "active":
+            active[hold.account_id] = active.get(hold.account_id, 0) + hold.amount
+            if hold.expires_at < now:
+                report.problems.append(f"hold {hold.hold_id} expired at {hold.expires_at} and is still active")
+    for account_id, data in accounts.items():
+        if data.get("held", 0) != active.get(account_id, 0):
+            report.problems.append(
+                f"account {account_id}: held {data.get('held', 0)} != active holds {active.get(account_id, 0)}"
+            )
 
     by_payment = Counter(p.payment_id for p in postings if p.step != "deposit")
     posting_ids = {p.posting_id: p for p in postings}

@@ -21,6 +21,9 @@ from fjordbank.adapters.firestore import ACCOUNTS
 from fjordbank.adapters.request_docs import advance_sync
 from fjordbank.domain.norway import mask_account_number
 from fjordbank.domain.payments import (
+    EXTERNAL,
+    INTERNAL,
+    PaymentEvent,
     PaymentRejected,
     PaymentRequested,
     body_hash,
@@ -31,7 +34,9 @@ from fjordbank.errors import PublishError
 
 log = logging.getLogger(__name__)
 OSLO = ZoneInfo("Europe/Oslo")
-BACKEND_FIELDS = frozenset({"status", "statusRank", "reason", "paymentId", "updatedAt", "timeline", "bodyHash"})
+BACKEND_FIELDS = frozenset(
+    {"status", "statusRank", "reason", "paymentId", "updatedAt", "timeline", "bodyHash", "payment"}
+)
 
 
 class Publisher(Protocol):
@@ -43,32 +48,32 @@ def today_in_norway(now: dt.datetime | None = None) -> dt.date:
 
 
 def handle_payment_request(
-    db, publisher: Publisher, *, uid: str, request_id: str, body: dict, now: dt.datetime | None = None
+    db,
+    publisher: Publisher,
+    *,
+    uid: str,
+    request_id: str,
+    body: dict,
+    bank_regs: tuple[str, ...],
+    now: dt.datetime | None = None,
 ) -> str:
     """Validate, authorise and publish one payment request. Returns the status it shows."""
     if body.get("status") not in (None, "received"):
         return body["status"]  # already handled (a redelivered trigger)
+    now = now or dt.datetime.now(dt.UTC)
+    today = today_in_norway(now)
     try:
-        request = parse_request(body, request_id=request_id, today=today_in_norway(now), backend_fields=BACKEND_FIELDS)
-        source = db.collection(ACCOUNTS).document(request.from_account).get()
-        source_data = source.to_dict() if source.exists else None
-        if source_data is None or source_data.get("ownerUid") != uid:
-            raise PaymentRejected("not_account_owner", "the from-account is not yours")
-        if source_data.get("status") != "open":
-            raise PaymentRejected("account_closed", "the from-account is not open")
-        if not db.collection(ACCOUNTS).document(request.to_account).get().exists:
-            raise PaymentRejected("external_payments_unavailable", "payments to other banks are not enabled yet")
-        if request.due_date > today_in_norway(now):
-            raise PaymentRejected("scheduled_payments_unavailable", "scheduled payments are not enabled yet")
+        request = parse_request(body, request_id=request_id, today=today, backend_fields=BACKEND_FIELDS)
+        kind = _check_accounts(db, uid, request.from_account, request.to_account, bank_regs)
     except PaymentRejected as exc:
         log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})
         advance_sync(db, uid, request_id, "rejected", reason=exc.code, message=exc.message)
         return "rejected"
-    payment_id = payment_id_for(uid, request_id)
-    event = PaymentRequested(
-        payment_id=payment_id,
+    payment = PaymentRequested(
+        payment_id=payment_id_for(uid, request_id),
         uid=uid,
         request_id=request_id,
+        kind=kind,
         from_account=request.from_account,
         to_account=request.to_account,
         amount=request.amount,
@@ -77,21 +82,59 @@ def handle_payment_request(
         kid=request.kid,
         due_date=request.due_date.isoformat(),
         body_hash=body_hash(body),
-        requested_at=(now or dt.datetime.now(dt.UTC)).isoformat(),
+        requested_at=now.isoformat(),
     )
+    extra = {"paymentId": payment.payment_id, "bodyHash": payment.body_hash}
+    if request.due_date > today:
+        # The scheduler submits it on its due date (the same path as below, then).
+        advance_sync(db, uid, request_id, "scheduled", extra={**extra, "payment": payment.to_json()})
+        return "scheduled"
+    submit(db, publisher, payment)
+    return "requested"
+
+
+def submit(db, publisher: Publisher, payment: PaymentRequested) -> None:
+    """Publish a validated payment and show it as requested; a publish failure is never dropped."""
+    event = PaymentEvent(payment, "requested")
     try:
-        publisher.publish_json(
-            topology.SUBJECT_PAYMENT_REQUESTED, event.to_json(), msg_id=payment_id, stream=topology.STREAM_PAYMENTS
-        )
+        publisher.publish_json(event.subject, event.to_json(), msg_id=event.msg_id, stream=topology.STREAM_PAYMENTS)
     except PublishError as exc:
         # Python Firestore triggers are never retried by the platform (the SDK deploys them
         # with retry off), so the document itself records that the request still has to
         # be published, and the error propagates to the function's error log.
-        advance_sync(db, uid, request_id, "received", reason="publish_pending", message=str(exc))
+        advance_sync(db, payment.uid, payment.request_id, "received", reason="publish_pending", message=str(exc))
         raise
-    advance_sync(db, uid, request_id, "requested", extra={"paymentId": payment_id, "bodyHash": event.body_hash})
+    advance_sync(
+        db,
+        payment.uid,
+        payment.request_id,
+        "requested",
+        extra={"paymentId": payment.payment_id, "bodyHash": payment.body_hash},
+    )
     log.info(
         "payment requested",
-        extra={"payment_id": payment_id, "amount": request.amount, "to": mask_account_number(request.to_account)},
+        extra={
+            "payment_id": payment.payment_id,
+            "amount": payment.amount,
+            "kind": payment.kind,
+            "to": mask_account_number(payment.to_account),
+        },
     )
-    return "requested"
+
+
+def _check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]) -> str:
+    """Ownership and state, checked on the server. Returns the payment kind."""
+    source = db.collection(ACCOUNTS).document(from_account).get()
+    data = source.to_dict() if source.exists else None
+    if data is None or data.get("ownerUid") != uid:
+        raise PaymentRejected("not_account_owner", "the from-account is not yours")
+    if data.get("status") != "open":
+        raise PaymentRejected("account_closed", "the from-account is not open")
+    if to_account[:4] not in bank_regs:
+        return EXTERNAL
+    target = db.collection(ACCOUNTS).document(to_account).get()
+    if not target.exists:
+        raise PaymentRejected("unknown_to_account", "no account with this number in Fjordbank")
+    if (target.to_dict() or {}).get("status") != "open":
+        raise PaymentRejected("to_account_closed", "the to-account is closed")
+    return INTERNAL

@@ -11,7 +11,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from devstack.supervisor import http_ok
 from fjordbank import topology
-from fjordbank.domain.payments import PaymentRequested, body_hash, payment_id_for
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested, body_hash, payment_id_for
 from tests.support import natsclients
 from tests.support.app import new_customer
 from tests.support.clients import unique, wait_for
@@ -82,10 +82,11 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
             "statusRank": 1,
         }
     )
-    event = PaymentRequested(
+    payment = PaymentRequested(
         payment_id=payment_id_for(alice.uid, request_id),
         uid=alice.uid,
         request_id=request_id,
+        kind="internal",
         from_account=alice.accounts[0],
         to_account=alice.accounts[1],
         amount=4_000,
@@ -104,8 +105,8 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
             for copy in range(3):
                 await js.publish(
                     topology.SUBJECT_PAYMENT_REQUESTED,
-                    json.dumps(event.to_json()).encode(),
-                    headers={"Nats-Msg-Id": f"{event.payment_id}-copy{copy}"},
+                    json.dumps(PaymentEvent(payment, "requested").to_json()).encode(),
+                    headers={"Nats-Msg-Id": f"{payment.payment_id}-copy{copy}"},
                 )
         finally:
             await nc.close()
@@ -115,7 +116,7 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
     time.sleep(1.0)  # let every copy be processed
     assert alice.balance(alice.accounts[0]) == 6_000
     assert alice.balance(alice.accounts[1]) == 4_000
-    query = admin_db.collection("postings").where(filter=FieldFilter("paymentId", "==", event.payment_id))
+    query = admin_db.collection("postings").where(filter=FieldFilter("paymentId", "==", payment.payment_id))
     postings = list(query.stream())
     assert len(postings) == 1
     audit()

@@ -30,7 +30,7 @@ from fjordbank.domain.payments import (
     REQUIRED_FIELDS,
     STATUS_RANK,
     TERMINAL,
-    PaymentOutcome,
+    PaymentEvent,
     PaymentRejected,
     PaymentRequest,
     PaymentRequested,
@@ -462,12 +462,24 @@ def test_payment_id_is_unique_across_users_whose_uid_contains_underscore():
 
 # ----------------------------------------------------- lifecycle: may_advance
 
-ORDER = ["received", "requested", "approved", "reserved", "submitted", "settled", "posted"]
+# The lifecycle's non-terminal states in order; states in one group are alternatives.
+STAGES = [
+    ["received"],
+    ["scheduled"],
+    ["requested"],
+    ["approved"],
+    ["reserved"],
+    ["submitted"],
+    ["settled", "returned"],
+]
+ORDER = [s for stage in STAGES for s in stage]
+STAGE = {s: i for i, stage in enumerate(STAGES) for s in stage}
 
 
 def test_status_ranks_follow_the_lifecycle_and_terminals_share_the_top_rank():
-    assert [STATUS_RANK[s] for s in ORDER] == sorted(STATUS_RANK[s] for s in ORDER)
-    assert len({STATUS_RANK[s] for s in ORDER}) == len(ORDER)
+    for state in ORDER:
+        assert STATUS_RANK[state] == STATUS_RANK[STAGES[STAGE[state]][0]]
+    assert [STATUS_RANK[stage[0]] for stage in STAGES] == sorted({STATUS_RANK[s] for s in ORDER})
     assert TERMINAL == {"completed", "failed", "rejected"}
     assert {STATUS_RANK[s] for s in TERMINAL} == {max(STATUS_RANK.values())}
     assert set(STATUS_RANK) == set(ORDER) | TERMINAL
@@ -487,7 +499,7 @@ def test_nothing_moves_a_request_out_of_a_terminal_state(current, new):
 @pytest.mark.parametrize("current", ORDER)
 @pytest.mark.parametrize("new", sorted(STATUS_RANK))
 def test_non_terminal_request_moves_only_forward(current, new):
-    expected = True if new in TERMINAL else ORDER.index(new) > ORDER.index(current)
+    expected = True if new in TERMINAL else STAGE[new] > STAGE[current]
     assert may_advance(current, new) is expected
 
 
@@ -508,7 +520,10 @@ def test_projection_update_moves_forward_with_rank():
 
 
 def test_projection_update_on_fresh_document_without_status():
-    assert projection_update({"amount": 1}, "requested") == {"status": "requested", "statusRank": 1}
+    assert projection_update({"amount": 1}, "requested") == {
+        "status": "requested",
+        "statusRank": STATUS_RANK["requested"],
+    }
 
 
 def test_projection_update_carries_reason_and_extra_fields():
@@ -532,7 +547,7 @@ def test_projection_update_reason_message_defaults_to_code():
     ("current", "new"),
     [
         ("requested", "requested"),
-        ("posted", "requested"),
+        ("settled", "requested"),
         ("completed", "failed"),
         ("failed", "completed"),
         ("rejected", "requested"),
@@ -567,6 +582,7 @@ def event(**over) -> PaymentRequested:
         payment_id="uid1_req-0001",
         uid="uid1",
         request_id="req-0001",
+        kind="internal",
         from_account=FROM,
         to_account=TO,
         amount=12_500,
@@ -622,9 +638,23 @@ def test_payment_requested_from_json_refuses_missing_fields():
         PaymentRequested.from_json(data)
 
 
-def test_payment_outcome_round_trips_through_json():
-    out = PaymentOutcome("p", "u", "r", "failed", reason="insufficient_funds", message="too low")
-    assert PaymentOutcome.from_json(out.to_json()) == out
+def test_payment_event_round_trips_through_json():
+    out = PaymentEvent(event(), "failed", reason="insufficient_funds", message="too low", detail={"k": "v"})
+    assert PaymentEvent.from_json(out.to_json()) == out
+    assert out.subject == "payments.failed"
+    assert out.msg_id == f"{out.payment.payment_id}:failed"
+
+
+@pytest.mark.parametrize("status", ["nonsense", None, 1])
+def test_payment_event_refuses_unknown_status(status):
+    data = {**PaymentEvent(event(), "approved").to_json(), "status": status}
+    with pytest.raises(PaymentRejected):
+        PaymentEvent.from_json(data)
+
+
+def test_payment_requested_refuses_unknown_kind():
+    with pytest.raises(PaymentRejected):
+        PaymentRequested.from_json({**event().to_json(), "kind": "teleport"})
 
 
 def test_optional_fields_are_the_body_fields_that_are_not_required():

@@ -19,8 +19,6 @@ from fjordbank.topology import (
     IDENTITIES,
     SERVICES,
     STREAMS,
-    SUBJECT_PAYMENT_COMPLETED,
-    SUBJECT_PAYMENT_FAILED,
     SUBJECT_PAYMENT_REQUESTED,
     consumer,
     dlq_subject,
@@ -31,9 +29,12 @@ NON_ADMIN = [ident for ident in IDENTITIES if not ident.admin]
 SERVICE_IDENTITIES = [ident for ident in NON_ADMIN if ident.consumes]
 
 # What each component is meant to produce (independent of the Identity declarations).
+# The lifecycle, written out independently of the topology module: who may publish what.
 OUTPUTS = {
-    "edge": {SUBJECT_PAYMENT_REQUESTED},
-    "ledger": {SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED},
+    "edge": {"payments.requested"},
+    "screening": {"payments.approved", "payments.rejected"},
+    "ledger": {"payments.reserved", "payments.completed", "payments.failed"},
+    "clearing": {"payments.submitted", "payments.settled", "payments.returned"},
     "notifier": set(),
 }
 
@@ -98,7 +99,7 @@ def test_consumer_filters_and_dlq_subjects_fall_in_the_right_stream():
 
 
 def test_lifecycle_subjects_are_in_the_payments_stream_only():
-    for subject in (SUBJECT_PAYMENT_REQUESTED, SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED):
+    for subject in {s for outputs in OUTPUTS.values() for s in outputs}:
         owning = [s.name for s in STREAMS if any(matches(p, subject) for p in s.subjects)]
         assert owning == [topology.STREAM_PAYMENTS]
 
@@ -115,7 +116,7 @@ def test_unknown_names_raise_key_error():
 
 
 def test_services_are_the_identities_that_consume():
-    assert set(SERVICES) == {i.name for i in SERVICE_IDENTITIES} == {"ledger", "notifier"}
+    assert set(SERVICES) == {i.name for i in SERVICE_IDENTITIES} == {"screening", "ledger", "clearing", "notifier"}
 
 
 def test_nak_delay_follows_backoff_and_repeats_the_last_value():
@@ -191,7 +192,7 @@ def test_no_non_admin_publish_permission_is_a_wildcard_except_own_acks(ident):
 
 @pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
 def test_only_the_producer_of_a_lifecycle_subject_can_publish_it(ident):
-    for subject in (SUBJECT_PAYMENT_REQUESTED, SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED):
+    for subject in {s for outputs in OUTPUTS.values() for s in outputs}:
         assert can_publish(ident, subject) is (subject in OUTPUTS[ident.name])
 
 

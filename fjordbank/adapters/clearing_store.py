@@ -1,0 +1,108 @@
+"""Clearing state in Firestore and the file exchange with the clearing house.
+
+  clearingPayments/{paymentId}  which file carried the payment (a payment goes out once)
+  clearingFiles/{fileId}        the file's payments and state: created -> written -> answered
+
+Files are exchanged through directories (in production a transfer service such as SFTP
+moves them): pain.001 files are written to ``outbox/``, pain.002 answers arrive in
+``inbox/`` and are moved to ``processed/`` once handled. Writes are atomic (a temporary
+file renamed into place), so the other side never reads half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from google.api_core.exceptions import NotFound
+from google.cloud import firestore
+from google.cloud.firestore_v1.async_transaction import async_transactional
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
+from fjordbank.domain.payments import PaymentRequested
+
+
+class ClearingDirs:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.outbox, self.inbox, self.processed, self.sent = (
+            self.root / name for name in ("outbox", "inbox", "processed", "sent")
+        )
+        for d in (self.outbox, self.inbox, self.processed, self.sent):
+            d.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def write_atomic(path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+
+class FirestoreClearing:
+    def __init__(self, db: firestore.AsyncClient) -> None:
+        self.db = db
+
+    async def claim(self, payments: list[PaymentRequested], file_id: str) -> tuple[list[PaymentRequested], dict]:
+        """Put the payments not yet in a file into ``file_id`` (recorded before the file is
+        written). Returns (the new payments, payment id -> file id of every payment)."""
+        db = self.db
+
+        @async_transactional
+        async def run(tx):
+            refs = [db.collection(CLEARING_PAYMENTS).document(p.payment_id) for p in payments]
+            existing = {s.id: s.to_dict()["fileId"] async for s in db.get_all(refs, transaction=tx) if s.exists}
+            new = [p for p in payments if p.payment_id not in existing]
+            if new:
+                for p in new:
+                    tx.create(
+                        db.collection(CLEARING_PAYMENTS).document(p.payment_id),
+                        {"fileId": file_id, "payment": p.to_json(), "status": "submitted"},
+                    )
+                tx.create(
+                    db.collection(CLEARING_FILES).document(file_id),
+                    {
+                        "status": "created",
+                        "paymentIds": [p.payment_id for p in new],
+                        "payments": [p.to_json() for p in new],
+                        "count": len(new),
+                        "controlSum": sum(p.amount for p in new),
+                        "createdAt": firestore.SERVER_TIMESTAMP,
+                    },
+                )
+            return new, {**existing, **{p.payment_id: file_id for p in new}}
+
+        return await run(db.transaction())
+
+    async def mark_file(self, file_id: str, status: str) -> None:
+        await (
+            self.db.collection(CLEARING_FILES)
+            .document(file_id)
+            .update({"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
+        )
+
+    async def unwritten_files(self) -> list[tuple[str, list[PaymentRequested]]]:
+        """Files recorded but never written (a crash between the two): to write again."""
+        query = self.db.collection(CLEARING_FILES).where(filter=FieldFilter("status", "==", "created"))
+        return [
+            (snap.id, [PaymentRequested.from_json(p) for p in snap.to_dict()["payments"]])
+            async for snap in query.stream()
+        ]
+
+    async def payment(self, payment_id: str) -> PaymentRequested | None:
+        snap = await self.db.collection(CLEARING_PAYMENTS).document(payment_id).get()
+        return PaymentRequested.from_json(snap.to_dict()["payment"]) if snap.exists else None
+
+    async def mark_payment(self, payment_id: str, status: str, reason: str | None) -> None:
+        try:
+            await (
+                self.db.collection(CLEARING_PAYMENTS)
+                .document(payment_id)
+                .update({"status": status, "reason": reason, "updatedAt": firestore.SERVER_TIMESTAMP})
+            )
+        except NotFound:
+            pass

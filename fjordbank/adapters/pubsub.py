@@ -1,0 +1,36 @@
+"""Pub/Sub: how the run_services hand work to Firebase functions that must run there
+(push notifications through FCM). The emulator is used when PUBSUB_EMULATOR_HOST is set
+(the client library reads it itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from google.api_core import exceptions
+from google.cloud import pubsub_v1
+
+log = logging.getLogger(__name__)
+
+# The topic the notifier queues pushes on and the push function is triggered by (the
+# function's decorator needs it at import time, so it is a constant, not configuration).
+PUSH_TOPIC = "push-notifications"
+
+
+class TopicPublisher:
+    def __init__(self, project_id: str, topic: str) -> None:
+        self.client = pubsub_v1.PublisherClient()
+        self.topic_path = self.client.topic_path(project_id, topic)
+
+    def ensure_topic(self) -> None:
+        """Firebase creates a trigger's topic on deploy; locally nothing may have yet."""
+        try:
+            self.client.create_topic(name=self.topic_path)
+        except exceptions.AlreadyExists:
+            pass
+
+    async def publish_json(self, body: dict, **attributes: str) -> str:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        future = self.client.publish(self.topic_path, data, **attributes)
+        return await asyncio.to_thread(future.result, 30)

@@ -1,0 +1,268 @@
+"""Push notifications through Firebase Cloud Messaging (FCM HTTP v1).
+
+Two senders with one interface, `PushSender.send(token, title=, body=, data=) -> PushResult`:
+
+* `FcmHttpSender` POSTs the v1 JSON itself; locally it talks to the FCM-compatible sink
+  (`devstack.fcm_sink`, FCM has no emulator), e.g. http://127.0.0.1:9190.
+* `FirebaseAdminSender` uses `firebase_admin.messaging` in production.
+
+`send` does not raise for what FCM answers: the result says ok, or the error. A token FCM
+no longer knows (UNREGISTERED, a token that is not a valid registration token, a token of
+another sender) comes back with `unregistered=True`: the caller must delete it. A bad
+payload (a data value that is no string and cannot be made one, a reserved data key) is
+our bug and raises `InvalidPushPayload` before anything is sent.
+
+Device tokens are credentials of a kind: only their last 6 characters are ever logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+
+import requests
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 5.0  # seconds
+FIREBASE_APP_NAME = "fjordbank-push"
+_FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+# Keys FCM reserves in the data payload.
+_RESERVED_DATA_KEYS = frozenset({"from", "message_type", "notification"})
+_RESERVED_DATA_PREFIXES = ("google", "gcm")
+
+
+class InvalidPushPayload(ValueError):
+    """The notification cannot be sent as given (our bug, not FCM's answer)."""
+
+
+def token_hint(token: str) -> str:
+    """What may be logged of a device token: its last 6 characters."""
+    return "…" + token[-6:] if len(token) > 6 else "…"
+
+
+@dataclass(frozen=True)
+class PushResult:
+    token: str = field(repr=False)  # kept out of repr, so logging a result never logs a token
+    ok: bool
+    message_id: str | None = None
+    unregistered: bool = False
+    error: str | None = None
+
+    @property
+    def token_hint(self) -> str:
+        return token_hint(self.token)
+
+
+@runtime_checkable
+class PushSender(Protocol):
+    def send(self, token: str, *, title: str, body: str, data: Mapping[str, Any]) -> PushResult: ...
+
+
+# ---------------------------------------------------------------- payload
+
+
+def _data_value(key: str, value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):  # before int: bool is an int
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        if not math.isfinite(value):
+            raise InvalidPushPayload(f"data[{key!r}] is not a finite number")
+        return str(value)
+    raise InvalidPushPayload(f"data[{key!r}] must be a string (or a number or bool), not {type(value).__name__}")
+
+
+def normalize_data(data: Mapping[str, Any] | None) -> dict[str, str]:
+    """FCM data payload: string keys FCM does not reserve, string values (numbers and bools converted)."""
+    out: dict[str, str] = {}
+    for key, value in (data or {}).items():
+        if not isinstance(key, str) or not key:
+            raise InvalidPushPayload(f"data keys must be non-empty strings, not {key!r}")
+        if key in _RESERVED_DATA_KEYS or key.lower().startswith(_RESERVED_DATA_PREFIXES):
+            raise InvalidPushPayload(f"data key {key!r} is reserved by FCM")
+        out[key] = _data_value(key, value)
+    return out
+
+
+def _check(token: str, title: str, body: str) -> None:
+    if not isinstance(token, str) or not token:
+        raise InvalidPushPayload("token must be a non-empty string")
+    if not isinstance(title, str) or not isinstance(body, str):
+        raise InvalidPushPayload("title and body must be strings")
+
+
+def fcm_v1_message(token: str, *, title: str, body: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `message` of an FCM HTTP v1 send request."""
+    _check(token, title, body)
+    return {
+        "token": token,
+        "notification": {"title": title, "body": body},
+        "data": normalize_data(data),
+        "android": {"priority": "high"},
+        "apns": {"headers": {"apns-priority": "10"}, "payload": {"aps": {"sound": "default"}}},
+    }
+
+
+def _is_bad_token_message(message: str) -> bool:
+    # FCM: 400 INVALID_ARGUMENT "The registration token is not a valid FCM registration token".
+    # Other INVALID_ARGUMENTs are about the payload and say nothing about the token.
+    return "registration token" in message.lower()
+
+
+def classify_fcm_error(status_code: int, payload: Any) -> tuple[bool, str]:
+    """(unregistered, error text) for a non-2xx FCM v1 answer."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        return False, f"HTTP {status_code}"
+    status = str(error.get("status") or "")
+    message = str(error.get("message") or "")
+    error_code = ""
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("@type") == _FCM_ERROR_TYPE:
+            error_code = str(detail.get("errorCode") or "")
+            break
+    text = f"HTTP {status_code} {status or '?'}" + (f" {error_code}" if error_code else "") + f": {message}"
+    # Only FCM's own error code counts: a bare 404 may be a wrong URL, and must not get tokens deleted.
+    if error_code in ("UNREGISTERED", "SENDER_ID_MISMATCH"):
+        return True, text
+    if status_code == 400 and error_code == "INVALID_ARGUMENT" and _is_bad_token_message(message):
+        return True, text
+    return False, text
+
+
+def _log_result(result: PushResult) -> PushResult:
+    if result.ok:
+        log.info("push sent to token %s: %s", result.token_hint, result.message_id)
+    elif result.unregistered:
+        log.info("push token %s is unregistered: %s", result.token_hint, result.error)
+    else:
+        log.warning("push to token %s failed: %s", result.token_hint, result.error)
+    return result
+
+
+# ---------------------------------------------------------------- senders
+
+
+class FcmHttpSender(PushSender):
+    """FCM HTTP v1 over `requests`: the local sink, or anything that speaks the same API."""
+
+    def __init__(
+        self,
+        project_id: str,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.project_id = project_id
+        self.url = f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
+        self.timeout = timeout
+        self._session = session or requests.Session()
+        self._headers = dict(headers or {})
+
+    def send(self, token: str, *, title: str, body: str, data: Mapping[str, Any]) -> PushResult:
+        request = {"message": fcm_v1_message(token, title=title, body=body, data=data)}
+        try:
+            resp = self._session.post(self.url, json=request, headers=self._headers, timeout=self.timeout)
+        except requests.RequestException as exc:
+            return _log_result(PushResult(token, ok=False, error=f"transport error: {type(exc).__name__}"))
+        try:
+            payload = resp.json()
+        except ValueError:
+            payload = None
+        if resp.ok:
+            name = payload.get("name") if isinstance(payload, dict) else None
+            if not isinstance(name, str) or not name:
+                return _log_result(PushResult(token, ok=False, error=f"HTTP {resp.status_code}: answer without name"))
+            return _log_result(PushResult(token, ok=True, message_id=name))
+        unregistered, error = classify_fcm_error(resp.status_code, payload)
+        return _log_result(PushResult(token, ok=False, unregistered=unregistered, error=error))
+
+
+class FirebaseAdminSender(PushSender):
+    """`firebase_admin.messaging` (production). firebase_admin is imported only when sending,
+    so this module imports (and this class constructs) without credentials."""
+
+    def __init__(self, project_id: str, *, app: Any = None) -> None:
+        self.project_id = project_id
+        self._app = app
+        self._lock = threading.Lock()
+
+    def _firebase_app(self) -> Any:
+        if self._app is not None:
+            return self._app
+        import firebase_admin
+
+        with self._lock:
+            if self._app is None:
+                self._app = _existing_app(firebase_admin) or firebase_admin.initialize_app(
+                    # Application default credentials, under our own name, so that nobody
+                    # else's later initialize_app() of the default app collides with ours.
+                    options={"projectId": self.project_id},
+                    name=FIREBASE_APP_NAME,
+                )
+            return self._app
+
+    def send(self, token: str, *, title: str, body: str, data: Mapping[str, Any]) -> PushResult:
+        from firebase_admin import exceptions, messaging
+
+        _check(token, title, body)
+        message = messaging.Message(
+            notification=messaging.Notification(title=title, body=body),
+            data=normalize_data(data),
+            android=messaging.AndroidConfig(priority="high"),
+            apns=messaging.APNSConfig(
+                headers={"apns-priority": "10"},
+                payload=messaging.APNSPayload(aps=messaging.Aps(sound="default")),
+            ),
+        )
+        # firebase-admin 7.x deprecates Message(token=...) in favour of `fid` (a Firebase
+        # installation id). Our devices register FCM registration tokens, which FCM v1 still
+        # takes as `token`; setting the attribute skips the constructor's DeprecationWarning.
+        message.token = token
+        app = self._firebase_app()
+        try:
+            message_id = messaging.send(message, app=app)
+        except (messaging.UnregisteredError, messaging.SenderIdMismatchError) as exc:
+            return _log_result(PushResult(token, ok=False, unregistered=True, error=_firebase_error(exc)))
+        except exceptions.InvalidArgumentError as exc:
+            bad_token = _is_bad_token_message(str(exc))
+            return _log_result(PushResult(token, ok=False, unregistered=bad_token, error=_firebase_error(exc)))
+        except exceptions.FirebaseError as exc:
+            return _log_result(PushResult(token, ok=False, error=_firebase_error(exc)))
+        return _log_result(PushResult(token, ok=True, message_id=message_id))
+
+
+def _existing_app(firebase_admin: Any) -> Any:
+    """Our named app if made already, else the default app if someone initialized it, else None."""
+    for args in ((FIREBASE_APP_NAME,), ()):
+        try:
+            return firebase_admin.get_app(*args)
+        except ValueError:
+            continue
+    return None
+
+
+def _firebase_error(exc: Exception) -> str:
+    code = getattr(exc, "code", None)
+    return f"{type(exc).__name__}{f' {code}' if code else ''}: {exc}"
+
+
+def sender_from_config(project_id: str, sink_url: str | None) -> PushSender:
+    """The local sink if its URL is given (the dev stack, tests), else Firebase Admin (production)."""
+    if sink_url:
+        return FcmHttpSender(project_id, sink_url)
+    return FirebaseAdminSender(project_id)

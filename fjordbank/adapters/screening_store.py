@@ -1,0 +1,73 @@
+"""Screening state in Firestore: one document per customer, one decision per payment.
+
+One transaction per batch reads the customers and decisions it needs (and, for internal
+payments, the payee account to see whether it is the customer's own), decides the batch
+in order, and writes each customer once. A payment screened before (redelivery, crash
+before the ack) gets its recorded decision, and counts toward the limits only once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.async_transaction import async_transactional
+
+from fjordbank.adapters.firestore import ACCOUNTS, SCREENING_CUSTOMERS, SCREENING_DECISIONS
+from fjordbank.domain.payments import INTERNAL, PaymentRequested
+from fjordbank.domain.screening import CustomerState, Screened, ScreeningPolicy, screen
+
+
+class FirestoreScreening:
+    def __init__(self, db: firestore.AsyncClient, policy: ScreeningPolicy) -> None:
+        self.db = db
+        self.policy = policy
+
+    async def screen_batch(
+        self, payments: list[PaymentRequested], *, now: dt.datetime | None = None
+    ) -> list[tuple[Screened, bool]]:
+        """[(decision, replayed)] in the order of ``payments``."""
+        now = now or dt.datetime.now(dt.UTC)
+        db = self.db
+
+        @async_transactional
+        async def run(tx) -> list[tuple[Screened, bool]]:
+            uids = sorted({p.uid for p in payments})
+            pids = sorted({p.payment_id for p in payments})
+            payees = sorted({p.to_account for p in payments if p.kind == INTERNAL})
+            refs = [db.collection(SCREENING_CUSTOMERS).document(u) for u in uids]
+            refs += [db.collection(SCREENING_DECISIONS).document(p) for p in pids]
+            refs += [db.collection(ACCOUNTS).document(a) for a in payees]
+            states: dict[str, CustomerState] = {u: CustomerState() for u in uids}
+            decided: dict[str, Screened] = {}
+            owners: dict[str, str | None] = {}
+            async for snap in db.get_all(refs, transaction=tx):
+                collection = snap.reference.parent.id
+                data = snap.to_dict() if snap.exists else None
+                if collection == SCREENING_CUSTOMERS:
+                    states[snap.id] = CustomerState.from_dict(data)
+                elif collection == SCREENING_DECISIONS and data is not None:
+                    decided[snap.id] = Screened(data["approved"], data.get("reason"), data.get("message"))
+                elif collection == ACCOUNTS:
+                    owners[snap.id] = (data or {}).get("ownerUid")
+            results: list[tuple[Screened, bool]] = []
+            new: dict[str, tuple[PaymentRequested, Screened]] = {}
+            for p in payments:
+                if p.payment_id in decided:
+                    results.append((decided[p.payment_id], True))
+                    continue
+                own = p.kind == INTERNAL and owners.get(p.to_account) == p.uid
+                decision = screen(self.policy, states[p.uid], p, own_payee=own, now=now)
+                decided[p.payment_id] = decision
+                new[p.payment_id] = (p, decision)
+                results.append((decision, False))
+            for uid in {p.uid for p, _ in new.values()}:
+                tx.set(db.collection(SCREENING_CUSTOMERS).document(uid), states[uid].to_dict())
+            for pid, (p, decision) in new.items():
+                tx.create(
+                    db.collection(SCREENING_DECISIONS).document(pid),
+                    {**decision.to_dict(), "uid": p.uid, "amount": p.amount, "decidedAt": firestore.SERVER_TIMESTAMP},
+                )
+            return results
+
+        return await run(db.transaction())

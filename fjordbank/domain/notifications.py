@@ -1,0 +1,136 @@
+"""What the customer is told, free of I/O: push texts and the transaction-list entries
+that payment states produce."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fjordbank.domain.money import Money
+from fjordbank.domain.norway import format_account_number
+from fjordbank.domain.payments import PaymentEvent
+
+# Push kinds, each with its own user preference (marketing is off unless chosen).
+PAYMENTS = "payments"
+INCOMING = "incoming"
+CARD = "card"
+ONBOARDING = "onboarding"
+MARKETING = "marketing"
+DEFAULT_PREFERENCES = {PAYMENTS: True, INCOMING: True, CARD: True, ONBOARDING: True, MARKETING: False}
+
+REASON_TEXTS = {
+    "insufficient_funds": "not enough money on the account",
+    "blocked_counterparty": "payments to this account are not allowed",
+    "over_payment_limit": "above your limit per payment",
+    "over_daily_limit": "above your daily limit",
+    "velocity_limit": "too many payments in a short time",
+    "new_payee_limit": "above the limit for a first payment to a new payee",
+    "AC04": "the receiving account is closed",
+    "AC01": "the receiving account number is wrong",
+}
+
+
+@dataclass(frozen=True)
+class Push:
+    uid: str
+    kind: str
+    title: str
+    body: str
+    data: dict[str, str]
+    dedupe_key: str  # one push per key, however often it is queued
+
+    def to_json(self) -> dict:
+        return {
+            "uid": self.uid,
+            "kind": self.kind,
+            "title": self.title,
+            "body": self.body,
+            "data": self.data,
+            "dedupeKey": self.dedupe_key,
+        }
+
+
+def _amount(minor: int) -> str:
+    return Money.nok(minor).format_nok()
+
+
+def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
+    """Pushes for a payment reaching ``event.status`` (only final states push)."""
+    p = event.payment
+    data = {"paymentId": p.payment_id, "requestId": p.request_id, "status": event.status}
+    pushes: list[Push] = []
+    if event.status == "completed":
+        pushes.append(
+            Push(
+                p.uid,
+                PAYMENTS,
+                "Payment completed",
+                f"{_amount(p.amount)} to {format_account_number(p.to_account)}",
+                data,
+                f"{p.payment_id}:completed",
+            )
+        )
+        if payee_uid and payee_uid != p.uid:
+            pushes.append(
+                Push(
+                    payee_uid,
+                    INCOMING,
+                    "Money received",
+                    f"You received {_amount(p.amount)}",
+                    {**data, "status": "received"},
+                    f"{p.payment_id}:received",
+                )
+            )
+    elif event.status in ("failed", "rejected"):
+        why = REASON_TEXTS.get(event.reason or "", event.message or event.reason or "")
+        pushes.append(
+            Push(
+                p.uid,
+                PAYMENTS,
+                "Payment not completed",
+                f"{_amount(p.amount)}: {why}",
+                data,
+                f"{p.payment_id}:{event.status}",
+            )
+        )
+    return pushes
+
+
+def transaction_entries(event: PaymentEvent, *, payee_uid: str | None) -> dict[str, dict]:
+    """account id -> the entry its transaction list shows for this payment now."""
+    p = event.payment
+    status = {
+        "reserved": "pending",
+        "submitted": "pending",
+        "settled": "pending",
+        "completed": "posted",
+        "failed": "cancelled",
+        "returned": "cancelled",
+    }.get(event.status)
+    if status is None:
+        return {}
+    entries = {
+        p.from_account: {
+            "paymentId": p.payment_id,
+            "amount": -p.amount,
+            "currency": p.currency,
+            "direction": "out",
+            "counterpartyAccount": p.to_account,
+            "message": p.message,
+            "kid": p.kid,
+            "status": status,
+            "reason": event.reason,
+        }
+    }
+    if p.kind == "internal" and event.status == "completed" and payee_uid is not None:
+        entries[p.to_account] = {
+            "paymentId": p.payment_id,
+            "amount": p.amount,
+            "currency": p.currency,
+            "direction": "in",
+            "counterpartyAccount": p.from_account,
+            "message": p.message,
+            "kid": p.kid,
+            "status": "posted",
+            "reason": None,
+        }
+    return entries

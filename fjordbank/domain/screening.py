@@ -1,0 +1,102 @@
+"""Payment screening rules, free of I/O.
+
+Per customer: a per-payment limit, a daily limit (Europe/Oslo calendar day, approved
+amounts only), a velocity limit (payments in a sliding window), and a lower limit for the
+first payment to a payee the customer has not paid before (a common fraud pattern; the
+customer's own accounts are never new payees). Per counterparty: a blocked list
+(sanctions, known mule accounts). Every refusal has a precise reason code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from fjordbank.domain.payments import PaymentRequested
+
+OSLO = ZoneInfo("Europe/Oslo")
+MAX_KNOWN_PAYEES = 500
+
+
+@dataclass(frozen=True)
+class ScreeningPolicy:
+    max_per_payment: int = 50_000_000  # 500 000,00 kr
+    daily_limit: int = 100_000_000  # 1 000 000,00 kr
+    velocity_max: int = 100  # payments ...
+    velocity_window_seconds: int = 60  # ... per this many seconds
+    new_payee_limit: int = 5_000_000  # 50 000,00 kr for a first payment to a payee
+    blocked_accounts: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScreeningPolicy:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name, value in fields.items():
+            if name != "blocked_accounts" and (type(value) is not int or value <= 0):
+                raise ValueError(f"screening policy {name} must be a positive int, got {value!r}")
+        fields["blocked_accounts"] = frozenset(fields.get("blocked_accounts", ()))
+        return cls(**fields)
+
+
+@dataclass
+class CustomerState:
+    day: str = ""
+    day_total: int = 0
+    recent: list[int] = field(default_factory=list)  # epoch seconds of recent approvals
+    payees: list[str] = field(default_factory=list)  # most recent last
+
+    def to_dict(self) -> dict:
+        return {"day": self.day, "dayTotal": self.day_total, "recent": self.recent, "payees": self.payees}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> CustomerState:
+        data = data or {}
+        return cls(
+            day=data.get("day", ""),
+            day_total=data.get("dayTotal", 0),
+            recent=list(data.get("recent", [])),
+            payees=list(data.get("payees", [])),
+        )
+
+
+@dataclass(frozen=True)
+class Screened:
+    approved: bool
+    reason: str | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"approved": self.approved, "reason": self.reason, "message": self.message}
+
+
+def screen(
+    policy: ScreeningPolicy, state: CustomerState, payment: PaymentRequested, *, own_payee: bool, now: dt.datetime
+) -> Screened:
+    """Decide one payment and, when approved, record it in ``state``."""
+    today = now.astimezone(OSLO).date().isoformat()
+    if state.day != today:
+        state.day, state.day_total = today, 0
+    epoch = int(now.timestamp())
+    state.recent = [t for t in state.recent if t > epoch - policy.velocity_window_seconds]
+
+    if payment.to_account in policy.blocked_accounts:
+        return Screened(False, "blocked_counterparty", "payments to this account are not allowed")
+    if payment.amount > policy.max_per_payment:
+        return Screened(False, "over_payment_limit", f"above the limit of {policy.max_per_payment} øre per payment")
+    if state.day_total + payment.amount > policy.daily_limit:
+        return Screened(False, "over_daily_limit", f"above the daily limit of {policy.daily_limit} øre")
+    if len(state.recent) >= policy.velocity_max:
+        return Screened(False, "velocity_limit", "too many payments in a short time; try again shortly")
+    new_payee = not own_payee and payment.to_account not in state.payees
+    if new_payee and payment.amount > policy.new_payee_limit:
+        return Screened(
+            False, "new_payee_limit", f"a first payment to a new payee is limited to {policy.new_payee_limit} øre"
+        )
+
+    state.day_total += payment.amount
+    state.recent.append(epoch)
+    if not own_payee:
+        if payment.to_account in state.payees:
+            state.payees.remove(payment.to_account)
+        state.payees = [*state.payees, payment.to_account][-MAX_KNOWN_PAYEES:]
+    return Screened(True)

@@ -1,0 +1,191 @@
+"""Clearing service: sends external payments to other banks and reads their answers.
+
+Each fetched batch of payments.reserved is one clearing cycle: the payments not yet sent
+are recorded in a new file (Firestore first, so a payment is never sent twice), the file
+is written as ISO 20022 pain.001.001.03 to the outbox, payments.submitted is published,
+and the batch is acked. A file recorded but not written (a crash in between) is written
+when the service starts again.
+
+A background task reads pain.002 status reports from the inbox and publishes
+payments.settled or payments.returned (with the counterparty's reason) per payment.
+Locally a simulated counterparty bank (fjordbank.simulators.counterparty) answers every
+outbox file; in production a transfer service exchanges the files with the clearing house.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import logging
+import secrets
+from pathlib import Path
+
+from fjordbank.adapters.clearing_store import ClearingDirs, FirestoreClearing
+from fjordbank.adapters.firestore import async_client
+from fjordbank.config import Settings, load_settings
+from fjordbank.domain import iso20022
+from fjordbank.domain.errors import DomainError
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested
+from fjordbank.runtime import crash, events
+from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.simulators import counterparty
+
+log = logging.getLogger("clearing")
+POLL_SECONDS = 0.5
+DEBTOR_NAME = "Fjordbank kunde"  # the app does not send names yet (contract v1)
+CREDITOR_NAME = "Mottaker"
+# pain.002 reason codes -> the reason the customer sees (fjordbank.domain.notifications)
+RETURN_REASONS = {"AC04": "AC04", "AC01": "AC01", "RR09": "invalid_kid"}
+
+
+def new_file_id(now: dt.datetime) -> str:
+    return f"FJB{now:%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}"  # 25 characters
+
+
+def to_transfer(p: PaymentRequested) -> iso20022.CreditTransfer:
+    return iso20022.CreditTransfer(
+        end_to_end_id=p.payment_id,
+        amount_minor=p.amount,
+        currency=p.currency,
+        debtor=iso20022.Party(DEBTOR_NAME, p.from_account),
+        creditor=iso20022.Party(CREDITOR_NAME, p.to_account),
+        kid=p.kid,
+        message=p.message,
+        requested_execution_date=dt.date.fromisoformat(p.due_date),
+    )
+
+
+class ClearingHandler:
+    def __init__(self, store: FirestoreClearing, dirs: ClearingDirs, bic: str) -> None:
+        self.store = store
+        self.dirs = dirs
+        self.bic = bic
+        self.js = None
+
+    async def on_connect(self, js) -> None:
+        self.js = js
+        for file_id, payments in await self.store.unwritten_files():
+            log.warning("writing a file recorded before a crash", extra={"file_id": file_id})
+            await self.write_file(file_id, payments)
+
+    async def write_file(self, file_id: str, payments: list[PaymentRequested]) -> None:
+        batch = iso20022.PaymentBatch(
+            message_id=file_id,
+            created_at=dt.datetime.now(dt.UTC),
+            initiating_party="Fjordbank ASA",
+            debtor_agent_bic=self.bic,
+            transfers=tuple(to_transfer(p) for p in payments),
+        )
+        self.dirs.write_atomic(self.dirs.outbox / f"{file_id}.xml", iso20022.build_pain001(batch))
+        await self.store.mark_file(file_id, "written")
+        log.info(
+            "pain.001 written",
+            extra={"file_id": file_id, "payments": len(payments), "control_sum": batch.control_sum_minor},
+        )
+
+    async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
+        decoded, outcomes = events.decode_batch(batch)
+        if decoded:
+            file_id = new_file_id(dt.datetime.now(dt.UTC))
+            new, files = await self.store.claim([e.payment for _, e in decoded], file_id)
+            crash.point("clearing.after_claim")
+            if new:
+                await self.write_file(file_id, new)
+            submitted = [
+                dataclasses.replace(
+                    e, status="submitted", reason=None, message=None, detail={"fileId": files[e.payment.payment_id]}
+                )
+                for _, e in decoded
+            ]
+            await events.publish(self.js, submitted)
+            for i, _ in decoded:
+                outcomes[i] = Ack()
+        return outcomes  # type: ignore[return-value]
+
+    # ---- answers from the other banks ---------------------------------------------------
+    async def read_answers(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for path in sorted(self.dirs.inbox.glob("*.xml")):
+                await self.handle_answer(path)
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def handle_answer(self, path: Path) -> None:
+        try:
+            report = iso20022.parse_pain002(path.read_bytes())
+        except (DomainError, OSError) as exc:
+            log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
+            path.rename(self.dirs.processed / f"{path.name}.rejected")
+            return
+        out: list[PaymentEvent] = []
+        for status in report.statuses:
+            payment = await self.store.payment(status.end_to_end_id)
+            if payment is None:
+                log.error("pain.002 names an unknown payment", extra={"end_to_end_id": status.end_to_end_id})
+                continue
+            if status.status == "ACSC":
+                out.append(PaymentEvent(payment, "settled", detail={"statusReport": report.message_id}))
+            else:
+                reason = RETURN_REASONS.get(status.reason_code or "", status.reason_code or "returned")
+                out.append(
+                    PaymentEvent(
+                        payment,
+                        "returned",
+                        reason=reason,
+                        message=status.additional_info,
+                        detail={"statusReport": report.message_id, "isoReason": status.reason_code},
+                    )
+                )
+        await events.publish(self.js, out)
+        for e in out:
+            await self.store.mark_payment(e.payment.payment_id, e.status, e.reason)
+        await self.store.mark_file(report.original_message_id, "answered")
+        path.rename(self.dirs.processed / path.name)
+        log.info(
+            "pain.002 handled",
+            extra={
+                "file": path.name,
+                "settled": sum(e.status == "settled" for e in out),
+                "returned": sum(e.status == "returned" for e in out),
+            },
+        )
+
+
+async def simulate_counterparty(dirs: ClearingDirs, rules: counterparty.CounterpartyRules, stop: asyncio.Event) -> None:
+    """The other banks, locally: answer each outbox file with a pain.002 in the inbox."""
+    while not stop.is_set():
+        for path in sorted(dirs.outbox.glob("*.xml")):
+            now = dt.datetime.now(dt.UTC)
+            answer = counterparty.answer(path.read_bytes(), rules, now=now, message_id=f"SIM{path.stem[3:]}")
+            dirs.write_atomic(dirs.inbox / f"{path.stem}-status.xml", answer)
+            path.rename(dirs.sent / path.name)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def build(settings: Settings) -> tuple[ClearingHandler, list]:
+    dirs = ClearingDirs(settings.clearing_dir)
+    handler = ClearingHandler(FirestoreClearing(async_client(settings.project_id)), dirs, settings.bic)
+    background = [handler.read_answers]
+    if settings.counterparty_rules:
+        rules = counterparty.rules_from_json(json.loads(Path(settings.counterparty_rules).read_text()))
+        background.append(lambda stop: simulate_counterparty(dirs, rules, stop))
+    return handler, background
+
+
+def main() -> None:
+    settings = load_settings(identity="clearing")
+    handler, background = build(settings)
+    ConsumerService(
+        durable="clearing",
+        settings=settings,
+        handler=handler,
+        batch_size=500,
+        fetch_wait=1.0,
+        on_connect=handler.on_connect,
+        background=background,
+    ).run()
+
+
+if __name__ == "__main__":
+    main()

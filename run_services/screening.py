@@ -1,0 +1,73 @@
+"""Screening service: approves or rejects each requested payment (fjordbank.domain.screening).
+
+Consumes payments.requested in batches; one Firestore transaction per batch decides them
+in order (so limits hold however many payments race) and records each decision; then it
+publishes payments.approved or payments.rejected and acks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.screening_store import FirestoreScreening
+from fjordbank.config import load_settings
+from fjordbank.domain.screening import ScreeningPolicy
+from fjordbank.runtime import crash, events
+from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+
+log = logging.getLogger("screening")
+
+
+class ScreeningHandler:
+    def __init__(self, store: FirestoreScreening) -> None:
+        self.store = store
+        self.js = None
+
+    async def on_connect(self, js) -> None:
+        self.js = js
+
+    async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
+        decoded, outcomes = events.decode_batch(batch)
+        if decoded:
+            decisions = await self.store.screen_batch([e.payment for _, e in decoded])
+            crash.point("screening.after_commit")
+            out = []
+            for (i, event), (decision, replayed) in zip(decoded, decisions, strict=True):
+                status = "approved" if decision.approved else "rejected"
+                out.append(dataclasses.replace(event, status=status, reason=decision.reason, message=decision.message))
+                outcomes[i] = Ack()
+                log.info(
+                    "payment screened",
+                    extra={
+                        "payment_id": event.payment.payment_id,
+                        "status": status,
+                        "reason": decision.reason,
+                        "replayed": replayed,
+                    },
+                )
+            await events.publish(self.js, out)
+        return outcomes  # type: ignore[return-value]
+
+
+def load_policy(path: str | None) -> ScreeningPolicy:
+    if not path:
+        return ScreeningPolicy()
+    return ScreeningPolicy.from_dict(json.loads(Path(path).read_text()))
+
+
+def main() -> None:
+    settings = load_settings(identity="screening")
+    handler = ScreeningHandler(
+        FirestoreScreening(async_client(settings.project_id), load_policy(settings.screening_policy))
+    )
+    ConsumerService(
+        durable="screening", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
+    ).run()
+
+
+if __name__ == "__main__":
+    main()
