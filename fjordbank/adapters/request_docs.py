@@ -59,7 +59,13 @@ class RequestProjector:
             for event in events:
                 p = event.payment
                 path = request_refs[p.payment_id].path
-                update = projection_update(docs.get(path), event.status, reason=event.reason, message=event.message)
+                update = projection_update(
+                    docs.get(path),
+                    event.status,
+                    reason=event.reason,
+                    message=event.message,
+                    extra={"paymentId": p.payment_id},  # the edge's own write may come later
+                )
                 results.append(Projected(event, update is not None))
                 if update is None:
                     continue
