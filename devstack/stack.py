@@ -256,6 +256,9 @@ class Stack:
                 return comp
         raise KeyError(name)
 
-    def restart(self, name: str) -> Row:
+    def restart(self, name: str, env: dict[str, str] | None = None) -> Row:
+        """Restart one component; ``env`` adds variables (e.g. a crash point in tests)."""
         self.sup.stop(name)
-        return self._start(self.component(name))
+        comp = self.component(name)
+        comp.env.update(env or {})
+        return self._start(comp)

@@ -144,6 +144,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         durable="ledger",
         stream=STREAM_PAYMENTS,
         filter_subjects=(SUBJECT_PAYMENT_APPROVED, SUBJECT_PAYMENT_SETTLED, SUBJECT_PAYMENT_RETURNED),
+        ack_wait_seconds=15,
         description="Holds and posts payments as double entry in the Firestore ledger.",
     ),
     ConsumerSpec(

@@ -1,0 +1,134 @@
+"""Failures the pipeline must survive: crashes at the worst moment, poison messages,
+messages that keep failing. Every payment still completes exactly once, and the audit
+passes after each scenario."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from fjordbank import topology
+from tests.support import natsclients
+from tests.support.app import new_customer
+from tests.support.clients import new_account_number, unique, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+def _dlq_messages(stack, consumer: str) -> list[tuple[dict, bytes]]:
+    """Every message in dlq.<consumer>, as (headers, data), read by the admin identity."""
+
+    async def read():
+        nc = await natsclients.connect(stack, "admin")
+        try:
+            js = nc.jetstream()
+            sub = await js.subscribe(topology.dlq_subject(consumer), ordered_consumer=True)
+            out = []
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=1)
+                except Exception:  # nats TimeoutError: no more messages
+                    return out
+                out.append((dict(msg.headers or {}), msg.data))
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def _wait_dead(stack, name: str, timeout: float = 60) -> None:
+    wait_for(lambda: stack.sup.pid(name) is None, timeout=timeout, what=f"{name} to crash")
+
+
+def test_ledger_killed_after_its_commit_and_before_the_ack_posts_every_payment_once(
+    stack, auth, as_user, ledger_admin, audit
+):
+    alice = new_customer(auth, as_user, ledger_admin, 100_000, 0)
+    stack.restart("ledger", env={"FJB_CRASH_POINT": "ledger.after_commit"})
+    try:
+        ids = [alice.request_payment(alice.accounts[1], 1_000 + i) for i in range(5)]
+        ids.append(alice.request_payment("15030000002", 2_000))  # an external one too
+        _wait_dead(stack, "ledger")
+    finally:
+        stack.restart("ledger", env={"FJB_CRASH_POINT": ""})
+    docs = [alice.wait_final(i, timeout=120) for i in ids]
+    assert [d["status"] for d in docs] == ["completed"] * 6
+    expected_out = sum(1_000 + i for i in range(5)) + 2_000
+    assert alice.balance(alice.accounts[0]) == 100_000 - expected_out
+    assert alice.balance(alice.accounts[1]) == expected_out - 2_000
+    audit()
+
+
+def test_clearing_killed_between_recording_and_writing_a_file_sends_it_on_restart(
+    stack, auth, as_user, ledger_admin, audit
+):
+    alice = new_customer(auth, as_user, ledger_admin, 30_000)
+    stack.restart("clearing", env={"FJB_CRASH_POINT": "clearing.after_claim"})
+    try:
+        request_id = alice.request_payment("15030000002", 7_000)
+        _wait_dead(stack, "clearing")
+    finally:
+        stack.restart("clearing", env={"FJB_CRASH_POINT": ""})
+    doc = alice.wait_final(request_id, timeout=120)
+    assert doc["status"] == "completed"
+    sent = stack.s.state_dir / "clearing" / "sent"
+    assert sum(doc["paymentId"].encode() in f.read_bytes() for f in sent.glob("*.xml")) == 1
+    assert alice.balance() == 23_000
+    audit()
+
+
+def test_poison_message_is_dead_lettered_while_other_payments_complete(stack, auth, as_user, ledger_admin, audit):
+    marker = unique("poison")
+
+    async def publish_poison():
+        nc = await natsclients.connect(stack, "edge")
+        try:
+            await nc.jetstream().publish(topology.SUBJECT_PAYMENT_REQUESTED, json.dumps({"marker": marker}).encode())
+        finally:
+            await nc.close()
+
+    asyncio.run(publish_poison())
+    alice = new_customer(auth, as_user, ledger_admin, 5_000, 0)
+    assert alice.wait_final(alice.request_payment(alice.accounts[1], 1_000))["status"] == "completed"
+
+    found = wait_for(
+        lambda: [h for h, d in _dlq_messages(stack, "screening") if marker.encode() in d],
+        timeout=30,
+        what="the poison message in dlq.screening",
+    )
+    assert "malformed" in found[0]["Fjb-Reason"]
+    assert found[0]["Fjb-Original-Subject"] == topology.SUBJECT_PAYMENT_REQUESTED
+    audit()
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_others_flow(
+    stack, auth, as_user, ledger_admin, admin_db, audit
+):
+    alice = new_customer(auth, as_user, ledger_admin, 5_000, 0)
+    # A corrupt account document (no balance): the ledger fails on every delivery.
+    broken = new_account_number()
+    admin_db.document(f"accounts/{broken}").set(
+        {"accountId": broken, "ownerUid": alice.uid, "status": "open", "currency": "NOK", "kind": "customer"}
+    )
+    stuck = alice.request_payment(alice.accounts[1], 100, from_account=broken)
+    fine = alice.request_payment(alice.accounts[1], 1_000)
+    assert alice.wait_final(fine)["status"] == "completed"
+
+    spec = topology.consumer("ledger")
+    started = time.monotonic()
+    found = wait_for(
+        lambda: [h for h, d in _dlq_messages(stack, "ledger") if stuck.encode() in d],
+        timeout=120,
+        interval=2,
+        what="the failing message in dlq.ledger",
+    )
+    assert found[0]["Fjb-Deliveries"] == str(spec.max_deliver)
+    assert "KeyError" in found[0]["Fjb-Reason"]
+    assert time.monotonic() - started < 120
+    # The payment is visibly stuck (approved, never posted) for operators to resolve.
+    assert alice.request(stuck)["status"] == "approved"
+    admin_db.document(f"accounts/{broken}").delete()
+    audit()
