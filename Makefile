@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit lint bootstrap lock
+.PHONY: up up-detached down status test test-unit lint bootstrap lock bench audit
 
 PY := .venv/bin/python
 
@@ -23,6 +23,12 @@ test: bootstrap          ## unit, integration and end-to-end tests (starts the s
 
 test-unit: bootstrap
 	@$(PY) -m pytest tests/unit
+
+bench: bootstrap         ## pipeline throughput/latency vs a naive baseline -> artifacts/bench/ (needs `make up`)
+	@$(PY) -m bench.pipeline $(BENCH_ARGS)
+
+audit: bootstrap         ## check every money invariant of the ledger (needs the stack)
+	@$(PY) -m bankctl audit
 
 lint: bootstrap
 	@.venv/bin/ruff check .

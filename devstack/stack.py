@@ -126,13 +126,15 @@ class Stack:
             argv=[
                 str(self.s.firebase_bin),
                 "emulators:start",
+                "--config",
+                str(self.s.repo / "firebase.json"),
                 "--project",
                 self.s.project_id,
                 "--only",
                 ",".join(EMULATORS),
             ],
             env={**env, **self.emulator_hosts(), "FIREBASE_CLI_EXPERIMENTS": "", "CI": "true"},
-            cwd=self.s.repo,
+            cwd=self.s.log_dir,  # where firebase-tools and the emulators put their debug logs
             ready=ready,
             start_timeout=240,
             stop_timeout=30,

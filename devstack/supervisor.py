@@ -57,10 +57,31 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+MARKER = "FJB_SUPERVISED"  # set on every process we start; children inherit it
+
+
+def marked_pids(marker: str) -> list[int]:
+    """Every process whose environment carries ``FJB_SUPERVISED=<marker>``: the component's
+    whole tree, including children that left its process group (the Functions emulator
+    starts its Python workers detached) and orphans whose parent already died."""
+    needle = f"{MARKER}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 class Supervisor:
     def __init__(self, run_dir: Path, log_dir: Path) -> None:
         self.run_dir = run_dir
         self.log_dir = log_dir
+        self.stack_id = str(run_dir.resolve())
         run_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -83,12 +104,11 @@ class Supervisor:
         running = self.pid(comp.name)
         if running is not None and comp.ready():
             return running, True
-        if running is not None:
-            self.stop(comp.name, comp.stop_timeout)
+        self.stop(comp.name, comp.stop_timeout)  # a half-dead earlier run, or its orphans
         if comp.before_start:
             comp.before_start()
         log_path = self.log_file(comp.name)
-        env = {**base_env, **comp.env}
+        env = {**base_env, **comp.env, MARKER: self.marker(comp.name)}
         with open(log_path, "ab") as log:
             log.write(
                 f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {comp.name}: {' '.join(comp.argv)}\n".encode()
@@ -122,31 +142,43 @@ class Supervisor:
             f"last lines of {log_path}:\n{tail(log_path)}"
         )
 
+    def marker(self, name: str) -> str:
+        return f"{self.stack_id}:{name}"
+
     def stop(self, name: str, timeout: float = 15.0) -> bool:
-        """Stop a component's whole process group. Returns True if something was running."""
+        """Stop a component: SIGTERM to its process group, then SIGKILL to every process
+        of its tree still alive after ``timeout``. Returns True if something was running."""
         pid = self.pid(name)
         self.pid_file(name).unlink(missing_ok=True)
-        if pid is None:
-            return False
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _group_alive(pid):
-                return True
-            time.sleep(0.2)
-        _signal_group(pid, signal.SIGKILL)
-        time.sleep(0.2)
-        return True
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _group_alive(pid):
+                time.sleep(0.2)
+        leftovers = marked_pids(self.marker(name))
+        for child in leftovers:
+            _signal(child, signal.SIGKILL)
+        return pid is not None or bool(leftovers)
 
     def kill(self, name: str) -> None:
-        """kill -9 the whole group (failure tests)."""
+        """kill -9 the component and everything it started (failure tests)."""
         pid = self.pid(name)
         if pid is not None:
             _signal_group(pid, signal.SIGKILL)
+        for child in marked_pids(self.marker(name)):
+            _signal(child, signal.SIGKILL)
+        if pid is not None:
             deadline = time.monotonic() + 10
             while _group_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
         self.pid_file(name).unlink(missing_ok=True)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -54,9 +54,10 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
 
 @pubsub_fn.on_message_published(topic=PUSH_TOPIC)
 def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
-    """Send a push queued by the notifier through FCM (the local sink in development)."""
+    """Send the pushes the notifier queued (a batch per message) through FCM (the local
+    sink in development)."""
     db, _publisher, settings = deps()
     with _lock:
         if "push_sender" not in _deps:
             _deps["push_sender"] = sender_from_config(settings.project_id, settings.fcm_sink_url)
-    push.deliver(db, _deps["push_sender"], event.data.message.json)
+    push.deliver_batch(db, _deps["push_sender"], event.data.message.json or {})

@@ -43,7 +43,7 @@ class LedgerHandler:
                 r = verdict.result
                 out.append(dataclasses.replace(verdict.event, status=r.status, reason=r.reason, message=r.message))
                 outcomes[i] = Ack()
-                log.info(
+                log.debug(
                     "payment step posted",
                     extra={
                         "payment_id": verdict.event.payment.payment_id,

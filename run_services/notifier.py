@@ -20,6 +20,7 @@ from fjordbank.runtime import events
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 
 log = logging.getLogger("notifier")
+PUSH_BATCH = 100
 
 
 class NotifierHandler:
@@ -31,7 +32,9 @@ class NotifierHandler:
         await asyncio.to_thread(self.topic.ensure_topic)
 
     async def queue_pushes(self, pushes: list[Push]) -> None:
-        await asyncio.gather(*(self.topic.publish_json(p.to_json()) for p in pushes))
+        """One Pub/Sub message per PUSH_BATCH pushes: one function invocation serves many."""
+        chunks = [pushes[i : i + PUSH_BATCH] for i in range(0, len(pushes), PUSH_BATCH)]
+        await asyncio.gather(*(self.topic.publish_json({"pushes": [p.to_json() for p in c]}) for c in chunks))
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_batch(batch)
@@ -40,7 +43,7 @@ class NotifierHandler:
             for (i, _event), result in zip(decoded, projected, strict=True):
                 outcomes[i] = Ack()
                 if result.changed:
-                    log.info(
+                    log.debug(
                         "request projected",
                         extra={"payment_id": result.event.payment.payment_id, "status": result.event.status},
                     )

@@ -40,7 +40,7 @@ class ScreeningHandler:
                 status = "approved" if decision.approved else "rejected"
                 out.append(dataclasses.replace(event, status=status, reason=decision.reason, message=decision.message))
                 outcomes[i] = Ack()
-                log.info(
+                log.debug(
                     "payment screened",
                     extra={
                         "payment_id": event.payment.payment_id,

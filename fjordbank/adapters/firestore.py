@@ -17,7 +17,10 @@ POSTINGS = "postings"
 LEDGER_PAYMENTS = "ledgerPayments"
 HOLDS = "holds"
 TRANSACTIONS = "transactions"  # accounts/{id}/transactions/{paymentId}: the app's feed
-PUSHES = "pushes"  # pushes/{dedupeKey}: each push delivered once
+PUSHES = "pushes"
+PAYMENT_VIEWS = (
+    "paymentViews"  # the state the notifier has shown for each payment  # pushes/{dedupeKey}: each push delivered once
+)
 SCREENING_CUSTOMERS = "screeningCustomers"
 SCREENING_DECISIONS = "screeningDecisions"
 CLEARING_PAYMENTS = "clearingPayments"

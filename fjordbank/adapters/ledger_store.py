@@ -96,7 +96,8 @@ class FirestoreLedger:
             payment_ids = sorted({e.payment.payment_id for e in events})
             refs = [self._account_ref(a) for a in account_ids]
             refs += [self.db.collection(LEDGER_PAYMENTS).document(p) for p in payment_ids]
-            refs += [self.db.collection(HOLDS).document(p) for p in payment_ids]
+            settling = sorted({e.payment.payment_id for e in events if e.status != "approved"})
+            refs += [self.db.collection(HOLDS).document(p) for p in settling]  # only these can hold
             accounts: dict[str, Account] = {}
             records: dict[str, dict] = {}
             holds: dict[str, Hold] = {}
@@ -192,20 +193,29 @@ class FirestoreLedger:
     async def deposit(self, *, deposit_id: str, account_id: str, amount: int, currency: str = "NOK") -> bool:
         """Money entering the bank from outside (the admin path's opening balances).
         Exactly once per ``deposit_id``. Returns False if it had been posted already."""
-        posting = Posting.transfer(deposit_id, "deposit", INTERNAL_WORLD, account_id, amount, currency)
+        return await self.deposit_many([(deposit_id, account_id, amount)], currency=currency) == 1
+
+    async def deposit_many(self, items: list[tuple[str, str, int]], *, currency: str = "NOK") -> int:
+        """Several deposits (deposit id, account, amount) in one transaction: the outside
+        world's account is written once. Returns how many were new."""
+        postings = [Posting.transfer(d, "deposit", INTERNAL_WORLD, a, amount, currency) for d, a, amount in items]
 
         @async_transactional
-        async def run(tx) -> bool:
-            posting_ref = self.db.collection(POSTINGS).document(posting.posting_id)
-            refs = [posting_ref, self._account_ref(INTERNAL_WORLD), self._account_ref(account_id)]
-            snaps = {s.id: s async for s in self.db.get_all(refs, transaction=tx)}
-            if snaps[posting.posting_id].exists:
-                return False
-            book = Book(
-                {s.id: account_from_doc(s.to_dict()) for s in snaps.values() if s.exists and s.id != posting.posting_id}
-            )
-            book.apply(posting)
+        async def run(tx) -> int:
+            posting_refs = [self.db.collection(POSTINGS).document(p.posting_id) for p in postings]
+            account_refs = [self._account_ref(a) for a in {INTERNAL_WORLD, *(a for _d, a, _m in items)}]
+            accounts: dict[str, Account] = {}
+            posted: set[str] = set()
+            async for snap in self.db.get_all(posting_refs + account_refs, transaction=tx):
+                if snap.exists and snap.reference.parent.id == ACCOUNTS:
+                    accounts[snap.id] = account_from_doc(snap.to_dict())
+                elif snap.exists:
+                    posted.add(snap.id)
+            book = Book(accounts)
+            for posting in postings:
+                if posting.posting_id not in posted:
+                    book.apply(posting)
             self._write(tx, book, {})
-            return True
+            return len(book.postings)
 
         return await run(self.db.transaction())

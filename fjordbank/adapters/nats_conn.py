@@ -32,7 +32,7 @@ async def connect(settings: NatsSettings, *, name: str, **options) -> Client:
         log.warning("nats error", extra={"error": repr(exc)})
 
     async def on_disconnect() -> None:
-        log.warning("nats disconnected")
+        log.info("nats disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats reconnected", extra={"server": str(nc.connected_url.netloc if nc.connected_url else "")})

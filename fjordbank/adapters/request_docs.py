@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 
-from fjordbank.adapters.firestore import ACCOUNTS, TRANSACTIONS, request_path
+from fjordbank.adapters.firestore import ACCOUNTS, PAYMENT_VIEWS, TRANSACTIONS, request_path
 from fjordbank.domain.notifications import Push, payment_pushes, transaction_entries
 from fjordbank.domain.payments import PaymentEvent, projection_update
 
@@ -36,49 +36,61 @@ class RequestProjector:
         self.queue_pushes = queue_pushes
 
     async def project_batch(self, events: list[PaymentEvent]) -> list[Projected]:
+        """``paymentViews/{paymentId}`` remembers the state shown for each payment, so
+        every state is projected once and never backwards, whether or not the app made a
+        request document (payments the bank starts itself have none; then only the feed
+        and the pushes show it)."""
         db = self.db
 
         @async_transactional
         async def run(tx) -> list[Projected]:
-            request_refs = {
-                e.payment.payment_id: db.document(request_path(e.payment.uid, e.payment.request_id)) for e in events
-            }
+            views = {e.payment.payment_id: db.collection(PAYMENT_VIEWS).document(e.payment.payment_id) for e in events}
             payees = sorted({e.payment.to_account for e in events if e.payment.kind == "internal"})
-            refs = [*request_refs.values(), *(db.collection(ACCOUNTS).document(a) for a in payees)]
-            docs: dict[str, dict | None] = {}
+            request_refs = [db.document(request_path(e.payment.uid, e.payment.request_id)) for e in events]
+            refs = [*views.values(), *request_refs, *(db.collection(ACCOUNTS).document(a) for a in payees)]
+            shown: dict[str, dict] = {}
             owners: dict[str, str | None] = {}
+            existing_requests: set[str] = set()
             async for snap in db.get_all(refs, transaction=tx):
-                if snap.reference.parent.id == ACCOUNTS:
+                collection = snap.reference.parent.id
+                if collection == ACCOUNTS:
                     owners[snap.id] = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
-                else:
-                    docs[snap.reference.path] = snap.to_dict() if snap.exists else None
-            updates: dict[str, dict] = {}
+                elif collection == PAYMENT_VIEWS:
+                    shown[snap.id] = snap.to_dict() if snap.exists else {}
+                elif snap.exists:
+                    existing_requests.add(snap.reference.path)
+            requests: dict[str, dict] = {}
             entries: dict[tuple[str, str], dict] = {}
             pushes: list[Push] = []
             results: list[Projected] = []
             for event in events:
                 p = event.payment
-                path = request_refs[p.payment_id].path
                 update = projection_update(
-                    docs.get(path),
+                    shown[p.payment_id],
                     event.status,
                     reason=event.reason,
                     message=event.message,
-                    extra={"paymentId": p.payment_id},  # the edge's own write may come later
+                    extra={"paymentId": p.payment_id},
                 )
                 results.append(Projected(event, update is not None))
                 if update is None:
                     continue
-                docs[path] = {**(docs[path] or {}), **update}
-                updates[path] = {**updates.get(path, {}), **_stamp(update)}
+                shown[p.payment_id] = {**shown[p.payment_id], **update}
+                path = request_path(p.uid, p.request_id)
+                if path in existing_requests:  # never create one: that is the app's (and fires the edge)
+                    request = requests.setdefault(path, {})
+                    request.update(update)
+                    request[f"timeline.{event.status}"] = firestore.SERVER_TIMESTAMP
                 payee = owners.get(p.to_account) if p.kind == "internal" else None
                 for account, entry in transaction_entries(event, payee_uid=payee).items():
                     entries[(account, p.payment_id)] = entry
                 pushes += payment_pushes(event, payee_uid=payee)
             if pushes:  # queued before the commit: the push function delivers each key once
                 await self.queue_pushes(pushes)
-            for path, update in updates.items():
-                tx.update(db.document(path), update)
+            for pid in {r.event.payment.payment_id for r in results if r.changed}:
+                tx.set(views[pid], {"status": shown[pid]["status"], "statusRank": shown[pid]["statusRank"]})
+            for path, fields in requests.items():
+                tx.update(db.document(path), {**fields, "updatedAt": firestore.SERVER_TIMESTAMP})
             for (account, payment_id), entry in entries.items():
                 ref = db.collection(ACCOUNTS).document(account).collection(TRANSACTIONS).document(payment_id)
                 tx.set(ref, {**entry, "updatedAt": firestore.SERVER_TIMESTAMP}, merge=True)

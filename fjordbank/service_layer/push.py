@@ -56,3 +56,17 @@ def deliver(db: firestore.Client, sender: PushSender, push: dict) -> str:
     record.update({"status": status, "sent": sent, "removedTokens": removed})
     log.info("push delivered", extra={"kind": kind, "status": status, "sent": sent, "removed": removed})
     return status
+
+
+def deliver_batch(db: firestore.Client, sender: PushSender, message: dict) -> dict[str, int]:
+    """A Pub/Sub message from the notifier: {"pushes": [push, ...]}. Malformed entries are
+    logged and skipped (a retry would not mend them)."""
+    outcomes: dict[str, int] = {}
+    for item in message.get("pushes", []) if isinstance(message, dict) else []:
+        try:
+            status = deliver(db, sender, item)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("malformed push skipped", extra={"error": repr(exc)})
+            status = "malformed"
+        outcomes[status] = outcomes.get(status, 0) + 1
+    return outcomes

@@ -1,0 +1,1 @@
+"""bankctl: the operator's command line (python -m bankctl --help)."""

@@ -1,0 +1,45 @@
+"""bankctl: operate a Fjordbank stack.
+
+Every command talks to the stack that the environment names (by default the local one
+from `make up`). Errors are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bankctl import commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bankctl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    audit = sub.add_parser("audit", help="check every money invariant over the whole ledger",
+                           description=commands.audit.__doc__)
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit.set_defaults(run=commands.audit)
+    dlq = sub.add_parser("dlq", help="list the dead-lettered messages of every consumer",
+                         description=commands.dlq.__doc__)
+    dlq.add_argument("--consumer", help="only this consumer's dead letters")
+    dlq.set_defaults(run=commands.dlq)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # TLS EOF chatter from nats-py
+    try:
+        return args.run(args)
+    except commands.CommandError as exc:
+        print(f"bankctl {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
