@@ -14,15 +14,18 @@ from bankctl import commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bankctl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bankctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    audit = sub.add_parser("audit", help="check every money invariant over the whole ledger",
-                           description=commands.audit.__doc__)
+    audit = sub.add_parser(
+        "audit", help="check every money invariant over the whole ledger", description=commands.audit.__doc__
+    )
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
     audit.set_defaults(run=commands.audit)
-    dlq = sub.add_parser("dlq", help="list the dead-lettered messages of every consumer",
-                         description=commands.dlq.__doc__)
+    dlq = sub.add_parser(
+        "dlq", help="list the dead-lettered messages of every consumer", description=commands.dlq.__doc__
+    )
     dlq.add_argument("--consumer", help="only this consumer's dead letters")
     dlq.set_defaults(run=commands.dlq)
     return parser

@@ -37,9 +37,20 @@ def audit(args) -> int:
     except exceptions.RetryError as exc:
         raise CommandError("cannot reach Firestore (is the stack up? `make up`)") from exc
     if args.json:
-        print(json.dumps({"ok": report.ok, "accounts": report.accounts, "postings": report.postings,
-                          "payments": report.payments, "holds": report.holds,
-                          "totalBalance": report.total_balance, "problems": report.problems}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "accounts": report.accounts,
+                    "postings": report.postings,
+                    "payments": report.payments,
+                    "holds": report.holds,
+                    "totalBalance": report.total_balance,
+                    "problems": report.problems,
+                },
+                indent=2,
+            )
+        )
     else:
         print(report.render())
     return 0 if report.ok else 1
@@ -75,7 +86,9 @@ def dlq(args) -> int:
         raise CommandError(f"cannot reach NATS: {exc}") from exc
     for msg in messages:
         h = msg.headers or {}
-        print(f"#{msg.metadata.sequence.stream} {msg.subject} from {h.get('Fjb-Original-Subject')} "
-              f"seq {h.get('Fjb-Original-Sequence')} after {h.get('Fjb-Deliveries')} deliveries: {h.get('Fjb-Reason')}")
+        print(
+            f"#{msg.metadata.sequence.stream} {msg.subject} from {h.get('Fjb-Original-Subject')} "
+            f"seq {h.get('Fjb-Original-Sequence')} after {h.get('Fjb-Deliveries')} deliveries: {h.get('Fjb-Reason')}"
+        )
     print(f"{len(messages)} dead-lettered message(s)")
     return 0

@@ -111,10 +111,23 @@ def make_payments(pop: Population, count: int, rng: random.Random, hot_share: fl
     out = []
     for i, (uid, source, to, kind, amount) in enumerate(pop.mix(count, rng, hot_share, ext_share)):
         request_id = f"bench{pop.run}{i:07d}"
-        out.append(PaymentRequested(
-            payment_id=payment_id_for(uid, request_id), uid=uid, request_id=request_id, kind=kind,
-            from_account=source, to_account=to, amount=amount, currency="NOK", message=None, kid=None,
-            due_date=dt.date.today().isoformat(), body_hash="bench", requested_at=""))
+        out.append(
+            PaymentRequested(
+                payment_id=payment_id_for(uid, request_id),
+                uid=uid,
+                request_id=request_id,
+                kind=kind,
+                from_account=source,
+                to_account=to,
+                amount=amount,
+                currency="NOK",
+                message=None,
+                kid=None,
+                due_date=dt.date.today().isoformat(),
+                body_hash="bench",
+                requested_at="",
+            )
+        )
     return out
 
 
@@ -199,8 +212,10 @@ def naive_baseline(project: str, pop: Population, seconds: float, threads: int, 
             bal = snaps[acct]["balance"] + delta
             tx.update(ref, {"balance": bal, "available": bal - snaps[acct].get("held", 0)})
         tx.create(db.collection(POSTINGS).document(posting.posting_id), posting.to_dict())
-        tx.create(db.collection(LEDGER_PAYMENTS).document(pid),  # the same record the real ledger keeps
-                  {"paymentId": pid, "status": "completed", "postingIds": [posting.posting_id], "steps": {}})
+        tx.create(
+            db.collection(LEDGER_PAYMENTS).document(pid),  # the same record the real ledger keeps
+            {"paymentId": pid, "status": "completed", "postingIds": [posting.posting_id], "steps": {}},
+        )
 
     def worker(seed: int) -> None:
         local = random.Random(seed)
@@ -255,8 +270,9 @@ def plot(path: Path, tracker: Tracker, result: dict) -> None:
     ax1.axhline(result["naive"]["throughput_per_s"], color="red", linestyle="--", label="naive baseline (tx/payment)")
     ax1.set_xlabel("seconds since first publish")
     ax1.set_ylabel("payments/s")
-    ax1.set_title(f"Throughput: {result['throughput']['sustained_per_s']:.0f}/s sustained, "
-                  f"{result['ratio_vs_naive']:.1f}x naive")
+    ax1.set_title(
+        f"Throughput: {result['throughput']['sustained_per_s']:.0f}/s sustained, {result['ratio_vs_naive']:.1f}x naive"
+    )
     ax1.legend()
     lat = result["latency"]
     ax2.bar(["p50", "p90", "p99"], [lat["p50_ms"], lat["p90_ms"], lat["p99_ms"]])
@@ -280,7 +296,8 @@ async def run(args) -> tuple[dict, Tracker]:
 
     payments = make_payments(pop, args.payments, rng, args.hot_share, args.external_share)
     latency_payments = make_payments(
-        Population(pop.run + "L", pop.payers, pop.hot), args.latency_payments, rng, args.hot_share, args.external_share)
+        Population(pop.run + "L", pop.payers, pop.hot), args.latency_payments, rng, args.hot_share, args.external_share
+    )
     # No app request documents are made first: creating them would fire the edge trigger
     # for each (the edge is not what this measures). The notifier projects every state
     # anyway (paymentViews, the request documents, the accounts' transaction feeds).
@@ -315,10 +332,13 @@ async def run(args) -> tuple[dict, Tracker]:
     }
     print(f"  {latency}", flush=True)
 
-    print(f"naive baseline: one transaction per payment, {args.naive_threads} threads, "
-          f"{args.naive_seconds}s ...", flush=True)
-    naive = await asyncio.to_thread(naive_baseline, stack.s.project_id, pop, args.naive_seconds,
-                                    args.naive_threads, args.hot_share)
+    print(
+        f"naive baseline: one transaction per payment, {args.naive_threads} threads, {args.naive_seconds}s ...",
+        flush=True,
+    )
+    naive = await asyncio.to_thread(
+        naive_baseline, stack.s.project_id, pop, args.naive_seconds, args.naive_threads, args.hot_share
+    )
     print(f"  {naive}", flush=True)
 
     from fjordbank.service_layer.audit import audit_ledger
@@ -340,8 +360,9 @@ async def run(args) -> tuple[dict, Tracker]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--payments", type=int, default=20_000)
     parser.add_argument("--payers", type=int, default=2_000)
     parser.add_argument("--hot-share", type=float, default=0.3, help="share of payments to the hot merchant")

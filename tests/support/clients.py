@@ -102,9 +102,13 @@ class FirestoreAsUser:
     def patch(self, path: str, fields: dict) -> requests.Response:
         """A merge write of ``fields`` (what the SDK's set(..., {merge: true}) sends)."""
         params = [("updateMask.fieldPaths", k) for k in fields]
-        return requests.patch(f"{self.base}/{path}", params=params,
-                              json={"fields": {k: _to_value(v) for k, v in fields.items()}},
-                              headers=self.headers, timeout=10)
+        return requests.patch(
+            f"{self.base}/{path}",
+            params=params,
+            json={"fields": {k: _to_value(v) for k, v in fields.items()}},
+            headers=self.headers,
+            timeout=10,
+        )
 
     def get(self, path: str) -> tuple[int, dict | None]:
         resp = requests.get(f"{self.base}/{path}", headers=self.headers, timeout=10)

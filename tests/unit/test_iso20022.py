@@ -7,13 +7,11 @@ repository; it is deliberately not copied in). A missing XSD FAILS the tests tha
 
 from __future__ import annotations
 
-import os
 import socket
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -53,33 +51,9 @@ from fjordbank.simulators.counterparty import (
     answer,
     rules_from_json,
 )
+from tests.support.schemas import assert_valid_pain001
 
 # ----------------------------------------------------------------------------- XSD
-
-XSD_ENV = "FJB_PAIN001_XSD"
-DEFAULT_XSD = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "pain.001.001.03.xsd"
-_schema_cache: list = []
-
-
-def pain001_schema():
-    """The official pain.001.001.03 XSD as an xmlschema object; FAILS (never skips) if missing."""
-    if not _schema_cache:
-        import xmlschema
-
-        path = Path(os.environ.get(XSD_ENV) or DEFAULT_XSD)
-        if not path.is_file():
-            pytest.fail(
-                f"pain.001.001.03 XSD not found at {path}. Set {XSD_ENV} to the official "
-                f"ISO 20022 pain.001.001.03.xsd (it is not kept in the repository).",
-                pytrace=False,
-            )
-        _schema_cache.append(xmlschema.XMLSchema(str(path)))
-    return _schema_cache[0]
-
-
-def assert_valid_pain001(xml: bytes) -> None:
-    errors = [str(error) for error in pain001_schema().iter_errors(xml.decode("utf-8"))]
-    assert not errors, "pain.001 does not validate against the XSD:\n" + "\n".join(errors[:5])
 
 
 # ------------------------------------------------------------------------- helpers
