@@ -1,7 +1,7 @@
 """Benchmark: payments straight into the pipeline vs. a naive one-transaction-per-payment ledger.
 
     make bench                       # defaults below; results in artifacts/bench/
-    python -m bench.pipeline --payments 20000 --latency-rate 400 --naive-seconds 20
+    python -m bench.pipeline --payments 20000 --latency-rate 100 --naive-seconds 20
 
 Three measurements in one run, on the same stack and the same machine:
 
@@ -9,8 +9,8 @@ Three measurements in one run, on the same stack and the same machine:
    customers, a share to one hot merchant account, a share to other banks through clearing)
    are published as fast as JetStream takes them; the drain rate of completions between
    10% and 90% done is the sustained end-to-end throughput (requested -> completed).
-2. latency: at ``--latency-rate`` payments/s (below saturation), p50/p99 of requested ->
-   completed.
+2. latency: at ``--latency-rate`` payments/s (default: half the throughput just measured,
+   so the pipeline is not saturated), p50/p99 of requested -> completed.
 3. naive baseline: the same mix posted with one Firestore transaction per payment (read
    both accounts, check funds, write both and the posting) from ``--naive-threads``
    threads for ``--naive-seconds``; the hot account shows what contention does to it.
@@ -319,11 +319,12 @@ async def run(args) -> tuple[dict, Tracker]:
     }
     print(f"  {throughput}", flush=True)
 
-    print(f"latency: {len(latency_payments)} payments at {args.latency_rate}/s ...", flush=True)
-    lt = await drive(stack, latency_payments, rate=args.latency_rate, timeout=args.timeout)
+    rate = args.latency_rate or max(10.0, round(sustained / 2))
+    print(f"latency: {len(latency_payments)} payments at {rate}/s ...", flush=True)
+    lt = await drive(stack, latency_payments, rate=rate, timeout=args.timeout)
     lats = [lt.done[p][0] - lt.sent[p] for p in lt.done]
     latency = {
-        "rate_per_s": args.latency_rate,
+        "rate_per_s": rate,
         "payments": len(latency_payments),
         "p50_ms": round(percentile(lats, 0.5) * 1000, 1),
         "p90_ms": round(percentile(lats, 0.9) * 1000, 1),
@@ -367,7 +368,12 @@ def main() -> None:
     parser.add_argument("--payers", type=int, default=2_000)
     parser.add_argument("--hot-share", type=float, default=0.3, help="share of payments to the hot merchant")
     parser.add_argument("--external-share", type=float, default=0.1, help="share of payments to other banks")
-    parser.add_argument("--latency-rate", type=float, default=300)
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=0,
+        help="offered payments/s for the latency run; 0 = half the measured throughput",
+    )
     parser.add_argument("--latency-payments", type=int, default=3_000)
     parser.add_argument("--naive-seconds", type=float, default=20)
     parser.add_argument("--naive-threads", type=int, default=8)

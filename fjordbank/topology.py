@@ -15,7 +15,7 @@ Subjects follow the payment lifecycle of the design brief, one service per arrow
     payments.settled / returned   clearing (from pain.002)  -> ledger
     payments.completed / failed   ledger                    -> notifier
 
-The notifier sees every state (it projects them onto the app's documents).
+The notifier sees every state after "requested" (it projects them onto the app's documents).
 
 Money streams are replicated three times on file storage; the servers run with
 ``sync_interval: always`` (see devstack.natsconf) because acknowledged writes can be lost
@@ -157,7 +157,17 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         durable="notifier",
         stream=STREAM_PAYMENTS,
-        filter_subjects=("payments.>",),
+        # every state after "requested", which the edge itself shows on the request
+        filter_subjects=(
+            SUBJECT_PAYMENT_APPROVED,
+            SUBJECT_PAYMENT_REJECTED,
+            SUBJECT_PAYMENT_RESERVED,
+            SUBJECT_PAYMENT_SUBMITTED,
+            SUBJECT_PAYMENT_SETTLED,
+            SUBJECT_PAYMENT_RETURNED,
+            SUBJECT_PAYMENT_COMPLETED,
+            SUBJECT_PAYMENT_FAILED,
+        ),
         description="Projects every payment state onto the app's documents; pushes the final ones.",
     ),
 )

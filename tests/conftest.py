@@ -32,8 +32,28 @@ def stack():
             os.environ[key] = value
         yield st
     finally:
+        save_rules_coverage(st)
         if not already:
             st.down()
+
+
+def save_rules_coverage(st) -> None:
+    """The emulator's rule-coverage report of this session, kept as a test artifact."""
+    import requests
+
+    base = f"http://127.0.0.1:{st.s.emulator_ports['firestore']}/emulator/v1/projects/{st.s.project_id}"
+    out = REPO / "artifacts"
+    try:
+        html = requests.get(f"{base}:ruleCoverage.html", timeout=30)
+        data = requests.get(f"{base}:ruleCoverage", timeout=30)
+    except requests.RequestException:
+        return
+    if html.ok:
+        out.mkdir(exist_ok=True)
+        (out / "firestore-rules-coverage.html").write_text(html.text)
+    if data.ok:
+        out.mkdir(exist_ok=True)
+        (out / "firestore-rules-coverage.json").write_text(data.text)
 
 
 @pytest.fixture(scope="session")

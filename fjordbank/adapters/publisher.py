@@ -60,6 +60,8 @@ class SyncPublisher:
             return self._loop
 
     async def _js_context(self):
+        """The instance's connection, made on first use. A first connect that cannot reach
+        any server is bounded by the publish's own timeout (it is cancelled with it)."""
         if self._nc is None or self._nc.is_closed:
             self._nc = await nats_conn.connect(self.settings, name=self.name)
             self._js = self._nc.jetstream()
@@ -89,9 +91,10 @@ class SyncPublisher:
         """Store one message; returns the PubAck (``duplicate`` True if JetStream had it)."""
         payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
         loop = self._ensure_loop()
-        future = asyncio.run_coroutine_threadsafe(self._publish(subject, payload, msg_id, stream), loop)
+        bounded = asyncio.wait_for(self._publish(subject, payload, msg_id, stream), timeout=self.timeout)
+        future = asyncio.run_coroutine_threadsafe(bounded, loop)
         try:
-            ack = future.result(timeout=self.timeout + 15)
+            ack = future.result(timeout=self.timeout + 5)
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
             future.cancel()
             log.warning("publish failed", extra={"subject": subject, "msg_id": msg_id, "error": repr(exc)})

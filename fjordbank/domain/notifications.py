@@ -69,7 +69,7 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
                 f"{p.payment_id}:completed",
             )
         )
-        if payee_uid and payee_uid != p.uid:
+        if p.kind == "internal" and payee_uid and payee_uid != p.uid:
             pushes.append(
                 Push(
                     payee_uid,
@@ -81,7 +81,7 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
                 )
             )
     elif event.status in ("failed", "rejected"):
-        why = REASON_TEXTS.get(event.reason or "", event.message or event.reason or "")
+        why = REASON_TEXTS.get(event.reason or "", event.message or event.reason or "the bank could not complete it")
         pushes.append(
             Push(
                 p.uid,

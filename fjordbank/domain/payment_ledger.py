@@ -76,7 +76,7 @@ def apply_step(
                 account_id=p.from_account,
                 amount=p.amount,
                 currency=p.currency,
-                expires_at=(now + dt.timedelta(days=EXTERNAL_HOLD_DAYS)).isoformat(),
+                expires_at=(now.astimezone(dt.UTC) + dt.timedelta(days=EXTERNAL_HOLD_DAYS)).isoformat(),
             )
             record["holdId"] = p.payment_id
             result = StepResult("reserved")

@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from fjordbank.domain.norway import normalize_account_number
 from fjordbank.domain.payments import PaymentRequested
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -34,7 +35,10 @@ class ScreeningPolicy:
         for name, value in fields.items():
             if name != "blocked_accounts" and (type(value) is not int or value <= 0):
                 raise ValueError(f"screening policy {name} must be a positive int, got {value!r}")
-        fields["blocked_accounts"] = frozenset(fields.get("blocked_accounts", ()))
+        blocked = fields.get("blocked_accounts", [])
+        if not isinstance(blocked, list) or not all(isinstance(a, str) for a in blocked):
+            raise ValueError("screening policy blocked_accounts must be a list of account numbers")
+        fields["blocked_accounts"] = frozenset(normalize_account_number(a) for a in blocked)
         return cls(**fields)
 
 
@@ -74,7 +78,7 @@ def screen(
 ) -> Screened:
     """Decide one payment and, when approved, record it in ``state``."""
     today = now.astimezone(OSLO).date().isoformat()
-    if state.day != today:
+    if today > state.day:  # a new day; a clock behind the last decision does not reset it
         state.day, state.day_total = today, 0
     epoch = int(now.timestamp())
     state.recent = [t for t in state.recent if t > epoch - policy.velocity_window_seconds]

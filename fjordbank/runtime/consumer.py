@@ -3,7 +3,7 @@
 A service gives a batch handler; the runtime does the rest: TLS + credentials, a durable
 pull consumer bound by name, batch fetch, bounded concurrency, explicit ack, nak with
 backoff, term, dead-lettering after ``max_deliver`` (or at once for a message that can
-never succeed), SIGTERM -> finish the batch in hand, drain and exit, JSON logs and
+never succeed), SIGTERM -> finish the batch in hand, flush the acks and exit, JSON logs and
 Prometheus metrics.
 
 If a handler raises for a whole batch, the runtime retries the batch one message at a
@@ -169,10 +169,14 @@ class ConsumerService:
         finally:
             self._ready = False
             if self.nc is not None and not self.nc.is_closed:
+                # A pull consumer has nothing in flight once the batch in hand is settled:
+                # flush the acks out, then close (nats-py's drain() waits on the pull
+                # subscription's internal queue, which fetch() never marks done).
                 try:
-                    await asyncio.wait_for(self.nc.drain(), timeout=10)
+                    await self.nc.flush(timeout=5)
                 except (TimeoutError, nats.errors.Error):
-                    await self.nc.close()
+                    log.warning("could not flush the last acks; they will be redelivered")
+                await self.nc.close()
             await probes.stop()
             log.info("stopped")
 

@@ -60,6 +60,8 @@ def _to_value(v: Any) -> dict:
         return {"booleanValue": v}
     if isinstance(v, int):
         return {"integerValue": str(v)}
+    if isinstance(v, float):  # only to prove that the rules refuse non-integer amounts
+        return {"doubleValue": v}
     if isinstance(v, str):
         return {"stringValue": v}
     if v is None:

@@ -1,0 +1,228 @@
+"""firestore.rules against the Firestore emulator: deny by default; a customer reads only
+their own documents and writes only what the app may write (create-only payment requests
+and device tokens, with strict schemas). The emulator's rule-coverage report is saved to
+artifacts/firestore-rules-coverage.html by the session fixture."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.clients import new_account_number, unique
+from tests.support.rules import RulesClient, mock_id_token
+
+pytestmark = pytest.mark.stack
+
+ALLOWED, DENIED = (200,), (403,)
+
+
+@pytest.fixture(scope="module")
+def world(stack):
+    """Alice's and Bob's documents, written through the admin path."""
+    host, project = f"127.0.0.1:{stack.s.emulator_ports['firestore']}", stack.s.project_id
+    admin = RulesClient(host, project, "owner")
+    alice, bob = unique("alice"), unique("bob")
+    acct_a, acct_b = new_account_number(), new_account_number()
+    docs = {
+        f"users/{alice}": {"name": "Alice"},
+        f"users/{bob}": {"name": "Bob"},
+        f"accounts/{acct_a}": {"accountId": acct_a, "ownerUid": alice, "balance": 100, "held": 0, "available": 100},
+        f"accounts/{acct_b}": {"accountId": acct_b, "ownerUid": bob, "balance": 100, "held": 0, "available": 100},
+        f"accounts/{acct_a}/transactions/p1": {"amount": -100, "status": "posted"},
+        f"accounts/{acct_b}/transactions/p2": {"amount": -100, "status": "posted"},
+        f"users/{alice}/paymentRequests/req-alice-1": {
+            "v": 1,
+            "fromAccount": acct_a,
+            "toAccount": acct_b,
+            "amount": 100,
+            "currency": "NOK",
+            "status": "completed",
+        },
+        f"users/{alice}/devices/dev1": {"token": "tok-a", "platform": "android"},
+        f"users/{alice}/settings/notifications": {"payments": True},
+        "postings/p1:transfer": {"paymentId": "p1"},
+        "holds/p1": {"holdId": "p1"},
+        "ledgerPayments/p1": {"paymentId": "p1"},
+        "screeningCustomers/x": {"dayTotal": 0},
+        "screeningDecisions/p1": {"approved": True},
+        "clearingPayments/p1": {"fileId": "f"},
+        "clearingFiles/f": {"status": "written"},
+        "paymentViews/p1": {"status": "completed"},
+        "pushes/p1:completed": {"status": "sent"},
+    }
+    for path, data in docs.items():
+        assert admin.set(path, data) == 200, path
+
+    def client(uid: str | None) -> RulesClient:
+        return RulesClient(host, project, mock_id_token(project, uid) if uid else None)
+
+    return {"alice": alice, "bob": bob, "acct_a": acct_a, "acct_b": acct_b, "client": client}
+
+
+def request_body(w, **over):
+    return {"v": 1, "fromAccount": w["acct_a"], "toAccount": w["acct_b"], "amount": 100, "currency": "NOK", **over}
+
+
+# ---- reads: the owner only -------------------------------------------------------------
+OWNED_READS = [
+    "users/{alice}",
+    "users/{alice}/paymentRequests/req-alice-1",
+    "users/{alice}/devices/dev1",
+    "accounts/{acct_a}",
+    "accounts/{acct_a}/transactions/p1",
+]
+
+
+@pytest.mark.parametrize("path", OWNED_READS)
+def test_owner_reads_own_documents(world, path):
+    assert world["client"](world["alice"]).get(path.format(**world)) in ALLOWED
+
+
+@pytest.mark.parametrize("path", OWNED_READS)
+def test_another_user_cannot_read_them(world, path):
+    assert world["client"](world["bob"]).get(path.format(**world)) in DENIED
+
+
+@pytest.mark.parametrize("path", OWNED_READS)
+def test_unauthenticated_cannot_read_them(world, path):
+    assert world["client"](None).get(path.format(**world)) in DENIED
+
+
+@pytest.mark.parametrize(
+    "collection", ["users/{alice}/paymentRequests", "accounts/{acct_a}/transactions", "users/{alice}/devices"]
+)
+def test_the_apps_list_queries_are_allowed_for_the_owner_only(world, collection):
+    assert world["client"](world["alice"]).list(collection.format(**world)) in ALLOWED
+    assert world["client"](world["bob"]).list(collection.format(**world)) in DENIED
+
+
+BACKEND_ONLY = [
+    "postings/p1:transfer",
+    "holds/p1",
+    "ledgerPayments/p1",
+    "screeningCustomers/x",
+    "screeningDecisions/p1",
+    "clearingPayments/p1",
+    "clearingFiles/f",
+    "paymentViews/p1",
+    "pushes/p1:completed",
+    "users/{alice}/settings/notifications",
+]
+
+
+@pytest.mark.parametrize("path", BACKEND_ONLY)
+def test_backend_documents_are_unreadable_and_unwritable_by_clients(world, path):
+    alice = world["client"](world["alice"])
+    path = path.format(**world)
+    assert alice.get(path) in DENIED
+    assert alice.set(path, {"x": 1}) in DENIED
+    assert alice.delete(path) in DENIED
+
+
+@pytest.mark.parametrize("collection", ["accounts", "postings", "ledgerPayments", "holds", "users"])
+def test_nobody_lists_whole_collections(world, collection):
+    assert world["client"](world["alice"]).list(collection) in DENIED
+
+
+# ---- writes: balances, statuses, other people's things -------------------------------------
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"balance": 10**9},
+        {"available": 10**9},
+        {"held": 0},
+        {"ownerUid": "me"},
+        {"status": "closed"},
+        {"overdraftLimit": 10**9},
+    ],
+)
+def test_no_client_writes_an_account(world, fields):
+    alice = world["client"](world["alice"])
+    assert alice.update(f"accounts/{world['acct_a']}", fields) in DENIED
+
+
+def test_no_client_creates_or_deletes_accounts_or_transactions(world):
+    alice = world["client"](world["alice"])
+    assert alice.create("accounts", new_account_number(), {"ownerUid": world["alice"], "balance": 10**9}) in DENIED
+    assert alice.delete(f"accounts/{world['acct_a']}") in DENIED
+    assert alice.create(f"accounts/{world['acct_a']}/transactions", "fake", {"amount": 10**9}) in DENIED
+
+
+def test_owner_creates_a_valid_payment_request(world):
+    alice = world["client"](world["alice"])
+    assert alice.create(f"users/{world['alice']}/paymentRequests", unique("req"), request_body(world)) in ALLOWED
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"status": "completed"},  # backend field
+        {"statusRank": 9},
+        {"paymentId": "p"},
+        {"amount": 0},
+        {"amount": -5},
+        {"amount": 1.5},
+        {"amount": "100"},
+        {"amount": 100_000_001},
+        {"currency": "EUR"},
+        {"v": 2},
+        {"fromAccount": "1234"},
+        {"toAccount": "not-digits!"},
+        {"message": "x" * 141},
+        {"kid": "12a"},
+        {"message": "hei", "kid": "12345"},
+        {"dueDate": "tomorrow"},
+        {"extra": True},
+    ],
+)
+def test_malformed_or_privileged_payment_requests_are_refused(world, over):
+    alice = world["client"](world["alice"])
+    assert alice.create(f"users/{world['alice']}/paymentRequests", unique("req"), request_body(world, **over)) in DENIED
+
+
+def test_a_payment_request_needs_every_required_field(world):
+    alice = world["client"](world["alice"])
+    for field in ("v", "fromAccount", "toAccount", "amount", "currency"):
+        body = request_body(world)
+        del body[field]
+        assert alice.create(f"users/{world['alice']}/paymentRequests", unique("req"), body) in DENIED, field
+
+
+def test_request_ids_must_be_well_formed(world):
+    alice = world["client"](world["alice"])
+    assert alice.create(f"users/{world['alice']}/paymentRequests", "short", request_body(world)) in DENIED
+
+
+def test_nobody_creates_requests_under_another_user(world):
+    bob = world["client"](world["bob"])
+    assert bob.create(f"users/{world['alice']}/paymentRequests", unique("req"), request_body(world)) in DENIED
+    assert (
+        world["client"](None).create(f"users/{world['alice']}/paymentRequests", unique("req"), request_body(world))
+        in DENIED
+    )
+
+
+def test_requests_cannot_be_changed_or_deleted_by_the_client(world):
+    alice = world["client"](world["alice"])
+    path = f"users/{world['alice']}/paymentRequests/req-alice-1"
+    assert alice.update(path, {"amount": 1}) in DENIED
+    assert alice.update(path, {"status": "requested"}) in DENIED
+    assert alice.delete(path) in DENIED
+
+
+def test_device_tokens_are_create_and_delete_only_with_a_strict_schema(world):
+    alice = world["client"](world["alice"])
+    devices = f"users/{world['alice']}/devices"
+    dev = unique("dev")
+    assert alice.create(devices, dev, {"token": "t" * 20, "platform": "ios"}) in ALLOWED
+    assert alice.update(f"{devices}/{dev}", {"token": "other"}) in DENIED
+    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "ios", "admin": True}) in DENIED
+    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "symbian"}) in DENIED
+    assert alice.create(devices, unique("dev"), {"token": "", "platform": "ios"}) in DENIED
+    assert world["client"](world["bob"]).create(devices, unique("dev"), {"token": "t", "platform": "ios"}) in DENIED
+    assert world["client"](world["bob"]).delete(f"{devices}/{dev}") in DENIED
+    assert alice.delete(f"{devices}/{dev}") in ALLOWED
+
+
+def test_users_cannot_write_their_own_profile_document(world):
+    alice = world["client"](world["alice"])
+    assert alice.set(f"users/{world['alice']}", {"name": "Mallory", "kyc": "approved"}) in DENIED
