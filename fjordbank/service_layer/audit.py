@@ -52,7 +52,13 @@ class AuditReport:
 def audit_ledger(db, *, now: dt.datetime | None = None) -> AuditReport:
     """Read the whole ledger with a sync Firestore client and check every invariant."""
     report = AuditReport()
-    accounts = {snap.id: snap.to_dict() for snap in db.collection(ACCOUNTS).stream()}
+    accounts: dict[str, dict] = {}
+    for snap in db.collection(ACCOUNTS).stream():
+        data = snap.to_dict()
+        if type(data.get("balance")) is not int:
+            report.problems.append(f"account {snap.id} is malformed: balance {data.get('balance')!r}")
+            data = {**data, "balance": 0}
+        accounts[snap.id] = data
     postings: list[Posting] = []
     for snap in db.collection(POSTINGS).stream():
         try:
@@ -60,7 +66,12 @@ def audit_ledger(db, *, now: dt.datetime | None = None) -> AuditReport:
         except (UnbalancedPosting, KeyError, TypeError) as exc:
             report.problems.append(f"posting {snap.id} is invalid: {exc}")
     verdicts = {snap.id: snap.to_dict() for snap in db.collection(LEDGER_PAYMENTS).stream()}
-    holds = [Hold.from_dict(snap.to_dict()) for snap in db.collection(HOLDS).stream()]
+    holds: list[Hold] = []
+    for snap in db.collection(HOLDS).stream():
+        try:
+            holds.append(Hold.from_dict(snap.to_dict()))
+        except (KeyError, TypeError) as exc:
+            report.problems.append(f"hold {snap.id} is malformed: missing {exc}")
     report.holds = len(holds)
     report.accounts, report.postings, report.payments = len(accounts), len(postings), len(verdicts)
 

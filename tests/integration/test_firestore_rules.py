@@ -55,7 +55,10 @@ def world(stack):
     def client(uid: str | None) -> RulesClient:
         return RulesClient(host, project, mock_id_token(project, uid) if uid else None)
 
-    return {"alice": alice, "bob": bob, "acct_a": acct_a, "acct_b": acct_b, "client": client}
+    yield {"alice": alice, "bob": bob, "acct_a": acct_a, "acct_b": acct_b, "client": client}
+    # These are not real ledger documents: leave the shared database as the audit expects it.
+    for path in docs:
+        admin.delete(path)
 
 
 def request_body(w, **over):
@@ -149,7 +152,8 @@ def test_no_client_creates_or_deletes_accounts_or_transactions(world):
 
 def test_owner_creates_a_valid_payment_request(world):
     alice = world["client"](world["alice"])
-    assert alice.create(f"users/{world['alice']}/paymentRequests", unique("req"), request_body(world)) in ALLOWED
+    request_id = unique("req")
+    assert alice.create(f"users/{world['alice']}/paymentRequests", request_id, request_body(world)) in ALLOWED
 
 
 @pytest.mark.parametrize(
