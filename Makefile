@@ -18,7 +18,10 @@ down:                    ## stop every component (no orphans)
 status:
 	@$(PY) -m devstack status
 
-test: bootstrap          ## unit, integration and end-to-end tests (starts the stack if not running)
+SCANNED := fjordbank run_services functions/main.py devstack bankctl bench
+
+test: bootstrap          ## static security scan, then unit, integration and end-to-end tests (starts the stack if not running)
+	@.venv/bin/bandit -q -lll -r $(SCANNED)
 	@$(PY) -m pytest
 
 test-unit: bootstrap
@@ -32,6 +35,8 @@ audit: bootstrap         ## check every money invariant of the ledger (needs the
 
 lint: bootstrap
 	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/bandit -q -ll -r $(SCANNED)
 
 lock:                    ## re-pin dependencies with hashes (needs uv)
 	uv pip compile requirements.in --generate-hashes --python-version 3.11 -o requirements.lock

@@ -68,7 +68,7 @@ def auth(stack):
     return AuthEmulator(f"127.0.0.1:{stack.s.emulator_ports['auth']}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def as_user(stack):
     def make(id_token: str | None) -> FirestoreAsUser:
         return FirestoreAsUser(f"127.0.0.1:{stack.s.emulator_ports['firestore']}", stack.s.project_id, id_token)

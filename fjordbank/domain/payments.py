@@ -101,20 +101,15 @@ def parse_request(
     *,
     request_id: str,
     today: date,
-    backend_fields: frozenset[str] = frozenset(),
 ) -> PaymentRequest:
-    """Validate the app's document against contract v1. Raises `PaymentRejected`.
-
-    ``backend_fields`` are fields the backend itself writes on the document (status...),
-    ignored here so a re-validation of a processed document still works.
-    """
+    """Validate the app's document against contract v1. Raises `PaymentRejected`."""
     _require(isinstance(body, dict), "malformed_request", "the request is not an object")
     _require(
         isinstance(request_id, str) and bool(REQUEST_ID_PATTERN.fullmatch(request_id)),
         "invalid_request_id",
         "the request id must be 8-64 letters, digits, '-' or '_'",
     )
-    unknown = set(body) - BODY_FIELDS - backend_fields
+    unknown = set(body) - BODY_FIELDS
     _require(not unknown, "unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
     missing = REQUIRED_FIELDS - set(body)
     _require(not missing, "missing_field", f"missing field(s): {', '.join(sorted(missing))}")
@@ -274,7 +269,10 @@ class PaymentEvent:
 
 
 def may_advance(current: str | None, new: str) -> bool:
-    """A projection may move a request only forward, and never out of a terminal state."""
+    """A projection may move a request only forward, and never out of a terminal state.
+    A ``current`` that is no known state (a corrupted document) counts as none."""
+    if not isinstance(current, str) or current not in STATUS_RANK:
+        current = None
     if current in TERMINAL:
         return False
     return STATUS_RANK[new] > STATUS_RANK.get(current or "", -1)

@@ -34,9 +34,6 @@ from fjordbank.errors import PublishError
 
 log = logging.getLogger(__name__)
 OSLO = ZoneInfo("Europe/Oslo")
-BACKEND_FIELDS = frozenset(
-    {"status", "statusRank", "reason", "paymentId", "updatedAt", "timeline", "bodyHash", "payment"}
-)
 
 
 class Publisher(Protocol):
@@ -57,13 +54,16 @@ def handle_payment_request(
     bank_regs: tuple[str, ...],
     now: dt.datetime | None = None,
 ) -> str:
-    """Validate, authorise and publish one payment request. Returns the status it shows."""
-    if body.get("status") not in (None, "received"):
-        return body["status"]  # already handled (a redelivered trigger)
+    """Validate, authorise and publish one payment request. Returns the status it shows.
+
+    ``body`` is the document as the app created it (a trigger's creation snapshot, also on
+    redelivery). Fields only the backend writes (status ...) make it invalid: the rules
+    never let a client write them. A redelivered trigger publishes the same payment id
+    again, which JetStream and the services' records answer without a second effect."""
     now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
     try:
-        request = parse_request(body, request_id=request_id, today=today, backend_fields=BACKEND_FIELDS)
+        request = parse_request(body, request_id=request_id, today=today)
         kind = _check_accounts(db, uid, request.from_account, request.to_account, bank_regs)
     except PaymentRejected as exc:
         log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})

@@ -72,8 +72,8 @@ def body(**over) -> dict:
 DELETE = object()
 
 
-def parse(data: dict, *, request_id: str = REQUEST_ID, backend_fields: frozenset[str] = frozenset()) -> PaymentRequest:
-    return parse_request(data, request_id=request_id, today=TODAY, backend_fields=backend_fields)
+def parse(data: dict, *, request_id: str = REQUEST_ID) -> PaymentRequest:
+    return parse_request(data, request_id=request_id, today=TODAY)
 
 
 def rejection(data: dict, **kwargs) -> str:
@@ -145,14 +145,9 @@ def test_account_numbers_with_dots_or_spaces_are_normalised(written, normalised)
     assert request.to_account == normalised
 
 
-def test_backend_fields_are_ignored():
-    backend = frozenset({"status", "statusRank", "paymentId", "bodyHash"})
-    data = body(status="requested", statusRank=1, paymentId="u_x", bodyHash="abc")
-    assert parse(data, backend_fields=backend) == parse(body())
-
-
-def test_backend_fields_are_unknown_when_not_declared():
-    assert rejection(body(status="requested")) == "unknown_field"
+@pytest.mark.parametrize("field", ["status", "statusRank", "paymentId", "bodyHash", "reason"])
+def test_fields_only_the_backend_writes_make_a_request_invalid(field):
+    assert rejection(body(**{field: "requested"})) == "unknown_field"
 
 
 # ------------------------------------------------------------- parse_request: refusals
@@ -336,7 +331,7 @@ def _check_accepted(request: PaymentRequest) -> None:
 @given(data=st.dictionaries(field_names, json_values, max_size=10))
 def test_parse_request_raises_only_payment_rejected_for_arbitrary_json_dicts(data):
     try:
-        request = parse(data, backend_fields=frozenset({"status"}))
+        request = parse(data)
     except PaymentRejected as exc:
         assert isinstance(exc.code, str) and exc.code
     else:
