@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dlq.add_argument("--consumer", help="only this consumer's dead letters")
     dlq.set_defaults(run=commands.dlq)
+    jobs = sub.add_parser(
+        "jobs", help="run a scheduled job now (as Cloud Scheduler would)", description=commands.run_job.__doc__
+    )
+    jobs.add_argument("action", choices=["run"])
+    jobs.add_argument("job", choices=commands.JOB_NAMES)
+    jobs.set_defaults(run=commands.run_job)
     return parser
 
 

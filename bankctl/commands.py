@@ -8,6 +8,9 @@ import os
 
 from devstack import settings as stack_settings
 from devstack.stack import Stack
+from fjordbank.service_layer.scheduled import JOBS
+
+JOB_NAMES = JOBS  # the scheduled jobs `bankctl jobs run` can start
 
 
 class CommandError(Exception):
@@ -91,4 +94,22 @@ def dlq(args) -> int:
             f"seq {h.get('Fjb-Original-Sequence')} after {h.get('Fjb-Deliveries')} deliveries: {h.get('Fjb-Reason')}"
         )
     print(f"{len(messages)} dead-lettered message(s)")
+    return 0
+
+
+def run_job(args) -> int:
+    """Publish {"job": NAME} on the scheduled-jobs topic: the on_scheduled_job function runs it
+    (in production Cloud Scheduler publishes the same message on its schedule)."""
+    from google.api_core import exceptions
+
+    from fjordbank.adapters.pubsub import JOBS_TOPIC, TopicPublisher
+
+    stack = _stack()
+    topic = TopicPublisher(stack.s.project_id, JOBS_TOPIC)
+    try:
+        topic.ensure_topic()
+        message_id = asyncio.run(topic.publish_json({"job": args.job}))
+    except (exceptions.GoogleAPICallError, exceptions.RetryError, TimeoutError) as exc:
+        raise CommandError(f"cannot reach Pub/Sub (is the stack up? `make up`): {exc}") from exc
+    print(f"queued job {args.job} (message {message_id})")
     return 0

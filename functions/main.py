@@ -14,10 +14,10 @@ from firebase_functions import firestore_fn, options, pubsub_fn
 
 from fjordbank.adapters.firestore import sync_client
 from fjordbank.adapters.publisher import SyncPublisher
-from fjordbank.adapters.pubsub import PUSH_TOPIC
+from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
-from fjordbank.service_layer import edge, push
+from fjordbank.service_layer import edge, push, scheduled
 
 options.set_global_options(region="europe-west1", memory=options.MemoryOption.MB_512, max_instances=50)
 logging.basicConfig(level=logging.INFO)
@@ -61,3 +61,11 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
         if "push_sender" not in _deps:
             _deps["push_sender"] = sender_from_config(settings.project_id, settings.fcm_sink_url)
     push.deliver_batch(db, _deps["push_sender"], event.data.message.json or {})
+
+
+@pubsub_fn.on_message_published(topic=JOBS_TOPIC, secrets=["FJB_NATS_PASSWORD"])
+def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
+    """Scheduled jobs: Cloud Scheduler publishes {"job": NAME} (locally: bankctl jobs run)."""
+    db, publisher, _settings = deps()
+    message = event.data.message.json or {}
+    scheduled.run_job(db, publisher, str(message.get("job", "")))

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 # The topic the notifier queues pushes on and the push function is triggered by (the
 # function's decorator needs it at import time, so it is a constant, not configuration).
 PUSH_TOPIC = "push-notifications"
+# Scheduled jobs: Cloud Scheduler publishes {"job": NAME} here in production; locally
+# `bankctl jobs run NAME` does.
+JOBS_TOPIC = "scheduled-jobs"
 
 
 class TopicPublisher:

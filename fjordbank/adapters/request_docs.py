@@ -100,7 +100,7 @@ class RequestProjector:
 
 
 def advance_sync(db: firestore.Client, uid: str, request_id: str, status: str, **kwargs) -> bool:
-    """Sync twin of `RequestProjector.advance` for Firebase functions (Flask handlers)."""
+    """Move one request document forward (the edge's writes; Firebase functions are sync)."""
     ref = db.document(request_path(uid, request_id))
 
     @firestore.transactional

@@ -6,7 +6,8 @@ the client. A valid request is published to JetStream (message id = payment id, 
 redelivered trigger cannot publish it twice inside the duplicate window, and the ledger's
 own verdicts cover the rest); only after JetStream's ack does the document say
 "requested". A publish failure marks the document "received" (publish pending) and
-raises: nothing is dropped silently.
+raises: nothing is dropped silently; the due-payments job (fjordbank.service_layer.
+scheduled) publishes it again.
 """
 
 from __future__ import annotations
@@ -102,7 +103,15 @@ def submit(db, publisher: Publisher, payment: PaymentRequested) -> None:
         # Python Firestore triggers are never retried by the platform (the SDK deploys them
         # with retry off), so the document itself records that the request still has to
         # be published, and the error propagates to the function's error log.
-        advance_sync(db, payment.uid, payment.request_id, "received", reason="publish_pending", message=str(exc))
+        advance_sync(
+            db,
+            payment.uid,
+            payment.request_id,
+            "received",
+            reason="publish_pending",
+            message=str(exc),
+            extra={"payment": payment.to_json()},  # what the due-payments job publishes again
+        )
         raise
     advance_sync(
         db,

@@ -1,0 +1,103 @@
+"""Payments with a later due date wait as "scheduled" and are submitted by the
+submit-due-payments job exactly once, however often the job runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fjordbank.service_layer.edge import today_in_norway
+from tests.support.app import new_customer
+from tests.support.clients import wait_for
+
+pytestmark = pytest.mark.stack
+
+
+def run_job_twice(stack) -> None:
+    for _ in range(2):  # as if two scheduler ticks (or two regions) fired at once
+        out = subprocess.run(
+            [sys.executable, "-m", "bankctl", "jobs", "run", "submit-due-payments"],
+            capture_output=True,
+            text=True,
+            cwd=stack.s.repo,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+
+
+def test_a_scheduled_payment_is_submitted_once_on_its_due_date(stack, auth, as_user, ledger_admin, admin_db, audit):
+    alice = new_customer(auth, as_user, ledger_admin, 10_000, 0)
+    tomorrow = (today_in_norway() + dt.timedelta(days=1)).isoformat()
+    later = (today_in_norway() + dt.timedelta(days=30)).isoformat()
+    due = alice.request_payment(alice.accounts[1], 4_000, dueDate=tomorrow, message="Husleie")
+    not_due = alice.request_payment(alice.accounts[1], 1_000, dueDate=later)
+    wait_for(lambda: alice.request(due).get("status") == "scheduled", timeout=30, what="scheduled")
+    wait_for(lambda: alice.request(not_due).get("status") == "scheduled", timeout=30, what="scheduled")
+    assert alice.balance(alice.accounts[0]) == 10_000
+
+    # The due date arrives (the stored payment's date moves to today).
+    today = today_in_norway().isoformat()
+    admin_db.document(f"users/{alice.uid}/paymentRequests/{due}").update({"payment.due_date": today})
+    run_job_twice(stack)
+
+    doc = alice.wait_final(due, timeout=60)
+    assert doc["status"] == "completed", doc
+    run_job_twice(stack)  # and once more after it completed
+    time.sleep(2)
+    assert alice.balance(alice.accounts[0]) == 6_000
+    assert alice.balance(alice.accounts[1]) == 4_000
+    assert alice.request(not_due)["status"] == "scheduled"
+    audit()
+
+
+def test_a_request_whose_publish_failed_is_published_by_the_job(stack, auth, as_user, ledger_admin, admin_db, audit):
+    """What the edge leaves when NATS refused its publish: status "received", reason
+    publish_pending and the payment itself. The job publishes it; it completes once."""
+    from fjordbank.domain.payments import PaymentRequested, body_hash, payment_id_for
+    from tests.support.clients import unique
+
+    alice = new_customer(auth, as_user, ledger_admin, 5_000, 0)
+    request_id = unique("pending")
+    body = {
+        "v": 1,
+        "fromAccount": alice.accounts[0],
+        "toAccount": alice.accounts[1],
+        "amount": 1_500,
+        "currency": "NOK",
+    }
+    payment = PaymentRequested(
+        payment_id=payment_id_for(alice.uid, request_id),
+        uid=alice.uid,
+        request_id=request_id,
+        kind="internal",
+        from_account=alice.accounts[0],
+        to_account=alice.accounts[1],
+        amount=1_500,
+        currency="NOK",
+        message=None,
+        kid=None,
+        due_date=today_in_norway().isoformat(),
+        body_hash=body_hash(body),
+        requested_at=dt.datetime.now(dt.UTC).isoformat(),
+    )
+    ref = admin_db.document(f"users/{alice.uid}/paymentRequests/{request_id}")
+    pending = {
+        **body,
+        "status": "received",
+        "statusRank": 0,
+        "payment": payment.to_json(),
+        "reason": {"code": "publish_pending", "message": "NATS was unreachable"},
+    }
+    # Creating it fires the trigger, which refuses a document carrying backend fields;
+    # writing it again is an update (no trigger): the state a failed publish leaves.
+    ref.set(pending)
+    wait_for(lambda: alice.request(request_id).get("status") == "rejected", timeout=30, what="the trigger")
+    ref.set(pending)
+    run_job_twice(stack)
+    assert alice.wait_final(request_id, timeout=60)["status"] == "completed"
+    assert alice.balance(alice.accounts[0]) == 3_500
+    audit()
