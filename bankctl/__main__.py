@@ -23,11 +23,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
     audit.set_defaults(run=commands.audit)
-    dlq = sub.add_parser(
-        "dlq", help="list the dead-lettered messages of every consumer", description=commands.dlq.__doc__
+    dlq = sub.add_parser("dlq", help="inspect and replay dead-lettered messages", description=commands.dlq.__doc__)
+    dlq_sub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dlq_list = dlq_sub.add_parser("list", help="every dead-lettered message with its reason")
+    dlq_list.add_argument("--consumer", help="only this consumer's dead letters")
+    dlq_list.set_defaults(run=commands.dlq)
+    dlq_replay = dlq_sub.add_parser(
+        "replay", help="publish a dead letter again on its original subject", description=commands.dlq_replay.__doc__
     )
-    dlq.add_argument("--consumer", help="only this consumer's dead letters")
-    dlq.set_defaults(run=commands.dlq)
+    dlq_replay.add_argument("sequence", type=int, help="the DLQ stream sequence shown by `dlq list`")
+    dlq_replay.set_defaults(run=commands.dlq_replay)
+    balances = sub.add_parser(
+        "balances", help="an account's balance, holds and available amount", description=commands.balances.__doc__
+    )
+    balances.add_argument("accounts", nargs="+", metavar="ACCOUNT")
+    balances.set_defaults(run=commands.balances)
     jobs = sub.add_parser(
         "jobs", help="run a scheduled job now (as Cloud Scheduler would)", description=commands.run_job.__doc__
     )

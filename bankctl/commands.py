@@ -59,34 +59,46 @@ def audit(args) -> int:
     return 0 if report.ok else 1
 
 
-def dlq(args) -> int:
-    """Show each dead-lettered message with its consumer, reason and deliveries."""
-    from fjordbank import topology
+def _admin_nats():
     from fjordbank.adapters import nats_conn
     from fjordbank.config import load_settings
 
-    stack = _stack()
-    settings = load_settings({**os.environ, **stack.nats_env("admin")})
-    subject = topology.dlq_subject(args.consumer) if args.consumer else "dlq.>"
+    settings = load_settings({**os.environ, **_stack().nats_env("admin")})
+    return nats_conn.connect(settings.nats, name="bankctl", max_reconnect_attempts=2)
 
-    async def read() -> list:
-        nc = await nats_conn.connect(settings.nats, name="bankctl", max_reconnect_attempts=2)
+
+def _nats(coro_fn):
+    """Run ``coro_fn(nc)`` with an admin connection; one-line errors when NATS is away."""
+
+    async def run():
+        nc = await _admin_nats()
         try:
-            sub = await nc.jetstream().subscribe(subject, ordered_consumer=True)
-            out = []
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=1)
-                except Exception:  # noqa: BLE001 - nats' TimeoutError: nothing more
-                    return out
-                out.append(msg)
+            return await coro_fn(nc)
         finally:
             await nc.close()
 
     try:
-        messages = asyncio.run(read())
+        return asyncio.run(run())
     except OSError as exc:
-        raise CommandError(f"cannot reach NATS: {exc}") from exc
+        raise CommandError(f"cannot reach NATS (is the stack up? `make up`): {exc}") from exc
+
+
+def dlq(args) -> int:
+    """Show each dead-lettered message with its consumer, reason and deliveries."""
+    from fjordbank import topology
+
+    subject = topology.dlq_subject(args.consumer) if args.consumer else "dlq.>"
+
+    async def read(nc) -> list:
+        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True)
+        out = []
+        while True:
+            try:
+                out.append(await sub.next_msg(timeout=1))
+            except Exception:  # noqa: BLE001 - nats' TimeoutError: nothing more
+                return out
+
+    messages = _nats(read)
     for msg in messages:
         h = msg.headers or {}
         print(
@@ -94,6 +106,49 @@ def dlq(args) -> int:
             f"seq {h.get('Fjb-Original-Sequence')} after {h.get('Fjb-Deliveries')} deliveries: {h.get('Fjb-Reason')}"
         )
     print(f"{len(messages)} dead-lettered message(s)")
+    return 0
+
+
+def dlq_replay(args) -> int:
+    """Publish a dead-lettered message again on the subject it came from, once its cause is
+    mended. Safe to repeat: every service answers a step it has applied from its records."""
+    import nats.js.errors
+
+    from fjordbank import topology
+
+    async def replay(nc) -> str:
+        js = nc.jetstream()
+        try:
+            msg = await js.get_msg(topology.STREAM_DLQ, args.sequence)
+        except nats.js.errors.NotFoundError as exc:
+            raise CommandError(f"no dead letter #{args.sequence}") from exc
+        subject = (msg.headers or {}).get("Fjb-Original-Subject")
+        if not subject:
+            raise CommandError(f"dead letter #{args.sequence} does not say where it came from")
+        await js.publish(subject, msg.data, headers={"Nats-Msg-Id": f"replay:{topology.STREAM_DLQ}:{args.sequence}"})
+        return subject
+
+    subject = _nats(replay)
+    print(f"replayed dead letter #{args.sequence} on {subject}")
+    return 0
+
+
+def balances(args) -> int:
+    """Balance, held and available amount of each account, in kroner."""
+    from fjordbank.adapters.firestore import ACCOUNTS, sync_client
+    from fjordbank.domain.money import Money
+
+    db = sync_client(_stack().s.project_id)
+    for account in args.accounts:
+        snap = db.collection(ACCOUNTS).document(account).get()
+        if not snap.exists:
+            raise CommandError(f"no account {account}")
+        d = snap.to_dict()
+        print(
+            f"{account}  {d.get('status', '?'):<6}  balance {Money.nok(d['balance']).format_nok():>16}  "
+            f"held {Money.nok(d.get('held', 0)).format_nok():>14}  "
+            f"available {Money.nok(d.get('available', 0)).format_nok():>16}"
+        )
     return 0
 
 

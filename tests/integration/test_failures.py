@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -32,7 +34,7 @@ def _dlq_messages(stack, consumer: str) -> list[tuple[dict, bytes]]:
                     msg = await sub.next_msg(timeout=1)
                 except Exception:  # nats TimeoutError: no more messages
                     return out
-                out.append((dict(msg.headers or {}), msg.data))
+                out.append(({**(msg.headers or {}), "_seq": msg.metadata.sequence.stream}, msg.data))
         finally:
             await nc.close()
 
@@ -130,5 +132,37 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_oth
     assert time.monotonic() - started < 120
     # The payment is visibly stuck (approved, never posted) for operators to resolve.
     assert alice.request(stuck)["status"] == "approved"
-    admin_db.document(f"accounts/{broken}").delete()
+    listed = subprocess.run(
+        [sys.executable, "-m", "bankctl", "dlq", "list", "--consumer", "ledger"],
+        capture_output=True,
+        text=True,
+        cwd=stack.s.repo,
+        timeout=60,
+    )
+    assert listed.returncode == 0 and "KeyError" in listed.stdout
+
+    # An operator mends the account and replays the dead letter: the payment finishes.
+    admin_db.document(f"accounts/{broken}").set(
+        {
+            "accountId": broken,
+            "ownerUid": alice.uid,
+            "status": "open",
+            "currency": "NOK",
+            "kind": "customer",
+            "balance": 0,
+            "held": 0,
+            "available": 0,
+        }
+    )
+    sequence = next(h["_seq"] for h in found)
+    replayed = subprocess.run(
+        [sys.executable, "-m", "bankctl", "dlq", "replay", str(sequence)],
+        capture_output=True,
+        text=True,
+        cwd=stack.s.repo,
+        timeout=60,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    doc = alice.wait_final(stuck, timeout=60)
+    assert doc["status"] == "failed" and doc["reason"]["code"] == "insufficient_funds"
     audit()
