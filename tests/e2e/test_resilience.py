@@ -11,7 +11,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from devstack.supervisor import http_ok
 from fjordbank import topology
-from fjordbank.domain.payments import PaymentEvent, PaymentRequested, body_hash, payment_id_for
+from fjordbank.domain.payments import PaymentEvent
 from tests.support import natsclients
 from tests.support.app import new_customer
 from tests.support.clients import unique, wait_for
@@ -82,21 +82,7 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
             "statusRank": 1,
         }
     )
-    payment = PaymentRequested(
-        payment_id=payment_id_for(alice.uid, request_id),
-        uid=alice.uid,
-        request_id=request_id,
-        kind="internal",
-        from_account=alice.accounts[0],
-        to_account=alice.accounts[1],
-        amount=4_000,
-        currency="NOK",
-        message=None,
-        kid=None,
-        due_date="2026-01-01",
-        body_hash=body_hash({}),
-        requested_at="2026-01-01T00:00:00Z",
-    )
+    payment = alice.internal_payment(request_id, 4_000)
 
     async def publish_three_times():
         nc = await natsclients.connect(stack, "edge")

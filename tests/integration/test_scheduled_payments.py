@@ -57,7 +57,6 @@ def test_a_scheduled_payment_is_submitted_once_on_its_due_date(stack, auth, as_u
 def test_a_request_whose_publish_failed_is_published_by_the_job(stack, auth, as_user, ledger_admin, admin_db, audit):
     """What the edge leaves when NATS refused its publish: status "received", reason
     publish_pending and the payment itself. The job publishes it; it completes once."""
-    from fjordbank.domain.payments import PaymentRequested, body_hash, payment_id_for
     from tests.support.clients import unique
 
     alice = new_customer(auth, as_user, ledger_admin, 5_000, 0)
@@ -69,21 +68,7 @@ def test_a_request_whose_publish_failed_is_published_by_the_job(stack, auth, as_
         "amount": 1_500,
         "currency": "NOK",
     }
-    payment = PaymentRequested(
-        payment_id=payment_id_for(alice.uid, request_id),
-        uid=alice.uid,
-        request_id=request_id,
-        kind="internal",
-        from_account=alice.accounts[0],
-        to_account=alice.accounts[1],
-        amount=1_500,
-        currency="NOK",
-        message=None,
-        kid=None,
-        due_date=today_in_norway().isoformat(),
-        body_hash=body_hash(body),
-        requested_at=dt.datetime.now(dt.UTC).isoformat(),
-    )
+    payment = alice.internal_payment(request_id, 1_500)
     ref = admin_db.document(f"users/{alice.uid}/paymentRequests/{request_id}")
     pending = {
         **body,

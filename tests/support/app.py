@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
+from fjordbank.domain.payments import PaymentRequested, body_hash, payment_id_for
+from fjordbank.service_layer.edge import today_in_norway
 from tests.support.clients import FirestoreAsUser, new_account_number, unique, wait_for
 
 TERMINAL = ("completed", "failed", "rejected")
@@ -40,6 +43,32 @@ class Customer:
             lambda: (d := self.request(request_id)) and d.get("status") in TERMINAL and d,
             timeout=timeout,
             what=f"request {request_id} to finish",
+        )
+
+    def internal_payment(self, request_id: str, amount: int) -> PaymentRequested:
+        """The event the edge would publish for a transfer between this customer's first two
+        accounts (for tests that talk to the pipeline directly)."""
+        body = {
+            "v": 1,
+            "fromAccount": self.accounts[0],
+            "toAccount": self.accounts[1],
+            "amount": amount,
+            "currency": "NOK",
+        }
+        return PaymentRequested(
+            payment_id=payment_id_for(self.uid, request_id),
+            uid=self.uid,
+            request_id=request_id,
+            kind="internal",
+            from_account=self.accounts[0],
+            to_account=self.accounts[1],
+            amount=amount,
+            currency="NOK",
+            message=None,
+            kid=None,
+            due_date=today_in_norway().isoformat(),
+            body_hash=body_hash(body),
+            requested_at=dt.datetime.now(dt.UTC).isoformat(),
         )
 
     def balance(self, account: str | None = None) -> int:
