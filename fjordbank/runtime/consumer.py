@@ -110,7 +110,7 @@ class ConsumerService:
         batch_size: int = 100,
         fetch_wait: float = 1.0,
         linger: float = 0.02,
-        concurrency: int = 1,
+        concurrency: int = 1,  # batches in flight; >1 only for handlers whose batches commute
         on_connect: Callable[[Any], Awaitable[None]] | None = None,
         background: list[Callable[[asyncio.Event], Awaitable[None]]] | None = None,
     ) -> None:
@@ -128,7 +128,6 @@ class ConsumerService:
         self._stopping = asyncio.Event()
         self._ready = False
         self._alive = True
-        self._slots = asyncio.Semaphore(concurrency)
 
     # ---- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -217,8 +216,7 @@ class ConsumerService:
                 continue
             if not msgs:
                 continue
-            async with self._slots:
-                await self.process([Delivery(m) for m in msgs])
+            await self.process([Delivery(m) for m in msgs])
 
     async def _fetch(self, sub) -> list:
         """Wait up to ``fetch_wait`` for one message, then take what else is ready, lingering
