@@ -10,20 +10,27 @@ from __future__ import annotations
 import logging
 import threading
 
-from firebase_functions import firestore_fn, options, pubsub_fn
+import firebase_admin
+from firebase_functions import firestore_fn, https_fn, options, pubsub_fn
 
 from fjordbank.adapters.firestore import sync_client
 from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
-from fjordbank.service_layer import edge, push, scheduled
+from fjordbank.domain.accounts import AccountRefused
+from fjordbank.service_layer import accounts, edge, push, scheduled
 
 options.set_global_options(region="europe-west1", memory=options.MemoryOption.MB_512, max_instances=50)
 logging.basicConfig(level=logging.INFO)
 
 _lock = threading.Lock()
 _deps: dict = {}
+
+# Callables verify the caller's ID token through the default Firebase app. Credentials are
+# resolved lazily; against the emulator suite none are needed (FIREBASE_AUTH_EMULATOR_HOST).
+if not firebase_admin._apps:
+    firebase_admin.initialize_app(options={"projectId": load_settings(identity="edge").project_id})
 
 
 def deps() -> tuple:
@@ -69,3 +76,69 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
     db, publisher, _settings = deps()
     message = event.data.message.json or {}
     scheduled.run_job(db, publisher, str(message.get("job", "")))
+
+
+# ---- callables: the app's synchronous operations ------------------------------------------
+REFUSAL_CODES = {
+    "not_a_customer": https_fn.FunctionsErrorCode.PERMISSION_DENIED,
+    "unknown_account": https_fn.FunctionsErrorCode.NOT_FOUND,
+    "invalid_name": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
+    "invalid_kind": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
+    "invalid_request": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
+    "registry_exhausted": https_fn.FunctionsErrorCode.RESOURCE_EXHAUSTED,
+}
+
+
+def _caller(req: https_fn.CallableRequest, allowed: set[str]) -> tuple[str, dict]:
+    """The verified caller's uid and the request data, refused unless it is an object with
+    only ``allowed`` keys (no mass assignment)."""
+    if req.auth is None:
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "sign in first")
+    data = req.data if isinstance(req.data, dict) else None
+    if data is None or set(data) - allowed:
+        raise https_fn.HttpsError(
+            https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
+            f"expected an object with only {sorted(allowed)}",
+            {"reason": "invalid_request"},
+        )
+    return req.auth.uid, data
+
+
+def _refused(exc: AccountRefused) -> https_fn.HttpsError:
+    code = REFUSAL_CODES.get(exc.code, https_fn.FunctionsErrorCode.FAILED_PRECONDITION)
+    return https_fn.HttpsError(code, exc.message, {"reason": exc.code})
+
+
+@https_fn.on_call()
+def accounts_open(req: https_fn.CallableRequest) -> dict:
+    uid, data = _caller(req, {"kind", "name"})
+    db, _publisher, settings = deps()
+    try:
+        number = accounts.open_account(
+            db, uid, kind=data.get("kind"), name=data.get("name"), bank_reg=settings.bank_regs[0]
+        )
+    except AccountRefused as exc:
+        raise _refused(exc) from exc
+    return {"accountId": number}
+
+
+@https_fn.on_call()
+def accounts_rename(req: https_fn.CallableRequest) -> dict:
+    uid, data = _caller(req, {"accountId", "name"})
+    db, _publisher, _settings = deps()
+    try:
+        accounts.rename_account(db, uid, account_id=data.get("accountId"), name=data.get("name"))
+    except AccountRefused as exc:
+        raise _refused(exc) from exc
+    return {"ok": True}
+
+
+@https_fn.on_call()
+def accounts_close(req: https_fn.CallableRequest) -> dict:
+    uid, data = _caller(req, {"accountId"})
+    db, _publisher, _settings = deps()
+    try:
+        accounts.close_account(db, uid, account_id=data.get("accountId"))
+    except AccountRefused as exc:
+        raise _refused(exc) from exc
+    return {"ok": True}

@@ -86,6 +86,8 @@ def ledger_admin(stack):
     ledger = FirestoreLedger(async_client(stack.s.project_id))
 
     class Admin:
+        ledger = None
+
         def run(self, coro):
             return loop.run_until_complete(coro)
 
@@ -96,7 +98,9 @@ def ledger_admin(stack):
                 self.run(ledger.deposit(deposit_id=f"opening-{account_id}", account_id=account_id, amount=amount))
             return account_id
 
-    yield Admin()
+    admin = Admin()
+    admin.ledger = ledger
+    yield admin
     loop.close()
 
 

@@ -117,3 +117,17 @@ class FirestoreAsUser:
         if resp.status_code != 200:
             return resp.status_code, None
         return 200, {k: _from_value(v) for k, v in resp.json().get("fields", {}).items()}
+
+
+class Callables:
+    """The app's callables through the Functions emulator, as the Firebase SDK calls them."""
+
+    def __init__(self, host: str, project: str, region: str = "europe-west1") -> None:
+        self.base = f"http://{host}/{project}/{region}"
+
+    def call(self, name: str, data, id_token: str | None) -> tuple[int, dict]:
+        headers = {"Content-Type": "application/json"}
+        if id_token:
+            headers["Authorization"] = f"Bearer {id_token}"
+        resp = requests.post(f"{self.base}/{name}", json={"data": data}, headers=headers, timeout=30)
+        return resp.status_code, resp.json()

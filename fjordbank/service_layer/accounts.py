@@ -1,0 +1,95 @@
+"""Open, rename and close accounts (called by the accounts callables; sync Firestore).
+
+Only an approved customer (``customers/{uid}`` with status "approved") opens accounts, at
+most MAX_OPEN_ACCOUNTS open at once; numbers come from ``registry/accountNumbers`` in the
+same transaction, so two concurrent openings never get one number. Closing happens in a
+transaction that reads the balance and holds, which the ledger's own transactions also
+read: a payment cannot land in between.
+"""
+
+from __future__ import annotations
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from fjordbank.adapters.firestore import ACCOUNTS
+from fjordbank.domain import accounts as rules
+
+CUSTOMERS = "customers"
+REGISTRY = "registry"
+ACCOUNT_NUMBERS = "accountNumbers"
+
+
+def _owned(tx, db, uid: str, account_id: str):
+    if not isinstance(account_id, str) or not account_id.isdigit() or len(account_id) != 11:
+        raise rules.AccountRefused("unknown_account", "no such account")
+    ref = db.collection(ACCOUNTS).document(account_id)
+    snap = ref.get(transaction=tx)
+    if not snap.exists or snap.get("ownerUid") != uid:
+        raise rules.AccountRefused("unknown_account", "no such account")  # the same for others' accounts
+    return ref, snap.to_dict()
+
+
+def open_account(db: firestore.Client, uid: str, *, kind: str, name: str | None, bank_reg: str) -> str:
+    kind = rules.validate_kind(kind)
+    name = rules.validate_name(name if name is not None else rules.DEFAULT_NAMES[kind])
+
+    @firestore.transactional
+    def run(tx) -> str:
+        customer = db.collection(CUSTOMERS).document(uid).get(transaction=tx)
+        if not customer.exists or customer.get("status") != "approved":
+            raise rules.AccountRefused("not_a_customer", "only approved customers open accounts")
+        owned = db.collection(ACCOUNTS).where(filter=FieldFilter("ownerUid", "==", uid))
+        open_now = [s for s in tx.get(owned) if s.get("status") == "open"]
+        if len(open_now) >= rules.MAX_OPEN_ACCOUNTS:
+            raise rules.AccountRefused("too_many_accounts", f"at most {rules.MAX_OPEN_ACCOUNTS} open accounts")
+        registry = db.collection(REGISTRY).document(ACCOUNT_NUMBERS)
+        snap = registry.get(transaction=tx)
+        number, following = rules.issue_number(bank_reg, snap.get("next") if snap.exists else 0)
+        tx.set(registry, {"next": following})
+        tx.create(
+            db.collection(ACCOUNTS).document(number),
+            {
+                "accountId": number,
+                "ownerUid": uid,
+                "name": name,
+                "type": kind,
+                "kind": "customer",
+                "currency": "NOK",
+                "balance": 0,
+                "held": 0,
+                "available": 0,
+                "overdraftLimit": 0,
+                "status": "open",
+                "createdAt": firestore.SERVER_TIMESTAMP,
+                "updatedAt": firestore.SERVER_TIMESTAMP,
+            },
+        )
+        return number
+
+    return run(db.transaction())
+
+
+def rename_account(db: firestore.Client, uid: str, *, account_id: str, name: str) -> None:
+    name = rules.validate_name(name)
+
+    @firestore.transactional
+    def run(tx) -> None:
+        ref, data = _owned(tx, db, uid, account_id)
+        if data.get("status") != "open":
+            raise rules.AccountRefused("account_closed", "a closed account cannot be renamed")
+        tx.update(ref, {"name": name, "updatedAt": firestore.SERVER_TIMESTAMP})
+
+    run(db.transaction())
+
+
+def close_account(db: firestore.Client, uid: str, *, account_id: str) -> None:
+    @firestore.transactional
+    def run(tx) -> None:
+        ref, data = _owned(tx, db, uid, account_id)
+        rules.check_closable(data)
+        tx.update(
+            ref, {"status": "closed", "closedAt": firestore.SERVER_TIMESTAMP, "updatedAt": firestore.SERVER_TIMESTAMP}
+        )
+
+    run(db.transaction())
