@@ -1,0 +1,433 @@
+"""Screening of onboarding customers against a sanctions list (EU Financial Sanctions Files).
+
+Pure functions and value objects, standard library only: no network, no file system, no clock.
+
+Input format: the EU consolidated financial sanctions list ("FSF", XML export v1.1), root
+``export`` in namespace :data:`FSF_NS`. Per ``sanctionEntity`` (attribute ``logicalId``) this
+module reads ``subjectType/@code`` (only ``"person"`` is kept; ``"enterprise"`` is skipped),
+every ``nameAlias`` (``@wholeName``, else ``@firstName @middleName @lastName``), every
+``birthdate`` (``@birthdate`` as ``YYYY-MM-DD``, else ``@year`` alone) and the first
+``regulation/@programme``. Parsing is defensive: input is limited to :data:`MAX_XML_BYTES`;
+any DTD (DOCTYPE), entity or notation declaration aborts parsing before it takes effect (no
+XXE, no "billion laughs", nothing fetched). Anything malformed raises
+:class:`InvalidSanctionsList`.
+
+Name normalisation (:func:`normalize_name`): NFKC, casefold, Norwegian/German letters mapped
+first (``æ->ae``, ``ø->o``, ``å->a``, ``ß->ss``, plus a few letters NFKD cannot decompose
+such as ``ł``, ``đ``, ``þ``, ``œ``), accents stripped (NFKD, combining marks dropped),
+apostrophes dropped (``O'Neil -> oneil``), every other non-letter/digit is a separator,
+tokens are sorted. Two names are *equal* when their normalised forms are equal, i.e. their
+token multisets are equal: ``"Lastname, Firstname"`` equals ``"Firstname Lastname"``.
+Other scripts (Cyrillic, Arabic, ...) are kept as they are (accents stripped); the list
+carries transliterated aliases for those.
+
+Name similarity (:func:`name_similarity`, 0..1), on token multisets:
+
+1. Tokens are aligned one-to-one, exact matches first; a remaining pair may align when its
+   Damerau-Levenshtein distance is 1 (one substitution, insertion, deletion or adjacent
+   transposition) and the longer token has at least 4 and the shorter at least 3 letters.
+   Token similarity is ``1 - distance / len(longer token)``.
+2. ``base = sum(token similarities) / max(len(query), len(alias))``.
+3. Omitted middle name: when one side has exactly one token more, the shorter side has at
+   least 2 tokens and *all* of them aligned, the score is also
+   ``0.9 * sum / len(shorter)``; the higher of the two counts.
+
+So ``"Ivan Petrow"`` vs ``"Ivan Petrov"`` scores 0.92, ``"Ivan Petrov"`` vs
+``"Ivan Sergeyevich Petrov"`` 0.9, a lone shared first name 0.5 at most.
+
+Outcomes (:func:`screen_person`), per list entry using its best alias:
+
+* ``hit``: a name equal to an alias (score 1.0) AND the birth date equal to one of the
+  entry's dates, or its year equal to one of the entry's year-only birth records.
+* ``review``: an equal name whose birth data differs or is unknown (the list entry has none,
+  or the customer's date was not given); or a similarity >= :data:`REVIEW_THRESHOLD` (0.85)
+  with matching or unknown birth data.
+* ``clear`` otherwise; in particular a similar (not equal) name with a *different* birth
+  date is clear, and a single shared token (a common first name) never scores above 0.5.
+
+The outcome of a screening is the most severe one over all entries; ``matches`` lists the
+entries that gave ``hit`` or ``review``, best first.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal, NamedTuple
+from xml.parsers import expat
+
+from fjordbank.domain.errors import DomainError
+
+FSF_NS = "http://eu.europa.ec/fpi/fsd/export"
+MAX_XML_BYTES = 128 * 1024 * 1024
+REVIEW_THRESHOLD = 0.85
+PARTIAL_FACTOR = 0.9
+MIN_FUZZY_LONGER = 4
+MIN_FUZZY_SHORTER = 3
+
+Outcome = Literal["clear", "review", "hit"]
+_SEVERITY: dict[str, int] = {"clear": 0, "review": 1, "hit": 2}
+
+
+class InvalidSanctionsList(DomainError):
+    """A sanctions list file is malformed, hostile (DTD/entities) or not an EU FSF export."""
+
+    code = "invalid_sanctions_list"
+
+
+@dataclass(frozen=True)
+class SanctionedPerson:
+    entity_id: str
+    names: tuple[str, ...]
+    birth_dates: tuple[date, ...]
+    birth_years: tuple[int, ...]
+    programme: str | None
+
+
+class ScreeningMatch(NamedTuple):
+    entity_id: str
+    alias: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ScreeningResult:
+    outcome: Outcome
+    matches: tuple[ScreeningMatch, ...] = ()
+
+
+# ------------------------------------------------------------------ normalisation
+
+_PRE_MAP = str.maketrans(
+    {
+        "æ": "ae",
+        "ø": "o",
+        "å": "a",
+        "ß": "ss",
+        "ł": "l",
+        "đ": "d",
+        "ð": "d",
+        "þ": "th",
+        "œ": "oe",
+        "ı": "i",
+        "ħ": "h",
+        "ŧ": "t",
+    }
+)
+_APOSTROPHES = frozenset("'’ʼ`´‘")
+
+
+def _normalize_once(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_PRE_MAP)
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", text).translate(_PRE_MAP):
+        if unicodedata.combining(ch) or ch in _APOSTROPHES:
+            continue
+        out.append(ch if unicodedata.category(ch)[0] in "LN" else " ")
+    return " ".join(sorted("".join(out).split()))
+
+
+def name_tokens(name: str) -> tuple[str, ...]:
+    """The sorted normalised tokens of ``name`` (see the module docstring)."""
+    text = _normalize_once(name)
+    # A few exotic code points normalise further on a second pass (e.g. NFKD yielding a
+    # letter that casefolds again); repeat to a fixed point so normalisation is idempotent.
+    for _ in range(3):
+        again = _normalize_once(text)
+        if again == text:
+            break
+        text = again
+    return tuple(text.split())
+
+
+def normalize_name(name: str) -> str:
+    """Canonical form of a person name: normalised tokens, sorted, joined by one space."""
+    return " ".join(name_tokens(name))
+
+
+# ------------------------------------------------------------------ similarity
+
+
+def _edit_distance_le1(a: str, b: str) -> bool:
+    """True when the Damerau-Levenshtein (optimal string alignment) distance is at most 1."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diffs = [i for i in range(la) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return True
+        return (
+            len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        )
+    if la > lb:
+        a, b = b, a
+    # b is one longer: deleting one character of b must give a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1 :]
+
+
+def _token_similarity(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    longer, shorter = max(len(a), len(b)), min(len(a), len(b))
+    if longer < MIN_FUZZY_LONGER or shorter < MIN_FUZZY_SHORTER or not _edit_distance_le1(a, b):
+        return 0.0
+    return 1.0 - 1.0 / longer
+
+
+def name_similarity(query: tuple[str, ...], alias: tuple[str, ...]) -> float:
+    """Similarity in [0, 1] of two normalised token tuples (see the module docstring)."""
+    if not query or not alias:
+        return 0.0
+    if query == alias:
+        return 1.0
+    left = Counter(query)
+    right = Counter(alias)
+    common = left & right
+    total = float(sum(common.values()))
+    aligned = sum(common.values())
+    rest_q = list((left - common).elements())
+    rest_a = list((right - common).elements())
+    pairs = sorted(
+        ((s, i, j) for i, q in enumerate(rest_q) for j, a in enumerate(rest_a) if (s := _token_similarity(q, a)) > 0),
+        reverse=True,
+    )
+    used_q: set[int] = set()
+    used_a: set[int] = set()
+    for s, i, j in pairs:
+        if i not in used_q and j not in used_a:
+            used_q.add(i)
+            used_a.add(j)
+            total += s
+            aligned += 1
+    shorter, longer = sorted((len(query), len(alias)))
+    score = total / longer
+    if longer - shorter == 1 and shorter >= 2 and aligned == shorter:
+        score = max(score, PARTIAL_FACTOR * total / shorter)
+    return min(score, 1.0)
+
+
+# ------------------------------------------------------------------ the list and its index
+
+
+def _index_keys(token: str) -> set[str]:
+    """Keys under which a token is indexed/looked up: itself and its one-deletion variants.
+
+    Two tokens within Damerau-Levenshtein distance 1 always share a key (symmetric-delete
+    scheme), so fuzzy candidates are found without scanning the list.
+    """
+    keys = {token}
+    if len(token) >= MIN_FUZZY_LONGER:
+        keys.update(token[:i] + token[i + 1 :] for i in range(len(token)))
+    return keys
+
+
+class SanctionsList:
+    """Sanctioned persons with an index from normalised token (and one-deletion variants) to aliases."""
+
+    def __init__(self, entries: Iterable[SanctionedPerson]) -> None:
+        self.entries: tuple[SanctionedPerson, ...] = tuple(entries)
+        self._aliases: list[tuple[int, str, tuple[str, ...]]] = []
+        self._index: dict[str, set[int]] = defaultdict(set)
+        for entry_no, entry in enumerate(self.entries):
+            for alias in entry.names:
+                tokens = name_tokens(alias)
+                if not tokens:
+                    continue
+                alias_no = len(self._aliases)
+                self._aliases.append((entry_no, alias, tokens))
+                for token in set(tokens):
+                    for key in _index_keys(token):
+                        self._index[key].add(alias_no)
+
+    @classmethod
+    def from_xml(cls, xml: bytes) -> SanctionsList:
+        return cls(parse_eu_fsf(xml))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _candidates(self, tokens: tuple[str, ...]) -> set[int]:
+        found: set[int] = set()
+        for token in set(tokens):
+            for key in _index_keys(token):
+                found |= self._index.get(key, set())
+        return found
+
+    def screen(self, full_name: str, birth_date: date | None) -> ScreeningResult:
+        tokens = name_tokens(full_name)
+        if not tokens:
+            raise ValueError("name to screen has no letters or digits")
+        best: dict[int, tuple[float, str]] = {}
+        for alias_no in self._candidates(tokens):
+            entry_no, alias, alias_tokens = self._aliases[alias_no]
+            score = name_similarity(tokens, alias_tokens)
+            if entry_no not in best or score > best[entry_no][0]:
+                best[entry_no] = (score, alias)
+        outcome: Outcome = "clear"
+        matches: list[ScreeningMatch] = []
+        for entry_no, (score, alias) in best.items():
+            entry = self.entries[entry_no]
+            verdict = _verdict(score, _birth_status(entry, birth_date))
+            if verdict == "clear":
+                continue
+            matches.append(ScreeningMatch(entry.entity_id, alias, round(score, 4)))
+            if _SEVERITY[verdict] > _SEVERITY[outcome]:
+                outcome = verdict
+        matches.sort(key=lambda m: (-m.score, m.entity_id))
+        return ScreeningResult(outcome, tuple(matches))
+
+
+def _birth_status(entry: SanctionedPerson, birth_date: date | None) -> Literal["match", "mismatch", "unknown"]:
+    if birth_date is None or not (entry.birth_dates or entry.birth_years):
+        return "unknown"
+    if birth_date in entry.birth_dates or birth_date.year in entry.birth_years:
+        return "match"
+    return "mismatch"
+
+
+def _verdict(score: float, birth: str) -> Outcome:
+    if score >= 1.0:
+        return "hit" if birth == "match" else "review"
+    if score >= REVIEW_THRESHOLD and birth != "mismatch":
+        return "review"
+    return "clear"
+
+
+def screen_person(
+    full_name: str, birth_date: date | None, entries: SanctionsList | Iterable[SanctionedPerson]
+) -> ScreeningResult:
+    """Screen one person (name as given, birth date) against a list; see the module docstring."""
+    sanctions = entries if isinstance(entries, SanctionsList) else SanctionsList(entries)
+    return sanctions.screen(full_name, birth_date)
+
+
+# ------------------------------------------------------------------ EU FSF parsing
+
+
+class _RefusedMarkup(Exception):
+    """Raised from inside the expat handlers to abort on DTDs and entity declarations."""
+
+
+def _refuse(what: str) -> Callable[..., None]:
+    def handler(*_args: object) -> None:
+        raise _RefusedMarkup(f"{what} are not allowed in a sanctions list")
+
+    return handler
+
+
+def _parse_xml(data: object) -> ET.Element:
+    """Parse with expat directly so that a DOCTYPE or entity declaration aborts at once."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidSanctionsList(f"sanctions list must be bytes, got {type(data).__name__}")
+    if len(data) > MAX_XML_BYTES:
+        raise InvalidSanctionsList(f"sanctions list exceeds {MAX_XML_BYTES} bytes")
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _refuse("DTDs (DOCTYPE)")
+    parser.EntityDeclHandler = _refuse("entity declarations")
+    parser.UnparsedEntityDeclHandler = _refuse("entity declarations")
+    parser.NotationDeclHandler = _refuse("notation declarations")
+    parser.ExternalEntityRefHandler = _refuse("external entities")
+
+    def qualified(name: str) -> str:
+        return f"{{{name}" if "}" in name else name
+
+    def start(name: str, attributes: dict[str, str]) -> None:
+        builder.start(qualified(name), {qualified(key): value for key, value in attributes.items()})
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = lambda name: builder.end(qualified(name))
+    parser.CharacterDataHandler = builder.data
+    try:
+        parser.Parse(bytes(data), True)
+    except _RefusedMarkup as exc:
+        raise InvalidSanctionsList(str(exc)) from None
+    except expat.ExpatError as exc:
+        raise InvalidSanctionsList(f"sanctions list is not well-formed XML: {exc}") from None
+    return builder.close()
+
+
+def _tag(name: str) -> str:
+    return f"{{{FSF_NS}}}{name}"
+
+
+def _alias_name(alias: ET.Element) -> str:
+    whole = " ".join(alias.get("wholeName", "").split())
+    if whole:
+        return whole
+    parts = (alias.get(key, "").strip() for key in ("firstName", "middleName", "lastName"))
+    return " ".join(p for p in parts if p)
+
+
+def _birth(element: ET.Element, entity_id: str) -> tuple[date | None, int | None]:
+    full = element.get("birthdate", "").strip()
+    if full:
+        try:
+            return date.fromisoformat(full), None
+        except ValueError:
+            raise InvalidSanctionsList(f"sanctionEntity {entity_id}: bad birthdate {full!r}") from None
+    year = element.get("year", "").strip()
+    if year:
+        if not (year.isascii() and year.isdigit() and len(year) == 4):
+            raise InvalidSanctionsList(f"sanctionEntity {entity_id}: bad birth year {year!r}")
+        return None, int(year)
+    return None, None
+
+
+def _person(entity: ET.Element) -> SanctionedPerson | None:
+    entity_id = entity.get("logicalId", "").strip()
+    if not entity_id:
+        raise InvalidSanctionsList("sanctionEntity without logicalId")
+    subject = entity.find(_tag("subjectType"))
+    if subject is None or not subject.get("code"):
+        raise InvalidSanctionsList(f"sanctionEntity {entity_id}: missing subjectType code")
+    if subject.get("code") != "person":
+        return None
+    names: list[str] = []
+    for alias in entity.findall(_tag("nameAlias")):
+        name = _alias_name(alias)
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        raise InvalidSanctionsList(f"sanctionEntity {entity_id}: person without any name")
+    dates: list[date] = []
+    years: list[int] = []
+    for element in entity.findall(_tag("birthdate")):
+        full, year = _birth(element, entity_id)
+        if full is not None and full not in dates:
+            dates.append(full)
+        if year is not None and year not in years:
+            years.append(year)
+    regulation = entity.find(_tag("regulation"))
+    programme = (regulation.get("programme") or "").strip() if regulation is not None else ""
+    return SanctionedPerson(entity_id, tuple(names), tuple(dates), tuple(years), programme or None)
+
+
+def parse_eu_fsf(xml: bytes) -> tuple[SanctionedPerson, ...]:
+    """The persons (``subjectType/@code == "person"``) of an EU FSF consolidated-list export."""
+    root = _parse_xml(xml)
+    if root.tag != _tag("export"):
+        raise InvalidSanctionsList(f"root element is {root.tag!r}, expected export in namespace {FSF_NS}")
+    persons: list[SanctionedPerson] = []
+    seen: set[str] = set()
+    for entity in root.findall(_tag("sanctionEntity")):
+        person = _person(entity)
+        if person is None:
+            continue
+        if person.entity_id in seen:
+            raise InvalidSanctionsList(f"duplicate sanctionEntity logicalId {person.entity_id}")
+        seen.add(person.entity_id)
+        persons.append(person)
+    return tuple(persons)
