@@ -58,8 +58,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Literal, TypeVar
-from xml.parsers import expat
 
+from fjordbank.domain import safexml
 from fjordbank.domain.errors import DomainError, InvalidAccountNumber
 from fjordbank.domain.money import MAX_MINOR, NOK
 from fjordbank.domain.norway import KID_MAX_LENGTH, KID_MIN_LENGTH, validate_account_number
@@ -637,55 +637,12 @@ def _summary_status(statuses: Sequence[TransactionStatus]) -> str:
 # ------------------------------------------------------------------ safe parsing
 
 
-class _RefusedMarkup(Exception):
-    """Raised from inside the expat handlers to abort on DTDs and entity declarations."""
-
-
-def _refuse(what: str) -> Callable[..., None]:
-    def handler(*_args: object) -> None:
-        raise _RefusedMarkup(f"{what} are not allowed in payment files")
-
-    return handler
-
-
 def _parse_xml(data: object) -> ET.Element:
-    """Parse ``data`` into an element tree, refusing DTDs and entity declarations.
-
-    expat is driven directly (instead of ``ET.fromstring``) so that a DOCTYPE aborts
-    parsing the moment it starts: no internal entity can be declared (no "billion
-    laughs"), no external entity or DTD can be referenced (no XXE, no network).
-    Comments and processing instructions are dropped.
-    """
-    if not isinstance(data, (bytes, bytearray)):
-        raise _fail(f"payment file must be bytes, got {type(data).__name__}")
-    if len(data) > MAX_XML_BYTES:
-        raise _fail(f"payment file exceeds {MAX_XML_BYTES} bytes")
-    builder = ET.TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
-    parser.buffer_text = True
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartDoctypeDeclHandler = _refuse("DTDs (DOCTYPE)")
-    parser.EntityDeclHandler = _refuse("entity declarations")
-    parser.UnparsedEntityDeclHandler = _refuse("entity declarations")
-    parser.NotationDeclHandler = _refuse("notation declarations")
-    parser.ExternalEntityRefHandler = _refuse("external entities")
-
-    def qualified(name: str) -> str:
-        return f"{{{name}" if "}" in name else name
-
-    def start(name: str, attributes: dict[str, str]) -> None:
-        builder.start(qualified(name), {qualified(key): value for key, value in attributes.items()})
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = lambda name: builder.end(qualified(name))
-    parser.CharacterDataHandler = builder.data
+    """Parse an incoming file, refusing DTDs and entity declarations (fjordbank.domain.safexml)."""
     try:
-        parser.Parse(bytes(data), True)
-    except _RefusedMarkup as exc:
+        return safexml.parse(data, what="payment file", where="payment files", max_bytes=MAX_XML_BYTES)
+    except safexml.UnsafeOrMalformedXml as exc:
         raise _fail(str(exc)) from None
-    except expat.ExpatError as exc:
-        raise _fail(f"payment file is not well-formed XML: {exc}") from None
-    return builder.close()
 
 
 class _Reader:

@@ -54,12 +54,12 @@ from __future__ import annotations
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal, NamedTuple
-from xml.parsers import expat
 
+from fjordbank.domain import safexml
 from fjordbank.domain.errors import DomainError
 
 FSF_NS = "http://eu.europa.ec/fpi/fsd/export"
@@ -193,7 +193,7 @@ def name_similarity(query: tuple[str, ...], alias: tuple[str, ...]) -> float:
     left = Counter(query)
     right = Counter(alias)
     common = left & right
-    total = float(sum(common.values()))
+    total: float = sum(common.values())  # similarity score (exact parts count 1 each), not money
     aligned = sum(common.values())
     rest_q = list((left - common).elements())
     rest_a = list((right - common).elements())
@@ -314,49 +314,12 @@ def screen_person(
 # ------------------------------------------------------------------ EU FSF parsing
 
 
-class _RefusedMarkup(Exception):
-    """Raised from inside the expat handlers to abort on DTDs and entity declarations."""
-
-
-def _refuse(what: str) -> Callable[..., None]:
-    def handler(*_args: object) -> None:
-        raise _RefusedMarkup(f"{what} are not allowed in a sanctions list")
-
-    return handler
-
-
 def _parse_xml(data: object) -> ET.Element:
-    """Parse with expat directly so that a DOCTYPE or entity declaration aborts at once."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise InvalidSanctionsList(f"sanctions list must be bytes, got {type(data).__name__}")
-    if len(data) > MAX_XML_BYTES:
-        raise InvalidSanctionsList(f"sanctions list exceeds {MAX_XML_BYTES} bytes")
-    builder = ET.TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
-    parser.buffer_text = True
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartDoctypeDeclHandler = _refuse("DTDs (DOCTYPE)")
-    parser.EntityDeclHandler = _refuse("entity declarations")
-    parser.UnparsedEntityDeclHandler = _refuse("entity declarations")
-    parser.NotationDeclHandler = _refuse("notation declarations")
-    parser.ExternalEntityRefHandler = _refuse("external entities")
-
-    def qualified(name: str) -> str:
-        return f"{{{name}" if "}" in name else name
-
-    def start(name: str, attributes: dict[str, str]) -> None:
-        builder.start(qualified(name), {qualified(key): value for key, value in attributes.items()})
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = lambda name: builder.end(qualified(name))
-    parser.CharacterDataHandler = builder.data
+    """Parse the list, refusing DTDs and entity declarations (fjordbank.domain.safexml)."""
     try:
-        parser.Parse(bytes(data), True)
-    except _RefusedMarkup as exc:
+        return safexml.parse(data, what="sanctions list", where="a sanctions list", max_bytes=MAX_XML_BYTES)
+    except safexml.UnsafeOrMalformedXml as exc:
         raise InvalidSanctionsList(str(exc)) from None
-    except expat.ExpatError as exc:
-        raise InvalidSanctionsList(f"sanctions list is not well-formed XML: {exc}") from None
-    return builder.close()
 
 
 def _tag(name: str) -> str:
