@@ -18,12 +18,18 @@ from fjordbank import topology
 
 def ensure_user_secrets(path: Path) -> dict[str, str]:
     """One random secret per NATS identity (plus the system user), made once, 0600."""
-    existing: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     wanted = [ident.name for ident in topology.IDENTITIES] + ["system"]
+    return ensure_secrets(path, {name: lambda: secrets.token_urlsafe(32) for name in wanted})
+
+
+def ensure_secrets(path: Path, wanted: dict) -> dict[str, str]:
+    """A JSON file of generated secrets (name -> make()), each made once, 0600; never
+    committed (it lives in the stack's state directory) and never logged."""
+    existing: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     changed = False
-    for name in wanted:
+    for name, make in wanted.items():
         if name not in existing:
-            existing[name] = secrets.token_urlsafe(32)
+            existing[name] = make()
             changed = True
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ class StackSettings:
     service_ports: dict[str, int]
     emulator_ports: dict[str, int]
     fcm_sink_port: int
+    card_api_port: int
 
     @property
     def pki_dir(self) -> Path:
@@ -51,6 +52,10 @@ class StackSettings:
     @property
     def run_dir(self) -> Path:
         return self.state_dir / "run"
+
+    @property
+    def card_secrets_file(self) -> Path:
+        return self.state_dir / "card-secrets.json"
 
     @property
     def secrets_file(self) -> Path:
@@ -102,4 +107,5 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
         service_ports=services,
         emulator_ports=emulators,
         fcm_sink_port=_port(env, "FJB_FCM_SINK_PORT", 9190),
+        card_api_port=_port(env, "FJB_CARD_API_PORT", 9110),
     )

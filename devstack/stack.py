@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -68,6 +69,26 @@ class Stack:
             "FJB_NATS_KEY": str(pki_dir / f"client-{identity}-key.pem"),
             "FJB_STATE_DIR": str(self.s.state_dir),
         }
+
+    def card_env(self) -> dict[str, str]:
+        """The card service's vault and CVV keys and the processor's shared secret."""
+        from fjordbank.adapters.vault import new_key
+
+        keys = natsconf.ensure_secrets(
+            self.s.card_secrets_file,
+            {"vaultKey": new_key, "cvvKey": new_key, "processorSecret": lambda: secrets.token_urlsafe(32)},
+        )
+        return {
+            "FJB_VAULT_KEY": keys["vaultKey"],
+            "FJB_CVV_KEY": keys["cvvKey"],
+            "FJB_CARD_PROCESSOR_SECRET": keys["processorSecret"],
+            "FJB_VAULT_PATH": str(self.s.state_dir / "vault" / "cards.db"),
+            "FJB_CARD_API_PORT": str(self.s.card_api_port),
+        }
+
+    @property
+    def card_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.s.card_api_port}"
 
     # ---- components ---------------------------------------------------------------------
     def nats_components(self) -> list[Component]:
@@ -144,14 +165,19 @@ class Stack:
     def service_components(self) -> list[Component]:
         comps = []
         for name, port in self.s.service_ports.items():
+            extra = self.card_env() if name == "cards" else {}
+            address = f"http://127.0.0.1:{port} (/healthz /readyz /metrics)"
+            if name == "cards":
+                address += f"; card processor API {self.card_api_url}/v1/authorizations"
             comps.append(
                 Component(
                     name=name,
-                    address=f"http://127.0.0.1:{port} (/healthz /readyz /metrics)",
+                    address=address,
                     argv=[str(self.s.venv_python), "-m", f"run_services.{name}"],
                     env={
                         **self.emulator_hosts(),
                         **self.nats_env(name),
+                        **extra,
                         "FJB_HTTP_PORT": str(port),
                         "PYTHONPATH": str(self.s.repo),
                         "PYTHONUNBUFFERED": "1",
@@ -181,7 +207,7 @@ class Stack:
     def prepare_functions(self) -> None:
         """Copy the shared package into functions/ and give the edge its NATS identity."""
         vendor_shared(self.s.repo)
-        env = {**self.nats_env("edge"), "FJB_FCM_SINK_URL": self.fcm_sink_url}
+        env = {**self.nats_env("edge"), "FJB_FCM_SINK_URL": self.fcm_sink_url, "FJB_ALLOW_SYNTHETIC_IDS": "true"}
         secret = env.pop("FJB_NATS_PASSWORD")
         functions = self.s.repo / "functions"
         (functions / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))

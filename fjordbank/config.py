@@ -18,6 +18,13 @@ variable set. Nothing else in the package reads ``os.environ``.
 | FJB_COUNTERPARTY_RULES | rules of the simulated counterparty bank (empty: none) | emulators/counterparty.json |
 | FJB_BIC | this bank's BIC in payment files | FJORNOKK |
 | FJB_FCM_SINK_URL | FCM-compatible sink for local push (empty = real FCM) | (none) |
+| FJB_SANCTIONS_LIST | sanctions list in the EU FSF XML format (see README) | emulators/sanctions/eu-fsf-sample.xml |
+| FJB_ALLOW_SYNTHETIC_IDS | accept Skatteetaten's synthetic test identity numbers | false |
+| FJB_CARD_BIN | the bank's card BIN (6-8 digits) | 499210 |
+| FJB_CARD_API_PORT | the card service's port for the card processor (0: none) | 0 |
+| FJB_CARD_PROCESSOR_SECRET | shared secret that signs the processor's requests | (none) |
+| FJB_VAULT_PATH | the card vault's file | .stack/vault/cards.db |
+| FJB_VAULT_KEY / FJB_CVV_KEY | the vault's and the CVV key (base64, 32 bytes) | (none) |
 """
 
 from __future__ import annotations
@@ -62,6 +69,14 @@ class Settings:
     counterparty_rules: str
     bic: str
     fcm_sink_url: str | None
+    sanctions_list: str
+    allow_synthetic_ids: bool
+    card_bin: str
+    card_api_port: int
+    card_processor_secret: str
+    vault_path: str
+    vault_key: str
+    cvv_key: str
 
 
 def _pki_default(name: str, env: Mapping[str, str]) -> str:
@@ -102,4 +117,20 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         counterparty_rules=env.get("FJB_COUNTERPARTY_RULES", str(REPO_ROOT / "emulators" / "counterparty.json")),
         bic=env.get("FJB_BIC", "FJORNOKK"),
         fcm_sink_url=env.get("FJB_FCM_SINK_URL") or None,
+        sanctions_list=env.get("FJB_SANCTIONS_LIST")
+        or str(REPO_ROOT / "emulators" / "sanctions" / "eu-fsf-sample.xml"),
+        allow_synthetic_ids=env.get("FJB_ALLOW_SYNTHETIC_IDS", "").lower() in ("1", "true", "yes"),
+        card_bin=env.get("FJB_CARD_BIN", "499210"),
+        card_api_port=_int(env, "FJB_CARD_API_PORT", 0),
+        card_processor_secret=env.get("FJB_CARD_PROCESSOR_SECRET", ""),
+        vault_path=env.get("FJB_VAULT_PATH") or str(state_dir / "vault" / "cards.db"),
+        vault_key=env.get("FJB_VAULT_KEY", ""),
+        cvv_key=env.get("FJB_CVV_KEY", ""),
     )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(env.get(name, str(default)))
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a number: {env.get(name)!r}") from exc

@@ -17,6 +17,19 @@ Subjects follow the payment lifecycle of the design brief, one service per arrow
 
 The notifier sees every state after "requested" (it projects them onto the app's documents).
 
+Customers and cards have streams of their own:
+
+    customers.approved / review / rejected   edge (onboarding callable, operator decision)
+    customers.account_opened / closed        edge (accounts callables)
+    cards.commands.issue / expire-holds      edge (cards callables, scheduled job) -> cards
+    cards.issued / updated                   cards / edge (freeze, limits, replace)
+    cards.authorized / declined / captured / reversed / expired
+                                             cards (card-processor API)          -> notifier
+
+The edge writes each customer or card event to an outbox document in the same Firestore
+transaction as the change, then publishes it (fjordbank.service_layer.outbox): a change is
+never committed without its event, and never announced without being committed.
+
 Money streams are replicated three times on file storage; the servers run with
 ``sync_interval: always`` (see devstack.natsconf) because acknowledged writes can be lost
 with the default lazy fsync.
@@ -28,6 +41,8 @@ from dataclasses import dataclass
 
 STREAM_PAYMENTS = "PAYMENTS"
 STREAM_DLQ = "DLQ"
+STREAM_CUSTOMERS = "CUSTOMERS"
+STREAM_CARDS = "CARDS"
 
 SUBJECT_PAYMENT_REQUESTED = "payments.requested"
 SUBJECT_PAYMENT_APPROVED = "payments.approved"
@@ -38,6 +53,22 @@ SUBJECT_PAYMENT_SETTLED = "payments.settled"
 SUBJECT_PAYMENT_RETURNED = "payments.returned"
 SUBJECT_PAYMENT_COMPLETED = "payments.completed"
 SUBJECT_PAYMENT_FAILED = "payments.failed"
+
+SUBJECT_CUSTOMER_APPROVED = "customers.approved"
+SUBJECT_CUSTOMER_REVIEW = "customers.review"
+SUBJECT_CUSTOMER_REJECTED = "customers.rejected"
+SUBJECT_ACCOUNT_OPENED = "customers.account_opened"
+SUBJECT_ACCOUNT_CLOSED = "customers.account_closed"
+
+SUBJECT_CARD_ISSUE = "cards.commands.issue"
+SUBJECT_CARD_EXPIRE_HOLDS = "cards.commands.expire-holds"
+SUBJECT_CARD_ISSUED = "cards.issued"
+SUBJECT_CARD_UPDATED = "cards.updated"
+SUBJECT_CARD_AUTHORIZED = "cards.authorized"
+SUBJECT_CARD_DECLINED = "cards.declined"
+SUBJECT_CARD_CAPTURED = "cards.captured"
+SUBJECT_CARD_REVERSED = "cards.reversed"
+SUBJECT_CARD_EXPIRED = "cards.expired"
 
 
 def dlq_subject(consumer: str) -> str:
@@ -126,6 +157,16 @@ STREAMS: tuple[StreamSpec, ...] = (
         description="Payment lifecycle events, one subject per state.",
     ),
     StreamSpec(
+        name=STREAM_CUSTOMERS,
+        subjects=("customers.>",),
+        description="Onboarding decisions and account lifecycle, without personal data.",
+    ),
+    StreamSpec(
+        name=STREAM_CARDS,
+        subjects=("cards.>",),
+        description="Card commands, card lifecycle and authorisation decisions (never a PAN or CVV).",
+    ),
+    StreamSpec(
         name=STREAM_DLQ,
         subjects=("dlq.>",),
         max_age_seconds=90 * 24 * 3600,
@@ -170,13 +211,41 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         ),
         description="Projects every payment state onto the app's documents; pushes the final ones.",
     ),
+    ConsumerSpec(
+        durable="cards",
+        stream=STREAM_CARDS,
+        filter_subjects=(SUBJECT_CARD_ISSUE, SUBJECT_CARD_EXPIRE_HOLDS),
+        description="Issues cards into the vault; releases expired card holds.",
+    ),
+    ConsumerSpec(
+        durable="notifier-customers",
+        stream=STREAM_CUSTOMERS,
+        filter_subjects=(SUBJECT_CUSTOMER_APPROVED, SUBJECT_CUSTOMER_REVIEW, SUBJECT_CUSTOMER_REJECTED),
+        description="Pushes the onboarding result.",
+    ),
+    ConsumerSpec(
+        durable="notifier-cards",
+        stream=STREAM_CARDS,
+        filter_subjects=(SUBJECT_CARD_AUTHORIZED, SUBJECT_CARD_DECLINED),
+        description="Pushes card authorisations and declines.",
+    ),
 )
 
 IDENTITIES: tuple[Identity, ...] = (
     Identity(
         name="edge",
-        publishes=(SUBJECT_PAYMENT_REQUESTED,),
-        description="Firebase functions: publish validated app requests.",
+        publishes=(
+            SUBJECT_PAYMENT_REQUESTED,
+            SUBJECT_CUSTOMER_APPROVED,
+            SUBJECT_CUSTOMER_REVIEW,
+            SUBJECT_CUSTOMER_REJECTED,
+            SUBJECT_ACCOUNT_OPENED,
+            SUBJECT_ACCOUNT_CLOSED,
+            SUBJECT_CARD_ISSUE,
+            SUBJECT_CARD_EXPIRE_HOLDS,
+            SUBJECT_CARD_UPDATED,
+        ),
+        description="Firebase functions: publish validated app requests, customer and card changes.",
     ),
     Identity(
         name="screening",
@@ -193,7 +262,20 @@ IDENTITIES: tuple[Identity, ...] = (
         publishes=(SUBJECT_PAYMENT_SUBMITTED, SUBJECT_PAYMENT_SETTLED, SUBJECT_PAYMENT_RETURNED),
         consumes=("clearing",),
     ),
-    Identity(name="notifier", consumes=("notifier",)),
+    Identity(name="notifier", consumes=("notifier", "notifier-customers", "notifier-cards")),
+    Identity(
+        name="cards",
+        publishes=(
+            SUBJECT_CARD_ISSUED,
+            SUBJECT_CARD_AUTHORIZED,
+            SUBJECT_CARD_DECLINED,
+            SUBJECT_CARD_CAPTURED,
+            SUBJECT_CARD_REVERSED,
+            SUBJECT_CARD_EXPIRED,
+        ),
+        consumes=("cards",),
+        description="Card service: the card vault, the processor's API, card holds and captures.",
+    ),
     Identity(
         name="admin",
         admin=True,

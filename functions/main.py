@@ -18,8 +18,8 @@ from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
-from fjordbank.domain.accounts import AccountRefused
-from fjordbank.service_layer import accounts, edge, push, scheduled
+from fjordbank.domain.errors import DomainError
+from fjordbank.service_layer import accounts, cards, edge, onboarding, push, scheduled
 
 options.set_global_options(region="europe-west1", memory=options.MemoryOption.MB_512, max_instances=50)
 logging.basicConfig(level=logging.INFO)
@@ -42,6 +42,15 @@ def deps() -> tuple:
             _deps["publisher"] = SyncPublisher(settings.nats, name="edge")
             _deps["settings"] = settings
         return _deps["db"], _deps["publisher"], _deps["settings"]
+
+
+def sanctions():
+    """The sanctions list, parsed once per instance (FJB_SANCTIONS_LIST)."""
+    _db, _publisher, settings = deps()
+    with _lock:
+        if "sanctions" not in _deps:
+            _deps["sanctions"] = onboarding.load_sanctions(settings.sanctions_list)
+        return _deps["sanctions"]
 
 
 @firestore_fn.on_document_created(document="users/{uid}/paymentRequests/{requestId}", secrets=["FJB_NATS_PASSWORD"])
@@ -81,11 +90,11 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
 # ---- callables: the app's synchronous operations ------------------------------------------
 REFUSAL_CODES = {
     "not_a_customer": https_fn.FunctionsErrorCode.PERMISSION_DENIED,
-    "unknown_account": https_fn.FunctionsErrorCode.NOT_FOUND,
-    "invalid_name": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
-    "invalid_kind": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
-    "invalid_request": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
     "registry_exhausted": https_fn.FunctionsErrorCode.RESOURCE_EXHAUSTED,
+    "already_onboarded": https_fn.FunctionsErrorCode.ALREADY_EXISTS,
+    "identity_in_use": https_fn.FunctionsErrorCode.ALREADY_EXISTS,
+    "birth_date_mismatch": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
+    "under_18": https_fn.FunctionsErrorCode.FAILED_PRECONDITION,
 }
 
 
@@ -104,20 +113,30 @@ def _caller(req: https_fn.CallableRequest, allowed: set[str]) -> tuple[str, dict
     return req.auth.uid, data
 
 
-def _refused(exc: AccountRefused) -> https_fn.HttpsError:
-    code = REFUSAL_CODES.get(exc.code, https_fn.FunctionsErrorCode.FAILED_PRECONDITION)
-    return https_fn.HttpsError(code, exc.message, {"reason": exc.code})
+def _refused(exc: DomainError) -> https_fn.HttpsError:
+    """A refusal with its reason code: invalid_* is the caller's input, unknown_* is
+    something the caller does not have (the same for others' objects), the rest is a
+    state that does not allow it."""
+    code = REFUSAL_CODES.get(exc.code)
+    if code is None and exc.code.startswith("invalid_"):
+        code = https_fn.FunctionsErrorCode.INVALID_ARGUMENT
+    elif code is None and exc.code.startswith("unknown_"):
+        code = https_fn.FunctionsErrorCode.NOT_FOUND
+    details = {"reason": exc.code}
+    if getattr(exc, "field", None):
+        details["field"] = exc.field
+    return https_fn.HttpsError(code or https_fn.FunctionsErrorCode.FAILED_PRECONDITION, exc.message, details)
 
 
-@https_fn.on_call()
+@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
 def accounts_open(req: https_fn.CallableRequest) -> dict:
     uid, data = _caller(req, {"kind", "name"})
-    db, _publisher, settings = deps()
+    db, publisher, settings = deps()
     try:
         number = accounts.open_account(
-            db, uid, kind=data.get("kind"), name=data.get("name"), bank_reg=settings.bank_regs[0]
+            db, uid, kind=data.get("kind"), name=data.get("name"), bank_reg=settings.bank_regs[0], publisher=publisher
         )
-    except AccountRefused as exc:
+    except DomainError as exc:
         raise _refused(exc) from exc
     return {"accountId": number}
 
@@ -128,17 +147,104 @@ def accounts_rename(req: https_fn.CallableRequest) -> dict:
     db, _publisher, _settings = deps()
     try:
         accounts.rename_account(db, uid, account_id=data.get("accountId"), name=data.get("name"))
-    except AccountRefused as exc:
+    except DomainError as exc:
         raise _refused(exc) from exc
     return {"ok": True}
 
 
-@https_fn.on_call()
+@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
 def accounts_close(req: https_fn.CallableRequest) -> dict:
     uid, data = _caller(req, {"accountId"})
-    db, _publisher, _settings = deps()
+    db, publisher, _settings = deps()
     try:
-        accounts.close_account(db, uid, account_id=data.get("accountId"))
-    except AccountRefused as exc:
+        accounts.close_account(db, uid, account_id=data.get("accountId"), publisher=publisher)
+    except DomainError as exc:
         raise _refused(exc) from exc
     return {"ok": True}
+
+
+@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+def onboarding_submit(req: https_fn.CallableRequest) -> dict:
+    """An application: name, nationalId, dateOfBirth, address, phone, email. Answers the
+    decision (approved with the first account, review, or rejected with a reason)."""
+    uid, data = _caller(req, set(onboarding.rules.FIELDS))
+    db, publisher, settings = deps()
+    try:
+        return onboarding.submit(
+            db,
+            publisher,
+            uid,
+            data,
+            sanctions=sanctions(),
+            bank_reg=settings.bank_regs[0],
+            allow_synthetic=settings.allow_synthetic_ids,
+        )
+    except DomainError as exc:
+        raise _refused(exc) from exc
+
+
+@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+def onboarding_decide(req: https_fn.CallableRequest) -> dict:
+    """An operator approves or rejects an application in review (needs the admin claim)."""
+    operator, data = _caller(req, {"uid", "decision", "reason"})
+    if req.auth.token.get("admin") is not True:
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode.PERMISSION_DENIED, "operators only")
+    if data.get("decision") not in ("approve", "reject") or not isinstance(data.get("uid"), str):
+        raise https_fn.HttpsError(
+            https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
+            "uid and decision approve|reject",
+            {"reason": "invalid_request"},
+        )
+    db, publisher, settings = deps()
+    try:
+        return onboarding.decide_review(
+            db,
+            publisher,
+            data["uid"],
+            approve=data["decision"] == "approve",
+            operator=operator,
+            reason=data.get("reason"),
+            bank_reg=settings.bank_regs[0],
+        )
+    except DomainError as exc:
+        raise _refused(exc) from exc
+
+
+@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+def cards_issue(req: https_fn.CallableRequest) -> dict:
+    uid, data = _caller(req, {"accountId"})
+    db, publisher, _settings = deps()
+    try:
+        return {"cardId": cards.issue_card(db, publisher, uid, account_id=data.get("accountId"))}
+    except DomainError as exc:
+        raise _refused(exc) from exc
+
+
+@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+def cards_freeze(req: https_fn.CallableRequest) -> dict:
+    uid, data = _caller(req, {"cardId", "frozen"})
+    db, publisher, _settings = deps()
+    try:
+        return {"status": cards.set_frozen(db, publisher, uid, card_id=data.get("cardId"), frozen=data.get("frozen"))}
+    except DomainError as exc:
+        raise _refused(exc) from exc
+
+
+@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+def cards_limits(req: https_fn.CallableRequest) -> dict:
+    uid, data = _caller(req, {"cardId", "limits"})
+    db, publisher, _settings = deps()
+    try:
+        return {"limits": cards.set_limits(db, publisher, uid, card_id=data.get("cardId"), limits=data.get("limits"))}
+    except DomainError as exc:
+        raise _refused(exc) from exc
+
+
+@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+def cards_replace(req: https_fn.CallableRequest) -> dict:
+    uid, data = _caller(req, {"cardId", "reason"})
+    db, publisher, _settings = deps()
+    try:
+        return {"cardId": cards.replace_card(db, publisher, uid, card_id=data.get("cardId"), reason=data.get("reason"))}
+    except DomainError as exc:
+        raise _refused(exc) from exc

@@ -3,7 +3,9 @@
 Consumes payments.> in batches; one Firestore transaction per batch moves each request
 document forward (never backward: redeliveries and out-of-order events are harmless),
 updates the accounts' transaction lists, and queues a push notification for final states
-on Pub/Sub, where the push function sends it through FCM.
+on Pub/Sub, where the push function sends it through FCM. It also consumes the onboarding
+results (customers.*) and card decisions (cards.authorized / declined) and queues their
+pushes; each push has a dedupe key, so a redelivered event is pushed once.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.pubsub import PUSH_TOPIC, TopicPublisher
 from fjordbank.adapters.request_docs import RequestProjector
 from fjordbank.config import load_settings
-from fjordbank.domain.notifications import Push
+from fjordbank.domain.notifications import Push, card_pushes, onboarding_pushes
 from fjordbank.runtime import events
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
 
 log = logging.getLogger("notifier")
 PUSH_BATCH = 100
@@ -49,13 +51,41 @@ class NotifierHandler:
                     )
         return outcomes  # type: ignore[return-value]
 
+    def pushes_of(self, make_pushes):
+        """A batch handler that queues the pushes ``make_pushes(event)`` derives."""
+
+        async def handle(batch: list[Delivery]) -> list[Outcome]:
+            outcomes: list[Outcome] = []
+            pushes: list[Push] = []
+            for d in batch:
+                try:
+                    body = d.json()
+                except ValueError:
+                    outcomes.append(Reject(f"malformed {d.subject}"))
+                    continue
+                pushes += make_pushes(body) if isinstance(body, dict) else []
+                outcomes.append(Ack())
+            if pushes:
+                await self.queue_pushes(pushes)
+            return outcomes
+
+        return handle
+
 
 def main() -> None:
     settings = load_settings(identity="notifier")
     topic = TopicPublisher(settings.project_id, PUSH_TOPIC)
     handler = NotifierHandler(async_client(settings.project_id), topic)
     ConsumerService(
-        durable="notifier", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
+        durable="notifier",
+        settings=settings,
+        handler=handler,
+        batch_size=200,
+        on_connect=handler.on_connect,
+        also=[
+            ("notifier-customers", handler.pushes_of(onboarding_pushes)),
+            ("notifier-cards", handler.pushes_of(card_pushes)),
+        ],
     ).run()
 
 

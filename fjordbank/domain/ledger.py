@@ -26,7 +26,10 @@ from fjordbank.domain.errors import DomainError
 INTERNAL_WORLD = "internal-world"
 INTERNAL_CLEARING = "internal-clearing"
 INTERNAL_SETTLEMENT = "internal-settlement"
-INTERNAL_ACCOUNTS = (INTERNAL_WORLD, INTERNAL_CLEARING, INTERNAL_SETTLEMENT)
+# What the bank owes the card scheme for captured card purchases (settled with the scheme
+# outside this system).
+INTERNAL_CARD_SCHEME = "internal-card-scheme"
+INTERNAL_ACCOUNTS = (INTERNAL_WORLD, INTERNAL_CLEARING, INTERNAL_SETTLEMENT, INTERNAL_CARD_SCHEME)
 
 CUSTOMER = "customer"
 INTERNAL = "internal"
@@ -149,6 +152,7 @@ class Hold:
     currency: str
     expires_at: str  # ISO 8601 UTC; the audit flags active holds past it
     status: str = "active"  # active | captured | released
+    kind: str = "payment"  # payment (external, in clearing) | card (an authorisation)
 
     def to_dict(self) -> dict:
         return {
@@ -158,6 +162,7 @@ class Hold:
             "currency": self.currency,
             "expiresAt": self.expires_at,
             "status": self.status,
+            "kind": self.kind,
         }
 
     @classmethod
@@ -169,6 +174,7 @@ class Hold:
             currency=data["currency"],
             expires_at=data["expiresAt"],
             status=data.get("status", "active"),
+            kind=data.get("kind", "payment"),
         )
 
 
@@ -241,7 +247,15 @@ class Book:
             raise Declined("currency_mismatch", f"the account does not hold {currency}")
 
     def hold(
-        self, *, hold_id: str, payer_uid: str, account_id: str, amount: int, currency: str, expires_at: str
+        self,
+        *,
+        hold_id: str,
+        payer_uid: str,
+        account_id: str,
+        amount: int,
+        currency: str,
+        expires_at: str,
+        kind: str = "payment",
     ) -> Hold:
         """Reserve funds: available balance drops, the ledger balance does not."""
         if type(amount) is not int or amount <= 0:
@@ -254,7 +268,7 @@ class Book:
             raise Declined("insufficient_funds", "available balance is too low")
         source.held += amount
         self.touched.add(account_id)
-        hold = Hold(hold_id, account_id, amount, currency, expires_at)
+        hold = Hold(hold_id, account_id, amount, currency, expires_at, kind=kind)
         self.holds[hold_id] = hold
         self.touched_holds.add(hold_id)
         return hold

@@ -134,3 +134,48 @@ def transaction_entries(event: PaymentEvent, *, payee_uid: str | None) -> dict[s
             "reason": None,
         }
     return entries
+
+
+CARD_REASON_TEXTS = {
+    "card_frozen": "the card is frozen",
+    "card_blocked": "the card is blocked",
+    "card_expired": "the card has expired",
+    "insufficient_funds": "not enough money on the account",
+    "over_daily_limit": "above the card's daily limit",
+    "over_online_limit": "above the card's online limit",
+    "over_abroad_limit": "above the card's limit abroad",
+    "cvv_mismatch": "wrong security code",
+    "cvv_required": "the security code is missing",
+    "invalid_expiry": "wrong expiry date",
+    "account_closed": "the account is closed",
+}
+
+
+def card_pushes(event: dict) -> list[Push]:
+    """A push for a card authorisation approved or declined (cards.authorized/declined)."""
+    uid, status = event.get("uid"), event.get("status")
+    if not uid or status not in ("approved", "declined"):
+        return []
+    amount = event.get("amount")
+    what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchantName') or 'a merchant'}".strip()
+    data = {"authorizationId": str(event.get("authId")), "cardId": str(event.get("cardId")), "status": status}
+    if status == "approved":
+        title, body = "Card purchase", f"{what} with the card ending {event.get('last4')}"
+    else:
+        why = CARD_REASON_TEXTS.get(event.get("reason") or "", "the bank declined it")
+        title, body = "Card purchase declined", f"{what}: {why}"
+    return [Push(uid, CARD, title, body, data, f"{event.get('authId')}:{status}")]
+
+
+def onboarding_pushes(event: dict) -> list[Push]:
+    """The onboarding result (customers.approved / review / rejected)."""
+    uid, status = event.get("uid"), event.get("status")
+    texts = {
+        "approved": ("Welcome to Fjordbank", "Your account is open and ready to use."),
+        "review": ("We are checking your application", "We will tell you as soon as it is decided."),
+        "rejected": ("Your application", "We could not open an account for you. Contact us to know more."),
+    }
+    if not uid or status not in texts:
+        return []
+    title, body = texts[status]
+    return [Push(uid, ONBOARDING, title, body, {"status": status}, f"customer:{uid}:{status}")]

@@ -100,6 +100,14 @@ class Delivery:
 BatchHandler = Callable[[list[Delivery]], Awaitable[list[Outcome]]]
 
 
+@dataclass(frozen=True)
+class Binding:
+    """One durable consumer of the service and the handler of its batches."""
+
+    spec: topology.ConsumerSpec
+    handler: BatchHandler
+
+
 class ConsumerService:
     def __init__(
         self,
@@ -113,10 +121,16 @@ class ConsumerService:
         concurrency: int = 1,  # batches in flight; >1 only for handlers whose batches commute
         on_connect: Callable[[Any], Awaitable[None]] | None = None,
         background: list[Callable[[asyncio.Event], Awaitable[None]]] | None = None,
+        also: list[tuple[str, BatchHandler]] | None = None,
     ) -> None:
+        """``also``: further durable consumers (possibly on other streams) the same process
+        serves with their own handlers, over the same connection."""
         self.spec = topology.consumer(durable)
         self.settings = settings
         self.handler = handler
+        self.bindings = [Binding(self.spec, handler)] + [
+            Binding(topology.consumer(name), h) for name, h in (also or [])
+        ]
         self.batch_size = batch_size
         self.fetch_wait = fetch_wait
         self.linger = linger
@@ -147,15 +161,26 @@ class ConsumerService:
             self.js = self.nc.jetstream()
             if self.on_connect is not None:
                 await self.on_connect(self.js)
-            sub = await self.js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
-            info = await sub.consumer_info()
-            log.info(
-                "consumer bound",
-                extra={"stream": self.spec.stream, "consumer": self.spec.durable, "pending": info.num_pending},
-            )
+            subs = []
+            for binding in self.bindings:
+                sub = await self.js.pull_subscribe_bind(binding.spec.durable, stream=binding.spec.stream)
+                info = await sub.consumer_info()
+                log.info(
+                    "consumer bound",
+                    extra={
+                        "stream": binding.spec.stream,
+                        "consumer": binding.spec.durable,
+                        "pending": info.num_pending,
+                    },
+                )
+                subs.append((binding, sub))
             self._ready = True
-            workers = [asyncio.create_task(self._worker(sub)) for _ in range(self.concurrency)]
-            helpers = [asyncio.create_task(self._watch_lag(sub))]
+            workers = [
+                asyncio.create_task(self._worker(sub, binding))
+                for binding, sub in subs
+                for _ in range(self.concurrency)
+            ]
+            helpers = [asyncio.create_task(self._watch_lag(sub, binding.spec.durable)) for binding, sub in subs]
             helpers += [asyncio.create_task(self._guard(task)) for task in self.background]
             await asyncio.gather(*workers)
             for task in helpers:
@@ -190,17 +215,17 @@ class ConsumerService:
                 log.exception("background task failed; restarting it")
                 await asyncio.sleep(1)
 
-    async def _watch_lag(self, sub) -> None:
+    async def _watch_lag(self, sub, durable: str) -> None:
         while True:
             try:
                 info = await sub.consumer_info()
-                LAG.labels(self.spec.durable).set(info.num_pending)
-                ACK_PENDING.labels(self.spec.durable).set(info.num_ack_pending)
+                LAG.labels(durable).set(info.num_pending)
+                ACK_PENDING.labels(durable).set(info.num_ack_pending)
             except (TimeoutError, nats.errors.Error):
                 pass
             await asyncio.sleep(5)
 
-    async def _worker(self, sub) -> None:
+    async def _worker(self, sub, binding: Binding) -> None:
         while not self._stopping.is_set():
             try:
                 msgs = await self._fetch(sub)
@@ -216,7 +241,7 @@ class ConsumerService:
                 continue
             if not msgs:
                 continue
-            await self.process([Delivery(m) for m in msgs])
+            await self.process([Delivery(m) for m in msgs], binding)
 
     async def _fetch(self, sub) -> list:
         """Wait up to ``fetch_wait`` for one message, then take what else is ready, lingering
@@ -232,15 +257,16 @@ class ConsumerService:
         return first + rest
 
     # ---- one batch ---------------------------------------------------------------------
-    async def process(self, batch: list[Delivery]) -> None:
-        name = self.spec.durable
+    async def process(self, batch: list[Delivery], binding: Binding | None = None) -> None:
+        binding = binding or self.bindings[0]
+        name = binding.spec.durable
         BATCH.labels(name).observe(len(batch))
         for d in batch:
             if d.num_delivered > 1:
                 REDELIVERED.labels(name).inc()
         started = time.perf_counter()
         try:
-            outcomes = await self.handler(batch)
+            outcomes = await binding.handler(batch)
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
         except Exception as exc:
@@ -256,14 +282,15 @@ class ConsumerService:
                     "batch failed; retrying its messages one by one", extra={"size": len(batch), "error": repr(exc)}
                 )
                 for d in batch:
-                    await self.process([d])
+                    await self.process([d], binding)
                 return
         elapsed = time.perf_counter() - started
         for _ in batch:
             LATENCY.labels(name).observe(elapsed / len(batch))
         crash.point(f"{name}.before_ack")
         results = await asyncio.gather(
-            *(self._settle(d, o) for d, o in zip(batch, outcomes, strict=True)), return_exceptions=True
+            *(self._settle(d, o, binding.spec) for d, o in zip(batch, outcomes, strict=True)),
+            return_exceptions=True,
         )
         for d, result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):  # redelivered after ack_wait
@@ -278,32 +305,33 @@ class ConsumerService:
             },
         )
 
-    async def _settle(self, d: Delivery, outcome: Outcome) -> None:
-        name = self.spec.durable
+    async def _settle(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> None:
+        name = spec.durable
         if isinstance(outcome, Ack):
             PROCESSED.labels(name, "ack").inc()
             await d.msg.ack()
             return
         FAILED.labels(name).inc()
-        if isinstance(outcome, Retry) and d.num_delivered < self.spec.max_deliver:
+        if isinstance(outcome, Retry) and d.num_delivered < spec.max_deliver:
             PROCESSED.labels(name, "nak").inc()
-            await d.msg.nak(delay=self.spec.nak_delay(d.num_delivered))
+            await d.msg.nak(delay=spec.nak_delay(d.num_delivered))
             return
-        await self.dead_letter(d, outcome.reason)
+        await self.dead_letter(d, outcome.reason, spec)
         PROCESSED.labels(name, "dead_lettered").inc()
         await d.msg.term()
 
-    async def dead_letter(self, d: Delivery, reason: str) -> None:
+    async def dead_letter(self, d: Delivery, reason: str, spec: topology.ConsumerSpec | None = None) -> None:
         """Store the message with its reason in the DLQ stream before terminating it."""
+        spec = spec or self.spec
         headers = {
             "Fjb-Reason": reason[:1000],
             "Fjb-Original-Subject": d.subject,
             "Fjb-Original-Sequence": str(d.stream_sequence),
             "Fjb-Deliveries": str(d.num_delivered),
-            "Nats-Msg-Id": f"dlq:{self.spec.stream}:{d.stream_sequence}:{self.spec.durable}",
+            "Nats-Msg-Id": f"dlq:{spec.stream}:{d.stream_sequence}:{spec.durable}",
         }
-        await self.js.publish(self.spec.dead_letter_subject, d.data, headers=headers)
-        DEAD_LETTERED.labels(self.spec.durable).inc()
+        await self.js.publish(spec.dead_letter_subject, d.data, headers=headers)
+        DEAD_LETTERED.labels(spec.durable).inc()
         log.error(
             "message dead-lettered",
             extra={

@@ -12,8 +12,10 @@ from __future__ import annotations
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS
 from fjordbank.domain import accounts as rules
+from fjordbank.service_layer import outbox
 
 CUSTOMERS = "customers"
 REGISTRY = "registry"
@@ -30,12 +32,54 @@ def _owned(tx, db, uid: str, account_id: str):
     return ref, snap.to_dict()
 
 
-def open_account(db: firestore.Client, uid: str, *, kind: str, name: str | None, bank_reg: str) -> str:
+def account_event(subject: str, uid: str, account_id: str, kind: str | None = None) -> outbox.Event:
+    step = subject.rsplit(".", 1)[-1]
+    body = {"v": 1, "uid": uid, "accountId": account_id, "type": kind}
+    return outbox.Event(subject, body, f"{account_id}:{step}")
+
+
+def reserve_number(tx, db: firestore.Client, bank_reg: str) -> tuple[str, int]:
+    """Read the registry in the caller's transaction: the next number and position."""
+    snap = db.collection(REGISTRY).document(ACCOUNT_NUMBERS).get(transaction=tx)
+    return rules.issue_number(bank_reg, snap.get("next") if snap.exists else 0)
+
+
+def create_account(
+    tx, db: firestore.Client, uid: str, number: str, following: int, *, kind: str, name: str
+) -> outbox.Event:
+    """Write a new account and advance the registry (after the transaction's reads)."""
+    tx.set(db.collection(REGISTRY).document(ACCOUNT_NUMBERS), {"next": following})
+    tx.create(
+        db.collection(ACCOUNTS).document(number),
+        {
+            "accountId": number,
+            "ownerUid": uid,
+            "name": name,
+            "type": kind,
+            "kind": "customer",
+            "currency": "NOK",
+            "balance": 0,
+            "held": 0,
+            "available": 0,
+            "overdraftLimit": 0,
+            "status": "open",
+            "createdAt": firestore.SERVER_TIMESTAMP,
+            "updatedAt": firestore.SERVER_TIMESTAMP,
+        },
+    )
+    event = account_event(topology.SUBJECT_ACCOUNT_OPENED, uid, number, kind)
+    outbox.stage(tx, db, event)
+    return event
+
+
+def open_account(
+    db: firestore.Client, uid: str, *, kind: str, name: str | None, bank_reg: str, publisher: outbox.Publisher
+) -> str:
     kind = rules.validate_kind(kind)
     name = rules.validate_name(name if name is not None else rules.DEFAULT_NAMES[kind])
 
     @firestore.transactional
-    def run(tx) -> str:
+    def run(tx) -> tuple[str, outbox.Event]:
         customer = db.collection(CUSTOMERS).document(uid).get(transaction=tx)
         if not customer.exists or customer.get("status") != "approved":
             raise rules.AccountRefused("not_a_customer", "only approved customers open accounts")
@@ -43,31 +87,12 @@ def open_account(db: firestore.Client, uid: str, *, kind: str, name: str | None,
         open_now = [s for s in tx.get(owned) if s.get("status") == "open"]
         if len(open_now) >= rules.MAX_OPEN_ACCOUNTS:
             raise rules.AccountRefused("too_many_accounts", f"at most {rules.MAX_OPEN_ACCOUNTS} open accounts")
-        registry = db.collection(REGISTRY).document(ACCOUNT_NUMBERS)
-        snap = registry.get(transaction=tx)
-        number, following = rules.issue_number(bank_reg, snap.get("next") if snap.exists else 0)
-        tx.set(registry, {"next": following})
-        tx.create(
-            db.collection(ACCOUNTS).document(number),
-            {
-                "accountId": number,
-                "ownerUid": uid,
-                "name": name,
-                "type": kind,
-                "kind": "customer",
-                "currency": "NOK",
-                "balance": 0,
-                "held": 0,
-                "available": 0,
-                "overdraftLimit": 0,
-                "status": "open",
-                "createdAt": firestore.SERVER_TIMESTAMP,
-                "updatedAt": firestore.SERVER_TIMESTAMP,
-            },
-        )
-        return number
+        number, following = reserve_number(tx, db, bank_reg)
+        return number, create_account(tx, db, uid, number, following, kind=kind, name=name)
 
-    return run(db.transaction())
+    number, event = run(db.transaction())
+    outbox.deliver(db, publisher, [event])
+    return number
 
 
 def rename_account(db: firestore.Client, uid: str, *, account_id: str, name: str) -> None:
@@ -83,7 +108,9 @@ def rename_account(db: firestore.Client, uid: str, *, account_id: str, name: str
     run(db.transaction())
 
 
-def close_account(db: firestore.Client, uid: str, *, account_id: str) -> None:
+def close_account(db: firestore.Client, uid: str, *, account_id: str, publisher: outbox.Publisher) -> None:
+    event = account_event(topology.SUBJECT_ACCOUNT_CLOSED, uid, account_id)
+
     @firestore.transactional
     def run(tx) -> None:
         ref, data = _owned(tx, db, uid, account_id)
@@ -91,5 +118,7 @@ def close_account(db: firestore.Client, uid: str, *, account_id: str) -> None:
         tx.update(
             ref, {"status": "closed", "closedAt": firestore.SERVER_TIMESTAMP, "updatedAt": firestore.SERVER_TIMESTAMP}
         )
+        outbox.stage(tx, db, event)
 
     run(db.transaction())
+    outbox.deliver(db, publisher, [event])

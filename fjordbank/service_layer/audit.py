@@ -6,7 +6,9 @@
   each account's held amount is the sum of its active holds, and no active hold is past
   its expiry;
 * every completed payment is posted exactly once (its verdict lists postings that exist
-  and belong to it), and no failed payment has postings.
+  and belong to it), and no failed payment has postings;
+* every card capture is posted exactly once, for the captured amount, and no other card
+  authorisation has a posting.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
+from fjordbank.adapters.card_store import CAPTURE_STEP, CARD_AUTHORIZATIONS
 from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTINGS
 from fjordbank.domain.ledger import CUSTOMER, Hold, Posting, UnbalancedPosting, replay
 
@@ -110,7 +113,9 @@ def audit_ledger(db, *, now: dt.datetime | None = None) -> AuditReport:
                 f"account {account_id}: held {data.get('held', 0)} != active holds {active.get(account_id, 0)}"
             )
 
-    by_payment = Counter(p.payment_id for p in postings if p.step != "deposit")
+    card_postings = [p for p in postings if p.step == CAPTURE_STEP]
+    _audit_card_captures(db, card_postings, report)
+    by_payment = Counter(p.payment_id for p in postings if p.step not in ("deposit", CAPTURE_STEP))
     posting_ids = {p.posting_id: p for p in postings}
     for payment_id, verdict in verdicts.items():
         listed = verdict.get("postingIds", [])
@@ -130,3 +135,22 @@ def audit_ledger(db, *, now: dt.datetime | None = None) -> AuditReport:
         if payment_id not in verdicts:
             report.problems.append(f"postings for payment {payment_id} without a ledger verdict")
     return report
+
+
+def _audit_card_captures(db, card_postings: list[Posting], report: AuditReport) -> None:
+    posted: dict[str, list[Posting]] = {}
+    for p in card_postings:
+        posted.setdefault(p.payment_id, []).append(p)
+    for snap in db.collection(CARD_AUTHORIZATIONS).stream():
+        record = snap.to_dict()
+        mine = posted.pop(snap.id, [])
+        if record.get("status") == "captured":
+            amounts = [max(e.amount for e in p.entries) for p in mine]
+            if amounts != [record.get("capturedAmount")]:
+                report.problems.append(
+                    f"card authorisation {snap.id}: captured {record.get('capturedAmount')}, posted {amounts}"
+                )
+        elif mine:
+            report.problems.append(f"card authorisation {snap.id} is {record.get('status')} but has postings")
+    for auth_id in posted:
+        report.problems.append(f"card postings for {auth_id} without an authorisation")

@@ -6,6 +6,10 @@ same path as an immediate payment. Exactly once per due date however often the j
 even twice at the same time: the request moves from "scheduled" to "requested" only
 forward, the message id (payment id + "requested") lets JetStream store it once, and the
 services answer a replay from their records.
+
+release-expired-holds: asks the card service to release card holds past their expiry.
+
+relay-outbox: publishes customer and card events whose first publish failed.
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ from itertools import chain
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from fjordbank import topology
 from fjordbank.adapters.firestore import PAYMENT_REQUESTS
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentRequested
 from fjordbank.errors import PublishError
+from fjordbank.service_layer import outbox
 from fjordbank.service_layer.edge import Publisher, submit, today_in_norway
 
 log = logging.getLogger(__name__)
 SUBMIT_DUE_PAYMENTS = "submit-due-payments"
-JOBS = (SUBMIT_DUE_PAYMENTS,)
+RELEASE_EXPIRED_HOLDS = "release-expired-holds"
+RELAY_OUTBOX = "relay-outbox"
+JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX)
 
 
 def due_requests(db, today: dt.date, limit: int):
@@ -58,7 +66,21 @@ def submit_due_payments(db, publisher: Publisher, *, now: dt.datetime | None = N
     return counts
 
 
+def release_expired_holds(publisher: Publisher, *, now: dt.datetime | None = None) -> dict:
+    """Card holds are the card service's: the job hands it the command. Releasing is
+    idempotent, so two runs (or two deliveries) release each hold once."""
+    now = now or dt.datetime.now(dt.UTC)
+    publisher.publish_json(
+        topology.SUBJECT_CARD_EXPIRE_HOLDS, {"v": 1, "asOf": now.isoformat()}, msg_id=f"expire-holds:{now.isoformat()}"
+    )
+    return {"requested": 1}
+
+
 def run_job(db, publisher: Publisher, job: str) -> dict:
     if job == SUBMIT_DUE_PAYMENTS:
         return submit_due_payments(db, publisher)
+    if job == RELEASE_EXPIRED_HOLDS:
+        return release_expired_holds(publisher)
+    if job == RELAY_OUTBOX:
+        return outbox.relay(db, publisher)
     raise ValueError(f"unknown job {job!r}; known: {', '.join(JOBS)}")

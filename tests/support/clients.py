@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -52,7 +53,30 @@ class AuthEmulator:
         )
         resp.raise_for_status()
         data = resp.json()
-        return {"uid": data["localId"], "id_token": data["idToken"], "email": email}
+        return {"uid": data["localId"], "id_token": data["idToken"], "email": email, "password": password}
+
+    def sign_in(self, email: str, password: str = "correct horse battery") -> dict:
+        resp = requests.post(
+            f"{self.base}/accounts:signInWithPassword?key={API_KEY}",
+            json={"email": email, "password": password, "returnSecureToken": True},
+            timeout=10,
+        )
+        resp.raise_for_status()
+        data = resp.json()
+        return {"uid": data["localId"], "id_token": data["idToken"], "email": email, "password": password}
+
+    def make_operator(self, project: str) -> dict:
+        """A user with the ``admin`` custom claim (set through the emulator's admin API, as
+        the Admin SDK would), signed in again so the token carries it."""
+        user = self.sign_up()
+        resp = requests.post(
+            f"{self.base}/projects/{project}/accounts:update",
+            json={"localId": user["uid"], "customAttributes": json.dumps({"admin": True})},
+            headers={"Authorization": "Bearer owner"},
+            timeout=10,
+        )
+        resp.raise_for_status()
+        return self.sign_in(user["email"], user["password"])
 
 
 def _to_value(v: Any) -> dict:

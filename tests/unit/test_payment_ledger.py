@@ -22,6 +22,7 @@ from fjordbank.domain.ledger import (
     CUSTOMER,
     INTERNAL,
     INTERNAL_ACCOUNTS,
+    INTERNAL_CARD_SCHEME,
     INTERNAL_CLEARING,
     INTERNAL_SETTLEMENT,
     INTERNAL_WORLD,
@@ -71,6 +72,7 @@ def fresh_book(alice_1: int = 10_000, alice_2: int = 0, bob_1: int = 5_000, *, o
         internal(INTERNAL_WORLD, -(alice_1 + alice_2 + bob_1)),
         internal(INTERNAL_CLEARING),
         internal(INTERNAL_SETTLEMENT),
+        internal(INTERNAL_CARD_SCHEME),
     ]
     return Book({a.account_id: a for a in accounts})
 

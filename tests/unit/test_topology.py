@@ -31,12 +31,31 @@ SERVICE_IDENTITIES = [ident for ident in NON_ADMIN if ident.consumes]
 # What each component is meant to produce (independent of the Identity declarations).
 # The lifecycle, written out independently of the topology module: who may publish what.
 OUTPUTS = {
-    "edge": {"payments.requested"},
+    "edge": {
+        "payments.requested",
+        "customers.approved",
+        "customers.review",
+        "customers.rejected",
+        "customers.account_opened",
+        "customers.account_closed",
+        "cards.commands.issue",
+        "cards.commands.expire-holds",
+        "cards.updated",
+    },
     "screening": {"payments.approved", "payments.rejected"},
     "ledger": {"payments.reserved", "payments.completed", "payments.failed"},
     "clearing": {"payments.submitted", "payments.settled", "payments.returned"},
     "notifier": set(),
+    "cards": {
+        "cards.issued",
+        "cards.authorized",
+        "cards.declined",
+        "cards.captured",
+        "cards.reversed",
+        "cards.expired",
+    },
 }
+STREAM_OF_PREFIX = {"payments": "PAYMENTS", "customers": "CUSTOMERS", "cards": "CARDS"}
 
 
 def matches(pattern: str, subject: str) -> bool:
@@ -98,10 +117,10 @@ def test_consumer_filters_and_dlq_subjects_fall_in_the_right_stream():
         assert owning == [topology.STREAM_DLQ]
 
 
-def test_lifecycle_subjects_are_in_the_payments_stream_only():
+def test_every_event_subject_is_in_exactly_its_domain_stream():
     for subject in {s for outputs in OUTPUTS.values() for s in outputs}:
         owning = [s.name for s in STREAMS if any(matches(p, subject) for p in s.subjects)]
-        assert owning == [topology.STREAM_PAYMENTS]
+        assert owning == [STREAM_OF_PREFIX[subject.split(".")[0]]]
 
 
 def test_money_streams_are_replicated_three_times():
@@ -116,7 +135,8 @@ def test_unknown_names_raise_key_error():
 
 
 def test_services_are_the_identities_that_consume():
-    assert set(SERVICES) == {i.name for i in SERVICE_IDENTITIES} == {"screening", "ledger", "clearing", "notifier"}
+    assert set(SERVICES) == {i.name for i in SERVICE_IDENTITIES}
+    assert set(SERVICES) == {"screening", "ledger", "clearing", "notifier", "cards"}
 
 
 def test_nak_delay_follows_backoff_and_repeats_the_last_value():
@@ -151,8 +171,9 @@ def test_service_publish_permissions_are_exactly_outputs_own_consumer_api_and_ow
     assert set(publish) == expected
 
 
-def test_edge_can_publish_only_payment_requests():
-    assert identity("edge").permissions()["publish"] == ["$JS.API.INFO", SUBJECT_PAYMENT_REQUESTED]
+def test_edge_can_publish_only_requests_commands_and_customer_card_changes():
+    assert set(identity("edge").permissions()["publish"]) == {"$JS.API.INFO"} | OUTPUTS["edge"]
+    assert SUBJECT_PAYMENT_REQUESTED in OUTPUTS["edge"]
 
 
 DANGEROUS = [

@@ -1,0 +1,312 @@
+"""Card authorisations in the Firestore ledger: decide, hold, capture, reverse, expire.
+
+Each operation is one Firestore transaction that reads the authorisation record, the card,
+the account(s), the hold and the card's spend of the day, decides with
+`fjordbank.domain.cards` and `fjordbank.domain.ledger.Book`, and writes everything it
+changes together, so a decision and its hold can never be apart:
+
+  cardAuthorizations/{authId}          the processor's request (no PAN), decision, capture
+  holds/{authId}                       the funds held (kind "card")
+  accounts/{id}                        balance, held, available
+  postings/{authId}:card-capture       the captured amount, account -> card scheme
+  cardSpend/{cardId}_{day}             authorised today, by daily/online/abroad
+  accounts/{id}/transactions/{authId}  the app's feed entry: pending -> posted | cancelled
+
+``authId`` derives from the processor's reference: a retried request finds its record and
+gets the same answer; a different request with a used reference is declined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.async_transaction import async_transactional
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, POSTINGS
+from fjordbank.adapters.ledger_store import account_from_doc, balance_fields
+from fjordbank.domain import cards as rules
+from fjordbank.domain.ledger import INTERNAL_CARD_SCHEME, Book, Declined, Hold
+from fjordbank.service_layer.edge import today_in_norway
+
+CARDS = "cards"
+CARD_AUTHORIZATIONS = "cardAuthorizations"
+CARD_SPEND = "cardSpend"
+TRANSACTIONS = "transactions"
+CAPTURE_STEP = "card-capture"
+
+
+@dataclass(frozen=True)
+class CardResult:
+    """What the processor is answered and what is announced on NATS."""
+
+    status: str  # approved | declined | captured | reversed | expired | refused
+    reason: str | None
+    auth_id: str
+    record: dict = field(default_factory=dict)  # the authorisation record (no PAN)
+    replayed: bool = False
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+    def answer(self) -> dict:
+        body = {"authorizationId": self.auth_id, "status": self.status, "reason": self.reason}
+        if self.record.get("capturedAmount") is not None:
+            body["capturedAmount"] = self.record["capturedAmount"]
+        return body
+
+
+class CardLedger:
+    def __init__(self, db: firestore.AsyncClient, *, hold_days: int = rules.HOLD_DAYS) -> None:
+        self.db = db
+        self.hold_days = hold_days
+
+    def _doc(self, collection: str, doc_id: str):
+        return self.db.collection(collection).document(doc_id)
+
+    async def _get(self, tx, refs) -> dict[str, dict]:
+        found = {}
+        async for snap in self.db.get_all(refs, transaction=tx):
+            if snap.exists:
+                found[snap.reference.path] = snap.to_dict()
+        return found
+
+    # ---- authorise ----------------------------------------------------------------------
+    async def authorize(
+        self, req: rules.AuthorizationRequest, card_id: str | None, *, cvv_ok: bool | None, now: dt.datetime
+    ) -> CardResult:
+        auth_id = rules.authorization_id(req.reference)
+        fingerprint = req.fingerprint()
+        day = today_in_norway(now).isoformat()
+
+        @async_transactional
+        async def run(tx) -> CardResult:
+            auth_ref = self._doc(CARD_AUTHORIZATIONS, auth_id)
+            refs = [auth_ref]
+            if card_id:
+                refs += [self._doc(CARDS, card_id), self._doc(CARD_SPEND, f"{card_id}_{day}")]
+            got = await self._get(tx, refs)
+            previous = got.get(auth_ref.path)
+            if previous is not None:
+                if previous.get("fingerprint") == fingerprint:
+                    return CardResult(previous["status"], previous.get("reason"), auth_id, previous, replayed=True)
+                return CardResult("declined", "duplicate_reference", auth_id)  # not stored: the reference is taken
+            card_doc = got.get(self._doc(CARDS, card_id).path) if card_id else None
+            record = {
+                "authId": auth_id,
+                "fingerprint": fingerprint,
+                **req.public(),
+                "cardId": card_id,
+                "ownerUid": (card_doc or {}).get("ownerUid"),
+                "accountId": (card_doc or {}).get("accountId"),
+                "last4": (card_doc or {}).get("last4"),
+                "spendDay": day,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            reason = "unknown_card" if card_doc is None else None
+            spend = rules.Spend.from_dict(got.get(self._doc(CARD_SPEND, f"{card_id}_{day}").path) if card_id else None)
+            book = None
+            if reason is None:
+                reason = rules.decide(rules.CardState.from_doc(card_doc), req, spend, today=now.date(), cvv_ok=cvv_ok)
+            if reason is None:
+                account_ref = self._doc(ACCOUNTS, card_doc["accountId"])
+                account_doc = (await self._get(tx, [account_ref])).get(account_ref.path)
+                if account_doc is None:
+                    reason = "account_closed"
+                else:
+                    book = Book({account_doc["accountId"]: account_from_doc(account_doc)}, holds={})
+                    try:
+                        book.hold(
+                            hold_id=auth_id,
+                            payer_uid=card_doc["ownerUid"],
+                            account_id=card_doc["accountId"],
+                            amount=req.amount,
+                            currency=req.currency,
+                            expires_at=(now + dt.timedelta(days=self.hold_days)).isoformat(),
+                            kind="card",
+                        )
+                    except Declined as exc:
+                        reason, book = exc.code, None
+            status = "declined" if reason else "approved"
+            record.update(status=status, reason=reason)
+            tx.set(auth_ref, record)
+            if book is not None:
+                spend.add(req)
+                tx.set(self._doc(CARD_SPEND, f"{card_id}_{day}"), {**spend.to_dict(), "cardId": card_id, "day": day})
+                self._write_book(tx, book)
+                self._feed(tx, record, "pending", -req.amount)
+            return CardResult(status, reason, auth_id, record)
+
+        return await run(self.db.transaction())
+
+    # ---- capture, reverse, expire -------------------------------------------------------
+    async def capture(self, reference: str, *, capture_ref: str, amount: int | None, now: dt.datetime) -> CardResult:
+        """Post the authorisation (all of it or less: a partial capture releases the rest)."""
+        auth_id = rules.authorization_id(reference)
+
+        @async_transactional
+        async def run(tx) -> CardResult:
+            record, hold, book, spend_doc = await self._load(tx, auth_id, with_scheme=True)
+            if record is None:
+                return CardResult("refused", "unknown_authorization", auth_id)
+            if record["status"] == "captured":
+                if record.get("captureRef") == capture_ref:
+                    return CardResult("captured", None, auth_id, record, replayed=True)
+                return CardResult("refused", "already_captured", auth_id, record)
+            if record["status"] != "approved" or hold is None or hold.status != "active":
+                return CardResult("refused", f"authorization_{record['status']}", auth_id, record)
+            try:
+                book.capture(auth_id, step=CAPTURE_STEP, credit=INTERNAL_CARD_SCHEME, amount=amount)
+            except Declined as exc:
+                return CardResult("refused", exc.code, auth_id, record)
+            captured = amount if amount is not None else hold.amount
+            record = {
+                **record,
+                "status": "captured",
+                "capturedAmount": captured,
+                "captureRef": capture_ref,
+                "updatedAt": now,
+            }
+            tx.set(self._doc(CARD_AUTHORIZATIONS, auth_id), record)
+            if captured < hold.amount:
+                self._unspend(tx, record, spend_doc, hold.amount - captured)
+            self._write_book(tx, book)
+            self._feed(tx, record, "posted", -captured)
+            return CardResult("captured", None, auth_id, record)
+
+        return await run(self.db.transaction())
+
+    async def reverse(self, reference: str, *, now: dt.datetime, status: str = "reversed") -> CardResult:
+        """Release the hold of an authorisation the processor cancels (or that expired).
+        A reversal that arrives before its authorisation (a timed-out request) is recorded,
+        so the late authorisation is answered "reversed" and holds nothing."""
+        auth_id = rules.authorization_id(reference)
+        return await self._release(auth_id, reference=reference, now=now, status=status)
+
+    async def _release(self, auth_id: str, *, reference: str | None, now: dt.datetime, status: str) -> CardResult:
+        @async_transactional
+        async def run(tx) -> CardResult:
+            record, hold, book, spend_doc = await self._load(tx, auth_id, with_scheme=False)
+            if record is None:
+                record = {
+                    "authId": auth_id,
+                    "reference": reference,
+                    "fingerprint": None,
+                    "status": status,
+                    "reason": "reversed_before_authorization",
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
+                tx.set(self._doc(CARD_AUTHORIZATIONS, auth_id), record)
+                return CardResult(status, record["reason"], auth_id, record)
+            if record["status"] in ("reversed", "expired"):
+                return CardResult(record["status"], record.get("reason"), auth_id, record, replayed=True)
+            if record["status"] != "approved" or hold is None or hold.status != "active":
+                return CardResult("refused", f"authorization_{record['status']}", auth_id, record)
+            book.release(auth_id)
+            self._unspend(tx, record, spend_doc, hold.amount)
+            record = {**record, "status": status, "updatedAt": now}
+            tx.set(self._doc(CARD_AUTHORIZATIONS, auth_id), record)
+            self._write_book(tx, book)
+            self._feed(tx, record, "cancelled", -hold.amount)
+            return CardResult(status, None, auth_id, record)
+
+        return await run(self.db.transaction())
+
+    async def expire(self, *, now: dt.datetime, limit: int = 500) -> list[CardResult]:
+        """Release every card hold past its expiry (the scheduled job)."""
+        query = (
+            self.db.collection(HOLDS)
+            .where(filter=FieldFilter("kind", "==", "card"))
+            .where(filter=FieldFilter("status", "==", "active"))
+            .where(filter=FieldFilter("expiresAt", "<=", now.isoformat()))
+            .limit(limit)
+        )
+        results = []
+        async for snap in query.stream():
+            result = await self._release(snap.id, reference=None, now=now, status="expired")
+            if result.status == "expired" and not result.replayed:
+                results.append(result)
+        return results
+
+    # ---- helpers ------------------------------------------------------------------------
+    async def _load(self, tx, auth_id: str, *, with_scheme: bool):
+        """The authorisation record, its hold and a Book over the account (and the card
+        scheme's account for a capture)."""
+        auth_ref = self._doc(CARD_AUTHORIZATIONS, auth_id)
+        hold_ref = self._doc(HOLDS, auth_id)
+        got = await self._get(tx, [auth_ref, hold_ref])
+        record = got.get(auth_ref.path)
+        hold = Hold.from_dict(got[hold_ref.path]) if hold_ref.path in got else None
+        if record is None or hold is None:
+            return record, hold, None, None
+        ids = [hold.account_id] + ([INTERNAL_CARD_SCHEME] if with_scheme else [])
+        refs = [self._doc(ACCOUNTS, a) for a in ids]
+        spend_ref = self._doc(CARD_SPEND, f"{record.get('cardId')}_{record.get('spendDay')}")
+        got = await self._get(tx, [*refs, spend_ref])
+        accounts = {
+            a: account_from_doc(got[self._doc(ACCOUNTS, a).path]) for a in ids if self._doc(ACCOUNTS, a).path in got
+        }
+        return record, hold, Book(accounts, holds={auth_id: hold}), got.get(spend_ref.path)
+
+    def _unspend(self, tx, record: dict, spend_doc: dict | None, amount: int) -> None:
+        """Give back ``amount`` of the day's spend (a reversal, expiry or smaller capture)."""
+        ref = self._doc(CARD_SPEND, f"{record.get('cardId')}_{record.get('spendDay')}")
+        data = spend_doc
+        if data is None:
+            return
+        spend = rules.Spend.from_dict(data)
+        req = rules.AuthorizationRequest(
+            reference="",
+            pan="",
+            exp_month=1,
+            exp_year=2000,
+            cvv=None,
+            amount=amount,
+            currency="NOK",
+            merchant_name="",
+            mcc="0000",
+            merchant_country=record.get("merchantCountry", rules.HOME_COUNTRY),
+            channel=record.get("channel", "pos"),
+        )
+        spend.add(req, sign=-1)
+        tx.set(ref, {**data, **spend.to_dict()})
+
+    def _write_book(self, tx, book: Book) -> None:
+        for account_id in sorted(book.touched):
+            tx.update(self._doc(ACCOUNTS, account_id), balance_fields(book.accounts[account_id]))
+        for posting in book.postings:
+            tx.create(
+                self._doc(POSTINGS, posting.posting_id), {**posting.to_dict(), "createdAt": firestore.SERVER_TIMESTAMP}
+            )
+        for hold_id in sorted(book.touched_holds):
+            tx.set(self._doc(HOLDS, hold_id), book.holds[hold_id].to_dict())
+
+    def _feed(self, tx, record: dict, status: str, amount: int) -> None:
+        if not record.get("accountId"):
+            return
+        tx.set(
+            self.db.collection(ACCOUNTS)
+            .document(record["accountId"])
+            .collection(TRANSACTIONS)
+            .document(record["authId"]),
+            {
+                "authorizationId": record["authId"],
+                "kind": "card",
+                "amount": amount,
+                "currency": record.get("currency", "NOK"),
+                "direction": "out",
+                "status": status,
+                "merchantName": record.get("merchantName"),
+                "mcc": record.get("mcc"),
+                "merchantCountry": record.get("merchantCountry"),
+                "cardId": record.get("cardId"),
+                "cardLast4": record.get("last4"),
+                "createdAt": record.get("createdAt"),
+                "updatedAt": firestore.SERVER_TIMESTAMP,
+            },
+        )

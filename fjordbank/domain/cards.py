@@ -1,0 +1,293 @@
+"""Debit cards, free of I/O: numbers, expiry, CVV, limits and the authorisation decision.
+
+* A PAN is the bank's BIN, an account-independent random serial and a Luhn check digit.
+* A card is valid through the last day of its expiry month (MM/YY), four years ahead.
+* The CVV is never stored: like an issuer's HSM, the card service derives it from the PAN
+  and expiry with a secret key, so it can be shown once at issue and verified later.
+* Limits are per Oslo calendar day and per card: ``daily`` for everything, ``online`` for
+  card-not-present purchases, ``abroad`` for merchants outside Norway; 0 blocks that use.
+* An authorisation is decided on the card alone here (status, expiry, CVV, limits); the
+  ledger decides available funds when it places the hold, atomically with the decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import date
+
+from fjordbank.domain.errors import DomainError
+from fjordbank.domain.norway import is_luhn_valid, luhn_check_digit
+
+PAN_LENGTH = 16
+ACTIVE = "active"
+FROZEN = "frozen"
+BLOCKED = "blocked"  # lost/stolen and replaced: never usable again
+ISSUING = "issuing"
+CARD_VALID_YEARS = 4
+HOLD_DAYS = 7  # an authorisation not captured by then is released
+CHANNELS = ("pos", "online", "atm")
+LIMIT_KINDS = ("daily", "online", "abroad")
+DEFAULT_LIMITS = {"daily": 2_000_000, "online": 1_000_000, "abroad": 500_000}  # øre: 20 000 / 10 000 / 5 000 NOK
+MAX_LIMITS = {"daily": 10_000_000, "online": 5_000_000, "abroad": 5_000_000}
+HOME_COUNTRY = "NO"
+
+
+class CardRefused(DomainError):
+    """A card operation the bank refuses; ``code`` is the precise reason."""
+
+    code = "card_refused"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ---- numbers ------------------------------------------------------------------------------
+def make_pan(bin_prefix: str, serial: str | None = None) -> str:
+    """A 16-digit PAN: BIN + serial + Luhn digit. The serial is random unless given."""
+    if not bin_prefix.isdigit() or not 6 <= len(bin_prefix) <= 8:
+        raise ValueError("a BIN has 6-8 digits")
+    width = PAN_LENGTH - 1 - len(bin_prefix)
+    serial = serial if serial is not None else "".join(secrets.choice("0123456789") for _ in range(width))
+    if len(serial) != width or not serial.isdigit():
+        raise ValueError(f"the serial must have {width} digits")
+    body = bin_prefix + serial
+    return body + str(luhn_check_digit(body))
+
+
+def is_valid_pan(pan: object) -> bool:
+    return isinstance(pan, str) and len(pan) == PAN_LENGTH and pan.isdigit() and is_luhn_valid(pan)
+
+
+def mask_pan(pan: str) -> str:
+    """First six and last four, as PCI DSS allows: 459876******1234."""
+    return f"{pan[:6]}{'*' * (len(pan) - 10)}{pan[-4:]}"
+
+
+def expiry_for(issued: date, years: int = CARD_VALID_YEARS) -> tuple[int, int]:
+    """(month, four-digit year) of a card issued on ``issued``."""
+    return issued.month, issued.year + years
+
+
+def is_expired(exp_month: int, exp_year: int, today: date) -> bool:
+    """A card is valid through the last day of its expiry month."""
+    return (today.year, today.month) > (exp_year, exp_month)
+
+
+def derive_cvv(key: bytes, pan: str, exp_month: int, exp_year: int) -> str:
+    """Three digits from HMAC-SHA256(key, PAN|MMYY); never stored, recomputed to verify."""
+    mac = hmac.new(key, f"{pan}|{exp_month:02d}{exp_year % 100:02d}".encode(), hashlib.sha256).digest()
+    return f"{int.from_bytes(mac[:8], 'big') % 1000:03d}"
+
+
+def pan_fingerprint(key: bytes, pan: str) -> str:
+    """A keyed hash to find a card by its PAN without storing the PAN in clear."""
+    return hmac.new(key, b"pan|" + pan.encode(), hashlib.sha256).hexdigest()
+
+
+# ---- limits -------------------------------------------------------------------------------
+def validate_limits(raw: object, current: dict[str, int] | None = None) -> dict[str, int]:
+    """New limits (a subset of daily/online/abroad, in øre) merged over ``current``."""
+    if not isinstance(raw, dict) or not raw or set(raw) - set(LIMIT_KINDS):
+        raise CardRefused("invalid_limits", f"limits is an object with some of {list(LIMIT_KINDS)}")
+    merged = dict(current or DEFAULT_LIMITS)
+    for kind, value in raw.items():
+        if type(value) is not int or not 0 <= value <= MAX_LIMITS[kind]:
+            raise CardRefused("invalid_limits", f"{kind} must be whole øre from 0 to {MAX_LIMITS[kind]}")
+        merged[kind] = value
+    if merged["online"] > merged["daily"] or merged["abroad"] > merged["daily"]:
+        raise CardRefused("invalid_limits", "online and abroad limits cannot exceed the daily limit")
+    return merged
+
+
+@dataclass
+class Spend:
+    """What a card has authorised on one day (øre), by kind of use."""
+
+    daily: int = 0
+    online: int = 0
+    abroad: int = 0
+
+    def add(self, req: AuthorizationRequest, sign: int = 1) -> None:
+        self.daily += sign * req.amount
+        if req.channel == "online":
+            self.online += sign * req.amount
+        if req.merchant_country != HOME_COUNTRY:
+            self.abroad += sign * req.amount
+
+    def to_dict(self) -> dict:
+        return {"daily": self.daily, "online": self.online, "abroad": self.abroad}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Spend:
+        data = data or {}
+        return cls(int(data.get("daily", 0)), int(data.get("online", 0)), int(data.get("abroad", 0)))
+
+
+# ---- authorisation ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """What the card processor sends. ``amount`` is in øre, the NOK billing amount (the
+    processor converts foreign purchases)."""
+
+    reference: str  # the processor's unique reference: idempotency key
+    pan: str = field(repr=False)
+    exp_month: int
+    exp_year: int
+    cvv: str | None = field(repr=False)
+    amount: int
+    currency: str
+    merchant_name: str
+    mcc: str
+    merchant_country: str
+    channel: str
+
+    def fingerprint(self) -> str:
+        """The request's content (no secrets), to tell a retry from a different request."""
+        text = "|".join(
+            [
+                self.reference,
+                hashlib.sha256(self.pan.encode()).hexdigest(),
+                str(self.amount),
+                self.currency,
+                self.merchant_name,
+                self.mcc,
+                self.merchant_country,
+                self.channel,
+            ]
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def public(self) -> dict:
+        """The request without PAN or CVV: what may be stored, logged and published."""
+        return {
+            "reference": self.reference,
+            "amount": self.amount,
+            "currency": self.currency,
+            "merchantName": self.merchant_name,
+            "mcc": self.mcc,
+            "merchantCountry": self.merchant_country,
+            "channel": self.channel,
+        }
+
+
+REQUEST_FIELDS = frozenset(
+    {
+        "reference",
+        "pan",
+        "expMonth",
+        "expYear",
+        "cvv",
+        "amount",
+        "currency",
+        "merchantName",
+        "mcc",
+        "merchantCountry",
+        "channel",
+    }
+)
+
+
+def parse_authorization(data: object) -> AuthorizationRequest:
+    if not isinstance(data, dict) or set(data) - REQUEST_FIELDS:
+        raise CardRefused("invalid_request", f"an authorisation has only {sorted(REQUEST_FIELDS)}")
+    reference = data.get("reference")
+    if not isinstance(reference, str) or not 1 <= len(reference) <= 64 or not reference.isprintable():
+        raise CardRefused("invalid_request", "reference must be 1-64 printable characters")
+    pan = data.get("pan")
+    if not is_valid_pan(pan):
+        raise CardRefused("invalid_card", "the card number is not valid")
+    exp_month, exp_year = data.get("expMonth"), data.get("expYear")
+    if (
+        type(exp_month) is not int
+        or not 1 <= exp_month <= 12
+        or type(exp_year) is not int
+        or not 2000 <= exp_year <= 2100
+    ):
+        raise CardRefused("invalid_request", "expMonth and expYear must be a month and a four-digit year")
+    cvv = data.get("cvv")
+    if cvv is not None and (not isinstance(cvv, str) or len(cvv) != 3 or not cvv.isdigit()):
+        raise CardRefused("invalid_request", "cvv must be three digits")
+    amount = data.get("amount")
+    if type(amount) is not int or not 0 < amount <= 100_000_000:
+        raise CardRefused("invalid_amount", "amount must be whole øre, 1 to 1 000 000 NOK")
+    if data.get("currency") != "NOK":
+        raise CardRefused("invalid_request", "the billing currency is NOK")
+    name = data.get("merchantName")
+    if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable():
+        raise CardRefused("invalid_request", "merchantName must be 1-64 printable characters")
+    mcc = data.get("mcc")
+    if not isinstance(mcc, str) or len(mcc) != 4 or not mcc.isdigit():
+        raise CardRefused("invalid_request", "mcc must be four digits")
+    country = data.get("merchantCountry")
+    if not isinstance(country, str) or len(country) != 2 or not country.isalpha() or not country.isupper():
+        raise CardRefused("invalid_request", "merchantCountry must be an ISO 3166 alpha-2 code")
+    channel = data.get("channel")
+    if channel not in CHANNELS:
+        raise CardRefused("invalid_request", f"channel must be one of {list(CHANNELS)}")
+    return AuthorizationRequest(
+        reference=reference,
+        pan=pan,  # type: ignore[arg-type]
+        exp_month=exp_month,
+        exp_year=exp_year,
+        cvv=cvv,
+        amount=amount,
+        currency="NOK",
+        merchant_name=name,
+        mcc=mcc,
+        merchant_country=country,
+        channel=channel,
+    )
+
+
+@dataclass(frozen=True)
+class CardState:
+    card_id: str
+    status: str
+    exp_month: int
+    exp_year: int
+    limits: dict[str, int]
+
+    @classmethod
+    def from_doc(cls, data: dict) -> CardState:
+        return cls(
+            card_id=data["cardId"],
+            status=data.get("status", ISSUING),
+            exp_month=data.get("expMonth", 0),
+            exp_year=data.get("expYear", 0),
+            limits={**DEFAULT_LIMITS, **(data.get("limits") or {})},
+        )
+
+
+def decide(card: CardState, req: AuthorizationRequest, spent: Spend, *, today: date, cvv_ok: bool | None) -> str | None:
+    """The decline reason, or None when the card may be used (funds are the ledger's to
+    decide). ``cvv_ok`` is None when the request carried no CVV."""
+    if card.status == BLOCKED:
+        return "card_blocked"
+    if card.status == FROZEN:
+        return "card_frozen"
+    if card.status != ACTIVE:
+        return "card_not_active"
+    if (req.exp_month, req.exp_year) != (card.exp_month, card.exp_year):
+        return "invalid_expiry"
+    if is_expired(card.exp_month, card.exp_year, today):
+        return "card_expired"
+    if cvv_ok is False:
+        return "cvv_mismatch"
+    if req.channel == "online" and cvv_ok is None:
+        return "cvv_required"
+    if spent.daily + req.amount > card.limits["daily"]:
+        return "over_daily_limit"
+    if req.channel == "online" and spent.online + req.amount > card.limits["online"]:
+        return "over_online_limit"
+    if req.merchant_country != HOME_COUNTRY and spent.abroad + req.amount > card.limits["abroad"]:
+        return "over_abroad_limit"
+    return None
+
+
+def authorization_id(reference: str) -> str:
+    """Document id of an authorisation: derived from the processor's reference."""
+    return "ca" + hashlib.sha256(reference.encode()).hexdigest()[:32]

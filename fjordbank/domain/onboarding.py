@@ -1,0 +1,211 @@
+"""Onboarding rules, free of I/O: validate an application, then decide it.
+
+An application is refused (nothing is stored) when a field is malformed: the national
+identity number fails its check digits (classic k1/k2, or the 2032 rule), the birth date
+given does not match the one the number encodes, the applicant is under 18, or an address,
+phone or e-mail is not usable. A well-formed application is decided:
+
+* approved   - the sanctions screening is clear: the customer and a first account are made;
+* review     - a possible sanctions match (similar name, birth date not contradicting):
+               an operator approves or rejects it;
+* rejected   - a sanctions hit (name and birth date match a listed person).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+from fjordbank.domain.errors import DomainError, InvalidNationalId
+from fjordbank.domain.norway import NationalId, age_on, mask_national_id, parse_national_id
+from fjordbank.domain.sanctions import SanctionsList, ScreeningMatch
+
+APPROVED = "approved"
+REVIEW = "review"
+REJECTED = "rejected"
+MINIMUM_AGE = 18
+
+FIELDS = frozenset({"name", "nationalId", "dateOfBirth", "address", "phone", "email"})
+ADDRESS_FIELDS = frozenset({"street", "postalCode", "city"})
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
+_NAME_CHAR = re.compile(r"^[^\W\d_]$")
+
+
+class OnboardingRefused(DomainError):
+    """An application the bank cannot take as given; ``code`` names the reason and
+    ``field`` the part of the application it concerns."""
+
+    code = "onboarding_refused"
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Address:
+    street: str
+    postal_code: str
+    city: str
+    country: str = "NO"
+
+    def to_dict(self) -> dict:
+        return {"street": self.street, "postalCode": self.postal_code, "city": self.city, "country": self.country}
+
+
+@dataclass(frozen=True, repr=False)
+class Application:
+    name: str
+    national_id: NationalId
+    birth_date: date
+    address: Address
+    phone: str
+    email: str
+
+    def __repr__(self) -> str:  # safe to log: no identity number, contact data or address
+        return f"Application(national_id={mask_national_id(self.national_id.number)!r})"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # approved | review | rejected
+    reason: str | None
+    matches: tuple[ScreeningMatch, ...] = ()
+
+
+def _text(data: dict, key: str, *, field: str | None = None, max_len: int = 100) -> str:
+    value = data.get(key)
+    field = field or key
+    if not isinstance(value, str):
+        raise OnboardingRefused(f"invalid_{_snake(field)}", f"{field} must be text", field)
+    value = " ".join(unicodedata.normalize("NFC", value).split())
+    if not 0 < len(value) <= max_len:
+        raise OnboardingRefused(f"invalid_{_snake(field)}", f"{field} must be 1-{max_len} characters", field)
+    if any(unicodedata.category(ch).startswith("C") for ch in value):
+        raise OnboardingRefused(f"invalid_{_snake(field)}", f"{field} has control characters", field)
+    return value
+
+
+def _snake(field: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", field.split(".")[-1]).lower()
+
+
+def validate_name(data: dict) -> str:
+    name = _text(data, "name", max_len=100)
+    parts = name.split(" ")
+    if len(parts) < 2:
+        raise OnboardingRefused("invalid_name", "give both first and last name", "name")
+    for part in parts:
+        letters = part.replace("-", "").replace("'", "").replace("’", "").replace(".", "")
+        if not letters or not all(_NAME_CHAR.match(ch) for ch in letters):
+            raise OnboardingRefused("invalid_name", "a name has letters, hyphens and apostrophes only", "name")
+    return name
+
+
+def validate_phone(raw: object) -> str:
+    """E.164; a Norwegian number may be given without +47 (8 digits, spaces allowed)."""
+    if not isinstance(raw, str) or len(raw) > 32:
+        raise OnboardingRefused("invalid_phone", "phone must be text", "phone")
+    compact = re.sub(r"[ \-()]", "", raw)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    if re.fullmatch(r"[0-9]{8}", compact):
+        compact = "+47" + compact
+    if not _E164.match(compact):
+        raise OnboardingRefused(
+            "invalid_phone", "phone must be an international number such as +47 912 34 567", "phone"
+        )
+    if compact.startswith("+47") and len(compact) != 11:
+        raise OnboardingRefused("invalid_phone", "a Norwegian phone number has 8 digits", "phone")
+    return compact
+
+
+def validate_email(raw: object) -> str:
+    if not isinstance(raw, str) or not 3 <= len(raw.strip()) <= 254 or not _EMAIL.match(raw.strip()):
+        raise OnboardingRefused("invalid_email", "email must be an address such as kari@example.no", "email")
+    local, domain = raw.strip().rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+def validate_address(raw: object) -> Address:
+    if not isinstance(raw, dict) or set(raw) - ADDRESS_FIELDS or not ADDRESS_FIELDS <= set(raw):
+        raise OnboardingRefused("invalid_address", "address needs street, postalCode and city", "address")
+    street = _text(raw, "street", field="address.street", max_len=100)
+    postal_code = raw.get("postalCode")
+    if not isinstance(postal_code, str) or not re.fullmatch(r"[0-9]{4}", postal_code.strip()):
+        raise OnboardingRefused("invalid_postal_code", "a Norwegian postal code has 4 digits", "address.postalCode")
+    city = _text(raw, "city", field="address.city", max_len=60)
+    return Address(street, postal_code.strip(), city)
+
+
+def parse_birth_date(raw: object) -> date:
+    if not isinstance(raw, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+        raise OnboardingRefused("invalid_date_of_birth", "dateOfBirth must be YYYY-MM-DD", "dateOfBirth")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise OnboardingRefused("invalid_date_of_birth", "dateOfBirth is not a date", "dateOfBirth") from exc
+
+
+def parse_application(data: object, *, today: date, allow_synthetic: bool = False) -> Application:
+    """Validate everything; raises `OnboardingRefused` with the first problem found."""
+    if not isinstance(data, dict):
+        raise OnboardingRefused("invalid_request", "the application must be an object")
+    unknown = set(data) - FIELDS
+    missing = FIELDS - set(data)
+    if unknown or missing:
+        raise OnboardingRefused(
+            "invalid_request",
+            f"the application has exactly the fields {sorted(FIELDS)}"
+            + (f"; unknown: {sorted(unknown)}" if unknown else "")
+            + (f"; missing: {sorted(missing)}" if missing else ""),
+        )
+    name = validate_name(data)
+    birth_date = parse_birth_date(data["dateOfBirth"])
+    raw_id = data["nationalId"]
+    if not isinstance(raw_id, str):
+        raise OnboardingRefused("invalid_national_id", "nationalId must be text", "nationalId")
+    try:
+        nid = parse_national_id(raw_id.replace(" ", ""), today=today, allow_synthetic=allow_synthetic)
+    except InvalidNationalId as exc:
+        raise OnboardingRefused("invalid_national_id", str(exc), "nationalId") from exc
+    if nid.birth_date != birth_date and not _same_day_month_2032(nid, birth_date):
+        raise OnboardingRefused(
+            "birth_date_mismatch", "dateOfBirth does not match the national identity number", "dateOfBirth"
+        )
+    if birth_date > today:
+        raise OnboardingRefused("invalid_date_of_birth", "dateOfBirth is in the future", "dateOfBirth")
+    if age_on(birth_date, today) < MINIMUM_AGE:
+        raise OnboardingRefused("under_18", f"customers must be at least {MINIMUM_AGE}", "dateOfBirth")
+    return Application(
+        name=name,
+        national_id=nid,
+        birth_date=birth_date,
+        address=validate_address(data["address"]),
+        phone=validate_phone(data["phone"]),
+        email=validate_email(data["email"]),
+    )
+
+
+def _same_day_month_2032(nid: NationalId, birth_date: date) -> bool:
+    """Numbers under the 2032 rule carry no century: only day, month and two-digit year
+    can be compared (the number's own date is a best guess)."""
+    return nid.uses_2032_rule and (nid.birth_date.day, nid.birth_date.month, nid.birth_date.year % 100) == (
+        birth_date.day,
+        birth_date.month,
+        birth_date.year % 100,
+    )
+
+
+def decide(application: Application, sanctions: SanctionsList) -> Decision:
+    result = sanctions.screen(application.name, application.birth_date)
+    if result.outcome == "hit":
+        return Decision(REJECTED, "sanctions_match", result.matches)
+    if result.outcome == "review":
+        return Decision(REVIEW, "possible_sanctions_match", result.matches)
+    return Decision(APPROVED, None)

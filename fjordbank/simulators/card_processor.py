@@ -1,0 +1,134 @@
+"""A card-processor simulator: what the card network sends the card service.
+
+It signs each request with the shared secret and waits at most ``timeout`` seconds for a
+decision, as a real processor does. A request that gets no answer in time is treated as
+declined ("issuer_timeout", the processor's stand-in decision) and is followed by a
+reversal, so a decision the card service made after the timeout holds no money.
+
+    python -m fjordbank.simulators.card_processor --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+from fjordbank.domain import signatures
+
+
+@dataclass
+class CardProcessor:
+    url: str  # the card service's API base, e.g. http://127.0.0.1:9110
+    secret: bytes
+    timeout: float = 2.0
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def _post(self, path: str, body: dict, *, secret: bytes | None = None) -> tuple[int, dict]:
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        header = signatures.sign(self.secret if secret is None else secret, int(time.time()), raw)
+        resp = self.session.post(
+            self.url + path,
+            data=raw,
+            headers={"Content-Type": "application/json", signatures.HEADER: header},
+            timeout=self.timeout,
+        )
+        return resp.status_code, resp.json()
+
+    def authorize(
+        self,
+        *,
+        pan: str,
+        exp_month: int,
+        exp_year: int,
+        amount: int,
+        cvv: str | None = None,
+        merchant_name: str = "Kiwi Grünerløkka",
+        mcc: str = "5411",
+        merchant_country: str = "NO",
+        channel: str = "pos",
+        reference: str | None = None,
+    ) -> dict:
+        """The decision as the merchant sees it: {"approved", "reason", "reference", ...}."""
+        reference = reference or "ref-" + secrets.token_hex(8)
+        body = {
+            "reference": reference,
+            "pan": pan,
+            "expMonth": exp_month,
+            "expYear": exp_year,
+            "amount": amount,
+            "currency": "NOK",
+            "merchantName": merchant_name,
+            "mcc": mcc,
+            "merchantCountry": merchant_country,
+            "channel": channel,
+        }
+        if cvv is not None:
+            body["cvv"] = cvv
+        try:
+            status, answer = self._post("/v1/authorizations", body)
+        except requests.Timeout:
+            self.reverse(reference)
+            return {"approved": False, "reason": "issuer_timeout", "reference": reference, "timedOut": True}
+        if status != 200:
+            return {"approved": False, "reason": answer.get("error", f"http_{status}"), "reference": reference}
+        return {**answer, "reference": reference}
+
+    def capture(
+        self, reference: str, amount: int | None = None, capture_reference: str | None = None
+    ) -> tuple[int, dict]:
+        body: dict = {"reference": reference, "captureReference": capture_reference or "cap-" + reference}
+        if amount is not None:
+            body["amount"] = amount
+        return self._post("/v1/captures", body)
+
+    def reverse(self, reference: str) -> tuple[int, dict]:
+        """Retried until answered: a reversal must not be lost."""
+        for attempt in range(5):
+            try:
+                return self._post("/v1/reversals", {"reference": reference})
+            except requests.RequestException:
+                time.sleep(0.2 * (attempt + 1))
+        raise RuntimeError(f"reversal of {reference} not delivered")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Send one card authorisation to the card service, as a processor would."
+    )
+    parser.add_argument("--url", required=True, help="the card service's processor API, e.g. http://127.0.0.1:9110")
+    parser.add_argument(
+        "--secret-env", default="FJB_CARD_PROCESSOR_SECRET", help="environment variable with the secret"
+    )
+    parser.add_argument("--pan", required=True)
+    parser.add_argument("--exp", required=True, help="MM/YYYY")
+    parser.add_argument("--cvv")
+    parser.add_argument("--amount", type=int, required=True, help="øre")
+    parser.add_argument("--merchant", default="Kiwi Grünerløkka")
+    parser.add_argument("--channel", default="pos", choices=["pos", "online", "atm"])
+    parser.add_argument("--country", default="NO")
+    args = parser.parse_args(argv)
+    import os
+
+    month, year = (int(x) for x in args.exp.split("/"))
+    processor = CardProcessor(args.url, os.environ[args.secret_env].encode())
+    answer = processor.authorize(
+        pan=args.pan,
+        exp_month=month,
+        exp_year=year,
+        cvv=args.cvv,
+        amount=args.amount,
+        merchant_name=args.merchant,
+        channel=args.channel,
+        merchant_country=args.country,
+    )
+    print(json.dumps(answer))
+    return 0 if answer.get("approved") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

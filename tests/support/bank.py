@@ -1,0 +1,129 @@
+"""Customers, cards and pushes through the app's surface, for integration and e2e tests."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date
+
+import requests
+
+from fjordbank.domain.norway import (
+    NATIONAL_ID_K1_WEIGHTS,
+    NATIONAL_ID_K2_WEIGHTS,
+    national_id_control_digits,
+    parse_national_id,
+)
+from tests.support.clients import Callables, unique, wait_for
+
+_rnd = random.SystemRandom()
+
+
+def make_national_id(born: date, *, kind: str = "fnr", rule_2032: bool = False) -> str:
+    """A fresh valid number for ``born`` (1900-2039): fødselsnummer or D-number, with
+    classic control digits or a 2032-rule k1 (remainder 1-3). Random individual numbers,
+    so tests never share one (an identity number onboards once)."""
+    day = born.day + (40 if kind == "dnr" else 0)
+    low, high = (0, 499) if born.year < 2000 else (500, 999)
+    for _ in range(10_000):
+        body = f"{day:02d}{born.month:02d}{born.year % 100:02d}{_rnd.randint(low, high):03d}"
+        if not rule_2032:
+            digits = national_id_control_digits(body)
+            if digits is None:
+                continue
+            number = f"{body}{digits[0]}{digits[1]}"
+        else:
+            s1 = sum(int(d) * w for d, w in zip(body, NATIONAL_ID_K1_WEIGHTS, strict=True))
+            k1 = (_rnd.choice((1, 2, 3)) - s1) % 11
+            if k1 > 9:
+                continue
+            s2 = sum(int(d) * w for d, w in zip(body + str(k1), NATIONAL_ID_K2_WEIGHTS, strict=True))
+            k2 = (11 - s2 % 11) % 11
+            if k2 == 10:
+                continue
+            number = f"{body}{k1}{k2}"
+        parsed = parse_national_id(number)
+        if parsed.birth_date == born and parsed.uses_2032_rule == rule_2032 and parsed.kind == kind:
+            return number
+    raise AssertionError("no number found")
+
+
+def application(name: str | None = None, born: date = date(1990, 6, 6), **overrides) -> dict:
+    data = {
+        "name": name or "Kari Nordmann",
+        "nationalId": make_national_id(born),
+        "dateOfBirth": born.isoformat(),
+        "address": {"street": "Storgata 1", "postalCode": "0155", "city": "Oslo"},
+        "phone": "+47 912 34 567",
+        "email": f"{unique('kari')}@example.no",
+    }
+    data.update(overrides)
+    return data
+
+
+def callables_for(stack) -> Callables:
+    return Callables(f"127.0.0.1:{stack.s.emulator_ports['functions']}", stack.s.project_id)
+
+
+def refused(result: tuple[int, dict]) -> tuple[str, str | None]:
+    """(status, reason) of a callable's refusal."""
+    status, body = result
+    assert status >= 400 and "error" in body, body
+    return body["error"]["status"], (body["error"].get("details") or {}).get("reason")
+
+
+def register_device(app, uid: str) -> str:
+    token = unique("device-token-")
+    resp = app.create(f"users/{uid}/devices", unique("dev"), {"token": token, "platform": "android"})
+    assert resp.status_code == 200, resp.text
+    return token
+
+
+def pushes(stack, token: str) -> list[dict]:
+    return requests.get(f"{stack.fcm_sink_url}/sink/messages", params={"token": token}, timeout=5).json()
+
+
+def wait_push(stack, token: str, title: str, timeout: float = 60) -> dict:
+    return wait_for(
+        lambda: next(
+            (m["message"] for m in pushes(stack, token) if m["message"]["notification"]["title"] == title), None
+        ),
+        timeout=timeout,
+        what=f"push {title!r}",
+    )
+
+
+# ---- cards -----------------------------------------------------------------------------------
+def card_keys(stack) -> dict:
+    return json.loads(stack.s.card_secrets_file.read_text())
+
+
+def card_details(stack, card_id: str) -> dict:
+    """What is printed on the card: the test plays its holder, reading the vault with the
+    card service's keys (nothing else has the PAN)."""
+    from fjordbank.adapters.vault import CardVault, decode_key
+    from fjordbank.domain.cards import derive_cvv
+
+    keys = card_keys(stack)
+    vault = CardVault(str(stack.s.state_dir / "vault" / "cards.db"), decode_key(keys["vaultKey"], "vault"))
+    try:
+        entry = vault.by_card(card_id)
+        pan = vault.reveal(card_id)
+    finally:
+        vault.close()
+    cvv = derive_cvv(decode_key(keys["cvvKey"], "cvv"), pan, entry.exp_month, entry.exp_year)
+    return {"pan": pan, "exp_month": entry.exp_month, "exp_year": entry.exp_year, "cvv": cvv}
+
+
+def processor(stack, timeout: float = 5.0):
+    from fjordbank.simulators.card_processor import CardProcessor
+
+    return CardProcessor(stack.card_api_url, card_keys(stack)["processorSecret"].encode(), timeout=timeout)
+
+
+def wait_card_active(app, card_id: str) -> dict:
+    return wait_for(
+        lambda: (d := app.get(f"cards/{card_id}")[1]) and d.get("status") == "active" and d,
+        timeout=60,
+        what=f"card {card_id} to be issued",
+    )
