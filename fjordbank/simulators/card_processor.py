@@ -25,17 +25,18 @@ from fjordbank.domain import signatures
 class CardProcessor:
     url: str  # the card service's API base, e.g. http://127.0.0.1:9110
     secret: bytes
-    timeout: float = 2.0
+    timeout: float = 2.0  # for a decision; reversals and captures are not customer-facing
+    patient_timeout: float = 10.0
     session: requests.Session = field(default_factory=requests.Session)
 
-    def _post(self, path: str, body: dict, *, secret: bytes | None = None) -> tuple[int, dict]:
+    def _post(self, path: str, body: dict, *, timeout: float | None = None) -> tuple[int, dict]:
         raw = json.dumps(body, separators=(",", ":")).encode()
-        header = signatures.sign(self.secret if secret is None else secret, int(time.time()), raw)
+        header = signatures.sign(self.secret, int(time.time()), raw)
         resp = self.session.post(
             self.url + path,
             data=raw,
             headers={"Content-Type": "application/json", signatures.HEADER: header},
-            timeout=self.timeout,
+            timeout=timeout or self.timeout,
         )
         return resp.status_code, resp.json()
 
@@ -84,13 +85,13 @@ class CardProcessor:
         body: dict = {"reference": reference, "captureReference": capture_reference or "cap-" + reference}
         if amount is not None:
             body["amount"] = amount
-        return self._post("/v1/captures", body)
+        return self._post("/v1/captures", body, timeout=self.patient_timeout)
 
     def reverse(self, reference: str) -> tuple[int, dict]:
         """Retried until answered: a reversal must not be lost."""
         for attempt in range(5):
             try:
-                return self._post("/v1/reversals", {"reference": reference})
+                return self._post("/v1/reversals", {"reference": reference}, timeout=self.patient_timeout)
             except requests.RequestException:
                 time.sleep(0.2 * (attempt + 1))
         raise RuntimeError(f"reversal of {reference} not delivered")

@@ -48,6 +48,16 @@ def world(stack):
         "clearingFiles/f": {"status": "written"},
         "paymentViews/p1": {"status": "completed"},
         "pushes/p1:completed": {"status": "sent"},
+        f"customers/{alice}": {"uid": alice, "status": "approved", "name": "Alice"},
+        f"customers/{bob}": {"uid": bob, "status": "approved", "name": "Bob"},
+        f"cards/card_{alice}": {"cardId": f"card_{alice}", "ownerUid": alice, "status": "active", "last4": "1234"},
+        f"cards/card_{bob}": {"cardId": f"card_{bob}", "ownerUid": bob, "status": "active", "last4": "9876"},
+        f"kyc/{alice}": {"nationalId": "01019012345"},
+        "nationalIds/01019012345": {"uid": alice},
+        "outbox/customer:x:approved": {"subject": "customers.approved"},
+        "cardAuthorizations/ca1": {"status": "approved"},
+        "cardSpend/card_x_2026-11-26": {"daily": 0},
+        "registry/rules-test": {"next": 1},
     }
     for path, data in docs.items():
         assert admin.set(path, data) == 200, path
@@ -72,6 +82,9 @@ OWNED_READS = [
     "users/{alice}/devices/dev1",
     "accounts/{acct_a}",
     "accounts/{acct_a}/transactions/p1",
+    "users/{alice}/settings/notifications",
+    "customers/{alice}",
+    "cards/card_{alice}",
 ]
 
 
@@ -108,7 +121,12 @@ BACKEND_ONLY = [
     "clearingFiles/f",
     "paymentViews/p1",
     "pushes/p1:completed",
-    "users/{alice}/settings/notifications",
+    "kyc/{alice}",
+    "nationalIds/01019012345",
+    "outbox/customer:x:approved",
+    "cardAuthorizations/ca1",
+    "cardSpend/card_x_2026-11-26",
+    "registry/rules-test",
 ]
 
 
@@ -121,7 +139,9 @@ def test_backend_documents_are_unreadable_and_unwritable_by_clients(world, path)
     assert alice.delete(path) in DENIED
 
 
-@pytest.mark.parametrize("collection", ["accounts", "postings", "ledgerPayments", "holds", "users"])
+@pytest.mark.parametrize(
+    "collection", ["accounts", "postings", "ledgerPayments", "holds", "users", "customers", "cards", "kyc"]
+)
 def test_nobody_lists_whole_collections(world, collection):
     assert world["client"](world["alice"]).list(collection) in DENIED
 
@@ -230,3 +250,38 @@ def test_device_tokens_are_create_and_delete_only_with_a_strict_schema(world):
 def test_users_cannot_write_their_own_profile_document(world):
     alice = world["client"](world["alice"])
     assert alice.set(f"users/{world['alice']}", {"name": "Mallory", "kyc": "approved"}) in DENIED
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("customers/{alice}", {"status": "approved"}),
+        ("customers/{alice}", {"name": "Mallory"}),
+        ("cards/card_{alice}", {"status": "active"}),
+        ("cards/card_{alice}", {"limits": {"daily": 10**9}}),
+        ("cards/card_{alice}", {"ownerUid": "{bob}"}),
+    ],
+)
+def test_no_client_writes_its_customer_record_or_cards(world, path, fields):
+    alice = world["client"](world["alice"])
+    fields = {k: (v.format(**world) if isinstance(v, str) else v) for k, v in fields.items()}
+    assert alice.update(path.format(**world), fields) in DENIED
+    assert alice.delete(path.format(**world)) in DENIED
+
+
+def test_nobody_creates_a_customer_record_or_a_card(world):
+    alice = world["client"](world["alice"])
+    assert alice.create("customers", unique("c"), {"uid": world["alice"], "status": "approved"}) in DENIED
+    assert alice.create("cards", "card_" + unique("x"), {"ownerUid": world["alice"], "status": "active"}) in DENIED
+
+
+def test_notification_preferences_are_booleans_of_known_kinds_for_the_owner_only(world):
+    alice = world["client"](world["alice"])
+    path = f"users/{world['alice']}/settings/notifications"
+    assert alice.set(path, {"payments": True, "marketing": False}) in ALLOWED
+    assert alice.set(path, {"payments": "yes"}) in DENIED
+    assert alice.set(path, {"payments": True, "admin": True}) in DENIED
+    assert alice.set(f"users/{world['alice']}/settings/other", {"payments": True}) in DENIED
+    assert world["client"](world["bob"]).set(path, {"marketing": True}) in DENIED
+    assert world["client"](None).set(path, {"marketing": True}) in DENIED
+    assert alice.delete(path) in DENIED

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import json
+import time
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -119,6 +120,10 @@ def test_d_numbers_and_2032_rule_numbers_are_accepted(auth, callables, kind, rul
     assert body["result"]["status"] == "approved"
 
 
+def _day_after(iso: str) -> str:
+    return (dt.date.fromisoformat(iso) + dt.timedelta(days=1)).isoformat()
+
+
 def _with_bad_check_digit(number: str) -> str:
     return number[:10] + str((int(number[10]) + 1) % 10)
 
@@ -128,7 +133,7 @@ def _with_bad_check_digit(number: str) -> str:
     [
         (lambda d: {**d, "nationalId": _with_bad_check_digit(d["nationalId"])}, "invalid_national_id"),
         (lambda d: {**d, "nationalId": "1234567890"}, "invalid_national_id"),
-        (lambda d: {**d, "dateOfBirth": "1990-06-07"}, "birth_date_mismatch"),
+        (lambda d: {**d, "dateOfBirth": _day_after(d["dateOfBirth"])}, "birth_date_mismatch"),
         (
             lambda d: {
                 **d,
@@ -261,7 +266,7 @@ def test_an_event_not_published_waits_in_the_outbox_and_the_relay_sends_it(stack
         def publish_json(self, *_a, **_k):
             raise PublishError("nats is away")
 
-    uid = "outbox-" + make_national_id(dt.date(1990, 6, 6))
+    uid = "outbox-" + make_national_id(dt.date(1990, 6, 6)) + "-" + str(time.time_ns())
     sanctions = onboarding.load_sanctions(str(stack.s.repo / "emulators" / "sanctions" / "eu-fsf-sample.xml"))
     db = sync_client(stack.s.project_id)
     result = onboarding.submit(db, Down(), uid, application(), sanctions=sanctions, bank_reg="9710")

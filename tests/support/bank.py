@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date
+from datetime import date, timedelta
 
 import requests
 
@@ -48,7 +48,14 @@ def make_national_id(born: date, *, kind: str = "fnr", rule_2032: bool = False) 
     raise AssertionError("no number found")
 
 
-def application(name: str | None = None, born: date = date(1990, 6, 6), **overrides) -> dict:
+def random_birth_date() -> date:
+    return date(1950, 1, 1) + timedelta(days=_rnd.randrange(365 * 50))
+
+
+def application(name: str | None = None, born: date | None = None, **overrides) -> dict:
+    """A valid application; a random birth date unless given (each date has only about
+    400 valid numbers, and tests must never share one)."""
+    born = born or random_birth_date()
     data = {
         "name": name or "Kari Nordmann",
         "nationalId": make_national_id(born),

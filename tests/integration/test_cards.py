@@ -1,0 +1,266 @@
+"""Cards end to end on the real stack: ordered through the app's callables, issued by the
+card service into its vault, used through the card-processor simulator's signed API.
+
+Each decision is checked in the read model (card, account balances, the feed), in the
+push the customer gets, and with the ledger audit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from fjordbank.domain.cards import authorization_id, is_valid_pan
+from fjordbank.domain.signatures import HEADER
+from tests.support.bank import (
+    application,
+    callables_for,
+    card_details,
+    processor,
+    refused,
+    register_device,
+    wait_card_active,
+    wait_push,
+)
+from tests.support.clients import unique, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+@dataclass
+class Cardholder:
+    user: dict
+    app: object
+    account: str
+    card_id: str
+    card: dict  # pan, exp_month, exp_year, cvv
+    token: str
+
+    @property
+    def uid(self) -> str:
+        return self.user["uid"]
+
+    def account_doc(self) -> dict:
+        return self.app.get(f"accounts/{self.account}")[1]
+
+
+@pytest.fixture(scope="module")
+def callables(stack):
+    return callables_for(stack)
+
+
+@pytest.fixture(scope="module")
+def proc(stack):
+    return processor(stack)
+
+
+def new_cardholder(stack, auth, as_user, callables, ledger_admin, funds: int = 100_000) -> Cardholder:
+    """Sign up, onboard, fund (admin deposit), order a card: all but the deposit through
+    the app's surface."""
+    user = auth.sign_up()
+    app = as_user(user["id_token"])
+    token = register_device(app, user["uid"])
+    status, body = callables.call("onboarding_submit", application(), user["id_token"])
+    assert status == 200 and body["result"]["status"] == "approved", body
+    account = body["result"]["accountId"]
+    if funds:
+        ledger_admin.run(ledger_admin.ledger.deposit(deposit_id=f"fund-{account}", account_id=account, amount=funds))
+    status, body = callables.call("cards_issue", {"accountId": account}, user["id_token"])
+    assert status == 200, body
+    card_id = body["result"]["cardId"]
+    wait_card_active(app, card_id)
+    return Cardholder(user, app, account, card_id, card_details(stack, card_id), token)
+
+
+@pytest.fixture
+def holder(stack, auth, as_user, callables, ledger_admin):
+    return new_cardholder(stack, auth, as_user, callables, ledger_admin)
+
+
+def buy(proc, holder: Cardholder, amount: int, **kw) -> dict:
+    c = holder.card
+    kw.setdefault("cvv", c["cvv"])
+    return proc.authorize(pan=c["pan"], exp_month=c["exp_month"], exp_year=c["exp_year"], amount=amount, **kw)
+
+
+def test_an_issued_card_shows_only_last_four_and_expiry(stack, holder):
+    doc = holder.app.get(f"cards/{holder.card_id}")[1]
+    pan = holder.card["pan"]
+    assert is_valid_pan(pan) and pan.startswith("499210")
+    assert doc["last4"] == pan[-4:] and doc["status"] == "active" and doc["accountId"] == holder.account
+    today = dt.date.today()
+    assert (doc["expMonth"], doc["expYear"]) == (today.month, today.year + 4)
+    assert pan not in str(doc) and "cvv" not in {k.lower() for k in doc}
+
+
+def test_approved_authorisation_holds_then_a_partial_capture_posts(stack, holder, proc, audit):
+    answer = buy(proc, holder, 25_000, merchant_name="Rema 1000 Majorstuen")
+    assert answer["approved"] is True and answer["reason"] is None
+    acct = holder.account_doc()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 25_000, 75_000)
+    feed = holder.app.get(f"accounts/{holder.account}/transactions/{answer['authorizationId']}")[1]
+    assert feed["status"] == "pending" and feed["amount"] == -25_000 and feed["merchantName"] == "Rema 1000 Majorstuen"
+    push = wait_push(stack, holder.token, "Card purchase")
+    assert "Rema 1000 Majorstuen" in push["notification"]["body"]
+    audit()
+
+    status, captured = proc.capture(answer["reference"], amount=19_990)
+    assert status == 200 and captured["status"] == "captured" and captured["capturedAmount"] == 19_990
+    acct = holder.account_doc()
+    assert (acct["balance"], acct["held"], acct["available"]) == (80_010, 0, 80_010)
+    feed = holder.app.get(f"accounts/{holder.account}/transactions/{answer['authorizationId']}")[1]
+    assert feed["status"] == "posted" and feed["amount"] == -19_990
+    # the same capture again is a no-op; another capture is refused
+    assert proc.capture(answer["reference"], amount=19_990) == (200, captured)
+    assert proc.capture(answer["reference"], amount=10, capture_reference="other")[0] == 409
+    assert holder.account_doc()["balance"] == 80_010
+    audit()
+
+
+def test_declines_frozen_over_limits_and_insufficient_funds(stack, holder, proc, callables, audit):
+    tok = holder.user["id_token"]
+    assert callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": True}, tok)[0] == 200
+    assert buy(proc, holder, 1_000)["reason"] == "card_frozen"
+    assert callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": False}, tok)[0] == 200
+    limits = {"daily": 60_000, "online": 20_000, "abroad": 10_000}
+    status, body = callables.call("cards_limits", {"cardId": holder.card_id, "limits": limits}, tok)
+    assert status == 200 and body["result"]["limits"] == limits
+    assert buy(proc, holder, 70_000)["reason"] == "over_daily_limit"
+    assert buy(proc, holder, 25_000, channel="online")["reason"] == "over_online_limit"
+    assert (
+        buy(proc, holder, 15_000, merchant_country="SE", merchant_name="ICA Kvantum")["reason"] == "over_abroad_limit"
+    )
+    assert (
+        buy(proc, holder, 1_000, cvv="000" if holder.card["cvv"] != "000" else "001", channel="online")["reason"]
+        == "cvv_mismatch"
+    )
+    limits = {"daily": 10_000_000, "online": 5_000_000, "abroad": 5_000_000}
+    assert callables.call("cards_limits", {"cardId": holder.card_id, "limits": limits}, tok)[0] == 200
+    declined = buy(proc, holder, 100_001)
+    assert declined["approved"] is False and declined["reason"] == "insufficient_funds"
+    push = wait_push(stack, holder.token, "Card purchase declined")
+    assert push["data"]["status"] == "declined"
+    acct = holder.account_doc()
+    assert (acct["balance"], acct["held"]) == (100_000, 0)  # no decline holds anything
+    # invalid limits are refused and change nothing
+    assert refused(callables.call("cards_limits", {"cardId": holder.card_id, "limits": {"daily": -1}}, tok)) == (
+        "INVALID_ARGUMENT",
+        "invalid_limits",
+    )
+    audit()
+
+
+def test_authorisations_are_idempotent_by_the_processors_reference(holder, proc, audit):
+    reference = unique("pos-terminal-1-")
+    first = buy(proc, holder, 5_000, reference=reference)
+    again = buy(proc, holder, 5_000, reference=reference)
+    assert first["approved"] and again == first
+    assert holder.account_doc()["held"] == 5_000
+    other = buy(proc, holder, 9_000, reference=reference)
+    assert other["approved"] is False and other["reason"] == "duplicate_reference"
+    assert holder.account_doc()["held"] == 5_000
+    audit()
+
+
+def test_a_reversal_releases_and_an_expired_hold_is_released_by_the_job(stack, holder, proc, admin_db, audit):
+    first = buy(proc, holder, 7_000)
+    status, body = proc.reverse(first["reference"])
+    assert status == 200 and body["status"] == "reversed"
+    assert proc.reverse(first["reference"])[0] == 200  # again: the same answer
+    assert holder.account_doc()["held"] == 0
+
+    second = buy(proc, holder, 8_000)
+    assert holder.account_doc()["held"] == 8_000
+    # time passes: the hold's expiry is moved into the past (as seven days would)
+    hold = admin_db.document(f"holds/{second['authorizationId']}")
+    hold.update({"expiresAt": (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()})
+    for _ in range(2):  # the job twice releases once
+        subprocess.run(
+            [sys.executable, "-m", "bankctl", "jobs", "run", "release-expired-holds"],
+            cwd=stack.s.repo,
+            check=True,
+            capture_output=True,
+        )
+    wait_for(lambda: holder.account_doc()["held"] == 0, timeout=60, what="the expired hold to be released")
+    assert admin_db.document(f"cardAuthorizations/{second['authorizationId']}").get().get("status") == "expired"
+    feed = holder.app.get(f"accounts/{holder.account}/transactions/{second['authorizationId']}")[1]
+    assert feed["status"] == "cancelled"
+    # a capture after expiry is refused: nothing is posted from a released hold
+    assert proc.capture(second["reference"])[0] == 409
+    assert holder.account_doc()["balance"] == 100_000
+    audit()
+
+
+def test_a_lost_card_is_blocked_and_replaced(stack, holder, proc, callables, audit):
+    tok = holder.user["id_token"]
+    status, body = callables.call("cards_replace", {"cardId": holder.card_id, "reason": "lost"}, tok)
+    assert status == 200, body
+    new_id = body["result"]["cardId"]
+    assert holder.app.get(f"cards/{holder.card_id}")[1]["status"] == "blocked"
+    assert buy(proc, holder, 1_000)["reason"] == "card_blocked"
+    new = wait_card_active(holder.app, new_id)
+    assert new["replaces"] == holder.card_id
+    details = card_details(stack, new_id)
+    assert details["pan"] != holder.card["pan"]
+    holder.card, holder.card_id = details, new_id
+    assert buy(proc, holder, 1_000)["approved"] is True
+    # a blocked card stays blocked
+    assert refused(callables.call("cards_freeze", {"cardId": body["result"]["cardId"] + "x", "frozen": False}, tok))[
+        1
+    ] == ("unknown_card")
+    audit()
+
+
+def test_the_processor_api_refuses_unsigned_and_forged_requests(stack, holder):
+    url = f"{stack.card_api_url}/v1/authorizations"
+    body = b'{"reference":"x"}'
+    assert requests.post(url, data=body, timeout=5).status_code == 401
+    forged = {HEADER: f"t={int(time.time())},v1=" + "0" * 64}
+    assert requests.post(url, data=body, headers=forged, timeout=5).status_code == 401
+    from fjordbank.domain.signatures import sign
+
+    stale = {HEADER: sign(b"wrong-secret", int(time.time()), body)}
+    assert requests.post(url, data=body, headers=stale, timeout=5).status_code == 401
+
+
+def test_a_timed_out_authorisation_is_reversed_and_holds_nothing(stack, holder, audit):
+    impatient = processor(stack, timeout=0.001)
+    answer = buy(impatient, holder, 3_000)
+    assert answer == {**answer, "approved": False, "reason": "issuer_timeout", "timedOut": True}
+    auth_id = authorization_id(answer["reference"])
+    wait_for(lambda: holder.account_doc()["held"] == 0, timeout=30, what="no hold after the timeout")
+    time.sleep(1)  # a late authorisation, if it was still in flight, has landed by now
+    assert holder.account_doc()["held"] == 0
+    assert holder.app.get(f"accounts/{holder.account}/transactions/{auth_id}")[1] in (None, {}) or (
+        holder.app.get(f"accounts/{holder.account}/transactions/{auth_id}")[1]["status"] == "cancelled"
+    )
+    audit()
+
+
+def test_nobody_touches_another_customers_card(stack, auth, as_user, callables, ledger_admin, holder):
+    mallory = new_cardholder(stack, auth, as_user, callables, ledger_admin, funds=0)
+    tok = mallory.user["id_token"]
+    for name, data in [
+        ("cards_freeze", {"cardId": holder.card_id, "frozen": True}),
+        ("cards_limits", {"cardId": holder.card_id, "limits": {"daily": 0}}),
+        ("cards_replace", {"cardId": holder.card_id, "reason": "stolen"}),
+    ]:
+        assert refused(callables.call(name, data, tok)) == ("NOT_FOUND", "unknown_card"), name
+    assert refused(callables.call("cards_issue", {"accountId": holder.account}, tok)) == (
+        "NOT_FOUND",
+        "unknown_account",
+    )
+    assert mallory.app.get(f"cards/{holder.card_id}")[0] == 403
+    assert holder.app.get(f"cards/{holder.card_id}")[1]["status"] == "active"
+    # a signed-up user who is not a customer gets no card
+    stranger = auth.sign_up()
+    assert refused(callables.call("cards_issue", {"accountId": holder.account}, stranger["id_token"]))[1] in (
+        "not_a_customer",
+        "unknown_account",
+    )
