@@ -44,6 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("action", choices=["run"])
     jobs.add_argument("job", choices=commands.JOB_NAMES)
     jobs.set_defaults(run=commands.run_job)
+    reviews = sub.add_parser(
+        "reviews", help="onboarding applications in manual review", description=commands.reviews.__doc__
+    )
+    reviews_sub = reviews.add_subparsers(dest="action", required=True, metavar="ACTION")
+    reviews_sub.add_parser("list", help="applications waiting for a decision").set_defaults(run=commands.reviews)
+    approve = reviews_sub.add_parser("approve", help="approve: the customer and a first account are made")
+    approve.add_argument("uid")
+    approve.set_defaults(run=commands.reviews, reason=None)
+    reject = reviews_sub.add_parser("reject", help="reject with a reason the customer sees")
+    reject.add_argument("uid")
+    reject.add_argument("--reason", required=True)
+    reject.set_defaults(run=commands.reviews)
     return parser
 
 

@@ -168,3 +168,50 @@ def run_job(args) -> int:
         raise CommandError(f"cannot reach Pub/Sub (is the stack up? `make up`): {exc}") from exc
     print(f"queued job {args.job} (message {message_id})")
     return 0
+
+
+def reviews(args) -> int:
+    """Onboarding applications waiting for an operator: list them, approve or reject one.
+    Approving opens the customer's first account; both push the result to the customer."""
+    from google.api_core import exceptions
+
+    from fjordbank.adapters.firestore import sync_client
+    from fjordbank.adapters.publisher import SyncPublisher
+    from fjordbank.config import load_settings
+    from fjordbank.domain.onboarding import OnboardingRefused
+    from fjordbank.errors import PublishError
+    from fjordbank.service_layer import onboarding
+
+    stack = _stack()
+    db = sync_client(stack.s.project_id)
+    try:
+        if args.action == "list":
+            pending = onboarding.pending_reviews(db)
+            for item in pending:
+                matches = ", ".join(f"{m['entity_id']} ({m['alias']}, {m['score']:.2f})" for m in item["screening"])
+                print(f"{item['uid']}  {item['name']}  {item['nationalIdMasked']}  possible match: {matches or '-'}")
+            print(f"{len(pending)} application(s) in review")
+            return 0
+        settings = load_settings({**os.environ, **stack.nats_env("admin")})
+        publisher = SyncPublisher(settings.nats, name="bankctl")
+        try:
+            result = onboarding.decide_review(
+                db,
+                publisher,
+                args.uid,
+                approve=args.action == "approve",
+                operator=f"bankctl:{os.environ.get('USER', 'operator')}",
+                reason=args.reason,
+                bank_reg=settings.bank_regs[0],
+            )
+        finally:
+            publisher.close()
+    except OnboardingRefused as exc:
+        raise CommandError(f"{exc.code}: {exc.message}") from exc
+    except PublishError as exc:
+        raise CommandError(f"decided, but the event waits in the outbox (NATS unreachable): {exc}") from exc
+    except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
+        raise CommandError("cannot reach Firestore (is the stack up? `make up`)") from exc
+    account = f", first account {result['accountId']}" if result.get("accountId") else ""
+    print(f"{args.uid}: {result['status']}{account}")
+    return 0

@@ -160,14 +160,15 @@ def _log_text(stack) -> str:
 
 def leaks(text: str, cards: list[tuple[str, str]]) -> list[str]:
     """What in ``text`` is card data: a full PAN (also grouped with spaces or dashes), a
-    CVV under a cvv key, or a field named pan/cvv/cardNumber."""
+    CVV under a cvv key, or a field named pan/cvv/cardNumber. One pass per pattern."""
     found = []
-    compact = re.sub(r"[ \-]", "", text)
-    for pan, cvv in cards:
-        if pan in compact:
-            found.append(f"PAN {pan[:6]}...{pan[-4:]}")
-        if re.search(rf"""cvv['"]?\s*[:=]\s*['"]?{cvv}\b""", text, re.IGNORECASE):
-            found.append("a CVV")
+    digit_runs = set(re.findall(r"\d+", re.sub(r"(?<=\d)[ \-](?=\d)", "", text)))
+    pans = {pan for pan, _ in cards}
+    windows = {run[i : i + 16] for run in digit_runs if len(run) >= 16 for i in range(len(run) - 15)}
+    found += [f"PAN {pan[:6]}...{pan[-4:]}" for pan in sorted(pans & windows)]
+    cvv_values = set(re.findall(r"""cvv['"]?\s*[:=]\s*['"]?(\d{3})\b""", text, re.IGNORECASE))
+    if cvv_values & {cvv for _, cvv in cards}:
+        found.append("a CVV")
     if re.search(r"""['"](pan|cvv|cardNumber)['"]\s*:""", text, re.IGNORECASE):
         found.append("a card-data field")
     return found

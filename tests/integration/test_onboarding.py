@@ -12,6 +12,8 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -283,3 +285,33 @@ def test_an_event_not_published_waits_in_the_outbox_and_the_relay_sends_it(stack
     assert counts["published"] >= 2  # the decision and the account opening
     assert not admin_db.document(f"outbox/customer:{uid}:approved").get().exists
     assert [e for e in stream_messages(stack, "customers.approved") if e["uid"] == uid]
+
+
+def bankctl(stack, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bankctl", *args], cwd=stack.s.repo, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_an_operator_decides_reviews_with_bankctl(stack, auth, as_user, callables):
+    users = [auth.sign_up() for _ in range(2)]
+    for user in users:
+        typo = application(
+            name="Borislav Kvetkovich Drazhenkko", born=DRAZHENKO_DOB, nationalId=make_national_id(DRAZHENKO_DOB)
+        )
+        assert apply(callables, user, typo)[1]["result"]["status"] == "review"
+    listed = bankctl(stack, "reviews", "list")
+    assert listed.returncode == 0 and all(u["uid"] in listed.stdout for u in users), listed
+    assert "990101" in listed.stdout and "*****" in listed.stdout  # the listed entity; masked ids only
+
+    approved = bankctl(stack, "reviews", "approve", users[0]["uid"])
+    assert approved.returncode == 0 and "approved, first account 9710" in approved.stdout, approved
+    rejected = bankctl(stack, "reviews", "reject", users[1]["uid"], "--reason", "confirmed listed person")
+    assert rejected.returncode == 0 and "rejected" in rejected.stdout, rejected
+    assert as_user(users[1]["id_token"]).get(f"customers/{users[1]['uid']}")[1]["reason"] == "confirmed listed person"
+
+    again = bankctl(stack, "reviews", "approve", users[1]["uid"])
+    assert (
+        again.returncode == 2
+        and again.stderr.strip() == "bankctl reviews: not_in_review: the application is rejected, not in review"
+    )

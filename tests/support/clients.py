@@ -125,6 +125,9 @@ class FirestoreAsUser:
             timeout=10,
         )
 
+    def delete(self, path: str) -> requests.Response:
+        return requests.delete(f"{self.base}/{path}", headers=self.headers, timeout=10)
+
     def patch(self, path: str, fields: dict) -> requests.Response:
         """A merge write of ``fields`` (what the SDK's set(..., {merge: true}) sends)."""
         params = [("updateMask.fieldPaths", k) for k in fields]
