@@ -113,6 +113,14 @@ def _caller(req: https_fn.CallableRequest, allowed: set[str]) -> tuple[str, dict
     return req.auth.uid, data
 
 
+def _answer(operation):
+    """Run a use case; a domain refusal becomes an HttpsError with its reason."""
+    try:
+        return operation()
+    except DomainError as exc:
+        raise _refused(exc) from exc
+
+
 def _refused(exc: DomainError) -> https_fn.HttpsError:
     """A refusal with its reason code: invalid_* is the caller's input, unknown_* is
     something the caller does not have (the same for others' objects), the rest is a
@@ -214,37 +222,37 @@ def onboarding_decide(req: https_fn.CallableRequest) -> dict:
 def cards_issue(req: https_fn.CallableRequest) -> dict:
     uid, data = _caller(req, {"accountId"})
     db, publisher, _settings = deps()
-    try:
-        return {"cardId": cards.issue_card(db, publisher, uid, account_id=data.get("accountId"))}
-    except DomainError as exc:
-        raise _refused(exc) from exc
+    return {"cardId": _answer(lambda: cards.issue_card(db, publisher, uid, account_id=data.get("accountId")))}
 
 
 @https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
 def cards_freeze(req: https_fn.CallableRequest) -> dict:
     uid, data = _caller(req, {"cardId", "frozen"})
     db, publisher, _settings = deps()
-    try:
-        return {"status": cards.set_frozen(db, publisher, uid, card_id=data.get("cardId"), frozen=data.get("frozen"))}
-    except DomainError as exc:
-        raise _refused(exc) from exc
+    return {
+        "status": _answer(
+            lambda: cards.set_frozen(db, publisher, uid, card_id=data.get("cardId"), frozen=data.get("frozen"))
+        )
+    }
 
 
 @https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
 def cards_limits(req: https_fn.CallableRequest) -> dict:
     uid, data = _caller(req, {"cardId", "limits"})
     db, publisher, _settings = deps()
-    try:
-        return {"limits": cards.set_limits(db, publisher, uid, card_id=data.get("cardId"), limits=data.get("limits"))}
-    except DomainError as exc:
-        raise _refused(exc) from exc
+    return {
+        "limits": _answer(
+            lambda: cards.set_limits(db, publisher, uid, card_id=data.get("cardId"), limits=data.get("limits"))
+        )
+    }
 
 
 @https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
 def cards_replace(req: https_fn.CallableRequest) -> dict:
     uid, data = _caller(req, {"cardId", "reason"})
     db, publisher, _settings = deps()
-    try:
-        return {"cardId": cards.replace_card(db, publisher, uid, card_id=data.get("cardId"), reason=data.get("reason"))}
-    except DomainError as exc:
-        raise _refused(exc) from exc
+    return {
+        "cardId": _answer(
+            lambda: cards.replace_card(db, publisher, uid, card_id=data.get("cardId"), reason=data.get("reason"))
+        )
+    }

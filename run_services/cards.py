@@ -35,6 +35,7 @@ from fjordbank.adapters.vault import CardVault, decode_key
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import cards as rules
 from fjordbank.domain import signatures
+from fjordbank.runtime import events
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject, Retry
 from fjordbank.runtime.http import JsonApiServer
 
@@ -64,20 +65,16 @@ class CardService:
 
     # ---- commands from NATS -------------------------------------------------------------
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for d in batch:
-            try:
-                body = d.json()
-            except ValueError:
-                outcomes.append(Reject(f"malformed {d.subject}"))
-                continue
-            if d.subject == topology.SUBJECT_CARD_ISSUE:
-                outcomes.append(await self.issue(body))
-            elif d.subject == topology.SUBJECT_CARD_EXPIRE_HOLDS:
-                outcomes.append(await self.expire_holds())
+        bodies, outcomes = events.decode_objects(batch)
+        for i, body in bodies:
+            subject = batch[i].subject
+            if subject == topology.SUBJECT_CARD_ISSUE:
+                outcomes[i] = await self.issue(body)
+            elif subject == topology.SUBJECT_CARD_EXPIRE_HOLDS:
+                outcomes[i] = await self.expire_holds()
             else:
-                outcomes.append(Reject(f"no command {d.subject}"))
-        return outcomes
+                outcomes[i] = Reject(f"no command {subject}")
+        return outcomes  # type: ignore[return-value]
 
     async def issue(self, command: dict) -> Outcome:
         card_id = command.get("cardId")

@@ -19,7 +19,7 @@ from fjordbank.adapters.request_docs import RequestProjector
 from fjordbank.config import load_settings
 from fjordbank.domain.notifications import Push, card_pushes, onboarding_pushes
 from fjordbank.runtime import events
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
+from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 
 log = logging.getLogger("notifier")
 PUSH_BATCH = 100
@@ -55,19 +55,14 @@ class NotifierHandler:
         """A batch handler that queues the pushes ``make_pushes(event)`` derives."""
 
         async def handle(batch: list[Delivery]) -> list[Outcome]:
-            outcomes: list[Outcome] = []
+            bodies, outcomes = events.decode_objects(batch)
             pushes: list[Push] = []
-            for d in batch:
-                try:
-                    body = d.json()
-                except ValueError:
-                    outcomes.append(Reject(f"malformed {d.subject}"))
-                    continue
-                pushes += make_pushes(body) if isinstance(body, dict) else []
-                outcomes.append(Ack())
+            for i, body in bodies:
+                pushes += make_pushes(body)
+                outcomes[i] = Ack()
             if pushes:
                 await self.queue_pushes(pushes)
-            return outcomes
+            return outcomes  # type: ignore[return-value]
 
         return handle
 

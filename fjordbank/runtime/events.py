@@ -32,6 +32,23 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
     return events, outcomes
 
 
+def decode_objects(batch: list[Delivery]) -> tuple[list[tuple[int, dict]], list[Outcome | None]]:
+    """For streams of plain JSON objects (customer and card events, commands): the objects
+    with their positions, and a Reject for every message that is not one."""
+    outcomes: list[Outcome | None] = [None] * len(batch)
+    bodies: list[tuple[int, dict]] = []
+    for i, d in enumerate(batch):
+        try:
+            body = d.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            bodies.append((i, body))
+        else:
+            outcomes[i] = Reject(f"malformed {d.subject}: not a JSON object")
+    return bodies, outcomes
+
+
 async def publish(js, events: list[PaymentEvent]) -> None:
     """Publish and wait for every JetStream ack (concurrently). Message id = payment:status,
     so publishing a step again (after a crash before the ack) is stored once."""

@@ -44,10 +44,9 @@ class AuthEmulator:
     def __init__(self, host: str) -> None:
         self.base = f"http://{host}/identitytoolkit.googleapis.com/v1"
 
-    def sign_up(self, email: str | None = None, password: str = "correct horse battery") -> dict:
-        email = email or f"{unique('user')}@example.test"
+    def _password_call(self, endpoint: str, email: str, password: str) -> dict:
         resp = requests.post(
-            f"{self.base}/accounts:signUp?key={API_KEY}",
+            f"{self.base}/accounts:{endpoint}?key={API_KEY}",
             json={"email": email, "password": password, "returnSecureToken": True},
             timeout=10,
         )
@@ -55,15 +54,11 @@ class AuthEmulator:
         data = resp.json()
         return {"uid": data["localId"], "id_token": data["idToken"], "email": email, "password": password}
 
+    def sign_up(self, email: str | None = None, password: str = "correct horse battery") -> dict:
+        return self._password_call("signUp", email or f"{unique('user')}@example.test", password)
+
     def sign_in(self, email: str, password: str = "correct horse battery") -> dict:
-        resp = requests.post(
-            f"{self.base}/accounts:signInWithPassword?key={API_KEY}",
-            json={"email": email, "password": password, "returnSecureToken": True},
-            timeout=10,
-        )
-        resp.raise_for_status()
-        data = resp.json()
-        return {"uid": data["localId"], "id_token": data["idToken"], "email": email, "password": password}
+        return self._password_call("signInWithPassword", email, password)
 
     def make_operator(self, project: str) -> dict:
         """A user with the ``admin`` custom claim (set through the emulator's admin API, as
