@@ -86,6 +86,13 @@ class Stack:
             "FJB_CARD_API_PORT": str(self.s.card_api_port),
         }
 
+    def app_check_debug_secret(self) -> str:
+        """The secret the emulator's App Check debug path verifies tokens with."""
+        keys = natsconf.ensure_secrets(
+            self.s.state_dir / "app-check-debug.json", {"secret": lambda: secrets.token_urlsafe(32)}
+        )
+        return keys["secret"]
+
     @property
     def card_api_url(self) -> str:
         return f"http://127.0.0.1:{self.s.card_api_port}"
@@ -207,7 +214,13 @@ class Stack:
     def prepare_functions(self) -> None:
         """Copy the shared package into functions/ and give the edge its NATS identity."""
         vendor_shared(self.s.repo)
-        env = {**self.nats_env("edge"), "FJB_FCM_SINK_URL": self.fcm_sink_url, "FJB_ALLOW_SYNTHETIC_IDS": "true"}
+        env = {
+            **self.nats_env("edge"),
+            "FJB_FCM_SINK_URL": self.fcm_sink_url,
+            "FJB_ALLOW_SYNTHETIC_IDS": "true",
+            # .env.local is read by the emulator only: the debug path never reaches a deploy
+            "FJB_APP_CHECK_DEBUG_SECRET": self.app_check_debug_secret(),
+        }
         secret = env.pop("FJB_NATS_PASSWORD")
         functions = self.s.repo / "functions"
         (functions / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))

@@ -23,6 +23,8 @@ variable set. Nothing else in the package reads ``os.environ``.
 | FJB_CARD_BIN | the bank's card BIN (6-8 digits) | 499210 |
 | FJB_CARD_API_PORT | the card service's port for the card processor (0: none) | 0 |
 | FJB_CARD_PROCESSOR_SECRET | shared secret that signs the processor's requests | (none) |
+| FJB_APP_CHECK_DEBUG_SECRET | the emulator's App Check debug path (see adapters/app_check) | (none) |
+| FJB_SCA_THRESHOLD | øre above which a payment needs a device signature | 500000 |
 | FJB_VAULT_PATH | the card vault's file | .stack/vault/cards.db |
 | FJB_VAULT_KEY / FJB_CVV_KEY | the vault's and the CVV key (base64, 32 bytes) | (none) |
 """
@@ -77,6 +79,9 @@ class Settings:
     vault_path: str
     vault_key: str
     cvv_key: str
+    app_check_debug_secret: str
+    functions_emulator: bool
+    sca_threshold: int
 
 
 def _pki_default(name: str, env: Mapping[str, str]) -> str:
@@ -126,6 +131,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         vault_path=env.get("FJB_VAULT_PATH") or str(state_dir / "vault" / "cards.db"),
         vault_key=env.get("FJB_VAULT_KEY", ""),
         cvv_key=env.get("FJB_CVV_KEY", ""),
+        app_check_debug_secret=env.get("FJB_APP_CHECK_DEBUG_SECRET", ""),
+        functions_emulator=env.get("FUNCTIONS_EMULATOR") == "true",
+        sca_threshold=_int(env, "FJB_SCA_THRESHOLD", 500_000),
     )
 
 

@@ -13,13 +13,14 @@ import threading
 import firebase_admin
 from firebase_functions import firestore_fn, https_fn, options, pubsub_fn
 
+from fjordbank.adapters import app_check
 from fjordbank.adapters.firestore import sync_client
 from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
 from fjordbank.domain.errors import DomainError
-from fjordbank.service_layer import accounts, cards, edge, onboarding, push, scheduled
+from fjordbank.service_layer import accounts, cards, edge, onboarding, push, ratelimits, sca, scheduled
 
 options.set_global_options(region="europe-west1", memory=options.MemoryOption.MB_512, max_instances=50)
 logging.basicConfig(level=logging.INFO)
@@ -29,8 +30,13 @@ _deps: dict = {}
 
 # Callables verify the caller's ID token through the default Firebase app. Credentials are
 # resolved lazily; against the emulator suite none are needed (FIREBASE_AUTH_EMULATOR_HOST).
+_settings = load_settings(identity="edge")
 if not firebase_admin._apps:
-    firebase_admin.initialize_app(options={"projectId": load_settings(identity="edge").project_id})
+    firebase_admin.initialize_app(options={"projectId": _settings.project_id})
+
+# App Check on every callable: in production the SDK verifies the token before the function
+# runs; in the emulator (no App Check service) `_caller` verifies the debug path's token.
+CALLABLE = {"enforce_app_check": not _settings.functions_emulator, "secrets": ["FJB_NATS_PASSWORD"]}
 
 
 def deps() -> tuple:
@@ -65,6 +71,7 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
         request_id=event.params["requestId"],
         body=event.data.to_dict() or {},
         bank_regs=settings.bank_regs,
+        sca_threshold=settings.sca_threshold,
     )
 
 
@@ -95,12 +102,18 @@ REFUSAL_CODES = {
     "identity_in_use": https_fn.FunctionsErrorCode.ALREADY_EXISTS,
     "birth_date_mismatch": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
     "under_18": https_fn.FunctionsErrorCode.FAILED_PRECONDITION,
+    "sca_key_exists": https_fn.FunctionsErrorCode.ALREADY_EXISTS,
 }
 
 
-def _caller(req: https_fn.CallableRequest, allowed: set[str]) -> tuple[str, dict]:
-    """The verified caller's uid and the request data, refused unless it is an object with
-    only ``allowed`` keys (no mass assignment)."""
+def _caller(req: https_fn.CallableRequest, allowed: set[str], *, limit: str | None = None) -> tuple[str, dict]:
+    """The verified caller's uid and the request data, refused unless the app passed App
+    Check, the caller is signed in, the data is an object with only ``allowed`` keys (no
+    mass assignment) and the caller is within the rate limit of ``limit``."""
+    if not _app_verified(req):
+        raise https_fn.HttpsError(
+            https_fn.FunctionsErrorCode.UNAUTHENTICATED, "App Check token missing or invalid", {"reason": "app_check"}
+        )
     if req.auth is None:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "sign in first")
     data = req.data if isinstance(req.data, dict) else None
@@ -110,7 +123,27 @@ def _caller(req: https_fn.CallableRequest, allowed: set[str]) -> tuple[str, dict
             f"expected an object with only {sorted(allowed)}",
             {"reason": "invalid_request"},
         )
+    if limit is not None:
+        db = deps()[0]
+        try:
+            ratelimits.check(db, req.auth.uid, limit)
+        except ratelimits.RateLimited as exc:
+            raise https_fn.HttpsError(
+                https_fn.FunctionsErrorCode.RESOURCE_EXHAUSTED,
+                exc.message,
+                {"reason": exc.code, "retryAfter": round(exc.retry_after)},
+            ) from exc
     return req.auth.uid, data
+
+
+def _app_verified(req: https_fn.CallableRequest) -> bool:
+    if not _settings.functions_emulator:
+        return req.app is not None  # the SDK refused the call before us otherwise
+    token = req.raw_request.headers.get(app_check.HEADER)
+    claims = app_check.verify_debug_token(
+        token, secret=_settings.app_check_debug_secret, project_id=_settings.project_id
+    )
+    return claims is not None
 
 
 def _answer(operation):
@@ -136,9 +169,9 @@ def _refused(exc: DomainError) -> https_fn.HttpsError:
     return https_fn.HttpsError(code or https_fn.FunctionsErrorCode.FAILED_PRECONDITION, exc.message, details)
 
 
-@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+@https_fn.on_call(**CALLABLE)
 def accounts_open(req: https_fn.CallableRequest) -> dict:
-    uid, data = _caller(req, {"kind", "name"})
+    uid, data = _caller(req, {"kind", "name"}, limit="accounts")
     db, publisher, settings = deps()
     try:
         number = accounts.open_account(
@@ -149,9 +182,9 @@ def accounts_open(req: https_fn.CallableRequest) -> dict:
     return {"accountId": number}
 
 
-@https_fn.on_call()
+@https_fn.on_call(**CALLABLE)
 def accounts_rename(req: https_fn.CallableRequest) -> dict:
-    uid, data = _caller(req, {"accountId", "name"})
+    uid, data = _caller(req, {"accountId", "name"}, limit="accounts")
     db, _publisher, _settings = deps()
     try:
         accounts.rename_account(db, uid, account_id=data.get("accountId"), name=data.get("name"))
@@ -160,9 +193,9 @@ def accounts_rename(req: https_fn.CallableRequest) -> dict:
     return {"ok": True}
 
 
-@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+@https_fn.on_call(**CALLABLE)
 def accounts_close(req: https_fn.CallableRequest) -> dict:
-    uid, data = _caller(req, {"accountId"})
+    uid, data = _caller(req, {"accountId"}, limit="accounts")
     db, publisher, _settings = deps()
     try:
         accounts.close_account(db, uid, account_id=data.get("accountId"), publisher=publisher)
@@ -171,11 +204,11 @@ def accounts_close(req: https_fn.CallableRequest) -> dict:
     return {"ok": True}
 
 
-@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+@https_fn.on_call(**CALLABLE)
 def onboarding_submit(req: https_fn.CallableRequest) -> dict:
     """An application: name, nationalId, dateOfBirth, address, phone, email. Answers the
     decision (approved with the first account, review, or rejected with a reason)."""
-    uid, data = _caller(req, set(onboarding.rules.FIELDS))
+    uid, data = _caller(req, set(onboarding.rules.FIELDS), limit="onboarding")
     db, publisher, settings = deps()
     try:
         return onboarding.submit(
@@ -191,7 +224,7 @@ def onboarding_submit(req: https_fn.CallableRequest) -> dict:
         raise _refused(exc) from exc
 
 
-@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+@https_fn.on_call(**CALLABLE)
 def onboarding_decide(req: https_fn.CallableRequest) -> dict:
     """An operator approves or rejects an application in review (needs the admin claim)."""
     operator, data = _caller(req, {"uid", "decision", "reason"})
@@ -218,16 +251,16 @@ def onboarding_decide(req: https_fn.CallableRequest) -> dict:
         raise _refused(exc) from exc
 
 
-@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+@https_fn.on_call(**CALLABLE)
 def cards_issue(req: https_fn.CallableRequest) -> dict:
-    uid, data = _caller(req, {"accountId"})
+    uid, data = _caller(req, {"accountId"}, limit="cards")
     db, publisher, _settings = deps()
     return {"cardId": _answer(lambda: cards.issue_card(db, publisher, uid, account_id=data.get("accountId")))}
 
 
-@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+@https_fn.on_call(**CALLABLE)
 def cards_freeze(req: https_fn.CallableRequest) -> dict:
-    uid, data = _caller(req, {"cardId", "frozen"})
+    uid, data = _caller(req, {"cardId", "frozen"}, limit="cards")
     db, publisher, _settings = deps()
     return {
         "status": _answer(
@@ -236,9 +269,9 @@ def cards_freeze(req: https_fn.CallableRequest) -> dict:
     }
 
 
-@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+@https_fn.on_call(**CALLABLE)
 def cards_limits(req: https_fn.CallableRequest) -> dict:
-    uid, data = _caller(req, {"cardId", "limits"})
+    uid, data = _caller(req, {"cardId", "limits"}, limit="cards")
     db, publisher, _settings = deps()
     return {
         "limits": _answer(
@@ -247,12 +280,23 @@ def cards_limits(req: https_fn.CallableRequest) -> dict:
     }
 
 
-@https_fn.on_call(secrets=["FJB_NATS_PASSWORD"])
+@https_fn.on_call(**CALLABLE)
 def cards_replace(req: https_fn.CallableRequest) -> dict:
-    uid, data = _caller(req, {"cardId", "reason"})
+    uid, data = _caller(req, {"cardId", "reason"}, limit="cards")
     db, publisher, _settings = deps()
     return {
         "cardId": _answer(
             lambda: cards.replace_card(db, publisher, uid, card_id=data.get("cardId"), reason=data.get("reason"))
         )
+    }
+
+
+@https_fn.on_call(**CALLABLE)
+def sca_register_key(req: https_fn.CallableRequest) -> dict:
+    """The device's public key for strong customer authentication (ECDSA P-256, SPKI DER in
+    base64), registered once, at onboarding."""
+    uid, data = _caller(req, {"keyId", "publicKey"}, limit="accounts")
+    db, _publisher, _settings = deps()
+    return {
+        "keyId": _answer(lambda: sca.register_key(db, uid, key_id=data.get("keyId"), public_key=data.get("publicKey")))
     }

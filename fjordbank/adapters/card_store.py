@@ -79,7 +79,7 @@ class CardLedger:
         self, req: rules.AuthorizationRequest, card_id: str | None, *, cvv_ok: bool | None, now: dt.datetime
     ) -> CardResult:
         auth_id = rules.authorization_id(req.reference)
-        fingerprint = req.fingerprint()
+        fingerprint = req.fingerprint(card_id)
         day = today_in_norway(now).isoformat()
 
         @async_transactional

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date
@@ -48,18 +49,18 @@ class CardRefused(DomainError):
 # ---- numbers ------------------------------------------------------------------------------
 def make_pan(bin_prefix: str, serial: str | None = None) -> str:
     """A 16-digit PAN: BIN + serial + Luhn digit. The serial is random unless given."""
-    if not bin_prefix.isdigit() or not 6 <= len(bin_prefix) <= 8:
+    if not re.fullmatch(r"[0-9]{6,8}", bin_prefix):
         raise ValueError("a BIN has 6-8 digits")
     width = PAN_LENGTH - 1 - len(bin_prefix)
     serial = serial if serial is not None else "".join(secrets.choice("0123456789") for _ in range(width))
-    if len(serial) != width or not serial.isdigit():
+    if not re.fullmatch(rf"[0-9]{{{width}}}", serial):
         raise ValueError(f"the serial must have {width} digits")
     body = bin_prefix + serial
     return body + str(luhn_check_digit(body))
 
 
 def is_valid_pan(pan: object) -> bool:
-    return isinstance(pan, str) and len(pan) == PAN_LENGTH and pan.isdigit() and is_luhn_valid(pan)
+    return isinstance(pan, str) and bool(re.fullmatch(r"[0-9]{16}", pan)) and is_luhn_valid(pan)
 
 
 def mask_pan(pan: str) -> str:
@@ -145,12 +146,14 @@ class AuthorizationRequest:
     merchant_country: str
     channel: str
 
-    def fingerprint(self) -> str:
-        """The request's content (no secrets), to tell a retry from a different request."""
+    def fingerprint(self, card_id: str | None) -> str:
+        """The request's content, to tell a retry from a different request. The card is
+        named by its id, never by its number: an unkeyed hash of a PAN can be reversed by
+        trying the ~10^9 numbers a BIN leaves."""
         text = "|".join(
             [
                 self.reference,
-                hashlib.sha256(self.pan.encode()).hexdigest(),
+                card_id or "-",
                 str(self.amount),
                 self.currency,
                 self.merchant_name,
@@ -209,7 +212,7 @@ def parse_authorization(data: object) -> AuthorizationRequest:
     ):
         raise CardRefused("invalid_request", "expMonth and expYear must be a month and a four-digit year")
     cvv = data.get("cvv")
-    if cvv is not None and (not isinstance(cvv, str) or len(cvv) != 3 or not cvv.isdigit()):
+    if cvv is not None and (not isinstance(cvv, str) or not re.fullmatch(r"[0-9]{3}", cvv)):
         raise CardRefused("invalid_request", "cvv must be three digits")
     amount = data.get("amount")
     if type(amount) is not int or not 0 < amount <= 100_000_000:
@@ -220,10 +223,10 @@ def parse_authorization(data: object) -> AuthorizationRequest:
     if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable():
         raise CardRefused("invalid_request", "merchantName must be 1-64 printable characters")
     mcc = data.get("mcc")
-    if not isinstance(mcc, str) or len(mcc) != 4 or not mcc.isdigit():
+    if not isinstance(mcc, str) or not re.fullmatch(r"[0-9]{4}", mcc):
         raise CardRefused("invalid_request", "mcc must be four digits")
     country = data.get("merchantCountry")
-    if not isinstance(country, str) or len(country) != 2 or not country.isalpha() or not country.isupper():
+    if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):
         raise CardRefused("invalid_request", "merchantCountry must be an ISO 3166 alpha-2 code")
     channel = data.get("channel")
     if channel not in CHANNELS:

@@ -26,6 +26,7 @@ APPROVED = "approved"
 REVIEW = "review"
 REJECTED = "rejected"
 MINIMUM_AGE = 18
+MAXIMUM_AGE = 120  # also bounds the century guess for 2032-rule numbers, which carry none
 
 FIELDS = frozenset({"name", "nationalId", "dateOfBirth", "address", "phone", "email"})
 ADDRESS_FIELDS = frozenset({"street", "postalCode", "city"})
@@ -116,7 +117,7 @@ def validate_phone(raw: object) -> str:
         compact = "+" + compact[2:]
     if re.fullmatch(r"[0-9]{8}", compact):
         compact = "+47" + compact
-    if not _E164.match(compact):
+    if not _E164.fullmatch(compact):
         raise OnboardingRefused(
             "invalid_phone", "phone must be an international number such as +47 912 34 567", "phone"
         )
@@ -126,7 +127,7 @@ def validate_phone(raw: object) -> str:
 
 
 def validate_email(raw: object) -> str:
-    if not isinstance(raw, str) or not 3 <= len(raw.strip()) <= 254 or not _EMAIL.match(raw.strip()):
+    if not isinstance(raw, str) or not 3 <= len(raw.strip()) <= 254 or not _EMAIL.fullmatch(raw.strip()):
         raise OnboardingRefused("invalid_email", "email must be an address such as kari@example.no", "email")
     local, domain = raw.strip().rsplit("@", 1)
     return f"{local}@{domain.lower()}"
@@ -182,6 +183,10 @@ def parse_application(data: object, *, today: date, allow_synthetic: bool = Fals
         raise OnboardingRefused("invalid_date_of_birth", "dateOfBirth is in the future", "dateOfBirth")
     if age_on(birth_date, today) < MINIMUM_AGE:
         raise OnboardingRefused("under_18", f"customers must be at least {MINIMUM_AGE}", "dateOfBirth")
+    if age_on(birth_date, today) > MAXIMUM_AGE:
+        raise OnboardingRefused(
+            "invalid_date_of_birth", f"dateOfBirth is more than {MAXIMUM_AGE} years ago", "dateOfBirth"
+        )
     return Application(
         name=name,
         national_id=nid,

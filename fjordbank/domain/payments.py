@@ -30,7 +30,8 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # use with fullmatch
 DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat alone also takes 20250630
 
 REQUIRED_FIELDS = frozenset({"v", "fromAccount", "toAccount", "amount", "currency"})
-OPTIONAL_FIELDS = frozenset({"message", "kid", "dueDate"})
+OPTIONAL_FIELDS = frozenset({"message", "kid", "dueDate", "sca"})
+SCA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 BODY_FIELDS = REQUIRED_FIELDS | OPTIONAL_FIELDS
 
 # Lifecycle states and their order; a projection never moves a request backwards.
@@ -89,6 +90,7 @@ class PaymentRequest:
     message: str | None
     kid: str | None
     due_date: date
+    sca: dict | None = None  # {"keyId", "signature"}: the device's confirmation (domain.sca)
 
 
 def _require(cond: bool, code: str, message: str) -> None:
@@ -172,7 +174,19 @@ def parse_request(
         except ValueError:
             raise PaymentRejected("invalid_due_date", "dueDate must be YYYY-MM-DD") from None
         _require(due_date >= today, "due_date_in_past", "dueDate is before today")
-    return PaymentRequest(from_account, to_account, amount, CURRENCY, message, kid, due_date)
+    sca = body.get("sca")
+    if sca is not None:
+        _require(
+            isinstance(sca, dict)
+            and set(sca) == {"keyId", "signature"}
+            and isinstance(sca["keyId"], str)
+            and bool(SCA_KEY_ID.fullmatch(sca["keyId"]))
+            and isinstance(sca["signature"], str)
+            and 0 < len(sca["signature"]) <= 200,
+            "invalid_sca",
+            "sca must be {keyId, signature}",
+        )
+    return PaymentRequest(from_account, to_account, amount, CURRENCY, message, kid, due_date, sca)
 
 
 def _account(value: object, code: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from fjordbank.domain.errors import DomainError
 
@@ -35,7 +36,7 @@ def verify(secret: bytes, header: str | None, body: bytes, *, now: float, tolera
         raise BadSignature("the request is not signed")
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     timestamp, mac = parts.get("t", ""), parts.get("v1", "")
-    if not timestamp.isdigit() or not mac:
+    if not re.fullmatch(r"[0-9]{1,15}", timestamp) or not re.fullmatch(r"[0-9a-f]{64}", mac):
         raise BadSignature("malformed signature header")
     if abs(now - int(timestamp)) > tolerance:
         raise BadSignature("the signature's timestamp is outside the tolerance")

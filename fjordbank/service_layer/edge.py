@@ -18,7 +18,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS
+from fjordbank.adapters.firestore import ACCOUNTS, request_path
 from fjordbank.adapters.request_docs import advance_sync
 from fjordbank.domain.norway import mask_account_number
 from fjordbank.domain.payments import (
@@ -31,7 +31,9 @@ from fjordbank.domain.payments import (
     parse_request,
     payment_id_for,
 )
+from fjordbank.domain.sca import DEFAULT_THRESHOLD as DEFAULT_SCA_THRESHOLD
 from fjordbank.errors import PublishError
+from fjordbank.service_layer import ratelimits, sca
 
 log = logging.getLogger(__name__)
 OSLO = ZoneInfo("Europe/Oslo")
@@ -53,6 +55,7 @@ def handle_payment_request(
     request_id: str,
     body: dict,
     bank_regs: tuple[str, ...],
+    sca_threshold: int = DEFAULT_SCA_THRESHOLD,
     now: dt.datetime | None = None,
 ) -> str:
     """Validate, authorise and publish one payment request. Returns the status it shows.
@@ -64,9 +67,22 @@ def handle_payment_request(
     now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
     try:
+        ratelimits.check(db, uid, "payments", now=now.timestamp())
         request = parse_request(body, request_id=request_id, today=today)
-        kind = _check_accounts(db, uid, request.from_account, request.to_account, bank_regs)
-    except PaymentRejected as exc:
+        kind, own_payee = _check_accounts(db, uid, request.from_account, request.to_account, bank_regs)
+        sca.check_payment(
+            db,
+            uid,
+            request_path=request_path(uid, request_id),
+            request_id=request_id,
+            amount=request.amount,
+            currency=request.currency,
+            to_account=request.to_account,
+            own_payee=own_payee,
+            sca=request.sca,
+            threshold=sca_threshold,
+        )
+    except (PaymentRejected, ratelimits.RateLimited) as exc:
         log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})
         advance_sync(db, uid, request_id, "rejected", reason=exc.code, message=exc.message)
         return "rejected"
@@ -131,8 +147,9 @@ def submit(db, publisher: Publisher, payment: PaymentRequested) -> None:
     )
 
 
-def _check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]) -> str:
-    """Ownership and state, checked on the server. Returns the payment kind."""
+def _check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]) -> tuple[str, bool]:
+    """Ownership and state, checked on the server. Returns the payment kind and whether
+    the payee is the payer's own account."""
     source = db.collection(ACCOUNTS).document(from_account).get()
     data = source.to_dict() if source.exists else None
     if data is None or data.get("ownerUid") != uid:
@@ -140,10 +157,10 @@ def _check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs:
     if data.get("status") != "open":
         raise PaymentRejected("account_closed", "the from-account is not open")
     if to_account[:4] not in bank_regs:
-        return EXTERNAL
+        return EXTERNAL, False
     target = db.collection(ACCOUNTS).document(to_account).get()
     if not target.exists:
         raise PaymentRejected("unknown_to_account", "no account with this number in Fjordbank")
     if (target.to_dict() or {}).get("status") != "open":
         raise PaymentRejected("to_account_closed", "the to-account is closed")
-    return INTERNAL
+    return INTERNAL, (target.to_dict() or {}).get("ownerUid") == uid

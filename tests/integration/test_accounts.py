@@ -10,14 +10,14 @@ import pytest
 
 from fjordbank.domain.accounts import MAX_OPEN_ACCOUNTS
 from fjordbank.domain.norway import is_valid_account_number
-from tests.support.clients import Callables
+from tests.support.bank import callables_for
 
 pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
 def callables(stack):
-    return Callables(f"127.0.0.1:{stack.s.emulator_ports['functions']}", stack.s.project_id)
+    return callables_for(stack)
 
 
 @pytest.fixture

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from fjordbank.domain import sca
 from fjordbank.domain.payments import PaymentRequested, body_hash, payment_id_for
 from fjordbank.service_layer.edge import today_in_norway
 from tests.support.clients import FirestoreAsUser, new_account_number, unique, wait_for
@@ -18,10 +21,28 @@ class Customer:
     id_token: str
     app: FirestoreAsUser
     accounts: list[str]
+    device_key: ec.EllipticCurvePrivateKey | None = None  # the phone's SCA key
+    key_id: str | None = None
+
+    def confirm(self, request_id: str, amount: int, to_account: str) -> dict:
+        """The phone's confirmation of exactly this payment (strong customer authentication)."""
+        return {
+            "keyId": self.key_id,
+            "signature": sca.sign(self.device_key, sca.challenge(request_id, amount, "NOK", to_account)),
+        }
 
     def request_payment(
-        self, to_account: str, amount: int, *, from_account: str | None = None, request_id: str | None = None, **fields
+        self,
+        to_account: str,
+        amount: int,
+        *,
+        from_account: str | None = None,
+        request_id: str | None = None,
+        confirm: bool = True,
+        **fields,
     ) -> str:
+        """Create a payment request as the app does; confirmed on the device (SCA) unless
+        ``confirm`` is False or the test gives its own ``sca``."""
         request_id = request_id or unique("req")
         body = {
             "v": 1,
@@ -31,6 +52,8 @@ class Customer:
             "currency": "NOK",
             **fields,
         }
+        if confirm and "sca" not in body and self.device_key is not None:
+            body["sca"] = self.confirm(request_id, amount, to_account)
         resp = self.app.create(f"users/{self.uid}/paymentRequests", request_id, body)
         assert resp.status_code == 200, resp.text
         return request_id
@@ -76,9 +99,17 @@ class Customer:
 
 
 def new_customer(auth, as_user, ledger_admin, *funds: int) -> Customer:
-    """A signed-up user with one funded account per amount given (admin path)."""
+    """A signed-up user with one funded account per amount given and a registered device
+    key (admin path)."""
     user = auth.sign_up()
     accounts = [
         ledger_admin.open_funded_account(user["uid"], new_account_number(), amount) for amount in (funds or (0,))
     ]
-    return Customer(user["uid"], user["id_token"], as_user(user["id_token"]), accounts)
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_id = unique("phone")
+    ledger_admin.run(
+        ledger_admin.ledger.db.document(f"users/{user['uid']}/scaKeys/{key_id}").set(
+            {"keyId": key_id, "publicKey": sca.public_key_b64(key)}
+        )
+    )
+    return Customer(user["uid"], user["id_token"], as_user(user["id_token"]), accounts, key, key_id)

@@ -68,8 +68,17 @@ def application(name: str | None = None, born: date | None = None, **overrides) 
     return data
 
 
+def app_check_token(stack, **kw) -> str:
+    """What the App Check debug provider gives a test build (see fjordbank.adapters.app_check)."""
+    from fjordbank.adapters.app_check import mint_debug_token
+
+    return mint_debug_token(stack.app_check_debug_secret(), stack.s.project_id, **kw)
+
+
 def callables_for(stack) -> Callables:
-    return Callables(f"127.0.0.1:{stack.s.emulator_ports['functions']}", stack.s.project_id)
+    return Callables(
+        f"127.0.0.1:{stack.s.emulator_ports['functions']}", stack.s.project_id, app_check=app_check_token(stack)
+    )
 
 
 def refused(result: tuple[int, dict]) -> tuple[str, str | None]:

@@ -144,12 +144,16 @@ class FirestoreAsUser:
 class Callables:
     """The app's callables through the Functions emulator, as the Firebase SDK calls them."""
 
-    def __init__(self, host: str, project: str, region: str = "europe-west1") -> None:
+    def __init__(self, host: str, project: str, region: str = "europe-west1", app_check: str | None = None) -> None:
         self.base = f"http://{host}/{project}/{region}"
+        self.app_check = app_check  # the App Check token the app sends with every call
 
-    def call(self, name: str, data, id_token: str | None) -> tuple[int, dict]:
+    def call(self, name: str, data, id_token: str | None, *, app_check: str | None = "default") -> tuple[int, dict]:
         headers = {"Content-Type": "application/json"}
         if id_token:
             headers["Authorization"] = f"Bearer {id_token}"
+        token = self.app_check if app_check == "default" else app_check
+        if token:
+            headers["X-Firebase-AppCheck"] = token
         resp = requests.post(f"{self.base}/{name}", json={"data": data}, headers=headers, timeout=30)
         return resp.status_code, resp.json()

@@ -310,6 +310,9 @@ plausible = {
     "message": st.none() | st.text(max_size=150),
     "kid": st.none() | st.sampled_from([VALID_KID, INVALID_KID]) | st.text(alphabet="0123456789-", max_size=26),
     "dueDate": st.none() | st.dates().map(date.isoformat) | st.text(alphabet="0123456789-W:T", max_size=12),
+    "sca": st.none()
+    | st.fixed_dictionaries({"keyId": st.sampled_from(["phone-key-1", "x", ""]), "signature": st.text(max_size=210)})
+    | st.dictionaries(st.sampled_from(["keyId", "signature", "other"]), st.text(max_size=10)),
 }
 
 
@@ -653,4 +656,4 @@ def test_payment_requested_refuses_unknown_kind():
 
 
 def test_optional_fields_are_the_body_fields_that_are_not_required():
-    assert OPTIONAL_FIELDS == BODY_FIELDS - REQUIRED_FIELDS == {"message", "kid", "dueDate"}
+    assert OPTIONAL_FIELDS == BODY_FIELDS - REQUIRED_FIELDS == {"message", "kid", "dueDate", "sca"}

@@ -1,0 +1,93 @@
+"""Strong customer authentication for payments, free of I/O (PSD2 RTS, dynamic linking).
+
+A device registers an ECDSA P-256 public key (SubjectPublicKeyInfo DER, base64 — what
+WebCrypto's ``exportKey("spki")`` and the platforms' keystores give). A payment to a new
+payee or above the threshold must carry a signature by that key over exactly what the
+customer approved: the request id, the amount, the currency and the payee. A signature
+over other values, by another key, copied to another request or missing is refused.
+The signature is IEEE P1363 (r || s, 64 bytes, base64), WebCrypto's ECDSA format.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from fjordbank.domain.errors import DomainError
+
+DEFAULT_THRESHOLD = 500_000  # øre: payments above 5 000 kr need SCA
+KEY_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_KEY_B64 = 256
+SIGNATURE_BYTES = 64
+
+
+class ScaRefused(DomainError):
+    """``code``: sca_required | sca_invalid | sca_reused | invalid_key | sca_key_exists."""
+
+    code = "sca_refused"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def challenge(request_id: str, amount: int, currency: str, to_account: str) -> bytes:
+    """The exact bytes the device signs: what the customer sees and approves."""
+    return f"fjordbank-sca-v1|{request_id}|{amount}|{currency}|{to_account}".encode()
+
+
+def required(amount: int, *, new_payee: bool, threshold: int = DEFAULT_THRESHOLD) -> bool:
+    return new_payee or amount > threshold
+
+
+def parse_public_key(text: object) -> bytes:
+    """The DER of a P-256 public key given as base64 SPKI; raises ScaRefused(invalid_key)."""
+    if not isinstance(text, str) or not 0 < len(text) <= MAX_KEY_B64:
+        raise ScaRefused("invalid_key", "publicKey must be a base64 SubjectPublicKeyInfo")
+    try:
+        der = base64.b64decode(text, validate=True)
+        key = serialization.load_der_public_key(der)
+    except (binascii.Error, ValueError) as exc:
+        raise ScaRefused("invalid_key", "publicKey is not a valid public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ScaRefused("invalid_key", "publicKey must be an ECDSA P-256 key")
+    return der
+
+
+def verify(public_key_der: bytes, signature_b64: object, message: bytes) -> bool:
+    if not isinstance(signature_b64, str) or len(signature_b64) > 200:
+        return False
+    try:
+        raw = base64.b64decode(signature_b64, validate=True)
+    except binascii.Error:
+        return False
+    if len(raw) != SIGNATURE_BYTES:
+        return False
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    key = serialization.load_der_public_key(public_key_der)
+    try:
+        key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
+    except InvalidSignature:
+        return False
+    return True
+
+
+def sign(private_key: ec.EllipticCurvePrivateKey, message: bytes) -> str:
+    """What the device does (for tests, the reference app's Python peers and tools)."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    r, s = decode_dss_signature(private_key.sign(message, ec.ECDSA(hashes.SHA256())))
+    return base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+
+
+def public_key_b64(private_key: ec.EllipticCurvePrivateKey) -> str:
+    der = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode()

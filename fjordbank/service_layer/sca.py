@@ -1,0 +1,86 @@
+"""Strong customer authentication: device keys and the check of a payment's signature.
+
+users/{uid}/scaKeys/{keyId}   the device's public key (the app reads its own; only the
+                              callable writes)
+scaUsed/{sha256(signature)}   which request a signature authorised (backend only)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from google.api_core.exceptions import AlreadyExists
+from google.cloud import firestore
+
+from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, USERS
+from fjordbank.domain import sca as rules
+from fjordbank.domain.payments import PaymentRejected
+
+SCA_KEYS = "scaKeys"
+SCA_USED = "scaUsed"
+
+
+def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: object) -> str:
+    """The first device key of a user (registered at onboarding). Another device would be
+    added with a signature of an existing key; that flow is not built, so a second key is
+    refused rather than let anyone with a session replace the customer's device."""
+    if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
+        raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
+    der = rules.parse_public_key(public_key)
+    keys = db.collection(USERS).document(uid).collection(SCA_KEYS)
+
+    @firestore.transactional
+    def run(tx) -> None:
+        if list(tx.get(keys.limit(1))):
+            raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
+        tx.create(
+            keys.document(key_id),
+            {"keyId": key_id, "publicKey": base64.b64encode(der).decode(), "createdAt": firestore.SERVER_TIMESTAMP},
+        )
+
+    run(db.transaction())
+    return key_id
+
+
+def is_new_payee(db: firestore.Client, uid: str, to_account: str) -> bool:
+    """A payee the customer has not paid before (screening's record of paid payees)."""
+    snap = db.collection(SCREENING_CUSTOMERS).document(uid).get()
+    return to_account not in ((snap.to_dict() or {}).get("payees", []) if snap.exists else [])
+
+
+def check_payment(
+    db: firestore.Client,
+    uid: str,
+    *,
+    request_path: str,
+    request_id: str,
+    amount: int,
+    currency: str,
+    to_account: str,
+    own_payee: bool,
+    sca: dict | None,
+    threshold: int,
+) -> None:
+    """Raises `PaymentRejected` (sca_required | sca_invalid | sca_reused) unless the payment
+    needs no SCA or carries a valid, unused signature over exactly its values."""
+    needed = rules.required(amount, new_payee=not own_payee and is_new_payee(db, uid, to_account), threshold=threshold)
+    if sca is None:
+        if needed:
+            raise PaymentRejected("sca_required", "confirm this payment on your device (new payee or large amount)")
+        return
+    key = db.collection(USERS).document(uid).collection(SCA_KEYS).document(sca["keyId"]).get()
+    if not key.exists:
+        raise PaymentRejected("sca_invalid", "the device key is not registered")
+    used = db.collection(SCA_USED).document(hashlib.sha256(sca["signature"].encode()).hexdigest())
+    previous = used.get()
+    if previous.exists and previous.get("request") != request_path:
+        raise PaymentRejected("sca_reused", "this confirmation was used for another payment")
+    message = rules.challenge(request_id, amount, currency, to_account)
+    if not rules.verify(base64.b64decode(key.get("publicKey")), sca["signature"], message):
+        raise PaymentRejected("sca_invalid", "the confirmation does not match this payment")
+    try:
+        used.create({"request": request_path, "uid": uid, "usedAt": firestore.SERVER_TIMESTAMP})
+    except AlreadyExists:
+        if used.get().get("request") != request_path:  # raced by another request
+            raise PaymentRejected("sca_reused", "this confirmation was used for another payment") from None

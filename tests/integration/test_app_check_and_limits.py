@@ -1,0 +1,75 @@
+"""App Check on every callable (the emulator's debug path) and per-user rate limits on
+onboarding and payments."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fjordbank.adapters.app_check import mint_debug_token
+from fjordbank.domain.ratelimit import LIMITS
+from tests.support.app import new_customer
+from tests.support.bank import app_check_token, application, callables_for, refused
+
+pytestmark = pytest.mark.stack
+CALLABLES = [
+    "onboarding_submit",
+    "onboarding_decide",
+    "accounts_open",
+    "accounts_rename",
+    "accounts_close",
+    "cards_issue",
+    "cards_freeze",
+    "cards_limits",
+    "cards_replace",
+    "sca_register_key",
+]
+
+
+@pytest.fixture(scope="module")
+def callables(stack):
+    return callables_for(stack)
+
+
+@pytest.mark.parametrize("name", CALLABLES)
+def test_every_callable_refuses_calls_without_a_valid_app_check_token(stack, auth, callables, name):
+    user = auth.sign_up()
+    expired = app_check_token(stack, ttl=-60)
+    forged = mint_debug_token("not-the-stack-secret-but-32-bytes-long", stack.s.project_id)
+    other_project = mint_debug_token(stack.app_check_debug_secret(), "someone-elses-project")
+    for token in (None, "", "garbage", expired, forged, other_project):
+        status, body = callables.call(name, {}, user["id_token"], app_check=token)
+        assert status == 401 and body["error"]["status"] == "UNAUTHENTICATED", (name, token, body)
+        assert body["error"]["details"]["reason"] == "app_check"
+
+
+def test_onboarding_is_rate_limited_per_user(auth, callables, admin_db):
+    user = auth.sign_up()
+    bad = application(phone="12")  # refused each time, and each attempt counts
+    limit = LIMITS["onboarding"].capacity
+    results = [callables.call("onboarding_submit", bad, user["id_token"]) for _ in range(limit + 1)]
+    assert all(refused(r) == ("INVALID_ARGUMENT", "invalid_phone") for r in results[:limit])
+    status, body = results[limit]
+    assert (status, body["error"]["status"], body["error"]["details"]["reason"]) == (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "rate_limited",
+    )
+    assert body["error"]["details"]["retryAfter"] > 0
+    # another user is not affected
+    other = auth.sign_up()
+    assert callables.call("onboarding_submit", application(), other["id_token"])[1]["result"]["status"] == "approved"
+    assert not admin_db.document(f"customers/{user['uid']}").get().exists
+
+
+def test_payments_are_rate_limited_per_user_and_publish_nothing(auth, as_user, ledger_admin, admin_db, audit):
+    alice = new_customer(auth, as_user, ledger_admin, 10_000, 0)
+    # the bucket is empty, as after a burst of payments
+    admin_db.document(f"rateLimits/{alice.uid}:payments").set({"tokens": 0.0, "asOf": time.time()})
+    request_id = alice.request_payment(alice.accounts[1], 1_000)
+    doc = alice.wait_final(request_id)
+    assert doc["status"] == "rejected" and doc["reason"]["code"] == "rate_limited"
+    assert "paymentId" not in doc or not admin_db.document(f"ledgerPayments/{doc.get('paymentId')}").get().exists
+    assert alice.balance() == 10_000
+    audit()

@@ -1,0 +1,103 @@
+"""Strong customer authentication (PSD2 RTS dynamic linking) through the app's surface:
+the device registers a P-256 key once; a payment to a new payee or above the threshold
+must carry the device's signature over its request id, amount, currency and payee."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from fjordbank.domain import sca
+from fjordbank.domain.sca import DEFAULT_THRESHOLD
+from tests.support.app import new_customer
+from tests.support.bank import callables_for, refused
+from tests.support.clients import unique
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def callables(stack):
+    return callables_for(stack)
+
+
+@pytest.fixture
+def alice(auth, as_user, ledger_admin):
+    return new_customer(auth, as_user, ledger_admin, 2_000_000, 0)
+
+
+@pytest.fixture
+def bob(auth, as_user, ledger_admin):
+    return new_customer(auth, as_user, ledger_admin, 0)
+
+
+def reason(customer, request_id) -> str | None:
+    doc = customer.wait_final(request_id)
+    return (doc.get("reason") or {}).get("code") if doc["status"] == "rejected" else doc["status"]
+
+
+def test_a_device_registers_one_key_through_the_callable(auth, callables, as_user):
+    user = auth.sign_up()
+    key = ec.generate_private_key(ec.SECP256R1())
+    data = {"keyId": unique("phone-"), "publicKey": sca.public_key_b64(key)}
+    status, body = callables.call("sca_register_key", data, user["id_token"])
+    assert status == 200 and body["result"]["keyId"] == data["keyId"], body
+    assert as_user(user["id_token"]).get(f"users/{user['uid']}/scaKeys/{data['keyId']}")[1]["publicKey"]
+    other = {"keyId": unique("phone-"), "publicKey": sca.public_key_b64(ec.generate_private_key(ec.SECP256R1()))}
+    assert refused(callables.call("sca_register_key", other, user["id_token"])) == ("ALREADY_EXISTS", "sca_key_exists")
+    rsa_like = base64.b64encode(b"\x30\x03\x02\x01\x01").decode()
+    for bad in (rsa_like, "not base64!", "A" * 300, 42):
+        fresh = auth.sign_up()
+        result = callables.call("sca_register_key", {"keyId": unique("phone-"), "publicKey": bad}, fresh["id_token"])
+        assert refused(result) == ("INVALID_ARGUMENT", "invalid_key"), bad
+    p384 = sca.public_key_b64(ec.generate_private_key(ec.SECP384R1()))
+    fresh = auth.sign_up()
+    result = callables.call("sca_register_key", {"keyId": unique("phone-"), "publicKey": p384}, fresh["id_token"])
+    assert refused(result) == ("INVALID_ARGUMENT", "invalid_key")
+
+
+def test_a_new_payee_needs_the_devices_signature(alice, bob, audit):
+    unconfirmed = alice.request_payment(bob.accounts[0], 10_000, confirm=False)
+    assert reason(alice, unconfirmed) == "sca_required"
+    confirmed = alice.request_payment(bob.accounts[0], 10_000)
+    assert reason(alice, confirmed) == "completed"
+    # now a known payee: small payments need no confirmation, large ones still do
+    assert reason(alice, alice.request_payment(bob.accounts[0], 5_000, confirm=False)) == "completed"
+    large = alice.request_payment(bob.accounts[0], DEFAULT_THRESHOLD + 1, confirm=False)
+    assert reason(alice, large) == "sca_required"
+    assert reason(alice, alice.request_payment(bob.accounts[0], DEFAULT_THRESHOLD + 1)) == "completed"
+    # the customer's own accounts are never new payees
+    assert reason(alice, alice.request_payment(alice.accounts[1], 1_000, confirm=False)) == "completed"
+    audit()
+
+
+def test_signatures_over_other_values_by_another_key_or_reused_are_refused(alice, bob, audit):
+    def refused_with(sca_field, amount=10_000, to=None, request_id=None):
+        rid = request_id or unique("req")
+        made = alice.request_payment(to or bob.accounts[0], amount, request_id=rid, sca=sca_field)
+        return reason(alice, made)
+
+    rid = unique("req")
+    over_other_amount = alice.confirm(rid, 99_999, bob.accounts[0])
+    assert refused_with(over_other_amount, request_id=rid) == "sca_invalid"
+    rid = unique("req")
+    over_other_payee = alice.confirm(rid, 10_000, alice.accounts[1])
+    assert refused_with(over_other_payee, request_id=rid) == "sca_invalid"
+    rid = unique("req")
+    mallory_key = ec.generate_private_key(ec.SECP256R1())
+    by_other_key = {
+        "keyId": alice.key_id,
+        "signature": sca.sign(mallory_key, sca.challenge(rid, 10_000, "NOK", bob.accounts[0])),
+    }
+    assert refused_with(by_other_key, request_id=rid) == "sca_invalid"
+    assert refused_with({"keyId": "unknown-key-1", "signature": "AAAA"}) == "sca_invalid"
+    assert refused_with({"keyId": alice.key_id, "signature": "not base64"}) == "sca_invalid"
+
+    first = unique("req")
+    good = alice.confirm(first, 10_000, bob.accounts[0])
+    assert refused_with(good, request_id=first) == "completed"
+    assert refused_with(good) == "sca_reused"  # the same confirmation on another request
+    assert bob.balance() == 10_000
+    audit()

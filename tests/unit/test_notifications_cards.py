@@ -1,0 +1,237 @@
+"""Unit and property tests for the card and onboarding pushes of
+fjordbank.domain.notifications (no I/O).
+
+The promises checked here are the module's own: an approved or declined card authorisation
+tells the card holder the amount (formatted from exact øre), the merchant and, for a
+decline, the reason from the reason table; onboarding results are told with fixed texts;
+every push has the kind of its user preference and a stable dedupe key; anything else
+(unknown status, no user) pushes nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fjordbank.domain.money import NBSP, Money
+from fjordbank.domain.notifications import (
+    CARD,
+    CARD_REASON_TEXTS,
+    DEFAULT_PREFERENCES,
+    ONBOARDING,
+    Push,
+    card_pushes,
+    onboarding_pushes,
+)
+
+AUTH_ID = "ca" + "0" * 32
+
+
+def card_event(**changes: object) -> dict:
+    event: dict = {
+        "v": 1,
+        "authId": AUTH_ID,
+        "status": "approved",
+        "reason": None,
+        "uid": "user_1",
+        "cardId": "card_1",
+        "accountId": "acc_1",
+        "last4": "7897",
+        "amount": 12_345,
+        "currency": "NOK",
+        "merchantName": "Rema 1000",
+        "mcc": "5411",
+        "merchantCountry": "NO",
+        "channel": "pos",
+    }
+    event.update(changes)
+    return event
+
+
+# ----------------------------------------------------------------------- constants
+
+
+def test_kind_constants() -> None:
+    assert CARD == "card"
+    assert ONBOARDING == "onboarding"
+    assert DEFAULT_PREFERENCES[CARD] is True
+    assert DEFAULT_PREFERENCES[ONBOARDING] is True
+
+
+# ----------------------------------------------------------------------- card pushes
+
+
+def test_approved_card_purchase_push() -> None:
+    [push] = card_pushes(card_event())
+    assert push == Push(
+        uid="user_1",
+        kind=CARD,
+        title="Card purchase",
+        body=f"123,45{NBSP}kr at Rema 1000 with the card ending 7897",
+        data={"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved"},
+        dedupe_key=f"{AUTH_ID}:approved",
+    )
+    assert push.to_json() == {
+        "uid": "user_1",
+        "kind": "card",
+        "title": "Card purchase",
+        "body": f"123,45{NBSP}kr at Rema 1000 with the card ending 7897",
+        "data": {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved"},
+        "dedupeKey": f"{AUTH_ID}:approved",
+    }
+
+
+@pytest.mark.parametrize(("reason", "text"), sorted(CARD_REASON_TEXTS.items()))
+def test_declined_card_purchase_push_names_the_reason(reason: str, text: str) -> None:
+    [push] = card_pushes(card_event(status="declined", reason=reason))
+    assert push.kind == CARD
+    assert push.title == "Card purchase declined"
+    assert push.body == f"123,45{NBSP}kr at Rema 1000: {text}"
+    assert push.data == {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "declined"}
+    assert push.dedupe_key == f"{AUTH_ID}:declined"
+
+
+@pytest.mark.parametrize("reason", [None, "", "duplicate_reference", "unknown_card", "something_new"])
+def test_declined_for_an_unlisted_reason_says_the_bank_declined(reason: str | None) -> None:
+    [push] = card_pushes(card_event(status="declined", reason=reason))
+    assert push.body == f"123,45{NBSP}kr at Rema 1000: the bank declined it"
+
+
+def test_card_reason_texts_cover_the_card_decisions() -> None:
+    for reason in (
+        "card_frozen",
+        "card_blocked",
+        "card_expired",
+        "insufficient_funds",
+        "over_daily_limit",
+        "over_online_limit",
+        "over_abroad_limit",
+        "cvv_mismatch",
+        "cvv_required",
+        "invalid_expiry",
+    ):
+        assert reason in CARD_REASON_TEXTS
+
+
+def test_approved_and_declined_have_different_dedupe_keys() -> None:
+    [approved] = card_pushes(card_event(status="approved"))
+    [declined] = card_pushes(card_event(status="declined", reason="card_frozen"))
+    assert approved.dedupe_key != declined.dedupe_key
+
+
+def test_card_push_dedupe_key_is_stable() -> None:
+    assert card_pushes(card_event()) == card_pushes(card_event())
+    assert card_pushes(card_event(authId="ca" + "1" * 32))[0].dedupe_key == "ca" + "1" * 32 + ":approved"
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (1, f"0,01{NBSP}kr"),
+        (100, f"1,00{NBSP}kr"),
+        (123_456_789, f"1{NBSP}234{NBSP}567,89{NBSP}kr"),
+    ],
+)
+def test_card_push_amount_is_formatted_from_ore(amount: int, shown: str) -> None:
+    [push] = card_pushes(card_event(amount=amount))
+    assert push.body.startswith(f"{shown} at Rema 1000")
+
+
+@pytest.mark.parametrize("amount", [None, "12345", 123.45, True])
+def test_card_push_without_a_whole_amount_leaves_it_out(amount: object) -> None:
+    [push] = card_pushes(card_event(amount=amount))
+    assert push.body == "at Rema 1000 with the card ending 7897"
+    [declined] = card_pushes(card_event(amount=amount, status="declined", reason="card_frozen"))
+    assert declined.body == "at Rema 1000: the card is frozen"
+
+
+@pytest.mark.parametrize("merchant", [None, ""])
+def test_card_push_without_merchant_says_a_merchant(merchant: str | None) -> None:
+    [push] = card_pushes(card_event(merchantName=merchant))
+    assert push.body == f"123,45{NBSP}kr at a merchant with the card ending 7897"
+
+
+@pytest.mark.parametrize(
+    "status", ["captured", "reversed", "expired", "authorized", "APPROVED", "", None, "review", "rejected"]
+)
+def test_other_card_statuses_push_nothing(status: str | None) -> None:
+    assert card_pushes(card_event(status=status)) == []
+
+
+@pytest.mark.parametrize("uid", [None, ""])
+def test_card_event_without_a_user_pushes_nothing(uid: str | None) -> None:
+    assert card_pushes(card_event(uid=uid)) == []
+    assert card_pushes({k: v for k, v in card_event().items() if k != "uid"}) == []
+
+
+def test_empty_card_event_pushes_nothing() -> None:
+    assert card_pushes({}) == []
+
+
+def test_card_push_data_values_are_strings() -> None:
+    [push] = card_pushes(card_event(cardId=None))
+    assert push.data == {"authorizationId": AUTH_ID, "cardId": "None", "status": "approved"}
+    assert all(isinstance(v, str) for v in push.data.values())
+
+
+@given(
+    amount=st.integers(1, 100_000_000),
+    status=st.sampled_from(["approved", "declined"]),
+    auth=st.from_regex(r"ca[0-9a-f]{32}", fullmatch=True),
+    uid=st.text(min_size=1, max_size=30),
+)
+def test_card_push_property(amount: int, status: str, auth: str, uid: str) -> None:
+    [push] = card_pushes(card_event(amount=amount, status=status, authId=auth, uid=uid))
+    assert push.uid == uid
+    assert push.kind == CARD
+    assert push.dedupe_key == f"{auth}:{status}"
+    assert push.data["status"] == status
+    assert push.data["authorizationId"] == auth
+    assert push.body.startswith(Money.nok(amount).format_nok() + " at Rema 1000")
+    assert all(isinstance(v, str) for v in push.data.values())
+
+
+# ----------------------------------------------------------------------- onboarding pushes
+
+
+@pytest.mark.parametrize(
+    ("status", "title", "body"),
+    [
+        ("approved", "Welcome to Fjordbank", "Your account is open and ready to use."),
+        ("review", "We are checking your application", "We will tell you as soon as it is decided."),
+        ("rejected", "Your application", "We could not open an account for you. Contact us to know more."),
+    ],
+)
+def test_onboarding_push_texts(status: str, title: str, body: str) -> None:
+    [push] = onboarding_pushes({"uid": "user_1", "status": status})
+    assert push == Push("user_1", ONBOARDING, title, body, {"status": status}, f"customer:user_1:{status}")
+
+
+def test_onboarding_push_does_not_say_why_it_was_rejected() -> None:
+    [push] = onboarding_pushes({"uid": "user_1", "status": "rejected", "reason": "sanctions_match"})
+    assert "sanction" not in push.body.lower()
+    assert "sanction" not in push.title.lower()
+    assert push.data == {"status": "rejected"}
+
+
+@pytest.mark.parametrize("status", ["approve", "declined", "pending", "", None, "APPROVED"])
+def test_unknown_onboarding_status_pushes_nothing(status: str | None) -> None:
+    assert onboarding_pushes({"uid": "user_1", "status": status}) == []
+
+
+@pytest.mark.parametrize("event", [{"status": "approved"}, {"uid": None, "status": "approved"}, {"uid": ""}, {}])
+def test_onboarding_without_a_user_pushes_nothing(event: dict) -> None:
+    assert onboarding_pushes(event) == []
+
+
+@given(uid=st.text(min_size=1, max_size=40), status=st.sampled_from(["approved", "review", "rejected"]))
+def test_onboarding_dedupe_key_property(uid: str, status: str) -> None:
+    [push] = onboarding_pushes({"uid": uid, "status": status})
+    assert push.uid == uid
+    assert push.kind == ONBOARDING
+    assert push.dedupe_key == f"customer:{uid}:{status}"
+    others = {
+        p.dedupe_key for s in ("approved", "review", "rejected") for p in onboarding_pushes({"uid": uid, "status": s})
+    }
+    assert len(others) == 3
