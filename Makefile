@@ -20,8 +20,9 @@ status:
 
 SCANNED := fjordbank run_services functions/main.py devstack bankctl bench
 
-test: bootstrap          ## static security scan, then unit, integration and end-to-end tests (starts the stack if not running)
+test: bootstrap          ## static security scan, dependency audit, then unit, integration and end-to-end tests (starts the stack if not running)
 	@.venv/bin/bandit -q -lll -r $(SCANNED)
+	@$(PY) scripts/audit_deps.py
 	@$(PY) -m pytest
 
 test-unit: bootstrap

@@ -20,10 +20,12 @@ from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
 from fjordbank.domain.errors import DomainError
+from fjordbank.runtime import redact
 from fjordbank.service_layer import accounts, cards, edge, onboarding, push, ratelimits, sca, scheduled
 
 options.set_global_options(region="europe-west1", memory=options.MemoryOption.MB_512, max_instances=50)
 logging.basicConfig(level=logging.INFO)
+redact.install()  # account, identity and card numbers masked in every log line
 
 _lock = threading.Lock()
 _deps: dict = {}

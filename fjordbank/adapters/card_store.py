@@ -91,6 +91,8 @@ class CardLedger:
             got = await self._get(tx, refs)
             previous = got.get(auth_ref.path)
             if previous is not None:
+                if previous.get("fingerprint") is None:  # the processor reversed it before it arrived
+                    return CardResult("declined", "reversed_before_authorization", auth_id, previous, replayed=True)
                 if previous.get("fingerprint") == fingerprint:
                     return CardResult(previous["status"], previous.get("reason"), auth_id, previous, replayed=True)
                 return CardResult("declined", "duplicate_reference", auth_id)  # not stored: the reference is taken

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fjordbank.domain.money import Money
-from fjordbank.domain.norway import format_account_number
+from fjordbank.domain.norway import mask_account_number
 from fjordbank.domain.payments import PaymentEvent
 
 # Push kinds, each with its own user preference (marketing is off unless chosen).
@@ -64,7 +64,7 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
                 p.uid,
                 PAYMENTS,
                 "Payment completed",
-                f"{_amount(p.amount)} to {format_account_number(p.to_account)}",
+                f"{_amount(p.amount)} to {mask_account_number(p.to_account)}",
                 data,
                 f"{p.payment_id}:completed",
             )

@@ -1,4 +1,5 @@
-"""Structured JSON logs on stdout, one object per line (Cloud Logging reads them as is)."""
+"""Structured JSON logs on stdout, one object per line (Cloud Logging reads them as is),
+with account, identity and card numbers masked (fjordbank.runtime.redact)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import logging
 import sys
 import time
+
+from fjordbank.runtime.redact import redact
 
 _STD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -28,7 +31,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 def setup(service: str, level: str = "INFO") -> None:

@@ -49,7 +49,12 @@ hostile_strings = st.sampled_from(
     ]
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | INT64 | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=200) | hostile_strings,
+    st.none()
+    | st.booleans()
+    | INT64
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=200)
+    | hostile_strings,
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=15,
 )

@@ -106,7 +106,7 @@ def test_completed_payment_pushes_the_payer():
         uid="alice",
         kind=PAYMENTS,
         title="Payment completed",
-        body=f"1{NBSP}234,56{NBSP}kr to 1234.56.78938",
+        body=f"1{NBSP}234,56{NBSP}kr to ****.**.*8938",
         data={"paymentId": PID, "requestId": "req-00000001", "status": "completed"},
         dedupe_key=f"{PID}:completed",
     )
@@ -114,7 +114,7 @@ def test_completed_payment_pushes_the_payer():
         "uid": "alice",
         "kind": PAYMENTS,
         "title": "Payment completed",
-        "body": f"1{NBSP}234,56{NBSP}kr to 1234.56.78938",
+        "body": f"1{NBSP}234,56{NBSP}kr to ****.**.*8938",
         "data": {"paymentId": PID, "requestId": "req-00000001", "status": "completed"},
         "dedupeKey": f"{PID}:completed",
     }
@@ -261,10 +261,11 @@ def test_push_amounts_round_trip_to_the_exact_ore(minor, status, kind):
         assert all(isinstance(v, str) for v in (push.uid, push.kind, push.title, push.body, push.dedupe_key))
 
 
-def test_completed_push_shows_the_payee_account_in_display_form():
+def test_completed_push_shows_the_payee_account_masked():
+    """A push shows on a lock screen: the payee's number is masked to its last four digits."""
     [push] = payment_pushes(event("completed", kind=EXTERNAL), payee_uid=None)
-    assert push.body.endswith(f" to {format_account_number(TO)}")
-    assert format_account_number(TO) == "1234.56.78938"
+    assert push.body.endswith(" to ****.**.*8938")
+    assert format_account_number(TO) not in push.body
 
 
 # --------------------------------------------------------- transaction entries

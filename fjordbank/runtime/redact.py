@@ -1,0 +1,48 @@
+"""Masking of personal data in log lines, whatever code wrote them (defence in depth: the
+code logs ids, not numbers, but an exception message may still carry a document path).
+
+* 11-digit numbers (account numbers, also written 1234.56.78903 or 1234 56 78903, and
+  national identity numbers) keep their last 4 digits: ``*******8903``.
+* 13-19 digit numbers with a valid Luhn digit (card numbers) keep BIN and last 4.
+
+Only whole numbers are masked: digits inside an id (``p3f1...``) are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fjordbank.domain.norway import is_luhn_valid
+
+_EDGE_L, _EDGE_R = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
+_ELEVEN = re.compile(_EDGE_L + r"[0-9]{4}([ .]?)[0-9]{2}\1[0-9]{5}" + _EDGE_R)
+_CARD = re.compile(_EDGE_L + r"[0-9]{13,19}" + _EDGE_R)
+
+
+def _card(match: re.Match) -> str:
+    digits = match.group(0)
+    return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}" if is_luhn_valid(digits) else digits
+
+
+def redact(text: str) -> str:
+    text = _CARD.sub(_card, text)
+    return _ELEVEN.sub(lambda m: "*******" + m.group(0)[-4:], text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wraps another formatter and masks what it produced."""
+
+    def __init__(self, inner: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter(logging.BASIC_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
+
+
+def install(logger: logging.Logger | None = None) -> None:
+    """Mask every handler's output on ``logger`` (the root logger by default)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not isinstance(handler.formatter, RedactingFormatter):
+            handler.setFormatter(RedactingFormatter(handler.formatter))

@@ -1,0 +1,67 @@
+"""Personal data is masked in log lines, whatever code wrote them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fjordbank.domain.cards import make_pan
+from fjordbank.domain.norway import make_account_number
+from fjordbank.runtime import logs
+from fjordbank.runtime.redact import RedactingFormatter, install, redact
+
+
+def test_account_numbers_in_every_layout_keep_only_their_last_four_digits():
+    number = make_account_number("9710", "00", 11)
+    for text in (number, f"{number[:4]}.{number[4:6]}.{number[6:]}", f"{number[:4]} {number[4:6]} {number[6:]}"):
+        assert redact(f"path=/accounts/{text} x") == f"path=/accounts/*******{number[-4:]} x"
+
+
+def test_national_identity_numbers_are_masked():
+    assert redact("nid 01019012345, ok") == "nid *******2345, ok"
+
+
+def test_card_numbers_keep_bin_and_last_four():
+    pan = make_pan("499210")
+    assert redact(f"card {pan}.") == f"card {pan[:6]}******{pan[-4:]}."
+
+
+def test_ids_amounts_and_timestamps_are_left_alone():
+    text = "payment p31234567890123abc ca0123456789012 amount 1234567 at 1732590000123 seq 12345678901234"
+    assert redact(text) == text
+
+
+@given(st.integers(0, 10**11 - 1))
+def test_any_standalone_eleven_digit_number_is_masked(n):
+    digits = f"{n:011d}"
+    assert digits not in redact(f"x {digits} y")
+
+
+def test_service_json_logs_are_masked(capsys):
+    logs.setup("test")
+    logging.getLogger("t").info("closing", extra={"account": "97100000011", "nid": "01019012345"})
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (line["account"], line["nid"]) == ("*******0011", "*******2345")
+
+
+def test_install_wraps_a_plain_handler_once():
+    stream = io.StringIO()
+    logger = logging.getLogger("redact-test")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    install(logger)
+    install(logger)
+    assert isinstance(handler.formatter, RedactingFormatter) and not isinstance(
+        handler.formatter.inner, RedactingFormatter
+    )
+    try:
+        raise ValueError("409 entity already exists: path=/accounts/97100000001")
+    except ValueError:
+        logger.exception("unhandled")
+    assert "97100000001" not in stream.getvalue() and "*******0001" in stream.getvalue()
