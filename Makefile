@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit lint bootstrap lock bench audit
+.PHONY: up up-detached down status test test-unit lint bootstrap lock bench bench-cards audit
 
 PY := .venv/bin/python
 
@@ -30,6 +30,9 @@ test-unit: bootstrap
 
 bench: bootstrap         ## pipeline throughput/latency vs a naive baseline -> artifacts/bench/ (needs `make up`)
 	@$(PY) -m bench.pipeline $(BENCH_ARGS)
+
+bench-cards: bootstrap   ## card authorisation decision times vs the processor timeout -> artifacts/bench/cards.json
+	@$(PY) -m bench.cards $(BENCH_ARGS)
 
 audit: bootstrap         ## check every money invariant of the ledger (needs the stack)
 	@$(PY) -m bankctl audit

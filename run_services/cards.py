@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import time
+import weakref
 
 import nats.errors
 from google.api_core.exceptions import Aborted, FailedPrecondition
@@ -58,6 +59,17 @@ class CardService:
         self.secret = settings.card_processor_secret.encode()
         self.ledger = CardLedger(db)
         self.js = None
+        # One decision at a time per card in this process: concurrent authorisations of one
+        # card queue here (a few ms each) instead of contending for the same account and
+        # spend documents in Firestore, where aborted transactions back off for seconds.
+        self._card_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _card_lock(self, card_id: str | None) -> asyncio.Lock:
+        key = card_id or "unknown"
+        lock = self._card_locks.get(key)
+        if lock is None:
+            lock = self._card_locks[key] = asyncio.Lock()
+        return lock
 
     async def on_connect(self, js) -> None:
         self.js = js
@@ -159,9 +171,9 @@ class CardService:
         if entry is not None and req.cvv is not None:
             expected = rules.derive_cvv(self.cvv_key, req.pan, entry.exp_month, entry.exp_year)
             cvv_ok = hmac.compare_digest(expected, req.cvv)
-        result = await self.ledger.authorize(
-            req, entry.card_id if entry else None, cvv_ok=cvv_ok, now=dt.datetime.now(dt.UTC)
-        )
+        card_id = entry.card_id if entry else None
+        async with self._card_lock(card_id):
+            result = await self.ledger.authorize(req, card_id, cvv_ok=cvv_ok, now=dt.datetime.now(dt.UTC))
         await self._announce(result)
         log.info(
             "authorisation decided",

@@ -150,3 +150,97 @@ async def test_only_admin_may_delete_or_purge_streams(stack):
         assert info["config"]["deny_purge"] is True and info["config"]["deny_delete"] is True
     finally:
         await nc.close()
+
+
+# ---- the whole matrix, on the live cluster ------------------------------------------------
+# Who produces each event, written out independently of fjordbank/topology.py.
+PRODUCERS = {
+    "payments.requested": "edge",
+    "payments.approved": "screening",
+    "payments.rejected": "screening",
+    "payments.reserved": "ledger",
+    "payments.completed": "ledger",
+    "payments.failed": "ledger",
+    "payments.submitted": "clearing",
+    "payments.settled": "clearing",
+    "payments.returned": "clearing",
+    "customers.approved": "edge",
+    "customers.review": "edge",
+    "customers.rejected": "edge",
+    "customers.account_opened": "edge",
+    "customers.account_closed": "edge",
+    "cards.commands.issue": "edge",
+    "cards.commands.expire-holds": "edge",
+    "cards.updated": "edge",
+    "cards.issued": "cards",
+    "cards.authorized": "cards",
+    "cards.declined": "cards",
+    "cards.captured": "cards",
+    "cards.reversed": "cards",
+    "cards.expired": "cards",
+}
+# Which durable consumers each service reads (its inputs).
+READERS = {
+    "screening": {"screening"},
+    "ledger": {"ledger"},
+    "clearing": {"clearing"},
+    "notifier": {"notifier", "notifier-customers", "notifier-cards"},
+    "cards": {"cards"},
+    "edge": set(),
+}
+STREAM_OF = {
+    "screening": "PAYMENTS",
+    "ledger": "PAYMENTS",
+    "clearing": "PAYMENTS",
+    "notifier": "PAYMENTS",
+    "notifier-customers": "CUSTOMERS",
+    "notifier-cards": "CARDS",
+    "cards": "CARDS",
+}
+
+
+async def _denied_publishes(stack, identity: str, subjects: list[str]) -> set[str]:
+    """The subjects the server refused this identity to publish to (one connection)."""
+    errors: list = []
+    nc = await natsclients.connect(stack, identity, errors=errors)
+    try:
+        for subject in subjects:
+            await nc.publish(subject, b"")  # an empty payload: never a valid event or request
+        await nc.flush(timeout=5)
+        await asyncio.sleep(1.0)
+    finally:
+        await nc.close()
+    text = " ".join(str(e) for e in errors).lower()  # nats-py lowercases the server's message
+    return {s for s in subjects if f'"{s.lower()}"' in text}
+
+
+@pytest.mark.parametrize("identity", sorted(READERS))
+async def test_each_identity_publishes_exactly_its_outputs_and_fetches_exactly_its_inputs(stack, identity):
+    fetches = {f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_OF[d]}.{d}": d for d in STREAM_OF}
+    subjects = sorted(PRODUCERS) + sorted(fetches)
+    denied = await _denied_publishes(stack, identity, subjects)
+    for subject, producer in PRODUCERS.items():
+        assert (subject in denied) is (producer != identity), (identity, subject)
+    for subject, durable in fetches.items():
+        assert (subject in denied) is (durable not in READERS[identity]), (identity, subject)
+
+
+@pytest.mark.parametrize("identity", sorted(READERS))
+async def test_no_service_identity_can_delete_or_purge_any_stream(stack, identity):
+    subjects = [
+        f"$JS.API.STREAM.{op}.{stream}"
+        for stream in ("PAYMENTS", "CUSTOMERS", "CARDS", "DLQ")
+        for op in ("DELETE", "PURGE", "UPDATE", "MSG.DELETE")
+    ]
+    assert await _denied_publishes(stack, identity, subjects) == set(subjects)
+
+
+async def test_every_stream_denies_delete_and_purge_even_to_the_admin(stack):
+    nc = await natsclients.connect(stack, "admin")
+    try:
+        for stream in ("PAYMENTS", "CUSTOMERS", "CARDS", "DLQ"):
+            info = json.loads((await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=5)).data)
+            assert info["config"]["deny_purge"] is True and info["config"]["deny_delete"] is True, stream
+            assert info["config"]["num_replicas"] == 3, stream
+    finally:
+        await nc.close()
