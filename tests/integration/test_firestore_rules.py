@@ -58,6 +58,9 @@ def world(stack):
         "cardAuthorizations/ca1": {"status": "approved"},
         "cardSpend/card_x_2026-11-26": {"daily": 0},
         "registry/rules-test": {"next": 1},
+        f"users/{alice}/scaKeys/phone-key-1": {"keyId": "phone-key-1", "publicKey": "MFkw"},
+        f"rateLimits/{alice}:payments": {"tokens": 1.0, "asOf": 0},
+        "scaUsed/abc": {"request": "users/x/paymentRequests/y"},
     }
     for path, data in docs.items():
         assert admin.set(path, data) == 200, path
@@ -85,6 +88,7 @@ OWNED_READS = [
     "users/{alice}/settings/notifications",
     "customers/{alice}",
     "cards/card_{alice}",
+    "users/{alice}/scaKeys/phone-key-1",
 ]
 
 
@@ -127,6 +131,8 @@ BACKEND_ONLY = [
     "cardAuthorizations/ca1",
     "cardSpend/card_x_2026-11-26",
     "registry/rules-test",
+    "rateLimits/{alice}:payments",
+    "scaUsed/abc",
 ]
 
 
@@ -285,3 +291,13 @@ def test_notification_preferences_are_booleans_of_known_kinds_for_the_owner_only
     assert world["client"](world["bob"]).set(path, {"marketing": True}) in DENIED
     assert world["client"](None).set(path, {"marketing": True}) in DENIED
     assert alice.delete(path) in DENIED
+
+
+def test_device_keys_are_read_only_for_their_owner(world):
+    """Only the sca_register_key callable writes keys: a stolen session cannot swap them."""
+    alice = world["client"](world["alice"])
+    keys = f"users/{world['alice']}/scaKeys"
+    assert alice.set(f"{keys}/phone-key-1", {"keyId": "phone-key-1", "publicKey": "attacker"}) in DENIED
+    assert alice.create(keys, "phone-key-2", {"keyId": "phone-key-2", "publicKey": "MFkw"}) in DENIED
+    assert alice.delete(f"{keys}/phone-key-1") in DENIED
+    assert world["client"](world["bob"]).get(f"{keys}/phone-key-1") in DENIED
