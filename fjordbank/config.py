@@ -72,6 +72,7 @@ class Settings:
     bic: str
     fcm_sink_url: str | None
     sanctions_list: str
+    sanctions_list_configured: bool  # False: the fictional sample, fit for the emulator only
     allow_synthetic_ids: bool
     card_bin: str
     card_api_port: int
@@ -124,6 +125,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         fcm_sink_url=env.get("FJB_FCM_SINK_URL") or None,
         sanctions_list=env.get("FJB_SANCTIONS_LIST")
         or str(REPO_ROOT / "emulators" / "sanctions" / "eu-fsf-sample.xml"),
+        sanctions_list_configured=bool(env.get("FJB_SANCTIONS_LIST")),
         allow_synthetic_ids=env.get("FJB_ALLOW_SYNTHETIC_IDS", "").lower() in ("1", "true", "yes"),
         card_bin=env.get("FJB_CARD_BIN", "499210"),
         card_api_port=_int(env, "FJB_CARD_API_PORT", 0),

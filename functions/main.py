@@ -55,6 +55,9 @@ def deps() -> tuple:
 def sanctions():
     """The sanctions list, parsed once per instance (FJB_SANCTIONS_LIST)."""
     _db, _publisher, settings = deps()
+    if not settings.sanctions_list_configured and not settings.functions_emulator:
+        # fail closed: screening against the fictional sample would approve everyone
+        raise RuntimeError("FJB_SANCTIONS_LIST must name the real consolidated list outside the emulator")
     with _lock:
         if "sanctions" not in _deps:
             _deps["sanctions"] = onboarding.load_sanctions(settings.sanctions_list)

@@ -28,7 +28,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, POSTINGS
 from fjordbank.adapters.ledger_store import account_from_doc, balance_fields
 from fjordbank.domain import cards as rules
-from fjordbank.domain.ledger import INTERNAL_CARD_SCHEME, Book, Declined, Hold
+from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account
 from fjordbank.service_layer.edge import today_in_norway
 
 CARDS = "cards"
@@ -159,10 +159,33 @@ class CardLedger:
                 if record.get("captureRef") == capture_ref:
                     return CardResult("captured", None, auth_id, record, replayed=True)
                 return CardResult("refused", "already_captured", auth_id, record)
+            scheme = card_scheme_account(auth_id)
+            if record["status"] == "expired" and hold is not None and hold.status == "released":
+                # A late capture (hotels, car rental): the scheme settles it whatever our
+                # hold did, so it is posted from the available balance, flagged.
+                captured = amount if amount is not None else hold.amount
+                try:
+                    book.apply(
+                        Posting.transfer(auth_id, CAPTURE_STEP, hold.account_id, scheme, captured, hold.currency)
+                    )
+                except Declined as exc:
+                    return CardResult("refused", exc.code, auth_id, record)
+                record = {
+                    **record,
+                    "status": "captured",
+                    "capturedAmount": captured,
+                    "captureRef": capture_ref,
+                    "lateCapture": True,
+                    "updatedAt": now,
+                }
+                tx.set(self._doc(CARD_AUTHORIZATIONS, auth_id), record)
+                self._write_book(tx, book)
+                self._feed(tx, record, "posted", -captured)
+                return CardResult("captured", None, auth_id, record)
             if record["status"] != "approved" or hold is None or hold.status != "active":
                 return CardResult("refused", f"authorization_{record['status']}", auth_id, record)
             try:
-                book.capture(auth_id, step=CAPTURE_STEP, credit=INTERNAL_CARD_SCHEME, amount=amount)
+                book.capture(auth_id, step=CAPTURE_STEP, credit=scheme, amount=amount)
             except Declined as exc:
                 return CardResult("refused", exc.code, auth_id, record)
             captured = amount if amount is not None else hold.amount
@@ -246,7 +269,7 @@ class CardLedger:
         hold = Hold.from_dict(got[hold_ref.path]) if hold_ref.path in got else None
         if record is None or hold is None:
             return record, hold, None, None
-        ids = [hold.account_id] + ([INTERNAL_CARD_SCHEME] if with_scheme else [])
+        ids = [hold.account_id] + ([card_scheme_account(auth_id)] if with_scheme else [])
         refs = [self._doc(ACCOUNTS, a) for a in ids]
         spend_ref = self._doc(CARD_SPEND, f"{record.get('cardId')}_{record.get('spendDay')}")
         got = await self._get(tx, [*refs, spend_ref])

@@ -27,9 +27,17 @@ INTERNAL_WORLD = "internal-world"
 INTERNAL_CLEARING = "internal-clearing"
 INTERNAL_SETTLEMENT = "internal-settlement"
 # What the bank owes the card scheme for captured card purchases (settled with the scheme
-# outside this system).
-INTERNAL_CARD_SCHEME = "internal-card-scheme"
-INTERNAL_ACCOUNTS = (INTERNAL_WORLD, INTERNAL_CLEARING, INTERNAL_SETTLEMENT, INTERNAL_CARD_SCHEME)
+# outside this system). Sharded: every capture credits it, and one document cannot take
+# every capture's write; the shards together are the scheme's balance.
+CARD_SCHEME_SHARDS = 16
+INTERNAL_CARD_SCHEME = tuple(f"internal-card-scheme-{i:02d}" for i in range(CARD_SCHEME_SHARDS))
+INTERNAL_ACCOUNTS = (INTERNAL_WORLD, INTERNAL_CLEARING, INTERNAL_SETTLEMENT, *INTERNAL_CARD_SCHEME)
+
+
+def card_scheme_account(key: str) -> str:
+    """The scheme shard a capture credits, fixed by the authorisation's id."""
+    return INTERNAL_CARD_SCHEME[int.from_bytes(key.encode()[-4:], "big") % CARD_SCHEME_SHARDS]
+
 
 CUSTOMER = "customer"
 INTERNAL = "internal"

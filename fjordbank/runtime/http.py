@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -69,6 +70,7 @@ class ProbeServer:
 
 
 MAX_BODY = 64 * 1024
+MAX_HEADERS = 50
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -124,12 +126,20 @@ class JsonApiServer:
             writer.close()
 
     async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, dict]:
+        try:
+            return await self._parse_and_call(reader)
+        except (ValueError, asyncio.LimitOverrunError):  # an over-long line, a broken header
+            return 400, {"error": "malformed_request"}
+
+    async def _parse_and_call(self, reader: asyncio.StreamReader) -> tuple[int, dict]:
         request = await asyncio.wait_for(reader.readline(), timeout=5)
         headers: dict[str, str] = {}
-        while True:
+        for count in range(MAX_HEADERS + 1):
             line = await asyncio.wait_for(reader.readline(), timeout=5)
             if line in (b"\r\n", b"\n", b""):
                 break
+            if count == MAX_HEADERS:
+                return 400, {"error": "too_many_headers"}
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         parts = request.decode("latin-1").split()
@@ -139,7 +149,7 @@ class JsonApiServer:
         if handler is None:
             return 404, {"error": "not_found"}
         length = headers.get("content-length", "")
-        if not length.isdigit():
+        if not re.fullmatch(r"[0-9]{1,7}", length):
             return 400, {"error": "content_length_required"}
         if int(length) > MAX_BODY:
             return 413, {"error": "body_too_large"}

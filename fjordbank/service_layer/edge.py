@@ -66,6 +66,11 @@ def handle_payment_request(
     again, which JetStream and the services' records answer without a second effect."""
     now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
+    handled = (db.document(request_path(uid, request_id)).get().to_dict() or {}).get("status")
+    if handled is not None:
+        # A redelivered trigger: this request was handled. Nothing is checked or counted
+        # again, so a rate limit or a used signature can never reject a request in flight.
+        return handled
     try:
         ratelimits.check(db, uid, "payments", now=now.timestamp())
         request = parse_request(body, request_id=request_id, today=today)

@@ -16,24 +16,33 @@ from google.cloud import firestore
 from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, USERS
 from fjordbank.domain import sca as rules
 from fjordbank.domain.payments import PaymentRejected
+from fjordbank.service_layer.accounts import CUSTOMERS
 
 SCA_KEYS = "scaKeys"
 SCA_USED = "scaUsed"
 
 
 def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: object) -> str:
-    """The first device key of a user (registered at onboarding). Another device would be
-    added with a signature of an existing key; that flow is not built, so a second key is
-    refused rather than let anyone with a session replace the customer's device."""
+    """The device key of a user, enrolled at onboarding: after sign-up and before the
+    application is submitted. Once the user has applied (or has a key), enrolling is
+    refused: a stolen session must not be able to add its own key to an existing
+    customer. Enrolling another device needs a step-up flow (a signature by the enrolled
+    key, or identity proofing), which is not built."""
     if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
         raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
     der = rules.parse_public_key(public_key)
     keys = db.collection(USERS).document(uid).collection(SCA_KEYS)
 
+    customer = db.collection(CUSTOMERS).document(uid)
+
     @firestore.transactional
     def run(tx) -> None:
         if list(tx.get(keys.limit(1))):
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
+        if customer.get(transaction=tx).exists:
+            raise rules.ScaRefused(
+                "enrolment_closed", "a device is enrolled at onboarding; contact the bank to enrol a new one"
+            )
         tx.create(
             keys.document(key_id),
             {"keyId": key_id, "publicKey": base64.b64encode(der).decode(), "createdAt": firestore.SERVER_TIMESTAMP},

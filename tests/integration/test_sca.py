@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fjordbank.domain import sca
 from fjordbank.domain.sca import DEFAULT_THRESHOLD
 from tests.support.app import new_customer
-from tests.support.bank import callables_for, refused
+from tests.support.bank import application, callables_for, refused
 from tests.support.clients import unique
 
 pytestmark = pytest.mark.stack
@@ -52,6 +52,14 @@ def test_a_device_registers_one_key_through_the_callable(auth, callables, as_use
         fresh = auth.sign_up()
         result = callables.call("sca_register_key", {"keyId": unique("phone-"), "publicKey": bad}, fresh["id_token"])
         assert refused(result) == ("INVALID_ARGUMENT", "invalid_key"), bad
+    # enrolment is part of onboarding: an onboarded customer's session cannot add a key
+    onboarded = auth.sign_up()
+    assert callables.call("onboarding_submit", application(), onboarded["id_token"])[0] == 200
+    late = {"keyId": unique("phone-"), "publicKey": sca.public_key_b64(ec.generate_private_key(ec.SECP256R1()))}
+    assert refused(callables.call("sca_register_key", late, onboarded["id_token"])) == (
+        "FAILED_PRECONDITION",
+        "enrolment_closed",
+    )
     p384 = sca.public_key_b64(ec.generate_private_key(ec.SECP384R1()))
     fresh = auth.sign_up()
     result = callables.call("sca_register_key", {"keyId": unique("phone-"), "publicKey": p384}, fresh["id_token"])

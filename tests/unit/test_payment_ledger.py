@@ -72,7 +72,7 @@ def fresh_book(alice_1: int = 10_000, alice_2: int = 0, bob_1: int = 5_000, *, o
         internal(INTERNAL_WORLD, -(alice_1 + alice_2 + bob_1)),
         internal(INTERNAL_CLEARING),
         internal(INTERNAL_SETTLEMENT),
-        internal(INTERNAL_CARD_SCHEME),
+        *(internal(shard) for shard in INTERNAL_CARD_SCHEME),
     ]
     return Book({a.account_id: a for a in accounts})
 
