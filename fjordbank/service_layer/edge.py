@@ -67,7 +67,7 @@ def handle_payment_request(
     now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
     handled = (db.document(request_path(uid, request_id)).get().to_dict() or {}).get("status")
-    if handled is not None:
+    if handled is not None and handled != body.get("status"):  # the edge moved it since its creation
         # A redelivered trigger: this request was handled. Nothing is checked or counted
         # again, so a rate limit or a used signature can never reject a request in flight.
         return handled

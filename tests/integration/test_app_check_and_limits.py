@@ -73,3 +73,31 @@ def test_payments_are_rate_limited_per_user_and_publish_nothing(auth, as_user, l
     assert "paymentId" not in doc or not admin_db.document(f"ledgerPayments/{doc.get('paymentId')}").get().exists
     assert alice.balance() == 10_000
     audit()
+
+
+def test_a_redelivered_trigger_is_not_checked_again(auth, as_user, ledger_admin, admin_db, audit):
+    """Firestore triggers may fire twice: the second delivery of a handled request neither
+    counts against the rate limit nor can it reject the request in flight."""
+    from fjordbank.service_layer import edge
+
+    alice = new_customer(auth, as_user, ledger_admin, 10_000, 0)
+    request_id = alice.request_payment(alice.accounts[1], 1_000)
+    assert alice.wait_final(request_id)["status"] == "completed"
+    admin_db.document(f"rateLimits/{alice.uid}:payments").set({"tokens": 0.0, "asOf": time.time()})
+
+    class NoPublish:
+        def publish_json(self, *_a, **_k):
+            raise AssertionError("a handled request is not published again")
+
+    body = {
+        "v": 1,
+        "fromAccount": alice.accounts[0],
+        "toAccount": alice.accounts[1],
+        "amount": 1_000,
+        "currency": "NOK",
+    }
+    status = edge.handle_payment_request(
+        admin_db, NoPublish(), uid=alice.uid, request_id=request_id, body=body, bank_regs=("9710",)
+    )
+    assert status == "completed" and alice.request(request_id)["status"] == "completed"
+    audit()
