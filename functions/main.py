@@ -19,6 +19,7 @@ from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
+from fjordbank.domain import giro
 from fjordbank.domain.errors import DomainError
 from fjordbank.runtime import redact
 from fjordbank.service_layer import accounts, cards, edge, onboarding, push, ratelimits, sca, scheduled
@@ -305,3 +306,18 @@ def sca_register_key(req: https_fn.CallableRequest) -> dict:
     return {
         "keyId": _answer(lambda: sca.register_key(db, uid, key_id=data.get("keyId"), public_key=data.get("publicKey")))
     }
+
+
+@https_fn.on_call(**CALLABLE)
+def invoices_scan(req: https_fn.CallableRequest) -> dict:
+    """A payment draft from what the app's text recognition read on a giro: its OCR line
+    (``ocrLine``) or its labelled fields (``fields``). Nothing is stored or paid: the app
+    shows the draft, and the customer pays it as any payment request."""
+    _uid, data = _caller(req, {"ocrLine", "fields"}, limit="invoices")
+    if len(data) != 1:
+        raise https_fn.HttpsError(
+            https_fn.FunctionsErrorCode.INVALID_ARGUMENT, "give ocrLine or fields", {"reason": "invalid_request"}
+        )
+    if "ocrLine" in data:
+        return _answer(lambda: giro.parse_ocr_line(data["ocrLine"])).to_json()
+    return _answer(lambda: giro.parse_fields(data["fields"], today=edge.today_in_norway())).to_json()

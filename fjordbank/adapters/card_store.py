@@ -136,6 +136,20 @@ class CardLedger:
             status = "declined" if reason else "approved"
             record.update(status=status, reason=reason)
             tx.set(auth_ref, record)
+            if reason in rules.CHECK_FAILURES:
+                # Guessing an expiry or CVV takes many tries: count them per card and day,
+                # and freeze the card at the limit (the customer unfreezes it in the app).
+                spend_doc = got.get(self._doc(CARD_SPEND, f"{card_id}_{day}").path) or {}
+                failed = int(spend_doc.get("failedChecks", 0)) + 1
+                tx.set(
+                    self._doc(CARD_SPEND, f"{card_id}_{day}"),
+                    {**spend.to_dict(), **spend_doc, "cardId": card_id, "day": day, "failedChecks": failed},
+                )
+                if failed >= rules.MAX_FAILED_CHECKS:
+                    tx.update(
+                        self._doc(CARDS, card_id),
+                        {"status": rules.FROZEN, "frozenReason": "too_many_failed_checks", "updatedAt": now},
+                    )
             if book is not None:
                 spend.add(req)
                 tx.set(self._doc(CARD_SPEND, f"{card_id}_{day}"), {**spend.to_dict(), "cardId": card_id, "day": day})

@@ -34,6 +34,8 @@ LIMIT_KINDS = ("daily", "online", "abroad")
 DEFAULT_LIMITS = {"daily": 2_000_000, "online": 1_000_000, "abroad": 500_000}  # øre: 20 000 / 10 000 / 5 000 NOK
 MAX_LIMITS = {"daily": 10_000_000, "online": 5_000_000, "abroad": 5_000_000}
 HOME_COUNTRY = "NO"
+CHECK_FAILURES = frozenset({"cvv_mismatch", "invalid_expiry"})  # a guess at what is printed on the card
+MAX_FAILED_CHECKS = 5  # per card and day, then the card is frozen
 
 
 class CardRefused(DomainError):

@@ -24,6 +24,7 @@ CALLABLES = [
     "cards_limits",
     "cards_replace",
     "sca_register_key",
+    "invoices_scan",
 ]
 
 
@@ -101,3 +102,11 @@ def test_a_redelivered_trigger_is_not_checked_again(auth, as_user, ledger_admin,
     )
     assert status == "completed" and alice.request(request_id)["status"] == "completed"
     audit()
+
+
+def test_invoice_scanning_is_rate_limited_per_user(auth, callables):
+    user = auth.sign_up()
+    limit = LIMITS["invoices"].capacity
+    results = [callables.call("invoices_scan", {"ocrLine": "not a giro"}, user["id_token"]) for _ in range(limit + 1)]
+    assert all(refused(r) == ("INVALID_ARGUMENT", "invalid_ocr_line") for r in results[:limit])
+    assert refused(results[limit]) == ("RESOURCE_EXHAUSTED", "rate_limited")

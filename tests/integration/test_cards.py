@@ -266,3 +266,19 @@ def test_nobody_touches_another_customers_card(stack, auth, as_user, callables, 
         "not_a_customer",
         "unknown_account",
     )
+
+
+def test_guessing_the_security_code_freezes_the_card(holder, proc, callables):
+    from fjordbank.domain.cards import MAX_FAILED_CHECKS
+
+    wrong = "000" if holder.card["cvv"] != "000" else "001"
+    answers = [buy(proc, holder, 1_000, cvv=wrong, channel="online") for _ in range(MAX_FAILED_CHECKS)]
+    assert [a["reason"] for a in answers] == ["cvv_mismatch"] * MAX_FAILED_CHECKS
+    card = holder.app.get(f"cards/{holder.card_id}")[1]
+    assert card["status"] == "frozen" and card["frozenReason"] == "too_many_failed_checks"
+    assert buy(proc, holder, 1_000, channel="online")["reason"] == "card_frozen"  # even with the right code
+    # the customer, in the app, says it was them
+    assert (
+        callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": False}, holder.user["id_token"])[0] == 200
+    )
+    assert buy(proc, holder, 1_000, channel="online")["approved"] is True

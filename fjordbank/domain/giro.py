@@ -1,0 +1,182 @@
+"""Invoice scanning: a Norwegian giro read by the phone's text recognition, free of I/O.
+
+Two inputs, both turned into a payment draft (account, amount in øre, KID, due date):
+
+* the OCR line at the bottom of a giro (OCR-B):
+
+      <KID>  #  <kroner> <øre> <amount check digit>  >  <to-account> #
+
+  The amount check digit is the MOD10 (Luhn) digit of kroner and øre written together;
+  the account has its MOD11 digit, the KID its MOD10 or MOD11 digit.
+* the invoice's labelled fields (account number, KID, amount, due date) as read.
+
+Text recognition misreads a few characters in a digit-only field the same way every time:
+O/o/Q/D for 0, l/I/i/|/! for 1, and inserts stray spaces. Those are corrected, and each
+correction is reported, because in a field of digits they are unambiguous. Anything else
+(S, B, Z, G: 5 or S? 8 or B?) is refused with its position rather than guessed. A draft is
+never a payment: the app shows it, the customer confirms it, and it goes through the normal
+pipeline (with strong customer authentication where due).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from fjordbank.domain.errors import DomainError
+from fjordbank.domain.money import Money
+from fjordbank.domain.norway import is_valid_account_number, is_valid_kid, luhn_check_digit
+
+MAX_TEXT = 200
+UNAMBIGUOUS = {"O": "0", "o": "0", "Q": "0", "D": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1"}
+_OCR_LINE = re.compile(
+    r"^(?P<kid>[^#>]*)#(?P<amount>[^#>]*)>(?P<account>[^#>]*)#?\s*$",
+)
+
+
+class InvoiceRefused(DomainError):
+    """A giro that cannot be read into a draft; ``code`` says why, ``field`` where."""
+
+    code = "invoice_refused"
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True)
+class PaymentDraft:
+    to_account: str
+    amount: int  # øre
+    kid: str | None
+    due_date: date | None
+    corrections: tuple[str, ...] = ()  # what was read differently from the text given
+
+    def to_json(self) -> dict:
+        return {
+            "toAccount": self.to_account,
+            "amount": self.amount,
+            "currency": "NOK",
+            "kid": self.kid,
+            "dueDate": self.due_date.isoformat() if self.due_date else None,
+            "corrections": list(self.corrections),
+        }
+
+
+def digits(text: str, field: str, corrections: list[str], *, separators: str = " ") -> str:
+    """The digits of a digit-only field: unambiguous misreads corrected (and reported),
+    separators and stray spaces dropped, anything else refused with its position."""
+    out = []
+    for position, ch in enumerate(text, start=1):
+        if ch.isascii() and ch.isdigit():
+            out.append(ch)
+        elif ch in separators or ch.isspace():
+            continue
+        elif ch in UNAMBIGUOUS:
+            out.append(UNAMBIGUOUS[ch])
+            corrections.append(f"{field}: '{ch}' at {position} read as {UNAMBIGUOUS[ch]}")
+        else:
+            raise InvoiceRefused(
+                "unreadable_character", f"{field}: '{ch}' at position {position} is not a digit (rescan)", field
+            )
+    return "".join(out)
+
+
+def amount_check_digit(kroner: str, ore: str) -> int:
+    return luhn_check_digit(f"{int(kroner)}{ore}")
+
+
+def _account(text: str, corrections: list[str]) -> str:
+    number = digits(text, "account", corrections, separators=" .")
+    if len(number) != 11:
+        raise InvoiceRefused("invalid_account", f"the account number has {len(number)} digits, not 11", "account")
+    if not is_valid_account_number(number):
+        raise InvoiceRefused("invalid_account", "the account number's check digit is wrong (misread?)", "account")
+    return number
+
+
+def _kid(text: str, corrections: list[str]) -> str | None:
+    kid = digits(text, "kid", corrections, separators=" ")
+    if not kid:
+        return None
+    if not 2 <= len(kid) <= 25:
+        raise InvoiceRefused("invalid_kid", "a KID has 2 to 25 digits", "kid")
+    if not is_valid_kid(kid):
+        raise InvoiceRefused("invalid_kid", "the KID's check digit is wrong (MOD10 and MOD11)", "kid")
+    return kid
+
+
+def parse_ocr_line(text: object) -> PaymentDraft:
+    """A draft from a giro's OCR line; raises `InvoiceRefused` with the precise reason."""
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+        raise InvoiceRefused("invalid_ocr_line", f"the OCR line must be 1-{MAX_TEXT} characters of text")
+    match = _OCR_LINE.match(text.strip())
+    if match is None:
+        raise InvoiceRefused(
+            "invalid_ocr_line", "expected 'KID # kroner øre check-digit > account #' (the '#' and '>' are missing?)"
+        )
+    corrections: list[str] = []
+    kid = _kid(match["kid"], corrections)
+    parts = match["amount"].split()
+    if len(parts) < 3:
+        raise InvoiceRefused("invalid_amount", "the amount needs kroner, øre and its check digit", "amount")
+    *kroner_parts, ore_text, check_text = parts
+    kroner = digits(" ".join(kroner_parts), "kroner", corrections)
+    ore = digits(ore_text, "øre", corrections)
+    check = digits(check_text, "amount check digit", corrections)
+    if not kroner or len(kroner) > 8 or len(ore) != 2 or len(check) != 1:
+        raise InvoiceRefused("invalid_amount", "kroner (1-8 digits), øre (2) and one check digit", "amount")
+    if amount_check_digit(kroner, ore) != int(check):
+        raise InvoiceRefused("amount_check_digit", "the amount's check digit is wrong (misread amount?)", "amount")
+    amount = int(kroner) * 100 + int(ore)
+    if amount <= 0:
+        raise InvoiceRefused("invalid_amount", "the amount is zero", "amount")
+    return PaymentDraft(_account(match["account"], corrections), amount, kid, None, tuple(corrections))
+
+
+FIELDS = frozenset({"account", "kid", "amount", "dueDate"})
+
+
+def parse_fields(data: object, *, today: date) -> PaymentDraft:
+    """A draft from an invoice's labelled fields: account (required), kid, amount (as printed,
+    '1 234,50' or '1234.50'), dueDate ('dd.mm.yyyy' or ISO)."""
+    if not isinstance(data, dict) or set(data) - FIELDS or "account" not in data:
+        raise InvoiceRefused("invalid_request", f"fields are some of {sorted(FIELDS)}, account required")
+    for key, value in data.items():
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
+            raise InvoiceRefused("invalid_request", f"{key} must be text of at most {MAX_TEXT} characters", key)
+    corrections: list[str] = []
+    account = _account(data["account"], corrections)
+    kid = _kid(data.get("kid") or "", corrections)
+    amount = None
+    if data.get("amount"):
+        raw = data["amount"].strip()
+        try:
+            amount = Money.parse_nok(raw).minor
+        except (DomainError, ValueError) as exc:
+            raise InvoiceRefused("invalid_amount", f"the amount {raw!r} is not kroner and øre", "amount") from exc
+        if amount <= 0:
+            raise InvoiceRefused("invalid_amount", "the amount must be positive", "amount")
+    due = _due_date(data.get("dueDate"), today)
+    if amount is None:
+        raise InvoiceRefused("missing_amount", "the amount was not read; type it in", "amount")
+    return PaymentDraft(account, amount, kid, due, tuple(corrections))
+
+
+def _due_date(text: str | None, today: date) -> date | None:
+    if not text:
+        return None
+    text = text.strip()
+    m = re.fullmatch(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})", text) or re.fullmatch(
+        r"([0-9]{4})-([0-9]{2})-([0-9]{2})", text
+    )
+    if m is None:
+        raise InvoiceRefused("invalid_due_date", "the due date must be dd.mm.yyyy", "dueDate")
+    a, b, c = (int(x) for x in m.groups())
+    try:
+        due = date(c, b, a) if "." in text else date(a, b, c)
+    except ValueError as exc:
+        raise InvoiceRefused("invalid_due_date", "the due date is not a date", "dueDate") from exc
+    return max(due, today)  # a due date passed is paid today

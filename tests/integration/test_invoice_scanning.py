@@ -1,0 +1,52 @@
+"""Invoice scanning through the app's callable: an OCR line (with a misread) becomes a
+draft, the draft is paid through the normal pipeline (SCA for the new payee), the other
+bank receives it with its KID."""
+
+from __future__ import annotations
+
+import pytest
+
+from fjordbank.domain.giro import amount_check_digit
+from fjordbank.domain.norway import kid_mod10_check
+from tests.support.app import new_customer
+from tests.support.bank import callables_for, refused
+
+pytestmark = pytest.mark.stack
+PAYEE = "15030000037"  # the simulated other bank: a payee that requires a MOD10 KID
+
+
+def test_a_scanned_giro_becomes_a_payment(stack, auth, as_user, ledger_admin, audit):
+    callables = callables_for(stack)
+    customer = new_customer(auth, as_user, ledger_admin, 500_000)
+    kid = "2024110" + kid_mod10_check("2024110")
+    check = amount_check_digit("849", "00")
+    misread = f"{kid}  #  849 OO {check}  >  {PAYEE[:4]} {PAYEE[4:6]} {PAYEE[6:]}#"  # øre read as letter O
+    status, body = callables.call("invoices_scan", {"ocrLine": misread}, customer.id_token)
+    assert status == 200, body
+    draft = body["result"]
+    assert (draft["toAccount"], draft["amount"], draft["kid"]) == (PAYEE, 84_900, kid)
+    assert draft["corrections"] and "øre" in draft["corrections"][0]
+
+    request_id = customer.request_payment(draft["toAccount"], draft["amount"], kid=draft["kid"])
+    done = customer.wait_final(request_id, timeout=120)
+    assert done["status"] == "completed", done
+    assert customer.balance() == 500_000 - 84_900
+    audit()
+
+
+def test_unreadable_giros_are_refused_with_the_reason_and_field(stack, auth):
+    callables = callables_for(stack)
+    user = auth.sign_up()
+    bad_check = f"12345  #  849 00 {(amount_check_digit('849', '00') + 1) % 10}  >  {PAYEE}#"
+    assert refused(callables.call("invoices_scan", {"ocrLine": bad_check}, user["id_token"])) == (
+        "INVALID_ARGUMENT",
+        "amount_check_digit",
+    )
+    status, body = callables.call(
+        "invoices_scan", {"fields": {"account": "1503 00 0S037", "amount": "10"}}, user["id_token"]
+    )
+    assert status == 400 and body["error"]["details"] == {"reason": "unreadable_character", "field": "account"}
+    assert (
+        refused(callables.call("invoices_scan", {"ocrLine": "x", "fields": {}}, user["id_token"]))[1]
+        == "invalid_request"
+    )
