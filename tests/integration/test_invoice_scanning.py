@@ -37,7 +37,8 @@ def test_a_scanned_giro_becomes_a_payment(stack, auth, as_user, ledger_admin, au
 def test_unreadable_giros_are_refused_with_the_reason_and_field(stack, auth):
     callables = callables_for(stack)
     user = auth.sign_up()
-    bad_check = f"12345  #  849 00 {(amount_check_digit('849', '00') + 1) % 10}  >  {PAYEE}#"
+    kid = "12345" + kid_mod10_check("12345")
+    bad_check = f"{kid}  #  849 00 {(amount_check_digit('849', '00') + 1) % 10}  >  {PAYEE}#"
     assert refused(callables.call("invoices_scan", {"ocrLine": bad_check}, user["id_token"])) == (
         "INVALID_ARGUMENT",
         "amount_check_digit",
