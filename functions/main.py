@@ -109,6 +109,9 @@ REFUSAL_CODES = {
     "birth_date_mismatch": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
     "under_18": https_fn.FunctionsErrorCode.FAILED_PRECONDITION,
     "sca_key_exists": https_fn.FunctionsErrorCode.ALREADY_EXISTS,
+    "amount_check_digit": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
+    "unreadable_character": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
+    "missing_amount": https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
 }
 
 
