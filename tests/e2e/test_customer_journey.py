@@ -4,8 +4,10 @@ rules, callables) and the card network's simulator."""
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.support.app import new_customer
+from fjordbank.domain import sca
+from tests.support.app import Customer, new_customer
 from tests.support.bank import (
     application,
     callables_for,
@@ -28,6 +30,10 @@ def test_sign_up_to_an_approved_customer_with_an_account_a_card_and_pushes(stack
     token = register_device(app, user["uid"])
     prefs = app.create(f"users/{user['uid']}/settings", "notifications", {"marketing": False, "card": True})
     assert prefs.status_code == 200, prefs.text
+    # the phone enrols its key for strong customer authentication before applying
+    device_key = ec.generate_private_key(ec.SECP256R1())
+    enrol = {"keyId": "phone-ingrid-1", "publicKey": sca.public_key_b64(device_key)}
+    assert callables.call("sca_register_key", enrol, user["id_token"])[0] == 200
 
     # 2. onboarding: approved, first account opened, welcome push
     status, body = callables.call("onboarding_submit", application(name="Ingrid Alvhild Fjeldstad"), user["id_token"])
@@ -73,7 +79,16 @@ def test_sign_up_to_an_approved_customer_with_an_account_a_card_and_pushes(stack
     feed = app.get(f"accounts/{account}/transactions/{answer['authorizationId']}")[1]
     assert feed["status"] == "posted" and feed["merchantName"] == "Narvesen Oslo S"
 
+    # paying a new payee (the friend) needs the phone's confirmation
+    unconfirmed = Customer(user["uid"], user["id_token"], app, [account])
+    first = unconfirmed.request_payment(friend.accounts[0], 2_000)
+    assert unconfirmed.wait_final(first)["reason"]["code"] == "sca_required"
+    confirmed = Customer(user["uid"], user["id_token"], app, [account], device_key, "phone-ingrid-1")
+    assert confirmed.wait_final(confirmed.request_payment(friend.accounts[0], 2_000))["status"] == "completed"
+
     # every push was delivered once
     titles = [m["message"]["notification"]["title"] for m in pushes(stack, token)]
-    assert sorted(titles) == sorted(["Welcome to Fjordbank", "Money received", "Card purchase"]), titles
+    # (a request refused at the door is shown on its document while the app is open: no push)
+    expected = ["Welcome to Fjordbank", "Money received", "Card purchase", "Payment completed"]
+    assert sorted(titles) == sorted(expected), titles
     audit()
