@@ -28,6 +28,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, POSTINGS
 from fjordbank.adapters.ledger_store import account_from_doc, balance_fields
 from fjordbank.domain import cards as rules
+from fjordbank.domain.categories import categorise
 from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account
 from fjordbank.service_layer.edge import today_in_norway
 
@@ -343,6 +344,9 @@ class CardLedger:
                 "merchantName": record.get("merchantName"),
                 "mcc": record.get("mcc"),
                 "merchantCountry": record.get("merchantCountry"),
+                "category": categorise(
+                    direction="out", kind="card", mcc=record.get("mcc"), merchant_name=record.get("merchantName")
+                ),
                 "cardId": record.get("cardId"),
                 "cardLast4": record.get("last4"),
                 "createdAt": record.get("createdAt"),

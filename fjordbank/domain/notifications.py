@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fjordbank.domain.categories import categorise
 from fjordbank.domain.money import Money
 from fjordbank.domain.norway import mask_account_number
 from fjordbank.domain.payments import PaymentEvent
@@ -108,6 +109,7 @@ def transaction_entries(event: PaymentEvent, *, payee_uid: str | None) -> dict[s
     }.get(event.status)
     if status is None:
         return {}
+    own_transfer = payee_uid == p.uid  # between the customer's own accounts: neither spending nor income
     entries = {
         p.from_account: {
             "paymentId": p.payment_id,
@@ -119,6 +121,10 @@ def transaction_entries(event: PaymentEvent, *, payee_uid: str | None) -> dict[s
             "kid": p.kid,
             "status": status,
             "reason": event.reason,
+            "kind": "payment",
+            "category": "transfers"
+            if own_transfer
+            else categorise(direction="out", kind="payment", counterparty_account=p.to_account, kid=p.kid),
         }
     }
     if p.kind == "internal" and event.status == "completed" and payee_uid is not None:
@@ -132,6 +138,10 @@ def transaction_entries(event: PaymentEvent, *, payee_uid: str | None) -> dict[s
             "kid": p.kid,
             "status": "posted",
             "reason": None,
+            "kind": "payment",
+            "category": "transfers"
+            if own_transfer
+            else categorise(direction="in", kind="payment", counterparty_account=p.from_account),
         }
     return entries
 

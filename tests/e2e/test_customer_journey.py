@@ -78,6 +78,7 @@ def test_sign_up_to_an_approved_customer_with_an_account_a_card_and_pushes(stack
     assert (acct["balance"], acct["held"], acct["available"]) == (17_100, 0, 17_100)
     feed = app.get(f"accounts/{account}/transactions/{answer['authorizationId']}")[1]
     assert feed["status"] == "posted" and feed["merchantName"] == "Narvesen Oslo S"
+    assert feed["category"] == "shopping"  # MCC 5994, news dealers
 
     # paying a new payee (the friend) needs the phone's confirmation
     unconfirmed = Customer(user["uid"], user["id_token"], app, [account])

@@ -106,6 +106,7 @@ def test_approved_authorisation_holds_then_a_partial_capture_posts(stack, holder
     assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 25_000, 75_000)
     feed = holder.app.get(f"accounts/{holder.account}/transactions/{answer['authorizationId']}")[1]
     assert feed["status"] == "pending" and feed["amount"] == -25_000 and feed["merchantName"] == "Rema 1000 Majorstuen"
+    assert feed["category"] == "groceries"  # MCC 5411
     push = wait_push(stack, holder.token, "Card purchase")
     assert "Rema 1000 Majorstuen" in push["notification"]["body"]
     audit()

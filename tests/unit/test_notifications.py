@@ -295,6 +295,8 @@ def test_payer_entry_shows_the_payment_state(status, shown, kind):
         "kid": None,
         "status": shown,
         "reason": "AC04",
+        "kind": "payment",
+        "category": "transfers",  # a payment without KID to a payee with no rule
     }
     assert set(entries) == {FROM}
 
@@ -325,9 +327,12 @@ def test_completed_internal_payment_with_a_known_payee_shows_an_incoming_entry(p
         "kid": "1234567890128",
         "status": "posted",
         "reason": None,
+        "kind": "payment",
+        "category": "income" if payee == "bob" else "transfers",  # own accounts: neither income nor spending
     }
     assert entries[FROM]["amount"] == -123_456
     assert entries[FROM]["kid"] == "1234567890128"
+    assert entries[FROM]["category"] == ("bills" if payee == "bob" else "transfers")  # bills: paid with a KID
 
 
 @pytest.mark.parametrize(
