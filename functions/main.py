@@ -21,6 +21,7 @@ from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
 from fjordbank.domain import giro
 from fjordbank.domain.errors import DomainError
+from fjordbank.domain.norway import today_in_norway
 from fjordbank.runtime import redact
 from fjordbank.service_layer import accounts, cards, edge, onboarding, push, ratelimits, sca, scheduled
 
@@ -323,4 +324,4 @@ def invoices_scan(req: https_fn.CallableRequest) -> dict:
         )
     if "ocrLine" in data:
         return _answer(lambda: giro.parse_ocr_line(data["ocrLine"])).to_json()
-    return _answer(lambda: giro.parse_fields(data["fields"], today=edge.today_in_norway())).to_json()
+    return _answer(lambda: giro.parse_fields(data["fields"], today=today_in_norway())).to_json()

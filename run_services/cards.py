@@ -100,10 +100,11 @@ class CardService:
         if snap.get("status") != rules.ISSUING:
             return Ack()  # issued already (a redelivery) or blocked before it was made
         exp_month, exp_year = rules.expiry_for(dt.datetime.now(dt.UTC).date())
-        entry, _pan = await asyncio.to_thread(
+        entry, pan = await asyncio.to_thread(
             self.vault.store, card_id, lambda: rules.make_pan(self.settings.card_bin), exp_month, exp_year
         )
-        pan = await asyncio.to_thread(self.vault.reveal, card_id)
+        if pan is None:  # made by an earlier delivery of this command
+            pan = await asyncio.to_thread(self.vault.reveal, card_id)
         fields = {
             "status": rules.ACTIVE,
             "last4": pan[-4:],

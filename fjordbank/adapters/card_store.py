@@ -25,17 +25,15 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, POSTINGS
-from fjordbank.adapters.ledger_store import account_from_doc, balance_fields
+from fjordbank.adapters.firestore import ACCOUNTS, CARDS, HOLDS, TRANSACTIONS
+from fjordbank.adapters.ledger_store import account_from_doc, write_book
 from fjordbank.domain import cards as rules
 from fjordbank.domain.categories import categorise
 from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account
-from fjordbank.service_layer.edge import today_in_norway
+from fjordbank.domain.norway import today_in_norway
 
-CARDS = "cards"
 CARD_AUTHORIZATIONS = "cardAuthorizations"
 CARD_SPEND = "cardSpend"
-TRANSACTIONS = "transactions"
 CAPTURE_STEP = "card-capture"
 
 
@@ -83,12 +81,14 @@ class CardLedger:
         fingerprint = req.fingerprint(card_id)
         day = today_in_norway(now).isoformat()
 
+        spend_ref = self._doc(CARD_SPEND, f"{card_id}_{day}")
+
         @async_transactional
         async def run(tx) -> CardResult:
             auth_ref = self._doc(CARD_AUTHORIZATIONS, auth_id)
             refs = [auth_ref]
             if card_id:
-                refs += [self._doc(CARDS, card_id), self._doc(CARD_SPEND, f"{card_id}_{day}")]
+                refs += [self._doc(CARDS, card_id), spend_ref]
             got = await self._get(tx, refs)
             previous = got.get(auth_ref.path)
             if previous is not None:
@@ -111,7 +111,8 @@ class CardLedger:
                 "updatedAt": now,
             }
             reason = "unknown_card" if card_doc is None else None
-            spend = rules.Spend.from_dict(got.get(self._doc(CARD_SPEND, f"{card_id}_{day}").path) if card_id else None)
+            spend_doc = got.get(spend_ref.path) or {}
+            spend = rules.Spend.from_dict(spend_doc)
             book = None
             if reason is None:
                 reason = rules.decide(rules.CardState.from_doc(card_doc), req, spend, today=now.date(), cvv_ok=cvv_ok)
@@ -140,12 +141,8 @@ class CardLedger:
             if reason in rules.CHECK_FAILURES:
                 # Guessing an expiry or CVV takes many tries: count them per card and day,
                 # and freeze the card at the limit (the customer unfreezes it in the app).
-                spend_doc = got.get(self._doc(CARD_SPEND, f"{card_id}_{day}").path) or {}
                 failed = int(spend_doc.get("failedChecks", 0)) + 1
-                tx.set(
-                    self._doc(CARD_SPEND, f"{card_id}_{day}"),
-                    {**spend.to_dict(), **spend_doc, "cardId": card_id, "day": day, "failedChecks": failed},
-                )
+                tx.set(spend_ref, {**spend_doc, "cardId": card_id, "day": day, "failedChecks": failed})
                 if failed >= rules.MAX_FAILED_CHECKS:
                     tx.update(
                         self._doc(CARDS, card_id),
@@ -153,8 +150,8 @@ class CardLedger:
                     )
             if book is not None:
                 spend.add(req)
-                tx.set(self._doc(CARD_SPEND, f"{card_id}_{day}"), {**spend.to_dict(), "cardId": card_id, "day": day})
-                self._write_book(tx, book)
+                tx.set(spend_ref, {**spend_doc, **spend.to_dict(), "cardId": card_id, "day": day})
+                write_book(tx, self.db, book)
                 self._feed(tx, record, "pending", -req.amount)
             return CardResult(status, reason, auth_id, record)
 
@@ -175,35 +172,21 @@ class CardLedger:
                     return CardResult("captured", None, auth_id, record, replayed=True)
                 return CardResult("refused", "already_captured", auth_id, record)
             scheme = card_scheme_account(auth_id)
-            if record["status"] == "expired" and hold is not None and hold.status == "released":
-                # A late capture (hotels, car rental): the scheme settles it whatever our
-                # hold did, so it is posted from the available balance, flagged.
-                captured = amount if amount is not None else hold.amount
-                try:
+            late = record["status"] == "expired" and hold is not None and hold.status == "released"
+            if not late and (record["status"] != "approved" or hold is None or hold.status != "active"):
+                return CardResult("refused", f"authorization_{record['status']}", auth_id, record)
+            captured = amount if amount is not None else hold.amount
+            try:
+                if late:
+                    # A late capture (hotels, car rental): the scheme settles it whatever our
+                    # hold did, so it is posted from the available balance, and flagged.
                     book.apply(
                         Posting.transfer(auth_id, CAPTURE_STEP, hold.account_id, scheme, captured, hold.currency)
                     )
-                except Declined as exc:
-                    return CardResult("refused", exc.code, auth_id, record)
-                record = {
-                    **record,
-                    "status": "captured",
-                    "capturedAmount": captured,
-                    "captureRef": capture_ref,
-                    "lateCapture": True,
-                    "updatedAt": now,
-                }
-                tx.set(self._doc(CARD_AUTHORIZATIONS, auth_id), record)
-                self._write_book(tx, book)
-                self._feed(tx, record, "posted", -captured)
-                return CardResult("captured", None, auth_id, record)
-            if record["status"] != "approved" or hold is None or hold.status != "active":
-                return CardResult("refused", f"authorization_{record['status']}", auth_id, record)
-            try:
-                book.capture(auth_id, step=CAPTURE_STEP, credit=scheme, amount=amount)
+                else:
+                    book.capture(auth_id, step=CAPTURE_STEP, credit=scheme, amount=amount)
             except Declined as exc:
                 return CardResult("refused", exc.code, auth_id, record)
-            captured = amount if amount is not None else hold.amount
             record = {
                 **record,
                 "status": "captured",
@@ -211,10 +194,12 @@ class CardLedger:
                 "captureRef": capture_ref,
                 "updatedAt": now,
             }
+            if late:
+                record["lateCapture"] = True
             tx.set(self._doc(CARD_AUTHORIZATIONS, auth_id), record)
-            if captured < hold.amount:
+            if not late and captured < hold.amount:
                 self._unspend(tx, record, spend_doc, hold.amount - captured)
-            self._write_book(tx, book)
+            write_book(tx, self.db, book)
             self._feed(tx, record, "posted", -captured)
             return CardResult("captured", None, auth_id, record)
 
@@ -251,7 +236,7 @@ class CardLedger:
             self._unspend(tx, record, spend_doc, hold.amount)
             record = {**record, "status": status, "updatedAt": now}
             tx.set(self._doc(CARD_AUTHORIZATIONS, auth_id), record)
-            self._write_book(tx, book)
+            write_book(tx, self.db, book)
             self._feed(tx, record, "cancelled", -hold.amount)
             return CardResult(status, None, auth_id, record)
 
@@ -295,36 +280,17 @@ class CardLedger:
 
     def _unspend(self, tx, record: dict, spend_doc: dict | None, amount: int) -> None:
         """Give back ``amount`` of the day's spend (a reversal, expiry or smaller capture)."""
-        ref = self._doc(CARD_SPEND, f"{record.get('cardId')}_{record.get('spendDay')}")
-        data = spend_doc
-        if data is None:
+        if spend_doc is None:
             return
-        spend = rules.Spend.from_dict(data)
-        req = rules.AuthorizationRequest(
-            reference="",
-            pan="",
-            exp_month=1,
-            exp_year=2000,
-            cvv=None,
-            amount=amount,
-            currency="NOK",
-            merchant_name="",
-            mcc="0000",
-            merchant_country=record.get("merchantCountry", rules.HOME_COUNTRY),
+        spend = rules.Spend.from_dict(spend_doc)
+        spend.count(
+            amount,
             channel=record.get("channel", "pos"),
+            merchant_country=record.get("merchantCountry", rules.HOME_COUNTRY),
+            sign=-1,
         )
-        spend.add(req, sign=-1)
-        tx.set(ref, {**data, **spend.to_dict()})
-
-    def _write_book(self, tx, book: Book) -> None:
-        for account_id in sorted(book.touched):
-            tx.update(self._doc(ACCOUNTS, account_id), balance_fields(book.accounts[account_id]))
-        for posting in book.postings:
-            tx.create(
-                self._doc(POSTINGS, posting.posting_id), {**posting.to_dict(), "createdAt": firestore.SERVER_TIMESTAMP}
-            )
-        for hold_id in sorted(book.touched_holds):
-            tx.set(self._doc(HOLDS, hold_id), book.holds[hold_id].to_dict())
+        ref = self._doc(CARD_SPEND, f"{record.get('cardId')}_{record.get('spendDay')}")
+        tx.set(ref, {**spend_doc, **spend.to_dict()})
 
     def _feed(self, tx, record: dict, status: str, amount: int) -> None:
         if not record.get("accountId"):

@@ -26,6 +26,7 @@ SCREENING_DECISIONS = "screeningDecisions"
 CLEARING_PAYMENTS = "clearingPayments"
 CLEARING_FILES = "clearingFiles"
 USERS = "users"
+CARDS = "cards"  # cards/{cardId}: the app's view of a card (never its number)
 PAYMENT_REQUESTS = "paymentRequests"
 
 

@@ -64,6 +64,20 @@ def balance_fields(acct: Account) -> dict:
     }
 
 
+def write_book(tx, db, book: Book) -> None:
+    """Write what one commit's Book changed: each touched account once, the new postings
+    (create: a posting id applied twice fails the commit) and the touched holds."""
+    for account_id in sorted(book.touched):
+        tx.update(db.collection(ACCOUNTS).document(account_id), balance_fields(book.accounts[account_id]))
+    for posting in book.postings:
+        tx.create(
+            db.collection(POSTINGS).document(posting.posting_id),
+            {**posting.to_dict(), "createdAt": firestore.SERVER_TIMESTAMP},
+        )
+    for hold_id in sorted(book.touched_holds):
+        tx.set(db.collection(HOLDS).document(hold_id), book.holds[hold_id].to_dict())
+
+
 @dataclass(frozen=True)
 class Verdict:
     event: PaymentEvent  # the step that was applied
@@ -131,15 +145,7 @@ class FirestoreLedger:
         return await run(self.db.transaction())
 
     def _write(self, tx, book: Book, records: dict[str, dict]) -> None:
-        for account_id in sorted(book.touched):
-            tx.update(self._account_ref(account_id), balance_fields(book.accounts[account_id]))
-        for posting in book.postings:
-            tx.create(
-                self.db.collection(POSTINGS).document(posting.posting_id),
-                {**posting.to_dict(), "createdAt": firestore.SERVER_TIMESTAMP},
-            )
-        for hold_id in sorted(book.touched_holds):
-            tx.set(self.db.collection(HOLDS).document(hold_id), book.holds[hold_id].to_dict())
+        write_book(tx, self.db, book)
         for payment_id, record in records.items():
             tx.set(
                 self.db.collection(LEDGER_PAYMENTS).document(payment_id),

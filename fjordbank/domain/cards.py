@@ -115,11 +115,15 @@ class Spend:
     abroad: int = 0
 
     def add(self, req: AuthorizationRequest, sign: int = 1) -> None:
-        self.daily += sign * req.amount
-        if req.channel == "online":
-            self.online += sign * req.amount
-        if req.merchant_country != HOME_COUNTRY:
-            self.abroad += sign * req.amount
+        self.count(req.amount, channel=req.channel, merchant_country=req.merchant_country, sign=sign)
+
+    def count(self, amount: int, *, channel: str, merchant_country: str, sign: int = 1) -> None:
+        """Count ``amount`` (or give it back, sign -1) in the buckets it belongs to."""
+        self.daily += sign * amount
+        if channel == "online":
+            self.online += sign * amount
+        if merchant_country != HOME_COUNTRY:
+            self.abroad += sign * amount
 
     def to_dict(self) -> dict:
         return {"daily": self.daily, "online": self.online, "abroad": self.abroad}

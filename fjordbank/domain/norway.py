@@ -24,8 +24,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from fjordbank.domain.errors import (
     InvalidAccountNumber,
@@ -595,3 +596,14 @@ def mask_national_id(s: str) -> str:
         InvalidNationalId: if ``s`` is not 11 digits.
     """
     return f"{_require_eleven_digits(s)[:6]}*****"
+
+
+# ------------------------------------------------------------------------- dates
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def today_in_norway(now: datetime | None = None) -> date:
+    """The calendar day in Norway (Europe/Oslo) at ``now`` (UTC now by default): the day
+    due dates, daily limits and card spend are counted in."""
+    return (now or datetime.now(UTC)).astimezone(OSLO).date()

@@ -31,7 +31,8 @@ LIMITS: dict[str, Limit] = {
 
 
 def take(limit: Limit, tokens: float | None, as_of: float | None, now: float) -> tuple[bool, float]:
-    """(allowed, tokens left) after asking for one token at ``now`` (seconds)."""
+    """(allowed, tokens left) after asking for one token at ``now`` (seconds). Tokens are
+    request counts that refill continuously, not money: fractions are meant."""
     if tokens is None or as_of is None:
         tokens, as_of = float(limit.capacity), now
     tokens = min(float(limit.capacity), tokens + max(0.0, now - as_of) * limit.rate)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
-from fjordbank.domain.norway import normalize_account_number
+from fjordbank.domain.norway import normalize_account_number, today_in_norway
 from fjordbank.domain.payments import PaymentRequested
 
-OSLO = ZoneInfo("Europe/Oslo")
 MAX_KNOWN_PAYEES = 500
 
 
@@ -77,7 +75,7 @@ def screen(
     policy: ScreeningPolicy, state: CustomerState, payment: PaymentRequested, *, own_payee: bool, now: dt.datetime
 ) -> Screened:
     """Decide one payment and, when approved, record it in ``state``."""
-    today = now.astimezone(OSLO).date().isoformat()
+    today = today_in_norway(now).isoformat()
     if today > state.day:  # a new day; a clock behind the last decision does not reset it
         state.day, state.day_total = today, 0
     epoch = int(now.timestamp())

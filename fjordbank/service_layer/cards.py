@@ -14,12 +14,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS
+from fjordbank.adapters.firestore import ACCOUNTS, CARDS
 from fjordbank.domain import cards as rules
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.accounts import CUSTOMERS
 
-CARDS = "cards"
 MAX_CARDS_PER_ACCOUNT = 2
 REPLACE_REASONS = ("lost", "stolen", "damaged")
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, request_path
 from fjordbank.adapters.request_docs import advance_sync
-from fjordbank.domain.norway import mask_account_number
+from fjordbank.domain.norway import mask_account_number, today_in_norway
 from fjordbank.domain.payments import (
     EXTERNAL,
     INTERNAL,
@@ -36,15 +35,10 @@ from fjordbank.errors import PublishError
 from fjordbank.service_layer import ratelimits, sca
 
 log = logging.getLogger(__name__)
-OSLO = ZoneInfo("Europe/Oslo")
 
 
 class Publisher(Protocol):
     def publish_json(self, subject: str, body: dict, *, msg_id: str, stream: str | None = None): ...
-
-
-def today_in_norway(now: dt.datetime | None = None) -> dt.date:
-    return (now or dt.datetime.now(dt.UTC)).astimezone(OSLO).date()
 
 
 def handle_payment_request(

@@ -18,15 +18,15 @@ import datetime as dt
 import logging
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
 from fjordbank.domain import onboarding as rules
 from fjordbank.domain.accounts import DEFAULT_NAMES, SPENDING
-from fjordbank.domain.norway import mask_national_id
+from fjordbank.domain.norway import mask_national_id, today_in_norway
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.accounts import CUSTOMERS, create_account, reserve_number
-from fjordbank.service_layer.edge import today_in_norway
 
 log = logging.getLogger(__name__)
 KYC = "kyc"
@@ -129,8 +129,6 @@ def submit(
 
 
 def pending_reviews(db: firestore.Client, limit: int = 100) -> list[dict]:
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
     query = db.collection(CUSTOMERS).where(filter=FieldFilter("status", "==", rules.REVIEW)).limit(limit)
     out = []
     for snap in query.stream():

@@ -73,8 +73,11 @@ def check_payment(
 ) -> None:
     """Raises `PaymentRejected` (sca_required | sca_invalid | sca_reused) unless the payment
     needs no SCA or carries a valid, unused signature over exactly its values."""
-    needed = rules.required(amount, new_payee=not own_payee and is_new_payee(db, uid, to_account), threshold=threshold)
     if sca is None:
+        # the payee lookup (a read) only when the amount alone does not decide it
+        needed = rules.required(amount, new_payee=False, threshold=threshold) or (
+            not own_payee and is_new_payee(db, uid, to_account)
+        )
         if needed:
             raise PaymentRejected("sca_required", "confirm this payment on your device (new payee or large amount)")
         return

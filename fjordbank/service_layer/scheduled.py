@@ -23,10 +23,11 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from fjordbank import topology
 from fjordbank.adapters.firestore import PAYMENT_REQUESTS
 from fjordbank.domain.errors import DomainError
+from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentRequested
 from fjordbank.errors import PublishError
 from fjordbank.service_layer import outbox
-from fjordbank.service_layer.edge import Publisher, submit, today_in_norway
+from fjordbank.service_layer.edge import Publisher, submit
 
 log = logging.getLogger(__name__)
 SUBMIT_DUE_PAYMENTS = "submit-due-payments"

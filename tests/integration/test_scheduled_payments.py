@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fjordbank.service_layer.edge import today_in_norway
+from fjordbank.domain.norway import today_in_norway
 from tests.support.app import new_customer
 from tests.support.clients import wait_for
 

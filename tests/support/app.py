@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fjordbank.domain import sca
+from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentRequested, body_hash, payment_id_for
-from fjordbank.service_layer.edge import today_in_norway
 from tests.support.clients import FirestoreAsUser, new_account_number, unique, wait_for
 
 TERMINAL = ("completed", "failed", "rejected")

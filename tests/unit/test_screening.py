@@ -16,11 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fjordbank.domain.norway import make_account_number
+from fjordbank.domain.norway import OSLO, make_account_number
 from fjordbank.domain.payments import EXTERNAL, INTERNAL, PaymentRequested
 from fjordbank.domain.screening import (
     MAX_KNOWN_PAYEES,
-    OSLO,
     CustomerState,
     Screened,
     ScreeningPolicy,
