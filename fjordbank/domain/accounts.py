@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from fjordbank.domain.errors import DomainError
+from fjordbank.domain.errors import Refused
 from fjordbank.domain.norway import account_check_digit
 
 SPENDING = "spending"
@@ -20,14 +20,10 @@ MAX_NAME_LENGTH = 40
 DEFAULT_NAMES = {SPENDING: "Brukskonto", SAVINGS: "Sparekonto"}
 
 
-class AccountRefused(DomainError):
+class AccountRefused(Refused):
     """An account operation the bank refuses; ``code`` is the precise reason."""
 
     code = "account_refused"
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def issue_number(bank_reg: str, sequence: int) -> tuple[str, int]:

@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date
 
-from fjordbank.domain.errors import DomainError
+from fjordbank.domain.errors import Refused
 from fjordbank.domain.norway import is_luhn_valid, luhn_check_digit
 
 PAN_LENGTH = 16
@@ -38,14 +38,10 @@ CHECK_FAILURES = frozenset({"cvv_mismatch", "invalid_expiry"})  # a guess at wha
 MAX_FAILED_CHECKS = 5  # per card and day, then the card is frozen
 
 
-class CardRefused(DomainError):
+class CardRefused(Refused):
     """A card operation the bank refuses; ``code`` is the precise reason."""
 
     code = "card_refused"
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 # ---- numbers ------------------------------------------------------------------------------

@@ -30,6 +30,19 @@ class DomainError(Exception):
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
 
 
+class Refused(DomainError):
+    """Something the bank refuses to do, with the precise reason as ``code`` (per instance,
+    not per class) and, where it concerns one input field, that ``field``. Each area has
+    its subclass (accounts, cards, onboarding, invoices, SCA) so callers catch their own."""
+
+    code = "refused"
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
 class InvalidAmount(DomainError):
     """A money amount is malformed, fractional beyond øre, negative or out of range."""
 

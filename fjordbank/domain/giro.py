@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from fjordbank.domain.errors import DomainError
+from fjordbank.domain.errors import DomainError, Refused
 from fjordbank.domain.money import Money
 from fjordbank.domain.norway import is_valid_account_number, is_valid_kid, luhn_check_digit
 
@@ -35,15 +35,10 @@ _OCR_LINE = re.compile(
 )
 
 
-class InvoiceRefused(DomainError):
+class InvoiceRefused(Refused):
     """A giro that cannot be read into a draft; ``code`` says why, ``field`` where."""
 
     code = "invoice_refused"
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
-from fjordbank.domain.errors import DomainError, InvalidNationalId
+from fjordbank.domain.errors import InvalidNationalId, Refused
 from fjordbank.domain.norway import NationalId, age_on, mask_national_id, parse_national_id
 from fjordbank.domain.sanctions import SanctionsList, ScreeningMatch
 
@@ -36,16 +36,11 @@ _E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 _NAME_CHAR = re.compile(r"^[^\W\d_]$")
 
 
-class OnboardingRefused(DomainError):
+class OnboardingRefused(Refused):
     """An application the bank cannot take as given; ``code`` names the reason and
     ``field`` the part of the application it concerns."""
 
     code = "onboarding_refused"
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.field = field
 
 
 @dataclass(frozen=True)

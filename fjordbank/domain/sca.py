@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from fjordbank.domain.errors import DomainError
+from fjordbank.domain.errors import Refused
 
 DEFAULT_THRESHOLD = 500_000  # øre: payments above 5 000 kr need SCA
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -27,14 +27,10 @@ MAX_KEY_B64 = 256
 SIGNATURE_BYTES = 64
 
 
-class ScaRefused(DomainError):
+class ScaRefused(Refused):
     """``code``: sca_required | sca_invalid | sca_reused | invalid_key | sca_key_exists."""
 
     code = "sca_refused"
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def challenge(request_id: str, amount: int, currency: str, to_account: str) -> bytes:
