@@ -9,11 +9,12 @@ by `Identity.permissions()`, and the consumer runtime looks its consumer up by n
 Subjects follow the payment lifecycle of the design brief, one service per arrow:
 
     payments.requested            edge (Firestore trigger)  -> screening
+    payments.failed               edge (due-payments job: a due payment not covered)
     payments.approved / rejected  screening                 -> ledger / notifier
     payments.reserved             ledger (external: held)   -> clearing
     payments.submitted            clearing (in a pain.001)  -> notifier
     payments.settled / returned   clearing (from pain.002)  -> ledger
-    payments.completed / failed   ledger                    -> notifier
+    payments.completed / failed   ledger                    -> notifier, insights (completed)
 
 The notifier sees every state after "requested" (it projects them onto the app's documents).
 
@@ -24,7 +25,8 @@ Customers and cards have streams of their own:
     cards.commands.issue / expire-holds      edge (cards callables, scheduled job) -> cards
     cards.issued / updated                   cards / edge (freeze, limits, replace)
     cards.authorized / declined / captured / reversed / expired
-                                             cards (card-processor API)          -> notifier
+                                             cards (card-processor API)          -> notifier,
+                                                                                    insights (captured)
 
 The edge writes each customer or card event to an outbox document in the same Firestore
 transaction as the change, then publishes it (fjordbank.service_layer.outbox): a change is
@@ -229,6 +231,18 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         filter_subjects=(SUBJECT_CARD_AUTHORIZED, SUBJECT_CARD_DECLINED),
         description="Pushes card authorisations and declines.",
     ),
+    ConsumerSpec(
+        durable="insights-payments",
+        stream=STREAM_PAYMENTS,
+        filter_subjects=(SUBJECT_PAYMENT_COMPLETED,),
+        description="Books completed payments into my economy and subscription detection.",
+    ),
+    ConsumerSpec(
+        durable="insights-cards",
+        stream=STREAM_CARDS,
+        filter_subjects=(SUBJECT_CARD_CAPTURED,),
+        description="Books captured card purchases into my economy and subscription detection.",
+    ),
 )
 
 IDENTITIES: tuple[Identity, ...] = (
@@ -236,6 +250,9 @@ IDENTITIES: tuple[Identity, ...] = (
         name="edge",
         publishes=(
             SUBJECT_PAYMENT_REQUESTED,
+            # a scheduled payment or standing order the account could not cover on its due
+            # date fails without ever being requested (the due-payments job)
+            SUBJECT_PAYMENT_FAILED,
             SUBJECT_CUSTOMER_APPROVED,
             SUBJECT_CUSTOMER_REVIEW,
             SUBJECT_CUSTOMER_REJECTED,
@@ -275,6 +292,11 @@ IDENTITIES: tuple[Identity, ...] = (
         ),
         consumes=("cards",),
         description="Card service: the card vault, the processor's API, card holds and captures.",
+    ),
+    Identity(
+        name="insights",
+        consumes=("insights-payments", "insights-cards"),
+        description="My economy and subscriptions, from completed payments and card captures.",
     ),
     Identity(
         name="admin",

@@ -23,7 +23,18 @@ from fjordbank.domain import giro
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.runtime import redact
-from fjordbank.service_layer import accounts, cards, edge, onboarding, push, ratelimits, sca, scheduled
+from fjordbank.service_layer import (
+    accounts,
+    cards,
+    edge,
+    insights,
+    onboarding,
+    push,
+    ratelimits,
+    sca,
+    scheduled,
+    standing_orders,
+)
 
 options.set_global_options(region="europe-west1", memory=options.MemoryOption.MB_512, max_instances=50)
 logging.basicConfig(level=logging.INFO)
@@ -98,7 +109,7 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
     """Scheduled jobs: Cloud Scheduler publishes {"job": NAME} (locally: bankctl jobs run)."""
     db, publisher, _settings = deps()
     message = event.data.message.json or {}
-    scheduled.run_job(db, publisher, str(message.get("job", "")))
+    scheduled.run_job(db, publisher, str(message.get("job", "")), bank_regs=_settings.bank_regs)
 
 
 # ---- callables: the app's synchronous operations ------------------------------------------
@@ -325,3 +336,63 @@ def invoices_scan(req: https_fn.CallableRequest) -> dict:
     if "ocrLine" in data:
         return _answer(lambda: giro.parse_ocr_line(data["ocrLine"])).to_json()
     return _answer(lambda: giro.parse_fields(data["fields"], today=today_in_norway())).to_json()
+
+
+# ---- scheduled payments, standing orders, insights -------------------------------------------
+@https_fn.on_call(**CALLABLE)
+def standing_orders_create(req: https_fn.CallableRequest) -> dict:
+    """A weekly or monthly payment from ``startDate`` until ``endDate`` (or cancelled);
+    ``orderId`` is the app's idempotency key. Confirmed with ``sca`` like a payment."""
+    uid, data = _caller(req, set(standing_orders.rules.CREATE_FIELDS), limit="payments")
+    db, _publisher, settings = deps()
+    return standing_orders.public(
+        _answer(
+            lambda: standing_orders.create(
+                db, uid, data, bank_regs=settings.bank_regs, sca_threshold=settings.sca_threshold
+            )
+        )
+    )
+
+
+@https_fn.on_call(**CALLABLE)
+def standing_orders_update(req: https_fn.CallableRequest) -> dict:
+    """Change an active order's ``amount``, ``endDate`` or ``nextDue`` before it runs."""
+    uid, data = _caller(req, set(standing_orders.rules.CHANGE_FIELDS), limit="payments")
+    db, _publisher, settings = deps()
+    return standing_orders.public(
+        _answer(lambda: standing_orders.change(db, uid, data, sca_threshold=settings.sca_threshold))
+    )
+
+
+@https_fn.on_call(**CALLABLE)
+def standing_orders_cancel(req: https_fn.CallableRequest) -> dict:
+    uid, data = _caller(req, {"orderId"}, limit="payments")
+    db, _publisher, _settings = deps()
+    return standing_orders.public(_answer(lambda: standing_orders.cancel(db, uid, data.get("orderId"))))
+
+
+@https_fn.on_call(**CALLABLE)
+def payments_cancel_scheduled(req: https_fn.CallableRequest) -> dict:
+    """Cancel a payment request that waits for its due date."""
+    uid, data = _caller(req, {"requestId"}, limit="payments")
+    db, _publisher, _settings = deps()
+    return _answer(lambda: standing_orders.cancel_scheduled(db, uid, data.get("requestId")))
+
+
+@https_fn.on_call(**CALLABLE)
+def transactions_recategorise(req: https_fn.CallableRequest) -> dict:
+    """The customer's category for a transaction's merchant: it sticks for that merchant."""
+    uid, data = _caller(req, {"accountId", "transactionId", "category"}, limit="accounts")
+    db, _publisher, _settings = deps()
+    return _answer(
+        lambda: insights.recategorise(db, uid, data.get("accountId"), data.get("transactionId"), data.get("category"))
+    )
+
+
+@https_fn.on_call(**CALLABLE)
+def subscriptions_dismiss(req: https_fn.CallableRequest) -> dict:
+    """ "Not a subscription": the detected subscription is no longer listed as one."""
+    uid, data = _caller(req, {"merchantKey", "restore"}, limit="accounts")
+    db, _publisher, _settings = deps()
+    status = "active" if data.get("restore") is True else "dismissed"
+    return _answer(lambda: insights.set_subscription_status(db, uid, data.get("merchantKey"), status))

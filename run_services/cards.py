@@ -239,6 +239,7 @@ class CardService:
             "mcc": r.get("mcc"),
             "merchantCountry": r.get("merchantCountry"),
             "channel": r.get("channel"),
+            "day": r.get("spendDay"),  # the purchase's date in Norway (its booking date)
         }
         await self._publish(subject, body, f"{result.auth_id}:{result.status}")
 

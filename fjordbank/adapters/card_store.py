@@ -25,10 +25,10 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from fjordbank.adapters.firestore import ACCOUNTS, CARDS, HOLDS, TRANSACTIONS
+from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CATEGORY_OVERRIDES, HOLDS, TRANSACTIONS, user_doc
 from fjordbank.adapters.ledger_store import account_from_doc, write_book
 from fjordbank.domain import cards as rules
-from fjordbank.domain.categories import categorise
+from fjordbank.domain.categories import categorise, override_key
 from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account
 from fjordbank.domain.norway import today_in_norway
 
@@ -111,6 +111,7 @@ class CardLedger:
                 "updatedAt": now,
             }
             reason = "unknown_card" if card_doc is None else None
+            choice = None
             spend_doc = got.get(spend_ref.path) or {}
             spend = rules.Spend.from_dict(spend_doc)
             book = None
@@ -118,7 +119,10 @@ class CardLedger:
                 reason = rules.decide(rules.CardState.from_doc(card_doc), req, spend, today=now.date(), cvv_ok=cvv_ok)
             if reason is None:
                 account_ref = self._doc(ACCOUNTS, card_doc["accountId"])
-                account_doc = (await self._get(tx, [account_ref])).get(account_ref.path)
+                choice_ref = self._choice_ref(record)
+                got_more = await self._get(tx, [account_ref, choice_ref])
+                account_doc = got_more.get(account_ref.path)
+                choice = got_more.get(choice_ref.path)
                 if account_doc is None:
                     reason = "account_closed"
                 else:
@@ -152,7 +156,7 @@ class CardLedger:
                 spend.add(req)
                 tx.set(spend_ref, {**spend_doc, **spend.to_dict(), "cardId": card_id, "day": day})
                 write_book(tx, self.db, book)
-                self._feed(tx, record, "pending", -req.amount)
+                self._feed(tx, record, "pending", -req.amount, choice)
             return CardResult(status, reason, auth_id, record)
 
         return await run(self.db.transaction())
@@ -164,7 +168,7 @@ class CardLedger:
 
         @async_transactional
         async def run(tx) -> CardResult:
-            record, hold, book, spend_doc = await self._load(tx, auth_id, with_scheme=True)
+            record, hold, book, spend_doc, choice = await self._load(tx, auth_id, with_scheme=True)
             if record is None:
                 return CardResult("refused", "unknown_authorization", auth_id)
             if record["status"] == "captured":
@@ -200,7 +204,7 @@ class CardLedger:
             if not late and captured < hold.amount:
                 self._unspend(tx, record, spend_doc, hold.amount - captured)
             write_book(tx, self.db, book)
-            self._feed(tx, record, "posted", -captured)
+            self._feed(tx, record, "posted", -captured, choice)
             return CardResult("captured", None, auth_id, record)
 
         return await run(self.db.transaction())
@@ -215,7 +219,7 @@ class CardLedger:
     async def _release(self, auth_id: str, *, reference: str | None, now: dt.datetime, status: str) -> CardResult:
         @async_transactional
         async def run(tx) -> CardResult:
-            record, hold, book, spend_doc = await self._load(tx, auth_id, with_scheme=False)
+            record, hold, book, spend_doc, choice = await self._load(tx, auth_id, with_scheme=False)
             if record is None:
                 record = {
                     "authId": auth_id,
@@ -237,7 +241,7 @@ class CardLedger:
             record = {**record, "status": status, "updatedAt": now}
             tx.set(self._doc(CARD_AUTHORIZATIONS, auth_id), record)
             write_book(tx, self.db, book)
-            self._feed(tx, record, "cancelled", -hold.amount)
+            self._feed(tx, record, "cancelled", -hold.amount, choice)
             return CardResult(status, None, auth_id, record)
 
         return await run(self.db.transaction())
@@ -268,15 +272,22 @@ class CardLedger:
         record = got.get(auth_ref.path)
         hold = Hold.from_dict(got[hold_ref.path]) if hold_ref.path in got else None
         if record is None or hold is None:
-            return record, hold, None, None
+            return record, hold, None, None, None
         ids = [hold.account_id] + ([card_scheme_account(auth_id)] if with_scheme else [])
         refs = [self._doc(ACCOUNTS, a) for a in ids]
         spend_ref = self._doc(CARD_SPEND, f"{record.get('cardId')}_{record.get('spendDay')}")
-        got = await self._get(tx, [*refs, spend_ref])
+        choice_ref = self._choice_ref(record)
+        got = await self._get(tx, [*refs, spend_ref, choice_ref])
         accounts = {
             a: account_from_doc(got[self._doc(ACCOUNTS, a).path]) for a in ids if self._doc(ACCOUNTS, a).path in got
         }
-        return record, hold, Book(accounts, holds={auth_id: hold}), got.get(spend_ref.path)
+        book = Book(accounts, holds={auth_id: hold})
+        return record, hold, book, got.get(spend_ref.path), got.get(choice_ref.path)
+
+    def _choice_ref(self, record: dict):
+        """The customer's own category for the merchant (read in the same transaction)."""
+        key = override_key(kind="card", merchant_name=record.get("merchantName"), counterparty_account=None)
+        return user_doc(self.db, record.get("ownerUid") or "-", CATEGORY_OVERRIDES, key)
 
     def _unspend(self, tx, record: dict, spend_doc: dict | None, amount: int) -> None:
         """Give back ``amount`` of the day's spend (a reversal, expiry or smaller capture)."""
@@ -292,9 +303,11 @@ class CardLedger:
         ref = self._doc(CARD_SPEND, f"{record.get('cardId')}_{record.get('spendDay')}")
         tx.set(ref, {**spend_doc, **spend.to_dict()})
 
-    def _feed(self, tx, record: dict, status: str, amount: int) -> None:
+    def _feed(self, tx, record: dict, status: str, amount: int, choice: dict | None) -> None:
         if not record.get("accountId"):
             return
+        key = override_key(kind="card", merchant_name=record.get("merchantName"), counterparty_account=None)
+        overrides = {key: choice["category"]} if choice and choice.get("category") else None
         tx.set(
             self.db.collection(ACCOUNTS)
             .document(record["accountId"])
@@ -311,8 +324,15 @@ class CardLedger:
                 "mcc": record.get("mcc"),
                 "merchantCountry": record.get("merchantCountry"),
                 "category": categorise(
-                    direction="out", kind="card", mcc=record.get("mcc"), merchant_name=record.get("merchantName")
+                    direction="out",
+                    kind="card",
+                    mcc=record.get("mcc"),
+                    merchant_name=record.get("merchantName"),
+                    overrides=overrides,
                 ),
+                "merchantKey": key,
+                "date": record.get("spendDay"),
+                "bookedAt": record.get("createdAt"),
                 "cardId": record.get("cardId"),
                 "cardLast4": record.get("last4"),
                 "createdAt": record.get("createdAt"),

@@ -28,6 +28,17 @@ CLEARING_FILES = "clearingFiles"
 USERS = "users"
 CARDS = "cards"  # cards/{cardId}: the app's view of a card (never its number)
 PAYMENT_REQUESTS = "paymentRequests"
+# users/{uid}/...: the customer's read model beside the request documents
+CATEGORY_OVERRIDES = "categoryOverrides"  # {key}: the customer's category for a merchant or payee
+ECONOMY = "economy"  # {YYYY-MM}: my economy
+ECONOMY_ITEMS = "economyItems"  # {txId}: what one booking adds to its month
+MERCHANT_HISTORY = "merchantHistory"  # {key}: recent charges, for subscription detection
+SUBSCRIPTIONS = "subscriptions"  # {key}: a detected subscription
+STANDING_ORDERS = "standingOrders"  # {orderId}: scheduled and repeating payments
+
+
+def user_doc(db, uid: str, collection: str, doc_id: str):
+    return db.collection(USERS).document(uid).collection(collection).document(doc_id)
 
 
 def _kwargs(project_id: str) -> dict:

@@ -8,9 +8,20 @@ from dataclasses import dataclass
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 
-from fjordbank.adapters.firestore import ACCOUNTS, PAYMENT_VIEWS, TRANSACTIONS, request_path
+from fjordbank.adapters.firestore import (
+    ACCOUNTS,
+    CATEGORY_OVERRIDES,
+    PAYMENT_VIEWS,
+    TRANSACTIONS,
+    request_path,
+    user_doc,
+)
 from fjordbank.domain.notifications import Push, payment_pushes, transaction_entries
-from fjordbank.domain.payments import PaymentEvent, projection_update
+from fjordbank.domain.payments import STATUS_RANK, PaymentEvent, projection_update
+
+# The first state with a feed entry: "reserved" for a payment to another bank; an internal
+# payment's first entry is "completed" (or "failed"), both later.
+FIRST_ENTRY_RANK = STATUS_RANK["reserved"]
 
 
 def _stamp(update: dict) -> dict:
@@ -47,18 +58,44 @@ class RequestProjector:
             views = {e.payment.payment_id: db.collection(PAYMENT_VIEWS).document(e.payment.payment_id) for e in events}
             payees = sorted({e.payment.to_account for e in events if e.payment.kind == "internal"})
             request_refs = [db.document(request_path(e.payment.uid, e.payment.request_id)) for e in events]
-            refs = [*views.values(), *request_refs, *(db.collection(ACCOUNTS).document(a) for a in payees)]
+            # the payers' own categories for their payees (the payees' ones are read below)
+            choice_refs = [user_doc(db, e.payment.uid, CATEGORY_OVERRIDES, f"a:{e.payment.to_account}") for e in events]
+            refs = [
+                *views.values(),
+                *request_refs,
+                *choice_refs,
+                *(db.collection(ACCOUNTS).document(a) for a in payees),
+            ]
             shown: dict[str, dict] = {}
             owners: dict[str, str | None] = {}
             existing_requests: set[str] = set()
+            overrides: dict[tuple[str, str], str] = {}
+
+            def keep_override(snap) -> None:
+                if snap.exists and (snap.to_dict() or {}).get("category"):
+                    overrides[(snap.reference.parent.parent.id, snap.id)] = snap.to_dict()["category"]
+
             async for snap in db.get_all(refs, transaction=tx):
                 collection = snap.reference.parent.id
                 if collection == ACCOUNTS:
                     owners[snap.id] = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
                 elif collection == PAYMENT_VIEWS:
                     shown[snap.id] = snap.to_dict() if snap.exists else {}
+                elif collection == CATEGORY_OVERRIDES:
+                    keep_override(snap)
                 elif snap.exists:
                     existing_requests.add(snap.reference.path)
+            payee_choices = [
+                user_doc(db, owners[e.payment.to_account], CATEGORY_OVERRIDES, f"a:{e.payment.from_account}")
+                for e in events
+                if owners.get(e.payment.to_account) and e.status == "completed"
+            ]
+            if payee_choices:
+                async for snap in db.get_all(payee_choices, transaction=tx):
+                    keep_override(snap)
+            # the state each payment showed before this batch: its feed entries are booked
+            # (``bookedAt``, what the app pages the feed by) when they first appear
+            shown_before = {pid: (view or {}).get("statusRank", -1) for pid, view in shown.items()}
             requests: dict[str, dict] = {}
             entries: dict[tuple[str, str], dict] = {}
             pushes: list[Push] = []
@@ -82,7 +119,9 @@ class RequestProjector:
                     request.update(update)
                     request[f"timeline.{event.status}"] = firestore.SERVER_TIMESTAMP
                 payee = owners.get(p.to_account) if p.kind == "internal" else None
-                for account, entry in transaction_entries(event, payee_uid=payee).items():
+                for account, entry in transaction_entries(event, payee_uid=payee, overrides=overrides).items():
+                    if shown_before[p.payment_id] < FIRST_ENTRY_RANK:
+                        entry["bookedAt"] = firestore.SERVER_TIMESTAMP
                     entries[(account, p.payment_id)] = entry
                 pushes += payment_pushes(event, payee_uid=payee)
             if pushes:  # queued before the commit: the push function delivers each key once

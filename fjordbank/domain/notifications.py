@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fjordbank.domain.categories import categorise
+from fjordbank.domain.categories import categorise, override_key
 from fjordbank.domain.money import Money
 from fjordbank.domain.norway import mask_account_number
 from fjordbank.domain.payments import PaymentEvent
@@ -96,8 +96,13 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
     return pushes
 
 
-def transaction_entries(event: PaymentEvent, *, payee_uid: str | None) -> dict[str, dict]:
-    """account id -> the entry its transaction list shows for this payment now."""
+def transaction_entries(
+    event: PaymentEvent, *, payee_uid: str | None, overrides: dict[tuple[str, str], str] | None = None
+) -> dict[str, dict]:
+    """account id -> the entry its transaction list shows for this payment now.
+
+    ``overrides``: the customers' own categories, by (uid, key of the payee). Each entry
+    has its booking date (``date``, Europe/Oslo) and the key its category is chosen by."""
     p = event.payment
     status = {
         "reserved": "pending",
@@ -109,40 +114,41 @@ def transaction_entries(event: PaymentEvent, *, payee_uid: str | None) -> dict[s
     }.get(event.status)
     if status is None:
         return {}
+    overrides = overrides or {}
     own_transfer = payee_uid == p.uid  # between the customer's own accounts: neither spending nor income
-    entries = {
-        p.from_account: {
+
+    def entry(uid: str, direction: str, sign: int, counterparty: str, status: str, reason: str | None) -> dict:
+        key = override_key(kind="payment", merchant_name=None, counterparty_account=counterparty)
+        category = (
+            "transfers"
+            if own_transfer
+            else categorise(
+                direction=direction,
+                kind="payment",
+                counterparty_account=counterparty,
+                kid=p.kid if direction == "out" else None,
+                overrides={key: overrides[(uid, key)]} if (uid, key) in overrides else None,
+            )
+        )
+        return {
             "paymentId": p.payment_id,
-            "amount": -p.amount,
+            "amount": sign * p.amount,
             "currency": p.currency,
-            "direction": "out",
-            "counterpartyAccount": p.to_account,
+            "direction": direction,
+            "counterpartyAccount": counterparty,
             "message": p.message,
             "kid": p.kid,
             "status": status,
-            "reason": event.reason,
+            "reason": reason,
             "kind": "payment",
-            "category": "transfers"
-            if own_transfer
-            else categorise(direction="out", kind="payment", counterparty_account=p.to_account, kid=p.kid),
+            "category": category,
+            "merchantKey": key,
+            "date": p.due_date,
         }
-    }
+
+    entries = {p.from_account: entry(p.uid, "out", -1, p.to_account, status, event.reason)}
     if p.kind == "internal" and event.status == "completed" and payee_uid is not None:
-        entries[p.to_account] = {
-            "paymentId": p.payment_id,
-            "amount": p.amount,
-            "currency": p.currency,
-            "direction": "in",
-            "counterpartyAccount": p.from_account,
-            "message": p.message,
-            "kid": p.kid,
-            "status": "posted",
-            "reason": None,
-            "kind": "payment",
-            "category": "transfers"
-            if own_transfer
-            else categorise(direction="in", kind="payment", counterparty_account=p.from_account),
-        }
+        entries[p.to_account] = entry(payee_uid, "in", 1, p.from_account, "posted", None)
     return entries
 
 

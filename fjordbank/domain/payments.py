@@ -49,8 +49,9 @@ STATUS_RANK = {
     "completed": 9,
     "failed": 9,
     "rejected": 9,
+    "cancelled": 9,  # a scheduled payment the customer cancelled before its due date
 }
-TERMINAL = frozenset({"completed", "failed", "rejected"})
+TERMINAL = frozenset({"completed", "failed", "rejected", "cancelled"})
 INTERNAL = "internal"  # both accounts in this bank: posted at once
 EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
 

@@ -68,7 +68,7 @@ def handle_payment_request(
     try:
         ratelimits.check(db, uid, "payments", now=now.timestamp())
         request = parse_request(body, request_id=request_id, today=today)
-        kind, own_payee = _check_accounts(db, uid, request.from_account, request.to_account, bank_regs)
+        kind, own_payee = check_accounts(db, uid, request.from_account, request.to_account, bank_regs)
         sca.check_payment(
             db,
             uid,
@@ -146,7 +146,7 @@ def submit(db, publisher: Publisher, payment: PaymentRequested) -> None:
     )
 
 
-def _check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]) -> tuple[str, bool]:
+def check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]) -> tuple[str, bool]:
     """Ownership and state, checked on the server. Returns the payment kind and whether
     the payee is the payer's own account."""
     source = db.collection(ACCOUNTS).document(from_account).get()

@@ -5,7 +5,9 @@ Europe/Oslo) or whose first publish failed (status "received") is submitted thro
 same path as an immediate payment. Exactly once per due date however often the job runs,
 even twice at the same time: the request moves from "scheduled" to "requested" only
 forward, the message id (payment id + "requested") lets JetStream store it once, and the
-services answer a replay from their records.
+services answer a replay from their records. A due payment the account cannot cover waits
+for the next run that day and fails once the day has passed. Then the standing orders'
+due dates (fjordbank.service_layer.standing_orders).
 
 release-expired-holds: asks the card service to release card holds past their expiry.
 
@@ -18,16 +20,19 @@ import datetime as dt
 import logging
 from itertools import chain
 
+from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import PAYMENT_REQUESTS
+from fjordbank.domain import standing_orders as orders
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import today_in_norway
-from fjordbank.domain.payments import PaymentRequested
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
 from fjordbank.errors import PublishError
-from fjordbank.service_layer import outbox
+from fjordbank.service_layer import outbox, standing_orders
 from fjordbank.service_layer.edge import Publisher, submit
+from fjordbank.service_layer.standing_orders import available_of
 
 log = logging.getLogger(__name__)
 SUBMIT_DUE_PAYMENTS = "submit-due-payments"
@@ -47,9 +52,17 @@ def due_requests(db, today: dt.date, limit: int):
     return chain(scheduled.stream(), unpublished.stream())
 
 
-def submit_due_payments(db, publisher: Publisher, *, now: dt.datetime | None = None, limit: int = 500) -> dict:
+def submit_due_payments(
+    db, publisher: Publisher, *, bank_regs: tuple[str, ...] = (), now: dt.datetime | None = None, limit: int = 500
+) -> dict:
+    """Scheduled payments whose due date has come, then the standing orders' due dates.
+
+    A scheduled payment the account cannot cover waits for the job's next run on its due
+    date; once that day has passed it fails (the customer is told), as a standing order's
+    payment does (`fjordbank.domain.standing_orders.decide`)."""
+    now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
-    counts = {"submitted": 0, "unpublished": 0, "malformed": 0}
+    counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}
     for snap in due_requests(db, today, limit):
         try:
             payment = PaymentRequested.from_json(snap.get("payment"))
@@ -57,6 +70,18 @@ def submit_due_payments(db, publisher: Publisher, *, now: dt.datetime | None = N
             counts["malformed"] += 1
             log.error("due request without a valid payment", extra={"path": snap.reference.path})
             continue
+        if snap.get("status") == "scheduled":
+            available, is_open = available_of(db, payment.from_account)
+            decision = orders.decide(
+                due=dt.date.fromisoformat(payment.due_date),
+                today=today,
+                available=available,
+                amount=payment.amount,
+                account_open=is_open,
+            )
+            if decision.action != "submit":
+                counts[_hold_back(db, publisher, snap.reference, payment, decision, now)] += 1
+                continue
         try:
             submit(db, publisher, payment)
         except PublishError:
@@ -64,7 +89,34 @@ def submit_due_payments(db, publisher: Publisher, *, now: dt.datetime | None = N
             continue
         counts["submitted"] += 1
     log.info("due payments submitted", extra=counts)
-    return counts
+    standing = standing_orders.run_due(db, publisher, bank_regs=bank_regs, now=now, limit=limit)
+    return {**counts, "standingOrders": standing}
+
+
+def _hold_back(db, publisher: Publisher, ref, payment: PaymentRequested, decision, now: dt.datetime) -> str:
+    """Wait (note the attempt on the request) or fail (the request fails, and its event is
+    staged in the same transaction so the customer is told)."""
+    event = PaymentEvent(payment, "failed", reason=decision.reason, message="the scheduled payment could not be paid")
+    staged = outbox.Event(event.subject, event.to_json(), event.msg_id)
+
+    @firestore.transactional
+    def run(tx) -> str:
+        current = ref.get(transaction=tx).to_dict() or {}
+        if current.get("status") != "scheduled":
+            return "skipped"
+        if decision.action == "wait":
+            attempts = int((current.get("waiting") or {}).get("attempts", 0)) + 1
+            tx.update(ref, {"waiting": {"date": payment.due_date, "attempts": attempts, "reason": decision.reason}})
+            return "waiting"
+        update = projection_update(current, "failed", reason=decision.reason, message=event.message)
+        tx.update(ref, {**update, "updatedAt": now, "timeline.failed": now})
+        outbox.stage(tx, db, staged)
+        return "failed"
+
+    outcome = run(db.transaction())
+    if outcome == "failed":
+        outbox.deliver(db, publisher, [staged])
+    return outcome
 
 
 def release_expired_holds(publisher: Publisher, *, now: dt.datetime | None = None) -> dict:
@@ -77,9 +129,9 @@ def release_expired_holds(publisher: Publisher, *, now: dt.datetime | None = Non
     return {"requested": 1}
 
 
-def run_job(db, publisher: Publisher, job: str) -> dict:
+def run_job(db, publisher: Publisher, job: str, *, bank_regs: tuple[str, ...] = ()) -> dict:
     if job == SUBMIT_DUE_PAYMENTS:
-        return submit_due_payments(db, publisher)
+        return submit_due_payments(db, publisher, bank_regs=bank_regs)
     if job == RELEASE_EXPIRED_HOLDS:
         return release_expired_holds(publisher)
     if job == RELAY_OUTBOX:

@@ -61,6 +61,12 @@ def world(stack):
         f"users/{alice}/scaKeys/phone-key-1": {"keyId": "phone-key-1", "publicKey": "MFkw"},
         f"rateLimits/{alice}:payments": {"tokens": 1.0, "asOf": 0},
         "scaUsed/abc": {"request": "users/x/paymentRequests/y"},
+        f"users/{alice}/standingOrders/order-0001": {"status": "active", "amount": 100},
+        f"users/{alice}/economy/2026-11": {"month": "2026-11", "income": 0},
+        f"users/{alice}/subscriptions/m:netflix": {"status": "active", "monthlyCost": 14900},
+        f"users/{alice}/categoryOverrides/m:netflix": {"category": "entertainment"},
+        f"users/{alice}/economyItems/p1": {"month": "2026-11", "amount": 1},
+        f"users/{alice}/merchantHistory/m:netflix": {"charges": []},
     }
     for path, data in docs.items():
         assert admin.set(path, data) == 200, path
@@ -89,6 +95,10 @@ OWNED_READS = [
     "customers/{alice}",
     "cards/card_{alice}",
     "users/{alice}/scaKeys/phone-key-1",
+    "users/{alice}/standingOrders/order-0001",
+    "users/{alice}/economy/2026-11",
+    "users/{alice}/subscriptions/m:netflix",
+    "users/{alice}/categoryOverrides/m:netflix",
 ]
 
 
@@ -108,7 +118,15 @@ def test_unauthenticated_cannot_read_them(world, path):
 
 
 @pytest.mark.parametrize(
-    "collection", ["users/{alice}/paymentRequests", "accounts/{acct_a}/transactions", "users/{alice}/devices"]
+    "collection",
+    [
+        "users/{alice}/paymentRequests",
+        "accounts/{acct_a}/transactions",
+        "users/{alice}/devices",
+        "users/{alice}/standingOrders",
+        "users/{alice}/economy",
+        "users/{alice}/subscriptions",
+    ],
 )
 def test_the_apps_list_queries_are_allowed_for_the_owner_only(world, collection):
     assert world["client"](world["alice"]).list(collection.format(**world)) in ALLOWED
@@ -133,6 +151,8 @@ BACKEND_ONLY = [
     "registry/rules-test",
     "rateLimits/{alice}:payments",
     "scaUsed/abc",
+    "users/{alice}/economyItems/p1",
+    "users/{alice}/merchantHistory/m:netflix",
 ]
 
 
@@ -301,3 +321,21 @@ def test_device_keys_are_read_only_for_their_owner(world):
     assert alice.create(keys, "phone-key-2", {"keyId": "phone-key-2", "publicKey": "MFkw"}) in DENIED
     assert alice.delete(f"{keys}/phone-key-1") in DENIED
     assert world["client"](world["bob"]).get(f"{keys}/phone-key-1") in DENIED
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "users/{alice}/standingOrders/order-0001",
+        "users/{alice}/economy/2026-11",
+        "users/{alice}/subscriptions/m:netflix",
+        "users/{alice}/categoryOverrides/m:netflix",
+    ],
+)
+def test_the_customers_read_model_is_changed_only_through_callables(world, path):
+    """An order's amount, a month's figures, a subscription's status or a category: the
+    owner reads them but cannot write them (the callables check what a change may be)."""
+    alice = world["client"](world["alice"])
+    path = path.format(**world)
+    assert alice.set(path, {"status": "cancelled", "amount": 1, "income": 10**9, "category": "x"}) in DENIED
+    assert alice.delete(path) in DENIED

@@ -297,6 +297,8 @@ def test_payer_entry_shows_the_payment_state(status, shown, kind):
         "reason": "AC04",
         "kind": "payment",
         "category": "transfers",  # a payment without KID to a payee with no rule
+        "merchantKey": f"a:{TO}",
+        "date": event(status).payment.due_date,
     }
     assert set(entries) == {FROM}
 
@@ -329,6 +331,8 @@ def test_completed_internal_payment_with_a_known_payee_shows_an_incoming_entry(p
         "reason": None,
         "kind": "payment",
         "category": "income" if payee == "bob" else "transfers",  # own accounts: neither income nor spending
+        "merchantKey": f"a:{FROM}",
+        "date": ev.payment.due_date,
     }
     assert entries[FROM]["amount"] == -123_456
     assert entries[FROM]["kid"] == "1234567890128"
@@ -372,3 +376,11 @@ def test_entry_signs_are_negative_out_and_positive_in(minor, status, kind, payee
             assert (account, entry["amount"], entry["status"]) == (TO, minor, "posted")
     if len(entries) == 2:
         assert sum(e["amount"] for e in entries.values()) == 0
+
+
+def test_a_customers_own_category_for_a_payee_is_used():
+    evt = event("completed")
+    uid = evt.payment.uid
+    overrides = {(uid, f"a:{TO}"): "housing"}
+    assert transaction_entries(evt, payee_uid=None, overrides=overrides)[FROM]["category"] == "housing"
+    assert transaction_entries(evt, payee_uid=None)[FROM]["category"] == "transfers"

@@ -478,7 +478,7 @@ def test_status_ranks_follow_the_lifecycle_and_terminals_share_the_top_rank():
     for state in ORDER:
         assert STATUS_RANK[state] == STATUS_RANK[STAGES[STAGE[state]][0]]
     assert [STATUS_RANK[stage[0]] for stage in STAGES] == sorted({STATUS_RANK[s] for s in ORDER})
-    assert TERMINAL == {"completed", "failed", "rejected"}
+    assert TERMINAL == {"completed", "failed", "rejected", "cancelled"}
     assert {STATUS_RANK[s] for s in TERMINAL} == {max(STATUS_RANK.values())}
     assert set(STATUS_RANK) == set(ORDER) | TERMINAL
 

@@ -33,6 +33,7 @@ SERVICE_IDENTITIES = [ident for ident in NON_ADMIN if ident.consumes]
 OUTPUTS = {
     "edge": {
         "payments.requested",
+        "payments.failed",
         "customers.approved",
         "customers.review",
         "customers.rejected",
@@ -46,6 +47,7 @@ OUTPUTS = {
     "ledger": {"payments.reserved", "payments.completed", "payments.failed"},
     "clearing": {"payments.submitted", "payments.settled", "payments.returned"},
     "notifier": set(),
+    "insights": set(),
     "cards": {
         "cards.issued",
         "cards.authorized",
@@ -136,7 +138,7 @@ def test_unknown_names_raise_key_error():
 
 def test_services_are_the_identities_that_consume():
     assert set(SERVICES) == {i.name for i in SERVICE_IDENTITIES}
-    assert set(SERVICES) == {"screening", "ledger", "clearing", "notifier", "cards"}
+    assert set(SERVICES) == {"screening", "ledger", "clearing", "notifier", "cards", "insights"}
 
 
 def test_nak_delay_follows_backoff_and_repeats_the_last_value():

@@ -1,0 +1,118 @@
+"""Bookings: what a customer sees as one transaction on one account, free of I/O.
+
+"My economy" and subscription detection read the same thing from two kinds of event, a
+completed payment (``payments.completed``) and a captured card purchase
+(``cards.captured``), and from the ledger's own records when they are recomputed. This
+module turns each of those into `Booking`s, so the incremental path and the
+recomputation can never disagree on what a transaction is.
+
+A booking's date is the day it belongs to in Norway: a payment's due date (the day the
+customer asked for; today for an immediate payment) and a card purchase's day of
+authorisation, both in Europe/Oslo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fjordbank.domain.categories import override_key
+from fjordbank.domain.norway import mask_account_number
+from fjordbank.domain.payments import PaymentEvent
+
+CARD = "card"
+PAYMENT = "payment"
+IN = "in"
+OUT = "out"
+
+
+@dataclass(frozen=True)
+class Booking:
+    uid: str
+    tx_id: str  # the feed entry's id: payment id or card authorisation id
+    account_id: str
+    date: str  # YYYY-MM-DD, Europe/Oslo
+    amount: int  # øre, positive; ``direction`` says which way
+    direction: str  # in | out
+    kind: str  # card | payment
+    merchant_name: str | None = None
+    mcc: str | None = None
+    counterparty_account: str | None = None
+    kid: str | None = None
+    own_transfer: bool = False  # between the customer's own accounts: neither income nor spending
+
+    @property
+    def month(self) -> str:
+        return self.date[:7]
+
+    @property
+    def key(self) -> str:
+        """The merchant (card) or payee (payment) this booking is with: where a customer's
+        choice of category is kept, and what subscriptions are detected per."""
+        return override_key(
+            kind=self.kind, merchant_name=self.merchant_name, counterparty_account=self.counterparty_account
+        )
+
+    @property
+    def display_name(self) -> str:
+        if self.kind == CARD:
+            return (self.merchant_name or "Card purchase").strip()[:80]
+        return f"Payment to {mask_account_number(self.counterparty_account or '')}"
+
+
+def from_payment(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking]:
+    """The bookings of a completed payment: the payer's, and the payee's when the payee is
+    a Fjordbank customer (``payee_uid``, from the to-account's owner)."""
+    if event.status != "completed":
+        return []
+    p = event.payment
+    own = payee_uid == p.uid
+    common = {"amount": p.amount, "kind": PAYMENT, "kid": p.kid, "own_transfer": own, "date": p.due_date}
+    bookings = [
+        Booking(
+            uid=p.uid,
+            tx_id=p.payment_id,
+            account_id=p.from_account,
+            direction=OUT,
+            counterparty_account=p.to_account,
+            **common,
+        )
+    ]
+    if p.kind == "internal" and payee_uid:
+        bookings.append(
+            Booking(
+                uid=payee_uid,
+                tx_id=p.payment_id,
+                account_id=p.to_account,
+                direction=IN,
+                counterparty_account=p.from_account,
+                **common,
+            )
+        )
+    return bookings
+
+
+def from_card_capture(event: dict) -> list[Booking]:
+    """The booking of a captured card purchase (the card service's ``cards.captured``)."""
+    amount = event.get("amount")
+    if (
+        event.get("status") != "captured"
+        or not event.get("uid")
+        or not event.get("accountId")
+        or not event.get("day")
+        or type(amount) is not int
+        or amount <= 0
+    ):
+        return []
+    return [
+        Booking(
+            uid=event["uid"],
+            tx_id=str(event["authId"]),
+            account_id=event["accountId"],
+            date=event["day"],
+            amount=amount,
+            direction=OUT,
+            kind=CARD,
+            merchant_name=event.get("merchantName"),
+            mcc=event.get("mcc"),
+        )
+    ]

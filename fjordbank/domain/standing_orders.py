@@ -1,0 +1,138 @@
+"""Standing orders (faste betalinger) and when their payments fall due, free of I/O.
+
+A standing order pays the same payee the same amount weekly or monthly from a start date
+until an end date (or until cancelled). Each due date is one payment whose id derives from
+the order and the date (`occurrence_request_id`), so the job that submits due payments may
+run any number of times, even concurrently: each date is paid at most once.
+
+A monthly order falls due on its start date's day of the month, or on the month's last day
+when the month is shorter (started on the 31st: 30 April, 28 or 29 February).
+
+On the due date the job tries the payment each time it runs while the account cannot
+cover it; once the day has passed, an uncovered payment fails (the customer is told) and
+the order moves on to its next date.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from fjordbank.domain.payments import PaymentRejected, parse_request
+
+WEEKLY = "weekly"
+MONTHLY = "monthly"
+FREQUENCIES = (WEEKLY, MONTHLY)
+ACTIVE = "active"
+CANCELLED = "cancelled"
+ENDED = "ended"
+ORDER_ID = re.compile(r"[A-Za-z0-9_-]{8,40}")
+MAX_YEARS = 10  # an end date at most this far ahead (and an order without one runs until cancelled)
+MAX_HISTORY = 24  # runs kept on the order document
+
+CREATE_FIELDS = frozenset(
+    {"orderId", "fromAccount", "toAccount", "amount", "message", "kid", "frequency", "startDate", "endDate", "sca"}
+)
+CHANGE_FIELDS = frozenset({"orderId", "amount", "endDate", "nextDue", "sca"})
+
+
+@dataclass(frozen=True)
+class OrderTerms:
+    from_account: str
+    to_account: str
+    amount: int
+    currency: str
+    message: str | None
+    kid: str | None
+    frequency: str
+    start_date: dt.date
+    end_date: dt.date | None
+
+
+def parse_date(value: object, code: str) -> dt.date:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise PaymentRejected(code, "dates are YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise PaymentRejected(code, "dates are YYYY-MM-DD") from None
+
+
+def parse_order_id(value: object) -> str:
+    if not isinstance(value, str) or not ORDER_ID.fullmatch(value):
+        raise PaymentRejected("invalid_order_id", "orderId must be 8-40 letters, digits, '-' or '_'")
+    return value
+
+
+def parse_terms(body: dict, *, today: dt.date) -> OrderTerms:
+    """A new standing order's terms; the payment fields are checked as for any payment."""
+    if not isinstance(body, dict):
+        raise PaymentRejected("malformed_request", "the request is not an object")
+    unknown = set(body) - CREATE_FIELDS
+    if unknown:
+        raise PaymentRejected("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
+    frequency = body.get("frequency")
+    if frequency not in FREQUENCIES:
+        raise PaymentRejected("invalid_frequency", f"frequency must be one of {', '.join(FREQUENCIES)}")
+    start = parse_date(body.get("startDate"), "invalid_start_date")
+    if start < today:
+        raise PaymentRejected("start_date_in_past", "startDate is before today")
+    end = None if body.get("endDate") is None else parse_date(body["endDate"], "invalid_end_date")
+    if end is not None and end < start:
+        raise PaymentRejected("end_before_start", "endDate is before startDate")
+    if (end or start) > today + dt.timedelta(days=365 * MAX_YEARS + MAX_YEARS // 4):
+        raise PaymentRejected("end_date_too_far", f"dates at most {MAX_YEARS} years ahead")
+    payment_fields = {k: body[k] for k in ("fromAccount", "toAccount", "amount", "message", "kid") if k in body}
+    request = parse_request(
+        {"v": 1, "currency": "NOK", **payment_fields}, request_id=parse_order_id(body.get("orderId")), today=today
+    )
+    return OrderTerms(
+        request.from_account,
+        request.to_account,
+        request.amount,
+        request.currency,
+        request.message,
+        request.kid,
+        frequency,
+        start,
+        end,
+    )
+
+
+def add_months(day: dt.date, months: int, *, anchor_day: int) -> dt.date:
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(anchor_day, calendar.monthrange(year, month)[1]))
+
+
+def next_due(frequency: str, after: dt.date, *, anchor_day: int, end: dt.date | None) -> dt.date | None:
+    """The due date following ``after`` (None when the order has ended by then)."""
+    following = after + dt.timedelta(days=7) if frequency == WEEKLY else add_months(after, 1, anchor_day=anchor_day)
+    return None if end is not None and following > end else following
+
+
+def occurrence_request_id(order_id: str, due: dt.date) -> str:
+    """The payment of one due date: stable, so the payment id is too."""
+    return f"so-{order_id}-{due:%Y%m%d}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # submit | wait | fail
+    reason: str | None = None
+
+
+def decide(*, due: dt.date, today: dt.date, available: int | None, amount: int, account_open: bool) -> Decision:
+    """What the job does with a payment that fell due on ``due`` (≤ today).
+
+    Covered: submit. Not covered on the due date: wait for the job's next run that day.
+    Not covered once the day has passed (or the account is closed): fail."""
+    if not account_open or available is None:
+        return Decision("fail", "account_closed")
+    if available >= amount:
+        return Decision("submit")
+    if due >= today:
+        return Decision("wait", "insufficient_funds")
+    return Decision("fail", "insufficient_funds")

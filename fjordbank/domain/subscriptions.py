@@ -1,0 +1,206 @@
+"""Recurring charges (subscriptions) found in one merchant's charges, free of I/O.
+
+A subscription is a chain of charges from the same merchant (or to the same payee) at a
+regular interval, weekly or monthly, with a similar amount:
+
+- interval: consecutive charges of the chain are one period apart (monthly: the same day
+  of the month ±3 days, weekly: 7 ±1 days), or two periods apart once in a while (a missed month: at most one
+  gap in four);
+- amount: consecutive charges within 5 % of each other, except one price rise of at most
+  35 % (a streaming service raising its price) with at least three charges at each price;
+- length: at least 3 monthly or 4 weekly charges;
+- it stands out: another charge from the merchant within 15 % of the chain's price inside
+  the chain's span means frequent purchases of about the same price (a daily coffee), not
+  a subscription; and where the chain is under half of the merchant's charges in its span
+  (a shop the customer also buys in), it takes six charges at one exact price. A one-off
+  purchase of a clearly different amount in between is ignored. A bill whose amount
+  varies (electricity) that happens to be about the same three months running is not a
+  subscription either: a charge one period before the chain at another price means the
+  chain needs six charges.
+
+The chain is searched backwards from each of the merchant's latest charges; the longest
+wins. Detection is re-run on a merchant's history each time a charge arrives, so the list
+follows price changes and new subscriptions as transactions come in.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+
+WEEKLY = "weekly"
+MONTHLY = "monthly"
+PERIODS = {
+    # interval -> (days for one period, tolerance in days, minimum chain length); a monthly
+    # charge is expected on the same day of the month (the last day in a shorter month)
+    MONTHLY: (30.44, 3, 3),
+    WEEKLY: (7.0, 1, 4),
+}
+SAME_AMOUNT = 0.05  # consecutive charges this close are "the same price"
+NEAR_AMOUNT = 0.15  # a charge in between this close to the chain's price: frequent purchases
+BUSY_MERCHANT_CHAIN = 6  # where the chain is under half the merchant's charges: this long, one exact price
+MAX_PRICE_CHANGE = 0.35
+MAX_SKIPPED_PERIODS = 2  # a gap of two periods (one missed charge) still continues the chain
+HISTORY_LIMIT = 60  # charges kept per merchant: five years of a monthly subscription
+START_CANDIDATES = 3  # the chain may end at any of the merchant's last three charges
+
+
+@dataclass(frozen=True)
+class Charge:
+    tx_id: str
+    date: dt.date
+    amount: int  # øre, positive
+
+    def to_dict(self) -> dict:
+        return {"id": self.tx_id, "date": self.date.isoformat(), "amount": self.amount}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Charge:
+        return cls(data["id"], dt.date.fromisoformat(data["date"]), int(data["amount"]))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    interval: str
+    amount: int  # the latest charge, øre
+    monthly_cost: int  # øre per month (a weekly one: 52 charges over 12 months)
+    first_date: dt.date
+    last_date: dt.date
+    next_expected: dt.date
+    occurrences: int
+
+    def to_dict(self) -> dict:
+        return {
+            "interval": self.interval,
+            "amount": self.amount,
+            "monthlyCost": self.monthly_cost,
+            "firstDate": self.first_date.isoformat(),
+            "lastDate": self.last_date.isoformat(),
+            "nextExpected": self.next_expected.isoformat(),
+            "occurrences": self.occurrences,
+        }
+
+
+def add_charge(history: list[Charge], charge: Charge) -> list[Charge]:
+    """The history with ``charge`` in it once (by id), oldest first, the newest kept."""
+    merged = {c.tx_id: c for c in history}
+    merged[charge.tx_id] = charge
+    return sorted(merged.values(), key=lambda c: (c.date, c.tx_id))[-HISTORY_LIMIT:]
+
+
+def _similar(a: int, b: int, tolerance: float) -> bool:
+    return abs(a - b) <= tolerance * max(a, b)
+
+
+def _periods(earlier: dt.date, later: dt.date, interval: str) -> int | None:
+    """How many whole periods lie between two charges (1 or 2), or None."""
+    tolerance = PERIODS[interval][1]
+    for k in range(1, MAX_SKIPPED_PERIODS + 1):
+        expected = _add_months(earlier, k) if interval == MONTHLY else earlier + dt.timedelta(days=7 * k)
+        if abs((later - expected).days) <= tolerance:
+            return k
+    return None
+
+
+def _chain(charges: list[Charge], start: int, interval: str) -> list[Charge]:
+    """The longest regular chain ending at ``charges[start]``, built backwards."""
+    chain = [charges[start]]
+    price_changed = False
+    i = start
+    while True:
+        current = chain[-1]
+        best: tuple[int, int] | None = None  # (periods, index)
+        for j in range(i - 1, -1, -1):
+            gap = (current.date - charges[j].date).days
+            if gap > (MAX_SKIPPED_PERIODS + 0.5) * PERIODS[interval][0]:
+                break
+            k = _periods(charges[j].date, current.date, interval)
+            if k is None:
+                continue
+            earlier = charges[j].amount
+            same = _similar(earlier, current.amount, SAME_AMOUNT)
+            # going backwards, a price change shows as an earlier, lower price
+            raised = (
+                not price_changed and earlier < current.amount and _similar(earlier, current.amount, MAX_PRICE_CHANGE)
+            )
+            if (same or raised) and (best is None or k < best[0]):
+                best = (k, j)
+        if best is None:
+            return chain
+        j = best[1]
+        if not _similar(charges[j].amount, current.amount, SAME_AMOUNT):
+            price_changed = True
+        chain.append(charges[j])
+        i = j
+
+
+def _regular(chain: list[Charge], interval: str) -> bool:
+    """Long enough, missing a charge only now and then (one gap in four: a short chain
+    never), and any price rise between two runs of at least three charges at one price."""
+    if len(chain) < PERIODS[interval][2]:
+        return False
+    gaps = [_periods(b.date, a.date, interval) for a, b in itertools.pairwise(chain)]
+    if sum(1 for k in gaps if k and k > 1) > len(gaps) // 4:
+        return False
+    steps = [i for i, (a, b) in enumerate(itertools.pairwise(chain)) if not _similar(a.amount, b.amount, SAME_AMOUNT)]
+    return not steps or (steps[0] >= 2 and len(chain) - steps[0] - 1 >= 3)
+
+
+def _stands_out(charges: list[Charge], chain: list[Charge], interval: str) -> bool:
+    """Nothing of about the chain's price in between; the chain is most of the merchant's
+    charges in its span (else: a long chain at one exact price); and it is no lull in a
+    bill whose amount varies (a charge one period before it at another price: then it
+    takes a long chain)."""
+    ids = {c.tx_id for c in chain}
+    first, last = chain[-1], chain[0]
+    amounts = [c.amount for c in chain]
+    others = [c for c in charges if c.tx_id not in ids and first.date <= c.date <= last.date]
+    if any(_similar(c.amount, a, NEAR_AMOUNT) for c in others for a in amounts):
+        return False
+    if len(others) > len(chain) and not (len(chain) >= BUSY_MERCHANT_CHAIN and len(set(amounts)) == 1):
+        return False
+    varied_before = any(
+        c.date < first.date
+        and _periods(c.date, first.date, interval) == 1
+        and not _similar(c.amount, first.amount, SAME_AMOUNT)
+        for c in charges
+    )
+    return not varied_before or len(chain) >= BUSY_MERCHANT_CHAIN
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def detect(charges: list[Charge]) -> Subscription | None:
+    """The subscription in one merchant's charges (oldest first), if there is one."""
+    charges = sorted(charges, key=lambda c: (c.date, c.tx_id))
+    best: tuple[str, list[Charge]] | None = None
+    for interval in (MONTHLY, WEEKLY):
+        for start in range(len(charges) - 1, max(len(charges) - 1 - START_CANDIDATES, -1), -1):
+            chain = _chain(charges, start, interval)
+            if not _regular(chain, interval) or not _stands_out(charges, chain, interval):
+                continue
+            if best is None or len(chain) > len(best[1]):
+                best = (interval, chain)
+    if best is None:
+        return None
+    interval, chain = best
+    last, first = chain[0], chain[-1]
+    if interval == MONTHLY:
+        monthly_cost, next_expected = last.amount, _add_months(last.date, 1)
+    else:
+        monthly_cost, next_expected = (last.amount * 52 + 6) // 12, last.date + dt.timedelta(days=7)
+    return Subscription(
+        interval=interval,
+        amount=last.amount,
+        monthly_cost=monthly_cost,
+        first_date=first.date,
+        last_date=last.date,
+        next_expected=next_expected,
+        occurrences=len(chain),
+    )

@@ -1,0 +1,337 @@
+"""Standing orders and scheduled payments: the app's callables and the due-payments job.
+
+  users/{uid}/standingOrders/{orderId}   the order: terms, next due date, status, runs
+
+The callables create, change and cancel orders; the checks are those of any payment
+(ownership, account state, SCA for a new payee or a large amount: the customer confirms
+the order once, its payments then run without the phone, as PSD2 allows for recurring
+payments of a fixed amount to the same payee).
+
+The job (`run_due`) takes each active order whose next due date has come. It decides with
+`fjordbank.domain.standing_orders.decide` and claims the due date in one Firestore
+transaction that moves the order to its next date and stages the payment's event in the
+outbox (fjordbank.service_layer.outbox); only then is the event published. So a due date
+is paid at most once however often the job runs, even concurrently, and a crash after the
+claim leaves the event in the outbox for the relay instead of losing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, request_path, user_doc
+from fjordbank.domain import standing_orders as rules
+from fjordbank.domain.norway import today_in_norway
+from fjordbank.domain.payments import (
+    REQUEST_ID_PATTERN,
+    PaymentEvent,
+    PaymentRejected,
+    PaymentRequested,
+    body_hash,
+    payment_id_for,
+    projection_update,
+)
+from fjordbank.domain.sca import DEFAULT_THRESHOLD
+from fjordbank.service_layer import outbox, sca
+from fjordbank.service_layer.edge import Publisher, check_accounts
+
+log = logging.getLogger(__name__)
+
+
+def _order_ref(db, uid: str, order_id: str):
+    return user_doc(db, uid, STANDING_ORDERS, order_id)
+
+
+def _terms_json(terms: rules.OrderTerms) -> dict:
+    return {
+        "fromAccount": terms.from_account,
+        "toAccount": terms.to_account,
+        "amount": terms.amount,
+        "currency": terms.currency,
+        "message": terms.message,
+        "kid": terms.kid,
+        "frequency": terms.frequency,
+        "startDate": terms.start_date.isoformat(),
+        "endDate": terms.end_date.isoformat() if terms.end_date else None,
+    }
+
+
+def create(
+    db, uid: str, body: dict, *, bank_regs: tuple[str, ...], sca_threshold: int = DEFAULT_THRESHOLD, now=None
+) -> dict:
+    """A new standing order. The order id is the client's idempotency key: the same body
+    again returns the same order; another body with a used id is refused."""
+    now = now or dt.datetime.now(dt.UTC)
+    today = today_in_norway(now)
+    terms = rules.parse_terms(body, today=today)
+    order_id = body["orderId"]
+    ref = _order_ref(db, uid, order_id)
+    existing = ref.get()
+    fingerprint = body_hash({k: v for k, v in body.items() if k != "sca"})
+    if existing.exists:
+        if existing.get("bodyHash") != fingerprint:
+            raise PaymentRejected("order_exists", "another standing order has this id")
+        return existing.to_dict()
+    kind, own_payee = check_accounts(db, uid, terms.from_account, terms.to_account, bank_regs)
+    sca.check_payment(
+        db,
+        uid,
+        request_path=ref.path,
+        request_id=order_id,
+        amount=terms.amount,
+        currency=terms.currency,
+        to_account=terms.to_account,
+        own_payee=own_payee,
+        sca=body.get("sca"),
+        threshold=sca_threshold,
+    )
+    order = {
+        "orderId": order_id,
+        "uid": uid,
+        **_terms_json(terms),
+        "kind": kind,
+        "status": rules.ACTIVE,
+        "nextDue": terms.start_date.isoformat(),
+        "anchorDay": terms.start_date.day,
+        "runs": [],
+        "bodyHash": fingerprint,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    try:
+        ref.create(order)
+    except Exception as exc:  # AlreadyExists: a concurrent create with the same id
+        if "already exists" not in str(exc).lower():
+            raise
+        return ref.get().to_dict()
+    log.info("standing order created", extra={"uid": uid, "order_id": order_id, "frequency": terms.frequency})
+    return order
+
+
+def change(db, uid: str, body: dict, *, sca_threshold: int = DEFAULT_THRESHOLD, now=None) -> dict:
+    """Change the amount, the end date or the next due date of an active order. A larger
+    amount that needs SCA needs a new confirmation."""
+    now = now or dt.datetime.now(dt.UTC)
+    today = today_in_norway(now)
+    if not isinstance(body, dict) or set(body) - rules.CHANGE_FIELDS:
+        raise PaymentRejected("unknown_field", f"fields: {', '.join(sorted(rules.CHANGE_FIELDS))}")
+    ref = _order_ref(db, uid, rules.parse_order_id(body.get("orderId")))
+    snap = ref.get()
+    if not snap.exists:
+        raise PaymentRejected("unknown_order", "no standing order with this id")
+    order = snap.to_dict()
+    if order["status"] != rules.ACTIVE:
+        raise PaymentRejected("order_not_active", f"the order is {order['status']}")
+    update: dict = {}
+    if "amount" in body:
+        terms = rules.parse_terms(
+            {
+                "orderId": order["orderId"],
+                "fromAccount": order["fromAccount"],
+                "toAccount": order["toAccount"],
+                "amount": body["amount"],
+                "frequency": order["frequency"],
+                "startDate": today.isoformat(),
+            },
+            today=today,
+        )
+        if terms.amount > order["amount"]:
+            sca.check_payment(
+                db,
+                uid,
+                request_path=ref.path,
+                request_id=order["orderId"],
+                amount=terms.amount,
+                currency=order["currency"],
+                to_account=order["toAccount"],
+                own_payee=True,  # the payee was confirmed when the order was made
+                sca=body.get("sca"),
+                threshold=sca_threshold,
+            )
+        update["amount"] = terms.amount
+    if "nextDue" in body:
+        due = rules.parse_date(body["nextDue"], "invalid_next_due")
+        if due < today:
+            raise PaymentRejected("next_due_in_past", "nextDue is before today")
+        update["nextDue"] = due.isoformat()
+    if "endDate" in body:
+        end = None if body["endDate"] is None else rules.parse_date(body["endDate"], "invalid_end_date")
+        if end is not None and end < dt.date.fromisoformat(update.get("nextDue", order["nextDue"])):
+            raise PaymentRejected("end_before_start", "endDate is before the next due date")
+        update["endDate"] = end.isoformat() if end else None
+    if not update:
+        raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
+
+    @firestore.transactional
+    def run(tx) -> dict:
+        current = ref.get(transaction=tx).to_dict()
+        if current["status"] != rules.ACTIVE:
+            raise PaymentRejected("order_not_active", f"the order is {current['status']}")
+        tx.update(ref, {**update, "updatedAt": now})
+        return {**current, **update}
+
+    return run(db.transaction())
+
+
+def cancel(db, uid: str, order_id: str, *, now=None) -> dict:
+    """Cancel an order: no payment falls due after this. Cancelling twice is harmless."""
+    now = now or dt.datetime.now(dt.UTC)
+    ref = _order_ref(db, uid, rules.parse_order_id(order_id))
+
+    @firestore.transactional
+    def run(tx) -> dict:
+        snap = ref.get(transaction=tx)
+        if not snap.exists:
+            raise PaymentRejected("unknown_order", "no standing order with this id")
+        order = snap.to_dict()
+        if order["status"] == rules.ACTIVE:
+            tx.update(ref, {"status": rules.CANCELLED, "cancelledAt": now, "updatedAt": now})
+            order["status"] = rules.CANCELLED
+        return order
+
+    return run(db.transaction())
+
+
+def public(order: dict) -> dict:
+    """What the app is answered (the document itself it reads with its listener)."""
+    keys = ("orderId", "status", "frequency", "amount", "fromAccount", "toAccount", "nextDue", "endDate")
+    return {k: order.get(k) for k in keys}
+
+
+def cancel_scheduled(db, uid: str, request_id: str, *, now=None) -> dict:
+    """Cancel a payment request waiting for its due date ("scheduled"). Once it has been
+    submitted it can no longer be cancelled."""
+    now = now or dt.datetime.now(dt.UTC)
+    if not isinstance(request_id, str) or not REQUEST_ID_PATTERN.fullmatch(request_id):
+        raise PaymentRejected("invalid_request_id", "requestId must be 8-64 letters, digits, '-' or '_'")
+    ref = db.document(request_path(uid, request_id))
+
+    @firestore.transactional
+    def run(tx) -> dict:
+        snap = ref.get(transaction=tx)
+        if not snap.exists:
+            raise PaymentRejected("unknown_request", "no payment request with this id")
+        current = snap.to_dict()
+        if current.get("status") == "cancelled":
+            return {"requestId": request_id, "status": "cancelled"}
+        if current.get("status") != "scheduled":
+            raise PaymentRejected("not_scheduled", f"the payment is {current.get('status')}, not scheduled")
+        update = projection_update(current, "cancelled")
+        tx.update(ref, {**update, "updatedAt": now, "timeline.cancelled": now})
+        return {"requestId": request_id, "status": "cancelled"}
+
+    return run(db.transaction())
+
+
+# ---- the job ----------------------------------------------------------------------------
+def occurrence(order: dict, due: dt.date, now: dt.datetime) -> PaymentRequested:
+    request_id = rules.occurrence_request_id(order["orderId"], due)
+    return PaymentRequested(
+        payment_id=payment_id_for(order["uid"], request_id),
+        uid=order["uid"],
+        request_id=request_id,
+        kind=order["kind"],
+        from_account=order["fromAccount"],
+        to_account=order["toAccount"],
+        amount=order["amount"],
+        currency=order["currency"],
+        message=order.get("message"),
+        kid=order.get("kid"),
+        due_date=due.isoformat(),
+        body_hash=order["bodyHash"],
+        requested_at=now.isoformat(),
+    )
+
+
+def available_of(db, account_id: str) -> tuple[int | None, bool]:
+    snap = db.collection(ACCOUNTS).document(account_id).get()
+    if not snap.exists:
+        return None, False
+    data = snap.to_dict()
+    return data.get("available"), data.get("status") == "open"
+
+
+def run_due(db, publisher: Publisher, *, bank_regs: tuple[str, ...], now=None, limit: int = 500) -> dict:
+    """Pay (or fail) every due date that has come. See the module docstring."""
+    now = now or dt.datetime.now(dt.UTC)
+    today = today_in_norway(now)
+    counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0}
+    query = (
+        db.collection_group(STANDING_ORDERS)
+        .where(filter=FieldFilter("status", "==", rules.ACTIVE))
+        .where(filter=FieldFilter("nextDue", "<=", today.isoformat()))
+        .limit(limit)
+    )
+    for snap in query.stream():
+        order = snap.to_dict()
+        due = dt.date.fromisoformat(order["nextDue"])
+        available, is_open = available_of(db, order["fromAccount"])
+        decision = rules.decide(due=due, today=today, available=available, amount=order["amount"], account_open=is_open)
+        if decision.action == "submit":
+            try:  # the payee's account may have closed since the order was made
+                check_accounts(db, order["uid"], order["fromAccount"], order["toAccount"], bank_regs)
+            except PaymentRejected as exc:
+                decision = rules.Decision("fail", exc.code)
+        outcome = _claim(db, publisher, snap.reference, order, due, decision, now)
+        counts[outcome] += 1
+    log.info("standing orders run", extra=counts)
+    return counts
+
+
+def _claim(db, publisher: Publisher, ref, order: dict, due: dt.date, decision: rules.Decision, now: dt.datetime) -> str:
+    """One transaction: the due date is still the order's next one (else another run took
+    it), the order moves on, and the payment's event is staged. Then it is published."""
+    payment = occurrence(order, due, now)
+    if decision.action == "submit":
+        event = PaymentEvent(payment, "requested")
+    else:
+        event = PaymentEvent(payment, "failed", reason=decision.reason, message="the standing order could not be paid")
+    staged = outbox.Event(event.subject, event.to_json(), event.msg_id)
+
+    @firestore.transactional
+    def run(tx) -> str:
+        current = ref.get(transaction=tx).to_dict() or {}
+        if current.get("status") != rules.ACTIVE or current.get("nextDue") != due.isoformat():
+            return "skipped"
+        if decision.action == "wait":
+            attempts = int((current.get("waiting") or {}).get("attempts", 0)) + 1
+            tx.update(ref, {"waiting": {"date": due.isoformat(), "attempts": attempts, "reason": decision.reason}})
+            return "waiting"
+        following = rules.next_due(
+            current["frequency"],
+            due,
+            anchor_day=int(current.get("anchorDay", due.day)),
+            end=dt.date.fromisoformat(current["endDate"]) if current.get("endDate") else None,
+        )
+        run_record = {
+            "date": due.isoformat(),
+            "paymentId": payment.payment_id,
+            "status": "submitted" if decision.action == "submit" else "failed",
+            "reason": decision.reason,
+        }
+        tx.update(
+            ref,
+            {
+                "nextDue": following.isoformat() if following else None,
+                "status": rules.ACTIVE if following else rules.ENDED,
+                "lastRun": run_record,
+                "runs": [*current.get("runs", []), run_record][-rules.MAX_HISTORY :],
+                "waiting": firestore.DELETE_FIELD,
+                "updatedAt": now,
+            },
+        )
+        outbox.stage(tx, db, staged)
+        return "submitted" if decision.action == "submit" else "failed"
+
+    outcome = run(db.transaction())
+    if outcome in ("submitted", "failed"):
+        outbox.deliver(db, publisher, [staged])
+        log.info(
+            "standing order due date claimed",
+            extra={"order_id": order["orderId"], "due": due.isoformat(), "outcome": outcome, "reason": decision.reason},
+        )
+    return outcome

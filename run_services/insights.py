@@ -1,0 +1,76 @@
+"""Insights: "my economy" and subscriptions, maintained from what is booked.
+
+Consumes payments.completed and cards.captured in batches; each event becomes bookings
+(fjordbank.domain.bookings) that one Firestore transaction per batch applies to the
+customers' monthly figures and merchant histories (fjordbank.adapters.insights_store).
+Applying a booking twice changes nothing, so redeliveries and replays are harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fjordbank.adapters.firestore import ACCOUNTS, async_client
+from fjordbank.adapters.insights_store import InsightsStore
+from fjordbank.config import load_settings
+from fjordbank.domain import bookings
+from fjordbank.runtime import events
+from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+
+log = logging.getLogger("insights")
+
+
+class InsightsHandler:
+    def __init__(self, db) -> None:
+        self.db = db
+        self.store = InsightsStore(db)
+
+    async def owners(self, account_ids: set[str]) -> dict[str, str | None]:
+        refs = [self.db.collection(ACCOUNTS).document(a) for a in sorted(account_ids)]
+        found: dict[str, str | None] = {}
+        async for snap in self.db.get_all(refs):
+            found[snap.id] = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
+        return found
+
+    async def payments(self, batch: list[Delivery]) -> list[Outcome]:
+        decoded, outcomes = events.decode_batch(batch)
+        internal = {e.payment.to_account for _, e in decoded if e.payment.kind == "internal"}
+        owners = await self.owners(internal) if internal else {}
+        booked = [b for _, e in decoded for b in bookings.from_payment(e, payee_uid=owners.get(e.payment.to_account))]
+        return await self._apply(booked, decoded, outcomes)
+
+    async def cards(self, batch: list[Delivery]) -> list[Outcome]:
+        bodies, outcomes = events.decode_objects(batch)
+        booked = [b for _, body in bodies for b in bookings.from_card_capture(body)]
+        return await self._apply(booked, bodies, outcomes)
+
+    async def _apply(self, booked, decoded, outcomes) -> list[Outcome]:
+        if booked:
+            applied = await self.store.apply(booked)
+            log.debug(
+                "bookings applied",
+                extra={
+                    "bookings": len(booked),
+                    "months": applied.changed_months,
+                    "subscriptions": applied.subscriptions_written,
+                },
+            )
+        for i, _ in decoded:
+            outcomes[i] = Ack()
+        return outcomes  # type: ignore[return-value]
+
+
+def main() -> None:
+    settings = load_settings(identity="insights")
+    handler = InsightsHandler(async_client(settings.project_id))
+    ConsumerService(
+        durable="insights-payments",
+        settings=settings,
+        handler=handler.payments,
+        batch_size=100,
+        also=[("insights-cards", handler.cards)],
+    ).run()
+
+
+if __name__ == "__main__":
+    main()

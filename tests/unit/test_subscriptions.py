@@ -1,0 +1,147 @@
+"""Subscription detection on generated histories: a year of a customer's charges with
+noise, price changes and a missed month; it must find the recurring merchants and
+nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+
+from fjordbank.domain.subscriptions import MONTHLY, WEEKLY, Charge, add_charge, detect
+
+START = dt.date(2025, 12, 1)
+END = dt.date(2026, 11, 25)
+
+
+def _monthly(day: int, first: dt.date = START):
+    d = dt.date(first.year, first.month, 1)
+    while d <= END:
+        try:
+            yield d.replace(day=day)
+        except ValueError:  # the 31st in a short month: the last day
+            nxt = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+            yield nxt - dt.timedelta(days=1)
+        d = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def generate_year(seed: int) -> tuple[dict[str, list[Charge]], dict[str, tuple[str, int]]]:
+    """merchant -> charges, and the subscriptions expected: merchant -> (interval, last amount)."""
+    rng = random.Random(seed)
+    charges: dict[str, list[Charge]] = {}
+    n = 0
+
+    def charge(merchant: str, day: dt.date, amount: int) -> None:
+        nonlocal n
+        if START <= day <= END:
+            n += 1
+            charges.setdefault(merchant, []).append(Charge(f"t{n}", day, amount))
+
+    def jitter(day: dt.date) -> dt.date:  # card subscriptions are charged a day early or late now and then
+        return day + dt.timedelta(days=rng.choice((0, 0, 0, -1, 1)))
+
+    # Netflix: monthly on the 5th, the price goes up from 129 to 149 kr in June.
+    for day in _monthly(5):
+        charge("netflix", jitter(day), 12900 if day < dt.date(2026, 6, 1) else 14900)
+    # Spotify: monthly on the 31st (the last day in short months), one missed month (a failed charge).
+    missed = rng.randrange(3, 9)
+    for i, day in enumerate(_monthly(31)):
+        if i != missed:
+            charge("spotify", day, 11900)
+    charge("spotify", dt.date(2026, 3, 17), 50000)  # a gift card: a one-off at the same merchant
+    # The gym: monthly on the 1st, paid by payment with a KID.
+    for day in _monthly(1):
+        charge("a:gym", day, 49900)
+    # A digital newspaper: weekly on Mondays, 49 kr, started in the spring.
+    day = dt.date(2026, 4, 6)
+    while day <= END:
+        charge("aftenposten", day, 4900)
+        day += dt.timedelta(days=7)
+
+    expected = {
+        "netflix": (MONTHLY, 14900),
+        "spotify": (MONTHLY, 11900),
+        "a:gym": (MONTHLY, 49900),
+        "aftenposten": (WEEKLY, 4900),
+    }
+
+    # Noise that must not be found.
+    day = START
+    while day <= END:
+        if rng.random() < 0.45:  # groceries: several times a week, any amount
+            charge(rng.choice(("rema-1000", "kiwi", "coop-extra")), day, rng.randrange(4_000, 120_000))
+        if rng.random() < 0.4:  # coffee: often, always about the same price
+            charge("kaffebrenneriet", day, rng.choice((4200, 4500, 4900, 5200)))
+        if rng.random() < 0.05:
+            charge(rng.choice(("ikea", "elkjop", "xxl", "vinmonopolet")), day, rng.randrange(20_000, 800_000))
+        if rng.random() < 0.08:
+            charge(rng.choice(("peppes-pizza", "egon", "sushi-bar")), day, rng.randrange(25_000, 120_000))
+        day += dt.timedelta(days=1)
+    # Electricity: monthly, but the amount follows the weather.
+    for day in _monthly(15):
+        charge("a:electricity", day, rng.randrange(40_000, 300_000))
+    # A parking app: a similar amount at irregular intervals.
+    day = START
+    while day <= END:
+        charge("easypark", day, 3000)
+        day += dt.timedelta(days=rng.randrange(9, 24))
+    return charges, expected
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_a_year_of_history_yields_exactly_the_recurring_merchants(seed):
+    charges, expected = generate_year(seed)
+    found = {m: detect(c) for m, c in charges.items()}
+    found = {m: s for m, s in found.items() if s is not None}
+    assert set(found) == set(expected), {m: (s.interval, s.occurrences) for m, s in found.items()}
+    for merchant, (interval, amount) in expected.items():
+        assert found[merchant].interval == interval
+        assert found[merchant].amount == amount
+
+
+def test_figures_of_the_found_subscriptions():
+    charges, _ = generate_year(1)
+    netflix = detect(charges["netflix"])
+    assert netflix.monthly_cost == 14900
+    # the chain goes through the price change: the whole year, not only since June
+    assert netflix.occurrences == 12
+    assert netflix.first_date.month == 12 and netflix.first_date.year == 2025
+    assert netflix.next_expected.month == 12 and netflix.next_expected.day in (4, 5, 6)
+    paper = detect(charges["aftenposten"])
+    assert paper.monthly_cost == (4900 * 52 + 6) // 12  # 52 weeks over 12 months
+    assert paper.next_expected == paper.last_date + dt.timedelta(days=7)
+    spotify = detect(charges["spotify"])
+    assert spotify.occurrences == 10  # 31 Dec to 31 Oct less the missed month; not the gift card
+
+
+def test_detection_follows_the_charges_as_they_arrive():
+    charges, _ = generate_year(3)
+    history: list[Charge] = []
+    first_found = None
+    for i, charge in enumerate(sorted(charges["netflix"], key=lambda c: c.date)):
+        history = add_charge(history, charge)
+        history = add_charge(history, charge)  # a redelivery adds nothing
+        if detect(history) is not None and first_found is None:
+            first_found = i + 1
+    assert first_found == 3  # three monthly charges make a subscription
+    assert len(history) == 12
+    assert detect(history) == detect(charges["netflix"])
+
+
+def test_two_charges_or_irregular_ones_are_not_a_subscription():
+    d = dt.date(2026, 1, 10)
+    assert detect([Charge("a", d, 9900), Charge("b", d + dt.timedelta(days=30), 9900)]) is None
+    irregular = [Charge(str(i), d + dt.timedelta(days=x), 9900) for i, x in enumerate((0, 12, 50, 63, 110))]
+    assert detect(irregular) is None
+
+
+def test_a_big_price_jump_starts_a_new_subscription_once_the_new_price_is_established():
+    d = dt.date(2026, 1, 10)
+    months = [d.replace(year=2026 + (m - 1) // 12, month=(m - 1) % 12 + 1) for m in range(1, 13)]
+    charges = [Charge(str(i), day, 9900 if i < 3 else 19900) for i, day in enumerate(months)]
+    # doubled: not a price rise of the same product; three months at the new price could be a
+    # variable bill, six make it a subscription again
+    assert detect(charges[:6]) is None
+    found = detect(charges[:9])
+    assert found is not None and found.occurrences == 6 and found.first_date == months[3]
