@@ -49,6 +49,8 @@ def new_record(event: PaymentEvent) -> dict:
         "toAccount": p.to_account,
         "amount": p.amount,
         "currency": p.currency,
+        "kid": p.kid,  # with the due date: what "my economy" recomputes a booking from
+        "dueDate": p.due_date,
         "bodyHash": p.body_hash,
         "steps": {},
         "postingIds": [],

@@ -18,18 +18,23 @@ import logging
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from fjordbank.adapters.card_store import CARD_AUTHORIZATIONS
 from fjordbank.adapters.firestore import (
     ACCOUNTS,
     CATEGORY_OVERRIDES,
     ECONOMY,
     ECONOMY_ITEMS,
+    LEDGER_PAYMENTS,
     SUBSCRIPTIONS,
     TRANSACTIONS,
+    USERS,
     user_doc,
 )
-from fjordbank.domain import economy
+from fjordbank.domain import bookings, economy
+from fjordbank.domain.bookings import Booking
 from fjordbank.domain.categories import CATEGORIES, override_key
 from fjordbank.domain.errors import Refused
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 
 log = logging.getLogger(__name__)
 CHUNK = 200
@@ -136,3 +141,88 @@ def set_subscription_status(db, uid: str, key: object, status: str) -> dict:
         return {"merchantKey": key, "status": status}
 
     return run(db.transaction())
+
+
+# ---- recomputation from the ledger ----------------------------------------------------------
+def ledger_bookings(db, uid: str) -> list[Booking]:
+    """Every booking of ``uid`` from the ledger's own records (not from any event): the
+    completed payments it made or received (ledgerPayments) and its captured card
+    purchases (cardAuthorizations)."""
+    accounts = {s.id for s in db.collection(ACCOUNTS).where(filter=FieldFilter("ownerUid", "==", uid)).stream()}
+    found: list[Booking] = []
+    payments = db.collection(LEDGER_PAYMENTS)
+    made = payments.where(filter=FieldFilter("uid", "==", uid)).where(filter=FieldFilter("status", "==", "completed"))
+    received = [
+        s
+        for account in sorted(accounts)
+        for s in payments.where(filter=FieldFilter("toAccount", "==", account)).stream()
+        if s.get("status") == "completed" and s.get("kind") == "internal"
+    ]
+    for snap in [*made.stream(), *received]:
+        record = snap.to_dict()
+        payee_uid = uid if record["toAccount"] in accounts else None
+        if payee_uid is None and record["kind"] == "internal":
+            target = db.collection(ACCOUNTS).document(record["toAccount"]).get()
+            payee_uid = target.get("ownerUid") if target.exists else None
+        event = PaymentEvent(payment_of(record), "completed")
+        found += [b for b in bookings.from_payment(event, payee_uid=payee_uid) if b.uid == uid]
+    cards = db.collection(CARD_AUTHORIZATIONS).where(filter=FieldFilter("ownerUid", "==", uid))
+    for snap in cards.stream():
+        r = snap.to_dict()
+        found += bookings.from_card_capture(
+            {
+                "status": r.get("status"),
+                "uid": uid,
+                "authId": snap.id,
+                "accountId": r.get("accountId"),
+                "amount": r.get("capturedAmount"),
+                "merchantName": r.get("merchantName"),
+                "mcc": r.get("mcc"),
+                "day": r.get("spendDay"),
+            }
+        )
+    return found
+
+
+def payment_of(record: dict) -> PaymentRequested:
+    """The payment a ledger record was made from (what its events carried)."""
+    return PaymentRequested(
+        payment_id=record["paymentId"],
+        uid=record["uid"],
+        request_id=record["requestId"],
+        kind=record["kind"],
+        from_account=record["fromAccount"],
+        to_account=record["toAccount"],
+        amount=record["amount"],
+        currency=record["currency"],
+        message=None,
+        kid=record.get("kid"),
+        due_date=record["dueDate"],
+        body_hash=record["bodyHash"],
+        requested_at="",
+    )
+
+
+def recompute_economy(db, uid: str) -> dict[str, economy.Month]:
+    """My economy from scratch, from the ledger and the customer's categories."""
+    overrides = {s.id: s.get("category") for s in db.document(f"{USERS}/{uid}").collection(CATEGORY_OVERRIDES).stream()}
+    return economy.recompute(ledger_bookings(db, uid), overrides)
+
+
+def stored_economy(db, uid: str) -> dict[str, economy.Month]:
+    """My economy as the insights service maintains it."""
+    return {
+        s.id: economy.Month.from_dict(s.to_dict()) for s in db.document(f"{USERS}/{uid}").collection(ECONOMY).stream()
+    }
+
+
+def economy_differences(db, uid: str) -> list[str]:
+    """Where the maintained figures differ from a recomputation (empty: they agree)."""
+    stored, fresh = stored_economy(db, uid), recompute_economy(db, uid)
+    problems = []
+    for month in sorted(set(stored) | set(fresh)):
+        have = stored.get(month, economy.Month(month)).figures()
+        want = fresh.get(month, economy.Month(month)).figures()
+        if have != want:
+            problems.append(f"{uid} {month}: stored {have} != recomputed {want}")
+    return problems

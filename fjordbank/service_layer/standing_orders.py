@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from google.api_core.exceptions import Aborted
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -276,7 +277,14 @@ def run_due(db, publisher: Publisher, *, bank_regs: tuple[str, ...], now=None, l
                 check_accounts(db, order["uid"], order["fromAccount"], order["toAccount"], bank_regs)
             except PaymentRejected as exc:
                 decision = rules.Decision("fail", exc.code)
-        outcome = _claim(db, publisher, snap.reference, order, due, decision, now)
+        try:
+            outcome = _claim(db, publisher, snap.reference, order, due, decision, now)
+        except (ValueError, Aborted) as exc:
+            if isinstance(exc, ValueError) and not str(exc).startswith("Failed to commit transaction"):
+                raise
+            # every attempt lost to a concurrent run of the job, which has it in hand
+            log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
+            outcome = "skipped"
         counts[outcome] += 1
     log.info("standing orders run", extra=counts)
     return counts

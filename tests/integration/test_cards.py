@@ -11,7 +11,6 @@ import datetime as dt
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import pytest
 import requests
@@ -19,35 +18,17 @@ import requests
 from fjordbank.domain.cards import authorization_id, is_valid_pan
 from fjordbank.domain.signatures import HEADER
 from tests.support.bank import (
-    application,
     callables_for,
     card_details,
     processor,
     refused,
-    register_device,
     wait_card_active,
     wait_push,
 )
+from tests.support.cards import buy, new_cardholder
 from tests.support.clients import unique, wait_for
 
 pytestmark = pytest.mark.stack
-
-
-@dataclass
-class Cardholder:
-    user: dict
-    app: object
-    account: str
-    card_id: str
-    card: dict  # pan, exp_month, exp_year, cvv
-    token: str
-
-    @property
-    def uid(self) -> str:
-        return self.user["uid"]
-
-    def account_doc(self) -> dict:
-        return self.app.get(f"accounts/{self.account}")[1]
 
 
 @pytest.fixture(scope="module")
@@ -60,33 +41,9 @@ def proc(stack):
     return processor(stack)
 
 
-def new_cardholder(stack, auth, as_user, callables, ledger_admin, funds: int = 100_000) -> Cardholder:
-    """Sign up, onboard, fund (admin deposit), order a card: all but the deposit through
-    the app's surface."""
-    user = auth.sign_up()
-    app = as_user(user["id_token"])
-    token = register_device(app, user["uid"])
-    status, body = callables.call("onboarding_submit", application(), user["id_token"])
-    assert status == 200 and body["result"]["status"] == "approved", body
-    account = body["result"]["accountId"]
-    if funds:
-        ledger_admin.run(ledger_admin.ledger.deposit(deposit_id=f"fund-{account}", account_id=account, amount=funds))
-    status, body = callables.call("cards_issue", {"accountId": account}, user["id_token"])
-    assert status == 200, body
-    card_id = body["result"]["cardId"]
-    wait_card_active(app, card_id)
-    return Cardholder(user, app, account, card_id, card_details(stack, card_id), token)
-
-
 @pytest.fixture
 def holder(stack, auth, as_user, callables, ledger_admin):
     return new_cardholder(stack, auth, as_user, callables, ledger_admin)
-
-
-def buy(proc, holder: Cardholder, amount: int, **kw) -> dict:
-    c = holder.card
-    kw.setdefault("cvv", c["cvv"])
-    return proc.authorize(pan=c["pan"], exp_month=c["exp_month"], exp_year=c["exp_year"], amount=amount, **kw)
 
 
 def test_an_issued_card_shows_only_last_four_and_expiry(stack, holder):

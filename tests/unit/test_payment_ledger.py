@@ -153,6 +153,8 @@ def test_new_record_copies_the_payment_and_has_no_steps():
         "toAccount": OUTSIDE,
         "amount": 123,
         "currency": NOK,
+        "kid": p.kid,
+        "dueDate": p.due_date,
         "bodyHash": "0" * 64,
         "steps": {},
         "postingIds": [],
