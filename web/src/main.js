@@ -1,0 +1,132 @@
+// Fjordbank's reference web app: every screen of the mobile app's main flows, through the
+// Firebase JS SDK against the local emulators. Hash routes: #/accounts, #/account/ID,
+// #/pay, #/payment/ID, #/invoice, #/cards, #/standing-orders, #/subscriptions, #/economy,
+// #/notifications.
+import { onAuthStateChanged, signOut } from "firebase/auth";
+import { fill, h, toast } from "./dom.js";
+import { auth, config, start } from "./firebase.js";
+import { onPush, receive, registerDevice, stopReceiving } from "./push.js";
+import { onSession, session, signedIn, signedOut } from "./session.js";
+import { accountView, accountsView } from "./views/accounts.js";
+import { cardsView } from "./views/cards.js";
+import { economyView, subscriptionsView } from "./views/insights.js";
+import { notificationsView } from "./views/notifications.js";
+import { onboardingView } from "./views/onboarding.js";
+import { invoiceView, paymentView, payView } from "./views/pay.js";
+import { standingOrdersView } from "./views/standing.js";
+import { welcomeView } from "./views/welcome.js";
+
+const ROUTES = {
+  accounts: accountsView,
+  account: accountView,
+  pay: payView,
+  payment: paymentView,
+  invoice: invoiceView,
+  cards: cardsView,
+  "standing-orders": standingOrdersView,
+  notifications: notificationsView,
+  subscriptions: subscriptionsView,
+  economy: economyView,
+};
+const NAV = [
+  ["accounts", "Accounts"],
+  ["pay", "Pay"],
+  ["invoice", "Scan invoice"],
+  ["cards", "Cards"],
+  ["standing-orders", "Standing orders"],
+  ["subscriptions", "Subscriptions"],
+  ["economy", "My economy"],
+  ["notifications", "Notifications"],
+];
+
+const main = () => document.getElementById("main");
+let current = { key: null, stop: null };
+let unread = 0;
+
+function parseHash() {
+  const [path, search = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const [name, ...params] = path.split("/").filter(Boolean);
+  return { name: name || "accounts", params: params.map(decodeURIComponent), query: new URLSearchParams(search) };
+}
+
+/** Which screen the session allows: welcome, loading, onboarding, or the route asked for. */
+function screenFor(route) {
+  if (!session.user) return "welcome";
+  if (session.customer === undefined) return "loading";
+  if (session.customer === null || session.customer.status !== "approved") return "onboarding";
+  return ROUTES[route.name] ? route.name : "accounts";
+}
+
+function show() {
+  const route = parseHash();
+  const screen = screenFor(route);
+  const key = `${screen}|${location.hash}`;
+  if (key === current.key) return;
+  current.stop?.();
+  let view;
+  if (screen === "welcome") view = welcomeView();
+  else if (screen === "loading") view = { el: h("p", { class: "muted" }, "Loading …") };
+  else if (screen === "onboarding") view = onboardingView();
+  else view = ROUTES[screen](route);
+  current = { key, stop: view.stop };
+  if (screen === "notifications") unread = 0;
+  renderNav(screen);
+  fill(main(), view.el);
+  window.scrollTo(0, 0);
+}
+
+function renderNav(screen) {
+  const nav = document.getElementById("nav");
+  const customer = session.customer?.status === "approved";
+  fill(
+    nav,
+    ...(customer
+      ? NAV.map(([name, text]) =>
+          h(
+            "a",
+            { href: `#/${name}`, class: name === screen ? "active" : "", testid: `nav-${name}` },
+            text,
+            name === "notifications" && unread ? h("span", { class: "badge", testid: "unread" }, String(unread)) : null,
+          ),
+        )
+      : []),
+  );
+  const who = document.getElementById("who");
+  fill(
+    who,
+    ...(session.user
+      ? [
+          h("span", { class: "muted", testid: "signed-in-as" }, session.user.email),
+          h("button", { class: "small", testid: "sign-out", onClick: () => signOut(auth) }, "Sign out"),
+        ]
+      : []),
+  );
+}
+
+async function boot() {
+  await start();
+  if (config.local) document.body.classList.add("local-stack");
+  onAuthStateChanged(auth, async (user) => {
+    stopReceiving();
+    if (!user) {
+      signedOut();
+      return;
+    }
+    // Register this browser for pushes first: the onboarding result is one.
+    const device = await registerDevice(user.uid);
+    signedIn(user, device);
+    receive(device.token);
+  });
+  onPush((_all, fresh) => {
+    if (!fresh.length) return;
+    for (const m of fresh) toast(`${m.message.notification?.title}: ${m.message.notification?.body}`, "push");
+    if (parseHash().name !== "notifications") unread += fresh.length;
+    renderNav(current.key?.split("|")[0]);
+  });
+  onSession(show);
+  window.addEventListener("hashchange", show);
+}
+
+boot().catch((err) => {
+  fill(main(), h("p", { class: "error" }, `The app could not start: ${err.message}`));
+});

@@ -1,0 +1,64 @@
+// Push notifications. A phone gets an FCM registration token from the platform and
+// registers it at users/{uid}/devices/{deviceId}; the bank sends to it through FCM. The
+// local stack has no FCM: its FCM-compatible sink records what was sent, and this app reads
+// the messages for its own token from the sink, as the device would receive them.
+import { doc, setDoc } from "firebase/firestore";
+import { config, db } from "./firebase.js";
+
+const listeners = new Set();
+let messages = [];
+let timer = null;
+let since = 0;
+
+function randomId(prefix) {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return prefix + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** This browser's device registration for `uid` (made once, kept in localStorage). */
+export async function registerDevice(uid) {
+  const key = `fjordbank-device-${uid}`;
+  let device = JSON.parse(localStorage.getItem(key) || "null");
+  if (!device) {
+    device = { deviceId: randomId("web"), token: randomId("web-token-") };
+    await setDoc(doc(db, `users/${uid}/devices/${device.deviceId}`), { token: device.token, platform: "web" });
+    localStorage.setItem(key, JSON.stringify(device));
+  }
+  return device;
+}
+
+async function poll(token, first = false) {
+  try {
+    const url = `${config.fcmSink}/sink/messages?token=${encodeURIComponent(token)}&since=${since}`;
+    const fresh = await (await fetch(url)).json();
+    if (fresh.length) {
+      since = Math.max(since, ...fresh.map((m) => m.seq));
+      messages = [...messages, ...fresh];
+      for (const fn of listeners) fn(messages, first ? [] : fresh); // what was there before is not news
+    }
+  } catch {
+    // the sink is away (stack restarting): try again on the next tick
+  }
+}
+
+/** Start receiving the pushes for `token` (every 2 s). */
+export function receive(token) {
+  stopReceiving();
+  messages = [];
+  since = 0;
+  poll(token, true);
+  timer = setInterval(() => poll(token), 2000);
+}
+
+export function stopReceiving() {
+  if (timer) clearInterval(timer);
+  timer = null;
+}
+
+/** fn(allMessages, newMessages) on every arrival; returns an unsubscribe function. */
+export function onPush(fn) {
+  listeners.add(fn);
+  fn(messages, []);
+  return () => listeners.delete(fn);
+}

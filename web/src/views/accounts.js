@@ -1,0 +1,227 @@
+// Accounts with live balances, and one account's transaction feed (both onSnapshot).
+import { collection, limit, onSnapshot, orderBy, query } from "firebase/firestore";
+import { CATEGORIES, colour, label } from "../categories.js";
+import { action, field, fill, h, toast } from "../dom.js";
+import { call, config, db } from "../firebase.js";
+import { formatNOK } from "../money.js";
+import { formatAccount } from "../norway.js";
+import { onSession, session } from "../session.js";
+
+/** Local stack only: the dev server pays a demo salary into the account (a real payment). */
+async function demoSalary(accountId) {
+  const token = await session.user.getIdToken();
+  const resp = await fetch("/dev/salary", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ accountId }),
+  });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(body.error || `HTTP ${resp.status}`);
+  return body;
+}
+
+function accountCard(account, error) {
+  const salary = h("button", { class: "small", testid: "demo-salary" }, "Receive a demo salary");
+  salary.addEventListener(
+    "click",
+    action(salary, error, async () => {
+      toast("Your employer is paying …");
+      const result = await demoSalary(account.id);
+      toast(`Salary ${result.status}: ${formatNOK(result.amount)}`, result.status === "completed" ? "ok" : "warn");
+    }),
+  );
+  return h(
+    "article",
+    { class: "card account", testid: "account", "data-account": account.id },
+    h(
+      "a",
+      { href: `#/account/${account.id}`, class: "plain" },
+      h("div", { class: "account-name" }, account.name || "Account"),
+      h("div", { class: "muted mono" }, formatAccount(account.id)),
+      h("div", { class: "balance", testid: "available" }, formatNOK(account.available)),
+      h(
+        "div",
+        { class: "muted" },
+        `Balance ${formatNOK(account.balance)}`,
+        account.held ? ` · reserved ${formatNOK(account.held)}` : "",
+        account.status !== "open" ? ` · ${account.status}` : "",
+      ),
+    ),
+    config.local && account.status === "open" ? h("div", { class: "local" }, salary, " (local stack)") : null,
+  );
+}
+
+export function accountsView() {
+  const list = h("div", { class: "grid" });
+  const total = h("p", { class: "muted", testid: "total" });
+  const error = h("p", { class: "error" });
+  const open = h("button", { testid: "open-savings" }, "Open a savings account");
+  open.addEventListener(
+    "click",
+    action(open, error, async () => {
+      const result = await call("accounts_open", { kind: "savings" });
+      toast(`Account ${formatAccount(result.accountId)} opened`, "ok");
+    }),
+  );
+  const stop = onSession((s) => {
+    const accounts = s.accounts.filter((a) => a.status !== "closed");
+    fill(
+      list,
+      ...(accounts.length
+        ? accounts.map((a) => accountCard(a, error))
+        : [h("p", { class: "muted" }, "Loading accounts …")]),
+    );
+    total.textContent = `Available in all: ${formatNOK(accounts.reduce((sum, a) => sum + (a.available || 0), 0))}`;
+  });
+  const el = h(
+    "section",
+    { testid: "accounts-screen" },
+    h("h2", {}, `Hi ${(session.customer?.name || "").split(" ")[0]}`),
+    total,
+    list,
+    h("div", { class: "buttons" }, open, h("a", { href: "#/pay", class: "button primary" }, "Pay")),
+    error,
+  );
+  return { el, stop };
+}
+
+/** When a feed entry was booked (a Firestore timestamp; an ISO string is read too). */
+function entryTime(e) {
+  const t = e.bookedAt ?? e.createdAt ?? e.updatedAt;
+  if (t?.toDate) return t.toDate();
+  return typeof t === "string" ? new Date(t) : null;
+}
+
+const STATUS_TEXT = { pending: "reserved", posted: "", cancelled: "cancelled" };
+
+function feedEntry(accountId, e) {
+  const title = e.merchantName || `${e.direction === "in" ? "From" : "To"} ${formatAccount(e.counterpartyAccount)}`;
+  const when = entryTime(e);
+  const detail = [
+    e.message || (e.kid ? `KID ${e.kid}` : null),
+    e.cardLast4 ? `card •••• ${e.cardLast4}` : null,
+    when ? when.toLocaleString("nb-NO", { dateStyle: "short", timeStyle: "short" }) : null,
+  ].filter(Boolean);
+  const chip = h(
+    "span",
+    { class: "chip", style: `background:${colour(e.category)}`, testid: "category" },
+    label(e.category),
+  );
+  return h(
+    "li",
+    { class: `entry ${e.status}`, testid: "feed-entry", "data-status": e.status, "data-id": e.id },
+    h("div", { class: "entry-main" }, h("div", {}, title), h("small", { class: "muted" }, detail.join(" · "))),
+    recategorise(accountId, e, chip),
+    h(
+      "div",
+      { class: `amount ${e.amount > 0 ? "in" : ""}` },
+      formatNOK(e.amount, { signed: true }),
+      STATUS_TEXT[e.status] ? h("small", { class: "status" }, STATUS_TEXT[e.status]) : null,
+    ),
+  );
+}
+
+/** The category chip; a click offers the other categories (transactions_recategorise). */
+function recategorise(accountId, entry, chip) {
+  const box = h("div", { class: "category" }, chip);
+  if (entry.direction === "in") return box;
+  chip.classList.add("clickable");
+  chip.title = "Change the category";
+  chip.addEventListener("click", () => {
+    const select = h(
+      "select",
+      { testid: "recategorise" },
+      ...Object.keys(CATEGORIES)
+        .filter((c) => c !== "income")
+        .map((c) => h("option", { value: c, selected: c === entry.category }, label(c))),
+    );
+    select.addEventListener("change", async () => {
+      try {
+        await call("transactions_recategorise", { accountId, transactionId: entry.id, category: select.value });
+        toast(`${label(select.value)} from now on for this merchant`, "ok");
+      } catch (err) {
+        toast(err.message, "error");
+        fill(box, chip);
+      }
+    });
+    fill(box, select);
+    select.focus();
+  });
+  return box;
+}
+
+export function accountView({ params }) {
+  const id = params[0];
+  const header = h("div", { class: "card" });
+  const feed = h("ul", { class: "feed", testid: "feed" }, h("li", { class: "muted" }, "Loading …"));
+  const error = h("p", { class: "error" });
+  const name = h("input", { name: "name", maxlength: "40", testid: "rename-input" });
+  const rename = h("button", { type: "submit" }, "Rename");
+  const close = h("button", { class: "danger", testid: "close-account" }, "Close account");
+  const renameForm = h("form", { class: "row" }, field("Name", name), rename);
+  renameForm.addEventListener(
+    "submit",
+    action(rename, error, async () => {
+      await call("accounts_rename", { accountId: id, name: name.value.trim() });
+      toast("Renamed", "ok");
+    }),
+  );
+  close.addEventListener(
+    "click",
+    action(close, error, async () => {
+      if (!confirm("Close this account? It must be empty.")) return;
+      await call("accounts_close", { accountId: id });
+      toast("Account closed", "ok");
+      location.hash = "#/accounts";
+    }),
+  );
+  let named = false;
+  const stopSession = onSession((s) => {
+    const a = s.accounts.find((x) => x.id === id);
+    if (!a) return;
+    if (!named) {
+      name.value = a.name || "";
+      named = true;
+    }
+    fill(
+      header,
+      h("div", { class: "account-name" }, a.name),
+      h("div", { class: "muted mono" }, formatAccount(a.id)),
+      h("div", { class: "balance", testid: "available" }, formatNOK(a.available)),
+      h("div", { class: "muted" }, `Balance ${formatNOK(a.balance)} · reserved ${formatNOK(a.held || 0)}`),
+    );
+  });
+  // Newest first, by when each entry was booked (it keeps its place as its status changes).
+  const stopFeed = onSnapshot(
+    query(collection(db, `accounts/${id}/transactions`), orderBy("bookedAt", "desc"), limit(100)),
+    (snap) => {
+      const entries = snap.docs.map((d) => ({ id: d.id, ...d.data() }));
+      fill(
+        feed,
+        ...(entries.length
+          ? entries.map((e) => feedEntry(id, e))
+          : [h("li", { class: "muted" }, "No transactions yet.")]),
+      );
+    },
+    (err) => {
+      fill(feed, h("li", { class: "error" }, err.message));
+    },
+  );
+  const el = h(
+    "section",
+    { testid: "account-screen" },
+    h("p", {}, h("a", { href: "#/accounts" }, "← Accounts")),
+    header,
+    h("h3", {}, "Transactions"),
+    feed,
+    h("details", {}, h("summary", {}, "Account settings"), renameForm, close),
+    error,
+  );
+  return {
+    el,
+    stop() {
+      stopSession();
+      stopFeed();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+// Notifications this device received, and which kinds the customer wants.
+import { doc, onSnapshot, setDoc } from "firebase/firestore";
+import { fill, h, toast } from "../dom.js";
+import { db } from "../firebase.js";
+import { onPush } from "../push.js";
+import { session } from "../session.js";
+
+const KINDS = [
+  ["payments", "Payments I make"],
+  ["incoming", "Money I receive"],
+  ["card", "Card purchases"],
+  ["onboarding", "My application"],
+  ["marketing", "News and offers"],
+];
+const DEFAULTS = { payments: true, incoming: true, card: true, onboarding: true, marketing: false };
+
+function settingsForm(uid) {
+  const path = `users/${uid}/settings/notifications`;
+  let current = { ...DEFAULTS };
+  const boxes = Object.fromEntries(
+    KINDS.map(([kind]) => [kind, h("input", { type: "checkbox", testid: `pref-${kind}` })]),
+  );
+  for (const [kind, box] of Object.entries(boxes)) {
+    box.addEventListener("change", async () => {
+      try {
+        await setDoc(doc(db, path), { ...current, [kind]: box.checked });
+      } catch (err) {
+        toast(err.message, "error");
+      }
+    });
+  }
+  const stop = onSnapshot(doc(db, path), (snap) => {
+    current = { ...DEFAULTS, ...(snap.data() || {}) };
+    for (const [kind, box] of Object.entries(boxes)) box.checked = current[kind];
+  });
+  const el = h(
+    "details",
+    { class: "card" },
+    h("summary", {}, "What to be told about"),
+    ...KINDS.map(([kind, text]) => h("label", { class: "check" }, boxes[kind], text)),
+  );
+  return { el, stop };
+}
+
+export function notificationsView() {
+  const list = h("ul", { class: "feed", testid: "notifications" });
+  const stopPush = onPush((all) => {
+    fill(
+      list,
+      ...(all.length
+        ? [...all]
+            .reverse()
+            .map((m) =>
+              h(
+                "li",
+                { class: "entry", testid: "notification" },
+                h(
+                  "div",
+                  { class: "entry-main" },
+                  h("strong", {}, m.message.notification?.title || "(no title)"),
+                  h("div", {}, m.message.notification?.body || ""),
+                  h("small", { class: "muted" }, new Date(m.received_at).toLocaleString("nb-NO")),
+                ),
+              ),
+            )
+        : [h("li", { class: "muted" }, "Nothing yet.")]),
+    );
+  });
+  const settings = settingsForm(session.user.uid);
+  const el = h("section", { testid: "notifications-screen" }, h("h2", {}, "Notifications"), list, settings.el);
+  return {
+    el,
+    stop() {
+      stopPush();
+      settings.stop();
+    },
+  };
+}
