@@ -1,61 +1,203 @@
 """bankctl: operate a Fjordbank stack.
 
 Every command talks to the stack that the environment names (by default the local one
-from `make up`). Errors are one line on stderr and a non-zero exit, never a traceback.
+from `make up`; see bankctl/config.py for the variables). Errors are one line on stderr
+(`bankctl: error: ...`) with exit code 1 (2 for a wrong command line), never a traceback.
+`bankctl COMMAND --help` describes each command.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import inspect
 import logging
 import sys
 
 from bankctl import commands
+from bankctl.customers import DEFAULT_PASSWORD
+from bankctl.errors import CommandError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line: `bankctl: error: <command>: ... (see --help)`."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("bankctl").strip()
+        where = f"{command}: " if command else ""
+        print(f"bankctl: error: {where}{message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _due_date(text: str) -> str:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+    if len(text) != 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD")
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _doc(fn) -> str:
+    return inspect.cleandoc(fn.__doc__ or "")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bankctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = Parser(prog="bankctl", description=__doc__, formatter_class=fmt)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, fn, help_text: str, parent=sub, **kw) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=_doc(fn) or help_text, formatter_class=fmt, **kw)
+        p.set_defaults(run=fn)
+        return p
+
+    def json_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    # customers and what they do
+    customers = sub.add_parser(
+        "customers",
+        help="create demo customers through the real onboarding path, list customers",
+        description="Create customers through the real onboarding path, or list them.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    audit = sub.add_parser(
-        "audit", help="check every money invariant over the whole ledger", description=commands.audit.__doc__
+    customers_sub = customers.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    create = command(
+        "create",
+        commands.customers_create,
+        "onboard new customers (Auth, device key, application, deposit)",
+        customers_sub,
     )
-    audit.add_argument("--json", action="store_true", help="print the report as JSON")
-    audit.set_defaults(run=commands.audit)
-    dlq = sub.add_parser("dlq", help="inspect and replay dead-lettered messages", description=commands.dlq.__doc__)
-    dlq_sub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
-    dlq_list = dlq_sub.add_parser("list", help="every dead-lettered message with its reason")
-    dlq_list.add_argument("--consumer", help="only this consumer's dead letters")
-    dlq_list.set_defaults(run=commands.dlq)
-    dlq_replay = dlq_sub.add_parser(
-        "replay", help="publish a dead letter again on its original subject", description=commands.dlq_replay.__doc__
+    create.add_argument("--name", help="full name (default: a generated Norwegian name)")
+    create.add_argument("--email", help="sign-in e-mail (default: a new unique address); an existing one is completed")
+    create.add_argument("--password", default=DEFAULT_PASSWORD, help="sign-in password (default: %(default)s)")
+    create.add_argument(
+        "--deposit",
+        default="10000",
+        metavar="KR",
+        help="opening deposit in kroner, e.g. 2500.50 (default: %(default)s)",
     )
-    dlq_replay.add_argument("sequence", type=int, help="the DLQ stream sequence shown by `dlq list`")
-    dlq_replay.set_defaults(run=commands.dlq_replay)
-    balances = sub.add_parser(
-        "balances", help="an account's balance, holds and available amount", description=commands.balances.__doc__
+    create.add_argument("--count", type=_positive_int, default=1, help="how many customers (default: 1)")
+    json_flag(create)
+    listing = command("list", commands.customers_list, "customers, newest application first", customers_sub)
+    listing.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default: %(default)s)")
+    json_flag(listing)
+
+    pay = command("pay", commands.pay, "pay as a customer (through the app's surface) and wait for the result")
+    pay.add_argument("customer", metavar="CUSTOMER", help="the payer: uid, e-mail or one of their account numbers")
+    pay.add_argument(
+        "to", metavar="TO", help="payee account number (11 digits, dots allowed) or a customer (uid, e-mail)"
     )
+    pay.add_argument("amount", metavar="AMOUNT", help="kroner, e.g. 125.50 or 125,50 (at most 2 decimals)")
+    pay.add_argument(
+        "--from", dest="from_account", metavar="ACCOUNT", help="the payer's account (default: their first)"
+    )
+    text = pay.add_mutually_exclusive_group()
+    text.add_argument("--message", help="a message to the payee (at most 140 characters)")
+    text.add_argument("--kid", help="a KID (customer reference, MOD10 or MOD11)")
+    pay.add_argument("--due", type=_due_date, metavar="YYYY-MM-DD", help="a later due date: the payment is scheduled")
+    pay.add_argument("--request-id", help="the idempotency key (default: a new one)")
+    pay.add_argument("--no-sca", action="store_true", help="do not confirm on the device even where the bank asks")
+    pay.add_argument("--no-wait", action="store_true", help="return once the request is written")
+    pay.add_argument(
+        "--timeout", type=float, default=60, help="seconds to wait for the final status (default: %(default)s)"
+    )
+    json_flag(pay)
+
+    ledger = command("ledger", commands.ledger, "a customer's accounts, balances and transactions, newest first")
+    ledger.add_argument("customer", metavar="CUSTOMER", help="uid, e-mail or one of their account numbers")
+    ledger.add_argument(
+        "--limit", type=_positive_int, default=20, help="transactions per account (default: %(default)s)"
+    )
+    ledger.add_argument("--postings", action="store_true", help="also the ledger's postings (scans all postings)")
+    json_flag(ledger)
+
+    balances = command("balances", commands.balances, "an account's balance, holds and available amount")
     balances.add_argument("accounts", nargs="+", metavar="ACCOUNT")
-    balances.set_defaults(run=commands.balances)
-    jobs = sub.add_parser(
-        "jobs", help="run a scheduled job now (as Cloud Scheduler would)", description=commands.run_job.__doc__
-    )
-    jobs.add_argument("action", choices=["run"])
-    jobs.add_argument("job", choices=commands.JOB_NAMES)
-    jobs.set_defaults(run=commands.run_job)
+    json_flag(balances)
+
+    # operations
     reviews = sub.add_parser(
-        "reviews", help="onboarding applications in manual review", description=commands.reviews.__doc__
+        "reviews", help="onboarding applications in manual review", description=_doc(commands.reviews)
     )
-    reviews_sub = reviews.add_subparsers(dest="action", required=True, metavar="ACTION")
-    reviews_sub.add_parser("list", help="applications waiting for a decision").set_defaults(run=commands.reviews)
-    approve = reviews_sub.add_parser("approve", help="approve: the customer and a first account are made")
+    reviews_sub = reviews.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    rlist = command("list", commands.reviews, "applications waiting for a decision", reviews_sub)
+    json_flag(rlist)
+    approve = command("approve", commands.reviews, "approve: the customer and a first account are made", reviews_sub)
     approve.add_argument("uid")
-    approve.set_defaults(run=commands.reviews, reason=None)
-    reject = reviews_sub.add_parser("reject", help="reject with a reason the customer sees")
+    approve.set_defaults(reason=None)
+    reject = command("reject", commands.reviews, "reject with a reason the customer sees", reviews_sub)
     reject.add_argument("uid")
     reject.add_argument("--reason", required=True)
-    reject.set_defaults(run=commands.reviews)
+
+    dlq = sub.add_parser("dlq", help="inspect and replay dead-lettered messages", description=_doc(commands.dlq))
+    dlq_sub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    dlq_list = command("list", commands.dlq, "every dead-lettered message with its reason", dlq_sub)
+    dlq_list.add_argument("--consumer", help="only this consumer's dead letters")
+    json_flag(dlq_list)
+    dlq_replay = command("replay", commands.dlq_replay, "publish a dead letter again on its original subject", dlq_sub)
+    dlq_replay.add_argument("sequence", type=int, help="the DLQ stream sequence shown by `dlq list`")
+
+    jobs = sub.add_parser(
+        "jobs", help="run a scheduled job now (as Cloud Scheduler would)", description=_doc(commands.run_job)
+    )
+    jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    jobs_run = command("run", commands.run_job, "queue one job now", jobs_sub)
+    jobs_run.add_argument("job", choices=commands.JOB_NAMES)
+    json_flag(command("list", commands.list_jobs, "the jobs there are", jobs_sub))
+
+    audit = command("audit", commands.audit, "check every money invariant over the whole ledger")
+    json_flag(audit)
+
+    load = command("load", commands.load, "generate payments from new customers and measure them, then audit")
+    load.add_argument(
+        "--payments", "-n", type=_positive_int, default=200, help="payments to make (default: %(default)s)"
+    )
+    load.add_argument(
+        "--customers",
+        "-m",
+        type=_positive_int,
+        default=10,
+        help="new customers paying each other (default: %(default)s)",
+    )
+    load.add_argument(
+        "--concurrency",
+        "-c",
+        type=_positive_int,
+        default=16,
+        help="at most this many unfinished at once (default: %(default)s)",
+    )
+    load.add_argument(
+        "--max-amount", default="500", metavar="KR", help="amounts are 1 kr to this (default: %(default)s)"
+    )
+    load.add_argument(
+        "--external",
+        type=float,
+        default=0,
+        metavar="PCT",
+        help="percent paid to other banks, through clearing (default: 0)",
+    )
+    load.add_argument(
+        "--timeout", type=float, default=120, help="seconds to wait for the last final status (default: %(default)s)"
+    )
+    load.add_argument("--no-audit", action="store_true", help="skip the ledger audit at the end")
+    json_flag(load)
+
+    demo = command("demo", commands.demo, "seed demo customers with a realistic history (idempotent)")
+    demo.add_argument("--tag", default="demo", help="another separate set of demo customers (default: %(default)s)")
+    demo.add_argument("--password", default=DEFAULT_PASSWORD, help="the demo users' password (default: %(default)s)")
+    json_flag(demo)
     return parser
 
 
@@ -64,11 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # TLS EOF chatter from nats-py
     try:
+        from bankctl import config
+
+        args.config = config.load()
         return args.run(args)
-    except commands.CommandError as exc:
-        print(f"bankctl {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except CommandError as exc:
+        print(f"bankctl: error: {exc}", file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # a configuration value the stack's settings refused
+        if isinstance(exc.code, str):
+            print(f"bankctl: error: {exc.code}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
+        print("bankctl: interrupted", file=sys.stderr)
         return 130
 
 

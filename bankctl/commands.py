@@ -1,77 +1,126 @@
-"""The commands of bankctl (thin: each calls the shared package)."""
+"""The commands of bankctl (thin: each calls the shared package or bankctl's clients).
+
+Each takes the parsed arguments (with ``args.config``, read once by main) and returns the
+exit code; a failure raises `CommandError`, which main prints as one line.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
+import sys
 
-from devstack import settings as stack_settings
-from devstack.stack import Stack
+from bankctl.config import Config
+from bankctl.errors import UP_HINT, CommandError, StackUnreachable, require_reachable
 from fjordbank.service_layer.scheduled import JOBS
 
 JOB_NAMES = JOBS  # the scheduled jobs `bankctl jobs run` can start
 
 
-class CommandError(Exception):
-    """A failure to report as one line."""
+def emit_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
 
 
-def _stack() -> Stack:
-    stack = Stack(stack_settings.load(), progress=lambda _msg: None)
-    for key, value in stack.emulator_hosts().items():
-        os.environ.setdefault(key, value)
-    return stack
+def _json_default(value):
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
 
 
+def _err(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def _bank(args):
+    from bankctl.customers import Bank
+
+    return Bank(args.config)
+
+
+def _firestore(config: Config):
+    from bankctl.config import apply_environ
+    from fjordbank.adapters.firestore import sync_client
+
+    require_reachable("the Firestore emulator", config.firestore_host)
+    apply_environ(config)
+    return sync_client(config.project_id)
+
+
+def _google_errors(what: str, config: Config):
+    from bankctl.client import firestore_errors
+
+    return firestore_errors(what, config.firestore_host)
+
+
+# ---- audit, balances -------------------------------------------------------------------------
 def audit(args) -> int:
     """Check conservation, balances against the replay of postings, holds, available
     balances and that every completed payment is posted exactly once. Exit 1 on any problem."""
-    from google.api_core import exceptions
-
-    from fjordbank.adapters.firestore import sync_client
     from fjordbank.service_layer.audit import audit_ledger
 
-    stack = _stack()
-    try:
-        report = audit_ledger(sync_client(stack.s.project_id))
-    except exceptions.GoogleAPICallError as exc:
-        raise CommandError(f"cannot read the ledger: {exc.message}") from exc
-    except exceptions.RetryError as exc:
-        raise CommandError("cannot reach Firestore (is the stack up? `make up`)") from exc
+    with _google_errors("reading the ledger", args.config):
+        report = audit_ledger(_firestore(args.config))
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "accounts": report.accounts,
-                    "postings": report.postings,
-                    "payments": report.payments,
-                    "holds": report.holds,
-                    "totalBalance": report.total_balance,
-                    "problems": report.problems,
-                },
-                indent=2,
-            )
+        emit_json(
+            {
+                "ok": report.ok,
+                "accounts": report.accounts,
+                "postings": report.postings,
+                "payments": report.payments,
+                "holds": report.holds,
+                "totalBalance": report.total_balance,
+                "problems": report.problems,
+            }
         )
     else:
         print(report.render())
     return 0 if report.ok else 1
 
 
-def _admin_nats():
+def balances(args) -> int:
+    """Balance, held and available amount of each account, in kroner."""
+    from fjordbank.adapters.firestore import ACCOUNTS
+    from fjordbank.domain.money import Money
+
+    db = _firestore(args.config)
+    rows = []
+    with _google_errors("reading the accounts", args.config):
+        for account in args.accounts:
+            snap = db.collection(ACCOUNTS).document(account).get()
+            if not snap.exists:
+                raise CommandError(f"no account {account}")
+            rows.append(snap.to_dict())
+    if args.json:
+        emit_json(
+            [
+                {k: d.get(k) for k in ("accountId", "ownerUid", "name", "status", "balance", "held", "available")}
+                for d in rows
+            ]
+        )
+        return 0
+    for d in rows:
+        print(
+            f"{d['accountId']}  {d.get('status', '?'):<6}  balance {Money.nok(d['balance']).format_nok():>16}  "
+            f"held {Money.nok(d.get('held', 0)).format_nok():>14}  "
+            f"available {Money.nok(d.get('available', 0)).format_nok():>16}"
+        )
+    return 0
+
+
+# ---- NATS: dead letters ----------------------------------------------------------------------
+def _nats(config: Config, coro_fn):
+    """Run ``coro_fn(nc)`` with an admin connection; one-line errors when NATS is away."""
+    import nats.errors
+
     from fjordbank.adapters import nats_conn
     from fjordbank.config import load_settings
 
-    settings = load_settings({**os.environ, **_stack().nats_env("admin")})
-    return nats_conn.connect(settings.nats, name="bankctl", max_reconnect_attempts=2)
-
-
-def _nats(coro_fn):
-    """Run ``coro_fn(nc)`` with an admin connection; one-line errors when NATS is away."""
+    settings = load_settings({**os.environ, **config.stack.nats_env("admin")})
 
     async def run():
-        nc = await _admin_nats()
+        nc = await nats_conn.connect(settings.nats, name="bankctl", max_reconnect_attempts=2)
         try:
             return await coro_fn(nc)
         finally:
@@ -79,8 +128,10 @@ def _nats(coro_fn):
 
     try:
         return asyncio.run(run())
-    except OSError as exc:
-        raise CommandError(f"cannot reach NATS (is the stack up? `make up`): {exc}") from exc
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        if isinstance(exc, CommandError):
+            raise
+        raise StackUnreachable("NATS", config.stack_settings.nats_urls) from exc
 
 
 def dlq(args) -> int:
@@ -98,14 +149,29 @@ def dlq(args) -> int:
             except Exception:  # noqa: BLE001 - nats' TimeoutError: nothing more
                 return out
 
-    messages = _nats(read)
+    messages = _nats(args.config, read)
+    rows = []
     for msg in messages:
         h = msg.headers or {}
-        print(
-            f"#{msg.metadata.sequence.stream} {msg.subject} from {h.get('Fjb-Original-Subject')} "
-            f"seq {h.get('Fjb-Original-Sequence')} after {h.get('Fjb-Deliveries')} deliveries: {h.get('Fjb-Reason')}"
+        rows.append(
+            {
+                "sequence": msg.metadata.sequence.stream,
+                "subject": msg.subject,
+                "originalSubject": h.get("Fjb-Original-Subject"),
+                "originalSequence": h.get("Fjb-Original-Sequence"),
+                "deliveries": h.get("Fjb-Deliveries"),
+                "reason": h.get("Fjb-Reason"),
+            }
         )
-    print(f"{len(messages)} dead-lettered message(s)")
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        print(
+            f"#{r['sequence']} {r['subject']} from {r['originalSubject']} "
+            f"seq {r['originalSequence']} after {r['deliveries']} deliveries: {r['reason']}"
+        )
+    print(f"{len(rows)} dead-lettered message(s)")
     return 0
 
 
@@ -128,72 +194,70 @@ def dlq_replay(args) -> int:
         await js.publish(subject, msg.data, headers={"Nats-Msg-Id": f"replay:{topology.STREAM_DLQ}:{args.sequence}"})
         return subject
 
-    subject = _nats(replay)
+    subject = _nats(args.config, replay)
     print(f"replayed dead letter #{args.sequence} on {subject}")
     return 0
 
 
-def balances(args) -> int:
-    """Balance, held and available amount of each account, in kroner."""
-    from fjordbank.adapters.firestore import ACCOUNTS, sync_client
-    from fjordbank.domain.money import Money
-
-    db = sync_client(_stack().s.project_id)
-    for account in args.accounts:
-        snap = db.collection(ACCOUNTS).document(account).get()
-        if not snap.exists:
-            raise CommandError(f"no account {account}")
-        d = snap.to_dict()
-        print(
-            f"{account}  {d.get('status', '?'):<6}  balance {Money.nok(d['balance']).format_nok():>16}  "
-            f"held {Money.nok(d.get('held', 0)).format_nok():>14}  "
-            f"available {Money.nok(d.get('available', 0)).format_nok():>16}"
-        )
-    return 0
-
-
+# ---- scheduled jobs --------------------------------------------------------------------------
 def run_job(args) -> int:
     """Publish {"job": NAME} on the scheduled-jobs topic: the on_scheduled_job function runs it
     (in production Cloud Scheduler publishes the same message on its schedule)."""
     from google.api_core import exceptions
 
+    from bankctl.config import apply_environ
     from fjordbank.adapters.pubsub import JOBS_TOPIC, TopicPublisher
 
-    stack = _stack()
-    topic = TopicPublisher(stack.s.project_id, JOBS_TOPIC)
+    config = args.config
+    apply_environ(config)
+    require_reachable("the Pub/Sub emulator", os.environ["PUBSUB_EMULATOR_HOST"])
+    topic = TopicPublisher(config.project_id, JOBS_TOPIC)
     try:
         topic.ensure_topic()
         message_id = asyncio.run(topic.publish_json({"job": args.job}))
     except (exceptions.GoogleAPICallError, exceptions.RetryError, TimeoutError) as exc:
-        raise CommandError(f"cannot reach Pub/Sub (is the stack up? `make up`): {exc}") from exc
+        raise CommandError(f"cannot reach Pub/Sub ({UP_HINT}): {exc}") from exc
     print(f"queued job {args.job} (message {message_id})")
     return 0
 
 
+def list_jobs(args) -> int:
+    """The scheduled jobs (fjordbank/service_layer/scheduled.py)."""
+    if args.json:
+        emit_json(list(JOB_NAMES))
+    else:
+        print("\n".join(JOB_NAMES))
+    return 0
+
+
+# ---- onboarding reviews -----------------------------------------------------------------------
 def reviews(args) -> int:
     """Onboarding applications waiting for an operator: list them, approve or reject one.
     Approving opens the customer's first account; both push the result to the customer."""
-    from google.api_core import exceptions
-
-    from fjordbank.adapters.firestore import sync_client
     from fjordbank.adapters.publisher import SyncPublisher
     from fjordbank.config import load_settings
     from fjordbank.domain.onboarding import OnboardingRefused
     from fjordbank.errors import PublishError
     from fjordbank.service_layer import onboarding
 
-    stack = _stack()
-    db = sync_client(stack.s.project_id)
-    try:
+    config = args.config
+    db = _firestore(config)
+    with _google_errors("reading the reviews", config):
         if args.action == "list":
             pending = onboarding.pending_reviews(db)
+            if args.json:
+                emit_json(pending)
+                return 0
             for item in pending:
                 matches = ", ".join(f"{m['entity_id']} ({m['alias']}, {m['score']:.2f})" for m in item["screening"])
                 print(f"{item['uid']}  {item['name']}  {item['nationalIdMasked']}  possible match: {matches or '-'}")
             print(f"{len(pending)} application(s) in review")
             return 0
-        settings = load_settings({**os.environ, **stack.nats_env("admin")})
-        publisher = SyncPublisher(settings.nats, name="bankctl")
+        settings = load_settings({**os.environ, **config.stack.nats_env("admin")})
+        try:
+            publisher = SyncPublisher(settings.nats, name="bankctl")
+        except OSError as exc:
+            raise StackUnreachable("NATS", config.stack_settings.nats_urls) from exc
         try:
             result = onboarding.decide_review(
                 db,
@@ -204,14 +268,318 @@ def reviews(args) -> int:
                 reason=args.reason,
                 bank_reg=settings.bank_regs[0],
             )
+        except OnboardingRefused as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from exc
+        except PublishError as exc:
+            raise CommandError(f"decided, but the event waits in the outbox (NATS unreachable): {exc}") from exc
         finally:
             publisher.close()
-    except OnboardingRefused as exc:
-        raise CommandError(f"{exc.code}: {exc.message}") from exc
-    except PublishError as exc:
-        raise CommandError(f"decided, but the event waits in the outbox (NATS unreachable): {exc}") from exc
-    except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
-        raise CommandError("cannot reach Firestore (is the stack up? `make up`)") from exc
     account = f", first account {result['accountId']}" if result.get("accountId") else ""
     print(f"{args.uid}: {result['status']}{account}")
     return 0
+
+
+# ---- customers -------------------------------------------------------------------------------
+def customers_create(args) -> int:
+    """Make customers through the real onboarding path: an Auth user with e-mail and
+    password, a device key for strong customer authentication (sca_register_key, kept in
+    the stack's state directory so `bankctl pay` can confirm payments), an application
+    with a synthetic identity number (onboarding_submit) and an opening deposit through
+    the ledger's admin deposit path."""
+    from bankctl.client import unique
+    from bankctl.customers import kroner, parse_amount
+    from bankctl.load import FIRST_NAMES, LAST_NAMES
+
+    if args.count < 1:
+        raise CommandError("--count must be at least 1")
+    if args.count > 1 and args.email:
+        raise CommandError("--email names one customer: leave out --count")
+    deposit = parse_amount(args.deposit, allow_zero=True)
+    bank = _bank(args)
+    made = []
+    for i in range(args.count):
+        name = args.name or f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[(i * 7) % len(LAST_NAMES)]}"
+        email = args.email or f"{name.split()[0].lower()}.{unique('')}@fjordbank.example"
+        m = bank.ensure_customer(name=name, email=email, password=args.password, deposit=deposit)
+        made.append(m)
+        if not args.json:
+            account = f"account {m.account}" if m.account else "no account"
+            print(
+                f"{m.uid}  {m.name}  {m.email}  password {m.password}  {m.status}  {account}  "
+                f"deposit {kroner(m.deposited)}"
+            )
+    if args.json:
+        emit_json([m.to_json() for m in made])
+    not_approved = [m for m in made if m.status != "approved"]
+    if not_approved and not args.json:
+        _err(f"note: {len(not_approved)} application(s) {not_approved[0].status}: see `bankctl reviews list`")
+    return 0
+
+
+def customers_list(args) -> int:
+    """Customers, newest application first: uid, name, e-mail, status, first account."""
+    bank = _bank(args)
+    rows = bank.admin.customers(limit=args.limit)
+    if args.json:
+        emit_json(
+            [
+                {k: r.get(k) for k in ("uid", "name", "email", "status", "firstAccountId", "appliedAt", "reason")}
+                for r in rows
+            ]
+        )
+        return 0
+    for r in rows:
+        print(
+            f"{r['uid']}  {r.get('status', '?'):<8}  {r.get('name', '')}  {r.get('email', '')}  "
+            f"{r.get('firstAccountId') or '-'}"
+        )
+    print(f"{len(rows)} customer(s)")
+    return 0
+
+
+# ---- pay ---------------------------------------------------------------------------------------
+def _account_number(text: str) -> str | None:
+    digits = text.replace(".", "").replace(" ", "")
+    return digits if digits.isdigit() and len(digits) == 11 else None
+
+
+def pay(args) -> int:
+    """Pay as the customer, through the app's surface: the payment request is written to
+    users/{uid}/paymentRequests/{id} with the customer's ID token (the security rules apply),
+    confirmed with the device key when the app would ask (a payee not paid before, or above
+    the SCA threshold), then followed to its final status."""
+    import time
+
+    from bankctl.customers import kroner, parse_amount
+
+    amount = parse_amount(args.amount)
+    bank = _bank(args)
+    uid = bank.admin.resolve_customer(args.customer, bank.auth)
+    to_account = _account_number(args.to)
+    if to_account is None:
+        payee = bank.admin.resolve_customer(args.to, bank.auth)
+        payee_accounts = [a["accountId"] for a in bank.admin.accounts_of(payee) if a.get("status") == "open"]
+        if not payee_accounts:
+            raise CommandError(f"{args.to} has no open account")
+        to_account = payee_accounts[0]
+    session = bank.session(uid)
+    own = [a["accountId"] for a in session.accounts() if a.get("status") == "open"]
+    from_account = _account_number(args.from_account) if args.from_account else (own[0] if own else None)
+    if from_account is None:
+        raise CommandError(
+            f"customer {uid} has no open account" if not args.from_account else f"bad account {args.from_account!r}"
+        )
+    confirm = not args.no_sca and session.needs_sca(to_account, amount, own)
+    started = time.monotonic()
+    request_id = session.request_payment(
+        from_account=from_account,
+        to_account=to_account,
+        amount=amount,
+        message=args.message,
+        kid=args.kid,
+        due_date=args.due,
+        confirm=confirm,
+        request_id=args.request_id,
+    )
+    if not args.json:
+        sca_note = ", confirmed on the device" if confirm else ""
+        print(f"request {request_id}: {from_account} -> {to_account}, {kroner(amount)}{sca_note}")
+    if args.no_wait:
+        if args.json:
+            emit_json({"requestId": request_id, "uid": uid})
+        return 0
+
+    def show(status: str, _doc: dict) -> None:
+        if not args.json:
+            print(f"  {status:<10} +{time.monotonic() - started:.2f} s", flush=True)
+
+    from fjordbank.domain.payments import TERMINAL
+
+    try:
+        result = session.wait(
+            request_id, timeout=args.timeout, until=frozenset({*TERMINAL, "scheduled"}), on_status=show, started=started
+        )
+    finally:
+        session.close()
+    doc = result.doc
+    reason = doc.get("reason") if isinstance(doc.get("reason"), dict) else {}
+    if args.json:
+        emit_json(
+            {
+                "requestId": request_id,
+                "uid": uid,
+                "fromAccount": from_account,
+                "toAccount": to_account,
+                "amount": amount,
+                "status": result.status,
+                "reason": reason.get("code"),
+                "message": reason.get("message"),
+                "paymentId": doc.get("paymentId"),
+                "seconds": round(result.seconds, 3),
+            }
+        )
+    elif result.status == "scheduled":
+        print(f"scheduled for {args.due} (the submit-due-payments job pays it then)")
+    elif result.status == "completed":
+        print(f"completed in {result.seconds:.2f} s")
+    if result.status in ("rejected", "failed"):
+        raise CommandError(f"payment {result.status}: {reason.get('code')}: {reason.get('message')}")
+    return 0
+
+
+# ---- ledger ------------------------------------------------------------------------------------
+def ledger(args) -> int:
+    """A customer's accounts with balance, held and available amount, and each account's
+    transaction feed (what the app shows), newest first. With --postings also the ledger's
+    postings on the accounts (this scans the postings collection: slow on a large ledger)."""
+    from bankctl.customers import kroner
+    from fjordbank.domain.norway import OSLO
+
+    bank = _bank(args)
+    admin = bank.admin
+    uid = admin.resolve_customer(args.customer, bank.auth)
+    customer = admin.customer(uid) or {}
+    accounts = admin.accounts_of(uid)
+    feeds = {a["accountId"]: admin.feed(a["accountId"], args.limit) for a in accounts}
+    postings = _postings(admin, {a["accountId"] for a in accounts}, args.limit) if args.postings else {}
+    if args.json:
+        emit_json(
+            {
+                "uid": uid,
+                "name": customer.get("name"),
+                "email": customer.get("email"),
+                "status": customer.get("status"),
+                "accounts": [
+                    {
+                        **{
+                            k: a.get(k) for k in ("accountId", "name", "type", "status", "balance", "held", "available")
+                        },
+                        "transactions": feeds[a["accountId"]],
+                        **({"postings": postings.get(a["accountId"], [])} if args.postings else {}),
+                    }
+                    for a in accounts
+                ],
+            }
+        )
+        return 0
+    print(
+        f"{customer.get('name', '(not onboarded)')}  {customer.get('email', '')}  "
+        f"uid {uid}  {customer.get('status', '')}"
+    )
+    if not accounts:
+        print("no accounts")
+    for a in accounts:
+        print()
+        print(
+            f"{a['accountId']}  {a.get('name', '')}  ({a.get('status', '?')})  balance {kroner(a.get('balance', 0))}  "
+            f"held {kroner(a.get('held', 0))}  available {kroner(a.get('available', 0))}"
+        )
+        feed = feeds[a["accountId"]]
+        if not feed:
+            print("  no transactions")
+        for t in feed:
+            when = t.get("createdAt") or t.get("updatedAt")
+            stamp = when.astimezone(OSLO).strftime("%Y-%m-%d %H:%M:%S") if isinstance(when, dt.datetime) else "?"
+            if t.get("kind") == "card":
+                other = f"{t.get('merchantName')} (MCC {t.get('mcc')}, card *{t.get('cardLast4')})"
+            else:
+                arrow = "to" if t.get("direction") == "out" else "from"
+                other = f"{arrow} {t.get('counterpartyAccount')}"
+            text = f"KID {t['kid']}" if t.get("kid") else (f'"{t["message"]}"' if t.get("message") else "")
+            print(
+                f"  {stamp}  {t.get('status', '?'):<9} {kroner(t.get('amount', 0)):>15}  "
+                f"{t.get('category') or '-':<14} {other}  {text}".rstrip()
+            )
+        for p in postings.get(a["accountId"], []):
+            print(f"  posting {p['postingId']}  {kroner(p['amount']):>15}  step {p['step']}")
+    return 0
+
+
+def _postings(admin, accounts: set[str], limit: int) -> dict[str, list[dict]]:
+    from fjordbank.adapters.firestore import POSTINGS
+
+    out: dict[str, list[dict]] = {a: [] for a in accounts}
+    with admin.errors("reading the postings"):
+        for snap in admin.db.collection(POSTINGS).select(["entries", "step", "createdAt", "paymentId"]).stream():
+            d = snap.to_dict()
+            for entry in d.get("entries", []):
+                if entry.get("account") in out:
+                    out[entry["account"]].append(
+                        {
+                            "postingId": snap.id,
+                            "paymentId": d.get("paymentId"),
+                            "step": d.get("step"),
+                            "amount": entry["amount"],
+                            "createdAt": d.get("createdAt"),
+                        }
+                    )
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    for rows in out.values():
+        rows.sort(key=lambda p: p["createdAt"] or epoch, reverse=True)
+        del rows[limit:]
+    return out
+
+
+# ---- load and demo ---------------------------------------------------------------------------
+def load(args) -> int:
+    """Generate load through the app's surface: N payment requests from M new customers
+    (onboarded through the real path and funded), at most C unfinished at a time, each
+    followed to its final status. Progress on stderr (a bar on a terminal), then a summary:
+    counts per final status, throughput, p50/p95/p99 time to final status; then the ledger
+    audit. Exit 1 if the audit finds a problem or a payment did not finish."""
+    from bankctl.customers import parse_amount
+    from bankctl.load import LoadRun, render, run_load
+    from fjordbank.service_layer.audit import audit_ledger
+
+    if args.payments < 1 or args.customers < 2 or args.concurrency < 1:
+        raise CommandError("need --payments >= 1, --customers >= 2 and --concurrency >= 1")
+    if not 0 <= args.external <= 100:
+        raise CommandError("--external is a percentage from 0 to 100")
+    bank = _bank(args)
+    run = LoadRun(
+        payments=args.payments,
+        customers=args.customers,
+        concurrency=args.concurrency,
+        max_amount=parse_amount(args.max_amount),
+        external_share=args.external / 100,
+        timeout=args.timeout,
+    )
+    summary = run_load(bank, run, log=lambda msg: _err(msg))
+    ok = "not final (timeout)" not in summary["statuses"]
+    if not args.no_audit:
+        with _google_errors("reading the ledger", args.config):
+            report = audit_ledger(bank.admin.db)
+        summary["audit"] = {
+            "ok": report.ok,
+            "accounts": report.accounts,
+            "postings": report.postings,
+            "problems": report.problems,
+        }
+        ok = ok and report.ok
+    if args.json:
+        emit_json(summary)
+    else:
+        print(render(summary))
+        if not args.no_audit:
+            audit_line = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+            print(f"ledger audit: {audit_line} ({report.accounts} accounts, {report.postings} postings)")
+            for problem in report.problems[:20]:
+                print(f"  {problem}")
+    return 0 if ok else 1
+
+
+def demo(args) -> int:
+    """Seed demo customers with a realistic month: salary in, rent and bills with KID to
+    other banks, transfers between them and to savings, card purchases at several merchants
+    (the card processor's API), a streaming-service charge and a payment scheduled for a
+    later due date. Idempotent per --tag: a second run makes only what is missing. Prints
+    how to sign in as them in the web app."""
+    from bankctl.demo import Demo, render
+
+    bank = _bank(args)
+    result = Demo(bank, tag=args.tag, password=args.password, log=lambda msg: _err(msg)).run()
+    if args.json:
+        emit_json(result)
+    else:
+        print(render(result))
+    return 1 if result["problems"] else 0

@@ -1,0 +1,562 @@
+"""Talk to the bank the way its customers and its operators do.
+
+* `Auth`: the Auth emulator's REST API (sign up, sign in, and, on the emulator only, sign
+  in as any user with an unsigned custom token: the operator acting as a demo customer).
+* `Callables`: the app's callables through the Functions emulator, with an App Check
+  debug token as the app's debug provider would send.
+* `Device`: the customer's phone for strong customer authentication: a P-256 key kept in
+  the stack's state directory (0600), so later commands can confirm payments.
+* `AppSession`: the customer in the app: Firestore with the customer's ID token, so the
+  security rules apply exactly as to the app.
+* `Admin`: the operator's paths: Admin SDK reads, the ledger's admin deposit path.
+* `Cards`: the card network's side: the card processor simulator and the vault (local
+  stack only: the operator plays the cardholder and the merchant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from bankctl.config import Config
+from bankctl.errors import CommandError, Refused, StackUnreachable, require_reachable
+from fjordbank.adapters.firestore import ACCOUNTS, CARDS, PAYMENT_REQUESTS, TRANSACTIONS, USERS
+from fjordbank.domain import sca
+from fjordbank.domain.norway import national_id_control_digits, parse_national_id
+from fjordbank.domain.payments import TERMINAL
+
+API_KEY = "fake-api-key"  # the Auth emulator accepts any key
+CUSTOMERS = "customers"
+SCA_KEYS = "scaKeys"
+_rnd = random.SystemRandom()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def synthetic_national_id(born: dt.date) -> str:
+    """A fresh Skatteetaten synthetic test number (month + 80) for ``born`` (1900-1999),
+    with classic control digits and a random individual number: never a real person's,
+    accepted only where FJB_ALLOW_SYNTHETIC_IDS is set (the local stack)."""
+    if not 1900 <= born.year <= 1999:
+        raise ValueError("synthetic demo numbers are made for birth years 1900-1999")
+    for _ in range(10_000):
+        body = f"{born.day:02d}{born.month + 80:02d}{born.year % 100:02d}{_rnd.randint(0, 499):03d}"
+        digits = national_id_control_digits(body)
+        if digits is None:
+            continue
+        number = f"{body}{digits[0]}{digits[1]}"
+        if parse_national_id(number, allow_synthetic=True).birth_date == born:
+            return number
+    raise CommandError(f"no synthetic identity number found for {born}")
+
+
+def random_birth_date() -> dt.date:
+    return dt.date(1960, 1, 1) + dt.timedelta(days=_rnd.randrange(365 * 38))
+
+
+# ---- Auth --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Identity:
+    uid: str
+    id_token: str
+    email: str | None = None
+
+
+class Auth:
+    """The Auth emulator's REST API."""
+
+    def __init__(self, config: Config, session: requests.Session | None = None) -> None:
+        self.host = config.auth_host
+        self.project = config.project_id
+        self.base = f"http://{self.host}/identitytoolkit.googleapis.com/v1"
+        self.http = session or requests.Session()
+
+    def _post(self, path: str, body: dict, *, admin: bool = False) -> dict:
+        headers = {"Authorization": "Bearer owner"} if admin else {}
+        try:
+            resp = self.http.post(f"{self.base}/{path}?key={API_KEY}", json=body, headers=headers, timeout=15)
+        except requests.ConnectionError:
+            raise StackUnreachable("the Auth emulator", self.host) from None
+        try:
+            data = resp.json()
+        except ValueError:
+            data = {}
+        if resp.status_code != 200:
+            message = (data.get("error") or {}).get("message") or f"HTTP {resp.status_code}"
+            raise Refused("sign-in", message.split(" ")[0], "")
+        return data
+
+    def sign_up(self, email: str, password: str) -> Identity:
+        data = self._post("accounts:signUp", {"email": email, "password": password, "returnSecureToken": True})
+        return Identity(data["localId"], data["idToken"], email)
+
+    def sign_in(self, email: str, password: str) -> Identity:
+        body = {"email": email, "password": password, "returnSecureToken": True}
+        data = self._post("accounts:signInWithPassword", body)
+        return Identity(data["localId"], data["idToken"], email)
+
+    def sign_in_as(self, uid: str) -> Identity:
+        """An ID token for ``uid`` from an unsigned custom token, which only the emulator
+        accepts (what firebase_admin's create_custom_token makes against the emulator)."""
+
+        def b64(obj: dict) -> str:
+            return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+        now = int(time.time())
+        issuer = "firebase-auth-emulator@example.com"
+        claims = {
+            "iss": issuer,
+            "sub": issuer,
+            "aud": "https://identitytoolkit.googleapis.com/google.identity.identitytoolkit.v1.IdentityToolkit",
+            "uid": uid,
+            "iat": now,
+            "exp": now + 3600,
+        }
+        token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+        data = self._post("accounts:signInWithCustomToken", {"token": token, "returnSecureToken": True})
+        return Identity(uid, data["idToken"])
+
+    def uid_for_email(self, email: str) -> str | None:
+        data = self._post(f"projects/{self.project}/accounts:lookup", {"email": [email]}, admin=True)
+        users = data.get("users") or []
+        return users[0]["localId"] if users else None
+
+    def email_for_uid(self, uid: str) -> str | None:
+        data = self._post(f"projects/{self.project}/accounts:lookup", {"localId": [uid]}, admin=True)
+        users = data.get("users") or []
+        return users[0].get("email") if users else None
+
+
+# ---- callables ---------------------------------------------------------------------------------
+class Callables:
+    """The app's callables, as the Firebase SDK calls them, with an App Check debug token."""
+
+    def __init__(self, config: Config, session: requests.Session | None = None) -> None:
+        self.host = config.functions_host
+        self.base = f"http://{self.host}/{config.project_id}/{config.region}"
+        secret_file = config.state_dir / "app-check-debug.json"
+        try:
+            secret = json.loads(secret_file.read_text())["secret"]
+        except (OSError, ValueError, KeyError):
+            raise CommandError(f"no App Check debug secret in {secret_file} (is the stack up? run `make up`)") from None
+        from fjordbank.adapters.app_check import mint_debug_token
+
+        self.app_check = mint_debug_token(secret, config.project_id, app_id="1:000:web:fjordbank-bankctl")
+        self.http = session or requests.Session()
+
+    def call(self, name: str, data: dict, identity: Identity) -> dict:
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {identity.id_token}",
+            "X-Firebase-AppCheck": self.app_check,
+        }
+        try:
+            resp = self.http.post(f"{self.base}/{name}", json={"data": data}, headers=headers, timeout=60)
+        except requests.ConnectionError:
+            raise StackUnreachable("the Functions emulator", self.host) from None
+        try:
+            body = resp.json()
+        except ValueError:
+            raise CommandError(
+                f"{name}: HTTP {resp.status_code} without an answer (does the function exist?)"
+            ) from None
+        if "error" in body:
+            error = body["error"]
+            details = error.get("details") or {}
+            raise Refused(name, details.get("reason") or error.get("status"), error.get("message", ""))
+        return body.get("result", {})
+
+
+# ---- the phone's key for strong customer authentication ------------------------------------------
+@dataclass
+class Device:
+    uid: str
+    key_id: str
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def new(cls, uid: str) -> Device:
+        return cls(uid, unique("bankctl-"), ec.generate_private_key(ec.SECP256R1()))
+
+    @property
+    def public_key(self) -> str:
+        return sca.public_key_b64(self.key)
+
+    def confirm(self, request_id: str, amount: int, currency: str, to_account: str) -> dict:
+        """The phone's signature over exactly this payment."""
+        return {
+            "keyId": self.key_id,
+            "signature": sca.sign(self.key, sca.challenge(request_id, amount, currency, to_account)),
+        }
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.uid}.json"
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"uid": self.uid, "keyId": self.key_id, "privateKey": pem}, f)
+        return path
+
+    @classmethod
+    def load(cls, directory: Path, uid: str) -> Device | None:
+        path = directory / f"{uid}.json"
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        key = serialization.load_pem_private_key(data["privateKey"].encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise CommandError(f"{path} does not hold a P-256 key")
+        return cls(uid, data["keyId"], key)
+
+
+# ---- Firestore ---------------------------------------------------------------------------------
+class _UserCredentials(AnonymousCredentials):
+    """The emulator channel sends ``id_token`` as the bearer: the rules see this user."""
+
+    def __init__(self, id_token: str) -> None:
+        super().__init__()
+        self.id_token = id_token
+
+
+def firestore_errors(what: str, host: str):
+    """A context manager turning Google API errors into one-line command errors."""
+    return _FirestoreErrors(what, host)
+
+
+class _FirestoreErrors:
+    def __init__(self, what: str, host: str) -> None:
+        self.what, self.host = what, host
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or not isinstance(exc, gexc.GoogleAPIError):
+            return False
+        if isinstance(exc, gexc.RetryError | gexc.ServiceUnavailable | gexc.DeadlineExceeded):
+            raise StackUnreachable("Firestore", self.host) from None
+        if isinstance(exc, gexc.PermissionDenied):
+            raise CommandError(f"{self.what}: the security rules refused it") from None
+        message = getattr(exc, "message", None) or str(exc)
+        raise CommandError(f"{self.what}: {message.splitlines()[0]}") from None
+
+
+@dataclass
+class PaymentResult:
+    request_id: str
+    status: str
+    doc: dict
+    seconds: float
+
+    @property
+    def reason(self) -> str | None:
+        reason = self.doc.get("reason")
+        return reason.get("code") if isinstance(reason, dict) else reason
+
+
+class AppSession:
+    """A signed-in customer in the app: Firestore with their ID token (the rules apply)."""
+
+    def __init__(self, config: Config, identity: Identity, device: Device | None) -> None:
+        require_reachable("the Firestore emulator", config.firestore_host)
+        self.config = config
+        self.identity = identity
+        self.uid = identity.uid
+        self.device = device
+        self.db = firestore.Client(project=config.project_id, credentials=_UserCredentials(identity.id_token))
+
+    def errors(self, what: str):
+        return firestore_errors(what, self.config.firestore_host)
+
+    def requests(self):
+        return self.db.collection(USERS).document(self.uid).collection(PAYMENT_REQUESTS)
+
+    def accounts(self) -> list[dict]:
+        with self.errors("reading the customer's accounts"):
+            q = self.db.collection(ACCOUNTS).where(filter=FieldFilter("ownerUid", "==", self.uid))
+            return sorted((s.to_dict() for s in q.stream()), key=lambda a: a["accountId"])
+
+    def needs_sca(self, to_account: str, amount: int, own_accounts: Iterable[str]) -> bool:
+        """What the app knows: above the threshold, or a payee it has not paid before
+        (neither the customer's own account nor one of their completed payments)."""
+        if amount > self.config.sca_threshold:
+            return True
+        if to_account in set(own_accounts):
+            return False
+        with self.errors("reading the customer's earlier payments"):
+            q = self.requests().where(filter=FieldFilter("toAccount", "==", to_account))
+            return not any(s.get("status") == "completed" for s in q.stream())
+
+    def request_payment(
+        self,
+        *,
+        from_account: str,
+        to_account: str,
+        amount: int,
+        message: str | None = None,
+        kid: str | None = None,
+        due_date: str | None = None,
+        confirm: bool = True,
+        request_id: str | None = None,
+    ) -> str:
+        """Create users/{uid}/paymentRequests/{id} as the app does (contract v1); the id is
+        the idempotency key. ``confirm``: sign it on the device (SCA)."""
+        request_id = request_id or unique("cli-")
+        body: dict = {"v": 1, "fromAccount": from_account, "toAccount": to_account, "amount": amount, "currency": "NOK"}
+        if message is not None:
+            body["message"] = message
+        if kid is not None:
+            body["kid"] = kid
+        if due_date is not None:
+            body["dueDate"] = due_date
+        if confirm:
+            if self.device is None:
+                raise CommandError(
+                    f"no device key for {self.uid} in {self.config.devices_dir} (only customers made by bankctl "
+                    "here can confirm payments; pass --no-sca to send it unconfirmed)"
+                )
+            body["sca"] = self.device.confirm(request_id, amount, "NOK", to_account)
+        with self.errors("creating the payment request"):
+            try:
+                self.requests().document(request_id).create(body)
+            except gexc.AlreadyExists:
+                raise CommandError(f"payment request {request_id} exists already") from None
+        return request_id
+
+    def get_request(self, request_id: str) -> dict | None:
+        with self.errors("reading the payment request"):
+            snap = self.requests().document(request_id).get()
+        return snap.to_dict() if snap.exists else None
+
+    def wait(
+        self,
+        request_id: str,
+        *,
+        timeout: float = 60,
+        until: frozenset[str] = TERMINAL,
+        on_status: Callable[[str, dict], None] | None = None,
+        started: float | None = None,
+    ) -> PaymentResult:
+        """Listen to the request document (as the app does) until its status is in ``until``."""
+        started = started or time.monotonic()
+        done = threading.Event()
+        last: dict = {}
+        seen: list[str] = []
+
+        def on_snapshot(docs, _changes, _read_time) -> None:
+            for snap in docs:
+                if not snap.exists:
+                    continue
+                doc = snap.to_dict()
+                status = doc.get("status")
+                if status and status not in seen:
+                    seen.append(status)
+                    if on_status:
+                        on_status(status, doc)
+                last["doc"] = doc
+                if status in until:
+                    last["at"] = time.monotonic()
+                    done.set()
+
+        watch = self.requests().document(request_id).on_snapshot(on_snapshot)
+        try:
+            if not done.wait(timeout):
+                status = (last.get("doc") or {}).get("status", "not seen")
+                raise CommandError(f"payment request {request_id} not final after {timeout:.0f} s (status: {status})")
+        finally:
+            watch.unsubscribe()
+        doc = last["doc"]
+        return PaymentResult(request_id, doc["status"], doc, last["at"] - started)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def customer_session(config: Config, auth: Auth, uid: str) -> AppSession:
+    """Act as customer ``uid`` in the app (the emulator's custom-token sign-in) with the
+    device key bankctl keeps for them, if any."""
+    return AppSession(config, auth.sign_in_as(uid), Device.load(config.devices_dir, uid))
+
+
+# ---- the operator's paths -------------------------------------------------------------------
+class Admin:
+    """Admin SDK reads and the ledger's admin path (opening balances)."""
+
+    def __init__(self, config: Config) -> None:
+        from bankctl.config import apply_environ
+        from fjordbank.adapters.firestore import sync_client
+
+        require_reachable("the Firestore emulator", config.firestore_host)
+        apply_environ(config)
+        self.config = config
+        self.db = sync_client(config.project_id)
+
+    def errors(self, what: str):
+        return firestore_errors(what, self.config.firestore_host)
+
+    def customer(self, uid: str) -> dict | None:
+        with self.errors("reading the customer"):
+            snap = self.db.collection(CUSTOMERS).document(uid).get()
+        return snap.to_dict() if snap.exists else None
+
+    def accounts_of(self, uid: str) -> list[dict]:
+        with self.errors("reading the accounts"):
+            q = self.db.collection(ACCOUNTS).where(filter=FieldFilter("ownerUid", "==", uid))
+            return sorted((s.to_dict() for s in q.stream()), key=lambda a: a["accountId"])
+
+    def account(self, account_id: str) -> dict | None:
+        with self.errors("reading the account"):
+            snap = self.db.collection(ACCOUNTS).document(account_id).get()
+        return snap.to_dict() if snap.exists else None
+
+    def resolve_customer(self, ref: str, auth: Auth | None = None) -> str:
+        """A customer's uid from a uid, an e-mail address or one of their account numbers."""
+        ref = ref.strip()
+        if ref.isdigit() and len(ref) == 11:
+            account = self.account(ref)
+            if account is None or not account.get("ownerUid"):
+                raise CommandError(f"no customer with account {ref}")
+            return account["ownerUid"]
+        if "@" in ref:
+            with self.errors("looking up the customer"):
+                q = self.db.collection(CUSTOMERS).where(filter=FieldFilter("email", "==", ref)).limit(1)
+                found = [s.id for s in q.stream()]
+            if found:
+                return found[0]
+            uid = auth.uid_for_email(ref) if auth else None
+            if uid is None:
+                raise CommandError(f"no customer with e-mail {ref}")
+            return uid
+        if self.customer(ref) is None and not self.accounts_of(ref):
+            raise CommandError(f"no customer {ref}")
+        return ref
+
+    def customers(self, limit: int = 100) -> list[dict]:
+        with self.errors("listing customers"):
+            q = self.db.collection(CUSTOMERS).order_by("appliedAt", direction=firestore.Query.DESCENDING).limit(limit)
+            return [{"uid": s.id, **s.to_dict()} for s in q.stream()]
+
+    def feed(self, account_id: str, limit: int) -> list[dict]:
+        """The account's transaction feed, newest first."""
+        with self.errors("reading the transaction feed"):
+            q = (
+                self.db.collection(ACCOUNTS)
+                .document(account_id)
+                .collection(TRANSACTIONS)
+                .order_by("updatedAt", direction=firestore.Query.DESCENDING)
+                .limit(limit)
+            )
+            return [{"id": s.id, **s.to_dict()} for s in q.stream()]
+
+    def cards_of(self, uid: str) -> list[dict]:
+        with self.errors("reading the cards"):
+            q = self.db.collection(CARDS).where(filter=FieldFilter("ownerUid", "==", uid))
+            return [{"cardId": s.id, **s.to_dict()} for s in q.stream()]
+
+    def deposit_many(self, items: list[tuple[str, str, int]]) -> int:
+        """Money from outside the bank onto accounts (deposit id, account, øre), exactly once
+        per deposit id: the ledger's admin deposit path, as the tests' opening balances."""
+        from fjordbank.adapters.firestore import async_client
+        from fjordbank.adapters.ledger_store import FirestoreLedger
+
+        async def run() -> int:
+            ledger = FirestoreLedger(async_client(self.config.project_id))
+            await ledger.ensure_internal_accounts()
+            return await ledger.deposit_many(items)
+
+        with self.errors("depositing"):
+            return asyncio.run(run())
+
+    def open_account(self, *, owner_uid: str, account_id: str, name: str) -> None:
+        """The ledger's admin path for an account outside onboarding (the demo's employer)."""
+        from fjordbank.adapters.firestore import async_client
+        from fjordbank.adapters.ledger_store import FirestoreLedger
+
+        async def run() -> None:
+            ledger = FirestoreLedger(async_client(self.config.project_id))
+            await ledger.ensure_internal_accounts()
+            await ledger.open_account(account_id=account_id, owner_uid=owner_uid, name=name)
+
+        with self.errors("opening the account"):
+            asyncio.run(run())
+
+    def enrol_device(self, device: Device) -> None:
+        """Admin path: a device key for a user who is not onboarded (the demo's employer)."""
+        with self.errors("enrolling the device"):
+            self.db.document(f"{USERS}/{device.uid}/{SCA_KEYS}/{device.key_id}").set(
+                {"keyId": device.key_id, "publicKey": device.public_key, "createdAt": firestore.SERVER_TIMESTAMP}
+            )
+
+
+# ---- cards: the operator plays the card network --------------------------------------------
+class Cards:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        secrets_file = config.stack_settings.card_secrets_file
+        try:
+            self.keys = json.loads(secrets_file.read_text())
+        except (OSError, ValueError):
+            raise CommandError(f"no card secrets in {secrets_file} (is the stack up? run `make up`)") from None
+        from fjordbank.simulators.card_processor import CardProcessor
+
+        self.processor = CardProcessor(config.card_api_url, self.keys["processorSecret"].encode(), timeout=5.0)
+
+    def details(self, card_id: str) -> dict:
+        """What is printed on the card (read from the vault with the card service's keys)."""
+        from fjordbank.adapters.vault import CardVault, decode_key
+        from fjordbank.domain.cards import derive_cvv
+
+        vault = CardVault(str(self.config.state_dir / "vault" / "cards.db"), decode_key(self.keys["vaultKey"], "vault"))
+        try:
+            entry = vault.by_card(card_id)
+            pan = vault.reveal(card_id)
+        finally:
+            vault.close()
+        if entry is None or pan is None:
+            raise CommandError(f"card {card_id} is not in the vault")
+        cvv = derive_cvv(decode_key(self.keys["cvvKey"], "cvv"), pan, entry.exp_month, entry.exp_year)
+        return {"pan": pan, "exp_month": entry.exp_month, "exp_year": entry.exp_year, "cvv": cvv}
+
+    def purchase(self, card: dict, *, reference: str, amount: int, merchant: str, mcc: str, **kw) -> dict:
+        """Authorise and capture one purchase (idempotent by ``reference``)."""
+        try:
+            answer = self.processor.authorize(
+                pan=card["pan"],
+                exp_month=card["exp_month"],
+                exp_year=card["exp_year"],
+                cvv=card["cvv"],
+                amount=amount,
+                merchant_name=merchant,
+                mcc=mcc,
+                reference=reference,
+                **kw,
+            )
+            if answer.get("approved"):
+                status, _body = self.processor.capture(reference, capture_reference=f"cap-{reference}")
+                answer["captured"] = status == 200
+        except requests.ConnectionError:
+            raise StackUnreachable("the card service's processor API", self.config.card_api_url) from None
+        return answer

@@ -1,0 +1,90 @@
+"""Where bankctl finds the stack: read once from the environment, defaults = the local stack.
+
+| variable | default |
+|---|---|
+| FIRESTORE_EMULATOR_HOST | the Firestore emulator of `firebase.json` (127.0.0.1:8080) |
+| FIREBASE_AUTH_EMULATOR_HOST | the Auth emulator of `firebase.json` (127.0.0.1:9099) |
+| FJB_FUNCTIONS_HOST | the Functions emulator of `firebase.json` (127.0.0.1:5001) |
+| FJB_FUNCTIONS_REGION | europe-west1 |
+| FJB_CARD_API_PORT | 9110 (the card service's processor API) |
+| FJB_STATE_DIR | `.stack/` (the App Check debug secret, card secrets, bankctl's device keys) |
+| FJB_PROJECT_ID | demo-fjordbank |
+| FJB_SCA_THRESHOLD | 500000 øre (above it a payment needs the device's signature) |
+| FJB_BANK_REGS | 9710 (the bank's registration numbers: payees outside them are other banks) |
+
+NATS is reached as the stack's `admin` identity (ports from FJB_NATS_CLIENT_PORT).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from devstack import settings as stack_settings
+from devstack.settings import StackSettings
+from devstack.stack import Stack
+from fjordbank.domain.sca import DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True)
+class Config:
+    stack_settings: StackSettings
+    project_id: str
+    firestore_host: str
+    auth_host: str
+    functions_host: str
+    region: str
+    card_api_url: str
+    state_dir: Path
+    sca_threshold: int
+    bank_regs: tuple[str, ...]
+
+    @cached_property
+    def stack(self) -> Stack:
+        return Stack(self.stack_settings, progress=lambda _msg: None)
+
+    @property
+    def devices_dir(self) -> Path:
+        """bankctl's simulated phones: one device key per customer it created."""
+        return self.state_dir / "bankctl" / "devices"
+
+    def emulator_environ(self) -> dict[str, str]:
+        """What the Google clients read to talk to the emulators instead of production."""
+        return {
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "FIREBASE_AUTH_EMULATOR_HOST": self.auth_host,
+            "PUBSUB_EMULATOR_HOST": self.stack.emulator_hosts()["PUBSUB_EMULATOR_HOST"],
+            "GCLOUD_PROJECT": self.project_id,
+            "FJB_PROJECT_ID": self.project_id,
+        }
+
+
+def load(env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    s = stack_settings.load(env)
+    ports = s.emulator_ports
+    try:
+        threshold = int(env.get("FJB_SCA_THRESHOLD", DEFAULT_THRESHOLD))
+    except ValueError:
+        raise SystemExit(f"FJB_SCA_THRESHOLD={env['FJB_SCA_THRESHOLD']!r} is not a number of øre") from None
+    return Config(
+        stack_settings=s,
+        project_id=s.project_id,
+        firestore_host=env.get("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{ports['firestore']}"),
+        auth_host=env.get("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{ports['auth']}"),
+        functions_host=env.get("FJB_FUNCTIONS_HOST", f"127.0.0.1:{ports['functions']}"),
+        region=env.get("FJB_FUNCTIONS_REGION", "europe-west1"),
+        card_api_url=f"http://127.0.0.1:{s.card_api_port}",
+        state_dir=s.state_dir,
+        sca_threshold=threshold,
+        bank_regs=tuple(r.strip() for r in env.get("FJB_BANK_REGS", "9710").split(",") if r.strip()),
+    )
+
+
+def apply_environ(config: Config) -> None:
+    """Point the Google clients (Firestore, Pub/Sub, firebase_admin) at the configured emulators."""
+    for key, value in config.emulator_environ().items():
+        os.environ[key] = value

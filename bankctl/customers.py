@@ -1,0 +1,159 @@
+"""Customers through the bank's real onboarding path, and what they do in the app.
+
+A customer is made the way the app makes one: a user signs up in Auth, the phone enrols its
+key for strong customer authentication (`sca_register_key`), the application goes to
+`onboarding_submit` (a synthetic identity number, screened against the sanctions list),
+and an opening balance arrives through the ledger's admin deposit path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+from bankctl.client import (
+    Admin,
+    AppSession,
+    Auth,
+    Callables,
+    Device,
+    Identity,
+    random_birth_date,
+    synthetic_national_id,
+)
+from bankctl.config import Config
+from bankctl.errors import CommandError, Refused
+from fjordbank.domain.money import InvalidAmount, Money
+
+DEFAULT_PASSWORD = "fjordbank-demo"  # noqa: S105 - local emulator users only, printed on purpose
+DEFAULT_ADDRESS = {"street": "Storgata 1", "postalCode": "0155", "city": "Oslo"}
+
+
+def parse_amount(text: str, *, allow_zero: bool = False) -> int:
+    """Kroner as typed ("125.50", "125,50", "1 250", "kr 99") to exact øre; at most 2 decimals."""
+    try:
+        minor = Money.parse_nok(text).minor
+    except InvalidAmount as exc:
+        raise CommandError(f"bad amount {text!r}: {exc}") from None
+    if minor == 0 and not allow_zero:
+        raise CommandError(f"bad amount {text!r}: must be more than 0")
+    return minor
+
+
+def kroner(minor: int) -> str:
+    return Money.nok(minor).format_nok().replace("\u00a0", " ")
+
+
+@dataclass
+class Made:
+    uid: str
+    email: str
+    password: str
+    name: str
+    status: str
+    account: str | None
+    deposited: int
+    device_key: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Bank:
+    """The clients one bankctl command needs, made once."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.auth = Auth(config)
+        self._callables: Callables | None = None
+        self._admin: Admin | None = None
+
+    @property
+    def callables(self) -> Callables:
+        if self._callables is None:
+            self._callables = Callables(self.config)
+        return self._callables
+
+    @property
+    def admin(self) -> Admin:
+        if self._admin is None:
+            self._admin = Admin(self.config)
+        return self._admin
+
+    def session(self, uid: str, identity: Identity | None = None) -> AppSession:
+        """The customer in the app (the emulator's custom-token sign-in unless given)."""
+        return AppSession(self.config, identity or self.auth.sign_in_as(uid), Device.load(self.config.devices_dir, uid))
+
+    def sign_up_or_in(self, email: str, password: str) -> tuple[Identity, bool]:
+        """(identity, new): a new user, or the existing one with this e-mail and password."""
+        try:
+            return self.auth.sign_up(email, password), True
+        except Refused as exc:
+            if exc.reason != "EMAIL_EXISTS":
+                raise
+        try:
+            return self.auth.sign_in(email, password), False
+        except Refused as exc:
+            raise CommandError(f"{email} exists with another password") from exc
+
+    def ensure_customer(
+        self,
+        *,
+        name: str,
+        email: str,
+        password: str = DEFAULT_PASSWORD,
+        deposit: int = 0,
+        born: dt.date | None = None,
+        address: dict | None = None,
+        phone: str = "+47 912 34 567",
+        deposit_id: str | None = None,
+    ) -> Made:
+        """Make a customer through the real path; for an e-mail that exists already, finish
+        what is missing (idempotent: the deposit has a fixed id per account)."""
+        identity, _new = self.sign_up_or_in(email, password)
+        uid = identity.uid
+        devices = self.config.devices_dir
+        device = Device.load(devices, uid)
+        customer = self.admin.customer(uid)
+        if device is None:
+            if customer is not None:
+                raise CommandError(
+                    f"{email} is a customer, but its device key is not in {devices}: it cannot confirm payments"
+                )
+            device = Device.new(uid)
+            try:
+                self.callables.call(
+                    "sca_register_key", {"keyId": device.key_id, "publicKey": device.public_key}, identity
+                )
+            except Refused as exc:
+                if exc.reason != "sca_key_exists":
+                    raise
+                raise CommandError(f"{email} has a device key that is not in {devices}") from exc
+            device.save(devices)
+        if customer is None:
+            born = born or random_birth_date()
+            application = {
+                "name": name,
+                "nationalId": synthetic_national_id(born),
+                "dateOfBirth": born.isoformat(),
+                "address": address or DEFAULT_ADDRESS,
+                "phone": phone,
+                "email": email,
+            }
+            for _attempt in range(5):
+                try:
+                    self.callables.call("onboarding_submit", application, identity)
+                    break
+                except Refused as exc:
+                    if exc.reason != "identity_in_use":  # another run drew this number: draw again
+                        raise
+                    application["nationalId"] = synthetic_national_id(born)
+            customer = self.admin.customer(uid) or {}
+        status = customer.get("status", "?")
+        account = customer.get("firstAccountId")
+        deposited = 0
+        if account and deposit:
+            deposited = (
+                deposit if self.admin.deposit_many([(deposit_id or f"opening-{account}", account, deposit)]) else 0
+            )
+        return Made(uid, email, password, name, status, account, deposited, device.key_id)

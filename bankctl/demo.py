@@ -1,0 +1,478 @@
+"""Demo data: a few customers with a realistic history, made through the bank's real paths.
+
+Three customers are onboarded (Auth, device key, `onboarding_submit`), are paid a salary
+by an employer, pay rent and bills with KID to other banks (through clearing), send each
+other money, move money to a savings account, buy things with their virtual debit card at
+several merchants (the card processor's signed API: authorisation, then capture), pay a
+streaming service and schedule a payment for a later due date.
+
+Idempotent: customers are found by e-mail, payment requests and card purchases have fixed
+ids and references per tag, and the salaries' opening deposit has a fixed id, so running
+it again makes only what is missing (after `make down` the emulators start empty and the
+demo makes everything again). `--tag` makes another, separate set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bankctl.client import AppSession, Cards, Device
+from bankctl.customers import Bank, Made, kroner
+from bankctl.errors import CommandError
+from fjordbank.domain.errors import InvalidAccountNumber
+from fjordbank.domain.norway import kid_mod10_check, kid_mod11_check, make_account_number, today_in_norway
+from fjordbank.domain.payments import TERMINAL
+
+TAG = re.compile(r"[a-z0-9]{1,16}")
+MONTHS = (
+    "januar",
+    "februar",
+    "mars",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "desember",
+)
+
+
+def _other_bank(group: str, serial: int) -> str:
+    """A valid account number in another bank (1503): the simulated counterparty settles it."""
+    while True:
+        try:
+            return make_account_number("1503", group, serial)
+        except InvalidAccountNumber:
+            serial += 1
+
+
+ELECTRICITY = "15030000037"  # the simulated counterparty requires a MOD10 KID here (emulators/counterparty.json)
+BROADBAND = _other_bank("20", 1001)
+INSURANCE = _other_bank("20", 2002)
+STUDENT_LOAN = _other_bank("20", 3003)
+LANDLORDS = {"ingrid": _other_bank("30", 1111), "ola": _other_bank("30", 2222), "amira": _other_bank("30", 3333)}
+
+
+def mod10_kid(body: str) -> str:
+    return body + kid_mod10_check(body)
+
+
+def mod11_kid(body: str) -> str:
+    return body + kid_mod11_check(body)
+
+
+@dataclass(frozen=True)
+class Person:
+    key: str
+    name: str
+    born: dt.date
+    address: dict
+    phone: str
+    salary: int  # øre
+    rent: int
+    purchases: tuple[tuple[str, str, int, str], ...]  # merchant, MCC, øre, channel
+    streaming: tuple[str, str, int]  # merchant, MCC, øre
+
+
+PEOPLE = (
+    Person(
+        "ingrid",
+        "Ingrid Solberg",
+        dt.date(1988, 3, 14),
+        {"street": "Thorvald Meyers gate 12", "postalCode": "0555", "city": "Oslo"},
+        "+47 412 34 567",
+        salary=4_850_000,
+        rent=1_450_000,
+        purchases=(
+            ("Rema 1000 Grünerløkka", "5411", 61_240, "pos"),
+            ("Kiwi Birkelunden", "5411", 28_990, "pos"),
+            ("Ruter", "4111", 89_300, "online"),
+            ("Peppes Pizza Aker Brygge", "5812", 48_900, "pos"),
+            ("Apotek 1 Storgata", "5912", 15_450, "pos"),
+        ),
+        streaming=("Netflix", "4899", 17_900),
+    ),
+    Person(
+        "ola",
+        "Ola Haugen",
+        dt.date(1979, 9, 2),
+        {"street": "Bryggen 5", "postalCode": "5003", "city": "Bergen"},
+        "+47 913 45 678",
+        salary=4_120_000,
+        rent=1_200_000,
+        purchases=(
+            ("Coop Extra Møhlenpris", "5411", 84_315, "pos"),
+            ("Circle K Danmarksplass", "5541", 74_218, "pos"),
+            ("Vinmonopolet Bergen Storsenter", "5921", 32_990, "pos"),
+            ("Elkjøp Lagunen", "5732", 149_900, "online"),
+        ),
+        streaming=("Spotify", "5815", 12_900),
+    ),
+    Person(
+        "amira",
+        "Amira Berg",
+        dt.date(1995, 6, 21),
+        {"street": "Munkegata 20", "postalCode": "7011", "city": "Trondheim"},
+        "+47 934 56 789",
+        salary=3_690_000,
+        rent=680_000,
+        purchases=(
+            ("Rema 1000 Solsiden", "5411", 34_560, "pos"),
+            ("AtB", "4111", 4_200, "pos"),
+            ("Starbucks Trondheim Torg", "5814", 6_900, "pos"),
+            ("Clas Ohlson Trondheim", "5200", 24_900, "pos"),
+        ),
+        streaming=("Viaplay", "4899", 44_900),
+    ),
+)
+
+
+@dataclass
+class Customer:
+    person: Person
+    made: Made
+    session: AppSession
+    accounts: list[str] = field(default_factory=list)
+    card: dict | None = None
+
+
+@dataclass
+class Tally:
+    """What this run made and what was there already, per kind."""
+
+    made: dict[str, int] = field(default_factory=dict)
+    existing: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, new: bool) -> None:
+        target = self.made if new else self.existing
+        target[kind] = target.get(kind, 0) + 1
+
+
+class Demo:
+    def __init__(self, bank: Bank, *, tag: str, password: str, log) -> None:
+        if not TAG.fullmatch(tag):
+            raise CommandError(f"bad tag {tag!r}: 1-16 lower-case letters or digits")
+        self.bank = bank
+        self.tag = tag
+        self.password = password
+        self.log = log
+        self.tally = Tally()
+        self.today = today_in_norway()
+        self.month = MONTHS[self.today.month - 1]
+
+    def email(self, key: str, domain: str = "fjordbank.example") -> str:
+        return f"{key}@{domain}" if self.tag == "demo" else f"{key}+{self.tag}@{domain}"
+
+    def rid(self, *parts: str) -> str:
+        return "-".join(("demo", self.tag, *parts))
+
+    # ---- the people ---------------------------------------------------------------------------
+    def customers(self) -> list[Customer]:
+        out = []
+        for person in PEOPLE:
+            made = self.bank.ensure_customer(
+                name=person.name,
+                email=self.email(person.key),
+                password=self.password,
+                born=person.born,
+                address=person.address,
+                phone=person.phone,
+            )
+            if made.status != "approved" or not made.account:
+                raise CommandError(f"demo customer {person.name} is {made.status}, not approved")
+            self.log(f"customer {person.name} <{made.email}>: {made.status}, account {made.account}")
+            session = self.bank.session(made.uid)
+            out.append(Customer(person, made, session, [a["accountId"] for a in session.accounts()]))
+        return out
+
+    def employer(self) -> tuple[AppSession, str]:
+        """The employer that pays the salaries: a company account in this bank, made through
+        the ledger's admin path (the bank onboards persons only), funded once."""
+        identity, _new = self.bank.sign_up_or_in(self.email("lonn", "fjordtech.example"), self.password)
+        device = Device.load(self.bank.config.devices_dir, identity.uid)
+        if device is None:
+            device = Device.new(identity.uid)
+            self.bank.admin.enrol_device(device)
+            device.save(self.bank.config.devices_dir)
+        accounts = [a["accountId"] for a in self.bank.admin.accounts_of(identity.uid)]
+        if not accounts:
+            for _ in range(20):
+                number = _other_bank_in_ours(self.bank.config.bank_regs[0])
+                try:
+                    self.bank.admin.open_account(owner_uid=identity.uid, account_id=number, name="Fjordtech AS lønn")
+                except CommandError:
+                    continue  # taken: draw again
+                accounts = [number]
+                break
+            else:
+                raise CommandError("could not find a free account number for the demo employer")
+        account = accounts[0]
+        self.bank.admin.deposit_many([(self.rid("employer-capital"), account, 100_000_000)])
+        self.log(f"employer Fjordtech AS: account {account} (admin path)")
+        return AppSession(self.bank.config, identity, device), account
+
+    # ---- payments -----------------------------------------------------------------------------
+    def pay(self, session: AppSession, kind: str, request_id: str, **body) -> str:
+        try:
+            session.request_payment(request_id=request_id, **body)
+            self.tally.add(kind, True)
+        except CommandError as exc:
+            if "exists already" not in str(exc):
+                raise
+            self.tally.add(kind, False)
+        return request_id
+
+    def wait_all(self, pending: list[tuple[AppSession, str, str]], until=TERMINAL) -> None:
+        def one(item) -> None:
+            session, request_id, what = item
+            try:
+                result = session.wait(request_id, timeout=90, until=until)
+            except CommandError as exc:
+                self.tally.problems.append(f"{what}: {exc}")
+                return
+            if result.status in ("rejected", "failed"):
+                self.tally.problems.append(f"{what}: {result.status} {result.reason or ''}".strip())
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(one, pending))
+
+    def salaries(self, employer: AppSession, employer_account: str, people: list[Customer]) -> None:
+        pending = []
+        for c in people:
+            rid = self.rid(c.person.key, "salary", f"{self.today:%Y%m}")
+            self.pay(
+                employer,
+                "salary",
+                rid,
+                from_account=employer_account,
+                to_account=c.made.account,
+                amount=c.person.salary,
+                message=f"Lønn {self.month} Fjordtech AS",
+            )
+            pending.append((employer, rid, f"salary to {c.person.name}"))
+        self.wait_all(pending)
+
+    def savings(self, c: Customer) -> str:
+        """A savings account named "Buffer" (the accounts_open callable), opened once."""
+        existing = [a for a in c.session.accounts() if a.get("type") == "savings"]
+        if existing:
+            self.tally.add("savings account", False)
+            return existing[0]["accountId"]
+        identity = c.session.identity
+        account = self.bank.callables.call("accounts_open", {"kind": "savings", "name": "Buffer"}, identity)[
+            "accountId"
+        ]
+        self.tally.add("savings account", True)
+        c.accounts.append(account)
+        return account
+
+    def everyday(self, people: list[Customer]) -> None:
+        """Rent, bills with KID, transfers between the three, a transfer to savings."""
+        ingrid, ola, amira = people
+        pending = []
+        ym = f"{self.today:%Y%m}"
+
+        def pay(c: Customer, kind: str, name: str, **body) -> None:
+            rid = self.rid(c.person.key, name, ym)
+            self.pay(c.session, kind, rid, from_account=c.made.account, **body)
+            pending.append((c.session, rid, f"{kind} from {c.person.name}"))
+
+        for i, c in enumerate(people):
+            pay(
+                c,
+                "rent",
+                "rent",
+                to_account=LANDLORDS[c.person.key],
+                amount=c.person.rent,
+                message=f"Husleie {self.month}",
+            )
+            customer_no = f"{7_300_000 + i * 1_111:08d}"
+            pay(
+                c,
+                "bill with KID",
+                "power",
+                to_account=ELECTRICITY,
+                amount=84_350 + i * 21_900,
+                kid=mod10_kid(customer_no + ym),
+            )
+            pay(
+                c,
+                "bill with KID",
+                "broadband",
+                to_account=BROADBAND,
+                amount=64_900,
+                kid=mod11_kid("55" + customer_no + ym[2:]),
+            )
+        pay(
+            ingrid, "bill with KID", "insurance", to_account=INSURANCE, amount=38_700, kid=mod10_kid("9020" + ym + "17")
+        )
+        pay(ingrid, "transfer", "to-ola", to_account=ola.made.account, amount=45_000, message="Takk for middagen!")
+        pay(ola, "transfer", "to-amira", to_account=amira.made.account, amount=120_000, message="Hyttetur Hemsedal")
+        pay(amira, "transfer", "to-ingrid", to_account=ingrid.made.account, amount=89_000, message="Konsertbilletter")
+        savings = self.savings(ingrid)
+        pay(ingrid, "transfer to savings", "savings", to_account=savings, amount=500_000, message="Sparing")
+        self.wait_all(pending)
+
+    def scheduled(self, c: Customer) -> str:
+        """A payment with a later due date: it waits as "scheduled" for the due-payments job."""
+        due = self.today + dt.timedelta(days=14)
+        rid = self.rid(c.person.key, "studentloan", f"{self.today:%Y%m}")
+        self.pay(
+            c.session,
+            "scheduled payment",
+            rid,
+            from_account=c.made.account,
+            to_account=STUDENT_LOAN,
+            amount=163_200,
+            kid=mod10_kid("41" + f"{self.today:%Y%m}" + "5532"),
+            due_date=due.isoformat(),
+        )
+        self.wait_all(
+            [(c.session, rid, f"scheduled payment from {c.person.name}")], until=frozenset({"scheduled", *TERMINAL})
+        )
+        return due.isoformat()
+
+    # ---- cards --------------------------------------------------------------------------------
+    def card(self, c: Customer, cards: Cards) -> dict:
+        """The customer's virtual debit card (cards_issue, once), as printed on it."""
+        usable = [k for k in self.bank.admin.cards_of(c.made.uid) if k.get("status") in ("active", "issuing")]
+        if usable:
+            card_id = usable[0]["cardId"]
+            self.tally.add("card", False)
+        else:
+            card_id = self.bank.callables.call("cards_issue", {"accountId": c.made.account}, c.session.identity)[
+                "cardId"
+            ]
+            self.tally.add("card", True)
+        deadline = time.monotonic() + 60
+        while True:
+            doc = next((k for k in self.bank.admin.cards_of(c.made.uid) if k["cardId"] == card_id), {})
+            if doc.get("status") == "active":
+                break
+            if time.monotonic() > deadline:
+                raise CommandError(f"card {card_id} of {c.person.name} not active after 60 s")
+            time.sleep(0.2)
+        return {"cardId": card_id, "last4": doc.get("last4"), **cards.details(card_id)}
+
+    def purchases(self, people: list[Customer]) -> set[str]:
+        cards = Cards(self.bank.config)
+        merchants: set[str] = set()
+        for c in people:
+            c.card = self.card(c, cards)
+            items = [
+                (m, mcc, amount, channel, f"p{i}") for i, (m, mcc, amount, channel) in enumerate(c.person.purchases)
+            ]
+            items.append((*c.person.streaming, "online", "streaming"))
+            for merchant, mcc, amount, channel, ref in items:
+                reference = self.rid(c.person.key, ref, f"{self.today:%Y%m}")
+                kind = "streaming charge" if ref == "streaming" else "card purchase"
+                answer = cards.purchase(
+                    c.card, reference=reference, amount=amount, merchant=merchant, mcc=mcc, channel=channel
+                )
+                if answer.get("approved"):
+                    merchants.add(merchant)
+                    self.tally.add(kind, True)
+                elif answer.get("reason") == "duplicate_reference":
+                    merchants.add(merchant)
+                    self.tally.add(kind, False)
+                else:
+                    self.tally.problems.append(f"{kind} at {merchant} for {c.person.name}: {answer.get('reason')}")
+        return merchants
+
+    # ---- the whole demo -----------------------------------------------------------------------
+    def run(self) -> dict:
+        people = self.customers()
+        employer, employer_account = self.employer()
+        self.log("salaries ...")
+        self.salaries(employer, employer_account, people)
+        self.log("rent, bills with KID, transfers ...")
+        self.everyday(people)
+        self.log("card purchases ...")
+        merchants = self.purchases(people)
+        due = self.scheduled(people[1])
+        standing = self.standing_order(people[0])
+        out = []
+        for c in people:
+            accounts = []
+            for a in self.bank.admin.accounts_of(c.made.uid):
+                accounts.append({"accountId": a["accountId"], "name": a.get("name"), "balance": a.get("balance", 0)})
+            out.append(
+                {
+                    "name": c.person.name,
+                    "uid": c.made.uid,
+                    "email": c.made.email,
+                    "password": self.password,
+                    "accounts": accounts,
+                    "card": {"cardId": c.card["cardId"], "last4": c.card.get("last4")} if c.card else None,
+                }
+            )
+            c.session.close()
+        employer.close()
+        return {
+            "tag": self.tag,
+            "customers": out,
+            "employer": {"name": "Fjordtech AS", "account": employer_account},
+            "merchants": sorted(merchants),
+            "scheduledDueDate": due,
+            "standingOrder": standing,
+            "made": self.tally.made,
+            "existing": self.tally.existing,
+            "problems": self.tally.problems,
+        }
+
+    def standing_order(self, c: Customer) -> dict | None:
+        """A monthly standing order, where the backend has the callable."""
+        body = {
+            "fromAccount": c.made.account,
+            "toAccount": LANDLORDS[c.person.key],
+            "amount": c.person.rent,
+            "message": "Husleie",
+            "interval": "monthly",
+            "firstDate": (self.today.replace(day=1) + dt.timedelta(days=32)).replace(day=1).isoformat(),
+        }
+        try:
+            result = self.bank.callables.call("standing_orders_create", body, c.session.identity)
+        except CommandError as exc:
+            self.log(f"no standing order: {exc}")
+            return None
+        self.tally.add("standing order", True)
+        return result
+
+
+def _other_bank_in_ours(bank_reg: str) -> str:
+    """An account number in our registry range, group 99 (the registry issues from group 00)."""
+    import secrets
+
+    while True:
+        try:
+            return make_account_number(bank_reg, "99", secrets.randbelow(10_000))
+        except InvalidAccountNumber:
+            continue
+
+
+def render(result: dict) -> str:
+    lines = ["Demo customers (sign in to the web app with e-mail and password):"]
+    for c in result["customers"]:
+        accounts = ", ".join(f"{a['accountId']} {a['name']} {kroner(a['balance'])}" for a in c["accounts"])
+        card = f", card **** {c['card']['last4']}" if c.get("card") else ""
+        lines.append(f"  {c['name']:<15} {c['email']:<28} password {c['password']}  {accounts}{card}")
+    made = ", ".join(f"{n} {k}" for k, n in result["made"].items()) or "nothing new"
+    lines.append(f"made: {made}")
+    if result["existing"]:
+        lines.append("already there: " + ", ".join(f"{n} {k}" for k, n in result["existing"].items()))
+    lines.append(f"merchants: {', '.join(result['merchants'])}")
+    lines.append(f"scheduled payment due {result['scheduledDueDate']} (shown as scheduled until then)")
+    if result["standingOrder"] is None:
+        lines.append("standing order: not made (the backend has no standing_orders_create callable yet)")
+    lines.append(f"salaries paid by {result['employer']['name']}, account {result['employer']['account']}")
+    for problem in result["problems"]:
+        lines.append(f"problem: {problem}")
+    return "\n".join(lines)

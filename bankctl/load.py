@@ -1,0 +1,298 @@
+"""Load through the app's surface: N payment requests from M new customers, at most C in
+flight, each followed to its final status by a listener on the customer's requests (as
+the app listens). Ends with a summary and the ledger audit."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bankctl.client import AppSession, unique
+from bankctl.customers import Bank
+from bankctl.errors import CommandError
+from bankctl.progress import Progress
+from fjordbank.domain.errors import InvalidAccountNumber
+from fjordbank.domain.norway import make_account_number
+from fjordbank.domain.payments import TERMINAL
+
+RATE_LIMIT_PER_MINUTE = 60  # payments per customer (fjordbank/domain/ratelimit.py)
+FIRST_NAMES = ("Kari", "Ola", "Ingrid", "Lars", "Nora", "Emil", "Sofie", "Jonas", "Amira", "Henrik", "Maja", "Elias")
+LAST_NAMES = ("Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Berg", "Haugen", "Dahl", "Lunde")
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return None
+    rank = max(1, -(-len(sorted_values) * p // 100))  # ceil(n * p / 100)
+    return sorted_values[int(rank) - 1]
+
+
+@dataclass
+class LoadRun:
+    payments: int
+    customers: int
+    concurrency: int
+    max_amount: int  # øre
+    external_share: float
+    timeout: float
+    started: dict[str, float] = field(default_factory=dict)  # request id -> monotonic start
+    payer: dict[str, str] = field(default_factory=dict)  # request id -> uid
+    polled: int = 0  # final statuses the listeners missed and the poller found
+    finished: dict[str, tuple[str, str | None, float]] = field(default_factory=dict)  # id -> (status, reason, s)
+    # server side, from the request document: created -> requested (the edge function),
+    # requested -> final (the NATS pipeline and the notifier writing the document)
+    edge: list[float] = field(default_factory=list)
+    pipeline: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.slots = threading.Semaphore(self.concurrency)
+        self.all_final = threading.Event()
+
+    def finish(
+        self, request_id: str, status: str, reason: str | None, stages: tuple[float, float] | None = None
+    ) -> None:
+        with self.lock:
+            start = self.started.get(request_id)
+            if start is None or request_id in self.finished:
+                return
+            self.finished[request_id] = (status, reason, time.monotonic() - start)
+            if stages is not None:
+                self.edge.append(stages[0])
+                self.pipeline.append(stages[1])
+            if len(self.finished) >= self.payments:
+                self.all_final.set()
+        self.slots.release()
+
+    def counts(self) -> Counter:
+        with self.lock:
+            return Counter(status for status, _r, _s in self.finished.values())
+
+    def progress_text(self) -> tuple[int, str]:
+        counts = self.counts()
+        return sum(counts.values()), " ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def other_bank_account(rnd: random.Random) -> str:
+    """A valid account in another bank (1503, group 12) that the simulated counterparty settles."""
+    while True:
+        try:
+            return make_account_number("1503", "12", rnd.randrange(10_000))
+        except InvalidAccountNumber:
+            continue  # MOD11 remainder 1: no check digit for this serial
+
+
+def make_customers(bank: Bank, count: int, deposit: int, progress) -> list:
+    """``count`` new customers through the real onboarding path, one after the other:
+    concurrent enrolments contend in Firestore transactions (the SCA key query, the account
+    number registry) and fail after 10 s on the emulator. Then funded in one deposit."""
+
+    def one(i: int):
+        name = f"{random.choice(FIRST_NAMES)} {random.choice(LAST_NAMES)}"
+        made = bank.ensure_customer(name=name, email=f"{unique('load-')}@fjordbank.example")
+        progress(f"customer {i + 1}/{count}: {made.status} {made.account or ''}")
+        return made
+
+    made = [one(i) for i in range(count)]
+    not_approved = [m for m in made if m.status != "approved" or not m.account]
+    if not_approved:
+        raise CommandError(f"{len(not_approved)} load customer(s) not approved (e.g. {not_approved[0].status})")
+    bank.admin.deposit_many([(f"opening-{m.account}", m.account, deposit) for m in made])
+    return made
+
+
+def _stages(created, timeline: dict, status: str) -> tuple[float, float] | None:
+    """(created -> requested, requested -> final) in seconds, by the server's clock."""
+    requested, final = timeline.get("requested"), timeline.get(status)
+    if created is None or requested is None or final is None:
+        return None  # refused at the edge: never requested
+    return (requested - created).total_seconds(), (final - requested).total_seconds()
+
+
+def _quantiles(values: list[float]) -> dict:
+    values = sorted(values)
+    out = {f"p{p}": percentile(values, p) for p in (50, 95, 99)}
+    out["max"] = values[-1] if values else None
+    return {k: (round(v, 3) if v is not None else None) for k, v in out.items()}
+
+
+def _poll_missed(bank: Bank, run: LoadRun, stop: threading.Event, after: float = 5.0) -> None:
+    """A safety net for the listeners: every second, read the requests unfinished for more
+    than ``after`` seconds; a final one the listener did not report is counted (and its
+    time is then only known to within the polling interval)."""
+    from fjordbank.adapters.firestore import request_path
+
+    db = bank.admin.db
+    while not stop.wait(1.0):
+        now = time.monotonic()
+        with run.lock:
+            overdue = [r for r, t in run.started.items() if r not in run.finished and now - t > after]
+            paths = [request_path(run.payer[r], r) for r in overdue[:300]]
+        if not paths:
+            continue
+        try:
+            snaps = list(db.get_all([db.document(p) for p in paths]))
+        except Exception:  # noqa: BLE001, S112 - a safety net: the next round tries again
+            continue
+        for snap in snaps:
+            doc = snap.to_dict() if snap.exists else {}
+            status = doc.get("status")
+            if status in TERMINAL and snap.id not in run.finished:
+                reason = doc.get("reason")
+                with run.lock:
+                    run.polled += 1
+                run.finish(
+                    snap.id,
+                    status,
+                    reason.get("code") if isinstance(reason, dict) else reason,
+                    _stages(snap.create_time, doc.get("timeline") or {}, status),
+                )
+
+
+def run_load(bank: Bank, run: LoadRun, *, log) -> dict:
+    """Drive the load; returns the summary (the audit is the caller's)."""
+    if run.payments / run.customers > RATE_LIMIT_PER_MINUTE:
+        log(
+            f"note: {run.payments / run.customers:.0f} payments per customer: above {RATE_LIMIT_PER_MINUTE} a minute "
+            "the per-customer rate limit rejects them (rate_limited); use more --customers"
+        )
+    setup_started = time.monotonic()
+    deposit = run.max_amount * run.payments * 2 // run.customers + 100_000
+    made = make_customers(bank, run.customers, deposit, log)
+    setup_seconds = time.monotonic() - setup_started
+    sessions: list[AppSession] = [bank.session(m.uid) for m in made]
+    accounts = [m.account for m in made]
+    watches = []
+    for session in sessions:
+
+        def on_snapshot(_docs, changes, _read_time) -> None:
+            for change in changes:
+                doc = change.document.to_dict() or {}
+                status = doc.get("status")
+                if status in TERMINAL:
+                    reason = doc.get("reason")
+                    run.finish(
+                        change.document.id,
+                        status,
+                        reason.get("code") if isinstance(reason, dict) else reason,
+                        _stages(change.document.create_time, doc.get("timeline") or {}, status),
+                    )
+
+        watches.append(session.requests().on_snapshot(on_snapshot))
+
+    rnd = random.Random()
+
+    def send(i: int) -> None:
+        session = sessions[i % len(sessions)]
+        payer = accounts[i % len(sessions)]
+        if rnd.random() < run.external_share:
+            payee = other_bank_account(rnd)
+        else:
+            payee = rnd.choice([a for a in accounts if a != payer]) if len(accounts) > 1 else payer
+        request_id = unique("load-")
+        with run.lock:
+            run.started[request_id] = time.monotonic()
+            run.payer[request_id] = session.uid
+        try:
+            session.request_payment(
+                from_account=payer,
+                to_account=payee,
+                amount=rnd.randint(100, run.max_amount),
+                message=f"load {i + 1}",
+                request_id=request_id,
+            )
+        except CommandError as exc:
+            run.finish(request_id, "error", str(exc)[:80])
+        except Exception as exc:  # noqa: BLE001 - counted and shown in the summary, the run goes on
+            run.finish(request_id, "error", type(exc).__name__)
+
+    stop = threading.Event()
+    poller = threading.Thread(target=_poll_missed, args=(bank, run, stop), name="poller", daemon=True)
+    started = time.monotonic()
+    not_sent = 0
+    try:
+        poller.start()
+        with (
+            Progress(run.payments, run.progress_text, label="load") as _bar,
+            ThreadPoolExecutor(max_workers=min(run.concurrency, 32)) as pool,
+        ):
+            for i in range(run.payments):
+                if not run.slots.acquire(timeout=run.timeout):  # nothing finished for that long
+                    not_sent = run.payments - i
+                    log(f"no payment finished in {run.timeout:.0f} s: {not_sent} not sent")
+                    break
+                pool.submit(send, i)
+            pool.shutdown(wait=True)
+            if not not_sent:
+                run.all_final.wait(run.timeout)
+    finally:
+        stop.set()
+        for watch in watches:
+            watch.unsubscribe()
+        for session in sessions:
+            session.close()
+    elapsed = time.monotonic() - started
+    with run.lock:
+        finished = dict(run.finished)
+        unfinished = [r for r in run.started if r not in finished]
+    counts = Counter(status for status, _r, _s in finished.values())
+    if unfinished:
+        counts["not final (timeout)"] = len(unfinished)
+    if not_sent:
+        counts["not sent"] = not_sent
+    reasons = Counter(f"{status}:{reason}" for status, reason, _s in finished.values() if reason)
+    latencies = [s for status, _r, s in finished.values() if status in TERMINAL]
+    final = sum(1 for status, _r, _s in finished.values() if status in TERMINAL)
+    return {
+        "payments": run.payments,
+        "customers": run.customers,
+        "concurrency": run.concurrency,
+        "externalShare": run.external_share,
+        "setupSeconds": round(setup_seconds, 2),
+        "seconds": round(elapsed, 3),
+        "final": final,
+        "throughputPerSecond": round(final / elapsed, 1) if elapsed > 0 else None,
+        "statuses": dict(sorted(counts.items())),
+        "reasons": dict(sorted(reasons.items())),
+        "missedByListenersFoundByPolling": run.polled,
+        "timeToFinalSeconds": _quantiles(latencies),
+        "edgeSeconds": _quantiles(run.edge),
+        "pipelineSeconds": _quantiles(run.pipeline),
+    }
+
+
+def render(summary: dict) -> str:
+    lines = [
+        f"load: {summary['payments']} payments from {summary['customers']} customers, "
+        f"at most {summary['concurrency']} in flight"
+        + (f", {summary['externalShare']:.0%} to other banks" if summary["externalShare"] else ""),
+        f"  setup (onboarding the customers): {summary['setupSeconds']:.1f} s",
+    ]
+    for status, n in summary["statuses"].items():
+        lines.append(f"  {status:<20} {n:>6}")
+    for reason, n in summary["reasons"].items():
+        lines.append(f"    reason {reason:<26} {n:>4}")
+    lines.append(
+        f"  throughput           {summary['throughputPerSecond']} payments/s "
+        f"({summary['final']} final in {summary['seconds']:.2f} s)"
+    )
+    if summary["missedByListenersFoundByPolling"]:
+        lines.append(
+            f"  (final status of {summary['missedByListenersFoundByPolling']} found by polling, not listening)"
+        )
+    t = summary["timeToFinalSeconds"]
+    if t["p50"] is not None:
+        lines.append(
+            f"  time to final status p50 {t['p50']:.3f} s  p95 {t['p95']:.3f} s  "
+            f"p99 {t['p99']:.3f} s  max {t['max']:.3f} s"
+        )
+    for key, label in (("edgeSeconds", "edge (created->requested)"), ("pipelineSeconds", "pipeline (->final)")):
+        t = summary[key]
+        if t["p50"] is not None:
+            lines.append(f"    {label:<26} p50 {t['p50']:.3f} s  p95 {t['p95']:.3f} s  p99 {t['p99']:.3f} s")
+    return "\n".join(lines)
