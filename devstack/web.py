@@ -499,20 +499,20 @@ def component(stack) -> Component:
 
 
 def walkthrough(settings: stack_settings.StackSettings) -> str:
+    """What the up command prints last: where the app is, and a minute's tour of it."""
     return f"""
-The web app: {url(settings)}   (Chromium, Firefox or Chrome on this machine)
+The web app: {url(settings)}  (open it in a browser on this machine)
 
-A one-minute walkthrough:
-  1. Create a user: any e-mail address and a password of 6+ characters.
-  2. Become a customer: fill in the form; "Use a synthetic test identity" makes a valid
-     test number for the date of birth. You are approved and your first account opens.
-  3. Accounts: press "Receive a demo salary" and watch 25 000,00 kr arrive (live balance,
-     the transaction feed, and a push under Notifications).
-  4. Pay: to 1503.00.00045, 150 kr, message "Takk" -> Review -> Confirm on this device.
-     Watch the request move requested -> approved -> reserved -> submitted -> settled ->
-     completed (the other bank is simulated).
-  5. Scan invoice: "Use a sample giro" -> Read the giro -> Pay this invoice.
-  6. Cards: order a virtual card, freeze it, change its limits.
+A one-minute walkthrough (README, "The web app"):
+  1. Create a user: any e-mail address, a password of 6+ characters.
+  2. Become a customer: fill in the form; "Use a synthetic test identity" makes a valid test
+     number for your date of birth. You are approved and your first account opens.
+  3. Accounts: "Receive a demo salary" - 25 000,00 kr arrives live (balance, feed, a push).
+  4. Pay: 150 kr to 1503.00.00045 (another bank), Review, "Confirm on this device and pay".
+     Watch requested -> approved -> reserved -> submitted -> settled -> completed.
+  5. Scan invoice: "Use a sample giro", "Read the giro", "Pay this invoice".
+  6. Cards: order a virtual card, freeze it, change its limits. Then Standing orders,
+     My economy and Subscriptions.
 """.rstrip()
 
 

@@ -96,7 +96,11 @@ function cardTile(card) {
           h(
             "details",
             {},
-            h("summary", { testid: "limits" }, `Limits: ${formatNOK(card.limits?.daily)} a day`),
+            h(
+              "summary",
+              { testid: "limits" },
+              `Limits: ${formatNOK(card.limits?.daily)} a day · online ${formatNOK(card.limits?.online)} · abroad ${formatNOK(card.limits?.abroad)}`,
+            ),
             limitsForm(card),
           ),
         ]

@@ -1,0 +1,201 @@
+"""The reference web app in a real browser, against the real stack: a new customer from
+sign-up to a completed payment, and the app's other flows. Every test signs up a new user
+(unique e-mail, its own browser profile and device key); nothing is mocked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from fjordbank.domain.giro import amount_check_digit
+from fjordbank.domain.norway import kid_mod10_check, today_in_norway
+from tests.browser.conftest import PIPELINE_MS, apply, become_customer, nok, pay, shot, sign_up
+from tests.support.bank import card_details, processor
+
+pytestmark = pytest.mark.stack
+
+OTHER_BANK = "1503.00.00045"  # an account in another bank: cleared through the simulated counterparty
+GIRO_PAYEE = "15030000037"  # another bank's payee that requires a MOD10 KID (emulators/counterparty.json)
+LIFECYCLE = ("requested", "approved", "reserved", "submitted", "settled", "completed")
+
+
+def expect_status(page, status: str) -> None:
+    expect(page.get_by_test_id("payment-status")).to_have_attribute("data-status", status, timeout=PIPELINE_MS)
+
+
+def test_sign_up_to_a_completed_payment(page):
+    shot(page, "01-sign-up")
+    sign_up(page)
+    apply(page, name="Kari Nordmann", screenshot="02-onboarding")
+
+    # approved: the first account is open, empty, and its balance is live
+    account = page.get_by_test_id("account").first
+    expect(account.get_by_test_id("available")).to_have_text(nok("0,00 kr"))
+    shot(page, "03-accounts")
+    account.get_by_test_id("demo-salary").click()
+    expect(account.get_by_test_id("available")).to_have_text(nok("25 000,00 kr"), timeout=PIPELINE_MS)
+    shot(page, "04-accounts-with-salary")
+
+    # pay another bank's account: the form, the review, the device's confirmation
+    page.get_by_test_id("nav-pay").click()
+    page.get_by_test_id("pay-to").fill(OTHER_BANK)
+    page.get_by_test_id("pay-amount").fill("150")
+    page.get_by_test_id("pay-message").fill("Takk for lånet")
+    shot(page, "05-pay")
+    page.get_by_test_id("pay-review-button").click()
+    expect(page.get_by_test_id("review-amount")).to_have_text(nok("150,00 kr"))
+    shot(page, "06-pay-review")
+    page.get_by_test_id("pay-confirm").click()
+
+    # the request document's status, live, through every step of an external payment
+    expect_status(page, "completed")
+    for step in LIFECYCLE:
+        expect(page.get_by_test_id(f"step-{step}")).to_have_class("done")
+    shot(page, "07-payment-completed")
+
+    # the balance and the feed followed, newest first
+    page.get_by_test_id("nav-accounts").click()
+    expect(account.get_by_test_id("available")).to_have_text(nok("24 850,00 kr"))
+    account.get_by_role("link").click()
+    feed = page.get_by_test_id("feed-entry")
+    expect(feed).to_have_count(2)
+    expect(feed.nth(0)).to_contain_text("Takk for lånet")
+    expect(feed.nth(0)).to_contain_text(nok("−150,00 kr"))
+    expect(feed.nth(0)).to_have_attribute("data-status", "posted")
+    expect(feed.nth(1)).to_contain_text(nok("+25 000,00 kr"))
+    expect(feed.nth(1).get_by_test_id("category")).to_have_text("Income")
+    shot(page, "08-transactions")
+
+    # the pushes this browser's device got (from the local FCM sink)
+    page.get_by_test_id("nav-notifications").click()
+    notifications = page.get_by_test_id("notification")
+    for title in ("Welcome to Fjordbank", "Money received", "Payment completed"):
+        expect(notifications.filter(has_text=title)).to_have_count(1)
+    shot(page, "09-notifications")
+
+
+def test_a_scanned_invoice_is_reviewed_and_paid(page):
+    become_customer(page)
+    page.get_by_test_id("nav-invoice").click()
+
+    # a misread the bank cannot correct is refused with its reason
+    page.get_by_test_id("ocr-line").fill("not a giro")
+    page.get_by_test_id("scan").click()
+    expect(page.get_by_test_id("scan-error")).to_contain_text("invalid_ocr_line")
+
+    # a giro whose øre the phone read as letters: corrected, and the customer is told
+    body = str(random.randrange(10**7, 10**8))
+    kid = body + kid_mod10_check(body)
+    payee = f"{GIRO_PAYEE[:4]} {GIRO_PAYEE[4:6]} {GIRO_PAYEE[6:]}"
+    line = f"{kid}  #  849 OO {amount_check_digit('849', '00')}  >  {payee}#"
+    page.get_by_test_id("ocr-line").fill(line)
+    page.get_by_test_id("scan").click()
+    expect(page.get_by_test_id("draft-account")).to_have_text("1503.00.00037")
+    expect(page.get_by_test_id("draft-amount")).to_have_text(nok("849,00 kr"))
+    expect(page.get_by_test_id("draft-kid")).to_have_text(kid)
+    expect(page.get_by_test_id("draft-corrections")).to_contain_text("øre")
+    shot(page, "10-invoice-draft")
+
+    page.get_by_test_id("pay-invoice").click()
+    expect(page.get_by_test_id("pay-kid")).to_have_value(kid)
+    page.get_by_test_id("pay-review-button").click()
+    expect(page.get_by_test_id("review-amount")).to_have_text(nok("849,00 kr"))
+    page.get_by_test_id("pay-confirm").click()
+    expect_status(page, "completed")
+    page.get_by_test_id("nav-accounts").click()
+    expect(page.get_by_test_id("available").first).to_have_text(nok("24 151,00 kr"))
+
+
+def test_a_card_is_issued_frozen_and_limited(page, stack):
+    account = become_customer(page)
+    page.get_by_test_id("nav-cards").click()
+    page.get_by_test_id("issue-card").click()
+    card = page.get_by_test_id("bankcard").first
+    expect(card).to_have_attribute("data-status", "active", timeout=PIPELINE_MS)
+    card_id = card.get_attribute("data-card")
+    details = card_details(stack, card_id)  # the cardholder reads the plastic; the app never sees it
+    expect(card).to_contain_text(details["pan"][-4:])
+
+    # frozen: the shop's authorisation is declined, and the app is told
+    card.get_by_test_id("freeze").click()
+    expect(card).to_have_attribute("data-status", "frozen")
+    shop = {k: details[k] for k in ("pan", "exp_month", "exp_year", "cvv")}
+    answer = processor(stack).authorize(**shop, amount=12_900, merchant_name="Narvesen Oslo S", mcc="5994")
+    assert (answer["approved"], answer["reason"]) == (False, "card_frozen")
+
+    # limits: online purchases at most 2 500 kr
+    card.get_by_test_id("freeze").click()
+    expect(card).to_have_attribute("data-status", "active")
+    card.get_by_test_id("limits").click()
+    card.get_by_test_id("limit-online").fill("2 500")
+    card.get_by_test_id("save-limits").click()
+    expect(card.get_by_test_id("limits")).to_contain_text(nok("online 2 500,00 kr"))
+    online = processor(stack).authorize(**shop, amount=300_000, merchant_name="Elkjøp nettbutikk", channel="online")
+    assert (online["approved"], online["reason"]) == (False, "over_online_limit")
+    approved = processor(stack).authorize(**shop, amount=12_900, merchant_name="Narvesen Oslo S", mcc="5994")
+    assert approved["approved"] is True
+    shot(page, "11-cards")
+
+    # the purchase is reserved on the account, live
+    page.get_by_test_id("nav-accounts").click()
+    page.locator(f"[data-account='{account}'] a").click()
+    purchase = page.get_by_test_id("feed-entry").filter(has_text="Narvesen Oslo S")
+    expect(purchase).to_have_attribute("data-status", "pending")
+    expect(purchase.get_by_test_id("category")).to_have_text("Shopping")
+    expect(page.get_by_test_id("available")).to_have_text(nok("24 871,00 kr"))
+    page.get_by_test_id("nav-notifications").click()
+    declined = page.get_by_test_id("notification").filter(has_text="Card purchase declined")
+    expect(declined.filter(has_text="the card is frozen")).to_have_count(1)
+    expect(declined.filter(has_text="above the card's online limit")).to_have_count(1)
+
+
+def test_my_economy_categories_and_standing_orders(page):
+    become_customer(page)
+    pay(page, OTHER_BANK, "1 000", message="Husleie desember")
+    expect_status(page, "completed")
+
+    # the customer says rent is housing, not a transfer: the choice sticks for this payee
+    page.get_by_test_id("nav-accounts").click()
+    page.get_by_test_id("account").first.get_by_role("link").click()
+    rent = page.get_by_test_id("feed-entry").filter(has_text="Husleie desember")
+    expect(rent.get_by_test_id("category")).to_have_text("Transfers")
+    rent.get_by_test_id("category").click()
+    rent.get_by_test_id("recategorise").select_option("housing")
+    expect(rent.get_by_test_id("category")).to_have_text("Housing")
+
+    # my economy this month: the salary in, the rent out as housing
+    page.get_by_test_id("nav-economy").click()
+    month = page.get_by_test_id("economy-month")
+    expect(month.get_by_test_id("economy-income")).to_have_text(nok("25 000,00 kr"), timeout=PIPELINE_MS)
+    expect(month.get_by_test_id("economy-spent")).to_have_text(nok("1 000,00 kr"), timeout=PIPELINE_MS)
+    expect(month.get_by_test_id("economy-categories")).to_contain_text("Housing", timeout=PIPELINE_MS)
+    expect(page.get_by_test_id(f"chart-{today_in_norway():%Y-%m}")).to_be_visible()
+    shot(page, "12-my-economy")
+
+    # a monthly standing order from next week, changed and stopped
+    start = today_in_norway() + dt.timedelta(days=7)
+    page.get_by_test_id("nav-pay").click()
+    page.get_by_test_id("pay-to").fill(OTHER_BANK)
+    page.get_by_test_id("pay-amount").fill("500")
+    page.get_by_test_id("pay-message").fill("Sparing")
+    page.get_by_test_id("pay-due").fill(start.isoformat())
+    page.get_by_test_id("pay-repeat").select_option("monthly")
+    page.get_by_test_id("pay-review-button").click()
+    page.get_by_test_id("pay-confirm").click()
+    order = page.get_by_test_id("standing-order").filter(has_text="Sparing")
+    expect(order).to_contain_text(f"next {start.isoformat()}")
+    expect(order).to_contain_text(nok("500,00 kr every month"))
+    order.get_by_test_id("order-amount").fill("400")
+    order.get_by_test_id("change-order").click()
+    expect(order).to_contain_text(nok("400,00 kr every month"))
+    shot(page, "13-standing-orders")
+    order.get_by_test_id("cancel-order").click()
+    expect(order).to_have_attribute("data-status", "cancelled")
+
+    page.get_by_test_id("nav-subscriptions").click()
+    expect(page.get_by_test_id("subscriptions-total")).to_have_text(re.compile("a month$"))
+    shot(page, "14-subscriptions")
