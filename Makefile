@@ -37,6 +37,10 @@ bench-cards: bootstrap   ## card authorisation decision times vs the processor t
 audit: bootstrap         ## check every money invariant of the ledger (needs the stack)
 	@$(PY) -m bankctl audit
 
+.PHONY: demo
+demo: bootstrap          ## seed demo customers with a month of history and print their sign-in (needs the stack)
+	@$(PY) -m bankctl demo
+
 lint: bootstrap
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .

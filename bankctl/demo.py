@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from bankctl.client import AppSession, Cards, Device
 from bankctl.customers import Bank, Made, kroner
-from bankctl.errors import CommandError
+from bankctl.errors import CommandError, Refused
 from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.norway import kid_mod10_check, kid_mod11_check, make_account_number, today_in_norway
 from fjordbank.domain.payments import TERMINAL
@@ -163,7 +163,8 @@ class Demo:
         self.bank = bank
         self.tag = tag
         self.password = password
-        self.log = log
+        started = time.monotonic()
+        self.log = lambda msg: log(f"[{time.monotonic() - started:5.1f} s] {msg}")
         self.tally = Tally()
         self.today = today_in_norway()
         self.month = MONTHS[self.today.month - 1]
@@ -380,7 +381,7 @@ class Demo:
                 if answer.get("approved"):
                     merchants.add(merchant)
                     self.tally.add(kind, True)
-                elif answer.get("reason") == "duplicate_reference":
+                elif answer.get("status") == "captured" or answer.get("reason") == "duplicate_reference":
                     merchants.add(merchant)
                     self.tally.add(kind, False)
                 else:
@@ -429,22 +430,34 @@ class Demo:
         }
 
     def standing_order(self, c: Customer) -> dict | None:
-        """A monthly standing order, where the backend has the callable."""
+        """Rent as a monthly standing order from the 1st of next month (the
+        standing_orders_create callable, confirmed on the device; idempotent by order id)."""
+        first = (self.today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        order_id = "-".join(("demo", self.tag, c.person.key, "rent"))
+        to_account, amount = LANDLORDS[c.person.key], c.person.rent
         body = {
+            "orderId": order_id,
             "fromAccount": c.made.account,
-            "toAccount": LANDLORDS[c.person.key],
-            "amount": c.person.rent,
+            "toAccount": to_account,
+            "amount": amount,
             "message": "Husleie",
-            "interval": "monthly",
-            "firstDate": (self.today.replace(day=1) + dt.timedelta(days=32)).replace(day=1).isoformat(),
+            "frequency": "monthly",
+            "startDate": first.isoformat(),
+            "sca": c.session.device.confirm(order_id, amount, "NOK", to_account),
         }
+        existed = self.bank.admin.db.document(f"users/{c.made.uid}/standingOrders/{order_id}").get().exists
         try:
             result = self.bank.callables.call("standing_orders_create", body, c.session.identity)
-        except CommandError as exc:
+        except Refused as exc:
+            if exc.reason is None or exc.reason in ("NOT_FOUND", "UNIMPLEMENTED"):
+                self.log(f"no standing order: {exc}")
+                return None
+            raise
+        except CommandError as exc:  # no such function in this backend
             self.log(f"no standing order: {exc}")
             return None
-        self.tally.add("standing order", True)
-        return result
+        self.tally.add("standing order", not existed)
+        return {k: result.get(k) for k in ("orderId", "status", "frequency", "nextDue", "amount", "toAccount")}
 
 
 def _other_bank_in_ours(bank_reg: str) -> str:
@@ -470,8 +483,14 @@ def render(result: dict) -> str:
         lines.append("already there: " + ", ".join(f"{n} {k}" for k, n in result["existing"].items()))
     lines.append(f"merchants: {', '.join(result['merchants'])}")
     lines.append(f"scheduled payment due {result['scheduledDueDate']} (shown as scheduled until then)")
-    if result["standingOrder"] is None:
-        lines.append("standing order: not made (the backend has no standing_orders_create callable yet)")
+    order = result["standingOrder"]
+    if order is None:
+        lines.append("standing order: not made (the backend has no standing_orders_create callable)")
+    else:
+        lines.append(
+            f"standing order {order['orderId']}: {order['frequency']} {kroner(order['amount'])} "
+            f"to {order['toAccount']}, next due {order['nextDue']} ({order['status']})"
+        )
     lines.append(f"salaries paid by {result['employer']['name']}, account {result['employer']['account']}")
     for problem in result["problems"]:
         lines.append(f"problem: {problem}")
