@@ -61,8 +61,11 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """One headless Chromium per test module. Not per session: Playwright's sync API keeps
+    an event loop running in this thread while it is open, and the tests after the browser
+    tests (the personal-data sweep) run asyncio code of their own."""
     if not (shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK)):
         message = f"no Chromium at {CHROMIUM}: `make bootstrap` installs Debian's chromium (or set FJB_CHROMIUM)"
         if os.environ.get("CI"):
@@ -89,7 +92,9 @@ def page(chromium, app_url, request):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=TIMEOUT_MS)
-    context = chromium.new_context(viewport={"width": 1000, "height": 900}, base_url=app_url)
+    context = chromium.new_context(
+        viewport={"width": 1000, "height": 900}, base_url=app_url, locale="nb-NO", timezone_id="Europe/Oslo"
+    )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     problems: list[str] = []

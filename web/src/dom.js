@@ -37,12 +37,13 @@ export function svg(tag, props, ...children) {
   return build(document.createElementNS(SVG, tag), props, children);
 }
 
-/** A short message at the bottom of the screen. */
+/** A short message at the bottom of the screen (the three newest are shown). */
 export function toast(text, kind = "info") {
   const box = document.getElementById("toasts");
   const el = h("div", { class: `toast ${kind}`, testid: "toast", role: "status" }, text);
   box.append(el);
-  setTimeout(() => el.remove(), 6000);
+  while (box.children.length > 3) box.firstElementChild.remove();
+  setTimeout(() => el.remove(), 5000);
 }
 
 /** A form field with its label. */

@@ -77,6 +77,9 @@ export function subscriptionsView() {
 const MONTHS = ["jan", "feb", "mar", "apr", "mai", "jun", "jul", "aug", "sep", "okt", "nov", "des"];
 const monthLabel = (ym) => `${MONTHS[Number(ym.slice(5, 7)) - 1]} ${ym.slice(0, 4)}`;
 
+/** Whole kroner, for the labels on the bars ("25 000"). */
+const kr = (ore = 0) => formatNOK(ore + 50 - ((ore + 50) % 100)).replace(/,00\u00a0kr$/, "");
+
 /** Income and spending per month as pairs of bars (the last six months). */
 function monthChart(months, selected, onSelect) {
   const width = 560;
@@ -115,6 +118,8 @@ function monthChart(months, selected, onSelect) {
         rx: 2,
       }),
       svg("text", { x, y: height - 8, "text-anchor": "middle", "font-size": 12 }, monthLabel(m.id)),
+      svg("text", { x: x - barW / 2, y: y(m.income || 0) - 4, "text-anchor": "middle", "font-size": 10 }, kr(m.income)),
+      svg("text", { x: x + barW / 2, y: y(m.spent || 0) - 4, "text-anchor": "middle", "font-size": 10 }, kr(m.spent)),
       svg("title", {}, `${monthLabel(m.id)}: in ${formatNOK(m.income || 0)}, out ${formatNOK(m.spent || 0)}`),
     );
     return [group];

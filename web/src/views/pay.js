@@ -288,6 +288,7 @@ export function paymentView({ params }) {
             "li",
             { class: done(step) ? "done" : FINAL.has(status) ? "skipped" : "todo", testid: `step-${step}` },
             text,
+            timeline[step]?.toDate ? h("small", {}, timeline[step].toDate().toLocaleTimeString("nb-NO")) : null,
           ),
         ),
       ),
