@@ -203,8 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # TLS EOF chatter from nats-py
+    # A failure is reported as one line by bankctl itself; the clients' own warnings (NATS
+    # reconnect attempts, TLS EOF chatter) would only repeat it.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("asyncio", "fjordbank.adapters.nats_conn", "nats"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         from bankctl import config
 

@@ -210,7 +210,7 @@ def run_job(args) -> int:
 
     config = args.config
     apply_environ(config)
-    require_reachable("the Pub/Sub emulator", os.environ["PUBSUB_EMULATOR_HOST"])
+    require_reachable("the Pub/Sub emulator", config.pubsub_host)
     topic = TopicPublisher(config.project_id, JOBS_TOPIC)
     try:
         topic.ensure_topic()

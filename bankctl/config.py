@@ -4,6 +4,7 @@
 |---|---|
 | FIRESTORE_EMULATOR_HOST | the Firestore emulator of `firebase.json` (127.0.0.1:8080) |
 | FIREBASE_AUTH_EMULATOR_HOST | the Auth emulator of `firebase.json` (127.0.0.1:9099) |
+| PUBSUB_EMULATOR_HOST | the Pub/Sub emulator of `firebase.json` (127.0.0.1:8085) |
 | FJB_FUNCTIONS_HOST | the Functions emulator of `firebase.json` (127.0.0.1:5001) |
 | FJB_FUNCTIONS_REGION | europe-west1 |
 | FJB_CARD_API_PORT | 9110 (the card service's processor API) |
@@ -35,6 +36,7 @@ class Config:
     project_id: str
     firestore_host: str
     auth_host: str
+    pubsub_host: str
     functions_host: str
     region: str
     card_api_url: str
@@ -56,7 +58,7 @@ class Config:
         return {
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "FIREBASE_AUTH_EMULATOR_HOST": self.auth_host,
-            "PUBSUB_EMULATOR_HOST": self.stack.emulator_hosts()["PUBSUB_EMULATOR_HOST"],
+            "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "GCLOUD_PROJECT": self.project_id,
             "FJB_PROJECT_ID": self.project_id,
         }
@@ -75,6 +77,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         project_id=s.project_id,
         firestore_host=env.get("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{ports['firestore']}"),
         auth_host=env.get("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{ports['auth']}"),
+        pubsub_host=env.get("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{ports['pubsub']}"),
         functions_host=env.get("FJB_FUNCTIONS_HOST", f"127.0.0.1:{ports['functions']}"),
         region=env.get("FJB_FUNCTIONS_REGION", "europe-west1"),
         card_api_url=f"http://127.0.0.1:{s.card_api_port}",

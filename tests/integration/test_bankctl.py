@@ -1,0 +1,120 @@
+"""bankctl as an operator runs it: a real subprocess against the running stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+
+def bankctl(stack, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bankctl", *args],
+        cwd=stack.s.repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess, expected: str, code: int = 1) -> None:
+    assert result.returncode == code, result
+    assert result.stderr.startswith("bankctl: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr and expected in result.stderr, result.stderr
+
+
+def test_top_level_help_lists_every_command(stack):
+    result = bankctl(stack, "--help")
+    assert result.returncode == 0
+    for name in ("customers", "pay", "ledger", "balances", "reviews", "dlq", "jobs", "audit", "load", "demo"):
+        assert f"    {name}" in result.stdout
+
+
+def test_errors_are_one_line(stack):
+    one_line_error(bankctl(stack, "ledger", f"{uuid.uuid4().hex}@nowhere.example"), "no customer with e-mail")
+    one_line_error(bankctl(stack, "pay", f"nobody{uuid.uuid4().hex[:8]}", "12345678903", "10"), "no customer")
+    one_line_error(bankctl(stack, "pay", "x", "12345678903", "10.001"), "more than 2 decimals")
+    one_line_error(bankctl(stack, "balances", "00000000000"), "no account 00000000000")
+    one_line_error(bankctl(stack, "pay"), "required", code=2)
+    down = "is the stack up? run `make up`"
+    one_line_error(bankctl(stack, "audit", env={"FIRESTORE_EMULATOR_HOST": "127.0.0.1:1"}), down)
+    one_line_error(bankctl(stack, "customers", "create", env={"FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:1"}), down)
+    one_line_error(bankctl(stack, "dlq", "list", env={"FJB_NATS_CLIENT_PORT": "1"}), down)
+    one_line_error(bankctl(stack, "jobs", "run", "relay-outbox", env={"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"}), down)
+
+
+def test_create_customers_pay_see_it_in_the_ledger_and_audit(stack):
+    made = bankctl(stack, "customers", "create", "--count", "2", "--deposit", "2500.50", "--json")
+    assert made.returncode == 0, made.stderr
+    payer, payee = json.loads(made.stdout)
+    assert payer["status"] == payee["status"] == "approved" and payer["deposited"] == 250_050
+    assert (stack.s.state_dir / "bankctl" / "devices" / f"{payer['uid']}.json").stat().st_mode & 0o077 == 0
+
+    # a new payee: confirmed on the device; the payee given as a customer (e-mail)
+    paid = bankctl(stack, "pay", payer["email"], payee["email"], "125.50", "--message", "Pizza", "--json")
+    assert paid.returncode == 0, paid.stderr
+    result = json.loads(paid.stdout)
+    assert (result["status"], result["amount"], result["toAccount"]) == ("completed", 12_550, payee["account"])
+
+    # the same, but not confirmed: the bank asks for the device and refuses it
+    refused = bankctl(stack, "pay", payer["uid"], "15030000002", "10", "--no-sca")
+    one_line_error(refused, "payment rejected: sca_required")
+    assert "rejected" in refused.stdout
+    # more than the account holds: failed, exit 1
+    one_line_error(bankctl(stack, "pay", payer["account"], payee["account"], "99999"), "insufficient_funds")
+
+    ledger = bankctl(stack, "ledger", payer["email"], "--json")
+    assert ledger.returncode == 0, ledger.stderr
+    (account,) = json.loads(ledger.stdout)["accounts"]
+    assert (account["balance"], account["available"]) == (250_050 - 12_550, 250_050 - 12_550)
+    newest = account["transactions"][0]
+    assert newest["status"] == "cancelled" and newest["amount"] == -9_999_900  # the failed one, newest first
+    assert any(
+        t["amount"] == -12_550 and t["message"] == "Pizza" and t["status"] == "posted" for t in account["transactions"]
+    )
+    text = bankctl(stack, "ledger", payee["account"], "--postings")
+    assert text.returncode == 0 and "125,50 kr" in text.stdout and f"opening-{payee['account']}" in text.stdout
+
+    audit = bankctl(stack, "audit")
+    assert audit.returncode == 0, audit.stdout
+
+
+def test_load_prints_a_summary_and_audits(stack):
+    result = bankctl(stack, "load", "--payments", "20", "--customers", "3", "--concurrency", "8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "load: 20 payments from 3 customers" in out
+    assert "completed                20" in out
+    assert "payments/s" in out and "p50" in out and "p95" in out and "p99" in out
+    assert "ledger audit: ok" in out
+    assert "load: 20/20 final" in result.stderr  # plain progress lines when stderr is not a terminal
+
+
+def test_demo_seeds_customers_with_a_history_and_is_idempotent(stack):
+    tag = uuid.uuid4().hex[:10]
+    first = bankctl(stack, "demo", "--tag", tag, "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    made = json.loads(first.stdout)
+    assert made["problems"] == []
+    assert len(made["customers"]) == 3 and all(c["email"].endswith("@fjordbank.example") for c in made["customers"])
+    assert {"salary", "rent", "bill with KID", "transfer", "card purchase", "streaming charge"} <= set(made["made"])
+    assert made["made"]["scheduled payment"] == 1 and len(made["merchants"]) >= 8
+
+    again = bankctl(stack, "demo", "--tag", tag)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "made: nothing new" in again.stdout and "password fjordbank-demo" in again.stdout
+
+    ingrid = made["customers"][0]
+    ledger = json.loads(bankctl(stack, "ledger", ingrid["email"], "--json").stdout)
+    feed = ledger["accounts"][0]["transactions"]
+    categories = {t.get("category") for t in feed}
+    assert {"income", "bills", "groceries", "subscriptions"} <= categories, categories
+    assert any(t.get("kid") for t in feed) and any(t.get("mcc") == "4899" for t in feed)
+    assert bankctl(stack, "audit").returncode == 0
