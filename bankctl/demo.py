@@ -417,8 +417,10 @@ class Demo:
             )
             c.session.close()
         employer.close()
+        web_port = getattr(self.bank.config.stack_settings, "web_port", 9200)
         return {
             "tag": self.tag,
+            "webApp": f"http://127.0.0.1:{web_port}",
             "customers": out,
             "employer": {"name": "Fjordtech AS", "account": employer_account},
             "merchants": sorted(merchants),
@@ -472,7 +474,7 @@ def _other_bank_in_ours(bank_reg: str) -> str:
 
 
 def render(result: dict) -> str:
-    lines = ["Demo customers (sign in to the web app with e-mail and password):"]
+    lines = [f"Demo customers (sign in to the web app at {result['webApp']} with e-mail and password):"]
     for c in result["customers"]:
         accounts = ", ".join(f"{a['accountId']} {a['name']} {kroner(a['balance'])}" for a in c["accounts"])
         card = f", card **** {c['card']['last4']}" if c.get("card") else ""
@@ -492,6 +494,10 @@ def render(result: dict) -> str:
             f"to {order['toAccount']}, next due {order['nextDue']} ({order['status']})"
         )
     lines.append(f"salaries paid by {result['employer']['name']}, account {result['employer']['account']}")
+    lines.append(
+        "note: their device keys are bankctl's: in the web app they pay earlier payees below the SCA "
+        "threshold; a new payee needs `bankctl pay`"
+    )
     for problem in result["problems"]:
         lines.append(f"problem: {problem}")
     return "\n".join(lines)
