@@ -99,7 +99,7 @@ def page(chromium, app_url, request):
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}"))
     page.goto("/")
     try:
         yield page
@@ -108,7 +108,8 @@ def page(chromium, app_url, request):
         if report is not None and report.failed:
             (SHOTS / "failures").mkdir(parents=True, exist_ok=True)
             page.screenshot(path=SHOTS / "failures" / f"{request.node.name}.png", full_page=True)
-            print("\n".join(problems[-20:]))
+            print("the browser's console and errors:", *problems[-30:], sep="\n  ")
+            print("the screen:", page.locator("main").inner_text(), sep="\n")
         context.close()
 
 

@@ -4,9 +4,10 @@ sign-up to a completed payment, and the app's other flows. Every test signs up a
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
-import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import expect
@@ -15,6 +16,7 @@ from fjordbank.domain.giro import amount_check_digit
 from fjordbank.domain.norway import kid_mod10_check, today_in_norway
 from tests.browser.conftest import PIPELINE_MS, apply, become_customer, nok, pay, shot, sign_up
 from tests.support.bank import card_details, processor
+from tests.support.clients import unique
 
 pytestmark = pytest.mark.stack
 
@@ -196,6 +198,77 @@ def test_my_economy_categories_and_standing_orders(page):
     order.get_by_test_id("cancel-order").click()
     expect(order).to_have_attribute("data-status", "cancelled")
 
+
+def history(uid: str, account: str, today: dt.date) -> list:
+    """Five months of a customer's bookings before this month: a salary, rent, groceries a
+    few times a month, a monthly streaming service, and a weekly newspaper until last week."""
+    from fjordbank.domain.bookings import Booking
+
+    def day(months_back: int, day_of_month: int) -> str:
+        month = today.year * 12 + today.month - 1 - months_back
+        return dt.date(month // 12, month % 12 + 1, day_of_month).isoformat()
+
+    def card(date: str, amount: int, merchant: str, mcc: str) -> Booking:
+        return Booking(uid, unique("tx"), account, date, amount, "out", "card", merchant_name=merchant, mcc=mcc)
+
+    def payment(date: str, amount: int, direction: str, counterparty: str) -> Booking:
+        return Booking(
+            uid, unique("tx"), account, date, amount, direction, "payment", counterparty_account=counterparty
+        )
+
+    booked = []
+    for n in range(5, 0, -1):
+        booked += [
+            payment(day(n, 20), 3_200_000, "in", "97100000028"),  # the salary
+            payment(day(n, 1), 950_000, "out", "15030000061"),  # the rent
+            card(day(n, 5), 14_900, "NETFLIX", "4899"),
+            *(card(day(n, d), 40_000 + 13_700 * ((n * d) % 7), "KIWI GRUNERLOKKA", "5411") for d in (3, 11, 17, 26)),
+        ]
+    monday = today - dt.timedelta(days=today.weekday() + 7 * 8)
+    booked += [card(f"{monday + dt.timedelta(weeks=w)}", 4_900, "AFTENPOSTEN", "5994") for w in range(8)]
+    return sorted(booked, key=lambda b: b.date)
+
+
+def test_a_half_year_of_history_in_my_economy_and_subscriptions(page, auth, stack):
+    """The card service cannot backdate purchases: the history is booked by the insights
+    service's own store, as the service books what NATS carries. The app reads it, and
+    dismisses a subscription through the callable."""
+    from fjordbank.adapters.firestore import async_client
+    from fjordbank.adapters.insights_store import InsightsStore
+
+    email = sign_up(page)
+    apply(page)
+    account = page.get_by_test_id("account").first.get_attribute("data-account")
+    uid = auth.sign_in(email)["uid"]
+    booked = history(uid, account, today_in_norway())
+
+    async def book() -> None:
+        store = InsightsStore(async_client(stack.s.project_id))
+        for start in range(0, len(booked), 50):
+            await store.apply(booked[start : start + 50])
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
+        pool.submit(asyncio.run, book()).result()
+
     page.get_by_test_id("nav-subscriptions").click()
-    expect(page.get_by_test_id("subscriptions-total")).to_have_text(re.compile("a month$"))
+    subscriptions = page.get_by_test_id("subscription")
+    expect(subscriptions).to_have_count(3, timeout=PIPELINE_MS)  # the rent, Netflix, the newspaper
+    expect(subscriptions.filter(has_text="Netflix")).to_contain_text(nok("149,00 kr every month"))
+    expect(subscriptions.filter(has_text="Aftenposten")).to_contain_text(nok("49,00 kr every week"))
+    expect(subscriptions.filter(has_text="0061")).to_contain_text(nok("9 500,00 kr every month"))
     shot(page, "14-subscriptions")
+    subscriptions.filter(has_text="Aftenposten").get_by_test_id("dismiss").click()
+    expect(subscriptions).to_have_count(2)
+    expect(page.get_by_test_id("subscriptions-total")).to_have_text(nok("9 649,00 kr a month"))
+
+    # my economy: six months at most in the chart; a click shows a month's categories
+    page.get_by_test_id("nav-economy").click()
+    months = sorted({b.month for b in booked})
+    chart = page.get_by_test_id("economy-chart")
+    expect(chart.locator("g.month")).to_have_count(min(6, len(months)))
+    page.get_by_test_id(f"chart-{months[-5]}").click()
+    month = page.get_by_test_id("economy-month")
+    expect(month.get_by_test_id("economy-income")).to_have_text(nok("32 000,00 kr"))
+    expect(month.get_by_test_id("economy-categories")).to_contain_text("Groceries")
+    expect(month.get_by_test_id("economy-categories")).to_contain_text("Subscriptions")
+    shot(page, "15-my-economy-half-year")

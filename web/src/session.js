@@ -1,7 +1,7 @@
 // Who is signed in, their customer record and their accounts, shared by every screen.
 // The accounts are one live query (onSnapshot): balances change on screen as the
 // ledger posts.
-import { collection, doc, onSnapshot, query, where } from "firebase/firestore";
+import { collection, doc, getDoc, onSnapshot, query, where } from "firebase/firestore";
 import { db } from "./firebase.js";
 
 /** customer: undefined while loading, null before onboarding, else customers/{uid}. */
@@ -46,6 +46,15 @@ export function signedOut(notify = true) {
   unsubscribers = [];
   Object.assign(session, { user: null, customer: undefined, accounts: [], device: null });
   if (notify) changed();
+}
+
+/** Read the customer record now (after a callable changed it), not waiting for the listener. */
+export async function refreshCustomer() {
+  const snap = await getDoc(doc(db, "customers", session.user.uid));
+  if (snap.exists() && session.user) {
+    session.customer = snap.data();
+    changed();
+  }
 }
 
 /** The customer's open accounts. */

@@ -5,7 +5,7 @@ import { ensureDeviceKey } from "../device.js";
 import { action, field, fill, h, toast } from "../dom.js";
 import { call, config } from "../firebase.js";
 import { syntheticNationalId } from "../norway.js";
-import { onSession, session } from "../session.js";
+import { onSession, refreshCustomer, session } from "../session.js";
 
 const REASONS = {
   invalid_national_id: "The identity number is not valid.",
@@ -80,6 +80,7 @@ function applicationForm(uid) {
         });
         progress.textContent = "";
         if (result.status === "approved") toast("Welcome! Your first account is open.", "ok");
+        await refreshCustomer();
       } catch (err) {
         progress.textContent = "";
         if (REASONS[err.reason]) err.message = REASONS[err.reason];
