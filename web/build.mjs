@@ -1,12 +1,13 @@
 // Bundles the app into dist/ (esbuild, pinned in package-lock.json). `node build.mjs`.
 // devstack/web.py runs this when the sources changed and serves dist/.
 import { build } from "esbuild";
-import { copyFile, mkdir, rm } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, "dist");
+const dist = join(here, "dist");
+const out = join(here, `dist.${process.pid}`); // built aside, then swapped in: a page load never sees half a build
 
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
@@ -24,4 +25,8 @@ await build({
 for (const file of ["index.html", "styles.css"]) {
   await copyFile(join(here, file), join(out, file));
 }
-console.log(`built ${out}`);
+await rm(`${dist}.old`, { recursive: true, force: true });
+await rename(dist, `${dist}.old`).catch(() => {});
+await rename(out, dist);
+await rm(`${dist}.old`, { recursive: true, force: true });
+console.log(`built ${dist}`);

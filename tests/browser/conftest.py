@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 20_000  # one step of the UI (a click, a screen)
 PIPELINE_MS = 120_000  # a payment through the whole pipeline (clearing runs in cycles)
-NOK = "\u00a0kr"
+PASSWORD = "correct horse battery"  # every test user's (tests.support.clients.AuthEmulator's default)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -129,7 +129,7 @@ def nok(text: str) -> str:
 def sign_up(page) -> str:
     email = f"{unique('web')}@example.test"
     page.get_by_test_id("email").fill(email)
-    page.get_by_test_id("password").fill("correct horse battery")
+    page.get_by_test_id("password").fill(PASSWORD)
     page.get_by_test_id("sign-up").click()
     return email
 

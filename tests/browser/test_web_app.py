@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from fjordbank.domain.giro import amount_check_digit
 from fjordbank.domain.norway import kid_mod10_check, today_in_norway
-from tests.browser.conftest import PIPELINE_MS, apply, become_customer, nok, pay, shot, sign_up
+from tests.browser.conftest import PASSWORD, PIPELINE_MS, apply, become_customer, nok, pay, shot, sign_up
 from tests.support.bank import card_details, processor
 from tests.support.clients import unique
 
@@ -109,6 +109,17 @@ def test_a_scanned_invoice_is_reviewed_and_paid(page):
     page.get_by_test_id("pay-confirm").click()
     expect_status(page, "completed")
     page.get_by_test_id("nav-accounts").click()
+    expect(page.get_by_test_id("available").first).to_have_text(nok("24 151,00 kr"))
+
+    # signed out and in again (this browser keeps its device key): the same customer
+    email = page.get_by_test_id("signed-in-as").inner_text()
+    page.get_by_test_id("sign-out").click()
+    page.get_by_test_id("email").fill(email)
+    page.get_by_test_id("password").fill("wrong password")
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_test_id("auth-error")).to_contain_text("Wrong e-mail address or password")
+    page.get_by_test_id("password").fill(PASSWORD)
+    page.get_by_test_id("sign-in").click()
     expect(page.get_by_test_id("available").first).to_have_text(nok("24 151,00 kr"))
 
 

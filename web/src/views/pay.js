@@ -4,7 +4,7 @@
 // OCR line into a draft (invoices_scan) that is paid the same way. A payment can also
 // repeat weekly or monthly: a standing order (standing_orders_create, confirmed the same way).
 import { doc, onSnapshot, setDoc } from "firebase/firestore";
-import { confirmPayment } from "../device.js";
+import { confirmPayment, deviceKey } from "../device.js";
 import { action, field, fill, h, toast } from "../dom.js";
 import { call, config, db } from "../firebase.js";
 import { formatNOK, parseNOK, toInput } from "../money.js";
@@ -87,6 +87,11 @@ function reviewCard(body, onBack) {
     }),
   );
   const from = session.accounts.find((a) => a.id === body.fromAccount);
+  const noKeyWarning = h("p", { class: "warn", hidden: true, testid: "no-device-key" }, [
+    "This browser holds no device key of yours (it was enrolled in another one at onboarding). ",
+    "A payment to a new payee or above 5 000 kr will be refused.",
+  ]);
+  deviceKey(session.user.uid).then((key) => (noKeyWarning.hidden = Boolean(key)));
   return h(
     "div",
     { class: "card narrow", testid: "pay-review" },
@@ -112,6 +117,7 @@ function reviewCard(body, onBack) {
         : null,
     ),
     h("p", { class: "muted" }, "This device signs exactly this amount and payee (strong customer authentication)."),
+    noKeyWarning,
     h("div", { class: "buttons" }, confirmButton, back),
     error,
   );

@@ -6,6 +6,8 @@ import { auth } from "../firebase.js";
 const MESSAGES = {
   "auth/email-already-in-use": "There is already a user with this e-mail address: sign in instead.",
   "auth/invalid-credential": "Wrong e-mail address or password.",
+  "auth/wrong-password": "Wrong e-mail address or password.",
+  "auth/user-not-found": "Wrong e-mail address or password.",
   "auth/weak-password": "The password needs at least 6 characters.",
   "auth/invalid-email": "That is not an e-mail address.",
 };
