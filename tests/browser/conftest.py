@@ -61,6 +61,12 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_failures():
+    """The failures folder shows this run's failures only."""
+    shutil.rmtree(SHOTS / "failures", ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def chromium():
     """One headless Chromium per test module. Not per session: Playwright's sync API keeps
@@ -107,9 +113,12 @@ def page(chromium, app_url, request):
         report = request.node.stash.get(_REPORT, None)
         if report is not None and report.failed:
             (SHOTS / "failures").mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=SHOTS / "failures" / f"{request.node.name}.png", full_page=True)
+            try:
+                page.screenshot(path=SHOTS / "failures" / f"{request.node.name}.png", full_page=True)
+                print("the screen:", page.locator("main").inner_text(timeout=2_000), sep="\n")
+            except Exception as exc:  # a crashed page: what the console said is still worth seeing
+                print(f"no screenshot: {exc}")
             print("the browser's console and errors:", *problems[-30:], sep="\n  ")
-            print("the screen:", page.locator("main").inner_text(), sep="\n")
         context.close()
 
 
