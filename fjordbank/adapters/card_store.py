@@ -53,7 +53,7 @@ class CardResult:
 
     def answer(self) -> dict:
         body = {"authorizationId": self.auth_id, "status": self.status, "reason": self.reason}
-        if self.record.get("capturedAmount") is not None:
+        if self.status == "captured" and self.record.get("capturedAmount") is not None:
             body["capturedAmount"] = self.record["capturedAmount"]
         return body
 
@@ -95,7 +95,10 @@ class CardLedger:
                 if previous.get("fingerprint") is None:  # the processor reversed it before it arrived
                     return CardResult("declined", "reversed_before_authorization", auth_id, previous, replayed=True)
                 if previous.get("fingerprint") == fingerprint:
-                    return CardResult(previous["status"], previous.get("reason"), auth_id, previous, replayed=True)
+                    # the same request again gets the same decision, whatever happened to
+                    # the authorisation since (captured, reversed, expired)
+                    decision = "declined" if previous["status"] == "declined" else "approved"
+                    return CardResult(decision, previous.get("reason"), auth_id, previous, replayed=True)
                 return CardResult("declined", "duplicate_reference", auth_id)  # not stored: the reference is taken
             card_doc = got.get(self._doc(CARDS, card_id).path) if card_id else None
             record = {

@@ -3,6 +3,7 @@
 users/{uid}/scaKeys/{keyId}   the device's public key (the app reads its own; only the
                               callable writes)
 scaUsed/{sha256(signature)}   which request a signature authorised (backend only)
+scaEnrolments/{uid}           the user's one enrolment (backend only)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fjordbank.service_layer.accounts import CUSTOMERS
 
 SCA_KEYS = "scaKeys"
 SCA_USED = "scaUsed"
+SCA_ENROLMENTS = "scaEnrolments"  # {uid}: the one device enrolled (backend only)
 
 
 def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: object) -> str:
@@ -32,17 +34,23 @@ def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: 
         raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
     der = rules.parse_public_key(public_key)
     keys = db.collection(USERS).document(uid).collection(SCA_KEYS)
-
     customer = db.collection(CUSTOMERS).document(uid)
+    # One document per user marks the enrolment: the transaction reads documents only (a
+    # query in a transaction locks far more, and concurrent enrolments of different users
+    # then failed on the emulator). The query is for keys enrolled before the marker existed.
+    enrolment = db.collection(SCA_ENROLMENTS).document(uid)
+    if list(keys.limit(1).stream()):
+        raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
 
     @firestore.transactional
     def run(tx) -> None:
-        if list(tx.get(keys.limit(1))):
+        if enrolment.get(transaction=tx).exists:
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
         if customer.get(transaction=tx).exists:
             raise rules.ScaRefused(
                 "enrolment_closed", "a device is enrolled at onboarding; contact the bank to enrol a new one"
             )
+        tx.create(enrolment, {"keyId": key_id, "createdAt": firestore.SERVER_TIMESTAMP})
         tx.create(
             keys.document(key_id),
             {"keyId": key_id, "publicKey": base64.b64encode(der).decode(), "createdAt": firestore.SERVER_TIMESTAMP},

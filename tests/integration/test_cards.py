@@ -123,6 +123,10 @@ def test_authorisations_are_idempotent_by_the_processors_reference(holder, proc,
     other = buy(proc, holder, 9_000, reference=reference)
     assert other["approved"] is False and other["reason"] == "duplicate_reference"
     assert holder.account_doc()["held"] == 5_000
+    # after the capture, a retry of the authorisation still gets its approval (and holds nothing)
+    assert proc.capture(reference)[0] == 200
+    assert buy(proc, holder, 5_000, reference=reference) == first
+    assert holder.account_doc()["held"] == 0
     audit()
 
 

@@ -61,6 +61,7 @@ def world(stack):
         f"users/{alice}/scaKeys/phone-key-1": {"keyId": "phone-key-1", "publicKey": "MFkw"},
         f"rateLimits/{alice}:payments": {"tokens": 1.0, "asOf": 0},
         "scaUsed/abc": {"request": "users/x/paymentRequests/y"},
+        f"scaEnrolments/{alice}": {"keyId": "phone-key-1"},
         f"users/{alice}/standingOrders/order-0001": {"status": "active", "amount": 100},
         f"users/{alice}/economy/2026-11": {"month": "2026-11", "income": 0},
         f"users/{alice}/subscriptions/m:netflix": {"status": "active", "monthlyCost": 14900},
@@ -151,6 +152,7 @@ BACKEND_ONLY = [
     "registry/rules-test",
     "rateLimits/{alice}:payments",
     "scaUsed/abc",
+    "scaEnrolments/{alice}",
     "users/{alice}/economyItems/p1",
     "users/{alice}/merchantHistory/m:netflix",
 ]

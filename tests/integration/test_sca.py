@@ -66,6 +66,19 @@ def test_a_device_registers_one_key_through_the_callable(auth, callables, as_use
     assert refused(result) == ("INVALID_ARGUMENT", "invalid_key")
 
 
+def test_many_users_enrol_their_devices_at_the_same_time(auth, callables):
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = [auth.sign_up() for _ in range(8)]
+
+    def enrol(user: dict) -> int:
+        key = {"keyId": unique("phone-"), "publicKey": sca.public_key_b64(ec.generate_private_key(ec.SECP256R1()))}
+        return callables.call("sca_register_key", key, user["id_token"])[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(enrol, users)) == [200] * 8
+
+
 def test_a_new_payee_needs_the_devices_signature(alice, bob, audit):
     unconfirmed = alice.request_payment(bob.accounts[0], 10_000, confirm=False)
     assert reason(alice, unconfirmed) == "sca_required"
