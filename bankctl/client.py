@@ -460,13 +460,13 @@ class Admin:
             return [{"uid": s.id, **s.to_dict()} for s in q.stream()]
 
     def feed(self, account_id: str, limit: int) -> list[dict]:
-        """The account's transaction feed, newest first."""
+        """The account's transaction feed, newest first (by booking time, as the app pages it)."""
         with self.errors("reading the transaction feed"):
             q = (
                 self.db.collection(ACCOUNTS)
                 .document(account_id)
                 .collection(TRANSACTIONS)
-                .order_by("updatedAt", direction=firestore.Query.DESCENDING)
+                .order_by("bookedAt", direction=firestore.Query.DESCENDING)
                 .limit(limit)
             )
             return [{"id": s.id, **s.to_dict()} for s in q.stream()]

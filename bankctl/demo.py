@@ -4,7 +4,9 @@ Three customers are onboarded (Auth, device key, `onboarding_submit`), are paid 
 by an employer, pay rent and bills with KID to other banks (through clearing), send each
 other money, move money to a savings account, buy things with their virtual debit card at
 several merchants (the card processor's signed API: authorisation, then capture), pay a
-streaming service and schedule a payment for a later due date.
+streaming service and schedule a payment for a later due date. The months before this one
+get card purchases on their days (fjordbank.simulators.history), so my economy has months
+to compare and the streaming charges are detected as a subscription.
 
 Idempotent: customers are found by e-mail, payment requests and card purchases have fixed
 ids and references per tag, and the salaries' opening deposit has a fixed id, so running
@@ -14,7 +16,9 @@ demo makes everything again). `--tag` makes another, separate set.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,11 +27,21 @@ from dataclasses import dataclass, field
 from bankctl.client import AppSession, Cards, Device
 from bankctl.customers import Bank, Made, kroner
 from bankctl.errors import CommandError, Refused
+from fjordbank.domain.cards import authorization_id
 from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.norway import kid_mod10_check, kid_mod11_check, make_account_number, today_in_norway
 from fjordbank.domain.payments import TERMINAL
 
 TAG = re.compile(r"[a-z0-9]{1,16}")
+HISTORY_MONTHS = 5  # months of past card purchases: my economy compares them, subscriptions appear
+
+
+def _months_back(day: dt.date, months: int) -> dt.date:
+    """The first of the month ``months`` before ``day``'s."""
+    index = day.year * 12 + day.month - 1 - months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
 MONTHS = (
     "januar",
     "februar",
@@ -375,6 +389,11 @@ class Demo:
             for merchant, mcc, amount, channel, ref in items:
                 reference = self.rid(c.person.key, ref, f"{self.today:%Y%m}")
                 kind = "streaming charge" if ref == "streaming" else "card purchase"
+                done = self.bank.admin.db.document(f"cardAuthorizations/{authorization_id(reference)}").get()
+                if done.exists and done.get("status") == "captured":  # made by an earlier run
+                    merchants.add(merchant)
+                    self.tally.add(kind, False)
+                    continue
                 answer = cards.purchase(
                     c.card, reference=reference, amount=amount, merchant=merchant, mcc=mcc, channel=channel
                 )
@@ -388,6 +407,96 @@ class Demo:
                     self.tally.problems.append(f"{kind} at {merchant} for {c.person.name}: {answer.get('reason')}")
         return merchants
 
+    def history(self, people: list[Customer], months: int = HISTORY_MONTHS) -> int:
+        """The card purchases of the months before this one, booked on their days
+        (fjordbank.simulators.history): my economy gets months to compare, and the
+        streaming charges become a subscription. Returns how many were booked now."""
+        import asyncio
+        import random
+
+        from fjordbank.adapters import nats_conn
+        from fjordbank.adapters.card_store import CardLedger
+        from fjordbank.adapters.firestore import async_client
+        from fjordbank.adapters.ledger_store import FirestoreLedger
+        from fjordbank.config import load_settings
+        from fjordbank.simulators.history import PastPurchase, book
+
+        plan = []
+        for c in people:
+            rng = random.Random(f"{self.tag}-{c.person.key}")  # the same history every run
+            for back in range(months, 0, -1):
+                first = _months_back(self.today, back)
+                day = min(self.today.day, calendar.monthrange(first.year, first.month)[1])
+                merchant, mcc, amount = c.person.streaming
+                ym = f"{first:%Y%m}"
+                plan.append(
+                    (
+                        c,
+                        PastPurchase(
+                            self.rid(c.person.key, "streaming", ym),
+                            first.replace(day=day),
+                            amount,
+                            merchant,
+                            mcc,
+                            "online",
+                        ),
+                    )
+                )
+                for i, (name, code, price, channel) in enumerate(c.person.purchases):
+                    for visit, visit_day in enumerate((4 + i, 16 + i)):
+                        varied = price * rng.randint(70, 130) // 100
+                        plan.append(
+                            (
+                                c,
+                                PastPurchase(
+                                    self.rid(c.person.key, f"h{i}v{visit}", ym),
+                                    first.replace(day=visit_day),
+                                    varied,
+                                    name,
+                                    code,
+                                    channel,
+                                ),
+                            )
+                        )
+        settings = load_settings({**os.environ, **self.bank.config.stack.nats_env("admin")})
+
+        async def run() -> int:
+            nc = await nats_conn.connect(settings.nats, name="bankctl-demo", max_reconnect_attempts=2)
+            db = async_client(self.bank.config.project_id)
+            ledger = CardLedger(db)
+            booked = already = 0
+            try:
+                # what those months cost, deposited once (their salaries cannot be backdated)
+                for c in people:
+                    cost = sum(p.amount for who, p in plan if who is c)
+                    await FirestoreLedger(db).deposit(
+                        deposit_id=self.rid(c.person.key, "history-funds"), account_id=c.made.account, amount=cost
+                    )
+                js = nc.jetstream()
+                for c, purchase in plan:
+                    card = c.card
+                    status = await book(
+                        ledger, js, card["cardId"], card["pan"], (card["exp_month"], card["exp_year"]), purchase
+                    )
+                    if status == "booked":
+                        booked += 1
+                    elif status == "already":
+                        already += 1
+                    else:
+                        self.tally.problems.append(
+                            f"past purchase at {purchase.merchant_name} for {c.person.name}: {status}"
+                        )
+            finally:
+                await nc.close()
+            return booked, already
+
+        booked, already = asyncio.run(run())
+        if booked:
+            self.tally.made["past card purchase"] = booked
+        if already:
+            self.tally.existing["past card purchase"] = already
+        return booked
+
     # ---- the whole demo -----------------------------------------------------------------------
     def run(self) -> dict:
         people = self.customers()
@@ -398,6 +507,8 @@ class Demo:
         self.everyday(people)
         self.log("card purchases ...")
         merchants = self.purchases(people)
+        self.log(f"card purchases of the last {HISTORY_MONTHS} months ...")
+        self.history(people)
         due = self.scheduled(people[1])
         standing = self.standing_order(people[0])
         out = []

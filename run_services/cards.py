@@ -29,7 +29,7 @@ from google.api_core.exceptions import Aborted, FailedPrecondition
 from google.cloud import firestore
 
 from fjordbank import topology
-from fjordbank.adapters.card_store import CARDS, CardLedger, CardResult
+from fjordbank.adapters.card_store import CARDS, CardLedger, CardResult, card_event
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.ledger_store import FirestoreLedger
 from fjordbank.adapters.vault import CardVault, decode_key
@@ -41,13 +41,6 @@ from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, 
 from fjordbank.runtime.http import JsonApiServer
 
 log = logging.getLogger("cards")
-EVENT_SUBJECTS = {
-    "approved": topology.SUBJECT_CARD_AUTHORIZED,
-    "declined": topology.SUBJECT_CARD_DECLINED,
-    "captured": topology.SUBJECT_CARD_CAPTURED,
-    "reversed": topology.SUBJECT_CARD_REVERSED,
-    "expired": topology.SUBJECT_CARD_EXPIRED,
-}
 
 
 class CardService:
@@ -220,28 +213,9 @@ class CardService:
         task.add_done_callback(self._pending.discard)
 
     async def _announce(self, result: CardResult) -> None:
-        subject = EVENT_SUBJECTS.get(result.status)
-        if subject is None or result.replayed or not result.record.get("fingerprint"):
-            return
-        r = result.record
-        body = {
-            "v": 1,
-            "authId": result.auth_id,
-            "status": result.status,
-            "reason": result.reason,
-            "uid": r.get("ownerUid"),
-            "cardId": r.get("cardId"),
-            "accountId": r.get("accountId"),
-            "last4": r.get("last4"),
-            "amount": r.get("capturedAmount") if result.status == "captured" else r.get("amount"),
-            "currency": r.get("currency"),
-            "merchantName": r.get("merchantName"),
-            "mcc": r.get("mcc"),
-            "merchantCountry": r.get("merchantCountry"),
-            "channel": r.get("channel"),
-            "day": r.get("spendDay"),  # the purchase's date in Norway (its booking date)
-        }
-        await self._publish(subject, body, f"{result.auth_id}:{result.status}")
+        event = card_event(result)
+        if event is not None:
+            await self._publish(*event)
 
     async def _publish(self, subject: str, body: dict, msg_id: str) -> None:
         """The decision is committed already: an event that cannot be published is logged

@@ -25,6 +25,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CATEGORY_OVERRIDES, HOLDS, TRANSACTIONS, user_doc
 from fjordbank.adapters.ledger_store import account_from_doc, write_book
 from fjordbank.domain import cards as rules
@@ -56,6 +57,42 @@ class CardResult:
         if self.status == "captured" and self.record.get("capturedAmount") is not None:
             body["capturedAmount"] = self.record["capturedAmount"]
         return body
+
+
+EVENT_SUBJECTS = {
+    "approved": topology.SUBJECT_CARD_AUTHORIZED,
+    "declined": topology.SUBJECT_CARD_DECLINED,
+    "captured": topology.SUBJECT_CARD_CAPTURED,
+    "reversed": topology.SUBJECT_CARD_REVERSED,
+    "expired": topology.SUBJECT_CARD_EXPIRED,
+}
+
+
+def card_event(result: CardResult) -> tuple[str, dict, str] | None:
+    """The event announcing a decision (subject, body, message id): never a PAN or CVV.
+    None for a replayed answer, a refusal, or a reversal that preceded its authorisation."""
+    subject = EVENT_SUBJECTS.get(result.status)
+    if subject is None or result.replayed or not result.record.get("fingerprint"):
+        return None
+    r = result.record
+    body = {
+        "v": 1,
+        "authId": result.auth_id,
+        "status": result.status,
+        "reason": result.reason,
+        "uid": r.get("ownerUid"),
+        "cardId": r.get("cardId"),
+        "accountId": r.get("accountId"),
+        "last4": r.get("last4"),
+        "amount": r.get("capturedAmount") if result.status == "captured" else r.get("amount"),
+        "currency": r.get("currency"),
+        "merchantName": r.get("merchantName"),
+        "mcc": r.get("mcc"),
+        "merchantCountry": r.get("merchantCountry"),
+        "channel": r.get("channel"),
+        "day": r.get("spendDay"),  # the purchase's date in Norway (its booking date)
+    }
+    return subject, body, f"{result.auth_id}:{result.status}"
 
 
 class CardLedger:

@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 
+from tests.support.clients import wait_for
+
 pytestmark = pytest.mark.stack
 
 
@@ -118,3 +120,18 @@ def test_demo_seeds_customers_with_a_history_and_is_idempotent(stack):
     assert {"income", "bills", "groceries", "subscriptions"} <= categories, categories
     assert any(t.get("kid") for t in feed) and any(t.get("mcc") == "4899" for t in feed)
     assert bankctl(stack, "audit").returncode == 0
+
+    # the months before this one: my economy has them, Netflix is found as a subscription, and
+    # the figures equal a recomputation from the ledger
+    from fjordbank.adapters.firestore import sync_client
+    from fjordbank.service_layer.insights import economy_differences, stored_economy
+
+    db = sync_client(stack.s.project_id)
+    assert made["made"]["past card purchase"] > 100
+    wait_for(
+        lambda: db.document(f"users/{ingrid['uid']}/subscriptions/m:netflix").get().exists,
+        timeout=60,
+        what="Netflix to be found as a subscription",
+    )
+    wait_for(lambda: economy_differences(db, ingrid["uid"]) == [], timeout=60, what="my economy to catch up")
+    assert len(stored_economy(db, ingrid["uid"])) >= 6

@@ -115,6 +115,20 @@ def test_my_economy_follows_payments_and_card_purchases_and_equals_a_recomputati
     # The feed is paged by booking time, newest first; each entry has its category and merchant key.
     feed = alice.app.get(f"accounts/{alice.account}/transactions/{rema}")[1]
     assert feed["category"] == "groceries" and feed["merchantKey"] == "m:rema-1000-majorstuen" and feed["bookedAt"]
+    entries = admin_db.collection(f"accounts/{alice.account}/transactions")
+    newest_first = entries.order_by("bookedAt", direction="DESCENDING")
+    pages, cursor = [], None
+    while True:
+        page = list((newest_first.start_after(cursor) if cursor else newest_first).limit(2).stream())
+        if not page:
+            break
+        pages.append([s.id for s in page])
+        cursor = page[-1]
+    ids = [i for page in pages for i in page]
+    assert len(ids) == 4 and len(pages) == 2  # the salary and three purchases
+    assert ids[-1] == bob.request(salary)["paymentId"] and ids[-2] == rema  # the oldest last
+    times = [entries.document(i).get().get("bookedAt") for i in ids]
+    assert times == sorted(times, reverse=True)
 
     # Netflix is entertainment to Alice: it moves, in the month and in the feed, and sticks.
     status, body = callables.call(
