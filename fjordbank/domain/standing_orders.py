@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from fjordbank.domain.payments import PaymentRejected, parse_request
+from fjordbank.domain.payments import PaymentRejected, PaymentRequest, parse_request
 
 WEEKLY = "weekly"
 MONTHLY = "monthly"
@@ -40,12 +40,7 @@ CHANGE_FIELDS = frozenset({"orderId", "amount", "endDate", "nextDue", "sca"})
 
 @dataclass(frozen=True)
 class OrderTerms:
-    from_account: str
-    to_account: str
-    amount: int
-    currency: str
-    message: str | None
-    kid: str | None
+    payment: PaymentRequest  # what each due date pays (its due_date: the start date)
     frequency: str
     start_date: dt.date
     end_date: dt.date | None
@@ -88,17 +83,7 @@ def parse_terms(body: dict, *, today: dt.date) -> OrderTerms:
     request = parse_request(
         {"v": 1, "currency": "NOK", **payment_fields}, request_id=parse_order_id(body.get("orderId")), today=today
     )
-    return OrderTerms(
-        request.from_account,
-        request.to_account,
-        request.amount,
-        request.currency,
-        request.message,
-        request.kid,
-        frequency,
-        start,
-        end,
-    )
+    return OrderTerms(request, frequency, start, end)
 
 
 def add_months(day: dt.date, months: int, *, anchor_day: int) -> dt.date:

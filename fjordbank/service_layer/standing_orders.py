@@ -49,12 +49,12 @@ def _order_ref(db, uid: str, order_id: str):
 
 def _terms_json(terms: rules.OrderTerms) -> dict:
     return {
-        "fromAccount": terms.from_account,
-        "toAccount": terms.to_account,
-        "amount": terms.amount,
-        "currency": terms.currency,
-        "message": terms.message,
-        "kid": terms.kid,
+        "fromAccount": terms.payment.from_account,
+        "toAccount": terms.payment.to_account,
+        "amount": terms.payment.amount,
+        "currency": terms.payment.currency,
+        "message": terms.payment.message,
+        "kid": terms.payment.kid,
         "frequency": terms.frequency,
         "startDate": terms.start_date.isoformat(),
         "endDate": terms.end_date.isoformat() if terms.end_date else None,
@@ -77,15 +77,15 @@ def create(
         if existing.get("bodyHash") != fingerprint:
             raise PaymentRejected("order_exists", "another standing order has this id")
         return existing.to_dict()
-    kind, own_payee = check_accounts(db, uid, terms.from_account, terms.to_account, bank_regs)
+    kind, own_payee = check_accounts(db, uid, terms.payment.from_account, terms.payment.to_account, bank_regs)
     sca.check_payment(
         db,
         uid,
         request_path=ref.path,
         request_id=order_id,
-        amount=terms.amount,
-        currency=terms.currency,
-        to_account=terms.to_account,
+        amount=terms.payment.amount,
+        currency=terms.payment.currency,
+        to_account=terms.payment.to_account,
         own_payee=own_payee,
         sca=body.get("sca"),
         threshold=sca_threshold,
@@ -140,20 +140,20 @@ def change(db, uid: str, body: dict, *, sca_threshold: int = DEFAULT_THRESHOLD, 
             },
             today=today,
         )
-        if terms.amount > order["amount"]:
+        if terms.payment.amount > order["amount"]:
             sca.check_payment(
                 db,
                 uid,
                 request_path=ref.path,
                 request_id=order["orderId"],
-                amount=terms.amount,
+                amount=terms.payment.amount,
                 currency=order["currency"],
                 to_account=order["toAccount"],
                 own_payee=True,  # the payee was confirmed when the order was made
                 sca=body.get("sca"),
                 threshold=sca_threshold,
             )
-        update["amount"] = terms.amount
+        update["amount"] = terms.payment.amount
     if "nextDue" in body:
         due = rules.parse_date(body["nextDue"], "invalid_next_due")
         if due < today:

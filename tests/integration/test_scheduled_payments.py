@@ -4,29 +4,16 @@ submit-due-payments job exactly once, however often the job runs."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import time
 
 import pytest
 
 from fjordbank.domain.norway import today_in_norway
 from tests.support.app import new_customer
+from tests.support.bank import queue_job
 from tests.support.clients import wait_for
 
 pytestmark = pytest.mark.stack
-
-
-def run_job_twice(stack) -> None:
-    for _ in range(2):  # as if two scheduler ticks (or two regions) fired at once
-        out = subprocess.run(
-            [sys.executable, "-m", "bankctl", "jobs", "run", "submit-due-payments"],
-            capture_output=True,
-            text=True,
-            cwd=stack.s.repo,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
 
 
 def test_a_scheduled_payment_is_submitted_once_on_its_due_date(stack, auth, as_user, ledger_admin, admin_db, audit):
@@ -42,11 +29,11 @@ def test_a_scheduled_payment_is_submitted_once_on_its_due_date(stack, auth, as_u
     # The due date arrives (the stored payment's date moves to today).
     today = today_in_norway().isoformat()
     admin_db.document(f"users/{alice.uid}/paymentRequests/{due}").update({"payment.due_date": today})
-    run_job_twice(stack)
+    queue_job(stack, "submit-due-payments", 2)
 
     doc = alice.wait_final(due, timeout=60)
     assert doc["status"] == "completed", doc
-    run_job_twice(stack)  # and once more after it completed
+    queue_job(stack, "submit-due-payments", 2)  # and once more after it completed
     time.sleep(2)
     assert alice.balance(alice.accounts[0]) == 6_000
     assert alice.balance(alice.accounts[1]) == 4_000
@@ -82,7 +69,7 @@ def test_a_request_whose_publish_failed_is_published_by_the_job(stack, auth, as_
     ref.set(pending)
     wait_for(lambda: alice.request(request_id).get("status") == "rejected", timeout=30, what="the trigger")
     ref.set(pending)
-    run_job_twice(stack)
+    queue_job(stack, "submit-due-payments", 2)
     assert alice.wait_final(request_id, timeout=60)["status"] == "completed"
     assert alice.balance(alice.accounts[0]) == 3_500
     audit()

@@ -7,8 +7,6 @@ it has finished), waiting for funds during the due date and failing with a push 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,7 +19,7 @@ from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import payment_id_for
 from fjordbank.service_layer import scheduled
 from tests.support.app import new_customer
-from tests.support.bank import callables_for, refused, register_device, wait_push
+from tests.support.bank import callables_for, queue_job, refused, register_device, wait_push
 from tests.support.clients import unique, wait_for
 
 pytestmark = pytest.mark.stack
@@ -46,19 +44,6 @@ def run_job(stack, admin_db):
 
     yield run
     publisher.close()
-
-
-def queue_job_twice(stack) -> None:
-    """Two scheduler ticks at once, through Pub/Sub and the on_scheduled_job function."""
-    for _ in range(2):
-        out = subprocess.run(
-            [sys.executable, "-m", "bankctl", "jobs", "run", "submit-due-payments"],
-            capture_output=True,
-            text=True,
-            cwd=stack.s.repo,
-            timeout=60,
-        )
-        assert out.returncode == 0, out.stderr
 
 
 def order_body(customer, amount: int, *, frequency: str = "monthly", **extra) -> dict:
@@ -101,7 +86,7 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
     assert alice.balance(alice.accounts[1]) == 0  # not due yet
 
     fall_due(admin_db, alice, order_id, TODAY)
-    queue_job_twice(stack)  # two scheduler ticks at once ...
+    queue_job(stack, "submit-due-payments", 2)  # two scheduler ticks at once ...
     with ThreadPoolExecutor(2) as pool:  # ... and two more runs racing them in this process
         list(pool.map(lambda _: run_job(), range(2)))
     wait_for(lambda: alice.balance(alice.accounts[1]) == 10_000, timeout=60, what="the due date to be paid")
@@ -117,7 +102,7 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
         ),
         what="the feed entry",
     )
-    queue_job_twice(stack)
+    queue_job(stack, "submit-due-payments", 2)
     run_job()
     time.sleep(3)
     assert alice.balance(alice.accounts[1]) == 10_000  # once per due date

@@ -143,3 +143,20 @@ def wait_card_active(app, card_id: str) -> dict:
         timeout=60,
         what=f"card {card_id} to be issued",
     )
+
+
+def queue_job(stack, job: str, times: int = 1) -> None:
+    """Queue a scheduled job as Cloud Scheduler does (through Pub/Sub and the
+    on_scheduled_job function); ``times`` at once, as if scheduler ticks overlapped."""
+    import subprocess
+    import sys
+
+    for _ in range(times):
+        out = subprocess.run(
+            [sys.executable, "-m", "bankctl", "jobs", "run", job],
+            capture_output=True,
+            text=True,
+            cwd=stack.s.repo,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr

@@ -1,0 +1,88 @@
+"""Standing orders' terms, due dates and the job's decision, without I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fjordbank.domain import standing_orders as so
+from fjordbank.domain.payments import PaymentRejected
+
+TODAY = dt.date(2026, 11, 26)
+BODY = {
+    "orderId": "order-0001",
+    "fromAccount": "1234.56.78903",
+    "toAccount": "86011117947",
+    "amount": 10_000,
+    "frequency": "monthly",
+    "startDate": "2027-01-31",
+}
+
+
+def test_terms_are_checked_as_a_payment_and_normalised():
+    terms = so.parse_terms({**BODY, "endDate": "2027-12-31", "message": "Husleie"}, today=TODAY)
+    assert terms.payment.from_account == "12345678903" and terms.payment.amount == 10_000
+    assert (terms.frequency, terms.start_date, terms.end_date) == (
+        "monthly",
+        dt.date(2027, 1, 31),
+        dt.date(2027, 12, 31),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"frequency": "daily"}, "invalid_frequency"),
+        ({"startDate": "2026-11-25"}, "start_date_in_past"),
+        ({"startDate": "31.01.2027"}, "invalid_start_date"),
+        ({"startDate": "2027-02-30"}, "invalid_start_date"),
+        ({"endDate": "2027-01-30"}, "end_before_start"),
+        ({"endDate": "2040-01-01"}, "end_date_too_far"),
+        ({"amount": 1.5}, "invalid_amount"),
+        ({"toAccount": "12345678900"}, "invalid_to_account"),
+        ({"orderId": "x"}, "invalid_order_id"),
+        ({"status": "active"}, "unknown_field"),
+        ({"kid": "1234567890128", "message": "both"}, "kid_and_message"),
+    ],
+)
+def test_bad_terms_are_refused_with_their_reason(change, code):
+    with pytest.raises(PaymentRejected) as refused:
+        so.parse_terms({**BODY, **change}, today=TODAY)
+    assert refused.value.code == code
+
+
+def test_a_monthly_order_keeps_its_day_or_takes_the_months_last():
+    due, dates = dt.date(2027, 1, 31), []
+    for _ in range(4):
+        dates.append(due)
+        due = so.next_due("monthly", due, anchor_day=31, end=None)
+    assert dates == [dt.date(2027, 1, 31), dt.date(2027, 2, 28), dt.date(2027, 3, 31), dt.date(2027, 4, 30)]
+    assert so.next_due("monthly", dt.date(2028, 1, 31), anchor_day=31, end=None) == dt.date(2028, 2, 29)
+
+
+def test_weekly_and_the_end_date():
+    assert so.next_due("weekly", TODAY, anchor_day=26, end=None) == TODAY + dt.timedelta(days=7)
+    assert so.next_due("weekly", TODAY, anchor_day=26, end=TODAY + dt.timedelta(days=6)) is None
+    assert so.next_due("monthly", TODAY, anchor_day=26, end=dt.date(2026, 12, 26)) == dt.date(2026, 12, 26)
+
+
+def test_each_due_date_is_its_own_payment():
+    a = so.occurrence_request_id("order-0001", dt.date(2027, 1, 31))
+    b = so.occurrence_request_id("order-0001", dt.date(2027, 2, 28))
+    assert a == "so-order-0001-20270131" and a != b
+
+
+@pytest.mark.parametrize(
+    ("due", "available", "is_open", "decision"),
+    [
+        (TODAY, 10_000, True, so.Decision("submit")),
+        (TODAY - dt.timedelta(days=3), 10_000, True, so.Decision("submit")),  # after a job outage: paid late
+        (TODAY, 9_999, True, so.Decision("wait", "insufficient_funds")),
+        (TODAY - dt.timedelta(days=1), 9_999, True, so.Decision("fail", "insufficient_funds")),
+        (TODAY, 10_000, False, so.Decision("fail", "account_closed")),
+        (TODAY, None, True, so.Decision("fail", "account_closed")),
+    ],
+)
+def test_what_the_job_does_with_a_due_date(due, available, is_open, decision):
+    assert so.decide(due=due, today=TODAY, available=available, amount=10_000, account_open=is_open) == decision
