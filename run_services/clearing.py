@@ -140,7 +140,16 @@ class ClearingHandler:
         await events.publish(self.js, out)
         for e in out:
             await self.store.mark_payment(e.payment.payment_id, e.status, e.reason)
-        await self.store.mark_file(report.original_message_id, "answered")
+        if not await self.store.mark_file(report.original_message_id, "answered"):
+            # An answer to a file the bank has no record of (another environment's, or
+            # records lost): moved aside for an operator, never retried forever, so the
+            # answers behind it are still read.
+            log.error(
+                "pain.002 answers an unknown file; moved aside",
+                extra={"file": path.name, "original_message_id": report.original_message_id},
+            )
+            path.rename(self.dirs.processed / f"{path.name}.unknown")
+            return
         path.rename(self.dirs.processed / path.name)
         log.info(
             "pain.002 handled",

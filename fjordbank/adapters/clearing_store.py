@@ -78,12 +78,17 @@ class FirestoreClearing:
 
         return await run(db.transaction())
 
-    async def mark_file(self, file_id: str, status: str) -> None:
-        await (
-            self.db.collection(CLEARING_FILES)
-            .document(file_id)
-            .update({"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
-        )
+    async def mark_file(self, file_id: str, status: str) -> bool:
+        """False when the bank has no record of the file."""
+        try:
+            await (
+                self.db.collection(CLEARING_FILES)
+                .document(file_id)
+                .update({"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
+            )
+        except NotFound:
+            return False
+        return True
 
     async def unwritten_files(self) -> list[tuple[str, list[PaymentRequested]]]:
         """Files recorded but never written (a crash between the two): to write again."""

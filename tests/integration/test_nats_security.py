@@ -80,7 +80,6 @@ async def _subscribe_denied(stack, identity: str, subject: str) -> bool:
 PUBLISH_DENIED = {
     "edge": [
         "payments.completed",
-        "payments.failed",
         "dlq.ledger",
         "$JS.API.STREAM.DELETE.PAYMENTS",
         "$JS.API.STREAM.PURGE.PAYMENTS",
@@ -104,7 +103,7 @@ PUBLISH_DENIED = {
 }
 # identity -> subjects it MAY publish to (its outputs)
 PUBLISH_ALLOWED = {
-    "edge": ["payments.requested"],
+    "edge": ["payments.requested", "payments.failed"],  # failed: a due payment not covered
     "ledger": ["payments.completed", "payments.failed", "dlq.ledger"],
     "notifier": ["dlq.notifier"],
 }

@@ -53,6 +53,28 @@ def test_external_payment_is_cleared_in_a_schema_valid_pain001_and_settles(stack
     audit()
 
 
+def test_an_answer_to_a_file_the_bank_has_no_record_of_is_moved_aside(stack, auth, as_user, ledger_admin, audit):
+    """(The emulators lost their data, or another environment's answer arrived.) It must
+    not block the answers behind it."""
+    alice = new_customer(auth, as_user, ledger_admin, 50_000)
+    first = alice.wait_final(alice.request_payment(EXTERNAL_OK, 1_000), timeout=90)
+    assert first["status"] == "completed", first
+    clearing = stack.s.state_dir / "clearing"
+    answer = next(
+        f for f in (clearing / "processed").glob("*-status.xml") if first["paymentId"].encode() in f.read_bytes()
+    )
+    original = answer.name.removesuffix("-status.xml")
+    stray = unique("FJBSTRAY")[:30]
+    (clearing / "inbox" / f"{stray}-status.xml").write_bytes(
+        answer.read_bytes().replace(original.encode(), stray.encode())
+    )
+    wait_for(lambda: (clearing / "processed" / f"{stray}-status.xml.unknown").exists(), timeout=30, what="moved aside")
+    later = alice.wait_final(alice.request_payment(EXTERNAL_OK, 2_000), timeout=90)
+    assert later["status"] == "completed", later
+    assert alice.balance() == 50_000 - 3_000
+    audit()
+
+
 def test_returned_external_payment_releases_the_hold_and_says_why(stack, auth, as_user, ledger_admin, audit):
     alice = new_customer(auth, as_user, ledger_admin, 20_000)
     request_id = alice.request_payment(EXTERNAL_CLOSED, 5_000)
