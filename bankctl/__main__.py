@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--postings", action="store_true", help="also the ledger's postings (scans all postings)")
     json_flag(ledger)
 
+    economy = command("economy", commands.economy, "a customer's my economy per month, checked against the ledger")
+    economy.add_argument("customer", metavar="CUSTOMER", help="uid, e-mail or one of their account numbers")
+    economy.add_argument(
+        "--months", type=_positive_int, default=6, help="the latest months shown (default: %(default)s)"
+    )
+    json_flag(economy)
+
     balances = command("balances", commands.balances, "an account's balance, holds and available amount")
     balances.add_argument("accounts", nargs="+", metavar="ACCOUNT")
     json_flag(balances)

@@ -428,6 +428,50 @@ def pay(args) -> int:
 
 
 # ---- ledger ------------------------------------------------------------------------------------
+def economy(args) -> int:
+    """A customer's "my economy": income, spending per category and savings per month, each
+    month against the one before, and whether the figures the insights service keeps equal
+    a recomputation from the ledger's records (exit 1 if not)."""
+    from bankctl.customers import kroner
+    from fjordbank.domain.economy import compare, previous_month
+    from fjordbank.service_layer.insights import economy_differences, stored_economy
+
+    bank = _bank(args)
+    admin = bank.admin
+    uid = admin.resolve_customer(args.customer, bank.auth)
+    with admin.errors("reading my economy"):
+        months = stored_economy(admin.db, uid)
+        problems = economy_differences(admin.db, uid)
+    ordered = sorted(months)[-args.months :]
+    if args.json:
+        emit_json(
+            {
+                "uid": uid,
+                "months": [
+                    {**months[m].to_dict(), "change": compare(months[m], months.get(previous_month(m)))}
+                    for m in ordered
+                ],
+                "equalsRecomputation": not problems,
+                "problems": problems,
+            }
+        )
+        return 1 if problems else 0
+    if not ordered:
+        print("no bookings yet")
+    for m in ordered:
+        month, change = months[m], compare(months[m], months.get(previous_month(m)))
+        print(
+            f"{m}  income {kroner(month.income):>14}  spent {kroner(month.spent):>14}  "
+            f"saved {kroner(month.savings):>14}  (vs {change['previousMonth']}: saved {kroner(change['savings'])})"
+        )
+        for category, amount in sorted(month.spending.items(), key=lambda kv: -kv[1]):
+            print(f"    {category:<14} {kroner(amount):>14}  ({kroner(change['spending'][category])})")
+    print("equals a recomputation from the ledger" if not problems else "DIFFERS from a recomputation:")
+    for problem in problems:
+        print(f"  {problem}")
+    return 1 if problems else 0
+
+
 def ledger(args) -> int:
     """A customer's accounts with balance, held and available amount, and each account's
     transaction feed (what the app shows), newest first. With --postings also the ledger's

@@ -135,3 +135,8 @@ def test_demo_seeds_customers_with_a_history_and_is_idempotent(stack):
     )
     wait_for(lambda: economy_differences(db, ingrid["uid"]) == [], timeout=60, what="my economy to catch up")
     assert len(stored_economy(db, ingrid["uid"])) >= 6
+    shown = bankctl(stack, "economy", ingrid["email"], "--json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["equalsRecomputation"] is True and len(report["months"]) == 6
+    assert report["months"][-1]["change"]["previousMonth"] == report["months"][-2]["month"]
