@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -38,6 +39,7 @@ from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 
 log = logging.getLogger(__name__)
 CHUNK = 200
+TX_ID = re.compile(r"[A-Za-z0-9_:-]{1,100}")  # a payment or card authorisation id (never a path)
 CHOOSABLE = tuple(c for c in CATEGORIES if c != "income")  # spending categories
 
 
@@ -48,7 +50,7 @@ class InsightsRefused(Refused):
 def recategorise(db, uid: str, account_id: object, transaction_id: object, category: object) -> dict:
     if category not in CHOOSABLE:
         raise InsightsRefused("invalid_category", f"category must be one of {', '.join(CHOOSABLE)}", "category")
-    if not isinstance(account_id, str) or not isinstance(transaction_id, str) or not transaction_id:
+    if not isinstance(account_id, str) or not isinstance(transaction_id, str) or not TX_ID.fullmatch(transaction_id):
         raise InsightsRefused("invalid_transaction", "accountId and transactionId are required", "transactionId")
     account = db.collection(ACCOUNTS).document(account_id).get() if account_id.isdigit() else None
     if account is None or not account.exists or account.get("ownerUid") != uid:

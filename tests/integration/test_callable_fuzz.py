@@ -29,6 +29,23 @@ CALLABLES = {
     "cards_replace": ["cardId", "reason"],
     "sca_register_key": ["keyId", "publicKey"],
     "invoices_scan": ["ocrLine", "fields"],
+    "standing_orders_create": [
+        "orderId",
+        "fromAccount",
+        "toAccount",
+        "amount",
+        "message",
+        "kid",
+        "frequency",
+        "startDate",
+        "endDate",
+        "sca",
+    ],
+    "standing_orders_update": ["orderId", "amount", "endDate", "nextDue", "sca"],
+    "standing_orders_cancel": ["orderId"],
+    "payments_cancel_scheduled": ["requestId"],
+    "transactions_recategorise": ["accountId", "transactionId", "category"],
+    "subscriptions_dismiss": ["merchantKey", "restore"],
 }
 INT64 = st.integers(-(2**63), 2**63 - 1)
 hostile_strings = st.sampled_from(
@@ -47,6 +64,9 @@ hostile_strings = st.sampled_from(
         "true",
         "{}",
         "__proto__",
+        "a/b/c",
+        "weekly",
+        "2099-01-01",
     ]
 )
 json_values = st.recursive(
@@ -108,7 +128,13 @@ def fuzzer(stack, auth, ledger_admin):
 @given(data=st.data())
 def test_hostile_input_never_fails_the_server_publishes_or_moves_money(fuzzer, admin_db, name, data):
     payload = data.draw(payloads(name))
-    for action in ("onboarding", "accounts", "cards", "invoices"):  # reach past the rate limit on every example
+    for action in (
+        "onboarding",
+        "accounts",
+        "cards",
+        "invoices",
+        "payments",
+    ):  # reach past the rate limit on every example
         admin_db.document(f"rateLimits/{fuzzer['user']['uid']}:{action}").delete()
     before = fuzzer["streams"].state()
     status, body = fuzzer["callables"].call(name, payload, fuzzer["user"]["id_token"])
