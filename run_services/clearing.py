@@ -35,7 +35,7 @@ from fjordbank.simulators import counterparty
 log = logging.getLogger("clearing")
 POLL_SECONDS = 0.5
 DEBTOR_NAME = "Fjordbank kunde"  # the app does not send names yet (contract v1)
-CREDITOR_NAME = "Mottaker"
+CREDITOR_NAME = "Mottaker"  # when the customer gave no payee name
 # pain.002 reason codes -> the reason the customer sees (fjordbank.domain.notifications)
 RETURN_REASONS = {"AC04": "AC04", "AC01": "AC01", "RR09": "invalid_kid"}
 
@@ -50,7 +50,7 @@ def to_transfer(p: PaymentRequested) -> iso20022.CreditTransfer:
         amount_minor=p.amount,
         currency=p.currency,
         debtor=iso20022.Party(DEBTOR_NAME, p.from_account),
-        creditor=iso20022.Party(CREDITOR_NAME, p.to_account),
+        creditor=iso20022.Party(p.payee_name or CREDITOR_NAME, p.to_account),
         kid=p.kid,
         message=p.message,
         requested_execution_date=dt.date.fromisoformat(p.due_date),

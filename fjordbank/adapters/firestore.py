@@ -26,6 +26,7 @@ SCREENING_DECISIONS = "screeningDecisions"
 CLEARING_PAYMENTS = "clearingPayments"
 CLEARING_FILES = "clearingFiles"
 USERS = "users"
+CUSTOMERS = "customers"  # customers/{uid}: the onboarding result and the customer's profile
 CARDS = "cards"  # cards/{cardId}: the app's view of a card (never its number)
 PAYMENT_REQUESTS = "paymentRequests"
 # users/{uid}/...: the customer's read model beside the request documents

@@ -11,6 +11,7 @@ from google.cloud.firestore_v1.async_transaction import async_transactional
 from fjordbank.adapters.firestore import (
     ACCOUNTS,
     CATEGORY_OVERRIDES,
+    CUSTOMERS,
     PAYMENT_VIEWS,
     TRANSACTIONS,
     request_path,
@@ -85,14 +86,19 @@ class RequestProjector:
                     keep_override(snap)
                 elif snap.exists:
                     existing_requests.add(snap.reference.path)
-            payee_choices = [
+            # for the payees' entries: their own categories, and the payers' names
+            received = [e for e in events if owners.get(e.payment.to_account) and e.status == "completed"]
+            payee_refs = [
                 user_doc(db, owners[e.payment.to_account], CATEGORY_OVERRIDES, f"a:{e.payment.from_account}")
-                for e in events
-                if owners.get(e.payment.to_account) and e.status == "completed"
-            ]
-            if payee_choices:
-                async for snap in db.get_all(payee_choices, transaction=tx):
-                    keep_override(snap)
+                for e in received
+            ] + [db.collection(CUSTOMERS).document(e.payment.uid) for e in received]
+            payer_names: dict[str, str | None] = {}
+            if payee_refs:
+                async for snap in db.get_all(payee_refs, transaction=tx):
+                    if snap.reference.parent.id == CUSTOMERS:
+                        payer_names[snap.id] = (snap.to_dict() or {}).get("name") if snap.exists else None
+                    else:
+                        keep_override(snap)
             # the state each payment showed before this batch: its feed entries are booked
             # (``bookedAt``, what the app pages the feed by) when they first appear
             shown_before = {pid: (view or {}).get("statusRank", -1) for pid, view in shown.items()}
@@ -119,7 +125,10 @@ class RequestProjector:
                     request.update(update)
                     request[f"timeline.{event.status}"] = firestore.SERVER_TIMESTAMP
                 payee = owners.get(p.to_account) if p.kind == "internal" else None
-                for account, entry in transaction_entries(event, payee_uid=payee, overrides=overrides).items():
+                entries_now = transaction_entries(
+                    event, payee_uid=payee, overrides=overrides, payer_name=payer_names.get(p.uid)
+                )
+                for account, entry in entries_now.items():
                     if shown_before[p.payment_id] < FIRST_ENTRY_RANK:
                         entry["bookedAt"] = firestore.SERVER_TIMESTAMP
                     entries[(account, p.payment_id)] = entry

@@ -97,12 +97,18 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
 
 
 def transaction_entries(
-    event: PaymentEvent, *, payee_uid: str | None, overrides: dict[tuple[str, str], str] | None = None
+    event: PaymentEvent,
+    *,
+    payee_uid: str | None,
+    overrides: dict[tuple[str, str], str] | None = None,
+    payer_name: str | None = None,
 ) -> dict[str, dict]:
     """account id -> the entry its transaction list shows for this payment now.
 
-    ``overrides``: the customers' own categories, by (uid, key of the payee). Each entry
-    has its booking date (``date``, Europe/Oslo) and the key its category is chosen by."""
+    The counterparty's name: the payee's as the payer typed it, the payer's (``payer_name``,
+    the customer's name) on the payee's entry. ``overrides``: the customers' own categories,
+    by (uid, key of the payee). Each entry has its booking date (``date``, Europe/Oslo) and
+    the key its category is chosen by."""
     p = event.payment
     status = {
         "reserved": "pending",
@@ -117,7 +123,9 @@ def transaction_entries(
     overrides = overrides or {}
     own_transfer = payee_uid == p.uid  # between the customer's own accounts: neither spending nor income
 
-    def entry(uid: str, direction: str, sign: int, counterparty: str, status: str, reason: str | None) -> dict:
+    def entry(
+        uid: str, direction: str, sign: int, counterparty: str, name: str | None, status: str, reason: str | None
+    ) -> dict:
         key = override_key(kind="payment", merchant_name=None, counterparty_account=counterparty)
         category = (
             "transfers"
@@ -136,6 +144,7 @@ def transaction_entries(
             "currency": p.currency,
             "direction": direction,
             "counterpartyAccount": counterparty,
+            "counterpartyName": name,
             "message": p.message,
             "kid": p.kid,
             "status": status,
@@ -146,9 +155,9 @@ def transaction_entries(
             "date": p.due_date,
         }
 
-    entries = {p.from_account: entry(p.uid, "out", -1, p.to_account, status, event.reason)}
+    entries = {p.from_account: entry(p.uid, "out", -1, p.to_account, p.payee_name, status, event.reason)}
     if p.kind == "internal" and event.status == "completed" and payee_uid is not None:
-        entries[p.to_account] = entry(payee_uid, "in", 1, p.from_account, "posted", None)
+        entries[p.to_account] = entry(payee_uid, "in", 1, p.from_account, payer_name, "posted", None)
     return entries
 
 

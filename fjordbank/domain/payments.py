@@ -30,7 +30,8 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # use with fullmatch
 DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat alone also takes 20250630
 
 REQUIRED_FIELDS = frozenset({"v", "fromAccount", "toAccount", "amount", "currency"})
-OPTIONAL_FIELDS = frozenset({"message", "kid", "dueDate", "sca"})
+OPTIONAL_FIELDS = frozenset({"message", "kid", "dueDate", "sca", "payeeName"})
+MAX_NAME_LENGTH = 70  # ISO 20022 Max70Text: the creditor's name in pain.001
 SCA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 BODY_FIELDS = REQUIRED_FIELDS | OPTIONAL_FIELDS
 
@@ -92,6 +93,7 @@ class PaymentRequest:
     kid: str | None
     due_date: date
     sca: dict | None = None  # {"keyId", "signature"}: the device's confirmation (domain.sca)
+    payee_name: str | None = None
 
 
 def _require(cond: bool, code: str, message: str) -> None:
@@ -187,7 +189,18 @@ def parse_request(
             "invalid_sca",
             "sca must be {keyId, signature}",
         )
-    return PaymentRequest(from_account, to_account, amount, CURRENCY, message, kid, due_date, sca)
+    payee_name = body.get("payeeName")
+    if payee_name is not None:
+        _require(
+            isinstance(payee_name, str)
+            and bool(payee_name.strip())
+            and len(payee_name) <= MAX_NAME_LENGTH
+            and payee_name.isprintable(),
+            "invalid_payee_name",
+            f"payeeName must be 1-{MAX_NAME_LENGTH} printable characters",
+        )
+        payee_name = " ".join(payee_name.split())
+    return PaymentRequest(from_account, to_account, amount, CURRENCY, message, kid, due_date, sca, payee_name)
 
 
 def _account(value: object, code: str) -> str:
@@ -216,6 +229,7 @@ class PaymentRequested:
     body_hash: str
     requested_at: str
     v: int = CONTRACT_VERSION
+    payee_name: str | None = None  # as the customer typed it (optional; events before it have none)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -228,7 +242,7 @@ class PaymentRequested:
         unknown = set(data) - fields
         if unknown:
             raise PaymentRejected("malformed_event", f"unknown event field(s): {sorted(unknown)}")
-        missing = fields - set(data) - {"v"}
+        missing = fields - set(data) - {"v", "payee_name"}
         if missing:
             raise PaymentRejected("malformed_event", f"missing event field(s): {sorted(missing)}")
         event = cls(**data)

@@ -33,7 +33,19 @@ MAX_YEARS = 10  # an end date at most this far ahead (and an order without one r
 MAX_HISTORY = 24  # runs kept on the order document
 
 CREATE_FIELDS = frozenset(
-    {"orderId", "fromAccount", "toAccount", "amount", "message", "kid", "frequency", "startDate", "endDate", "sca"}
+    {
+        "orderId",
+        "fromAccount",
+        "toAccount",
+        "payeeName",
+        "amount",
+        "message",
+        "kid",
+        "frequency",
+        "startDate",
+        "endDate",
+        "sca",
+    }
 )
 CHANGE_FIELDS = frozenset({"orderId", "amount", "endDate", "nextDue", "sca"})
 
@@ -79,7 +91,9 @@ def parse_terms(body: dict, *, today: dt.date) -> OrderTerms:
         raise PaymentRejected("end_before_start", "endDate is before startDate")
     if (end or start) > today + dt.timedelta(days=365 * MAX_YEARS + MAX_YEARS // 4):
         raise PaymentRejected("end_date_too_far", f"dates at most {MAX_YEARS} years ahead")
-    payment_fields = {k: body[k] for k in ("fromAccount", "toAccount", "amount", "message", "kid") if k in body}
+    payment_fields = {
+        k: body[k] for k in ("fromAccount", "toAccount", "payeeName", "amount", "message", "kid") if k in body
+    }
     request = parse_request(
         {"v": 1, "currency": "NOK", **payment_fields}, request_id=parse_order_id(body.get("orderId")), today=today
     )

@@ -13,11 +13,10 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS
+from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS
 from fjordbank.domain import accounts as rules
 from fjordbank.service_layer import outbox
 
-CUSTOMERS = "customers"
 REGISTRY = "registry"
 ACCOUNT_NUMBERS = "accountNumbers"
 

@@ -99,6 +99,7 @@ def handle_payment_request(
         due_date=request.due_date.isoformat(),
         body_hash=body_hash(body),
         requested_at=now.isoformat(),
+        payee_name=request.payee_name,
     )
     extra = {"paymentId": payment.payment_id, "bodyHash": payment.body_hash}
     if request.due_date > today:

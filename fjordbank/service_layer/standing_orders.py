@@ -51,6 +51,7 @@ def _terms_json(terms: rules.OrderTerms) -> dict:
     return {
         "fromAccount": terms.payment.from_account,
         "toAccount": terms.payment.to_account,
+        "payeeName": terms.payment.payee_name,
         "amount": terms.payment.amount,
         "currency": terms.payment.currency,
         "message": terms.payment.message,
@@ -245,6 +246,7 @@ def occurrence(order: dict, due: dt.date, now: dt.datetime) -> PaymentRequested:
         due_date=due.isoformat(),
         body_hash=order["bodyHash"],
         requested_at=now.isoformat(),
+        payee_name=order.get("payeeName"),
     )
 
 

@@ -45,6 +45,7 @@ def test_sign_up_to_a_completed_payment(page):
     # pay another bank's account: the form, the review, the device's confirmation
     page.get_by_test_id("nav-pay").click()
     page.get_by_test_id("pay-to").fill(OTHER_BANK)
+    page.get_by_test_id("pay-payee").fill("Kari Nordmann")
     page.get_by_test_id("pay-amount").fill("150")
     page.get_by_test_id("pay-message").fill("Takk for lånet")
     shot(page, "05-pay")
@@ -66,6 +67,7 @@ def test_sign_up_to_a_completed_payment(page):
     feed = page.get_by_test_id("feed-entry")
     expect(feed).to_have_count(2)
     expect(feed.nth(0)).to_contain_text("Takk for lånet")
+    expect(feed.nth(0)).to_contain_text("To Kari Nordmann")
     expect(feed.nth(0)).to_contain_text(nok("−150,00 kr"))
     expect(feed.nth(0)).to_have_attribute("data-status", "posted")
     expect(feed.nth(1)).to_contain_text(nok("+25 000,00 kr"))

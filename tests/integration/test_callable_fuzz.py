@@ -33,6 +33,7 @@ CALLABLES = {
         "orderId",
         "fromAccount",
         "toAccount",
+        "payeeName",
         "amount",
         "message",
         "kid",

@@ -37,7 +37,7 @@ def test_fifty_concurrent_payments_from_an_account_funded_for_ten(stack, auth, a
 
 def test_external_payment_is_cleared_in_a_schema_valid_pain001_and_settles(stack, auth, as_user, ledger_admin, audit):
     alice = new_customer(auth, as_user, ledger_admin, 50_000)
-    request_id = alice.request_payment(EXTERNAL_OK, 12_345, message="Faktura 1001")
+    request_id = alice.request_payment(EXTERNAL_OK, 12_345, message="Faktura 1001", payeeName="Bergen Rør AS")
     doc = alice.wait_final(request_id, timeout=90)
     assert doc["status"] == "completed", doc
     assert doc["timeline"].keys() >= {"requested", "approved", "reserved", "submitted", "settled", "completed"}
@@ -50,6 +50,9 @@ def test_external_payment_is_cleared_in_a_schema_valid_pain001_and_settles(stack
     files = [f for f in sent.glob("*.xml") if payment_id.encode() in f.read_bytes()]
     assert len(files) == 1, "the payment went out in exactly one file"
     assert_valid_pain001(files[0].read_bytes())
+    assert "<Nm>Bergen Rør AS</Nm>" in files[0].read_text()  # the creditor, as the customer named it
+    entry = alice.app.get(f"accounts/{alice.accounts[0]}/transactions/{payment_id}")[1]
+    assert entry["counterpartyName"] == "Bergen Rør AS" and entry["counterpartyAccount"] == EXTERNAL_OK
     audit()
 
 

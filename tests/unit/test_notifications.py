@@ -50,8 +50,10 @@ def payment(
     request_id: str = "req-00000001",
     message: str | None = "husleie",
     kid: str | None = None,
+    payee_name: str | None = None,
 ) -> PaymentRequested:
     return PaymentRequested(
+        payee_name=payee_name,
         payment_id=pid,
         uid=uid,
         request_id=request_id,
@@ -291,6 +293,7 @@ def test_payer_entry_shows_the_payment_state(status, shown, kind):
         "currency": "NOK",
         "direction": "out",
         "counterpartyAccount": TO,
+        "counterpartyName": None,
         "message": "husleie",
         "kid": None,
         "status": shown,
@@ -325,6 +328,7 @@ def test_completed_internal_payment_with_a_known_payee_shows_an_incoming_entry(p
         "currency": "NOK",
         "direction": "in",
         "counterpartyAccount": FROM,
+        "counterpartyName": None,
         "message": None,
         "kid": "1234567890128",
         "status": "posted",
@@ -384,3 +388,10 @@ def test_a_customers_own_category_for_a_payee_is_used():
     overrides = {(uid, f"a:{TO}"): "housing"}
     assert transaction_entries(evt, payee_uid=None, overrides=overrides)[FROM]["category"] == "housing"
     assert transaction_entries(evt, payee_uid=None)[FROM]["category"] == "transfers"
+
+
+def test_entries_name_the_counterparty():
+    evt = PaymentEvent(payment(payee_name="Oslo Kommune"), "completed")
+    entries = transaction_entries(evt, payee_uid="bob", payer_name="Alice Hansen")
+    assert entries[FROM]["counterpartyName"] == "Oslo Kommune"
+    assert entries[TO]["counterpartyName"] == "Alice Hansen"

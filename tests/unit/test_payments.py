@@ -313,6 +313,7 @@ plausible = {
     "sca": st.none()
     | st.fixed_dictionaries({"keyId": st.sampled_from(["phone-key-1", "x", ""]), "signature": st.text(max_size=210)})
     | st.dictionaries(st.sampled_from(["keyId", "signature", "other"]), st.text(max_size=10)),
+    "payeeName": st.none() | st.sampled_from(["Oslo Kommune", " ", "A" * 71, "Tab\there"]) | st.text(max_size=80),
 }
 
 
@@ -328,6 +329,9 @@ def _check_accepted(request: PaymentRequest) -> None:
         assert isinstance(request.message, str) and request.message.strip()
         assert len(request.message) <= MAX_MESSAGE_LENGTH
     assert isinstance(request.due_date, date) and request.due_date >= TODAY
+    if request.payee_name is not None:
+        assert 0 < len(request.payee_name) <= 70 and request.payee_name.isprintable()
+        assert request.payee_name == request.payee_name.strip()
 
 
 @settings(max_examples=500, deadline=None)
@@ -656,4 +660,4 @@ def test_payment_requested_refuses_unknown_kind():
 
 
 def test_optional_fields_are_the_body_fields_that_are_not_required():
-    assert OPTIONAL_FIELDS == BODY_FIELDS - REQUIRED_FIELDS == {"message", "kid", "dueDate", "sca"}
+    assert OPTIONAL_FIELDS == BODY_FIELDS - REQUIRED_FIELDS == {"message", "kid", "dueDate", "sca", "payeeName"}

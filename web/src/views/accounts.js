@@ -95,7 +95,9 @@ function entryTime(e) {
 const STATUS_TEXT = { pending: "reserved", posted: "", cancelled: "cancelled" };
 
 function feedEntry(accountId, e) {
-  const title = e.merchantName || `${e.direction === "in" ? "From" : "To"} ${formatAccount(e.counterpartyAccount)}`;
+  const title =
+    e.merchantName ||
+    `${e.direction === "in" ? "From" : "To"} ${e.counterpartyName || formatAccount(e.counterpartyAccount)}`;
   const when = entryTime(e);
   const detail = [
     e.message || (e.kid ? `KID ${e.kid}` : null),

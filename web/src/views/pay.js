@@ -18,7 +18,7 @@ function newId(prefix = "web-") {
 }
 
 /** Validate the form into a contract v1 body (without `sca`); throws with the field's problem. */
-function paymentBody({ from, to, amount, message, kid, dueDate, frequency, endDate }) {
+function paymentBody({ from, to, payeeName, amount, message, kid, dueDate, frequency, endDate }) {
   const toAccount = normalizeAccount(to);
   if (!isValidAccount(toAccount)) throw new Error("The account number is not valid (11 digits, check digit).");
   if (toAccount === from) throw new Error("Choose another account to pay to.");
@@ -27,11 +27,13 @@ function paymentBody({ from, to, amount, message, kid, dueDate, frequency, endDa
   if (message && kid) throw new Error("A payment has a message or a KID, not both.");
   if (kid && !/^[0-9]{1,24}[0-9-]$/.test(kid)) throw new Error("The KID is 2-25 digits.");
   if (message && message.length > 140) throw new Error("The message is at most 140 characters.");
+  if (payeeName && payeeName.length > 70) throw new Error("The payee's name is at most 70 characters.");
   if (dueDate && dueDate < osloToday()) throw new Error("The due date is in the past.");
   if (frequency && endDate && endDate < (dueDate || osloToday())) throw new Error("The last date is before the first.");
   const body = { v: 1, fromAccount: from, toAccount, amount: ore, currency: "NOK" };
   if (message) body.message = message;
   if (kid) body.kid = kid;
+  if (payeeName) body.payeeName = payeeName;
   if (frequency) return { ...body, frequency, startDate: dueDate || osloToday(), endDate: endDate || null };
   if (dueDate && dueDate > osloToday()) body.dueDate = dueDate; // later than today: scheduled
   return body;
@@ -102,7 +104,7 @@ function reviewCard(body, onBack) {
       h("dt", {}, "Amount"),
       h("dd", { class: "balance", testid: "review-amount" }, formatNOK(body.amount)),
       h("dt", {}, "To"),
-      h("dd", { class: "mono" }, formatAccount(body.toAccount)),
+      h("dd", { class: "mono" }, `${body.payeeName ? `${body.payeeName} ` : ""}${formatAccount(body.toAccount)}`),
       h("dt", {}, "From"),
       h("dd", {}, `${from?.name || ""} ${formatAccount(body.fromAccount)}`),
       body.kid ? [h("dt", {}, "KID"), h("dd", { class: "mono" }, body.kid)] : null,
@@ -144,6 +146,7 @@ function paymentForm(draft, onReview) {
     value: draft.amount ? toInput(draft.amount) : "",
   });
   const message = h("input", { name: "message", maxlength: "140", testid: "pay-message", value: draft.message || "" });
+  const payee = h("input", { name: "payeeName", maxlength: "70", testid: "pay-payee", value: draft.payeeName || "" });
   const kid = h("input", { name: "kid", inputmode: "numeric", testid: "pay-kid", value: draft.kid || "" });
   const due = h("input", {
     type: "date",
@@ -174,6 +177,7 @@ function paymentForm(draft, onReview) {
     h("h2", {}, draft.kid ? "Pay the invoice" : "Pay"),
     field("From", from),
     field("To account", to, "11 digits, e.g. 1503.00.00037"),
+    field("Payee's name (optional)", payee),
     field("Amount (kr)", amount),
     h("div", { class: "row" }, field("KID", kid), field("or a message", message)),
     h(
@@ -194,6 +198,7 @@ function paymentForm(draft, onReview) {
         paymentBody({
           from: from.value,
           to: to.value,
+          payeeName: payee.value.trim(),
           amount: amount.value,
           message: message.value.trim(),
           kid: kid.value.trim(),
@@ -223,6 +228,7 @@ export function payView({ query }) {
   const showReview = (body) => {
     Object.assign(draft, {
       to: body.toAccount,
+      payeeName: body.payeeName || "",
       amount: body.amount,
       kid: body.kid || "",
       message: body.message || "",
