@@ -20,6 +20,7 @@ from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.config import load_settings
 from fjordbank.domain import giro
+from fjordbank.domain import standing_orders as order_terms
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.runtime import redact
@@ -343,7 +344,7 @@ def invoices_scan(req: https_fn.CallableRequest) -> dict:
 def standing_orders_create(req: https_fn.CallableRequest) -> dict:
     """A weekly or monthly payment from ``startDate`` until ``endDate`` (or cancelled);
     ``orderId`` is the app's idempotency key. Confirmed with ``sca`` like a payment."""
-    uid, data = _caller(req, set(standing_orders.rules.CREATE_FIELDS), limit="payments")
+    uid, data = _caller(req, set(order_terms.CREATE_FIELDS), limit="payments")
     db, _publisher, settings = deps()
     return standing_orders.public(
         _answer(
@@ -357,7 +358,7 @@ def standing_orders_create(req: https_fn.CallableRequest) -> dict:
 @https_fn.on_call(**CALLABLE)
 def standing_orders_update(req: https_fn.CallableRequest) -> dict:
     """Change an active order's ``amount``, ``endDate`` or ``nextDue`` before it runs."""
-    uid, data = _caller(req, set(standing_orders.rules.CHANGE_FIELDS), limit="payments")
+    uid, data = _caller(req, set(order_terms.CHANGE_FIELDS), limit="payments")
     db, _publisher, settings = deps()
     return standing_orders.public(
         _answer(lambda: standing_orders.change(db, uid, data, sca_threshold=settings.sca_threshold))

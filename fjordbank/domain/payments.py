@@ -124,14 +124,7 @@ def parse_request(
         f"contract version must be {CONTRACT_VERSION}",
     )
 
-    amount = body["amount"]
-    _require(type(amount) is int, "invalid_amount", "amount must be an integer number of øre")
-    _require(amount > 0, "invalid_amount", "amount must be positive")
-    _require(
-        amount <= MAX_AMOUNT_MINOR,
-        "amount_over_limit",
-        f"amount above {MAX_AMOUNT_MINOR} øre",
-    )
+    amount = parse_amount(body["amount"])
     _require(body["currency"] == CURRENCY, "unsupported_currency", "only NOK is supported")
 
     from_account = _account(body["fromAccount"], "invalid_from_account")
@@ -201,6 +194,14 @@ def parse_request(
         )
         payee_name = " ".join(payee_name.split())
     return PaymentRequest(from_account, to_account, amount, CURRENCY, message, kid, due_date, sca, payee_name)
+
+
+def parse_amount(amount: object) -> int:
+    """A payment's amount: a positive integer number of øre, at most the contract's ceiling."""
+    _require(type(amount) is int, "invalid_amount", "amount must be an integer number of øre")
+    _require(amount > 0, "invalid_amount", "amount must be positive")
+    _require(amount <= MAX_AMOUNT_MINOR, "amount_over_limit", f"amount above {MAX_AMOUNT_MINOR} øre")
+    return amount
 
 
 def _account(value: object, code: str) -> str:

@@ -117,6 +117,12 @@ def occurrence_request_id(order_id: str, due: dt.date) -> str:
     return f"so-{order_id}-{due:%Y%m%d}"
 
 
+def waiting(current: dict, due: dt.date, reason: str | None) -> dict:
+    """What a payment waiting for funds on its due date shows: one more attempt."""
+    attempts = int((current.get("waiting") or {}).get("attempts", 0)) + 1
+    return {"date": due.isoformat(), "attempts": attempts, "reason": reason}
+
+
 @dataclass(frozen=True)
 class Decision:
     action: str  # submit | wait | fail

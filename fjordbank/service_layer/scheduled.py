@@ -105,8 +105,8 @@ def _hold_back(db, publisher: Publisher, ref, payment: PaymentRequested, decisio
         if current.get("status") != "scheduled":
             return "skipped"
         if decision.action == "wait":
-            attempts = int((current.get("waiting") or {}).get("attempts", 0)) + 1
-            tx.update(ref, {"waiting": {"date": payment.due_date, "attempts": attempts, "reason": decision.reason}})
+            due = dt.date.fromisoformat(payment.due_date)
+            tx.update(ref, {"waiting": orders.waiting(current, due, decision.reason)})
             return "waiting"
         update = projection_update(current, "failed", reason=decision.reason, message=event.message)
         tx.update(ref, {**update, "updatedAt": now, "timeline.failed": now})

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from google.api_core.exceptions import Aborted
+from google.api_core.exceptions import Aborted, AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -33,6 +33,7 @@ from fjordbank.domain.payments import (
     PaymentRejected,
     PaymentRequested,
     body_hash,
+    parse_amount,
     payment_id_for,
     projection_update,
 )
@@ -106,9 +107,7 @@ def create(
     }
     try:
         ref.create(order)
-    except Exception as exc:  # AlreadyExists: a concurrent create with the same id
-        if "already exists" not in str(exc).lower():
-            raise
+    except AlreadyExists:  # a concurrent create with the same id
         return ref.get().to_dict()
     log.info("standing order created", extra={"uid": uid, "order_id": order_id, "frequency": terms.frequency})
     return order
@@ -130,31 +129,21 @@ def change(db, uid: str, body: dict, *, sca_threshold: int = DEFAULT_THRESHOLD, 
         raise PaymentRejected("order_not_active", f"the order is {order['status']}")
     update: dict = {}
     if "amount" in body:
-        terms = rules.parse_terms(
-            {
-                "orderId": order["orderId"],
-                "fromAccount": order["fromAccount"],
-                "toAccount": order["toAccount"],
-                "amount": body["amount"],
-                "frequency": order["frequency"],
-                "startDate": today.isoformat(),
-            },
-            today=today,
-        )
-        if terms.payment.amount > order["amount"]:
+        amount = parse_amount(body["amount"])
+        if amount > order["amount"]:
             sca.check_payment(
                 db,
                 uid,
                 request_path=ref.path,
                 request_id=order["orderId"],
-                amount=terms.payment.amount,
+                amount=amount,
                 currency=order["currency"],
                 to_account=order["toAccount"],
                 own_payee=True,  # the payee was confirmed when the order was made
                 sca=body.get("sca"),
                 threshold=sca_threshold,
             )
-        update["amount"] = terms.payment.amount
+        update["amount"] = amount
     if "nextDue" in body:
         due = rules.parse_date(body["nextDue"], "invalid_next_due")
         if due < today:
@@ -308,8 +297,7 @@ def _claim(db, publisher: Publisher, ref, order: dict, due: dt.date, decision: r
         if current.get("status") != rules.ACTIVE or current.get("nextDue") != due.isoformat():
             return "skipped"
         if decision.action == "wait":
-            attempts = int((current.get("waiting") or {}).get("attempts", 0)) + 1
-            tx.update(ref, {"waiting": {"date": due.isoformat(), "attempts": attempts, "reason": decision.reason}})
+            tx.update(ref, {"waiting": rules.waiting(current, due, decision.reason)})
             return "waiting"
         following = rules.next_due(
             current["frequency"],
