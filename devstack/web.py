@@ -76,17 +76,23 @@ class BuildError(WebError):
 BUILD_INPUTS = ("src", "index.html", "styles.css", "build.mjs", "package-lock.json")
 
 
-def source_digest(web_dir: Path) -> str:
-    digest = hashlib.sha256()
+def _source_files(web_dir: Path) -> list[Path]:
+    files: list[Path] = []
     for name in BUILD_INPUTS:
         path = web_dir / name
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            digest.update(str(file.relative_to(web_dir)).encode() + b"\0" + file.read_bytes() + b"\0")
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return files
+
+
+def source_digest(web_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for file in _source_files(web_dir):
+        digest.update(str(file.relative_to(web_dir)).encode() + b"\0" + file.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
 _build_lock = threading.Lock()
+_checked: dict[Path, tuple] = {}  # web dir -> the sources' (path, mtime, size) when last found built
 
 
 def ensure_built(web_dir: Path) -> Path:
@@ -94,8 +100,13 @@ def ensure_built(web_dir: Path) -> Path:
     dist = web_dir / "dist"
     stamp = dist / ".source-sha256"
     with _build_lock:
+        # every page load asks: the sources' times and sizes answer it without reading them
+        seen = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in _source_files(web_dir))
+        if _checked.get(web_dir) == seen and (dist / "app.js").exists():
+            return dist
         digest = source_digest(web_dir)
         if stamp.exists() and stamp.read_text().strip() == digest and (dist / "app.js").exists():
+            _checked[web_dir] = seen
             return dist
         node = shutil.which("node")
         if node is None:
@@ -107,6 +118,7 @@ def ensure_built(web_dir: Path) -> Path:
         if proc.returncode != 0:
             raise BuildError(f"the web app's build failed:\n{proc.stdout}{proc.stderr}")
         stamp.write_text(digest + "\n")
+        _checked[web_dir] = seen
         log.info("built the web app in %.1f s", time.monotonic() - started)
         return dist
 
