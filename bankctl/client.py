@@ -40,7 +40,6 @@ from bankctl.config import Config
 from bankctl.errors import CommandError, Refused, StackUnreachable, require_reachable
 from fjordbank.adapters.firestore import ACCOUNTS, CARDS, PAYMENT_REQUESTS, TRANSACTIONS, USERS
 from fjordbank.domain import sca
-from fjordbank.domain.norway import national_id_control_digits, parse_national_id
 from fjordbank.domain.payments import TERMINAL
 
 API_KEY = "fake-api-key"  # the Auth emulator accepts any key
@@ -51,23 +50,6 @@ _rnd = random.SystemRandom()
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
-
-
-def synthetic_national_id(born: dt.date) -> str:
-    """A fresh Skatteetaten synthetic test number (month + 80) for ``born`` (1900-1999),
-    with classic control digits and a random individual number: never a real person's,
-    accepted only where FJB_ALLOW_SYNTHETIC_IDS is set (the local stack)."""
-    if not 1900 <= born.year <= 1999:
-        raise ValueError("synthetic demo numbers are made for birth years 1900-1999")
-    for _ in range(10_000):
-        body = f"{born.day:02d}{born.month + 80:02d}{born.year % 100:02d}{_rnd.randint(0, 499):03d}"
-        digits = national_id_control_digits(body)
-        if digits is None:
-            continue
-        number = f"{body}{digits[0]}{digits[1]}"
-        if parse_national_id(number, allow_synthetic=True).birth_date == born:
-            return number
-    raise CommandError(f"no synthetic identity number found for {born}")
 
 
 def random_birth_date() -> dt.date:
@@ -526,19 +508,13 @@ class Cards:
 
     def details(self, card_id: str) -> dict:
         """What is printed on the card (read from the vault with the card service's keys)."""
-        from fjordbank.adapters.vault import CardVault, decode_key
-        from fjordbank.domain.cards import derive_cvv
+        from fjordbank.simulators.card_processor import card_as_printed
 
-        vault = CardVault(str(self.config.state_dir / "vault" / "cards.db"), decode_key(self.keys["vaultKey"], "vault"))
-        try:
-            entry = vault.by_card(card_id)
-            pan = vault.reveal(card_id)
-        finally:
-            vault.close()
-        if entry is None or pan is None:
+        vault = str(self.config.state_dir / "vault" / "cards.db")
+        printed = card_as_printed(vault, self.keys["vaultKey"], self.keys["cvvKey"], card_id)
+        if printed is None:
             raise CommandError(f"card {card_id} is not in the vault")
-        cvv = derive_cvv(decode_key(self.keys["cvvKey"], "cvv"), pan, entry.exp_month, entry.exp_year)
-        return {"pan": pan, "exp_month": entry.exp_month, "exp_year": entry.exp_year, "cvv": cvv}
+        return printed
 
     def purchase(self, card: dict, *, reference: str, amount: int, merchant: str, mcc: str, **kw) -> dict:
         """Authorise and capture one purchase (idempotent by ``reference``: a retry of a

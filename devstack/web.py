@@ -51,6 +51,7 @@ from urllib.parse import quote, urlsplit
 
 from devstack import settings as stack_settings
 from devstack.supervisor import Component, http_ok
+from fjordbank.simulators.identities import synthetic_national_id
 
 log = logging.getLogger("devstack.web")
 
@@ -224,18 +225,6 @@ class Emulators:
 
 
 # ---- the demo employer --------------------------------------------------------------------
-def synthetic_national_id(born: date) -> str:
-    """A Skatteetaten synthetic test number (month + 80), which only the emulator accepts."""
-    from fjordbank.domain.norway import national_id_control_digits
-
-    low, high = (0, 499) if born.year < 2000 else (500, 999)
-    while True:
-        body = f"{born.day:02d}{born.month + 80:02d}{born.year % 100:02d}{_rnd.randint(low, high):03d}"
-        digits = national_id_control_digits(body)
-        if digits is not None:
-            return f"{body}{digits[0]}{digits[1]}"
-
-
 class DemoEmployer:
     """A customer of the bank (onboarded through the callables, like anyone) that pays
     salaries. A new one each day, funded once with its daily limit's worth."""

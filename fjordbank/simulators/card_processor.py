@@ -133,3 +133,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def card_as_printed(vault_path: str, vault_key: str, cvv_key: str, card_id: str) -> dict | None:
+    """What is printed on a card (PAN, expiry, CVV), read from the vault with the card
+    service's keys: how a test or demo plays the cardholder. None if the card is not there."""
+    from fjordbank.adapters.vault import CardVault, decode_key
+    from fjordbank.domain.cards import derive_cvv
+
+    vault = CardVault(vault_path, decode_key(vault_key, "vault"))
+    try:
+        entry = vault.by_card(card_id)
+        pan = vault.reveal(card_id)
+    finally:
+        vault.close()
+    if entry is None or pan is None:
+        return None
+    cvv = derive_cvv(decode_key(cvv_key, "cvv"), pan, entry.exp_month, entry.exp_year)
+    return {"pan": pan, "exp_month": entry.exp_month, "exp_year": entry.exp_year, "cvv": cvv}

@@ -117,18 +117,12 @@ def card_keys(stack) -> dict:
 def card_details(stack, card_id: str) -> dict:
     """What is printed on the card: the test plays its holder, reading the vault with the
     card service's keys (nothing else has the PAN)."""
-    from fjordbank.adapters.vault import CardVault, decode_key
-    from fjordbank.domain.cards import derive_cvv
+    from fjordbank.simulators.card_processor import card_as_printed
 
     keys = card_keys(stack)
-    vault = CardVault(str(stack.s.state_dir / "vault" / "cards.db"), decode_key(keys["vaultKey"], "vault"))
-    try:
-        entry = vault.by_card(card_id)
-        pan = vault.reveal(card_id)
-    finally:
-        vault.close()
-    cvv = derive_cvv(decode_key(keys["cvvKey"], "cvv"), pan, entry.exp_month, entry.exp_year)
-    return {"pan": pan, "exp_month": entry.exp_month, "exp_year": entry.exp_year, "cvv": cvv}
+    printed = card_as_printed(str(stack.s.state_dir / "vault" / "cards.db"), keys["vaultKey"], keys["cvvKey"], card_id)
+    assert printed is not None, f"card {card_id} is not in the vault"
+    return printed
 
 
 def processor(stack, timeout: float = 5.0):

@@ -9,13 +9,13 @@ import io
 import pytest
 
 from bankctl.__main__ import build_parser, main
-from bankctl.client import synthetic_national_id
 from bankctl.customers import kroner, parse_amount
 from bankctl.errors import CommandError
 from bankctl.load import percentile
 from bankctl.progress import Progress
 from fjordbank.domain.errors import InvalidNationalId
 from fjordbank.domain.norway import parse_national_id
+from fjordbank.simulators.identities import synthetic_national_id
 
 
 def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
