@@ -41,6 +41,9 @@ class StackSettings:
     fcm_sink_port: int
     card_api_port: int
     web_port: int = 9200  # the reference web app (devstack/web.py)
+    # Python workers the Functions emulator may run per function (each about 170 MB); a
+    # request beyond that waits for an idle one, like a request at max_instances
+    functions_max_workers: int = 4
 
     @property
     def pki_dir(self) -> Path:
@@ -86,6 +89,13 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or not 0 < int(raw) <= 64:
+        raise SystemExit(f"{name}={raw!r} is not a count from 1 to 64")
+    return int(raw)
+
+
 def load(env: Mapping[str, str] | None = None) -> StackSettings:
     env = os.environ if env is None else env
     client = _port(env, "FJB_NATS_CLIENT_PORT", 4222)
@@ -110,4 +120,5 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
         fcm_sink_port=_port(env, "FJB_FCM_SINK_PORT", 9190),
         card_api_port=_port(env, "FJB_CARD_API_PORT", 9110),
         web_port=_port(env, "FJB_WEB_PORT", 9200),
+        functions_max_workers=_count(env, "FJB_FUNCTIONS_MAX_WORKERS", 4),
     )

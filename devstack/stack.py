@@ -23,6 +23,7 @@ FATAL_EMULATOR_LINES = (
     "could not be analyzed successfully",
     "has exited with code",
 )
+FUNCTIONS_LOADED = "Loaded functions definitions from source"
 
 
 @dataclass
@@ -143,8 +144,10 @@ class Stack:
                 return False
             text = log.read_text(errors="replace") if log.exists() else ""
             text = text[text.rfind("=== ") :]
+            # a broken edit of functions/ is fatal until the emulator has loaded them again
+            current = text[text.rfind(FUNCTIONS_LOADED) :] if FUNCTIONS_LOADED in text else text
             for fatal in FATAL_EMULATOR_LINES:
-                if fatal in text:
+                if fatal in current:
                     raise StartError(f"emulators: {fatal}; see {log}:\n{tail(log, 30)}")
             return "All emulators ready" in text
 
@@ -161,7 +164,14 @@ class Stack:
                 "--only",
                 ",".join(EMULATORS),
             ],
-            env={**env, **self.emulator_hosts(), "FIREBASE_CLI_EXPERIMENTS": "", "CI": "true"},
+            env={
+                **env,
+                **self.emulator_hosts(),
+                "FIREBASE_CLI_EXPERIMENTS": "",
+                "CI": "true",
+                # at most this many Python workers per function (scripts/patch_firebase_tools.py)
+                "FUNCTIONS_EMULATOR_MAX_WORKERS": str(self.s.functions_max_workers),
+            },
             cwd=self.s.log_dir,  # where firebase-tools and the emulators put their debug logs
             ready=ready,
             start_timeout=240,

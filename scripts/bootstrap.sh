@@ -47,10 +47,13 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     exit 1
   fi
 fi
-sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+# firebase-tools, then the project's patches to it (scripts/patch_firebase_tools.py says why,
+# with the upstream issues); a changed lock or patch reinstalls from clean and patches again
+sum=$(cat package-lock.json scripts/patch_firebase_tools.py | sha256sum | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/firebase ] || [ "$(cat node_modules/.lock-sha256 2>/dev/null)" != "$sum" ]; then
-  say "installing firebase-tools (npm ci)"
+  say "installing firebase-tools (npm ci) and patching it"
   npm ci --no-audit --no-fund --loglevel=error
+  "$PY" scripts/patch_firebase_tools.py node_modules/firebase-tools
   echo "$sum" > node_modules/.lock-sha256
 fi
 # the reference web app's dependencies (Firebase JS SDK, esbuild), pinned in web/package-lock.json
