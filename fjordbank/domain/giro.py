@@ -7,8 +7,14 @@ Two inputs, both turned into a payment draft (account, amount in øre, KID, due 
       <KID>  #  <kroner> <øre> <amount check digit>  >  <to-account> #
 
   The amount check digit is the MOD10 (Luhn) digit of kroner and øre written together;
-  the account has its MOD11 digit, the KID its MOD10 or MOD11 digit.
+  the account has its MOD11 digit, the KID its MOD10 or MOD11 check character (a MOD11
+  KID ends in ``-`` when the remainder leaves 10).
 * the invoice's labelled fields (account number, KID, amount, due date) as read.
+
+The account number and the KID are judged by `fjordbank.domain.norway`'s validators, the
+same ones the payment request is checked with, so whatever the scanner drafts the payment
+accepts, and what it refuses the payment would refuse too. The scanner only reads the
+characters (corrections below); it has no check-digit or format rule of its own for them.
 
 Text recognition misreads a few characters in a digit-only field the same way every time:
 O/o/Q/D for 0, l/I/i/|/! for 1, and inserts stray spaces. Those are corrected, and each
@@ -24,9 +30,15 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from fjordbank.domain.errors import DomainError, Refused
+from fjordbank.domain.errors import DomainError, InvalidAccountNumber, InvalidKid, Refused
 from fjordbank.domain.money import Money
-from fjordbank.domain.norway import is_valid_account_number, is_valid_kid, luhn_check_digit
+from fjordbank.domain.norway import (
+    is_valid_account_number,
+    is_valid_kid,
+    luhn_check_digit,
+    normalize_account_number,
+    split_kid,
+)
 
 MAX_TEXT = 200
 UNAMBIGUOUS = {"O": "0", "o": "0", "Q": "0", "D": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1"}
@@ -60,12 +72,13 @@ class PaymentDraft:
         }
 
 
-def digits(text: str, field: str, corrections: list[str], *, separators: str = " ") -> str:
+def digits(text: str, field: str, corrections: list[str], *, separators: str = " ", keep: str = "") -> str:
     """The digits of a digit-only field: unambiguous misreads corrected (and reported),
-    separators and stray spaces dropped, anything else refused with its position."""
+    separators and stray spaces dropped, the characters in ``keep`` passed on as they are
+    (for the field's validator to judge), anything else refused with its position."""
     out = []
     for position, ch in enumerate(text, start=1):
-        if ch.isascii() and ch.isdigit():
+        if (ch.isascii() and ch.isdigit()) or ch in keep:
             out.append(ch)
         elif ch in separators or ch.isspace():
             continue
@@ -84,22 +97,30 @@ def amount_check_digit(kroner: str, ore: str) -> int:
 
 
 def _account(text: str, corrections: list[str]) -> str:
+    """The account number read: norway's rule (11 digits, MOD11), as for a payment."""
     number = digits(text, "account", corrections, separators=" .")
-    if len(number) != 11:
-        raise InvoiceRefused("invalid_account", f"the account number has {len(number)} digits, not 11", "account")
+    try:
+        normalize_account_number(number)  # the form: 11 digits
+    except InvalidAccountNumber as exc:
+        raise InvoiceRefused("invalid_account", exc.message, "account") from None
     if not is_valid_account_number(number):
         raise InvoiceRefused("invalid_account", "the account number's check digit is wrong (misread?)", "account")
     return number
 
 
 def _kid(text: str, corrections: list[str]) -> str | None:
-    kid = digits(text, "kid", corrections, separators=" ")
+    """The KID read: norway's rule, as for a payment. A ``-`` is passed on rather than
+    refused as unreadable: it is the MOD11 check character for remainder 10, valid only
+    last and only where MOD11 gives it; anywhere else norway refuses it (``invalid_kid``)."""
+    kid = digits(text, "kid", corrections, separators=" ", keep="-")
     if not kid:
         return None
-    if not 2 <= len(kid) <= 25:
-        raise InvoiceRefused("invalid_kid", "a KID has 2 to 25 digits", "kid")
+    try:
+        split_kid(kid)  # the form: 2-25 characters, digits, a '-' only last
+    except InvalidKid as exc:
+        raise InvoiceRefused("invalid_kid", exc.message, "kid") from None
     if not is_valid_kid(kid):
-        raise InvoiceRefused("invalid_kid", "the KID's check digit is wrong (MOD10 and MOD11)", "kid")
+        raise InvoiceRefused("invalid_kid", "the KID's check character is wrong (MOD10 and MOD11; misread?)", "kid")
     return kid
 
 

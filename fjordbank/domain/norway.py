@@ -271,6 +271,27 @@ def kid_mod11_check(body: str) -> str:
     return str(11 - remainder)
 
 
+def split_kid(kid: str) -> tuple[str, str]:
+    """The body and the check character of a KID in valid form, surrounding whitespace
+    ignored; the check character itself is not verified here (see :func:`validate_kid`).
+
+    The form: 2..25 characters, all ASCII digits except that the last (the check
+    character) may be ``-``, which MOD11 gives for remainder 1.
+
+    Raises:
+        InvalidKid: on a non-str, wrong length or characters.
+    """
+    if not isinstance(kid, str):
+        raise InvalidKid(f"KID must be a str, got {type(kid).__name__}")
+    text = kid.strip()
+    if not KID_MIN_LENGTH <= len(text) <= KID_MAX_LENGTH:
+        raise InvalidKid(f"KID must be {KID_MIN_LENGTH}-{KID_MAX_LENGTH} characters long, got {len(text)}")
+    body, check = text[:-1], text[-1]
+    if not _is_ascii_digits(body) or not (check == "-" or _is_ascii_digits(check)):
+        raise InvalidKid("KID must be digits only; only the last (MOD11 check) may be '-'")
+    return body, check
+
+
 def validate_kid(kid: str, *, scheme: KidScheme | None = None) -> str:
     """Return ``kid`` without surrounding whitespace if it is a valid KID.
 
@@ -282,14 +303,8 @@ def validate_kid(kid: str, *, scheme: KidScheme | None = None) -> str:
     Raises:
         InvalidKid: on wrong length, characters or check character.
     """
-    if not isinstance(kid, str):
-        raise InvalidKid(f"KID must be a str, got {type(kid).__name__}")
-    text = kid.strip()
-    if not KID_MIN_LENGTH <= len(text) <= KID_MAX_LENGTH:
-        raise InvalidKid(f"KID must be {KID_MIN_LENGTH}-{KID_MAX_LENGTH} characters long, got {len(text)}")
-    body, check = text[:-1], text[-1]
-    if not _is_ascii_digits(body) or not (check == "-" or _is_ascii_digits(check)):
-        raise InvalidKid("KID must be digits only; only the last (MOD11 check) may be '-'")
+    body, check = split_kid(kid)
+    text = body + check
     mod10 = kid_mod10_check(body)
     mod11 = kid_mod11_check(body)
     if scheme == "mod10" and check != mod10:

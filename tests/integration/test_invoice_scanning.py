@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from fjordbank.domain.giro import amount_check_digit
-from fjordbank.domain.norway import kid_mod10_check
+from fjordbank.domain.norway import kid_mod10_check, kid_mod11_check
 from tests.support.app import new_customer
 from tests.support.bank import callables_for, refused
 
@@ -51,3 +51,20 @@ def test_unreadable_giros_are_refused_with_the_reason_and_field(stack, auth):
         refused(callables.call("invoices_scan", {"ocrLine": "x", "fields": {}}, user["id_token"]))[1]
         == "invalid_request"
     )
+
+
+def test_a_mod11_kid_ending_in_dash_is_scanned_as_line_and_as_fields(stack, auth):
+    """MOD11 gives '-' as the check character when the remainder leaves 10; the payment
+    pipeline takes such a KID, so the scanner must read it too (one KID rule for both)."""
+    callables = callables_for(stack)
+    user = auth.sign_up()
+    body = next(f"2024{n:04d}" for n in range(10_000) if kid_mod11_check(f"2024{n:04d}") == "-")
+    kid = body + "-"
+    line = f"{kid}  #  849 00 {amount_check_digit('849', '00')}  >  {PAYEE[:4]} {PAYEE[4:6]} {PAYEE[6:]}#"
+    status, result = callables.call("invoices_scan", {"ocrLine": line}, user["id_token"])
+    assert status == 200, result
+    assert (result["result"]["kid"], result["result"]["amount"], result["result"]["toAccount"]) == (kid, 84_900, PAYEE)
+    fields = {"account": PAYEE, "kid": f"{body[:4]} {body[4:]}-", "amount": "849,00"}
+    status, result = callables.call("invoices_scan", {"fields": fields}, user["id_token"])
+    assert status == 200, result
+    assert result["result"]["kid"] == kid

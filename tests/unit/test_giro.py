@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.giro import InvoiceRefused, amount_check_digit, parse_fields, parse_ocr_line
-from fjordbank.domain.norway import kid_mod10_check, make_account_number
+from fjordbank.domain.norway import is_valid_kid, kid_mod10_check, kid_mod11_check, make_account_number
+from fjordbank.domain.payments import PaymentRejected, parse_request
 
 ACCOUNT = make_account_number("1503", "00", 37)  # a valid MOD11 number
 KID = "123456789" + kid_mod10_check("123456789")
@@ -147,3 +149,129 @@ def test_invalid_fields_are_refused(fields, reason):
 def test_a_past_due_date_is_paid_today():
     draft = parse_fields({"account": ACCOUNT, "amount": "100", "dueDate": "2026-01-01"}, today=TODAY)
     assert draft.due_date == TODAY
+
+
+# ------------------------------------------- one rule for every path (scanner = payment)
+#
+# A MOD11 KID whose remainder gives 10 ends in '-' (norway.kid_mod11_check). The payment
+# request accepts it; the scanner must too, as an OCR line and as labelled fields, because
+# both call norway's validators rather than rules of their own.
+
+DASH_BODY = next(f"{n:07d}" for n in range(1000, 10_000) if kid_mod11_check(f"{n:07d}") == "-")
+DASH_KID = DASH_BODY + "-"
+PAYER = make_account_number("1503", "00", 12)
+
+
+def test_a_mod11_kid_ending_in_dash_scans_as_an_ocr_line():
+    draft = parse_ocr_line(line(kid=DASH_KID))
+    assert (draft.kid, draft.to_account, draft.amount, draft.corrections) == (DASH_KID, ACCOUNT, 123_450, ())
+
+
+def test_a_mod11_kid_ending_in_dash_scans_as_fields():
+    draft = parse_fields({"account": ACCOUNT, "kid": f"{DASH_BODY[:3]} {DASH_BODY[3:]}-", "amount": "100"}, today=TODAY)
+    assert draft.kid == DASH_KID
+
+
+@pytest.mark.parametrize(
+    "kid",
+    [
+        DASH_BODY[:-1] + str((int(DASH_BODY[-1]) + 1) % 10) + "-",  # '-' where MOD11 wants a digit
+        DASH_BODY[:3] + "-" + DASH_BODY[3:] + kid_mod10_check(DASH_BODY),  # '-' not last
+        "-" + kid_mod10_check("1") + "1",
+        "1-",  # MOD11 of "1" is 9, not '-'
+        "--",
+        "-",
+        "1" * 25 + "-",  # 26 characters
+    ],
+    ids=["wrong-dash", "dash-inside", "dash-first", "dash-wrong-short", "two-dashes", "dash-alone", "too-long"],
+)
+def test_a_dash_anywhere_else_is_an_invalid_kid(kid):
+    assert refusal(parse_ocr_line, line(kid=kid)) == ("invalid_kid", "kid")
+    assert refusal(parse_fields, {"account": ACCOUNT, "kid": kid, "amount": "100"}, today=TODAY) == (
+        "invalid_kid",
+        "kid",
+    )
+
+
+def _payment_accepts(*, to_account: str, kid: str | None) -> bool:
+    body = {"v": 1, "fromAccount": PAYER, "toAccount": to_account, "amount": 100, "currency": "NOK"}
+    if kid is not None:
+        body["kid"] = kid
+    try:
+        parse_request(body, request_id="req-agree-0001", today=TODAY)
+    except PaymentRejected:
+        return False
+    return True
+
+
+def _scanner_accepts(*, to_account: str, kid: str | None, as_fields: bool) -> bool:
+    try:
+        if as_fields:
+            parse_fields({"account": to_account, "kid": kid, "amount": "1,00"}, today=TODAY)
+        else:
+            parse_ocr_line(line(kid=kid or "", kroner="1", ore="00", account=to_account))
+    except InvoiceRefused:
+        return False
+    return True
+
+
+kid_bodies = st.from_regex(r"[0-9]{1,24}", fullmatch=True)
+generated_kids = st.tuples(kid_bodies, st.sampled_from([kid_mod10_check, kid_mod11_check])).map(
+    lambda t: t[0] + t[1](t[0])
+)
+
+
+def _account_from(reg: str, group: str, serial: int) -> str:
+    """The domain's account number for the first serial from ``serial`` that has a check digit."""
+    for step in range(11):
+        try:
+            return make_account_number(reg, group, (serial + step) % 10_000)
+        except InvalidAccountNumber:
+            continue  # MOD11 remainder 1: no check digit for this serial
+    raise AssertionError("eleven consecutive serials without a check digit")
+
+
+generated_accounts = st.builds(
+    _account_from,
+    st.from_regex(r"[0-9]{4}", fullmatch=True),
+    st.from_regex(r"[0-9]{2}", fullmatch=True),
+    st.integers(0, 9999),
+).filter(lambda account: account != PAYER)
+
+
+def _corrupt(number: str, position: int, delta: int) -> str:
+    """One character changed: a digit by ``delta`` (mod 10), a '-' into a digit."""
+    position %= len(number)
+    old = number[position]
+    new = str(delta % 10) if old == "-" else str((int(old) + delta) % 10)
+    return number[:position] + new + number[position + 1 :]
+
+
+@given(kid=generated_kids, account=generated_accounts, as_fields=st.booleans())
+def test_the_scanner_and_the_payment_accept_every_generated_kid_and_account(kid, account, as_fields):
+    assert _payment_accepts(to_account=account, kid=kid)
+    assert _scanner_accepts(to_account=account, kid=kid, as_fields=as_fields)
+    draft = parse_fields({"account": account, "kid": kid, "amount": "1"}, today=TODAY)
+    assert (draft.to_account, draft.kid) == (account, kid)
+
+
+@given(
+    kid=generated_kids,
+    position=st.integers(min_value=0),
+    delta=st.integers(1, 9),
+    as_fields=st.booleans(),
+)
+def test_the_scanner_and_the_payment_refuse_the_same_corrupted_kids(kid, position, delta, as_fields):
+    bad = _corrupt(kid, position, delta)
+    assume(not is_valid_kid(bad))  # a change may turn a MOD10 KID into a valid MOD11 one: then both accept
+    assert not _payment_accepts(to_account=ACCOUNT, kid=bad)
+    assert not _scanner_accepts(to_account=ACCOUNT, kid=bad, as_fields=as_fields)
+    assert refusal(parse_fields, {"account": ACCOUNT, "kid": bad, "amount": "1"}, today=TODAY) == ("invalid_kid", "kid")
+
+
+@given(account=generated_accounts, position=st.integers(0, 10), delta=st.integers(1, 9), as_fields=st.booleans())
+def test_the_scanner_and_the_payment_refuse_the_same_corrupted_accounts(account, position, delta, as_fields):
+    bad = _corrupt(account, position, delta)  # MOD11 with these weights catches every single-digit change
+    assert not _payment_accepts(to_account=bad, kid=None)
+    assert not _scanner_accepts(to_account=bad, kid=None, as_fields=as_fields)
+    assert refusal(parse_ocr_line, line(kid="", account=bad)) == ("invalid_account", "account")

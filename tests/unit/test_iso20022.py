@@ -1,8 +1,9 @@
 """Tests for fjordbank.domain.iso20022 (pain.001 / pain.002) and the simulated counterparty bank.
 
-The pain.001 files are validated against the official ISO 20022 XSD, read from
-``$FJB_PAIN001_XSD`` or ``<workspace>/shared/schemas/pain.001.001.03.xsd`` (outside the
-repository; it is deliberately not copied in). A missing XSD FAILS the tests that need it.
+The pain.001 files are validated against the official ISO 20022 XSD, taken from the pinned
+``sepaxml`` test dependency (its wheel ships ``pain.001.001.03.xsd``; see
+``tests/support/schemas.py``) or from ``$FJB_PAIN001_XSD``. It is deliberately not copied
+into the repository. A missing XSD FAILS the tests that need it.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from fjordbank.domain.norway import (
     national_id_control_digits,
     normalize_account_number,
     parse_national_id,
+    split_kid,
     validate_account_number,
     validate_kid,
 )
@@ -314,6 +315,15 @@ def test_invalid_kids(kid: str, reason: str) -> None:
     with pytest.raises(InvalidKid, match=reason) as excinfo:
         validate_kid(kid)
     assert excinfo.value.code == "invalid_kid"
+
+
+def test_split_kid_checks_the_form_only() -> None:
+    # the form every path shares (payment request, scanner): 2-25 characters, digits, '-' only last
+    assert split_kid(" 1000005- ") == ("1000005", "-")
+    assert split_kid("1000006-") == ("1000006", "-")  # form only: validate_kid refuses its check
+    for kid in ("7", "1-2", "-1", "--", "1" * 26, "12 34", 1234):
+        with pytest.raises(InvalidKid):
+            split_kid(kid)  # type: ignore[arg-type]
 
 
 def test_kid_check_rejects_bad_body() -> None:

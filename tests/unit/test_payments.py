@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from fjordbank.domain.norway import (
     account_check_digit,
     is_valid_account_number,
+    is_valid_kid,
     kid_mod10_check,
     kid_mod11_check,
     make_account_number,
@@ -40,6 +41,7 @@ from fjordbank.domain.payments import (
     payment_id_for,
     projection_update,
 )
+from fjordbank.domain.standing_orders import parse_terms
 
 TODAY = date(2025, 6, 2)
 REQUEST_ID = "req_0001-abc"
@@ -661,3 +663,33 @@ def test_payment_requested_refuses_unknown_kind():
 
 def test_optional_fields_are_the_body_fields_that_are_not_required():
     assert OPTIONAL_FIELDS == BODY_FIELDS - REQUIRED_FIELDS == {"message", "kid", "dueDate", "sca", "payeeName"}
+
+
+# ------------------------------------------- one KID rule for payments and standing orders
+
+
+def test_a_mod11_kid_ending_in_dash_is_accepted():
+    dash_body = next(f"{n:07d}" for n in range(10_000) if kid_mod11_check(f"{n:07d}") == "-")
+    assert parse(body(kid=dash_body + "-")).kid == dash_body + "-"
+
+
+@settings(max_examples=60)
+@given(
+    kid_body=st.from_regex(r"[0-9]{1,24}", fullmatch=True),
+    mod11=st.booleans(),
+    corrupt=st.booleans(),
+    delta=st.integers(1, 9),
+)
+def test_a_standing_order_takes_exactly_the_kids_a_payment_takes(kid_body, mod11, corrupt, delta):
+    kid = kid_body + (kid_mod11_check(kid_body) if mod11 else kid_mod10_check(kid_body))
+    if corrupt:  # the check character changed: a digit by delta, a '-' into a digit
+        kid = kid[:-1] + (str(delta) if kid[-1] == "-" else str((int(kid[-1]) + delta) % 10))
+    order = {"orderId": "order-0001", "fromAccount": FROM, "toAccount": TO, "amount": 100, "kid": kid}
+    order |= {"frequency": "monthly", "startDate": TODAY.isoformat()}
+    outcomes = []
+    for check in (lambda: parse(body(amount=100, kid=kid)), lambda: parse_terms(order, today=TODAY).payment):
+        try:
+            outcomes.append(check().kid)
+        except PaymentRejected as exc:
+            outcomes.append(exc.code)
+    assert outcomes[0] == outcomes[1] == (kid if is_valid_kid(kid) else "invalid_kid")
