@@ -2,8 +2,10 @@
 
 Every command talks to the stack that the environment names (by default the local one
 from `make up`; see bankctl/config.py for the variables). Errors are one line on stderr
-(`bankctl: error: ...`) with exit code 1 (2 for a wrong command line), never a traceback.
-`bankctl COMMAND --help` describes each command.
+(`bankctl: error: ...`) with exit code 1 (2 for a wrong command line), never a traceback:
+a part of the stack that does not answer is named with its address and the step bankctl
+was at. FJB_HTTP_TIMEOUT (seconds, default 60) is how long bankctl waits for an answer
+over HTTP. `bankctl COMMAND --help` describes each command.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import argparse
 import datetime as dt
 import inspect
 import logging
+import os
 import sys
+import threading
 
-from bankctl import commands
+from bankctl import commands, errors
 from bankctl.customers import DEFAULT_PASSWORD
-from bankctl.errors import CommandError
 
 
 class Parser(argparse.ArgumentParser):
@@ -167,7 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit = command("audit", commands.audit, "check every money invariant over the whole ledger")
     json_flag(audit)
 
-    load = command("load", commands.load, "generate payments from new customers and measure them, then audit")
+    load = command(
+        "load",
+        commands.load,
+        "generate payments from new customers and measure them, then audit",
+        epilog="The setup onboards the customers at most 4 at a time (fewer if --concurrency is lower): "
+        "the Functions emulator runs one call at a time.",
+    )
     load.add_argument(
         "--payments", "-n", type=_positive_int, default=200, help="payments to make (default: %(default)s)"
     )
@@ -208,30 +217,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # A failure is reported as one line by bankctl itself; the clients' own warnings (NATS
-    # reconnect attempts, TLS EOF chatter) would only repeat it.
+NOISY_LOGGERS = ("asyncio", "fjordbank.adapters.nats_conn", "nats", "google", "grpc", "urllib3")
+
+
+def _quiet() -> None:
+    """A failure is reported as one line by bankctl itself; the clients' own logs (NATS
+    reconnect attempts, TLS EOF chatter, a listener's stream ending) would only repeat it,
+    with their tracebacks. So would a thread that a transport error ended (bankctl's own
+    workers hand their errors to the main thread)."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("asyncio", "fjordbank.adapters.nats_conn", "nats"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    default_hook = threading.excepthook
+    if getattr(default_hook, "bankctl", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None and errors.transport_error(args.exc_value) is not None:
+            return
+        default_hook(args)
+
+    hook.bankctl = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
+def _report(error: BaseException | str) -> int:
+    line = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    print(f"bankctl: error: {line}", file=sys.stderr, flush=True)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
+        args = build_parser().parse_args(argv)
+        _quiet()
         from bankctl import config
 
         args.config = config.load()
+        errors.know_stack(args.config.addresses())
         return args.run(args)
-    except CommandError as exc:
-        print(f"bankctl: error: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print("bankctl: interrupted", file=sys.stderr, flush=True)
+        return 130
     except SystemExit as exc:  # a configuration value the stack's settings refused
         if isinstance(exc.code, str):
-            print(f"bankctl: error: {exc.code}", file=sys.stderr)
-            return 1
+            return _report(exc.code)
         raise
-    except KeyboardInterrupt:
-        print("bankctl: interrupted", file=sys.stderr)
-        return 130
+    except Exception as exc:
+        error = errors.transport_error(exc)  # a CommandError, or a transport error no step caught
+        if error is None:
+            raise
+        return _report(error)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code:
+        # Do not wait for worker threads still blocked on a part of the stack that does not answer.
+        os._exit(code)
+    sys.exit(code)

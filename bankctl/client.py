@@ -1,5 +1,9 @@
 """Talk to the bank the way its customers and its operators do.
 
+* `Http`: the one HTTP helper under `Auth` and `Callables`: the configured timeout
+  (FJB_HTTP_TIMEOUT), transport errors as one-line errors naming the emulator, and a
+  bounded retry with backoff of an answer "busy, try again" (HTTP 429 / RESOURCE_EXHAUSTED
+  with reason rate_limited, contention or busy, after retryAfter seconds when given).
 * `Auth`: the Auth emulator's REST API (sign up, sign in, and, on the emulator only, sign
   in as any user with an unsigned custom token: the operator acting as a demo customer).
 * `Callables`: the app's callables through the Functions emulator, with an App Check
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
+import itertools
 import json
 import os
 import random
@@ -36,8 +42,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from bankctl import errors
 from bankctl.config import Config
-from bankctl.errors import CommandError, Refused, StackUnreachable, require_reachable
+from bankctl.errors import CommandError, Refused, StackUnreachable, require_reachable, talking_to
 from fjordbank.adapters.firestore import ACCOUNTS, CARDS, PAYMENT_REQUESTS, TRANSACTIONS, USERS
 from fjordbank.domain import sca
 from fjordbank.domain.payments import TERMINAL
@@ -56,6 +63,86 @@ def random_birth_date() -> dt.date:
     return dt.date(1960, 1, 1) + dt.timedelta(days=_rnd.randrange(365 * 38))
 
 
+# ---- HTTP ---------------------------------------------------------------------------------------
+BUSY_REASONS = frozenset({"rate_limited", "contention", "busy"})  # refused now, fine a little later
+BUSY_RETRIES = 4  # at most this many tries again of a "busy" answer
+BUSY_MAX_WAIT = 30.0  # seconds: a longer retryAfter is not waited for (the refusal is reported)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    data: dict | None  # the JSON object answered, None if the body was not one
+    tries: int = 1  # a "busy" answer is the last of this many
+
+    @property
+    def tried(self) -> str:
+        return f" (tried {self.tries} times)" if self.tries > 1 else ""
+
+    @property
+    def error(self) -> dict:
+        error = (self.data or {}).get("error")
+        return error if isinstance(error, dict) else {}
+
+    @property
+    def details(self) -> dict:
+        details = self.error.get("details")
+        return details if isinstance(details, dict) else {}
+
+
+def busy_wait(answer: Answer, attempt: int) -> float | None:
+    """Seconds to wait before trying again if ``answer`` says "busy" (HTTP 429 or
+    RESOURCE_EXHAUSTED, without a reason or with one of BUSY_REASONS), else None."""
+    if attempt >= BUSY_RETRIES:
+        return None
+    if answer.status != 429 and answer.error.get("status") != "RESOURCE_EXHAUSTED":
+        return None
+    reason = answer.details.get("reason")
+    if reason is not None and reason not in BUSY_REASONS:
+        return None  # e.g. registry_exhausted: trying again does not help
+    retry_after = answer.details.get("retryAfter")
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after >= 0:
+        return None if retry_after > BUSY_MAX_WAIT else max(float(retry_after), 0.2) + _rnd.uniform(0, 0.2)
+    return min(8.0, 0.5 * 2**attempt) * _rnd.uniform(1.0, 1.25)
+
+
+class Http:
+    """bankctl's one HTTP helper: POSTs of JSON to one part of the stack (``what`` at
+    ``host``) with the configured timeout; its transport errors become one-line errors
+    naming it; a "busy" answer is tried again (`busy_wait`, bounded)."""
+
+    def __init__(self, what: str, host: str, timeout: float, session: requests.Session | None = None) -> None:
+        self.what, self.host, self.timeout = what, host, timeout
+        self.session = session or requests.Session()
+
+    def post(self, url: str, body: dict, headers: dict | None = None) -> Answer:
+        for attempt in itertools.count():
+            answer = self._post_once(url, body, headers or {})
+            wait = busy_wait(answer, attempt)
+            if wait is None:
+                return dataclasses.replace(answer, tries=attempt + 1)
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_once(self, url: str, body: dict, headers: dict) -> Answer:
+        with talking_to(self.what, self.host, timeout=self.timeout):
+            resp = self.session.post(url, json=body, headers=headers, timeout=self.timeout)
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        return Answer(resp.status_code, data if isinstance(data, dict) else None)
+
+    def failed(self, answer: Answer, name: str) -> StackUnreachable:
+        """An answer that is the server's failure (5xx), not the bank's refusal."""
+        message = answer.error.get("message")
+        return StackUnreachable(
+            self.what,
+            self.host,
+            f"answered HTTP {answer.status} to {name}" + (f": {message}" if message else "") + answer.tried,
+        )
+
+
 # ---- Auth --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Identity:
@@ -71,22 +158,17 @@ class Auth:
         self.host = config.auth_host
         self.project = config.project_id
         self.base = f"http://{self.host}/identitytoolkit.googleapis.com/v1"
-        self.http = session or requests.Session()
+        self.http = Http(errors.AUTH, self.host, config.http_timeout, session)
 
     def _post(self, path: str, body: dict, *, admin: bool = False) -> dict:
         headers = {"Authorization": "Bearer owner"} if admin else {}
-        try:
-            resp = self.http.post(f"{self.base}/{path}?key={API_KEY}", json=body, headers=headers, timeout=15)
-        except requests.ConnectionError:
-            raise StackUnreachable("the Auth emulator", self.host) from None
-        try:
-            data = resp.json()
-        except ValueError:
-            data = {}
-        if resp.status_code != 200:
-            message = (data.get("error") or {}).get("message") or f"HTTP {resp.status_code}"
+        answer = self.http.post(f"{self.base}/{path}?key={API_KEY}", body, headers)
+        if answer.status >= 500:
+            raise self.http.failed(answer, path.rpartition("/")[2])
+        if answer.status != 200:
+            message = answer.error.get("message") or f"HTTP {answer.status}"
             raise Refused("sign-in", message.split(" ")[0], "")
-        return data
+        return answer.data or {}
 
     def sign_up(self, email: str, password: str) -> Identity:
         data = self._post("accounts:signUp", {"email": email, "password": password, "returnSecureToken": True})
@@ -144,7 +226,7 @@ class Callables:
         from fjordbank.adapters.app_check import mint_debug_token
 
         self.app_check = mint_debug_token(secret, config.project_id, app_id="1:000:web:fjordbank-bankctl")
-        self.http = session or requests.Session()
+        self.http = Http(errors.FUNCTIONS, self.host, config.http_timeout, session)
 
     def call(self, name: str, data: dict, identity: Identity) -> dict:
         headers = {
@@ -152,21 +234,16 @@ class Callables:
             "Authorization": f"Bearer {identity.id_token}",
             "X-Firebase-AppCheck": self.app_check,
         }
-        try:
-            resp = self.http.post(f"{self.base}/{name}", json={"data": data}, headers=headers, timeout=60)
-        except requests.ConnectionError:
-            raise StackUnreachable("the Functions emulator", self.host) from None
-        try:
-            body = resp.json()
-        except ValueError:
-            raise CommandError(
-                f"{name}: HTTP {resp.status_code} without an answer (does the function exist?)"
-            ) from None
-        if "error" in body:
-            error = body["error"]
-            details = error.get("details") or {}
-            raise Refused(name, details.get("reason") or error.get("status"), error.get("message", ""))
-        return body.get("result", {})
+        answer = self.http.post(f"{self.base}/{name}", {"data": data}, headers)
+        if answer.status >= 500:
+            raise self.http.failed(answer, name)
+        if answer.data is None:
+            raise CommandError(f"{name}: HTTP {answer.status} without an answer (does the function exist?)")
+        if "error" in answer.data:
+            error = answer.error
+            message = error.get("message", "") + answer.tried
+            raise Refused(name, answer.details.get("reason") or error.get("status"), message)
+        return answer.data.get("result", {})
 
 
 # ---- the phone's key for strong customer authentication ------------------------------------------
@@ -236,10 +313,13 @@ class _FirestoreErrors:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is None or not isinstance(exc, gexc.GoogleAPIError):
+        if exc is None or isinstance(exc, CommandError) or not isinstance(exc, Exception):
             return False
-        if isinstance(exc, gexc.RetryError | gexc.ServiceUnavailable | gexc.DeadlineExceeded):
-            raise StackUnreachable("Firestore", self.host) from None
+        error = errors.transport_error(exc, errors.FIRESTORE, self.host)
+        if error is not None:
+            raise error.within(self.what) from None
+        if not isinstance(exc, gexc.GoogleAPIError):
+            return False
         if isinstance(exc, gexc.PermissionDenied):
             raise CommandError(f"{self.what}: the security rules refused it") from None
         message = getattr(exc, "message", None) or str(exc)
@@ -263,7 +343,7 @@ class AppSession:
     """A signed-in customer in the app: Firestore with their ID token (the rules apply)."""
 
     def __init__(self, config: Config, identity: Identity, device: Device | None) -> None:
-        require_reachable("the Firestore emulator", config.firestore_host)
+        require_reachable(errors.FIRESTORE, config.firestore_host)
         self.config = config
         self.identity = identity
         self.uid = identity.uid
@@ -363,7 +443,8 @@ class AppSession:
                     last["at"] = time.monotonic()
                     done.set()
 
-        watch = self.requests().document(request_id).on_snapshot(on_snapshot)
+        with self.errors("listening to the payment request"):
+            watch = self.requests().document(request_id).on_snapshot(on_snapshot)
         try:
             if not done.wait(timeout):
                 status = (last.get("doc") or {}).get("status", "not seen")
@@ -391,7 +472,7 @@ class Admin:
         from bankctl.config import apply_environ
         from fjordbank.adapters.firestore import sync_client
 
-        require_reachable("the Firestore emulator", config.firestore_host)
+        require_reachable(errors.FIRESTORE, config.firestore_host)
         apply_environ(config)
         self.config = config
         self.db = sync_client(config.project_id)
@@ -505,6 +586,7 @@ class Cards:
         from fjordbank.simulators.card_processor import CardProcessor
 
         self.processor = CardProcessor(config.card_api_url, self.keys["processorSecret"].encode(), timeout=5.0)
+        self.processor_timeout = max(self.processor.timeout, self.processor.patient_timeout)
 
     def details(self, card_id: str) -> dict:
         """What is printed on the card (read from the vault with the card service's keys)."""
@@ -519,6 +601,10 @@ class Cards:
     def purchase(self, card: dict, *, reference: str, amount: int, merchant: str, mcc: str, **kw) -> dict:
         """Authorise and capture one purchase (idempotent by ``reference``: a retry of a
         captured one is answered with its status "captured")."""
+        with talking_to(errors.CARDS, self.config.card_api_url, timeout=self.processor_timeout):
+            return self._purchase(card, reference=reference, amount=amount, merchant=merchant, mcc=mcc, **kw)
+
+    def _purchase(self, card: dict, *, reference: str, amount: int, merchant: str, mcc: str, **kw) -> dict:
         try:
             answer = self.processor.authorize(
                 pan=card["pan"],
@@ -534,6 +620,6 @@ class Cards:
             if answer.get("approved") or answer.get("status") == "authorized":
                 status, _body = self.processor.capture(reference, capture_reference=f"cap-{reference}")
                 answer["captured"] = status == 200
-        except requests.ConnectionError:
-            raise StackUnreachable("the card service's processor API", self.config.card_api_url) from None
+        except RuntimeError as exc:  # its reversal after a timeout was not delivered
+            raise StackUnreachable(errors.CARDS, self.config.card_api_url, f"did not answer: {exc}") from None
         return answer

@@ -12,8 +12,9 @@ import json
 import os
 import sys
 
+from bankctl import errors
 from bankctl.config import Config
-from bankctl.errors import UP_HINT, CommandError, StackUnreachable, require_reachable
+from bankctl.errors import CommandError, require_reachable, step, talking_to
 from fjordbank.service_layer.scheduled import JOBS
 
 JOB_NAMES = JOBS  # the scheduled jobs `bankctl jobs run` can start
@@ -43,7 +44,7 @@ def _firestore(config: Config):
     from bankctl.config import apply_environ
     from fjordbank.adapters.firestore import sync_client
 
-    require_reachable("the Firestore emulator", config.firestore_host)
+    require_reachable(errors.FIRESTORE, config.firestore_host)
     apply_environ(config)
     return sync_client(config.project_id)
 
@@ -112,8 +113,6 @@ def balances(args) -> int:
 # ---- NATS: dead letters ----------------------------------------------------------------------
 def _nats(config: Config, coro_fn):
     """Run ``coro_fn(nc)`` with an admin connection; one-line errors when NATS is away."""
-    import nats.errors
-
     from fjordbank.adapters import nats_conn
     from fjordbank.config import load_settings
 
@@ -126,12 +125,8 @@ def _nats(config: Config, coro_fn):
         finally:
             await nc.close()
 
-    try:
+    with talking_to(errors.NATS, config.stack_settings.nats_urls):
         return asyncio.run(run())
-    except (OSError, TimeoutError, nats.errors.Error) as exc:
-        if isinstance(exc, CommandError):
-            raise
-        raise StackUnreachable("NATS", config.stack_settings.nats_urls) from exc
 
 
 def dlq(args) -> int:
@@ -210,13 +205,16 @@ def run_job(args) -> int:
 
     config = args.config
     apply_environ(config)
-    require_reachable("the Pub/Sub emulator", config.pubsub_host)
+    require_reachable(errors.PUBSUB, config.pubsub_host)
     topic = TopicPublisher(config.project_id, JOBS_TOPIC)
-    try:
-        topic.ensure_topic()
-        message_id = asyncio.run(topic.publish_json({"job": args.job}))
-    except (exceptions.GoogleAPICallError, exceptions.RetryError, TimeoutError) as exc:
-        raise CommandError(f"cannot reach Pub/Sub ({UP_HINT}): {exc}") from exc
+    with step(f"queueing job {args.job}"), talking_to(errors.PUBSUB, config.pubsub_host):
+        try:
+            topic.ensure_topic()
+            message_id = asyncio.run(topic.publish_json({"job": args.job}))
+        except exceptions.GoogleAPICallError as exc:
+            if errors.transport_error(exc) is not None:
+                raise
+            raise CommandError(f"the pubsub emulator refused it: {exc.message}") from None
     print(f"queued job {args.job} (message {message_id})")
     return 0
 
@@ -254,10 +252,8 @@ def reviews(args) -> int:
             print(f"{len(pending)} application(s) in review")
             return 0
         settings = load_settings({**os.environ, **config.stack.nats_env("admin")})
-        try:
+        with talking_to(errors.NATS, config.stack_settings.nats_urls):
             publisher = SyncPublisher(settings.nats, name="bankctl")
-        except OSError as exc:
-            raise StackUnreachable("NATS", config.stack_settings.nats_urls) from exc
         try:
             result = onboarding.decide_review(
                 db,
@@ -300,7 +296,8 @@ def customers_create(args) -> int:
     for i in range(args.count):
         name = args.name or f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {LAST_NAMES[(i * 7) % len(LAST_NAMES)]}"
         email = args.email or f"{name.split()[0].lower()}.{unique('')}@fjordbank.example"
-        m = bank.ensure_customer(name=name, email=email, password=args.password, deposit=deposit)
+        with step(f"onboarding customer {i + 1} of {args.count}"):
+            m = bank.ensure_customer(name=name, email=email, password=args.password, deposit=deposit)
         made.append(m)
         if not args.json:
             account = f"account {m.account}" if m.account else "no account"
@@ -343,6 +340,18 @@ def _account_number(text: str) -> str | None:
     return digits if digits.isdigit() and len(digits) == 11 else None
 
 
+def _payee_account(bank, to: str) -> str:
+    """An account number as given, or the first open account of the customer named."""
+    to_account = _account_number(to)
+    if to_account is not None:
+        return to_account
+    payee = bank.admin.resolve_customer(to, bank.auth)
+    payee_accounts = [a["accountId"] for a in bank.admin.accounts_of(payee) if a.get("status") == "open"]
+    if not payee_accounts:
+        raise CommandError(f"{to} has no open account")
+    return payee_accounts[0]
+
+
 def pay(args) -> int:
     """Pay as the customer, through the app's surface: the payment request is written to
     users/{uid}/paymentRequests/{id} with the customer's ID token (the security rules apply),
@@ -355,13 +364,7 @@ def pay(args) -> int:
     amount = parse_amount(args.amount)
     bank = _bank(args)
     uid = bank.admin.resolve_customer(args.customer, bank.auth)
-    to_account = _account_number(args.to)
-    if to_account is None:
-        payee = bank.admin.resolve_customer(args.to, bank.auth)
-        payee_accounts = [a["accountId"] for a in bank.admin.accounts_of(payee) if a.get("status") == "open"]
-        if not payee_accounts:
-            raise CommandError(f"{args.to} has no open account")
-        to_account = payee_accounts[0]
+    to_account = _payee_account(bank, args.to)
     session = bank.session(uid)
     own = [a["accountId"] for a in session.accounts() if a.get("status") == "open"]
     from_account = _account_number(args.from_account) if args.from_account else (own[0] if own else None)
@@ -591,7 +594,7 @@ def load(args) -> int:
     summary = run_load(bank, run, log=lambda msg: _err(msg))
     ok = "not final (timeout)" not in summary["statuses"]
     if not args.no_audit:
-        with _google_errors("reading the ledger", args.config):
+        with step("load audit"), _google_errors("reading the ledger", args.config):
             report = audit_ledger(bank.admin.db)
         summary["audit"] = {
             "ok": report.ok,

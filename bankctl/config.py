@@ -12,6 +12,7 @@
 | FJB_PROJECT_ID | demo-fjordbank |
 | FJB_SCA_THRESHOLD | 500000 øre (above it a payment needs the device's signature) |
 | FJB_BANK_REGS | 9710 (the bank's registration numbers: payees outside them are other banks) |
+| FJB_HTTP_TIMEOUT | 60 (seconds bankctl waits for an answer over HTTP: the Auth and Functions emulators) |
 
 NATS is reached as the stack's `admin` identity (ports from FJB_NATS_CLIENT_PORT).
 """
@@ -43,6 +44,7 @@ class Config:
     state_dir: Path
     sca_threshold: int
     bank_regs: tuple[str, ...]
+    http_timeout: float = 60.0
 
     @cached_property
     def stack(self) -> Stack:
@@ -52,6 +54,19 @@ class Config:
     def devices_dir(self) -> Path:
         """bankctl's simulated phones: one device key per customer it created."""
         return self.state_dir / "bankctl" / "devices"
+
+    def addresses(self) -> dict[str, str]:
+        """Each part of the stack bankctl talks to, by the name its errors give it."""
+        from bankctl import errors
+
+        return {
+            errors.FUNCTIONS: self.functions_host,
+            errors.AUTH: self.auth_host,
+            errors.FIRESTORE: self.firestore_host,
+            errors.PUBSUB: self.pubsub_host,
+            errors.NATS: self.stack_settings.nats_urls,
+            errors.CARDS: self.card_api_url,
+        }
 
     def emulator_environ(self) -> dict[str, str]:
         """What the Google clients read to talk to the emulators instead of production."""
@@ -72,6 +87,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         threshold = int(env.get("FJB_SCA_THRESHOLD", DEFAULT_THRESHOLD))
     except ValueError:
         raise SystemExit(f"FJB_SCA_THRESHOLD={env['FJB_SCA_THRESHOLD']!r} is not a number of øre") from None
+    http_timeout = _seconds(env, "FJB_HTTP_TIMEOUT", 60.0)
     return Config(
         stack_settings=s,
         project_id=s.project_id,
@@ -84,7 +100,21 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         state_dir=s.state_dir,
         sca_threshold=threshold,
         bank_regs=tuple(r.strip() for r in env.get("FJB_BANK_REGS", "9710").split(",") if r.strip()),
+        http_timeout=http_timeout,
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 3600:
+        raise SystemExit(f"{name}={text!r} is not a number of seconds (more than 0, less than 3600)")
+    return value
 
 
 def apply_environ(config: Config) -> None:

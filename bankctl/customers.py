@@ -9,6 +9,7 @@ and an opening balance arrives through the ledger's admin deposit path.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import asdict, dataclass
 
 from bankctl.client import (
@@ -60,25 +61,28 @@ class Made:
 
 
 class Bank:
-    """The clients one bankctl command needs, made once."""
+    """The clients one bankctl command needs, made once (also when threads ask at once)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.auth = Auth(config)
         self._callables: Callables | None = None
         self._admin: Admin | None = None
+        self._lock = threading.Lock()
 
     @property
     def callables(self) -> Callables:
-        if self._callables is None:
-            self._callables = Callables(self.config)
-        return self._callables
+        with self._lock:
+            if self._callables is None:
+                self._callables = Callables(self.config)
+            return self._callables
 
     @property
     def admin(self) -> Admin:
-        if self._admin is None:
-            self._admin = Admin(self.config)
-        return self._admin
+        with self._lock:
+            if self._admin is None:
+                self._admin = Admin(self.config)
+            return self._admin
 
     def session(self, uid: str, identity: Identity | None = None) -> AppSession:
         """The customer in the app (the emulator's custom-token sign-in unless given)."""
@@ -110,11 +114,11 @@ class Bank:
     ) -> Made:
         """Make a customer through the real path; for an e-mail that exists already, finish
         what is missing (idempotent: the deposit has a fixed id per account)."""
-        identity, _new = self.sign_up_or_in(email, password)
+        identity, new = self.sign_up_or_in(email, password)
         uid = identity.uid
         devices = self.config.devices_dir
         device = Device.load(devices, uid)
-        customer = self.admin.customer(uid)
+        customer = None if new else self.admin.customer(uid)  # a new user has not applied yet
         if device is None:
             if customer is not None:
                 raise CommandError(

@@ -21,12 +21,12 @@ import datetime as dt
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from bankctl import errors
 from bankctl.client import AppSession, Cards, Device
 from bankctl.customers import Bank, Made, kroner
-from bankctl.errors import CommandError, Refused
+from bankctl.errors import CommandError, Refused, StackUnreachable, Workers, step, talking_to
 from fjordbank.domain.cards import authorization_id
 from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.norway import kid_mod10_check, kid_mod11_check, make_account_number, today_in_norway
@@ -193,20 +193,24 @@ class Demo:
     def customers(self) -> list[Customer]:
         out = []
         for person in PEOPLE:
-            made = self.bank.ensure_customer(
-                name=person.name,
-                email=self.email(person.key),
-                password=self.password,
-                born=person.born,
-                address=person.address,
-                phone=person.phone,
-            )
-            if made.status != "approved" or not made.account:
-                raise CommandError(f"demo customer {person.name} is {made.status}, not approved")
-            self.log(f"customer {person.name} <{made.email}>: {made.status}, account {made.account}")
-            session = self.bank.session(made.uid)
-            out.append(Customer(person, made, session, [a["accountId"] for a in session.accounts()]))
+            with step(f"onboarding {person.name}"):
+                out.append(self.customer(person))
         return out
+
+    def customer(self, person: Person) -> Customer:
+        made = self.bank.ensure_customer(
+            name=person.name,
+            email=self.email(person.key),
+            password=self.password,
+            born=person.born,
+            address=person.address,
+            phone=person.phone,
+        )
+        if made.status != "approved" or not made.account:
+            raise CommandError(f"demo customer {person.name} is {made.status}, not approved")
+        self.log(f"customer {person.name} <{made.email}>: {made.status}, account {made.account}")
+        session = self.bank.session(made.uid)
+        return Customer(person, made, session, [a["accountId"] for a in session.accounts()])
 
     def employer(self) -> tuple[AppSession, str]:
         """The employer that pays the salaries: a company account in this bank, made through
@@ -223,6 +227,8 @@ class Demo:
                 number = _other_bank_in_ours(self.bank.config.bank_regs[0])
                 try:
                     self.bank.admin.open_account(owner_uid=identity.uid, account_id=number, name="Fjordtech AS lønn")
+                except StackUnreachable:
+                    raise
                 except CommandError:
                     continue  # taken: draw again
                 accounts = [number]
@@ -246,18 +252,24 @@ class Demo:
         return request_id
 
     def wait_all(self, pending: list[tuple[AppSession, str, str]], until=TERMINAL) -> None:
-        def one(item) -> None:
-            session, request_id, what = item
+        """Follow each payment to ``until`` in threads: one that is not is a problem of the
+        demo's; the stack not answering is the command's error (from the worker, one line)."""
+
+        def one(session: AppSession, request_id: str, what: str) -> None:
             try:
                 result = session.wait(request_id, timeout=90, until=until)
+            except StackUnreachable:
+                raise
             except CommandError as exc:
                 self.tally.problems.append(f"{what}: {exc}")
                 return
             if result.status in ("rejected", "failed"):
                 self.tally.problems.append(f"{what}: {result.status} {result.reason or ''}".strip())
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(one, pending))
+        with Workers(8, name="demo") as pool:
+            for session, request_id, what in pending:
+                pool.submit(f"following the {what}", one, session, request_id, what)
+            pool.results()
 
     def salaries(self, employer: AppSession, employer_account: str, people: list[Customer]) -> None:
         pending = []
@@ -389,7 +401,8 @@ class Demo:
             for merchant, mcc, amount, channel, ref in items:
                 reference = self.rid(c.person.key, ref, f"{self.today:%Y%m}")
                 kind = "streaming charge" if ref == "streaming" else "card purchase"
-                done = self.bank.admin.db.document(f"cardAuthorizations/{authorization_id(reference)}").get()
+                with self.bank.admin.errors("reading the card authorisation"):
+                    done = self.bank.admin.db.document(f"cardAuthorizations/{authorization_id(reference)}").get()
                 if done.exists and done.get("status") == "captured":  # made by an earlier run
                     merchants.add(merchant)
                     self.tally.add(kind, False)
@@ -460,8 +473,9 @@ class Demo:
                         )
         settings = load_settings({**os.environ, **self.bank.config.stack.nats_env("admin")})
 
-        async def run() -> int:
-            nc = await nats_conn.connect(settings.nats, name="bankctl-demo", max_reconnect_attempts=2)
+        async def run() -> tuple[int, int]:
+            with talking_to(errors.NATS, self.bank.config.stack_settings.nats_urls):
+                nc = await nats_conn.connect(settings.nats, name="bankctl-demo", max_reconnect_attempts=2)
             db = async_client(self.bank.config.project_id)
             ledger = CardLedger(db)
             booked = already = 0
@@ -490,7 +504,8 @@ class Demo:
                 await nc.close()
             return booked, already
 
-        booked, already = asyncio.run(run())
+        with step("booking the past card purchases"):
+            booked, already = asyncio.run(run())
         if booked:
             self.tally.made["past card purchase"] = booked
         if already:
@@ -499,18 +514,28 @@ class Demo:
 
     # ---- the whole demo -----------------------------------------------------------------------
     def run(self) -> dict:
+        with step("demo"):
+            return self._run()
+
+    def _run(self) -> dict:
         people = self.customers()
-        employer, employer_account = self.employer()
+        with step("the employer"):
+            employer, employer_account = self.employer()
         self.log("salaries ...")
-        self.salaries(employer, employer_account, people)
+        with step("salaries"):
+            self.salaries(employer, employer_account, people)
         self.log("rent, bills with KID, transfers ...")
-        self.everyday(people)
+        with step("rent, bills and transfers"):
+            self.everyday(people)
         self.log("card purchases ...")
-        merchants = self.purchases(people)
+        with step("card purchases"):
+            merchants = self.purchases(people)
         self.log(f"card purchases of the last {HISTORY_MONTHS} months ...")
         self.history(people)
-        due = self.scheduled(people[1])
-        standing = self.standing_order(people[0])
+        with step("the scheduled payment"):
+            due = self.scheduled(people[1])
+        with step("the standing order"):
+            standing = self.standing_order(people[0])
         out = []
         for c in people:
             accounts = []
@@ -558,9 +583,12 @@ class Demo:
             "startDate": first.isoformat(),
             "sca": c.session.device.confirm(order_id, amount, "NOK", to_account),
         }
-        existed = self.bank.admin.db.document(f"users/{c.made.uid}/standingOrders/{order_id}").get().exists
+        with self.bank.admin.errors("reading the standing order"):
+            existed = self.bank.admin.db.document(f"users/{c.made.uid}/standingOrders/{order_id}").get().exists
         try:
             result = self.bank.callables.call("standing_orders_create", body, c.session.identity)
+        except StackUnreachable:
+            raise
         except Refused as exc:
             if exc.reason is None or exc.reason in ("NOT_FOUND", "UNIMPLEMENTED"):
                 self.log(f"no standing order: {exc}")

@@ -1,6 +1,11 @@
 """Load through the app's surface: N payment requests from M new customers, at most C in
 flight, each followed to its final status by a listener on the customer's requests (as
-the app listens). Ends with a summary and the ledger audit."""
+the app listens). Ends with a summary and the ledger audit.
+
+The setup onboards the M customers at most SETUP_CONCURRENCY at a time (whatever C is):
+the Functions emulator runs one function call at a time, so more at once only wait in
+its queue until they time out. A failure anywhere (in the setup or in a worker sending
+payments) ends the run with one line naming the step and the part of the stack."""
 
 from __future__ import annotations
 
@@ -8,18 +13,18 @@ import random
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bankctl.client import AppSession, unique
-from bankctl.customers import Bank
-from bankctl.errors import CommandError
+from bankctl.customers import Bank, Made
+from bankctl.errors import CommandError, StackUnreachable, Workers, step, transport_error
 from bankctl.progress import Progress
 from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payments import TERMINAL
 
 RATE_LIMIT_PER_MINUTE = 60  # payments per customer (fjordbank/domain/ratelimit.py)
+SETUP_CONCURRENCY = 4  # onboardings at once in the setup (min(this, --concurrency))
 FIRST_NAMES = ("Kari", "Ola", "Ingrid", "Lars", "Nora", "Emil", "Sofie", "Jonas", "Amira", "Henrik", "Maja", "Elias")
 LAST_NAMES = ("Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Berg", "Haugen", "Dahl", "Lunde")
 
@@ -87,23 +92,31 @@ def other_bank_account(rnd: random.Random) -> str:
             continue  # MOD11 remainder 1: no check digit for this serial
 
 
-def make_customers(bank: Bank, count: int, deposit: int, progress) -> list:
-    """``count`` new customers through the real onboarding path, one after the other:
-    concurrent enrolments contend in Firestore transactions (the SCA key query, the account
-    number registry) and fail after 10 s on the emulator. Then funded in one deposit."""
+def make_customers(bank: Bank, count: int, deposit: int, workers: int = SETUP_CONCURRENCY) -> list[Made]:
+    """``count`` new customers through the real onboarding path, ``workers`` at a time
+    (each call the Functions emulator is busy with is retried by the client), with
+    progress on stderr; then funded in one deposit."""
+    made: list[Made] = []
 
-    def one(i: int):
+    def one(_i: int) -> Made:
         name = f"{random.choice(FIRST_NAMES)} {random.choice(LAST_NAMES)}"
-        made = bank.ensure_customer(name=name, email=f"{unique('load-')}@fjordbank.example")
-        progress(f"customer {i + 1}/{count}: {made.status} {made.account or ''}")
-        return made
+        customer = bank.ensure_customer(name=name, email=f"{unique('load-')}@fjordbank.example")
+        made.append(customer)
+        return customer
 
-    made = [one(i) for i in range(count)]
-    not_approved = [m for m in made if m.status != "approved" or not m.account]
+    with (
+        Progress(count, lambda: (len(made), ""), label="setup", noun="customers onboarded"),
+        Workers(min(workers, count), name="setup") as pool,
+    ):
+        for i in range(count):
+            pool.submit(f"onboarding customer {i + 1} of {count}", one, i)
+        customers = pool.results()
+    not_approved = [m for m in customers if m.status != "approved" or not m.account]
     if not_approved:
         raise CommandError(f"{len(not_approved)} load customer(s) not approved (e.g. {not_approved[0].status})")
-    bank.admin.deposit_many([(f"opening-{m.account}", m.account, deposit) for m in made])
-    return made
+    with step("funding the customers"):
+        bank.admin.deposit_many([(f"opening-{m.account}", m.account, deposit) for m in customers])
+    return customers
 
 
 def _stages(created, timeline: dict, status: str) -> tuple[float, float] | None:
@@ -154,6 +167,11 @@ def _poll_missed(bank: Bank, run: LoadRun, stop: threading.Event, after: float =
                 )
 
 
+def setup_concurrency(concurrency: int) -> int:
+    """Onboardings at once in the setup: min(SETUP_CONCURRENCY, --concurrency)."""
+    return max(1, min(SETUP_CONCURRENCY, concurrency))
+
+
 def run_load(bank: Bank, run: LoadRun, *, log) -> dict:
     """Drive the load; returns the summary (the audit is the caller's)."""
     if run.payments / run.customers > RATE_LIMIT_PER_MINUTE:
@@ -163,37 +181,63 @@ def run_load(bank: Bank, run: LoadRun, *, log) -> dict:
         )
     setup_started = time.monotonic()
     deposit = run.max_amount * run.payments * 2 // run.customers + 100_000
-    made = make_customers(bank, run.customers, deposit, log)
-    setup_seconds = time.monotonic() - setup_started
-    sessions: list[AppSession] = [bank.session(m.uid) for m in made]
-    accounts = [m.account for m in made]
-    watches = []
-    for session in sessions:
+    sessions: list[AppSession] = []
+    watches: list = []
+    try:
+        with step("load setup"):
+            made = make_customers(bank, run.customers, deposit, setup_concurrency(run.concurrency))
+            with step("signing in the customers"):
+                sessions.extend(bank.session(m.uid) for m in made)
+            watches.extend(_watch(session, run) for session in sessions)
+        setup_seconds = time.monotonic() - setup_started
+        with step("load"):
+            elapsed, not_sent = _send_all(bank, run, sessions, [m.account for m in made], log)
+    finally:
+        for watch in watches:
+            watch.unsubscribe()
+        for session in sessions:
+            session.close()
+    return _summary(run, setup_seconds, elapsed, not_sent)
 
-        def on_snapshot(_docs, changes, _read_time) -> None:
-            for change in changes:
-                doc = change.document.to_dict() or {}
-                status = doc.get("status")
-                if status in TERMINAL:
-                    reason = doc.get("reason")
-                    run.finish(
-                        change.document.id,
-                        status,
-                        reason.get("code") if isinstance(reason, dict) else reason,
-                        _stages(change.document.create_time, doc.get("timeline") or {}, status),
-                    )
 
-        watches.append(session.requests().on_snapshot(on_snapshot))
+def _watch(session: AppSession, run: LoadRun):
+    """A listener on the customer's payment requests (as the app listens) reporting final statuses."""
 
+    def on_snapshot(_docs, changes, _read_time) -> None:
+        for change in changes:
+            doc = change.document.to_dict() or {}
+            status = doc.get("status")
+            if status in TERMINAL:
+                reason = doc.get("reason")
+                run.finish(
+                    change.document.id,
+                    status,
+                    reason.get("code") if isinstance(reason, dict) else reason,
+                    _stages(change.document.create_time, doc.get("timeline") or {}, status),
+                )
+
+    with session.errors("listening to the payment requests"):
+        return session.requests().on_snapshot(on_snapshot)
+
+
+def _error_reason(exc: Exception) -> str:
+    return str(exc)[:80] if isinstance(exc, CommandError) else type(exc).__name__
+
+
+def _sender(run: LoadRun, sessions: list[AppSession], accounts: list[str]):
+    """``send(i)``: the i-th payment request. A refusal is counted and the run goes on; the
+    stack not answering ends the run (the worker's error becomes the command's)."""
     rnd = random.Random()
+
+    def payee_for(payer: str) -> str:
+        if rnd.random() < run.external_share:
+            return other_bank_account(rnd)
+        return rnd.choice([a for a in accounts if a != payer]) if len(accounts) > 1 else payer
 
     def send(i: int) -> None:
         session = sessions[i % len(sessions)]
         payer = accounts[i % len(sessions)]
-        if rnd.random() < run.external_share:
-            payee = other_bank_account(rnd)
-        else:
-            payee = rnd.choice([a for a in accounts if a != payer]) if len(accounts) > 1 else payer
+        payee = payee_for(payer)
         request_id = unique("load-")
         with run.lock:
             run.started[request_id] = time.monotonic()
@@ -206,11 +250,32 @@ def run_load(bank: Bank, run: LoadRun, *, log) -> dict:
                 message=f"load {i + 1}",
                 request_id=request_id,
             )
-        except CommandError as exc:
-            run.finish(request_id, "error", str(exc)[:80])
-        except Exception as exc:  # noqa: BLE001 - counted and shown in the summary, the run goes on
-            run.finish(request_id, "error", type(exc).__name__)
+        except Exception as exc:  # counted in the summary; the stack not answering ends the run
+            run.finish(request_id, "error", _error_reason(exc))
+            if isinstance(exc, StackUnreachable) or (
+                not isinstance(exc, CommandError) and transport_error(exc) is not None
+            ):
+                raise
 
+    return send
+
+
+def _free_slot(run: LoadRun, pool: Workers) -> bool:
+    """Wait until fewer than ``run.concurrency`` are unfinished; False if none finished in
+    ``run.timeout`` seconds or a worker failed (the run ends)."""
+    deadline = time.monotonic() + run.timeout
+    while not pool.failed.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if run.slots.acquire(timeout=min(0.5, left)):
+            return True
+    return False
+
+
+def _send_all(bank: Bank, run: LoadRun, sessions: list[AppSession], accounts: list[str], log) -> tuple[float, int]:
+    """Send every payment, at most ``run.concurrency`` unfinished; (seconds, not sent)."""
+    send = _sender(run, sessions, accounts)
     stop = threading.Event()
     poller = threading.Thread(target=_poll_missed, args=(bank, run, stop), name="poller", daemon=True)
     started = time.monotonic()
@@ -218,25 +283,25 @@ def run_load(bank: Bank, run: LoadRun, *, log) -> dict:
     try:
         poller.start()
         with (
-            Progress(run.payments, run.progress_text, label="load") as _bar,
-            ThreadPoolExecutor(max_workers=min(run.concurrency, 32)) as pool,
+            Progress(run.payments, run.progress_text, label="load"),
+            Workers(min(run.concurrency, 32), name="load") as pool,
         ):
             for i in range(run.payments):
-                if not run.slots.acquire(timeout=run.timeout):  # nothing finished for that long
-                    not_sent = run.payments - i
-                    log(f"no payment finished in {run.timeout:.0f} s: {not_sent} not sent")
+                if not _free_slot(run, pool):
+                    if not pool.failed.is_set():  # nothing finished for that long
+                        not_sent = run.payments - i
+                        log(f"no payment finished in {run.timeout:.0f} s: {not_sent} not sent")
                     break
-                pool.submit(send, i)
-            pool.shutdown(wait=True)
+                pool.submit(f"sending payment {i + 1} of {run.payments}", send, i)
+            pool.results()
             if not not_sent:
                 run.all_final.wait(run.timeout)
     finally:
         stop.set()
-        for watch in watches:
-            watch.unsubscribe()
-        for session in sessions:
-            session.close()
-    elapsed = time.monotonic() - started
+    return time.monotonic() - started, not_sent
+
+
+def _summary(run: LoadRun, setup_seconds: float, elapsed: float, not_sent: int) -> dict:
     with run.lock:
         finished = dict(run.finished)
         unfinished = [r for r in run.started if r not in finished]
@@ -252,6 +317,7 @@ def run_load(bank: Bank, run: LoadRun, *, log) -> dict:
         "payments": run.payments,
         "customers": run.customers,
         "concurrency": run.concurrency,
+        "setupConcurrency": min(setup_concurrency(run.concurrency), run.customers),
         "externalShare": run.external_share,
         "setupSeconds": round(setup_seconds, 2),
         "seconds": round(elapsed, 3),
@@ -271,7 +337,7 @@ def render(summary: dict) -> str:
         f"load: {summary['payments']} payments from {summary['customers']} customers, "
         f"at most {summary['concurrency']} in flight"
         + (f", {summary['externalShare']:.0%} to other banks" if summary["externalShare"] else ""),
-        f"  setup (onboarding the customers): {summary['setupSeconds']:.1f} s",
+        f"  setup (onboarding the customers, {summary['setupConcurrency']} at a time): {summary['setupSeconds']:.1f} s",
     ]
     for status, n in summary["statuses"].items():
         lines.append(f"  {status:<20} {n:>6}")

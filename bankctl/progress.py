@@ -11,7 +11,9 @@ from typing import TextIO
 
 class Progress:
     """Call ``update()`` from anywhere; a background thread draws at most every ``interval``
-    seconds on a TTY (``line_interval`` for plain lines). ``close()`` draws the last state."""
+    seconds on a TTY (``line_interval`` for plain lines, only once something is done and
+    when it changed). ``close()`` draws the last state; leaving on an error does not (the
+    bar is cleared), so the error line stands alone."""
 
     def __init__(
         self,
@@ -20,6 +22,7 @@ class Progress:
         *,
         stream: TextIO | None = None,
         label: str = "load",
+        noun: str = "final",
         interval: float = 0.2,
         line_interval: float = 2.0,
         width: int = 30,
@@ -29,6 +32,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.label = label
+        self.noun = noun
         self.interval = interval if self.tty else line_interval
         self.width = width
         self.started = time.monotonic()
@@ -40,8 +44,8 @@ class Progress:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(failed=exc_type is not None)
 
     def render(self) -> str:
         done, extra = self.describe()
@@ -52,14 +56,15 @@ class Progress:
             bar = "#" * filled + "-" * (self.width - filled)
             return f"\r{self.label} [{bar}] {done}/{self.total} {rate:6.1f}/s {extra}\x1b[K"
         return (
-            f"{self.label}: {done}/{self.total} final, {rate:.1f}/s, {elapsed:.1f} s{', ' + extra if extra else ''}\n"
+            f"{self.label}: {done}/{self.total} {self.noun}, {rate:.1f}/s, {elapsed:.1f} s"
+            f"{', ' + extra if extra else ''}\n"
         )
 
     def _draw(self, *, force: bool = False) -> None:
         text = self.render()
         if not self.tty:
             done = self.describe()[0]
-            if done == self._last_plain and not force:
+            if (done == self._last_plain or not done) and not force:
                 return
             self._last_plain = done
         self.stream.write(text)
@@ -69,12 +74,17 @@ class Progress:
         while not self._stop.wait(self.interval):
             self._draw()
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
         if self._stop.is_set():
             return
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        if failed:
+            if self.tty:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+            return
         self._draw(force=True)
         if self.tty:
             self.stream.write("\n")

@@ -96,7 +96,18 @@ def test_load_prints_a_summary_and_audits(stack):
     assert "completed                20" in out
     assert "payments/s" in out and "p50" in out and "p95" in out and "p99" in out
     assert "ledger audit: ok" in out
+    assert "setup (onboarding the customers, 3 at a time)" in out  # min(4, -c, -m) onboardings at once
+    assert "setup: 3/3 customers onboarded" in result.stderr
     assert "load: 20/20 final" in result.stderr  # plain progress lines when stderr is not a terminal
+
+
+def test_load_setup_onboards_at_most_four_customers_at_once(stack):
+    result = bankctl(stack, "load", "-n", "12", "-m", "6", "-c", "40", "--external", "30", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["setupConcurrency"], summary["concurrency"]) == (4, 40)
+    assert summary["final"] == 12 and "error" not in summary["statuses"], summary["statuses"]
+    assert "Traceback" not in result.stderr and "setup: 6/6 customers onboarded" in result.stderr
 
 
 def test_demo_seeds_customers_with_a_history_and_is_idempotent(stack):
@@ -115,7 +126,9 @@ def test_demo_seeds_customers_with_a_history_and_is_idempotent(stack):
 
     ingrid = made["customers"][0]
     ledger = json.loads(bankctl(stack, "ledger", ingrid["email"], "--json").stdout)
-    feed = ledger["accounts"][0]["transactions"]
+    # the current account (account numbers are drawn at random: the savings account may sort first)
+    current = next(a for a in ledger["accounts"] if a.get("type") != "savings")
+    feed = current["transactions"]
     categories = {t.get("category") for t in feed}
     assert {"income", "bills", "groceries", "subscriptions"} <= categories, categories
     assert any(t.get("kid") for t in feed) and any(t.get("mcc") == "4899" for t in feed)
