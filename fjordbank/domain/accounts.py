@@ -1,8 +1,11 @@
 """Customer accounts, free of I/O: numbers from the bank's registry range, names, limits.
 
-Account numbers are issued in order from the bank's registration number: BBBB GG SSSS C
-(bank registration, account group, serial, MOD11 check digit). A serial whose check digit
-would be impossible (remainder 1) is skipped, so every issued number is valid and unique.
+Account numbers are BBBB GG SSSS C (bank registration, account group, serial, MOD11 check
+digit). A customer's number is drawn at random from groups 00-89 and claimed by the
+adapter only if no account has it yet: no shared counter, so concurrent openings never
+touch one document (a registry counter did, and every approval contended on it).
+Groups 90-99 are kept for the bank's own use (test and demo accounts). A serial whose
+check digit would be impossible (MOD11 remainder 1) is never issued.
 """
 
 from __future__ import annotations
@@ -26,18 +29,25 @@ class AccountRefused(Refused):
     code = "account_refused"
 
 
-def issue_number(bank_reg: str, sequence: int) -> tuple[str, int]:
-    """The account number for registry position ``sequence`` (or the next that has a valid
-    check digit), and the position after it. Groups 00-99 of 10,000 serials each."""
+CUSTOMER_GROUPS = 90  # groups 00-89; 90-99 are the bank's own
+POSITIONS = CUSTOMER_GROUPS * 10_000  # draws run over 0 .. POSITIONS - 1
+MAX_DRAWS = 16  # a free number is found in one draw until the range is nearly full
+
+
+def number_at(bank_reg: str, position: int) -> str | None:
+    """The customer account number at ``position`` (a draw in ``range(POSITIONS)``), or
+    None where that serial has no valid check digit."""
     if len(bank_reg) != 4 or not bank_reg.isdigit():
         raise ValueError("bank registration numbers have 4 digits")
-    while sequence < 1_000_000:
-        body = f"{bank_reg}{sequence // 10_000:02d}{sequence % 10_000:04d}"
-        check = account_check_digit(body)
-        if check is not None:
-            return body + str(check), sequence + 1
-        sequence += 1
-    raise AccountRefused("registry_exhausted", f"no account numbers left in {bank_reg}")
+    if not 0 <= position < POSITIONS:
+        raise ValueError(f"positions run from 0 to {POSITIONS - 1}")
+    body = f"{bank_reg}{position // 10_000:02d}{position % 10_000:04d}"
+    check = account_check_digit(body)
+    return None if check is None else body + str(check)
+
+
+def registry_exhausted(bank_reg: str) -> AccountRefused:
+    return AccountRefused("registry_exhausted", f"no free account number found in {bank_reg}; try again")
 
 
 def validate_name(name: object) -> str:

@@ -1,13 +1,16 @@
 """Open, rename and close accounts (called by the accounts callables; sync Firestore).
 
 Only an approved customer (``customers/{uid}`` with status "approved") opens accounts, at
-most MAX_OPEN_ACCOUNTS open at once; numbers come from ``registry/accountNumbers`` in the
-same transaction, so two concurrent openings never get one number. Closing happens in a
+most MAX_OPEN_ACCOUNTS open at once. A number is drawn at random and claimed in the same
+transaction only if no account has it (`claim_number`): two openings that drew one number
+conflict on that account document alone, and the retried one draws again. Closing happens in a
 transaction that reads the balance and holds, which the ledger's own transactions also
 read: a payment cannot land in between.
 """
 
 from __future__ import annotations
+
+import secrets
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -17,8 +20,7 @@ from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS
 from fjordbank.domain import accounts as rules
 from fjordbank.service_layer import outbox
 
-REGISTRY = "registry"
-ACCOUNT_NUMBERS = "accountNumbers"
+_draw = secrets.SystemRandom()  # account numbers are not guessable in sequence
 
 
 def _owned(tx, db, uid: str, account_id: str):
@@ -37,17 +39,19 @@ def account_event(subject: str, uid: str, account_id: str, kind: str | None = No
     return outbox.Event(subject, body, f"{account_id}:{step}")
 
 
-def reserve_number(tx, db: firestore.Client, bank_reg: str) -> tuple[str, int]:
-    """Read the registry in the caller's transaction: the next number and position."""
-    snap = db.collection(REGISTRY).document(ACCOUNT_NUMBERS).get(transaction=tx)
-    return rules.issue_number(bank_reg, snap.get("next") if snap.exists else 0)
+def claim_number(tx, db: firestore.Client, bank_reg: str) -> str:
+    """A free customer account number, read in the caller's transaction (so a concurrent
+    claim of the same number makes one of the two retry). Raises registry_exhausted when
+    ``MAX_DRAWS`` random draws all hit taken numbers."""
+    for _ in range(rules.MAX_DRAWS):
+        number = rules.number_at(bank_reg, _draw.randrange(rules.POSITIONS))
+        if number is not None and not db.collection(ACCOUNTS).document(number).get(transaction=tx).exists:
+            return number
+    raise rules.registry_exhausted(bank_reg)
 
 
-def create_account(
-    tx, db: firestore.Client, uid: str, number: str, following: int, *, kind: str, name: str
-) -> outbox.Event:
-    """Write a new account and advance the registry (after the transaction's reads)."""
-    tx.set(db.collection(REGISTRY).document(ACCOUNT_NUMBERS), {"next": following})
+def create_account(tx, db: firestore.Client, uid: str, number: str, *, kind: str, name: str) -> outbox.Event:
+    """Write a new account (after the transaction's reads)."""
     tx.create(
         db.collection(ACCOUNTS).document(number),
         {
@@ -86,8 +90,8 @@ def open_account(
         open_now = [s for s in tx.get(owned) if s.get("status") == "open"]
         if len(open_now) >= rules.MAX_OPEN_ACCOUNTS:
             raise rules.AccountRefused("too_many_accounts", f"at most {rules.MAX_OPEN_ACCOUNTS} open accounts")
-        number, following = reserve_number(tx, db, bank_reg)
-        return number, create_account(tx, db, uid, number, following, kind=kind, name=name)
+        number = claim_number(tx, db, bank_reg)
+        return number, create_account(tx, db, uid, number, kind=kind, name=name)
 
     number, event = run(db.transaction())
     outbox.deliver(db, publisher, [event])

@@ -26,7 +26,7 @@ from fjordbank.domain.accounts import DEFAULT_NAMES, SPENDING
 from fjordbank.domain.norway import mask_national_id, today_in_norway
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.service_layer import outbox
-from fjordbank.service_layer.accounts import CUSTOMERS, create_account, reserve_number
+from fjordbank.service_layer.accounts import CUSTOMERS, claim_number, create_account
 
 log = logging.getLogger(__name__)
 KYC = "kyc"
@@ -76,9 +76,7 @@ def submit(
             raise rules.OnboardingRefused(
                 "identity_in_use", "this identity number belongs to another customer; contact the bank", "nationalId"
             )
-        number = following = None
-        if decision.outcome == rules.APPROVED:
-            number, following = reserve_number(tx, db, bank_reg)
+        number = claim_number(tx, db, bank_reg) if decision.outcome == rules.APPROVED else None
         # writes only from here on (Firestore transactions read first)
         now = firestore.SERVER_TIMESTAMP
         tx.create(
@@ -114,7 +112,7 @@ def submit(
         tx.create(id_ref, {"uid": uid, "createdAt": now})
         events = []
         if number is not None:
-            events.append(create_account(tx, db, uid, number, following, kind=SPENDING, name=DEFAULT_NAMES[SPENDING]))
+            events.append(create_account(tx, db, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING]))
         event = customer_event(uid, decision.outcome, decision.reason, number)
         outbox.stage(tx, db, event)
         return number, [event, *events]
@@ -166,9 +164,7 @@ def decide_review(
             raise rules.OnboardingRefused("unknown_customer", "no application from this user")
         if snap.get("status") != rules.REVIEW:
             raise rules.OnboardingRefused("not_in_review", f"the application is {snap.get('status')}, not in review")
-        number = following = None
-        if approve:
-            number, following = reserve_number(tx, db, bank_reg)
+        number = claim_number(tx, db, bank_reg) if approve else None
         status = rules.APPROVED if approve else rules.REJECTED
         final_reason = None if approve else reason.strip()  # type: ignore[union-attr]
         now = firestore.SERVER_TIMESTAMP
@@ -182,7 +178,7 @@ def decide_review(
         )
         events = []
         if number is not None:
-            events.append(create_account(tx, db, uid, number, following, kind=SPENDING, name=DEFAULT_NAMES[SPENDING]))
+            events.append(create_account(tx, db, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING]))
         event = customer_event(uid, status, final_reason, number)
         outbox.stage(tx, db, event)
         return number, [event, *events]

@@ -1,15 +1,24 @@
-"""Per-user rate limits in Firestore: ``rateLimits/{uid}:{action}`` holds a token bucket
-(fjordbank.domain.ratelimit), updated in a transaction so concurrent requests cannot
-both take the last token. Backend-only: the rules give clients no access."""
+"""Per-user rate limits in Firestore (fjordbank.domain.ratelimit), without a transaction.
+
+``rateLimits/{uid}:{action}`` holds the request count of each window in the map ``w``,
+keyed by the window's index. One write per request adds 1 to this window's count and 0
+to the previous window's (atomic increments): the write's own result carries both counts,
+so a check is one round trip, and concurrent requests of one user never conflict (a
+transaction on one bucket document did: 8 at once failed to commit after 10 s). The same
+write deletes the counts of windows that can no longer matter and sets ``expireAt``, which
+a Firestore TTL policy (firestore.indexes.json) uses to remove an idle user's document.
+Backend-only: the rules give clients no access.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from google.cloud import firestore
 
 from fjordbank.domain.errors import DomainError
-from fjordbank.domain.ratelimit import LIMITS, retry_after, take
+from fjordbank.domain.ratelimit import LIMITS, Limit, decide, window
 
 RATE_LIMITS = "rateLimits"
 
@@ -17,26 +26,42 @@ RATE_LIMITS = "rateLimits"
 class RateLimited(DomainError):
     code = "rate_limited"
 
-    def __init__(self, action: str, wait: float) -> None:
-        super().__init__(f"too many {action} requests; try again in {wait:.0f} s")
+    def __init__(self, action: str, wait: int) -> None:
+        super().__init__(f"too many {action} requests; try again in {wait} s")
         self.retry_after = wait
 
 
+def document_id(uid: str, action: str) -> str:
+    return f"{uid}:{action}"
+
+
+def window_key(index: int) -> str:
+    """Zero-padded, so the keys sort as the windows do (the write's results come in key order)."""
+    return f"{index:012d}"
+
+
+def counts_update(limit: Limit, index: int, now: float, add: int = 1) -> dict:
+    """The merge-write that counts ``add`` requests in window ``index`` and reads the one before."""
+    expire = dt.datetime.fromtimestamp(now + 2 * limit.period_seconds, dt.UTC)
+    return {
+        "w": {
+            window_key(index): firestore.Increment(add),
+            window_key(index - 1): firestore.Increment(0),
+            window_key(index - 2): firestore.DELETE_FIELD,
+            window_key(index - 3): firestore.DELETE_FIELD,
+        },
+        "expireAt": expire,
+    }
+
+
 def check(db: firestore.Client, uid: str, action: str, *, now: float | None = None) -> None:
-    """Take one token of ``action`` for ``uid``; raises `RateLimited` when none is left."""
+    """Count one request of ``action`` for ``uid``; raises `RateLimited` when over the limit."""
     limit = LIMITS[action]
     now = time.time() if now is None else now
-    ref = db.collection(RATE_LIMITS).document(f"{uid}:{action}")
-
-    @firestore.transactional
-    def run(tx) -> tuple[bool, float]:
-        snap = ref.get(transaction=tx)
-        data = snap.to_dict() if snap.exists else {}
-        allowed, left = take(limit, data.get("tokens"), data.get("asOf"), now)
-        if allowed:
-            tx.set(ref, {"tokens": left, "asOf": now})
-        return allowed, left
-
-    allowed, left = run(db.transaction())
-    if not allowed:
-        raise RateLimited(action, retry_after(limit, left))
+    at = window(limit, now)
+    ref = db.collection(RATE_LIMITS).document(document_id(uid, action))
+    result = ref.set(counts_update(limit, at.index, now), merge=True)
+    previous, current = (int(v.integer_value) for v in result.transform_results)  # key order
+    decision = decide(limit, previous, current, at.elapsed)
+    if not decision.allowed:
+        raise RateLimited(action, decision.retry_after)

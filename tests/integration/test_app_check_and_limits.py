@@ -8,7 +8,8 @@ import time
 import pytest
 
 from fjordbank.adapters.app_check import mint_debug_token
-from fjordbank.domain.ratelimit import LIMITS
+from fjordbank.domain.ratelimit import LIMITS, window
+from fjordbank.service_layer import ratelimits
 from tests.support.app import new_customer
 from tests.support.bank import app_check_token, application, callables_for, refused
 
@@ -45,6 +46,16 @@ def test_every_callable_refuses_calls_without_a_valid_app_check_token(stack, aut
         assert body["error"]["details"]["reason"] == "app_check"
 
 
+def exhaust(db, uid: str, action: str) -> None:
+    """Fill ``action``'s counts for this window and the next two, as after a burst: the
+    limit then refuses for at least one more whole period whatever the trigger's clock
+    says when it runs (no race with the time the request takes to arrive)."""
+    limit = LIMITS[action]
+    now = window(limit, time.time()).index
+    counts = {ratelimits.window_key(i): limit.capacity for i in range(now, now + 3)}
+    db.document(f"{ratelimits.RATE_LIMITS}/{ratelimits.document_id(uid, action)}").set({"w": counts}, merge=True)
+
+
 def test_onboarding_is_rate_limited_per_user(auth, callables, admin_db):
     user = auth.sign_up()
     bad = application(phone="12")  # refused each time, and each attempt counts
@@ -66,8 +77,7 @@ def test_onboarding_is_rate_limited_per_user(auth, callables, admin_db):
 
 def test_payments_are_rate_limited_per_user_and_publish_nothing(auth, as_user, ledger_admin, admin_db, audit):
     alice = new_customer(auth, as_user, ledger_admin, 10_000, 0)
-    # the bucket is empty, as after a burst of payments
-    admin_db.document(f"rateLimits/{alice.uid}:payments").set({"tokens": 0.0, "asOf": time.time()})
+    exhaust(admin_db, alice.uid, "payments")  # as after a burst of payments
     request_id = alice.request_payment(alice.accounts[1], 1_000)
     doc = alice.wait_final(request_id)
     assert doc["status"] == "rejected" and doc["reason"]["code"] == "rate_limited"
@@ -84,7 +94,7 @@ def test_a_redelivered_trigger_is_not_checked_again(auth, as_user, ledger_admin,
     alice = new_customer(auth, as_user, ledger_admin, 10_000, 0)
     request_id = alice.request_payment(alice.accounts[1], 1_000)
     assert alice.wait_final(request_id)["status"] == "completed"
-    admin_db.document(f"rateLimits/{alice.uid}:payments").set({"tokens": 0.0, "asOf": time.time()})
+    exhaust(admin_db, alice.uid, "payments")
 
     class NoPublish:
         def publish_json(self, *_a, **_k):

@@ -59,7 +59,7 @@ def world(stack):
         "cardSpend/card_x_2026-11-26": {"daily": 0},
         "registry/rules-test": {"next": 1},
         f"users/{alice}/scaKeys/phone-key-1": {"keyId": "phone-key-1", "publicKey": "MFkw"},
-        f"rateLimits/{alice}:payments": {"tokens": 1.0, "asOf": 0},
+        f"rateLimits/{alice}:payments": {"w": {"000000000001": 1}},
         "scaUsed/abc": {"request": "users/x/paymentRequests/y"},
         f"scaEnrolments/{alice}": {"keyId": "phone-key-1"},
         f"users/{alice}/standingOrders/order-0001": {"status": "active", "amount": 100},

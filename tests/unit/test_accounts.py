@@ -6,32 +6,45 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fjordbank.domain.accounts import AccountRefused, check_closable, issue_number, validate_kind, validate_name
+from fjordbank.domain.accounts import (
+    CUSTOMER_GROUPS,
+    POSITIONS,
+    AccountRefused,
+    check_closable,
+    number_at,
+    registry_exhausted,
+    validate_kind,
+    validate_name,
+)
 from fjordbank.domain.norway import account_check_digit, is_valid_account_number
 
 
-@given(st.integers(0, 999_000))
-def test_every_issued_number_is_valid_in_the_bank_range_and_moves_forward(sequence):
-    number, following = issue_number("9710", sequence)
-    assert is_valid_account_number(number) and number.startswith("9710")
-    assert following > sequence
-    assert int(number[4:10]) == following - 1  # group and serial are the position taken
+@given(st.integers(0, POSITIONS - 1))
+def test_every_number_drawn_is_valid_in_the_customer_groups_or_none(position):
+    number = number_at("9710", position)
+    body = f"9710{position // 10_000:02d}{position % 10_000:04d}"
+    if account_check_digit(body) is None:
+        assert number is None  # MOD11 remainder 1: never issued
+    else:
+        assert number == body + str(account_check_digit(body)) and is_valid_account_number(number)
+        assert int(number[4:6]) < CUSTOMER_GROUPS  # 90-99 are the bank's own
 
 
-def test_positions_with_an_impossible_check_digit_are_skipped_and_numbers_never_repeat():
-    seen, sequence = set(), 0
-    for _ in range(2_000):
-        number, sequence = issue_number("9710", sequence)
-        assert number not in seen
-        seen.add(number)
-    skipped = [p for p in range(sequence) if account_check_digit(f"9710{p // 10_000:02d}{p % 10_000:04d}") is None]
-    assert len(seen) + len(skipped) == sequence and skipped
+def test_positions_map_to_distinct_numbers():
+    numbers = [number_at("9710", p) for p in range(0, POSITIONS, 97)]
+    issued = [n for n in numbers if n is not None]
+    assert len(set(issued)) == len(issued) and len(issued) > 0.85 * len(numbers)
 
 
-def test_the_registry_range_ends():
-    with pytest.raises(AccountRefused) as exc:
-        issue_number("9710", 1_000_000)
-    assert exc.value.code == "registry_exhausted"
+@pytest.mark.parametrize("position", [-1, POSITIONS])
+def test_positions_outside_the_customer_groups_are_refused(position):
+    with pytest.raises(ValueError):
+        number_at("9710", position)
+
+
+def test_an_exhausted_registry_is_a_refusal_with_its_reason():
+    assert registry_exhausted("9710").code == "registry_exhausted"
+    assert isinstance(registry_exhausted("9710"), AccountRefused)
 
 
 @pytest.mark.parametrize("name", ["Brukskonto", "  Ferie 2027 ", "Bolig – sparing", "Æ" * 40])
