@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from google.api_core import exceptions as api_errors
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
@@ -40,6 +41,26 @@ STANDING_ORDERS = "standingOrders"  # {orderId}: scheduled and repeating payment
 
 def user_doc(db, uid: str, collection: str, doc_id: str):
     return db.collection(USERS).document(uid).collection(collection).document(doc_id)
+
+
+# Errors after which the same request may well succeed a moment later: contention (ABORTED),
+# or a database that did not answer in time or is overloaded.
+TRANSIENT = (
+    api_errors.Aborted,
+    api_errors.DeadlineExceeded,
+    api_errors.ServiceUnavailable,
+    api_errors.ResourceExhausted,
+    api_errors.RetryError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means "try again later" rather than a bug. The client's
+    ``@transactional`` gives up on a transaction that lost every attempt to contention with
+    a ValueError ("Failed to commit transaction in N attempts") caused by ABORTED."""
+    if isinstance(exc, ValueError) and isinstance(exc.__cause__, api_errors.Aborted):
+        return True
+    return isinstance(exc, TRANSIENT)
 
 
 def _kwargs(project_id: str) -> dict:

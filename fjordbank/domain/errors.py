@@ -89,3 +89,15 @@ class InvalidDateRange(DomainError):
     """Two dates are in an impossible order (e.g. an age asked before birth)."""
 
     code = "invalid_date_range"
+
+
+class Busy(DomainError):
+    """The bank could not finish the request now: other changes to the same data won every
+    try, or the database did not answer in time. Nothing was changed; the app tries again
+    after ``retry_after`` seconds."""
+
+    code = "busy"
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(f"the bank is busy; nothing was changed, try again in {retry_after} s")
+        self.retry_after = retry_after

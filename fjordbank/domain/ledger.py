@@ -248,7 +248,7 @@ class Book:
 
     def _check_payer(self, source: Account, payer_uid: str, currency: str) -> None:
         if source.kind != CUSTOMER or source.owner_uid != payer_uid:
-            raise Declined("not_account_owner", "the payer does not own the from-account")
+            raise Declined("unknown_account", "the payer has no such account")  # as for a missing one
         if source.status != OPEN:
             raise Declined("account_closed", "the from-account is not open")
         if source.currency != currency:

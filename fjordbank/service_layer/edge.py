@@ -17,8 +17,9 @@ import logging
 from typing import Protocol
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS, request_path
+from fjordbank.adapters.firestore import ACCOUNTS, is_transient, request_path
 from fjordbank.adapters.request_docs import advance_sync
+from fjordbank.domain.errors import Busy
 from fjordbank.domain.norway import mask_account_number, today_in_norway
 from fjordbank.domain.payments import (
     EXTERNAL,
@@ -84,6 +85,14 @@ def handle_payment_request(
     except (PaymentRejected, ratelimits.RateLimited) as exc:
         log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})
         advance_sync(db, uid, request_id, "rejected", reason=exc.code, message=exc.message)
+        return "rejected"
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # Nothing is published yet: the app is told to send the payment again (a new request).
+        busy = Busy()
+        log.warning("payment request busy", extra={"uid": uid, "request_id": request_id, "error": type(exc).__name__})
+        advance_sync(db, uid, request_id, "rejected", reason=busy.code, message=busy.message)
         return "rejected"
     payment = PaymentRequested(
         payment_id=payment_id_for(uid, request_id),
@@ -153,7 +162,7 @@ def check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: 
     source = db.collection(ACCOUNTS).document(from_account).get()
     data = source.to_dict() if source.exists else None
     if data is None or data.get("ownerUid") != uid:
-        raise PaymentRejected("not_account_owner", "the from-account is not yours")
+        raise PaymentRejected("unknown_account", "no such account of yours")  # the same for others' accounts
     if data.get("status") != "open":
         raise PaymentRejected("account_closed", "the from-account is not open")
     if to_account[:4] not in bank_regs:

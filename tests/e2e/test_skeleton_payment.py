@@ -33,7 +33,7 @@ def test_payment_from_someone_elses_account_is_rejected_with_a_reason(stack, aut
 
     doc = alice.wait_final(request_id)
     assert doc["status"] == "rejected"
-    assert doc["reason"]["code"] == "not_account_owner"
+    assert doc["reason"]["code"] == "unknown_account"
     assert bob.balance() == 5_000
     audit()
 

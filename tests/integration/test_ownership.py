@@ -4,8 +4,11 @@ refused the same way as for an object that does not exist, and nothing of Alice'
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from fjordbank.domain.norway import today_in_norway
 from tests.support.app import Customer
 from tests.support.bank import application, callables_for, refused, wait_card_active
 from tests.support.clients import unique
@@ -41,6 +44,18 @@ CALLABLE_ATTEMPTS = [
     ("cards_freeze", lambda a: {"cardId": a["card"], "frozen": True}, ("NOT_FOUND", "unknown_card")),
     ("cards_limits", lambda a: {"cardId": a["card"], "limits": {"daily": 0}}, ("NOT_FOUND", "unknown_card")),
     ("cards_replace", lambda a: {"cardId": a["card"], "reason": "stolen"}, ("NOT_FOUND", "unknown_card")),
+    (  # from another customer's account: the same answer as from a missing one
+        "standing_orders_create",
+        lambda a: {
+            "orderId": unique("order-"),
+            "fromAccount": a["account"],
+            "toAccount": "15030000037",
+            "amount": 1_000,
+            "frequency": "monthly",
+            "startDate": (today_in_norway() + dt.timedelta(days=1)).isoformat(),
+        },
+        ("NOT_FOUND", "unknown_account"),
+    ),
     (
         "onboarding_decide",
         lambda a: {"uid": a["user"]["uid"], "decision": "reject", "reason": "x"},
@@ -76,7 +91,7 @@ def test_mallory_cannot_pay_from_alices_account_or_write_under_her_name(world, a
     thief = Customer(mallory["user"]["uid"], mallory["user"]["id_token"], mallory["app"], [mallory["account"]])
     request_id = thief.request_payment(mallory["account"], 10_000, from_account=alice["account"])
     doc = thief.wait_final(request_id)
-    assert doc["status"] == "rejected" and doc["reason"]["code"] == "not_account_owner"
+    assert doc["status"] == "rejected" and doc["reason"]["code"] == "unknown_account"
     body = {
         "v": 1,
         "fromAccount": alice["account"],

@@ -187,10 +187,10 @@ def _decline_cases():
 
     yield "unknown_account", base(), dict(debit="nope", credit="b")
     yield "unknown_account", base(), dict(debit="a", credit="nope")
-    yield "not_account_owner", base(), dict(debit="a", credit="b", payer="mallory")
-    yield "not_account_owner", base(), dict(debit="b", credit="a", payer="alice")
+    yield "unknown_account", base(), dict(debit="a", credit="b", payer="mallory")
+    yield "unknown_account", base(), dict(debit="b", credit="a", payer="alice")
     yield (
-        "not_account_owner",
+        "unknown_account",
         base(**{INTERNAL_WORLD: internal(INTERNAL_WORLD, 10**9)}),
         dict(debit=INTERNAL_WORLD, credit="a", payer="alice"),
     )

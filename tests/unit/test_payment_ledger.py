@@ -374,9 +374,9 @@ def test_overdraft_limit_is_the_floor_of_an_approval(kind):
 @pytest.mark.parametrize(
     ("kind", "changes", "code"),
     [
-        (INTERNAL_KIND, {"uid": "mallory"}, "not_account_owner"),
-        (EXTERNAL, {"uid": "mallory"}, "not_account_owner"),
-        (INTERNAL_KIND, {"from_account": BOB_1}, "not_account_owner"),
+        (INTERNAL_KIND, {"uid": "mallory"}, "unknown_account"),
+        (EXTERNAL, {"uid": "mallory"}, "unknown_account"),
+        (INTERNAL_KIND, {"from_account": BOB_1}, "unknown_account"),
         (INTERNAL_KIND, {"to_account": OUTSIDE}, "unknown_account"),
         (EXTERNAL, {"from_account": OUTSIDE}, "unknown_account"),
         (INTERNAL_KIND, {"to_account": ALICE_1}, "same_account"),
