@@ -4,7 +4,6 @@ submit-due-payments job exactly once, however often the job runs."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 
@@ -33,8 +32,7 @@ def test_a_scheduled_payment_is_submitted_once_on_its_due_date(stack, auth, as_u
 
     doc = alice.wait_final(due, timeout=60)
     assert doc["status"] == "completed", doc
-    queue_job(stack, "submit-due-payments", 2)  # and once more after it completed
-    time.sleep(2)
+    queue_job(stack, "submit-due-payments", 2, wait=True)  # and once more after it completed
     assert alice.balance(alice.accounts[0]) == 6_000
     assert alice.balance(alice.accounts[1]) == 4_000
     assert alice.request(not_due)["status"] == "scheduled"

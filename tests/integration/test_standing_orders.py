@@ -7,7 +7,6 @@ it has finished), waiting for funds during the due date and failing with a push 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -102,9 +101,8 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
         ),
         what="the feed entry",
     )
-    queue_job(stack, "submit-due-payments", 2)
+    queue_job(stack, "submit-due-payments", 2, wait=True)
     run_job()
-    time.sleep(3)
     assert alice.balance(alice.accounts[1]) == 10_000  # once per due date
 
     status, answer = callables.call("standing_orders_cancel", {"orderId": order_id}, alice.id_token)

@@ -139,12 +139,17 @@ def wait_card_active(app, card_id: str) -> dict:
     )
 
 
-def queue_job(stack, job: str, times: int = 1) -> None:
+def queue_job(stack, job: str, times: int = 1, *, wait: bool = False) -> None:
     """Queue a scheduled job as Cloud Scheduler does (through Pub/Sub and the
-    on_scheduled_job function); ``times`` at once, as if scheduler ticks overlapped."""
+    on_scheduled_job function); ``times`` at once, as if scheduler ticks overlapped. With
+    ``wait``, return once the Functions emulator has finished that many runs (its log
+    says so), so a test can check what the runs did not do without guessing a sleep."""
     import subprocess
     import sys
 
+    log = stack.s.log_dir / "emulators.log"
+    finished = 'Finished "europe-west1-on_scheduled_job"'
+    before = log.read_text(errors="replace").count(finished) if wait else 0
     for _ in range(times):
         out = subprocess.run(
             [sys.executable, "-m", "bankctl", "jobs", "run", job],
@@ -154,3 +159,9 @@ def queue_job(stack, job: str, times: int = 1) -> None:
             timeout=60,
         )
         assert out.returncode == 0, out.stderr
+    if wait:
+        wait_for(
+            lambda: log.read_text(errors="replace").count(finished) >= before + times,
+            timeout=120,
+            what=f"{times} run(s) of {job}",
+        )
