@@ -197,23 +197,11 @@ STATUS = {
     "already_onboarded": "ALREADY_EXISTS",
     "identity_in_use": "ALREADY_EXISTS",
     "sca_key_exists": "ALREADY_EXISTS",
-    "order_exists": "ALREADY_EXISTS",
     "birth_date_mismatch": "INVALID_ARGUMENT",
     "amount_check_digit": "INVALID_ARGUMENT",
     "unreadable_character": "INVALID_ARGUMENT",
     "missing_amount": "INVALID_ARGUMENT",
-    "malformed_request": "INVALID_ARGUMENT",
-    "missing_field": "INVALID_ARGUMENT",
-    "unknown_field": "INVALID_ARGUMENT",
-    "kid_and_message": "INVALID_ARGUMENT",
-    "message_too_long": "INVALID_ARGUMENT",
-    "amount_over_limit": "INVALID_ARGUMENT",
-    "due_date_in_past": "INVALID_ARGUMENT",
-    "start_date_in_past": "INVALID_ARGUMENT",
-    "next_due_in_past": "INVALID_ARGUMENT",
-    "end_before_start": "INVALID_ARGUMENT",
-    "end_date_too_far": "INVALID_ARGUMENT",
-    "nothing_to_change": "INVALID_ARGUMENT",
+    "unknown_field": "INVALID_ARGUMENT",  # the caller's input, not an object it does not have
 }
 
 BY_CODE = {reason.code: reason for reason in REASONS}
