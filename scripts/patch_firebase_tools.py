@@ -25,6 +25,13 @@ issue and drop or redo the patch). Applying twice changes nothing.
    Fix: such a worker is killed (it would count against the limit above for ever),
    starting is tried three times, then the request is answered 500 with the reason.
 
+4. A request handed to a worker could be lost: "Request to function failed: Error: socket
+   hang up". Node 19+ keeps HTTP connections alive by default, and the worker's gunicorn
+   closes an idle one after 2 s; a request sent on a connection the worker is just closing
+   fails, the worker is killed and the event (a Firestore trigger: a payment request) is
+   not retried. Fix: a new connection per request to a worker (``agent: false``), on the
+   machine's loopback. Not reported upstream that we found.
+
 Usage: python scripts/patch_firebase_tools.py [node_modules/firebase-tools]
 """
 
@@ -71,6 +78,12 @@ PATCHES: list[tuple[str, str, str]] = [
     }}
     readyForWork(triggerId, runtime) {{
 """,
+    ),
+    (
+        WORKER_JS,
+        "                headers: req.headers,\n            };\n            if (this.timeoutSeconds) {\n",
+        f"                headers: req.headers,\n                agent: false, {MARK}\n            }};\n"
+        "            if (this.timeoutSeconds) {\n",
     ),
     (
         WORKER_JS,
