@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit lint bootstrap lock bench bench-cards audit
+.PHONY: up up-detached down status test test-unit lint bootstrap lock bench bench-cards soak audit
 
 PY := .venv/bin/python
 
@@ -33,6 +33,9 @@ bench: bootstrap         ## pipeline throughput/latency vs a naive baseline -> a
 
 bench-cards: bootstrap   ## card authorisation decision times vs the processor timeout -> artifacts/bench/cards.json
 	@$(PY) -m bench.cards $(BENCH_ARGS)
+
+soak: bootstrap          ## 30 min of load through the app while every component's processes and memory are sampled -> artifacts/bench/soak.{json,png} (needs `make up`)
+	@$(PY) -m bench.soak $(SOAK_ARGS)
 
 audit: bootstrap         ## check every money invariant of the ledger (needs the stack)
 	@$(PY) -m bankctl audit

@@ -52,6 +52,8 @@ def cmd_up(stack: Stack, detach: bool) -> int:
         dead = [c.name for c in stack.components() if stack.sup.pid(c.name) is None]
         if dead:
             print(f"component(s) stopped: {', '.join(dead)}; see their logs in {stack.s.log_dir}", file=sys.stderr)
+            for line in stack.deaths():
+                print(line, file=sys.stderr)
             break
     print("\nStopping everything ...")
     for name in stack.down():
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         rows = stack.status()
         print_table(rows)
+        for line in stack.deaths():
+            print(f"\n{line}", file=sys.stderr)
         return 0 if all(r.state == "ready" for r in rows) else 3
     if args.command == "restart":
         print_table([stack.restart(args.component)])

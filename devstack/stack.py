@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import emulators, natsconf, pki, web
+from devstack import state as bank_state
 from devstack.settings import StackSettings
 from devstack.supervisor import Component, StartError, Supervisor, http_ok, tail
 from devstack.vendor import vendor_shared
@@ -46,6 +48,8 @@ class Stack:
         self.s = settings
         self.sup = Supervisor(settings.run_dir, settings.log_dir)
         self.progress = progress
+        self.state = bank_state.Paths(settings.state_dir)
+        self.import_state = False  # the emulators start from the last export (settle_state)
 
     # ---- environment shared by the processes -------------------------------------------
     def emulator_hosts(self) -> dict[str, str]:
@@ -163,6 +167,10 @@ class Stack:
                 self.s.project_id,
                 "--only",
                 ",".join(EMULATORS),
+                # Firestore and Auth are kept across a stop (devstack/state.py)
+                "--export-on-exit",
+                str(self.state.export_dir),
+                *(["--import", str(self.state.export_dir)] if self.import_state else []),
             ],
             env={
                 **env,
@@ -175,8 +183,9 @@ class Stack:
             cwd=self.s.log_dir,  # where firebase-tools and the emulators put their debug logs
             ready=ready,
             start_timeout=240,
-            stop_timeout=30,
+            stop_timeout=120,  # the export on exit takes a while with much data
             before_start=self.prepare_functions,
+            leader_signal=signal.SIGINT,  # firebase-tools exports, then stops its emulators
         )
 
     def service_components(self) -> list[Component]:
@@ -266,7 +275,23 @@ class Stack:
         asyncio.run(run())
 
     # ---- commands -----------------------------------------------------------------------
+    def settle_state(self) -> None:
+        """Before the emulators start: bring the bank's last state back whole (Firestore
+        and Auth from their export, NATS's streams as they are), or start it empty whole."""
+        action = bank_state.plan(self.state)
+        if action == bank_state.RESET:
+            self.progress(f"  the bank starts empty: {bank_state.lost_message(self.state)}")
+            for name in self.down():  # nothing may hold the streams while they are emptied
+                self.progress(f"  stopped {name}")
+            bank_state.reset(self.state)
+        elif action == bank_state.RESUME:
+            self.progress(f"  the bank's state comes back from {self.state.export_dir} and NATS's streams")
+        self.import_state = action == bank_state.RESUME
+
     def up(self) -> list[Row]:
+        starting_emulators = self.sup.pid("emulators") is None
+        if starting_emulators:
+            self.settle_state()
         self.prepare_nats()
         rows: list[Row] = []
         nats = self.nats_components()
@@ -278,6 +303,8 @@ class Stack:
         self.ensure_topology()
         rows.append(self._start(self.fcm_sink_component()))
         rows.append(self._start(self.emulator_component()))
+        if starting_emulators:
+            bank_state.record(self.state, bank_state.RUNNING)
         for comp in self.service_components():
             rows.append(self._start(comp))
         rows.append(self._start(web.component(self)))
@@ -291,17 +318,39 @@ class Stack:
     def down(self) -> list[str]:
         stopped = []
         for comp in reversed(self.components()):
-            if self.sup.stop(comp.name, comp.stop_timeout):
+            began = time.time()
+            if self.sup.stop(comp.name, comp.stop_timeout, comp.leader_signal):
                 stopped.append(comp.name)
+                if comp.name == "emulators":
+                    bank_state.after_stop(self.state, began)
         return stopped
 
     def status(self) -> list[Row]:
         rows = []
         for comp in self.components():
             pid = self.sup.pid(comp.name)
-            state = "down" if pid is None else ("ready" if comp.ready() else "not ready")
+            if self.sup.died(comp.name):
+                state = "died"
+            else:
+                state = "down" if pid is None else ("ready" if comp.ready() else "not ready")
             rows.append(Row(comp.name, comp.address, pid, self.sup.log_file(comp.name), state))
         return rows
+
+    def deaths(self) -> list[str]:
+        """What died without the stack stopping it, and what that lost; each noted in its log."""
+        said = []
+        for comp in self.components():
+            if not self.sup.died(comp.name):
+                continue
+            self.sup.note_death(comp.name)
+            lost = (
+                "Firestore's and Auth's data since the last `make down` is lost (it lived in the "
+                "emulators' memory); the next `make up` starts the whole bank empty, NATS included"
+                if comp.name == "emulators"
+                else "nothing of the bank's state is lost (it is in Firestore and NATS); `make up` starts it again"
+            )
+            said.append(f"{comp.name} died: it was not stopped by the stack (killed?). {lost}")
+        return said
 
     def component(self, name: str) -> Component:
         for comp in self.components():

@@ -33,6 +33,9 @@ class Component:
     start_timeout: float = 60.0
     stop_timeout: float = 15.0
     before_start: Callable[[], None] | None = None
+    # a signal for the leader alone, first, for a component that shuts its own children
+    # down in order (the emulator suite exports its data on SIGINT); None: SIGTERM to all
+    leader_signal: int | None = None
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -145,16 +148,35 @@ class Supervisor:
     def marker(self, name: str) -> str:
         return f"{self.stack_id}:{name}"
 
-    def stop(self, name: str, timeout: float = 15.0) -> bool:
-        """Stop a component: SIGTERM to its process group, then SIGKILL to every process
-        of its tree still alive after ``timeout``. Returns True if something was running."""
+    def died(self, name: str) -> bool:
+        """Whether the component's process is gone without the stack having stopped it
+        (its pid file is still there): killed, e.g. by the kernel for memory."""
+        return self.pid_file(name).exists() and self.pid(name) is None
+
+    def note_death(self, name: str) -> None:
+        """Say in the component's log that it was found dead, once."""
+        log_path = self.log_file(name)
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        if "found dead" in text[text.rfind("\n=== ") :]:
+            return
+        with open(log_path, "a") as log:
+            log.write(
+                f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {name} found dead: not stopped by the stack "
+                "(killed? the kernel log, e.g. `dmesg | grep -i oom`, says if it was for memory)\n"
+            )
+
+    def stop(self, name: str, timeout: float = 15.0, leader_signal: int | None = None) -> bool:
+        """Stop a component: ``leader_signal`` to its leader alone if given (waiting up to
+        ``timeout`` for its group to end), then SIGTERM to its process group, then SIGKILL
+        to every process of its tree still alive. Returns True if something was running."""
         pid = self.pid(name)
         self.pid_file(name).unlink(missing_ok=True)
         if pid is not None:
+            if leader_signal is not None:
+                _signal(pid, leader_signal)
+                _wait_group(pid, timeout)
             _signal_group(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _group_alive(pid):
-                time.sleep(0.2)
+            _wait_group(pid, timeout)
         leftovers = marked_pids(self.marker(name))
         for child in leftovers:
             _signal(child, signal.SIGKILL)
@@ -186,6 +208,12 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _wait_group(pgid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.2)
 
 
 def _group_alive(pgid: int) -> bool:

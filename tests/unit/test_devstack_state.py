@@ -1,0 +1,57 @@
+"""The bank's state across a stop and a start: both halves back, or both empty (no I/O
+beyond a temporary folder)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devstack import state
+
+
+@pytest.mark.parametrize(
+    ("recorded", "export", "nats", "action"),
+    [
+        (state.EXPORTED, True, True, state.RESUME),  # a clean stop: everything comes back
+        (None, False, False, state.FRESH),  # a new machine
+        (state.RUNNING, False, True, state.RESET),  # the emulators were killed: their data is gone
+        (state.LOST, True, True, state.RESET),  # an old export: older than what NATS holds
+        (state.RUNNING, True, True, state.RESET),  # killed after an earlier clean stop
+        (state.EXPORTED, True, False, state.RESET),  # NATS's streams were deleted by hand
+        (state.EXPORTED, False, True, state.RESET),  # the export was deleted by hand
+    ],
+)
+def test_never_one_without_the_other(recorded, export, nats, action):
+    assert state.decide(recorded, export, nats) == action
+
+
+def _bank(tmp_path, *, exported: bool) -> state.Paths:
+    paths = state.Paths(tmp_path)
+    (tmp_path / "nats" / "nats-1" / "jetstream").mkdir(parents=True)
+    (tmp_path / "nats" / "nats-1" / "jetstream" / "msgs.blk").write_bytes(b"x")
+    (tmp_path / "nats" / "nats-1.conf").write_text("conf")
+    for name in ("clearing/outbox", "vault", "bankctl/devices", "pki"):
+        (tmp_path / name).mkdir(parents=True)
+    began = time.time()
+    if exported:
+        paths.export_dir.mkdir()
+        (paths.export_dir / state.EXPORT_METADATA).write_text("{}")
+    state.after_stop(paths, began)
+    return paths
+
+
+def test_a_clean_stop_is_recorded_and_resumed(tmp_path):
+    paths = _bank(tmp_path, exported=True)
+    assert state.recorded(paths)["status"] == state.EXPORTED
+    assert state.plan(paths) == state.RESUME
+
+
+def test_a_stop_without_export_empties_the_whole_bank_but_keeps_the_keys(tmp_path):
+    paths = _bank(tmp_path, exported=False)
+    assert state.recorded(paths)["status"] == state.LOST and state.plan(paths) == state.RESET
+    assert "lost" in state.lost_message(paths)
+    state.reset(paths)
+    assert not state.nats_has_data(paths) and state.plan(paths) == state.FRESH
+    assert not (tmp_path / "clearing").exists() and not (tmp_path / "vault").exists()
+    assert (tmp_path / "nats" / "nats-1.conf").exists() and (tmp_path / "pki").exists()
