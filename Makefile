@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit lint bootstrap lock bench bench-cards soak audit
+.PHONY: up up-detached down status test test-unit test-deploy lint bootstrap lock bench bench-cards soak audit
 
 PY := .venv/bin/python
 
@@ -27,6 +27,9 @@ test: bootstrap          ## static security scan, dependency audit, then unit, i
 
 test-unit: bootstrap
 	@$(PY) -m pytest tests/unit
+
+test-deploy: bootstrap   ## the offline checks of terraform/ (no cloud needed)
+	@$(PY) -m pytest tests/deploy
 
 bench: bootstrap         ## pipeline throughput/latency vs a naive baseline -> artifacts/bench/ (needs `make up`)
 	@$(PY) -m bench.pipeline $(BENCH_ARGS)

@@ -74,4 +74,7 @@ if [ ! -x "$CHROMIUM" ]; then
     echo "warning: no Chromium at $CHROMIUM (install Debian's chromium or set FJB_CHROMIUM): the browser tests are skipped" >&2
   fi
 fi
+# the offline deployment checks (tests/deploy): the google provider 6.50 schema and python-hcl2
+scripts/deploy_tools.sh
+
 say "tools ready: $(.venv/bin/nats-server --version), firebase-tools $(node_modules/.bin/firebase --version)"

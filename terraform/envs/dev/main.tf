@@ -1,0 +1,189 @@
+# Fjordbank, development: every GCP resource of the bank, composed from ../../modules.
+# One owner per resource (../../README.md): `terraform apply` owns what is here;
+# `firebase deploy` owns the functions, Firestore rules and indexes; Helm/kubectl own what
+# runs in the cluster (NATS, its load balancer Service, PodMonitoring).
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+provider "google-beta" {
+  project = var.project_id
+  region  = var.region
+}
+
+locals {
+  labels = { "app" = "fjordbank", "env" = var.environment }
+
+  # every NATS identity's service account: the consumers' own, the functions', the admin job's
+  identity_service_accounts = merge(
+    { for name in module.topology.consumer_services : name => module.consumer_service_account[name].email },
+    {
+      edge  = module.edge_service_account.email
+      admin = module.nats_admin_service_account.email
+    },
+  )
+
+  # least privilege of every consumer: its ledger and read model in Firestore, its logs and
+  # metrics. Topic and secret rights are granted on the topic and the secrets themselves.
+  consumer_roles = ["roles/datastore.user", "roles/logging.logWriter", "roles/monitoring.metricWriter"]
+}
+
+module "topology" {
+  source = "../../modules/topology"
+}
+
+module "project" {
+  source     = "../../modules/project"
+  project_id = var.project_id
+}
+
+module "network" {
+  source            = "../../modules/network"
+  project_id        = module.project.project_id
+  name              = "fjordbank"
+  region            = var.region
+  functions_region  = var.functions_region
+  gke_nodes_cidr    = var.cidrs.gke_nodes
+  gke_pods_cidr     = var.cidrs.gke_pods
+  gke_services_cidr = var.cidrs.gke_services
+  run_egress_cidr   = var.cidrs.run_egress
+  connector_cidr    = var.cidrs.connector
+}
+
+module "gke" {
+  source                     = "../../modules/gke"
+  project_id                 = module.project.project_id
+  name                       = "fjordbank-${var.environment}"
+  region                     = var.region
+  zones                      = var.zones
+  network_id                 = module.network.network_id
+  subnetwork_id              = module.network.gke_subnetwork_id
+  pods_range_name            = module.network.gke_pods_range_name
+  services_range_name        = module.network.gke_services_range_name
+  master_ipv4_cidr           = var.cidrs.gke_master
+  master_authorized_networks = var.master_authorized_networks
+  nats_node_tag              = module.network.nats_node_tag
+  nats_machine_type          = var.nats_machine_type
+  deletion_protection        = var.deletion_protection
+  labels                     = local.labels
+}
+
+module "nats_lb" {
+  source                = "../../modules/nats_lb"
+  project_id            = module.project.project_id
+  region                = var.region
+  subnetwork_id         = module.network.gke_subnetwork_id
+  allowed_source_ranges = module.network.nats_client_source_ranges
+}
+
+module "artifact_registry" {
+  source     = "../../modules/artifact_registry"
+  project_id = module.project.project_id
+  location   = var.region
+  writers    = var.image_pushers
+  labels     = local.labels
+}
+
+module "firestore" {
+  source      = "../../modules/firestore"
+  project_id  = module.project.project_id
+  location_id = var.firestore_location
+}
+
+# The Firebase functions' runtime identity (NATS user "edge"): functions/main.py must run
+# as it (set_global_options(service_account=...)); `firebase deploy` owns the functions.
+module "edge_service_account" {
+  source       = "../../modules/service_account"
+  project_id   = module.project.project_id
+  account_id   = "fjb-edge"
+  display_name = "Fjordbank edge (Firebase functions)"
+  description  = "Runs the Firebase functions: validates app requests, publishes to NATS, sends FCM pushes."
+  project_roles = [
+    "roles/datastore.user",
+    "roles/eventarc.eventReceiver",
+    "roles/firebasecloudmessaging.admin", # on_push sends through FCM (the notifier only queues)
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+  ]
+}
+
+# NATS user "admin": the job that creates streams and consumers (Workload Identity on GKE)
+# and operators' tools. No project roles: it reads its own secrets only.
+module "nats_admin_service_account" {
+  source       = "../../modules/service_account"
+  project_id   = module.project.project_id
+  account_id   = "fjb-nats-admin"
+  display_name = "Fjordbank NATS admin"
+  description  = "Creates JetStream streams and consumers from fjordbank/topology.py; never a service."
+}
+
+# Each consumer service's own identity (NATS user NAME).
+module "consumer_service_account" {
+  source   = "../../modules/service_account"
+  for_each = toset(module.topology.consumer_services)
+
+  project_id    = module.project.project_id
+  account_id    = "fjb-${each.key}"
+  display_name  = "Fjordbank consumer ${each.key}"
+  description   = "Runs the ${each.key} consumer service on Cloud Run; NATS user ${each.key}."
+  project_roles = local.consumer_roles
+}
+
+module "secrets" {
+  source            = "../../modules/secrets"
+  project_id        = module.project.project_id
+  replica_locations = var.secret_replica_locations
+  ca_secret_id      = module.topology.nats_ca_secret_id
+  labels            = local.labels
+  identities = {
+    for id in module.topology.nats_identities : id => {
+      service_account = local.identity_service_accounts[id]
+      secrets = merge(
+        module.topology.nats_secret_ids[id],
+        { for env, secret_id in lookup(module.topology.service_secret_env, id, {}) : lower(env) => secret_id },
+      )
+    }
+  }
+}
+
+module "consumer" {
+  source   = "../../modules/consumer"
+  for_each = toset(module.topology.consumer_services)
+
+  project_id            = module.project.project_id
+  name                  = each.key
+  region                = var.region
+  image                 = var.images[each.key]
+  service_account_email = module.consumer_service_account[each.key].email
+  min_instances         = lookup(var.min_instances, each.key, 1)
+  max_instances         = lookup(var.max_instances, each.key, 3)
+  network_id            = module.network.network_id
+  subnetwork_id         = module.network.run_egress_subnetwork_id
+  nats_urls             = module.nats_lb.nats_urls
+  nats_secrets = {
+    password = module.secrets.secret_ids[each.key].password
+    tls_cert = module.secrets.secret_ids[each.key].tls_cert
+    tls_key  = module.secrets.secret_ids[each.key].tls_key
+    ca       = module.secrets.ca_secret_id
+  }
+  secret_env = {
+    for env, _ in lookup(module.topology.service_secret_env, each.key, {}) : env => module.secrets.secret_ids[each.key][lower(env)]
+  }
+  env                 = lookup(var.service_env, each.key, {})
+  deletion_protection = var.deletion_protection
+  labels              = local.labels
+}
+
+module "pubsub_scheduler" {
+  source              = "../../modules/pubsub_scheduler"
+  project_id          = module.project.project_id
+  push_topic          = module.topology.push_topic
+  jobs_topic          = module.topology.jobs_topic
+  jobs                = module.topology.scheduled_jobs
+  scheduler_region    = var.functions_region
+  persistence_regions = distinct([var.region, var.functions_region])
+  push_publishers     = { for name in module.topology.push_publishers : name => module.consumer_service_account[name].email }
+  labels              = local.labels
+}

@@ -1,0 +1,197 @@
+# One consumer service (run_services/NAME.py) on Cloud Run: a pull consumer of NATS
+# JetStream. Cloud Run scales on requests, and a pull consumer gets none, so it keeps
+# min_instances >= 1 with CPU always allocated (cpu_idle = false, instance-based billing):
+# under request-based billing the CPU is throttled between requests and the pull loop and
+# NATS heartbeats stall. Its HTTP port serves only /healthz, /readyz and /metrics.
+#
+# It runs as its own service account (fjb-NAME, made by the service_account module so that
+# the secrets module can grant it its secrets before the first revision starts).
+#
+# Shutdown: Cloud Run sends SIGTERM and kills 10 s later. The consumer runtime
+# (fjordbank/runtime/consumer.py) stops fetching, finishes or naks the batch in hand,
+# flushes its acks and closes within that budget.
+locals {
+  port       = 8080
+  nats_files = "/var/run/secrets/nats"
+}
+
+resource "google_cloud_run_v2_service" "this" {
+  project             = var.project_id
+  name                = var.name
+  location            = var.region
+  description         = "Fjordbank ${var.name}: NATS JetStream pull consumer."
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  deletion_protection = var.deletion_protection
+  labels              = merge(var.labels, { "fjordbank-service" = var.name })
+
+  template {
+    service_account                  = var.service_account_email
+    execution_environment            = "EXECUTION_ENVIRONMENT_GEN2"
+    max_instance_request_concurrency = var.max_concurrency
+    labels                           = merge(var.labels, { "fjordbank-service" = var.name })
+
+    scaling {
+      min_instance_count = var.min_instances
+      max_instance_count = var.max_instances
+    }
+
+    vpc_access {
+      egress = "PRIVATE_RANGES_ONLY"
+
+      network_interfaces {
+        network    = var.network_id
+        subnetwork = var.subnetwork_id
+        tags       = var.network_tags
+      }
+    }
+
+    containers {
+      name  = var.name
+      image = var.image
+
+      ports {
+        container_port = local.port
+      }
+
+      resources {
+        limits = {
+          cpu    = var.cpu
+          memory = var.memory
+        }
+        cpu_idle          = false
+        startup_cpu_boost = true
+      }
+
+      env {
+        name  = "SERVICE"
+        value = var.name
+      }
+      env {
+        name  = "FJB_NATS_USER"
+        value = var.name
+      }
+      env {
+        name  = "FJB_NATS_URLS"
+        value = join(",", var.nats_urls)
+      }
+      env {
+        name  = "FJB_PROJECT_ID"
+        value = var.project_id
+      }
+      env {
+        name  = "FJB_HTTP_PORT"
+        value = tostring(local.port)
+      }
+      env {
+        name  = "FJB_NATS_CA"
+        value = "${local.nats_files}/ca/ca.pem"
+      }
+      env {
+        name  = "FJB_NATS_CERT"
+        value = "${local.nats_files}/cert/client.pem"
+      }
+      env {
+        name  = "FJB_NATS_KEY"
+        value = "${local.nats_files}/key/client-key.pem"
+      }
+      env {
+        name = "FJB_NATS_PASSWORD"
+        value_source {
+          secret_key_ref {
+            secret  = var.nats_secrets.password
+            version = "latest"
+          }
+        }
+      }
+
+      dynamic "env" {
+        for_each = var.env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      dynamic "env" {
+        for_each = var.secret_env
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value
+              version = "latest"
+            }
+          }
+        }
+      }
+
+      volume_mounts {
+        name       = "nats-ca"
+        mount_path = "${local.nats_files}/ca"
+      }
+      volume_mounts {
+        name       = "nats-cert"
+        mount_path = "${local.nats_files}/cert"
+      }
+      volume_mounts {
+        name       = "nats-key"
+        mount_path = "${local.nats_files}/key"
+      }
+
+      # ready = connected to NATS: a revision whose egress cannot reach NATS never takes over
+      startup_probe {
+        period_seconds    = var.startup_probe.period_seconds
+        timeout_seconds   = var.startup_probe.timeout_seconds
+        failure_threshold = var.startup_probe.failure_threshold
+
+        http_get {
+          path = "/readyz"
+          port = local.port
+        }
+      }
+
+      liveness_probe {
+        period_seconds    = 10
+        timeout_seconds   = 3
+        failure_threshold = 3
+
+        http_get {
+          path = "/healthz"
+          port = local.port
+        }
+      }
+    }
+
+    volumes {
+      name = "nats-ca"
+      secret {
+        secret = var.nats_secrets.ca
+        items {
+          path    = "ca.pem"
+          version = "latest"
+        }
+      }
+    }
+    volumes {
+      name = "nats-cert"
+      secret {
+        secret = var.nats_secrets.tls_cert
+        items {
+          path    = "client.pem"
+          version = "latest"
+        }
+      }
+    }
+    volumes {
+      name = "nats-key"
+      secret {
+        secret = var.nats_secrets.tls_key
+        items {
+          path    = "client-key.pem"
+          version = "latest"
+          mode    = 256 # 0400
+        }
+      }
+    }
+  }
+}

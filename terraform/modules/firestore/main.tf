@@ -1,0 +1,36 @@
+# The ledger of record and the app's read model. Native mode, point-in-time recovery (7 days
+# of versions to read or restore from), delete protection, and daily and weekly backups.
+# The security rules and indexes have one owner: `firebase deploy` (firebase.json deploys
+# firestore.rules and firestore.indexes.json); Terraform does not manage them.
+#
+# A project where Firebase already created "(default)" imports it first:
+#   terraform import module.firestore.google_firestore_database.this "projects/PROJECT/databases/(default)"
+resource "google_firestore_database" "this" {
+  project                           = var.project_id
+  name                              = var.database_id
+  location_id                       = var.location_id
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "PESSIMISTIC"
+  app_engine_integration_mode       = "DISABLED"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  delete_protection_state           = "DELETE_PROTECTION_ENABLED"
+  deletion_policy                   = "ABANDON"
+}
+
+resource "google_firestore_backup_schedule" "daily" {
+  project   = var.project_id
+  database  = google_firestore_database.this.name
+  retention = var.daily_backup_retention
+
+  daily_recurrence {}
+}
+
+resource "google_firestore_backup_schedule" "weekly" {
+  project   = var.project_id
+  database  = google_firestore_database.this.name
+  retention = var.weekly_backup_retention
+
+  weekly_recurrence {
+    day = var.weekly_backup_day
+  }
+}

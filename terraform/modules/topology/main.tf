@@ -1,0 +1,60 @@
+# The names the code declares, restated once for Terraform. Each one must equal its
+# constant in the Python code: tests/deploy/test_terraform_names.py fails when one differs
+# (a service or NATS identity added to fjordbank/topology.py, a topic renamed in
+# fjordbank/adapters/pubsub.py, a job added to fjordbank/service_layer/scheduled.py).
+locals {
+  # fjordbank.topology.SERVICES: the run_services, one Cloud Run service and service account each.
+  consumer_services = ["screening", "ledger", "clearing", "notifier", "cards", "insights"]
+
+  # fjordbank.topology.IDENTITIES: one NATS user each. "edge" is the Firebase functions,
+  # "admin" creates streams and consumers (operators' tools), never a service.
+  nats_identities = ["edge", "screening", "ledger", "clearing", "notifier", "cards", "insights", "admin"]
+
+  # fjordbank.adapters.pubsub.PUSH_TOPIC: the notifier queues pushes here, on_push sends them.
+  push_topic = "push-notifications"
+  # fjordbank.adapters.pubsub.JOBS_TOPIC: Cloud Scheduler publishes {"job": NAME} here, on_scheduled_job runs it.
+  jobs_topic = "scheduled-jobs"
+
+  # fjordbank.service_layer.scheduled.JOBS, each with when it runs (Europe/Oslo).
+  scheduled_jobs = {
+    "submit-due-payments" = {
+      # due payments and standing orders, and requests whose first publish failed
+      # (status "received"): a due payment the account cannot cover waits for the next run
+      schedule    = "*/15 * * * *"
+      description = "Submits due scheduled payments and standing orders, and publishes requests whose first publish failed."
+    }
+    "release-expired-holds" = {
+      schedule    = "7 * * * *"
+      description = "Asks the card service to release card holds past their expiry."
+    }
+    "relay-outbox" = {
+      schedule    = "*/5 * * * *"
+      description = "Publishes customer and card events whose first publish failed."
+    }
+  }
+
+  # Secret Manager secret IDs per NATS identity. The functions name their secrets by the
+  # environment variable they become (functions/main.py: secrets=["FJB_NATS_PASSWORD"]),
+  # so the edge's password secret carries that name.
+  nats_secret_ids = {
+    for id in local.nats_identities : id => {
+      password = id == "edge" ? "FJB_NATS_PASSWORD" : "nats-${id}-password"
+      tls_cert = "nats-${id}-tls-cert"
+      tls_key  = "nats-${id}-tls-key"
+    }
+  }
+  # The CA that signed the NATS server certificates: not secret, but every client mounts it.
+  nats_ca_secret_id = "nats-ca-cert"
+
+  # A service's secrets beyond NATS: environment variable -> secret ID (fjordbank/config.py).
+  service_secret_env = {
+    cards = {
+      FJB_VAULT_KEY             = "cards-vault-key"
+      FJB_CVV_KEY               = "cards-cvv-key"
+      FJB_CARD_PROCESSOR_SECRET = "cards-processor-secret"
+    }
+  }
+
+  # Who publishes on PUSH_TOPIC (run_services/notifier.py).
+  push_publishers = ["notifier"]
+}

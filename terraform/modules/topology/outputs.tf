@@ -1,0 +1,44 @@
+output "consumer_services" {
+  description = "The consumer services (fjordbank.topology.SERVICES)."
+  value       = local.consumer_services
+}
+
+output "nats_identities" {
+  description = "Every NATS identity (fjordbank.topology.IDENTITIES)."
+  value       = local.nats_identities
+}
+
+output "push_topic" {
+  description = "The Pub/Sub topic of push notifications (fjordbank.adapters.pubsub.PUSH_TOPIC)."
+  value       = local.push_topic
+}
+
+output "jobs_topic" {
+  description = "The Pub/Sub topic of scheduled jobs (fjordbank.adapters.pubsub.JOBS_TOPIC)."
+  value       = local.jobs_topic
+}
+
+output "scheduled_jobs" {
+  description = "The scheduled jobs (fjordbank.service_layer.scheduled.JOBS) with their schedule and description."
+  value       = local.scheduled_jobs
+}
+
+output "nats_secret_ids" {
+  description = "Per NATS identity: its password, client certificate and key secret IDs."
+  value       = local.nats_secret_ids
+}
+
+output "nats_ca_secret_id" {
+  description = "The secret holding the CA certificate of the NATS cluster."
+  value       = local.nats_ca_secret_id
+}
+
+output "service_secret_env" {
+  description = "Per consumer service: its secrets beyond NATS, environment variable -> secret ID."
+  value       = local.service_secret_env
+}
+
+output "push_publishers" {
+  description = "The consumer services that publish on the push topic."
+  value       = local.push_publishers
+}

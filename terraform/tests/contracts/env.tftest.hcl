@@ -1,0 +1,64 @@
+# Contract of envs/{dev,prod}/variables.tf (provider-free; tests/deploy/test_terraform_contracts.py
+# runs it against each environment's variables.tf).
+
+variables {
+  project_id = "fjordbank-test"
+  master_authorized_networks = [
+    { cidr_block = "10.200.0.0/24", display_name = "bastion" },
+  ]
+  images = {
+    ledger = "registry.example/fjordbank/services@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+  }
+}
+
+run "accepts_the_defaults_and_a_digest" {
+  command = plan
+}
+
+run "refuses_a_tag_only_image" {
+  command = plan
+  variables {
+    images = { ledger = "registry.example/fjordbank/services:1.4.2" }
+  }
+  expect_failures = [var.images]
+}
+
+run "refuses_a_consumer_at_zero_instances" {
+  command = plan
+  variables {
+    min_instances = { ledger = 0 }
+  }
+  expect_failures = [var.min_instances]
+}
+
+run "refuses_a_region_outside_the_eea" {
+  command = plan
+  variables {
+    region = "us-central1"
+  }
+  expect_failures = [var.region]
+}
+
+run "refuses_functions_outside_the_eea" {
+  command = plan
+  variables {
+    functions_region = "us-east1"
+  }
+  expect_failures = [var.functions_region]
+}
+
+run "refuses_firestore_in_the_us" {
+  command = plan
+  variables {
+    firestore_location = "nam5"
+  }
+  expect_failures = [var.firestore_location]
+}
+
+run "refuses_a_secret_in_service_env" {
+  command = plan
+  variables {
+    service_env = { cards = { FJB_CARD_PROCESSOR_SECRET = "s3cret" } }
+  }
+  expect_failures = [var.service_env]
+}
