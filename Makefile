@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit test-deploy lint bootstrap lock bench bench-cards soak audit
+.PHONY: up up-detached down status test test-unit test-deploy test-monitoring lint bootstrap lock bench bench-cards soak audit
 
 PY := .venv/bin/python
 
@@ -30,6 +30,9 @@ test-unit: bootstrap
 
 test-deploy: bootstrap   ## the offline checks of terraform/ (no cloud needed)
 	@$(PY) -m pytest tests/deploy
+
+test-monitoring: bootstrap   ## the metrics catalogue and the alert rules' promtool tests (the scrape check needs the stack)
+	@$(PY) -m pytest tests/monitoring
 
 bench: bootstrap         ## pipeline throughput/latency vs a naive baseline -> artifacts/bench/ (needs `make up`)
 	@$(PY) -m bench.pipeline $(BENCH_ARGS)

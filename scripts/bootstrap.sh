@@ -76,5 +76,7 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 # the offline deployment checks (tests/deploy): the google provider 6.50 schema and python-hcl2
 scripts/deploy_tools.sh
+# promtool (Debian's prometheus package, unpacked: no server installed) for the alert rules' tests
+bash scripts/monitoring_tools.sh || echo "warning: no promtool; the monitoring tests will fail and say how to get it" >&2
 
 say "tools ready: $(.venv/bin/nats-server --version), firebase-tools $(node_modules/.bin/firebase --version)"
