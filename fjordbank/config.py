@@ -10,6 +10,7 @@ variable set. Nothing else in the package reads ``os.environ``.
 | FJB_NATS_USER / FJB_NATS_PASSWORD | this component's NATS identity and secret | (none) |
 | FJB_NATS_CA / FJB_NATS_CERT / FJB_NATS_KEY | CA bundle, client certificate and key (paths) | .stack/pki/... |
 | FJB_HTTP_PORT | health/metrics port of a run_service | 0 (none) |
+| FJB_HTTP_HOST | the address that port listens on (0.0.0.0 in a container, for probes and scrapes) | 127.0.0.1 |
 | FJB_CRASH_POINT | test-only: kill -9 the process at this named point | (none) |
 | FJB_LOG_LEVEL | log level | INFO |
 | FJB_BANK_REGS | comma-separated bank registration numbers (first 4 digits) that are ours | 9710 |
@@ -63,6 +64,7 @@ class Settings:
     project_id: str
     nats: NatsSettings
     http_port: int
+    http_host: str
     crash_point: str | None
     log_level: str
     bank_regs: tuple[str, ...]
@@ -115,6 +117,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         project_id=env.get("FJB_PROJECT_ID") or env.get("GCLOUD_PROJECT") or DEFAULT_PROJECT_ID,
         nats=nats,
         http_port=http_port,
+        http_host=env.get("FJB_HTTP_HOST", "127.0.0.1"),
         crash_point=env.get("FJB_CRASH_POINT") or None,
         log_level=env.get("FJB_LOG_LEVEL", "INFO").upper(),
         bank_regs=tuple(r.strip() for r in env.get("FJB_BANK_REGS", "9710").split(",") if r.strip()),

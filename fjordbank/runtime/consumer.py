@@ -154,7 +154,12 @@ class ConsumerService:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        probes = ProbeServer(self.settings.http_port, live=lambda: self._alive, ready=lambda: self._ready)
+        probes = ProbeServer(
+            self.settings.http_port,
+            host=self.settings.http_host,
+            live=lambda: self._alive,
+            ready=lambda: self._ready,
+        )
         await probes.start()
         try:
             self.nc = await nats_conn.connect(self.settings.nats, name=self.spec.durable)

@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class ProbeServer:
-    def __init__(self, port: int, *, live: Callable[[], bool], ready: Callable[[], bool]) -> None:
+    def __init__(
+        self, port: int, *, live: Callable[[], bool], ready: Callable[[], bool], host: str = "127.0.0.1"
+    ) -> None:
+        self.host = host
         self.port = port
         self.live = live
         self.ready = ready
@@ -25,7 +28,7 @@ class ProbeServer:
 
     async def start(self) -> None:
         if self.port:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+            self._server = await asyncio.start_server(self._handle, self.host, self.port)
 
     async def stop(self) -> None:
         if self._server is not None:

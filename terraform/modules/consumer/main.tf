@@ -83,6 +83,10 @@ resource "google_cloud_run_v2_service" "this" {
         value = tostring(local.port)
       }
       env {
+        name  = "FJB_HTTP_HOST" # probes and scrapes come from outside the container
+        value = "0.0.0.0"
+      }
+      env {
         name  = "FJB_NATS_CA"
         value = "${local.nats_files}/ca/ca.pem"
       }
