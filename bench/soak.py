@@ -51,16 +51,16 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
-def runtime_workers(pids: list[int]) -> int:
+def runtime_workers(pids: list[int]) -> list[int]:
     """The Functions emulator's Python runtime processes among ``pids``."""
-    count = 0
+    found = []
     for pid in pids:
         try:
             if b"functions-framework" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                count += 1
+                found.append(pid)
         except OSError:
             continue
-    return count
+    return found
 
 
 def loaded_functions(log: Path) -> int:
@@ -76,8 +76,10 @@ def sample(stack: Stack) -> dict:
     for comp in stack.components():
         pids = marked_pids(stack.sup.marker(comp.name))
         entry = {"processes": len(pids), "rss_mb": round(sum(rss_bytes(p) for p in pids) / 2**20, 1)}
-        if comp.name == "emulators":
-            entry["runtime_workers"] = runtime_workers(pids)
+        if comp.name == "emulators":  # the Python workers apart from the in-memory database
+            workers = runtime_workers(pids)
+            entry["runtime_workers"] = len(workers)
+            entry["runtime_workers_rss_mb"] = round(sum(rss_bytes(p) for p in workers) / 2**20, 1)
         out["components"][comp.name] = entry
     return out
 
@@ -176,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         emu = samples[-1]["components"]["emulators"]
         print(
             f"soak: {(samples[-1]['t'] - samples[0]['t']) / 60:5.1f} min  batches {len(loads)}  "
-            f"emulators {emu['processes']} processes ({emu['runtime_workers']} runtime) {emu['rss_mb']:.0f} MB",
+            f"emulators {emu['processes']} processes ({emu['runtime_workers']} runtime, "
+            f"{emu['runtime_workers_rss_mb']:.0f} MB) {emu['rss_mb']:.0f} MB",
             flush=True,
         )
     stop.set()
