@@ -18,7 +18,7 @@ down:                    ## stop every component (no orphans)
 status:
 	@$(PY) -m devstack status
 
-SCANNED := fjordbank run_services functions/main.py devstack bankctl bench
+SCANNED := fjordbank run_services functions/main.py devstack bankctl bench k8s
 
 test: bootstrap          ## static security scan, dependency audit, then unit, integration and end-to-end tests (starts the stack if not running)
 	@.venv/bin/bandit -q -lll -r $(SCANNED)

@@ -76,6 +76,7 @@ module "nats_lb" {
   region                = var.region
   subnetwork_id         = module.network.gke_subnetwork_id
   allowed_source_ranges = module.network.nats_client_source_ranges
+  address               = var.nats_lb_address
 }
 
 module "artifact_registry" {

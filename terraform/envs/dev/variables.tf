@@ -181,3 +181,9 @@ variable "deletion_protection" {
   type        = bool
   default     = false
 }
+
+variable "nats_lb_address" {
+  description = "The NATS load balancer's internal address, fixed: clients dial it and the NATS server certificate (k8s/nats/extra/dev) names it. Inside the GKE node subnet."
+  type        = string
+  default     = "10.10.3.250"
+}

@@ -181,3 +181,9 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "nats_lb_address" {
+  description = "The NATS load balancer's internal address, fixed: clients dial it and the NATS server certificate (k8s/nats/extra/prod) names it. Inside the GKE node subnet."
+  type        = string
+  default     = "10.20.3.250"
+}

@@ -1,0 +1,126 @@
+"""k8s/knative: one Knative Service per consumer of fjordbank/topology.py, which never scales
+to zero (a pull consumer gets no requests), runs the image by digest, starts and is ready only
+when NATS is reachable (/readyz), has requests = limits and no secret in plain text; and it
+agrees with terraform's Cloud Run consumers (secrets, probe, sizes)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from fjordbank import topology
+from k8s import render
+from tests.deploy import k8s_support as ks
+
+
+def _services() -> dict[str, dict]:
+    docs = [d for p in ks.kustomization_resources(ks.KNATIVE) for d in ks.load_docs(p)]
+    return {d["metadata"]["name"]: d for d in docs if ks.group_kind(d) == ("serving.knative.dev", "Service")}
+
+
+def test_one_knative_service_per_consumer():
+    assert sorted(_services()) == sorted(topology.SERVICES)
+
+
+@pytest.mark.parametrize("name", topology.SERVICES)
+def test_consumer_policy(name):
+    assert ks.knative_policy_errors(_services()[name]) == []
+
+
+def _ledger() -> dict:
+    return copy.deepcopy(_services()["ledger"])
+
+
+def _container(doc):
+    return doc["spec"]["template"]["spec"]["containers"][0]
+
+
+BREAKS = {
+    "min-scale 0": (
+        lambda d: d["spec"]["template"]["metadata"]["annotations"].update({"autoscaling.knative.dev/min-scale": "0"}),
+        "must never scale to zero",
+    ),
+    "no min-scale": (
+        lambda d: d["spec"]["template"]["metadata"]["annotations"].pop("autoscaling.knative.dev/min-scale"),
+        "min-scale must be set",
+    ),
+    "image by tag": (lambda d: _container(d).update(image="registry.example/fjordbank/services:latest"), "by digest"),
+    "startup on /healthz": (lambda d: _container(d)["startupProbe"]["httpGet"].update(path="/healthz"), "startupProbe"),
+    "no readiness probe": (lambda d: _container(d).pop("readinessProbe"), "readinessProbe"),
+    "burstable": (lambda d: _container(d)["resources"]["limits"].update(cpu="2"), "requests equal to limits"),
+    "literal password": (
+        lambda d: _container(d)["env"].append({"name": "FJB_NATS_PASSWORD", "value": "hunter2"}),
+        "literal value",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BREAKS)
+def test_a_broken_consumer_is_refused(name):
+    doc = _ledger()
+    breaker, expected = BREAKS[name]
+    breaker(doc)
+    errors = ks.knative_policy_errors(doc)
+    assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize("name", topology.SERVICES)
+def test_identity_and_secrets(name):
+    c = _container(_services()[name])
+    env = {e["name"]: e for e in c["env"]}
+    assert env["SERVICE"]["value"] == name and env["FJB_NATS_USER"]["value"] == name
+    assert env["FJB_NATS_URLS"]["value"].startswith("tls://")
+    assert env["FJB_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"nats-client-{name}"
+    for var, secret_id in render.SERVICE_SECRET_ENV.get(name, {}).items():
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": f"fjb-{name}-secrets", "key": secret_id}
+    assert int(env["FJB_HTTP_PORT"]["value"]) == c["ports"][0]["containerPort"]
+
+
+def test_agrees_with_terraform(hcl):
+    paths = [ks.REPO / "terraform/modules/topology/main.tf", ks.REPO / "terraform/modules/consumer/variables.tf"]
+    docs = hcl(paths)
+    locals_ = {
+        k: v for block in docs["terraform/modules/topology/main.tf"]["locals"] for k, v in ks.unquote(block).items()
+    }
+    assert locals_["consumer_services"] == list(topology.SERVICES)
+    assert locals_["service_secret_env"] == render.SERVICE_SECRET_ENV
+    variables = dict(ks.hcl_blocks(docs["terraform/modules/consumer/variables.tf"], "variable"))
+    for name, doc in _services().items():
+        c = _container(doc)
+        startup = {k: c["startupProbe"][k] for k in ("periodSeconds", "timeoutSeconds", "failureThreshold")}
+        tf = variables["startup_probe"]["default"]
+        assert startup == {
+            "periodSeconds": tf["period_seconds"],
+            "timeoutSeconds": tf["timeout_seconds"],
+            "failureThreshold": tf["failure_threshold"],
+        }, name
+        assert c["resources"]["limits"] == {
+            "cpu": variables["cpu"]["default"],
+            "memory": variables["memory"]["default"],
+        }
+        assert doc["spec"]["template"]["spec"]["containerConcurrency"] == variables["max_concurrency"]["default"]
+
+
+def test_consumers_may_reach_nats_through_its_network_policy():
+    for env in ks.ENVS:
+        policy = ks.find(ks.extra_docs(env), "NetworkPolicy")
+        client_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 4222)
+        peers = [p for p in client_rule["from"] if "namespaceSelector" in p]
+        for doc in _services().values():
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            assert any(
+                p["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": doc["metadata"]["namespace"]}
+                and all(labels.get(k) == v for k, v in p["podSelector"]["matchLabels"].items())
+                for p in peers
+            ), f"{env}: {doc['metadata']['name']} could not reach NATS"
+
+
+def test_pod_monitoring_scrapes_the_consumers():
+    doc = yaml.safe_load((ks.KNATIVE / "podmonitoring.yaml").read_text())
+    selector = doc["spec"]["selector"]["matchLabels"]
+    for svc in _services().values():
+        labels = svc["spec"]["template"]["metadata"]["labels"]
+        assert all(labels.get(k) == v for k, v in selector.items())
+    assert doc["spec"]["endpoints"][0]["path"] == "/metrics"
