@@ -9,6 +9,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 OUTSIDE = re.compile(r"\.\./shared|parent / \"shared\"|\"shared\" /|parents\[[3-9]\]")
+# Files allowed to look beside the checkout, each because what it reads ships in no package
+# a registry here holds, and its tests skip with that reason when the folder is absent.
+MAY_LOOK_BESIDE = {
+    "tests/deploy/k8s_support.py": "the Knative Serving and GMP CRDs, for the custom-resource check",
+}
 
 
 def test_no_source_reads_beside_the_repository():
@@ -20,7 +25,7 @@ def test_no_source_reads_beside_the_repository():
     hits = [
         f"{name}:{n}: {line.strip()}"
         for name in files.stdout.split()
-        if name != this
+        if name != this and name not in MAY_LOOK_BESIDE
         for n, line in enumerate((REPO / name).read_text(errors="replace").splitlines(), start=1)
         if OUTSIDE.search(line)
     ]
