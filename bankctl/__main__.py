@@ -232,8 +232,12 @@ def _quiet() -> None:
     if getattr(default_hook, "bankctl", False):
         return
 
+    from google.api_core.exceptions import Cancelled
+
     def hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_value is not None and errors.transport_error(args.exc_value) is not None:
+            return
+        if isinstance(args.exc_value, Cancelled):  # a Firestore listener's stream ended as the CLI closed it
             return
         default_hook(args)
 

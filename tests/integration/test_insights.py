@@ -65,8 +65,10 @@ async def replay_events(stack, uids: set[str]) -> int:
             while True:
                 try:
                     msgs = await sub.fetch(500, timeout=2)
-                except Exception:  # nats TimeoutError: the stream is read to its end
-                    break
+                except Exception:  # nats TimeoutError: at the stream's end, or a slow fetch
+                    if (await sub.consumer_info()).num_pending == 0:
+                        break  # read to its end
+                    continue
                 ours = []
                 for m in msgs:
                     try:
