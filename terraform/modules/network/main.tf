@@ -57,6 +57,12 @@ resource "google_compute_subnetwork" "connector" {
   network                  = google_compute_network.this.id
   ip_cidr_range            = var.connector_cidr
   private_ip_google_access = true
+
+  log_config {
+    aggregation_interval = "INTERVAL_5_MIN"
+    flow_sampling        = 0.5
+    metadata             = "INCLUDE_ALL_METADATA"
+  }
 }
 
 resource "google_vpc_access_connector" "functions" {
