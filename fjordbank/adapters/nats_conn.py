@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
+import tempfile
 
 import nats
 from nats.aio.client import Client
@@ -14,14 +16,54 @@ from fjordbank.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+PEM_MARK = "-----BEGIN "
+
+
+def _is_pem(value: str) -> bool:
+    return value.lstrip().startswith(PEM_MARK)
+
+
+def _pem_file(pem: str, what: str) -> str:
+    """A private (0600) file holding ``pem``: ssl can load a certificate chain from files
+    only. Where the value is the PEM itself (a Firebase function's secret arrives as an
+    environment variable's content), it is written to the instance's own temporary folder,
+    which on Cloud Functions is memory, never a persistent disk."""
+    fd, path = tempfile.mkstemp(prefix=f"fjb-nats-{what}-", suffix=".pem")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(pem if pem.endswith("\n") else pem + "\n")
+    return path
+
+
 def tls_context(settings: NatsSettings) -> ssl.SSLContext:
-    """Client TLS: only TLS 1.3, the stack's CA, and this identity's certificate."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.ca_file)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    """Client TLS: only TLS 1.3, the stack's CA, and this identity's certificate.
+
+    Each of ca_file, cert_file and key_file is a path or the PEM text itself (how Secret
+    Manager hands a secret to a Firebase function: as an environment variable's value)."""
     try:
-        ctx.load_cert_chain(settings.cert_file, settings.key_file)
+        if _is_pem(settings.ca_file):
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=settings.ca_file)
+        else:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.ca_file)
     except (FileNotFoundError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the NATS client certificate {settings.cert_file}: {exc}") from exc
+        where = "the PEM in FJB_NATS_CA" if _is_pem(settings.ca_file) else settings.ca_file
+        raise ConfigError(f"cannot load the NATS CA certificate {where}: {exc}") from exc
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    cert, key = settings.cert_file, settings.key_file
+    made: list[str] = []
+    try:
+        if _is_pem(cert):
+            cert = _pem_file(cert, "cert")
+            made.append(cert)
+        if _is_pem(key):
+            key = _pem_file(key, "key")
+            made.append(key)
+        ctx.load_cert_chain(cert, key)
+    except (FileNotFoundError, ssl.SSLError) as exc:
+        where = "the PEM in FJB_NATS_CERT" if _is_pem(settings.cert_file) else settings.cert_file
+        raise ConfigError(f"cannot load the NATS client certificate {where}: {exc}") from exc
+    finally:
+        for path in made:  # loaded into the context: the key need not stay on disk
+            os.unlink(path)
     return ctx
 
 
