@@ -167,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_run.add_argument("job", choices=commands.JOB_NAMES)
     json_flag(command("list", commands.list_jobs, "the jobs there are", jobs_sub))
 
+    trace = command("trace", commands.trace, "one payment's timeline: its steps, retries and where it is now")
+    trace.add_argument(
+        "id", metavar="PAYMENT|REQUEST", help="a payment id (p + 34 hex digits), a request id, or UID/REQUEST_ID"
+    )
+    json_flag(trace)
+
     audit = command("audit", commands.audit, "check every money invariant over the whole ledger")
     json_flag(audit)
 

@@ -110,6 +110,61 @@ def balances(args) -> int:
     return 0
 
 
+# ---- trace -------------------------------------------------------------------------------------
+def trace(args) -> int:
+    """One payment's timeline from its trace: each step (the edge, every delivery to a
+    service, the other bank's answer, the push) with its time, duration, delivery attempt
+    and outcome, the Firestore commits under it, and the end: the final status, where the
+    payment waits now, or why it stopped (dead-lettered, rejected). ID is a payment id, a
+    request id or UID/REQUEST_ID. It reads the request document and the local stack's span
+    files (FJB_TRACE_DIR); see bankctl/trace.py."""
+    from bankctl import trace as timeline
+    from fjordbank.adapters.firestore import LEDGER_PAYMENTS, PAYMENT_REQUESTS, request_path
+    from fjordbank.domain.payments import REQUEST_ID_PATTERN, payment_id_for
+
+    config = args.config
+    directory = config.trace_dir or config.state_dir / "traces"
+    ident = args.id.strip()
+    uid = request_id = payment_id = None
+    db = _firestore(config)
+    with _google_errors("reading the payment request", config):
+        if "/" in ident:
+            uid, _, request_id = ident.partition("/")
+        elif timeline.PAYMENT_ID.fullmatch(ident):
+            payment_id = ident
+            record = db.collection(LEDGER_PAYMENTS).document(ident).get()
+            if record.exists:
+                uid, request_id = (record.to_dict() or {}).get("uid"), (record.to_dict() or {}).get("requestId")
+            if not uid:
+                found = list(db.collection_group(PAYMENT_REQUESTS).where("paymentId", "==", ident).limit(1).stream())
+                if found:
+                    uid, request_id = found[0].reference.parent.parent.id, found[0].id
+            if not uid:
+                uid, request_id = timeline.find_payment(directory, ident)
+        else:
+            request_id = ident
+            uid, payment_id = timeline.find_request(directory, ident)
+            if uid is None:
+                raise CommandError(f"no trace names request {ident} in {directory}: give UID/{ident} or the payment id")
+        if request_id is not None and not REQUEST_ID_PATTERN.fullmatch(request_id or ""):
+            raise CommandError(f"{request_id!r} is not a request id")
+        request = None
+        if uid and request_id:
+            payment_id = payment_id or payment_id_for(uid, request_id)
+            snap = db.document(request_path(uid, request_id)).get()
+            request = snap.to_dict() if snap.exists else None
+    trace_ids = [request["traceId"]] if request and isinstance(request.get("traceId"), str) else []
+    spans = timeline.spans_of_payment(directory, payment_id, trace_ids)
+    if request is None and not spans:
+        raise CommandError(f"no payment request and no trace found for {ident}")
+    result = timeline.build(payment_id, request, spans, uid=uid, request_id=request_id)
+    if args.json:
+        emit_json(result)
+    else:
+        print(timeline.render(result))
+    return 0
+
+
 # ---- NATS: dead letters ----------------------------------------------------------------------
 def _nats(config: Config, coro_fn):
     """Run ``coro_fn(nc)`` with an admin connection; one-line errors when NATS is away."""
@@ -186,7 +241,10 @@ def dlq_replay(args) -> int:
         subject = (msg.headers or {}).get("Fjb-Original-Subject")
         if not subject:
             raise CommandError(f"dead letter #{args.sequence} does not say where it came from")
-        await js.publish(subject, msg.data, headers={"Nats-Msg-Id": f"replay:{topology.STREAM_DLQ}:{args.sequence}"})
+        # the dead letter's trace context goes along: the replay continues the payment's trace
+        trace = {k: v for k, v in (msg.headers or {}).items() if k.lower() in ("traceparent", "tracestate")}
+        headers = {**trace, "Nats-Msg-Id": f"replay:{topology.STREAM_DLQ}:{args.sequence}"}
+        await js.publish(subject, msg.data, headers=headers)
         return subject
 
     subject = _nats(args.config, replay)

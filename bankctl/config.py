@@ -9,6 +9,7 @@
 | FJB_FUNCTIONS_REGION | europe-west1 |
 | FJB_CARD_API_PORT | 9110 (the card service's processor API) |
 | FJB_STATE_DIR | `.stack/` (the App Check debug secret, card secrets, bankctl's device keys) |
+| FJB_TRACE_DIR | `.stack/traces/` (the services' span files, what `bankctl trace` reads) |
 | FJB_PROJECT_ID | demo-fjordbank |
 | FJB_SCA_THRESHOLD | 500000 øre (above it a payment needs the device's signature) |
 | FJB_BANK_REGS | 9710 (the bank's registration numbers: payees outside them are other banks) |
@@ -45,6 +46,7 @@ class Config:
     sca_threshold: int
     bank_regs: tuple[str, ...]
     http_timeout: float = 60.0
+    trace_dir: Path | None = None  # None: state_dir/traces
 
     @cached_property
     def stack(self) -> Stack:
@@ -101,6 +103,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         sca_threshold=threshold,
         bank_regs=tuple(r.strip() for r in env.get("FJB_BANK_REGS", "9710").split(",") if r.strip()),
         http_timeout=http_timeout,
+        trace_dir=Path(env["FJB_TRACE_DIR"]) if env.get("FJB_TRACE_DIR") else s.state_dir / "traces",
     )
 
 

@@ -9,6 +9,7 @@ import time
 
 from devstack import settings as stack_settings
 from devstack import web
+from devstack.prometheus import NotInstalled
 from devstack.stack import Row, Stack
 from devstack.supervisor import StartError
 
@@ -28,6 +29,9 @@ def cmd_up(stack: Stack, detach: bool) -> int:
     print(f"Starting the Fjordbank stack (logs in {stack.s.log_dir})", flush=True)
     try:
         rows = stack.up()
+    except NotInstalled as exc:  # said before anything started: nothing to stop
+        print(f"\nERROR: {exc}", file=sys.stderr)
+        return 1
     except StartError as exc:
         print(f"\nERROR: {exc}", file=sys.stderr)
         print("Stopping what was started. Fix the cause and run the up command again.", file=sys.stderr)
@@ -86,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{line}", file=sys.stderr)
         return 0 if all(r.state == "ready" for r in rows) else 3
     if args.command == "restart":
-        print_table([stack.restart(args.component)])
+        try:
+            print_table([stack.restart(args.component)])
+        except StartError as exc:  # e.g. prometheus not installed: say so, no traceback
+            print(f"ERROR: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "kill":
         stack.sup.kill(args.component)

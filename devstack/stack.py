@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import emulators, natsconf, pki, web
+from devstack import emulators, natsconf, pki, prometheus, web
 from devstack import state as bank_state
 from devstack.settings import StackSettings
 from devstack.supervisor import Component, StartError, Supervisor, http_ok, tail
@@ -222,6 +222,7 @@ class Stack:
             self.emulator_component(),
             *self.service_components(),
             web.component(self),
+            prometheus.component(self),  # last: it scrapes the services
         ]
 
     # ---- preparation --------------------------------------------------------------------
@@ -241,12 +242,15 @@ class Stack:
             # .env.local is read by the emulator only: the debug path never reaches a deploy
             "FJB_APP_CHECK_DEBUG_SECRET": self.app_check_debug_secret(),
         }
-        secret = env.pop("FJB_NATS_PASSWORD")
+        # what the functions declare as secrets (functions/main.py NATS_SECRETS) goes into
+        # .secret.local, where the emulator looks for a declared secret; the certificates
+        # as paths (production hands their PEM text; fjordbank.adapters.nats_conn takes both)
+        secrets = {k: env.pop(k) for k in ("FJB_NATS_PASSWORD", "FJB_NATS_CERT", "FJB_NATS_KEY", "FJB_NATS_CA")}
         functions = self.s.repo / "functions"
         (functions / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
         fd = os.open(functions / ".secret.local", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"FJB_NATS_PASSWORD={secret}\n")
+            fh.write("".join(f"{k}={v}\n" for k, v in secrets.items()))
 
     def wait_jetstream(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -289,6 +293,8 @@ class Stack:
         self.import_state = action == bank_state.RESUME
 
     def up(self) -> list[Row]:
+        # a missing tool is said before anything starts (prometheus.NotInstalled)
+        prometheus.check_installed(self.s)
         starting_emulators = self.sup.pid("emulators") is None
         if starting_emulators:
             self.settle_state()
@@ -308,6 +314,15 @@ class Stack:
         for comp in self.service_components():
             rows.append(self._start(comp))
         rows.append(self._start(web.component(self)))
+        rows.append(self._start(prometheus.component(self)))
+        if rows[-1].state == "reused":
+            # a running Prometheus loads the rule files as they are now (added or edited since)
+            try:
+                prometheus.reload(self.s)
+                rows[-1].state = "reused, rules reloaded"
+            except StartError as exc:
+                self.progress(f"  warning: {exc}")
+                rows[-1].state = "reused, rules NOT reloaded"
         return rows
 
     def _start(self, comp: Component) -> Row:

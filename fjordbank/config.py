@@ -28,6 +28,10 @@ variable set. Nothing else in the package reads ``os.environ``.
 | FJB_SCA_THRESHOLD | øre above which a payment needs a device signature | 500000 |
 | FJB_VAULT_PATH | the card vault's file | .stack/vault/cards.db |
 | FJB_VAULT_KEY / FJB_CVV_KEY | the vault's and the CVV key (base64, 32 bytes) | (none) |
+| FJB_TRACE_EXPORTER | spans to: file (FJB_TRACE_DIR), gcp (Cloud Trace) or none | gcp if K_SERVICE is set, else file |
+| FJB_TRACE_DIR | the span files of the file exporter (what `bankctl trace` reads) | .stack/traces |
+| FJB_TRACE_SAMPLE_RATIO | share of traces recorded, 0 to 1, decided per trace id | 1 |
+| FJB_OPS_SWEEP_SECONDS | the notifier's ops sweep period (fjordbank/runtime/ops_sweep.py); 0: no sweep | 30 |
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ class Settings:
     app_check_debug_secret: str
     functions_emulator: bool
     sca_threshold: int
+    trace_exporter: str  # file | gcp | none (fjordbank.runtime.tracing)
+    trace_dir: str
+    trace_sample_ratio: float
+    ops_sweep_seconds: int
 
 
 def _pki_default(name: str, env: Mapping[str, str]) -> str:
@@ -139,6 +147,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         app_check_debug_secret=env.get("FJB_APP_CHECK_DEBUG_SECRET", ""),
         functions_emulator=env.get("FUNCTIONS_EMULATOR") == "true",
         sca_threshold=_int(env, "FJB_SCA_THRESHOLD", 500_000),
+        trace_exporter=_trace_exporter(env),
+        trace_dir=env.get("FJB_TRACE_DIR") or str(state_dir / "traces"),
+        trace_sample_ratio=_ratio(env, "FJB_TRACE_SAMPLE_RATIO", 1.0),
+        ops_sweep_seconds=_int(env, "FJB_OPS_SWEEP_SECONDS", 30),
     )
 
 
@@ -147,3 +159,59 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(env.get(name, str(default)))
     except ValueError as exc:
         raise ConfigError(f"{name} is not a number: {env.get(name)!r}") from exc
+
+
+def _trace_exporter(env: Mapping[str, str]) -> str:
+    kind = env.get("FJB_TRACE_EXPORTER", "").strip().lower()
+    if not kind:  # K_SERVICE: set by Cloud Run, Knative and Cloud Functions (gen 2)
+        in_cloud = bool(env.get("K_SERVICE")) and env.get("FUNCTIONS_EMULATOR") != "true"
+        return "gcp" if in_cloud else "file"
+    if kind not in ("file", "gcp", "none"):
+        raise ConfigError(f"FJB_TRACE_EXPORTER must be file, gcp or none, not {kind!r}")
+    return kind
+
+
+def _ratio(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} is not a number from 0 to 1: {text!r}")
+    return value
+
+
+VPC_EGRESS = ("PRIVATE_RANGES_ONLY", "ALL_TRAFFIC")
+
+
+@dataclass(frozen=True)
+class FunctionsDeploy:
+    """The Firebase functions' runtime identity and network path (None: the emulator's)."""
+
+    service_account: str | None = None
+    vpc_connector: str | None = None
+    vpc_egress: str | None = None
+
+
+def functions_deploy_options(env: Mapping[str, str] | None = None) -> FunctionsDeploy:
+    """For set_global_options, from functions/.env.PROJECT, which scripts/functions_env.py
+    writes from Terraform's outputs before `firebase deploy` (the CLI loads it while it reads
+    main.py). In the emulator there is neither: all None. Outside it a missing value is a
+    start-up error, never a silent default: without the connector the functions cannot
+    reach NATS, and the default service account holds none of the edge's secrets."""
+    env = os.environ if env is None else env
+    if env.get("FUNCTIONS_EMULATOR") == "true":
+        return FunctionsDeploy()
+    missing = [v for v in ("FJB_FUNCTIONS_SERVICE_ACCOUNT", "FJB_VPC_CONNECTOR") if not env.get(v)]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} not set: write functions/.env.PROJECT with scripts/functions_env.py "
+            "from `terraform output -json` before deploying"
+        )
+    egress = env.get("FJB_VPC_EGRESS", VPC_EGRESS[0])
+    if egress not in VPC_EGRESS:
+        raise ConfigError(f"FJB_VPC_EGRESS must be one of {', '.join(VPC_EGRESS)}, not {egress!r}")
+    return FunctionsDeploy(env["FJB_FUNCTIONS_SERVICE_ACCOUNT"], env["FJB_VPC_CONNECTOR"], egress)

@@ -102,7 +102,10 @@ class ConsumerSpec:
     stream: str
     filter_subjects: tuple[str, ...]
     max_deliver: int = 6
-    ack_wait_seconds: int = 30
+    # Short: a message held by a killed or hung instance goes back to the stream after this
+    # long. The runtime marks every message it still works on in progress every third of it
+    # (fjordbank/runtime/consumer.py ConsumerService.process), so a slow batch keeps its own.
+    ack_wait_seconds: int = 6
     backoff_seconds: tuple[float, ...] = (0.5, 1, 2, 5, 10)
     max_ack_pending: int = 2000
     description: str = ""
@@ -187,14 +190,12 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         durable="ledger",
         stream=STREAM_PAYMENTS,
         filter_subjects=(SUBJECT_PAYMENT_APPROVED, SUBJECT_PAYMENT_SETTLED, SUBJECT_PAYMENT_RETURNED),
-        ack_wait_seconds=15,
         description="Holds and posts payments as double entry in the Firestore ledger.",
     ),
     ConsumerSpec(
         durable="clearing",
         stream=STREAM_PAYMENTS,
         filter_subjects=(SUBJECT_PAYMENT_RESERVED,),
-        ack_wait_seconds=60,
         description="Sends external payments to other banks in pain.001 files; reads pain.002 answers.",
     ),
     ConsumerSpec(

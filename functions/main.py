@@ -16,16 +16,17 @@ import firebase_admin
 from firebase_functions import firestore_fn, https_fn, options, pubsub_fn
 
 from fjordbank.adapters import app_check
-from fjordbank.adapters.firestore import is_transient, sync_client
+from fjordbank.adapters.firestore import is_transient, request_path, sync_client
 from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
-from fjordbank.config import load_settings
+from fjordbank.config import functions_deploy_options, load_settings
 from fjordbank.domain import giro, reasons
 from fjordbank.domain import standing_orders as order_terms
 from fjordbank.domain.errors import Busy, DomainError
 from fjordbank.domain.norway import today_in_norway
-from fjordbank.runtime import redact
+from fjordbank.errors import PublishError
+from fjordbank.runtime import log_metrics, logs, redact, tracing
 from fjordbank.service_layer import (
     accounts,
     cards,
@@ -39,8 +40,22 @@ from fjordbank.service_layer import (
     standing_orders,
 )
 
-options.set_global_options(region="europe-west1", memory=options.MemoryOption.MB_512, max_instances=50)
-logging.basicConfig(level=logging.INFO)
+# Region, runtime service account and the VPC connector to NATS: Terraform's outputs
+# (functions_region, functions_service_account, vpc_connector), written into
+# functions/.env.PROJECT by scripts/functions_env.py; tests/deploy/test_functions_manifest.py
+# checks the manifest the SDK emits against them.
+_deploy = functions_deploy_options()
+options.set_global_options(
+    region="europe-west1",
+    memory=options.MemoryOption.MB_512,
+    max_instances=50,
+    service_account=_deploy.service_account,
+    vpc_connector=_deploy.vpc_connector,
+    vpc_connector_egress_settings=options.VpcEgressSetting(_deploy.vpc_egress) if _deploy.vpc_egress else None,
+)
+# JSON lines (fjordbank.runtime.logs): Cloud Logging reads their fields, and a line logged
+# while a payment's span is current carries its trace id (fjordbank.runtime.tracing)
+logs.setup("edge", "INFO")
 redact.install()  # account, identity and card numbers masked in every log line
 log = logging.getLogger("fjordbank.functions")
 
@@ -50,6 +65,7 @@ _deps: dict = {}
 # Callables verify the caller's ID token through the default Firebase app. Credentials are
 # resolved lazily; against the emulator suite none are needed (FIREBASE_AUTH_EMULATOR_HOST).
 _settings = load_settings(identity="edge")
+tracing.setup("edge", _settings)
 if not firebase_admin._apps:
     firebase_admin.initialize_app(options={"projectId": _settings.project_id})
 
@@ -57,7 +73,12 @@ if not firebase_admin._apps:
 # keys and refuses the call before the function runs. The emulator has no App Check
 # service: there the SDK's verification checks the debug path's token (adapters.app_check),
 # and `_caller` refuses a call without a verified app with the reason the app can act on.
-CALLABLE = {"enforce_app_check": not _settings.functions_emulator, "secrets": ["FJB_NATS_PASSWORD"]}
+# The edge's NATS password, client certificate, key and CA, from Secret Manager (secret IDs
+# = these names: terraform/modules/topology nats_secret_ids["edge"]); each arrives as the
+# environment variable of its name, the certificates as PEM text (adapters.nats_conn).
+# Locally the up command writes them into functions/.secret.local.
+NATS_SECRETS = ["FJB_NATS_PASSWORD", "FJB_NATS_CERT", "FJB_NATS_KEY", "FJB_NATS_CA"]
+CALLABLE = {"enforce_app_check": not _settings.functions_emulator, "secrets": NATS_SECRETS}
 if _settings.functions_emulator:
     app_check.verify_with_debug_secret(secret=_settings.app_check_debug_secret, project_id=_settings.project_id)
 
@@ -85,20 +106,60 @@ def sanctions():
         return _deps["sanctions"]
 
 
-@firestore_fn.on_document_created(document="users/{uid}/paymentRequests/{requestId}", secrets=["FJB_NATS_PASSWORD"])
+PAYMENT_TRIGGER = "on_payment_request"  # its `function` in the fjb_edge_requests log lines
+
+
+def _payment_trace(trigger):
+    """The payment's trace starts (or continues) here: a span around the whole trigger,
+    the child of the ``traceparent`` the app wrote on its request if that is strictly valid
+    (fjordbank.runtime.tracing.client_context; anything else starts a new trace), and
+    the spans exported before the invocation ends (a serverless instance may get no CPU
+    between invocations). edge.handle_payment_request records its outcome on the span and
+    the trace id on the request document."""
+
+    @functools.wraps(trigger)
+    def run(event):
+        body = (event.data.to_dict() or {}) if event.data is not None else {}
+        parent = tracing.client_context(body.get("traceparent"))
+        attrs = {"fjb.uid": event.params.get("uid"), "fjb.request_id": event.params.get("requestId")}
+        attrs["fjb.client_trace"] = parent is not None
+        try:
+            with tracing.span("edge on_payment_request", parent, kind=tracing.SpanKind.CONSUMER, attrs=attrs):
+                return trigger(event)
+        finally:
+            tracing.flush()
+
+    return run
+
+
+@firestore_fn.on_document_created(document="users/{uid}/paymentRequests/{requestId}", secrets=NATS_SECRETS)
+@_payment_trace
 def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot | None]) -> None:
     if event.data is None:
         return
     db, publisher, settings = deps()
-    edge.handle_payment_request(
-        db,
-        publisher,
-        uid=event.params["uid"],
-        request_id=event.params["requestId"],
-        body=event.data.to_dict() or {},
-        bank_regs=settings.bank_regs,
-        sca_threshold=settings.sca_threshold,
-    )
+    uid, request_id = event.params["uid"], event.params["requestId"]
+    try:
+        status = edge.handle_payment_request(
+            db,
+            publisher,
+            uid=uid,
+            request_id=request_id,
+            body=event.data.to_dict() or {},
+            bank_regs=settings.bank_regs,
+            sca_threshold=settings.sca_threshold,
+        )
+    except PublishError:  # status "received": the due-payments job publishes it later
+        log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ERROR, "publish_pending")
+        raise
+    except Exception:
+        log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ERROR, log_metrics.INTERNAL)
+        raise
+    if status == "rejected":  # its reason is on the document (one read, on a refusal only)
+        reason = (db.document(request_path(uid, request_id)).get().to_dict() or {}).get("reason") or {}
+        log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.REFUSED, reason.get("code"))
+    else:
+        log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ACCEPTED)
 
 
 @pubsub_fn.on_message_published(topic=PUSH_TOPIC)
@@ -109,10 +170,33 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
     with _lock:
         if "push_sender" not in _deps:
             _deps["push_sender"] = sender_from_config(settings.project_id, settings.fcm_sink_url)
-    push.deliver_batch(db, _deps["push_sender"], event.data.message.json or {})
+    message = event.data.message.json or {}
+    # Each payment's pushes in its own trace: the notifier put the traceparent of the payment
+    # on each push (the message's attributes carry the first), so the pushes are delivered
+    # in groups by trace, each under a span that continues it.
+    items = message.get("pushes") if isinstance(message, dict) else None
+    if not isinstance(items, list):
+        push.deliver_batch(db, _deps["push_sender"], message)
+        return
+    fallback = (event.data.message.attributes or {}).get(tracing.TRACEPARENT)
+    groups: dict[str | None, list] = {}
+    for item in items:
+        traceparent = item.pop(tracing.TRACEPARENT, None) if isinstance(item, dict) else None
+        groups.setdefault(traceparent if isinstance(traceparent, str) else fallback, []).append(item)
+    try:
+        for traceparent, group in groups.items():
+            parent = tracing.extract({tracing.TRACEPARENT: traceparent}) if traceparent else None
+            attrs = {"fjb.pushes": len(group)}
+            with tracing.span("edge on_push", parent, kind=tracing.SpanKind.CONSUMER, attrs=attrs) as span:
+                outcomes = push.deliver_batch(db, _deps["push_sender"], {"pushes": group})
+                tracing.set_attributes(span, {f"fjb.pushes.{k}": v for k, v in outcomes.items()})
+    finally:
+        tracing.flush()
 
 
-@pubsub_fn.on_message_published(topic=JOBS_TOPIC, secrets=["FJB_NATS_PASSWORD"])
+# the hourly ledger audit reads the whole ledger: the longest timeout an event function has (9 min)
+@pubsub_fn.on_message_published(topic=JOBS_TOPIC, secrets=NATS_SECRETS, timeout_sec=540)
+@tracing.flushed  # each payment the job submits starts its own trace (edge.submit)
 def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     """Scheduled jobs: Cloud Scheduler publishes {"job": NAME} (locally: bankctl jobs run)."""
     db, publisher, _settings = deps()
@@ -128,22 +212,35 @@ def endpoint(fields: Iterable[str], *, limit: str | None = None):
     (an object with only ``fields``: no mass assignment) and the caller's rate limit
     (``limit``), then the use case ``(req, uid, data) -> dict``. A domain refusal becomes
     an HttpsError with its reason; contention or a datastore that did not answer in time
-    becomes RESOURCE_EXHAUSTED ``busy`` with ``retryAfter``, never a bare INTERNAL."""
+    becomes RESOURCE_EXHAUSTED ``busy`` with ``retryAfter``, never a bare INTERNAL. Each
+    call writes one fjb_edge_requests log line (fjordbank/runtime/log_metrics.py): accepted,
+    refused with its reason, or error."""
     allowed = frozenset(fields)
 
     def wrap(use_case: Callable[[https_fn.CallableRequest, str, dict], dict]):
+        name = use_case.__name__
+
         @functools.wraps(use_case)
         def handler(req: https_fn.CallableRequest) -> dict:
             try:
                 uid, data = _caller(req, allowed, limit=limit)
-                return use_case(req, uid, data)
+                answer = use_case(req, uid, data)
             except DomainError as exc:
+                log_metrics.edge_request(name, log_metrics.REFUSED, exc.code)
                 raise _refused(exc) from exc
+            except https_fn.HttpsError as exc:
+                log_metrics.edge_request(name, log_metrics.REFUSED, _reason_of(exc))
+                raise
             except Exception as exc:
                 if not is_transient(exc):
+                    log_metrics.edge_request(name, log_metrics.ERROR, log_metrics.INTERNAL)
                     raise
-                log.warning("callable busy", extra={"function": use_case.__name__, "error": type(exc).__name__})
-                raise _refused(Busy()) from exc
+                log.warning("callable busy", extra={"function": name, "error": type(exc).__name__})
+                busy = Busy()
+                log_metrics.edge_request(name, log_metrics.REFUSED, busy.code)
+                raise _refused(busy) from exc
+            log_metrics.edge_request(name, log_metrics.ACCEPTED)
+            return answer
 
         return https_fn.on_call(**CALLABLE)(handler)
 
@@ -170,6 +267,13 @@ def _caller(req: https_fn.CallableRequest, allowed: frozenset[str], *, limit: st
     if limit is not None:
         ratelimits.check(deps()[0], req.auth.uid, limit)
     return req.auth.uid, data
+
+
+def _reason_of(exc: https_fn.HttpsError) -> str:
+    """An HttpsError's reason code; one without (not signed in, not an operator) by its
+    status in lower case (unauthenticated, permission_denied)."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    return str(details.get("reason") or exc.code.name.lower())
 
 
 def _refused(exc: DomainError) -> https_fn.HttpsError:

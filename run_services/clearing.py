@@ -28,7 +28,7 @@ from fjordbank.config import Settings, load_settings
 from fjordbank.domain import iso20022
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
-from fjordbank.runtime import crash, events
+from fjordbank.runtime import crash, events, payment_metrics, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 from fjordbank.simulators import counterparty
 
@@ -89,7 +89,11 @@ class ClearingHandler:
         decoded, outcomes = events.decode_batch(batch)
         if decoded:
             file_id = new_file_id(dt.datetime.now(dt.UTC))
-            new, files = await self.store.claim([e.payment for _, e in decoded], file_id)
+            # each payment's trace context is kept with it: its answer from the other bank
+            # (handle_answer, much later, in another process perhaps) continues the trace
+            traces = {e.payment.payment_id: tracing.traceparent_of(batch[i].context) for i, e in decoded}
+            with tracing.commit("clearing", [batch[i].context for i, _ in decoded]):
+                new, files = await self.store.claim([e.payment for _, e in decoded], file_id, traces=traces)
             crash.point("clearing.after_claim")
             if new:
                 await self.write_file(file_id, new)
@@ -100,8 +104,12 @@ class ClearingHandler:
                 for _, e in decoded
             ]
             await events.publish(self.js, submitted)
-            for i, _ in decoded:
+            fresh = {p.payment_id for p in new}  # the rest were in an earlier file: counted then
+            for i, e in decoded:
                 outcomes[i] = Ack()
+                if e.payment.payment_id in fresh:
+                    fresh.discard(e.payment.payment_id)
+                    payment_metrics.step_result("clearing", "submitted", batch[i])
         return outcomes  # type: ignore[return-value]
 
     # ---- answers from the other banks ---------------------------------------------------
@@ -119,8 +127,23 @@ class ClearingHandler:
             path.rename(self.dirs.processed / f"{path.name}.rejected")
             return
         out: list[PaymentEvent] = []
+        spans: dict[str, tracing.Span] = {}  # per payment: the answer's span, in the payment's trace
         for status in report.statuses:
-            payment = await self.store.payment(status.end_to_end_id)
+            payment, traceparent = await self.store.payment_and_trace(status.end_to_end_id)
+            if payment is not None and payment.payment_id not in spans:
+                spans[payment.payment_id] = tracing.start_span(
+                    "clearing pain.002",
+                    tracing.extract({"traceparent": traceparent} if traceparent else None),
+                    kind=tracing.SpanKind.CONSUMER,
+                    attrs={
+                        "fjb.consumer": "clearing",
+                        "fjb.payment_id": payment.payment_id,
+                        "fjb.status_report": report.message_id,
+                        "fjb.iso_status": status.status,
+                        "fjb.reason": status.reason_code,
+                        "fjb.outcome": "ack",
+                    },
+                )
             if payment is None:
                 log.error("pain.002 names an unknown payment", extra={"end_to_end_id": status.end_to_end_id})
                 continue
@@ -137,9 +160,19 @@ class ClearingHandler:
                         detail={"statusReport": report.message_id, "isoReason": status.reason_code},
                     )
                 )
-        await events.publish(self.js, out)
+        try:
+            await events.publish(self.js, out, {pid: tracing.context_of(s) for pid, s in spans.items()})
+        except BaseException as exc:
+            for s in spans.values():
+                tracing.set_attributes(s, {"fjb.outcome": "nak"})
+                tracing.fail(s, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            for s in spans.values():
+                s.end()
         for e in out:
             await self.store.mark_payment(e.payment.payment_id, e.status, e.reason)
+            payment_metrics.step_result("clearing", e.status)  # no message started it: no step time
         if not await self.store.mark_file(report.original_message_id, "answered"):
             # An answer to a file the bank has no record of (another environment's, or
             # records lost): moved aside for an operator, never retried forever, so the

@@ -14,7 +14,7 @@ from fjordbank.adapters.firestore import ACCOUNTS, async_client
 from fjordbank.adapters.insights_store import InsightsStore
 from fjordbank.config import load_settings
 from fjordbank.domain import bookings
-from fjordbank.runtime import events
+from fjordbank.runtime import events, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 
 log = logging.getLogger("insights")
@@ -46,7 +46,8 @@ class InsightsHandler:
 
     async def _apply(self, booked, decoded, outcomes) -> list[Outcome]:
         if booked:
-            applied = await self.store.apply(booked)
+            with tracing.commit("insights_apply", tracing.batch_contexts()):
+                applied = await self.store.apply(booked)
             log.debug(
                 "bookings applied",
                 extra={

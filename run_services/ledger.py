@@ -15,7 +15,7 @@ import logging
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.ledger_store import FirestoreLedger
 from fjordbank.config import load_settings
-from fjordbank.runtime import crash, events
+from fjordbank.runtime import crash, events, payment_metrics, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
 
 log = logging.getLogger("ledger")
@@ -33,7 +33,8 @@ class LedgerHandler:
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_batch(batch)
         if decoded:
-            verdicts = await self.ledger.post_batch([e for _, e in decoded])
+            with tracing.commit("ledger_post_batch", [batch[i].context for i, _ in decoded]):
+                verdicts = await self.ledger.post_batch([e for _, e in decoded])
             crash.point("ledger.after_commit")
             out = []
             for (i, _event), verdict in zip(decoded, verdicts, strict=True):
@@ -54,6 +55,12 @@ class LedgerHandler:
                     },
                 )
             await events.publish(self.js, out)
+            for (i, _event), verdict in zip(decoded, verdicts, strict=True):
+                if verdict.result is None or verdict.replayed:  # refused, or counted when first posted
+                    continue
+                payment_metrics.step_result("ledger", verdict.result.status, batch[i])
+                if verdict.result.status in payment_metrics.FINAL:
+                    payment_metrics.payment_final(verdict.event.payment, verdict.result.status)
         return outcomes  # type: ignore[return-value]
 
 

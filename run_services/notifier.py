@@ -6,6 +6,9 @@ updates the accounts' transaction lists, and queues a push notification for fina
 on Pub/Sub, where the push function sends it through FCM. It also consumes the onboarding
 results (customers.*) and card decisions (cards.authorized / declined) and queues their
 pushes; each push has a dedupe key, so a redelivered event is pushed once.
+
+In the background it runs the ops sweep (fjordbank/runtime/ops_sweep.py): the oldest open
+payment per state, the outbox backlog and the last ledger audit's result, as gauges.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from fjordbank.adapters.pubsub import PUSH_TOPIC, TopicPublisher
 from fjordbank.adapters.request_docs import RequestProjector
 from fjordbank.config import load_settings
 from fjordbank.domain.notifications import Push, card_pushes, onboarding_pushes
-from fjordbank.runtime import events
+from fjordbank.runtime import events, ops_sweep, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 
 log = logging.getLogger("notifier")
@@ -33,15 +36,24 @@ class NotifierHandler:
     async def on_connect(self, _js) -> None:
         await asyncio.to_thread(self.topic.ensure_topic)
 
-    async def queue_pushes(self, pushes: list[Push]) -> None:
-        """One Pub/Sub message per PUSH_BATCH pushes: one function invocation serves many."""
-        chunks = [pushes[i : i + PUSH_BATCH] for i in range(0, len(pushes), PUSH_BATCH)]
-        await asyncio.gather(*(self.topic.publish_json({"pushes": [p.to_json() for p in c]}) for c in chunks))
+    async def queue_pushes(self, pushes: list[Push], contexts: list | None = None) -> None:
+        """One Pub/Sub message per PUSH_BATCH pushes: one function invocation serves many.
+        Each push carries the ``traceparent`` of the message it came from (``contexts``, by
+        default its payment's in the batch in hand), the message's attributes the first one,
+        so the push function continues each payment's trace."""
+        items = []
+        for n, p in enumerate(pushes):
+            ctx = contexts[n] if contexts is not None else tracing.parent_of((p.data or {}).get("paymentId"))
+            traceparent = tracing.traceparent_of(ctx)
+            items.append({**p.to_json(), "traceparent": traceparent} if traceparent else p.to_json())
+        chunks = [items[i : i + PUSH_BATCH] for i in range(0, len(items), PUSH_BATCH)]
+        await asyncio.gather(*(self.topic.publish_json({"pushes": c}, **_first_trace(c)) for c in chunks))
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_batch(batch)
         if decoded:
-            projected = await self.projector.project_batch([e for _, e in decoded])
+            with tracing.commit("notifier_project", [batch[i].context for i, _ in decoded]):
+                projected = await self.projector.project_batch([e for _, e in decoded])
             for (i, _event), result in zip(decoded, projected, strict=True):
                 outcomes[i] = Ack()
                 if result.changed:
@@ -57,20 +69,31 @@ class NotifierHandler:
         async def handle(batch: list[Delivery]) -> list[Outcome]:
             bodies, outcomes = events.decode_objects(batch)
             pushes: list[Push] = []
+            contexts = []
             for i, body in bodies:
-                pushes += make_pushes(body)
+                made = make_pushes(body)
+                pushes += made
+                contexts += [batch[i].context] * len(made)
                 outcomes[i] = Ack()
             if pushes:
-                await self.queue_pushes(pushes)
+                await self.queue_pushes(pushes, contexts)
             return outcomes  # type: ignore[return-value]
 
         return handle
 
 
+def _first_trace(items: list[dict]) -> dict[str, str]:
+    first = next((item["traceparent"] for item in items if item.get("traceparent")), None)
+    return {"traceparent": first} if first else {}
+
+
 def main() -> None:
     settings = load_settings(identity="notifier")
     topic = TopicPublisher(settings.project_id, PUSH_TOPIC)
-    handler = NotifierHandler(async_client(settings.project_id), topic)
+    db = async_client(settings.project_id)
+    handler = NotifierHandler(db, topic)
+    # a background task: it never holds up message handling, and a failed sweep is logged
+    sweep = [ops_sweep.sweeper(db, settings.ops_sweep_seconds)] if settings.ops_sweep_seconds > 0 else []
     ConsumerService(
         durable="notifier",
         settings=settings,
@@ -81,6 +104,7 @@ def main() -> None:
             ("notifier-customers", handler.pushes_of(onboarding_pushes)),
             ("notifier-cards", handler.pushes_of(card_pushes)),
         ],
+        background=sweep,
     ).run()
 
 

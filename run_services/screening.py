@@ -16,7 +16,7 @@ from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.screening_store import FirestoreScreening
 from fjordbank.config import load_settings
 from fjordbank.domain.screening import ScreeningPolicy
-from fjordbank.runtime import crash, events
+from fjordbank.runtime import crash, events, payment_metrics, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 
 log = logging.getLogger("screening")
@@ -33,7 +33,8 @@ class ScreeningHandler:
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_batch(batch)
         if decoded:
-            decisions = await self.store.screen_batch([e.payment for _, e in decoded])
+            with tracing.commit("screening", [batch[i].context for i, _ in decoded]):
+                decisions = await self.store.screen_batch([e.payment for _, e in decoded])
             crash.point("screening.after_commit")
             out = []
             for (i, event), (decision, replayed) in zip(decoded, decisions, strict=True):
@@ -50,6 +51,9 @@ class ScreeningHandler:
                     },
                 )
             await events.publish(self.js, out)
+            for (i, _event), (_decision, replayed), result in zip(decoded, decisions, out, strict=True):
+                if not replayed:  # a replayed decision was counted when it was made
+                    payment_metrics.step_result("screening", result.status, batch[i])
         return outcomes  # type: ignore[return-value]
 
 

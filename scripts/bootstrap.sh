@@ -76,7 +76,9 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 # the offline deployment checks (tests/deploy): the google provider 6.50 schema and python-hcl2
 scripts/deploy_tools.sh
-# promtool (Debian's prometheus package, unpacked: no server installed) for the alert rules' tests
-bash scripts/monitoring_tools.sh || echo "warning: no promtool; the monitoring tests will fail and say how to get it" >&2
+# promtool and prometheus (Debian's prometheus package, unpacked into .monitoring-tools/:
+# nothing installed system-wide) for the alert rules' tests and the local stack's Prometheus
+bash scripts/monitoring_tools.sh \
+  || echo "warning: no promtool/prometheus; the monitoring tests and the stack's start fail and say how to get them" >&2
 
 say "tools ready: $(.venv/bin/nats-server --version), firebase-tools $(node_modules/.bin/firebase --version)"

@@ -1,32 +1,47 @@
 #!/usr/bin/env bash
-# Installs promtool into .monitoring-tools/, idempotently, for the alert-rule tests
-# (tests/monitoring/test_rules.py: `promtool check rules` and `promtool test rules`).
+# Installs promtool and prometheus into .monitoring-tools/, idempotently:
+#   promtool    the alert-rule tests (tests/monitoring/test_rules.py: `promtool check rules`
+#               and `promtool test rules`)
+#   prometheus  the local stack's Prometheus (devstack/prometheus.py: the `prometheus`
+#               component `make up` starts, scraping the services with the same rules)
 #
-# promtool comes from Debian's `prometheus` package, unpacked without installing it: no
-# Prometheus server is installed, started or enabled. `apt-get download` fetches the .deb
-# into a temporary folder, `dpkg-deb -x` unpacks it there, and only usr/bin/promtool is
-# kept. The package version is recorded in .monitoring-tools/promtool.version.
+# Both come from Debian's `prometheus` package, unpacked without installing it: nothing is
+# installed system-wide, and no Prometheus server is started or enabled by this script
+# (the dev stack starts its own, from .monitoring-tools/, with its own config and data in
+# .stack/). `apt-get download` fetches the .deb into a temporary folder, `dpkg-deb -x`
+# unpacks it there, and only usr/bin/promtool and usr/bin/prometheus are kept: both from the
+# same package, so the rules are tested by the same version that evaluates them. The package
+# version is recorded in .monitoring-tools/prometheus.version.
 #
-# A second run with promtool in place does nothing and prints one line.
-# Set FJB_PROMTOOL_REINSTALL=1 to fetch it again.
+# The bootstrap (`make up`, `make test`, .ci/run through `make test`) runs this script; it is
+# the one way both tools get installed.
+#
+# A second run with both tools in place does nothing and prints one line.
+# Set FJB_PROMTOOL_REINSTALL=1 to fetch them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS=.monitoring-tools
-PROMTOOL=$TOOLS/promtool
-VERSION_FILE=$TOOLS/promtool.version
+BINARIES=(promtool prometheus)
+VERSION_FILE=$TOOLS/prometheus.version
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-if [ -x "$PROMTOOL" ] && [ -s "$VERSION_FILE" ] && [ "${FJB_PROMTOOL_REINSTALL:-0}" != 1 ] \
-  && "$PROMTOOL" --version >/dev/null 2>&1; then
-  say "promtool ready: $(cat "$VERSION_FILE") ($PROMTOOL)"
+installed() {
+  [ -s "$VERSION_FILE" ] || return 1
+  for bin in "${BINARIES[@]}"; do
+    [ -x "$TOOLS/$bin" ] && "$TOOLS/$bin" --version >/dev/null 2>&1 || return 1
+  done
+}
+
+if [ "${FJB_PROMTOOL_REINSTALL:-0}" != 1 ] && installed; then
+  say "promtool and prometheus ready: $(cat "$VERSION_FILE") ($TOOLS/)"
   exit 0
 fi
 
 for tool in apt-get dpkg-deb; do
   command -v "$tool" >/dev/null 2>&1 || {
-    echo "error: $tool is needed to fetch promtool from Debian's prometheus package" >&2
+    echo "error: $tool is needed to fetch promtool and prometheus from Debian's prometheus package" >&2
     exit 1
   }
 done
@@ -39,7 +54,7 @@ chmod 0777 "$work"
 
 fetch() { (cd "$work" && apt-get download -q prometheus >/dev/null 2>&1); }
 
-say "fetching Debian's prometheus package (for promtool only; nothing is installed)"
+say "fetching Debian's prometheus package (promtool and prometheus only; nothing is installed)"
 if ! fetch; then
   if [ "$(id -u)" = 0 ]; then
     say "apt-get download found nothing; running apt-get update first"
@@ -56,12 +71,17 @@ deb=$(find "$work" -maxdepth 1 -name 'prometheus_*.deb' | head -n 1)
 version=$(dpkg-deb -f "$deb" Version)
 
 dpkg-deb -x "$deb" "$work/root"
-[ -x "$work/root/usr/bin/promtool" ] || { echo "error: $deb holds no usr/bin/promtool" >&2; exit 1; }
+for bin in "${BINARIES[@]}"; do
+  [ -x "$work/root/usr/bin/$bin" ] || { echo "error: $deb holds no usr/bin/$bin" >&2; exit 1; }
+done
 
 mkdir -p "$TOOLS"
 printf '*\n' > "$TOOLS/.gitignore"   # the folder ignores itself: nothing in it is committed
-install -m 0755 "$work/root/usr/bin/promtool" "$PROMTOOL.new"
-mv -f "$PROMTOOL.new" "$PROMTOOL"
+for bin in "${BINARIES[@]}"; do
+  install -m 0755 "$work/root/usr/bin/$bin" "$TOOLS/$bin.new"
+  mv -f "$TOOLS/$bin.new" "$TOOLS/$bin"
+  "$TOOLS/$bin" --version >/dev/null
+done
 echo "prometheus $version (Debian package), $(basename "$deb")" > "$VERSION_FILE"
-"$PROMTOOL" --version >/dev/null
-say "promtool ready: $(cat "$VERSION_FILE") ($PROMTOOL)"
+rm -f "$TOOLS/promtool.version"   # the version file of earlier runs, which kept promtool only
+say "promtool and prometheus ready: $(cat "$VERSION_FILE") ($TOOLS/)"

@@ -22,11 +22,18 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.async_transaction import async_transactional
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CATEGORY_OVERRIDES, HOLDS, TRANSACTIONS, user_doc
+from fjordbank.adapters.firestore import (
+    ACCOUNTS,
+    CARDS,
+    CATEGORY_OVERRIDES,
+    HOLDS,
+    TRANSACTIONS,
+    async_transactional,
+    user_doc,
+)
 from fjordbank.adapters.ledger_store import account_from_doc, write_book
 from fjordbank.domain import cards as rules
 from fjordbank.domain.categories import categorise, override_key
@@ -120,7 +127,7 @@ class CardLedger:
 
         spend_ref = self._doc(CARD_SPEND, f"{card_id}_{day}")
 
-        @async_transactional
+        @async_transactional(operation="cards_authorize")
         async def run(tx) -> CardResult:
             auth_ref = self._doc(CARD_AUTHORIZATIONS, auth_id)
             refs = [auth_ref]
@@ -206,7 +213,7 @@ class CardLedger:
         """Post the authorisation (all of it or less: a partial capture releases the rest)."""
         auth_id = rules.authorization_id(reference)
 
-        @async_transactional
+        @async_transactional(operation="cards_capture")
         async def run(tx) -> CardResult:
             record, hold, book, spend_doc, choice = await self._load(tx, auth_id, with_scheme=True)
             if record is None:
@@ -257,7 +264,7 @@ class CardLedger:
         return await self._release(auth_id, reference=reference, now=now, status=status)
 
     async def _release(self, auth_id: str, *, reference: str | None, now: dt.datetime, status: str) -> CardResult:
-        @async_transactional
+        @async_transactional(operation="cards_release")
         async def run(tx) -> CardResult:
             record, hold, book, spend_doc, choice = await self._load(tx, auth_id, with_scheme=False)
             if record is None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from google.api_core.exceptions import NotFound
 from google.cloud import firestore
-from google.cloud.firestore_v1.async_transaction import async_transactional
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
+from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS, async_transactional
 from fjordbank.domain.payments import PaymentRequested
 
 
@@ -47,12 +47,15 @@ class FirestoreClearing:
     def __init__(self, db: firestore.AsyncClient) -> None:
         self.db = db
 
-    async def claim(self, payments: list[PaymentRequested], file_id: str) -> tuple[list[PaymentRequested], dict]:
+    async def claim(
+        self, payments: list[PaymentRequested], file_id: str, *, traces: Mapping[str, str | None] | None = None
+    ) -> tuple[list[PaymentRequested], dict]:
         """Put the payments not yet in a file into ``file_id`` (recorded before the file is
-        written). Returns (the new payments, payment id -> file id of every payment)."""
+        written). Returns (the new payments, payment id -> file id of every payment).
+        ``traces``: payment id -> the W3C traceparent its answer continues (kept with it)."""
         db = self.db
 
-        @async_transactional
+        @async_transactional(operation="clearing")
         async def run(tx):
             refs = [db.collection(CLEARING_PAYMENTS).document(p.payment_id) for p in payments]
             existing = {s.id: s.to_dict()["fileId"] async for s in db.get_all(refs, transaction=tx) if s.exists}
@@ -61,7 +64,12 @@ class FirestoreClearing:
                 for p in new:
                     tx.create(
                         db.collection(CLEARING_PAYMENTS).document(p.payment_id),
-                        {"fileId": file_id, "payment": p.to_json(), "status": "submitted"},
+                        {
+                            "fileId": file_id,
+                            "payment": p.to_json(),
+                            "status": "submitted",
+                            "traceparent": (traces or {}).get(p.payment_id),
+                        },
                     )
                 tx.create(
                     db.collection(CLEARING_FILES).document(file_id),
@@ -99,8 +107,15 @@ class FirestoreClearing:
         ]
 
     async def payment(self, payment_id: str) -> PaymentRequested | None:
+        return (await self.payment_and_trace(payment_id))[0]
+
+    async def payment_and_trace(self, payment_id: str) -> tuple[PaymentRequested | None, str | None]:
+        """The payment sent out and the traceparent ``claim`` kept with it (None if none)."""
         snap = await self.db.collection(CLEARING_PAYMENTS).document(payment_id).get()
-        return PaymentRequested.from_json(snap.to_dict()["payment"]) if snap.exists else None
+        if not snap.exists:
+            return None, None
+        data = snap.to_dict()
+        return PaymentRequested.from_json(data["payment"]), data.get("traceparent")
 
     async def mark_payment(self, payment_id: str, status: str, reason: str | None) -> None:
         try:

@@ -6,11 +6,16 @@ and anonymous credentials, as the emulator expects; in production, default crede
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from google.api_core import exceptions as api_errors
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
+from google.cloud.firestore_v1.async_transaction import async_transactional as _client_async_transactional
+from prometheus_client import Counter
 
 # Collections (one place for their names).
 ACCOUNTS = "accounts"
@@ -37,6 +42,7 @@ ECONOMY_ITEMS = "economyItems"  # {txId}: what one booking adds to its month
 MERCHANT_HISTORY = "merchantHistory"  # {key}: recent charges, for subscription detection
 SUBSCRIPTIONS = "subscriptions"  # {key}: a detected subscription
 STANDING_ORDERS = "standingOrders"  # {orderId}: scheduled and repeating payments
+OPS = "ops"  # ops/{name}: small summaries for operations, e.g. ops/ledgerAudit (the last audit)
 
 
 def user_doc(db, uid: str, collection: str, doc_id: str):
@@ -61,6 +67,74 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ValueError) and isinstance(exc.__cause__, api_errors.Aborted):
         return True
     return isinstance(exc, TRANSIENT)
+
+
+# ---- transaction attempts --------------------------------------------------------------
+# Declared and named by keywords: a positional snake_case string in fjordbank/ reads as a
+# reason code to tests/unit/test_reasons.py, and a metric or an operation is none.
+TRANSACTION_ATTEMPTS = Counter(
+    name="fjb_firestore_transaction_attempts_total",
+    documentation="Firestore transaction attempts, by operation and result (committed, retried, aborted)",
+    labelnames=["operation", "result"],
+)
+
+
+def is_contention(exc: BaseException) -> bool:
+    """ABORTED, or the client's give-up after every attempt lost to it (a ValueError from
+    ABORTED): the transaction lost to concurrent changes of the same documents."""
+    return isinstance(exc, api_errors.Aborted) or (
+        isinstance(exc, ValueError) and isinstance(exc.__cause__, api_errors.Aborted)
+    )
+
+
+def count_attempts(operation: str, attempts: int, error: BaseException | None) -> None:
+    """Count one transactional call that ran its body ``attempts`` times: every attempt but
+    the last was retried (the client retries only after ABORTED at commit); the last one
+    committed, or was aborted when the call ended in contention. A call that ended in any
+    other error (the body's own, a database that did not answer) counts its earlier
+    attempts only: it is neither a commit nor contention."""
+    if attempts > 1:
+        TRANSACTION_ATTEMPTS.labels(operation, "retried").inc(attempts - 1)
+    if error is None:
+        TRANSACTION_ATTEMPTS.labels(operation, "committed").inc()
+    elif attempts and is_contention(error):
+        TRANSACTION_ATTEMPTS.labels(operation, "aborted").inc()
+
+
+def async_transactional(*, operation: str) -> Callable:
+    """``google.cloud.firestore_v1.async_transaction.async_transactional`` that also counts
+    its attempts in fjb_firestore_transaction_attempts_total{operation}. Every transaction
+    of the consumer services goes through this decorator::
+
+        @async_transactional(operation="ledger_post_batch")
+        async def run(tx): ...
+
+        await run(db.transaction())
+
+    The client's retry loop is left as it is: the body is wrapped to count how often the
+    loop ran it, and the outcome of the whole call says how the last attempt ended."""
+
+    def decorate(body: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(body)
+        async def call(transaction, *args, **kwargs):
+            attempts = 0
+
+            async def attempt(tx, *a, **kw):
+                nonlocal attempts
+                attempts += 1
+                return await body(tx, *a, **kw)
+
+            try:
+                result = await _client_async_transactional(attempt)(transaction, *args, **kwargs)
+            except BaseException as exc:
+                count_attempts(operation, attempts, exc)
+                raise
+            count_attempts(operation, attempts, None)
+            return result
+
+        return call
+
+    return decorate
 
 
 def _kwargs(project_id: str) -> dict:

@@ -18,7 +18,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.async_transaction import async_transactional
 
 from fjordbank.adapters.firestore import (
     CATEGORY_OVERRIDES,
@@ -26,6 +25,7 @@ from fjordbank.adapters.firestore import (
     ECONOMY_ITEMS,
     MERCHANT_HISTORY,
     SUBSCRIPTIONS,
+    async_transactional,
     user_doc,
 )
 from fjordbank.domain import economy, subscriptions
@@ -65,7 +65,7 @@ class InsightsStore:
     async def apply(self, bookings: list[Booking]) -> Applied:
         db = self.db
 
-        @async_transactional
+        @async_transactional(operation="insights_apply")
         async def run(tx) -> Applied:
             counted = [b for b in bookings if not b.own_transfer]
             tracked = [b for b in bookings if tracks_subscription(b)]

@@ -21,9 +21,8 @@ import logging
 from dataclasses import dataclass
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.async_transaction import async_transactional
 
-from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTINGS
+from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTINGS, async_transactional
 from fjordbank.domain.ledger import (
     INTERNAL,
     INTERNAL_ACCOUNTS,
@@ -104,7 +103,7 @@ class FirestoreLedger:
         """Apply a batch of payment steps in one transaction (see the module docstring)."""
         now = now or dt.datetime.now(dt.UTC)
 
-        @async_transactional
+        @async_transactional(operation="ledger_post_batch")
         async def run(tx) -> list[Verdict]:
             account_ids = sorted(set().union(*(accounts_needed(e) for e in events)))
             payment_ids = sorted({e.payment.payment_id for e in events})
@@ -206,7 +205,7 @@ class FirestoreLedger:
         world's account is written once. Returns how many were new."""
         postings = [Posting.transfer(d, "deposit", INTERNAL_WORLD, a, amount, currency) for d, a, amount in items]
 
-        @async_transactional
+        @async_transactional(operation="ledger_deposit")
         async def run(tx) -> int:
             posting_refs = [self.db.collection(POSTINGS).document(p.posting_id) for p in postings]
             account_refs = [self._account_ref(a) for a in {INTERNAL_WORLD, *(a for _d, a, _m in items)}]

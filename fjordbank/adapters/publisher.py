@@ -4,6 +4,10 @@ One long-lived NATS connection per function instance, owned by an asyncio loop o
 daemon thread; `publish()` hands the coroutine to that loop and blocks until JetStream
 has stored the message on a quorum and acknowledged it. Any failure raises
 `PublishError` (retryable): the caller must not report success, and must not swallow it.
+
+Each message carries the caller's current trace context (``traceparent``, see
+fjordbank.runtime.tracing) in its headers, taken on the caller's thread (the loop thread
+has none).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import nats.js.errors
 from fjordbank.adapters import nats_conn
 from fjordbank.config import NatsSettings
 from fjordbank.errors import PublishError
+from fjordbank.runtime import tracing
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,7 @@ class SyncPublisher:
             self._js = self._nc.jetstream()
         return self._js
 
-    async def _publish(self, subject: str, payload: bytes, msg_id: str, stream: str | None):
+    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str], stream: str | None):
         """Retries while the cluster elects a new stream leader (no responders, timeouts)
         until ``timeout``: safe, because the message id makes JetStream store it once."""
         loop = asyncio.get_running_loop()
@@ -77,21 +82,22 @@ class SyncPublisher:
             try:
                 js = await self._js_context()
                 remaining = max(deadline - loop.time(), 0.5)
-                return await js.publish(
-                    subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream, timeout=min(2.0, remaining)
-                )
+                return await js.publish(subject, payload, headers=headers, stream=stream, timeout=min(2.0, remaining))
             except TRANSIENT as exc:
                 if loop.time() + delay >= deadline:
                     raise
-                log.info("publish retry", extra={"subject": subject, "msg_id": msg_id, "error": repr(exc)})
+                log.info(
+                    "publish retry", extra={"subject": subject, "msg_id": headers["Nats-Msg-Id"], "error": repr(exc)}
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
     def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None):
         """Store one message; returns the PubAck (``duplicate`` True if JetStream had it)."""
         payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+        headers = {**tracing.inject(), "Nats-Msg-Id": msg_id}
         loop = self._ensure_loop()
-        bounded = asyncio.wait_for(self._publish(subject, payload, msg_id, stream), timeout=self.timeout)
+        bounded = asyncio.wait_for(self._publish(subject, payload, headers, stream), timeout=self.timeout)
         future = asyncio.run_coroutine_threadsafe(bounded, loop)
         try:
             ack = future.result(timeout=self.timeout + 5)

@@ -1,6 +1,9 @@
 """Pub/Sub: how the run_services hand work to Firebase functions that must run there
 (push notifications through FCM). The emulator is used when PUBSUB_EMULATOR_HOST is set
-(the client library reads it itself)."""
+(the client library reads it itself).
+
+A message carries the trace context in its attributes (``traceparent``, ``tracestate``):
+the caller's current one unless it passes its own (fjordbank.runtime.tracing)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import logging
 
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
+
+from fjordbank.runtime import tracing
 
 log = logging.getLogger(__name__)
 
@@ -35,5 +40,5 @@ class TopicPublisher:
 
     async def publish_json(self, body: dict, **attributes: str) -> str:
         data = json.dumps(body, separators=(",", ":")).encode()
-        future = self.client.publish(self.topic_path, data, **attributes)
+        future = self.client.publish(self.topic_path, data, **{**tracing.inject(), **attributes})
         return await asyncio.to_thread(future.result, 30)

@@ -54,6 +54,9 @@ class PushResult:
     message_id: str | None = None
     unregistered: bool = False
     error: str | None = None
+    # FCM's error code as FCM spells it (UNREGISTERED, QUOTA_EXCEEDED, UNAVAILABLE, ...), or
+    # TRANSPORT_ERROR / HTTP_<status> when there is none: the reason of fjb_push_results
+    code: str | None = None
 
     @property
     def token_hint(self) -> str:
@@ -121,6 +124,19 @@ def _is_bad_token_message(message: str) -> bool:
     return "registration token" in message.lower()
 
 
+def fcm_error_code(status_code: int, payload: Any) -> str:
+    """FCM's error code of a non-2xx v1 answer (its FcmError detail), else the answer's
+    status (a gRPC code), else HTTP_<status>."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        for detail in error.get("details") or []:
+            if isinstance(detail, dict) and detail.get("@type") == _FCM_ERROR_TYPE and detail.get("errorCode"):
+                return str(detail["errorCode"])
+        if error.get("status"):
+            return str(error["status"])
+    return f"HTTP_{status_code}"
+
+
 def classify_fcm_error(status_code: int, payload: Any) -> tuple[bool, str]:
     """(unregistered, error text) for a non-2xx FCM v1 answer."""
     error = payload.get("error") if isinstance(payload, dict) else None
@@ -178,7 +194,9 @@ class FcmHttpSender(PushSender):
         try:
             resp = self._session.post(self.url, json=request, headers=self._headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            return _log_result(PushResult(token, ok=False, error=f"transport error: {type(exc).__name__}"))
+            return _log_result(
+                PushResult(token, ok=False, error=f"transport error: {type(exc).__name__}", code="TRANSPORT_ERROR")
+            )
         try:
             payload = resp.json()
         except ValueError:
@@ -186,10 +204,18 @@ class FcmHttpSender(PushSender):
         if resp.ok:
             name = payload.get("name") if isinstance(payload, dict) else None
             if not isinstance(name, str) or not name:
-                return _log_result(PushResult(token, ok=False, error=f"HTTP {resp.status_code}: answer without name"))
+                return _log_result(
+                    PushResult(
+                        token,
+                        ok=False,
+                        error=f"HTTP {resp.status_code}: answer without name",
+                        code=f"HTTP_{resp.status_code}",
+                    )
+                )
             return _log_result(PushResult(token, ok=True, message_id=name))
         unregistered, error = classify_fcm_error(resp.status_code, payload)
-        return _log_result(PushResult(token, ok=False, unregistered=unregistered, error=error))
+        code = fcm_error_code(resp.status_code, payload)
+        return _log_result(PushResult(token, ok=False, unregistered=unregistered, error=error, code=code))
 
 
 class FirebaseAdminSender(PushSender):
@@ -237,12 +263,18 @@ class FirebaseAdminSender(PushSender):
         try:
             message_id = messaging.send(message, app=app)
         except (messaging.UnregisteredError, messaging.SenderIdMismatchError) as exc:
-            return _log_result(PushResult(token, ok=False, unregistered=True, error=_firebase_error(exc)))
+            return _log_result(
+                PushResult(token, ok=False, unregistered=True, error=_firebase_error(exc), code=_firebase_code(exc))
+            )
         except exceptions.InvalidArgumentError as exc:
             bad_token = _is_bad_token_message(str(exc))
-            return _log_result(PushResult(token, ok=False, unregistered=bad_token, error=_firebase_error(exc)))
+            return _log_result(
+                PushResult(
+                    token, ok=False, unregistered=bad_token, error=_firebase_error(exc), code=_firebase_code(exc)
+                )
+            )
         except exceptions.FirebaseError as exc:
-            return _log_result(PushResult(token, ok=False, error=_firebase_error(exc)))
+            return _log_result(PushResult(token, ok=False, error=_firebase_error(exc), code=_firebase_code(exc)))
         return _log_result(PushResult(token, ok=True, message_id=message_id))
 
 
@@ -254,6 +286,20 @@ def _existing_app(firebase_admin: Any) -> Any:
         except ValueError:
             continue
     return None
+
+
+# firebase_admin.messaging's errors for FCM's own error codes (the rest carry a gRPC code)
+_FIREBASE_CODES = {
+    "UnregisteredError": "UNREGISTERED",
+    "SenderIdMismatchError": "SENDER_ID_MISMATCH",
+    "QuotaExceededError": "QUOTA_EXCEEDED",
+    "ThirdPartyAuthError": "THIRD_PARTY_AUTH_ERROR",
+}
+
+
+def _firebase_code(exc: Exception) -> str:
+    name = type(exc).__name__
+    return _FIREBASE_CODES.get(name) or str(getattr(exc, "code", None) or name).upper()
 
 
 def _firebase_error(exc: Exception) -> str:

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.async_transaction import async_transactional
 
 from fjordbank.adapters.firestore import (
     ACCOUNTS,
@@ -14,6 +13,7 @@ from fjordbank.adapters.firestore import (
     CUSTOMERS,
     PAYMENT_VIEWS,
     TRANSACTIONS,
+    async_transactional,
     request_path,
     user_doc,
 )
@@ -54,7 +54,7 @@ class RequestProjector:
         and the pushes show it)."""
         db = self.db
 
-        @async_transactional
+        @async_transactional(operation="notifier_project")
         async def run(tx) -> list[Projected]:
             views = {e.payment.payment_id: db.collection(PAYMENT_VIEWS).document(e.payment.payment_id) for e in events}
             payees = sorted({e.payment.to_account for e in events if e.payment.kind == "internal"})

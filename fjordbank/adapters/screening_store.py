@@ -11,9 +11,8 @@ from __future__ import annotations
 import datetime as dt
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.async_transaction import async_transactional
 
-from fjordbank.adapters.firestore import ACCOUNTS, SCREENING_CUSTOMERS, SCREENING_DECISIONS
+from fjordbank.adapters.firestore import ACCOUNTS, SCREENING_CUSTOMERS, SCREENING_DECISIONS, async_transactional
 from fjordbank.domain.payments import INTERNAL, PaymentRequested
 from fjordbank.domain.screening import CustomerState, Screened, ScreeningPolicy, screen
 
@@ -30,7 +29,7 @@ class FirestoreScreening:
         now = now or dt.datetime.now(dt.UTC)
         db = self.db
 
-        @async_transactional
+        @async_transactional(operation="screening")
         async def run(tx) -> list[tuple[Screened, bool]]:
             uids = sorted({p.uid for p in payments})
             pids = sorted({p.payment_id for p in payments})

@@ -8,17 +8,23 @@ Prometheus metrics.
 
 If a handler raises for a whole batch, the runtime retries the batch one message at a
 time, so one poison message cannot hold the others back.
+
+Tracing (fjordbank.runtime.tracing): each delivery gets a CONSUMER span, a child of the
+trace context in the message's headers, from the start of its batch's handling to its
+ack, nak or dead-lettering (the span's ``fjb.outcome``, with ``fjb.reason``). Handlers
+find it as ``Delivery.span`` / ``Delivery.context``; a dead letter keeps the trace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nats.errors
@@ -29,7 +35,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from fjordbank import topology
 from fjordbank.adapters import nats_conn
 from fjordbank.config import Settings
-from fjordbank.runtime import crash, logs
+from fjordbank.runtime import crash, logs, tracing
 from fjordbank.runtime.http import ProbeServer
 
 log = logging.getLogger(__name__)
@@ -48,7 +54,13 @@ BATCH = Histogram(
     "fjb_batch_size", "Messages per fetched batch", ["consumer"], buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500)
 )
 LAG = Gauge("fjb_consumer_lag", "Messages in the stream not yet delivered to the consumer", ["consumer"])
+IN_PROGRESS = Counter(
+    "fjb_messages_in_progress_total", "In-progress marks (+WPI) sent for messages still being handled", ["consumer"]
+)
+# the messages of the batch in hand that are settled (per process() call; see _heartbeat)
+_SETTLED: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("fjb_settled", default=None)
 ACK_PENDING = Gauge("fjb_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"])
+READY = Gauge("fjb_service_ready", "1 while /readyz answers 200 (every consumer bound), else 0")
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,20 @@ Outcome = Ack | Retry | Reject
 @dataclass(frozen=True)
 class Delivery:
     msg: Msg
+    span: Any = field(default=None, compare=False)  # the message's span while it is handled
 
     @property
     def subject(self) -> str:
         return self.msg.subject
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(getattr(self.msg, "headers", None) or {})  # (a message made by hand may have none)
+
+    @property
+    def context(self):
+        """The trace context of the message's span (what its next steps are published with)."""
+        return tracing.context_of(self.span) if self.span is not None else tracing.extract(self.headers)
 
     @property
     def data(self) -> bytes:
@@ -147,6 +169,7 @@ class ConsumerService:
     def run(self) -> None:
         """Entry point of a run_service process."""
         logs.setup(self.spec.durable, self.settings.log_level)
+        tracing.setup(self.settings.nats.user or self.spec.durable, self.settings)
         crash.arm(self.settings.crash_point)
         asyncio.run(self._main())
 
@@ -160,6 +183,7 @@ class ConsumerService:
             live=lambda: self._alive,
             ready=lambda: self._ready,
         )
+        READY.set_function(lambda: 1.0 if self._ready else 0.0)  # read at each scrape, as /readyz is
         await probes.start()
         try:
             self.nc = await nats_conn.connect(self.settings.nats, name=self.spec.durable)
@@ -263,8 +287,39 @@ class ConsumerService:
 
     # ---- one batch ---------------------------------------------------------------------
     async def process(self, batch: list[Delivery], binding: Binding | None = None) -> None:
+        """Handle one fetched batch and settle every message of it. While it is in hand,
+        each unsettled message is marked in progress (+WPI) every third of the consumer's
+        ack_wait, so ack_wait can be short: a message held by a killed or hung instance goes
+        back to the stream within seconds, while a slow batch (a contended commit, a batch
+        retried one message at a time) keeps its messages for as long as it works on them."""
         binding = binding or self.bindings[0]
+        settled: set[int] = set()
+        token = _SETTLED.set(settled)  # _settle adds to it, in the tasks that inherit this context
+        beat = asyncio.create_task(self._heartbeat(batch, settled, binding.spec))
+        try:
+            await self._process(batch, binding)
+        finally:
+            _SETTLED.reset(token)
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+
+    @staticmethod
+    async def _heartbeat(batch: list[Delivery], settled: set[int], spec: topology.ConsumerSpec) -> None:
+        while True:
+            await asyncio.sleep(spec.ack_wait_seconds / 3)
+            pending = [d for d in batch if id(d.msg) not in settled]
+            results = await asyncio.gather(*(d.msg.in_progress() for d in pending), return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:  # a lost connection: the messages come back after ack_wait, handled once (idempotent)
+                log.warning(
+                    "could not mark messages in progress", extra={"count": len(failed), "error": repr(failed[0])}
+                )
+            IN_PROGRESS.labels(spec.durable).inc(len(pending) - len(failed))
+
+    async def _process(self, batch: list[Delivery], binding: Binding) -> None:
         name = binding.spec.durable
+        batch = [d if d.span is not None else replace(d, span=self._start_span(d, name)) for d in batch]
+        tracing.begin_batch()
         BATCH.labels(name).observe(len(batch))
         for d in batch:
             if d.num_delivered > 1:
@@ -276,18 +331,19 @@ class ConsumerService:
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
         except Exception as exc:
             if len(batch) == 1:
-                log.warning(
-                    "handler failed",
-                    extra={"subject": batch[0].subject, "error": repr(exc), "delivery": batch[0].num_delivered},
-                    exc_info=True,
-                )
+                with tracing.use(batch[0].span):
+                    log.warning(
+                        "handler failed",
+                        extra={"subject": batch[0].subject, "error": repr(exc), "delivery": batch[0].num_delivered},
+                        exc_info=True,
+                    )
                 outcomes = [Retry(f"{type(exc).__name__}: {exc}")]
             else:
                 log.warning(
                     "batch failed; retrying its messages one by one", extra={"size": len(batch), "error": repr(exc)}
                 )
                 for d in batch:
-                    await self.process([d], binding)
+                    await self._process([d], binding)
                 return
         elapsed = time.perf_counter() - started
         for _ in batch:
@@ -310,7 +366,45 @@ class ConsumerService:
             },
         )
 
+    def _start_span(self, d: Delivery, consumer: str):
+        meta = d.msg.metadata
+        published = getattr(meta, "timestamp", None)
+        return tracing.start_span(
+            f"{consumer} {d.subject}",
+            tracing.extract(d.headers),
+            kind=tracing.SpanKind.CONSUMER,
+            attrs={
+                "messaging.system": "nats",
+                "messaging.destination.name": d.subject,
+                "messaging.consumer.group.name": consumer,
+                "fjb.consumer": consumer,
+                "fjb.stream_sequence": d.stream_sequence,
+                "fjb.num_delivered": d.num_delivered,
+                "fjb.published_ns": int(published.timestamp() * 1e9) if published is not None else None,
+                # a dead letter published again by `bankctl dlq replay` (message id replay:DLQ:SEQ)
+                "fjb.replay": d.headers.get("Nats-Msg-Id", "").startswith("replay:") or None,
+            },
+        )
+
     async def _settle(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> None:
+        try:
+            await self._settle_message(d, outcome, spec)
+        finally:
+            settled = _SETTLED.get()
+            if settled is not None:  # the heartbeat of its batch leaves it alone from now
+                settled.add(id(d.msg))
+            if d.span is not None:
+                if isinstance(outcome, Ack):
+                    d.span.set_attribute("fjb.outcome", "ack")
+                else:
+                    final = isinstance(outcome, Reject) or d.num_delivered >= spec.max_deliver
+                    tracing.set_attributes(
+                        d.span, {"fjb.outcome": "dead_lettered" if final else "nak", "fjb.reason": outcome.reason}
+                    )
+                    tracing.fail(d.span, outcome.reason)
+                d.span.end()
+
+    async def _settle_message(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> None:
         name = spec.durable
         if isinstance(outcome, Ack):
             PROCESSED.labels(name, "ack").inc()
@@ -334,15 +428,18 @@ class ConsumerService:
             "Fjb-Original-Sequence": str(d.stream_sequence),
             "Fjb-Deliveries": str(d.num_delivered),
             "Nats-Msg-Id": f"dlq:{spec.stream}:{d.stream_sequence}:{spec.durable}",
+            **tracing.inject(d.context),  # the dead letter (and a replay of it) stays in the trace
         }
-        await self.js.publish(spec.dead_letter_subject, d.data, headers=headers)
+        ack = await self.js.publish(spec.dead_letter_subject, d.data, headers=headers)
+        tracing.set_attributes(d.span, {"fjb.dlq_sequence": getattr(ack, "seq", None)})  # for `bankctl dlq replay`
         DEAD_LETTERED.labels(spec.durable).inc()
-        log.error(
-            "message dead-lettered",
-            extra={
-                "subject": d.subject,
-                "sequence": d.stream_sequence,
-                "deliveries": d.num_delivered,
-                "reason": reason,
-            },
-        )
+        with tracing.use(d.span):
+            log.error(
+                "message dead-lettered",
+                extra={
+                    "subject": d.subject,
+                    "sequence": d.stream_sequence,
+                    "deliveries": d.num_delivered,
+                    "reason": reason,
+                },
+            )

@@ -1,12 +1,22 @@
-"""Payment events on NATS: decode a fetched batch, publish the next steps."""
+"""Payment events on NATS: decode a fetched batch, publish the next steps.
+
+Each next step is published in the trace of the message it came from: decode_batch
+remembers each payment's message context (fjordbank.runtime.tracing) and publish puts that
+context's ``traceparent`` in the new message's headers, and the step's subject on the
+message's span (``fjb.published``), so a timeline shows what each step led to.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
+
+from opentelemetry.context import Context
 
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent
+from fjordbank.runtime import tracing
 from fjordbank.runtime.consumer import Delivery, Outcome, Reject
 
 
@@ -19,6 +29,7 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
     message (a message that can never be processed goes to the dead-letter stream)."""
     outcomes: list[Outcome | None] = [None] * len(batch)
     events: list[tuple[int, PaymentEvent]] = []
+    tracing.begin_batch()
     for i, d in enumerate(batch):
         try:
             event = PaymentEvent.from_json(d.json())
@@ -29,6 +40,10 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
             outcomes[i] = Reject(f"event status {event.status!r} does not match subject {d.subject}")
             continue
         events.append((i, event))
+        tracing.set_attributes(
+            d.span, {"fjb.payment_id": event.payment.payment_id, "fjb.payment_kind": event.payment.kind}
+        )
+        tracing.remember(event.payment.payment_id, d.context)
     return events, outcomes
 
 
@@ -49,7 +64,16 @@ def decode_objects(batch: list[Delivery]) -> tuple[list[tuple[int, dict]], list[
     return bodies, outcomes
 
 
-async def publish(js, events: list[PaymentEvent]) -> None:
+async def publish(js, events: list[PaymentEvent], parents: Mapping[str, Context | None] | None = None) -> None:
     """Publish and wait for every JetStream ack (concurrently). Message id = payment:status,
-    so publishing a step again (after a crash before the ack) is stored once."""
-    await asyncio.gather(*(js.publish(e.subject, encode(e), headers={"Nats-Msg-Id": e.msg_id}) for e in events))
+    so publishing a step again (after a crash before the ack) is stored once. Each event
+    carries the trace context of ``parents[payment id]``, by default that of the message
+    decode_batch read for its payment."""
+    messages = []
+    for e in events:
+        pid = e.payment.payment_id
+        ctx = parents.get(pid) if parents is not None else tracing.parent_of(pid)
+        if ctx is not None:
+            tracing.add_to_list(tracing.span_in(ctx), "fjb.published", e.subject)
+        messages.append((e, {"Nats-Msg-Id": e.msg_id, **(tracing.inject(ctx) if ctx is not None else {})}))
+    await asyncio.gather(*(js.publish(e.subject, encode(e), headers=headers) for e, headers in messages))

@@ -1,5 +1,10 @@
 """Structured JSON logs on stdout, one object per line (Cloud Logging reads them as is),
-with account, identity and card numbers masked (fjordbank.runtime.redact)."""
+with account, identity and card numbers masked (fjordbank.runtime.redact).
+
+A line logged inside a span carries ``trace_id`` and ``span_id`` (and, exporting to Cloud
+Trace, Cloud Logging's ``logging.googleapis.com/trace``, ``.../spanId`` and
+``.../trace_sampled``): fjordbank.runtime.tracing puts them on every log record, and this
+formatter prints a record's extra attributes as they are."""
 
 from __future__ import annotations
 

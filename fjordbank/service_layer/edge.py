@@ -8,6 +8,15 @@ own verdicts cover the rest); only after JetStream's ack does the document say
 "requested". A publish failure marks the document "received" (publish pending) and
 raises: nothing is dropped silently; the due-payments job (fjordbank.service_layer.
 scheduled) publishes it again.
+
+Tracing (fjordbank.runtime.tracing): the trigger's span is current here (functions/main.py
+starts it, from the app's ``traceparent`` when valid). The app's ``traceparent`` field is
+transport metadata, not part of the payment: it is taken out before the contract check
+(and is not in the body hash). Every status the edge writes carries ``traceId``, a field
+only the backend writes (firestore.rules), which ``bankctl trace`` and Cloud Trace find the
+payment's trace by; each write of the request document and the publish get a span of
+their own, and the publish carries the trace in its NATS headers. ``submit`` outside any
+span (the due-payments job) starts a new trace per payment.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from typing import Protocol
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, is_transient, request_path
-from fjordbank.adapters.request_docs import advance_sync
+from fjordbank.adapters.request_docs import advance_sync as _advance_doc
 from fjordbank.domain.errors import Busy
 from fjordbank.domain.norway import mask_account_number, today_in_norway
 from fjordbank.domain.payments import (
@@ -33,9 +42,27 @@ from fjordbank.domain.payments import (
 )
 from fjordbank.domain.sca import DEFAULT_THRESHOLD as DEFAULT_SCA_THRESHOLD
 from fjordbank.errors import PublishError
+from fjordbank.runtime import tracing
 from fjordbank.service_layer import ratelimits, sca
 
 log = logging.getLogger(__name__)
+
+
+def advance_sync(db, uid: str, request_id: str, status: str, **kwargs) -> bool:
+    """Move the request document forward (request_docs.advance_sync, one transaction), in a
+    span, with the trace id of the current span (and the status on the trigger's span)."""
+    trace_id = tracing.trace_id_of(None)
+    if trace_id is not None:
+        kwargs["extra"] = {**(kwargs.get("extra") or {}), "traceId": trace_id}
+    tracing.set_attributes(tracing.current_span(), {"fjb.status": status, "fjb.reason": kwargs.get("reason")})
+    with tracing.span("firestore request_doc", kind=tracing.SpanKind.CLIENT, attrs={"fjb.status": status}):
+        return _advance_doc(db, uid, request_id, status, **kwargs)
+
+
+def contract_body(body: dict) -> dict:
+    """The request's fields without the app's ``traceparent`` (transport metadata: the
+    trigger's span already used it; see the module docstring)."""
+    return {k: v for k, v in body.items() if k != tracing.TRACEPARENT}
 
 
 class Publisher(Protocol):
@@ -61,6 +88,8 @@ def handle_payment_request(
     again, which JetStream and the services' records answer without a second effect."""
     now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
+    body = contract_body(body)
+    tracing.set_attributes(tracing.current_span(), {"fjb.payment_id": payment_id_for(uid, request_id)})
     handled = (db.document(request_path(uid, request_id)).get().to_dict() or {}).get("status")
     if handled is not None and handled != body.get("status"):  # the edge moved it since its creation
         # A redelivered trigger: this request was handled. Nothing is checked or counted
@@ -122,8 +151,18 @@ def handle_payment_request(
 def submit(db, publisher: Publisher, payment: PaymentRequested) -> None:
     """Publish a validated payment and show it as requested; a publish failure is never dropped."""
     event = PaymentEvent(payment, "requested")
+    with tracing.span("edge submit", attrs={"fjb.payment_id": payment.payment_id}):
+        _submit(db, publisher, payment, event)
+
+
+def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentEvent) -> None:
     try:
-        publisher.publish_json(event.subject, event.to_json(), msg_id=event.msg_id, stream=topology.STREAM_PAYMENTS)
+        with tracing.span(
+            f"publish {event.subject}",
+            kind=tracing.SpanKind.PRODUCER,
+            attrs={"messaging.system": "nats", "messaging.destination.name": event.subject},
+        ):
+            publisher.publish_json(event.subject, event.to_json(), msg_id=event.msg_id, stream=topology.STREAM_PAYMENTS)
     except PublishError as exc:
         # Python Firestore triggers are never retried by the platform (the SDK deploys them
         # with retry off), so the document itself records that the request still has to

@@ -35,11 +35,22 @@ class Event:
     msg_id: str
 
 
+def kind_of(subject: str) -> str:
+    """An outbox document's kind: its subject's first token (customers, cards, payments),
+    which the ops sweep counts the backlog by (fjb_outbox_pending{kind})."""
+    return subject.split(".", 1)[0]
+
+
 def stage(tx, db: firestore.Client, event: Event) -> None:
     """Write the event in the caller's transaction (after its reads)."""
     tx.set(
         db.collection(OUTBOX).document(event.msg_id),
-        {"subject": event.subject, "body": event.body, "stagedAt": dt.datetime.now(dt.UTC)},
+        {
+            "subject": event.subject,
+            "kind": kind_of(event.subject),
+            "body": event.body,
+            "stagedAt": dt.datetime.now(dt.UTC),
+        },
     )
 
 

@@ -16,6 +16,7 @@ from google.cloud import firestore
 from fjordbank.adapters.firestore import PUSHES, USERS
 from fjordbank.adapters.push import PushSender
 from fjordbank.domain.notifications import DEFAULT_PREFERENCES
+from fjordbank.runtime import log_metrics
 
 log = logging.getLogger(__name__)
 DEVICES = "devices"
@@ -47,6 +48,7 @@ def deliver(db: firestore.Client, sender: PushSender, push: dict) -> str:
         if not token:
             continue
         result = sender.send(token, title=push["title"], body=push["body"], data=push.get("data", {}))
+        log_metrics.push_result(kind, result.ok, result.code)  # fjb_push_results (a log-based metric)
         if result.unregistered:
             device.reference.delete()
             removed += 1

@@ -12,6 +12,10 @@ due dates (fjordbank.service_layer.standing_orders).
 release-expired-holds: asks the card service to release card holds past their expiry.
 
 relay-outbox: publishes customer and card events whose first publish failed.
+
+audit-ledger: runs the ledger audit (fjordbank.service_layer.audit) and stores its summary
+in ops/ledgerAudit, which the notifier's ops sweep exports as fjb_audit_* metrics. It reads
+the whole ledger: hourly, not more often.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
 from fjordbank.errors import PublishError
-from fjordbank.service_layer import outbox, standing_orders
+from fjordbank.service_layer import audit, outbox, standing_orders
 from fjordbank.service_layer.edge import Publisher, submit
 from fjordbank.service_layer.standing_orders import available_of
 
@@ -38,7 +42,8 @@ log = logging.getLogger(__name__)
 SUBMIT_DUE_PAYMENTS = "submit-due-payments"
 RELEASE_EXPIRED_HOLDS = "release-expired-holds"
 RELAY_OUTBOX = "relay-outbox"
-JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX)
+AUDIT_LEDGER = "audit-ledger"
+JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX, AUDIT_LEDGER)
 
 
 def due_requests(db, today: dt.date, limit: int):
@@ -136,4 +141,7 @@ def run_job(db, publisher: Publisher, job: str, *, bank_regs: tuple[str, ...] = 
         return release_expired_holds(publisher)
     if job == RELAY_OUTBOX:
         return outbox.relay(db, publisher)
+    if job == AUDIT_LEDGER:
+        summary = audit.run_and_record(db)
+        return {"ok": summary["ok"], "problems": summary["problemCount"]}
     raise ValueError(f"unknown job {job!r}; known: {', '.join(JOBS)}")

@@ -36,18 +36,34 @@ def functions_facts() -> dict:
     """What functions/main.py declares: its region and every secret a function binds."""
     tree = ast.parse(FUNCTIONS_MAIN.read_text())
     region, secrets = None, set()
+    # module-level lists by name (NATS_SECRETS = [...]), for `secrets=NATS_SECRETS`
+    named = {
+        t.id: {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.List)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+
+    def listed(value: ast.expr) -> set:
+        if isinstance(value, ast.List | ast.Tuple):
+            return {e.value for e in value.elts if isinstance(e, ast.Constant)}
+        if isinstance(value, ast.Name):
+            return named.get(value.id, set())
+        return set()
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
             for kw in node.keywords:
                 if name == "set_global_options" and kw.arg == "region" and isinstance(kw.value, ast.Constant):
                     region = kw.value.value
-                if kw.arg == "secrets" and isinstance(kw.value, ast.List | ast.Tuple):
-                    secrets |= {e.value for e in kw.value.elts if isinstance(e, ast.Constant)}
+                if kw.arg == "secrets":
+                    secrets |= listed(kw.value)
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value == "secrets" and isinstance(value, ast.List):
-                    secrets |= {e.value for e in value.elts if isinstance(e, ast.Constant)}
+                if isinstance(key, ast.Constant) and key.value == "secrets":
+                    secrets |= listed(value)
     return {"region": region, "secrets": secrets, "reads_job": '.get("job"' in FUNCTIONS_MAIN.read_text()}
 
 
@@ -105,12 +121,12 @@ def name_mismatches(docs: dict) -> list[str]:
             if var not in (REPO / "fjordbank" / "config.py").read_text():
                 problems.append(f"service_secret_env[{service!r}] sets {var}, which fjordbank/config.py never reads")
 
-    # the edge's password secret is the one the functions bind, and they bind no other
+    # the edge's secrets are the ones the functions bind, and they bind no other
     functions = functions_facts()
-    edge = re.search(r'id == "edge" \? "([A-Za-z0-9_-]+)"', str(loc.get("nats_secret_ids", "")))
+    edge = re.search(r'id == "edge" \? \{(.*?)\}', str(loc.get("nats_secret_ids", "")), re.S)
     same(
-        "the edge's password secret (functions/main.py secrets=)",
-        {edge.group(1)} if edge else set(),
+        "the edge's secrets (functions/main.py secrets=)",
+        set(re.findall(r'= "([A-Za-z0-9_-]+)"', edge.group(1))) if edge else set(),
         functions["secrets"],
     )
 
@@ -190,8 +206,10 @@ def test_topology_module_evaluates_to_the_code(terraform, tmp_path):
     assert (got["push"], got["jobs_topic"]) == (PUSH_TOPIC, JOBS_TOPIC)
     assert sorted(got["jobs"]) == sorted(JOBS)
     assert sorted(got["secrets"]) == sorted(i.name for i in topology.IDENTITIES)
-    assert all(set(s) == {"password", "tls_cert", "tls_key"} for s in got["secrets"].values())
-    assert got["secrets"]["edge"]["password"] in functions_facts()["secrets"]
+    assert all(set(s) == {"password", "tls_cert", "tls_key"} for i, s in got["secrets"].items() if i != "edge")
+    # the edge: the names its functions declare, one of them the CA's copy
+    assert set(got["secrets"]["edge"].values()) == functions_facts()["secrets"]
+    assert set(got["secrets"]["edge"]) == {"password", "tls_cert", "tls_key", "ca"}
     for name, payload in got["payloads"].items():
         assert json.loads(base64.b64decode(payload)) == {"job": name}  # what on_scheduled_job reads
 
@@ -215,7 +233,7 @@ def test_name_check_reports_every_difference(tf_docs):
         "consumer_services (topology.SERVICES)",
         "push_topic (pubsub.PUSH_TOPIC)",
         "scheduled_jobs (scheduled.JOBS)",
-        "the edge's password secret",
+        "the edge's secrets",
         "scheduler job payload",
         "envs/prod module.pubsub_scheduler.jobs_topic",
     ]:

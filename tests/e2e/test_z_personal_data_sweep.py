@@ -88,6 +88,11 @@ def _log_text(stack) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(stack.s.log_dir.glob("*.log")))
 
 
+def _trace_text(stack) -> str:
+    """Every span the stack exported (fjordbank.runtime.tracing's file exporter)."""
+    return "\n".join(p.read_text(errors="replace") for p in sorted((stack.s.state_dir / "traces").glob("*.jsonl*")))
+
+
 def leaks(text: str, cards: list[tuple[str, str]]) -> list[str]:
     """What in ``text`` is card data: a full PAN (also grouped with spaces or dashes), a
     CVV under a cvv key, or a field named pan/cvv/cardNumber. One pass per pattern."""
@@ -107,7 +112,12 @@ def leaks(text: str, cards: list[tuple[str, str]]) -> list[str]:
 def test_no_card_number_or_security_code_in_firestore_logs_or_nats(stack, admin_db):
     cards = _all_cards(stack)
     assert cards, "the card tests issue cards before this search"
-    stores = {"firestore": _firestore_text(admin_db), "nats": _nats_text(stack), "logs": _log_text(stack)}
+    stores = {
+        "firestore": _firestore_text(admin_db),
+        "nats": _nats_text(stack),
+        "logs": _log_text(stack),
+        "traces": _trace_text(stack),
+    }
     for name, text in stores.items():
         assert text, name
         assert leaks(text, cards) == [], f"card data in {name}"
@@ -137,6 +147,7 @@ def test_no_identity_or_full_account_number_in_the_services_logs(stack, admin_db
     text = "\n".join(this_run(p) for p in services)
     emulator_log = stack.s.log_dir / "emulators.log"
     text += "\n".join(line for line in this_run(emulator_log).splitlines() if line.startswith(">"))
+    text += "\n" + _trace_text(stack)  # span names and attributes
     compact = re.sub(r"(?<=\d)[ .](?=\d)", "", text)
     numbers = set(re.findall(r"(?<![0-9A-Za-z])[0-9]{11}(?![0-9A-Za-z])", compact))
     assert not numbers & ids, "an identity number is in the logs"

@@ -224,11 +224,26 @@ def test_owner_creates_a_valid_payment_request(world):
         {"message": "hei", "kid": "12345"},
         {"dueDate": "tomorrow"},
         {"extra": True},
+        {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736"},  # the backend's (it writes the trace id)
+        {"traceparent": 42},
+        {"traceparent": "x" * 129},
     ],
 )
 def test_malformed_or_privileged_payment_requests_are_refused(world, over):
     alice = world["client"](world["alice"])
     assert alice.create(f"users/{world['alice']}/paymentRequests", unique("req"), request_body(world, **over)) in DENIED
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "not a trace context"],
+)
+def test_the_app_may_send_its_trace_context(world, traceparent):
+    """Any short string: the edge uses it only when it is a valid W3C traceparent and
+    otherwise starts a new trace (a malformed one is never a refusal)."""
+    alice = world["client"](world["alice"])
+    body = request_body(world, traceparent=traceparent)
+    assert alice.create(f"users/{world['alice']}/paymentRequests", unique("req"), body) in ALLOWED
 
 
 def test_a_payment_request_needs_every_required_field(world):

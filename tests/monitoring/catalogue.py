@@ -12,7 +12,7 @@ import ast
 import re
 import subprocess
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -41,6 +41,9 @@ PROMETHEUS_CLIENT_TYPES = {
 }
 # series a histogram or summary family is queried by
 SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+# a Cloud Logging log-based metric NAME as PromQL (Cloud Monitoring, GMP) names it: a DELTA
+# counter keeps its name (no _total)
+LOG_METRIC_PREFIX = "logging_googleapis_com:user_"
 
 
 # ---- the catalogue ----------------------------------------------------------------------
@@ -51,6 +54,7 @@ class Metric:
     labels: tuple[str, ...]
     source: str
     created_series: bool = False
+    log_metric: str | None = None  # a log-based metric: the google_logging_metric's name
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,19 @@ class Catalogue:
     target_labels: tuple[str, ...]
     service_jobs: tuple[str, ...]
     raw: dict
+    # source -> the scrape jobs that expose every metric of it (sources the services'
+    # code declares; the others are the exporter's, Prometheus's or log-based)
+    exposed_by: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def source(self, name: str) -> list[Metric]:
         return [m for m in self.metrics.values() if m.source == name]
+
+    def scraped_sources(self) -> tuple[str, ...]:
+        """The sources the services' code declares (those with `exposed_by`)."""
+        return tuple(self.exposed_by)
+
+    def log_based(self) -> list[Metric]:
+        return [m for m in self.metrics.values() if m.log_metric]
 
     def queryable(self) -> dict[str, Metric]:
         """Every series name a query may use: the metric's name, and a histogram's or a
@@ -89,6 +103,7 @@ def load_catalogue(path: Path = CATALOGUE) -> Catalogue:
                 labels=tuple(entry.get("labels") or ()),
                 source=source,
                 created_series=bool(entry.get("created_series")),
+                log_metric=entry.get("log_metric"),
             )
     return Catalogue(
         metrics=metrics,
@@ -96,12 +111,16 @@ def load_catalogue(path: Path = CATALOGUE) -> Catalogue:
         target_labels=tuple(raw.get("target_labels") or ()),
         service_jobs=tuple(raw["scrape_jobs"]["services"]["jobs"]),
         raw=raw,
+        exposed_by={s: tuple(b["exposed_by"]) for s, b in raw["sources"].items() if b.get("exposed_by")},
     )
 
 
 def catalogue_problems(cat: Catalogue) -> list[str]:
     problems = []
     for source, body in cat.raw["sources"].items():
+        for job in body.get("exposed_by") or ():
+            if job not in cat.service_jobs:
+                problems.append(f"{source}: exposed_by names {job!r}, not a service scrape job")
         for entry in body["metrics"]:
             name = entry.get("name", "?")
             for key in ("name", "type", "labels", "meaning"):
@@ -109,7 +128,13 @@ def catalogue_problems(cat: Catalogue) -> list[str]:
                     problems.append(f"{source}/{name}: no {key}")
             if entry.get("type") not in TYPES:
                 problems.append(f"{name}: unknown type {entry.get('type')!r}")
-            if entry.get("type") == "counter" and not name.endswith("_total"):
+            if entry.get("log_metric"):
+                expected = LOG_METRIC_PREFIX + entry["log_metric"]
+                if name != expected:
+                    problems.append(f"{name}: a log-based metric is queried as {expected}")
+                if entry.get("type") != "counter":
+                    problems.append(f"{name}: the log-based metrics are counters")
+            elif entry.get("type") == "counter" and not name.endswith("_total"):
                 problems.append(f"{name}: a counter is queried as <name>_total")
             if entry.get("type") != "counter" and name.endswith("_total"):
                 problems.append(f"{name}: only counters end in _total")
@@ -220,7 +245,9 @@ def declared_in_code(files: Iterable[Path]) -> tuple[list[Declared], list[str]]:
     return found, unreadable
 
 
-def code_vs_catalogue(declared: list[Declared], cat: Catalogue, *, source: str = "services") -> list[str]:
+def code_vs_catalogue(declared: list[Declared], cat: Catalogue, *, sources: Iterable[str] | None = None) -> list[str]:
+    """Every declared metric is catalogued alike; every metric of ``sources`` (default: the
+    scraped ones, cat.scraped_sources()) is still declared."""
     problems = []
     for d in declared:
         m = cat.metrics.get(d.name)
@@ -234,9 +261,10 @@ def code_vs_catalogue(declared: list[Declared], cat: Catalogue, *, source: str =
                 f"{d.where}: {d.name} has labels {sorted(d.labels)} in the code, {sorted(m.labels)} in the catalogue"
             )
     in_code = {d.name for d in declared}
-    for m in cat.source(source):
-        if m.name not in in_code:
-            problems.append(f"{m.name} is catalogued under {source} but no code declares it any more")
+    for source in cat.scraped_sources() if sources is None else sources:
+        for m in cat.source(source):
+            if m.name not in in_code:
+                problems.append(f"{m.name} is catalogued under {source} but no code declares it any more")
     return problems
 
 
@@ -286,6 +314,26 @@ def scrape_vs_catalogue(pages: dict[str, dict[str, Exposed]], cat: Catalogue, so
             if m.name not in everywhere:
                 problems.append(f"{m.name} ({source}) is catalogued but no running service exposes it")
     return problems
+
+
+def exposure_problems(pages: dict[str, dict[str, Exposed]], cat: Catalogue) -> list[str]:
+    """Every metric of a source with `exposed_by` is on the /metrics page of each of those
+    jobs (a job not scraped is reported too)."""
+    problems = []
+    for source, jobs in cat.exposed_by.items():
+        for job in jobs:
+            if job not in pages:
+                problems.append(f"{source}: no /metrics page of {job}")
+                continue
+            for m in cat.source(source):
+                if m.name not in pages[job]:
+                    problems.append(f"{job} does not expose {m.name} ({source})")
+    return problems
+
+
+def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of a Prometheus text exposition: (series name, labels, value)."""
+    return [(s.name, dict(s.labels), s.value) for f in text_string_to_metric_families(text) for s in f.samples]
 
 
 # ---- PromQL -----------------------------------------------------------------------------

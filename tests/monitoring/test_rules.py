@@ -7,7 +7,8 @@ tests (*.test.yaml).
 - every alert has a unit test that shows it firing and one that shows it quiet;
 - every expression names only catalogued metrics (monitoring/metrics.yaml) or recording
   rules, and alert expressions name no recording rule (Cloud Monitoring alert policies
-  are built from them and evaluate them on their own);
+  are built from them and evaluate them on their own); label values in matchers, and in
+  the unit tests' input series, are ones the catalogue lists (or a topology consumer);
 - the service jobs and the ack-pending threshold in the rules follow fjordbank.topology.
 
 Companion tests show promtool reporting a broken rules file and an expected alert that
@@ -16,6 +17,7 @@ does not fire, and the catalogue check reporting an unknown metric or label.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -25,6 +27,7 @@ import yaml
 
 from fjordbank import topology
 from tests.monitoring import catalogue as mon
+from tests.monitoring import queries as qs
 
 RULE_FILES = mon.rule_files()
 TEST_FILES = mon.rule_test_files()
@@ -54,7 +57,9 @@ def alerts_of(path: Path) -> list[dict]:
 
 
 def test_there_are_rule_files_each_with_its_unit_tests():
-    assert {p.name for p in RULE_FILES} >= {"pipeline.rules.yaml", "nats.rules.yaml"}
+    assert {p.name for p in RULE_FILES} >= {
+        f"{n}.rules.yaml" for n in ("pipeline", "nats", "payments", "edge", "cards", "slo")
+    }
     for path in RULE_FILES:
         test_file = path.with_name(path.name.removesuffix(".yaml") + ".test.yaml")
         assert test_file in TEST_FILES, f"{path.name} has no {test_file.name}"
@@ -183,17 +188,43 @@ def test_unit_tests_feed_only_catalogued_series(cat, path):
             assert name in known, f"{path.name} ({case.get('name')}): {name} is not catalogued"
 
 
+@pytest.mark.parametrize("path", RULE_FILES, ids=ids(RULE_FILES))
+def test_rules_match_only_the_label_values_the_catalogue_lists(cat, path):
+    """A typo in a matcher's value (kind="payment" for "payments") selects nothing: the
+    rule stays quiet for ever. tests/monitoring/queries.py label_value_problems."""
+    known = qs.label_values(cat)
+    problems = [
+        f"{r.get('alert') or r.get('record')}: {p}"
+        for r in mon.rules_of(path)
+        for p in qs.label_value_problems(r["expr"], cat, known)
+    ]
+    assert problems == []
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=ids(TEST_FILES))
+def test_unit_tests_feed_series_with_the_label_values_the_code_gives(cat, path):
+    known = qs.label_values(cat)
+    problems = [
+        f"{case.get('name')}: {p}"
+        for case in yaml.safe_load(path.read_text())["tests"]
+        for s in case["input_series"]
+        for p in qs.label_value_problems(s["series"], cat, known)
+    ]
+    assert problems == []
+
+
 def test_the_catalogue_check_reports_an_unknown_metric_or_label(cat):
     recorded = mon.recorded_names()
+    # a metric the catalogue lists under `missing` (planted: the real list may be empty)
+    cat = dataclasses.replace(cat, missing=(*cat.missing, "fjb_not_yet_total"))
     problems = mon.expr_problems(
-        'sum by (step) (rate(fjb_payment_steps_total[5m])) > 0 and on () fjb_consumer_lag{durable="ledger"} > 0'
+        'sum by (step) (rate(fjb_not_yet_total[5m])) > 0 and on () fjb_consumer_lag{durable="ledger"} > 0'
         ' or rate(fjb_processing_seconds_bucket{le="0.1"}[5m]) > 1 or {__name__="up"} == 0 or fjb_typo > 0',
         cat,
         recorded,
     )
     assert problems == [
-        "fjb_payment_steps_total is not in monitoring/metrics.yaml"
-        " (listed as missing: the code does not expose it yet)",
+        "fjb_not_yet_total is not in monitoring/metrics.yaml (listed as missing: the code does not expose it yet)",
         "fjb_consumer_lag has no label 'durable' (catalogue: ['consumer'])",
         "a selector without a metric name cannot be checked against the catalogue",
         "fjb_typo is not in monitoring/metrics.yaml",

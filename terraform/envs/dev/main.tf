@@ -25,9 +25,15 @@ locals {
     },
   )
 
-  # least privilege of every consumer: its ledger and read model in Firestore, its logs and
-  # metrics. Topic and secret rights are granted on the topic and the secrets themselves.
-  consumer_roles = ["roles/datastore.user", "roles/logging.logWriter", "roles/monitoring.metricWriter"]
+  # least privilege of every consumer: its ledger and read model in Firestore, its logs,
+  # metrics and trace spans (fjordbank/runtime/tracing.py exports to Cloud Trace). Topic and
+  # secret rights are granted on the topic and the secrets themselves.
+  consumer_roles = [
+    "roles/datastore.user",
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/cloudtrace.agent",
+  ]
 }
 
 module "topology" {
@@ -107,6 +113,7 @@ module "edge_service_account" {
     "roles/firebasecloudmessaging.admin", # on_push sends through FCM (the notifier only queues)
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
+    "roles/cloudtrace.agent", # each payment's trace starts in on_payment_request (Cloud Trace)
   ]
 }
 
@@ -187,4 +194,11 @@ module "pubsub_scheduler" {
   persistence_regions = distinct([var.region, var.functions_region])
   push_publishers     = { for name in module.topology.push_publishers : name => module.consumer_service_account[name].email }
   labels              = local.labels
+}
+
+# The functions' counters (fjb_edge_requests, fjb_push_results): log-based metrics over
+# their structured log lines (fjordbank/runtime/log_metrics.py).
+module "logging_metrics" {
+  source     = "../../modules/logging_metrics"
+  project_id = module.project.project_id
 }

@@ -27,7 +27,7 @@ output "vpc_connector_egress_settings" {
 }
 
 output "functions_secrets" {
-  description = "The edge's secrets: the functions bind the password by this name (secrets=[...])."
+  description = "The edge's secrets (password, certificate, key, CA): the functions bind them by these names (NATS_SECRETS)."
   value       = module.secrets.secret_ids["edge"]
 }
 

@@ -31,17 +31,29 @@ locals {
       schedule    = "*/5 * * * *"
       description = "Publishes customer and card events whose first publish failed."
     }
+    "audit-ledger" = {
+      # reads the whole ledger: hourly; the notifier exports its summary (fjb_audit_*)
+      schedule    = "23 * * * *"
+      description = "Runs the ledger audit and stores its summary in ops/ledgerAudit for the fjb_audit_* metrics."
+    }
   }
 
-  # Secret Manager secret IDs per NATS identity. The functions name their secrets by the
-  # environment variable they become (functions/main.py: secrets=["FJB_NATS_PASSWORD"]),
-  # so the edge's password secret carries that name.
+  # Secret Manager secret IDs per NATS identity.
+  # Firebase hands a function each secret it declares (functions/main.py, `secrets=`) as
+  # the environment variable of the same name, so the edge's secrets are named after the
+  # variables fjordbank/config.py reads, and the edge gets the CA under FJB_NATS_CA too
+  # (fjordbank/adapters/nats_conn.py takes a path or the PEM itself in each).
   nats_secret_ids = {
-    for id in local.nats_identities : id => {
-      password = id == "edge" ? "FJB_NATS_PASSWORD" : "nats-${id}-password"
+    for id in local.nats_identities : id => (id == "edge" ? {
+      password = "FJB_NATS_PASSWORD"
+      tls_cert = "FJB_NATS_CERT"
+      tls_key  = "FJB_NATS_KEY"
+      ca       = "FJB_NATS_CA"
+      } : {
+      password = "nats-${id}-password"
       tls_cert = "nats-${id}-tls-cert"
       tls_key  = "nats-${id}-tls-key"
-    }
+    })
   }
   # The CA that signed the NATS server certificates: not secret, but every client mounts it.
   nats_ca_secret_id = "nats-ca-cert"

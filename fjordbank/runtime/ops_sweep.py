@@ -1,0 +1,179 @@
+"""The ops sweep: what only Firestore knows, exported as gauges by the notifier.
+
+Every ``FJB_OPS_SWEEP_SECONDS`` (30 s) a background task of the notifier service
+(run_services/notifier.py) reads, with cheap queries only (a count aggregation, or one
+document of an ordered query; never a scan of a collection):
+
+* per open state of a payment request (OPEN_STATES): the age of the request that has been
+  in that state longest, from its ``updatedAt`` (the time it entered the state: every move
+  of a request stamps it, nothing else writes an open request) -> fjb_payments_open_oldest_age_seconds{state}
+  (0 when none is in that state). A payment the bank starts itself (no request document)
+  is not seen here;
+* the outbox (fjordbank/service_layer/outbox.py) per kind (OUTBOX_KINDS): documents not yet
+  published and the oldest one's age -> fjb_outbox_pending{kind}, fjb_outbox_oldest_age_seconds{kind};
+  likewise the payment requests left in status ``received`` (reason publish_pending,
+  fjordbank/service_layer/edge.py) as kind ``publish_pending``;
+* the last scheduled ledger audit's summary (ops/ledgerAudit, written by the audit-ledger
+  job) -> fjb_audit_last_success, fjb_audit_last_run_timestamp_seconds, fjb_audit_problems{kind}.
+  These three appear once a summary exists: before the first audit nothing says whether
+  the ledger is sound, and a 0 would read as a failed audit.
+
+Indexes (firestore.indexes.json; the emulator does not enforce them, production does):
+paymentRequests collection group (status, updatedAt), outbox (kind, stagedAt); the counts
+use the single-field indexes on paymentRequests.status and outbox.kind.
+
+The notifier is the service that sees every payment state, so it runs the sweep; with
+several instances each exports the same values (rules take max). A failed sweep is logged
+and the gauges keep their last values until the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+from prometheus_client import REGISTRY, Gauge
+
+from fjordbank import topology
+from fjordbank.adapters.firestore import OPS, PAYMENT_REQUESTS
+from fjordbank.service_layer.audit import KINDS as AUDIT_KINDS
+from fjordbank.service_layer.audit import SUMMARY_DOC
+from fjordbank.service_layer.outbox import OUTBOX, kind_of
+
+log = logging.getLogger(__name__)
+
+# A payment request's states that are neither final (completed, failed, rejected, cancelled)
+# nor waiting on purpose (scheduled): a request should not stay in one of these for long.
+OPEN_STATES = ("received", "requested", "approved", "reserved", "submitted", "settled", "returned")
+PUBLISH_PENDING = "publish_pending"  # the outbox kind of requests left in status "received"
+# the kinds of events staged in the outbox: the streams' subjects (customers, cards, payments)
+OUTBOX_KINDS = tuple(
+    sorted({kind_of(s) for spec in topology.STREAMS if spec.name != topology.STREAM_DLQ for s in spec.subjects})
+)
+
+OPEN_OLDEST = Gauge(
+    "fjb_payments_open_oldest_age_seconds",
+    "Age of the payment request longest in each open state (0: none)",
+    ["state"],
+)
+OUTBOX_PENDING = Gauge("fjb_outbox_pending", "Outbox documents not yet published, by kind", ["kind"])
+OUTBOX_OLDEST = Gauge("fjb_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox document", ["kind"])
+# not registered until a first audit summary is read (see the module docstring)
+AUDIT_OK = Gauge(
+    "fjb_audit_last_success", "1 if the last scheduled ledger audit found no problem, else 0", registry=None
+)
+AUDIT_RAN = Gauge("fjb_audit_last_run_timestamp_seconds", "Unix time of the last scheduled ledger audit", registry=None)
+AUDIT_PROBLEMS = Gauge("fjb_audit_problems", "Problems the last ledger audit found, by kind", ["kind"], registry=None)
+_AUDIT_GAUGES = (AUDIT_OK, AUDIT_RAN, AUDIT_PROBLEMS)
+
+
+@dataclass
+class Snapshot:
+    """One sweep's readings: ages in seconds, counts, and the audit summary (None: no audit yet)."""
+
+    open_oldest: dict[str, float] = field(default_factory=dict)
+    outbox_pending: dict[str, int] = field(default_factory=dict)
+    outbox_oldest: dict[str, float] = field(default_factory=dict)
+    audit: dict | None = None
+
+
+def age(oldest: dt.datetime | None, now: dt.datetime) -> float:
+    """Seconds since ``oldest`` (0 when there is none; never negative: clocks differ)."""
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return max(0.0, (now - oldest).total_seconds())
+
+
+async def _count(query) -> int:
+    result = await query.count(alias="n").get()
+    return int(result[0][0].value) if result and result[0] else 0
+
+
+async def _oldest(query, time_field: str) -> dt.datetime | None:
+    snaps = await query.order_by(time_field).limit(1).get()
+    for snap in snaps:
+        value = snap.get(time_field)
+        return value if isinstance(value, dt.datetime) else None
+    return None
+
+
+async def take(db, *, now: dt.datetime | None = None) -> Snapshot:
+    """Read everything one sweep exports (an async Firestore client), queries concurrently."""
+    now = now or dt.datetime.now(dt.UTC)
+    requests = db.collection_group(PAYMENT_REQUESTS)
+    outbox = db.collection(OUTBOX)
+
+    def in_state(state: str):
+        return requests.where(filter=FieldFilter("status", "==", state))
+
+    def of_kind(kind: str):
+        return outbox.where(filter=FieldFilter("kind", "==", kind))
+
+    oldest_open = await asyncio.gather(*(_oldest(in_state(s), "updatedAt") for s in OPEN_STATES))
+    counts = await asyncio.gather(*(_count(of_kind(k)) for k in OUTBOX_KINDS), _count(in_state("received")))
+    oldest_out = await asyncio.gather(*(_oldest(of_kind(k), "stagedAt") for k in OUTBOX_KINDS))
+    summary = await db.collection(OPS).document(SUMMARY_DOC).get()
+    snapshot = Snapshot(
+        open_oldest={s: age(t, now) for s, t in zip(OPEN_STATES, oldest_open, strict=True)},
+        outbox_pending=dict(zip((*OUTBOX_KINDS, PUBLISH_PENDING), counts, strict=True)),
+        outbox_oldest={k: age(t, now) for k, t in zip(OUTBOX_KINDS, oldest_out, strict=True)},
+        audit=summary.to_dict() if summary.exists else None,
+    )
+    # the oldest request in "received" is the oldest publish_pending one
+    snapshot.outbox_oldest[PUBLISH_PENDING] = snapshot.open_oldest["received"]
+    return snapshot
+
+
+def export(snapshot: Snapshot) -> None:
+    """Set the gauges from one sweep."""
+    for state, seconds in snapshot.open_oldest.items():
+        OPEN_OLDEST.labels(state).set(seconds)
+    for kind, n in snapshot.outbox_pending.items():
+        OUTBOX_PENDING.labels(kind).set(n)
+    for kind, seconds in snapshot.outbox_oldest.items():
+        OUTBOX_OLDEST.labels(kind).set(seconds)
+    audit = snapshot.audit
+    if audit is None or not isinstance(audit.get("ranAt"), dt.datetime):
+        return
+    problems = audit.get("problems") if isinstance(audit.get("problems"), dict) else {}
+    AUDIT_OK.set(1 if audit.get("ok") is True else 0)
+    AUDIT_RAN.set(audit["ranAt"].timestamp())
+    for kind in sorted(set(AUDIT_KINDS) | set(problems)):
+        AUDIT_PROBLEMS.labels(kind).set(int(problems.get(kind) or 0))
+    _register_audit_gauges()
+
+
+_registered: list[bool] = []
+
+
+def _register_audit_gauges() -> None:
+    if not _registered:
+        for gauge in _AUDIT_GAUGES:
+            REGISTRY.register(gauge)
+        _registered.append(True)
+
+
+def sweeper(db, period: float) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """A background task for ConsumerService: sweep now and then every ``period`` seconds
+    until the service stops. A sweep that fails is logged; the next one runs on time."""
+
+    async def run(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                export(await asyncio.wait_for(take(db), timeout=max(period, 5)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ops sweep failed; the gauges keep their last values")
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=period)
+            except TimeoutError:
+                pass
+
+    return run

@@ -1,0 +1,252 @@
+"""The functions' counters as structured log lines (fjordbank/runtime/log_metrics.py): each
+counted event is one JSON line with the fields the log-based metrics extract
+(terraform/modules/logging_metrics; catalogued in monitoring/metrics.yaml under
+functions_logs).
+
+functions/main.py is exercised for real in a child process (it sets up logging, tracing
+and the Firebase app when imported): the `endpoint` wrapper of the callables on each path
+(accepted, refused with the reason, refused without one, busy, error) and the payment
+request trigger (accepted, refused with the reason on the document, publish pending)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from google.api_core.exceptions import AlreadyExists
+
+from fjordbank.adapters.push import PushResult
+from fjordbank.runtime import log_metrics
+from fjordbank.service_layer import push
+from tests.monitoring import catalogue as mon
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def lines(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("metric") in log_metrics.FIELDS:
+            out.append(entry)
+    return out
+
+
+def labels(entry: dict) -> tuple[str, ...]:
+    return tuple(entry[k] for k in log_metrics.FIELDS[entry["metric"]])
+
+
+def test_a_line_carries_the_metric_and_exactly_its_fields(capsys):
+    log_metrics.edge_request("accounts_open", log_metrics.REFUSED, "rate_limited")
+    log_metrics.push_result("payments", ok=False, code="UNREGISTERED")
+    log_metrics.push_result("card", ok=True)
+    got = lines(capsys.readouterr().out)
+    assert [labels(e) for e in got] == [
+        ("accounts_open", "refused", "rate_limited"),
+        ("payments", "failed", "UNREGISTERED"),
+        ("card", "sent", "none"),
+    ]
+    assert got[0]["severity"] == "INFO" and got[0]["metric"] == "fjb_edge_requests"
+    assert set(got[1]) == {"severity", "message", "metric", "kind", "outcome", "reason"}
+
+
+def test_a_line_with_other_fields_or_an_unknown_outcome_is_a_bug():
+    with pytest.raises(ValueError):
+        log_metrics.emit(log_metrics.EDGE_REQUESTS, function="f", outcome="accepted")
+    with pytest.raises(ValueError):
+        log_metrics.edge_request("f", "maybe")
+
+
+def test_the_catalogue_names_each_log_metric_with_the_fields_of_its_lines():
+    cat = mon.load_catalogue()
+    catalogued = {m.log_metric: m for m in cat.log_based()}
+    assert set(catalogued) == set(log_metrics.FIELDS)
+    for name, m in catalogued.items():
+        assert m.name == mon.LOG_METRIC_PREFIX + name and m.type == "counter"
+        assert set(m.labels) == set(log_metrics.FIELDS[name])
+
+
+class FakeDoc:
+    def __init__(self, store: dict, path: str) -> None:
+        self.store, self.path = store, path
+
+    @property
+    def exists(self) -> bool:
+        return self.path in self.store
+
+    def create(self, data: dict) -> None:
+        if self.exists:
+            raise AlreadyExists(self.path)
+        self.store[self.path] = dict(data)
+
+    def update(self, data: dict) -> None:
+        self.store[self.path].update(data)
+
+    def get(self):
+        return self
+
+    def to_dict(self) -> dict | None:
+        return self.store.get(self.path)
+
+    def collection(self, name: str):
+        return FakeCollection(self.store, f"{self.path}/{name}")
+
+    @property
+    def reference(self):
+        return self
+
+    def delete(self) -> None:
+        self.store.pop(self.path, None)
+
+
+class FakeCollection:
+    def __init__(self, store: dict, path: str) -> None:
+        self.store, self.path = store, path
+
+    def document(self, doc_id: str) -> FakeDoc:
+        return FakeDoc(self.store, f"{self.path}/{doc_id}")
+
+    def stream(self):
+        prefix = self.path + "/"
+        children = [p for p in list(self.store) if p.startswith(prefix) and "/" not in p[len(prefix) :]]
+        return [FakeDoc(self.store, p) for p in children]
+
+
+class FakeDb:
+    def __init__(self) -> None:
+        self.store: dict[str, dict] = {}
+
+    def collection(self, name: str) -> FakeCollection:
+        return FakeCollection(self.store, name)
+
+
+class Sender:
+    def __init__(self, results: dict[str, PushResult]) -> None:
+        self.results = results
+
+    def send(self, token: str, *, title: str, body: str, data) -> PushResult:
+        return self.results[token]
+
+
+def test_each_fcm_send_of_a_push_is_one_line_with_fcms_error_code(capsys):
+    db = FakeDb()
+    db.store["users/u1/devices/phone"] = {"token": "tok-ok"}
+    db.store["users/u1/devices/old"] = {"token": "tok-gone"}
+    sender = Sender(
+        {
+            "tok-ok": PushResult("tok-ok", ok=True, message_id="m1"),
+            "tok-gone": PushResult("tok-gone", ok=False, unregistered=True, error="HTTP 404", code="UNREGISTERED"),
+        }
+    )
+    push_ = {"uid": "u1", "kind": "payments", "dedupeKey": "k1", "title": "t", "body": "b"}
+    assert push.deliver(db, sender, push_) == "sent"
+    got = sorted(labels(e) for e in lines(capsys.readouterr().out))
+    assert got == [("payments", "failed", "UNREGISTERED"), ("payments", "sent", "none")]
+    assert push.deliver(db, sender, push_) == "duplicate"  # delivered once: no second line
+    assert lines(capsys.readouterr().out) == []
+
+
+FUNCTIONS_SCRIPT = textwrap.dedent(
+    """
+    import importlib.util, inspect, sys
+    from types import SimpleNamespace as NS
+
+    sys.path.insert(0, REPO)
+    spec = importlib.util.spec_from_file_location("fjb_functions_main", REPO + "/functions/main.py")
+    main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main)
+
+    from firebase_functions import https_fn
+    from google.api_core import exceptions as api_errors
+    from fjordbank.domain.errors import Refused
+    from fjordbank.errors import PublishError
+
+    def call(name, behaviour, req):
+        def use_case(req, uid, data):
+            return behaviour()
+        use_case.__name__ = name
+        handler = main.endpoint({"a"})(use_case)
+        while handler.__wrapped__ is not use_case:  # under the SDK's wrappers: endpoint's own
+            handler = handler.__wrapped__
+        try:
+            handler(req)
+        except Exception:
+            pass
+
+    def raise_(exc):
+        def go():
+            raise exc
+        return go
+
+    ok = NS(app=object(), auth=NS(uid="u1", token={}), data={"a": 1})
+    call("accounts_rename", lambda: {"ok": True}, ok)
+    call("accounts_rename", raise_(Refused("unknown_account", "no such account of yours")), ok)
+    call("accounts_rename", lambda: {}, NS(app=None, auth=None, data={}))
+    call("accounts_rename", lambda: {}, NS(app=object(), auth=None, data={}))
+    call("cards_issue", raise_(ValueError("Failed to commit")), ok)
+    call("cards_issue", raise_(api_errors.Aborted("contention")), ok)
+    call("cards_issue", raise_(RuntimeError("a bug")), ok)
+
+    class Doc:
+        def __init__(self, data):
+            self.data = data
+        def get(self):
+            return self
+        def to_dict(self):
+            return self.data
+
+    class Db:
+        def document(self, path):
+            return Doc({"status": "rejected", "reason": {"code": "sca_required", "message": "confirm"}})
+
+    main.deps = lambda: (Db(), None, main._settings)
+    trigger = inspect.unwrap(main.on_payment_request)  # the trigger's own body
+    event = NS(data=Doc({"amount": 1}), params={"uid": "u1", "requestId": "req-12345678"})
+    for outcome in ("requested", "rejected", PublishError("nats away")):
+        def handle(*args, outcome=outcome, **kwargs):
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+        main.edge.handle_payment_request = handle
+        try:
+            trigger(event)
+        except PublishError:
+            pass
+    """
+)
+
+
+def test_the_functions_write_one_edge_line_per_request_with_its_outcome_and_reason():
+    script = f"REPO = {str(REPO)!r}\n" + FUNCTIONS_SCRIPT
+    env = {
+        **os.environ,
+        # what `firebase deploy` reads from functions/.env.PROJECT (fjordbank.config.functions_deploy_options)
+        "FJB_FUNCTIONS_SERVICE_ACCOUNT": "fjb-edge@demo-fjordbank.iam.gserviceaccount.com",
+        "FJB_VPC_CONNECTOR": "projects/demo-fjordbank/locations/europe-west1/connectors/fjordbank",
+    }
+    env.pop("FUNCTIONS_EMULATOR", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = [labels(e) for e in lines(proc.stdout) if e["metric"] == log_metrics.EDGE_REQUESTS]
+    assert got == [
+        ("accounts_rename", "accepted", "none"),
+        ("accounts_rename", "refused", "unknown_account"),
+        ("accounts_rename", "refused", "app_check"),
+        ("accounts_rename", "refused", "unauthenticated"),  # no reason code: its status
+        ("cards_issue", "error", "internal"),  # a ValueError without ABORTED is a bug
+        ("cards_issue", "refused", "busy"),
+        ("cards_issue", "error", "internal"),
+        ("on_payment_request", "accepted", "none"),
+        ("on_payment_request", "refused", "sca_required"),
+        ("on_payment_request", "error", "publish_pending"),
+    ]

@@ -1,0 +1,121 @@
+"""The notifier's ops sweep (fjordbank/runtime/ops_sweep.py) without Firestore: what it
+exports from one sweep's readings, the audit gauges appearing only once an audit ran, a
+failing sweep that never stops the loop, and the indexes its ordered queries need.
+(tests/integration/test_ops_sweep.py reads the emulator.)"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+from prometheus_client import REGISTRY, generate_latest
+
+from fjordbank.runtime import ops_sweep
+from fjordbank.service_layer import audit, outbox
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def value(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_age_is_seconds_since_the_oldest_and_zero_without_one():
+    assert ops_sweep.age(None, NOW) == 0
+    assert ops_sweep.age(NOW - dt.timedelta(minutes=5), NOW) == 300
+    assert ops_sweep.age(NOW + dt.timedelta(seconds=2), NOW) == 0  # another clock ahead of ours
+    assert ops_sweep.age((NOW - dt.timedelta(seconds=7)).replace(tzinfo=None), NOW) == 7
+
+
+def test_the_outbox_kinds_are_the_streams_subjects():
+    assert ops_sweep.OUTBOX_KINDS == ("cards", "customers", "payments")
+    assert outbox.kind_of("cards.commands.issue") == "cards"
+    assert outbox.kind_of("customers.approved") == "customers"
+
+
+def test_one_sweep_sets_every_state_and_kind_and_the_audit_only_once_one_ran():
+    snapshot = ops_sweep.Snapshot(
+        open_oldest={s: 0.0 for s in ops_sweep.OPEN_STATES} | {"approved": 125.0},
+        outbox_pending={"cards": 2, "customers": 0, "payments": 0, "publish_pending": 1},
+        outbox_oldest={"cards": 30.0, "customers": 0.0, "payments": 0.0, "publish_pending": 12.0},
+        audit=None,
+    )
+    ops_sweep.export(snapshot)
+    assert value("fjb_payments_open_oldest_age_seconds", state="approved") == 125
+    assert value("fjb_payments_open_oldest_age_seconds", state="settled") == 0
+    assert value("fjb_outbox_pending", kind="cards") == 2
+    assert value("fjb_outbox_pending", kind="publish_pending") == 1
+    assert value("fjb_outbox_oldest_age_seconds", kind="publish_pending") == 12
+    if not ops_sweep._registered:  # no audit read yet in this process: nothing is claimed
+        assert b"fjb_audit_last_success" not in generate_latest(REGISTRY)
+
+    report = audit.AuditReport()
+    report.add(audit.BALANCE, "account 1: stored balance 1 != replay 0")
+    report.add(audit.BALANCE, "account 2: stored balance 2 != replay 0")
+    ran = NOW - dt.timedelta(minutes=3)
+    snapshot.audit = audit.summary_of(report, ran)
+    ops_sweep.export(snapshot)
+    assert value("fjb_audit_last_success") == 0
+    assert value("fjb_audit_last_run_timestamp_seconds") == ran.timestamp()
+    assert value("fjb_audit_problems", kind="balance_mismatch") == 2
+    assert value("fjb_audit_problems", kind="conservation") == 0
+    assert {k for k in audit.KINDS if value("fjb_audit_problems", kind=k) is not None} == set(audit.KINDS)
+
+    snapshot.audit = audit.summary_of(audit.AuditReport(), NOW)
+    ops_sweep.export(snapshot)
+    assert value("fjb_audit_last_success") == 1
+    assert value("fjb_audit_problems", kind="balance_mismatch") == 0
+
+
+def test_the_audit_summary_says_ok_problems_by_kind_and_when():
+    report = audit.AuditReport(accounts=3, postings=4)
+    assert audit.summary_of(report, NOW) | {"problems": None} == {
+        "ok": True,
+        "problems": None,
+        "problemCount": 0,
+        "examples": [],
+        "accounts": 3,
+        "postings": 4,
+        "payments": 0,
+        "ranAt": NOW,
+    }
+    report.add(audit.CONSERVATION, "conservation broken: balances sum to 5")
+    summary = audit.summary_of(report, NOW)
+    assert summary["ok"] is False and summary["problemCount"] == 1
+    assert summary["problems"] == {k: int(k == audit.CONSERVATION) for k in audit.KINDS}
+
+
+def test_a_failing_sweep_is_logged_and_the_next_one_runs(monkeypatch, caplog):
+    calls = []
+    stopping = asyncio.Event()
+
+    async def take(db, *, now=None):
+        calls.append(db)
+        if len(calls) == 1:
+            raise RuntimeError("firestore away")
+        stopping.set()
+        return ops_sweep.Snapshot()
+
+    monkeypatch.setattr(ops_sweep, "take", take)
+    with caplog.at_level(logging.ERROR, logger=ops_sweep.__name__):
+        asyncio.run(asyncio.wait_for(ops_sweep.sweeper("db", period=0.01)(stopping), timeout=5))
+    assert calls == ["db", "db"]
+    assert "ops sweep failed" in caplog.text
+
+
+def test_the_sweeps_ordered_queries_have_their_composite_indexes():
+    """The emulator does not enforce indexes; production refuses a query without one."""
+    indexes = json.loads((REPO / "firestore.indexes.json").read_text())["indexes"]
+    have = {
+        (i["collectionGroup"], i["queryScope"], tuple((f["fieldPath"], f["order"]) for f in i["fields"]))
+        for i in indexes
+    }
+    need = {
+        ("paymentRequests", "COLLECTION_GROUP", (("status", "ASCENDING"), ("updatedAt", "ASCENDING"))),
+        (outbox.OUTBOX, "COLLECTION", (("kind", "ASCENDING"), ("stagedAt", "ASCENDING"))),
+    }
+    assert need <= have
