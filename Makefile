@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit test-deploy test-monitoring lint bootstrap lock bench bench-cards soak audit
+.PHONY: up up-detached down status test test-unit test-deploy test-monitoring lint bootstrap lock bench bench-cards soak chaos audit
 
 PY := .venv/bin/python
 
@@ -42,6 +42,9 @@ bench-cards: bootstrap   ## card authorisation decision times vs the processor t
 
 soak: bootstrap          ## 30 min of load through the app while every component's processes and memory are sampled -> artifacts/bench/soak.{json,png} (needs `make up`)
 	@$(PY) -m bench.soak $(SOAK_ARGS)
+
+chaos: bootstrap         ## seeded faults (consumers and NATS nodes killed and hung) under load through the app, then every promise checked -> artifacts/bench/chaos.{json,png} (needs `make up`)
+	@$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 audit: bootstrap         ## check every money invariant of the ledger (needs the stack)
 	@$(PY) -m bankctl audit

@@ -82,6 +82,11 @@ async def connect(settings: NatsSettings, *, name: str, **options) -> Client:
     options.setdefault("max_reconnect_attempts", -1)
     options.setdefault("reconnect_time_wait", 0.5)
     options.setdefault("connect_timeout", 5)
+    # A hung server (stopped, partitioned, its disk stalled) answers no ping: the client
+    # gives it up after 3 missed pings 5 s apart and reconnects to another node, instead of
+    # nats-py's default 2 x 120 s.
+    options.setdefault("ping_interval", 5)
+    options.setdefault("max_outstanding_pings", 3)
     nc = await nats.connect(
         servers=list(settings.urls),
         name=name,

@@ -23,6 +23,8 @@ NOT_REASONS = {
     "blocked_accounts",  # a key of the counterparty rules
     "connect_timeout",  # NATS client options
     "max_reconnect_attempts",
+    "max_outstanding_pings",
+    "ping_interval",
     "reconnect_time_wait",
     "created_at",  # field names
     "original_payment_information_id",
