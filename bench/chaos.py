@@ -187,14 +187,12 @@ def count_completions(run: Run, stop: threading.Event) -> None:
         run.completions.append(run.done())
 
 
-async def _nats_state() -> dict:
+async def _nats_state(stack: Stack) -> dict:
     """Per consumer: pending and unacknowledged; the DLQ stream's message count."""
-    from devstack.stack import Stack as _Stack
     from fjordbank.adapters import nats_conn
     from fjordbank.config import load_settings
 
-    st = _Stack(stack_settings.load(), progress=lambda _m: None)
-    settings = load_settings({**os.environ, **st.nats_env("admin")})
+    settings = load_settings({**os.environ, **stack.nats_env("admin")})
     nc = await nats_conn.connect(settings.nats, name="chaos-check", max_reconnect_attempts=3)
     try:
         js = nc.jetstream()
@@ -208,14 +206,14 @@ async def _nats_state() -> dict:
         await nc.close()
 
 
-def nats_state() -> dict:
-    return asyncio.run(_nats_state())
+def nats_state(stack: Stack) -> dict:
+    return asyncio.run(_nats_state(stack))
 
 
-def wait_drained(deadline_s: float) -> dict:
+def wait_drained(stack: Stack, deadline_s: float) -> dict:
     end = time.monotonic() + deadline_s
     while True:
-        state = nats_state()
+        state = nats_state(stack)
         busy = {k: v for k, v in state["consumers"].items() if v["pending"] or v["ack_pending"]}
         if not busy or time.monotonic() > end:
             return state
@@ -320,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chaos: error: not running: {', '.join(not_ready)} (run `make up`)", file=sys.stderr)
         return 1
     bank = Bank(load_config())
-    before = nats_state()
+    before = nats_state(stack)
     plan = Plan(
         random.Random(args.seed), list(topology.SERVICES), [n.name for n in settings.nats_nodes], tuple(args.gap)
     )
@@ -350,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_load.set()
     threads[1].join(timeout=600)  # the batch in hand finishes
     stop_count.set()
-    after = wait_drained(120)
+    after = wait_drained(stack, 120)
     audit = audit_ledger(bank.admin.db)
     run.samples.append(sample(stack))
     findings = checks(
