@@ -18,12 +18,15 @@ down:                    ## stop every component (no orphans)
 status:
 	@$(PY) -m devstack status
 
+# the tests run two instances of the ledger and of screening (partitioned consumers)
+TEST_REPLICAS ?= 2
+
 SCANNED := fjordbank run_services functions/main.py devstack bankctl bench k8s
 
 test: bootstrap          ## static security scan, dependency audit, then unit, integration and end-to-end tests (starts the stack if not running)
 	@.venv/bin/bandit -q -lll -r $(SCANNED)
 	@$(PY) scripts/audit_deps.py
-	@$(PY) -m pytest
+	@FJB_REPLICAS_LEDGER=$(TEST_REPLICAS) FJB_REPLICAS_SCREENING=$(TEST_REPLICAS) $(PY) -m pytest
 
 test-unit: bootstrap
 	@$(PY) -m pytest tests/unit

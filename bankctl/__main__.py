@@ -165,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
     jobs_run = command("run", commands.run_job, "queue one job now", jobs_sub)
     jobs_run.add_argument("job", choices=commands.JOB_NAMES)
+    jobs_run.add_argument(
+        "--now",
+        metavar="INSTANT",
+        help="the job's clock, e.g. 2027-03-28T01:30:00Z (the emulator only; production refuses it)",
+    )
+    jobs_run.add_argument(
+        "--customer",
+        action="append",
+        metavar="UID",
+        help="only this customer's due payments and standing orders (repeat; the emulator only)",
+    )
     json_flag(command("list", commands.list_jobs, "the jobs there are", jobs_sub))
 
     trace = command("trace", commands.trace, "one payment's timeline: its steps, retries and where it is now")

@@ -255,7 +255,11 @@ def dlq_replay(args) -> int:
 # ---- scheduled jobs --------------------------------------------------------------------------
 def run_job(args) -> int:
     """Publish {"job": NAME} on the scheduled-jobs topic: the on_scheduled_job function runs it
-    (in production Cloud Scheduler publishes the same message on its schedule)."""
+    (in production Cloud Scheduler publishes the same message on its schedule). --now and
+    --customer set the job's clock and scope, which only the emulator accepts
+    (fjordbank.service_layer.scheduled.job_overrides)."""
+    import datetime as dt
+
     from google.api_core import exceptions
 
     from bankctl.config import apply_environ
@@ -264,11 +268,22 @@ def run_job(args) -> int:
     config = args.config
     apply_environ(config)
     require_reachable(errors.PUBSUB, config.pubsub_host)
+    message: dict = {"job": args.job}
+    if getattr(args, "now", None):
+        try:
+            now = dt.datetime.fromisoformat(args.now.replace("Z", "+00:00"))
+        except ValueError:
+            raise CommandError(f"--now {args.now!r} is not an ISO 8601 instant") from None
+        if now.tzinfo is None:
+            raise CommandError("--now needs its offset (e.g. Z or +01:00)")
+        message["now"] = now.isoformat()
+    if getattr(args, "customer", None):
+        message["uids"] = list(args.customer)
     topic = TopicPublisher(config.project_id, JOBS_TOPIC)
     with step(f"queueing job {args.job}"), talking_to(errors.PUBSUB, config.pubsub_host):
         try:
             topic.ensure_topic()
-            message_id = asyncio.run(topic.publish_json({"job": args.job}))
+            message_id = asyncio.run(topic.publish_json(message))
         except exceptions.GoogleAPICallError as exc:
             if errors.transport_error(exc) is not None:
                 raise

@@ -37,6 +37,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from fjordbank import topology
+
 PAYMENT_ID = re.compile(r"p[0-9a-f]{34}")
 TERMINAL = ("completed", "failed", "rejected", "cancelled")
 # where a payment in a state waits: (who acts next, what for)
@@ -229,6 +231,7 @@ def _summarise_steps(rows: list[dict], spans: list[dict]) -> None:
             continue
         attrs = by_id.get((row["traceId"], row["spanId"]), {}).get("attributes") or {}
         subject = attrs.get("messaging.destination.name") if row["kind"] == "PRODUCER" else None
+        subject = topology.base_subject(subject) if subject else None  # steps are named without partitions
         for published in [*(attrs.get("fjb.published") or []), *([subject] if subject else [])]:
             if published not in step["published"]:
                 step["published"].append(published)

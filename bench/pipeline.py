@@ -155,8 +155,12 @@ async def drive(stack: Stack, payments: list[PaymentRequested], *, rate: float |
     watcher = await nats_conn.connect(admin.nats, name="bench-watch")
     nc = await nats_conn.connect(edge.nats, name="bench-edge")
     tracker = Tracker(expected=len(payments))
-    await watcher.subscribe(topology.SUBJECT_PAYMENT_COMPLETED, cb=tracker.on_msg, pending_msgs_limit=1_000_000)
-    await watcher.subscribe(topology.SUBJECT_PAYMENT_FAILED, cb=tracker.on_msg, pending_msgs_limit=1_000_000)
+    await watcher.subscribe(
+        topology.every_partition(topology.SUBJECT_PAYMENT_COMPLETED), cb=tracker.on_msg, pending_msgs_limit=1_000_000
+    )
+    await watcher.subscribe(
+        topology.every_partition(topology.SUBJECT_PAYMENT_FAILED), cb=tracker.on_msg, pending_msgs_limit=1_000_000
+    )
     await watcher.flush()
     js = nc.jetstream(publish_async_max_pending=4000)
     start = time.monotonic()

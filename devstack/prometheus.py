@@ -30,7 +30,7 @@ import http.client
 import json
 from pathlib import Path
 
-from devstack.settings import StackSettings
+from devstack.settings import StackSettings, service_of
 from devstack.supervisor import Component, StartError, http_ok
 
 INSTALL = "bash scripts/monitoring_tools.sh"
@@ -77,10 +77,13 @@ def rule_files(settings: StackSettings) -> list[Path]:
     return sorted(p for p in folder.glob(RULES_GLOB) if p.is_file() and not p.name.endswith(RULE_TESTS_SUFFIX))
 
 
-def scrape_targets(settings: StackSettings) -> dict[str, str]:
-    """job -> host:port: every service under its own name, then Prometheus itself."""
-    targets = {name: f"127.0.0.1:{port}" for name, port in settings.service_ports.items()}
-    targets[SELF_JOB] = f"127.0.0.1:{settings.prometheus_port}"
+def scrape_targets(settings: StackSettings) -> dict[str, list[str]]:
+    """job -> host:port of each instance: every service under its own name (its replicas,
+    FJB_REPLICAS_<SERVICE>, as further targets of the job), then Prometheus itself."""
+    targets: dict[str, list[str]] = {}
+    for name, port in settings.service_ports.items():
+        targets.setdefault(service_of(name), []).append(f"127.0.0.1:{port}")
+    targets[SELF_JOB] = [f"127.0.0.1:{settings.prometheus_port}"]
     return targets
 
 
@@ -102,7 +105,7 @@ def render(settings: StackSettings, rules: list[Path]) -> str:
             f"  - job_name: {q(job)}",
             '    metrics_path: "/metrics"',
             "    static_configs:",
-            f"      - targets: [{q(target)}]",
+            f"      - targets: [{', '.join(q(t) for t in target)}]",
         ]
     return "\n".join(lines) + "\n"
 

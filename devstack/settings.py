@@ -97,6 +97,47 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+# Services whose instances keep state on their own disk or port (the card vault and the
+# processor API's port, the clearing files) run one instance locally.
+SINGLE_INSTANCE = ("cards", "clearing")
+
+
+def _replicas(env: Mapping[str, str], service: str, running: Mapping[str, int]) -> int:
+    """FJB_REPLICAS_<SERVICE>, else what the running stack was started with (so `devstack
+    status`, `restart ledger-2` and `down` know its instances without the variable)."""
+    name = f"FJB_REPLICAS_{service.upper().replace('-', '_')}"
+    count = _count(env, name, running.get(service, 1))
+    if count > 1 and service in SINGLE_INSTANCE:
+        raise SystemExit(f"{name}={count}: the {service} service runs one instance on the local stack")
+    return count
+
+
+REPLICAS_FILE = "replicas.json"
+
+
+def _recorded_replicas(state_dir: Path) -> dict[str, int]:
+    try:
+        data = json.loads((state_dir / "run" / REPLICAS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int) and 1 <= v <= 64} if isinstance(data, dict) else {}
+
+
+def record_replicas(settings: StackSettings) -> None:
+    """Written by `up`: the instances per service this stack runs."""
+    counts: dict[str, int] = {}
+    for name in settings.service_ports:
+        counts[service_of(name)] = counts.get(service_of(name), 0) + 1
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    (settings.run_dir / REPLICAS_FILE).write_text(json.dumps(counts, sort_keys=True))
+
+
+def service_of(component: str) -> str:
+    """The service a component is an instance of: ``ledger-2`` -> ``ledger``."""
+    base, _, k = component.rpartition("-")
+    return base if k.isdigit() and base in topology.SERVICES else component
+
+
 def load(env: Mapping[str, str] | None = None) -> StackSettings:
     env = os.environ if env is None else env
     client = _port(env, "FJB_NATS_CLIENT_PORT", 4222)
@@ -104,7 +145,13 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
     monitor = _port(env, "FJB_NATS_MONITOR_PORT", 8222)
     nodes = tuple(NatsNode(f"nats-{i + 1}", client + i, cluster + i, monitor + i) for i in range(3))
     service_base = _port(env, "FJB_SERVICE_PORT", 9101)
+    state_dir = Path(env.get("FJB_STATE_DIR", str(REPO / ".stack")))
+    running = _recorded_replicas(state_dir)
+    replicas = {name: _replicas(env, name, running) for name in topology.SERVICES}
     services = {name: service_base + i for i, name in enumerate(topology.SERVICES)}
+    # further instances (FJB_REPLICAS_LEDGER=3: ledger, ledger-2, ledger-3) after the first ones
+    extra = [f"{name}-{k}" for name in topology.SERVICES for k in range(2, replicas[name] + 1)]
+    services.update({name: service_base + 20 + i for i, name in enumerate(extra)})
     firebase = json.loads((REPO / "firebase.json").read_text())
     emulators = {
         name: int(conf["port"])
@@ -113,7 +160,7 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
     }
     return StackSettings(
         repo=REPO,
-        state_dir=Path(env.get("FJB_STATE_DIR", str(REPO / ".stack"))),
+        state_dir=state_dir,
         project_id=env.get("FJB_PROJECT_ID", "demo-fjordbank"),
         nats_nodes=nodes,
         service_ports=services,

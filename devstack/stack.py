@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import emulators, natsconf, pki, prometheus, web
+from devstack import settings as stack_settings
 from devstack import state as bank_state
-from devstack.settings import StackSettings
+from devstack.settings import StackSettings, service_of
 from devstack.supervisor import Component, StartError, Supervisor, http_ok, tail
 from devstack.vendor import vendor_shared
 from fjordbank import topology
@@ -61,6 +62,11 @@ class Stack:
             "GCLOUD_PROJECT": self.s.project_id,
             "FJB_PROJECT_ID": self.s.project_id,
         }
+
+    @property
+    def faults_file(self) -> Path:
+        """Where a chaos run asks the services for injected faults (emulator only)."""
+        return self.s.state_dir / "chaos" / "faults.json"
 
     def nats_env(self, identity: str) -> dict[str, str]:
         secret = natsconf.ensure_user_secrets(self.s.secrets_file)[identity]
@@ -191,7 +197,8 @@ class Stack:
     def service_components(self) -> list[Component]:
         comps = []
         for name, port in self.s.service_ports.items():
-            extra = self.card_env() if name == "cards" else {}
+            service = service_of(name)  # an instance: ledger, ledger-2 ...
+            extra = self.card_env() if service == "cards" else {}
             address = f"http://127.0.0.1:{port} (/healthz /readyz /metrics)"
             if name == "cards":
                 address += f"; card processor API {self.card_api_url}/v1/authorizations"
@@ -199,12 +206,16 @@ class Stack:
                 Component(
                     name=name,
                     address=address,
-                    argv=[str(self.s.venv_python), "-m", f"run_services.{name}"],
+                    argv=[str(self.s.venv_python), "-m", f"run_services.{service}"],
                     env={
                         **self.emulator_hosts(),
-                        **self.nats_env(name),
+                        **self.nats_env(service),
                         **extra,
                         "FJB_HTTP_PORT": str(port),
+                        # chaos runs ask for faults here (fjordbank/adapters/faults.py)
+                        "FJB_FAULTS_FILE": str(self.faults_file),
+                        # stable: a restarted instance takes back its partitions at once
+                        "FJB_INSTANCE_ID": name,
                         "PYTHONPATH": str(self.s.repo),
                         "PYTHONUNBUFFERED": "1",
                     },
@@ -313,6 +324,10 @@ class Stack:
             bank_state.record(self.state, bank_state.RUNNING)
         for comp in self.service_components():
             rows.append(self._start(comp))
+        for name in self.stray_instances():  # scaled down since the last up
+            self.progress(f"  stopping {name} (no longer configured) ...")
+            self.sup.stop(name)
+        stack_settings.record_replicas(self.s)
         rows.append(self._start(web.component(self)))
         rows.append(self._start(prometheus.component(self)))
         if rows[-1].state == "reused":
@@ -330,8 +345,14 @@ class Stack:
         pid, reused = self.sup.start(comp, dict(os.environ))
         return Row(comp.name, comp.address, pid, self.sup.log_file(comp.name), "reused" if reused else "started")
 
+    def stray_instances(self) -> list[str]:
+        """Service instances running from an earlier `up` with more replicas than now."""
+        known = {c.name for c in self.components()}
+        names = [p.stem for p in self.s.run_dir.glob("*.pid")]
+        return sorted(n for n in names if n not in known and service_of(n) != n and self.sup.pid(n) is not None)
+
     def down(self) -> list[str]:
-        stopped = []
+        stopped = [n for n in self.stray_instances() if self.sup.stop(n)]
         for comp in reversed(self.components()):
             began = time.time()
             if self.sup.stop(comp.name, comp.stop_timeout, comp.leader_signal):

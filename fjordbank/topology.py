@@ -6,7 +6,8 @@ once. Everything else is derived from it: the stack creates streams and consumer
 server configuration gets one user per `Identity` with exactly the permissions computed
 by `Identity.permissions()`, and the consumer runtime looks its consumer up by name.
 
-Subjects follow the payment lifecycle of the design brief, one service per arrow:
+Subjects follow the payment lifecycle of the design brief, one service per arrow (each
+payment subject ends in the payer's partition, ``payments.requested.3``; see PARTITIONS):
 
     payments.requested            edge (Firestore trigger)  -> screening
     payments.failed               edge (due-payments job: a due payment not covered)
@@ -39,7 +40,8 @@ with the default lazy fsync.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 
 STREAM_PAYMENTS = "PAYMENTS"
 STREAM_DLQ = "DLQ"
@@ -71,6 +73,58 @@ SUBJECT_CARD_DECLINED = "cards.declined"
 SUBJECT_CARD_CAPTURED = "cards.captured"
 SUBJECT_CARD_REVERSED = "cards.reversed"
 SUBJECT_CARD_EXPIRED = "cards.expired"
+
+
+# ---- partitions ---------------------------------------------------------------------------
+# Payments are partitioned by the payer's account: every event of a payment carries its
+# partition as the last token of its subject (``payments.<state>.<partition>``), and each
+# partitioned consumer below is one durable per partition (``ledger-p3`` filters
+# ``payments.approved.3`` ...). An instance of a service works on the partitions it holds a
+# lease on (fjordbank/runtime/ownership.py); so all of one payer's payments go through one
+# instance at a time, in order, and the ledger's group commit holds per partition.
+#
+# The number is fixed for the life of the streams: changing it re-routes payers, so it
+# needs a drain of the payment stream first (docs/capacity.md derives the figure).
+PAYMENT_PARTITIONS = 8
+
+# Partition leases: a key per (service, partition) and one per live instance, in a
+# replicated in-memory KV bucket whose entries expire ``LEASE_SECONDS`` after their last
+# write. A holder renews every ``LEASE_RENEW_SECONDS`` and stops working on a partition
+# when it could not renew for ``LEASE_VALID_SECONDS`` (less than the expiry: it stops
+# before anybody else can take over).
+OWNERS_BUCKET = "partition-owners"
+LEASE_SECONDS = 6.0
+LEASE_RENEW_SECONDS = 1.5
+LEASE_VALID_SECONDS = 4.5
+
+
+def partition_of(account: str, partitions: int = PAYMENT_PARTITIONS) -> int:
+    """The partition of a payer's account: stable across processes and releases (not
+    Python's salted ``hash``)."""
+    digest = hashlib.blake2b(account.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+def payment_subject(status: str, account: str) -> str:
+    """``payments.<status>.<partition of the payer's account>``."""
+    return f"payments.{status}.{partition_of(account)}"
+
+
+def every_partition(subject: str) -> str:
+    """The wildcard of a partitioned subject: ``payments.approved`` -> ``payments.approved.*``."""
+    return f"{subject}.*"
+
+
+def base_subject(subject: str) -> str:
+    """A subject without its partition (``payments.approved.3`` -> ``payments.approved``):
+    what spans and timelines name a step by (the partition is an attribute of its own)."""
+    head, _, last = subject.rpartition(".")
+    return head if subject.startswith("payments.") and last.isdigit() else subject
+
+
+def partition_in(subject: str) -> int | None:
+    _head, _, last = subject.rpartition(".")
+    return int(last) if subject.startswith("payments.") and last.isdigit() else None
 
 
 def dlq_subject(consumer: str) -> str:
@@ -105,14 +159,43 @@ class ConsumerSpec:
     # Short: a message held by a killed or hung instance goes back to the stream after this
     # long. The runtime marks every message it still works on in progress every third of it
     # (fjordbank/runtime/consumer.py ConsumerService.process), so a slow batch keeps its own.
-    ack_wait_seconds: int = 6
+    ack_wait_seconds: int = 4
     backoff_seconds: tuple[float, ...] = (0.5, 1, 2, 5, 10)
     max_ack_pending: int = 2000
     description: str = ""
+    # True: one durable per payment partition (``partitions()``), worked on by the instance
+    # holding that partition's lease. False: one durable every instance pulls from.
+    partitioned: bool = False
+    group: str = ""  # a partition's consumer: the declared consumer it belongs to
+
+    @property
+    def name(self) -> str:
+        """The declared consumer's name (a partition's group), for metrics and dead letters."""
+        return self.group or self.durable
 
     @property
     def dead_letter_subject(self) -> str:
-        return dlq_subject(self.durable)
+        return dlq_subject(self.name)
+
+    @property
+    def partition(self) -> int | None:
+        return int(self.durable.rsplit("-p", 1)[1]) if self.group else None
+
+    def partitions(self) -> tuple[ConsumerSpec, ...]:
+        """The durables this declaration stands for: one per partition, or itself."""
+        if not self.partitioned:
+            return (self,)
+        return tuple(
+            replace(
+                self,
+                durable=f"{self.durable}-p{n}",
+                filter_subjects=tuple(f"{s}.{n}" for s in self.filter_subjects),
+                partitioned=False,
+                group=self.durable,
+                description=f"{self.description} (partition {n})".strip(),
+            )
+            for n in range(PAYMENT_PARTITIONS)
+        )
 
     def nak_delay(self, num_delivered: int) -> float:
         index = min(max(num_delivered, 1), len(self.backoff_seconds)) - 1
@@ -139,13 +222,24 @@ class Identity:
         if self.admin:
             return {"publish": [">"], "subscribe": [">"]}
         pub = list(self.publishes)
-        for durable in self.consumes:
-            spec = consumer(durable)
+        partitioned = False
+        for name in self.consumes:
+            declared = consumer(name)
+            partitioned = partitioned or declared.partitioned
+            for spec in declared.partitions():
+                pub += [
+                    f"$JS.API.CONSUMER.INFO.{spec.stream}.{spec.durable}",
+                    f"$JS.API.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}",
+                    f"$JS.ACK.{spec.stream}.{spec.durable}.>",
+                    spec.dead_letter_subject,
+                ]
+        if partitioned:
+            # its own service's leases only (fjordbank/runtime/ownership.py)
+            kv = f"KV_{OWNERS_BUCKET}"
             pub += [
-                f"$JS.API.CONSUMER.INFO.{spec.stream}.{durable}",
-                f"$JS.API.CONSUMER.MSG.NEXT.{spec.stream}.{durable}",
-                f"$JS.ACK.{spec.stream}.{durable}.>",
-                spec.dead_letter_subject,
+                f"$KV.{OWNERS_BUCKET}.{self.name}.>",
+                f"$JS.API.STREAM.INFO.{kv}",
+                f"$JS.API.DIRECT.GET.{kv}.$KV.{OWNERS_BUCKET}.{self.name}.>",
             ]
         if pub:
             pub.append("$JS.API.INFO")
@@ -183,24 +277,28 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         durable="screening",
         stream=STREAM_PAYMENTS,
+        partitioned=True,
         filter_subjects=(SUBJECT_PAYMENT_REQUESTED,),
         description="Limits, velocity, blocked counterparties, new payees.",
     ),
     ConsumerSpec(
         durable="ledger",
         stream=STREAM_PAYMENTS,
+        partitioned=True,
         filter_subjects=(SUBJECT_PAYMENT_APPROVED, SUBJECT_PAYMENT_SETTLED, SUBJECT_PAYMENT_RETURNED),
         description="Holds and posts payments as double entry in the Firestore ledger.",
     ),
     ConsumerSpec(
         durable="clearing",
         stream=STREAM_PAYMENTS,
+        partitioned=True,
         filter_subjects=(SUBJECT_PAYMENT_RESERVED,),
         description="Sends external payments to other banks in pain.001 files; reads pain.002 answers.",
     ),
     ConsumerSpec(
         durable="notifier",
         stream=STREAM_PAYMENTS,
+        partitioned=True,
         # every state after "requested", which the edge itself shows on the request
         filter_subjects=(
             SUBJECT_PAYMENT_APPROVED,
@@ -235,6 +333,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         durable="insights-payments",
         stream=STREAM_PAYMENTS,
+        partitioned=True,
         filter_subjects=(SUBJECT_PAYMENT_COMPLETED,),
         description="Books completed payments into my economy and subscription detection.",
     ),
@@ -250,10 +349,10 @@ IDENTITIES: tuple[Identity, ...] = (
     Identity(
         name="edge",
         publishes=(
-            SUBJECT_PAYMENT_REQUESTED,
+            every_partition(SUBJECT_PAYMENT_REQUESTED),
             # a scheduled payment or standing order the account could not cover on its due
             # date fails without ever being requested (the due-payments job)
-            SUBJECT_PAYMENT_FAILED,
+            every_partition(SUBJECT_PAYMENT_FAILED),
             SUBJECT_CUSTOMER_APPROVED,
             SUBJECT_CUSTOMER_REVIEW,
             SUBJECT_CUSTOMER_REJECTED,
@@ -267,17 +366,25 @@ IDENTITIES: tuple[Identity, ...] = (
     ),
     Identity(
         name="screening",
-        publishes=(SUBJECT_PAYMENT_APPROVED, SUBJECT_PAYMENT_REJECTED),
+        publishes=(every_partition(SUBJECT_PAYMENT_APPROVED), every_partition(SUBJECT_PAYMENT_REJECTED)),
         consumes=("screening",),
     ),
     Identity(
         name="ledger",
-        publishes=(SUBJECT_PAYMENT_RESERVED, SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_FAILED),
+        publishes=(
+            every_partition(SUBJECT_PAYMENT_RESERVED),
+            every_partition(SUBJECT_PAYMENT_COMPLETED),
+            every_partition(SUBJECT_PAYMENT_FAILED),
+        ),
         consumes=("ledger",),
     ),
     Identity(
         name="clearing",
-        publishes=(SUBJECT_PAYMENT_SUBMITTED, SUBJECT_PAYMENT_SETTLED, SUBJECT_PAYMENT_RETURNED),
+        publishes=(
+            every_partition(SUBJECT_PAYMENT_SUBMITTED),
+            every_partition(SUBJECT_PAYMENT_SETTLED),
+            every_partition(SUBJECT_PAYMENT_RETURNED),
+        ),
         consumes=("clearing",),
     ),
     Identity(name="notifier", consumes=("notifier", "notifier-customers", "notifier-cards")),
@@ -310,8 +417,13 @@ IDENTITIES: tuple[Identity, ...] = (
 SERVICES: tuple[str, ...] = tuple(ident.name for ident in IDENTITIES if ident.consumes)
 
 
+# Every durable consumer on the servers: the declarations above, partitions expanded.
+DURABLES: tuple[ConsumerSpec, ...] = tuple(p for spec in CONSUMERS for p in spec.partitions())
+
+
 def consumer(durable: str) -> ConsumerSpec:
-    for spec in CONSUMERS:
+    """A declared consumer, or one partition's durable (``ledger-p3``)."""
+    for spec in (*CONSUMERS, *DURABLES):
         if spec.durable == durable:
             return spec
     raise KeyError(f"no consumer named {durable!r} in the topology")

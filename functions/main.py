@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 
@@ -198,10 +199,13 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
 @pubsub_fn.on_message_published(topic=JOBS_TOPIC, secrets=NATS_SECRETS, timeout_sec=540)
 @tracing.flushed  # each payment the job submits starts its own trace (edge.submit)
 def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
-    """Scheduled jobs: Cloud Scheduler publishes {"job": NAME} (locally: bankctl jobs run)."""
+    """Scheduled jobs: Cloud Scheduler publishes {"job": NAME} (locally: bankctl jobs run). On the
+    emulator a message may also set the job's clock and scope (scheduled.job_overrides: chaos
+    runs and tests); anywhere else such a message is refused."""
     db, publisher, _settings = deps()
     message = event.data.message.json or {}
-    scheduled.run_job(db, publisher, str(message.get("job", "")), bank_regs=_settings.bank_regs)
+    overrides = scheduled.job_overrides(message, os.environ)
+    scheduled.run_job(db, publisher, str(message.get("job", "")), bank_regs=_settings.bank_regs, **overrides)
 
 
 # ---- callables: the app's synchronous operations ------------------------------------------

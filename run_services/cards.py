@@ -30,6 +30,7 @@ from google.cloud import firestore
 from prometheus_client import Counter, Histogram
 
 from fjordbank import topology
+from fjordbank.adapters import faults
 from fjordbank.adapters.card_store import CARDS, CardLedger, CardResult, card_event
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.ledger_store import FirestoreLedger
@@ -251,7 +252,10 @@ def main() -> None:
     settings = load_settings(identity="cards")
     vault = CardVault(settings.vault_path, decode_key(settings.vault_key, "FJB_VAULT_KEY"))
     service = CardService(
-        settings, async_client(settings.project_id), vault, decode_key(settings.cvv_key, "FJB_CVV_KEY")
+        settings,
+        async_client(settings.project_id, faults=faults.for_service("cards")),
+        vault,
+        decode_key(settings.cvv_key, "FJB_CVV_KEY"),
     )
     background = []
     if settings.card_api_port:

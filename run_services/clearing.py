@@ -10,6 +10,19 @@ A background task reads pain.002 status reports from the inbox and publishes
 payments.settled or payments.returned (with the counterparty's reason) per payment.
 Locally a simulated counterparty bank (fjordbank.simulators.counterparty) answers every
 outbox file; in production a transfer service exchanges the files with the clearing house.
+
+The channel down (the transfer service unreachable; a chaos run's ``clearing_channel_down``):
+a file that cannot be written stays recorded in Firestore and is kept by the service, which
+writes it again every few seconds until the channel is back (``deliver_pending``; after a
+restart ``on_connect`` finds it). The batch is still acked and its payments published as
+submitted: failing the batch instead would have it redelivered until it was dead-lettered
+during a long outage. Answers are not read while the channel is down; they wait at the
+other side. So payments wait (reserved / submitted) and none is lost or dead-lettered.
+
+The counterparty answering twice or out of order (a chaos run's ``counterparty`` fault,
+fjordbank.simulators.answers): each answer is handled as it comes; a payment's settled or
+returned step has one message id (JetStream stores it once) and the ledger answers a replay
+from its records, so each payment settles or returns once.
 """
 
 from __future__ import annotations
@@ -19,10 +32,13 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import random
 import secrets
 from pathlib import Path
 
+from fjordbank.adapters import faults
 from fjordbank.adapters.clearing_store import ClearingDirs, FirestoreClearing
+from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.adapters.firestore import async_client
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import iso20022
@@ -30,10 +46,12 @@ from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.runtime import crash, events, payment_metrics, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.simulators import answers as answer_post
 from fjordbank.simulators import counterparty
 
 log = logging.getLogger("clearing")
 POLL_SECONDS = 0.5
+RETRY_SECONDS = 2.0  # a file the channel did not take is written again this often
 DEBTOR_NAME = "Fjordbank kunde"  # the app does not send names yet (contract v1)
 CREDITOR_NAME = "Mottaker"  # when the customer gave no payee name
 # pain.002 reason codes -> the reason the customer sees (fjordbank.domain.notifications)
@@ -63,12 +81,41 @@ class ClearingHandler:
         self.dirs = dirs
         self.bic = bic
         self.js = None
+        self.undelivered: dict[str, list[PaymentRequested]] = {}  # file id -> its payments
 
     async def on_connect(self, js) -> None:
-        self.js = js
+        self.js = faults.jetstream(js, faults.for_service("clearing"))  # chaos runs only
         for file_id, payments in await self.store.unwritten_files():
             log.warning("writing a file recorded before a crash", extra={"file_id": file_id})
+            await self.send_or_keep(file_id, payments)
+
+    async def send_or_keep(self, file_id: str, payments: list[PaymentRequested]) -> bool:
+        """Write the file; when the channel is down (OSError, as a real outage raises) keep
+        it for ``deliver_pending``. Its record in Firestore stays "created" until written."""
+        try:
             await self.write_file(file_id, payments)
+        except OSError as exc:
+            if file_id not in self.undelivered:
+                log.warning(
+                    "clearing channel down: file kept to send later",
+                    extra={"file_id": file_id, "payments": len(payments), "error": str(exc)},
+                )
+            self.undelivered[file_id] = payments
+            return False
+        if self.undelivered.pop(file_id, None) is not None:
+            log.info("kept file sent", extra={"file_id": file_id})
+        return True
+
+    async def deliver_pending(self, stop: asyncio.Event) -> None:
+        """The files the channel did not take, again every RETRY_SECONDS, oldest first."""
+        while not stop.is_set():
+            for file_id in sorted(self.undelivered):
+                if not await self.send_or_keep(file_id, self.undelivered[file_id]):
+                    break  # still down
+            try:
+                await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
+            except TimeoutError:
+                pass
 
     async def write_file(self, file_id: str, payments: list[PaymentRequested]) -> None:
         batch = iso20022.PaymentBatch(
@@ -78,7 +125,7 @@ class ClearingHandler:
             debtor_agent_bic=self.bic,
             transfers=tuple(to_transfer(p) for p in payments),
         )
-        self.dirs.write_atomic(self.dirs.outbox / f"{file_id}.xml", iso20022.build_pain001(batch))
+        self.dirs.deliver(f"{file_id}.xml", iso20022.build_pain001(batch))
         await self.store.mark_file(file_id, "written")
         log.info(
             "pain.001 written",
@@ -96,7 +143,7 @@ class ClearingHandler:
                 new, files = await self.store.claim([e.payment for _, e in decoded], file_id, traces=traces)
             crash.point("clearing.after_claim")
             if new:
-                await self.write_file(file_id, new)
+                await self.send_or_keep(file_id, new)
             submitted = [
                 dataclasses.replace(
                     e, status="submitted", reason=None, message=None, detail={"fileId": files[e.payment.payment_id]}
@@ -114,14 +161,26 @@ class ClearingHandler:
 
     # ---- answers from the other banks ---------------------------------------------------
     async def read_answers(self, stop: asyncio.Event) -> None:
+        down = False
         while not stop.is_set():
-            for path in sorted(self.dirs.inbox.glob("*.xml")):
-                await self.handle_answer(path)
+            try:
+                for path in self.dirs.answers():
+                    await self.handle_answer(path)
+            except ConnectionError as exc:  # the channel is down: the answers wait at the other side
+                if not down:
+                    log.warning("clearing channel down: answers not read", extra={"error": str(exc)})
+                down = True
+            else:
+                if down:
+                    log.info("clearing channel back: reading answers")
+                down = False
             await asyncio.sleep(POLL_SECONDS)
 
     async def handle_answer(self, path: Path) -> None:
         try:
-            report = iso20022.parse_pain002(path.read_bytes())
+            report = iso20022.parse_pain002(self.dirs.read_answer(path))
+        except ConnectionError:
+            raise  # the channel, not the file: read again when it is back
         except (DomainError, OSError) as exc:
             log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
             path.rename(self.dirs.processed / f"{path.name}.rejected")
@@ -194,24 +253,41 @@ class ClearingHandler:
         )
 
 
-async def simulate_counterparty(dirs: ClearingDirs, rules: counterparty.CounterpartyRules, stop: asyncio.Event) -> None:
-    """The other banks, locally: answer each outbox file with a pain.002 in the inbox."""
+async def simulate_counterparty(
+    dirs: ClearingDirs,
+    rules: counterparty.CounterpartyRules,
+    stop: asyncio.Event,
+    switch: FaultSwitch | None = None,
+) -> None:
+    """The other banks, locally: answer each outbox file with a pain.002 in the inbox (the
+    far side of the channel: it works on while the bank's side is down). A chaos run's
+    ``counterparty`` fault has some answers sent twice and some held back, so that later
+    files' answers arrive first (fjordbank.simulators.answers). A file leaves the outbox
+    only when its answer is in the inbox: a restart while answers are held answers it again."""
+    post = answer_post.AnswerPost(random.Random())
     while not stop.is_set():
+        entry = switch.active(answer_post.FAULT) if switch is not None else None
         for path in sorted(dirs.outbox.glob("*.xml")):
+            if post.holds(path.name):
+                continue
             now = dt.datetime.now(dt.UTC)
             answer = counterparty.answer(path.read_bytes(), rules, now=now, message_id=f"SIM{path.stem[3:]}")
-            dirs.write_atomic(dirs.inbox / f"{path.stem}-status.xml", answer)
-            path.rename(dirs.sent / path.name)
+            post.add(path.name, f"{path.stem}-status.xml", answer, entry)
+        for source, name, data in post.release(entry):
+            dirs.write_atomic(dirs.inbox / name, data)
+            if source is not None:
+                (dirs.outbox / source).rename(dirs.sent / source)
         await asyncio.sleep(POLL_SECONDS)
 
 
 def build(settings: Settings) -> tuple[ClearingHandler, list]:
-    dirs = ClearingDirs(settings.clearing_dir)
-    handler = ClearingHandler(FirestoreClearing(async_client(settings.project_id)), dirs, settings.bic)
-    background = [handler.read_answers]
+    switch = faults.for_service("clearing")  # chaos runs on the emulator only
+    dirs = ClearingDirs(settings.clearing_dir, switch)
+    handler = ClearingHandler(FirestoreClearing(async_client(settings.project_id, faults=switch)), dirs, settings.bic)
+    background = [handler.read_answers, handler.deliver_pending]
     if settings.counterparty_rules:
         rules = counterparty.rules_from_json(json.loads(Path(settings.counterparty_rules).read_text()))
-        background.append(lambda stop: simulate_counterparty(dirs, rules, stop))
+        background.append(lambda stop: simulate_counterparty(dirs, rules, stop, switch))
     return handler, background
 
 

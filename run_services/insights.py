@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from fjordbank.adapters import faults
 from fjordbank.adapters.firestore import ACCOUNTS, async_client
 from fjordbank.adapters.insights_store import InsightsStore
 from fjordbank.config import load_settings
@@ -63,7 +64,7 @@ class InsightsHandler:
 
 def main() -> None:
     settings = load_settings(identity="insights")
-    handler = InsightsHandler(async_client(settings.project_id))
+    handler = InsightsHandler(async_client(settings.project_id, faults=faults.for_service("insights")))
     ConsumerService(
         durable="insights-payments",
         settings=settings,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from fjordbank.adapters import faults
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.ledger_store import FirestoreLedger
 from fjordbank.config import load_settings
@@ -27,7 +28,7 @@ class LedgerHandler:
         self.js = None
 
     async def on_connect(self, js) -> None:
-        self.js = js
+        self.js = faults.jetstream(js, faults.for_service("ledger"))  # chaos runs only
         await self.ledger.ensure_internal_accounts()
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
@@ -66,7 +67,7 @@ class LedgerHandler:
 
 def main() -> None:
     settings = load_settings(identity="ledger")
-    handler = LedgerHandler(FirestoreLedger(async_client(settings.project_id)))
+    handler = LedgerHandler(FirestoreLedger(async_client(settings.project_id, faults=faults.for_service("ledger"))))
     ConsumerService(
         durable="ledger", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
     ).run()

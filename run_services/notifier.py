@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from fjordbank.adapters import faults
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.pubsub import PUSH_TOPIC, TopicPublisher
 from fjordbank.adapters.request_docs import RequestProjector
@@ -90,7 +91,7 @@ def _first_trace(items: list[dict]) -> dict[str, str]:
 def main() -> None:
     settings = load_settings(identity="notifier")
     topic = TopicPublisher(settings.project_id, PUSH_TOPIC)
-    db = async_client(settings.project_id)
+    db = async_client(settings.project_id, faults=faults.for_service("notifier"))
     handler = NotifierHandler(db, topic)
     # a background task: it never holds up message handling, and a failed sweep is logged
     sweep = [ops_sweep.sweeper(db, settings.ops_sweep_seconds)] if settings.ops_sweep_seconds > 0 else []

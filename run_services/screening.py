@@ -12,6 +12,7 @@ import json
 import logging
 from pathlib import Path
 
+from fjordbank.adapters import faults
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.screening_store import FirestoreScreening
 from fjordbank.config import load_settings
@@ -28,7 +29,7 @@ class ScreeningHandler:
         self.js = None
 
     async def on_connect(self, js) -> None:
-        self.js = js
+        self.js = faults.jetstream(js, faults.for_service("screening"))  # chaos runs only
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_batch(batch)
@@ -66,7 +67,10 @@ def load_policy(path: str | None) -> ScreeningPolicy:
 def main() -> None:
     settings = load_settings(identity="screening")
     handler = ScreeningHandler(
-        FirestoreScreening(async_client(settings.project_id), load_policy(settings.screening_policy))
+        FirestoreScreening(
+            async_client(settings.project_id, faults=faults.for_service("screening")),
+            load_policy(settings.screening_policy),
+        )
     )
     ConsumerService(
         durable="screening", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect

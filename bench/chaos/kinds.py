@@ -3,7 +3,9 @@
 A kind draws its targets and duration from the run's seeded random generator
 (``choose``) and applies the fault, holds it for its time and undoes it (``apply``,
 blocking; it returns early, with the fault undone, when ``stop`` is set). Each module of
-this package that defines kinds lists them in its ``KINDS``; ``registry()`` collects them.
+this package that defines kinds lists them in its ``KINDS``; ``registry()`` collects them:
+``process`` (kill, stop, nats-kill, nats-stop), ``partitions`` (owner-kill), ``injected``
+(firestore-errors, publish-timeouts), ``clearing`` (clearing-down, counterparty), ``clock``.
 The seed fixes the sequence of kinds, targets, durations and pauses.
 """
 
@@ -47,7 +49,8 @@ class FaultKind(Protocol):
 
 
 def registry() -> dict[str, FaultKind]:
-    from bench.chaos import process
+    from bench.chaos import clearing, clock, injected, partitions, process
 
-    kinds: list[FaultKind] = [*process.KINDS]
+    families = (process, partitions, injected, clearing, clock)
+    kinds: list[FaultKind] = [kind for family in families for kind in family.KINDS]
     return {k.name: k for k in kinds}

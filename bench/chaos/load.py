@@ -1,10 +1,21 @@
 """The load of a chaos run, through the app's surface, each workload in its own thread
-until ``stop``. Payments: `bankctl load` batches (customers onboarded through the real
-path, payments written as the app writes them, a share to other banks through clearing).
+until ``stop``:
+
+* payments: `bankctl load` batches (customers onboarded through the real path, payments
+  written as the app writes them, a share to other banks through clearing);
+* cards: authorisations and captures through the card processor's signed API, as a card
+  network sends them (``cards``);
+* standing orders falling due: orders made with the app's callable, due today, paid by the
+  due-payments job, which is queued as Cloud Scheduler queues it (``standing_orders``).
+
+Every customer of the run registers a phone (``DeviceBank``), so each push a payment
+causes reaches the FCM sink, where the checks count them (bench/chaos/checks.py).
 """
 
 from __future__ import annotations
 
+import random
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,9 +30,16 @@ class Run:
     batches: list[dict] = field(default_factory=list)
     completions: list[float] = field(default_factory=list)  # payments final so far, once a second
     latencies: list[float] = field(default_factory=list)
+    intervals: list[tuple[float, float]] = field(default_factory=list)  # epoch (sent, final), as latencies
     request_ids: list[str] = field(default_factory=list)  # every final payment request
     samples: list[dict] = field(default_factory=list)
     workloads: dict[str, dict] = field(default_factory=dict)  # other workloads' own figures
+    payers: dict[str, str] = field(default_factory=dict)  # request id -> uid, every final payment request
+    statuses: dict[str, str] = field(default_factory=dict)  # request id -> the final status the app saw
+    unfinished: dict[str, str] = field(default_factory=dict)  # request id -> uid, sent and never final
+    tokens: dict[str, str] = field(default_factory=dict)  # uid -> the push token of its phone (DeviceBank)
+    card_auths: list[dict] = field(default_factory=list)  # one per authorisation sent (cards)
+    orders: list[dict] = field(default_factory=list)  # one per standing order made (standing_orders)
     current: object | None = None  # the LoadRun in hand, for completions per second
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,10 +74,20 @@ def payments(bank, run: Run, stop: threading.Event, batch: dict) -> None:
             summary, error = {}, f"{type(exc).__name__}: {exc}"
         with lr.lock:
             finished = list(lr.finished.items())
+            # epoch of each request's start and end (LoadRun keeps monotonic starts)
+            offset = time.time() - time.monotonic()
+            intervals = [(lr.started[k] + offset, lr.started[k] + offset + s) for k, (_st, _r, s) in finished]
+            unfinished = {r: lr.payer[r] for r in lr.started if r not in lr.finished and r in lr.payer}
         with run.lock:
             run.current = None
             run.latencies.extend(s for _key, (_status, _r, s) in finished)
+            run.intervals.extend(intervals)
             run.request_ids.extend(k for k, _v in finished)
+            run.unfinished.update(unfinished)
+            for request_id, (status, _r, _s) in finished:
+                if request_id in lr.payer:
+                    run.payers[request_id] = lr.payer[request_id]
+                    run.statuses[request_id] = status
             run.batches.append(
                 {
                     "started": round(started - run.started, 1),
@@ -75,3 +103,332 @@ def count_completions(run: Run, stop: threading.Event) -> None:
     """Payments final so far, once a second (completions per second for the plot)."""
     while not stop.wait(1.0):
         run.completions.append(run.done())
+
+
+# ---- phones: every customer of the run can be pushed to -------------------------------------
+def _bank_class():
+    from bankctl.customers import Bank
+
+    class DeviceBank(Bank):
+        """bankctl's Bank whose customers each register a phone when they sign in, as the app
+        does (``users/{uid}/devices/{id}`` written as the user, under the rules), so every
+        push their payments cause reaches the FCM sink. ``tokens``: uid -> token."""
+
+        def __init__(self, config, tokens: dict[str, str]) -> None:
+            super().__init__(config)
+            self.tokens = tokens
+            self._devices_lock = threading.Lock()
+
+        def session(self, uid, identity=None):
+            session = super().session(uid, identity)
+            with self._devices_lock:
+                known = uid in self.tokens
+            if not known:
+                token = f"chaos-{secrets.token_hex(12)}"
+                with session.errors("registering the phone"):
+                    session.db.document(f"users/{uid}/devices/chaos-{secrets.token_hex(4)}").create(
+                        {"token": token, "platform": "android"}
+                    )
+                with self._devices_lock:
+                    self.tokens[uid] = token
+            return session
+
+    return DeviceBank
+
+
+def device_bank(config, run: Run):
+    """A bankctl Bank for the run whose customers' push tokens land in ``run.tokens``."""
+    return _bank_class()(config, run.tokens)
+
+
+def _customer(bank, label: str, deposit: int):
+    """``label``: letters only (it is the customer's surname: onboarding refuses digits)."""
+    made = bank.ensure_customer(
+        name=f"Kaos {label.title()}", email=f"chaos-{label}-{secrets.token_hex(6)}@fjordbank.example", deposit=deposit
+    )
+    if made.status != "approved" or not made.account:
+        raise RuntimeError(f"{label} customer is {made.status}")
+    return made, bank.session(made.uid)
+
+
+# ---- cards: authorisations and captures through the card processor's API ---------------------
+CARD_PAUSE_S = 1.0  # between two authorisations: a modest rate beside the payments
+CARD_DEPOSIT = 5_000_000  # øre per cardholder
+OVER_LIMIT = 2_500_000  # øre: above the default daily limit (20 000 NOK): declined
+
+
+def cards(bank, run: Run, stop: threading.Event, *, holders: int = 3, pause: float = CARD_PAUSE_S) -> None:
+    """Cardholders made through the app's callables (onboarding, ``cards_issue``), then
+    purchases until ``stop``: an authorisation, and a capture for each approval, as the
+    card network sends them (bankctl's processor client, signed with the shared secret).
+    Every eighth is above the card's daily limit and must be declined.
+
+    The processor's duties are kept as a real one keeps them: an authorisation that got no
+    answer (the card service killed or hung: a timeout or a broken connection) is reversed,
+    and a capture that was not answered is sent again, each retried until delivered (at the
+    end for up to ``DRAIN_S``). What each got is in ``run.card_auths``; the figures in
+    ``run.workloads["cards"]``; checks.card_findings compares them with the records."""
+    import requests
+
+    from bankctl.client import Cards
+
+    w = run.workloads.setdefault("cards", {"holders": 0, "setup_error": None})
+    try:
+        api = Cards(bank.config)
+        made = []
+        for i in range(holders):
+            customer, session = _customer(bank, f"kortholder{'abcdefgh'[i % 8]}", CARD_DEPOSIT)
+            card_id = bank.callables.call("cards_issue", {"accountId": customer.account}, session.identity)["cardId"]
+            session.close()
+            made.append((customer, card_id))
+        printed = []
+        for customer, card_id in made:
+            deadline = time.monotonic() + 120
+            while not any(
+                k["cardId"] == card_id and k.get("status") == "active" for k in bank.admin.cards_of(customer.uid)
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"card {card_id} not active after 120 s")
+                time.sleep(0.5)
+            printed.append({"cardId": card_id, "account": customer.account, **api.details(card_id)})
+    except Exception as exc:  # noqa: BLE001 - a workload that could not start is a finding
+        w["setup_error"] = f"{type(exc).__name__}: {exc}"
+        print(f"chaos: cards: setup failed: {w['setup_error']}", flush=True)
+        return
+    w["holders"] = len(printed)
+    proc = api.processor
+    rnd = random.Random()
+    reversals: list[dict] = []  # authorisations to reverse (no answer reached the "merchant")
+    captures: list[dict] = []  # approvals whose capture was not answered
+
+    def retry_pending() -> None:
+        for pending, send in ((reversals, lambda a: proc.reverse(a["reference"])), (captures, _capture)):
+            for a in list(pending):
+                try:
+                    status, body = send(a)
+                except (requests.RequestException, RuntimeError, ValueError):
+                    continue
+                if _delivered(a, pending is reversals, status, body):
+                    pending.remove(a)
+
+    def _capture(a: dict) -> tuple[int, dict]:
+        return proc.capture(a["reference"], capture_reference=f"cap-{a['reference']}")
+
+    def _delivered(a: dict, reversal: bool, status: int, body: dict) -> bool:
+        """Whether the card service answered (200, or 409 with its record's state); else
+        (a 5xx while it recovers) the processor sends it again."""
+        if status not in (200, 409):
+            return False
+        with run.lock:
+            if reversal:
+                a["reversal"] = body.get("status") or body.get("reason")
+            else:
+                a["captured"] = status == 200 and body.get("status") == "captured"
+                a["capture_answer"] = body.get("status") or body.get("reason")
+        return True
+
+    n = 0
+    while not stop.is_set():
+        card = printed[n % len(printed)]
+        amount = OVER_LIMIT if n % 8 == 7 else rnd.randint(100, 5_000)
+        a = {
+            "reference": f"chaos-{secrets.token_hex(10)}",
+            "cardId": card["cardId"],
+            "amount": amount,
+            "at": round(time.time() - run.started, 2),
+        }
+        with run.lock:
+            run.card_auths.append(a)
+        started = time.perf_counter()
+        try:
+            answer = proc.authorize(
+                pan=card["pan"],
+                exp_month=card["exp_month"],
+                exp_year=card["exp_year"],
+                cvv=card["cvv"],
+                amount=amount,
+                merchant_name="Chaos Kiosk",
+                mcc="5411",
+                reference=a["reference"],
+            )
+        except (requests.RequestException, RuntimeError, ValueError) as exc:  # no answer: the processor reverses it
+            answer = {"approved": False, "error": type(exc).__name__}
+        seconds = time.perf_counter() - started
+        with run.lock:
+            if answer.get("error"):
+                a["outcome"] = "error"
+                a["error"] = answer["error"]
+            elif answer.get("timedOut"):
+                a["outcome"] = "timeout"  # the simulator has reversed it (or raised, above)
+                a["reversal"] = "sent"
+            elif "authorizationId" not in answer:  # an error answer (e.g. 500 "internal"), no decision
+                a["outcome"] = "error"
+                a["error"] = answer.get("reason")
+            else:
+                a["outcome"] = "approved" if answer.get("approved") else "declined"
+                a["reason"] = answer.get("reason")
+                a["seconds"] = round(seconds, 4)
+        if a["outcome"] == "error":
+            reversals.append(a)
+        elif a["outcome"] == "approved":
+            try:
+                status, body = _capture(a)
+            except (requests.RequestException, ValueError):
+                status, body = 0, {}
+            if not _delivered(a, False, status, body):
+                captures.append(a)
+        retry_pending()
+        n += 1
+        stop.wait(pause)
+    deadline = time.monotonic() + DRAIN_S
+    while (reversals or captures) and time.monotonic() < deadline:
+        retry_pending()
+        time.sleep(1)
+    with run.lock:
+        w.update(card_figures(run.card_auths))
+        w["undelivered_reversals"] = [a["reference"] for a in reversals]
+        w["undelivered_captures"] = [a["reference"] for a in captures]
+    print(f"chaos: cards: { ({k: v for k, v in w.items() if not isinstance(v, list)}) }", flush=True)
+
+
+def card_figures(auths: list[dict]) -> dict:
+    """decided (an approval or a decline reached the merchant), approved, declined,
+    captured, errors (no answer), decision time p50/p99 of the decided ones."""
+    from bench.chaos.checks import quantile
+
+    times = [a["seconds"] for a in auths if "seconds" in a]
+    outcomes = [a.get("outcome") for a in auths]
+    return {
+        "authorizations": len(auths),
+        "decided": outcomes.count("approved") + outcomes.count("declined"),
+        "approved": outcomes.count("approved"),
+        "declined": outcomes.count("declined"),
+        "captured": sum(1 for a in auths if a.get("captured")),
+        "errors": outcomes.count("error") + outcomes.count("timeout"),
+        "decision_p50_ms": round(quantile(times, 0.5) * 1000, 1) if times else None,
+        "decision_p99_ms": round(quantile(times, 0.99) * 1000, 1) if times else None,
+    }
+
+
+# ---- standing orders falling due -----------------------------------------------------------
+ORDER_CYCLE_S = 30.0  # a new order and the job's ticks this often
+ORDER_DEPOSIT = 10_000_000  # øre on the payer's account
+DRAIN_S = 120.0  # after stop: how long the last orders (and card retries) may take
+JOBS = ("submit-due-payments", "submit-due-payments", "relay-outbox")  # two ticks at once, and the relay
+
+
+def standing_orders(bank, run: Run, stop: threading.Event, *, cycle: float = ORDER_CYCLE_S) -> None:
+    """A payer and a payee made through onboarding; then, every ``cycle`` seconds until
+    ``stop``, a new monthly standing order starting today (``standing_orders_create`` as the
+    app calls it, confirmed with the payer's device key; every third to another bank) and
+    the due-payments job queued on the scheduled-jobs topic as Cloud Scheduler does it, twice
+    at once (overlapping ticks) with the outbox relay. The job runs in the Functions emulator
+    (``on_scheduled_job``) like any scheduled run. After ``stop`` the job is queued until
+    every order's payment is final (at most ``DRAIN_S``).
+
+    The payer pays nothing else, so checks.standing_order_findings can require its balance
+    to be the deposit less each order's amount exactly once. An order made near midnight
+    (Europe/Oslo) may fall due tomorrow instead: runs are not meant to span midnight."""
+    import asyncio
+
+    from bankctl.config import apply_environ
+    from bankctl.load import other_bank_account
+    from fjordbank.adapters.firestore import PAYMENT_VIEWS
+    from fjordbank.adapters.pubsub import JOBS_TOPIC, TopicPublisher
+    from fjordbank.domain import standing_orders as rules
+    from fjordbank.domain.norway import today_in_norway
+    from fjordbank.domain.payments import TERMINAL, payment_id_for
+
+    w = run.workloads.setdefault("standing_orders", {"setup_error": None})
+    try:
+        apply_environ(bank.config)
+        topic = TopicPublisher(bank.config.project_id, JOBS_TOPIC)
+        topic.ensure_topic()
+        payer, session = _customer(bank, "payer", ORDER_DEPOSIT)
+        payee, payee_session = _customer(bank, "payee", 0)
+        payee_session.close()
+    except Exception as exc:  # noqa: BLE001 - a workload that could not start is a finding
+        w["setup_error"] = f"{type(exc).__name__}: {exc}"
+        print(f"chaos: standing orders: setup failed: {w['setup_error']}", flush=True)
+        return
+    w.update(payer=payer.account, payee=payee.account, deposit=ORDER_DEPOSIT, payee_deposit=0, jobs_queued=0)
+    rnd = random.Random()
+
+    def queue_jobs() -> None:
+        for job in JOBS:
+            try:
+                asyncio.run(topic.publish_json({"job": job}))
+                w["jobs_queued"] += 1
+            except Exception as exc:  # noqa: BLE001 - counted; the next tick queues it again
+                w["job_errors"] = w.get("job_errors", 0) + 1
+                w["last_job_error"] = f"{type(exc).__name__}: {exc}"[:200]
+
+    def make_order(n: int) -> None:
+        today = today_in_norway()
+        external = n % 3 == 2
+        to_account = other_bank_account(rnd) if external else payee.account
+        amount = rnd.randint(1_000, 90_000)
+        order_id = f"chaos-{secrets.token_hex(8)}"
+        body = {
+            "orderId": order_id,
+            "fromAccount": payer.account,
+            "toAccount": to_account,
+            "amount": amount,
+            "message": f"chaos {n + 1}",
+            "frequency": "monthly",
+            "startDate": today.isoformat(),
+            "sca": session.device.confirm(order_id, amount, "NOK", to_account),
+        }
+        order = {
+            "orderId": order_id,
+            "uid": payer.uid,
+            "fromAccount": payer.account,
+            "toAccount": to_account,
+            "amount": amount,
+            "kind": "external" if external else "internal",
+            "day": today.isoformat(),
+            "paymentId": payment_id_for(payer.uid, rules.occurrence_request_id(order_id, today)),
+            "requestId": rules.occurrence_request_id(order_id, today),
+            "at": round(time.time() - run.started, 2),
+        }
+        try:
+            bank.callables.call("standing_orders_create", body, session.identity)
+        except Exception as exc:  # noqa: BLE001 - made or not? the order document says
+            exists = bank.admin.db.document(f"users/{payer.uid}/standingOrders/{order_id}").get().exists
+            if not exists:
+                w["create_errors"] = w.get("create_errors", 0) + 1
+                w["last_create_error"] = f"{type(exc).__name__}: {exc}"[:200]
+                return
+        with run.lock:
+            run.orders.append(order)
+
+    n = 0
+    while True:
+        try:
+            make_order(n)
+        except Exception as exc:  # noqa: BLE001 - e.g. Firestore unreachable for the check: counted
+            w["create_errors"] = w.get("create_errors", 0) + 1
+            w["last_create_error"] = f"{type(exc).__name__}: {exc}"[:200]
+        n += 1
+        queue_jobs()
+        if stop.wait(cycle):
+            break
+    # the last orders: queue the job until every payment is final
+    db = bank.admin.db
+    deadline = time.monotonic() + DRAIN_S
+    while True:
+        with run.lock:
+            orders = list(run.orders)
+        refs = [db.collection(PAYMENT_VIEWS).document(o["paymentId"]) for o in orders]
+        try:
+            snaps = list(db.get_all(refs)) if refs else []
+        except Exception:  # noqa: BLE001 - the next round reads again
+            snaps = []
+        final = {s.id for s in snaps if s.exists and (s.to_dict() or {}).get("status") in TERMINAL}
+        if len(final) >= len(orders) or time.monotonic() > deadline:
+            break
+        queue_jobs()
+        time.sleep(10)
+    session.close()
+    w.update(orders=len(orders), paid_final=len(final))
+    print(f"chaos: standing orders: {len(orders)} made, {len(final)} final, {w['jobs_queued']} jobs queued", flush=True)

@@ -50,7 +50,8 @@ class Kill:
     colour: str = "tab:red"
 
     def choose(self, rng: random.Random, ctx: Context) -> tuple[list[str], float]:
-        return rng.sample(ctx.consumers, rng.choice([1, 1, 2])), rng.uniform(1, 6)
+        # (min: a run may restrict the targets to one service, --targets)
+        return rng.sample(ctx.consumers, min(len(ctx.consumers), rng.choice([1, 1, 2]))), rng.uniform(1, 6)
 
     def apply(self, stack: Stack, fault: Fault, stop: threading.Event) -> None:
         _kill_and_restart(stack, fault, stop)

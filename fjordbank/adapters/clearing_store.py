@@ -7,6 +7,13 @@ Files are exchanged through directories (in production a transfer service such a
 moves them): pain.001 files are written to ``outbox/``, pain.002 answers arrive in
 ``inbox/`` and are moved to ``processed/`` once handled. Writes are atomic (a temporary
 file renamed into place), so the other side never reads half a file.
+
+The bank's side of the exchange is ``ClearingDirs.deliver`` (a pain.001 out),
+``answers`` and ``read_answer`` (pain.002s in): the channel. When the channel is down they
+raise ``ConnectionError`` (``ClearingChannelDown`` when a chaos run asks for the outage with
+the ``clearing_channel_down`` fault, fjordbank.adapters.faults; emulator only), as a
+transfer service that cannot be reached would; the clearing service then keeps the files
+for later (run_services/clearing.py).
 """
 
 from __future__ import annotations
@@ -20,13 +27,21 @@ from google.api_core.exceptions import NotFound
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS, async_transactional
 from fjordbank.domain.payments import PaymentRequested
 
+CHANNEL_DOWN = "clearing_channel_down"  # the fault's name in the faults file
+
+
+class ClearingChannelDown(ConnectionError):
+    """The file exchange with the clearing house cannot be reached (an injected outage)."""
+
 
 class ClearingDirs:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, faults: FaultSwitch | None = None) -> None:
         self.root = Path(root)
+        self.faults = faults
         self.outbox, self.inbox, self.processed, self.sent = (
             self.root / name for name in ("outbox", "inbox", "processed", "sent")
         )
@@ -41,6 +56,25 @@ class ClearingDirs:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+
+    # ---- the channel: the bank's side of the exchange -----------------------------------
+    def _channel(self) -> None:
+        if self.faults is not None and self.faults.active(CHANNEL_DOWN) is not None:
+            raise ClearingChannelDown("the clearing channel is down (injected by a chaos run)")
+
+    def deliver(self, name: str, data: bytes) -> None:
+        """Send a pain.001 file to the clearing house (here: into the outbox)."""
+        self._channel()
+        self.write_atomic(self.outbox / name, data)
+
+    def answers(self) -> list[Path]:
+        """The pain.002 answers waiting, by name (a file id starts with its time)."""
+        self._channel()
+        return sorted(self.inbox.glob("*.xml"))
+
+    def read_answer(self, path: Path) -> bytes:
+        self._channel()
+        return path.read_bytes()
 
 
 class FirestoreClearing:

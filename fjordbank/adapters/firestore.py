@@ -9,13 +9,16 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as api_errors
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional as _client_async_transactional
 from prometheus_client import Counter
+
+if TYPE_CHECKING:
+    from fjordbank.adapters.faults import FaultSwitch
 
 # Collections (one place for their names).
 ACCOUNTS = "accounts"
@@ -147,7 +150,13 @@ def sync_client(project_id: str) -> firestore.Client:
     return firestore.Client(**_kwargs(project_id))
 
 
-def async_client(project_id: str) -> firestore.AsyncClient:
+def async_client(project_id: str, *, faults: FaultSwitch | None = None) -> firestore.AsyncClient:
+    """The services' client. With ``faults`` (a chaos run's switch, emulator only: see
+    fjordbank.adapters.faults) its RPCs fail at the rate the faults file asks for."""
+    if faults is not None:
+        from fjordbank.adapters.faults import FaultyAsyncClient
+
+        return FaultyAsyncClient(**_kwargs(project_id), faults=faults)
     return firestore.AsyncClient(**_kwargs(project_id))
 
 

@@ -15,13 +15,15 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
-from fjordbank.topology import CONSUMERS, STREAMS, ConsumerSpec, StreamSpec
+from fjordbank import topology
+from fjordbank.topology import DURABLES, STREAMS, ConsumerSpec, StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,39 @@ async def _ensure_once(js: JetStreamContext, replicas: int | None) -> None:
             log.info("stream created", extra={"stream": spec.name})
         else:
             await js.update_stream(config)
-    for spec in CONSUMERS:
+    for spec in DURABLES:
         await js.add_consumer(spec.stream, consumer_config(spec))
         log.info("consumer ensured", extra={"consumer": spec.durable})
+    await _remove_undeclared(js)
+    await js.create_key_value(owners_config(replicas))
+
+
+def owners_config(replicas: int | None = None) -> KeyValueConfig:
+    """The partition leases (fjordbank/runtime/ownership.py): in memory (a lease is worth
+    nothing after a whole cluster restart), replicated, every entry gone LEASE_SECONDS
+    after its last write."""
+    return KeyValueConfig(
+        bucket=topology.OWNERS_BUCKET,
+        description="Partition leases of the consumer services' instances.",
+        history=1,
+        ttl=topology.LEASE_SECONDS,
+        storage=StorageType.MEMORY,
+        replicas=replicas or 3,
+        direct=True,
+    )
+
+
+async def _remove_undeclared(js: JetStreamContext) -> None:
+    """The topology is declarative: a durable on one of its streams that it no longer
+    declares (e.g. the unpartitioned ``ledger`` of an older release) is deleted, after
+    logging what it still held. Drain the old consumers before deploying such a change."""
+    declared = {(spec.stream, spec.durable) for spec in DURABLES}
+    for stream in STREAMS:
+        for info in await js.consumers_info(stream.name):
+            if (stream.name, info.name) in declared:
+                continue
+            log.warning(
+                "undeclared consumer deleted",
+                extra={"stream": stream.name, "consumer": info.name, "pending": info.num_pending},
+            )
+            await js.delete_consumer(stream.name, info.name)

@@ -26,13 +26,13 @@ from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTI
 from fjordbank.domain.ledger import (
     INTERNAL,
     INTERNAL_ACCOUNTS,
-    INTERNAL_SETTLEMENT,
     INTERNAL_WORLD,
     Account,
     Book,
     Declined,
     Hold,
     Posting,
+    settlement_account,
 )
 from fjordbank.domain.payment_ledger import StepResult, UnexpectedStep, apply_step
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
@@ -89,7 +89,7 @@ def accounts_needed(event: PaymentEvent) -> set[str]:
     p = event.payment
     if event.status == "approved":
         return {p.from_account} | ({p.to_account} if p.kind == INTERNAL_KIND else set())
-    return {p.from_account, INTERNAL_SETTLEMENT}
+    return {p.from_account, settlement_account(p.from_account)}
 
 
 class FirestoreLedger:

@@ -20,18 +20,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fjordbank.domain.errors import DomainError
+from fjordbank.topology import PAYMENT_PARTITIONS, partition_of
 
 # Internal accounts. "world" stands for every party outside the bank: money that enters
 # (deposits, incoming payments) is debited from it, money that leaves is credited to it.
 INTERNAL_WORLD = "internal-world"
 INTERNAL_CLEARING = "internal-clearing"
+# Settled external payments: what the bank paid out through clearing. Sharded by payment
+# partition (fjordbank/topology.py): a partition's steps are posted by the one ledger
+# instance that holds it, so each shard has one writer and instances never contend for it.
+# ``internal-settlement`` itself took every settlement before the partitions; it keeps
+# those and takes no new ones. The shards and it together are the settlement balance.
 INTERNAL_SETTLEMENT = "internal-settlement"
+INTERNAL_SETTLEMENT_SHARDS = tuple(f"internal-settlement-p{n}" for n in range(PAYMENT_PARTITIONS))
 # What the bank owes the card scheme for captured card purchases (settled with the scheme
 # outside this system). Sharded: every capture credits it, and one document cannot take
 # every capture's write; the shards together are the scheme's balance.
 CARD_SCHEME_SHARDS = 16
 INTERNAL_CARD_SCHEME = tuple(f"internal-card-scheme-{i:02d}" for i in range(CARD_SCHEME_SHARDS))
-INTERNAL_ACCOUNTS = (INTERNAL_WORLD, INTERNAL_CLEARING, INTERNAL_SETTLEMENT, *INTERNAL_CARD_SCHEME)
+INTERNAL_ACCOUNTS = (
+    INTERNAL_WORLD,
+    INTERNAL_CLEARING,
+    INTERNAL_SETTLEMENT,
+    *INTERNAL_SETTLEMENT_SHARDS,
+    *INTERNAL_CARD_SCHEME,
+)
+
+
+def settlement_account(payer_account: str) -> str:
+    """The settlement shard of a payment: its payer's partition's."""
+    return INTERNAL_SETTLEMENT_SHARDS[partition_of(payer_account)]
 
 
 def card_scheme_account(key: str) -> str:

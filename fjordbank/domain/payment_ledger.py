@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from fjordbank.domain.ledger import INTERNAL_SETTLEMENT, Book, Declined
+from fjordbank.domain.ledger import Book, Declined, settlement_account
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent
 
 EXTERNAL_HOLD_DAYS = 5  # a returned or unanswered external payment releases before this
@@ -97,7 +97,7 @@ def apply_step(
         elif step == "settled":
             if record["status"] != "reserved":
                 raise UnexpectedStep(f"settlement of a payment in state {record['status']!r}")
-            posting = book.capture(p.payment_id, step="settle", credit=INTERNAL_SETTLEMENT)
+            posting = book.capture(p.payment_id, step="settle", credit=settlement_account(p.from_account))
             record["postingIds"] = [*record["postingIds"], posting.posting_id]
             result = StepResult("completed")
         elif step == "returned":

@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import date
 
+from fjordbank import topology
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import (
     is_valid_kid,
@@ -256,7 +257,7 @@ class PaymentRequested:
 
 @dataclass(frozen=True)
 class PaymentEvent:
-    """One step of a payment's lifecycle on NATS: subject ``payments.<status>``, message id
+    """One step of a payment's lifecycle on NATS: subject ``payments.<status>.<partition>``, message id
     ``<payment id>:<status>`` (so a step is stored once however often it is published)."""
 
     payment: PaymentRequested
@@ -267,7 +268,8 @@ class PaymentEvent:
 
     @property
     def subject(self) -> str:
-        return f"payments.{self.status}"
+        # the payer's partition last: one payer's steps go through one instance, in order
+        return topology.payment_subject(self.status, self.payment.from_account)
 
     @property
     def msg_id(self) -> str:

@@ -34,9 +34,12 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from fjordbank import topology
 from fjordbank.adapters import nats_conn
+from fjordbank.adapters.faults import FaultSwitch
+from fjordbank.adapters.firestore import is_transient
 from fjordbank.config import Settings
 from fjordbank.runtime import crash, logs, tracing
 from fjordbank.runtime.http import ProbeServer
+from fjordbank.runtime.ownership import Ownership, instance_id
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,19 @@ IN_PROGRESS = Counter(
 _SETTLED: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("fjb_settled", default=None)
 ACK_PENDING = Gauge("fjb_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"])
 READY = Gauge("fjb_service_ready", "1 while /readyz answers 200 (every consumer bound), else 0")
+# Pauses before the in-hand attempts at a batch whose handler failed on a transient error
+# (ConsumerService._handle), within a budget from the first attempt's start; after that the
+# batch fails as any other (nak, redelivery with backoff). A slow failure (a 5 s publish
+# timeout while a NATS node is down) is not tried again in hand: it would only hold the batch.
+TRANSIENT_PAUSES = (0.2, 0.5, 1.0)
+TRANSIENT_BUDGET_SECONDS = 3.0
+
+
+def transient(exc: BaseException) -> bool:
+    """The database or NATS did not answer in time or was busy (Firestore's ABORTED,
+    UNAVAILABLE, DEADLINE_EXCEEDED...: fjordbank.adapters.firestore.is_transient; a
+    publish or request timeout): the same work may well succeed a moment later."""
+    return is_transient(exc) or isinstance(exc, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -159,9 +175,14 @@ class ConsumerService:
         self.concurrency = concurrency
         self.on_connect = on_connect
         self.background = background or []
+        # chaos runs only (fjordbank/adapters/faults.py): None unless FJB_FAULTS_FILE is set
+        self.faults = FaultSwitch.from_env(settings.nats.user or durable)
         self.nc = None
         self.js = None
         self._stopping = asyncio.Event()
+        self.ownership: Ownership | None = None  # set when a consumer is partitioned
+        self._active: dict[int, asyncio.Event] = {}  # partition -> held (workers pull)
+        self._busy: dict[int, asyncio.Lock] = {}  # partition -> a batch in hand
         self._ready = False
         self._alive = True
 
@@ -190,28 +211,24 @@ class ConsumerService:
             self.js = self.nc.jetstream()
             if self.on_connect is not None:
                 await self.on_connect(self.js)
-            subs = []
-            for binding in self.bindings:
-                sub = await self.js.pull_subscribe_bind(binding.spec.durable, stream=binding.spec.stream)
-                info = await sub.consumer_info()
-                log.info(
-                    "consumer bound",
-                    extra={
-                        "stream": binding.spec.stream,
-                        "consumer": binding.spec.durable,
-                        "pending": info.num_pending,
-                    },
-                )
-                subs.append((binding, sub))
+            shared, partitioned = await self._bind()
             self._ready = True
             workers = [
                 asyncio.create_task(self._worker(sub, binding))
-                for binding, sub in subs
+                for binding, sub in shared
                 for _ in range(self.concurrency)
             ]
-            helpers = [asyncio.create_task(self._watch_lag(sub, binding.spec.durable)) for binding, sub in subs]
+            workers += [asyncio.create_task(self._partition_worker(sub, binding)) for binding, sub in partitioned]
+            groups: dict[str, list] = {}
+            for binding, sub in shared + partitioned:
+                groups.setdefault(binding.spec.name, []).append(sub)
+            helpers = [asyncio.create_task(self._watch_lag(subs, name)) for name, subs in groups.items()]
             helpers += [asyncio.create_task(self._guard(task)) for task in self.background]
+            if self.ownership is not None:
+                helpers.append(asyncio.create_task(self.ownership.run(self._stopping)))
             await asyncio.gather(*workers)
+            if self.ownership is not None:
+                await self.ownership.release_all()  # hand the partitions over now, not at expiry
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -233,6 +250,75 @@ class ConsumerService:
             await probes.stop()
             log.info("stopped")
 
+    async def _bind(self) -> tuple[list[tuple[Binding, Any]], list[tuple[Binding, Any]]]:
+        """Bind every durable: the shared ones (every instance pulls) and each partition's
+        (worked on only while this instance holds the partition's lease)."""
+        shared, partitioned = [], []
+        for binding in self.bindings:
+            for spec in binding.spec.partitions():
+                sub = await self.js.pull_subscribe_bind(spec.durable, stream=spec.stream)
+                info = await sub.consumer_info()
+                log.info(
+                    "consumer bound",
+                    extra={"stream": spec.stream, "consumer": spec.durable, "pending": info.num_pending},
+                )
+                (partitioned if spec.group else shared).append((Binding(spec, binding.handler), sub))
+        if partitioned:
+            service = self.settings.nats.user or self.spec.durable
+            kv = await self.js.key_value(topology.OWNERS_BUCKET)
+            self.ownership = Ownership(
+                self.js,
+                kv,
+                service,
+                instance_id(),
+                on_acquire=self._acquire,
+                on_release=self._release,
+            )
+        return shared, partitioned
+
+    async def _acquire(self, partition: int) -> None:
+        self._active.setdefault(partition, asyncio.Event()).set()
+
+    async def _release(self, partition: int) -> None:
+        """Stop pulling the partition and wait until its batch in hand is settled."""
+        self._active.setdefault(partition, asyncio.Event()).clear()
+        async with self._busy.setdefault(partition, asyncio.Lock()):
+            pass
+
+    def _owns(self, partition: int) -> bool:
+        event = self._active.get(partition)
+        return event is not None and event.is_set() and self.ownership is not None and self.ownership.holds(partition)
+
+    async def _partition_worker(self, sub, binding: Binding) -> None:
+        """Like _worker, for one partition, while this instance holds it. A batch fetched
+        just as the lease went is given back at once (nak, no delay) for the new holder."""
+        p = binding.spec.partition
+        assert p is not None
+        active = self._active.setdefault(p, asyncio.Event())
+        busy = self._busy.setdefault(p, asyncio.Lock())
+        while not self._stopping.is_set():
+            if not self._owns(p):
+                try:
+                    await asyncio.wait_for(active.wait(), 0.5)
+                except TimeoutError:
+                    pass
+                continue
+            async with busy:
+                try:
+                    msgs = await self._fetch(sub)
+                except (TimeoutError, FetchTimeoutError, nats.errors.TimeoutError):
+                    continue
+                except nats.errors.Error as exc:
+                    log.warning("fetch failed; retrying", extra={"error": repr(exc)})
+                    await asyncio.sleep(0.5)
+                    continue
+                if not msgs:
+                    continue
+                if not self._owns(p):
+                    await asyncio.gather(*(m.nak() for m in msgs), return_exceptions=True)
+                    continue
+                await self.process([Delivery(m) for m in msgs], binding)
+
     async def _guard(self, task: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run a background task until stop; log and restart it if it fails."""
         while not self._stopping.is_set():
@@ -244,12 +330,14 @@ class ConsumerService:
                 log.exception("background task failed; restarting it")
                 await asyncio.sleep(1)
 
-    async def _watch_lag(self, sub, durable: str) -> None:
+    async def _watch_lag(self, subs: list, name: str) -> None:
+        """The declared consumer's lag: summed over its partitions (every instance reports
+        the whole, not only what it holds)."""
         while True:
             try:
-                info = await sub.consumer_info()
-                LAG.labels(durable).set(info.num_pending)
-                ACK_PENDING.labels(durable).set(info.num_ack_pending)
+                infos = [await sub.consumer_info() for sub in subs]
+                LAG.labels(name).set(sum(i.num_pending for i in infos))
+                ACK_PENDING.labels(name).set(sum(i.num_ack_pending for i in infos))
             except (TimeoutError, nats.errors.Error):
                 pass
             await asyncio.sleep(5)
@@ -314,19 +402,43 @@ class ConsumerService:
                 log.warning(
                     "could not mark messages in progress", extra={"count": len(failed), "error": repr(failed[0])}
                 )
-            IN_PROGRESS.labels(spec.durable).inc(len(pending) - len(failed))
+            IN_PROGRESS.labels(spec.name).inc(len(pending) - len(failed))
+
+    async def _handle(self, binding: Binding, batch: list[Delivery]) -> list[Outcome]:
+        """The handler's outcomes for the batch. A transient error (``transient``) is tried
+        again here after each of TRANSIENT_PAUSES before the batch fails: a nak costs one of
+        the consumer's ``max_deliver`` deliveries, and with the database failing one call in
+        five for a while, six failed deliveries in a row (a dead letter) would otherwise
+        happen now and then. As safe as a redelivery, for the same reason: every handler is
+        idempotent (a replayed step is answered from its records, its events are published
+        with the same message ids). The heartbeat keeps the messages meanwhile."""
+        started = time.monotonic()
+        for pause in (*TRANSIENT_PAUSES, None):
+            try:
+                return await binding.handler(batch)
+            except Exception as exc:
+                late = pause is None or time.monotonic() - started + pause > TRANSIENT_BUDGET_SECONDS
+                if late or not transient(exc) or self._stopping.is_set():
+                    raise
+                log.info(
+                    "transient handler error; trying again",
+                    extra={"size": len(batch), "error": repr(exc), "pause": pause},
+                )
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
 
     async def _process(self, batch: list[Delivery], binding: Binding) -> None:
-        name = binding.spec.durable
+        name = binding.spec.name
         batch = [d if d.span is not None else replace(d, span=self._start_span(d, name)) for d in batch]
         tracing.begin_batch()
         BATCH.labels(name).observe(len(batch))
         for d in batch:
             if d.num_delivered > 1:
                 REDELIVERED.labels(name).inc()
+        await self._ack_before_commit(batch)  # CHAOS ONLY: a deliberately broken consumer (see there)
         started = time.perf_counter()
         try:
-            outcomes = await binding.handler(batch)
+            outcomes = await self._handle(binding, batch)
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
         except Exception as exc:
@@ -370,12 +482,13 @@ class ConsumerService:
         meta = d.msg.metadata
         published = getattr(meta, "timestamp", None)
         return tracing.start_span(
-            f"{consumer} {d.subject}",
+            f"{consumer} {topology.base_subject(d.subject)}",
             tracing.extract(d.headers),
             kind=tracing.SpanKind.CONSUMER,
             attrs={
                 "messaging.system": "nats",
                 "messaging.destination.name": d.subject,
+                "messaging.destination.partition.id": topology.partition_in(d.subject),
                 "messaging.consumer.group.name": consumer,
                 "fjb.consumer": consumer,
                 "fjb.stream_sequence": d.stream_sequence,
@@ -404,8 +517,23 @@ class ConsumerService:
                     tracing.fail(d.span, outcome.reason)
                 d.span.end()
 
+    async def _ack_before_commit(self, batch: list[Delivery]) -> None:
+        """CHAOS ONLY, a deliberately broken consumer. With the fault ``ack_before_commit``
+        on for this service (fjordbank/adapters/faults.py; refused outside the emulator) each
+        delivery is acked BEFORE its handler runs and commits, so a kill in between loses
+        it. `python -m bench.chaos --break ack-before-commit:SERVICE` switches it on to show
+        that the chaos run catches such a consumer (tests/e2e/test_chaos_catches_broken_consumer.py)."""
+        if self.faults is None or self.faults.active("ack_before_commit") is None:
+            return
+        await asyncio.gather(*(d.msg.ack() for d in batch), return_exceptions=True)
+        settled = _SETTLED.get()
+        if settled is not None:  # no in-progress marks for acked messages
+            settled.update(id(d.msg) for d in batch)
+
     async def _settle_message(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> None:
-        name = spec.durable
+        if getattr(d.msg, "is_acked", False) is True:  # CHAOS ONLY: acked by _ack_before_commit already
+            return
+        name = spec.name
         if isinstance(outcome, Ack):
             PROCESSED.labels(name, "ack").inc()
             await d.msg.ack()
@@ -432,7 +560,7 @@ class ConsumerService:
         }
         ack = await self.js.publish(spec.dead_letter_subject, d.data, headers=headers)
         tracing.set_attributes(d.span, {"fjb.dlq_sequence": getattr(ack, "seq", None)})  # for `bankctl dlq replay`
-        DEAD_LETTERED.labels(spec.durable).inc()
+        DEAD_LETTERED.labels(spec.name).inc()
         with tracing.use(d.span):
             log.error(
                 "message dead-lettered",

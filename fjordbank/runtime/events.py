@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from opentelemetry.context import Context
 
+from fjordbank import topology
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import tracing
@@ -74,6 +75,6 @@ async def publish(js, events: list[PaymentEvent], parents: Mapping[str, Context 
         pid = e.payment.payment_id
         ctx = parents.get(pid) if parents is not None else tracing.parent_of(pid)
         if ctx is not None:
-            tracing.add_to_list(tracing.span_in(ctx), "fjb.published", e.subject)
+            tracing.add_to_list(tracing.span_in(ctx), "fjb.published", topology.base_subject(e.subject))
         messages.append((e, {"Nats-Msg-Id": e.msg_id, **(tracing.inject(ctx) if ctx is not None else {})}))
     await asyncio.gather(*(js.publish(e.subject, encode(e), headers=headers) for e, headers in messages))

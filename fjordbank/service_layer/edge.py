@@ -158,7 +158,7 @@ def submit(db, publisher: Publisher, payment: PaymentRequested) -> None:
 def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentEvent) -> None:
     try:
         with tracing.span(
-            f"publish {event.subject}",
+            f"publish {topology.base_subject(event.subject)}",
             kind=tracing.SpanKind.PRODUCER,
             attrs={"messaging.system": "nats", "messaging.destination.name": event.subject},
         ):

@@ -16,12 +16,25 @@ relay-outbox: publishes customer and card events whose first publish failed.
 audit-ledger: runs the ledger audit (fjordbank.service_layer.audit) and stores its summary
 in ops/ledgerAudit, which the notifier's ops sweep exports as fjb_audit_* metrics. It reads
 the whole ledger: hourly, not more often.
+
+The scheduler's clock: a job takes "now" from the machine's clock. On the emulator only, a
+job message may set it, and the customers the due-payments job looks at (`job_overrides`)::
+
+    {"job": "submit-due-payments", "now": "2027-03-28T01:30:00+00:00", "uids": ["uid-1", "uid-2"]}
+
+(`bankctl jobs run submit-due-payments --now 2027-03-28T01:30:00Z --customer UID ...`). Chaos
+runs and tests use it to move the clock across month ends and daylight-saving changes
+(bench/chaos/clock.py); the scope keeps a clock moved months ahead from paying every other
+customer's standing orders and scheduled payments early. Outside the emulator a message
+that carries either is refused (ConfigError, the job does not run): whoever may publish on
+the jobs topic must not be able to move the bank's clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from itertools import chain
 
 from google.cloud import firestore
@@ -33,7 +46,7 @@ from fjordbank.domain import standing_orders as orders
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
-from fjordbank.errors import PublishError
+from fjordbank.errors import ConfigError, PublishError
 from fjordbank.service_layer import audit, outbox, standing_orders
 from fjordbank.service_layer.edge import Publisher, submit
 from fjordbank.service_layer.standing_orders import available_of
@@ -44,10 +57,35 @@ RELEASE_EXPIRED_HOLDS = "release-expired-holds"
 RELAY_OUTBOX = "relay-outbox"
 AUDIT_LEDGER = "audit-ledger"
 JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX, AUDIT_LEDGER)
+MAX_SCOPE = 30  # customers a scoped run may name (Firestore's limit for an `in` filter)
 
 
-def due_requests(db, today: dt.date, limit: int):
+def job_overrides(message: Mapping, env: Mapping[str, str]) -> dict:
+    """``now`` and ``uids`` from a job message (see the module docstring); {} when it sets
+    neither. Raises ConfigError outside the emulator, ValueError when malformed."""
+    wanted = {k: message[k] for k in ("now", "uids") if message.get(k) is not None}
+    if not wanted:
+        return {}
+    if not env.get("FIRESTORE_EMULATOR_HOST"):
+        raise ConfigError("a job's clock and scope are set on the emulator only; refused")
+    out: dict = {}
+    if "now" in wanted:
+        now = dt.datetime.fromisoformat(str(wanted["now"]).replace("Z", "+00:00"))
+        if now.tzinfo is None:
+            raise ValueError("now must carry its offset (an instant)")
+        out["now"] = now.astimezone(dt.UTC)
+    if "uids" in wanted:
+        uids = wanted["uids"]
+        if not isinstance(uids, list) or not uids or len(uids) > MAX_SCOPE or not all(isinstance(u, str) for u in uids):
+            raise ValueError(f"uids must be a list of 1-{MAX_SCOPE} customer ids")
+        out["uids"] = tuple(uids)
+    return out
+
+
+def due_requests(db, today: dt.date, limit: int, uids: tuple[str, ...] | None = None):
     requests = db.collection_group(PAYMENT_REQUESTS)
+    if uids:  # a scoped run (emulator only, job_overrides)
+        requests = requests.where(filter=FieldFilter("payment.uid", "in", list(uids)))
     scheduled = (
         requests.where(filter=FieldFilter("status", "==", "scheduled"))
         .where(filter=FieldFilter("payment.due_date", "<=", today.isoformat()))
@@ -58,7 +96,13 @@ def due_requests(db, today: dt.date, limit: int):
 
 
 def submit_due_payments(
-    db, publisher: Publisher, *, bank_regs: tuple[str, ...] = (), now: dt.datetime | None = None, limit: int = 500
+    db,
+    publisher: Publisher,
+    *,
+    bank_regs: tuple[str, ...] = (),
+    now: dt.datetime | None = None,
+    limit: int = 500,
+    uids: tuple[str, ...] | None = None,
 ) -> dict:
     """Scheduled payments whose due date has come, then the standing orders' due dates.
 
@@ -68,7 +112,7 @@ def submit_due_payments(
     now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}
-    for snap in due_requests(db, today, limit):
+    for snap in due_requests(db, today, limit, uids):
         try:
             payment = PaymentRequested.from_json(snap.get("payment"))
         except (KeyError, TypeError, DomainError):
@@ -94,7 +138,7 @@ def submit_due_payments(
             continue
         counts["submitted"] += 1
     log.info("due payments submitted", extra=counts)
-    standing = standing_orders.run_due(db, publisher, bank_regs=bank_regs, now=now, limit=limit)
+    standing = standing_orders.run_due(db, publisher, bank_regs=bank_regs, now=now, limit=limit, uids=uids)
     return {**counts, "standingOrders": standing}
 
 
@@ -134,11 +178,20 @@ def release_expired_holds(publisher: Publisher, *, now: dt.datetime | None = Non
     return {"requested": 1}
 
 
-def run_job(db, publisher: Publisher, job: str, *, bank_regs: tuple[str, ...] = ()) -> dict:
+def run_job(
+    db,
+    publisher: Publisher,
+    job: str,
+    *,
+    bank_regs: tuple[str, ...] = (),
+    now: dt.datetime | None = None,
+    uids: tuple[str, ...] | None = None,
+) -> dict:
+    """``now`` and ``uids``: `job_overrides` (the emulator's clock); None: the real one."""
     if job == SUBMIT_DUE_PAYMENTS:
-        return submit_due_payments(db, publisher, bank_regs=bank_regs)
+        return submit_due_payments(db, publisher, bank_regs=bank_regs, now=now, uids=uids)
     if job == RELEASE_EXPIRED_HOLDS:
-        return release_expired_holds(publisher)
+        return release_expired_holds(publisher, now=now)
     if job == RELAY_OUTBOX:
         return outbox.relay(db, publisher)
     if job == AUDIT_LEDGER:

@@ -166,8 +166,8 @@ async def _session(port: int, files, *, user: str, password: str, **tls_options)
         inbox_prefix=f"_INBOX_{user}",
     )
     try:
-        await nc.publish(topology.SUBJECT_PAYMENT_REQUESTED, b"{}")
-        await nc.publish(topology.SUBJECT_PAYMENT_APPROVED, b"{}")  # screening's, never the edge's
+        await nc.publish(f"{topology.SUBJECT_PAYMENT_REQUESTED}.3", b"{}")  # partition 3's
+        await nc.publish(f"{topology.SUBJECT_PAYMENT_APPROVED}.3", b"{}")  # screening's, never the edge's
         await nc.flush(timeout=3)
         await asyncio.sleep(0.2)
         return errors

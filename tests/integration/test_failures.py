@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from devstack.settings import service_of
 from fjordbank import topology
 from tests.support import natsclients
 from tests.support.app import new_customer
@@ -49,13 +50,19 @@ def test_ledger_killed_after_its_commit_and_before_the_ack_posts_every_payment_o
     stack, auth, as_user, ledger_admin, audit
 ):
     alice = new_customer(auth, as_user, ledger_admin, 100_000, 0)
-    stack.restart("ledger", env={"FJB_CRASH_POINT": "ledger.after_commit"})
+    # every instance armed: alice's partition is with one of them (make test runs two)
+    ledgers = [n for n in stack.s.service_ports if service_of(n) == "ledger"]
+    for name in ledgers:
+        stack.restart(name, env={"FJB_CRASH_POINT": "ledger.after_commit"})
     try:
         ids = [alice.request_payment(alice.accounts[1], 1_000 + i) for i in range(5)]
         ids.append(alice.request_payment("15030000002", 2_000))  # an external one too
-        _wait_dead(stack, "ledger")
+        wait_for(
+            lambda: any(stack.sup.pid(n) is None for n in ledgers), timeout=60, what="the ledger holding it to crash"
+        )
     finally:
-        stack.restart("ledger", env={"FJB_CRASH_POINT": ""})
+        for name in ledgers:
+            stack.restart(name, env={"FJB_CRASH_POINT": ""})
     docs = [alice.wait_final(i, timeout=120) for i in ids]
     assert [d["status"] for d in docs] == ["completed"] * 6
     expected_out = sum(1_000 + i for i in range(5)) + 2_000
@@ -84,11 +91,12 @@ def test_clearing_killed_between_recording_and_writing_a_file_sends_it_on_restar
 
 def test_poison_message_is_dead_lettered_while_other_payments_complete(stack, auth, as_user, ledger_admin, audit):
     marker = unique("poison")
+    SUBJECT = f"{topology.SUBJECT_PAYMENT_REQUESTED}.5"
 
     async def publish_poison():
         nc = await natsclients.connect(stack, "edge")
         try:
-            await nc.jetstream().publish(topology.SUBJECT_PAYMENT_REQUESTED, json.dumps({"marker": marker}).encode())
+            await nc.jetstream().publish(SUBJECT, json.dumps({"marker": marker}).encode())
         finally:
             await nc.close()
 
@@ -102,7 +110,7 @@ def test_poison_message_is_dead_lettered_while_other_payments_complete(stack, au
         what="the poison message in dlq.screening",
     )
     assert "malformed" in found[0]["Fjb-Reason"]
-    assert found[0]["Fjb-Original-Subject"] == topology.SUBJECT_PAYMENT_REQUESTED
+    assert found[0]["Fjb-Original-Subject"] == SUBJECT
     audit()
 
 

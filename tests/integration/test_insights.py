@@ -58,7 +58,7 @@ async def replay_events(stack, uids: set[str]) -> int:
     try:
         js = nc.jetstream()
         for stream, subject, handle in (
-            ("PAYMENTS", "payments.completed", handler.payments),
+            ("PAYMENTS", "payments.completed.*", handler.payments),
             ("CARDS", "cards.captured", handler.cards),
         ):
             sub = await js.pull_subscribe(subject, stream=stream)

@@ -20,6 +20,7 @@ import requests
 import yaml
 
 from devstack import prometheus
+from devstack.settings import service_of
 from fjordbank import topology
 
 pytestmark = pytest.mark.stack
@@ -74,7 +75,15 @@ def alert_state(stack) -> str:
 
 
 def targets_by_job(stack) -> dict[str, dict]:
-    return {t["labels"]["job"]: t for t in api(stack, "targets", state="active")["activeTargets"]}
+    """job -> its first target (a service's first instance)."""
+    by_job: dict[str, dict] = {}
+    for t in api(stack, "targets", state="active")["activeTargets"]:
+        by_job.setdefault(t["labels"]["job"], t)
+    return by_job
+
+
+def all_targets(stack) -> list[dict]:
+    return api(stack, "targets", state="active")["activeTargets"]
 
 
 def rule_for_seconds(stack, name: str) -> float:
@@ -104,8 +113,9 @@ def test_every_service_is_scraped_and_the_repositorys_rules_are_loaded(prom):
     expected_jobs = {*topology.SERVICES, "prometheus"}
 
     def all_up():
-        targets = targets_by_job(stack)
-        return targets if set(targets) == expected_jobs and all(t["health"] == "up" for t in targets.values()) else None
+        targets = all_targets(stack)
+        jobs = {t["labels"]["job"] for t in targets}
+        return targets if jobs == expected_jobs and all(t["health"] == "up" for t in targets) else None
 
     targets = wait_for(
         "every target up",
@@ -113,8 +123,10 @@ def test_every_service_is_scraped_and_the_repositorys_rules_are_loaded(prom):
         60,
         progress=lambda: {j: t["health"] for j, t in sorted(targets_by_job(stack).items())},
     )
+    # every instance (ledger-2 ... with FJB_REPLICAS_*) is a target of its service's job
+    scraped = {(t["labels"]["job"], t["scrapeUrl"]) for t in targets}
     for name, port in stack.s.service_ports.items():
-        assert targets[name]["scrapeUrl"] == f"http://127.0.0.1:{port}/metrics"
+        assert (service_of(name), f"http://127.0.0.1:{port}/metrics") in scraped
     # every service's own metrics arrive under its job
     series = api(stack, "query", query='count by (job) ({__name__=~"fjb_.+"})')
     assert {r["metric"]["job"] for r in series["result"]} == set(topology.SERVICES)

@@ -76,41 +76,41 @@ async def _subscribe_denied(stack, identity: str, subject: str) -> bool:
     return any("permissions violation" in str(e).lower() for e in errors)
 
 
-# identity -> subjects it must NOT publish to
+# identity -> subjects it must NOT publish to (payment subjects end in a partition: .3)
 PUBLISH_DENIED = {
     "edge": [
-        "payments.completed",
+        "payments.completed.3",
         "dlq.ledger",
         "$JS.API.STREAM.DELETE.PAYMENTS",
         "$JS.API.STREAM.PURGE.PAYMENTS",
-        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger",
+        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger-p0",
     ],
     "ledger": [
-        "payments.requested",
+        "payments.requested.3",
         "dlq.notifier",
         "$JS.API.STREAM.DELETE.PAYMENTS",
         "$JS.API.STREAM.PURGE.PAYMENTS",
-        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.notifier",
-        "$JS.API.CONSUMER.DELETE.PAYMENTS.ledger",
+        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.notifier-p0",
+        "$JS.API.CONSUMER.DELETE.PAYMENTS.ledger-p0",
     ],
     "notifier": [
-        "payments.requested",
-        "payments.completed",
+        "payments.requested.3",
+        "payments.completed.3",
         "dlq.ledger",
         "$JS.API.STREAM.DELETE.DLQ",
-        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger",
+        "$JS.API.CONSUMER.MSG.NEXT.PAYMENTS.ledger-p0",
     ],
 }
 # identity -> subjects it MAY publish to (its outputs)
 PUBLISH_ALLOWED = {
-    "edge": ["payments.requested", "payments.failed"],  # failed: a due payment not covered
-    "ledger": ["payments.completed", "payments.failed", "dlq.ledger"],
+    "edge": ["payments.requested.3", "payments.failed.3"],  # failed: a due payment not covered
+    "ledger": ["payments.completed.3", "payments.failed.3", "dlq.ledger"],
     "notifier": ["dlq.notifier"],
 }
 SUBSCRIBE_DENIED = {
     "edge": ["payments.>", "_INBOX_ledger.>", ">"],
-    "ledger": ["payments.requested", "_INBOX_edge.>", "$JS.ACK.>"],
-    "notifier": ["payments.completed", "_INBOX_ledger.>"],
+    "ledger": ["payments.requested.3", "_INBOX_edge.>", "$JS.ACK.>"],
+    "notifier": ["payments.completed.3", "_INBOX_ledger.>"],
 }
 
 
@@ -201,6 +201,16 @@ STREAM_OF = {
 }
 
 
+def wire(subject: str) -> str:
+    """A payment subject as published: with the payer's partition (any one will do)."""
+    return f"{subject}.3" if subject.startswith("payments.") else subject
+
+
+def on_the_server(durable: str) -> str:
+    """A payment consumer is one durable per partition: its partition 0's."""
+    return f"{durable}-p0" if STREAM_OF[durable] == "PAYMENTS" else durable
+
+
 async def _denied_publishes(stack, identity: str, subjects: list[str]) -> set[str]:
     """The subjects the server refused this identity to publish to (one connection)."""
     errors: list = []
@@ -218,12 +228,12 @@ async def _denied_publishes(stack, identity: str, subjects: list[str]) -> set[st
 
 @pytest.mark.parametrize("identity", sorted(READERS))
 async def test_each_identity_publishes_exactly_its_outputs_and_fetches_exactly_its_inputs(stack, identity):
-    fetches = {f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_OF[d]}.{d}": d for d in STREAM_OF}
-    subjects = sorted(PRODUCERS) + sorted(fetches)
+    fetches = {f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_OF[d]}.{on_the_server(d)}": d for d in STREAM_OF}
+    subjects = sorted(wire(s) for s in PRODUCERS) + sorted(fetches)
     denied = await _denied_publishes(stack, identity, subjects)
     for subject, producer in PRODUCERS.items():
         producers = producer if isinstance(producer, set) else {producer}
-        assert (subject in denied) is (identity not in producers), (identity, subject)
+        assert (wire(subject) in denied) is (identity not in producers), (identity, subject)
     for subject, durable in fetches.items():
         assert (subject in denied) is (durable not in READERS[identity]), (identity, subject)
 

@@ -21,8 +21,8 @@ def test_publisher_waits_for_the_jetstream_ack_and_dedupes_by_message_id(stack):
     try:
         msg_id = unique("dup-check")
         body = {"not": "a payment"}  # the screening service dead-letters it as malformed
-        first = publisher.publish_json(topology.SUBJECT_PAYMENT_REQUESTED, body, msg_id=msg_id)
-        again = publisher.publish_json(topology.SUBJECT_PAYMENT_REQUESTED, body, msg_id=msg_id)
+        first = publisher.publish_json(f"{topology.SUBJECT_PAYMENT_REQUESTED}.0", body, msg_id=msg_id)
+        again = publisher.publish_json(f"{topology.SUBJECT_PAYMENT_REQUESTED}.0", body, msg_id=msg_id)
         assert first.stream == topology.STREAM_PAYMENTS and not first.duplicate
         assert again.duplicate and again.seq == first.seq
     finally:
@@ -33,7 +33,7 @@ def test_publisher_turns_an_unreachable_cluster_into_a_retryable_error(stack):
     env = {**stack.nats_env("edge"), "FJB_NATS_URLS": "tls://127.0.0.1:1"}
     publisher = SyncPublisher(load_settings(env).nats, name="test-edge-down", timeout=2)
     with pytest.raises(PublishError):
-        publisher.publish_json(topology.SUBJECT_PAYMENT_REQUESTED, {"x": 1}, msg_id=unique("down"))
+        publisher.publish_json(f"{topology.SUBJECT_PAYMENT_REQUESTED}.0", {"x": 1}, msg_id=unique("down"))
 
 
 @pytest.mark.parametrize("service", topology.SERVICES)

@@ -55,7 +55,7 @@ def service(handler) -> ConsumerService:
 
 
 def test_ack_wait_is_short_for_every_consumer():
-    assert {c.ack_wait_seconds for c in topology.CONSUMERS} == {6}
+    assert {c.ack_wait_seconds for c in topology.DURABLES} == {4}
 
 
 def test_a_slow_batch_marks_its_messages_until_it_settles_them():

@@ -25,7 +25,8 @@ PROMTOOL = REPO / ".monitoring-tools" / "promtool"
 
 @pytest.fixture
 def settings(tmp_path):
-    return dataclasses.replace(stack_settings.load({}), state_dir=tmp_path / "state")
+    # a state dir of its own: a running stack's recorded replicas (.stack/run) are not this test's
+    return stack_settings.load({"FJB_STATE_DIR": str(tmp_path / "state")})
 
 
 def config_of(settings) -> dict:
@@ -77,13 +78,21 @@ def test_rule_files_are_read_when_the_config_is_written(tmp_path, settings):
 
 
 def test_ports_come_from_the_environment(tmp_path):
-    s = stack_settings.load({"FJB_PROMETHEUS_PORT": "19090", "FJB_SERVICE_PORT": "19101"})
+    fresh = {"FJB_STATE_DIR": str(tmp_path / "state")}
+    s = stack_settings.load({**fresh, "FJB_PROMETHEUS_PORT": "19090", "FJB_SERVICE_PORT": "19101"})
     assert s.prometheus_port == 19090
     assert prometheus.url(s) == "http://127.0.0.1:19090"
     targets = prometheus.scrape_targets(s)
-    assert targets["screening"] == "127.0.0.1:19101" and targets["prometheus"] == "127.0.0.1:19090"
+    assert targets["screening"] == ["127.0.0.1:19101"] and targets["prometheus"] == ["127.0.0.1:19090"]
+    # replicas are further targets of their service's job, on ports after the first instances
+    scaled = prometheus.scrape_targets(
+        stack_settings.load({**fresh, "FJB_REPLICAS_LEDGER": "3", "FJB_SERVICE_PORT": "19101"})
+    )
+    assert scaled["ledger"] == ["127.0.0.1:19102", "127.0.0.1:19121", "127.0.0.1:19122"]
+    with pytest.raises(SystemExit, match="FJB_REPLICAS_CARDS"):
+        stack_settings.load({**fresh, "FJB_REPLICAS_CARDS": "2"})
     with pytest.raises(SystemExit, match="FJB_PROMETHEUS_PORT"):
-        stack_settings.load({"FJB_PROMETHEUS_PORT": "90900"})
+        stack_settings.load({**fresh, "FJB_PROMETHEUS_PORT": "90900"})
 
 
 def test_it_listens_on_loopback_keeps_its_data_in_the_state_dir_with_bounded_retention(settings):
@@ -203,3 +212,14 @@ def test_a_reload_writes_the_config_and_reports_what_prometheus_refuses(settings
     # nothing listening: said, not a traceback of the socket
     with pytest.raises(prometheus.StartError, match="did not answer the reload"):
         prometheus.reload(s)
+
+
+def test_a_stack_remembers_its_replicas_for_later_commands(tmp_path):
+    """`devstack status|restart|down` run without FJB_REPLICAS_*: the counts `up` recorded."""
+    env = {"FJB_STATE_DIR": str(tmp_path / "state")}
+    started = stack_settings.load({**env, "FJB_REPLICAS_LEDGER": "2"})
+    stack_settings.record_replicas(started)
+    later = stack_settings.load(env)
+    assert "ledger-2" in later.service_ports and later.service_ports == started.service_ports
+    assert "ledger-2" not in stack_settings.load({**env, "FJB_REPLICAS_LEDGER": "1"}).service_ports
+    assert stack_settings.service_of("ledger-2") == "ledger" and stack_settings.service_of("nats-2") == "nats-2"

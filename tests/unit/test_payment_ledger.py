@@ -25,12 +25,14 @@ from fjordbank.domain.ledger import (
     INTERNAL_CARD_SCHEME,
     INTERNAL_CLEARING,
     INTERNAL_SETTLEMENT,
+    INTERNAL_SETTLEMENT_SHARDS,
     INTERNAL_WORLD,
     Account,
     Book,
     Declined,
     Entry,
     replay,
+    settlement_account,
 )
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payment_ledger import (
@@ -72,6 +74,7 @@ def fresh_book(alice_1: int = 10_000, alice_2: int = 0, bob_1: int = 5_000, *, o
         internal(INTERNAL_WORLD, -(alice_1 + alice_2 + bob_1)),
         internal(INTERNAL_CLEARING),
         internal(INTERNAL_SETTLEMENT),
+        *(internal(shard) for shard in INTERNAL_SETTLEMENT_SHARDS),
         *(internal(shard) for shard in INTERNAL_CARD_SCHEME),
     ]
     return Book({a.account_id: a for a in accounts})
@@ -299,10 +302,12 @@ def test_settled_payment_is_completed_capturing_the_hold_into_settlement():
     assert book.holds["p1"].status == "captured"
     [posting] = book.postings
     assert (posting.posting_id, posting.step) == ("p1:settle", "settle")
-    assert posting.entries == (Entry(ALICE_1, -4_000), Entry(INTERNAL_SETTLEMENT, 4_000))
+    # credited to the settlement shard of the payer's partition
+    assert posting.entries == (Entry(ALICE_1, -4_000), Entry(settlement_account(ALICE_1), 4_000))
     account = book.accounts[ALICE_1]
     assert (account.balance, account.held, account.available) == (6_000, 0, 6_000)
-    assert book.accounts[INTERNAL_SETTLEMENT].balance == 4_000
+    assert book.accounts[settlement_account(ALICE_1)].balance == 4_000
+    assert book.accounts[INTERNAL_SETTLEMENT].balance == 0  # the pre-partition account takes no more
     assert total(book) == 0
 
 
@@ -518,7 +523,7 @@ def test_settlement_that_cannot_post_raises_and_leaves_the_hold_active():
     book = fresh_book()
     p = payment(kind=EXTERNAL, amount=4_000)
     record = reserved(book, p)
-    del book.accounts[INTERNAL_SETTLEMENT]  # not loaded into this commit
+    del book.accounts[settlement_account(p.from_account)]  # not loaded into this commit
     before = state_of(book)
     with pytest.raises(UnexpectedStep):
         run(book, record, event(p, "settled"))
@@ -642,7 +647,7 @@ def test_random_interleavings_conserve_money_and_post_each_payment_once(scenario
         else:
             assert hold is None
     # settlement and clearing only receive captured holds
-    assert book.accounts[INTERNAL_SETTLEMENT].balance == sum(
+    assert sum(book.accounts[a].balance for a in (INTERNAL_SETTLEMENT, *INTERNAL_SETTLEMENT_SHARDS)) == sum(
         h.amount for h in book.holds.values() if h.status == "captured"
     )
     assert book.accounts[INTERNAL_CLEARING].balance == 0

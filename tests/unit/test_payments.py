@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fjordbank import topology
 from fjordbank.domain.norway import (
     account_check_digit,
     is_valid_account_number,
@@ -645,7 +646,8 @@ def test_payment_requested_from_json_refuses_missing_fields():
 def test_payment_event_round_trips_through_json():
     out = PaymentEvent(event(), "failed", reason="insufficient_funds", message="too low", detail={"k": "v"})
     assert PaymentEvent.from_json(out.to_json()) == out
-    assert out.subject == "payments.failed"
+    # the payer's partition last (fjordbank.topology PARTITIONS)
+    assert out.subject == f"payments.failed.{topology.partition_of(out.payment.from_account)}"
     assert out.msg_id == f"{out.payment.payment_id}:failed"
 
 

@@ -58,6 +58,17 @@ OUTPUTS = {
     },
 }
 STREAM_OF_PREFIX = {"payments": "PAYMENTS", "customers": "CUSTOMERS", "cards": "CARDS"}
+OWNERS_KV = f"KV_{topology.OWNERS_BUCKET}"
+
+
+def on_the_wire(subject: str, partition: int = 3) -> str:
+    """A lifecycle subject as published: payment subjects end in the payer's partition."""
+    return f"{subject}.{partition}" if subject.startswith("payments.") else subject
+
+
+def permitted(subject: str) -> str:
+    """The permission that lets a producer publish a lifecycle subject (every partition)."""
+    return f"{subject}.*" if subject.startswith("payments.") else subject
 
 
 def matches(pattern: str, subject: str) -> bool:
@@ -159,22 +170,29 @@ def test_identities_cover_exactly_the_expected_components():
 
 @pytest.mark.parametrize("ident", SERVICE_IDENTITIES, ids=lambda i: i.name)
 def test_service_publish_permissions_are_exactly_outputs_own_consumer_api_and_own_dlq(ident):
-    expected = set(OUTPUTS[ident.name]) | {"$JS.API.INFO"}
-    for durable in ident.consumes:
-        stream = consumer(durable).stream
-        expected |= {
-            f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
-            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
-            f"$JS.ACK.{stream}.{durable}.>",
-            f"dlq.{durable}",
-        }
+    expected = {permitted(s) for s in OUTPUTS[ident.name]} | {"$JS.API.INFO"}
+    for name in ident.consumes:
+        for spec in consumer(name).partitions():
+            stream, durable = spec.stream, spec.durable
+            expected |= {
+                f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
+                f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+                f"$JS.ACK.{stream}.{durable}.>",
+                f"dlq.{name}",
+            }
+        if consumer(name).partitioned:  # its own partition leases
+            expected |= {
+                f"$KV.{topology.OWNERS_BUCKET}.{ident.name}.>",
+                f"$JS.API.STREAM.INFO.{OWNERS_KV}",
+                f"$JS.API.DIRECT.GET.{OWNERS_KV}.$KV.{topology.OWNERS_BUCKET}.{ident.name}.>",
+            }
     publish = ident.permissions()["publish"]
     assert len(publish) == len(set(publish))
     assert set(publish) == expected
 
 
 def test_edge_can_publish_only_requests_commands_and_customer_card_changes():
-    assert set(identity("edge").permissions()["publish"]) == {"$JS.API.INFO"} | OUTPUTS["edge"]
+    assert set(identity("edge").permissions()["publish"]) == {"$JS.API.INFO"} | {permitted(s) for s in OUTPUTS["edge"]}
     assert SUBJECT_PAYMENT_REQUESTED in OUTPUTS["edge"]
 
 
@@ -195,6 +213,10 @@ DANGEROUS = [
     "$JS.API.CONSUMER.DELETE.PAYMENTS.notifier",
     "$JS.API.ACCOUNT.PURGE.BANK",
     "$SYS.REQ.SERVER.PING",
+    f"$JS.API.STREAM.PURGE.{OWNERS_KV}",
+    f"$JS.API.STREAM.DELETE.{OWNERS_KV}",
+    f"$JS.API.STREAM.UPDATE.{OWNERS_KV}",
+    f"$KV.{topology.OWNERS_BUCKET}.fraud.p1",
 ]
 
 
@@ -206,23 +228,30 @@ def test_no_non_admin_identity_can_manage_streams_or_consumers(ident, subject):
 
 @pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
 def test_no_non_admin_publish_permission_is_a_wildcard_except_own_acks(ident):
-    own_acks = {f"$JS.ACK.{consumer(d).stream}.{d}.>" for d in ident.consumes}
+    own_acks = {f"$JS.ACK.{p.stream}.{p.durable}.>" for d in ident.consumes for p in consumer(d).partitions()}
+    own_leases = {
+        f"$KV.{topology.OWNERS_BUCKET}.{ident.name}.>",
+        f"$JS.API.DIRECT.GET.{OWNERS_KV}.$KV.{topology.OWNERS_BUCKET}.{ident.name}.>",
+    }
+    own_outputs = {permitted(s) for s in OUTPUTS[ident.name] if s.startswith("payments.")}  # any partition
     for pattern in ident.permissions()["publish"]:
         if "*" in pattern or ">" in pattern:
-            assert pattern in own_acks, pattern
-        assert not pattern.startswith("$JS.API.STREAM.")
+            assert pattern in own_acks | own_leases | own_outputs, pattern
+        assert not pattern.startswith("$JS.API.STREAM.") or pattern == f"$JS.API.STREAM.INFO.{OWNERS_KV}"
 
 
 @pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
 def test_only_the_producer_of_a_lifecycle_subject_can_publish_it(ident):
     for subject in {s for outputs in OUTPUTS.values() for s in outputs}:
-        assert can_publish(ident, subject) is (subject in OUTPUTS[ident.name])
+        for partition in (0, topology.PAYMENT_PARTITIONS - 1):
+            assert can_publish(ident, on_the_wire(subject, partition)) is (subject in OUTPUTS[ident.name])
+        assert not can_publish(ident, f"{on_the_wire(subject)}.extra")
 
 
 @pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
 def test_identity_can_ack_and_dead_letter_only_for_its_own_consumers(ident):
-    for spec in CONSUMERS:
-        own = spec.durable in ident.consumes
+    for spec in topology.DURABLES:
+        own = spec.name in ident.consumes
         ack = f"$JS.ACK.{spec.stream}.{spec.durable}.1.42.42.1700000000000000000.0"
         assert can_publish(ident, ack) is own
         assert can_publish(ident, f"$JS.API.CONSUMER.MSG.NEXT.{spec.stream}.{spec.durable}") is own
@@ -338,3 +367,35 @@ def test_render_without_a_secret_for_an_identity_fails(stack, user_secrets):
     del user_secrets["ledger"]
     with pytest.raises(KeyError):
         natsconf.render(stack, stack.nats_nodes[0], user_secrets)
+
+
+@pytest.mark.parametrize("ident", SERVICE_IDENTITIES, ids=lambda i: i.name)
+def test_a_service_may_write_only_its_own_partition_leases(ident):
+    for other in SERVICE_IDENTITIES:
+        key = f"$KV.{topology.OWNERS_BUCKET}.{other.name}.p1"
+        partitioned = any(consumer(d).partitioned for d in ident.consumes)
+        assert can_publish(ident, key) is (partitioned and other.name == ident.name)
+
+
+def test_payments_are_partitioned_by_the_payers_account():
+    spec = consumer("ledger")
+    parts = spec.partitions()
+    assert [p.durable for p in parts] == [f"ledger-p{n}" for n in range(topology.PAYMENT_PARTITIONS)]
+    assert parts[3].filter_subjects == ("payments.approved.3", "payments.settled.3", "payments.returned.3")
+    assert all(p.name == "ledger" and p.dead_letter_subject == "dlq.ledger" for p in parts)
+    assert consumer("ledger-p3") == parts[3] and parts[3].partition == 3
+    assert consumer("cards").partitions() == (consumer("cards"),)  # not partitioned: shared
+    # stable, spread, and every payment subject a partitioned consumer takes
+    accounts = [f"9710{n:07d}" for n in range(2000)]
+    counts = [0] * topology.PAYMENT_PARTITIONS
+    for a in accounts:
+        counts[topology.partition_of(a)] += 1
+    assert min(counts) > 2000 / topology.PAYMENT_PARTITIONS * 0.8
+    assert topology.partition_of("97100000001") == topology.partition_of("97100000001")
+    assert (
+        topology.payment_subject("approved", "97100000001")
+        == f"payments.approved.{topology.partition_of('97100000001')}"
+    )
+    for spec in CONSUMERS:
+        if spec.stream == topology.STREAM_PAYMENTS:
+            assert spec.partitioned, spec.durable

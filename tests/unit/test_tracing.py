@@ -293,7 +293,8 @@ def test_a_handled_message_gets_a_span_and_its_next_step_carries_the_trace(spans
         return [Ack() for _ in batch]
 
     service, js = _service(handler)
-    msg = FakeMsg("payments.approved", events.encode(_payment_event()), {"traceparent": VALID}, seq=42)
+    approved = _payment_event()
+    msg = FakeMsg(approved.subject, events.encode(approved), {"traceparent": VALID}, seq=42)
     asyncio.run(service.process([Delivery(msg)]))
     assert msg.settled == ["ack"]
     (span,) = [s for s in spans.get_finished_spans() if s.name == "ledger payments.approved"]
@@ -304,7 +305,10 @@ def test_a_handled_message_gets_a_span_and_its_next_step_carries_the_trace(spans
     assert span.attributes["fjb.payment_id"] == "p" + "a" * 34
     assert list(span.attributes["fjb.published"]) == ["payments.completed"]
     ((subject, _data, headers),) = js.published
-    assert subject == "payments.completed" and headers["Nats-Msg-Id"].endswith(":completed")
+    # on the wire with the payer's partition; the span and the timeline name it without
+    assert subject == PaymentEvent(approved.payment, "completed").subject and headers["Nats-Msg-Id"].endswith(
+        ":completed"
+    )
     parent = tracing.span_in(tracing.extract(headers)).get_span_context()
     assert parent.trace_id == int(TRACE, 16) and parent.span_id == span.context.span_id
 
@@ -357,7 +361,7 @@ def test_a_batch_publishes_each_step_in_the_trace_of_its_own_message(spans):
         payment = PaymentRequested(**{**event.payment.to_json(), "payment_id": f"p{n}" + "b" * 33})
         msgs.append(
             FakeMsg(
-                "payments.approved",
+                PaymentEvent(payment, "approved").subject,
                 events.encode(PaymentEvent(payment, "approved")),
                 {"traceparent": f"00-{trace_id}-{SPAN}-01"},
             )

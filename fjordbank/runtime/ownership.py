@@ -1,0 +1,249 @@
+"""Which payment partitions this instance of a service works on.
+
+Every instance of a service (K of them: Cloud Run instances, pods, devstack replicas) takes
+leases on partitions in a replicated NATS KV bucket (``topology.OWNERS_BUCKET``) and works
+only on the partitions it holds; so two instances never work on one partition at once, and
+one payer's payments go through one instance, in order (the ledger's group commit holds
+per partition, and instances do not fight over a payer's account).
+
+Keys, per service (a service's NATS user may write only its own):
+
+    <service>.p<n>                  -> the instance holding partition n
+    <service>.members.<instance>    -> the instance is alive
+
+The bucket expires every entry ``LEASE_SECONDS`` after its last write. Each instance, every
+``LEASE_RENEW_SECONDS``: writes its member key, renews its leases (compare-and-set on the
+revision it wrote: a lease somebody else took is lost, never overwritten), counts the live
+members, and moves towards its fair share, ceil(partitions / members): it releases the
+excess (stopping the partition's work first, then deleting the lease) or claims free
+partitions (create-if-absent: one claimant wins). Each instance prefers its own partitions
+by rendezvous hashing, so a fresh instance and the old ones rarely want the same one.
+
+Failure: a killed instance's leases expire within ``LEASE_SECONDS`` and the others claim
+them at their next tick; its unacknowledged messages come back after the consumers' ack
+wait. A hung instance (SIGSTOP) stops counting as holder after ``LEASE_VALID_SECONDS``
+without a renewal (``holds`` is False before the lease can expire, so it stops first), and
+when it resumes its renewal fails on the revision and it drops the partition. While NATS
+cannot be reached nobody can renew, so everybody stops after ``LEASE_VALID_SECONDS`` and
+resumes when it can renew again; nothing moves meanwhile.
+
+A stable instance name (``FJB_INSTANCE_ID``: a pod name, a devstack replica's name) lets a
+restarted instance take back the leases its previous process held at once instead of
+waiting for them to expire: the name must then be unique among the live instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from prometheus_client import Counter, Gauge
+
+from fjordbank import topology
+
+log = logging.getLogger(__name__)
+
+OWNED = Gauge("fjb_partitions_owned", "Payment partitions this instance holds a lease on", ["service"])
+MOVES = Counter("fjb_partition_moves_total", "Partition leases taken or given up by this instance", ["service", "move"])
+
+Hook = Callable[[int], Awaitable[None]]
+
+
+def instance_id(env: dict[str, str] | None = None) -> str:
+    env = dict(os.environ) if env is None else env
+    given = env.get("FJB_INSTANCE_ID", "").strip()
+    if given:
+        return given
+    host = socket.gethostname().split(".")[0] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def preference(instance: str, partition: int) -> int:
+    """Rendezvous hashing: the higher, the more this instance wants the partition."""
+    return int.from_bytes(hashlib.blake2b(f"{instance}/{partition}".encode(), digest_size=8).digest(), "big")
+
+
+def fair_share(partitions: int, members: int) -> int:
+    return math.ceil(partitions / max(members, 1))
+
+
+@dataclass
+class Lease:
+    revision: int
+    renewed: float  # monotonic time of the last successful write
+
+
+class Ownership:
+    """The leases of one service instance. ``on_acquire(p)`` starts the partition's work;
+    ``on_release(p)`` stops it and returns once its batch in hand is settled."""
+
+    def __init__(
+        self,
+        js,
+        kv,
+        service: str,
+        instance: str,
+        *,
+        partitions: int = topology.PAYMENT_PARTITIONS,
+        on_acquire: Hook,
+        on_release: Hook,
+        renew_seconds: float = topology.LEASE_RENEW_SECONDS,
+        valid_seconds: float = topology.LEASE_VALID_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.js = js
+        self.kv = kv
+        self.service = service
+        self.instance = instance
+        self.partitions = partitions
+        self.on_acquire = on_acquire
+        self.on_release = on_release
+        self.renew_seconds = renew_seconds
+        self.valid_seconds = valid_seconds
+        self.clock = clock
+        self.leases: dict[int, Lease] = {}
+        self.member_revision: int | None = None
+        self.members = 1
+
+    # ---- what the workers ask --------------------------------------------------------
+    def holds(self, partition: int) -> bool:
+        lease = self.leases.get(partition)
+        return lease is not None and self.clock() - lease.renewed < self.valid_seconds
+
+    def key(self, partition: int) -> str:
+        return f"{self.service}.p{partition}"
+
+    @property
+    def member_key(self) -> str:
+        return f"{self.service}.members.{self.instance}"
+
+    # ---- the loop ---------------------------------------------------------------------
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await self.tick()
+            except (TimeoutError, nats.errors.Error) as exc:
+                log.warning("partition leases: NATS unavailable", extra={"error": repr(exc)})
+            OWNED.labels(self.service).set(sum(1 for p in self.leases if self.holds(p)))
+            try:
+                await asyncio.wait_for(stopping.wait(), self.renew_seconds)
+            except TimeoutError:
+                pass
+
+    async def tick(self) -> None:
+        await self._heartbeat()
+        await self._renew()
+        self.members = await self._count_members()
+        share = fair_share(self.partitions, self.members)
+        if len(self.leases) > share:
+            await self._release_excess(len(self.leases) - share)
+        elif len(self.leases) < share:
+            await self._claim(share - len(self.leases))
+
+    async def _heartbeat(self) -> None:
+        value = self.instance.encode()
+        try:
+            if self.member_revision is None:
+                self.member_revision = await self.kv.put(self.member_key, value)
+            else:
+                self.member_revision = await self.kv.update(self.member_key, value, last=self.member_revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            self.member_revision = await self.kv.put(self.member_key, value)
+
+    async def _renew(self) -> None:
+        for p, lease in list(self.leases.items()):
+            try:
+                lease.revision = await self.kv.update(self.key(p), self.instance.encode(), last=lease.revision)
+                lease.renewed = self.clock()
+            except nats.js.errors.KeyWrongLastSequenceError:
+                # expired and taken (we were hung, or cut off longer than the lease): stop at once
+                log.warning("partition lease lost", extra={"partition": p, "service": self.service})
+                del self.leases[p]
+                MOVES.labels(self.service, "lost").inc()
+                await self.on_release(p)
+
+    async def _count_members(self) -> int:
+        prefix = f"$KV.{topology.OWNERS_BUCKET}.{self.service}.members."
+        info = await self.js.stream_info(f"KV_{topology.OWNERS_BUCKET}", subjects_filter=f"{prefix}>")
+        live = 0
+        for subject in info.state.subjects or {}:
+            try:
+                await self.kv.get(subject.removeprefix(f"$KV.{topology.OWNERS_BUCKET}."))
+                live += 1
+            except nats.js.errors.KeyNotFoundError:  # deleted: an instance that stopped cleanly
+                pass
+        return max(live, 1)
+
+    async def _release_excess(self, count: int) -> None:
+        """Give up the partitions this instance wants least (after their work stopped)."""
+        for p in sorted(self.leases, key=lambda p: preference(self.instance, p))[:count]:
+            await self.release(p, reason="rebalance")
+
+    async def release(self, partition: int, *, reason: str) -> None:
+        lease = self.leases.pop(partition, None)
+        if lease is None:
+            return
+        await self.on_release(partition)
+        try:
+            await self.kv.delete(self.key(partition), last=lease.revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass  # already somebody else's
+        MOVES.labels(self.service, "released").inc()
+        log.info("partition released", extra={"partition": partition, "service": self.service, "reason": reason})
+
+    async def _claim(self, count: int) -> None:
+        wanted = sorted(
+            (p for p in range(self.partitions) if p not in self.leases),
+            key=lambda p: preference(self.instance, p),
+            reverse=True,
+        )
+        for p in wanted:
+            if count <= 0:
+                return
+            revision = await self._try_take(p)
+            if revision is None:
+                continue
+            self.leases[p] = Lease(revision, self.clock())
+            count -= 1
+            MOVES.labels(self.service, "acquired").inc()
+            log.info("partition acquired", extra={"partition": p, "service": self.service, "instance": self.instance})
+            await self.on_acquire(p)
+
+    async def _try_take(self, partition: int) -> int | None:
+        """Create the lease if free; take it back if its holder has this instance's name
+        (our previous process); else None."""
+        key = self.key(partition)
+        try:
+            return await self.kv.create(key, self.instance.encode())
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await self.kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None  # freed in between: next tick
+        if entry.value != self.instance.encode():
+            return None
+        try:
+            return await self.kv.update(key, self.instance.encode(), last=entry.revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+
+    async def release_all(self) -> None:
+        """On a clean stop (after the work stopped): hand every partition over at once."""
+        for p in list(self.leases):
+            await self.release(p, reason="stopping")
+        if self.member_revision is not None:
+            try:
+                await self.kv.delete(self.member_key)
+            except (TimeoutError, nats.errors.Error):
+                pass

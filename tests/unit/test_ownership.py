@@ -1,0 +1,229 @@
+"""Partition leases (fjordbank/runtime/ownership.py) on an in-memory KV bucket that behaves
+as NATS's does for what the leases use: revisions, create-if-absent, compare-and-set
+updates, delete markers, and expiry of every entry LEASE_SECONDS after its last write.
+
+What is promised: instances share the partitions fairly, a killed instance's partitions
+move to the others once its leases expire, a hung instance stops before its leases can be
+taken and drops them when it resumes, a restarted instance with the same name takes its
+leases back at once, and at no moment do two instances work on one partition."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import nats.js.errors
+import pytest
+
+from fjordbank import topology
+from fjordbank.runtime.ownership import Ownership, fair_share
+
+PREFIX = f"$KV.{topology.OWNERS_BUCKET}."
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Entry:
+    value: bytes | None  # None: a delete marker
+    revision: int
+    written: float
+
+
+@dataclass
+class FakeKV:
+    clock: Clock
+    ttl: float = topology.LEASE_SECONDS
+    seq: int = 0
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    def _live(self, key: str) -> Entry | None:
+        e = self.entries.get(key)
+        if e is not None and self.clock() - e.written >= self.ttl:
+            del self.entries[key]
+            return None
+        return e
+
+    def _write(self, key: str, value: bytes | None) -> int:
+        self.seq += 1
+        self.entries[key] = Entry(value, self.seq, self.clock())
+        return self.seq
+
+    async def put(self, key, value):
+        return self._write(key, value)
+
+    async def create(self, key, value):
+        e = self._live(key)
+        if e is not None and e.value is not None:
+            raise nats.js.errors.KeyWrongLastSequenceError()
+        return self._write(key, value)
+
+    async def update(self, key, value, last=None):
+        e = self._live(key)
+        if e is None or e.revision != last:
+            raise nats.js.errors.KeyWrongLastSequenceError()
+        return self._write(key, value)
+
+    async def get(self, key):
+        e = self._live(key)
+        if e is None or e.value is None:
+            raise nats.js.errors.KeyNotFoundError()
+        return type("E", (), {"value": e.value, "revision": e.revision})()
+
+    async def delete(self, key, last=None):
+        e = self._live(key)
+        if last is not None and (e is None or e.revision != last):
+            raise nats.js.errors.KeyWrongLastSequenceError()
+        self._write(key, None)
+        return True
+
+
+@dataclass
+class FakeJS:
+    kv: FakeKV
+
+    async def stream_info(self, _name, subjects_filter=None):
+        prefix = subjects_filter.removesuffix(">")
+        subjects = {
+            PREFIX + k: 1 for k in list(self.kv.entries) if self.kv._live(k) and (PREFIX + k).startswith(prefix)
+        }
+        return type("I", (), {"state": type("S", (), {"subjects": subjects})()})()
+
+
+def instance(kv: FakeKV, clock: Clock, name: str) -> Ownership:
+    work: set[int] = set()
+
+    async def acquire(p):
+        work.add(p)
+
+    async def release(p):
+        work.discard(p)
+
+    o = Ownership(FakeJS(kv), kv, "ledger", name, on_acquire=acquire, on_release=release, clock=clock)
+    o.work = work  # type: ignore[attr-defined]
+    return o
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def step(clock: Clock, *instances: Ownership, seconds: float = topology.LEASE_RENEW_SECONDS) -> None:
+    """One renewal period: every live instance ticks, then time passes."""
+    for o in instances:
+        run(o.tick())
+        assert_exclusive(clock, *instances)
+    clock.now += seconds
+
+
+def assert_exclusive(clock, *instances: Ownership) -> None:
+    for p in range(topology.PAYMENT_PARTITIONS):
+        working = [o.instance for o in instances if p in o.work and o.holds(p)]  # type: ignore[attr-defined]
+        assert len(working) <= 1, (p, working)
+
+
+def held(o: Ownership) -> set[int]:
+    return {p for p in o.leases if o.holds(p)}
+
+
+def test_fair_share():
+    assert [fair_share(8, k) for k in (0, 1, 2, 3, 8, 9)] == [8, 8, 4, 3, 1, 1]
+
+
+def test_one_instance_takes_every_partition_and_a_second_one_gets_half():
+    clock = Clock()
+    kv = FakeKV(clock)
+    a = instance(kv, clock, "ledger")
+    step(clock, a)
+    assert held(a) == set(range(8))
+    b = instance(kv, clock, "ledger-2")
+    for _ in range(4):
+        step(clock, a, b)
+    assert len(held(a)) == 4 and len(held(b)) == 4 and held(a).isdisjoint(held(b))
+    assert a.work == held(a) and b.work == held(b)  # type: ignore[attr-defined]
+
+
+def test_a_killed_instance_partitions_move_once_its_leases_expire():
+    clock = Clock()
+    kv = FakeKV(clock)
+    a, b = instance(kv, clock, "ledger"), instance(kv, clock, "ledger-2")
+    for _ in range(4):
+        step(clock, a, b)
+    lost = held(a)
+    moved_after = None
+    for n in range(1, 10):  # a is killed: only b ticks
+        step(clock, b)
+        if held(b) == set(range(8)):
+            moved_after = n * topology.LEASE_RENEW_SECONDS
+            break
+    assert moved_after is not None and moved_after <= topology.LEASE_SECONDS + 2 * topology.LEASE_RENEW_SECONDS
+    assert lost <= held(b)
+
+
+def test_a_hung_instance_stops_before_its_leases_can_be_taken_and_drops_them_when_it_resumes():
+    clock = Clock()
+    kv = FakeKV(clock)
+    a, b = instance(kv, clock, "ledger"), instance(kv, clock, "ledger-2")
+    for _ in range(4):
+        step(clock, a, b)
+    mine = held(a)
+    # a is hung: it still thinks it holds its partitions, but holds() goes False first
+    clock.now += topology.LEASE_VALID_SECONDS
+    assert held(a) == set()
+    for _ in range(4):
+        step(clock, b)  # b takes them over (a's leases expired meanwhile)
+    assert mine <= held(b)
+    step(clock, a, b)  # a resumes: its renewals fail on the revision, it lets go
+    assert a.leases.keys().isdisjoint(mine) and a.work.isdisjoint(mine)  # type: ignore[attr-defined]
+
+
+def test_a_restarted_instance_with_the_same_name_takes_its_leases_back_at_once():
+    clock = Clock()
+    kv = FakeKV(clock)
+    a = instance(kv, clock, "ledger")
+    step(clock, a)
+    again = instance(kv, clock, "ledger")  # the same FJB_INSTANCE_ID, a new process
+    step(clock, again)
+    assert held(again) == set(range(8))
+
+
+def test_a_clean_stop_hands_everything_over_at_the_next_tick():
+    clock = Clock()
+    kv = FakeKV(clock)
+    a, b = instance(kv, clock, "ledger"), instance(kv, clock, "ledger-2")
+    for _ in range(4):
+        step(clock, a, b)
+    run(a.release_all())
+    assert a.work == set()  # type: ignore[attr-defined]
+    step(clock, b, seconds=0.1)
+    assert held(b) == set(range(8))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_ticks_kills_and_hangs_never_give_a_partition_to_two(seed):
+    import random
+
+    rng = random.Random(seed)
+    clock = Clock()
+    kv = FakeKV(clock)
+    pool = [instance(kv, clock, f"ledger-{n}") for n in range(3)]
+    alive = set(range(3))
+    for _ in range(200):
+        for n in list(alive):
+            if rng.random() < 0.8:  # sometimes late (hung for a moment)
+                run(pool[n].tick())
+            assert_exclusive(clock, *pool)
+        if rng.random() < 0.05 and len(alive) > 1:
+            alive.discard(rng.choice(sorted(alive)))
+        if rng.random() < 0.05:
+            n = rng.randrange(3)
+            pool[n] = instance(kv, clock, f"ledger-{n}")
+            alive.add(n)
+        clock.now += rng.uniform(0.2, 2.5)
+        assert_exclusive(clock, *pool)
