@@ -90,7 +90,7 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
             js = nc.jetstream()
             for copy in range(3):
                 await js.publish(
-                    topology.SUBJECT_PAYMENT_REQUESTED,
+                    PaymentEvent(payment, "requested").subject,  # payments.requested.<payer's partition>
                     json.dumps(PaymentEvent(payment, "requested").to_json()).encode(),
                     headers={"Nats-Msg-Id": f"{payment.payment_id}-copy{copy}"},
                 )

@@ -19,6 +19,7 @@ import textwrap
 import pytest
 import requests
 
+from devstack.settings import service_of
 from fjordbank import topology
 from tests.monitoring import catalogue as mon
 
@@ -126,11 +127,18 @@ def test_a_metric_missing_from_the_catalogue_or_gone_from_the_code_is_reported(c
 
 # ---- the running stack ------------------------------------------------------------------
 def metrics_pages(stack) -> dict[str, str]:
-    pages = {}
-    for service in topology.SERVICES:
-        resp = requests.get(f"http://127.0.0.1:{stack.s.service_ports[service]}/metrics", timeout=10)
-        assert resp.status_code == 200, f"{service}: /metrics answered {resp.status_code}"
-        pages[service] = resp.text
+    """service -> its first instance's /metrics."""
+    return {service: pages[0] for service, pages in instance_pages(stack).items()}
+
+
+def instance_pages(stack) -> dict[str, list[str]]:
+    """service -> the /metrics of each of its instances (ledger, ledger-2 ... with
+    FJB_REPLICAS_*): a payment's series are on the instance that holds its partition."""
+    pages: dict[str, list[str]] = {}
+    for name, port in stack.s.service_ports.items():
+        resp = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert resp.status_code == 200, f"{name}: /metrics answered {resp.status_code}"
+        pages.setdefault(service_of(name), []).append(resp.text)
     return pages
 
 
@@ -171,8 +179,8 @@ def test_every_running_service_exposes_only_catalogued_metrics_and_all_of_them(s
 @pytest.mark.stack
 def test_after_a_payment_and_a_card_authorisation_the_series_the_rules_use_have_samples(stack, traffic):
     series = {
-        service: {(name, frozenset(labels.items())) for name, labels, _v in mon.samples(text)}
-        for service, text in metrics_pages(stack).items()
+        service: {(name, frozenset(labels.items())) for text in texts for name, labels, _v in mon.samples(text)}
+        for service, texts in instance_pages(stack).items()
     }
 
     def has(service: str, name: str, **labels: str) -> bool:
