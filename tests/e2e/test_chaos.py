@@ -13,7 +13,9 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.stack
+# a 2-minute run, then the card and standing-order workloads wind down and the checks wait for
+# late pushes: more than the suite's 300 s per test
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(1500)]
 
 
 def test_a_short_seeded_chaos_run_keeps_every_promise(stack, tmp_path):

@@ -18,7 +18,7 @@ import pytest
 
 from devstack.settings import service_of
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(700)]  # the run, its wind-down and checks
 
 
 def test_a_consumer_that_acks_before_its_commit_is_caught(stack, tmp_path):

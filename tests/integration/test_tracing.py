@@ -173,8 +173,9 @@ def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_tr
     text = bankctl_trace(stack, payment_id, as_json=False).stdout
     assert "stopped: dead-lettered at ledger (payments.approved) after 6 deliveries" in text
     print(text)
-    # the ledger's log line of the dead letter carries the payment's trace id
-    ledger_log = (stack.s.log_dir / "ledger.log").read_text(errors="replace")
+    # the ledger's log line of the dead letter carries the payment's trace id (in the log
+    # of the ledger instance holding the payer's partition: ledger.log, ledger-2.log ...)
+    ledger_log = "\n".join(p.read_text(errors="replace") for p in sorted(stack.s.log_dir.glob("ledger*.log")))
     assert any(
         '"message dead-lettered"' in line and timeline["traceIds"][0] in line for line in ledger_log.splitlines()
     )
