@@ -32,6 +32,14 @@ issue and drop or redo the patch). Applying twice changes nothing.
    not retried. Fix: a new connection per request to a worker (``agent: false``), on the
    machine's loopback. Not reported upstream that we found.
 
+5. Two Python workers started at once could be given the same port, and a request then ran
+   the wrong function: the emulator asks portfinder for a free port (free because neither
+   worker has bound it yet), both workers get it, one binds, and the other's health check
+   reaches the first and passes. Seen as ``onboarding_submit`` answering with the
+   device-key callable's validation error. Fix: the ports handed to Python workers are
+   reserved until the worker exits, and a reserved port is never handed out again. Not
+   reported upstream that we found.
+
 Usage: python scripts/patch_firebase_tools.py [node_modules/firebase-tools]
 """
 
@@ -149,6 +157,48 @@ PATCHES: list[tuple[str, str, str]] = [
             res.status(500).json({{ error: {{ status: "INTERNAL", message: `the function's runtime did not start: ${{message}}` }} }});
             return;
         }}
+""",
+    ),
+    (
+        EMULATOR_JS,
+        'const EVENT_INVOKE_GA4 = "functions_invoke";\n',
+        f"""const EVENT_INVOKE_GA4 = "functions_invoke";
+const reservedWorkerPorts = new Set(); {MARK}
+async function reserveWorkerPort() {{
+    let start = 8081 + (0, utils_1.randomInt)(0, 1000);
+    for (;;) {{
+        const port = await portfinder.getPortPromise({{ port: start }});
+        if (!reservedWorkerPorts.has(port)) {{
+            reservedWorkerPorts.add(port);
+            return port;
+        }}
+        start = port + 1;
+    }}
+}}
+""",
+    ),
+    (
+        EMULATOR_JS,
+        """        const port = await portfinder.getPortPromise({
+            port: 8081 + (0, utils_1.randomInt)(0, 1000),
+        });
+        const childProcess = (0, python_1.runWithVirtualEnv)(args, backend.functionsDir, {
+            ...envs,
+            PYTHONUNBUFFERED: "1",
+            DEBUG: "False",
+            HOST: "127.0.0.1",
+            PORT: port.toString(),
+        });
+""",
+        f"""        const port = await reserveWorkerPort(); {MARK}
+        const childProcess = (0, python_1.runWithVirtualEnv)(args, backend.functionsDir, {{
+            ...envs,
+            PYTHONUNBUFFERED: "1",
+            DEBUG: "False",
+            HOST: "127.0.0.1",
+            PORT: port.toString(),
+        }});
+        childProcess.on("exit", () => reservedWorkerPorts.delete(port));
 """,
     ),
 ]
