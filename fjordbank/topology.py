@@ -57,6 +57,18 @@ SUBJECT_PAYMENT_SETTLED = "payments.settled"
 SUBJECT_PAYMENT_RETURNED = "payments.returned"
 SUBJECT_PAYMENT_COMPLETED = "payments.completed"
 SUBJECT_PAYMENT_FAILED = "payments.failed"
+# The ledger's own legs of an internal payment (never a status the app sees): the payer's
+# partition debits the payer and hands the credit to the payee's partition (``credit``,
+# routed by the payee's account); a credit the payee's account cannot take goes back to
+# the payer's partition (``refund``). So every account is written by one partition only.
+SUBJECT_PAYMENT_CREDIT = "payments.credit"
+SUBJECT_PAYMENT_REFUND = "payments.refund"
+CREDIT = "credit"
+REFUND = "refund"
+# ...and once the payee is credited, ``credited`` in the payee's partition beside the
+# payer's ``completed``: what the payee's read models (insights) apply in that partition.
+SUBJECT_PAYMENT_CREDITED = "payments.credited"
+CREDITED = "credited"
 
 SUBJECT_CUSTOMER_APPROVED = "customers.approved"
 SUBJECT_CUSTOMER_REVIEW = "customers.review"
@@ -106,8 +118,14 @@ def partition_of(account: str, partitions: int = PAYMENT_PARTITIONS) -> int:
 
 
 def payment_subject(status: str, account: str) -> str:
-    """``payments.<status>.<partition of the payer's account>``."""
+    """``payments.<status>.<partition of account>``: the payer's account for every step
+    but the ledger's ``credit`` leg and ``credited``, which go to the payee's (`step_account`)."""
     return f"payments.{status}.{partition_of(account)}"
+
+
+def step_account(status: str, payer: str, payee: str) -> str:
+    """The account whose partition a payment step is routed by (`payment_subject`)."""
+    return payee if status in (CREDIT, CREDITED) else payer
 
 
 def every_partition(subject: str) -> str:
@@ -285,7 +303,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         durable="ledger",
         stream=STREAM_PAYMENTS,
         partitioned=True,
-        filter_subjects=(SUBJECT_PAYMENT_APPROVED, SUBJECT_PAYMENT_SETTLED, SUBJECT_PAYMENT_RETURNED),
+        filter_subjects=(
+            SUBJECT_PAYMENT_APPROVED,
+            SUBJECT_PAYMENT_SETTLED,
+            SUBJECT_PAYMENT_RETURNED,
+            SUBJECT_PAYMENT_CREDIT,
+            SUBJECT_PAYMENT_REFUND,
+        ),
         description="Holds and posts payments as double entry in the Firestore ledger.",
     ),
     ConsumerSpec(
@@ -334,7 +358,9 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         durable="insights-payments",
         stream=STREAM_PAYMENTS,
         partitioned=True,
-        filter_subjects=(SUBJECT_PAYMENT_COMPLETED,),
+        # the payer's side of a completed payment, the payee's side of a credited one: each
+        # customer's economy is written in its own account's partition only
+        filter_subjects=(SUBJECT_PAYMENT_COMPLETED, SUBJECT_PAYMENT_CREDITED),
         description="Books completed payments into my economy and subscription detection.",
     ),
     ConsumerSpec(
@@ -375,6 +401,9 @@ IDENTITIES: tuple[Identity, ...] = (
             every_partition(SUBJECT_PAYMENT_RESERVED),
             every_partition(SUBJECT_PAYMENT_COMPLETED),
             every_partition(SUBJECT_PAYMENT_FAILED),
+            every_partition(SUBJECT_PAYMENT_CREDIT),
+            every_partition(SUBJECT_PAYMENT_REFUND),
+            every_partition(SUBJECT_PAYMENT_CREDITED),
         ),
         consumes=("ledger",),
     ),

@@ -204,8 +204,15 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
     runs and tests); anywhere else such a message is refused."""
     db, publisher, _settings = deps()
     message = event.data.message.json or {}
-    overrides = scheduled.job_overrides(message, os.environ)
-    scheduled.run_job(db, publisher, str(message.get("job", "")), bank_regs=_settings.bank_regs, **overrides)
+    job, run = str(message.get("job", "")), event.data.message.message_id
+    try:
+        overrides = scheduled.job_overrides(message, os.environ)
+        result = scheduled.run_job(db, publisher, job, bank_regs=_settings.bank_regs, **overrides)
+    except Exception:
+        # one line per run, ended either way, named by its Pub/Sub message (chaos's clock waits for it)
+        log.exception("scheduled job failed", extra={"job": job, "run": run})
+        raise
+    log.info("scheduled job done", extra={"job": job, "run": run, "result": result})
 
 
 # ---- callables: the app's synchronous operations ------------------------------------------

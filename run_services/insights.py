@@ -1,6 +1,7 @@
 """Insights: "my economy" and subscriptions, maintained from what is booked.
 
-Consumes payments.completed and cards.captured in batches; each event becomes bookings
+Consumes payments.completed (the payer's side), payments.credited (an internal payment's
+payee's side, in the payee's partition) and cards.captured in batches; each event becomes bookings
 (fjordbank.domain.bookings) that one Firestore transaction per batch applies to the
 customers' monthly figures and merchant histories (fjordbank.adapters.insights_store).
 Applying a booking twice changes nothing, so redeliveries and replays are harmless.
@@ -37,7 +38,7 @@ class InsightsHandler:
         decoded, outcomes = events.decode_batch(batch)
         internal = {e.payment.to_account for _, e in decoded if e.payment.kind == "internal"}
         owners = await self.owners(internal) if internal else {}
-        booked = [b for _, e in decoded for b in bookings.from_payment(e, payee_uid=owners.get(e.payment.to_account))]
+        booked = [b for _, e in decoded for b in bookings.for_partition(e, payee_uid=owners.get(e.payment.to_account))]
         return await self._apply(booked, decoded, outcomes)
 
     async def cards(self, batch: list[Delivery]) -> list[Outcome]:

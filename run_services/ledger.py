@@ -1,21 +1,22 @@
 """Ledger service: holds and posts payments as double entry in Firestore, exactly once.
 
-Consumes payments.approved, payments.settled and payments.returned in batches; one
-Firestore transaction per batch applies every step in it (fjordbank.domain.payment_ledger,
-fjordbank.adapters.ledger_store), then it publishes each result (reserved, completed,
-failed) and acks. A crash anywhere replays the batch: the ledger answers replayed steps
+Consumes payments.approved, payments.settled and payments.returned, and an internal
+payment's credit and refund legs, in batches; one Firestore transaction per batch applies
+every step in it (fjordbank.domain.payment_ledger, fjordbank.adapters.ledger_store), then
+it publishes each result (reserved, credit, refund, completed, failed; credited beside a
+credit's completed) and acks. A crash anywhere replays the batch: the ledger answers replayed steps
 from its records, so nothing is held or posted twice.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from fjordbank.adapters import faults
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.ledger_store import FirestoreLedger
 from fjordbank.config import load_settings
+from fjordbank.domain.payment_ledger import published
 from fjordbank.runtime import crash, events, payment_metrics, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
 
@@ -43,7 +44,7 @@ class LedgerHandler:
                     outcomes[i] = Reject(verdict.error or "refused by the ledger")
                     continue
                 r = verdict.result
-                out.append(dataclasses.replace(verdict.event, status=r.status, reason=r.reason, message=r.message))
+                out += published(verdict.event, r)
                 outcomes[i] = Ack()
                 log.debug(
                     "payment step posted",

@@ -392,11 +392,11 @@ def standing_order_findings(
         rec = p.get("ledger") or {}
         if p.get("view") != "completed":
             wrong.append(f"{o['orderId']}: its payment is {p.get('view') or 'not seen'!r}, not completed")
-        step = "transfer" if o["kind"] == "internal" else "settle"
+        steps = ["debit", "credit"] if o["kind"] == "internal" else ["settle"]
         if rec.get("status") == "completed":
             paid += o["amount"]
             received += o["amount"] if o["kind"] == "internal" else 0
-            if rec.get("postingIds") != [f"{o['paymentId']}:{step}"]:
+            if rec.get("postingIds") != [f"{o['paymentId']}:{s}" for s in steps]:
                 wrong.append(f"{o['orderId']}: booked as {rec.get('postingIds')}")
     findings = [f"{len(wrong)} standing order(s) not paid exactly once: {_some(wrong)}"] if wrong else []
     payer, payee = w.get("payer"), w.get("payee")

@@ -18,7 +18,8 @@ each due date the evening before (23:30 local: nothing may be paid), the first m
 the day (00:00:30 local, still the day before in UTC: it must be paid now), on the
 change days the instants around the missing or repeated hour, the clock stepped back to
 the evening before and the last minute of the day; and at the end back to the first
-instant. Every instant is queued twice at once (two scheduler ticks overlapping). The
+instant. Every instant is queued twice at once (two scheduler ticks overlapping), and again
+while one of its runs failed (as the next tick would pay what a failed run left). The
 clock is scoped to the two customers (fjordbank.service_layer.scheduled.job_overrides:
 emulator only), so the other workloads' orders are not paid months early.
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import random
 import threading
 import time
@@ -49,8 +51,10 @@ from fjordbank.domain import standing_orders as rules
 OSLO = ZoneInfo("Europe/Oslo")
 UTC = dt.UTC
 RUNS_PER_INSTANT = 2
-FINISHED = 'Finished "europe-west1-on_scheduled_job"'  # the Functions emulator's log line per run
+# the scheduled-jobs function's one line per run (functions/main.py on_scheduled_job)
+ENDED = {"scheduled job done": "done", "scheduled job failed": "failed"}
 JOB_TIMEOUT_S = 60.0
+MAX_ROUNDS = 5  # an instant whose run failed is run again, as the next scheduler tick would
 PAYMENTS_TIMEOUT_S = 120.0
 
 
@@ -180,27 +184,38 @@ def judge_payments(orders: list[OrderPlan], received: dict[str, int], entries: d
 
 
 # ---- on the stack -------------------------------------------------------------------------
-class RunCounter:
-    """Finished runs of the scheduled-jobs function, from the Functions emulator's log
-    (read from where it was last read)."""
+class RunLog:
+    """How each run of the scheduled-jobs function ended, by its Pub/Sub message id: the
+    function's one "scheduled job done" / "scheduled job failed" line per run in the
+    Functions emulator's log, read from where it was last read. (Counting the emulator's
+    "Finished" lines was wrong: other workloads' job runs finish too, and a run cut short by
+    an injected fault finishes without having paid.)"""
 
     def __init__(self, log: Path) -> None:
         self.log = log
         self.offset = log.stat().st_size if log.exists() else 0
-        self.count = 0
-        self._tail = b""
+        self.ended: dict[str, str] = {}  # message id -> "done" | "failed"
+        self._partial = b""
 
-    def poll(self) -> int:
+    def poll(self) -> dict[str, str]:
         if self.log.stat().st_size < self.offset:  # a new log (the emulators restarted)
-            self.offset, self._tail = 0, b""
+            self.offset, self._partial = 0, b""
         with self.log.open("rb") as fh:
             fh.seek(self.offset)
             data = fh.read()
         self.offset += len(data)
-        text = self._tail + data
-        self.count += text.count(FINISHED.encode())
-        self._tail = text[-(len(FINISHED) - 1) :]  # a line cut in the middle is counted next time
-        return self.count
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()  # a line not yet written to its end is read next time
+        for line in lines:
+            if b"scheduled job " not in line or b"{" not in line:
+                continue
+            try:
+                entry = json.loads(line[line.index(b"{") :])
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("message") in ENDED and entry.get("run") is not None:
+                self.ended[str(entry["run"])] = ENDED[entry["message"]]
+        return self.ended
 
 
 @dataclass
@@ -224,7 +239,8 @@ class ClockRun:
         self.bank = Bank(config)
         self.topic = TopicPublisher(config.project_id, JOBS_TOPIC)
         self.topic.ensure_topic()
-        self.counter = RunCounter(stack.sup.log_file("emulators"))
+        self.run_log = RunLog(stack.sup.log_file("emulators"))
+        self.rounds = 0  # job rounds queued (more than the instants when a run failed)
         self.db = self.bank.admin.db
 
     def customer(self, tag: str, deposit: int) -> Customer:
@@ -268,16 +284,21 @@ class ClockRun:
         return customers, made
 
     def run_job(self, at: dt.datetime, uids: list[str]) -> None:
-        """The job at instant ``at``, RUNS_PER_INSTANT times at once; back when all finished."""
+        """The job at instant ``at``, RUNS_PER_INSTANT times at once; back when all of them
+        have ended. A run that failed (an injected Firestore fault, say) leaves its due date
+        to the next tick: the instant is run again, up to MAX_ROUNDS times."""
         message = {"job": "submit-due-payments", "now": at.isoformat(), "uids": uids}
-        before = self.counter.poll()
-        for _ in range(RUNS_PER_INSTANT):
-            asyncio.run(self.topic.publish_json(message))
-        deadline = time.monotonic() + JOB_TIMEOUT_S
-        while self.counter.poll() < before + RUNS_PER_INSTANT:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the due-payments job at {at.isoformat()} did not finish in {JOB_TIMEOUT_S:.0f}s")
-            time.sleep(0.1)
+        for _ in range(MAX_ROUNDS):
+            self.rounds += 1
+            ids = [asyncio.run(self.topic.publish_json(message)) for _ in range(RUNS_PER_INSTANT)]
+            deadline = time.monotonic() + JOB_TIMEOUT_S
+            while not all(i in self.run_log.poll() for i in ids):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the due-payments job at {at.isoformat()} did not end in {JOB_TIMEOUT_S:.0f}s")
+                time.sleep(0.1)
+            if all(self.run_log.ended[i] == "done" for i in ids):
+                return
+        raise RuntimeError(f"the due-payments job at {at.isoformat()} failed {MAX_ROUNDS} rounds running")
 
     def runs(self, made: dict[str, tuple[str, str]], tag: str) -> dict[str, list[str]]:
         out = {}
@@ -338,7 +359,7 @@ def run_clock(stack: Stack, fault: Fault, stop: threading.Event, today: dt.date 
             for o in orders
         },
         "instants": [[s.label, s.at.isoformat()] for s in sequence[:done]],
-        "job_runs": done * RUNS_PER_INSTANT,
+        "job_runs": clock.rounds * RUNS_PER_INSTANT,
         "all_instants": all_crossed,
         "customers": uids,
     }

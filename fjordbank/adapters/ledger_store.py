@@ -33,10 +33,13 @@ from fjordbank.domain.ledger import (
     Hold,
     Posting,
     settlement_account,
+    transit_in_account,
+    transit_out_account,
 )
 from fjordbank.domain.payment_ledger import StepResult, UnexpectedStep, apply_step
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
 from fjordbank.domain.payments import PaymentEvent
+from fjordbank.topology import CREDIT, REFUND
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +89,15 @@ class Verdict:
 
 
 def accounts_needed(event: PaymentEvent) -> set[str]:
+    """The accounts a step reads and may write: all in the partition the step is routed by
+    (the payee's for a credit, else the payer's; fjordbank.domain.payment_ledger)."""
     p = event.payment
     if event.status == "approved":
-        return {p.from_account} | ({p.to_account} if p.kind == INTERNAL_KIND else set())
+        return {p.from_account} | ({transit_out_account(p.from_account)} if p.kind == INTERNAL_KIND else set())
+    if event.status == CREDIT:
+        return {p.to_account, transit_in_account(p.to_account)}
+    if event.status == REFUND:
+        return {p.from_account, transit_out_account(p.from_account)}
     return {p.from_account, settlement_account(p.from_account)}
 
 
@@ -109,7 +118,7 @@ class FirestoreLedger:
             payment_ids = sorted({e.payment.payment_id for e in events})
             refs = [self._account_ref(a) for a in account_ids]
             refs += [self.db.collection(LEDGER_PAYMENTS).document(p) for p in payment_ids]
-            settling = sorted({e.payment.payment_id for e in events if e.status != "approved"})
+            settling = sorted({e.payment.payment_id for e in events if e.status in ("settled", "returned")})
             refs += [self.db.collection(HOLDS).document(p) for p in settling]  # only these can hold
             accounts: dict[str, Account] = {}
             records: dict[str, dict] = {}

@@ -13,11 +13,12 @@ authorisation, both in Europe/Oslo.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fjordbank.domain.categories import override_key
 from fjordbank.domain.norway import mask_account_number
 from fjordbank.domain.payments import PaymentEvent
+from fjordbank.topology import CREDITED
 
 CARD = "card"
 PAYMENT = "payment"
@@ -89,6 +90,17 @@ def from_payment(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking]
             )
         )
     return bookings
+
+
+def for_partition(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking]:
+    """The bookings the partition ``event`` was routed to applies: a completed payment's
+    payer's side (the payer's partition), a credited internal payment's payee's side (the
+    payee's partition, topology.CREDITED). So each customer's economy is written from its
+    own account's partition only."""
+    if event.status == CREDITED:
+        completed = replace(event, status="completed")
+        return [b for b in from_payment(completed, payee_uid=payee_uid) if b.direction == IN]
+    return [b for b in from_payment(event, payee_uid=payee_uid) if b.direction == OUT]
 
 
 def from_card_capture(event: dict) -> list[Booking]:

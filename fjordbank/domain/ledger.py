@@ -38,18 +38,37 @@ INTERNAL_SETTLEMENT_SHARDS = tuple(f"internal-settlement-p{n}" for n in range(PA
 # every capture's write; the shards together are the scheme's balance.
 CARD_SCHEME_SHARDS = 16
 INTERNAL_CARD_SCHEME = tuple(f"internal-card-scheme-{i:02d}" for i in range(CARD_SCHEME_SHARDS))
+# Internal payments in transit between two partitions: the payer's partition debits the
+# payer and credits its ``internal-transit-out-p<a>``; the payee's partition debits its
+# ``internal-transit-in-p<b>`` and credits the payee (a refund reverses the first leg). Each
+# shard is written by its own partition only. Out and in together hold exactly the internal
+# payments between their two legs: zero when the pipeline is drained (the audit checks it).
+INTERNAL_TRANSIT_OUT = tuple(f"internal-transit-out-p{n}" for n in range(PAYMENT_PARTITIONS))
+INTERNAL_TRANSIT_IN = tuple(f"internal-transit-in-p{n}" for n in range(PAYMENT_PARTITIONS))
+INTERNAL_TRANSIT = (*INTERNAL_TRANSIT_OUT, *INTERNAL_TRANSIT_IN)
 INTERNAL_ACCOUNTS = (
     INTERNAL_WORLD,
     INTERNAL_CLEARING,
     INTERNAL_SETTLEMENT,
     *INTERNAL_SETTLEMENT_SHARDS,
     *INTERNAL_CARD_SCHEME,
+    *INTERNAL_TRANSIT,
 )
 
 
 def settlement_account(payer_account: str) -> str:
     """The settlement shard of a payment: its payer's partition's."""
     return INTERNAL_SETTLEMENT_SHARDS[partition_of(payer_account)]
+
+
+def transit_out_account(payer_account: str) -> str:
+    """Where the payer's partition puts an internal payment it has debited."""
+    return INTERNAL_TRANSIT_OUT[partition_of(payer_account)]
+
+
+def transit_in_account(payee_account: str) -> str:
+    """Where the payee's partition takes an internal payment from to credit it."""
+    return INTERNAL_TRANSIT_IN[partition_of(payee_account)]
 
 
 def card_scheme_account(key: str) -> str:
@@ -263,6 +282,32 @@ class Book:
         posting = Posting.transfer(payment_id, step, debit, credit, amount, currency)
         self.apply(posting)
         return posting
+
+    def receive(
+        self, *, payment_id: str, step: str, source: str, credit: str, amount: int, currency: str, refund: bool = False
+    ) -> Posting:
+        """Money from an internal account (``source``: a transit shard) to a customer's
+        account: the payee's credit, or (``refund``) the payer's money back. A credit needs
+        an open account in the currency; a refund is never refused for the account's
+        status (the money was the payer's). Raises `Declined` with a reason code."""
+        if self.account(source).kind != INTERNAL:
+            raise Declined("unknown_account", "money is received from an internal account only")
+        target = self.account(credit)
+        if target.kind != CUSTOMER:
+            raise Declined("unknown_account", "the to-account is not a customer's account")
+        if target.status != OPEN and not refund:
+            raise Declined("to_account_closed", "the to-account is not open")
+        if target.currency != currency:
+            raise Declined("currency_mismatch", f"the to-account does not hold {currency}")
+        posting = Posting.transfer(payment_id, step, source, credit, amount, currency)
+        self.apply(posting)
+        return posting
+
+    def payer_account(self, account_id: str, payer_uid: str, currency: str) -> Account:
+        """The payer's account, if the payer may pay from it. Raises `Declined`."""
+        source = self.account(account_id)
+        self._check_payer(source, payer_uid, currency)
+        return source
 
     def _check_payer(self, source: Account, payer_uid: str, currency: str) -> None:
         if source.kind != CUSTOMER or source.owner_uid != payer_uid:

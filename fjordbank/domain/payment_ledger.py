@@ -1,9 +1,18 @@
 """What the ledger does at each step of a payment, free of I/O.
 
-    approved, internal   transfer at once             -> completed | failed
+    approved, internal   debit the payer into transit -> credit    | failed
+    credit               (the payee's partition) credit the payee from transit
+                                                      -> completed | refund (with the reason)
+    refund               (the payer's partition) the money back to the payer
+                                                      -> failed (with the credit's reason)
     approved, external   hold the funds               -> reserved  | failed
     settled              capture the hold, post it    -> completed
     returned             release the hold             -> failed (with the counterparty's reason)
+
+An internal payment's two legs run in two partitions (fjordbank/topology.py: ``credit`` is
+routed by the payee's account), so each account is written by its own partition's ledger
+only: no two ledger instances ever contend for one account, and a payee many pay at once
+(a merchant) takes its credits in its own partition's batches, one write per batch.
 
 Each payment has one ledger record: the result of every step it has been through. A step
 seen again (redelivery, replay, a crash before the ack) returns the recorded result and
@@ -13,10 +22,11 @@ changes nothing, so a payment is posted exactly once however often a message arr
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from fjordbank.domain.ledger import Book, Declined, settlement_account
+from fjordbank.domain.ledger import Book, Declined, settlement_account, transit_in_account, transit_out_account
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent
+from fjordbank.topology import CREDIT, CREDITED, REFUND
 
 EXTERNAL_HOLD_DAYS = 5  # a returned or unanswered external payment releases before this
 
@@ -58,6 +68,16 @@ def new_record(event: PaymentEvent) -> dict:
     }
 
 
+def published(event: PaymentEvent, result: StepResult) -> list[PaymentEvent]:
+    """What the ledger publishes after applying ``event`` with ``result``: the next step, and
+    for a credited internal payment also ``credited`` to the payee's partition (its read
+    models) beside ``completed`` to the payer's."""
+    after = replace(event, status=result.status, reason=result.reason, message=result.message)
+    if event.status == CREDIT and result.status == "completed":
+        return [after, replace(event, status=CREDITED, reason=None, message=None)]
+    return [after]
+
+
 def apply_step(
     book: Book, record: dict | None, event: PaymentEvent, *, now: dt.datetime
 ) -> tuple[dict, StepResult, bool]:
@@ -83,17 +103,51 @@ def apply_step(
             record["holdId"] = p.payment_id
             result = StepResult("reserved")
         elif step == "approved":
+            book.payer_account(p.from_account, p.uid, p.currency)
+            if p.to_account == p.from_account:  # the payee's side cannot see it: refused here
+                raise Declined("same_account", "from- and to-account are the same")
             posting = book.transfer(
                 payment_id=p.payment_id,
-                step="transfer",
+                step="debit",
                 payer_uid=p.uid,
                 debit=p.from_account,
-                credit=p.to_account,
+                credit=transit_out_account(p.from_account),
                 amount=p.amount,
                 currency=p.currency,
             )
             record["postingIds"] = [*record["postingIds"], posting.posting_id]
-            result = StepResult("completed")
+            result = StepResult(CREDIT)
+        elif step == CREDIT:
+            if record["status"] != CREDIT:
+                raise UnexpectedStep(f"credit of a payment in state {record['status']!r}")
+            try:
+                posting = book.receive(
+                    payment_id=p.payment_id,
+                    step="credit",
+                    source=transit_in_account(p.to_account),
+                    credit=p.to_account,
+                    amount=p.amount,
+                    currency=p.currency,
+                )
+            except Declined as exc:  # the payee's account cannot take it: the money goes back
+                result = StepResult(REFUND, exc.code, exc.message)
+            else:
+                record["postingIds"] = [*record["postingIds"], posting.posting_id]
+                result = StepResult("completed")
+        elif step == REFUND:
+            if record["status"] != REFUND:
+                raise UnexpectedStep(f"refund of a payment in state {record['status']!r}")
+            posting = book.receive(
+                payment_id=p.payment_id,
+                step="refund",
+                source=transit_out_account(p.from_account),
+                credit=p.from_account,
+                amount=p.amount,
+                currency=p.currency,
+                refund=True,
+            )
+            record["postingIds"] = [*record["postingIds"], posting.posting_id]
+            result = StepResult("failed", event.reason or "returned", event.message)
         elif step == "settled":
             if record["status"] != "reserved":
                 raise UnexpectedStep(f"settlement of a payment in state {record['status']!r}")

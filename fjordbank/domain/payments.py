@@ -54,6 +54,10 @@ STATUS_RANK = {
     "cancelled": 9,  # a scheduled payment the customer cancelled before its due date
 }
 TERMINAL = frozenset({"completed", "failed", "rejected", "cancelled"})
+# The ledger's legs of an internal payment (topology.CREDIT, topology.REFUND) and its
+# notice to the payee's partition (topology.CREDITED): events on NATS between partitions,
+# never a status of the app's request (no rank).
+LEDGER_LEGS = frozenset({topology.CREDIT, topology.REFUND, topology.CREDITED})
 INTERNAL = "internal"  # both accounts in this bank: posted at once
 EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
 
@@ -269,7 +273,9 @@ class PaymentEvent:
     @property
     def subject(self) -> str:
         # the payer's partition last: one payer's steps go through one instance, in order
-        return topology.payment_subject(self.status, self.payment.from_account)
+        # (the ledger's credit leg: the payee's, topology.step_account)
+        p = self.payment
+        return topology.payment_subject(self.status, topology.step_account(self.status, p.from_account, p.to_account))
 
     @property
     def msg_id(self) -> str:
@@ -289,7 +295,7 @@ class PaymentEvent:
         if not isinstance(data, dict) or set(data) - {"payment", "status", "reason", "message", "detail"}:
             raise PaymentRejected("malformed_event", "not a payment event")
         status = data.get("status")
-        if status not in STATUS_RANK:
+        if status not in STATUS_RANK and status not in LEDGER_LEGS:
             raise PaymentRejected("malformed_event", f"unknown status {status!r}")
         return cls(
             payment=PaymentRequested.from_json(data.get("payment")),

@@ -36,7 +36,7 @@ FINAL_SECONDS = Histogram(
 # step -> the outcomes it publishes (the catalogue's label_values)
 OUTCOMES = {
     "screening": ("approved", "rejected"),
-    "ledger": ("reserved", "completed", "failed"),
+    "ledger": ("reserved", "credit", "refund", "completed", "failed"),
     "clearing": ("submitted", "settled", "returned"),
 }
 FINAL = ("completed", "failed")

@@ -6,7 +6,10 @@
   each account's held amount is the sum of its active holds, and no active hold is past
   its expiry;
 * every completed payment is posted exactly once (its verdict lists postings that exist
-  and belong to it), and no failed payment has postings;
+  and belong to it); a failed payment's postings (an internal payment's debit and refund)
+  leave no account changed, and no other failed payment has postings;
+* the internal transit shards hold exactly the internal payments between their debit and
+  their credit or refund (fjordbank.domain.payment_ledger): zero when nothing is in flight;
 * every card capture is posted exactly once, for the captured amount, and no other card
   authorisation has a posting.
 """
@@ -20,7 +23,8 @@ from dataclasses import dataclass, field
 
 from fjordbank.adapters.card_store import CAPTURE_STEP, CARD_AUTHORIZATIONS
 from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, OPS, POSTINGS
-from fjordbank.domain.ledger import CUSTOMER, Hold, Posting, UnbalancedPosting, replay
+from fjordbank.domain.ledger import CUSTOMER, INTERNAL_TRANSIT, Hold, Posting, UnbalancedPosting, replay
+from fjordbank.topology import CREDIT, REFUND
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ AVAILABLE = "available_mismatch"  # available != balance - held
 OVERDRAWN = "below_overdraft_floor"  # a customer account's available balance below its floor
 HELD = "holds"  # negative holds, held != the active holds, an active hold past its expiry
 PAYMENT_POSTINGS = "payment_postings"  # a payment not posted exactly once (or posted though failed)
+TRANSIT = "transit"  # the transit shards do not hold exactly the internal payments in flight
 CARD_POSTINGS = "card_postings"  # a card capture not posted exactly once, or a posting without one
 KINDS = (
     MALFORMED,
@@ -44,6 +49,7 @@ KINDS = (
     HELD,
     PAYMENT_POSTINGS,
     CARD_POSTINGS,
+    TRANSIT,
 )
 
 
@@ -198,10 +204,14 @@ def audit_ledger(db, *, now: dt.datetime | None = None, read_time: dt.datetime |
     _audit_card_captures(db, card_postings, report, read_time)
     by_payment = Counter(p.payment_id for p in postings if p.step not in ("deposit", CAPTURE_STEP))
     posting_ids = {p.posting_id: p for p in postings}
+    in_transit = 0
     for payment_id, verdict in verdicts.items():
         listed = verdict.get("postingIds", [])
-        if verdict.get("status") == "completed":
-            if not listed:
+        status = verdict.get("status")
+        if status in (CREDIT, REFUND):
+            in_transit += verdict.get("amount", 0)
+        if status == "completed" or listed:
+            if status == "completed" and not listed:
                 report.add(PAYMENT_POSTINGS, f"payment {payment_id} completed without postings")
             for pid in listed:
                 if pid not in posting_ids or posting_ids[pid].payment_id != payment_id:
@@ -211,8 +221,13 @@ def audit_ledger(db, *, now: dt.datetime | None = None, read_time: dt.datetime |
                     PAYMENT_POSTINGS,
                     f"payment {payment_id} has {by_payment.get(payment_id, 0)} postings, expected {len(listed)}",
                 )
+            if status == "failed" and any(replay([posting_ids[i] for i in listed if i in posting_ids]).values()):
+                report.add(PAYMENT_POSTINGS, f"payment {payment_id} failed but its postings moved money")
         elif by_payment.get(payment_id):
-            report.add(PAYMENT_POSTINGS, f"payment {payment_id} is {verdict.get('status')} but has postings")
+            report.add(PAYMENT_POSTINGS, f"payment {payment_id} is {status} but has postings")
+    transit = sum(accounts.get(a, {}).get("balance", 0) for a in INTERNAL_TRANSIT)
+    if transit != in_transit:
+        report.add(TRANSIT, f"transit accounts hold {transit}, internal payments in flight {in_transit}")
     for payment_id in by_payment:
         if payment_id not in verdicts:
             report.add(PAYMENT_POSTINGS, f"postings for payment {payment_id} without a ledger verdict")

@@ -66,6 +66,7 @@ def test_a_completed_internal_payment_is_one_trace_from_the_apps_traceparent(sta
         ("edge", "on_payment_request"),
         ("screening", "payments.requested"),
         ("ledger", "payments.approved"),
+        ("ledger", "payments.credit"),
         ("notifier", "payments.completed"),
         ("edge", "on_push (1 push(es): no_devices 1)"),
     ]
@@ -80,7 +81,10 @@ def test_a_completed_internal_payment_is_one_trace_from_the_apps_traceparent(sta
     assert step(timeline, "edge", "on_payment_request")["published"] == ["payments.requested"]
     assert step(timeline, "screening", "payments.requested")["published"] == ["payments.approved"]
     ledger = step(timeline, "ledger", "payments.approved")
-    assert ledger["attempt"] == 1 and ledger["outcome"] == "ack" and ledger["published"] == ["payments.completed"]
+    assert ledger["attempt"] == 1 and ledger["outcome"] == "ack" and ledger["published"] == ["payments.credit"]
+    # the credit leg, in the payee's partition: completed to the payer's, credited to the payee's
+    credit = step(timeline, "ledger", "payments.credit")
+    assert credit["outcome"] == "ack" and credit["published"] == ["payments.completed", "payments.credited"]
     names = [r["name"] for r in timeline["steps"]]
     assert "firestore ledger_post_batch (batch of 1)" in names or any(
         n.startswith("firestore ledger_post_batch") for n in names

@@ -148,9 +148,10 @@ def order(oid: str, amount: int, kind: str = "internal") -> dict:
 
 
 def paid(o: dict) -> tuple[dict, dict]:
-    step = "transfer" if o["kind"] == "internal" else "settle"
+    steps = ["debit", "credit"] if o["kind"] == "internal" else ["settle"]
     doc = {"runs": [{"date": DAY, "status": "submitted", "paymentId": o["paymentId"]}], "nextDue": "2026-12-30"}
-    pay = {"view": "completed", "ledger": {"status": "completed", "postingIds": [f"{o['paymentId']}:{step}"]}}
+    posted = [f"{o['paymentId']}:{s}" for s in steps]
+    pay = {"view": "completed", "ledger": {"status": "completed", "postingIds": posted}}
     return doc, pay
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 
 import pytest
 
@@ -146,24 +147,21 @@ def test_the_jobs_clock_and_scope_are_the_emulators_only():
         job_overrides({"uids": [f"u{i}" for i in range(31)]}, emulator)
 
 
-def test_the_job_runs_are_counted_from_the_emulators_log_as_it_grows(tmp_path):
+def test_each_job_run_s_end_is_read_from_the_emulators_log_by_its_message_id(tmp_path):
+    def line(message: str, run: str) -> str:
+        entry = {"severity": "INFO", "message": message, "job": "submit-due-payments", "run": run}
+        return ">  " + json.dumps(entry) + "\n"
+
     log = tmp_path / "emulators.log"
-    log.write_text(f"i  functions: {clock.FINISHED} in 20ms\n")
-    counter = clock.RunCounter(log)  # what was there before does not count
-    assert counter.poll() == 0
-    line = f"i  functions: {clock.FINISHED} in 18ms\n"
+    log.write_text(line("scheduled job done", "1"))
+    runs = clock.RunLog(log)  # what was there before does not count
+    assert runs.poll() == {}
+    other = 'i  functions: Finished "europe-west1-on_scheduled_job" in 18ms\n'  # any run's, not ours
     with log.open("a") as fh:
-        fh.write(line + line[:20])  # the second line half written
-    assert counter.poll() == 1
+        fh.write(other + line("scheduled job done", "7") + line("scheduled job failed", "8")[:30])
+    assert runs.poll() == {"7": "done"}  # the second line is not written to its end yet
     with log.open("a") as fh:
-        fh.write(line[20:])
-    assert counter.poll() == 2
-    cut = line.index(clock.FINISHED) + len(clock.FINISHED)
-    with log.open("a") as fh:
-        fh.write(line[:cut])  # cut right after the words
-    assert counter.poll() == 3
-    with log.open("a") as fh:
-        fh.write(line[cut:])
-    assert counter.poll() == 3
-    log.write_text(line)  # a new, shorter log
-    assert counter.poll() == 4
+        fh.write(line("scheduled job failed", "8")[30:] + '>  {"message": "scheduled job done"}\n')
+    assert runs.poll() == {"7": "done", "8": "failed"}
+    log.write_text(line("scheduled job done", "9"))  # a new, shorter log
+    assert runs.poll() == {"7": "done", "8": "failed", "9": "done"}

@@ -150,6 +150,21 @@ def test_a_completed_internal_payment_is_booked_for_payer_and_payee():
     assert [b.direction for b in external] == ["out"]
 
 
+def test_each_partition_books_its_own_customers_side_of_an_internal_payment():
+    """The payer's partition applies the payer's side on ``completed``, the payee's partition
+    the payee's on ``credited``: no customer's economy is written from two partitions."""
+    completed = PaymentEvent(_requested(), "completed")
+    [payer] = bookings.for_partition(completed, payee_uid="payee")
+    [payee] = bookings.for_partition(PaymentEvent(_requested(), "credited"), payee_uid="payee")
+    assert (payer.uid, payer.direction) == ("payer", "out")
+    assert (payee.uid, payee.direction, payee.account_id) == ("payee", "in", "86011117947")
+    assert [payer, payee] == bookings.from_payment(completed, payee_uid="payee")  # the same bookings, split
+    assert bookings.for_partition(PaymentEvent(_requested(), "credited"), payee_uid=None) == []
+    assert bookings.for_partition(PaymentEvent(_requested(), "credit"), payee_uid="payee") == []
+    external = PaymentEvent(_requested(kind="external"), "completed")
+    assert [b.direction for b in bookings.for_partition(external, payee_uid=None)] == ["out"]
+
+
 def test_a_card_capture_is_booked_on_its_day():
     event = {
         "status": "captured",

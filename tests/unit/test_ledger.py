@@ -305,7 +305,8 @@ def test_internal_account_can_always_spend():
 
 
 def test_internal_accounts_are_distinct():
-    assert len(set(INTERNAL_ACCOUNTS)) == len(INTERNAL_ACCOUNTS) == 3 + 8 + 16  # settlement shards, scheme shards
+    # settlement shards, scheme shards, transit out and in
+    assert len(set(INTERNAL_ACCOUNTS)) == len(INTERNAL_ACCOUNTS) == 3 + 8 + 16 + 8 + 8
 
 
 def test_apply_is_all_or_nothing_on_unknown_account():

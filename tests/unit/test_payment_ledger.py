@@ -1,10 +1,11 @@
 """Unit and property tests for fjordbank.domain.payment_ledger (the ledger's payment steps, no I/O).
 
-The promises checked here are the module's own: an approved internal payment is posted at
-once, an approved external one only holds the funds until it is settled (captured and
-posted to settlement) or returned (released, nothing posted); a step seen again returns
-its recorded result and changes nothing; a step the record does not allow raises
-`UnexpectedStep` and changes nothing; money is only moved, never created or destroyed.
+The promises checked here are the module's own: an approved internal payment is debited into
+the payer's partition's transit shard, then credited from the payee's partition's (or, when the
+payee's account cannot take it, refunded to the payer); an approved external one only holds
+the funds until it is settled (captured and posted to settlement) or returned (released,
+nothing posted); a step seen again returns its recorded result and changes nothing; a step
+the record does not allow raises `UnexpectedStep` and changes nothing; money is only moved, never created or destroyed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fjordbank import topology
 from fjordbank.domain.ledger import (
     CUSTOMER,
     INTERNAL,
@@ -26,6 +28,7 @@ from fjordbank.domain.ledger import (
     INTERNAL_CLEARING,
     INTERNAL_SETTLEMENT,
     INTERNAL_SETTLEMENT_SHARDS,
+    INTERNAL_TRANSIT,
     INTERNAL_WORLD,
     Account,
     Book,
@@ -33,6 +36,8 @@ from fjordbank.domain.ledger import (
     Entry,
     replay,
     settlement_account,
+    transit_in_account,
+    transit_out_account,
 )
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payment_ledger import (
@@ -41,9 +46,11 @@ from fjordbank.domain.payment_ledger import (
     UnexpectedStep,
     apply_step,
     new_record,
+    published,
 )
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent, PaymentRequested
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
+from fjordbank.topology import CREDIT, REFUND
 
 NOK = "NOK"
 NOW = dt.datetime(2025, 1, 15, 12, 0, 0, tzinfo=dt.UTC)
@@ -76,6 +83,7 @@ def fresh_book(alice_1: int = 10_000, alice_2: int = 0, bob_1: int = 5_000, *, o
         internal(INTERNAL_SETTLEMENT),
         *(internal(shard) for shard in INTERNAL_SETTLEMENT_SHARDS),
         *(internal(shard) for shard in INTERNAL_CARD_SCHEME),
+        *(internal(shard) for shard in INTERNAL_TRANSIT),
     ]
     return Book({a.account_id: a for a in accounts})
 
@@ -136,6 +144,21 @@ def run(book: Book, record: dict | None, ev: PaymentEvent) -> tuple[dict, StepRe
     return apply_step(book, record, ev, now=NOW)
 
 
+def paid_internally(book: Book, p: PaymentRequested) -> tuple[dict, StepResult]:
+    """An internal payment's legs as the pipeline runs them: approved (the payer's
+    partition), credit (the payee's), and a refund when the credit was refused."""
+    record, result, _ = run(book, None, event(p, "approved"))
+    if result.status == CREDIT:
+        record, result, _ = run(book, record, event(p, CREDIT))
+    if result.status == REFUND:
+        record, result, _ = run(book, record, event(p, REFUND, result.reason, result.message))
+    return record, result
+
+
+def transit(book: Book) -> int:
+    return sum(book.accounts[a].balance for a in INTERNAL_TRANSIT)
+
+
 def reserved(book: Book, p: PaymentRequested) -> dict:
     record, result, _ = run(book, None, event(p, "approved"))
     assert result == StepResult("reserved")
@@ -183,47 +206,94 @@ def test_unexpected_step_is_a_declined_with_its_own_code():
 # ---------------------------------------------------------- approved internal
 
 
-def test_approved_internal_payment_is_completed_with_one_posting():
+def test_an_internal_payment_is_debited_into_transit_then_credited_from_it():
     book = fresh_book()
     p = payment(amount=2_500)
     record, result, replayed = run(book, None, event(p, "approved"))
 
+    assert (result, replayed) == (StepResult(CREDIT), False)
+    assert record["status"] == CREDIT
+    assert record["postingIds"] == ["p1:debit"]
+    assert "holdId" not in record
+    [debit] = book.postings
+    assert (debit.posting_id, debit.payment_id, debit.step) == ("p1:debit", "p1", "debit")
+    assert debit.entries == (Entry(ALICE_1, -2_500), Entry(transit_out_account(ALICE_1), 2_500))
+    assert (book.accounts[ALICE_1].balance, book.accounts[BOB_1].balance) == (7_500, 5_000)
+    assert transit(book) == 2_500  # in flight between the two partitions
+    assert book.touched == {ALICE_1, transit_out_account(ALICE_1)}  # the payer's partition's accounts only
+
+    later = copy_of(book)  # the payee's partition: another commit
+    record, result, replayed = run(later, record, event(p, CREDIT))
     assert (result, replayed) == (StepResult("completed"), False)
     assert record["status"] == "completed"
-    assert record["steps"] == {"approved": {"status": "completed", "reason": None, "message": None}}
-    assert record["postingIds"] == ["p1:transfer"]
-    assert "holdId" not in record
+    assert record["postingIds"] == ["p1:debit", "p1:credit"]
+    assert set(record["steps"]) == {"approved", CREDIT}
+    [credit] = later.postings
+    assert credit.entries == (Entry(transit_in_account(BOB_1), -2_500), Entry(BOB_1, 2_500))
+    assert later.touched == {BOB_1, transit_in_account(BOB_1)}  # the payee's partition's accounts only
+    assert (later.accounts[ALICE_1].balance, later.accounts[BOB_1].balance) == (7_500, 7_500)
+    assert transit(later) == 0
+    assert later.accounts[ALICE_1].held == 0 and later.holds == {}
+    assert total(later) == 0
 
-    assert len(book.postings) == 1
-    posting = book.postings[0]
-    assert (posting.posting_id, posting.payment_id, posting.step) == ("p1:transfer", "p1", "transfer")
-    assert posting.entries == (Entry(ALICE_1, -2_500), Entry(BOB_1, 2_500))
-    assert book.accounts[ALICE_1].balance == 7_500
-    assert book.accounts[BOB_1].balance == 7_500
-    assert book.accounts[ALICE_1].held == 0
-    assert book.holds == {}
-    assert total(book) == 0
+
+def test_what_the_ledger_publishes_after_each_step_and_to_which_partition():
+    p = payment(amount=2_500)
+    partition = {ALICE_1: topology.partition_of(ALICE_1), BOB_1: topology.partition_of(BOB_1)}
+    [credit] = published(event(p, "approved"), StepResult(CREDIT))
+    assert (credit.status, credit.subject) == (CREDIT, f"payments.credit.{partition[BOB_1]}")
+    completed, credited = published(event(p, CREDIT), StepResult("completed"))
+    assert (completed.status, completed.subject) == ("completed", f"payments.completed.{partition[ALICE_1]}")
+    assert (credited.status, credited.subject) == ("credited", f"payments.credited.{partition[BOB_1]}")
+    assert credited.msg_id == "p1:credited"
+    [refund] = published(event(p, CREDIT), StepResult(REFUND, "to_account_closed", "closed"))
+    assert (refund.subject, refund.reason) == (f"payments.refund.{partition[ALICE_1]}", "to_account_closed")
+    [failed] = published(event(p, REFUND, "to_account_closed"), StepResult("failed", "to_account_closed"))
+    assert failed.subject == f"payments.failed.{partition[ALICE_1]}"
 
 
 def test_approved_internal_payment_between_own_accounts_is_completed():
     book = fresh_book()
-    _, result, _ = run(book, None, event(payment(to_account=ALICE_2, amount=10_000), "approved"))
+    _, result = paid_internally(book, payment(to_account=ALICE_2, amount=10_000))
     assert result.status == "completed"
     assert (book.accounts[ALICE_1].balance, book.accounts[ALICE_2].balance) == (0, 10_000)
 
 
 def test_approved_internal_payment_of_the_whole_available_balance_is_completed():
     book = fresh_book(alice_1=2_500)
-    _, result, _ = run(book, None, event(payment(amount=2_500), "approved"))
+    _, result = paid_internally(book, payment(amount=2_500))
     assert result.status == "completed"
     assert book.accounts[ALICE_1].balance == 0
 
 
 def test_approved_internal_payment_may_use_the_overdraft():
     book = fresh_book(alice_1=1_000, overdraft=1_500)
-    _, result, _ = run(book, None, event(payment(amount=2_500), "approved"))
+    _, result = paid_internally(book, payment(amount=2_500))
     assert result.status == "completed"
     assert book.accounts[ALICE_1].available == -1_500
+
+
+@pytest.mark.parametrize(
+    ("to_account", "closed", "code"),
+    [(OUTSIDE, False, "unknown_account"), (BOB_1, True, "to_account_closed")],
+    ids=["unknown-payee", "closed-payee"],
+)
+def test_a_credit_the_payees_account_refuses_is_refunded_and_the_payment_fails(to_account, closed, code):
+    book = fresh_book()
+    if closed:
+        book.accounts[BOB_1].status = "closed"
+    before = {k: a.balance for k, a in book.accounts.items()}
+    p = payment(amount=2_500, to_account=to_account)
+    record, result, _ = run(book, None, event(p, "approved"))
+    record, result, _ = run(book, record, event(p, CREDIT))
+    assert (result.status, result.reason) == (REFUND, code)
+    assert record["postingIds"] == ["p1:debit"]  # the refused credit posted nothing
+    record, result, _ = run(book, record, event(p, REFUND, result.reason, result.message))
+    assert (result.status, result.reason) == ("failed", code)
+    assert record["postingIds"] == ["p1:debit", "p1:refund"]
+    assert not any(replay(book.postings).values())  # debit and refund cancel out
+    assert {k: a.balance for k, a in book.accounts.items()} == before
+    assert transit(book) == 0
 
 
 def test_input_record_is_not_mutated():
@@ -278,9 +348,9 @@ def test_hold_expiry_is_written_in_utc_whatever_the_offset_of_now():
 def test_external_hold_blocks_spending_the_held_funds():
     book = fresh_book(alice_1=5_000)
     reserved(book, payment("ext", kind=EXTERNAL, amount=4_000))
-    _, result, _ = run(book, None, event(payment("int", amount=1_001), "approved"))
+    _, result = paid_internally(book, payment("int", amount=1_001))
     assert (result.status, result.reason) == ("failed", "insufficient_funds")
-    _, result, _ = run(book, None, event(payment("int2", amount=1_000), "approved"))
+    _, result = paid_internally(book, payment("int2", amount=1_000))
     assert result.status == "completed"
 
 
@@ -382,11 +452,10 @@ def test_overdraft_limit_is_the_floor_of_an_approval(kind):
         (INTERNAL_KIND, {"uid": "mallory"}, "unknown_account"),
         (EXTERNAL, {"uid": "mallory"}, "unknown_account"),
         (INTERNAL_KIND, {"from_account": BOB_1}, "unknown_account"),
-        (INTERNAL_KIND, {"to_account": OUTSIDE}, "unknown_account"),
         (EXTERNAL, {"from_account": OUTSIDE}, "unknown_account"),
         (INTERNAL_KIND, {"to_account": ALICE_1}, "same_account"),
     ],
-    ids=["internal-not-owner", "external-not-owner", "bobs-account", "unknown-payee", "unknown-payer", "same"],
+    ids=["internal-not-owner", "external-not-owner", "bobs-account", "unknown-payer", "same"],
 )
 def test_declined_approval_fails_with_the_ledger_reason_and_changes_nothing(kind, changes, code):
     book = fresh_book()
@@ -405,7 +474,12 @@ def _flows():
     """(name, events); each flow is applied in order, then every step is replayed."""
     ext = payment(kind=EXTERNAL, amount=4_000)
     return {
-        "internal": [event(payment(amount=2_500), "approved")],
+        "internal": [event(payment(amount=2_500), "approved"), event(payment(amount=2_500), CREDIT)],
+        "internal-refunded": [
+            event(payment(to_account=OUTSIDE), "approved"),
+            event(payment(to_account=OUTSIDE), CREDIT),
+            event(payment(to_account=OUTSIDE), REFUND, "unknown_account"),
+        ],
         "internal-insufficient": [event(payment(amount=10**7), "approved")],
         "external-insufficient": [event(payment(kind=EXTERNAL, amount=10**7), "approved")],
         "external-settled": [event(ext, "approved"), event(ext, "settled")],
@@ -445,15 +519,19 @@ def test_redelivered_return_with_another_reason_keeps_the_recorded_reason():
     assert state_of(later) == before
 
 
-def test_approved_internal_replayed_in_the_same_book_posts_once():
+def test_internal_legs_replayed_in_the_same_book_post_once():
     book = fresh_book()
-    ev = event(payment(amount=2_500), "approved")
-    record, _, _ = run(book, None, ev)
+    approved, credit = event(payment(amount=2_500), "approved"), event(payment(amount=2_500), CREDIT)
+    record, _, _ = run(book, None, approved)
     for _ in range(3):
+        record, result, replayed = run(book, record, approved)
+        assert (result.status, replayed) == (CREDIT, True)
+    record, _, _ = run(book, record, credit)
+    for ev, status in ((credit, "completed"), (approved, CREDIT)):
         record, result, replayed = run(book, record, ev)
-        assert (result.status, replayed) == ("completed", True)
-    assert len(book.postings) == 1
-    assert book.accounts[ALICE_1].balance == 7_500
+        assert (result.status, replayed) == (status, True)
+    assert [x.posting_id for x in book.postings] == ["p1:debit", "p1:credit"]
+    assert (book.accounts[ALICE_1].balance, book.accounts[BOB_1].balance) == (7_500, 7_500)
 
 
 # --------------------------------------------------------------- unexpected
@@ -472,7 +550,7 @@ def _returned_record(book: Book, p: PaymentRequested) -> dict:
 
 
 def _internal_record(book: Book, p: PaymentRequested) -> dict:
-    record, _, _ = run(book, None, event(dataclasses.replace(p, kind=INTERNAL_KIND, to_account=BOB_1), "approved"))
+    record, _ = paid_internally(book, dataclasses.replace(p, kind=INTERNAL_KIND, to_account=BOB_1))
     return record
 
 
@@ -573,7 +651,7 @@ def scenarios(draw):
         st.lists(
             st.tuples(
                 st.integers(0, count - 1),
-                st.sampled_from(["approved", "approved", "settled", "returned"]),
+                st.sampled_from(["approved", "approved", "settled", "returned", CREDIT, CREDIT, REFUND]),
                 st.sampled_from([None, "AC04", "AC01"]),
             ),
             min_size=1,
@@ -596,9 +674,7 @@ def _check_invariants(book: Book, start: dict[str, int]) -> None:
         if account.kind == CUSTOMER:
             assert account.available >= -account.overdraft_limit
     ids = [x.posting_id for x in book.postings]
-    assert len(ids) == len(set(ids))
-    per_payment = [x.payment_id for x in book.postings]
-    assert len(per_payment) == len(set(per_payment))  # each payment posted at most once
+    assert len(ids) == len(set(ids))  # each step of a payment posted at most once
     moved = replay(book.postings)
     for account_id, account in book.accounts.items():
         assert account.balance == start[account_id] + moved.get(account_id, 0)
@@ -620,7 +696,10 @@ def test_random_interleavings_conserve_money_and_post_each_payment_once(scenario
             record, result, replayed = run(book, previous, event(p, status, reason))
         except UnexpectedStep:
             assert state_of(book) == before
-            assert previous is None or previous["status"] != "reserved" or p.payment_id not in book.holds
+            if status in ("settled", "returned"):
+                assert previous is None or previous["status"] != "reserved" or p.payment_id not in book.holds
+            else:
+                assert status in (CREDIT, REFUND) and (previous or {}).get("status") != status
             continue
         if replayed:
             assert state_of(book) == before
@@ -629,16 +708,30 @@ def test_random_interleavings_conserve_money_and_post_each_payment_once(scenario
             assert record["steps"][status] == result.to_dict()
         records[p.payment_id] = record
         _check_invariants(book, start)
+        # the transit shards hold exactly the internal payments between their two legs
+        assert transit(book) == sum(r["amount"] for r in records.values() if r["status"] in (CREDIT, REFUND))
 
     for pid, record in records.items():
         posted = [x for x in book.postings if x.payment_id == pid]
         hold = book.holds.get(pid)
         assert record["postingIds"] == [x.posting_id for x in posted]
-        if record["status"] == "completed":
-            assert len(posted) == 1
-            assert posted[0].entries[0] == Entry(record["fromAccount"], -record["amount"])
+        steps = [x.step for x in posted]
+        if record["kind"] == EXTERNAL:
+            assert steps == (["settle"] if record["status"] == "completed" else [])
         else:
-            assert posted == []
+            assert (
+                steps
+                == {
+                    CREDIT: ["debit"],
+                    REFUND: ["debit"],
+                    "completed": ["debit", "credit"],
+                    "failed": ["debit", "refund"] if REFUND in record["steps"] else [],
+                }[record["status"]]
+            )
+        if steps:
+            assert posted[0].entries[0] == Entry(record["fromAccount"], -record["amount"])
+        if record["status"] == "failed":
+            assert not any(replay(posted).values())  # a failed payment moved no money
         if record["kind"] == EXTERNAL:
             expected_hold = {"reserved": "active", "completed": "captured"}.get(record["status"])
             if record["status"] == "failed":

@@ -44,7 +44,14 @@ OUTPUTS = {
         "cards.updated",
     },
     "screening": {"payments.approved", "payments.rejected"},
-    "ledger": {"payments.reserved", "payments.completed", "payments.failed"},
+    "ledger": {
+        "payments.reserved",
+        "payments.completed",
+        "payments.failed",
+        "payments.credit",
+        "payments.refund",
+        "payments.credited",
+    },
     "clearing": {"payments.submitted", "payments.settled", "payments.returned"},
     "notifier": set(),
     "insights": set(),
@@ -381,7 +388,13 @@ def test_payments_are_partitioned_by_the_payers_account():
     spec = consumer("ledger")
     parts = spec.partitions()
     assert [p.durable for p in parts] == [f"ledger-p{n}" for n in range(topology.PAYMENT_PARTITIONS)]
-    assert parts[3].filter_subjects == ("payments.approved.3", "payments.settled.3", "payments.returned.3")
+    assert parts[3].filter_subjects == (
+        "payments.approved.3",
+        "payments.settled.3",
+        "payments.returned.3",
+        "payments.credit.3",
+        "payments.refund.3",
+    )
     assert all(p.name == "ledger" and p.dead_letter_subject == "dlq.ledger" for p in parts)
     assert consumer("ledger-p3") == parts[3] and parts[3].partition == 3
     assert consumer("cards").partitions() == (consumer("cards"),)  # not partitioned: shared
@@ -396,6 +409,15 @@ def test_payments_are_partitioned_by_the_payers_account():
         topology.payment_subject("approved", "97100000001")
         == f"payments.approved.{topology.partition_of('97100000001')}"
     )
+    # an internal payment's credit leg goes to the payee's partition, every other step to the payer's
+    payer, payee = (
+        "97100000001",
+        next(a for a in accounts if topology.partition_of(a) != topology.partition_of("97100000001")),
+    )
+    assert topology.step_account("credit", payer, payee) == payee
+    assert topology.step_account("credited", payer, payee) == payee
+    for status in ("requested", "approved", "refund", "completed", "failed"):
+        assert topology.step_account(status, payer, payee) == payer
     for spec in CONSUMERS:
         if spec.stream == topology.STREAM_PAYMENTS:
             assert spec.partitioned, spec.durable
