@@ -39,7 +39,7 @@ from pathlib import Path
 from fjordbank.adapters import faults
 from fjordbank.adapters.clearing_store import ClearingDirs, FirestoreClearing
 from fjordbank.adapters.faults import FaultSwitch
-from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.firestore import async_client, is_transient
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import iso20022
 from fjordbank.domain.errors import DomainError
@@ -170,6 +170,11 @@ class ClearingHandler:
                 if not down:
                     log.warning("clearing channel down: answers not read", extra={"error": str(exc)})
                 down = True
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise  # a bug: the background task's guard logs it and starts it again
+                # Firestore busy or unavailable: the file stays in the inbox, read again next poll
+                log.warning("answers not read: the database did not answer; trying again", extra={"error": repr(exc)})
             else:
                 if down:
                     log.info("clearing channel back: reading answers")
@@ -185,10 +190,14 @@ class ClearingHandler:
             log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
             path.rename(self.dirs.processed / f"{path.name}.rejected")
             return
+        # one read for the file and every payment it answers, one commit after publishing
+        known_file, records = await self.store.answered_records(
+            report.original_message_id, [s.end_to_end_id for s in report.statuses]
+        )
         out: list[PaymentEvent] = []
         spans: dict[str, tracing.Span] = {}  # per payment: the answer's span, in the payment's trace
         for status in report.statuses:
-            payment, traceparent = await self.store.payment_and_trace(status.end_to_end_id)
+            payment, traceparent = records.get(status.end_to_end_id, (None, None))
             if payment is not None and payment.payment_id not in spans:
                 spans[payment.payment_id] = tracing.start_span(
                     "clearing pain.002",
@@ -229,10 +238,11 @@ class ClearingHandler:
         finally:
             for s in spans.values():
                 s.end()
+        marks = [(e.payment.payment_id, e.status, e.reason) for e in out]
+        await self.store.mark_answered(report.original_message_id if known_file else None, marks)
         for e in out:
-            await self.store.mark_payment(e.payment.payment_id, e.status, e.reason)
             payment_metrics.step_result("clearing", e.status)  # no message started it: no step time
-        if not await self.store.mark_file(report.original_message_id, "answered"):
+        if not known_file:
             # An answer to a file the bank has no record of (another environment's, or
             # records lost): moved aside for an operator, never retried forever, so the
             # answers behind it are still read.

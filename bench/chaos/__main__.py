@@ -9,7 +9,7 @@ import random
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bench.chaos as package
@@ -26,16 +26,26 @@ WORKLOADS = ("payments", "cards", "standing-orders")  # load.payments, load.card
 
 @dataclass
 class Plan:
-    """The faults of one seed: which kind, on what, after which pause, for how long."""
+    """The faults of one seed: which kind, on what, after which pause, for how long. Every
+    kind comes once, in an order the seed shuffles, before any comes again (so a run long
+    enough for one round shows every kind); after that they are drawn by weight."""
 
     rng: random.Random
     kinds: dict[str, FaultKind]
     ctx: Context
     gap: tuple[float, float]
+    first_round: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.first_round = sorted(self.kinds)
+        self.rng.shuffle(self.first_round)
 
     def next(self) -> tuple[float, str, list[str], float]:
         names = sorted(self.kinds)
-        kind = self.rng.choices(names, weights=[self.kinds[n].weight for n in names])[0]
+        if self.first_round:
+            kind = self.first_round.pop()
+        else:
+            kind = self.rng.choices(names, weights=[self.kinds[n].weight for n in names])[0]
         pause = self.rng.uniform(*self.gap)
         targets, seconds = self.kinds[kind].choose(self.rng, self.ctx)
         return pause, kind, targets, seconds
@@ -238,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             "p99": checks.quantile(outside, 0.99),
             "max": round(max(outside), 3) if outside else None,
         },
+        "slowest": checks.slowest(bank.admin.db, run),
         "dlq_before": before["dlq"],
         "dlq_after": after["dlq"],
         "consumers_after": after["consumers"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import time
 
@@ -110,6 +111,54 @@ def latencies_outside_outages(run: Run) -> list[float]:
         for s, (sent, final) in zip(run.latencies, run.intervals, strict=False)
         if not any(sent < end and final > start for start, end in windows)
     ]
+
+
+def _epoch(ts) -> float | None:
+    """Seconds since the epoch of a Firestore timestamp (a datetime, or the protobuf
+    Timestamp a snapshot's create_time may be); None for anything else."""
+    if hasattr(ts, "timestamp"):
+        return ts.timestamp()
+    if hasattr(ts, "ToDatetime"):
+        return ts.ToDatetime(tzinfo=dt.UTC).timestamp()
+    return None
+
+
+def slowest(db, run: Run, n: int = 20) -> list[dict]:
+    """The ``n`` slowest payments to final, each with where its time went (the request's
+    timeline, seconds after the app created it) and the faults under way meanwhile: what
+    explains the tail of time to final."""
+    from fjordbank.adapters.firestore import request_path
+
+    timed = zip(run.latencies, run.intervals, run.request_ids, strict=False)
+    picked = sorted(timed, key=lambda x: x[0], reverse=True)[:n]
+    refs = [db.document(request_path(run.payers[r], r)) for _s, _i, r in picked if r in run.payers]
+    snaps = {s.id: s for s in db.get_all(refs) if s.exists} if refs else {}
+    out = []
+    for seconds, (sent, final), request_id in picked:
+        snap = snaps.get(request_id)
+        created = _epoch(snap.create_time) if snap is not None else None
+        steps = ((snap.to_dict() or {}).get("timeline") or {}) if snap is not None else {}
+        at = {k: _epoch(v) for k, v in steps.items()}
+        timeline = {
+            k: round(v - created, 2)
+            for k, v in sorted(at.items(), key=lambda kv: kv[1] or 0)
+            if created is not None and v is not None
+        }
+        during = [
+            f"{f.kind} {','.join(f.targets)}"
+            for f in run.faults
+            if run.started + f.start < final and run.started + (f.end or f.start + f.seconds) > sent
+        ]
+        out.append(
+            {
+                "request": request_id,
+                "sent_s": round(sent - run.started, 1),
+                "seconds": round(seconds, 2),
+                "timeline": timeline,
+                "faults": during,
+            }
+        )
+    return out
 
 
 def latency_findings(run: Run, max_p99: float) -> list[str]:

@@ -140,23 +140,39 @@ class FirestoreClearing:
             async for snap in query.stream()
         ]
 
-    async def payment(self, payment_id: str) -> PaymentRequested | None:
-        return (await self.payment_and_trace(payment_id))[0]
+    async def answered_records(
+        self, file_id: str, payment_ids: list[str]
+    ) -> tuple[bool, dict[str, tuple[PaymentRequested, str | None]]]:
+        """What an answer file needs, in one read: whether the bank has a record of the file
+        it answers, and each payment sent out with the traceparent ``claim`` kept with it
+        (payments without a record are left out)."""
+        refs = [self.db.collection(CLEARING_FILES).document(file_id)]
+        refs += [self.db.collection(CLEARING_PAYMENTS).document(p) for p in dict.fromkeys(payment_ids)]
+        known_file, found = False, {}
+        async for snap in self.db.get_all(refs):
+            if not snap.exists:
+                continue
+            if snap.reference.parent.id == CLEARING_FILES:
+                known_file = True
+            else:
+                data = snap.to_dict()
+                found[snap.id] = (PaymentRequested.from_json(data["payment"]), data.get("traceparent"))
+        return known_file, found
 
-    async def payment_and_trace(self, payment_id: str) -> tuple[PaymentRequested | None, str | None]:
-        """The payment sent out and the traceparent ``claim`` kept with it (None if none)."""
-        snap = await self.db.collection(CLEARING_PAYMENTS).document(payment_id).get()
-        if not snap.exists:
-            return None, None
-        data = snap.to_dict()
-        return PaymentRequested.from_json(data["payment"]), data.get("traceparent")
-
-    async def mark_payment(self, payment_id: str, status: str, reason: str | None) -> None:
-        try:
-            await (
-                self.db.collection(CLEARING_PAYMENTS)
-                .document(payment_id)
-                .update({"status": status, "reason": reason, "updatedAt": firestore.SERVER_TIMESTAMP})
+    async def mark_answered(self, file_id: str | None, marks: list[tuple[str, str, str | None]]) -> None:
+        """One commit: each (payment id, status, reason) on its record, and the file answered
+        (``file_id``; None: a file the bank has no record of). Every record must exist
+        (`answered_records` found it)."""
+        batch = self.db.batch()
+        for payment_id, status, reason in marks:
+            batch.update(
+                self.db.collection(CLEARING_PAYMENTS).document(payment_id),
+                {"status": status, "reason": reason, "updatedAt": firestore.SERVER_TIMESTAMP},
             )
-        except NotFound:
-            pass
+        if file_id is not None:
+            batch.update(
+                self.db.collection(CLEARING_FILES).document(file_id),
+                {"status": "answered", "updatedAt": firestore.SERVER_TIMESTAMP},
+            )
+        if marks or file_id is not None:
+            await batch.commit()

@@ -83,10 +83,10 @@ async def connect(settings: NatsSettings, *, name: str, **options) -> Client:
     options.setdefault("reconnect_time_wait", 0.5)
     options.setdefault("connect_timeout", 5)
     # A hung server (stopped, partitioned, its disk stalled) answers no ping: the client
-    # gives it up after 3 missed pings 5 s apart and reconnects to another node, instead of
-    # nats-py's default 2 x 120 s.
-    options.setdefault("ping_interval", 5)
-    options.setdefault("max_outstanding_pings", 3)
+    # gives it up after 2 missed pings 2 s apart (4-6 s) and reconnects to another node,
+    # instead of nats-py's default 2 x 120 s.
+    options.setdefault("ping_interval", 2)
+    options.setdefault("max_outstanding_pings", 2)
     nc = await nats.connect(
         servers=list(settings.urls),
         name=name,

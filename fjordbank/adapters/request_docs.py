@@ -39,6 +39,9 @@ class Projected:
     changed: bool  # the request document moved to this state now (first time)
 
 
+OWNERS_CACHED = 100_000  # payee accounts whose owner the notifier keeps in memory
+
+
 class RequestProjector:
     """Projects a batch of payment events in one transaction (the notifier's work):
     the request documents, the accounts' transaction lists, and the pushes to queue."""
@@ -46,6 +49,22 @@ class RequestProjector:
     def __init__(self, db: firestore.AsyncClient, queue_pushes: Callable[[list[Push]], Awaitable[None]]) -> None:
         self.db = db
         self.queue_pushes = queue_pushes
+        self._owners: dict[str, str] = {}  # account -> owner uid (never changes once opened)
+
+    async def owners_of(self, accounts: list[str]) -> dict[str, str | None]:
+        """The payees' owners, read outside any transaction: a transactional read would
+        lock the payee's account document against the ledger's credits to it (a hot
+        merchant's commits aborted by every projection of a payment to it)."""
+        missing = [a for a in accounts if a not in self._owners]
+        if len(self._owners) > OWNERS_CACHED:
+            self._owners.clear()  # bounded memory; the next batches read again
+        if missing:
+            refs = [self.db.collection(ACCOUNTS).document(a) for a in missing]
+            async for snap in self.db.get_all(refs):
+                owner = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
+                if owner:
+                    self._owners[snap.id] = owner
+        return {a: self._owners.get(a) for a in accounts}
 
     async def project_batch(self, events: list[PaymentEvent]) -> list[Projected]:
         """``paymentViews/{paymentId}`` remembers the state shown for each payment, so
@@ -53,11 +72,11 @@ class RequestProjector:
         request document (payments the bank starts itself have none; then only the feed
         and the pushes show it)."""
         db = self.db
+        owners = await self.owners_of(sorted({e.payment.to_account for e in events if e.payment.kind == "internal"}))
 
         @async_transactional(operation="notifier_project")
         async def run(tx) -> list[Projected]:
             views = {e.payment.payment_id: db.collection(PAYMENT_VIEWS).document(e.payment.payment_id) for e in events}
-            payees = sorted({e.payment.to_account for e in events if e.payment.kind == "internal"})
             request_refs = [db.document(request_path(e.payment.uid, e.payment.request_id)) for e in events]
             # the payers' own categories for their payees (the payees' ones are read below)
             choice_refs = [user_doc(db, e.payment.uid, CATEGORY_OVERRIDES, f"a:{e.payment.to_account}") for e in events]
@@ -65,10 +84,8 @@ class RequestProjector:
                 *views.values(),
                 *request_refs,
                 *choice_refs,
-                *(db.collection(ACCOUNTS).document(a) for a in payees),
             ]
             shown: dict[str, dict] = {}
-            owners: dict[str, str | None] = {}
             existing_requests: set[str] = set()
             overrides: dict[tuple[str, str], str] = {}
 
@@ -78,9 +95,7 @@ class RequestProjector:
 
             async for snap in db.get_all(refs, transaction=tx):
                 collection = snap.reference.parent.id
-                if collection == ACCOUNTS:
-                    owners[snap.id] = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
-                elif collection == PAYMENT_VIEWS:
+                if collection == PAYMENT_VIEWS:
                     shown[snap.id] = snap.to_dict() if snap.exists else {}
                 elif collection == CATEGORY_OVERRIDES:
                     keep_override(snap)

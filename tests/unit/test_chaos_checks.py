@@ -7,12 +7,15 @@ catch (`--break ack-before-commit:SERVICE`): it acks before its handler runs."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 
 import pytest
 
 from bench.chaos import broken, checks
+from bench.chaos.kinds import Fault
+from bench.chaos.load import Run
 from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.config import load_settings
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery
@@ -301,3 +304,59 @@ def test_break_specs_are_checked():
     for bad in ("ack-before-commit:nobody", "lose-everything:ledger", "ack-before-commit"):
         with pytest.raises(ValueError):
             broken.parse(bad)
+
+
+class _Snap:
+    def __init__(self, rid: str, created: dt.datetime, timeline: dict) -> None:
+        self.id, self.exists, self.create_time, self._data = rid, True, created, {"timeline": timeline}
+
+    def to_dict(self) -> dict:
+        return self._data
+
+
+class _Db:
+    def __init__(self, snaps: dict) -> None:
+        self.snaps = snaps
+
+    def document(self, path: str):
+        return path
+
+    def get_all(self, refs):
+        return [self.snaps[r.rsplit("/", 1)[-1]] for r in refs if r.rsplit("/", 1)[-1] in self.snaps]
+
+
+def test_the_slowest_payments_are_reported_with_where_their_time_went_and_the_faults_meanwhile():
+    t0 = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    run = Run(started=t0.timestamp())
+    run.faults = [Fault("kill", ["screening-2"], 10.0, 3.0, end=14.0), Fault("stop", ["ledger"], 40.0, 2.0)]
+    for i, (sent, seconds) in enumerate([(11.0, 8.5), (30.0, 1.0), (12.0, 2.0)]):
+        rid = f"r{i}"
+        run.latencies.append(seconds)
+        run.intervals.append((t0.timestamp() + sent, t0.timestamp() + sent + seconds))
+        run.request_ids.append(rid)
+        run.payers[rid] = "u1"
+    created = t0 + dt.timedelta(seconds=11)
+    steps = {"approved": created + dt.timedelta(seconds=7.5), "requested": created + dt.timedelta(seconds=0.5)}
+    [first, second] = checks.slowest(_Db({"r0": _Snap("r0", created, steps)}), run, n=2)
+    assert (first["request"], first["sent_s"], first["seconds"]) == ("r0", 11.0, 8.5)
+    assert list(first["timeline"].items()) == [("requested", 0.5), ("approved", 7.5)]
+    assert first["faults"] == ["kill screening-2"]
+    assert (second["request"], second["timeline"], second["faults"]) == ("r2", {}, ["kill screening-2"])
+
+
+def test_a_plan_draws_every_kind_once_before_any_twice_in_an_order_the_seed_fixes():
+    import random
+
+    from bench.chaos.__main__ import Plan
+    from bench.chaos.kinds import Context, registry
+
+    kinds = registry()
+    ctx = Context(consumers=["ledger", "ledger-2", "screening"], nats=["nats-1", "nats-2", "nats-3"])
+
+    def first(seed: int, n: int) -> list[str]:
+        plan = Plan(random.Random(seed), kinds, ctx, (1.0, 2.0))
+        return [plan.next()[1] for _ in range(n)]
+
+    assert sorted(first(21, len(kinds))) == sorted(kinds)
+    assert first(21, 2 * len(kinds)) == first(21, 2 * len(kinds))  # reproducible
+    assert first(21, len(kinds)) != first(22, len(kinds))
