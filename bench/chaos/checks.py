@@ -124,12 +124,18 @@ def _epoch(ts) -> float | None:
 
 
 def slowest(db, run: Run, n: int = 20) -> list[dict]:
-    """The ``n`` slowest payments to final, each with where its time went (the request's
-    timeline, seconds after the app created it) and the faults under way meanwhile: what
-    explains the tail of time to final."""
+    """The ``n`` slowest payments to final of the p99 goal's population (none in flight
+    during a clearing outage: `latencies_outside_outages`), each with where its time went
+    (the request's timeline, seconds after the app created it) and the faults under way
+    meanwhile: what explains the tail of time to final."""
     from fjordbank.adapters.firestore import request_path
 
-    timed = zip(run.latencies, run.intervals, run.request_ids, strict=False)
+    windows = outage_windows(run)
+    timed = [
+        (s, (sent, final), r)
+        for s, (sent, final), r in zip(run.latencies, run.intervals, run.request_ids, strict=False)
+        if not any(sent < end and final > start for start, end in windows)
+    ]
     picked = sorted(timed, key=lambda x: x[0], reverse=True)[:n]
     refs = [db.document(request_path(run.payers[r], r)) for _s, _i, r in picked if r in run.payers]
     snaps = {s.id: s for s in db.get_all(refs) if s.exists} if refs else {}

@@ -55,9 +55,9 @@ class RequestProjector:
         """The payees' owners, read outside any transaction: a transactional read would
         lock the payee's account document against the ledger's credits to it (a hot
         merchant's commits aborted by every projection of a payment to it)."""
-        missing = [a for a in accounts if a not in self._owners]
         if len(self._owners) > OWNERS_CACHED:
             self._owners.clear()  # bounded memory; the next batches read again
+        missing = [a for a in accounts if a not in self._owners]
         if missing:
             refs = [self.db.collection(ACCOUNTS).document(a) for a in missing]
             async for snap in self.db.get_all(refs):

@@ -58,7 +58,7 @@ TERMINAL = frozenset({"completed", "failed", "rejected", "cancelled"})
 # notice to the payee's partition (topology.CREDITED): events on NATS between partitions,
 # never a status of the app's request (no rank).
 LEDGER_LEGS = frozenset({topology.CREDIT, topology.REFUND, topology.CREDITED})
-INTERNAL = "internal"  # both accounts in this bank: posted at once
+INTERNAL = "internal"  # both accounts in this bank: debited and credited by the ledger, no clearing
 EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
 
 
