@@ -66,6 +66,33 @@ class RequestProjector:
                     self._owners[snap.id] = owner
         return {a: self._owners.get(a) for a in accounts}
 
+    async def labels(
+        self, events: list[PaymentEvent], owners: dict[str, str | None]
+    ) -> tuple[dict[tuple[str, str], str], dict[str, str | None]]:
+        """What the feed entries are labelled with, read in one call outside the transaction:
+        the payers' own categories for their payees, the payees' for their payers, and the
+        payers' names. Read inside, the same override documents were locked by two
+        partitions' projections in opposite order whenever two customers paid each other
+        (each payer's choice, then the other's as payee): a deadlock the emulator broke only
+        by timing both out, again and again (up to a minute for the pair)."""
+        db = self.db
+        refs = [user_doc(db, e.payment.uid, CATEGORY_OVERRIDES, f"a:{e.payment.to_account}") for e in events]
+        received = [e for e in events if owners.get(e.payment.to_account) and e.status == "completed"]
+        refs += [
+            user_doc(db, owners[e.payment.to_account], CATEGORY_OVERRIDES, f"a:{e.payment.from_account}")
+            for e in received
+        ]
+        refs += [db.collection(CUSTOMERS).document(e.payment.uid) for e in received]
+        overrides: dict[tuple[str, str], str] = {}
+        payer_names: dict[str, str | None] = {}
+        async for snap in db.get_all(list({r.path: r for r in refs}.values())):
+            data = (snap.to_dict() or {}) if snap.exists else {}
+            if snap.reference.parent.id == CUSTOMERS:
+                payer_names[snap.id] = data.get("name")
+            elif data.get("category"):
+                overrides[(snap.reference.parent.parent.id, snap.id)] = data["category"]
+        return overrides, payer_names
+
     async def project_batch(self, events: list[PaymentEvent]) -> list[Projected]:
         """``paymentViews/{paymentId}`` remembers the state shown for each payment, so
         every state is projected once and never backwards, whether or not the app made a
@@ -73,47 +100,20 @@ class RequestProjector:
         and the pushes show it)."""
         db = self.db
         owners = await self.owners_of(sorted({e.payment.to_account for e in events if e.payment.kind == "internal"}))
+        overrides, payer_names = await self.labels(events, owners)
 
         @async_transactional(operation="notifier_project")
         async def run(tx) -> list[Projected]:
+            # only documents of this partition's payments in the transaction: views, requests
             views = {e.payment.payment_id: db.collection(PAYMENT_VIEWS).document(e.payment.payment_id) for e in events}
             request_refs = [db.document(request_path(e.payment.uid, e.payment.request_id)) for e in events]
-            # the payers' own categories for their payees (the payees' ones are read below)
-            choice_refs = [user_doc(db, e.payment.uid, CATEGORY_OVERRIDES, f"a:{e.payment.to_account}") for e in events]
-            refs = [
-                *views.values(),
-                *request_refs,
-                *choice_refs,
-            ]
             shown: dict[str, dict] = {}
             existing_requests: set[str] = set()
-            overrides: dict[tuple[str, str], str] = {}
-
-            def keep_override(snap) -> None:
-                if snap.exists and (snap.to_dict() or {}).get("category"):
-                    overrides[(snap.reference.parent.parent.id, snap.id)] = snap.to_dict()["category"]
-
-            async for snap in db.get_all(refs, transaction=tx):
-                collection = snap.reference.parent.id
-                if collection == PAYMENT_VIEWS:
+            async for snap in db.get_all([*views.values(), *request_refs], transaction=tx):
+                if snap.reference.parent.id == PAYMENT_VIEWS:
                     shown[snap.id] = snap.to_dict() if snap.exists else {}
-                elif collection == CATEGORY_OVERRIDES:
-                    keep_override(snap)
                 elif snap.exists:
                     existing_requests.add(snap.reference.path)
-            # for the payees' entries: their own categories, and the payers' names
-            received = [e for e in events if owners.get(e.payment.to_account) and e.status == "completed"]
-            payee_refs = [
-                user_doc(db, owners[e.payment.to_account], CATEGORY_OVERRIDES, f"a:{e.payment.from_account}")
-                for e in received
-            ] + [db.collection(CUSTOMERS).document(e.payment.uid) for e in received]
-            payer_names: dict[str, str | None] = {}
-            if payee_refs:
-                async for snap in db.get_all(payee_refs, transaction=tx):
-                    if snap.reference.parent.id == CUSTOMERS:
-                        payer_names[snap.id] = (snap.to_dict() or {}).get("name") if snap.exists else None
-                    else:
-                        keep_override(snap)
             # the state each payment showed before this batch: its feed entries are booked
             # (``bookedAt``, what the app pages the feed by) when they first appear
             shown_before = {pid: (view or {}).get("statusRank", -1) for pid, view in shown.items()}
