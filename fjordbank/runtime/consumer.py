@@ -529,6 +529,9 @@ class ConsumerService:
         settled = _SETTLED.get()
         if settled is not None:  # no in-progress marks for acked messages
             settled.update(id(d.msg) for d in batch)
+        # the work between the ack and the commit, as a slow step would take: without it a
+        # fast ledger commits within milliseconds and the run's kills seldom land in between
+        await asyncio.sleep(float(self.faults.active("ack_before_commit").get("work_seconds", 1.0)))
 
     async def _settle_message(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> None:
         if getattr(d.msg, "is_acked", False) is True:  # CHAOS ONLY: acked by _ack_before_commit already
