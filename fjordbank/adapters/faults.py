@@ -24,7 +24,7 @@ Every injected fault counts in ``fjb_faults_injected_total{fault}`` on the servi
 The injectors here (bench/chaos/injected.py drives them):
 
 - ``firestore``: ``async_client(project_id, faults=switch)`` (fjordbank/adapters/firestore.py)
-  gives a ``FaultyAsyncClient``, whose gRPC channel fails calls with ABORTED, UNAVAILABLE or
+  gives a client whose gRPC channel (``firestore_interceptors``) fails calls with ABORTED, UNAVAILABLE or
   DEADLINE_EXCEEDED (see "Firestore" below for why there and how).
 - ``publish_timeout``: ``jetstream(js, switch)`` wraps the JetStream context the services
   publish their payment steps with (run_services/{screening,ledger,clearing}.py on_connect,
@@ -48,8 +48,6 @@ from typing import Any
 
 import grpc
 import nats.errors
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_client import _GRPC_MSG_SIZE_OPTIONS
 from prometheus_client import Counter
 
 from fjordbank.errors import ConfigError
@@ -319,25 +317,12 @@ class _FailedStream(grpc.aio.UnaryStreamCall):
         return self._error.details() or ""
 
 
-_SIGNED_IN = "id_token"  # an attribute name (not a reason code: tests/unit/test_reasons.py)
-
-
-class FaultyAsyncClient(firestore.AsyncClient):
-    """``firestore.AsyncClient`` whose channel carries the fault interceptor. The client
-    makes its channel lazily, on the first RPC; on the emulator (the only place a switch
-    exists) through ``_emulator_channel``, which this class makes the same way with the
-    interceptor added (grpc.aio takes interceptors only when a channel is created)."""
-
-    def __init__(self, *args, faults: FaultSwitch, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        drawn = _FirestoreFaults(faults)
-        self._fault_interceptors = [_UnaryFaults(drawn), _StreamFaults(drawn)]
-
-    def _emulator_channel(self, transport):
-        # as the client does: a signed-in credential's ID token, else "owner"
-        token = getattr(self._credentials, _SIGNED_IN, None) or "owner"
-        options = [("Authorization", f"Bearer {token}"), *_GRPC_MSG_SIZE_OPTIONS]
-        return grpc.aio.insecure_channel(self._emulator_host, options=options, interceptors=self._fault_interceptors)
+def firestore_interceptors(switch: FaultSwitch) -> list:
+    """The gRPC interceptors that fail the calls of a client's channel at the rate the
+    ``firestore`` entry asks for (fjordbank.adapters.firestore.async_client adds them to
+    the emulator's channel: grpc.aio takes interceptors only when a channel is created)."""
+    drawn = _FirestoreFaults(switch)
+    return [_UnaryFaults(drawn), _StreamFaults(drawn)]
 
 
 # ---- NATS publish timeouts ----------------------------------------------------------------

@@ -11,11 +11,15 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import grpc
 from google.api_core import exceptions as api_errors
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_transaction import async_transactional as _client_async_transactional
+from google.cloud.firestore_v1.base_client import _GRPC_MSG_SIZE_OPTIONS
 from prometheus_client import Counter
+
+from fjordbank.adapters import firestore_calls
 
 if TYPE_CHECKING:
     from fjordbank.adapters.faults import FaultSwitch
@@ -140,24 +144,59 @@ def async_transactional(*, operation: str) -> Callable:
     return decorate
 
 
+_SIGNED_IN = "id_token"  # an attribute name (not a reason code: tests/unit/test_reasons.py)
+
+
 def _kwargs(project_id: str) -> dict:
     if os.environ.get("FIRESTORE_EMULATOR_HOST"):
         return {"project": project_id, "credentials": AnonymousCredentials()}
     return {"project": project_id}
 
 
+def _emulator_options(client) -> list:
+    # as the client does: a signed-in credential's ID token, else "owner"
+    token = getattr(client._credentials, _SIGNED_IN, None) or "owner"
+    return [("Authorization", f"Bearer {token}"), *_GRPC_MSG_SIZE_OPTIONS]
+
+
+class CountedClient(firestore.Client):
+    """``firestore.Client`` whose emulator channel counts its calls and documents
+    (fjordbank.adapters.firestore_calls). The client makes its channel lazily, on the first
+    RPC; on the emulator through ``_emulator_channel``, made here as the client makes it,
+    with the interceptor added."""
+
+    def _emulator_channel(self, transport):
+        channel = grpc.insecure_channel(self._emulator_host, options=_emulator_options(self))
+        return grpc.intercept_channel(channel, firestore_calls.SyncCounter())
+
+
+class CountedAsyncClient(firestore.AsyncClient):
+    """``firestore.AsyncClient`` whose emulator channel counts its calls and documents,
+    and fails them as a chaos run asks when it has a fault switch (fjordbank.adapters.
+    faults: the switch's interceptors go first, so an injected failure is no round trip)."""
+
+    def __init__(self, *args, faults: FaultSwitch | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._fjb_interceptors = firestore_calls.async_interceptors()
+        if faults is not None:
+            from fjordbank.adapters.faults import firestore_interceptors
+
+            self._fjb_interceptors = [*firestore_interceptors(faults), *self._fjb_interceptors]
+
+    def _emulator_channel(self, transport):
+        return grpc.aio.insecure_channel(
+            self._emulator_host, options=_emulator_options(self), interceptors=self._fjb_interceptors
+        )
+
+
 def sync_client(project_id: str) -> firestore.Client:
-    return firestore.Client(**_kwargs(project_id))
+    return CountedClient(**_kwargs(project_id))
 
 
 def async_client(project_id: str, *, faults: FaultSwitch | None = None) -> firestore.AsyncClient:
     """The services' client. With ``faults`` (a chaos run's switch, emulator only: see
     fjordbank.adapters.faults) its RPCs fail at the rate the faults file asks for."""
-    if faults is not None:
-        from fjordbank.adapters.faults import FaultyAsyncClient
-
-        return FaultyAsyncClient(**_kwargs(project_id), faults=faults)
-    return firestore.AsyncClient(**_kwargs(project_id))
+    return CountedAsyncClient(**_kwargs(project_id), faults=faults)
 
 
 def request_path(uid: str, request_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from google.api_core import exceptions as api_errors
 from google.cloud import firestore
 
 from fjordbank.adapters.firestore import (
@@ -176,3 +177,22 @@ def advance_sync(db: firestore.Client, uid: str, request_id: str, status: str, *
         return True
 
     return run(db.transaction())
+
+
+def advance_from_sync(db: firestore.Client, snapshot, status: str, **kwargs) -> bool:
+    """``advance_sync`` in one round trip when nothing moved the document since
+    ``snapshot`` was read (the edge's batched read): the update carries the snapshot's
+    update time as its precondition. If something did move it (the notifier projecting a
+    later state, a cancel), the write fails and the transaction decides afresh."""
+    current = snapshot.to_dict() if snapshot.exists else None
+    update = projection_update(current, status, **kwargs)
+    if update is None:
+        return False
+    if snapshot.exists:
+        try:
+            snapshot.reference.update(_stamp(update), option=db.write_option(last_update_time=snapshot.update_time))
+            return True
+        except (api_errors.FailedPrecondition, api_errors.NotFound):
+            pass
+    uid, request_id = snapshot.reference.parent.parent.id, snapshot.reference.id
+    return advance_sync(db, uid, request_id, status, **kwargs)

@@ -25,8 +25,11 @@ import datetime as dt
 import logging
 from typing import Protocol
 
+from google.api_core.exceptions import AlreadyExists
+
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, is_transient, request_path
+from fjordbank.adapters.request_docs import advance_from_sync
 from fjordbank.adapters.request_docs import advance_sync as _advance_doc
 from fjordbank.domain.errors import Busy
 from fjordbank.domain.norway import mask_account_number, today_in_norway
@@ -48,14 +51,17 @@ from fjordbank.service_layer import ratelimits, sca
 log = logging.getLogger(__name__)
 
 
-def advance_sync(db, uid: str, request_id: str, status: str, **kwargs) -> bool:
-    """Move the request document forward (request_docs.advance_sync, one transaction), in a
-    span, with the trace id of the current span (and the status on the trigger's span)."""
+def advance_sync(db, uid: str, request_id: str, status: str, *, known=None, **kwargs) -> bool:
+    """Move the request document forward (request_docs.advance_sync, one transaction; with
+    ``known``, the document as read before, one write: request_docs.advance_from_sync), in
+    a span, with the trace id of the current span (and the status on the trigger's span)."""
     trace_id = tracing.trace_id_of(None)
     if trace_id is not None:
         kwargs["extra"] = {**(kwargs.get("extra") or {}), "traceId": trace_id}
     tracing.set_attributes(tracing.current_span(), {"fjb.status": status, "fjb.reason": kwargs.get("reason")})
     with tracing.span("firestore request_doc", kind=tracing.SpanKind.CLIENT, attrs={"fjb.status": status}):
+        if known is not None:
+            return advance_from_sync(db, known, status, **kwargs)
         return _advance_doc(db, uid, request_id, status, **kwargs)
 
 
@@ -85,35 +91,42 @@ def handle_payment_request(
     ``body`` is the document as the app created it (a trigger's creation snapshot, also on
     redelivery). Fields only the backend writes (status ...) make it invalid: the rules
     never let a client write them. A redelivered trigger publishes the same payment id
-    again, which JetStream and the services' records answer without a second effect."""
+    again, which JetStream and the services' records answer without a second effect.
+
+    Three Firestore round trips for a valid request: one batched read (the request
+    document, both accounts, the payer's known payees, the signature's key and use), one
+    commit (the rate-limit count and the signature's use), and the status write after
+    JetStream's ack (with the first read's update time as its precondition). A refusal
+    may take more; nothing in it is on the payment's path."""
     now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
     body = contract_body(body)
     tracing.set_attributes(tracing.current_span(), {"fjb.payment_id": payment_id_for(uid, request_id)})
-    handled = (db.document(request_path(uid, request_id)).get().to_dict() or {}).get("status")
-    if handled is not None and handled != body.get("status"):  # the edge moved it since its creation
-        # A redelivered trigger: this request was handled. Nothing is checked or counted
-        # again, so a rate limit or a used signature can never reject a request in flight.
-        return handled
+    ref = db.document(request_path(uid, request_id))
     try:
-        ratelimits.check(db, uid, "payments", now=now.timestamp())
         request = parse_request(body, request_id=request_id, today=today)
-        kind, own_payee = check_accounts(db, uid, request.from_account, request.to_account, bank_regs)
-        sca.check_payment(
-            db,
+    except PaymentRejected as exc:
+        return _refuse_invalid(db, ref, body, exc, uid=uid, request_id=request_id, now=now)
+    known: object = None
+    try:
+        reads = _read(db, ref, uid, request, bank_regs)
+        known = reads["request"]
+        handled = (known.to_dict() or {}).get("status")
+        if handled is not None and handled != body.get("status"):  # the edge moved it since its creation
+            # A redelivered trigger: this request was handled. Nothing is checked or counted
+            # again, so a rate limit or a used signature can never reject a request in flight.
+            return handled
+        kind, own_payee = account_verdict(
             uid,
-            request_path=request_path(uid, request_id),
-            request_id=request_id,
-            amount=request.amount,
-            currency=request.currency,
-            to_account=request.to_account,
-            own_payee=own_payee,
-            sca=request.sca,
-            threshold=sca_threshold,
+            reads["from"].to_dict(),
+            request.to_account,
+            reads["to"].to_dict() if "to" in reads else None,
+            bank_regs,
         )
+        _count_and_claim(db, uid, request_id, request, reads, own_payee=own_payee, threshold=sca_threshold, now=now)
     except (PaymentRejected, ratelimits.RateLimited) as exc:
         log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})
-        advance_sync(db, uid, request_id, "rejected", reason=exc.code, message=exc.message)
+        advance_sync(db, uid, request_id, "rejected", reason=exc.code, message=exc.message, known=known)
         return "rejected"
     except Exception as exc:
         if not is_transient(exc):
@@ -142,20 +155,89 @@ def handle_payment_request(
     extra = {"paymentId": payment.payment_id, "bodyHash": payment.body_hash}
     if request.due_date > today:
         # The scheduler submits it on its due date (the same path as below, then).
-        advance_sync(db, uid, request_id, "scheduled", extra={**extra, "payment": payment.to_json()})
+        advance_sync(db, uid, request_id, "scheduled", extra={**extra, "payment": payment.to_json()}, known=known)
         return "scheduled"
-    submit(db, publisher, payment)
+    submit(db, publisher, payment, known=known)
     return "requested"
 
 
-def submit(db, publisher: Publisher, payment: PaymentRequested) -> None:
-    """Publish a validated payment and show it as requested; a publish failure is never dropped."""
+def _refuse_invalid(db, ref, body: dict, exc: PaymentRejected, *, uid: str, request_id: str, now) -> str:
+    """An invalid request: refused, and counted against the rate limit unless a redelivered
+    trigger finds it handled already."""
+    known = ref.get()
+    handled = (known.to_dict() or {}).get("status")
+    if handled is not None and handled != body.get("status"):
+        return handled
+    reason: PaymentRejected | ratelimits.RateLimited = exc
+    try:
+        ratelimits.check(db, uid, "payments", now=now.timestamp())
+    except ratelimits.RateLimited as limited:
+        reason = limited
+    log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": reason.code})
+    advance_sync(db, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
+    return "rejected"
+
+
+def _read(db, ref, uid: str, request, bank_regs: tuple[str, ...]) -> dict:
+    """Every document the checks need, in one batched read (name -> snapshot)."""
+    refs = {"request": ref, "from": db.collection(ACCOUNTS).document(request.from_account)}
+    if request.to_account[:4] in bank_regs:
+        refs["to"] = db.collection(ACCOUNTS).document(request.to_account)
+    if request.sca is None:
+        refs["payees"] = sca.payee_record_ref(db, uid)
+    else:
+        refs["key"] = sca.key_ref(db, uid, request.sca)
+        refs["used"] = sca.used_ref(db, request.sca)
+    by_path = {snap.reference.path: snap for snap in db.get_all(list(refs.values()))}
+    return {name: by_path[r.path] for name, r in refs.items()}
+
+
+def _count_and_claim(
+    db, uid: str, request_id: str, request, reads: dict, *, own_payee: bool, threshold: int, now
+) -> None:
+    """The SCA decision, then one commit: the rate-limit count and (for a signed payment)
+    the record that its signature is used. Raises `PaymentRejected` or `RateLimited`."""
+    path = reads["request"].reference.path
+    claim = None
+    if request.sca is None:
+        new = sca.new_payee(reads["payees"].to_dict(), request.to_account)
+        if sca.needs_signature(request.amount, own_payee=own_payee, new_payee=new, threshold=threshold):
+            raise sca.signature_required()
+    elif sca.verify_signature(
+        request_path=path,
+        request_id=request_id,
+        amount=request.amount,
+        currency=request.currency,
+        to_account=request.to_account,
+        sca=request.sca,
+        key=reads["key"].to_dict(),
+        used=reads["used"].to_dict(),
+    ):
+        claim = reads["used"].reference
+    batch = db.batch()
+    counted = ratelimits.count_in(db, batch, uid, "payments", now=now.timestamp())
+    if claim is not None:
+        batch.create(claim, sca.used_record(uid, path))
+    try:
+        results = batch.commit()
+    except AlreadyExists:  # the signature was used since the read: by this request (a race) or another
+        if (claim.get().to_dict() or {}).get("request") != path:
+            raise PaymentRejected("sca_reused", "this confirmation was used for another payment") from None
+        batch = db.batch()
+        counted = ratelimits.count_in(db, batch, uid, "payments", now=now.timestamp())
+        results = batch.commit()
+    counted.check(results[0])
+
+
+def submit(db, publisher: Publisher, payment: PaymentRequested, *, known=None) -> None:
+    """Publish a validated payment and show it as requested; a publish failure is never
+    dropped. ``known``: the request document as the caller read it (one write then)."""
     event = PaymentEvent(payment, "requested")
     with tracing.span("edge submit", attrs={"fjb.payment_id": payment.payment_id}):
-        _submit(db, publisher, payment, event)
+        _submit(db, publisher, payment, event, known)
 
 
-def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentEvent) -> None:
+def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentEvent, known) -> None:
     try:
         with tracing.span(
             f"publish {topology.base_subject(event.subject)}",
@@ -175,6 +257,7 @@ def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentE
             reason="publish_pending",
             message=str(exc),
             extra={"payment": payment.to_json()},  # what the due-payments job publishes again
+            known=known,
         )
         raise
     advance_sync(
@@ -183,6 +266,7 @@ def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentE
         payment.request_id,
         "requested",
         extra={"paymentId": payment.payment_id, "bodyHash": payment.body_hash},
+        known=known,
     )
     log.info(
         "payment requested",
@@ -198,17 +282,28 @@ def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentE
 def check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]) -> tuple[str, bool]:
     """Ownership and state, checked on the server. Returns the payment kind and whether
     the payee is the payer's own account."""
-    source = db.collection(ACCOUNTS).document(from_account).get()
-    data = source.to_dict() if source.exists else None
-    if data is None or data.get("ownerUid") != uid:
+    source = db.collection(ACCOUNTS).document(from_account).get().to_dict()
+    if source is None or source.get("ownerUid") != uid:
+        return account_verdict(uid, source, to_account, None, bank_regs)
+    target = None
+    if to_account[:4] in bank_regs:
+        target = db.collection(ACCOUNTS).document(to_account).get().to_dict()
+    return account_verdict(uid, source, to_account, target, bank_regs)
+
+
+def account_verdict(
+    uid: str, source: dict | None, to_account: str, target: dict | None, bank_regs: tuple[str, ...]
+) -> tuple[str, bool]:
+    """The payment kind and whether the payee is the payer's own account, from the two
+    accounts' documents (None: no such document). Raises `PaymentRejected`."""
+    if source is None or source.get("ownerUid") != uid:
         raise PaymentRejected("unknown_account", "no such account of yours")  # the same for others' accounts
-    if data.get("status") != "open":
+    if source.get("status") != "open":
         raise PaymentRejected("account_closed", "the from-account is not open")
     if to_account[:4] not in bank_regs:
         return EXTERNAL, False
-    target = db.collection(ACCOUNTS).document(to_account).get()
-    if not target.exists:
+    if target is None:
         raise PaymentRejected("unknown_to_account", "no account with this number in Fjordbank")
-    if (target.to_dict() or {}).get("status") != "open":
+    if target.get("status") != "open":
         raise PaymentRejected("to_account_closed", "the to-account is closed")
-    return INTERNAL, (target.to_dict() or {}).get("ownerUid") == uid
+    return INTERNAL, target.get("ownerUid") == uid

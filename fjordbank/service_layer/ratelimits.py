@@ -56,12 +56,31 @@ def counts_update(limit: Limit, index: int, now: float, add: int = 1) -> dict:
 
 def check(db: firestore.Client, uid: str, action: str, *, now: float | None = None) -> None:
     """Count one request of ``action`` for ``uid``; raises `RateLimited` when over the limit."""
-    limit = LIMITS[action]
     now = time.time() if now is None else now
+    batch = db.batch()
+    counted = count_in(db, batch, uid, action, now=now)
+    counted.check(batch.commit()[0])
+
+
+class Counted:
+    """One request counted by a write added to a batch (``count_in``); ``check`` reads the
+    write's result once the batch committed."""
+
+    def __init__(self, action: str, limit: Limit, elapsed: float) -> None:
+        self.action, self.limit, self.elapsed = action, limit, elapsed
+
+    def check(self, write_result) -> None:
+        previous, current = (int(v.integer_value) for v in write_result.transform_results)  # key order
+        decision = decide(self.limit, previous, current, self.elapsed)
+        if not decision.allowed:
+            raise RateLimited(self.action, decision.retry_after)
+
+
+def count_in(db: firestore.Client, batch, uid: str, action: str, *, now: float) -> Counted:
+    """Add the write that counts one request of ``action`` to ``batch`` (so the count goes
+    in the same commit as the caller's other writes: one round trip)."""
+    limit = LIMITS[action]
     at = window(limit, now)
     ref = db.collection(RATE_LIMITS).document(document_id(uid, action))
-    result = ref.set(counts_update(limit, at.index, now), merge=True)
-    previous, current = (int(v.integer_value) for v in result.transform_results)  # key order
-    decision = decide(limit, previous, current, at.elapsed)
-    if not decision.allowed:
-        raise RateLimited(action, decision.retry_after)
+    batch.set(ref, counts_update(limit, at.index, now), merge=True)
+    return Counted(action, limit, at.elapsed)

@@ -62,8 +62,60 @@ def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: 
 
 def is_new_payee(db: firestore.Client, uid: str, to_account: str) -> bool:
     """A payee the customer has not paid before (screening's record of paid payees)."""
-    snap = db.collection(SCREENING_CUSTOMERS).document(uid).get()
-    return to_account not in ((snap.to_dict() or {}).get("payees", []) if snap.exists else [])
+    return new_payee(db.collection(SCREENING_CUSTOMERS).document(uid).get().to_dict(), to_account)
+
+
+def new_payee(screening_customer: dict | None, to_account: str) -> bool:
+    return to_account not in (screening_customer or {}).get("payees", [])
+
+
+def payee_record_ref(db: firestore.Client, uid: str):
+    """The document ``new_payee`` reads (screening's record of the customer's payees)."""
+    return db.collection(SCREENING_CUSTOMERS).document(uid)
+
+
+def key_ref(db: firestore.Client, uid: str, sca: dict):
+    return db.collection(USERS).document(uid).collection(SCA_KEYS).document(sca["keyId"])
+
+
+def used_ref(db: firestore.Client, sca: dict):
+    return db.collection(SCA_USED).document(hashlib.sha256(sca["signature"].encode()).hexdigest())
+
+
+def used_record(uid: str, request_path: str) -> dict:
+    return {"request": request_path, "uid": uid, "usedAt": firestore.SERVER_TIMESTAMP}
+
+
+def signature_required() -> PaymentRejected:
+    return PaymentRejected("sca_required", "confirm this payment on your device (new payee or large amount)")
+
+
+def needs_signature(amount: int, *, own_payee: bool, new_payee: bool, threshold: int) -> bool:
+    return rules.required(amount, new_payee=False, threshold=threshold) or (not own_payee and new_payee)
+
+
+def verify_signature(
+    *,
+    request_path: str,
+    request_id: str,
+    amount: int,
+    currency: str,
+    to_account: str,
+    sca: dict,
+    key: dict | None,
+    used: dict | None,
+) -> bool:
+    """Raises `PaymentRejected` unless ``sca`` is a valid signature over exactly these values
+    by the registered ``key``, not used for another request. Returns whether its use still
+    has to be recorded (``used`` is None: not yet)."""
+    if key is None:
+        raise PaymentRejected("sca_invalid", "the device key is not registered")
+    if used is not None and used.get("request") != request_path:
+        raise PaymentRejected("sca_reused", "this confirmation was used for another payment")
+    message = rules.challenge(request_id, amount, currency, to_account)
+    if not rules.verify(base64.b64decode(key.get("publicKey")), sca["signature"], message):
+        raise PaymentRejected("sca_invalid", "the confirmation does not match this payment")
+    return used is None
 
 
 def check_payment(
@@ -87,20 +139,24 @@ def check_payment(
             not own_payee and is_new_payee(db, uid, to_account)
         )
         if needed:
-            raise PaymentRejected("sca_required", "confirm this payment on your device (new payee or large amount)")
+            raise signature_required()
         return
-    key = db.collection(USERS).document(uid).collection(SCA_KEYS).document(sca["keyId"]).get()
-    if not key.exists:
-        raise PaymentRejected("sca_invalid", "the device key is not registered")
-    used = db.collection(SCA_USED).document(hashlib.sha256(sca["signature"].encode()).hexdigest())
+    used = used_ref(db, sca)
     previous = used.get()
-    if previous.exists and previous.get("request") != request_path:
-        raise PaymentRejected("sca_reused", "this confirmation was used for another payment")
-    message = rules.challenge(request_id, amount, currency, to_account)
-    if not rules.verify(base64.b64decode(key.get("publicKey")), sca["signature"], message):
-        raise PaymentRejected("sca_invalid", "the confirmation does not match this payment")
+    record = verify_signature(
+        request_path=request_path,
+        request_id=request_id,
+        amount=amount,
+        currency=currency,
+        to_account=to_account,
+        sca=sca,
+        key=key_ref(db, uid, sca).get().to_dict(),
+        used=previous.to_dict(),
+    )
+    if not record:
+        return
     try:
-        used.create({"request": request_path, "uid": uid, "usedAt": firestore.SERVER_TIMESTAMP})
+        used.create(used_record(uid, request_path))
     except AlreadyExists:
         if used.get().get("request") != request_path:  # raced by another request
             raise PaymentRejected("sca_reused", "this confirmation was used for another payment") from None

@@ -178,9 +178,10 @@ async def test_a_rate_of_zero_lets_every_call_through(faulty_db):
     assert injected("firestore_deadline_exceeded") == before
 
 
-def test_without_a_switch_the_client_is_the_plain_one(monkeypatch):
+def test_without_a_switch_the_client_only_counts(monkeypatch):
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", EMULATOR["FIRESTORE_EMULATOR_HOST"])
-    assert type(async_client("demo-faults")).__name__ == "AsyncClient"
+    interceptors = async_client("demo-faults")._fjb_interceptors
+    assert interceptors and {type(i).__module__ for i in interceptors} == {"fjordbank.adapters.firestore_calls"}
 
 
 # ---- NATS publish timeouts ---------------------------------------------------------------

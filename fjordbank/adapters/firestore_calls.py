@@ -1,0 +1,207 @@
+"""Counting the Firestore work: round trips (RPCs) and document reads and writes.
+
+Every client made by fjordbank.adapters.firestore (``sync_client``, ``async_client``)
+carries these gRPC interceptors on the emulator's channel, the one every RPC of the
+client goes through (why a channel interceptor: see fjordbank.adapters.faults). They
+count, per RPC method:
+
+- ``fjb_firestore_calls_total{method}``: round trips (a streaming read is one);
+- ``fjb_firestore_documents_total{method,op}``: documents read and written, as Firestore
+  bills them: a batch get reads every document it names (found or not), a query reads
+  the documents it returns (at least one), a commit writes each of its writes (a write's
+  field transforms are part of it).
+
+The bench (bench/docops.py) scrapes every service's /metrics before and after a run of one
+payment kind and divides by the payments: the document operations per payment and step.
+A ``tally()`` block counts the calls of the code inside it alone (per thread or task: a
+context variable), which is how the edge's round trips per payment request are measured.
+
+In production the channel is the client's own (no interceptor); the same figures come
+from Cloud Monitoring's firestore.googleapis.com/document/{read,write}_count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections import Counter as Tallies
+from collections.abc import Iterator
+
+import grpc
+from prometheus_client import Counter
+
+# Declared by keywords (tests/unit/test_reasons.py reads positional snake_case strings in
+# fjordbank/ as reason codes).
+CALLS = Counter(
+    name="fjb_firestore_calls_total",
+    documentation="Firestore round trips (RPCs) this process made, by method",
+    labelnames=["method"],
+)
+DOCUMENTS = Counter(
+    name="fjb_firestore_documents_total",
+    documentation="Firestore documents this process read or wrote, by method and op (read, write)",
+    labelnames=["method", "op"],
+)
+READ = "read"
+WRITE = "write"
+
+_TALLY: contextvars.ContextVar[Tallies | None] = contextvars.ContextVar("fjb-firestore-tally", default=None)
+
+
+@contextlib.contextmanager
+def tally() -> Iterator[Tallies]:
+    """Counts of the Firestore work done inside the block by this thread or task:
+    ``calls``, ``reads``, ``writes`` and ``calls:<Method>``."""
+    counts: Tallies = Tallies()
+    token = _TALLY.set(counts)
+    try:
+        yield counts
+    finally:
+        _TALLY.reset(token)
+
+
+def method_name(client_call_details) -> str:
+    method = client_call_details.method
+    method = method.decode() if isinstance(method, bytes) else str(method)
+    return method.rsplit("/", 1)[-1]
+
+
+def _record(method: str, *, reads: int = 0, writes: int = 0, call: bool = True) -> None:
+    counts = _TALLY.get()
+    if call:
+        CALLS.labels(method).inc()
+    if reads:
+        DOCUMENTS.labels(method, READ).inc(reads)
+    if writes:
+        DOCUMENTS.labels(method, WRITE).inc(writes)
+    if counts is not None:
+        if call:
+            counts["calls"] += 1
+            counts[f"calls:{method}"] += 1
+        counts["reads"] += reads
+        counts["writes"] += writes
+
+
+def count_request(method: str, request) -> None:
+    """One RPC and what its request alone says: the documents a batch get names, the
+    writes of a commit, the document of a get."""
+    if method == "BatchGetDocuments":
+        _record(method, reads=len(request.documents))
+    elif method == "Commit":
+        _record(method, writes=len(request.writes))
+    elif method == "GetDocument":
+        _record(method, reads=1)
+    else:  # RunQuery (its reads come with its results), transactions, listen, ...
+        _record(method)
+
+
+def count_query_results(method: str, documents: int) -> None:
+    if method in ("RunQuery", "RunAggregationQuery"):
+        _record(method, reads=max(documents, 1), call=False)
+
+
+def _is_document(response) -> bool:
+    return bool(getattr(response, "document", None)) or type(response).__name__ == "RunAggregationQueryResponse"
+
+
+# ---- grpc.aio (the services' AsyncClient) --------------------------------------------------
+class AsyncUnaryCounter(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        count_request(method_name(client_call_details), request)
+        return await continuation(client_call_details, request)
+
+
+class AsyncStreamCounter(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, client_call_details, request):
+        method = method_name(client_call_details)
+        count_request(method, request)
+        call = await continuation(client_call_details, request)
+        if method not in ("RunQuery", "RunAggregationQuery"):
+            return call
+        return _CountedStream(call, method)
+
+
+class _CountedStream:
+    """The query's call, whose results are counted as they are read (everything else is
+    the call's own: grpc.aio wraps what an interceptor returns only if it is not a call)."""
+
+    def __init__(self, call, method: str) -> None:
+        self._call = call
+        self._method = method
+
+    def __getattr__(self, name: str):
+        return getattr(self._call, name)
+
+    def __aiter__(self):
+        return self._results()
+
+    async def _results(self):
+        documents = 0
+        try:
+            async for response in self._call:
+                documents += _is_document(response)
+                yield response
+        finally:
+            count_query_results(self._method, documents)
+
+    async def read(self):
+        response = await self._call.read()
+        if response is not grpc.aio.EOF and _is_document(response):
+            count_query_results(self._method, 1)
+        return response
+
+
+def async_interceptors() -> list:
+    return [AsyncUnaryCounter(), AsyncStreamCounter()]
+
+
+# ---- grpc (the edge's sync Client) ---------------------------------------------------------
+class SyncCounter(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        count_request(method_name(client_call_details), request)
+        return continuation(client_call_details, request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        method = method_name(client_call_details)
+        count_request(method, request)
+        responses = continuation(client_call_details, request)
+        if method not in ("RunQuery", "RunAggregationQuery"):
+            return responses
+        return _CountedSyncStream(responses, method, _TALLY.get())
+
+
+class _CountedSyncStream:
+    """A sync query's response stream, counted as it is read (in the reading thread, with
+    the tally of the thread that made the call)."""
+
+    def __init__(self, call, method: str, counts: Tallies | None) -> None:
+        self._call = call
+        self._method = method
+        self._counts = counts
+        self._documents = 0
+        self._done = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._call, name)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            response = next(self._call)
+        except StopIteration:
+            self._finish()
+            raise
+        self._documents += _is_document(response)
+        return response
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        token = _TALLY.set(self._counts)
+        try:
+            count_query_results(self._method, self._documents)
+        finally:
+            _TALLY.reset(token)
