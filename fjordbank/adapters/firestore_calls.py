@@ -39,8 +39,8 @@ CALLS = Counter(
 )
 DOCUMENTS = Counter(
     name="fjb_firestore_documents_total",
-    documentation="Firestore documents this process read or wrote, by method and op (read, write)",
-    labelnames=["method", "op"],
+    documentation="Firestore documents this process read or wrote, by method, op (read, write) and collection",
+    labelnames=["method", "op", "collection"],
 )
 READ = "read"
 WRITE = "write"
@@ -66,14 +66,23 @@ def method_name(client_call_details) -> str:
     return method.rsplit("/", 1)[-1]
 
 
-def _record(method: str, *, reads: int = 0, writes: int = 0, call: bool = True) -> None:
+def collection_of(name: str) -> str:
+    """The collection path of a document's resource name, ids left out:
+    ``projects/p/databases/(default)/documents/users/u1/economy/2026-11`` -> ``users/economy``."""
+    path = name.split("/documents/", 1)[-1].split("/")
+    return "/".join(path[0::2][: max(1, len(path) // 2)]) if len(path) > 1 else path[0]
+
+
+def _record(method: str, *, reads=(), writes=(), call: bool = True) -> None:
+    """``reads``/``writes``: the collections of the documents read/written, one per document."""
     counts = _TALLY.get()
     if call:
         CALLS.labels(method).inc()
-    if reads:
-        DOCUMENTS.labels(method, READ).inc(reads)
-    if writes:
-        DOCUMENTS.labels(method, WRITE).inc(writes)
+    for collection in reads:
+        DOCUMENTS.labels(method, READ, collection).inc()
+    for collection in writes:
+        DOCUMENTS.labels(method, WRITE, collection).inc()
+    reads, writes = len(reads), len(writes)
     if counts is not None:
         if call:
             counts["calls"] += 1
@@ -86,18 +95,32 @@ def count_request(method: str, request) -> None:
     """One RPC and what its request alone says: the documents a batch get names, the
     writes of a commit, the document of a get."""
     if method == "BatchGetDocuments":
-        _record(method, reads=len(request.documents))
+        _record(method, reads=[collection_of(d) for d in request.documents])
     elif method == "Commit":
-        _record(method, writes=len(request.writes))
+        _record(method, writes=[collection_of(_written(w)) for w in request.writes])
     elif method == "GetDocument":
-        _record(method, reads=1)
+        _record(method, reads=[collection_of(request.name)])
     else:  # RunQuery (its reads come with its results), transactions, listen, ...
         _record(method)
 
 
-def count_query_results(method: str, documents: int) -> None:
+def _written(write) -> str:
+    return write.update.name or write.delete or write.transform.document
+
+
+def count_query_results(method: str, documents: int, collection: str = "query") -> None:
     if method in ("RunQuery", "RunAggregationQuery"):
-        _record(method, reads=max(documents, 1), call=False)
+        _record(method, reads=[collection] * max(documents, 1), call=False)
+
+
+def _query_collection(request) -> str:
+    """``users/economyItems`` for a query of users/{uid}/economyItems."""
+    try:
+        source = request.structured_query.from_[0].collection_id
+    except (AttributeError, IndexError):
+        return "query"
+    rest = str(request.parent).split("/documents", 1)[-1].strip("/")
+    return "/".join([*(rest.split("/")[0::2] if rest else []), source])
 
 
 def _is_document(response) -> bool:
@@ -118,16 +141,17 @@ class AsyncStreamCounter(grpc.aio.UnaryStreamClientInterceptor):
         call = await continuation(client_call_details, request)
         if method not in ("RunQuery", "RunAggregationQuery"):
             return call
-        return _CountedStream(call, method)
+        return _CountedStream(call, method, _query_collection(request))
 
 
 class _CountedStream:
     """The query's call, whose results are counted as they are read (everything else is
     the call's own: grpc.aio wraps what an interceptor returns only if it is not a call)."""
 
-    def __init__(self, call, method: str) -> None:
+    def __init__(self, call, method: str, collection: str) -> None:
         self._call = call
         self._method = method
+        self._collection = collection
 
     def __getattr__(self, name: str):
         return getattr(self._call, name)
@@ -142,12 +166,12 @@ class _CountedStream:
                 documents += _is_document(response)
                 yield response
         finally:
-            count_query_results(self._method, documents)
+            count_query_results(self._method, documents, self._collection)
 
     async def read(self):
         response = await self._call.read()
         if response is not grpc.aio.EOF and _is_document(response):
-            count_query_results(self._method, 1)
+            count_query_results(self._method, 1, self._collection)
         return response
 
 
@@ -167,14 +191,15 @@ class SyncCounter(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
         responses = continuation(client_call_details, request)
         if method not in ("RunQuery", "RunAggregationQuery"):
             return responses
-        return _CountedSyncStream(responses, method, _TALLY.get())
+        return _CountedSyncStream(responses, method, _TALLY.get(), _query_collection(request))
 
 
 class _CountedSyncStream:
     """A sync query's response stream, counted as it is read (in the reading thread, with
     the tally of the thread that made the call)."""
 
-    def __init__(self, call, method: str, counts: Tallies | None) -> None:
+    def __init__(self, call, method: str, counts: Tallies | None, collection: str) -> None:
+        self._collection = collection
         self._call = call
         self._method = method
         self._counts = counts
@@ -202,6 +227,6 @@ class _CountedSyncStream:
         self._done = True
         token = _TALLY.set(self._counts)
         try:
-            count_query_results(self._method, self._documents)
+            count_query_results(self._method, self._documents, self._collection)
         finally:
             _TALLY.reset(token)

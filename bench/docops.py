@@ -1,0 +1,248 @@
+"""Benchmark: Firestore document operations and round trips per payment, per step.
+
+    python -m bench.docops                    # needs `make up`; artifacts/bench/docops.json
+    python -m bench.docops --payments 200 --kinds internal external card
+
+Every service's Firestore client counts its calls and the documents they read and write
+(fjordbank/adapters/firestore_calls.py, on /metrics as fjb_firestore_calls_total and
+fjb_firestore_documents_total). For each payment kind this run sends ``--payments`` of
+that kind alone, waits until every service has finished its part (its counters stand
+still), and divides each service's change by the payments, less what the service does
+when idle (clearing's polls, measured first for the same time). The steps:
+
+- ``app``: the request document the app creates (one write; the app's own cost);
+- ``edge``: the payment trigger, run as its use case on a project of its own on the same
+  emulator with a recording publisher (the Functions emulator's worker has no /metrics),
+  each request counted by ``firestore_calls.tally``;
+- every consumer service (screening, ledger, clearing, notifier, insights, cards).
+
+Internal and external payments enter the pipeline as the edge publishes them; a card
+payment is an authorisation and its capture from the processor simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import re
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import requests
+
+from bench.pipeline import drive, make_payments, setup_population
+from devstack import settings as stack_settings
+from devstack.stack import Stack
+from fjordbank.adapters.firestore import async_client, sync_client
+from fjordbank.adapters.firestore_calls import tally
+from fjordbank.adapters.ledger_store import FirestoreLedger
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "bench"
+SAMPLE = re.compile(r"^fjb_firestore_(?P<what>calls|documents)_total\{(?P<labels>[^}]*)\} (?P<n>[0-9.e+]+)$", re.M)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+TARGETS = {"internal": 12, "external": 20}  # document operations per payment, end to end (#14)
+
+
+def service_of(instance: str) -> str:
+    return re.sub(r"-\d+$", "", instance)
+
+
+def scrape(stack: Stack) -> dict[str, dict[str, float]]:
+    """service -> {calls, reads, writes} summed over its instances."""
+    out: dict[str, dict[str, float]] = defaultdict(lambda: {"calls": 0.0, "reads": 0.0, "writes": 0.0})
+    for instance, port in stack.s.service_ports.items():
+        try:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except requests.RequestException:
+            continue
+        counts = out[service_of(instance)]
+        for m in SAMPLE.finditer(text):
+            labels = dict(LABEL.findall(m["labels"]))
+            if m["what"] == "calls":
+                counts["calls"] += float(m["n"])
+                continue
+            op = "reads" if labels.get("op") == "read" else "writes"
+            counts[op] += float(m["n"])
+            key = f"{op}:{labels.get('collection', '?')}"
+            counts[key] = counts.get(key, 0.0) + float(m["n"])
+    return dict(out)
+
+
+def minus(a: dict, b: dict) -> dict[str, dict[str, float]]:
+    return {s: {k: a[s][k] - b.get(s, {}).get(k, 0.0) for k in a[s]} for s in a}
+
+
+def by_collection(row: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in row.items() if ":" in k and v}
+
+
+def settle(stack: Stack, idle: dict[str, dict[str, float]], *, still: float = 3.0, timeout: float = 120) -> dict:
+    """Scrape until no service's counters moved (beyond its idle rate) for ``still`` s."""
+    last, since, deadline = scrape(stack), time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = scrape(stack)
+        moved = any(
+            now[s]["calls"] - last[s]["calls"] > idle.get(s, {}).get("calls", 0.0) * 1.0 + 0.5 for s in now if s in last
+        )
+        if moved:
+            since = time.monotonic()
+        elif time.monotonic() - since >= still:
+            return now
+        last = now
+    return last
+
+
+def idle_rates(stack: Stack, seconds: float) -> dict[str, dict[str, float]]:
+    """What each service does per second with no payment in flight."""
+    a = scrape(stack)
+    time.sleep(seconds)
+    return {s: {k: v / seconds for k, v in d.items()} for s, d in minus(scrape(stack), a).items()}
+
+
+def per_payment(delta: dict, idle: dict, seconds: float, payments: int) -> dict[str, dict[str, float]]:
+    out = {}
+    for service, counts in sorted(delta.items()):
+        row = {
+            k: round(max(0.0, v - idle.get(service, {}).get(k, 0.0) * seconds) / payments, 2) for k, v in counts.items()
+        }
+        totals = {k: v for k, v in row.items() if ":" not in k}
+        if any(totals.values()):
+            out[service] = {**totals, "documents_by_collection": by_collection(row)}
+    return out
+
+
+async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> tuple[dict, dict]:
+    db = async_client(stack.s.project_id)
+    pop = await setup_population(db, FirestoreLedger(db), max(20, payments // 5), "9710")
+    batch = make_payments(pop, payments, random.Random(7), 0.0, 1.0 if kind == "external" else 0.0)
+    before, started = settle(stack, idle), time.monotonic()
+    tracker = await drive(stack, batch, rate=None, timeout=300)
+    after = await asyncio.to_thread(settle, stack, idle)
+    seconds = time.monotonic() - started
+    statuses = [v[1] for v in tracker.done.values()]
+    outcome = {"payments": payments, "completed": statuses.count("completed"), "seconds": round(seconds, 1)}
+    return per_payment(minus(after, before), idle, seconds, payments), outcome
+
+
+def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
+    from bench.cards import issue_cards
+    from tests.support.bank import processor
+
+    cards = issue_cards(stack, 2)
+    proc = processor(stack)
+    before, started = settle(stack, idle), time.monotonic()
+    captured = 0
+    for i in range(payments):
+        card = cards[i % len(cards)]
+        answer = proc.authorize(
+            pan=card["pan"], exp_month=card["exp_month"], exp_year=card["exp_year"], cvv=card["cvv"], amount=1_000 + i
+        )
+        if answer.get("approved"):
+            status, _body = proc.capture(answer["reference"])
+            captured += status == 200
+    after = settle(stack, idle)
+    seconds = time.monotonic() - started
+    return per_payment(minus(after, before), idle, seconds, payments), {"payments": payments, "captured": captured}
+
+
+def edge_kind(kind: str, payments: int, bank_regs: tuple[str, ...], project_id: str) -> dict:
+    """The payment trigger's use case on a project no trigger listens to (see module doc)."""
+    from fjordbank.service_layer import edge
+
+    class Recorder:
+        def publish_json(self, *_a, **_k):
+            return None
+
+    db = sync_client(f"{project_id}-edge-{uuid.uuid4().hex[:6]}")
+    uid = "bench-edge"
+    payer, payee, outside = "97100000028", "97100000036", "15030000002"
+    db.document(f"accounts/{payer}").set({"ownerUid": uid, "status": "open", "currency": "NOK"})
+    db.document(f"accounts/{payee}").set({"ownerUid": "other", "status": "open", "currency": "NOK"})
+    db.document(f"screeningCustomers/{uid}").set({"payees": [payee, outside]})
+    to = outside if kind == "external" else payee
+    total: dict[str, float] = defaultdict(float)
+    now = dt.datetime.now(dt.UTC)
+    for i in range(payments):
+        request_id = f"req-{uuid.uuid4().hex[:12]}"
+        body = {"v": 1, "fromAccount": payer, "toAccount": to, "amount": 1_000 + i, "currency": "NOK"}
+        db.document(f"users/{uid}/paymentRequests/{request_id}").create(body)
+        # spread over time as a customer's payments are (the rate limit is not what this counts)
+        at = now - dt.timedelta(hours=i)
+        with tally() as counts:
+            status = edge.handle_payment_request(
+                db, Recorder(), uid=uid, request_id=request_id, body=body, bank_regs=bank_regs, now=at
+            )
+        assert status in ("requested", "scheduled"), status
+        for key in ("calls", "reads", "writes"):
+            total[key] += counts[key]
+    return {k: round(v / payments, 2) for k, v in total.items()}
+
+
+def summarise(steps: dict[str, dict[str, float]]) -> dict:
+    return {
+        "documents": round(sum(s["reads"] + s["writes"] for s in steps.values()), 2),
+        "reads": round(sum(s["reads"] for s in steps.values()), 2),
+        "writes": round(sum(s["writes"] for s in steps.values()), 2),
+        "round_trips": round(sum(s["calls"] for s in steps.values()), 2),
+    }
+
+
+def measure(stack: Stack, kinds: list[str], payments: int, idle_seconds: float = 10.0) -> dict:
+    from fjordbank.config import load_settings
+
+    for key, value in stack.emulator_hosts().items():
+        os.environ[key] = value
+    bank_regs = load_settings({**os.environ, **stack.nats_env("edge")}).bank_regs
+    print(f"idle: {idle_seconds:.0f} s with no payments ...", flush=True)
+    idle = idle_rates(stack, idle_seconds)
+    result: dict = {"idle_per_s": idle, "kinds": {}}
+    for kind in kinds:
+        print(f"{kind}: {payments} payments ...", flush=True)
+        if kind == "card":
+            steps, outcome = card_kind(stack, payments, idle)
+        else:
+            steps, outcome = asyncio.run(pipeline_kind(stack, kind, payments, idle))
+            steps = {
+                "app": {"calls": 1.0, "reads": 0.0, "writes": 1.0},
+                "edge": edge_kind(kind, min(payments, 50), bank_regs, stack.s.project_id),
+                **steps,
+            }
+        entry = {"outcome": outcome, "per_step": steps, "total": summarise(steps)}
+        if kind in TARGETS:
+            entry["target_documents"] = TARGETS[kind]
+        result["kinds"][kind] = entry
+        print(f"  {json.dumps(entry)}", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.docops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--payments", type=int, default=200)
+    parser.add_argument("--kinds", nargs="+", default=["internal", "external", "card"])
+    parser.add_argument("--out", type=Path, default=ARTIFACTS / "docops.json")
+    args = parser.parse_args(argv)
+    stack = Stack(stack_settings.load(), progress=lambda _m: None)
+    if not all(r.state == "ready" for r in stack.status()):
+        raise SystemExit("the stack is not running: start it with `make up` (or make up-detached)")
+    result = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench.docops " + " ".join(argv or []),
+        **measure(stack, args.kinds, args.payments),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
