@@ -39,7 +39,7 @@ from fjordbank.adapters.firestore import is_transient
 from fjordbank.config import Settings
 from fjordbank.runtime import crash, logs, tracing
 from fjordbank.runtime.http import ProbeServer
-from fjordbank.runtime.ownership import Ownership, instance_id
+from fjordbank.runtime.ownership import LeaseThread, instance_id
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class ConsumerService:
         self.nc = None
         self.js = None
         self._stopping = asyncio.Event()
-        self.ownership: Ownership | None = None  # set when a consumer is partitioned
+        self.leases: LeaseThread | None = None  # set when a consumer is partitioned
         self._active: dict[int, asyncio.Event] = {}  # partition -> held (workers pull)
         self._busy: dict[int, asyncio.Lock] = {}  # partition -> a batch in hand
         self._ready = False
@@ -224,11 +224,11 @@ class ConsumerService:
                 groups.setdefault(binding.spec.name, []).append(sub)
             helpers = [asyncio.create_task(self._watch_lag(subs, name)) for name, subs in groups.items()]
             helpers += [asyncio.create_task(self._guard(task)) for task in self.background]
-            if self.ownership is not None:
-                helpers.append(asyncio.create_task(self.ownership.run(self._stopping)))
+            if self.leases is not None:
+                self.leases.start()
             await asyncio.gather(*workers)
-            if self.ownership is not None:
-                await self.ownership.release_all()  # hand the partitions over now, not at expiry
+            if self.leases is not None:
+                await self.leases.stop()  # hands the partitions over now, not at expiry
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -265,12 +265,12 @@ class ConsumerService:
                 (partitioned if spec.group else shared).append((Binding(spec, binding.handler), sub))
         if partitioned:
             service = self.settings.nats.user or self.spec.durable
-            kv = await self.js.key_value(topology.OWNERS_BUCKET)
-            self.ownership = Ownership(
-                self.js,
-                kv,
+            await self.js.key_value(topology.OWNERS_BUCKET)  # exists (a clear error at start-up if not)
+            self.leases = LeaseThread(
+                lambda: nats_conn.connect(self.settings.nats, name=f"{service}-leases"),
                 service,
                 instance_id(),
+                main_loop=asyncio.get_running_loop(),
                 on_acquire=self._acquire,
                 on_release=self._release,
             )
@@ -287,7 +287,7 @@ class ConsumerService:
 
     def _owns(self, partition: int) -> bool:
         event = self._active.get(partition)
-        return event is not None and event.is_set() and self.ownership is not None and self.ownership.holds(partition)
+        return event is not None and event.is_set() and self.leases is not None and self.leases.holds(partition)
 
     async def _partition_worker(self, sub, binding: Binding) -> None:
         """Like _worker, for one partition, while this instance holds it. A batch fetched

@@ -227,3 +227,67 @@ def test_random_ticks_kills_and_hangs_never_give_a_partition_to_two(seed):
             alive.add(n)
         clock.now += rng.uniform(0.2, 2.5)
         assert_exclusive(clock, *pool)
+
+
+# ---- the lease loop on its own thread (LeaseThread) ---------------------------------------
+class FakeConnection:
+    def __init__(self, kv: FakeKV) -> None:
+        self.kv = kv
+        self.closed = False
+
+    def jetstream(self):
+        js = FakeJS(self.kv)
+
+        async def key_value(_bucket):
+            return self.kv
+
+        js.key_value = key_value  # type: ignore[attr-defined]
+        return js
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_leases_are_renewed_while_the_services_loop_is_busy():
+    """A batch that holds the service's loop for longer than a lease (a large group commit
+    on a loaded machine) no longer lets the leases lapse: they are renewed on their own
+    thread, and the hooks still run on the service's loop."""
+    import threading
+    import time
+
+    from fjordbank.runtime.ownership import LeaseThread
+
+    kv = FakeKV(clock=time.monotonic)  # real time: the thread's loop ticks by itself
+    connection = FakeConnection(kv)
+    lost: list[int] = []
+    hooks_on: set[str] = set()
+
+    async def scenario() -> None:
+        async def acquire(_p):
+            hooks_on.add(threading.current_thread().name)
+
+        async def release(p):
+            hooks_on.add(threading.current_thread().name)
+            lost.append(p)
+
+        async def connect():
+            return connection
+
+        leases = LeaseThread(
+            connect, "ledger", "ledger-1", main_loop=asyncio.get_running_loop(), on_acquire=acquire, on_release=release
+        )
+        leases.start()
+        deadline = time.monotonic() + 10
+        while not all(leases.holds(p) for p in range(topology.PAYMENT_PARTITIONS)):
+            assert time.monotonic() < deadline, "the partitions were never all taken"
+            await asyncio.sleep(0.05)
+        time.sleep(topology.LEASE_SECONDS + 1.0)  # the service's loop blocked longer than a lease
+        await asyncio.sleep(0.1)  # the hooks of anything that happened meanwhile run now
+        assert all(leases.holds(p) for p in range(topology.PAYMENT_PARTITIONS))
+        await leases.stop()
+        assert sorted(lost) == list(range(topology.PAYMENT_PARTITIONS))  # handed over on stop
+
+    asyncio.run(scenario())
+    assert hooks_on == {"MainThread"}
+    assert connection.closed
+    assert not any(e.value for k, e in kv.entries.items() if ".p" in k)  # every lease deleted
