@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 
 from fjordbank.adapters import faults
-from fjordbank.adapters.firestore import ACCOUNTS, async_client
+from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.insights_store import InsightsStore
+from fjordbank.adapters.owners import Owners
 from fjordbank.config import load_settings
 from fjordbank.domain import bookings
 from fjordbank.runtime import events, tracing
@@ -26,18 +27,12 @@ class InsightsHandler:
     def __init__(self, db) -> None:
         self.db = db
         self.store = InsightsStore(db)
-
-    async def owners(self, account_ids: set[str]) -> dict[str, str | None]:
-        refs = [self.db.collection(ACCOUNTS).document(a) for a in sorted(account_ids)]
-        found: dict[str, str | None] = {}
-        async for snap in self.db.get_all(refs):
-            found[snap.id] = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
-        return found
+        self.owners = Owners(db)  # the payees' owners, read once (fjordbank.adapters.owners)
 
     async def payments(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_batch(batch)
         internal = {e.payment.to_account for _, e in decoded if e.payment.kind == "internal"}
-        owners = await self.owners(internal) if internal else {}
+        owners = await self.owners.of(sorted(internal)) if internal else {}
         booked = [b for _, e in decoded for b in bookings.for_partition(e, payee_uid=owners.get(e.payment.to_account))]
         return await self._apply(booked, decoded, outcomes)
 

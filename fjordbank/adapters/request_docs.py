@@ -18,6 +18,7 @@ from fjordbank.adapters.firestore import (
     request_path,
     user_doc,
 )
+from fjordbank.adapters.owners import Owners
 from fjordbank.domain.notifications import Push, payment_pushes, transaction_entries
 from fjordbank.domain.payments import STATUS_RANK, PaymentEvent, projection_update
 
@@ -40,9 +41,6 @@ class Projected:
     changed: bool  # the request document moved to this state now (first time)
 
 
-OWNERS_CACHED = 100_000  # payee accounts whose owner the notifier keeps in memory
-
-
 class RequestProjector:
     """Projects a batch of payment events in one transaction (the notifier's work):
     the request documents, the accounts' transaction lists, and the pushes to queue."""
@@ -50,22 +48,7 @@ class RequestProjector:
     def __init__(self, db: firestore.AsyncClient, queue_pushes: Callable[[list[Push]], Awaitable[None]]) -> None:
         self.db = db
         self.queue_pushes = queue_pushes
-        self._owners: dict[str, str] = {}  # account -> owner uid (never changes once opened)
-
-    async def owners_of(self, accounts: list[str]) -> dict[str, str | None]:
-        """The payees' owners, read outside any transaction: a transactional read would
-        lock the payee's account document against the ledger's credits to it (a hot
-        merchant's commits aborted by every projection of a payment to it)."""
-        if len(self._owners) > OWNERS_CACHED:
-            self._owners.clear()  # bounded memory; the next batches read again
-        missing = [a for a in accounts if a not in self._owners]
-        if missing:
-            refs = [self.db.collection(ACCOUNTS).document(a) for a in missing]
-            async for snap in self.db.get_all(refs):
-                owner = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
-                if owner:
-                    self._owners[snap.id] = owner
-        return {a: self._owners.get(a) for a in accounts}
+        self.owners = Owners(db)  # the payees' owners (fjordbank.adapters.owners)
 
     async def labels(
         self, events: list[PaymentEvent], owners: dict[str, str | None]
@@ -77,6 +60,8 @@ class RequestProjector:
         (each payer's choice, then the other's as payee): a deadlock the emulator broke only
         by timing both out, again and again (up to a minute for the pair)."""
         db = self.db
+        # only states that write a feed entry are labelled (the others need no read)
+        events = [e for e in events if STATUS_RANK.get(e.status, 0) >= FIRST_ENTRY_RANK]
         refs = [user_doc(db, e.payment.uid, CATEGORY_OVERRIDES, f"a:{e.payment.to_account}") for e in events]
         received = [e for e in events if owners.get(e.payment.to_account) and e.status == "completed"]
         refs += [
@@ -100,7 +85,7 @@ class RequestProjector:
         request document (payments the bank starts itself have none; then only the feed
         and the pushes show it)."""
         db = self.db
-        owners = await self.owners_of(sorted({e.payment.to_account for e in events if e.payment.kind == "internal"}))
+        owners = await self.owners.of(sorted({e.payment.to_account for e in events if e.payment.kind == "internal"}))
         overrides, payer_names = await self.labels(events, owners)
 
         @async_transactional(operation="notifier_project")

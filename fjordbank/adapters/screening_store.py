@@ -12,7 +12,8 @@ import datetime as dt
 
 from google.cloud import firestore
 
-from fjordbank.adapters.firestore import ACCOUNTS, SCREENING_CUSTOMERS, SCREENING_DECISIONS, async_transactional
+from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, SCREENING_DECISIONS, async_transactional
+from fjordbank.adapters.owners import Owners
 from fjordbank.domain.payments import INTERNAL, PaymentRequested
 from fjordbank.domain.screening import CustomerState, Screened, ScreeningPolicy, screen
 
@@ -21,6 +22,7 @@ class FirestoreScreening:
     def __init__(self, db: firestore.AsyncClient, policy: ScreeningPolicy) -> None:
         self.db = db
         self.policy = policy
+        self.owners = Owners(db)
 
     async def screen_batch(
         self, payments: list[PaymentRequested], *, now: dt.datetime | None = None
@@ -28,18 +30,18 @@ class FirestoreScreening:
         """[(decision, replayed)] in the order of ``payments``."""
         now = now or dt.datetime.now(dt.UTC)
         db = self.db
+        # the payees' owners outside the transaction (read there, they locked the payees'
+        # accounts against the ledger's credits), and once per process
+        owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}))
 
         @async_transactional(operation="screening")
         async def run(tx) -> list[tuple[Screened, bool]]:
             uids = sorted({p.uid for p in payments})
             pids = sorted({p.payment_id for p in payments})
-            payees = sorted({p.to_account for p in payments if p.kind == INTERNAL})
             refs = [db.collection(SCREENING_CUSTOMERS).document(u) for u in uids]
             refs += [db.collection(SCREENING_DECISIONS).document(p) for p in pids]
-            refs += [db.collection(ACCOUNTS).document(a) for a in payees]
             states: dict[str, CustomerState] = {u: CustomerState() for u in uids}
             decided: dict[str, Screened] = {}
-            owners: dict[str, str | None] = {}
             async for snap in db.get_all(refs, transaction=tx):
                 collection = snap.reference.parent.id
                 data = snap.to_dict() if snap.exists else None
@@ -47,8 +49,6 @@ class FirestoreScreening:
                     states[snap.id] = CustomerState.from_dict(data)
                 elif collection == SCREENING_DECISIONS and data is not None:
                     decided[snap.id] = Screened(data["approved"], data.get("reason"), data.get("message"))
-                elif collection == ACCOUNTS:
-                    owners[snap.id] = (data or {}).get("ownerUid")
             results: list[tuple[Screened, bool]] = []
             new: dict[str, tuple[PaymentRequested, Screened]] = {}
             for p in payments:
