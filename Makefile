@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit test-deploy test-monitoring lint bootstrap lock bench bench-cards soak chaos audit
+.PHONY: up up-detached down status test test-unit test-deploy test-monitoring lint bootstrap lock bench bench-pipeline bench-cards soak chaos audit
 
 PY := .venv/bin/python
 
@@ -37,7 +37,10 @@ test-deploy: bootstrap   ## the offline checks of terraform/ (no cloud needed)
 test-monitoring: bootstrap   ## the metrics catalogue and the alert rules' promtool tests (the scrape check needs the stack)
 	@$(PY) -m pytest tests/monitoring
 
-bench: bootstrap         ## pipeline throughput/latency vs a naive baseline -> artifacts/bench/ (needs `make up`)
+bench: bootstrap         ## the whole path against the platform's own limits (calibration, through the app, pipeline, K=1/K=3, hot merchant, naive, documents per payment) -> artifacts/bench/bench.{json,png} (needs `make up`; ~20 min)
+	@$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-pipeline: bootstrap  ## the pipeline alone vs a naive baseline -> artifacts/bench/pipeline.{json,png} (needs `make up`)
 	@$(PY) -m bench.pipeline $(BENCH_ARGS)
 
 bench-cards: bootstrap   ## card authorisation decision times vs the processor timeout -> artifacts/bench/cards.json

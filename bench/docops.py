@@ -14,7 +14,10 @@ when idle (clearing's polls, measured first for the same time). The steps:
 - ``edge``: the payment trigger, run as its use case on a project of its own on the same
   emulator with a recording publisher (the Functions emulator's worker has no /metrics),
   each request counted by ``firestore_calls.tally``;
-- every consumer service (screening, ledger, clearing, notifier, insights, cards).
+- every consumer service (screening, ledger, clearing, notifier, insights, cards);
+- ``push``: the push function's work (pushes/{key} created and updated, the customer's
+  preferences and devices read) per push, measured on a side project like the edge's,
+  times the pushes per payment (push records made during the run, counted).
 
 Internal and external payments enter the pipeline as the edge publishes them; a card
 payment is an authorisation and its capture from the processor simulator.
@@ -39,7 +42,7 @@ import requests
 from bench.pipeline import drive, make_payments, setup_population
 from devstack import settings as stack_settings
 from devstack.stack import Stack
-from fjordbank.adapters.firestore import async_client, sync_client
+from fjordbank.adapters.firestore import PUSHES, async_client, sync_client
 from fjordbank.adapters.firestore_calls import tally
 from fjordbank.adapters.ledger_store import FirestoreLedger
 
@@ -118,17 +121,65 @@ def per_payment(delta: dict, idle: dict, seconds: float, payments: int) -> dict[
     return out
 
 
+def pushes_queued(project_id: str, *, still: float = 3.0, timeout: float = 120) -> int:
+    """The push records there are (one per push the push function delivered), once their
+    count stood still for ``still`` seconds (the function works behind the notifier)."""
+    db = sync_client(project_id)
+    last, since, deadline = -1, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = int(db.collection(PUSHES).count().get()[0][0].value)
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= still:
+            break
+        time.sleep(1.0)
+    return last
+
+
+def push_delivery(project_id: str, pushes: int = 20) -> dict:
+    """The push function's Firestore work per push (service_layer.push.deliver, on a
+    project of its own, to a customer with one device and default preferences)."""
+    from fjordbank.adapters.push import PushResult
+    from fjordbank.service_layer import push
+
+    class Sink:
+        def send(self, token, *, title, body, data):
+            return PushResult(token, ok=True, message_id="m")
+
+    db = sync_client(f"{project_id}-push-{uuid.uuid4().hex[:6]}")
+    uid = "bench-push"
+    db.document(f"users/{uid}/devices/phone").set({"token": "t" * 40})
+    total: dict[str, float] = defaultdict(float)
+    for i in range(pushes):
+        item = {"uid": uid, "kind": "payments", "dedupeKey": f"k-{uuid.uuid4().hex}-{i}", "title": "t", "body": "b"}
+        with tally() as counts:
+            push.deliver(db, Sink(), item)
+        for key in ("calls", "reads", "writes"):
+            total[key] += counts[key]
+    return {k: v / pushes for k, v in total.items()}
+
+
 async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> tuple[dict, dict]:
     db = async_client(stack.s.project_id)
     pop = await setup_population(db, FirestoreLedger(db), max(20, payments // 5), "9710")
     batch = make_payments(pop, payments, random.Random(7), 0.0, 1.0 if kind == "external" else 0.0)
+    pushed = await asyncio.to_thread(pushes_queued, stack.s.project_id)
     before, started = settle(stack, idle), time.monotonic()
     tracker = await drive(stack, batch, rate=None, timeout=300)
     after = await asyncio.to_thread(settle, stack, idle)
     seconds = time.monotonic() - started
+    per_payer = (await asyncio.to_thread(pushes_queued, stack.s.project_id) - pushed) / payments
     statuses = [v[1] for v in tracker.done.values()]
-    outcome = {"payments": payments, "completed": statuses.count("completed"), "seconds": round(seconds, 1)}
-    return per_payment(minus(after, before), idle, seconds, payments), outcome
+    outcome = {
+        "payments": payments,
+        "completed": statuses.count("completed"),
+        "seconds": round(seconds, 1),
+        "pushes_per_payment": round(per_payer, 2),
+    }
+    steps = per_payment(minus(after, before), idle, seconds, payments)
+    each = push_delivery(stack.s.project_id)
+    steps["push"] = {k: round(v * per_payer, 2) for k, v in each.items()}
+    return steps, outcome
 
 
 def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
@@ -137,6 +188,7 @@ def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
 
     cards = issue_cards(stack, 2)
     proc = processor(stack)
+    pushed = pushes_queued(stack.s.project_id)
     before, started = settle(stack, idle), time.monotonic()
     captured = 0
     for i in range(payments):
@@ -149,7 +201,11 @@ def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
             captured += status == 200
     after = settle(stack, idle)
     seconds = time.monotonic() - started
-    return per_payment(minus(after, before), idle, seconds, payments), {"payments": payments, "captured": captured}
+    per_payer = (pushes_queued(stack.s.project_id) - pushed) / payments
+    steps = per_payment(minus(after, before), idle, seconds, payments)
+    each = push_delivery(stack.s.project_id)
+    steps["push"] = {k: round(v * per_payer, 2) for k, v in each.items()}
+    return steps, {"payments": payments, "captured": captured, "pushes_per_payment": round(per_payer, 2)}
 
 
 def edge_kind(kind: str, payments: int, bank_regs: tuple[str, ...], project_id: str) -> dict:

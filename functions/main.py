@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import firebase_admin
 from firebase_functions import firestore_fn, https_fn, options, pubsub_fn
+from google.cloud.firestore import SERVER_TIMESTAMP
 
 from fjordbank.adapters import app_check
 from fjordbank.adapters.firestore import is_transient, request_path, sync_client
@@ -213,6 +214,22 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
         log.exception("scheduled job failed", extra={"job": job, "run": run})
         raise
     log.info("scheduled job done", extra={"job": job, "run": run, "result": result})
+
+
+# ---- calibration (the Functions emulator only) ---------------------------------------------
+CALIBRATION_TRIGGERS = "benchTriggers"  # backend-only (no rule lets a client near it)
+
+if _settings.functions_emulator:
+    # Defined only when the Functions emulator loads this module: a deploy never sees it.
+    @firestore_fn.on_document_created(document=CALIBRATION_TRIGGERS + "/{docId}")
+    def on_calibration_document(event: firestore_fn.Event[firestore_fn.DocumentSnapshot | None]) -> None:
+        """The smallest observable Firestore trigger, the bench's yardstick for the payment
+        trigger on the same machine (bench/calibrate.py): no read, one write (a server
+        timestamp on the document that fired it)."""
+        if event.data is not None:
+            deps()[0].document(f"{CALIBRATION_TRIGGERS}/{event.params['docId']}").update(
+                {"seenAt": SERVER_TIMESTAMP}
+            )
 
 
 # ---- callables: the app's synchronous operations ------------------------------------------

@@ -1,0 +1,99 @@
+"""The bench's arithmetic (bench/run.py, bench/docops.py): what each reported figure means."""
+
+from __future__ import annotations
+
+from bench import docops
+from bench.pipeline import Tracker
+from bench.run import decay, goals, series
+
+
+def tracker(sent: list[float], done: list[float]) -> Tracker:
+    t = Tracker(expected=len(sent))
+    for i, at in enumerate(sent):
+        t.sent[f"p{i}"] = at
+    for i, at in enumerate(done):
+        t.done[f"p{i}"] = (at, "completed", "acct")
+    return t
+
+
+def test_completions_per_second_and_what_is_pending_at_each():
+    per_s, pending = series(tracker([0.0, 0.0, 0.0, 0.0], [0.5, 0.7, 2.2, 2.9]))
+    assert per_s == [2, 0, 2]
+    assert pending == [2, 2, 0]
+
+
+def test_a_stall_while_work_waits_is_the_longest_run_of_empty_seconds():
+    done = [0.5, 0.6, 4.5, 4.6, 4.7, 4.8, 4.9, 5.1, 5.2, 5.3]
+    d = decay(tracker([0.0] * 10, done))
+    assert d["longest_zero_completion_run_s"] == 3  # seconds 1, 2, 3: nothing finished, 8 pending
+    assert d["completions_per_s"][1:4] == [0, 0, 0]
+
+
+def test_the_last_tenth_is_compared_with_the_first():
+    # 100 completions: the first ten 0.1 s apart (10/s), the last ten 0.2 s apart (5/s)
+    done = [i * 0.1 for i in range(10)] + [1.0 + i * 0.05 for i in range(80)] + [5.0 + i * 0.2 for i in range(10)]
+    d = decay(tracker([0.0] * 100, done))
+    assert d["first_tenth_per_s"] == 10.0 and d["last_tenth_per_s"] == 5.0 and d["last_over_first"] == 0.5
+
+
+def test_per_payment_documents_leave_out_what_a_service_does_when_idle():
+    delta = {"clearing": {"calls": 30.0, "reads": 40.0, "writes": 20.0, "reads:clearingFiles": 40.0}}
+    idle = {"clearing": {"calls": 1.0, "reads": 2.0, "writes": 0.0}}
+    out = docops.per_payment(delta, idle, 10.0, 10)
+    assert out["clearing"]["calls"] == 2.0 and out["clearing"]["reads"] == 2.0 and out["clearing"]["writes"] == 2.0
+    assert docops.summarise(out) == {"documents": 4.0, "reads": 2.0, "writes": 2.0, "round_trips": 2.0}
+
+
+def test_the_scrape_reads_documents_by_collection(monkeypatch):
+    page = "\n".join(
+        [
+            'fjb_firestore_calls_total{method="Commit"} 3.0',
+            'fjb_firestore_documents_total{method="Commit",op="write",collection="accounts"} 5.0',
+            'fjb_firestore_documents_total{method="BatchGetDocuments",op="read",collection="users/economy"} 2.0',
+        ]
+    )
+
+    class Response:
+        text = page
+
+    class Settings:
+        def __init__(self) -> None:
+            self.service_ports = {"ledger": 1, "ledger-2": 2}
+
+    class Stack:
+        s = Settings()
+
+    monkeypatch.setattr(docops.requests, "get", lambda *_a, **_k: Response())
+    counts = docops.scrape(Stack())
+    assert counts["ledger"]["calls"] == 6.0 and counts["ledger"]["writes"] == 10.0
+    assert counts["ledger"]["reads:users/economy"] == 4.0
+
+
+def test_every_goal_is_reported_with_its_value_and_whether_it_was_met():
+    kinds = {
+        "internal": {"total": {"documents": 11.0}, "per_step": {"edge": {"calls": 3.0}}},
+        "external": {"total": {"documents": 19.0}, "per_step": {}},
+    }
+    r = {
+        "mix": {"external_share": 0.1},
+        "calibration": {
+            "noop_trigger": {"rate_per_s": 10.0, "own_time_p50_ms": 100.0},
+            "raw": {"documents_per_s": 1000},
+        },
+        "through_app": {"throughputPerSecond": 8.0, "edgeSeconds": {"p50": 0.15}},
+        "pipeline": {"sustained_per_s": 60.0, "decay": {"last_over_first": 0.9, "longest_zero_completion_run_s": 0}},
+        "latency": {"p50_ms": 200.0, "p99_ms": 700.0},
+        "single_payment": {"p50_ms": 150.0},
+        "scaled": {
+            1: {"sustained_per_s": 50.0},
+            3: {"sustained_per_s": 55.0, "ledger_commits_retried_or_aborted": 0, "ownership_moved_s": 4.0},
+        },
+        "naive": {"throughput_per_s": 5.0},
+        "hot_merchant": {"hot_account_credits_per_s": 31.0},
+        "docops": {"kinds": kinds},
+    }
+    g = goals(r)
+    assert all(v["met"] for v in g.values()), {k: v for k, v in g.items() if not v["met"]}
+    r["through_app"]["throughputPerSecond"] = 6.0
+    assert not goals(r)["app_rate_over_noop_trigger"]["met"]
+    assert goals(r)["pipeline_documents_over_raw_capacity"]["value"] == round(60 * (11 * 0.9 + 19 * 0.1) / 1000, 2)
