@@ -428,3 +428,26 @@ def test_firebase_admin_sender_maps_errors(monkeypatch):
     for token in ("payload", "down"):
         r = fb.send(token, title="t", body="b", data={})
         assert not r.unregistered and not r.ok and r.error, token
+
+
+def test_answers_are_not_held_back_by_nagles_algorithm(sink, sender):
+    """The sink's connections set TCP_NODELAY: its answers are written in two parts, and on a
+    kept-alive connection Nagle's algorithm held the second until the client's delayed ACK
+    (40 ms a push; `make bench` measures the push function's time)."""
+    import socket
+
+    from devstack.fcm_sink import _Handler
+
+    seen: list[int] = []
+    original = _Handler.setup
+
+    def setup(self):
+        original(self)
+        seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    _Handler.setup = setup
+    try:
+        assert sender.send("token-" + "x" * 30, title="t", body="b", data={}).ok
+    finally:
+        _Handler.setup = original
+    assert seen and all(seen)
