@@ -1,15 +1,18 @@
 """Screening state in Firestore: one document per customer, one decision per payment.
 
-One transaction per batch reads the customers and decisions it needs (and, for internal
-payments, the payee account to see whether it is the customer's own), decides the batch
-in order, and writes each customer once. A payment screened before (redelivery, crash
-before the ack) gets its recorded decision, and counts toward the limits only once.
+One transaction per batch reads the customers it needs, decides the batch in order, and
+writes each customer once and each payment's decision (the payees' owners, to see whether
+a payee is the customer's own account, are read outside it, once per process). A payment
+screened before (redelivery, crash before the ack) gets its recorded decision, and counts
+toward the limits only once: its decision's create fails the commit, and the batch is
+decided again reading the decisions (so the usual batch reads no decision at all).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 
 from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, SCREENING_DECISIONS, async_transactional
@@ -35,9 +38,9 @@ class FirestoreScreening:
         owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}))
 
         @async_transactional(operation="screening")
-        async def run(tx) -> list[tuple[Screened, bool]]:
+        async def run(tx, replays: bool) -> list[tuple[Screened, bool]]:
             uids = sorted({p.uid for p in payments})
-            pids = sorted({p.payment_id for p in payments})
+            pids = sorted({p.payment_id for p in payments}) if replays else []
             refs = [db.collection(SCREENING_CUSTOMERS).document(u) for u in uids]
             refs += [db.collection(SCREENING_DECISIONS).document(p) for p in pids]
             states: dict[str, CustomerState] = {u: CustomerState() for u in uids}
@@ -69,4 +72,10 @@ class FirestoreScreening:
                 )
             return results
 
-        return await run(db.transaction())
+        # First without reading the decisions: a payment seen for the first time (nearly
+        # every one) has none, and creating its decision fails the commit if it had one.
+        # Then (a redelivery in the batch) once more, reading them.
+        try:
+            return await run(db.transaction(), False)
+        except AlreadyExists:
+            return await run(db.transaction(), True)
