@@ -92,8 +92,17 @@ async def setup_population(db, ledger: FirestoreLedger, payers: int, bank_prefix
     run = uuid.uuid4().hex[:6]
     await ledger.ensure_internal_accounts()
     base = random.Random().randrange(0, 1_000_000, 10)
-    people = [(f"bench-{run}-{i}", account_number(bank_prefix, i, base)) for i in range(payers)]
-    hot = account_number(bank_prefix, payers + 1, base)
+    # numbers no earlier population on this stack took (a bench run makes several)
+    candidates = [account_number(bank_prefix, i, base) for i in range(payers * 2 + 20)]
+    taken = set()
+    for start in range(0, len(candidates), 500):
+        refs = [db.collection(ACCOUNTS).document(a) for a in candidates[start : start + 500]]
+        taken |= {snap.id async for snap in db.get_all(refs) if snap.exists}
+    free = [a for a in dict.fromkeys(candidates) if a not in taken]
+    if len(free) < payers + 1:
+        raise SystemExit("no room for the bench's accounts at this base; run it again")
+    people = [(f"bench-{run}-{i}", free[i]) for i in range(payers)]
+    hot = free[payers]
     sem = asyncio.Semaphore(16)
 
     async def open_one(uid: str, account: str) -> None:
