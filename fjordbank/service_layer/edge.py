@@ -125,8 +125,12 @@ def handle_payment_request(
         )
         _count_and_claim(db, uid, request_id, request, reads, own_payee=own_payee, threshold=sca_threshold, now=now)
     except (PaymentRejected, ratelimits.RateLimited) as exc:
-        log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})
-        advance_sync(db, uid, request_id, "rejected", reason=exc.code, message=exc.message, known=known)
+        # A refusal counts against the rate limit too (else unknown_to_account would answer
+        # "is this a Fjordbank account?" as often as anyone asked). A RateLimited was counted
+        # by the commit that raised it; a PaymentRejected comes before that commit.
+        reason = _counted(db, uid, exc, now) if isinstance(exc, PaymentRejected) else exc
+        log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": reason.code})
+        advance_sync(db, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
         return "rejected"
     except Exception as exc:
         if not is_transient(exc):
@@ -168,14 +172,20 @@ def _refuse_invalid(db, ref, body: dict, exc: PaymentRejected, *, uid: str, requ
     handled = (known.to_dict() or {}).get("status")
     if handled is not None and handled != body.get("status"):
         return handled
-    reason: PaymentRejected | ratelimits.RateLimited = exc
-    try:
-        ratelimits.check(db, uid, "payments", now=now.timestamp())
-    except ratelimits.RateLimited as limited:
-        reason = limited
+    reason = _counted(db, uid, exc, now)
     log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": reason.code})
     advance_sync(db, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
     return "rejected"
+
+
+def _counted(db, uid: str, exc: PaymentRejected, now) -> PaymentRejected | ratelimits.RateLimited:
+    """Count a refused request against the rate limit; the reason to show (rate_limited once
+    over the limit, so a flood of refusals is told to wait like a flood of payments)."""
+    try:
+        ratelimits.check(db, uid, "payments", now=now.timestamp())
+    except ratelimits.RateLimited as limited:
+        return limited
+    return exc
 
 
 def _read(db, ref, uid: str, request, bank_regs: tuple[str, ...]) -> dict:

@@ -148,3 +148,17 @@ def test_refusals_keep_their_reasons(side, change, code):
     status, _counts = handle(db, uid, request_id, body)
     assert status == "rejected"
     assert db.document(f"users/{uid}/paymentRequests/{request_id}").get().to_dict()["reason"]["code"] == code
+
+
+def test_refusals_count_against_the_rate_limit(side):
+    """Probing account numbers (unknown_to_account) is rate limited like paying: every
+    refusal counts, and past the limit the answer is rate_limited."""
+    from fjordbank.domain.ratelimit import LIMITS
+
+    db, uid, _key = side
+    codes = []
+    for _ in range(LIMITS["payments"].capacity + 1):
+        request_id, body = create(db, uid, "97100000044", 12_300)  # no such account
+        assert handle(db, uid, request_id, body)[0] == "rejected"
+        codes.append(db.document(f"users/{uid}/paymentRequests/{request_id}").get().to_dict()["reason"]["code"])
+    assert set(codes[:-1]) == {"unknown_to_account"} and codes[-1] == "rate_limited"
