@@ -27,8 +27,14 @@ def new_account_number(bank_reg: str = "9710") -> str:
     while True:
         body = f"{bank_reg}9{random.randrange(100_000):05d}"
         check = account_check_digit(body)
-        if check is not None:
+        if check is not None and body + str(check) not in _ISSUED:
+            _ISSUED.add(body + str(check))
             return body + str(check)
+
+
+# Numbers this test process handed out: the space is ~91,000 numbers, and a whole run opens
+# thousands of accounts, so random draws met again (a CI run failed on AlreadyExists).
+_ISSUED: set[str] = set()
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
