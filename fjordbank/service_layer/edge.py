@@ -232,7 +232,7 @@ def _count_and_claim(
         results = batch.commit()
     except AlreadyExists:  # the signature was used since the read: by this request (a race) or another
         if (claim.get().to_dict() or {}).get("request") != path:
-            raise PaymentRejected("sca_reused", "this confirmation was used for another payment") from None
+            raise sca.signature_reused() from None
         batch = db.batch()
         counted = ratelimits.count_in(db, batch, uid, "payments", now=now.timestamp())
         results = batch.commit()

@@ -62,7 +62,7 @@ def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: 
 
 def is_new_payee(db: firestore.Client, uid: str, to_account: str) -> bool:
     """A payee the customer has not paid before (screening's record of paid payees)."""
-    return new_payee(db.collection(SCREENING_CUSTOMERS).document(uid).get().to_dict(), to_account)
+    return new_payee(payee_record_ref(db, uid).get().to_dict(), to_account)
 
 
 def new_payee(screening_customer: dict | None, to_account: str) -> bool:
@@ -90,6 +90,10 @@ def signature_required() -> PaymentRejected:
     return PaymentRejected("sca_required", "confirm this payment on your device (new payee or large amount)")
 
 
+def signature_reused() -> PaymentRejected:
+    return PaymentRejected("sca_reused", "this confirmation was used for another payment")
+
+
 def needs_signature(amount: int, *, own_payee: bool, new_payee: bool, threshold: int) -> bool:
     return rules.required(amount, new_payee=False, threshold=threshold) or (not own_payee and new_payee)
 
@@ -111,7 +115,7 @@ def verify_signature(
     if key is None:
         raise PaymentRejected("sca_invalid", "the device key is not registered")
     if used is not None and used.get("request") != request_path:
-        raise PaymentRejected("sca_reused", "this confirmation was used for another payment")
+        raise signature_reused()
     message = rules.challenge(request_id, amount, currency, to_account)
     if not rules.verify(base64.b64decode(key.get("publicKey")), sca["signature"], message):
         raise PaymentRejected("sca_invalid", "the confirmation does not match this payment")
@@ -159,4 +163,4 @@ def check_payment(
         used.create(used_record(uid, request_path))
     except AlreadyExists:
         if used.get().get("request") != request_path:  # raced by another request
-            raise PaymentRejected("sca_reused", "this confirmation was used for another payment") from None
+            raise signature_reused() from None
