@@ -337,51 +337,76 @@ def _tls_secrets(values: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def stateful_set(values: Mapping[str, Any]) -> dict[str, Any]:
-    """An approximation of the chart's StatefulSet, for the Kubernetes schema check."""
-    cfg = values["config"]
-    name = fullname(values)
+def _ports(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The nats container's ports: client always, cluster and monitor when enabled."""
     ports = [{"name": "nats", "containerPort": cfg["nats"]["port"]}]
     if cfg["cluster"]["enabled"]:
         ports.append({"name": "cluster", "containerPort": cfg["cluster"]["port"]})
     if cfg["monitor"]["enabled"]:
         ports.append({"name": "monitor", "containerPort": cfg["monitor"]["port"]})
+    return ports
+
+
+def _volume_claim(cfg: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """The JetStream file store's PersistentVolumeClaim template, or None when it has none."""
+    store = cfg["jetstream"]["fileStore"]
+    if not (cfg["jetstream"]["enabled"] and store["enabled"] and store["pvc"]["enabled"]):
+        return None
+    claim: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": store["pvc"]["name"] or f"{name}-js"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": store["pvc"]["size"]}}},
+    }
+    if store["pvc"]["storageClassName"]:
+        claim["spec"]["storageClassName"] = store["pvc"]["storageClassName"]
+    return claim
+
+
+def _ca_volume(ca: Mapping[str, Any]) -> dict[str, Any]:
+    """The tlsCA volume: from its Secret when it names one, else from its ConfigMap."""
+    source = (
+        {"secret": {"secretName": ca["secretName"]}}
+        if ca["secretName"]
+        else {"configMap": {"name": ca["configMapName"]}}
+    )
+    return {"name": "tls-ca", **source}
+
+
+def _volumes_and_mounts(
+    values: Mapping[str, Any], name: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pod's volumes, the nats container's mounts and the StatefulSet's claim templates."""
+    cfg = values["config"]
     mounts = [{"name": "config", "mountPath": "/etc/nats-config"}, {"name": "pid", "mountPath": "/var/run/nats"}]
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": f"{name}-config"}},
         {"name": "pid", "emptyDir": {}},
     ]
     claims = []
-    store = cfg["jetstream"]["fileStore"]
-    if cfg["jetstream"]["enabled"] and store["enabled"] and store["pvc"]["enabled"]:
-        pvc_name = store["pvc"]["name"] or f"{name}-js"
-        mounts.append({"name": pvc_name, "mountPath": store["dir"]})
-        claim: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": pvc_name},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": store["pvc"]["size"]}}},
-        }
-        if store["pvc"]["storageClassName"]:
-            claim["spec"]["storageClassName"] = store["pvc"]["storageClassName"]
+    claim = _volume_claim(cfg, name)
+    if claim is not None:
+        store = cfg["jetstream"]["fileStore"]
+        mounts.append({"name": claim["metadata"]["name"], "mountPath": store["dir"]})
         claims.append(deep_merge(claim, store["pvc"]["merge"] or {}))
     ca = values["tlsCA"]
     if ca["enabled"]:
-        source = (
-            {"secret": {"secretName": ca["secretName"]}}
-            if ca["secretName"]
-            else {"configMap": {"name": ca["configMapName"]}}
-        )
-        volumes.append({"name": "tls-ca", **source})
+        volumes.append(_ca_volume(ca))
         mounts.append({"name": "tls-ca", "mountPath": ca["dir"]})
     for volume, secret, directory in _tls_secrets(values):
         volumes.append({"name": volume, "secret": {"secretName": secret}})
         mounts.append({"name": volume, "mountPath": directory})
+    return volumes, mounts, claims
+
+
+def _nats_container(values: Mapping[str, Any], mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The nats-server container, with the chart's probes, before values' container.merge."""
+    cfg = values["config"]
     probe = {"initialDelaySeconds": 10, "timeoutSeconds": 5, "periodSeconds": 10, "successThreshold": 1}
-    nats = {
+    return {
         "name": "nats",
         "image": _image_ref(values["container"]["image"]),
-        "ports": ports,
+        "ports": _ports(cfg),
         "args": ["--config", "/etc/nats-config/nats.conf"],
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -403,53 +428,69 @@ def stateful_set(values: Mapping[str, Any]) -> dict[str, Any]:
         },
         "volumeMounts": mounts,
     }
-    containers = [deep_merge(nats, values["container"]["merge"] or {})]
+
+
+def _reloader_container(values: Mapping[str, Any], mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The config reloader sidecar: it watches nats.conf and every certificate file it names."""
     reloader = values["reloader"]
-    if reloader["enabled"]:
-        prefixes = tuple(reloader["natsVolumeMountPrefixes"])
-        watched = sorted(
-            {
-                f
-                for f in _conf_files(nats_conf_dict(values))
-                if f.startswith(prefixes) or f.startswith("/etc/nats-config")
-            }
-        )
-        container = {
-            "name": "reloader",
-            "image": _image_ref(reloader["image"]),
-            "args": ["-pid", "/var/run/nats/nats.pid", "-config", "/etc/nats-config/nats.conf"]
-            + [arg for f in watched for arg in ("-config", f)],
-            "volumeMounts": [m for m in mounts if m["mountPath"].startswith(prefixes) or m["name"] == "pid"],
-        }
-        if reloader["env"]:
-            container["env"] = _env_list(reloader["env"])
-        containers.append(deep_merge(container, reloader["merge"] or {}))
+    prefixes = tuple(reloader["natsVolumeMountPrefixes"])
+    watched = sorted(
+        {f for f in _conf_files(nats_conf_dict(values)) if f.startswith(prefixes) or f.startswith("/etc/nats-config")}
+    )
+    container = {
+        "name": "reloader",
+        "image": _image_ref(reloader["image"]),
+        "args": ["-pid", "/var/run/nats/nats.pid", "-config", "/etc/nats-config/nats.conf"]
+        + [arg for f in watched for arg in ("-config", f)],
+        "volumeMounts": [m for m in mounts if m["mountPath"].startswith(prefixes) or m["name"] == "pid"],
+    }
+    if reloader["env"]:
+        container["env"] = _env_list(reloader["env"])
+    return deep_merge(container, reloader["merge"] or {})
+
+
+def _exporter_container(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The Prometheus exporter sidecar, scraping the server's monitor port."""
+    cfg = values["config"]
     exporter = values["promExporter"]
-    if exporter["enabled"]:
-        args = [
-            f"-port={exporter['port']}",
-            "-connz",
-            "-routez",
-            "-subz",
-            "-varz",
-            "-prefix=nats",
-            "-use_internal_server_id",
-        ]
-        if cfg["jetstream"]["enabled"]:
-            args.append("-jsz=all")
-        args.append(f"http://{exporter['monitorDomain']}:{cfg['monitor']['port']}/")
-        container = {
-            "name": "prom-exporter",
-            "image": _image_ref(exporter["image"]),
-            "ports": [{"name": "prom-metrics", "containerPort": exporter["port"]}],
-            "args": args,
-        }
-        if exporter["env"]:
-            container["env"] = _env_list(exporter["env"])
-        containers.append(deep_merge(container, exporter["merge"] or {}))
+    args = [
+        f"-port={exporter['port']}",
+        "-connz",
+        "-routez",
+        "-subz",
+        "-varz",
+        "-prefix=nats",
+        "-use_internal_server_id",
+    ]
+    if cfg["jetstream"]["enabled"]:
+        args.append("-jsz=all")
+    args.append(f"http://{exporter['monitorDomain']}:{cfg['monitor']['port']}/")
+    container = {
+        "name": "prom-exporter",
+        "image": _image_ref(exporter["image"]),
+        "ports": [{"name": "prom-metrics", "containerPort": exporter["port"]}],
+        "args": args,
+    }
+    if exporter["env"]:
+        container["env"] = _env_list(exporter["env"])
+    return deep_merge(container, exporter["merge"] or {})
+
+
+def _containers(values: Mapping[str, Any], mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """nats, then the reloader and the exporter when enabled, each with its merge applied."""
+    containers = [deep_merge(_nats_container(values, mounts), values["container"]["merge"] or {})]
+    if values["reloader"]["enabled"]:
+        containers.append(_reloader_container(values, mounts))
+    if values["promExporter"]["enabled"]:
+        containers.append(_exporter_container(values))
+    return containers
+
+
+def _pod_template(values: Mapping[str, Any], volumes: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> Any:
+    """The pod template, with podTemplate.merge applied."""
     pod_spec: dict[str, Any] = {
-        "containers": containers,
-        "shareProcessNamespace": reloader["enabled"],
+        "containers": _containers(values, mounts),
+        "shareProcessNamespace": values["reloader"]["enabled"],
         "terminationGracePeriodSeconds": values["podTemplate"]["terminationGracePeriodSeconds"],
         "volumes": volumes,
     }
@@ -459,9 +500,15 @@ def stateful_set(values: Mapping[str, Any]) -> dict[str, Any]:
             {"topologyKey": key, "labelSelector": {"matchLabels": selector_labels(values)}, **dict(spec)}
             for key, spec in sorted(spread.items())
         ]
-    template = deep_merge(
-        {"metadata": {"labels": _labels(values)}, "spec": pod_spec}, values["podTemplate"]["merge"] or {}
-    )
+    return deep_merge({"metadata": {"labels": _labels(values)}, "spec": pod_spec}, values["podTemplate"]["merge"] or {})
+
+
+def stateful_set(values: Mapping[str, Any]) -> dict[str, Any]:
+    """An approximation of the chart's StatefulSet, for the Kubernetes schema check."""
+    cfg = values["config"]
+    name = fullname(values)
+    volumes, mounts, claims = _volumes_and_mounts(values, name)
+    template = _pod_template(values, volumes, mounts)
     sts: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",

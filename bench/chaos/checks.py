@@ -295,6 +295,52 @@ def expected_entries(p: dict) -> dict[str, dict]:
     return out
 
 
+def _entry_problems(p: dict) -> list[str]:
+    """How the feed of final payment ``p`` differs from what it must show: a view that
+    disagrees with the request, and each entry missing, extra or unequal to its payment."""
+    pid = p["paymentId"]
+    wrong: list[str] = []
+    if p.get("view") is not None and p["view"] != p["status"]:
+        wrong.append(f"{pid}: the request shows {p['status']!r}, the notifier's view {p['view']!r}")
+    want = expected_entries(p)
+    got = p.get("entries") or {}
+    for account in sorted(set(want) | set(got)):
+        w, g = want.get(account), got.get(account)
+        if w is None:
+            wrong.append(f"{pid} ({p['status']}): an entry on {account} that should not be there")
+        elif g is None:
+            wrong.append(f"{pid} ({p['status']}): no entry on {account}")
+        else:
+            diff = {k: (g.get(k), v) for k, v in w.items() if g.get(k) != v}
+            if diff:
+                wrong.append(f"{pid} on {account}: " + ", ".join(f"{k} {a!r} != {b!r}" for k, (a, b) in diff.items()))
+    return wrong
+
+
+def _ledger_problems(p: dict) -> list[str]:
+    """How the ledger's record of payment ``p`` disagrees with it: other accounts or amount,
+    not completed for a completed payment, booked for a rejected or cancelled one."""
+    pid = p["paymentId"]
+    ledger: list[str] = []
+    rec = p.get("ledger")
+    if rec is not None:
+        same = (rec.get("fromAccount"), rec.get("toAccount"), rec.get("amount")) == (
+            p["fromAccount"],
+            p["toAccount"],
+            p["amount"],
+        )
+        if not same:
+            ledger.append(f"{pid}: the ledger booked another payment than asked")
+    booked = rec.get("status") if rec else None
+    if (p["status"] == "completed" and booked != "completed") or (
+        p["status"] in ("rejected", "cancelled") and rec is not None
+    ):
+        ledger.append(f"{pid}: shows {p['status']!r}, the ledger's record is {booked!r}")
+    elif p["status"] == "failed" and booked not in (None, "failed"):
+        ledger.append(f"{pid}: shows 'failed', the ledger's record is {booked!r}")
+    return ledger
+
+
 def feed_findings(payments: list[dict]) -> list[str]:
     """Every feed entry of the run's final payments equal to its payment (amount, status,
     counterparty), none missing and none for a payment that shows none; and the ledger's
@@ -303,39 +349,8 @@ def feed_findings(payments: list[dict]) -> list[str]:
     wrong: list[str] = []
     ledger: list[str] = []
     for p in payments:
-        pid = p["paymentId"]
-        if p.get("view") is not None and p["view"] != p["status"]:
-            wrong.append(f"{pid}: the request shows {p['status']!r}, the notifier's view {p['view']!r}")
-        want = expected_entries(p)
-        got = p.get("entries") or {}
-        for account in sorted(set(want) | set(got)):
-            w, g = want.get(account), got.get(account)
-            if w is None:
-                wrong.append(f"{pid} ({p['status']}): an entry on {account} that should not be there")
-            elif g is None:
-                wrong.append(f"{pid} ({p['status']}): no entry on {account}")
-            else:
-                diff = {k: (g.get(k), v) for k, v in w.items() if g.get(k) != v}
-                if diff:
-                    wrong.append(
-                        f"{pid} on {account}: " + ", ".join(f"{k} {a!r} != {b!r}" for k, (a, b) in diff.items())
-                    )
-        rec = p.get("ledger")
-        if rec is not None:
-            same = (rec.get("fromAccount"), rec.get("toAccount"), rec.get("amount")) == (
-                p["fromAccount"],
-                p["toAccount"],
-                p["amount"],
-            )
-            if not same:
-                ledger.append(f"{pid}: the ledger booked another payment than asked")
-        booked = rec.get("status") if rec else None
-        if (p["status"] == "completed" and booked != "completed") or (
-            p["status"] in ("rejected", "cancelled") and rec is not None
-        ):
-            ledger.append(f"{pid}: shows {p['status']!r}, the ledger's record is {booked!r}")
-        elif p["status"] == "failed" and booked not in (None, "failed"):
-            ledger.append(f"{pid}: shows 'failed', the ledger's record is {booked!r}")
+        wrong += _entry_problems(p)
+        ledger += _ledger_problems(p)
     findings = []
     if wrong:
         findings.append(f"{len(wrong)} feed entr(y/ies) not equal to their payment: {_some(wrong)}")
@@ -465,6 +480,29 @@ def standing_order_findings(
     return findings
 
 
+def _auth_problem(a: dict, rec: dict | None) -> str | None:
+    """What is wrong with card authorisation ``a`` given its record ``rec``, or None when
+    it was decided to the end."""
+    state = rec.get("status") if rec else None
+    ref, outcome = a["reference"], a.get("outcome")
+    if outcome == "approved":
+        if not a.get("captured"):
+            return f"{ref}: approved, capture answered {a.get('capture_answer')!r}"
+        if state != "captured" or rec.get("capturedAmount") != a["amount"]:
+            return f"{ref}: captured, its record is {state!r}"
+    elif outcome == "declined":
+        if state != "declined":
+            return f"{ref}: declined ({a.get('reason')}), its record is {state!r}"
+    elif outcome in ("error", "timeout"):
+        if not a.get("reversal"):
+            return f"{ref}: no answer, and its reversal was not delivered"
+        if state not in (None, "reversed", "declined"):
+            return f"{ref}: no answer and reversed, its record is {state!r}"
+    elif outcome is None:
+        return f"{ref}: sent, the run never saw its outcome"
+    return None
+
+
 def card_findings(auths: list[dict], records: dict[str, dict | None], w: dict) -> list[str]:
     """Card authorisations all decided: every approval captured (its record "captured",
     for its amount), every decline recorded as declined, every one without an answer
@@ -472,26 +510,7 @@ def card_findings(auths: list[dict], records: dict[str, dict | None], w: dict) -
     ("approved" at the end) and no retry of the processor's left undelivered."""
     if w.get("setup_error"):
         return [f"cards: the workload did not start: {w['setup_error']}"]
-    wrong = []
-    for a in auths:
-        rec = records.get(a["reference"])
-        state = rec.get("status") if rec else None
-        ref, outcome = a["reference"], a.get("outcome")
-        if outcome == "approved":
-            if not a.get("captured"):
-                wrong.append(f"{ref}: approved, capture answered {a.get('capture_answer')!r}")
-            elif state != "captured" or rec.get("capturedAmount") != a["amount"]:
-                wrong.append(f"{ref}: captured, its record is {state!r}")
-        elif outcome == "declined":
-            if state != "declined":
-                wrong.append(f"{ref}: declined ({a.get('reason')}), its record is {state!r}")
-        elif outcome in ("error", "timeout"):
-            if not a.get("reversal"):
-                wrong.append(f"{ref}: no answer, and its reversal was not delivered")
-            elif state not in (None, "reversed", "declined"):
-                wrong.append(f"{ref}: no answer and reversed, its record is {state!r}")
-        elif outcome is None:
-            wrong.append(f"{ref}: sent, the run never saw its outcome")
+    wrong = [problem for a in auths if (problem := _auth_problem(a, records.get(a["reference"])))]
     if not auths:
         return ["cards: no authorisation was sent"]
     if not any(a.get("outcome") in ("approved", "declined") for a in auths):

@@ -157,69 +157,89 @@ CARD_DEPOSIT = 5_000_000  # øre per cardholder
 OVER_LIMIT = 2_500_000  # øre: above the default daily limit (20 000 NOK): declined
 
 
-def cards(bank, run: Run, stop: threading.Event, *, holders: int = 3, pause: float = CARD_PAUSE_S) -> None:
-    """Cardholders made through the app's callables (onboarding, ``cards_issue``), then
-    purchases until ``stop``: an authorisation, and a capture for each approval, as the
-    card network sends them (bankctl's processor client, signed with the shared secret).
-    Every eighth is above the card's daily limit and must be declined.
+def _active_card(bank, api, customer, card_id: str) -> dict:
+    """The card's printed details once the card service shows it active (at most 120 s)."""
+    deadline = time.monotonic() + 120
+    while not any(k["cardId"] == card_id and k.get("status") == "active" for k in bank.admin.cards_of(customer.uid)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"card {card_id} not active after 120 s")
+        time.sleep(0.5)
+    return {"cardId": card_id, "account": customer.account, **api.details(card_id)}
 
-    The processor's duties are kept as a real one keeps them: an authorisation that got no
-    answer (the card service killed or hung: a timeout or a broken connection) is reversed,
-    and a capture that was not answered is sent again, each retried until delivered (at the
-    end for up to ``DRAIN_S``). What each got is in ``run.card_auths``; the figures in
-    ``run.workloads["cards"]``; checks.card_findings compares them with the records."""
-    import requests
 
-    from bankctl.client import Cards
+def _cardholders(bank, api, holders: int) -> list[dict]:
+    """``holders`` customers made through onboarding, each issued a card (``cards_issue``);
+    the printed details of each card, once active."""
+    made = []
+    for i in range(holders):
+        customer, session = _customer(bank, f"kortholder{'abcdefgh'[i % 8]}", CARD_DEPOSIT)
+        card_id = bank.callables.call("cards_issue", {"accountId": customer.account}, session.identity)["cardId"]
+        session.close()
+        made.append((customer, card_id))
+    return [_active_card(bank, api, customer, card_id) for customer, card_id in made]
 
-    w = run.workloads.setdefault("cards", {"holders": 0, "setup_error": None})
-    try:
-        api = Cards(bank.config)
-        made = []
-        for i in range(holders):
-            customer, session = _customer(bank, f"kortholder{'abcdefgh'[i % 8]}", CARD_DEPOSIT)
-            card_id = bank.callables.call("cards_issue", {"accountId": customer.account}, session.identity)["cardId"]
-            session.close()
-            made.append((customer, card_id))
-        printed = []
-        for customer, card_id in made:
-            deadline = time.monotonic() + 120
-            while not any(
-                k["cardId"] == card_id and k.get("status") == "active" for k in bank.admin.cards_of(customer.uid)
-            ):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"card {card_id} not active after 120 s")
-                time.sleep(0.5)
-            printed.append({"cardId": card_id, "account": customer.account, **api.details(card_id)})
-    except Exception as exc:  # noqa: BLE001 - a workload that could not start is a finding
-        w["setup_error"] = f"{type(exc).__name__}: {exc}"
-        print(f"chaos: cards: setup failed: {w['setup_error']}", flush=True)
-        return
-    w["holders"] = len(printed)
-    proc = api.processor
-    rnd = random.Random()
-    reversals: list[dict] = []  # authorisations to reverse (no answer reached the "merchant")
-    captures: list[dict] = []  # approvals whose capture was not answered
 
-    def retry_pending() -> None:
-        for pending, send in ((reversals, lambda a: proc.reverse(a["reference"])), (captures, _capture)):
+def _record_answer(a: dict, answer: dict, seconds: float) -> None:
+    """The outcome of authorisation ``a`` from the processor's ``answer`` (call under the
+    run's lock): an error or a timeout is no answer; else approved or declined."""
+    if answer.get("error"):
+        a["outcome"] = "error"
+        a["error"] = answer["error"]
+    elif answer.get("timedOut"):
+        a["outcome"] = "timeout"  # the simulator has reversed it (or raised, above)
+        a["reversal"] = "sent"
+    elif "authorizationId" not in answer:  # an error answer (e.g. 500 "internal"), no decision
+        a["outcome"] = "error"
+        a["error"] = answer.get("reason")
+    else:
+        a["outcome"] = "approved" if answer.get("approved") else "declined"
+        a["reason"] = answer.get("reason")
+        a["seconds"] = round(seconds, 4)
+
+
+class _Processor:
+    """The card processor's side of the run, keeping its duties as a real one does: an
+    authorisation that got no answer is reversed, and a capture that was not answered is
+    sent again, each retried until delivered. ``reversals`` and ``captures`` hold the
+    authorisations still owed one."""
+
+    def __init__(self, proc, run: Run) -> None:
+        self.proc = proc
+        self.run = run
+        self.reversals: list[dict] = []  # authorisations to reverse (no answer reached the "merchant")
+        self.captures: list[dict] = []  # approvals whose capture was not answered
+
+    def retry_pending(self) -> None:
+        import requests
+
+        for pending, send in (
+            (self.reversals, lambda a: self.proc.reverse(a["reference"])),
+            (self.captures, self._capture),
+        ):
             for a in list(pending):
                 try:
                     status, body = send(a)
                 except (requests.RequestException, RuntimeError, ValueError):
                     continue
-                if _delivered(a, pending is reversals, status, body):
+                if self._delivered(a, pending is self.reversals, status, body):
                     pending.remove(a)
 
-    def _capture(a: dict) -> tuple[int, dict]:
-        return proc.capture(a["reference"], capture_reference=f"cap-{a['reference']}")
+    def drain(self) -> None:
+        """After ``stop``: the retries until none is owed, for up to ``DRAIN_S``."""
+        deadline = time.monotonic() + DRAIN_S
+        while (self.reversals or self.captures) and time.monotonic() < deadline:
+            self.retry_pending()
+            time.sleep(1)
 
-    def _delivered(a: dict, reversal: bool, status: int, body: dict) -> bool:
+    def _capture(self, a: dict) -> tuple[int, dict]:
+        return self.proc.capture(a["reference"], capture_reference=f"cap-{a['reference']}")
+
+    def _delivered(self, a: dict, reversal: bool, status: int, body: dict) -> bool:
         """Whether the card service answered (200, or 409 with its record's state); else
         (a 5xx while it recovers) the processor sends it again."""
         if status not in (200, 409):
             return False
-        with run.lock:
+        with self.run.lock:
             if reversal:
                 a["reversal"] = body.get("status") or body.get("reason")
             else:
@@ -227,10 +247,12 @@ def cards(bank, run: Run, stop: threading.Event, *, holders: int = 3, pause: flo
                 a["capture_answer"] = body.get("status") or body.get("reason")
         return True
 
-    n = 0
-    while not stop.is_set():
-        card = printed[n % len(printed)]
-        amount = OVER_LIMIT if n % 8 == 7 else rnd.randint(100, 5_000)
+    def purchase(self, card: dict, amount: int) -> None:
+        """One authorisation on ``card`` for ``amount``, kept in ``run.card_auths``; a
+        reversal owed when it got no answer, a capture sent when it was approved."""
+        import requests
+
+        run = self.run
         a = {
             "reference": f"chaos-{secrets.token_hex(10)}",
             "cardId": card["cardId"],
@@ -241,7 +263,7 @@ def cards(bank, run: Run, stop: threading.Event, *, holders: int = 3, pause: flo
             run.card_auths.append(a)
         started = time.perf_counter()
         try:
-            answer = proc.authorize(
+            answer = self.proc.authorize(
                 pan=card["pan"],
                 exp_month=card["exp_month"],
                 exp_year=card["exp_year"],
@@ -255,39 +277,54 @@ def cards(bank, run: Run, stop: threading.Event, *, holders: int = 3, pause: flo
             answer = {"approved": False, "error": type(exc).__name__}
         seconds = time.perf_counter() - started
         with run.lock:
-            if answer.get("error"):
-                a["outcome"] = "error"
-                a["error"] = answer["error"]
-            elif answer.get("timedOut"):
-                a["outcome"] = "timeout"  # the simulator has reversed it (or raised, above)
-                a["reversal"] = "sent"
-            elif "authorizationId" not in answer:  # an error answer (e.g. 500 "internal"), no decision
-                a["outcome"] = "error"
-                a["error"] = answer.get("reason")
-            else:
-                a["outcome"] = "approved" if answer.get("approved") else "declined"
-                a["reason"] = answer.get("reason")
-                a["seconds"] = round(seconds, 4)
+            _record_answer(a, answer, seconds)
         if a["outcome"] == "error":
-            reversals.append(a)
+            self.reversals.append(a)
         elif a["outcome"] == "approved":
             try:
-                status, body = _capture(a)
+                status, body = self._capture(a)
             except (requests.RequestException, ValueError):
                 status, body = 0, {}
-            if not _delivered(a, False, status, body):
-                captures.append(a)
-        retry_pending()
+            if not self._delivered(a, False, status, body):
+                self.captures.append(a)
+
+
+def cards(bank, run: Run, stop: threading.Event, *, holders: int = 3, pause: float = CARD_PAUSE_S) -> None:
+    """Cardholders made through the app's callables (onboarding, ``cards_issue``), then
+    purchases until ``stop``: an authorisation, and a capture for each approval, as the
+    card network sends them (bankctl's processor client, signed with the shared secret).
+    Every eighth is above the card's daily limit and must be declined.
+
+    The processor's duties are kept as a real one keeps them: an authorisation that got no
+    answer (the card service killed or hung: a timeout or a broken connection) is reversed,
+    and a capture that was not answered is sent again, each retried until delivered (at the
+    end for up to ``DRAIN_S``). What each got is in ``run.card_auths``; the figures in
+    ``run.workloads["cards"]``; checks.card_findings compares them with the records."""
+    from bankctl.client import Cards
+
+    w = run.workloads.setdefault("cards", {"holders": 0, "setup_error": None})
+    try:
+        api = Cards(bank.config)
+        printed = _cardholders(bank, api, holders)
+    except Exception as exc:  # noqa: BLE001 - a workload that could not start is a finding
+        w["setup_error"] = f"{type(exc).__name__}: {exc}"
+        print(f"chaos: cards: setup failed: {w['setup_error']}", flush=True)
+        return
+    w["holders"] = len(printed)
+    processor = _Processor(api.processor, run)
+    rnd = random.Random()
+    n = 0
+    while not stop.is_set():
+        card = printed[n % len(printed)]
+        processor.purchase(card, OVER_LIMIT if n % 8 == 7 else rnd.randint(100, 5_000))
+        processor.retry_pending()
         n += 1
         stop.wait(pause)
-    deadline = time.monotonic() + DRAIN_S
-    while (reversals or captures) and time.monotonic() < deadline:
-        retry_pending()
-        time.sleep(1)
+    processor.drain()
     with run.lock:
         w.update(card_figures(run.card_auths))
-        w["undelivered_reversals"] = [a["reference"] for a in reversals]
-        w["undelivered_captures"] = [a["reference"] for a in captures]
+        w["undelivered_reversals"] = [a["reference"] for a in processor.reversals]
+        w["undelivered_captures"] = [a["reference"] for a in processor.captures]
     print(f"chaos: cards: { ({k: v for k, v in w.items() if not isinstance(v, list)}) }", flush=True)
 
 
@@ -317,6 +354,42 @@ DRAIN_S = 120.0  # after stop: how long the last orders (and card retries) may t
 JOBS = ("submit-due-payments", "submit-due-payments", "relay-outbox")  # two ticks at once, and the relay
 
 
+def _queue_jobs(topic, w: dict) -> None:
+    """``JOBS`` queued on the scheduled-jobs topic, as Cloud Scheduler queues them; a job
+    that could not be queued is counted in ``w`` (the next tick queues it again)."""
+    import asyncio
+
+    for job in JOBS:
+        try:
+            asyncio.run(topic.publish_json({"job": job}))
+            w["jobs_queued"] += 1
+        except Exception as exc:  # noqa: BLE001 - counted; the next tick queues it again
+            w["job_errors"] = w.get("job_errors", 0) + 1
+            w["last_job_error"] = f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _drain_orders(db, run: Run, queue_jobs) -> tuple[list[dict], set[str]]:
+    """After ``stop``: ``queue_jobs`` every ten seconds until every order's payment is final
+    (at most ``DRAIN_S``). Returns (the orders, the ids of their payments final)."""
+    from fjordbank.adapters.firestore import PAYMENT_VIEWS
+    from fjordbank.domain.payments import TERMINAL
+
+    deadline = time.monotonic() + DRAIN_S
+    while True:
+        with run.lock:
+            orders = list(run.orders)
+        refs = [db.collection(PAYMENT_VIEWS).document(o["paymentId"]) for o in orders]
+        try:
+            snaps = list(db.get_all(refs)) if refs else []
+        except Exception:  # noqa: BLE001 - the next round reads again
+            snaps = []
+        final = {s.id for s in snaps if s.exists and (s.to_dict() or {}).get("status") in TERMINAL}
+        if len(final) >= len(orders) or time.monotonic() > deadline:
+            return orders, final
+        queue_jobs()
+        time.sleep(10)
+
+
 def standing_orders(bank, run: Run, stop: threading.Event, *, cycle: float = ORDER_CYCLE_S) -> None:
     """A payer and a payee made through onboarding; then, every ``cycle`` seconds until
     ``stop``, a new monthly standing order starting today (``standing_orders_create`` as the
@@ -329,15 +402,12 @@ def standing_orders(bank, run: Run, stop: threading.Event, *, cycle: float = ORD
     The payer pays nothing else, so checks.standing_order_findings can require its balance
     to be the deposit less each order's amount exactly once. An order made near midnight
     (Europe/Oslo) may fall due tomorrow instead: runs are not meant to span midnight."""
-    import asyncio
-
     from bankctl.config import apply_environ
     from bankctl.load import other_bank_account
-    from fjordbank.adapters.firestore import PAYMENT_VIEWS
     from fjordbank.adapters.pubsub import JOBS_TOPIC, TopicPublisher
     from fjordbank.domain import standing_orders as rules
     from fjordbank.domain.norway import today_in_norway
-    from fjordbank.domain.payments import TERMINAL, payment_id_for
+    from fjordbank.domain.payments import payment_id_for
 
     w = run.workloads.setdefault("standing_orders", {"setup_error": None})
     try:
@@ -353,15 +423,6 @@ def standing_orders(bank, run: Run, stop: threading.Event, *, cycle: float = ORD
         return
     w.update(payer=payer.account, payee=payee.account, deposit=ORDER_DEPOSIT, payee_deposit=0, jobs_queued=0)
     rnd = random.Random()
-
-    def queue_jobs() -> None:
-        for job in JOBS:
-            try:
-                asyncio.run(topic.publish_json({"job": job}))
-                w["jobs_queued"] += 1
-            except Exception as exc:  # noqa: BLE001 - counted; the next tick queues it again
-                w["job_errors"] = w.get("job_errors", 0) + 1
-                w["last_job_error"] = f"{type(exc).__name__}: {exc}"[:200]
 
     def make_order(n: int) -> None:
         today = today_in_norway()
@@ -410,25 +471,11 @@ def standing_orders(bank, run: Run, stop: threading.Event, *, cycle: float = ORD
             w["create_errors"] = w.get("create_errors", 0) + 1
             w["last_create_error"] = f"{type(exc).__name__}: {exc}"[:200]
         n += 1
-        queue_jobs()
+        _queue_jobs(topic, w)
         if stop.wait(cycle):
             break
     # the last orders: queue the job until every payment is final
-    db = bank.admin.db
-    deadline = time.monotonic() + DRAIN_S
-    while True:
-        with run.lock:
-            orders = list(run.orders)
-        refs = [db.collection(PAYMENT_VIEWS).document(o["paymentId"]) for o in orders]
-        try:
-            snaps = list(db.get_all(refs)) if refs else []
-        except Exception:  # noqa: BLE001 - the next round reads again
-            snaps = []
-        final = {s.id for s in snaps if s.exists and (s.to_dict() or {}).get("status") in TERMINAL}
-        if len(final) >= len(orders) or time.monotonic() > deadline:
-            break
-        queue_jobs()
-        time.sleep(10)
+    orders, final = _drain_orders(bank.admin.db, run, lambda: _queue_jobs(topic, w))
     session.close()
     w.update(orders=len(orders), paid_final=len(final))
     print(f"chaos: standing orders: {len(orders)} made, {len(final)} final, {w['jobs_queued']} jobs queued", flush=True)

@@ -259,14 +259,9 @@ def custom_resource_errors(doc: Mapping[str, Any], crd_dir: Path) -> list[str]:
 DIGEST = r"@sha256:[0-9a-f]{64}$"
 
 
-def knative_policy_errors(doc: Mapping[str, Any]) -> list[str]:
-    """This project's rules for a consumer's Knative Service (the CRD cannot say them)."""
-    import re
-
+def _scale_errors(name: str, notes: Mapping[str, Any]) -> list[str]:
+    """min-scale a number >= 1 (a pull consumer gets no requests), max-scale not below it."""
     errors = []
-    name = doc.get("metadata", {}).get("name", "?")
-    template = doc.get("spec", {}).get("template", {})
-    notes = template.get("metadata", {}).get("annotations", {})
     min_scale = notes.get("autoscaling.knative.dev/min-scale")
     try:
         if int(min_scale) < 1:
@@ -281,26 +276,44 @@ def knative_policy_errors(doc: Mapping[str, Any]) -> list[str]:
     if max_scale is not None and str(max_scale).isdigit() and min_scale and str(min_scale).isdigit():
         if int(max_scale) < int(min_scale):
             errors.append(f"{name}: max-scale {max_scale} below min-scale {min_scale}")
+    return errors
+
+
+def _container_errors(name: str, c: Mapping[str, Any]) -> list[str]:
+    """A consumer container: pinned by digest, probing /readyz, requests equal to limits, and
+    no secret as a literal value."""
+    import re
+
+    errors = []
+    if not re.search(DIGEST, c.get("image", "")):
+        errors.append(f"{name}: image {c.get('image')!r} is not pinned by digest (@sha256:...)")
+    for probe in ("startupProbe", "readinessProbe"):
+        path = c.get(probe, {}).get("httpGet", {}).get("path")
+        if path != "/readyz":
+            errors.append(f"{name}: {probe} must GET /readyz (NATS reachable), not {path!r}")
+    res = c.get("resources", {})
+    if not res.get("requests") or res.get("requests") != res.get("limits"):
+        errors.append(f"{name}: resources must set requests equal to limits")
+    for var in c.get("env", []):
+        looks_secret = any(w in var["name"] for w in ("PASSWORD", "SECRET", "KEY")) and not var["name"].endswith(
+            ("_CA", "_CERT")
+        )
+        if looks_secret and "value" in var and not var["value"].startswith("/"):
+            errors.append(f"{name}: {var['name']} holds a literal value; secrets come from a secretKeyRef")
+    return errors
+
+
+def knative_policy_errors(doc: Mapping[str, Any]) -> list[str]:
+    """This project's rules for a consumer's Knative Service (the CRD cannot say them)."""
+    name = doc.get("metadata", {}).get("name", "?")
+    template = doc.get("spec", {}).get("template", {})
+    errors = _scale_errors(name, template.get("metadata", {}).get("annotations", {}))
     spec = template.get("spec", {})
     containers = spec.get("containers", [])
     if len(containers) != 1:
         errors.append(f"{name}: one container expected, found {len(containers)}")
     for c in containers:
-        if not re.search(DIGEST, c.get("image", "")):
-            errors.append(f"{name}: image {c.get('image')!r} is not pinned by digest (@sha256:...)")
-        for probe in ("startupProbe", "readinessProbe"):
-            path = c.get(probe, {}).get("httpGet", {}).get("path")
-            if path != "/readyz":
-                errors.append(f"{name}: {probe} must GET /readyz (NATS reachable), not {path!r}")
-        res = c.get("resources", {})
-        if not res.get("requests") or res.get("requests") != res.get("limits"):
-            errors.append(f"{name}: resources must set requests equal to limits")
-        for var in c.get("env", []):
-            looks_secret = any(w in var["name"] for w in ("PASSWORD", "SECRET", "KEY")) and not var["name"].endswith(
-                ("_CA", "_CERT")
-            )
-            if looks_secret and "value" in var and not var["value"].startswith("/"):
-                errors.append(f"{name}: {var['name']} holds a literal value; secrets come from a secretKeyRef")
+        errors += _container_errors(name, c)
     if spec.get("containerConcurrency") is None:
         errors.append(f"{name}: containerConcurrency must be set")
     return errors

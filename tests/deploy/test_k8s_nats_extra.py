@@ -37,11 +37,15 @@ def terraform(hcl) -> dict:
     return out
 
 
-def extra_problems(docs: list[dict], cidrs: dict, tf_annotations: set[str], vals: dict) -> list[str]:
-    """What is wrong with one environment's extra objects ([] when nothing is)."""
+def _allowed(cidrs: dict) -> list[str]:
+    """The ranges NATS clients come from: Cloud Run's egress and the connector."""
+    return [cidrs["run_egress"], cidrs["connector"]]
+
+
+def _lb_problems(docs: list[dict], cidrs: dict, tf_annotations: set[str], vals: dict) -> list[str]:
+    """The load balancer: internal, on the nodes' subnet, open to the clients' ranges only."""
     problems = []
-    selector = chart.selector_labels(vals)
-    allowed = [cidrs["run_egress"], cidrs["connector"]]
+    allowed = _allowed(cidrs)
     lb = ks.find(docs, "Service", "nats-lb")
     spec, notes = lb["spec"], lb["metadata"].get("annotations", {})
     if spec.get("type") != "LoadBalancer" or notes.get("networking.gke.io/load-balancer-type") != "Internal":
@@ -57,25 +61,40 @@ def extra_problems(docs: list[dict], cidrs: dict, tf_annotations: set[str], vals
         problems.append("the load balancer exposes the client port only")
     if spec.get("externalTrafficPolicy") != "Local":
         problems.append("externalTrafficPolicy Local keeps the clients' addresses for the NetworkPolicy")
-    if spec.get("selector") != selector:
+    if spec.get("selector") != chart.selector_labels(vals):
         problems.append("the Service must select the chart's NATS pods")
+    return problems
 
+
+def _ingress_rule_problems(rule: dict, allowed: list[str], vals: dict) -> list[str]:
+    """One ingress rule: it names its ports, keeps the monitoring port shut, admits no range
+    beyond ``allowed``, and admits routes from the NATS pods only."""
+    problems = []
+    ports = [p.get("port") for p in rule.get("ports", [])]
+    if not ports:
+        problems.append("an ingress rule without ports admits every port")
+    if MONITOR_PORT in ports:
+        problems.append("the monitoring port 8222 is open")
+    blocks = [p["ipBlock"]["cidr"] for p in rule.get("from", []) if "ipBlock" in p]
+    if any(b not in allowed for b in blocks):
+        problems.append(f"ipBlocks beyond {allowed}: {blocks}")
+    if ports == [vals["config"]["cluster"]["port"]] and rule.get("from") != [
+        {"podSelector": {"matchLabels": chart.selector_labels(vals)}}
+    ]:
+        problems.append("routes are admitted from the NATS pods only")
+    return problems
+
+
+def _policy_problems(docs: list[dict], cidrs: dict, vals: dict) -> list[str]:
+    """The NetworkPolicy: the chart's pods, each rule sound, the client port open to the
+    clients' ranges."""
+    problems = []
+    allowed = _allowed(cidrs)
     policy = ks.find(docs, "NetworkPolicy")
-    if policy["spec"]["podSelector"].get("matchLabels") != selector:
+    if policy["spec"]["podSelector"].get("matchLabels") != chart.selector_labels(vals):
         problems.append("the NetworkPolicy must select the chart's NATS pods")
     for rule in policy["spec"].get("ingress", []):
-        ports = [p.get("port") for p in rule.get("ports", [])]
-        if not ports:
-            problems.append("an ingress rule without ports admits every port")
-        if MONITOR_PORT in ports:
-            problems.append("the monitoring port 8222 is open")
-        blocks = [p["ipBlock"]["cidr"] for p in rule.get("from", []) if "ipBlock" in p]
-        if any(b not in allowed for b in blocks):
-            problems.append(f"ipBlocks beyond {allowed}: {blocks}")
-        if ports == [vals["config"]["cluster"]["port"]] and rule.get("from") != [
-            {"podSelector": {"matchLabels": selector}}
-        ]:
-            problems.append("routes are admitted from the NATS pods only")
+        problems += _ingress_rule_problems(rule, allowed, vals)
     client_rules = [
         r for r in policy["spec"]["ingress"] if [p["port"] for p in r["ports"]] == [vals["config"]["nats"]["port"]]
     ]
@@ -83,7 +102,14 @@ def extra_problems(docs: list[dict], cidrs: dict, tf_annotations: set[str], vals
         allowed
     ):
         problems.append("the client port must admit the egress and connector ranges")
+    return problems
 
+
+def _certificate_problems(docs: list[dict], vals: dict) -> list[str]:
+    """The server certificate names what clients dial, the route certificate what routes
+    dial; each in the Secret the values mount, from an issuer that is defined."""
+    problems = []
+    ip = ks.find(docs, "Service", "nats-lb")["spec"].get("loadBalancerIP")
     server = ks.find(docs, "Certificate", "nats-server-tls")["spec"]
     host = urlparse(render.IN_CLUSTER_NATS_URL).hostname
     if ip not in server.get("ipAddresses", []):
@@ -105,9 +131,17 @@ def extra_problems(docs: list[dict], cidrs: dict, tf_annotations: set[str], vals
     for cert in (server, route):
         if cert["issuerRef"]["name"] not in issuers:
             problems.append(f"issuer {cert['issuerRef']['name']} is not defined")
+    return problems
 
+
+def _monitoring_problems(docs: list[dict], vals: dict) -> list[str]:
+    """The PodMonitoring scrapes the exporter, and the NetworkPolicy lets GMP reach it."""
+    problems = []
+    policy = ks.find(docs, "NetworkPolicy")
     monitor = ks.find(docs, "PodMonitoring")["spec"]
-    if monitor["selector"]["matchLabels"] != selector or [e["port"] for e in monitor["endpoints"]] != ["prom-metrics"]:
+    if monitor["selector"]["matchLabels"] != chart.selector_labels(vals) or [
+        e["port"] for e in monitor["endpoints"]
+    ] != ["prom-metrics"]:
         problems.append("the PodMonitoring must scrape the chart's exporter port prom-metrics")
     exporter_rules = [
         r for r in policy["spec"]["ingress"] if [p["port"] for p in r["ports"]] == [vals["promExporter"]["port"]]
@@ -115,6 +149,16 @@ def extra_problems(docs: list[dict], cidrs: dict, tf_annotations: set[str], vals
     if not exporter_rules:
         problems.append("GMP's collectors cannot reach the exporter")
     return problems
+
+
+def extra_problems(docs: list[dict], cidrs: dict, tf_annotations: set[str], vals: dict) -> list[str]:
+    """What is wrong with one environment's extra objects ([] when nothing is)."""
+    return (
+        _lb_problems(docs, cidrs, tf_annotations, vals)
+        + _policy_problems(docs, cidrs, vals)
+        + _certificate_problems(docs, vals)
+        + _monitoring_problems(docs, vals)
+    )
 
 
 @pytest.mark.parametrize("env", ks.ENVS)

@@ -47,41 +47,67 @@ def test_the_eea_pattern_means_the_eea():
 # ---- conventions -------------------------------------------------------------------------------
 
 
-def convention_problems(docs: dict, files: dict[str, set[str]]) -> list[str]:
+def _missing_file_problems(files: dict[str, set[str]]) -> list[str]:
+    """Each environment and module folder has the files its kind needs."""
     problems = []
     for folder, present in files.items():
         needed = ENV_FILES if folder.startswith("terraform/envs/") else MODULE_FILES
         if missing := needed - present:
             problems.append(f"{folder} lacks {sorted(missing)}")
+    return problems
+
+
+def _variable_problems(path: str, doc: dict) -> list[str]:
+    """Every variable has a description and a type; a location one is validated against the EEA."""
+    problems = []
+    for name, body in single_labelled(doc, "variable"):
+        if not unquote(body.get("description", "")):
+            problems.append(f"{path}: variable {name} has no description")
+        if "type" not in body:
+            problems.append(f"{path}: variable {name} has no type")
+        if LOCATION_VARIABLE.search(name):
+            conditions = " ".join(strings(body.get("validation", [])))
+            if EEA_REGION_PATTERN not in conditions:
+                problems.append(f"{path}: variable {name} is not validated against the EEA pattern")
+    return problems
+
+
+def _literal_region_problems(path: str, doc: dict) -> list[str]:
+    """No literal region or zone outside the EEA (variables' validations name others on purpose)."""
+    return [
+        f"{path}: {m.group(0)} is outside the EEA"
+        for text in strings({k: v for k, v in doc.items() if k != "variable"})
+        for m in LITERAL_REGION.finditer(text)
+        if not re.fullmatch(EEA_REGION_PATTERN, m.group(1))
+    ]
+
+
+def _versions_problems(path: str, doc: dict) -> list[str]:
+    """versions.tf: terraform >= 1.6, every provider hashicorp's at ~> 6.50, an environment
+    pinning google and google-beta."""
+    problems = []
+    blocks = doc.get("terraform", [])
+    if not blocks or unquote(blocks[0].get("required_version")) != ">= 1.6":
+        problems.append(f"{path}: required_version must be >= 1.6")
+    providers = {k: v for b in blocks for p in b.get("required_providers", []) for k, v in p.items() if not is_meta(k)}
+    for name, spec in providers.items():
+        if unquote(spec.get("source")) != f"hashicorp/{name}" or unquote(spec.get("version")) != "~> 6.50":
+            problems.append(f"{path}: provider {name} must be hashicorp/{name} ~> 6.50")
+    if path.startswith("terraform/envs/") and set(providers) != {"google", "google-beta"}:
+        problems.append(f"{path}: an environment pins google and google-beta")
+    return problems
+
+
+def convention_problems(docs: dict, files: dict[str, set[str]]) -> list[str]:
+    problems = _missing_file_problems(files)
     for path, doc in docs.items():
-        for name, body in single_labelled(doc, "variable"):
-            if not unquote(body.get("description", "")):
-                problems.append(f"{path}: variable {name} has no description")
-            if "type" not in body:
-                problems.append(f"{path}: variable {name} has no type")
-            if LOCATION_VARIABLE.search(name):
-                conditions = " ".join(strings(body.get("validation", [])))
-                if EEA_REGION_PATTERN not in conditions:
-                    problems.append(f"{path}: variable {name} is not validated against the EEA pattern")
+        problems += _variable_problems(path, doc)
         for name, body in single_labelled(doc, "output"):
             if not unquote(body.get("description", "")):
                 problems.append(f"{path}: output {name} has no description")
-        for text in strings({k: v for k, v in doc.items() if k != "variable"}):
-            for m in LITERAL_REGION.finditer(text):
-                if not re.fullmatch(EEA_REGION_PATTERN, m.group(1)):
-                    problems.append(f"{path}: {m.group(0)} is outside the EEA")
+        problems += _literal_region_problems(path, doc)
         if path.endswith("versions.tf"):
-            blocks = doc.get("terraform", [])
-            if not blocks or unquote(blocks[0].get("required_version")) != ">= 1.6":
-                problems.append(f"{path}: required_version must be >= 1.6")
-            providers = {
-                k: v for b in blocks for p in b.get("required_providers", []) for k, v in p.items() if not is_meta(k)
-            }
-            for name, spec in providers.items():
-                if unquote(spec.get("source")) != f"hashicorp/{name}" or unquote(spec.get("version")) != "~> 6.50":
-                    problems.append(f"{path}: provider {name} must be hashicorp/{name} ~> 6.50")
-            if path.startswith("terraform/envs/") and set(providers) != {"google", "google-beta"}:
-                problems.append(f"{path}: an environment pins google and google-beta")
+            problems += _versions_problems(path, doc)
     return problems
 
 
@@ -205,13 +231,18 @@ def first(body: dict, *path: str):
     return unquote(body) if isinstance(body, str) else body
 
 
-def invariant_problems(docs: dict) -> list[str]:
-    problems = []
+class _Problems(list):
+    """Problems found so far; ``want`` adds one when a setting is not what the design fixes."""
 
-    def want(what: str, got, expected) -> None:
+    def want(self, what: str, got, expected) -> None:
         if got != expected:
-            problems.append(f"{what}: {got!r}, expected {expected!r}")
+            self.append(f"{what}: {got!r}, expected {expected!r}")
 
+
+def _consumer_invariants(docs: dict) -> list[str]:
+    """Pull consumers never at zero, CPU always allocated, /readyz, images by digest, internal."""
+    problems = _Problems()
+    want = problems.want
     run = resource(docs, "consumer", "google_cloud_run_v2_service", "this")
     want("consumer min instances", first(run, "template", "scaling", "min_instance_count"), "${var.min_instances}")
     want("consumer cpu_idle", first(run, "template", "containers", "resources", "cpu_idle"), False)
@@ -228,7 +259,13 @@ def invariant_problems(docs: dict) -> list[str]:
         problems.append("consumer min_instances is not validated >= 1")
     if "@sha256:[0-9a-f]{64}$" not in " ".join(strings(consumer_vars["image"].get("validation", []))):
         problems.append("consumer image is not validated as a digest")
+    return list(problems)
 
+
+def _gke_invariants(docs: dict) -> list[str]:
+    """Dataplane V2, Workload Identity, shielded private nodes, regional, one NATS node per zone."""
+    problems = _Problems()
+    want = problems.want
     gke = resource(docs, "gke", "google_container_cluster", "this")
     want("gke datapath", first(gke, "datapath_provider"), "ADVANCED_DATAPATH")
     want(
@@ -244,7 +281,14 @@ def invariant_problems(docs: dict) -> list[str]:
     nats_pool = resource(docs, "gke", "google_container_node_pool", "nats")
     want("nats pool zones", first(nats_pool, "node_locations"), "${var.zones}")
     want("nats pool nodes per zone", first(nats_pool, "node_count"), 1)
+    return list(problems)
 
+
+def _network_invariants(docs: dict) -> list[str]:
+    """NATS's client port only from the egress and connector ranges, never the monitoring
+    port; private Google access on every subnet."""
+    problems = _Problems()
+    want = problems.want
     allow = resource(docs, "network", "google_compute_firewall", "nats_clients")
     want("nats firewall sources", first(allow, "source_ranges"), ["${var.run_egress_cidr}", "${var.connector_cidr}"])
     want("nats firewall ports", first(allow, "allow", "ports"), ["${tostring(var.nats_client_port)}"])
@@ -257,7 +301,13 @@ def invariant_problems(docs: dict) -> list[str]:
     for subnet in ("gke", "run_egress", "connector"):
         body = resource(docs, "network", "google_compute_subnetwork", subnet)
         want(f"subnet {subnet} private google access", first(body, "private_ip_google_access"), True)
+    return list(problems)
 
+
+def _data_invariants(docs: dict) -> list[str]:
+    """Firestore with PITR, delete protection and a daily backup; immutable image tags."""
+    problems = _Problems()
+    want = problems.want
     db = resource(docs, "firestore", "google_firestore_database", "this")
     want("firestore type", first(db, "type"), "FIRESTORE_NATIVE")
     want("firestore pitr", first(db, "point_in_time_recovery_enablement"), "POINT_IN_TIME_RECOVERY_ENABLED")
@@ -266,7 +316,13 @@ def invariant_problems(docs: dict) -> list[str]:
 
     repo = resource(docs, "artifact_registry", "google_artifact_registry_repository", "this")
     want("artifact registry immutable tags", first(repo, "docker_config", "immutable_tags"), True)
+    return list(problems)
 
+
+def _access_invariants(docs: dict) -> list[str]:
+    """Secrets readable per identity only; no basic role granted in an environment."""
+    problems = _Problems()
+    want = problems.want
     for name in ("accessor", "ca"):
         grant = resource(docs, "secrets", "google_secret_manager_secret_iam_member", name)
         want(f"secret grant {name} role", first(grant, "role"), "roles/secretmanager.secretAccessor")
@@ -278,10 +334,18 @@ def invariant_problems(docs: dict) -> list[str]:
     for path in docs:
         if path.startswith("terraform/envs/") and path.endswith("main.tf"):
             roles = " ".join(strings(docs[path]))
-            for basic in ("roles/owner", "roles/editor"):
-                if basic in roles:
-                    problems.append(f"{path} grants {basic}")
-    return problems
+            problems += [f"{path} grants {basic}" for basic in ("roles/owner", "roles/editor") if basic in roles]
+    return list(problems)
+
+
+def invariant_problems(docs: dict) -> list[str]:
+    return [
+        *_consumer_invariants(docs),
+        *_gke_invariants(docs),
+        *_network_invariants(docs),
+        *_data_invariants(docs),
+        *_access_invariants(docs),
+    ]
 
 
 def test_design_invariants_hold(tf_docs):

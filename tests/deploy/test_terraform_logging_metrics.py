@@ -25,6 +25,44 @@ def _first(body: dict, key: str) -> dict:
     return value[0] if isinstance(value, list) and value else {}
 
 
+def _metric_problems(name: str, body: dict) -> list[str]:
+    """One google_logging_metric: its filter, a DELTA INT64 counter, a label per field the
+    line carries, each extracted from that field."""
+    problems: list[str] = []
+    fields = log_metrics.FIELDS.get(name, ())
+    want_filter = f'jsonPayload.metric="{name}"'
+    if _text(body.get("filter")) != want_filter:
+        problems.append(f"{name}: filter {_text(body.get('filter'))!r}, expected {want_filter!r}")
+    descriptor = _first(body, "metric_descriptor")
+    kind = (_text(descriptor.get("metric_kind")), _text(descriptor.get("value_type")))
+    if kind != ("DELTA", "INT64"):
+        problems.append(f"{name}: {kind[0]} {kind[1]}, expected a DELTA INT64 counter")
+    label_keys = [_text(label.get("key")) for label in descriptor.get("labels", [])]
+    if sorted(label_keys) != sorted(fields):
+        problems.append(f"{name}: labels {sorted(label_keys)}, the lines carry {sorted(fields)}")
+    extractors = {_text(k): _text(v) for k, v in (body.get("label_extractors") or {}).items()}
+    for field in fields:
+        if extractors.get(field) != f"EXTRACT(jsonPayload.{field})":
+            problems.append(f"{name}: label {field} is not extracted from jsonPayload.{field}")
+    if set(extractors) - set(fields):
+        problems.append(f"{name}: extractors for {sorted(set(extractors) - set(fields))}, which no line carries")
+    return problems
+
+
+def _composition_problems(docs: dict, env: str) -> list[str]:
+    """Environment ``env`` composes modules/logging_metrics in its project."""
+    try:
+        call = module_call(docs, env, "logging_metrics")
+    except AssertionError:
+        return [f"envs/{env} does not compose modules/logging_metrics"]
+    problems: list[str] = []
+    if _text(call.get("source")) != "../../modules/logging_metrics":
+        problems.append(f"envs/{env} module.logging_metrics has source {call.get('source')}")
+    if call.get("project_id") != "${module.project.project_id}":
+        problems.append(f"envs/{env} module.logging_metrics.project_id is {call.get('project_id')}")
+    return problems
+
+
 def logging_metric_problems(docs: dict) -> list[str]:
     problems: list[str] = []
     metrics = {
@@ -35,33 +73,9 @@ def logging_metric_problems(docs: dict) -> list[str]:
     if set(metrics) != set(log_metrics.FIELDS):
         problems.append(f"log-based metrics {sorted(metrics)}, the code writes {sorted(log_metrics.FIELDS)}")
     for name, body in sorted(metrics.items()):
-        fields = log_metrics.FIELDS.get(name, ())
-        want_filter = f'jsonPayload.metric="{name}"'
-        if _text(body.get("filter")) != want_filter:
-            problems.append(f"{name}: filter {_text(body.get('filter'))!r}, expected {want_filter!r}")
-        descriptor = _first(body, "metric_descriptor")
-        kind = (_text(descriptor.get("metric_kind")), _text(descriptor.get("value_type")))
-        if kind != ("DELTA", "INT64"):
-            problems.append(f"{name}: {kind[0]} {kind[1]}, expected a DELTA INT64 counter")
-        label_keys = [_text(label.get("key")) for label in descriptor.get("labels", [])]
-        if sorted(label_keys) != sorted(fields):
-            problems.append(f"{name}: labels {sorted(label_keys)}, the lines carry {sorted(fields)}")
-        extractors = {_text(k): _text(v) for k, v in (body.get("label_extractors") or {}).items()}
-        for field in fields:
-            if extractors.get(field) != f"EXTRACT(jsonPayload.{field})":
-                problems.append(f"{name}: label {field} is not extracted from jsonPayload.{field}")
-        if set(extractors) - set(fields):
-            problems.append(f"{name}: extractors for {sorted(set(extractors) - set(fields))}, which no line carries")
+        problems += _metric_problems(name, body)
     for env in ENVS:
-        try:
-            call = module_call(docs, env, "logging_metrics")
-        except AssertionError:
-            problems.append(f"envs/{env} does not compose modules/logging_metrics")
-            continue
-        if _text(call.get("source")) != "../../modules/logging_metrics":
-            problems.append(f"envs/{env} module.logging_metrics has source {call.get('source')}")
-        if call.get("project_id") != "${module.project.project_id}":
-            problems.append(f"envs/{env} module.logging_metrics.project_id is {call.get('project_id')}")
+        problems += _composition_problems(docs, env)
     return problems
 
 

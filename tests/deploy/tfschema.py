@@ -86,64 +86,92 @@ def read_jsii(tgz: Path) -> dict:
     raise FileNotFoundError(f"{tgz} has no {JSII_MEMBER}")
 
 
-def build_schema(assembly: dict) -> dict:
-    types: dict[str, dict] = assembly["types"]
-    structs: dict[str, dict] = {}
+def _tf_name(prop: dict) -> str:
+    """A property's terraform name: its doc anchor, else its name in snake case."""
+    docs = prop.get("docs", {})
+    m = _ANCHOR.search(docs.get("summary", "")) or _ANCHOR.search(docs.get("remarks", ""))
+    return m.group(1) if m else _snake(prop["name"])
 
-    def is_struct(fqn: str) -> bool:
-        t = types.get(fqn)
+
+def _config_fqn(cls: dict) -> str:
+    """The datatype of a class's `config` initializer parameter."""
+    for param in cls.get("initializer", {}).get("parameters", []):
+        if param["name"] == "config":
+            return param["type"]["fqn"]
+    raise KeyError(f"{cls['fqn']} has no config parameter")
+
+
+class _Structs:
+    """The assembly's datatype interfaces condensed as they are walked: ``structs`` maps a
+    struct id (the fqn without its package) to its attrs {name: required} and blocks
+    {name: [struct id, required, is_list]}."""
+
+    def __init__(self, types: dict[str, dict]) -> None:
+        self.types = types
+        self.structs: dict[str, dict] = {}
+
+    def is_struct(self, fqn: str) -> bool:
+        t = self.types.get(fqn)
         return bool(t and t.get("kind") == "interface" and t.get("datatype"))
 
-    def struct_of(typ: dict) -> tuple[str, bool] | None:
+    def struct_of(self, typ: dict) -> tuple[str, bool] | None:
+        """(fqn, is_list) of the datatype a property's type holds, None for a plain value."""
         if "fqn" in typ:
-            return (typ["fqn"], False) if is_struct(typ["fqn"]) else None
+            return (typ["fqn"], False) if self.is_struct(typ["fqn"]) else None
         if "collection" in typ:
-            inner = struct_of(typ["collection"].get("elementtype", {}))
+            inner = self.struct_of(typ["collection"].get("elementtype", {}))
             return (inner[0], True) if inner else None
         if "union" in typ:
             for option in typ["union"]["types"]:
-                found = struct_of(option)
+                found = self.struct_of(option)
                 if found:
                     return found
         return None
 
-    def properties(fqn: str) -> Iterator[dict]:
-        t = types[fqn]
+    def properties(self, fqn: str) -> Iterator[dict]:
+        """A datatype's properties, its parents' included."""
+        t = self.types[fqn]
         yield from t.get("properties", [])
         for parent in t.get("interfaces", []):
-            if is_struct(parent):
-                yield from properties(parent)
+            if self.is_struct(parent):
+                yield from self.properties(parent)
 
-    def tf_name(prop: dict) -> str:
-        docs = prop.get("docs", {})
-        m = _ANCHOR.search(docs.get("summary", "")) or _ANCHOR.search(docs.get("remarks", ""))
-        return m.group(1) if m else _snake(prop["name"])
-
-    def sid(fqn: str) -> str:
-        return fqn.split(".", 1)[1]
-
-    def walk(fqn: str) -> str:
-        key = sid(fqn)
-        if key in structs:
+    def walk(self, fqn: str) -> str:
+        """The struct id of ``fqn``, condensing it (and what it nests) the first time."""
+        key = fqn.split(".", 1)[1]
+        if key in self.structs:
             return key
         entry: dict = {"attrs": {}, "blocks": {}}
-        structs[key] = entry  # before recursing: a recursive schema ends here
-        for prop in properties(fqn):
-            name = tf_name(prop)
+        self.structs[key] = entry  # before recursing: a recursive schema ends here
+        for prop in self.properties(fqn):
+            name = _tf_name(prop)
             required = not prop.get("optional", False)
-            nested = struct_of(prop["type"])
+            nested = self.struct_of(prop["type"])
             if nested:
-                entry["blocks"][name] = [walk(nested[0]), required, nested[1]]
+                entry["blocks"][name] = [self.walk(nested[0]), required, nested[1]]
             else:
                 entry["attrs"][name] = required
         return key
 
-    def config_fqn(cls: dict) -> str:
-        for param in cls.get("initializer", {}).get("parameters", []):
-            if param["name"] == "config":
-                return param["type"]["fqn"]
-        raise KeyError(f"{cls['fqn']} has no config parameter")
+    def resource(self, cls: dict) -> dict:
+        """A resource or data source class: its configuration's struct id, and the attributes
+        a reference may read (the class's own non-static properties without `Input`)."""
+        cfg = _config_fqn(cls)
+        struct = self.walk(cfg)
+        snake_of = {p["name"]: _tf_name(p) for p in self.properties(cfg)}
+        computed = sorted(
+            {
+                snake_of.get(p["name"], _snake(p["name"]))
+                for p in cls.get("properties", [])
+                if not p.get("static") and not p["name"].endswith("Input")
+            }
+        )
+        return {"struct": struct, "computed": computed}
 
+
+def build_schema(assembly: dict) -> dict:
+    types: dict[str, dict] = assembly["types"]
+    walker = _Structs(types)
     resources: dict[str, dict] = {}
     data_sources: dict[str, dict] = {}
     provider = None
@@ -154,7 +182,7 @@ def build_schema(assembly: dict) -> dict:
         base = cls.get("base")
         summary = cls.get("docs", {}).get("summary", "")
         if base == "cdktf.TerraformProvider":
-            provider = walk(config_fqn(cls))
+            provider = walker.walk(_config_fqn(cls))
             m = _PROVIDER_LINK.search(summary)
             version = m.group(1) if m else None
             continue
@@ -163,18 +191,9 @@ def build_schema(assembly: dict) -> dict:
         m = _TYPE_LINK.search(summary)
         if not m:
             continue
-        cfg = config_fqn(cls)
-        struct = walk(cfg)
-        snake_of = {p["name"]: tf_name(p) for p in properties(cfg)}
-        computed = sorted(
-            {
-                snake_of.get(p["name"], _snake(p["name"]))
-                for p in cls.get("properties", [])
-                if not p.get("static") and not p["name"].endswith("Input")
-            }
-        )
+        entry = walker.resource(cls)
         target = resources if m.group(2) == "resources" else data_sources
-        target[f"google_{m.group(3)}"] = {"struct": struct, "computed": computed}
+        target[f"google_{m.group(3)}"] = entry
     if provider is None or not resources:
         raise ValueError("not a google provider assembly: no provider class or no resources")
     return {
@@ -184,7 +203,7 @@ def build_schema(assembly: dict) -> dict:
         "provider": provider,
         "resources": resources,
         "data_sources": data_sources,
-        "structs": structs,
+        "structs": walker.structs,
     }
 
 
@@ -263,83 +282,153 @@ def strings(value: object) -> Iterator[str]:
 # --------------------------------------------------------------------------- schema check
 
 
+def _allowed(rtype: str, bpath: str, name: str) -> bool:
+    return (rtype, bpath, name) in ALLOWED_UNKNOWN
+
+
+def _sub(bpath: str, name: str) -> str:
+    return f"{bpath}.{name}" if bpath else name
+
+
+def _check_dynamic(
+    value: list[dict], blocks: dict, schema: dict, present: set[str], *, path: str, where: str, rtype: str, bpath: str
+) -> Iterator[Finding]:
+    """`dynamic "name" {}` blocks: only for_each/iterator/labels/content, a known block, each
+    content checked as that block."""
+    for dyn in value:
+        for qname, dyn_body in dyn.items():
+            if is_meta(qname):
+                continue
+            name = str(unquote(qname))
+            present.add(name)
+            for extra in {k for k in dyn_body if not is_meta(k)} - DYNAMIC_KEYS:
+                yield Finding(path, f"{where}.dynamic.{name}", f"unknown argument {extra!r} in a dynamic block")
+            if name not in blocks:
+                if not _allowed(rtype, bpath, name):
+                    yield Finding(path, where, f"unknown block {name!r} (dynamic)")
+                continue
+            for content in dyn_body.get("content", []):
+                yield from _check_body(
+                    content,
+                    blocks[name][0],
+                    schema,
+                    path=path,
+                    where=f"{where}.{name}",
+                    rtype=rtype,
+                    bpath=_sub(bpath, name),
+                )
+
+
+def _check_block_list(
+    key: str, value: list[dict], struct: dict, schema: dict, *, path: str, where: str, rtype: str, bpath: str
+) -> Iterator[Finding]:
+    """A block given (once or more) as `key {}`: a known block, once unless it is a list."""
+    attrs, blocks = struct["attrs"], struct["blocks"]
+    if key in blocks:
+        nested, _required, is_list = blocks[key]
+        if not is_list and len(value) > 1:
+            yield Finding(path, where, f"block {key!r} may be given once, found {len(value)}")
+        for item in value:
+            yield from _check_body(
+                item, nested, schema, path=path, where=f"{where}.{key}", rtype=rtype, bpath=_sub(bpath, key)
+            )
+    elif key in attrs:
+        yield Finding(path, where, f"{key!r} is an argument, written as a block")
+    elif not _allowed(rtype, bpath, key):
+        yield Finding(path, where, f"unknown block {key!r}")
+
+
+def _check_argument(key: str, struct: dict, *, path: str, where: str, rtype: str, bpath: str) -> Iterator[Finding]:
+    """An argument `key = ...`: a known argument, not a block."""
+    if key in struct["attrs"]:
+        return
+    if key in struct["blocks"]:
+        yield Finding(path, where, f"{key!r} is a block, written as an argument")
+    elif not _allowed(rtype, bpath, key):
+        yield Finding(path, where, f"unknown argument {key!r}")
+
+
+def _check_required(struct: dict, present: set[str], *, path: str, where: str) -> Iterator[Finding]:
+    """Every required argument and block given."""
+    for name, required in struct["attrs"].items():
+        if required and name not in present:
+            yield Finding(path, where, f"missing required argument {name!r}")
+    for name, (_nested, required, _is_list) in struct["blocks"].items():
+        if required and name not in present:
+            yield Finding(path, where, f"missing required block {name!r}")
+
+
 def _check_body(
     body: dict, struct_id: str, schema: dict, *, path: str, where: str, rtype: str, bpath: str = ""
 ) -> Iterator[Finding]:
     """One resource body or nested block; `bpath` is the dotted block path ("" at the top)."""
     struct = schema["structs"][struct_id]
-    attrs, blocks = struct["attrs"], struct["blocks"]
     present: set[str] = set()
     top = bpath == ""
-
-    def allowed(name: str) -> bool:
-        return (rtype, bpath, name) in ALLOWED_UNKNOWN
-
-    def sub(name: str) -> str:
-        return f"{bpath}.{name}" if bpath else name
-
+    at = {"path": path, "where": where, "rtype": rtype, "bpath": bpath}
     for key, value in body.items():
         if is_meta(key):
             continue
         if key == "dynamic" and isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            for dyn in value:
-                for qname, dyn_body in dyn.items():
-                    if is_meta(qname):
-                        continue
-                    name = str(unquote(qname))
-                    present.add(name)
-                    for extra in {k for k in dyn_body if not is_meta(k)} - DYNAMIC_KEYS:
-                        yield Finding(path, f"{where}.dynamic.{name}", f"unknown argument {extra!r} in a dynamic block")
-                    if name not in blocks:
-                        if not allowed(name):
-                            yield Finding(path, where, f"unknown block {name!r} (dynamic)")
-                        continue
-                    for content in dyn_body.get("content", []):
-                        yield from _check_body(
-                            content,
-                            blocks[name][0],
-                            schema,
-                            path=path,
-                            where=f"{where}.{name}",
-                            rtype=rtype,
-                            bpath=sub(name),
-                        )
+            yield from _check_dynamic(value, struct["blocks"], schema, present, **at)
             continue
         if is_block_list(value):
-            if top and key in META_BLOCKS:
-                continue
-            present.add(key)
-            if key in blocks:
-                nested, _required, is_list = blocks[key]
-                if not is_list and len(value) > 1:
-                    yield Finding(path, where, f"block {key!r} may be given once, found {len(value)}")
-                for item in value:
-                    yield from _check_body(
-                        item, nested, schema, path=path, where=f"{where}.{key}", rtype=rtype, bpath=sub(key)
-                    )
-            elif key in attrs:
-                yield Finding(path, where, f"{key!r} is an argument, written as a block")
-            elif not allowed(key):
-                yield Finding(path, where, f"unknown block {key!r}")
+            if not (top and key in META_BLOCKS):
+                present.add(key)
+                yield from _check_block_list(key, value, struct, schema, **at)
             continue
         if top and key in META_ARGUMENTS:
             continue
         present.add(key)
-        if key in attrs:
-            continue
-        if key in blocks:
-            yield Finding(path, where, f"{key!r} is a block, written as an argument")
-        elif not allowed(key):
-            yield Finding(path, where, f"unknown argument {key!r}")
-    for name, required in attrs.items():
-        if required and name not in present:
-            yield Finding(path, where, f"missing required argument {name!r}")
-    for name, (_nested, required, _is_list) in blocks.items():
-        if required and name not in present:
-            yield Finding(path, where, f"missing required block {name!r}")
+        yield from _check_argument(key, struct, **at)
+    yield from _check_required(struct, present, path=path, where=where)
 
 
 _REF = re.compile(r"(?<![\w.])(data\.)?(google_[a-z0-9_]+)\.([a-zA-Z0-9_-]+)(?:\[[^\]]*\])?\.([a-z0-9_]+)")
+
+
+def _check_declarations(path: str, doc: dict, schema: dict, declared: dict[tuple[str, str, str], str]) -> list[Finding]:
+    """A file's google resources, data sources and provider blocks, each against the schema;
+    each resource and data source found is added to ``declared`` (its module's)."""
+    findings: list[Finding] = []
+    for kind, table in (("resource", "resources"), ("data", "data_sources")):
+        for rtype, name, body in labelled(doc, kind):
+            where = f"{'data.' if kind == 'data' else ''}{rtype}.{name}"
+            if rtype in CORE_RESOURCE_TYPES and kind == "resource":
+                continue
+            entry = schema[table].get(rtype)
+            if entry is None:
+                kind_name = "data source" if kind == "data" else "resource type"
+                findings.append(Finding(path, where, f"unknown {kind_name} {rtype!r}"))
+                continue
+            declared[(kind, rtype, name)] = where
+            findings += _check_body(body, entry["struct"], schema, path=path, where=where, rtype=rtype)
+    for name, body in single_labelled(doc, "provider"):
+        if name in GOOGLE_PROVIDERS:
+            body = {k: v for k, v in body.items() if k != "alias"}
+            findings += _check_body(
+                body, schema["provider"], schema, path=path, where=f"provider.{name}", rtype="provider", bpath="-"
+            )
+    return findings
+
+
+def _check_references(path: str, doc: dict, schema: dict, declared: dict[tuple[str, str, str], str]) -> list[Finding]:
+    """A file's references to google resources' attributes: declared in its module, and an
+    attribute the resource has."""
+    findings: list[Finding] = []
+    for text in strings(doc):
+        for m in _REF.finditer(text):
+            data, rtype, name, attr = m.groups()
+            kind = "data" if data else "resource"
+            if (kind, rtype, name) not in declared:
+                findings.append(Finding(path, m.group(0), f"reference to {rtype}.{name}, not declared here"))
+                continue
+            entry = schema["data_sources" if data else "resources"][rtype]
+            struct = schema["structs"][entry["struct"]]
+            known = set(entry["computed"]) | set(struct["attrs"]) | set(struct["blocks"]) | {"id"}
+            if attr not in known:
+                findings.append(Finding(path, m.group(0), f"{rtype} has no attribute {attr!r}"))
+    return findings
 
 
 def check_schema(docs: dict[str, dict], schema: dict) -> list[Finding]:
@@ -351,41 +440,12 @@ def check_schema(docs: dict[str, dict], schema: dict) -> list[Finding]:
             findings.append(Finding(path, "file", f"does not parse: {doc['__error__']}"))
             continue
         declared = by_dir.setdefault(str(Path(path).parent), {})
-        for kind, table in (("resource", "resources"), ("data", "data_sources")):
-            for rtype, name, body in labelled(doc, kind):
-                where = f"{'data.' if kind == 'data' else ''}{rtype}.{name}"
-                if rtype in CORE_RESOURCE_TYPES and kind == "resource":
-                    continue
-                entry = schema[table].get(rtype)
-                if entry is None:
-                    kind_name = "data source" if kind == "data" else "resource type"
-                    findings.append(Finding(path, where, f"unknown {kind_name} {rtype!r}"))
-                    continue
-                declared[(kind, rtype, name)] = where
-                findings += _check_body(body, entry["struct"], schema, path=path, where=where, rtype=rtype)
-        for name, body in single_labelled(doc, "provider"):
-            if name in GOOGLE_PROVIDERS:
-                body = {k: v for k, v in body.items() if k != "alias"}
-                findings += _check_body(
-                    body, schema["provider"], schema, path=path, where=f"provider.{name}", rtype="provider", bpath="-"
-                )
+        findings += _check_declarations(path, doc, schema, declared)
     # references to google resources' attributes, within the module that declares them
     for path, doc in docs.items():
         if "__error__" in doc:
             continue
-        declared = by_dir.get(str(Path(path).parent), {})
-        for text in strings(doc):
-            for m in _REF.finditer(text):
-                data, rtype, name, attr = m.groups()
-                kind = "data" if data else "resource"
-                if (kind, rtype, name) not in declared:
-                    findings.append(Finding(path, m.group(0), f"reference to {rtype}.{name}, not declared here"))
-                    continue
-                entry = schema["data_sources" if data else "resources"][rtype]
-                struct = schema["structs"][entry["struct"]]
-                known = set(entry["computed"]) | set(struct["attrs"]) | set(struct["blocks"]) | {"id"}
-                if attr not in known:
-                    findings.append(Finding(path, m.group(0), f"{rtype} has no attribute {attr!r}"))
+        findings += _check_references(path, doc, schema, by_dir.get(str(Path(path).parent), {}))
     return sorted(set(findings), key=str)
 
 
@@ -421,56 +481,86 @@ def module_dirs(docs: dict[str, dict]) -> dict[Path, ModuleDir]:
     return dirs
 
 
+def _unused_variables(mod: ModuleDir) -> list[Finding]:
+    """The module's variables that nothing outside the variable blocks reads."""
+    findings: list[Finding] = []
+    used = " ".join(
+        text for doc in mod.files.values() for text in strings({k: v for k, v in doc.items() if k != "variable"})
+    )
+    for name in sorted(mod.variables):
+        if not re.search(rf"(?<![\w.])var\.{re.escape(name)}(?![\w-])", used):
+            path = next(p for p, d in mod.files.items() if name in dict(single_labelled(d, "variable")))
+            findings.append(Finding(path, f"variable.{name}", "declared but never used"))
+    return findings
+
+
+def _unresolved_references(
+    path: str, doc: dict, here: Path, mod: ModuleDir, dirs: dict[Path, ModuleDir]
+) -> list[Finding]:
+    """A file's `var.`, `local.` and `module.X.Y` references that its module does not declare."""
+    findings: list[Finding] = []
+    for text in strings({k: v for k, v in doc.items() if k != "variable"}):
+        for m in _VAR.finditer(text):
+            if m.group(1) not in mod.variables:
+                findings.append(Finding(path, m.group(0), "undeclared variable"))
+        for m in _LOCAL.finditer(text):
+            if m.group(1) not in mod.locals_:
+                findings.append(Finding(path, m.group(0), "undeclared local value"))
+        for m in _MODULE.finditer(text):
+            call, output = m.groups()
+            if call not in mod.calls:
+                findings.append(Finding(path, m.group(0), "undeclared module call"))
+                continue
+            target = dirs.get((here / str(unquote(mod.calls[call].get("source", "")))).resolve())
+            if output and target is not None and output not in target.outputs:
+                findings.append(Finding(path, m.group(0), f"module {call!r} has no output {output!r}"))
+    return findings
+
+
+def _validation_references(path: str, doc: dict) -> list[Finding]:
+    """A variable's validation may only name the variable itself (Terraform < 1.9)."""
+    return [
+        Finding(path, f"variable.{name}", f"validation refers to {m.group(0)}")
+        for name, body in single_labelled(doc, "variable")
+        for text in strings(body.get("validation", []))
+        for m in _VAR.finditer(text)
+        if m.group(1) != name
+    ]
+
+
+def _module_calls(path: str, doc: dict, here: Path, dirs: dict[Path, ModuleDir]) -> list[Finding]:
+    """A file's module calls: a local module with .tf files, passed only variables it has and
+    every one it requires."""
+    findings: list[Finding] = []
+    for call, body in single_labelled(doc, "module"):
+        source = str(unquote(body.get("source", "")))
+        if not source.startswith("."):
+            findings.append(Finding(path, f"module.{call}", f"source {source!r} is not a local module"))
+            continue
+        target = dirs.get((here / source).resolve())
+        if target is None:
+            findings.append(Finding(path, f"module.{call}", f"source {source!r} has no .tf files"))
+            continue
+        passed = {k for k in body if not is_meta(k) and k not in MODULE_META}
+        for name in sorted(passed - set(target.variables)):
+            findings.append(Finding(path, f"module.{call}", f"the module has no variable {name!r}"))
+        for name, var in target.variables.items():
+            if "default" not in var and name not in passed:
+                findings.append(Finding(path, f"module.{call}", f"required variable {name!r} not passed"))
+    return findings
+
+
 def check_wiring(docs: dict[str, dict]) -> list[Finding]:
     """What `terraform validate` would say about the modules' own references and calls, and
     (as tflint would) a variable nobody reads."""
     findings: list[Finding] = []
     dirs = module_dirs(docs)
     for here, mod in dirs.items():
-        used = " ".join(
-            text for doc in mod.files.values() for text in strings({k: v for k, v in doc.items() if k != "variable"})
-        )
-        for name in sorted(mod.variables):
-            if not re.search(rf"(?<![\w.])var\.{re.escape(name)}(?![\w-])", used):
-                path = next(p for p, d in mod.files.items() if name in dict(single_labelled(d, "variable")))
-                findings.append(Finding(path, f"variable.{name}", "declared but never used"))
+        findings += _unused_variables(mod)
         for path, doc in mod.files.items():
-            for text in strings({k: v for k, v in doc.items() if k != "variable"}):
-                for m in _VAR.finditer(text):
-                    if m.group(1) not in mod.variables:
-                        findings.append(Finding(path, m.group(0), "undeclared variable"))
-                for m in _LOCAL.finditer(text):
-                    if m.group(1) not in mod.locals_:
-                        findings.append(Finding(path, m.group(0), "undeclared local value"))
-                for m in _MODULE.finditer(text):
-                    call, output = m.groups()
-                    if call not in mod.calls:
-                        findings.append(Finding(path, m.group(0), "undeclared module call"))
-                        continue
-                    target = dirs.get((here / str(unquote(mod.calls[call].get("source", "")))).resolve())
-                    if output and target is not None and output not in target.outputs:
-                        findings.append(Finding(path, m.group(0), f"module {call!r} has no output {output!r}"))
-            # a variable's validation may only name the variable itself (Terraform < 1.9)
-            for name, body in single_labelled(doc, "variable"):
-                for text in strings(body.get("validation", [])):
-                    for m in _VAR.finditer(text):
-                        if m.group(1) != name:
-                            findings.append(Finding(path, f"variable.{name}", f"validation refers to {m.group(0)}"))
-            for call, body in single_labelled(doc, "module"):
-                source = str(unquote(body.get("source", "")))
-                if not source.startswith("."):
-                    findings.append(Finding(path, f"module.{call}", f"source {source!r} is not a local module"))
-                    continue
-                target = dirs.get((here / source).resolve())
-                if target is None:
-                    findings.append(Finding(path, f"module.{call}", f"source {source!r} has no .tf files"))
-                    continue
-                passed = {k for k in body if not is_meta(k) and k not in MODULE_META}
-                for name in sorted(passed - set(target.variables)):
-                    findings.append(Finding(path, f"module.{call}", f"the module has no variable {name!r}"))
-                for name, var in target.variables.items():
-                    if "default" not in var and name not in passed:
-                        findings.append(Finding(path, f"module.{call}", f"required variable {name!r} not passed"))
+            findings += _unresolved_references(path, doc, here, mod, dirs)
+            findings += _validation_references(path, doc)
+            findings += _module_calls(path, doc, here, dirs)
     return sorted(set(findings), key=str)
 
 

@@ -115,6 +115,30 @@ def load_catalogue(path: Path = CATALOGUE) -> Catalogue:
     )
 
 
+def _entry_problems(source: str, entry: dict) -> list[str]:
+    """One catalogue entry: its keys, a known type, and a name as the type is queried."""
+    problems = []
+    name = entry.get("name", "?")
+    for key in ("name", "type", "labels", "meaning"):
+        if key not in entry:
+            problems.append(f"{source}/{name}: no {key}")
+    if entry.get("type") not in TYPES:
+        problems.append(f"{name}: unknown type {entry.get('type')!r}")
+    if entry.get("log_metric"):
+        expected = LOG_METRIC_PREFIX + entry["log_metric"]
+        if name != expected:
+            problems.append(f"{name}: a log-based metric is queried as {expected}")
+        if entry.get("type") != "counter":
+            problems.append(f"{name}: the log-based metrics are counters")
+    elif entry.get("type") == "counter" and not name.endswith("_total"):
+        problems.append(f"{name}: a counter is queried as <name>_total")
+    if entry.get("type") != "counter" and name.endswith("_total"):
+        problems.append(f"{name}: only counters end in _total")
+    if entry.get("type") in ("histogram", "summary") and name.endswith(SUFFIXES["histogram"]):
+        problems.append(f"{name}: catalogue a histogram or summary by its family name")
+    return problems
+
+
 def catalogue_problems(cat: Catalogue) -> list[str]:
     problems = []
     for source, body in cat.raw["sources"].items():
@@ -122,24 +146,7 @@ def catalogue_problems(cat: Catalogue) -> list[str]:
             if job not in cat.service_jobs:
                 problems.append(f"{source}: exposed_by names {job!r}, not a service scrape job")
         for entry in body["metrics"]:
-            name = entry.get("name", "?")
-            for key in ("name", "type", "labels", "meaning"):
-                if key not in entry:
-                    problems.append(f"{source}/{name}: no {key}")
-            if entry.get("type") not in TYPES:
-                problems.append(f"{name}: unknown type {entry.get('type')!r}")
-            if entry.get("log_metric"):
-                expected = LOG_METRIC_PREFIX + entry["log_metric"]
-                if name != expected:
-                    problems.append(f"{name}: a log-based metric is queried as {expected}")
-                if entry.get("type") != "counter":
-                    problems.append(f"{name}: the log-based metrics are counters")
-            elif entry.get("type") == "counter" and not name.endswith("_total"):
-                problems.append(f"{name}: a counter is queried as <name>_total")
-            if entry.get("type") != "counter" and name.endswith("_total"):
-                problems.append(f"{name}: only counters end in _total")
-            if entry.get("type") in ("histogram", "summary") and name.endswith(SUFFIXES["histogram"]):
-                problems.append(f"{name}: catalogue a histogram or summary by its family name")
+            problems += _entry_problems(source, entry)
     for name in cat.missing:
         if name in cat.metrics:
             problems.append(f"{name} is both catalogued and listed as missing")
@@ -171,12 +178,11 @@ def _literal_strings(node: ast.expr | None) -> tuple[str, ...] | None:
     return None
 
 
-def declared_in_source(source: str, where: str) -> tuple[list[Declared], list[str]]:
-    """prometheus_client metrics a module declares, and the declarations it cannot read
-    (a name or labels that are not literals)."""
-    tree = ast.parse(source)
-    classes: dict[str, str] = {}  # local name -> metric type
-    modules: set[str] = set()  # local names of the prometheus_client module
+def _imported_names(tree: ast.AST) -> tuple[dict[str, str], set[str]]:
+    """(local name of each metric class imported from prometheus_client -> its metric type,
+    local names of the prometheus_client module itself)."""
+    classes: dict[str, str] = {}
+    modules: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "prometheus_client":
             for alias in node.names:
@@ -186,49 +192,74 @@ def declared_in_source(source: str, where: str) -> tuple[list[Declared], list[st
             for alias in node.names:
                 if alias.name == "prometheus_client":
                     modules.add(alias.asname or alias.name)
+    return classes, modules
+
+
+def _metric_kind(func: ast.expr, classes: dict[str, str], modules: set[str]) -> str | None:
+    """The metric type a call constructs (`Counter(...)`, `prometheus_client.Gauge(...)`), or None."""
+    if isinstance(func, ast.Name) and func.id in classes:
+        return classes[func.id]
+    if (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id in modules
+        and func.attr in PROMETHEUS_CLIENT_TYPES
+    ):
+        return PROMETHEUS_CLIENT_TYPES[func.attr]
+    return None
+
+
+def _name_prefix(kw: dict[str, ast.expr], at: str, metric: str) -> tuple[list[str], list[str]]:
+    """(the literal namespace and subsystem a declaration gives, in that order; what cannot
+    be read: the first that is not a literal, which ends the reading)."""
+    parts = []
+    for key in ("namespace", "subsystem"):
+        value = kw.get(key)
+        if value is not None:
+            if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+                return parts, [f"{at}: {metric} has a {key} that is not a literal"]
+            if value.value:
+                parts.append(value.value)
+    return parts, []
+
+
+def _declaration(node: ast.Call, kind: str, where: str) -> tuple[Declared | None, list[str]]:
+    """The metric one constructor call declares (None when its name or labels cannot be
+    read), and what of it cannot be read."""
+    kw = {k.arg: k.value for k in node.keywords if k.arg}
+    at = f"{where}:{node.lineno}"
+    name_node = node.args[0] if node.args else kw.get("name")
+    if not (isinstance(name_node, ast.Constant) and isinstance(name_node.value, str)):
+        return None, [f"{at}: a {kind} whose name is not a literal string"]
+    labels = _literal_strings(node.args[2] if len(node.args) > 2 else kw.get("labelnames"))
+    if labels is None:
+        return None, [f"{at}: {name_node.value} has labels that are not a literal list"]
+    parts, unreadable = _name_prefix(kw, at, name_node.value)
+    name = "_".join([*parts, name_node.value])
+    if kind == "counter":
+        name = name.removesuffix("_total") + "_total"
+    elif kind == "info":
+        name += "_info"
+    return Declared(name=name, type=kind, labels=labels, where=at), unreadable
+
+
+def declared_in_source(source: str, where: str) -> tuple[list[Declared], list[str]]:
+    """prometheus_client metrics a module declares, and the declarations it cannot read
+    (a name or labels that are not literals)."""
+    tree = ast.parse(source)
+    classes, modules = _imported_names(tree)
     found: list[Declared] = []
     unreadable: list[str] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        func = node.func
-        kind = None
-        if isinstance(func, ast.Name) and func.id in classes:
-            kind = classes[func.id]
-        elif (
-            isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
-            and func.value.id in modules
-            and func.attr in PROMETHEUS_CLIENT_TYPES
-        ):
-            kind = PROMETHEUS_CLIENT_TYPES[func.attr]
+        kind = _metric_kind(node.func, classes, modules)
         if kind is None:
             continue
-        kw = {k.arg: k.value for k in node.keywords if k.arg}
-        at = f"{where}:{node.lineno}"
-        name_node = node.args[0] if node.args else kw.get("name")
-        if not (isinstance(name_node, ast.Constant) and isinstance(name_node.value, str)):
-            unreadable.append(f"{at}: a {kind} whose name is not a literal string")
-            continue
-        labels = _literal_strings(node.args[2] if len(node.args) > 2 else kw.get("labelnames"))
-        if labels is None:
-            unreadable.append(f"{at}: {name_node.value} has labels that are not a literal list")
-            continue
-        parts = []
-        for key in ("namespace", "subsystem"):
-            value = kw.get(key)
-            if value is not None:
-                if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
-                    unreadable.append(f"{at}: {name_node.value} has a {key} that is not a literal")
-                    break
-                if value.value:
-                    parts.append(value.value)
-        name = "_".join([*parts, name_node.value])
-        if kind == "counter":
-            name = name.removesuffix("_total") + "_total"
-        elif kind == "info":
-            name += "_info"
-        found.append(Declared(name=name, type=kind, labels=labels, where=at))
+        declared, problems = _declaration(node, kind, where)
+        unreadable += problems
+        if declared is not None:
+            found.append(declared)
     return found, unreadable
 
 

@@ -26,67 +26,89 @@ def _monthly(day: int, first: dt.date = START):
         d = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
-def generate_year(seed: int) -> tuple[dict[str, list[Charge]], dict[str, tuple[str, int]]]:
-    """merchant -> charges, and the subscriptions expected: merchant -> (interval, last amount)."""
-    rng = random.Random(seed)
-    charges: dict[str, list[Charge]] = {}
-    n = 0
+class _History:
+    """A customer's charges as they are generated: merchant -> charges, numbered in order,
+    only those between START and END kept."""
 
-    def charge(merchant: str, day: dt.date, amount: int) -> None:
-        nonlocal n
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.charges: dict[str, list[Charge]] = {}
+        self.n = 0
+
+    def charge(self, merchant: str, day: dt.date, amount: int) -> None:
         if START <= day <= END:
-            n += 1
-            charges.setdefault(merchant, []).append(Charge(f"t{n}", day, amount))
+            self.n += 1
+            self.charges.setdefault(merchant, []).append(Charge(f"t{self.n}", day, amount))
 
-    def jitter(day: dt.date) -> dt.date:  # card subscriptions are charged a day early or late now and then
-        return day + dt.timedelta(days=rng.choice((0, 0, 0, -1, 1)))
+    def jitter(self, day: dt.date) -> dt.date:  # card subscriptions are charged a day early or late now and then
+        return day + dt.timedelta(days=self.rng.choice((0, 0, 0, -1, 1)))
 
+
+def _subscriptions(h: _History) -> dict[str, tuple[str, int]]:
+    """The recurring charges detection must find; returns merchant -> (interval, last amount)."""
     # Netflix: monthly on the 5th, the price goes up from 129 to 149 kr in June.
     for day in _monthly(5):
-        charge("netflix", jitter(day), 12900 if day < dt.date(2026, 6, 1) else 14900)
+        h.charge("netflix", h.jitter(day), 12900 if day < dt.date(2026, 6, 1) else 14900)
     # Spotify: monthly on the 31st (the last day in short months), one missed month (a failed charge).
-    missed = rng.randrange(3, 9)
+    missed = h.rng.randrange(3, 9)
     for i, day in enumerate(_monthly(31)):
         if i != missed:
-            charge("spotify", day, 11900)
-    charge("spotify", dt.date(2026, 3, 17), 50000)  # a gift card: a one-off at the same merchant
+            h.charge("spotify", day, 11900)
+    h.charge("spotify", dt.date(2026, 3, 17), 50000)  # a gift card: a one-off at the same merchant
     # The gym: monthly on the 1st, paid by payment with a KID.
     for day in _monthly(1):
-        charge("a:gym", day, 49900)
+        h.charge("a:gym", day, 49900)
     # A digital newspaper: weekly on Mondays, 49 kr, started in the spring.
     day = dt.date(2026, 4, 6)
     while day <= END:
-        charge("aftenposten", day, 4900)
+        h.charge("aftenposten", day, 4900)
         day += dt.timedelta(days=7)
 
-    expected = {
+    return {
         "netflix": (MONTHLY, 14900),
         "spotify": (MONTHLY, 11900),
         "a:gym": (MONTHLY, 49900),
         "aftenposten": (WEEKLY, 4900),
     }
 
-    # Noise that must not be found.
+
+def _everyday_noise(h: _History) -> None:
+    """Day-to-day spending that must not be found: groceries, coffee, shopping, eating out."""
+    rng = h.rng
     day = START
     while day <= END:
         if rng.random() < 0.45:  # groceries: several times a week, any amount
-            charge(rng.choice(("rema-1000", "kiwi", "coop-extra")), day, rng.randrange(4_000, 120_000))
+            h.charge(rng.choice(("rema-1000", "kiwi", "coop-extra")), day, rng.randrange(4_000, 120_000))
         if rng.random() < 0.4:  # coffee: often, always about the same price
-            charge("kaffebrenneriet", day, rng.choice((4200, 4500, 4900, 5200)))
+            h.charge("kaffebrenneriet", day, rng.choice((4200, 4500, 4900, 5200)))
         if rng.random() < 0.05:
-            charge(rng.choice(("ikea", "elkjop", "xxl", "vinmonopolet")), day, rng.randrange(20_000, 800_000))
+            h.charge(rng.choice(("ikea", "elkjop", "xxl", "vinmonopolet")), day, rng.randrange(20_000, 800_000))
         if rng.random() < 0.08:
-            charge(rng.choice(("peppes-pizza", "egon", "sushi-bar")), day, rng.randrange(25_000, 120_000))
+            h.charge(rng.choice(("peppes-pizza", "egon", "sushi-bar")), day, rng.randrange(25_000, 120_000))
         day += dt.timedelta(days=1)
+
+
+def _almost_recurring(h: _History) -> None:
+    """Charges that look recurring but are not subscriptions: a regular day with an amount
+    that varies, a similar amount at irregular intervals."""
     # Electricity: monthly, but the amount follows the weather.
     for day in _monthly(15):
-        charge("a:electricity", day, rng.randrange(40_000, 300_000))
+        h.charge("a:electricity", day, h.rng.randrange(40_000, 300_000))
     # A parking app: a similar amount at irregular intervals.
     day = START
     while day <= END:
-        charge("easypark", day, 3000)
-        day += dt.timedelta(days=rng.randrange(9, 24))
-    return charges, expected
+        h.charge("easypark", day, 3000)
+        day += dt.timedelta(days=h.rng.randrange(9, 24))
+
+
+def generate_year(seed: int) -> tuple[dict[str, list[Charge]], dict[str, tuple[str, int]]]:
+    """merchant -> charges, and the subscriptions expected: merchant -> (interval, last amount)."""
+    h = _History(seed)
+    expected = _subscriptions(h)
+    # Noise that must not be found.
+    _everyday_noise(h)
+    _almost_recurring(h)
+    return h.charges, expected
 
 
 @pytest.mark.parametrize("seed", range(25))
