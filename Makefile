@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit test-deploy test-monitoring lint bootstrap lock bench bench-pipeline bench-cards soak chaos audit
+.PHONY: up up-detached down status test test-unit test-integration test-e2e test-browser test-deploy test-monitoring lint bootstrap lock bench bench-pipeline bench-cards soak chaos audit
 
 PY := .venv/bin/python
 
@@ -23,13 +23,23 @@ TEST_REPLICAS ?= 2
 
 SCANNED := fjordbank run_services functions/main.py devstack bankctl bench k8s
 
-test: bootstrap          ## static security scan, dependency audit, then unit, integration and end-to-end tests (starts the stack if not running)
-	@.venv/bin/bandit -q -lll -r $(SCANNED)
+test: bootstrap          ## lint, types and security scan (make lint), dependency audit, then every tier: unit, deploy, monitoring, integration, end-to-end, browser (starts the stack if not running)
+	@$(MAKE) --no-print-directory lint
 	@$(PY) scripts/audit_deps.py
 	@FJB_REPLICAS_LEDGER=$(TEST_REPLICAS) FJB_REPLICAS_SCREENING=$(TEST_REPLICAS) $(PY) -m pytest
 
-test-unit: bootstrap
+# one tier at a time; the stack tiers start the stack themselves when it is not running
+test-unit: bootstrap     ## the domain, the service layer on its fake, the tools (no stack, about a minute)
 	@$(PY) -m pytest tests/unit
+
+test-integration: bootstrap  ## each component against the real emulators and NATS cluster
+	@FJB_REPLICAS_LEDGER=$(TEST_REPLICAS) FJB_REPLICAS_SCREENING=$(TEST_REPLICAS) $(PY) -m pytest tests/integration
+
+test-e2e: bootstrap      ## the whole stack through the app's surface
+	@FJB_REPLICAS_LEDGER=$(TEST_REPLICAS) FJB_REPLICAS_SCREENING=$(TEST_REPLICAS) $(PY) -m pytest tests/e2e
+
+test-browser: bootstrap  ## the reference web app in headless Chromium against the stack
+	@FJB_REPLICAS_LEDGER=$(TEST_REPLICAS) FJB_REPLICAS_SCREENING=$(TEST_REPLICAS) $(PY) -m pytest tests/browser
 
 test-deploy: bootstrap   ## the offline checks of terraform/ (no cloud needed)
 	@$(PY) -m pytest tests/deploy
@@ -59,10 +69,11 @@ audit: bootstrap         ## check every money invariant of the ledger (needs the
 demo: bootstrap          ## seed demo customers with a month of history and print their sign-in (needs the stack)
 	@$(PY) -m bankctl demo
 
-lint: bootstrap
+lint: bootstrap          ## ruff (rules, complexity <= 12, format), mypy --strict on fjordbank/ (pyproject.toml), the static security scan
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
-	@.venv/bin/bandit -q -ll -r $(SCANNED)
+	@.venv/bin/mypy
+	@.venv/bin/bandit -q -lll -r $(SCANNED)
 
 lock:                    ## re-pin dependencies with hashes (needs uv)
 	uv pip compile requirements.in --generate-hashes --python-version 3.11 -o requirements.lock

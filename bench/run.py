@@ -277,8 +277,7 @@ def through_app(args) -> dict:
     log(f"through the app: bankctl load -n {args.app_payments} -c {args.concurrency} ...")
     cmd = [sys.executable, "-m", "bankctl", "load", "-n", str(args.app_payments), "-m", str(args.app_customers)]
     cmd += ["-c", str(args.concurrency), "--json", "--no-audit"]
-    env = {**os.environ, "PYTHONPATH": "."}
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)  # noqa: S603 - our own CLI
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)  # noqa: S603 - our own CLI
     if out.returncode != 0:
         raise SystemExit(f"bankctl load failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout)

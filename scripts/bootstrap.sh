@@ -36,6 +36,13 @@ install_venv() {  # dir lockfile
 }
 
 install_venv .venv requirements.lock
+# the project itself, editable: its packages import from the checkout, with no sys.path edits
+sum=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat .venv/.project-sha256 2>/dev/null)" != "$sum" ]; then
+  say "installing the project into .venv (editable)"
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+  echo "$sum" > .venv/.project-sha256
+fi
 install_venv functions/venv functions/requirements.lock
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from devstack import settings as stack_settings
+from devstack.stack import Stack
+from tests.support.clients import AuthEmulator, FirestoreAsUser
 
-from devstack import settings as stack_settings  # noqa: E402
-from devstack.stack import Stack  # noqa: E402
-from tests.support.clients import AuthEmulator, FirestoreAsUser  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
