@@ -576,21 +576,22 @@ class Admin:
 
 # ---- cards: the operator plays the card network --------------------------------------------
 class Cards:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, timeout: float = 5.0) -> None:
+        """``timeout``: how long the processor waits for a decision (then: issuer_timeout)."""
         self.config = config
         secrets_file = config.stack_settings.card_secrets_file
         try:
             self.keys = json.loads(secrets_file.read_text())
         except (OSError, ValueError):
             raise CommandError(f"no card secrets in {secrets_file} (is the stack up? run `make up`)") from None
-        from fjordbank.simulators.card_processor import CardProcessor
+        from simulators.card_processor import CardProcessor
 
-        self.processor = CardProcessor(config.card_api_url, self.keys["processorSecret"].encode(), timeout=5.0)
+        self.processor = CardProcessor(config.card_api_url, self.keys["processorSecret"].encode(), timeout=timeout)
         self.processor_timeout = max(self.processor.timeout, self.processor.patient_timeout)
 
     def details(self, card_id: str) -> dict:
         """What is printed on the card (read from the vault with the card service's keys)."""
-        from fjordbank.simulators.card_processor import card_as_printed
+        from simulators.card_processor import card_as_printed
 
         vault = str(self.config.state_dir / "vault" / "cards.db")
         printed = card_as_printed(vault, self.keys["vaultKey"], self.keys["cvvKey"], card_id)

@@ -24,7 +24,7 @@ from bankctl.client import (
 from bankctl.config import Config
 from bankctl.errors import CommandError, Refused
 from fjordbank.domain.money import InvalidAmount, Money
-from fjordbank.simulators.identities import synthetic_national_id
+from simulators.identities import synthetic_national_id
 
 DEFAULT_PASSWORD = "fjordbank-demo"  # noqa: S105 - local emulator users only, printed on purpose
 DEFAULT_ADDRESS = {"street": "Storgata 1", "postalCode": "0155", "city": "Oslo"}

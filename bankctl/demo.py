@@ -5,7 +5,7 @@ by an employer, pay rent and bills with KID to other banks (through clearing), s
 other money, move money to a savings account, buy things with their virtual debit card at
 several merchants (the card processor's signed API: authorisation, then capture), pay a
 streaming service and schedule a payment for a later due date. The months before this one
-get card purchases on their days (fjordbank.simulators.history), so my economy has months
+get card purchases on their days (bankctl/history.py), so my economy has months
 to compare and the streaming charges are detected as a subscription.
 
 Idempotent: customers are found by e-mail, payment requests and card purchases have fixed
@@ -422,17 +422,17 @@ class Demo:
 
     def history(self, people: list[Customer], months: int = HISTORY_MONTHS) -> int:
         """The card purchases of the months before this one, booked on their days
-        (fjordbank.simulators.history): my economy gets months to compare, and the
+        (bankctl/history.py): my economy gets months to compare, and the
         streaming charges become a subscription. Returns how many were booked now."""
         import asyncio
         import random
 
+        from bankctl.history import PastPurchase, book
         from fjordbank.adapters import nats_conn
         from fjordbank.adapters.card_store import CardLedger
         from fjordbank.adapters.firestore import async_client
         from fjordbank.adapters.ledger_store import FirestoreLedger
         from fjordbank.config import load_settings
-        from fjordbank.simulators.history import PastPurchase, book
 
         plan = []
         for c in people:

@@ -4,7 +4,8 @@
     python -m bench.cards --cards 20 --authorizations 1000 --concurrency 8
 
 Cards are issued through the real path (onboarding and cards callables, the card
-service's vault); the processor simulator then sends signed authorisations from
+service's vault), made by bankctl's operator paths (bankctl.customers, bankctl.client.Cards);
+the processor simulator (simulators/card_processor.py) then sends signed authorisations from
 ``--concurrency`` threads (a mix of approvals and declines: frozen-free cards, amounts
 over the daily limit now and then) and measures each decision's round trip. The baseline
 in the same run is the floor of the same HTTP path: a request with a bad signature,
@@ -15,18 +16,18 @@ ratio p99 / timeout (must stay well below 1) and p50 / baseline p50.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import concurrent.futures
 import json
-import os
 import statistics
 import time
+import uuid
 from pathlib import Path
 
 import requests
 
-from devstack import settings as stack_settings
-from devstack.stack import Stack
+from bankctl import config as bankctl_config
+from bankctl.client import Cards
+from bankctl.customers import Bank
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "bench"
 
@@ -36,32 +37,30 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def issue_cards(stack, n: int) -> list[dict]:
-    for key, value in stack.emulator_hosts().items():
-        os.environ.setdefault(key, value)
-    from fjordbank.adapters.firestore import async_client
-    from fjordbank.adapters.ledger_store import FirestoreLedger
-    from tests.support.bank import application, callables_for, card_details, wait_card_active
-    from tests.support.clients import AuthEmulator, FirestoreAsUser
+def issue_card(bank: Bank, cards: Cards, i: int) -> dict:
+    """One customer (the operator's path: bankctl), funded, with an active virtual card;
+    returns what is printed on the card."""
+    email = f"bench-cards-{uuid.uuid4().hex[:12]}@example.no"
+    made = bank.ensure_customer(name="Kari Nordmann", email=email, deposit=100_000_000)
+    if not made.account:
+        raise SystemExit(f"customer {i} was not approved ({made.status})")
+    identity = bank.auth.sign_in(made.email, made.password)
+    card_id = bank.callables.call("cards_issue", {"accountId": made.account}, identity)["cardId"]
+    deadline = time.monotonic() + 60
+    while not any(k["cardId"] == card_id and k.get("status") == "active" for k in bank.admin.cards_of(made.uid)):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"card {card_id} not active after 60 s")
+        time.sleep(0.2)
+    return cards.details(card_id)
 
-    auth = AuthEmulator(f"127.0.0.1:{stack.s.emulator_ports['auth']}")
-    callables = callables_for(stack)
-    loop = asyncio.new_event_loop()  # one loop for the async client's whole life
-    ledger = FirestoreLedger(async_client(stack.s.project_id))
-    cards = []
+
+def issue_cards(bank: Bank, cards: Cards, n: int) -> list[dict]:
+    issued = []
     for i in range(n):
-        user = auth.sign_up()
-        status, body = callables.call("onboarding_submit", application(), user["id_token"])
-        assert status == 200 and body["result"]["status"] == "approved", body
-        account = body["result"]["accountId"]
-        loop.run_until_complete(ledger.deposit(deposit_id=f"bench-{account}", account_id=account, amount=100_000_000))
-        card_id = callables.call("cards_issue", {"accountId": account}, user["id_token"])[1]["result"]["cardId"]
-        app = FirestoreAsUser(f"127.0.0.1:{stack.s.emulator_ports['firestore']}", stack.s.project_id, user["id_token"])
-        wait_card_active(app, card_id)
-        cards.append(card_details(stack, card_id))
+        issued.append(issue_card(bank, cards, i))
         print(f"\rissued {i + 1}/{n} cards", end="", flush=True)
     print()
-    return cards
+    return issued
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=2.0, help="the processor's decision timeout (s)")
     args = parser.parse_args(argv)
 
-    from tests.support.bank import processor
-
-    stack = Stack(stack_settings.load(), progress=lambda _m: None)
-    cards = issue_cards(stack, args.cards)
-    proc = processor(stack, timeout=args.timeout)
+    config = bankctl_config.load()
+    stack = config.stack
+    card_service = Cards(config, timeout=args.timeout)
+    cards = issue_cards(Bank(config), card_service, args.cards)
+    proc = card_service.processor
 
     def one(i: int) -> tuple[float, dict]:
         card = cards[i % len(cards)]

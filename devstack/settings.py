@@ -41,6 +41,7 @@ class StackSettings:
     fcm_sink_port: int
     card_api_port: int
     web_port: int = 9200  # the reference web app (devstack/web.py)
+    counterparty_port: int = 9191  # the simulated other banks' /healthz (devstack/counterparty.py)
     prometheus_port: int = 9090  # the local Prometheus (devstack/prometheus.py)
     # Python workers the Functions emulator may run per function (each about 170 MB); a
     # request beyond that waits for an idle one, like a request at max_instances
@@ -57,6 +58,12 @@ class StackSettings:
     @property
     def run_dir(self) -> Path:
         return self.state_dir / "run"
+
+    @property
+    def clearing_dir(self) -> Path:
+        """The clearing channel's folder: the clearing service's outbox and inbox, which the
+        simulated other banks (the `counterparty` component) answer from the other side."""
+        return self.state_dir / "clearing"
 
     @property
     def card_secrets_file(self) -> Path:
@@ -168,6 +175,7 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
         fcm_sink_port=_port(env, "FJB_FCM_SINK_PORT", 9190),
         card_api_port=_port(env, "FJB_CARD_API_PORT", 9110),
         web_port=_port(env, "FJB_WEB_PORT", 9200),
+        counterparty_port=_port(env, "FJB_COUNTERPARTY_PORT", 9191),
         prometheus_port=_port(env, "FJB_PROMETHEUS_PORT", 9090),
         functions_max_workers=_count(env, "FJB_FUNCTIONS_MAX_WORKERS", 4),
     )

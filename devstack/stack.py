@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import emulators, natsconf, pki, prometheus, web
+from devstack import counterparty, emulators, natsconf, pki, prometheus, web
 from devstack import settings as stack_settings
 from devstack import state as bank_state
 from devstack.settings import StackSettings, service_of
@@ -65,7 +65,8 @@ class Stack:
 
     @property
     def faults_file(self) -> Path:
-        """Where a chaos run asks the services for injected faults (emulator only)."""
+        """Where a chaos run asks the services (and the `counterparty` component) for
+        injected faults (emulator only)."""
         return self.s.state_dir / "chaos" / "faults.json"
 
     def nats_env(self, identity: str) -> dict[str, str]:
@@ -194,11 +195,20 @@ class Stack:
             leader_signal=signal.SIGINT,  # firebase-tools exports, then stops its emulators
         )
 
+    def service_env(self, service: str) -> dict[str, str]:
+        """What one service needs beyond the shared environment: the card service its keys,
+        the clearing service its channel (which the `counterparty` component answers)."""
+        if service == "cards":
+            return self.card_env()
+        if service == "clearing":
+            return {"FJB_CLEARING_DIR": str(self.s.clearing_dir)}
+        return {}
+
     def service_components(self) -> list[Component]:
         comps = []
         for name, port in self.s.service_ports.items():
             service = service_of(name)  # an instance: ledger, ledger-2 ...
-            extra = self.card_env() if service == "cards" else {}
+            extra = self.service_env(service)
             address = f"http://127.0.0.1:{port} (/healthz /readyz /metrics)"
             if name == "cards":
                 address += f"; card processor API {self.card_api_url}/v1/authorizations"
@@ -230,6 +240,7 @@ class Stack:
         return [
             *self.nats_components(),
             self.fcm_sink_component(),
+            counterparty.component(self),  # the other banks, on the clearing channel's far side
             self.emulator_component(),
             *self.service_components(),
             web.component(self),
@@ -319,6 +330,7 @@ class Stack:
         self.progress("  creating streams and consumers from fjordbank/topology.py ...")
         self.ensure_topology()
         rows.append(self._start(self.fcm_sink_component()))
+        rows.append(self._start(counterparty.component(self)))
         rows.append(self._start(self.emulator_component()))
         if starting_emulators:
             bank_state.record(self.state, bank_state.RUNNING)

@@ -1,23 +1,25 @@
-"""functions/ must be self-contained for `firebase deploy`: copy the shared package in.
-
-Standard library only, so the firebase.json predeploy hook runs it with any python3.
-"""
+"""functions/ must be self-contained for the Functions emulator, as for `firebase deploy`:
+the shared package is copied in by the deploy's own hook, scripts/vendor_shared.py, run here
+as firebase.json's predeploy runs it (a process of its own, importing nothing of devstack),
+so the emulator loads exactly what a deploy would upload."""
 
 from __future__ import annotations
 
-import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+from devstack.supervisor import StartError
+
+HOOK = Path("scripts") / "vendor_shared.py"
 
 
 def vendor_shared(repo: Path) -> Path:
-    src, dst = repo / "fjordbank", repo / "functions" / "fjordbank"
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    # The sanctions list onboarding screens against (FJB_SANCTIONS_LIST's default path,
-    # relative to the package's parent). Replace it with the full list before a deploy.
-    lists, lists_dst = repo / "emulators" / "sanctions", repo / "functions" / "emulators" / "sanctions"
-    if lists_dst.exists():
-        shutil.rmtree(lists_dst)
-    shutil.copytree(lists, lists_dst)
-    return dst
+    """Run the predeploy hook on ``repo``; returns functions/fjordbank. StartError if it fails."""
+    proc = subprocess.run(
+        [sys.executable, str(repo / HOOK), str(repo)], capture_output=True, text=True, timeout=120, check=False
+    )
+    if proc.returncode != 0:
+        said = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])  # the error, not the traceback
+        raise StartError(f"{HOOK} could not copy the shared package into functions/:\n{said}")
+    return repo / "functions" / "fjordbank"

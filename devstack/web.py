@@ -51,7 +51,7 @@ from urllib.parse import quote, urlsplit
 
 from devstack import settings as stack_settings
 from devstack.supervisor import Component, http_ok
-from fjordbank.simulators.identities import synthetic_national_id
+from simulators.identities import synthetic_national_id
 
 log = logging.getLogger("devstack.web")
 

@@ -3,8 +3,15 @@
 Defaults point at the local stack (`make up`), so a fresh checkout runs without any
 variable set. Nothing else in the package reads ``os.environ``.
 
+Production (FJB_ENV) gets no default that lies in the repository's dev folders: a setting
+it must be given and was not is a start-up error naming it, never the local stack's file or
+folder. The clearing channel (FJB_CLEARING_DIR, ``Settings.clearing_channel``) and the
+sanctions list (FJB_SANCTIONS_LIST) have no production default. The screening policy's
+default, config/screening.json, is production's too: the services' image ships config/.
+
 | variable | meaning | default |
 |---|---|---|
+| FJB_ENV | production or local (above); the services' image sets production | production if K_SERVICE is set |
 | FJB_PROJECT_ID (or GCLOUD_PROJECT) | Firebase project | demo-fjordbank |
 | FJB_NATS_URLS | comma-separated tls:// URLs of the cluster | the three local nodes |
 | FJB_NATS_USER / FJB_NATS_PASSWORD | this component's NATS identity and secret | (none) |
@@ -15,11 +22,10 @@ variable set. Nothing else in the package reads ``os.environ``.
 | FJB_LOG_LEVEL | log level | INFO |
 | FJB_BANK_REGS | comma-separated bank registration numbers (first 4 digits) that are ours | 9710 |
 | FJB_SCREENING_POLICY | JSON file with the screening limits and blocked accounts | config/screening.json |
-| FJB_CLEARING_DIR | where pain.001 files go out and pain.002 answers come in | .stack/clearing |
-| FJB_COUNTERPARTY_RULES | rules of the simulated counterparty bank (empty: none) | emulators/counterparty.json |
+| FJB_CLEARING_DIR | channel to the clearing house: pain.001 to outbox/, pain.002 from inbox/ | local: .stack/clearing |
 | FJB_BIC | this bank's BIC in payment files | FJORNOKK |
 | FJB_FCM_SINK_URL | FCM-compatible sink for local push (empty = real FCM) | (none) |
-| FJB_SANCTIONS_LIST | sanctions list in the EU FSF XML format (see README) | emulators/sanctions/eu-fsf-sample.xml |
+| FJB_SANCTIONS_LIST | sanctions list in the EU FSF XML format (see README) | local: emulators/sanctions/... |
 | FJB_ALLOW_SYNTHETIC_IDS | accept Skatteetaten's synthetic test identity numbers | false |
 | FJB_CARD_BIN | the bank's card BIN (6-8 digits) | 499210 |
 | FJB_CARD_API_PORT | the card service's port for the card processor (0: none) | 0 |
@@ -47,6 +53,7 @@ DEFAULT_PROJECT_ID = "demo-fjordbank"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
 DEFAULT_NATS_URLS = ("tls://127.0.0.1:4222", "tls://127.0.0.1:4223", "tls://127.0.0.1:4224")
+PRODUCTION, LOCAL = "production", "local"  # FJB_ENV
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class NatsSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    production: bool  # FJB_ENV: no defaults in the repository's dev folders
     project_id: str
     nats: NatsSettings
     http_port: int
@@ -73,12 +81,11 @@ class Settings:
     log_level: str
     bank_regs: tuple[str, ...]
     screening_policy: str
-    clearing_dir: str
-    counterparty_rules: str
+    clearing_dir: str  # "" in production when FJB_CLEARING_DIR is not set
     bic: str
     fcm_sink_url: str | None
-    sanctions_list: str
-    sanctions_list_configured: bool  # False: the fictional sample, fit for the emulator only
+    sanctions_list: str  # "" in production when FJB_SANCTIONS_LIST is not set
+    sanctions_list_configured: bool  # False: the fictional sample (locally) or nothing (production)
     allow_synthetic_ids: bool
     card_bin: str
     card_api_port: int
@@ -93,6 +100,36 @@ class Settings:
     trace_dir: str
     trace_sample_ratio: float
     ops_sweep_seconds: int
+
+    def clearing_channel(self) -> str:
+        """The folder of the file exchange with the clearing house (pain.001 out to its
+        outbox/, pain.002 in from its inbox/). Production has no default: without it the
+        clearing service would write payments where no clearing house reads them, so it
+        refuses to start instead (ConfigError)."""
+        if not self.clearing_dir:
+            raise ConfigError(
+                "FJB_CLEARING_DIR is not set: in production (FJB_ENV=production) the clearing service needs "
+                "the folder of its channel to the clearing house (pain.001 files out to its outbox/, pain.002 "
+                "answers in from its inbox/, exchanged by the transfer service); it has no default there"
+            )
+        return self.clearing_dir
+
+
+def is_production(env: Mapping[str, str]) -> bool:
+    """FJB_ENV, else production wherever the platform runs us (K_SERVICE: Cloud Run,
+    Knative, Cloud Functions gen 2) outside the Functions emulator. Raises ConfigError for
+    any other FJB_ENV."""
+    name = env.get("FJB_ENV", "").strip().lower()
+    if not name:
+        return bool(env.get("K_SERVICE")) and env.get("FUNCTIONS_EMULATOR") != "true"
+    if name not in (PRODUCTION, LOCAL):
+        raise ConfigError(f"FJB_ENV must be {PRODUCTION} or {LOCAL}, not {name!r}")
+    return name == PRODUCTION
+
+
+def _local_default(production: bool, path: Path) -> str:
+    """A default in the repository or the local stack's state: "" (none) in production."""
+    return "" if production else str(path)
 
 
 def _pki_default(name: str, env: Mapping[str, str]) -> str:
@@ -113,6 +150,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
     except ValueError as exc:
         raise ConfigError(f"FJB_HTTP_PORT is not a port number: {env.get('FJB_HTTP_PORT')!r}") from exc
     state_dir = Path(env.get("FJB_STATE_DIR", str(DEFAULT_STATE_DIR)))
+    production = is_production(env)
     nats = NatsSettings(
         urls=urls,
         user=user,
@@ -122,6 +160,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         key_file=env.get("FJB_NATS_KEY") or _pki_default(f"client-{user}-key.pem", env),
     )
     return Settings(
+        production=production,
         project_id=env.get("FJB_PROJECT_ID") or env.get("GCLOUD_PROJECT") or DEFAULT_PROJECT_ID,
         nats=nats,
         http_port=http_port,
@@ -130,12 +169,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         log_level=env.get("FJB_LOG_LEVEL", "INFO").upper(),
         bank_regs=tuple(r.strip() for r in env.get("FJB_BANK_REGS", "9710").split(",") if r.strip()),
         screening_policy=env.get("FJB_SCREENING_POLICY", str(REPO_ROOT / "config" / "screening.json")),
-        clearing_dir=env.get("FJB_CLEARING_DIR") or str(state_dir / "clearing"),
-        counterparty_rules=env.get("FJB_COUNTERPARTY_RULES", str(REPO_ROOT / "emulators" / "counterparty.json")),
+        clearing_dir=env.get("FJB_CLEARING_DIR") or _local_default(production, state_dir / "clearing"),
         bic=env.get("FJB_BIC", "FJORNOKK"),
         fcm_sink_url=env.get("FJB_FCM_SINK_URL") or None,
         sanctions_list=env.get("FJB_SANCTIONS_LIST")
-        or str(REPO_ROOT / "emulators" / "sanctions" / "eu-fsf-sample.xml"),
+        or _local_default(production, REPO_ROOT / "emulators" / "sanctions" / "eu-fsf-sample.xml"),
         sanctions_list_configured=bool(env.get("FJB_SANCTIONS_LIST")),
         allow_synthetic_ids=env.get("FJB_ALLOW_SYNTHETIC_IDS", "").lower() in ("1", "true", "yes"),
         card_bin=env.get("FJB_CARD_BIN", "499210"),

@@ -8,8 +8,11 @@ when the service starts again.
 
 A background task reads pain.002 status reports from the inbox and publishes
 payments.settled or payments.returned (with the counterparty's reason) per payment.
-Locally a simulated counterparty bank (fjordbank.simulators.counterparty) answers every
-outbox file; in production a transfer service exchanges the files with the clearing house.
+The outbox and inbox are the channel to the clearing house, the folder FJB_CLEARING_DIR: in
+production a transfer service exchanges the files with the clearing house there, and the
+service refuses to start without it (Settings.clearing_channel); locally the stack's
+``counterparty`` component, a simulated other bank in a process of its own
+(simulators.counterparty), answers every outbox file. Nothing here simulates anything.
 
 The channel down (the transfer service unreachable; a chaos run's ``clearing_channel_down``):
 a file that cannot be written stays recorded in Firestore and is kept by the service, which
@@ -19,10 +22,10 @@ submitted: failing the batch instead would have it redelivered until it was dead
 during a long outage. Answers are not read while the channel is down; they wait at the
 other side. So payments wait (reserved / submitted) and none is lost or dead-lettered.
 
-The counterparty answering twice or out of order (a chaos run's ``counterparty`` fault,
-fjordbank.simulators.answers): each answer is handled as it comes; a payment's settled or
-returned step has one message id (JetStream stores it once) and the ledger answers a replay
-from its records, so each payment settles or returns once.
+The counterparty answering twice or out of order (as the simulated other bank does on a
+chaos run's ``counterparty`` fault): each answer is handled as it comes; a payment's settled
+or returned step has one message id (JetStream stores it once) and the ledger answers a
+replay from its records, so each payment settles or returns once.
 """
 
 from __future__ import annotations
@@ -30,15 +33,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import logging
-import random
 import secrets
 from pathlib import Path
 
 from fjordbank.adapters import faults
 from fjordbank.adapters.clearing_store import ClearingDirs, FirestoreClearing
-from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.adapters.firestore import async_client, is_transient
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import iso20022
@@ -46,8 +46,6 @@ from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.runtime import crash, events, payment_metrics, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
-from fjordbank.simulators import answers as answer_post
-from fjordbank.simulators import counterparty
 
 log = logging.getLogger("clearing")
 POLL_SECONDS = 0.5
@@ -263,42 +261,14 @@ class ClearingHandler:
         )
 
 
-async def simulate_counterparty(
-    dirs: ClearingDirs,
-    rules: counterparty.CounterpartyRules,
-    stop: asyncio.Event,
-    switch: FaultSwitch | None = None,
-) -> None:
-    """The other banks, locally: answer each outbox file with a pain.002 in the inbox (the
-    far side of the channel: it works on while the bank's side is down). A chaos run's
-    ``counterparty`` fault has some answers sent twice and some held back, so that later
-    files' answers arrive first (fjordbank.simulators.answers). A file leaves the outbox
-    only when its answer is in the inbox: a restart while answers are held answers it again."""
-    post = answer_post.AnswerPost(random.Random())
-    while not stop.is_set():
-        entry = switch.active(answer_post.FAULT) if switch is not None else None
-        for path in sorted(dirs.outbox.glob("*.xml")):
-            if post.holds(path.name):
-                continue
-            now = dt.datetime.now(dt.UTC)
-            answer = counterparty.answer(path.read_bytes(), rules, now=now, message_id=f"SIM{path.stem[3:]}")
-            post.add(path.name, f"{path.stem}-status.xml", answer, entry)
-        for source, name, data in post.release(entry):
-            dirs.write_atomic(dirs.inbox / name, data)
-            if source is not None:
-                (dirs.outbox / source).rename(dirs.sent / source)
-        await asyncio.sleep(POLL_SECONDS)
-
-
 def build(settings: Settings) -> tuple[ClearingHandler, list]:
+    """The handler and its background tasks. Raises ConfigError before anything starts
+    when production names no channel to the clearing house (FJB_CLEARING_DIR)."""
+    channel = settings.clearing_channel()
     switch = faults.for_service("clearing")  # chaos runs on the emulator only
-    dirs = ClearingDirs(settings.clearing_dir, switch)
+    dirs = ClearingDirs(channel, switch)
     handler = ClearingHandler(FirestoreClearing(async_client(settings.project_id, faults=switch)), dirs, settings.bic)
-    background = [handler.read_answers, handler.deliver_pending]
-    if settings.counterparty_rules:
-        rules = counterparty.rules_from_json(json.loads(Path(settings.counterparty_rules).read_text()))
-        background.append(lambda stop: simulate_counterparty(dirs, rules, stop, switch))
-    return handler, background
+    return handler, [handler.read_answers, handler.deliver_pending]
 
 
 def main() -> None:

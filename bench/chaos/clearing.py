@@ -1,14 +1,16 @@
 """Clearing faults: the channel to the clearing house down, the counterparty misbehaving.
 
-Both go through the faults file (fjordbank/adapters/faults.py) the clearing service reads:
+Both go through the faults file (fjordbank/adapters/faults.py), each entry naming the one
+process that obeys it:
 
-- ``clearing-down`` (30-60 s): ``clearing_channel_down``: the service can neither deliver
-  pain.001 files nor read pain.002 answers (fjordbank/adapters/clearing_store.py). External
-  payments wait (reserved / submitted) and complete once the channel is back.
-- ``counterparty`` (20-40 s): the simulated other bank sends some answers twice and holds
-  some back so later files' answers come first (fjordbank/simulators/answers.py). Each
-  payment must still settle or return exactly once (the run's checks: every payment final,
-  the audit green, the dead-letter stream unchanged).
+- ``clearing-down`` (30-60 s): ``clearing_channel_down`` for the clearing service: it can
+  neither deliver pain.001 files nor read pain.002 answers (fjordbank/adapters/clearing_store.py).
+  External payments wait (reserved / submitted) and complete once the channel is back.
+- ``counterparty`` (20-40 s): ``counterparty`` for the simulated other bank, the stack's
+  ``counterparty`` component (simulators/counterparty/bank.py): it sends some answers twice
+  and holds some back so later files' answers come first (simulators/counterparty/answers.py).
+  Each payment must still settle or return exactly once (the run's checks: every payment
+  final, the audit green, the dead-letter stream unchanged).
 
 Payments caught by an outage of the other bank legitimately take longer than the run's
 time-to-final goal: ``fault.detail["window"]`` holds the outage's epoch seconds (start,
@@ -27,7 +29,8 @@ from bench.chaos.kinds import Context, Fault
 from devstack.stack import Stack
 from fjordbank.adapters import faults
 from fjordbank.adapters.clearing_store import CHANNEL_DOWN
-from fjordbank.simulators.answers import FAULT as COUNTERPARTY
+from simulators.counterparty.answers import FAULT as COUNTERPARTY
+from simulators.counterparty.bank import NAME as COUNTERPARTY_BANK
 
 MARGIN_S = 30  # the entry's `until` lies this far past the fault's end: a dead run leaves it off soon
 DUPLICATE_RATE = 0.5
@@ -46,7 +49,7 @@ def hold_fault(stack: Stack, fault: Fault, stop: threading.Event, name: str, ent
 
 
 def clearing_dir(stack: Stack) -> Path:
-    return Path(stack.s.state_dir) / "clearing"
+    return stack.s.clearing_dir
 
 
 def count(directory: Path, pattern: str) -> int:
@@ -84,15 +87,14 @@ class Counterparty:
     colour: str = "tab:cyan"
 
     def choose(self, rng: random.Random, ctx: Context) -> tuple[list[str], float]:
-        return ["clearing"], rng.uniform(20, 40)
+        return [COUNTERPARTY_BANK], rng.uniform(20, 40)
 
     def apply(self, stack: Stack, fault: Fault, stop: threading.Event) -> None:
         rate = DUPLICATE_RATE
         processed = clearing_dir(stack) / "processed"
         dups_before = count(processed, "*-dup.xml*")
-        start, end = hold_fault(
-            stack, fault, stop, COUNTERPARTY, {"services": ["clearing"], "duplicate_rate": rate, "reorder": True}
-        )
+        entry = {"services": [COUNTERPARTY_BANK], "duplicate_rate": rate, "reorder": True}
+        start, end = hold_fault(stack, fault, stop, COUNTERPARTY, entry)
         fault.detail = {
             "window": [start, end],
             "duplicate_rate": rate,

@@ -1,10 +1,12 @@
 """run_services/Dockerfile checked offline: hadolint (failure threshold: warning) and what
-production needs of the image (non-root, base by digest, a healthcheck, config/ in and the
-emulators out). Each check has a companion fed a broken Dockerfile.
+production needs of the image (non-root, base by digest, a healthcheck, config/ in, the
+emulators and the simulators out, production mode on, and no code in it that imports what
+it leaves out). Each check has a companion fed a broken Dockerfile.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -13,6 +15,8 @@ from tests.deploy.conftest import REPO, TOOLS, require_tools
 
 DOCKERFILE = REPO / "run_services" / "Dockerfile"
 HADOLINT = TOOLS / "venv" / "bin" / "hadolint"
+SHIPPED = ("fjordbank", "run_services")  # the project's code in the image
+LEFT_OUT = ("simulators", "devstack", "bankctl", "bench", "tests", "scripts", "emulators", "functions")
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess:
@@ -62,8 +66,26 @@ def problems(text: str) -> list[str]:
         found.append("config/ is not copied (screening's default policy config/screening.json)")
     if "." in sources or any(s.split("/")[0] == "emulators" for s in sources):
         found.append("the emulators are copied (or the whole context)")
-    if "FJB_COUNTERPARTY_RULES=" not in text:
-        found.append("FJB_COUNTERPARTY_RULES is not emptied: the default reads emulators/counterparty.json")
+    if any(s.split("/")[0] == "simulators" for s in sources):
+        found.append("the simulators are copied")
+    envs = " ".join(args for word, args in steps if word == "ENV")
+    if not re.search(r"(^|\s)FJB_ENV=production(\s|$)", envs):
+        found.append("FJB_ENV=production is not set: missing settings would default into the dev folders")
+    return found
+
+
+def imports_left_out(paths: list[Path], root: Path = REPO) -> list[str]:
+    """``file: module`` for each import of the project's code the image leaves out."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in LEFT_OUT]
     return found
 
 
@@ -91,13 +113,40 @@ def test_the_production_check_rejects_a_careless_image() -> None:
     careless = (
         "FROM python:3.11-slim AS build\nRUN pip install nats-py\n"
         "FROM python:3.11-slim\nCOPY fjordbank/ fjordbank/\nCOPY ./emulators/ emulators/\n"
+        "COPY simulators/ simulators/\nENV FJB_ENV=local\n"
         'CMD ["python", "-m", "run_services.ledger"]\n'
     )
     found = problems(careless)
     assert len([p for p in found if p.startswith("base image not pinned")]) == 2, found
-    for expected in ("runs as root", "no HEALTHCHECK", "config/ is not copied", "emulators are copied"):
+    for expected in (
+        "runs as root",
+        "no HEALTHCHECK",
+        "config/ is not copied",
+        "emulators are copied",
+        "simulators are copied",
+        "FJB_ENV=production is not set",
+    ):
         assert any(expected in p for p in found), (expected, found)
     assert any("whole context" in p for p in problems("FROM scratch AS x\nCOPY . /app\n"))
+
+
+def test_the_code_in_the_image_imports_nothing_the_image_leaves_out() -> None:
+    """The simulators, the dev stack, the tools and the tests are not in the image: the
+    services' code must not need them (the clearing service once started the simulated
+    counterparty bank itself)."""
+    shipped = sorted(p for folder in SHIPPED for p in (REPO / folder).rglob("*.py"))
+    assert shipped and imports_left_out(shipped) == []
+
+
+def test_the_import_check_finds_an_import_of_the_simulators(tmp_path: Path) -> None:
+    module = tmp_path / "clearing.py"
+    module.write_text(
+        "import json\nfrom simulators.counterparty import answer\nimport devstack.stack\nfrom . import x\n"
+    )
+    assert imports_left_out([module], root=tmp_path) == [
+        "clearing.py: simulators.counterparty",
+        "clearing.py: devstack.stack",
+    ]
 
 
 def test_screening_policy_default_is_in_the_image() -> None:

@@ -117,7 +117,7 @@ def card_keys(stack) -> dict:
 def card_details(stack, card_id: str) -> dict:
     """What is printed on the card: the test plays its holder, reading the vault with the
     card service's keys (nothing else has the PAN)."""
-    from fjordbank.simulators.card_processor import card_as_printed
+    from simulators.card_processor import card_as_printed
 
     keys = card_keys(stack)
     printed = card_as_printed(str(stack.s.state_dir / "vault" / "cards.db"), keys["vaultKey"], keys["cvvKey"], card_id)
@@ -126,7 +126,7 @@ def card_details(stack, card_id: str) -> dict:
 
 
 def processor(stack, timeout: float = 5.0):
-    from fjordbank.simulators.card_processor import CardProcessor
+    from simulators.card_processor import CardProcessor
 
     return CardProcessor(stack.card_api_url, card_keys(stack)["processorSecret"].encode(), timeout=timeout)
 

@@ -33,7 +33,7 @@ from bankctl.load import LoadRun, percentile, run_load
 from bankctl.progress import Progress
 from fjordbank.domain.errors import InvalidNationalId
 from fjordbank.domain.norway import parse_national_id
-from fjordbank.simulators.identities import synthetic_national_id
+from simulators.identities import synthetic_national_id
 
 
 def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):

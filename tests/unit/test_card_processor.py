@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from fjordbank.domain import signatures
-from fjordbank.simulators.card_processor import CardProcessor
+from simulators.card_processor import CardProcessor
 
 SECRET = b"shared-secret-for-the-simulator-test"
 

@@ -14,8 +14,8 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.clearing_store import CHANNEL_DOWN, ClearingChannelDown, ClearingDirs
 from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.domain.payments import PaymentRequested
-from fjordbank.simulators.answers import MAX_HOLD, AnswerPost
 from run_services.clearing import ClearingHandler
+from simulators.counterparty.answers import MAX_HOLD, AnswerPost
 
 
 def switch(tmp_path, **entries) -> FaultSwitch:

@@ -46,7 +46,7 @@ from fjordbank.domain.norway import (
     kid_mod11_check,
     make_account_number,
 )
-from fjordbank.simulators.counterparty import (
+from simulators.counterparty import (
     CounterpartyRules,
     InvalidCounterpartyRules,
     answer,

@@ -5,7 +5,7 @@ decision, as a real processor does. A request that gets no answer in time is tre
 declined ("issuer_timeout", the processor's stand-in decision) and is followed by a
 reversal, so a decision the card service made after the timeout holds no money.
 
-    python -m fjordbank.simulators.card_processor --help
+    python -m simulators.card_processor --help
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ and the first failing check decides:
 A KID sent to a payee without a KID agreement is accepted (the bank passes it on).
 A file that cannot be read is refused as a whole with
 :class:`~fjordbank.domain.iso20022.InvalidPaymentFile` rather than answered.
+
+The other banks as a process (the local stack's ``counterparty`` component), which answers
+the clearing outbox by these rules: ``simulators.counterparty.bank``
+(``python -m simulators.counterparty --help``); how its answers go out, also when a chaos
+run has them sent twice or out of order: ``simulators.counterparty.answers``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """How the simulated counterparty's pain.002 answers reach the bank's inbox.
 
 Normally each answer goes out in the pass that made it, in file order. A chaos run's
-``counterparty`` fault (fjordbank.adapters.faults; emulator only) makes the other bank
-misbehave as real ones can::
+``counterparty`` fault (the faults file of fjordbank.adapters.faults, which the simulator's
+process reads; local stack only) makes the other bank misbehave as real ones can::
 
-    "counterparty": {"until": 1764500060, "duplicate_rate": 0.5, "reorder": true}
+    "counterparty": {"until": 1764500060, "duplicate_rate": 0.5, "reorder": true,
+                     "services": ["counterparty"]}
 
 - ``duplicate_rate``: that share of answers is sent a second time (under another file
   name, ``...-status-dup.xml``), up to ``MAX_HOLD`` passes later: before or after the bank
@@ -13,7 +14,7 @@ misbehave as real ones can::
   answers arrive before earlier ones', and each pass's answers go out shuffled.
 
 Answers held when the fault ends still go out at their time. The random draws come from
-the generator given (the service's own): the chaos run's seed fixes when the fault is on,
+the generator given (the simulator's own): the chaos run's seed fixes when the fault is on,
 not which answers it hits.
 """
 

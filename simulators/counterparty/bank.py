@@ -1,0 +1,180 @@
+"""The other banks as a process: the far side of the clearing channel, on the local stack.
+
+    python -m simulators.counterparty --outbox DIR --inbox DIR --rules FILE \\
+        [--sent DIR] [--faults-file FILE] [--port N]
+
+Every ``POLL_SECONDS`` it answers each pain.001 file in the outbox with a pain.002 by the
+rules (simulators.counterparty, emulators/counterparty.json on the stack), writes the
+answer atomically into the inbox and moves the file to ``sent/``. It runs apart from the
+clearing service (the stack's ``counterparty`` component, devstack/counterparty.py), as a
+real clearing house does: it works on while the bank's side of the channel is down (a chaos
+run's ``clearing_channel_down``), and production's clearing service has no simulator in it.
+
+A chaos run's ``counterparty`` fault (an entry of the faults file, fjordbank/adapters/faults.py,
+naming the service ``counterparty``) has some answers sent twice and some held back, so
+that later files' answers arrive first (simulators.counterparty.answers). A file leaves the
+outbox only when its answer is in the inbox: a restart while answers are held answers it again.
+
+``GET /healthz`` on ``--port`` (the stack's readiness check) answers 200 while passes keep
+coming, 503 once none has finished for ``HEALTHY_WITHIN`` seconds; its body says how many
+answers went out and how many are held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from fjordbank.adapters.clearing_store import ClearingDirs
+from fjordbank.adapters.faults import FaultSwitch
+from fjordbank.domain.errors import DomainError
+from simulators import counterparty
+from simulators.counterparty.answers import FAULT, AnswerPost
+
+NAME = "counterparty"  # the stack's component, and the service its faults-file entries name
+POLL_SECONDS = 0.5  # answers.MAX_HOLD counts passes of this length
+HEALTHY_WITHIN = 10.0  # seconds since the last finished pass
+
+log = logging.getLogger(NAME)
+
+
+@dataclass
+class CounterpartyBank:
+    outbox: Path
+    inbox: Path
+    sent: Path
+    rules: counterparty.CounterpartyRules
+    switch: FaultSwitch | None = None
+    post: AnswerPost = field(default_factory=lambda: AnswerPost(random.Random()))
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    refused: set[str] = field(default_factory=set)  # outbox files it cannot read, said once
+    answered: int = 0  # answers written into the inbox, copies included
+    last_pass: float | None = None  # time.monotonic() at the end of the last pass
+
+    def __post_init__(self) -> None:
+        for folder in (self.outbox, self.inbox, self.sent):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def fault(self) -> dict[str, Any] | None:
+        """The ``counterparty`` entry while a chaos run has it on, else None."""
+        return self.switch.active(FAULT) if self.switch is not None else None
+
+    def take(self, path: Path, fault: dict[str, Any] | None) -> None:
+        """Answer one outbox file (the answer waits in the post for its pass). A file that
+        cannot be read stays where it is, unanswered, and is said once."""
+        try:
+            message_id = f"SIM{path.stem[3:]}"
+            data = counterparty.answer(path.read_bytes(), self.rules, now=self.clock(), message_id=message_id)
+        except DomainError as exc:
+            self.refused.add(path.name)
+            log.error("outbox file not answered: %s: %s", path.name, exc)
+            return
+        self.post.add(path.name, f"{path.stem}-status.xml", data, fault)
+
+    def one_pass(self) -> int:
+        """Answer the outbox's new files and send what is due; returns how many went out."""
+        fault = self.fault()
+        for path in sorted(self.outbox.glob("*.xml")):
+            if not self.post.holds(path.name) and path.name not in self.refused:
+                self.take(path, fault)
+        due = self.post.release(fault)
+        for source, name, data in due:
+            ClearingDirs.write_atomic(self.inbox / name, data)
+            if source is not None:
+                (self.outbox / source).rename(self.sent / source)
+        self.answered += len(due)
+        self.last_pass = time.monotonic()
+        return len(due)
+
+    def run(self, stop: threading.Event) -> None:
+        """Pass until ``stop``. A pass the file system fails (the stack emptying the clearing
+        folders under it) is said and the next one tries again."""
+        while not stop.is_set():
+            try:
+                self.one_pass()
+            except OSError as exc:
+                log.warning("pass failed; trying again: %s", exc)
+            stop.wait(POLL_SECONDS)
+
+    def healthy(self) -> bool:
+        return self.last_pass is not None and time.monotonic() - self.last_pass < HEALTHY_WITHIN
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": self.healthy(), "answered": self.answered, "held": len(self.post.queue)}
+
+
+def serve_health(bank: CounterpartyBank, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """``GET /healthz`` on its own thread; returns the server (``shutdown()`` stops it)."""
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/healthz":
+                self.send_error(404)
+                return
+            body = json.dumps(bank.health()).encode()
+            self.send_response(200 if bank.healthy() else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # a readiness poll every quarter second is no news
+
+    server = ThreadingHTTPServer((host, port), Health)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
+
+
+def load_rules(path: str) -> counterparty.CounterpartyRules:
+    """The rules file, or the reason it is unusable as the process's exit message."""
+    try:
+        return counterparty.rules_from_json(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, DomainError) as exc:
+        raise SystemExit(f"--rules {path}: {exc}") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m simulators.counterparty", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--outbox", required=True, type=Path, help="where the bank writes its pain.001 files")
+    parser.add_argument("--inbox", required=True, type=Path, help="where the answers (pain.002) go")
+    parser.add_argument("--sent", type=Path, help="where answered files go (default: sent/ beside the outbox)")
+    parser.add_argument("--rules", required=True, help="the other banks' accounts and KID agreements (JSON)")
+    parser.add_argument("--faults-file", help="a chaos run's faults file (its `counterparty` entry)")
+    parser.add_argument("--port", type=int, default=0, help="GET /healthz on 127.0.0.1 (0: none)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    bank = CounterpartyBank(
+        outbox=args.outbox,
+        inbox=args.inbox,
+        sent=args.sent or args.outbox.parent / "sent",
+        rules=load_rules(args.rules),
+        switch=FaultSwitch(Path(args.faults_file), NAME) if args.faults_file else None,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())  # the pass under way finishes
+    server = serve_health(bank, args.port) if args.port else None
+    log.info("answering %s into %s by %s", bank.outbox, bank.inbox, args.rules)
+    try:
+        bank.run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    return 0
