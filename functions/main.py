@@ -227,9 +227,7 @@ if _settings.functions_emulator:
         trigger on the same machine (bench/calibrate.py): no read, one write (a server
         timestamp on the document that fired it)."""
         if event.data is not None:
-            deps()[0].document(f"{CALIBRATION_TRIGGERS}/{event.params['docId']}").update(
-                {"seenAt": SERVER_TIMESTAMP}
-            )
+            deps()[0].document(f"{CALIBRATION_TRIGGERS}/{event.params['docId']}").update({"seenAt": SERVER_TIMESTAMP})
 
 
 # ---- callables: the app's synchronous operations ------------------------------------------

@@ -38,6 +38,7 @@ from fjordbank.adapters.vault import CardVault, decode_key
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import cards as rules
 from fjordbank.domain import signatures
+from fjordbank.domain.events import CardIssued, ExpireCardHolds, IssueCard
 from fjordbank.runtime import events
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject, Retry
 from fjordbank.runtime.http import JsonApiServer
@@ -87,20 +88,19 @@ class CardService:
 
     # ---- commands from NATS -------------------------------------------------------------
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        bodies, outcomes = events.decode_objects(batch)
-        for i, body in bodies:
-            subject = batch[i].subject
-            if subject == topology.SUBJECT_CARD_ISSUE:
-                outcomes[i] = await self.issue(body)
-            elif subject == topology.SUBJECT_CARD_EXPIRE_HOLDS:
+        commands, outcomes = events.decode_contracts(batch)
+        for i, command in commands:
+            if isinstance(command, IssueCard):
+                outcomes[i] = await self.issue(command)
+            elif isinstance(command, ExpireCardHolds):
                 outcomes[i] = await self.expire_holds()
             else:
-                outcomes[i] = Reject(f"no command {subject}")
+                outcomes[i] = Reject(f"no command {batch[i].subject}")
         return outcomes  # type: ignore[return-value]
 
-    async def issue(self, command: dict) -> Outcome:
-        card_id = command.get("cardId")
-        if not isinstance(card_id, str) or not card_id.startswith("card_"):
+    async def issue(self, command: IssueCard) -> Outcome:
+        card_id = command.card_id
+        if not card_id.startswith("card_"):
             return Reject("issue command without a card id")
         ref = self.db.collection(CARDS).document(card_id)
         snap = await ref.get()
@@ -129,13 +129,9 @@ class CardService:
             return Retry(f"card changed while issuing: {type(exc).__name__}")
         await self._publish(
             topology.SUBJECT_CARD_ISSUED,
-            {
-                "v": 1,
-                "uid": snap.get("ownerUid"),
-                "cardId": card_id,
-                "accountId": snap.get("accountId"),
-                "last4": pan[-4:],
-            },
+            CardIssued(
+                uid=snap.get("ownerUid"), card_id=card_id, account_id=snap.get("accountId"), last4=pan[-4:]
+            ).to_json(),
             f"{card_id}:issued",
         )
         log.info("card issued", extra={"card_id": card_id, "token": entry.token})

@@ -37,9 +37,9 @@ class InsightsHandler:
         return await self._apply(booked, decoded, outcomes)
 
     async def cards(self, batch: list[Delivery]) -> list[Outcome]:
-        bodies, outcomes = events.decode_objects(batch)
-        booked = [b for _, body in bodies for b in bookings.from_card_capture(body)]
-        return await self._apply(booked, bodies, outcomes)
+        decoded, outcomes = events.decode_contracts(batch)
+        booked = [b for _, event in decoded for b in bookings.from_card_capture(event.to_json())]
+        return await self._apply(booked, decoded, outcomes)
 
     async def _apply(self, booked, decoded, outcomes) -> list[Outcome]:
         if booked:

@@ -65,14 +65,15 @@ class NotifierHandler:
         return outcomes  # type: ignore[return-value]
 
     def pushes_of(self, make_pushes):
-        """A batch handler that queues the pushes ``make_pushes(event)`` derives."""
+        """A batch handler that queues the pushes ``make_pushes(event)`` derives, from each
+        event as this code's version of its contract reads it (fields it does not know left out)."""
 
         async def handle(batch: list[Delivery]) -> list[Outcome]:
-            bodies, outcomes = events.decode_objects(batch)
+            decoded, outcomes = events.decode_contracts(batch)
             pushes: list[Push] = []
             contexts = []
-            for i, body in bodies:
-                made = make_pushes(body)
+            for i, event in decoded:
+                made = make_pushes(event.to_json())
                 pushes += made
                 contexts += [batch[i].context] * len(made)
                 outcomes[i] = Ack()

@@ -12,6 +12,7 @@ debug path is used only inside the Functions emulator (``FUNCTIONS_EMULATOR=true
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import jwt
 
@@ -26,7 +27,7 @@ def mint_debug_token(secret: str, project_id: str, app_id: str = "1:000:web:fjor
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def verify_debug_token(token: str | None, *, secret: str, project_id: str) -> dict | None:
+def verify_debug_token(token: str | None, *, secret: str, project_id: str) -> dict[str, Any] | None:
     """The token's claims, or None unless it is a valid debug token for this project."""
     if not token or not secret:
         return None
@@ -47,7 +48,7 @@ def verify_with_debug_secret(*, secret: str, project_id: str) -> None:
     then reaches the function as ``req.app``, as a real token does in production."""
     from firebase_admin import app_check as admin_app_check
 
-    def verify_token(token: str, app=None) -> dict:
+    def verify_token(token: str, app: object = None) -> dict[str, Any]:
         claims = verify_debug_token(token, secret=secret, project_id=project_id)
         if claims is None:
             raise ValueError("not a valid App Check debug token for this project")

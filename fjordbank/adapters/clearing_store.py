@@ -25,10 +25,11 @@ from pathlib import Path
 
 from google.api_core.exceptions import NotFound
 from google.cloud import firestore
+from google.cloud.firestore_v1 import AsyncTransaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank.adapters.faults import FaultSwitch
-from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS, async_transactional
+from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS, async_transactional, fields_of
 from fjordbank.domain.payments import PaymentRequested
 
 CHANNEL_DOWN = "clearing_channel_down"  # the fault's name in the faults file
@@ -83,16 +84,18 @@ class FirestoreClearing:
 
     async def claim(
         self, payments: list[PaymentRequested], file_id: str, *, traces: Mapping[str, str | None] | None = None
-    ) -> tuple[list[PaymentRequested], dict]:
+    ) -> tuple[list[PaymentRequested], dict[str, str]]:
         """Put the payments not yet in a file into ``file_id`` (recorded before the file is
         written). Returns (the new payments, payment id -> file id of every payment).
         ``traces``: payment id -> the W3C traceparent its answer continues (kept with it)."""
         db = self.db
 
         @async_transactional(operation="clearing")
-        async def run(tx):
+        async def run(tx: AsyncTransaction) -> tuple[list[PaymentRequested], dict[str, str]]:
             refs = [db.collection(CLEARING_PAYMENTS).document(p.payment_id) for p in payments]
-            existing = {s.id: s.to_dict()["fileId"] async for s in db.get_all(refs, transaction=tx) if s.exists}
+            existing: dict[str, str] = {
+                s.id: fields_of(s)["fileId"] async for s in db.get_all(refs, transaction=tx) if s.exists
+            }
             new = [p for p in payments if p.payment_id not in existing]
             if new:
                 for p in new:
@@ -136,7 +139,7 @@ class FirestoreClearing:
         """Files recorded but never written (a crash between the two): to write again."""
         query = self.db.collection(CLEARING_FILES).where(filter=FieldFilter("status", "==", "created"))
         return [
-            (snap.id, [PaymentRequested.from_json(p) for p in snap.to_dict()["payments"]])
+            (snap.id, [PaymentRequested.from_json(p) for p in fields_of(snap)["payments"]])
             async for snap in query.stream()
         ]
 
@@ -148,14 +151,15 @@ class FirestoreClearing:
         (payments without a record are left out)."""
         refs = [self.db.collection(CLEARING_FILES).document(file_id)]
         refs += [self.db.collection(CLEARING_PAYMENTS).document(p) for p in dict.fromkeys(payment_ids)]
-        known_file, found = False, {}
+        known_file = False
+        found: dict[str, tuple[PaymentRequested, str | None]] = {}
         async for snap in self.db.get_all(refs):
             if not snap.exists:
                 continue
             if snap.reference.parent.id == CLEARING_FILES:
                 known_file = True
             else:
-                data = snap.to_dict()
+                data = fields_of(snap)
                 found[snap.id] = (PaymentRequested.from_json(data["payment"]), data.get("traceparent"))
         return known_file, found
 

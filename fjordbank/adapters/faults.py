@@ -42,21 +42,32 @@ import os
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import grpc
+import grpc.aio
 import nats.errors
+from nats.js.api import PubAck
+from nats.js.client import JetStreamContext
 from prometheus_client import Counter
 
+from fjordbank.adapters.firestore_calls import method_path
 from fjordbank.errors import ConfigError
+
+T = TypeVar("T")
+# A call's request and response messages (gRPC's interceptors are generic over them).
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 log = logging.getLogger(__name__)
 
 
 class FaultSwitch:
-    def __init__(self, path: Path, service: str, *, poll_seconds: float = 0.5, clock=time.time) -> None:
+    def __init__(
+        self, path: Path, service: str, *, poll_seconds: float = 0.5, clock: Callable[[], float] = time.time
+    ) -> None:
         self.path = path
         self.service = service
         self.poll_seconds = poll_seconds
@@ -113,7 +124,7 @@ class FaultSwitch:
         with self._lock:
             return self._rng.random() < rate
 
-    def choice(self, options: list):
+    def choice(self, options: list[T]) -> T:
         with self._lock:
             return self._rng.choice(options)
 
@@ -211,7 +222,7 @@ class _FirestoreFaults:
     def __init__(self, switch: FaultSwitch) -> None:
         self.switch = switch
 
-    def error(self, request) -> grpc.aio.AioRpcError | None:
+    def error(self, request: object) -> grpc.aio.AioRpcError | None:
         """The error this call gets, or None (the call goes through)."""
         entry = self.switch.active(FIRESTORE)
         if type(request).__name__ == "RollbackRequest":
@@ -237,53 +248,62 @@ class _UnaryFaults(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, faults: _FirestoreFaults) -> None:
         self.faults = faults
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryUnaryCall[Req, Resp]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> Resp | grpc.aio.UnaryUnaryCall[Req, Resp]:
         error = self.faults.error(request)
         if error is None:
             return await continuation(client_call_details, request)
-        method = client_call_details.method
-        method = method.decode() if isinstance(method, bytes) else str(method)
-        if error.code() == grpc.StatusCode.ABORTED and method.endswith("/Commit"):
+        if error.code() == grpc.StatusCode.ABORTED and method_path(client_call_details).endswith("/Commit"):
             # The database drops a transaction it aborts, and the client does not roll it
             # back (it begins the next attempt): release it here, writing nothing, or the
             # emulator would keep its locks until it expires.
             try:
-                await (
-                    await continuation(
-                        client_call_details, type(request)(database=request.database, transaction=request.transaction)
-                    )
-                )
+                await (await continuation(client_call_details, _empty_commit(request)))
             except grpc.RpcError:
                 pass  # gone already
         raise error
+
+
+def _empty_commit(commit: Any) -> Any:
+    """A commit of ``commit``'s transaction that writes nothing (a CommitRequest: Any, as
+    the interceptor sees every method's request)."""
+    return type(commit)(database=commit.database, transaction=commit.transaction)
 
 
 class _StreamFaults(grpc.aio.UnaryStreamClientInterceptor):
     def __init__(self, faults: _FirestoreFaults) -> None:
         self.faults = faults
 
-    async def intercept_unary_stream(self, continuation, client_call_details, request):
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryStreamCall[Req, Resp]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> AsyncIterator[Resp] | grpc.aio.UnaryStreamCall[Req, Resp]:
         error = self.faults.error(request)
         if error is not None:
             return _FailedStream(error)
         return await continuation(client_call_details, request)
 
 
-class _FailedStream(grpc.aio.UnaryStreamCall):
+class _FailedStream(grpc.aio.UnaryStreamCall[Req, Resp]):
     """A server-streaming call that connected and whose stream ends in ``error`` at the
     first read (nothing is sent: the request's fate does not matter to a read)."""
 
     def __init__(self, error: grpc.aio.AioRpcError) -> None:
         self._error = error
 
-    def __aiter__(self):
-        return self._responses()
+    def __aiter__(self) -> AsyncIterator[Resp]:
+        return self
 
-    async def _responses(self):
+    async def __anext__(self) -> NoReturn:
         raise self._error
-        yield  # an async generator  # pragma: no cover
 
-    async def read(self):
+    async def read(self) -> NoReturn:
         raise self._error
 
     async def wait_for_connection(self) -> None:
@@ -298,16 +318,16 @@ class _FailedStream(grpc.aio.UnaryStreamCall):
     def done(self) -> bool:
         return True
 
-    def add_done_callback(self, callback) -> None:
+    def add_done_callback(self, callback: Callable[[grpc.aio.Call], None]) -> None:
         callback(self)
 
     def time_remaining(self) -> float | None:
         return None
 
-    async def initial_metadata(self):
+    async def initial_metadata(self) -> grpc.aio.Metadata:
         return self._error.initial_metadata()
 
-    async def trailing_metadata(self):
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
         return self._error.trailing_metadata()
 
     async def code(self) -> grpc.StatusCode:
@@ -317,7 +337,7 @@ class _FailedStream(grpc.aio.UnaryStreamCall):
         return self._error.details() or ""
 
 
-def firestore_interceptors(switch: FaultSwitch) -> list:
+def firestore_interceptors(switch: FaultSwitch) -> list[grpc.aio.ClientInterceptor]:
     """The gRPC interceptors that fail the calls of a client's channel at the rate the
     ``firestore`` entry asks for (fjordbank.adapters.firestore.async_client adds them to
     the emulator's channel: grpc.aio takes interceptors only when a channel is created)."""
@@ -333,14 +353,14 @@ class FaultyJetStream:
     it (the ack lost: the realistic case; the retry publishes the same Nats-Msg-Id and
     JetStream's duplicate window stores it once). Everything else is the context's own."""
 
-    def __init__(self, js, switch: FaultSwitch) -> None:
+    def __init__(self, js: JetStreamContext, switch: FaultSwitch) -> None:
         self._js = js
         self._switch = switch
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._js, name)
 
-    async def publish(self, *args, **kwargs):
+    async def publish(self, *args: Any, **kwargs: Any) -> PubAck:
         entry = self._switch.active(PUBLISH_TIMEOUT)
         if entry is None or not self._switch.draw(float(entry.get("rate", 0))):
             return await self._js.publish(*args, **kwargs)
@@ -352,6 +372,6 @@ class FaultyJetStream:
         raise nats.errors.TimeoutError
 
 
-def jetstream(js, switch: FaultSwitch | None):
+def jetstream(js: JetStreamContext, switch: FaultSwitch | None) -> JetStreamContext | FaultyJetStream:
     """``js`` itself without a switch; else its publish can time out (FaultyJetStream)."""
     return js if switch is None else FaultyJetStream(js, switch)

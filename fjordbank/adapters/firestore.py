@@ -7,16 +7,19 @@ and anonymous credentials, as the emulator expects; in production, default crede
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 import grpc
+import grpc.aio
 from google.api_core import exceptions as api_errors
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
+from google.cloud.firestore_v1.async_document import AsyncDocumentReference
+from google.cloud.firestore_v1.async_transaction import AsyncTransaction
 from google.cloud.firestore_v1.async_transaction import async_transactional as _client_async_transactional
-from google.cloud.firestore_v1.base_client import _GRPC_MSG_SIZE_OPTIONS
+from google.cloud.firestore_v1.base_client import _GRPC_MSG_SIZE_OPTIONS, BaseClient
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
+from google.cloud.firestore_v1.document import DocumentReference
 from prometheus_client import Counter
 
 from fjordbank.adapters import firestore_calls
@@ -30,10 +33,8 @@ POSTINGS = "postings"
 LEDGER_PAYMENTS = "ledgerPayments"
 HOLDS = "holds"
 TRANSACTIONS = "transactions"  # accounts/{id}/transactions/{paymentId}: the app's feed
-PUSHES = "pushes"
-PAYMENT_VIEWS = (
-    "paymentViews"  # the state the notifier has shown for each payment  # pushes/{dedupeKey}: each push delivered once
-)
+PUSHES = "pushes"  # pushes/{dedupeKey}: each push delivered once
+PAYMENT_VIEWS = "paymentViews"  # the state the notifier has shown for each payment
 SCREENING_CUSTOMERS = "screeningCustomers"
 SCREENING_DECISIONS = "screeningDecisions"
 CLEARING_PAYMENTS = "clearingPayments"
@@ -52,8 +53,24 @@ STANDING_ORDERS = "standingOrders"  # {orderId}: scheduled and repeating payment
 OPS = "ops"  # ops/{name}: small summaries for operations, e.g. ops/ledgerAudit (the last audit)
 
 
-def user_doc(db, uid: str, collection: str, doc_id: str):
-    return db.collection(USERS).document(uid).collection(collection).document(doc_id)
+@overload
+def user_doc(db: firestore.AsyncClient, uid: str, collection: str, doc_id: str) -> AsyncDocumentReference: ...
+@overload
+def user_doc(db: firestore.Client, uid: str, collection: str, doc_id: str) -> DocumentReference: ...
+def user_doc(
+    db: firestore.Client | firestore.AsyncClient, uid: str, collection: str, doc_id: str
+) -> DocumentReference | AsyncDocumentReference:
+    """``users/{uid}/{collection}/{doc_id}``, with the services' async client or the edge's sync one."""
+    ref: DocumentReference | AsyncDocumentReference = (
+        db.collection(USERS).document(uid).collection(collection).document(doc_id)
+    )
+    return ref
+
+
+def fields_of(snap: DocumentSnapshot[Any]) -> dict[str, Any]:
+    """The fields of a document read, ``{}`` when it does not exist (the client types
+    ``to_dict()`` as optional, even for a document that exists)."""
+    return snap.to_dict() or {}
 
 
 # Errors after which the same request may well succeed a moment later: contention (ABORTED),
@@ -108,7 +125,13 @@ def count_attempts(operation: str, attempts: int, error: BaseException | None) -
         TRANSACTION_ATTEMPTS.labels(operation, "aborted").inc()
 
 
-def async_transactional(*, operation: str) -> Callable:
+P = ParamSpec("P")
+T = TypeVar("T")
+# A transaction's body: ``async def run(tx, ...) -> T``, as the client's decorator takes it.
+TransactionBody = Callable[Concatenate[AsyncTransaction, P], Awaitable[T]]
+
+
+def async_transactional(*, operation: str) -> Callable[[TransactionBody[P, T]], TransactionBody[P, T]]:
     """``google.cloud.firestore_v1.async_transaction.async_transactional`` that also counts
     its attempts in fjb_firestore_transaction_attempts_total{operation}. Every transaction
     of the consumer services goes through this decorator::
@@ -121,12 +144,12 @@ def async_transactional(*, operation: str) -> Callable:
     The client's retry loop is left as it is: the body is wrapped to count how often the
     loop ran it, and the outcome of the whole call says how the last attempt ended."""
 
-    def decorate(body: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def decorate(body: TransactionBody[P, T]) -> TransactionBody[P, T]:
         @functools.wraps(body)
-        async def call(transaction, *args, **kwargs):
+        async def call(transaction: AsyncTransaction, /, *args: P.args, **kwargs: P.kwargs) -> T:
             attempts = 0
 
-            async def attempt(tx, *a, **kw):
+            async def attempt(tx: AsyncTransaction, /, *a: P.args, **kw: P.kwargs) -> T:
                 nonlocal attempts
                 attempts += 1
                 return await body(tx, *a, **kw)
@@ -147,16 +170,23 @@ def async_transactional(*, operation: str) -> Callable:
 _SIGNED_IN = "id_token"  # an attribute name (not a reason code: tests/unit/test_reasons.py)
 
 
-def _kwargs(project_id: str) -> dict:
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        return {"project": project_id, "credentials": AnonymousCredentials()}
+def _kwargs(project_id: str) -> dict[str, Any]:
+    # Without credentials the client takes anonymous ones when FIRESTORE_EMULATOR_HOST is
+    # set (google.cloud.firestore_v1.base_client), the default credentials otherwise.
     return {"project": project_id}
 
 
-def _emulator_options(client) -> list:
+def _emulator_options(client: BaseClient) -> list[tuple[str, str | int]]:
     # as the client does: a signed-in credential's ID token, else "owner"
     token = getattr(client._credentials, _SIGNED_IN, None) or "owner"
     return [("Authorization", f"Bearer {token}"), *_GRPC_MSG_SIZE_OPTIONS]
+
+
+def _emulator_host(client: BaseClient) -> str:
+    """The emulator's address (the client asks for an emulator channel only when it has one)."""
+    if client._emulator_host is None:
+        raise RuntimeError("an emulator channel without FIRESTORE_EMULATOR_HOST")
+    return client._emulator_host
 
 
 class CountedClient(firestore.Client):
@@ -165,8 +195,8 @@ class CountedClient(firestore.Client):
     RPC; on the emulator through ``_emulator_channel``, made here as the client makes it,
     with the interceptor added."""
 
-    def _emulator_channel(self, transport):
-        channel = grpc.insecure_channel(self._emulator_host, options=_emulator_options(self))
+    def _emulator_channel(self, transport: object) -> grpc.Channel:
+        channel = grpc.insecure_channel(_emulator_host(self), options=_emulator_options(self))
         return grpc.intercept_channel(channel, firestore_calls.SyncCounter())
 
 
@@ -175,7 +205,7 @@ class CountedAsyncClient(firestore.AsyncClient):
     and fails them as a chaos run asks when it has a fault switch (fjordbank.adapters.
     faults: the switch's interceptors go first, so an injected failure is no round trip)."""
 
-    def __init__(self, *args, faults: FaultSwitch | None = None, **kwargs) -> None:
+    def __init__(self, *args: Any, faults: FaultSwitch | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fjb_interceptors = firestore_calls.async_interceptors()
         if faults is not None:
@@ -183,9 +213,9 @@ class CountedAsyncClient(firestore.AsyncClient):
 
             self._fjb_interceptors = [*firestore_interceptors(faults), *self._fjb_interceptors]
 
-    def _emulator_channel(self, transport):
+    def _emulator_channel(self, transport: object) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(
-            self._emulator_host, options=_emulator_options(self), interceptors=self._fjb_interceptors
+            _emulator_host(self), options=_emulator_options(self), interceptors=self._fjb_interceptors
         )
 
 

@@ -25,10 +25,18 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections import Counter as Tallies
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar, cast
 
 import grpc
+import grpc.aio
 from prometheus_client import Counter
+
+# A call's request and response messages (gRPC's interceptors are generic over them). The
+# counters read a request of any Firestore method, hence ``Any`` where one is read.
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+CallDetails = grpc.ClientCallDetails | grpc.aio.ClientCallDetails
 
 # Declared by keywords (tests/unit/test_reasons.py reads positional snake_case strings in
 # fjordbank/ as reason codes).
@@ -45,14 +53,14 @@ DOCUMENTS = Counter(
 READ = "read"
 WRITE = "write"
 
-_TALLY: contextvars.ContextVar[Tallies | None] = contextvars.ContextVar("fjb-firestore-tally", default=None)
+_TALLY: contextvars.ContextVar[Tallies[str] | None] = contextvars.ContextVar("fjb-firestore-tally", default=None)
 
 
 @contextlib.contextmanager
-def tally() -> Iterator[Tallies]:
+def tally() -> Iterator[Tallies[str]]:
     """Counts of the Firestore work done inside the block by this thread or task:
     ``calls``, ``reads``, ``writes`` and ``calls:<Method>``."""
-    counts: Tallies = Tallies()
+    counts: Tallies[str] = Tallies()
     token = _TALLY.set(counts)
     try:
         yield counts
@@ -60,10 +68,18 @@ def tally() -> Iterator[Tallies]:
         _TALLY.reset(token)
 
 
-def method_name(client_call_details) -> str:
-    method = client_call_details.method
-    method = method.decode() if isinstance(method, bytes) else str(method)
-    return method.rsplit("/", 1)[-1]
+def method_path(client_call_details: CallDetails) -> str:
+    """The call's full method, ``/google.firestore.v1.Firestore/Commit``."""
+    return _text(client_call_details.method)
+
+
+def _text(method: str | bytes) -> str:
+    # grpc.aio hands interceptors the method as bytes, though its type stubs say str
+    return method.decode() if isinstance(method, bytes) else str(method)
+
+
+def method_name(client_call_details: CallDetails) -> str:
+    return method_path(client_call_details).rsplit("/", 1)[-1]
 
 
 def collection_of(name: str) -> str:
@@ -73,25 +89,25 @@ def collection_of(name: str) -> str:
     return "/".join(path[0::2][: max(1, len(path) // 2)]) if len(path) > 1 else path[0]
 
 
-def _record(method: str, *, reads=(), writes=(), call: bool = True) -> None:
+def _record(method: str, *, reads: Iterable[str] = (), writes: Iterable[str] = (), call: bool = True) -> None:
     """``reads``/``writes``: the collections of the documents read/written, one per document."""
     counts = _TALLY.get()
     if call:
         CALLS.labels(method).inc()
-    for collection in reads:
+    read, written = list(reads), list(writes)
+    for collection in read:
         DOCUMENTS.labels(method, READ, collection).inc()
-    for collection in writes:
+    for collection in written:
         DOCUMENTS.labels(method, WRITE, collection).inc()
-    reads, writes = len(reads), len(writes)
     if counts is not None:
         if call:
             counts["calls"] += 1
             counts[f"calls:{method}"] += 1
-        counts["reads"] += reads
-        counts["writes"] += writes
+        counts["reads"] += len(read)
+        counts["writes"] += len(written)
 
 
-def count_request(method: str, request) -> None:
+def count_request(method: str, request: Any) -> None:
     """One RPC and what its request alone says: the documents a batch get names, the
     writes of a commit, the document of a get."""
     if method == "BatchGetDocuments":
@@ -104,8 +120,8 @@ def count_request(method: str, request) -> None:
         _record(method)
 
 
-def _written(write) -> str:
-    return write.update.name or write.delete or write.transform.document
+def _written(write: Any) -> str:
+    return str(write.update.name or write.delete or write.transform.document)
 
 
 def count_query_results(method: str, documents: int, collection: str = "query") -> None:
@@ -113,7 +129,7 @@ def count_query_results(method: str, documents: int, collection: str = "query") 
         _record(method, reads=[collection] * max(documents, 1), call=False)
 
 
-def _query_collection(request) -> str:
+def _query_collection(request: Any) -> str:
     """``users/economyItems`` for a query of users/{uid}/economyItems."""
     try:
         source = request.structured_query.from_[0].collection_id
@@ -123,19 +139,29 @@ def _query_collection(request) -> str:
     return "/".join([*(rest.split("/")[0::2] if rest else []), source])
 
 
-def _is_document(response) -> bool:
+def _is_document(response: object) -> bool:
     return bool(getattr(response, "document", None)) or type(response).__name__ == "RunAggregationQueryResponse"
 
 
 # ---- grpc.aio (the services' AsyncClient) --------------------------------------------------
 class AsyncUnaryCounter(grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation, client_call_details, request):
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryUnaryCall[Req, Resp]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> Resp | grpc.aio.UnaryUnaryCall[Req, Resp]:
         count_request(method_name(client_call_details), request)
         return await continuation(client_call_details, request)
 
 
 class AsyncStreamCounter(grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation, client_call_details, request):
+    async def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Req], Awaitable[grpc.aio.UnaryStreamCall[Req, Resp]]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Req,
+    ) -> AsyncIterator[Resp] | grpc.aio.UnaryStreamCall[Req, Resp]:
         method = method_name(client_call_details)
         count_request(method, request)
         call = await continuation(client_call_details, request)
@@ -144,22 +170,22 @@ class AsyncStreamCounter(grpc.aio.UnaryStreamClientInterceptor):
         return _CountedStream(call, method, _query_collection(request))
 
 
-class _CountedStream:
+class _CountedStream(Generic[Req, Resp]):
     """The query's call, whose results are counted as they are read (everything else is
     the call's own: grpc.aio wraps what an interceptor returns only if it is not a call)."""
 
-    def __init__(self, call, method: str, collection: str) -> None:
+    def __init__(self, call: grpc.aio.UnaryStreamCall[Req, Resp], method: str, collection: str) -> None:
         self._call = call
         self._method = method
         self._collection = collection
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._call, name)
 
-    def __aiter__(self):
+    def __aiter__(self) -> AsyncIterator[Resp]:
         return self._results()
 
-    async def _results(self):
+    async def _results(self) -> AsyncGenerator[Resp, None]:
         documents = 0
         try:
             async for response in self._call:
@@ -168,37 +194,52 @@ class _CountedStream:
         finally:
             count_query_results(self._method, documents, self._collection)
 
-    async def read(self):
+    async def read(self) -> object:
         response = await self._call.read()
         if response is not grpc.aio.EOF and _is_document(response):
             count_query_results(self._method, 1, self._collection)
         return response
 
 
-def async_interceptors() -> list:
+def async_interceptors() -> list[grpc.aio.ClientInterceptor]:
     return [AsyncUnaryCounter(), AsyncStreamCounter()]
 
 
 # ---- grpc (the edge's sync Client) ---------------------------------------------------------
 class SyncCounter(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    def intercept_unary_unary(self, continuation, client_call_details, request):
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Req], grpc._CallFuture[Resp]],
+        client_call_details: grpc.ClientCallDetails,
+        request: Req,
+    ) -> grpc._CallFuture[Resp]:
         count_request(method_name(client_call_details), request)
         return continuation(client_call_details, request)
 
-    def intercept_unary_stream(self, continuation, client_call_details, request):
+    def intercept_unary_stream(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Req], grpc._CallIterator[Resp]],
+        client_call_details: grpc.ClientCallDetails,
+        request: Req,
+    ) -> grpc._CallIterator[Resp]:
         method = method_name(client_call_details)
         count_request(method, request)
         responses = continuation(client_call_details, request)
         if method not in ("RunQuery", "RunAggregationQuery"):
             return responses
-        return _CountedSyncStream(responses, method, _TALLY.get(), _query_collection(request))
+        counted = _CountedSyncStream(responses, method, _TALLY.get(), _query_collection(request))
+        # the sync channel hands the caller whatever the interceptor returns: a stand-in
+        # for the call (its own iteration, the rest forwarded) is one as far as it goes
+        return cast("grpc._CallIterator[Resp]", counted)
 
 
-class _CountedSyncStream:
+class _CountedSyncStream(Generic[Resp]):
     """A sync query's response stream, counted as it is read (in the reading thread, with
     the tally of the thread that made the call)."""
 
-    def __init__(self, call, method: str, counts: Tallies | None, collection: str) -> None:
+    def __init__(
+        self, call: grpc._CallIterator[Resp], method: str, counts: Tallies[str] | None, collection: str
+    ) -> None:
         self._collection = collection
         self._call = call
         self._method = method
@@ -206,13 +247,13 @@ class _CountedSyncStream:
         self._documents = 0
         self._done = False
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._call, name)
 
-    def __iter__(self):
+    def __iter__(self) -> _CountedSyncStream[Resp]:
         return self
 
-    def __next__(self):
+    def __next__(self) -> Resp:
         try:
             response = next(self._call)
         except StopIteration:

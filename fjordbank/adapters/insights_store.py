@@ -8,16 +8,18 @@
   users/{uid}/categoryOverrides/{key}     the customer's category for a merchant
 
 One Firestore transaction per batch of bookings: it reads every item, month, override,
-history and subscription the batch needs, applies the batch in memory with
-`fjordbank.domain.economy` and `fjordbank.domain.subscriptions`, and writes what changed.
+history and subscription the batch needs, books the batch in memory with
+`fjordbank.domain.economy_booking`, and writes what changed.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import AsyncTransaction
+from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 
 from fjordbank.adapters.firestore import (
     CATEGORY_OVERRIDES,
@@ -26,30 +28,20 @@ from fjordbank.adapters.firestore import (
     MERCHANT_HISTORY,
     SUBSCRIPTIONS,
     async_transactional,
+    fields_of,
     user_doc,
 )
-from fjordbank.domain import economy, subscriptions
-from fjordbank.domain.bookings import OUT, Booking
+from fjordbank.domain import economy_booking
+from fjordbank.domain.bookings import Booking
+from fjordbank.domain.economy_booking import HISTORY, ITEM, MONTH, OVERRIDE, SUBSCRIPTION, Booked, DocKey
 
-ACTIVE = "active"
-DISMISSED = "dismissed"
-
-
-def tracks_subscription(booking: Booking) -> bool:
-    return booking.direction == OUT and not booking.own_transfer
-
-
-def subscription_doc(booking: Booking, found: subscriptions.Subscription, category: str, previous: dict | None) -> dict:
-    return {
-        "key": booking.key,
-        "merchantName": booking.display_name,
-        "kind": booking.kind,
-        "category": category,
-        **found.to_dict(),
-        # a customer's "not a subscription" sticks however many charges follow
-        "status": (previous or {}).get("status", ACTIVE),
-        "updatedAt": firestore.SERVER_TIMESTAMP,
-    }
+COLLECTIONS = {
+    ITEM: ECONOMY_ITEMS,
+    OVERRIDE: CATEGORY_OVERRIDES,
+    MONTH: ECONOMY,
+    HISTORY: MERCHANT_HISTORY,
+    SUBSCRIPTION: SUBSCRIPTIONS,
+}
 
 
 @dataclass(frozen=True)
@@ -63,81 +55,39 @@ class InsightsStore:
         self.db = db
 
     async def apply(self, bookings: list[Booking]) -> Applied:
-        db = self.db
-
         @async_transactional(operation="insights_apply")
-        async def run(tx) -> Applied:
-            counted = [b for b in bookings if not b.own_transfer]
-            tracked = [b for b in bookings if tracks_subscription(b)]
-            refs = {}
-            for b in counted:
-                refs[("item", b.uid, b.tx_id)] = user_doc(db, b.uid, ECONOMY_ITEMS, b.tx_id)
-                refs[("override", b.uid, b.key)] = user_doc(db, b.uid, CATEGORY_OVERRIDES, b.key)
-                refs[("month", b.uid, b.month)] = user_doc(db, b.uid, ECONOMY, b.month)
-            for b in tracked:
-                refs[("history", b.uid, b.key)] = user_doc(db, b.uid, MERCHANT_HISTORY, b.key)
-                refs[("subscription", b.uid, b.key)] = user_doc(db, b.uid, SUBSCRIPTIONS, b.key)
-            by_path = {ref.path: key for key, ref in refs.items()}
-            found: dict[tuple, dict] = {}
-            if refs:
-                async for snap in db.get_all(list(refs.values()), transaction=tx):
-                    if snap.exists:
-                        found[by_path[snap.reference.path]] = snap.to_dict()
+        async def run(tx: AsyncTransaction) -> Applied:
+            found = await self._read(tx, economy_booking.needed(bookings))
+            booked = economy_booking.book(bookings, found)
+            self._write(tx, booked)
+            return Applied(len(booked.months), len(booked.subscriptions))
 
-            def override(uid: str, key: str) -> dict[str, str]:
-                doc = found.get(("override", uid, key))
-                return {key: doc["category"]} if doc else {}
+        return await run(self.db.transaction())
 
-            # A booking's date never changes, so its old item (if any) is in the same month.
-            months: dict[tuple[str, str], economy.Month] = {}
-            items: dict[tuple[str, str], dict] = {}
-            for b in counted:
-                mkey = (b.uid, b.month)
-                if mkey not in months:
-                    doc = found.get(("month", *mkey))
-                    months[mkey] = economy.Month.from_dict(doc) if doc else economy.Month(b.month)
-                old_doc = items.get((b.uid, b.tx_id)) or found.get(("item", b.uid, b.tx_id))
-                old = economy.Item.from_dict(old_doc) if old_doc else None
-                new = economy.item_of(b, override(b.uid, b.key))
-                if economy.apply({b.month: months[mkey]}, old, new):
-                    items[(b.uid, b.tx_id)] = {**new.to_dict(), "key": b.key, "accountId": b.account_id, "date": b.date}
-            changed_months = {(uid, items[(uid, t)]["month"]) for uid, t in items}
+    def _ref(self, key: DocKey) -> AsyncDocumentReference:
+        kind, uid, doc_id = key
+        return user_doc(self.db, uid, COLLECTIONS[kind], doc_id)
 
-            histories: dict[tuple[str, str], tuple[Booking, list[subscriptions.Charge]]] = {}
-            for b in tracked:
-                hkey = (b.uid, b.key)
-                history = (
-                    histories[hkey][1]
-                    if hkey in histories
-                    else [
-                        subscriptions.Charge.from_dict(c)
-                        for c in (found.get(("history", *hkey)) or {}).get("charges", [])
-                    ]
-                )
-                charge = subscriptions.Charge(b.tx_id, dt.date.fromisoformat(b.date), b.amount)
-                histories[hkey] = (b, subscriptions.add_charge(history, charge))
+    async def _read(self, tx: AsyncTransaction, keys: list[DocKey]) -> dict[DocKey, dict[str, Any]]:
+        """The documents ``keys`` that exist."""
+        refs = {key: self._ref(key) for key in keys}
+        by_path = {ref.path: key for key, ref in refs.items()}
+        found: dict[DocKey, dict[str, Any]] = {}
+        if refs:
+            async for snap in self.db.get_all(list(refs.values()), transaction=tx):
+                if snap.exists:
+                    found[by_path[snap.reference.path]] = fields_of(snap)
+        return found
 
-            for (uid, tx_id), item in items.items():
-                tx.set(user_doc(db, uid, ECONOMY_ITEMS, tx_id), {**item, "updatedAt": firestore.SERVER_TIMESTAMP})
-            for uid, month in changed_months:
-                tx.set(
-                    user_doc(db, uid, ECONOMY, month),
-                    {**months[(uid, month)].to_dict(), "updatedAt": firestore.SERVER_TIMESTAMP},
-                )
-            written = 0
-            for (uid, key), (b, history) in histories.items():
-                tx.set(
-                    user_doc(db, uid, MERCHANT_HISTORY, key),
-                    {"key": key, "name": b.display_name, "charges": [c.to_dict() for c in history]},
-                )
-                detected = subscriptions.detect(history)
-                previous = found.get(("subscription", uid, key))
-                if detected is not None:
-                    category = economy.category_of(b, override(uid, key))
-                    tx.set(user_doc(db, uid, SUBSCRIPTIONS, key), subscription_doc(b, detected, category, previous))
-                    written += 1
-                elif previous is not None and previous.get("status") != DISMISSED:
-                    tx.delete(user_doc(db, uid, SUBSCRIPTIONS, key))  # the pattern is broken: no longer listed
-            return Applied(len(changed_months), written)
-
-        return await run(db.transaction())
+    def _write(self, tx: AsyncTransaction, booked: Booked) -> None:
+        now = firestore.SERVER_TIMESTAMP
+        for (uid, tx_id), item in booked.items.items():
+            tx.set(self._ref((ITEM, uid, tx_id)), {**item, "updatedAt": now})
+        for (uid, month), figures in booked.months.items():
+            tx.set(self._ref((MONTH, uid, month)), {**figures, "updatedAt": now})
+        for (uid, key), history in booked.histories.items():
+            tx.set(self._ref((HISTORY, uid, key)), history)
+        for (uid, key), subscription in booked.subscriptions.items():
+            tx.set(self._ref((SUBSCRIPTION, uid, key)), {**subscription, "updatedAt": now})
+        for uid, key in booked.unlisted:
+            tx.delete(self._ref((SUBSCRIPTION, uid, key)))  # the pattern is broken: no longer listed

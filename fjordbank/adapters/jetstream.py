@@ -87,9 +87,9 @@ async def _ensure_once(js: JetStreamContext, replicas: int | None) -> None:
             log.info("stream created", extra={"stream": spec.name})
         else:
             await js.update_stream(config)
-    for spec in DURABLES:
-        await js.add_consumer(spec.stream, consumer_config(spec))
-        log.info("consumer ensured", extra={"consumer": spec.durable})
+    for durable in DURABLES:
+        await js.add_consumer(durable.stream, consumer_config(durable))
+        log.info("consumer ensured", extra={"consumer": durable.durable})
     await _remove_undeclared(js)
     await js.create_key_value(owners_config(replicas))
 

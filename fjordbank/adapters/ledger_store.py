@@ -19,10 +19,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import AsyncTransaction
+from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 
-from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTINGS, async_transactional
+from fjordbank.adapters.firestore import (
+    ACCOUNTS,
+    HOLDS,
+    LEDGER_PAYMENTS,
+    POSTINGS,
+    async_transactional,
+    fields_of,
+)
 from fjordbank.domain.ledger import (
     INTERNAL,
     INTERNAL_ACCOUNTS,
@@ -44,7 +54,7 @@ from fjordbank.topology import CREDIT, REFUND
 log = logging.getLogger(__name__)
 
 
-def account_from_doc(data: dict) -> Account:
+def account_from_doc(data: dict[str, Any]) -> Account:
     return Account(
         account_id=data["accountId"],
         currency=data["currency"],
@@ -57,7 +67,7 @@ def account_from_doc(data: dict) -> Account:
     )
 
 
-def balance_fields(acct: Account) -> dict:
+def balance_fields(acct: Account) -> dict[str, Any]:
     return {
         "balance": acct.balance,
         "held": acct.held,
@@ -66,7 +76,7 @@ def balance_fields(acct: Account) -> dict:
     }
 
 
-def write_book(tx, db, book: Book) -> None:
+def write_book(tx: AsyncTransaction, db: firestore.AsyncClient, book: Book) -> None:
     """Write what one commit's Book changed: each touched account once, the new postings
     (create: a posting id applied twice fails the commit) and the touched holds."""
     for account_id in sorted(book.touched):
@@ -105,7 +115,7 @@ class FirestoreLedger:
     def __init__(self, db: firestore.AsyncClient) -> None:
         self.db = db
 
-    def _account_ref(self, account_id: str):
+    def _account_ref(self, account_id: str) -> AsyncDocumentReference:
         return self.db.collection(ACCOUNTS).document(account_id)
 
     async def post_batch(self, events: list[PaymentEvent], *, now: dt.datetime | None = None) -> list[Verdict]:
@@ -113,7 +123,7 @@ class FirestoreLedger:
         now = now or dt.datetime.now(dt.UTC)
 
         @async_transactional(operation="ledger_post_batch")
-        async def run(tx) -> list[Verdict]:
+        async def run(tx: AsyncTransaction) -> list[Verdict]:
             account_ids = sorted(set().union(*(accounts_needed(e) for e in events)))
             payment_ids = sorted({e.payment.payment_id for e in events})
             refs = [self._account_ref(a) for a in account_ids]
@@ -121,18 +131,18 @@ class FirestoreLedger:
             settling = sorted({e.payment.payment_id for e in events if e.status in ("settled", "returned")})
             refs += [self.db.collection(HOLDS).document(p) for p in settling]  # only these can hold
             accounts: dict[str, Account] = {}
-            records: dict[str, dict] = {}
+            records: dict[str, dict[str, Any]] = {}
             holds: dict[str, Hold] = {}
             async for snap in self.db.get_all(refs, transaction=tx):
                 if not snap.exists:
                     continue
                 collection = snap.reference.parent.id
                 if collection == ACCOUNTS:
-                    accounts[snap.id] = account_from_doc(snap.to_dict())
+                    accounts[snap.id] = account_from_doc(fields_of(snap))
                 elif collection == HOLDS:
-                    holds[snap.id] = Hold.from_dict(snap.to_dict())
+                    holds[snap.id] = Hold.from_dict(fields_of(snap))
                 else:
-                    records[snap.id] = snap.to_dict()
+                    records[snap.id] = fields_of(snap)
             book = Book(accounts, holds=holds)
             verdicts: list[Verdict] = []
             changed: set[str] = set()
@@ -152,7 +162,7 @@ class FirestoreLedger:
 
         return await run(self.db.transaction())
 
-    def _write(self, tx, book: Book, records: dict[str, dict]) -> None:
+    def _write(self, tx: AsyncTransaction, book: Book, records: dict[str, dict[str, Any]]) -> None:
         write_book(tx, self.db, book)
         for payment_id, record in records.items():
             tx.set(
@@ -215,14 +225,14 @@ class FirestoreLedger:
         postings = [Posting.transfer(d, "deposit", INTERNAL_WORLD, a, amount, currency) for d, a, amount in items]
 
         @async_transactional(operation="ledger_deposit")
-        async def run(tx) -> int:
+        async def run(tx: AsyncTransaction) -> int:
             posting_refs = [self.db.collection(POSTINGS).document(p.posting_id) for p in postings]
             account_refs = [self._account_ref(a) for a in {INTERNAL_WORLD, *(a for _d, a, _m in items)}]
             accounts: dict[str, Account] = {}
             posted: set[str] = set()
             async for snap in self.db.get_all(posting_refs + account_refs, transaction=tx):
                 if snap.exists and snap.reference.parent.id == ACCOUNTS:
-                    accounts[snap.id] = account_from_doc(snap.to_dict())
+                    accounts[snap.id] = account_from_doc(fields_of(snap))
                 elif snap.exists:
                     posted.add(snap.id)
             book = Book(accounts)

@@ -6,6 +6,7 @@ import logging
 import os
 import ssl
 import tempfile
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -67,7 +68,7 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext:
     return ctx
 
 
-async def connect(settings: NatsSettings, *, name: str, **options) -> Client:
+async def connect(settings: NatsSettings, *, name: str, **options: Any) -> Client:
     """One long-lived connection that reconnects forever across node failures."""
 
     async def on_error(exc: Exception) -> None:

@@ -10,13 +10,17 @@ service's reads of it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from google.cloud import firestore
+
 from fjordbank.adapters.firestore import ACCOUNTS
 
 CACHED = 100_000  # accounts kept; past it the cache starts again (bounded memory)
 
 
 class Owners:
-    def __init__(self, db, *, limit: int = CACHED) -> None:
+    def __init__(self, db: firestore.AsyncClient, *, limit: int = CACHED) -> None:
         self.db = db
         self.limit = limit
         self._owners: dict[str, str] = {}
@@ -24,16 +28,16 @@ class Owners:
     def clear(self) -> None:
         self._owners.clear()
 
-    async def of(self, accounts) -> dict[str, str | None]:
+    async def of(self, accounts: Iterable[str]) -> dict[str, str | None]:
         """account -> owner uid (None: no such account, or not opened yet: not cached)."""
-        accounts = list(dict.fromkeys(accounts))
+        wanted = list(dict.fromkeys(accounts))
         if len(self._owners) > self.limit:
             self._owners.clear()
-        missing = [a for a in accounts if a not in self._owners]
+        missing = [a for a in wanted if a not in self._owners]
         if missing:
             refs = [self.db.collection(ACCOUNTS).document(a) for a in missing]
             async for snap in self.db.get_all(refs):
                 owner = (snap.to_dict() or {}).get("ownerUid") if snap.exists else None
                 if owner:
                     self._owners[snap.id] = owner
-        return {a: self._owners.get(a) for a in accounts}
+        return {a: self._owners.get(a) for a in wanted}

@@ -20,6 +20,9 @@ from typing import Any
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 from fjordbank.adapters import nats_conn
 from fjordbank.config import NatsSettings
@@ -44,8 +47,8 @@ class SyncPublisher:
         self.name = name
         self.timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._nc = None
-        self._js = None
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
         self._lock = threading.Lock()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -64,15 +67,15 @@ class SyncPublisher:
                 self._loop = loop
             return self._loop
 
-    async def _js_context(self):
+    async def _js_context(self) -> JetStreamContext:
         """The instance's connection, made on first use. A first connect that cannot reach
         any server is bounded by the publish's own timeout (it is cancelled with it)."""
-        if self._nc is None or self._nc.is_closed:
+        if self._nc is None or self._nc.is_closed or self._js is None:  # both are set together
             self._nc = await nats_conn.connect(self.settings, name=self.name)
             self._js = self._nc.jetstream()
         return self._js
 
-    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str], stream: str | None):
+    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str], stream: str | None) -> PubAck:
         """Retries while the cluster elects a new stream leader (no responders, timeouts)
         until ``timeout``: safe, because the message id makes JetStream store it once."""
         loop = asyncio.get_running_loop()
@@ -92,7 +95,7 @@ class SyncPublisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None):
+    def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> PubAck:
         """Store one message; returns the PubAck (``duplicate`` True if JetStream had it)."""
         payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
         headers = {**tracing.inject(), "Nats-Msg-Id": msg_id}

@@ -14,6 +14,7 @@ import datetime as dt
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
+from google.cloud.firestore_v1 import AsyncTransaction
 
 from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, SCREENING_DECISIONS, async_transactional
 from fjordbank.adapters.owners import Owners
@@ -38,7 +39,7 @@ class FirestoreScreening:
         owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}))
 
         @async_transactional(operation="screening")
-        async def run(tx, replays: bool) -> list[tuple[Screened, bool]]:
+        async def run(tx: AsyncTransaction, replays: bool) -> list[tuple[Screened, bool]]:
             uids = sorted({p.uid for p in payments})
             pids = sorted({p.payment_id for p in payments}) if replays else []
             refs = [db.collection(SCREENING_CUSTOMERS).document(u) for u in uids]

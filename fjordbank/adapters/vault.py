@@ -16,6 +16,7 @@ import os
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,7 @@ class CardVault:
         return VaultEntry(*row) if row else None
 
     def store(
-        self, card_id: str, make_pan, exp_month: int, exp_year: int, attempts: int = 20
+        self, card_id: str, make_pan: Callable[[], str], exp_month: int, exp_year: int, attempts: int = 20
     ) -> tuple[VaultEntry, str | None]:
         """The card's entry, made with a new unique PAN from ``make_pan()`` unless the card
         has one already (an issue command delivered twice). Returns (entry, new PAN or None)."""

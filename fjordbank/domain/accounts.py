@@ -11,6 +11,7 @@ check digit would be impossible (MOD11 remainder 1) is never issued.
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from fjordbank.domain.errors import Refused
 from fjordbank.domain.norway import account_check_digit
@@ -64,10 +65,10 @@ def validate_name(name: object) -> str:
 def validate_kind(kind: object) -> str:
     if kind not in KINDS:
         raise AccountRefused("invalid_kind", f"the account kind must be one of {', '.join(KINDS)}")
-    return kind  # type: ignore[return-value]
+    return kind
 
 
-def check_closable(data: dict) -> None:
+def check_closable(data: dict[str, Any]) -> None:
     if data.get("status") != "open":
         raise AccountRefused("account_closed", "the account is already closed")
     if data.get("balance", 0) != 0 or data.get("held", 0) != 0:

@@ -14,6 +14,7 @@ authorisation, both in Europe/Oslo.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from fjordbank.domain.categories import override_key
 from fjordbank.domain.norway import mask_account_number
@@ -67,27 +68,23 @@ def from_payment(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking]
         return []
     p = event.payment
     own = payee_uid == p.uid
-    common = {"amount": p.amount, "kind": PAYMENT, "kid": p.kid, "own_transfer": own, "date": p.due_date}
-    bookings = [
-        Booking(
-            uid=p.uid,
-            tx_id=p.payment_id,
-            account_id=p.from_account,
-            direction=OUT,
-            counterparty_account=p.to_account,
-            **common,
-        )
-    ]
+    payer = Booking(
+        uid=p.uid,
+        tx_id=p.payment_id,
+        account_id=p.from_account,
+        date=p.due_date,
+        amount=p.amount,
+        direction=OUT,
+        kind=PAYMENT,
+        counterparty_account=p.to_account,
+        kid=p.kid,
+        own_transfer=own,
+    )
+    bookings = [payer]
     if p.kind == "internal" and payee_uid:
+        # the same transaction seen from the other side: everything else is shared
         bookings.append(
-            Booking(
-                uid=payee_uid,
-                tx_id=p.payment_id,
-                account_id=p.to_account,
-                direction=IN,
-                counterparty_account=p.from_account,
-                **common,
-            )
+            replace(payer, uid=payee_uid, account_id=p.to_account, direction=IN, counterparty_account=p.from_account)
         )
     return bookings
 
@@ -103,13 +100,14 @@ def for_partition(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking
     return [b for b in from_payment(event, payee_uid=payee_uid) if b.direction == OUT]
 
 
-def from_card_capture(event: dict) -> list[Booking]:
-    """The booking of a captured card purchase (the card service's ``cards.captured``)."""
+def from_card_capture(event: dict[str, Any]) -> list[Booking]:
+    """The booking of a captured card purchase (the card service's ``cards.captured``, the
+    wire form of a `fjordbank.domain.events.CardAuthorization`)."""
     amount = event.get("amount")
     if (
         event.get("status") != "captured"
         or not event.get("uid")
-        or not event.get("accountId")
+        or not event.get("account_id")
         or not event.get("day")
         or type(amount) is not int
         or amount <= 0
@@ -118,13 +116,13 @@ def from_card_capture(event: dict) -> list[Booking]:
     return [
         Booking(
             uid=event["uid"],
-            tx_id=str(event["authId"]),
-            account_id=event["accountId"],
+            tx_id=str(event["auth_id"]),
+            account_id=event["account_id"],
             date=event["day"],
             amount=amount,
             direction=OUT,
             kind=CARD,
-            merchant_name=event.get("merchantName"),
+            merchant_name=event.get("merchant_name"),
             mcc=event.get("mcc"),
         )
     ]

@@ -18,6 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from fjordbank.domain.errors import Refused
 from fjordbank.domain.norway import is_luhn_valid, luhn_check_digit
@@ -121,11 +122,11 @@ class Spend:
         if merchant_country != HOME_COUNTRY:
             self.abroad += sign * amount
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"daily": self.daily, "online": self.online, "abroad": self.abroad}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> Spend:
+    def from_dict(cls, data: dict[str, Any] | None) -> Spend:
         data = data or {}
         return cls(int(data.get("daily", 0)), int(data.get("online", 0)), int(data.get("abroad", 0)))
 
@@ -166,7 +167,7 @@ class AuthorizationRequest:
         )
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """The request without PAN or CVV: what may be stored, logged and published."""
         return {
             "reference": self.reference,
@@ -257,7 +258,7 @@ class CardState:
     limits: dict[str, int]
 
     @classmethod
-    def from_doc(cls, data: dict) -> CardState:
+    def from_doc(cls, data: dict[str, Any]) -> CardState:
         return cls(
             card_id=data["cardId"],
             status=data.get("status", ISSUING),

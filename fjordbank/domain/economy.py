@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fjordbank.domain.bookings import IN, Booking
 from fjordbank.domain.categories import categorise
@@ -29,11 +30,11 @@ class Item:
     category: str
     amount: int  # øre, positive
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"month": self.month, "direction": self.direction, "category": self.category, "amount": self.amount}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Item:
+    def from_dict(cls, data: dict[str, Any]) -> Item:
         return cls(data["month"], data["direction"], data["category"], data["amount"])
 
 
@@ -85,7 +86,7 @@ class Month:
                 self.spending.pop(item.category, None)
         self.count += sign
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "month": self.month,
             "income": self.income,
@@ -96,7 +97,7 @@ class Month:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Month:
+    def from_dict(cls, data: dict[str, Any]) -> Month:
         return cls(
             month=data["month"],
             income=int(data.get("income", 0)),
@@ -104,7 +105,7 @@ class Month:
             count=int(data.get("count", 0)),
         )
 
-    def figures(self) -> dict:
+    def figures(self) -> dict[str, Any]:
         """What is compared with a recomputation (everything but bookkeeping)."""
         return {"income": self.income, "spending": dict(sorted(self.spending.items())), "count": self.count}
 
@@ -141,7 +142,7 @@ def previous_month(month: str) -> str:
     return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
 
 
-def compare(current: Month, previous: Month | None) -> dict:
+def compare(current: Month, previous: Month | None) -> dict[str, Any]:
     """This month against the one before: the change of income, spending (in all and per
     category) and savings, in øre."""
     before = previous or Month(previous_month(current.month))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from fjordbank.domain.errors import DomainError, InvalidAccountNumber, InvalidKid, Refused
 from fjordbank.domain.money import Money
@@ -61,7 +62,7 @@ class PaymentDraft:
     due_date: date | None
     corrections: tuple[str, ...] = ()  # what was read differently from the text given
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "toAccount": self.to_account,
             "amount": self.amount,

@@ -57,7 +57,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fjordbank.domain import safexml
 from fjordbank.domain.errors import DomainError, InvalidAccountNumber
@@ -246,7 +246,7 @@ def _grouped(items: Iterable[_T], key: Callable[[_T], _K]) -> list[tuple[_K, lis
     return list(groups.items())
 
 
-def _as_tuple(value: object, what: str) -> tuple:
+def _as_tuple(value: object, what: str) -> tuple[Any, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise _fail(f"{what} must be a tuple")
     return tuple(value)
@@ -528,7 +528,7 @@ def _path(parent: ET.Element, tags: str, text: str) -> ET.Element:
 
 def _serialize(root: ET.Element) -> bytes:
     ET.indent(root, space="  ")
-    body = ET.tostring(root, encoding="utf-8", short_empty_elements=False)
+    body: bytes = ET.tostring(root, encoding="utf-8", short_empty_elements=False)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
 
 

@@ -18,6 +18,7 @@ once together with the new postings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from fjordbank.domain.errors import DomainError
 from fjordbank.topology import PAYMENT_PARTITIONS, partition_of
@@ -145,7 +146,7 @@ class Posting:
             entries=(Entry(debit, -amount), Entry(credit, amount)),
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "postingId": self.posting_id,
             "paymentId": self.payment_id,
@@ -155,7 +156,7 @@ class Posting:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Posting:
+    def from_dict(cls, data: dict[str, Any]) -> Posting:
         return cls(
             posting_id=data["postingId"],
             payment_id=data["paymentId"],
@@ -199,7 +200,7 @@ class Hold:
     status: str = "active"  # active | captured | released
     kind: str = "payment"  # payment (external, in clearing) | card (an authorisation)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "holdId": self.hold_id,
             "accountId": self.account_id,
@@ -211,7 +212,7 @@ class Hold:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Hold:
+    def from_dict(cls, data: dict[str, Any]) -> Hold:
         return cls(
             hold_id=data["holdId"],
             account_id=data["accountId"],

@@ -4,6 +4,7 @@ that payment states produce."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fjordbank.domain.categories import categorise, override_key
 from fjordbank.domain.money import Money
@@ -39,7 +40,7 @@ class Push:
     data: dict[str, str]
     dedupe_key: str  # one push per key, however often it is queued
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "uid": self.uid,
             "kind": self.kind,
@@ -102,7 +103,7 @@ def transaction_entries(
     payee_uid: str | None,
     overrides: dict[tuple[str, str], str] | None = None,
     payer_name: str | None = None,
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """account id -> the entry its transaction list shows for this payment now.
 
     The counterparty's name: the payee's as the payer typed it, the payer's (``payer_name``,
@@ -125,7 +126,7 @@ def transaction_entries(
 
     def entry(
         uid: str, direction: str, sign: int, counterparty: str, name: str | None, status: str, reason: str | None
-    ) -> dict:
+    ) -> dict[str, Any]:
         key = override_key(kind="payment", merchant_name=None, counterparty_account=counterparty)
         category = (
             "transfers"
@@ -176,24 +177,26 @@ CARD_REASON_TEXTS = {
 }
 
 
-def card_pushes(event: dict) -> list[Push]:
-    """A push for a card authorisation approved or declined (cards.authorized/declined)."""
+def card_pushes(event: dict[str, Any]) -> list[Push]:
+    """A push for a card authorisation approved or declined (cards.authorized/declined):
+    ``event`` is the wire form of a `fjordbank.domain.events.CardAuthorization`."""
     uid, status = event.get("uid"), event.get("status")
     if not uid or status not in ("approved", "declined"):
         return []
     amount = event.get("amount")
-    what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchantName') or 'a merchant'}".strip()
-    data = {"authorizationId": str(event.get("authId")), "cardId": str(event.get("cardId")), "status": status}
+    what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchant_name') or 'a merchant'}".strip()
+    data = {"authorizationId": str(event.get("auth_id")), "cardId": str(event.get("card_id")), "status": status}
     if status == "approved":
         title, body = "Card purchase", f"{what} with the card ending {event.get('last4')}"
     else:
         why = CARD_REASON_TEXTS.get(event.get("reason") or "", "the bank declined it")
         title, body = "Card purchase declined", f"{what}: {why}"
-    return [Push(uid, CARD, title, body, data, f"{event.get('authId')}:{status}")]
+    return [Push(uid, CARD, title, body, data, f"{event.get('auth_id')}:{status}")]
 
 
-def onboarding_pushes(event: dict) -> list[Push]:
-    """The onboarding result (customers.approved / review / rejected)."""
+def onboarding_pushes(event: dict[str, Any]) -> list[Push]:
+    """The onboarding result (customers.approved / review / rejected): ``event`` is the wire
+    form of a `fjordbank.domain.events.CustomerDecided`."""
     uid, status = event.get("uid"), event.get("status")
     texts = {
         "approved": ("Welcome to Fjordbank", "Your account is open and ready to use."),

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from fjordbank.domain.errors import InvalidNationalId, Refused
 from fjordbank.domain.norway import NationalId, age_on, mask_national_id, parse_national_id
@@ -50,7 +51,7 @@ class Address:
     city: str
     country: str = "NO"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"street": self.street, "postalCode": self.postal_code, "city": self.city, "country": self.country}
 
 
@@ -74,7 +75,7 @@ class Decision:
     matches: tuple[ScreeningMatch, ...] = ()
 
 
-def _text(data: dict, key: str, *, field: str | None = None, max_len: int = 100) -> str:
+def _text(data: dict[str, Any], key: str, *, field: str | None = None, max_len: int = 100) -> str:
     value = data.get(key)
     field = field or key
     if not isinstance(value, str):
@@ -91,7 +92,7 @@ def _snake(field: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", field.split(".")[-1]).lower()
 
 
-def validate_name(data: dict) -> str:
+def validate_name(data: dict[str, Any]) -> str:
     name = _text(data, "name", max_len=100)
     parts = name.split(" ")
     if len(parts) < 2:

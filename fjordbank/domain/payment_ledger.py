@@ -22,9 +22,11 @@ changes nothing, so a payment is posted exactly once however often a message arr
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
-from fjordbank.domain.ledger import Book, Declined, settlement_account, transit_in_account, transit_out_account
+from fjordbank.domain.ledger import Book, Declined, Posting, settlement_account, transit_in_account, transit_out_account
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent
 from fjordbank.topology import CREDIT, CREDITED, REFUND
 
@@ -44,11 +46,11 @@ class StepResult:
     reason: str | None = None
     message: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "message": self.message}
 
 
-def new_record(event: PaymentEvent) -> dict:
+def new_record(event: PaymentEvent) -> dict[str, Any]:
     p = event.payment
     return {
         "paymentId": p.payment_id,
@@ -78,9 +80,127 @@ def published(event: PaymentEvent, result: StepResult) -> list[PaymentEvent]:
     return [after]
 
 
+# One step of the ledger: applies ``event`` to ``book``, notes its postings on the record
+# (mutated in place) and returns the step's result. Declined and UnexpectedStep propagate.
+StepFn = Callable[[Book, dict[str, Any], PaymentEvent, dt.datetime], StepResult]
+
+
+def _require_status(record: dict[str, Any], status: str, what: str) -> None:
+    """A step that follows another runs only in the state that one left the payment in."""
+    if record["status"] != status:
+        raise UnexpectedStep(f"{what} of a payment in state {record['status']!r}")
+
+
+def _add_posting(record: dict[str, Any], posting: Posting) -> None:
+    record["postingIds"] = [*record["postingIds"], posting.posting_id]
+
+
+def _hold_external(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
+    """approved, external: reserve the funds until the clearing answers."""
+    p = event.payment
+    book.hold(
+        hold_id=p.payment_id,
+        payer_uid=p.uid,
+        account_id=p.from_account,
+        amount=p.amount,
+        currency=p.currency,
+        expires_at=(now.astimezone(dt.UTC) + dt.timedelta(days=EXTERNAL_HOLD_DAYS)).isoformat(),
+    )
+    record["holdId"] = p.payment_id
+    return StepResult("reserved")
+
+
+def _debit_internal(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
+    """approved, internal: debit the payer into transit; the payee's partition credits it."""
+    p = event.payment
+    book.payer_account(p.from_account, p.uid, p.currency)
+    if p.to_account == p.from_account:  # the payee's side cannot see it: refused here
+        raise Declined("same_account", "from- and to-account are the same")
+    posting = book.transfer(
+        payment_id=p.payment_id,
+        step="debit",
+        payer_uid=p.uid,
+        debit=p.from_account,
+        credit=transit_out_account(p.from_account),
+        amount=p.amount,
+        currency=p.currency,
+    )
+    _add_posting(record, posting)
+    return StepResult(CREDIT)
+
+
+def _credit_payee(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
+    """credit (the payee's partition): credit the payee from transit, or send it back."""
+    _require_status(record, CREDIT, "credit")
+    p = event.payment
+    try:
+        posting = book.receive(
+            payment_id=p.payment_id,
+            step="credit",
+            source=transit_in_account(p.to_account),
+            credit=p.to_account,
+            amount=p.amount,
+            currency=p.currency,
+        )
+    except Declined as exc:  # the payee's account cannot take it: the money goes back
+        return StepResult(REFUND, exc.code, exc.message)
+    _add_posting(record, posting)
+    return StepResult("completed")
+
+
+def _refund_payer(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
+    """refund (the payer's partition): the money back to the payer, failed with the credit's reason."""
+    _require_status(record, REFUND, "refund")
+    p = event.payment
+    posting = book.receive(
+        payment_id=p.payment_id,
+        step="refund",
+        source=transit_out_account(p.from_account),
+        credit=p.from_account,
+        amount=p.amount,
+        currency=p.currency,
+        refund=True,
+    )
+    _add_posting(record, posting)
+    return StepResult("failed", event.reason or "returned", event.message)
+
+
+def _settle(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
+    """settled: capture the hold and post it to the settlement account."""
+    _require_status(record, "reserved", "settlement")
+    p = event.payment
+    posting = book.capture(p.payment_id, step="settle", credit=settlement_account(p.from_account))
+    _add_posting(record, posting)
+    return StepResult("completed")
+
+
+def _release_returned(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
+    """returned: release the hold, failed with the counterparty's reason."""
+    _require_status(record, "reserved", "return")
+    book.release(event.payment.payment_id)
+    return StepResult("failed", event.reason or "returned", event.message)
+
+
+_LATER_STEPS: dict[str, StepFn] = {
+    CREDIT: _credit_payee,
+    REFUND: _refund_payer,
+    "settled": _settle,
+    "returned": _release_returned,
+}
+
+
+def _step_fn(step: str, kind: str) -> StepFn:
+    if step == "approved":
+        return _hold_external if kind == EXTERNAL else _debit_internal
+    fn = _LATER_STEPS.get(step)
+    if fn is None:
+        raise UnexpectedStep(f"the ledger does not handle {step!r}")
+    return fn
+
+
 def apply_step(
-    book: Book, record: dict | None, event: PaymentEvent, *, now: dt.datetime
-) -> tuple[dict, StepResult, bool]:
+    book: Book, record: dict[str, Any] | None, event: PaymentEvent, *, now: dt.datetime
+) -> tuple[dict[str, Any], StepResult, bool]:
     """Apply ``event`` to ``book``. Returns (record, result, replayed).
 
     Raises `UnexpectedStep` for a step the payment's record does not allow (e.g. a
@@ -89,78 +209,9 @@ def apply_step(
     step = event.status
     if step in record["steps"]:
         return record, StepResult(**record["steps"][step]), True
-    p = event.payment
+    apply = _step_fn(step, event.payment.kind)
     try:
-        if step == "approved" and p.kind == EXTERNAL:
-            book.hold(
-                hold_id=p.payment_id,
-                payer_uid=p.uid,
-                account_id=p.from_account,
-                amount=p.amount,
-                currency=p.currency,
-                expires_at=(now.astimezone(dt.UTC) + dt.timedelta(days=EXTERNAL_HOLD_DAYS)).isoformat(),
-            )
-            record["holdId"] = p.payment_id
-            result = StepResult("reserved")
-        elif step == "approved":
-            book.payer_account(p.from_account, p.uid, p.currency)
-            if p.to_account == p.from_account:  # the payee's side cannot see it: refused here
-                raise Declined("same_account", "from- and to-account are the same")
-            posting = book.transfer(
-                payment_id=p.payment_id,
-                step="debit",
-                payer_uid=p.uid,
-                debit=p.from_account,
-                credit=transit_out_account(p.from_account),
-                amount=p.amount,
-                currency=p.currency,
-            )
-            record["postingIds"] = [*record["postingIds"], posting.posting_id]
-            result = StepResult(CREDIT)
-        elif step == CREDIT:
-            if record["status"] != CREDIT:
-                raise UnexpectedStep(f"credit of a payment in state {record['status']!r}")
-            try:
-                posting = book.receive(
-                    payment_id=p.payment_id,
-                    step="credit",
-                    source=transit_in_account(p.to_account),
-                    credit=p.to_account,
-                    amount=p.amount,
-                    currency=p.currency,
-                )
-            except Declined as exc:  # the payee's account cannot take it: the money goes back
-                result = StepResult(REFUND, exc.code, exc.message)
-            else:
-                record["postingIds"] = [*record["postingIds"], posting.posting_id]
-                result = StepResult("completed")
-        elif step == REFUND:
-            if record["status"] != REFUND:
-                raise UnexpectedStep(f"refund of a payment in state {record['status']!r}")
-            posting = book.receive(
-                payment_id=p.payment_id,
-                step="refund",
-                source=transit_out_account(p.from_account),
-                credit=p.from_account,
-                amount=p.amount,
-                currency=p.currency,
-                refund=True,
-            )
-            record["postingIds"] = [*record["postingIds"], posting.posting_id]
-            result = StepResult("failed", event.reason or "returned", event.message)
-        elif step == "settled":
-            if record["status"] != "reserved":
-                raise UnexpectedStep(f"settlement of a payment in state {record['status']!r}")
-            posting = book.capture(p.payment_id, step="settle", credit=settlement_account(p.from_account))
-            record["postingIds"] = [*record["postingIds"], posting.posting_id]
-            result = StepResult("completed")
-        elif step == "returned":
-            if record["status"] != "reserved":
-                raise UnexpectedStep(f"return of a payment in state {record['status']!r}")
-            book.release(p.payment_id)
-            result = StepResult("failed", event.reason or "returned", event.message)
-        else:
-            raise UnexpectedStep(f"the ledger does not handle {step!r}")
+        result = apply(book, record, event, now)
     except UnexpectedStep:
         raise
     except Declined as exc:

@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import Any
 
 from fjordbank import topology
 from fjordbank.domain.errors import DomainError
@@ -82,7 +83,7 @@ def payment_id_for(uid: str, request_id: str) -> str:
     return f"p{digest[:34]}"  # 35 characters: fits ISO 20022's EndToEndId
 
 
-def body_hash(body: dict) -> str:
+def body_hash(body: dict[str, Any]) -> str:
     """Fingerprint of the client's body fields only (not of anything the backend added)."""
     canonical = {k: body[k] for k in sorted(BODY_FIELDS) if k in body}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -97,7 +98,7 @@ class PaymentRequest:
     message: str | None
     kid: str | None
     due_date: date
-    sca: dict | None = None  # {"keyId", "signature"}: the device's confirmation (domain.sca)
+    sca: dict[str, Any] | None = None  # {"keyId", "signature"}: the device's confirmation (domain.sca)
     payee_name: str | None = None
 
 
@@ -107,7 +108,7 @@ def _require(cond: bool, code: str, message: str) -> None:
 
 
 def parse_request(
-    body: dict,
+    body: dict[str, Any],
     *,
     request_id: str,
     today: date,
@@ -203,14 +204,16 @@ def parse_request(
 
 def parse_amount(amount: object) -> int:
     """A payment's amount: a positive integer number of øre, at most the contract's ceiling."""
-    _require(type(amount) is int, "invalid_amount", "amount must be an integer number of øre")
+    if type(amount) is not int:  # not isinstance: a bool is no amount
+        raise PaymentRejected("invalid_amount", "amount must be an integer number of øre")
     _require(amount > 0, "invalid_amount", "amount must be positive")
     _require(amount <= MAX_AMOUNT_MINOR, "amount_over_limit", f"amount above {MAX_AMOUNT_MINOR} øre")
     return amount
 
 
 def _account(value: object, code: str) -> str:
-    _require(isinstance(value, str), code, "account number must be a string")
+    if not isinstance(value, str):
+        raise PaymentRejected(code, "account number must be a string")
     try:
         return validate_account_number(normalize_account_number(value))
     except DomainError as exc:
@@ -237,11 +240,12 @@ class PaymentRequested:
     v: int = CONTRACT_VERSION
     payee_name: str | None = None  # as the customer typed it (optional; events before it have none)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> PaymentRequested:
+    def from_json(cls, data: object) -> PaymentRequested:
+        """The event's payment as decoded JSON: anything, checked here."""
         if not isinstance(data, dict):
             raise PaymentRejected("malformed_event", "the payment is not an object")
         fields = set(cls.__dataclass_fields__)
@@ -268,7 +272,7 @@ class PaymentEvent:
     status: str
     reason: str | None = None
     message: str | None = None
-    detail: dict | None = None  # step data, e.g. the clearing file id
+    detail: dict[str, Any] | None = None  # step data, e.g. the clearing file id
 
     @property
     def subject(self) -> str:
@@ -281,7 +285,7 @@ class PaymentEvent:
     def msg_id(self) -> str:
         return f"{self.payment.payment_id}:{self.status}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "payment": self.payment.to_json(),
             "status": self.status,
@@ -291,7 +295,8 @@ class PaymentEvent:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> PaymentEvent:
+    def from_json(cls, data: object) -> PaymentEvent:
+        """A decoded message body: anything, checked here."""
         if not isinstance(data, dict) or set(data) - {"payment", "status", "reason", "message", "detail"}:
             raise PaymentRejected("malformed_event", "not a payment event")
         status = data.get("status")
@@ -317,13 +322,13 @@ def may_advance(current: str | None, new: str) -> bool:
 
 
 def projection_update(
-    current: dict | None,
+    current: dict[str, Any] | None,
     status: str,
     *,
     reason: str | None = None,
     message: str | None = None,
-    extra: dict | None = None,
-) -> dict | None:
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
     """The fields to write on a request document to show ``status``, or None when the
     document already shows this state or a later one (idempotent, order-proof)."""
     if current is None or not may_advance(current.get("status"), status):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from typing import NoReturn
 from xml.parsers import expat
 
 
@@ -19,8 +20,8 @@ class UnsafeOrMalformedXml(ValueError):
     Callers turn it into their own domain error."""
 
 
-def _refuse(what: str, where: str) -> Callable[..., None]:
-    def handler(*_args: object) -> None:
+def _refuse(what: str, where: str) -> Callable[..., NoReturn]:
+    def handler(*_args: object) -> NoReturn:
         raise UnsafeOrMalformedXml(f"{what} are not allowed in {where}")
 
     return handler

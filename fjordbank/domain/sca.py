@@ -67,8 +67,11 @@ def verify(public_key_der: bytes, signature_b64: object, message: bytes) -> bool
         return False
     r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
     key = serialization.load_der_public_key(public_key_der)
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        # parse_public_key only stores P-256 keys: anything else is corrupted data, not a bad signature
+        raise TypeError(f"the stored SCA key is no ECDSA key but {type(key).__name__}")
     try:
-        key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
+        key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         return False
     return True

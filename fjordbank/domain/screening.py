@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from fjordbank.domain.norway import normalize_account_number, today_in_norway
 from fjordbank.domain.payments import PaymentRequested
@@ -28,7 +29,7 @@ class ScreeningPolicy:
     blocked_accounts: frozenset[str] = frozenset()
 
     @classmethod
-    def from_dict(cls, data: dict) -> ScreeningPolicy:
+    def from_dict(cls, data: dict[str, Any]) -> ScreeningPolicy:
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for name, value in fields.items():
             if name != "blocked_accounts" and (type(value) is not int or value <= 0):
@@ -47,11 +48,11 @@ class CustomerState:
     recent: list[int] = field(default_factory=list)  # epoch seconds of recent approvals
     payees: list[str] = field(default_factory=list)  # most recent last
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"day": self.day, "dayTotal": self.day_total, "recent": self.recent, "payees": self.payees}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> CustomerState:
+    def from_dict(cls, data: dict[str, Any] | None) -> CustomerState:
         data = data or {}
         return cls(
             day=data.get("day", ""),
@@ -67,7 +68,7 @@ class Screened:
     reason: str | None = None
     message: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"approved": self.approved, "reason": self.reason, "message": self.message}
 
 

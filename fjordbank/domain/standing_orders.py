@@ -19,6 +19,7 @@ import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from fjordbank.domain.payments import PaymentRejected, PaymentRequest, parse_request
 
@@ -73,7 +74,7 @@ def parse_order_id(value: object) -> str:
     return value
 
 
-def parse_terms(body: dict, *, today: dt.date) -> OrderTerms:
+def parse_terms(body: dict[str, Any], *, today: dt.date) -> OrderTerms:
     """A new standing order's terms; the payment fields are checked as for any payment."""
     if not isinstance(body, dict):
         raise PaymentRejected("malformed_request", "the request is not an object")
@@ -91,7 +92,7 @@ def parse_terms(body: dict, *, today: dt.date) -> OrderTerms:
         raise PaymentRejected("end_before_start", "endDate is before startDate")
     if (end or start) > today + dt.timedelta(days=365 * MAX_YEARS + MAX_YEARS // 4):
         raise PaymentRejected("end_date_too_far", f"dates at most {MAX_YEARS} years ahead")
-    payment_fields = {
+    payment_fields: dict[str, Any] = {
         k: body[k] for k in ("fromAccount", "toAccount", "payeeName", "amount", "message", "kid") if k in body
     }
     request = parse_request(
@@ -117,7 +118,7 @@ def occurrence_request_id(order_id: str, due: dt.date) -> str:
     return f"so-{order_id}-{due:%Y%m%d}"
 
 
-def waiting(current: dict, due: dt.date, reason: str | None) -> dict:
+def waiting(current: dict[str, Any], due: dt.date, reason: str | None) -> dict[str, Any]:
     """What a payment waiting for funds on its due date shows: one more attempt."""
     attempts = int((current.get("waiting") or {}).get("attempts", 0)) + 1
     return {"date": due.isoformat(), "attempts": attempts, "reason": reason}

@@ -29,6 +29,7 @@ import calendar
 import datetime as dt
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 WEEKLY = "weekly"
 MONTHLY = "monthly"
@@ -53,11 +54,11 @@ class Charge:
     date: dt.date
     amount: int  # øre, positive
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"id": self.tx_id, "date": self.date.isoformat(), "amount": self.amount}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Charge:
+    def from_dict(cls, data: dict[str, Any]) -> Charge:
         return cls(data["id"], dt.date.fromisoformat(data["date"]), int(data["amount"]))
 
 
@@ -71,7 +72,7 @@ class Subscription:
     next_expected: dt.date
     occurrences: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "interval": self.interval,
             "amount": self.amount,

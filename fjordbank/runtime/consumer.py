@@ -28,8 +28,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.errors import FetchTimeoutError
+from opentelemetry.context import Context
 from prometheus_client import Counter, Gauge, Histogram
 
 from fjordbank import topology
@@ -104,7 +107,7 @@ Outcome = Ack | Retry | Reject
 @dataclass(frozen=True)
 class Delivery:
     msg: Msg
-    span: Any = field(default=None, compare=False)  # the message's span while it is handled
+    span: tracing.Span | None = field(default=None, compare=False)  # the message's span while it is handled
 
     @property
     def subject(self) -> str:
@@ -115,7 +118,7 @@ class Delivery:
         return dict(getattr(self.msg, "headers", None) or {})  # (a message made by hand may have none)
 
     @property
-    def context(self):
+    def context(self) -> Context:
         """The trace context of the message's span (what its next steps are published with)."""
         return tracing.context_of(self.span) if self.span is not None else tracing.extract(self.headers)
 
@@ -136,6 +139,7 @@ class Delivery:
 
 
 BatchHandler = Callable[[list[Delivery]], Awaitable[list[Outcome]]]
+Subscription = JetStreamContext.PullSubscription
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ class ConsumerService:
         fetch_wait: float = 1.0,
         linger: float = 0.02,
         concurrency: int = 1,  # batches in flight; >1 only for handlers whose batches commute
-        on_connect: Callable[[Any], Awaitable[None]] | None = None,
+        on_connect: Callable[[JetStreamContext], Awaitable[None]] | None = None,
         background: list[Callable[[asyncio.Event], Awaitable[None]]] | None = None,
         also: list[tuple[str, BatchHandler]] | None = None,
     ) -> None:
@@ -177,14 +181,20 @@ class ConsumerService:
         self.background = background or []
         # chaos runs only (fjordbank/adapters/faults.py): None unless FJB_FAULTS_FILE is set
         self.faults = FaultSwitch.from_env(settings.nats.user or durable)
-        self.nc = None
-        self.js = None
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None  # set once connected (_main); see jetstream()
         self._stopping = asyncio.Event()
         self.leases: LeaseThread | None = None  # set when a consumer is partitioned
         self._active: dict[int, asyncio.Event] = {}  # partition -> held (workers pull)
         self._busy: dict[int, asyncio.Lock] = {}  # partition -> a batch in hand
         self._ready = False
         self._alive = True
+
+    def jetstream(self) -> JetStreamContext:
+        """The JetStream context of the service's connection, made when the service starts."""
+        if self.js is None:
+            raise RuntimeError(f"consumer service {self.spec.durable}: not connected to NATS (run() connects)")
+        return self.js
 
     # ---- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -219,7 +229,7 @@ class ConsumerService:
                 for _ in range(self.concurrency)
             ]
             workers += [asyncio.create_task(self._partition_worker(sub, binding)) for binding, sub in partitioned]
-            groups: dict[str, list] = {}
+            groups: dict[str, list[Subscription]] = {}
             for binding, sub in shared + partitioned:
                 groups.setdefault(binding.spec.name, []).append(sub)
             helpers = [asyncio.create_task(self._watch_lag(subs, name)) for name, subs in groups.items()]
@@ -250,13 +260,15 @@ class ConsumerService:
             await probes.stop()
             log.info("stopped")
 
-    async def _bind(self) -> tuple[list[tuple[Binding, Any]], list[tuple[Binding, Any]]]:
+    async def _bind(self) -> tuple[list[tuple[Binding, Subscription]], list[tuple[Binding, Subscription]]]:
         """Bind every durable: the shared ones (every instance pulls) and each partition's
         (worked on only while this instance holds the partition's lease)."""
-        shared, partitioned = [], []
+        js = self.jetstream()
+        shared: list[tuple[Binding, Subscription]] = []
+        partitioned: list[tuple[Binding, Subscription]] = []
         for binding in self.bindings:
             for spec in binding.spec.partitions():
-                sub = await self.js.pull_subscribe_bind(spec.durable, stream=spec.stream)
+                sub = await js.pull_subscribe_bind(spec.durable, stream=spec.stream)
                 info = await sub.consumer_info()
                 log.info(
                     "consumer bound",
@@ -265,7 +277,7 @@ class ConsumerService:
                 (partitioned if spec.group else shared).append((Binding(spec, binding.handler), sub))
         if partitioned:
             service = self.settings.nats.user or self.spec.durable
-            await self.js.key_value(topology.OWNERS_BUCKET)  # exists (a clear error at start-up if not)
+            await js.key_value(topology.OWNERS_BUCKET)  # exists (a clear error at start-up if not)
             self.leases = LeaseThread(
                 lambda: nats_conn.connect(self.settings.nats, name=f"{service}-leases"),
                 service,
@@ -289,7 +301,7 @@ class ConsumerService:
         event = self._active.get(partition)
         return event is not None and event.is_set() and self.leases is not None and self.leases.holds(partition)
 
-    async def _partition_worker(self, sub, binding: Binding) -> None:
+    async def _partition_worker(self, sub: Subscription, binding: Binding) -> None:
         """Like _worker, for one partition, while this instance holds it. A batch fetched
         just as the lease went is given back at once (nak, no delay) for the new holder."""
         p = binding.spec.partition
@@ -330,19 +342,20 @@ class ConsumerService:
                 log.exception("background task failed; restarting it")
                 await asyncio.sleep(1)
 
-    async def _watch_lag(self, subs: list, name: str) -> None:
+    async def _watch_lag(self, subs: list[Subscription], name: str) -> None:
         """The declared consumer's lag: summed over its partitions (every instance reports
         the whole, not only what it holds)."""
         while True:
             try:
                 infos = [await sub.consumer_info() for sub in subs]
-                LAG.labels(name).set(sum(i.num_pending for i in infos))
-                ACK_PENDING.labels(name).set(sum(i.num_ack_pending for i in infos))
+                # the server always sends both counts (nats-py types every field of the info optional)
+                LAG.labels(name).set(sum(i.num_pending or 0 for i in infos))
+                ACK_PENDING.labels(name).set(sum(i.num_ack_pending or 0 for i in infos))
             except (TimeoutError, nats.errors.Error):
                 pass
             await asyncio.sleep(5)
 
-    async def _worker(self, sub, binding: Binding) -> None:
+    async def _worker(self, sub: Subscription, binding: Binding) -> None:
         while not self._stopping.is_set():
             try:
                 msgs = await self._fetch(sub)
@@ -360,7 +373,7 @@ class ConsumerService:
                 continue
             await self.process([Delivery(m) for m in msgs], binding)
 
-    async def _fetch(self, sub) -> list:
+    async def _fetch(self, sub: Subscription) -> list[Msg]:
         """Wait up to ``fetch_wait`` for one message, then take what else is ready, lingering
         at most ``linger`` seconds. (A plain fetch(n) waits for n messages or its timeout,
         which costs a whole timeout of latency at every stage when traffic is light.)"""
@@ -417,8 +430,7 @@ class ConsumerService:
             try:
                 return await binding.handler(batch)
             except Exception as exc:
-                late = pause is None or time.monotonic() - started + pause > TRANSIENT_BUDGET_SECONDS
-                if late or not transient(exc) or self._stopping.is_set():
+                if pause is None or not self._may_try_again(exc, started, pause):
                     raise
                 log.info(
                     "transient handler error; trying again",
@@ -426,6 +438,11 @@ class ConsumerService:
                 )
                 await asyncio.sleep(pause)
         raise AssertionError("unreachable")
+
+    def _may_try_again(self, exc: Exception, started: float, pause: float) -> bool:
+        """A transient error, within the budget after ``pause``, while the service runs on."""
+        late = time.monotonic() - started + pause > TRANSIENT_BUDGET_SECONDS
+        return not late and transient(exc) and not self._stopping.is_set()
 
     async def _process(self, batch: list[Delivery], binding: Binding) -> None:
         name = binding.spec.name
@@ -478,7 +495,7 @@ class ConsumerService:
             },
         )
 
-    def _start_span(self, d: Delivery, consumer: str):
+    def _start_span(self, d: Delivery, consumer: str) -> tracing.Span:
         meta = d.msg.metadata
         published = getattr(meta, "timestamp", None)
         return tracing.start_span(
@@ -523,7 +540,8 @@ class ConsumerService:
         delivery is acked BEFORE its handler runs and commits, so a kill in between loses
         it. `python -m bench.chaos --break ack-before-commit:SERVICE` switches it on to show
         that the chaos run catches such a consumer (tests/e2e/test_chaos_catches_broken_consumer.py)."""
-        if self.faults is None or self.faults.active("ack_before_commit") is None:
+        fault = self.faults.active("ack_before_commit") if self.faults is not None else None
+        if fault is None:
             return
         await asyncio.gather(*(d.msg.ack() for d in batch), return_exceptions=True)
         settled = _SETTLED.get()
@@ -531,7 +549,7 @@ class ConsumerService:
             settled.update(id(d.msg) for d in batch)
         # the work between the ack and the commit, as a slow step would take: without it a
         # fast ledger commits within milliseconds and the run's kills seldom land in between
-        await asyncio.sleep(float(self.faults.active("ack_before_commit").get("work_seconds", 1.0)))
+        await asyncio.sleep(float(fault.get("work_seconds", 1.0)))
 
     async def _settle_message(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> None:
         if getattr(d.msg, "is_acked", False) is True:  # CHAOS ONLY: acked by _ack_before_commit already
@@ -561,7 +579,7 @@ class ConsumerService:
             "Nats-Msg-Id": f"dlq:{spec.stream}:{d.stream_sequence}:{spec.durable}",
             **tracing.inject(d.context),  # the dead letter (and a replay of it) stays in the trace
         }
-        ack = await self.js.publish(spec.dead_letter_subject, d.data, headers=headers)
+        ack = await self.jetstream().publish(spec.dead_letter_subject, d.data, headers=headers)
         tracing.set_attributes(d.span, {"fjb.dlq_sequence": getattr(ack, "seq", None)})  # for `bankctl dlq replay`
         DEAD_LETTERED.labels(spec.name).inc()
         with tracing.use(d.span):

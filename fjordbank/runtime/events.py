@@ -1,4 +1,4 @@
-"""Payment events on NATS: decode a fetched batch, publish the next steps.
+"""Events on NATS: decode a fetched batch, publish the next payment steps.
 
 Each next step is published in the trace of the message it came from: decode_batch
 remembers each payment's message context (fjordbank.runtime.tracing) and publish puts that
@@ -12,10 +12,13 @@ import asyncio
 import json
 from collections.abc import Mapping
 
+from nats.js import JetStreamContext
 from opentelemetry.context import Context
 
 from fjordbank import topology
+from fjordbank.domain import events as contract_events
 from fjordbank.domain.errors import DomainError
+from fjordbank.domain.events import Contract
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import tracing
 from fjordbank.runtime.consumer import Delivery, Outcome, Reject
@@ -48,29 +51,29 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
     return events, outcomes
 
 
-def decode_objects(batch: list[Delivery]) -> tuple[list[tuple[int, dict]], list[Outcome | None]]:
-    """For streams of plain JSON objects (customer and card events, commands): the objects
-    with their positions, and a Reject for every message that is not one."""
+def decode_contracts(batch: list[Delivery]) -> tuple[list[tuple[int, Contract]], list[Outcome | None]]:
+    """For the customer and card streams (events and commands): each message as the
+    contract its subject carries (fjordbank.domain.events), with its position, and a
+    Reject for every message that is none (malformed, or of a version this code does not
+    read), so it goes to the dead-letter stream."""
     outcomes: list[Outcome | None] = [None] * len(batch)
-    bodies: list[tuple[int, dict]] = []
+    decoded: list[tuple[int, Contract]] = []
     for i, d in enumerate(batch):
         try:
-            body = d.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            bodies.append((i, body))
-        else:
-            outcomes[i] = Reject(f"malformed {d.subject}: not a JSON object")
-    return bodies, outcomes
+            decoded.append((i, contract_events.decode(d.subject, d.json())))
+        except (ValueError, DomainError) as exc:
+            outcomes[i] = Reject(f"malformed {d.subject}: {exc}")
+    return decoded, outcomes
 
 
-async def publish(js, events: list[PaymentEvent], parents: Mapping[str, Context | None] | None = None) -> None:
+async def publish(
+    js: JetStreamContext, events: list[PaymentEvent], parents: Mapping[str, Context | None] | None = None
+) -> None:
     """Publish and wait for every JetStream ack (concurrently). Message id = payment:status,
     so publishing a step again (after a crash before the ack) is stored once. Each event
     carries the trace context of ``parents[payment id]``, by default that of the message
     decode_batch read for its payment."""
-    messages = []
+    messages: list[tuple[PaymentEvent, dict[str, str]]] = []
     for e in events:
         pid = e.payment.payment_id
         ctx = parents.get(pid) if parents is not None else tracing.parent_of(pid)

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -83,7 +84,7 @@ REASONS = {
     413: "Payload Too Large",
     500: "Internal Server Error",
 }
-ApiHandler = Callable[[dict[str, str], bytes], Awaitable[tuple[int, dict]]]
+ApiHandler = Callable[[dict[str, str], bytes], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 class JsonApiServer:
@@ -128,13 +129,13 @@ class JsonApiServer:
         finally:
             writer.close()
 
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, dict]:
+    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
         try:
             return await self._parse_and_call(reader)
         except (ValueError, asyncio.LimitOverrunError):  # an over-long line, a broken header
             return 400, {"error": "malformed_request"}
 
-    async def _parse_and_call(self, reader: asyncio.StreamReader) -> tuple[int, dict]:
+    async def _parse_and_call(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
         request = await asyncio.wait_for(reader.readline(), timeout=5)
         headers: dict[str, str] = {}
         for count in range(MAX_HEADERS + 1):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 EDGE_REQUESTS = "fjb_edge_requests"
 PUSH_RESULTS = "fjb_push_results"
@@ -40,7 +41,7 @@ NONE = "none"  # the reason of an accepted request or a sent push
 INTERNAL = "internal"  # the reason of an edge error that is no refusal (a bug, NATS away ...)
 
 
-def emit(metric: str, **labels: str) -> dict:
+def emit(metric: str, **labels: str) -> dict[str, Any]:
     """Write one log line counted by ``metric``; returns it (as a dict)."""
     if set(labels) != set(FIELDS[metric]):
         raise ValueError(f"{metric} takes {FIELDS[metric]}, not {sorted(labels)}")
@@ -57,9 +58,9 @@ def emit(metric: str, **labels: str) -> dict:
     return entry
 
 
-def edge_request(function: str, outcome: str, reason: str | None = None) -> dict:
+def edge_request(function: str, outcome: str, reason: str | None = None) -> dict[str, Any]:
     return emit(EDGE_REQUESTS, function=function, outcome=outcome, reason=reason or NONE)
 
 
-def push_result(kind: str, ok: bool, code: str | None = None) -> dict:
+def push_result(kind: str, ok: bool, code: str | None = None) -> dict[str, Any]:
     return emit(PUSH_RESULTS, kind=kind, outcome=SENT if ok else FAILED, reason=NONE if ok else (code or "UNKNOWN"))

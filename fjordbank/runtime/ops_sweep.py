@@ -34,7 +34,11 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from google.cloud import firestore
+from google.cloud.firestore_v1.async_aggregation import AsyncAggregationQuery
+from google.cloud.firestore_v1.async_query import AsyncQuery
 from google.cloud.firestore_v1.base_query import FieldFilter
 from prometheus_client import REGISTRY, Gauge
 
@@ -78,7 +82,7 @@ class Snapshot:
     open_oldest: dict[str, float] = field(default_factory=dict)
     outbox_pending: dict[str, int] = field(default_factory=dict)
     outbox_oldest: dict[str, float] = field(default_factory=dict)
-    audit: dict | None = None
+    audit: dict[str, Any] | None = None
 
 
 def age(oldest: dt.datetime | None, now: dt.datetime) -> float:
@@ -90,12 +94,13 @@ def age(oldest: dt.datetime | None, now: dt.datetime) -> float:
     return max(0.0, (now - oldest).total_seconds())
 
 
-async def _count(query) -> int:
-    result = await query.count(alias="n").get()
+async def _count(query: AsyncQuery) -> int:
+    # what query.count() builds; its annotation says it returns the class, not an instance
+    result = await AsyncAggregationQuery(query).count(alias="n").get()
     return int(result[0][0].value) if result and result[0] else 0
 
 
-async def _oldest(query, time_field: str) -> dt.datetime | None:
+async def _oldest(query: AsyncQuery, time_field: str) -> dt.datetime | None:
     snaps = await query.order_by(time_field).limit(1).get()
     for snap in snaps:
         value = snap.get(time_field)
@@ -103,16 +108,16 @@ async def _oldest(query, time_field: str) -> dt.datetime | None:
     return None
 
 
-async def take(db, *, now: dt.datetime | None = None) -> Snapshot:
+async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> Snapshot:
     """Read everything one sweep exports (an async Firestore client), queries concurrently."""
     now = now or dt.datetime.now(dt.UTC)
     requests = db.collection_group(PAYMENT_REQUESTS)
     outbox = db.collection(OUTBOX)
 
-    def in_state(state: str):
+    def in_state(state: str) -> AsyncQuery:
         return requests.where(filter=FieldFilter("status", "==", state))
 
-    def of_kind(kind: str):
+    def of_kind(kind: str) -> AsyncQuery:
         return outbox.where(filter=FieldFilter("kind", "==", kind))
 
     oldest_open = await asyncio.gather(*(_oldest(in_state(s), "updatedAt") for s in OPEN_STATES))
@@ -141,7 +146,8 @@ def export(snapshot: Snapshot) -> None:
     audit = snapshot.audit
     if audit is None or not isinstance(audit.get("ranAt"), dt.datetime):
         return
-    problems = audit.get("problems") if isinstance(audit.get("problems"), dict) else {}
+    found = audit.get("problems")
+    problems: dict[str, Any] = found if isinstance(found, dict) else {}
     AUDIT_OK.set(1 if audit.get("ok") is True else 0)
     AUDIT_RAN.set(audit["ranAt"].timestamp())
     for kind in sorted(set(AUDIT_KINDS) | set(problems)):
@@ -159,7 +165,7 @@ def _register_audit_gauges() -> None:
         _registered.append(True)
 
 
-def sweeper(db, period: float) -> Callable[[asyncio.Event], Awaitable[None]]:
+def sweeper(db: firestore.AsyncClient, period: float) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A background task for ConsumerService: sweep now and then every ``period`` seconds
     until the service stops. A sweep that fails is logged; the next one runs on time."""
 

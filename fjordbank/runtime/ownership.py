@@ -43,11 +43,15 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from prometheus_client import Counter, Gauge
 
 from fjordbank import topology
@@ -57,7 +61,8 @@ log = logging.getLogger(__name__)
 OWNED = Gauge("fjb_partitions_owned", "Payment partitions this instance holds a lease on", ["service"])
 MOVES = Counter("fjb_partition_moves_total", "Partition leases taken or given up by this instance", ["service", "move"])
 
-Hook = Callable[[int], Awaitable[None]]
+# a coroutine function: LeaseThread hands its calls to the service's loop (run_coroutine_threadsafe)
+Hook = Callable[[int], Coroutine[Any, Any, None]]
 
 
 def instance_id(env: dict[str, str] | None = None) -> str:
@@ -90,8 +95,8 @@ class Ownership:
 
     def __init__(
         self,
-        js,
-        kv,
+        js: JetStreamContext,
+        kv: KeyValue,
         service: str,
         instance: str,
         *,
@@ -277,7 +282,7 @@ class LeaseThread:
 
     def __init__(
         self,
-        connect: Callable[[], Awaitable],
+        connect: Callable[[], Awaitable[Client]],
         service: str,
         instance: str,
         *,

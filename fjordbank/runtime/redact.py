@@ -20,7 +20,7 @@ _ELEVEN = re.compile(_EDGE_L + r"[0-9]{4}([ .]?)[0-9]{2}\1[0-9]{5}" + _EDGE_R)
 _CARD = re.compile(_EDGE_L + r"[0-9]{13,19}" + _EDGE_R)
 
 
-def _card(match: re.Match) -> str:
+def _card(match: re.Match[str]) -> str:
     digits = match.group(0)
     return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}" if is_luhn_valid(digits) else digits
 

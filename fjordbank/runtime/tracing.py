@@ -65,22 +65,29 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode  # noqa: F401 - Span: for callers
+
+# Span and SpanKind are re-exported for callers (tracing.Span, tracing.SpanKind.CONSUMER)
+from opentelemetry.trace import Span as Span
+from opentelemetry.trace import SpanKind as SpanKind
+from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from fjordbank.runtime.redact import redact
+
+if TYPE_CHECKING:
+    from fjordbank.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +105,12 @@ _SCOPE = "fjordbank"
 
 _provider: TracerProvider | None = None
 _lock = threading.Lock()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 # ---- setup ---------------------------------------------------------------------------------------
-def setup(service: str, settings, *, processor: SpanProcessor | None = None) -> TracerProvider:
+def setup(service: str, settings: Settings, *, processor: SpanProcessor | None = None) -> TracerProvider:
     """The process's tracer provider (once per process: a second call returns the first),
     and trace fields on its log records. ``settings`` is a fjordbank.config.Settings;
     ``processor`` replaces the configured export (tests)."""
@@ -131,7 +140,8 @@ def make_exporter(kind: str, *, service: str, directory: str | Path) -> SpanExpo
     if kind == "gcp":
         from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter  # only where it is used
 
-        return CloudTraceSpanExporter()
+        # the exporter's __init__ carries no annotations (the package is typed otherwise)
+        return CloudTraceSpanExporter()  # type: ignore[no-untyped-call]
     if kind == "none":
         return None
     raise ValueError(f"unknown trace exporter {kind!r} (one of {', '.join(EXPORTERS)})")
@@ -157,11 +167,11 @@ def flush(timeout_seconds: float = 2.0) -> None:
             log.warning("could not flush spans", exc_info=True)
 
 
-def flushed(fn):
+def flushed(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """A function trigger whose spans are exported before the invocation ends (``flush``)."""
 
     @functools.wraps(fn)
-    def run(*args, **kwargs):
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
         finally:
@@ -255,6 +265,8 @@ def prune(directory: Path, max_bytes: int) -> None:
 def span_to_json(span: ReadableSpan) -> dict[str, Any]:
     """The line format ``bankctl trace`` reads. Times are Unix nanoseconds."""
     ctx = span.get_span_context()
+    if ctx is None:  # the SDK gives every span it finished a context
+        raise ValueError(f"span {span.name!r} has no span context")
     parent = span.parent
     return {
         "traceId": format(ctx.trace_id, "032x"),
@@ -275,7 +287,7 @@ def span_to_json(span: ReadableSpan) -> dict[str, Any]:
 
 
 # ---- context in carriers (NATS headers, Pub/Sub attributes) ------------------------------------
-class _AnyCaseGetter(Getter):
+class _AnyCaseGetter(Getter[Mapping[str, str]]):
     """Header names in any case (a relay or a tool may have changed it)."""
 
     def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
@@ -319,6 +331,10 @@ def span_in(ctx: Context | None) -> trace.Span:
     return trace.get_current_span(ctx)
 
 
+@overload
+def context_of(span: trace.Span) -> Context: ...
+@overload
+def context_of(span: None) -> None: ...
 def context_of(span: trace.Span | None) -> Context | None:
     return trace.set_span_in_context(span) if span is not None else None
 
@@ -399,7 +415,7 @@ def span(
             raise
 
 
-def use(s: trace.Span | None):
+def use(s: trace.Span | None) -> contextlib.AbstractContextManager[trace.Span | None]:
     """Make ``s`` current for a block without ending it (e.g. to log under a message's span)."""
     if s is None:
         return contextlib.nullcontext()
@@ -500,7 +516,7 @@ def install_log_fields(project_id: str, *, cloud: bool) -> None:
     if getattr(factory, "fjb_trace", False):
         return
 
-    def make(*args, **kwargs) -> logging.LogRecord:
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
         try:
             sc = trace.get_current_span().get_span_context()

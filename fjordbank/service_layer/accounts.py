@@ -11,35 +11,40 @@ read: a payment cannot land in between.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import DocumentReference, Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS
 from fjordbank.domain import accounts as rules
+from fjordbank.domain.events import AccountChanged
 from fjordbank.service_layer import outbox
 
 _draw = secrets.SystemRandom()  # account numbers are not guessable in sequence
 
 
-def _owned(tx, db, uid: str, account_id: str):
+def _owned(
+    tx: Transaction, db: firestore.Client, uid: str, account_id: str
+) -> tuple[DocumentReference, dict[str, Any]]:
     if not isinstance(account_id, str) or not account_id.isdigit() or len(account_id) != 11:
         raise rules.AccountRefused("unknown_account", "no such account")
     ref = db.collection(ACCOUNTS).document(account_id)
     snap = ref.get(transaction=tx)
     if not snap.exists or snap.get("ownerUid") != uid:
         raise rules.AccountRefused("unknown_account", "no such account")  # the same for others' accounts
-    return ref, snap.to_dict()
+    return ref, snap.to_dict() or {}
 
 
 def account_event(subject: str, uid: str, account_id: str, kind: str | None = None) -> outbox.Event:
     step = subject.rsplit(".", 1)[-1]
-    body = {"v": 1, "uid": uid, "accountId": account_id, "type": kind}
+    body = AccountChanged(uid=uid, account_id=account_id, type=kind).to_json()
     return outbox.Event(subject, body, f"{account_id}:{step}")
 
 
-def claim_number(tx, db: firestore.Client, bank_reg: str) -> str:
+def claim_number(tx: Transaction, db: firestore.Client, bank_reg: str) -> str:
     """A free customer account number, read in the caller's transaction (so a concurrent
     claim of the same number makes one of the two retry). Raises registry_exhausted when
     ``MAX_DRAWS`` random draws all hit taken numbers."""
@@ -50,7 +55,9 @@ def claim_number(tx, db: firestore.Client, bank_reg: str) -> str:
     raise rules.registry_exhausted(bank_reg)
 
 
-def create_account(tx, db: firestore.Client, uid: str, number: str, *, kind: str, name: str) -> outbox.Event:
+def create_account(
+    tx: Transaction, db: firestore.Client, uid: str, number: str, *, kind: str, name: str
+) -> outbox.Event:
     """Write a new account (after the transaction's reads)."""
     tx.create(
         db.collection(ACCOUNTS).document(number),
@@ -82,7 +89,7 @@ def open_account(
     name = rules.validate_name(name if name is not None else rules.DEFAULT_NAMES[kind])
 
     @firestore.transactional
-    def run(tx) -> tuple[str, outbox.Event]:
+    def run(tx: Transaction) -> tuple[str, outbox.Event]:
         customer = db.collection(CUSTOMERS).document(uid).get(transaction=tx)
         if not customer.exists or customer.get("status") != "approved":
             raise rules.AccountRefused("not_a_customer", "only approved customers open accounts")
@@ -93,7 +100,8 @@ def open_account(
         number = claim_number(tx, db, bank_reg)
         return number, create_account(tx, db, uid, number, kind=kind, name=name)
 
-    number, event = run(db.transaction())
+    opened: tuple[str, outbox.Event] = run(db.transaction())
+    number, event = opened
     outbox.deliver(db, publisher, [event])
     return number
 
@@ -102,7 +110,7 @@ def rename_account(db: firestore.Client, uid: str, *, account_id: str, name: str
     name = rules.validate_name(name)
 
     @firestore.transactional
-    def run(tx) -> None:
+    def run(tx: Transaction) -> None:
         ref, data = _owned(tx, db, uid, account_id)
         if data.get("status") != "open":
             raise rules.AccountRefused("account_closed", "a closed account cannot be renamed")
@@ -115,7 +123,7 @@ def close_account(db: firestore.Client, uid: str, *, account_id: str, publisher:
     event = account_event(topology.SUBJECT_ACCOUNT_CLOSED, uid, account_id)
 
     @firestore.transactional
-    def run(tx) -> None:
+    def run(tx: Transaction) -> None:
         ref, data = _owned(tx, db, uid, account_id)
         rules.check_closable(data)
         tx.update(

@@ -9,15 +9,17 @@ transaction with its event in the outbox.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import DocumentReference, Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS, CARDS
+from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CUSTOMERS
 from fjordbank.domain import cards as rules
+from fjordbank.domain.events import CardUpdated, IssueCard
 from fjordbank.service_layer import outbox
-from fjordbank.service_layer.accounts import CUSTOMERS
 
 MAX_CARDS_PER_ACCOUNT = 2
 REPLACE_REASONS = ("lost", "stolen", "damaged")
@@ -28,16 +30,18 @@ def new_card_id() -> str:
 
 
 def _issue_command(uid: str, card_id: str, account_id: str) -> outbox.Event:
-    body = {"v": 1, "uid": uid, "cardId": card_id, "accountId": account_id}
+    body = IssueCard(uid=uid, card_id=card_id, account_id=account_id).to_json()
     return outbox.Event(topology.SUBJECT_CARD_ISSUE, body, f"{card_id}:issue")
 
 
-def _updated(uid: str, card_id: str, change: dict) -> outbox.Event:
-    body = {"v": 1, "uid": uid, "cardId": card_id, **change}
+def _updated(uid: str, card_id: str, change: dict[str, Any]) -> outbox.Event:
+    body = CardUpdated(uid=uid, card_id=card_id, **change).to_json()
     return outbox.Event(topology.SUBJECT_CARD_UPDATED, body, f"{card_id}:updated:{secrets.token_hex(6)}")
 
 
-def _card_doc(uid: str, card_id: str, account_id: str, limits: dict, replaces: str | None = None) -> dict:
+def _card_doc(
+    uid: str, card_id: str, account_id: str, limits: dict[str, Any], replaces: str | None = None
+) -> dict[str, Any]:
     return {
         "cardId": card_id,
         "ownerUid": uid,
@@ -51,14 +55,16 @@ def _card_doc(uid: str, card_id: str, account_id: str, limits: dict, replaces: s
     }
 
 
-def _owned_card(tx, db, uid: str, card_id: object):
+def _owned_card(
+    tx: Transaction, db: firestore.Client, uid: str, card_id: object
+) -> tuple[DocumentReference, dict[str, Any]]:
     if not isinstance(card_id, str) or not card_id.startswith("card_") or len(card_id) > 40:
         raise rules.CardRefused("unknown_card", "no such card")
     ref = db.collection(CARDS).document(card_id)
     snap = ref.get(transaction=tx)
     if not snap.exists or snap.get("ownerUid") != uid:
         raise rules.CardRefused("unknown_card", "no such card")  # the same answer for others' cards
-    return ref, snap.to_dict()
+    return ref, snap.to_dict() or {}
 
 
 def issue_card(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, account_id: object) -> str:
@@ -68,7 +74,7 @@ def issue_card(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, a
     event = _issue_command(uid, card_id, account_id)
 
     @firestore.transactional
-    def run(tx) -> None:
+    def run(tx: Transaction) -> None:
         customer = db.collection(CUSTOMERS).document(uid).get(transaction=tx)
         if not customer.exists or customer.get("status") != "approved":
             raise rules.CardRefused("not_a_customer", "only approved customers get cards")
@@ -97,7 +103,7 @@ def set_frozen(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, c
     status = rules.FROZEN if frozen else rules.ACTIVE
 
     @firestore.transactional
-    def run(tx) -> outbox.Event:
+    def run(tx: Transaction) -> outbox.Event:
         ref, data = _owned_card(tx, db, uid, card_id)
         if data.get("status") not in (rules.ACTIVE, rules.FROZEN):
             raise rules.CardRefused("card_not_active", f"a card that is {data.get('status')} cannot be changed")
@@ -106,13 +112,16 @@ def set_frozen(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, c
         outbox.stage(tx, db, event)
         return event
 
-    outbox.deliver(db, publisher, [run(db.transaction())])
+    event: outbox.Event = run(db.transaction())
+    outbox.deliver(db, publisher, [event])
     return status
 
 
-def set_limits(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, card_id: object, limits: object) -> dict:
+def set_limits(
+    db: firestore.Client, publisher: outbox.Publisher, uid: str, *, card_id: object, limits: object
+) -> dict[str, Any]:
     @firestore.transactional
-    def run(tx) -> tuple[dict, outbox.Event]:
+    def run(tx: Transaction) -> tuple[dict[str, Any], outbox.Event]:
         ref, data = _owned_card(tx, db, uid, card_id)
         if data.get("status") == rules.BLOCKED:
             raise rules.CardRefused("card_not_active", "a blocked card cannot be changed")
@@ -122,7 +131,8 @@ def set_limits(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, c
         outbox.stage(tx, db, event)
         return merged, event
 
-    merged, event = run(db.transaction())
+    changed: tuple[dict[str, Any], outbox.Event] = run(db.transaction())
+    merged, event = changed
     outbox.deliver(db, publisher, [event])
     return merged
 
@@ -137,7 +147,7 @@ def replace_card(
     new_id = new_card_id()
 
     @firestore.transactional
-    def run(tx) -> list[outbox.Event]:
+    def run(tx: Transaction) -> list[outbox.Event]:
         ref, data = _owned_card(tx, db, uid, card_id)
         if data.get("status") == rules.BLOCKED:
             raise rules.CardRefused("card_not_active", "the card is already blocked")
@@ -162,5 +172,6 @@ def replace_card(
             outbox.stage(tx, db, event)
         return events
 
-    outbox.deliver(db, publisher, run(db.transaction()))
+    events: list[outbox.Event] = run(db.transaction())
+    outbox.deliver(db, publisher, events)
     return new_id

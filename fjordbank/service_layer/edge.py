@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.api_core.exceptions import AlreadyExists
+from google.cloud import firestore
+from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, is_transient, request_path
@@ -38,6 +40,7 @@ from fjordbank.domain.payments import (
     INTERNAL,
     PaymentEvent,
     PaymentRejected,
+    PaymentRequest,
     PaymentRequested,
     body_hash,
     parse_request,
@@ -49,9 +52,18 @@ from fjordbank.runtime import tracing
 from fjordbank.service_layer import ratelimits, sca
 
 log = logging.getLogger(__name__)
+Snapshot = DocumentSnapshot[DocumentReference]  # a document as the sync client read it
 
 
-def advance_sync(db, uid: str, request_id: str, status: str, *, known=None, **kwargs) -> bool:
+def advance_sync(
+    db: firestore.Client,
+    uid: str,
+    request_id: str,
+    status: str,
+    *,
+    known: Snapshot | None = None,
+    **kwargs: Any,
+) -> bool:
     """Move the request document forward (request_docs.advance_sync, one transaction; with
     ``known``, the document as read before, one write: request_docs.advance_from_sync), in
     a span, with the trace id of the current span (and the status on the trigger's span)."""
@@ -65,23 +77,23 @@ def advance_sync(db, uid: str, request_id: str, status: str, *, known=None, **kw
         return _advance_doc(db, uid, request_id, status, **kwargs)
 
 
-def contract_body(body: dict) -> dict:
+def contract_body(body: dict[str, Any]) -> dict[str, Any]:
     """The request's fields without the app's ``traceparent`` (transport metadata: the
     trigger's span already used it; see the module docstring)."""
     return {k: v for k, v in body.items() if k != tracing.TRACEPARENT}
 
 
 class Publisher(Protocol):
-    def publish_json(self, subject: str, body: dict, *, msg_id: str, stream: str | None = None): ...
+    def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> object: ...
 
 
 def handle_payment_request(
-    db,
+    db: firestore.Client,
     publisher: Publisher,
     *,
     uid: str,
     request_id: str,
-    body: dict,
+    body: dict[str, Any],
     bank_regs: tuple[str, ...],
     sca_threshold: int = DEFAULT_SCA_THRESHOLD,
     now: dt.datetime | None = None,
@@ -107,11 +119,11 @@ def handle_payment_request(
         request = parse_request(body, request_id=request_id, today=today)
     except PaymentRejected as exc:
         return _refuse_invalid(db, ref, body, exc, uid=uid, request_id=request_id, now=now)
-    known: object = None
+    known: Snapshot | None = None
     try:
         reads = _read(db, ref, uid, request, bank_regs)
         known = reads["request"]
-        handled = (known.to_dict() or {}).get("status")
+        handled: str | None = (known.to_dict() or {}).get("status")
         if handled is not None and handled != body.get("status"):  # the edge moved it since its creation
             # A redelivered trigger: this request was handled. Nothing is checked or counted
             # again, so a rate limit or a used signature can never reject a request in flight.
@@ -165,11 +177,20 @@ def handle_payment_request(
     return "requested"
 
 
-def _refuse_invalid(db, ref, body: dict, exc: PaymentRejected, *, uid: str, request_id: str, now) -> str:
+def _refuse_invalid(
+    db: firestore.Client,
+    ref: DocumentReference,
+    body: dict[str, Any],
+    exc: PaymentRejected,
+    *,
+    uid: str,
+    request_id: str,
+    now: dt.datetime,
+) -> str:
     """An invalid request: refused, and counted against the rate limit unless a redelivered
     trigger finds it handled already."""
     known = ref.get()
-    handled = (known.to_dict() or {}).get("status")
+    handled: str | None = (known.to_dict() or {}).get("status")
     if handled is not None and handled != body.get("status"):
         return handled
     reason = _counted(db, uid, exc, now)
@@ -178,7 +199,9 @@ def _refuse_invalid(db, ref, body: dict, exc: PaymentRejected, *, uid: str, requ
     return "rejected"
 
 
-def _counted(db, uid: str, exc: PaymentRejected, now) -> PaymentRejected | ratelimits.RateLimited:
+def _counted(
+    db: firestore.Client, uid: str, exc: PaymentRejected, now: dt.datetime
+) -> PaymentRejected | ratelimits.RateLimited:
     """Count a refused request against the rate limit; the reason to show (rate_limited once
     over the limit, so a flood of refusals is told to wait like a flood of payments)."""
     try:
@@ -188,7 +211,9 @@ def _counted(db, uid: str, exc: PaymentRejected, now) -> PaymentRejected | ratel
     return exc
 
 
-def _read(db, ref, uid: str, request, bank_regs: tuple[str, ...]) -> dict:
+def _read(
+    db: firestore.Client, ref: DocumentReference, uid: str, request: PaymentRequest, bank_regs: tuple[str, ...]
+) -> dict[str, Snapshot]:
     """Every document the checks need, in one batched read (name -> snapshot)."""
     refs = {"request": ref, "from": db.collection(ACCOUNTS).document(request.from_account)}
     if request.to_account[:4] in bank_regs:
@@ -203,12 +228,20 @@ def _read(db, ref, uid: str, request, bank_regs: tuple[str, ...]) -> dict:
 
 
 def _count_and_claim(
-    db, uid: str, request_id: str, request, reads: dict, *, own_payee: bool, threshold: int, now
+    db: firestore.Client,
+    uid: str,
+    request_id: str,
+    request: PaymentRequest,
+    reads: dict[str, Snapshot],
+    *,
+    own_payee: bool,
+    threshold: int,
+    now: dt.datetime,
 ) -> None:
     """The SCA decision, then one commit: the rate-limit count and (for a signed payment)
     the record that its signature is used. Raises `PaymentRejected` or `RateLimited`."""
     path = reads["request"].reference.path
-    claim = None
+    claim: DocumentReference | None = None
     if request.sca is None:
         new = sca.new_payee(reads["payees"].to_dict(), request.to_account)
         if sca.needs_signature(request.amount, own_payee=own_payee, new_payee=new, threshold=threshold):
@@ -231,6 +264,8 @@ def _count_and_claim(
     try:
         results = batch.commit()
     except AlreadyExists:  # the signature was used since the read: by this request (a race) or another
+        if claim is None:  # only the signature's record is created here
+            raise
         if (claim.get().to_dict() or {}).get("request") != path:
             raise sca.signature_reused() from None
         batch = db.batch()
@@ -239,7 +274,9 @@ def _count_and_claim(
     counted.check(results[0])
 
 
-def submit(db, publisher: Publisher, payment: PaymentRequested, *, known=None) -> None:
+def submit(
+    db: firestore.Client, publisher: Publisher, payment: PaymentRequested, *, known: Snapshot | None = None
+) -> None:
     """Publish a validated payment and show it as requested; a publish failure is never
     dropped. ``known``: the request document as the caller read it (one write then)."""
     event = PaymentEvent(payment, "requested")
@@ -247,7 +284,13 @@ def submit(db, publisher: Publisher, payment: PaymentRequested, *, known=None) -
         _submit(db, publisher, payment, event, known)
 
 
-def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentEvent, known) -> None:
+def _submit(
+    db: firestore.Client,
+    publisher: Publisher,
+    payment: PaymentRequested,
+    event: PaymentEvent,
+    known: Snapshot | None,
+) -> None:
     try:
         with tracing.span(
             f"publish {topology.base_subject(event.subject)}",
@@ -289,7 +332,9 @@ def _submit(db, publisher: Publisher, payment: PaymentRequested, event: PaymentE
     )
 
 
-def check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]) -> tuple[str, bool]:
+def check_accounts(
+    db: firestore.Client, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]
+) -> tuple[str, bool]:
     """Ownership and state, checked on the server. Returns the payment kind and whether
     the payee is the payer's own account."""
     source = db.collection(ACCOUNTS).document(from_account).get().to_dict()
@@ -302,7 +347,7 @@ def check_accounts(db, uid: str, from_account: str, to_account: str, bank_regs: 
 
 
 def account_verdict(
-    uid: str, source: dict | None, to_account: str, target: dict | None, bank_regs: tuple[str, ...]
+    uid: str, source: dict[str, Any] | None, to_account: str, target: dict[str, Any] | None, bank_regs: tuple[str, ...]
 ) -> tuple[str, bool]:
     """The payment kind and whether the payee is the payer's own account, from the two
     accounts' documents (None: no such document). Raises `PaymentRejected`."""

@@ -15,8 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank.adapters.card_store import CARD_AUTHORIZATIONS
@@ -47,7 +49,9 @@ class InsightsRefused(Refused):
     """A correction the bank refuses."""
 
 
-def recategorise(db, uid: str, account_id: object, transaction_id: object, category: object) -> dict:
+def recategorise(
+    db: firestore.Client, uid: str, account_id: object, transaction_id: object, category: object
+) -> dict[str, Any]:
     if category not in CHOOSABLE:
         raise InsightsRefused("invalid_category", f"category must be one of {', '.join(CHOOSABLE)}", "category")
     if not isinstance(account_id, str) or not isinstance(transaction_id, str) or not TX_ID.fullmatch(transaction_id):
@@ -58,7 +62,7 @@ def recategorise(db, uid: str, account_id: object, transaction_id: object, categ
     entry_snap = db.collection(ACCOUNTS).document(account_id).collection(TRANSACTIONS).document(transaction_id).get()
     if not entry_snap.exists:
         raise InsightsRefused("unknown_transaction", "no such transaction on your accounts", "transactionId")
-    entry = entry_snap.to_dict()
+    entry = entry_snap.to_dict() or {}
     if entry.get("direction") != "out":  # (transfers between own accounts keep "transfers" whatever is chosen)
         raise InsightsRefused("not_spending", "only spending can be recategorised", "transactionId")
     key = entry.get("merchantKey") or override_key(
@@ -77,7 +81,7 @@ def recategorise(db, uid: str, account_id: object, transaction_id: object, categ
     return {"key": key, "category": category, "bookingsMoved": moved, "entriesRelabelled": relabelled}
 
 
-def _move_items(db, uid: str, key: str, category: str) -> int:
+def _move_items(db: firestore.Client, uid: str, key: str, category: str) -> int:
     items = db.document(f"users/{uid}").collection(ECONOMY_ITEMS).where(filter=FieldFilter("key", "==", key))
     ids = [s.id for s in items.stream() if s.get("category") != category and s.get("direction") == "out"]
     for start in range(0, len(ids), CHUNK):
@@ -85,17 +89,17 @@ def _move_items(db, uid: str, key: str, category: str) -> int:
     return len(ids)
 
 
-def _move_chunk(db, uid: str, item_ids: list[str], category: str) -> None:
+def _move_chunk(db: firestore.Client, uid: str, item_ids: list[str], category: str) -> None:
     @firestore.transactional
-    def run(tx) -> None:
+    def run(tx: Transaction) -> None:
         refs = [user_doc(db, uid, ECONOMY_ITEMS, i) for i in item_ids]
-        items = {s.id: s.to_dict() for s in db.get_all(refs, transaction=tx) if s.exists}
+        items = {s.id: s.to_dict() or {} for s in db.get_all(refs, transaction=tx) if s.exists}
         month_ids = sorted({item["month"] for item in items.values()})
         month_refs = [user_doc(db, uid, ECONOMY, m) for m in month_ids]
         months = {
-            s.id: economy.Month.from_dict(s.to_dict()) for s in db.get_all(month_refs, transaction=tx) if s.exists
+            s.id: economy.Month.from_dict(s.to_dict() or {}) for s in db.get_all(month_refs, transaction=tx) if s.exists
         }
-        changed: dict[str, dict] = {}
+        changed: dict[str, dict[str, Any]] = {}
         for item_id, doc in items.items():
             old = economy.Item.from_dict(doc)
             new = economy.Item(old.month, old.direction, category, old.amount)
@@ -111,7 +115,7 @@ def _move_chunk(db, uid: str, item_ids: list[str], category: str) -> None:
     run(db.transaction())
 
 
-def _relabel_feed(db, uid: str, key: str, category: str) -> int:
+def _relabel_feed(db: firestore.Client, uid: str, key: str, category: str) -> int:
     accounts = db.collection(ACCOUNTS).where(filter=FieldFilter("ownerUid", "==", uid)).stream()
     relabelled = 0
     batch = db.batch()
@@ -128,25 +132,26 @@ def _relabel_feed(db, uid: str, key: str, category: str) -> int:
     return relabelled
 
 
-def set_subscription_status(db, uid: str, key: object, status: str) -> dict:
+def set_subscription_status(db: firestore.Client, uid: str, key: object, status: str) -> dict[str, Any]:
     """Dismiss a subscription that is none (or list it again): the choice sticks."""
     if not isinstance(key, str) or not key or "/" in key or len(key) > 120:
         raise InsightsRefused("invalid_merchant_key", "merchantKey is required", "merchantKey")
     ref = user_doc(db, uid, SUBSCRIPTIONS, key)
 
     @firestore.transactional
-    def run(tx) -> dict:
+    def run(tx: Transaction) -> dict[str, Any]:
         snap = ref.get(transaction=tx)
         if not snap.exists:
             raise InsightsRefused("unknown_subscription", "no such subscription", "merchantKey")
         tx.update(ref, {"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
         return {"merchantKey": key, "status": status}
 
-    return run(db.transaction())
+    result: dict[str, Any] = run(db.transaction())
+    return result
 
 
 # ---- recomputation from the ledger ----------------------------------------------------------
-def ledger_bookings(db, uid: str) -> list[Booking]:
+def ledger_bookings(db: firestore.Client, uid: str) -> list[Booking]:
     """Every booking of ``uid`` from the ledger's own records (not from any event): the
     completed payments it made or received (ledgerPayments) and its captured card
     purchases (cardAuthorizations)."""
@@ -161,7 +166,7 @@ def ledger_bookings(db, uid: str) -> list[Booking]:
         if s.get("status") == "completed" and s.get("kind") == "internal"
     ]
     for snap in [*made.stream(), *received]:
-        record = snap.to_dict()
+        record = snap.to_dict() or {}
         payee_uid = uid if record["toAccount"] in accounts else None
         if payee_uid is None and record["kind"] == "internal":
             target = db.collection(ACCOUNTS).document(record["toAccount"]).get()
@@ -170,15 +175,15 @@ def ledger_bookings(db, uid: str) -> list[Booking]:
         found += [b for b in bookings.from_payment(event, payee_uid=payee_uid) if b.uid == uid]
     cards = db.collection(CARD_AUTHORIZATIONS).where(filter=FieldFilter("ownerUid", "==", uid))
     for snap in cards.stream():
-        r = snap.to_dict()
+        r = snap.to_dict() or {}
         found += bookings.from_card_capture(
             {
                 "status": r.get("status"),
                 "uid": uid,
-                "authId": snap.id,
-                "accountId": r.get("accountId"),
+                "auth_id": snap.id,
+                "account_id": r.get("accountId"),
                 "amount": r.get("capturedAmount"),
-                "merchantName": r.get("merchantName"),
+                "merchant_name": r.get("merchantName"),
                 "mcc": r.get("mcc"),
                 "day": r.get("spendDay"),
             }
@@ -186,7 +191,7 @@ def ledger_bookings(db, uid: str) -> list[Booking]:
     return found
 
 
-def payment_of(record: dict) -> PaymentRequested:
+def payment_of(record: dict[str, Any]) -> PaymentRequested:
     """The payment a ledger record was made from (what its events carried)."""
     return PaymentRequested(
         payment_id=record["paymentId"],
@@ -205,20 +210,20 @@ def payment_of(record: dict) -> PaymentRequested:
     )
 
 
-def recompute_economy(db, uid: str) -> dict[str, economy.Month]:
+def recompute_economy(db: firestore.Client, uid: str) -> dict[str, economy.Month]:
     """My economy from scratch, from the ledger and the customer's categories."""
     overrides = {s.id: s.get("category") for s in db.document(f"{USERS}/{uid}").collection(CATEGORY_OVERRIDES).stream()}
     return economy.recompute(ledger_bookings(db, uid), overrides)
 
 
-def stored_economy(db, uid: str) -> dict[str, economy.Month]:
+def stored_economy(db: firestore.Client, uid: str) -> dict[str, economy.Month]:
     """My economy as the insights service maintains it."""
     return {
         s.id: economy.Month.from_dict(s.to_dict()) for s in db.document(f"{USERS}/{uid}").collection(ECONOMY).stream()
     }
 
 
-def economy_differences(db, uid: str) -> list[str]:
+def economy_differences(db: firestore.Client, uid: str) -> list[str]:
     """Where the maintained figures differ from a recomputation (empty: they agree)."""
     stored, fresh = stored_economy(db, uid), recompute_economy(db, uid)
     problems = []

@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
+from fjordbank.adapters.firestore import CUSTOMERS
 from fjordbank.domain import onboarding as rules
 from fjordbank.domain.accounts import DEFAULT_NAMES, SPENDING
+from fjordbank.domain.events import CustomerDecided
 from fjordbank.domain.norway import mask_national_id, today_in_norway
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.service_layer import outbox
-from fjordbank.service_layer.accounts import CUSTOMERS, claim_number, create_account
+from fjordbank.service_layer.accounts import claim_number, create_account
 
 log = logging.getLogger(__name__)
 KYC = "kyc"
@@ -40,7 +44,7 @@ SUBJECTS = {
 
 def customer_event(uid: str, status: str, reason: str | None, account_id: str | None) -> outbox.Event:
     """No personal data on NATS: the uid, the outcome and the first account."""
-    body = {"v": 1, "uid": uid, "status": status, "reason": reason, "accountId": account_id}
+    body = CustomerDecided(uid=uid, status=status, reason=reason, account_id=account_id).to_json()
     return outbox.Event(SUBJECTS[status], body, f"customer:{uid}:{status}")
 
 
@@ -59,7 +63,7 @@ def submit(
     bank_reg: str,
     today: dt.date | None = None,
     allow_synthetic: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """Validate, screen and decide an application. Raises `OnboardingRefused` (nothing
     written) for a malformed application, a second application or an identity in use."""
     application = rules.parse_application(data, today=today or today_in_norway(), allow_synthetic=allow_synthetic)
@@ -69,7 +73,7 @@ def submit(
     id_ref = db.collection(NATIONAL_IDS).document(nid)
 
     @firestore.transactional
-    def run(tx) -> tuple[str | None, list[outbox.Event]]:
+    def run(tx: Transaction) -> tuple[str | None, list[outbox.Event]]:
         if customer_ref.get(transaction=tx).exists:
             raise rules.OnboardingRefused("already_onboarded", "you have already applied")
         if id_ref.get(transaction=tx).exists:
@@ -117,7 +121,8 @@ def submit(
         outbox.stage(tx, db, event)
         return number, [event, *events]
 
-    number, events = run(db.transaction())
+    decided: tuple[str | None, list[outbox.Event]] = run(db.transaction())
+    number, events = decided
     outbox.deliver(db, publisher, events)
     log.info(
         "onboarding decided",
@@ -126,7 +131,7 @@ def submit(
     return {"status": decision.outcome, "reason": decision.reason, "accountId": number}
 
 
-def pending_reviews(db: firestore.Client, limit: int = 100) -> list[dict]:
+def pending_reviews(db: firestore.Client, limit: int = 100) -> list[dict[str, Any]]:
     query = db.collection(CUSTOMERS).where(filter=FieldFilter("status", "==", rules.REVIEW)).limit(limit)
     out = []
     for snap in query.stream():
@@ -151,14 +156,15 @@ def decide_review(
     operator: str,
     reason: str | None,
     bank_reg: str,
-) -> dict:
+) -> dict[str, Any]:
     """An operator's decision on an application in review."""
     if not approve and not (isinstance(reason, str) and 0 < len(reason.strip()) <= 200):
         raise rules.OnboardingRefused("invalid_reason", "a rejection needs a reason (1-200 characters)")
+    final_reason = reason.strip() if not approve and reason is not None else None  # a rejection's, checked above
     customer_ref = db.collection(CUSTOMERS).document(uid)
 
     @firestore.transactional
-    def run(tx) -> tuple[str | None, list[outbox.Event]]:
+    def run(tx: Transaction) -> tuple[str | None, list[outbox.Event]]:
         snap = customer_ref.get(transaction=tx)
         if not snap.exists:
             raise rules.OnboardingRefused("unknown_customer", "no application from this user")
@@ -166,7 +172,6 @@ def decide_review(
             raise rules.OnboardingRefused("not_in_review", f"the application is {snap.get('status')}, not in review")
         number = claim_number(tx, db, bank_reg) if approve else None
         status = rules.APPROVED if approve else rules.REJECTED
-        final_reason = None if approve else reason.strip()  # type: ignore[union-attr]
         now = firestore.SERVER_TIMESTAMP
         tx.update(
             customer_ref,
@@ -183,7 +188,8 @@ def decide_review(
         outbox.stage(tx, db, event)
         return number, [event, *events]
 
-    number, events = run(db.transaction())
+    decided: tuple[str | None, list[outbox.Event]] = run(db.transaction())
+    number, events = decided
     outbox.deliver(db, publisher, events)
     log.info("onboarding reviewed", extra={"uid": uid, "approved": approve, "operator": operator})
     return {"status": rules.APPROVED if approve else rules.REJECTED, "accountId": number}

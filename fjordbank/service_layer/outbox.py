@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank.errors import PublishError
@@ -25,13 +26,13 @@ OUTBOX = "outbox"
 
 
 class Publisher(Protocol):
-    def publish_json(self, subject: str, body: dict, *, msg_id: str, stream: str | None = None): ...
+    def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> object: ...
 
 
 @dataclass(frozen=True)
 class Event:
     subject: str
-    body: dict
+    body: dict[str, Any]
     msg_id: str
 
 
@@ -41,7 +42,7 @@ def kind_of(subject: str) -> str:
     return subject.split(".", 1)[0]
 
 
-def stage(tx, db: firestore.Client, event: Event) -> None:
+def stage(tx: Transaction, db: firestore.Client, event: Event) -> None:
     """Write the event in the caller's transaction (after its reads)."""
     tx.set(
         db.collection(OUTBOX).document(event.msg_id),
@@ -69,7 +70,9 @@ def deliver(db: firestore.Client, publisher: Publisher, events: list[Event]) -> 
     return published
 
 
-def relay(db: firestore.Client, publisher: Publisher, *, min_age_seconds: float = 10, limit: int = 500) -> dict:
+def relay(
+    db: firestore.Client, publisher: Publisher, *, min_age_seconds: float = 10, limit: int = 500
+) -> dict[str, int]:
     """Publish events whose first publish failed (older than ``min_age_seconds``, so the
     job does not race a use case that is about to publish its own)."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=min_age_seconds)

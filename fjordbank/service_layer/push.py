@@ -9,6 +9,7 @@ unregistered are deleted.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
@@ -30,7 +31,7 @@ def preferences(db: firestore.Client, uid: str) -> dict[str, bool]:
     return {kind: bool(chosen.get(kind, default)) for kind, default in DEFAULT_PREFERENCES.items()}
 
 
-def deliver(db: firestore.Client, sender: PushSender, push: dict) -> str:
+def deliver(db: firestore.Client, sender: PushSender, push: dict[str, Any]) -> str:
     """Returns what happened: duplicate | muted | no_devices | sent."""
     uid, kind, key = push["uid"], push["kind"], push["dedupeKey"]
     record = db.collection(PUSHES).document(key)
@@ -60,7 +61,7 @@ def deliver(db: firestore.Client, sender: PushSender, push: dict) -> str:
     return status
 
 
-def deliver_batch(db: firestore.Client, sender: PushSender, message: dict) -> dict[str, int]:
+def deliver_batch(db: firestore.Client, sender: PushSender, message: object) -> dict[str, int]:
     """A Pub/Sub message from the notifier: {"pushes": [push, ...]}. Malformed entries are
     logged and skipped (a retry would not mend them)."""
     outcomes: dict[str, int] = {}

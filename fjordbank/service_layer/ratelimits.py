@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import WriteBatch
+from google.cloud.firestore_v1.types import WriteResult
 
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.ratelimit import LIMITS, Limit, decide, window
@@ -40,7 +43,7 @@ def window_key(index: int) -> str:
     return f"{index:012d}"
 
 
-def counts_update(limit: Limit, index: int, now: float, add: int = 1) -> dict:
+def counts_update(limit: Limit, index: int, now: float, add: int = 1) -> dict[str, Any]:
     """The merge-write that counts ``add`` requests in window ``index`` and reads the one before."""
     expire = dt.datetime.fromtimestamp(now + 2 * limit.period_seconds, dt.UTC)
     return {
@@ -69,14 +72,14 @@ class Counted:
     def __init__(self, action: str, limit: Limit, elapsed: float) -> None:
         self.action, self.limit, self.elapsed = action, limit, elapsed
 
-    def check(self, write_result) -> None:
+    def check(self, write_result: WriteResult) -> None:
         previous, current = (int(v.integer_value) for v in write_result.transform_results)  # key order
         decision = decide(self.limit, previous, current, self.elapsed)
         if not decision.allowed:
             raise RateLimited(self.action, decision.retry_after)
 
 
-def count_in(db: firestore.Client, batch, uid: str, action: str, *, now: float) -> Counted:
+def count_in(db: firestore.Client, batch: WriteBatch, uid: str, action: str, *, now: float) -> Counted:
     """Add the write that counts one request of ``action`` to ``batch`` (so the count goes
     in the same commit as the caller's other writes: one round trip)."""
     limit = LIMITS[action]

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
+from google.cloud.firestore_v1 import DocumentReference, Transaction
 
-from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, USERS
+from fjordbank.adapters.firestore import CUSTOMERS, SCREENING_CUSTOMERS, USERS
 from fjordbank.domain import sca as rules
 from fjordbank.domain.payments import PaymentRejected
-from fjordbank.service_layer.accounts import CUSTOMERS
 
 SCA_KEYS = "scaKeys"
 SCA_USED = "scaUsed"
@@ -43,7 +44,7 @@ def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: 
         raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
 
     @firestore.transactional
-    def run(tx) -> None:
+    def run(tx: Transaction) -> None:
         if enrolment.get(transaction=tx).exists:
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
         if customer.get(transaction=tx).exists:
@@ -65,24 +66,25 @@ def is_new_payee(db: firestore.Client, uid: str, to_account: str) -> bool:
     return new_payee(payee_record_ref(db, uid).get().to_dict(), to_account)
 
 
-def new_payee(screening_customer: dict | None, to_account: str) -> bool:
+def new_payee(screening_customer: dict[str, Any] | None, to_account: str) -> bool:
     return to_account not in (screening_customer or {}).get("payees", [])
 
 
-def payee_record_ref(db: firestore.Client, uid: str):
+def payee_record_ref(db: firestore.Client, uid: str) -> DocumentReference:
     """The document ``new_payee`` reads (screening's record of the customer's payees)."""
     return db.collection(SCREENING_CUSTOMERS).document(uid)
 
 
-def key_ref(db: firestore.Client, uid: str, sca: dict):
-    return db.collection(USERS).document(uid).collection(SCA_KEYS).document(sca["keyId"])
+def key_ref(db: firestore.Client, uid: str, sca: dict[str, Any]) -> DocumentReference:
+    ref: DocumentReference = db.collection(USERS).document(uid).collection(SCA_KEYS).document(sca["keyId"])
+    return ref
 
 
-def used_ref(db: firestore.Client, sca: dict):
+def used_ref(db: firestore.Client, sca: dict[str, Any]) -> DocumentReference:
     return db.collection(SCA_USED).document(hashlib.sha256(sca["signature"].encode()).hexdigest())
 
 
-def used_record(uid: str, request_path: str) -> dict:
+def used_record(uid: str, request_path: str) -> dict[str, Any]:
     return {"request": request_path, "uid": uid, "usedAt": firestore.SERVER_TIMESTAMP}
 
 
@@ -105,9 +107,9 @@ def verify_signature(
     amount: int,
     currency: str,
     to_account: str,
-    sca: dict,
-    key: dict | None,
-    used: dict | None,
+    sca: dict[str, Any],
+    key: dict[str, Any] | None,
+    used: dict[str, Any] | None,
 ) -> bool:
     """Raises `PaymentRejected` unless ``sca`` is a valid signature over exactly these values
     by the registered ``key``, not used for another request. Returns whether its use still
@@ -117,7 +119,7 @@ def verify_signature(
     if used is not None and used.get("request") != request_path:
         raise signature_reused()
     message = rules.challenge(request_id, amount, currency, to_account)
-    if not rules.verify(base64.b64decode(key.get("publicKey")), sca["signature"], message):
+    if not rules.verify(base64.b64decode(key["publicKey"]), sca["signature"], message):
         raise PaymentRejected("sca_invalid", "the confirmation does not match this payment")
     return used is None
 
@@ -132,7 +134,7 @@ def check_payment(
     currency: str,
     to_account: str,
     own_payee: bool,
-    sca: dict | None,
+    sca: dict[str, Any] | None,
     threshold: int,
 ) -> None:
     """Raises `PaymentRejected` (sca_required | sca_invalid | sca_reused) unless the payment

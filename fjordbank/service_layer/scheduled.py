@@ -34,16 +34,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from itertools import chain
+from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot, Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import PAYMENT_REQUESTS
 from fjordbank.domain import standing_orders as orders
 from fjordbank.domain.errors import DomainError
+from fjordbank.domain.events import ExpireCardHolds
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
 from fjordbank.errors import ConfigError, PublishError
@@ -60,7 +63,7 @@ JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX, AUDIT_LEDGER)
 MAX_SCOPE = 30  # customers a scoped run may name (Firestore's limit for an `in` filter)
 
 
-def job_overrides(message: Mapping, env: Mapping[str, str]) -> dict:
+def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """``now`` and ``uids`` from a job message (see the module docstring); {} when it sets
     neither. Raises ConfigError outside the emulator, ValueError when malformed."""
     wanted = {k: message[k] for k in ("now", "uids") if message.get(k) is not None}
@@ -68,7 +71,7 @@ def job_overrides(message: Mapping, env: Mapping[str, str]) -> dict:
         return {}
     if not env.get("FIRESTORE_EMULATOR_HOST"):
         raise ConfigError("a job's clock and scope are set on the emulator only; refused")
-    out: dict = {}
+    out: dict[str, Any] = {}
     if "now" in wanted:
         now = dt.datetime.fromisoformat(str(wanted["now"]).replace("Z", "+00:00"))
         if now.tzinfo is None:
@@ -82,7 +85,9 @@ def job_overrides(message: Mapping, env: Mapping[str, str]) -> dict:
     return out
 
 
-def due_requests(db, today: dt.date, limit: int, uids: tuple[str, ...] | None = None):
+def due_requests(
+    db: firestore.Client, today: dt.date, limit: int, uids: tuple[str, ...] | None = None
+) -> Iterator[DocumentSnapshot[DocumentReference]]:
     requests = db.collection_group(PAYMENT_REQUESTS)
     if uids:  # a scoped run (emulator only, job_overrides)
         requests = requests.where(filter=FieldFilter("payment.uid", "in", list(uids)))
@@ -96,14 +101,14 @@ def due_requests(db, today: dt.date, limit: int, uids: tuple[str, ...] | None = 
 
 
 def submit_due_payments(
-    db,
+    db: firestore.Client,
     publisher: Publisher,
     *,
     bank_regs: tuple[str, ...] = (),
     now: dt.datetime | None = None,
     limit: int = 500,
     uids: tuple[str, ...] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Scheduled payments whose due date has come, then the standing orders' due dates.
 
     A scheduled payment the account cannot cover waits for the job's next run on its due
@@ -142,14 +147,21 @@ def submit_due_payments(
     return {**counts, "standingOrders": standing}
 
 
-def _hold_back(db, publisher: Publisher, ref, payment: PaymentRequested, decision, now: dt.datetime) -> str:
+def _hold_back(
+    db: firestore.Client,
+    publisher: Publisher,
+    ref: DocumentReference,
+    payment: PaymentRequested,
+    decision: orders.Decision,
+    now: dt.datetime,
+) -> str:
     """Wait (note the attempt on the request) or fail (the request fails, and its event is
     staged in the same transaction so the customer is told)."""
     event = PaymentEvent(payment, "failed", reason=decision.reason, message="the scheduled payment could not be paid")
     staged = outbox.Event(event.subject, event.to_json(), event.msg_id)
 
     @firestore.transactional
-    def run(tx) -> str:
+    def run(tx: Transaction) -> str:
         current = ref.get(transaction=tx).to_dict() or {}
         if current.get("status") != "scheduled":
             return "skipped"
@@ -157,36 +169,39 @@ def _hold_back(db, publisher: Publisher, ref, payment: PaymentRequested, decisio
             due = dt.date.fromisoformat(payment.due_date)
             tx.update(ref, {"waiting": orders.waiting(current, due, decision.reason)})
             return "waiting"
-        update = projection_update(current, "failed", reason=decision.reason, message=event.message)
+        # never None: a scheduled request may always fail
+        update = projection_update(current, "failed", reason=decision.reason, message=event.message) or {}
         tx.update(ref, {**update, "updatedAt": now, "timeline.failed": now})
         outbox.stage(tx, db, staged)
         return "failed"
 
-    outcome = run(db.transaction())
+    outcome: str = run(db.transaction())
     if outcome == "failed":
         outbox.deliver(db, publisher, [staged])
     return outcome
 
 
-def release_expired_holds(publisher: Publisher, *, now: dt.datetime | None = None) -> dict:
+def release_expired_holds(publisher: Publisher, *, now: dt.datetime | None = None) -> dict[str, int]:
     """Card holds are the card service's: the job hands it the command. Releasing is
     idempotent, so two runs (or two deliveries) release each hold once."""
     now = now or dt.datetime.now(dt.UTC)
     publisher.publish_json(
-        topology.SUBJECT_CARD_EXPIRE_HOLDS, {"v": 1, "asOf": now.isoformat()}, msg_id=f"expire-holds:{now.isoformat()}"
+        topology.SUBJECT_CARD_EXPIRE_HOLDS,
+        ExpireCardHolds(as_of=now.isoformat()).to_json(),
+        msg_id=f"expire-holds:{now.isoformat()}",
     )
     return {"requested": 1}
 
 
 def run_job(
-    db,
+    db: firestore.Client,
     publisher: Publisher,
     job: str,
     *,
     bank_regs: tuple[str, ...] = (),
     now: dt.datetime | None = None,
     uids: tuple[str, ...] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """``now`` and ``uids``: `job_overrides` (the emulator's clock); None: the real one."""
     if job == SUBMIT_DUE_PAYMENTS:
         return submit_due_payments(db, publisher, bank_regs=bank_regs, now=now, uids=uids)

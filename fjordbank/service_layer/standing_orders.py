@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from google.api_core.exceptions import Aborted, AlreadyExists
 from google.cloud import firestore
+from google.cloud.firestore_v1 import DocumentReference, Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, request_path, user_doc
@@ -44,11 +46,11 @@ from fjordbank.service_layer.edge import Publisher, check_accounts
 log = logging.getLogger(__name__)
 
 
-def _order_ref(db, uid: str, order_id: str):
+def _order_ref(db: firestore.Client, uid: str, order_id: str) -> DocumentReference:
     return user_doc(db, uid, STANDING_ORDERS, order_id)
 
 
-def _terms_json(terms: rules.OrderTerms) -> dict:
+def _terms_json(terms: rules.OrderTerms) -> dict[str, Any]:
     return {
         "fromAccount": terms.payment.from_account,
         "toAccount": terms.payment.to_account,
@@ -64,8 +66,14 @@ def _terms_json(terms: rules.OrderTerms) -> dict:
 
 
 def create(
-    db, uid: str, body: dict, *, bank_regs: tuple[str, ...], sca_threshold: int = DEFAULT_THRESHOLD, now=None
-) -> dict:
+    db: firestore.Client,
+    uid: str,
+    body: dict[str, Any],
+    *,
+    bank_regs: tuple[str, ...],
+    sca_threshold: int = DEFAULT_THRESHOLD,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     """A new standing order. The order id is the client's idempotency key: the same body
     again returns the same order; another body with a used id is refused."""
     now = now or dt.datetime.now(dt.UTC)
@@ -78,7 +86,7 @@ def create(
     if existing.exists:
         if existing.get("bodyHash") != fingerprint:
             raise PaymentRejected("order_exists", "another standing order has this id")
-        return existing.to_dict()
+        return existing.to_dict() or {}
     kind, own_payee = check_accounts(db, uid, terms.payment.from_account, terms.payment.to_account, bank_regs)
     sca.check_payment(
         db,
@@ -108,92 +116,144 @@ def create(
     try:
         ref.create(order)
     except AlreadyExists:  # a concurrent create with the same id
-        return ref.get().to_dict()
+        return ref.get().to_dict() or {}
     log.info("standing order created", extra={"uid": uid, "order_id": order_id, "frequency": terms.frequency})
     return order
 
 
-def change(db, uid: str, body: dict, *, sca_threshold: int = DEFAULT_THRESHOLD, now=None) -> dict:
+def change(
+    db: firestore.Client,
+    uid: str,
+    body: object,
+    *,
+    sca_threshold: int = DEFAULT_THRESHOLD,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     """Change the amount, the end date or the next due date of an active order. A larger
     amount that needs SCA needs a new confirmation."""
     now = now or dt.datetime.now(dt.UTC)
     today = today_in_norway(now)
+    asked = _change_request(body)
+    ref = _order_ref(db, uid, rules.parse_order_id(asked.get("orderId")))
+    order = _active_order(ref)
+    update: dict[str, Any] = {}
+    if "amount" in asked:
+        update["amount"] = _changed_amount(db, uid, ref, order, asked, sca_threshold)
+    if "nextDue" in asked:
+        update["nextDue"] = _changed_next_due(asked["nextDue"], today)
+    if "endDate" in asked:
+        update["endDate"] = _changed_end_date(asked["endDate"], update.get("nextDue", order["nextDue"]))
+    if not update:
+        raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
+    return _apply_change(db, ref, update, now)
+
+
+def _change_request(body: object) -> dict[str, Any]:
+    """The app's change: an object with no fields but those a change may carry."""
     if not isinstance(body, dict) or set(body) - rules.CHANGE_FIELDS:
         raise PaymentRejected("unknown_field", f"fields: {', '.join(sorted(rules.CHANGE_FIELDS))}")
-    ref = _order_ref(db, uid, rules.parse_order_id(body.get("orderId")))
+    return body
+
+
+def _active_order(ref: DocumentReference) -> dict[str, Any]:
+    """The order as it stands; only an active one can change."""
     snap = ref.get()
     if not snap.exists:
         raise PaymentRejected("unknown_order", "no standing order with this id")
-    order = snap.to_dict()
+    order = snap.to_dict() or {}
     if order["status"] != rules.ACTIVE:
         raise PaymentRejected("order_not_active", f"the order is {order['status']}")
-    update: dict = {}
-    if "amount" in body:
-        amount = parse_amount(body["amount"])
-        if amount > order["amount"]:
-            sca.check_payment(
-                db,
-                uid,
-                request_path=ref.path,
-                request_id=order["orderId"],
-                amount=amount,
-                currency=order["currency"],
-                to_account=order["toAccount"],
-                own_payee=True,  # the payee was confirmed when the order was made
-                sca=body.get("sca"),
-                threshold=sca_threshold,
-            )
-        update["amount"] = amount
-    if "nextDue" in body:
-        due = rules.parse_date(body["nextDue"], "invalid_next_due")
-        if due < today:
-            raise PaymentRejected("next_due_in_past", "nextDue is before today")
-        update["nextDue"] = due.isoformat()
-    if "endDate" in body:
-        end = None if body["endDate"] is None else rules.parse_date(body["endDate"], "invalid_end_date")
-        if end is not None and end < dt.date.fromisoformat(update.get("nextDue", order["nextDue"])):
-            raise PaymentRejected("end_before_start", "endDate is before the next due date")
-        update["endDate"] = end.isoformat() if end else None
-    if not update:
-        raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
+    return order
+
+
+def _changed_amount(
+    db: firestore.Client,
+    uid: str,
+    ref: DocumentReference,
+    order: dict[str, Any],
+    asked: dict[str, Any],
+    sca_threshold: int,
+) -> int:
+    """The new amount. A larger one is checked as a payment to a known payee: one over the
+    SCA threshold needs a new confirmation."""
+    amount = parse_amount(asked["amount"])
+    if amount > order["amount"]:
+        sca.check_payment(
+            db,
+            uid,
+            request_path=ref.path,
+            request_id=order["orderId"],
+            amount=amount,
+            currency=order["currency"],
+            to_account=order["toAccount"],
+            own_payee=True,  # the payee was confirmed when the order was made
+            sca=asked.get("sca"),
+            threshold=sca_threshold,
+        )
+    return amount
+
+
+def _changed_next_due(value: object, today: dt.date) -> str:
+    due = rules.parse_date(value, "invalid_next_due")
+    if due < today:
+        raise PaymentRejected("next_due_in_past", "nextDue is before today")
+    return due.isoformat()
+
+
+def _changed_end_date(value: object, next_due: str) -> str | None:
+    """The new end date (None: the order runs until cancelled), not before the next due date."""
+    end = None if value is None else rules.parse_date(value, "invalid_end_date")
+    if end is not None and end < dt.date.fromisoformat(next_due):
+        raise PaymentRejected("end_before_start", "endDate is before the next due date")
+    return end.isoformat() if end else None
+
+
+def _apply_change(
+    db: firestore.Client, ref: DocumentReference, update: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    """Write the change in a transaction that finds the order still active."""
 
     @firestore.transactional
-    def run(tx) -> dict:
-        current = ref.get(transaction=tx).to_dict()
+    def run(tx: Transaction) -> dict[str, Any]:
+        current = ref.get(transaction=tx).to_dict() or {}
         if current["status"] != rules.ACTIVE:
             raise PaymentRejected("order_not_active", f"the order is {current['status']}")
         tx.update(ref, {**update, "updatedAt": now})
         return {**current, **update}
 
-    return run(db.transaction())
+    changed: dict[str, Any] = run(db.transaction())
+    return changed
 
 
-def cancel(db, uid: str, order_id: str, *, now=None) -> dict:
+def cancel(db: firestore.Client, uid: str, order_id: object, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """Cancel an order: no payment falls due after this. Cancelling twice is harmless."""
     now = now or dt.datetime.now(dt.UTC)
     ref = _order_ref(db, uid, rules.parse_order_id(order_id))
 
     @firestore.transactional
-    def run(tx) -> dict:
+    def run(tx: Transaction) -> dict[str, Any]:
         snap = ref.get(transaction=tx)
         if not snap.exists:
             raise PaymentRejected("unknown_order", "no standing order with this id")
-        order = snap.to_dict()
+        order = snap.to_dict() or {}
         if order["status"] == rules.ACTIVE:
             tx.update(ref, {"status": rules.CANCELLED, "cancelledAt": now, "updatedAt": now})
             order["status"] = rules.CANCELLED
         return order
 
-    return run(db.transaction())
+    cancelled: dict[str, Any] = run(db.transaction())
+    return cancelled
 
 
-def public(order: dict) -> dict:
+def public(order: dict[str, Any]) -> dict[str, Any]:
     """What the app is answered (the document itself it reads with its listener)."""
     keys = ("orderId", "status", "frequency", "amount", "fromAccount", "toAccount", "nextDue", "endDate")
     return {k: order.get(k) for k in keys}
 
 
-def cancel_scheduled(db, uid: str, request_id: str, *, now=None) -> dict:
+def cancel_scheduled(
+    db: firestore.Client, uid: str, request_id: str, *, now: dt.datetime | None = None
+) -> dict[str, Any]:
     """Cancel a payment request waiting for its due date ("scheduled"). Once it has been
     submitted it can no longer be cancelled."""
     now = now or dt.datetime.now(dt.UTC)
@@ -202,24 +262,25 @@ def cancel_scheduled(db, uid: str, request_id: str, *, now=None) -> dict:
     ref = db.document(request_path(uid, request_id))
 
     @firestore.transactional
-    def run(tx) -> dict:
+    def run(tx: Transaction) -> dict[str, Any]:
         snap = ref.get(transaction=tx)
         if not snap.exists:
             raise PaymentRejected("unknown_request", "no payment request with this id")
-        current = snap.to_dict()
+        current = snap.to_dict() or {}
         if current.get("status") == "cancelled":
             return {"requestId": request_id, "status": "cancelled"}
         if current.get("status") != "scheduled":
             raise PaymentRejected("not_scheduled", f"the payment is {current.get('status')}, not scheduled")
-        update = projection_update(current, "cancelled")
+        update = projection_update(current, "cancelled") or {}  # never None: scheduled may be cancelled
         tx.update(ref, {**update, "updatedAt": now, "timeline.cancelled": now})
         return {"requestId": request_id, "status": "cancelled"}
 
-    return run(db.transaction())
+    cancelled: dict[str, Any] = run(db.transaction())
+    return cancelled
 
 
 # ---- the job ----------------------------------------------------------------------------
-def occurrence(order: dict, due: dt.date, now: dt.datetime) -> PaymentRequested:
+def occurrence(order: dict[str, Any], due: dt.date, now: dt.datetime) -> PaymentRequested:
     request_id = rules.occurrence_request_id(order["orderId"], due)
     return PaymentRequested(
         payment_id=payment_id_for(order["uid"], request_id),
@@ -239,23 +300,23 @@ def occurrence(order: dict, due: dt.date, now: dt.datetime) -> PaymentRequested:
     )
 
 
-def available_of(db, account_id: str) -> tuple[int | None, bool]:
+def available_of(db: firestore.Client, account_id: str) -> tuple[int | None, bool]:
     snap = db.collection(ACCOUNTS).document(account_id).get()
     if not snap.exists:
         return None, False
-    data = snap.to_dict()
+    data = snap.to_dict() or {}
     return data.get("available"), data.get("status") == "open"
 
 
 def run_due(
-    db,
+    db: firestore.Client,
     publisher: Publisher,
     *,
     bank_regs: tuple[str, ...],
-    now=None,
+    now: dt.datetime | None = None,
     limit: int = 500,
     uids: tuple[str, ...] | None = None,
-) -> dict:
+) -> dict[str, int]:
     """Pay (or fail) every due date that has come. See the module docstring. ``uids``: only
     these customers' orders (a scoped run on the emulator: scheduled.job_overrides)."""
     now = now or dt.datetime.now(dt.UTC)
@@ -270,7 +331,7 @@ def run_due(
         .limit(limit)
     )
     for snap in query.stream():
-        order = snap.to_dict()
+        order = snap.to_dict() or {}
         due = dt.date.fromisoformat(order["nextDue"])
         available, is_open = available_of(db, order["fromAccount"])
         decision = rules.decide(due=due, today=today, available=available, amount=order["amount"], account_open=is_open)
@@ -292,7 +353,15 @@ def run_due(
     return counts
 
 
-def _claim(db, publisher: Publisher, ref, order: dict, due: dt.date, decision: rules.Decision, now: dt.datetime) -> str:
+def _claim(
+    db: firestore.Client,
+    publisher: Publisher,
+    ref: DocumentReference,
+    order: dict[str, Any],
+    due: dt.date,
+    decision: rules.Decision,
+    now: dt.datetime,
+) -> str:
     """One transaction: the due date is still the order's next one (else another run took
     it), the order moves on, and the payment's event is staged. Then it is published."""
     payment = occurrence(order, due, now)
@@ -303,7 +372,7 @@ def _claim(db, publisher: Publisher, ref, order: dict, due: dt.date, decision: r
     staged = outbox.Event(event.subject, event.to_json(), event.msg_id)
 
     @firestore.transactional
-    def run(tx) -> str:
+    def run(tx: Transaction) -> str:
         current = ref.get(transaction=tx).to_dict() or {}
         if current.get("status") != rules.ACTIVE or current.get("nextDue") != due.isoformat():
             return "skipped"
@@ -336,7 +405,7 @@ def _claim(db, publisher: Publisher, ref, order: dict, due: dt.date, decision: r
         outbox.stage(tx, db, staged)
         return "submitted" if decision.action == "submit" else "failed"
 
-    outcome = run(db.transaction())
+    outcome: str = run(db.transaction())
     if outcome in ("submitted", "failed"):
         outbox.deliver(db, publisher, [staged])
         log.info(

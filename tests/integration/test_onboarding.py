@@ -105,11 +105,11 @@ def test_a_new_user_is_approved_with_an_account_and_a_welcome_push(stack, auth, 
     push = wait_push(stack, token, "Welcome to Fjordbank")
     assert push["data"]["status"] == "approved"
     events = [e for e in stream_messages(stack, "customers.approved") if e["uid"] == user["uid"]]
-    assert events == [{"v": 1, "uid": user["uid"], "status": "approved", "reason": None, "accountId": account_id}]
+    assert events == [{"v": 1, "uid": user["uid"], "status": "approved", "reason": None, "account_id": account_id}]
     opened = [
         e
         for e in stream_messages(stack, "customers.account_opened")
-        if e["accountId"] == account_id and e["uid"] == user["uid"]
+        if e["account_id"] == account_id and e["uid"] == user["uid"]
     ]
     assert len(opened) == 1
     audit()

@@ -169,10 +169,10 @@ def test_a_card_capture_is_booked_on_its_day():
     event = {
         "status": "captured",
         "uid": "u",
-        "authId": "a1",
-        "accountId": "12345678903",
+        "auth_id": "a1",
+        "account_id": "12345678903",
         "amount": 4500,
-        "merchantName": "KIWI 123",
+        "merchant_name": "KIWI 123",
         "mcc": "5411",
         "day": "2026-11-26",
     }

@@ -31,18 +31,18 @@ AUTH_ID = "ca" + "0" * 32
 def card_event(**changes: object) -> dict:
     event: dict = {
         "v": 1,
-        "authId": AUTH_ID,
+        "auth_id": AUTH_ID,
         "status": "approved",
         "reason": None,
         "uid": "user_1",
-        "cardId": "card_1",
-        "accountId": "acc_1",
+        "card_id": "card_1",
+        "account_id": "acc_1",
         "last4": "7897",
         "amount": 12_345,
         "currency": "NOK",
-        "merchantName": "Rema 1000",
+        "merchant_name": "Rema 1000",
         "mcc": "5411",
-        "merchantCountry": "NO",
+        "merchant_country": "NO",
         "channel": "pos",
     }
     event.update(changes)
@@ -122,7 +122,7 @@ def test_approved_and_declined_have_different_dedupe_keys() -> None:
 
 def test_card_push_dedupe_key_is_stable() -> None:
     assert card_pushes(card_event()) == card_pushes(card_event())
-    assert card_pushes(card_event(authId="ca" + "1" * 32))[0].dedupe_key == "ca" + "1" * 32 + ":approved"
+    assert card_pushes(card_event(auth_id="ca" + "1" * 32))[0].dedupe_key == "ca" + "1" * 32 + ":approved"
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_card_push_without_a_whole_amount_leaves_it_out(amount: object) -> None:
 
 @pytest.mark.parametrize("merchant", [None, ""])
 def test_card_push_without_merchant_says_a_merchant(merchant: str | None) -> None:
-    [push] = card_pushes(card_event(merchantName=merchant))
+    [push] = card_pushes(card_event(merchant_name=merchant))
     assert push.body == f"123,45{NBSP}kr at a merchant with the card ending 7897"
 
 
@@ -170,7 +170,7 @@ def test_empty_card_event_pushes_nothing() -> None:
 
 
 def test_card_push_data_values_are_strings() -> None:
-    [push] = card_pushes(card_event(cardId=None))
+    [push] = card_pushes(card_event(card_id=None))
     assert push.data == {"authorizationId": AUTH_ID, "cardId": "None", "status": "approved"}
     assert all(isinstance(v, str) for v in push.data.values())
 
@@ -182,7 +182,7 @@ def test_card_push_data_values_are_strings() -> None:
     uid=st.text(min_size=1, max_size=30),
 )
 def test_card_push_property(amount: int, status: str, auth: str, uid: str) -> None:
-    [push] = card_pushes(card_event(amount=amount, status=status, authId=auth, uid=uid))
+    [push] = card_pushes(card_event(amount=amount, status=status, auth_id=auth, uid=uid))
     assert push.uid == uid
     assert push.kind == CARD
     assert push.dedupe_key == f"{auth}:{status}"

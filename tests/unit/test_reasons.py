@@ -27,6 +27,10 @@ NOT_REASONS = {
     "ping_interval",
     "reconnect_time_wait",
     "created_at",  # field names
+    "account_id",  # (the events' fields, read from their wire form: fjordbank.domain.events)
+    "auth_id",
+    "card_id",
+    "merchant_name",
     "original_payment_information_id",
     "retry_after",
 }

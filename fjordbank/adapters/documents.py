@@ -1,0 +1,248 @@
+"""The service layer's document ports (fjordbank.service_layer.ports) on Firestore.
+
+The only place where a use case's reads and writes meet Firestore's client: paths become
+references, the ports' sentinels become Firestore's (SERVER_TIMESTAMP, Increment,
+DELETE_FIELD), Firestore's errors become the ports' (AlreadyExists, NotFound, Stale,
+Contention), and every unit of work is counted in fjb_firestore_transaction_attempts_total
+under its operation, as the consumers' transactions are (fjordbank.adapters.firestore).
+
+The in-memory fake (tests/support/memory.py) is held to the same behaviour by the contract
+suite tests/integration/test_documents_contract.py, which runs on both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as api_errors
+from google.cloud import firestore
+from google.cloud.firestore_v1 import AsyncTransaction
+from google.cloud.firestore_v1._helpers import ReadAfterWriteError
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.transaction import Transaction, transactional
+
+from fjordbank.adapters.firestore import async_transactional, count_attempts, is_contention
+from fjordbank.service_layer import ports
+from fjordbank.service_layer.ports import Data, Doc, OrderBy, Where
+
+T = TypeVar("T")
+_OPS = {"array_contains": "array-contains"}
+
+
+def to_firestore(value: Any) -> Any:
+    """The ports' sentinels, anywhere in a document's data, as Firestore's."""
+    if value is ports.SERVER_TIME:
+        return firestore.SERVER_TIMESTAMP
+    if value is ports.DELETE_FIELD:
+        return firestore.DELETE_FIELD
+    if isinstance(value, ports.Increment):
+        return firestore.Increment(value.by)
+    if isinstance(value, Mapping):
+        return {k: to_firestore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_firestore(v) for v in value]
+    return value
+
+
+def to_doc(snap: DocumentSnapshot[Any]) -> Doc | None:
+    if not snap.exists:
+        return None
+    data: Data = snap.to_dict() or {}
+    updated = snap.update_time
+    assert updated is not None  # an existing document always has one
+    return Doc(snap.reference.path, data, updated)
+
+
+@contextmanager
+def port_errors() -> Iterator[None]:
+    """Firestore's errors as the ports' (a commit's precondition, or contention)."""
+    try:
+        yield
+    except api_errors.AlreadyExists as exc:  # a create of an existing document
+        raise ports.AlreadyExists(str(exc)) from exc
+    except api_errors.NotFound as exc:  # an update of a missing one
+        raise ports.NotFound(str(exc)) from exc
+    except api_errors.FailedPrecondition as exc:  # last_update_time did not match
+        raise ports.Stale(str(exc)) from exc
+    except ReadAfterWriteError as exc:
+        raise ports.ReadAfterWrite(str(exc)) from exc
+    except (api_errors.Aborted, ValueError) as exc:
+        if is_contention(exc):
+            raise ports.Contention(str(exc)) from exc
+        raise
+
+
+class _Writer:
+    """The write side of a batch or a transaction: paths to references, sentinels."""
+
+    def __init__(self, db: firestore.Client | firestore.AsyncClient, target: Any) -> None:
+        self._db = db
+        self._target = target  # a WriteBatch, Transaction or their async kin
+
+    def create(self, path: str, data: Mapping[str, Any]) -> None:
+        self._target.create(self._db.document(path), to_firestore(data))
+
+    def set(self, path: str, data: Mapping[str, Any], *, merge: bool = False) -> None:
+        self._target.set(self._db.document(path), to_firestore(data), merge=merge)
+
+    def update(self, path: str, data: Mapping[str, Any], *, if_updated: dt.datetime | None = None) -> None:
+        option = self._db.write_option(last_update_time=if_updated) if if_updated is not None else None
+        self._target.update(self._db.document(path), to_firestore(data), option=option)
+
+    def delete(self, path: str) -> None:
+        self._target.delete(self._db.document(path))
+
+
+class FirestoreBatch(_Writer):
+    def commit(self) -> None:
+        with port_errors():
+            self._target.commit()
+
+
+class AsyncFirestoreBatch(_Writer):
+    async def commit(self) -> None:
+        with port_errors():
+            await self._target.commit()
+
+
+def _query(
+    db: firestore.Client | firestore.AsyncClient,
+    collection: str,
+    where: Sequence[Where],
+    order_by: Sequence[OrderBy],
+    limit: int | None,
+) -> Any:
+    query: Any = db.collection(collection)
+    for w in where:
+        query = query.where(filter=FieldFilter(w.field, _OPS.get(w.op, w.op), w.value))
+    for o in order_by:
+        query = query.order_by(o.field, direction=firestore.Query.DESCENDING if o.descending else "ASCENDING")
+    if limit is not None:
+        query = query.limit(limit)
+    return query
+
+
+class FirestoreUnitOfWork(_Writer):
+    def __init__(self, db: firestore.Client, tx: Transaction) -> None:
+        super().__init__(db, tx)
+        self._tx = tx
+
+    def get(self, path: str) -> Doc | None:
+        return self.get_many([path])[path]
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
+        db: firestore.Client = self._db  # type: ignore[assignment]  # always the blocking client here
+        found: dict[str, Doc | None] = dict.fromkeys(paths)
+        for snap in db.get_all([db.document(p) for p in paths], transaction=self._tx):
+            found[snap.reference.path] = to_doc(snap)
+        return found
+
+
+class FirestoreDocuments:
+    """fjordbank.service_layer.ports.Documents on a blocking Firestore client."""
+
+    def __init__(self, db: firestore.Client) -> None:
+        self.db = db
+
+    def get(self, path: str) -> Doc | None:
+        return to_doc(self.db.document(path).get())
+
+    def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
+        found: dict[str, Doc | None] = dict.fromkeys(paths)
+        for snap in self.db.get_all([self.db.document(p) for p in paths]):
+            found[snap.reference.path] = to_doc(snap)
+        return found
+
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        snaps = _query(self.db, collection, where, order_by, limit).stream()
+        return [d for d in (to_doc(s) for s in snaps) if d is not None]
+
+    def batch(self) -> FirestoreBatch:
+        return FirestoreBatch(self.db, self.db.batch())
+
+    def transact(self, fn: Callable[[FirestoreUnitOfWork], T], *, operation: str) -> T:
+        attempts = 0
+
+        def attempt(tx: Transaction) -> T:
+            nonlocal attempts
+            attempts += 1
+            return fn(FirestoreUnitOfWork(self.db, tx))
+
+        try:
+            with port_errors():
+                result: T = transactional(attempt)(self.db.transaction())
+        except BaseException as exc:
+            count_attempts(operation, attempts, exc.__cause__ if isinstance(exc, ports.Contention) else exc)
+            raise
+        count_attempts(operation, attempts, None)
+        return result
+
+
+class AsyncFirestoreUnitOfWork(_Writer):
+    def __init__(self, db: firestore.AsyncClient, tx: AsyncTransaction) -> None:
+        super().__init__(db, tx)
+        self._tx = tx
+
+    async def get(self, path: str) -> Doc | None:
+        return (await self.get_many([path]))[path]
+
+    async def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
+        db: firestore.AsyncClient = self._db  # type: ignore[assignment]  # always the async client here
+        found: dict[str, Doc | None] = dict.fromkeys(paths)
+        async for snap in db.get_all([db.document(p) for p in paths], transaction=self._tx):
+            found[snap.reference.path] = to_doc(snap)
+        return found
+
+
+class AsyncFirestoreDocuments:
+    """fjordbank.service_layer.ports.AsyncDocuments on an asynchronous Firestore client."""
+
+    def __init__(self, db: firestore.AsyncClient) -> None:
+        self.db = db
+
+    async def get(self, path: str) -> Doc | None:
+        return to_doc(await self.db.document(path).get())
+
+    async def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
+        found: dict[str, Doc | None] = dict.fromkeys(paths)
+        async for snap in self.db.get_all([self.db.document(p) for p in paths]):
+            found[snap.reference.path] = to_doc(snap)
+        return found
+
+    async def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        found = []
+        async for snap in _query(self.db, collection, where, order_by, limit).stream():
+            doc = to_doc(snap)
+            if doc is not None:
+                found.append(doc)
+        return found
+
+    def batch(self) -> AsyncFirestoreBatch:
+        return AsyncFirestoreBatch(self.db, self.db.batch())
+
+    async def transact(self, fn: Callable[[AsyncFirestoreUnitOfWork], Awaitable[T]], *, operation: str) -> T:
+        async def attempt(tx: AsyncTransaction) -> T:
+            return await fn(AsyncFirestoreUnitOfWork(self.db, tx))
+
+        # counted under ``operation`` by the services' one transactional decorator
+        with port_errors():
+            result: T = await async_transactional(operation=operation)(attempt)(self.db.transaction())
+        return result

@@ -1,0 +1,338 @@
+"""The ledger audit's checks: the money invariants over the whole ledger, free of I/O.
+
+The service layer (fjordbank.service_layer.audit) reads the collections; every check here
+takes their documents as plain data and returns its findings, so each invariant can be
+tried on a ledger made up in a test:
+
+* conservation: the balances of all accounts (internal ones included) sum to zero;
+* every posting balances, and every stored balance equals the replay of the postings;
+* no customer account's available balance is below its overdraft floor; holds are >= 0;
+  each account's held amount is the sum of its active holds, and no active hold is past
+  its expiry;
+* every completed payment is posted exactly once (its verdict lists postings that exist
+  and belong to it); a failed payment's postings (an internal payment's debit and refund)
+  leave no account changed, and no other failed payment has postings;
+* the internal transit shards hold exactly the internal payments between their debit and
+  their credit or refund (fjordbank.domain.payment_ledger): zero when nothing is in flight;
+* every card capture is posted exactly once, for the captured amount, and no other card
+  authorisation has a posting.
+
+The findings come in a fixed order (the documents' faults, conservation, the accounts by
+id, the holds, the card captures, the payments, the transit shards, postings without a
+payment), which the report and the scheduled audit's examples keep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from fjordbank.domain.ledger import CUSTOMER, INTERNAL_TRANSIT, Hold, Posting, UnbalancedPosting, replay
+from fjordbank.topology import CREDIT, REFUND
+
+# What kind of invariant a problem breaks (fjb_audit_problems{kind}, the audit summary).
+MALFORMED = "malformed"  # an account, posting or hold document that cannot be read
+CONSERVATION = "conservation"  # the balances of all accounts do not sum to zero
+UNKNOWN_ACCOUNT = "unknown_account"  # postings touch an account that does not exist
+BALANCE = "balance_mismatch"  # a stored balance differs from the replay of its postings
+AVAILABLE = "available_mismatch"  # available != balance - held
+OVERDRAWN = "below_overdraft_floor"  # a customer account's available balance below its floor
+HELD = "holds"  # negative holds, held != the active holds, an active hold past its expiry
+PAYMENT_POSTINGS = "payment_postings"  # a payment not posted exactly once (or posted though failed)
+TRANSIT = "transit"  # the transit shards do not hold exactly the internal payments in flight
+CARD_POSTINGS = "card_postings"  # a card capture not posted exactly once, or a posting without one
+KINDS = (
+    MALFORMED,
+    CONSERVATION,
+    UNKNOWN_ACCOUNT,
+    BALANCE,
+    AVAILABLE,
+    OVERDRAWN,
+    HELD,
+    PAYMENT_POSTINGS,
+    CARD_POSTINGS,
+    TRANSIT,
+)
+
+# The step of a card capture's posting (the card service's, fjordbank.adapters.card_store
+# CAPTURE_STEP, which tests/unit/test_audit_checks.py keeps equal to this): captures are
+# checked against their authorisations, not against a payment's verdict.
+CARD_CAPTURE = "card-capture"
+DEPOSIT = "deposit"  # money put in from outside (a test's or an operator's): no payment verdict
+
+# A collection as read: document id -> its data, in the order the documents came.
+Documents = dict[str, dict[str, Any]]
+
+
+class Finding(NamedTuple):
+    """One broken invariant: its kind (KINDS) and the reason, as the operator reads it."""
+
+    kind: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class LedgerDocuments:
+    """Every collection the audit reads, as plain data."""
+
+    accounts: Documents = field(default_factory=dict)
+    postings: Documents = field(default_factory=dict)
+    payments: Documents = field(default_factory=dict)  # the ledger's verdicts (ledgerPayments)
+    holds: Documents = field(default_factory=dict)
+    card_authorizations: Documents = field(default_factory=dict)
+
+
+@dataclass
+class AuditReport:
+    accounts: int = 0
+    postings: int = 0
+    payments: int = 0
+    holds: int = 0
+    total_balance: int = 0
+    problems: list[str] = field(default_factory=list)
+    kinds: Counter[str] = field(default_factory=Counter)  # kind -> how many problems
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, kind: str, problem: str) -> None:
+        self.problems.append(problem)
+        self.kinds[kind] += 1
+
+    def record(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self.add(finding.kind, finding.problem)
+
+    def render(self) -> str:
+        lines = [
+            "Fjordbank ledger audit",
+            f"  accounts:   {self.accounts}",
+            f"  postings:   {self.postings}",
+            f"  payments:   {self.payments}",
+            f"  holds:      {self.holds}",
+            f"  sum of all balances: {self.total_balance} (must be 0)",
+        ]
+        if self.ok:
+            lines.append("  result: OK, every invariant holds")
+        else:
+            lines.append(f"  result: {len(self.problems)} problem(s)")
+            lines += [f"   - {p}" for p in self.problems[:200]]
+        return "\n".join(lines)
+
+
+def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
+    """Every check over the whole ledger. ``now``: the moment active holds must not be past."""
+    accounts, account_faults = read_accounts(ledger.accounts)
+    postings, posting_faults = read_postings(ledger.postings)
+    holds, hold_faults = read_holds(ledger.holds)
+    report = AuditReport(
+        accounts=len(accounts),
+        postings=len(postings),
+        payments=len(ledger.payments),
+        holds=len(holds),
+        total_balance=sum(a["balance"] for a in accounts.values()),
+    )
+    for findings in (
+        account_faults,
+        posting_faults,
+        hold_faults,
+        check_conservation(accounts),
+        check_balances(accounts, replay(postings)),
+        check_holds(accounts, holds, now=now),
+        check_card_captures(postings, ledger.card_authorizations),
+        check_payment_postings(ledger.payments, postings),
+        check_transit(accounts, ledger.payments),
+        check_postings_without_verdict(ledger.payments, postings),
+    ):
+        report.record(findings)
+    return report
+
+
+# ---- reading the documents ------------------------------------------------------------------
+def read_accounts(docs: Documents) -> tuple[Documents, list[Finding]]:
+    """The accounts, each with an integer balance: a malformed one counts as 0 (and is a
+    finding), so the other checks still run over the rest."""
+    accounts: Documents = {}
+    findings: list[Finding] = []
+    for account_id, data in docs.items():
+        if type(data.get("balance")) is not int:
+            findings.append(Finding(MALFORMED, f"account {account_id} is malformed: balance {data.get('balance')!r}"))
+            data = {**data, "balance": 0}
+        accounts[account_id] = data
+    return accounts, findings
+
+
+def read_postings(docs: Documents) -> tuple[list[Posting], list[Finding]]:
+    """The postings that can be read (each one balances, or it is a finding)."""
+    postings: list[Posting] = []
+    findings: list[Finding] = []
+    for doc_id, data in docs.items():
+        try:
+            postings.append(Posting.from_dict(data))
+        except (UnbalancedPosting, KeyError, TypeError) as exc:
+            findings.append(Finding(MALFORMED, f"posting {doc_id} is invalid: {exc}"))
+    return postings, findings
+
+
+def read_holds(docs: Documents) -> tuple[list[Hold], list[Finding]]:
+    holds: list[Hold] = []
+    findings: list[Finding] = []
+    for doc_id, data in docs.items():
+        try:
+            holds.append(Hold.from_dict(data))
+        except (KeyError, TypeError) as exc:
+            findings.append(Finding(MALFORMED, f"hold {doc_id} is malformed: missing {exc}"))
+    return holds, findings
+
+
+# ---- the checks -------------------------------------------------------------------------------
+def check_conservation(accounts: Documents) -> list[Finding]:
+    """Money is only moved, never made: every balance together is zero."""
+    total = sum(a["balance"] for a in accounts.values())
+    if total != 0:
+        return [Finding(CONSERVATION, f"conservation broken: balances sum to {total}")]
+    return []
+
+
+def check_balances(accounts: Documents, replayed: dict[str, int]) -> list[Finding]:
+    """Each account against the replay of the postings (by account id): postings touch only
+    accounts that exist, and each account's figures agree."""
+    findings: list[Finding] = []
+    for account_id in sorted(set(accounts) | set(replayed)):
+        data = accounts.get(account_id)
+        if data is None:
+            findings.append(Finding(UNKNOWN_ACCOUNT, f"postings touch unknown account {account_id}"))
+        else:
+            findings += check_account(account_id, data, replayed.get(account_id, 0))
+    return findings
+
+
+def check_account(account_id: str, data: dict[str, Any], replayed: int) -> list[Finding]:
+    """One account: its stored balance is the replay of its postings, its holds are not
+    negative, available = balance - held, and a customer's available is not below its
+    overdraft floor."""
+    findings: list[Finding] = []
+    balance = data["balance"]
+    if balance != replayed:
+        findings.append(Finding(BALANCE, f"account {account_id}: stored balance {balance} != replay {replayed}"))
+    held = data.get("held", 0)
+    if held < 0:
+        findings.append(Finding(HELD, f"account {account_id}: negative holds {held}"))
+    if data.get("available") != balance - held:
+        findings.append(
+            Finding(AVAILABLE, f"account {account_id}: available {data.get('available')} != balance - held")
+        )
+    floor = -data.get("overdraftLimit", 0)
+    if data.get("kind", CUSTOMER) == CUSTOMER and balance - held < floor:
+        findings.append(Finding(OVERDRAWN, f"account {account_id}: available {balance - held} below {floor}"))
+    return findings
+
+
+def check_holds(accounts: Documents, holds: list[Hold], *, now: dt.datetime) -> list[Finding]:
+    """No active hold is past its expiry (the card service releases them), and each
+    account's held amount is the sum of its active holds."""
+    findings: list[Finding] = []
+    active: dict[str, int] = {}
+    at = now.isoformat()  # expiresAt is ISO 8601 UTC: compared as text, as it is stored
+    for hold in holds:
+        if hold.status == "active":
+            active[hold.account_id] = active.get(hold.account_id, 0) + hold.amount
+            if hold.expires_at < at:
+                findings.append(Finding(HELD, f"hold {hold.hold_id} expired at {hold.expires_at} and is still active"))
+    for account_id, data in accounts.items():
+        held, wanted = data.get("held", 0), active.get(account_id, 0)
+        if held != wanted:
+            findings.append(Finding(HELD, f"account {account_id}: held {held} != active holds {wanted}"))
+    return findings
+
+
+def check_card_captures(postings: list[Posting], authorizations: Documents) -> list[Finding]:
+    """Each captured card authorisation has exactly one capture posting, for the captured
+    amount; no other authorisation has one, and no capture posting is without one."""
+    posted: dict[str, list[Posting]] = {}
+    for p in postings:
+        if p.step == CARD_CAPTURE:
+            posted.setdefault(p.payment_id, []).append(p)
+    findings: list[Finding] = []
+    for auth_id, record in authorizations.items():
+        mine = posted.pop(auth_id, [])
+        if record.get("status") == "captured":
+            amounts = [max(e.amount for e in p.entries) for p in mine]
+            if amounts != [record.get("capturedAmount")]:
+                findings.append(
+                    Finding(
+                        CARD_POSTINGS,
+                        f"card authorisation {auth_id}: captured {record.get('capturedAmount')}, posted {amounts}",
+                    )
+                )
+        elif mine:
+            findings.append(
+                Finding(CARD_POSTINGS, f"card authorisation {auth_id} is {record.get('status')} but has postings")
+            )
+    findings += [Finding(CARD_POSTINGS, f"card postings for {auth_id} without an authorisation") for auth_id in posted]
+    return findings
+
+
+def payment_posting_counts(postings: list[Posting]) -> Counter[str]:
+    """How many postings each payment has (deposits and card captures belong to none)."""
+    return Counter(p.payment_id for p in postings if p.step not in (DEPOSIT, CARD_CAPTURE))
+
+
+def check_payment_postings(verdicts: Documents, postings: list[Posting]) -> list[Finding]:
+    """Each payment against its verdict: posted exactly once, as its verdict lists."""
+    counts = payment_posting_counts(postings)
+    by_id = {p.posting_id: p for p in postings}
+    findings: list[Finding] = []
+    for payment_id, verdict in verdicts.items():
+        listed = verdict.get("postingIds", [])
+        status = verdict.get("status")
+        if status == "completed" or listed:
+            findings += check_posted_payment(payment_id, status, listed, counts.get(payment_id, 0), by_id)
+        elif counts.get(payment_id):
+            findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} is {status} but has postings"))
+    return findings
+
+
+def check_posted_payment(
+    payment_id: str, status: object, listed: list[str], count: int, by_id: dict[str, Posting]
+) -> list[Finding]:
+    """A payment whose verdict lists postings (or that completed): every listed posting
+    exists and is the payment's, it has no others, and a failed one moved no money."""
+    findings: list[Finding] = []
+    if status == "completed" and not listed:
+        findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} completed without postings"))
+    for pid in listed:
+        if pid not in by_id or by_id[pid].payment_id != payment_id:
+            findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id}: posting {pid} missing"))
+    if count != len(listed):
+        findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} has {count} postings, expected {len(listed)}"))
+    if status == "failed" and any(replay([by_id[i] for i in listed if i in by_id]).values()):
+        findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} failed but its postings moved money"))
+    return findings
+
+
+def in_flight(verdicts: Documents) -> int:
+    """What the internal payments between their debit and their credit or refund carry."""
+    return sum(v.get("amount", 0) for v in verdicts.values() if v.get("status") in (CREDIT, REFUND))
+
+
+def check_transit(accounts: Documents, verdicts: Documents) -> list[Finding]:
+    """The transit shards hold exactly the internal payments in flight."""
+    transit = sum(accounts.get(a, {}).get("balance", 0) for a in INTERNAL_TRANSIT)
+    expected = in_flight(verdicts)
+    if transit != expected:
+        return [Finding(TRANSIT, f"transit accounts hold {transit}, internal payments in flight {expected}")]
+    return []
+
+
+def check_postings_without_verdict(verdicts: Documents, postings: list[Posting]) -> list[Finding]:
+    """Every payment's postings have the ledger's verdict for that payment."""
+    return [
+        Finding(PAYMENT_POSTINGS, f"postings for payment {payment_id} without a ledger verdict")
+        for payment_id in payment_posting_counts(postings)
+        if payment_id not in verdicts
+    ]

@@ -1,0 +1,156 @@
+"""Booking a batch of bookings into "my economy" and the subscription list, free of I/O.
+
+The insights service books each batch in one transaction (fjordbank.adapters.insights_store):
+it reads the customer documents the batch needs (`needed`), `book` decides from them what
+to write, and the transaction writes it. Per booking:
+
+* its item (what it adds to its month: `fjordbank.domain.economy.item_of`, in the
+  customer's own category for the merchant or payee when there is one) replaces the item
+  recorded for it before. The same item again changes nothing, so a redelivered or
+  replayed booking is counted once; a different one (the customer recategorised the
+  merchant) moves its amount. Transfers between a customer's own accounts count nowhere.
+* a charge out (not to the customer's own account) joins the merchant's history, and the
+  history is searched for a subscription (`fjordbank.domain.subscriptions.detect`): one
+  found is listed (a customer's "not a subscription" sticks), one no longer found is taken
+  off the list.
+
+Documents are named by ``(kind, uid, id)`` (`DocKey`): the item by the booking's id, the
+month by YYYY-MM, the override, history and subscription by the booking's key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fjordbank.domain import economy, subscriptions
+from fjordbank.domain.bookings import OUT, Booking
+
+ITEM = "item"  # users/{uid}/economyItems/{txId}
+OVERRIDE = "override"  # users/{uid}/categoryOverrides/{key}
+MONTH = "month"  # users/{uid}/economy/{YYYY-MM}
+HISTORY = "history"  # users/{uid}/merchantHistory/{key}
+SUBSCRIPTION = "subscription"  # users/{uid}/subscriptions/{key}
+DocKey = tuple[str, str, str]  # (kind, uid, id)
+Found = Mapping[DocKey, dict[str, Any]]  # the documents read that exist
+
+ACTIVE = "active"
+DISMISSED = "dismissed"
+
+
+def counts(booking: Booking) -> bool:
+    """Whether the booking is income or spending (not a transfer between own accounts)."""
+    return not booking.own_transfer
+
+
+def tracks_subscription(booking: Booking) -> bool:
+    return booking.direction == OUT and not booking.own_transfer
+
+
+def needed(bookings: list[Booking]) -> list[DocKey]:
+    """The documents the batch reads, each once."""
+    keys: dict[DocKey, None] = {}
+    for b in filter(counts, bookings):
+        keys.update(dict.fromkeys([(ITEM, b.uid, b.tx_id), (OVERRIDE, b.uid, b.key), (MONTH, b.uid, b.month)]))
+    for b in filter(tracks_subscription, bookings):
+        keys.update(dict.fromkeys([(HISTORY, b.uid, b.key), (SUBSCRIPTION, b.uid, b.key)]))
+    return list(keys)
+
+
+@dataclass(frozen=True)
+class Booked:
+    """What a batch writes (timestamps are the writer's)."""
+
+    items: dict[tuple[str, str], dict[str, Any]]  # (uid, txId) -> its item, new or changed
+    months: dict[tuple[str, str], dict[str, Any]]  # (uid, YYYY-MM) -> the month, where an item changed
+    histories: dict[tuple[str, str], dict[str, Any]]  # (uid, key) -> the merchant's charges
+    subscriptions: dict[tuple[str, str], dict[str, Any]]  # (uid, key) -> a subscription found
+    unlisted: list[tuple[str, str]]  # (uid, key): a listed subscription no longer found
+
+
+def book(bookings: list[Booking], found: Found) -> Booked:
+    """Apply the batch, in order, to the documents ``found`` (see the module docstring)."""
+    items, months = _economy([b for b in bookings if counts(b)], found)
+    histories, listed, unlisted = _subscriptions([b for b in bookings if tracks_subscription(b)], found)
+    return Booked(items, months, histories, listed, unlisted)
+
+
+def _override(found: Found) -> Callable[[str, str], dict[str, str]]:
+    """(uid, key) -> the customer's own category for the key, as categorise takes it."""
+
+    def override(uid: str, key: str) -> dict[str, str]:
+        doc = found.get((OVERRIDE, uid, key))
+        return {key: doc["category"]} if doc else {}
+
+    return override
+
+
+def _economy(
+    counted: list[Booking], found: Found
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """The items that changed and the months they changed."""
+    override = _override(found)
+    # A booking's date never changes, so its old item (if any) is in the same month.
+    months: dict[tuple[str, str], economy.Month] = {}
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for b in counted:
+        mkey = (b.uid, b.month)
+        if mkey not in months:
+            doc = found.get((MONTH, *mkey))
+            months[mkey] = economy.Month.from_dict(doc) if doc else economy.Month(b.month)
+        old_doc = items.get((b.uid, b.tx_id)) or found.get((ITEM, b.uid, b.tx_id))
+        old = economy.Item.from_dict(old_doc) if old_doc else None
+        new = economy.item_of(b, override(b.uid, b.key))
+        if new is None:  # never for a booking that counts
+            continue
+        if economy.apply({b.month: months[mkey]}, old, new):
+            items[(b.uid, b.tx_id)] = {**new.to_dict(), "key": b.key, "accountId": b.account_id, "date": b.date}
+    changed = {(uid, items[(uid, t)]["month"]) for uid, t in items}
+    return items, {m: months[m].to_dict() for m in changed}
+
+
+def _subscriptions(
+    tracked: list[Booking], found: Found
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]], list[tuple[str, str]]]:
+    """The merchants' histories with the batch's charges, the subscriptions found in
+    them, and the listed ones no longer found."""
+    override = _override(found)
+    charged: dict[tuple[str, str], tuple[Booking, list[subscriptions.Charge]]] = {}
+    for b in tracked:
+        hkey = (b.uid, b.key)
+        history = (
+            charged[hkey][1]
+            if hkey in charged
+            else [subscriptions.Charge.from_dict(c) for c in (found.get((HISTORY, *hkey)) or {}).get("charges", [])]
+        )
+        charge = subscriptions.Charge(b.tx_id, dt.date.fromisoformat(b.date), b.amount)
+        charged[hkey] = (b, subscriptions.add_charge(history, charge))
+    histories: dict[tuple[str, str], dict[str, Any]] = {}
+    listed: dict[tuple[str, str], dict[str, Any]] = {}
+    unlisted: list[tuple[str, str]] = []
+    for (uid, key), (b, history) in charged.items():
+        histories[(uid, key)] = {"key": key, "name": b.display_name, "charges": [c.to_dict() for c in history]}
+        detected = subscriptions.detect(history)
+        previous = found.get((SUBSCRIPTION, uid, key))
+        if detected is not None:
+            category = economy.category_of(b, override(uid, key))
+            listed[(uid, key)] = subscription_doc(b, detected, category, previous)
+        elif previous is not None and previous.get("status") != DISMISSED:
+            unlisted.append((uid, key))  # the pattern is broken: no longer listed
+    return histories, listed, unlisted
+
+
+def subscription_doc(
+    booking: Booking, found: subscriptions.Subscription, category: str, previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "key": booking.key,
+        "merchantName": booking.display_name,
+        "kind": booking.kind,
+        "category": category,
+        **found.to_dict(),
+        # a customer's "not a subscription" sticks however many charges follow
+        "status": (previous or {}).get("status", ACTIVE),
+    }

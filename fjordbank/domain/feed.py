@@ -1,0 +1,126 @@
+"""The notifier's projection of payment events, free of I/O: the state each payment shows,
+the app's request documents, the accounts' feed entries and the pushes.
+
+The notifier projects a batch of events in one transaction (fjordbank.adapters.request_docs):
+it reads the state each payment shows (``paymentViews/{paymentId}``) and which request
+documents exist, `project` decides, and the transaction writes. The rules:
+
+* a payment moves only forward (`fjordbank.domain.payments.projection_update`): an event
+  of a state shown already, or of an earlier one, writes nothing, whether it is redelivered
+  or arrives after a later one; in a batch the events apply in order, each against the
+  state the ones before it left;
+* a request document is updated only when the app made one (payments the bank starts itself
+  have none: the feed and the pushes show them), and never created: that is the app's;
+* a payment's feed entries (`fjordbank.domain.notifications.transaction_entries`) are booked
+  (stamped ``bookedAt``, what the app pages its feed by) when they first appear: from the
+  first state with an entry (`FIRST_ENTRY_RANK`), judged by what the payment showed before
+  the batch;
+* the pushes are those of the states reached (`fjordbank.domain.notifications.payment_pushes`).
+
+Timestamps are the writer's: the projection says which fields get one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fjordbank.domain.notifications import Push, payment_pushes, transaction_entries
+from fjordbank.domain.payments import STATUS_RANK, PaymentEvent, projection_update
+
+# The first state with a feed entry: "reserved" for a payment to another bank; an internal
+# payment's first entry is "completed" (or "failed"), both later.
+FIRST_ENTRY_RANK = STATUS_RANK["reserved"]
+NOT_SHOWN = -1  # the rank of a payment that shows no state yet
+
+
+def has_entry(event: PaymentEvent) -> bool:
+    """Whether the event's state writes a feed entry (only those are labelled)."""
+    return STATUS_RANK.get(event.status, 0) >= FIRST_ENTRY_RANK
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What the feed entries are labelled with (read before the transaction)."""
+
+    owners: Mapping[str, str | None] = field(default_factory=dict)  # account -> its owner's uid
+    overrides: dict[tuple[str, str], str] = field(default_factory=dict)  # (uid, key) -> own category
+    payer_names: Mapping[str, str | None] = field(default_factory=dict)  # payer's uid -> name
+
+
+@dataclass
+class RequestUpdate:
+    """The fields to update on one request document, and the states its timeline reached
+    (each stamped with the time of the commit: ``timeline.<status>``)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    timeline: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    fields: dict[str, Any]  # the entry (merged into the account's transaction document)
+    booked: bool  # appears now for the first time: stamp ``bookedAt``
+
+
+@dataclass
+class Projection:
+    """What a batch writes."""
+
+    changed: list[bool] = field(default_factory=list)  # per event: it moved its payment now
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)  # paymentId -> the state it shows now
+    requests: dict[tuple[str, str], RequestUpdate] = field(default_factory=dict)  # (uid, requestId) ->
+    entries: dict[tuple[str, str], FeedEntry] = field(default_factory=dict)  # (account, paymentId) -> latest
+    pushes: list[Push] = field(default_factory=list)
+
+
+def project(
+    events: list[PaymentEvent],
+    *,
+    views: Mapping[str, Mapping[str, Any]],
+    requests: Collection[tuple[str, str]],
+    labels: Labels,
+) -> Projection:
+    """Project ``events`` in order. ``views``: paymentId -> the state the payment showed
+    before the batch (its view document; absent: none); ``requests``: the (uid, requestId)
+    of the request documents that exist."""
+    shown = {e.payment.payment_id: dict(views.get(e.payment.payment_id) or {}) for e in events}
+    shown_before = {pid: view.get("statusRank", NOT_SHOWN) for pid, view in shown.items()}
+    projection = Projection()
+    for event in events:
+        pid = event.payment.payment_id
+        update = projection_update(
+            shown[pid], event.status, reason=event.reason, message=event.message, extra={"paymentId": pid}
+        )
+        projection.changed.append(update is not None)
+        if update is None:
+            continue
+        shown[pid] = {**shown[pid], **update}
+        projection.views[pid] = {"status": shown[pid]["status"], "statusRank": shown[pid]["statusRank"]}
+        _reached(projection, event, update, requests, labels, booked=shown_before[pid] < FIRST_ENTRY_RANK)
+    return projection
+
+
+def _reached(
+    projection: Projection,
+    event: PaymentEvent,
+    update: dict[str, Any],
+    requests: Collection[tuple[str, str]],
+    labels: Labels,
+    *,
+    booked: bool,
+) -> None:
+    """What a payment reaching ``event.status`` writes besides its view."""
+    p = event.payment
+    if (p.uid, p.request_id) in requests:  # never create one: that is the app's (and fires the edge)
+        request = projection.requests.setdefault((p.uid, p.request_id), RequestUpdate())
+        request.fields.update(update)
+        request.timeline.append(event.status)
+    payee = labels.owners.get(p.to_account) if p.kind == "internal" else None
+    entries = transaction_entries(
+        event, payee_uid=payee, overrides=labels.overrides, payer_name=labels.payer_names.get(p.uid)
+    )
+    for account, entry in entries.items():
+        projection.entries[(account, p.payment_id)] = FeedEntry(entry, booked)
+    projection.pushes += payment_pushes(event, payee_uid=payee)

@@ -1,0 +1,240 @@
+"""One contract for the document ports, run on the in-memory fake and on the real emulator.
+
+The service layer's unit tests run on the fake (tests/support/memory.py); what they prove
+is worth as much as the fake is like Firestore. Every test here runs twice, once on each
+(``docs`` is parametrised), so a difference between them fails here first. The emulator
+half uses a project of its own on the stack's Firestore emulator (no trigger listens to
+it); the memory half needs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import uuid
+
+import pytest
+
+from fjordbank.adapters.documents import AsyncFirestoreDocuments, FirestoreDocuments
+from fjordbank.adapters.firestore import async_client, sync_client
+from fjordbank.service_layer import ports
+from fjordbank.service_layer.ports import DELETE_FIELD, SERVER_TIME, Increment, OrderBy, Where
+from tests.support.memory import MemoryDocuments
+
+
+@pytest.fixture(params=["memory", pytest.param("firestore", marks=pytest.mark.stack)])
+def backend(request):
+    """(blocking documents, a factory of asynchronous ones, a unique collection prefix)."""
+    prefix = "c" + uuid.uuid4().hex[:10]
+    if request.param == "memory":
+        docs = MemoryDocuments()
+        return docs, docs.asynchronous, prefix
+    request.getfixturevalue("stack")
+    project = f"fjb-contract-{uuid.uuid4().hex[:8]}"
+    return FirestoreDocuments(sync_client(project)), lambda: AsyncFirestoreDocuments(async_client(project)), prefix
+
+
+def test_get_missing_and_created(backend):
+    docs, _, c = backend
+    assert docs.get(f"{c}/a") is None
+    batch = docs.batch()
+    batch.create(f"{c}/a", {"n": 1, "at": SERVER_TIME, "nested": {"k": [1, "x"]}})
+    batch.commit()
+    doc = docs.get(f"{c}/a")
+    assert doc is not None and doc.id == "a" and doc.path == f"{c}/a"
+    assert doc.data["n"] == 1 and doc.data["nested"] == {"k": [1, "x"]}
+    # the commit's time (the emulator keeps a server time to the millisecond, its update time finer)
+    assert isinstance(doc.data["at"], dt.datetime) and abs(doc.data["at"] - doc.updated) < dt.timedelta(seconds=1)
+    assert abs(doc.updated - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+def test_create_of_existing_fails_and_writes_nothing(backend):
+    docs, _, c = backend
+    first = docs.batch()
+    first.create(f"{c}/a", {"n": 1})
+    first.commit()
+    batch = docs.batch()
+    batch.set(f"{c}/b", {"n": 2})
+    batch.create(f"{c}/a", {"n": 3})
+    with pytest.raises(ports.AlreadyExists):
+        batch.commit()
+    assert docs.get(f"{c}/b") is None  # all or nothing
+    assert docs.get(f"{c}/a").data == {"n": 1}
+
+
+def test_update_of_missing_fails(backend):
+    docs, _, c = backend
+    batch = docs.batch()
+    batch.update(f"{c}/nope", {"n": 1})
+    with pytest.raises(ports.NotFound):
+        batch.commit()
+
+
+def test_update_merge_increment_delete(backend):
+    docs, _, c = backend
+    b = docs.batch()
+    b.set(f"{c}/a", {"n": 1, "m": {"x": 1, "y": 2}, "gone": True})
+    b.commit()
+    b = docs.batch()
+    b.update(f"{c}/a", {"n": Increment(4), "m.y": 5, "m.z": Increment(2), "gone": DELETE_FIELD})
+    b.commit()
+    assert docs.get(f"{c}/a").data == {"n": 5, "m": {"x": 1, "y": 5, "z": 2}}
+    b = docs.batch()
+    b.set(f"{c}/a", {"m": {"w": 1}, "k": "v"}, merge=True)
+    b.commit()
+    assert docs.get(f"{c}/a").data == {"n": 5, "m": {"x": 1, "y": 5, "z": 2, "w": 1}, "k": "v"}
+    b = docs.batch()
+    b.set(f"{c}/a", {"only": 1})  # set without merge replaces
+    b.commit()
+    assert docs.get(f"{c}/a").data == {"only": 1}
+    b = docs.batch()
+    b.delete(f"{c}/a")
+    b.delete(f"{c}/never-was")  # deleting a missing document is no error
+    b.commit()
+    assert docs.get(f"{c}/a") is None
+
+
+def test_precondition_on_update_time(backend):
+    docs, _, c = backend
+    b = docs.batch()
+    b.set(f"{c}/a", {"n": 1})
+    b.commit()
+    seen = docs.get(f"{c}/a").updated
+    b = docs.batch()
+    b.update(f"{c}/a", {"n": 2}, if_updated=seen)
+    b.commit()
+    b = docs.batch()
+    b.update(f"{c}/a", {"n": 3}, if_updated=seen)  # changed since
+    with pytest.raises(ports.Stale):
+        b.commit()
+    assert docs.get(f"{c}/a").data == {"n": 2}
+
+
+def test_get_many_one_round_trip_any_order(backend):
+    docs, _, c = backend
+    b = docs.batch()
+    for i in range(3):
+        b.set(f"{c}/d{i}", {"i": i})
+    b.commit()
+    got = docs.get_many([f"{c}/d2", f"{c}/missing", f"{c}/d0"])
+    assert list(got) == [f"{c}/d2", f"{c}/missing", f"{c}/d0"]
+    assert got[f"{c}/d2"].data == {"i": 2} and got[f"{c}/missing"] is None and got[f"{c}/d0"].data == {"i": 0}
+
+
+def test_query_filters_orders_limits(backend):
+    docs, _, c = backend
+    b = docs.batch()
+    rows = {"a": {"g": "x", "n": 3, "tags": ["p"]}, "b": {"g": "x", "n": 1}, "c": {"g": "y", "n": 2}, "d": {"g": "x"}}
+    for doc_id, data in rows.items():
+        b.set(f"{c}/{doc_id}", data)
+    b.set(f"{c}/a/sub/s1", {"g": "x", "n": 0})  # a subcollection is not the collection
+    b.commit()
+    ids = lambda found: [d.id for d in found]  # noqa: E731
+    assert ids(docs.query(c)) == ["a", "b", "c", "d"]  # by id
+    assert ids(docs.query(c, where=[Where("g", "==", "x")])) == ["a", "b", "d"]
+    assert ids(docs.query(c, where=[Where("n", ">=", 2)])) == ["a", "c"]  # d has no n
+    assert ids(docs.query(c, order_by=[OrderBy("n")])) == ["b", "c", "a"]  # ordered: without n left out
+    assert ids(docs.query(c, order_by=[OrderBy("n", descending=True)], limit=2)) == ["a", "c"]
+    assert ids(docs.query(c, where=[Where("g", "in", ["y"])])) == ["c"]
+    assert ids(docs.query(c, where=[Where("tags", "array_contains", "p")])) == ["a"]
+    assert ids(docs.query(f"{c}/a/sub")) == ["s1"]
+
+
+def test_unit_of_work_reads_then_writes_atomically(backend):
+    docs, _, c = backend
+    b = docs.batch()
+    b.set(f"{c}/acct", {"balance": 100})
+    b.commit()
+
+    def move(uow):
+        acct = uow.get(f"{c}/acct")
+        uow.update(f"{c}/acct", {"balance": acct.data["balance"] - 30})
+        uow.create(f"{c}/posting-1", {"amount": 30})
+        return acct.data["balance"]
+
+    assert docs.transact(move, operation="contract_move") == 100
+    assert docs.get(f"{c}/acct").data == {"balance": 70}
+    with pytest.raises(ports.AlreadyExists):  # the same posting again: nothing is written
+        docs.transact(move, operation="contract_move")
+    assert docs.get(f"{c}/acct").data == {"balance": 70}
+
+
+def test_unit_of_work_reads_before_it_writes(backend):
+    docs, _, c = backend
+
+    def bad(uow):
+        uow.set(f"{c}/a", {"n": 1})
+        uow.get(f"{c}/b")
+
+    with pytest.raises(ports.ReadAfterWrite):
+        docs.transact(bad, operation="contract_bad")
+    assert docs.get(f"{c}/a") is None
+
+
+def test_unit_of_work_error_writes_nothing(backend):
+    docs, _, c = backend
+
+    def fails(uow):
+        uow.get(f"{c}/a")
+        uow.set(f"{c}/a", {"n": 1})
+        raise LookupError("the use case's own refusal")
+
+    with pytest.raises(LookupError):
+        docs.transact(fails, operation="contract_fails")
+    assert docs.get(f"{c}/a") is None
+
+
+def test_concurrent_units_of_work_lose_no_update(backend):
+    """Eight writers each add 1 five times to one document through read-modify-write:
+    every add lands once (a lost race runs the function again)."""
+    docs, _, c = backend
+    b = docs.batch()
+    b.set(f"{c}/counter", {"n": 0})
+    b.commit()
+
+    def add(uow):
+        n = uow.get(f"{c}/counter").data["n"]
+        uow.update(f"{c}/counter", {"n": n + 1})
+
+    def writer():
+        for _ in range(5):
+            try:
+                docs.transact(add, operation="contract_add")
+            except ports.Contention:
+                errors.append("contention")
+
+    errors: list[str] = []
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert docs.get(f"{c}/counter").data["n"] + len(errors) == 40
+
+
+async def test_async_flavour_interleaved(backend):
+    """The asynchronous ports: two units of work interleaved on one document; the one whose
+    read went stale runs again, so both adds land."""
+    _, make_async, c = backend
+    adocs = make_async()
+    b = adocs.batch()
+    b.set(f"{c}/counter", {"n": 0})
+    await b.commit()
+    runs = 0
+
+    async def add(uow):
+        nonlocal runs
+        runs += 1
+        n = (await uow.get(f"{c}/counter")).data["n"]
+        await asyncio.sleep(0.05)  # the other unit of work reads the same version meanwhile
+        uow.update(f"{c}/counter", {"n": n + 1})
+        return n
+
+    await asyncio.gather(adocs.transact(add, operation="contract_add"), adocs.transact(add, operation="contract_add"))
+    assert (await adocs.get(f"{c}/counter")).data["n"] == 2
+    assert runs >= 2
+    found = await adocs.query(c, where=[Where("n", "==", 2)])
+    assert [d.id for d in found] == ["counter"]
+    many = await adocs.get_many([f"{c}/counter", f"{c}/none"])
+    assert many[f"{c}/none"] is None and many[f"{c}/counter"].data == {"n": 2}

@@ -1,0 +1,318 @@
+"""Unit tests for fjordbank.domain.audit: each money invariant the ledger audit checks,
+on a ledger made up as plain documents (no Firestore).
+
+A balanced ledger (an internal payment completed, one in flight, an external payment with
+its hold, a card capture, a deposit) passes every check; each test then breaks one
+invariant and expects it reported, with its kind and its reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from fjordbank.adapters.card_store import CAPTURE_STEP
+from fjordbank.domain import audit
+from fjordbank.domain.audit import Finding, LedgerDocuments
+from fjordbank.domain.ledger import INTERNAL_WORLD, Posting, replay, transit_in_account, transit_out_account
+
+NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
+ALICE = "12340000011"
+BOB = "12340000022"
+SHOP = "12340000033"
+SCHEME = "internal-card-scheme-00"
+CLEARING = "internal-clearing"
+
+
+def account(account_id: str, balance: int, *, held: int = 0, kind: str = "customer", **more: Any) -> dict[str, Any]:
+    return {
+        "accountId": account_id,
+        "balance": balance,
+        "held": held,
+        "available": balance - held,
+        "kind": kind,
+        "overdraftLimit": 0,
+        **more,
+    }
+
+
+def transfer(payment_id: str, step: str, debit: str, credit: str, amount: int) -> dict[str, Any]:
+    return Posting.transfer(payment_id, step, debit, credit, amount, "NOK").to_dict()
+
+
+def balanced() -> LedgerDocuments:
+    """A deposit of 10 000 to Alice; Alice pays Bob 1 000 (completed) and 500 (debited into
+    transit, its credit still to come); an external payment of 300 held on Alice; Bob's card
+    authorisation of 200 captured to the card scheme, another one only authorised."""
+    out, into = transit_out_account(ALICE), transit_in_account(BOB)
+    postings = [
+        transfer("dep-1", "deposit", INTERNAL_WORLD, ALICE, 10_000),
+        transfer("pay-1", "debit", ALICE, out, 1_000),
+        transfer("pay-1", "credit", into, BOB, 1_000),
+        transfer("pay-2", "debit", ALICE, out, 500),
+        transfer("auth-1", CAPTURE_STEP, BOB, SCHEME, 200),
+    ]
+    balances: dict[str, int] = {}
+    for posting in postings:
+        for entry in posting["entries"]:
+            balances[entry["account"]] = balances.get(entry["account"], 0) + entry["amount"]
+    # an internal payment's legs run in two partitions: both shards are internal accounts
+    # whose sum is what is in flight
+    accounts = {
+        ALICE: account(ALICE, balances[ALICE], held=300),
+        BOB: account(BOB, balances[BOB]),
+        INTERNAL_WORLD: account(INTERNAL_WORLD, balances[INTERNAL_WORLD], kind="internal"),
+        SCHEME: account(SCHEME, balances[SCHEME], kind="internal"),
+    }
+    for shard in {out, into}:
+        accounts[shard] = account(shard, balances.get(shard, 0), kind="internal")
+    return LedgerDocuments(
+        accounts=accounts,
+        postings={p["postingId"]: p for p in postings},
+        payments={
+            "pay-1": {"status": "completed", "amount": 1_000, "postingIds": ["pay-1:debit", "pay-1:credit"]},
+            "pay-2": {"status": "credit", "amount": 500, "postingIds": ["pay-2:debit"]},
+            "pay-3": {"status": "reserved", "amount": 300},
+        },
+        holds={
+            "pay-3": {
+                "holdId": "pay-3",
+                "accountId": ALICE,
+                "amount": 300,
+                "currency": "NOK",
+                "expiresAt": (NOW + dt.timedelta(days=5)).isoformat(),
+                "status": "active",
+            },
+        },
+        card_authorizations={
+            "auth-1": {"status": "captured", "capturedAmount": 200},
+            "auth-2": {"status": "authorized"},
+        },
+    )
+
+
+DROP = object()  # with_changes: remove the field
+
+
+def with_changes(ledger: LedgerDocuments, collection: str, doc_id: str, **fields: Any) -> LedgerDocuments:
+    """The ledger with one document's fields changed (a field set to DROP is removed)."""
+    docs = {k: dict(v) for k, v in getattr(ledger, collection).items()}
+    doc = {**docs.get(doc_id, {}), **fields}
+    docs[doc_id] = {k: v for k, v in doc.items() if v is not DROP}
+    return replace(ledger, **{collection: docs})
+
+
+def without(ledger: LedgerDocuments, collection: str, doc_id: str) -> LedgerDocuments:
+    docs = {k: v for k, v in getattr(ledger, collection).items() if k != doc_id}
+    return replace(ledger, **{collection: docs})
+
+
+def report_of(ledger: LedgerDocuments) -> audit.AuditReport:
+    return audit.audit(ledger, now=NOW)
+
+
+def found(ledger: LedgerDocuments) -> list[Finding]:
+    """Every check's findings, called one by one in the audit's order."""
+    accounts, account_faults = audit.read_accounts(ledger.accounts)
+    postings, posting_faults = audit.read_postings(ledger.postings)
+    holds, hold_faults = audit.read_holds(ledger.holds)
+    return [
+        *account_faults,
+        *posting_faults,
+        *hold_faults,
+        *audit.check_conservation(accounts),
+        *audit.check_balances(accounts, replay(postings)),
+        *audit.check_holds(accounts, holds, now=NOW),
+        *audit.check_card_captures(postings, ledger.card_authorizations),
+        *audit.check_payment_postings(ledger.payments, postings),
+        *audit.check_transit(accounts, ledger.payments),
+        *audit.check_postings_without_verdict(ledger.payments, postings),
+    ]
+
+
+# ---- a balanced ledger ----------------------------------------------------------------------
+def test_a_balanced_ledger_passes_every_check():
+    ledger = balanced()
+    report = report_of(ledger)
+    assert report.ok, report.render()
+    assert found(ledger) == []
+    assert (report.accounts, report.postings, report.payments, report.holds) == (6, 5, 3, 1)
+    assert report.total_balance == 0
+    assert "result: OK, every invariant holds" in report.render()
+
+
+def test_the_report_lists_every_checks_findings_in_the_checks_order_and_counts_them_by_kind():
+    ledger = with_changes(balanced(), "accounts", BOB, balance=7, available=7)
+    ledger = with_changes(ledger, "payments", "pay-1", status="failed")
+    report = report_of(ledger)
+    assert report.problems == [f.problem for f in found(ledger)]
+    assert report.kinds == Counter(f.kind for f in found(ledger))
+    assert f"result: {len(report.problems)} problem(s)" in report.render()
+
+
+def test_the_audit_knows_the_card_services_capture_step():
+    assert audit.CARD_CAPTURE == CAPTURE_STEP
+
+
+# ---- documents that cannot be read ------------------------------------------------------------
+def test_an_account_without_an_integer_balance_is_malformed_and_counts_as_zero():
+    ledger = with_changes(balanced(), "accounts", SCHEME, balance="200")
+    report = report_of(ledger)
+    assert Finding(audit.MALFORMED, f"account {SCHEME} is malformed: balance '200'") in found(ledger)
+    assert report.kinds[audit.MALFORMED] == 1
+    assert report.total_balance == -200  # its balance read as 0
+    assert f"account {SCHEME}: stored balance 0 != replay 200" in report.problems
+
+
+def test_a_posting_that_does_not_balance_is_malformed():
+    ledger = balanced()
+    broken = {**ledger.postings["pay-1:debit"], "entries": [{"account": ALICE, "amount": -1_000}]}
+    ledger = with_changes(ledger, "postings", "pay-1:debit", **broken)
+    problems = [f for f in found(ledger) if f.kind == audit.MALFORMED]
+    assert problems == [
+        Finding(audit.MALFORMED, "posting pay-1:debit is invalid: a posting needs at least two entries")
+    ]
+
+
+def test_a_posting_missing_a_field_is_malformed():
+    ledger = with_changes(balanced(), "postings", "pay-1:debit", step=DROP)
+    assert Finding(audit.MALFORMED, "posting pay-1:debit is invalid: 'step'") in found(ledger)
+
+
+def test_a_hold_missing_a_field_is_malformed():
+    ledger = with_changes(balanced(), "holds", "pay-3", amount=DROP)
+    assert Finding(audit.MALFORMED, "hold pay-3 is malformed: missing 'amount'") in found(ledger)
+    assert report_of(ledger).holds == 0
+
+
+# ---- conservation and balances ----------------------------------------------------------------
+def test_balances_that_do_not_sum_to_zero_break_conservation():
+    ledger = with_changes(balanced(), "accounts", BOB, balance=807, available=807)
+    assert found(ledger) == [
+        Finding(audit.CONSERVATION, "conservation broken: balances sum to 7"),
+        Finding(audit.BALANCE, f"account {BOB}: stored balance 807 != replay 800"),
+    ]
+    assert report_of(ledger).total_balance == 7
+
+
+def test_postings_on_an_account_that_does_not_exist_are_reported():
+    ledger = without(balanced(), "accounts", SCHEME)
+    assert found(ledger) == [
+        Finding(audit.CONSERVATION, "conservation broken: balances sum to -200"),
+        Finding(audit.UNKNOWN_ACCOUNT, f"postings touch unknown account {SCHEME}"),
+    ]
+
+
+def test_an_available_balance_that_is_not_balance_minus_held_is_reported():
+    ledger = with_changes(balanced(), "accounts", ALICE, available=8_500)
+    assert found(ledger) == [Finding(audit.AVAILABLE, f"account {ALICE}: available 8500 != balance - held")]
+
+
+def test_a_customer_below_the_overdraft_floor_is_reported_an_internal_account_is_not():
+    assert audit.check_account(ALICE, account(ALICE, -100), -100) == [
+        Finding(audit.OVERDRAWN, f"account {ALICE}: available -100 below 0")
+    ]
+    assert audit.check_account(ALICE, account(ALICE, -100, overdraftLimit=100), -100) == []
+    assert audit.check_account(ALICE, account(ALICE, 50, held=80), 50) == [
+        Finding(audit.OVERDRAWN, f"account {ALICE}: available -30 below 0")
+    ]
+    assert audit.check_account(CLEARING, account(CLEARING, -100, kind="internal"), -100) == []
+
+
+# ---- holds ----------------------------------------------------------------------------------
+def test_negative_holds_are_reported():
+    assert audit.check_account(ALICE, account(ALICE, 100, held=-5), 100) == [
+        Finding(audit.HELD, f"account {ALICE}: negative holds -5")
+    ]
+
+
+def test_a_held_amount_that_is_not_the_sum_of_the_active_holds_is_reported():
+    ledger = with_changes(balanced(), "holds", "pay-3", status="released")
+    assert found(ledger) == [Finding(audit.HELD, f"account {ALICE}: held 300 != active holds 0")]
+
+
+def test_an_active_hold_past_its_expiry_is_reported():
+    expired = (NOW - dt.timedelta(seconds=1)).isoformat()
+    ledger = with_changes(balanced(), "holds", "pay-3", expiresAt=expired)
+    assert found(ledger) == [Finding(audit.HELD, f"hold pay-3 expired at {expired} and is still active")]
+    released = with_changes(ledger, "holds", "pay-3", status="released")
+    assert all("expired" not in f.problem for f in found(released))
+
+
+# ---- card captures --------------------------------------------------------------------------
+def test_a_capture_posted_for_another_amount_is_reported():
+    ledger = with_changes(balanced(), "card_authorizations", "auth-1", capturedAmount=250)
+    assert found(ledger) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-1: captured 250, posted [200]")]
+
+
+def test_a_capture_without_its_posting_is_reported():
+    ledger = with_changes(balanced(), "card_authorizations", "auth-2", status="captured", capturedAmount=50)
+    assert found(ledger) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-2: captured 50, posted []")]
+
+
+def test_an_authorisation_not_captured_but_posted_is_reported():
+    ledger = with_changes(balanced(), "card_authorizations", "auth-1", status="released")
+    assert found(ledger) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-1 is released but has postings")]
+
+
+def test_a_card_posting_without_an_authorisation_is_reported():
+    ledger = without(balanced(), "card_authorizations", "auth-1")
+    assert found(ledger) == [Finding(audit.CARD_POSTINGS, "card postings for auth-1 without an authorisation")]
+
+
+# ---- payments -------------------------------------------------------------------------------
+def test_a_completed_payment_without_postings_is_reported():
+    ledger = with_changes(balanced(), "payments", "pay-3", status="completed")
+    assert found(ledger) == [Finding(audit.PAYMENT_POSTINGS, "payment pay-3 completed without postings")]
+
+
+def test_a_listed_posting_that_is_missing_or_anothers_is_reported():
+    ledger = with_changes(balanced(), "payments", "pay-1", postingIds=["pay-1:debit", "pay-2:debit"])
+    assert found(ledger) == [Finding(audit.PAYMENT_POSTINGS, "payment pay-1: posting pay-2:debit missing")]
+
+
+def test_a_payment_with_more_postings_than_its_verdict_lists_is_reported():
+    ledger = with_changes(balanced(), "payments", "pay-1", postingIds=["pay-1:debit"])
+    assert found(ledger) == [Finding(audit.PAYMENT_POSTINGS, "payment pay-1 has 2 postings, expected 1")]
+
+
+def test_a_failed_payment_whose_postings_moved_money_is_reported():
+    ledger = with_changes(balanced(), "payments", "pay-1", status="failed")
+    assert found(ledger) == [Finding(audit.PAYMENT_POSTINGS, "payment pay-1 failed but its postings moved money")]
+
+
+def test_a_failed_payment_refunded_in_full_passes():
+    ledger = balanced()
+    refund = transfer("pay-2", "refund", transit_out_account(ALICE), ALICE, 500)
+    ledger = with_changes(ledger, "postings", refund["postingId"], **refund)
+    ledger = with_changes(ledger, "payments", "pay-2", status="failed", postingIds=["pay-2:debit", "pay-2:refund"])
+    out = transit_out_account(ALICE)
+    ledger = with_changes(ledger, "accounts", out, balance=ledger.accounts[out]["balance"] - 500)
+    ledger = with_changes(ledger, "accounts", out, available=ledger.accounts[out]["balance"])
+    ledger = with_changes(ledger, "accounts", ALICE, balance=9_000, available=8_700)
+    assert found(ledger) == []
+
+
+def test_a_payment_that_lists_no_postings_but_has_some_is_reported():
+    ledger = with_changes(balanced(), "payments", "pay-2", postingIds=[], status="rejected")
+    problems = [f for f in found(ledger) if f.kind == audit.PAYMENT_POSTINGS]
+    assert problems == [Finding(audit.PAYMENT_POSTINGS, "payment pay-2 is rejected but has postings")]
+
+
+def test_postings_without_a_ledger_verdict_are_reported():
+    ledger = without(balanced(), "payments", "pay-2")
+    assert found(ledger) == [
+        Finding(audit.TRANSIT, "transit accounts hold 500, internal payments in flight 0"),
+        Finding(audit.PAYMENT_POSTINGS, "postings for payment pay-2 without a ledger verdict"),
+    ]
+
+
+# ---- transit --------------------------------------------------------------------------------
+def test_transit_shards_that_do_not_hold_the_payments_in_flight_are_reported():
+    ledger = with_changes(balanced(), "payments", "pay-2", status="completed")
+    assert found(ledger) == [
+        Finding(audit.TRANSIT, "transit accounts hold 500, internal payments in flight 0"),
+    ]
+    assert audit.in_flight(balanced().payments) == 500

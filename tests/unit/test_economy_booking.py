@@ -1,0 +1,185 @@
+"""Unit tests for fjordbank.domain.economy_booking (booking a batch into "my economy" and
+the subscription list, no I/O).
+
+The promises checked here are the module's own: a batch reads each document it needs once;
+a booking is counted in its month once, however often it is delivered (in one batch or
+after its item was written); a recategorised merchant moves the booking's amount; transfers
+between own accounts count nowhere and track no subscription; a regular charge is listed as
+a subscription, keeps a customer's "not a subscription", and a listed one whose pattern
+breaks is taken off the list (a dismissed one stays).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fjordbank.domain import economy
+from fjordbank.domain.bookings import Booking
+from fjordbank.domain.economy_booking import (
+    DISMISSED,
+    HISTORY,
+    ITEM,
+    MONTH,
+    OVERRIDE,
+    SUBSCRIPTION,
+    Booked,
+    DocKey,
+    book,
+    needed,
+)
+
+UID = "u1"
+ACCOUNT = "12345678903"
+PAYEE = "86011117947"
+
+
+def card(tx: str, date: str, amount: int, merchant: str = "NETFLIX.COM", mcc: str = "4899") -> Booking:
+    return Booking(UID, tx, ACCOUNT, date, amount, "out", "card", merchant_name=merchant, mcc=mcc)
+
+
+def payment(tx: str, date: str, amount: int, direction: str = "out", *, own: bool = False) -> Booking:
+    return Booking(UID, tx, ACCOUNT, date, amount, direction, "payment", counterparty_account=PAYEE, own_transfer=own)
+
+
+def written(booked: Booked) -> dict[DocKey, dict[str, Any]]:
+    """What a batch wrote, as the documents the next batch would read."""
+    docs: dict[DocKey, dict[str, Any]] = {}
+    docs |= {(ITEM, uid, t): item for (uid, t), item in booked.items.items()}
+    docs |= {(MONTH, uid, m): month for (uid, m), month in booked.months.items()}
+    docs |= {(HISTORY, uid, k): history for (uid, k), history in booked.histories.items()}
+    docs |= {(SUBSCRIPTION, uid, k): sub for (uid, k), sub in booked.subscriptions.items()}
+    return docs
+
+
+def run(batches: list[list[Booking]], found: dict[DocKey, dict[str, Any]] | None = None) -> dict[DocKey, Any]:
+    """Book the batches one after the other, each reading what the ones before wrote."""
+    docs = dict(found or {})
+    for batch in batches:
+        booked = book(batch, {k: docs[k] for k in needed(batch) if k in docs})
+        docs |= written(booked)
+        for uid, key in booked.unlisted:
+            docs.pop((SUBSCRIPTION, uid, key), None)
+    return docs
+
+
+MONTHLY = [card(f"n{i}", f"2026-{m:02d}-09", 12_900) for i, m in enumerate((8, 9, 10, 11))]
+
+
+# ------------------------------------------------------------------------------ reads
+
+
+def test_a_batch_reads_each_document_once_and_own_transfers_read_nothing() -> None:
+    a, b = card("c1", "2026-11-02", 100, "REMA 1000", "5411"), card("c2", "2026-11-03", 200, "REMA 1000", "5411")
+    keys = needed([a, b, payment("own", "2026-11-04", 300, own=True)])
+    assert len(keys) == len(set(keys))
+    assert set(keys) == {
+        (ITEM, UID, "c1"),
+        (ITEM, UID, "c2"),
+        (OVERRIDE, UID, a.key),
+        (MONTH, UID, "2026-11"),
+        (HISTORY, UID, a.key),
+        (SUBSCRIPTION, UID, a.key),
+    }
+
+
+def test_money_in_is_counted_but_tracks_no_subscription() -> None:
+    keys = needed([payment("salary", "2026-11-25", 4_500_000, "in")])
+    assert {k[0] for k in keys} == {ITEM, OVERRIDE, MONTH}
+
+
+# ------------------------------------------------------------------------- the economy
+
+
+def test_a_booking_is_counted_in_its_month() -> None:
+    booked = book([card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")], {})
+    assert booked.months[(UID, "2026-11")] == {
+        "month": "2026-11",
+        "income": 0,
+        "spending": {"groceries": 45_000},
+        "spent": 45_000,
+        "savings": -45_000,
+        "count": 1,
+    }
+    item = booked.items[(UID, "c1")]
+    assert (item["amount"], item["category"], item["accountId"], item["date"]) == (
+        45_000,
+        "groceries",
+        ACCOUNT,
+        "2026-11-02",
+    )
+
+
+def test_a_redelivered_booking_is_counted_once() -> None:
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    in_one_batch = book([c, c], {})
+    assert in_one_batch.months[(UID, "2026-11")]["count"] == 1
+    docs = run([[c]])
+    again = book([c], {k: docs[k] for k in needed([c]) if k in docs})
+    assert (again.items, again.months) == ({}, {})
+
+
+def test_a_recategorised_merchant_moves_the_booking_s_amount() -> None:
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    docs = run([[c]])
+    docs[(OVERRIDE, UID, c.key)] = {"category": "restaurants"}
+    moved = book([c], {k: docs[k] for k in needed([c]) if k in docs})
+    month = moved.months[(UID, "2026-11")]
+    assert (month["spending"], month["count"]) == ({"restaurants": 45_000}, 1)
+    assert moved.items[(UID, "c1")]["category"] == "restaurants"
+
+
+def test_the_months_equal_a_recomputation_of_the_same_bookings() -> None:
+    bookings = [
+        payment("salary", "2026-11-25", 4_500_000, "in"),
+        card("c1", "2026-11-02", 45_000, "REMA 1000", "5411"),
+        card("c2", "2026-10-30", 12_900),
+        payment("rent", "2026-11-01", 1_200_000),
+        payment("savings", "2026-11-26", 500_000, own=True),
+    ]
+    docs = run([bookings[:2], bookings[2:], bookings])  # the last batch: every one again
+    recomputed = economy.recompute(bookings)
+    for month, figures in recomputed.items():
+        assert economy.Month.from_dict(docs[(MONTH, UID, month)]).figures() == figures.figures()
+
+
+def test_a_transfer_between_own_accounts_counts_nowhere() -> None:
+    booked = book([payment("own", "2026-11-04", 300, own=True)], {})
+    assert booked == Booked({}, {}, {}, {}, [])
+
+
+# ------------------------------------------------------------------------ subscriptions
+
+
+def test_a_monthly_charge_is_listed_as_a_subscription() -> None:
+    docs = run([[c] for c in MONTHLY])
+    sub = docs[(SUBSCRIPTION, UID, MONTHLY[0].key)]
+    assert (sub["interval"], sub["amount"], sub["status"], sub["category"]) == (
+        "monthly",
+        12_900,
+        "active",
+        "subscriptions",
+    )
+    assert [c["id"] for c in docs[(HISTORY, UID, MONTHLY[0].key)]["charges"]] == ["n0", "n1", "n2", "n3"]
+
+
+def test_the_charges_of_one_batch_are_detected_together() -> None:
+    booked = book(MONTHLY, {})
+    assert list(booked.subscriptions) == [(UID, MONTHLY[0].key)]
+
+
+def test_a_customer_s_not_a_subscription_sticks() -> None:
+    key = MONTHLY[0].key
+    docs = run([[c] for c in MONTHLY], {(SUBSCRIPTION, UID, key): {"status": DISMISSED}})
+    sub = docs[(SUBSCRIPTION, UID, key)]
+    assert (sub["status"], sub["occurrences"]) == (DISMISSED, 4)
+
+
+def test_a_broken_pattern_is_taken_off_the_list_unless_dismissed() -> None:
+    key = MONTHLY[0].key
+    odd = card("odd", "2026-11-20", 99_000)  # one charge and another of a different price: no pattern
+    listed = {(SUBSCRIPTION, UID, key): {"status": "active"}}
+    history = {(HISTORY, UID, key): {"charges": [{"id": "n0", "date": "2026-08-09", "amount": 12_900}]}}
+    assert book([odd], listed | history).unlisted == [(UID, key)]
+    dismissed = {(SUBSCRIPTION, UID, key): {"status": DISMISSED}}
+    assert book([odd], dismissed | history).unlisted == []
+    assert book([odd], history).unlisted == []  # never listed: nothing to take off

@@ -1,0 +1,179 @@
+"""Unit tests for fjordbank.domain.feed (the notifier's projection of payment events, no I/O).
+
+The promises checked here are the module's own: a payment's state moves only forward (an
+older state never overwrites a newer one, in one batch or across batches), so a redelivered
+event writes nothing new; the request document is updated only when the app made one, with
+each state reached on its timeline; the feed entries are booked when they first appear and
+then only updated; the payee's side is labelled with the payer's name and the payee's own
+category; and the pushes are those of the states reached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fjordbank.domain.feed import FIRST_ENTRY_RANK, Labels, Projection, has_entry, project
+from fjordbank.domain.norway import make_account_number
+from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested
+
+FROM = make_account_number("1234", "56", 7891)
+TO = make_account_number("1234", "56", 7893)
+PID = "p" + "a" * 34
+REQUEST = ("alice", "req-00000001")
+
+
+def event(status: str, *, kind: str = EXTERNAL, pid: str = PID, reason: str | None = None) -> PaymentEvent:
+    payment = PaymentRequested(
+        payment_id=pid,
+        uid="alice",
+        request_id=REQUEST[1],
+        kind=kind,
+        from_account=FROM,
+        to_account=TO,
+        amount=123_456,
+        currency="NOK",
+        message="husleie",
+        kid=None,
+        due_date="2025-01-15",
+        body_hash="0" * 64,
+        requested_at="2025-01-15T12:00:00Z",
+    )
+    return PaymentEvent(payment, status, reason, None)
+
+
+def shown(status: str) -> dict[str, Any]:
+    return {"status": status, "statusRank": STATUS_RANK[status]}
+
+
+def run(
+    events: list[PaymentEvent],
+    views: dict[str, dict[str, Any]] | None = None,
+    *,
+    requests: set[tuple[str, str]] | None = None,
+    labels: Labels | None = None,
+) -> Projection:
+    return project(
+        events,
+        views=views or {},
+        requests={REQUEST} if requests is None else requests,
+        labels=labels or Labels(),
+    )
+
+
+# ------------------------------------------------------------------------------- ordering
+
+
+def test_a_new_state_moves_the_payment_and_its_request_document() -> None:
+    p = run([event("approved")])
+    assert p.changed == [True]
+    assert p.views == {PID: shown("approved")}
+    request = p.requests[REQUEST]
+    assert request.fields == {"paymentId": PID, **shown("approved")}
+    assert request.timeline == ["approved"]
+
+
+def test_an_older_state_never_overwrites_a_newer_one() -> None:
+    p = run([event("approved")], {PID: shown("submitted")})
+    assert p.changed == [False]
+    assert (p.views, p.requests, p.entries, p.pushes) == ({}, {}, {}, [])
+
+
+def test_a_redelivered_state_writes_nothing_new() -> None:
+    first = run([event("completed")], {PID: shown("submitted")})
+    assert first.changed == [True]
+    again = run([event("completed")], {PID: first.views[PID]})
+    assert again == Projection(changed=[False])
+
+
+def test_in_a_batch_each_event_applies_to_the_state_the_ones_before_left() -> None:
+    p = run([event("reserved"), event("approved"), event("submitted"), event("submitted")])
+    assert p.changed == [True, False, True, False]
+    assert p.views == {PID: shown("submitted")}
+    request = p.requests[REQUEST]
+    assert request.fields["status"] == "submitted"
+    assert request.timeline == ["reserved", "submitted"]
+
+
+def test_nothing_leaves_a_terminal_state() -> None:
+    p = run([event("failed", reason="AC04")], {PID: shown("completed")})
+    assert p.changed == [False]
+
+
+# ---------------------------------------------------------------------- request documents
+
+
+def test_a_payment_without_a_request_document_is_shown_by_its_view_and_feed_only() -> None:
+    p = run([event("reserved")], requests=set())
+    assert p.changed == [True]
+    assert p.requests == {}
+    assert p.views == {PID: shown("reserved")}
+    assert list(p.entries) == [(FROM, PID)]
+
+
+def test_a_reason_reaches_the_request_document() -> None:
+    p = run([event("failed", reason="AC04")], {PID: shown("submitted")})
+    assert p.requests[REQUEST].fields["reason"] == {"code": "AC04", "message": "AC04"}
+
+
+# ---------------------------------------------------------------------------- feed entries
+
+
+def test_only_states_from_reserved_on_have_feed_entries() -> None:
+    assert [s for s in STATUS_RANK if has_entry(event(s))] == [
+        s for s in STATUS_RANK if STATUS_RANK[s] >= FIRST_ENTRY_RANK
+    ]
+    p = run([event("approved")])
+    assert p.entries == {}
+
+
+def test_a_feed_entry_is_booked_when_it_first_appears() -> None:
+    p = run([event("reserved"), event("submitted")], {PID: shown("approved")})
+    entry = p.entries[(FROM, PID)]
+    assert entry.booked
+    assert entry.fields["status"] == "pending"  # the latest state's entry, booked once
+
+
+def test_a_feed_entry_shown_before_is_updated_not_booked_again() -> None:
+    p = run([event("completed")], {PID: shown("submitted")})
+    entry = p.entries[(FROM, PID)]
+    assert not entry.booked
+    assert entry.fields["status"] == "posted"
+
+
+def test_an_internal_payment_s_payee_gets_an_entry_labelled_with_the_payer() -> None:
+    labels = Labels(
+        owners={TO: "bob"},
+        overrides={("bob", f"a:{FROM}"): "income", ("alice", f"a:{TO}"): "housing"},
+        payer_names={"alice": "Alice Nordmann"},
+    )
+    p = run([event("completed", kind=INTERNAL)], labels=labels)
+    payer, payee = p.entries[(FROM, PID)], p.entries[(TO, PID)]
+    assert payer.booked and payee.booked
+    assert (payer.fields["direction"], payer.fields["category"]) == ("out", "housing")
+    assert payee.fields["direction"] == "in"
+    assert payee.fields["counterpartyName"] == "Alice Nordmann"
+    assert {push.uid for push in p.pushes} == {"alice", "bob"}
+
+
+def test_an_external_payee_is_never_looked_up_as_a_customer() -> None:
+    p = run([event("completed")], {PID: shown("submitted")}, labels=Labels(owners={TO: "bob"}))
+    assert list(p.entries) == [(FROM, PID)]
+    assert {push.uid for push in p.pushes} == {"alice"}
+
+
+# --------------------------------------------------------------------------------- pushes
+
+
+def test_pushes_are_those_of_the_states_reached() -> None:
+    p = run([event("submitted"), event("completed"), event("completed")], {PID: shown("reserved")})
+    assert [push.dedupe_key for push in p.pushes] == [f"{PID}:completed"]
+
+
+def test_several_payments_are_projected_independently() -> None:
+    other = "p" + "b" * 34
+    p = run(
+        [event("reserved"), event("reserved", pid=other), event("approved", pid=other)],
+        {other: shown("submitted")},
+    )
+    assert p.changed == [True, False, False]
+    assert set(p.views) == {PID}
