@@ -30,7 +30,6 @@ from fjordbank.service_layer import ports
 from fjordbank.service_layer.ports import Data, Doc, OrderBy, Where
 
 T = TypeVar("T")
-_OPS = {"array_contains": "array-contains"}
 
 
 def to_firestore(value: Any) -> Any:
@@ -118,7 +117,7 @@ def _query(
 ) -> Any:
     query: Any = db.collection(collection)
     for w in where:
-        query = query.where(filter=FieldFilter(w.field, _OPS.get(w.op, w.op), w.value))
+        query = query.where(filter=FieldFilter(w.field, w.op, w.value))
     for o in order_by:
         query = query.order_by(o.field, direction=firestore.Query.DESCENDING if o.descending else "ASCENDING")
     if limit is not None:
