@@ -315,6 +315,7 @@ class _FirestoreErrors:
     def __exit__(self, exc_type, exc, tb):
         if exc is None or isinstance(exc, CommandError) or not isinstance(exc, Exception):
             return False
+        exc = errors.database_error(exc)
         error = errors.transport_error(exc, errors.FIRESTORE, self.host)
         if error is not None:
             raise error.within(self.what) from None
@@ -542,11 +543,12 @@ class Admin:
     def deposit_many(self, items: list[tuple[str, str, int]]) -> int:
         """Money from outside the bank onto accounts (deposit id, account, øre), exactly once
         per deposit id: the ledger's admin deposit path, as the tests' opening balances."""
+        from fjordbank.adapters.documents import AsyncFirestoreDocuments
         from fjordbank.adapters.firestore import async_client
-        from fjordbank.adapters.ledger_store import FirestoreLedger
+        from fjordbank.service_layer.ledger import Ledger
 
         async def run() -> int:
-            ledger = FirestoreLedger(async_client(self.config.project_id))
+            ledger = Ledger(AsyncFirestoreDocuments(async_client(self.config.project_id)))
             await ledger.ensure_internal_accounts()
             return await ledger.deposit_many(items)
 
@@ -555,11 +557,12 @@ class Admin:
 
     def open_account(self, *, owner_uid: str, account_id: str, name: str) -> None:
         """The ledger's admin path for an account outside onboarding (the demo's employer)."""
+        from fjordbank.adapters.documents import AsyncFirestoreDocuments
         from fjordbank.adapters.firestore import async_client
-        from fjordbank.adapters.ledger_store import FirestoreLedger
+        from fjordbank.service_layer.ledger import Ledger
 
         async def run() -> None:
-            ledger = FirestoreLedger(async_client(self.config.project_id))
+            ledger = Ledger(AsyncFirestoreDocuments(async_client(self.config.project_id)))
             await ledger.ensure_internal_accounts()
             await ledger.open_account(account_id=account_id, owner_uid=owner_uid, name=name)
 

@@ -430,9 +430,10 @@ class Demo:
         from bankctl.history import PastPurchase, book
         from fjordbank.adapters import nats_conn
         from fjordbank.adapters.card_store import CardLedger
+        from fjordbank.adapters.documents import AsyncFirestoreDocuments
         from fjordbank.adapters.firestore import async_client
-        from fjordbank.adapters.ledger_store import FirestoreLedger
         from fjordbank.config import load_settings
+        from fjordbank.service_layer.ledger import Ledger
 
         plan = []
         for c in people:
@@ -483,7 +484,7 @@ class Demo:
                 # what those months cost, deposited once (their salaries cannot be backdated)
                 for c in people:
                     cost = sum(p.amount for who, p in plan if who is c)
-                    await FirestoreLedger(db).deposit(
+                    await Ledger(AsyncFirestoreDocuments(db)).deposit(
                         deposit_id=self.rid(c.person.key, "history-funds"), account_id=c.made.account, amount=cost
                     )
                 js = nc.jetstream()

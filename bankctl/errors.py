@@ -201,9 +201,20 @@ def _kind(exc: BaseException) -> str | None:
     return None
 
 
+def database_error(exc: BaseException) -> BaseException:
+    """The database's own error behind a document port's (fjordbank.service_layer.ports:
+    the ledger's admin path raises AlreadyExists, Contention... with Firestore's as cause)."""
+    from fjordbank.service_layer.ports import PortError
+
+    if isinstance(exc, PortError) and isinstance(exc.__cause__, Exception):
+        return exc.__cause__
+    return exc
+
+
 def _underlying(exc: BaseException) -> BaseException:
     """Firestore's @transactional gives up with a ValueError ("Failed to commit transaction
     in N attempts") caused by the last ABORTED: that is the error to report."""
+    exc = database_error(exc)
     cause = exc.__cause__
     if isinstance(exc, ValueError) and cause is not None and _kind_of_google(cause) is not None:
         return cause

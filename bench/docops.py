@@ -39,12 +39,11 @@ from pathlib import Path
 
 import requests
 
-from bench.pipeline import drive, make_payments, setup_population
+from bench.pipeline import admin_ledger, drive, make_payments, setup_population
 from devstack import settings as stack_settings
 from devstack.stack import Stack
 from fjordbank.adapters.firestore import PUSHES, async_client, sync_client
 from fjordbank.adapters.firestore_calls import tally
-from fjordbank.adapters.ledger_store import FirestoreLedger
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "bench"
 SAMPLE = re.compile(r"^fjb_firestore_(?P<what>calls|documents)_total\{(?P<labels>[^}]*)\} (?P<n>[0-9.e+]+)$", re.M)
@@ -161,7 +160,7 @@ def push_delivery(project_id: str, pushes: int = 20) -> dict:
 
 async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> tuple[dict, dict]:
     db = async_client(stack.s.project_id)
-    pop = await setup_population(db, FirestoreLedger(db), max(20, payments // 5), "9710")
+    pop = await setup_population(db, admin_ledger(db), max(20, payments // 5), "9710")
     batch = make_payments(pop, payments, random.Random(7), 0.0, 1.0 if kind == "external" else 0.0)
     pushed = await asyncio.to_thread(pushes_queued, stack.s.project_id)
     before, started = settle(stack, idle), time.monotonic()

@@ -41,13 +41,14 @@ from devstack import settings as stack_settings
 from devstack.stack import Stack
 from fjordbank import topology
 from fjordbank.adapters import nats_conn
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import ACCOUNTS, LEDGER_PAYMENTS, POSTINGS, async_client, sync_client
-from fjordbank.adapters.ledger_store import FirestoreLedger
 from fjordbank.config import load_settings
 from fjordbank.domain.ledger import Posting
 from fjordbank.domain.norway import account_check_digit
 from fjordbank.domain.payments import EXTERNAL, INTERNAL, PaymentEvent, PaymentRequested, payment_id_for
 from fjordbank.runtime.events import encode
+from fjordbank.service_layer.ledger import Ledger
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "bench"
 EXTERNAL_PAYEE = "15030000002"
@@ -87,7 +88,12 @@ class Population:
             yield uid, source, to, kind, rng.randint(100, 50_000)
 
 
-async def setup_population(db, ledger: FirestoreLedger, payers: int, bank_prefix: str) -> Population:
+def admin_ledger(db) -> Ledger:
+    """The ledger's admin path (accounts, deposits) on the bench's client."""
+    return Ledger(AsyncFirestoreDocuments(db))
+
+
+async def setup_population(db, ledger: Ledger, payers: int, bank_prefix: str) -> Population:
     """Funded accounts through the ledger's own admin path (so the audit stays exact)."""
     run = uuid.uuid4().hex[:6]
     await ledger.ensure_internal_accounts()
@@ -302,7 +308,7 @@ async def run(args) -> tuple[dict, Tracker]:
     if not all(r.state == "ready" for r in stack.status()):
         raise SystemExit("the stack is not running: start it with `make up` (or make up-detached)")
     db = async_client(stack.s.project_id)
-    ledger = FirestoreLedger(db)
+    ledger = admin_ledger(db)
     rng = random.Random(args.seed)
     print(f"setting up {args.payers} funded payers and a hot merchant account ...", flush=True)
     pop = await setup_population(db, ledger, args.payers, "9710")

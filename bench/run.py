@@ -46,6 +46,7 @@ from bench.chaos.checks import wait_drained
 from bench.pipeline import (
     Population,
     Tracker,
+    admin_ledger,
     drive,
     make_payments,
     naive_baseline,
@@ -57,7 +58,6 @@ from devstack import settings as stack_settings
 from devstack.stack import Stack
 from fjordbank import topology
 from fjordbank.adapters.firestore import async_client, sync_client
-from fjordbank.adapters.ledger_store import FirestoreLedger
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "bench"
 SCALED = ("ledger", "screening")
@@ -220,7 +220,7 @@ async def pipeline_phases(stack: Stack, args, result: dict) -> dict[str, Tracker
     db = async_client(stack.s.project_id)
     rng = random.Random(args.seed)
     log(f"pipeline: {args.payers} funded payers and a hot merchant ...")
-    pop = await setup_population(db, FirestoreLedger(db), args.payers, "9710")
+    pop = await setup_population(db, admin_ledger(db), args.payers, "9710")
 
     async def quiet(s: Stack = stack) -> float:
         """Wait until every consumer (the notifier's and insights' too) has drained what

@@ -290,11 +290,12 @@ class DemoEmployer:
 
     def _fund(self, account: str) -> None:
         """Money entering the bank from outside: the ledger's admin path (a deposit)."""
+        from fjordbank.adapters.documents import AsyncFirestoreDocuments
         from fjordbank.adapters.firestore import async_client
-        from fjordbank.adapters.ledger_store import FirestoreLedger
+        from fjordbank.service_layer.ledger import Ledger
 
         async def run() -> None:
-            ledger = FirestoreLedger(async_client(self.emulators.project_id))
+            ledger = Ledger(AsyncFirestoreDocuments(async_client(self.emulators.project_id)))
             await ledger.ensure_internal_accounts()
             await ledger.deposit(deposit_id=f"demo-employer-{account}", account_id=account, amount=EMPLOYER_FUNDS)
 

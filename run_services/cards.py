@@ -32,8 +32,8 @@ from prometheus_client import Counter, Histogram
 from fjordbank import topology
 from fjordbank.adapters import faults
 from fjordbank.adapters.card_store import CARDS, CardLedger, CardResult, card_event
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
-from fjordbank.adapters.ledger_store import FirestoreLedger
 from fjordbank.adapters.vault import CardVault, decode_key
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import cards as rules
@@ -42,6 +42,7 @@ from fjordbank.domain.events import CardIssued, ExpireCardHolds, IssueCard
 from fjordbank.runtime import events
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject, Retry
 from fjordbank.runtime.http import JsonApiServer
+from fjordbank.service_layer.ledger import Ledger
 
 log = logging.getLogger("cards")
 
@@ -84,7 +85,7 @@ class CardService:
 
     async def on_connect(self, js) -> None:
         self.js = js
-        await FirestoreLedger(self.db).ensure_internal_accounts()
+        await Ledger(AsyncFirestoreDocuments(self.db)).ensure_internal_accounts()
 
     # ---- commands from NATS -------------------------------------------------------------
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:

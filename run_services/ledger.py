@@ -2,10 +2,10 @@
 
 Consumes payments.approved, payments.settled and payments.returned, and an internal
 payment's credit and refund legs, in batches; one Firestore transaction per batch applies
-every step in it (fjordbank.domain.payment_ledger, fjordbank.adapters.ledger_store), then
-it publishes each result (reserved, credit, refund, completed, failed; credited beside a
-credit's completed) and acks. A crash anywhere replays the batch: the ledger answers replayed steps
-from its records, so nothing is held or posted twice.
+every step in it (the use case: fjordbank.service_layer.ledger), then it publishes each
+result (reserved, credit, refund, completed, failed; credited beside a credit's completed)
+and acks. A crash anywhere replays the batch: the ledger answers replayed steps from its
+records, so nothing is held or posted twice.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ from __future__ import annotations
 import logging
 
 from fjordbank.adapters import faults
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
-from fjordbank.adapters.ledger_store import FirestoreLedger
 from fjordbank.config import load_settings
 from fjordbank.domain.payment_ledger import published
 from fjordbank.runtime import crash, events, payment_metrics, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
+from fjordbank.service_layer.ledger import Ledger
 
 log = logging.getLogger("ledger")
 
 
 class LedgerHandler:
-    def __init__(self, ledger: FirestoreLedger) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.js = None
 
@@ -68,7 +69,8 @@ class LedgerHandler:
 
 def main() -> None:
     settings = load_settings(identity="ledger")
-    handler = LedgerHandler(FirestoreLedger(async_client(settings.project_id, faults=faults.for_service("ledger"))))
+    docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("ledger")))
+    handler = LedgerHandler(Ledger(docs))
     ConsumerService(
         durable="ledger", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
     ).run()

@@ -1,8 +1,9 @@
 """Screening service: approves or rejects each requested payment (fjordbank.domain.screening).
 
 Consumes payments.requested in batches; one Firestore transaction per batch decides them
-in order (so limits hold however many payments race) and records each decision; then it
-publishes payments.approved or payments.rejected and acks.
+in order (so limits hold however many payments race) and records each decision (the use
+case: fjordbank.service_layer.screening); then it publishes payments.approved or
+payments.rejected and acks.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import logging
 from pathlib import Path
 
 from fjordbank.adapters import faults
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
-from fjordbank.adapters.screening_store import FirestoreScreening
 from fjordbank.config import load_settings
 from fjordbank.domain.screening import ScreeningPolicy
 from fjordbank.runtime import crash, events, payment_metrics, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.service_layer.screening import Screening
 
 log = logging.getLogger("screening")
 
 
 class ScreeningHandler:
-    def __init__(self, store: FirestoreScreening) -> None:
+    def __init__(self, store: Screening) -> None:
         self.store = store
         self.js = None
 
@@ -66,12 +68,8 @@ def load_policy(path: str | None) -> ScreeningPolicy:
 
 def main() -> None:
     settings = load_settings(identity="screening")
-    handler = ScreeningHandler(
-        FirestoreScreening(
-            async_client(settings.project_id, faults=faults.for_service("screening")),
-            load_policy(settings.screening_policy),
-        )
-    )
+    docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("screening")))
+    handler = ScreeningHandler(Screening(docs, load_policy(settings.screening_policy)))
     ConsumerService(
         durable="screening", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
     ).run()

@@ -82,11 +82,12 @@ def as_user(stack):
 @pytest.fixture(scope="session")
 def ledger_admin(stack):
     """Async ledger admin path (open accounts, deposits), driven from sync tests."""
+    from fjordbank.adapters.documents import AsyncFirestoreDocuments
     from fjordbank.adapters.firestore import async_client
-    from fjordbank.adapters.ledger_store import FirestoreLedger
+    from fjordbank.service_layer.ledger import Ledger
 
     loop = asyncio.new_event_loop()
-    ledger = FirestoreLedger(async_client(stack.s.project_id))
+    ledger = Ledger(AsyncFirestoreDocuments(async_client(stack.s.project_id)))
 
     class Admin:
         ledger = None

@@ -1,4 +1,4 @@
-"""Screening's recorded decisions on the real emulator (fjordbank/adapters/screening_store.py):
+"""Screening's recorded decisions on the real emulator (fjordbank/service_layer/screening.py):
 a batch of new payments reads no decision (their creates would fail the commit if any had
 one), and a batch with a redelivered payment gets its recorded decision, counted once.
 
@@ -12,11 +12,12 @@ import uuid
 
 import pytest
 
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.firestore_calls import tally
-from fjordbank.adapters.screening_store import FirestoreScreening
 from fjordbank.domain.payments import EXTERNAL, PaymentRequested
 from fjordbank.domain.screening import ScreeningPolicy
+from fjordbank.service_layer.screening import Screening
 
 pytestmark = pytest.mark.stack
 
@@ -42,7 +43,7 @@ def payment(uid: str, n: int, amount: int = 10_000) -> PaymentRequested:
 def test_new_payments_read_no_decision_and_a_redelivered_one_gets_its_recorded_answer(stack):
     async def scenario():
         db = async_client(f"fjb-screen-{uuid.uuid4().hex[:8]}")
-        screening = FirestoreScreening(db, ScreeningPolicy())
+        screening = Screening(AsyncFirestoreDocuments(db), ScreeningPolicy())
         uid = "screen-" + uuid.uuid4().hex[:6]
         first = [payment(uid, n) for n in range(5)]
         with tally() as counts:

@@ -33,6 +33,7 @@ from bankctl.load import LoadRun, percentile, run_load
 from bankctl.progress import Progress
 from fjordbank.domain.errors import InvalidNationalId
 from fjordbank.domain.norway import parse_national_id
+from fjordbank.service_layer.ports import AlreadyExists, Contention
 from simulators.identities import synthetic_national_id
 
 
@@ -398,6 +399,14 @@ def gave_up() -> ValueError:
         return exc
 
 
+def gave_up_through_the_ports() -> Contention:
+    """The same, through the document ports (the ledger's admin path): Contention from it."""
+    try:
+        raise Contention("ledger_deposit") from gave_up()
+    except Contention as exc:
+        return exc
+
+
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
@@ -414,12 +423,13 @@ def gave_up() -> ValueError:
         (ConnectionRefusedError(111, "refused"), "task 2 of 3: cannot reach a part of the stack"),
         (gexc.Aborted("Transaction lock timeout."), f"task 2 of 3: {BUSY_FIRESTORE}"),
         (gave_up(), f"task 2 of 3: {BUSY_FIRESTORE}"),
+        (gave_up_through_the_ports(), f"task 2 of 3: {BUSY_FIRESTORE}"),
         (
             AioRpcError(grpc.StatusCode.ABORTED, Metadata(), Metadata(), details="Transaction lock timeout."),
             f"task 2 of 3: {BUSY_FIRESTORE}",
         ),
     ],
-    ids=["requests", "firestore", "retry", "nats", "oserror", "aborted", "transaction", "grpc"],
+    ids=["requests", "firestore", "retry", "nats", "oserror", "aborted", "transaction", "ports", "grpc"],
 )
 def test_a_transport_error_in_a_worker_thread_becomes_the_one_error(exc, expected):
     errors.know_stack({errors.FIRESTORE: "127.0.0.1:8080", errors.NATS: "nats://127.0.0.1:4222"})
@@ -468,6 +478,14 @@ def test_main_reports_an_interrupt_as_one_line(monkeypatch, capsys):
     monkeypatch.setattr("bankctl.commands.list_jobs", interrupted)
     assert main(["jobs", "list"]) == 130
     assert capsys.readouterr().err == "bankctl: interrupted\n"
+
+
+def test_a_taken_account_number_on_the_ledgers_admin_path_is_a_command_error():
+    """The demo's employer draws another number on a CommandError (bankctl/demo.py): the
+    ledger's AlreadyExists through the document ports says what Firestore said."""
+    with pytest.raises(CommandError, match=r"^opening the account: Document already exists"):
+        with firestore_errors("opening the account", "127.0.0.1:8080"):
+            raise AlreadyExists("accounts/97100000028") from gexc.AlreadyExists("Document already exists: x")
 
 
 class FakeSession:

@@ -14,8 +14,10 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.clearing_store import CHANNEL_DOWN, ClearingChannelDown, ClearingDirs
 from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.domain.payments import PaymentRequested
-from run_services.clearing import ClearingHandler
+from fjordbank.service_layer import clearing
+from fjordbank.service_layer.clearing import Clearing
 from simulators.counterparty.answers import MAX_HOLD, AnswerPost
+from tests.support.memory import AsyncMemoryDocuments
 
 
 def switch(tmp_path, **entries) -> FaultSwitch:
@@ -54,15 +56,6 @@ def test_an_entry_past_its_until_or_for_another_service_is_off(tmp_path):
     ClearingDirs(tmp_path / "c2", sw).deliver("F.xml", b"x")
 
 
-class FakeStore:
-    def __init__(self) -> None:
-        self.marked: list[tuple[str, str]] = []
-
-    async def mark_file(self, file_id: str, status: str) -> bool:
-        self.marked.append((file_id, status))
-        return True
-
-
 def payment(n: int) -> PaymentRequested:
     return PaymentRequested(
         payment_id=f"p{n:034x}",
@@ -81,34 +74,37 @@ def payment(n: int) -> PaymentRequested:
     )
 
 
-def test_a_file_the_channel_does_not_take_is_kept_and_sent_once_it_is_back(tmp_path, monkeypatch):
+def test_a_file_the_channel_does_not_take_is_kept_and_sent_once_it_is_back(tmp_path):
     sw = switch(tmp_path)
     dirs = ClearingDirs(tmp_path / "clearing", sw)
-    store = FakeStore()
-    handler = ClearingHandler(store, dirs, "FJBANOKKXXX")  # type: ignore[arg-type]
+    docs = AsyncMemoryDocuments()
+    uses = Clearing(docs, dirs, bic="FJBANOKKXXX", retry_seconds=0.1)
+
+    async def status() -> str:
+        doc = await docs.get("clearingFiles/FJB1")
+        assert doc is not None
+        return str(doc.data["status"])
 
     async def scenario() -> None:
+        await clearing.claim(docs, [payment(1)], "FJB1")
         down(tmp_path, sw, True)
-        assert await handler.send_or_keep("FJB1", [payment(1)]) is False  # the batch is not failed
-        assert list(handler.undelivered) == ["FJB1"] and store.marked == []  # still "created" in Firestore
+        assert await uses.send_or_keep("FJB1", [payment(1)]) is False  # the batch is not failed
+        assert list(uses.undelivered) == ["FJB1"] and await status() == "created"  # still "created" in Firestore
         stop = asyncio.Event()
-        task = asyncio.create_task(handler.deliver_pending(stop))
+        task = asyncio.create_task(uses.deliver_pending(stop))
         await asyncio.sleep(0.2)
         assert not list(dirs.outbox.iterdir())  # retried, still down
         down(tmp_path, sw, False)
         for _ in range(100):
-            if not handler.undelivered:
+            if not uses.undelivered:
                 break
             await asyncio.sleep(0.1)
         stop.set()
         await task
+        assert await status() == "written"
 
-    import run_services.clearing as clearing
-
-    monkeypatch.setattr(clearing, "RETRY_SECONDS", 0.1)
     asyncio.run(scenario())
     assert [p.name for p in dirs.outbox.iterdir()] == ["FJB1.xml"]
-    assert store.marked == [("FJB1", "written")]
 
 
 def drain(post: AnswerPost, fault, passes: int = MAX_HOLD + 2) -> list[str]:

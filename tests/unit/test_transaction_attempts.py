@@ -111,21 +111,43 @@ def test_contention_while_reading_counts_as_aborted():
     assert counts("t_read") == {"committed": 0, "retried": 0, "aborted": 1}
 
 
+def _decorated_operations(path: Path, tree: ast.AST) -> list[str]:
+    """The operations of the adapter's ``@async_transactional(operation=...)`` bodies."""
+    operations = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and "async_transaction" in node.module:
+            pytest.fail(f"{path.name} imports the client's transactional decorator: use adapters.firestore's")
+        if isinstance(node, ast.AsyncFunctionDef):
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Name) and deco.id == "async_transactional":
+                    pytest.fail(f"{path.name}:{deco.lineno}: async_transactional without operation=")
+                if isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "async_transactional":
+                    operations += [k.value.value for k in deco.keywords if k.arg == "operation"]
+    return operations
+
+
+def _transact_operations(path: Path, tree: ast.AST) -> list[str]:
+    """The operations of a use case's ``docs.transact(fn, operation=...)`` calls (the ports'
+    Firestore adapter counts them through the same decorator: adapters.documents)."""
+    operations = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "transact":
+            named = [k.value for k in node.keywords if k.arg == "operation"]
+            if not named or not isinstance(named[0], ast.Constant):
+                pytest.fail(f"{path.name}:{node.lineno}: transact without a literal operation=")
+            operations.append(named[0].value)
+    return operations
+
+
 def test_every_transaction_of_the_services_goes_through_the_counting_decorator():
-    """No adapter uses the client's decorator directly, and each names its operation."""
+    """No adapter uses the client's decorator directly, and each transaction, in an adapter
+    or a use case on the ports, names its operation."""
     operations = []
     for path in sorted((REPO / "fjordbank" / "adapters").glob("*.py")):
         if path.name == "firestore.py":
             continue
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and "async_transaction" in node.module:
-                pytest.fail(f"{path.name} imports the client's transactional decorator: use adapters.firestore's")
-            if isinstance(node, ast.AsyncFunctionDef):
-                for deco in node.decorator_list:
-                    if isinstance(deco, ast.Name) and deco.id == "async_transactional":
-                        pytest.fail(f"{path.name}:{deco.lineno}: async_transactional without operation=")
-                    if isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "async_transactional":
-                        operations += [k.value.value for k in deco.keywords if k.arg == "operation"]
-    assert "ledger_post_batch" in operations
+        operations += _decorated_operations(path, ast.parse(path.read_text()))
+    for path in sorted((REPO / "fjordbank" / "service_layer").glob("*.py")):
+        operations += _transact_operations(path, ast.parse(path.read_text()))
+    assert {"ledger_post_batch", "ledger_deposit", "screening", "clearing"} <= set(operations)
     assert len(operations) == len(set(operations)), f"an operation name used twice: {sorted(operations)}"

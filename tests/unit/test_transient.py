@@ -6,6 +6,7 @@ import pytest
 from google.api_core import exceptions as api_errors
 
 from fjordbank.adapters.firestore import is_transient
+from fjordbank.service_layer import ports
 
 
 def _gave_up() -> ValueError:
@@ -28,6 +29,7 @@ def _gave_up() -> ValueError:
         api_errors.ServiceUnavailable("down"),
         api_errors.ResourceExhausted("quota"),
         api_errors.RetryError("gave up", cause=api_errors.ServiceUnavailable("down")),
+        ports.Contention("ledger_post_batch"),  # the same give-up, through the document ports
     ],
 )
 def test_contention_and_timeouts_are_transient(exc):
@@ -36,7 +38,13 @@ def test_contention_and_timeouts_are_transient(exc):
 
 @pytest.mark.parametrize(
     "exc",
-    [ValueError("bad input"), KeyError("x"), api_errors.InvalidArgument("bug"), api_errors.NotFound("gone")],
+    [
+        ValueError("bad input"),
+        KeyError("x"),
+        api_errors.InvalidArgument("bug"),
+        api_errors.NotFound("gone"),
+        ports.AlreadyExists("screeningDecisions/p1"),
+    ],
 )
 def test_anything_else_is_not(exc):
     assert not is_transient(exc)

@@ -1,0 +1,416 @@
+"""Clearing: external payments out to other banks in pain.001 files, their pain.002 answers
+in, on the document ports (fjordbank.service_layer.ports) and a channel of files.
+
+Documents:
+  clearingPayments/{paymentId}  which file carried the payment (a payment goes out once)
+  clearingFiles/{fileId}        the file's payments and state: created -> written -> answered
+
+Each clearing cycle claims the payments not yet in a file into a new one (`claim`: one unit
+of work, operation ``clearing``; recorded before the file is written, so a payment is never
+sent twice), then writes the file as ISO 20022 pain.001.001.03 to the channel and marks it
+written (`send_or_keep`). A file recorded but not written (a crash in between) is written
+again when the service starts (`resend_unwritten`).
+
+The channel (`Channel`; fjordbank.adapters.clearing_store.ClearingDirs, the folders a
+transfer service exchanges with the clearing house) may be down: it raises ConnectionError
+(an OSError). A file it did not take stays "created" and is kept, written again every
+RETRY_SECONDS (`deliver_pending`) until the channel is back; the payments wait, none is
+lost.
+
+An answer (`handle_answer`) is read once for the file and every payment it names, each
+payment's settled or returned step published (in the payment's own trace: the traceparent
+`claim` kept with it), then the records marked in one commit and the file moved to
+processed; an unreadable answer or one to a file the bank has no record of is moved aside
+for an operator, so the answers behind it are still read. Answers sent twice or out of
+order are handled as they come: a step has one message id and the ledger answers a replay
+from its records, so each payment settles or returns once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from opentelemetry.context import Context
+
+from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
+from fjordbank.domain import iso20022
+from fjordbank.domain.errors import DomainError
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested
+from fjordbank.runtime import tracing
+from fjordbank.service_layer.ports import (
+    SERVER_TIME,
+    AsyncDocuments,
+    AsyncUnitOfWork,
+    Clock,
+    Data,
+    NotFound,
+    Where,
+    system_clock,
+)
+
+log = logging.getLogger("clearing")
+RETRY_SECONDS = 2.0  # a file the channel did not take is written again this often
+INITIATING_PARTY = "Fjordbank ASA"
+DEBTOR_NAME = "Fjordbank kunde"  # the app does not send names yet (contract v1)
+CREDITOR_NAME = "Mottaker"  # when the customer gave no payee name
+# pain.002 reason codes -> the reason the customer sees (fjordbank.domain.notifications)
+RETURN_REASONS = {"AC04": "AC04", "AC01": "AC01", "RR09": "invalid_kid"}
+
+# Publishes payment events and waits for their acks; ``parents``: payment id -> the trace
+# context each event continues (fjordbank.runtime.events.publish on a JetStream context).
+PublishEvents = Callable[[list[PaymentEvent], Mapping[str, Context | None]], Awaitable[None]]
+Mark = tuple[str, str, str | None]  # (payment id, status, reason) on a payment's record
+
+
+class Channel(Protocol):
+    """The bank's side of the file exchange with the clearing house. ``deliver``,
+    ``answers`` and ``read_answer`` raise ConnectionError while it is down."""
+
+    def deliver(self, name: str, data: bytes) -> None:
+        """Send a pain.001 file."""
+
+    def answers(self) -> list[Path]:
+        """The pain.002 answers waiting, oldest first."""
+
+    def read_answer(self, path: Path) -> bytes: ...
+
+    def file_away(self, path: Path, suffix: str = "") -> None:
+        """An answer handled (``suffix``: set aside for an operator, e.g. ``.unknown``)."""
+
+
+def payment_path(payment_id: str) -> str:
+    return f"{CLEARING_PAYMENTS}/{payment_id}"
+
+
+def file_path(file_id: str) -> str:
+    return f"{CLEARING_FILES}/{file_id}"
+
+
+# ---- the pure parts: file ids, the pain.001 file, the events of an answer ---------------
+def new_file_id(now: dt.datetime) -> str:
+    return f"FJB{now:%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}"  # 25 characters
+
+
+def to_transfer(p: PaymentRequested) -> iso20022.CreditTransfer:
+    return iso20022.CreditTransfer(
+        end_to_end_id=p.payment_id,
+        amount_minor=p.amount,
+        currency=p.currency,
+        debtor=iso20022.Party(DEBTOR_NAME, p.from_account),
+        creditor=iso20022.Party(p.payee_name or CREDITOR_NAME, p.to_account),
+        kid=p.kid,
+        message=p.message,
+        requested_execution_date=dt.date.fromisoformat(p.due_date),
+    )
+
+
+def payment_file(
+    file_id: str, payments: list[PaymentRequested], *, bic: str, now: dt.datetime
+) -> iso20022.PaymentBatch:
+    return iso20022.PaymentBatch(
+        message_id=file_id,
+        created_at=now,
+        initiating_party=INITIATING_PARTY,
+        debtor_agent_bic=bic,
+        transfers=tuple(to_transfer(p) for p in payments),
+    )
+
+
+def submitted(decoded: list[PaymentEvent], files: Mapping[str, str]) -> list[PaymentEvent]:
+    """Each payment of a cycle as submitted, with the file that carries it."""
+    return [
+        dataclasses.replace(
+            e, status="submitted", reason=None, message=None, detail={"fileId": files[e.payment.payment_id]}
+        )
+        for e in decoded
+    ]
+
+
+def answer_event(payment: PaymentRequested, status: iso20022.TransactionStatus, report_id: str) -> PaymentEvent:
+    """A payment's next step from its status in a pain.002: settled (ACSC) or returned with
+    the counterparty's reason."""
+    if status.status == "ACSC":
+        return PaymentEvent(payment, "settled", detail={"statusReport": report_id})
+    reason = RETURN_REASONS.get(status.reason_code or "", status.reason_code or "returned")
+    return PaymentEvent(
+        payment,
+        "returned",
+        reason=reason,
+        message=status.additional_info,
+        detail={"statusReport": report_id, "isoReason": status.reason_code},
+    )
+
+
+def claim_record(p: PaymentRequested, file_id: str, traceparent: str | None) -> Data:
+    return {"fileId": file_id, "payment": p.to_json(), "status": "submitted", "traceparent": traceparent}
+
+
+def file_record(new: list[PaymentRequested]) -> Data:
+    return {
+        "status": "created",
+        "paymentIds": [p.payment_id for p in new],
+        "payments": [p.to_json() for p in new],
+        "count": len(new),
+        "controlSum": sum(p.amount for p in new),
+        "createdAt": SERVER_TIME,
+    }
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What an answer file needs, from one read: whether the bank has a record of the file
+    it answers, and each payment sent out with the traceparent `claim` kept with it."""
+
+    known_file: bool
+    payments: dict[str, tuple[PaymentRequested, str | None]]
+
+
+# ---- the records --------------------------------------------------------------------------
+async def claim(
+    docs: AsyncDocuments,
+    payments: list[PaymentRequested],
+    file_id: str,
+    *,
+    traces: Mapping[str, str | None] | None = None,
+) -> tuple[list[PaymentRequested], dict[str, str]]:
+    """Put the payments not yet in a file into ``file_id`` (recorded before the file is
+    written). Returns (the new payments, payment id -> file id of every payment).
+    ``traces``: payment id -> the W3C traceparent its answer continues (kept with it)."""
+
+    async def run(uow: AsyncUnitOfWork) -> tuple[list[PaymentRequested], dict[str, str]]:
+        found = await uow.get_many([payment_path(p.payment_id) for p in payments])
+        existing = {d.id: d.data["fileId"] for d in found.values() if d is not None}
+        new = [p for p in payments if p.payment_id not in existing]
+        if new:
+            for p in new:
+                uow.create(payment_path(p.payment_id), claim_record(p, file_id, (traces or {}).get(p.payment_id)))
+            uow.create(file_path(file_id), file_record(new))
+        return new, {**existing, **{p.payment_id: file_id for p in new}}
+
+    return await docs.transact(run, operation="clearing")
+
+
+async def mark_file(docs: AsyncDocuments, file_id: str, status: str) -> bool:
+    """False when the bank has no record of the file."""
+    batch = docs.batch()
+    batch.update(file_path(file_id), {"status": status, "updatedAt": SERVER_TIME})
+    try:
+        await batch.commit()
+    except NotFound:
+        return False
+    return True
+
+
+async def unwritten_files(docs: AsyncDocuments) -> list[tuple[str, list[PaymentRequested]]]:
+    """Files recorded but never written (a crash between the two): to write again."""
+    found = await docs.query(CLEARING_FILES, where=[Where("status", "==", "created")])
+    return [(d.id, [PaymentRequested.from_json(p) for p in d.data["payments"]]) for d in found]
+
+
+async def answered_records(docs: AsyncDocuments, file_id: str, payment_ids: list[str]) -> Answered:
+    """The file an answer names and the payments it answers, in one read (payments without
+    a record are left out)."""
+    paths = [file_path(file_id), *(payment_path(p) for p in dict.fromkeys(payment_ids))]
+    found = await docs.get_many(paths)
+    payments = {
+        d.id: (PaymentRequested.from_json(d.data["payment"]), d.data.get("traceparent"))
+        for path, d in found.items()
+        if d is not None and path != paths[0]
+    }
+    return Answered(found[paths[0]] is not None, payments)
+
+
+async def mark_answered(docs: AsyncDocuments, file_id: str | None, marks: list[Mark]) -> None:
+    """One commit: each (payment id, status, reason) on its record, and the file answered
+    (``file_id``; None: a file the bank has no record of). Every record must exist
+    (`answered_records` found it)."""
+    if not marks and file_id is None:
+        return
+    batch = docs.batch()
+    for payment_id, status, reason in marks:
+        batch.update(payment_path(payment_id), {"status": status, "reason": reason, "updatedAt": SERVER_TIME})
+    if file_id is not None:
+        batch.update(file_path(file_id), {"status": "answered", "updatedAt": SERVER_TIME})
+    await batch.commit()
+
+
+# ---- an answer's spans: each payment's answer in the payment's own trace ---------------
+def answer_spans(report: iso20022.StatusReport, answered: Answered) -> dict[str, tracing.Span]:
+    """Per payment answered: a span in the payment's trace (the traceparent `claim` kept)."""
+    spans: dict[str, tracing.Span] = {}
+    for status in report.statuses:
+        payment, traceparent = answered.payments.get(status.end_to_end_id, (None, None))
+        if payment is None or payment.payment_id in spans:
+            continue
+        spans[payment.payment_id] = tracing.start_span(
+            "clearing pain.002",
+            tracing.extract({"traceparent": traceparent} if traceparent else None),
+            kind=tracing.SpanKind.CONSUMER,
+            attrs={
+                "fjb.consumer": "clearing",
+                "fjb.payment_id": payment.payment_id,
+                "fjb.status_report": report.message_id,
+                "fjb.iso_status": status.status,
+                "fjb.reason": status.reason_code,
+                "fjb.outcome": "ack",
+            },
+        )
+    return spans
+
+
+def answer_events(report: iso20022.StatusReport, answered: Answered) -> list[PaymentEvent]:
+    """The next step of every payment the answer names that the bank sent out (an unknown
+    one is logged and left out)."""
+    out: list[PaymentEvent] = []
+    for status in report.statuses:
+        payment, _traceparent = answered.payments.get(status.end_to_end_id, (None, None))
+        if payment is None:
+            log.error("pain.002 names an unknown payment", extra={"end_to_end_id": status.end_to_end_id})
+            continue
+        out.append(answer_event(payment, status, report.message_id))
+    return out
+
+
+async def publish_in_spans(publish: PublishEvents, out: list[PaymentEvent], spans: dict[str, tracing.Span]) -> None:
+    """Publish the answer's events, each in its payment's span; a failed publish marks
+    the spans (nak), and every span ends."""
+    try:
+        await publish(out, {pid: tracing.context_of(s) for pid, s in spans.items()})
+    except BaseException as exc:
+        for s in spans.values():
+            tracing.set_attributes(s, {"fjb.outcome": "nak"})
+            tracing.fail(s, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        for s in spans.values():
+            s.end()
+
+
+# ---- the use case ------------------------------------------------------------------------
+class Clearing:
+    """Clearing's use cases on a document database, the channel and a clock. It keeps the
+    files the channel did not take (``undelivered``: file id -> its payments) until they
+    are sent."""
+
+    def __init__(
+        self,
+        docs: AsyncDocuments,
+        channel: Channel,
+        *,
+        bic: str,
+        clock: Clock = system_clock,
+        retry_seconds: float = RETRY_SECONDS,
+    ) -> None:
+        self.docs = docs
+        self.channel = channel
+        self.bic = bic
+        self.clock = clock
+        self.retry_seconds = retry_seconds
+        self.undelivered: dict[str, list[PaymentRequested]] = {}
+
+    # ---- files out ------------------------------------------------------------------------
+    def new_file_id(self) -> str:
+        return new_file_id(self.clock())
+
+    async def claim(
+        self, payments: list[PaymentRequested], file_id: str, *, traces: Mapping[str, str | None] | None = None
+    ) -> tuple[list[PaymentRequested], dict[str, str]]:
+        return await claim(self.docs, payments, file_id, traces=traces)
+
+    async def write_file(self, file_id: str, payments: list[PaymentRequested]) -> None:
+        """Send the file and record it written."""
+        batch = payment_file(file_id, payments, bic=self.bic, now=self.clock())
+        self.channel.deliver(f"{file_id}.xml", iso20022.build_pain001(batch))
+        await mark_file(self.docs, file_id, "written")
+        log.info(
+            "pain.001 written",
+            extra={"file_id": file_id, "payments": len(payments), "control_sum": batch.control_sum_minor},
+        )
+
+    async def send_or_keep(self, file_id: str, payments: list[PaymentRequested]) -> bool:
+        """Write the file; when the channel is down (OSError, as a real outage raises) keep
+        it for `deliver_pending`. Its record stays "created" until written."""
+        try:
+            await self.write_file(file_id, payments)
+        except OSError as exc:
+            if file_id not in self.undelivered:
+                log.warning(
+                    "clearing channel down: file kept to send later",
+                    extra={"file_id": file_id, "payments": len(payments), "error": str(exc)},
+                )
+            self.undelivered[file_id] = payments
+            return False
+        if self.undelivered.pop(file_id, None) is not None:
+            log.info("kept file sent", extra={"file_id": file_id})
+        return True
+
+    async def resend_unwritten(self) -> None:
+        """The files recorded before a crash and never written (when the service starts)."""
+        for file_id, payments in await unwritten_files(self.docs):
+            log.warning("writing a file recorded before a crash", extra={"file_id": file_id})
+            await self.send_or_keep(file_id, payments)
+
+    async def deliver_pending(self, stop: asyncio.Event) -> None:
+        """The files the channel did not take, again every ``retry_seconds``, oldest first."""
+        while not stop.is_set():
+            for file_id in sorted(self.undelivered):
+                if not await self.send_or_keep(file_id, self.undelivered[file_id]):
+                    break  # still down
+            try:
+                await asyncio.wait_for(stop.wait(), self.retry_seconds)
+            except TimeoutError:
+                pass
+
+    # ---- answers in -----------------------------------------------------------------------
+    def read_report(self, path: Path) -> iso20022.StatusReport | None:
+        """The answer in ``path``; None when it is unreadable (then moved aside)."""
+        try:
+            return iso20022.parse_pain002(self.channel.read_answer(path))
+        except ConnectionError:
+            raise  # the channel, not the file: read again when it is back
+        except (DomainError, OSError) as exc:
+            log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
+            self.channel.file_away(path, ".rejected")
+            return None
+
+    async def handle_answer(self, path: Path, publish: PublishEvents) -> list[PaymentEvent]:
+        """Read one answer, publish its payments' steps, mark them, move the file on.
+        Returns the steps published (none for an unreadable file)."""
+        report = self.read_report(path)
+        if report is None:
+            return []
+        answered = await answered_records(
+            self.docs, report.original_message_id, [s.end_to_end_id for s in report.statuses]
+        )
+        out = answer_events(report, answered)
+        await publish_in_spans(publish, out, answer_spans(report, answered))
+        marks = [(e.payment.payment_id, e.status, e.reason) for e in out]
+        await mark_answered(self.docs, report.original_message_id if answered.known_file else None, marks)
+        if not answered.known_file:
+            # An answer to a file the bank has no record of (another environment's, or
+            # records lost): moved aside for an operator, never retried forever, so the
+            # answers behind it are still read.
+            log.error(
+                "pain.002 answers an unknown file; moved aside",
+                extra={"file": path.name, "original_message_id": report.original_message_id},
+            )
+            self.channel.file_away(path, ".unknown")
+            return out
+        self.channel.file_away(path)
+        log.info(
+            "pain.002 handled",
+            extra={
+                "file": path.name,
+                "settled": sum(e.status == "settled" for e in out),
+                "returned": sum(e.status == "returned" for e in out),
+            },
+        )
+        return out

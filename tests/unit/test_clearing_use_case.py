@@ -1,0 +1,217 @@
+"""Clearing's use case (fjordbank.service_layer.clearing) on the in-memory fake and a channel
+of folders (fjordbank.adapters.clearing_store.ClearingDirs in a temporary directory).
+
+What tests/integration/test_payment_pipeline.py, test_chaos_clearing.py and test_failures.py
+promise of clearing, checked in milliseconds: each payment is claimed once, into one file,
+however often its message comes (recorded before the file is written); a file recorded and
+never written is written when the service starts; an answer is read in one call, its
+payments' steps published, then marked in one commit and the file moved on; an answer sent
+twice publishes the same steps (one message id each) and leaves the same records; an answer
+to a file the bank has no record of, or an unreadable one, is moved aside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from opentelemetry.context import Context
+
+from fjordbank.adapters.clearing_store import ClearingDirs
+from fjordbank.domain import iso20022
+from fjordbank.domain.payments import EXTERNAL, PaymentEvent, PaymentRequested
+from fjordbank.service_layer import clearing
+from fjordbank.service_layer.clearing import Clearing, file_path, payment_path, submitted
+from tests.support.recording import RecordingDocuments
+
+NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
+BIC = "FJBANOKKXXX"
+
+
+def payment(n: int, amount: int = 1_000) -> PaymentRequested:
+    return PaymentRequested(
+        payment_id=f"p{n}",
+        uid="alice",
+        request_id=f"req-{n}",
+        kind=EXTERNAL,
+        from_account="97100000028",
+        to_account="15030000002",
+        amount=amount,
+        currency="NOK",
+        message=None,
+        kid=None,
+        due_date="2025-03-14",
+        body_hash="0" * 64,
+        requested_at="2025-03-14T12:00:00Z",
+        payee_name="Bergen Rør AS",
+    )
+
+
+class Published:
+    """The publisher: what was published, with the trace context each event continued."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.events: list[PaymentEvent] = []
+        self.fail = fail
+
+    async def __call__(self, out: list[PaymentEvent], parents: Mapping[str, Context | None]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.events += out
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> ClearingDirs:
+    return ClearingDirs(tmp_path / "clearing")
+
+
+def uses(dirs: ClearingDirs) -> tuple[Clearing, RecordingDocuments]:
+    docs = RecordingDocuments()
+    return Clearing(docs, dirs, bic=BIC, clock=lambda: NOW), docs
+
+
+def answer(dirs: ClearingDirs, file_id: str, *statuses: iso20022.TransactionStatus, name: str = "") -> Path:
+    report = iso20022.StatusReport(f"ANS{file_id}"[:35], file_id, NOW, statuses)
+    path = dirs.inbox / (name or f"{file_id}-status.xml")
+    path.write_bytes(iso20022.build_pain002(report))
+    return path
+
+
+async def data(docs: RecordingDocuments, path: str) -> dict:
+    doc = await docs.get(path)
+    assert doc is not None, path
+    return doc.data
+
+
+# ---- files out -------------------------------------------------------------------------------
+async def test_each_payment_is_claimed_once_into_one_file(dirs):
+    use, docs = uses(dirs)
+    new, files = await use.claim([payment(1), payment(2)], "F1", traces={"p1": "00-trace-1"})
+    assert [p.payment_id for p in new] == ["p1", "p2"] and files == {"p1": "F1", "p2": "F1"}
+    new, files = await use.claim([payment(2), payment(3)], "F2")  # p2 redelivered with a new one
+    assert [p.payment_id for p in new] == ["p3"] and files == {"p2": "F1", "p3": "F2"}
+    new, files = await use.claim([payment(1)], "F3")  # only old ones: no file at all
+    assert new == [] and files == {"p1": "F1"}
+    assert await docs.get(file_path("F3")) is None
+    f1 = await data(docs, file_path("F1"))
+    assert (f1["status"], f1["paymentIds"], f1["count"], f1["controlSum"]) == ("created", ["p1", "p2"], 2, 2_000)
+    assert (await data(docs, file_path("F2")))["paymentIds"] == ["p3"]
+    p1 = await data(docs, payment_path("p1"))
+    assert (p1["fileId"], p1["status"], p1["traceparent"]) == ("F1", "submitted", "00-trace-1")
+    assert [u.operation for u in docs.units] == ["clearing"] * 3 and all(len(u.reads) == 1 for u in docs.units)
+
+
+async def test_the_submitted_steps_name_the_file_that_carries_each_payment():
+    events = [PaymentEvent(payment(1), "reserved"), PaymentEvent(payment(2), "reserved")]
+    out = submitted(events, {"p1": "F1", "p2": "F0"})
+    assert [(e.status, e.detail) for e in out] == [("submitted", {"fileId": "F1"}), ("submitted", {"fileId": "F0"})]
+    assert [e.msg_id for e in out] == ["p1:submitted", "p2:submitted"]
+
+
+async def test_a_claimed_file_is_written_as_pain001_and_marked_written(dirs):
+    use, docs = uses(dirs)
+    new, _files = await use.claim([payment(1, 12_345), payment(2, 655)], "F1")
+    docs.forget()
+    assert await use.send_or_keep("F1", new)
+    batch = iso20022.parse_pain001((dirs.outbox / "F1.xml").read_bytes())
+    assert batch.message_id == "F1" and batch.debtor_agent_bic == BIC and batch.control_sum_minor == 13_000
+    assert [t.end_to_end_id for t in batch.transfers] == ["p1", "p2"]
+    assert batch.transfers[0].creditor.name == "Bergen Rør AS"
+    assert docs.calls == [("commit", [("update", file_path("F1"))])]  # one write, no read
+    assert (await data(docs, file_path("F1")))["status"] == "written"
+
+
+async def test_a_file_recorded_and_never_written_is_written_when_the_service_starts(dirs):
+    use, docs = uses(dirs)
+    await use.claim([payment(1)], "F1")  # then the process crashed before writing it
+    await use.claim([payment(2)], "F2")
+    assert await use.send_or_keep("F2", [payment(2)])
+    await Clearing(docs, dirs, bic=BIC, clock=lambda: NOW).resend_unwritten()  # the next process
+    assert sorted(p.name for p in dirs.outbox.iterdir()) == ["F1.xml", "F2.xml"]
+    assert (await data(docs, file_path("F1")))["status"] == "written"
+    assert await clearing.unwritten_files(docs) == []
+
+
+# ---- answers in ------------------------------------------------------------------------------
+async def test_an_answer_publishes_each_payments_step_then_marks_them_in_one_commit(dirs):
+    use, docs = uses(dirs)
+    new, _files = await use.claim([payment(1), payment(2)], "F1")
+    await use.send_or_keep("F1", new)
+    path = answer(
+        dirs,
+        "F1",
+        iso20022.TransactionStatus("p1", "ACSC"),
+        iso20022.TransactionStatus("p2", "RJCT", "AC04", "account closed"),
+        iso20022.TransactionStatus("p9", "ACSC"),  # never sent by this bank: left out
+    )
+    docs.forget()
+    publish = Published()
+    out = await use.handle_answer(path, publish)
+    assert out == publish.events
+    assert [(e.payment.payment_id, e.status, e.reason, e.message) for e in out] == [
+        ("p1", "settled", None, None),
+        ("p2", "returned", "AC04", "account closed"),
+    ]
+    assert out[1].detail == {"statusReport": "ANSF1", "isoReason": "AC04"}
+    assert docs.calls == [
+        ("get_many", [file_path("F1"), payment_path("p1"), payment_path("p2"), payment_path("p9")]),
+        ("commit", [("update", payment_path("p1")), ("update", payment_path("p2")), ("update", file_path("F1"))]),
+    ]
+    assert (await data(docs, payment_path("p2")))["status"] == "returned"
+    assert (await data(docs, payment_path("p2")))["reason"] == "AC04"
+    assert (await data(docs, file_path("F1")))["status"] == "answered"
+    assert not path.exists() and (dirs.processed / path.name).exists()
+
+
+async def test_an_answer_sent_twice_publishes_the_same_steps_and_leaves_the_same_records(dirs):
+    use, docs = uses(dirs)
+    new, _files = await use.claim([payment(1)], "F1")
+    await use.send_or_keep("F1", new)
+    settled = iso20022.TransactionStatus("p1", "ACSC")
+    publish = Published()
+    first = await use.handle_answer(answer(dirs, "F1", settled), publish)
+    record = await data(docs, payment_path("p1"))
+    again = await use.handle_answer(answer(dirs, "F1", settled, name="F1-status-dup.xml"), publish)
+    assert [e.msg_id for e in again] == [e.msg_id for e in first] == ["p1:settled"]  # stored once by JetStream
+    assert {k: v for k, v in (await data(docs, payment_path("p1"))).items() if k != "updatedAt"} == {
+        k: v for k, v in record.items() if k != "updatedAt"
+    }
+
+
+async def test_a_failed_publish_marks_nothing_and_leaves_the_answer_to_be_read_again(dirs):
+    use, docs = uses(dirs)
+    new, _files = await use.claim([payment(1)], "F1")
+    await use.send_or_keep("F1", new)
+    path = answer(dirs, "F1", iso20022.TransactionStatus("p1", "ACSC"))
+    with pytest.raises(TimeoutError):
+        await use.handle_answer(path, Published(fail=TimeoutError("no ack")))
+    assert path.exists() and (await data(docs, payment_path("p1")))["status"] == "submitted"
+
+
+async def test_an_answer_to_a_file_the_bank_has_no_record_of_is_moved_aside(dirs):
+    use, docs = uses(dirs)
+    path = answer(dirs, "FJBSTRAY", iso20022.TransactionStatus("p1", "ACSC"))
+    publish = Published()
+    assert await use.handle_answer(path, publish) == []
+    assert publish.events == [] and [c for c in docs.calls if c[0] == "commit"] == []
+    assert (dirs.processed / f"{path.name}.unknown").exists() and not path.exists()
+
+
+async def test_an_unreadable_answer_is_moved_aside_and_the_channel_down_leaves_it_waiting(dirs, tmp_path):
+    use, docs = uses(dirs)
+    bad = dirs.inbox / "junk-status.xml"
+    bad.write_bytes(b"<not-a-pain002/>")
+    assert await use.handle_answer(bad, Published()) == []
+    assert (dirs.processed / "junk-status.xml.rejected").exists() and docs.calls == []
+
+    class Down(ClearingDirs):
+        def read_answer(self, path: Path) -> bytes:
+            raise ConnectionError("the transfer service is unreachable")
+
+    down = Clearing(docs, Down(dirs.root), bic=BIC)
+    waiting = answer(dirs, "F1", iso20022.TransactionStatus("p1", "ACSC"))
+    with pytest.raises(ConnectionError):
+        await down.handle_answer(waiting, Published())
+    assert waiting.exists()

@@ -1,0 +1,337 @@
+"""The ledger's use case (fjordbank.service_layer.ledger) on the in-memory fake.
+
+What tests/integration/test_payment_pipeline.py, test_hot_payee.py, test_partitions.py and
+test_failures.py promise of the ledger, checked here in milliseconds: many payments from
+one account never take it below its limit (the 50-payment race, in batches and with
+batches racing), a redelivered step or a replayed batch changes nothing and gets the
+recorded answer, an internal payment's credit and refund legs, an external payment's hold
+settled or returned, a hot payee's account written once per batch; one read and one
+commit per batch, under the operation ``ledger_post_batch``; money only ever moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+
+import pytest
+
+from fjordbank.domain.errors import InvalidAccountNumber
+from fjordbank.domain.ledger import (
+    INTERNAL_ACCOUNTS,
+    INTERNAL_WORLD,
+    settlement_account,
+    transit_in_account,
+    transit_out_account,
+)
+from fjordbank.domain.norway import make_account_number
+from fjordbank.domain.payment_ledger import StepResult, published
+from fjordbank.domain.payments import EXTERNAL, INTERNAL, PaymentEvent, PaymentRequested
+from fjordbank.service_layer.ledger import Ledger, Verdict, account_path, hold_path, record_path
+from fjordbank.service_layer.ports import AlreadyExists
+from fjordbank.topology import CREDIT, CREDITED, REFUND
+from tests.support.recording import RecordingDocuments
+
+NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
+
+
+def number(bank_reg: str, serial: int) -> str:
+    """A valid account number at ``serial`` or the next one that has a check digit."""
+    while True:
+        try:
+            return make_account_number(bank_reg, "05", serial)
+        except InvalidAccountNumber:
+            serial += 1
+
+
+ALICE, ALICE_SAVINGS, BOB, MERCHANT = (number("9710", n) for n in (10, 20, 30, 40))
+OUTSIDE = number("1503", 50)  # another bank's: never in the ledger
+
+
+def payment(
+    pid: str, from_account: str = ALICE, to_account: str = BOB, amount: int = 1_000, *, uid: str = "alice"
+) -> PaymentRequested:
+    return PaymentRequested(
+        payment_id=pid,
+        uid=uid,
+        request_id=f"req-{pid}",
+        kind=INTERNAL if to_account != OUTSIDE else EXTERNAL,
+        from_account=from_account,
+        to_account=to_account,
+        amount=amount,
+        currency="NOK",
+        message=None,
+        kid=None,
+        due_date="2025-03-14",
+        body_hash="0" * 64,
+        requested_at="2025-03-14T12:00:00Z",
+    )
+
+
+def step(p: PaymentRequested, status: str = "approved", reason: str | None = None) -> PaymentEvent:
+    return PaymentEvent(p, status, reason)
+
+
+async def bank(
+    funds: dict[str, int], *, interleave: bool = False, overdraft: int = 0, closed: tuple[str, ...] = ()
+) -> tuple[Ledger, RecordingDocuments]:
+    """A ledger with the internal accounts, Alice's two accounts, Bob's and a merchant's,
+    funded from outside through the admin path (so the book balances), the record reset."""
+    docs = RecordingDocuments(interleave=interleave)
+    ledger = Ledger(docs, clock=lambda: NOW)
+    await ledger.ensure_internal_accounts()
+    owners = {ALICE: "alice", ALICE_SAVINGS: "alice", BOB: "bob", MERCHANT: "merchant"}
+    for account, uid in owners.items():
+        await ledger.open_account(
+            account_id=account, owner_uid=uid, name="Brukskonto", overdraft_limit=overdraft if account == ALICE else 0
+        )
+    for account, amount in funds.items():
+        assert await ledger.deposit(deposit_id=f"opening-{account}", account_id=account, amount=amount)
+    for account in closed:
+        docs.store.docs[account_path(account)][0]["status"] = "closed"
+    docs.forget()
+    return ledger, docs
+
+
+async def balance(docs: RecordingDocuments, account: str) -> tuple[int, int, int]:
+    doc = await docs.get(account_path(account))
+    assert doc is not None
+    return doc.data["balance"], doc.data["held"], doc.data["available"]
+
+
+def money(docs: RecordingDocuments) -> int:
+    """The sum of every balance in the ledger: zero, money is only moved."""
+    return sum(data["balance"] for path, (data, _v) in docs.store.docs.items() if path.startswith("accounts/"))
+
+
+def snapshot(docs: RecordingDocuments) -> dict:
+    return copy.deepcopy(docs.store.docs)
+
+
+def statuses(verdicts: list[Verdict]) -> list[str | None]:
+    return [v.result.status if v.result else None for v in verdicts]
+
+
+# ---- the 50-payment race: never below the limit ---------------------------------------------
+@pytest.mark.parametrize("batch_size", [1, 7, 50])
+async def test_fifty_payments_from_an_account_funded_for_ten_never_take_it_below_zero(batch_size):
+    ledger, docs = await bank({ALICE: 10 * 1_000})
+    payments = [step(payment(f"p{n:02}")) for n in range(50)]
+    verdicts = []
+    for start in range(0, 50, batch_size):
+        verdicts += await ledger.post_batch(payments[start : start + batch_size])
+    assert statuses(verdicts) == [CREDIT] * 10 + ["failed"] * 40  # in order: the first ten
+    assert {v.result.reason for v in verdicts[10:] if v.result} == {"insufficient_funds"}
+    assert await balance(docs, ALICE) == (0, 0, 0)
+    assert len(docs.units_of("ledger_post_batch")) == -(-50 // batch_size)  # one attempt per batch
+    assert money(docs) == 0
+
+
+async def test_batches_racing_for_one_account_lose_and_retry_and_never_overdraw_it():
+    ledger, docs = await bank({ALICE: 10 * 1_000}, interleave=True)
+    payments = [step(payment(f"p{n:02}")) for n in range(48)]
+    batches = [payments[i::4] for i in range(4)]  # four batches at once, interleaved
+    results = await asyncio.gather(*(ledger.post_batch(b) for b in batches))
+    all_statuses = [s for verdicts in results for s in statuses(verdicts)]
+    assert all_statuses.count(CREDIT) == 10 and all_statuses.count("failed") == 38
+    assert await balance(docs, ALICE) == (0, 0, 0)
+    assert len(docs.units_of("ledger_post_batch")) > 4  # they did race: the losers ran again
+    assert money(docs) == 0
+
+
+async def test_an_overdraft_limit_is_the_floor_and_not_a_step_below():
+    ledger, docs = await bank({ALICE: 3_000}, overdraft=2_000)
+    verdicts = await ledger.post_batch([step(payment(f"p{n}", amount=1_000)) for n in range(8)])
+    assert statuses(verdicts) == [CREDIT] * 5 + ["failed"] * 3
+    assert await balance(docs, ALICE) == (-2_000, 0, -2_000)
+
+
+# ---- exactly once: redelivery, replayed batches ----------------------------------------------
+async def test_a_redelivered_step_changes_nothing_and_gets_the_recorded_answer():
+    ledger, docs = await bank({ALICE: 5_000})
+    p = payment("p1", amount=2_000)
+    [first] = await ledger.post_batch([step(p)])
+    before = snapshot(docs)
+    [again] = await ledger.post_batch([step(p)])
+    assert (again.result, again.replayed) == (first.result, True)
+    assert snapshot(docs) == before  # not a document written
+    assert docs.units_of("ledger_post_batch")[-1].writes == []
+
+
+async def test_a_refused_step_is_answered_the_same_when_redelivered_after_funds_arrived():
+    ledger, docs = await bank({ALICE: 500})
+    p = payment("p1", amount=1_000)
+    [first] = await ledger.post_batch([step(p)])
+    assert first.result == StepResult("failed", "insufficient_funds", "available balance is too low")
+    await ledger.deposit(deposit_id="salary", account_id=ALICE, amount=10_000)
+    [again] = await ledger.post_batch([step(p)])
+    assert (again.result, again.replayed) == (first.result, True)  # the recorded answer, not a new one
+    assert await balance(docs, ALICE) == (10_500, 0, 10_500)
+
+
+async def test_a_replayed_batch_gets_every_recorded_answer_and_changes_nothing():
+    ledger, docs = await bank({ALICE: 2_500})
+    batch = [step(payment(f"p{n}")) for n in range(4)] + [step(payment("x1", to_account=OUTSIDE, amount=400))]
+    first = await ledger.post_batch(batch)
+    assert statuses(first) == [CREDIT, CREDIT, "failed", "failed", "reserved"]
+    before = snapshot(docs)
+    replayed = await ledger.post_batch(list(reversed(batch)))  # a crash before the ack: again, in any order
+    assert [(v.event, v.result) for v in replayed] == [(v.event, v.result) for v in reversed(first)]
+    assert all(v.replayed for v in replayed)
+    assert snapshot(docs) == before
+
+
+async def test_a_batch_mixing_replayed_and_new_steps_posts_only_the_new_ones():
+    ledger, docs = await bank({ALICE: 5_000})
+    await ledger.post_batch([step(payment("p1", amount=2_000))])
+    verdicts = await ledger.post_batch([step(payment("p1", amount=2_000)), step(payment("p2", amount=2_000))])
+    assert [(v.result.status if v.result else None, v.replayed) for v in verdicts] == [(CREDIT, True), (CREDIT, False)]
+    assert await balance(docs, ALICE) == (1_000, 0, 1_000)
+
+
+async def test_a_step_its_payment_cannot_take_is_refused_for_the_dead_letters_and_changes_nothing():
+    ledger, docs = await bank({ALICE: 5_000})
+    before = snapshot(docs)
+    [verdict] = await ledger.post_batch([step(payment("x1", to_account=OUTSIDE), "settled")])
+    assert verdict.result is None and verdict.error is not None and verdict.error.startswith("unexpected_step")
+    assert snapshot(docs) == before
+
+
+# ---- an internal payment's two legs ----------------------------------------------------------
+async def test_an_internal_payment_is_debited_into_transit_and_credited_from_it():
+    ledger, docs = await bank({ALICE: 5_000})
+    p = payment("p1", amount=1_200)
+    [debit] = await ledger.post_batch([step(p)])
+    assert debit.result == StepResult(CREDIT)
+    assert await balance(docs, ALICE) == (3_800, 0, 3_800)
+    assert (await balance(docs, transit_out_account(ALICE)))[0] == 1_200
+    [credit] = await ledger.post_batch([step(p, CREDIT)])
+    assert credit.result == StepResult("completed")
+    assert [e.status for e in published(credit.event, credit.result)] == ["completed", CREDITED]
+    assert await balance(docs, BOB) == (1_200, 0, 1_200)
+    assert (await balance(docs, transit_in_account(BOB)))[0] == -1_200
+    record = await docs.get(record_path("p1"))
+    assert record is not None and record.data["status"] == "completed"
+    assert record.data["postingIds"] == ["p1:debit", "p1:credit"]
+    assert money(docs) == 0
+
+
+async def test_a_payee_account_that_cannot_take_the_credit_sends_it_back_to_the_payer():
+    ledger, docs = await bank({ALICE: 5_000}, closed=(BOB,))
+    p = payment("p1", amount=1_200)
+    await ledger.post_batch([step(p)])
+    [credit] = await ledger.post_batch([step(p, CREDIT)])
+    assert credit.result is not None and credit.result.status == REFUND and credit.result.reason
+    assert await balance(docs, BOB) == (0, 0, 0)
+    [refund] = await ledger.post_batch([step(p, REFUND, credit.result.reason)])
+    assert refund.result == StepResult("failed", credit.result.reason, None)
+    assert await balance(docs, ALICE) == (5_000, 0, 5_000)
+    assert money(docs) == 0
+
+
+async def test_a_payment_to_the_payers_own_account_moves_it_between_them():
+    ledger, docs = await bank({ALICE: 5_000})
+    p = payment("p1", to_account=ALICE_SAVINGS, amount=700)
+    await ledger.post_batch([step(p)])
+    await ledger.post_batch([step(p, CREDIT)])
+    assert await balance(docs, ALICE) == (4_300, 0, 4_300)
+    assert await balance(docs, ALICE_SAVINGS) == (700, 0, 700)
+
+
+# ---- an external payment's hold --------------------------------------------------------------
+async def test_an_external_payment_holds_the_funds_and_posts_them_when_settled():
+    ledger, docs = await bank({ALICE: 20_000})
+    p = payment("x1", to_account=OUTSIDE, amount=12_345)
+    [held] = await ledger.post_batch([step(p)])
+    assert held.result == StepResult("reserved")
+    assert await balance(docs, ALICE) == (20_000, 12_345, 20_000 - 12_345)
+    hold = await docs.get(hold_path("x1"))
+    assert hold is not None and hold.data["status"] == "active" and hold.data["amount"] == 12_345
+    [settled] = await ledger.post_batch([step(p, "settled")])
+    assert settled.result == StepResult("completed")
+    assert await balance(docs, ALICE) == (20_000 - 12_345, 0, 20_000 - 12_345)
+    assert (await balance(docs, settlement_account(ALICE)))[0] == 12_345
+    hold = await docs.get(hold_path("x1"))
+    assert hold is not None and hold.data["status"] == "captured"
+    assert money(docs) == 0
+
+
+async def test_a_returned_external_payment_releases_the_hold_and_says_why():
+    ledger, docs = await bank({ALICE: 20_000})
+    p = payment("x1", to_account=OUTSIDE, amount=5_000)
+    await ledger.post_batch([step(p)])
+    [returned] = await ledger.post_batch([PaymentEvent(p, "returned", "AC04", "account closed")])
+    assert returned.result == StepResult("failed", "AC04", "account closed")
+    assert await balance(docs, ALICE) == (20_000, 0, 20_000)
+    hold = await docs.get(hold_path("x1"))
+    assert hold is not None and hold.data["status"] == "released"
+    [again] = await ledger.post_batch([PaymentEvent(p, "settled")])  # a late contrary answer
+    assert again.result is None and again.error is not None  # dead-lettered, nothing posted
+    assert await balance(docs, ALICE) == (20_000, 0, 20_000)
+
+
+async def test_a_settling_batch_reads_only_the_holds_of_its_settling_steps():
+    ledger, docs = await bank({ALICE: 20_000})
+    x1, x2 = payment("x1", to_account=OUTSIDE), payment("x2", to_account=OUTSIDE)
+    await ledger.post_batch([step(x1), step(x2)])
+    await ledger.post_batch([step(x1, "settled"), step(payment("p3"))])
+    [read] = docs.units_of("ledger_post_batch")[-1].reads
+    assert [path for path in read if path.startswith("holds/")] == ["holds/x1"]
+
+
+# ---- a hot payee: one write per batch --------------------------------------------------------
+async def test_a_merchant_paid_by_many_in_one_batch_is_written_once_and_credited_each():
+    payers = {number("9710", 1_000 + 10 * n): f"payer-{n}" for n in range(16)}
+    ledger, docs = await bank({})
+    for account, uid in payers.items():
+        await ledger.open_account(account_id=account, owner_uid=uid, name="Brukskonto")
+        await ledger.deposit(deposit_id=f"opening-{account}", account_id=account, amount=4 * 1_250)
+    paid = [
+        payment(f"{uid}-{n}", account, MERCHANT, 1_250, uid=uid) for n in range(4) for account, uid in payers.items()
+    ]
+    await ledger.post_batch([step(p) for p in paid])  # the payers' partitions (one batch here)
+    docs.forget()
+    verdicts = await ledger.post_batch([step(p, CREDIT) for p in paid])  # the merchant's partition
+    assert statuses(verdicts) == ["completed"] * 64
+    [unit] = docs.units_of("ledger_post_batch")
+    assert unit.written(account_path(MERCHANT)) == 1  # one write for 64 credits
+    assert unit.written(account_path(transit_in_account(MERCHANT))) == 1
+    assert await balance(docs, MERCHANT) == (64 * 1_250, 0, 64 * 1_250)
+    assert [(await balance(docs, a))[0] for a in payers] == [0] * len(payers)
+    assert money(docs) == 0
+
+
+async def test_a_batch_is_one_read_and_one_commit():
+    ledger, docs = await bank({ALICE: 50_000})
+    batch = [step(payment(f"p{n}")) for n in range(5)] + [step(payment("x1", to_account=OUTSIDE))]
+    await ledger.post_batch(batch)
+    [unit] = docs.units
+    assert unit.operation == "ledger_post_batch" and len(unit.reads) == 1
+    assert docs.calls == []  # nothing outside the unit of work
+    assert unit.written(account_path(ALICE)) == 1
+    assert sorted(k for k, p in unit.writes if p.startswith("postings/")) == ["create"] * 5
+
+
+# ---- the admin path --------------------------------------------------------------------------
+async def test_internal_accounts_are_made_once_and_a_taken_number_is_refused():
+    ledger, docs = await bank({})
+    await ledger.ensure_internal_accounts()
+    assert [c for c in docs.calls if c[0] == "commit"] == []  # all there: read, none made again
+    assert None not in (await docs.get_many([account_path(a) for a in INTERNAL_ACCOUNTS])).values()
+    with pytest.raises(AlreadyExists):
+        await ledger.open_account(account_id=BOB, owner_uid="mallory", name="Stolen")
+    bob = await docs.get(account_path(BOB))
+    assert bob is not None and bob.data["ownerUid"] == "bob"
+
+
+async def test_a_deposit_is_posted_once_per_id_and_the_world_written_once_per_batch():
+    ledger, docs = await bank({})
+    assert await ledger.deposit(deposit_id="d1", account_id=ALICE, amount=1_000)
+    assert not await ledger.deposit(deposit_id="d1", account_id=ALICE, amount=1_000)
+    docs.forget()
+    assert await ledger.deposit_many([("d1", ALICE, 1_000), ("d2", BOB, 2_000), ("d3", ALICE, 3_000)]) == 2
+    [unit] = docs.units_of("ledger_deposit")
+    assert len(unit.reads) == 1 and unit.written(account_path(INTERNAL_WORLD)) == 1
+    assert await balance(docs, ALICE) == (4_000, 0, 4_000) and await balance(docs, BOB) == (2_000, 0, 2_000)
+    assert money(docs) == 0
