@@ -16,17 +16,18 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1 import AsyncTransaction
 
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, SCREENING_DECISIONS, async_transactional
-from fjordbank.adapters.owners import Owners
 from fjordbank.domain.payments import INTERNAL, PaymentRequested
 from fjordbank.domain.screening import CustomerState, Screened, ScreeningPolicy, screen
+from fjordbank.service_layer.owners import Owners
 
 
 class FirestoreScreening:
     def __init__(self, db: firestore.AsyncClient, policy: ScreeningPolicy) -> None:
         self.db = db
         self.policy = policy
-        self.owners = Owners(db)
+        self.owners = Owners(AsyncFirestoreDocuments(db))
 
     async def screen_batch(
         self, payments: list[PaymentRequested], *, now: dt.datetime | None = None
