@@ -8,8 +8,8 @@ queues the pushes. The rules (forward only, a redelivery writes nothing new and 
 nothing twice) are the domain's; here the documents are read and written.
 
 Round trips per batch, as the bench counts them (bench/docops.py): the payees' owners not
-seen before (`fjordbank.service_layer.owners`), the labels, both outside the unit of work,
-then the unit's one read and its commit.
+seen before (`fjordbank.service_layer.owners`) and the labels, both outside the unit of
+work, then the unit of work's begin, its one read and its commit.
 """
 
 from __future__ import annotations
