@@ -3,7 +3,7 @@
 Consumes payments.completed (the payer's side), payments.credited (an internal payment's
 payee's side, in the payee's partition) and cards.captured in batches; each event becomes bookings
 (fjordbank.domain.bookings) that one Firestore transaction per batch applies to the
-customers' monthly figures and merchant histories (fjordbank.adapters.insights_store).
+customers' monthly figures and merchant histories (the use case fjordbank.service_layer.economy).
 Applying a booking twice changes nothing, so redeliveries and replays are harmless.
 """
 
@@ -12,39 +12,39 @@ from __future__ import annotations
 import logging
 
 from fjordbank.adapters import faults
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
-from fjordbank.adapters.insights_store import InsightsStore
-from fjordbank.adapters.owners import Owners
 from fjordbank.config import load_settings
-from fjordbank.domain import bookings
 from fjordbank.runtime import events, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.service_layer import economy
+from fjordbank.service_layer.owners import Owners
+from fjordbank.service_layer.ports import AsyncDocuments
 
 log = logging.getLogger("insights")
 
 
 class InsightsHandler:
-    def __init__(self, db) -> None:
-        self.db = db
-        self.store = InsightsStore(db)
-        self.owners = Owners(db)  # the payees' owners, read once (fjordbank.adapters.owners)
+    """The insights consumers, wired to the use case (fjordbank.service_layer.economy)."""
+
+    def __init__(self, docs: AsyncDocuments) -> None:
+        self.docs = docs
+        self.owners = Owners(docs)  # the payees' owners, read once (fjordbank.service_layer.owners)
 
     async def payments(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_batch(batch)
-        internal = {e.payment.to_account for _, e in decoded if e.payment.kind == "internal"}
-        owners = await self.owners.of(sorted(internal)) if internal else {}
-        booked = [b for _, e in decoded for b in bookings.for_partition(e, payee_uid=owners.get(e.payment.to_account))]
+        booked = await economy.payment_bookings(self.owners, [e for _, e in decoded])
         return await self._apply(booked, decoded, outcomes)
 
     async def cards(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_contracts(batch)
-        booked = [b for _, event in decoded for b in bookings.from_card_capture(event.to_json())]
+        booked = economy.card_bookings(event.to_json() for _, event in decoded)
         return await self._apply(booked, decoded, outcomes)
 
     async def _apply(self, booked, decoded, outcomes) -> list[Outcome]:
         if booked:
-            with tracing.commit("insights_apply", tracing.batch_contexts()):
-                applied = await self.store.apply(booked)
+            with tracing.commit(economy.OPERATION, tracing.batch_contexts()):
+                applied = await economy.apply_bookings(self.docs, booked)
             log.debug(
                 "bookings applied",
                 extra={
@@ -60,7 +60,8 @@ class InsightsHandler:
 
 def main() -> None:
     settings = load_settings(identity="insights")
-    handler = InsightsHandler(async_client(settings.project_id, faults=faults.for_service("insights")))
+    db = async_client(settings.project_id, faults=faults.for_service("insights"))
+    handler = InsightsHandler(AsyncFirestoreDocuments(db))
     ConsumerService(
         durable="insights-payments",
         settings=settings,

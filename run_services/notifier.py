@@ -1,9 +1,10 @@
 """Notifier: projects every payment state onto what the app listens to, and queues pushes.
 
-Consumes payments.> in batches; one Firestore transaction per batch moves each request
-document forward (never backward: redeliveries and out-of-order events are harmless),
-updates the accounts' transaction lists, and queues a push notification for final states
-on Pub/Sub, where the push function sends it through FCM. It also consumes the onboarding
+Consumes payments.> in batches; one Firestore transaction per batch (the use case
+fjordbank.service_layer.notifier) moves each request document forward (never backward:
+redeliveries and out-of-order events are harmless), updates the accounts' transaction
+lists, and queues a push notification for final states on Pub/Sub (PushQueue in
+fjordbank.adapters.pubsub), where the push function sends it through FCM. It also consumes the onboarding
 results (customers.*) and card decisions (cards.authorized / declined) and queues their
 pushes; each push has a dedupe key, so a redelivered event is pushed once.
 
@@ -17,44 +18,39 @@ import asyncio
 import logging
 
 from fjordbank.adapters import faults
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
-from fjordbank.adapters.pubsub import PUSH_TOPIC, TopicPublisher
-from fjordbank.adapters.request_docs import RequestProjector
+from fjordbank.adapters.pubsub import PUSH_TOPIC, PushQueue, TopicPublisher
 from fjordbank.config import load_settings
 from fjordbank.domain.notifications import Push, card_pushes, onboarding_pushes
 from fjordbank.runtime import events, ops_sweep, tracing
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.service_layer import notifier
+from fjordbank.service_layer.owners import Owners
+from fjordbank.service_layer.ports import AsyncDocuments
 
 log = logging.getLogger("notifier")
-PUSH_BATCH = 100
 
 
 class NotifierHandler:
-    def __init__(self, db, topic: TopicPublisher) -> None:
+    """The notifier's consumers, wired to the use case (fjordbank.service_layer.notifier)."""
+
+    def __init__(self, docs: AsyncDocuments, topic: TopicPublisher) -> None:
+        self.docs = docs
         self.topic = topic
-        self.projector = RequestProjector(db, self.queue_pushes)
+        self.queue_pushes = PushQueue(topic)
+        self.owners = Owners(docs)  # the payees' owners, read once (fjordbank.service_layer.owners)
 
     async def on_connect(self, _js) -> None:
         await asyncio.to_thread(self.topic.ensure_topic)
 
-    async def queue_pushes(self, pushes: list[Push], contexts: list | None = None) -> None:
-        """One Pub/Sub message per PUSH_BATCH pushes: one function invocation serves many.
-        Each push carries the ``traceparent`` of the message it came from (``contexts``, by
-        default its payment's in the batch in hand), the message's attributes the first one,
-        so the push function continues each payment's trace."""
-        items = []
-        for n, p in enumerate(pushes):
-            ctx = contexts[n] if contexts is not None else tracing.parent_of((p.data or {}).get("paymentId"))
-            traceparent = tracing.traceparent_of(ctx)
-            items.append({**p.to_json(), "traceparent": traceparent} if traceparent else p.to_json())
-        chunks = [items[i : i + PUSH_BATCH] for i in range(0, len(items), PUSH_BATCH)]
-        await asyncio.gather(*(self.topic.publish_json({"pushes": c}, **_first_trace(c)) for c in chunks))
-
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
         decoded, outcomes = events.decode_batch(batch)
         if decoded:
-            with tracing.commit("notifier_project", [batch[i].context for i, _ in decoded]):
-                projected = await self.projector.project_batch([e for _, e in decoded])
+            with tracing.commit(notifier.OPERATION, [batch[i].context for i, _ in decoded]):
+                projected = await notifier.project_batch(
+                    self.docs, self.owners, self.queue_pushes, [e for _, e in decoded]
+                )
             for (i, _event), result in zip(decoded, projected, strict=True):
                 outcomes[i] = Ack()
                 if result.changed:
@@ -84,16 +80,11 @@ class NotifierHandler:
         return handle
 
 
-def _first_trace(items: list[dict]) -> dict[str, str]:
-    first = next((item["traceparent"] for item in items if item.get("traceparent")), None)
-    return {"traceparent": first} if first else {}
-
-
 def main() -> None:
     settings = load_settings(identity="notifier")
     topic = TopicPublisher(settings.project_id, PUSH_TOPIC)
     db = async_client(settings.project_id, faults=faults.for_service("notifier"))
-    handler = NotifierHandler(db, topic)
+    handler = NotifierHandler(AsyncFirestoreDocuments(db), topic)
     # a background task: it never holds up message handling, and a failed sweep is logged
     sweep = [ops_sweep.sweeper(db, settings.ops_sweep_seconds)] if settings.ops_sweep_seconds > 0 else []
     ConsumerService(

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 # google-cloud-pubsub ships no type information for its hand-written pubsub_v1 client (no
 # py.typed there, no stubs on PyPI), so the client is typed as Any
 import google.cloud.pubsub_v1 as pubsub_v1  # type: ignore[import-untyped]
 from google.api_core import exceptions
+from opentelemetry.context import Context
 
+from fjordbank.domain.notifications import Push
 from fjordbank.runtime import tracing
 
 log = logging.getLogger(__name__)
@@ -45,3 +48,36 @@ class TopicPublisher:
         data = json.dumps(body, separators=(",", ":")).encode()
         future = self.client.publish(self.topic_path, data, **{**tracing.inject(), **attributes})
         return await asyncio.to_thread(future.result, 30)
+
+
+PUSH_BATCH = 100  # pushes per Pub/Sub message
+
+
+class JsonTopic(Protocol):
+    async def publish_json(self, body: dict[str, Any], **attributes: str) -> str: ...
+
+
+class PushQueue:
+    """Queues pushes for the push function (the notifier's
+    fjordbank.service_layer.notifier.QueuePushes): one Pub/Sub message per PUSH_BATCH
+    pushes, so one function invocation serves many."""
+
+    def __init__(self, topic: JsonTopic) -> None:
+        self.topic = topic
+
+    async def __call__(self, pushes: list[Push], contexts: Sequence[Context | None] | None = None) -> None:
+        """Each push carries the ``traceparent`` of the message it came from (``contexts``,
+        by default its payment's in the batch in hand), the message's attributes the first
+        one, so the push function continues each payment's trace."""
+        items = []
+        for n, p in enumerate(pushes):
+            ctx = contexts[n] if contexts is not None else tracing.parent_of((p.data or {}).get("paymentId"))
+            traceparent = tracing.traceparent_of(ctx)
+            items.append({**p.to_json(), "traceparent": traceparent} if traceparent else p.to_json())
+        chunks = [items[i : i + PUSH_BATCH] for i in range(0, len(items), PUSH_BATCH)]
+        await asyncio.gather(*(self.topic.publish_json({"pushes": c}, **_first_trace(c)) for c in chunks))
+
+
+def _first_trace(items: list[dict[str, Any]]) -> dict[str, str]:
+    first = next((item["traceparent"] for item in items if item.get("traceparent")), None)
+    return {"traceparent": first} if first else {}

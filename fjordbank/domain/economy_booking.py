@@ -1,6 +1,6 @@
 """Booking a batch of bookings into "my economy" and the subscription list, free of I/O.
 
-The insights service books each batch in one transaction (fjordbank.adapters.insights_store):
+The insights service books each batch in one transaction (fjordbank.service_layer.economy):
 it reads the customer documents the batch needs (`needed`), `book` decides from them what
 to write, and the transaction writes it. Per booking:
 

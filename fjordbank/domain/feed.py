@@ -1,7 +1,7 @@
 """The notifier's projection of payment events, free of I/O: the state each payment shows,
 the app's request documents, the accounts' feed entries and the pushes.
 
-The notifier projects a batch of events in one transaction (fjordbank.adapters.request_docs):
+The notifier projects a batch of events in one transaction (fjordbank.service_layer.notifier):
 it reads the state each payment shows (``paymentViews/{paymentId}``) and which request
 documents exist, `project` decides, and the transaction writes. The rules:
 

@@ -9,7 +9,7 @@ One unit of work per batch (operation ``screening``) reads the customers it need
 (`load_batch`), decides the batch in order (`decide_batch`, so limits hold however many
 payments race) and writes each customer once and each new decision (`save_batch`). The
 payees' owners, to see whether a payee is the customer's own account, are read outside it,
-once per process (`PayeeOwners`).
+once per process (fjordbank.service_layer.owners).
 
 A payment screened before (redelivery, a crash before the ack) gets its recorded decision
 and counts toward the limits only once: its decision's create fails the commit, and the
@@ -19,12 +19,12 @@ batch is decided again reading the decisions (so the usual batch reads no decisi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fjordbank.adapters.firestore import ACCOUNTS, SCREENING_CUSTOMERS, SCREENING_DECISIONS
+from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, SCREENING_DECISIONS
 from fjordbank.domain.payments import INTERNAL, PaymentRequested
 from fjordbank.domain.screening import CustomerState, Screened, ScreeningPolicy, screen
+from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
     AlreadyExists,
@@ -36,8 +36,6 @@ from fjordbank.service_layer.ports import (
     system_clock,
 )
 
-OWNERS_CACHED = 100_000  # accounts whose owner is kept; past it the cache starts again
-
 
 def customer_path(uid: str) -> str:
     return f"{SCREENING_CUSTOMERS}/{uid}"
@@ -45,31 +43,6 @@ def customer_path(uid: str) -> str:
 
 def decision_path(payment_id: str) -> str:
     return f"{SCREENING_DECISIONS}/{payment_id}"
-
-
-class PayeeOwners:
-    """Who owns an account, read once per process: an account's owner never changes once
-    it is opened. Always read outside any unit of work: a transactional read of a payee's
-    account locks it against the ledger's credits to it (as fjordbank.adapters.owners)."""
-
-    def __init__(self, docs: AsyncDocuments, *, limit: int = OWNERS_CACHED) -> None:
-        self.docs = docs
-        self.limit = limit
-        self._owners: dict[str, str] = {}
-
-    async def of(self, accounts: Iterable[str]) -> dict[str, str | None]:
-        """account -> owner uid (None: no such account, not cached). One read for the
-        accounts not seen yet, none when every one is known."""
-        wanted = list(dict.fromkeys(accounts))
-        if len(self._owners) > self.limit:
-            self._owners.clear()
-        missing = [a for a in wanted if a not in self._owners]
-        if missing:
-            found = await self.docs.get_many([f"{ACCOUNTS}/{a}" for a in missing])
-            for doc in found.values():
-                if doc is not None and doc.data.get("ownerUid"):
-                    self._owners[doc.id] = doc.data["ownerUid"]
-        return {a: self._owners.get(a) for a in wanted}
 
 
 # ---- one batch: load -> decide -> save ---------------------------------------------------
@@ -145,7 +118,7 @@ class Screening:
         self.docs = docs
         self.policy = policy
         self.clock = clock
-        self.owners = PayeeOwners(docs)
+        self.owners = Owners(docs)
 
     async def screen_batch(
         self, payments: list[PaymentRequested], *, now: dt.datetime | None = None

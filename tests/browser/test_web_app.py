@@ -244,10 +244,11 @@ def history(uid: str, account: str, today: dt.date) -> list:
 
 def test_a_half_year_of_history_in_my_economy_and_subscriptions(page, auth, stack):
     """The card service cannot backdate purchases: the history is booked by the insights
-    service's own store, as the service books what NATS carries. The app reads it, and
+    service's own use case, as the service books what NATS carries. The app reads it, and
     dismisses a subscription through the callable."""
+    from fjordbank.adapters.documents import AsyncFirestoreDocuments
     from fjordbank.adapters.firestore import async_client
-    from fjordbank.adapters.insights_store import InsightsStore
+    from fjordbank.service_layer.economy import apply_bookings
 
     email = sign_up(page)
     apply(page)
@@ -256,9 +257,9 @@ def test_a_half_year_of_history_in_my_economy_and_subscriptions(page, auth, stac
     booked = history(uid, account, today_in_norway())
 
     async def book() -> None:
-        store = InsightsStore(async_client(stack.s.project_id))
+        docs = AsyncFirestoreDocuments(async_client(stack.s.project_id))
         for start in range(0, len(booked), 50):
-            await store.apply(booked[start : start + 50])
+            await apply_bookings(docs, booked[start : start + 50])
 
     with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
         pool.submit(asyncio.run, book()).result()

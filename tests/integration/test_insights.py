@@ -15,11 +15,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
-from fjordbank.adapters.insights_store import InsightsStore
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.runtime.consumer import Delivery
+from fjordbank.service_layer.economy import apply_bookings
 from fjordbank.service_layer.insights import economy_differences, stored_economy
 from run_services.insights import InsightsHandler
 from tests.support import natsclients
@@ -53,7 +54,7 @@ async def replay_events(stack, uids: set[str]) -> int:
     """Every payments.completed and cards.captured event of these customers, read from
     the streams again and given to the insights handler a second time."""
     nc = await natsclients.connect(stack, "admin")
-    handler = InsightsHandler(async_client(stack.s.project_id))
+    handler = InsightsHandler(AsyncFirestoreDocuments(async_client(stack.s.project_id)))
     replayed = 0
     try:
         js = nc.jetstream()
@@ -196,7 +197,7 @@ def proc_for_insights(stack):
 
 
 def test_a_year_of_charges_lists_exactly_the_subscriptions_and_a_dismissal_sticks(stack, auth, callables, admin_db):
-    """The insights store on the real Firestore, fed a generated year (the card service
+    """The insights use case on the real Firestore, fed a generated year (the card service
     cannot backdate purchases): the subscriptions listed are the recurring ones."""
     user = auth.sign_up()
     uid = user["uid"]
@@ -218,9 +219,9 @@ def test_a_year_of_charges_lists_exactly_the_subscriptions_and_a_dismissal_stick
     booked.sort(key=lambda b: b.date)
 
     async def feed() -> None:
-        store = InsightsStore(async_client(stack.s.project_id))
+        docs = AsyncFirestoreDocuments(async_client(stack.s.project_id))
         for start in range(0, len(booked), 50):  # as the service does: batches, in booking order
-            await store.apply(booked[start : start + 50])
+            await apply_bookings(docs, booked[start : start + 50])
 
     asyncio.run(feed())
     subs = {s.id: s.to_dict() for s in admin_db.collection(f"users/{uid}/subscriptions").stream()}
@@ -233,7 +234,7 @@ def test_a_year_of_charges_lists_exactly_the_subscriptions_and_a_dismissal_stick
     status, body = callables.call("subscriptions_dismiss", {"merchantKey": "m:aftenposten"}, user["id_token"])
     assert status == 200 and body["result"]["status"] == "dismissed", body
     more = Booking(uid, unique("tx"), "97100000001", "2026-11-30", 4900, "out", "card", merchant_name="AFTENPOSTEN")
-    asyncio.run(InsightsStore(async_client(stack.s.project_id)).apply([more]))
+    asyncio.run(apply_bookings(AsyncFirestoreDocuments(async_client(stack.s.project_id)), [more]))
     assert admin_db.document(f"users/{uid}/subscriptions/m:aftenposten").get().get("status") == "dismissed"
     assert refused(callables.call("subscriptions_dismiss", {"merchantKey": "m:nothing"}, user["id_token"])) == (
         "NOT_FOUND",

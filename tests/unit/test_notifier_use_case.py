@@ -1,0 +1,267 @@
+"""Unit tests for fjordbank.service_layer.notifier (the notifier's projection of payment
+events), on the in-memory documents (tests/support/memory.py): what the app sees.
+
+The promises: a payment's state moves only forward on its view and its request document
+(an older state never overwrites a newer one, across batches and within one); a redelivered
+event writes nothing new and queues no second push; a request document is only ever updated,
+never made; a completed internal payment has a feed entry on both sides, booked once; the
+entries are labelled with the customers' own categories and the payer's name, and a
+transfer between one's own accounts is a transfer. The work per batch: the labels and the
+owners not seen before are read outside the unit of work, which reads once and commits once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from fjordbank.domain.norway import make_account_number
+from fjordbank.domain.notifications import Push
+from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested
+from fjordbank.service_layer import notifier
+from fjordbank.service_layer.owners import Owners
+from fjordbank.service_layer.ports import Doc
+from tests.support.memory import AsyncMemoryDocuments
+
+FROM = make_account_number("1234", "56", 7891)  # alice's
+TO = make_account_number("1234", "56", 7893)  # bob's, or somebody's at another bank
+SAVINGS = make_account_number("1234", "56", 7894)  # alice's other account
+PID = "p" + "a" * 34
+REQUEST_ID = "req-00000001"
+REQUEST = f"users/alice/paymentRequests/{REQUEST_ID}"
+VIEW = f"paymentViews/{PID}"
+
+
+def event(
+    status: str, *, kind: str = EXTERNAL, to: str = TO, pid: str = PID, reason: str | None = None
+) -> PaymentEvent:
+    payment = PaymentRequested(
+        payment_id=pid,
+        uid="alice",
+        request_id=REQUEST_ID,
+        kind=kind,
+        from_account=FROM,
+        to_account=to,
+        amount=123_456,
+        currency="NOK",
+        message="husleie",
+        kid=None,
+        due_date="2025-01-15",
+        body_hash="0" * 64,
+        requested_at="2025-01-15T12:00:00Z",
+        payee_name="Utleier AS",
+    )
+    return PaymentEvent(payment, status, reason, None)
+
+
+class Counted(AsyncMemoryDocuments):
+    """The memory documents, counting the reads made outside a unit of work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[list[str]] = []  # the paths of each read, in order
+
+    async def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
+        self.reads.append(list(paths))
+        return await super().get_many(paths)
+
+
+class Notifier:
+    """The use case as the service wires it: one owners cache, the pushes queued kept."""
+
+    def __init__(self, docs: AsyncMemoryDocuments | None = None) -> None:
+        self.docs = docs or AsyncMemoryDocuments()
+        self.owners = Owners(self.docs)
+        self.queued: list[list[Push]] = []
+
+    async def queue(self, pushes: list[Push]) -> None:
+        self.queued.append(pushes)
+
+    async def project(self, *events: PaymentEvent) -> list[bool]:
+        projected = await notifier.project_batch(self.docs, self.owners, self.queue, list(events))
+        assert [p.event for p in projected] == list(events)
+        return [p.changed for p in projected]
+
+    def doc(self, path: str) -> dict[str, Any] | None:
+        found = self.docs.store.doc(path)
+        return None if found is None else found.data
+
+    def put(self, path: str, data: dict[str, Any]) -> None:
+        self.docs.store.apply([("set", path, data, False)])
+
+    def pushed(self) -> list[str]:
+        return [p.dedupe_key for batch in self.queued for p in batch]
+
+
+def with_request(n: Notifier | None = None) -> Notifier:
+    """The app's request document, as the app made it."""
+    n = n or Notifier()
+    n.put(REQUEST, {"status": "received", "statusRank": STATUS_RANK["received"], "amount": 123_456})
+    return n
+
+
+def with_customers(n: Notifier) -> Notifier:
+    """Alice pays Bob: both customers, their accounts opened."""
+    n.put(f"accounts/{FROM}", {"ownerUid": "alice"})
+    n.put(f"accounts/{SAVINGS}", {"ownerUid": "alice"})
+    n.put(f"accounts/{TO}", {"ownerUid": "bob"})
+    n.put("customers/alice", {"name": "Alice Nordmann"})
+    n.put("customers/bob", {"name": "Bob Nordmann"})
+    return n
+
+
+def entry(n: Notifier, account: str) -> dict[str, Any] | None:
+    return n.doc(f"accounts/{account}/transactions/{PID}")
+
+
+# ------------------------------------------------------------------------------- ordering
+
+
+async def test_a_new_state_moves_the_view_and_the_request_document_and_stamps_its_timeline() -> None:
+    n = with_request()
+    assert await n.project(event("approved")) == [True]
+    assert n.doc(VIEW) == {"status": "approved", "statusRank": STATUS_RANK["approved"]}
+    request = n.doc(REQUEST) or {}
+    assert (request["status"], request["statusRank"], request["paymentId"]) == ("approved", 3, PID)
+    assert request["amount"] == 123_456  # the app's fields stay
+    assert isinstance(request["timeline"]["approved"], dt.datetime)
+    assert request["updatedAt"] == request["timeline"]["approved"]  # the commit's time
+    assert n.docs.attempts == {notifier.OPERATION: 1}
+
+
+async def test_an_older_state_never_overwrites_a_newer_one_across_batches() -> None:
+    n = with_request()
+    await n.project(event("completed"))
+    before = dict(n.docs.store.docs)
+    assert await n.project(event("submitted")) == [False]
+    assert await n.project(event("approved")) == [False]
+    assert n.docs.store.docs == before
+    assert (n.doc(REQUEST) or {})["status"] == "completed"
+    assert n.pushed() == [f"{PID}:completed"]
+
+
+async def test_an_older_state_never_overwrites_a_newer_one_within_a_batch() -> None:
+    n = with_request()
+    assert await n.project(event("reserved"), event("approved"), event("submitted"), event("reserved")) == [
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert n.doc(VIEW) == {"status": "submitted", "statusRank": STATUS_RANK["submitted"]}
+    request = n.doc(REQUEST) or {}
+    assert request["status"] == "submitted"
+    assert set(request["timeline"]) == {"reserved", "submitted"}
+    assert (entry(n, FROM) or {})["status"] == "pending"
+
+
+async def test_the_view_remembers_the_state_shown_when_the_app_made_no_request_document() -> None:
+    n = Notifier()  # a payment the bank started itself (a standing order): no request document
+    await n.project(event("completed"))
+    assert await n.project(event("reserved")) == [False]
+    assert n.doc(REQUEST) is None  # never made here: the app's (and its creation fires the edge)
+    assert n.doc(VIEW) == {"status": "completed", "statusRank": STATUS_RANK["completed"]}
+    assert (entry(n, FROM) or {})["status"] == "posted"
+
+
+# ---------------------------------------------------------------------------- redelivery
+
+
+async def test_a_redelivered_event_writes_nothing_new_and_queues_no_second_push() -> None:
+    n = with_customers(with_request())
+    assert await n.project(event("completed", kind=INTERNAL)) == [True]
+    before = dict(n.docs.store.docs)
+    assert await n.project(event("completed", kind=INTERNAL)) == [False]
+    assert n.docs.store.docs == before  # every document as it was, at the same version
+    assert sorted(n.pushed()) == sorted([f"{PID}:completed", f"{PID}:received"])
+
+
+async def test_the_same_event_twice_in_one_batch_is_projected_once() -> None:
+    n = with_request()
+    assert await n.project(event("completed"), event("completed")) == [True, False]
+    assert n.pushed() == [f"{PID}:completed"]
+    assert list((n.doc(REQUEST) or {})["timeline"]) == ["completed"]
+
+
+# ---------------------------------------------------------------------------- the feed
+
+
+async def test_a_completed_internal_payment_has_an_entry_for_the_payer_and_the_payee() -> None:
+    n = with_customers(with_request())
+    await n.project(event("completed", kind=INTERNAL))
+    payer, payee = entry(n, FROM) or {}, entry(n, TO) or {}
+    assert (payer["direction"], payer["amount"], payer["counterpartyAccount"]) == ("out", -123_456, TO)
+    assert payer["counterpartyName"] == "Utleier AS"  # as the payer typed it
+    assert (payee["direction"], payee["amount"], payee["counterpartyAccount"]) == ("in", 123_456, FROM)
+    assert payee["counterpartyName"] == "Alice Nordmann"  # the payer's name, read from her profile
+    assert payer["status"] == payee["status"] == "posted"
+    assert payer["bookedAt"] == payee["bookedAt"] == payer["updatedAt"]
+    assert {p.uid for batch in n.queued for p in batch} == {"alice", "bob"}
+
+
+async def test_an_entry_is_booked_when_it_first_appears_and_then_only_updated() -> None:
+    n = with_request()
+    await n.project(event("reserved"))
+    booked = (entry(n, FROM) or {})["bookedAt"]
+    await n.project(event("submitted"))
+    await n.project(event("completed"))
+    later = entry(n, FROM) or {}
+    assert later["status"] == "posted"
+    assert later["bookedAt"] == booked and later["updatedAt"] > booked  # the feed's order stays
+
+
+async def test_an_external_payee_is_never_looked_up_as_a_customer() -> None:
+    docs = Counted()
+    n = with_customers(with_request(Notifier(docs)))
+    await n.project(event("completed"))  # to TO, but at another bank: an external payment
+    assert entry(n, TO) is None
+    assert not any(path.startswith("accounts/") for paths in docs.reads for path in paths)
+    assert [p.uid for batch in n.queued for p in batch] == ["alice"]
+
+
+# --------------------------------------------------------------------------------- labels
+
+
+async def test_the_entries_have_each_customer_s_own_category_for_the_other() -> None:
+    n = with_customers(with_request())
+    n.put(f"users/alice/categoryOverrides/a:{TO}", {"category": "housing", "key": f"a:{TO}"})
+    n.put(f"users/bob/categoryOverrides/a:{FROM}", {"category": "income", "key": f"a:{FROM}"})
+    await n.project(event("completed", kind=INTERNAL))
+    assert (entry(n, FROM) or {})["category"] == "housing"
+    assert (entry(n, TO) or {})["category"] == "income"
+
+
+async def test_without_own_categories_a_payment_is_a_transfer_out_and_income_in() -> None:
+    n = with_customers(with_request())
+    await n.project(event("completed", kind=INTERNAL))
+    assert (entry(n, FROM) or {})["category"] == "transfers"
+    assert (entry(n, TO) or {})["category"] == "income"
+
+
+async def test_a_payment_between_own_accounts_is_a_transfer_on_both_sides_whatever_was_chosen() -> None:
+    n = with_customers(with_request())
+    n.put(f"users/alice/categoryOverrides/a:{SAVINGS}", {"category": "housing", "key": f"a:{SAVINGS}"})
+    await n.project(event("completed", kind=INTERNAL, to=SAVINGS))
+    out, into = entry(n, FROM) or {}, entry(n, SAVINGS) or {}
+    assert (out["direction"], out["category"]) == ("out", "transfers")
+    assert (into["direction"], into["category"], into["counterpartyName"]) == ("in", "transfers", "Alice Nordmann")
+
+
+# ------------------------------------------------------------------------ the work per batch
+
+
+async def test_one_read_outside_for_labels_owners_once_per_process_one_unit_of_work() -> None:
+    docs = Counted()
+    n = with_customers(with_request(Notifier(docs)))
+    other = "p" + "b" * 34
+    await n.project(event("completed", kind=INTERNAL), event("reserved", pid=other))
+    owners, labels = docs.reads
+    assert owners == [f"accounts/{TO}"]  # the internal payment's payee, outside the unit of work
+    assert set(labels) == {f"users/alice/categoryOverrides/a:{TO}", f"users/bob/categoryOverrides/a:{FROM}"} | {
+        "customers/alice"
+    }
+    assert docs.attempts == {notifier.OPERATION: 1}
+    docs.reads.clear()
+    await n.project(event("completed", kind=INTERNAL, pid="p" + "c" * 34))
+    assert len(docs.reads) == 1  # bob's account is known now: only the labels
