@@ -23,6 +23,7 @@ from google.cloud.firestore_v1.document import DocumentReference
 from prometheus_client import Counter
 
 from fjordbank.adapters import firestore_calls
+from fjordbank.service_layer.ports import Contention
 
 if TYPE_CHECKING:
     from fjordbank.adapters.faults import FaultSwitch
@@ -42,6 +43,8 @@ CLEARING_FILES = "clearingFiles"
 USERS = "users"
 CUSTOMERS = "customers"  # customers/{uid}: the onboarding result and the customer's profile
 CARDS = "cards"  # cards/{cardId}: the app's view of a card (never its number)
+CARD_AUTHORIZATIONS = "cardAuthorizations"  # {authId}: a card authorisation (no PAN), its decision, capture
+CARD_SPEND = "cardSpend"  # {cardId}_{day}: what a card authorised that day, by daily/online/abroad
 PAYMENT_REQUESTS = "paymentRequests"
 # users/{uid}/...: the customer's read model beside the request documents
 CATEGORY_OVERRIDES = "categoryOverrides"  # {key}: the customer's category for a merchant or payee
@@ -87,7 +90,10 @@ TRANSIENT = (
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` means "try again later" rather than a bug. The client's
     ``@transactional`` gives up on a transaction that lost every attempt to contention with
-    a ValueError ("Failed to commit transaction in N attempts") caused by ABORTED."""
+    a ValueError ("Failed to commit transaction in N attempts") caused by ABORTED; a unit of
+    work of the document ports (fjordbank.adapters.documents) says the same as Contention."""
+    if isinstance(exc, Contention):
+        return True
     if isinstance(exc, ValueError) and isinstance(exc.__cause__, api_errors.Aborted):
         return True
     return isinstance(exc, TRANSIENT)
