@@ -429,9 +429,9 @@ class Demo:
 
         from bankctl.history import PastPurchase, book
         from fjordbank.adapters import nats_conn
-        from fjordbank.adapters.card_store import CardLedger
         from fjordbank.adapters.documents import AsyncFirestoreDocuments
         from fjordbank.adapters.firestore import async_client
+        from fjordbank.adapters.publisher import AsyncJetStreamPublisher
         from fjordbank.config import load_settings
         from fjordbank.service_layer.ledger import Ledger
 
@@ -478,20 +478,20 @@ class Demo:
             with talking_to(errors.NATS, self.bank.config.stack_settings.nats_urls):
                 nc = await nats_conn.connect(settings.nats, name="bankctl-demo", max_reconnect_attempts=2)
             db = async_client(self.bank.config.project_id)
-            ledger = CardLedger(db)
+            docs = AsyncFirestoreDocuments(db)
             booked = already = 0
             try:
                 # what those months cost, deposited once (their salaries cannot be backdated)
                 for c in people:
                     cost = sum(p.amount for who, p in plan if who is c)
-                    await Ledger(AsyncFirestoreDocuments(db)).deposit(
+                    await Ledger(docs).deposit(
                         deposit_id=self.rid(c.person.key, "history-funds"), account_id=c.made.account, amount=cost
                     )
-                js = nc.jetstream()
+                published = AsyncJetStreamPublisher(nc.jetstream())
                 for c, purchase in plan:
                     card = c.card
                     status = await book(
-                        ledger, js, card["cardId"], card["pan"], (card["exp_month"], card["exp_year"]), purchase
+                        docs, published, card["cardId"], card["pan"], (card["exp_month"], card["exp_year"]), purchase
                     )
                     if status == "booked":
                         booked += 1

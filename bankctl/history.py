@@ -3,7 +3,7 @@
 A card purchase is dated by the card service's clock, so a fresh customer has no history
 for "my economy" to compare or for subscription detection to find. This books purchases
 on past days through the card ledger's own code (`CardLedger.authorize` and `capture` with
-the clock set to that day) and announces each capture as the card service does, so the
+the clock set to that day), which announces each capture as the card service does, so the
 records, postings, feed entries, monthly figures and subscriptions are exactly those of a
 purchase made then. No push is sent (no authorisation event is announced).
 
@@ -14,12 +14,12 @@ NATS connection allowed to publish ``cards.captured`` (the operator's admin iden
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 
-from fjordbank.adapters.card_store import CardLedger, card_event
 from fjordbank.domain.cards import AuthorizationRequest
 from fjordbank.domain.norway import OSLO
+from fjordbank.service_layer.card_ledger import CardLedger
+from fjordbank.service_layer.ports import AsyncDocuments, AsyncPublisher
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,18 @@ class PastPurchase:
     channel: str = "pos"
 
 
-async def book(ledger: CardLedger, js, card_id: str, pan: str, expiry: tuple[int, int], purchase: PastPurchase) -> str:
+async def book(
+    docs: AsyncDocuments,
+    events: AsyncPublisher,
+    card_id: str,
+    pan: str,
+    expiry: tuple[int, int],
+    purchase: PastPurchase,
+) -> str:
     """Authorise and capture one purchase on its day (noon in Oslo). Returns "booked",
     "already" (this reference was booked before) or the reason it was declined."""
     when = dt.datetime.combine(purchase.day, dt.time(12), tzinfo=OSLO).astimezone(dt.UTC)
+    ledger = CardLedger(docs, events, clock=lambda: when)
     request = AuthorizationRequest(
         reference=purchase.reference,
         pan=pan,
@@ -49,14 +57,10 @@ async def book(ledger: CardLedger, js, card_id: str, pan: str, expiry: tuple[int
         channel=purchase.channel,
         cvv=None,
     )
-    decided = await ledger.authorize(request, card_id, cvv_ok=True, now=when)  # as if the CVV was checked
+    decided = await ledger.authorize(request, card_id, cvv_ok=True)  # as if the CVV was checked; not announced
     if decided.status != "approved":
         return decided.reason or decided.status
     if decided.replayed and decided.record.get("status") == "captured":
         return "already"
-    captured = await ledger.capture(purchase.reference, capture_ref=f"cap-{purchase.reference}", amount=None, now=when)
-    event = card_event(captured)
-    if event is not None:
-        subject, body, msg_id = event
-        await js.publish(subject, json.dumps(body, separators=(",", ":")).encode(), headers={"Nats-Msg-Id": msg_id})
+    captured = await ledger.capture(purchase.reference, capture_ref=f"cap-{purchase.reference}", amount=None)
     return "booked" if captured.status == "captured" else captured.reason or captured.status

@@ -6,9 +6,13 @@
   their expiry.
 * Serves the card processor on FJB_CARD_API_PORT: POST /v1/authorizations, /v1/captures
   and /v1/reversals, each signed with the shared secret (fjordbank.domain.signatures).
-  A decision is one Firestore transaction (fjordbank.adapters.card_store), answered at
-  once; its event (cards.authorized / declined / captured / reversed / expired) follows on
-  NATS for the notifier.
+  A decision is one unit of work (fjordbank.service_layer.card_ledger), answered at once;
+  its event (cards.authorized / declined / captured / reversed / expired) follows on NATS
+  for the notifier.
+
+This module is the wiring: the use cases are in fjordbank.service_layer.card_ledger; here
+are the HTTP handlers (signature, parsing, the answer's status code), the decision metrics
+and the composition (Firestore, the vault, JetStream).
 
 No PAN or CVV is ever logged, written to Firestore or published: requests are logged by
 their processor reference and the authorisation id.
@@ -16,32 +20,26 @@ their processor reference and the authorisation id.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-import hmac
 import json
 import logging
 import time
-import weakref
 
-import nats.errors
-from google.api_core.exceptions import Aborted, FailedPrecondition
 from google.cloud import firestore
 from prometheus_client import Counter, Histogram
 
-from fjordbank import topology
 from fjordbank.adapters import faults
-from fjordbank.adapters.card_store import CARDS, CardLedger, CardResult, card_event
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.publisher import AsyncJetStreamPublisher
 from fjordbank.adapters.vault import CardVault, decode_key
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import cards as rules
 from fjordbank.domain import signatures
-from fjordbank.domain.events import CardIssued, ExpireCardHolds, IssueCard
+from fjordbank.domain.events import ExpireCardHolds, IssueCard
 from fjordbank.runtime import events
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject, Retry
+from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
 from fjordbank.runtime.http import JsonApiServer
+from fjordbank.service_layer.card_ledger import CardLedger, CardNumbers
 from fjordbank.service_layer.ledger import Ledger
 
 log = logging.getLogger("cards")
@@ -68,23 +66,13 @@ class CardService:
         self.vault = vault
         self.cvv_key = cvv_key
         self.secret = settings.card_processor_secret.encode()
-        self.ledger = CardLedger(db)
-        self.js = None
-        # One decision at a time per card in this process: concurrent authorisations of one
-        # card queue here (a few ms each) instead of contending for the same account and
-        # spend documents in Firestore, where aborted transactions back off for seconds.
-        self._card_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._pending: set[asyncio.Task] = set()
-
-    def _card_lock(self, card_id: str | None) -> asyncio.Lock:
-        key = card_id or "unknown"
-        lock = self._card_locks.get(key)
-        if lock is None:
-            lock = self._card_locks[key] = asyncio.Lock()
-        return lock
+        self.ledger: CardLedger | None = None  # made when NATS is connected (on_connect)
+        self.numbers: CardNumbers | None = None
 
     async def on_connect(self, js) -> None:
-        self.js = js
+        """Compose the use cases (before any command or request is taken)."""
+        self.ledger = CardLedger(AsyncFirestoreDocuments(self.db), AsyncJetStreamPublisher(js))
+        self.numbers = CardNumbers(self.ledger, self.vault, cvv_key=self.cvv_key, card_bin=self.settings.card_bin)
         await Ledger(AsyncFirestoreDocuments(self.db)).ensure_internal_accounts()
 
     # ---- commands from NATS -------------------------------------------------------------
@@ -100,49 +88,10 @@ class CardService:
         return outcomes  # type: ignore[return-value]
 
     async def issue(self, command: IssueCard) -> Outcome:
-        card_id = command.card_id
-        if not card_id.startswith("card_"):
-            return Reject("issue command without a card id")
-        ref = self.db.collection(CARDS).document(card_id)
-        snap = await ref.get()
-        if not snap.exists:
-            return Retry("card document not visible yet")
-        if snap.get("status") != rules.ISSUING:
-            return Ack()  # issued already (a redelivery) or blocked before it was made
-        exp_month, exp_year = rules.expiry_for(dt.datetime.now(dt.UTC).date())
-        entry, pan = await asyncio.to_thread(
-            self.vault.store, card_id, lambda: rules.make_pan(self.settings.card_bin), exp_month, exp_year
-        )
-        if pan is None:  # made by an earlier delivery of this command
-            pan = await asyncio.to_thread(self.vault.reveal, card_id)
-        fields = {
-            "status": rules.ACTIVE,
-            "last4": pan[-4:],
-            "bin": pan[:6],
-            "expMonth": entry.exp_month,
-            "expYear": entry.exp_year,
-            "issuedAt": firestore.SERVER_TIMESTAMP,
-            "updatedAt": firestore.SERVER_TIMESTAMP,
-        }
-        try:
-            await ref.update(fields, option=self.db.write_option(last_update_time=snap.update_time))
-        except (FailedPrecondition, Aborted) as exc:  # changed meanwhile (blocked): re-read on redelivery
-            return Retry(f"card changed while issuing: {type(exc).__name__}")
-        await self._publish(
-            topology.SUBJECT_CARD_ISSUED,
-            CardIssued(
-                uid=snap.get("ownerUid"), card_id=card_id, account_id=snap.get("accountId"), last4=pan[-4:]
-            ).to_json(),
-            f"{card_id}:issued",
-        )
-        log.info("card issued", extra={"card_id": card_id, "token": entry.token})
-        return Ack()
+        return await self.numbers.issue(command)
 
     async def expire_holds(self) -> Outcome:
-        results = await self.ledger.expire(now=dt.datetime.now(dt.UTC))
-        for result in results:
-            await self._announce(result)
-        log.info("expired card holds released", extra={"released": len(results)})
+        await self.ledger.expire_holds()
         return Ack()
 
     # ---- the processor's API ------------------------------------------------------------
@@ -174,18 +123,7 @@ class CardService:
             req = rules.parse_authorization(data)
         except rules.CardRefused as exc:
             return 400, {"error": exc.code, "message": str(exc)}  # never echoes the PAN
-        entry = await asyncio.to_thread(self.vault.find, req.pan)
-        cvv_ok = None
-        if entry is not None and req.cvv is not None:
-            expected = rules.derive_cvv(self.cvv_key, req.pan, entry.exp_month, entry.exp_year)
-            cvv_ok = hmac.compare_digest(expected, req.cvv)
-        card_id = entry.card_id if entry else None
-        if card_id is None:  # unknown card numbers (card testing) need no queue: nothing is shared
-            result = await self.ledger.authorize(req, None, cvv_ok=cvv_ok, now=dt.datetime.now(dt.UTC))
-        else:
-            async with self._card_lock(card_id):
-                result = await self.ledger.authorize(req, card_id, cvv_ok=cvv_ok, now=dt.datetime.now(dt.UTC))
-        self._announce_later(result)  # the processor's answer does not wait for NATS
+        result = await self.numbers.authorize(req)  # its event follows, the answer does not wait
         DECISION_SECONDS.observe(time.perf_counter() - started)
         if not result.replayed:
             DECISIONS.labels("approved" if result.approved else "declined", result.reason or "none").inc()
@@ -208,41 +146,16 @@ class CardService:
             return 400, {"error": "invalid_request"}
         if amount is not None and (type(amount) is not int or amount <= 0):
             return 400, {"error": "invalid_amount"}
-        result = await self.ledger.capture(
-            reference, capture_ref=capture_ref, amount=amount, now=dt.datetime.now(dt.UTC)
-        )
-        await self._announce(result)
+        result = await self.ledger.capture(reference, capture_ref=capture_ref, amount=amount)
         log.info("capture", extra={"auth_id": result.auth_id, "status": result.status, "reason": result.reason})
         return (200 if result.status == "captured" else 409), result.answer()
 
     async def reverse(self, data: object) -> tuple[int, dict]:
         if not isinstance(data, dict) or set(data) != {"reference"} or not isinstance(data["reference"], str):
             return 400, {"error": "invalid_request"}
-        result = await self.ledger.reverse(data["reference"], now=dt.datetime.now(dt.UTC))
-        await self._announce(result)
+        result = await self.ledger.reverse(data["reference"])
         log.info("reversal", extra={"auth_id": result.auth_id, "status": result.status, "reason": result.reason})
         return (200 if result.status == "reversed" else 409), result.answer()
-
-    # ---- events -------------------------------------------------------------------------
-    def _announce_later(self, result: CardResult) -> None:
-        task = asyncio.create_task(self._announce(result))
-        self._pending.add(task)  # keep a reference until it is done
-        task.add_done_callback(self._pending.discard)
-
-    async def _announce(self, result: CardResult) -> None:
-        event = card_event(result)
-        if event is not None:
-            await self._publish(*event)
-
-    async def _publish(self, subject: str, body: dict, msg_id: str) -> None:
-        """The decision is committed already: an event that cannot be published is logged
-        (the push is lost, not the money)."""
-        try:
-            await self.js.publish(
-                subject, json.dumps(body, separators=(",", ":")).encode(), headers={"Nats-Msg-Id": msg_id}, timeout=2
-            )
-        except (nats.errors.Error, TimeoutError) as exc:
-            log.error("card event not published", extra={"subject": subject, "msg_id": msg_id, "error": repr(exc)})
 
 
 def main() -> None:

@@ -521,8 +521,7 @@ def card_findings(auths: list[dict], records: dict[str, dict | None], w: dict) -
 def workload_findings(stack: Stack, db, run: Run, *, push_wait_s: float = 90.0) -> tuple[list[str], dict]:
     """The checks of the run's own payments, pushes, feed, standing orders and cards (after
     the consumers have drained). Returns (findings, figures for the result)."""
-    from fjordbank.adapters.card_store import CARD_AUTHORIZATIONS
-    from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, user_doc
+    from fjordbank.adapters.firestore import ACCOUNTS, CARD_AUTHORIZATIONS, STANDING_ORDERS, user_doc
     from fjordbank.domain.cards import authorization_id
 
     payments = collect_payments(db, run)

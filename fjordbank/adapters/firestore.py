@@ -43,6 +43,8 @@ CLEARING_FILES = "clearingFiles"
 USERS = "users"
 CUSTOMERS = "customers"  # customers/{uid}: the onboarding result and the customer's profile
 CARDS = "cards"  # cards/{cardId}: the app's view of a card (never its number)
+CARD_AUTHORIZATIONS = "cardAuthorizations"  # {authId}: a card authorisation (no PAN), its decision, capture
+CARD_SPEND = "cardSpend"  # {cardId}_{day}: what a card authorised that day, by daily/online/abroad
 PAYMENT_REQUESTS = "paymentRequests"
 # users/{uid}/...: the customer's read model beside the request documents
 CATEGORY_OVERRIDES = "categoryOverrides"  # {key}: the customer's category for a merchant or payee

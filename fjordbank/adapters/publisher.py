@@ -113,3 +113,25 @@ class SyncPublisher:
     def close(self) -> None:
         if self._loop is not None and self._nc is not None:
             asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop).result(timeout=5)
+
+
+class AsyncJetStreamPublisher:
+    """The asynchronous Publisher port (fjordbank.service_layer.ports.AsyncPublisher) on a
+    consumer service's own JetStream context: one publish, waiting at most ``timeout`` for
+    JetStream's ack. A publish that fails or times out raises `PublishError`; the message
+    id makes a retry store it once."""
+
+    def __init__(self, js: JetStreamContext, *, timeout: float = 2.0) -> None:
+        self.js = js
+        self.timeout = timeout
+
+    async def publish_json(
+        self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None
+    ) -> PubAck:
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        try:
+            return await self.js.publish(
+                subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream, timeout=self.timeout
+            )
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise PublishError(f"could not publish {subject} ({msg_id}): {exc!r}") from exc

@@ -57,7 +57,7 @@ KINDS = (
     TRANSIT,
 )
 
-# The step of a card capture's posting (the card service's, fjordbank.adapters.card_store
+# The step of a card capture's posting (the card service's, fjordbank.domain.card_settlement
 # CAPTURE_STEP, which tests/unit/test_audit_checks.py keeps equal to this): captures are
 # checked against their authorisations, not against a payment's verdict.
 CARD_CAPTURE = "card-capture"

@@ -1,7 +1,7 @@
 """The card authorisation decision, free of I/O: from what the card service's transaction
 read to everything it writes.
 
-The transaction (fjordbank.adapters.card_store) reads the authorisation record of the
+The transaction (fjordbank.service_layer.card_ledger) reads the authorisation record of the
 processor's reference, the card and the card's spend of the day; the account only for a
 request the card itself allows (`check_card`: a declined card reads no more). Then:
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from google.cloud.firestore_v1 import Client
 
-from fjordbank.adapters.card_store import CARD_AUTHORIZATIONS
-from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, OPS, POSTINGS
+from fjordbank.adapters.firestore import ACCOUNTS, CARD_AUTHORIZATIONS, HOLDS, LEDGER_PAYMENTS, OPS, POSTINGS
 from fjordbank.domain.audit import (
     AVAILABLE,
     BALANCE,

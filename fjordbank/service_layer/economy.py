@@ -39,7 +39,7 @@ from fjordbank.domain.payments import INTERNAL, PaymentEvent
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import SERVER_TIME, AsyncDocuments, AsyncUnitOfWork
 
-OPERATION = "insights_apply"  # the unit of work's name in the attempt metrics
+OPERATION = "insights_apply"  # the unit of work's name in the attempt metrics (spelled out at the call)
 
 COLLECTIONS = {
     ITEM: ECONOMY_ITEMS,
@@ -84,7 +84,7 @@ async def apply_bookings(docs: AsyncDocuments, booked: list[Booking]) -> Applied
         _write(uow, result)
         return Applied(len(result.months), len(result.subscriptions))
 
-    return await docs.transact(run, operation=OPERATION)
+    return await docs.transact(run, operation="insights_apply")
 
 
 async def _read(uow: AsyncUnitOfWork, keys: list[DocKey]) -> dict[DocKey, dict[str, Any]]:

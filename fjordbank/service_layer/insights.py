@@ -21,9 +21,9 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from fjordbank.adapters.card_store import CARD_AUTHORIZATIONS
 from fjordbank.adapters.firestore import (
     ACCOUNTS,
+    CARD_AUTHORIZATIONS,
     CATEGORY_OVERRIDES,
     ECONOMY,
     ECONOMY_ITEMS,

@@ -77,7 +77,7 @@ async def project_batch(
         _write(uow, projection)
         return [Projected(e, changed) for e, changed in zip(events, projection.changed, strict=True)]
 
-    return await docs.transact(run, operation=OPERATION)
+    return await docs.transact(run, operation="notifier_project")
 
 
 async def read_labels(

@@ -226,3 +226,13 @@ class Publisher(Protocol):
     publish of the same event a no-op (the stream's duplicate window)."""
 
     def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> Any: ...
+
+
+class AsyncPublisher(Protocol):
+    """`Publisher`, asynchronous flavour (the consumer services): publishes one event to
+    JetStream and waits for its ack; raises fjordbank.errors.PublishError when it was not
+    stored. ``msg_id`` makes a second publish of the same event a no-op."""
+
+    async def publish_json(
+        self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None
+    ) -> Any: ...

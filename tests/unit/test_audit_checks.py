@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from fjordbank.adapters.card_store import CAPTURE_STEP
 from fjordbank.domain import audit
 from fjordbank.domain.audit import Finding, LedgerDocuments
+from fjordbank.domain.card_settlement import CAPTURE_STEP
 from fjordbank.domain.ledger import INTERNAL_WORLD, Posting, replay, transit_in_account, transit_out_account
 
 NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -22,7 +22,6 @@ import jsonschema
 import pytest
 
 from fjordbank import contracts, topology
-from fjordbank.adapters.card_store import CardResult, card_event
 from fjordbank.contracts import asyncapi, catalog, compat
 from fjordbank.contracts.__main__ import main as contracts_main
 from fjordbank.contracts.schema import event_schema
@@ -46,6 +45,7 @@ from fjordbank.runtime import events as runtime_events
 from fjordbank.runtime.consumer import Ack, Delivery, Reject
 from fjordbank.service_layer import cards as card_uses
 from fjordbank.service_layer.accounts import account_event
+from fjordbank.service_layer.card_ledger import CardResult, card_event
 from fjordbank.service_layer.onboarding import customer_event
 from fjordbank.service_layer.scheduled import release_expired_holds
 

@@ -7,6 +7,7 @@ from google.api_core import exceptions as api_errors
 
 from fjordbank.adapters.firestore import is_transient
 from fjordbank.service_layer import ports
+from fjordbank.service_layer.ports import Contention
 
 
 def _gave_up() -> ValueError:
@@ -24,6 +25,7 @@ def _gave_up() -> ValueError:
     "exc",
     [
         _gave_up(),
+        Contention("cards_release"),  # a unit of work of the ports that lost every attempt
         api_errors.Aborted("contention"),
         api_errors.DeadlineExceeded("slow"),
         api_errors.ServiceUnavailable("down"),

@@ -1,0 +1,192 @@
+"""What becomes of a card authorisation after its decision, free of I/O: it is captured,
+reversed or expired.
+
+The card service's transaction (fjordbank.service_layer.card_ledger) reads the
+authorisation record and its hold, and with a hold (`Held`) a Book over the hold's account
+(and the card scheme's shard, for a capture), the card's spend of the authorisation's day
+and the customer's category for the merchant. Then:
+
+* `capture`: the processor settles the purchase, all of it or less. The hold is consumed
+  whole; what a partial capture leaves is given back to the day's spend. The same capture
+  again (its capture reference) is answered as before and changes nothing; another capture
+  of a captured authorisation is refused. A capture after the hold expired (hotels, car
+  rental) is posted anyway, from the available balance, and flagged ``lateCapture``: the
+  scheme settles it whatever our hold did.
+* `release`: the processor's reversal, or the hold's expiry (the scheduled job): the hold
+  is given back, and the day's spend with it. A reversal that arrives before its
+  authorisation (the processor timed out) is recorded, so the late authorisation is
+  declined "reversed_before_authorization" and holds nothing
+  (`fjordbank.domain.card_authorization.answer_again`). A second reversal or expiry is
+  answered as the first.
+
+Each returns a `Settlement`: the answer and everything its transaction writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from fjordbank.domain.card_authorization import feed_entry
+from fjordbank.domain.cards import HOME_COUNTRY, Spend
+from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account
+
+# The step of a capture's posting (``postings/{authId}:card-capture``); the ledger audit
+# knows captures by it (fjordbank.domain.audit.CARD_CAPTURE, kept equal by a unit test).
+CAPTURE_STEP = "card-capture"
+REVERSED_BEFORE_AUTHORIZATION = "reversed_before_authorization"
+RELEASED = ("reversed", "expired")  # what a release makes of an authorisation
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a capture or release reads beside the authorisation record, when it has a hold."""
+
+    hold: Hold
+    book: Book  # over the hold's account (and the card scheme's shard, for a capture)
+    spend: dict[str, Any] | None  # the card's spend document of the authorisation's day
+    choice: dict[str, Any] | None  # the customer's category for the merchant (its override)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A capture or release decided: the answer, and everything its transaction writes."""
+
+    status: str  # captured | reversed | expired | refused
+    reason: str | None
+    record: dict[str, Any]  # the authorisation record as it is now ({}: there is none)
+    replayed: bool = False  # answered from what was done before: nothing is written
+    store: bool = False  # write ``record`` (cardAuthorizations/{authId})
+    book: Book | None = None  # the accounts, posting and hold changed
+    spend: dict[str, Any] | None = None  # cardSpend/{cardId}_{day} as it is now (None: unchanged)
+    feed: dict[str, Any] | None = None  # accounts/{id}/transactions/{authId} (None: unchanged)
+
+
+def refused(reason: str, record: dict[str, Any] | None = None) -> Settlement:
+    """A capture or release that changes nothing."""
+    return Settlement("refused", reason, record or {})
+
+
+# ---- capture -----------------------------------------------------------------------------
+def capture(
+    auth_id: str,
+    record: dict[str, Any] | None,
+    held: Held | None,
+    *,
+    capture_ref: str,
+    amount: int | None,
+    now: dt.datetime,
+) -> Settlement:
+    """Post the authorisation ``auth_id`` (``amount``, or all of its hold for None)."""
+    if record is None:
+        return refused("unknown_authorization")
+    if record["status"] == "captured":
+        if record.get("captureRef") == capture_ref:
+            return Settlement("captured", None, record, replayed=True)
+        return refused("already_captured", record)
+    late = _late(record, held)
+    if held is None or not (late or _active(record, held)):
+        return refused(f"authorization_{record['status']}", record)
+    hold = held.hold
+    captured = amount if amount is not None else hold.amount
+    try:
+        _post(auth_id, held, captured, late=late)
+    except Declined as exc:
+        return refused(exc.code, record)
+    done = {**record, "status": "captured", "capturedAmount": captured, "captureRef": capture_ref, "updatedAt": now}
+    if late:
+        done["lateCapture"] = True
+    given_back = 0 if late else hold.amount - captured
+    return Settlement(
+        "captured",
+        None,
+        done,
+        store=True,
+        book=held.book,
+        spend=unspent(done, held.spend, given_back) if given_back > 0 else None,
+        feed=feed_entry(done, "posted", -captured, held.choice),
+    )
+
+
+def _active(record: dict[str, Any], held: Held) -> bool:
+    """An approval whose hold still holds: the capture consumes the hold."""
+    return record["status"] == "approved" and held.hold.status == "active"
+
+
+def _late(record: dict[str, Any], held: Held | None) -> bool:
+    """An authorisation whose hold expired (and was released): a late capture."""
+    return held is not None and record["status"] == "expired" and held.hold.status == "released"
+
+
+def _post(auth_id: str, held: Held, amount: int, *, late: bool) -> None:
+    """The capture's posting in the Book, account -> the card scheme's shard. Raises
+    `Declined` (too little available for a late capture, more than the hold otherwise)."""
+    scheme = card_scheme_account(auth_id)
+    hold = held.hold
+    if late:
+        held.book.apply(Posting.transfer(auth_id, CAPTURE_STEP, hold.account_id, scheme, amount, hold.currency))
+    else:
+        held.book.capture(auth_id, step=CAPTURE_STEP, credit=scheme, amount=amount)
+
+
+# ---- reversal and expiry -----------------------------------------------------------------
+def release(
+    auth_id: str,
+    record: dict[str, Any] | None,
+    held: Held | None,
+    *,
+    reference: str | None,
+    status: str,
+    now: dt.datetime,
+) -> Settlement:
+    """Give back the hold of the authorisation ``auth_id``: ``status`` "reversed" (the
+    processor's reversal of ``reference``) or "expired" (the hold's time is up)."""
+    if record is None:
+        return _reversed_before_authorization(auth_id, reference, status, now)
+    if record["status"] in RELEASED:
+        return Settlement(record["status"], record.get("reason"), record, replayed=True)
+    if held is None or not _active(record, held):
+        return refused(f"authorization_{record['status']}", record)
+    held.book.release(auth_id)
+    done = {**record, "status": status, "updatedAt": now}
+    return Settlement(
+        status,
+        None,
+        done,
+        store=True,
+        book=held.book,
+        spend=unspent(done, held.spend, held.hold.amount),
+        feed=feed_entry(done, "cancelled", -held.hold.amount, held.choice),
+    )
+
+
+def _reversed_before_authorization(auth_id: str, reference: str | None, status: str, now: dt.datetime) -> Settlement:
+    """The record of a reversal whose authorisation has not arrived (it has no fingerprint:
+    the authorisation, when it comes, is declined and holds nothing)."""
+    record = {
+        "authId": auth_id,
+        "reference": reference,
+        "fingerprint": None,
+        "status": status,
+        "reason": REVERSED_BEFORE_AUTHORIZATION,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    return Settlement(status, REVERSED_BEFORE_AUTHORIZATION, record, store=True)
+
+
+# ---- the day's spend ---------------------------------------------------------------------
+def unspent(record: dict[str, Any], spend: dict[str, Any] | None, amount: int) -> dict[str, Any] | None:
+    """The card's spend document of the authorisation's day with ``amount`` given back (a
+    reversal, an expiry or a smaller capture), or None when the day has none."""
+    if spend is None:
+        return None
+    counted = Spend.from_dict(spend)
+    counted.count(
+        amount,
+        channel=record.get("channel", "pos"),
+        merchant_country=record.get("merchantCountry", HOME_COUNTRY),
+        sign=-1,
+    )
+    return {**spend, **counted.to_dict()}

@@ -1,0 +1,525 @@
+"""The card service's use cases: issue a card's number, and decide, hold, capture, reverse
+and expire card authorisations.
+
+Each is written against the ports (fjordbank.service_layer.ports): it loads what it needs
+in one unit of work, decides with a pure function of the domain
+(`fjordbank.domain.card_authorization` for an authorisation,
+`fjordbank.domain.card_settlement` for a capture, reversal or expiry) and saves everything
+the decision changes together, so a decision and its hold can never be apart:
+
+  cardAuthorizations/{authId}          the processor's request (no PAN), decision, capture
+  holds/{authId}                       the funds held (kind "card")
+  accounts/{id}                        balance, held, available
+  postings/{authId}:card-capture       the captured amount, account -> card scheme
+  cardSpend/{cardId}_{day}             authorised today, by daily/online/abroad
+  accounts/{id}/transactions/{authId}  the app's feed entry: pending -> posted | cancelled
+
+``authId`` derives from the processor's reference: a retried request finds its record and
+gets the same answer; a different request with a used reference is declined.
+
+Round trips are the processor's decision time (its timeout is 2 s, our objective 500 ms at
+the 99th percentile): an authorisation reads the record, the card and the day's spend in
+one read, the account and the customer's category for the merchant in a second one only
+when the card allows the request, and commits; nothing else.
+
+Each decision's event (cards.authorized / declined / captured / reversed / expired) follows
+on NATS for the notifier and insights (`card_event`). The decision is committed already: an
+event that cannot be published is logged (the push is lost, not the money).
+
+`CardLedger` needs the documents only; `CardNumbers` adds the card vault, the one place a
+card's number lives (issuing a card, finding the card of a request's number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fjordbank import topology
+from fjordbank.adapters.firestore import (
+    ACCOUNTS,
+    CARD_AUTHORIZATIONS,
+    CARD_SPEND,
+    CARDS,
+    CATEGORY_OVERRIDES,
+    HOLDS,
+    POSTINGS,
+    TRANSACTIONS,
+    USERS,
+)
+from fjordbank.domain import card_authorization as decision
+from fjordbank.domain import card_settlement as settlement
+from fjordbank.domain import cards as rules
+from fjordbank.domain.categories import override_key
+from fjordbank.domain.events import CardAuthorization, CardIssued, IssueCard
+from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account
+from fjordbank.domain.norway import today_in_norway
+from fjordbank.errors import PublishError
+from fjordbank.runtime.consumer import Ack, Outcome, Reject, Retry
+from fjordbank.service_layer.ports import (
+    SERVER_TIME,
+    AsyncDocuments,
+    AsyncPublisher,
+    AsyncUnitOfWork,
+    Clock,
+    Contention,
+    Doc,
+    Stale,
+    Where,
+    Writes,
+    system_clock,
+)
+
+log = logging.getLogger("cards")
+
+EXPIRE_BATCH = 500  # holds released per run of the job (the next run takes the rest)
+
+
+# ---- the answer and its event --------------------------------------------------------------
+@dataclass(frozen=True)
+class CardResult:
+    """What the processor is answered and what is announced on NATS."""
+
+    status: str  # approved | declined | captured | reversed | expired | refused
+    reason: str | None
+    auth_id: str
+    record: dict[str, Any] = field(default_factory=dict)  # the authorisation record (no PAN)
+    replayed: bool = False
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+    def answer(self) -> dict[str, Any]:
+        body = {"authorizationId": self.auth_id, "status": self.status, "reason": self.reason}
+        if self.status == "captured" and self.record.get("capturedAmount") is not None:
+            body["capturedAmount"] = self.record["capturedAmount"]
+        return body
+
+
+EVENT_SUBJECTS = {
+    "approved": topology.SUBJECT_CARD_AUTHORIZED,
+    "declined": topology.SUBJECT_CARD_DECLINED,
+    "captured": topology.SUBJECT_CARD_CAPTURED,
+    "reversed": topology.SUBJECT_CARD_REVERSED,
+    "expired": topology.SUBJECT_CARD_EXPIRED,
+}
+
+
+def card_event(result: CardResult) -> tuple[str, dict[str, Any], str] | None:
+    """The event announcing a decision (subject, body, message id): never a PAN or CVV.
+    None for a replayed answer, a refusal, or a reversal that preceded its authorisation."""
+    subject = EVENT_SUBJECTS.get(result.status)
+    if subject is None or result.replayed or not result.record.get("fingerprint"):
+        return None
+    r = result.record
+    event = CardAuthorization(
+        auth_id=result.auth_id,
+        status=result.status,
+        reason=result.reason,
+        uid=r.get("ownerUid"),
+        card_id=r.get("cardId"),
+        account_id=r.get("accountId"),
+        last4=r.get("last4"),
+        # a decided authorisation's record always has the request's fields and its day
+        amount=r["capturedAmount"] if result.status == "captured" else r["amount"],
+        currency=r["currency"],
+        merchant_name=r["merchantName"],
+        mcc=r["mcc"],
+        merchant_country=r["merchantCountry"],
+        channel=r["channel"],
+        day=r["spendDay"],  # the purchase's date in Norway (its booking date)
+    )
+    return subject, event.to_json(), f"{result.auth_id}:{result.status}"
+
+
+async def publish_logged(events: AsyncPublisher, subject: str, body: dict[str, Any], msg_id: str) -> None:
+    """Publish an event of a committed decision; one that cannot be published is logged
+    (the push is lost, not the money)."""
+    try:
+        await events.publish_json(subject, body, msg_id=msg_id)
+    except PublishError as exc:
+        log.error("card event not published", extra={"subject": subject, "msg_id": msg_id, "error": repr(exc)})
+
+
+# ---- where things are ----------------------------------------------------------------------
+def authorization_path(auth_id: str) -> str:
+    return f"{CARD_AUTHORIZATIONS}/{auth_id}"
+
+
+def spend_path(card_id: str | None, day: str | None) -> str:
+    return f"{CARD_SPEND}/{card_id}_{day}"
+
+
+def choice_path(owner_uid: str | None, merchant_name: str | None) -> str:
+    """The customer's own category for the merchant (read in the same unit of work)."""
+    key = override_key(kind="card", merchant_name=merchant_name, counterparty_account=None)
+    return f"{USERS}/{owner_uid or '-'}/{CATEGORY_OVERRIDES}/{key}"
+
+
+def _data(doc: Doc | None) -> dict[str, Any] | None:
+    return None if doc is None else doc.data
+
+
+def account_of(data: dict[str, Any]) -> Account:
+    """The ledger's account of an ``accounts/{id}`` document."""
+    return Account(
+        account_id=data["accountId"],
+        currency=data["currency"],
+        balance=data["balance"],
+        held=data.get("held", 0),
+        overdraft_limit=data.get("overdraftLimit", 0),
+        status=data.get("status", "open"),
+        kind=data.get("kind", "customer"),
+        owner_uid=data.get("ownerUid"),
+    )
+
+
+def write_book(uow: Writes, book: Book) -> None:
+    """Write what the Book changed: each touched account once, the new postings (created:
+    a posting id applied twice fails the commit) and the touched holds."""
+    for account_id in sorted(book.touched):
+        acct = book.accounts[account_id]
+        uow.update(
+            f"{ACCOUNTS}/{account_id}",
+            {"balance": acct.balance, "held": acct.held, "available": acct.available, "updatedAt": SERVER_TIME},
+        )
+    for posting in book.postings:
+        uow.create(f"{POSTINGS}/{posting.posting_id}", {**posting.to_dict(), "createdAt": SERVER_TIME})
+    for hold_id in sorted(book.touched_holds):
+        uow.set(f"{HOLDS}/{hold_id}", book.holds[hold_id].to_dict())
+
+
+def write_feed(uow: Writes, record: dict[str, Any], entry: dict[str, Any] | None) -> None:
+    """The account's feed entry of the authorisation ``record`` (none for an unknown card)."""
+    if entry is not None:
+        path = f"{ACCOUNTS}/{record['accountId']}/{TRANSACTIONS}/{record['authId']}"
+        uow.set(path, {**entry, "updatedAt": SERVER_TIME})
+
+
+# ---- the ledger's use cases ----------------------------------------------------------------
+class CardLedger:
+    """Authorise, capture, reverse and expire, each one unit of work (its ``operation`` is
+    the transaction metrics' name: cards_authorize, cards_capture, cards_release)."""
+
+    def __init__(
+        self,
+        docs: AsyncDocuments,
+        events: AsyncPublisher,
+        *,
+        clock: Clock = system_clock,
+        hold_days: int = rules.HOLD_DAYS,
+    ) -> None:
+        self.docs = docs
+        self.events = events
+        self.clock = clock
+        self.hold_days = hold_days
+
+    async def announce(self, result: CardResult) -> None:
+        """Publish the decision's event, if it has one (`card_event`)."""
+        event = card_event(result)
+        if event is not None:
+            await publish_logged(self.events, *event)
+
+    # ---- authorise --------------------------------------------------------------------------
+    async def authorize(
+        self, req: rules.AuthorizationRequest, card_id: str | None, *, cvv_ok: bool | None
+    ) -> CardResult:
+        """Decide the request and write the decision with its hold, in one unit of work.
+        Not announced here: the caller announces it (`announce`) when it has answered."""
+        now = self.clock()
+        attempt = decision.Attempt(
+            request=req,
+            auth_id=rules.authorization_id(req.reference),
+            card_id=card_id,
+            day=today_in_norway(now).isoformat(),
+            now=now,
+            cvv_ok=cvv_ok,
+            hold_days=self.hold_days,
+        )
+
+        async def run(uow: AsyncUnitOfWork) -> CardResult:
+            return await self._authorize(uow, attempt)
+
+        return await self.docs.transact(run, operation="cards_authorize")
+
+    async def _authorize(self, uow: AsyncUnitOfWork, attempt: decision.Attempt) -> CardResult:
+        auth = authorization_path(attempt.auth_id)
+        card_path = f"{CARDS}/{attempt.card_id}" if attempt.card_id else None
+        day_spend = spend_path(attempt.card_id, attempt.day)
+        got = await uow.get_many([auth, card_path, day_spend] if card_path else [auth])
+        previous = _data(got[auth])
+        if previous is not None:
+            answer = decision.answer_again(attempt, previous)
+            return CardResult(answer.status, answer.reason, attempt.auth_id, answer.record, answer.replayed)
+        card = _data(got.get(card_path)) if card_path else None
+        spend = _data(got.get(day_spend)) or {}
+        account, choice = None, None
+        if card is not None and decision.check_card(attempt, card, spend) is None:
+            account, choice = await self._account_and_choice(uow, card, attempt.request.merchant_name)
+        decided = decision.authorize(attempt, card, spend, account)
+        self._save_authorization(uow, attempt, decided, choice)
+        return CardResult(decided.status, decided.reason, attempt.auth_id, decided.record)
+
+    @staticmethod
+    def _save_authorization(
+        uow: AsyncUnitOfWork,
+        attempt: decision.Attempt,
+        decided: decision.Authorization,
+        choice: dict[str, Any] | None,
+    ) -> None:
+        """Write the decision: its record, the day's spend, the card frozen, and for an
+        approval the hold with the pending feed entry."""
+        uow.set(authorization_path(attempt.auth_id), decided.record)
+        if decided.spend is not None:
+            uow.set(spend_path(attempt.card_id, attempt.day), decided.spend)
+        if attempt.card_id and decided.card_update is not None:
+            uow.update(f"{CARDS}/{attempt.card_id}", decided.card_update)
+        if decided.book is not None:
+            write_book(uow, decided.book)
+            entry = decision.feed_entry(decided.record, "pending", -attempt.request.amount, choice)
+            write_feed(uow, decided.record, entry)
+
+    @staticmethod
+    async def _account_and_choice(
+        uow: AsyncUnitOfWork, card: dict[str, Any], merchant_name: str
+    ) -> tuple[Account | None, dict[str, Any] | None]:
+        """The card's account (None: gone) and its owner's category for the merchant."""
+        account_path = f"{ACCOUNTS}/{card['accountId']}"
+        choice = choice_path(card.get("ownerUid"), merchant_name)
+        got = await uow.get_many([account_path, choice])
+        account = _data(got[account_path])
+        return (account_of(account) if account is not None else None), _data(got[choice])
+
+    # ---- capture, reverse, expire -----------------------------------------------------------
+    async def capture(self, reference: str, *, capture_ref: str, amount: int | None) -> CardResult:
+        """Post the authorisation (all of it or less: a partial capture releases the rest),
+        and announce it."""
+        auth_id = rules.authorization_id(reference)
+        now = self.clock()
+
+        async def run(uow: AsyncUnitOfWork) -> CardResult:
+            record, held = await self._load(uow, auth_id, with_scheme=True)
+            settled = settlement.capture(auth_id, record, held, capture_ref=capture_ref, amount=amount, now=now)
+            return self._save(uow, auth_id, settled)
+
+        result = await self.docs.transact(run, operation="cards_capture")
+        await self.announce(result)
+        return result
+
+    async def reverse(self, reference: str) -> CardResult:
+        """Release the hold of an authorisation the processor cancels, and announce it. A
+        reversal that arrives before its authorisation (a timed-out request) is recorded,
+        so the late authorisation is declined and holds nothing."""
+        result = await self._release(rules.authorization_id(reference), reference=reference, status="reversed")
+        await self.announce(result)
+        return result
+
+    async def expire_holds(self, *, limit: int = EXPIRE_BATCH) -> list[CardResult]:
+        """Release every card hold past its expiry (the scheduled job), and announce each.
+        Returns the holds released now (one released before is not again)."""
+        now = self.clock()
+        due = await self.docs.query(
+            HOLDS,
+            where=[
+                Where("kind", "==", "card"),
+                Where("status", "==", "active"),
+                Where("expiresAt", "<=", now.isoformat()),
+            ],
+            limit=limit,
+        )
+        released: list[CardResult] = []
+        for hold in due:
+            result = await self._release(hold.id, reference=None, status="expired", now=now)
+            if result.status == "expired" and not result.replayed:
+                await self.announce(result)
+                released.append(result)
+        log.info("expired card holds released", extra={"released": len(released)})
+        return released
+
+    async def _release(
+        self, auth_id: str, *, reference: str | None, status: str, now: dt.datetime | None = None
+    ) -> CardResult:
+        when = now or self.clock()
+
+        async def run(uow: AsyncUnitOfWork) -> CardResult:
+            record, held = await self._load(uow, auth_id, with_scheme=False)
+            settled = settlement.release(auth_id, record, held, reference=reference, status=status, now=when)
+            return self._save(uow, auth_id, settled)
+
+        return await self.docs.transact(run, operation="cards_release")
+
+    async def _load(
+        self, uow: AsyncUnitOfWork, auth_id: str, *, with_scheme: bool
+    ) -> tuple[dict[str, Any] | None, settlement.Held | None]:
+        """The authorisation record, and with its hold a Book over the account (and the
+        card scheme's shard for a capture), the day's spend and the merchant's category."""
+        auth, hold_path = authorization_path(auth_id), f"{HOLDS}/{auth_id}"
+        got = await uow.get_many([auth, hold_path])
+        record, hold_doc = _data(got[auth]), _data(got[hold_path])
+        if record is None or hold_doc is None:
+            return record, None
+        hold = Hold.from_dict(hold_doc)
+        ids = [hold.account_id] + ([card_scheme_account(auth_id)] if with_scheme else [])
+        account_paths = {a: f"{ACCOUNTS}/{a}" for a in ids}
+        day_spend = spend_path(record.get("cardId"), record.get("spendDay"))
+        choice = choice_path(record.get("ownerUid"), record.get("merchantName"))
+        got = await uow.get_many([*account_paths.values(), day_spend, choice])
+        accounts = {a: account_of(doc.data) for a, p in account_paths.items() if (doc := got[p]) is not None}
+        book = Book(accounts, holds={auth_id: hold})
+        return record, settlement.Held(hold, book, _data(got[day_spend]), _data(got[choice]))
+
+    @staticmethod
+    def _save(uow: AsyncUnitOfWork, auth_id: str, settled: settlement.Settlement) -> CardResult:
+        """Write what a capture or release changed (nothing for a refusal or a replay)."""
+        if settled.store:
+            uow.set(authorization_path(auth_id), settled.record)
+        if settled.spend is not None:
+            uow.set(spend_path(settled.record.get("cardId"), settled.record.get("spendDay")), settled.spend)
+        if settled.book is not None:
+            write_book(uow, settled.book)
+        write_feed(uow, settled.record, settled.feed)
+        return CardResult(settled.status, settled.reason, auth_id, settled.record, settled.replayed)
+
+
+# ---- the card vault's use cases ------------------------------------------------------------
+class VaultEntry(Protocol):
+    """A card in the vault: its token and what is printed on it, never its number."""
+
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def card_id(self) -> str: ...
+
+    @property
+    def exp_month(self) -> int: ...
+
+    @property
+    def exp_year(self) -> int: ...
+
+
+class Vault(Protocol):
+    """The card vault (fjordbank.adapters.vault.CardVault): blocking, called off the loop."""
+
+    def find(self, pan: str) -> VaultEntry | None: ...
+
+    def store(
+        self, card_id: str, make_pan: Callable[[], str], exp_month: int, exp_year: int
+    ) -> tuple[VaultEntry, str | None]: ...
+
+    def reveal(self, card_id: str) -> str | None: ...
+
+
+class CardNumbers:
+    """What needs a card's number: issuing it (cards.commands.issue), and authorising a
+    processor's request by it (the vault finds the card; the CVV is derived and compared,
+    never stored)."""
+
+    def __init__(
+        self,
+        ledger: CardLedger,
+        vault: Vault,
+        *,
+        cvv_key: bytes,
+        card_bin: str,
+    ) -> None:
+        self.ledger = ledger
+        self.vault = vault
+        self.cvv_key = cvv_key
+        self.card_bin = card_bin
+        # One decision at a time per card in this process: concurrent authorisations of one
+        # card queue here (a few ms each) instead of contending for the same account and
+        # spend documents in the database, where aborted transactions back off for seconds.
+        self._card_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def _card_lock(self, card_id: str) -> asyncio.Lock:
+        lock = self._card_locks.get(card_id)
+        if lock is None:
+            lock = self._card_locks[card_id] = asyncio.Lock()
+        return lock
+
+    # ---- the processor's authorisation ------------------------------------------------------
+    async def authorize(self, req: rules.AuthorizationRequest) -> CardResult:
+        """Decide a processor's request; its event follows in the background (the
+        processor's answer does not wait for NATS: `announced` waits for it)."""
+        entry = await asyncio.to_thread(self.vault.find, req.pan)
+        cvv_ok = None
+        if entry is not None and req.cvv is not None:
+            expected = rules.derive_cvv(self.cvv_key, req.pan, entry.exp_month, entry.exp_year)
+            cvv_ok = hmac.compare_digest(expected, req.cvv)
+        if entry is None:  # unknown card numbers (card testing) need no queue: nothing is shared
+            result = await self.ledger.authorize(req, None, cvv_ok=cvv_ok)
+        else:
+            async with self._card_lock(entry.card_id):
+                result = await self.ledger.authorize(req, entry.card_id, cvv_ok=cvv_ok)
+        self._announce_later(result)
+        return result
+
+    def _announce_later(self, result: CardResult) -> None:
+        task = asyncio.create_task(self.ledger.announce(result))
+        self._pending.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._pending.discard)
+
+    async def announced(self) -> None:
+        """Wait for the events of the authorisations decided so far."""
+        await asyncio.gather(*self._pending)
+
+    # ---- issuing ----------------------------------------------------------------------------
+    async def issue(self, command: IssueCard) -> Outcome:
+        """Draw the card's number from the bank's BIN into the vault and turn the app's card
+        document "active" with only the last four digits and the expiry. Idempotent: a
+        redelivered command finds the number drawn and the card active."""
+        card_id = command.card_id
+        if not card_id.startswith("card_"):
+            return Reject("issue command without a card id")
+        card = await self.ledger.docs.get(f"{CARDS}/{card_id}")
+        if card is None:
+            return Retry("card document not visible yet")
+        if card.data.get("status") != rules.ISSUING:
+            return Ack()  # issued already (a redelivery) or blocked before it was made
+        entry, pan = await self._number(card_id)
+        try:
+            await self._activate(card, pan, entry)
+        except (Stale, Contention) as exc:  # changed meanwhile (blocked): re-read on redelivery
+            return Retry(f"card changed while issuing: {type(exc).__name__}")
+        issued = CardIssued(
+            uid=card.data["ownerUid"], card_id=card_id, account_id=card.data["accountId"], last4=pan[-4:]
+        )
+        await publish_logged(self.ledger.events, topology.SUBJECT_CARD_ISSUED, issued.to_json(), f"{card_id}:issued")
+        log.info("card issued", extra={"card_id": card_id, "token": entry.token})
+        return Ack()
+
+    async def _number(self, card_id: str) -> tuple[VaultEntry, str]:
+        """The card's vault entry and number: drawn now, or by an earlier delivery."""
+        exp_month, exp_year = rules.expiry_for(self.ledger.clock().date())
+        entry, pan = await asyncio.to_thread(
+            self.vault.store, card_id, lambda: rules.make_pan(self.card_bin), exp_month, exp_year
+        )
+        if pan is None:  # made by an earlier delivery of this command
+            pan = await asyncio.to_thread(self.vault.reveal, card_id)
+        if pan is None:
+            raise LookupError(f"card {card_id} has a vault entry without a number")
+        return entry, pan
+
+    async def _activate(self, card: Doc, pan: str, entry: VaultEntry) -> None:
+        """The card document active, if it has not changed since it was read (one write)."""
+        batch = self.ledger.docs.batch()
+        fields = {
+            "status": rules.ACTIVE,
+            "last4": pan[-4:],
+            "bin": pan[:6],
+            "expMonth": entry.exp_month,
+            "expYear": entry.exp_year,
+            "issuedAt": SERVER_TIME,
+            "updatedAt": SERVER_TIME,
+        }
+        batch.update(card.path, fields, if_updated=card.updated)
+        await batch.commit()

@@ -1,0 +1,692 @@
+"""The card service's use cases (fjordbank.service_layer.card_ledger) on the in-memory fake
+of the ports (tests/support/memory.py): what tests/integration/test_cards.py promises on the
+real stack, in milliseconds.
+
+An authorisation is approved with its hold, or declined for each of the card's and the
+account's reasons and holds nothing; the same request again gets the same answer and a
+different one with a used reference is declined; a reversal may overtake its
+authorisation; captures are partial, late or replayed; the job releases expired holds once;
+guessing the security code freezes the card; many concurrent authorisations never take the
+available balance below the account's limit. Each decision reads in as few round trips as
+on Firestore (decision time is the processor's timeout) and announces its event once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import pytest
+
+from fjordbank import topology
+from fjordbank.domain.cards import (
+    DEFAULT_LIMITS,
+    FROZEN,
+    HOLD_DAYS,
+    MAX_FAILED_CHECKS,
+    AuthorizationRequest,
+    authorization_id,
+    derive_cvv,
+    make_pan,
+)
+from fjordbank.domain.events import CardAuthorization, CardIssued, IssueCard
+from fjordbank.domain.ledger import INTERNAL_CARD_SCHEME, card_scheme_account
+from fjordbank.errors import PublishError
+from fjordbank.runtime.consumer import Ack, Reject, Retry
+from fjordbank.service_layer.card_ledger import CardLedger, CardNumbers, CardResult
+from fjordbank.service_layer.ports import Contention, Doc
+from tests.support.memory import MAX_ATTEMPTS, AsyncMemoryDocuments, AsyncMemoryUnitOfWork, MemoryDocuments
+
+T = TypeVar("T")
+NOW = dt.datetime(2026, 11, 26, 11, 0, tzinfo=dt.UTC)
+ACCOUNT = "12345678903"
+CVV_KEY = b"k" * 32
+BIN = "499210"
+
+
+# ---- the fakes around the use cases ------------------------------------------------------------
+class Documents(AsyncMemoryDocuments):
+    """The fake, recording each unit of work's reads (one round trip each on Firestore);
+    with ``interleave``, a unit of work lets the other tasks run after each read, so
+    concurrent units of work really overlap (and lose their commits to each other)."""
+
+    def __init__(self, *, interleave: bool = False) -> None:
+        super().__init__()
+        self.interleave = interleave
+        self.reads: list[tuple[str, int]] = []  # (operation, reads) of each attempt
+
+    async def transact(self, fn: Callable[[Any], Awaitable[T]], *, operation: str) -> T:
+        for _ in range(MAX_ATTEMPTS):
+            self.attempts[operation] = self.attempts.get(operation, 0) + 1
+            unit = _CountedUnit(self.store, self.interleave)
+            result = await fn(unit)
+            self.reads.append((operation, unit.round_trips))
+            if unit.commit():
+                return result
+        raise Contention(operation)
+
+    def data(self, path: str) -> dict[str, Any] | None:
+        doc = self.store.doc(path)
+        return None if doc is None else doc.data
+
+    def put(self, path: str, data: dict[str, Any]) -> None:
+        batch = MemoryDocuments(store=self.store).batch()
+        batch.set(path, data)
+        batch.commit()
+
+
+class _CountedUnit(AsyncMemoryUnitOfWork):
+    def __init__(self, store: Any, interleave: bool) -> None:
+        super().__init__(store)
+        self.interleave = interleave
+        self.round_trips = 0
+
+    async def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
+        self.round_trips += 1
+        found = await super().get_many(paths)
+        if self.interleave:
+            await asyncio.sleep(0)
+        return found
+
+
+class Events:
+    """The publisher port: what was published, or a NATS that is down (``failing``)."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any], str]] = []
+        self.failing = False
+
+    async def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> None:
+        if self.failing:
+            raise PublishError("nats is down")
+        self.published.append((subject, body, msg_id))
+
+    def subjects(self) -> list[str]:
+        return [subject for subject, _, _ in self.published]
+
+
+@dataclass(frozen=True)
+class Entry:
+    token: str
+    card_id: str
+    exp_month: int
+    exp_year: int
+
+
+class Vault:
+    """The card vault: card numbers by card, found by number."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[Entry, str]] = {}
+        self.on_store: Callable[[], None] = lambda: None  # what happens meanwhile
+
+    def add(self, card_id: str, exp: tuple[int, int] = (11, 2030)) -> str:
+        pan = make_pan(BIN, f"{len(self.entries) + 1:09d}")
+        self.entries[card_id] = (Entry(f"tok_{card_id}", card_id, *exp), pan)
+        return pan
+
+    def find(self, pan: str) -> Entry | None:
+        return next((e for e, p in self.entries.values() if p == pan), None)
+
+    def store(self, card_id: str, make: Callable[[], str], exp_month: int, exp_year: int) -> tuple[Entry, str | None]:
+        self.on_store()
+        if card_id in self.entries:
+            return self.entries[card_id][0], None
+        pan = make()
+        self.entries[card_id] = (Entry(f"tok_{card_id}", card_id, exp_month, exp_year), pan)
+        return self.entries[card_id][0], pan
+
+    def reveal(self, card_id: str) -> str | None:
+        found = self.entries.get(card_id)
+        return found[1] if found else None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
+class Bank:
+    docs: Documents
+    events: Events
+    vault: Vault
+    clock: Clock
+    ledger: CardLedger
+    cards: CardNumbers
+
+    def account(self) -> dict[str, Any]:
+        found = self.docs.data(f"accounts/{ACCOUNT}")
+        assert found is not None
+        return found
+
+    def add_card(self, card_id: str = "card_1", **changes: Any) -> str:
+        """An active card on the account (its number in the vault)."""
+        exp = (changes.pop("expMonth", 11), changes.pop("expYear", 2030))
+        pan = self.vault.add(card_id, exp)
+        self.docs.put(
+            f"cards/{card_id}",
+            {
+                "cardId": card_id,
+                "status": "active",
+                "expMonth": exp[0],
+                "expYear": exp[1],
+                "ownerUid": "alice",
+                "accountId": ACCOUNT,
+                "last4": pan[-4:],
+                **changes,
+            },
+        )
+        return pan
+
+    def request(
+        self, pan: str, *, reference: str = "ref-1", cvv: str | None = "", **changes: Any
+    ) -> AuthorizationRequest:
+        """A processor's request with the right CVV (``cvv=""``), another or none (None)."""
+        exp_month, exp_year = changes.pop("exp", (11, 2030))
+        right = derive_cvv(CVV_KEY, pan, exp_month, exp_year)
+        base = AuthorizationRequest(
+            reference=reference,
+            pan=pan,
+            exp_month=exp_month,
+            exp_year=exp_year,
+            cvv=right if cvv == "" else cvv,
+            amount=25_000,
+            currency="NOK",
+            merchant_name="Rema 1000 Majorstuen",
+            mcc="5411",
+            merchant_country="NO",
+            channel="pos",
+        )
+        return replace(base, **changes)
+
+    async def buy(self, pan: str, **changes: Any) -> CardResult:
+        result = await self.cards.authorize(self.request(pan, **changes))
+        await self.cards.announced()
+        return result
+
+
+def make_bank(*, balance: int = 100_000, overdraft: int = 0, interleave: bool = False) -> Bank:
+    docs, events, vault, clock = Documents(interleave=interleave), Events(), Vault(), Clock()
+    docs.put(
+        f"accounts/{ACCOUNT}",
+        {
+            "accountId": ACCOUNT,
+            "currency": "NOK",
+            "balance": balance,
+            "held": 0,
+            "available": balance,
+            "overdraftLimit": overdraft,
+            "ownerUid": "alice",
+            "kind": "customer",
+            "status": "open",
+        },
+    )
+    for scheme in INTERNAL_CARD_SCHEME:
+        docs.put(
+            f"accounts/{scheme}", {"accountId": scheme, "currency": "NOK", "balance": 0, "held": 0, "kind": "internal"}
+        )
+    ledger = CardLedger(docs, events, clock=clock)
+    return Bank(docs, events, vault, clock, ledger, CardNumbers(ledger, vault, cvv_key=CVV_KEY, card_bin=BIN))
+
+
+@pytest.fixture
+def bank() -> Bank:
+    return make_bank()
+
+
+def event(bank: Bank, i: int = -1) -> CardAuthorization:
+    return CardAuthorization.from_json(bank.events.published[i][1])
+
+
+# ---- approve -----------------------------------------------------------------------------------
+async def test_an_approval_holds_the_amount_in_one_unit_of_work_of_two_reads(bank: Bank) -> None:
+    pan = bank.add_card()
+    bank.docs.put("users/alice/categoryOverrides/m:rema-1000-majorstuen", {"category": "restaurants"})
+    result = await bank.buy(pan)
+    assert (result.status, result.reason, result.replayed) == ("approved", None, False)
+    assert result.answer() == {"authorizationId": authorization_id("ref-1"), "status": "approved", "reason": None}
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 25_000, 75_000)
+    auth_id = result.auth_id
+    hold = bank.docs.data(f"holds/{auth_id}")
+    assert hold is not None and (hold["amount"], hold["kind"], hold["status"]) == (25_000, "card", "active")
+    assert hold["expiresAt"] == (NOW + dt.timedelta(days=HOLD_DAYS)).isoformat()
+    record = bank.docs.data(f"cardAuthorizations/{auth_id}")
+    assert record is not None and record["status"] == "approved" and pan not in str(record)
+    assert bank.docs.data("cardSpend/card_1_2026-11-26") == {
+        "daily": 25_000,
+        "online": 0,
+        "abroad": 0,
+        "cardId": "card_1",
+        "day": "2026-11-26",
+    }
+    feed = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{auth_id}")
+    assert feed is not None
+    assert (feed["status"], feed["amount"], feed["category"], feed["date"]) == (
+        "pending",
+        -25_000,
+        "restaurants",  # the customer's own category for the merchant
+        "2026-11-26",
+    )
+    assert bank.docs.reads == [("cards_authorize", 2)] and bank.docs.attempts == {"cards_authorize": 1}
+    assert bank.events.published[0][0] == topology.SUBJECT_CARD_AUTHORIZED
+    assert bank.events.published[0][2] == f"{auth_id}:approved"
+    assert (event(bank).uid, event(bank).amount, event(bank).day) == ("alice", 25_000, "2026-11-26")
+
+
+async def test_the_purchase_s_day_is_norway_s(bank: Bank) -> None:
+    pan = bank.add_card()
+    bank.clock.now = dt.datetime(2026, 11, 26, 23, 30, tzinfo=dt.UTC)  # 00:30 on the 27th in Oslo
+    result = await bank.buy(pan)
+    assert result.record["spendDay"] == "2026-11-27"
+    assert bank.docs.data("cardSpend/card_1_2026-11-27") is not None
+
+
+# ---- decline -----------------------------------------------------------------------------------
+DECLINES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    # (reason, the card's fields, the request's)
+    ("card_frozen", {"status": FROZEN}, {}),
+    ("card_blocked", {"status": "blocked"}, {}),
+    ("card_not_active", {"status": "issuing"}, {}),
+    ("invalid_expiry", {}, {"exp": (12, 2030)}),
+    ("card_expired", {"expMonth": 10, "expYear": 2026}, {"exp": (10, 2026)}),
+    ("cvv_mismatch", {}, {"cvv": "000"}),
+    ("cvv_required", {}, {"cvv": None, "channel": "online"}),
+    ("over_daily_limit", {}, {"amount": DEFAULT_LIMITS["daily"] + 1}),
+    ("over_online_limit", {"limits": {"online": 10_000}}, {"channel": "online"}),
+    ("over_abroad_limit", {"limits": {"abroad": 10_000}}, {"merchant_country": "SE"}),
+    ("insufficient_funds", {}, {"amount": 100_001}),
+]
+
+
+@pytest.mark.parametrize(("reason", "card", "changes"), DECLINES, ids=[d[0] for d in DECLINES])
+async def test_each_decline_holds_nothing_and_is_announced(
+    bank: Bank, reason: str, card: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    if reason == "cvv_mismatch" and derive_cvv(CVV_KEY, bank.vault.add("card_x"), 11, 2030) == "000":
+        pytest.skip("the right code happens to be 000")
+    pan = bank.add_card(**card)
+    result = await bank.buy(pan, **changes)
+    assert (result.status, result.reason, result.approved) == ("declined", reason, False)
+    acct = bank.account()
+    assert (acct["balance"], acct["held"]) == (100_000, 0)
+    assert bank.docs.data(f"holds/{result.auth_id}") is None
+    assert bank.docs.data(f"accounts/{ACCOUNT}/transactions/{result.auth_id}") is None
+    record = bank.docs.data(f"cardAuthorizations/{result.auth_id}")
+    assert record is not None and (record["status"], record["reason"]) == ("declined", reason)
+    assert bank.events.subjects() == [topology.SUBJECT_CARD_DECLINED] and event(bank).reason == reason
+    # a card that declines is not read further: one round trip; the funds take two
+    assert bank.docs.reads == [("cards_authorize", 2 if reason == "insufficient_funds" else 1)]
+
+
+@pytest.mark.parametrize(
+    ("account", "reason"),
+    [({"status": "closed"}, "account_closed"), ({"ownerUid": "mallory"}, "unknown_account"), (None, "account_closed")],
+)
+async def test_an_account_that_cannot_hold_declines(bank: Bank, account: dict[str, Any] | None, reason: str) -> None:
+    pan = bank.add_card()
+    if account is None:
+        batch = MemoryDocuments(store=bank.docs.store).batch()
+        batch.delete(f"accounts/{ACCOUNT}")
+        batch.commit()
+    else:
+        bank.docs.put(f"accounts/{ACCOUNT}", {**bank.account(), **account})
+    result = await bank.buy(pan)
+    assert (result.status, result.reason) == ("declined", reason)
+    assert bank.docs.data(f"holds/{result.auth_id}") is None
+
+
+async def test_an_unknown_card_number_is_declined_in_one_read_and_stores_no_number(bank: Bank) -> None:
+    pan = make_pan(BIN, "999999999")
+    result = await bank.buy(pan)
+    assert (result.status, result.reason) == ("declined", "unknown_card")
+    record = bank.docs.data(f"cardAuthorizations/{result.auth_id}")
+    assert record is not None and record["cardId"] is None and pan not in str(record)
+    assert bank.docs.reads == [("cards_authorize", 1)]
+    assert event(bank).uid is None and event(bank).card_id is None
+
+
+# ---- the processor's reference -----------------------------------------------------------------
+async def test_the_same_request_again_gets_the_same_answer_and_changes_nothing(bank: Bank) -> None:
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    again = await bank.buy(pan)
+    assert (again.status, again.reason, again.replayed) == ("approved", None, True)
+    assert again.answer() == first.answer()
+    assert bank.account()["held"] == 25_000
+    assert len(bank.events.published) == 1  # a replayed answer is no new decision
+
+
+async def test_a_declined_request_again_is_declined_for_the_same_reason(bank: Bank) -> None:
+    pan = bank.add_card(status=FROZEN)
+    first = await bank.buy(pan)
+    bank.docs.put("cards/card_1", {**(bank.docs.data("cards/card_1") or {}), "status": "active"})
+    again = await bank.buy(pan)
+    assert (first.reason, again.reason, again.replayed) == ("card_frozen", "card_frozen", True)
+
+
+async def test_another_request_with_a_used_reference_is_declined_and_stores_nothing(bank: Bank) -> None:
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    stored = bank.docs.data(f"cardAuthorizations/{first.auth_id}")
+    other = await bank.buy(pan, amount=9_000)
+    assert (other.status, other.reason, other.replayed) == ("declined", "duplicate_reference", False)
+    assert bank.docs.data(f"cardAuthorizations/{first.auth_id}") == stored
+    assert bank.account()["held"] == 25_000
+    assert bank.events.subjects() == [topology.SUBJECT_CARD_AUTHORIZED]  # nothing to announce
+
+
+async def test_after_its_capture_a_retried_authorisation_still_gets_its_approval(bank: Bank) -> None:
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
+    again = await bank.buy(pan)
+    assert again.answer() == first.answer() and again.replayed
+    assert bank.account()["held"] == 0
+
+
+# ---- reversal ----------------------------------------------------------------------------------
+async def test_a_reversal_releases_the_hold_and_again_answers_the_same(bank: Bank) -> None:
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    reversed_ = await bank.ledger.reverse("ref-1")
+    assert (reversed_.status, reversed_.reason) == ("reversed", None)
+    again = await bank.ledger.reverse("ref-1")
+    assert (again.status, again.replayed) == ("reversed", True)
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 0, 100_000)
+    assert (bank.docs.data("cardSpend/card_1_2026-11-26") or {})["daily"] == 0
+    feed = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}")
+    assert feed is not None and feed["status"] == "cancelled"
+    assert bank.events.subjects() == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_REVERSED]
+    assert bank.docs.attempts["cards_release"] == 2
+
+
+async def test_a_reversal_before_its_authorisation_leaves_nothing_held(bank: Bank) -> None:
+    pan = bank.add_card()
+    early = await bank.ledger.reverse("late-1")
+    assert (early.status, early.reason) == ("reversed", "reversed_before_authorization")
+    assert bank.events.published == []  # there is no purchase to announce yet
+    late = await bank.buy(pan, reference="late-1")
+    assert (late.status, late.reason, late.approved) == ("declined", "reversed_before_authorization", False)
+    assert bank.account()["held"] == 0
+    assert bank.docs.data(f"holds/{authorization_id('late-1')}") is None
+    assert bank.events.published == []  # nor for the late authorisation: it is a replayed answer
+
+
+# ---- capture -----------------------------------------------------------------------------------
+async def test_a_partial_capture_posts_less_and_a_replay_changes_nothing(bank: Bank) -> None:
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    captured = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=19_990)
+    assert captured.answer() == {
+        "authorizationId": first.auth_id,
+        "status": "captured",
+        "reason": None,
+        "capturedAmount": 19_990,
+    }
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (80_010, 0, 80_010)
+    scheme = bank.docs.data(f"accounts/{card_scheme_account(first.auth_id)}")
+    assert scheme is not None and scheme["balance"] == 19_990
+    posting = bank.docs.data(f"postings/{first.auth_id}:card-capture")
+    assert posting is not None and posting["step"] == "card-capture"
+    assert (bank.docs.data("cardSpend/card_1_2026-11-26") or {})["daily"] == 19_990  # the rest given back
+    feed = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}")
+    assert feed is not None and (feed["status"], feed["amount"]) == ("posted", -19_990)
+    assert bank.events.published[-1][0] == topology.SUBJECT_CARD_CAPTURED and event(bank).amount == 19_990
+
+    again = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=19_990)
+    assert again.answer() == captured.answer() and again.replayed
+    other = await bank.ledger.capture("ref-1", capture_ref="cap-2", amount=10)
+    assert (other.status, other.reason) == ("refused", "already_captured")
+    assert bank.account()["balance"] == 80_010
+    assert bank.events.subjects().count(topology.SUBJECT_CARD_CAPTURED) == 1
+    assert [reads for op, reads in bank.docs.reads if op == "cards_capture"] == [2, 2, 2]
+
+
+async def test_captures_of_what_holds_nothing_are_refused(bank: Bank) -> None:
+    pan = bank.add_card()
+    unknown = await bank.ledger.capture("never-seen", capture_ref="cap-1", amount=None)
+    assert (unknown.status, unknown.reason) == ("refused", "unknown_authorization")
+    await bank.buy(pan, reference="ref-r")
+    await bank.ledger.reverse("ref-r")
+    reversed_ = await bank.ledger.capture("ref-r", capture_ref="cap-1", amount=None)
+    assert (reversed_.status, reversed_.reason) == ("refused", "authorization_reversed")
+    await bank.buy(pan, reference="ref-big")
+    too_much = await bank.ledger.capture("ref-big", capture_ref="cap-1", amount=25_001)
+    assert (too_much.status, too_much.reason) == ("refused", "invalid_capture")
+    assert bank.account()["balance"] == 100_000
+    assert topology.SUBJECT_CARD_CAPTURED not in bank.events.subjects()
+
+
+# ---- expiry ------------------------------------------------------------------------------------
+async def test_the_job_releases_expired_holds_once_and_a_late_capture_is_still_posted(bank: Bank) -> None:
+    pan = bank.add_card()
+    old = await bank.buy(pan, reference="ref-old", amount=8_000)
+    bank.clock.now = NOW + dt.timedelta(days=3)
+    young = await bank.buy(pan, reference="ref-young", amount=7_000)
+    assert bank.account()["held"] == 15_000
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, seconds=1)
+    released = await bank.ledger.expire_holds()
+    assert [r.auth_id for r in released] == [old.auth_id]
+    assert await bank.ledger.expire_holds() == []  # the job twice releases once
+    assert bank.account()["held"] == 7_000
+    record = bank.docs.data(f"cardAuthorizations/{old.auth_id}")
+    assert record is not None and record["status"] == "expired"
+    feed = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{old.auth_id}")
+    assert feed is not None and feed["status"] == "cancelled"
+    assert bank.events.subjects().count(topology.SUBJECT_CARD_EXPIRED) == 1
+    hold = bank.docs.data(f"holds/{young.auth_id}")
+    assert hold is not None and hold["status"] == "active"
+    # the scheme settles a late capture whatever our hold did: posted from the available balance
+    late = await bank.ledger.capture("ref-old", capture_ref="cap-1", amount=6_000)
+    assert (late.status, late.record["capturedAmount"]) == ("captured", 6_000)
+    assert bank.account()["balance"] == 94_000
+    assert (bank.docs.data(f"cardAuthorizations/{old.auth_id}") or {})["lateCapture"] is True
+
+
+# ---- failed checks -----------------------------------------------------------------------------
+async def test_guessing_the_security_code_freezes_the_card(bank: Bank) -> None:
+    pan = bank.add_card()
+    right = derive_cvv(CVV_KEY, pan, 11, 2030)
+    wrong = "000" if right != "000" else "001"
+    answers = [
+        await bank.buy(pan, reference=f"guess-{i}", cvv=wrong, channel="online") for i in range(MAX_FAILED_CHECKS)
+    ]
+    assert [a.reason for a in answers] == ["cvv_mismatch"] * MAX_FAILED_CHECKS
+    card = bank.docs.data("cards/card_1")
+    assert card is not None and (card["status"], card["frozenReason"]) == (FROZEN, "too_many_failed_checks")
+    after = await bank.buy(pan, reference="right", channel="online")  # even with the right code
+    assert after.reason == "card_frozen"
+
+
+# ---- events ------------------------------------------------------------------------------------
+async def test_an_event_that_cannot_be_published_loses_the_push_not_the_money(bank: Bank) -> None:
+    pan = bank.add_card()
+    bank.events.failing = True
+    result = await bank.buy(pan)
+    captured = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
+    assert (result.status, captured.status) == ("approved", "captured")
+    assert bank.account()["balance"] == 75_000 and bank.events.published == []
+
+
+# ---- many at once ------------------------------------------------------------------------------
+def assert_within_the_limit(bank: Bank, approved: list[CardResult]) -> int:
+    """The account holds exactly the approvals, one hold each, and its available balance is
+    not below its overdraft limit (20 000). Returns what is held."""
+    acct = bank.account()
+    held = sum(r.record["amount"] for r in approved)
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, held, 100_000 - held)
+    assert acct["available"] >= -20_000
+    holds = bank.docs.store.query("holds", [], [], None)
+    assert sorted(h.id for h in holds) == sorted(r.auth_id for r in approved)
+    return held
+
+
+async def test_one_card_s_concurrent_authorisations_queue_and_never_pass_the_limit() -> None:
+    bank = make_bank(balance=100_000, overdraft=20_000, interleave=True)
+    pan = bank.add_card(limits=dict.fromkeys(("daily", "online", "abroad"), 10_000_000))
+    requests = [bank.request(pan, reference=f"ref-{i}", amount=7_000 + i) for i in range(40)]
+    results = await asyncio.gather(*(bank.cards.authorize(r) for r in requests))
+    await bank.cards.announced()
+    approved = [r for r in results if r.approved]
+    assert {r.reason for r in results if not r.approved} == {"insufficient_funds"}
+    held = assert_within_the_limit(bank, approved)
+    assert 120_000 - held < 7_000  # filled up to the limit, not short of it
+    assert bank.docs.attempts == {"cards_authorize": 40}  # queued: none lost its commit
+    assert len(bank.events.published) == 40
+
+
+async def test_overlapping_units_of_work_on_one_account_never_pass_the_limit() -> None:
+    """Four cards of one account, forty authorisations, no queue: the units of work overlap
+    and lose their commits to each other (optimistic, as Firestore's); whatever commits,
+    the limit holds. One that loses every attempt ends in Contention (a 500; the processor
+    declines on its timeout and reverses)."""
+    bank = make_bank(balance=100_000, overdraft=20_000, interleave=True)
+    for i in range(4):
+        bank.add_card(f"card_{i}", limits=dict.fromkeys(("daily", "online", "abroad"), 10_000_000))
+    requests = [bank.request("4" * 16, reference=f"ref-{i}", amount=30_000) for i in range(40)]
+    outcomes = await asyncio.gather(
+        *(bank.ledger.authorize(r, f"card_{i % 4}", cvv_ok=True) for i, r in enumerate(requests)),
+        return_exceptions=True,
+    )
+    results = [o for o in outcomes if isinstance(o, CardResult)]
+    assert all(isinstance(o, Contention) for o in outcomes if not isinstance(o, CardResult))
+    approved = [r for r in results if r.approved]
+    assert {r.reason for r in results if not r.approved} <= {"insufficient_funds"}
+    assert 1 <= len(approved) <= 4
+    assert_within_the_limit(bank, approved)
+    assert bank.docs.attempts["cards_authorize"] > 40  # they did overlap
+
+
+# ---- issuing -----------------------------------------------------------------------------------
+def issuing(bank: Bank, card_id: str = "card_new") -> IssueCard:
+    bank.docs.put(
+        f"cards/{card_id}", {"cardId": card_id, "status": "issuing", "ownerUid": "alice", "accountId": ACCOUNT}
+    )
+    return IssueCard(uid="alice", card_id=card_id, account_id=ACCOUNT)
+
+
+async def test_issuing_draws_a_number_and_shows_only_the_last_four_and_the_expiry(bank: Bank) -> None:
+    command = issuing(bank)
+    assert await bank.cards.issue(command) == Ack()
+    card = bank.docs.data("cards/card_new")
+    pan = bank.vault.reveal("card_new")
+    assert card is not None and pan is not None and pan.startswith(BIN)
+    assert (card["status"], card["last4"], card["bin"], card["expMonth"], card["expYear"]) == (
+        "active",
+        pan[-4:],
+        BIN,
+        11,
+        2030,
+    )
+    assert pan not in str(card)
+    assert bank.events.published == [
+        (
+            topology.SUBJECT_CARD_ISSUED,
+            CardIssued(uid="alice", card_id="card_new", account_id=ACCOUNT, last4=pan[-4:]).to_json(),
+            "card_new:issued",
+        )
+    ]
+    assert await bank.cards.issue(command) == Ack()  # a redelivery: issued already
+    assert bank.vault.reveal("card_new") == pan and len(bank.events.published) == 1
+
+
+async def test_issuing_waits_for_the_card_and_refuses_what_is_no_card(bank: Bank) -> None:
+    assert isinstance(await bank.cards.issue(IssueCard(uid="alice", card_id="card_x", account_id=ACCOUNT)), Retry)
+    assert isinstance(await bank.cards.issue(IssueCard(uid="alice", card_id="x", account_id=ACCOUNT)), Reject)
+    assert bank.events.published == []
+
+
+async def test_a_card_blocked_while_it_is_issued_stays_blocked(bank: Bank) -> None:
+    command = issuing(bank)
+
+    def blocked_meanwhile() -> None:
+        bank.docs.put("cards/card_new", {**(bank.docs.data("cards/card_new") or {}), "status": "blocked"})
+
+    bank.vault.on_store = blocked_meanwhile
+    outcome = await bank.cards.issue(command)
+    assert isinstance(outcome, Retry) and "Stale" in outcome.reason
+    bank.vault.on_store = lambda: None
+    assert await bank.cards.issue(command) == Ack()  # the redelivery reads it blocked
+    card = bank.docs.data("cards/card_new")
+    assert card is not None and card["status"] == "blocked" and "last4" not in card
+    assert bank.events.published == []
+
+
+# ---- the adapters around them ------------------------------------------------------------------
+async def test_the_jetstream_publisher_sends_the_compact_body_with_its_id_and_says_when_it_failed() -> None:
+    import nats.errors
+
+    from fjordbank.adapters.publisher import AsyncJetStreamPublisher
+
+    sent: list[tuple[str, bytes, dict[str, str], float]] = []
+
+    class JetStream:
+        down = False
+
+        async def publish(self, subject: str, payload: bytes, *, headers: dict[str, str], stream: Any, timeout: float):
+            if self.down:
+                raise nats.errors.TimeoutError
+            sent.append((subject, payload, headers, timeout))
+
+    js = JetStream()
+    publisher = AsyncJetStreamPublisher(js)  # type: ignore[arg-type]
+    await publisher.publish_json("cards.authorized", {"v": 1, "amount": 1}, msg_id="ca1:approved")
+    assert sent == [("cards.authorized", b'{"v":1,"amount":1}', {"Nats-Msg-Id": "ca1:approved"}, 2.0)]
+    js.down = True
+    with pytest.raises(PublishError):
+        await publisher.publish_json("cards.authorized", {}, msg_id="ca1:approved")
+
+
+async def test_the_processor_api_wiring_answers_as_the_use_cases_decide(bank: Bank) -> None:
+    import json
+    import time
+    from types import SimpleNamespace
+
+    from fjordbank.domain import signatures
+    from run_services.cards import CardService
+
+    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
+    service.ledger, service.numbers = bank.ledger, bank.cards
+    routes = service.routes()
+
+    async def post(path: str, data: object, secret: bytes = b"s3cret") -> tuple[int, dict[str, Any]]:
+        body = json.dumps(data).encode()
+        header = signatures.sign(secret, int(time.time()), body)
+        return await routes[path]({signatures.HEADER.lower(): header}, body)
+
+    pan = bank.add_card()
+    req = bank.request(pan)
+    wire = {
+        "reference": req.reference,
+        "pan": pan,
+        "expMonth": req.exp_month,
+        "expYear": req.exp_year,
+        "cvv": req.cvv,
+        "amount": req.amount,
+        "currency": "NOK",
+        "merchantName": req.merchant_name,
+        "mcc": req.mcc,
+        "merchantCountry": "NO",
+        "channel": "pos",
+    }
+    assert (await post("/v1/authorizations", wire, secret=b"forged"))[0] == 401
+    assert (await post("/v1/authorizations", {**wire, "pan": "1"}))[0] == 400
+    status, answer = await post("/v1/authorizations", wire)
+    assert (status, answer["approved"], answer["status"]) == (200, True, "approved")
+    assert (await post("/v1/captures", {"reference": "ref-1", "captureReference": "c", "amount": 0}))[0] == 400
+    status, captured = await post("/v1/captures", {"reference": "ref-1", "captureReference": "c", "amount": 20_000})
+    assert (status, captured["capturedAmount"]) == (200, 20_000)
+    assert (await post("/v1/reversals", {"reference": "ref-1"}))[0] == 409  # captured: nothing to release
+    assert (await post("/v1/reversals", {"reference": "ref-2"}))[1]["reason"] == "reversed_before_authorization"
+    await bank.cards.announced()  # the authorisation's event follows in the background: any order
+    assert sorted(bank.events.subjects()) == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_CAPTURED]
