@@ -6,6 +6,7 @@ import pytest
 from google.api_core import exceptions as api_errors
 
 from fjordbank.adapters.firestore import is_transient
+from fjordbank.service_layer import ports
 
 
 def _gave_up() -> ValueError:
@@ -28,6 +29,7 @@ def _gave_up() -> ValueError:
         api_errors.ServiceUnavailable("down"),
         api_errors.ResourceExhausted("quota"),
         api_errors.RetryError("gave up", cause=api_errors.ServiceUnavailable("down")),
+        ports.Contention("sca_register_key"),  # the document ports' word for the first
     ],
 )
 def test_contention_and_timeouts_are_transient(exc):
