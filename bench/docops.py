@@ -209,6 +209,7 @@ def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
 
 def edge_kind(kind: str, payments: int, bank_regs: tuple[str, ...], project_id: str) -> dict:
     """The payment trigger's use case on a project no trigger listens to (see module doc)."""
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer import edge
 
     class Recorder:
@@ -232,7 +233,13 @@ def edge_kind(kind: str, payments: int, bank_regs: tuple[str, ...], project_id: 
         at = now - dt.timedelta(hours=i)
         with tally() as counts:
             status = edge.handle_payment_request(
-                db, Recorder(), uid=uid, request_id=request_id, body=body, bank_regs=bank_regs, now=at
+                FirestoreDocuments(db),
+                Recorder(),
+                uid=uid,
+                request_id=request_id,
+                body=body,
+                bank_regs=bank_regs,
+                clock=lambda at=at: at,
             )
         assert status in ("requested", "scheduled"), status
         for key in ("calls", "reads", "writes"):

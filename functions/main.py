@@ -18,6 +18,7 @@ from firebase_functions import firestore_fn, https_fn, options, pubsub_fn
 from google.cloud.firestore import SERVER_TIMESTAMP
 
 from fjordbank.adapters import app_check
+from fjordbank.adapters.documents import FirestoreDocuments
 from fjordbank.adapters.firestore import is_transient, request_path, sync_client
 from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
@@ -91,9 +92,17 @@ def deps() -> tuple:
         if not _deps:
             settings = load_settings(identity="edge")
             _deps["db"] = sync_client(settings.project_id)
+            _deps["documents"] = FirestoreDocuments(_deps["db"])  # the use cases' ports on that client
             _deps["publisher"] = SyncPublisher(settings.nats, name="edge")
             _deps["settings"] = settings
         return _deps["db"], _deps["publisher"], _deps["settings"]
+
+
+def documents() -> FirestoreDocuments:
+    """The document ports (fjordbank.service_layer.ports.Documents) on the instance's one
+    Firestore client."""
+    deps()
+    return _deps["documents"]
 
 
 def sanctions():
@@ -139,11 +148,12 @@ def _payment_trace(trigger):
 def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot | None]) -> None:
     if event.data is None:
         return
-    db, publisher, settings = deps()
+    _db, publisher, settings = deps()
+    docs = documents()
     uid, request_id = event.params["uid"], event.params["requestId"]
     try:
         status = edge.handle_payment_request(
-            db,
+            docs,
             publisher,
             uid=uid,
             request_id=request_id,
@@ -158,7 +168,8 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
         log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ERROR, log_metrics.INTERNAL)
         raise
     if status == "rejected":  # its reason is on the document (one read, on a refusal only)
-        reason = (db.document(request_path(uid, request_id)).get().to_dict() or {}).get("reason") or {}
+        request = docs.get(request_path(uid, request_id))
+        reason = (request.data if request else {}).get("reason") or {}
         log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.REFUSED, reason.get("code"))
     else:
         log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ACCEPTED)
@@ -291,7 +302,7 @@ def _caller(req: https_fn.CallableRequest, allowed: frozenset[str], *, limit: st
             {"reason": "invalid_request"},
         )
     if limit is not None:
-        ratelimits.check(deps()[0], req.auth.uid, limit)
+        ratelimits.check(documents(), req.auth.uid, limit)
     return req.auth.uid, data
 
 
@@ -402,7 +413,7 @@ def cards_replace(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
 def sca_register_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """The device's public key for strong customer authentication (ECDSA P-256, SPKI DER in
     base64), registered once, at onboarding."""
-    return {"keyId": sca.register_key(deps()[0], uid, key_id=data.get("keyId"), public_key=data.get("publicKey"))}
+    return {"keyId": sca.register_key(documents(), uid, key_id=data.get("keyId"), public_key=data.get("publicKey"))}
 
 
 @endpoint({"ocrLine", "fields"}, limit="invoices")

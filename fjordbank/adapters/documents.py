@@ -20,14 +20,16 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as api_errors
 from google.cloud import firestore
 from google.cloud.firestore_v1 import AsyncTransaction
-from google.cloud.firestore_v1._helpers import ReadAfterWriteError
+from google.cloud.firestore_v1._helpers import ReadAfterWriteError, decode_value
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.transaction import Transaction, transactional
+from google.cloud.firestore_v1.types.write import Write
 
 from fjordbank.adapters.firestore import async_transactional, count_attempts, is_contention
 from fjordbank.service_layer import ports
-from fjordbank.service_layer.ports import Data, Doc, OrderBy, Where
+from fjordbank.service_layer.ports import Data, Doc, OrderBy, Where, Written
 
 T = TypeVar("T")
 
@@ -81,31 +83,60 @@ class _Writer:
     def __init__(self, db: firestore.Client | firestore.AsyncClient, target: Any) -> None:
         self._db = db
         self._target = target  # a WriteBatch, Transaction or their async kin
+        self._paths: list[tuple[str, bool]] = []  # each write's path, and whether it deletes
 
     def create(self, path: str, data: Mapping[str, Any]) -> None:
         self._target.create(self._db.document(path), to_firestore(data))
+        self._paths.append((path, False))
 
     def set(self, path: str, data: Mapping[str, Any], *, merge: bool = False) -> None:
         self._target.set(self._db.document(path), to_firestore(data), merge=merge)
+        self._paths.append((path, False))
 
     def update(self, path: str, data: Mapping[str, Any], *, if_updated: dt.datetime | None = None) -> None:
         option = self._db.write_option(last_update_time=if_updated) if if_updated is not None else None
         self._target.update(self._db.document(path), to_firestore(data), option=option)
+        self._paths.append((path, False))
 
     def delete(self, path: str) -> None:
         self._target.delete(self._db.document(path))
+        self._paths.append((path, True))
+
+    def _pending(self) -> list[Write]:
+        """The batch's writes as sent (the commit clears them): each one's field transforms,
+        in the order of its result's ``transform_results``."""
+        pending: list[Write] = self._target._write_pbs  # the client keeps them only here
+        return list(pending)
+
+    def _written(self, writes: list[Write], results: Sequence[Any]) -> list[Written]:
+        return [
+            Written(path, None if deletes else result.update_time, self._computed(write, result))
+            for (path, deletes), write, result in zip(self._paths, writes, results, strict=True)
+        ]
+
+    def _computed(self, write: Write, result: Any) -> dict[str, Any]:
+        """The field transforms' results by dotted field path (Firestore quotes a segment
+        that is not an identifier: ``w.`000000004711```)."""
+        return {
+            ".".join(FieldPath.from_api_repr(transform.field_path).parts): decode_value(value, self._db)
+            for transform, value in zip(write.update_transforms, result.transform_results, strict=True)
+        }
 
 
 class FirestoreBatch(_Writer):
-    def commit(self) -> None:
+    def commit(self) -> list[Written]:
+        writes = self._pending()
         with port_errors():
-            self._target.commit()
+            results = self._target.commit()
+        return self._written(writes, results)
 
 
 class AsyncFirestoreBatch(_Writer):
-    async def commit(self) -> None:
+    async def commit(self) -> list[Written]:
+        writes = self._pending()
         with port_errors():
-            await self._target.commit()
+            results = await self._target.commit()
+        return self._written(writes, results)
 
 
 def _query(

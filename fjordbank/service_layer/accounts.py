@@ -18,10 +18,12 @@ from google.cloud.firestore_v1 import DocumentReference, Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
+from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
 from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS
 from fjordbank.domain import accounts as rules
 from fjordbank.domain.events import AccountChanged
 from fjordbank.service_layer import outbox
+from fjordbank.service_layer.ports import Publisher
 
 _draw = secrets.SystemRandom()  # account numbers are not guessable in sequence
 
@@ -78,12 +80,12 @@ def create_account(
         },
     )
     event = account_event(topology.SUBJECT_ACCOUNT_OPENED, uid, number, kind)
-    outbox.stage(tx, db, event)
+    outbox.stage(FirestoreUnitOfWork(db, tx), event)
     return event
 
 
 def open_account(
-    db: firestore.Client, uid: str, *, kind: str, name: str | None, bank_reg: str, publisher: outbox.Publisher
+    db: firestore.Client, uid: str, *, kind: str, name: str | None, bank_reg: str, publisher: Publisher
 ) -> str:
     kind = rules.validate_kind(kind)
     name = rules.validate_name(name if name is not None else rules.DEFAULT_NAMES[kind])
@@ -102,7 +104,7 @@ def open_account(
 
     opened: tuple[str, outbox.Event] = run(db.transaction())
     number, event = opened
-    outbox.deliver(db, publisher, [event])
+    outbox.deliver(FirestoreDocuments(db), publisher, [event])
     return number
 
 
@@ -119,7 +121,7 @@ def rename_account(db: firestore.Client, uid: str, *, account_id: str, name: str
     run(db.transaction())
 
 
-def close_account(db: firestore.Client, uid: str, *, account_id: str, publisher: outbox.Publisher) -> None:
+def close_account(db: firestore.Client, uid: str, *, account_id: str, publisher: Publisher) -> None:
     event = account_event(topology.SUBJECT_ACCOUNT_CLOSED, uid, account_id)
 
     @firestore.transactional
@@ -129,7 +131,7 @@ def close_account(db: firestore.Client, uid: str, *, account_id: str, publisher:
         tx.update(
             ref, {"status": "closed", "closedAt": firestore.SERVER_TIMESTAMP, "updatedAt": firestore.SERVER_TIMESTAMP}
         )
-        outbox.stage(tx, db, event)
+        outbox.stage(FirestoreUnitOfWork(db, tx), event)
 
     run(db.transaction())
-    outbox.deliver(db, publisher, [event])
+    outbox.deliver(FirestoreDocuments(db), publisher, [event])

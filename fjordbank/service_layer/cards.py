@@ -16,10 +16,12 @@ from google.cloud.firestore_v1 import DocumentReference, Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
+from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
 from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CUSTOMERS
 from fjordbank.domain import cards as rules
 from fjordbank.domain.events import CardUpdated, IssueCard
 from fjordbank.service_layer import outbox
+from fjordbank.service_layer.ports import Publisher
 
 MAX_CARDS_PER_ACCOUNT = 2
 REPLACE_REASONS = ("lost", "stolen", "damaged")
@@ -67,7 +69,7 @@ def _owned_card(
     return ref, snap.to_dict() or {}
 
 
-def issue_card(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, account_id: object) -> str:
+def issue_card(db: firestore.Client, publisher: Publisher, uid: str, *, account_id: object) -> str:
     if not isinstance(account_id, str) or not account_id.isdigit() or len(account_id) != 11:
         raise rules.CardRefused("unknown_account", "no such account")
     card_id = new_card_id()
@@ -90,14 +92,14 @@ def issue_card(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, a
         tx.create(
             db.collection(CARDS).document(card_id), _card_doc(uid, card_id, account_id, dict(rules.DEFAULT_LIMITS))
         )
-        outbox.stage(tx, db, event)
+        outbox.stage(FirestoreUnitOfWork(db, tx), event)
 
     run(db.transaction())
-    outbox.deliver(db, publisher, [event])
+    outbox.deliver(FirestoreDocuments(db), publisher, [event])
     return card_id
 
 
-def set_frozen(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, card_id: object, frozen: object) -> str:
+def set_frozen(db: firestore.Client, publisher: Publisher, uid: str, *, card_id: object, frozen: object) -> str:
     if type(frozen) is not bool:
         raise rules.CardRefused("invalid_request", "frozen must be true or false")
     status = rules.FROZEN if frozen else rules.ACTIVE
@@ -109,16 +111,16 @@ def set_frozen(db: firestore.Client, publisher: outbox.Publisher, uid: str, *, c
             raise rules.CardRefused("card_not_active", f"a card that is {data.get('status')} cannot be changed")
         tx.update(ref, {"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
         event = _updated(uid, data["cardId"], {"status": status})
-        outbox.stage(tx, db, event)
+        outbox.stage(FirestoreUnitOfWork(db, tx), event)
         return event
 
     event: outbox.Event = run(db.transaction())
-    outbox.deliver(db, publisher, [event])
+    outbox.deliver(FirestoreDocuments(db), publisher, [event])
     return status
 
 
 def set_limits(
-    db: firestore.Client, publisher: outbox.Publisher, uid: str, *, card_id: object, limits: object
+    db: firestore.Client, publisher: Publisher, uid: str, *, card_id: object, limits: object
 ) -> dict[str, Any]:
     @firestore.transactional
     def run(tx: Transaction) -> tuple[dict[str, Any], outbox.Event]:
@@ -128,18 +130,16 @@ def set_limits(
         merged = rules.validate_limits(limits, data.get("limits"))
         tx.update(ref, {"limits": merged, "updatedAt": firestore.SERVER_TIMESTAMP})
         event = _updated(uid, data["cardId"], {"limits": merged})
-        outbox.stage(tx, db, event)
+        outbox.stage(FirestoreUnitOfWork(db, tx), event)
         return merged, event
 
     changed: tuple[dict[str, Any], outbox.Event] = run(db.transaction())
     merged, event = changed
-    outbox.deliver(db, publisher, [event])
+    outbox.deliver(FirestoreDocuments(db), publisher, [event])
     return merged
 
 
-def replace_card(
-    db: firestore.Client, publisher: outbox.Publisher, uid: str, *, card_id: object, reason: object
-) -> str:
+def replace_card(db: firestore.Client, publisher: Publisher, uid: str, *, card_id: object, reason: object) -> str:
     """Block the card at once (lost, stolen, damaged) and order a new one on the same
     account with the same limits."""
     if reason not in REPLACE_REASONS:
@@ -169,9 +169,9 @@ def replace_card(
             _issue_command(uid, new_id, data["accountId"]),
         ]
         for event in events:
-            outbox.stage(tx, db, event)
+            outbox.stage(FirestoreUnitOfWork(db, tx), event)
         return events
 
     events: list[outbox.Event] = run(db.transaction())
-    outbox.deliver(db, publisher, events)
+    outbox.deliver(FirestoreDocuments(db), publisher, events)
     return new_id

@@ -23,16 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Protocol
-
-from google.api_core.exceptions import AlreadyExists
-from google.cloud import firestore
-from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot
+from dataclasses import dataclass
+from typing import Any
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, is_transient, request_path
-from fjordbank.adapters.request_docs import advance_from_sync
-from fjordbank.adapters.request_docs import advance_sync as _advance_doc
 from fjordbank.domain.errors import Busy
 from fjordbank.domain.norway import mask_account_number, today_in_norway
 from fjordbank.domain.payments import (
@@ -49,23 +44,31 @@ from fjordbank.domain.payments import (
 from fjordbank.domain.sca import DEFAULT_THRESHOLD as DEFAULT_SCA_THRESHOLD
 from fjordbank.errors import PublishError
 from fjordbank.runtime import tracing
-from fjordbank.service_layer import ratelimits, sca
+from fjordbank.service_layer import ratelimits, request_status, sca
+from fjordbank.service_layer.ports import AlreadyExists, Clock, Doc, Documents, Publisher, system_clock
 
 log = logging.getLogger(__name__)
-Snapshot = DocumentSnapshot[DocumentReference]  # a document as the sync client read it
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The request document as the edge read it (``doc`` None: there was none), so its
+    status write can be one write with the read's update time as its precondition."""
+
+    doc: Doc | None
 
 
 def advance_sync(
-    db: firestore.Client,
+    docs: Documents,
     uid: str,
     request_id: str,
     status: str,
     *,
-    known: Snapshot | None = None,
+    known: Seen | None = None,
     **kwargs: Any,
 ) -> bool:
-    """Move the request document forward (request_docs.advance_sync, one transaction; with
-    ``known``, the document as read before, one write: request_docs.advance_from_sync), in
+    """Move the request document forward (request_status.advance, one unit of work; with
+    ``known``, the document as read before, one write: request_status.advance_from), in
     a span, with the trace id of the current span (and the status on the trigger's span)."""
     trace_id = tracing.trace_id_of(None)
     if trace_id is not None:
@@ -73,8 +76,8 @@ def advance_sync(
     tracing.set_attributes(tracing.current_span(), {"fjb.status": status, "fjb.reason": kwargs.get("reason")})
     with tracing.span("firestore request_doc", kind=tracing.SpanKind.CLIENT, attrs={"fjb.status": status}):
         if known is not None:
-            return advance_from_sync(db, known, status, **kwargs)
-        return _advance_doc(db, uid, request_id, status, **kwargs)
+            return request_status.advance_from(docs, known.doc, status, **kwargs)
+        return request_status.advance(docs, request_path(uid, request_id), status, **kwargs)
 
 
 def contract_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -83,12 +86,20 @@ def contract_body(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != tracing.TRACEPARENT}
 
 
-class Publisher(Protocol):
-    def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> object: ...
+def _data(doc: Doc | None) -> dict[str, Any] | None:
+    return None if doc is None else doc.data
+
+
+def _handled(known: Doc | None, body: dict[str, Any]) -> str | None:
+    """The status the edge gave this request already (a redelivered trigger), else None."""
+    handled: str | None = (_data(known) or {}).get("status")
+    if handled is not None and handled != body.get("status"):  # the edge moved it since its creation
+        return handled
+    return None
 
 
 def handle_payment_request(
-    db: firestore.Client,
+    docs: Documents,
     publisher: Publisher,
     *,
     uid: str,
@@ -96,7 +107,7 @@ def handle_payment_request(
     body: dict[str, Any],
     bank_regs: tuple[str, ...],
     sca_threshold: int = DEFAULT_SCA_THRESHOLD,
-    now: dt.datetime | None = None,
+    clock: Clock = system_clock,
 ) -> str:
     """Validate, authorise and publish one payment request. Returns the status it shows.
 
@@ -105,44 +116,40 @@ def handle_payment_request(
     never let a client write them. A redelivered trigger publishes the same payment id
     again, which JetStream and the services' records answer without a second effect.
 
-    Three Firestore round trips for a valid request: one batched read (the request
-    document, both accounts, the payer's known payees, the signature's key and use), one
-    commit (the rate-limit count and the signature's use), and the status write after
-    JetStream's ack (with the first read's update time as its precondition). A refusal
-    may take more; nothing in it is on the payment's path."""
-    now = now or dt.datetime.now(dt.UTC)
+    Three round trips for a valid request: one batched read (the request document, both
+    accounts, the payer's known payees, the signature's key and use), one commit (the
+    rate-limit count and the signature's use), and the status write after JetStream's ack
+    (with the first read's update time as its precondition). A refusal may take more;
+    nothing in it is on the payment's path."""
+    now = clock()
     today = today_in_norway(now)
     body = contract_body(body)
     tracing.set_attributes(tracing.current_span(), {"fjb.payment_id": payment_id_for(uid, request_id)})
-    ref = db.document(request_path(uid, request_id))
+    path = request_path(uid, request_id)
     try:
         request = parse_request(body, request_id=request_id, today=today)
     except PaymentRejected as exc:
-        return _refuse_invalid(db, ref, body, exc, uid=uid, request_id=request_id, now=now)
-    known: Snapshot | None = None
+        return _refuse_invalid(docs, path, body, exc, uid=uid, request_id=request_id, now=now)
+    known: Seen | None = None
     try:
-        reads = _read(db, ref, uid, request, bank_regs)
-        known = reads["request"]
-        handled: str | None = (known.to_dict() or {}).get("status")
-        if handled is not None and handled != body.get("status"):  # the edge moved it since its creation
+        reads = _read(docs, path, uid, request, bank_regs)
+        known = Seen(reads["request"])
+        handled = _handled(known.doc, body)
+        if handled is not None:
             # A redelivered trigger: this request was handled. Nothing is checked or counted
             # again, so a rate limit or a used signature can never reject a request in flight.
             return handled
         kind, own_payee = account_verdict(
-            uid,
-            reads["from"].to_dict(),
-            request.to_account,
-            reads["to"].to_dict() if "to" in reads else None,
-            bank_regs,
+            uid, _data(reads["from"]), request.to_account, _data(reads.get("to")), bank_regs
         )
-        _count_and_claim(db, uid, request_id, request, reads, own_payee=own_payee, threshold=sca_threshold, now=now)
+        _count_and_claim(docs, uid, request_id, request, reads, own_payee=own_payee, threshold=sca_threshold, now=now)
     except (PaymentRejected, ratelimits.RateLimited) as exc:
         # A refusal counts against the rate limit too (else unknown_to_account would answer
         # "is this a Fjordbank account?" as often as anyone asked). A RateLimited was counted
         # by the commit that raised it; a PaymentRejected comes before that commit.
-        reason = _counted(db, uid, exc, now) if isinstance(exc, PaymentRejected) else exc
+        reason = _counted(docs, uid, exc, now) if isinstance(exc, PaymentRejected) else exc
         log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": reason.code})
-        advance_sync(db, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
+        advance_sync(docs, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
         return "rejected"
     except Exception as exc:
         if not is_transient(exc):
@@ -150,7 +157,7 @@ def handle_payment_request(
         # Nothing is published yet: the app is told to send the payment again (a new request).
         busy = Busy()
         log.warning("payment request busy", extra={"uid": uid, "request_id": request_id, "error": type(exc).__name__})
-        advance_sync(db, uid, request_id, "rejected", reason=busy.code, message=busy.message)
+        advance_sync(docs, uid, request_id, "rejected", reason=busy.code, message=busy.message)
         return "rejected"
     payment = PaymentRequested(
         payment_id=payment_id_for(uid, request_id),
@@ -171,15 +178,15 @@ def handle_payment_request(
     extra = {"paymentId": payment.payment_id, "bodyHash": payment.body_hash}
     if request.due_date > today:
         # The scheduler submits it on its due date (the same path as below, then).
-        advance_sync(db, uid, request_id, "scheduled", extra={**extra, "payment": payment.to_json()}, known=known)
+        advance_sync(docs, uid, request_id, "scheduled", extra={**extra, "payment": payment.to_json()}, known=known)
         return "scheduled"
-    submit(db, publisher, payment, known=known)
+    submit(docs, publisher, payment, known=known)
     return "requested"
 
 
 def _refuse_invalid(
-    db: firestore.Client,
-    ref: DocumentReference,
+    docs: Documents,
+    path: str,
     body: dict[str, Any],
     exc: PaymentRejected,
     *,
@@ -189,50 +196,51 @@ def _refuse_invalid(
 ) -> str:
     """An invalid request: refused, and counted against the rate limit unless a redelivered
     trigger finds it handled already."""
-    known = ref.get()
-    handled: str | None = (known.to_dict() or {}).get("status")
-    if handled is not None and handled != body.get("status"):
+    known = Seen(docs.get(path))
+    handled = _handled(known.doc, body)
+    if handled is not None:
         return handled
-    reason = _counted(db, uid, exc, now)
+    reason = _counted(docs, uid, exc, now)
     log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": reason.code})
-    advance_sync(db, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
+    advance_sync(docs, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
     return "rejected"
 
 
 def _counted(
-    db: firestore.Client, uid: str, exc: PaymentRejected, now: dt.datetime
+    docs: Documents, uid: str, exc: PaymentRejected, now: dt.datetime
 ) -> PaymentRejected | ratelimits.RateLimited:
     """Count a refused request against the rate limit; the reason to show (rate_limited once
     over the limit, so a flood of refusals is told to wait like a flood of payments)."""
     try:
-        ratelimits.check(db, uid, "payments", now=now.timestamp())
+        ratelimits.check(docs, uid, "payments", clock=lambda: now)
     except ratelimits.RateLimited as limited:
         return limited
     return exc
 
 
 def _read(
-    db: firestore.Client, ref: DocumentReference, uid: str, request: PaymentRequest, bank_regs: tuple[str, ...]
-) -> dict[str, Snapshot]:
-    """Every document the checks need, in one batched read (name -> snapshot)."""
-    refs = {"request": ref, "from": db.collection(ACCOUNTS).document(request.from_account)}
+    docs: Documents, path: str, uid: str, request: PaymentRequest, bank_regs: tuple[str, ...]
+) -> dict[str, Doc | None]:
+    """Every document the checks need, in one batched read (name -> document, None when
+    there is none)."""
+    paths = {"request": path, "from": f"{ACCOUNTS}/{request.from_account}"}
     if request.to_account[:4] in bank_regs:
-        refs["to"] = db.collection(ACCOUNTS).document(request.to_account)
+        paths["to"] = f"{ACCOUNTS}/{request.to_account}"
     if request.sca is None:
-        refs["payees"] = sca.payee_record_ref(db, uid)
+        paths["payees"] = sca.payee_record_path(uid)
     else:
-        refs["key"] = sca.key_ref(db, uid, request.sca)
-        refs["used"] = sca.used_ref(db, request.sca)
-    by_path = {snap.reference.path: snap for snap in db.get_all(list(refs.values()))}
-    return {name: by_path[r.path] for name, r in refs.items()}
+        paths["key"] = sca.key_path(uid, request.sca)
+        paths["used"] = sca.used_path(request.sca)
+    found = docs.get_many(list(dict.fromkeys(paths.values())))
+    return {name: found[p] for name, p in paths.items()}
 
 
 def _count_and_claim(
-    db: firestore.Client,
+    docs: Documents,
     uid: str,
     request_id: str,
     request: PaymentRequest,
-    reads: dict[str, Snapshot],
+    reads: dict[str, Doc | None],
     *,
     own_payee: bool,
     threshold: int,
@@ -240,25 +248,10 @@ def _count_and_claim(
 ) -> None:
     """The SCA decision, then one commit: the rate-limit count and (for a signed payment)
     the record that its signature is used. Raises `PaymentRejected` or `RateLimited`."""
-    path = reads["request"].reference.path
-    claim: DocumentReference | None = None
-    if request.sca is None:
-        new = sca.new_payee(reads["payees"].to_dict(), request.to_account)
-        if sca.needs_signature(request.amount, own_payee=own_payee, new_payee=new, threshold=threshold):
-            raise sca.signature_required()
-    elif sca.verify_signature(
-        request_path=path,
-        request_id=request_id,
-        amount=request.amount,
-        currency=request.currency,
-        to_account=request.to_account,
-        sca=request.sca,
-        key=reads["key"].to_dict(),
-        used=reads["used"].to_dict(),
-    ):
-        claim = reads["used"].reference
-    batch = db.batch()
-    counted = ratelimits.count_in(db, batch, uid, "payments", now=now.timestamp())
+    path = request_path(uid, request_id)
+    claim = _signature_to_claim(path, request_id, request, reads, own_payee=own_payee, threshold=threshold)
+    batch = docs.batch()
+    counted = ratelimits.count_in(batch, uid, "payments", now=now.timestamp())
     if claim is not None:
         batch.create(claim, sca.used_record(uid, path))
     try:
@@ -266,30 +259,58 @@ def _count_and_claim(
     except AlreadyExists:  # the signature was used since the read: by this request (a race) or another
         if claim is None:  # only the signature's record is created here
             raise
-        if (claim.get().to_dict() or {}).get("request") != path:
+        if (_data(docs.get(claim)) or {}).get("request") != path:
             raise sca.signature_reused() from None
-        batch = db.batch()
-        counted = ratelimits.count_in(db, batch, uid, "payments", now=now.timestamp())
+        batch = docs.batch()
+        counted = ratelimits.count_in(batch, uid, "payments", now=now.timestamp())
         results = batch.commit()
-    counted.check(results[0])
+    counted.check(results)
 
 
-def submit(
-    db: firestore.Client, publisher: Publisher, payment: PaymentRequested, *, known: Snapshot | None = None
-) -> None:
+def _signature_to_claim(
+    path: str,
+    request_id: str,
+    request: PaymentRequest,
+    reads: dict[str, Doc | None],
+    *,
+    own_payee: bool,
+    threshold: int,
+) -> str | None:
+    """The SCA decision on the documents read: raises `PaymentRejected` when a signature is
+    needed and missing, or invalid, or used for another request. Returns the path of the
+    signature's use record to create (None: no signature, or its use is recorded)."""
+    if request.sca is None:
+        new = sca.new_payee(_data(reads["payees"]), request.to_account)
+        if sca.needs_signature(request.amount, own_payee=own_payee, new_payee=new, threshold=threshold):
+            raise sca.signature_required()
+        return None
+    unused = sca.verify_signature(
+        request_path=path,
+        request_id=request_id,
+        amount=request.amount,
+        currency=request.currency,
+        to_account=request.to_account,
+        sca=request.sca,
+        key=_data(reads["key"]),
+        used=_data(reads["used"]),
+    )
+    return sca.used_path(request.sca) if unused else None
+
+
+def submit(docs: Documents, publisher: Publisher, payment: PaymentRequested, *, known: Seen | None = None) -> None:
     """Publish a validated payment and show it as requested; a publish failure is never
     dropped. ``known``: the request document as the caller read it (one write then)."""
     event = PaymentEvent(payment, "requested")
     with tracing.span("edge submit", attrs={"fjb.payment_id": payment.payment_id}):
-        _submit(db, publisher, payment, event, known)
+        _submit(docs, publisher, payment, event, known)
 
 
 def _submit(
-    db: firestore.Client,
+    docs: Documents,
     publisher: Publisher,
     payment: PaymentRequested,
     event: PaymentEvent,
-    known: Snapshot | None,
+    known: Seen | None,
 ) -> None:
     try:
         with tracing.span(
@@ -303,7 +324,7 @@ def _submit(
         # with retry off), so the document itself records that the request still has to
         # be published, and the error propagates to the function's error log.
         advance_sync(
-            db,
+            docs,
             payment.uid,
             payment.request_id,
             "received",
@@ -314,7 +335,7 @@ def _submit(
         )
         raise
     advance_sync(
-        db,
+        docs,
         payment.uid,
         payment.request_id,
         "requested",
@@ -333,16 +354,16 @@ def _submit(
 
 
 def check_accounts(
-    db: firestore.Client, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]
+    docs: Documents, uid: str, from_account: str, to_account: str, bank_regs: tuple[str, ...]
 ) -> tuple[str, bool]:
     """Ownership and state, checked on the server. Returns the payment kind and whether
     the payee is the payer's own account."""
-    source = db.collection(ACCOUNTS).document(from_account).get().to_dict()
+    source = _data(docs.get(f"{ACCOUNTS}/{from_account}"))
     if source is None or source.get("ownerUid") != uid:
         return account_verdict(uid, source, to_account, None, bank_regs)
     target = None
     if to_account[:4] in bank_regs:
-        target = db.collection(ACCOUNTS).document(to_account).get().to_dict()
+        target = _data(docs.get(f"{ACCOUNTS}/{to_account}"))
     return account_verdict(uid, source, to_account, target, bank_regs)
 
 

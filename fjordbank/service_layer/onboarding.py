@@ -23,6 +23,7 @@ from google.cloud.firestore_v1 import Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
+from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
 from fjordbank.adapters.firestore import CUSTOMERS
 from fjordbank.domain import onboarding as rules
 from fjordbank.domain.accounts import DEFAULT_NAMES, SPENDING
@@ -31,6 +32,7 @@ from fjordbank.domain.norway import mask_national_id, today_in_norway
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.accounts import claim_number, create_account
+from fjordbank.service_layer.ports import Publisher
 
 log = logging.getLogger(__name__)
 KYC = "kyc"
@@ -55,7 +57,7 @@ def load_sanctions(path: str) -> SanctionsList:
 
 def submit(
     db: firestore.Client,
-    publisher: outbox.Publisher,
+    publisher: Publisher,
     uid: str,
     data: object,
     *,
@@ -118,12 +120,12 @@ def submit(
         if number is not None:
             events.append(create_account(tx, db, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING]))
         event = customer_event(uid, decision.outcome, decision.reason, number)
-        outbox.stage(tx, db, event)
+        outbox.stage(FirestoreUnitOfWork(db, tx), event)
         return number, [event, *events]
 
     decided: tuple[str | None, list[outbox.Event]] = run(db.transaction())
     number, events = decided
-    outbox.deliver(db, publisher, events)
+    outbox.deliver(FirestoreDocuments(db), publisher, events)
     log.info(
         "onboarding decided",
         extra={"uid": uid, "status": decision.outcome, "reason": decision.reason, "id": mask_national_id(nid)},
@@ -149,7 +151,7 @@ def pending_reviews(db: firestore.Client, limit: int = 100) -> list[dict[str, An
 
 def decide_review(
     db: firestore.Client,
-    publisher: outbox.Publisher,
+    publisher: Publisher,
     uid: str,
     *,
     approve: bool,
@@ -185,11 +187,11 @@ def decide_review(
         if number is not None:
             events.append(create_account(tx, db, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING]))
         event = customer_event(uid, status, final_reason, number)
-        outbox.stage(tx, db, event)
+        outbox.stage(FirestoreUnitOfWork(db, tx), event)
         return number, [event, *events]
 
     decided: tuple[str | None, list[outbox.Event]] = run(db.transaction())
     number, events = decided
-    outbox.deliver(db, publisher, events)
+    outbox.deliver(FirestoreDocuments(db), publisher, events)
     log.info("onboarding reviewed", extra={"uid": uid, "approved": approve, "operator": operator})
     return {"status": rules.APPROVED if approve else rules.REJECTED, "accountId": number}

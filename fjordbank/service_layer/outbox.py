@@ -13,20 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from google.cloud import firestore
-from google.cloud.firestore_v1 import Transaction
-from google.cloud.firestore_v1.base_query import FieldFilter
+from typing import Any
 
 from fjordbank.errors import PublishError
+from fjordbank.service_layer.ports import Clock, Documents, Publisher, Where, Writes, system_clock
 
 log = logging.getLogger(__name__)
 OUTBOX = "outbox"
-
-
-class Publisher(Protocol):
-    def publish_json(self, subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -42,20 +35,24 @@ def kind_of(subject: str) -> str:
     return subject.split(".", 1)[0]
 
 
-def stage(tx: Transaction, db: firestore.Client, event: Event) -> None:
-    """Write the event in the caller's transaction (after its reads)."""
-    tx.set(
-        db.collection(OUTBOX).document(event.msg_id),
+def path_of(msg_id: str) -> str:
+    return f"{OUTBOX}/{msg_id}"
+
+
+def stage(uow: Writes, event: Event, *, clock: Clock = system_clock) -> None:
+    """Write the event in the caller's unit of work (after its reads)."""
+    uow.set(
+        path_of(event.msg_id),
         {
             "subject": event.subject,
             "kind": kind_of(event.subject),
             "body": event.body,
-            "stagedAt": dt.datetime.now(dt.UTC),
+            "stagedAt": clock(),
         },
     )
 
 
-def deliver(db: firestore.Client, publisher: Publisher, events: list[Event]) -> int:
+def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
     """Publish committed events; each one published is removed from the outbox. Returns
     how many were published (the rest wait for the relay)."""
     published = 0
@@ -65,20 +62,27 @@ def deliver(db: firestore.Client, publisher: Publisher, events: list[Event]) -> 
         except PublishError:
             log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
             continue
-        db.collection(OUTBOX).document(event.msg_id).delete()
+        done = docs.batch()
+        done.delete(path_of(event.msg_id))
+        done.commit()
         published += 1
     return published
 
 
 def relay(
-    db: firestore.Client, publisher: Publisher, *, min_age_seconds: float = 10, limit: int = 500
+    docs: Documents,
+    publisher: Publisher,
+    *,
+    min_age_seconds: float = 10,
+    limit: int = 500,
+    clock: Clock = system_clock,
 ) -> dict[str, int]:
     """Publish events whose first publish failed (older than ``min_age_seconds``, so the
     job does not race a use case that is about to publish its own)."""
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=min_age_seconds)
-    query = db.collection(OUTBOX).where(filter=FieldFilter("stagedAt", "<=", cutoff)).limit(limit)
-    events = [Event(s.get("subject"), s.get("body"), s.id) for s in query.stream()]
-    published = deliver(db, publisher, events)
+    cutoff = clock() - dt.timedelta(seconds=min_age_seconds)
+    staged = docs.query(OUTBOX, where=[Where("stagedAt", "<=", cutoff)], limit=limit)
+    events = [Event(d.data["subject"], d.data["body"], d.id) for d in staged]
+    published = deliver(docs, publisher, events)
     counts = {"pending": len(events), "published": published}
     log.info("outbox relayed", extra=counts)
     return counts

@@ -121,6 +121,19 @@ class OrderBy:
     descending: bool = False
 
 
+@dataclass(frozen=True)
+class Written:
+    """What one write of a committed batch left: the document's update time (None after a
+    delete) and the values the database computed at the commit for the write's sentinel
+    fields (Increment, SERVER_TIME), by dotted field path (``w.000000004711``). An
+    Increment's result is how a use case reads a counter in the same round trip that
+    counts (fjordbank.service_layer.ratelimits)."""
+
+    path: str
+    updated: dt.datetime | None
+    computed: Mapping[str, Any]
+
+
 # ---- the write side (buffered until the commit) ------------------------------------------
 class Writes(Protocol):
     def create(self, path: str, data: Mapping[str, Any]) -> None:
@@ -139,11 +152,12 @@ class Writes(Protocol):
 class Batch(Writes, Protocol):
     """Writes committed together, atomically, with no reads (one round trip)."""
 
-    def commit(self) -> None: ...
+    def commit(self) -> list[Written]:
+        """What each write left, in the order they were added (see `Written`)."""
 
 
 class AsyncBatch(Writes, Protocol):
-    async def commit(self) -> None: ...
+    async def commit(self) -> list[Written]: ...
 
 
 # ---- the read side -----------------------------------------------------------------------

@@ -12,20 +12,18 @@ import base64
 import hashlib
 from typing import Any
 
-from google.api_core.exceptions import AlreadyExists
-from google.cloud import firestore
-from google.cloud.firestore_v1 import DocumentReference, Transaction
-
 from fjordbank.adapters.firestore import CUSTOMERS, SCREENING_CUSTOMERS, USERS
 from fjordbank.domain import sca as rules
 from fjordbank.domain.payments import PaymentRejected
+from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, Doc, Documents, UnitOfWork
 
 SCA_KEYS = "scaKeys"
 SCA_USED = "scaUsed"
 SCA_ENROLMENTS = "scaEnrolments"  # {uid}: the one device enrolled (backend only)
+REGISTER_KEY = "sca_register_key"  # the enrolment's transaction in fjb_firestore_transaction_attempts_total
 
 
-def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: object) -> str:
+def register_key(docs: Documents, uid: str, *, key_id: object, public_key: object) -> str:
     """The device key of a user, enrolled at onboarding: after sign-up and before the
     application is submitted. Once the user has applied (or has a key), enrolling is
     refused: a stolen session must not be able to add its own key to an existing
@@ -34,58 +32,64 @@ def register_key(db: firestore.Client, uid: str, *, key_id: object, public_key: 
     if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
         raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
     der = rules.parse_public_key(public_key)
-    keys = db.collection(USERS).document(uid).collection(SCA_KEYS)
-    customer = db.collection(CUSTOMERS).document(uid)
     # One document per user marks the enrolment: the transaction reads documents only (a
     # query in a transaction locks far more, and concurrent enrolments of different users
     # then failed on the emulator). The query is for keys enrolled before the marker existed.
-    enrolment = db.collection(SCA_ENROLMENTS).document(uid)
-    if list(keys.limit(1).stream()):
+    enrolment, customer = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}"
+    if docs.query(keys_collection(uid), limit=1):
         raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
 
-    @firestore.transactional
-    def run(tx: Transaction) -> None:
-        if enrolment.get(transaction=tx).exists:
+    def run(uow: UnitOfWork) -> None:
+        found = uow.get_many([enrolment, customer])
+        if found[enrolment] is not None:
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
-        if customer.get(transaction=tx).exists:
+        if found[customer] is not None:
             raise rules.ScaRefused(
                 "enrolment_closed", "a device is enrolled at onboarding; contact the bank to enrol a new one"
             )
-        tx.create(enrolment, {"keyId": key_id, "createdAt": firestore.SERVER_TIMESTAMP})
-        tx.create(
-            keys.document(key_id),
-            {"keyId": key_id, "publicKey": base64.b64encode(der).decode(), "createdAt": firestore.SERVER_TIMESTAMP},
+        uow.create(enrolment, {"keyId": key_id, "createdAt": SERVER_TIME})
+        uow.create(
+            f"{keys_collection(uid)}/{key_id}",
+            {"keyId": key_id, "publicKey": base64.b64encode(der).decode(), "createdAt": SERVER_TIME},
         )
 
-    run(db.transaction())
+    docs.transact(run, operation="sca_register_key")
     return key_id
 
 
-def is_new_payee(db: firestore.Client, uid: str, to_account: str) -> bool:
+def _data(doc: Doc | None) -> dict[str, Any] | None:
+    """A document's data, None when there is none (what the checks below take)."""
+    return None if doc is None else doc.data
+
+
+def is_new_payee(docs: Documents, uid: str, to_account: str) -> bool:
     """A payee the customer has not paid before (screening's record of paid payees)."""
-    return new_payee(payee_record_ref(db, uid).get().to_dict(), to_account)
+    return new_payee(_data(docs.get(payee_record_path(uid))), to_account)
 
 
 def new_payee(screening_customer: dict[str, Any] | None, to_account: str) -> bool:
     return to_account not in (screening_customer or {}).get("payees", [])
 
 
-def payee_record_ref(db: firestore.Client, uid: str) -> DocumentReference:
+def payee_record_path(uid: str) -> str:
     """The document ``new_payee`` reads (screening's record of the customer's payees)."""
-    return db.collection(SCREENING_CUSTOMERS).document(uid)
+    return f"{SCREENING_CUSTOMERS}/{uid}"
 
 
-def key_ref(db: firestore.Client, uid: str, sca: dict[str, Any]) -> DocumentReference:
-    ref: DocumentReference = db.collection(USERS).document(uid).collection(SCA_KEYS).document(sca["keyId"])
-    return ref
+def keys_collection(uid: str) -> str:
+    return f"{USERS}/{uid}/{SCA_KEYS}"
 
 
-def used_ref(db: firestore.Client, sca: dict[str, Any]) -> DocumentReference:
-    return db.collection(SCA_USED).document(hashlib.sha256(sca["signature"].encode()).hexdigest())
+def key_path(uid: str, sca: dict[str, Any]) -> str:
+    return f"{keys_collection(uid)}/{sca['keyId']}"
+
+
+def used_path(sca: dict[str, Any]) -> str:
+    return f"{SCA_USED}/{hashlib.sha256(sca['signature'].encode()).hexdigest()}"
 
 
 def used_record(uid: str, request_path: str) -> dict[str, Any]:
-    return {"request": request_path, "uid": uid, "usedAt": firestore.SERVER_TIMESTAMP}
+    return {"request": request_path, "uid": uid, "usedAt": SERVER_TIME}
 
 
 def signature_required() -> PaymentRejected:
@@ -125,7 +129,7 @@ def verify_signature(
 
 
 def check_payment(
-    db: firestore.Client,
+    docs: Documents,
     uid: str,
     *,
     request_path: str,
@@ -142,13 +146,13 @@ def check_payment(
     if sca is None:
         # the payee lookup (a read) only when the amount alone does not decide it
         needed = rules.required(amount, new_payee=False, threshold=threshold) or (
-            not own_payee and is_new_payee(db, uid, to_account)
+            not own_payee and is_new_payee(docs, uid, to_account)
         )
         if needed:
             raise signature_required()
         return
-    used = used_ref(db, sca)
-    previous = used.get()
+    used, key = used_path(sca), key_path(uid, sca)
+    found = docs.get_many([used, key])  # one round trip for both
     record = verify_signature(
         request_path=request_path,
         request_id=request_id,
@@ -156,13 +160,20 @@ def check_payment(
         currency=currency,
         to_account=to_account,
         sca=sca,
-        key=key_ref(db, uid, sca).get().to_dict(),
-        used=previous.to_dict(),
+        key=_data(found[key]),
+        used=_data(found[used]),
     )
-    if not record:
-        return
+    if record:
+        claim_signature(docs, uid, used, request_path)
+
+
+def claim_signature(docs: Documents, uid: str, used: str, request_path: str) -> None:
+    """Record that the signature at ``used`` authorised ``request_path``; raises
+    `PaymentRejected` (sca_reused) if another request recorded it first."""
+    batch = docs.batch()
+    batch.create(used, used_record(uid, request_path))
     try:
-        used.create(used_record(uid, request_path))
+        batch.commit()
     except AlreadyExists:
-        if used.get().get("request") != request_path:  # raced by another request
+        if (_data(docs.get(used)) or {}).get("request") != request_path:  # raced by another request
             raise signature_reused() from None

@@ -43,6 +43,7 @@ from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot, Trans
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
+from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
 from fjordbank.adapters.firestore import PAYMENT_REQUESTS
 from fjordbank.domain import standing_orders as orders
 from fjordbank.domain.errors import DomainError
@@ -51,7 +52,8 @@ from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
 from fjordbank.errors import ConfigError, PublishError
 from fjordbank.service_layer import audit, outbox, standing_orders
-from fjordbank.service_layer.edge import Publisher, submit
+from fjordbank.service_layer.edge import submit
+from fjordbank.service_layer.ports import Publisher
 from fjordbank.service_layer.standing_orders import available_of
 
 log = logging.getLogger(__name__)
@@ -137,7 +139,7 @@ def submit_due_payments(
                 counts[_hold_back(db, publisher, snap.reference, payment, decision, now)] += 1
                 continue
         try:
-            submit(db, publisher, payment)
+            submit(FirestoreDocuments(db), publisher, payment)
         except PublishError:
             counts["unpublished"] += 1  # still "received"/"scheduled": the next run tries again
             continue
@@ -172,12 +174,12 @@ def _hold_back(
         # never None: a scheduled request may always fail
         update = projection_update(current, "failed", reason=decision.reason, message=event.message) or {}
         tx.update(ref, {**update, "updatedAt": now, "timeline.failed": now})
-        outbox.stage(tx, db, staged)
+        outbox.stage(FirestoreUnitOfWork(db, tx), staged)
         return "failed"
 
     outcome: str = run(db.transaction())
     if outcome == "failed":
-        outbox.deliver(db, publisher, [staged])
+        outbox.deliver(FirestoreDocuments(db), publisher, [staged])
     return outcome
 
 
@@ -208,7 +210,7 @@ def run_job(
     if job == RELEASE_EXPIRED_HOLDS:
         return release_expired_holds(publisher, now=now)
     if job == RELAY_OUTBOX:
-        return outbox.relay(db, publisher)
+        return outbox.relay(FirestoreDocuments(db), publisher)
     if job == AUDIT_LEDGER:
         summary = audit.run_and_record(db)
         return {"ok": summary["ok"], "problems": summary["problemCount"]}

@@ -26,6 +26,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import DocumentReference, Transaction
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
 from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, request_path, user_doc
 from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.norway import today_in_norway
@@ -41,7 +42,8 @@ from fjordbank.domain.payments import (
 )
 from fjordbank.domain.sca import DEFAULT_THRESHOLD
 from fjordbank.service_layer import outbox, sca
-from fjordbank.service_layer.edge import Publisher, check_accounts
+from fjordbank.service_layer.edge import check_accounts
+from fjordbank.service_layer.ports import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +89,11 @@ def create(
         if existing.get("bodyHash") != fingerprint:
             raise PaymentRejected("order_exists", "another standing order has this id")
         return existing.to_dict() or {}
-    kind, own_payee = check_accounts(db, uid, terms.payment.from_account, terms.payment.to_account, bank_regs)
+    kind, own_payee = check_accounts(
+        FirestoreDocuments(db), uid, terms.payment.from_account, terms.payment.to_account, bank_regs
+    )
     sca.check_payment(
-        db,
+        FirestoreDocuments(db),
         uid,
         request_path=ref.path,
         request_id=order_id,
@@ -179,7 +183,7 @@ def _changed_amount(
     amount = parse_amount(asked["amount"])
     if amount > order["amount"]:
         sca.check_payment(
-            db,
+            FirestoreDocuments(db),
             uid,
             request_path=ref.path,
             request_id=order["orderId"],
@@ -337,7 +341,9 @@ def run_due(
         decision = rules.decide(due=due, today=today, available=available, amount=order["amount"], account_open=is_open)
         if decision.action == "submit":
             try:  # the payee's account may have closed since the order was made
-                check_accounts(db, order["uid"], order["fromAccount"], order["toAccount"], bank_regs)
+                check_accounts(
+                    FirestoreDocuments(db), order["uid"], order["fromAccount"], order["toAccount"], bank_regs
+                )
             except PaymentRejected as exc:
                 decision = rules.Decision("fail", exc.code)
         try:
@@ -402,12 +408,12 @@ def _claim(
                 "updatedAt": now,
             },
         )
-        outbox.stage(tx, db, staged)
+        outbox.stage(FirestoreUnitOfWork(db, tx), staged)
         return "submitted" if decision.action == "submit" else "failed"
 
     outcome: str = run(db.transaction())
     if outcome in ("submitted", "failed"):
-        outbox.deliver(db, publisher, [staged])
+        outbox.deliver(FirestoreDocuments(db), publisher, [staged])
         log.info(
             "standing order due date claimed",
             extra={"order_id": order["orderId"], "due": due.isoformat(), "outcome": outcome, "reason": decision.reason},

@@ -89,6 +89,7 @@ def test_payments_are_rate_limited_per_user_and_publish_nothing(auth, as_user, l
 def test_a_redelivered_trigger_is_not_checked_again(auth, as_user, ledger_admin, admin_db, audit):
     """Firestore triggers may fire twice: the second delivery of a handled request neither
     counts against the rate limit nor can it reject the request in flight."""
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer import edge
 
     alice = new_customer(auth, as_user, ledger_admin, 10_000, 0)
@@ -108,7 +109,7 @@ def test_a_redelivered_trigger_is_not_checked_again(auth, as_user, ledger_admin,
         "currency": "NOK",
     }
     status = edge.handle_payment_request(
-        admin_db, NoPublish(), uid=alice.uid, request_id=request_id, body=body, bank_regs=("9710",)
+        FirestoreDocuments(admin_db), NoPublish(), uid=alice.uid, request_id=request_id, body=body, bank_regs=("9710",)
     )
     assert status == "completed" and alice.request(request_id)["status"] == "completed"
     audit()

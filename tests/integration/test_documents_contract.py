@@ -239,3 +239,32 @@ async def test_async_flavour_interleaved(backend):
     assert [d.id for d in found] == ["counter"]
     many = await adocs.get_many([f"{c}/counter", f"{c}/none"])
     assert many[f"{c}/none"] is None and many[f"{c}/counter"].data == {"n": 2}
+
+
+async def test_a_batch_commit_returns_what_each_write_computed(backend):
+    """Each write's update time (none for a delete) and its Increment's and SERVER_TIME's
+    results by dotted field path, in the order the writes were added: the rate limit
+    reads its counts from them in the round trip that counts."""
+    docs, make_async, c = backend
+    b = docs.batch()
+    b.set(f"{c}/a", {"w": {"000000000006": 3}})
+    b.set(f"{c}/u", {"n": 1})
+    b.commit()
+    b = docs.batch()
+    b.set(f"{c}/a", {"w": {"000000000007": Increment(1), "000000000006": Increment(0)}, "at": SERVER_TIME}, merge=True)
+    b.create(f"{c}/b", {"k": 1})
+    b.update(f"{c}/u", {"n": Increment(5), "m.k": Increment(2)})
+    b.delete(f"{c}/gone")
+    counted, created, updated, deleted = b.commit()
+    assert [w.path for w in (counted, created, updated, deleted)] == [f"{c}/a", f"{c}/b", f"{c}/u", f"{c}/gone"]
+    assert set(counted.computed) == {"w.000000000007", "w.000000000006", "at"}
+    assert counted.computed["w.000000000007"] == 1 and counted.computed["w.000000000006"] == 3
+    assert abs(counted.computed["at"] - counted.updated) < dt.timedelta(seconds=1)
+    assert counted.updated == docs.get(f"{c}/a").updated
+    assert created.computed == {} and isinstance(created.updated, dt.datetime)
+    assert updated.computed == {"n": 6, "m.k": 2} and deleted.updated is None and deleted.computed == {}
+    adocs = make_async()
+    ab = adocs.batch()
+    ab.set(f"{c}/a", {"w": {"000000000007": Increment(1)}}, merge=True)
+    (again,) = await ab.commit()
+    assert again.computed == {"w.000000000007": 2}

@@ -16,6 +16,7 @@ import uuid
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fjordbank.adapters.documents import FirestoreDocuments
 from fjordbank.adapters.firestore import sync_client
 from fjordbank.adapters.firestore_calls import tally
 from fjordbank.domain import sca
@@ -63,9 +64,10 @@ def create(db, uid: str, to: str, amount: int, *, key=None) -> tuple[str, dict]:
 
 
 def handle(db, uid: str, request_id: str, body: dict, publisher=None) -> tuple[str, dict]:
+    docs = FirestoreDocuments(db)
     with tally() as counts:
         status = edge.handle_payment_request(
-            db, publisher or Recorder(), uid=uid, request_id=request_id, body=body, bank_regs=BANK_REGS
+            docs, publisher or Recorder(), uid=uid, request_id=request_id, body=body, bank_regs=BANK_REGS
         )
     return status, dict(counts)
 
@@ -87,7 +89,7 @@ def test_a_valid_payment_request_takes_three_round_trips(side, to, signed):
     doc = db.document(f"users/{uid}/paymentRequests/{request_id}").get().to_dict()
     assert doc["status"] == "requested" and publisher.published[0][2] == f"{doc['paymentId']}:requested"
     if signed:  # the signature's use is recorded in the same commit as the rate-limit count
-        used = scas.used_ref(db, body["sca"]).get().to_dict()
+        used = db.document(scas.used_path(body["sca"])).get().to_dict()
         assert used["request"] == f"users/{uid}/paymentRequests/{request_id}" and used["uid"] == uid
 
 

@@ -20,6 +20,7 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank import topology
+from fjordbank.adapters.documents import FirestoreDocuments
 from fjordbank.adapters.firestore import sync_client
 from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.config import load_settings
@@ -286,7 +287,7 @@ def test_an_event_not_published_waits_in_the_outbox_and_the_relay_sends_it(stack
     settings = load_settings({**stack.nats_env("edge")})
     publisher = SyncPublisher(settings.nats, name="test-relay")
     try:
-        counts = outbox.relay(db, publisher, min_age_seconds=0)
+        counts = outbox.relay(FirestoreDocuments(db), publisher, min_age_seconds=0)
     finally:
         publisher.close()
     assert counts["published"] >= 2  # the decision and the account opening

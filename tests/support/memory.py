@@ -11,8 +11,9 @@ Firestore adapter does on the points a use case can observe, and the contract su
   (optimistic: the versions read are compared at the commit; the asynchronous flavour can
   really interleave), at most ``MAX_ATTEMPTS`` times, then Contention;
 - SERVER_TIME is the commit's time, strictly increasing; Increment adds to the stored
-  number; DELETE_FIELD removes a field; ``update`` takes dotted field paths, ``set`` with
-  ``merge`` merges maps field by field;
+  number (a batch's commit returns what each write computed); DELETE_FIELD removes a
+  field; ``update`` takes dotted field paths, ``set`` with ``merge`` merges maps field
+  by field;
 - queries see a collection's direct children, leave out documents without the filtered or
   ordered field, and order by path when no order is given.
 
@@ -40,6 +41,7 @@ from fjordbank.service_layer.ports import (
     ReadAfterWrite,
     Stale,
     Where,
+    Written,
 )
 
 T = TypeVar("T")
@@ -113,6 +115,19 @@ def _compare(value: Any, op: str, wanted: Any) -> bool:
         return False
 
 
+def _computed_fields(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted paths of a write's sentinels that the commit computes (Increment,
+    SERVER_TIME): an update's dotted keys and a set's nested maps give the same paths."""
+    found = []
+    for key, value in data.items():
+        field = f"{prefix}{key}"
+        if value is SERVER_TIME or isinstance(value, Increment):
+            found.append(field)
+        elif isinstance(value, Mapping):
+            found += _computed_fields(value, field + ".")
+    return found
+
+
 class _Store:
     """The documents and their versions, shared by both flavours."""
 
@@ -159,12 +174,12 @@ class _Store:
             found = found[:limit]
         return [Doc(path, copy.deepcopy(data), version) for path, data, version in found]
 
-    def apply(self, writes: list[tuple[str, str, Mapping[str, Any], Any]]) -> None:
+    def apply(self, writes: list[tuple[str, str, Mapping[str, Any], Any]]) -> list[Written]:
         """Check every write's precondition, then apply them all (or none)."""
         with self.lock:
-            self._apply(writes)
+            return self._apply(writes)
 
-    def _apply(self, writes: list[tuple[str, str, Mapping[str, Any], Any]]) -> None:
+    def _apply(self, writes: list[tuple[str, str, Mapping[str, Any], Any]]) -> list[Written]:
         for kind, path, _, option in writes:
             exists = path in self.docs
             if kind == "create" and exists:
@@ -174,9 +189,11 @@ class _Store:
             if kind == "update" and option is not None and self.docs[path][1] != option:
                 raise Stale(path)
         now = self.commit_time()
+        written = []
         for kind, path, data, option in writes:
             if kind == "delete":
                 self.docs.pop(path, None)
+                written.append(Written(path, None, {}))
                 continue
             current = copy.deepcopy(self.docs[path][0]) if path in self.docs else {}
             if kind == "update":
@@ -187,7 +204,10 @@ class _Store:
                 current = {}
                 _merge(current, data, now)
             self.docs[path] = (current, now)
+            computed = {f: copy.deepcopy(_get_field(current, f)) for f in _computed_fields(data)}
+            written.append(Written(path, now, computed))
         self.commits += 1
+        return written
 
 
 class _Writes:
@@ -212,13 +232,13 @@ class MemoryBatch(_Writes):
         super().__init__()
         self._store = store
 
-    def commit(self) -> None:
-        self._store.apply(self.writes)
+    def commit(self) -> list[Written]:
+        return self._store.apply(self.writes)
 
 
 class AsyncMemoryBatch(MemoryBatch):
-    async def commit(self) -> None:  # type: ignore[override]  # the async flavour of the same batch
-        self._store.apply(self.writes)
+    async def commit(self) -> list[Written]:  # type: ignore[override]  # the async flavour of the same batch
+        return self._store.apply(self.writes)
 
 
 class _Unit(_Writes):

@@ -203,11 +203,12 @@ FUNCTIONS_SCRIPT = textwrap.dedent(
         def to_dict(self):
             return self.data
 
-    class Db:
-        def document(self, path):
-            return Doc({"status": "rejected", "reason": {"code": "sca_required", "message": "confirm"}})
+    class Documents:
+        def get(self, path):
+            return NS(data={"status": "rejected", "reason": {"code": "sca_required", "message": "confirm"}})
 
-    main.deps = lambda: (Db(), None, main._settings)
+    main.deps = lambda: (None, None, main._settings)
+    main.documents = lambda: Documents()
     trigger = inspect.unwrap(main.on_payment_request)  # the trigger's own body
     event = NS(data=Doc({"amount": 1}), params={"uid": "u1", "requestId": "req-12345678"})
     for outcome in ("requested", "rejected", PublishError("nats away")):

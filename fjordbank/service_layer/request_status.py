@@ -1,0 +1,71 @@
+"""The edge's writes of backend state onto the app's request documents (one rule: only
+forward, fjordbank.domain.payments.projection_update).
+
+Blocking (Cloud Functions). The notifier projects the later states asynchronously
+(the request projector); both only ever move a document forward, so whichever writes
+second finds the document at its state or later and leaves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fjordbank.domain.payments import projection_update
+from fjordbank.service_layer.ports import SERVER_TIME, Doc, Documents, NotFound, Stale, UnitOfWork
+
+OPERATION = "edge_request_status"  # the transaction's name in fjb_firestore_transaction_attempts_total
+
+
+def stamped(update: dict[str, Any]) -> dict[str, Any]:
+    """The update with the commit's time as ``updatedAt`` and as the status's timeline entry."""
+    return {**update, "updatedAt": SERVER_TIME, f"timeline.{update['status']}": SERVER_TIME}
+
+
+def advance(
+    docs: Documents,
+    path: str,
+    status: str,
+    *,
+    reason: str | None = None,
+    message: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Move the request document at ``path`` forward to ``status``, in one unit of work (it
+    reads the document's state first). Returns whether it moved."""
+
+    def run(uow: UnitOfWork) -> bool:
+        doc = uow.get(path)
+        update = projection_update(doc.data if doc else None, status, reason=reason, message=message, extra=extra)
+        if update is None:
+            return False
+        uow.update(path, stamped(update))
+        return True
+
+    return docs.transact(run, operation="edge_request_status")
+
+
+def advance_from(
+    docs: Documents,
+    known: Doc | None,
+    status: str,
+    *,
+    reason: str | None = None,
+    message: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """``advance`` in one round trip when nothing moved the document since ``known`` was
+    read (the edge's batched read; None: there was no document, so nothing to move): the
+    update carries the read's update time as its precondition. If something did move it
+    (the notifier projecting a later state, a cancel), the write fails and ``advance``
+    decides afresh."""
+    update = projection_update(known.data if known else None, status, reason=reason, message=message, extra=extra)
+    if known is None or update is None:
+        return False
+    batch = docs.batch()
+    batch.update(known.path, stamped(update), if_updated=known.updated)
+    try:
+        batch.commit()
+        return True
+    except (Stale, NotFound):
+        pass
+    return advance(docs, known.path, status, reason=reason, message=message, extra=extra)

@@ -1,0 +1,402 @@
+"""The payment trigger's use case (fjordbank.service_layer.edge) on the in-memory ports:
+what it publishes, what the request document shows, what it counts against the rate
+limit, and how many round trips it takes (the emulator's count of the same promise:
+tests/integration/test_edge_round_trips.py, three for a valid request, one for a
+redelivery).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.api_core import exceptions as api_errors
+
+from fjordbank import topology
+from fjordbank.domain import sca as sca_rules
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested, payment_id_for
+from fjordbank.domain.ratelimit import LIMITS, window
+from fjordbank.errors import PublishError
+from fjordbank.service_layer import edge, ratelimits, request_status, sca
+from fjordbank.service_layer.ports import Doc
+from tests.support.memory import MemoryDocuments
+from tests.support.round_trips import RecordingPublisher, RoundTrips
+
+UID = "u1"
+BANK_REGS = ("9710",)
+PAYER, OWN, PAYEE, CLOSED, EXTERNAL = "97100000028", "97100000044", "97100000036", "97100000052", "15030000002"
+UNKNOWN = "97100000060"  # a Fjordbank number with no account
+NEW_PAYEE = "15030000010"  # at another bank, never paid before
+NOW = dt.datetime(2027, 3, 10, 10, 0, 20, tzinfo=dt.UTC)  # a third into a minute's window
+KEY = ec.generate_private_key(ec.SECP256R1())
+OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+class Bank:
+    """One customer on the in-memory ports: an open account, an own second one, a payee
+    at Fjordbank (someone else's), a closed account, a device key, and one payee paid before."""
+
+    def __init__(self) -> None:
+        self.memory = MemoryDocuments(lambda: NOW)
+        self.docs = RoundTrips(self.memory)
+        self.publisher = RecordingPublisher()
+        b = self.memory.batch()
+        b.set(f"accounts/{PAYER}", {"ownerUid": UID, "status": "open", "currency": "NOK"})
+        b.set(f"accounts/{OWN}", {"ownerUid": UID, "status": "open", "currency": "NOK"})
+        b.set(f"accounts/{PAYEE}", {"ownerUid": "someone-else", "status": "open", "currency": "NOK"})
+        b.set(f"accounts/{CLOSED}", {"ownerUid": UID, "status": "closed", "currency": "NOK"})
+        b.set(f"screeningCustomers/{UID}", {"payees": [PAYEE, EXTERNAL]})
+        b.set(f"users/{UID}/scaKeys/phone-key-1", {"keyId": "phone-key-1", "publicKey": sca_rules.public_key_b64(KEY)})
+        b.commit()
+
+    def create(self, to: str = PAYEE, amount: int = 12_300, *, key=None, **fields) -> tuple[str, dict]:
+        """The app's request document (its creation, as the trigger sees it)."""
+        request_id = "req-" + uuid.uuid4().hex[:12]
+        body = {"v": 1, "fromAccount": PAYER, "toAccount": to, "amount": amount, "currency": "NOK", **fields}
+        if key is not None:
+            body["sca"] = {"keyId": "phone-key-1", "signature": self.sign(key, request_id, amount, to)}
+        b = self.memory.batch()
+        b.create(self.path(request_id), body)
+        b.commit()
+        return request_id, body
+
+    @staticmethod
+    def sign(key, request_id: str, amount: int, to: str) -> str:
+        return sca_rules.sign(key, sca_rules.challenge(request_id, amount, "NOK", to))
+
+    @staticmethod
+    def path(request_id: str) -> str:
+        return f"users/{UID}/paymentRequests/{request_id}"
+
+    def handle(self, request_id: str, body: dict, *, docs=None, now: dt.datetime = NOW) -> str:
+        self.docs.reset()
+        return edge.handle_payment_request(
+            docs or self.docs,
+            self.publisher,
+            uid=UID,
+            request_id=request_id,
+            body=body,
+            bank_regs=BANK_REGS,
+            clock=lambda: now,
+        )
+
+    def request(self, request_id: str) -> dict:
+        doc = self.memory.get(self.path(request_id))
+        assert doc is not None
+        return doc.data
+
+    def counted(self, now: dt.datetime = NOW) -> int:
+        """This window's count of the customer's payment requests."""
+        doc = self.memory.get(ratelimits.document_path(UID, "payments"))
+        index = window(LIMITS["payments"], now.timestamp()).index
+        return 0 if doc is None else doc.data["w"].get(ratelimits.window_key(index), 0)
+
+
+@pytest.fixture
+def bank() -> Bank:
+    return Bank()
+
+
+# ---- valid payments: published once, three round trips -----------------------------------
+@pytest.mark.parametrize(
+    ("to", "signed", "kind"),
+    [(PAYEE, False, "internal"), (EXTERNAL, False, "external"), (PAYEE, True, "internal"), (OWN, False, "internal")],
+    ids=["internal", "external", "signed", "own-account"],
+)
+def test_a_valid_payment_is_published_once_and_shown_requested_in_three_round_trips(bank, to, signed, kind):
+    request_id, body = bank.create(to, key=KEY if signed else None)
+    assert bank.handle(request_id, body) == "requested"
+    (published,) = bank.publisher.published
+    payment_id = payment_id_for(UID, request_id)
+    assert published.subject == topology.payment_subject("requested", PAYER) == "payments.requested.3"
+    assert published.msg_id == f"{payment_id}:requested" and published.stream == topology.STREAM_PAYMENTS
+    payment = published.body["payment"]
+    assert payment["kind"] == kind and payment["amount"] == 12_300 and payment["to_account"] == to
+    assert published.body["status"] == "requested"
+    shown = bank.request(request_id)
+    assert shown["status"] == "requested" and shown["paymentId"] == payment_id and shown["bodyHash"]
+    assert shown["timeline"]["requested"] == shown["updatedAt"]  # the commit's time
+    assert bank.docs.counts == {"BatchGetDocuments": 1, "Commit": 2}, bank.docs.counts
+    assert bank.counted() == 1
+    if signed:  # the signature's use, in the commit that counted
+        used = bank.memory.get(sca.used_path(body["sca"]))
+        assert used is not None and used.data["request"] == bank.path(request_id) and used.data["uid"] == UID
+
+
+def test_a_redelivered_trigger_reads_once_publishes_nothing_and_counts_nothing(bank):
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body) == "requested"
+    assert bank.handle(request_id, body) == "requested"
+    assert len(bank.publisher.published) == 1
+    assert bank.docs.counts == {"BatchGetDocuments": 1}
+    assert bank.counted() == 1
+
+
+def test_a_redelivery_of_a_refused_invalid_request_is_not_counted_again(bank):
+    request_id, body = bank.create(amount=-5)
+    assert bank.handle(request_id, body) == "rejected"
+    assert bank.handle(request_id, body) == "rejected"
+    assert bank.docs.counts == {"BatchGetDocuments": 1} and bank.counted() == 1
+
+
+def test_a_payment_due_later_is_scheduled_not_published(bank):
+    request_id, body = bank.create(dueDate="2027-04-01")
+    assert bank.handle(request_id, body) == "scheduled"
+    assert bank.publisher.published == []
+    shown = bank.request(request_id)
+    assert shown["status"] == "scheduled" and shown["payment"]["due_date"] == "2027-04-01"
+    assert bank.docs.calls == 3
+
+
+def test_the_apps_traceparent_is_not_part_of_the_payment(bank):
+    request_id, body = bank.create()
+    body = {**body, "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
+    assert bank.handle(request_id, body) == "requested"
+    assert "traceparent" not in bank.publisher.published[0].body["payment"]
+
+
+# ---- refusals: their reasons, each counted against the rate limit ------------------------
+def other_accounts_payment(bank: Bank) -> tuple[str, dict]:
+    request_id, body = bank.create(EXTERNAL)
+    return request_id, {**body, "fromAccount": PAYEE}
+
+
+def unknown_from_account(bank: Bank) -> tuple[str, dict]:
+    request_id, body = bank.create()
+    return request_id, {**body, "fromAccount": UNKNOWN}
+
+
+def closed_from_account(bank: Bank) -> tuple[str, dict]:
+    request_id, body = bank.create()
+    return request_id, {**body, "fromAccount": CLOSED}
+
+
+def reused_signature(bank: Bank) -> tuple[str, dict]:
+    first, body = bank.create(key=KEY)
+    assert bank.handle(first, body) == "requested"
+    request_id, _ = bank.create()
+    return request_id, body  # the first request's signature on another request
+
+
+def signed_by_another_key(bank: Bank) -> tuple[str, dict]:
+    return bank.create(key=OTHER_KEY)
+
+
+def signed_for_another_amount(bank: Bank) -> tuple[str, dict]:
+    request_id, body = bank.create(key=KEY)
+    return request_id, {**body, "amount": 99_900}
+
+
+def unregistered_key(bank: Bank) -> tuple[str, dict]:
+    request_id, body = bank.create(key=KEY)
+    return request_id, {**body, "sca": {**body["sca"], "keyId": "another-key"}}
+
+
+REFUSALS = {
+    "unknown_account": unknown_from_account,
+    "not_owner": other_accounts_payment,
+    "account_closed": closed_from_account,
+    "unknown_to_account": lambda bank: bank.create(UNKNOWN),
+    "to_account_closed": lambda bank: bank.create(CLOSED),
+    "sca_required_new_payee": lambda bank: bank.create(NEW_PAYEE),
+    "sca_required_amount": lambda bank: bank.create(amount=500_001),
+    "sca_invalid_key": signed_by_another_key,
+    "sca_invalid_values": signed_for_another_amount,
+    "sca_invalid_unregistered": unregistered_key,
+    "sca_reused": reused_signature,
+    "invalid_amount": lambda bank: bank.create(amount=-5),
+    "same_account": lambda bank: bank.create(PAYER),
+}
+CODES = {
+    "not_owner": "unknown_account",  # the same answer for someone else's account
+    "sca_required_new_payee": "sca_required",
+    "sca_required_amount": "sca_required",
+    "sca_invalid_key": "sca_invalid",
+    "sca_invalid_values": "sca_invalid",
+    "sca_invalid_unregistered": "sca_invalid",
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_a_refusal_shows_its_reason_publishes_nothing_and_counts(bank, case):
+    request_id, body = REFUSALS[case](bank)
+    published, counted = len(bank.publisher.published), bank.counted()
+    assert bank.handle(request_id, body) == "rejected"
+    shown = bank.request(request_id)
+    assert shown["status"] == "rejected" and shown["reason"]["code"] == CODES.get(case, case)
+    assert shown["reason"]["message"]
+    assert len(bank.publisher.published) == published
+    assert bank.counted() == counted + 1
+
+
+def test_past_the_limit_refusals_are_told_to_wait(bank):
+    """Probing account numbers is rate limited like paying: every refusal counts, and past
+    the limit the answer is rate_limited."""
+    codes = []
+    for _ in range(LIMITS["payments"].capacity + 1):
+        request_id, body = bank.create(UNKNOWN)
+        assert bank.handle(request_id, body) == "rejected"
+        codes.append(bank.request(request_id)["reason"]["code"])
+    assert set(codes[:-1]) == {"unknown_to_account"} and codes[-1] == "rate_limited"
+
+
+def test_past_the_limit_a_valid_payment_is_refused_and_not_published(bank):
+    for _ in range(LIMITS["payments"].capacity):
+        request_id, body = bank.create()
+        assert bank.handle(request_id, body) == "requested"
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body) == "rejected"
+    assert bank.request(request_id)["reason"]["code"] == "rate_limited"
+    assert len(bank.publisher.published) == LIMITS["payments"].capacity
+    # the next window's share of the previous one's count has waned enough by its end
+    later = NOW + dt.timedelta(seconds=100)
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body, now=later) == "requested"
+
+
+# ---- the signature's use, raced ----------------------------------------------------------
+class ClaimsAfterTheRead:
+    """The ports, where another delivery records the signature's use between the batched
+    read and the commit (for ``request``)."""
+
+    def __init__(self, bank: Bank, used: str, request: str) -> None:
+        self.bank, self.used, self.request = bank, used, request
+
+    def __getattr__(self, name):
+        return getattr(self.bank.docs, name)
+
+    def get_many(self, paths):
+        found = self.bank.docs.get_many(paths)
+        b = self.bank.memory.batch()
+        b.create(self.used, sca.used_record(UID, self.request))
+        b.commit()
+        return found
+
+
+def test_a_signature_recorded_since_the_read_by_another_request_is_refused(bank):
+    request_id, body = bank.create(key=KEY)
+    racer = ClaimsAfterTheRead(bank, sca.used_path(body["sca"]), bank.path("req-another-one"))
+    assert bank.handle(request_id, body, docs=racer) == "rejected"
+    assert bank.request(request_id)["reason"]["code"] == "sca_reused"
+    assert bank.publisher.published == [] and bank.counted() == 1
+
+
+def test_a_signature_recorded_since_the_read_by_the_same_request_goes_on(bank):
+    """Two deliveries of one request at once: the one that loses the create counts and
+    publishes (the same payment id: JetStream keeps one)."""
+    request_id, body = bank.create(key=KEY)
+    racer = ClaimsAfterTheRead(bank, sca.used_path(body["sca"]), bank.path(request_id))
+    assert bank.handle(request_id, body, docs=racer) == "requested"
+    assert len(bank.publisher.published) == 1 and bank.counted() == 1
+
+
+# ---- the status write ------------------------------------------------------------------
+class ProjectsOnPublish(RecordingPublisher):
+    """JetStream acks, and the notifier writes its state on the request document before the
+    edge's status write."""
+
+    def __init__(self, bank: Bank, fields: dict) -> None:
+        super().__init__()
+        self.bank, self.fields = bank, fields
+
+    def publish_json(self, subject, body, *, msg_id, stream=None):
+        super().publish_json(subject, body, msg_id=msg_id, stream=stream)
+        b = self.bank.memory.batch()
+        b.update(Bank.path(body["payment"]["request_id"]), self.fields)
+        b.commit()
+
+
+def test_the_status_write_yields_to_a_later_state_written_since_the_read(bank):
+    request_id, body = bank.create()
+    bank.publisher = ProjectsOnPublish(bank, {"status": "completed", "statusRank": 90})
+    assert bank.handle(request_id, body) == "requested"
+    assert bank.request(request_id)["status"] == "completed"
+    # the precondition write failed, and the unit of work decided (and wrote nothing)
+    assert bank.docs.counts == {"BatchGetDocuments": 2, "Commit": 3, "BeginTransaction": 1}
+    assert bank.memory.attempts == {request_status.OPERATION: 1}
+
+
+def test_the_status_write_falls_back_when_the_document_moved_but_not_on(bank):
+    request_id, body = bank.create()
+    bank.publisher = ProjectsOnPublish(bank, {"note": "touched"})
+    assert bank.handle(request_id, body) == "requested"
+    shown = bank.request(request_id)
+    assert shown["status"] == "requested" and shown["note"] == "touched"
+    assert bank.docs.calls > 3
+
+
+# ---- publish failures, transient errors --------------------------------------------------
+def test_a_publish_failure_is_recorded_on_the_document_and_raised(bank):
+    request_id, body = bank.create()
+    bank.publisher.fail = True
+    with pytest.raises(PublishError):
+        bank.handle(request_id, body)
+    shown = bank.request(request_id)
+    assert shown["status"] == "received" and shown["reason"]["code"] == "publish_pending"
+    assert shown["payment"]["request_id"] == request_id  # what the due-payments job publishes again
+    # the job's submit (no read before: a unit of work for the status) publishes it
+    bank.publisher.fail = False
+    bank.docs.reset()
+    payment = PaymentRequested.from_json(shown["payment"])
+    edge.submit(bank.docs, bank.publisher, payment)
+    assert bank.request(request_id)["status"] == "requested"
+    assert [p.msg_id for p in bank.publisher.published] == [PaymentEvent(payment, "requested").msg_id]
+    assert bank.docs.counts == {"BeginTransaction": 1, "BatchGetDocuments": 1, "Commit": 1}
+
+
+class Unavailable:
+    """The ports, where the database does not answer the batched read in time."""
+
+    def __init__(self, bank: Bank) -> None:
+        self.bank = bank
+
+    def __getattr__(self, name):
+        return getattr(self.bank.docs, name)
+
+    def get_many(self, paths):
+        raise api_errors.DeadlineExceeded("slow")
+
+
+def test_a_database_that_does_not_answer_is_busy_and_nothing_is_published(bank):
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body, docs=Unavailable(bank)) == "rejected"
+    assert bank.request(request_id)["reason"]["code"] == "busy"
+    assert bank.publisher.published == [] and bank.counted() == 0
+
+
+def test_a_bug_is_not_answered_as_busy(bank):
+    class Broken(Unavailable):
+        def get_many(self, paths):
+            raise KeyError("a bug")
+
+    request_id, body = bank.create()
+    with pytest.raises(KeyError):
+        bank.handle(request_id, body, docs=Broken(bank))
+
+
+# ---- the pieces other use cases share ----------------------------------------------------
+def test_check_accounts_reads_the_two_accounts(bank):
+    assert edge.check_accounts(bank.docs, UID, PAYER, OWN, BANK_REGS) == ("internal", True)
+    assert edge.check_accounts(bank.docs, UID, PAYER, PAYEE, BANK_REGS) == ("internal", False)
+    assert edge.check_accounts(bank.docs, UID, PAYER, EXTERNAL, BANK_REGS) == ("external", False)
+    with pytest.raises(Exception, match="no such account of yours"):
+        edge.check_accounts(bank.docs, UID, PAYEE, PAYER, BANK_REGS)
+    with pytest.raises(Exception, match="no account with this number"):
+        edge.check_accounts(bank.docs, UID, PAYER, UNKNOWN, BANK_REGS)
+
+
+def test_a_request_document_only_moves_forward(bank):
+    request_id, _ = bank.create()
+    path = bank.path(request_id)
+    assert request_status.advance(bank.docs, path, "requested")
+    assert not request_status.advance(bank.docs, path, "received")  # an earlier state
+    assert not request_status.advance(bank.docs, f"users/{UID}/paymentRequests/none", "requested")
+    known = bank.memory.get(path)
+    assert request_status.advance_from(bank.docs, known, "completed")
+    assert not request_status.advance_from(bank.docs, known, "completed")  # shown already
+    assert not request_status.advance_from(bank.docs, None, "completed")  # no document read
+    assert bank.request(request_id)["status"] == "completed"
+    stale = Doc(path, {"status": "requested"}, dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    assert not request_status.advance_from(bank.docs, stale, "failed")  # the unit of work saw "completed"

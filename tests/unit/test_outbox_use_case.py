@@ -1,0 +1,83 @@
+"""The transactional outbox (fjordbank.service_layer.outbox) on the in-memory ports: an
+event staged with its change, published and removed, or left for the relay when NATS is
+away, and relayed once it is old enough."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fjordbank.service_layer import outbox
+from fjordbank.service_layer.ports import UnitOfWork
+from tests.support.memory import MemoryDocuments
+from tests.support.round_trips import RecordingPublisher, RoundTrips
+
+NOW = dt.datetime(2027, 3, 10, 10, 0, tzinfo=dt.UTC)
+APPROVED = outbox.Event("customers.approved", {"uid": "u1"}, "customer:u1:approved")
+ISSUE = outbox.Event("cards.commands.issue", {"cardId": "c1"}, "c1:issue")
+
+
+@pytest.fixture
+def docs() -> RoundTrips:
+    return RoundTrips(MemoryDocuments(lambda: NOW))
+
+
+def change_with_events(docs: RoundTrips, *events: outbox.Event, staged_at: dt.datetime = NOW) -> None:
+    """A use case's unit of work: its change and its events, committed together."""
+
+    def run(uow: UnitOfWork) -> None:
+        uow.get("customers/u1")
+        uow.set("customers/u1", {"status": "approved"})
+        for event in events:
+            outbox.stage(uow, event, clock=lambda: staged_at)
+
+    docs.transact(run, operation="test_change")
+
+
+def staged(docs: RoundTrips) -> list[str]:
+    return [d.id for d in docs.query(outbox.OUTBOX)]
+
+
+def test_an_event_is_staged_with_its_change_then_published_and_removed(docs):
+    change_with_events(docs, APPROVED, ISSUE)
+    doc = docs.get(outbox.path_of(APPROVED.msg_id))
+    assert doc.data == {"subject": "customers.approved", "kind": "customers", "body": {"uid": "u1"}, "stagedAt": NOW}
+    publisher = RecordingPublisher()
+    assert outbox.deliver(docs, publisher, [APPROVED, ISSUE]) == 2
+    assert [(p.subject, p.body, p.msg_id) for p in publisher.published] == [
+        ("customers.approved", {"uid": "u1"}, "customer:u1:approved"),
+        ("cards.commands.issue", {"cardId": "c1"}, "c1:issue"),
+    ]
+    assert staged(docs) == []
+
+
+def test_an_event_that_failed_to_publish_waits_and_the_relay_sends_it(docs):
+    change_with_events(docs, APPROVED)
+    assert outbox.deliver(docs, RecordingPublisher(fail=True), [APPROVED]) == 0
+    assert staged(docs) == [APPROVED.msg_id]  # the change stands, its event waits
+    publisher = RecordingPublisher()
+    counts = outbox.relay(docs, publisher, clock=lambda: NOW + dt.timedelta(seconds=30))
+    assert counts == {"pending": 1, "published": 1}
+    assert [p.msg_id for p in publisher.published] == [APPROVED.msg_id]
+    assert publisher.published[0].body == {"uid": "u1"} and staged(docs) == []
+
+
+def test_the_relay_leaves_young_events_to_their_use_case_and_nats_away_to_the_next_run(docs):
+    change_with_events(docs, APPROVED, staged_at=NOW - dt.timedelta(minutes=5))
+    change_with_events(docs, ISSUE, staged_at=NOW - dt.timedelta(seconds=3))
+    away = RecordingPublisher(fail=True)
+    assert outbox.relay(docs, away, clock=lambda: NOW) == {"pending": 1, "published": 0}
+    assert away.attempts == 1 and sorted(staged(docs)) == sorted([APPROVED.msg_id, ISSUE.msg_id])
+    publisher = RecordingPublisher()
+    assert outbox.relay(docs, publisher, clock=lambda: NOW, limit=5) == {"pending": 1, "published": 1}
+    assert staged(docs) == [ISSUE.msg_id]
+
+
+def test_the_relay_takes_at_most_its_limit_in_one_query(docs):
+    events = [outbox.Event("cards.updated", {"n": i}, f"c{i}:updated") for i in range(5)]
+    change_with_events(docs, *events, staged_at=NOW - dt.timedelta(minutes=1))
+    docs.reset()
+    assert outbox.relay(docs, RecordingPublisher(), clock=lambda: NOW, limit=3) == {"pending": 3, "published": 3}
+    assert docs.counts == {"RunQuery": 1, "Commit": 3}  # one delete per event published
+    assert len(staged(docs)) == 2

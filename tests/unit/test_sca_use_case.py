@@ -1,0 +1,158 @@
+"""Strong customer authentication's use cases (fjordbank.service_layer.sca) on the
+in-memory ports: the device key's enrolment and the check of a payment's signature (the
+standing orders' path; the payment trigger's is in test_edge_use_case)."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from fjordbank.domain import sca as rules
+from fjordbank.domain.payments import PaymentRejected
+from fjordbank.service_layer import sca
+from tests.support.memory import MemoryDocuments
+from tests.support.round_trips import RoundTrips
+
+UID = "u1"
+KEY = ec.generate_private_key(ec.SECP256R1())
+PAYEE, NEW_PAYEE = "97100000036", "15030000010"
+ORDER = f"users/{UID}/standingOrders/order-12345678"
+
+
+@pytest.fixture
+def docs() -> RoundTrips:
+    return RoundTrips(MemoryDocuments())
+
+
+def put(docs: RoundTrips, path: str, data: dict) -> None:
+    b = docs.docs.batch()
+    b.set(path, data)
+    b.commit()
+
+
+def enrolled(docs: RoundTrips) -> RoundTrips:
+    sca.register_key(docs, UID, key_id="phone-key-1", public_key=rules.public_key_b64(KEY))
+    put(docs, f"screeningCustomers/{UID}", {"payees": [PAYEE]})
+    docs.reset()
+    return docs
+
+
+# ---- enrolment ---------------------------------------------------------------------------
+def test_a_key_is_enrolled_once_in_one_query_and_one_unit_of_work(docs):
+    assert sca.register_key(docs, UID, key_id="phone-key-1", public_key=rules.public_key_b64(KEY)) == "phone-key-1"
+    key = docs.get(f"users/{UID}/scaKeys/phone-key-1")
+    assert key.data["keyId"] == "phone-key-1" and key.data["publicKey"] == rules.public_key_b64(KEY)
+    assert docs.get(f"scaEnrolments/{UID}").data["keyId"] == "phone-key-1"
+    assert docs.counts["RunQuery"] == 1 and docs.counts["BeginTransaction"] == 1
+    assert docs.docs.attempts == {sca.REGISTER_KEY: 1}
+
+
+@pytest.mark.parametrize(
+    ("before", "code"),
+    [
+        ({f"scaEnrolments/{UID}": {"keyId": "phone-key-1"}}, "sca_key_exists"),
+        ({f"users/{UID}/scaKeys/older-key-1": {"keyId": "older-key-1"}}, "sca_key_exists"),  # before the marker
+        ({f"customers/{UID}": {"status": "approved"}}, "enrolment_closed"),
+    ],
+    ids=["enrolled", "key-before-the-marker", "applied"],
+)
+def test_a_second_enrolment_or_one_after_applying_is_refused(docs, before, code):
+    for path, data in before.items():
+        put(docs, path, data)
+    with pytest.raises(rules.ScaRefused) as refused:
+        sca.register_key(docs, UID, key_id="stolen-key-1", public_key=rules.public_key_b64(KEY))
+    assert refused.value.code == code
+    assert docs.get(f"users/{UID}/scaKeys/stolen-key-1") is None
+
+
+def test_a_malformed_key_is_refused_before_any_read(docs):
+    with pytest.raises(rules.ScaRefused) as refused:
+        sca.register_key(docs, UID, key_id="no", public_key=rules.public_key_b64(KEY))
+    assert refused.value.code == "invalid_key" and docs.calls == 0
+
+
+# ---- a payment's signature ---------------------------------------------------------------
+def check(docs: RoundTrips, *, amount: int = 12_300, to: str = PAYEE, signed=None, path: str = ORDER, **kw) -> None:
+    sca.check_payment(
+        docs,
+        UID,
+        request_path=path,
+        request_id=path.rsplit("/", 1)[-1],
+        amount=amount,
+        currency="NOK",
+        to_account=to,
+        own_payee=kw.get("own_payee", False),
+        sca=signed,
+        threshold=rules.DEFAULT_THRESHOLD,
+    )
+
+
+def signature(amount: int = 12_300, to: str = PAYEE, request_id: str = "order-12345678", key=KEY) -> dict:
+    return {"keyId": "phone-key-1", "signature": rules.sign(key, rules.challenge(request_id, amount, "NOK", to))}
+
+
+def test_no_signature_is_needed_for_a_small_payment_to_a_known_or_own_payee(docs):
+    enrolled(docs)
+    check(docs)
+    check(docs, to=NEW_PAYEE, own_payee=True)
+    assert docs.counts == {"BatchGetDocuments": 1}  # the payee lookup only when the amount does not decide
+
+
+@pytest.mark.parametrize(("amount", "to"), [(500_001, PAYEE), (12_300, NEW_PAYEE)], ids=["large", "new-payee"])
+def test_a_large_payment_or_a_new_payee_needs_a_signature(docs, amount, to):
+    enrolled(docs)
+    with pytest.raises(PaymentRejected) as refused:
+        check(docs, amount=amount, to=to)
+    assert refused.value.code == "sca_required"
+
+
+def test_a_valid_signature_is_recorded_as_used_in_one_read_and_one_write(docs):
+    enrolled(docs)
+    signed = signature(500_001)
+    check(docs, amount=500_001, signed=signed)
+    used = docs.get(sca.used_path(signed))
+    assert used.data["request"] == ORDER and used.data["uid"] == UID
+    assert docs.counts == {"BatchGetDocuments": 2, "Commit": 1}  # the key and the use in one read
+    check(docs, amount=500_001, signed=signed)  # the same request again: no second record
+
+
+def test_a_signature_used_for_another_request_is_refused(docs):
+    enrolled(docs)
+    signed = signature()
+    check(docs, signed=signed)
+    with pytest.raises(PaymentRejected) as refused:
+        check(docs, signed=signed, path=f"users/{UID}/standingOrders/order-87654321")
+    assert refused.value.code == "sca_reused"
+
+
+@pytest.mark.parametrize(
+    "signed",
+    [
+        signature(key=ec.generate_private_key(ec.SECP256R1())),
+        signature(amount=99_900),
+        {**signature(), "keyId": "unknown-key"},
+    ],
+    ids=["another-key", "other-values", "unregistered-key"],
+)
+def test_a_signature_that_does_not_match_is_invalid(docs, signed):
+    enrolled(docs)
+    with pytest.raises(PaymentRejected) as refused:
+        check(docs, signed=signed)
+    assert refused.value.code == "sca_invalid"
+    assert docs.get(sca.used_path(signed)) is None
+
+
+def test_a_use_recorded_between_the_read_and_the_write_by_another_request_is_refused(docs):
+    enrolled(docs)
+    signed = signature()
+    real_get_many = docs.get_many
+
+    def get_many_then_raced(paths):
+        found = real_get_many(paths)
+        put(docs, sca.used_path(signed), sca.used_record(UID, f"users/{UID}/standingOrders/order-other-1"))
+        return found
+
+    docs.get_many = get_many_then_raced
+    with pytest.raises(PaymentRejected) as refused:
+        check(docs, signed=signed)
+    assert refused.value.code == "sca_reused"
