@@ -23,6 +23,7 @@ from google.cloud.firestore_v1.document import DocumentReference
 from prometheus_client import Counter
 
 from fjordbank.adapters import firestore_calls
+from fjordbank.service_layer.ports import Contention
 
 if TYPE_CHECKING:
     from fjordbank.adapters.faults import FaultSwitch
@@ -87,10 +88,11 @@ TRANSIENT = (
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` means "try again later" rather than a bug. The client's
     ``@transactional`` gives up on a transaction that lost every attempt to contention with
-    a ValueError ("Failed to commit transaction in N attempts") caused by ABORTED."""
+    a ValueError ("Failed to commit transaction in N attempts") caused by ABORTED; a unit of
+    work of the document ports (fjordbank.adapters.documents) with ``Contention``."""
     if isinstance(exc, ValueError) and isinstance(exc.__cause__, api_errors.Aborted):
         return True
-    return isinstance(exc, TRANSIENT)
+    return isinstance(exc, (*TRANSIENT, Contention))
 
 
 # ---- transaction attempts --------------------------------------------------------------
