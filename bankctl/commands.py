@@ -59,10 +59,11 @@ def _google_errors(what: str, config: Config):
 def audit(args) -> int:
     """Check conservation, balances against the replay of postings, holds, available
     balances and that every completed payment is posted exactly once. Exit 1 on any problem."""
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer.audit import audit_ledger
 
     with _google_errors("reading the ledger", args.config):
-        report = audit_ledger(_firestore(args.config))
+        report = audit_ledger(FirestoreDocuments(_firestore(args.config)))
     if args.json:
         emit_json(
             {
@@ -305,6 +306,7 @@ def list_jobs(args) -> int:
 def reviews(args) -> int:
     """Onboarding applications waiting for an operator: list them, approve or reject one.
     Approving opens the customer's first account; both push the result to the customer."""
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.publisher import SyncPublisher
     from fjordbank.config import load_settings
     from fjordbank.domain.onboarding import OnboardingRefused
@@ -312,7 +314,7 @@ def reviews(args) -> int:
     from fjordbank.service_layer import onboarding
 
     config = args.config
-    db = _firestore(config)
+    db = FirestoreDocuments(_firestore(config))
     with _google_errors("reading the reviews", config):
         if args.action == "list":
             pending = onboarding.pending_reviews(db)
@@ -509,6 +511,7 @@ def economy(args) -> int:
     month against the one before, and whether the figures the insights service keeps equal
     a recomputation from the ledger's records (exit 1 if not)."""
     from bankctl.customers import kroner
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.domain.economy import compare, previous_month
     from fjordbank.service_layer.insights import economy_differences, stored_economy
 
@@ -516,8 +519,9 @@ def economy(args) -> int:
     admin = bank.admin
     uid = admin.resolve_customer(args.customer, bank.auth)
     with admin.errors("reading my economy"):
-        months = stored_economy(admin.db, uid)
-        problems = economy_differences(admin.db, uid)
+        docs = FirestoreDocuments(admin.db)
+        months = stored_economy(docs, uid)
+        problems = economy_differences(docs, uid)
     ordered = sorted(months)[-args.months :]
     if args.json:
         emit_json(
@@ -649,6 +653,7 @@ def load(args) -> int:
     audit. Exit 1 if the audit finds a problem or a payment did not finish."""
     from bankctl.customers import parse_amount
     from bankctl.load import LoadRun, render, run_load
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer.audit import audit_ledger
 
     if args.payments < 1 or args.customers < 2 or args.concurrency < 1:
@@ -668,7 +673,7 @@ def load(args) -> int:
     ok = "not final (timeout)" not in summary["statuses"]
     if not args.no_audit:
         with step("load audit"), _google_errors("reading the ledger", args.config):
-            report = audit_ledger(bank.admin.db)
+            report = audit_ledger(FirestoreDocuments(bank.admin.db))
         summary["audit"] = {
             "ok": report.ok,
             "accounts": report.accounts,

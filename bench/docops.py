@@ -138,6 +138,7 @@ def pushes_queued(project_id: str, *, still: float = 3.0, timeout: float = 120) 
 def push_delivery(project_id: str, pushes: int = 20) -> dict:
     """The push function's Firestore work per push (service_layer.push.deliver, on a
     project of its own, to a customer with one device and default preferences)."""
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.push import PushResult
     from fjordbank.service_layer import push
 
@@ -148,11 +149,12 @@ def push_delivery(project_id: str, pushes: int = 20) -> dict:
     db = sync_client(f"{project_id}-push-{uuid.uuid4().hex[:6]}")
     uid = "bench-push"
     db.document(f"users/{uid}/devices/phone").set({"token": "t" * 40})
+    docs = FirestoreDocuments(db)
     total: dict[str, float] = defaultdict(float)
     for i in range(pushes):
         item = {"uid": uid, "kind": "payments", "dedupeKey": f"k-{uuid.uuid4().hex}-{i}", "title": "t", "body": "b"}
         with tally() as counts:
-            push.deliver(db, Sink(), item)
+            push.deliver(docs, Sink(), item)
         for key in ("calls", "reads", "writes"):
             total[key] += counts[key]
     return {k: v / pushes for k, v in total.items()}

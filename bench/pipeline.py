@@ -361,9 +361,10 @@ async def run(args) -> tuple[dict, Tracker]:
     )
     print(f"  {naive}", flush=True)
 
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer.audit import audit_ledger
 
-    report = await asyncio.to_thread(audit_ledger, sync_client(stack.s.project_id))
+    report = await asyncio.to_thread(audit_ledger, FirestoreDocuments(sync_client(stack.s.project_id)))
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},

@@ -483,9 +483,10 @@ def main(argv: list[str] | None = None) -> int:
 
     phase("pipeline_phases", pipeline)
 
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer.audit import audit_ledger
 
-    report = audit_ledger(sync_client(stack.s.project_id))
+    report = audit_ledger(FirestoreDocuments(sync_client(stack.s.project_id)))
     result["audit"] = {"ok": report.ok, "problems": report.problems[:20]}
     try:
         result["goals"] = goals(result)

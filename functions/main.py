@@ -40,6 +40,7 @@ from fjordbank.service_layer import (
     ratelimits,
     sca,
     scheduled,
+    seams,
     standing_orders,
 )
 
@@ -92,17 +93,25 @@ def deps() -> tuple:
         if not _deps:
             settings = load_settings(identity="edge")
             _deps["db"] = sync_client(settings.project_id)
-            _deps["documents"] = FirestoreDocuments(_deps["db"])  # the use cases' ports on that client
+            _deps["docs"] = FirestoreDocuments(_deps["db"])  # the use cases' ports on that client
             _deps["publisher"] = SyncPublisher(settings.nats, name="edge")
             _deps["settings"] = settings
+            _deps["collaborators"] = seams.bound(_deps["docs"], _deps["publisher"])
         return _deps["db"], _deps["publisher"], _deps["settings"]
 
 
-def documents() -> FirestoreDocuments:
+def docs() -> FirestoreDocuments:
     """The document ports (fjordbank.service_layer.ports.Documents) on the instance's one
-    Firestore client."""
+    Firestore client (see `deps`)."""
     deps()
-    return _deps["documents"]
+    return _deps["docs"]
+
+
+def collaborators() -> seams.Collaborators:
+    """The use cases other use cases call, bound to the instance's documents and publisher
+    (fjordbank.service_layer.seams)."""
+    deps()
+    return _deps["collaborators"]
 
 
 def sanctions():
@@ -149,11 +158,10 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
     if event.data is None:
         return
     _db, publisher, settings = deps()
-    docs = documents()
     uid, request_id = event.params["uid"], event.params["requestId"]
     try:
         status = edge.handle_payment_request(
-            docs,
+            docs(),
             publisher,
             uid=uid,
             request_id=request_id,
@@ -168,7 +176,7 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
         log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ERROR, log_metrics.INTERNAL)
         raise
     if status == "rejected":  # its reason is on the document (one read, on a refusal only)
-        request = docs.get(request_path(uid, request_id))
+        request = docs().get(request_path(uid, request_id))
         reason = (request.data if request else {}).get("reason") or {}
         log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.REFUSED, reason.get("code"))
     else:
@@ -179,7 +187,7 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
 def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     """Send the pushes the notifier queued (a batch per message) through FCM (the local
     sink in development)."""
-    db, _publisher, settings = deps()
+    _db, _publisher, settings = deps()
     with _lock:
         if "push_sender" not in _deps:
             _deps["push_sender"] = sender_from_config(settings.project_id, settings.fcm_sink_url)
@@ -189,7 +197,7 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
     # in groups by trace, each under a span that continues it.
     items = message.get("pushes") if isinstance(message, dict) else None
     if not isinstance(items, list):
-        push.deliver_batch(db, _deps["push_sender"], message)
+        push.deliver_batch(docs(), _deps["push_sender"], message)
         return
     fallback = (event.data.message.attributes or {}).get(tracing.TRACEPARENT)
     groups: dict[str | None, list] = {}
@@ -201,7 +209,7 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
             parent = tracing.extract({tracing.TRACEPARENT: traceparent}) if traceparent else None
             attrs = {"fjb.pushes": len(group)}
             with tracing.span("edge on_push", parent, kind=tracing.SpanKind.CONSUMER, attrs=attrs) as span:
-                outcomes = push.deliver_batch(db, _deps["push_sender"], {"pushes": group})
+                outcomes = push.deliver_batch(docs(), _deps["push_sender"], {"pushes": group})
                 tracing.set_attributes(span, {f"fjb.pushes.{k}": v for k, v in outcomes.items()})
     finally:
         tracing.flush()
@@ -214,12 +222,14 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
     """Scheduled jobs: Cloud Scheduler publishes {"job": NAME} (locally: bankctl jobs run). On the
     emulator a message may also set the job's clock and scope (scheduled.job_overrides: chaos
     runs and tests); anywhere else such a message is refused."""
-    db, publisher, _settings = deps()
+    _db, publisher, settings = deps()
     message = event.data.message.json or {}
     job, run = str(message.get("job", "")), event.data.message.message_id
     try:
         overrides = scheduled.job_overrides(message, os.environ)
-        result = scheduled.run_job(db, publisher, job, bank_regs=_settings.bank_regs, **overrides)
+        result = scheduled.run_job(
+            docs(), publisher, job, collaborators=collaborators(), bank_regs=settings.bank_regs, **overrides
+        )
     except Exception:
         # one line per run, ended either way, named by its Pub/Sub message (chaos's clock waits for it)
         log.exception("scheduled job failed", extra={"job": job, "run": run})
@@ -302,7 +312,7 @@ def _caller(req: https_fn.CallableRequest, allowed: frozenset[str], *, limit: st
             {"reason": "invalid_request"},
         )
     if limit is not None:
-        ratelimits.check(documents(), req.auth.uid, limit)
+        ratelimits.check(docs(), req.auth.uid, limit)
     return req.auth.uid, data
 
 
@@ -326,23 +336,23 @@ def _refused(exc: DomainError) -> https_fn.HttpsError:
 
 @endpoint({"kind", "name"}, limit="accounts")
 def accounts_open(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    db, publisher, settings = deps()
+    _db, publisher, settings = deps()
     number = accounts.open_account(
-        db, uid, kind=data.get("kind"), name=data.get("name"), bank_reg=settings.bank_regs[0], publisher=publisher
+        docs(), publisher, uid, kind=data.get("kind"), name=data.get("name"), bank_reg=settings.bank_regs[0]
     )
     return {"accountId": number}
 
 
 @endpoint({"accountId", "name"}, limit="accounts")
 def accounts_rename(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    accounts.rename_account(deps()[0], uid, account_id=data.get("accountId"), name=data.get("name"))
+    accounts.rename_account(docs(), uid, account_id=data.get("accountId"), name=data.get("name"))
     return {"ok": True}
 
 
 @endpoint({"accountId"}, limit="accounts")
 def accounts_close(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    db, publisher, _settings = deps()
-    accounts.close_account(db, uid, account_id=data.get("accountId"), publisher=publisher)
+    _db, publisher, _settings = deps()
+    accounts.close_account(docs(), publisher, uid, account_id=data.get("accountId"))
     return {"ok": True}
 
 
@@ -350,9 +360,9 @@ def accounts_close(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
 def onboarding_submit(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """An application: name, nationalId, dateOfBirth, address, phone, email. Answers the
     decision (approved with the first account, review, or rejected with a reason)."""
-    db, publisher, settings = deps()
+    _db, publisher, settings = deps()
     return onboarding.submit(
-        db,
+        docs(),
         publisher,
         uid,
         data,
@@ -373,9 +383,9 @@ def onboarding_decide(req: https_fn.CallableRequest, operator: str, data: dict) 
             "uid and decision approve|reject",
             {"reason": "invalid_request"},
         )
-    db, publisher, settings = deps()
+    _db, publisher, settings = deps()
     return onboarding.decide_review(
-        db,
+        docs(),
         publisher,
         data["uid"],
         approve=data["decision"] == "approve",
@@ -387,33 +397,35 @@ def onboarding_decide(req: https_fn.CallableRequest, operator: str, data: dict) 
 
 @endpoint({"accountId"}, limit="cards")
 def cards_issue(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    db, publisher, _settings = deps()
-    return {"cardId": cards.issue_card(db, publisher, uid, account_id=data.get("accountId"))}
+    _db, publisher, _settings = deps()
+    return {"cardId": cards.issue_card(docs(), publisher, uid, account_id=data.get("accountId"))}
 
 
 @endpoint({"cardId", "frozen"}, limit="cards")
 def cards_freeze(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    db, publisher, _settings = deps()
-    return {"status": cards.set_frozen(db, publisher, uid, card_id=data.get("cardId"), frozen=data.get("frozen"))}
+    _db, publisher, _settings = deps()
+    frozen = cards.set_frozen(docs(), publisher, uid, card_id=data.get("cardId"), frozen=data.get("frozen"))
+    return {"status": frozen}
 
 
 @endpoint({"cardId", "limits"}, limit="cards")
 def cards_limits(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    db, publisher, _settings = deps()
-    return {"limits": cards.set_limits(db, publisher, uid, card_id=data.get("cardId"), limits=data.get("limits"))}
+    _db, publisher, _settings = deps()
+    return {"limits": cards.set_limits(docs(), publisher, uid, card_id=data.get("cardId"), limits=data.get("limits"))}
 
 
 @endpoint({"cardId", "reason"}, limit="cards")
 def cards_replace(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    db, publisher, _settings = deps()
-    return {"cardId": cards.replace_card(db, publisher, uid, card_id=data.get("cardId"), reason=data.get("reason"))}
+    _db, publisher, _settings = deps()
+    new_id = cards.replace_card(docs(), publisher, uid, card_id=data.get("cardId"), reason=data.get("reason"))
+    return {"cardId": new_id}
 
 
 @endpoint({"keyId", "publicKey"}, limit="accounts")
 def sca_register_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """The device's public key for strong customer authentication (ECDSA P-256, SPKI DER in
     base64), registered once, at onboarding."""
-    return {"keyId": sca.register_key(documents(), uid, key_id=data.get("keyId"), public_key=data.get("publicKey"))}
+    return {"keyId": sca.register_key(docs(), uid, key_id=data.get("keyId"), public_key=data.get("publicKey"))}
 
 
 @endpoint({"ocrLine", "fields"}, limit="invoices")
@@ -435,37 +447,47 @@ def invoices_scan(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
 def standing_orders_create(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """A weekly or monthly payment from ``startDate`` until ``endDate`` (or cancelled);
     ``orderId`` is the app's idempotency key. Confirmed with ``sca`` like a payment."""
-    db, _publisher, settings = deps()
-    order = standing_orders.create(db, uid, data, bank_regs=settings.bank_regs, sca_threshold=settings.sca_threshold)
+    _db, _publisher, settings = deps()
+    order = standing_orders.create(
+        docs(),
+        uid,
+        data,
+        bank_regs=settings.bank_regs,
+        check_sca=collaborators().check_sca,
+        sca_threshold=settings.sca_threshold,
+    )
     return standing_orders.public(order)
 
 
 @endpoint(order_terms.CHANGE_FIELDS, limit="payments")
 def standing_orders_update(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """Change an active order's ``amount``, ``endDate`` or ``nextDue`` before it runs."""
-    db, _publisher, settings = deps()
-    return standing_orders.public(standing_orders.change(db, uid, data, sca_threshold=settings.sca_threshold))
+    _db, _publisher, settings = deps()
+    changed = standing_orders.change(
+        docs(), uid, data, check_sca=collaborators().check_sca, sca_threshold=settings.sca_threshold
+    )
+    return standing_orders.public(changed)
 
 
 @endpoint({"orderId"}, limit="payments")
 def standing_orders_cancel(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    return standing_orders.public(standing_orders.cancel(deps()[0], uid, data.get("orderId")))
+    return standing_orders.public(standing_orders.cancel(docs(), uid, data.get("orderId")))
 
 
 @endpoint({"requestId"}, limit="payments")
 def payments_cancel_scheduled(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """Cancel a payment request that waits for its due date."""
-    return standing_orders.cancel_scheduled(deps()[0], uid, data.get("requestId"))
+    return standing_orders.cancel_scheduled(docs(), uid, data.get("requestId"))
 
 
 @endpoint({"accountId", "transactionId", "category"}, limit="accounts")
 def transactions_recategorise(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """The customer's category for a transaction's merchant: it sticks for that merchant."""
-    return insights.recategorise(deps()[0], uid, data.get("accountId"), data.get("transactionId"), data.get("category"))
+    return insights.recategorise(docs(), uid, data.get("accountId"), data.get("transactionId"), data.get("category"))
 
 
 @endpoint({"merchantKey", "restore"}, limit="accounts")
 def subscriptions_dismiss(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """ "Not a subscription": the detected subscription is no longer listed as one."""
     status = "active" if data.get("restore") is True else "dismissed"
-    return insights.set_subscription_status(deps()[0], uid, data.get("merchantKey"), status)
+    return insights.set_subscription_status(docs(), uid, data.get("merchantKey"), status)

@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = {n: all_kinds[n] for n in args.kinds.split(",")}
 
     from bankctl.config import load as load_config
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer.audit import audit_ledger
 
     settings = stack_settings.load()
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         t.join(timeout=600)  # the batch in hand finishes
     stop_count.set()
     after = checks.wait_drained(stack, 120)
-    audit = audit_ledger(bank.admin.db)
+    audit = audit_ledger(FirestoreDocuments(bank.admin.db))
     run.samples.append(sample(stack))
     findings = (
         checks.load_findings(run)

@@ -146,7 +146,11 @@ def _query(
     order_by: Sequence[OrderBy],
     limit: int | None,
 ) -> Any:
-    query: Any = db.collection(collection)
+    return _refine(db.collection(collection), where, order_by, limit)
+
+
+def _refine(query: Any, where: Sequence[Where], order_by: Sequence[OrderBy], limit: int | None) -> Any:
+    """A collection's or a collection group's query with the filters, order and limit."""
     for w in where:
         query = query.where(filter=FieldFilter(w.field, w.op, w.value))
     for o in order_by:
@@ -170,6 +174,17 @@ class FirestoreUnitOfWork(_Writer):
         for snap in db.get_all([db.document(p) for p in paths], transaction=self._tx):
             found[snap.reference.path] = to_doc(snap)
         return found
+
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        snaps = _query(self._db, collection, where, order_by, limit).stream(transaction=self._tx)
+        return [d for d in (to_doc(s) for s in snaps) if d is not None]
 
 
 class FirestoreDocuments:
@@ -218,6 +233,29 @@ class FirestoreDocuments:
         count_attempts(operation, attempts, None)
         return result
 
+    def query_group(
+        self,
+        collection_id: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        snaps = _refine(self.db.collection_group(collection_id), where, order_by, limit).stream()
+        return [d for d in (to_doc(s) for s in snaps) if d is not None]
+
+    def query_at(
+        self,
+        collection: str,
+        read_time: dt.datetime,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        snaps = _query(self.db, collection, where, order_by, limit).stream(read_time=read_time)
+        return [d for d in (to_doc(s) for s in snaps) if d is not None]
+
 
 class AsyncFirestoreUnitOfWork(_Writer):
     def __init__(self, db: firestore.AsyncClient, tx: AsyncTransaction) -> None:
@@ -233,6 +271,16 @@ class AsyncFirestoreUnitOfWork(_Writer):
         async for snap in db.get_all([db.document(p) for p in paths], transaction=self._tx):
             found[snap.reference.path] = to_doc(snap)
         return found
+
+    async def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return await _collect(_query(self._db, collection, where, order_by, limit).stream(transaction=self._tx))
 
 
 class AsyncFirestoreDocuments:
@@ -276,3 +324,34 @@ class AsyncFirestoreDocuments:
         with port_errors():
             result: T = await async_transactional(operation=operation)(attempt)(self.db.transaction())
         return result
+
+    async def query_group(
+        self,
+        collection_id: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return await _collect(_refine(self.db.collection_group(collection_id), where, order_by, limit).stream())
+
+    async def query_at(
+        self,
+        collection: str,
+        read_time: dt.datetime,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return await _collect(_query(self.db, collection, where, order_by, limit).stream(read_time=read_time))
+
+
+async def _collect(snaps: Any) -> list[Doc]:
+    """The documents of an asynchronous query's stream."""
+    found = []
+    async for snap in snaps:
+        doc = to_doc(snap)
+        if doc is not None:
+            found.append(doc)
+    return found

@@ -13,8 +13,6 @@ import datetime as dt
 import logging
 from typing import Any
 
-from google.cloud.firestore_v1 import Client
-
 from fjordbank.adapters.firestore import ACCOUNTS, CARD_AUTHORIZATIONS, HOLDS, LEDGER_PAYMENTS, OPS, POSTINGS
 from fjordbank.domain.audit import (
     AVAILABLE,
@@ -29,10 +27,11 @@ from fjordbank.domain.audit import (
     TRANSIT,
     UNKNOWN_ACCOUNT,
     AuditReport,
-    Documents,
     LedgerDocuments,
     audit,
 )
+from fjordbank.domain.audit import Documents as LedgerCollection
+from fjordbank.service_layer.ports import Clock, Documents, system_clock
 
 __all__ = [
     "AVAILABLE",
@@ -83,17 +82,19 @@ def summary_of(report: AuditReport, ran_at: dt.datetime) -> dict[str, Any]:
     }
 
 
-def run_and_record(db: Client, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Run the audit (a sync client) and store its summary in ops/ledgerAudit. Returns the
-    summary. An audit that cannot finish raises and leaves the last summary as it was, so
-    its ranAt grows old (the staleness alert's signal)."""
-    ran_at = now or dt.datetime.now(dt.UTC)
+def run_and_record(docs: Documents, *, clock: Clock = system_clock) -> dict[str, Any]:
+    """Run the audit and store its summary in ops/ledgerAudit. Returns the summary. An
+    audit that cannot finish raises and leaves the last summary as it was, so its ranAt
+    grows old (the staleness alert's signal)."""
+    ran_at = clock()
     # one consistent snapshot of the whole ledger, a moment ago (never in the future of the
     # database's clock): payments committing while the collections are read one after the
     # other would otherwise show as problems that are none
-    report = audit_ledger(db, now=ran_at, read_time=ran_at - SNAPSHOT_LAG)
+    report = audit_ledger(docs, clock=lambda: ran_at, read_time=ran_at - SNAPSHOT_LAG)
     summary = summary_of(report, ran_at)
-    db.collection(OPS).document(SUMMARY_DOC).set(summary)
+    batch = docs.batch()
+    batch.set(f"{OPS}/{SUMMARY_DOC}", summary)
+    batch.commit()
     if report.ok:
         log.info("ledger audit ok", extra={"accounts": report.accounts, "postings": report.postings})
     else:
@@ -104,31 +105,30 @@ def run_and_record(db: Client, *, now: dt.datetime | None = None) -> dict[str, A
     return summary
 
 
-def audit_ledger(db: Client, *, now: dt.datetime | None = None, read_time: dt.datetime | None = None) -> AuditReport:
-    """Read the whole ledger with a sync Firestore client and check every invariant.
+def audit_ledger(docs: Documents, *, clock: Clock = system_clock, read_time: dt.datetime | None = None) -> AuditReport:
+    """Read the whole ledger and check every invariant.
 
     ``read_time``: read every collection as it was at that moment (a consistent snapshot,
     as the scheduled audit needs while payments run; Firestore serves reads up to an hour
     back, older ones with point-in-time recovery). None: the latest data, collection by
     collection (enough when nothing else writes: bankctl audit after a run, the tests)."""
-    ledger = load_ledger(db, read_time=read_time)
-    return audit(ledger, now=now or dt.datetime.now(dt.UTC))
+    ledger = load_ledger(docs, read_time=read_time)
+    return audit(ledger, now=clock())
 
 
-def load_ledger(db: Client, *, read_time: dt.datetime | None = None) -> LedgerDocuments:
+def load_ledger(docs: Documents, *, read_time: dt.datetime | None = None) -> LedgerDocuments:
     """Every collection the audit checks, as plain data (see ``audit_ledger``)."""
     return LedgerDocuments(
-        accounts=_documents(db, ACCOUNTS, read_time),
-        postings=_documents(db, POSTINGS, read_time),
-        payments=_documents(db, LEDGER_PAYMENTS, read_time),
-        holds=_documents(db, HOLDS, read_time),
-        card_authorizations=_documents(db, CARD_AUTHORIZATIONS, read_time),
+        accounts=_documents(docs, ACCOUNTS, read_time),
+        postings=_documents(docs, POSTINGS, read_time),
+        payments=_documents(docs, LEDGER_PAYMENTS, read_time),
+        holds=_documents(docs, HOLDS, read_time),
+        card_authorizations=_documents(docs, CARD_AUTHORIZATIONS, read_time),
     )
 
 
-def _documents(db: Client, collection: str, read_time: dt.datetime | None) -> Documents:
-    """A whole collection: document id -> data, in the order Firestore streams it."""
-    docs: dict[str, dict[str, Any]] = {}
-    for snap in db.collection(collection).stream(read_time=read_time):
-        docs[snap.id] = snap.to_dict() or {}  # a streamed document exists: never None
-    return docs
+def _documents(docs: Documents, collection: str, read_time: dt.datetime | None) -> LedgerCollection:
+    """A whole collection: document id -> data, in the order of the ids (as Firestore
+    streams it), each in one query."""
+    found = docs.query(collection) if read_time is None else docs.query_at(collection, read_time)
+    return {d.id: d.data for d in found}

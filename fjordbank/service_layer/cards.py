@@ -2,8 +2,8 @@
 
 The edge never sees a card number. Ordering writes ``cards/{cardId}`` as "issuing" and a
 ``cards.commands.issue`` command; the card service makes the PAN in its vault and turns
-the document "active" with the last four digits and expiry. Every change is one Firestore
-transaction with its event in the outbox.
+the document "active" with the last four digits and expiry. Every change is one unit of
+work (fjordbank.service_layer.ports) with its event in the outbox.
 """
 
 from __future__ import annotations
@@ -11,17 +11,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1 import DocumentReference, Transaction
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from fjordbank import topology
-from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
 from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CUSTOMERS
 from fjordbank.domain import cards as rules
 from fjordbank.domain.events import CardUpdated, IssueCard
 from fjordbank.service_layer import outbox
-from fjordbank.service_layer.ports import Publisher
+from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
 
 MAX_CARDS_PER_ACCOUNT = 2
 REPLACE_REASONS = ("lost", "stolen", "damaged")
@@ -29,6 +24,10 @@ REPLACE_REASONS = ("lost", "stolen", "damaged")
 
 def new_card_id() -> str:
     return "card_" + secrets.token_hex(10)
+
+
+def card_path(card_id: str) -> str:
+    return f"{CARDS}/{card_id}"
 
 
 def _issue_command(uid: str, card_id: str, account_id: str) -> outbox.Event:
@@ -52,116 +51,113 @@ def _card_doc(
         "type": "virtual-debit",
         "limits": limits,
         "replaces": replaces,
-        "createdAt": firestore.SERVER_TIMESTAMP,
-        "updatedAt": firestore.SERVER_TIMESTAMP,
+        "createdAt": SERVER_TIME,
+        "updatedAt": SERVER_TIME,
     }
 
 
-def _owned_card(
-    tx: Transaction, db: firestore.Client, uid: str, card_id: object
-) -> tuple[DocumentReference, dict[str, Any]]:
+def _owned_card(uow: UnitOfWork, uid: str, card_id: object) -> Doc:
+    """The caller's card; any other is "no such card"."""
     if not isinstance(card_id, str) or not card_id.startswith("card_") or len(card_id) > 40:
         raise rules.CardRefused("unknown_card", "no such card")
-    ref = db.collection(CARDS).document(card_id)
-    snap = ref.get(transaction=tx)
-    if not snap.exists or snap.get("ownerUid") != uid:
+    doc = uow.get(card_path(card_id))
+    if doc is None or doc.data.get("ownerUid") != uid:
         raise rules.CardRefused("unknown_card", "no such card")  # the same answer for others' cards
-    return ref, snap.to_dict() or {}
+    return doc
 
 
-def issue_card(db: firestore.Client, publisher: Publisher, uid: str, *, account_id: object) -> str:
+def _check_can_issue(uow: UnitOfWork, uid: str, account_id: str) -> None:
+    """An approved customer's open account, with fewer than the most usable cards on it."""
+    customer = uow.get(f"{CUSTOMERS}/{uid}")
+    if customer is None or customer.data.get("status") != "approved":
+        raise rules.CardRefused("not_a_customer", "only approved customers get cards")
+    account = uow.get(f"{ACCOUNTS}/{account_id}")
+    if account is None or account.data.get("ownerUid") != uid:
+        raise rules.CardRefused("unknown_account", "no such account")
+    if account.data.get("status") != "open":
+        raise rules.CardRefused("account_closed", "the account is closed")
+    on_account = uow.query(CARDS, where=[Where("accountId", "==", account_id)])
+    usable = [c for c in on_account if c.data.get("status") != rules.BLOCKED and c.data.get("ownerUid") == uid]
+    if len(usable) >= MAX_CARDS_PER_ACCOUNT:
+        raise rules.CardRefused("too_many_cards", f"at most {MAX_CARDS_PER_ACCOUNT} cards per account")
+
+
+def issue_card(
+    docs: Documents, publisher: Publisher, uid: str, *, account_id: object, clock: Clock = system_clock
+) -> str:
     if not isinstance(account_id, str) or not account_id.isdigit() or len(account_id) != 11:
         raise rules.CardRefused("unknown_account", "no such account")
     card_id = new_card_id()
     event = _issue_command(uid, card_id, account_id)
 
-    @firestore.transactional
-    def run(tx: Transaction) -> None:
-        customer = db.collection(CUSTOMERS).document(uid).get(transaction=tx)
-        if not customer.exists or customer.get("status") != "approved":
-            raise rules.CardRefused("not_a_customer", "only approved customers get cards")
-        account = db.collection(ACCOUNTS).document(account_id).get(transaction=tx)
-        if not account.exists or account.get("ownerUid") != uid:
-            raise rules.CardRefused("unknown_account", "no such account")
-        if account.get("status") != "open":
-            raise rules.CardRefused("account_closed", "the account is closed")
-        on_account = db.collection(CARDS).where(filter=FieldFilter("accountId", "==", account_id))
-        usable = [s for s in tx.get(on_account) if s.get("status") != rules.BLOCKED and s.get("ownerUid") == uid]
-        if len(usable) >= MAX_CARDS_PER_ACCOUNT:
-            raise rules.CardRefused("too_many_cards", f"at most {MAX_CARDS_PER_ACCOUNT} cards per account")
-        tx.create(
-            db.collection(CARDS).document(card_id), _card_doc(uid, card_id, account_id, dict(rules.DEFAULT_LIMITS))
-        )
-        outbox.stage(FirestoreUnitOfWork(db, tx), event)
+    def run(uow: UnitOfWork) -> None:
+        _check_can_issue(uow, uid, account_id)
+        uow.create(card_path(card_id), _card_doc(uid, card_id, account_id, dict(rules.DEFAULT_LIMITS)))
+        outbox.stage(uow, event, clock=clock)
 
-    run(db.transaction())
-    outbox.deliver(FirestoreDocuments(db), publisher, [event])
+    docs.transact(run, operation="cards_issue")
+    outbox.deliver(docs, publisher, [event])
     return card_id
 
 
-def set_frozen(db: firestore.Client, publisher: Publisher, uid: str, *, card_id: object, frozen: object) -> str:
+def set_frozen(
+    docs: Documents, publisher: Publisher, uid: str, *, card_id: object, frozen: object, clock: Clock = system_clock
+) -> str:
     if type(frozen) is not bool:
         raise rules.CardRefused("invalid_request", "frozen must be true or false")
     status = rules.FROZEN if frozen else rules.ACTIVE
 
-    @firestore.transactional
-    def run(tx: Transaction) -> outbox.Event:
-        ref, data = _owned_card(tx, db, uid, card_id)
-        if data.get("status") not in (rules.ACTIVE, rules.FROZEN):
-            raise rules.CardRefused("card_not_active", f"a card that is {data.get('status')} cannot be changed")
-        tx.update(ref, {"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
-        event = _updated(uid, data["cardId"], {"status": status})
-        outbox.stage(FirestoreUnitOfWork(db, tx), event)
+    def run(uow: UnitOfWork) -> outbox.Event:
+        card = _owned_card(uow, uid, card_id)
+        if card.data.get("status") not in (rules.ACTIVE, rules.FROZEN):
+            raise rules.CardRefused("card_not_active", f"a card that is {card.data.get('status')} cannot be changed")
+        uow.update(card.path, {"status": status, "updatedAt": SERVER_TIME})
+        event = _updated(uid, card.data["cardId"], {"status": status})
+        outbox.stage(uow, event, clock=clock)
         return event
 
-    event: outbox.Event = run(db.transaction())
-    outbox.deliver(FirestoreDocuments(db), publisher, [event])
+    outbox.deliver(docs, publisher, [docs.transact(run, operation="cards_freeze")])
     return status
 
 
 def set_limits(
-    db: firestore.Client, publisher: Publisher, uid: str, *, card_id: object, limits: object
+    docs: Documents, publisher: Publisher, uid: str, *, card_id: object, limits: object, clock: Clock = system_clock
 ) -> dict[str, Any]:
-    @firestore.transactional
-    def run(tx: Transaction) -> tuple[dict[str, Any], outbox.Event]:
-        ref, data = _owned_card(tx, db, uid, card_id)
-        if data.get("status") == rules.BLOCKED:
+    def run(uow: UnitOfWork) -> tuple[dict[str, Any], outbox.Event]:
+        card = _owned_card(uow, uid, card_id)
+        if card.data.get("status") == rules.BLOCKED:
             raise rules.CardRefused("card_not_active", "a blocked card cannot be changed")
-        merged = rules.validate_limits(limits, data.get("limits"))
-        tx.update(ref, {"limits": merged, "updatedAt": firestore.SERVER_TIMESTAMP})
-        event = _updated(uid, data["cardId"], {"limits": merged})
-        outbox.stage(FirestoreUnitOfWork(db, tx), event)
+        merged = rules.validate_limits(limits, card.data.get("limits"))
+        uow.update(card.path, {"limits": merged, "updatedAt": SERVER_TIME})
+        event = _updated(uid, card.data["cardId"], {"limits": merged})
+        outbox.stage(uow, event, clock=clock)
         return merged, event
 
-    changed: tuple[dict[str, Any], outbox.Event] = run(db.transaction())
-    merged, event = changed
-    outbox.deliver(FirestoreDocuments(db), publisher, [event])
+    merged, event = docs.transact(run, operation="cards_limits")
+    outbox.deliver(docs, publisher, [event])
     return merged
 
 
-def replace_card(db: firestore.Client, publisher: Publisher, uid: str, *, card_id: object, reason: object) -> str:
+def replace_card(
+    docs: Documents, publisher: Publisher, uid: str, *, card_id: object, reason: object, clock: Clock = system_clock
+) -> str:
     """Block the card at once (lost, stolen, damaged) and order a new one on the same
     account with the same limits."""
     if reason not in REPLACE_REASONS:
         raise rules.CardRefused("invalid_request", f"reason must be one of {list(REPLACE_REASONS)}")
     new_id = new_card_id()
 
-    @firestore.transactional
-    def run(tx: Transaction) -> list[outbox.Event]:
-        ref, data = _owned_card(tx, db, uid, card_id)
+    def run(uow: UnitOfWork) -> list[outbox.Event]:
+        card = _owned_card(uow, uid, card_id)
+        data = card.data
         if data.get("status") == rules.BLOCKED:
             raise rules.CardRefused("card_not_active", "the card is already blocked")
-        tx.update(
-            ref,
-            {
-                "status": rules.BLOCKED,
-                "blockedReason": reason,
-                "replacedBy": new_id,
-                "updatedAt": firestore.SERVER_TIMESTAMP,
-            },
+        uow.update(
+            card.path,
+            {"status": rules.BLOCKED, "blockedReason": reason, "replacedBy": new_id, "updatedAt": SERVER_TIME},
         )
-        tx.create(
-            db.collection(CARDS).document(new_id),
+        uow.create(
+            card_path(new_id),
             _card_doc(uid, new_id, data["accountId"], data.get("limits") or dict(rules.DEFAULT_LIMITS), data["cardId"]),
         )
         events = [
@@ -169,9 +165,8 @@ def replace_card(db: firestore.Client, publisher: Publisher, uid: str, *, card_i
             _issue_command(uid, new_id, data["accountId"]),
         ]
         for event in events:
-            outbox.stage(FirestoreUnitOfWork(db, tx), event)
+            outbox.stage(uow, event, clock=clock)
         return events
 
-    events: list[outbox.Event] = run(db.transaction())
-    outbox.deliver(FirestoreDocuments(db), publisher, events)
+    outbox.deliver(docs, publisher, docs.transact(run, operation="cards_replace"))
     return new_id

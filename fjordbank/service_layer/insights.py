@@ -6,20 +6,15 @@ reads it in its own transaction (the feed's writers, the insights service), so t
 applies to every transaction with that merchant, earlier and later ones, and a replay of
 the events gives the same figures as before it. Changing it here moves the merchant's
 bookings from their old category to the new one in "my economy", in transactions of at
-most `CHUNK` bookings that each update the bookings and their months together, and then
-relabels the feed entries.
+most `CHUNK` bookings (units of work, fjordbank.service_layer.ports) that each update the
+bookings and their months together, and then relabels the feed entries.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from typing import Any
-
-from google.cloud import firestore
-from google.cloud.firestore_v1 import Transaction
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fjordbank.adapters.firestore import (
     ACCOUNTS,
@@ -31,16 +26,17 @@ from fjordbank.adapters.firestore import (
     SUBSCRIPTIONS,
     TRANSACTIONS,
     USERS,
-    user_doc,
 )
 from fjordbank.domain import bookings, economy
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.categories import CATEGORIES, override_key
 from fjordbank.domain.errors import Refused
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
+from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, UnitOfWork, Where, system_clock
 
 log = logging.getLogger(__name__)
 CHUNK = 200
+RELABEL_BATCH = 400  # feed entries relabelled per commit
 TX_ID = re.compile(r"[A-Za-z0-9_:-]{1,100}")  # a payment or card authorisation id (never a path)
 CHOOSABLE = tuple(c for c in CATEGORIES if c != "income")  # spending categories
 
@@ -49,56 +45,76 @@ class InsightsRefused(Refused):
     """A correction the bank refuses."""
 
 
+def user_path(uid: str, collection: str, doc_id: str | None = None) -> str:
+    """``users/{uid}/{collection}`` or, with ``doc_id``, one of its documents."""
+    return f"{USERS}/{uid}/{collection}" + ("" if doc_id is None else f"/{doc_id}")
+
+
 def recategorise(
-    db: firestore.Client, uid: str, account_id: object, transaction_id: object, category: object
+    docs: Documents,
+    uid: str,
+    account_id: object,
+    transaction_id: object,
+    category: object,
+    *,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
-    if category not in CHOOSABLE:
+    """The customer's category for a transaction's merchant, kept for that merchant: its
+    bookings move in "my economy", its feed entries and its subscription are relabelled."""
+    if not isinstance(category, str) or category not in CHOOSABLE:
         raise InsightsRefused("invalid_category", f"category must be one of {', '.join(CHOOSABLE)}", "category")
-    if not isinstance(account_id, str) or not isinstance(transaction_id, str) or not TX_ID.fullmatch(transaction_id):
-        raise InsightsRefused("invalid_transaction", "accountId and transactionId are required", "transactionId")
-    account = db.collection(ACCOUNTS).document(account_id).get() if account_id.isdigit() else None
-    if account is None or not account.exists or account.get("ownerUid") != uid:
-        raise InsightsRefused("unknown_transaction", "no such transaction on your accounts", "transactionId")
-    entry_snap = db.collection(ACCOUNTS).document(account_id).collection(TRANSACTIONS).document(transaction_id).get()
-    if not entry_snap.exists:
-        raise InsightsRefused("unknown_transaction", "no such transaction on your accounts", "transactionId")
-    entry = entry_snap.to_dict() or {}
-    if entry.get("direction") != "out":  # (transfers between own accounts keep "transfers" whatever is chosen)
-        raise InsightsRefused("not_spending", "only spending can be recategorised", "transactionId")
+    entry = _spending_entry(docs, uid, account_id, transaction_id)
     key = entry.get("merchantKey") or override_key(
         kind=entry.get("kind", "payment"),
         merchant_name=entry.get("merchantName"),
         counterparty_account=entry.get("counterpartyAccount"),
     )
-    now = dt.datetime.now(dt.UTC)
-    user_doc(db, uid, CATEGORY_OVERRIDES, key).set({"category": category, "key": key, "updatedAt": now})
-    moved = _move_items(db, uid, key, category)
-    relabelled = _relabel_feed(db, uid, key, category)
-    subscription = user_doc(db, uid, SUBSCRIPTIONS, key)
-    if subscription.get().exists:
-        subscription.update({"category": category})
+    chosen = docs.batch()
+    chosen.set(user_path(uid, CATEGORY_OVERRIDES, key), {"category": category, "key": key, "updatedAt": clock()})
+    chosen.commit()
+    moved = _move_items(docs, uid, key, category)
+    relabelled = _relabel_feed(docs, uid, key, category)
+    subscription = user_path(uid, SUBSCRIPTIONS, key)
+    if docs.get(subscription) is not None:
+        relabel = docs.batch()
+        relabel.update(subscription, {"category": category})
+        relabel.commit()
     log.info("merchant recategorised", extra={"uid": uid, "key": key, "category": category, "moved": moved})
     return {"key": key, "category": category, "bookingsMoved": moved, "entriesRelabelled": relabelled}
 
 
-def _move_items(db: firestore.Client, uid: str, key: str, category: str) -> int:
-    items = db.document(f"users/{uid}").collection(ECONOMY_ITEMS).where(filter=FieldFilter("key", "==", key))
-    ids = [s.id for s in items.stream() if s.get("category") != category and s.get("direction") == "out"]
+def _spending_entry(docs: Documents, uid: str, account_id: object, transaction_id: object) -> dict[str, Any]:
+    """The feed entry of a payment out of one of the caller's accounts."""
+    if not isinstance(account_id, str) or not isinstance(transaction_id, str) or not TX_ID.fullmatch(transaction_id):
+        raise InsightsRefused("invalid_transaction", "accountId and transactionId are required", "transactionId")
+    account = docs.get(f"{ACCOUNTS}/{account_id}") if account_id.isdigit() else None
+    if account is None or account.data.get("ownerUid") != uid:
+        raise InsightsRefused("unknown_transaction", "no such transaction on your accounts", "transactionId")
+    found = docs.get(f"{ACCOUNTS}/{account_id}/{TRANSACTIONS}/{transaction_id}")
+    if found is None:
+        raise InsightsRefused("unknown_transaction", "no such transaction on your accounts", "transactionId")
+    if found.data.get("direction") != "out":  # (transfers between own accounts keep "transfers" whatever is chosen)
+        raise InsightsRefused("not_spending", "only spending can be recategorised", "transactionId")
+    return found.data
+
+
+def _move_items(docs: Documents, uid: str, key: str, category: str) -> int:
+    items = docs.query(user_path(uid, ECONOMY_ITEMS), where=[Where("key", "==", key)])
+    ids = [i.id for i in items if i.data.get("category") != category and i.data.get("direction") == "out"]
     for start in range(0, len(ids), CHUNK):
-        _move_chunk(db, uid, ids[start : start + CHUNK], category)
+        _move_chunk(docs, uid, ids[start : start + CHUNK], category)
     return len(ids)
 
 
-def _move_chunk(db: firestore.Client, uid: str, item_ids: list[str], category: str) -> None:
-    @firestore.transactional
-    def run(tx: Transaction) -> None:
-        refs = [user_doc(db, uid, ECONOMY_ITEMS, i) for i in item_ids]
-        items = {s.id: s.to_dict() or {} for s in db.get_all(refs, transaction=tx) if s.exists}
+def _move_chunk(docs: Documents, uid: str, item_ids: list[str], category: str) -> None:
+    """Move these bookings to ``category`` and their months' figures with them, together."""
+
+    def run(uow: UnitOfWork) -> None:
+        found = uow.get_many([user_path(uid, ECONOMY_ITEMS, i) for i in item_ids])
+        items = {d.id: d.data for d in found.values() if d is not None}
         month_ids = sorted({item["month"] for item in items.values()})
-        month_refs = [user_doc(db, uid, ECONOMY, m) for m in month_ids]
-        months = {
-            s.id: economy.Month.from_dict(s.to_dict() or {}) for s in db.get_all(month_refs, transaction=tx) if s.exists
-        }
+        read = uow.get_many([user_path(uid, ECONOMY, m) for m in month_ids])
+        months = {d.id: economy.Month.from_dict(d.data) for d in read.values() if d is not None}
         changed: dict[str, dict[str, Any]] = {}
         for item_id, doc in items.items():
             old = economy.Item.from_dict(doc)
@@ -106,89 +122,90 @@ def _move_chunk(db: firestore.Client, uid: str, item_ids: list[str], category: s
             if economy.apply(months, old, new):
                 changed[item_id] = {**doc, **new.to_dict()}
         for item_id, doc in changed.items():
-            tx.set(user_doc(db, uid, ECONOMY_ITEMS, item_id), {**doc, "updatedAt": firestore.SERVER_TIMESTAMP})
+            uow.set(user_path(uid, ECONOMY_ITEMS, item_id), {**doc, "updatedAt": SERVER_TIME})
         for month in {changed[i]["month"] for i in changed}:
-            tx.set(
-                user_doc(db, uid, ECONOMY, month), {**months[month].to_dict(), "updatedAt": firestore.SERVER_TIMESTAMP}
-            )
+            uow.set(user_path(uid, ECONOMY, month), {**months[month].to_dict(), "updatedAt": SERVER_TIME})
 
-    run(db.transaction())
+    docs.transact(run, operation="insights_recategorise")
 
 
-def _relabel_feed(db: firestore.Client, uid: str, key: str, category: str) -> int:
-    accounts = db.collection(ACCOUNTS).where(filter=FieldFilter("ownerUid", "==", uid)).stream()
+def _relabel_feed(docs: Documents, uid: str, key: str, category: str) -> int:
+    """The merchant's spending entries in the feeds of the caller's accounts, relabelled in
+    batches of `RELABEL_BATCH` (the last one committed even when empty, as ever)."""
     relabelled = 0
-    batch = db.batch()
-    for account in accounts:
-        entries = account.reference.collection(TRANSACTIONS).where(filter=FieldFilter("merchantKey", "==", key))
-        for entry in entries.stream():
-            if entry.get("category") != category and entry.get("direction") == "out":
-                batch.update(entry.reference, {"category": category})
+    batch = docs.batch()
+    for account in docs.query(ACCOUNTS, where=[Where("ownerUid", "==", uid)]):
+        entries = docs.query(f"{account.path}/{TRANSACTIONS}", where=[Where("merchantKey", "==", key)])
+        for entry in entries:
+            if entry.data.get("category") != category and entry.data.get("direction") == "out":
+                batch.update(entry.path, {"category": category})
                 relabelled += 1
-                if relabelled % 400 == 0:
+                if relabelled % RELABEL_BATCH == 0:
                     batch.commit()
-                    batch = db.batch()
+                    batch = docs.batch()
     batch.commit()
     return relabelled
 
 
-def set_subscription_status(db: firestore.Client, uid: str, key: object, status: str) -> dict[str, Any]:
+def set_subscription_status(docs: Documents, uid: str, key: object, status: str) -> dict[str, Any]:
     """Dismiss a subscription that is none (or list it again): the choice sticks."""
     if not isinstance(key, str) or not key or "/" in key or len(key) > 120:
         raise InsightsRefused("invalid_merchant_key", "merchantKey is required", "merchantKey")
-    ref = user_doc(db, uid, SUBSCRIPTIONS, key)
+    path = user_path(uid, SUBSCRIPTIONS, key)
 
-    @firestore.transactional
-    def run(tx: Transaction) -> dict[str, Any]:
-        snap = ref.get(transaction=tx)
-        if not snap.exists:
+    def run(uow: UnitOfWork) -> dict[str, Any]:
+        if uow.get(path) is None:
             raise InsightsRefused("unknown_subscription", "no such subscription", "merchantKey")
-        tx.update(ref, {"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
+        uow.update(path, {"status": status, "updatedAt": SERVER_TIME})
         return {"merchantKey": key, "status": status}
 
-    result: dict[str, Any] = run(db.transaction())
-    return result
+    return docs.transact(run, operation="subscriptions_status")
 
 
 # ---- recomputation from the ledger ----------------------------------------------------------
-def ledger_bookings(db: firestore.Client, uid: str) -> list[Booking]:
+def ledger_bookings(docs: Documents, uid: str) -> list[Booking]:
     """Every booking of ``uid`` from the ledger's own records (not from any event): the
     completed payments it made or received (ledgerPayments) and its captured card
     purchases (cardAuthorizations)."""
-    accounts = {s.id for s in db.collection(ACCOUNTS).where(filter=FieldFilter("ownerUid", "==", uid)).stream()}
+    accounts = {a.id for a in docs.query(ACCOUNTS, where=[Where("ownerUid", "==", uid)])}
     found: list[Booking] = []
-    payments = db.collection(LEDGER_PAYMENTS)
-    made = payments.where(filter=FieldFilter("uid", "==", uid)).where(filter=FieldFilter("status", "==", "completed"))
-    received = [
-        s
-        for account in sorted(accounts)
-        for s in payments.where(filter=FieldFilter("toAccount", "==", account)).stream()
-        if s.get("status") == "completed" and s.get("kind") == "internal"
-    ]
-    for snap in [*made.stream(), *received]:
-        record = snap.to_dict() or {}
+    for record in _completed_payments(docs, uid, accounts):
         payee_uid = uid if record["toAccount"] in accounts else None
         if payee_uid is None and record["kind"] == "internal":
-            target = db.collection(ACCOUNTS).document(record["toAccount"]).get()
-            payee_uid = target.get("ownerUid") if target.exists else None
+            target = docs.get(f"{ACCOUNTS}/{record['toAccount']}")
+            payee_uid = target.data.get("ownerUid") if target is not None else None
         event = PaymentEvent(payment_of(record), "completed")
         found += [b for b in bookings.from_payment(event, payee_uid=payee_uid) if b.uid == uid]
-    cards = db.collection(CARD_AUTHORIZATIONS).where(filter=FieldFilter("ownerUid", "==", uid))
-    for snap in cards.stream():
-        r = snap.to_dict() or {}
-        found += bookings.from_card_capture(
-            {
-                "status": r.get("status"),
-                "uid": uid,
-                "auth_id": snap.id,
-                "account_id": r.get("accountId"),
-                "amount": r.get("capturedAmount"),
-                "merchant_name": r.get("merchantName"),
-                "mcc": r.get("mcc"),
-                "day": r.get("spendDay"),
-            }
-        )
+    for auth in docs.query(CARD_AUTHORIZATIONS, where=[Where("ownerUid", "==", uid)]):
+        found += bookings.from_card_capture(_card_capture(uid, auth))
     return found
+
+
+def _completed_payments(docs: Documents, uid: str, accounts: set[str]) -> list[dict[str, Any]]:
+    """The completed payments ``uid`` made, then the internal ones its accounts received."""
+    received = [
+        p.data
+        for account in sorted(accounts)
+        for p in docs.query(LEDGER_PAYMENTS, where=[Where("toAccount", "==", account)])
+        if p.data.get("status") == "completed" and p.data.get("kind") == "internal"
+    ]
+    made = docs.query(LEDGER_PAYMENTS, where=[Where("uid", "==", uid), Where("status", "==", "completed")])
+    return [*(p.data for p in made), *received]
+
+
+def _card_capture(uid: str, auth: Doc) -> dict[str, Any]:
+    """A card authorisation's record as bookings.from_card_capture reads it."""
+    r = auth.data
+    return {
+        "status": r.get("status"),
+        "uid": uid,
+        "auth_id": auth.id,
+        "account_id": r.get("accountId"),
+        "amount": r.get("capturedAmount"),
+        "merchant_name": r.get("merchantName"),
+        "mcc": r.get("mcc"),
+        "day": r.get("spendDay"),
+    }
 
 
 def payment_of(record: dict[str, Any]) -> PaymentRequested:
@@ -210,22 +227,20 @@ def payment_of(record: dict[str, Any]) -> PaymentRequested:
     )
 
 
-def recompute_economy(db: firestore.Client, uid: str) -> dict[str, economy.Month]:
+def recompute_economy(docs: Documents, uid: str) -> dict[str, economy.Month]:
     """My economy from scratch, from the ledger and the customer's categories."""
-    overrides = {s.id: s.get("category") for s in db.document(f"{USERS}/{uid}").collection(CATEGORY_OVERRIDES).stream()}
-    return economy.recompute(ledger_bookings(db, uid), overrides)
+    overrides = {o.id: o.data["category"] for o in docs.query(user_path(uid, CATEGORY_OVERRIDES))}
+    return economy.recompute(ledger_bookings(docs, uid), overrides)
 
 
-def stored_economy(db: firestore.Client, uid: str) -> dict[str, economy.Month]:
+def stored_economy(docs: Documents, uid: str) -> dict[str, economy.Month]:
     """My economy as the insights service maintains it."""
-    return {
-        s.id: economy.Month.from_dict(s.to_dict()) for s in db.document(f"{USERS}/{uid}").collection(ECONOMY).stream()
-    }
+    return {m.id: economy.Month.from_dict(m.data) for m in docs.query(user_path(uid, ECONOMY))}
 
 
-def economy_differences(db: firestore.Client, uid: str) -> list[str]:
+def economy_differences(docs: Documents, uid: str) -> list[str]:
     """Where the maintained figures differ from a recomputation (empty: they agree)."""
-    stored, fresh = stored_economy(db, uid), recompute_economy(db, uid)
+    stored, fresh = stored_economy(docs, uid), recompute_economy(docs, uid)
     problems = []
     for month in sorted(set(stored) | set(fresh)):
         have = stored.get(month, economy.Month(month)).figures()

@@ -1,7 +1,7 @@
 """Onboarding: an application through the callable, a decision, and an operator's review.
 
-Everything a decision makes is written in one Firestore transaction, so a failure leaves
-nothing half-made:
+Everything a decision makes is written in one unit of work (fjordbank.service_layer.ports),
+so a failure leaves nothing half-made:
 
   customers/{uid}      what the app shows: status, reason, name, contact, masked id
   kyc/{uid}            the full application and the screening matches (backend only)
@@ -18,12 +18,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1 import Transaction
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from fjordbank import topology
-from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
 from fjordbank.adapters.firestore import CUSTOMERS
 from fjordbank.domain import onboarding as rules
 from fjordbank.domain.accounts import DEFAULT_NAMES, SPENDING
@@ -32,7 +27,7 @@ from fjordbank.domain.norway import mask_national_id, today_in_norway
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.accounts import claim_number, create_account
-from fjordbank.service_layer.ports import Publisher
+from fjordbank.service_layer.ports import SERVER_TIME, Clock, Documents, Publisher, UnitOfWork, Where, system_clock
 
 log = logging.getLogger(__name__)
 KYC = "kyc"
@@ -56,7 +51,7 @@ def load_sanctions(path: str) -> SanctionsList:
 
 
 def submit(
-    db: firestore.Client,
+    docs: Documents,
     publisher: Publisher,
     uid: str,
     data: object,
@@ -65,67 +60,30 @@ def submit(
     bank_reg: str,
     today: dt.date | None = None,
     allow_synthetic: bool = False,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Validate, screen and decide an application. Raises `OnboardingRefused` (nothing
     written) for a malformed application, a second application or an identity in use."""
-    application = rules.parse_application(data, today=today or today_in_norway(), allow_synthetic=allow_synthetic)
+    application = rules.parse_application(
+        data, today=today or today_in_norway(clock()), allow_synthetic=allow_synthetic
+    )
     decision = rules.decide(application, sanctions)
     nid = application.national_id.number
-    customer_ref = db.collection(CUSTOMERS).document(uid)
-    id_ref = db.collection(NATIONAL_IDS).document(nid)
 
-    @firestore.transactional
-    def run(tx: Transaction) -> tuple[str | None, list[outbox.Event]]:
-        if customer_ref.get(transaction=tx).exists:
+    def run(uow: UnitOfWork) -> tuple[str | None, list[outbox.Event]]:
+        if uow.get(f"{CUSTOMERS}/{uid}") is not None:
             raise rules.OnboardingRefused("already_onboarded", "you have already applied")
-        if id_ref.get(transaction=tx).exists:
+        if uow.get(f"{NATIONAL_IDS}/{nid}") is not None:
             raise rules.OnboardingRefused(
                 "identity_in_use", "this identity number belongs to another customer; contact the bank", "nationalId"
             )
-        number = claim_number(tx, db, bank_reg) if decision.outcome == rules.APPROVED else None
-        # writes only from here on (Firestore transactions read first)
-        now = firestore.SERVER_TIMESTAMP
-        tx.create(
-            customer_ref,
-            {
-                "uid": uid,
-                "status": decision.outcome,
-                "reason": decision.reason,
-                "name": application.name,
-                "email": application.email,
-                "phone": application.phone,
-                "address": application.address.to_dict(),
-                "nationalIdMasked": mask_national_id(nid),
-                "firstAccountId": number,
-                "appliedAt": now,
-                "decidedAt": now if decision.outcome != rules.REVIEW else None,
-                "updatedAt": now,
-            },
-        )
-        tx.create(
-            db.collection(KYC).document(uid),
-            {
-                "nationalId": nid,
-                "idKind": application.national_id.kind,
-                "birthDate": application.birth_date.isoformat(),
-                "name": application.name,
-                "screening": [m._asdict() for m in decision.matches],
-                "decision": decision.outcome,
-                "reason": decision.reason,
-                "appliedAt": now,
-            },
-        )
-        tx.create(id_ref, {"uid": uid, "createdAt": now})
-        events = []
-        if number is not None:
-            events.append(create_account(tx, db, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING]))
-        event = customer_event(uid, decision.outcome, decision.reason, number)
-        outbox.stage(FirestoreUnitOfWork(db, tx), event)
-        return number, [event, *events]
+        number = claim_number(uow, bank_reg) if decision.outcome == rules.APPROVED else None
+        # writes only from here on (a unit of work reads first)
+        _write_application(uow, uid, application, decision, number)
+        return number, _decided(uow, uid, decision.outcome, decision.reason, number, clock)
 
-    decided: tuple[str | None, list[outbox.Event]] = run(db.transaction())
-    number, events = decided
-    outbox.deliver(FirestoreDocuments(db), publisher, events)
+    number, events = docs.transact(run, operation="onboarding_submit")
+    outbox.deliver(docs, publisher, events)
     log.info(
         "onboarding decided",
         extra={"uid": uid, "status": decision.outcome, "reason": decision.reason, "id": mask_national_id(nid)},
@@ -133,24 +91,76 @@ def submit(
     return {"status": decision.outcome, "reason": decision.reason, "accountId": number}
 
 
-def pending_reviews(db: firestore.Client, limit: int = 100) -> list[dict[str, Any]]:
-    query = db.collection(CUSTOMERS).where(filter=FieldFilter("status", "==", rules.REVIEW)).limit(limit)
+def _write_application(
+    uow: UnitOfWork, uid: str, application: rules.Application, decision: rules.Decision, number: str | None
+) -> None:
+    """The customer's profile, the full application with its screening, and the claim of
+    the identity number."""
+    nid = application.national_id.number
+    now = SERVER_TIME
+    uow.create(
+        f"{CUSTOMERS}/{uid}",
+        {
+            "uid": uid,
+            "status": decision.outcome,
+            "reason": decision.reason,
+            "name": application.name,
+            "email": application.email,
+            "phone": application.phone,
+            "address": application.address.to_dict(),
+            "nationalIdMasked": mask_national_id(nid),
+            "firstAccountId": number,
+            "appliedAt": now,
+            "decidedAt": now if decision.outcome != rules.REVIEW else None,
+            "updatedAt": now,
+        },
+    )
+    uow.create(
+        f"{KYC}/{uid}",
+        {
+            "nationalId": nid,
+            "idKind": application.national_id.kind,
+            "birthDate": application.birth_date.isoformat(),
+            "name": application.name,
+            "screening": [m._asdict() for m in decision.matches],
+            "decision": decision.outcome,
+            "reason": decision.reason,
+            "appliedAt": now,
+        },
+    )
+    uow.create(f"{NATIONAL_IDS}/{nid}", {"uid": uid, "createdAt": now})
+
+
+def _decided(
+    uow: UnitOfWork, uid: str, status: str, reason: str | None, number: str | None, clock: Clock
+) -> list[outbox.Event]:
+    """The first account (when approved) and the decision's event, staged: the events to
+    deliver after the commit, the decision's first."""
+    opened = []
+    if number is not None:
+        opened.append(create_account(uow, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING], clock=clock))
+    event = customer_event(uid, status, reason, number)
+    outbox.stage(uow, event, clock=clock)
+    return [event, *opened]
+
+
+def pending_reviews(docs: Documents, limit: int = 100) -> list[dict[str, Any]]:
     out = []
-    for snap in query.stream():
-        kyc = db.collection(KYC).document(snap.id).get()
+    for customer in docs.query(CUSTOMERS, where=[Where("status", "==", rules.REVIEW)], limit=limit):
+        kyc = docs.get(f"{KYC}/{customer.id}")
         out.append(
             {
-                "uid": snap.id,
-                "name": snap.get("name"),
-                "nationalIdMasked": snap.get("nationalIdMasked"),
-                "screening": (kyc.to_dict() or {}).get("screening", []) if kyc.exists else [],
+                "uid": customer.id,
+                "name": customer.data.get("name"),
+                "nationalIdMasked": customer.data.get("nationalIdMasked"),
+                "screening": kyc.data.get("screening", []) if kyc is not None else [],
             }
         )
     return out
 
 
 def decide_review(
-    db: firestore.Client,
+    docs: Documents,
     publisher: Publisher,
     uid: str,
     *,
@@ -158,40 +168,35 @@ def decide_review(
     operator: str,
     reason: str | None,
     bank_reg: str,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """An operator's decision on an application in review."""
     if not approve and not (isinstance(reason, str) and 0 < len(reason.strip()) <= 200):
         raise rules.OnboardingRefused("invalid_reason", "a rejection needs a reason (1-200 characters)")
     final_reason = reason.strip() if not approve and reason is not None else None  # a rejection's, checked above
-    customer_ref = db.collection(CUSTOMERS).document(uid)
+    status = rules.APPROVED if approve else rules.REJECTED
 
-    @firestore.transactional
-    def run(tx: Transaction) -> tuple[str | None, list[outbox.Event]]:
-        snap = customer_ref.get(transaction=tx)
-        if not snap.exists:
+    def run(uow: UnitOfWork) -> tuple[str | None, list[outbox.Event]]:
+        customer = uow.get(f"{CUSTOMERS}/{uid}")
+        if customer is None:
             raise rules.OnboardingRefused("unknown_customer", "no application from this user")
-        if snap.get("status") != rules.REVIEW:
-            raise rules.OnboardingRefused("not_in_review", f"the application is {snap.get('status')}, not in review")
-        number = claim_number(tx, db, bank_reg) if approve else None
-        status = rules.APPROVED if approve else rules.REJECTED
-        now = firestore.SERVER_TIMESTAMP
-        tx.update(
-            customer_ref,
+        if customer.data.get("status") != rules.REVIEW:
+            raise rules.OnboardingRefused(
+                "not_in_review", f"the application is {customer.data.get('status')}, not in review"
+            )
+        number = claim_number(uow, bank_reg) if approve else None
+        now = SERVER_TIME
+        uow.update(
+            customer.path,
             {"status": status, "reason": final_reason, "firstAccountId": number, "decidedAt": now, "updatedAt": now},
         )
-        tx.update(
-            db.collection(KYC).document(uid),
+        uow.update(
+            f"{KYC}/{uid}",
             {"decision": status, "reason": final_reason, "reviewedBy": operator, "reviewedAt": now},
         )
-        events = []
-        if number is not None:
-            events.append(create_account(tx, db, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING]))
-        event = customer_event(uid, status, final_reason, number)
-        outbox.stage(FirestoreUnitOfWork(db, tx), event)
-        return number, [event, *events]
+        return number, _decided(uow, uid, status, final_reason, number, clock)
 
-    decided: tuple[str | None, list[outbox.Event]] = run(db.transaction())
-    number, events = decided
-    outbox.deliver(FirestoreDocuments(db), publisher, events)
+    number, events = docs.transact(run, operation="onboarding_review")
+    outbox.deliver(docs, publisher, events)
     log.info("onboarding reviewed", extra={"uid": uid, "approved": approve, "operator": operator})
-    return {"status": rules.APPROVED if approve else rules.REJECTED, "accountId": number}
+    return {"status": status, "accountId": number}

@@ -170,11 +170,31 @@ class UnitOfWork(Writes, Protocol):
 
     def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]: ...
 
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        """A query read in the unit of work (one round trip): the commit fails, and the
+        function runs again, if a document it found changed in between."""
+
 
 class AsyncUnitOfWork(Writes, Protocol):
     async def get(self, path: str) -> Doc | None: ...
 
     async def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]: ...
+
+    async def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]: ...
 
 
 class Documents(Protocol):
@@ -201,6 +221,29 @@ class Documents(Protocol):
         commit lost to a concurrent change (a few attempts, then Contention). ``operation``
         names the use case in the attempt metrics."""
 
+    def query_group(
+        self,
+        collection_id: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        """A collection-group query: every collection named ``collection_id``, wherever it
+        is (``users/{uid}/standingOrders`` of every user), in one round trip."""
+
+    def query_at(
+        self,
+        collection: str,
+        read_time: dt.datetime,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        """``query`` as the documents were at ``read_time`` (a consistent snapshot across
+        several queries; Firestore keeps an hour of versions)."""
+
 
 class AsyncDocuments(Protocol):
     """The document database, asynchronous flavour (the consumer services)."""
@@ -221,6 +264,25 @@ class AsyncDocuments(Protocol):
     def batch(self) -> AsyncBatch: ...
 
     async def transact(self, fn: Callable[[AsyncUnitOfWork], Awaitable[T]], *, operation: str) -> T: ...
+
+    async def query_group(
+        self,
+        collection_id: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]: ...
+
+    async def query_at(
+        self,
+        collection: str,
+        read_time: dt.datetime,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]: ...
 
 
 # ---- the other ports ---------------------------------------------------------------------

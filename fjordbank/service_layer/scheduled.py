@@ -35,15 +35,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
-from itertools import chain
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1 import DocumentReference, DocumentSnapshot, Transaction
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from fjordbank import topology
-from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
 from fjordbank.adapters.firestore import PAYMENT_REQUESTS
 from fjordbank.domain import standing_orders as orders
 from fjordbank.domain.errors import DomainError
@@ -51,9 +45,8 @@ from fjordbank.domain.events import ExpireCardHolds
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
 from fjordbank.errors import ConfigError, PublishError
-from fjordbank.service_layer import audit, outbox, standing_orders
-from fjordbank.service_layer.edge import submit
-from fjordbank.service_layer.ports import Publisher
+from fjordbank.service_layer import audit, outbox, seams, standing_orders
+from fjordbank.service_layer.ports import Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
 from fjordbank.service_layer.standing_orders import available_of
 
 log = logging.getLogger(__name__)
@@ -87,27 +80,26 @@ def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[st
     return out
 
 
-def due_requests(
-    db: firestore.Client, today: dt.date, limit: int, uids: tuple[str, ...] | None = None
-) -> Iterator[DocumentSnapshot[DocumentReference]]:
-    requests = db.collection_group(PAYMENT_REQUESTS)
-    if uids:  # a scoped run (emulator only, job_overrides)
-        requests = requests.where(filter=FieldFilter("payment.uid", "in", list(uids)))
-    scheduled = (
-        requests.where(filter=FieldFilter("status", "==", "scheduled"))
-        .where(filter=FieldFilter("payment.due_date", "<=", today.isoformat()))
-        .limit(limit)
+def due_requests(docs: Documents, today: dt.date, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:
+    """The scheduled requests due by ``today``, then those whose publish failed. The second
+    query runs once the first one's requests are handled (a submit that fails to publish
+    leaves its request "received": this run tries it once more, as it always has)."""
+    scope = [Where("payment.uid", "in", list(uids))] if uids else []  # a scoped run (emulator only, job_overrides)
+    yield from docs.query_group(
+        PAYMENT_REQUESTS,
+        where=[*scope, Where("status", "==", "scheduled"), Where("payment.due_date", "<=", today.isoformat())],
+        limit=limit,
     )
-    unpublished = requests.where(filter=FieldFilter("status", "==", "received")).limit(limit)
-    return chain(scheduled.stream(), unpublished.stream())
+    yield from docs.query_group(PAYMENT_REQUESTS, where=[*scope, Where("status", "==", "received")], limit=limit)
 
 
 def submit_due_payments(
-    db: firestore.Client,
+    docs: Documents,
     publisher: Publisher,
     *,
+    submit: seams.Submit,
     bank_regs: tuple[str, ...] = (),
-    now: dt.datetime | None = None,
+    clock: Clock = system_clock,
     limit: int = 500,
     uids: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
@@ -115,78 +107,89 @@ def submit_due_payments(
 
     A scheduled payment the account cannot cover waits for the job's next run on its due
     date; once that day has passed it fails (the customer is told), as a standing order's
-    payment does (`fjordbank.domain.standing_orders.decide`)."""
-    now = now or dt.datetime.now(dt.UTC)
+    payment does (`fjordbank.domain.standing_orders.decide`). ``submit``: edge.submit on its
+    client (fjordbank.service_layer.seams)."""
+    now = clock()
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}
-    for snap in due_requests(db, today, limit, uids):
-        try:
-            payment = PaymentRequested.from_json(snap.get("payment"))
-        except (KeyError, TypeError, DomainError):
-            counts["malformed"] += 1
-            log.error("due request without a valid payment", extra={"path": snap.reference.path})
-            continue
-        if snap.get("status") == "scheduled":
-            available, is_open = available_of(db, payment.from_account)
-            decision = orders.decide(
-                due=dt.date.fromisoformat(payment.due_date),
-                today=today,
-                available=available,
-                amount=payment.amount,
-                account_open=is_open,
-            )
-            if decision.action != "submit":
-                counts[_hold_back(db, publisher, snap.reference, payment, decision, now)] += 1
-                continue
-        try:
-            submit(FirestoreDocuments(db), publisher, payment)
-        except PublishError:
-            counts["unpublished"] += 1  # still "received"/"scheduled": the next run tries again
-            continue
-        counts["submitted"] += 1
+    for request in due_requests(docs, today, limit, uids):
+        counts[_submit_due(docs, publisher, submit, request, today, now)] += 1
     log.info("due payments submitted", extra=counts)
-    standing = standing_orders.run_due(db, publisher, bank_regs=bank_regs, now=now, limit=limit, uids=uids)
+    standing = standing_orders.run_due(docs, publisher, bank_regs=bank_regs, clock=lambda: now, limit=limit, uids=uids)
     return {**counts, "standingOrders": standing}
 
 
-def _hold_back(
-    db: firestore.Client,
+def _submit_due(
+    docs: Documents,
     publisher: Publisher,
-    ref: DocumentReference,
+    submit: seams.Submit,
+    request: Doc,
+    today: dt.date,
+    now: dt.datetime,
+) -> str:
+    """One due request: submitted, held back (waiting, failed, skipped), left for the next
+    run (unpublished) or malformed."""
+    try:
+        payment = PaymentRequested.from_json(request.data["payment"])
+    except (KeyError, TypeError, DomainError):
+        log.error("due request without a valid payment", extra={"path": request.path})
+        return "malformed"
+    if request.data.get("status") == "scheduled":
+        available, is_open = available_of(docs, payment.from_account)
+        decision = orders.decide(
+            due=dt.date.fromisoformat(payment.due_date),
+            today=today,
+            available=available,
+            amount=payment.amount,
+            account_open=is_open,
+        )
+        if decision.action != "submit":
+            return _hold_back(docs, publisher, request.path, payment, decision, now)
+    try:
+        submit(payment)
+    except PublishError:
+        return "unpublished"  # still "received"/"scheduled": the next run tries again
+    return "submitted"
+
+
+def _hold_back(
+    docs: Documents,
+    publisher: Publisher,
+    path: str,
     payment: PaymentRequested,
     decision: orders.Decision,
     now: dt.datetime,
 ) -> str:
     """Wait (note the attempt on the request) or fail (the request fails, and its event is
-    staged in the same transaction so the customer is told)."""
+    staged in the same unit of work so the customer is told)."""
     event = PaymentEvent(payment, "failed", reason=decision.reason, message="the scheduled payment could not be paid")
     staged = outbox.Event(event.subject, event.to_json(), event.msg_id)
 
-    @firestore.transactional
-    def run(tx: Transaction) -> str:
-        current = ref.get(transaction=tx).to_dict() or {}
+    def run(uow: UnitOfWork) -> str:
+        found = uow.get(path)
+        current = {} if found is None else found.data
         if current.get("status") != "scheduled":
             return "skipped"
         if decision.action == "wait":
             due = dt.date.fromisoformat(payment.due_date)
-            tx.update(ref, {"waiting": orders.waiting(current, due, decision.reason)})
+            uow.update(path, {"waiting": orders.waiting(current, due, decision.reason)})
             return "waiting"
         # never None: a scheduled request may always fail
         update = projection_update(current, "failed", reason=decision.reason, message=event.message) or {}
-        tx.update(ref, {**update, "updatedAt": now, "timeline.failed": now})
-        outbox.stage(FirestoreUnitOfWork(db, tx), staged)
+        uow.update(path, {**update, "updatedAt": now, "timeline.failed": now})
+        outbox.stage(uow, staged)  # stagedAt: the machine's time
         return "failed"
 
-    outcome: str = run(db.transaction())
+    outcome = docs.transact(run, operation="scheduled_hold_back")
     if outcome == "failed":
-        outbox.deliver(FirestoreDocuments(db), publisher, [staged])
+        outbox.deliver(docs, publisher, [staged])
     return outcome
 
 
-def release_expired_holds(publisher: Publisher, *, now: dt.datetime | None = None) -> dict[str, int]:
+def release_expired_holds(publisher: Publisher, *, clock: Clock = system_clock) -> dict[str, int]:
     """Card holds are the card service's: the job hands it the command. Releasing is
     idempotent, so two runs (or two deliveries) release each hold once."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = clock()
     publisher.publish_json(
         topology.SUBJECT_CARD_EXPIRE_HOLDS,
         ExpireCardHolds(as_of=now.isoformat()).to_json(),
@@ -196,22 +199,28 @@ def release_expired_holds(publisher: Publisher, *, now: dt.datetime | None = Non
 
 
 def run_job(
-    db: firestore.Client,
+    docs: Documents,
     publisher: Publisher,
     job: str,
     *,
+    collaborators: seams.Collaborators,
     bank_regs: tuple[str, ...] = (),
     now: dt.datetime | None = None,
     uids: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """``now`` and ``uids``: `job_overrides` (the emulator's clock); None: the real one."""
+    """``now`` and ``uids``: `job_overrides` (the emulator's clock); None: the real one.
+    ``collaborators``: edge.submit and outbox.relay bound to the documents
+    (fjordbank.service_layer.seams)."""
+    clock: Clock = system_clock if now is None else (lambda: now)
     if job == SUBMIT_DUE_PAYMENTS:
-        return submit_due_payments(db, publisher, bank_regs=bank_regs, now=now, uids=uids)
+        return submit_due_payments(
+            docs, publisher, submit=collaborators.submit, bank_regs=bank_regs, clock=clock, uids=uids
+        )
     if job == RELEASE_EXPIRED_HOLDS:
-        return release_expired_holds(publisher, now=now)
+        return release_expired_holds(publisher, clock=clock)
     if job == RELAY_OUTBOX:
-        return outbox.relay(FirestoreDocuments(db), publisher)
+        return collaborators.relay()
     if job == AUDIT_LEDGER:
-        summary = audit.run_and_record(db)
+        summary = audit.run_and_record(docs)
         return {"ok": summary["ok"], "problems": summary["problemCount"]}
     raise ValueError(f"unknown job {job!r}; known: {', '.join(JOBS)}")

@@ -8,9 +8,10 @@ the order once, its payments then run without the phone, as PSD2 allows for recu
 payments of a fixed amount to the same payee).
 
 The job (`run_due`) takes each active order whose next due date has come. It decides with
-`fjordbank.domain.standing_orders.decide` and claims the due date in one Firestore
-transaction that moves the order to its next date and stages the payment's event in the
-outbox (fjordbank.service_layer.outbox); only then is the event published. So a due date
+`fjordbank.domain.standing_orders.decide` and claims the due date in one unit of work
+(fjordbank.service_layer.ports) that moves the order to its next date and stages the
+payment's event in the outbox (fjordbank.service_layer.outbox); only then is the event
+published. So a due date
 is paid at most once however often the job runs, even concurrently, and a crash after the
 claim leaves the event in the outbox for the relay instead of losing it.
 """
@@ -21,13 +22,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from google.api_core.exceptions import Aborted, AlreadyExists
-from google.cloud import firestore
-from google.cloud.firestore_v1 import DocumentReference, Transaction
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from fjordbank.adapters.documents import FirestoreDocuments, FirestoreUnitOfWork
-from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, request_path, user_doc
+from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, USERS, request_path
 from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import (
@@ -41,15 +36,25 @@ from fjordbank.domain.payments import (
     projection_update,
 )
 from fjordbank.domain.sca import DEFAULT_THRESHOLD
-from fjordbank.service_layer import outbox, sca
-from fjordbank.service_layer.edge import check_accounts
-from fjordbank.service_layer.ports import Publisher
+from fjordbank.service_layer import edge, outbox, seams
+from fjordbank.service_layer.ports import (
+    DELETE_FIELD,
+    AlreadyExists,
+    Clock,
+    Contention,
+    Doc,
+    Documents,
+    Publisher,
+    UnitOfWork,
+    Where,
+    system_clock,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _order_ref(db: firestore.Client, uid: str, order_id: str) -> DocumentReference:
-    return user_doc(db, uid, STANDING_ORDERS, order_id)
+def order_path(uid: str, order_id: str) -> str:
+    return f"{USERS}/{uid}/{STANDING_ORDERS}/{order_id}"
 
 
 def _terms_json(terms: rules.OrderTerms) -> dict[str, Any]:
@@ -68,34 +73,32 @@ def _terms_json(terms: rules.OrderTerms) -> dict[str, Any]:
 
 
 def create(
-    db: firestore.Client,
+    docs: Documents,
     uid: str,
     body: dict[str, Any],
     *,
     bank_regs: tuple[str, ...],
+    check_sca: seams.ScaCheck,
     sca_threshold: int = DEFAULT_THRESHOLD,
-    now: dt.datetime | None = None,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """A new standing order. The order id is the client's idempotency key: the same body
-    again returns the same order; another body with a used id is refused."""
-    now = now or dt.datetime.now(dt.UTC)
-    today = today_in_norway(now)
-    terms = rules.parse_terms(body, today=today)
+    again returns the same order; another body with a used id is refused. ``check_sca``:
+    sca.check_payment on its client (fjordbank.service_layer.seams)."""
+    now = clock()
+    terms = rules.parse_terms(body, today=today_in_norway(now))
     order_id = body["orderId"]
-    ref = _order_ref(db, uid, order_id)
-    existing = ref.get()
+    path = order_path(uid, order_id)
+    existing = docs.get(path)
     fingerprint = body_hash({k: v for k, v in body.items() if k != "sca"})
-    if existing.exists:
-        if existing.get("bodyHash") != fingerprint:
+    if existing is not None:
+        if existing.data.get("bodyHash") != fingerprint:
             raise PaymentRejected("order_exists", "another standing order has this id")
-        return existing.to_dict() or {}
-    kind, own_payee = check_accounts(
-        FirestoreDocuments(db), uid, terms.payment.from_account, terms.payment.to_account, bank_regs
-    )
-    sca.check_payment(
-        FirestoreDocuments(db),
+        return existing.data
+    kind, own_payee = edge.check_accounts(docs, uid, terms.payment.from_account, terms.payment.to_account, bank_regs)
+    check_sca(
         uid,
-        request_path=ref.path,
+        request_path=path,
         request_id=order_id,
         amount=terms.payment.amount,
         currency=terms.payment.currency,
@@ -117,39 +120,43 @@ def create(
         "createdAt": now,
         "updatedAt": now,
     }
+    batch = docs.batch()
+    batch.create(path, order)
     try:
-        ref.create(order)
+        batch.commit()
     except AlreadyExists:  # a concurrent create with the same id
-        return ref.get().to_dict() or {}
+        made = docs.get(path)
+        return {} if made is None else made.data
     log.info("standing order created", extra={"uid": uid, "order_id": order_id, "frequency": terms.frequency})
     return order
 
 
 def change(
-    db: firestore.Client,
+    docs: Documents,
     uid: str,
     body: object,
     *,
+    check_sca: seams.ScaCheck,
     sca_threshold: int = DEFAULT_THRESHOLD,
-    now: dt.datetime | None = None,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Change the amount, the end date or the next due date of an active order. A larger
     amount that needs SCA needs a new confirmation."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = clock()
     today = today_in_norway(now)
     asked = _change_request(body)
-    ref = _order_ref(db, uid, rules.parse_order_id(asked.get("orderId")))
-    order = _active_order(ref)
+    path = order_path(uid, rules.parse_order_id(asked.get("orderId")))
+    order = _active_order(docs.get(path))
     update: dict[str, Any] = {}
     if "amount" in asked:
-        update["amount"] = _changed_amount(db, uid, ref, order, asked, sca_threshold)
+        update["amount"] = _changed_amount(check_sca, uid, path, order, asked, sca_threshold)
     if "nextDue" in asked:
         update["nextDue"] = _changed_next_due(asked["nextDue"], today)
     if "endDate" in asked:
         update["endDate"] = _changed_end_date(asked["endDate"], update.get("nextDue", order["nextDue"]))
     if not update:
         raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
-    return _apply_change(db, ref, update, now)
+    return _apply_change(docs, path, update, now)
 
 
 def _change_request(body: object) -> dict[str, Any]:
@@ -159,21 +166,19 @@ def _change_request(body: object) -> dict[str, Any]:
     return body
 
 
-def _active_order(ref: DocumentReference) -> dict[str, Any]:
+def _active_order(doc: Doc | None) -> dict[str, Any]:
     """The order as it stands; only an active one can change."""
-    snap = ref.get()
-    if not snap.exists:
+    if doc is None:
         raise PaymentRejected("unknown_order", "no standing order with this id")
-    order = snap.to_dict() or {}
-    if order["status"] != rules.ACTIVE:
-        raise PaymentRejected("order_not_active", f"the order is {order['status']}")
-    return order
+    if doc.data["status"] != rules.ACTIVE:
+        raise PaymentRejected("order_not_active", f"the order is {doc.data['status']}")
+    return doc.data
 
 
 def _changed_amount(
-    db: firestore.Client,
+    check_sca: seams.ScaCheck,
     uid: str,
-    ref: DocumentReference,
+    path: str,
     order: dict[str, Any],
     asked: dict[str, Any],
     sca_threshold: int,
@@ -182,10 +187,9 @@ def _changed_amount(
     SCA threshold needs a new confirmation."""
     amount = parse_amount(asked["amount"])
     if amount > order["amount"]:
-        sca.check_payment(
-            FirestoreDocuments(db),
+        check_sca(
             uid,
-            request_path=ref.path,
+            request_path=path,
             request_id=order["orderId"],
             amount=amount,
             currency=order["currency"],
@@ -212,41 +216,36 @@ def _changed_end_date(value: object, next_due: str) -> str | None:
     return end.isoformat() if end else None
 
 
-def _apply_change(
-    db: firestore.Client, ref: DocumentReference, update: dict[str, Any], now: dt.datetime
-) -> dict[str, Any]:
-    """Write the change in a transaction that finds the order still active."""
+def _apply_change(docs: Documents, path: str, update: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """Write the change in a unit of work that finds the order still active."""
 
-    @firestore.transactional
-    def run(tx: Transaction) -> dict[str, Any]:
-        current = ref.get(transaction=tx).to_dict() or {}
+    def run(uow: UnitOfWork) -> dict[str, Any]:
+        found = uow.get(path)
+        current = {} if found is None else found.data
         if current["status"] != rules.ACTIVE:
             raise PaymentRejected("order_not_active", f"the order is {current['status']}")
-        tx.update(ref, {**update, "updatedAt": now})
+        uow.update(path, {**update, "updatedAt": now})
         return {**current, **update}
 
-    changed: dict[str, Any] = run(db.transaction())
-    return changed
+    return docs.transact(run, operation="standing_orders_change")
 
 
-def cancel(db: firestore.Client, uid: str, order_id: object, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def cancel(docs: Documents, uid: str, order_id: object, *, clock: Clock = system_clock) -> dict[str, Any]:
     """Cancel an order: no payment falls due after this. Cancelling twice is harmless."""
-    now = now or dt.datetime.now(dt.UTC)
-    ref = _order_ref(db, uid, rules.parse_order_id(order_id))
+    now = clock()
+    path = order_path(uid, rules.parse_order_id(order_id))
 
-    @firestore.transactional
-    def run(tx: Transaction) -> dict[str, Any]:
-        snap = ref.get(transaction=tx)
-        if not snap.exists:
+    def run(uow: UnitOfWork) -> dict[str, Any]:
+        found = uow.get(path)
+        if found is None:
             raise PaymentRejected("unknown_order", "no standing order with this id")
-        order = snap.to_dict() or {}
+        order = found.data
         if order["status"] == rules.ACTIVE:
-            tx.update(ref, {"status": rules.CANCELLED, "cancelledAt": now, "updatedAt": now})
+            uow.update(path, {"status": rules.CANCELLED, "cancelledAt": now, "updatedAt": now})
             order["status"] = rules.CANCELLED
         return order
 
-    cancelled: dict[str, Any] = run(db.transaction())
-    return cancelled
+    return docs.transact(run, operation="standing_orders_cancel")
 
 
 def public(order: dict[str, Any]) -> dict[str, Any]:
@@ -255,32 +254,29 @@ def public(order: dict[str, Any]) -> dict[str, Any]:
     return {k: order.get(k) for k in keys}
 
 
-def cancel_scheduled(
-    db: firestore.Client, uid: str, request_id: str, *, now: dt.datetime | None = None
-) -> dict[str, Any]:
+def cancel_scheduled(docs: Documents, uid: str, request_id: object, *, clock: Clock = system_clock) -> dict[str, Any]:
     """Cancel a payment request waiting for its due date ("scheduled"). Once it has been
     submitted it can no longer be cancelled."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = clock()
     if not isinstance(request_id, str) or not REQUEST_ID_PATTERN.fullmatch(request_id):
         raise PaymentRejected("invalid_request_id", "requestId must be 8-64 letters, digits, '-' or '_'")
-    ref = db.document(request_path(uid, request_id))
+    path = request_path(uid, request_id)
+    cancelled = {"requestId": request_id, "status": "cancelled"}
 
-    @firestore.transactional
-    def run(tx: Transaction) -> dict[str, Any]:
-        snap = ref.get(transaction=tx)
-        if not snap.exists:
+    def run(uow: UnitOfWork) -> dict[str, Any]:
+        found = uow.get(path)
+        if found is None:
             raise PaymentRejected("unknown_request", "no payment request with this id")
-        current = snap.to_dict() or {}
+        current = found.data
         if current.get("status") == "cancelled":
-            return {"requestId": request_id, "status": "cancelled"}
+            return cancelled
         if current.get("status") != "scheduled":
             raise PaymentRejected("not_scheduled", f"the payment is {current.get('status')}, not scheduled")
         update = projection_update(current, "cancelled") or {}  # never None: scheduled may be cancelled
-        tx.update(ref, {**update, "updatedAt": now, "timeline.cancelled": now})
-        return {"requestId": request_id, "status": "cancelled"}
+        uow.update(path, {**update, "updatedAt": now, "timeline.cancelled": now})
+        return cancelled
 
-    cancelled: dict[str, Any] = run(db.transaction())
-    return cancelled
+    return docs.transact(run, operation="payments_cancel_scheduled")
 
 
 # ---- the job ----------------------------------------------------------------------------
@@ -304,53 +300,42 @@ def occurrence(order: dict[str, Any], due: dt.date, now: dt.datetime) -> Payment
     )
 
 
-def available_of(db: firestore.Client, account_id: str) -> tuple[int | None, bool]:
-    snap = db.collection(ACCOUNTS).document(account_id).get()
-    if not snap.exists:
+def available_of(docs: Documents, account_id: str) -> tuple[int | None, bool]:
+    """The account's available balance (None: no such account) and whether it is open."""
+    account = docs.get(f"{ACCOUNTS}/{account_id}")
+    if account is None:
         return None, False
-    data = snap.to_dict() or {}
-    return data.get("available"), data.get("status") == "open"
+    return account.data.get("available"), account.data.get("status") == "open"
+
+
+def due_orders(docs: Documents, today: dt.date, limit: int, uids: tuple[str, ...] | None = None) -> list[Doc]:
+    """Active orders whose next due date has come (``uids``: only these customers')."""
+    where = [Where("uid", "in", list(uids))] if uids else []
+    where += [Where("status", "==", rules.ACTIVE), Where("nextDue", "<=", today.isoformat())]
+    return docs.query_group(STANDING_ORDERS, where=where, limit=limit)
 
 
 def run_due(
-    db: firestore.Client,
+    docs: Documents,
     publisher: Publisher,
     *,
     bank_regs: tuple[str, ...],
-    now: dt.datetime | None = None,
+    clock: Clock = system_clock,
     limit: int = 500,
     uids: tuple[str, ...] | None = None,
 ) -> dict[str, int]:
     """Pay (or fail) every due date that has come. See the module docstring. ``uids``: only
     these customers' orders (a scoped run on the emulator: scheduled.job_overrides)."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = clock()
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0}
-    orders = db.collection_group(STANDING_ORDERS)
-    if uids:
-        orders = orders.where(filter=FieldFilter("uid", "in", list(uids)))
-    query = (
-        orders.where(filter=FieldFilter("status", "==", rules.ACTIVE))
-        .where(filter=FieldFilter("nextDue", "<=", today.isoformat()))
-        .limit(limit)
-    )
-    for snap in query.stream():
-        order = snap.to_dict() or {}
+    for found in due_orders(docs, today, limit, uids):
+        order = found.data
         due = dt.date.fromisoformat(order["nextDue"])
-        available, is_open = available_of(db, order["fromAccount"])
-        decision = rules.decide(due=due, today=today, available=available, amount=order["amount"], account_open=is_open)
-        if decision.action == "submit":
-            try:  # the payee's account may have closed since the order was made
-                check_accounts(
-                    FirestoreDocuments(db), order["uid"], order["fromAccount"], order["toAccount"], bank_regs
-                )
-            except PaymentRejected as exc:
-                decision = rules.Decision("fail", exc.code)
+        decision = _decide(docs, order, due, today, bank_regs)
         try:
-            outcome = _claim(db, publisher, snap.reference, order, due, decision, now)
-        except (ValueError, Aborted) as exc:
-            if isinstance(exc, ValueError) and not str(exc).startswith("Failed to commit transaction"):
-                raise
+            outcome = _claim(docs, publisher, found.path, order, due, decision, now)
+        except Contention:
             # every attempt lost to a concurrent run of the job, which has it in hand
             log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
             outcome = "skipped"
@@ -359,16 +344,30 @@ def run_due(
     return counts
 
 
+def _decide(
+    docs: Documents, order: dict[str, Any], due: dt.date, today: dt.date, bank_regs: tuple[str, ...]
+) -> rules.Decision:
+    """Submit, wait or fail this due date: the funds and the accounts as they are now."""
+    available, is_open = available_of(docs, order["fromAccount"])
+    decision = rules.decide(due=due, today=today, available=available, amount=order["amount"], account_open=is_open)
+    if decision.action == "submit":
+        try:  # the payee's account may have closed since the order was made
+            edge.check_accounts(docs, order["uid"], order["fromAccount"], order["toAccount"], bank_regs)
+        except PaymentRejected as exc:
+            decision = rules.Decision("fail", exc.code)
+    return decision
+
+
 def _claim(
-    db: firestore.Client,
+    docs: Documents,
     publisher: Publisher,
-    ref: DocumentReference,
+    path: str,
     order: dict[str, Any],
     due: dt.date,
     decision: rules.Decision,
     now: dt.datetime,
 ) -> str:
-    """One transaction: the due date is still the order's next one (else another run took
+    """One unit of work: the due date is still the order's next one (else another run took
     it), the order moves on, and the payment's event is staged. Then it is published."""
     payment = occurrence(order, due, now)
     if decision.action == "submit":
@@ -377,45 +376,50 @@ def _claim(
         event = PaymentEvent(payment, "failed", reason=decision.reason, message="the standing order could not be paid")
     staged = outbox.Event(event.subject, event.to_json(), event.msg_id)
 
-    @firestore.transactional
-    def run(tx: Transaction) -> str:
-        current = ref.get(transaction=tx).to_dict() or {}
+    def run(uow: UnitOfWork) -> str:
+        found = uow.get(path)
+        current = {} if found is None else found.data
         if current.get("status") != rules.ACTIVE or current.get("nextDue") != due.isoformat():
             return "skipped"
         if decision.action == "wait":
-            tx.update(ref, {"waiting": rules.waiting(current, due, decision.reason)})
+            uow.update(path, {"waiting": rules.waiting(current, due, decision.reason)})
             return "waiting"
-        following = rules.next_due(
-            current["frequency"],
-            due,
-            anchor_day=int(current.get("anchorDay", due.day)),
-            end=dt.date.fromisoformat(current["endDate"]) if current.get("endDate") else None,
-        )
-        run_record = {
-            "date": due.isoformat(),
-            "paymentId": payment.payment_id,
-            "status": "submitted" if decision.action == "submit" else "failed",
-            "reason": decision.reason,
-        }
-        tx.update(
-            ref,
-            {
-                "nextDue": following.isoformat() if following else None,
-                "status": rules.ACTIVE if following else rules.ENDED,
-                "lastRun": run_record,
-                "runs": [*current.get("runs", []), run_record][-rules.MAX_HISTORY :],
-                "waiting": firestore.DELETE_FIELD,
-                "updatedAt": now,
-            },
-        )
-        outbox.stage(FirestoreUnitOfWork(db, tx), staged)
+        uow.update(path, _moved_on(current, due, payment, decision, now))
+        outbox.stage(uow, staged)  # stagedAt: the machine's time
         return "submitted" if decision.action == "submit" else "failed"
 
-    outcome: str = run(db.transaction())
+    outcome = docs.transact(run, operation="standing_orders_claim")
     if outcome in ("submitted", "failed"):
-        outbox.deliver(FirestoreDocuments(db), publisher, [staged])
+        outbox.deliver(docs, publisher, [staged])
         log.info(
             "standing order due date claimed",
             extra={"order_id": order["orderId"], "due": due.isoformat(), "outcome": outcome, "reason": decision.reason},
         )
     return outcome
+
+
+def _moved_on(
+    current: dict[str, Any], due: dt.date, payment: PaymentRequested, decision: rules.Decision, now: dt.datetime
+) -> dict[str, Any]:
+    """The order's change once a due date is paid or failed: the next due date (or ended),
+    the run recorded, no longer waiting."""
+    following = rules.next_due(
+        current["frequency"],
+        due,
+        anchor_day=int(current.get("anchorDay", due.day)),
+        end=dt.date.fromisoformat(current["endDate"]) if current.get("endDate") else None,
+    )
+    run_record = {
+        "date": due.isoformat(),
+        "paymentId": payment.payment_id,
+        "status": "submitted" if decision.action == "submit" else "failed",
+        "reason": decision.reason,
+    }
+    return {
+        "nextDue": following.isoformat() if following else None,
+        "status": rules.ACTIVE if following else rules.ENDED,
+        "lastRun": run_record,
+        "runs": [*current.get("runs", []), run_record][-rules.MAX_HISTORY :],
+        "waiting": DELETE_FIELD,
+        "updatedAt": now,
+    }

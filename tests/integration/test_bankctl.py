@@ -136,18 +136,20 @@ def test_demo_seeds_customers_with_a_history_and_is_idempotent(stack):
 
     # the months before this one: my economy has them, Netflix is found as a subscription, and
     # the figures equal a recomputation from the ledger
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.firestore import sync_client
     from fjordbank.service_layer.insights import economy_differences, stored_economy
 
     db = sync_client(stack.s.project_id)
+    docs = FirestoreDocuments(db)
     assert made["made"]["past card purchase"] > 100
     wait_for(
         lambda: db.document(f"users/{ingrid['uid']}/subscriptions/m:netflix").get().exists,
         timeout=60,
         what="Netflix to be found as a subscription",
     )
-    wait_for(lambda: economy_differences(db, ingrid["uid"]) == [], timeout=60, what="my economy to catch up")
-    assert len(stored_economy(db, ingrid["uid"])) >= 6
+    wait_for(lambda: economy_differences(docs, ingrid["uid"]) == [], timeout=60, what="my economy to catch up")
+    assert len(stored_economy(docs, ingrid["uid"])) >= 6
     shown = bankctl(stack, "economy", ingrid["email"], "--json")
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)

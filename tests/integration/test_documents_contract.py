@@ -268,3 +268,116 @@ async def test_a_batch_commit_returns_what_each_write_computed(backend):
     ab.set(f"{c}/a", {"w": {"000000000007": Increment(1)}}, merge=True)
     (again,) = await ab.commit()
     assert again.computed == {"w.000000000007": 2}
+
+
+def test_unit_of_work_query_is_read_in_it(backend):
+    """A unit of work that finds its document by a query: eight writers each add 1 five
+    times, and every add lands once (a query's result is read in the unit of work like a
+    get); a query after a write is a bug of the use case."""
+    docs, _, c = backend
+    b = docs.batch()
+    b.set(f"{c}/counter", {"name": "visits", "n": 0})
+    b.set(f"{c}/other", {"name": "other", "n": 0})
+    b.commit()
+
+    def add(uow):
+        (found,) = uow.query(c, where=[Where("name", "==", "visits")])
+        uow.update(found.path, {"n": found.data["n"] + 1})
+
+    def writer():
+        for _ in range(5):
+            try:
+                docs.transact(add, operation="contract_query_add")
+            except ports.Contention:
+                errors.append("contention")
+
+    errors: list[str] = []
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert docs.get(f"{c}/counter").data["n"] + len(errors) == 40
+    assert docs.get(f"{c}/other").data["n"] == 0
+
+    def bad(uow):
+        uow.set(f"{c}/late", {"n": 1})
+        uow.query(c, where=[Where("name", "==", "visits")])
+
+    with pytest.raises(ports.ReadAfterWrite):
+        docs.transact(bad, operation="contract_bad")
+    assert docs.get(f"{c}/late") is None
+
+
+def test_query_group_finds_every_collection_of_the_name(backend):
+    docs, _, c = backend
+    group = f"{c}items"
+    b = docs.batch()
+    b.set(f"{c}/a/{group}/1", {"n": 1, "g": "x"})
+    b.set(f"{c}/b/{group}/2", {"n": 2, "g": "x"})
+    b.set(f"{group}/3", {"n": 3, "g": "x"})  # a top-level collection of the name is one of them
+    b.set(f"{c}/a/{group}x/4", {"n": 4, "g": "x"})  # another name
+    b.set(f"{c}/a/{group}/5", {"n": 5, "g": "y"})
+    b.commit()
+    found = docs.query_group(group, where=[Where("g", "==", "x")])
+    assert sorted(d.path for d in found) == sorted([f"{c}/a/{group}/1", f"{c}/b/{group}/2", f"{group}/3"])
+    ordered = docs.query_group(group, where=[Where("g", "==", "x")], order_by=[OrderBy("n", descending=True)], limit=2)
+    assert [d.id for d in ordered] == ["3", "2"]
+    assert [d.id for d in docs.query_group(group, where=[Where("n", "in", [5])])] == ["5"]
+
+
+async def test_query_group_asynchronous(backend):
+    docs, make_async, c = backend
+    group = f"{c}items"
+    b = docs.batch()
+    b.set(f"{c}/a/{group}/1", {"n": 1})
+    b.set(f"{c}/b/{group}/2", {"n": 2})
+    b.commit()
+    found = await make_async().query_group(group, where=[Where("n", ">=", 2)])
+    assert [d.path for d in found] == [f"{c}/b/{group}/2"]
+
+
+def test_query_at_reads_the_documents_as_they_were(backend):
+    docs, _, c = backend
+    b = docs.batch()
+    b.set(f"{c}/kept", {"n": 1})
+    b.set(f"{c}/deleted", {"n": 1})
+    b.commit()
+    then = docs.get(f"{c}/kept").updated
+    b = docs.batch()
+    b.update(f"{c}/kept", {"n": 2})
+    b.delete(f"{c}/deleted")
+    b.set(f"{c}/added", {"n": 1})
+    b.commit()
+    old = docs.query_at(c, then)
+    assert [(d.id, d.data) for d in old] == [("deleted", {"n": 1}), ("kept", {"n": 1})]
+    assert all(d.updated == then for d in old)
+    assert [(d.id, d.data) for d in docs.query(c)] == [("added", {"n": 1}), ("kept", {"n": 2})]
+    assert [d.id for d in docs.query_at(c, then, where=[Where("n", "==", 1)], limit=1)] == ["deleted"]
+
+
+async def test_query_at_asynchronous(backend):
+    docs, make_async, c = backend
+    b = docs.batch()
+    b.set(f"{c}/a", {"n": 1})
+    b.commit()
+    then = docs.get(f"{c}/a").updated
+    b = docs.batch()
+    b.update(f"{c}/a", {"n": 2})
+    b.commit()
+    assert [d.data for d in await make_async().query_at(c, then)] == [{"n": 1}]
+
+
+async def test_async_unit_of_work_query(backend):
+    _, make_async, c = backend
+    adocs = make_async()
+    b = adocs.batch()
+    b.set(f"{c}/a", {"name": "visits", "n": 0})
+    await b.commit()
+
+    async def add(uow):
+        (found,) = await uow.query(c, where=[Where("name", "==", "visits")])
+        uow.update(found.path, {"n": found.data["n"] + 1})
+
+    await adocs.transact(add, operation="contract_query_add")
+    assert (await adocs.get(f"{c}/a")).data["n"] == 1

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fjordbank.adapters.documents import AsyncFirestoreDocuments
+from fjordbank.adapters.documents import AsyncFirestoreDocuments, FirestoreDocuments
 from fjordbank.adapters.firestore import async_client
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.norway import today_in_norway
@@ -177,14 +177,14 @@ def test_my_economy_follows_payments_and_card_purchases_and_equals_a_recomputati
 
     # The maintained figures equal a recomputation from the ledger's records ...
     for uid in (alice.uid, bob.uid):
-        assert economy_differences(admin_db, uid) == []
-    before = {uid: stored_economy(admin_db, uid) for uid in (alice.uid, bob.uid)}
+        assert economy_differences(FirestoreDocuments(admin_db), uid) == []
+    before = {uid: stored_economy(FirestoreDocuments(admin_db), uid) for uid in (alice.uid, bob.uid)}
     # ... and still do after every event of these customers is delivered again.
     replayed = asyncio.run(replay_events(stack, {alice.uid, bob.uid}))
     assert replayed >= 6
     for uid in (alice.uid, bob.uid):
-        assert economy_differences(admin_db, uid) == []
-        after = stored_economy(admin_db, uid)
+        assert economy_differences(FirestoreDocuments(admin_db), uid) == []
+        after = stored_economy(FirestoreDocuments(admin_db), uid)
         assert {m: v.figures() for m, v in after.items()} == {m: v.figures() for m, v in before[uid].items()}
     audit()
 
@@ -241,7 +241,7 @@ def test_a_year_of_charges_lists_exactly_the_subscriptions_and_a_dismissal_stick
         "unknown_subscription",
     )
     # the figures of that year are in my economy too, one document per month
-    months = stored_economy(admin_db, uid)
+    months = stored_economy(FirestoreDocuments(admin_db), uid)
     assert sorted(months)[0] == "2025-12" and len(months) == 12
     assert sum(m.spent for m in months.values()) == sum(c.amount for items in charges.values() for c in items) + 4900
     assert dt.date.fromisoformat(netflix["lastDate"]).month in (10, 11)

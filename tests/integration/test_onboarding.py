@@ -279,7 +279,7 @@ def test_an_event_not_published_waits_in_the_outbox_and_the_relay_sends_it(stack
     uid = "outbox-" + make_national_id(dt.date(1990, 6, 6)) + "-" + str(time.time_ns())
     sanctions = onboarding.load_sanctions(str(stack.s.repo / "emulators" / "sanctions" / "eu-fsf-sample.xml"))
     db = sync_client(stack.s.project_id)
-    result = onboarding.submit(db, Down(), uid, application(), sanctions=sanctions, bank_reg="9710")
+    result = onboarding.submit(FirestoreDocuments(db), Down(), uid, application(), sanctions=sanctions, bank_reg="9710")
     assert result["status"] == "approved"
     staged = admin_db.document(f"outbox/customer:{uid}:approved").get()
     assert staged.exists and staged.get("subject") == topology.SUBJECT_CUSTOMER_APPROVED

@@ -11,12 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from fjordbank.adapters.documents import FirestoreDocuments
 from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.config import load_settings
 from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import payment_id_for
-from fjordbank.service_layer import scheduled
+from fjordbank.service_layer import scheduled, seams
 from tests.support.app import new_customer
 from tests.support.bank import callables_for, queue_job, refused, register_device, wait_push
 from tests.support.clients import unique, wait_for
@@ -39,7 +40,10 @@ def run_job(stack, admin_db):
     publisher = SyncPublisher(settings.nats, name="test-scheduler")
 
     def run() -> dict:
-        return scheduled.submit_due_payments(admin_db, publisher, bank_regs=settings.bank_regs)
+        collaborators = seams.bound(FirestoreDocuments(admin_db), publisher)
+        return scheduled.submit_due_payments(
+            FirestoreDocuments(admin_db), publisher, submit=collaborators.submit, bank_regs=settings.bank_regs
+        )
 
     yield run
     publisher.close()

@@ -147,6 +147,7 @@ def traffic(stack, auth, as_user, ledger_admin, admin_db):
     """What makes the labelled series appear: an internal payment, a card authorisation,
     and a ledger audit's summary for the notifier's sweep (the audit-ledger job's code,
     run here; tests/integration/test_ops_sweep.py runs the job itself)."""
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer import audit
     from tests.support.app import new_customer
     from tests.support.bank import callables_for, processor
@@ -159,7 +160,7 @@ def traffic(stack, auth, as_user, ledger_admin, admin_db):
     holder = new_cardholder(stack, auth, as_user, callables_for(stack), ledger_admin)
     assert buy(processor(stack), holder, 1_000)["approved"] is True
     if "fjb_audit_last_success" not in metrics_pages(stack)["notifier"]:
-        audit.run_and_record(admin_db)
+        audit.run_and_record(FirestoreDocuments(admin_db))
         wait_for(  # the notifier's next sweep (every 30 s) reads it
             lambda: "fjb_audit_last_success" in metrics_pages(stack)["notifier"],
             timeout=75,

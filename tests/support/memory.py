@@ -15,7 +15,12 @@ Firestore adapter does on the points a use case can observe, and the contract su
   field; ``update`` takes dotted field paths, ``set`` with ``merge`` merges maps field
   by field;
 - queries see a collection's direct children, leave out documents without the filtered or
-  ordered field, and order by path when no order is given.
+  ordered field, and order by path when no order is given; a collection-group query sees
+  every collection of that name, wherever it is;
+- a query in a unit of work is read in it: the unit runs again if its result (which
+  documents, at which versions) changed before the commit;
+- every version written is kept, so a query can read the documents as they were at a
+  time (``query_at``).
 
 The stored data is copied in and out, so a use case cannot change it behind the port.
 """
@@ -133,6 +138,7 @@ class _Store:
 
     def __init__(self, clock: Callable[[], dt.datetime]) -> None:
         self.docs: dict[str, tuple[Data, dt.datetime]] = {}
+        self.history: dict[str, list[tuple[dt.datetime, Data | None]]] = {}  # every version, oldest first
         self.clock = clock
         self.last_commit = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         self.commits = 0
@@ -152,14 +158,27 @@ class _Store:
         return now
 
     def query(
-        self, collection: str, where: Sequence[Where], order_by: Sequence[OrderBy], limit: int | None
+        self,
+        collection: str,
+        where: Sequence[Where],
+        order_by: Sequence[OrderBy],
+        limit: int | None,
+        *,
+        group: bool = False,
+        read_time: dt.datetime | None = None,
     ) -> list[Doc]:
+        """``collection``'s documents (with ``group``: those of every collection of that
+        name), as they are or as they were at ``read_time``, filtered, ordered and limited."""
         depth = collection.count("/") + 1
-        found = [
-            (path, data, version)
-            for path, (data, version) in self.docs.items()
-            if path.startswith(collection + "/") and path.count("/") == depth
-        ]
+
+        def member(path: str) -> bool:
+            if group:
+                parts = path.split("/")
+                return len(parts) % 2 == 0 and parts[-2] == collection
+            return path.startswith(collection + "/") and path.count("/") == depth
+
+        docs = self.docs if read_time is None else self._as_of(read_time)
+        found = [(path, data, version) for path, (data, version) in docs.items() if member(path)]
         for w in where:
             found = [
                 f for f in found if (v := _get_field(f[1], w.field)) is not _MISSING and _compare(v, w.op, w.value)
@@ -173,6 +192,15 @@ class _Store:
         if limit is not None:
             found = found[:limit]
         return [Doc(path, copy.deepcopy(data), version) for path, data, version in found]
+
+    def _as_of(self, read_time: dt.datetime) -> dict[str, tuple[Data, dt.datetime]]:
+        """Every document as it was at ``read_time`` (its last version written by then)."""
+        docs = {}
+        for path, versions in self.history.items():
+            then = [(version, data) for version, data in versions if version <= read_time]
+            if then and then[-1][1] is not None:
+                docs[path] = (then[-1][1], then[-1][0])
+        return docs
 
     def apply(self, writes: list[tuple[str, str, Mapping[str, Any], Any]]) -> list[Written]:
         """Check every write's precondition, then apply them all (or none)."""
@@ -193,6 +221,7 @@ class _Store:
         for kind, path, data, option in writes:
             if kind == "delete":
                 self.docs.pop(path, None)
+                self.history.setdefault(path, []).append((now, None))
                 written.append(Written(path, None, {}))
                 continue
             current = copy.deepcopy(self.docs[path][0]) if path in self.docs else {}
@@ -204,6 +233,7 @@ class _Store:
                 current = {}
                 _merge(current, data, now)
             self.docs[path] = (current, now)
+            self.history.setdefault(path, []).append((now, copy.deepcopy(current)))
             computed = {f: copy.deepcopy(_get_field(current, f)) for f in _computed_fields(data)}
             written.append(Written(path, now, computed))
         self.commits += 1
@@ -248,6 +278,7 @@ class _Unit(_Writes):
         super().__init__()
         self._store = store
         self.read: dict[str, dt.datetime | None] = {}
+        self.queries: list[tuple[Callable[[], list[Doc]], list[tuple[str, dt.datetime]]]] = []
 
     def _get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
         if self.writes:
@@ -258,10 +289,30 @@ class _Unit(_Writes):
             out[path] = self._store.doc(path)
         return out
 
+    def _query(
+        self, collection: str, where: Sequence[Where], order_by: Sequence[OrderBy], limit: int | None
+    ) -> list[Doc]:
+        """Run the query and keep it, with what it found, to run it again at the commit."""
+        if self.writes:
+            raise ReadAfterWrite("a unit of work reads before it writes")
+
+        def rerun() -> list[Doc]:
+            return self._store.query(collection, where, order_by, limit)
+
+        found = rerun()
+        self.queries.append((rerun, [(d.path, d.updated) for d in found]))
+        return found
+
+    def _changed(self) -> bool:
+        """Whether a document read, or a query's result, changed since it was read."""
+        if any(self._store.version(path) != version for path, version in self.read.items()):
+            return True
+        return any([(d.path, d.updated) for d in rerun()] != seen for rerun, seen in self.queries)
+
     def commit(self) -> bool:
         """Apply the writes if nothing read has changed since; False: run again."""
         with self._store.lock:
-            if any(self._store.version(path) != version for path, version in self.read.items()):
+            if self._changed():
                 return False
             self._store.apply(self.writes)
             return True
@@ -274,6 +325,16 @@ class MemoryUnitOfWork(_Unit):
     def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
         return self._get_many(paths)
 
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return self._query(collection, where, order_by, limit)
+
 
 class AsyncMemoryUnitOfWork(_Unit):
     async def get(self, path: str) -> Doc | None:
@@ -281,6 +342,16 @@ class AsyncMemoryUnitOfWork(_Unit):
 
     async def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
         return self._get_many(paths)
+
+    async def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return self._query(collection, where, order_by, limit)
 
 
 def _utc_now() -> dt.datetime:
@@ -326,6 +397,27 @@ class MemoryDocuments:
         """The asynchronous ports on the same documents."""
         return AsyncMemoryDocuments(store=self.store)
 
+    def query_group(
+        self,
+        collection_id: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return self.store.query(collection_id, where, order_by, limit, group=True)
+
+    def query_at(
+        self,
+        collection: str,
+        read_time: dt.datetime,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return self.store.query(collection, where, order_by, limit, read_time=read_time)
+
 
 class AsyncMemoryDocuments:
     """The asynchronous ports on memory (fjordbank.service_layer.ports.AsyncDocuments)."""
@@ -361,3 +453,24 @@ class AsyncMemoryDocuments:
             if unit.commit():
                 return result
         raise Contention(operation)
+
+    async def query_group(
+        self,
+        collection_id: str,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return self.store.query(collection_id, where, order_by, limit, group=True)
+
+    async def query_at(
+        self,
+        collection: str,
+        read_time: dt.datetime,
+        *,
+        where: Sequence[Where] = (),
+        order_by: Sequence[OrderBy] = (),
+        limit: int | None = None,
+    ) -> list[Doc]:
+        return self.store.query(collection, where, order_by, limit, read_time=read_time)

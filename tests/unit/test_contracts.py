@@ -283,7 +283,7 @@ def _produced() -> list[tuple[str, dict[str, Any]]]:
         customer_event("user_3", "rejected", "sanctions_match", None),
     ]
     jobs = Recorder()
-    release_expired_holds(jobs, now=dt.datetime(2026, 11, 26, 3, tzinfo=dt.UTC))
+    release_expired_holds(jobs, clock=lambda: dt.datetime(2026, 11, 26, 3, tzinfo=dt.UTC))
     return [
         *((subject, body) for subject, body, _ in filter(None, made)),
         *((event.subject, event.body) for event in staged),

@@ -18,12 +18,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from google.api_core.exceptions import AlreadyExists
 
 from fjordbank.adapters.push import PushResult
 from fjordbank.runtime import log_metrics
 from fjordbank.service_layer import push
 from tests.monitoring import catalogue as mon
+from tests.support.memory import MemoryDocuments
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,60 +74,6 @@ def test_the_catalogue_names_each_log_metric_with_the_fields_of_its_lines():
         assert set(m.labels) == set(log_metrics.FIELDS[name])
 
 
-class FakeDoc:
-    def __init__(self, store: dict, path: str) -> None:
-        self.store, self.path = store, path
-
-    @property
-    def exists(self) -> bool:
-        return self.path in self.store
-
-    def create(self, data: dict) -> None:
-        if self.exists:
-            raise AlreadyExists(self.path)
-        self.store[self.path] = dict(data)
-
-    def update(self, data: dict) -> None:
-        self.store[self.path].update(data)
-
-    def get(self):
-        return self
-
-    def to_dict(self) -> dict | None:
-        return self.store.get(self.path)
-
-    def collection(self, name: str):
-        return FakeCollection(self.store, f"{self.path}/{name}")
-
-    @property
-    def reference(self):
-        return self
-
-    def delete(self) -> None:
-        self.store.pop(self.path, None)
-
-
-class FakeCollection:
-    def __init__(self, store: dict, path: str) -> None:
-        self.store, self.path = store, path
-
-    def document(self, doc_id: str) -> FakeDoc:
-        return FakeDoc(self.store, f"{self.path}/{doc_id}")
-
-    def stream(self):
-        prefix = self.path + "/"
-        children = [p for p in list(self.store) if p.startswith(prefix) and "/" not in p[len(prefix) :]]
-        return [FakeDoc(self.store, p) for p in children]
-
-
-class FakeDb:
-    def __init__(self) -> None:
-        self.store: dict[str, dict] = {}
-
-    def collection(self, name: str) -> FakeCollection:
-        return FakeCollection(self.store, name)
-
-
 class Sender:
     def __init__(self, results: dict[str, PushResult]) -> None:
         self.results = results
@@ -137,9 +83,11 @@ class Sender:
 
 
 def test_each_fcm_send_of_a_push_is_one_line_with_fcms_error_code(capsys):
-    db = FakeDb()
-    db.store["users/u1/devices/phone"] = {"token": "tok-ok"}
-    db.store["users/u1/devices/old"] = {"token": "tok-gone"}
+    db = MemoryDocuments()
+    devices = db.batch()
+    devices.set("users/u1/devices/phone", {"token": "tok-ok"})
+    devices.set("users/u1/devices/old", {"token": "tok-gone"})
+    devices.commit()
     sender = Sender(
         {
             "tok-ok": PushResult("tok-ok", ok=True, message_id="m1"),
@@ -208,7 +156,7 @@ FUNCTIONS_SCRIPT = textwrap.dedent(
             return NS(data={"status": "rejected", "reason": {"code": "sca_required", "message": "confirm"}})
 
     main.deps = lambda: (None, None, main._settings)
-    main.documents = lambda: Documents()
+    main.docs = lambda: Documents()
     trigger = inspect.unwrap(main.on_payment_request)  # the trigger's own body
     event = NS(data=Doc({"amount": 1}), params={"uid": "u1", "requestId": "req-12345678"})
     for outcome in ("requested", "rejected", PublishError("nats away")):

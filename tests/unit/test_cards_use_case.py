@@ -1,0 +1,170 @@
+"""fjordbank.service_layer.cards on the in-memory documents: the app's card callables
+(order, freeze, limits, replace), with a recording publisher and a fixed clock.
+
+What is promised: only an approved customer orders a card, on an open account of theirs,
+at most two usable cards per account; only the owner changes a card (anyone else is told
+there is no such card); a blocked card never changes again; each change is one unit of
+work with its event, published after the commit.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from fjordbank import topology
+from fjordbank.domain import cards as rules
+from fjordbank.domain.cards import CardRefused
+from fjordbank.service_layer import cards
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import RecordingPublisher, account_numbers, customer_account, data, fixed_clock, seed
+
+UID, OTHER = "alice", "bob"
+ACCOUNT, CLOSED, BOBS = itertools.islice(account_numbers(), 3)
+
+
+@pytest.fixture
+def docs() -> MemoryDocuments:
+    docs = MemoryDocuments(fixed_clock())
+    seed(
+        docs,
+        {
+            f"customers/{UID}": {"status": "approved"},
+            f"customers/{OTHER}": {"status": "approved"},
+            f"accounts/{ACCOUNT}": customer_account(UID, ACCOUNT),
+            f"accounts/{CLOSED}": customer_account(UID, CLOSED, status="closed"),
+            f"accounts/{BOBS}": customer_account(OTHER, BOBS),
+        },
+    )
+    return docs
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+def refused(call) -> str:
+    with pytest.raises(CardRefused) as caught:
+        call()
+    return caught.value.code
+
+
+def active_card(docs, publisher, uid: str = UID, account: str = ACCOUNT) -> str:
+    """A card ordered and made active (as the card service does once it has the PAN)."""
+    card_id = cards.issue_card(docs, publisher, uid, account_id=account)
+    seed(docs, {f"cards/{card_id}": {**data(docs, f"cards/{card_id}"), "status": rules.ACTIVE, "last4": "4242"}})
+    return card_id
+
+
+# ---- order -----------------------------------------------------------------------------------
+def test_an_ordered_card_is_issuing_and_the_card_service_is_told(docs, publisher):
+    card_id = cards.issue_card(docs, publisher, UID, account_id=ACCOUNT, clock=fixed_clock())
+    card = data(docs, f"cards/{card_id}")
+    assert card["status"] == rules.ISSUING and card["ownerUid"] == UID and card["accountId"] == ACCOUNT
+    assert card["limits"] == rules.DEFAULT_LIMITS and card["replaces"] is None
+    assert "pan" not in card and "number" not in card
+    (command,) = publisher.stored
+    assert command.subject == topology.SUBJECT_CARD_ISSUE and command.msg_id == f"{card_id}:issue"
+    assert command.body["card_id"] == card_id and command.body["account_id"] == ACCOUNT
+    assert docs.query("outbox") == []
+
+
+def test_only_an_approved_customer_orders_on_an_open_account_of_their_own(docs, publisher):
+    seed(docs, {"customers/carol": {"status": "review"}})
+    assert refused(lambda: cards.issue_card(docs, publisher, "carol", account_id=ACCOUNT)) == "not_a_customer"
+    assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id=BOBS)) == "unknown_account"
+    assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id="97100000000")) == "unknown_account"
+    assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id=12345)) == "unknown_account"
+    assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id=CLOSED)) == "account_closed"
+    assert docs.query("cards") == [] and publisher.stored == []
+
+
+def test_at_most_two_usable_cards_per_account_a_blocked_one_does_not_count(docs, publisher):
+    first = active_card(docs, publisher)
+    active_card(docs, publisher)
+    assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id=ACCOUNT)) == "too_many_cards"
+    cards.replace_card(docs, publisher, UID, card_id=first, reason="lost")  # blocks one, orders one
+    assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id=ACCOUNT)) == "too_many_cards"
+    assert len(docs.query("cards")) == 3
+
+
+# ---- freeze ----------------------------------------------------------------------------------
+def test_the_owner_freezes_and_unfreezes_and_each_change_is_an_event(docs, publisher):
+    card_id = active_card(docs, publisher)
+    assert cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True) == rules.FROZEN
+    assert data(docs, f"cards/{card_id}")["status"] == rules.FROZEN
+    assert cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False) == rules.ACTIVE
+    updates = publisher.on(topology.SUBJECT_CARD_UPDATED)
+    assert [u["status"] for u in updates] == [rules.FROZEN, rules.ACTIVE]
+    assert len({p.msg_id for p in publisher.stored}) == len(publisher.stored)  # each change its own event
+
+
+def test_only_the_owner_changes_a_card_anyone_else_is_told_there_is_none(docs, publisher):
+    card_id = active_card(docs, publisher)
+    calls = [
+        lambda: cards.set_frozen(docs, publisher, OTHER, card_id=card_id, frozen=True),
+        lambda: cards.set_limits(docs, publisher, OTHER, card_id=card_id, limits={"online": 0}),
+        lambda: cards.replace_card(docs, publisher, OTHER, card_id=card_id, reason="stolen"),
+        lambda: cards.set_frozen(docs, publisher, UID, card_id="card_nope", frozen=True),
+        lambda: cards.set_frozen(docs, publisher, UID, card_id="accounts/x", frozen=True),
+    ]
+    assert [refused(call) for call in calls] == ["unknown_card"] * len(calls)
+    assert data(docs, f"cards/{card_id}")["status"] == rules.ACTIVE
+    assert publisher.subjects() == [topology.SUBJECT_CARD_ISSUE]
+
+
+def test_a_card_still_issuing_is_not_frozen_and_frozen_must_be_a_boolean(docs, publisher):
+    card_id = cards.issue_card(docs, publisher, UID, account_id=ACCOUNT)
+    assert refused(lambda: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True)) == "card_not_active"
+    assert refused(lambda: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen="yes")) == "invalid_request"
+
+
+# ---- limits ----------------------------------------------------------------------------------
+def test_limits_are_merged_into_the_cards_and_published(docs, publisher):
+    card_id = active_card(docs, publisher)
+    merged = cards.set_limits(docs, publisher, UID, card_id=card_id, limits={"online": 0})
+    assert merged == {**rules.DEFAULT_LIMITS, "online": 0}
+    assert data(docs, f"cards/{card_id}")["limits"] == merged
+    assert publisher.on(topology.SUBJECT_CARD_UPDATED)[-1]["limits"] == merged
+
+
+def test_invalid_limits_change_nothing(docs, publisher):
+    card_id = active_card(docs, publisher)
+    with pytest.raises(CardRefused):
+        cards.set_limits(docs, publisher, UID, card_id=card_id, limits={"online": -1})
+    assert data(docs, f"cards/{card_id}")["limits"] == rules.DEFAULT_LIMITS
+
+
+# ---- replace ---------------------------------------------------------------------------------
+def test_a_lost_card_is_blocked_and_a_new_one_ordered_with_its_limits(docs, publisher):
+    card_id = active_card(docs, publisher)
+    cards.set_limits(docs, publisher, UID, card_id=card_id, limits={"abroad": 0})
+    new_id = cards.replace_card(docs, publisher, UID, card_id=card_id, reason="lost")
+    old, new = data(docs, f"cards/{card_id}"), data(docs, f"cards/{new_id}")
+    assert (old["status"], old["blockedReason"], old["replacedBy"]) == (rules.BLOCKED, "lost", new_id)
+    assert new["status"] == rules.ISSUING and new["replaces"] == card_id and new["limits"] == old["limits"]
+    blocked, issue = publisher.stored[-2:]
+    assert blocked.subject == topology.SUBJECT_CARD_UPDATED and blocked.body["status"] == rules.BLOCKED
+    assert issue.subject == topology.SUBJECT_CARD_ISSUE and issue.body["card_id"] == new_id
+
+
+def test_a_blocked_card_never_changes_again(docs, publisher):
+    card_id = active_card(docs, publisher)
+    cards.replace_card(docs, publisher, UID, card_id=card_id, reason="damaged")
+    stored = len(publisher.stored)
+    calls = [
+        lambda: cards.replace_card(docs, publisher, UID, card_id=card_id, reason="lost"),
+        lambda: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False),
+        lambda: cards.set_limits(docs, publisher, UID, card_id=card_id, limits={"online": 0}),
+    ]
+    assert [refused(call) for call in calls] == ["card_not_active"] * 3
+    assert len(publisher.stored) == stored
+
+
+def test_a_replacement_needs_a_known_reason(docs, publisher):
+    card_id = active_card(docs, publisher)
+    assert refused(lambda: cards.replace_card(docs, publisher, UID, card_id=card_id, reason="bored")) == (
+        "invalid_request"
+    )

@@ -1,0 +1,209 @@
+"""fjordbank.service_layer.insights on the in-memory documents: the customer's corrections
+(recategorise a merchant, dismiss a subscription) and my economy recomputed from the
+ledger's records against the one the insights service keeps.
+
+What is promised: a category is chosen per merchant and only for spending on one's own
+accounts; choosing it moves the merchant's bookings between categories in "my economy"
+(their months with them, in chunks of a bounded size), relabels the feed entries and the
+subscription; a subscription's status sticks; the recomputation equals the kept figures
+when they are right and says where they are not.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from fjordbank.domain import economy
+from fjordbank.service_layer import insights
+from fjordbank.service_layer.insights import InsightsRefused
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import NOW, account_numbers, customer_account, data, fixed_clock, seed
+
+UID, OTHER = "alice", "bob"
+SPENDING, BOBS = itertools.islice(account_numbers(), 2)
+REMA = "m:rema-1000"  # override_key of the card merchant "REMA 1000"
+
+
+def month(name: str, **spending: int) -> dict:
+    return economy.Month(name, spending=spending, count=len(spending)).to_dict()
+
+
+@pytest.fixture
+def docs() -> MemoryDocuments:
+    docs = MemoryDocuments(fixed_clock())
+    feed = f"accounts/{SPENDING}/transactions"
+    seed(
+        docs,
+        {
+            f"accounts/{SPENDING}": customer_account(UID, SPENDING),
+            f"accounts/{BOBS}": customer_account(OTHER, BOBS),
+            f"{feed}/auth-1": {"direction": "out", "kind": "card", "merchantKey": REMA, "category": "groceries"},
+            f"{feed}/auth-2": {"direction": "out", "kind": "card", "merchantKey": REMA, "category": "groceries"},
+            f"{feed}/auth-3": {"direction": "out", "kind": "card", "merchantKey": "m:kiwi", "category": "groceries"},
+            f"{feed}/pay-in-1": {"direction": "in", "kind": "payment", "counterpartyAccount": BOBS},
+            f"users/{UID}/economyItems/auth-1": {**item("2027-03", 500), "key": REMA},
+            f"users/{UID}/economyItems/auth-2": {**item("2027-02", 300), "key": REMA},
+            f"users/{UID}/economyItems/auth-3": {**item("2027-03", 200), "key": "m:kiwi"},
+            f"users/{UID}/economy/2027-03": month("2027-03", groceries=700),
+            f"users/{UID}/economy/2027-02": month("2027-02", groceries=300),
+            f"users/{UID}/subscriptions/{REMA}": {"status": "active", "category": "groceries"},
+        },
+    )
+    return docs
+
+
+def item(month_name: str, amount: int, category: str = "groceries") -> dict:
+    return economy.Item(month_name, "out", category, amount).to_dict()
+
+
+def refused(call) -> str:
+    with pytest.raises(InsightsRefused) as caught:
+        call()
+    return caught.value.code
+
+
+def recategorise(docs, transaction_id: str = "auth-1", category: str = "restaurants", uid: str = UID) -> dict:
+    return insights.recategorise(docs, uid, SPENDING, transaction_id, category, clock=fixed_clock())
+
+
+def test_a_merchant_recategorised_moves_its_bookings_months_feed_and_subscription(docs):
+    result = recategorise(docs)
+    assert result == {"key": REMA, "category": "restaurants", "bookingsMoved": 2, "entriesRelabelled": 2}
+    assert data(docs, f"users/{UID}/categoryOverrides/{REMA}") == {
+        "category": "restaurants",
+        "key": REMA,
+        "updatedAt": NOW,
+    }
+    march = economy.Month.from_dict(data(docs, f"users/{UID}/economy/2027-03"))
+    february = economy.Month.from_dict(data(docs, f"users/{UID}/economy/2027-02"))
+    assert march.spending == {"groceries": 200, "restaurants": 500} and february.spending == {"restaurants": 300}
+    assert data(docs, f"users/{UID}/economyItems/auth-3")["category"] == "groceries"  # another merchant
+    feed = f"accounts/{SPENDING}/transactions"
+    assert [data(docs, f"{feed}/auth-{i}")["category"] for i in (1, 2, 3)] == [
+        "restaurants",
+        "restaurants",
+        "groceries",
+    ]
+    assert data(docs, f"users/{UID}/subscriptions/{REMA}")["category"] == "restaurants"
+
+
+def test_choosing_the_same_category_again_moves_nothing(docs):
+    recategorise(docs)
+    again = recategorise(docs, "auth-2")
+    assert (again["bookingsMoved"], again["entriesRelabelled"]) == (0, 0)
+
+
+def test_bookings_move_in_chunks_each_with_its_months(docs, monkeypatch):
+    monkeypatch.setattr(insights, "CHUNK", 1)
+    monkeypatch.setattr(insights, "RELABEL_BATCH", 1)
+    commits = docs.store.commits
+    assert recategorise(docs)["bookingsMoved"] == 2
+    assert docs.attempts["insights_recategorise"] == 2  # one unit of work per chunk
+    # the override, two chunks, the feed: a batch per entry and the last (empty) one, the subscription
+    assert docs.store.commits - commits == 1 + 2 + 3 + 1
+    assert economy.Month.from_dict(data(docs, f"users/{UID}/economy/2027-02")).spending == {"restaurants": 300}
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ({"category": "income"}, "invalid_category"),
+        ({"category": "nonsense"}, "invalid_category"),
+        ({"transaction_id": "../../x"}, "invalid_transaction"),
+        ({"transaction_id": "auth-9"}, "unknown_transaction"),
+        ({"uid": OTHER}, "unknown_transaction"),  # not bob's account: as if there were no such transaction
+        ({"transaction_id": "pay-in-1"}, "not_spending"),
+    ],
+)
+def test_a_correction_that_cannot_be_made_changes_nothing(docs, args, code):
+    before = {path: stored[0] for path, stored in docs.store.docs.items()}
+    assert refused(lambda: recategorise(docs, **args)) == code
+    assert {path: stored[0] for path, stored in docs.store.docs.items()} == before
+
+
+def test_an_account_that_is_not_a_number_is_no_transaction(docs):
+    with pytest.raises(InsightsRefused) as caught:
+        insights.recategorise(docs, UID, "accounts", "auth-1", "restaurants")
+    assert caught.value.code == "unknown_transaction"
+
+
+def test_a_dismissed_subscription_stays_dismissed_until_restored(docs):
+    assert insights.set_subscription_status(docs, UID, REMA, "dismissed") == {
+        "merchantKey": REMA,
+        "status": "dismissed",
+    }
+    assert data(docs, f"users/{UID}/subscriptions/{REMA}")["status"] == "dismissed"
+    insights.set_subscription_status(docs, UID, REMA, "active")
+    assert data(docs, f"users/{UID}/subscriptions/{REMA}")["status"] == "active"
+    assert refused(lambda: insights.set_subscription_status(docs, UID, "m:netflix", "dismissed")) == (
+        "unknown_subscription"
+    )
+    assert refused(lambda: insights.set_subscription_status(docs, OTHER, REMA, "dismissed")) == "unknown_subscription"
+    assert refused(lambda: insights.set_subscription_status(docs, UID, "a/b", "dismissed")) == "invalid_merchant_key"
+
+
+# ---- recomputation from the ledger -----------------------------------------------------------
+def ledger_records(docs) -> None:
+    """Alice paid Bob 1 000 (completed), another payment failed, Bob paid Alice 400, and a
+    card purchase of 250 was captured (another one only authorised)."""
+
+    def paid(payment_id: str, uid: str, source: str, target: str, amount: int, status: str = "completed") -> dict:
+        return {
+            "paymentId": payment_id,
+            "uid": uid,
+            "requestId": payment_id,
+            "kind": "internal",
+            "fromAccount": source,
+            "toAccount": target,
+            "amount": amount,
+            "currency": "NOK",
+            "dueDate": "2027-03-02",
+            "bodyHash": "0" * 64,
+            "status": status,
+        }
+
+    card = {
+        "ownerUid": UID,
+        "accountId": SPENDING,
+        "merchantName": "REMA 1000",
+        "mcc": "5411",
+        "spendDay": "2027-03-03",
+    }
+    seed(
+        docs,
+        {
+            "ledgerPayments/p1": paid("p1", UID, SPENDING, BOBS, 1_000),
+            "ledgerPayments/p2": paid("p2", UID, SPENDING, BOBS, 9_000, status="failed"),
+            "ledgerPayments/p3": paid("p3", OTHER, BOBS, SPENDING, 400),
+            "cardAuthorizations/auth-1": {**card, "status": "captured", "capturedAmount": 250},
+            "cardAuthorizations/auth-2": {**card, "status": "authorized", "amount": 99},
+        },
+    )
+
+
+def test_my_economy_is_recomputed_from_the_ledgers_records(docs):
+    ledger_records(docs)
+    booked = insights.ledger_bookings(docs, UID)
+    assert sorted((b.tx_id, b.direction, b.amount) for b in booked) == [
+        ("auth-1", "out", 250),
+        ("p1", "out", 1_000),
+        ("p3", "in", 400),
+    ]
+    (march,) = insights.recompute_economy(docs, UID).values()
+    assert (march.income, march.spent, march.count) == (400, 1_250, 3)
+
+
+def test_the_kept_figures_equal_a_recomputation_or_the_difference_is_said(docs):
+    ledger_records(docs)
+    recategorise(docs)  # REMA: restaurants, for the recomputation too
+    fresh = insights.recompute_economy(docs, UID)
+    assert fresh["2027-03"].spending["restaurants"] == 250
+    seed(docs, {f"users/{UID}/economy/2027-02": {"month": "2027-02"}})  # nothing booked in February
+    seed(docs, {f"users/{UID}/economy/{m}": fresh[m].to_dict() for m in fresh})
+    assert insights.stored_economy(docs, UID) == fresh | {"2027-02": economy.Month("2027-02")}
+    assert insights.economy_differences(docs, UID) == []
+    seed(docs, {f"users/{UID}/economy/2027-03": {**fresh["2027-03"].to_dict(), "income": 0}})
+    (problem,) = insights.economy_differences(docs, UID)
+    assert problem.startswith(f"{UID} 2027-03: stored")

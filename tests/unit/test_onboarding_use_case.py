@@ -1,0 +1,161 @@
+"""fjordbank.service_layer.onboarding on the in-memory documents: an application decided
+(approved with its first account, sent to review, rejected), an operator's review, with a
+recording publisher and a fixed clock.
+
+What is promised: a decision writes the customer, the application (kyc), the identity's
+claim and (approved) the first account in one unit of work, with its customers.* event (and
+the account's) staged there and published after the commit; a uid applies once and an
+identity number belongs to one customer; only an application in review is reviewed, and a
+rejection needs a reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fjordbank import topology
+from fjordbank.domain.norway import mask_national_id
+from fjordbank.domain.onboarding import OnboardingRefused
+from fjordbank.domain.sanctions import SanctionsList
+from fjordbank.service_layer import onboarding
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import BANK_REG, NOW, RecordingPublisher, data, fixed_clock, paths
+from tests.unit.test_onboarding import DRAZHENKO_BORN, KARI_BORN, SAMPLE, application, national_id_for
+
+TODAY = dt.date(2026, 11, 26)
+DRAZHENKO = "Borislav Kvetkovich Drazhenko"
+
+
+@pytest.fixture(scope="module")
+def sanctions() -> SanctionsList:
+    return SanctionsList.from_xml(SAMPLE.read_bytes())
+
+
+@pytest.fixture
+def docs() -> MemoryDocuments:
+    return MemoryDocuments(fixed_clock())
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+def submit(docs, publisher, sanctions, uid: str, app: dict) -> dict:
+    return onboarding.submit(
+        docs, publisher, uid, app, sanctions=sanctions, bank_reg=BANK_REG, today=TODAY, clock=fixed_clock()
+    )
+
+
+def review(docs, publisher, uid: str, *, approve: bool, reason: str | None = None) -> dict:
+    return onboarding.decide_review(
+        docs, publisher, uid, approve=approve, operator="ops:kari", reason=reason, bank_reg=BANK_REG
+    )
+
+
+def refused(call) -> str:
+    with pytest.raises(OnboardingRefused) as caught:
+        call()
+    return caught.value.code
+
+
+def test_a_clear_application_is_approved_with_its_first_account_and_both_events(docs, publisher, sanctions):
+    app = application()
+    result = submit(docs, publisher, sanctions, "kari", app)
+    assert result["status"] == "approved" and result["reason"] is None
+    number = result["accountId"]
+    customer = data(docs, "customers/kari")
+    assert customer["status"] == "approved" and customer["firstAccountId"] == number
+    assert customer["nationalIdMasked"] == mask_national_id(app["nationalId"]) != app["nationalId"]
+    assert app["nationalId"] not in str(customer)
+    assert customer["decidedAt"] == customer["appliedAt"]  # the commit's time
+    assert data(docs, "kyc/kari")["nationalId"] == app["nationalId"]
+    assert data(docs, f"nationalIds/{app['nationalId']}")["uid"] == "kari"
+    account = data(docs, f"accounts/{number}")
+    assert account["ownerUid"] == "kari" and account["type"] == "spending" and account["status"] == "open"
+    assert publisher.subjects() == [topology.SUBJECT_CUSTOMER_APPROVED, topology.SUBJECT_ACCOUNT_OPENED]
+    assert publisher.stored[0].msg_id == "customer:kari:approved"
+    assert publisher.stored[0].body["account_id"] == number
+    assert paths(docs, "outbox") == []
+
+
+def test_while_nats_is_away_the_decision_stands_and_its_events_wait_in_the_outbox(docs, sanctions):
+    result = submit(docs, RecordingPublisher(down=True), sanctions, "kari", application())
+    assert data(docs, "customers/kari")["status"] == "approved"
+    staged = {p: data(docs, p) for p in paths(docs, "outbox")}
+    assert set(staged) == {"outbox/customer:kari:approved", f"outbox/{result['accountId']}:account_opened"}
+    assert all(s["stagedAt"] == NOW for s in staged.values())
+
+
+def test_a_possible_sanctions_match_goes_to_review_and_a_hit_is_rejected(docs, publisher, sanctions):
+    typo = submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
+    assert (typo["status"], typo["accountId"]) == ("review", None)
+    assert data(docs, "customers/typo")["decidedAt"] is None
+    assert data(docs, "kyc/typo")["screening"]  # the matches, for the operator
+    other_id = national_id_for(DRAZHENKO_BORN, first_individual=100)
+    hit = submit(docs, publisher, sanctions, "hit", application(DRAZHENKO_BORN, name=DRAZHENKO, nationalId=other_id))
+    assert hit["status"] == "rejected" and hit["reason"]
+    assert paths(docs, "accounts") == []
+    assert publisher.subjects() == [topology.SUBJECT_CUSTOMER_REVIEW, topology.SUBJECT_CUSTOMER_REJECTED]
+
+
+def test_a_uid_applies_once_and_an_identity_belongs_to_one_customer(docs, publisher, sanctions):
+    app = application()
+    submit(docs, publisher, sanctions, "kari", app)
+    before = len(docs.store.docs)
+    assert refused(lambda: submit(docs, publisher, sanctions, "kari", application(born=dt.date(1990, 1, 2)))) == (
+        "already_onboarded"
+    )
+    assert refused(lambda: submit(docs, publisher, sanctions, "someone", app)) == "identity_in_use"
+    assert len(docs.store.docs) == before  # nothing written by a refusal
+    assert len(publisher.stored) == 2
+
+
+def test_a_malformed_application_writes_nothing(docs, publisher, sanctions):
+    assert refused(lambda: submit(docs, publisher, sanctions, "kari", application(email="nope"))) == "invalid_email"
+    assert docs.store.docs == {} and publisher.stored == []
+
+
+def test_the_operator_sees_the_applications_in_review_with_their_screening(docs, publisher, sanctions):
+    submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
+    submit(docs, publisher, sanctions, "kari", application())
+    (pending,) = onboarding.pending_reviews(docs)
+    assert pending["uid"] == "typo" and pending["screening"] == data(docs, "kyc/typo")["screening"]
+    assert pending["nationalIdMasked"] == data(docs, "customers/typo")["nationalIdMasked"]
+
+
+def test_an_approved_review_opens_the_first_account_and_tells_the_customer(docs, publisher, sanctions):
+    submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
+    result = review(docs, publisher, "typo", approve=True)
+    assert result["status"] == "approved" and result["accountId"]
+    assert data(docs, "customers/typo")["firstAccountId"] == result["accountId"]
+    assert data(docs, "kyc/typo")["reviewedBy"] == "ops:kari"
+    assert data(docs, f"accounts/{result['accountId']}")["ownerUid"] == "typo"
+    assert publisher.subjects()[-2:] == [topology.SUBJECT_CUSTOMER_APPROVED, topology.SUBJECT_ACCOUNT_OPENED]
+    assert refused(lambda: review(docs, publisher, "typo", approve=False, reason="late")) == "not_in_review"
+    assert onboarding.pending_reviews(docs) == []
+
+
+def test_a_rejection_needs_a_reason_and_opens_nothing(docs, publisher, sanctions):
+    submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
+    assert refused(lambda: review(docs, publisher, "typo", approve=False)) == "invalid_reason"
+    assert refused(lambda: review(docs, publisher, "typo", approve=False, reason="   ")) == "invalid_reason"
+    result = review(docs, publisher, "typo", approve=False, reason="  confirmed match  ")
+    assert result == {"status": "rejected", "accountId": None}
+    assert data(docs, "customers/typo")["reason"] == "confirmed match"
+    assert publisher.stored[-1].subject == topology.SUBJECT_CUSTOMER_REJECTED
+    assert paths(docs, "accounts") == []
+
+
+def test_a_review_of_nobodys_application_is_refused(docs, publisher):
+    assert refused(lambda: review(docs, publisher, "ghost", approve=True)) == "unknown_customer"
+
+
+def test_the_identity_numbers_of_two_applicants_are_told_apart(docs, publisher, sanctions):
+    first = submit(docs, publisher, sanctions, "kari", application())
+    other = application(born=KARI_BORN, nationalId=national_id_for(KARI_BORN, first_individual=100))
+    second = submit(docs, publisher, sanctions, "kari2", other)
+    assert first["accountId"] != second["accountId"]
+    assert len(paths(docs, "nationalIds")) == 2

@@ -1,0 +1,228 @@
+"""fjordbank.service_layer.scheduled on the in-memory documents: the due-payments job (the
+scheduled payment requests, then the standing orders), the other jobs it dispatches, with
+a recording publisher, a fixed clock and a fake of the edge's submit.
+
+What is promised: a scheduled payment is released once, on its due date: submitted through
+the edge's path (which moves the request on), or, when the account cannot cover it,
+waiting through that day and failed once after it (with its event, once); a request whose
+publish failed ("received") is submitted again; a malformed one is counted and left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import pytest
+
+from fjordbank import topology
+from fjordbank.domain.payments import PaymentRequested, payment_id_for
+from fjordbank.errors import PublishError
+from fjordbank.service_layer import scheduled, seams
+from fjordbank.service_layer.ports import Where
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import NOW, RecordingPublisher, account_numbers, customer_account, data, fixed_clock, seed
+
+UID, OTHER = "alice", "bob"
+SPENDING, SAVINGS = itertools.islice(account_numbers(), 2)
+TODAY = dt.date(2027, 3, 10)
+TOMORROW = TODAY + dt.timedelta(days=1)
+
+
+def payment(request_id: str, amount: int, due: dt.date, uid: str = UID) -> PaymentRequested:
+    return PaymentRequested(
+        payment_id=payment_id_for(uid, request_id),
+        uid=uid,
+        request_id=request_id,
+        kind="internal",
+        from_account=SPENDING,
+        to_account=SAVINGS,
+        amount=amount,
+        currency="NOK",
+        message=None,
+        kid=None,
+        due_date=due.isoformat(),
+        body_hash="0" * 64,
+        requested_at=NOW.isoformat(),
+    )
+
+
+def request_path(request_id: str, uid: str = UID) -> str:
+    return f"users/{uid}/paymentRequests/{request_id}"
+
+
+def scheduled_request(docs, request_id: str, amount: int, due: dt.date, *, status: str = "scheduled") -> None:
+    p = payment(request_id, amount, due)
+    seed(docs, {request_path(request_id): {"status": status, "statusRank": 1, "payment": p.to_json()}})
+
+
+class Submit:
+    """seams.Submit as the edge behaves: publish, then show the request as requested; a
+    publish that fails leaves it "received" and raises."""
+
+    def __init__(self, docs: MemoryDocuments, publisher: RecordingPublisher) -> None:
+        self.docs, self.publisher, self.submitted = docs, publisher, []
+
+    def __call__(self, p: PaymentRequested) -> None:
+        self.submitted.append(p.request_id)
+        path = request_path(p.request_id, p.uid)
+        try:
+            self.publisher.publish_json("payments.requested", p.to_json(), msg_id=f"{p.payment_id}:requested")
+        except PublishError:
+            seed(self.docs, {path: {**data(self.docs, path), "status": "received"}})
+            raise
+        seed(self.docs, {path: {**data(self.docs, path), "status": "requested"}})
+
+
+@pytest.fixture
+def docs() -> MemoryDocuments:
+    docs = MemoryDocuments(fixed_clock())
+    seed(
+        docs,
+        {
+            f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=10_000),
+            f"accounts/{SAVINGS}": customer_account(UID, SAVINGS),
+        },
+    )
+    return docs
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def submit(docs, publisher) -> Submit:
+    return Submit(docs, publisher)
+
+
+def run(docs, publisher, submit, now: dt.datetime = NOW, **kw: Any) -> dict[str, Any]:
+    return scheduled.submit_due_payments(docs, publisher, submit=submit, clock=fixed_clock(now), **kw)
+
+
+def counts(result: dict[str, Any]) -> dict[str, int]:
+    return {k: v for k, v in result.items() if v and k != "standingOrders"}
+
+
+def test_a_due_scheduled_payment_is_released_once(docs, publisher, submit):
+    scheduled_request(docs, "req-today-1", 1_000, TODAY)
+    scheduled_request(docs, "req-later-1", 1_000, TOMORROW)
+    assert counts(run(docs, publisher, submit)) == {"submitted": 1}
+    assert submit.submitted == ["req-today-1"]
+    assert counts(run(docs, publisher, submit)) == {}  # the next run: nothing more is due today
+    assert counts(run(docs, publisher, submit, now=NOW + dt.timedelta(days=1))) == {"submitted": 1}
+    assert submit.submitted == ["req-today-1", "req-later-1"]
+    assert len(publisher.stored) == 2
+
+
+def test_a_payment_the_account_cannot_cover_waits_through_its_day_and_fails_once_after_it(docs, publisher, submit):
+    scheduled_request(docs, "req-big-001", 50_000, TODAY)
+    assert counts(run(docs, publisher, submit)) == {"waiting": 1}
+    assert counts(run(docs, publisher, submit)) == {"waiting": 1}
+    waiting = data(docs, request_path("req-big-001"))
+    assert waiting["status"] == "scheduled" and waiting["waiting"]["attempts"] == 2
+    tomorrow = NOW + dt.timedelta(days=1)
+    assert counts(run(docs, publisher, submit, now=tomorrow)) == {"failed": 1}
+    failed = data(docs, request_path("req-big-001"))
+    assert failed["status"] == "failed" and failed["reason"]["code"] == "insufficient_funds"
+    assert failed["timeline"]["failed"] == tomorrow
+    (event,) = publisher.stored
+    assert event.subject.startswith(topology.SUBJECT_PAYMENT_FAILED) and event.body["reason"] == "insufficient_funds"
+    assert docs.query("outbox") == []
+    assert counts(run(docs, publisher, submit, now=tomorrow)) == {}  # failed once: never again
+    assert submit.submitted == [] and len(publisher.stored) == 1
+
+
+def test_a_held_back_request_that_moved_on_meanwhile_is_skipped(docs, publisher):
+    scheduled_request(docs, "req-big-002", 50_000, TODAY)
+    p = payment("req-big-002", 50_000, TODAY)
+    seed(docs, {request_path("req-big-002"): {**data(docs, request_path("req-big-002")), "status": "cancelled"}})
+    decision = scheduled.orders.Decision("fail", "insufficient_funds")
+    assert scheduled._hold_back(docs, publisher, request_path("req-big-002"), p, decision, NOW) == "skipped"
+    assert publisher.stored == [] and data(docs, request_path("req-big-002"))["status"] == "cancelled"
+
+
+def test_a_request_whose_publish_failed_is_submitted_again_and_waits_while_nats_is_away(docs, submit):
+    scheduled_request(docs, "req-today-2", 1_000, TODAY)
+    away = RecordingPublisher(down=True)
+    submit.publisher = away
+    # the due request fails to publish (now "received"), and the same run tries it once more
+    assert counts(run(docs, away, submit)) == {"unpublished": 2}
+    assert data(docs, request_path("req-today-2"))["status"] == "received"
+    submit.publisher = back = RecordingPublisher()
+    assert counts(run(docs, back, submit)) == {"submitted": 1}
+    assert data(docs, request_path("req-today-2"))["status"] == "requested" and len(back.stored) == 1
+
+
+def test_a_malformed_due_request_is_counted_and_left(docs, publisher, submit):
+    seed(docs, {request_path("req-broken1"): {"status": "received", "payment": {"amount": "much"}}})
+    assert counts(run(docs, publisher, submit)) == {"malformed": 1}
+    assert submit.submitted == []
+
+
+def test_a_scoped_run_releases_only_the_named_customers_payments(docs, publisher, submit):
+    scheduled_request(docs, "req-today-3", 1_000, TODAY)
+    assert counts(run(docs, publisher, submit, uids=(OTHER,))) == {}
+    assert counts(run(docs, publisher, submit, uids=(UID,))) == {"submitted": 1}
+
+
+def test_the_job_runs_the_standing_orders_after_the_scheduled_payments(docs, publisher, submit):
+    seed(
+        docs,
+        {
+            f"users/{UID}/standingOrders/order-0001": {
+                "orderId": "order-0001",
+                "uid": UID,
+                "fromAccount": SPENDING,
+                "toAccount": SAVINGS,
+                "amount": 1_000,
+                "currency": "NOK",
+                "kind": "internal",
+                "frequency": "monthly",
+                "status": "active",
+                "nextDue": TODAY.isoformat(),
+                "anchorDay": 10,
+                "runs": [],
+                "bodyHash": "0" * 64,
+            }
+        },
+    )
+    result = run(docs, publisher, submit)
+    assert result["standingOrders"] == {"submitted": 1, "waiting": 0, "failed": 0, "skipped": 0}
+    assert data(docs, f"users/{UID}/standingOrders/order-0001")["nextDue"] == "2027-04-10"
+
+
+# ---- the other jobs --------------------------------------------------------------------------
+def test_run_job_dispatches_each_job_with_the_clock_it_was_given(docs, publisher, submit):
+    relayed = []
+    collaborators = seams.Collaborators(
+        check_sca=lambda *_a, **_k: None, submit=submit, relay=lambda: relayed.append(1) or {"published": 0}
+    )
+    scheduled_request(docs, "req-later-2", 1_000, TOMORROW)
+    later = NOW + dt.timedelta(days=1)
+    job = scheduled.run_job(docs, publisher, scheduled.SUBMIT_DUE_PAYMENTS, collaborators=collaborators, now=later)
+    assert job["submitted"] == 1  # tomorrow's payment is due on the job's clock
+    holds = scheduled.run_job(docs, publisher, scheduled.RELEASE_EXPIRED_HOLDS, collaborators=collaborators, now=later)
+    assert holds == {"requested": 1}
+    assert publisher.stored[-1].subject == topology.SUBJECT_CARD_EXPIRE_HOLDS
+    assert publisher.stored[-1].msg_id == f"expire-holds:{later.isoformat()}"
+    assert scheduled.run_job(docs, publisher, scheduled.RELAY_OUTBOX, collaborators=collaborators) == {"published": 0}
+    assert relayed == [1]
+    # the audit reads the ledger as it was a moment ago on the machine's clock (never the
+    # job's: a snapshot in the database's future cannot be read)
+    audited = scheduled.run_job(docs, publisher, scheduled.AUDIT_LEDGER, collaborators=collaborators, now=later)
+    summary = data(docs, "ops/ledgerAudit")
+    assert audited == {"ok": summary["ok"], "problems": summary["problemCount"]}
+    assert summary["ranAt"] != later
+    with pytest.raises(ValueError, match="unknown job"):
+        scheduled.run_job(docs, publisher, "tidy-up", collaborators=collaborators)
+
+
+def test_the_due_requests_are_found_across_customers(docs):
+    scheduled_request(docs, "req-today-4", 1_000, TODAY)
+    seed(docs, {request_path("req-other-1", OTHER): {"status": "received", "payment": {}}})
+    found = [d.path for d in scheduled.due_requests(docs, TODAY, 10)]
+    assert found == [request_path("req-today-4"), request_path("req-other-1", OTHER)]
+    assert docs.query_group("paymentRequests", where=[Where("status", "==", "scheduled")])[0].id == "req-today-4"

@@ -1,0 +1,314 @@
+"""fjordbank.service_layer.standing_orders on the in-memory documents: the callables that
+create, change and cancel standing orders and cancel a scheduled payment, and the job's
+claims of due dates, with a recording publisher, a fixed clock and a fake SCA check.
+
+What is promised: the order id is the idempotency key (the same body is the same order,
+another body is refused); ownership and account state are checked as for a payment, and a
+new payee or a larger amount over the threshold needs SCA; only an active order changes;
+each due date is paid (or failed) once: the claim moves the order on and stages the
+payment's event in one unit of work, so a second claim of the same date is a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import pytest
+
+from fjordbank.domain import standing_orders as rules
+from fjordbank.domain.payments import PaymentRejected, payment_id_for
+from fjordbank.service_layer import standing_orders
+from fjordbank.service_layer.ports import Contention
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import (
+    NOW,
+    RecordingPublisher,
+    account_numbers,
+    customer_account,
+    data,
+    fixed_clock,
+    paths,
+    seed,
+)
+
+BANK_REGS = ("9710",)
+UID, OTHER = "alice", "bob"
+SPENDING, SAVINGS, BOBS, CLOSED = itertools.islice(account_numbers(), 4)
+ELSEWHERE = next(account_numbers("1503"))  # another bank's customer
+TODAY = dt.date(2027, 3, 10)  # NOW in Oslo
+
+
+class ScaCheck:
+    """seams.ScaCheck: records each check; refuses while ``required``."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.required = False
+
+    def __call__(self, uid: str, **payment: Any) -> None:
+        self.calls.append({"uid": uid, **payment})
+        if self.required and payment["sca"] is None:
+            raise PaymentRejected("sca_required", "confirm this payment on your device")
+
+
+@pytest.fixture
+def docs() -> MemoryDocuments:
+    docs = MemoryDocuments(fixed_clock())
+    seed(
+        docs,
+        {
+            f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=100_000),
+            f"accounts/{SAVINGS}": customer_account(UID, SAVINGS),
+            f"accounts/{BOBS}": customer_account(OTHER, BOBS),
+            f"accounts/{CLOSED}": customer_account(OTHER, CLOSED, status="closed"),
+        },
+    )
+    return docs
+
+
+@pytest.fixture
+def sca() -> ScaCheck:
+    return ScaCheck()
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+def body(order_id: str = "order-0001", **changes: Any) -> dict[str, Any]:
+    return {
+        "orderId": order_id,
+        "fromAccount": SPENDING,
+        "toAccount": SAVINGS,
+        "amount": 10_000,
+        "frequency": "monthly",
+        "startDate": TODAY.isoformat(),
+        **changes,
+    }
+
+
+def create(docs, sca, payload: dict[str, Any], uid: str = UID) -> dict[str, Any]:
+    return standing_orders.create(docs, uid, payload, bank_regs=BANK_REGS, check_sca=sca, clock=fixed_clock())
+
+
+def change(docs, sca, payload: dict[str, Any]) -> dict[str, Any]:
+    return standing_orders.change(docs, UID, payload, check_sca=sca, clock=fixed_clock())
+
+
+def run_due(docs, publisher, now: dt.datetime = NOW, **kw: Any) -> dict[str, int]:
+    return standing_orders.run_due(docs, publisher, bank_regs=BANK_REGS, clock=fixed_clock(now), **kw)
+
+
+def refused(call) -> str:
+    with pytest.raises(PaymentRejected) as caught:
+        call()
+    return caught.value.code
+
+
+def order(docs, order_id: str = "order-0001", uid: str = UID) -> dict[str, Any]:
+    return data(docs, f"users/{uid}/standingOrders/{order_id}")
+
+
+# ---- create ----------------------------------------------------------------------------------
+def test_an_order_is_created_once_per_id_and_the_same_body_is_the_same_order(docs, sca):
+    made = create(docs, sca, body())
+    assert made["status"] == rules.ACTIVE and made["nextDue"] == TODAY.isoformat() and made["kind"] == "internal"
+    assert order(docs) == made
+    assert create(docs, sca, body()) == made  # the idempotency key
+    assert refused(lambda: create(docs, sca, body(amount=1))) == "order_exists"
+    assert standing_orders.public(made) == {
+        "orderId": "order-0001",
+        "status": rules.ACTIVE,
+        "frequency": "monthly",
+        "amount": 10_000,
+        "fromAccount": SPENDING,
+        "toAccount": SAVINGS,
+        "nextDue": TODAY.isoformat(),
+        "endDate": None,
+    }
+
+
+def test_the_payment_is_checked_as_any_and_a_new_payee_goes_through_sca(docs, sca):
+    assert refused(lambda: create(docs, sca, body(fromAccount=BOBS))) == "unknown_account"
+    assert refused(lambda: create(docs, sca, body(toAccount=CLOSED))) == "to_account_closed"
+    assert refused(lambda: create(docs, sca, body(startDate="2027-03-09"))) == "start_date_in_past"
+    sca.required = True
+    assert refused(lambda: create(docs, sca, body("order-0002", toAccount=ELSEWHERE))) == "sca_required"
+    check = sca.calls[-1]
+    assert check["request_path"] == f"users/{UID}/standingOrders/order-0002" and check["own_payee"] is False
+    assert (check["amount"], check["to_account"], check["request_id"]) == (10_000, ELSEWHERE, "order-0002")
+    assert paths(docs, f"users/{UID}/standingOrders") == []
+
+
+def test_an_order_created_meanwhile_by_a_concurrent_call_is_answered(docs, sca):
+    """The create found no order when it read, and one with the same id when it wrote:
+    the stored one is the answer (no second order)."""
+    first = create(docs, sca, body())
+
+    class Late:  # the documents, the order's first read before the concurrent create
+        reads = 0
+
+        def __getattr__(self, name):
+            return getattr(docs, name)
+
+        def get(self, path):
+            if path.endswith("order-0001"):
+                self.reads += 1
+                if self.reads == 1:
+                    return None
+            return docs.get(path)
+
+    assert standing_orders.create(Late(), UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
+
+
+# ---- change and cancel -----------------------------------------------------------------------
+def test_an_active_order_changes_its_amount_next_due_and_end_date(docs, sca):
+    create(docs, sca, body())
+    changed = change(docs, sca, {"orderId": "order-0001", "amount": 5_000, "nextDue": "2027-03-20"})
+    assert (changed["amount"], changed["nextDue"]) == (5_000, "2027-03-20")
+    assert sca.calls == [sca.calls[0]]  # a smaller amount needs no new confirmation
+    change(docs, sca, {"orderId": "order-0001", "endDate": "2027-12-31"})
+    stored = order(docs)
+    assert (stored["amount"], stored["nextDue"], stored["endDate"]) == (5_000, "2027-03-20", "2027-12-31")
+    assert stored["updatedAt"] == NOW
+
+
+def test_a_larger_amount_is_checked_for_sca_as_a_known_payee(docs, sca):
+    create(docs, sca, body())
+    sca.required = True
+    assert refused(lambda: change(docs, sca, {"orderId": "order-0001", "amount": 50_000})) == "sca_required"
+    assert sca.calls[-1]["own_payee"] is True and sca.calls[-1]["amount"] == 50_000
+    assert order(docs)["amount"] == 10_000
+
+
+@pytest.mark.parametrize(
+    ("asked", "code"),
+    [
+        ({"orderId": "order-0001"}, "nothing_to_change"),
+        ({"orderId": "order-0001", "nextDue": "2027-03-09"}, "next_due_in_past"),
+        ({"orderId": "order-0001", "endDate": "2027-03-01"}, "end_before_start"),
+        ({"orderId": "order-0001", "frequency": "weekly"}, "unknown_field"),
+        ({"orderId": "order-9999"}, "unknown_order"),
+        ({"orderId": "x"}, "invalid_order_id"),
+    ],
+)
+def test_a_change_that_cannot_be_made_is_refused_and_changes_nothing(docs, sca, asked, code):
+    made = create(docs, sca, body())
+    assert refused(lambda: change(docs, sca, asked)) == code
+    assert order(docs) == made
+
+
+def test_a_cancelled_order_is_cancelled_once_and_then_changes_no_more(docs, sca):
+    create(docs, sca, body())
+    assert standing_orders.cancel(docs, UID, "order-0001", clock=fixed_clock())["status"] == rules.CANCELLED
+    assert order(docs)["cancelledAt"] == NOW
+    again = standing_orders.cancel(docs, UID, "order-0001", clock=fixed_clock(NOW + dt.timedelta(hours=1)))
+    assert again["status"] == rules.CANCELLED and order(docs)["cancelledAt"] == NOW  # harmless
+    assert refused(lambda: change(docs, sca, {"orderId": "order-0001", "amount": 1})) == "order_not_active"
+    assert refused(lambda: standing_orders.cancel(docs, UID, "order-9999")) == "unknown_order"
+    assert refused(lambda: standing_orders.cancel(docs, OTHER, "order-0001")) == "unknown_order"  # not bob's
+
+
+# ---- cancelling a scheduled payment ----------------------------------------------------------
+def test_a_scheduled_payment_is_cancelled_until_it_is_submitted(docs):
+    seed(
+        docs,
+        {
+            f"users/{UID}/paymentRequests/req-scheduled": {"status": "scheduled", "statusRank": 1},
+            f"users/{UID}/paymentRequests/req-requested": {"status": "requested", "statusRank": 2},
+        },
+    )
+    cancel = standing_orders.cancel_scheduled
+    assert cancel(docs, UID, "req-scheduled") == {"requestId": "req-scheduled", "status": "cancelled"}
+    cancelled = data(docs, f"users/{UID}/paymentRequests/req-scheduled")
+    assert cancelled["status"] == "cancelled" and "cancelled" in cancelled["timeline"]
+    assert cancel(docs, UID, "req-scheduled")["status"] == "cancelled"  # again: the same answer
+    assert refused(lambda: cancel(docs, UID, "req-requested")) == "not_scheduled"
+    assert refused(lambda: cancel(docs, UID, "req-nothing")) == "unknown_request"
+    assert refused(lambda: cancel(docs, UID, "../x")) == "invalid_request_id"
+
+
+# ---- the due dates ---------------------------------------------------------------------------
+def test_a_due_date_is_paid_once_and_the_order_moves_on(docs, sca, publisher):
+    create(docs, sca, body())
+    assert run_due(docs, publisher) == {"submitted": 1, "waiting": 0, "failed": 0, "skipped": 0}
+    (event,) = publisher.stored
+    request_id = rules.occurrence_request_id("order-0001", TODAY)
+    assert (
+        event.subject.startswith("payments.requested")
+        and event.msg_id == f"{payment_id_for(UID, request_id)}:requested"
+    )
+    payment = event.body["payment"]
+    assert (payment["amount"], payment["due_date"], payment["to_account"]) == (10_000, "2027-03-10", SAVINGS)
+    moved = order(docs)
+    assert moved["nextDue"] == "2027-04-10" and moved["status"] == rules.ACTIVE
+    assert moved["lastRun"]["status"] == "submitted" and len(moved["runs"]) == 1
+    assert paths(docs, "outbox") == []
+    assert run_due(docs, publisher) == {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0}  # nothing due
+    assert len(publisher.stored) == 1
+
+
+def test_a_claim_of_a_date_already_claimed_is_a_no_op(docs, sca, publisher):
+    """Two runs of the job that both found the order due: the second claim finds the date
+    taken and neither writes nor publishes."""
+    made = create(docs, sca, body())
+    path = f"users/{UID}/standingOrders/order-0001"
+    submit = rules.Decision("submit")
+    assert standing_orders._claim(docs, publisher, path, made, TODAY, submit, NOW) == "submitted"
+    after_first = order(docs)
+    assert standing_orders._claim(docs, publisher, path, made, TODAY, submit, NOW) == "skipped"
+    assert order(docs) == after_first and len(publisher.stored) == 1
+
+
+def test_a_payment_the_account_cannot_cover_waits_on_its_due_date_and_fails_after_it(docs, sca, publisher):
+    create(docs, sca, body(amount=500_000))
+    assert run_due(docs, publisher)["waiting"] == 1
+    assert run_due(docs, publisher)["waiting"] == 1
+    assert order(docs)["waiting"] == {"date": "2027-03-10", "attempts": 2, "reason": "insufficient_funds"}
+    assert publisher.stored == []
+    tomorrow = NOW + dt.timedelta(days=1)
+    assert run_due(docs, publisher, now=tomorrow)["failed"] == 1
+    (failed,) = publisher.stored
+    assert failed.subject.startswith("payments.failed") and failed.body["reason"] == "insufficient_funds"
+    moved = order(docs)
+    assert moved["nextDue"] == "2027-04-10" and "waiting" not in moved and moved["lastRun"]["status"] == "failed"
+
+
+def test_a_payee_account_closed_since_fails_the_due_date(docs, sca, publisher):
+    create(docs, sca, body(toAccount=BOBS))
+    seed(docs, {f"accounts/{BOBS}": customer_account(OTHER, BOBS, status="closed")})
+    assert run_due(docs, publisher)["failed"] == 1
+    assert publisher.stored[0].body["reason"] == "to_account_closed"
+
+
+def test_a_weekly_order_with_an_end_date_ends_after_its_last_payment(docs, sca, publisher):
+    create(docs, sca, body(frequency="weekly", endDate="2027-03-16"))
+    run_due(docs, publisher)
+    ended = order(docs)
+    assert ended["status"] == rules.ENDED and ended["nextDue"] is None
+    assert run_due(docs, publisher, now=NOW + dt.timedelta(days=7))["submitted"] == 0
+
+
+def test_a_scoped_run_pays_only_the_named_customers_orders(docs, sca, publisher):
+    seed(docs, {f"accounts/{BOBS}": customer_account(OTHER, BOBS, balance=100_000)})
+    create(docs, sca, body())
+    create(docs, sca, body("order-bob1", fromAccount=BOBS, toAccount=SPENDING), uid=OTHER)
+    assert run_due(docs, publisher, uids=(OTHER,))["submitted"] == 1
+    assert order(docs, "order-bob1", OTHER)["nextDue"] == "2027-04-10" and order(docs)["nextDue"] == "2027-03-10"
+
+
+def test_a_claim_that_loses_every_attempt_is_left_to_the_other_run(docs, sca, publisher):
+    create(docs, sca, body())
+
+    class Contended:
+        def __getattr__(self, name):
+            return getattr(docs, name)
+
+        def transact(self, fn, *, operation):
+            raise Contention(operation)
+
+    assert run_due(Contended(), publisher)["skipped"] == 1
+    assert publisher.stored == [] and order(docs)["nextDue"] == "2027-03-10"
