@@ -5,8 +5,9 @@
   not onboarded (the demo's employer).
 * `LedgerAdmin`: money entering the bank from outside (deposits, exactly once per deposit
   id) and accounts opened outside onboarding, through the ledger's own admin path
-  (fjordbank.adapters.ledger_store), from synchronous code: one event loop and one async
-  client of its own; calls from several threads take turns.
+  (fjordbank.adapters.ledger_store), from synchronous code: each call with its own async
+  client and event loop. `LedgerSession` holds one of each instead, for code that awaits
+  on the ledger itself (the tests' fixture).
 
 The Google clients find the emulator in FIRESTORE_EMULATOR_HOST, which the tool sets
 (bankctl's ``apply_environ``; the dev stack's processes and the tests' session have it).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from google.cloud import firestore
@@ -34,26 +35,30 @@ T = TypeVar("T")
 
 
 class LedgerAdmin:
-    """The ledger's admin path (``ledger``: its FirestoreLedger, ``run``: await on it)."""
+    """The ledger's admin path, each call with a client and an event loop of its own
+    (``asyncio.run``): nothing stays open between calls or at exit, and any thread may call."""
 
     def __init__(self, project_id: str, firestore_host: str | None = None) -> None:
-        self.firestore_host = firestore_host
-        self.loop = asyncio.new_event_loop()
-        self.ledger = FirestoreLedger(async_client(project_id))
-        self._lock = threading.Lock()
+        self.project_id, self.firestore_host = project_id, firestore_host
 
     def errors(self, what: str) -> FirestoreErrors:
         return firestore_errors(what, self.firestore_host or "")
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        with self._lock:
-            return self.loop.run_until_complete(coro)
+    def _call(self, what: str, op: Callable[[FirestoreLedger], Awaitable[T]]) -> T:
+        async def run() -> T:
+            ledger = FirestoreLedger(async_client(self.project_id))
+            await ledger.ensure_internal_accounts()
+            return await op(ledger)
+
+        with self.errors(what):
+            return asyncio.run(run())
 
     def open_account(self, *, owner_uid: str, account_id: str, name: str) -> None:
         """An account outside onboarding (a test's, the demo's employer)."""
-        with self.errors("opening the account"):
-            self.run(self.ledger.ensure_internal_accounts())
-            self.run(self.ledger.open_account(account_id=account_id, owner_uid=owner_uid, name=name))
+        self._call(
+            "opening the account",
+            lambda ledger: ledger.open_account(account_id=account_id, owner_uid=owner_uid, name=name),
+        )
 
     def deposit(self, *, deposit_id: str, account_id: str, amount: int) -> bool:
         """Money from outside onto ``account_id``; False if this deposit id was posted before."""
@@ -61,15 +66,37 @@ class LedgerAdmin:
 
     def deposit_many(self, items: list[tuple[str, str, int]]) -> int:
         """Deposits (deposit id, account, øre), each exactly once; how many were new."""
-        with self.errors("depositing"):
-            self.run(self.ledger.ensure_internal_accounts())
-            return self.run(self.ledger.deposit_many(items))
+        return self._call("depositing", lambda ledger: ledger.deposit_many(items))
+
+
+class LedgerSession(LedgerAdmin):
+    """The ledger's admin path with one event loop and one client held (``ledger``; ``run``
+    awaits on it): for code that awaits on the ledger itself, from one thread at a time
+    (the tests). ``close`` at the end."""
+
+    def __init__(self, project_id: str, firestore_host: str | None = None) -> None:
+        super().__init__(project_id, firestore_host)
+        self.loop = asyncio.new_event_loop()
+        self.ledger = FirestoreLedger(async_client(project_id))
+        self._lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            return self.loop.run_until_complete(coro)
+
+    def _call(self, what: str, op: Callable[[FirestoreLedger], Awaitable[T]]) -> T:
+        async def run() -> T:
+            await self.ledger.ensure_internal_accounts()
+            return await op(self.ledger)
+
+        with self.errors(what):
+            return self.run(run())
 
     def open_funded_account(self, uid: str, account_id: str, amount: int, name: str = "Brukskonto") -> str:
         """An account with an opening deposit of ``amount`` (deposit id ``opening-{account}``)."""
         self.open_account(owner_uid=uid, account_id=account_id, name=name)
         if amount:
-            self.deposit(deposit_id=f"opening-{account_id}", account_id=account_id, amount=amount)
+            self.run(self.ledger.deposit(deposit_id=f"opening-{account_id}", account_id=account_id, amount=amount))
         return account_id
 
     def close(self) -> None:
@@ -77,24 +104,16 @@ class LedgerAdmin:
 
 
 class Admin:
-    """Admin SDK reads and the ledger's admin path (``ledger_admin``, made when first used)."""
+    """Admin SDK reads and the ledger's admin path (``ledger_admin``)."""
 
     def __init__(self, project_id: str, firestore_host: str) -> None:
         require_reachable(FIRESTORE, firestore_host)
         self.project_id, self.firestore_host = project_id, firestore_host
         self.db = sync_client(project_id)
-        self._ledger_admin: LedgerAdmin | None = None
-        self._lock = threading.Lock()
+        self.ledger_admin = LedgerAdmin(project_id, firestore_host)
 
     def errors(self, what: str) -> FirestoreErrors:
         return firestore_errors(what, self.firestore_host)
-
-    @property
-    def ledger_admin(self) -> LedgerAdmin:
-        with self._lock:
-            if self._ledger_admin is None:
-                self._ledger_admin = LedgerAdmin(self.project_id, self.firestore_host)
-            return self._ledger_admin
 
     def customer(self, uid: str) -> dict | None:
         with self.errors("reading the customer"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clientkit.admin import LedgerAdmin
+from clientkit.admin import LedgerSession
 from clientkit.auth import Auth
 from devstack import settings as stack_settings
 from devstack.stack import Stack
@@ -85,8 +85,8 @@ def as_user(stack):
 @pytest.fixture(scope="session")
 def ledger_admin(stack):
     """The ledger's admin path (open accounts, deposits; ``run`` awaits on its ``ledger``),
-    driven from sync tests: the client kit's LedgerAdmin."""
-    admin = LedgerAdmin(stack.s.project_id, endpoints_of(stack).firestore_host)
+    driven from sync tests: the client kit's LedgerSession."""
+    admin = LedgerSession(stack.s.project_id, endpoints_of(stack).firestore_host)
     yield admin
     admin.close()
 

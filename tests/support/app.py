@@ -100,7 +100,7 @@ class Customer:
 
 def new_customer(auth, as_user, ledger_admin, *funds: int) -> Customer:
     """A signed-up user with one funded account per amount given and a phone whose key is
-    enrolled through the admin path (the kit's LedgerAdmin)."""
+    enrolled through the admin path (the ledger_admin fixture's client)."""
     user = auth.sign_up()
     accounts = [
         ledger_admin.open_funded_account(user["uid"], new_account_number(), amount) for amount in (funds or (0,))
