@@ -21,7 +21,7 @@ status:
 # the tests run two instances of the ledger and of screening (partitioned consumers)
 TEST_REPLICAS ?= 2
 
-SCANNED := fjordbank run_services functions/main.py devstack bankctl bench k8s
+SCANNED := fjordbank run_services functions/main.py devstack bankctl bench k8s simulators clientkit
 
 test: bootstrap          ## lint, types and security scan (make lint), dependency audit, then every tier: unit, deploy, monitoring, integration, end-to-end, browser (starts the stack if not running)
 	@$(MAKE) --no-print-directory lint

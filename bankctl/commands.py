@@ -50,7 +50,7 @@ def _firestore(config: Config):
 
 
 def _google_errors(what: str, config: Config):
-    from bankctl.client import firestore_errors
+    from clientkit.session import firestore_errors
 
     return firestore_errors(what, config.firestore_host)
 
@@ -357,9 +357,9 @@ def customers_create(args) -> int:
     the stack's state directory so `bankctl pay` can confirm payments), an application
     with a synthetic identity number (onboarding_submit) and an opening deposit through
     the ledger's admin deposit path."""
-    from bankctl.client import unique
     from bankctl.customers import kroner, parse_amount
     from bankctl.load import FIRST_NAMES, LAST_NAMES
+    from clientkit.ids import unique
 
     if args.count < 1:
         raise CommandError("--count must be at least 1")
@@ -448,6 +448,11 @@ def pay(args) -> int:
             f"customer {uid} has no open account" if not args.from_account else f"bad account {args.from_account!r}"
         )
     confirm = not args.no_sca and session.needs_sca(to_account, amount, own)
+    if confirm and session.device is None:
+        raise CommandError(
+            f"no device key for {uid} in {args.config.devices_dir} (only customers made by bankctl "
+            "here can confirm payments; pass --no-sca to send it unconfirmed)"
+        )
     started = time.monotonic()
     request_id = session.request_payment(
         from_account=from_account,

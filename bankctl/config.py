@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from clientkit.endpoints import Endpoints
 from devstack import settings as stack_settings
 from devstack.settings import StackSettings
 from devstack.stack import Stack
@@ -51,6 +52,18 @@ class Config:
     @cached_property
     def stack(self) -> Stack:
         return Stack(self.stack_settings, progress=lambda _msg: None)
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the bank's public surface is, for the client kit."""
+        return Endpoints(
+            project_id=self.project_id,
+            auth_host=self.auth_host,
+            functions_host=self.functions_host,
+            firestore_host=self.firestore_host,
+            region=self.region,
+            http_timeout=self.http_timeout,
+        )
 
     @property
     def devices_dir(self) -> Path:

@@ -9,25 +9,31 @@ and an opening balance arrives through the ledger's admin deposit path.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 from dataclasses import asdict, dataclass
 
-from bankctl.client import (
-    Admin,
-    AppSession,
-    Auth,
-    Callables,
-    Device,
-    Identity,
-    random_birth_date,
-)
-from bankctl.config import Config
+from bankctl.config import Config, apply_environ
 from bankctl.errors import CommandError, Refused
+from clientkit.admin import Admin
+from clientkit.app_check import AppCheck
+from clientkit.auth import Auth, Identity
+from clientkit.callables import Callables
+from clientkit.cards import CardNetwork
+from clientkit.device import Device
+from clientkit.session import AppSession
 from fjordbank.domain.money import InvalidAmount, Money
 from simulators.identities import synthetic_national_id
 
 DEFAULT_PASSWORD = "fjordbank-demo"  # noqa: S105 - local emulator users only, printed on purpose
 DEFAULT_ADDRESS = {"street": "Storgata 1", "postalCode": "0155", "city": "Oslo"}
+APP_ID = "1:000:web:fjordbank-bankctl"  # the app bankctl's App Check tokens are for
+DEVICE_PREFIX = "bankctl-"  # the key ids of the phones bankctl plays
+_rnd = random.SystemRandom()
+
+
+def random_birth_date() -> dt.date:
+    return dt.date(1960, 1, 1) + dt.timedelta(days=_rnd.randrange(365 * 38))
 
 
 def parse_amount(text: str, *, allow_zero: bool = False) -> int:
@@ -61,11 +67,12 @@ class Made:
 
 
 class Bank:
-    """The clients one bankctl command needs, made once (also when threads ask at once)."""
+    """The client kit's clients one bankctl command needs, made once (also when threads
+    ask at once), from bankctl's configuration."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.auth = Auth(config)
+        self.auth = Auth(config.endpoints)
         self._callables: Callables | None = None
         self._admin: Admin | None = None
         self._lock = threading.Lock()
@@ -74,19 +81,34 @@ class Bank:
     def callables(self) -> Callables:
         with self._lock:
             if self._callables is None:
-                self._callables = Callables(self.config)
+                app_check = AppCheck.from_state_dir(self.config.state_dir, self.config.project_id, APP_ID)
+                self._callables = Callables(self.config.endpoints, app_check)
             return self._callables
 
     @property
     def admin(self) -> Admin:
         with self._lock:
             if self._admin is None:
-                self._admin = Admin(self.config)
+                apply_environ(self.config)
+                self._admin = Admin(self.config.project_id, self.config.firestore_host)
             return self._admin
 
+    def app_session(self, identity: Identity, device: Device | None) -> AppSession:
+        """``identity`` in the app (the Google client pointed at the emulator), with ``device``."""
+        apply_environ(self.config)
+        c = self.config
+        return AppSession(c.project_id, c.firestore_host, identity, device, sca_threshold=c.sca_threshold)
+
     def session(self, uid: str, identity: Identity | None = None) -> AppSession:
-        """The customer in the app (the emulator's custom-token sign-in unless given)."""
-        return AppSession(self.config, identity or self.auth.sign_in_as(uid), Device.load(self.config.devices_dir, uid))
+        """The customer in the app (the emulator's custom-token sign-in unless given), with
+        the device key bankctl keeps for them, if any."""
+        return self.app_session(identity or self.auth.sign_in_as(uid), Device.load(self.config.devices_dir, uid))
+
+    def card_network(self, timeout: float = 5.0) -> CardNetwork:
+        """The card network's side (local stack only); ``timeout``: the processor's for a decision."""
+        c = self.config
+        vault = c.state_dir / "vault" / "cards.db"
+        return CardNetwork(c.card_api_url, c.stack_settings.card_secrets_file, vault, timeout)
 
     def sign_up_or_in(self, email: str, password: str) -> tuple[Identity, bool]:
         """(identity, new): a new user, or the existing one with this e-mail and password."""
@@ -124,11 +146,9 @@ class Bank:
                 raise CommandError(
                     f"{email} is a customer, but its device key is not in {devices}: it cannot confirm payments"
                 )
-            device = Device.new(uid)
+            device = Device.new(uid, DEVICE_PREFIX)
             try:
-                self.callables.call(
-                    "sca_register_key", {"keyId": device.key_id, "publicKey": device.public_key}, identity
-                )
+                self.callables.call("sca_register_key", device.enrolment(), identity)
             except Refused as exc:
                 if exc.reason != "sca_key_exists":
                     raise

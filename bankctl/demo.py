@@ -24,9 +24,11 @@ import time
 from dataclasses import dataclass, field
 
 from bankctl import errors
-from bankctl.client import AppSession, Cards, Device
-from bankctl.customers import Bank, Made, kroner
+from bankctl.customers import DEVICE_PREFIX, Bank, Made, kroner
 from bankctl.errors import CommandError, Refused, StackUnreachable, Workers, step, talking_to
+from clientkit.cards import CardNetwork
+from clientkit.device import Device
+from clientkit.session import AppSession
 from fjordbank.domain.cards import authorization_id
 from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.norway import kid_mod10_check, kid_mod11_check, make_account_number, today_in_norway
@@ -218,7 +220,7 @@ class Demo:
         identity, _new = self.bank.sign_up_or_in(self.email("lonn", "fjordtech.example"), self.password)
         device = Device.load(self.bank.config.devices_dir, identity.uid)
         if device is None:
-            device = Device.new(identity.uid)
+            device = Device.new(identity.uid, DEVICE_PREFIX)
             self.bank.admin.enrol_device(device)
             device.save(self.bank.config.devices_dir)
         accounts = [a["accountId"] for a in self.bank.admin.accounts_of(identity.uid)]
@@ -238,7 +240,7 @@ class Demo:
         account = accounts[0]
         self.bank.admin.deposit_many([(self.rid("employer-capital"), account, 100_000_000)])
         self.log(f"employer Fjordtech AS: account {account} (admin path)")
-        return AppSession(self.bank.config, identity, device), account
+        return self.bank.app_session(identity, device), account
 
     # ---- payments -----------------------------------------------------------------------------
     def pay(self, session: AppSession, kind: str, request_id: str, **body) -> str:
@@ -368,7 +370,7 @@ class Demo:
         return due.isoformat()
 
     # ---- cards --------------------------------------------------------------------------------
-    def card(self, c: Customer, cards: Cards) -> dict:
+    def card(self, c: Customer, cards: CardNetwork) -> dict:
         """The customer's virtual debit card (cards_issue, once), as printed on it."""
         usable = [k for k in self.bank.admin.cards_of(c.made.uid) if k.get("status") in ("active", "issuing")]
         if usable:
@@ -390,7 +392,7 @@ class Demo:
         return {"cardId": card_id, "last4": doc.get("last4"), **cards.details(card_id)}
 
     def purchases(self, people: list[Customer]) -> set[str]:
-        cards = Cards(self.bank.config)
+        cards = self.bank.card_network()
         merchants: set[str] = set()
         for c in people:
             c.card = self.card(c, cards)

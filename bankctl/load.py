@@ -15,10 +15,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bankctl.client import AppSession, unique
 from bankctl.customers import Bank, Made
 from bankctl.errors import CommandError, StackUnreachable, Workers, step, transport_error
 from bankctl.progress import Progress
+from clientkit.ids import unique
+from clientkit.session import AppSession
 from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payments import TERMINAL

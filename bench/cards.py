@@ -4,7 +4,8 @@
     python -m bench.cards --cards 20 --authorizations 1000 --concurrency 8
 
 Cards are issued through the real path (onboarding and cards callables, the card
-service's vault), made by bankctl's operator paths (bankctl.customers, bankctl.client.Cards);
+service's vault), made by bankctl's operator paths (bankctl.customers) and the client kit's
+card network (clientkit.cards);
 the processor simulator (simulators/card_processor.py) then sends signed authorisations from
 ``--concurrency`` threads (a mix of approvals and declines: frozen-free cards, amounts
 over the daily limit now and then) and measures each decision's round trip. The baseline
@@ -26,8 +27,8 @@ from pathlib import Path
 import requests
 
 from bankctl import config as bankctl_config
-from bankctl.client import Cards
 from bankctl.customers import Bank
+from clientkit.cards import CardNetwork
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "bench"
 
@@ -37,7 +38,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def issue_card(bank: Bank, cards: Cards, i: int) -> dict:
+def issue_card(bank: Bank, cards: CardNetwork, i: int) -> dict:
     """One customer (the operator's path: bankctl), funded, with an active virtual card;
     returns what is printed on the card."""
     email = f"bench-cards-{uuid.uuid4().hex[:12]}@example.no"
@@ -54,7 +55,7 @@ def issue_card(bank: Bank, cards: Cards, i: int) -> dict:
     return cards.details(card_id)
 
 
-def issue_cards(bank: Bank, cards: Cards, n: int) -> list[dict]:
+def issue_cards(bank: Bank, cards: CardNetwork, n: int) -> list[dict]:
     issued = []
     for i in range(n):
         issued.append(issue_card(bank, cards, i))
@@ -73,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
     config = bankctl_config.load()
     stack = config.stack
-    card_service = Cards(config, timeout=args.timeout)
-    cards = issue_cards(Bank(config), card_service, args.cards)
+    bank = Bank(config)
+    card_service = bank.card_network(timeout=args.timeout)
+    cards = issue_cards(bank, card_service, args.cards)
     proc = card_service.processor
 
     def one(i: int) -> tuple[float, dict]:

@@ -184,11 +184,14 @@ async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> t
 
 
 def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
+    from bankctl import config as bankctl_config
+    from bankctl.customers import Bank
     from bench.cards import issue_cards
-    from tests.support.bank import processor
 
-    cards = issue_cards(stack, 2)
-    proc = processor(stack)
+    bank = Bank(bankctl_config.load())
+    network = bank.card_network()  # the card network's side, through the client kit
+    cards = issue_cards(bank, network, 2)
+    proc = network.processor
     pushed = pushes_queued(stack.s.project_id)
     before, started = settle(stack, idle), time.monotonic()
     captured = 0

@@ -56,7 +56,7 @@ def component(stack) -> Component:
         name=NAME,
         address=f"{url(stack)} (the other banks: answers {stack.s.clearing_dir}/outbox into inbox; /healthz)",
         argv=argv(stack),
-        env={"PYTHONPATH": str(stack.s.repo), "PYTHONUNBUFFERED": "1"},
+        env={"PYTHONUNBUFFERED": "1"},
         cwd=stack.s.repo,
         ready=lambda: http_ok(f"{url(stack)}/healthz"),
         start_timeout=30,

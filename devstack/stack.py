@@ -139,7 +139,6 @@ class Stack:
                 "--store",
                 str(self.s.state_dir / "fcm-sink.jsonl"),
             ],
-            env={"PYTHONPATH": str(self.s.repo)},
             cwd=self.s.repo,
             ready=lambda: http_ok(f"{self.fcm_sink_url}/healthz"),
             start_timeout=20,
@@ -226,7 +225,6 @@ class Stack:
                         "FJB_FAULTS_FILE": str(self.faults_file),
                         # stable: a restarted instance takes back its partitions at once
                         "FJB_INSTANCE_ID": name,
-                        "PYTHONPATH": str(self.s.repo),
                         "PYTHONUNBUFFERED": "1",
                     },
                     cwd=self.s.repo,

@@ -19,7 +19,8 @@ It builds the app when its sources changed (`web/build.mjs`, esbuild from
     GET  /healthz
 
 Pushes need no proxy: the FCM sink answers the browser itself (CORS open), and the app
-reads only the messages for its own device token.
+reads only the messages for its own device token. The server talks to the bank through
+the client kit (clientkit/: App Check tokens, Firestore under the rules, the demo employer).
 
 Run: python -m devstack.web --port 9200 (the up command does; settings from the stack's).
 """
@@ -27,15 +28,11 @@ Run: python -m devstack.web --port 9200 (the up command does; settings from the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
-import http.client
 import json
 import logging
 import mimetypes
 import os
-import random
-import secrets
 import shutil
 import signal
 import subprocess
@@ -43,26 +40,26 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
+from clientkit.admin import LedgerAdmin
+from clientkit.app_check import AppCheck
+from clientkit.callables import Callables
+from clientkit.employer import DemoEmployer
+from clientkit.endpoints import API_KEY, REGION, Endpoints
+from clientkit.errors import KitError
+from clientkit.rest import FirestoreAsUser
 from devstack import settings as stack_settings
 from devstack.supervisor import Component, http_ok
-from simulators.identities import synthetic_national_id
 
 log = logging.getLogger("devstack.web")
 
-REGION = "europe-west1"  # the functions' region (functions/main.py)
-API_KEY = "fake-api-key"  # the Auth emulator takes any key
 APP_ID = "1:000:web:fjordbank-tester"
-SALARY = 2_500_000  # øre: 25 000 kr
-EMPLOYER_FUNDS = 100_000_000  # øre: what the demo employer starts each day with (its daily limit)
-SPENT = frozenset({"over_daily_limit", "velocity_limit", "insufficient_funds"})  # then a new employer
+HTTP_TIMEOUT = 30.0  # seconds the server waits for an emulator's answer
 MAX_BODY = 4096
-_rnd = random.SystemRandom()
 
 
 class WebError(RuntimeError):
@@ -124,237 +121,18 @@ def ensure_built(web_dir: Path) -> Path:
         return dist
 
 
-# ---- the emulators, through their REST APIs (as an app or a phone would) ----------------------
-def _encode(value: Any) -> dict:
-    if isinstance(value, bool):
-        return {"booleanValue": value}
-    if isinstance(value, int):
-        return {"integerValue": str(value)}
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, dict):
-        return {"mapValue": {"fields": {k: _encode(v) for k, v in value.items()}}}
-    raise TypeError(f"no Firestore encoding for {type(value).__name__}")
-
-
-def _decode(value: dict) -> Any:
-    ((kind, raw),) = value.items()
-    if kind == "integerValue":
-        return int(raw)
-    if kind == "mapValue":
-        return {k: _decode(v) for k, v in raw.get("fields", {}).items()}
-    if kind == "nullValue":
-        return None
-    return raw
-
-
-@dataclass(frozen=True)
-class Emulators:
-    project_id: str
-    ports: dict[str, int]
-    app_check_secret: str
-
-    def _request(self, method: str, url: str, body: dict | None = None, headers: dict | None = None):
-        """(status, JSON body) of one request to an emulator on this machine."""
-        parts = urlsplit(url)
-        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
-        try:
-            conn.request(
-                method,
-                parts.path + (f"?{parts.query}" if parts.query else ""),
-                body=json.dumps(body).encode() if body is not None else None,
-                headers={"Content-Type": "application/json", **(headers or {})},
-            )
-            resp = conn.getresponse()
-            return resp.status, json.loads(resp.read() or b"{}")
-        except (OSError, ValueError) as exc:
-            raise WebError(f"{method} {parts.path}: {exc}") from exc
-        finally:
-            conn.close()
-
-    def _auth(self, endpoint: str, email: str, password: str) -> dict:
-        url = (
-            f"http://127.0.0.1:{self.ports['auth']}/identitytoolkit.googleapis.com/v1/accounts:{endpoint}?key={API_KEY}"
-        )
-        status, body = self._request("POST", url, {"email": email, "password": password, "returnSecureToken": True})
-        if status != 200:
-            raise WebError(f"Auth emulator {endpoint}: HTTP {status}")
-        return {"uid": body["localId"], "idToken": body["idToken"]}
-
-    def sign_up(self, email: str, password: str) -> dict:
-        return self._auth("signUp", email, password)
-
-    def sign_in(self, email: str, password: str) -> dict:
-        return self._auth("signInWithPassword", email, password)
-
-    def app_check_token(self) -> str:
-        from fjordbank.adapters.app_check import mint_debug_token
-
-        return mint_debug_token(self.app_check_secret, self.project_id, app_id=APP_ID)
-
-    def call(self, name: str, data: dict, id_token: str) -> dict:
-        url = f"http://127.0.0.1:{self.ports['functions']}/{self.project_id}/{REGION}/{name}"
-        headers = {"Authorization": f"Bearer {id_token}", "X-Firebase-AppCheck": self.app_check_token()}
-        status, body = self._request("POST", url, {"data": data}, headers)
-        if status != 200 or "result" not in body:
-            error = body.get("error") or {}
-            raise WebError(f"{name}: {error.get('status', status)} {(error.get('details') or {}).get('reason', '')}")
-        return body["result"]
-
-    @property
-    def _documents(self) -> str:
-        return f"http://127.0.0.1:{self.ports['firestore']}/v1/projects/{self.project_id}/databases/(default)/documents"
-
-    def get(self, path: str, id_token: str) -> tuple[int, dict | None]:
-        """A document as the signed-in user reads it: the security rules apply."""
-        status, body = self._request(
-            "GET", f"{self._documents}/{path}", headers={"Authorization": f"Bearer {id_token}"}
-        )
-        if status != 200:
-            return status, None
-        return status, {k: _decode(v) for k, v in body.get("fields", {}).items()}
-
-    def create(self, collection: str, doc_id: str, fields: dict, id_token: str) -> int:
-        status, _ = self._request(
-            "POST",
-            f"{self._documents}/{collection}?documentId={quote(doc_id)}",
-            {"fields": {k: _encode(v) for k, v in fields.items()}},
-            {"Authorization": f"Bearer {id_token}"},
-        )
-        return status
-
-
-# ---- the demo employer --------------------------------------------------------------------
-class DemoEmployer:
-    """A customer of the bank (onboarded through the callables, like anyone) that pays
-    salaries. A new one each day, funded once with its daily limit's worth."""
-
-    def __init__(self, emulators: Emulators, state_file: Path) -> None:
-        self.emulators = emulators
-        self.state_file = state_file
-        self.lock = threading.Lock()
-
-    def _load(self) -> dict | None:
-        if not self.state_file.exists():
-            return None
-        state = json.loads(self.state_file.read_text())
-        return state if state.get("day") == date.today().isoformat() else None
-
-    def _save(self, state: dict) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(state, fh)
-
-    def _create(self) -> dict:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        from fjordbank.domain import sca
-
-        email = f"employer-{secrets.token_hex(6)}@demo.fjordbank.test"
-        password = secrets.token_urlsafe(16)
-        user = self.emulators.sign_up(email, password)
-        key = ec.generate_private_key(ec.SECP256R1())
-        key_id = f"employer-{secrets.token_hex(6)}"
-        self.emulators.call(
-            "sca_register_key", {"keyId": key_id, "publicKey": sca.public_key_b64(key)}, user["idToken"]
-        )
-        born = date(1970, 1, 1) + timedelta(days=_rnd.randrange(365 * 30))
-        application = {
-            "name": "Fjordlaks Demo",
-            "nationalId": synthetic_national_id(born),
-            "dateOfBirth": born.isoformat(),
-            "address": {"street": "Bryggen 1", "postalCode": "5003", "city": "Bergen"},
-            "phone": "+4791234567",
-            "email": email,
-        }
-        result = self.emulators.call("onboarding_submit", application, user["idToken"])
-        if result.get("status") != "approved" or not result.get("accountId"):
-            raise WebError(f"the demo employer was not approved: {result.get('status')}")
-        account = result["accountId"]
-        self._fund(account)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        state = {
-            "day": date.today().isoformat(),
-            "email": email,
-            "password": password,
-            "account": account,
-            "keyId": key_id,
-            "key": pem.decode(),
-        }
-        self._save(state)
-        return state
-
-    def _fund(self, account: str) -> None:
-        """Money entering the bank from outside: the ledger's admin path (a deposit)."""
-        from fjordbank.adapters.documents import AsyncFirestoreDocuments
-        from fjordbank.adapters.firestore import async_client
-        from fjordbank.service_layer.ledger import Ledger
-
-        async def run() -> None:
-            ledger = Ledger(AsyncFirestoreDocuments(async_client(self.emulators.project_id)))
-            await ledger.ensure_internal_accounts()
-            await ledger.deposit(deposit_id=f"demo-employer-{account}", account_id=account, amount=EMPLOYER_FUNDS)
-
-        asyncio.run(run())
-
-    def _pay(self, state: dict, to_account: str) -> dict:
-        from cryptography.hazmat.primitives import serialization
-
-        from fjordbank.domain import sca
-        from fjordbank.domain.payments import TERMINAL
-
-        user = self.emulators.sign_in(state["email"], state["password"])
-        key = serialization.load_pem_private_key(state["key"].encode(), password=None)
-        request_id = f"salary-{secrets.token_hex(10)}"
-        body = {
-            "v": 1,
-            "fromAccount": state["account"],
-            "toAccount": to_account,
-            "amount": SALARY,
-            "currency": "NOK",
-            "message": "Lønn fra Fjordlaks Demo AS",
-            "sca": {
-                "keyId": state["keyId"],
-                "signature": sca.sign(key, sca.challenge(request_id, SALARY, "NOK", to_account)),  # type: ignore[arg-type]
-            },
-        }
-        status = self.emulators.create(f"users/{user['uid']}/paymentRequests", request_id, body, user["idToken"])
-        if status != 200:
-            raise WebError(f"the salary request was refused (HTTP {status})")
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            _, doc = self.emulators.get(f"users/{user['uid']}/paymentRequests/{request_id}", user["idToken"])
-            if doc and doc.get("status") in TERMINAL:
-                return {"status": doc["status"], "amount": SALARY, "reason": (doc.get("reason") or {}).get("code")}
-            time.sleep(0.3)
-        return {"status": "pending", "amount": SALARY, "reason": None}
-
-    def pay_salary(self, to_account: str) -> dict:
-        with self.lock:
-            state = self._load()
-            try:
-                result = self._pay(state or self._create(), to_account)
-            except WebError:
-                if state is None:
-                    raise
-                # the emulators started afresh since (their data is not kept): a new employer
-                result = self._pay(self._create(), to_account)
-            if result["reason"] in SPENT:
-                result = self._pay(self._create(), to_account)  # this one is spent: a new employer
-            return result
-
-
 # ---- HTTP --------------------------------------------------------------------------------
 @dataclass
 class WebApp:
     web_dir: Path
     settings: stack_settings.StackSettings
-    emulators: Emulators
+    endpoints: Endpoints
+    app_check: AppCheck
     employer: DemoEmployer
+
+    def as_user(self, id_token: str) -> FirestoreAsUser:
+        """Firestore as the signed-in caller: the security rules apply."""
+        return FirestoreAsUser(self.endpoints.firestore_host, self.endpoints.project_id, id_token)
 
     def config_for(self, hostname: str) -> dict:
         ports = self.settings.emulator_ports
@@ -416,9 +194,8 @@ class Handler(BaseHTTPRequestHandler):
         if not self._same_origin():
             self._json(403, {"error": "cross-origin requests are refused"})
         elif path == "/dev/app-check-token":
-            ttl = 3600
-            token = self.app.emulators.app_check_token()
-            self._json(200, {"token": token, "expireTimeMillis": int((time.time() + ttl - 60) * 1000)})
+            token, expires = self.app.app_check.mint()
+            self._json(200, {"token": token, "expireTimeMillis": int((expires - 60) * 1000)})
         elif path == "/dev/salary":
             self._salary()
         else:
@@ -441,12 +218,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             # The caller must be able to read the account under the security rules: their own.
-            status, doc = self.app.emulators.get(f"accounts/{account}", token)
+            status, doc = self.app.as_user(token).get(f"accounts/{account}")
             if status != 200 or not doc or doc.get("status") != "open":
                 self._json(403, {"error": "not an open account of the signed-in user"})
                 return
             self._json(200, self.app.employer.pay_salary(account))
-        except WebError as exc:
+        except KitError as exc:
             log.warning("demo salary failed: %s", exc)
             self._json(502, {"error": str(exc)})
 
@@ -466,6 +243,19 @@ class Handler(BaseHTTPRequestHandler):
         if content_type.startswith("text/") or content_type.endswith("javascript"):
             content_type += "; charset=utf-8"
         self._send(200, file.read_bytes(), content_type)
+
+
+def make_app(settings: stack_settings.StackSettings, web_dir: Path, app_check_secret: str) -> WebApp:
+    """The server's clients of the bank's surface (the client kit), on the stack's emulators."""
+    endpoints = Endpoints.local(settings.project_id, settings.emulator_ports, http_timeout=HTTP_TIMEOUT)
+    app_check = AppCheck(app_check_secret, settings.project_id, APP_ID)
+    employer = DemoEmployer(
+        endpoints,
+        Callables(endpoints, app_check),
+        LedgerAdmin(settings.project_id, endpoints.firestore_host),
+        settings.state_dir / "web-demo-employer.json",
+    )
+    return WebApp(web_dir, settings, endpoints, app_check, employer)
 
 
 def make_server(host: str, port: int, app: WebApp) -> ThreadingHTTPServer:
@@ -491,7 +281,6 @@ def component(stack) -> Component:
             **stack.emulator_hosts(),
             "FJB_APP_CHECK_DEBUG_SECRET": stack.app_check_debug_secret(),
             "FJB_STATE_DIR": str(s.state_dir),
-            "PYTHONPATH": str(s.repo),
             "PYTHONUNBUFFERED": "1",
         },
         cwd=s.repo,
@@ -535,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as exc:
         print(exc, file=sys.stderr)
         return 1
-    emulators = Emulators(settings.project_id, settings.emulator_ports, secret)
-    app = WebApp(web_dir, settings, emulators, DemoEmployer(emulators, settings.state_dir / "web-demo-employer.json"))
+    app = make_app(settings, web_dir, secret)
     server = make_server(args.host, args.port or settings.web_port, app)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     log.info("serving the web app on http://%s:%d", args.host, server.server_address[1])

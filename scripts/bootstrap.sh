@@ -36,7 +36,7 @@ install_venv() {  # dir lockfile
 }
 
 install_venv .venv requirements.lock
-# the project itself, editable: its packages import from the checkout, with no sys.path edits
+# the project itself, editable: its packages import from the checkout, with no import-path edits
 sum=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat .venv/.project-sha256 2>/dev/null)" != "$sum" ]; then
   say "installing the project into .venv (editable)"

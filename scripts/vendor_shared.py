@@ -2,7 +2,7 @@
 
 `firebase deploy` uploads functions/ alone, so it must hold the package it imports. The
 hook runs this file with any python3: standard library only, and it imports nothing of the
-project (no devstack, no sys.path edits), so a deploy runs no development code. The local
+project (no devstack, no import-path edits), so a deploy runs no development code. The local
 stack (devstack/vendor.py) runs this same file before the Functions emulator starts, so the
 emulator loads what a deploy uploads.
 

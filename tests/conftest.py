@@ -6,15 +6,16 @@ fixture starts it and stops it in `finally`. Tests make unique ids instead of wi
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
+from clientkit.admin import LedgerSession
+from clientkit.auth import Auth
 from devstack import settings as stack_settings
 from devstack.stack import Stack
-from tests.support.clients import AuthEmulator, FirestoreAsUser
+from tests.support.clients import FirestoreAsUser, Users, endpoints_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,54 +69,35 @@ def admin_db(stack):
 
 @pytest.fixture(scope="session")
 def auth(stack):
-    return AuthEmulator(f"127.0.0.1:{stack.s.emulator_ports['auth']}")
+    return Users(Auth(endpoints_of(stack)))
 
 
 @pytest.fixture(scope="session")
 def as_user(stack):
+    host = endpoints_of(stack).firestore_host
+
     def make(id_token: str | None) -> FirestoreAsUser:
-        return FirestoreAsUser(f"127.0.0.1:{stack.s.emulator_ports['firestore']}", stack.s.project_id, id_token)
+        return FirestoreAsUser(host, stack.s.project_id, id_token)
 
     return make
 
 
 @pytest.fixture(scope="session")
 def ledger_admin(stack):
-    """Async ledger admin path (open accounts, deposits), driven from sync tests."""
-    from fjordbank.adapters.documents import AsyncFirestoreDocuments
-    from fjordbank.adapters.firestore import async_client
-    from fjordbank.service_layer.ledger import Ledger
-
-    loop = asyncio.new_event_loop()
-    ledger = Ledger(AsyncFirestoreDocuments(async_client(stack.s.project_id)))
-
-    class Admin:
-        ledger = None
-
-        def run(self, coro):
-            return loop.run_until_complete(coro)
-
-        def open_funded_account(self, uid: str, account_id: str, amount: int, name: str = "Brukskonto") -> str:
-            self.run(ledger.ensure_internal_accounts())
-            self.run(ledger.open_account(account_id=account_id, owner_uid=uid, name=name))
-            if amount:
-                self.run(ledger.deposit(deposit_id=f"opening-{account_id}", account_id=account_id, amount=amount))
-            return account_id
-
-    admin = Admin()
-    admin.ledger = ledger
+    """The ledger's admin path (open accounts, deposits; ``run`` awaits on its ``ledger``),
+    driven from sync tests: the client kit's LedgerSession."""
+    admin = LedgerSession(stack.s.project_id, endpoints_of(stack).firestore_host)
     yield admin
-    loop.close()
+    admin.close()
 
 
 @pytest.fixture
 def audit(admin_db):
     """Call after a scenario: the ledger invariants must hold."""
-    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer.audit import audit_ledger
 
     def check():
-        report = audit_ledger(FirestoreDocuments(admin_db))
+        report = audit_ledger(admin_db)
         assert report.ok, report.render()
         return report
 

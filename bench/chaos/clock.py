@@ -244,7 +244,8 @@ class ClockRun:
         self.db = self.bank.admin.db
 
     def customer(self, tag: str, deposit: int) -> Customer:
-        from bankctl.client import Device, unique
+        from clientkit.device import Device
+        from clientkit.ids import unique
 
         made = self.bank.ensure_customer(
             name="Klokke Kunde", email=f"{unique(f'clock-{tag}-')}@fjordbank.example", deposit=deposit

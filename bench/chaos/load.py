@@ -292,7 +292,7 @@ class _Processor:
 def cards(bank, run: Run, stop: threading.Event, *, holders: int = 3, pause: float = CARD_PAUSE_S) -> None:
     """Cardholders made through the app's callables (onboarding, ``cards_issue``), then
     purchases until ``stop``: an authorisation, and a capture for each approval, as the
-    card network sends them (bankctl's processor client, signed with the shared secret).
+    card network sends them (the client kit's card network, signed with the shared secret).
     Every eighth is above the card's daily limit and must be declined.
 
     The processor's duties are kept as a real one keeps them: an authorisation that got no
@@ -300,11 +300,9 @@ def cards(bank, run: Run, stop: threading.Event, *, holders: int = 3, pause: flo
     and a capture that was not answered is sent again, each retried until delivered (at the
     end for up to ``DRAIN_S``). What each got is in ``run.card_auths``; the figures in
     ``run.workloads["cards"]``; checks.card_findings compares them with the records."""
-    from bankctl.client import Cards
-
     w = run.workloads.setdefault("cards", {"holders": 0, "setup_error": None})
     try:
-        api = Cards(bank.config)
+        api = bank.card_network()
         printed = _cardholders(bank, api, holders)
     except Exception as exc:  # noqa: BLE001 - a workload that could not start is a finding
         w["setup_error"] = f"{type(exc).__name__}: {exc}"

@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 20_000  # one step of the UI (a click, a screen)
 PIPELINE_MS = 120_000  # a payment through the whole pipeline (clearing runs in cycles)
-PASSWORD = "correct horse battery"  # every test user's (tests.support.clients.AuthEmulator's default)
+PASSWORD = "correct horse battery"  # every test user's (tests.support.clients.PASSWORD)
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -16,7 +16,7 @@ from tests.deploy.conftest import REPO, TOOLS, require_tools
 DOCKERFILE = REPO / "run_services" / "Dockerfile"
 HADOLINT = TOOLS / "venv" / "bin" / "hadolint"
 SHIPPED = ("fjordbank", "run_services")  # the project's code in the image
-LEFT_OUT = ("simulators", "devstack", "bankctl", "bench", "tests", "scripts", "emulators", "functions")
+LEFT_OUT = ("simulators", "clientkit", "devstack", "bankctl", "bench", "tests", "scripts", "emulators", "functions")
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess:

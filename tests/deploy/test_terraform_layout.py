@@ -338,9 +338,44 @@ def _access_invariants(docs: dict) -> list[str]:
     return list(problems)
 
 
+def _env_locals(docs: dict, env: str) -> dict:
+    merged: dict = {}
+    for block in docs[f"terraform/envs/{env}/main.tf"].get("locals", []):
+        merged.update({k: v for k, v in block.items() if not is_meta(k)})
+    return merged
+
+
+def _clearing_invariants(docs: dict) -> list[str]:
+    """The clearing house's file exchange: a private, versioned bucket in the EEA, mounted
+    into the clearing services where FJB_CLEARING_DIR points (production has no default)."""
+    problems = _Problems()
+    want = problems.want
+    bucket = resource(docs, "clearing_exchange", "google_storage_bucket", "this")
+    want("clearing bucket location", first(bucket, "location"), "${var.location}")
+    want("clearing bucket public access", first(bucket, "public_access_prevention"), "enforced")
+    want("clearing bucket uniform access", first(bucket, "uniform_bucket_level_access"), True)
+    want("clearing bucket versioning", first(bucket, "versioning", "enabled"), True)
+    want("clearing bucket force_destroy", first(bucket, "force_destroy"), False)
+    grant = resource(docs, "clearing_exchange", "google_storage_bucket_iam_member", "exchangers")
+    want("clearing bucket grant", first(grant, "role"), "roles/storage.objectUser")
+    run = resource(docs, "consumer", "google_cloud_run_v2_service", "this")
+    volumes = [d['"volumes"'] for d in run["template"][0].get("dynamic", []) if '"volumes"' in d]
+    gcs = first(volumes[0], "content", "gcs", "bucket") if volumes else None
+    want("consumer storage volumes", gcs, "${volumes.value.bucket}")
+    for env in ENVS:
+        loc = _env_locals(docs, env)
+        mounted = str(loc.get("storage_volumes", ""))
+        if "mount_path = local.clearing_dir" not in mounted or "module.clearing_exchange.bucket_name" not in mounted:
+            problems.append(f"envs/{env} does not mount the clearing exchange at local.clearing_dir")
+        if "FJB_CLEARING_DIR = local.clearing_dir" not in str(loc.get("service_env", "")):
+            problems.append(f"envs/{env} does not point FJB_CLEARING_DIR at the mounted clearing exchange")
+    return list(problems)
+
+
 def invariant_problems(docs: dict) -> list[str]:
     return [
         *_consumer_invariants(docs),
+        *_clearing_invariants(docs),
         *_gke_invariants(docs),
         *_network_invariants(docs),
         *_data_invariants(docs),
@@ -366,6 +401,10 @@ def test_invariants_report_broken_input(tf_docs):
     gke["datapath_provider"] = '"LEGACY_DATAPATH"'
     db = resource(docs, "firestore", "google_firestore_database", "this")
     db["point_in_time_recovery_enablement"] = '"POINT_IN_TIME_RECOVERY_DISABLED"'
+    bucket = resource(docs, "clearing_exchange", "google_storage_bucket", "this")
+    bucket["public_access_prevention"] = '"inherited"'
+    for block in docs["terraform/envs/dev/main.tf"]["locals"]:
+        block.pop("service_env", None)
     problems = "\n".join(invariant_problems(docs))
     for expected in [
         "consumer cpu_idle: True",
@@ -375,5 +414,7 @@ def test_invariants_report_broken_input(tf_docs):
         "firewall nats_clients allows the monitoring port 8222",
         "gke datapath: 'LEGACY_DATAPATH'",
         "firestore pitr",
+        "clearing bucket public access: 'inherited'",
+        "envs/dev does not point FJB_CLEARING_DIR at the mounted clearing exchange",
     ]:
         assert expected in problems, f"not reported: {expected}\n{problems}"

@@ -72,6 +72,11 @@ def push_publishing_services() -> list[str]:
     return [s for s in topology.SERVICES if "PUSH_TOPIC" in (REPO / "run_services" / f"{s}.py").read_text()]
 
 
+def clearing_exchange_services() -> list[str]:
+    """The run_services that exchange files with the clearing house (Settings.clearing_channel)."""
+    return [s for s in topology.SERVICES if "clearing_channel()" in (REPO / "run_services" / f"{s}.py").read_text()]
+
+
 def topology_locals(docs: dict) -> dict:
     merged: dict = {}
     for block in docs[TOPOLOGY_TF].get("locals", []):
@@ -114,6 +119,11 @@ def name_mismatches(docs: dict) -> list[str]:
         unq_list(loc.get("push_publishers")),
         push_publishing_services(),
     )
+    same(
+        "clearing_services (run_services using clearing_channel())",
+        unq_list(loc.get("clearing_services")),
+        clearing_exchange_services(),
+    )
     for service, env in (loc.get("service_secret_env") or {}).items():
         if service not in topology.SERVICES:
             problems.append(f"service_secret_env names {service!r}, not a service in topology.SERVICES")
@@ -151,6 +161,8 @@ def name_mismatches(docs: dict) -> list[str]:
             ("pubsub_scheduler", "jobs"): "${module.topology.scheduled_jobs}",
             ("consumer", "for_each"): "${toset(module.topology.consumer_services)}",
             ("consumer_service_account", "for_each"): "${toset(module.topology.consumer_services)}",
+            ("consumer", "env"): "${local.service_env[each.key]}",
+            ("consumer", "storage_volumes"): "${lookup(local.storage_volumes, each.key, {})}",
         }
         for (call, arg), want in wiring.items():
             same(f"envs/{env} module.{call}.{arg}", module_call(docs, env, call).get(arg), want)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from fjordbank.domain import sca
+from clientkit.device import Device
 from tests.support.app import Customer, new_customer
 from tests.support.bank import (
     application,
@@ -31,9 +31,8 @@ def test_sign_up_to_an_approved_customer_with_an_account_a_card_and_pushes(stack
     prefs = app.create(f"users/{user['uid']}/settings", "notifications", {"marketing": False, "card": True})
     assert prefs.status_code == 200, prefs.text
     # the phone enrols its key for strong customer authentication before applying
-    device_key = ec.generate_private_key(ec.SECP256R1())
-    enrol = {"keyId": "phone-ingrid-1", "publicKey": sca.public_key_b64(device_key)}
-    assert callables.call("sca_register_key", enrol, user["id_token"])[0] == 200
+    phone = Device(user["uid"], "phone-ingrid-1", ec.generate_private_key(ec.SECP256R1()))
+    assert callables.call("sca_register_key", phone.enrolment(), user["id_token"])[0] == 200
 
     # 2. onboarding: approved, first account opened, welcome push
     status, body = callables.call("onboarding_submit", application(name="Ingrid Alvhild Fjeldstad"), user["id_token"])
@@ -84,7 +83,7 @@ def test_sign_up_to_an_approved_customer_with_an_account_a_card_and_pushes(stack
     unconfirmed = Customer(user["uid"], user["id_token"], app, [account])
     first = unconfirmed.request_payment(friend.accounts[0], 2_000)
     assert unconfirmed.wait_final(first)["reason"]["code"] == "sca_required"
-    confirmed = Customer(user["uid"], user["id_token"], app, [account], device_key, "phone-ingrid-1")
+    confirmed = Customer(user["uid"], user["id_token"], app, [account], phone)
     assert confirmed.wait_final(confirmed.request_payment(friend.accounts[0], 2_000))["status"] == "completed"
 
     # every push was delivered once (the last one is on its way through Pub/Sub and on_push)

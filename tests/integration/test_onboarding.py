@@ -226,7 +226,7 @@ def test_a_sanctions_hit_is_rejected_with_its_reason(stack, auth, as_user, calla
 
 
 def test_a_near_miss_goes_to_review_and_an_operator_decides(stack, auth, as_user, callables, audit):
-    operator = auth.make_operator(stack.s.project_id)
+    operator = auth.make_operator()
     near = auth.sign_up()
     app = as_user(near["id_token"])
     token = register_device(app, near["uid"])

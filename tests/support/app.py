@@ -1,16 +1,17 @@
-"""A customer using the bank through the app's surface (Auth + Firestore under the rules)."""
+"""A customer using the bank through the app's surface (Auth + Firestore under the rules),
+with the client kit's phone (clientkit.device) and payment requests (clientkit.payments)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from fjordbank.domain import sca
+from clientkit.device import Device
+from clientkit.payments import payment_request
+from clientkit.rest import FirestoreAsUser
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentRequested, body_hash, payment_id_for
-from tests.support.clients import FirestoreAsUser, new_account_number, unique, wait_for
+from tests.support.clients import new_account_number, unique, wait_for
 
 TERMINAL = ("completed", "failed", "rejected")
 
@@ -21,15 +22,16 @@ class Customer:
     id_token: str
     app: FirestoreAsUser
     accounts: list[str]
-    device_key: ec.EllipticCurvePrivateKey | None = None  # the phone's SCA key
-    key_id: str | None = None
+    device: Device | None = None  # the phone, with its key for SCA
+
+    @property
+    def key_id(self) -> str | None:
+        return self.device.key_id if self.device else None
 
     def confirm(self, request_id: str, amount: int, to_account: str) -> dict:
         """The phone's confirmation of exactly this payment (strong customer authentication)."""
-        return {
-            "keyId": self.key_id,
-            "signature": sca.sign(self.device_key, sca.challenge(request_id, amount, "NOK", to_account)),
-        }
+        assert self.device is not None, f"{self.uid} has no phone"
+        return self.device.confirm(request_id, amount, "NOK", to_account)
 
     def request_payment(
         self,
@@ -44,16 +46,14 @@ class Customer:
         """Create a payment request as the app does; confirmed on the device (SCA) unless
         ``confirm`` is False or the test gives its own ``sca``."""
         request_id = request_id or unique("req")
-        body = {
-            "v": 1,
-            "fromAccount": from_account or self.accounts[0],
-            "toAccount": to_account,
-            "amount": amount,
-            "currency": "NOK",
-            **fields,
-        }
-        if confirm and "sca" not in body and self.device_key is not None:
-            body["sca"] = self.confirm(request_id, amount, to_account)
+        body = payment_request(
+            request_id,
+            from_account=from_account or self.accounts[0],
+            to_account=to_account,
+            amount=amount,
+            fields=fields,
+            device=self.device if confirm else None,
+        )
         resp = self.app.create(f"users/{self.uid}/paymentRequests", request_id, body)
         assert resp.status_code == 200, resp.text
         return request_id
@@ -99,17 +99,12 @@ class Customer:
 
 
 def new_customer(auth, as_user, ledger_admin, *funds: int) -> Customer:
-    """A signed-up user with one funded account per amount given and a registered device
-    key (admin path)."""
+    """A signed-up user with one funded account per amount given and a phone whose key is
+    enrolled through the admin path (the ledger_admin fixture's client)."""
     user = auth.sign_up()
     accounts = [
         ledger_admin.open_funded_account(user["uid"], new_account_number(), amount) for amount in (funds or (0,))
     ]
-    key = ec.generate_private_key(ec.SECP256R1())
-    key_id = unique("phone")
-    ledger_admin.run(
-        ledger_admin.ledger.db.document(f"users/{user['uid']}/scaKeys/{key_id}").set(
-            {"keyId": key_id, "publicKey": sca.public_key_b64(key)}
-        )
-    )
-    return Customer(user["uid"], user["id_token"], as_user(user["id_token"]), accounts, key, key_id)
+    device = Device.new(user["uid"], "phone")
+    ledger_admin.set_document(f"users/{user['uid']}/scaKeys/{device.key_id}", device.enrolment())
+    return Customer(user["uid"], user["id_token"], as_user(user["id_token"]), accounts, device)

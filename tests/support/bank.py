@@ -1,20 +1,23 @@
-"""Customers, cards and pushes through the app's surface, for integration and e2e tests."""
+"""Customers, cards and pushes through the app's surface (the client kit), for integration
+and e2e tests."""
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import date, timedelta
 
 import requests
 
+from clientkit.app_check import AppCheck
+from clientkit.callables import Callables
+from clientkit.cards import CardNetwork
 from fjordbank.domain.norway import (
     NATIONAL_ID_K1_WEIGHTS,
     NATIONAL_ID_K2_WEIGHTS,
     national_id_control_digits,
     parse_national_id,
 )
-from tests.support.clients import Callables, unique, wait_for
+from tests.support.clients import APP_ID, RawCallables, endpoints_of, unique, wait_for
 
 _rnd = random.SystemRandom()
 
@@ -68,17 +71,18 @@ def application(name: str | None = None, born: date | None = None, **overrides) 
     return data
 
 
-def app_check_token(stack, **kw) -> str:
-    """What the App Check debug provider gives a test build (see fjordbank.adapters.app_check)."""
-    from fjordbank.adapters.app_check import mint_debug_token
-
-    return mint_debug_token(stack.app_check_debug_secret(), stack.s.project_id, **kw)
+def app_check(stack) -> AppCheck:
+    """What the App Check debug provider gives a test build (the kit's clientkit.app_check)."""
+    return AppCheck(stack.app_check_debug_secret(), stack.s.project_id, APP_ID)
 
 
-def callables_for(stack) -> Callables:
-    return Callables(
-        f"127.0.0.1:{stack.s.emulator_ports['functions']}", stack.s.project_id, app_check=app_check_token(stack)
-    )
+def app_check_token(stack, ttl: int | None = None) -> str:
+    """A new token; ``ttl`` < 0: one that has expired."""
+    return app_check(stack).mint(ttl)[0]
+
+
+def callables_for(stack) -> RawCallables:
+    return RawCallables(Callables(endpoints_of(stack), app_check(stack)))
 
 
 def refused(result: tuple[int, dict]) -> tuple[str, str | None]:
@@ -110,25 +114,23 @@ def wait_push(stack, token: str, title: str, timeout: float = 60) -> dict:
 
 
 # ---- cards -----------------------------------------------------------------------------------
+def card_network(stack, timeout: float = 5.0) -> CardNetwork:
+    """The card network's side (the kit's): ``timeout`` is the processor's for a decision."""
+    return CardNetwork(stack.card_api_url, stack.s.card_secrets_file, stack.s.state_dir / "vault" / "cards.db", timeout)
+
+
 def card_keys(stack) -> dict:
-    return json.loads(stack.s.card_secrets_file.read_text())
+    return card_network(stack).keys
 
 
 def card_details(stack, card_id: str) -> dict:
     """What is printed on the card: the test plays its holder, reading the vault with the
     card service's keys (nothing else has the PAN)."""
-    from simulators.card_processor import card_as_printed
-
-    keys = card_keys(stack)
-    printed = card_as_printed(str(stack.s.state_dir / "vault" / "cards.db"), keys["vaultKey"], keys["cvvKey"], card_id)
-    assert printed is not None, f"card {card_id} is not in the vault"
-    return printed
+    return card_network(stack).details(card_id)
 
 
 def processor(stack, timeout: float = 5.0):
-    from simulators.card_processor import CardProcessor
-
-    return CardProcessor(stack.card_api_url, card_keys(stack)["processorSecret"].encode(), timeout=timeout)
+    return card_network(stack, timeout).processor
 
 
 def wait_card_active(app, card_id: str) -> dict:

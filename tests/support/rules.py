@@ -1,4 +1,5 @@
-"""Firestore security rules, exercised over the emulator's REST API.
+"""Firestore security rules, exercised over the emulator's REST API (the client kit's
+FirestoreAsUser): each request's status is what a rules test asserts.
 
 Unsigned mock ID tokens (the emulator accepts them) stand for signed-in users; the admin
 path (``Bearer owner``) bypasses the rules to set up documents."""
@@ -9,9 +10,7 @@ import base64
 import json
 import time
 
-import requests
-
-from tests.support.clients import _to_value
+from clientkit.rest import FirestoreAsUser
 
 
 def _b64(data: dict) -> str:
@@ -34,36 +33,27 @@ def mock_id_token(project: str, uid: str) -> str:
 
 
 class RulesClient:
-    def __init__(self, host: str, project: str, token: str | None) -> None:
-        self.base = f"http://{host}/v1/projects/{project}/databases/(default)/documents"
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+    """The kit's client as the holder of ``token``; every method answers the HTTP status."""
 
-    def _fields(self, data: dict) -> dict:
-        return {"fields": {k: _to_value(v) for k, v in data.items()}}
+    def __init__(self, host: str, project: str, token: str | None) -> None:
+        self.app = FirestoreAsUser(host, project, token)
 
     def get(self, path: str) -> int:
-        return requests.get(f"{self.base}/{path}", headers=self.headers, timeout=10).status_code
+        return self.app.get(path)[0]
 
     def list(self, collection: str) -> int:
-        return requests.get(f"{self.base}/{collection}", headers=self.headers, timeout=10).status_code
+        return self.app.list(collection).status_code
 
     def create(self, collection: str, doc_id: str, data: dict) -> int:
-        return requests.post(
-            f"{self.base}/{collection}?documentId={doc_id}", json=self._fields(data), headers=self.headers, timeout=10
-        ).status_code
+        return self.app.create(collection, doc_id, data).status_code
 
     def set(self, path: str, data: dict) -> int:
         """A full overwrite (create or replace)."""
-        return requests.patch(
-            f"{self.base}/{path}", json=self._fields(data), headers=self.headers, timeout=10
-        ).status_code
+        return self.app.set(path, data).status_code
 
     def update(self, path: str, data: dict) -> int:
         """A field update of an existing document (fails if it does not exist)."""
-        params = [("updateMask.fieldPaths", k) for k in data] + [("currentDocument.exists", "true")]
-        return requests.patch(
-            f"{self.base}/{path}", params=params, json=self._fields(data), headers=self.headers, timeout=10
-        ).status_code
+        return self.app.update(path, data).status_code
 
     def delete(self, path: str) -> int:
-        return requests.delete(f"{self.base}/{path}", headers=self.headers, timeout=10).status_code
+        return self.app.delete(path).status_code

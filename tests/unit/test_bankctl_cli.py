@@ -25,12 +25,13 @@ from nats import errors as nats_errors
 
 from bankctl import errors
 from bankctl.__main__ import build_parser, main
-from bankctl.client import BUSY_RETRIES, Http, firestore_errors
 from bankctl.customers import Made, kroner, parse_amount
 from bankctl.demo import Demo
 from bankctl.errors import CommandError, StackUnreachable, Workers
 from bankctl.load import LoadRun, percentile, run_load
 from bankctl.progress import Progress
+from clientkit.http import BUSY_RETRIES, Http
+from clientkit.session import firestore_errors
 from fjordbank.domain.errors import InvalidNationalId
 from fjordbank.domain.norway import parse_national_id
 from fjordbank.service_layer.ports import AlreadyExists, Contention

@@ -104,10 +104,9 @@ def test_each_fcm_send_of_a_push_is_one_line_with_fcms_error_code(capsys):
 
 FUNCTIONS_SCRIPT = textwrap.dedent(
     """
-    import importlib.util, inspect, sys
+    import importlib.util, inspect
     from types import SimpleNamespace as NS
 
-    sys.path.insert(0, REPO)
     spec = importlib.util.spec_from_file_location("fjb_functions_main", REPO + "/functions/main.py")
     main = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(main)
@@ -182,6 +181,8 @@ def test_the_functions_write_one_edge_line_per_request_with_its_outcome_and_reas
         "FJB_VPC_CONNECTOR": "projects/demo-fjordbank/locations/europe-west1/connectors/fjordbank",
     }
     env.pop("FUNCTIONS_EMULATOR", None)
+    # `python -c` in the repository: the project imports from there (and is installed
+    # editable in the venv besides), so the script edits no import path of its own
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False
     )

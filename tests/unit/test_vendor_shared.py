@@ -1,6 +1,6 @@
 """The deploy's predeploy hook (scripts/vendor_shared.py, firebase.json) copies the shared
 package into functions/ with no simulator and no cache, runs with nothing of the project
-importable (standard library only: no devstack, no sys.path edits), and the local stack
+importable (standard library only: no devstack, no import-path edits), and the local stack
 vendors through the very same hook (devstack/vendor.py). Each on a repository made in a
 temporary folder: the running stack's functions/ is not touched."""
 

@@ -34,6 +34,22 @@ locals {
     "roles/monitoring.metricWriter",
     "roles/cloudtrace.agent",
   ]
+
+  # The file exchange with the clearing house, mounted into each clearing service where
+  # FJB_CLEARING_DIR points: in production the service has no default and refuses to start
+  # without it (fjordbank/config.py, Settings.clearing_channel).
+  clearing_dir = "/mnt/clearing"
+  storage_volumes = {
+    for name in module.topology.clearing_services : name => {
+      clearing = { bucket = module.clearing_exchange.bucket_name, mount_path = local.clearing_dir }
+    }
+  }
+  service_env = {
+    for name in module.topology.consumer_services : name => merge(
+      lookup(var.service_env, name, {}),
+      contains(module.topology.clearing_services, name) ? { FJB_CLEARING_DIR = local.clearing_dir } : {},
+    )
+  }
 }
 
 module "topology" {
@@ -179,9 +195,24 @@ module "consumer" {
   secret_env = {
     for env, _ in lookup(module.topology.service_secret_env, each.key, {}) : env => module.secrets.secret_ids[each.key][lower(env)]
   }
-  env                 = lookup(var.service_env, each.key, {})
+  env                 = local.service_env[each.key]
+  storage_volumes     = lookup(local.storage_volumes, each.key, {})
   deletion_protection = var.deletion_protection
   labels              = local.labels
+}
+
+# The clearing house's file exchange (FJB_CLEARING_DIR of the clearing services): read and
+# written by them through the mount and by the transfer service that talks to the house.
+module "clearing_exchange" {
+  source     = "../../modules/clearing_exchange"
+  project_id = module.project.project_id
+  name       = "${var.project_id}-clearing"
+  location   = var.region
+  exchangers = merge(
+    { for name in module.topology.clearing_services : name => module.consumer_service_account[name].email },
+    var.clearing_transfer_accounts,
+  )
+  labels = local.labels
 }
 
 module "pubsub_scheduler" {

@@ -105,3 +105,8 @@ output "firestore_database" {
   description = "The Firestore database."
   value       = module.firestore.database_name
 }
+
+output "clearing_exchange_bucket" {
+  description = "The clearing house's file exchange (gs:// URL), mounted into the clearing service at FJB_CLEARING_DIR: the transfer service takes pain.001 files from outbox/ and puts pain.002 answers in inbox/."
+  value       = module.clearing_exchange.bucket_url
+}

@@ -168,6 +168,17 @@ variable "service_env" {
     condition     = alltrue(flatten([for env in values(var.service_env) : [for k in keys(env) : !can(regex("(PASSWORD|SECRET|_KEY$|TOKEN)", k))]]))
     error_message = "service_env must not carry secrets (PASSWORD, SECRET, *_KEY, TOKEN)."
   }
+
+  validation {
+    condition     = alltrue([for env in values(var.service_env) : !contains(keys(env), "FJB_CLEARING_DIR")])
+    error_message = "service_env must not set FJB_CLEARING_DIR: it is where the clearing exchange's bucket is mounted, which main.tf sets."
+  }
+}
+
+variable "clearing_transfer_accounts" {
+  description = "The transfer service that moves the files between the clearing exchange's bucket and the clearing house: name -> service account e-mail. It may read and write the bucket's objects."
+  type        = map(string)
+  default     = {}
 }
 
 variable "image_pushers" {

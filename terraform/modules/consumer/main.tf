@@ -7,6 +7,9 @@
 # It runs as its own service account (fjb-NAME, made by the service_account module so that
 # the secrets module can grant it its secrets before the first revision starts).
 #
+# State that must outlive an instance lives in a Cloud Storage bucket mounted into it
+# (storage_volumes): the clearing service's file exchange with the clearing house.
+#
 # Shutdown: Cloud Run sends SIGTERM and kills 10 s later. The consumer runtime
 # (fjordbank/runtime/consumer.py) stops fetching, finishes or naks the batch in hand,
 # flushes its acks and closes within that budget.
@@ -142,6 +145,14 @@ resource "google_cloud_run_v2_service" "this" {
         mount_path = "${local.nats_files}/key"
       }
 
+      dynamic "volume_mounts" {
+        for_each = var.storage_volumes
+        content {
+          name       = volume_mounts.key
+          mount_path = volume_mounts.value.mount_path
+        }
+      }
+
       # ready = connected to NATS: a revision whose egress cannot reach NATS never takes over
       startup_probe {
         period_seconds    = var.startup_probe.period_seconds
@@ -194,6 +205,19 @@ resource "google_cloud_run_v2_service" "this" {
           path    = "client-key.pem"
           version = "latest"
           mode    = 256 # 0400
+        }
+      }
+    }
+
+    # Cloud Storage buckets mounted with Cloud Storage FUSE (gen2 execution environment):
+    # the clearing service's file exchange with the clearing house (FJB_CLEARING_DIR).
+    dynamic "volumes" {
+      for_each = var.storage_volumes
+      content {
+        name = volumes.key
+        gcs {
+          bucket    = volumes.value.bucket
+          read_only = volumes.value.read_only
         }
       }
     }

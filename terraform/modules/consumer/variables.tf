@@ -156,6 +156,29 @@ variable "env" {
   }
 }
 
+variable "storage_volumes" {
+  description = "Cloud Storage buckets mounted into the container with Cloud Storage FUSE: volume name -> bucket, absolute mount path and read_only. The clearing service's file exchange with the clearing house is one (its FJB_CLEARING_DIR, set through env)."
+  type = map(object({
+    bucket     = string
+    mount_path = string
+    read_only  = optional(bool, false)
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for name in keys(var.storage_volumes) : can(regex("^[a-z][a-z0-9-]{0,62}$", name)) && !startswith(name, "nats-")])
+    error_message = "storage_volumes names must be lowercase letters, digits and hyphens, starting with a letter, and not nats-* (the module's own volumes)."
+  }
+
+  validation {
+    condition = alltrue([
+      for v in values(var.storage_volumes) : can(regex("^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", v.mount_path)) && !startswith(v.mount_path, "/var/run/secrets") && !contains(["/app", "/venv", "/tmp", "/dev", "/proc", "/sys", "/etc", "/usr"], v.mount_path)
+    ])
+    error_message = "storage_volumes mount paths must be absolute folders of their own (e.g. /mnt/clearing): not /, the image's /app, /venv, /tmp, a system folder or /var/run/secrets."
+  }
+}
+
 variable "service_account_email" {
   description = "The service's own service account (fjb-NAME, one per consumer service), which alone may read its NATS secrets."
   type        = string

@@ -69,4 +69,8 @@ locals {
 
   # Who publishes on PUSH_TOPIC (run_services/notifier.py).
   push_publishers = ["notifier"]
+
+  # Who exchanges files with the clearing house (run_services calling
+  # Settings.clearing_channel(): the folder FJB_CLEARING_DIR, a mounted bucket in production).
+  clearing_services = ["clearing"]
 }

@@ -42,3 +42,8 @@ output "push_publishers" {
   description = "The consumer services that publish on the push topic."
   value       = local.push_publishers
 }
+
+output "clearing_services" {
+  description = "The consumer services that exchange files with the clearing house (FJB_CLEARING_DIR)."
+  value       = local.clearing_services
+}

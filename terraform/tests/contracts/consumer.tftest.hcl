@@ -32,6 +32,47 @@ run "accepts_more_instances_and_plain_configuration" {
   }
 }
 
+run "accepts_the_clearing_exchange_mounted" {
+  command = plan
+  variables {
+    name            = "clearing"
+    env             = { FJB_CLEARING_DIR = "/mnt/clearing" }
+    storage_volumes = { clearing = { bucket = "fjordbank-test-clearing", mount_path = "/mnt/clearing" } }
+  }
+}
+
+run "refuses_a_mount_over_the_nats_files" {
+  command = plan
+  variables {
+    storage_volumes = { clearing = { bucket = "fjordbank-test-clearing", mount_path = "/var/run/secrets/nats" } }
+  }
+  expect_failures = [var.storage_volumes]
+}
+
+run "refuses_a_mount_over_the_image" {
+  command = plan
+  variables {
+    storage_volumes = { clearing = { bucket = "fjordbank-test-clearing", mount_path = "/app" } }
+  }
+  expect_failures = [var.storage_volumes]
+}
+
+run "refuses_a_relative_mount_path" {
+  command = plan
+  variables {
+    storage_volumes = { clearing = { bucket = "fjordbank-test-clearing", mount_path = "mnt/clearing" } }
+  }
+  expect_failures = [var.storage_volumes]
+}
+
+run "refuses_a_volume_named_like_the_modules_own" {
+  command = plan
+  variables {
+    storage_volumes = { nats-ca = { bucket = "fjordbank-test-clearing", mount_path = "/mnt/clearing" } }
+  }
+  expect_failures = [var.storage_volumes]
+}
+
 run "refuses_a_tag_only_image" {
   command = plan
   variables {

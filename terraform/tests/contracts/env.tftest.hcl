@@ -62,3 +62,11 @@ run "refuses_a_secret_in_service_env" {
   }
   expect_failures = [var.service_env]
 }
+
+run "refuses_the_clearing_dir_in_service_env" {
+  command = plan
+  variables {
+    service_env = { clearing = { FJB_CLEARING_DIR = "/tmp/clearing" } }
+  }
+  expect_failures = [var.service_env]
+}

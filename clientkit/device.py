@@ -1,0 +1,78 @@
+"""The customer's phone for strong customer authentication (SCA).
+
+A P-256 key the phone makes and keeps; its public half is enrolled with the bank
+(`enrolment`, what sca_register_key takes), and the phone signs exactly the payment it
+confirms (`confirm`: the challenge of fjordbank.domain.sca over the request id, amount,
+currency and payee). A tool that acts as the phone on later runs keeps the key in a
+directory of its own, readable by the owner only (`save`, `load`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from clientkit.errors import KitError
+from fjordbank.domain import sca
+
+
+@dataclass
+class Device:
+    uid: str  # whose phone
+    key_id: str
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def new(cls, uid: str, prefix: str = "device-") -> Device:
+        return cls(uid, f"{prefix}{uuid.uuid4().hex[:12]}", ec.generate_private_key(ec.SECP256R1()))
+
+    @property
+    def public_key(self) -> str:
+        return sca.public_key_b64(self.key)
+
+    def enrolment(self) -> dict:
+        """The key as the phone enrols it (the sca_register_key callable's data)."""
+        return {"keyId": self.key_id, "publicKey": self.public_key}
+
+    def confirm(self, request_id: str, amount: int, currency: str, to_account: str) -> dict:
+        """The phone's signature over exactly this payment (arguments in the challenge's order)."""
+        return {
+            "keyId": self.key_id,
+            "signature": sca.sign(self.key, sca.challenge(request_id, amount, currency, to_account)),
+        }
+
+    def to_json(self) -> dict:
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        return {"uid": self.uid, "keyId": self.key_id, "privateKey": pem}
+
+    @classmethod
+    def from_json(cls, data: dict, where: object = "the device") -> Device:
+        key = serialization.load_pem_private_key(data["privateKey"].encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise KitError(f"{where} does not hold a P-256 key")
+        return cls(data["uid"], data["keyId"], key)
+
+    def save(self, directory: Path) -> Path:
+        """Kept as ``directory/{uid}.json``, readable by the owner only (0600)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.uid}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.to_json(), f)
+        return path
+
+    @classmethod
+    def load(cls, directory: Path, uid: str) -> Device | None:
+        """The device kept for ``uid``, None if there is none."""
+        path = directory / f"{uid}.json"
+        if not path.exists():
+            return None
+        return cls.from_json(json.loads(path.read_text()), path)

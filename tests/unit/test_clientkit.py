@@ -1,0 +1,275 @@
+"""The client kit (clientkit/) without a stack: App Check token handling, the phone's
+signature, payment request bodies, Firestore REST values, and how answers become results
+or one-line errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.api_core import exceptions as gexc
+
+from clientkit.app_check import RENEW_BEFORE, AppCheck
+from clientkit.auth import Auth, Identity, refusal_code, unsigned_custom_token
+from clientkit.callables import Callables
+from clientkit.device import Device
+from clientkit.employer import DemoEmployer
+from clientkit.endpoints import Endpoints
+from clientkit.errors import KitError, Refused, StackUnreachable
+from clientkit.http import Answer
+from clientkit.payments import optional_fields, payment_request
+from clientkit.rest import from_value, to_fields, to_value
+from clientkit.session import firestore_errors
+from fjordbank.adapters.app_check import verify_debug_token
+from fjordbank.domain import sca
+
+SECRET = "a-test-secret-of-at-least-32-bytes-long"
+PROJECT = "demo-kit"
+ENDPOINTS = Endpoints(PROJECT, "127.0.0.1:9099", "127.0.0.1:5001", "127.0.0.1:8080", http_timeout=1.0)
+
+
+# ---- App Check tokens -------------------------------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_app_check_token_is_the_debug_providers_for_this_project_and_app():
+    token, expires = AppCheck(SECRET, PROJECT, "1:000:web:kit").mint()
+    claims = verify_debug_token(token, secret=SECRET, project_id=PROJECT)
+    assert claims is not None and claims["sub"] == "1:000:web:kit"
+    assert expires == claims["exp"] and 3590 <= expires - time.time() <= 3600
+    assert verify_debug_token(token, secret=SECRET, project_id="another-project") is None
+
+
+def test_an_expired_token_is_refused_by_the_bank():
+    token, expires = AppCheck(SECRET, PROJECT, "1:000:web:kit").mint(ttl=-60)
+    assert expires < time.time() and verify_debug_token(token, secret=SECRET, project_id=PROJECT) is None
+
+
+def test_the_token_sent_is_kept_until_shortly_before_it_expires():
+    clock = Clock()
+    check = AppCheck(SECRET, PROJECT, "1:000:web:kit", ttl=3600, clock=clock)
+    minted = []
+    mint = check.mint
+    check.mint = lambda ttl=None: minted.append(clock.now) or mint(ttl)
+    first = check.token()
+    clock.now += 3600 - RENEW_BEFORE - 5  # still long enough
+    assert check.token() == first and len(minted) == 1
+    clock.now += 10  # less than RENEW_BEFORE left: a new one
+    check.token()
+    assert len(minted) == 2
+
+
+def test_the_stacks_debug_secret_is_read_from_its_state_directory(tmp_path):
+    with pytest.raises(KitError, match=r"no App Check debug secret in .*is the stack up"):
+        AppCheck.from_state_dir(tmp_path, PROJECT, "app")
+    (tmp_path / "app-check-debug.json").write_text(json.dumps({"secret": SECRET}))
+    token = AppCheck.from_state_dir(tmp_path, PROJECT, "app").token()
+    assert verify_debug_token(token, secret=SECRET, project_id=PROJECT) is not None
+
+
+# ---- the phone --------------------------------------------------------------------------------
+def test_the_phone_signs_exactly_the_payment_it_confirms():
+    phone = Device.new("uid-1", "phone-")
+    confirmation = phone.confirm("req-1", 10_000, "NOK", "15030000037")
+    der = sca.parse_public_key(phone.enrolment()["publicKey"])
+    assert confirmation["keyId"] == phone.key_id == phone.enrolment()["keyId"]
+    assert phone.key_id.startswith("phone-") and sca.KEY_ID.fullmatch(phone.key_id)
+    signature = confirmation["signature"]
+    assert sca.verify(der, signature, sca.challenge("req-1", 10_000, "NOK", "15030000037"))
+    assert not sca.verify(der, signature, sca.challenge("req-1", 10_001, "NOK", "15030000037"))
+    assert not sca.verify(der, signature, sca.challenge("req-2", 10_000, "NOK", "15030000037"))
+    assert not sca.verify(der, signature, sca.challenge("req-1", 10_000, "NOK", "15030000045"))
+
+
+def test_a_kept_phone_is_readable_by_its_owner_only_and_signs_the_same(tmp_path):
+    phone = Device.new("uid-2")
+    path = phone.save(tmp_path / "devices")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = Device.load(tmp_path / "devices", "uid-2")
+    assert again is not None and (again.uid, again.key_id, again.public_key) == (
+        "uid-2",
+        phone.key_id,
+        phone.public_key,
+    )
+    assert Device.load(tmp_path / "devices", "nobody") is None
+
+
+def test_a_kept_key_that_is_not_p256_is_refused(tmp_path):
+    other = Device("uid-3", "k-12345678", ec.generate_private_key(ec.SECP384R1())).to_json()
+    with pytest.raises(KitError, match="does not hold a P-256 key"):
+        Device.from_json(other)
+
+
+# ---- payment requests -------------------------------------------------------------------------
+def test_a_payment_request_is_the_contracts_body_confirmed_on_the_phone():
+    phone = Device.new("uid-4")
+    body = payment_request(
+        "req-9",
+        from_account="97100000001",
+        to_account="15030000037",
+        amount=12_550,
+        fields=optional_fields(message="Husleie", kid=None, due_date="2030-01-31"),
+        device=phone,
+    )
+    assert {k: v for k, v in body.items() if k != "sca"} == {
+        "v": 1,
+        "fromAccount": "97100000001",
+        "toAccount": "15030000037",
+        "amount": 12_550,
+        "currency": "NOK",
+        "message": "Husleie",
+        "dueDate": "2030-01-31",
+    }
+    der = sca.parse_public_key(phone.public_key)
+    assert sca.verify(der, body["sca"]["signature"], sca.challenge("req-9", 12_550, "NOK", "15030000037"))
+
+
+def test_a_payment_request_without_a_phone_or_with_its_own_sca_is_not_signed_again():
+    plain = payment_request("r", from_account="a", to_account="b", amount=1)
+    assert "sca" not in plain
+    given = payment_request(
+        "r", from_account="a", to_account="b", amount=1, fields={"sca": None}, device=Device.new("u")
+    )
+    assert given["sca"] is None
+
+
+# ---- Firestore REST values --------------------------------------------------------------------
+def test_rest_values_keep_integers_integers_and_round_trip():
+    doc = {"amount": 12_550, "ok": True, "name": "Kari", "none": None, "m": {"n": [1, "x", {"k": False}]}}
+    encoded = to_fields(doc)["fields"]
+    assert encoded["amount"] == {"integerValue": "12550"} and encoded["ok"] == {"booleanValue": True}
+    assert {k: from_value(v) for k, v in encoded.items()} == doc
+    assert to_value(0.5) == {"doubleValue": 0.5}  # only to see the rules refuse it
+    with pytest.raises(TypeError):
+        to_value(object())
+
+
+# ---- answers: results or one-line errors -------------------------------------------------------
+def callables() -> Callables:
+    return Callables(ENDPOINTS, AppCheck(SECRET, PROJECT, "app"))
+
+
+def test_a_callables_answer_is_its_result_or_the_banks_refusal_with_its_reason():
+    c = callables()
+    assert c.result("accounts_open", Answer(200, {"result": {"accountId": "1"}})) == {"accountId": "1"}
+    refusal = {"error": {"status": "FAILED_PRECONDITION", "message": "no", "details": {"reason": "account_closed"}}}
+    with pytest.raises(Refused) as refused:
+        c.result("accounts_close", Answer(400, refusal, tries=1))
+    assert refused.value.reason == "account_closed"
+    assert str(refused.value) == "accounts_close refused: account_closed: no"
+    busy = {"error": {"status": "RESOURCE_EXHAUSTED", "message": "slow down"}}
+    with pytest.raises(Refused) as limited:
+        c.result("invoices_scan", Answer(429, busy, tries=5))
+    assert limited.value.reason == "RESOURCE_EXHAUSTED" and str(limited.value).endswith("(tried 5 times)")
+
+
+def test_a_server_failure_or_no_answer_is_one_line_naming_the_emulator():
+    c = callables()
+    with pytest.raises(StackUnreachable, match=r"the functions emulator \(127.0.0.1:5001\) answered HTTP 500 to x"):
+        c.result("x", Answer(500, {"error": {"status": "INTERNAL"}}))
+    with pytest.raises(KitError, match="x: HTTP 404 without an answer"):
+        c.result("x", Answer(404, None))
+
+
+def test_the_callers_tokens_go_in_the_headers_only_when_there_are_some():
+    c = callables()
+    headers = c.headers("id-token")
+    assert headers["Authorization"] == "Bearer id-token"
+    assert verify_debug_token(headers["X-Firebase-AppCheck"], secret=SECRET, project_id=PROJECT) is not None
+    for missing in (None, ""):
+        assert "X-Firebase-AppCheck" not in c.headers("id-token", app_check=missing)
+        assert "Authorization" not in c.headers(missing)
+    assert c.headers(None, app_check="garbage")["X-Firebase-AppCheck"] == "garbage"
+
+
+class FakeResponse:
+    def __init__(self, status: int, body: dict) -> None:
+        self.status_code, self.body = status, body
+
+    def json(self) -> dict:
+        return self.body
+
+
+class FakeSession:
+    """requests.Session's post, answering from ``answers`` and keeping what was sent."""
+
+    def __init__(self, *answers: tuple[int, dict]) -> None:
+        self.answers, self.sent = list(answers), []
+
+    def post(self, url, json, headers, timeout):
+        self.sent.append((url, json, headers))
+        return FakeResponse(*self.answers.pop(0))
+
+
+def test_auth_signs_in_and_refuses_with_the_emulators_code():
+    session = FakeSession(
+        (200, {"localId": "u1", "idToken": "t1"}),
+        (400, {"error": {"message": "EMAIL_EXISTS"}}),
+        (503, {"error": {"message": "down"}}),
+    )
+    auth = Auth(ENDPOINTS, session)
+    assert auth.sign_up("a@b.c", "pw") == Identity("u1", "t1", "a@b.c")
+    with pytest.raises(Refused) as refused:
+        auth.sign_up("a@b.c", "pw")
+    assert refused.value.reason == "EMAIL_EXISTS"
+    with pytest.raises(
+        StackUnreachable, match=r"the auth emulator \(127.0.0.1:9099\) answered HTTP 503 to accounts:signUp"
+    ):
+        auth.sign_up("a@b.c", "pw")
+    url, body, _headers = session.sent[0]
+    assert url.endswith("/identitytoolkit.googleapis.com/v1/accounts:signUp?key=fake-api-key")
+    assert body == {"email": "a@b.c", "password": "pw", "returnSecureToken": True}
+    assert refusal_code("WEAK_PASSWORD : Password should be at least 6 characters", 400) == "WEAK_PASSWORD"
+    assert refusal_code(None, 400) == "HTTP"
+
+
+def test_the_emulators_custom_token_names_the_user_and_is_unsigned():
+    token = unsigned_custom_token("uid-7", now=1_000)
+    header, _claims, signature = token.split(".")
+    assert signature == "" and json.loads(base64.urlsafe_b64decode(header + "==")) == {"alg": "none", "typ": "JWT"}
+    decoded = jwt.decode(token, options={"verify_signature": False})
+    assert (decoded["uid"], decoded["iat"], decoded["exp"]) == ("uid-7", 1_000, 4_600)
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (gexc.PermissionDenied("no"), "reading: the security rules refused it"),
+        (gexc.NotFound("gone\nmore"), "reading: gone"),
+        (gexc.ServiceUnavailable("down"), "reading: cannot reach the firestore emulator at 127.0.0.1:8080"),
+    ],
+)
+def test_firestore_errors_become_one_line(exc, expected):
+    with pytest.raises(KitError) as raised, firestore_errors("reading", "127.0.0.1:8080"):
+        raise exc
+    assert str(raised.value).startswith(expected) and "\n" not in str(raised.value)
+
+
+def test_a_bug_inside_firestore_errors_keeps_its_type():
+    with pytest.raises(KeyError), firestore_errors("reading", "127.0.0.1:8080"):
+        raise KeyError("bug")
+
+
+# ---- the demo employer's state -----------------------------------------------------------------
+def test_the_demo_employer_is_todays_only(tmp_path: Path):
+    state_file = tmp_path / "employer.json"
+    employer = DemoEmployer(ENDPOINTS, callables(), None, state_file)
+    assert employer._load() is None
+    today = {"day": time.strftime("%Y-%m-%d"), "device": Device.new("e").to_json(), "account": "1"}
+    employer._save(today)
+    assert employer._load() == today and stat.S_IMODE(state_file.stat().st_mode) == 0o600
+    employer._save({**today, "day": "2000-01-01"})
+    assert employer._load() is None
+    employer._save({k: v for k, v in today.items() if k != "device"})  # an older server's state
+    assert employer._load() is None
