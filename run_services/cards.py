@@ -35,9 +35,9 @@ from fjordbank.adapters.vault import CardVault, decode_key
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import cards as rules
 from fjordbank.domain import signatures
-from fjordbank.domain.events import ExpireCardHolds, IssueCard
-from fjordbank.runtime import events
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
+from fjordbank.domain.events import Contract, ExpireCardHolds, IssueCard
+from fjordbank.runtime import steps
+from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 from fjordbank.runtime.http import JsonApiServer
 from fjordbank.service_layer.card_ledger import CardLedger, CardNumbers
 from fjordbank.service_layer.ledger import Ledger
@@ -68,6 +68,7 @@ class CardService:
         self.secret = settings.card_processor_secret.encode()
         self.ledger: CardLedger | None = None  # made when NATS is connected (on_connect)
         self.numbers: CardNumbers | None = None
+        self._handle = steps.contract_step(self.command)
 
     async def on_connect(self, js) -> None:
         """Compose the use cases (before any command or request is taken)."""
@@ -77,15 +78,16 @@ class CardService:
 
     # ---- commands from NATS -------------------------------------------------------------
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        commands, outcomes = events.decode_contracts(batch)
-        for i, command in commands:
+        return await self._handle(batch)
+
+    async def command(self, step: steps.Step[Contract]) -> None:
+        for i, command in step.items:
             if isinstance(command, IssueCard):
-                outcomes[i] = await self.issue(command)
+                step.decide(i, await self.issue(command))
             elif isinstance(command, ExpireCardHolds):
-                outcomes[i] = await self.expire_holds()
+                step.decide(i, await self.expire_holds())
             else:
-                outcomes[i] = Reject(f"no command {batch[i].subject}")
-        return outcomes  # type: ignore[return-value]
+                step.reject(i, f"no command {step.batch[i].subject}")
 
     async def issue(self, command: IssueCard) -> Outcome:
         return await self.numbers.issue(command)

@@ -44,8 +44,8 @@ from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client, is_transient
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain.payments import PaymentEvent
-from fjordbank.runtime import crash, events, payment_metrics, tracing
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
+from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.clearing import Clearing, submitted
 
 log = logging.getLogger("clearing")
@@ -57,6 +57,7 @@ class ClearingHandler:
         self.clearing = clearing
         self.dirs = dirs
         self.js = None
+        self._handle = steps.payment_step(self.submit)
 
     async def on_connect(self, js) -> None:
         self.js = faults.jetstream(js, faults.for_service("clearing"))  # chaos runs only
@@ -66,25 +67,25 @@ class ClearingHandler:
         await events.publish(self.js, out, parents)
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        decoded, outcomes = events.decode_batch(batch)
-        if decoded:
-            file_id = self.clearing.new_file_id()
-            # each payment's trace context is kept with it: its answer from the other bank
-            # (handle_answer, much later, in another process perhaps) continues the trace
-            traces = {e.payment.payment_id: tracing.traceparent_of(batch[i].context) for i, e in decoded}
-            with tracing.commit("clearing", [batch[i].context for i, _ in decoded]):
-                new, files = await self.clearing.claim([e.payment for _, e in decoded], file_id, traces=traces)
-            crash.point("clearing.after_claim")
-            if new:
-                await self.clearing.send_or_keep(file_id, new)
-            await self.publish(submitted([e for _, e in decoded], files))
-            fresh = {p.payment_id for p in new}  # the rest were in an earlier file: counted then
-            for i, e in decoded:
-                outcomes[i] = Ack()
-                if e.payment.payment_id in fresh:
-                    fresh.discard(e.payment.payment_id)
-                    payment_metrics.step_result("clearing", "submitted", batch[i])
-        return outcomes  # type: ignore[return-value]
+        return await self._handle(batch)
+
+    async def submit(self, step: steps.Step[PaymentEvent]) -> None:
+        file_id = self.clearing.new_file_id()
+        # each payment's trace context is kept with it: its answer from the other bank
+        # (handle_answer, much later, in another process perhaps) continues the trace
+        traces = {e.payment.payment_id: tracing.traceparent_of(step.batch[i].context) for i, e in step.items}
+        with tracing.commit("clearing", step.contexts()):
+            new, files = await self.clearing.claim([e.payment for e in step.events], file_id, traces=traces)
+        crash.point("clearing.after_claim")
+        if new:
+            await self.clearing.send_or_keep(file_id, new)
+        await self.publish(submitted(step.events, files))
+        fresh = {p.payment_id for p in new}  # the rest were in an earlier file: counted then
+        for i, e in step.items:
+            step.ack(i)
+            if e.payment.payment_id in fresh:
+                fresh.discard(e.payment.payment_id)
+                payment_metrics.step_result("clearing", "submitted", step.batch[i])
 
     # ---- answers from the other banks ---------------------------------------------------
     async def read_answers(self, stop: asyncio.Event) -> None:

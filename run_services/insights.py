@@ -15,8 +15,11 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
 from fjordbank.config import load_settings
-from fjordbank.runtime import events, tracing
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.domain.bookings import Booking
+from fjordbank.domain.events import Contract
+from fjordbank.domain.payments import PaymentEvent
+from fjordbank.runtime import steps, tracing
+from fjordbank.runtime.consumer import ConsumerService
 from fjordbank.service_layer import economy
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import AsyncDocuments
@@ -30,18 +33,18 @@ class InsightsHandler:
     def __init__(self, docs: AsyncDocuments) -> None:
         self.docs = docs
         self.owners = Owners(docs)  # the payees' owners, read once (fjordbank.service_layer.owners)
+        self.payments = steps.payment_step(self.book_payments)
+        self.cards = steps.contract_step(self.book_captures)
 
-    async def payments(self, batch: list[Delivery]) -> list[Outcome]:
-        decoded, outcomes = events.decode_batch(batch)
-        booked = await economy.payment_bookings(self.owners, [e for _, e in decoded])
-        return await self._apply(booked, decoded, outcomes)
+    async def book_payments(self, step: steps.Step[PaymentEvent]) -> None:
+        await self._apply(await economy.payment_bookings(self.owners, step.events))
+        step.ack_all()
 
-    async def cards(self, batch: list[Delivery]) -> list[Outcome]:
-        decoded, outcomes = events.decode_contracts(batch)
-        booked = economy.card_bookings(event.to_json() for _, event in decoded)
-        return await self._apply(booked, decoded, outcomes)
+    async def book_captures(self, step: steps.Step[Contract]) -> None:
+        await self._apply(economy.card_bookings(event.to_json() for event in step.events))
+        step.ack_all()
 
-    async def _apply(self, booked, decoded, outcomes) -> list[Outcome]:
+    async def _apply(self, booked: list[Booking]) -> None:
         if booked:
             with tracing.commit(economy.OPERATION, tracing.batch_contexts()):
                 applied = await economy.apply_bookings(self.docs, booked)
@@ -53,9 +56,6 @@ class InsightsHandler:
                     "subscriptions": applied.subscriptions_written,
                 },
             )
-        for i, _ in decoded:
-            outcomes[i] = Ack()
-        return outcomes  # type: ignore[return-value]
 
 
 def main() -> None:

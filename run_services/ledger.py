@@ -17,8 +17,9 @@ from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
 from fjordbank.config import load_settings
 from fjordbank.domain.payment_ledger import published
-from fjordbank.runtime import crash, events, payment_metrics, tracing
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome, Reject
+from fjordbank.domain.payments import PaymentEvent
+from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
+from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.ledger import Ledger
 
 log = logging.getLogger("ledger")
@@ -28,43 +29,44 @@ class LedgerHandler:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.js = None
+        self._handle = steps.payment_step(self.post)
 
     async def on_connect(self, js) -> None:
         self.js = faults.jetstream(js, faults.for_service("ledger"))  # chaos runs only
         await self.ledger.ensure_internal_accounts()
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        decoded, outcomes = events.decode_batch(batch)
-        if decoded:
-            with tracing.commit("ledger_post_batch", [batch[i].context for i, _ in decoded]):
-                verdicts = await self.ledger.post_batch([e for _, e in decoded])
-            crash.point("ledger.after_commit")
-            out = []
-            for (i, _event), verdict in zip(decoded, verdicts, strict=True):
-                if verdict.result is None:
-                    outcomes[i] = Reject(verdict.error or "refused by the ledger")
-                    continue
-                r = verdict.result
-                out += published(verdict.event, r)
-                outcomes[i] = Ack()
-                log.debug(
-                    "payment step posted",
-                    extra={
-                        "payment_id": verdict.event.payment.payment_id,
-                        "step": verdict.event.status,
-                        "status": r.status,
-                        "reason": r.reason,
-                        "replayed": verdict.replayed,
-                    },
-                )
-            await events.publish(self.js, out)
-            for (i, _event), verdict in zip(decoded, verdicts, strict=True):
-                if verdict.result is None or verdict.replayed:  # refused, or counted when first posted
-                    continue
-                payment_metrics.step_result("ledger", verdict.result.status, batch[i])
-                if verdict.result.status in payment_metrics.FINAL:
-                    payment_metrics.payment_final(verdict.event.payment, verdict.result.status)
-        return outcomes  # type: ignore[return-value]
+        return await self._handle(batch)
+
+    async def post(self, step: steps.Step[PaymentEvent]) -> None:
+        with tracing.commit("ledger_post_batch", step.contexts()):
+            verdicts = await self.ledger.post_batch(step.events)
+        crash.point("ledger.after_commit")
+        out = []
+        for (i, _event), verdict in zip(step.items, verdicts, strict=True):
+            if verdict.result is None:
+                step.reject(i, verdict.error or "refused by the ledger")
+                continue
+            r = verdict.result
+            out += published(verdict.event, r)
+            step.ack(i)
+            log.debug(
+                "payment step posted",
+                extra={
+                    "payment_id": verdict.event.payment.payment_id,
+                    "step": verdict.event.status,
+                    "status": r.status,
+                    "reason": r.reason,
+                    "replayed": verdict.replayed,
+                },
+            )
+        await events.publish(self.js, out)
+        for (i, _event), verdict in zip(step.items, verdicts, strict=True):
+            if verdict.result is None or verdict.replayed:  # refused, or counted when first posted
+                continue
+            payment_metrics.step_result("ledger", verdict.result.status, step.batch[i])
+            if verdict.result.status in payment_metrics.FINAL:
+                payment_metrics.payment_final(verdict.event.payment, verdict.result.status)
 
 
 def main() -> None:

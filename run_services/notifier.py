@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
 from fjordbank.adapters.pubsub import PUSH_TOPIC, PushQueue, TopicPublisher
 from fjordbank.config import load_settings
+from fjordbank.domain.events import Contract
 from fjordbank.domain.notifications import Push, card_pushes, onboarding_pushes
-from fjordbank.runtime import events, ops_sweep, tracing
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.domain.payments import PaymentEvent
+from fjordbank.runtime import ops_sweep, steps, tracing
+from fjordbank.runtime.consumer import BatchHandler, ConsumerService, Delivery, Outcome
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import AsyncDocuments
@@ -40,44 +44,41 @@ class NotifierHandler:
         self.topic = topic
         self.queue_pushes = PushQueue(topic)
         self.owners = Owners(docs)  # the payees' owners, read once (fjordbank.service_layer.owners)
+        self._handle = steps.payment_step(self.project)
 
     async def on_connect(self, _js) -> None:
         await asyncio.to_thread(self.topic.ensure_topic)
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        decoded, outcomes = events.decode_batch(batch)
-        if decoded:
-            with tracing.commit(notifier.OPERATION, [batch[i].context for i, _ in decoded]):
-                projected = await notifier.project_batch(
-                    self.docs, self.owners, self.queue_pushes, [e for _, e in decoded]
-                )
-            for (i, _event), result in zip(decoded, projected, strict=True):
-                outcomes[i] = Ack()
-                if result.changed:
-                    log.debug(
-                        "request projected",
-                        extra={"payment_id": result.event.payment.payment_id, "status": result.event.status},
-                    )
-        return outcomes  # type: ignore[return-value]
+        return await self._handle(batch)
 
-    def pushes_of(self, make_pushes):
+    async def project(self, step: steps.Step[PaymentEvent]) -> None:
+        with tracing.commit(notifier.OPERATION, step.contexts()):
+            projected = await notifier.project_batch(self.docs, self.owners, self.queue_pushes, step.events)
+        for (i, _event), result in zip(step.items, projected, strict=True):
+            step.ack(i)
+            if result.changed:
+                log.debug(
+                    "request projected",
+                    extra={"payment_id": result.event.payment.payment_id, "status": result.event.status},
+                )
+
+    def pushes_of(self, make_pushes: Callable[[dict[str, Any]], list[Push]]) -> BatchHandler:
         """A batch handler that queues the pushes ``make_pushes(event)`` derives, from each
         event as this code's version of its contract reads it (fields it does not know left out)."""
 
-        async def handle(batch: list[Delivery]) -> list[Outcome]:
-            decoded, outcomes = events.decode_contracts(batch)
+        async def queue(step: steps.Step[Contract]) -> None:
             pushes: list[Push] = []
             contexts = []
-            for i, event in decoded:
+            for i, event in step.items:
                 made = make_pushes(event.to_json())
                 pushes += made
-                contexts += [batch[i].context] * len(made)
-                outcomes[i] = Ack()
+                contexts += [step.batch[i].context] * len(made)
+                step.ack(i)
             if pushes:
                 await self.queue_pushes(pushes, contexts)
-            return outcomes  # type: ignore[return-value]
 
-        return handle
+        return steps.contract_step(queue)
 
 
 def main() -> None:

@@ -17,9 +17,10 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
 from fjordbank.config import load_settings
+from fjordbank.domain.payments import PaymentEvent
 from fjordbank.domain.screening import ScreeningPolicy
-from fjordbank.runtime import crash, events, payment_metrics, tracing
-from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
+from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
+from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.screening import Screening
 
 log = logging.getLogger("screening")
@@ -29,35 +30,36 @@ class ScreeningHandler:
     def __init__(self, store: Screening) -> None:
         self.store = store
         self.js = None
+        self._handle = steps.payment_step(self.screen)
 
     async def on_connect(self, js) -> None:
         self.js = faults.jetstream(js, faults.for_service("screening"))  # chaos runs only
 
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
-        decoded, outcomes = events.decode_batch(batch)
-        if decoded:
-            with tracing.commit("screening", [batch[i].context for i, _ in decoded]):
-                decisions = await self.store.screen_batch([e.payment for _, e in decoded])
-            crash.point("screening.after_commit")
-            out = []
-            for (i, event), (decision, replayed) in zip(decoded, decisions, strict=True):
-                status = "approved" if decision.approved else "rejected"
-                out.append(dataclasses.replace(event, status=status, reason=decision.reason, message=decision.message))
-                outcomes[i] = Ack()
-                log.debug(
-                    "payment screened",
-                    extra={
-                        "payment_id": event.payment.payment_id,
-                        "status": status,
-                        "reason": decision.reason,
-                        "replayed": replayed,
-                    },
-                )
-            await events.publish(self.js, out)
-            for (i, _event), (_decision, replayed), result in zip(decoded, decisions, out, strict=True):
-                if not replayed:  # a replayed decision was counted when it was made
-                    payment_metrics.step_result("screening", result.status, batch[i])
-        return outcomes  # type: ignore[return-value]
+        return await self._handle(batch)
+
+    async def screen(self, step: steps.Step[PaymentEvent]) -> None:
+        with tracing.commit("screening", step.contexts()):
+            decisions = await self.store.screen_batch([e.payment for e in step.events])
+        crash.point("screening.after_commit")
+        out = []
+        for (i, event), (decision, replayed) in zip(step.items, decisions, strict=True):
+            status = "approved" if decision.approved else "rejected"
+            out.append(dataclasses.replace(event, status=status, reason=decision.reason, message=decision.message))
+            step.ack(i)
+            log.debug(
+                "payment screened",
+                extra={
+                    "payment_id": event.payment.payment_id,
+                    "status": status,
+                    "reason": decision.reason,
+                    "replayed": replayed,
+                },
+            )
+        await events.publish(self.js, out)
+        for (i, _event), (_decision, replayed), result in zip(step.items, decisions, out, strict=True):
+            if not replayed:  # a replayed decision was counted when it was made
+                payment_metrics.step_result("screening", result.status, step.batch[i])
 
 
 def load_policy(path: str | None) -> ScreeningPolicy:

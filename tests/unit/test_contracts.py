@@ -42,6 +42,7 @@ from fjordbank.domain.events import (
 from fjordbank.domain.notifications import card_pushes, onboarding_pushes
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.runtime import events as runtime_events
+from fjordbank.runtime import steps
 from fjordbank.runtime.consumer import Ack, Delivery, Reject
 from fjordbank.service_layer import cards as card_uses
 from fjordbank.service_layer.accounts import account_event
@@ -422,7 +423,9 @@ def test_the_card_service_takes_its_commands_by_type() -> None:
         delivery(topology.SUBJECT_CARD_EXPIRE_HOLDS, ExpireCardHolds(as_of="2026-11-26T03:00:00+00:00").to_json()),
         delivery(topology.SUBJECT_CARD_ISSUED, CardIssued("user_1", "card_1", "12345678903", "7897").to_json()),
     ]
-    outcomes = asyncio.run(CardService.__call__(Service(), batch))  # type: ignore[arg-type]
+    service = Service()
+    handle = steps.contract_step(lambda step: CardService.command(service, step))  # type: ignore[arg-type]
+    outcomes = asyncio.run(handle(batch))
     assert taken == [issue, "expire"]
     assert isinstance(outcomes[0], Ack) and isinstance(outcomes[1], Ack)
     assert isinstance(outcomes[2], Reject) and "no command cards.issued" in outcomes[2].reason
