@@ -23,7 +23,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from clientkit.auth import Identity
 from clientkit.device import Device
-from clientkit.errors import FIRESTORE, KitError, require_reachable, transport_error
+from clientkit.errors import FIRESTORE, KitError, database_error, require_reachable, transport_error
 from clientkit.payments import optional_fields, payment_request
 from fjordbank.adapters.firestore import ACCOUNTS, PAYMENT_REQUESTS, USERS
 from fjordbank.domain.payments import TERMINAL
@@ -58,6 +58,7 @@ class FirestoreErrors:
         """Never swallows: an error inside is raised again, as a one-line one if it is Google's."""
         if exc is None or isinstance(exc, KitError) or not isinstance(exc, Exception):
             return False
+        exc = database_error(exc)  # a document port's error says what Firestore said
         error = transport_error(exc, FIRESTORE, self.host)
         if error is not None:
             raise error.within(self.what) from None
