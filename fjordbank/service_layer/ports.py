@@ -5,7 +5,7 @@ imports a database or a NATS client. Two implementations stand behind each port:
 
 - ``fjordbank.adapters.documents``: Firestore (the emulator locally, production in the
   cloud), the only place that knows Firestore's client, sentinels and errors;
-- ``fjordbank.adapters.memory``: one in-memory fake, for unit tests of the use cases that
+- ``tests/support/memory.py``: one in-memory fake, for unit tests of the use cases that
   run in milliseconds and without the emulators.
 
 The two are held to the same behaviour by one contract suite run on both
