@@ -124,3 +124,24 @@ def test_pod_monitoring_scrapes_the_consumers():
         labels = svc["spec"]["template"]["metadata"]["labels"]
         assert all(labels.get(k) == v for k, v in selector.items())
     assert doc["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def _clearing_services() -> list[str]:
+    """The run_services that exchange files with the clearing house (Settings.clearing_channel:
+    in production they refuse to start without FJB_CLEARING_DIR)."""
+    return [s for s in topology.SERVICES if "clearing_channel()" in (ks.REPO / "run_services" / f"{s}.py").read_text()]
+
+
+def test_the_clearing_service_has_its_exchange_mounted_where_its_setting_points():
+    assert _clearing_services() == list(render.CLEARING_SERVICES)
+    docs = [d for p in ks.kustomization_resources(ks.KNATIVE) for d in ks.load_docs(p)]
+    claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    for name in _clearing_services():
+        pod = _services()[name]["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in _container(_services()[name])["env"]}
+        mounts = {m["mountPath"]: m["name"] for m in _container(_services()[name])["volumeMounts"]}
+        volume = mounts[env["FJB_CLEARING_DIR"]]  # the setting names a mounted volume
+        claim = next(v for v in pod["volumes"] if v["name"] == volume)["persistentVolumeClaim"]["claimName"]
+        assert claim in claims
+    for name in set(topology.SERVICES) - set(_clearing_services()):
+        assert "FJB_CLEARING_DIR" not in {e["name"] for e in _container(_services()[name])["env"]}
