@@ -94,10 +94,11 @@ def ledger_admin(stack):
 @pytest.fixture
 def audit(admin_db):
     """Call after a scenario: the ledger invariants must hold."""
+    from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.service_layer.audit import audit_ledger
 
     def check():
-        report = audit_ledger(admin_db)
+        report = audit_ledger(FirestoreDocuments(admin_db))
         assert report.ok, report.render()
         return report
 
