@@ -49,7 +49,6 @@ from fjordbank.adapters.firestore import (
     CARDS,
     CATEGORY_OVERRIDES,
     HOLDS,
-    POSTINGS,
     TRANSACTIONS,
     USERS,
 )
@@ -62,6 +61,7 @@ from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.errors import PublishError
 from fjordbank.runtime.consumer import Ack, Outcome, Reject, Retry
+from fjordbank.service_layer.ledger import account_from_doc, write_book
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
     AsyncDocuments,
@@ -167,35 +167,6 @@ def _data(doc: Doc | None) -> dict[str, Any] | None:
     return None if doc is None else doc.data
 
 
-def account_of(data: dict[str, Any]) -> Account:
-    """The ledger's account of an ``accounts/{id}`` document."""
-    return Account(
-        account_id=data["accountId"],
-        currency=data["currency"],
-        balance=data["balance"],
-        held=data.get("held", 0),
-        overdraft_limit=data.get("overdraftLimit", 0),
-        status=data.get("status", "open"),
-        kind=data.get("kind", "customer"),
-        owner_uid=data.get("ownerUid"),
-    )
-
-
-def write_book(uow: Writes, book: Book) -> None:
-    """Write what the Book changed: each touched account once, the new postings (created:
-    a posting id applied twice fails the commit) and the touched holds."""
-    for account_id in sorted(book.touched):
-        acct = book.accounts[account_id]
-        uow.update(
-            f"{ACCOUNTS}/{account_id}",
-            {"balance": acct.balance, "held": acct.held, "available": acct.available, "updatedAt": SERVER_TIME},
-        )
-    for posting in book.postings:
-        uow.create(f"{POSTINGS}/{posting.posting_id}", {**posting.to_dict(), "createdAt": SERVER_TIME})
-    for hold_id in sorted(book.touched_holds):
-        uow.set(f"{HOLDS}/{hold_id}", book.holds[hold_id].to_dict())
-
-
 def write_feed(uow: Writes, record: dict[str, Any], entry: dict[str, Any] | None) -> None:
     """The account's feed entry of the authorisation ``record`` (none for an unknown card)."""
     if entry is not None:
@@ -295,7 +266,7 @@ class CardLedger:
         choice = choice_path(card.get("ownerUid"), merchant_name)
         got = await uow.get_many([account_path, choice])
         account = _data(got[account_path])
-        return (account_of(account) if account is not None else None), _data(got[choice])
+        return (account_from_doc(account) if account is not None else None), _data(got[choice])
 
     # ---- capture, reverse, expire -----------------------------------------------------------
     async def capture(self, reference: str, *, capture_ref: str, amount: int | None) -> CardResult:
@@ -371,7 +342,7 @@ class CardLedger:
         day_spend = spend_path(record.get("cardId"), record.get("spendDay"))
         choice = choice_path(record.get("ownerUid"), record.get("merchantName"))
         got = await uow.get_many([*account_paths.values(), day_spend, choice])
-        accounts = {a: account_of(doc.data) for a, p in account_paths.items() if (doc := got[p]) is not None}
+        accounts = {a: account_from_doc(doc.data) for a, p in account_paths.items() if (doc := got[p]) is not None}
         book = Book(accounts, holds={auth_id: hold})
         return record, settlement.Held(hold, book, _data(got[day_spend]), _data(got[choice]))
 
