@@ -1,7 +1,7 @@
 """Notifier: projects every payment state onto what the app listens to, and queues pushes.
 
-Consumes payments.> in batches; one Firestore transaction per batch (the use case
-fjordbank.service_layer.notifier) moves each request document forward (never backward:
+Consumes payments.> in batches; one Firestore commit per batch, guarded by preconditions
+(the use case fjordbank.service_layer.notifier), moves each request document forward (never backward:
 redeliveries and out-of-order events are harmless), updates the accounts' transaction
 lists, and queues a push notification for final states on Pub/Sub (PushQueue in
 fjordbank.adapters.pubsub), where the push function sends it through FCM. It also consumes the onboarding
@@ -21,7 +21,7 @@ from typing import Any
 
 from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
-from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.firestore import async_client, count_attempts
 from fjordbank.adapters.pubsub import PUSH_TOPIC, PushQueue, TopicPublisher
 from fjordbank.config import load_settings
 from fjordbank.domain.events import Contract
@@ -36,6 +36,12 @@ from fjordbank.service_layer.ports import AsyncDocuments
 log = logging.getLogger("notifier")
 
 
+def _count_commits(attempts: int, error: BaseException | None) -> None:
+    """The projection's commits in fjb_firestore_transaction_attempts_total{operation=notifier_project}:
+    a commit that found a record moved is counted as retried, as a transaction's."""
+    count_attempts(notifier.OPERATION, attempts, error)
+
+
 class NotifierHandler:
     """The notifier's consumers, wired to the use case (fjordbank.service_layer.notifier)."""
 
@@ -44,6 +50,7 @@ class NotifierHandler:
         self.topic = topic
         self.queue_pushes = PushQueue(topic)
         self.owners = Owners(docs)  # the payees' owners, read once (fjordbank.service_layer.owners)
+        self.known = notifier.Known()  # the versions of the payments' records (no read when known)
         self._handle = steps.payment_step(self.project)
 
     async def on_connect(self, _js) -> None:
@@ -54,7 +61,9 @@ class NotifierHandler:
 
     async def project(self, step: steps.Step[PaymentEvent]) -> None:
         with tracing.commit(notifier.OPERATION, step.contexts()):
-            projected = await notifier.project_batch(self.docs, self.owners, self.queue_pushes, step.events)
+            projected = await notifier.project_batch(
+                self.docs, self.owners, self.queue_pushes, step.events, known=self.known, attempted=_count_commits
+            )
         for (i, _event), result in zip(step.items, projected, strict=True):
             step.ack(i)
             if result.changed:

@@ -218,6 +218,9 @@ def collect_payments(db, run: Run) -> list[dict]:
                 "toAccount": doc.get("toAccount"),
                 "amount": doc.get("amount"),
                 "status": doc.get("status"),
+                # The notifier shows a payment the app asked for on its request document (it
+                # keeps no view of it); a request refused at the edge never got a paymentId.
+                "view": doc.get("status") if doc.get("paymentId") else None,
             }
         )
     for o in orders:
@@ -245,7 +248,8 @@ def collect_payments(db, run: Run) -> list[dict]:
     entries = _get_all(db, entry_refs)
     for p in payments:
         view = views.get(f"{PAYMENT_VIEWS}/{p['paymentId']}")
-        p["view"] = view.get("status") if view else None
+        if view is not None or p.get("view") is None:
+            p["view"] = view.get("status") if view else None
         if p["status"] is None:
             p["status"] = p["view"]
         p["ledger"] = ledger.get(f"{LEDGER_PAYMENTS}/{p['paymentId']}")

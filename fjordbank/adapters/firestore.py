@@ -109,8 +109,9 @@ TRANSACTION_ATTEMPTS = Counter(
 
 def is_contention(exc: BaseException) -> bool:
     """ABORTED, or the client's give-up after every attempt lost to it (a ValueError from
-    ABORTED): the transaction lost to concurrent changes of the same documents."""
-    return isinstance(exc, api_errors.Aborted) or (
+    ABORTED), or a use case's own give-up (``ports.Contention``, e.g. the notifier's
+    precondition commits): the work lost to concurrent changes of the same documents."""
+    return isinstance(exc, (api_errors.Aborted, ports.Contention)) or (
         isinstance(exc, ValueError) and isinstance(exc.__cause__, api_errors.Aborted)
     )
 

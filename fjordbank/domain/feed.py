@@ -2,8 +2,11 @@
 the app's request documents, the accounts' feed entries and the pushes.
 
 The notifier projects a batch of events in one transaction (fjordbank.service_layer.notifier):
-it reads the state each payment shows (``paymentViews/{paymentId}``) and which request
-documents exist, `project` decides, and the transaction writes. The rules:
+it reads the state each payment shows, `project` decides, and the transaction writes. A
+payment the app asked for shows its state on the app's request document (``status``,
+``statusRank``), which is all the notifier needs to remember; only a payment the bank
+started itself (no request document) keeps a view of its own, ``paymentViews/{paymentId}``.
+The rules:
 
 * a payment moves only forward (`fjordbank.domain.payments.projection_update`): an event
   of a state shown already, or of an earlier one, writes nothing, whether it is redelivered
@@ -69,7 +72,10 @@ class Projection:
     """What a batch writes."""
 
     changed: list[bool] = field(default_factory=list)  # per event: it moved its payment now
-    views: dict[str, dict[str, Any]] = field(default_factory=dict)  # paymentId -> the state it shows now
+    shown: dict[str, dict[str, Any]] = field(default_factory=dict)  # paymentId -> the state it shows now (moved)
+    # paymentId -> the state it shows now, for payments without a request document (those
+    # with one show it there: ``requests``)
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: dict[tuple[str, str], RequestUpdate] = field(default_factory=dict)  # (uid, requestId) ->
     entries: dict[tuple[str, str], FeedEntry] = field(default_factory=dict)  # (account, paymentId) -> latest
     pushes: list[Push] = field(default_factory=list)
@@ -83,9 +89,10 @@ def project(
     labels: Labels,
 ) -> Projection:
     """Project ``events`` in order. ``views``: paymentId -> the state the payment showed
-    before the batch (its view document; absent: none); ``requests``: the (uid, requestId)
-    of the request documents that exist."""
-    shown = {e.payment.payment_id: dict(views.get(e.payment.payment_id) or {}) for e in events}
+    before the batch (its request document's ``status``, or its view document when the app
+    made no request; absent: none); ``requests``: the (uid, requestId) of the request
+    documents that exist."""
+    shown = {e.payment.payment_id: _state(views.get(e.payment.payment_id)) for e in events}
     shown_before = {pid: view.get("statusRank", NOT_SHOWN) for pid, view in shown.items()}
     projection = Projection()
     for event in events:
@@ -97,9 +104,17 @@ def project(
         if update is None:
             continue
         shown[pid] = {**shown[pid], **update}
-        projection.views[pid] = {"status": shown[pid]["status"], "statusRank": shown[pid]["statusRank"]}
+        projection.shown[pid] = _state(shown[pid])
+        if (event.payment.uid, event.payment.request_id) not in requests:
+            projection.views[pid] = projection.shown[pid]
         _reached(projection, event, update, requests, labels, booked=shown_before[pid] < FIRST_ENTRY_RANK)
     return projection
+
+
+def _state(doc: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The state a document shows (its ``status`` and ``statusRank``), {} when none."""
+    status = (doc or {}).get("status")
+    return {"status": status, "statusRank": STATUS_RANK[status]} if status in STATUS_RANK else {}
 
 
 def _reached(

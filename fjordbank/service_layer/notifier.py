@@ -1,22 +1,35 @@
 """The notifier's use case: project a batch of payment events onto what the app listens to.
 
-One unit of work per batch (operation ``notifier_project``) reads the state each payment
-shows (``paymentViews/{paymentId}``) and which of the app's request documents exist,
-`fjordbank.domain.feed.project` decides, and the unit writes the views, the request
-documents, the accounts' feed entries (``accounts/{id}/transactions/{paymentId}``), and
-queues the pushes. The rules (forward only, a redelivery writes nothing new and pushes
-nothing twice) are the domain's; here the documents are read and written.
+Each payment has one record of the state it shows: the app's request document where the
+app made one (its ``status``), else the payment's own view (``paymentViews/{paymentId}``,
+only for payments the bank started itself). `fjordbank.domain.feed.project` decides from
+those states; one commit writes the records that moved, the accounts' feed entries
+(``accounts/{id}/transactions/{paymentId}``) and nothing else, and the pushes are queued
+before it. The rules (forward only, a redelivery writes nothing new and pushes nothing
+twice) are the domain's; here the documents are read and written.
 
-Round trips per batch, as the bench counts them (bench/docops.py): the payees' owners not
-seen before (`fjordbank.service_layer.owners`) and the labels, both outside the unit of
-work, then the unit of work's begin, its one read and its commit.
+No transaction: each record is written with a precondition, the version it had when it was
+read (``update(..., if_updated=...)``, or a create for a view not made yet), in one batch
+commit, so the batch applies whole or not at all. A record another writer moved meanwhile
+(the edge's own status write, another instance after a partition moved) fails the commit
+(Stale, NotFound, AlreadyExists); the batch is then read and decided again, at most
+`ATTEMPTS` times (then `ports.Contention`, and NATS delivers the batch again).
+
+`Known` remembers the version of each record this process last read or wrote. A payment's
+later states usually reach the same instance (its partition's), so most records need no
+read at all: their version is known, and a wrong guess only costs a failed commit and a
+read. Round trips per batch, as the bench counts them (bench/docops.py): the payees' owners
+not seen before (`fjordbank.service_layer.owners`) and the labels, then one read of the
+records not known (two when the batch holds payments the bank started: their views), then
+the commit. A batch of payments all known is one round trip besides the labels.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from fjordbank.adapters.firestore import (
     ACCOUNTS,
@@ -31,20 +44,69 @@ from fjordbank.domain import feed
 from fjordbank.domain.notifications import Push
 from fjordbank.domain.payments import INTERNAL, PaymentEvent
 from fjordbank.service_layer.owners import Owners
-from fjordbank.service_layer.ports import SERVER_TIME, AsyncDocuments, AsyncUnitOfWork, Doc
+from fjordbank.service_layer.ports import (
+    SERVER_TIME,
+    AlreadyExists,
+    AsyncBatch,
+    AsyncDocuments,
+    Contention,
+    Doc,
+    NotFound,
+    Stale,
+    Written,
+)
 
-OPERATION = "notifier_project"  # the unit of work's name in the attempt metrics
+OPERATION = "notifier_project"  # the name of its commits in the attempt metrics
+ATTEMPTS = 5  # commits of one batch before it is given back to NATS
+KNOWN = 50_000  # payments whose record's version a process remembers (measured: 14 MB)
 
-# Queues pushes for delivery (the push function sends each dedupe key once). Called inside
-# the unit of work, before its commit: a push queued by an attempt that then lost is queued
-# again by the next one and delivered once.
+# Queues pushes for delivery (the push function sends each dedupe key once). Called before
+# the commit: a push queued by an attempt that then lost is queued again by the next one
+# and delivered once.
 QueuePushes = Callable[[list[Push]], Awaitable[None]]
+# Told how many commits a batch took, and the error of the last when it gave up (metrics).
+Attempted = Callable[[int, BaseException | None], None]
 
 
 @dataclass(frozen=True)
 class Projected:
     event: PaymentEvent
     changed: bool  # the payment moved to this state now (first time)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A payment's record as last read or written: which it is (the app's request document,
+    or the payment's view), the state it shows (None for none) and its update time (None:
+    no view yet). Small: a process keeps `KNOWN` of them."""
+
+    on_request: bool
+    status: str | None
+    updated: dt.datetime | None
+
+
+class Known:
+    """The versions of the most recent ``size`` payments' records (least recently used out)."""
+
+    def __init__(self, size: int = KNOWN) -> None:
+        self.size = size
+        self._seen: OrderedDict[str, Version] = OrderedDict()
+
+    def get(self, payment_id: str) -> Version | None:
+        found = self._seen.get(payment_id)
+        if found is not None:
+            self._seen.move_to_end(payment_id)
+        return found
+
+    def put(self, payment_id: str, version: Version) -> None:
+        self._seen[payment_id] = version
+        self._seen.move_to_end(payment_id)
+        while len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+
+    def forget(self, payment_ids: list[str]) -> None:
+        for payment_id in payment_ids:
+            self._seen.pop(payment_id, None)
 
 
 def view_path(payment_id: str) -> str:
@@ -60,24 +122,49 @@ def override_path(uid: str, key: str) -> str:
 
 
 async def project_batch(
-    docs: AsyncDocuments, owners: Owners, queue_pushes: QueuePushes, events: list[PaymentEvent]
+    docs: AsyncDocuments,
+    owners: Owners,
+    queue_pushes: QueuePushes,
+    events: list[PaymentEvent],
+    *,
+    known: Known | None = None,
+    attempted: Attempted | None = None,
 ) -> list[Projected]:
-    """Project ``events`` in order: one `Projected` per event. ``paymentViews`` remembers
-    the state shown for each payment, so every state is projected once and never
-    backwards, whether or not the app made a request document (payments the bank starts
-    itself have none; then only the feed and the pushes show it)."""
+    """Project ``events`` in order: one `Projected` per event (see the module docstring).
+    ``known``: the process's versions (a fresh one remembers nothing)."""
     payees = await owners.of(sorted({e.payment.to_account for e in events if e.payment.kind == INTERNAL}))
     labels = await read_labels(docs, events, payees)
-
-    async def run(uow: AsyncUnitOfWork) -> list[Projected]:
-        views, requests = await _read(uow, events)
-        projection = feed.project(events, views=views, requests=requests, labels=labels)
+    known = known if known is not None else Known()
+    payment_ids = list(dict.fromkeys(e.payment.payment_id for e in events))
+    error: BaseException | None = None
+    for attempt in range(1, ATTEMPTS + 1):
+        versions = await _versions(docs, events, known)
+        projection = feed.project(
+            events,
+            views={pid: {"status": v.status} for pid, v in versions.items()},
+            requests=_requests(events, versions),
+            labels=labels,
+        )
         if projection.pushes:
             await queue_pushes(projection.pushes)
-        _write(uow, projection)
+        try:
+            written = await _commit(docs, events, projection, versions)
+        except (Stale, NotFound, AlreadyExists) as exc:  # a record moved since it was read
+            known.forget(payment_ids)
+            error = exc
+            continue
+        _remember(known, versions, projection, written)
+        if attempted is not None:
+            attempted(attempt, None)
         return [Projected(e, changed) for e, changed in zip(events, projection.changed, strict=True)]
+    if attempted is not None:
+        attempted(ATTEMPTS, Contention(str(error)))
+    raise Contention(f"the notifier's records kept moving ({ATTEMPTS} commits): {error}") from error
 
-    return await docs.transact(run, operation="notifier_project")
+
+def _requests(events: list[PaymentEvent], versions: Mapping[str, Version]) -> set[tuple[str, str]]:
+    """(uid, requestId) of the payments whose record is the app's request document."""
+    return {(e.payment.uid, e.payment.request_id) for e in events if versions[e.payment.payment_id].on_request}
 
 
 async def read_labels(
@@ -126,29 +213,81 @@ def _payer_names(found: Mapping[str, Doc | None], paths: Mapping[str, str]) -> d
     return names
 
 
-async def _read(
-    uow: AsyncUnitOfWork, events: list[PaymentEvent]
-) -> tuple[dict[str, dict[str, Any]], set[tuple[str, str]]]:
-    """The state each payment shows, and which of their request documents exist: only
-    documents of this partition's payments, in one read of the unit of work."""
-    views = {view_path(e.payment.payment_id): e.payment.payment_id for e in events}
-    requests = {
-        request_path(e.payment.uid, e.payment.request_id): (e.payment.uid, e.payment.request_id) for e in events
-    }
-    found = await uow.get_many([*views, *requests])
-    shown = {pid: (doc.data if (doc := found.get(path)) is not None else {}) for path, pid in views.items()}
-    existing = {key for path, key in requests.items() if found.get(path) is not None}
-    return shown, existing
+async def _versions(docs: AsyncDocuments, events: list[PaymentEvent], known: Known) -> dict[str, Version]:
+    """Each payment's record: known, else read (the request documents in one read; the views
+    of the payments without one in a second)."""
+    versions: dict[str, Version] = {}
+    unknown: dict[str, PaymentEvent] = {}
+    for e in events:
+        pid = e.payment.payment_id
+        if pid not in versions and pid not in unknown:
+            if (version := known.get(pid)) is not None:
+                versions[pid] = version
+            else:
+                unknown[pid] = e
+    if not unknown:
+        return versions
+    requests = {pid: request_path(e.payment.uid, e.payment.request_id) for pid, e in unknown.items()}
+    found = await docs.get_many(list(requests.values()))
+    for pid, path in requests.items():
+        if (doc := found.get(path)) is not None:
+            versions[pid] = _version(doc, on_request=True)
+    without = {pid: view_path(pid) for pid in unknown if pid not in versions}
+    if without:
+        views = await docs.get_many(list(without.values()))
+        for pid, path in without.items():
+            doc = views.get(path)
+            versions[pid] = _version(doc, on_request=False) if doc is not None else Version(False, None, None)
+    return versions
 
 
-def _write(uow: AsyncUnitOfWork, projection: feed.Projection) -> None:
-    """The views, request documents and feed entries the projection changed, each stamped
-    with the commit's time."""
-    for pid, view in projection.views.items():
-        uow.set(view_path(pid), view)
-    for (uid, request_id), request in projection.requests.items():
-        timeline = {f"timeline.{status}": SERVER_TIME for status in request.timeline}
-        uow.update(request_path(uid, request_id), {**request.fields, **timeline, "updatedAt": SERVER_TIME})
+def _version(doc: Doc, *, on_request: bool) -> Version:
+    status = doc.data.get("status")
+    return Version(on_request, status if isinstance(status, str) else None, doc.updated)
+
+
+async def _commit(
+    docs: AsyncDocuments, events: list[PaymentEvent], projection: feed.Projection, versions: Mapping[str, Version]
+) -> dict[str, Written]:
+    """One commit of what the projection changed: each record that moved, on the condition
+    that it is still the version read, and the feed entries. Returns what each record's
+    write left, by payment id (nothing is committed when nothing moved)."""
+    batch = docs.batch()
+    records: list[str] = []  # payment ids, in the order their records are written
+    for pid, e in {e.payment.payment_id: e for e in events}.items():
+        if pid in projection.shown:
+            _write_record(batch, projection, e, versions[pid])
+            records.append(pid)
     for (account, payment_id), entry in projection.entries.items():
         booked = {"bookedAt": SERVER_TIME} if entry.booked else {}
-        uow.set(entry_path(account, payment_id), {**entry.fields, **booked, "updatedAt": SERVER_TIME}, merge=True)
+        batch.set(entry_path(account, payment_id), {**entry.fields, **booked, "updatedAt": SERVER_TIME}, merge=True)
+    if not records:
+        return {}
+    written = await batch.commit()
+    return dict(zip(records, written, strict=False))  # the records come first
+
+
+def _write_record(batch: AsyncBatch, projection: feed.Projection, event: PaymentEvent, version: Version) -> None:
+    """The record's write: the request document's fields and timeline, or the view."""
+    p = event.payment
+    request = projection.requests.get((p.uid, p.request_id))
+    if request is not None:
+        timeline = {f"timeline.{status}": SERVER_TIME for status in request.timeline}
+        fields = {**request.fields, **timeline, "updatedAt": SERVER_TIME}
+        batch.update(request_path(p.uid, p.request_id), fields, if_updated=version.updated)
+    elif version.updated is None:
+        batch.create(view_path(p.payment_id), projection.views[p.payment_id])
+    else:
+        batch.update(view_path(p.payment_id), projection.views[p.payment_id], if_updated=version.updated)
+
+
+def _remember(
+    known: Known, versions: Mapping[str, Version], projection: feed.Projection, written: Mapping[str, Written]
+) -> None:
+    """Each record's version now: the one read, or the one this commit left."""
+    for pid, version in versions.items():
+        done = written.get(pid)
+        if done is None:
+            known.put(pid, version)
+        elif done.updated is not None:
+            known.put(pid, Version(version.on_request, projection.shown[pid]["status"], done.updated))

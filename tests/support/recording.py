@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from fjordbank.service_layer.ports import Doc, OrderBy, Where
+from fjordbank.service_layer.ports import Doc, OrderBy, Where, Written
 from tests.support.memory import AsyncMemoryBatch, AsyncMemoryDocuments, AsyncMemoryUnitOfWork
 
 T = TypeVar("T")
@@ -74,9 +74,9 @@ class RecordedBatch(AsyncMemoryBatch):
         super().__init__(docs.store)
         self._docs = docs
 
-    async def commit(self) -> None:
+    async def commit(self) -> list[Written]:
         self._docs.calls.append(("commit", [(kind, path) for kind, path, _data, _option in self.writes]))
-        await super().commit()
+        return await super().commit()
 
 
 class RecordingDocuments(AsyncMemoryDocuments):

@@ -1,8 +1,8 @@
 """Unit tests for fjordbank.service_layer.notifier (the notifier's projection of payment
 events), on the in-memory documents (tests/support/memory.py): what the app sees.
 
-The promises: a payment's state moves only forward on its view and its request document
-(an older state never overwrites a newer one, across batches and within one); a redelivered
+The promises: a payment's state moves only forward on its request document, or on its view
+when the app made none (an older state never overwrites a newer one, across batches and within one); a redelivered
 event writes nothing new and queues no second push; a request document is only ever updated,
 never made; a completed internal payment has a feed entry on both sides, booked once; the
 entries are labelled with the customers' own categories and the payer's name, and a
@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.notifications import Push
 from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.owners import Owners
-from fjordbank.service_layer.ports import Doc
+from fjordbank.service_layer.ports import Contention, Doc
 from tests.support.memory import AsyncMemoryDocuments
+from tests.support.recording import RecordingDocuments
 
 FROM = make_account_number("1234", "56", 7891)  # alice's
 TO = make_account_number("1234", "56", 7893)  # bob's, or somebody's at another bank
@@ -73,13 +77,22 @@ class Notifier:
     def __init__(self, docs: AsyncMemoryDocuments | None = None) -> None:
         self.docs = docs or AsyncMemoryDocuments()
         self.owners = Owners(self.docs)
+        self.known = notifier.Known()
         self.queued: list[list[Push]] = []
+        self.commits: list[tuple[int, BaseException | None]] = []  # (commits, the error it gave up on) per batch
 
     async def queue(self, pushes: list[Push]) -> None:
         self.queued.append(pushes)
 
     async def project(self, *events: PaymentEvent) -> list[bool]:
-        projected = await notifier.project_batch(self.docs, self.owners, self.queue, list(events))
+        projected = await notifier.project_batch(
+            self.docs,
+            self.owners,
+            self.queue,
+            list(events),
+            known=self.known,
+            attempted=lambda n, error: self.commits.append((n, error)),
+        )
         assert [p.event for p in projected] == list(events)
         return [p.changed for p in projected]
 
@@ -118,16 +131,16 @@ def entry(n: Notifier, account: str) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------------- ordering
 
 
-async def test_a_new_state_moves_the_view_and_the_request_document_and_stamps_its_timeline() -> None:
+async def test_a_new_state_moves_the_request_document_and_stamps_its_timeline() -> None:
     n = with_request()
     assert await n.project(event("approved")) == [True]
-    assert n.doc(VIEW) == {"status": "approved", "statusRank": STATUS_RANK["approved"]}
+    assert n.doc(VIEW) is None  # the request document shows it: no second record, read or written
     request = n.doc(REQUEST) or {}
     assert (request["status"], request["statusRank"], request["paymentId"]) == ("approved", 3, PID)
     assert request["amount"] == 123_456  # the app's fields stay
     assert isinstance(request["timeline"]["approved"], dt.datetime)
     assert request["updatedAt"] == request["timeline"]["approved"]  # the commit's time
-    assert n.docs.attempts == {notifier.OPERATION: 1}
+    assert n.commits == [(1, None)]
 
 
 async def test_an_older_state_never_overwrites_a_newer_one_across_batches() -> None:
@@ -149,7 +162,6 @@ async def test_an_older_state_never_overwrites_a_newer_one_within_a_batch() -> N
         True,
         False,
     ]
-    assert n.doc(VIEW) == {"status": "submitted", "statusRank": STATUS_RANK["submitted"]}
     request = n.doc(REQUEST) or {}
     assert request["status"] == "submitted"
     assert set(request["timeline"]) == {"reserved", "submitted"}
@@ -251,17 +263,77 @@ async def test_a_payment_between_own_accounts_is_a_transfer_on_both_sides_whatev
 # ------------------------------------------------------------------------ the work per batch
 
 
-async def test_one_read_outside_for_labels_owners_once_per_process_one_unit_of_work() -> None:
+async def test_one_read_each_for_owners_labels_and_records_then_one_commit() -> None:
     docs = Counted()
     n = with_customers(with_request(Notifier(docs)))
-    other = "p" + "b" * 34
-    await n.project(event("completed", kind=INTERNAL), event("reserved", pid=other))
-    owners, labels = docs.reads
-    assert owners == [f"accounts/{TO}"]  # the internal payment's payee, outside the unit of work
+    await n.project(event("completed", kind=INTERNAL))
+    owners, labels, records = docs.reads
+    assert owners == [f"accounts/{TO}"]  # the internal payment's payee
     assert set(labels) == {f"users/alice/categoryOverrides/a:{TO}", f"users/bob/categoryOverrides/a:{FROM}"} | {
         "customers/alice"
     }
-    assert docs.attempts == {notifier.OPERATION: 1}
+    assert records == [REQUEST]
+    assert n.commits == [(1, None)]
     docs.reads.clear()
-    await n.project(event("completed", kind=INTERNAL, pid="p" + "c" * 34))
-    assert len(docs.reads) == 1  # bob's account is known now: only the labels
+    await n.project(bank_started("completed", kind=INTERNAL))
+    _labels, records, views = docs.reads  # bob's account is known now
+    assert (records, views) == (["users/alice/paymentRequests/so-1"], [f"paymentViews/{BANK}"])
+
+
+def entry_of(account: str, payment_id: str) -> str:
+    return f"accounts/{account}/transactions/{payment_id}"
+
+
+BANK = "p" + "c" * 34  # a payment the bank started itself: no request document
+
+
+def bank_started(status: str, *, kind: str = EXTERNAL) -> PaymentEvent:
+    payment = replace(event(status, kind=kind).payment, payment_id=BANK, request_id="so-1")
+    return PaymentEvent(payment, status)
+
+
+async def test_a_record_known_is_written_without_a_read_in_one_commit_guarded_by_its_version() -> None:
+    """The request document is the notifier's record of a payment the app asked for (no view
+    is read or written); a payment the bank started has its view. Once this process has read
+    or written a record, the payment's next state is one commit and no read, on the
+    condition that the record is still the version it wrote."""
+    docs = RecordingDocuments()
+    n = with_request(Notifier(docs))
+    await n.project(event("approved"), bank_started("reserved"))
+    assert docs.calls[1:] == [  # after the labels
+        ("get_many", [REQUEST, "users/alice/paymentRequests/so-1"]),
+        ("get_many", [f"paymentViews/{BANK}"]),
+        (
+            "commit",
+            [("update", REQUEST), ("create", f"paymentViews/{BANK}"), ("set", f"accounts/{FROM}/transactions/{BANK}")],
+        ),
+    ]
+    docs.forget()
+    await n.project(event("reserved"), bank_started("submitted"))
+    assert [kind for kind, _ in docs.calls[1:]] == ["commit"]
+    assert (n.doc(REQUEST) or {})["status"] == "reserved"
+    assert n.doc(f"paymentViews/{BANK}") == {"status": "submitted", "statusRank": STATUS_RANK["submitted"]}
+
+
+async def test_a_record_another_writer_moved_fails_the_commit_and_the_batch_is_read_and_decided_again() -> None:
+    n = with_request()
+    await n.project(event("approved"))
+    n.put(REQUEST, {**(n.doc(REQUEST) or {}), "status": "submitted", "statusRank": STATUS_RANK["submitted"]})
+    assert await n.project(event("reserved"), event("completed")) == [False, True]  # against the new version
+    assert n.commits[-1] == (2, None)
+    assert (n.doc(REQUEST) or {})["status"] == "completed"
+    assert set(n.pushed()) == {f"{PID}:completed"}  # queued by each attempt, sent once (its dedupe key)
+
+
+async def test_records_that_keep_moving_give_the_batch_back_as_contention() -> None:
+    class Moving(AsyncMemoryDocuments):
+        async def get_many(self, paths: Sequence[str]) -> dict[str, Doc | None]:
+            found = await super().get_many(paths)
+            self.store.apply([("set", REQUEST, {"status": "received", "statusRank": 0}, False)])  # after the read
+            return found
+
+    n = with_request(Notifier(Moving()))
+    with pytest.raises(Contention):
+        await n.project(event("approved"))
+    assert len(n.commits) == 1 and n.commits[0][0] == notifier.ATTEMPTS
+    assert isinstance(n.commits[0][1], Contention)
