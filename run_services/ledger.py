@@ -1,8 +1,9 @@
 """Ledger service: holds and posts payments as double entry in Firestore, exactly once.
 
 Consumes payments.approved, payments.settled and payments.returned, and an internal
-payment's credit and refund legs, in batches; one Firestore transaction per batch applies
-every step in it (the use case: fjordbank.service_layer.ledger), then it publishes each
+payment's credit and refund legs, in batches; one Firestore commit per batch, guarded by
+the versions it decided on, applies every step in it (the use case:
+fjordbank.service_layer.ledger), then it publishes each
 result (reserved, credit, refund, completed, failed; credited beside a credit's completed)
 and acks. A crash anywhere replays the batch: the ledger answers replayed steps from its
 records, so nothing is held or posted twice.
@@ -14,7 +15,7 @@ import logging
 
 from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
-from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.firestore import async_client, count_attempts
 from fjordbank.config import load_settings
 from fjordbank.domain.payment_ledger import published
 from fjordbank.domain.payments import PaymentEvent
@@ -23,6 +24,12 @@ from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.ledger import Ledger
 
 log = logging.getLogger("ledger")
+
+
+def _count_commits(attempts: int, error: BaseException | None) -> None:
+    """A batch's commits in fjb_firestore_transaction_attempts_total{operation=ledger_post_batch}:
+    a commit that found a document moved counts as retried, as a transaction's would."""
+    count_attempts("ledger_post_batch", attempts, error)
 
 
 class LedgerHandler:
@@ -72,7 +79,7 @@ class LedgerHandler:
 def main() -> None:
     settings = load_settings(identity="ledger")
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("ledger")))
-    handler = LedgerHandler(Ledger(docs))
+    handler = LedgerHandler(Ledger(docs, attempted=_count_commits))
     ConsumerService(
         durable="ledger", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
     ).run()

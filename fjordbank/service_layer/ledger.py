@@ -9,19 +9,38 @@ Documents:
                                 went through, so a redelivered or replayed step gets the same
                                 answer and changes nothing
 
-One unit of work per batch (operation ``ledger_post_batch``: begin, one read, one commit):
-it reads every account, record and hold the batch needs at once (`load_batch`), applies the
-batch in order in memory (`decide_batch`: `fjordbank.domain.payment_ledger.apply_step` on one
-`fjordbank.domain.ledger.Book`), then writes each touched account once plus the new
-postings, holds and records (`save_batch`). A hot account receiving many payments in a
-batch costs one write per commit, not one per payment; many payments from one account in
-one batch are decided one after the other, so none takes it below its limit.
+One commit per batch (``ledger_post_batch``), with no transaction: the batch's accounts,
+records and holds are what this process last read or wrote of them (`Known`: their data
+and update time), and only the ones it does not know are read (`load_batch`); the batch is
+applied in order in memory (`decide_batch`: `fjordbank.domain.payment_ledger.apply_step` on
+one `fjordbank.domain.ledger.Book`); then one batch commit writes each touched account
+once plus the new postings, holds and records (`save_batch`), every write of a document
+that was read on the condition that it is still that version (``update(...,
+if_updated=...)``), every new one as a create. A document another writer changed
+meanwhile (the card ledger's holds, a deposit, another instance after a partition moved)
+fails the whole commit, and the batch is read and decided again (at most `ATTEMPTS`
+commits, then ``ports.Contention``: NATS delivers the batch again). The commit applies
+whole or not at all, and at the commit every document the batch decided on is the version
+it decided on: what a transaction would give, without its begin and its read.
+
+A payment's partition (fjordbank.topology) is owned by one instance, and every step that
+writes a customer account or a transit shard is routed by that account's partition, so
+the owner is almost always the only writer of what it knows: a batch of known documents is
+one round trip. A new payment's first step (``approved``) reads no record: the record is
+created, and a redelivered step fails that create and is read and answered from the
+record. A refusal (insufficient funds, a closed account, a step the record does not allow)
+is only ever decided on documents read in that attempt, never on remembered ones, since
+nothing is written that could catch a stale balance.
+
+A hot account receiving many payments in a batch costs one write per commit, not one per
+payment; many payments from one account in one batch are decided one after the other, so
+none takes it below its limit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,14 +67,41 @@ from fjordbank.service_layer.ports import (
     AsyncDocuments,
     AsyncUnitOfWork,
     Clock,
+    Contention,
     Data,
     Doc,
+    NotFound,
+    Stale,
     Writes,
+    Written,
     system_clock,
 )
+from fjordbank.service_layer.recent import Recent
 from fjordbank.topology import CREDIT, REFUND
 
 Record = dict[str, Any]  # a payment's ledger record (fjordbank.domain.payment_ledger.new_record)
+ATTEMPTS = 8  # commits of one batch before it is given back to NATS
+KNOWN = 20_000  # documents (accounts, records, holds) a ledger process remembers
+# Told how many commits a batch took, and the error of the last when it gave up (metrics).
+Attempted = Callable[[int, BaseException | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A document as this process last read or wrote it: its data and its update time."""
+
+    data: Data
+    updated: dt.datetime
+
+
+Versions = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
+
+
+class Known(Recent[str, Version]):
+    """The versions of the documents this process read or wrote last (`KNOWN` of them)."""
+
+    def __init__(self, size: int = KNOWN) -> None:
+        super().__init__(size)
 
 
 def account_path(account_id: str) -> str:
@@ -91,20 +137,51 @@ def balance_fields(acct: Account) -> Data:
     return {"balance": acct.balance, "held": acct.held, "available": acct.available, "updatedAt": SERVER_TIME}
 
 
-def write_book(writes: Writes, book: Book) -> None:
+def write_book(writes: Writes, book: Book, versions: Versions | None = None) -> list[tuple[str, Data]]:
     """Write what one commit's Book changed: each touched account once, the new postings
-    (create: a posting id applied twice fails the commit) and the touched holds."""
+    (create: a posting id applied twice fails the commit) and the touched holds. With
+    ``versions`` (a commit outside a transaction): each account and hold on the condition
+    that it is still the version read, a hold not read as a create. Returns (path, data) of
+    each write, in order."""
+    out: list[tuple[str, Data]] = []
     for account_id in sorted(book.touched):
-        writes.update(account_path(account_id), balance_fields(book.accounts[account_id]))
+        path, fields = account_path(account_id), balance_fields(book.accounts[account_id])
+        if versions is None:
+            writes.update(path, fields)
+        else:
+            writes.update(path, fields, if_updated=versions[path].updated)
+        out.append((path, fields))
     for posting in book.postings:
-        writes.create(posting_path(posting.posting_id), {**posting.to_dict(), "createdAt": SERVER_TIME})
+        path, data = posting_path(posting.posting_id), {**posting.to_dict(), "createdAt": SERVER_TIME}
+        writes.create(path, data)
+        out.append((path, data))
     for hold_id in sorted(book.touched_holds):
-        writes.set(hold_path(hold_id), book.holds[hold_id].to_dict())
+        path, data = hold_path(hold_id), book.holds[hold_id].to_dict()
+        _put(writes, path, data, versions)
+        out.append((path, data))
+    return out
 
 
-def write_records(writes: Writes, records: dict[str, Record]) -> None:
+def write_records(
+    writes: Writes, records: dict[str, Record], versions: Versions | None = None
+) -> list[tuple[str, Data]]:
+    out: list[tuple[str, Data]] = []
     for payment_id, record in records.items():
-        writes.set(record_path(payment_id), {**record, "updatedAt": SERVER_TIME})
+        path, data = record_path(payment_id), {**record, "updatedAt": SERVER_TIME}
+        _put(writes, path, data, versions)
+        out.append((path, data))
+    return out
+
+
+def _put(writes: Writes, path: str, data: Data, versions: Versions | None) -> None:
+    """A whole document: in a transaction a set; else an update of the version read (its
+    fields only ever grow), or a create of one not read."""
+    if versions is None:
+        writes.set(path, data)
+    elif (version := versions.get(path)) is not None:
+        writes.update(path, data, if_updated=version.updated)
+    else:
+        writes.create(path, data)
 
 
 @dataclass(frozen=True)
@@ -131,16 +208,19 @@ def accounts_needed(event: PaymentEvent) -> set[str]:
 # ---- one batch: load -> decide -> save ---------------------------------------------------
 @dataclass
 class BatchState:
-    """What a batch's unit of work read: the accounts and holds (as a Book) and the
-    payments' records."""
+    """What a batch decides on: the accounts and holds (as a Book), the payments' records,
+    and the version of each of those documents (a new record or hold has none); ``read``:
+    the paths read in this attempt (the others were known)."""
 
     book: Book
     records: dict[str, Record]
+    versions: Versions
+    read: set[str]
 
 
 def batch_paths(events: list[PaymentEvent]) -> list[str]:
-    """Every document a batch reads, for one read: its accounts, its payments' records, and
-    the holds of the settling steps (only those can hold)."""
+    """Every document a batch needs: its accounts, its payments' records, and the holds of
+    the settling steps (only those can hold)."""
     account_ids = sorted(set().union(*(accounts_needed(e) for e in events)))
     payment_ids = sorted({e.payment.payment_id for e in events})
     settling = sorted({e.payment.payment_id for e in events if e.status in ("settled", "returned")})
@@ -151,20 +231,38 @@ def batch_paths(events: list[PaymentEvent]) -> list[str]:
     ]
 
 
+def new_records(events: list[PaymentEvent]) -> set[str]:
+    """The records of payments whose only step in the batch is the first (``approved``): new
+    ones, unless the step is redelivered (then their create fails the commit)."""
+    later = {e.payment.payment_id for e in events if e.status != "approved"}
+    return {record_path(e.payment.payment_id) for e in events if e.payment.payment_id not in later}
+
+
 def _found(docs: Iterable[Doc | None], collection: str) -> dict[str, Data]:
     return {d.id: d.data for d in docs if d is not None and d.path.startswith(f"{collection}/")}
 
 
-def state_of(found: dict[str, Doc | None]) -> BatchState:
-    """The batch's state from the documents read (missing ones left out)."""
-    docs = list(found.values())
+def state_of(found: dict[str, Doc | None], known: dict[str, Version] | None = None) -> BatchState:
+    """The batch's state from the documents read (missing ones left out) and those known."""
+    versions = {path: Version(doc.data, doc.updated) for path, doc in found.items() if doc is not None}
+    versions |= known or {}
+    docs = [Doc(path, v.data, v.updated) for path, v in versions.items()]
     accounts = {a: account_from_doc(data) for a, data in _found(docs, ACCOUNTS).items()}
     holds = {h: Hold.from_dict(data) for h, data in _found(docs, HOLDS).items()}
-    return BatchState(Book(accounts, holds=holds), _found(docs, LEDGER_PAYMENTS))
+    return BatchState(Book(accounts, holds=holds), _found(docs, LEDGER_PAYMENTS), versions, set(found))
 
 
-async def load_batch(uow: AsyncUnitOfWork, events: list[PaymentEvent]) -> BatchState:
-    return state_of(await uow.get_many(batch_paths(events)))
+async def load_batch(
+    docs: AsyncDocuments, events: list[PaymentEvent], known: Known, *, new_payments: bool
+) -> BatchState:
+    """The batch's documents: those known as known, the rest in one read, but (with
+    ``new_payments``) not the records of new payments."""
+    paths = batch_paths(events)
+    remembered = {path: v for path in paths if (v := known.get(path)) is not None}
+    guessed = new_records(events) if new_payments else set()
+    missing = [path for path in paths if path not in remembered and path not in guessed]
+    found = await docs.get_many(missing) if missing else {}
+    return state_of(found, remembered)
 
 
 def decide_batch(
@@ -188,9 +286,37 @@ def decide_batch(
     return verdicts, {pid: state.records[pid] for pid in changed}
 
 
-def save_batch(writes: Writes, book: Book, records: dict[str, Record]) -> None:
-    write_book(writes, book)
-    write_records(writes, records)
+def save_batch(writes: Writes, state: BatchState, records: dict[str, Record]) -> list[tuple[str, Data]]:
+    """The batch's writes, each on the condition of the version decided on (see the module
+    docstring). Returns (path, data) of each write, in order."""
+    return write_book(writes, state.book, state.versions) + write_records(writes, records, state.versions)
+
+
+def unsure(state: BatchState, verdicts: list[Verdict]) -> set[str]:
+    """The remembered documents a refusal was decided on: a refusal writes nothing that a
+    stale balance or record would fail, so it must be decided on documents read now."""
+    paths: set[str] = set()
+    for v in verdicts:
+        declined = v.event.status == "approved" and v.result is not None and v.result.status == "failed"
+        refused = v.result is None or (not v.replayed and (declined or v.result.status == REFUND))
+        if refused:
+            p = v.event.payment
+            paths |= {account_path(a) for a in accounts_needed(v.event)} | {record_path(p.payment_id)}
+    return {path for path in paths if path in state.versions and path not in state.read}
+
+
+def remember(known: Known, state: BatchState, writes: list[tuple[str, Data]], written: list[Written]) -> None:
+    """What the commit left, as this process will know it: each document read, and each one
+    written with its new data and update time (postings are never read again)."""
+    for path in state.read:
+        if (version := state.versions.get(path)) is not None:
+            known.put(path, version)
+    for (path, data), done in zip(writes, written, strict=True):
+        if path.startswith(f"{POSTINGS}/") or done.updated is None:
+            continue
+        before = state.versions.get(path)
+        fields = {k: v for k, v in data.items() if v is not SERVER_TIME}
+        known.put(path, Version({**(before.data if before else {}), **fields}, done.updated))
 
 
 def internal_account(account_id: str, currency: str) -> Data:
@@ -228,21 +354,40 @@ def customer_account(account_id: str, owner_uid: str, name: str, currency: str, 
 class Ledger:
     """The ledger's use cases on a document database and a clock."""
 
-    def __init__(self, docs: AsyncDocuments, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, docs: AsyncDocuments, clock: Clock = system_clock, *, attempted: Attempted | None = None
+    ) -> None:
         self.docs = docs
         self.clock = clock
+        self.known = Known()  # what this process last read or wrote (post_batch)
+        self._attempted: Attempted = attempted if attempted is not None else (lambda _attempts, _error: None)
 
     async def post_batch(self, events: list[PaymentEvent], *, now: dt.datetime | None = None) -> list[Verdict]:
-        """Apply a batch of payment steps in one unit of work (see the module docstring)."""
+        """Apply a batch of payment steps in one commit (see the module docstring)."""
         at = now or self.clock()
-
-        async def run(uow: AsyncUnitOfWork) -> list[Verdict]:
-            state = await load_batch(uow, events)
+        new_payments, error = True, None
+        for attempt in range(1, ATTEMPTS + 1):
+            state = await load_batch(self.docs, events, self.known, new_payments=new_payments)
             verdicts, records = decide_batch(state, events, now=at)
-            save_batch(uow, state.book, records)
+            while doubt := unsure(state, verdicts):  # decided again on what is read now
+                self.known.forget(doubt)
+                state = await load_batch(self.docs, events, self.known, new_payments=new_payments)
+                verdicts, records = decide_batch(state, events, now=at)
+            batch = self.docs.batch()
+            writes = save_batch(batch, state, records)
+            try:
+                written = await batch.commit() if writes else []
+            except (Stale, NotFound, AlreadyExists) as exc:  # a document moved since it was read
+                self.known.forget(batch_paths(events))
+                new_payments = new_payments and not isinstance(exc, AlreadyExists)
+                error = exc
+                continue
+            remember(self.known, state, writes, written)
+            self._attempted(attempt, None)
             return verdicts
-
-        return await self.docs.transact(run, operation="ledger_post_batch")
+        gave_up = Contention(f"the ledger's documents kept moving ({ATTEMPTS} commits): {error}")
+        self._attempted(ATTEMPTS, gave_up)
+        raise gave_up from error
 
     # ---- admin path: accounts and deposits ------------------------------------------------
     async def ensure_internal_accounts(self, currency: str = "NOK") -> None:

@@ -27,7 +27,6 @@ the commit. A batch of payments all known is one round trip besides the labels.
 from __future__ import annotations
 
 import datetime as dt
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -55,6 +54,7 @@ from fjordbank.service_layer.ports import (
     Stale,
     Written,
 )
+from fjordbank.service_layer.recent import Recent
 
 OPERATION = "notifier_project"  # the name of its commits in the attempt metrics
 ATTEMPTS = 5  # commits of one batch before it is given back to NATS
@@ -85,28 +85,11 @@ class Version:
     updated: dt.datetime | None
 
 
-class Known:
-    """The versions of the most recent ``size`` payments' records (least recently used out)."""
+class Known(Recent[str, Version]):
+    """The versions of the most recent payments' records (`KNOWN` of them)."""
 
     def __init__(self, size: int = KNOWN) -> None:
-        self.size = size
-        self._seen: OrderedDict[str, Version] = OrderedDict()
-
-    def get(self, payment_id: str) -> Version | None:
-        found = self._seen.get(payment_id)
-        if found is not None:
-            self._seen.move_to_end(payment_id)
-        return found
-
-    def put(self, payment_id: str, version: Version) -> None:
-        self._seen[payment_id] = version
-        self._seen.move_to_end(payment_id)
-        while len(self._seen) > self.size:
-            self._seen.popitem(last=False)
-
-    def forget(self, payment_ids: list[str]) -> None:
-        for payment_id in payment_ids:
-            self._seen.pop(payment_id, None)
+        super().__init__(size)
 
 
 def view_path(payment_id: str) -> str:

@@ -8,8 +8,9 @@ and wrote, without the emulator:
 - ``units``: every attempt of every unit of work, with its operation, reads and writes;
 - ``calls``: the calls outside units of work (``get``, ``get_many``, ``query``, ``commit``).
 
-With ``interleave`` every attempt yields to the event loop between its last write and its
-commit, so units of work run concurrently really race (and the losers run again).
+With ``interleave`` every attempt, and every batch, yields to the event loop between its
+last write and its commit, so units of work and precondition commits run concurrently
+really race (and the losers run again).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class RecordedBatch(AsyncMemoryBatch):
 
     async def commit(self) -> list[Written]:
         self._docs.calls.append(("commit", [(kind, path) for kind, path, _data, _option in self.writes]))
+        if self._docs.interleave:
+            await asyncio.sleep(0)  # let the others read and decide first: their commits race this one
         return await super().commit()
 
 

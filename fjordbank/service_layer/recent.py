@@ -1,0 +1,44 @@
+"""What a process remembers of the documents it last read or wrote: the most recent entries,
+least recently used out, so a long-running consumer stays within a fixed memory.
+
+The consumers that own partitions (fjordbank.topology) keep the versions of their records
+here and write them with preconditions (``update(..., if_updated=...)``) instead of reading
+them in a transaction: a version that moved meanwhile fails the commit, and the batch is
+read and decided again (fjordbank.service_layer.ledger, fjordbank.service_layer.notifier).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """The most recent ``size`` entries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._seen: OrderedDict[K, V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def get(self, key: K) -> V | None:
+        found = self._seen.get(key)
+        if found is not None:
+            self._seen.move_to_end(key)
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        self._seen[key] = value
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+
+    def forget(self, keys: Iterable[K]) -> None:
+        for key in keys:
+            self._seen.pop(key, None)
