@@ -7,12 +7,24 @@ to write, and the transaction writes it. Per booking:
 * its item (what it adds to its month: `fjordbank.domain.economy.item_of`, in the
   customer's own category for the merchant or payee when there is one) replaces the item
   recorded for it before. The same item again changes nothing, so a redelivered or
-  replayed booking is counted once; a different one (the customer recategorised the
-  merchant) moves its amount. Transfers between a customer's own accounts count nowhere.
+  replayed booking is counted once (and a booking twice in one batch too: the second finds
+  the first's item); a different one (the customer recategorised the merchant) moves its
+  amount. Transfers between a customer's own accounts count nowhere.
 * a charge out (not to the customer's own account) joins the merchant's history, and the
   history is searched for a subscription (`fjordbank.domain.subscriptions.detect`): one
   found is listed (a customer's "not a subscription" sticks), one no longer found is taken
   off the list.
+
+Both `needed` and `book` take ``replays``, whether the batch may hold bookings booked before:
+
+* without (the first attempt of every batch) no item and no month is read: every booking is
+  new, its item is created (one booked before has its item, so the create fails the commit
+  and nothing of the attempt is written), and a month is what the batch adds to each of its
+  figures, all sums (written as increments, so the month is not read either);
+* with (the batch again, after such a create failed) the items and their months are read:
+  an item replaces the one recorded, and a month is written as it now is. The month is
+  read here because a recategorisation can take a category's last amount away, and the
+  month then lists the category no more (an increment would leave it at 0).
 
 Documents are named by ``(kind, uid, id)`` (`DocKey`): the item by the booking's id, the
 month by YYYY-MM, the override, history and subscription by the booking's key.
@@ -49,11 +61,13 @@ def tracks_subscription(booking: Booking) -> bool:
     return booking.direction == OUT and not booking.own_transfer
 
 
-def needed(bookings: list[Booking]) -> list[DocKey]:
-    """The documents the batch reads, each once."""
+def needed(bookings: list[Booking], *, replays: bool) -> list[DocKey]:
+    """The documents the batch reads, each once: the overrides, the merchants' histories and
+    subscriptions and, with ``replays``, the items and their months."""
     keys: dict[DocKey, None] = {}
     for b in filter(counts, bookings):
-        keys.update(dict.fromkeys([(ITEM, b.uid, b.tx_id), (OVERRIDE, b.uid, b.key), (MONTH, b.uid, b.month)]))
+        read = [(ITEM, b.uid, b.tx_id), (OVERRIDE, b.uid, b.key), (MONTH, b.uid, b.month)]
+        keys.update(dict.fromkeys(read if replays else [(OVERRIDE, b.uid, b.key)]))
     for b in filter(tracks_subscription, bookings):
         keys.update(dict.fromkeys([(HISTORY, b.uid, b.key), (SUBSCRIPTION, b.uid, b.key)]))
     return list(keys)
@@ -61,20 +75,33 @@ def needed(bookings: list[Booking]) -> list[DocKey]:
 
 @dataclass(frozen=True)
 class Booked:
-    """What a batch writes (timestamps are the writer's)."""
+    """What a batch writes (timestamps are the writer's).
+
+    With ``replays`` the items and months were read: an item replaces the one recorded and a
+    month is the month as it now is. Without, every item is new (created: the commit fails
+    if it was there) and a month is what the batch adds to each of its figures (income,
+    spending per category, spent, savings, count: all sums, so they add up however many
+    batches are written without reading the month)."""
 
     items: dict[tuple[str, str], dict[str, Any]]  # (uid, txId) -> its item, new or changed
-    months: dict[tuple[str, str], dict[str, Any]]  # (uid, YYYY-MM) -> the month, where an item changed
+    months: dict[tuple[str, str], dict[str, Any]]  # (uid, YYYY-MM) -> the month (or its change), where an item changed
     histories: dict[tuple[str, str], dict[str, Any]]  # (uid, key) -> the merchant's charges
     subscriptions: dict[tuple[str, str], dict[str, Any]]  # (uid, key) -> a subscription found
     unlisted: list[tuple[str, str]]  # (uid, key): a listed subscription no longer found
+    replays: bool  # the items and months were read (see above)
 
 
-def book(bookings: list[Booking], found: Found) -> Booked:
-    """Apply the batch, in order, to the documents ``found`` (see the module docstring)."""
-    items, months = _economy([b for b in bookings if counts(b)], found)
+def book(bookings: list[Booking], found: Found, *, replays: bool) -> Booked:
+    """Apply the batch, in order, to the documents ``found`` (see the module docstring);
+    without ``replays`` no item or month is taken from ``found``: the batch is booked as new."""
+    counted = [b for b in bookings if counts(b)]
+    items, months = _economy(counted, found if replays else _without_items_and_months(found))
     histories, listed, unlisted = _subscriptions([b for b in bookings if tracks_subscription(b)], found)
-    return Booked(items, months, histories, listed, unlisted)
+    return Booked(items, months, histories, listed, unlisted, replays)
+
+
+def _without_items_and_months(found: Found) -> Found:
+    return {key: doc for key, doc in found.items() if key[0] not in (ITEM, MONTH)}
 
 
 def _override(found: Found) -> Callable[[str, str], dict[str, str]]:
@@ -90,7 +117,9 @@ def _override(found: Found) -> Callable[[str, str], dict[str, str]]:
 def _economy(
     counted: list[Booking], found: Found
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
-    """The items that changed and the months they changed."""
+    """The items that changed and the months they changed (from zero when ``found`` has no
+    month: then what the batch adds to it). A booking twice in the batch gives its item
+    once: the second finds the first's."""
     override = _override(found)
     # A booking's date never changes, so its old item (if any) is in the same month.
     months: dict[tuple[str, str], economy.Month] = {}

@@ -9,10 +9,26 @@
 
 Events become bookings (`fjordbank.domain.bookings`: a payment's payer side, an internal
 payment's payee side in the payee's partition, a card capture). One unit of work per batch
-of bookings (operation ``insights_apply``) reads every item, month, override, history and
-subscription the batch needs in one read, books the batch in memory with
-`fjordbank.domain.economy_booking`, and writes what changed. Applying a booking twice
-changes nothing, so redeliveries and replays are harmless.
+of bookings (operation ``insights_apply``) reads what the batch needs in one read, books
+the batch in memory with `fjordbank.domain.economy_booking`, and writes what changed in
+one commit. Applying a booking twice changes nothing, so redeliveries and replays are
+harmless:
+
+* first it reads only the overrides, and the merchants' histories and subscriptions of the
+  charges out: no item and no month. Every booking is taken as new: its item is created,
+  and its month gets the batch's sums as increments (``set`` with ``merge``, so the month
+  is written without being read; a month the batch starts has all its figures, and its
+  ``spending`` once a category has some). A booking booked before has its item, so its
+  create fails the commit (AlreadyExists): nothing of that attempt is written, and no month
+  counts it twice;
+* then, only after such a failure (a redelivery, a replay), the batch is booked again in
+  a new unit of work reading the items and their months too: an item that is there and the
+  same changes nothing, a different one (a recategorised merchant) is replaced and its
+  amount moved, and each changed month is written whole.
+
+So a fresh batch costs one read (overrides, histories, subscriptions) and one commit; a
+batch with a booking booked before costs that attempt's read and failed commit more, then
+one read of all the batch needs (items and months too) and one commit.
 
 The customer's own corrections (recategorise, dismiss) are the callables of
 `fjordbank.service_layer.insights`.
@@ -37,7 +53,7 @@ from fjordbank.domain.bookings import Booking
 from fjordbank.domain.economy_booking import HISTORY, ITEM, MONTH, OVERRIDE, SUBSCRIPTION, Booked, DocKey
 from fjordbank.domain.payments import INTERNAL, PaymentEvent
 from fjordbank.service_layer.owners import Owners
-from fjordbank.service_layer.ports import SERVER_TIME, AsyncDocuments, AsyncUnitOfWork
+from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, AsyncDocuments, AsyncUnitOfWork, Increment
 
 OPERATION = "insights_apply"  # the unit of work's name in the attempt metrics (spelled out at the call)
 
@@ -76,15 +92,38 @@ def card_bookings(captures: Iterable[dict[str, Any]]) -> list[Booking]:
 
 
 async def apply_bookings(docs: AsyncDocuments, booked: list[Booking]) -> Applied:
-    """Book ``booked`` in order, in one unit of work (see the module docstring)."""
+    """Book ``booked`` in order: as new bookings, reading no item nor month, and only if one
+    was booked before (its item's create failed the commit) again reading them (see the
+    module docstring)."""
+    try:
+        return await _apply(docs, booked, replays=False)
+    except AlreadyExists:
+        return await _apply(docs, booked, replays=True)
+
+
+async def _apply(docs: AsyncDocuments, booked: list[Booking], *, replays: bool) -> Applied:
+    """One unit of work: read, book, write (``replays``: read the items and months)."""
 
     async def run(uow: AsyncUnitOfWork) -> Applied:
-        found = await _read(uow, economy_booking.needed(booked))
-        result = economy_booking.book(booked, found)
+        found = await _read(uow, economy_booking.needed(booked, replays=replays))
+        result = economy_booking.book(booked, found, replays=replays)
         _write(uow, result)
         return Applied(len(result.months), len(result.subscriptions))
 
     return await docs.transact(run, operation="insights_apply")
+
+
+def added(change: dict[str, Any]) -> dict[str, Any]:
+    """A month's change (`economy.Month.to_dict` of what a batch adds) as increments of its
+    figures, merged into the month. A category the batch adds nothing to is left out, and so
+    is an empty ``spending``: an empty map merged would replace the month's categories on
+    Firestore (the in-memory fake would keep them)."""
+    spending = {category: Increment(amount) for category, amount in change["spending"].items() if amount}
+    return {
+        "month": change["month"],
+        **{name: Increment(change[name]) for name in ("income", "spent", "savings", "count")},
+        **({"spending": spending} if spending else {}),
+    }
 
 
 async def _read(uow: AsyncUnitOfWork, keys: list[DocKey]) -> dict[DocKey, dict[str, Any]]:
@@ -97,10 +136,14 @@ async def _read(uow: AsyncUnitOfWork, keys: list[DocKey]) -> dict[DocKey, dict[s
 
 
 def _write(uow: AsyncUnitOfWork, booked: Booked) -> None:
+    write_item = uow.set if booked.replays else uow.create  # new: the commit fails if it is there
     for (uid, tx_id), item in booked.items.items():
-        uow.set(path_of((ITEM, uid, tx_id)), {**item, "updatedAt": SERVER_TIME})
+        write_item(path_of((ITEM, uid, tx_id)), {**item, "updatedAt": SERVER_TIME})
     for (uid, month), figures in booked.months.items():
-        uow.set(path_of((MONTH, uid, month)), {**figures, "updatedAt": SERVER_TIME})
+        if booked.replays:  # the month as it now is
+            uow.set(path_of((MONTH, uid, month)), {**figures, "updatedAt": SERVER_TIME})
+        else:  # what the batch adds to it
+            uow.set(path_of((MONTH, uid, month)), {**added(figures), "updatedAt": SERVER_TIME}, merge=True)
     for (uid, key), history in booked.histories.items():
         uow.set(path_of((HISTORY, uid, key)), history)
     for (uid, key), subscription in booked.subscriptions.items():

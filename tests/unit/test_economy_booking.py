@@ -55,7 +55,7 @@ def run(batches: list[list[Booking]], found: dict[DocKey, dict[str, Any]] | None
     """Book the batches one after the other, each reading what the ones before wrote."""
     docs = dict(found or {})
     for batch in batches:
-        booked = book(batch, {k: docs[k] for k in needed(batch) if k in docs})
+        booked = book(batch, {k: docs[k] for k in needed(batch, replays=True) if k in docs}, replays=True)
         docs |= written(booked)
         for uid, key in booked.unlisted:
             docs.pop((SUBSCRIPTION, uid, key), None)
@@ -70,7 +70,7 @@ MONTHLY = [card(f"n{i}", f"2026-{m:02d}-09", 12_900) for i, m in enumerate((8, 9
 
 def test_a_batch_reads_each_document_once_and_own_transfers_read_nothing() -> None:
     a, b = card("c1", "2026-11-02", 100, "REMA 1000", "5411"), card("c2", "2026-11-03", 200, "REMA 1000", "5411")
-    keys = needed([a, b, payment("own", "2026-11-04", 300, own=True)])
+    keys = needed([a, b, payment("own", "2026-11-04", 300, own=True)], replays=True)
     assert len(keys) == len(set(keys))
     assert set(keys) == {
         (ITEM, UID, "c1"),
@@ -82,8 +82,22 @@ def test_a_batch_reads_each_document_once_and_own_transfers_read_nothing() -> No
     }
 
 
+def test_a_batch_of_new_bookings_reads_no_item_and_no_month() -> None:
+    a, b = card("c1", "2026-11-02", 100, "REMA 1000", "5411"), card("c2", "2026-11-03", 200, "REMA 1000", "5411")
+    keys = needed(
+        [a, b, payment("salary", "2026-11-25", 300, "in"), payment("own", "2026-11-04", 300, own=True)], replays=False
+    )
+    assert len(keys) == len(set(keys))
+    assert set(keys) == {
+        (OVERRIDE, UID, a.key),
+        (OVERRIDE, UID, "a:" + PAYEE),
+        (HISTORY, UID, a.key),
+        (SUBSCRIPTION, UID, a.key),
+    }
+
+
 def test_money_in_is_counted_but_tracks_no_subscription() -> None:
-    keys = needed([payment("salary", "2026-11-25", 4_500_000, "in")])
+    keys = needed([payment("salary", "2026-11-25", 4_500_000, "in")], replays=True)
     assert {k[0] for k in keys} == {ITEM, OVERRIDE, MONTH}
 
 
@@ -91,7 +105,7 @@ def test_money_in_is_counted_but_tracks_no_subscription() -> None:
 
 
 def test_a_booking_is_counted_in_its_month() -> None:
-    booked = book([card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")], {})
+    booked = book([card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")], {}, replays=True)
     assert booked.months[(UID, "2026-11")] == {
         "month": "2026-11",
         "income": 0,
@@ -111,18 +125,38 @@ def test_a_booking_is_counted_in_its_month() -> None:
 
 def test_a_redelivered_booking_is_counted_once() -> None:
     c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
-    in_one_batch = book([c, c], {})
+    in_one_batch = book([c, c], {}, replays=True)
     assert in_one_batch.months[(UID, "2026-11")]["count"] == 1
     docs = run([[c]])
-    again = book([c], {k: docs[k] for k in needed([c]) if k in docs})
+    again = book([c], {k: docs[k] for k in needed([c], replays=True) if k in docs}, replays=True)
     assert (again.items, again.months) == ({}, {})
+
+
+def test_new_bookings_give_their_months_changes() -> None:
+    """Without replays a month is what the batch adds (whatever month or item is found: the
+    use case reads none), and a booking twice in the batch is added once."""
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    salary = payment("salary", "2026-11-25", 4_500_000, "in")
+    docs = run([[c, salary]])
+    added = book([c, salary, c, payment("own", "2026-11-04", 300, own=True)], docs, replays=False)
+    assert not added.replays and list(added.items) == [(UID, "c1"), (UID, "salary")]
+    assert added.months == {
+        (UID, "2026-11"): {
+            "month": "2026-11",
+            "income": 4_500_000,
+            "spending": {"groceries": 45_000},
+            "spent": 45_000,
+            "savings": 4_455_000,
+            "count": 2,
+        }
+    }
 
 
 def test_a_recategorised_merchant_moves_the_booking_s_amount() -> None:
     c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
     docs = run([[c]])
     docs[(OVERRIDE, UID, c.key)] = {"category": "restaurants"}
-    moved = book([c], {k: docs[k] for k in needed([c]) if k in docs})
+    moved = book([c], {k: docs[k] for k in needed([c], replays=True) if k in docs}, replays=True)
     month = moved.months[(UID, "2026-11")]
     assert (month["spending"], month["count"]) == ({"restaurants": 45_000}, 1)
     assert moved.items[(UID, "c1")]["category"] == "restaurants"
@@ -143,8 +177,8 @@ def test_the_months_equal_a_recomputation_of_the_same_bookings() -> None:
 
 
 def test_a_transfer_between_own_accounts_counts_nowhere() -> None:
-    booked = book([payment("own", "2026-11-04", 300, own=True)], {})
-    assert booked == Booked({}, {}, {}, {}, [])
+    booked = book([payment("own", "2026-11-04", 300, own=True)], {}, replays=True)
+    assert booked == Booked({}, {}, {}, {}, [], replays=True)
 
 
 # ------------------------------------------------------------------------ subscriptions
@@ -163,7 +197,7 @@ def test_a_monthly_charge_is_listed_as_a_subscription() -> None:
 
 
 def test_the_charges_of_one_batch_are_detected_together() -> None:
-    booked = book(MONTHLY, {})
+    booked = book(MONTHLY, {}, replays=True)
     assert list(booked.subscriptions) == [(UID, MONTHLY[0].key)]
 
 
@@ -179,7 +213,7 @@ def test_a_broken_pattern_is_taken_off_the_list_unless_dismissed() -> None:
     odd = card("odd", "2026-11-20", 99_000)  # one charge and another of a different price: no pattern
     listed = {(SUBSCRIPTION, UID, key): {"status": "active"}}
     history = {(HISTORY, UID, key): {"charges": [{"id": "n0", "date": "2026-08-09", "amount": 12_900}]}}
-    assert book([odd], listed | history).unlisted == [(UID, key)]
+    assert book([odd], listed | history, replays=True).unlisted == [(UID, key)]
     dismissed = {(SUBSCRIPTION, UID, key): {"status": DISMISSED}}
-    assert book([odd], dismissed | history).unlisted == []
-    assert book([odd], history).unlisted == []  # never listed: nothing to take off
+    assert book([odd], dismissed | history, replays=True).unlisted == []
+    assert book([odd], history, replays=True).unlisted == []  # never listed: nothing to take off

@@ -8,22 +8,25 @@ merchant moves its bookings when they are booked again; a regular charge is list
 subscription, a customer's "not a subscription" sticks, a broken pattern is taken off the
 list; an internal payment is booked for the payer from the payer's partition and for the
 payee from the payee's, and a transfer between one's own accounts counts nowhere. The work
-per batch: one read and one commit in a unit of work named ``insights_apply``.
+per batch: one read and one commit in a unit of work named ``insights_apply``, reading no
+item and no month (items created, months incremented); only a batch with a booking booked
+before is done again, reading them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
 from typing import Any
 
+from fjordbank.domain import economy as em
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payments import INTERNAL, PaymentEvent, PaymentRequested
 from fjordbank.service_layer import economy
 from fjordbank.service_layer.owners import Owners
-from fjordbank.service_layer.ports import Doc
 from fjordbank.topology import CREDITED
-from tests.support.memory import AsyncMemoryDocuments, AsyncMemoryUnitOfWork
+from tests.support.memory import AsyncMemoryDocuments
+from tests.support.recording import RecordingDocuments
 
 UID = "u1"
 ACCOUNT = make_account_number("1234", "56", 7891)
@@ -220,49 +223,167 @@ async def test_a_card_capture_is_booked_and_anything_else_is_not() -> None:
 # ------------------------------------------------------------------------ the work per batch
 
 
-class Counted(AsyncMemoryDocuments):
-    """The memory documents, counting each unit of work's reads."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unit_reads: list[list[str]] = []
-
-    async def transact(self, fn: Any, *, operation: str) -> Any:
-        async def counted(uow: AsyncMemoryUnitOfWork) -> Any:
-            real = uow.get_many
-
-            async def get_many(paths: Sequence[str]) -> dict[str, Doc | None]:
-                self.unit_reads.append(list(paths))
-                return await real(paths)
-
-            uow.get_many = get_many
-            return await fn(uow)
-
-        return await super().transact(counted, operation=operation)
+def recorded() -> RecordingDocuments:
+    """The documents of `store`, recording what each unit of work reads and writes."""
+    docs = RecordingDocuments()
+    docs.store = store().store
+    return docs
 
 
-async def test_a_batch_is_one_unit_of_work_with_one_read_of_each_document_it_needs() -> None:
-    docs = Counted()
-    await book(docs, [*MONTHLY, MONTHLY[0]])
-    assert docs.attempts == {economy.OPERATION: 1}
-    [paths] = docs.unit_reads
-    # four items and their four months; the merchant's override, history and subscription
-    assert len(paths) == len(set(paths)) == 4 + 4 + 3
-    assert {p.split("/")[2] for p in paths} == {
-        "economyItems",
-        "categoryOverrides",
-        "economy",
-        "merchantHistory",
-        "subscriptions",
+def collections(paths: list[str]) -> dict[str, int]:
+    """How many of ``paths`` are in each of the customer's collections."""
+    return dict(Counter(p.split("/")[2] for p in paths))
+
+
+def economy_docs(docs: AsyncMemoryDocuments) -> dict[str, dict[str, Any]]:
+    """The items and months, without their timestamps."""
+    return {
+        p: {k: v for k, v in data.items() if k != "updatedAt"}
+        for p, (data, _) in docs.store.docs.items()
+        if p.split("/")[2:3] in (["economy"], ["economyItems"])
     }
 
 
+async def test_a_fresh_batch_reads_no_item_and_no_month_and_creates_its_items() -> None:
+    docs = recorded()
+    await book(docs, MONTHLY)
+    [unit] = docs.units
+    assert unit.operation == economy.OPERATION and len(unit.reads) == 1  # one read, one commit
+    # the merchant's override, history and subscription: no item, no month
+    assert collections(unit.reads[0]) == {"categoryOverrides": 1, "merchantHistory": 1, "subscriptions": 1}
+    assert collections([p for kind, p in unit.writes if kind == "create"]) == {"economyItems": 4}
+    assert collections([p for kind, p in unit.writes if kind == "set"]) == {
+        "economy": 4,  # the months, as increments
+        "merchantHistory": 1,
+        "subscriptions": 1,
+    }
+    month = doc(docs, MONTH) or {}
+    assert {k: v for k, v in month.items() if k != "updatedAt"} == {
+        "month": "2026-11",
+        "income": 0,
+        "spending": {"subscriptions": 12_900},
+        "spent": 12_900,
+        "savings": -12_900,
+        "count": 1,
+    }
+
+
+async def test_a_redelivered_batch_is_counted_once_and_read_only_then() -> None:
+    docs = recorded()
+    rema = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    await book(docs, [rema, MONTHLY[3]])
+    before = economy_docs(docs)
+    versions = {p: v for p, v in docs.store.docs.items() if "/economy" in p}
+    docs.forget()
+    [again] = await book(docs, [rema, MONTHLY[3], card("c2", "2026-11-03", 5_000, "REMA 1000", "5411")])
+    assert again.changed_months == 1  # the new one's
+    optimistic, redone = docs.units
+    assert collections([p for kind, p in optimistic.writes if kind == "create"]) == {"economyItems": 3}
+    assert collections(redone.reads[0]) == {
+        "economyItems": 3,
+        "economy": 1,
+        "categoryOverrides": 2,
+        "merchantHistory": 2,
+        "subscriptions": 2,
+    }
+    assert not any(kind == "create" for kind, _ in redone.writes)
+    written = [p for _, p in redone.writes]
+    assert collections(written)["economyItems"] == 1 and "users/u1/economyItems/c2" in written  # the new one only
+    month = doc(docs, MONTH) or {}
+    assert (month["count"], month["spending"]) == (3, {"groceries": 50_000, "subscriptions": 12_900})
+    assert {p: v for p, v in versions.items() if p != MONTH} == {
+        p: v for p, v in docs.store.docs.items() if p in versions and p != MONTH
+    }  # the items booked before are not written again
+    assert economy_docs(docs)["users/u1/economyItems/c1"] == before["users/u1/economyItems/c1"]
+
+
+async def test_a_booking_twice_in_a_fresh_batch_is_booked_once() -> None:
+    docs = recorded()
+    [applied] = await book(docs, [*MONTHLY, MONTHLY[0]])
+    [unit] = docs.units  # no AlreadyExists: its item is created once
+    assert applied.changed_months == 4
+    assert [p for kind, p in unit.writes if kind == "create"].count("users/u1/economyItems/n0") == 1
+    assert unit.written("users/u1/economy/2026-08") == 1
+    assert (doc(docs, "users/u1/economy/2026-08") or {})["count"] == 1
+    assert (doc(docs, "users/u1/economy/2026-08") or {})["spending"] == {"subscriptions": 12_900}
+
+
+async def test_a_booking_twice_in_a_redone_batch_is_booked_once() -> None:
+    docs = recorded()
+    rema = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    kiwi = card("c2", "2026-11-03", 5_000, "KIWI 7", "5411")
+    await book(docs, [rema], [rema, kiwi, kiwi, rema])
+    month = doc(docs, MONTH) or {}
+    assert (month["count"], month["spending"], month["spent"]) == (2, {"groceries": 50_000}, 50_000)
+
+
+async def test_a_recategorisation_after_the_optimistic_path_still_moves_the_amount() -> None:
+    docs = recorded()
+    await book(docs, [MONTHLY[3], card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")])
+    put(docs, f"users/u1/categoryOverrides/{NETFLIX}", {"category": "entertainment", "key": NETFLIX})
+    docs.forget()
+    [moved] = await book(docs, [MONTHLY[3]])
+    assert moved.changed_months == 1 and len(docs.units) == 2  # the item was there: done again, reading it
+    month = doc(docs, MONTH) or {}
+    # no "subscriptions": 0 left behind (a month written whole on this path, not incremented)
+    assert month["spending"] == {"entertainment": 12_900, "groceries": 45_000}
+    assert (month["count"], month["spent"], month["savings"]) == (2, 57_900, -57_900)
+    assert (doc(docs, "users/u1/economyItems/n3") or {})["category"] == "entertainment"
+
+
+MIXED = [
+    Booking(UID, "salary", ACCOUNT, "2026-11-25", 4_500_000, "in", "payment", counterparty_account=BOB),
+    card("c1", "2026-11-02", 45_000, "REMA 1000", "5411"),
+    card("c2", "2026-10-30", 12_900),
+    Booking(UID, "rent", ACCOUNT, "2026-11-01", 1_200_000, "out", "payment", counterparty_account=BOB),
+    Booking(
+        UID, "own", ACCOUNT, "2026-11-26", 500_000, "out", "payment", counterparty_account=SAVINGS, own_transfer=True
+    ),
+    card("c3", "2026-11-12", 89_000, "Egon Karl Johan", "5812"),
+    Booking("bob", "gift", BOB, "2026-11-20", 20_000, "in", "payment", counterparty_account=ACCOUNT),
+]
+
+
+async def test_the_months_are_what_reading_them_gave_for_mixed_batches() -> None:
+    """Income, spending in several categories, two months, two customers, an own transfer,
+    a booking twice and batches that overlap: the documents written with increments are the
+    ones read and written whole gave before (and a recomputation)."""
+    batches = [MIXED[:3], [*MIXED[2:6], MIXED[3]], MIXED, MIXED[5:]]
+    now, then = store(), store()
+    for batch in batches:
+        await economy.apply_bookings(now, batch)
+        await economy._apply(then, batch, replays=True)  # every item and month read, as before
+    assert economy_docs(now) == economy_docs(then)
+    for uid in (UID, "bob"):
+        recomputed = em.recompute([b for b in MIXED if b.uid == uid])
+        for month, figures in recomputed.items():
+            stored = doc(now, f"users/{uid}/economy/{month}") or {}
+            assert em.Month.from_dict(stored).figures() == figures.figures()
+
+
+async def test_a_month_of_income_only_has_every_figure_but_no_spending_map() -> None:
+    """A month started by increments has no empty ``spending`` (an empty map merged would
+    wipe the categories on Firestore); whoever reads it takes none as empty."""
+    docs = store()
+    await book(docs, [MIXED[-1]])
+    month = doc(docs, "users/bob/economy/2026-11") or {}
+    assert {k: v for k, v in month.items() if k != "updatedAt"} == {
+        "month": "2026-11",
+        "income": 20_000,
+        "spent": 0,
+        "savings": 20_000,
+        "count": 1,
+    }
+    assert em.Month.from_dict(month).to_dict()["spending"] == {}
+
+
 async def test_own_transfers_alone_read_nothing() -> None:
-    docs = Counted()
+    docs = recorded()
     booked = [
         Booking(
             UID, "t1", ACCOUNT, "2026-11-04", 300, "out", "payment", counterparty_account=SAVINGS, own_transfer=True
         )
     ]
     await book(docs, booked)
-    assert docs.unit_reads == [] and docs.attempts == {economy.OPERATION: 1}
+    [unit] = docs.units
+    assert unit.reads == [] and unit.writes == [] and docs.attempts == {economy.OPERATION: 1}
