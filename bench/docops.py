@@ -19,8 +19,10 @@ when idle (clearing's polls, measured first for the same time). The steps:
   preferences and devices read) per push, measured on a side project like the edge's,
   times the pushes per payment (push records made during the run, counted).
 
-Internal and external payments enter the pipeline as the edge publishes them; a card
-payment is an authorisation and its capture from the processor simulator.
+Internal and external payments enter the pipeline as the edge publishes them, each with
+the app's request document as the edge leaves it (status ``requested``), so the notifier
+shows the payment there, as it does for the app (`app_requests`); a card payment is an
+authorisation and its capture from the processor simulator.
 """
 
 from __future__ import annotations
@@ -164,6 +166,7 @@ async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> t
     db = async_client(stack.s.project_id)
     pop = await setup_population(db, admin_ledger(db), max(20, payments // 5), "9710")
     batch = make_payments(pop, payments, random.Random(7), 0.0, 1.0 if kind == "external" else 0.0)
+    await app_requests(stack, db, batch)
     pushed = await asyncio.to_thread(pushes_queued, stack.s.project_id)
     before, started = settle(stack, idle), time.monotonic()
     tracker = await drive(stack, batch, rate=None, timeout=300)
@@ -181,6 +184,42 @@ async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> t
     each = push_delivery(stack.s.project_id)
     steps["push"] = {k: round(v * per_payer, 2) for k, v in each.items()}
     return steps, outcome
+
+
+def background_triggers(stack: Stack, *, on: bool) -> None:
+    """The Functions emulator's Firestore and Pub/Sub triggers on or off, through the emulator
+    hub (what the rules-unit-testing kit's withFunctionTriggersDisabled calls)."""
+    verb = "enableBackgroundTriggers" if on else "disableBackgroundTriggers"
+    hub = stack.s.emulator_ports["hub"]
+    requests.put(f"http://127.0.0.1:{hub}/functions/{verb}", timeout=60).raise_for_status()
+
+
+async def app_requests(stack: Stack, db, payments) -> None:
+    """The app's request documents of ``payments`` as the edge leaves them (requested, with
+    the payment's id), written with the background triggers off so the edge does not run
+    for them: the edge's work is counted on its own project (`edge_kind`), and the app's
+    write is the ``app`` step."""
+    await asyncio.to_thread(background_triggers, stack, on=False)
+    try:
+        for start in range(0, len(payments), 400):
+            batch = db.batch()
+            for p in payments[start : start + 400]:
+                batch.set(
+                    db.document(f"users/{p.uid}/paymentRequests/{p.request_id}"),
+                    {
+                        "fromAccount": p.from_account,
+                        "toAccount": p.to_account,
+                        "amount": p.amount,
+                        "currency": p.currency,
+                        "dueDate": p.due_date,
+                        "status": "requested",
+                        "statusRank": 2,
+                        "paymentId": p.payment_id,
+                    },
+                )
+            await batch.commit()
+    finally:
+        await asyncio.to_thread(background_triggers, stack, on=True)
 
 
 def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:

@@ -218,9 +218,9 @@ def collect_payments(db, run: Run) -> list[dict]:
                 "toAccount": doc.get("toAccount"),
                 "amount": doc.get("amount"),
                 "status": doc.get("status"),
-                # The notifier shows a payment the app asked for on its request document (it
-                # keeps no view of it); a request refused at the edge never got a paymentId.
-                "view": doc.get("status") if doc.get("paymentId") else None,
+                # The notifier keeps its record of a payment the app asked for on the
+                # request document (fjordbank.domain.feed.PROJECTED), not in a view.
+                "view": doc.get("projectedStatus"),
             }
         )
     for o in orders:

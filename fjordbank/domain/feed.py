@@ -2,18 +2,21 @@
 the app's request documents, the accounts' feed entries and the pushes.
 
 The notifier projects a batch of events in one transaction (fjordbank.service_layer.notifier):
-it reads the state each payment shows, `project` decides, and the transaction writes. A
-payment the app asked for shows its state on the app's request document (``status``,
-``statusRank``), which is all the notifier needs to remember; only a payment the bank
-started itself (no request document) keeps a view of its own, ``paymentViews/{paymentId}``.
-The rules:
+it reads the state each payment shows, `project` decides, and the commit writes. A payment
+the app asked for keeps the notifier's record on the app's request document: ``PROJECTED``,
+the last state the notifier projected (the document's ``status`` is the app's to read, and
+the edge and the scheduler write it too). Only a payment the bank started itself (no
+request document) keeps a view of its own, ``paymentViews/{paymentId}``. The rules:
 
 * a payment moves only forward (`fjordbank.domain.payments.projection_update`): an event
   of a state shown already, or of an earlier one, writes nothing, whether it is redelivered
   or arrives after a later one; in a batch the events apply in order, each against the
   state the ones before it left;
 * a request document is updated only when the app made one (payments the bank starts itself
-  have none: the feed and the pushes show them), and never created: that is the app's;
+  have none: the feed and the pushes show them), and never created: that is the app's; its
+  ``status`` only ever moves forward: a state the document shows already or passed (the
+  scheduler failed a payment it could not pay, and the notifier then tells the customer)
+  leaves its status and timeline as they are;
 * a payment's feed entries (`fjordbank.domain.notifications.transaction_entries`) are booked
   (stamped ``bookedAt``, what the app pages its feed by) when they first appear: from the
   first state with an entry (`FIRST_ENTRY_RANK`), judged by what the payment showed before
@@ -25,7 +28,7 @@ Timestamps are the writer's: the projection says which fields get one.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +39,8 @@ from fjordbank.domain.payments import STATUS_RANK, PaymentEvent, projection_upda
 # payment's first entry is "completed" (or "failed"), both later.
 FIRST_ENTRY_RANK = STATUS_RANK["reserved"]
 NOT_SHOWN = -1  # the rank of a payment that shows no state yet
+PROJECTED = "projectedStatus"  # on a request document: the state the notifier last projected
+STATUS_FIELDS = frozenset({"status", "statusRank", "reason"})
 
 
 def has_entry(event: PaymentEvent) -> bool:
@@ -59,6 +64,7 @@ class RequestUpdate:
 
     fields: dict[str, Any] = field(default_factory=dict)
     timeline: list[str] = field(default_factory=list)
+    rank: int = NOT_SHOWN  # the rank of the status the document shows after the update
 
 
 @dataclass(frozen=True)
@@ -85,13 +91,13 @@ def project(
     events: list[PaymentEvent],
     *,
     views: Mapping[str, Mapping[str, Any]],
-    requests: Collection[tuple[str, str]],
+    requests: Mapping[tuple[str, str], int],
     labels: Labels,
 ) -> Projection:
-    """Project ``events`` in order. ``views``: paymentId -> the state the payment showed
-    before the batch (its request document's ``status``, or its view document when the app
-    made no request; absent: none); ``requests``: the (uid, requestId) of the request
-    documents that exist."""
+    """Project ``events`` in order. ``views``: paymentId -> the state the notifier projected
+    before the batch (``{"status": ...}`` from the request document's ``PROJECTED``, or
+    its view document when the app made no request; absent: none); ``requests``: (uid,
+    requestId) -> the rank of the status each existing request document shows."""
     shown = {e.payment.payment_id: _state(views.get(e.payment.payment_id)) for e in events}
     shown_before = {pid: view.get("statusRank", NOT_SHOWN) for pid, view in shown.items()}
     projection = Projection()
@@ -121,17 +127,23 @@ def _reached(
     projection: Projection,
     event: PaymentEvent,
     update: dict[str, Any],
-    requests: Collection[tuple[str, str]],
+    requests: Mapping[tuple[str, str], int],
     labels: Labels,
     *,
     booked: bool,
 ) -> None:
     """What a payment reaching ``event.status`` writes besides its view."""
     p = event.payment
-    if (p.uid, p.request_id) in requests:  # never create one: that is the app's (and fires the edge)
-        request = projection.requests.setdefault((p.uid, p.request_id), RequestUpdate())
-        request.fields.update(update)
-        request.timeline.append(event.status)
+    key = (p.uid, p.request_id)
+    if key in requests:  # never create one: that is the app's (and fires the edge)
+        request = projection.requests.setdefault(key, RequestUpdate(rank=requests[key]))
+        if update["statusRank"] > request.rank:
+            request.fields.update(update)
+            request.rank = update["statusRank"]
+            request.timeline.append(event.status)
+        else:  # the document shows this state or a later one already: its status stays
+            request.fields.update({k: v for k, v in update.items() if k not in STATUS_FIELDS})
+        request.fields[PROJECTED] = event.status
     payee = labels.owners.get(p.to_account) if p.kind == "internal" else None
     entries = transaction_entries(
         event, payee_uid=payee, overrides=labels.overrides, payer_name=labels.payer_names.get(p.uid)

@@ -1,7 +1,8 @@
 """The notifier's use case: project a batch of payment events onto what the app listens to.
 
-Each payment has one record of the state it shows: the app's request document where the
-app made one (its ``status``), else the payment's own view (``paymentViews/{paymentId}``,
+Each payment has one record of the state the notifier projected: the app's request
+document where the app made one (its ``projectedStatus``, `fjordbank.domain.feed.PROJECTED`),
+else the payment's own view (``paymentViews/{paymentId}``,
 only for payments the bank started itself). `fjordbank.domain.feed.project` decides from
 those states; one commit writes the records that moved, the accounts' feed entries
 (``accounts/{id}/transactions/{paymentId}``) and nothing else, and the pushes are queued
@@ -41,7 +42,7 @@ from fjordbank.adapters.firestore import (
 )
 from fjordbank.domain import feed
 from fjordbank.domain.notifications import Push
-from fjordbank.domain.payments import INTERNAL, PaymentEvent
+from fjordbank.domain.payments import INTERNAL, STATUS_RANK, PaymentEvent
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -83,6 +84,7 @@ class Version:
     on_request: bool
     status: str | None
     updated: dt.datetime | None
+    shows: int = feed.NOT_SHOWN  # a request document's: the rank of the status it shows
 
 
 class Known(Recent[str, Version]):
@@ -136,7 +138,7 @@ async def project_batch(
             known.forget(payment_ids)
             error = exc
             continue
-        _remember(known, versions, projection, written)
+        _remember(known, events, versions, projection, written)
         if attempted is not None:
             attempted(attempt, None)
         return [Projected(e, changed) for e, changed in zip(events, projection.changed, strict=True)]
@@ -145,9 +147,14 @@ async def project_batch(
     raise Contention(f"the notifier's records kept moving ({ATTEMPTS} commits): {error}") from error
 
 
-def _requests(events: list[PaymentEvent], versions: Mapping[str, Version]) -> set[tuple[str, str]]:
-    """(uid, requestId) of the payments whose record is the app's request document."""
-    return {(e.payment.uid, e.payment.request_id) for e in events if versions[e.payment.payment_id].on_request}
+def _requests(events: list[PaymentEvent], versions: Mapping[str, Version]) -> dict[tuple[str, str], int]:
+    """(uid, requestId) -> the rank its status shows, of the payments whose record is the
+    app's request document."""
+    return {
+        (e.payment.uid, e.payment.request_id): version.shows
+        for e in events
+        if (version := versions[e.payment.payment_id]).on_request
+    }
 
 
 async def read_labels(
@@ -225,8 +232,12 @@ async def _versions(docs: AsyncDocuments, events: list[PaymentEvent], known: Kno
 
 
 def _version(doc: Doc, *, on_request: bool) -> Version:
-    status = doc.data.get("status")
-    return Version(on_request, status if isinstance(status, str) else None, doc.updated)
+    """The notifier's record in ``doc``: a request document's `feed.PROJECTED` (and the rank
+    of the status it shows), a view's status."""
+    status = doc.data.get(feed.PROJECTED if on_request else "status")
+    shown = doc.data.get("status")
+    shows = STATUS_RANK.get(shown, feed.NOT_SHOWN) if isinstance(shown, str) and on_request else feed.NOT_SHOWN
+    return Version(on_request, status if isinstance(status, str) else None, doc.updated, shows)
 
 
 async def _commit(
@@ -265,12 +276,19 @@ def _write_record(batch: AsyncBatch, projection: feed.Projection, event: Payment
 
 
 def _remember(
-    known: Known, versions: Mapping[str, Version], projection: feed.Projection, written: Mapping[str, Written]
+    known: Known,
+    events: list[PaymentEvent],
+    versions: Mapping[str, Version],
+    projection: feed.Projection,
+    written: Mapping[str, Written],
 ) -> None:
     """Each record's version now: the one read, or the one this commit left."""
+    requests = {e.payment.payment_id: (e.payment.uid, e.payment.request_id) for e in events}
     for pid, version in versions.items():
         done = written.get(pid)
         if done is None:
             known.put(pid, version)
         elif done.updated is not None:
-            known.put(pid, Version(version.on_request, projection.shown[pid]["status"], done.updated))
+            request = projection.requests.get(requests[pid])
+            shows = request.rank if request is not None else version.shows
+            known.put(pid, Version(version.on_request, projection.shown[pid]["status"], done.updated, shows))

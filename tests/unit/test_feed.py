@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fjordbank.domain.feed import FIRST_ENTRY_RANK, Labels, Projection, has_entry, project
+from fjordbank.domain.feed import FIRST_ENTRY_RANK, NOT_SHOWN, PROJECTED, Labels, Projection, has_entry, project
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested
 
@@ -45,17 +45,22 @@ def shown(status: str) -> dict[str, Any]:
     return {"status": status, "statusRank": STATUS_RANK[status]}
 
 
+def _ranks(requests: set[tuple[str, str]] | dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    """The request documents that exist, showing the rank given (as the app made them: none)."""
+    return requests if isinstance(requests, dict) else dict.fromkeys(requests, NOT_SHOWN)
+
+
 def run(
     events: list[PaymentEvent],
     views: dict[str, dict[str, Any]] | None = None,
     *,
-    requests: set[tuple[str, str]] | None = None,
+    requests: set[tuple[str, str]] | dict[tuple[str, str], int] | None = None,
     labels: Labels | None = None,
 ) -> Projection:
     return project(
         events,
         views=views or {},
-        requests={REQUEST} if requests is None else requests,
+        requests=_ranks({REQUEST} if requests is None else requests),
         labels=labels or Labels(),
     )
 
@@ -68,7 +73,7 @@ def test_a_new_state_moves_the_payment_and_its_request_document() -> None:
     assert p.changed == [True]
     assert p.views == {}  # the request document shows it: no second record of the payment
     request = p.requests[REQUEST]
-    assert request.fields == {"paymentId": PID, **shown("approved")}
+    assert request.fields == {"paymentId": PID, **shown("approved"), PROJECTED: "approved"}
     assert request.timeline == ["approved"]
 
 
@@ -81,7 +86,7 @@ def test_an_older_state_never_overwrites_a_newer_one() -> None:
 def test_a_redelivered_state_writes_nothing_new() -> None:
     first = run([event("completed")], {PID: shown("submitted")})
     assert first.changed == [True]
-    again = run([event("completed")], {PID: first.requests[REQUEST].fields})
+    again = run([event("completed")], {PID: {"status": first.requests[REQUEST].fields[PROJECTED]}})
     assert again == Projection(changed=[False])
     by_view = run([event("completed")], {PID: shown("submitted")}, requests=set())
     assert run([event("completed")], by_view.views, requests=set()) == Projection(changed=[False])
@@ -179,3 +184,25 @@ def test_several_payments_are_projected_independently() -> None:
     )
     assert p.changed == [True, False, False]
     assert set(p.views) == {PID}
+
+
+def test_a_request_the_scheduler_failed_already_keeps_its_status_and_the_customer_is_told() -> None:
+    """The scheduler fails a payment it could not pay on the request document itself, then
+    publishes "failed": the notifier has projected nothing yet, so it pushes and writes its
+    record, and leaves the status, reason and timeline the scheduler wrote."""
+    p = run([event("failed", reason="insufficient_funds")], requests={REQUEST: STATUS_RANK["failed"]})
+    assert p.changed == [True]
+    request = p.requests[REQUEST]
+    assert request.fields == {"paymentId": PID, PROJECTED: "failed"}
+    assert request.timeline == []
+    assert [push.dedupe_key for push in p.pushes] == [f"{PID}:failed"]
+
+
+def test_a_request_document_s_status_never_moves_back_even_when_the_notifier_starts_from_nothing() -> None:
+    p = run([event("approved"), event("reserved")], requests={REQUEST: STATUS_RANK["approved"]})
+    request = p.requests[REQUEST]
+    assert (request.fields["status"], request.fields[PROJECTED], request.timeline) == (
+        "reserved",
+        "reserved",
+        ["reserved"],
+    )

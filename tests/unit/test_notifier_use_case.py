@@ -318,7 +318,8 @@ async def test_a_record_known_is_written_without_a_read_in_one_commit_guarded_by
 async def test_a_record_another_writer_moved_fails_the_commit_and_the_batch_is_read_and_decided_again() -> None:
     n = with_request()
     await n.project(event("approved"))
-    n.put(REQUEST, {**(n.doc(REQUEST) or {}), "status": "submitted", "statusRank": STATUS_RANK["submitted"]})
+    moved = {"status": "submitted", "statusRank": STATUS_RANK["submitted"], "projectedStatus": "submitted"}
+    n.put(REQUEST, {**(n.doc(REQUEST) or {}), **moved})  # another instance, after the partition moved
     assert await n.project(event("reserved"), event("completed")) == [False, True]  # against the new version
     assert n.commits[-1] == (2, None)
     assert (n.doc(REQUEST) or {})["status"] == "completed"
