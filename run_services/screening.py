@@ -1,9 +1,9 @@
 """Screening service: approves or rejects each requested payment (fjordbank.domain.screening).
 
-Consumes payments.requested in batches; one Firestore transaction per batch decides them
-in order (so limits hold however many payments race) and records each decision (the use
-case: fjordbank.service_layer.screening); then it publishes payments.approved or
-payments.rejected and acks.
+Consumes payments.requested in batches; one Firestore commit per batch, guarded by the
+versions it decided on, decides them in order (so limits hold however many payments race)
+and records each decision (the use case: fjordbank.service_layer.screening); then it
+publishes payments.approved or payments.rejected and acks.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
-from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.firestore import async_client, count_attempts
 from fjordbank.config import load_settings
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.domain.screening import ScreeningPolicy
@@ -24,6 +24,12 @@ from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.screening import Screening
 
 log = logging.getLogger("screening")
+
+
+def _count_commits(attempts: int, error: BaseException | None) -> None:
+    """A batch's commits in fjb_firestore_transaction_attempts_total{operation=screening}: a
+    commit that found a customer moved (or a decision recorded) counts as retried."""
+    count_attempts("screening", attempts, error)
 
 
 class ScreeningHandler:
@@ -71,7 +77,7 @@ def load_policy(path: str | None) -> ScreeningPolicy:
 def main() -> None:
     settings = load_settings(identity="screening")
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("screening")))
-    handler = ScreeningHandler(Screening(docs, load_policy(settings.screening_policy)))
+    handler = ScreeningHandler(Screening(docs, load_policy(settings.screening_policy), attempted=_count_commits))
     ConsumerService(
         durable="screening", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
     ).run()

@@ -61,6 +61,7 @@ from fjordbank.domain.ledger import (
 from fjordbank.domain.payment_ledger import StepResult, UnexpectedStep, apply_step
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
 from fjordbank.domain.payments import PaymentEvent
+from fjordbank.service_layer import recent
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
     AlreadyExists,
@@ -76,7 +77,7 @@ from fjordbank.service_layer.ports import (
     Written,
     system_clock,
 )
-from fjordbank.service_layer.recent import Recent
+from fjordbank.service_layer.recent import Version
 from fjordbank.topology import CREDIT, REFUND
 
 Record = dict[str, Any]  # a payment's ledger record (fjordbank.domain.payment_ledger.new_record)
@@ -86,18 +87,10 @@ KNOWN = 20_000  # documents (accounts, records, holds) a ledger process remember
 Attempted = Callable[[int, BaseException | None], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Version:
-    """A document as this process last read or wrote it: its data and its update time."""
-
-    data: Data
-    updated: dt.datetime
-
-
 Versions = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
 
 
-class Known(Recent[str, Version]):
+class Known(recent.Versions):
     """The versions of the documents this process read or wrote last (`KNOWN` of them)."""
 
     def __init__(self, size: int = KNOWN) -> None:

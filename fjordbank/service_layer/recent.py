@@ -4,14 +4,17 @@ least recently used out, so a long-running consumer stays within a fixed memory.
 The consumers that own partitions (fjordbank.topology) keep the versions of their records
 here and write them with preconditions (``update(..., if_updated=...)``) instead of reading
 them in a transaction: a version that moved meanwhile fails the commit, and the batch is
-read and decided again (fjordbank.service_layer.ledger, fjordbank.service_layer.notifier).
+read and decided again (fjordbank.service_layer.ledger, fjordbank.service_layer.screening,
+fjordbank.service_layer.notifier).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -42,3 +45,15 @@ class Recent(Generic[K, V]):
     def forget(self, keys: Iterable[K]) -> None:
         for key in keys:
             self._seen.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A document as this process last read or wrote it: its data and its update time."""
+
+    data: dict[str, Any]
+    updated: dt.datetime
+
+
+class Versions(Recent[str, Version]):
+    """path -> the version of the most recent ``size`` documents."""

@@ -44,6 +44,10 @@ def payment(uid: str, n: int, amount: int = 10_000, to_account: str = OUTSIDE) -
     )
 
 
+def reads(docs: RecordingDocuments) -> list[list[str]]:
+    return [paths for kind, paths in docs.calls if kind == "get_many"]
+
+
 def screening(policy: ScreeningPolicy | None = None) -> tuple[Screening, RecordingDocuments]:
     docs = RecordingDocuments()
     docs.store.docs[f"accounts/{OWN}"] = ({"ownerUid": "alice"}, NOW)
@@ -56,17 +60,18 @@ async def test_new_payments_read_no_decision_and_a_redelivered_one_gets_its_reco
     first = [payment("alice", n) for n in range(5)]
     results = await uses.screen_batch(first)
     assert [replayed for _d, replayed in results] == [False] * 5
-    [unit] = docs.units
-    assert unit.operation == "screening" and unit.reads == [[customer_path("alice")]]  # the state only
-    assert docs.calls == []  # external payments: no owner to read
+    assert docs.units == []  # no transaction
+    assert reads(docs) == [[customer_path("alice")]]  # the state only (external payments: no owner to read)
+    docs.forget()
     results = await uses.screen_batch([first[2], payment("alice", 5)])
     assert [replayed for _d, replayed in results] == [True, False]
     state = await docs.get(customer_path("alice"))
     assert state is not None and state.data["dayTotal"] == 6 * 10_000  # the redelivered payment counted once
     assert len(await docs.query("screeningDecisions")) == 6
-    # the second batch: its first attempt failed on the recorded decision, then it read them
-    second = docs.units[1:]
-    assert [len(u.reads[0]) for u in second] == [1, 1 + 2]
+    # the second batch: its first commit (alice known: no read) failed on the recorded
+    # decision, then it read her state and the decisions
+    assert [kind for kind, _ in docs.calls[:3]] == ["commit", "get_many", "commit"]
+    assert len(reads(docs)[0]) == 1 + 2
 
 
 async def test_a_decision_is_recorded_once_with_its_payment_and_a_replay_changes_nothing():
@@ -92,9 +97,10 @@ async def test_a_batch_is_decided_in_order_so_the_daily_limit_holds_and_the_cust
     uses, docs = screening(ScreeningPolicy(daily_limit=50_000))
     results = await uses.screen_batch([payment("alice", n) for n in range(8)])
     assert [d.reason for d, _r in results] == [None] * 5 + ["over_daily_limit"] * 3
-    [unit] = docs.units
-    assert unit.written(customer_path("alice")) == 1
-    assert sorted(p for k, p in unit.writes if k == "create") == sorted(decision_path(f"p-alice-{n}") for n in range(8))
+    [writes] = [w for kind, w in docs.calls if kind == "commit"]
+    assert writes.count(("create", customer_path("alice"))) == 1  # new: created, once
+    created = sorted(p for k, p in writes if k == "create" and p.startswith("screeningDecisions/"))
+    assert created == sorted(decision_path(f"p-alice-{n}") for n in range(8))
     state = await docs.get(customer_path("alice"))
     assert state is not None and state.data["dayTotal"] == 50_000
 
@@ -118,10 +124,11 @@ async def test_the_customers_own_account_is_never_a_new_payee_and_owners_are_rea
     own, other = payment("alice", 1, 5_000, OWN), payment("alice", 2, 5_000, SOMEONE)
     results = await uses.screen_batch([own, other])
     assert [d.reason for d, _r in results] == [None, "new_payee_limit"]
-    assert docs.calls == [("get_many", [f"accounts/{OWN}", f"accounts/{SOMEONE}"])]  # outside the unit of work
-    assert all(not any(p.startswith("accounts/") for read in u.reads for p in read) for u in docs.units)
+    assert reads(docs) == [[f"accounts/{OWN}", f"accounts/{SOMEONE}"], [customer_path("alice")]]
+    docs.forget()
     await uses.screen_batch([payment("alice", 3, 5_000, OWN)])
-    assert len(docs.calls) == 1  # known owners are not read again
+    assert reads(docs) == []  # known owners, and alice's state known: one commit
+    assert [kind for kind, _ in docs.calls] == ["commit"]
 
 
 async def test_an_approved_payee_is_known_the_next_time():
@@ -129,3 +136,14 @@ async def test_an_approved_payee_is_known_the_next_time():
     first = await uses.screen_batch([payment("alice", 1, 900)])
     later = await uses.screen_batch([payment("alice", 2, 5_000)])
     assert first[0][0].approved and later[0][0].approved
+
+
+async def test_a_customer_another_writer_moved_fails_the_commit_and_the_batch_is_decided_on_the_new_state():
+    uses, docs = screening(ScreeningPolicy(daily_limit=30_000))
+    await uses.screen_batch([payment("alice", 1)])  # alice known: 10,000 today
+    data, _v = docs.store.docs[customer_path("alice")]
+    docs.store.apply([("set", customer_path("alice"), {**data, "dayTotal": 25_000}, False)])  # another instance
+    docs.forget()
+    [(decision, _replayed)] = await uses.screen_batch([payment("alice", 2)])
+    assert decision.reason == "over_daily_limit"  # decided on 25,000, not the 10,000 it knew
+    assert [kind for kind, _ in docs.calls] == ["commit", "get_many", "commit"]
