@@ -79,9 +79,15 @@ class LedgerHandler:
 def main() -> None:
     settings = load_settings(identity="ledger")
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("ledger")))
-    handler = LedgerHandler(Ledger(docs, attempted=_count_commits))
+    ledger = Ledger(docs, attempted=_count_commits)
+    handler = LedgerHandler(ledger)
     ConsumerService(
-        durable="ledger", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
+        durable="ledger",
+        settings=settings,
+        handler=handler,
+        batch_size=200,
+        on_connect=handler.on_connect,
+        on_partition=ledger.known.clear,
     ).run()
 
 

@@ -103,6 +103,7 @@ def main() -> None:
         handler=handler,
         batch_size=200,
         on_connect=handler.on_connect,
+        on_partition=handler.known.clear,
         also=[
             ("notifier-customers", handler.pushes_of(onboarding_pushes)),
             ("notifier-cards", handler.pushes_of(card_pushes)),

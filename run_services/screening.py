@@ -79,7 +79,12 @@ def main() -> None:
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("screening")))
     handler = ScreeningHandler(Screening(docs, load_policy(settings.screening_policy), attempted=_count_commits))
     ConsumerService(
-        durable="screening", settings=settings, handler=handler, batch_size=200, on_connect=handler.on_connect
+        durable="screening",
+        settings=settings,
+        handler=handler,
+        batch_size=200,
+        on_connect=handler.on_connect,
+        on_partition=handler.store.known.clear,
     ).run()
 
 

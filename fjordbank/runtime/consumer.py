@@ -164,9 +164,12 @@ class ConsumerService:
         on_connect: Callable[[JetStreamContext], Awaitable[None]] | None = None,
         background: list[Callable[[asyncio.Event], Awaitable[None]]] | None = None,
         also: list[tuple[str, BatchHandler]] | None = None,
+        on_partition: Callable[[int], None] | None = None,
     ) -> None:
         """``also``: further durable consumers (possibly on other streams) the same process
-        serves with their own handlers, over the same connection."""
+        serves with their own handlers, over the same connection. ``on_partition(p)``: told
+        when the instance takes partition ``p`` (the use cases that remember the versions
+        of their documents forget them: what another owner wrote meanwhile is unknown)."""
         self.spec = topology.consumer(durable)
         self.settings = settings
         self.handler = handler
@@ -178,6 +181,7 @@ class ConsumerService:
         self.linger = linger
         self.concurrency = concurrency
         self.on_connect = on_connect
+        self.on_partition = on_partition
         self.background = background or []
         # chaos runs only (fjordbank/adapters/faults.py): None unless FJB_FAULTS_FILE is set
         self.faults = FaultSwitch.from_env(settings.nats.user or durable)
@@ -289,6 +293,8 @@ class ConsumerService:
         return shared, partitioned
 
     async def _acquire(self, partition: int) -> None:
+        if self.on_partition is not None:
+            self.on_partition(partition)
         self._active.setdefault(partition, asyncio.Event()).set()
 
     async def _release(self, partition: int) -> None:

@@ -46,6 +46,11 @@ class Recent(Generic[K, V]):
         for key in keys:
             self._seen.pop(key, None)
 
+    def clear(self, _partition: int | None = None) -> None:
+        """Forget everything (a consumer's ``on_partition``: it took a partition someone else
+        may have written meanwhile; what it remembers is not partitioned, so all of it)."""
+        self._seen.clear()
+
 
 @dataclass(frozen=True, slots=True)
 class Version:
