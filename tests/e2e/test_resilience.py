@@ -11,6 +11,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from devstack.supervisor import http_ok
 from fjordbank import topology
+from fjordbank.domain.feed import PROJECTED
 from fjordbank.domain.payments import PaymentEvent
 from tests.support import natsclients
 from tests.support.app import new_customer
@@ -71,7 +72,10 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
     the same verdict."""
     alice = new_customer(auth, as_user, ledger_admin, 10_000, 0)
     request_id = unique("dup")
-    # The request document exists (as the app would have created it) so verdicts can be projected.
+    # A request document exists so verdicts can be projected. Its creation runs the edge,
+    # which refuses it (a status is the backend's to write) and leaves it "rejected"; the
+    # payment is then published behind the edge's back. The document's status never moves
+    # back from that, so the notifier's own record on it (projectedStatus) tells completion.
     admin_db.document(f"users/{alice.uid}/paymentRequests/{request_id}").set(
         {
             "v": 1,
@@ -99,7 +103,7 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
             await nc.close()
 
     asyncio.run(publish_three_times())
-    wait_for(lambda: alice.request(request_id).get("status") == "completed", timeout=60, what="completion")
+    wait_for(lambda: alice.request(request_id).get(PROJECTED) == "completed", timeout=60, what="completion")
     time.sleep(1.0)  # let every copy be processed
     assert alice.balance(alice.accounts[0]) == 6_000
     assert alice.balance(alice.accounts[1]) == 4_000
