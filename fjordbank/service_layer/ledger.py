@@ -87,7 +87,7 @@ KNOWN = 20_000  # documents (accounts, records, holds) a ledger process remember
 Attempted = Callable[[int, BaseException | None], None]
 
 
-Versions = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
+Decided = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
 
 
 class Known(recent.Versions):
@@ -130,7 +130,7 @@ def balance_fields(acct: Account) -> Data:
     return {"balance": acct.balance, "held": acct.held, "available": acct.available, "updatedAt": SERVER_TIME}
 
 
-def write_book(writes: Writes, book: Book, versions: Versions | None = None) -> list[tuple[str, Data]]:
+def write_book(writes: Writes, book: Book, versions: Decided | None = None) -> list[tuple[str, Data]]:
     """Write what one commit's Book changed: each touched account once, the new postings
     (create: a posting id applied twice fails the commit) and the touched holds. With
     ``versions`` (a commit outside a transaction): each account and hold on the condition
@@ -156,7 +156,7 @@ def write_book(writes: Writes, book: Book, versions: Versions | None = None) -> 
 
 
 def write_records(
-    writes: Writes, records: dict[str, Record], versions: Versions | None = None
+    writes: Writes, records: dict[str, Record], versions: Decided | None = None
 ) -> list[tuple[str, Data]]:
     out: list[tuple[str, Data]] = []
     for payment_id, record in records.items():
@@ -166,7 +166,7 @@ def write_records(
     return out
 
 
-def _put(writes: Writes, path: str, data: Data, versions: Versions | None) -> None:
+def _put(writes: Writes, path: str, data: Data, versions: Decided | None) -> None:
     """A whole document: in a transaction a set; else an update of the version read (its
     fields only ever grow), or a create of one not read."""
     if versions is None:
@@ -207,7 +207,7 @@ class BatchState:
 
     book: Book
     records: dict[str, Record]
-    versions: Versions
+    versions: Decided
     read: set[str]
 
 
