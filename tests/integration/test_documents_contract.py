@@ -111,6 +111,41 @@ def test_precondition_on_update_time(backend):
     assert docs.get(f"{c}/a").data == {"n": 2}
 
 
+def test_a_precondition_write_on_the_version_a_commit_returned_and_all_or_nothing(backend):
+    """What the ledger, screening and the notifier rely on instead of a transaction: the
+    update time a commit returns is the version a later precondition compares against; a
+    top-level map in an update replaces the stored one; one failed precondition fails the
+    whole batch."""
+    docs, _, c = backend
+    b = docs.batch()
+    b.create(f"{c}/a", {"n": 1, "steps": {"approved": 1}})
+    b.create(f"{c}/b", {"n": 1})
+    first, _b = b.commit()
+    b = docs.batch()
+    b.update(f"{c}/a", {"n": 2, "steps": {"credit": 2}}, if_updated=first.updated)
+    [second] = b.commit()
+    assert docs.get(f"{c}/a").data == {"n": 2, "steps": {"credit": 2}}
+    assert second.updated == docs.get(f"{c}/a").updated
+    b = docs.batch()
+    b.update(f"{c}/b", {"n": 5})
+    b.update(f"{c}/a", {"n": 3}, if_updated=first.updated)  # moved since
+    with pytest.raises(ports.Stale):
+        b.commit()
+    assert (docs.get(f"{c}/a").data["n"], docs.get(f"{c}/b").data["n"]) == (2, 1)
+
+
+def test_a_merged_set_of_increments_makes_a_missing_document(backend):
+    """insights' month written without being read: the first batch of a month makes it."""
+    docs, _, c = backend
+    for amount in (5, 7):
+        b = docs.batch()
+        b.set(
+            f"{c}/m", {"month": "2026-12", "income": Increment(amount), "spending": {"food": Increment(1)}}, merge=True
+        )
+        b.commit()
+    assert docs.get(f"{c}/m").data == {"month": "2026-12", "income": 12, "spending": {"food": 2}}
+
+
 def test_get_many_one_round_trip_any_order(backend):
     docs, _, c = backend
     b = docs.batch()
