@@ -142,9 +142,10 @@ async def project_batch(
         if attempted is not None:
             attempted(attempt, None)
         return [Projected(e, changed) for e, changed in zip(events, projection.changed, strict=True)]
+    gave_up = Contention(f"the notifier's records kept moving ({ATTEMPTS} commits): {error}")
     if attempted is not None:
-        attempted(ATTEMPTS, Contention(str(error)))
-    raise Contention(f"the notifier's records kept moving ({ATTEMPTS} commits): {error}") from error
+        attempted(ATTEMPTS, gave_up)
+    raise gave_up from error
 
 
 def _requests(events: list[PaymentEvent], versions: Mapping[str, Version]) -> dict[tuple[str, str], int]:

@@ -7,7 +7,7 @@ Documents:
 
 One commit per batch (counted as ``screening``), with no transaction, as the ledger's
 (fjordbank.service_layer.ledger): the customers' states are what this process last read or
-wrote of them (`Known`), and only the ones it does not know are read (`load_batch`); the
+wrote of them (`recent.Versions`), and only the ones it does not know are read (`load_batch`); the
 batch is decided in order (`decide_batch`, so limits hold however many payments race);
 one batch commit writes each customer with a new decision once, on the condition that it is
 still the version decided on (a new customer as a create), and each new decision as a
