@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import random
 
 import pytest
 
@@ -411,3 +412,81 @@ async def test_a_deposit_is_posted_once_per_id_and_the_world_written_once_per_ba
     assert len(unit.reads) == 1 and unit.written(account_path(INTERNAL_WORLD)) == 1
     assert await balance(docs, ALICE) == (4_000, 0, 4_000) and await balance(docs, BOB) == (2_000, 0, 2_000)
     assert money(docs) == 0
+
+
+# ---- two instances at once (a partition moving), deposits meanwhile ------------------------
+async def _post(ledger: Ledger, events: list[PaymentEvent]) -> list[Verdict]:
+    """As the consumer does: a batch that gave up on contention is delivered again."""
+    for _ in range(5):
+        try:
+            return await ledger.post_batch(events)
+        except Contention:
+            await asyncio.sleep(0)
+    raise AssertionError("contention never settled")
+
+
+async def _deposit(ledger: Ledger, deposit_id: str) -> None:
+    """The admin path's deposit, tried again when it lost to the racing commits."""
+    for _ in range(20):
+        try:
+            await ledger.deposit(deposit_id=deposit_id, account_id=ALICE, amount=700)
+            return
+        except Contention:
+            await asyncio.sleep(0)
+    raise AssertionError("the deposit never got through")
+
+
+async def _race(rng: random.Random, ledgers: list[Ledger], events: list[PaymentEvent], extra=()) -> list[Verdict]:
+    """Each event to one instance or both (a redelivery to the other), in random batches,
+    all at once with ``extra`` (deposits)."""
+    jobs = []
+    for event in events:
+        for ledger in rng.sample(ledgers, rng.choice([1, 1, 2])):
+            jobs.append((ledger, event))
+    rng.shuffle(jobs)
+    batches = []
+    while jobs:
+        size = rng.randint(1, 6)
+        chunk, jobs = jobs[:size], jobs[size:]
+        for ledger in ledgers:
+            mine = [e for owner, e in chunk if owner is ledger]
+            if mine:
+                batches.append(_post(ledger, mine))
+    results = await asyncio.gather(*batches, *extra)
+    return [v for r in results if isinstance(r, list) for v in r]
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_two_instances_racing_on_the_same_accounts_with_deposits_keep_every_invariant(seed):
+    """While a partition moves, its old and its new owner may both post for a moment, and
+    the admin path deposits meanwhile: whatever the interleaving, money is only moved, no
+    account goes below its limit, every step is posted once, and both instances answer a
+    step the same (each remembers its own versions; the preconditions decide)."""
+    rng = random.Random(seed)
+    ledger, docs = await bank({ALICE: 6_000, BOB: 2_000}, interleave=True)
+    ledgers = [ledger, Ledger(docs, clock=lambda: NOW)]
+    payers = [(ALICE, "alice"), (BOB, "bob")]
+    payments = []
+    for n in range(24):
+        source, uid = rng.choice(payers)
+        to = rng.choice([a for a in (ALICE, ALICE_SAVINGS, BOB, MERCHANT) if a != source])
+        payments.append(payment(f"r{seed}-{n}", source, to, rng.choice([500, 1_000, 2_500]), uid=uid))
+    deposits = [_deposit(ledger, f"d{seed}-{n}") for n in range(3)]
+    debits = await _race(rng, ledgers, [step(p) for p in payments], deposits)
+    credited = [v.event.payment for v in debits if v.result == StepResult(CREDIT)]
+    credits = await _race(rng, ledgers, [step(p, CREDIT) for p in dict.fromkeys(credited)])
+
+    assert money(docs) == 0
+    for account in (ALICE, ALICE_SAVINGS, BOB, MERCHANT):
+        assert (await balance(docs, account))[0] >= 0
+    answers: dict[tuple[str, str], StepResult | None] = {}
+    for v in debits + credits:
+        key = (v.event.payment.payment_id, v.event.status)
+        assert answers.setdefault(key, v.result) == v.result, key  # the same answer from both
+    postings = {path for path in docs.store.docs if path.startswith("postings/")}
+    debited = {p.payment_id for p in credited}
+    assert {p for p in postings if p.endswith(":debit")} == {f"postings/{pid}:debit" for pid in debited}
+    assert {p for p in postings if p.endswith(":credit")} == {f"postings/{pid}:credit" for pid in debited}
+    for pid in debited:
+        record = await docs.get(record_path(pid))
+        assert record is not None and record.data["postingIds"] == [f"{pid}:debit", f"{pid}:credit"]
