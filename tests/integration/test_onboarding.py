@@ -200,7 +200,13 @@ def test_onboarding_twice_is_refused_and_an_identity_belongs_to_one_customer(aut
         results = list(pool.map(lambda _: apply(callables, user, data), range(3)))
     approved = [body for status, body in results if status == 200]
     assert len(approved) == 1, results
-    assert all(refused(r) == ("ALREADY_EXISTS", "already_onboarded") for r in results if r[0] != 200)
+    # Each loser is refused with a reason it can act on: already onboarded, or (when its
+    # transaction lost every attempt to the winner's on the emulator) busy, and asked again
+    # then, already onboarded.
+    for result in (r for r in results if r[0] != 200):
+        if refused(result) == ("RESOURCE_EXHAUSTED", "busy"):
+            result = apply(callables, user, data)
+        assert refused(result) == ("ALREADY_EXISTS", "already_onboarded"), results
     owned = list(admin_db.collection("accounts").where(filter=FieldFilter("ownerUid", "==", user["uid"])).stream())
     assert len(owned) == 1  # nothing half-made by the losers of the race
 
