@@ -14,15 +14,15 @@ from collections.abc import Iterable
 
 from fjordbank.adapters.firestore import ACCOUNTS
 from fjordbank.service_layer.ports import AsyncDocuments
+from fjordbank.service_layer.recent import Recent
 
-CACHED = 100_000  # accounts kept; past it the cache starts again (bounded memory)
+CACHED = 100_000  # accounts kept, the least recently used out (bounded memory)
 
 
 class Owners:
     def __init__(self, docs: AsyncDocuments, *, limit: int = CACHED) -> None:
         self.docs = docs
-        self.limit = limit
-        self._owners: dict[str, str] = {}
+        self._owners: Recent[str, str] = Recent(limit)
 
     def clear(self) -> None:
         self._owners.clear()
@@ -31,12 +31,12 @@ class Owners:
         """account -> owner uid (None: no such account, or not opened yet: not cached).
         The accounts not seen before are read in one round trip."""
         wanted = list(dict.fromkeys(accounts))
-        if len(self._owners) > self.limit:
-            self._owners.clear()
-        missing = {f"{ACCOUNTS}/{a}": a for a in wanted if a not in self._owners}
+        known = {a: owner for a in wanted if (owner := self._owners.get(a)) is not None}
+        missing = {f"{ACCOUNTS}/{a}": a for a in wanted if a not in known}
         if missing:
             for path, doc in (await self.docs.get_many(list(missing))).items():
                 owner = doc.data.get("ownerUid") if doc is not None else None
                 if owner:
-                    self._owners[missing[path]] = owner
-        return {a: self._owners.get(a) for a in wanted}
+                    self._owners.put(missing[path], owner)
+                    known[missing[path]] = owner
+        return {a: known.get(a) for a in wanted}

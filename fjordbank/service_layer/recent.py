@@ -5,7 +5,8 @@ The consumers that own partitions (fjordbank.topology) keep the versions of thei
 here and write them with preconditions (``update(..., if_updated=...)``) instead of reading
 them in a transaction: a version that moved meanwhile fails the commit, and the batch is
 read and decided again (fjordbank.service_layer.ledger, fjordbank.service_layer.screening,
-fjordbank.service_layer.notifier).
+fjordbank.service_layer.notifier). The payees' owners, which never change, are kept here
+too (fjordbank.service_layer.owners).
 """
 
 from __future__ import annotations
