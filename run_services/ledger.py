@@ -11,6 +11,7 @@ records, so nothing is held or posted twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from fjordbank.adapters import faults
@@ -24,12 +25,6 @@ from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.ledger import Ledger
 
 log = logging.getLogger("ledger")
-
-
-def _count_commits(attempts: int, error: BaseException | None) -> None:
-    """A batch's commits in fjb_firestore_transaction_attempts_total{operation=ledger_post_batch}:
-    a commit that found a document moved counts as retried, as a transaction's would."""
-    count_attempts("ledger_post_batch", attempts, error)
 
 
 class LedgerHandler:
@@ -79,7 +74,7 @@ class LedgerHandler:
 def main() -> None:
     settings = load_settings(identity="ledger")
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("ledger")))
-    ledger = Ledger(docs, attempted=_count_commits)
+    ledger = Ledger(docs, attempted=functools.partial(count_attempts, "ledger_post_batch"))
     handler = LedgerHandler(ledger)
     ConsumerService(
         durable="ledger",

@@ -15,6 +15,7 @@ payment per state, the outbox backlog and the last ledger audit's result, as gau
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -36,12 +37,6 @@ from fjordbank.service_layer.ports import AsyncDocuments
 log = logging.getLogger("notifier")
 
 
-def _count_commits(attempts: int, error: BaseException | None) -> None:
-    """The projection's commits in fjb_firestore_transaction_attempts_total{operation=notifier_project}:
-    a commit that found a record moved is counted as retried, as a transaction's."""
-    count_attempts(notifier.OPERATION, attempts, error)
-
-
 class NotifierHandler:
     """The notifier's consumers, wired to the use case (fjordbank.service_layer.notifier)."""
 
@@ -51,6 +46,7 @@ class NotifierHandler:
         self.queue_pushes = PushQueue(topic)
         self.owners = Owners(docs)  # the payees' owners, read once (fjordbank.service_layer.owners)
         self.known = notifier.Known()  # the versions of the payments' records (no read when known)
+        self.commits = functools.partial(count_attempts, notifier.OPERATION)  # counted as a transaction's
         self._handle = steps.payment_step(self.project)
 
     async def on_connect(self, _js) -> None:
@@ -62,7 +58,12 @@ class NotifierHandler:
     async def project(self, step: steps.Step[PaymentEvent]) -> None:
         with tracing.commit(notifier.OPERATION, step.contexts()):
             projected = await notifier.project_batch(
-                self.docs, self.owners, self.queue_pushes, step.events, known=self.known, attempted=_count_commits
+                self.docs,
+                self.owners,
+                self.queue_pushes,
+                step.events,
+                known=self.known,
+                attempted=functools.partial(count_attempts, notifier.OPERATION),
             )
         for (i, _event), result in zip(step.items, projected, strict=True):
             step.ack(i)

@@ -9,6 +9,7 @@ publishes payments.approved or payments.rejected and acks.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from pathlib import Path
@@ -24,12 +25,6 @@ from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.screening import Screening
 
 log = logging.getLogger("screening")
-
-
-def _count_commits(attempts: int, error: BaseException | None) -> None:
-    """A batch's commits in fjb_firestore_transaction_attempts_total{operation=screening}: a
-    commit that found a customer moved (or a decision recorded) counts as retried."""
-    count_attempts("screening", attempts, error)
 
 
 class ScreeningHandler:
@@ -77,7 +72,11 @@ def load_policy(path: str | None) -> ScreeningPolicy:
 def main() -> None:
     settings = load_settings(identity="screening")
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("screening")))
-    handler = ScreeningHandler(Screening(docs, load_policy(settings.screening_policy), attempted=_count_commits))
+    handler = ScreeningHandler(
+        Screening(
+            docs, load_policy(settings.screening_policy), attempted=functools.partial(count_attempts, "screening")
+        )
+    )
     ConsumerService(
         durable="screening",
         settings=settings,

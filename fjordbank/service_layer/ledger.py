@@ -40,7 +40,7 @@ none takes it below its limit.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,14 +77,12 @@ from fjordbank.service_layer.ports import (
     Written,
     system_clock,
 )
-from fjordbank.service_layer.recent import Version
+from fjordbank.service_layer.recent import Attempted, Version
 from fjordbank.topology import CREDIT, REFUND
 
 Record = dict[str, Any]  # a payment's ledger record (fjordbank.domain.payment_ledger.new_record)
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
 KNOWN = 20_000  # documents (accounts, records, holds) a ledger process remembers
-# Told how many commits a batch took, and the error of the last when it gave up (metrics).
-Attempted = Callable[[int, BaseException | None], None]
 
 
 Decided = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)

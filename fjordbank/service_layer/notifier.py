@@ -55,7 +55,7 @@ from fjordbank.service_layer.ports import (
     Stale,
     Written,
 )
-from fjordbank.service_layer.recent import Recent
+from fjordbank.service_layer.recent import Attempted, Recent
 
 OPERATION = "notifier_project"  # the name of its commits in the attempt metrics
 ATTEMPTS = 5  # commits of one batch before it is given back to NATS
@@ -65,8 +65,6 @@ KNOWN = 50_000  # payments whose record's version a process remembers (measured:
 # the commit: a push queued by an attempt that then lost is queued again by the next one
 # and delivered once.
 QueuePushes = Callable[[list[Push]], Awaitable[None]]
-# Told how many commits a batch took, and the error of the last when it gave up (metrics).
-Attempted = Callable[[int, BaseException | None], None]
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+# Told how many commits a batch took, and the error of the last when it gave up (the
+# consumers count them in fjb_firestore_transaction_attempts_total, as a transaction's).
+Attempted = Callable[[int, BaseException | None], None]
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -26,7 +26,6 @@ batch is decided again reading the decisions (so the usual batch reads no decisi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, SCREENING_DECISIONS
@@ -46,12 +45,10 @@ from fjordbank.service_layer.ports import (
     Written,
     system_clock,
 )
-from fjordbank.service_layer.recent import Version, Versions
+from fjordbank.service_layer.recent import Attempted, Version, Versions
 
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
 KNOWN = 20_000  # customers' states a screening process remembers
-# Told how many commits a batch took, and the error of the last when it gave up (metrics).
-Attempted = Callable[[int, BaseException | None], None]
 
 
 def customer_path(uid: str) -> str:
