@@ -52,7 +52,7 @@ def issue_card(bank: Bank, cards: CardNetwork, i: int) -> dict:
         if time.monotonic() > deadline:
             raise SystemExit(f"card {card_id} not active after 60 s")
         time.sleep(0.2)
-    return cards.details(card_id)
+    return {**cards.details(card_id), "uid": made.uid}
 
 
 def issue_cards(bank: Bank, cards: CardNetwork, n: int) -> list[dict]:

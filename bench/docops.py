@@ -15,9 +15,9 @@ when idle (clearing's polls, measured first for the same time). The steps:
   emulator with a recording publisher (the Functions emulator's worker has no /metrics),
   each request counted by ``firestore_calls.tally``;
 - every consumer service (screening, ledger, clearing, notifier, insights, cards);
-- ``push``: the push function's work (pushes/{key} created and updated, the customer's
-  preferences and devices read) per push, measured on a side project like the edge's,
-  times the pushes per payment (push records made during the run, counted).
+- ``push``: the push function's work (the customers' preferences and devices read) per
+  push, measured on a side project like the edge's, times the pushes per payment (the
+  run's customers each have a device: what the FCM sink took during the run, counted).
 
 Internal and external payments enter the pipeline as the edge publishes them, each with
 the app's request document as the edge leaves it (status ``requested``), so the notifier
@@ -44,7 +44,7 @@ import requests
 from bench.pipeline import admin_ledger, drive, make_payments, setup_population
 from devstack import settings as stack_settings
 from devstack.stack import Stack
-from fjordbank.adapters.firestore import PUSHES, async_client, sync_client
+from fjordbank.adapters.firestore import async_client, sync_client
 from fjordbank.adapters.firestore_calls import tally
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "bench"
@@ -122,30 +122,46 @@ def per_payment(delta: dict, idle: dict, seconds: float, payments: int) -> dict[
     return out
 
 
-def pushes_queued(project_id: str, *, still: float = 3.0, timeout: float = 120) -> int:
-    """The push records there are (one per push the push function delivered), once their
-    count stood still for ``still`` seconds (the function works behind the notifier)."""
+def give_devices(project_id: str, uids: list[str]) -> None:
+    """One phone per customer, as the app registers it (users/{uid}/devices/{id})."""
     db = sync_client(project_id)
-    last, since, deadline = -1, time.monotonic(), time.monotonic() + timeout
+    for start in range(0, len(uids), 400):
+        batch = db.batch()
+        for uid in uids[start : start + 400]:
+            batch.set(db.document(f"users/{uid}/devices/bench-phone"), {"token": f"bench-{uid}", "platform": "ios"})
+        batch.commit()
+
+
+def sink_seq(stack: Stack) -> int:
+    """The FCM sink's last sequence number (0 when it took nothing yet)."""
+    records = requests.get(f"{stack.fcm_sink_url}/sink/messages", params={"since": 0}, timeout=30).json()
+    return max((r["seq"] for r in records), default=0)
+
+
+def pushes_delivered(stack: Stack, since: int, *, still: float = 3.0, timeout: float = 120) -> int:
+    """The pushes the FCM sink took after sequence number ``since``, once their count stood
+    still for ``still`` seconds (the push function works behind the notifier)."""
+    last, at, deadline = -1, time.monotonic(), time.monotonic() + timeout
     while time.monotonic() < deadline:
-        n = int(db.collection(PUSHES).count().get()[0][0].value)
-        if n != last:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since >= still:
+        got = requests.get(f"{stack.fcm_sink_url}/sink/messages", params={"since": since}, timeout=30).json()
+        if len(got) != last:
+            last, at = len(got), time.monotonic()
+        elif time.monotonic() - at >= still:
             break
         time.sleep(1.0)
     return last
 
 
 def push_delivery(project_id: str, pushes: int = 20) -> dict:
-    """The push function's Firestore work per push (service_layer.push.deliver, on a
-    project of its own, to a customer with one device and default preferences)."""
+    """The push function's Firestore work per push (service_layer.push.deliver_batch, on a
+    project of its own, to a customer with one device and default preferences), each push
+    a message of its own: in a message of many, the preferences are one round trip for all."""
     from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.push import PushResult
     from fjordbank.service_layer import push
 
     class Sink:
-        def send(self, token, *, title, body, data):
+        def send(self, token, *, title, body, data, collapse_id=None):
             return PushResult(token, ok=True, message_id="m")
 
     db = sync_client(f"{project_id}-push-{uuid.uuid4().hex[:6]}")
@@ -156,7 +172,7 @@ def push_delivery(project_id: str, pushes: int = 20) -> dict:
     for i in range(pushes):
         item = {"uid": uid, "kind": "payments", "dedupeKey": f"k-{uuid.uuid4().hex}-{i}", "title": "t", "body": "b"}
         with tally() as counts:
-            push.deliver(docs, Sink(), item)
+            push.deliver_batch(docs, Sink(), {"pushes": [item]})
         for key in ("calls", "reads", "writes"):
             total[key] += counts[key]
     return {k: v / pushes for k, v in total.items()}
@@ -166,13 +182,14 @@ async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> t
     db = async_client(stack.s.project_id)
     pop = await setup_population(db, admin_ledger(db), max(20, payments // 5), "9710")
     batch = make_payments(pop, payments, random.Random(7), 0.0, 1.0 if kind == "external" else 0.0)
+    await asyncio.to_thread(give_devices, stack.s.project_id, pop.uids)
     await app_requests(stack, db, batch)
-    pushed = await asyncio.to_thread(pushes_queued, stack.s.project_id)
+    pushed = await asyncio.to_thread(sink_seq, stack)
     before, started = settle(stack, idle), time.monotonic()
     tracker = await drive(stack, batch, rate=None, timeout=300)
     after = await asyncio.to_thread(settle, stack, idle)
     seconds = time.monotonic() - started
-    per_payer = (await asyncio.to_thread(pushes_queued, stack.s.project_id) - pushed) / payments
+    per_payer = await asyncio.to_thread(pushes_delivered, stack, pushed) / payments
     statuses = [v[1] for v in tracker.done.values()]
     outcome = {
         "payments": payments,
@@ -230,8 +247,9 @@ def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
     bank = Bank(bankctl_config.load())
     network = bank.card_network()  # the card network's side, through the client kit
     cards = issue_cards(bank, network, 2)
+    give_devices(stack.s.project_id, [card["uid"] for card in cards])
     proc = network.processor
-    pushed = pushes_queued(stack.s.project_id)
+    pushed = sink_seq(stack)
     before, started = settle(stack, idle), time.monotonic()
     captured = 0
     for i in range(payments):
@@ -244,7 +262,7 @@ def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
             captured += status == 200
     after = settle(stack, idle)
     seconds = time.monotonic() - started
-    per_payer = (pushes_queued(stack.s.project_id) - pushed) / payments
+    per_payer = pushes_delivered(stack, pushed) / payments
     steps = per_payment(minus(after, before), idle, seconds, payments)
     each = push_delivery(stack.s.project_id)
     steps["push"] = {k: round(v * per_payer, 2) for k, v in each.items()}

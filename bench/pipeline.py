@@ -71,6 +71,11 @@ class Population:
     payers: list[tuple[str, str]]  # (uid, account)
     hot: str
 
+    @property
+    def uids(self) -> list[str]:
+        """Every customer's uid: the payers' and the hot merchant's."""
+        return [uid for uid, _ in self.payers] + [merchant_uid(self.run)]
+
     def mix(self, count: int, rng: random.Random, hot_share: float, external_share: float):
         """(uid, from, to, kind, amount) in a realistic mix."""
         for _ in range(count):
@@ -91,6 +96,10 @@ class Population:
 def admin_ledger(db) -> Ledger:
     """The ledger's admin path (accounts, deposits) on the bench's client."""
     return Ledger(AsyncFirestoreDocuments(db))
+
+
+def merchant_uid(run: str) -> str:
+    return f"merchant-{run}"
 
 
 async def setup_population(db, ledger: Ledger, payers: int, bank_prefix: str) -> Population:
@@ -115,7 +124,7 @@ async def setup_population(db, ledger: Ledger, payers: int, bank_prefix: str) ->
         async with sem:
             await ledger.open_account(account_id=account, owner_uid=uid, name="Bench")
 
-    await asyncio.gather(open_one(f"merchant-{run}", hot), *(open_one(uid, acct) for uid, acct in people))
+    await asyncio.gather(open_one(merchant_uid(run), hot), *(open_one(uid, acct) for uid, acct in people))
     for start in range(0, len(people), 200):  # the outside world's account: one write per chunk
         chunk = people[start : start + 200]
         await ledger.deposit_many([(f"bench-{acct}", acct, FUNDS) for _uid, acct in chunk])

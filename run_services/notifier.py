@@ -6,7 +6,8 @@ redeliveries and out-of-order events are harmless), updates the accounts' transa
 lists, and queues a push notification for final states on Pub/Sub (PushQueue in
 fjordbank.adapters.pubsub), where the push function sends it through FCM. It also consumes the onboarding
 results (customers.*) and card decisions (cards.authorized / declined) and queues their
-pushes; each push has a dedupe key, so a redelivered event is pushed once.
+pushes; each push carries a collapse id from its dedupe key, so a push queued again for a
+redelivered event shows once on the phone (fjordbank.service_layer.push).
 
 In the background it runs the ops sweep (fjordbank/runtime/ops_sweep.py): the oldest open
 payment per state, the outbox backlog and the last ledger audit's result, as gauges.

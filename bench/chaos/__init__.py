@@ -18,7 +18,7 @@ NATS nodes at once.
 
 Afterwards, with every process running again, it checks (each failed check is a finding):
 every request final and none lost, the ledger audit green, the dead-letter stream
-unchanged, each push exactly once, every feed entry equal to its payment, each standing
+unchanged, each push shown exactly once, every feed entry equal to its payment, each standing
 order paid once, every card authorisation decided (and captured or reversed), every
 consumer drained (nothing pending, nothing unacknowledged), every component ready, process
 counts and memory bounded (bench.soak's verdict), and time to final p99 within

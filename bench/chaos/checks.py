@@ -380,29 +380,40 @@ def expected_pushes(payments: list[dict], tokens: dict[str, str]) -> set[tuple[s
     return out
 
 
-def pushes_of(messages: list[dict], tokens: dict[str, str]) -> dict[tuple[str, str, str], int]:
-    """(token, payment id, status) -> how many times the FCM sink got it (the run's phones only)."""
+Sent = dict[tuple[str, str, str], list[str | None]]  # (token, payment id, status) -> each send's collapse id
+
+
+def pushes_of(messages: list[dict], tokens: dict[str, str]) -> Sent:
+    """(token, payment id, status) -> the collapse id of each time the FCM sink got it (the
+    run's phones only; fjordbank.service_layer.push.collapse_id)."""
     mine = set(tokens.values())
-    counts: dict[tuple[str, str, str], int] = {}
+    sent: Sent = {}
     for record in messages:
         m = record.get("message") or {}
         data = m.get("data") or {}
         if m.get("token") in mine and data.get("paymentId"):
             key = (m["token"], data["paymentId"], data.get("status", ""))
-            counts[key] = counts.get(key, 0) + 1
-    return counts
+            sent.setdefault(key, []).append(((m.get("android") or {}).get("notification") or {}).get("tag"))
+    return sent
 
 
-def push_findings(expected: set[tuple[str, str, str]], counts: dict[tuple[str, str, str], int]) -> list[str]:
-    """Each push exactly once: none missing, none twice, none for a state not reached."""
-    missing = sorted(f"{pid} {status}" for _t, pid, status in expected if not counts.get((_t, pid, status)))
-    twice = sorted(f"{pid} {status} x{n}" for (_t, pid, status), n in counts.items() if n > 1)
-    stray = sorted(f"{pid} {status}" for key, n in counts.items() if key not in expected for _t, pid, status in [key])
+def push_findings(expected: set[tuple[str, str, str]], sent: Sent) -> list[str]:
+    """Each push shown exactly once: none missing, none shown twice, none for a state not
+    reached. Delivery is at least once (fjordbank.service_layer.push): a push sent again
+    under the same collapse id replaces itself on the phone; sent under another, or with
+    none, it shows twice."""
+    missing = sorted(f"{pid} {status}" for _t, pid, status in expected if not sent.get((_t, pid, status)))
+    twice = sorted(
+        f"{pid} {status} x{len(ids)}"
+        for (_t, pid, status), ids in sent.items()
+        if len(ids) > 1 and (len(set(ids)) > 1 or None in ids)
+    )
+    stray = sorted(f"{pid} {status}" for key in sent if key not in expected for _t, pid, status in [key])
     findings = []
     if missing:
         findings.append(f"{len(missing)} push(es) never sent: {_some(missing)}")
     if twice:
-        findings.append(f"{len(twice)} push(es) sent more than once: {_some(twice)}")
+        findings.append(f"{len(twice)} push(es) shown more than once: {_some(twice)}")
     if stray:
         findings.append(f"{len(stray)} push(es) for a state the payment does not show: {_some(stray)}")
     return findings
@@ -428,14 +439,14 @@ def sink_messages(stack: Stack) -> list[dict]:
     return out
 
 
-def wait_pushes(stack: Stack, expected: set, tokens: dict[str, str], deadline_s: float) -> dict:
-    """The sink's counts once every expected push has arrived, or at the deadline (pushes
+def wait_pushes(stack: Stack, expected: set, tokens: dict[str, str], deadline_s: float) -> Sent:
+    """What the sink got once every expected push has arrived, or at the deadline (pushes
     go through Pub/Sub and the push function after the notifier's commit)."""
     end = time.monotonic() + deadline_s
     while True:
-        counts = pushes_of(sink_messages(stack), tokens)
-        if all(counts.get(k) for k in expected) or time.monotonic() > end:
-            return counts
+        sent = pushes_of(sink_messages(stack), tokens)
+        if all(sent.get(k) for k in expected) or time.monotonic() > end:
+            return sent
         time.sleep(2)
 
 
@@ -534,7 +545,7 @@ def workload_findings(stack: Stack, db, run: Run, *, push_wait_s: float = 90.0) 
         orders = list(run.orders)
         auths = [dict(a) for a in run.card_auths]
     expected = expected_pushes(payments, tokens)
-    counts = wait_pushes(stack, expected, tokens, push_wait_s)
+    sent = wait_pushes(stack, expected, tokens, push_wait_s)
     by_pid = {p["paymentId"]: p for p in payments}
     docs = _get_all(db, [user_doc(db, o["uid"], STANDING_ORDERS, o["orderId"]) for o in orders])
     order_docs = {o["orderId"]: docs.get(f"users/{o['uid']}/{STANDING_ORDERS}/{o['orderId']}") for o in orders}
@@ -552,7 +563,7 @@ def workload_findings(stack: Stack, db, run: Run, *, push_wait_s: float = 90.0) 
     by_ref = {a["reference"]: records.get(f"{CARD_AUTHORIZATIONS}/{authorization_id(a['reference'])}") for a in auths}
     findings = (
         lost_findings(db, run)
-        + push_findings(expected, counts)
+        + push_findings(expected, sent)
         + feed_findings(payments)
         + (
             standing_order_findings(orders, order_docs, by_pid, so, balances)
@@ -567,6 +578,7 @@ def workload_findings(stack: Stack, db, run: Run, *, push_wait_s: float = 90.0) 
     figures = {
         "payments_checked": len(payments),
         "pushes_expected": len(expected),
-        "pushes_seen": sum(counts.get(k, 0) for k in expected),
+        "pushes_seen": sum(1 for k in expected if sent.get(k)),
+        "pushes_sent_again": sum(len(ids) - 1 for ids in sent.values()),  # same collapse id: shown once
     }
     return findings, figures

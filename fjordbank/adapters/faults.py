@@ -74,7 +74,7 @@ class FaultSwitch:
         self._clock = clock
         self._rng = random.Random()
         self._lock = threading.Lock()
-        self._checked = 0.0
+        self._checked: float | None = None  # monotonic; None: never read (not 0: a fresh machine's clock is small)
         self._mtime: float | None = None
         self._faults: dict[str, dict[str, Any]] = {}
 
@@ -91,7 +91,7 @@ class FaultSwitch:
 
     def _refresh(self) -> None:
         now = time.monotonic()
-        if now - self._checked < self.poll_seconds:
+        if self._checked is not None and now - self._checked < self.poll_seconds:
             return
         self._checked = now
         try:

@@ -34,7 +34,6 @@ POSTINGS = "postings"
 LEDGER_PAYMENTS = "ledgerPayments"
 HOLDS = "holds"
 TRANSACTIONS = "transactions"  # accounts/{id}/transactions/{paymentId}: the app's feed
-PUSHES = "pushes"  # pushes/{dedupeKey}: each push delivered once
 PAYMENT_VIEWS = "paymentViews"  # the state the notifier has shown for each payment
 SCREENING_CUSTOMERS = "screeningCustomers"
 SCREENING_DECISIONS = "screeningDecisions"

@@ -1,6 +1,7 @@
 """Push notifications through Firebase Cloud Messaging (FCM HTTP v1).
 
-Two senders with one interface, `PushSender.send(token, title=, body=, data=) -> PushResult`:
+Two senders with one interface, `PushSender.send(token, title=, body=, data=, collapse_id=)
+-> PushResult`:
 
 * `FcmHttpSender` POSTs the v1 JSON itself; locally it talks to the FCM-compatible sink
   (`devstack.fcm_sink`, FCM has no emulator), e.g. http://127.0.0.1:9190.
@@ -11,6 +12,11 @@ no longer knows (UNREGISTERED, a token that is not a valid registration token, a
 another sender) comes back with `unregistered=True`: the caller must delete it. A bad
 payload (a data value that is no string and cannot be made one, a reserved data key) is
 our bug and raises `InvalidPushPayload` before anything is sent.
+
+``collapse_id`` makes a push sent twice show once: it is the Android notification's `tag`,
+the APNs `apns-collapse-id` header and the web notification's `tag`, each of which replaces
+a shown notification with the same id. (Not Android's `collapse_key`: FCM keeps at most
+four of those per device, and it collapses pushes that were never shown.)
 
 Device tokens are credentials of a kind: only their last 6 characters are ever logged.
 """
@@ -65,7 +71,9 @@ class PushResult:
 
 @runtime_checkable
 class PushSender(Protocol):
-    def send(self, token: str, *, title: str, body: str, data: Mapping[str, Any]) -> PushResult: ...
+    def send(
+        self, token: str, *, title: str, body: str, data: Mapping[str, Any], collapse_id: str | None = None
+    ) -> PushResult: ...
 
 
 # ---------------------------------------------------------------- payload
@@ -106,16 +114,23 @@ def _check(token: str, title: str, body: str) -> None:
         raise InvalidPushPayload("title and body must be strings")
 
 
-def fcm_v1_message(token: str, *, title: str, body: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def fcm_v1_message(
+    token: str, *, title: str, body: str, data: Mapping[str, Any] | None = None, collapse_id: str | None = None
+) -> dict[str, Any]:
     """The `message` of an FCM HTTP v1 send request."""
     _check(token, title, body)
-    return {
+    message: dict[str, Any] = {
         "token": token,
         "notification": {"title": title, "body": body},
         "data": normalize_data(data),
         "android": {"priority": "high"},
         "apns": {"headers": {"apns-priority": "10"}, "payload": {"aps": {"sound": "default"}}},
     }
+    if collapse_id:
+        message["android"]["notification"] = {"tag": collapse_id}
+        message["apns"]["headers"]["apns-collapse-id"] = collapse_id
+        message["webpush"] = {"notification": {"tag": collapse_id}}
+    return message
 
 
 def _is_bad_token_message(message: str) -> bool:
@@ -189,8 +204,10 @@ class FcmHttpSender(PushSender):
         self._session = session or requests.Session()
         self._headers = dict(headers or {})
 
-    def send(self, token: str, *, title: str, body: str, data: Mapping[str, Any]) -> PushResult:
-        request = {"message": fcm_v1_message(token, title=title, body=body, data=data)}
+    def send(
+        self, token: str, *, title: str, body: str, data: Mapping[str, Any], collapse_id: str | None = None
+    ) -> PushResult:
+        request = {"message": fcm_v1_message(token, title=title, body=body, data=data, collapse_id=collapse_id)}
         try:
             resp = self._session.post(self.url, json=request, headers=self._headers, timeout=self.timeout)
         except requests.RequestException as exc:
@@ -242,18 +259,26 @@ class FirebaseAdminSender(PushSender):
                 )
             return self._app
 
-    def send(self, token: str, *, title: str, body: str, data: Mapping[str, Any]) -> PushResult:
+    def send(
+        self, token: str, *, title: str, body: str, data: Mapping[str, Any], collapse_id: str | None = None
+    ) -> PushResult:
         from firebase_admin import exceptions, messaging
 
         _check(token, title, body)
+        apns_headers = {"apns-priority": "10"} | ({"apns-collapse-id": collapse_id} if collapse_id else {})
         message = messaging.Message(
             notification=messaging.Notification(title=title, body=body),
             data=normalize_data(data),
-            android=messaging.AndroidConfig(priority="high"),
+            android=messaging.AndroidConfig(
+                priority="high", notification=messaging.AndroidNotification(tag=collapse_id) if collapse_id else None
+            ),
             apns=messaging.APNSConfig(
-                headers={"apns-priority": "10"},
+                headers=apns_headers,
                 payload=messaging.APNSPayload(aps=messaging.Aps(sound="default")),
             ),
+            webpush=messaging.WebpushConfig(notification=messaging.WebpushNotification(tag=collapse_id))
+            if collapse_id
+            else None,
         )
         # firebase-admin 7.x deprecates Message(token=...) in favour of `fid` (a Firebase
         # installation id). Our devices register FCM registration tokens, which FCM v1 still

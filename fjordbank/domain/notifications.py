@@ -38,7 +38,7 @@ class Push:
     title: str
     body: str
     data: dict[str, str]
-    dedupe_key: str  # one push per key, however often it is queued
+    dedupe_key: str  # one notification shown per key, however often it is queued (its collapse id)
 
     def to_json(self) -> dict[str, Any]:
         return {

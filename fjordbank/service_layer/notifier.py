@@ -61,9 +61,9 @@ OPERATION = "notifier_project"  # the name of its commits in the attempt metrics
 ATTEMPTS = 5  # commits of one batch before it is given back to NATS
 KNOWN = 50_000  # payments whose record's version a process remembers (measured: 14 MB)
 
-# Queues pushes for delivery (the push function sends each dedupe key once). Called before
-# the commit: a push queued by an attempt that then lost is queued again by the next one
-# and delivered once.
+# Queues pushes for delivery. Called before the commit, so a push is never lost to a crash
+# after it: a push queued by an attempt that then lost is queued again by the next one, and
+# shows once on the phone (its collapse id, fjordbank.service_layer.push).
 QueuePushes = Callable[[list[Push]], Awaitable[None]]
 
 

@@ -1,5 +1,5 @@
 """The chaos run's checks of its own workloads (bench/chaos/checks.py), on fabricated data:
-each push exactly once, every feed entry equal to its payment, standing orders paid once,
+each push shown exactly once, every feed entry equal to its payment, standing orders paid once,
 card authorisations decided to the end. Each check is shown passing on what a correct
 bank leaves and failing on what a broken one would. And the broken consumer the run must
 catch (`--break ack-before-commit:SERVICE`): it acks before its handler runs."""
@@ -19,6 +19,7 @@ from bench.chaos.load import Run
 from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.config import load_settings
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery
+from fjordbank.service_layer.push import collapse_id
 
 PAYER, PAYEE, OUTSIDE = "12000000011", "12000000022", "15031200007"
 TOKENS = {"u1": "tok-1", "u2": "tok-2"}
@@ -42,14 +43,20 @@ def payment(pid="p1", status="completed", view="same", *, to=PAYEE, payee_uid="u
     return p
 
 
-def sink(*pushes: tuple[str, str, str]) -> list[dict]:
-    return [
-        {"kind": "message", "seq": n, "message": {"token": t, "data": {"paymentId": pid, "status": s}}}
-        for n, (t, pid, s) in enumerate(pushes)
-    ]
+def sink(*pushes: tuple) -> list[dict]:
+    """Sink records of (token, payment id, status[, collapse id]); the collapse id is the
+    push function's for that payment and status unless given."""
+    out = []
+    for n, (t, pid, s, *tag) in enumerate(pushes):
+        m = {"token": t, "data": {"paymentId": pid, "status": s}}
+        collapse = tag[0] if tag else collapse_id(f"{pid}:{s}")
+        if collapse is not None:
+            m["android"] = {"notification": {"tag": collapse}}
+        out.append({"kind": "message", "seq": n, "message": m})
+    return out
 
 
-# ---- each push exactly once ------------------------------------------------------------------
+# ---- each push shown exactly once ------------------------------------------------------------
 def test_a_completed_internal_payment_pushes_payer_and_payee_once():
     expected = checks.expected_pushes([payment()], TOKENS)
     assert expected == {("tok-1", "p1", "completed"), ("tok-2", "p1", "received")}
@@ -62,7 +69,7 @@ def test_a_push_missing_twice_or_for_another_state_is_a_finding():
     counts = checks.pushes_of(
         sink(
             ("tok-1", "p1", "completed"),
-            ("tok-1", "p1", "completed"),  # twice
+            ("tok-1", "p1", "completed", "another"),  # twice, under another collapse id: shown twice
             ("tok-1", "p2", "completed"),  # a state p2 never reached; its "failed" never came
             ("tok-9", "p1", "completed"),  # another run's phone: not counted
         ),
@@ -71,8 +78,17 @@ def test_a_push_missing_twice_or_for_another_state_is_a_finding():
     findings = checks.push_findings(expected, counts)
     assert len(findings) == 3
     assert "never sent" in findings[0] and "p1 received" in findings[0] and "p2 failed" in findings[0]
-    assert "more than once" in findings[1] and "p1 completed x2" in findings[1]
+    assert "shown more than once" in findings[1] and "p1 completed x2" in findings[1]
     assert "does not show" in findings[2] and "p2 completed" in findings[2]
+
+
+def test_a_push_sent_again_under_its_collapse_id_is_shown_once_and_without_one_twice():
+    expected = checks.expected_pushes([payment()], TOKENS)
+    again = sink(("tok-1", "p1", "completed"), ("tok-1", "p1", "completed"), ("tok-2", "p1", "received"))
+    assert checks.push_findings(expected, checks.pushes_of(again, TOKENS)) == []
+    bare = sink(("tok-1", "p1", "completed", None), ("tok-1", "p1", "completed", None), ("tok-2", "p1", "received"))
+    [finding] = checks.push_findings(expected, checks.pushes_of(bare, TOKENS))
+    assert "shown more than once" in finding
 
 
 def test_no_push_is_expected_for_a_request_refused_at_the_edge_or_an_external_payee():

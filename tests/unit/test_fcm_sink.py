@@ -393,6 +393,33 @@ def test_sender_from_config():
     assert isinstance(sink_sender, PushSender)
 
 
+def test_a_collapse_id_is_the_android_tag_the_apns_collapse_id_and_the_web_tag(sink, sender):
+    """A push sent twice shows once: each platform replaces a shown notification with the same id."""
+    assert sender.send(TOKEN, title="t", body="b", data={}, collapse_id="c" * 32).ok
+    assert send(sender).ok  # without one, none is set
+    first, second = (r["message"] for r in sink.messages())
+    assert first["android"]["notification"]["tag"] == "c" * 32
+    assert first["apns"]["headers"]["apns-collapse-id"] == "c" * 32
+    assert first["webpush"]["notification"]["tag"] == "c" * 32
+    assert "notification" not in second["android"] and "apns-collapse-id" not in second["apns"]["headers"]
+    assert "webpush" not in second
+
+
+def test_firebase_admin_sender_sets_the_collapse_id(monkeypatch):
+    from firebase_admin import messaging
+
+    sent = []
+    monkeypatch.setattr(messaging, "send", lambda message, dry_run=False, app=None: sent.append(message) or "m")
+    fb = FirebaseAdminSender(PROJECT, app=object())
+    assert fb.send("good", title="t", body="b", data={}, collapse_id="k" * 32).ok
+    assert fb.send("good", title="t", body="b", data={}).ok
+    tagged, plain = sent
+    assert tagged.android.notification.tag == "k" * 32 and tagged.webpush.notification.tag == "k" * 32
+    assert tagged.apns.headers == {"apns-priority": "10", "apns-collapse-id": "k" * 32}
+    assert plain.android.notification is None and plain.webpush is None
+    assert plain.apns.headers == {"apns-priority": "10"}
+
+
 def test_firebase_admin_sender_maps_errors(monkeypatch):
     from firebase_admin import exceptions, messaging
 

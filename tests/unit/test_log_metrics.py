@@ -78,7 +78,7 @@ class Sender:
     def __init__(self, results: dict[str, PushResult]) -> None:
         self.results = results
 
-    def send(self, token: str, *, title: str, body: str, data) -> PushResult:
+    def send(self, token: str, *, title: str, body: str, data, collapse_id=None) -> PushResult:
         return self.results[token]
 
 
@@ -95,11 +95,11 @@ def test_each_fcm_send_of_a_push_is_one_line_with_fcms_error_code(capsys):
         }
     )
     push_ = {"uid": "u1", "kind": "payments", "dedupeKey": "k1", "title": "t", "body": "b"}
-    assert push.deliver(db, sender, push_) == "sent"
+    assert push.deliver_batch(db, sender, {"pushes": [push_]}) == {"sent": 1}
     got = sorted(labels(e) for e in lines(capsys.readouterr().out))
     assert got == [("payments", "failed", "UNREGISTERED"), ("payments", "sent", "none")]
-    assert push.deliver(db, sender, push_) == "duplicate"  # delivered once: no second line
-    assert lines(capsys.readouterr().out) == []
+    push.deliver_batch(db, sender, {"pushes": [push_]})  # again: the deleted token is not sent to
+    assert [labels(e) for e in lines(capsys.readouterr().out)] == [("payments", "sent", "none")]
 
 
 FUNCTIONS_SCRIPT = textwrap.dedent(

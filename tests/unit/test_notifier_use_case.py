@@ -323,7 +323,7 @@ async def test_a_record_another_writer_moved_fails_the_commit_and_the_batch_is_r
     assert await n.project(event("reserved"), event("completed")) == [False, True]  # against the new version
     assert n.commits[-1] == (2, None)
     assert (n.doc(REQUEST) or {})["status"] == "completed"
-    assert set(n.pushed()) == {f"{PID}:completed"}  # queued by each attempt, sent once (its dedupe key)
+    assert set(n.pushed()) == {f"{PID}:completed"}  # queued by each attempt, shown once (its collapse id)
 
 
 async def test_records_that_keep_moving_give_the_batch_back_as_contention() -> None:

@@ -1,10 +1,12 @@
-"""fjordbank.service_layer.push on the in-memory documents: one queued push delivered to a
-customer's devices, with a fake FCM sender.
+"""fjordbank.service_layer.push on the in-memory documents: queued pushes delivered to the
+customers' devices, with a fake FCM sender.
 
-What is promised: a push is delivered once per dedupe key however often it is handed over
-(Pub/Sub delivers at least once, the notifier may queue it twice); the customer's
-preferences decide per kind; a token FCM reports as unregistered is deleted; a malformed
-push in a batch is counted and skipped.
+What is promised: every push a customer wants reaches each of their devices, and a push
+handed over twice (Pub/Sub delivers at least once, the notifier may queue it twice) carries
+the same collapse id both times, so the device shows it once; nothing is written per push;
+the customer's preferences decide per kind; a token FCM reports as unregistered is deleted;
+a malformed push in a batch is counted and skipped. A message of many pushes reads the
+preferences in one round trip and each customer's devices once.
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ import pytest
 from fjordbank.adapters.push import PushResult
 from fjordbank.service_layer import push
 from tests.support.memory import MemoryDocuments
-from tests.support.use_cases import data, fixed_clock, paths, seed
+from tests.support.round_trips import RoundTrips
+from tests.support.use_cases import fixed_clock, paths, seed
 
 UID = "alice"
 
 
 class Sender:
-    """A fake FCM: each token's answer; what was sent, in order."""
+    """A fake FCM: each token's answer; what was sent, in order: (token, title, collapse id)."""
 
     def __init__(self, **answers: PushResult) -> None:
         self.answers, self.sent = answers, []
 
-    def send(self, token: str, *, title: str, body: str, data: dict) -> PushResult:
-        self.sent.append((token, title))
+    def send(self, token: str, *, title: str, body: str, data: dict, collapse_id: str | None = None) -> PushResult:
+        self.sent.append((token, title, collapse_id))
         return self.answers.get(token) or PushResult(token, ok=True, message_id="m")
 
 
@@ -44,42 +47,68 @@ def a_push(key: str = "payment-1:completed", kind: str = "payments", uid: str = 
     return {"uid": uid, "kind": kind, "dedupeKey": key, "title": "Betaling fullført", "body": "1 000 kr til Bob"}
 
 
-def test_a_push_goes_to_every_device_once_per_dedupe_key(docs):
+def deliver(docs, sender, *pushes: dict) -> dict[str, int]:
+    return push.deliver_batch(docs, sender, {"pushes": list(pushes)})
+
+
+def test_a_push_goes_to_every_device_and_twice_handed_over_it_collapses_into_one(docs):
     sender = Sender()
-    assert push.deliver(docs, sender, a_push()) == "sent"
-    assert sorted(t for t, _ in sender.sent) == ["tok-phone", "tok-tab"]
-    record = data(docs, "pushes/payment-1:completed")
-    assert (record["status"], record["sent"], record["removedTokens"], record["uid"]) == ("sent", 2, 0, UID)
-    assert push.deliver(docs, sender, a_push()) == "duplicate"
-    assert push.deliver_batch(docs, sender, {"pushes": [a_push(), a_push()]}) == {"duplicate": 2}
-    assert len(sender.sent) == 2
+    commits = docs.store.commits
+    assert deliver(docs, sender, a_push()) == {"sent": 1}
+    assert deliver(docs, sender, a_push()) == {"sent": 1}  # Pub/Sub again, or queued again
+    ids = {c for _, _, c in sender.sent}
+    assert sorted(t for t, _, _ in sender.sent) == ["tok-phone", "tok-phone", "tok-tab", "tok-tab"]
+    assert ids == {push.collapse_id("payment-1:completed")} and len(next(iter(ids))) == 32
+    assert push.collapse_id("payment-1:received") not in ids  # another push is another notification
+    assert docs.store.commits == commits  # nothing written per push
 
 
 def test_an_unregistered_token_is_deleted_and_the_others_still_get_it(docs):
     gone = PushResult("tok-tab", ok=False, unregistered=True, error="HTTP 404", code="UNREGISTERED")
-    assert push.deliver(docs, Sender(**{"tok-tab": gone}), a_push()) == "sent"
+    sender = Sender(**{"tok-tab": gone})
+    assert deliver(docs, sender, a_push(), a_push("payment-2:completed")) == {"sent": 2}
     assert paths(docs, f"users/{UID}/devices") == [f"users/{UID}/devices/phone"]
-    assert data(docs, "pushes/payment-1:completed")["removedTokens"] == 1
+    assert [t for t, _, _ in sender.sent] == ["tok-phone", "tok-tab", "tok-phone"]  # not sent to it again
 
 
 def test_a_kind_the_customer_turned_off_is_not_pushed_and_marketing_is_off_unless_chosen(docs):
     seed(docs, {f"users/{UID}/settings/notifications": {"payments": False}})
     sender = Sender()
-    assert push.deliver(docs, sender, a_push()) == "muted"
-    assert push.deliver(docs, sender, a_push("offer-1", kind="marketing")) == "muted"
-    assert push.deliver(docs, sender, a_push("card-1", kind="card")) == "sent"
-    assert data(docs, "pushes/payment-1:completed")["status"] == "muted"
+    assert deliver(docs, sender, a_push()) == {"muted": 1}
+    assert deliver(docs, sender, a_push("offer-1", kind="marketing")) == {"muted": 1}
+    assert deliver(docs, sender, a_push("card-1", kind="card")) == {"sent": 1}
+    assert {c for _, _, c in sender.sent} == {push.collapse_id("card-1")}
     assert push.preferences(docs, "nobody")["marketing"] is False
 
 
 def test_a_customer_without_devices_gets_no_push(docs):
     failed = PushResult("tok-phone", ok=False, error="HTTP 500", code="INTERNAL")
-    assert push.deliver(docs, Sender(), a_push(uid="carol")) == "no_devices"
+    assert deliver(docs, Sender(), a_push(uid="carol")) == {"no_devices": 1}
     seed(docs, {f"users/{UID}/devices/tablet": {}})  # a device without a token is skipped
-    assert push.deliver(docs, Sender(**{"tok-phone": failed}), a_push("payment-2:completed")) == "no_devices"
+    assert deliver(docs, Sender(**{"tok-phone": failed}), a_push("payment-2:completed")) == {"no_devices": 1}
 
 
 def test_malformed_pushes_in_a_batch_are_counted_and_skipped(docs):
-    batch = {"pushes": [a_push(), {"uid": UID}, {**a_push("x"), "dedupeKey": 5}, "junk", a_push("payment-3:completed")]}
-    assert push.deliver_batch(docs, Sender(), batch) == {"sent": 2, "malformed": 3}
+    batch = {
+        "pushes": [
+            a_push(),
+            {"uid": UID},
+            {**a_push("x"), "dedupeKey": 5},
+            {**a_push("y"), "uid": "a/b"},  # never a document path
+            "junk",
+            a_push("payment-3:completed"),
+        ]
+    }
+    assert push.deliver_batch(docs, Sender(), batch) == {"sent": 2, "malformed": 4}
     assert push.deliver_batch(docs, Sender(), "not a message") == {}
+    assert push.deliver_batch(docs, Sender(), {"pushes": []}) == {}
+
+
+def test_a_message_of_many_pushes_reads_the_preferences_once_and_each_customers_devices_once(docs):
+    seed(docs, {"users/bob/devices/phone": {"token": "tok-bob"}, "users/bob/settings/notifications": {"payments": 0}})
+    counted = RoundTrips(docs)
+    pushes = [a_push(f"p{i}:completed") for i in range(5)] + [a_push(f"b{i}:completed", uid="bob") for i in range(3)]
+    pushes += [a_push(f"c{i}:received", kind="incoming", uid="carol") for i in range(2)]
+    assert deliver(counted, Sender(), *pushes) == {"sent": 5, "muted": 3, "no_devices": 2}
+    # the preferences of all three in one read; devices of alice and carol (bob's pushes are muted)
+    assert counted.counts == {"BatchGetDocuments": 1, "RunQuery": 2}
