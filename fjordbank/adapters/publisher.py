@@ -24,7 +24,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from fjordbank.adapters import nats_conn
+from fjordbank.adapters import jetstream_publish, nats_conn
 from fjordbank.config import NatsSettings
 from fjordbank.errors import PublishError
 from fjordbank.runtime import tracing
@@ -85,7 +85,9 @@ class SyncPublisher:
             try:
                 js = await self._js_context()
                 remaining = max(deadline - loop.time(), 0.5)
-                return await js.publish(subject, payload, headers=headers, stream=stream, timeout=min(2.0, remaining))
+                return await jetstream_publish.publish(
+                    js, subject, payload, headers=headers, stream=stream, timeout=min(2.0, remaining)
+                )
             except TRANSIENT as exc:
                 if loop.time() + delay >= deadline:
                     raise
@@ -130,8 +132,8 @@ class AsyncJetStreamPublisher:
     ) -> PubAck:
         payload = json.dumps(body, separators=(",", ":")).encode()
         try:
-            return await self.js.publish(
-                subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream, timeout=self.timeout
+            return await jetstream_publish.publish(
+                self.js, subject, payload, headers={"Nats-Msg-Id": msg_id}, stream=stream, timeout=self.timeout
             )
         except (nats.errors.Error, TimeoutError) as exc:
             raise PublishError(f"could not publish {subject} ({msg_id}): {exc!r}") from exc

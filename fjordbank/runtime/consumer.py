@@ -36,7 +36,7 @@ from opentelemetry.context import Context
 from prometheus_client import Counter, Gauge, Histogram
 
 from fjordbank import topology
-from fjordbank.adapters import nats_conn
+from fjordbank.adapters import jetstream_publish, nats_conn
 from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.adapters.firestore import is_transient
 from fjordbank.config import Settings
@@ -469,13 +469,18 @@ class ConsumerService:
                 with tracing.use(batch[0].span):
                     log.warning(
                         "handler failed",
-                        extra={"subject": batch[0].subject, "error": repr(exc), "delivery": batch[0].num_delivered},
+                        extra={
+                            "subject": batch[0].subject,
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "delivery": batch[0].num_delivered,
+                        },
                         exc_info=True,
                     )
                 outcomes = [Retry(f"{type(exc).__name__}: {exc}")]
             else:
                 log.warning(
-                    "batch failed; retrying its messages one by one", extra={"size": len(batch), "error": repr(exc)}
+                    "batch failed; retrying its messages one by one",
+                    extra={"size": len(batch), "error": f"{type(exc).__name__}: {exc}"},
                 )
                 for d in batch:
                     await self._process([d], binding)
@@ -585,7 +590,7 @@ class ConsumerService:
             "Nats-Msg-Id": f"dlq:{spec.stream}:{d.stream_sequence}:{spec.durable}",
             **tracing.inject(d.context),  # the dead letter (and a replay of it) stays in the trace
         }
-        ack = await self.jetstream().publish(spec.dead_letter_subject, d.data, headers=headers)
+        ack = await jetstream_publish.publish(self.jetstream(), spec.dead_letter_subject, d.data, headers=headers)
         tracing.set_attributes(d.span, {"fjb.dlq_sequence": getattr(ack, "seq", None)})  # for `bankctl dlq replay`
         DEAD_LETTERED.labels(spec.name).inc()
         with tracing.use(d.span):

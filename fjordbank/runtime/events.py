@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from opentelemetry.context import Context
 
 from fjordbank import topology
+from fjordbank.adapters import jetstream_publish
 from fjordbank.domain import events as contract_events
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.events import Contract
@@ -70,14 +71,23 @@ async def publish(
     js: JetStreamContext, events: list[PaymentEvent], parents: Mapping[str, Context | None] | None = None
 ) -> None:
     """Publish and wait for every JetStream ack (concurrently). Message id = payment:status,
-    so publishing a step again (after a crash before the ack) is stored once. Each event
-    carries the trace context of ``parents[payment id]``, by default that of the message
-    decode_batch read for its payment."""
+    so publishing a step again (after a crash before the ack) is stored once; an event
+    twice in ``events`` is published once. Each event carries the trace context of
+    ``parents[payment id]``, by default that of the message decode_batch read for its
+    payment. When a publish fails, the first error is raised once every publish has
+    settled, so a batch retried after it never races its own publishes (whose ids would be
+    "in process": fjordbank.adapters.jetstream_publish)."""
     messages: list[tuple[PaymentEvent, dict[str, str]]] = []
-    for e in events:
+    for e in {e.msg_id: e for e in events}.values():
         pid = e.payment.payment_id
         ctx = parents.get(pid) if parents is not None else tracing.parent_of(pid)
         if ctx is not None:
             tracing.add_to_list(tracing.span_in(ctx), "fjb.published", topology.base_subject(e.subject))
         messages.append((e, {"Nats-Msg-Id": e.msg_id, **(tracing.inject(ctx) if ctx is not None else {})}))
-    await asyncio.gather(*(js.publish(e.subject, encode(e), headers=headers) for e, headers in messages))
+    settled = await asyncio.gather(
+        *(jetstream_publish.publish(js, e.subject, encode(e), headers=headers) for e, headers in messages),
+        return_exceptions=True,
+    )
+    failed = next((r for r in settled if isinstance(r, BaseException)), None)
+    if failed is not None:
+        raise failed

@@ -13,19 +13,21 @@ sent), and four documents of every internal payment's 39 (bench/docops.py). A lo
 is worse for a bank's customer than one shown once after two sends.
 
 Per message (a batch of pushes): the customers' notification settings are read in one
-round trip, the devices of each customer with a push not muted once, and the tokens FCM
-reports as unregistered are deleted in one commit.
+round trip, the devices of each customer with a push not muted once (`WORKERS` at a time),
+the sends made `WORKERS` at a time, and the tokens FCM reports as unregistered deleted in
+one commit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from fjordbank.adapters.firestore import USERS
-from fjordbank.adapters.push import PushSender
+from fjordbank.adapters.push import PushResult, PushSender
 from fjordbank.domain.notifications import DEFAULT_PREFERENCES
 from fjordbank.runtime import log_metrics
 from fjordbank.service_layer.ports import Doc, Documents
@@ -35,6 +37,10 @@ DEVICES = "devices"
 SETTINGS = "settings"
 NOTIFICATION_SETTINGS = "notifications"
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
+# Devices looked up and sends made at once, per message. One after the other, a message of
+# 100 pushes took 30 to 40 s on the loaded emulator (100 queries); FCM's own sendEach sends
+# concurrently too. The Firestore client and the senders' HTTP sessions are thread-safe.
+WORKERS = 16
 
 
 def settings_path(uid: str) -> str:
@@ -95,19 +101,19 @@ def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[
     settings = docs.get_many([settings_path(uid) for uid in uids])
     wanted = {uid: chosen(settings.get(settings_path(uid))) for uid in uids}
     unmuted = [wanted[item.uid].get(item.kind, False) for item in items]
-    to_reach = dict.fromkeys(item.uid for item, on in zip(items, unmuted, strict=True) if on)
-    devices = {uid: _tokens(docs, uid) for uid in to_reach}
-    unregistered: set[str] = set()
-    for item, on in zip(items, unmuted, strict=True):
-        if not on:
-            status = MUTED
-        else:
-            live = [(path, token) for path, token in devices[item.uid] if path not in unregistered]
-            status = SENT if _send(sender, item, live, unregistered) else NO_DEVICES
+    to_reach = list(dict.fromkeys(item.uid for item, on in zip(items, unmuted, strict=True) if on))
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
+        devices = dict(zip(to_reach, pool.map(lambda uid: _tokens(docs, uid), to_reach), strict=True))
+        sends = [(n, path, token) for n, on in enumerate(unmuted) if on for path, token in devices[items[n].uid]]
+        results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2]), sends))
+    took = {n for (n, _path, _token), result in zip(sends, results, strict=True) if result.ok}
+    for n, on in enumerate(unmuted):
+        status = MUTED if not on else SENT if n in took else NO_DEVICES
         outcomes[status] = outcomes.get(status, 0) + 1
+    unregistered = sorted({path for (_n, path, _t), result in zip(sends, results, strict=True) if result.unregistered})
     if unregistered:
         gone = docs.batch()
-        for path in sorted(unregistered):
+        for path in unregistered:
             gone.delete(path)
         gone.commit()
     log.info("pushes delivered", extra={"outcomes": outcomes, "removed": len(unregistered)})
@@ -120,14 +126,7 @@ def _tokens(docs: Documents, uid: str) -> list[tuple[str, str]]:
     return [(d.path, str(d.data["token"])) for d in found if d.data.get("token")]
 
 
-def _send(sender: PushSender, item: Item, devices: list[tuple[str, str]], unregistered: set[str]) -> bool:
-    """Send ``item`` to each device; a device whose token FCM reports as unregistered is
-    added to ``unregistered``. True when at least one device took it."""
-    sent = False
-    for path, token in devices:
-        result = sender.send(token, title=item.title, body=item.body, data=item.data, collapse_id=collapse_id(item.key))
-        log_metrics.push_result(item.kind, result.ok, result.code)  # fjb_push_results (a log-based metric)
-        if result.unregistered:
-            unregistered.add(path)
-        sent = sent or result.ok
-    return sent
+def _send(sender: PushSender, item: Item, token: str) -> PushResult:
+    result = sender.send(token, title=item.title, body=item.body, data=item.data, collapse_id=collapse_id(item.key))
+    log_metrics.push_result(item.kind, result.ok, result.code)  # fjb_push_results (a log-based metric)
+    return result
