@@ -128,7 +128,8 @@ def give_devices(project_id: str, uids: list[str]) -> None:
     for start in range(0, len(uids), 400):
         batch = db.batch()
         for uid in uids[start : start + 400]:
-            batch.set(db.document(f"users/{uid}/devices/bench-phone"), {"token": f"bench-{uid}", "platform": "ios"})
+            phone = {"token": f"bench-{uid}", "platform": "ios", "uid": uid}
+            batch.set(db.document(f"users/{uid}/devices/bench-phone"), phone)
         batch.commit()
 
 
@@ -166,7 +167,7 @@ def push_delivery(project_id: str, pushes: int = 20) -> dict:
 
     db = sync_client(f"{project_id}-push-{uuid.uuid4().hex[:6]}")
     uid = "bench-push"
-    db.document(f"users/{uid}/devices/phone").set({"token": "t" * 40})
+    db.document(f"users/{uid}/devices/phone").set({"token": "t" * 40, "platform": "ios", "uid": uid})
     docs = FirestoreDocuments(db)
     total: dict[str, float] = defaultdict(float)
     for i in range(pushes):

@@ -127,7 +127,7 @@ def _bank_class():
                 token = f"chaos-{secrets.token_hex(12)}"
                 with session.errors("registering the phone"):
                     session.db.document(f"users/{uid}/devices/chaos-{secrets.token_hex(4)}").create(
-                        {"token": token, "platform": "android"}
+                        {"token": token, "platform": "android", "uid": uid}
                     )
                 with self._devices_lock:
                     self.tokens[uid] = token

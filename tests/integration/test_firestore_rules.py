@@ -37,7 +37,7 @@ def world(stack):
             "currency": "NOK",
             "status": "completed",
         },
-        f"users/{alice}/devices/dev1": {"token": "tok-a", "platform": "android"},
+        f"users/{alice}/devices/dev1": {"token": "tok-a", "platform": "android", "uid": alice},
         f"users/{alice}/settings/notifications": {"payments": True},
         "postings/p1:transfer": {"paymentId": "p1"},
         "holds/p1": {"holdId": "p1"},
@@ -277,13 +277,16 @@ def test_requests_cannot_be_changed_or_deleted_by_the_client(world):
 def test_device_tokens_are_create_and_delete_only_with_a_strict_schema(world):
     alice = world["client"](world["alice"])
     devices = f"users/{world['alice']}/devices"
-    dev = unique("dev")
-    assert alice.create(devices, dev, {"token": "t" * 20, "platform": "ios"}) in ALLOWED
+    dev, me = unique("dev"), world["alice"]
+    assert alice.create(devices, dev, {"token": "t" * 20, "platform": "ios", "uid": me}) in ALLOWED
     assert alice.update(f"{devices}/{dev}", {"token": "other"}) in DENIED
-    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "ios", "admin": True}) in DENIED
-    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "symbian"}) in DENIED
-    assert alice.create(devices, unique("dev"), {"token": "", "platform": "ios"}) in DENIED
-    assert world["client"](world["bob"]).create(devices, unique("dev"), {"token": "t", "platform": "ios"}) in DENIED
+    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "ios", "uid": me, "admin": True}) in DENIED
+    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "symbian", "uid": me}) in DENIED
+    assert alice.create(devices, unique("dev"), {"token": "", "platform": "ios", "uid": me}) in DENIED
+    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "ios"}) in DENIED  # no owner
+    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "ios", "uid": world["bob"]}) in DENIED
+    bob = world["client"](world["bob"])
+    assert bob.create(devices, unique("dev"), {"token": "t", "platform": "ios", "uid": world["bob"]}) in DENIED
     assert world["client"](world["bob"]).delete(f"{devices}/{dev}") in DENIED
     assert alice.delete(f"{devices}/{dev}") in ALLOWED
 

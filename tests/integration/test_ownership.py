@@ -101,7 +101,7 @@ def test_mallory_cannot_pay_from_alices_account_or_write_under_her_name(world, a
     }
     resp = mallory["app"].create(f"users/{alice['user']['uid']}/paymentRequests", unique("req"), body)
     assert resp.status_code == 403
-    device = {"token": "mallorys-phone", "platform": "android"}
+    device = {"token": "mallorys-phone", "platform": "android", "uid": alice["user"]["uid"]}
     assert mallory["app"].create(f"users/{alice['user']['uid']}/devices", unique("dev"), device).status_code == 403
     prefs = mallory["app"].create(f"users/{alice['user']['uid']}/settings", "notifications", {"payments": False})
     assert prefs.status_code == 403

@@ -156,7 +156,8 @@ def test_a_retry_with_the_same_key_and_body_is_a_no_op_and_a_different_body_is_r
 def test_completed_and_failed_payments_push_to_the_customers_devices(stack, auth, as_user, ledger_admin, audit):
     alice = new_customer(auth, as_user, ledger_admin, 1_000, 0)
     token = unique("device-token-")
-    resp = alice.app.create(f"users/{alice.uid}/devices", unique("dev"), {"token": token, "platform": "android"})
+    phone = {"token": token, "platform": "android", "uid": alice.uid}
+    resp = alice.app.create(f"users/{alice.uid}/devices", unique("dev"), phone)
     assert resp.status_code == 200, resp.text
 
     ok = alice.request_payment(alice.accounts[1], 600)

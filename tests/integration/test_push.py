@@ -19,7 +19,7 @@ pytestmark = pytest.mark.stack
 
 def add_device(app, uid: str, token: str) -> str:
     device_id = unique("dev")
-    resp = app.create(f"users/{uid}/devices", device_id, {"token": token, "platform": "ios"})
+    resp = app.create(f"users/{uid}/devices", device_id, {"token": token, "platform": "ios", "uid": uid})
     assert resp.status_code == 200, resp.text
     return device_id
 

@@ -94,7 +94,7 @@ def refused(result: tuple[int, dict]) -> tuple[str, str | None]:
 
 def register_device(app, uid: str) -> str:
     token = unique("device-token-")
-    resp = app.create(f"users/{uid}/devices", unique("dev"), {"token": token, "platform": "android"})
+    resp = app.create(f"users/{uid}/devices", unique("dev"), {"token": token, "platform": "android", "uid": uid})
     assert resp.status_code == 200, resp.text
     return token
 

@@ -38,7 +38,10 @@ def docs() -> MemoryDocuments:
     docs = MemoryDocuments(fixed_clock())
     seed(
         docs,
-        {f"users/{UID}/devices/phone": {"token": "tok-phone"}, f"users/{UID}/devices/tablet": {"token": "tok-tab"}},
+        {
+            f"users/{UID}/devices/phone": {"token": "tok-phone", "uid": UID},
+            f"users/{UID}/devices/tablet": {"token": "tok-tab", "uid": UID},
+        },
     )
     return docs
 
@@ -84,7 +87,7 @@ def test_a_kind_the_customer_turned_off_is_not_pushed_and_marketing_is_off_unles
 def test_a_customer_without_devices_gets_no_push(docs):
     failed = PushResult("tok-phone", ok=False, error="HTTP 500", code="INTERNAL")
     assert deliver(docs, Sender(), a_push(uid="carol")) == {"no_devices": 1}
-    seed(docs, {f"users/{UID}/devices/tablet": {}})  # a device without a token is skipped
+    seed(docs, {f"users/{UID}/devices/tablet": {"uid": UID}})  # a device without a token is skipped
     assert deliver(docs, Sender(**{"tok-phone": failed}), a_push("payment-2:completed")) == {"no_devices": 1}
 
 
@@ -106,10 +109,34 @@ def test_malformed_pushes_in_a_batch_are_counted_and_skipped(docs):
 
 def test_a_message_of_many_pushes_reads_the_preferences_once_and_each_customers_devices_once(docs, monkeypatch):
     monkeypatch.setattr(push, "WORKERS", 1)  # the counter is not made for threads
-    seed(docs, {"users/bob/devices/phone": {"token": "tok-bob"}, "users/bob/settings/notifications": {"payments": 0}})
+    seed(
+        docs,
+        {
+            "users/bob/devices/phone": {"token": "tok-bob", "uid": "bob"},
+            "users/bob/settings/notifications": {"payments": 0},
+        },
+    )
     counted = RoundTrips(docs)
     pushes = [a_push(f"p{i}:completed") for i in range(5)] + [a_push(f"b{i}:completed", uid="bob") for i in range(3)]
     pushes += [a_push(f"c{i}:received", kind="incoming", uid="carol") for i in range(2)]
     assert deliver(counted, Sender(), *pushes) == {"sent": 5, "muted": 3, "no_devices": 2}
-    # the preferences of all three in one read; devices of alice and carol (bob's pushes are muted)
+    # the preferences of all three in one read; the devices of alice and carol in one query
+    # (bob's pushes are muted), and of 31 customers in two (30 values per `in`)
+    assert counted.counts == {"BatchGetDocuments": 1, "RunQuery": 1}
+    counted.reset()
+    many = [a_push(f"m{i}:completed", uid=f"user{i}") for i in range(31)]
+    assert deliver(counted, Sender(), *many) == {"no_devices": 31}
     assert counted.counts == {"BatchGetDocuments": 1, "RunQuery": 2}
+
+
+def test_only_a_device_under_the_customers_own_document_that_names_them_is_theirs(docs):
+    seed(
+        docs,
+        {
+            "users/mallory/devices/phone": {"token": "tok-mallory", "uid": UID},  # names alice, is mallory's
+            f"users/{UID}/devices/old": {"token": "tok-old"},  # names nobody (made before devices named owners)
+        },
+    )
+    sender = Sender()
+    assert deliver(docs, sender, a_push()) == {"sent": 1}
+    assert sorted(t for t, _, _ in sender.sent) == ["tok-phone", "tok-tab"]

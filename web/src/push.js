@@ -22,7 +22,7 @@ export async function registerDevice(uid) {
   let device = JSON.parse(localStorage.getItem(key) || "null");
   if (!device) {
     device = { deviceId: randomId("web"), token: randomId("web-token-") };
-    await setDoc(doc(db, `users/${uid}/devices/${device.deviceId}`), { token: device.token, platform: "web" });
+    await setDoc(doc(db, `users/${uid}/devices/${device.deviceId}`), { token: device.token, platform: "web", uid });
     localStorage.setItem(key, JSON.stringify(device));
   }
   return device;
