@@ -42,6 +42,7 @@ from pathlib import Path
 import requests
 
 from bench.pipeline import admin_ledger, drive, make_payments, setup_population
+from clientkit.push_devices import devices_path
 from devstack import settings as stack_settings
 from devstack.stack import Stack
 from fjordbank.adapters.firestore import async_client, sync_client
@@ -123,13 +124,13 @@ def per_payment(delta: dict, idle: dict, seconds: float, payments: int) -> dict[
 
 
 def give_devices(project_id: str, uids: list[str]) -> None:
-    """One phone per customer, as the app registers it (users/{uid}/devices/{id})."""
+    """One phone per customer, as the app registers it (clientkit.push_devices)."""
     db = sync_client(project_id)
     for start in range(0, len(uids), 400):
         batch = db.batch()
         for uid in uids[start : start + 400]:
-            phone = {"token": f"bench-{uid}", "platform": "ios", "uid": uid}
-            batch.set(db.document(f"users/{uid}/devices/bench-phone"), phone)
+            phone = {"token": f"bench-{uid}", "platform": "ios"}
+            batch.set(db.document(devices_path(uid)), {"devices": {"bench-phone": phone}, "changed": "bench-phone"})
         batch.commit()
 
 
@@ -167,7 +168,9 @@ def push_delivery(project_id: str, pushes: int = 20) -> dict:
 
     db = sync_client(f"{project_id}-push-{uuid.uuid4().hex[:6]}")
     uid = "bench-push"
-    db.document(f"users/{uid}/devices/phone").set({"token": "t" * 40, "platform": "ios", "uid": uid})
+    db.document(devices_path(uid)).set(
+        {"devices": {"phone": {"token": "t" * 40, "platform": "ios"}}, "changed": "phone"}
+    )
     docs = FirestoreDocuments(db)
     total: dict[str, float] = defaultdict(float)
     for i in range(pushes):

@@ -79,6 +79,13 @@ class FirestoreAsUser:
         params = [("updateMask.fieldPaths", k) for k in fields]
         return self._request("PATCH", path, params=params, json=to_fields(fields))
 
+    def merge(self, path: str, fields: dict, mask: list[str]) -> requests.Response:
+        """A write of the field paths in ``mask`` only, their values from the nested
+        ``fields``; a path in the mask with no value in ``fields`` is deleted (what the SDK's
+        set(..., {merge: true}) and deleteField() send). Quote a segment that is not a plain
+        name with backticks (``devices.`web-1a2b```)."""
+        return self._request("PATCH", path, params=[("updateMask.fieldPaths", p) for p in mask], json=to_fields(fields))
+
     def update(self, path: str, fields: dict) -> requests.Response:
         """A field update of an existing document (fails if it does not exist)."""
         params = [("updateMask.fieldPaths", k) for k in fields] + [("currentDocument.exists", "true")]

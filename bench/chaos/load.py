@@ -20,6 +20,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from clientkit.push_devices import devices_path
+
 
 @dataclass
 class Run:
@@ -111,8 +113,8 @@ def _bank_class():
 
     class DeviceBank(Bank):
         """bankctl's Bank whose customers each register a phone when they sign in, as the app
-        does (``users/{uid}/devices/{id}`` written as the user, under the rules), so every
-        push their payments cause reaches the FCM sink. ``tokens``: uid -> token."""
+        does (clientkit.push_devices: written as the user, under the rules), so every push
+        their payments cause reaches the FCM sink. ``tokens``: uid -> token."""
 
         def __init__(self, config, tokens: dict[str, str]) -> None:
             super().__init__(config)
@@ -126,8 +128,9 @@ def _bank_class():
             if not known:
                 token = f"chaos-{secrets.token_hex(12)}"
                 with session.errors("registering the phone"):
-                    session.db.document(f"users/{uid}/devices/chaos-{secrets.token_hex(4)}").create(
-                        {"token": token, "platform": "android", "uid": uid}
+                    phone = f"chaos-{secrets.token_hex(4)}"
+                    session.db.document(devices_path(uid)).set(
+                        {"devices": {phone: {"token": token, "platform": "android"}}, "changed": phone}, merge=True
                     )
                 with self._devices_lock:
                     self.tokens[uid] = token

@@ -12,13 +12,16 @@ it: two writes per push, at most once (a push whose send failed after its claim 
 sent), and four documents of every internal payment's 39 (bench/docops.py). A lost push
 is worse for a bank's customer than one shown once after two sends.
 
-Per message (a batch of pushes): the customers' notification settings are read in one
-round trip, the devices of the customers with a push not muted in one collection-group
-query per `IN_LIMIT` customers (each device names its owner, ``uid``: firestore.rules),
-the sends made `WORKERS` at a time, and the tokens FCM reports as unregistered deleted in
-one commit. A query per customer cost the emulator a scan of its documents each (17 ms
-idle, 85 ms loaded, 2026-12-01): a message of 100 pushes took 30 to 40 s, and the push
-function's backlog loaded the emulator for minutes after every bench phase.
+Per message (a batch of pushes): one read of every customer's notification settings and
+devices (``users/{uid}/settings/notifications`` and ``users/{uid}/settings/devices``, the
+latter a map of the customer's devices the app keeps: firestore.rules), the sends made
+`WORKERS` at a time, and the tokens FCM reports as unregistered removed in one commit
+(each device document on the condition that it is the version read: a device the app
+added meanwhile is never lost). One round trip and no query: until 2026-12 each device
+was a document of its own, found by a query per customer, and the emulator answers every
+query by scanning all its documents (seen in its thread dumps: runQuery, 17 ms idle and
+85 ms loaded each); the push function's queries were the emulator's largest load in the
+bench, more than the whole payment pipeline's reads and commits.
 """
 
 from __future__ import annotations
@@ -33,14 +36,13 @@ from fjordbank.adapters.firestore import USERS
 from fjordbank.adapters.push import PushResult, PushSender
 from fjordbank.domain.notifications import DEFAULT_PREFERENCES
 from fjordbank.runtime import log_metrics
-from fjordbank.service_layer.ports import Doc, Documents, Where
+from fjordbank.service_layer.ports import Doc, Documents, NotFound, Stale
 
 log = logging.getLogger(__name__)
-DEVICES = "devices"
 SETTINGS = "settings"
 NOTIFICATION_SETTINGS = "notifications"
+DEVICES = "devices"  # users/{uid}/settings/devices: {"devices": {deviceId: {token, platform}}, "changed": deviceId}
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
-IN_LIMIT = 30  # values of one `in` filter (Firestore's limit)
 # Sends made at once, per message, as FCM's own sendEach does (the senders' HTTP sessions
 # are thread-safe).
 WORKERS = 16
@@ -48,6 +50,23 @@ WORKERS = 16
 
 def settings_path(uid: str) -> str:
     return f"{USERS}/{uid}/{SETTINGS}/{NOTIFICATION_SETTINGS}"
+
+
+def devices_path(uid: str) -> str:
+    return f"{USERS}/{uid}/{SETTINGS}/{DEVICES}"
+
+
+def tokens(found: Doc | None) -> dict[str, str]:
+    """deviceId -> token of each device in a customer's devices document that has one (an
+    entry of another shape is skipped: the app writes it, and the rules check each write)."""
+    devices = found.data.get(DEVICES) if found is not None else None
+    if not isinstance(devices, dict):
+        return {}
+    return {
+        str(device_id): device["token"]
+        for device_id, device in devices.items()
+        if isinstance(device, dict) and isinstance(device.get("token"), str) and device["token"]
+    }
 
 
 def collapse_id(dedupe_key: str) -> str:
@@ -101,37 +120,48 @@ def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[
     if not items:
         return outcomes
     uids = list(dict.fromkeys(item.uid for item in items))
-    settings = docs.get_many([settings_path(uid) for uid in uids])
-    wanted = {uid: chosen(settings.get(settings_path(uid))) for uid in uids}
+    found = docs.get_many([path for uid in uids for path in (settings_path(uid), devices_path(uid))])
+    wanted = {uid: chosen(found.get(settings_path(uid))) for uid in uids}
+    devices = {uid: tokens(found.get(devices_path(uid))) for uid in uids}
     unmuted = [wanted[item.uid].get(item.kind, False) for item in items]
-    devices = _devices(docs, list(dict.fromkeys(item.uid for item, on in zip(items, unmuted, strict=True) if on)))
-    sends = [(n, path, token) for n, on in enumerate(unmuted) if on for path, token in devices.get(items[n].uid, [])]
+    sends = [
+        (n, device, token) for n, on in enumerate(unmuted) if on for device, token in devices[items[n].uid].items()
+    ]
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
         results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2]), sends))
-    took = {n for (n, _path, _token), result in zip(sends, results, strict=True) if result.ok}
+    took = {n for (n, _device, _token), result in zip(sends, results, strict=True) if result.ok}
     for n, on in enumerate(unmuted):
         status = MUTED if not on else SENT if n in took else NO_DEVICES
         outcomes[status] = outcomes.get(status, 0) + 1
-    unregistered = sorted({path for (_n, path, _t), result in zip(sends, results, strict=True) if result.unregistered})
-    if unregistered:
-        gone = docs.batch()
-        for path in unregistered:
-            gone.delete(path)
-        gone.commit()
-    log.info("pushes delivered", extra={"outcomes": outcomes, "removed": len(unregistered)})
+    gone: dict[str, set[str]] = {}
+    for (n, device, _token), result in zip(sends, results, strict=True):
+        if result.unregistered:
+            gone.setdefault(items[n].uid, set()).add(device)
+    removed = _remove(docs, {uid: found.get(devices_path(uid)) for uid in gone}, gone)
+    log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed})
     return outcomes
 
 
-def _devices(docs: Documents, uids: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """uid -> (device document, token) of each of its devices that has a token. Only a
-    device under the customer's own document counts (its path, not only its ``uid``)."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for start in range(0, len(uids), IN_LIMIT):
-        for d in docs.query_group(DEVICES, where=[Where("uid", "in", uids[start : start + IN_LIMIT])]):
-            uid = d.data.get("uid")
-            if d.data.get("token") and isinstance(uid, str) and d.path.startswith(f"{USERS}/{uid}/{DEVICES}/"):
-                out.setdefault(uid, []).append((d.path, str(d.data["token"])))
-    return out
+def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[str]]) -> int:
+    """Take the devices FCM reports as unregistered out of their customers' devices
+    documents, in one commit, each document on the condition that it is still the version
+    read. If the app changed one meanwhile the commit fails and nothing is removed: the next
+    push to that token is answered unregistered again and removes it then."""
+    if not gone:
+        return 0
+    batch = docs.batch()
+    for uid, devices in gone.items():
+        doc = read[uid]
+        if doc is None:
+            continue
+        kept = {k: v for k, v in (doc.data.get(DEVICES) or {}).items() if k not in devices}
+        batch.update(doc.path, {DEVICES: kept}, if_updated=doc.updated)
+    try:
+        batch.commit()
+    except (Stale, NotFound) as exc:
+        log.info("unregistered devices left for the next push (the app changed them)", extra={"error": repr(exc)})
+        return 0
+    return sum(len(d) for d in gone.values())
 
 
 def _send(sender: PushSender, item: Item, token: str) -> PushResult:

@@ -37,7 +37,7 @@ def world(stack):
             "currency": "NOK",
             "status": "completed",
         },
-        f"users/{alice}/devices/dev1": {"token": "tok-a", "platform": "android", "uid": alice},
+        f"users/{alice}/settings/devices": {"devices": {"dev1": {"token": "tok-a", "platform": "android"}}},
         f"users/{alice}/settings/notifications": {"payments": True},
         "postings/p1:transfer": {"paymentId": "p1"},
         "holds/p1": {"holdId": "p1"},
@@ -88,7 +88,7 @@ def request_body(w, **over):
 OWNED_READS = [
     "users/{alice}",
     "users/{alice}/paymentRequests/req-alice-1",
-    "users/{alice}/devices/dev1",
+    "users/{alice}/settings/devices",
     "accounts/{acct_a}",
     "accounts/{acct_a}/transactions/p1",
     "users/{alice}/settings/notifications",
@@ -122,7 +122,6 @@ def test_unauthenticated_cannot_read_them(world, path):
     [
         "users/{alice}/paymentRequests",
         "accounts/{acct_a}/transactions",
-        "users/{alice}/devices",
         "users/{alice}/standingOrders",
         "users/{alice}/economy",
         "users/{alice}/subscriptions",
@@ -274,21 +273,15 @@ def test_requests_cannot_be_changed_or_deleted_by_the_client(world):
     assert alice.delete(path) in DENIED
 
 
-def test_device_tokens_are_create_and_delete_only_with_a_strict_schema(world):
-    alice = world["client"](world["alice"])
-    devices = f"users/{world['alice']}/devices"
-    dev, me = unique("dev"), world["alice"]
-    assert alice.create(devices, dev, {"token": "t" * 20, "platform": "ios", "uid": me}) in ALLOWED
-    assert alice.update(f"{devices}/{dev}", {"token": "other"}) in DENIED
-    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "ios", "uid": me, "admin": True}) in DENIED
-    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "symbian", "uid": me}) in DENIED
-    assert alice.create(devices, unique("dev"), {"token": "", "platform": "ios", "uid": me}) in DENIED
-    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "ios"}) in DENIED  # no owner
-    assert alice.create(devices, unique("dev"), {"token": "t", "platform": "ios", "uid": world["bob"]}) in DENIED
-    bob = world["client"](world["bob"])
-    assert bob.create(devices, unique("dev"), {"token": "t", "platform": "ios", "uid": world["bob"]}) in DENIED
-    assert world["client"](world["bob"]).delete(f"{devices}/{dev}") in DENIED
-    assert alice.delete(f"{devices}/{dev}") in ALLOWED
+def test_device_tokens_are_written_one_device_at_a_time_by_their_owner_only(world):
+    """The devices document's rules in full: tests/integration/test_push.py."""
+    alice, bob = world["client"](world["alice"]), world["client"](world["bob"])
+    path = f"users/{world['alice']}/settings/devices"
+    phone = {"devices": {"dev2": {"token": "t" * 20, "platform": "ios"}}, "changed": "dev2"}
+    assert alice.app.merge(path, phone, ["devices.`dev2`", "changed"]).status_code in ALLOWED
+    assert bob.app.merge(path, phone, ["devices.`dev2`", "changed"]).status_code in DENIED
+    assert alice.set(path, {"devices": {}, "changed": "dev1"}) in DENIED  # dev1 and dev2 at once
+    assert alice.delete(path) in DENIED
 
 
 def test_users_cannot_write_their_own_profile_document(world):

@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 
+from clientkit import push_devices
 from fjordbank.domain.norway import today_in_norway
 from tests.support.app import Customer
 from tests.support.bank import application, callables_for, refused, wait_card_active
@@ -101,8 +102,8 @@ def test_mallory_cannot_pay_from_alices_account_or_write_under_her_name(world, a
     }
     resp = mallory["app"].create(f"users/{alice['user']['uid']}/paymentRequests", unique("req"), body)
     assert resp.status_code == 403
-    device = {"token": "mallorys-phone", "platform": "android", "uid": alice["user"]["uid"]}
-    assert mallory["app"].create(f"users/{alice['user']['uid']}/devices", unique("dev"), device).status_code == 403
+    phone = push_devices.register(mallory["app"], alice["user"]["uid"], "mallorys-phone", "mallorys-token", "android")
+    assert phone.status_code == 403
     prefs = mallory["app"].create(f"users/{alice['user']['uid']}/settings", "notifications", {"payments": False})
     assert prefs.status_code == 403
     assert alice["app"].get(f"accounts/{alice['account']}")[1]["balance"] == 50_000

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.support.app import new_customer
+from tests.support.bank import register_device
 from tests.support.clients import unique, wait_for
 from tests.support.schemas import assert_valid_pain001
 
@@ -155,10 +156,7 @@ def test_a_retry_with_the_same_key_and_body_is_a_no_op_and_a_different_body_is_r
 
 def test_completed_and_failed_payments_push_to_the_customers_devices(stack, auth, as_user, ledger_admin, audit):
     alice = new_customer(auth, as_user, ledger_admin, 1_000, 0)
-    token = unique("device-token-")
-    phone = {"token": token, "platform": "android", "uid": alice.uid}
-    resp = alice.app.create(f"users/{alice.uid}/devices", unique("dev"), phone)
-    assert resp.status_code == 200, resp.text
+    token = register_device(alice.app, alice.uid)
 
     ok = alice.request_payment(alice.accounts[1], 600)
     too_much = alice.request_payment(alice.accounts[1], 600)

@@ -1,7 +1,8 @@
 """Push notifications through the real emulators and the FCM-compatible sink: several
 devices per user, each push under its collapse id (a push sent again shows once), per-kind
 preferences (marketing off by default), tokens FCM reports as unregistered are deleted, a
-removed device gets nothing."""
+removed device gets nothing, and the rules keep the devices document to one well-formed
+device per write."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 
 import pytest
 
+from clientkit import push_devices
 from fjordbank.domain.notifications import DEFAULT_PREFERENCES, MARKETING
 from fjordbank.service_layer.push import collapse_id
 from tests.support.bank import application, callables_for, pushes, wait_push
@@ -19,9 +21,14 @@ pytestmark = pytest.mark.stack
 
 def add_device(app, uid: str, token: str) -> str:
     device_id = unique("dev")
-    resp = app.create(f"users/{uid}/devices", device_id, {"token": token, "platform": "ios", "uid": uid})
+    resp = push_devices.register(app, uid, device_id, token, "ios")
     assert resp.status_code == 200, resp.text
     return device_id
+
+
+def devices_of(admin_db, uid: str) -> dict:
+    snap = admin_db.document(push_devices.devices_path(uid)).get()
+    return (snap.to_dict() or {}).get("devices", {}) if snap.exists else {}
 
 
 def test_every_device_gets_the_push_and_an_unregistered_token_is_deleted(stack, auth, as_user, admin_db):
@@ -30,10 +37,14 @@ def test_every_device_gets_the_push_and_an_unregistered_token_is_deleted(stack, 
     phone, tablet = unique("phone-token-"), unique("tablet-token-")
     add_device(app, user["uid"], phone)
     add_device(app, user["uid"], tablet)
-    stale = add_device(app, user["uid"], unique("unregistered-old-phone-"))  # the sink answers UNREGISTERED
+    stale_token = unique("unregistered-old-phone-")  # the sink answers UNREGISTERED
+    stale = add_device(app, user["uid"], stale_token)
     removed = unique("removed-token-")
     removed_id = add_device(app, user["uid"], removed)
-    assert app.delete(f"users/{user['uid']}/devices/{removed_id}").status_code == 200  # the app signs out there
+    assert push_devices.remove(app, user["uid"], removed_id).status_code == 200  # the app signs out there
+    assert sorted(t["token"] for t in devices_of(admin_db, user["uid"]).values()) == sorted(
+        [phone, tablet, stale_token]
+    )
 
     status, body = callables_for(stack).call("onboarding_submit", application(), user["id_token"])
     assert status == 200 and body["result"]["status"] == "approved"
@@ -42,11 +53,12 @@ def test_every_device_gets_the_push_and_an_unregistered_token_is_deleted(stack, 
     assert all(m["android"]["notification"]["tag"] == tag for m in welcome)
     assert all(m["apns"]["headers"]["apns-collapse-id"] == tag for m in welcome)
     wait_for(
-        lambda: not admin_db.document(f"users/{user['uid']}/devices/{stale}").get().exists,
+        lambda: stale not in devices_of(admin_db, user["uid"]),
         timeout=30,
         what="the unregistered token to be deleted",
     )
     assert pushes(stack, removed) == []
+    assert sorted(t["token"] for t in devices_of(admin_db, user["uid"]).values()) == sorted([phone, tablet])
     assert not admin_db.collection("pushes").limit(1).get()  # nothing is written per push
 
 
@@ -71,3 +83,29 @@ def test_a_kind_the_customer_turned_off_is_not_pushed(stack, auth, as_user):
 def test_marketing_is_off_unless_chosen():
     assert DEFAULT_PREFERENCES[MARKETING] is False
     assert all(on for kind, on in DEFAULT_PREFERENCES.items() if kind != MARKETING)
+
+
+def test_the_devices_document_takes_one_well_formed_device_per_write(stack, auth, as_user):
+    user, other = auth.sign_up(), auth.sign_up()
+    app, uid = as_user(user["id_token"]), user["uid"]
+    path = push_devices.devices_path(uid)
+
+    def write(fields: dict, *device_ids: str) -> int:
+        mask = [f"devices.`{d}`" for d in device_ids] + ["changed"]
+        return app.merge(path, fields, mask).status_code
+
+    assert write({"devices": {"phone": {"token": "t1", "platform": "ios"}}, "changed": "phone"}, "phone") == 200
+    two = {"a": {"token": "t2", "platform": "ios"}, "b": {"token": "t3", "platform": "ios"}}
+    assert write({"devices": two, "changed": "a"}, "a", "b") == 403  # two devices at once
+    assert write({"devices": {"c": {"token": "t", "platform": "ios"}}, "changed": "d"}, "c") == 403  # not named
+    assert write({"devices": {"c": {"token": "", "platform": "ios"}}, "changed": "c"}, "c") == 403  # no token
+    assert write({"devices": {"c": {"token": "t", "platform": "symbian"}}, "changed": "c"}, "c") == 403
+    bad = {"token": "t", "platform": "ios", "admin": True}
+    assert write({"devices": {"c": bad}, "changed": "c"}, "c") == 403
+    assert write({"devices": {"c/d": {"token": "t", "platform": "ios"}}, "changed": "c/d"}, "c/d") == 403
+    for n in range(9):  # ten devices in all, then no more
+        assert push_devices.register(app, uid, f"dev{n}", f"tok{n}", "android").status_code == 200
+    assert push_devices.register(app, uid, "dev10", "tok10", "android").status_code == 403
+    assert push_devices.remove(app, uid, "dev0").status_code == 200
+    assert push_devices.register(as_user(other["id_token"]), uid, "x", "t", "ios").status_code == 403  # not theirs
+    assert app.delete(path).status_code == 403  # devices leave one by one

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import requests
 
+from clientkit import push_devices
 from clientkit.app_check import AppCheck
 from clientkit.callables import Callables
 from clientkit.cards import CardNetwork
@@ -92,9 +93,10 @@ def refused(result: tuple[int, dict]) -> tuple[str, str | None]:
     return body["error"]["status"], (body["error"].get("details") or {}).get("reason")
 
 
-def register_device(app, uid: str) -> str:
-    token = unique("device-token-")
-    resp = app.create(f"users/{uid}/devices", unique("dev"), {"token": token, "platform": "android", "uid": uid})
+def register_device(app, uid: str, token: str | None = None, platform: str = "android") -> str:
+    """A new device of ``uid`` registered as the app does (clientkit.push_devices); its token."""
+    token = token or unique("device-token-")
+    resp = push_devices.register(app, uid, unique("dev"), token, platform)
     assert resp.status_code == 200, resp.text
     return token
 

@@ -85,8 +85,10 @@ class Sender:
 def test_each_fcm_send_of_a_push_is_one_line_with_fcms_error_code(capsys):
     db = MemoryDocuments()
     devices = db.batch()
-    devices.set("users/u1/devices/phone", {"token": "tok-ok", "uid": "u1"})
-    devices.set("users/u1/devices/old", {"token": "tok-gone", "uid": "u1"})
+    devices.set(
+        "users/u1/settings/devices",
+        {"devices": {"phone": {"token": "tok-ok", "platform": "ios"}, "old": {"token": "tok-gone", "platform": "ios"}}},
+    )
     devices.commit()
     sender = Sender(
         {

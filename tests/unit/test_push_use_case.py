@@ -17,7 +17,7 @@ from fjordbank.adapters.push import PushResult
 from fjordbank.service_layer import push
 from tests.support.memory import MemoryDocuments
 from tests.support.round_trips import RoundTrips
-from tests.support.use_cases import fixed_clock, paths, seed
+from tests.support.use_cases import data, fixed_clock, seed
 
 UID = "alice"
 
@@ -38,12 +38,17 @@ def docs() -> MemoryDocuments:
     docs = MemoryDocuments(fixed_clock())
     seed(
         docs,
-        {
-            f"users/{UID}/devices/phone": {"token": "tok-phone", "uid": UID},
-            f"users/{UID}/devices/tablet": {"token": "tok-tab", "uid": UID},
-        },
+        {f"users/{UID}/settings/devices": {"devices": {"phone": phone("tok-phone"), "tablet": phone("tok-tab")}}},
     )
     return docs
+
+
+def phone(token: str) -> dict:
+    return {"token": token, "platform": "ios"}
+
+
+def devices(docs: MemoryDocuments, uid: str = UID) -> dict:
+    return (data(docs, push.devices_path(uid)) or {}).get("devices", {})
 
 
 def a_push(key: str = "payment-1:completed", kind: str = "payments", uid: str = UID) -> dict:
@@ -70,7 +75,7 @@ def test_an_unregistered_token_is_deleted_and_the_others_still_get_it(docs):
     gone = PushResult("tok-tab", ok=False, unregistered=True, error="HTTP 404", code="UNREGISTERED")
     sender = Sender(**{"tok-tab": gone})
     assert deliver(docs, sender, a_push(), a_push("payment-2:completed")) == {"sent": 2}
-    assert paths(docs, f"users/{UID}/devices") == [f"users/{UID}/devices/phone"]
+    assert devices(docs) == {"phone": phone("tok-phone")}
     assert sorted(t for t, _, _ in sender.sent) == ["tok-phone", "tok-phone", "tok-tab", "tok-tab"]
 
 
@@ -87,7 +92,7 @@ def test_a_kind_the_customer_turned_off_is_not_pushed_and_marketing_is_off_unles
 def test_a_customer_without_devices_gets_no_push(docs):
     failed = PushResult("tok-phone", ok=False, error="HTTP 500", code="INTERNAL")
     assert deliver(docs, Sender(), a_push(uid="carol")) == {"no_devices": 1}
-    seed(docs, {f"users/{UID}/devices/tablet": {"uid": UID}})  # a device without a token is skipped
+    seed(docs, {push.devices_path(UID): {"devices": {"phone": phone("tok-phone"), "tablet": {}}}})  # no token: skipped
     assert deliver(docs, Sender(**{"tok-phone": failed}), a_push("payment-2:completed")) == {"no_devices": 1}
 
 
@@ -112,7 +117,7 @@ def test_a_message_of_many_pushes_reads_the_preferences_once_and_each_customers_
     seed(
         docs,
         {
-            "users/bob/devices/phone": {"token": "tok-bob", "uid": "bob"},
+            push.devices_path("bob"): {"devices": {"phone": phone("tok-bob")}},
             "users/bob/settings/notifications": {"payments": 0},
         },
     )
@@ -120,23 +125,26 @@ def test_a_message_of_many_pushes_reads_the_preferences_once_and_each_customers_
     pushes = [a_push(f"p{i}:completed") for i in range(5)] + [a_push(f"b{i}:completed", uid="bob") for i in range(3)]
     pushes += [a_push(f"c{i}:received", kind="incoming", uid="carol") for i in range(2)]
     assert deliver(counted, Sender(), *pushes) == {"sent": 5, "muted": 3, "no_devices": 2}
-    # the preferences of all three in one read; the devices of alice and carol in one query
-    # (bob's pushes are muted), and of 31 customers in two (30 values per `in`)
-    assert counted.counts == {"BatchGetDocuments": 1, "RunQuery": 1}
-    counted.reset()
-    many = [a_push(f"m{i}:completed", uid=f"user{i}") for i in range(31)]
-    assert deliver(counted, Sender(), *many) == {"no_devices": 31}
-    assert counted.counts == {"BatchGetDocuments": 1, "RunQuery": 2}
+    # the preferences and devices of all three in one read, and no query
+    assert counted.counts == {"BatchGetDocuments": 1}
 
 
-def test_only_a_device_under_the_customers_own_document_that_names_them_is_theirs(docs):
-    seed(
-        docs,
-        {
-            "users/mallory/devices/phone": {"token": "tok-mallory", "uid": UID},  # names alice, is mallory's
-            f"users/{UID}/devices/old": {"token": "tok-old"},  # names nobody (made before devices named owners)
-        },
-    )
+def test_an_entry_of_another_shape_is_skipped_and_a_device_the_app_added_meanwhile_is_kept(docs):
+    odd = {"phone": phone("tok-phone"), "junk": "x", "nameless": {"platform": "ios"}, "empty": {"token": ""}}
+    seed(docs, {push.devices_path(UID): {"devices": odd}})
     sender = Sender()
     assert deliver(docs, sender, a_push()) == {"sent": 1}
-    assert sorted(t for t, _, _ in sender.sent) == ["tok-phone", "tok-tab"]
+    assert [t for t, _, _ in sender.sent] == ["tok-phone"]
+
+    class AppAddsAPhone(MemoryDocuments):
+        """The app registers a phone between the push function's read and its removal."""
+
+        def batch(self):
+            seed(docs, {push.devices_path(UID): {"devices": {"old": phone("tok-old"), "new": phone("tok-new")}}})
+            return super().batch()
+
+    seed(docs, {push.devices_path(UID): {"devices": {"old": phone("tok-old")}}})
+    racing = AppAddsAPhone(fixed_clock(), store=docs.store)
+    gone = PushResult("tok-old", ok=False, unregistered=True, error="HTTP 404", code="UNREGISTERED")
+    assert deliver(racing, Sender(**{"tok-old": gone}), a_push("p9:completed")) == {"no_devices": 1}
+    assert set(devices(docs)) == {"old", "new"}  # nothing removed: the next push to it removes it

@@ -1,5 +1,6 @@
 // Push notifications. A phone gets an FCM registration token from the platform and
-// registers it at users/{uid}/devices/{deviceId}; the bank sends to it through FCM. The
+// registers it in users/{uid}/settings/devices ({devices: {deviceId: {token, platform}},
+// changed: deviceId}: one device per write, firestore.rules); the bank sends to it through FCM. The
 // local stack has no FCM: its FCM-compatible sink records what was sent, and this app reads
 // the messages for its own token from the sink, as the device would receive them.
 import { doc, setDoc } from "firebase/firestore";
@@ -16,15 +17,21 @@ function randomId(prefix) {
   return prefix + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** This browser's device registration for `uid` (made once, kept in localStorage). */
+/** This browser's device registration for `uid` (made once, kept in localStorage, and
+ * written again at every sign-in: the same entry, so nothing changes if it is there). */
 export async function registerDevice(uid) {
   const key = `fjordbank-device-${uid}`;
   let device = JSON.parse(localStorage.getItem(key) || "null");
   if (!device) {
     device = { deviceId: randomId("web"), token: randomId("web-token-") };
-    await setDoc(doc(db, `users/${uid}/devices/${device.deviceId}`), { token: device.token, platform: "web", uid });
     localStorage.setItem(key, JSON.stringify(device));
   }
+  const entry = { token: device.token, platform: "web" };
+  await setDoc(
+    doc(db, `users/${uid}/settings/devices`),
+    { devices: { [device.deviceId]: entry }, changed: device.deviceId },
+    { merge: true },
+  );
   return device;
 }
 

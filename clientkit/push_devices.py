@@ -1,0 +1,35 @@
+"""The app's push registration: a device's FCM token in the customer's devices document.
+
+``users/{uid}/settings/devices`` holds ``{"devices": {deviceId: {"token", "platform"}},
+"changed": deviceId}``; each write adds, replaces or removes one device and names it in
+``changed`` (firestore.rules). The push function reads the document together with the
+customer's notification settings (fjordbank/service_layer/push.py). The web app does the
+same with the Firebase JS SDK (web/src/push.js).
+"""
+
+from __future__ import annotations
+
+import requests
+
+from clientkit.rest import FirestoreAsUser
+
+PLATFORMS = ("android", "ios", "web")
+
+
+def devices_path(uid: str) -> str:
+    return f"users/{uid}/settings/devices"
+
+
+def _mask(device_id: str) -> list[str]:
+    return [f"devices.`{device_id}`", "changed"]
+
+
+def register(app: FirestoreAsUser, uid: str, device_id: str, token: str, platform: str) -> requests.Response:
+    """Add (or replace) one device of the signed-in customer ``uid``."""
+    fields = {"devices": {device_id: {"token": token, "platform": platform}}, "changed": device_id}
+    return app.merge(devices_path(uid), fields, _mask(device_id))
+
+
+def remove(app: FirestoreAsUser, uid: str, device_id: str) -> requests.Response:
+    """Remove one device (the app signs out there)."""
+    return app.merge(devices_path(uid), {"changed": device_id}, _mask(device_id))
