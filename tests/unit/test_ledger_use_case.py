@@ -490,3 +490,37 @@ async def test_two_instances_racing_on_the_same_accounts_with_deposits_keep_ever
     for pid in debited:
         record = await docs.get(record_path(pid))
         assert record is not None and record.data["postingIds"] == [f"{pid}:debit", f"{pid}:credit"]
+
+
+def test_an_update_of_a_record_sends_only_what_changed() -> None:
+    from fjordbank.service_layer.ledger import changed_fields
+    from fjordbank.service_layer.ports import DELETE_FIELD, SERVER_TIME
+
+    before = {
+        "paymentId": "p1",
+        "amount": 5,
+        "steps": {"approved": {"status": "credit"}},
+        "postingIds": ["a"],
+        "status": "credit",
+        "updatedAt": SERVER_TIME,
+        "gone": 1,
+        "odd": {"a-b": 1},
+    }
+    after = {
+        "paymentId": "p1",
+        "amount": 5,
+        "steps": {"approved": {"status": "credit"}, "credit": {"status": "completed"}},
+        "postingIds": ["a", "b"],
+        "status": "completed",
+        "updatedAt": SERVER_TIME,
+        "odd": {"a-b": 2},
+    }
+    assert changed_fields(before, after) == {
+        "steps.credit": {"status": "completed"},
+        "postingIds": ["a", "b"],
+        "status": "completed",
+        "updatedAt": SERVER_TIME,  # a server timestamp is always sent
+        "odd": {"a-b": 2},  # a key that is no plain field name: the whole map
+        "gone": DELETE_FIELD,
+    }
+    assert changed_fields(after, after) == {"updatedAt": SERVER_TIME}
