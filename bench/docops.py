@@ -157,7 +157,7 @@ def pushes_delivered(stack: Stack, since: int, *, still: float = 3.0, timeout: f
 def push_delivery(project_id: str, pushes: int = 20) -> dict:
     """The push function's Firestore work per push (service_layer.push.deliver_batch, on a
     project of its own, to a customer with one device and default preferences), each push
-    a message of its own: in a message of many, the preferences are one round trip for all."""
+    a message of its own: in a message of many, one read serves every customer in it."""
     from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.push import PushResult
     from fjordbank.service_layer import push
