@@ -119,17 +119,6 @@ class RoundTrips:
         self.counts["RunQuery"] += 1
         return self.docs.query(collection, where=where, order_by=order_by, limit=limit)
 
-    def query_group(
-        self,
-        collection_id: str,
-        *,
-        where: Sequence[Where] = (),
-        order_by: Sequence[OrderBy] = (),
-        limit: int | None = None,
-    ) -> list[Doc]:
-        self.counts["RunQuery"] += 1
-        return self.docs.query_group(collection_id, where=where, order_by=order_by, limit=limit)
-
     def batch(self) -> Batch:
         return _CountingBatch(self.docs.batch(), self.counts)
 
