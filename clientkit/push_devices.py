@@ -12,12 +12,9 @@ from __future__ import annotations
 import requests
 
 from clientkit.rest import FirestoreAsUser
+from fjordbank.service_layer.push import devices_path
 
-PLATFORMS = ("android", "ios", "web")
-
-
-def devices_path(uid: str) -> str:
-    return f"users/{uid}/settings/devices"
+__all__ = ["devices_path", "register", "remove"]
 
 
 def _mask(device_id: str) -> list[str]:
