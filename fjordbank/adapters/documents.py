@@ -13,6 +13,7 @@ suite tests/integration/test_documents_contract.py, which runs on both.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -27,7 +28,13 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.transaction import Transaction, transactional
 from google.cloud.firestore_v1.types.write import Write
 
-from fjordbank.adapters.firestore import async_transactional, count_attempts, is_contention
+from fjordbank.adapters.firestore import (
+    BODY_ABORT_TRIES,
+    async_transactional,
+    body_abort_backoff,
+    count_attempts,
+    is_contention,
+)
 from fjordbank.service_layer import ports
 from fjordbank.service_layer.ports import Data, Doc, OrderBy, Where, Written
 
@@ -56,6 +63,20 @@ def to_doc(snap: DocumentSnapshot[Any]) -> Doc | None:
     updated = snap.update_time
     assert updated is not None  # an existing document always has one
     return Doc(snap.reference.path, data, updated)
+
+
+def _retry_body_aborts(run: Callable[[], T]) -> T:
+    """``run`` (one transaction, with the client's own retries of an aborted commit) again
+    when its body's read was ABORTED (fjordbank.adapters.firestore.BODY_ABORT_TRIES)."""
+    tries = 0
+    while True:
+        try:
+            return run()
+        except api_errors.Aborted:
+            tries += 1
+            if tries >= BODY_ABORT_TRIES:
+                raise
+            time.sleep(body_abort_backoff(tries))
 
 
 @contextmanager
@@ -226,7 +247,7 @@ class FirestoreDocuments:
 
         try:
             with port_errors():
-                result: T = transactional(attempt)(self.db.transaction())
+                result: T = _retry_body_aborts(lambda: transactional(attempt)(self.db.transaction()))
         except BaseException as exc:
             count_attempts(operation, attempts, exc.__cause__ if isinstance(exc, ports.Contention) else exc)
             raise

@@ -6,7 +6,9 @@ and anonymous credentials, as the emulator expects; in production, default crede
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
@@ -115,6 +117,24 @@ def is_contention(exc: BaseException) -> bool:
     )
 
 
+# The client retries a transaction only when its commit is ABORTED. A read inside the body
+# can be ABORTED too: it waited for a document another transaction has locked and lost
+# ("Transaction lock timeout" on the emulator, "Too much contention" in production). The
+# client rolls back and raises; the ports run the transaction again, this many times in all
+# with jittered backoff, before the caller sees ``ports.Contention`` (as the Node and Java
+# clients retry any ABORTED in a transaction). A consumer would nak and be redelivered
+# anyway; the admin paths (deposits, opening accounts) have no redelivery.
+BODY_ABORT_TRIES = 5
+BODY_ABORT_BACKOFF_S = (0.05, 1.0)  # the first wait's ceiling, doubled each time up to the second
+
+
+def body_abort_backoff(tries: int) -> float:
+    """Seconds to wait before running a transaction again after its ``tries``-th aborted
+    body: full jitter under an exponential ceiling."""
+    first, cap = BODY_ABORT_BACKOFF_S
+    return random.uniform(0, min(cap, first * 2 ** (tries - 1)))
+
+
 def count_attempts(operation: str, attempts: int, error: BaseException | None) -> None:
     """Count one transactional call that ran its body ``attempts`` times: every attempt but
     the last was retried (the client retries only after ABORTED at commit); the last one
@@ -146,7 +166,9 @@ def async_transactional(*, operation: str) -> Callable[[TransactionBody[P, T]], 
         await run(db.transaction())
 
     The client's retry loop is left as it is: the body is wrapped to count how often the
-    loop ran it, and the outcome of the whole call says how the last attempt ended."""
+    loop ran it, and the outcome of the whole call says how the last attempt ended. Around
+    it, an ABORTED raised by the body itself (a read that waited for another transaction's
+    lock: see ``BODY_ABORT_TRIES``) runs the whole transaction again."""
 
     def decorate(body: TransactionBody[P, T]) -> TransactionBody[P, T]:
         @functools.wraps(body)
@@ -158,11 +180,20 @@ def async_transactional(*, operation: str) -> Callable[[TransactionBody[P, T]], 
                 attempts += 1
                 return await body(tx, *a, **kw)
 
-            try:
-                result = await _client_async_transactional(attempt)(transaction, *args, **kwargs)
-            except BaseException as exc:
-                count_attempts(operation, attempts, exc)
-                raise
+            tries = 0
+            while True:
+                try:
+                    result = await _client_async_transactional(attempt)(transaction, *args, **kwargs)
+                    break
+                except api_errors.Aborted as exc:
+                    tries += 1
+                    if tries >= BODY_ABORT_TRIES:
+                        count_attempts(operation, attempts, exc)
+                        raise
+                    await asyncio.sleep(body_abort_backoff(tries))
+                except BaseException as exc:
+                    count_attempts(operation, attempts, exc)
+                    raise
             count_attempts(operation, attempts, None)
             return result
 

@@ -17,6 +17,7 @@ once together with the new postings.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,13 @@ from fjordbank.topology import PAYMENT_PARTITIONS, partition_of
 # Internal accounts. "world" stands for every party outside the bank: money that enters
 # (deposits, incoming payments) is debited from it, money that leaves is credited to it.
 INTERNAL_WORLD = "internal-world"
+# Deposits (the admin path's money from outside) debit a shard of the world, one per
+# deposit call, fixed by its first deposit id: one document every deposit wrote made
+# concurrent deposits wait on each other's locks for seconds and fail. ``internal-world``
+# keeps the deposits made before the shards and takes no new ones; the shards and it
+# together are the world's balance.
+WORLD_SHARDS = 16
+INTERNAL_WORLD_SHARDS = tuple(f"internal-world-{i:02d}" for i in range(WORLD_SHARDS))
 INTERNAL_CLEARING = "internal-clearing"
 # Settled external payments: what the bank paid out through clearing. Sharded by payment
 # partition (fjordbank/topology.py): a partition's steps are posted by the one ledger
@@ -49,6 +57,7 @@ INTERNAL_TRANSIT_IN = tuple(f"internal-transit-in-p{n}" for n in range(PAYMENT_P
 INTERNAL_TRANSIT = (*INTERNAL_TRANSIT_OUT, *INTERNAL_TRANSIT_IN)
 INTERNAL_ACCOUNTS = (
     INTERNAL_WORLD,
+    *INTERNAL_WORLD_SHARDS,
     INTERNAL_CLEARING,
     INTERNAL_SETTLEMENT,
     *INTERNAL_SETTLEMENT_SHARDS,
@@ -70,6 +79,12 @@ def transit_out_account(payer_account: str) -> str:
 def transit_in_account(payee_account: str) -> str:
     """Where the payee's partition takes an internal payment from to credit it."""
     return INTERNAL_TRANSIT_IN[partition_of(payee_account)]
+
+
+def world_account(deposit_id: str) -> str:
+    """The world shard a deposit call debits, fixed by (its first) deposit id."""
+    digest = hashlib.sha256(deposit_id.encode()).digest()
+    return INTERNAL_WORLD_SHARDS[int.from_bytes(digest[:4], "big") % WORLD_SHARDS]
 
 
 def card_scheme_account(key: str) -> str:

@@ -49,7 +49,6 @@ from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTI
 from fjordbank.domain.ledger import (
     INTERNAL,
     INTERNAL_ACCOUNTS,
-    INTERNAL_WORLD,
     Account,
     Book,
     Declined,
@@ -58,6 +57,7 @@ from fjordbank.domain.ledger import (
     settlement_account,
     transit_in_account,
     transit_out_account,
+    world_account,
 )
 from fjordbank.domain.payment_ledger import StepResult, UnexpectedStep, apply_step
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
@@ -417,10 +417,12 @@ class Ledger:
 
     # ---- admin path: accounts and deposits ------------------------------------------------
     async def ensure_internal_accounts(self, currency: str = "NOK") -> None:
-        """Create each internal account that is missing (one read and, when missing, one
-        create each); one made meanwhile by another process is left as it is."""
+        """Create each internal account that is missing (one read of them all and, when
+        some are missing, one create each); one made meanwhile by another process is left
+        as it is."""
+        found = await self.docs.get_many([account_path(a) for a in INTERNAL_ACCOUNTS])
         for account_id in INTERNAL_ACCOUNTS:
-            if await self.docs.get(account_path(account_id)) is not None:
+            if found.get(account_path(account_id)) is not None:
                 continue
             batch = self.docs.batch()
             batch.create(account_path(account_id), internal_account(account_id, currency))
@@ -446,8 +448,11 @@ class Ledger:
         """Several deposits (deposit id, account, amount) in one unit of work (operation
         ``ledger_deposit``): the outside world's account is written once. Returns how many
         were new."""
-        postings = [Posting.transfer(d, "deposit", INTERNAL_WORLD, a, amount, currency) for d, a, amount in items]
-        account_ids = {INTERNAL_WORLD, *(a for _d, a, _m in items)}
+        if not items:
+            return 0
+        world = world_account(items[0][0])
+        postings = [Posting.transfer(d, "deposit", world, a, amount, currency) for d, a, amount in items]
+        account_ids = {world, *(a for _d, a, _m in items)}
 
         async def run(uow: AsyncUnitOfWork) -> int:
             found = await uow.get_many(

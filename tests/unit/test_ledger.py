@@ -20,6 +20,7 @@ from fjordbank.domain.ledger import (
     INTERNAL_ACCOUNTS,
     INTERNAL_CLEARING,
     INTERNAL_WORLD,
+    INTERNAL_WORLD_SHARDS,
     OPEN,
     Account,
     Book,
@@ -30,6 +31,7 @@ from fjordbank.domain.ledger import (
     UnbalancedPosting,
     posting_id,
     replay,
+    world_account,
 )
 
 NOK = "NOK"
@@ -305,8 +307,8 @@ def test_internal_account_can_always_spend():
 
 
 def test_internal_accounts_are_distinct():
-    # settlement shards, scheme shards, transit out and in
-    assert len(set(INTERNAL_ACCOUNTS)) == len(INTERNAL_ACCOUNTS) == 3 + 8 + 16 + 8 + 8
+    # world shards, settlement shards, scheme shards, transit out and in
+    assert len(set(INTERNAL_ACCOUNTS)) == len(INTERNAL_ACCOUNTS) == 3 + 16 + 8 + 16 + 8 + 8
 
 
 def test_apply_is_all_or_nothing_on_unknown_account():
@@ -449,3 +451,9 @@ def test_fifty_payments_from_account_funded_for_ten_exactly_ten_succeed():
 def test_replay_of_balanced_postings_sums_to_zero(moves):
     postings = [Posting.transfer(f"p{i}", "t", d, c, amt, NOK) for i, (d, c, amt) in enumerate(moves)]
     assert sum(replay(postings).values()) == 0
+
+
+def test_deposits_spread_over_the_world_shards():
+    shards = {world_account(f"opening-{n}") for n in range(400)}
+    assert shards == set(INTERNAL_WORLD_SHARDS) and INTERNAL_WORLD not in shards
+    assert world_account("opening-1") == world_account("opening-1")

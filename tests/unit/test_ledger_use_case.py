@@ -22,10 +22,10 @@ import pytest
 from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.ledger import (
     INTERNAL_ACCOUNTS,
-    INTERNAL_WORLD,
     settlement_account,
     transit_in_account,
     transit_out_account,
+    world_account,
 )
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payment_ledger import StepResult, published
@@ -409,7 +409,7 @@ async def test_a_deposit_is_posted_once_per_id_and_the_world_written_once_per_ba
     docs.forget()
     assert await ledger.deposit_many([("d1", ALICE, 1_000), ("d2", BOB, 2_000), ("d3", ALICE, 3_000)]) == 2
     [unit] = docs.units_of("ledger_deposit")
-    assert len(unit.reads) == 1 and unit.written(account_path(INTERNAL_WORLD)) == 1
+    assert len(unit.reads) == 1 and unit.written(account_path(world_account("d1"))) == 1
     assert await balance(docs, ALICE) == (4_000, 0, 4_000) and await balance(docs, BOB) == (2_000, 0, 2_000)
     assert money(docs) == 0
 

@@ -24,7 +24,6 @@ from fjordbank.domain.ledger import (
     CUSTOMER,
     INTERNAL,
     INTERNAL_ACCOUNTS,
-    INTERNAL_CARD_SCHEME,
     INTERNAL_CLEARING,
     INTERNAL_SETTLEMENT,
     INTERNAL_SETTLEMENT_SHARDS,
@@ -79,11 +78,7 @@ def fresh_book(alice_1: int = 10_000, alice_2: int = 0, bob_1: int = 5_000, *, o
         customer(ALICE_2, alice_2, owner="alice"),
         customer(BOB_1, bob_1, owner="bob"),
         internal(INTERNAL_WORLD, -(alice_1 + alice_2 + bob_1)),
-        internal(INTERNAL_CLEARING),
-        internal(INTERNAL_SETTLEMENT),
-        *(internal(shard) for shard in INTERNAL_SETTLEMENT_SHARDS),
-        *(internal(shard) for shard in INTERNAL_CARD_SCHEME),
-        *(internal(shard) for shard in INTERNAL_TRANSIT),
+        *(internal(a) for a in INTERNAL_ACCOUNTS if a != INTERNAL_WORLD),  # every other internal account, empty
     ]
     return Book({a.account_id: a for a in accounts})
 

@@ -13,7 +13,13 @@ import pytest
 from google.api_core import exceptions as api_errors
 from prometheus_client import REGISTRY
 
-from fjordbank.adapters.firestore import async_transactional, is_transient
+from fjordbank.adapters.firestore import (
+    BODY_ABORT_BACKOFF_S,
+    BODY_ABORT_TRIES,
+    async_transactional,
+    body_abort_backoff,
+    is_transient,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,13 +108,37 @@ def test_a_body_that_fails_is_neither_a_commit_nor_contention():
     assert counts("t_bug") == {"committed": 0, "retried": 0, "aborted": 0}
 
 
-def test_contention_while_reading_counts_as_aborted():
+def test_contention_while_reading_runs_the_transaction_again_then_counts_as_aborted(monkeypatch):
+    monkeypatch.setattr("fjordbank.adapters.firestore.body_abort_backoff", lambda _tries: 0)
+
     def contended_read():
         raise api_errors.Aborted("lock timeout on read")
 
     with pytest.raises(api_errors.Aborted):
         run("t_read", ContendedTransaction(aborts=0), body=contended_read)
-    assert counts("t_read") == {"committed": 0, "retried": 0, "aborted": 1}
+    assert counts("t_read") == {"committed": 0, "retried": BODY_ABORT_TRIES - 1, "aborted": 1}
+
+
+def test_a_read_that_lost_once_to_a_lock_is_run_again_and_commits(monkeypatch):
+    monkeypatch.setattr("fjordbank.adapters.firestore.body_abort_backoff", lambda _tries: 0)
+    lost = []
+
+    def contended_once():
+        if not lost:
+            lost.append(1)
+            raise api_errors.Aborted("Transaction lock timeout.")
+
+    tx = ContendedTransaction(aborts=0)
+    result, calls = run("t_read_once", tx, body=contended_once)
+    assert result == 42 and calls == [21, 21] and tx.commits == 1
+    assert counts("t_read_once") == {"committed": 1, "retried": 1, "aborted": 0}
+
+
+def test_the_backoff_after_an_aborted_body_is_jittered_under_a_doubling_ceiling():
+    first, cap = BODY_ABORT_BACKOFF_S
+    for tries in range(1, 10):
+        waits = [body_abort_backoff(tries) for _ in range(50)]
+        assert all(0 <= w <= min(cap, first * 2 ** (tries - 1)) for w in waits)
 
 
 def _decorated_operations(path: Path, tree: ast.AST) -> list[str]:
