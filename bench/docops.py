@@ -42,7 +42,7 @@ from pathlib import Path
 import requests
 
 from bench.pipeline import admin_ledger, drive, make_payments, setup_population
-from clientkit.push_devices import devices_path
+from clientkit.push_devices import settings_path
 from devstack import settings as stack_settings
 from devstack.stack import Stack
 from fjordbank.adapters.firestore import async_client, sync_client
@@ -130,7 +130,11 @@ def give_devices(project_id: str, uids: list[str]) -> None:
         batch = db.batch()
         for uid in uids[start : start + 400]:
             phone = {"token": f"bench-{uid}", "platform": "ios"}
-            batch.set(db.document(devices_path(uid)), {"devices": {"bench-phone": phone}, "changed": "bench-phone"})
+            batch.set(
+                db.document(settings_path(uid)),
+                {"devices": {"bench-phone": phone}, "changed": "bench-phone"},
+                merge=True,
+            )
         batch.commit()
 
 
@@ -168,7 +172,7 @@ def push_delivery(project_id: str, pushes: int = 20) -> dict:
 
     db = sync_client(f"{project_id}-push-{uuid.uuid4().hex[:6]}")
     uid = "bench-push"
-    db.document(devices_path(uid)).set(
+    db.document(settings_path(uid)).set(
         {"devices": {"phone": {"token": "t" * 40, "platform": "ios"}}, "changed": "phone"}
     )
     docs = FirestoreDocuments(db)

@@ -1,10 +1,11 @@
-"""The app's push registration: a device's FCM token in the customer's devices document.
+"""The app's push registration: a device's FCM token in the customer's notification settings.
 
-``users/{uid}/settings/devices`` holds ``{"devices": {deviceId: {"token", "platform"}},
-"changed": deviceId}``; each write adds, replaces or removes one device and names it in
-``changed`` (firestore.rules). The push function reads the document together with the
-customer's notification settings (fjordbank/service_layer/push.py). The web app does the
-same with the Firebase JS SDK (web/src/push.js).
+``users/{uid}/settings/notifications`` holds the preferences by kind and ``{"devices":
+{deviceId: {"token", "platform"}}, "changed": deviceId}``; each write of a device adds,
+replaces or removes one and names it in ``changed``, leaving the preferences as they are
+(firestore.rules). The push function reads the one document per customer
+(fjordbank/service_layer/push.py). The web app does the same with the Firebase JS SDK
+(web/src/push.js).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import requests
 
 from clientkit.rest import FirestoreAsUser
-from fjordbank.service_layer.push import devices_path
+from fjordbank.service_layer.push import settings_path
 
-__all__ = ["devices_path", "register", "remove"]
+__all__ = ["register", "remove", "settings_path"]
 
 
 def _mask(device_id: str) -> list[str]:
@@ -24,9 +25,9 @@ def _mask(device_id: str) -> list[str]:
 def register(app: FirestoreAsUser, uid: str, device_id: str, token: str, platform: str) -> requests.Response:
     """Add (or replace) one device of the signed-in customer ``uid``."""
     fields = {"devices": {device_id: {"token": token, "platform": platform}}, "changed": device_id}
-    return app.merge(devices_path(uid), fields, _mask(device_id))
+    return app.merge(settings_path(uid), fields, _mask(device_id))
 
 
 def remove(app: FirestoreAsUser, uid: str, device_id: str) -> requests.Response:
     """Remove one device (the app signs out there)."""
-    return app.merge(devices_path(uid), {"changed": device_id}, _mask(device_id))
+    return app.merge(settings_path(uid), {"changed": device_id}, _mask(device_id))

@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from clientkit.push_devices import devices_path
+from clientkit.push_devices import settings_path
 
 
 @dataclass
@@ -129,7 +129,7 @@ def _bank_class():
                 token = f"chaos-{secrets.token_hex(12)}"
                 with session.errors("registering the phone"):
                     phone = f"chaos-{secrets.token_hex(4)}"
-                    session.db.document(devices_path(uid)).set(
+                    session.db.document(settings_path(uid)).set(
                         {"devices": {phone: {"token": token, "platform": "android"}}, "changed": phone}, merge=True
                     )
                 with self._devices_lock:

@@ -12,12 +12,14 @@ it: two writes per push, at most once (a push whose send failed after its claim 
 sent), and four documents of every internal payment's 39 (bench/docops.py). A lost push
 is worse for a bank's customer than one shown once after two sends.
 
-Per message (a batch of pushes): one read of every customer's notification settings and
-devices (``users/{uid}/settings/notifications`` and ``users/{uid}/settings/devices``, the
-latter a map of the customer's devices the app keeps: firestore.rules), the sends made
-`WORKERS` at a time, and the tokens FCM reports as unregistered removed in one commit
-(each device document on the condition that it is the version read: a device the app
-added meanwhile is never lost). One round trip and no query: until 2026-12 each device
+Per message (a batch of pushes): one read of one document per customer,
+``users/{uid}/settings/notifications``, which holds the preferences by kind and the map of
+the customer's devices the app keeps (firestore.rules), the sends made `WORKERS` at a
+time, and the tokens FCM reports as unregistered removed in one commit (each document on
+the condition that it is the version read: a device the app added meanwhile is never
+lost). One round trip, one document per customer and no query: until 2026-12-01 the
+devices had a document of their own beside the preferences (two reads per customer), and
+before that each device
 was a document of its own, found by a query per customer, and the emulator answers every
 query by scanning all its documents (seen in its thread dumps: runQuery, 17 ms idle and
 85 ms loaded each); the push function's queries were the emulator's largest load in the
@@ -41,7 +43,7 @@ from fjordbank.service_layer.ports import Doc, Documents, NotFound, Stale
 log = logging.getLogger(__name__)
 SETTINGS = "settings"
 NOTIFICATION_SETTINGS = "notifications"
-DEVICES = "devices"  # users/{uid}/settings/devices: {"devices": {deviceId: {token, platform}}, "changed": deviceId}
+DEVICES = "devices"  # the field of the settings document: {deviceId: {token, platform}} ("changed": deviceId)
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
 # Sends made at once, per message, as FCM's own sendEach does (the senders' HTTP sessions
 # are thread-safe).
@@ -52,12 +54,8 @@ def settings_path(uid: str) -> str:
     return f"{USERS}/{uid}/{SETTINGS}/{NOTIFICATION_SETTINGS}"
 
 
-def devices_path(uid: str) -> str:
-    return f"{USERS}/{uid}/{SETTINGS}/{DEVICES}"
-
-
 def tokens(found: Doc | None) -> dict[str, str]:
-    """deviceId -> token of each device in a customer's devices document that has one (an
+    """deviceId -> token of each device in a customer's settings document that has one (an
     entry of another shape is skipped: the app writes it, and the rules check each write)."""
     devices = found.data.get(DEVICES) if found is not None else None
     if not isinstance(devices, dict):
@@ -120,9 +118,9 @@ def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[
     if not items:
         return outcomes
     uids = list(dict.fromkeys(item.uid for item in items))
-    found = docs.get_many([path for uid in uids for path in (settings_path(uid), devices_path(uid))])
+    found = docs.get_many([settings_path(uid) for uid in uids])
     wanted = {uid: chosen(found.get(settings_path(uid))) for uid in uids}
-    devices = {uid: tokens(found.get(devices_path(uid))) for uid in uids}
+    devices = {uid: tokens(found.get(settings_path(uid))) for uid in uids}
     unmuted = [wanted[item.uid].get(item.kind, False) for item in items]
     sends = [
         (n, device, token) for n, on in enumerate(unmuted) if on for device, token in devices[items[n].uid].items()
@@ -137,16 +135,17 @@ def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[
     for (n, device, _token), result in zip(sends, results, strict=True):
         if result.unregistered:
             gone.setdefault(items[n].uid, set()).add(device)
-    removed = _remove(docs, {uid: found.get(devices_path(uid)) for uid in gone}, gone)
+    removed = _remove(docs, {uid: found.get(settings_path(uid)) for uid in gone}, gone)
     log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed})
     return outcomes
 
 
 def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[str]]) -> int:
-    """Take the devices FCM reports as unregistered out of their customers' devices
+    """Take the devices FCM reports as unregistered out of their customers' settings
     documents, in one commit, each document on the condition that it is still the version
-    read. If the app changed one meanwhile the commit fails and nothing is removed: the next
-    push to that token is answered unregistered again and removes it then."""
+    read. If the app changed one meanwhile (a device or a preference) the commit fails and
+    nothing is removed: the next push to that token is answered unregistered again and
+    removes it then."""
     if not gone:
         return 0
     batch = docs.batch()

@@ -37,8 +37,10 @@ def world(stack):
             "currency": "NOK",
             "status": "completed",
         },
-        f"users/{alice}/settings/devices": {"devices": {"dev1": {"token": "tok-a", "platform": "android"}}},
-        f"users/{alice}/settings/notifications": {"payments": True},
+        f"users/{alice}/settings/notifications": {
+            "payments": True,
+            "devices": {"dev1": {"token": "tok-a", "platform": "android"}},
+        },
         "postings/p1:transfer": {"paymentId": "p1"},
         "holds/p1": {"holdId": "p1"},
         "ledgerPayments/p1": {"paymentId": "p1"},
@@ -88,7 +90,6 @@ def request_body(w, **over):
 OWNED_READS = [
     "users/{alice}",
     "users/{alice}/paymentRequests/req-alice-1",
-    "users/{alice}/settings/devices",
     "accounts/{acct_a}",
     "accounts/{acct_a}/transactions/p1",
     "users/{alice}/settings/notifications",
@@ -274,13 +275,15 @@ def test_requests_cannot_be_changed_or_deleted_by_the_client(world):
 
 
 def test_device_tokens_are_written_one_device_at_a_time_by_their_owner_only(world):
-    """The devices document's rules in full: tests/integration/test_push.py."""
+    """The devices' rules in full: tests/integration/test_push.py."""
     alice, bob = world["client"](world["alice"]), world["client"](world["bob"])
-    path = f"users/{world['alice']}/settings/devices"
+    path = f"users/{world['alice']}/settings/notifications"
     phone = {"devices": {"dev2": {"token": "t" * 20, "platform": "ios"}}, "changed": "dev2"}
     assert alice.app.merge(path, phone, ["devices.`dev2`", "changed"]).status_code in ALLOWED
     assert bob.app.merge(path, phone, ["devices.`dev2`", "changed"]).status_code in DENIED
-    assert alice.set(path, {"devices": {}, "changed": "dev1"}) in DENIED  # dev1 and dev2 at once
+    assert alice.set(path, {"payments": True, "devices": {}, "changed": "dev1"}) in DENIED  # dev1 and dev2 at once
+    assert alice.set(path, {"payments": True}) in DENIED  # the preferences alone, the devices dropped
+    assert alice.app.merge(path, {"marketing": True}, ["marketing"]).status_code in ALLOWED  # devices kept
     assert alice.delete(path) in DENIED
 
 

@@ -27,7 +27,7 @@ def add_device(app, uid: str, token: str) -> str:
 
 
 def devices_of(admin_db, uid: str) -> dict:
-    snap = admin_db.document(push_devices.devices_path(uid)).get()
+    snap = admin_db.document(push_devices.settings_path(uid)).get()
     return (snap.to_dict() or {}).get("devices", {}) if snap.exists else {}
 
 
@@ -70,7 +70,10 @@ def test_a_kind_the_customer_turned_off_is_not_pushed(stack, auth, as_user):
     for user in (muted, other):
         tokens[user["uid"]] = unique("device-token-")
         add_device(as_user(user["id_token"]), user["uid"], tokens[user["uid"]])
-    resp = as_user(muted["id_token"]).create(f"users/{muted['uid']}/settings", "notifications", {"onboarding": False})
+    # the preference beside the device in the same document, as the app writes it (a merge)
+    resp = as_user(muted["id_token"]).merge(
+        push_devices.settings_path(muted["uid"]), {"onboarding": False}, ["onboarding"]
+    )
     assert resp.status_code == 200, resp.text
     for user in (muted, other):
         status, body = callables_for(stack).call("onboarding_submit", application(), user["id_token"])
@@ -85,10 +88,10 @@ def test_marketing_is_off_unless_chosen():
     assert all(on for kind, on in DEFAULT_PREFERENCES.items() if kind != MARKETING)
 
 
-def test_the_devices_document_takes_one_well_formed_device_per_write(stack, auth, as_user):
+def test_the_settings_document_takes_one_well_formed_device_per_write(stack, auth, as_user):
     user, other = auth.sign_up(), auth.sign_up()
     app, uid = as_user(user["id_token"]), user["uid"]
-    path = push_devices.devices_path(uid)
+    path = push_devices.settings_path(uid)
 
     def write(fields: dict, *device_ids: str) -> int:
         mask = [f"devices.`{d}`" for d in device_ids] + ["changed"]

@@ -86,7 +86,7 @@ def test_each_fcm_send_of_a_push_is_one_line_with_fcms_error_code(capsys):
     db = MemoryDocuments()
     devices = db.batch()
     devices.set(
-        "users/u1/settings/devices",
+        "users/u1/settings/notifications",
         {"devices": {"phone": {"token": "tok-ok", "platform": "ios"}, "old": {"token": "tok-gone", "platform": "ios"}}},
     )
     devices.commit()

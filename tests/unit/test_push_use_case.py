@@ -38,7 +38,7 @@ def docs() -> MemoryDocuments:
     docs = MemoryDocuments(fixed_clock())
     seed(
         docs,
-        {f"users/{UID}/settings/devices": {"devices": {"phone": phone("tok-phone"), "tablet": phone("tok-tab")}}},
+        {f"users/{UID}/settings/notifications": {"devices": {"phone": phone("tok-phone"), "tablet": phone("tok-tab")}}},
     )
     return docs
 
@@ -48,7 +48,7 @@ def phone(token: str) -> dict:
 
 
 def devices(docs: MemoryDocuments, uid: str = UID) -> dict:
-    return (data(docs, push.devices_path(uid)) or {}).get("devices", {})
+    return (data(docs, push.settings_path(uid)) or {}).get("devices", {})
 
 
 def a_push(key: str = "payment-1:completed", kind: str = "payments", uid: str = UID) -> dict:
@@ -80,7 +80,8 @@ def test_an_unregistered_token_is_deleted_and_the_others_still_get_it(docs):
 
 
 def test_a_kind_the_customer_turned_off_is_not_pushed_and_marketing_is_off_unless_chosen(docs):
-    seed(docs, {f"users/{UID}/settings/notifications": {"payments": False}})
+    path = push.settings_path(UID)
+    seed(docs, {path: {**data(docs, path), "payments": False}})  # beside the devices, in the same document
     sender = Sender()
     assert deliver(docs, sender, a_push()) == {"muted": 1}
     assert deliver(docs, sender, a_push("offer-1", kind="marketing")) == {"muted": 1}
@@ -92,7 +93,7 @@ def test_a_kind_the_customer_turned_off_is_not_pushed_and_marketing_is_off_unles
 def test_a_customer_without_devices_gets_no_push(docs):
     failed = PushResult("tok-phone", ok=False, error="HTTP 500", code="INTERNAL")
     assert deliver(docs, Sender(), a_push(uid="carol")) == {"no_devices": 1}
-    seed(docs, {push.devices_path(UID): {"devices": {"phone": phone("tok-phone"), "tablet": {}}}})  # no token: skipped
+    seed(docs, {push.settings_path(UID): {"devices": {"phone": phone("tok-phone"), "tablet": {}}}})  # no token: skipped
     assert deliver(docs, Sender(**{"tok-phone": failed}), a_push("payment-2:completed")) == {"no_devices": 1}
 
 
@@ -117,7 +118,7 @@ def test_a_message_of_many_pushes_reads_the_preferences_once_and_each_customers_
     seed(
         docs,
         {
-            push.devices_path("bob"): {"devices": {"phone": phone("tok-bob")}},
+            push.settings_path("bob"): {"devices": {"phone": phone("tok-bob")}},
             "users/bob/settings/notifications": {"payments": 0},
         },
     )
@@ -131,7 +132,7 @@ def test_a_message_of_many_pushes_reads_the_preferences_once_and_each_customers_
 
 def test_an_entry_of_another_shape_is_skipped_and_a_device_the_app_added_meanwhile_is_kept(docs):
     odd = {"phone": phone("tok-phone"), "junk": "x", "nameless": {"platform": "ios"}, "empty": {"token": ""}}
-    seed(docs, {push.devices_path(UID): {"devices": odd}})
+    seed(docs, {push.settings_path(UID): {"devices": odd}})
     sender = Sender()
     assert deliver(docs, sender, a_push()) == {"sent": 1}
     assert [t for t, _, _ in sender.sent] == ["tok-phone"]
@@ -140,10 +141,10 @@ def test_an_entry_of_another_shape_is_skipped_and_a_device_the_app_added_meanwhi
         """The app registers a phone between the push function's read and its removal."""
 
         def batch(self):
-            seed(docs, {push.devices_path(UID): {"devices": {"old": phone("tok-old"), "new": phone("tok-new")}}})
+            seed(docs, {push.settings_path(UID): {"devices": {"old": phone("tok-old"), "new": phone("tok-new")}}})
             return super().batch()
 
-    seed(docs, {push.devices_path(UID): {"devices": {"old": phone("tok-old")}}})
+    seed(docs, {push.settings_path(UID): {"devices": {"old": phone("tok-old")}}})
     racing = AppAddsAPhone(fixed_clock(), store=docs.store)
     gone = PushResult("tok-old", ok=False, unregistered=True, error="HTTP 404", code="UNREGISTERED")
     assert deliver(racing, Sender(**{"tok-old": gone}), a_push("p9:completed")) == {"no_devices": 1}

@@ -1,8 +1,9 @@
 // Push notifications. A phone gets an FCM registration token from the platform and
-// registers it in users/{uid}/settings/devices ({devices: {deviceId: {token, platform}},
-// changed: deviceId}: one device per write, firestore.rules); the bank sends to it through FCM. The
-// local stack has no FCM: its FCM-compatible sink records what was sent, and this app reads
-// the messages for its own token from the sink, as the device would receive them.
+// registers it in users/{uid}/settings/notifications ({devices: {deviceId: {token, platform}},
+// changed: deviceId}, beside the preferences: one device per write, firestore.rules); the bank
+// sends to it through FCM. The local stack has no FCM: its FCM-compatible sink records what
+// was sent, and this app reads the messages for its own token from the sink, as the device
+// would receive them.
 import { doc, setDoc } from "firebase/firestore";
 import { config, db } from "./firebase.js";
 
@@ -28,7 +29,7 @@ export async function registerDevice(uid) {
   }
   const entry = { token: device.token, platform: "web" };
   await setDoc(
-    doc(db, `users/${uid}/settings/devices`),
+    doc(db, `users/${uid}/settings/notifications`),
     { devices: { [device.deviceId]: entry }, changed: device.deviceId },
     { merge: true },
   );

@@ -16,21 +16,21 @@ const DEFAULTS = { payments: true, incoming: true, card: true, onboarding: true,
 
 function settingsForm(uid) {
   const path = `users/${uid}/settings/notifications`;
-  let current = { ...DEFAULTS };
   const boxes = Object.fromEntries(
     KINDS.map(([kind]) => [kind, h("input", { type: "checkbox", testid: `pref-${kind}` })]),
   );
   for (const [kind, box] of Object.entries(boxes)) {
     box.addEventListener("change", async () => {
       try {
-        await setDoc(doc(db, path), { ...current, [kind]: box.checked });
+        // a merge of this one preference: the same document holds the devices (push.js)
+        await setDoc(doc(db, path), { [kind]: box.checked }, { merge: true });
       } catch (err) {
         toast(err.message, "error");
       }
     });
   }
   const stop = onSnapshot(doc(db, path), (snap) => {
-    current = { ...DEFAULTS, ...(snap.data() || {}) };
+    const current = { ...DEFAULTS, ...(snap.data() || {}) };
     for (const [kind, box] of Object.entries(boxes)) box.checked = current[kind];
   });
   const el = h(
