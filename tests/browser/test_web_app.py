@@ -16,7 +16,7 @@ from fjordbank.domain.giro import amount_check_digit
 from fjordbank.domain.norway import kid_mod10_check, today_in_norway
 from tests.browser.conftest import PASSWORD, PIPELINE_MS, apply, become_customer, nok, pay, shot, sign_up
 from tests.support.bank import card_details, processor
-from tests.support.clients import unique
+from tests.support.clients import unique, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -286,3 +286,30 @@ def test_a_half_year_of_history_in_my_economy_and_subscriptions(page, auth, stac
     expect(month.get_by_test_id("economy-categories")).to_contain_text("Groceries")
     expect(month.get_by_test_id("economy-categories")).to_contain_text("Subscriptions")
     shot(page, "15-my-economy-half-year")
+
+
+def test_a_notification_preference_is_kept_beside_the_devices(page, admin_db):
+    """The preferences and this browser's device share one document: a preference the
+    customer changes is a merge of that field alone, so the device stays registered."""
+    account = become_customer(page)
+    uid = admin_db.document(f"accounts/{account}").get().to_dict()["ownerUid"]
+    settings = admin_db.document(f"users/{uid}/settings/notifications")
+    page.get_by_test_id("nav-notifications").click()
+    page.get_by_text("What to be told about").click()
+    marketing, payments = page.get_by_test_id("pref-marketing"), page.get_by_test_id("pref-payments")
+    expect(marketing).not_to_be_checked()  # off unless chosen
+    expect(payments).to_be_checked()
+    marketing.check()
+    payments.uncheck()
+    expect(marketing).to_be_checked()  # the live document, read back
+    expect(payments).not_to_be_checked()
+    wait_for(
+        lambda: (
+            {k: (settings.get().to_dict() or {}).get(k) for k in ("marketing", "payments")}
+            == {"marketing": True, "payments": False}
+        ),
+        timeout=20,
+        what="the preferences in Firestore",
+    )
+    devices = settings.get().to_dict()["devices"]
+    assert len(devices) == 1 and next(iter(devices.values()))["platform"] == "web"
