@@ -28,6 +28,12 @@ Both `needed` and `book` take ``replays``, whether the batch may hold bookings b
 
 Documents are named by ``(kind, uid, id)`` (`DocKey`): the item by the booking's id, the
 month by YYYY-MM, the override, history and subscription by the booking's key.
+
+The merchant's history also says whether its subscription is listed and how
+(``LISTED``: active, dismissed, or None), kept with the subscription document by every
+writer of either (this module, the dismiss callable), so that a charge reads one
+document per merchant and not two. A history written before 2026-12-01 lacks the field:
+`legacy_needed` names the subscription documents to read for those.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ Found = Mapping[DocKey, dict[str, Any]]  # the documents read that exist
 
 ACTIVE = "active"
 DISMISSED = "dismissed"
+LISTED = "subscriptionStatus"  # the history's copy of its subscription's status (None: not listed)
 
 
 def counts(booking: Booking) -> bool:
@@ -62,15 +69,37 @@ def tracks_subscription(booking: Booking) -> bool:
 
 
 def needed(bookings: list[Booking], *, replays: bool) -> list[DocKey]:
-    """The documents the batch reads, each once: the overrides, the merchants' histories and
-    subscriptions and, with ``replays``, the items and their months."""
+    """The documents the batch reads, each once: the overrides, the merchants' histories
+    and, with ``replays``, the items and their months."""
     keys: dict[DocKey, None] = {}
     for b in filter(counts, bookings):
         read = [(ITEM, b.uid, b.tx_id), (OVERRIDE, b.uid, b.key), (MONTH, b.uid, b.month)]
         keys.update(dict.fromkeys(read if replays else [(OVERRIDE, b.uid, b.key)]))
     for b in filter(tracks_subscription, bookings):
-        keys.update(dict.fromkeys([(HISTORY, b.uid, b.key), (SUBSCRIPTION, b.uid, b.key)]))
+        keys[(HISTORY, b.uid, b.key)] = None
     return list(keys)
+
+
+def legacy_needed(bookings: list[Booking], found: Found) -> list[DocKey]:
+    """The subscriptions to read as well: those of the histories found that were written
+    before they said how their subscription is listed (``LISTED``)."""
+    keys = {(b.uid, b.key) for b in filter(tracks_subscription, bookings)}
+    return [
+        (SUBSCRIPTION, uid, key)
+        for uid, key in sorted(keys)
+        if LISTED not in found.get((HISTORY, uid, key), {LISTED: None})
+    ]
+
+
+def listed_status(found: Found, uid: str, key: str) -> str | None:
+    """How the merchant's subscription is listed (active, dismissed, None: not listed): the
+    history's ``LISTED``, or for a history from before it, its subscription document."""
+    history = found.get((HISTORY, uid, key))
+    if history is not None and LISTED in history:
+        status = history[LISTED]
+        return status if isinstance(status, str) else None
+    previous = found.get((SUBSCRIPTION, uid, key))
+    return str(previous.get("status", ACTIVE)) if previous is not None else None
 
 
 @dataclass(frozen=True)
@@ -160,19 +189,26 @@ def _subscriptions(
     listed: dict[tuple[str, str], dict[str, Any]] = {}
     unlisted: list[tuple[str, str]] = []
     for (uid, key), (b, history) in charged.items():
-        histories[(uid, key)] = {"key": key, "name": b.display_name, "charges": [c.to_dict() for c in history]}
         detected = subscriptions.detect(history)
-        previous = found.get((SUBSCRIPTION, uid, key))
+        status = listed_status(found, uid, key)
         if detected is not None:
             category = economy.category_of(b, override(uid, key))
-            listed[(uid, key)] = subscription_doc(b, detected, category, previous)
-        elif previous is not None and previous.get("status") != DISMISSED:
+            listed[(uid, key)] = subscription_doc(b, detected, category, status)
+            status = listed[(uid, key)]["status"]
+        elif status is not None and status != DISMISSED:
             unlisted.append((uid, key))  # the pattern is broken: no longer listed
+            status = None
+        histories[(uid, key)] = {
+            "key": key,
+            "name": b.display_name,
+            "charges": [c.to_dict() for c in history],
+            LISTED: status,
+        }
     return histories, listed, unlisted
 
 
 def subscription_doc(
-    booking: Booking, found: subscriptions.Subscription, category: str, previous: dict[str, Any] | None
+    booking: Booking, found: subscriptions.Subscription, category: str, status: str | None
 ) -> dict[str, Any]:
     return {
         "key": booking.key,
@@ -181,5 +217,5 @@ def subscription_doc(
         "category": category,
         **found.to_dict(),
         # a customer's "not a subscription" sticks however many charges follow
-        "status": (previous or {}).get("status", ACTIVE),
+        "status": status or ACTIVE,
     }

@@ -14,8 +14,9 @@ the batch in memory with `fjordbank.domain.economy_booking`, and writes what cha
 one commit. Applying a booking twice changes nothing, so redeliveries and replays are
 harmless:
 
-* first it reads only the overrides, and the merchants' histories and subscriptions of the
-  charges out: no item and no month. Every booking is taken as new: its item is created,
+* first it reads only the overrides, and the merchants' histories of the charges out (each
+  says how its subscription is listed: `fjordbank.domain.economy_booking.LISTED`): no item,
+  no month and no subscription. Every booking is taken as new: its item is created,
   and its month gets the batch's sums as increments (``set`` with ``merge``, so the month
   is written without being read; a month the batch starts has all its figures, and its
   ``spending`` once a category has some). A booking booked before has its item, so its
@@ -26,7 +27,7 @@ harmless:
   same changes nothing, a different one (a recategorised merchant) is replaced and its
   amount moved, and each changed month is written whole.
 
-So a fresh batch costs one read (overrides, histories, subscriptions) and one commit; a
+So a fresh batch costs one read (overrides, histories) and one commit; a
 batch with a booking booked before costs that attempt's read and failed commit more, then
 one read of all the batch needs (items and months too) and one commit.
 
@@ -106,6 +107,7 @@ async def _apply(docs: AsyncDocuments, booked: list[Booking], *, replays: bool) 
 
     async def run(uow: AsyncUnitOfWork) -> Applied:
         found = await _read(uow, economy_booking.needed(booked, replays=replays))
+        found |= await _read(uow, economy_booking.legacy_needed(booked, found))  # none once histories say
         result = economy_booking.book(booked, found, replays=replays)
         _write(uow, result)
         return Applied(len(result.months), len(result.subscriptions))

@@ -23,6 +23,7 @@ from fjordbank.adapters.firestore import (
     ECONOMY,
     ECONOMY_ITEMS,
     LEDGER_PAYMENTS,
+    MERCHANT_HISTORY,
     SUBSCRIPTIONS,
     TRANSACTIONS,
     USERS,
@@ -30,6 +31,7 @@ from fjordbank.adapters.firestore import (
 from fjordbank.domain import bookings, economy
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.categories import CATEGORIES, override_key
+from fjordbank.domain.economy_booking import LISTED
 from fjordbank.domain.errors import Refused
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, UnitOfWork, Where, system_clock
@@ -151,12 +153,15 @@ def set_subscription_status(docs: Documents, uid: str, key: object, status: str)
     """Dismiss a subscription that is none (or list it again): the choice sticks."""
     if not isinstance(key, str) or not key or "/" in key or len(key) > 120:
         raise InsightsRefused("invalid_merchant_key", "merchantKey is required", "merchantKey")
-    path = user_path(uid, SUBSCRIPTIONS, key)
+    path, history = user_path(uid, SUBSCRIPTIONS, key), user_path(uid, MERCHANT_HISTORY, key)
 
     def run(uow: UnitOfWork) -> dict[str, Any]:
-        if uow.get(path) is None:
+        found = uow.get_many([path, history])
+        if found.get(path) is None:
             raise InsightsRefused("unknown_subscription", "no such subscription", "merchantKey")
         uow.update(path, {"status": status, "updatedAt": SERVER_TIME})
+        if found.get(history) is not None:  # its copy, which the insights service reads (economy_booking.LISTED)
+            uow.update(history, {LISTED: status})
         return {"merchantKey": key, "status": status}
 
     return docs.transact(run, operation="subscriptions_status")

@@ -28,7 +28,8 @@ def test_sign_up_to_an_approved_customer_with_an_account_a_card_and_pushes(stack
     user = auth.sign_up()
     app = as_user(user["id_token"])
     token = register_device(app, user["uid"])
-    prefs = app.create(f"users/{user['uid']}/settings", "notifications", {"marketing": False, "card": True})
+    # beside the phone in the same document: a merge of the preferences, as the app writes them
+    prefs = app.merge(f"users/{user['uid']}/settings/notifications", {"marketing": False, "card": True}, ["marketing", "card"])
     assert prefs.status_code == 200, prefs.text
     # the phone enrols its key for strong customer authentication before applying
     phone = Device(user["uid"], "phone-ingrid-1", ec.generate_private_key(ec.SECP256R1()))

@@ -106,5 +106,7 @@ def test_mallory_cannot_pay_from_alices_account_or_write_under_her_name(world, a
     assert phone.status_code == 403
     prefs = mallory["app"].create(f"users/{alice['user']['uid']}/settings", "notifications", {"payments": False})
     assert prefs.status_code == 403
+    path = push_devices.settings_path(alice["user"]["uid"])
+    assert mallory["app"].merge(path, {"payments": False}, ["payments"]).status_code == 403
     assert alice["app"].get(f"accounts/{alice['account']}")[1]["balance"] == 50_000
     audit()

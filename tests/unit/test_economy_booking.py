@@ -19,12 +19,14 @@ from fjordbank.domain.economy_booking import (
     DISMISSED,
     HISTORY,
     ITEM,
+    LISTED,
     MONTH,
     OVERRIDE,
     SUBSCRIPTION,
     Booked,
     DocKey,
     book,
+    legacy_needed,
     needed,
 )
 
@@ -55,7 +57,9 @@ def run(batches: list[list[Booking]], found: dict[DocKey, dict[str, Any]] | None
     """Book the batches one after the other, each reading what the ones before wrote."""
     docs = dict(found or {})
     for batch in batches:
-        booked = book(batch, {k: docs[k] for k in needed(batch, replays=True) if k in docs}, replays=True)
+        found = {k: docs[k] for k in needed(batch, replays=True) if k in docs}
+        found |= {k: docs[k] for k in legacy_needed(batch, found) if k in docs}
+        booked = book(batch, found, replays=True)
         docs |= written(booked)
         for uid, key in booked.unlisted:
             docs.pop((SUBSCRIPTION, uid, key), None)
@@ -78,7 +82,6 @@ def test_a_batch_reads_each_document_once_and_own_transfers_read_nothing() -> No
         (OVERRIDE, UID, a.key),
         (MONTH, UID, "2026-11"),
         (HISTORY, UID, a.key),
-        (SUBSCRIPTION, UID, a.key),
     }
 
 
@@ -92,7 +95,6 @@ def test_a_batch_of_new_bookings_reads_no_item_and_no_month() -> None:
         (OVERRIDE, UID, a.key),
         (OVERRIDE, UID, "a:" + PAYEE),
         (HISTORY, UID, a.key),
-        (SUBSCRIPTION, UID, a.key),
     }
 
 
@@ -203,17 +205,42 @@ def test_the_charges_of_one_batch_are_detected_together() -> None:
 
 def test_a_customer_s_not_a_subscription_sticks() -> None:
     key = MONTHLY[0].key
-    docs = run([[c] for c in MONTHLY], {(SUBSCRIPTION, UID, key): {"status": DISMISSED}})
+    docs = run([[c] for c in MONTHLY[:3]])
+    assert docs[(HISTORY, UID, key)][LISTED] == "active" == docs[(SUBSCRIPTION, UID, key)]["status"]
+    docs[(SUBSCRIPTION, UID, key)]["status"] = docs[(HISTORY, UID, key)][LISTED] = DISMISSED  # the callable
+    docs = run([[MONTHLY[3]]], docs)
     sub = docs[(SUBSCRIPTION, UID, key)]
-    assert (sub["status"], sub["occurrences"]) == (DISMISSED, 4)
+    assert (sub["status"], sub["occurrences"], docs[(HISTORY, UID, key)][LISTED]) == (DISMISSED, 4, DISMISSED)
+
+
+def test_a_charge_reads_the_history_and_not_the_subscription() -> None:
+    docs = run([[c] for c in MONTHLY[:3]])
+    history = (HISTORY, UID, MONTHLY[0].key)
+    assert history in needed([MONTHLY[3]], replays=False)
+    assert legacy_needed([MONTHLY[3]], {history: docs[history]}) == []
+    assert legacy_needed([MONTHLY[3]], {}) == []  # no history yet: no subscription either
+
+
+def test_a_history_from_before_the_listed_status_reads_its_subscription_once() -> None:
+    key = MONTHLY[0].key
+    old = {"charges": [{"id": f"n{i}", "date": c.date, "amount": c.amount} for i, c in enumerate(MONTHLY[:3])]}
+    assert legacy_needed([MONTHLY[3]], {(HISTORY, UID, key): old}) == [(SUBSCRIPTION, UID, key)]
+    docs = run([[MONTHLY[3]]], {(HISTORY, UID, key): old, (SUBSCRIPTION, UID, key): {"status": DISMISSED}})
+    assert docs[(SUBSCRIPTION, UID, key)]["status"] == DISMISSED == docs[(HISTORY, UID, key)][LISTED]
 
 
 def test_a_broken_pattern_is_taken_off_the_list_unless_dismissed() -> None:
     key = MONTHLY[0].key
     odd = card("odd", "2026-11-20", 99_000)  # one charge and another of a different price: no pattern
-    listed = {(SUBSCRIPTION, UID, key): {"status": "active"}}
-    history = {(HISTORY, UID, key): {"charges": [{"id": "n0", "date": "2026-08-09", "amount": 12_900}]}}
-    assert book([odd], listed | history, replays=True).unlisted == [(UID, key)]
-    dismissed = {(SUBSCRIPTION, UID, key): {"status": DISMISSED}}
-    assert book([odd], dismissed | history, replays=True).unlisted == []
-    assert book([odd], history, replays=True).unlisted == []  # never listed: nothing to take off
+    charges = {"charges": [{"id": "n0", "date": "2026-08-09", "amount": 12_900}]}
+
+    def history(status):
+        return {(HISTORY, UID, key): {**charges, LISTED: status}}
+
+    broken = book([odd], history("active"), replays=True)
+    assert broken.unlisted == [(UID, key)] and broken.histories[(UID, key)][LISTED] is None
+    assert book([odd], history(DISMISSED), replays=True).unlisted == []
+    assert book([odd], history(None), replays=True).unlisted == []  # never listed: nothing to take off
+    # a history from before LISTED: its subscription document says
+    legacy = {(HISTORY, UID, key): charges, (SUBSCRIPTION, UID, key): {"status": "active"}}
+    assert book([odd], legacy, replays=True).unlisted == [(UID, key)]

@@ -20,12 +20,13 @@ from typing import Any
 
 from fjordbank.domain import economy as em
 from fjordbank.domain.bookings import Booking
+from fjordbank.domain.economy_booking import LISTED
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payments import INTERNAL, PaymentEvent, PaymentRequested
-from fjordbank.service_layer import economy
+from fjordbank.service_layer import economy, insights
 from fjordbank.service_layer.owners import Owners
 from fjordbank.topology import CREDITED
-from tests.support.memory import AsyncMemoryDocuments
+from tests.support.memory import AsyncMemoryDocuments, MemoryDocuments
 from tests.support.recording import RecordingDocuments
 
 UID = "u1"
@@ -166,10 +167,11 @@ async def test_a_monthly_charge_is_detected_as_a_subscription() -> None:
 async def test_a_dismissed_subscription_stays_dismissed_however_many_charges_follow() -> None:
     docs = store()
     await book(docs, *[[c] for c in MONTHLY[:3]])
-    put(docs, f"users/u1/subscriptions/{NETFLIX}", {"status": "dismissed"})  # "not a subscription"
+    insights.set_subscription_status(MemoryDocuments(store=docs.store), "u1", NETFLIX, "dismissed")  # the callable
     await book(docs, [MONTHLY[3]], [card("n4", "2026-12-09", 12_900)])
     sub = doc(docs, f"users/u1/subscriptions/{NETFLIX}") or {}
     assert (sub["status"], sub["occurrences"]) == ("dismissed", 5)
+    assert (doc(docs, f"users/u1/merchantHistory/{NETFLIX}") or {})[LISTED] == "dismissed"  # its copy, read instead
 
 
 async def test_a_broken_pattern_is_taken_off_the_list() -> None:
@@ -250,7 +252,7 @@ async def test_a_fresh_batch_reads_no_item_and_no_month_and_creates_its_items() 
     [unit] = docs.units
     assert unit.operation == economy.OPERATION and len(unit.reads) == 1  # one read, one commit
     # the merchant's override, history and subscription: no item, no month
-    assert collections(unit.reads[0]) == {"categoryOverrides": 1, "merchantHistory": 1, "subscriptions": 1}
+    assert collections(unit.reads[0]) == {"categoryOverrides": 1, "merchantHistory": 1}  # no subscription
     assert collections([p for kind, p in unit.writes if kind == "create"]) == {"economyItems": 4}
     assert collections([p for kind, p in unit.writes if kind == "set"]) == {
         "economy": 4,  # the months, as increments
@@ -284,7 +286,6 @@ async def test_a_redelivered_batch_is_counted_once_and_read_only_then() -> None:
         "economy": 1,
         "categoryOverrides": 2,
         "merchantHistory": 2,
-        "subscriptions": 2,
     }
     assert not any(kind == "create" for kind, _ in redone.writes)
     written = [p for _, p in redone.writes]
