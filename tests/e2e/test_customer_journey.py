@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from clientkit import push_devices
 from clientkit.device import Device
 from tests.support.app import Customer, new_customer
 from tests.support.bank import (
@@ -29,7 +30,8 @@ def test_sign_up_to_an_approved_customer_with_an_account_a_card_and_pushes(stack
     app = as_user(user["id_token"])
     token = register_device(app, user["uid"])
     # beside the phone in the same document: a merge of the preferences, as the app writes them
-    prefs = app.merge(f"users/{user['uid']}/settings/notifications", {"marketing": False, "card": True}, ["marketing", "card"])
+    chosen = {"marketing": False, "card": True}
+    prefs = app.merge(push_devices.settings_path(user["uid"]), chosen, list(chosen))
     assert prefs.status_code == 200, prefs.text
     # the phone enrols its key for strong customer authentication before applying
     phone = Device(user["uid"], "phone-ingrid-1", ec.generate_private_key(ec.SECP256R1()))
