@@ -47,6 +47,7 @@ class NotifierHandler:
         self.queue_pushes = PushQueue(topic)
         self.owners = Owners(docs)  # the payees' owners, read once (fjordbank.service_layer.owners)
         self.known = notifier.Known()  # the versions of the payments' records (no read when known)
+        self.names = notifier.Names()  # the payers' names (read once)
         self.commits = functools.partial(count_attempts, notifier.OPERATION)  # counted as a transaction's
         self._handle = steps.payment_step(self.project)
 
@@ -64,6 +65,7 @@ class NotifierHandler:
                 self.queue_pushes,
                 step.events,
                 known=self.known,
+                names=self.names,
                 attempted=functools.partial(count_attempts, notifier.OPERATION),
             )
         for (i, _event), result in zip(step.items, projected, strict=True):

@@ -78,6 +78,7 @@ class Notifier:
         self.docs = docs or AsyncMemoryDocuments()
         self.owners = Owners(self.docs)
         self.known = notifier.Known()
+        self.names = notifier.Names()
         self.queued: list[list[Push]] = []
         self.commits: list[tuple[int, BaseException | None]] = []  # (commits, the error it gave up on) per batch
 
@@ -91,6 +92,7 @@ class Notifier:
             self.queue,
             list(events),
             known=self.known,
+            names=self.names,
             attempted=lambda n, error: self.commits.append((n, error)),
         )
         assert [p.event for p in projected] == list(events)
@@ -276,8 +278,22 @@ async def test_one_read_each_for_owners_labels_and_records_then_one_commit() -> 
     assert n.commits == [(1, None)]
     docs.reads.clear()
     await n.project(bank_started("completed", kind=INTERNAL))
-    _labels, records, views = docs.reads  # bob's account is known now
+    labels, records, views = docs.reads  # bob's account is known now, and alice's name
+    assert "customers/alice" not in labels
     assert (records, views) == (["users/alice/paymentRequests/so-1"], [f"paymentViews/{BANK}"])
+
+
+async def test_a_payer_s_name_is_read_once_per_process() -> None:
+    docs = Counted()
+    n = with_customers(with_request(Notifier(docs)))
+    await n.project(event("completed", kind=INTERNAL))
+    assert n.doc(entry_of(TO, PID))["counterpartyName"] == "Alice Nordmann"
+    assert n.names.get("alice") == "Alice Nordmann"
+    docs.reads.clear()
+    again = await notifier.read_labels(docs, [event("completed", kind=INTERNAL)], {TO: "bob"}, n.names)
+    assert again.payer_names == {"alice": "Alice Nordmann"} and "customers/alice" not in docs.reads[-1]
+    other = await notifier.read_labels(docs, [event("completed", kind=INTERNAL)], {TO: "bob"}, notifier.Names())
+    assert other.payer_names == {"alice": "Alice Nordmann"} and "customers/alice" in docs.reads[-1]  # another process
 
 
 def entry_of(account: str, payment_id: str) -> str:
