@@ -137,10 +137,10 @@ def body_abort_backoff(tries: int) -> float:
 
 def count_attempts(operation: str, attempts: int, error: BaseException | None) -> None:
     """Count one transactional call that ran its body ``attempts`` times: every attempt but
-    the last was retried (the client retries only after ABORTED at commit); the last one
-    committed, or was aborted when the call ended in contention. A call that ended in any
-    other error (the body's own, a database that did not answer) counts its earlier
-    attempts only: it is neither a commit nor contention."""
+    the last was retried (after an ABORTED commit, or an ABORTED read in the body:
+    ``BODY_ABORT_TRIES``); the last one committed, or was aborted when the call ended in
+    contention. A call that ended in any other error (the body's own, a database that did
+    not answer) counts its earlier attempts only: it is neither a commit nor contention."""
     if attempts > 1:
         TRANSACTION_ATTEMPTS.labels(operation, "retried").inc(attempts - 1)
     if error is None:
