@@ -94,10 +94,13 @@ class Known(Recent[str, Version]):
 
 
 class Names(Recent[str, str]):
-    """Payers' names by uid (`NAMES` of them), for the payees' feed entries. A customer's
-    name is set once, when the application is made (fjordbank.service_layer.onboarding
-    refuses a second), so a name once read is read no more: until 2026-12-01 every money-in
-    entry read its payer's customer document (0.6 of an internal payment's documents)."""
+    """Payers' names by uid (`NAMES` of them; "" for a payer with no customer document),
+    for the payees' feed entries. A customer's document and name are made once, at the
+    application, before the customer has an account to pay from
+    (fjordbank.service_layer.onboarding refuses a second), so what was read is read no more
+    (a payer with none is an account opened outside onboarding, the demo's employer: it
+    never gets one). Until 2026-12-01 every money-in entry read its payer's customer
+    document (0.6 of an internal payment's documents)."""
 
     def __init__(self, size: int = NAMES) -> None:
         super().__init__(size)
@@ -186,9 +189,9 @@ async def read_labels(
     read = _payer_names(found, unknown)
     if names is not None:
         for uid, name in read.items():
-            if name is not None:
-                names.put(uid, name)
-    return feed.Labels(owners, _overrides(found, overrides), {**remembered, **read})
+            names.put(uid, name or "")
+    known = {uid: name or None for uid, name in remembered.items()}
+    return feed.Labels(owners, _overrides(found, overrides), {**known, **read})
 
 
 def _label_paths(

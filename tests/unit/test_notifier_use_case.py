@@ -296,6 +296,17 @@ async def test_a_payer_s_name_is_read_once_per_process() -> None:
     assert other.payer_names == {"alice": "Alice Nordmann"} and "customers/alice" in docs.reads[-1]  # another process
 
 
+async def test_a_payer_without_a_customer_document_is_read_once_too() -> None:
+    docs = Counted()
+    with_customers(with_request(Notifier(docs)))
+    docs.store.apply([("delete", "customers/alice", None, False)])  # an account opened outside onboarding
+    names = notifier.Names()
+    for _ in range(2):
+        labels = await notifier.read_labels(docs, [event("completed", kind=INTERNAL)], {TO: "bob"}, names)
+        assert labels.payer_names == {"alice": None}
+    assert ["customers/alice" in paths for paths in docs.reads] == [True, False]
+
+
 def entry_of(account: str, payment_id: str) -> str:
     return f"accounts/{account}/transactions/{payment_id}"
 
