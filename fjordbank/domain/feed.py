@@ -20,7 +20,8 @@ request document) keeps a view of its own, ``paymentViews/{paymentId}``. The rul
 * a payment's feed entries (`fjordbank.domain.notifications.transaction_entries`) are booked
   (stamped ``bookedAt``, what the app pages its feed by) when they first appear: from the
   first state with an entry (`FIRST_ENTRY_RANK`), judged by what the payment showed before
-  the batch;
+  the batch; after that an entry is written again only when the status it shows changes
+  (an external payment's reserved, submitted and settled all show "pending": written once);
 * the pushes are those of the states reached (`fjordbank.domain.notifications.payment_pushes`).
 
 Timestamps are the writer's: the projection says which fields get one.
@@ -32,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fjordbank.domain.notifications import Push, payment_pushes, transaction_entries
+from fjordbank.domain.notifications import ENTRY_STATUS, Push, payment_pushes, transaction_entries
 from fjordbank.domain.payments import STATUS_RANK, PaymentEvent, projection_update
 
 # The first state with a feed entry: "reserved" for a payment to another bank; an internal
@@ -109,11 +110,15 @@ def project(
         projection.changed.append(update is not None)
         if update is None:
             continue
+        before = shown[pid].get("status")
         shown[pid] = {**shown[pid], **update}
         projection.shown[pid] = _state(shown[pid])
         if (event.payment.uid, event.payment.request_id) not in requests:
             projection.views[pid] = projection.shown[pid]
-        _reached(projection, event, update, requests, labels, booked=shown_before[pid] < FIRST_ENTRY_RANK)
+        booked = shown_before[pid] < FIRST_ENTRY_RANK
+        # an entry that showed this status already (and was booked) is not written again
+        unchanged = not booked and ENTRY_STATUS.get(str(before)) == ENTRY_STATUS.get(event.status)
+        _reached(projection, event, update, requests, labels, booked=booked, entries=not unchanged)
     return projection
 
 
@@ -131,8 +136,10 @@ def _reached(
     labels: Labels,
     *,
     booked: bool,
+    entries: bool = True,
 ) -> None:
-    """What a payment reaching ``event.status`` writes besides its view."""
+    """What a payment reaching ``event.status`` writes besides its view (``entries``: its
+    feed entries too)."""
     p = event.payment
     key = (p.uid, p.request_id)
     if key in requests:  # never create one: that is the app's (and fires the edge)
@@ -145,9 +152,10 @@ def _reached(
             request.fields.update({k: v for k, v in update.items() if k not in STATUS_FIELDS})
         request.fields[PROJECTED] = event.status
     payee = labels.owners.get(p.to_account) if p.kind == "internal" else None
-    entries = transaction_entries(
-        event, payee_uid=payee, overrides=labels.overrides, payer_name=labels.payer_names.get(p.uid)
-    )
-    for account, entry in entries.items():
-        projection.entries[(account, p.payment_id)] = FeedEntry(entry, booked)
+    if entries:
+        written = transaction_entries(
+            event, payee_uid=payee, overrides=labels.overrides, payer_name=labels.payer_names.get(p.uid)
+        )
+        for account, entry in written.items():
+            projection.entries[(account, p.payment_id)] = FeedEntry(entry, booked)
     projection.pushes += payment_pushes(event, payee_uid=payee)

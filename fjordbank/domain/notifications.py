@@ -97,6 +97,17 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
     return pushes
 
 
+# The status a payment's feed entry shows in each payment state that has one.
+ENTRY_STATUS = {
+    "reserved": "pending",
+    "submitted": "pending",
+    "settled": "pending",
+    "completed": "posted",
+    "failed": "cancelled",
+    "returned": "cancelled",
+}
+
+
 def transaction_entries(
     event: PaymentEvent,
     *,
@@ -111,14 +122,7 @@ def transaction_entries(
     by (uid, key of the payee). Each entry has its booking date (``date``, Europe/Oslo) and
     the key its category is chosen by."""
     p = event.payment
-    status = {
-        "reserved": "pending",
-        "submitted": "pending",
-        "settled": "pending",
-        "completed": "posted",
-        "failed": "cancelled",
-        "returned": "cancelled",
-    }.get(event.status)
+    status = ENTRY_STATUS.get(event.status)
     if status is None:
         return {}
     overrides = overrides or {}

@@ -146,6 +146,19 @@ def test_a_feed_entry_shown_before_is_updated_not_booked_again() -> None:
     assert entry.fields["status"] == "posted"
 
 
+def test_a_feed_entry_is_written_again_only_when_its_status_changes() -> None:
+    """reserved, submitted and settled all show "pending": one write, at reserved."""
+    state, written = shown("approved"), []
+    for status in ("reserved", "submitted", "settled", "completed"):
+        p = run([event(status)], {PID: state})
+        written.append({k: e.fields["status"] for k, e in p.entries.items()})
+        assert p.shown[PID]["status"] == status and p.requests[REQUEST].timeline == [status]  # the app sees each
+        state = shown(status)
+    assert written == [{(FROM, PID): "pending"}, {}, {}, {(FROM, PID): "posted"}]
+    returned = run([event("returned", reason="account_closed")], {PID: shown("submitted")})
+    assert returned.entries[(FROM, PID)].fields["status"] == "cancelled"
+
+
 def test_an_internal_payment_s_payee_gets_an_entry_labelled_with_the_payer() -> None:
     labels = Labels(
         owners={TO: "bob"},
