@@ -354,6 +354,36 @@ def measure(stack: Stack, kinds: list[str], payments: int, idle_seconds: float =
     return result
 
 
+def draw_steps(ax, kinds: dict) -> None:
+    """Documents read + written per payment, a bar per kind stacked by step (``kinds``:
+    `measure`'s "kinds")."""
+    names = list(kinds)
+    steps = sorted({s for k in names for s in kinds[k]["per_step"]})
+    bottom = [0.0] * len(names)
+    for step in steps:
+        vals = [
+            kinds[k]["per_step"].get(step, {}).get("reads", 0) + kinds[k]["per_step"].get(step, {}).get("writes", 0)
+            for k in names
+        ]
+        ax.bar(names, vals, bottom=bottom, label=step)
+        bottom = [a + b for a, b in zip(bottom, vals, strict=True)]
+    ax.set_ylabel("documents read + written per payment")
+    ax.set_title("Firestore documents per payment, by step")
+    ax.legend(fontsize=8)
+
+
+def plot(path: Path, result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 6))
+    draw_steps(ax, result["kinds"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.docops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -372,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    plot(args.out.with_suffix(".png"), result)
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
     return 0
 
 

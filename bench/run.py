@@ -390,21 +390,7 @@ def plot(path: Path, r: dict) -> None:
     ax.set_ylabel("payments (triggers) / s")
     ax.set_title("rates in this run")
     ax.tick_params(axis="x", rotation=20)
-    ax = axes[1][0]
-    kinds = list(r["docops"]["kinds"])
-    steps = sorted({s for k in kinds for s in r["docops"]["kinds"][k]["per_step"]})
-    bottom = [0.0] * len(kinds)
-    for step in steps:
-        vals = [
-            r["docops"]["kinds"][k]["per_step"].get(step, {}).get("reads", 0)
-            + r["docops"]["kinds"][k]["per_step"].get(step, {}).get("writes", 0)
-            for k in kinds
-        ]
-        ax.bar(kinds, vals, bottom=bottom, label=step)
-        bottom = [a + b for a, b in zip(bottom, vals, strict=True)]
-    ax.set_ylabel("documents read + written per payment")
-    ax.set_title("Firestore documents per payment, by step")
-    ax.legend(fontsize=8)
+    docops.draw_steps(axes[1][0], r["docops"]["kinds"])
     ax = axes[1][1]
     g = r["goals"]
     ax.axis("off")

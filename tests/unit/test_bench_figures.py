@@ -97,3 +97,11 @@ def test_every_goal_is_reported_with_its_value_and_whether_it_was_met():
     r["through_app"]["throughputPerSecond"] = 6.0
     assert not goals(r)["app_rate_over_noop_trigger"]["met"]
     assert goals(r)["pipeline_documents_over_raw_capacity"]["value"] == round(60 * (11 * 0.9 + 19 * 0.1) / 1000, 2)
+
+
+def test_the_documents_plot_stacks_each_kind_by_step(tmp_path):
+    step = {"reads": 1.0, "writes": 2.0}
+    kinds = {"internal": {"per_step": {"edge": step, "ledger": step}}, "card": {"per_step": {"cards": step}}}
+    result = {"kinds": kinds}
+    docops.plot(tmp_path / "docops.png", result)
+    assert (tmp_path / "docops.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
