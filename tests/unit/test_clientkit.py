@@ -8,12 +8,15 @@ import base64
 import json
 import stat
 import time
+from http.client import RemoteDisconnected
 from pathlib import Path
 
 import jwt
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.api_core import exceptions as gexc
+from urllib3.exceptions import ProtocolError
 
 from clientkit.app_check import RENEW_BEFORE, AppCheck
 from clientkit.auth import Auth, Identity, refusal_code, unsigned_custom_token
@@ -22,7 +25,7 @@ from clientkit.device import Device
 from clientkit.employer import DemoEmployer
 from clientkit.endpoints import Endpoints
 from clientkit.errors import KitError, Refused, StackUnreachable
-from clientkit.http import Answer
+from clientkit.http import Answer, Http
 from clientkit.payments import optional_fields, payment_request
 from clientkit.rest import from_value, to_fields, to_value
 from clientkit.session import firestore_errors
@@ -273,3 +276,41 @@ def test_the_demo_employer_is_todays_only(tmp_path: Path):
     assert employer._load() is None
     employer._save({k: v for k, v in today.items() if k != "device"})  # an older server's state
     assert employer._load() is None
+
+
+class _ClosingSession:
+    """A session whose first POSTs meet a connection the server closed (``error``)."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.posts = 0
+
+    def post(self, url, **_kwargs):
+        self.posts += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        resp = requests.Response()
+        resp.status_code, resp._content = 200, b'{"ok": true}'
+        return resp
+
+
+def _aborted(cause: BaseException) -> requests.ConnectionError:
+    return requests.ConnectionError(ProtocolError("Connection aborted.", cause))
+
+
+def test_a_post_on_a_connection_the_server_closed_while_idle_is_sent_again_once():
+    closed = _aborted(RemoteDisconnected("Remote end closed connection without response"))
+    session = _ClosingSession(closed)
+    answer = Http("the auth emulator", "127.0.0.1:9099", 1.0, session).send("http://x/signUp", {})  # type: ignore[arg-type]
+    assert (answer.status, answer.data, session.posts) == (200, {"ok": True}, 2)
+    twice = _ClosingSession(closed, _aborted(ConnectionResetError(104, "reset")))
+    with pytest.raises(StackUnreachable):  # closed again: reported, not tried forever
+        Http("the auth emulator", "127.0.0.1:9099", 1.0, twice).send("http://x/signUp", {})  # type: ignore[arg-type]
+    assert twice.posts == 2
+
+
+def test_a_refused_connection_is_not_sent_again():
+    refused = _ClosingSession(requests.ConnectionError(ConnectionRefusedError(111, "refused")))
+    with pytest.raises(StackUnreachable):
+        Http("the auth emulator", "127.0.0.1:9099", 1.0, refused).send("http://x/signUp", {})  # type: ignore[arg-type]
+    assert refused.posts == 1
