@@ -38,7 +38,20 @@ def stack():
     finally:
         save_rules_coverage(st)
         if not running:
-            st.down()
+            _STARTED.append(st)  # stopped when the session finishes (pytest_sessionfinish)
+
+
+# A stack this session started, stopped in pytest_sessionfinish rather than in the fixture's
+# teardown: that teardown runs inside the last test's teardown, under its 300 s timeout
+# (pyproject.toml), and stopping a stack after the whole suite (the emulators export their
+# data on exit, up to 120 s) once took longer than that, failing a run whose tests had all
+# passed.
+_STARTED: list[Stack] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    while _STARTED:
+        _STARTED.pop().down()
 
 
 def save_rules_coverage(st) -> None:
