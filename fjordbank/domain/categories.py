@@ -2,12 +2,18 @@
 
 Order of precedence for one transaction:
 
-1. the customer's own choice for that merchant (a card merchant by its normalised name,
+1. money coming in is "income": a customer recategorises only spending
+   (fjordbank.service_layer.insights), so no choice is ever looked up for money in;
+2. the customer's own choice for that merchant (a card merchant by its normalised name,
    a payee by its account number) — a recategorisation sticks for that merchant;
-2. for card purchases, the merchant category code (MCC, ISO 18245);
-3. for payments, the bank's rules for known payees (``PayeeRule``), then "bills" for a
-   payment with a KID and "transfers" for the rest;
-4. money coming in is "income".
+3. for card purchases, the merchant category code (MCC, ISO 18245);
+4. for payments, the bank's rules for known payees (``PayeeRule``), then "bills" for a
+   payment with a KID and "transfers" for the rest.
+
+Until 2026-12-01 a choice came first for money in as well: a payee who had recategorised
+what they paid someone saw that person's payments to them in the chosen spending category,
+which the recategorisation itself never relabelled (it moves spending only), and every
+payment in read the payee's choice for nothing (two documents of an internal payment).
 """
 
 from __future__ import annotations
@@ -108,12 +114,12 @@ def categorise(
     payee_rules: dict[str, str] | None = None,
 ) -> str:
     """The category of one transaction (see the module docstring for the order)."""
+    if direction == "in":
+        return "income"
     overrides = overrides or {}
     key = override_key(kind=kind, merchant_name=merchant_name, counterparty_account=counterparty_account)
     if key in overrides and overrides[key] in CATEGORIES:
         return overrides[key]
-    if direction == "in":
-        return "income"
     if kind == "card":
         return mcc_category(mcc)
     if counterparty_account and payee_rules and counterparty_account in payee_rules:

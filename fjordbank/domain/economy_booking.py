@@ -69,12 +69,14 @@ def tracks_subscription(booking: Booking) -> bool:
 
 
 def needed(bookings: list[Booking], *, replays: bool) -> list[DocKey]:
-    """The documents the batch reads, each once: the overrides, the merchants' histories
-    and, with ``replays``, the items and their months."""
+    """The documents the batch reads, each once: the overrides of its spending, the
+    merchants' histories and, with ``replays``, the items and their months."""
     keys: dict[DocKey, None] = {}
     for b in filter(counts, bookings):
-        read = [(ITEM, b.uid, b.tx_id), (OVERRIDE, b.uid, b.key), (MONTH, b.uid, b.month)]
-        keys.update(dict.fromkeys(read if replays else [(OVERRIDE, b.uid, b.key)]))
+        # Only spending has a customer's category (fjordbank.domain.categories): money in
+        # reads no override.
+        chosen = [(OVERRIDE, b.uid, b.key)] if b.direction == OUT else []
+        keys.update(dict.fromkeys([(ITEM, b.uid, b.tx_id), *chosen, (MONTH, b.uid, b.month)] if replays else chosen))
     for b in filter(tracks_subscription, bookings):
         keys[(HISTORY, b.uid, b.key)] = None
     return list(keys)

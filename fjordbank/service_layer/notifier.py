@@ -201,8 +201,13 @@ def _label_paths(
     documents (path -> uid). Only states that write a feed entry are labelled."""
     entries = [e for e in events if feed.has_entry(e)]
     received = [(payee, e) for e in entries if (payee := owners.get(e.payment.to_account)) and e.status == "completed"]
-    chosen = [(e.payment.uid, f"a:{e.payment.to_account}") for e in entries]  # the payer's, for the payee
-    chosen += [(payee, f"a:{e.payment.from_account}") for payee, e in received]  # the payee's, for the payer
+    # The payer's own category for the payee, except between own accounts ("transfers");
+    # money in is always "income" (fjordbank.domain.categories): the payee's is never read.
+    chosen = [
+        (e.payment.uid, f"a:{e.payment.to_account}")
+        for e in entries
+        if owners.get(e.payment.to_account) != e.payment.uid
+    ]
     overrides = {override_path(uid, key): (uid, key) for uid, key in chosen}
     names = {f"{CUSTOMERS}/{e.payment.uid}": e.payment.uid for _, e in received}
     return overrides, names

@@ -92,3 +92,12 @@ def test_an_unknown_category_in_an_override_is_ignored():
     assert categorise(direction="out", kind="card", mcc="5411", merchant_name="Kiwi", overrides={key: "pizza"}) == (
         "groceries"
     )
+
+
+def test_money_in_is_income_whatever_the_customer_chose_for_that_account():
+    """A customer recategorises only spending; a choice for a payee never makes that
+    payee's payments back spending."""
+    payee = override_key(kind="payment", merchant_name=None, counterparty_account="12345678903")
+    assert categorise(
+        direction="in", kind="payment", counterparty_account="12345678903", overrides={payee: "housing"}
+    ) == ("income")

@@ -91,16 +91,18 @@ def test_a_batch_of_new_bookings_reads_no_item_and_no_month() -> None:
         [a, b, payment("salary", "2026-11-25", 300, "in"), payment("own", "2026-11-04", 300, own=True)], replays=False
     )
     assert len(keys) == len(set(keys))
-    assert set(keys) == {
-        (OVERRIDE, UID, a.key),
-        (OVERRIDE, UID, "a:" + PAYEE),
-        (HISTORY, UID, a.key),
-    }
+    assert set(keys) == {(OVERRIDE, UID, a.key), (HISTORY, UID, a.key)}  # money in has no override to read
 
 
-def test_money_in_is_counted_but_tracks_no_subscription() -> None:
+def test_money_in_is_counted_but_tracks_no_subscription_and_reads_no_override() -> None:
     keys = needed([payment("salary", "2026-11-25", 4_500_000, "in")], replays=True)
-    assert {k[0] for k in keys} == {ITEM, OVERRIDE, MONTH}
+    assert {k[0] for k in keys} == {ITEM, MONTH}
+
+
+def test_a_choice_for_a_payee_never_recategorises_money_in_from_it() -> None:
+    salary = payment("salary", "2026-11-25", 4_500_000, "in")
+    booked = book([salary], {(OVERRIDE, UID, salary.key): {"category": "groceries"}}, replays=True)
+    assert booked.items[(UID, "salary")]["category"] == "income"
 
 
 # ------------------------------------------------------------------------- the economy
