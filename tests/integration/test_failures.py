@@ -8,7 +8,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -128,7 +127,6 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_oth
     assert alice.wait_final(fine)["status"] == "completed"
 
     spec = topology.consumer("ledger")
-    started = time.monotonic()
     found = wait_for(
         lambda: [h for h, d in _dlq_messages(stack, "ledger") if stuck.encode() in d],
         timeout=120,
@@ -137,7 +135,6 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_oth
     )
     assert found[0]["Fjb-Deliveries"] == str(spec.max_deliver)
     assert "KeyError" in found[0]["Fjb-Reason"]
-    assert time.monotonic() - started < 120
     # The payment is visibly stuck (approved, never posted) for operators to resolve.
     assert alice.request(stuck)["status"] == "approved"
     listed = subprocess.run(
