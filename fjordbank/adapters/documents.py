@@ -80,7 +80,9 @@ def to_doc(snap: DocumentSnapshot[Any]) -> Doc | None:
 # and the same decoding (`_helpers.decode_dict`, and proto-plus's own rule for the update time,
 # which the writes' preconditions compare) read off the raw response. The reads of the
 # consumers' hot path (a batch's accounts, records, owners, labels) go this way;
-# tests/unit/test_firestore_reads.py holds both to the same documents.
+# tests/unit/test_firestore_reads.py holds both to the same documents. The client's internals
+# used here (``_firestore_api``, ``_rpc_metadata``) are pinned by requirements.lock; the
+# contract suite on the emulator shows one that moved.
 _TIMESTAMPS = TimestampRule()
 
 

@@ -20,6 +20,11 @@ raises its own errors for the writes it refuses.
 
 The ports' sentinels (fjordbank.service_layer.ports: SERVER_TIME, DELETE_FIELD,
 Increment) are read here directly, not as Firestore's.
+
+This leans on the client's internals (``_helpers``, a batch's ``_add_write_pbs``), which
+requirements.lock pins: on an upgrade the property test shows an encoding that moved, and
+the contract suite on the emulator (tests/integration/test_documents_contract.py) an
+internal that did.
 """
 
 from __future__ import annotations
