@@ -113,16 +113,13 @@ class _Split:
     leaves: list[tuple[Parts, Any]] = field(default_factory=list)  # data (an empty map as {})
     deletes: list[Parts] = field(default_factory=list)
     transforms: list[tuple[Parts, Any]] = field(default_factory=list)  # (path, SERVER_TIME or Increment)
-    empty: bool = False  # the document itself is {}
 
     def walk(self, data: Mapping[str, Any], prefix: Parts, *, top_paths: bool = False) -> None:
         """Depth first, keys in order (`_helpers.extract_fields`); with ``top_paths`` the
         top-level keys are dotted field paths (an update's)."""
         if not data:
-            if prefix:
+            if prefix:  # an empty map is a value; an empty document has no fields
                 self.leaves.append((prefix, {}))
-            else:
-                self.empty = True
             return
         for key in sorted(data):
             value = data[key]
