@@ -34,7 +34,6 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.transaction import Transaction, transactional
 from google.cloud.firestore_v1.types.write import Write
-from proto.marshal.rules.dates import TimestampRule  # type: ignore[import-untyped]
 
 from fjordbank.adapters import firestore_writes
 from fjordbank.adapters.firestore import (
@@ -83,9 +82,6 @@ def to_doc(snap: DocumentSnapshot[Any]) -> Doc | None:
 # tests/unit/test_firestore_reads.py holds both to the same documents. The client's internals
 # used here (``_firestore_api``, ``_rpc_metadata``) are pinned by requirements.lock; the
 # contract suite on the emulator shows one that moved.
-_TIMESTAMPS = TimestampRule()
-
-
 def _batch_get(db: Any, paths: Sequence[str], transaction: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """The BatchGetDocuments request the client's ``get_all`` sends, its keyword arguments,
     and document name -> path (each path checked as a document reference is)."""
@@ -107,7 +103,7 @@ def doc_of(response: Any, names: Mapping[str, str], db: Any) -> Doc | None:
     data = decode_dict(found.fields, db)
     if not isinstance(data, dict):  # fields that spell a vector or a BSON value: never one of ours
         raise ValueError(f"{found.name} decodes to a {type(data).__name__}, not a document")
-    return Doc(names[found.name], data, _TIMESTAMPS.to_python(found.update_time))
+    return Doc(names[found.name], data, firestore_writes.TIMESTAMPS.to_python(found.update_time))
 
 
 def _get_many(db: firestore.Client, paths: Sequence[str], transaction: Any = None) -> dict[str, Doc | None]:

@@ -49,7 +49,7 @@ REQUEST_TIME = int(write_types.DocumentTransform.FieldTransform.ServerValue.REQU
 _SIMPLE = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 _DOTTED = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*(?:\.[_a-zA-Z][_a-zA-Z0-9]*)*")
 _INT64 = (-(2**63), 2**63 - 1)
-_TIMESTAMPS = TimestampRule()
+TIMESTAMPS = TimestampRule()  # proto-plus's datetime <-> Timestamp rule, the client's both ways
 
 Parts = tuple[str, ...]
 
@@ -171,7 +171,7 @@ def _write(name: str, split: _Split) -> Any:
 def _timestamp(when: dt.datetime) -> Any:
     """A precondition's time exactly as the client sends it: proto-plus's own rule (which
     keeps microseconds, whatever nanoseconds the datetime carries)."""
-    return _TIMESTAMPS.to_proto(when)
+    return TIMESTAMPS.to_proto(when)
 
 
 def create(name: str, data: Mapping[str, Any]) -> Any | None:
