@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.cloud import firestore
+from nats.js.api import DeliverPolicy
 
 from devstack import settings as stack_settings
 from devstack.stack import Stack
@@ -157,20 +158,41 @@ def make_payments(pop: Population, count: int, rng: random.Random, hot_share: fl
 
 @dataclass
 class Tracker:
-    """Completions seen on payments.completed / payments.failed (core subscription)."""
+    """Completions on payments.completed / payments.failed, timed by the stream.
+
+    A completion's time is when JetStream stored its event (the message's stream timestamp,
+    on the same machine's clock as ``sent``), not when this process got round to it: while
+    the bench publishes thousands of payments its own event loop is busy, and timing
+    completions by it made them look bunched (seconds without any, then hundreds at once)
+    when the pipeline was not. ``seen`` keeps the time this process saw each one, so a run
+    shows how far the two differ."""
 
     sent: dict[str, float] = field(default_factory=dict)
     done: dict[str, tuple[float, str, str]] = field(default_factory=dict)  # pid -> (t, status, to)
+    seen: dict[str, float] = field(default_factory=dict)  # pid -> when this process saw it
     event: asyncio.Event = field(default_factory=asyncio.Event)
     expected: int = 0
+    # time.monotonic() - time.time(): converts a stream timestamp (wall clock) to monotonic
+    offset: float = field(default_factory=lambda: time.monotonic() - time.time())
 
     async def on_msg(self, msg) -> None:
+        now = time.monotonic()
         data = json.loads(msg.data)
         pid = data["payment"]["payment_id"]
         if pid in self.sent and pid not in self.done:
-            self.done[pid] = (time.monotonic(), data["status"], data["payment"]["to_account"])
+            self.done[pid] = (self.stored_at(msg, now), data["status"], data["payment"]["to_account"])
+            self.seen[pid] = now
             if len(self.done) >= self.expected:
                 self.event.set()
+
+    def stored_at(self, msg, now: float) -> float:
+        """When the stream stored ``msg`` (monotonic), or ``now`` for a message without
+        JetStream metadata."""
+        try:
+            stamp = msg.metadata.timestamp.timestamp()
+        except Exception:  # noqa: BLE001 - not a JetStream message: the time it was seen
+            return now
+        return stamp + self.offset
 
 
 async def drive(stack: Stack, payments: list[PaymentRequested], *, rate: float | None, timeout: float) -> Tracker:
@@ -179,12 +201,17 @@ async def drive(stack: Stack, payments: list[PaymentRequested], *, rate: float |
     watcher = await nats_conn.connect(admin.nats, name="bench-watch")
     nc = await nats_conn.connect(edge.nats, name="bench-edge")
     tracker = Tracker(expected=len(payments))
-    await watcher.subscribe(
-        topology.every_partition(topology.SUBJECT_PAYMENT_COMPLETED), cb=tracker.on_msg, pending_msgs_limit=1_000_000
-    )
-    await watcher.subscribe(
-        topology.every_partition(topology.SUBJECT_PAYMENT_FAILED), cb=tracker.on_msg, pending_msgs_limit=1_000_000
-    )
+    watch = watcher.jetstream()
+    for subject in (topology.SUBJECT_PAYMENT_COMPLETED, topology.SUBJECT_PAYMENT_FAILED):
+        # Ordered consumers (ephemeral, flow-controlled): each message carries its stream
+        # timestamp (Tracker). Only events stored from now on.
+        await watch.subscribe(
+            topology.every_partition(subject),
+            cb=tracker.on_msg,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            pending_msgs_limit=1_000_000,
+        )
     await watcher.flush()
     js = nc.jetstream(publish_async_max_pending=4000)
     start = time.monotonic()

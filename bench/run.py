@@ -74,15 +74,17 @@ def log(msg: str) -> None:
 
 
 # ---- the pipeline's figures from one drive ------------------------------------------------------
-def series(tracker: Tracker) -> tuple[list[int], list[int]]:
-    """Completions in each second since the first publish, and the payments pending at its end."""
+def series(tracker: Tracker, done_at: list[float] | None = None) -> tuple[list[int], list[int]]:
+    """Completions in each second since the first publish, and the payments pending at its
+    end; ``done_at``: other completion times than the stream's (the times they were seen)."""
     t0 = min(tracker.sent.values())
-    done = sorted(t - t0 for t, _s, _to in tracker.done.values())
+    done_at = done_at if done_at is not None else [t for t, _s, _to in tracker.done.values()]
+    done = sorted(t - t0 for t in done_at)
     sent = sorted(t - t0 for t in tracker.sent.values())
     seconds = int(done[-1]) + 1 if done else 0
     per_s = [0] * seconds
     for t in done:
-        per_s[int(t)] += 1
+        per_s[max(int(t), 0)] += 1
     pending, i, j = [], 0, 0
     for s in range(seconds):
         while i < len(sent) and sent[i] < s + 1:
@@ -93,10 +95,22 @@ def series(tracker: Tracker) -> tuple[list[int], list[int]]:
     return per_s, pending
 
 
+def longest_zero_run(per_s: list[int], pending: list[int]) -> int:
+    """The longest run of whole seconds with no completion while payments were pending."""
+    longest = run = 0
+    for count, waiting in zip(per_s, pending, strict=True):
+        run = run + 1 if (count == 0 and waiting > 0) else 0
+        longest = max(longest, run)
+    return longest
+
+
 def decay(tracker: Tracker) -> dict:
     """The first and last tenth of the completions (by order): their rates, and the longest
-    run of whole seconds with no completion while payments were pending."""
+    run of whole seconds with no completion while payments were pending: by the stream's
+    time of each completion (Tracker), and, to show what the bench's own busy loop did to
+    it, by the time the bench saw each."""
     per_s, pending = series(tracker)
+    seen_per_s, seen_pending = series(tracker, list(tracker.seen.values()))
     times = sorted(t for t, _s, _to in tracker.done.values())
     n = len(times)
     tenth = max(n // 10, 1)
@@ -104,17 +118,15 @@ def decay(tracker: Tracker) -> dict:
     def rate(a: int, b: int) -> float:
         return round((b - a - 1) / max(times[b - 1] - times[a], 1e-9), 1) if b - a > 1 else 0.0  # intervals / span
 
-    longest = run = 0
-    for count, waiting in zip(per_s, pending, strict=True):
-        run = run + 1 if (count == 0 and waiting > 0) else 0
-        longest = max(longest, run)
     first, last = rate(0, tenth), rate(n - tenth, n)
     return {
         "first_tenth_per_s": first,
         "last_tenth_per_s": last,
         "last_over_first": round(last / first, 2) if first else None,
-        "longest_zero_completion_run_s": longest,
+        "longest_zero_completion_run_s": longest_zero_run(per_s, pending),
+        "longest_zero_completion_run_as_seen_s": longest_zero_run(seen_per_s, seen_pending),
         "completions_per_s": per_s,
+        "completions_per_s_as_seen": seen_per_s,
     }
 
 

@@ -4,11 +4,14 @@ the versions it remembers: another owner may have written those documents meanwh
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+from fjordbank import topology
 from fjordbank.config import load_settings
-from fjordbank.runtime.consumer import ConsumerService
+from fjordbank.runtime.consumer import PARTITION_BATCHES_IN_FLIGHT, Ack, Binding, ConsumerService, Delivery
 from fjordbank.service_layer.recent import Version, Versions
+from tests.unit.test_consumer_heartbeat import Msg
 
 
 async def nothing(batch):  # pragma: no cover - never called
@@ -34,3 +37,25 @@ def test_the_most_recent_are_kept_and_the_least_recently_used_go_first():
     assert (known.get("a") is not None, known.get("b"), known.get("c") is not None) == (True, None, True)
     known.forget(["a"])
     assert len(known) == 1
+
+
+async def test_a_process_works_on_a_few_partitions_batches_at_a_time():
+    """Every partition an instance holds has its own worker; at most
+    PARTITION_BATCHES_IN_FLIGHT of their batches are handled at once, the others wait their
+    turn (and are all handled), so one batch finishes before many more start."""
+    running, most, done = 0, 0, []
+
+    async def handler(batch):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        done.append(batch[0].msg.metadata.sequence.stream)
+        return [Ack() for _ in batch]
+
+    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+    parts = topology.consumer("ledger").partitions()
+    await asyncio.gather(*(svc.process([Delivery(Msg(p.partition))], Binding(p, handler)) for p in parts[:8]))
+    assert PARTITION_BATCHES_IN_FLIGHT == 2 and most == PARTITION_BATCHES_IN_FLIGHT
+    assert sorted(done) == sorted(p.partition for p in parts[:8])
