@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from types import SimpleNamespace
 
 from fjordbank import topology
 from fjordbank.config import load_settings
@@ -59,3 +60,21 @@ async def test_a_process_works_on_a_few_partitions_batches_at_a_time():
     await asyncio.gather(*(svc.process([Delivery(Msg(p.partition))], Binding(p, handler)) for p in parts[:8]))
     assert PARTITION_BATCHES_IN_FLIGHT == 2 and most == PARTITION_BATCHES_IN_FLIGHT
     assert sorted(done) == sorted(p.partition for p in parts[:8])
+
+
+async def test_a_batch_whose_partition_moved_while_it_waited_is_given_back():
+    """Ownership is asked again once the batch has its turn: a partition that moved to
+    another instance meanwhile has its batch naked at once, not handled here."""
+    called = []
+
+    async def handler(batch):  # pragma: no cover - must not be called
+        called.append(batch)
+        return [Ack() for _ in batch]
+
+    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+    part = topology.consumer("ledger").partitions()[5]
+    await svc._acquire(part.partition)
+    svc.leases = SimpleNamespace(holds=lambda _p: False)  # the lease went to another instance
+    msg = Msg(1)
+    await svc.process([Delivery(msg)], Binding(part, handler))
+    assert called == [] and [what for _t, what in msg.log] == ["nak"]
