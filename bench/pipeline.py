@@ -202,16 +202,18 @@ async def drive(stack: Stack, payments: list[PaymentRequested], *, rate: float |
     nc = await nats_conn.connect(edge.nats, name="bench-edge")
     tracker = Tracker(expected=len(payments))
     watch = watcher.jetstream()
+    subs = []
     for subject in (topology.SUBJECT_PAYMENT_COMPLETED, topology.SUBJECT_PAYMENT_FAILED):
         # Ordered consumers (ephemeral, flow-controlled): each message carries its stream
         # timestamp (Tracker). Only events stored from now on.
-        await watch.subscribe(
+        sub = await watch.subscribe(
             topology.every_partition(subject),
             cb=tracker.on_msg,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.NEW,
             pending_msgs_limit=1_000_000,
         )
+        subs.append(sub)
     await watcher.flush()
     js = nc.jetstream(publish_async_max_pending=4000)
     start = time.monotonic()
@@ -230,6 +232,8 @@ async def drive(stack: Stack, payments: list[PaymentRequested], *, rate: float |
         print(f"  timed out with {len(tracker.done)}/{len(payments)} done")
     finally:
         await nc.close()
+        for sub in subs:  # the ephemeral consumers deleted now, not when they time out
+            await sub.unsubscribe()
         await watcher.close()
     return tracker
 
