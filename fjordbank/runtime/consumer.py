@@ -72,19 +72,21 @@ READY = Gauge("fjb_service_ready", "1 while /readyz answers 200 (every consumer 
 # batch fails as any other (nak, redelivery with backoff). A slow failure (a 5 s publish
 # timeout while a NATS node is down) is not tried again in hand: it would only hold the batch.
 TRANSIENT_PAUSES = (0.2, 0.5, 1.0)
+TRANSIENT_BUDGET_SECONDS = 3.0
+
 # Partitions' batches a process works on at once (the others wait their turn, kept in
 # progress meanwhile). Every partition an instance holds has its own worker, and without a
 # bound all of them (16 of the ledger's 32 with K=2) decided and committed their batches
 # side by side: they took turns on one event loop and finished together, so completions
 # came in bursts with seconds of none between them, and each batch took as long as all of
 # them. Measured on two cores, 20,000 payments flooded into the pipeline (bench/run.py's
-# main run, completions timed by the stream): unbounded 119-134 payments/s, 22-34 whole
-# seconds without a completion, the longest 2-3 s in a row; one at a time 154/s, 2 such
-# seconds, never 2 in a row; two at a time 146/s, 4 such seconds, never 2 in a row. Two,
-# so that in production one batch's commit round trip to Firestore (over the network, not
-# the emulator's loopback) overlaps the next one's decisions.
+# main run, completions timed by the stream): unbounded 119 and 127 payments/s, 34 and 22
+# whole seconds without a completion, the longest 3 s in a row; four at a time 134/s, 9
+# such seconds, the longest 2; two at a time 146/s, 4 such seconds, never 2 in a row; one
+# at a time 154/s, 2 such seconds, never 2 in a row. Two, so that in production one
+# batch's commit round trip to Firestore (over the network, not the emulator's loopback)
+# overlaps the next one's decisions.
 PARTITION_BATCHES_IN_FLIGHT = 2
-TRANSIENT_BUDGET_SECONDS = 3.0
 
 
 def transient(exc: BaseException) -> bool:
