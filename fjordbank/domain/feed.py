@@ -22,19 +22,23 @@ request document) keeps a view of its own, ``paymentViews/{paymentId}``. The rul
   first state with an entry (`FIRST_ENTRY_RANK`), judged by what the payment showed before
   the batch; after that an entry is written again only when the status it shows changes
   (an external payment's reserved, submitted and settled all show "pending": written once);
-* the pushes are those of the states reached (`fjordbank.domain.notifications.payment_pushes`).
+* the pushes are those of the states reached (`fjordbank.domain.notifications.payment_pushes`);
+* the states nobody consumes because the ledger answers them at once
+  (`fjordbank.domain.payments.UNSHOWN`: approved, settled, returned) reach the timeline with
+  the state after them, stamped with the time their producer put on the event.
 
 Timestamps are the writer's: the projection says which fields get one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fjordbank.domain.notifications import ENTRY_STATUS, Push, payment_pushes, transaction_entries
-from fjordbank.domain.payments import STATUS_RANK, PaymentEvent, projection_update
+from fjordbank.domain.payments import STATUS_RANK, PaymentEvent, passed_at, projection_update
 
 # The first state with a feed entry: "reserved" for a payment to another bank; an internal
 # payment's first entry is "completed" (or "failed"), both later.
@@ -61,11 +65,13 @@ class Labels:
 @dataclass
 class RequestUpdate:
     """The fields to update on one request document, and the states its timeline reached
-    (each stamped with the time of the commit: ``timeline.<status>``)."""
+    (each stamped with the time of the commit: ``timeline.<status>``), and those it passed
+    unshown on the way, with the time their producer stamped (``passed``)."""
 
     fields: dict[str, Any] = field(default_factory=dict)
     timeline: list[str] = field(default_factory=list)
     rank: int = NOT_SHOWN  # the rank of the status the document shows after the update
+    passed: dict[str, dt.datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,12 @@ def project(
     return projection
 
 
+def _passed_since(event: PaymentEvent, shown: int, reached: int) -> dict[str, dt.datetime]:
+    """The states ``event`` passed unshown (`fjordbank.domain.payments.passed_at`) between
+    the rank a document shows and the one it reaches now: its timeline's entries for them."""
+    return {status: at for status, at in passed_at(event).items() if shown < STATUS_RANK[status] < reached}
+
+
 def _state(doc: Mapping[str, Any] | None) -> dict[str, Any]:
     """The state a document shows (its ``status`` and ``statusRank``), {} when none."""
     status = (doc or {}).get("status")
@@ -145,6 +157,7 @@ def _reached(
     if key in requests:  # never create one: that is the app's (and fires the edge)
         request = projection.requests.setdefault(key, RequestUpdate(rank=requests[key]))
         if update["statusRank"] > request.rank:
+            request.passed.update(_passed_since(event, request.rank, update["statusRank"]))
             request.fields.update(update)
             request.rank = update["statusRank"]
             request.timeline.append(event.status)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
-from datetime import date
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fjordbank import topology
@@ -59,6 +59,14 @@ TERMINAL = frozenset({"completed", "failed", "rejected", "cancelled"})
 # notice to the payee's partition (topology.CREDITED): events on NATS between partitions,
 # never a status of the app's request (no rank).
 LEDGER_LEGS = frozenset({topology.CREDIT, topology.REFUND, topology.CREDITED})
+# States nobody shows as they happen: the ledger answers each at once with the next state
+# (approved -> reserved, credit or failed; settled -> completed; returned -> failed), so the
+# notifier does not consume them and the request document is written once instead of twice
+# (fjordbank/topology.py, the notifier's filter). Their producers stamp the time on the event
+# (`passing`, ``detail.passedAt``), the ledger carries the detail on to its answer, and the
+# notifier writes that time into the request's timeline with the next state it shows.
+PASSED_AT = "passedAt"
+UNSHOWN = frozenset({"approved", "settled", "returned"})
 INTERNAL = "internal"  # both accounts in this bank: debited and credited by the ledger, no clearing
 EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
 
@@ -309,6 +317,35 @@ class PaymentEvent:
             message=data.get("message"),
             detail=data.get("detail") or {},
         )
+
+
+def passing(event: PaymentEvent, at: datetime) -> PaymentEvent:
+    """``event`` with the time its state was reached in ``detail.passedAt`` (`PASSED_AT`), for
+    a state the notifier does not consume (`UNSHOWN`): the time the app's timeline shows for
+    it. The detail's other fields stay."""
+    detail = dict(event.detail or {})
+    detail[PASSED_AT] = {**_passed(detail), event.status: at.astimezone(UTC).isoformat()}
+    return replace(event, detail=detail)
+
+
+def passed_at(event: PaymentEvent) -> dict[str, datetime]:
+    """The states ``event`` passed through unshown, and when (`passing`); a malformed entry
+    is left out (it only costs the timeline that entry)."""
+    passed: dict[str, datetime] = {}
+    for status, at in _passed(event.detail or {}).items():
+        if status in UNSHOWN and isinstance(at, str):
+            try:
+                when = datetime.fromisoformat(at)
+            except ValueError:
+                continue
+            if when.tzinfo is not None:
+                passed[status] = when
+    return passed
+
+
+def _passed(detail: dict[str, Any]) -> dict[str, Any]:
+    found = detail.get(PASSED_AT)
+    return dict(found) if isinstance(found, dict) else {}
 
 
 def may_advance(current: str | None, new: str) -> bool:

@@ -43,7 +43,7 @@ from opentelemetry.context import Context
 from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
 from fjordbank.domain import iso20022
 from fjordbank.domain.errors import DomainError
-from fjordbank.domain.payments import PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested, passing
 from fjordbank.runtime import tracing
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -134,19 +134,23 @@ def submitted(decoded: list[PaymentEvent], files: Mapping[str, str]) -> list[Pay
     ]
 
 
-def answer_event(payment: PaymentRequested, status: iso20022.TransactionStatus, report_id: str) -> PaymentEvent:
+def answer_event(
+    payment: PaymentRequested, status: iso20022.TransactionStatus, report_id: str, now: dt.datetime
+) -> PaymentEvent:
     """A payment's next step from its status in a pain.002: settled (ACSC) or returned with
-    the counterparty's reason."""
+    the counterparty's reason; stamped with ``now``, the time the app's timeline shows for it
+    (neither state is shown until the ledger answers it: fjordbank.domain.payments.UNSHOWN)."""
     if status.status == "ACSC":
-        return PaymentEvent(payment, "settled", detail={"statusReport": report_id})
+        return passing(PaymentEvent(payment, "settled", detail={"statusReport": report_id}), now)
     reason = RETURN_REASONS.get(status.reason_code or "", status.reason_code or "returned")
-    return PaymentEvent(
+    returned = PaymentEvent(
         payment,
         "returned",
         reason=reason,
         message=status.additional_info,
         detail={"statusReport": report_id, "isoReason": status.reason_code},
     )
+    return passing(returned, now)
 
 
 def claim_record(p: PaymentRequested, file_id: str, traceparent: str | None) -> Data:
@@ -266,16 +270,16 @@ def answer_spans(report: iso20022.StatusReport, answered: Answered) -> dict[str,
     return spans
 
 
-def answer_events(report: iso20022.StatusReport, answered: Answered) -> list[PaymentEvent]:
+def answer_events(report: iso20022.StatusReport, answered: Answered, now: dt.datetime) -> list[PaymentEvent]:
     """The next step of every payment the answer names that the bank sent out (an unknown
-    one is logged and left out)."""
+    one is logged and left out), stamped with ``now``."""
     out: list[PaymentEvent] = []
     for status in report.statuses:
         payment, _traceparent = answered.payments.get(status.end_to_end_id, (None, None))
         if payment is None:
             log.error("pain.002 names an unknown payment", extra={"end_to_end_id": status.end_to_end_id})
             continue
-        out.append(answer_event(payment, status, report.message_id))
+        out.append(answer_event(payment, status, report.message_id, now))
     return out
 
 
@@ -390,7 +394,7 @@ class Clearing:
         answered = await answered_records(
             self.docs, report.original_message_id, [s.end_to_end_id for s in report.statuses]
         )
-        out = answer_events(report, answered)
+        out = answer_events(report, answered, self.clock())
         await publish_in_spans(publish, out, answer_spans(report, answered))
         marks = [(e.payment.payment_id, e.status, e.reason) for e in out]
         await mark_answered(self.docs, report.original_message_id if answered.known_file else None, marks)

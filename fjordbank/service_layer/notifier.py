@@ -294,7 +294,8 @@ def _write_record(batch: AsyncBatch, projection: feed.Projection, event: Payment
     p = event.payment
     request = projection.requests.get((p.uid, p.request_id))
     if request is not None:
-        timeline = {f"timeline.{status}": SERVER_TIME for status in request.timeline}
+        passed = {f"timeline.{status}": at for status, at in request.passed.items()}
+        timeline = {**passed, **{f"timeline.{status}": SERVER_TIME for status in request.timeline}}
         fields = {**request.fields, **timeline, "updatedAt": SERVER_TIME}
         batch.update(request_path(p.uid, p.request_id), fields, if_updated=version.updated)
     elif version.updated is None:

@@ -154,7 +154,11 @@ async def test_an_answer_publishes_each_payments_step_then_marks_them_in_one_com
         ("p1", "settled", None, None),
         ("p2", "returned", "AC04", "account closed"),
     ]
-    assert out[1].detail == {"statusReport": "ANSF1", "isoReason": "AC04"}
+    # stamped with the use case's clock: the time the app's timeline shows (neither is shown
+    # until the ledger answers it)
+    stamp = {"passedAt": {"returned": "2025-03-14T12:00:00+00:00"}}
+    assert out[1].detail == {"statusReport": "ANSF1", "isoReason": "AC04", **stamp}
+    assert out[0].detail == {"statusReport": "ANSF1", "passedAt": {"settled": "2025-03-14T12:00:00+00:00"}}
     assert docs.calls == [
         ("get_many", [file_path("F1"), payment_path("p1"), payment_path("p2"), payment_path("p9")]),
         ("commit", [("update", payment_path("p1")), ("update", payment_path("p2")), ("update", file_path("F1"))]),

@@ -10,11 +10,21 @@ category; and the pushes are those of the states reached.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from typing import Any
 
 from fjordbank.domain.feed import FIRST_ENTRY_RANK, NOT_SHOWN, PROJECTED, Labels, Projection, has_entry, project
 from fjordbank.domain.norway import make_account_number
-from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import (
+    EXTERNAL,
+    INTERNAL,
+    STATUS_RANK,
+    PaymentEvent,
+    PaymentRequested,
+    passed_at,
+    passing,
+)
 
 FROM = make_account_number("1234", "56", 7891)
 TO = make_account_number("1234", "56", 7893)
@@ -75,6 +85,47 @@ def test_a_new_state_moves_the_payment_and_its_request_document() -> None:
     request = p.requests[REQUEST]
     assert request.fields == {"paymentId": PID, **shown("approved"), PROJECTED: "approved"}
     assert request.timeline == ["approved"]
+
+
+AT = dt.datetime(2025, 1, 15, 12, 0, 1, tzinfo=dt.UTC)
+
+
+def answered(passed: list[str], status: str, *, kind: str = EXTERNAL) -> PaymentEvent:
+    """The ledger's answer ``status`` to states nobody showed, each stamped by its producer
+    (the ledger carries the detail on)."""
+    e = event(passed[0], kind=kind)
+    for i, state in enumerate(passed):
+        e = passing(dataclasses.replace(e, status=state), AT + dt.timedelta(seconds=i))
+    return dataclasses.replace(e, status=status)
+
+
+def test_states_passed_unshown_join_the_timeline_with_the_state_after_them() -> None:
+    p = run([answered(["approved"], "completed", kind=INTERNAL)], requests={REQUEST: STATUS_RANK["requested"]})
+    request = p.requests[REQUEST]
+    assert request.timeline == ["completed"]  # stamped with the commit's time
+    assert request.passed == {"approved": AT}  # with screening's
+    assert request.fields["status"] == "completed"
+
+
+def test_a_passed_state_the_document_shows_or_passed_already_is_left_alone() -> None:
+    # the document shows "submitted" (after "approved"): only "settled" is new to it
+    p = run([answered(["approved", "settled"], "completed")], requests={REQUEST: STATUS_RANK["submitted"]})
+    assert p.requests[REQUEST].passed == {"settled": AT + dt.timedelta(seconds=1)}
+
+
+def test_a_payment_that_shows_its_final_state_takes_no_passed_state() -> None:
+    p = run([answered(["approved"], "failed", kind=INTERNAL)], requests={REQUEST: STATUS_RANK["rejected"]})
+    assert p.requests[REQUEST].passed == {}
+    assert "status" not in p.requests[REQUEST].fields
+
+
+def test_a_malformed_or_foreign_stamp_is_left_out() -> None:
+    e = dataclasses.replace(
+        event("completed"),
+        detail={"passedAt": {"approved": "yesterday", "settled": "2025-01-15T12:00:00", "completed": AT.isoformat()}},
+    )
+    assert passed_at(e) == {}  # not a time, no time zone, a state that is shown
+    assert run([e]).requests[REQUEST].passed == {}
 
 
 def test_an_older_state_never_overwrites_a_newer_one() -> None:

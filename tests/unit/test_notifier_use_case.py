@@ -12,6 +12,7 @@ owners not seen before are read outside the unit of work, which reads once and c
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
@@ -21,7 +22,7 @@ import pytest
 
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.notifications import Push
-from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested, passing
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import Contention, Doc
@@ -143,6 +144,18 @@ async def test_a_new_state_moves_the_request_document_and_stamps_its_timeline() 
     assert isinstance(request["timeline"]["approved"], dt.datetime)
     assert request["updatedAt"] == request["timeline"]["approved"]  # the commit's time
     assert n.commits == [(1, None)]
+
+
+async def test_a_state_the_ledger_answered_at_once_reaches_the_timeline_with_its_own_time() -> None:
+    # the notifier never sees "approved" (fjordbank.domain.payments.UNSHOWN): the ledger's
+    # answer carries screening's stamp, and one write shows both
+    n = with_request()
+    approved_at = dt.datetime(2025, 1, 15, 12, 0, 1, tzinfo=dt.UTC)
+    assert await n.project(dataclasses.replace(passing(event("approved"), approved_at), status="reserved")) == [True]
+    request = n.doc(REQUEST) or {}
+    assert request["status"] == "reserved"
+    assert request["timeline"]["approved"] == approved_at
+    assert request["timeline"]["reserved"] == request["updatedAt"]  # the commit's time
 
 
 async def test_an_older_state_never_overwrites_a_newer_one_across_batches() -> None:
