@@ -3,13 +3,16 @@ in, on the document ports (fjordbank.service_layer.ports) and a channel of files
 
 Documents:
   clearingPayments/{paymentId}  which file carried the payment (a payment goes out once)
-  clearingFiles/{fileId}        the file's payments and state: created -> written -> answered
+  clearingFiles/{fileId}        the file's payments, their trace contexts, their answers and
+                                its state: created -> written -> answered
 
-Each clearing cycle claims the payments not yet in a file into a new one (`claim`: one unit
-of work, operation ``clearing``; recorded before the file is written, so a payment is never
-sent twice), then writes the file as ISO 20022 pain.001.001.03 to the channel and marks it
-written (`send_or_keep`). A file recorded but not written (a crash in between) is written
-again when the service starts (`resend_unwritten`).
+Each clearing cycle claims the payments not yet in a file into a new one (`claim`; recorded
+before the file is written, so a payment is never sent twice): one commit that creates each
+payment's record and the file's, reading nothing; a payment in a file already (its message
+redelivered) fails that create, and the batch is then claimed in one unit of work
+(operation ``clearing``) that reads the records first. Then the file is written as ISO 20022
+pain.001.001.03 to the channel and marked written (`send_or_keep`). A file recorded but not
+written (a crash in between) is written again when the service starts (`resend_unwritten`).
 
 The channel (`Channel`; fjordbank.adapters.clearing_store.ClearingDirs, the folders a
 transfer service exchanges with the clearing house) may be down: it raises ConnectionError
@@ -17,13 +20,15 @@ transfer service exchanges with the clearing house) may be down: it raises Conne
 RETRY_SECONDS (`deliver_pending`) until the channel is back; the payments wait, none is
 lost.
 
-An answer (`handle_answer`) is read once for the file and every payment it names, each
-payment's settled or returned step published (in the payment's own trace: the traceparent
-`claim` kept with it), then the records marked in one commit and the file moved to
-processed; an unreadable answer or one to a file the bank has no record of is moved aside
-for an operator, so the answers behind it are still read. Answers sent twice or out of
-order are handled as they come: a step has one message id and the ledger answers a replay
-from its records, so each payment settles or returns once.
+An answer (`handle_answer`) reads the file it answers, one document for all its payments
+(until 2026-12-01 it read and then updated each payment's record as well: 2 of an external
+payment's documents); each payment's settled or returned step is published (in the
+payment's own trace: the traceparent `claim` kept on the file), then the answers are marked
+on the file in one write and the answer file moved to processed; an unreadable answer or
+one to a file the bank has no record of is moved aside for an operator, so the answers
+behind it are still read. Answers sent twice or out of order are handled as they come: a
+step has one message id and the ledger answers a replay from its records, so each payment
+settles or returns once.
 """
 
 from __future__ import annotations
@@ -47,12 +52,14 @@ from fjordbank.domain.payments import PaymentEvent, PaymentRequested, passing
 from fjordbank.runtime import tracing
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
+    AlreadyExists,
     AsyncDocuments,
     AsyncUnitOfWork,
     Clock,
     Data,
     NotFound,
     Where,
+    Writes,
     system_clock,
 )
 
@@ -67,7 +74,7 @@ RETURN_REASONS = {"AC04": "AC04", "AC01": "AC01", "RR09": "invalid_kid"}
 # Publishes payment events and waits for their acks; ``parents``: payment id -> the trace
 # context each event continues (fjordbank.runtime.events.publish on a JetStream context).
 PublishEvents = Callable[[list[PaymentEvent], Mapping[str, Context | None]], Awaitable[None]]
-Mark = tuple[str, str, str | None]  # (payment id, status, reason) on a payment's record
+Mark = tuple[str, str, str | None]  # (payment id, status, reason) on the file that carried it
 
 
 class Channel(Protocol):
@@ -157,11 +164,13 @@ def claim_record(p: PaymentRequested, file_id: str, traceparent: str | None) -> 
     return {"fileId": file_id, "payment": p.to_json(), "status": "submitted", "traceparent": traceparent}
 
 
-def file_record(new: list[PaymentRequested]) -> Data:
+def file_record(new: list[PaymentRequested], traces: Mapping[str, str | None]) -> Data:
     return {
         "status": "created",
         "paymentIds": [p.payment_id for p in new],
         "payments": [p.to_json() for p in new],
+        # payment id -> the W3C traceparent its answer continues
+        "traces": {p.payment_id: tp for p in new if (tp := traces.get(p.payment_id))},
         "count": len(new),
         "controlSum": sum(p.amount for p in new),
         "createdAt": SERVER_TIME,
@@ -189,17 +198,34 @@ async def claim(
     written). Returns (the new payments, payment id -> file id of every payment).
     ``traces``: payment id -> the W3C traceparent its answer continues (kept with it)."""
 
+    traces = traces or {}
+    payments = list({p.payment_id: p for p in payments}.values())  # a message twice in one batch
+    if not payments:
+        return [], {}
+    batch = docs.batch()
+    _record_claims(batch, payments, file_id, traces)
+    try:
+        await batch.commit()
+        return payments, {p.payment_id: file_id for p in payments}
+    except AlreadyExists:  # one of them is in a file already: read which
+        pass
+
     async def run(uow: AsyncUnitOfWork) -> tuple[list[PaymentRequested], dict[str, str]]:
         found = await uow.get_many([payment_path(p.payment_id) for p in payments])
         existing = {d.id: d.data["fileId"] for d in found.values() if d is not None}
         new = [p for p in payments if p.payment_id not in existing]
         if new:
-            for p in new:
-                uow.create(payment_path(p.payment_id), claim_record(p, file_id, (traces or {}).get(p.payment_id)))
-            uow.create(file_path(file_id), file_record(new))
+            _record_claims(uow, new, file_id, traces)
         return new, {**existing, **{p.payment_id: file_id for p in new}}
 
     return await docs.transact(run, operation="clearing")
+
+
+def _record_claims(writes: Writes, new: list[PaymentRequested], file_id: str, traces: Mapping[str, str | None]) -> None:
+    """Each payment's record and the file's, all created (a record there already fails it)."""
+    for p in new:
+        writes.create(payment_path(p.payment_id), claim_record(p, file_id, traces.get(p.payment_id)))
+    writes.create(file_path(file_id), file_record(new, traces))
 
 
 async def mark_file(docs: AsyncDocuments, file_id: str, status: str) -> bool:
@@ -220,29 +246,25 @@ async def unwritten_files(docs: AsyncDocuments) -> list[tuple[str, list[PaymentR
 
 
 async def answered_records(docs: AsyncDocuments, file_id: str, payment_ids: list[str]) -> Answered:
-    """The file an answer names and the payments it answers, in one read (payments without
-    a record are left out)."""
-    paths = [file_path(file_id), *(payment_path(p) for p in dict.fromkeys(payment_ids))]
-    found = await docs.get_many(paths)
-    payments = {
-        d.id: (PaymentRequested.from_json(d.data["payment"]), d.data.get("traceparent"))
-        for path, d in found.items()
-        if d is not None and path != paths[0]
-    }
-    return Answered(found[paths[0]] is not None, payments)
+    """The file an answer names and the payments it answers, from the file's one document
+    (payments it did not carry are left out). A file recorded before 2026-12-01 kept no
+    trace contexts: its answers start traces of their own."""
+    doc = await docs.get(file_path(file_id))
+    if doc is None:
+        return Answered(False, {})
+    named = set(payment_ids)
+    traces = doc.data.get("traces") or {}
+    carried = (PaymentRequested.from_json(p) for p in doc.data["payments"])
+    payments = {p.payment_id: (p, traces.get(p.payment_id)) for p in carried if p.payment_id in named}
+    return Answered(True, payments)
 
 
-async def mark_answered(docs: AsyncDocuments, file_id: str | None, marks: list[Mark]) -> None:
-    """One commit: each (payment id, status, reason) on its record, and the file answered
-    (``file_id``; None: a file the bank has no record of). Every record must exist
-    (`answered_records` found it)."""
-    if not marks and file_id is None:
-        return
+async def mark_answered(docs: AsyncDocuments, file_id: str, marks: list[Mark]) -> None:
+    """One write: the file answered, with each (payment id, status, reason) it answered
+    (``answers.<payment id>``; an answer sent again writes the same)."""
+    answers = {f"answers.{payment_id}": {"status": status, "reason": reason} for payment_id, status, reason in marks}
     batch = docs.batch()
-    for payment_id, status, reason in marks:
-        batch.update(payment_path(payment_id), {"status": status, "reason": reason, "updatedAt": SERVER_TIME})
-    if file_id is not None:
-        batch.update(file_path(file_id), {"status": "answered", "updatedAt": SERVER_TIME})
+    batch.update(file_path(file_id), {**answers, "status": "answered", "updatedAt": SERVER_TIME})
     await batch.commit()
 
 
@@ -396,9 +418,10 @@ class Clearing:
         )
         out = answer_events(report, answered, self.clock())
         await publish_in_spans(publish, out, answer_spans(report, answered))
-        marks = [(e.payment.payment_id, e.status, e.reason) for e in out]
-        await mark_answered(self.docs, report.original_message_id if answered.known_file else None, marks)
-        if not answered.known_file:
+        if answered.known_file:
+            marks = [(e.payment.payment_id, e.status, e.reason) for e in out]
+            await mark_answered(self.docs, report.original_message_id, marks)
+        else:
             # An answer to a file the bank has no record of (another environment's, or
             # records lost): moved aside for an operator, never retried forever, so the
             # answers behind it are still read.

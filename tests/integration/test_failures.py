@@ -135,8 +135,10 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_oth
     )
     assert found[0]["Fjb-Deliveries"] == str(spec.max_deliver)
     assert "KeyError" in found[0]["Fjb-Reason"]
-    # The payment is visibly stuck (approved, never posted) for operators to resolve.
-    assert alice.request(stuck)["status"] == "approved"
+    # The payment is stuck (approved, never posted) for operators to resolve. The app shows
+    # it as in the bank's hands: "approved" is shown only with the ledger's answer
+    # (fjordbank.domain.payments.UNSHOWN); bankctl shows where it stopped.
+    assert alice.request(stuck)["status"] == "requested"
     listed = subprocess.run(
         [sys.executable, "-m", "bankctl", "dlq", "list", "--consumer", "ledger"],
         capture_output=True,
