@@ -12,14 +12,14 @@ payment subject ends in the payer's partition, ``payments.requested.3``; see PAR
     payments.requested            edge (Firestore trigger)  -> screening
     payments.failed               edge (due-payments job: a due payment not covered)
     payments.approved / rejected  screening                 -> ledger / notifier
-    payments.reserved             ledger (external: held)   -> clearing, notifier
+    payments.reserved             ledger (external: held)   -> clearing
     payments.submitted            clearing (in a pain.001)  -> notifier
     payments.settled / returned   clearing (from pain.002)  -> ledger
     payments.completed / failed   ledger                    -> notifier, insights (completed)
 
-The notifier sees every state after "requested" that the ledger does not answer at once (it
-projects them onto the app's documents); approved, settled and returned reach it stamped on
-the ledger's answer (fjordbank.domain.payments.UNSHOWN).
+The notifier sees every state after "requested" that the next service does not answer at
+once (it projects them onto the app's documents); approved, reserved, settled and returned
+reach it stamped on that answer (fjordbank.domain.payments.UNSHOWN).
 
 Customers and cards have streams of their own:
 
@@ -329,12 +329,11 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         stream=STREAM_PAYMENTS,
         partitioned=True,
         # every state after "requested" (which the edge itself shows on the request) that the
-        # ledger does not answer at once: approved, settled and returned are shown with the
-        # ledger's answer, from the time their producer stamped (domain.payments.UNSHOWN),
-        # which saves a request write per payment and per settled external payment
+        # next service does not answer at once: approved, reserved, settled and returned are
+        # shown with that answer, at the time they were published (domain.payments.UNSHOWN),
+        # which saves a request write each
         filter_subjects=(
             SUBJECT_PAYMENT_REJECTED,
-            SUBJECT_PAYMENT_RESERVED,
             SUBJECT_PAYMENT_SUBMITTED,
             SUBJECT_PAYMENT_COMPLETED,
             SUBJECT_PAYMENT_FAILED,

@@ -18,7 +18,7 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client, count_attempts
 from fjordbank.config import load_settings
-from fjordbank.domain.payments import PaymentEvent, passing
+from fjordbank.domain.payments import PaymentEvent
 from fjordbank.domain.screening import ScreeningPolicy
 from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
 from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
@@ -44,11 +44,9 @@ class ScreeningHandler:
             decisions = await self.store.screen_batch([e.payment for e in step.events])
         crash.point("screening.after_commit")
         out = []
-        now = self.store.clock()
         for (i, event), (decision, replayed) in zip(step.items, decisions, strict=True):
             status = "approved" if decision.approved else "rejected"
-            answer = dataclasses.replace(event, status=status, reason=decision.reason, message=decision.message)
-            out.append(passing(answer, now) if decision.approved else answer)  # approved: shown with the next state
+            out.append(dataclasses.replace(event, status=status, reason=decision.reason, message=decision.message))
             step.ack(i)
             log.debug(
                 "payment screened",

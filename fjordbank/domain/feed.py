@@ -23,9 +23,9 @@ request document) keeps a view of its own, ``paymentViews/{paymentId}``. The rul
   the batch; after that an entry is written again only when the status it shows changes
   (an external payment's reserved, submitted and settled all show "pending": written once);
 * the pushes are those of the states reached (`fjordbank.domain.notifications.payment_pushes`);
-* the states nobody consumes because the ledger answers them at once
-  (`fjordbank.domain.payments.UNSHOWN`: approved, settled, returned) reach the timeline with
-  the state after them, stamped with the time their producer put on the event.
+* the states nobody consumes because the next service answers them at once
+  (`fjordbank.domain.payments.UNSHOWN`: approved, reserved, settled, returned) reach the
+  timeline with the state after them, at the time they were published.
 
 Timestamps are the writer's: the projection says which fields get one.
 """
@@ -40,8 +40,9 @@ from typing import Any
 from fjordbank.domain.notifications import ENTRY_STATUS, Push, payment_pushes, transaction_entries
 from fjordbank.domain.payments import STATUS_RANK, PaymentEvent, passed_at, projection_update
 
-# The first state with a feed entry: "reserved" for a payment to another bank; an internal
-# payment's first entry is "completed" (or "failed"), both later.
+# The first state with a feed entry: "reserved" for a payment to another bank (reaching the
+# notifier with "submitted": fjordbank.domain.payments.UNSHOWN); an internal payment's first
+# entry is "completed" (or "failed"), both later.
 FIRST_ENTRY_RANK = STATUS_RANK["reserved"]
 NOT_SHOWN = -1  # the rank of a payment that shows no state yet
 PROJECTED = "projectedStatus"  # on a request document: the state the notifier last projected

@@ -59,14 +59,17 @@ TERMINAL = frozenset({"completed", "failed", "rejected", "cancelled"})
 # notice to the payee's partition (topology.CREDITED): events on NATS between partitions,
 # never a status of the app's request (no rank).
 LEDGER_LEGS = frozenset({topology.CREDIT, topology.REFUND, topology.CREDITED})
-# States nobody shows as they happen: the ledger answers each at once with the next state
-# (approved -> reserved, credit or failed; settled -> completed; returned -> failed), so the
-# notifier does not consume them and the request document is written once instead of twice
-# (fjordbank/topology.py, the notifier's filter). Their producers stamp the time on the event
-# (`passing`, ``detail.passedAt``), the ledger carries the detail on to its answer, and the
-# notifier writes that time into the request's timeline with the next state it shows.
+# States nobody shows as they happen: the next service answers each at once with the next
+# state (screening's approved -> the ledger's reserved, credit or failed; the ledger's
+# reserved -> clearing's submitted, even with the channel to the clearing house down;
+# clearing's settled -> completed and returned -> failed, the ledger's), so the notifier does
+# not consume them and the request document is written once instead of twice (the notifier's
+# filter, fjordbank/topology.py). Each is stamped with the time it was published
+# (`passing`, ``detail.passedAt``: fjordbank.runtime.events.publish), the next service carries
+# the detail on to its answer, and the notifier writes that time into the request's
+# timeline with the next state it shows.
 PASSED_AT = "passedAt"
-UNSHOWN = frozenset({"approved", "settled", "returned"})
+UNSHOWN = frozenset({"approved", "reserved", "settled", "returned"})
 INTERNAL = "internal"  # both accounts in this bank: debited and credited by the ledger, no clearing
 EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
 

@@ -9,6 +9,7 @@ message's span (``fjb.published``), so a timeline shows what each step led to.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Mapping
 
@@ -20,7 +21,7 @@ from fjordbank.adapters import jetstream_publish
 from fjordbank.domain import events as contract_events
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.events import Contract
-from fjordbank.domain.payments import PaymentEvent
+from fjordbank.domain.payments import UNSHOWN, PaymentEvent, passed_at, passing
 from fjordbank.runtime import tracing
 from fjordbank.runtime.consumer import Delivery, Outcome, Reject
 
@@ -67,10 +68,20 @@ def decode_contracts(batch: list[Delivery]) -> tuple[list[tuple[int, Contract]],
     return decoded, outcomes
 
 
+def stamped(event: PaymentEvent, now: dt.datetime) -> PaymentEvent:
+    """A state nobody shows as it happens (`fjordbank.domain.payments.UNSHOWN`) with the
+    time it is published, the time the app's timeline shows for it (a stamp it carries
+    already stays)."""
+    if event.status in UNSHOWN and event.status not in passed_at(event):
+        return passing(event, now)
+    return event
+
+
 async def publish(
     js: JetStreamContext, events: list[PaymentEvent], parents: Mapping[str, Context | None] | None = None
 ) -> None:
-    """Publish and wait for every JetStream ack (concurrently). Message id = payment:status,
+    """Publish and wait for every JetStream ack (concurrently), each state nobody shows
+    `stamped` with the time. Message id = payment:status,
     so publishing a step again (after a crash before the ack) is stored once; an event
     twice in ``events`` is published once. Each event carries the trace context of
     ``parents[payment id]``, by default that of the message decode_batch read for its
@@ -78,7 +89,8 @@ async def publish(
     settled, so a batch retried after it never races its own publishes (whose ids would be
     "in process": fjordbank.adapters.jetstream_publish)."""
     messages: list[tuple[PaymentEvent, dict[str, str]]] = []
-    for e in {e.msg_id: e for e in events}.values():
+    now = dt.datetime.now(dt.UTC)
+    for e in {e.msg_id: stamped(e, now) for e in events}.values():
         pid = e.payment.payment_id
         ctx = parents.get(pid) if parents is not None else tracing.parent_of(pid)
         if ctx is not None:

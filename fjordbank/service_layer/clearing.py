@@ -48,7 +48,7 @@ from opentelemetry.context import Context
 from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
 from fjordbank.domain import iso20022
 from fjordbank.domain.errors import DomainError
-from fjordbank.domain.payments import PaymentEvent, PaymentRequested, passing
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.runtime import tracing
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -132,32 +132,33 @@ def payment_file(
 
 
 def submitted(decoded: list[PaymentEvent], files: Mapping[str, str]) -> list[PaymentEvent]:
-    """Each payment of a cycle as submitted, with the file that carries it."""
+    """Each payment of a cycle as submitted, with the file that carries it (and the detail
+    it came with: the times of the states nobody showed, fjordbank.domain.payments.UNSHOWN)."""
     return [
         dataclasses.replace(
-            e, status="submitted", reason=None, message=None, detail={"fileId": files[e.payment.payment_id]}
+            e,
+            status="submitted",
+            reason=None,
+            message=None,
+            detail={**(e.detail or {}), "fileId": files[e.payment.payment_id]},
         )
         for e in decoded
     ]
 
 
-def answer_event(
-    payment: PaymentRequested, status: iso20022.TransactionStatus, report_id: str, now: dt.datetime
-) -> PaymentEvent:
+def answer_event(payment: PaymentRequested, status: iso20022.TransactionStatus, report_id: str) -> PaymentEvent:
     """A payment's next step from its status in a pain.002: settled (ACSC) or returned with
-    the counterparty's reason; stamped with ``now``, the time the app's timeline shows for it
-    (neither state is shown until the ledger answers it: fjordbank.domain.payments.UNSHOWN)."""
+    the counterparty's reason."""
     if status.status == "ACSC":
-        return passing(PaymentEvent(payment, "settled", detail={"statusReport": report_id}), now)
+        return PaymentEvent(payment, "settled", detail={"statusReport": report_id})
     reason = RETURN_REASONS.get(status.reason_code or "", status.reason_code or "returned")
-    returned = PaymentEvent(
+    return PaymentEvent(
         payment,
         "returned",
         reason=reason,
         message=status.additional_info,
         detail={"statusReport": report_id, "isoReason": status.reason_code},
     )
-    return passing(returned, now)
 
 
 def claim_record(p: PaymentRequested, file_id: str, traceparent: str | None) -> Data:
@@ -292,16 +293,16 @@ def answer_spans(report: iso20022.StatusReport, answered: Answered) -> dict[str,
     return spans
 
 
-def answer_events(report: iso20022.StatusReport, answered: Answered, now: dt.datetime) -> list[PaymentEvent]:
+def answer_events(report: iso20022.StatusReport, answered: Answered) -> list[PaymentEvent]:
     """The next step of every payment the answer names that the bank sent out (an unknown
-    one is logged and left out), stamped with ``now``."""
+    one is logged and left out)."""
     out: list[PaymentEvent] = []
     for status in report.statuses:
         payment, _traceparent = answered.payments.get(status.end_to_end_id, (None, None))
         if payment is None:
             log.error("pain.002 names an unknown payment", extra={"end_to_end_id": status.end_to_end_id})
             continue
-        out.append(answer_event(payment, status, report.message_id, now))
+        out.append(answer_event(payment, status, report.message_id))
     return out
 
 
@@ -416,7 +417,7 @@ class Clearing:
         answered = await answered_records(
             self.docs, report.original_message_id, [s.end_to_end_id for s in report.statuses]
         )
-        out = answer_events(report, answered, self.clock())
+        out = answer_events(report, answered)
         await publish_in_spans(publish, out, answer_spans(report, answered))
         if answered.known_file:
             marks = [(e.payment.payment_id, e.status, e.reason) for e in out]

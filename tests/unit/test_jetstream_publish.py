@@ -11,6 +11,9 @@ failed batch raises only after every publish of it has settled.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
+import json
 
 import nats.js.errors
 import pytest
@@ -32,10 +35,12 @@ class Js:
         self.answers = answers
         self.calls: list[str] = []
         self.done: list[str] = []
+        self.payloads: dict[str, dict] = {}
 
     async def publish(self, subject, payload=b"", timeout=None, stream=None, headers=None):
         msg_id = headers["Nats-Msg-Id"]
         self.calls.append(msg_id)
+        self.payloads[msg_id] = json.loads(payload)
         pending = self.answers.get(msg_id) or []
         if pending:
             raise pending.pop(0)  # at once
@@ -94,3 +99,21 @@ def test_a_failed_publish_is_raised_after_every_other_publish_of_the_batch_settl
     with pytest.raises(nats.js.errors.ServiceUnavailableError):
         asyncio.run(events.publish(js, batch, parents={}))
     assert sorted(js.done) == sorted(e.msg_id for e in batch[1:])  # none still in flight
+
+
+def test_a_state_nobody_shows_is_published_with_the_time_it_passed():
+    # the notifier never sees "approved" or "reserved" (fjordbank.domain.payments.UNSHOWN):
+    # the next service's answer carries these stamps on to it
+    approved = PaymentEvent(payment("p1"), "approved")
+    before = dt.datetime.now(dt.UTC)
+    js = Js()
+    asyncio.run(events.publish(js, [approved, PaymentEvent(payment("p2"), "completed")], parents={}))
+    stamp = dt.datetime.fromisoformat(js.payloads["p1:approved"]["detail"]["passedAt"]["approved"])
+    assert before <= stamp <= dt.datetime.now(dt.UTC)
+    assert js.payloads["p2:completed"]["detail"] == {}  # shown as it happens: no stamp
+
+    # the ledger's answer keeps screening's stamp and adds its own
+    reserved = dataclasses.replace(PaymentEvent.from_json(js.payloads["p1:approved"]), status="reserved")
+    asyncio.run(events.publish(js, [reserved], parents={}))
+    passed = js.payloads["p1:reserved"]["detail"]["passedAt"]
+    assert passed["approved"] == stamp.isoformat() and set(passed) == {"approved", "reserved"}
