@@ -47,6 +47,13 @@ FIRST_ENTRY_RANK = STATUS_RANK["reserved"]
 NOT_SHOWN = -1  # the rank of a payment that shows no state yet
 PROJECTED = "projectedStatus"  # on a request document: the state the notifier last projected
 STATUS_FIELDS = frozenset({"status", "statusRank", "reason"})
+ENTRY_STATE_FIELDS = frozenset({"status", "reason"})  # what a later state changes on a feed entry
+
+
+def books_entry(event: PaymentEvent, shown_before: str | None) -> bool:
+    """Whether ``event`` makes its payment's feed entries appear, the payment having shown
+    ``shown_before`` (the notifier's record) before its batch: only those are labelled."""
+    return has_entry(event) and STATUS_RANK.get(shown_before or "", NOT_SHOWN) < FIRST_ENTRY_RANK
 
 
 def has_entry(event: PaymentEvent) -> bool:
@@ -171,5 +178,8 @@ def _reached(
             event, payee_uid=payee, overrides=labels.overrides, payer_name=labels.payer_names.get(p.uid)
         )
         for account, entry in written.items():
-            projection.entries[(account, p.payment_id)] = FeedEntry(entry, booked)
+            # an entry there already changes its status only: its labels stay as they were
+            # written or relabelled (the customer's recategorisation), and are not read again
+            fields = entry if booked else {k: v for k, v in entry.items() if k in ENTRY_STATE_FIELDS}
+            projection.entries[(account, p.payment_id)] = FeedEntry(fields, booked)
     projection.pushes += payment_pushes(event, payee_uid=payee)

@@ -20,9 +20,11 @@ commit, so the batch applies whole or not at all. A record another writer moved 
 later states usually reach the same instance (its partition's), so most records need no
 read at all: their version is known, and a wrong guess only costs a failed commit and a
 read. Round trips per batch, as the bench counts them (bench/docops.py): the payees' owners
-not seen before (`fjordbank.service_layer.owners`) and the labels, then one read of the
-records not known (two when the batch holds payments the bank started: their views), then
-the commit. A batch of payments all known is one round trip besides the labels.
+not seen before (`fjordbank.service_layer.owners`), one read of the records not known (two
+when the batch holds payments the bank started: their views), the labels of the feed
+entries that appear now (an entry there already only changes its status, so a payment to
+another bank is labelled once, not at each state), then the commit. A batch of payments all
+known is one round trip besides the labels.
 """
 
 from __future__ import annotations
@@ -132,12 +134,17 @@ async def project_batch(
     ``known``, ``names``: the process's versions and payers' names (a fresh one remembers
     nothing)."""
     payees = await owners.of(sorted({e.payment.to_account for e in events if e.payment.kind == INTERNAL}))
-    labels = await read_labels(docs, events, payees, names)
     known = known if known is not None else Known()
     payment_ids = list(dict.fromkeys(e.payment.payment_id for e in events))
     error: BaseException | None = None
+    labels: feed.Labels | None = None
+    labelled: set[str] = set()  # the payments whose new entries ``labels`` labels
     for attempt in range(1, ATTEMPTS + 1):
         versions = await _versions(docs, events, known)
+        booking = [e for e in events if feed.books_entry(e, versions[e.payment.payment_id].status)]
+        if labels is None or not {e.payment.payment_id for e in booking} <= labelled:
+            labels = await read_labels(docs, booking, payees, names)
+            labelled = {e.payment.payment_id for e in booking}
         projection = feed.project(
             events,
             views={pid: {"status": v.status} for pid, v in versions.items()},
@@ -175,9 +182,9 @@ def _requests(events: list[PaymentEvent], versions: Mapping[str, Version]) -> di
 async def read_labels(
     docs: AsyncDocuments, events: list[PaymentEvent], owners: Mapping[str, str | None], names: Names | None = None
 ) -> feed.Labels:
-    """What the feed entries are labelled with, read in one call outside the unit of work:
-    the payers' own categories for their payees, the payees' for their payers, and the
-    payers' names. Read inside, the same override documents were locked by two
+    """What the feed entries ``events`` make appear are labelled with (an entry there already
+    is not labelled again), read in one call outside the unit of work: the payers' own
+    categories for their payees and the payers' names. Read inside, the same override documents were locked by two
     partitions' projections in opposite order whenever two customers paid each other
     (each payer's choice, then the other's as payee): a deadlock the emulator broke only
     by timing both out, again and again (up to a minute for the pair). The payers' names
