@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 # A payment request's states that are neither final (completed, failed, rejected, cancelled)
 # nor waiting on purpose (scheduled): a request should not stay in one of these for long.
+# Approved, reserved, settled and returned are no longer shown as they happen
+# (fjordbank.domain.payments.UNSHOWN); requests from before 2026-12-01 may still be in them.
 OPEN_STATES = ("received", "requested", "approved", "reserved", "submitted", "settled", "returned")
 PUBLISH_PENDING = "publish_pending"  # the outbox kind of requests left in status "received"
 # the kinds of events staged in the outbox: the streams' subjects (customers, cards, payments)
