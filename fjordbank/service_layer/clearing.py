@@ -161,8 +161,10 @@ def answer_event(payment: PaymentRequested, status: iso20022.TransactionStatus, 
     )
 
 
-def claim_record(p: PaymentRequested, file_id: str, traceparent: str | None) -> Data:
-    return {"fileId": file_id, "payment": p.to_json(), "status": "submitted", "traceparent": traceparent}
+def claim_record(file_id: str) -> Data:
+    """A payment's record: the file that carries it (the file holds the payment, its trace
+    context and its answer). Records from before 2026-12-01 hold more, read by nothing."""
+    return {"fileId": file_id, "claimedAt": SERVER_TIME}
 
 
 def file_record(new: list[PaymentRequested], traces: Mapping[str, str | None]) -> Data:
@@ -197,8 +199,7 @@ async def claim(
 ) -> tuple[list[PaymentRequested], dict[str, str]]:
     """Put the payments not yet in a file into ``file_id`` (recorded before the file is
     written). Returns (the new payments, payment id -> file id of every payment).
-    ``traces``: payment id -> the W3C traceparent its answer continues (kept with it)."""
-
+    ``traces``: payment id -> the W3C traceparent its answer continues (kept on the file)."""
     traces = traces or {}
     payments = list({p.payment_id: p for p in payments}.values())  # a message twice in one batch
     if not payments:
@@ -225,7 +226,7 @@ async def claim(
 def _record_claims(writes: Writes, new: list[PaymentRequested], file_id: str, traces: Mapping[str, str | None]) -> None:
     """Each payment's record and the file's, all created (a record there already fails it)."""
     for p in new:
-        writes.create(payment_path(p.payment_id), claim_record(p, file_id, traces.get(p.payment_id)))
+        writes.create(payment_path(p.payment_id), claim_record(file_id))
     writes.create(file_path(file_id), file_record(new, traces))
 
 

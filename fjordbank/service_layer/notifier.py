@@ -182,13 +182,13 @@ def _requests(events: list[PaymentEvent], versions: Mapping[str, Version]) -> di
 async def read_labels(
     docs: AsyncDocuments, events: list[PaymentEvent], owners: Mapping[str, str | None], names: Names | None = None
 ) -> feed.Labels:
-    """What the feed entries ``events`` make appear are labelled with (an entry there already
-    is not labelled again), read in one call outside the unit of work: the payers' own
-    categories for their payees and the payers' names. Read inside, the same override documents were locked by two
-    partitions' projections in opposite order whenever two customers paid each other
-    (each payer's choice, then the other's as payee): a deadlock the emulator broke only
-    by timing both out, again and again (up to a minute for the pair). The payers' names
-    known to ``names`` are not read."""
+    """What the feed entries ``events`` make appear are labelled with (an entry there
+    already is not labelled again), read in one call outside the unit of work: the payers'
+    own categories for their payees and the payers' names. Read inside, the same override
+    documents were locked by two partitions' projections in opposite order whenever two
+    customers paid each other (each payer's choice, then the other's as payee): a deadlock
+    the emulator broke only by timing both out, again and again (up to a minute for the
+    pair). The payers' names known to ``names`` are not read."""
     overrides, payers = _label_paths(events, owners)
     remembered = {uid: name for uid in payers.values() if names is not None and (name := names.get(uid)) is not None}
     unknown = {path: uid for path, uid in payers.items() if uid not in remembered}
