@@ -7,8 +7,8 @@ tried on a ledger made up in a test:
 * conservation: the balances of all accounts (internal ones included) sum to zero;
 * every posting balances, and every stored balance equals the replay of the postings;
 * no customer account's available balance is below its overdraft floor; holds are >= 0;
-  each account's held amount is the sum of its active holds, and no active hold is past
-  its expiry;
+  each account's held amount is the sum of its active holds (the holds collection's and
+  those external payments' records carry), and no active hold is past its expiry;
 * every completed payment is posted exactly once (its verdict lists postings that exist
   and belong to it); a failed payment's postings (an internal payment's debit and refund)
   leave no account changed, and no other failed payment has postings;
@@ -81,7 +81,7 @@ class LedgerDocuments:
     accounts: Documents = field(default_factory=dict)
     postings: Documents = field(default_factory=dict)
     payments: Documents = field(default_factory=dict)  # the ledger's verdicts (ledgerPayments)
-    holds: Documents = field(default_factory=dict)
+    holds: Documents = field(default_factory=dict)  # card holds, and payments' reserved before holds moved
     card_authorizations: Documents = field(default_factory=dict)
 
 
@@ -128,7 +128,7 @@ def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
     """Every check over the whole ledger. ``now``: the moment active holds must not be past."""
     accounts, account_faults = read_accounts(ledger.accounts)
     postings, posting_faults = read_postings(ledger.postings)
-    holds, hold_faults = read_holds(ledger.holds)
+    holds, hold_faults = read_holds({**ledger.holds, **carried_holds(ledger.payments)})
     report = AuditReport(
         accounts=len(accounts),
         postings=len(postings),
@@ -176,6 +176,12 @@ def read_postings(docs: Documents) -> tuple[list[Posting], list[Finding]]:
         except (UnbalancedPosting, KeyError, TypeError) as exc:
             findings.append(Finding(MALFORMED, f"posting {doc_id} is invalid: {exc}"))
     return postings, findings
+
+
+def carried_holds(payments: Documents) -> Documents:
+    """The holds external payments' records carry (``hold``), by the record's path: the
+    same checks as the holds collection's documents."""
+    return {f"ledgerPayments/{pid}": data["hold"] for pid, data in payments.items() if "hold" in data}
 
 
 def read_holds(docs: Documents) -> tuple[list[Hold], list[Finding]]:

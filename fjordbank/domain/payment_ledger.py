@@ -17,6 +17,12 @@ only: no two ledger instances ever contend for one account, and a payee many pay
 Each payment has one ledger record: the result of every step it has been through. A step
 seen again (redelivery, replay, a crash before the ack) returns the recorded result and
 changes nothing, so a payment is posted exactly once however often a message arrives.
+
+An external payment's hold is kept on its record (``hold``, `record_holds`), not in a
+document of its own: the hold is made, captured and released only by the steps of that one
+payment, which write the record anyway, so one document carries both (two writes fewer per
+payment). A record from before this (``holdId`` and no ``hold``) keeps its hold in the
+holds collection, and its later step is applied to it there (`carries_hold`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from fjordbank.domain.ledger import Book, Declined, Posting, settlement_account, transit_in_account, transit_out_account
+from fjordbank.domain.ledger import (
+    Book,
+    Declined,
+    Hold,
+    Posting,
+    settlement_account,
+    transit_in_account,
+    transit_out_account,
+)
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent
 from fjordbank.topology import CREDIT, CREDITED, REFUND
 
@@ -95,10 +109,33 @@ def _add_posting(record: dict[str, Any], posting: Posting) -> None:
     record["postingIds"] = [*record["postingIds"], posting.posting_id]
 
 
+def carries_hold(record: dict[str, Any]) -> bool:
+    """The record keeps its payment's hold (every external payment reserved since holds
+    moved onto the record)."""
+    return isinstance(record.get("hold"), dict)
+
+
+def record_holds(records: dict[str, dict[str, Any]]) -> dict[str, Hold]:
+    """The holds the records carry, by hold id (the payment id)."""
+    out: dict[str, Hold] = {}
+    for record in records.values():
+        if carries_hold(record):
+            hold = Hold.from_dict(record["hold"])
+            out[hold.hold_id] = hold
+    return out
+
+
+def _note_hold(book: Book, record: dict[str, Any]) -> None:
+    """The record's copy of its hold after a step changed it (a record that does not
+    carry its hold leaves it in the holds collection)."""
+    if carries_hold(record):
+        record["hold"] = book.holds[record["holdId"]].to_dict()
+
+
 def _hold_external(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
     """approved, external: reserve the funds until the clearing answers."""
     p = event.payment
-    book.hold(
+    hold = book.hold(
         hold_id=p.payment_id,
         payer_uid=p.uid,
         account_id=p.from_account,
@@ -107,6 +144,7 @@ def _hold_external(book: Book, record: dict[str, Any], event: PaymentEvent, now:
         expires_at=(now.astimezone(dt.UTC) + dt.timedelta(days=EXTERNAL_HOLD_DAYS)).isoformat(),
     )
     record["holdId"] = p.payment_id
+    record["hold"] = hold.to_dict()
     return StepResult("reserved")
 
 
@@ -171,6 +209,7 @@ def _settle(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.dat
     p = event.payment
     posting = book.capture(p.payment_id, step="settle", credit=settlement_account(p.from_account))
     _add_posting(record, posting)
+    _note_hold(book, record)
     return StepResult("completed")
 
 
@@ -178,6 +217,7 @@ def _release_returned(book: Book, record: dict[str, Any], event: PaymentEvent, n
     """returned: release the hold, failed with the counterparty's reason."""
     _require_status(record, "reserved", "return")
     book.release(event.payment.payment_id)
+    _note_hold(book, record)
     return StepResult("failed", event.reason or "returned", event.message)
 
 

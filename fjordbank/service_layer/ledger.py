@@ -4,10 +4,12 @@ the admin path, written against the document ports (fjordbank.service_layer.port
 Documents:
   accounts/{accountId}          balance, held, available, owner, status (the app reads its own)
   postings/{paymentId:step}     one balanced posting each; the id makes it exactly-once
-  holds/{paymentId}             funds reserved for a payment not yet posted
   ledgerPayments/{paymentId}    the ledger's record of a payment: the result of every step it
                                 went through, so a redelivered or replayed step gets the same
-                                answer and changes nothing
+                                answer and changes nothing; an external payment's record also
+                                carries the funds it holds until clearing answers (``hold``)
+  holds/{paymentId}             a hold of a payment reserved before holds moved onto the
+                                record (read and written only for such a payment's last step)
 
 One commit per batch (``ledger_post_batch``), with no transaction: the batch's accounts,
 records and holds are what this process last read or wrote of them (`Known`: their data
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +61,7 @@ from fjordbank.domain.ledger import (
     transit_out_account,
     world_account,
 )
-from fjordbank.domain.payment_ledger import StepResult, UnexpectedStep, apply_step
+from fjordbank.domain.payment_ledger import StepResult, UnexpectedStep, apply_step, carries_hold, record_holds
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.service_layer import recent
@@ -85,6 +87,7 @@ from fjordbank.topology import CREDIT, REFUND
 Record = dict[str, Any]  # a payment's ledger record (fjordbank.domain.payment_ledger.new_record)
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
 KNOWN = 20_000  # documents (accounts, records, holds) a ledger process remembers
+SETTLING = ("settled", "returned")  # the steps that capture or release an external payment's hold
 
 
 Decided = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
@@ -130,12 +133,15 @@ def balance_fields(acct: Account) -> Data:
     return {"balance": acct.balance, "held": acct.held, "available": acct.available, "updatedAt": SERVER_TIME}
 
 
-def write_book(writes: Writes, book: Book, versions: Decided | None = None) -> list[tuple[str, Data]]:
+def write_book(
+    writes: Writes, book: Book, versions: Decided | None = None, *, carried: Collection[str] = ()
+) -> list[tuple[str, Data]]:
     """Write what one commit's Book changed: each touched account once, the new postings
-    (create: a posting id applied twice fails the commit) and the touched holds. With
-    ``versions`` (a commit outside a transaction): each account and hold on the condition
-    that it is still the version read, a hold not read as a create. Returns (path, data) of
-    each write, in order."""
+    (create: a posting id applied twice fails the commit) and the touched holds, but not
+    those ``carried`` on a payment's record (written with the record). With ``versions``
+    (a commit outside a transaction): each account and hold on the condition that it is
+    still the version read, a hold not read as a create. Returns (path, data) of each
+    write, in order."""
     out: list[tuple[str, Data]] = []
     for account_id in sorted(book.touched):
         path, fields = account_path(account_id), balance_fields(book.accounts[account_id])
@@ -148,7 +154,7 @@ def write_book(writes: Writes, book: Book, versions: Decided | None = None) -> l
         path, data = posting_path(posting.posting_id), {**posting.to_dict(), "createdAt": SERVER_TIME}
         writes.create(path, data)
         out.append((path, data))
-    for hold_id in sorted(book.touched_holds):
+    for hold_id in sorted(book.touched_holds.difference(carried)):
         path, data = hold_path(hold_id), book.holds[hold_id].to_dict()
         _put(writes, path, data, versions)
         out.append((path, data))
@@ -245,16 +251,22 @@ class BatchState:
 
 
 def batch_paths(events: list[PaymentEvent]) -> list[str]:
-    """Every document a batch needs: its accounts, its payments' records, and the holds of
-    the settling steps (only those can hold)."""
+    """Every document a batch needs: its accounts and its payments' records (which carry
+    their holds; see `older_holds` for those that do not)."""
     account_ids = sorted(set().union(*(accounts_needed(e) for e in events)))
     payment_ids = sorted({e.payment.payment_id for e in events})
-    settling = sorted({e.payment.payment_id for e in events if e.status in ("settled", "returned")})
-    return [
-        *(account_path(a) for a in account_ids),
-        *(record_path(p) for p in payment_ids),
-        *(hold_path(p) for p in settling),
-    ]
+    return [*(account_path(a) for a in account_ids), *(record_path(p) for p in payment_ids)]
+
+
+def older_holds(state: BatchState, events: list[PaymentEvent]) -> list[str]:
+    """The hold documents of the batch's settling steps whose records do not carry their
+    hold (reserved before holds moved onto the record): read as well."""
+    paths: set[str] = set()
+    for event in events:
+        record = state.records.get(event.payment.payment_id)
+        if event.status in SETTLING and record and record.get("holdId") and not carries_hold(record):
+            paths.add(hold_path(record["holdId"]))
+    return sorted(paths)
 
 
 def new_records(events: list[PaymentEvent]) -> set[str]:
@@ -274,8 +286,9 @@ def state_of(found: dict[str, Doc | None], known: dict[str, Version] | None = No
     versions |= known or {}
     docs = [Doc(path, v.data, v.updated) for path, v in versions.items()]
     accounts = {a: account_from_doc(data) for a, data in _found(docs, ACCOUNTS).items()}
-    holds = {h: Hold.from_dict(data) for h, data in _found(docs, HOLDS).items()}
-    return BatchState(Book(accounts, holds=holds), _found(docs, LEDGER_PAYMENTS), versions, set(found))
+    records = _found(docs, LEDGER_PAYMENTS)
+    holds = {h: Hold.from_dict(data) for h, data in _found(docs, HOLDS).items()} | record_holds(records)
+    return BatchState(Book(accounts, holds=holds), records, versions, set(found))
 
 
 async def load_batch(
@@ -288,6 +301,12 @@ async def load_batch(
     guessed = new_records(events) if new_payments else set()
     missing = [path for path in paths if path not in remembered and path not in guessed]
     found = await docs.get_many(missing) if missing else {}
+    state = state_of(found, remembered)
+    if not (older := older_holds(state, events)):
+        return state
+    remembered |= {path: v for path in older if (v := known.get(path)) is not None}
+    missing = [path for path in older if path not in remembered]
+    found = {**found, **(await docs.get_many(missing) if missing else {})}
     return state_of(found, remembered)
 
 
@@ -315,7 +334,10 @@ def decide_batch(
 def save_batch(writes: Writes, state: BatchState, records: dict[str, Record]) -> list[tuple[str, Data]]:
     """The batch's writes, each on the condition of the version decided on (see the module
     docstring). Returns (path, data) of each write, in order."""
-    return write_book(writes, state.book, state.versions) + write_records(writes, records, state.versions)
+    carried = {r["holdId"] for r in state.records.values() if carries_hold(r)}
+    return write_book(writes, state.book, state.versions, carried=carried) + write_records(
+        writes, records, state.versions
+    )
 
 
 def unsure(state: BatchState, verdicts: list[Verdict]) -> set[str]:
@@ -404,7 +426,7 @@ class Ledger:
             try:
                 written = await batch.commit() if writes else []
             except (Stale, NotFound, AlreadyExists) as exc:  # a document moved since it was read
-                self.known.forget(batch_paths(events))
+                self.known.forget([*batch_paths(events), *(hold_path(e.payment.payment_id) for e in events)])
                 new_payments = new_payments and not isinstance(exc, AlreadyExists)
                 error = exc
                 continue

@@ -233,6 +233,23 @@ def test_a_held_amount_that_is_not_the_sum_of_the_active_holds_is_reported():
     assert found(ledger) == [Finding(audit.HELD, f"account {ALICE}: held 300 != active holds 0")]
 
 
+def carried(ledger: LedgerDocuments, **changes: Any) -> LedgerDocuments:
+    """The ledger with pay-3's hold on its record, as the ledger keeps it now (no hold document)."""
+    hold = {**ledger.holds["pay-3"], **changes}
+    return with_changes(without(ledger, "holds", "pay-3"), "payments", "pay-3", holdId="pay-3", hold=hold)
+
+
+def test_a_hold_carried_on_its_payments_record_counts_as_a_hold():
+    ledger = carried(balanced())
+    assert report_of(ledger).problems == []
+    assert report_of(ledger).holds == 1
+    released = carried(balanced(), status="released")
+    assert report_of(released).problems == [f"account {ALICE}: held 300 != active holds 0"]
+    expired = (NOW - dt.timedelta(seconds=1)).isoformat()
+    late = carried(balanced(), expiresAt=expired)
+    assert report_of(late).problems == [f"hold pay-3 expired at {expired} and is still active"]
+
+
 def test_an_active_hold_past_its_expiry_is_reported():
     expired = (NOW - dt.timedelta(seconds=1)).isoformat()
     ledger = with_changes(balanced(), "holds", "pay-3", expiresAt=expired)

@@ -272,15 +272,20 @@ async def test_an_external_payment_holds_the_funds_and_posts_them_when_settled()
     [held] = await ledger.post_batch([step(p)])
     assert held.result == StepResult("reserved")
     assert await balance(docs, ALICE) == (20_000, 12_345, 20_000 - 12_345)
-    hold = await docs.get(hold_path("x1"))
-    assert hold is not None and hold.data["status"] == "active" and hold.data["amount"] == 12_345
+    assert await held_on_record(docs, "x1") == ("active", 12_345)  # the record carries its hold
+    assert await docs.get(hold_path("x1")) is None  # and no document of its own
     [settled] = await ledger.post_batch([step(p, "settled")])
     assert settled.result == StepResult("completed")
     assert await balance(docs, ALICE) == (20_000 - 12_345, 0, 20_000 - 12_345)
     assert (await balance(docs, settlement_account(ALICE)))[0] == 12_345
-    hold = await docs.get(hold_path("x1"))
-    assert hold is not None and hold.data["status"] == "captured"
+    assert await held_on_record(docs, "x1") == ("captured", 12_345)
     assert money(docs) == 0
+
+
+async def held_on_record(docs: RecordingDocuments, payment_id: str) -> tuple[str, int]:
+    record = await docs.get(record_path(payment_id))
+    assert record is not None
+    return record.data["hold"]["status"], record.data["hold"]["amount"]
 
 
 async def test_a_returned_external_payment_releases_the_hold_and_says_why():
@@ -290,14 +295,13 @@ async def test_a_returned_external_payment_releases_the_hold_and_says_why():
     [returned] = await ledger.post_batch([PaymentEvent(p, "returned", "AC04", "account closed")])
     assert returned.result == StepResult("failed", "AC04", "account closed")
     assert await balance(docs, ALICE) == (20_000, 0, 20_000)
-    hold = await docs.get(hold_path("x1"))
-    assert hold is not None and hold.data["status"] == "released"
+    assert await held_on_record(docs, "x1") == ("released", 5_000)
     [again] = await ledger.post_batch([PaymentEvent(p, "settled")])  # a late contrary answer
     assert again.result is None and again.error is not None  # dead-lettered, nothing posted
     assert await balance(docs, ALICE) == (20_000, 0, 20_000)
 
 
-async def test_a_settling_batch_reads_only_the_holds_of_its_settling_steps():
+async def test_a_settling_batch_reads_its_records_and_no_hold():
     ledger, docs = await bank({ALICE: 20_000})
     x1, x2 = payment("x1", to_account=OUTSIDE), payment("x2", to_account=OUTSIDE)
     await ledger.post_batch([step(x1), step(x2)])
@@ -305,8 +309,31 @@ async def test_a_settling_batch_reads_only_the_holds_of_its_settling_steps():
     docs.forget()
     await fresh.post_batch([step(x1, "settled"), step(payment("p3"))])
     [read] = reads(docs)
-    assert [path for path in read if path.startswith("holds/")] == ["holds/x1"]
+    assert "ledgerPayments/x1" in read and not any(path.startswith("holds/") for path in read)
     assert "ledgerPayments/p3" not in read  # a new payment's record is created, not read
+    [writes] = commits(docs)
+    assert not any(path.startswith("holds/") for _kind, path in writes)
+
+
+async def test_a_payment_reserved_before_holds_moved_onto_records_settles_from_its_hold_document():
+    ledger, docs = await bank({ALICE: 20_000})
+    x1, x2 = payment("x1", to_account=OUTSIDE, amount=3_000), payment("x2", to_account=OUTSIDE, amount=4_000)
+    await ledger.post_batch([step(x1), step(x2)])
+    for pid in ("x1", "x2"):  # as an older ledger left them: the hold in a document of its own
+        record = docs.store.docs[record_path(pid)][0]
+        docs.store.docs[hold_path(pid)] = (record.pop("hold"), docs.store.docs[record_path(pid)][1])
+    fresh = Ledger(docs, clock=lambda: NOW)
+    docs.forget()
+    verdicts = await fresh.post_batch([step(x1, "settled"), PaymentEvent(x2, "returned", "AC04", "closed")])
+    assert statuses(verdicts) == ["completed", "failed"]
+    assert reads(docs) == [
+        [account_path(ALICE), account_path(settlement_account(ALICE)), record_path("x1"), record_path("x2")],
+        [hold_path("x1"), hold_path("x2")],
+    ]
+    assert [(await docs.get(hold_path(p))).data["status"] for p in ("x1", "x2")] == ["captured", "released"]
+    assert "hold" not in (await docs.get(record_path("x1"))).data
+    assert await balance(docs, ALICE) == (17_000, 0, 17_000)
+    assert money(docs) == 0
 
 
 # ---- a hot payee: one write per batch --------------------------------------------------------
@@ -340,7 +367,7 @@ async def test_a_batch_is_one_read_and_one_commit_and_the_next_of_known_document
     assert not any(path.startswith("ledgerPayments/") for path in read)  # new payments: created
     [writes] = commits(docs)
     assert writes.count(("update", account_path(ALICE))) == 1
-    assert sorted(k for k, p in writes if p.startswith(("postings/", "ledgerPayments/", "holds/"))) == ["create"] * 12
+    assert sorted(k for k, p in writes if p.startswith(("postings/", "ledgerPayments/", "holds/"))) == ["create"] * 11
     docs.forget()
     await ledger.post_batch([step(payment(f"q{n}")) for n in range(5)])
     assert [kind for kind, _ in docs.calls] == ["commit"]  # every document known: no read

@@ -46,6 +46,7 @@ from fjordbank.domain.payment_ledger import (
     apply_step,
     new_record,
     published,
+    record_holds,
 )
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent, PaymentRequested
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
@@ -328,6 +329,8 @@ def test_approved_external_payment_is_reserved_with_a_hold():
     )
     assert hold.expires_at == (NOW + dt.timedelta(days=EXTERNAL_HOLD_DAYS)).isoformat()
     assert dt.datetime.fromisoformat(hold.expires_at) - NOW == dt.timedelta(days=5)
+    assert record["hold"] == hold.to_dict()  # the record carries its hold
+    assert record_holds({"p1": record}) == {"p1": hold}
     assert book.postings == []
     assert total(book) == 0
 
@@ -365,6 +368,7 @@ def test_settled_payment_is_completed_capturing_the_hold_into_settlement():
     assert record["steps"]["approved"]["status"] == "reserved"
 
     assert book.holds["p1"].status == "captured"
+    assert record["hold"] == book.holds["p1"].to_dict()
     [posting] = book.postings
     assert (posting.posting_id, posting.step) == ("p1:settle", "settle")
     # credited to the settlement shard of the payer's partition
@@ -374,6 +378,16 @@ def test_settled_payment_is_completed_capturing_the_hold_into_settlement():
     assert book.accounts[settlement_account(ALICE_1)].balance == 4_000
     assert book.accounts[INTERNAL_SETTLEMENT].balance == 0  # the pre-partition account takes no more
     assert total(book) == 0
+
+
+def test_a_record_that_does_not_carry_its_hold_leaves_it_in_the_book_only():
+    book = fresh_book()
+    p = payment(kind=EXTERNAL, amount=4_000)
+    record = reserved(book, p)
+    del record["hold"]  # reserved by a ledger from before holds moved onto records
+    record, result, _ = run(book, record, event(p, "settled"))
+    assert result.status == "completed" and book.holds["p1"].status == "captured"
+    assert "hold" not in record and record_holds({"p1": record}) == {}
 
 
 def test_settlement_in_a_later_commit_uses_the_stored_hold():
@@ -401,6 +415,7 @@ def test_returned_payment_fails_with_the_events_reason_and_releases_the_hold():
     assert record["steps"]["returned"] == {"status": "failed", "reason": "AC04", "message": "account closed"}
     assert record["postingIds"] == []
     assert book.holds["p1"].status == "released"
+    assert record["hold"]["status"] == "released"
     account = book.accounts[ALICE_1]
     assert (account.balance, account.held, account.available) == (10_000, 0, 10_000)
     assert book.postings == []
