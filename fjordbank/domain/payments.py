@@ -69,6 +69,13 @@ LEDGER_LEGS = frozenset({topology.CREDIT, topology.REFUND, topology.CREDITED})
 # the detail on to its answer, and the notifier writes that time into the request's
 # timeline with the next state it shows.
 PASSED_AT = "passedAt"
+# In ``detail`` from the edge on (each service carries its event's detail on to the next):
+# the app's request document exists (users/{uid}/paymentRequests/{request_id}) for every
+# payment the edge publishes, so the notifier may write a final state there without reading
+# it first (fjordbank.service_layer.notifier.guessed_version). Absent: none (a standing
+# order's payment, shown in a view of its own) or not known (a state whose producer starts
+# a new detail: clearing's answers): the notifier reads.
+ON_REQUEST = "onRequest"
 UNSHOWN = frozenset({"approved", "reserved", "settled", "returned"})
 INTERNAL = "internal"  # both accounts in this bank: debited and credited by the ledger, no clearing
 EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
@@ -329,6 +336,16 @@ def passing(event: PaymentEvent, at: datetime) -> PaymentEvent:
     detail = dict(event.detail or {})
     detail[PASSED_AT] = {**_passed(detail), event.status: at.astimezone(UTC).isoformat()}
     return replace(event, detail=detail)
+
+
+def requested_in_app(event: PaymentEvent) -> PaymentEvent:
+    """``event`` marked as a payment with an app request document (`ON_REQUEST`)."""
+    return replace(event, detail={**(event.detail or {}), ON_REQUEST: True})
+
+
+def on_request(event: PaymentEvent) -> bool:
+    """Whether ``event`` says its payment has an app request document (`ON_REQUEST`)."""
+    return (event.detail or {}).get(ON_REQUEST) is True
 
 
 def passed_at(event: PaymentEvent) -> dict[str, datetime]:

@@ -40,6 +40,7 @@ from fjordbank.domain.payments import (
     body_hash,
     parse_request,
     payment_id_for,
+    requested_in_app,
 )
 from fjordbank.domain.sca import DEFAULT_THRESHOLD as DEFAULT_SCA_THRESHOLD
 from fjordbank.errors import PublishError
@@ -300,7 +301,7 @@ def _signature_to_claim(
 def submit(docs: Documents, publisher: Publisher, payment: PaymentRequested, *, known: Seen | None = None) -> None:
     """Publish a validated payment and show it as requested; a publish failure is never
     dropped. ``known``: the request document as the caller read it (one write then)."""
-    event = PaymentEvent(payment, "requested")
+    event = requested_in_app(PaymentEvent(payment, "requested"))
     with tracing.span("edge submit", attrs={"fjb.payment_id": payment.payment_id}):
         _submit(docs, publisher, payment, event, known)
 

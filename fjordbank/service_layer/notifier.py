@@ -19,8 +19,11 @@ commit, so the batch applies whole or not at all. A record another writer moved 
 `Known` remembers the version of each record this process last read or wrote. A payment's
 later states usually reach the same instance (its partition's), so most records need no
 read at all: their version is known, and a wrong guess only costs a failed commit and a
-read. Round trips per batch, as the bench counts them (bench/docops.py): the payees' owners
-not seen before (`fjordbank.service_layer.owners`), one read of the records not known (two
+read. A payment the edge published that first reaches the notifier in a final state (every
+internal payment) is not read at all: its request document is written on the condition
+that it exists and its feed entries are created (`guessed_version`). Round trips per batch,
+as the bench counts them (bench/docops.py): the payees' owners not seen before
+(`fjordbank.service_layer.owners`), one read of the records not known or guessed (two
 when the batch holds payments the bank started: their views), the labels of the feed
 entries that appear now (an entry there already only changes its status, so a payment to
 another bank is labelled once, not at each state), then the commit. A batch of payments all
@@ -44,7 +47,7 @@ from fjordbank.adapters.firestore import (
 )
 from fjordbank.domain import feed
 from fjordbank.domain.notifications import Push
-from fjordbank.domain.payments import INTERNAL, STATUS_RANK, PaymentEvent
+from fjordbank.domain.payments import INTERNAL, STATUS_RANK, TERMINAL, PaymentEvent, on_request
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -86,6 +89,7 @@ class Version:
     status: str | None
     updated: dt.datetime | None
     shows: int = feed.NOT_SHOWN  # a request document's: the rank of the status it shows
+    guessed: bool = False  # not read: a new payment's request document (`guessed_version`)
 
 
 class Known(Recent[str, Version]):
@@ -140,7 +144,7 @@ async def project_batch(
     labels: feed.Labels | None = None
     labelled: set[str] = set()  # the payments whose new entries ``labels`` labels
     for attempt in range(1, ATTEMPTS + 1):
-        versions = await _versions(docs, events, known)
+        versions = await _versions(docs, events, known, guess=attempt == 1)
         booking = [e for e in events if feed.books_entry(e, versions[e.payment.payment_id].status)]
         if labels is None or not {e.payment.payment_id for e in booking} <= labelled:
             labels = await read_labels(docs, booking, payees, names)
@@ -238,9 +242,26 @@ def _payer_names(found: Mapping[str, Doc | None], paths: Mapping[str, str]) -> d
     return names
 
 
-async def _versions(docs: AsyncDocuments, events: list[PaymentEvent], known: Known) -> dict[str, Version]:
-    """Each payment's record: known, else read (the request documents in one read; the views
-    of the payments without one in a second)."""
+def guessed_version(event: PaymentEvent) -> Version | None:
+    """The record of a payment first seen in a final state, not read: its request document,
+    as the edge left it. A payment the edge published (`fjordbank.domain.payments.on_request`) whose first event
+    here is final (an internal payment's only one: completed, failed or rejected) cannot
+    have shown a later state, and nothing but a redelivery of this one can come after it,
+    so there is nothing to read: the document is updated on the condition that it exists,
+    and the feed entries that appear are created (`_commit`). A redelivery this process no
+    longer remembers fails those creates, and the batch is read and decided again. The
+    edge's own status write, if it lands after this one, moves the document only forward
+    (fjordbank.service_layer.request_status): it leaves a final state. None: read it."""
+    if on_request(event) and event.status in TERMINAL:
+        return Version(True, None, None, feed.NOT_SHOWN, guessed=True)
+    return None
+
+
+async def _versions(
+    docs: AsyncDocuments, events: list[PaymentEvent], known: Known, *, guess: bool
+) -> dict[str, Version]:
+    """Each payment's record: known, else guessed (with ``guess``: `guessed_version`), else read (the
+    request documents in one read; the views of the payments without one in a second)."""
     versions: dict[str, Version] = {}
     unknown: dict[str, PaymentEvent] = {}
     for e in events:
@@ -248,6 +269,8 @@ async def _versions(docs: AsyncDocuments, events: list[PaymentEvent], known: Kno
         if pid not in versions and pid not in unknown:
             if (version := known.get(pid)) is not None:
                 versions[pid] = version
+            elif guess and (guessed := guessed_version(e)) is not None:
+                versions[pid] = guessed
             else:
                 unknown[pid] = e
     if not unknown:
@@ -289,7 +312,11 @@ async def _commit(
             records.append(pid)
     for (account, payment_id), entry in projection.entries.items():
         booked = {"bookedAt": SERVER_TIME} if entry.booked else {}
-        batch.set(entry_path(account, payment_id), {**entry.fields, **booked, "updatedAt": SERVER_TIME}, merge=True)
+        fields = {**entry.fields, **booked, "updatedAt": SERVER_TIME}
+        if versions[payment_id].guessed:  # a redelivery fails this create: the batch is read
+            batch.create(entry_path(account, payment_id), fields)
+        else:
+            batch.set(entry_path(account, payment_id), fields, merge=True)
     if not records:
         return {}
     written = await batch.commit()
@@ -323,7 +350,8 @@ def _remember(
     for pid, version in versions.items():
         done = written.get(pid)
         if done is None:
-            known.put(pid, version)
+            if not version.guessed:
+                known.put(pid, version)
         elif done.updated is not None:
             request = projection.requests.get(requests[pid])
             shows = request.rank if request is not None else version.shows

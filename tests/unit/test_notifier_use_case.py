@@ -22,7 +22,15 @@ import pytest
 
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.notifications import Push
-from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested, passing
+from fjordbank.domain.payments import (
+    EXTERNAL,
+    INTERNAL,
+    STATUS_RANK,
+    PaymentEvent,
+    PaymentRequested,
+    passing,
+    requested_in_app,
+)
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import Contention, Doc
@@ -391,3 +399,77 @@ async def test_records_that_keep_moving_give_the_batch_back_as_contention() -> N
         await n.project(event("approved"))
     assert len(n.commits) == 1 and n.commits[0][0] == notifier.ATTEMPTS
     assert isinstance(n.commits[0][1], Contention)
+
+
+# ------------------------------------------------------------ a final state first seen
+
+
+def from_the_edge(status: str, *, kind: str = INTERNAL, reason: str | None = None) -> PaymentEvent:
+    """An event of a payment the edge published (its request document exists)."""
+    return requested_in_app(event(status, kind=kind, reason=reason))
+
+
+async def test_a_payment_from_the_edge_first_seen_final_is_written_without_a_read() -> None:
+    """An internal payment reaches the notifier once, final: its request document is not
+    read, only updated on the condition that it exists, and its feed entries are created."""
+    docs = RecordingDocuments()
+    n = with_customers(with_request(Notifier(docs)))
+    docs.forget()
+    assert await n.project(from_the_edge("completed")) == [True]
+    calls = [
+        c
+        for c in docs.calls
+        if not (
+            c[0] == "get_many"
+            and all(
+                "/accounts/" in p or p.startswith(("accounts/", "customers/", "users/alice/categoryOverrides"))
+                for p in c[1]
+            )
+        )
+    ]
+    assert calls == [
+        (
+            "commit",
+            [
+                ("update", REQUEST),
+                ("create", f"accounts/{FROM}/transactions/{PID}"),
+                ("create", f"accounts/{TO}/transactions/{PID}"),
+            ],
+        ),
+    ]
+    request = n.doc(REQUEST) or {}
+    assert (request["status"], request["projectedStatus"], request["amount"]) == ("completed", "completed", 123_456)
+    assert (entry(n, FROM) or {})["status"] == "posted" and (entry(n, TO) or {})["status"] == "posted"
+    assert n.pushed() and n.commits == [(1, None)]
+
+
+async def test_a_redelivered_final_state_a_new_process_guessed_is_read_and_changes_nothing() -> None:
+    n = with_customers(with_request())
+    await n.project(from_the_edge("completed"))
+    relabelled = {**(entry(n, FROM) or {}), "category": "gifts"}  # the customer's own label
+    n.put(f"accounts/{FROM}/transactions/{PID}", relabelled)
+    again = Notifier(n.docs)  # a process that remembers nothing (a restart, a partition moved)
+    assert await again.project(from_the_edge("completed")) == [False]
+    assert again.commits == [(2, None)]  # the guess's creates failed; read, nothing to write
+    assert (entry(n, FROM) or {})["category"] == "gifts"
+    assert set(again.pushed()) == set(n.pushed())  # queued again, shown once (their collapse ids)
+
+
+async def test_a_guess_of_a_request_document_that_is_not_there_is_read_again() -> None:
+    n = with_customers(Notifier())  # no request document (the flag was wrong)
+    assert await n.project(from_the_edge("failed", reason="insufficient_funds")) == [True]
+    assert n.commits == [(2, None)]
+    assert (n.doc(VIEW) or {})["status"] == "failed"
+
+
+async def test_only_a_final_state_from_the_edge_is_guessed() -> None:
+    docs = RecordingDocuments()
+    n = with_customers(with_request(Notifier(docs)))
+    docs.forget()
+    await n.project(from_the_edge("submitted", kind=EXTERNAL))  # not final: read first
+    assert ("get_many", [REQUEST]) in docs.calls
+    other = RecordingDocuments()
+    m = with_customers(with_request(Notifier(other)))
+    other.forget()
+    await m.project(event("completed", kind=INTERNAL))  # not marked as the edge's: read first
+    assert ("get_many", [REQUEST]) in other.calls
