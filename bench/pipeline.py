@@ -47,7 +47,14 @@ from fjordbank.adapters.firestore import ACCOUNTS, LEDGER_PAYMENTS, POSTINGS, as
 from fjordbank.config import load_settings
 from fjordbank.domain.ledger import Posting
 from fjordbank.domain.norway import account_check_digit
-from fjordbank.domain.payments import EXTERNAL, INTERNAL, PaymentEvent, PaymentRequested, payment_id_for
+from fjordbank.domain.payments import (
+    EXTERNAL,
+    INTERNAL,
+    PaymentEvent,
+    PaymentRequested,
+    payment_id_for,
+    requested_in_app,
+)
 from fjordbank.runtime.events import encode
 from fjordbank.service_layer.ledger import Ledger
 
@@ -195,7 +202,13 @@ class Tracker:
         return stamp + self.offset
 
 
-async def drive(stack: Stack, payments: list[PaymentRequested], *, rate: float | None, timeout: float) -> Tracker:
+async def drive(
+    stack: Stack, payments: list[PaymentRequested], *, rate: float | None, timeout: float, on_request: bool = False
+) -> Tracker:
+    """Publish ``payments`` as the edge does (``rate`` per second, or all at once) and
+    track their completions. ``on_request``: each has the app's request document (made by
+    the caller), and its events say so as the edge's do (fjordbank.domain.payments.ON_REQUEST);
+    else the bank started them (no request document: the notifier keeps a view of each)."""
     admin = load_settings({**os.environ, **stack.nats_env("admin")})
     edge = load_settings({**os.environ, **stack.nats_env("edge")})
     watcher = await nats_conn.connect(admin.nats, name="bench-watch")
@@ -225,6 +238,7 @@ async def drive(stack: Stack, payments: list[PaymentRequested], *, rate: float |
                     await asyncio.sleep(delay)
             tracker.sent[p.payment_id] = time.monotonic()
             event = PaymentEvent(p, "requested")
+            event = requested_in_app(event) if on_request else event
             await js.publish_async(event.subject, encode(event), headers={"Nats-Msg-Id": event.msg_id})
         await js.publish_async_completed()
         await asyncio.wait_for(tracker.event.wait(), timeout=timeout)
