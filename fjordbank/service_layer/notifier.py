@@ -19,9 +19,11 @@ commit, so the batch applies whole or not at all. A record another writer moved 
 `Known` remembers the version of each record this process last read or wrote. A payment's
 later states usually reach the same instance (its partition's), so most records need no
 read at all: their version is known, and a wrong guess only costs a failed commit and a
-read. A payment the edge published that first reaches the notifier in a final state (every
-internal payment) is not read at all: its request document is written on the condition
-that it exists and its feed entries are created (`guessed_version`). Round trips per batch,
+read. A payment the edge published that this process has not seen is not read either when
+its state has a feed entry (an internal payment's only state, an external payment's
+submitted): its request document is written on the condition that it exists and its feed
+entries are created, and a create that fails says it was projected before
+(`guessed_version`). Round trips per batch,
 as the bench counts them (bench/docops.py): the payees' owners not seen before
 (`fjordbank.service_layer.owners`), one read of the records not known or guessed (two
 when the batch holds payments the bank started: their views), the labels of the feed
@@ -46,8 +48,8 @@ from fjordbank.adapters.firestore import (
     request_path,
 )
 from fjordbank.domain import feed
-from fjordbank.domain.notifications import Push
-from fjordbank.domain.payments import INTERNAL, STATUS_RANK, TERMINAL, PaymentEvent, on_request
+from fjordbank.domain.notifications import ENTRY_STATUS, Push
+from fjordbank.domain.payments import INTERNAL, STATUS_RANK, PaymentEvent, on_request
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -243,16 +245,19 @@ def _payer_names(found: Mapping[str, Doc | None], paths: Mapping[str, str]) -> d
 
 
 def guessed_version(event: PaymentEvent) -> Version | None:
-    """The record of a payment first seen in a final state, not read: its request document,
-    as the edge left it. A payment the edge published (`fjordbank.domain.payments.on_request`) whose first event
-    here is final (an internal payment's only one: completed, failed or rejected) cannot
-    have shown a later state, and nothing but a redelivery of this one can come after it,
-    so there is nothing to read: the document is updated on the condition that it exists,
-    and the feed entries that appear are created (`_commit`). A redelivery this process no
-    longer remembers fails those creates, and the batch is read and decided again. The
-    edge's own status write, if it lands after this one, moves the document only forward
-    (fjordbank.service_layer.request_status): it leaves a final state. None: read it."""
-    if on_request(event) and event.status in TERMINAL:
+    """The record of a payment this process has not seen, not read: its request document as
+    the edge left it, for a payment the edge published (`fjordbank.domain.payments.on_request`)
+    in a state with a feed entry (`fjordbank.domain.notifications.ENTRY_STATUS`: submitted,
+    completed, failed; every state the notifier shows but screening's rejected). Every such
+    state makes the payer's entry appear, so the entries are created (`_commit`), and the
+    creates are the guard: if any state of the payment was projected before (a redelivery,
+    or a later state after a restart or a partition moved), its entry is there, the commit
+    fails, and the batch is read and decided again. Otherwise nothing was projected, and the
+    document is updated on the condition that it exists. The edge's own status write, if it
+    lands after this one, moves the document only forward
+    (fjordbank.service_layer.request_status). None: read it. An internal payment's one
+    state and an external payment's submitted need no read this way."""
+    if on_request(event) and event.status in ENTRY_STATUS:
         return Version(True, None, None, feed.NOT_SHOWN, guessed=True)
     return None
 

@@ -462,14 +462,29 @@ async def test_a_guess_of_a_request_document_that_is_not_there_is_read_again() -
     assert (n.doc(VIEW) or {})["status"] == "failed"
 
 
-async def test_only_a_final_state_from_the_edge_is_guessed() -> None:
+async def test_a_submitted_payment_from_the_edge_is_guessed_and_its_later_state_in_a_new_process_too() -> None:
     docs = RecordingDocuments()
     n = with_customers(with_request(Notifier(docs)))
     docs.forget()
-    await n.project(from_the_edge("submitted", kind=EXTERNAL))  # not final: read first
-    assert ("get_many", [REQUEST]) in docs.calls
-    other = RecordingDocuments()
-    m = with_customers(with_request(Notifier(other)))
-    other.forget()
-    await m.project(event("completed", kind=INTERNAL))  # not marked as the edge's: read first
-    assert ("get_many", [REQUEST]) in other.calls
+    assert await n.project(from_the_edge("submitted", kind=EXTERNAL)) == [True]
+    assert [c[0] for c in docs.calls if "users/alice/paymentRequests/" in str(c[1])] == ["commit"]  # no read
+    assert (entry(n, FROM) or {})["status"] == "pending"
+    later = Notifier(n.docs)  # the partition moved: this process remembers nothing
+    assert await later.project(from_the_edge("completed", kind=EXTERNAL)) == [True]
+    assert later.commits == [(2, None)]  # the entry's create failed: read, then moved on
+    assert ((n.doc(REQUEST) or {})["status"], (entry(n, FROM) or {})["status"]) == ("completed", "posted")
+    stale = Notifier(n.docs)
+    assert await stale.project(from_the_edge("submitted", kind=EXTERNAL)) == [False]  # a late redelivery
+    assert (n.doc(REQUEST) or {})["status"] == "completed"  # never back
+
+
+async def test_what_is_not_guessed_is_read_first() -> None:
+    for first in (
+        from_the_edge("rejected", kind=EXTERNAL, reason="sanctions"),  # no feed entry to guard it
+        event("completed", kind=INTERNAL),  # not marked as the edge's
+    ):
+        docs = RecordingDocuments()
+        n = with_customers(with_request(Notifier(docs)))
+        docs.forget()
+        await n.project(first)
+        assert ("get_many", [REQUEST]) in docs.calls, first.status
