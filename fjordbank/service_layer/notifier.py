@@ -23,9 +23,9 @@ read. A payment the edge published that this process has not seen is not read ei
 its state has a feed entry (an internal payment's only state, an external payment's
 submitted): its request document is written on the condition that it exists and its feed
 entries are created, and a create that fails says it was projected before
-(`guessed_version`). Round trips per batch,
-as the bench counts them (bench/docops.py): the payees' owners not seen before
-(`fjordbank.service_layer.owners`), one read of the records not known or guessed (two
+(`guessed_version`). Round trips per batch, as the bench counts them (bench/docops.py):
+the payees' owners not seen before (`fjordbank.service_layer.owners`), one read of the
+records not known or guessed (two
 when the batch holds payments the bank started: their views), the labels of the feed
 entries that appear now (an entry there already only changes its status, so a payment to
 another bank is labelled once, not at each state), then the commit. A batch of payments all
@@ -265,8 +265,9 @@ def guessed_version(event: PaymentEvent) -> Version | None:
 async def _versions(
     docs: AsyncDocuments, events: list[PaymentEvent], known: Known, *, guess: bool
 ) -> dict[str, Version]:
-    """Each payment's record: known, else guessed (with ``guess``: `guessed_version`), else read (the
-    request documents in one read; the views of the payments without one in a second)."""
+    """Each payment's record: known, else guessed (with ``guess``: `guessed_version`), else
+    read (the request documents in one read; the views of the payments without one in a
+    second)."""
     versions: dict[str, Version] = {}
     unknown: dict[str, PaymentEvent] = {}
     for e in events:
