@@ -560,7 +560,8 @@ def economy(args) -> int:
 def ledger(args) -> int:
     """A customer's accounts with balance, held and available amount, and each account's
     transaction feed (what the app shows), newest first. With --postings also the ledger's
-    postings on the accounts (this scans the postings collection: slow on a large ledger)."""
+    postings on the accounts (this scans the payments' ledger records and the postings
+    collection: slow on a large ledger)."""
     from bankctl.customers import kroner
     from fjordbank.domain.norway import OSLO
 
@@ -625,28 +626,39 @@ def ledger(args) -> int:
 
 
 def _postings(admin, accounts: set[str], limit: int) -> dict[str, list[dict]]:
-    from fjordbank.adapters.firestore import POSTINGS
+    """The postings on ``accounts``, newest first (at most ``limit`` each): the payments'
+    (kept on their ledger records) and the postings collection's (deposits, card captures,
+    payments booked before postings moved onto the records)."""
+    from fjordbank.adapters.firestore import LEDGER_PAYMENTS, POSTINGS
 
     out: dict[str, list[dict]] = {a: [] for a in accounts}
     with admin.errors("reading the postings"):
         for snap in admin.db.collection(POSTINGS).select(["entries", "step", "createdAt", "paymentId"]).stream():
-            d = snap.to_dict()
-            for entry in d.get("entries", []):
-                if entry.get("account") in out:
-                    out[entry["account"]].append(
-                        {
-                            "postingId": snap.id,
-                            "paymentId": d.get("paymentId"),
-                            "step": d.get("step"),
-                            "amount": entry["amount"],
-                            "createdAt": d.get("createdAt"),
-                        }
-                    )
+            _posting_rows(out, snap.id, snap.to_dict(), snap.to_dict().get("createdAt"))
+        for snap in admin.db.collection(LEDGER_PAYMENTS).select(["postings"]).stream():
+            for posting in (snap.to_dict().get("postings") or {}).values():
+                at = dt.datetime.fromisoformat(posting["postedAt"]) if posting.get("postedAt") else None
+                _posting_rows(out, posting.get("postingId"), posting, at)
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     for rows in out.values():
         rows.sort(key=lambda p: p["createdAt"] or epoch, reverse=True)
         del rows[limit:]
     return out
+
+
+def _posting_rows(out: dict[str, list[dict]], posting_id: str | None, d: dict, at: dt.datetime | None) -> None:
+    """One row per entry of the posting ``d`` on an account of ``out``."""
+    for entry in d.get("entries", []):
+        if entry.get("account") in out:
+            out[entry["account"]].append(
+                {
+                    "postingId": posting_id,
+                    "paymentId": d.get("paymentId"),
+                    "step": d.get("step"),
+                    "amount": entry["amount"],
+                    "createdAt": at,
+                }
+            )
 
 
 # ---- load and demo ---------------------------------------------------------------------------

@@ -5,7 +5,8 @@ takes their documents as plain data and returns its findings, so each invariant 
 tried on a ledger made up in a test:
 
 * conservation: the balances of all accounts (internal ones included) sum to zero;
-* every posting balances, and every stored balance equals the replay of the postings;
+* every posting balances, and every stored balance equals the replay of the postings (the
+  postings collection's and those payments' records keep: `carried_postings`);
 * no customer account's available balance is below its overdraft floor; holds are >= 0;
   each account's held amount is the sum of its active holds (the holds collection's and
   those external payments' records carry), and no active hold is past its expiry;
@@ -127,7 +128,7 @@ class AuditReport:
 def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
     """Every check over the whole ledger. ``now``: the moment active holds must not be past."""
     accounts, account_faults = read_accounts(ledger.accounts)
-    postings, posting_faults = read_postings(ledger.postings)
+    postings, posting_faults = read_postings({**ledger.postings, **carried_postings(ledger.payments)})
     holds, hold_faults = read_holds({**ledger.holds, **carried_holds(ledger.payments)})
     report = AuditReport(
         accounts=len(accounts),
@@ -176,6 +177,18 @@ def read_postings(docs: Documents) -> tuple[list[Posting], list[Finding]]:
         except (UnbalancedPosting, KeyError, TypeError) as exc:
             findings.append(Finding(MALFORMED, f"posting {doc_id} is invalid: {exc}"))
     return postings, findings
+
+
+def carried_postings(payments: Documents) -> Documents:
+    """The postings payments' records keep (``postings``, by step), each by the record's
+    path and its step: the same checks as the postings collection's documents, and a
+    posting that were in both would count twice (a payment posted twice)."""
+    return {
+        f"ledgerPayments/{pid}#{step}": posting
+        for pid, data in payments.items()
+        if isinstance(kept := data.get("postings"), dict)
+        for step, posting in kept.items()
+    }
 
 
 def carried_holds(payments: Documents) -> Documents:

@@ -23,6 +23,13 @@ document of its own: the hold is made, captured and released only by the steps o
 payment, which write the record anyway, so one document carries both (two writes fewer per
 payment). A record from before this (``holdId`` and no ``hold``) keeps its hold in the
 holds collection, and its later step is applied to it there (`carries_hold`).
+
+A step's posting is kept on the record too (``postings``, by step; `record_postings`): the
+record is the payment's journal. Its ``steps`` already make each step happen once, and the
+record is written on the condition of the version decided on, so the posting needs no
+document of its own to be posted exactly once (one write fewer per posting: two per
+internal payment, one per external). Records from before this list ``postingIds`` whose
+postings are documents in the postings collection; the audit reads both.
 """
 
 from __future__ import annotations
@@ -80,6 +87,7 @@ def new_record(event: PaymentEvent) -> dict[str, Any]:
         "bodyHash": p.body_hash,
         "steps": {},
         "postingIds": [],
+        "postings": {},
         "status": None,
     }
 
@@ -105,8 +113,17 @@ def _require_status(record: dict[str, Any], status: str, what: str) -> None:
         raise UnexpectedStep(f"{what} of a payment in state {record['status']!r}")
 
 
-def _add_posting(record: dict[str, Any], posting: Posting) -> None:
+def _add_posting(record: dict[str, Any], posting: Posting, now: dt.datetime) -> None:
+    """The step's posting, listed (``postingIds``) and kept on the record (``postings``)."""
     record["postingIds"] = [*record["postingIds"], posting.posting_id]
+    kept = {**posting.to_dict(), "postedAt": now.astimezone(dt.UTC).isoformat()}
+    record["postings"] = {**record.get("postings", {}), posting.step: kept}
+
+
+def record_postings(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The postings a record keeps (none for a record from before they moved onto it)."""
+    kept = record.get("postings")
+    return list(kept.values()) if isinstance(kept, dict) else []
 
 
 def carries_hold(record: dict[str, Any]) -> bool:
@@ -163,7 +180,7 @@ def _debit_internal(book: Book, record: dict[str, Any], event: PaymentEvent, now
         amount=p.amount,
         currency=p.currency,
     )
-    _add_posting(record, posting)
+    _add_posting(record, posting, now)
     return StepResult(CREDIT)
 
 
@@ -182,7 +199,7 @@ def _credit_payee(book: Book, record: dict[str, Any], event: PaymentEvent, now: 
         )
     except Declined as exc:  # the payee's account cannot take it: the money goes back
         return StepResult(REFUND, exc.code, exc.message)
-    _add_posting(record, posting)
+    _add_posting(record, posting, now)
     return StepResult("completed")
 
 
@@ -199,7 +216,7 @@ def _refund_payer(book: Book, record: dict[str, Any], event: PaymentEvent, now: 
         currency=p.currency,
         refund=True,
     )
-    _add_posting(record, posting)
+    _add_posting(record, posting, now)
     return StepResult("failed", event.reason or "returned", event.message)
 
 
@@ -208,7 +225,7 @@ def _settle(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.dat
     _require_status(record, "reserved", "settlement")
     p = event.payment
     posting = book.capture(p.payment_id, step="settle", credit=settlement_account(p.from_account))
-    _add_posting(record, posting)
+    _add_posting(record, posting, now)
     _note_hold(book, record)
     return StepResult("completed")
 

@@ -3,11 +3,15 @@ the admin path, written against the document ports (fjordbank.service_layer.port
 
 Documents:
   accounts/{accountId}          balance, held, available, owner, status (the app reads its own)
-  postings/{paymentId:step}     one balanced posting each; the id makes it exactly-once
   ledgerPayments/{paymentId}    the ledger's record of a payment: the result of every step it
                                 went through, so a redelivered or replayed step gets the same
-                                answer and changes nothing; an external payment's record also
-                                carries the funds it holds until clearing answers (``hold``)
+                                answer and changes nothing, and each step's balanced posting
+                                (``postings``: the payment's journal); an external payment's
+                                record also carries the funds it holds until clearing answers
+                                (``hold``)
+  postings/{id}                 the deposits' postings (and the card captures', the card
+                                ledger's), and those of payments booked before postings moved
+                                onto the record; the id makes each exactly-once
   holds/{paymentId}             a hold of a payment reserved before holds moved onto the
                                 record (read and written only for such a payment's last step)
 
@@ -16,7 +20,8 @@ records and holds are what this process last read or wrote of them (`Known`: the
 and update time), and only the ones it does not know are read (`load_batch`); the batch is
 applied in order in memory (`decide_batch`: `fjordbank.domain.payment_ledger.apply_step` on
 one `fjordbank.domain.ledger.Book`); then one batch commit writes each touched account
-once plus the new postings, holds and records (`save_batch`), every write of a document
+once plus the changed records, with their postings and holds (`save_batch`; the holds
+of payments reserved before holds moved onto records as documents), every write of a document
 that was read on the condition that it is still that version (``update(...,
 if_updated=...)``), every new one as a create. A document another writer changed
 meanwhile (the card ledger's holds, a deposit, another instance after a partition moved)
@@ -61,7 +66,14 @@ from fjordbank.domain.ledger import (
     transit_out_account,
     world_account,
 )
-from fjordbank.domain.payment_ledger import StepResult, UnexpectedStep, apply_step, carries_hold, record_holds
+from fjordbank.domain.payment_ledger import (
+    StepResult,
+    UnexpectedStep,
+    apply_step,
+    carries_hold,
+    record_holds,
+    record_postings,
+)
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.service_layer import recent
@@ -134,14 +146,19 @@ def balance_fields(acct: Account) -> Data:
 
 
 def write_book(
-    writes: Writes, book: Book, versions: Decided | None = None, *, carried: Collection[str] = ()
+    writes: Writes,
+    book: Book,
+    versions: Decided | None = None,
+    *,
+    carried: Collection[str] = (),
+    on_records: Collection[str] = (),
 ) -> list[tuple[str, Data]]:
     """Write what one commit's Book changed: each touched account once, the new postings
     (create: a posting id applied twice fails the commit) and the touched holds, but not
-    those ``carried`` on a payment's record (written with the record). With ``versions``
-    (a commit outside a transaction): each account and hold on the condition that it is
-    still the version read, a hold not read as a create. Returns (path, data) of each
-    write, in order."""
+    the holds ``carried`` nor the postings (by id) kept ``on_records`` of payments (written
+    with the record). With ``versions`` (a commit outside a transaction): each account and
+    hold on the condition that it is still the version read, a hold not read as a create.
+    Returns (path, data) of each write, in order."""
     out: list[tuple[str, Data]] = []
     for account_id in sorted(book.touched):
         path, fields = account_path(account_id), balance_fields(book.accounts[account_id])
@@ -151,6 +168,8 @@ def write_book(
             writes.update(path, fields, if_updated=versions[path].updated)
         out.append((path, fields))
     for posting in book.postings:
+        if posting.posting_id in on_records:
+            continue
         path, data = posting_path(posting.posting_id), {**posting.to_dict(), "createdAt": SERVER_TIME}
         writes.create(path, data)
         out.append((path, data))
@@ -335,7 +354,8 @@ def save_batch(writes: Writes, state: BatchState, records: dict[str, Record]) ->
     """The batch's writes, each on the condition of the version decided on (see the module
     docstring). Returns (path, data) of each write, in order."""
     carried = {r["holdId"] for r in state.records.values() if carries_hold(r)}
-    return write_book(writes, state.book, state.versions, carried=carried) + write_records(
+    on_records = {p["postingId"] for r in records.values() for p in record_postings(r)}
+    return write_book(writes, state.book, state.versions, carried=carried, on_records=on_records) + write_records(
         writes, records, state.versions
     )
 

@@ -107,8 +107,10 @@ def test_duplicate_deliveries_post_once(stack, auth, as_user, ledger_admin, admi
     time.sleep(1.0)  # let every copy be processed
     assert alice.balance(alice.accounts[0]) == 6_000
     assert alice.balance(alice.accounts[1]) == 4_000
+    record = admin_db.collection("ledgerPayments").document(payment.payment_id).get().to_dict()
     query = admin_db.collection("postings").where(filter=FieldFilter("paymentId", "==", payment.payment_id))
-    postings = list(query.stream())
+    assert list(query.stream()) == []  # a payment's postings are kept on its record
     # once each: the debit in the payer's partition, the credit in the payee's
-    assert sorted(p.id for p in postings) == [f"{payment.payment_id}:credit", f"{payment.payment_id}:debit"]
+    kept = sorted(p["postingId"] for p in record["postings"].values())
+    assert kept == record["postingIds"][::-1] == [f"{payment.payment_id}:credit", f"{payment.payment_id}:debit"]
     audit()

@@ -116,8 +116,8 @@ def report_of(ledger: LedgerDocuments) -> audit.AuditReport:
 def found(ledger: LedgerDocuments) -> list[Finding]:
     """Every check's findings, called one by one in the audit's order."""
     accounts, account_faults = audit.read_accounts(ledger.accounts)
-    postings, posting_faults = audit.read_postings(ledger.postings)
-    holds, hold_faults = audit.read_holds(ledger.holds)
+    postings, posting_faults = audit.read_postings({**ledger.postings, **audit.carried_postings(ledger.payments)})
+    holds, hold_faults = audit.read_holds({**ledger.holds, **audit.carried_holds(ledger.payments)})
     return [
         *account_faults,
         *posting_faults,
@@ -280,6 +280,39 @@ def test_a_card_posting_without_an_authorisation_is_reported():
 
 
 # ---- payments -------------------------------------------------------------------------------
+def on_record(ledger: LedgerDocuments, payment_id: str) -> LedgerDocuments:
+    """The ledger with the payment's postings kept on its record, as the ledger keeps them
+    now (no posting documents)."""
+    ids = ledger.payments[payment_id]["postingIds"]
+    kept = {ledger.postings[i]["step"]: ledger.postings[i] for i in ids}
+    for posting_id in ids:
+        ledger = without(ledger, "postings", posting_id)
+    return with_changes(ledger, "payments", payment_id, postings=kept)
+
+
+def test_postings_kept_on_their_payments_record_are_checked_as_the_journals():
+    ledger = on_record(on_record(balanced(), "pay-1"), "pay-2")
+    assert sorted(ledger.postings) == ["auth-1:card-capture", "dep-1:deposit"]
+    assert report_of(ledger).problems == []
+    assert report_of(ledger).postings == 5  # replayed with the others
+    # the same checks: a kept posting that moved other money, or one of another payment
+    wrong = dict(ledger.payments["pay-1"]["postings"])
+    wrong["credit"] = transfer("pay-1", "credit", transit_in_account(BOB), BOB, 900)
+    broken = with_changes(ledger, "payments", "pay-1", postings=wrong)
+    assert {f.kind for f in found(broken)} >= {audit.BALANCE}
+    unbalanced = {**wrong, "credit": {**wrong["credit"], "entries": [{"account": BOB, "amount": 1_000}]}}
+    broken = with_changes(ledger, "payments", "pay-1", postings=unbalanced)
+    assert Finding(
+        audit.MALFORMED, "posting ledgerPayments/pay-1#credit is invalid: a posting needs at least two entries"
+    ) in found(broken)
+
+
+def test_a_posting_both_on_its_record_and_in_the_postings_collection_counts_twice():
+    ledger = on_record(balanced(), "pay-1")
+    twice = replace(ledger, postings={**ledger.postings, "pay-1:debit": balanced().postings["pay-1:debit"]})
+    assert Finding(audit.PAYMENT_POSTINGS, "payment pay-1 has 3 postings, expected 2") in found(twice)
+
+
 def test_a_completed_payment_without_postings_is_reported():
     ledger = with_changes(balanced(), "payments", "pay-3", status="completed")
     assert found(ledger) == [Finding(audit.PAYMENT_POSTINGS, "payment pay-3 completed without postings")]

@@ -240,6 +240,19 @@ async def test_an_internal_payment_is_debited_into_transit_and_credited_from_it(
     record = await docs.get(record_path("p1"))
     assert record is not None and record.data["status"] == "completed"
     assert record.data["postingIds"] == ["p1:debit", "p1:credit"]
+    # the record is the payment's journal: its postings are kept on it, not as documents
+    kept = record.data["postings"]
+    assert {step: (p["postingId"], p["entries"]) for step, p in kept.items()} == {
+        "debit": (
+            "p1:debit",
+            [{"account": ALICE, "amount": -1_200}, {"account": transit_out_account(ALICE), "amount": 1_200}],
+        ),
+        "credit": (
+            "p1:credit",
+            [{"account": transit_in_account(BOB), "amount": -1_200}, {"account": BOB, "amount": 1_200}],
+        ),
+    }
+    assert not [path for path in docs.store.docs if path.startswith("postings/p1")]
     assert money(docs) == 0
 
 
@@ -367,7 +380,8 @@ async def test_a_batch_is_one_read_and_one_commit_and_the_next_of_known_document
     assert not any(path.startswith("ledgerPayments/") for path in read)  # new payments: created
     [writes] = commits(docs)
     assert writes.count(("update", account_path(ALICE))) == 1
-    assert sorted(k for k, p in writes if p.startswith(("postings/", "ledgerPayments/", "holds/"))) == ["create"] * 11
+    # six records created, carrying the five debits' postings and the external payment's hold
+    assert sorted(k for k, p in writes if p.startswith(("postings/", "ledgerPayments/", "holds/"))) == ["create"] * 6
     docs.forget()
     await ledger.post_batch([step(payment(f"q{n}")) for n in range(5)])
     assert [kind for kind, _ in docs.calls] == ["commit"]  # every document known: no read
@@ -510,13 +524,12 @@ async def test_two_instances_racing_on_the_same_accounts_with_deposits_keep_ever
     for v in debits + credits:
         key = (v.event.payment.payment_id, v.event.status)
         assert answers.setdefault(key, v.result) == v.result, key  # the same answer from both
-    postings = {path for path in docs.store.docs if path.startswith("postings/")}
+    assert not [path for path in docs.store.docs if path.startswith("postings/") and ":deposit" not in path]
     debited = {p.payment_id for p in credited}
-    assert {p for p in postings if p.endswith(":debit")} == {f"postings/{pid}:debit" for pid in debited}
-    assert {p for p in postings if p.endswith(":credit")} == {f"postings/{pid}:credit" for pid in debited}
-    for pid in debited:
+    for pid in debited:  # debited and credited once each, on the record
         record = await docs.get(record_path(pid))
         assert record is not None and record.data["postingIds"] == [f"{pid}:debit", f"{pid}:credit"]
+        assert sorted(record.data["postings"]) == ["credit", "debit"]
 
 
 def test_an_update_of_a_record_sends_only_what_changed() -> None:

@@ -33,6 +33,7 @@ from fjordbank.domain.ledger import (
     Book,
     Declined,
     Entry,
+    Posting,
     replay,
     settlement_account,
     transit_in_account,
@@ -47,6 +48,7 @@ from fjordbank.domain.payment_ledger import (
     new_record,
     published,
     record_holds,
+    record_postings,
 )
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent, PaymentRequested
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
@@ -180,6 +182,7 @@ def test_new_record_copies_the_payment_and_has_no_steps():
         "bodyHash": "0" * 64,
         "steps": {},
         "postingIds": [],
+        "postings": {},
         "status": None,
     }
 
@@ -224,6 +227,12 @@ def test_an_internal_payment_is_debited_into_transit_then_credited_from_it():
     assert record["status"] == "completed"
     assert record["postingIds"] == ["p1:debit", "p1:credit"]
     assert set(record["steps"]) == {"approved", CREDIT}
+    # the record keeps each step's posting (its journal), as the posting reads
+    assert {step: Posting.from_dict(kept) for step, kept in record["postings"].items()} == {
+        "debit": debit,
+        "credit": later.postings[0],
+    }
+    assert record_postings(record) == list(record["postings"].values())
     [credit] = later.postings
     assert credit.entries == (Entry(transit_in_account(BOB_1), -2_500), Entry(BOB_1, 2_500))
     assert later.touched == {BOB_1, transit_in_account(BOB_1)}  # the payee's partition's accounts only
