@@ -194,7 +194,7 @@ async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> t
     await app_requests(stack, db, batch)
     pushed = await asyncio.to_thread(sink_seq, stack)
     before, started = settle(stack, idle), time.monotonic()
-    tracker = await drive(stack, batch, rate=None, timeout=300, on_request=True)
+    tracker = await drive(stack, batch, rate=None, timeout=300, on_request=True, owners=pop.owners)
     after = await asyncio.to_thread(settle, stack, idle)
     seconds = time.monotonic() - started
     per_payer = await asyncio.to_thread(pushes_delivered, stack, pushed) / payments

@@ -32,6 +32,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,11 @@ class Population:
     run: str
     payers: list[tuple[str, str]]  # (uid, account)
     hot: str
+
+    @property
+    def owners(self) -> dict[str, str]:
+        """account -> its owner: the payers' and the hot merchant's."""
+        return {account: uid for uid, account in self.payers} | {self.hot: merchant_uid(self.run)}
 
     @property
     def uids(self) -> list[str]:
@@ -203,11 +209,18 @@ class Tracker:
 
 
 async def drive(
-    stack: Stack, payments: list[PaymentRequested], *, rate: float | None, timeout: float, on_request: bool = False
+    stack: Stack,
+    payments: list[PaymentRequested],
+    *,
+    rate: float | None,
+    timeout: float,
+    on_request: bool = False,
+    owners: Mapping[str, str] | None = None,
 ) -> Tracker:
     """Publish ``payments`` as the edge does (``rate`` per second, or all at once) and
     track their completions. ``on_request``: each has the app's request document (made by
-    the caller), and its events say so as the edge's do (fjordbank.domain.payments.ON_REQUEST);
+    the caller), and its events say so as the edge's do (fjordbank.domain.payments.ON_REQUEST),
+    with an internal payment's payee from ``owners`` (account -> uid) as the edge tells it;
     else the bank started them (no request document: the notifier keeps a view of each)."""
     admin = load_settings({**os.environ, **stack.nats_env("admin")})
     edge = load_settings({**os.environ, **stack.nats_env("edge")})
@@ -238,7 +251,9 @@ async def drive(
                     await asyncio.sleep(delay)
             tracker.sent[p.payment_id] = time.monotonic()
             event = PaymentEvent(p, "requested")
-            event = requested_in_app(event) if on_request else event
+            if on_request:
+                payee = (owners or {}).get(p.to_account) if p.kind == "internal" else None
+                event = requested_in_app(event, payee_uid=payee)
             await js.publish_async(event.subject, encode(event), headers={"Nats-Msg-Id": event.msg_id})
         await js.publish_async_completed()
         await asyncio.wait_for(tracker.event.wait(), timeout=timeout)

@@ -18,7 +18,7 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client, count_attempts
 from fjordbank.config import load_settings
-from fjordbank.domain.payments import PaymentEvent
+from fjordbank.domain.payments import PaymentEvent, told_owners
 from fjordbank.domain.screening import ScreeningPolicy
 from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
 from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
@@ -41,7 +41,7 @@ class ScreeningHandler:
 
     async def screen(self, step: steps.Step[PaymentEvent]) -> None:
         with tracing.commit("screening", step.contexts()):
-            decisions = await self.store.screen_batch([e.payment for e in step.events])
+            decisions = await self.store.screen_batch([e.payment for e in step.events], told=told_owners(step.events))
         crash.point("screening.after_commit")
         out = []
         for (i, event), (decision, replayed) in zip(step.items, decisions, strict=True):

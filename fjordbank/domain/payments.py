@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -76,6 +77,13 @@ PASSED_AT = "passedAt"
 # order's payment, shown in a view of its own) or not known (a state whose producer starts
 # a new detail: clearing's answers): the notifier reads.
 ON_REQUEST = "onRequest"
+# In ``detail`` from the edge on, for an internal payment: the payee's uid (its to-account's
+# owner, read by the edge to check the account; an account's owner never changes), so the
+# services that need it (screening: is it the payer's own account; the notifier and
+# insights: whose feed and economy the payee's side goes to) do not read the account again
+# (fjordbank.service_layer.owners). Absent (a standing order's payment, a payment the
+# scheduler submits on its due date): they read it.
+PAYEE_UID = "payeeUid"
 UNSHOWN = frozenset({"approved", "reserved", "settled", "returned"})
 INTERNAL = "internal"  # both accounts in this bank: debited and credited by the ledger, no clearing
 EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
@@ -338,9 +346,21 @@ def passing(event: PaymentEvent, at: datetime) -> PaymentEvent:
     return replace(event, detail=detail)
 
 
-def requested_in_app(event: PaymentEvent) -> PaymentEvent:
-    """``event`` marked as a payment with an app request document (`ON_REQUEST`)."""
-    return replace(event, detail={**(event.detail or {}), ON_REQUEST: True})
+def requested_in_app(event: PaymentEvent, *, payee_uid: str | None = None) -> PaymentEvent:
+    """``event`` marked as a payment with an app request document (`ON_REQUEST`), and with
+    its payee's uid when the edge knows it (`PAYEE_UID`)."""
+    told = {PAYEE_UID: payee_uid} if payee_uid else {}
+    return replace(event, detail={**(event.detail or {}), ON_REQUEST: True, **told})
+
+
+def told_owners(events: Iterable[PaymentEvent]) -> dict[str, str]:
+    """to-account -> its owner, as internal payments' events tell it (`PAYEE_UID`)."""
+    out: dict[str, str] = {}
+    for event in events:
+        uid = (event.detail or {}).get(PAYEE_UID)
+        if event.payment.kind == INTERNAL and isinstance(uid, str) and uid:
+            out[event.payment.to_account] = uid
+    return out
 
 
 def on_request(event: PaymentEvent) -> bool:

@@ -52,7 +52,7 @@ from fjordbank.adapters.firestore import (
 from fjordbank.domain import bookings, economy_booking
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.economy_booking import HISTORY, ITEM, MONTH, OVERRIDE, SUBSCRIPTION, Booked, DocKey
-from fjordbank.domain.payments import INTERNAL, PaymentEvent
+from fjordbank.domain.payments import INTERNAL, PaymentEvent, told_owners
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, AsyncDocuments, AsyncUnitOfWork, Increment
 
@@ -83,7 +83,7 @@ async def payment_bookings(owners: Owners, events: list[PaymentEvent]) -> list[B
     """The bookings of payment events, in this partition: the payer's side, and an internal
     payment's payee's (whose owner is read outside any unit of work, once per process)."""
     internal = {e.payment.to_account for e in events if e.payment.kind == INTERNAL}
-    payees = await owners.of(sorted(internal)) if internal else {}
+    payees = await owners.of(sorted(internal), told=told_owners(events)) if internal else {}
     return [b for e in events for b in bookings.for_partition(e, payee_uid=payees.get(e.payment.to_account))]
 
 

@@ -181,7 +181,8 @@ def handle_payment_request(
         # The scheduler submits it on its due date (the same path as below, then).
         advance_sync(docs, uid, request_id, "scheduled", extra={**extra, "payment": payment.to_json()}, known=known)
         return "scheduled"
-    submit(docs, publisher, payment, known=known)
+    payee = _data(reads.get("to")) if kind == INTERNAL else None
+    submit(docs, publisher, payment, known=known, payee_uid=(payee or {}).get("ownerUid"))
     return "requested"
 
 
@@ -298,10 +299,18 @@ def _signature_to_claim(
     return sca.used_path(request.sca) if unused else None
 
 
-def submit(docs: Documents, publisher: Publisher, payment: PaymentRequested, *, known: Seen | None = None) -> None:
+def submit(
+    docs: Documents,
+    publisher: Publisher,
+    payment: PaymentRequested,
+    *,
+    known: Seen | None = None,
+    payee_uid: str | None = None,
+) -> None:
     """Publish a validated payment and show it as requested; a publish failure is never
-    dropped. ``known``: the request document as the caller read it (one write then)."""
-    event = requested_in_app(PaymentEvent(payment, "requested"))
+    dropped. ``known``: the request document as the caller read it (one write then);
+    ``payee_uid``: an internal payment's payee, as the caller read it (told in the event)."""
+    event = requested_in_app(PaymentEvent(payment, "requested"), payee_uid=payee_uid)
     with tracing.span("edge submit", attrs={"fjb.payment_id": payment.payment_id}):
         _submit(docs, publisher, payment, event, known)
 

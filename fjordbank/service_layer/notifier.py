@@ -49,7 +49,7 @@ from fjordbank.adapters.firestore import (
 )
 from fjordbank.domain import feed
 from fjordbank.domain.notifications import ENTRY_STATUS, Push
-from fjordbank.domain.payments import INTERNAL, STATUS_RANK, PaymentEvent, on_request
+from fjordbank.domain.payments import INTERNAL, STATUS_RANK, PaymentEvent, on_request, told_owners
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -139,7 +139,9 @@ async def project_batch(
     """Project ``events`` in order: one `Projected` per event (see the module docstring).
     ``known``, ``names``: the process's versions and payers' names (a fresh one remembers
     nothing)."""
-    payees = await owners.of(sorted({e.payment.to_account for e in events if e.payment.kind == INTERNAL}))
+    payees = await owners.of(
+        sorted({e.payment.to_account for e in events if e.payment.kind == INTERNAL}), told=told_owners(events)
+    )
     known = known if known is not None else Known()
     payment_ids = list(dict.fromkeys(e.payment.payment_id for e in events))
     error: BaseException | None = None

@@ -1,7 +1,8 @@
 """Who owns an account, read once per process: an account's owner never changes once it
 is opened, so the consumers that need it (screening: is the payee the payer's own
 account; the notifier and insights: whose feed and economy the payee's side goes to)
-keep it in memory and read only the accounts they have not seen.
+keep it in memory and read only the accounts they have not seen and no event told them
+(the edge puts an internal payment's payee in its events).
 
 Always read outside any unit of work: a transactional read of a payee's account locks it
 against the ledger's credits to it (a hot merchant's commits aborted by every other
@@ -10,7 +11,7 @@ service's reads of it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from fjordbank.adapters.firestore import ACCOUNTS
 from fjordbank.service_layer.ports import AsyncDocuments
@@ -27,9 +28,13 @@ class Owners:
     def clear(self) -> None:
         self._owners.clear()
 
-    async def of(self, accounts: Iterable[str]) -> dict[str, str | None]:
+    async def of(self, accounts: Iterable[str], *, told: Mapping[str, str] | None = None) -> dict[str, str | None]:
         """account -> owner uid (None: no such account, or not opened yet: not cached).
-        The accounts not seen before are read in one round trip."""
+        The accounts not seen before and not ``told`` (by the edge, which read them:
+        fjordbank.domain.payments.told_owners) are read in one round trip."""
+        for account, uid in (told or {}).items():
+            if self._owners.get(account) is None:
+                self._owners.put(account, uid)
         wanted = list(dict.fromkeys(accounts))
         known = {a: owner for a in wanted if (owner := self._owners.get(a)) is not None}
         missing = {f"{ACCOUNTS}/{a}": a for a in wanted if a not in known}

@@ -26,6 +26,7 @@ batch is decided again reading the decisions (so the usual batch reads no decisi
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, SCREENING_DECISIONS
@@ -172,12 +173,17 @@ class Screening:
         self._attempted: Attempted = attempted if attempted is not None else (lambda _attempts, _error: None)
 
     async def screen_batch(
-        self, payments: list[PaymentRequested], *, now: dt.datetime | None = None
+        self,
+        payments: list[PaymentRequested],
+        *,
+        now: dt.datetime | None = None,
+        told: Mapping[str, str] | None = None,
     ) -> list[tuple[Screened, bool]]:
-        """[(decision, replayed)] in the order of ``payments``."""
+        """[(decision, replayed)] in the order of ``payments``; ``told``: payees' owners the
+        events told (fjordbank.domain.payments.told_owners)."""
         at = now or self.clock()
         # the payees' owners, once per process
-        owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}))
+        owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}), told=told)
         # First without reading the decisions: a payment seen for the first time (nearly
         # every one) has none, and creating its decision fails the commit if it had one.
         # Then (a redelivery in the batch) again, reading them.

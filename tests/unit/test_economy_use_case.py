@@ -22,7 +22,7 @@ from fjordbank.domain import economy as em
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.economy_booking import LISTED
 from fjordbank.domain.norway import make_account_number
-from fjordbank.domain.payments import INTERNAL, PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import INTERNAL, PaymentEvent, PaymentRequested, requested_in_app
 from fjordbank.service_layer import economy, insights
 from fjordbank.service_layer.owners import Owners
 from fjordbank.topology import CREDITED
@@ -196,6 +196,14 @@ async def test_an_internal_payment_is_booked_for_each_side_in_its_own_partition(
     assert [(b.uid, b.direction, b.account_id) for b in payer] == [(UID, "out", ACCOUNT)]
     assert [(b.uid, b.direction, b.account_id) for b in payee] == [("bob", "in", BOB)]
     assert await economy.payment_bookings(owners, [payment("submitted", BOB)]) == []  # not booked yet
+
+
+async def test_a_payee_the_event_tells_is_booked_without_reading_its_account() -> None:
+    unknown = "97100000999"  # no account document: only the event says whose it is
+    told = requested_in_app(payment(CREDITED, unknown), payee_uid="carol")
+    payee = await economy.payment_bookings(Owners(store()), [told])
+    assert [(b.uid, b.direction, b.account_id) for b in payee] == [("carol", "in", unknown)]
+    assert await economy.payment_bookings(Owners(store()), [payment(CREDITED, unknown)]) == []
 
 
 async def test_a_transfer_between_own_accounts_counts_nowhere() -> None:

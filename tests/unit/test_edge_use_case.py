@@ -16,7 +16,7 @@ from google.api_core import exceptions as api_errors
 
 from fjordbank import topology
 from fjordbank.domain import sca as sca_rules
-from fjordbank.domain.payments import PaymentEvent, PaymentRequested, payment_id_for
+from fjordbank.domain.payments import PaymentEvent, PaymentRequested, payment_id_for, told_owners
 from fjordbank.domain.ratelimit import LIMITS, window
 from fjordbank.errors import PublishError
 from fjordbank.service_layer import edge, ratelimits, request_status, sca
@@ -120,6 +120,11 @@ def test_a_valid_payment_is_published_once_and_shown_requested_in_three_round_tr
     assert shown["timeline"]["requested"] == shown["updatedAt"]  # the commit's time
     assert bank.docs.counts == {"BatchGetDocuments": 1, "Commit": 2}, bank.docs.counts
     assert bank.counted() == 1
+    # an internal payment's event tells its payee, as the edge read the account
+    payee = {PAYEE: "someone-else", OWN: UID}.get(to)
+    assert published.body["detail"] == {"onRequest": True, **({"payeeUid": payee} if payee else {})}
+    event = PaymentEvent.from_json(published.body)
+    assert told_owners([event]) == ({to: payee} if payee else {})
     if signed:  # the signature's use, in the commit that counted
         used = bank.memory.get(sca.used_path(body["sca"]))
         assert used is not None and used.data["request"] == bank.path(request_id) and used.data["uid"] == UID

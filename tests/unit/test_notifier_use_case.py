@@ -401,6 +401,16 @@ async def test_records_that_keep_moving_give_the_batch_back_as_contention() -> N
     assert isinstance(n.commits[0][1], Contention)
 
 
+async def test_a_payee_the_event_tells_is_not_read() -> None:
+    """The edge tells an internal payment's payee (it read the account): no owner read."""
+    docs = Counted()
+    n = with_customers(with_request(Notifier(docs)))
+    told = requested_in_app(event("completed", kind=INTERNAL), payee_uid="bob")
+    assert await n.project(told) == [True]
+    assert not any(path.startswith("accounts/") for paths in docs.reads for path in paths)
+    assert (entry(n, TO) or {})["direction"] == "in"  # the payee's side, in bob's feed
+
+
 # ------------------------------------------------------------ a final state first seen
 
 

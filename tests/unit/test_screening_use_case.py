@@ -131,6 +131,14 @@ async def test_the_customers_own_account_is_never_a_new_payee_and_owners_are_rea
     assert [kind for kind, _ in docs.calls] == ["commit"]
 
 
+async def test_owners_the_events_tell_are_not_read():
+    uses, docs = screening(ScreeningPolicy(new_payee_limit=1_000))
+    own, other = payment("alice", 1, 5_000, OWN), payment("alice", 2, 5_000, SOMEONE)
+    results = await uses.screen_batch([own, other], told={OWN: "alice", SOMEONE: "bob"})
+    assert [d.reason for d, _r in results] == [None, "new_payee_limit"]  # the own account told, too
+    assert reads(docs) == [[customer_path("alice")]]
+
+
 async def test_an_approved_payee_is_known_the_next_time():
     uses, _docs = screening(ScreeningPolicy(new_payee_limit=1_000))
     first = await uses.screen_batch([payment("alice", 1, 900)])
