@@ -15,16 +15,29 @@ to write, and the transaction writes it. Per booking:
   found is listed (a customer's "not a subscription" sticks), one no longer found is taken
   off the list.
 
+Where a booking's item is recorded:
+
+* a charge out: on its charge in the merchant's history (its ``category``; the month and
+  amount are the charge's), which every charge reads and writes anyway: no document of its
+  own. A history keeps its latest `subscriptions.HISTORY_LIMIT` charges; a charge it drops
+  takes its item to a document (``kept``), and so does a charge booked before items moved
+  onto histories (2026-12-02: such a charge has no ``category``, its item is a document);
+* money in: a document per booking (``users/{uid}/economyItems/{txId}``).
+
 Both `needed` and `book` take ``replays``, whether the batch may hold bookings booked before:
 
-* without (the first attempt of every batch) no item and no month is read: every booking is
-  new, its item is created (one booked before has its item, so the create fails the commit
-  and nothing of the attempt is written), and a month is what the batch adds to each of its
-  figures, all sums (written as increments, so the month is not read either);
-* with (the batch again, after such a create failed) the items and their months are read:
-  an item replaces the one recorded, and a month is written as it now is. The month is
-  read here because a recategorisation can take a category's last amount away, and the
-  month then lists the category no more (an increment would leave it at 0).
+* without (the first attempt of every batch) no item and no month is read: a month is what
+  the batch adds to each of its figures, all sums (written as increments, so the month is
+  not read either). Money in creates its item (one booked before has it, so the create
+  fails the commit and nothing of the attempt is written). A charge out is new unless its
+  history has it: with the same item it changes nothing; with another (a recategorised
+  merchant), or without a category, or when the charge is older than everything a full
+  history keeps (it may have been dropped, its item a document), `book` raises
+  `NeedsReplay`, since that takes the item document or the month to settle;
+* with (the batch again, after such a create failed or `NeedsReplay`) the items and their
+  months are read: an item replaces the one recorded, and a month is written as it now is.
+  The month is read here because a recategorisation can take a category's last amount
+  away, and the month then lists the category no more (an increment would leave it at 0).
 
 Documents are named by ``(kind, uid, id)`` (`DocKey`): the item by the booking's id, the
 month by YYYY-MM, the override, history and subscription by the booking's key.
@@ -40,7 +53,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fjordbank.domain import economy, subscriptions
@@ -104,6 +117,11 @@ def listed_status(found: Found, uid: str, key: str) -> str | None:
     return str(previous.get("status", ACTIVE)) if previous is not None else None
 
 
+class NeedsReplay(Exception):
+    """A charge out that may have been booked before, which this attempt (no item, no month
+    read) cannot settle: book the batch again with ``replays`` (see the module docstring)."""
+
+
 @dataclass(frozen=True)
 class Booked:
     """What a batch writes (timestamps are the writer's).
@@ -114,21 +132,30 @@ class Booked:
     spending per category, spent, savings, count: all sums, so they add up however many
     batches are written without reading the month)."""
 
-    items: dict[tuple[str, str], dict[str, Any]]  # (uid, txId) -> its item, new or changed
+    items: dict[tuple[str, str], dict[str, Any]]  # (uid, txId) -> its item document, new or changed
     months: dict[tuple[str, str], dict[str, Any]]  # (uid, YYYY-MM) -> the month (or its change), where an item changed
     histories: dict[tuple[str, str], dict[str, Any]]  # (uid, key) -> the merchant's charges
     subscriptions: dict[tuple[str, str], dict[str, Any]]  # (uid, key) -> a subscription found
     unlisted: list[tuple[str, str]]  # (uid, key): a listed subscription no longer found
     replays: bool  # the items and months were read (see above)
+    kept: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # items a history dropped
 
 
 def book(bookings: list[Booking], found: Found, *, replays: bool) -> Booked:
     """Apply the batch, in order, to the documents ``found`` (see the module docstring);
-    without ``replays`` no item or month is taken from ``found``: the batch is booked as new."""
+    without ``replays`` no item or month is taken from ``found``: the batch is booked as new
+    (`NeedsReplay` for a charge out that may not be)."""
     counted = [b for b in bookings if counts(b)]
-    items, months = _economy(counted, found if replays else _without_items_and_months(found))
-    histories, listed, unlisted = _subscriptions([b for b in bookings if tracks_subscription(b)], found)
-    return Booked(items, months, histories, listed, unlisted, replays)
+    economy_found = found if replays else _without_items_and_months(found)
+    ledger = _Economy(economy_found, replays=replays)
+    for b in counted:
+        ledger.book(b)
+    histories, listed, unlisted, kept = _subscriptions(
+        [b for b in bookings if tracks_subscription(b)], found, ledger.on_history
+    )
+    months = {m: ledger.months[m].to_dict() for m in ledger.touched}
+    kept = {k: item for k, item in kept.items() if k not in ledger.items}
+    return Booked(ledger.items, months, histories, listed, unlisted, replays, kept)
 
 
 def _without_items_and_months(found: Found) -> Found:
@@ -145,48 +172,94 @@ def _override(found: Found) -> Callable[[str, str], dict[str, str]]:
     return override
 
 
-def _economy(
-    counted: list[Booking], found: Found
-) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
-    """The items that changed and the months they changed (from zero when ``found`` has no
-    month: then what the batch adds to it). A booking twice in the batch gives its item
-    once: the second finds the first's."""
-    override = _override(found)
-    # A booking's date never changes, so its old item (if any) is in the same month.
-    months: dict[tuple[str, str], economy.Month] = {}
-    items: dict[tuple[str, str], dict[str, Any]] = {}
-    for b in counted:
+def _charges(found: Found, uid: str, key: str) -> list[subscriptions.Charge]:
+    return [subscriptions.Charge.from_dict(c) for c in (found.get((HISTORY, uid, key)) or {}).get("charges", [])]
+
+
+def _maybe_dropped(booking: Booking, history: list[subscriptions.Charge]) -> bool:
+    """Whether a full history may have dropped the booking's charge: it is older than every
+    charge the history keeps (`subscriptions.add_charge` keeps the latest)."""
+    if len(history) < subscriptions.HISTORY_LIMIT:
+        return False
+    oldest = history[0]
+    return (booking.date, booking.tx_id) <= (oldest.date.isoformat(), oldest.tx_id)
+
+
+class _Economy:
+    """The batch's items and months, booking by booking (`book` above)."""
+
+    def __init__(self, found: Found, *, replays: bool) -> None:
+        self.found = found
+        self.replays = replays
+        self.override = _override(found)
+        self.months: dict[tuple[str, str], economy.Month] = {}
+        self.touched: set[tuple[str, str]] = set()
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}  # item documents to write
+        self.on_history: dict[tuple[str, str], str] = {}  # (uid, txId) -> category, kept on its charge
+        self.seen: dict[tuple[str, str], tuple[economy.Item, bool]] = {}  # the batch's: (item, in a document)
+
+    def book(self, b: Booking) -> None:
         mkey = (b.uid, b.month)
-        if mkey not in months:
-            doc = found.get((MONTH, *mkey))
-            months[mkey] = economy.Month.from_dict(doc) if doc else economy.Month(b.month)
-        old_doc = items.get((b.uid, b.tx_id)) or found.get((ITEM, b.uid, b.tx_id))
-        old = economy.Item.from_dict(old_doc) if old_doc else None
-        new = economy.item_of(b, override(b.uid, b.key))
+        if mkey not in self.months:
+            doc = self.found.get((MONTH, *mkey))
+            self.months[mkey] = economy.Month.from_dict(doc) if doc else economy.Month(b.month)
+        new = economy.item_of(b, self.override(b.uid, b.key))
         if new is None:  # never for a booking that counts
-            continue
-        if economy.apply({b.month: months[mkey]}, old, new):
-            items[(b.uid, b.tx_id)] = {**new.to_dict(), "key": b.key, "accountId": b.account_id, "date": b.date}
-    changed = {(uid, items[(uid, t)]["month"]) for uid, t in items}
-    return items, {m: months[m].to_dict() for m in changed}
+            return
+        old, in_document = self.recorded(b)
+        if not self.replays and old is not None and old != new:
+            raise NeedsReplay(f"{b.tx_id}: booked before as {old}")  # the month must be read to move it
+        # A booking's date never changes, so its old item (if any) is in the same month.
+        changed = economy.apply({b.month: self.months[mkey]}, old, new)
+        if changed:
+            self.touched.add(mkey)
+        self.seen[(b.uid, b.tx_id)] = (new, in_document)
+        if not in_document:
+            self.on_history[(b.uid, b.tx_id)] = new.category
+        elif changed:
+            self.items[(b.uid, b.tx_id)] = {**new.to_dict(), "key": b.key, "accountId": b.account_id, "date": b.date}
+
+    def recorded(self, b: Booking) -> tuple[economy.Item | None, bool]:
+        """The item recorded for the booking (None: new) and whether it is (or, new, goes
+        into) a document rather than onto the booking's charge in its merchant's history."""
+        if (b.uid, b.tx_id) in self.seen:
+            return self.seen[(b.uid, b.tx_id)]
+        doc = self.found.get((ITEM, b.uid, b.tx_id))  # only ever found with replays
+        if not tracks_subscription(b):  # money in: its item is a document
+            return (economy.Item.from_dict(doc) if doc else None), True
+        history = _charges(self.found, b.uid, b.key)
+        charge = next((c for c in history if c.tx_id == b.tx_id), None)
+        if charge is not None and charge.category is not None:
+            return economy.Item(b.month, b.direction, charge.category, charge.amount), False
+        if doc is not None:  # booked before items moved onto histories, or dropped by its history
+            return economy.Item.from_dict(doc), True
+        if not self.replays and (charge is not None or _maybe_dropped(b, history)):
+            raise NeedsReplay(f"{b.tx_id}: its item may be a document")
+        return None, False
 
 
 def _subscriptions(
-    tracked: list[Booking], found: Found
-) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], dict[str, Any]], list[tuple[str, str]]]:
-    """The merchants' histories with the batch's charges, the subscriptions found in
-    them, and the listed ones no longer found."""
+    tracked: list[Booking], found: Found, on_history: dict[tuple[str, str], str]
+) -> tuple[
+    dict[tuple[str, str], dict[str, Any]],
+    dict[tuple[str, str], dict[str, Any]],
+    list[tuple[str, str]],
+    dict[tuple[str, str], dict[str, Any]],
+]:
+    """The merchants' histories with the batch's charges (each with its category where the
+    history keeps its item: ``on_history``), the subscriptions found in them, the listed
+    ones no longer found, and the items of the charges the histories dropped."""
     override = _override(found)
     charged: dict[tuple[str, str], tuple[Booking, list[subscriptions.Charge]]] = {}
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
     for b in tracked:
         hkey = (b.uid, b.key)
-        history = (
-            charged[hkey][1]
-            if hkey in charged
-            else [subscriptions.Charge.from_dict(c) for c in (found.get((HISTORY, *hkey)) or {}).get("charges", [])]
-        )
-        charge = subscriptions.Charge(b.tx_id, dt.date.fromisoformat(b.date), b.amount)
-        charged[hkey] = (b, subscriptions.add_charge(history, charge))
+        history = charged[hkey][1] if hkey in charged else _charges(found, *hkey)
+        category = on_history.get((b.uid, b.tx_id))
+        charge = subscriptions.Charge(b.tx_id, dt.date.fromisoformat(b.date), b.amount, category)
+        after = subscriptions.add_charge(history, charge)
+        kept |= {(b.uid, tx): item for tx, item in _dropped_items(b.key, [*history, charge], after).items()}
+        charged[hkey] = (b, after)
     histories: dict[tuple[str, str], dict[str, Any]] = {}
     listed: dict[tuple[str, str], dict[str, Any]] = {}
     unlisted: list[tuple[str, str]] = []
@@ -206,7 +279,20 @@ def _subscriptions(
             "charges": [c.to_dict() for c in history],
             LISTED: status,
         }
-    return histories, listed, unlisted
+    return histories, listed, unlisted, kept
+
+
+def _dropped_items(
+    key: str, before: list[subscriptions.Charge], after: list[subscriptions.Charge]
+) -> dict[str, dict[str, Any]]:
+    """txId -> the item document of each charge with an item that the history dropped."""
+    kept_ids = {c.tx_id for c in after}
+    out: dict[str, dict[str, Any]] = {}
+    for c in before:
+        if c.tx_id not in kept_ids and c.category is not None:
+            item = economy.Item(c.month, OUT, c.category, c.amount)
+            out[c.tx_id] = {**item.to_dict(), "key": key, "date": c.date.isoformat()}
+    return out
 
 
 def subscription_doc(

@@ -53,13 +53,27 @@ class Charge:
     tx_id: str
     date: dt.date
     amount: int  # øre, positive
+    # The charge's category in "my economy" when the history keeps its item (fjordbank.domain.
+    # economy_booking); None: its item is a document of its own. Detection ignores it.
+    category: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.tx_id, "date": self.date.isoformat(), "amount": self.amount}
+        out: dict[str, Any] = {"id": self.tx_id, "date": self.date.isoformat(), "amount": self.amount}
+        return out if self.category is None else {**out, "category": self.category}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Charge:
-        return cls(data["id"], dt.date.fromisoformat(data["date"]), int(data["amount"]))
+        category = data.get("category")
+        return cls(
+            data["id"],
+            dt.date.fromisoformat(data["date"]),
+            int(data["amount"]),
+            category if isinstance(category, str) else None,
+        )
+
+    @property
+    def month(self) -> str:
+        return self.date.isoformat()[:7]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """ "My economy" and subscriptions, kept from what is booked (the insights service's use case).
 
   users/{uid}/economy/{YYYY-MM}           income, spending per category, savings (the app reads it)
-  users/{uid}/economyItems/{txId}         what one booking contributes, so a redelivery
-                                          changes nothing and a recategorisation moves it
-  users/{uid}/merchantHistory/{key}       the merchant's recent charges (detection input)
+  users/{uid}/economyItems/{txId}         what one booking of money in contributes, so a
+                                          redelivery changes nothing (and a charge out's,
+                                          once its history dropped it, or booked before
+                                          2026-12-02), so a recategorisation moves it
+  users/{uid}/merchantHistory/{key}       the merchant's recent charges (detection input),
+                                          each with its category: a charge's item
   users/{uid}/subscriptions/{key}         a detected subscription (the app reads it)
   users/{uid}/categoryOverrides/{key}     the customer's category for a merchant
 
@@ -15,13 +18,15 @@ one commit. Applying a booking twice changes nothing, so redeliveries and replay
 harmless:
 
 * first it reads only the overrides, and the merchants' histories of the charges out (each
-  says how its subscription is listed: `fjordbank.domain.economy_booking.LISTED`): no item,
-  no month and no subscription. Every booking is taken as new: its item is created,
-  and its month gets the batch's sums as increments (``set`` with ``merge``, so the month
-  is written without being read; a month the batch starts has all its figures, and its
-  ``spending`` once a category has some). A booking booked before has its item, so its
-  create fails the commit (AlreadyExists): nothing of that attempt is written, and no month
-  counts it twice;
+  says how its subscription is listed: `fjordbank.domain.economy_booking.LISTED`, and keeps
+  its charges' items): no item, no month and no subscription. Every booking is taken as
+  new, and its month gets the batch's sums as increments (``set`` with ``merge``, so the
+  month is written without being read; a month the batch starts has all its figures, and
+  its ``spending`` once a category has some). Money in creates its item: one booked before
+  has it, so its create fails the commit (AlreadyExists): nothing of that attempt is
+  written, and no month counts it twice. A charge out booked before is in its history
+  (the same item: nothing to do), or may have an item document
+  (`fjordbank.domain.economy_booking.NeedsReplay`: nothing is written);
 * then, only after such a failure (a redelivery, a replay), the batch is booked again in
   a new unit of work reading the items and their months too: an item that is there and the
   same changes nothing, a different one (a recategorised merchant) is replaced and its
@@ -51,7 +56,16 @@ from fjordbank.adapters.firestore import (
 )
 from fjordbank.domain import bookings, economy_booking
 from fjordbank.domain.bookings import Booking
-from fjordbank.domain.economy_booking import HISTORY, ITEM, MONTH, OVERRIDE, SUBSCRIPTION, Booked, DocKey
+from fjordbank.domain.economy_booking import (
+    HISTORY,
+    ITEM,
+    MONTH,
+    OVERRIDE,
+    SUBSCRIPTION,
+    Booked,
+    DocKey,
+    NeedsReplay,
+)
 from fjordbank.domain.payments import INTERNAL, PaymentEvent, told_owners
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, AsyncDocuments, AsyncUnitOfWork, Increment
@@ -98,7 +112,7 @@ async def apply_bookings(docs: AsyncDocuments, booked: list[Booking]) -> Applied
     module docstring)."""
     try:
         return await _apply(docs, booked, replays=False)
-    except AlreadyExists:
+    except (AlreadyExists, NeedsReplay):
         return await _apply(docs, booked, replays=True)
 
 
@@ -146,6 +160,8 @@ def _write(uow: AsyncUnitOfWork, booked: Booked) -> None:
             uow.set(path_of((MONTH, uid, month)), {**figures, "updatedAt": SERVER_TIME})
         else:  # what the batch adds to it
             uow.set(path_of((MONTH, uid, month)), {**added(figures), "updatedAt": SERVER_TIME}, merge=True)
+    for (uid, tx_id), item in booked.kept.items():  # a charge its history dropped: its item
+        uow.set(path_of((ITEM, uid, tx_id)), {**item, "updatedAt": SERVER_TIME})
     for (uid, key), history in booked.histories.items():
         uow.set(path_of((HISTORY, uid, key)), history)
     for (uid, key), subscription in booked.subscriptions.items():

@@ -5,15 +5,18 @@ its account number): `users/{uid}/categoryOverrides/{key}`. Every writer of a ca
 reads it in its own transaction (the feed's writers, the insights service), so the choice
 applies to every transaction with that merchant, earlier and later ones, and a replay of
 the events gives the same figures as before it. Changing it here moves the merchant's
-bookings from their old category to the new one in "my economy", in transactions of at
-most `CHUNK` bookings (units of work, fjordbank.service_layer.ports) that each update the
-bookings and their months together, and then relabels the feed entries.
+bookings from their old category to the new one in "my economy": those whose items the
+merchant's history keeps in one transaction with their months, then those with item
+documents in transactions of at most `CHUNK` bookings (units of work,
+fjordbank.service_layer.ports) that each update the bookings and their months together;
+then it relabels the feed entries.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from fjordbank.adapters.firestore import (
@@ -29,11 +32,12 @@ from fjordbank.adapters.firestore import (
     USERS,
 )
 from fjordbank.domain import bookings, economy
-from fjordbank.domain.bookings import Booking
+from fjordbank.domain.bookings import OUT, Booking
 from fjordbank.domain.categories import CATEGORIES, override_key
 from fjordbank.domain.economy_booking import LISTED
 from fjordbank.domain.errors import Refused
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
+from fjordbank.domain.subscriptions import Charge
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, UnitOfWork, Where, system_clock
 
 log = logging.getLogger(__name__)
@@ -74,7 +78,7 @@ def recategorise(
     chosen = docs.batch()
     chosen.set(user_path(uid, CATEGORY_OVERRIDES, key), {"category": category, "key": key, "updatedAt": clock()})
     chosen.commit()
-    moved = _move_items(docs, uid, key, category)
+    moved = _move_history(docs, uid, key, category) + _move_items(docs, uid, key, category)
     relabelled = _relabel_feed(docs, uid, key, category)
     subscription = user_path(uid, SUBSCRIPTIONS, key)
     if docs.get(subscription) is not None:
@@ -98,6 +102,39 @@ def _spending_entry(docs: Documents, uid: str, account_id: object, transaction_i
     if found.data.get("direction") != "out":  # (transfers between own accounts keep "transfers" whatever is chosen)
         raise InsightsRefused("not_spending", "only spending can be recategorised", "transactionId")
     return found.data
+
+
+def _move_history(docs: Documents, uid: str, key: str, category: str) -> int:
+    """Move the bookings whose items the merchant's history keeps (its charges' categories)
+    to ``category``, and their months' figures with them, together."""
+    path = user_path(uid, MERCHANT_HISTORY, key)
+
+    def moving_in(history: Doc | None) -> tuple[list[Charge], list[Charge]]:
+        charges = [Charge.from_dict(c) for c in (history.data if history is not None else {}).get("charges", [])]
+        return charges, [c for c in charges if c.category is not None and c.category != category]
+
+    if not moving_in(docs.get(path))[1]:  # nothing to move: no unit of work
+        return 0
+
+    def run(uow: UnitOfWork) -> int:
+        charges, moving = moving_in(uow.get_many([path]).get(path))
+        if not moving:
+            return 0
+        read = uow.get_many(sorted({user_path(uid, ECONOMY, c.month) for c in moving}))
+        months = {d.id: economy.Month.from_dict(d.data) for d in read.values() if d is not None}
+        for c in moving:
+            economy.apply(
+                months,
+                economy.Item(c.month, OUT, c.category or "", c.amount),
+                economy.Item(c.month, OUT, category, c.amount),
+            )
+        moved = [replace(c, category=category) if c in moving else c for c in charges]
+        uow.update(path, {"charges": [c.to_dict() for c in moved]})
+        for month in sorted({c.month for c in moving}):
+            uow.set(user_path(uid, ECONOMY, month), {**months[month].to_dict(), "updatedAt": SERVER_TIME})
+        return len(moving)
+
+    return docs.transact(run, operation="insights_recategorise_history")
 
 
 def _move_items(docs: Documents, uid: str, key: str, category: str) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from fjordbank.domain import economy
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.economy_booking import (
@@ -25,10 +27,12 @@ from fjordbank.domain.economy_booking import (
     SUBSCRIPTION,
     Booked,
     DocKey,
+    NeedsReplay,
     book,
     legacy_needed,
     needed,
 )
+from fjordbank.domain.subscriptions import HISTORY_LIMIT
 
 UID = "u1"
 ACCOUNT = "12345678903"
@@ -47,6 +51,7 @@ def written(booked: Booked) -> dict[DocKey, dict[str, Any]]:
     """What a batch wrote, as the documents the next batch would read."""
     docs: dict[DocKey, dict[str, Any]] = {}
     docs |= {(ITEM, uid, t): item for (uid, t), item in booked.items.items()}
+    docs |= {(ITEM, uid, t): item for (uid, t), item in booked.kept.items()}
     docs |= {(MONTH, uid, m): month for (uid, m), month in booked.months.items()}
     docs |= {(HISTORY, uid, k): history for (uid, k), history in booked.histories.items()}
     docs |= {(SUBSCRIPTION, uid, k): sub for (uid, k), sub in booked.subscriptions.items()}
@@ -109,7 +114,8 @@ def test_a_choice_for_a_payee_never_recategorises_money_in_from_it() -> None:
 
 
 def test_a_booking_is_counted_in_its_month() -> None:
-    booked = book([card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")], {}, replays=True)
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    booked = book([c], {}, replays=True)
     assert booked.months[(UID, "2026-11")] == {
         "month": "2026-11",
         "income": 0,
@@ -118,12 +124,17 @@ def test_a_booking_is_counted_in_its_month() -> None:
         "savings": -45_000,
         "count": 1,
     }
-    item = booked.items[(UID, "c1")]
+    # a charge out's item is its charge in the merchant's history: no document of its own
+    assert booked.items == {}
+    [charge] = booked.histories[(UID, c.key)]["charges"]
+    assert charge == {"id": "c1", "date": "2026-11-02", "amount": 45_000, "category": "groceries"}
+    salary = book([payment("salary", "2026-11-25", 4_500_000, "in")], {}, replays=True)
+    item = salary.items[(UID, "salary")]  # money in: a document
     assert (item["amount"], item["category"], item["accountId"], item["date"]) == (
-        45_000,
-        "groceries",
+        4_500_000,
+        "income",
         ACCOUNT,
-        "2026-11-02",
+        "2026-11-25",
     )
 
 
@@ -141,9 +152,9 @@ def test_new_bookings_give_their_months_changes() -> None:
     use case reads none), and a booking twice in the batch is added once."""
     c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
     salary = payment("salary", "2026-11-25", 4_500_000, "in")
-    docs = run([[c, salary]])
+    docs = {k: v for k, v in run([[c, salary]]).items() if k[0] != HISTORY}  # the charge's history before it
     added = book([c, salary, c, payment("own", "2026-11-04", 300, own=True)], docs, replays=False)
-    assert not added.replays and list(added.items) == [(UID, "c1"), (UID, "salary")]
+    assert not added.replays and list(added.items) == [(UID, "salary")]  # created: money in
     assert added.months == {
         (UID, "2026-11"): {
             "month": "2026-11",
@@ -163,7 +174,121 @@ def test_a_recategorised_merchant_moves_the_booking_s_amount() -> None:
     moved = book([c], {k: docs[k] for k in needed([c], replays=True) if k in docs}, replays=True)
     month = moved.months[(UID, "2026-11")]
     assert (month["spending"], month["count"]) == ({"restaurants": 45_000}, 1)
-    assert moved.items[(UID, "c1")]["category"] == "restaurants"
+    assert moved.histories[(UID, c.key)]["charges"][0]["category"] == "restaurants"
+
+
+# --------------------------------------------------- a charge out's item, in its history
+
+
+def found_for(batch: list[Booking], docs: dict[DocKey, Any], *, replays: bool) -> dict[DocKey, Any]:
+    """What the use case reads for ``batch`` (without ``replays``: no item, no month)."""
+    return {k: docs[k] for k in needed(batch, replays=replays) if k in docs}
+
+
+def test_a_charge_its_history_has_is_not_counted_again_and_reads_no_item() -> None:
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    docs = run([[c]])
+    again = book([c], found_for([c], docs, replays=False), replays=False)
+    assert (again.items, again.months, again.kept) == ({}, {}, {})
+    assert again.histories[(UID, c.key)] == docs[(HISTORY, UID, c.key)]  # the same history
+
+
+def test_a_charge_booked_before_in_another_category_is_booked_again_reading_its_month() -> None:
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    docs = run([[c]])
+    docs[(OVERRIDE, UID, c.key)] = {"category": "restaurants"}
+    with pytest.raises(NeedsReplay):  # moving it takes its month as it is
+        book([c], found_for([c], docs, replays=False), replays=False)
+
+
+def test_a_charge_from_before_items_moved_onto_histories_keeps_its_item_document() -> None:
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    docs = run([[c]])
+    history = docs[(HISTORY, UID, c.key)]
+    docs[(HISTORY, UID, c.key)] = {
+        **history,
+        "charges": [{k: v for k, v in ch.items() if k != "category"} for ch in history["charges"]],
+    }
+    docs[(ITEM, UID, "c1")] = {**economy.Item("2026-11", "out", "groceries", 45_000).to_dict(), "key": c.key}
+    with pytest.raises(NeedsReplay):
+        book([c], found_for([c], docs, replays=False), replays=False)
+    docs[(OVERRIDE, UID, c.key)] = {"category": "restaurants"}
+    moved = book([c], found_for([c], docs, replays=True), replays=True)
+    assert moved.items[(UID, "c1")]["category"] == "restaurants"  # the document, as before
+    assert "category" not in moved.histories[(UID, c.key)]["charges"][0]
+    assert moved.months[(UID, "2026-11")]["spending"] == {"restaurants": 45_000}
+
+
+def test_a_charge_a_full_history_drops_takes_its_item_to_a_document() -> None:
+    daily = [
+        card(f"d{n:03d}", f"2026-{9 + n // 28:02d}-{1 + n % 28:02d}", 4_500, "KAFFEBAREN", "5814")
+        for n in range(HISTORY_LIMIT + 1)
+    ]
+    docs = run([daily[:HISTORY_LIMIT]])
+    assert not any(k[0] == ITEM for k in docs)
+    booked = book([daily[-1]], found_for([daily[-1]], docs, replays=False), replays=False)
+    oldest = daily[0]
+    assert list(booked.kept) == [(UID, oldest.tx_id)]
+    assert booked.kept[(UID, oldest.tx_id)] == {
+        "month": "2026-09",
+        "direction": "out",
+        "category": booked.kept[(UID, oldest.tx_id)]["category"],
+        "amount": 4_500,
+        "key": oldest.key,
+        "date": oldest.date,
+    }
+    docs |= written(booked)
+    # the dropped charge again: older than all the full history keeps, so perhaps booked
+    with pytest.raises(NeedsReplay):
+        book([oldest], found_for([oldest], docs, replays=False), replays=False)
+    again = book([oldest], found_for([oldest], docs, replays=True), replays=True)
+    assert (again.items, again.months) == ({}, {})  # its document: counted once
+
+
+def run_as_the_use_case(batches: list[list[Booking]]) -> dict[DocKey, Any]:
+    """``run``, each batch first without replays (a month as increments, items created) and
+    again with them when it raises NeedsReplay or an item it creates is there already."""
+    docs: dict[DocKey, Any] = {}
+    for batch in batches:
+        try:
+            booked = book(batch, found_for(batch, docs, replays=False), replays=False)
+            if any((ITEM, uid, t) in docs for uid, t in booked.items):
+                raise NeedsReplay("a create fails")
+        except NeedsReplay:
+            booked = book(batch, found_for(batch, docs, replays=True), replays=True)
+            docs |= written(booked)
+        else:
+            for (uid, month), change in booked.months.items():
+                before = economy.Month.from_dict(docs.get((MONTH, uid, month), {"month": month}))
+                added = economy.Month.from_dict(change)
+                before.income += added.income
+                before.count += added.count
+                for category, amount in added.spending.items():
+                    before.spending[category] = before.spending.get(category, 0) + amount
+                docs[(MONTH, uid, month)] = before.to_dict()
+            docs |= {k: v for k, v in written(booked).items() if k[0] != MONTH}
+        for uid, key in booked.unlisted:
+            docs.pop((SUBSCRIPTION, uid, key), None)
+    return docs
+
+
+@pytest.mark.parametrize("runner", [run, run_as_the_use_case], ids=["replays", "as-the-use-case"])
+def test_the_months_equal_a_recomputation_past_a_full_history_and_replays(runner) -> None:
+    daily = [
+        card(f"d{n:03d}", f"2026-{9 + n // 28:02d}-{1 + n % 28:02d}", 4_500 + n, "KAFFEBAREN", "5814")
+        for n in range(HISTORY_LIMIT + 20)
+    ]
+    salary = payment("salary", "2026-10-25", 4_500_000, "in")
+    batches = [daily[:30], [salary, *daily[30:70]], daily[70:], daily[::-1], [salary, *daily[:5]]]
+    docs = runner(batches)
+    recomputed = economy.recompute([*daily, salary])
+    for month, figures in recomputed.items():
+        assert economy.Month.from_dict(docs[(MONTH, UID, month)]).figures() == figures.figures()
+    kept_on_history = {ch["id"] for ch in docs[(HISTORY, UID, daily[0].key)]["charges"]}
+    documents = {k[2] for k in docs if k[0] == ITEM}
+    assert kept_on_history.isdisjoint(documents) and kept_on_history | documents == {b.tx_id for b in daily} | {
+        "salary"
+    }
 
 
 def test_the_months_equal_a_recomputation_of_the_same_bookings() -> None:

@@ -9,8 +9,9 @@ subscription, a customer's "not a subscription" sticks, a broken pattern is take
 list; an internal payment is booked for the payer from the payer's partition and for the
 payee from the payee's, and a transfer between one's own accounts counts nowhere. The work
 per batch: one read and one commit in a unit of work named ``insights_apply``, reading no
-item and no month (items created, months incremented); only a batch with a booking booked
-before is done again, reading them.
+item and no month (money in creates its item, a charge's is on it in the merchant's
+history, months incremented); a charge booked before is known from its history, and only a
+batch with money in booked before (or a charge to move) is done again, reading them.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def put(docs: AsyncMemoryDocuments, path: str, data: dict[str, Any]) -> None:
     docs.store.apply([("set", path, data, True)])  # merged, as the callables write
 
 
+def charge(docs: AsyncMemoryDocuments, key: str, tx_id: str) -> dict[str, Any]:
+    """A charge in the merchant's history (a charge out's item: its category)."""
+    history = doc(docs, f"users/{UID}/merchantHistory/{key}") or {}
+    return next(c for c in history.get("charges", []) if c["id"] == tx_id)
+
+
 async def book(docs: AsyncMemoryDocuments, *batches: list[Booking]) -> list[economy.Applied]:
     return [await economy.apply_bookings(docs, batch) for batch in batches]
 
@@ -99,13 +106,13 @@ async def test_a_booking_is_counted_once_however_often_it_arrives() -> None:
         45_000,
         -45_000,
     )
-    item = doc(docs, "users/u1/economyItems/c1") or {}
-    assert (item["amount"], item["category"], item["accountId"], item["key"]) == (
-        45_000,
-        "groceries",
-        ACCOUNT,
-        "m:rema-1000",
-    )
+    assert charge(docs, "m:rema-1000", "c1") == {
+        "id": "c1",
+        "date": "2026-11-02",
+        "amount": 45_000,
+        "category": "groceries",
+    }
+    assert doc(docs, "users/u1/economyItems/c1") is None  # a charge out's item is its charge
 
 
 async def test_a_redelivery_rewrites_no_item_and_no_month() -> None:
@@ -140,7 +147,7 @@ async def test_a_merchant_recategorised_by_the_customer_moves_its_bookings() -> 
     assert moved.changed_months == 1
     month = doc(docs, MONTH) or {}
     assert (month["spending"], month["count"]) == ({"entertainment": 12_900}, 1)
-    assert (doc(docs, "users/u1/economyItems/n3") or {})["category"] == "entertainment"
+    assert charge(docs, NETFLIX, "n3")["category"] == "entertainment"
     await book(docs, [card("n4", "2026-11-29", 12_900)])  # a later charge is the customer's category too
     assert (doc(docs, MONTH) or {})["spending"] == {"entertainment": 25_800}
 
@@ -256,12 +263,17 @@ def economy_docs(docs: AsyncMemoryDocuments) -> dict[str, dict[str, Any]]:
 
 async def test_a_fresh_batch_reads_no_item_and_no_month_and_creates_its_items() -> None:
     docs = recorded()
-    await book(docs, MONTHLY)
+    salary = Booking(UID, "salary", ACCOUNT, "2026-11-25", 4_500_000, "in", "payment", counterparty_account=BOB)
+    await book(docs, [*MONTHLY, salary])
     [unit] = docs.units
     assert unit.operation == economy.OPERATION and len(unit.reads) == 1  # one read, one commit
     # the merchant's override, history and subscription: no item, no month
     assert collections(unit.reads[0]) == {"categoryOverrides": 1, "merchantHistory": 1}  # no subscription
-    assert collections([p for kind, p in unit.writes if kind == "create"]) == {"economyItems": 4}
+    # money in creates its item; the charges' items are on them, in the history
+    assert [p for kind, p in unit.writes if kind == "create"] == ["users/u1/economyItems/salary"]
+    assert [c["category"] for c in (doc(docs, f"users/u1/merchantHistory/{NETFLIX}") or {})["charges"]] == [
+        "subscriptions"
+    ] * 4
     assert collections([p for kind, p in unit.writes if kind == "set"]) == {
         "economy": 4,  # the months, as increments
         "merchantHistory": 1,
@@ -270,48 +282,54 @@ async def test_a_fresh_batch_reads_no_item_and_no_month_and_creates_its_items() 
     month = doc(docs, MONTH) or {}
     assert {k: v for k, v in month.items() if k != "updatedAt"} == {
         "month": "2026-11",
-        "income": 0,
+        "income": 4_500_000,
         "spending": {"subscriptions": 12_900},
         "spent": 12_900,
-        "savings": -12_900,
-        "count": 1,
+        "savings": 4_487_100,
+        "count": 2,
     }
 
 
-async def test_a_redelivered_batch_is_counted_once_and_read_only_then() -> None:
+async def test_a_redelivered_batch_of_charges_is_counted_once_from_their_histories() -> None:
     docs = recorded()
     rema = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
     await book(docs, [rema, MONTHLY[3]])
-    before = economy_docs(docs)
-    versions = {p: v for p, v in docs.store.docs.items() if "/economy" in p}
     docs.forget()
     [again] = await book(docs, [rema, MONTHLY[3], card("c2", "2026-11-03", 5_000, "REMA 1000", "5411")])
     assert again.changed_months == 1  # the new one's
-    optimistic, redone = docs.units
-    assert collections([p for kind, p in optimistic.writes if kind == "create"]) == {"economyItems": 3}
-    assert collections(redone.reads[0]) == {
-        "economyItems": 3,
-        "economy": 1,
-        "categoryOverrides": 2,
-        "merchantHistory": 2,
-    }
-    assert not any(kind == "create" for kind, _ in redone.writes)
-    written = [p for _, p in redone.writes]
-    assert collections(written)["economyItems"] == 1 and "users/u1/economyItems/c2" in written  # the new one only
+    [unit] = docs.units  # the charges booked before are in their histories: one read, one commit
+    assert collections(unit.reads[0]) == {"categoryOverrides": 2, "merchantHistory": 2}
+    assert not any(kind == "create" for kind, _ in unit.writes)
     month = doc(docs, MONTH) or {}
     assert (month["count"], month["spending"]) == (3, {"groceries": 50_000, "subscriptions": 12_900})
-    assert {p: v for p, v in versions.items() if p != MONTH} == {
-        p: v for p, v in docs.store.docs.items() if p in versions and p != MONTH
-    }  # the items booked before are not written again
-    assert economy_docs(docs)["users/u1/economyItems/c1"] == before["users/u1/economyItems/c1"]
+
+
+async def test_a_redelivered_batch_of_money_in_is_counted_once_and_read_only_then() -> None:
+    docs = recorded()
+    salary = Booking(UID, "salary", ACCOUNT, "2026-11-25", 4_500_000, "in", "payment", counterparty_account=BOB)
+    refund = Booking(UID, "refund", ACCOUNT, "2026-11-26", 5_000, "in", "payment", counterparty_account=SAVINGS)
+    await book(docs, [salary])
+    before = economy_docs(docs)
+    docs.forget()
+    [again] = await book(docs, [salary, refund])
+    assert again.changed_months == 1  # the new one's
+    optimistic, redone = docs.units
+    assert collections([p for kind, p in optimistic.writes if kind == "create"]) == {"economyItems": 2}
+    assert collections(redone.reads[0]) == {"economyItems": 2, "economy": 1}
+    assert not any(kind == "create" for kind, _ in redone.writes)
+    written = [p for _, p in redone.writes]
+    assert collections(written)["economyItems"] == 1 and "users/u1/economyItems/refund" in written  # the new one only
+    month = doc(docs, MONTH) or {}
+    assert (month["count"], month["income"]) == (2, 4_505_000)
+    assert economy_docs(docs)["users/u1/economyItems/salary"] == before["users/u1/economyItems/salary"]
 
 
 async def test_a_booking_twice_in_a_fresh_batch_is_booked_once() -> None:
     docs = recorded()
     [applied] = await book(docs, [*MONTHLY, MONTHLY[0]])
-    [unit] = docs.units  # no AlreadyExists: its item is created once
+    [unit] = docs.units  # not taken as booked before: its charge is in the history once
     assert applied.changed_months == 4
-    assert [p for kind, p in unit.writes if kind == "create"].count("users/u1/economyItems/n0") == 1
+    assert [c["id"] for c in (doc(docs, f"users/u1/merchantHistory/{NETFLIX}") or {})["charges"]].count("n0") == 1
     assert unit.written("users/u1/economy/2026-08") == 1
     assert (doc(docs, "users/u1/economy/2026-08") or {})["count"] == 1
     assert (doc(docs, "users/u1/economy/2026-08") or {})["spending"] == {"subscriptions": 12_900}
@@ -332,12 +350,12 @@ async def test_a_recategorisation_after_the_optimistic_path_still_moves_the_amou
     put(docs, f"users/u1/categoryOverrides/{NETFLIX}", {"category": "entertainment", "key": NETFLIX})
     docs.forget()
     [moved] = await book(docs, [MONTHLY[3]])
-    assert moved.changed_months == 1 and len(docs.units) == 2  # the item was there: done again, reading it
+    assert moved.changed_months == 1 and len(docs.units) == 2  # its charge was there: done again, reading its month
     month = doc(docs, MONTH) or {}
     # no "subscriptions": 0 left behind (a month written whole on this path, not incremented)
     assert month["spending"] == {"entertainment": 12_900, "groceries": 45_000}
     assert (month["count"], month["spent"], month["savings"]) == (2, 57_900, -57_900)
-    assert (doc(docs, "users/u1/economyItems/n3") or {})["category"] == "entertainment"
+    assert charge(docs, NETFLIX, "n3")["category"] == "entertainment"
 
 
 MIXED = [

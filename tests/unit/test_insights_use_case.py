@@ -89,6 +89,46 @@ def test_a_merchant_recategorised_moves_its_bookings_months_feed_and_subscriptio
     assert data(docs, f"users/{UID}/subscriptions/{REMA}")["category"] == "restaurants"
 
 
+def test_the_bookings_a_history_keeps_move_with_those_in_documents_each_once(docs):
+    coop = "m:coop"
+    feed = f"accounts/{SPENDING}/transactions"
+    seed(
+        docs,
+        {
+            f"{feed}/c-new": {"direction": "out", "kind": "card", "merchantKey": coop, "category": "groceries"},
+            f"users/{UID}/merchantHistory/{coop}": {
+                "key": coop,
+                "charges": [
+                    {"id": "c-old", "date": "2027-01-05", "amount": 40},  # booked before: its item a document
+                    {"id": "c-feb", "date": "2027-02-05", "amount": 50, "category": "groceries"},
+                    {"id": "c-new", "date": "2027-03-05", "amount": 60, "category": "groceries"},
+                ],
+                "subscriptionStatus": None,
+            },
+            f"users/{UID}/economyItems/c-old": {**item("2027-01", 40), "key": coop},
+            f"users/{UID}/economyItems/c-gone": {**item("2027-01", 30), "key": coop},  # its history dropped it
+            f"users/{UID}/economy/2027-01": month("2027-01", groceries=70),
+            f"users/{UID}/economy/2027-02": month("2027-02", groceries=350),
+            f"users/{UID}/economy/2027-03": month("2027-03", groceries=760),
+        },
+    )
+    result = recategorise(docs, "c-new")
+    assert (result["key"], result["bookingsMoved"], result["entriesRelabelled"]) == (coop, 4, 1)
+    months = {
+        m: economy.Month.from_dict(data(docs, f"users/{UID}/economy/{m}")).spending
+        for m in ("2027-01", "2027-02", "2027-03")
+    }
+    assert months == {
+        "2027-01": {"restaurants": 70},
+        "2027-02": {"groceries": 300, "restaurants": 50},
+        "2027-03": {"groceries": 700, "restaurants": 60},
+    }
+    charges = data(docs, f"users/{UID}/merchantHistory/{coop}")["charges"]
+    assert [c.get("category") for c in charges] == [None, "restaurants", "restaurants"]
+    assert [data(docs, f"users/{UID}/economyItems/{t}")["category"] for t in ("c-old", "c-gone")] == ["restaurants"] * 2
+    assert recategorise(docs, "c-new")["bookingsMoved"] == 0  # each moved once
+
+
 def test_choosing_the_same_category_again_moves_nothing(docs):
     recategorise(docs)
     again = recategorise(docs, "auth-2")
@@ -100,7 +140,8 @@ def test_bookings_move_in_chunks_each_with_its_months(docs, monkeypatch):
     monkeypatch.setattr(insights, "RELABEL_BATCH", 1)
     commits = docs.store.commits
     assert recategorise(docs)["bookingsMoved"] == 2
-    assert docs.attempts["insights_recategorise"] == 2  # one unit of work per chunk
+    # one unit of work per chunk (the merchant has no history here: none for it)
+    assert docs.attempts["insights_recategorise"] == 2
     # the override, two chunks, the feed: a batch per entry and the last (empty) one, the subscription
     assert docs.store.commits - commits == 1 + 2 + 3 + 1
     assert economy.Month.from_dict(data(docs, f"users/{UID}/economy/2027-02")).spending == {"restaurants": 300}
