@@ -626,19 +626,20 @@ def ledger(args) -> int:
 
 
 def _postings(admin, accounts: set[str], limit: int) -> dict[str, list[dict]]:
-    """The postings on ``accounts``, newest first (at most ``limit`` each): the payments'
-    (kept on their ledger records) and the postings collection's (deposits, card captures,
-    payments booked before postings moved onto the records)."""
-    from fjordbank.adapters.firestore import LEDGER_PAYMENTS, POSTINGS
+    """The postings on ``accounts``, newest first (at most ``limit`` each): the payments' and
+    card captures' (kept on their ledger and authorisation records) and the postings
+    collection's (deposits, and those booked before postings moved onto the records)."""
+    from fjordbank.adapters.firestore import CARD_AUTHORIZATIONS, LEDGER_PAYMENTS, POSTINGS
 
     out: dict[str, list[dict]] = {a: [] for a in accounts}
     with admin.errors("reading the postings"):
         for snap in admin.db.collection(POSTINGS).select(["entries", "step", "createdAt", "paymentId"]).stream():
             _posting_rows(out, snap.id, snap.to_dict(), snap.to_dict().get("createdAt"))
-        for snap in admin.db.collection(LEDGER_PAYMENTS).select(["postings"]).stream():
-            for posting in (snap.to_dict().get("postings") or {}).values():
-                at = dt.datetime.fromisoformat(posting["postedAt"]) if posting.get("postedAt") else None
-                _posting_rows(out, posting.get("postingId"), posting, at)
+        for collection in (LEDGER_PAYMENTS, CARD_AUTHORIZATIONS):
+            for snap in admin.db.collection(collection).select(["postings"]).stream():
+                for posting in (snap.to_dict().get("postings") or {}).values():
+                    at = dt.datetime.fromisoformat(posting["postedAt"]) if posting.get("postedAt") else None
+                    _posting_rows(out, posting.get("postingId"), posting, at)
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     for rows in out.values():
         rows.sort(key=lambda p: p["createdAt"] or epoch, reverse=True)

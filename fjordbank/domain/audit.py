@@ -6,7 +6,8 @@ tried on a ledger made up in a test:
 
 * conservation: the balances of all accounts (internal ones included) sum to zero;
 * every posting balances, and every stored balance equals the replay of the postings (the
-  postings collection's and those payments' records keep: `carried_postings`);
+  postings collection's and those payments' and card authorisations' records keep:
+  `carried_postings`);
 * no customer account's available balance is below its overdraft floor; holds are >= 0;
   each account's held amount is the sum of its active holds (the holds collection's and
   those external payments' records carry), and no active hold is past its expiry;
@@ -128,7 +129,13 @@ class AuditReport:
 def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
     """Every check over the whole ledger. ``now``: the moment active holds must not be past."""
     accounts, account_faults = read_accounts(ledger.accounts)
-    postings, posting_faults = read_postings({**ledger.postings, **carried_postings(ledger.payments)})
+    postings, posting_faults = read_postings(
+        {
+            **ledger.postings,
+            **carried_postings(ledger.payments, "ledgerPayments"),
+            **carried_postings(ledger.card_authorizations, "cardAuthorizations"),
+        }
+    )
     holds, hold_faults = read_holds({**ledger.holds, **carried_holds(ledger.payments)})
     report = AuditReport(
         accounts=len(accounts),
@@ -179,13 +186,14 @@ def read_postings(docs: Documents) -> tuple[list[Posting], list[Finding]]:
     return postings, findings
 
 
-def carried_postings(payments: Documents) -> Documents:
-    """The postings payments' records keep (``postings``, by step), each by the record's
-    path and its step: the same checks as the postings collection's documents, and a
-    posting that were in both would count twice (a payment posted twice)."""
+def carried_postings(records: Documents, collection: str) -> Documents:
+    """The postings records keep (``postings``, by step: a payment's ledger record, a card
+    authorisation's record), each by the record's path and its step: the same checks as the
+    postings collection's documents, and a posting that were in both would count twice
+    (posted twice)."""
     return {
-        f"ledgerPayments/{pid}#{step}": posting
-        for pid, data in payments.items()
+        f"{collection}/{record_id}#{step}": posting
+        for record_id, data in records.items()
         if isinstance(kept := data.get("postings"), dict)
         for step, posting in kept.items()
     }

@@ -32,7 +32,8 @@ from fjordbank.domain.card_authorization import feed_entry
 from fjordbank.domain.cards import HOME_COUNTRY, Spend
 from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account
 
-# The step of a capture's posting (``postings/{authId}:card-capture``); the ledger audit
+# The step of a capture's posting (``{authId}:card-capture``, kept on the authorisation's
+# record in ``postings``, by step, like a payment's on its ledger record); the ledger audit
 # knows captures by it (fjordbank.domain.audit.CARD_CAPTURE, kept equal by a unit test).
 CAPTURE_STEP = "card-capture"
 REVERSED_BEFORE_AUTHORIZATION = "reversed_before_authorization"
@@ -95,6 +96,8 @@ def capture(
     except Declined as exc:
         return refused(exc.code, record)
     done = {**record, "status": "captured", "capturedAmount": captured, "captureRef": capture_ref, "updatedAt": now}
+    posting = held.book.postings[-1]  # kept on the record, not as a document of its own
+    done["postings"] = {CAPTURE_STEP: {**posting.to_dict(), "postedAt": now.astimezone(dt.UTC).isoformat()}}
     if late:
         done["lateCapture"] = True
     given_back = 0 if late else hold.amount - captured

@@ -395,6 +395,13 @@ class Book:
         return posting
 
 
+def record_postings(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The postings a record keeps in its ``postings`` map (a payment's ledger record, a
+    card authorisation's record): none for one from before they moved onto the record."""
+    kept = record.get("postings")
+    return list(kept.values()) if isinstance(kept, dict) else []
+
+
 def replay(postings: list[Posting]) -> dict[str, int]:
     """Balances as the sum of every posting's entries: the ledger's ground truth."""
     balances: dict[str, int] = {}

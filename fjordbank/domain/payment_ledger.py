@@ -120,12 +120,6 @@ def _add_posting(record: dict[str, Any], posting: Posting, now: dt.datetime) -> 
     record["postings"] = {**record.get("postings", {}), posting.step: kept}
 
 
-def record_postings(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The postings a record keeps (none for a record from before they moved onto it)."""
-    kept = record.get("postings")
-    return list(kept.values()) if isinstance(kept, dict) else []
-
-
 def carries_hold(record: dict[str, Any]) -> bool:
     """The record keeps its payment's hold (every external payment reserved since holds
     moved onto the record)."""

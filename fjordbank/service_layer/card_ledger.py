@@ -10,7 +10,9 @@ the decision changes together, so a decision and its hold can never be apart:
   cardAuthorizations/{authId}          the processor's request (no PAN), decision, capture
   holds/{authId}                       the funds held (kind "card")
   accounts/{id}                        balance, held, available
-  postings/{authId}:card-capture       the captured amount, account -> card scheme
+  (on the record: postings)            the capture's posting, account -> card scheme
+                                       ({authId}:card-capture; captures before 2026-12-02:
+                                       postings/{authId}:card-capture)
   cardSpend/{cardId}_{day}             authorised today, by daily/online/abroad
   accounts/{id}/transactions/{authId}  the app's feed entry: pending -> posted | cancelled
 
@@ -57,7 +59,7 @@ from fjordbank.domain import card_settlement as settlement
 from fjordbank.domain import cards as rules
 from fjordbank.domain.categories import override_key
 from fjordbank.domain.events import CardAuthorization, CardIssued, IssueCard
-from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account
+from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account, record_postings
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.errors import PublishError
 from fjordbank.runtime.consumer import Ack, Outcome, Reject, Retry
@@ -353,8 +355,8 @@ class CardLedger:
             uow.set(authorization_path(auth_id), settled.record)
         if settled.spend is not None:
             uow.set(spend_path(settled.record.get("cardId"), settled.record.get("spendDay")), settled.spend)
-        if settled.book is not None:
-            write_book(uow, settled.book)
+        if settled.book is not None:  # a capture's posting is on the record
+            write_book(uow, settled.book, on_records={p["postingId"] for p in record_postings(settled.record)})
         write_feed(uow, settled.record, settled.feed)
         return CardResult(settled.status, settled.reason, auth_id, settled.record, settled.replayed)
 

@@ -61,6 +61,7 @@ from fjordbank.domain.ledger import (
     Declined,
     Hold,
     Posting,
+    record_postings,
     settlement_account,
     transit_in_account,
     transit_out_account,
@@ -72,7 +73,6 @@ from fjordbank.domain.payment_ledger import (
     apply_step,
     carries_hold,
     record_holds,
-    record_postings,
 )
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
 from fjordbank.domain.payments import PaymentEvent

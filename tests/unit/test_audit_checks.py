@@ -116,7 +116,13 @@ def report_of(ledger: LedgerDocuments) -> audit.AuditReport:
 def found(ledger: LedgerDocuments) -> list[Finding]:
     """Every check's findings, called one by one in the audit's order."""
     accounts, account_faults = audit.read_accounts(ledger.accounts)
-    postings, posting_faults = audit.read_postings({**ledger.postings, **audit.carried_postings(ledger.payments)})
+    postings, posting_faults = audit.read_postings(
+        {
+            **ledger.postings,
+            **audit.carried_postings(ledger.payments, "ledgerPayments"),
+            **audit.carried_postings(ledger.card_authorizations, "cardAuthorizations"),
+        }
+    )
     holds, hold_faults = audit.read_holds({**ledger.holds, **audit.carried_holds(ledger.payments)})
     return [
         *account_faults,
@@ -277,6 +283,19 @@ def test_an_authorisation_not_captured_but_posted_is_reported():
 def test_a_card_posting_without_an_authorisation_is_reported():
     ledger = without(balanced(), "card_authorizations", "auth-1")
     assert found(ledger) == [Finding(audit.CARD_POSTINGS, "card postings for auth-1 without an authorisation")]
+
+
+def test_a_capture_s_posting_kept_on_its_authorisation_is_checked_as_the_journals():
+    posting = balanced().postings["auth-1:card-capture"]
+    ledger = with_changes(
+        without(balanced(), "postings", "auth-1:card-capture"),
+        "card_authorizations",
+        "auth-1",
+        postings={CAPTURE_STEP: posting},
+    )
+    assert report_of(ledger).problems == [] and report_of(ledger).postings == 5
+    other = with_changes(ledger, "card_authorizations", "auth-1", capturedAmount=250)
+    assert found(other) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-1: captured 250, posted [200]")]
 
 
 # ---- payments -------------------------------------------------------------------------------

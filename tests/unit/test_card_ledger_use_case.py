@@ -436,8 +436,14 @@ async def test_a_partial_capture_posts_less_and_a_replay_changes_nothing(bank: B
     assert (acct["balance"], acct["held"], acct["available"]) == (80_010, 0, 80_010)
     scheme = bank.docs.data(f"accounts/{card_scheme_account(first.auth_id)}")
     assert scheme is not None and scheme["balance"] == 19_990
-    posting = bank.docs.data(f"postings/{first.auth_id}:card-capture")
-    assert posting is not None and posting["step"] == "card-capture"
+    record = bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {}
+    posting = record["postings"]["card-capture"]  # kept on the authorisation's record
+    assert (posting["postingId"], posting["step"]) == (f"{first.auth_id}:card-capture", "card-capture")
+    assert posting["entries"] == [
+        {"account": ACCOUNT, "amount": -19_990},
+        {"account": card_scheme_account(first.auth_id), "amount": 19_990},
+    ]
+    assert bank.docs.data(f"postings/{first.auth_id}:card-capture") is None
     assert (bank.docs.data("cardSpend/card_1_2026-11-26") or {})["daily"] == 19_990  # the rest given back
     feed = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}")
     assert feed is not None and (feed["status"], feed["amount"]) == ("posted", -19_990)
