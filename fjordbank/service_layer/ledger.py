@@ -9,9 +9,9 @@ Documents:
                                 (``postings``: the payment's journal); an external payment's
                                 record also carries the funds it holds until clearing answers
                                 (``hold``)
-  postings/{id}                 the deposits' postings (and the card captures', the card
-                                ledger's), and those of payments booked before postings moved
-                                onto the record; the id makes each exactly-once
+  postings/{id}                 the deposits' postings, and those of payments and card captures
+                                booked before postings moved onto their records; the id makes
+                                each exactly-once
   holds/{paymentId}             a hold of a payment reserved before holds moved onto the
                                 record (read and written only for such a payment's last step)
 
@@ -155,10 +155,11 @@ def write_book(
 ) -> list[tuple[str, Data]]:
     """Write what one commit's Book changed: each touched account once, the new postings
     (create: a posting id applied twice fails the commit) and the touched holds, but not
-    the holds ``carried`` nor the postings (by id) kept ``on_records`` of payments (written
-    with the record). With ``versions`` (a commit outside a transaction): each account and
-    hold on the condition that it is still the version read, a hold not read as a create.
-    Returns (path, data) of each write, in order."""
+    the holds ``carried`` nor the postings (by id) kept ``on_records`` (a payment's ledger
+    record, a card authorisation's record: written with the record). With ``versions`` (a
+    commit outside a transaction): each account and hold on the condition that it is still
+    the version read, a hold not read as a create. Returns (path, data) of each write, in
+    order."""
     out: list[tuple[str, Data]] = []
     for account_id in sorted(book.touched):
         path, fields = account_path(account_id), balance_fields(book.accounts[account_id])
