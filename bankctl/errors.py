@@ -74,10 +74,16 @@ def step(text: str) -> Iterator[None]:
 
 
 # ---- threads ------------------------------------------------------------------------------------
+class _NotStarted(Exception):
+    """A task a worker took up after another task had failed: not run."""
+
+
 class Workers:
     """A thread pool whose first failure becomes the command's error in the main thread,
     translated as any other (each task runs in its own `step`). On a failure the tasks not
-    started are cancelled and the error is reported without waiting for those running."""
+    started are not run (a worker that is free takes the next task before the main thread
+    can cancel it: the task then sees the failure and does nothing) and the error is
+    reported without waiting for those running."""
 
     def __init__(self, workers: int, name: str = "bankctl") -> None:
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
@@ -94,6 +100,8 @@ class Workers:
 
     def submit(self, step_text: str, fn: Callable, *args) -> Future:
         def run():
+            if self.failed.is_set():
+                raise _NotStarted(step_text)
             with step(step_text):
                 return fn(*args)
 
@@ -110,6 +118,8 @@ class Workers:
         for future in self.futures:
             if future.done() and not future.cancelled() and future.exception() is not None:
                 exc = future.exception()
+                if isinstance(exc, _NotStarted):
+                    continue
                 error = transport_error(exc)
                 if error is None:
                     raise exc

@@ -286,8 +286,10 @@ def test_load_setup_against_functions_that_never_answer_is_one_line_naming_the_s
     assert fake.calls and set(fake.calls) == {"sca_register_key"}
     assert fake.most_in_flight <= 4  # bounded setup concurrency, not -c 40 at once
     # stopped at the first failure, not 20 onboardings tried (counted, not timed: a time
-    # limit here failed once on a busy machine)
-    assert len(fake.calls) <= 8
+    # limit here failed once on a busy machine): only the four in flight, none taken up
+    # after (a worker freed by a failure used to start the next one before the main thread
+    # cancelled it: more than 8 calls once, under load)
+    assert len(fake.calls) <= 4, fake.calls
 
 
 def test_customers_create_against_functions_that_never_answer(tmp_path):
