@@ -191,8 +191,13 @@ def test_the_edge_logs_in_and_gets_exactly_its_permissions(live_server):
     [
         ({"password": "not-the-password"}, "Authorization Violation", 'authentication error - User "edge"'),
         # TLS 1.3: the server's alert may come after the client's CONNECT, as a lost connection
-        # (or a broken pipe, when the client writes after the server closed the connection)
-        ({"cert": False}, "CERTIFICATE_REQUIRED|Connection lost|Broken pipe", "client didn't provide a certificate"),
+        # (or a broken pipe, when the client writes after the server closed the connection, or
+        # a reset, when the close reaches it first: seen once in CI); the server's log says why
+        (
+            {"cert": False},
+            "CERTIFICATE_REQUIRED|Connection lost|Broken pipe|Connection reset",
+            "client didn't provide a certificate",
+        ),
         ({"max_version": ssl.TLSVersion.TLSv1_2}, "PROTOCOL_VERSION", "client offered only unsupported versions"),
     ],
     ids=["wrong password", "no client certificate", "TLS 1.2"],
