@@ -634,7 +634,8 @@ def _postings(admin, accounts: set[str], limit: int) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {a: [] for a in accounts}
     with admin.errors("reading the postings"):
         for snap in admin.db.collection(POSTINGS).select(["entries", "step", "createdAt", "paymentId"]).stream():
-            _posting_rows(out, snap.id, snap.to_dict(), snap.to_dict().get("createdAt"))
+            data = snap.to_dict()
+            _posting_rows(out, snap.id, data, data.get("createdAt"))
         for collection in (LEDGER_PAYMENTS, CARD_AUTHORIZATIONS):
             for snap in admin.db.collection(collection).select(["postings"]).stream():
                 for posting in (snap.to_dict().get("postings") or {}).values():

@@ -129,14 +129,8 @@ class AuditReport:
 def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
     """Every check over the whole ledger. ``now``: the moment active holds must not be past."""
     accounts, account_faults = read_accounts(ledger.accounts)
-    postings, posting_faults = read_postings(
-        {
-            **ledger.postings,
-            **carried_postings(ledger.payments, "ledgerPayments"),
-            **carried_postings(ledger.card_authorizations, "cardAuthorizations"),
-        }
-    )
-    holds, hold_faults = read_holds({**ledger.holds, **carried_holds(ledger.payments)})
+    postings, posting_faults = read_postings(journal(ledger))
+    holds, hold_faults = read_holds(all_holds(ledger))
     report = AuditReport(
         accounts=len(accounts),
         postings=len(postings),
@@ -184,6 +178,21 @@ def read_postings(docs: Documents) -> tuple[list[Posting], list[Finding]]:
         except (UnbalancedPosting, KeyError, TypeError) as exc:
             findings.append(Finding(MALFORMED, f"posting {doc_id} is invalid: {exc}"))
     return postings, findings
+
+
+def journal(ledger: LedgerDocuments) -> Documents:
+    """Every posting: the postings collection's and those the payments' and card
+    authorisations' records keep (`carried_postings`)."""
+    return {
+        **ledger.postings,
+        **carried_postings(ledger.payments, "ledgerPayments"),
+        **carried_postings(ledger.card_authorizations, "cardAuthorizations"),
+    }
+
+
+def all_holds(ledger: LedgerDocuments) -> Documents:
+    """Every hold: the holds collection's and those external payments' records carry."""
+    return {**ledger.holds, **carried_holds(ledger.payments)}
 
 
 def carried_postings(records: Documents, collection: str) -> Documents:

@@ -116,14 +116,8 @@ def report_of(ledger: LedgerDocuments) -> audit.AuditReport:
 def found(ledger: LedgerDocuments) -> list[Finding]:
     """Every check's findings, called one by one in the audit's order."""
     accounts, account_faults = audit.read_accounts(ledger.accounts)
-    postings, posting_faults = audit.read_postings(
-        {
-            **ledger.postings,
-            **audit.carried_postings(ledger.payments, "ledgerPayments"),
-            **audit.carried_postings(ledger.card_authorizations, "cardAuthorizations"),
-        }
-    )
-    holds, hold_faults = audit.read_holds({**ledger.holds, **audit.carried_holds(ledger.payments)})
+    postings, posting_faults = audit.read_postings(audit.journal(ledger))
+    holds, hold_faults = audit.read_holds(audit.all_holds(ledger))
     return [
         *account_faults,
         *posting_faults,
