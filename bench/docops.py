@@ -298,7 +298,7 @@ def edge_kind(kind: str, payments: int, bank_regs: tuple[str, ...], project_id: 
     for i in range(payments):
         request_id = f"req-{uuid.uuid4().hex[:12]}"
         body = {"v": 1, "fromAccount": payer, "toAccount": to, "amount": 1_000 + i, "currency": "NOK"}
-        db.document(f"users/{uid}/paymentRequests/{request_id}").create(body)
+        created = db.document(f"users/{uid}/paymentRequests/{request_id}").create(body).update_time
         # spread over time as a customer's payments are (the rate limit is not what this counts)
         at = now - dt.timedelta(hours=i)
         with tally() as counts:
@@ -310,6 +310,7 @@ def edge_kind(kind: str, payments: int, bank_regs: tuple[str, ...], project_id: 
                 body=body,
                 bank_regs=bank_regs,
                 clock=lambda at=at: at,
+                created=created,  # the trigger's creation snapshot
             )
         assert status in ("requested", "scheduled"), status
         for key in ("calls", "reads", "writes"):

@@ -7,6 +7,7 @@ command and by `firebase deploy`'s predeploy hook, so the folder deploys on its 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import os
@@ -152,6 +153,13 @@ def _payment_trace(trigger):
     return run
 
 
+def _created(snapshot) -> dt.datetime | None:
+    """The creation snapshot's update time, the version the edge's commit is conditional on
+    (None if the event carries none: the edge then reads the document)."""
+    when = snapshot.update_time
+    return when if isinstance(when, dt.datetime) and when.year > 2000 else None
+
+
 @firestore_fn.on_document_created(document="users/{uid}/paymentRequests/{requestId}", secrets=NATS_SECRETS)
 @_payment_trace
 def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot | None]) -> None:
@@ -168,6 +176,7 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
             body=event.data.to_dict() or {},
             bank_regs=settings.bank_regs,
             sca_threshold=settings.sca_threshold,
+            created=_created(event.data),
         )
     except PublishError:  # status "received": the due-payments job publishes it later
         log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ERROR, "publish_pending")

@@ -4,10 +4,15 @@ Identity comes from the document path the security rules bound to the signed-in 
 ownership, amounts and account state are checked here on the server, never taken from
 the client. A valid request is published to JetStream (message id = payment id, so a
 redelivered trigger cannot publish it twice inside the duplicate window, and the ledger's
-own verdicts cover the rest); only after JetStream's ack does the document say
-"requested". A publish failure marks the document "received" (publish pending) and
-raises: nothing is dropped silently; the due-payments job (fjordbank.service_layer.
-scheduled) publishes it again.
+own verdicts cover the rest). The document says "requested" from the commit that counts
+the request against the rate limit, which carries the creation's update time as its
+precondition: a redelivered trigger's commit fails as a whole (nothing counted twice) and
+the request is then read and found handled. A publish failure puts the document back to
+"received" (publish pending) and raises: nothing is dropped silently; the due-payments job
+(fjordbank.service_layer.scheduled) publishes it again. So does it for a request that
+stays "requested" for long (the function died between its commit and the publish: the
+document carries the payment for that), which the ops sweep's open-state age shows too
+(fjordbank/runtime/ops_sweep.py).
 
 Tracing (fjordbank.runtime.tracing): the trigger's span is current here (functions/main.py
 starts it, from the app's ``traceparent`` when valid). The app's ``traceparent`` field is
@@ -40,13 +45,24 @@ from fjordbank.domain.payments import (
     body_hash,
     parse_request,
     payment_id_for,
+    projection_update,
     requested_in_app,
 )
 from fjordbank.domain.sca import DEFAULT_THRESHOLD as DEFAULT_SCA_THRESHOLD
 from fjordbank.errors import PublishError
 from fjordbank.runtime import tracing
 from fjordbank.service_layer import ratelimits, request_status, sca
-from fjordbank.service_layer.ports import AlreadyExists, Clock, Doc, Documents, Publisher, system_clock
+from fjordbank.service_layer.ports import (
+    AlreadyExists,
+    Clock,
+    Doc,
+    Documents,
+    NotFound,
+    Publisher,
+    Stale,
+    Written,
+    system_clock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +73,24 @@ class Seen:
     status write can be one write with the read's update time as its precondition."""
 
     doc: Doc | None
+    # the trigger's creation snapshot, not a read: a write on its version that fails means
+    # the edge handled this request before (a redelivered trigger), so it is read, never
+    # decided again on top of what it shows
+    created: bool = False
+
+
+class _Moved(Exception):
+    """The request document moved since the creation the trigger carries (a redelivered
+    trigger): the commit changed nothing, and the request is decided on a fresh read."""
+
+
+def _traced(status: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the current span's trace id in ``extra``, and the status on the span."""
+    trace_id = tracing.trace_id_of(None)
+    if trace_id is not None:
+        kwargs = {**kwargs, "extra": {**(kwargs.get("extra") or {}), "traceId": trace_id}}
+    tracing.set_attributes(tracing.current_span(), {"fjb.status": status, "fjb.reason": kwargs.get("reason")})
+    return kwargs
 
 
 def advance_sync(
@@ -71,11 +105,12 @@ def advance_sync(
     """Move the request document forward (request_status.advance, one unit of work; with
     ``known``, the document as read before, one write: request_status.advance_from), in
     a span, with the trace id of the current span (and the status on the trigger's span)."""
-    trace_id = tracing.trace_id_of(None)
-    if trace_id is not None:
-        kwargs["extra"] = {**(kwargs.get("extra") or {}), "traceId": trace_id}
-    tracing.set_attributes(tracing.current_span(), {"fjb.status": status, "fjb.reason": kwargs.get("reason")})
+    kwargs = _traced(status, kwargs)
     with tracing.span("firestore request_doc", kind=tracing.SpanKind.CLIENT, attrs={"fjb.status": status}):
+        if known is not None and known.created:
+            if not request_status.advance_if(docs, known.doc, status, **kwargs):
+                raise _Moved()
+            return True
         if known is not None:
             return request_status.advance_from(docs, known.doc, status, **kwargs)
         return request_status.advance(docs, request_path(uid, request_id), status, **kwargs)
@@ -109,41 +144,74 @@ def handle_payment_request(
     bank_regs: tuple[str, ...],
     sca_threshold: int = DEFAULT_SCA_THRESHOLD,
     clock: Clock = system_clock,
+    created: dt.datetime | None = None,
 ) -> str:
     """Validate, authorise and publish one payment request. Returns the status it shows.
 
     ``body`` is the document as the app created it (a trigger's creation snapshot, also on
-    redelivery). Fields only the backend writes (status ...) make it invalid: the rules
-    never let a client write them. A redelivered trigger publishes the same payment id
-    again, which JetStream and the services' records answer without a second effect.
+    redelivery), and ``created`` that snapshot's update time (None: the document is read).
+    Fields only the backend writes (status ...) make it invalid: the rules never let a
+    client write them. A redelivered trigger publishes the same payment id again, which
+    JetStream and the services' records answer without a second effect.
 
-    Three round trips for a valid request: one batched read (the request document, both
-    accounts, the payer's known payees, the signature's key and use), one commit (the
-    rate-limit count and the signature's use), and the status write after JetStream's ack
-    (with the first read's update time as its precondition). A refusal may take more;
-    nothing in it is on the payment's path."""
+    Two round trips for a valid request: one batched read (both accounts, the payer's known
+    payees, the signature's key and use), one commit (the rate-limit count, the signature's
+    use and the status, on the condition that the document is as created), then the
+    publish. A refusal may take more; nothing in it is on the payment's path."""
     now = clock()
-    today = today_in_norway(now)
     body = contract_body(body)
     tracing.set_attributes(tracing.current_span(), {"fjb.payment_id": payment_id_for(uid, request_id)})
     path = request_path(uid, request_id)
     try:
-        request = parse_request(body, request_id=request_id, today=today)
+        request = parse_request(body, request_id=request_id, today=today_in_norway(now))
     except PaymentRejected as exc:
         return _refuse_invalid(docs, path, body, exc, uid=uid, request_id=request_id, now=now)
-    known: Seen | None = None
+    call = _Call(uid, request_id, body, bank_regs, sca_threshold, now)
+    known = None if created is None else Seen(Doc(path, body, created), created=True)
     try:
-        reads = _read(docs, path, uid, request, bank_regs)
-        known = Seen(reads["request"])
-        handled = _handled(known.doc, body)
-        if handled is not None:
-            # A redelivered trigger: this request was handled. Nothing is checked or counted
-            # again, so a rate limit or a used signature can never reject a request in flight.
-            return handled
+        return _handle(docs, publisher, call, request, known)
+    except _Moved:
+        return _handle(docs, publisher, call, request, None)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One trigger's request, as handle_payment_request was called."""
+
+    uid: str
+    request_id: str
+    body: dict[str, Any]
+    bank_regs: tuple[str, ...]
+    sca_threshold: int
+    now: dt.datetime
+
+
+def _handle(docs: Documents, publisher: Publisher, call: _Call, request: PaymentRequest, known: Seen | None) -> str:
+    """The checks, the commit and the publish of a parsed request; ``known``: the document
+    as created (None: it is read with the accounts, and a redelivered trigger is answered
+    with the status it shows). Raises `_Moved` when ``known`` is out of date."""
+    uid, request_id, body, bank_regs, now = call.uid, call.request_id, call.body, call.bank_regs, call.now
+    path = request_path(uid, request_id)
+    try:
+        reads = _read(docs, path, uid, request, bank_regs, with_request=known is None)
+        if known is None:
+            known = Seen(reads["request"])
+            handled = _handled(known.doc, body)
+            if handled == "requested":
+                return _resend(docs, publisher, call, request, reads, known)
+            if handled is not None:
+                # A redelivered trigger: this request was handled. Nothing is checked or counted
+                # again, so a rate limit or a used signature can never reject a request in flight.
+                return handled
         kind, own_payee = account_verdict(
             uid, _data(reads["from"]), request.to_account, _data(reads.get("to")), bank_regs
         )
-        _count_and_claim(docs, uid, request_id, request, reads, own_payee=own_payee, threshold=sca_threshold, now=now)
+        payment = _payment(uid, request_id, request, kind, body, now)
+        shown = "scheduled" if request.due_date > today_in_norway(now) else "requested"
+        show = _Show(known, shown, payment)
+        known, limited = _count_and_claim(docs, uid, request_id, request, reads, show, own_payee=own_payee, call=call)
+        if limited is not None:
+            raise limited
     except (PaymentRejected, ratelimits.RateLimited) as exc:
         # A refusal counts against the rate limit too (else unknown_to_account would answer
         # "is this a Fjordbank account?" as often as anyone asked). A RateLimited was counted
@@ -153,14 +221,49 @@ def handle_payment_request(
         advance_sync(docs, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
         return "rejected"
     except Exception as exc:
-        if not is_transient(exc):
+        if isinstance(exc, _Moved) or not is_transient(exc):
             raise
         # Nothing is published yet: the app is told to send the payment again (a new request).
+        # The refusal is written on the creation's version, or on a document that shows no
+        # state: never over what a first run of a redelivered trigger showed.
         busy = Busy()
         log.warning("payment request busy", extra={"uid": uid, "request_id": request_id, "error": type(exc).__name__})
-        advance_sync(docs, uid, request_id, "rejected", reason=busy.code, message=busy.message)
+        if known is not None and known.created:
+            advance_sync(docs, uid, request_id, "rejected", reason=busy.code, message=busy.message, known=known)
+        else:
+            fields = _traced("rejected", {"reason": busy.code, "message": busy.message})
+            request_status.advance_new(docs, path, "rejected", **fields)
         return "rejected"
-    payment = PaymentRequested(
+    if shown == "scheduled":  # the scheduler submits it on its due date (the same path as below, then)
+        return "scheduled"
+    payee = _data(reads.get("to")) if kind == INTERNAL else None
+    submit(docs, publisher, payment, known=known, payee_uid=(payee or {}).get("ownerUid"), shown=True)
+    return "requested"
+
+
+def _resend(
+    docs: Documents,
+    publisher: Publisher,
+    call: _Call,
+    request: PaymentRequest,
+    reads: dict[str, Doc | None],
+    known: Seen,
+) -> str:
+    """A request the edge showed "requested" before: published, or its run ended between
+    the commit and the publish (it died, or the commit's answer was lost and the run read
+    the document again). It is published again, unchecked and uncounted: the same payment
+    id, which JetStream and the services' records answer without a second effect."""
+    kind = INTERNAL if request.to_account[:4] in call.bank_regs else EXTERNAL
+    payment = _payment(call.uid, call.request_id, request, kind, call.body, call.now)
+    payee = _data(reads.get("to")) if kind == INTERNAL else None
+    submit(docs, publisher, payment, known=known, payee_uid=(payee or {}).get("ownerUid"), shown=True)
+    return "requested"
+
+
+def _payment(
+    uid: str, request_id: str, request: PaymentRequest, kind: str, body: dict[str, Any], now: dt.datetime
+) -> PaymentRequested:
+    return PaymentRequested(
         payment_id=payment_id_for(uid, request_id),
         uid=uid,
         request_id=request_id,
@@ -176,14 +279,28 @@ def handle_payment_request(
         requested_at=now.isoformat(),
         payee_name=request.payee_name,
     )
-    extra = {"paymentId": payment.payment_id, "bodyHash": payment.body_hash}
-    if request.due_date > today:
-        # The scheduler submits it on its due date (the same path as below, then).
-        advance_sync(docs, uid, request_id, "scheduled", extra={**extra, "payment": payment.to_json()}, known=known)
-        return "scheduled"
-    payee = _data(reads.get("to")) if kind == INTERNAL else None
-    submit(docs, publisher, payment, known=known, payee_uid=(payee or {}).get("ownerUid"))
-    return "requested"
+
+
+@dataclass(frozen=True)
+class _Show:
+    """The status a valid request shows (requested, or scheduled: due later), written in
+    the commit that counts it, on the condition that the document is as ``known``."""
+
+    known: Seen
+    status: str
+    payment: PaymentRequested
+
+    def update(self) -> dict[str, Any] | None:
+        """The stamped fields to write (None: the document shows this state or a later one)."""
+        # the payment: what the scheduler publishes on the due date, and what the due-payments
+        # job publishes again if this run ends between the commit and the publish
+        extra = {
+            "paymentId": self.payment.payment_id,
+            "bodyHash": self.payment.body_hash,
+            "payment": self.payment.to_json(),
+        }
+        update = projection_update(_data(self.known.doc), self.status, **_traced(self.status, {"extra": extra}))
+        return None if update is None else request_status.stamped(update)
 
 
 def _refuse_invalid(
@@ -221,11 +338,18 @@ def _counted(
 
 
 def _read(
-    docs: Documents, path: str, uid: str, request: PaymentRequest, bank_regs: tuple[str, ...]
+    docs: Documents,
+    path: str,
+    uid: str,
+    request: PaymentRequest,
+    bank_regs: tuple[str, ...],
+    *,
+    with_request: bool = True,
 ) -> dict[str, Doc | None]:
     """Every document the checks need, in one batched read (name -> document, None when
-    there is none)."""
-    paths = {"request": path, "from": f"{ACCOUNTS}/{request.from_account}"}
+    there is none); the request document too ``with_request``."""
+    paths = {"request": path} if with_request else {}
+    paths["from"] = f"{ACCOUNTS}/{request.from_account}"
     if request.to_account[:4] in bank_regs:
         paths["to"] = f"{ACCOUNTS}/{request.to_account}"
     if request.sca is None:
@@ -243,30 +367,60 @@ def _count_and_claim(
     request_id: str,
     request: PaymentRequest,
     reads: dict[str, Doc | None],
+    show: _Show,
     *,
     own_payee: bool,
-    threshold: int,
-    now: dt.datetime,
-) -> None:
-    """The SCA decision, then one commit: the rate-limit count and (for a signed payment)
-    the record that its signature is used. Raises `PaymentRejected` or `RateLimited`."""
+    call: _Call,
+) -> tuple[Seen, ratelimits.RateLimited | None]:
+    """The SCA decision, then one commit: the rate-limit count, (for a signed payment) the
+    record that its signature is used, and the status ``show`` says. Returns the request
+    document as that commit left it, and the rate limit's refusal if the count is over it
+    (the status is written then; the refusal moves it on). Raises `PaymentRejected`, or
+    `_Moved` if the document is not as ``show`` knew it (nothing is written then)."""
     path = request_path(uid, request_id)
-    claim = _signature_to_claim(path, request_id, request, reads, own_payee=own_payee, threshold=threshold)
-    batch = docs.batch()
-    counted = ratelimits.count_in(batch, uid, "payments", now=now.timestamp())
-    if claim is not None:
-        batch.create(claim, sca.used_record(uid, path))
+    claim = _signature_to_claim(path, request_id, request, reads, own_payee=own_payee, threshold=call.sca_threshold)
+    update = show.update()
     try:
-        results = batch.commit()
+        counted, results = _commit(docs, uid, call.now, path, claim, show.known.doc, update)
     except AlreadyExists:  # the signature was used since the read: by this request (a race) or another
         if claim is None:  # only the signature's record is created here
             raise
         if (_data(docs.get(claim)) or {}).get("request") != path:
             raise sca.signature_reused() from None
-        batch = docs.batch()
-        counted = ratelimits.count_in(batch, uid, "payments", now=now.timestamp())
-        results = batch.commit()
-    counted.check(results)
+        counted, results = _commit(docs, uid, call.now, path, None, show.known.doc, update)
+    written = next((w for w in results if w.path == path), None)
+    seen = show.known
+    if written is not None and written.updated is not None and update is not None and show.known.doc is not None:
+        seen = Seen(Doc(path, {**show.known.doc.data, **update}, written.updated))
+    try:
+        counted.check(results)
+    except ratelimits.RateLimited as limited:
+        return seen, limited
+    return seen, None
+
+
+def _commit(
+    docs: Documents,
+    uid: str,
+    now: dt.datetime,
+    path: str,
+    claim: str | None,
+    request: Doc | None,
+    update: dict[str, Any] | None,
+) -> tuple[ratelimits.Counted, list[Written]]:
+    """One commit: the count, the signature's use record (``claim``) for the request at
+    ``path``, and the status update on the condition that the request document is as
+    ``request`` (raises `_Moved` if not)."""
+    batch = docs.batch()
+    counted = ratelimits.count_in(batch, uid, "payments", now=now.timestamp())
+    if claim is not None:
+        batch.create(claim, sca.used_record(uid, path))
+    if request is not None and update is not None:
+        batch.update(request.path, update, if_updated=request.updated)
+    try:
+        return counted, batch.commit()
+    except (Stale, NotFound):
+        raise _Moved() from None
 
 
 def _signature_to_claim(
@@ -306,13 +460,16 @@ def submit(
     *,
     known: Seen | None = None,
     payee_uid: str | None = None,
+    shown: bool = False,
 ) -> None:
     """Publish a validated payment and show it as requested; a publish failure is never
     dropped. ``known``: the request document as the caller read it (one write then);
-    ``payee_uid``: an internal payment's payee, as the caller read it (told in the event)."""
+    ``payee_uid``: an internal payment's payee, as the caller read it (told in the event);
+    ``shown``: the document shows "requested" already (``known`` is as that write left it),
+    so only a failure writes."""
     event = requested_in_app(PaymentEvent(payment, "requested"), payee_uid=payee_uid)
     with tracing.span("edge submit", attrs={"fjb.payment_id": payment.payment_id}):
-        _submit(docs, publisher, payment, event, known)
+        _submit(docs, publisher, payment, event, known, shown)
 
 
 def _submit(
@@ -321,6 +478,7 @@ def _submit(
     payment: PaymentRequested,
     event: PaymentEvent,
     known: Seen | None,
+    shown: bool,
 ) -> None:
     try:
         with tracing.span(
@@ -333,25 +491,27 @@ def _submit(
         # Python Firestore triggers are never retried by the platform (the SDK deploys them
         # with retry off), so the document itself records that the request still has to
         # be published, and the error propagates to the function's error log.
+        pending = {
+            "reason": "publish_pending",
+            "message": str(exc),
+            "extra": {"payment": payment.to_json()},  # what the due-payments job publishes again
+        }
+        if not shown:
+            advance_sync(docs, payment.uid, payment.request_id, "received", known=known, **pending)
+        elif known is not None and known.doc is not None:
+            # "requested" was written before the publish: back to received, unless something
+            # moved it since (then the payment was published after all: the notifier showed it)
+            request_status.put_back(docs, known.doc, "received", **_traced("received", pending))
+        raise
+    if not shown:
         advance_sync(
             docs,
             payment.uid,
             payment.request_id,
-            "received",
-            reason="publish_pending",
-            message=str(exc),
-            extra={"payment": payment.to_json()},  # what the due-payments job publishes again
+            "requested",
+            extra={"paymentId": payment.payment_id, "bodyHash": payment.body_hash},
             known=known,
         )
-        raise
-    advance_sync(
-        docs,
-        payment.uid,
-        payment.request_id,
-        "requested",
-        extra={"paymentId": payment.payment_id, "bodyHash": payment.body_hash},
-        known=known,
-    )
     log.info(
         "payment requested",
         extra={

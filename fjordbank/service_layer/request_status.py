@@ -69,3 +69,81 @@ def advance_from(
     except (Stale, NotFound):
         pass
     return advance(docs, known.path, status, reason=reason, message=message, extra=extra)
+
+
+def advance_new(
+    docs: Documents,
+    path: str,
+    status: str,
+    *,
+    reason: str | None = None,
+    message: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """``advance``, on a document that shows no state yet (one the edge has not handled:
+    a refusal the edge decides without knowing whether a first run of its trigger did).
+    Returns whether it moved."""
+
+    def run(uow: UnitOfWork) -> bool:
+        doc = uow.get(path)
+        if doc is None or doc.data.get("status") is not None:
+            return False
+        update = projection_update(doc.data, status, reason=reason, message=message, extra=extra)
+        if update is None:
+            return False
+        uow.update(path, stamped(update))
+        return True
+
+    return docs.transact(run, operation="edge_request_status_new")
+
+
+def advance_if(
+    docs: Documents,
+    known: Doc | None,
+    status: str,
+    *,
+    reason: str | None = None,
+    message: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """``advance_from`` without its second try: one write on the condition that nothing
+    moved the document since ``known``. Returns False when something did (or there is no
+    document), and then writes nothing; True when it moved, or shows ``status`` or later."""
+    update = projection_update(known.data if known else None, status, reason=reason, message=message, extra=extra)
+    if known is None:
+        return False
+    if update is None:
+        return True
+    batch = docs.batch()
+    batch.update(known.path, stamped(update), if_updated=known.updated)
+    try:
+        batch.commit()
+        return True
+    except (Stale, NotFound):
+        return False
+
+
+def put_back(
+    docs: Documents,
+    known: Doc,
+    status: str,
+    *,
+    reason: str | None = None,
+    message: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Move the request document back to ``status`` from the state the caller itself
+    wrote (``known``, as its write left it): the one exception to "only forward", for a
+    state that turned out not to hold (the edge's "requested" when the publish failed).
+    One write, on the condition that nothing moved the document since; if something did,
+    it stays as it is. Returns whether it moved."""
+    update = projection_update({}, status, reason=reason, message=message, extra=extra)
+    if update is None:
+        return False
+    batch = docs.batch()
+    batch.update(known.path, stamped(update), if_updated=known.updated)
+    try:
+        batch.commit()
+        return True
+    except (Stale, NotFound):
+        return False

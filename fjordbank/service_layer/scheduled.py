@@ -1,8 +1,10 @@
 """Scheduled jobs, run by the `on_scheduled_job` function (Cloud Scheduler -> Pub/Sub).
 
 submit-due-payments: every payment request that is due (scheduled for today or earlier,
-Europe/Oslo) or whose first publish failed (status "received") is submitted through the
-same path as an immediate payment. Exactly once per due date however often the job runs,
+Europe/Oslo), whose first publish failed (status "received"), or that has shown
+"requested" for longer than `STUCK` (the edge's run ended between its commit and its
+publish; or the pipeline holds it, and the publish is answered as a duplicate) is
+submitted through the same path as an immediate payment. Exactly once per due date however often the job runs,
 even twice at the same time: the request moves from "scheduled" to "requested" only
 forward, the message id (payment id + "requested") lets JetStream store it once, and the
 services answer a replay from their records. A due payment the account cannot cover waits
@@ -56,6 +58,11 @@ RELAY_OUTBOX = "relay-outbox"
 AUDIT_LEDGER = "audit-ledger"
 JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX, AUDIT_LEDGER)
 MAX_SCOPE = 30  # customers a scoped run may name (Firestore's limit for an `in` filter)
+# A request "requested" this long is published again. Internal payments are final within
+# seconds and external ones submitted, so only one the edge never published, or one the
+# pipeline holds up (whose message is then stored again: every step answers a replay from
+# its records), is this old; the FjbPaymentNotFinal alert waits 15 minutes for it.
+STUCK = dt.timedelta(minutes=10)
 
 
 def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -80,10 +87,12 @@ def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[st
     return out
 
 
-def due_requests(docs: Documents, today: dt.date, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:
-    """The scheduled requests due by ``today``, then those whose publish failed. The second
-    query runs once the first one's requests are handled (a submit that fails to publish
-    leaves its request "received": this run tries it once more, as it always has)."""
+def due_requests(docs: Documents, now: dt.datetime, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:
+    """The scheduled requests due by today (in Norway at ``now``), then those whose publish
+    failed, then those "requested" for longer than STUCK. Each query runs once the one
+    before's requests are handled (a submit that fails to publish leaves its request
+    "received": this run tries it once more, as it always has)."""
+    today = today_in_norway(now)
     scope = [Where("payment.uid", "in", list(uids))] if uids else []  # a scoped run (emulator only, job_overrides)
     yield from docs.query_group(
         PAYMENT_REQUESTS,
@@ -91,6 +100,8 @@ def due_requests(docs: Documents, today: dt.date, limit: int, uids: tuple[str, .
         limit=limit,
     )
     yield from docs.query_group(PAYMENT_REQUESTS, where=[*scope, Where("status", "==", "received")], limit=limit)
+    stuck = [Where("status", "==", "requested"), Where("updatedAt", "<=", now - STUCK)]
+    yield from docs.query_group(PAYMENT_REQUESTS, where=[*scope, *stuck], limit=limit)
 
 
 def submit_due_payments(
@@ -112,7 +123,7 @@ def submit_due_payments(
     now = clock()
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}
-    for request in due_requests(docs, today, limit, uids):
+    for request in due_requests(docs, now, limit, uids):
         counts[_submit_due(docs, publisher, submit, request, today, now)] += 1
     log.info("due payments submitted", extra=counts)
     standing = standing_orders.run_due(docs, publisher, bank_regs=bank_regs, clock=lambda: now, limit=limit, uids=uids)
@@ -129,11 +140,15 @@ def _submit_due(
 ) -> str:
     """One due request: submitted, held back (waiting, failed, skipped), left for the next
     run (unpublished) or malformed."""
+    if request.data.get("status") == "requested" and "payment" not in request.data:
+        return "skipped"  # requested before the edge kept the payment on it (2026-12-02): published then
     try:
         payment = PaymentRequested.from_json(request.data["payment"])
     except (KeyError, TypeError, DomainError):
         log.error("due request without a valid payment", extra={"path": request.path})
         return "malformed"
+    if request.data.get("status") == "requested":
+        log.warning("payment request requested for long: published again", extra={"path": request.path})
     if request.data.get("status") == "scheduled":
         available, is_open = available_of(docs, payment.from_account)
         decision = orders.decide(
@@ -148,7 +163,7 @@ def _submit_due(
     try:
         submit(payment)
     except PublishError:
-        return "unpublished"  # still "received"/"scheduled": the next run tries again
+        return "unpublished"  # still "received"/"scheduled"/"requested": the next run tries again
     return "submitted"
 
 

@@ -1,8 +1,10 @@
 """The payment trigger's use case (fjordbank.service_layer.edge) on the in-memory ports:
 what it publishes, what the request document shows, what it counts against the rate
 limit, and how many round trips it takes (the emulator's count of the same promise:
-tests/integration/test_edge_round_trips.py, three for a valid request, one for a
-redelivery).
+tests/integration/test_edge_round_trips.py, two for a valid request: the batched read and
+one commit that counts it and shows it "requested", on the condition that the document is
+as the trigger's creation snapshot says; a redelivery's commit fails as a whole and the
+request is read and found handled).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Bank:
         self.memory = MemoryDocuments(lambda: NOW)
         self.docs = RoundTrips(self.memory)
         self.publisher = RecordingPublisher()
+        self.created: dict[str, dt.datetime] = {}  # request id -> its creation's update time
         b = self.memory.batch()
         b.set(f"accounts/{PAYER}", {"ownerUid": UID, "status": "open", "currency": "NOK"})
         b.set(f"accounts/{OWN}", {"ownerUid": UID, "status": "open", "currency": "NOK"})
@@ -59,7 +62,8 @@ class Bank:
             body["sca"] = {"keyId": "phone-key-1", "signature": self.sign(key, request_id, amount, to)}
         b = self.memory.batch()
         b.create(self.path(request_id), body)
-        b.commit()
+        (written,) = b.commit()
+        self.created[request_id] = written.updated
         return request_id, body
 
     @staticmethod
@@ -70,7 +74,9 @@ class Bank:
     def path(request_id: str) -> str:
         return f"users/{UID}/paymentRequests/{request_id}"
 
-    def handle(self, request_id: str, body: dict, *, docs=None, now: dt.datetime = NOW) -> str:
+    def handle(self, request_id: str, body: dict, *, docs=None, now: dt.datetime = NOW, snapshot=True) -> str:
+        """The trigger's call (with the creation snapshot's update time; ``snapshot`` False:
+        without it, so the edge reads the document)."""
         self.docs.reset()
         return edge.handle_payment_request(
             docs or self.docs,
@@ -80,6 +86,7 @@ class Bank:
             body=body,
             bank_regs=BANK_REGS,
             clock=lambda: now,
+            created=self.created.get(request_id) if snapshot else None,
         )
 
     def request(self, request_id: str) -> dict:
@@ -99,15 +106,16 @@ def bank() -> Bank:
     return Bank()
 
 
-# ---- valid payments: published once, three round trips -----------------------------------
+# ---- valid payments: published once, two round trips -------------------------------------
 @pytest.mark.parametrize(
     ("to", "signed", "kind"),
     [(PAYEE, False, "internal"), (EXTERNAL, False, "external"), (PAYEE, True, "internal"), (OWN, False, "internal")],
     ids=["internal", "external", "signed", "own-account"],
 )
-def test_a_valid_payment_is_published_once_and_shown_requested_in_three_round_trips(bank, to, signed, kind):
+@pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
+def test_a_valid_payment_is_published_once_and_shown_requested_in_two_round_trips(bank, to, signed, kind, snapshot):
     request_id, body = bank.create(to, key=KEY if signed else None)
-    assert bank.handle(request_id, body) == "requested"
+    assert bank.handle(request_id, body, snapshot=snapshot) == "requested"
     (published,) = bank.publisher.published
     payment_id = payment_id_for(UID, request_id)
     assert published.subject == topology.payment_subject("requested", PAYER) == "payments.requested.3"
@@ -118,7 +126,9 @@ def test_a_valid_payment_is_published_once_and_shown_requested_in_three_round_tr
     shown = bank.request(request_id)
     assert shown["status"] == "requested" and shown["paymentId"] == payment_id and shown["bodyHash"]
     assert shown["timeline"]["requested"] == shown["updatedAt"]  # the commit's time
-    assert bank.docs.counts == {"BatchGetDocuments": 1, "Commit": 2}, bank.docs.counts
+    # one batched read (the request document too when the trigger did not say how it was
+    # created), one commit: the count, the signature's use and the status
+    assert bank.docs.counts == {"BatchGetDocuments": 1, "Commit": 1}, bank.docs.counts
     assert bank.counted() == 1
     # an internal payment's event tells its payee, as the edge read the account
     payee = {PAYEE: "someone-else", OWN: UID}.get(to)
@@ -130,13 +140,32 @@ def test_a_valid_payment_is_published_once_and_shown_requested_in_three_round_tr
         assert used is not None and used.data["request"] == bank.path(request_id) and used.data["uid"] == UID
 
 
-def test_a_redelivered_trigger_reads_once_publishes_nothing_and_counts_nothing(bank):
+@pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
+def test_a_redelivered_trigger_counts_nothing_and_publishes_the_same_message_again(bank, snapshot):
+    """Its commit (on the creation's version) fails as a whole, so nothing is counted; the
+    request is read and found "requested", and published again unchecked: the same message
+    id (JetStream keeps one), in case the first run ended before its publish."""
     request_id, body = bank.create()
     assert bank.handle(request_id, body) == "requested"
-    assert bank.handle(request_id, body) == "requested"
-    assert len(bank.publisher.published) == 1
-    assert bank.docs.counts == {"BatchGetDocuments": 1}
+    assert bank.handle(request_id, body, snapshot=snapshot) == "requested"
+    first, again = bank.publisher.published
+    assert first.msg_id == again.msg_id and first.body["payment"]["payment_id"] == again.body["payment"]["payment_id"]
+    assert again.body["detail"] == first.body["detail"]  # the payee told as before
+    reads = {True: {"BatchGetDocuments": 2, "Commit": 1}, False: {"BatchGetDocuments": 1}}[snapshot]
+    assert bank.docs.counts == reads, bank.docs.counts
     assert bank.counted() == 1
+    assert bank.request(request_id)["status"] == "requested"
+
+
+@pytest.mark.parametrize("final", ["completed", "rejected"])
+def test_a_redelivered_trigger_of_a_request_shown_later_publishes_nothing(bank, final):
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body) == "requested"
+    b = bank.memory.batch()
+    b.update(bank.path(request_id), {"status": final, "statusRank": 9})
+    b.commit()
+    assert bank.handle(request_id, body) == final
+    assert len(bank.publisher.published) == 1 and bank.counted() == 1
 
 
 def test_a_redelivery_of_a_refused_invalid_request_is_not_counted_again(bank):
@@ -152,7 +181,7 @@ def test_a_payment_due_later_is_scheduled_not_published(bank):
     assert bank.publisher.published == []
     shown = bank.request(request_id)
     assert shown["status"] == "scheduled" and shown["payment"]["due_date"] == "2027-04-01"
-    assert bank.docs.calls == 3
+    assert bank.docs.counts == {"BatchGetDocuments": 1, "Commit": 1}
 
 
 def test_the_apps_traceparent_is_not_part_of_the_payment(bank):
@@ -299,8 +328,7 @@ def test_a_signature_recorded_since_the_read_by_the_same_request_goes_on(bank):
 
 # ---- the status write ------------------------------------------------------------------
 class ProjectsOnPublish(RecordingPublisher):
-    """JetStream acks, and the notifier writes its state on the request document before the
-    edge's status write."""
+    """JetStream acks, and the notifier writes its state on the request document at once."""
 
     def __init__(self, bank: Bank, fields: dict) -> None:
         super().__init__()
@@ -313,33 +341,56 @@ class ProjectsOnPublish(RecordingPublisher):
         b.commit()
 
 
-def test_the_status_write_yields_to_a_later_state_written_since_the_read(bank):
+def test_nothing_is_written_after_the_publish(bank):
+    """The status was shown by the commit before the publish: a later state the notifier
+    writes at once is never followed by the edge's write."""
     request_id, body = bank.create()
-    bank.publisher = ProjectsOnPublish(bank, {"status": "completed", "statusRank": 90})
+    bank.publisher = ProjectsOnPublish(bank, {"status": "completed", "statusRank": 9})
     assert bank.handle(request_id, body) == "requested"
     assert bank.request(request_id)["status"] == "completed"
-    # the precondition write failed, and the unit of work decided (and wrote nothing)
-    assert bank.docs.counts == {"BatchGetDocuments": 2, "Commit": 3, "BeginTransaction": 1}
-    assert bank.memory.attempts == {request_status.OPERATION: 1}
+    assert bank.docs.counts == {"BatchGetDocuments": 1, "Commit": 1}
 
 
-def test_the_status_write_falls_back_when_the_document_moved_but_not_on(bank):
+class TouchesAfterTheRead:
+    """The ports, where something writes the request document (no state) between the
+    batched read and the commit: its version is no longer the creation's."""
+
+    def __init__(self, bank: Bank, request: str) -> None:
+        self.bank, self.request = bank, request
+
+    def __getattr__(self, name):
+        return getattr(self.bank.docs, name)
+
+    def get_many(self, paths):
+        found = self.bank.docs.get_many(paths)
+        if self.request not in paths:
+            b = self.bank.memory.batch()
+            b.update(self.request, {"note": "touched"})
+            b.commit()
+        return found
+
+
+def test_a_document_moved_since_its_creation_is_read_and_decided_once(bank):
     request_id, body = bank.create()
-    bank.publisher = ProjectsOnPublish(bank, {"note": "touched"})
-    assert bank.handle(request_id, body) == "requested"
+    docs = TouchesAfterTheRead(bank, bank.path(request_id))
+    assert bank.handle(request_id, body, docs=docs) == "requested"
     shown = bank.request(request_id)
     assert shown["status"] == "requested" and shown["note"] == "touched"
-    assert bank.docs.calls > 3
+    assert len(bank.publisher.published) == 1 and bank.counted() == 1  # the failed commit counted nothing
+    assert bank.docs.counts == {"BatchGetDocuments": 2, "Commit": 2}
 
 
 # ---- publish failures, transient errors --------------------------------------------------
-def test_a_publish_failure_is_recorded_on_the_document_and_raised(bank):
+@pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
+def test_a_publish_failure_is_recorded_on_the_document_and_raised(bank, snapshot):
     request_id, body = bank.create()
     bank.publisher.fail = True
     with pytest.raises(PublishError):
-        bank.handle(request_id, body)
+        bank.handle(request_id, body, snapshot=snapshot)
     shown = bank.request(request_id)
+    # back from the commit's "requested": it was never published
     assert shown["status"] == "received" and shown["reason"]["code"] == "publish_pending"
+    assert shown["statusRank"] == 0
     assert shown["payment"]["request_id"] == request_id  # what the due-payments job publishes again
     # the job's submit (no read before: a unit of work for the status) publishes it
     bank.publisher.fail = False
@@ -349,6 +400,23 @@ def test_a_publish_failure_is_recorded_on_the_document_and_raised(bank):
     assert bank.request(request_id)["status"] == "requested"
     assert [p.msg_id for p in bank.publisher.published] == [PaymentEvent(payment, "requested").msg_id]
     assert bank.docs.counts == {"BeginTransaction": 1, "BatchGetDocuments": 1, "Commit": 1}
+
+
+class PublishedButFailed(ProjectsOnPublish):
+    """JetStream stored the message (the notifier shows its state) but its ack was lost."""
+
+    def publish_json(self, subject, body, *, msg_id, stream=None):
+        super().publish_json(subject, body, msg_id=msg_id, stream=stream)
+        raise PublishError("no ack in time")
+
+
+def test_a_publish_failure_after_the_notifier_showed_the_payment_leaves_the_document(bank):
+    request_id, body = bank.create()
+    bank.publisher = PublishedButFailed(bank, {"status": "completed", "statusRank": 9})
+    with pytest.raises(PublishError):
+        bank.handle(request_id, body)
+    shown = bank.request(request_id)
+    assert shown["status"] == "completed" and "reason" not in shown
 
 
 class Unavailable:
@@ -364,11 +432,58 @@ class Unavailable:
         raise api_errors.DeadlineExceeded("slow")
 
 
-def test_a_database_that_does_not_answer_is_busy_and_nothing_is_published(bank):
+@pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
+def test_a_database_that_does_not_answer_is_busy_and_nothing_is_published(bank, snapshot):
     request_id, body = bank.create()
-    assert bank.handle(request_id, body, docs=Unavailable(bank)) == "rejected"
+    assert bank.handle(request_id, body, docs=Unavailable(bank), snapshot=snapshot) == "rejected"
     assert bank.request(request_id)["reason"]["code"] == "busy"
     assert bank.publisher.published == [] and bank.counted() == 0
+
+
+@pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
+def test_busy_is_never_written_over_a_state_a_first_run_showed(bank, snapshot):
+    """A redelivered trigger that finds the database slow: the first run showed
+    "requested" (and published), so no refusal may replace it."""
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body) == "requested"
+    assert bank.handle(request_id, body, docs=Unavailable(bank), snapshot=snapshot) == "rejected"
+    assert bank.request(request_id)["status"] == "requested"
+
+
+class LostCommitAnswer:
+    """The ports, where the commit is applied but its answer never arrives."""
+
+    def __init__(self, bank: Bank) -> None:
+        self.bank, self.lost = bank, False
+
+    def __getattr__(self, name):
+        return getattr(self.bank.docs, name)
+
+    def batch(self):
+        real, outer = self.bank.docs.batch(), self
+
+        class Batch:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def commit(self):
+                written = real.commit()
+                if not outer.lost:
+                    outer.lost = True
+                    raise api_errors.DeadlineExceeded("the answer was lost")
+                return written
+
+        return Batch()
+
+
+def test_a_commit_whose_answer_was_lost_is_published_not_refused(bank):
+    """The commit showed "requested" and counted, but the run saw a timeout: the busy
+    refusal on the creation's version fails, the document is read, and the payment is
+    published (not left "requested" and never sent)."""
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body, docs=LostCommitAnswer(bank)) == "requested"
+    assert bank.request(request_id)["status"] == "requested"
+    assert len(bank.publisher.published) == 1 and bank.counted() == 1
 
 
 def test_a_bug_is_not_answered_as_busy(bank):

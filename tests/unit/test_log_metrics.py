@@ -145,6 +145,7 @@ FUNCTIONS_SCRIPT = textwrap.dedent(
     call("cards_issue", raise_(RuntimeError("a bug")), ok)
 
     class Doc:
+        update_time = None  # the creation snapshot's (None: the edge reads the document)
         def __init__(self, data):
             self.data = data
         def get(self):

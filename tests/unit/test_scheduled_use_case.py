@@ -5,7 +5,9 @@ a recording publisher, a fixed clock and a fake of the edge's submit.
 What is promised: a scheduled payment is released once, on its due date: submitted through
 the edge's path (which moves the request on), or, when the account cannot cover it,
 waiting through that day and failed once after it (with its event, once); a request whose
-publish failed ("received") is submitted again; a malformed one is counted and left.
+publish failed ("received") is submitted again, and so is one "requested" for longer than
+the job's STUCK (the edge's run ended between its commit and its publish); a malformed one
+is counted and left.
 """
 
 from __future__ import annotations
@@ -156,6 +158,21 @@ def test_a_request_whose_publish_failed_is_submitted_again_and_waits_while_nats_
     assert data(docs, request_path("req-today-2"))["status"] == "requested" and len(back.stored) == 1
 
 
+def test_a_request_requested_for_long_is_published_again(docs, publisher, submit):
+    """The edge shows "requested" in the commit before its publish, with the payment: a
+    run that ended between the two leaves it so, and the job publishes it (the same message
+    id: a payment that was published is stored once, or answered from the services' records)."""
+    old, recent = NOW - scheduled.STUCK - dt.timedelta(seconds=1), NOW - dt.timedelta(minutes=1)
+    for request_id, at in (("req-stuck-01", old), ("req-fresh-01", recent)):
+        p = payment(request_id, 1_000, TODAY)
+        seed(docs, {request_path(request_id): {"status": "requested", "updatedAt": at, "payment": p.to_json()}})
+    seed(docs, {request_path("req-before-1"): {"status": "requested", "updatedAt": old}})  # before the payment was kept
+    assert counts(run(docs, publisher, submit)) == {"submitted": 1, "skipped": 1}
+    assert submit.submitted == ["req-stuck-01"]
+    (stored,) = publisher.stored
+    assert stored.msg_id == f"{payment_id_for(UID, 'req-stuck-01')}:requested"
+
+
 def test_a_malformed_due_request_is_counted_and_left(docs, publisher, submit):
     seed(docs, {request_path("req-broken1"): {"status": "received", "payment": {"amount": "much"}}})
     assert counts(run(docs, publisher, submit)) == {"malformed": 1}
@@ -223,6 +240,9 @@ def test_run_job_dispatches_each_job_with_the_clock_it_was_given(docs, publisher
 def test_the_due_requests_are_found_across_customers(docs):
     scheduled_request(docs, "req-today-4", 1_000, TODAY)
     seed(docs, {request_path("req-other-1", OTHER): {"status": "received", "payment": {}}})
-    found = [d.path for d in scheduled.due_requests(docs, TODAY, 10)]
-    assert found == [request_path("req-today-4"), request_path("req-other-1", OTHER)]
+    stuck = NOW - scheduled.STUCK
+    seed(docs, {request_path("req-stuck-02", OTHER): {"status": "requested", "updatedAt": stuck, "payment": {}}})
+    found = [d.path for d in scheduled.due_requests(docs, NOW, 10)]
+    expected = ["req-today-4", ("req-other-1", OTHER), ("req-stuck-02", OTHER)]
+    assert found == [request_path(*r) if isinstance(r, tuple) else request_path(r) for r in expected]
     assert docs.query_group("paymentRequests", where=[Where("status", "==", "scheduled")])[0].id == "req-today-4"
