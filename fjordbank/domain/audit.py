@@ -10,7 +10,8 @@ tried on a ledger made up in a test:
   `carried_postings`);
 * no customer account's available balance is below its overdraft floor; holds are >= 0;
   each account's held amount is the sum of its active holds (the holds collection's and
-  those external payments' records carry), and no active hold is past its expiry;
+  those external payments' and card authorisations' records carry: `all_holds`), and no
+  active hold is past its expiry;
 * every completed payment is posted exactly once (its verdict lists postings that exist
   and belong to it); a failed payment's postings (an internal payment's debit and refund)
   leave no account changed, and no other failed payment has postings;
@@ -83,7 +84,7 @@ class LedgerDocuments:
     accounts: Documents = field(default_factory=dict)
     postings: Documents = field(default_factory=dict)
     payments: Documents = field(default_factory=dict)  # the ledger's verdicts (ledgerPayments)
-    holds: Documents = field(default_factory=dict)  # card holds, and payments' reserved before holds moved
+    holds: Documents = field(default_factory=dict)  # holds of payments and cards from before holds moved
     card_authorizations: Documents = field(default_factory=dict)
 
 
@@ -191,8 +192,13 @@ def journal(ledger: LedgerDocuments) -> Documents:
 
 
 def all_holds(ledger: LedgerDocuments) -> Documents:
-    """Every hold: the holds collection's and those external payments' records carry."""
-    return {**ledger.holds, **carried_holds(ledger.payments)}
+    """Every hold: the holds collection's and those external payments' and card
+    authorisations' records carry."""
+    return {
+        **ledger.holds,
+        **carried_holds(ledger.payments, "ledgerPayments"),
+        **carried_holds(ledger.card_authorizations, "cardAuthorizations"),
+    }
 
 
 def carried_postings(records: Documents, collection: str) -> Documents:
@@ -208,10 +214,11 @@ def carried_postings(records: Documents, collection: str) -> Documents:
     }
 
 
-def carried_holds(payments: Documents) -> Documents:
-    """The holds external payments' records carry (``hold``), by the record's path: the
-    same checks as the holds collection's documents."""
-    return {f"ledgerPayments/{pid}": data["hold"] for pid, data in payments.items() if "hold" in data}
+def carried_holds(records: Documents, collection: str) -> Documents:
+    """The holds records carry (``hold``: an external payment's ledger record, a card
+    authorisation's record), by the record's path: the same checks as the holds
+    collection's documents."""
+    return {f"{collection}/{record_id}": data["hold"] for record_id, data in records.items() if "hold" in data}
 
 
 def read_holds(docs: Documents) -> tuple[list[Hold], list[Finding]]:

@@ -127,6 +127,7 @@ def authorize(
         return Authorization(status, reason, record, spend=counted, card_update=frozen)
     if book is None:
         return Authorization(status, reason, record)
+    record["hold"] = book.holds[attempt.auth_id].to_dict()  # kept on the record, not in a document of its own
     spent = Spend.from_dict(spend)
     spent.add(attempt.request)
     day_spend = {**spend, **spent.to_dict(), "cardId": attempt.card_id, "day": attempt.day}

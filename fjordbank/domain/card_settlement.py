@@ -2,7 +2,9 @@
 reversed or expired.
 
 The card service's transaction (fjordbank.service_layer.card_ledger) reads the
-authorisation record and its hold, and with a hold (`Held`) a Book over the hold's account
+authorisation record, which keeps its hold (``hold``, like an external payment's ledger
+record; an authorisation approved before 2026-12-02 keeps it in the holds collection), and
+with a hold (`Held`) a Book over the hold's account
 (and the card scheme's shard, for a capture), the card's spend of the authorisation's day
 and the customer's category for the merchant. Then:
 
@@ -30,7 +32,7 @@ from typing import Any
 
 from fjordbank.domain.card_authorization import feed_entry
 from fjordbank.domain.cards import HOME_COUNTRY, Spend
-from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account
+from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account, carries_hold
 
 # The step of a capture's posting (``{authId}:card-capture``, kept on the authorisation's
 # record in ``postings``, by step, like a payment's on its ledger record); the ledger audit
@@ -100,6 +102,7 @@ def capture(
     done["postings"] = {CAPTURE_STEP: {**posting.to_dict(), "postedAt": now.astimezone(dt.UTC).isoformat()}}
     if late:
         done["lateCapture"] = True
+    _note_hold(done, held.book, auth_id)
     given_back = 0 if late else hold.amount - captured
     return Settlement(
         "captured",
@@ -110,6 +113,13 @@ def capture(
         spend=unspent(done, held.spend, given_back) if given_back > 0 else None,
         feed=feed_entry(done, "posted", -captured, held.choice),
     )
+
+
+def _note_hold(record: dict[str, Any], book: Book, auth_id: str) -> None:
+    """The record's copy of its hold as the Book left it (a record that does not carry its
+    hold leaves it in the holds collection)."""
+    if carries_hold(record):
+        record["hold"] = book.holds[auth_id].to_dict()
 
 
 def _active(record: dict[str, Any], held: Held) -> bool:
@@ -153,6 +163,7 @@ def release(
         return refused(f"authorization_{record['status']}", record)
     held.book.release(auth_id)
     done = {**record, "status": status, "updatedAt": now}
+    _note_hold(done, held.book, auth_id)
     return Settlement(
         status,
         None,

@@ -402,6 +402,23 @@ def record_postings(record: dict[str, Any]) -> list[dict[str, Any]]:
     return list(kept.values()) if isinstance(kept, dict) else []
 
 
+def carries_hold(record: dict[str, Any]) -> bool:
+    """The record keeps its hold (``hold``): an external payment's ledger record reserved
+    since 2026-12-01, a card authorisation's record approved since 2026-12-02. Older ones
+    keep theirs in the holds collection."""
+    return isinstance(record.get("hold"), dict)
+
+
+def record_holds(records: dict[str, dict[str, Any]]) -> dict[str, Hold]:
+    """The holds the records carry, by hold id (the payment's or authorisation's id)."""
+    out: dict[str, Hold] = {}
+    for record in records.values():
+        if carries_hold(record):
+            hold = Hold.from_dict(record["hold"])
+            out[hold.hold_id] = hold
+    return out
+
+
 def replay(postings: list[Posting]) -> dict[str, int]:
     """Balances as the sum of every posting's entries: the ledger's ground truth."""
     balances: dict[str, int] = {}

@@ -42,8 +42,8 @@ from typing import Any
 from fjordbank.domain.ledger import (
     Book,
     Declined,
-    Hold,
     Posting,
+    carries_hold,
     settlement_account,
     transit_in_account,
     transit_out_account,
@@ -118,22 +118,6 @@ def _add_posting(record: dict[str, Any], posting: Posting, now: dt.datetime) -> 
     record["postingIds"] = [*record["postingIds"], posting.posting_id]
     kept = {**posting.to_dict(), "postedAt": now.astimezone(dt.UTC).isoformat()}
     record["postings"] = {**record.get("postings", {}), posting.step: kept}
-
-
-def carries_hold(record: dict[str, Any]) -> bool:
-    """The record keeps its payment's hold (every external payment reserved since holds
-    moved onto the record)."""
-    return isinstance(record.get("hold"), dict)
-
-
-def record_holds(records: dict[str, dict[str, Any]]) -> dict[str, Hold]:
-    """The holds the records carry, by hold id (the payment id)."""
-    out: dict[str, Hold] = {}
-    for record in records.values():
-        if carries_hold(record):
-            hold = Hold.from_dict(record["hold"])
-            out[hold.hold_id] = hold
-    return out
 
 
 def _note_hold(book: Book, record: dict[str, Any]) -> None:

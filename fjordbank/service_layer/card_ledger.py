@@ -8,7 +8,8 @@ in one unit of work, decides with a pure function of the domain
 the decision changes together, so a decision and its hold can never be apart:
 
   cardAuthorizations/{authId}          the processor's request (no PAN), decision, capture
-  holds/{authId}                       the funds held (kind "card")
+  (on the record: hold)                the funds held (kind "card"; approved before
+                                       2026-12-02: holds/{authId})
   accounts/{id}                        balance, held, available
   (on the record: postings)            the capture's posting, account -> card scheme
                                        ({authId}:card-capture; captures before 2026-12-02:
@@ -59,7 +60,7 @@ from fjordbank.domain import card_settlement as settlement
 from fjordbank.domain import cards as rules
 from fjordbank.domain.categories import override_key
 from fjordbank.domain.events import CardAuthorization, CardIssued, IssueCard
-from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account, record_postings
+from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account, carries_hold, record_postings
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.errors import PublishError
 from fjordbank.runtime.consumer import Ack, Outcome, Reject, Retry
@@ -254,8 +255,8 @@ class CardLedger:
             uow.set(spend_path(attempt.card_id, attempt.day), decided.spend)
         if attempt.card_id and decided.card_update is not None:
             uow.update(f"{CARDS}/{attempt.card_id}", decided.card_update)
-        if decided.book is not None:
-            write_book(uow, decided.book)
+        if decided.book is not None:  # its hold is on the record
+            write_book(uow, decided.book, carried={attempt.auth_id})
             entry = decision.feed_entry(decided.record, "pending", -attempt.request.amount, choice)
             write_feed(uow, decided.record, entry)
 
@@ -295,18 +296,26 @@ class CardLedger:
         return result
 
     async def expire_holds(self, *, limit: int = EXPIRE_BATCH) -> list[CardResult]:
-        """Release every card hold past its expiry (the scheduled job), and announce each.
-        Returns the holds released now (one released before is not again)."""
+        """Release every card hold past its expiry (the scheduled job), and announce each:
+        those the authorisations' records keep, then those of the holds collection
+        (authorisations approved before 2026-12-02). Returns the holds released now (one
+        released before is not again)."""
         now = self.clock()
         due = await self.docs.query(
-            HOLDS,
-            where=[
-                Where("kind", "==", "card"),
-                Where("status", "==", "active"),
-                Where("expiresAt", "<=", now.isoformat()),
-            ],
+            CARD_AUTHORIZATIONS,
+            where=[Where("hold.status", "==", "active"), Where("hold.expiresAt", "<=", now.isoformat())],
             limit=limit,
         )
+        if len(due) < limit:
+            due += await self.docs.query(
+                HOLDS,
+                where=[
+                    Where("kind", "==", "card"),
+                    Where("status", "==", "active"),
+                    Where("expiresAt", "<=", now.isoformat()),
+                ],
+                limit=limit - len(due),
+            )
         released: list[CardResult] = []
         for hold in due:
             result = await self._release(hold.id, reference=None, status="expired", now=now)
@@ -333,10 +342,11 @@ class CardLedger:
     ) -> tuple[dict[str, Any] | None, settlement.Held | None]:
         """The authorisation record, and with its hold a Book over the account (and the
         card scheme's shard for a capture), the day's spend and the merchant's category."""
-        auth, hold_path = authorization_path(auth_id), f"{HOLDS}/{auth_id}"
-        got = await uow.get_many([auth, hold_path])
-        record, hold_doc = _data(got[auth]), _data(got[hold_path])
-        if record is None or hold_doc is None:
+        record = _data(await uow.get(authorization_path(auth_id)))
+        if record is None:
+            return None, None
+        hold_doc = record["hold"] if carries_hold(record) else await self._hold_before(uow, auth_id, record)
+        if hold_doc is None:
             return record, None
         hold = Hold.from_dict(hold_doc)
         ids = [hold.account_id] + ([card_scheme_account(auth_id)] if with_scheme else [])
@@ -349,14 +359,27 @@ class CardLedger:
         return record, settlement.Held(hold, book, _data(got[day_spend]), _data(got[choice]))
 
     @staticmethod
+    async def _hold_before(uow: AsyncUnitOfWork, auth_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The hold of an authorisation approved before holds moved onto the record (its
+        document in the holds collection); None for a record that never held funds."""
+        if record.get("status") not in ("approved", "expired"):  # declined, captured, reversed
+            return None
+        return _data(await uow.get(f"{HOLDS}/{auth_id}"))
+
+    @staticmethod
     def _save(uow: AsyncUnitOfWork, auth_id: str, settled: settlement.Settlement) -> CardResult:
         """Write what a capture or release changed (nothing for a refusal or a replay)."""
         if settled.store:
             uow.set(authorization_path(auth_id), settled.record)
         if settled.spend is not None:
             uow.set(spend_path(settled.record.get("cardId"), settled.record.get("spendDay")), settled.spend)
-        if settled.book is not None:  # a capture's posting is on the record
-            write_book(uow, settled.book, on_records={p["postingId"] for p in record_postings(settled.record)})
+        if settled.book is not None:  # a capture's posting is on the record, and so is the hold
+            write_book(
+                uow,
+                settled.book,
+                carried={auth_id} if carries_hold(settled.record) else (),
+                on_records={p["postingId"] for p in record_postings(settled.record)},
+            )
         write_feed(uow, settled.record, settled.feed)
         return CardResult(settled.status, settled.reason, auth_id, settled.record, settled.replayed)
 

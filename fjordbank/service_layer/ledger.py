@@ -61,6 +61,8 @@ from fjordbank.domain.ledger import (
     Declined,
     Hold,
     Posting,
+    carries_hold,
+    record_holds,
     record_postings,
     settlement_account,
     transit_in_account,
@@ -71,8 +73,6 @@ from fjordbank.domain.payment_ledger import (
     StepResult,
     UnexpectedStep,
     apply_step,
-    carries_hold,
-    record_holds,
 )
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
 from fjordbank.domain.payments import PaymentEvent

@@ -139,9 +139,11 @@ def test_a_reversal_releases_and_an_expired_hold_is_released_by_the_job(stack, h
 
     second = buy(proc, holder, 8_000)
     assert holder.account_doc()["held"] == 8_000
-    # time passes: the hold's expiry is moved into the past (as seven days would)
-    hold = admin_db.document(f"holds/{second['authorizationId']}")
-    hold.update({"expiresAt": (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()})
+    # time passes: the hold's expiry (on the authorisation's record) is moved into the past
+    # (as seven days would)
+    record = admin_db.document(f"cardAuthorizations/{second['authorizationId']}")
+    assert not admin_db.document(f"holds/{second['authorizationId']}").get().exists
+    record.update({"hold.expiresAt": (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()})
     for _ in range(2):  # the job twice releases once
         subprocess.run(
             [sys.executable, "-m", "bankctl", "jobs", "run", "release-expired-holds"],
@@ -150,7 +152,8 @@ def test_a_reversal_releases_and_an_expired_hold_is_released_by_the_job(stack, h
             capture_output=True,
         )
     wait_for(lambda: holder.account_doc()["held"] == 0, timeout=60, what="the expired hold to be released")
-    assert admin_db.document(f"cardAuthorizations/{second['authorizationId']}").get().get("status") == "expired"
+    expired = admin_db.document(f"cardAuthorizations/{second['authorizationId']}").get()
+    assert expired.get("status") == "expired" and expired.get("hold")["status"] == "released"
     feed = holder.app.get(f"accounts/{holder.account}/transactions/{second['authorizationId']}")[1]
     assert feed["status"] == "cancelled"
     # a late capture (the scheme settles it anyway) is posted from the available balance
@@ -204,6 +207,7 @@ def test_a_reversal_that_overtakes_its_timed_out_authorisation_leaves_nothing_he
     assert late["approved"] is False and late["reason"] == "reversed_before_authorization"
     assert holder.account_doc()["held"] == 0
     assert not admin_db.document(f"holds/{authorization_id(reference)}").get().exists
+    assert "hold" not in admin_db.document(f"cardAuthorizations/{authorization_id(reference)}").get().to_dict()
     audit()
 
 

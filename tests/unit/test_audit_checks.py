@@ -250,6 +250,17 @@ def test_a_hold_carried_on_its_payments_record_counts_as_a_hold():
     assert report_of(late).problems == [f"hold pay-3 expired at {expired} and is still active"]
 
 
+def test_a_hold_carried_on_a_card_authorisations_record_counts_as_a_hold():
+    """The same hold (pay-3's amount on Alice's account) kept on an approved card
+    authorisation's record, as the card service keeps it since 2026-12-02."""
+    hold = {**balanced().holds["pay-3"], "holdId": "auth-9", "kind": "card"}
+    ledger = with_changes(without(balanced(), "holds", "pay-3"), "card_authorizations", "auth-9", hold=hold)
+    ledger = with_changes(ledger, "card_authorizations", "auth-9", authId="auth-9", status="approved")
+    assert report_of(ledger).problems == [] and report_of(ledger).holds == 1
+    released = with_changes(ledger, "card_authorizations", "auth-9", hold={**hold, "status": "released"})
+    assert report_of(released).problems == [f"account {ALICE}: held 300 != active holds 0"]
+
+
 def test_an_active_hold_past_its_expiry_is_reported():
     expired = (NOW - dt.timedelta(seconds=1)).isoformat()
     ledger = with_changes(balanced(), "holds", "pay-3", expiresAt=expired)

@@ -206,10 +206,13 @@ def test_an_approval_holds_the_amount_and_counts_it_in_the_day_s_spend() -> None
 def test_the_record_carries_the_request_without_pan_or_cvv_and_the_card_s_owner() -> None:
     a = attempt()
     record = authorize(a, card(), {}, account()).record
+    decided = authorize(a, card(), {}, account())
+    assert decided.book is not None
     assert record == {
         **new_record(a, card()),
         "status": "approved",
         "reason": None,
+        "hold": decided.book.holds[a.auth_id].to_dict(),  # the hold, kept on the record
     }
     assert record["fingerprint"] == a.fingerprint
     assert (record["ownerUid"], record["accountId"], record["last4"], record["spendDay"]) == (

@@ -91,6 +91,13 @@ class _CountedUnit(AsyncMemoryUnitOfWork):
             await asyncio.sleep(0)
         return found
 
+    async def get(self, path: str) -> Doc | None:
+        self.round_trips += 1
+        found = await super().get(path)
+        if self.interleave:
+            await asyncio.sleep(0)
+        return found
+
 
 class Events:
     """The publisher port: what was published, or a NATS that is down (``failing``)."""
@@ -255,11 +262,12 @@ async def test_an_approval_holds_the_amount_in_one_unit_of_work_of_two_reads(ban
     acct = bank.account()
     assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 25_000, 75_000)
     auth_id = result.auth_id
-    hold = bank.docs.data(f"holds/{auth_id}")
-    assert hold is not None and (hold["amount"], hold["kind"], hold["status"]) == (25_000, "card", "active")
-    assert hold["expiresAt"] == (NOW + dt.timedelta(days=HOLD_DAYS)).isoformat()
     record = bank.docs.data(f"cardAuthorizations/{auth_id}")
     assert record is not None and record["status"] == "approved" and pan not in str(record)
+    hold = record["hold"]  # kept on the record, not in a document of its own
+    assert (hold["amount"], hold["kind"], hold["status"]) == (25_000, "card", "active")
+    assert hold["expiresAt"] == (NOW + dt.timedelta(days=HOLD_DAYS)).isoformat()
+    assert bank.docs.data(f"holds/{auth_id}") is None
     assert bank.docs.data("cardSpend/card_1_2026-11-26") == {
         "daily": 25_000,
         "online": 0,
@@ -458,6 +466,41 @@ async def test_a_partial_capture_posts_less_and_a_replay_changes_nothing(bank: B
     assert [reads for op, reads in bank.docs.reads if op == "cards_capture"] == [2, 2, 2]
 
 
+def as_before_holds_moved(bank: Bank, auth_id: str) -> None:
+    """The authorisation as approved before 2026-12-02: its hold in the holds collection,
+    its record without it."""
+    record = bank.docs.data(f"cardAuthorizations/{auth_id}") or {}
+    bank.docs.put(f"holds/{auth_id}", record.pop("hold"))
+    bank.docs.put(f"cardAuthorizations/{auth_id}", record)
+
+
+async def test_an_authorisation_approved_before_holds_moved_is_captured_from_its_hold_document(bank: Bank) -> None:
+    pan = bank.add_card()
+    first = await bank.buy(pan, reference="ref-1", amount=25_000)
+    as_before_holds_moved(bank, first.auth_id)
+    captured = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=20_000)
+    assert captured.status == "captured"
+    assert (bank.docs.data(f"holds/{first.auth_id}") or {})["status"] == "captured"
+    assert "hold" not in (bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {})
+    acct = bank.account()
+    assert (acct["balance"], acct["held"]) == (80_000, 0)
+    # the hold's document is read in a round trip of its own: record, hold, accounts
+    assert [reads for op, reads in bank.docs.reads if op == "cards_capture"] == [3]
+
+
+async def test_the_job_releases_expired_holds_on_records_and_in_the_holds_collection(bank: Bank) -> None:
+    pan = bank.add_card()
+    before = await bank.buy(pan, reference="ref-before", amount=8_000)
+    as_before_holds_moved(bank, before.auth_id)
+    after = await bank.buy(pan, reference="ref-after", amount=7_000)
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, seconds=1)
+    released = await bank.ledger.expire_holds()
+    assert sorted(r.auth_id for r in released) == sorted([before.auth_id, after.auth_id])
+    assert (bank.docs.data(f"holds/{before.auth_id}") or {})["status"] == "released"
+    assert (bank.docs.data(f"cardAuthorizations/{after.auth_id}") or {})["hold"]["status"] == "released"
+    assert bank.account()["held"] == 0 and await bank.ledger.expire_holds() == []
+
+
 async def test_captures_of_what_holds_nothing_are_refused(bank: Bank) -> None:
     pan = bank.add_card()
     unknown = await bank.ledger.capture("never-seen", capture_ref="cap-1", amount=None)
@@ -490,8 +533,8 @@ async def test_the_job_releases_expired_holds_once_and_a_late_capture_is_still_p
     feed = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{old.auth_id}")
     assert feed is not None and feed["status"] == "cancelled"
     assert bank.events.subjects().count(topology.SUBJECT_CARD_EXPIRED) == 1
-    hold = bank.docs.data(f"holds/{young.auth_id}")
-    assert hold is not None and hold["status"] == "active"
+    assert (bank.docs.data(f"cardAuthorizations/{young.auth_id}") or {})["hold"]["status"] == "active"
+    assert (bank.docs.data(f"cardAuthorizations/{old.auth_id}") or {})["hold"]["status"] == "released"
     # the scheme settles a late capture whatever our hold did: posted from the available balance
     late = await bank.ledger.capture("ref-old", capture_ref="cap-1", amount=6_000)
     assert (late.status, late.record["capturedAmount"]) == ("captured", 6_000)
@@ -532,8 +575,10 @@ def assert_within_the_limit(bank: Bank, approved: list[CardResult]) -> int:
     held = sum(r.record["amount"] for r in approved)
     assert (acct["balance"], acct["held"], acct["available"]) == (100_000, held, 100_000 - held)
     assert acct["available"] >= -20_000
-    holds = bank.docs.store.query("holds", [], [], None)
-    assert sorted(h.id for h in holds) == sorted(r.auth_id for r in approved)
+    records = bank.docs.store.query("cardAuthorizations", [], [], None)
+    holds = [r.id for r in records if r.data.get("hold", {}).get("status") == "active"]
+    assert sorted(holds) == sorted(r.auth_id for r in approved)
+    assert bank.docs.store.query("holds", [], [], None) == []
     return held
 
 

@@ -34,6 +34,7 @@ from fjordbank.domain.ledger import (
     Declined,
     Entry,
     Posting,
+    record_holds,
     record_postings,
     replay,
     settlement_account,
@@ -48,7 +49,6 @@ from fjordbank.domain.payment_ledger import (
     apply_step,
     new_record,
     published,
-    record_holds,
 )
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent, PaymentRequested
 from fjordbank.domain.payments import INTERNAL as INTERNAL_KIND
