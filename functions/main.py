@@ -157,7 +157,10 @@ def _created(snapshot) -> dt.datetime | None:
     """The creation snapshot's update time, the version the edge's commit is conditional on
     (None if the event carries none: the edge then reads the document)."""
     when = snapshot.update_time
-    return when if isinstance(when, dt.datetime) and when.year > 2000 else None
+    if isinstance(when, dt.datetime) and when.year > 2000:
+        return when
+    log.warning("payment trigger without its creation's update time: the edge reads the request document")
+    return None
 
 
 @firestore_fn.on_document_created(document="users/{uid}/paymentRequests/{requestId}", secrets=NATS_SECRETS)
