@@ -31,9 +31,10 @@ Both `needed` and `book` take ``replays``, whether the batch may hold bookings b
   not read either). Money in creates its item (one booked before has it, so the create
   fails the commit and nothing of the attempt is written). A charge out is new unless its
   history has it: with the same item it changes nothing; with another (a recategorised
-  merchant), or without a category, or when the charge is older than everything a full
-  history keeps (it may have been dropped, its item a document), `book` raises
-  `NeedsReplay`, since that takes the item document or the month to settle;
+  merchant), or without a category, or when the charge may have been dropped by its
+  history (its item a document: it sorts at or before the newest charge the history ever
+  dropped, ``DROPPED_THROUGH``), `book` raises `NeedsReplay`, since that takes the item
+  document or the month to settle;
 * with (the batch again, after such a create failed or `NeedsReplay`) the items and their
   months are read: an item replaces the one recorded, and a month is written as it now is.
   The month is read here because a recategorisation can take a category's last amount
@@ -70,6 +71,12 @@ Found = Mapping[DocKey, dict[str, Any]]  # the documents read that exist
 ACTIVE = "active"
 DISMISSED = "dismissed"
 LISTED = "subscriptionStatus"  # the history's copy of its subscription's status (None: not listed)
+# The newest charge a history ever dropped, [date, txId] (None: none): a charge that sorts
+# after it and is not in the history was never in it. Every history written since
+# 2026-12-02 has the field; for one without, everything up to its oldest charge may have
+# been dropped once it is full (so a customer paying one merchant more than HISTORY_LIMIT
+# times a day no longer books each new charge of that day twice).
+DROPPED_THROUGH = "droppedThrough"
 
 
 def counts(booking: Booking) -> bool:
@@ -176,13 +183,22 @@ def _charges(found: Found, uid: str, key: str) -> list[subscriptions.Charge]:
     return [subscriptions.Charge.from_dict(c) for c in (found.get((HISTORY, uid, key)) or {}).get("charges", [])]
 
 
-def _maybe_dropped(booking: Booking, history: list[subscriptions.Charge]) -> bool:
-    """Whether a full history may have dropped the booking's charge: it is older than every
-    charge the history keeps (`subscriptions.add_charge` keeps the latest)."""
-    if len(history) < subscriptions.HISTORY_LIMIT:
-        return False
-    oldest = history[0]
-    return (booking.date, booking.tx_id) <= (oldest.date.isoformat(), oldest.tx_id)
+def _dropped_through(doc: Mapping[str, Any] | None, history: list[subscriptions.Charge]) -> tuple[str, str] | None:
+    """The newest (date, txId) the history ``doc`` (its charges parsed: ``history``) ever
+    dropped, or None (`DROPPED_THROUGH`)."""
+    if doc is not None and DROPPED_THROUGH in doc:
+        through = doc[DROPPED_THROUGH]
+        return (str(through[0]), str(through[1])) if isinstance(through, list) and len(through) == 2 else None
+    if len(history) < subscriptions.HISTORY_LIMIT:  # written before the field: never full, never dropped
+        return None
+    oldest = history[0]  # `subscriptions.add_charge` keeps the latest, oldest first
+    return oldest.date.isoformat(), oldest.tx_id
+
+
+def _maybe_dropped(booking: Booking, through: tuple[str, str] | None) -> bool:
+    """Whether the history may have dropped the booking's charge (it sorts at or before the
+    newest one it dropped)."""
+    return through is not None and (booking.date, booking.tx_id) <= through
 
 
 class _Economy:
@@ -228,12 +244,13 @@ class _Economy:
         if not tracks_subscription(b):  # money in: its item is a document
             return (economy.Item.from_dict(doc) if doc else None), True
         history = _charges(self.found, b.uid, b.key)
+        through = _dropped_through(self.found.get((HISTORY, b.uid, b.key)), history)
         charge = next((c for c in history if c.tx_id == b.tx_id), None)
         if charge is not None and charge.category is not None:
             return economy.Item(b.month, b.direction, charge.category, charge.amount), False
         if doc is not None:  # booked before items moved onto histories, or dropped by its history
             return economy.Item.from_dict(doc), True
-        if not self.replays and (charge is not None or _maybe_dropped(b, history)):
+        if not self.replays and (charge is not None or _maybe_dropped(b, through)):
             raise NeedsReplay(f"{b.tx_id}: its item may be a document")
         return None, False
 
@@ -251,14 +268,20 @@ def _subscriptions(
     ones no longer found, and the items of the charges the histories dropped."""
     override = _override(found)
     charged: dict[tuple[str, str], tuple[Booking, list[subscriptions.Charge]]] = {}
+    through: dict[tuple[str, str], tuple[str, str] | None] = {}
     kept: dict[tuple[str, str], dict[str, Any]] = {}
     for b in tracked:
         hkey = (b.uid, b.key)
-        history = charged[hkey][1] if hkey in charged else _charges(found, *hkey)
+        if hkey not in charged:
+            history = _charges(found, *hkey)
+            through[hkey] = _dropped_through(found.get((HISTORY, *hkey)), history)
+        else:
+            history = charged[hkey][1]
         category = on_history.get((b.uid, b.tx_id))
         charge = subscriptions.Charge(b.tx_id, dt.date.fromisoformat(b.date), b.amount, category)
         after = subscriptions.add_charge(history, charge)
         kept |= {(b.uid, tx): item for tx, item in _dropped_items(b.key, [*history, charge], after).items()}
+        through[hkey] = _newest_dropped(through[hkey], [*history, charge], after)
         charged[hkey] = (b, after)
     histories: dict[tuple[str, str], dict[str, Any]] = {}
     listed: dict[tuple[str, str], dict[str, Any]] = {}
@@ -278,8 +301,18 @@ def _subscriptions(
             "name": b.display_name,
             "charges": [c.to_dict() for c in history],
             LISTED: status,
+            DROPPED_THROUGH: list(dropped) if (dropped := through[(uid, key)]) is not None else None,
         }
     return histories, listed, unlisted, kept
+
+
+def _newest_dropped(
+    through: tuple[str, str] | None, before: list[subscriptions.Charge], after: list[subscriptions.Charge]
+) -> tuple[str, str] | None:
+    """``through`` moved on to the newest charge of ``before`` that ``after`` dropped."""
+    kept_ids = {c.tx_id for c in after}
+    dropped = [(c.date.isoformat(), c.tx_id) for c in before if c.tx_id not in kept_ids]
+    return max([*dropped, *([through] if through is not None else [])], default=None)
 
 
 def _dropped_items(

@@ -11,6 +11,7 @@ breaks is taken off the list (a dismissed one stays).
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from fjordbank.domain import economy
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.economy_booking import (
     DISMISSED,
+    DROPPED_THROUGH,
     HISTORY,
     ITEM,
     LISTED,
@@ -245,6 +247,47 @@ def test_a_charge_a_full_history_drops_takes_its_item_to_a_document() -> None:
     assert (again.items, again.months) == ({}, {})  # its document: counted once
 
 
+def same_day(n: int, start: int = 100) -> list[Booking]:
+    """``n`` purchases at one merchant on one day, their ids in order (the card kind of the
+    bench: one customer paying one merchant more than a history keeps in a day)."""
+    return [card(f"t{start + i:04d}", "2026-11-20", 4_500, "KAFFEBAREN", "5814") for i in range(n)]
+
+
+def test_a_new_charge_of_a_full_history_s_oldest_day_is_booked_without_reading_its_item() -> None:
+    """A history full of one day's charges that never dropped one: a new charge of that
+    day that sorts before them all was never in it, so it is booked at once (and dropped
+    at once, its item to a document); one that sorts at or before the newest dropped may
+    have been, and is booked reading its item."""
+    kept = same_day(HISTORY_LIMIT, start=100)
+    docs = run([kept])
+    assert docs[(HISTORY, UID, kept[0].key)][DROPPED_THROUGH] is None
+    early = same_day(2, start=10)  # t0010, t0011: sort before every kept one
+    booked = book([early[1]], found_for([early[1]], docs, replays=False), replays=False)
+    assert list(booked.kept) == [(UID, "t0011")]  # dropped at once, its item a document
+    assert booked.histories[(UID, kept[0].key)][DROPPED_THROUGH] == ["2026-11-20", "t0011"]
+    docs |= written(booked)
+    with pytest.raises(NeedsReplay):  # t0010 sorts before t0011, the newest dropped: perhaps booked
+        book([early[0]], found_for([early[0]], docs, replays=False), replays=False)
+    with pytest.raises(NeedsReplay):  # t0011 itself again (a redelivery): its item is a document
+        book([early[1]], found_for([early[1]], docs, replays=False), replays=False)
+    between = card("t0050", "2026-11-20", 4_500, "KAFFEBAREN", "5814")  # after t0011, before t0100
+    booked = book([between], found_for([between], docs, replays=False), replays=False)
+    assert list(booked.kept) == [(UID, "t0050")]
+    assert booked.histories[(UID, kept[0].key)][DROPPED_THROUGH] == ["2026-11-20", "t0050"]
+
+
+def test_a_full_history_from_before_the_field_takes_everything_up_to_its_oldest_as_maybe_dropped() -> None:
+    kept = same_day(HISTORY_LIMIT, start=100)
+    docs = run([kept])
+    del docs[(HISTORY, UID, kept[0].key)][DROPPED_THROUGH]  # as written before 2026-12-02
+    early = card("t0050", "2026-11-20", 4_500, "KAFFEBAREN", "5814")
+    with pytest.raises(NeedsReplay):
+        book([early], found_for([early], docs, replays=False), replays=False)
+    booked = book([early], found_for([early], docs, replays=True), replays=True)
+    # the history now says what it may have dropped: up to its oldest charge then
+    assert booked.histories[(UID, kept[0].key)][DROPPED_THROUGH] == ["2026-11-20", "t0100"]
+
+
 def run_as_the_use_case(batches: list[list[Booking]]) -> dict[DocKey, Any]:
     """``run``, each batch first without replays (a month as increments, items created) and
     again with them when it raises NeedsReplay or an item it creates is there already."""
@@ -289,6 +332,19 @@ def test_the_months_equal_a_recomputation_past_a_full_history_and_replays(runner
     assert kept_on_history.isdisjoint(documents) and kept_on_history | documents == {b.tx_id for b in daily} | {
         "salary"
     }
+
+
+@pytest.mark.parametrize("runner", [run, run_as_the_use_case], ids=["replays", "as-the-use-case"])
+def test_the_months_equal_a_recomputation_of_one_day_s_many_charges_in_any_order(runner) -> None:
+    charges = same_day(HISTORY_LIMIT + 40)
+    shuffled = random.Random(7).sample(charges, len(charges))
+    batches = [shuffled[i : i + 7] for i in range(0, len(shuffled), 7)] + [shuffled[:10]]
+    docs = runner(batches)
+    for month, figures in economy.recompute(charges).items():
+        assert economy.Month.from_dict(docs[(MONTH, UID, month)]).figures() == figures.figures()
+    kept_on_history = {ch["id"] for ch in docs[(HISTORY, UID, charges[0].key)]["charges"]}
+    documents = {k[2] for k in docs if k[0] == ITEM}
+    assert kept_on_history.isdisjoint(documents) and kept_on_history | documents == {b.tx_id for b in charges}
 
 
 def test_the_months_equal_a_recomputation_of_the_same_bookings() -> None:
