@@ -170,7 +170,11 @@ def handle_payment_request(
     known = None if created is None else Seen(Doc(path, body, created), created=True)
     try:
         return _handle(docs, publisher, call, request, known)
-    except _Moved:
+    except _Moved:  # moved since the snapshot (a redelivered trigger): decided on a read
+        pass
+    try:
+        return _handle(docs, publisher, call, request, None)
+    except _Moved:  # moved since that read too (a delivery at the same time): read once more
         return _handle(docs, publisher, call, request, None)
 
 

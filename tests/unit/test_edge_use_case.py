@@ -380,6 +380,28 @@ def test_a_document_moved_since_its_creation_is_read_and_decided_once(bank):
     assert bank.docs.counts == {"BatchGetDocuments": 2, "Commit": 2}
 
 
+class TouchesAfterTheFirstRead(TouchesAfterTheRead):
+    """``TouchesAfterTheRead``, after the first batched read whatever it read (a delivery at
+    the same time writing between the read and the commit of the path that reads)."""
+
+    def get_many(self, paths):
+        found = self.bank.docs.get_many(paths)
+        if not getattr(self, "touched", False):
+            self.touched = True
+            b = self.bank.memory.batch()
+            b.update(self.request, {"note": "touched"})
+            b.commit()
+        return found
+
+
+def test_a_document_moved_between_the_read_and_the_commit_is_read_again(bank):
+    request_id, body = bank.create()
+    docs = TouchesAfterTheFirstRead(bank, bank.path(request_id))
+    assert bank.handle(request_id, body, docs=docs, snapshot=False) == "requested"
+    assert bank.request(request_id)["status"] == "requested"
+    assert len(bank.publisher.published) == 1 and bank.counted() == 1
+
+
 # ---- publish failures, transient errors --------------------------------------------------
 @pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
 def test_a_publish_failure_is_recorded_on_the_document_and_raised(bank, snapshot):
