@@ -236,7 +236,7 @@ def _handle(docs: Documents, publisher: Publisher, call: _Call, request: Payment
             advance_sync(docs, uid, request_id, "rejected", reason=busy.code, message=busy.message, known=known)
         else:
             fields = _traced("rejected", {"reason": busy.code, "message": busy.message})
-            request_status.advance_new(docs, path, "rejected", **fields)
+            request_status.advance(docs, path, "rejected", **fields, unshown_only=True)
         return "rejected"
     if shown == "scheduled":  # the scheduler submits it on its due date (the same path as below, then)
         return "scheduled"

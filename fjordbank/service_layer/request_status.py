@@ -29,12 +29,17 @@ def advance(
     reason: str | None = None,
     message: str | None = None,
     extra: dict[str, Any] | None = None,
+    unshown_only: bool = False,
 ) -> bool:
     """Move the request document at ``path`` forward to ``status``, in one unit of work (it
-    reads the document's state first). Returns whether it moved."""
+    reads the document's state first). ``unshown_only``: only a document that shows no
+    state yet (a refusal the edge decides without knowing whether a first run of its
+    trigger showed one). Returns whether it moved."""
 
     def run(uow: UnitOfWork) -> bool:
         doc = uow.get(path)
+        if unshown_only and (doc is None or doc.data.get("status") is not None):
+            return False
         update = projection_update(doc.data if doc else None, status, reason=reason, message=message, extra=extra)
         if update is None:
             return False
@@ -61,40 +66,9 @@ def advance_from(
     update = projection_update(known.data if known else None, status, reason=reason, message=message, extra=extra)
     if known is None or update is None:
         return False
-    batch = docs.batch()
-    batch.update(known.path, stamped(update), if_updated=known.updated)
-    try:
-        batch.commit()
-        return True
-    except (Stale, NotFound):
-        pass
-    return advance(docs, known.path, status, reason=reason, message=message, extra=extra)
-
-
-def advance_new(
-    docs: Documents,
-    path: str,
-    status: str,
-    *,
-    reason: str | None = None,
-    message: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> bool:
-    """``advance``, on a document that shows no state yet (one the edge has not handled:
-    a refusal the edge decides without knowing whether a first run of its trigger did).
-    Returns whether it moved."""
-
-    def run(uow: UnitOfWork) -> bool:
-        doc = uow.get(path)
-        if doc is None or doc.data.get("status") is not None:
-            return False
-        update = projection_update(doc.data, status, reason=reason, message=message, extra=extra)
-        if update is None:
-            return False
-        uow.update(path, stamped(update))
-        return True
-
-    return docs.transact(run, operation="edge_request_status_new")
+    return _write_on(docs, known, update) or advance(
+        docs, known.path, status, reason=reason, message=message, extra=extra
+    )
 
 
 def advance_if(
@@ -109,18 +83,10 @@ def advance_if(
     """``advance_from`` without its second try: one write on the condition that nothing
     moved the document since ``known``. Returns False when something did (or there is no
     document), and then writes nothing; True when it moved, or shows ``status`` or later."""
-    update = projection_update(known.data if known else None, status, reason=reason, message=message, extra=extra)
     if known is None:
         return False
-    if update is None:
-        return True
-    batch = docs.batch()
-    batch.update(known.path, stamped(update), if_updated=known.updated)
-    try:
-        batch.commit()
-        return True
-    except (Stale, NotFound):
-        return False
+    update = projection_update(known.data, status, reason=reason, message=message, extra=extra)
+    return update is None or _write_on(docs, known, update)
 
 
 def put_back(
@@ -138,8 +104,12 @@ def put_back(
     One write, on the condition that nothing moved the document since; if something did,
     it stays as it is. Returns whether it moved."""
     update = projection_update({}, status, reason=reason, message=message, extra=extra)
-    if update is None:
-        return False
+    return update is not None and _write_on(docs, known, update)
+
+
+def _write_on(docs: Documents, known: Doc, update: dict[str, Any]) -> bool:
+    """One write of ``update`` (stamped), on the condition that the document is still the
+    version ``known``; False (nothing written) when it is not, or is gone."""
     batch = docs.batch()
     batch.update(known.path, stamped(update), if_updated=known.updated)
     try:

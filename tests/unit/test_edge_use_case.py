@@ -352,18 +352,21 @@ def test_nothing_is_written_after_the_publish(bank):
 
 
 class TouchesAfterTheRead:
-    """The ports, where something writes the request document (no state) between the
-    batched read and the commit: its version is no longer the creation's."""
+    """The ports, where something writes the request document (no state) once, between a
+    batched read and the commit: after the first read without the request document (the
+    snapshot's path: its version is no longer the creation's), or with ``any_read`` after
+    the first read at all (a delivery at the same time, on the path that reads)."""
 
-    def __init__(self, bank: Bank, request: str) -> None:
-        self.bank, self.request = bank, request
+    def __init__(self, bank: Bank, request: str, *, any_read: bool = False) -> None:
+        self.bank, self.request, self.any_read, self.touched = bank, request, any_read, False
 
     def __getattr__(self, name):
         return getattr(self.bank.docs, name)
 
     def get_many(self, paths):
         found = self.bank.docs.get_many(paths)
-        if self.request not in paths:
+        if not self.touched and (self.any_read or self.request not in paths):
+            self.touched = True
             b = self.bank.memory.batch()
             b.update(self.request, {"note": "touched"})
             b.commit()
@@ -380,23 +383,9 @@ def test_a_document_moved_since_its_creation_is_read_and_decided_once(bank):
     assert bank.docs.counts == {"BatchGetDocuments": 2, "Commit": 2}
 
 
-class TouchesAfterTheFirstRead(TouchesAfterTheRead):
-    """``TouchesAfterTheRead``, after the first batched read whatever it read (a delivery at
-    the same time writing between the read and the commit of the path that reads)."""
-
-    def get_many(self, paths):
-        found = self.bank.docs.get_many(paths)
-        if not getattr(self, "touched", False):
-            self.touched = True
-            b = self.bank.memory.batch()
-            b.update(self.request, {"note": "touched"})
-            b.commit()
-        return found
-
-
 def test_a_document_moved_between_the_read_and_the_commit_is_read_again(bank):
     request_id, body = bank.create()
-    docs = TouchesAfterTheFirstRead(bank, bank.path(request_id))
+    docs = TouchesAfterTheRead(bank, bank.path(request_id), any_read=True)
     assert bank.handle(request_id, body, docs=docs, snapshot=False) == "requested"
     assert bank.request(request_id)["status"] == "requested"
     assert len(bank.publisher.published) == 1 and bank.counted() == 1
