@@ -21,12 +21,16 @@ from fjordbank.domain.norway import (
 from tests.support.clients import APP_ID, RawCallables, endpoints_of, unique, wait_for
 
 _rnd = random.SystemRandom()
+# every number handed out in this test process: a date has only about 400 valid ones, so
+# random draws alone collided now and then (an identity number onboards once, and a second
+# customer drawing it is refused "identity_in_use")
+_issued: set[str] = set()
 
 
 def make_national_id(born: date, *, kind: str = "fnr", rule_2032: bool = False) -> str:
     """A fresh valid number for ``born`` (1900-2039): fødselsnummer or D-number, with
     classic control digits or a 2032-rule k1 (remainder 1-3). Random individual numbers,
-    so tests never share one (an identity number onboards once)."""
+    never one handed out before in this process (an identity number onboards once)."""
     day = born.day + (40 if kind == "dnr" else 0)
     low, high = (0, 499) if born.year < 2000 else (500, 999)
     for _ in range(10_000):
@@ -46,8 +50,11 @@ def make_national_id(born: date, *, kind: str = "fnr", rule_2032: bool = False) 
             if k2 == 10:
                 continue
             number = f"{body}{k1}{k2}"
+        if number in _issued:
+            continue
         parsed = parse_national_id(number)
         if parsed.birth_date == born and parsed.uses_2032_rule == rule_2032 and parsed.kind == kind:
+            _issued.add(number)
             return number
     raise AssertionError("no number found")
 
