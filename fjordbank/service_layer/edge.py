@@ -361,7 +361,9 @@ def _read(
     else:
         paths["key"] = sca.key_path(uid, request.sca)
         paths["used"] = sca.used_path(request.sca)
-    found = docs.get_many(list(dict.fromkeys(paths.values())))
+    attrs = {"db.system": "firestore", "fjb.documents": len(set(paths.values()))}
+    with tracing.span("firestore edge_read", kind=tracing.SpanKind.CLIENT, attrs=attrs):
+        found = docs.get_many(list(dict.fromkeys(paths.values())))
     return {name: found[p] for name, p in paths.items()}
 
 
@@ -422,7 +424,8 @@ def _commit(
     if request is not None and update is not None:
         batch.update(request.path, update, if_updated=request.updated)
     try:
-        return counted, batch.commit()
+        with tracing.span("firestore edge_commit", kind=tracing.SpanKind.CLIENT, attrs={"db.system": "firestore"}):
+            return counted, batch.commit()
     except (Stale, NotFound):
         raise _Moved() from None
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import docops
+from bench import calibrate, docops
 from bench.pipeline import Tracker
-from bench.run import decay, goals, series
+from bench.run import decay, figures, goals, series
 
 
 def tracker(sent: list[float], done: list[float]) -> Tracker:
@@ -77,10 +77,14 @@ def test_every_goal_is_reported_with_its_value_and_whether_it_was_met():
     r = {
         "mix": {"external_share": 0.1},
         "calibration": {
-            "noop_trigger": {"rate_per_s": 10.0, "own_time_p50_ms": 100.0},
+            "noop_trigger": {"rate_per_s": 10.0, "created_to_seen_p50_ms": 100.0, "finished_in": {"p50_ms": 40.0}},
             "raw": {"documents_per_s": 1000},
         },
-        "through_app": {"throughputPerSecond": 8.0, "edgeSeconds": {"p50": 0.15}},
+        "through_app": {
+            "throughputPerSecond": 8.0,
+            "edgeSeconds": {"p50": 0.15},
+            "ownTimeMs": {"edge": {"p50_ms": 90.0}, "noopProbe": {"p50_ms": 50.0}},
+        },
         "pipeline": {"sustained_per_s": 60.0, "decay": {"last_over_first": 0.9, "longest_zero_completion_run_s": 0}},
         "latency": {"p50_ms": 200.0, "p99_ms": 700.0},
         "single_payment": {"p50_ms": 150.0},
@@ -97,6 +101,28 @@ def test_every_goal_is_reported_with_its_value_and_whether_it_was_met():
     r["through_app"]["throughputPerSecond"] = 6.0
     assert not goals(r)["app_rate_over_noop_trigger"]["met"]
     assert goals(r)["pipeline_documents_over_raw_capacity"]["value"] == round(60 * (11 * 0.9 + 19 * 0.1) / 1000, 2)
+    # the edge's own time against the no-op's in the same phase; the other ways beside it
+    assert goals(r)["edge_own_time_over_noop_own_time"] == {"value": 1.8, "goal": "<= 2", "met": True}
+    r["through_app"]["ownTimeMs"]["edge"]["p50_ms"] = 101.0
+    assert not goals(r)["edge_own_time_over_noop_own_time"]["met"]
+    assert figures(r) == {
+        "edge_created_to_requested_over_noop_created_to_seen": 1.5,
+        "edge_own_time_over_calibration_noop_own_time": 2.52,
+    }
+
+
+def test_the_emulators_finished_lines_give_each_functions_own_time_within_the_block(tmp_path):
+    log = tmp_path / "emulators.log"
+    log.write_text('i  functions: Finished "europe-west1-on_payment_request" in 500ms\n')
+    with calibrate.FunctionTimes(log) as times:
+        with log.open("a") as f:
+            for ms in (30.5, 10.0, 20.25):
+                f.write(f'i  functions: Finished "europe-west1-on_payment_request" in {ms}ms\n')
+            f.write('i  functions: Finished "europe-west1-on_calibration_document" in 7.5ms\n')
+            f.write('i  functions: Beginning execution of "europe-west1-on_payment_request"\n')
+    assert times.of("on_payment_request") == {"invocations": 3, "p50_ms": 20.2, "p90_ms": 30.5}
+    assert times.of("on_calibration_document")["invocations"] == 1
+    assert times.of("on_push") == {"invocations": 0, "p50_ms": 0.0, "p90_ms": 0.0}
 
 
 def test_the_documents_plot_stacks_each_kind_by_step(tmp_path):

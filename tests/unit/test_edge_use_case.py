@@ -15,12 +15,16 @@ import uuid
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.api_core import exceptions as api_errors
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from fjordbank import topology
+from fjordbank.config import load_settings
 from fjordbank.domain import sca as sca_rules
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, payment_id_for, told_owners
 from fjordbank.domain.ratelimit import LIMITS, window
 from fjordbank.errors import PublishError
+from fjordbank.runtime import tracing
 from fjordbank.service_layer import edge, ratelimits, request_status, sca
 from fjordbank.service_layer.ports import Doc
 from tests.support.memory import MemoryDocuments
@@ -182,6 +186,27 @@ def test_a_payment_due_later_is_scheduled_not_published(bank):
     shown = bank.request(request_id)
     assert shown["status"] == "scheduled" and shown["payment"]["due_date"] == "2027-04-01"
     assert bank.docs.counts == {"BatchGetDocuments": 1, "Commit": 1}
+
+
+def test_each_round_trip_is_a_span_of_the_payments_trace():
+    """The trace shows where the trigger's time goes: its read, its commit, its publish."""
+    tracing.reset_for_tests()
+    exporter = InMemorySpanExporter()
+    tracing.setup("edge", load_settings({}), processor=SimpleSpanProcessor(exporter))
+    try:
+        bank = Bank()
+        request_id, body = bank.create()
+        with tracing.span("edge on_payment_request"):
+            assert bank.handle(request_id, body) == "requested"
+        spans = {s.name: s for s in exporter.get_finished_spans()}
+    finally:
+        tracing.reset_for_tests()
+    root = spans["edge on_payment_request"].context.span_id
+    for name in ("firestore edge_read", "firestore edge_commit", "edge submit"):
+        assert spans[name].parent.span_id == root, name
+    assert spans["firestore edge_read"].attributes["fjb.documents"] == 3  # both accounts, the known payees
+    assert spans["firestore edge_read"].end_time <= spans["firestore edge_commit"].start_time
+    assert spans["firestore edge_commit"].end_time <= spans["publish payments.requested"].start_time
 
 
 def test_the_apps_traceparent_is_not_part_of_the_payment(bank):
