@@ -15,7 +15,8 @@ them (these machines are noisy; absolute figures move from run to run):
    payment trigger's own time (the Functions emulator's "Finished in", as the issue measures
    it: its worker's run, not its wait for a worker) against the no-op trigger's, fired now
    and then during the same phase (calibrate.noop_probe) so that both meet the same load:
-   the edge's two round trips wait behind the writes its own payments cause downstream;
+   each commits a document a client listens to, which the emulator makes wait behind the
+   other listened-to commits of the phase (the notifier's status writes among them);
 3. the pipeline alone: ``--payments`` published as the edge publishes them; sustained
    payments/s, completions per second over time, the last tenth's rate against the first
    tenth's, the longest run of seconds with no completion while work was pending; then

@@ -32,9 +32,15 @@ PUSH_TOPIC = "push-notifications"
 JOBS_TOPIC = "scheduled-jobs"
 
 
+# Each message is sent as soon as it is published: the callers batch already (PushQueue puts
+# up to PUSH_BATCH pushes in one message), so the client's own batching only added its wait
+# (10 ms by default) and a timer thread per message.
+UNBATCHED = pubsub_v1.types.BatchSettings(max_messages=1, max_latency=float("inf"))
+
+
 class TopicPublisher:
     def __init__(self, project_id: str, topic: str) -> None:
-        self.client = pubsub_v1.PublisherClient()
+        self.client = pubsub_v1.PublisherClient(batch_settings=UNBATCHED)
         self.topic_path: str = self.client.topic_path(project_id, topic)
 
     def ensure_topic(self) -> None:
