@@ -45,9 +45,13 @@ month by YYYY-MM, the override, history and subscription by the booking's key.
 
 The merchant's history also says whether its subscription is listed and how
 (``LISTED``: active, dismissed, or None), kept with the subscription document by every
-writer of either (this module, the dismiss callable), so that a charge reads one
-document per merchant and not two. A history written before 2026-12-01 lacks the field:
-`legacy_needed` names the subscription documents to read for those.
+writer of either (this module, the dismiss callable), and the customer's category for the
+merchant (``CHOSEN``), kept with the override document by every writer of either (this
+module, the recategorise callable, which writes both in one transaction and makes the
+history if there is none yet), so that a charge reads one document per merchant and not
+three. A history written before 2026-12-01 lacks ``LISTED``, one written before 2026-12-02
+lacks ``CHOSEN``, and a merchant may have no history yet: `also_needed` names the
+subscription and override documents to read for those.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ LISTED = "subscriptionStatus"  # the history's copy of its subscription's status
 # been dropped once it is full (so a customer paying one merchant more than HISTORY_LIMIT
 # times a day no longer books each new charge of that day twice).
 DROPPED_THROUGH = "droppedThrough"
+# The customer's category for the merchant (its override document's, None: none chosen), as
+# of the history's last write. Every history written since 2026-12-02 has the field.
+CHOSEN = "chosenCategory"
 
 
 def counts(booking: Booking) -> bool:
@@ -89,28 +96,43 @@ def tracks_subscription(booking: Booking) -> bool:
 
 
 def needed(bookings: list[Booking], *, replays: bool) -> list[DocKey]:
-    """The documents the batch reads, each once: the overrides of its spending, the
-    merchants' histories and, with ``replays``, the items and their months."""
+    """The documents the batch reads first, each once: the merchants' histories of its
+    spending (each says the customer's category for its merchant) and, with ``replays``,
+    the items and their months. Money in has no customer's category
+    (fjordbank.domain.categories) and no history."""
     keys: dict[DocKey, None] = {}
-    for b in filter(counts, bookings):
-        # Only spending has a customer's category (fjordbank.domain.categories): money in
-        # reads no override.
-        chosen = [(OVERRIDE, b.uid, b.key)] if b.direction == OUT else []
-        keys.update(dict.fromkeys([(ITEM, b.uid, b.tx_id), *chosen, (MONTH, b.uid, b.month)] if replays else chosen))
+    if replays:
+        for b in filter(counts, bookings):
+            keys.update(dict.fromkeys([(ITEM, b.uid, b.tx_id), (MONTH, b.uid, b.month)]))
     for b in filter(tracks_subscription, bookings):
         keys[(HISTORY, b.uid, b.key)] = None
     return list(keys)
 
 
-def legacy_needed(bookings: list[Booking], found: Found) -> list[DocKey]:
-    """The subscriptions to read as well: those of the histories found that were written
-    before they said how their subscription is listed (``LISTED``)."""
+def also_needed(bookings: list[Booking], found: Found) -> list[DocKey]:
+    """What the histories ``found`` do not say, to read as well: the override of a merchant
+    whose history does not say the customer's category (``CHOSEN``: none yet, or written
+    before the field), and the subscription of one written before it said how its
+    subscription is listed (``LISTED``)."""
     keys = {(b.uid, b.key) for b in filter(tracks_subscription, bookings)}
-    return [
+    overrides = [(OVERRIDE, uid, key) for uid, key in sorted(keys) if CHOSEN not in found.get((HISTORY, uid, key), {})]
+    listed = [
         (SUBSCRIPTION, uid, key)
         for uid, key in sorted(keys)
         if LISTED not in found.get((HISTORY, uid, key), {LISTED: None})
     ]
+    return overrides + listed
+
+
+def chosen_category(found: Found, uid: str, key: str) -> str | None:
+    """The customer's category for the merchant: the history's ``CHOSEN``, or for a history
+    without it (or none), the override document's."""
+    history = found.get((HISTORY, uid, key))
+    if history is not None and CHOSEN in history:
+        chosen = history[CHOSEN]
+        return chosen if isinstance(chosen, str) else None
+    override = found.get((OVERRIDE, uid, key))
+    return str(override["category"]) if override else None
 
 
 def listed_status(found: Found, uid: str, key: str) -> str | None:
@@ -173,8 +195,8 @@ def _override(found: Found) -> Callable[[str, str], dict[str, str]]:
     """(uid, key) -> the customer's own category for the key, as categorise takes it."""
 
     def override(uid: str, key: str) -> dict[str, str]:
-        doc = found.get((OVERRIDE, uid, key))
-        return {key: doc["category"]} if doc else {}
+        chosen = chosen_category(found, uid, key)
+        return {key: chosen} if chosen else {}
 
     return override
 
@@ -302,6 +324,7 @@ def _subscriptions(
             "charges": [c.to_dict() for c in history],
             LISTED: status,
             DROPPED_THROUGH: list(dropped) if (dropped := through[(uid, key)]) is not None else None,
+            CHOSEN: chosen_category(found, uid, key),
         }
     return histories, listed, unlisted, kept
 

@@ -6,7 +6,8 @@
                                           once its history dropped it, or booked before
                                           2026-12-02), so a recategorisation moves it
   users/{uid}/merchantHistory/{key}       the merchant's recent charges (detection input),
-                                          each with its category: a charge's item
+                                          each with its category: a charge's item; and
+                                          the customer's category for the merchant
   users/{uid}/subscriptions/{key}         a detected subscription (the app reads it)
   users/{uid}/categoryOverrides/{key}     the customer's category for a merchant
 
@@ -17,9 +18,12 @@ the batch in memory with `fjordbank.domain.economy_booking`, and writes what cha
 one commit. Applying a booking twice changes nothing, so redeliveries and replays are
 harmless:
 
-* first it reads only the overrides, and the merchants' histories of the charges out (each
-  says how its subscription is listed: `fjordbank.domain.economy_booking.LISTED`, and keeps
-  its charges' items): no item, no month and no subscription. Every booking is taken as
+* first it reads only the merchants' histories of the charges out (each says the
+  customer's category for its merchant, `fjordbank.domain.economy_booking.CHOSEN`, and how
+  its subscription is listed, `LISTED`, and keeps its charges' items): no override, no
+  item, no month and no subscription. Only for a merchant without a history yet, or with
+  one written before those fields, is its override (or subscription) read as well, in a
+  second read of the same unit of work. Every booking is taken as
   new, and its month gets the batch's sums as increments (``set`` with ``merge``, so the
   month is written without being read; a month the batch starts has all its figures, and
   its ``spending`` once a category has some). Money in creates its item: one booked before
@@ -32,7 +36,7 @@ harmless:
   same changes nothing, a different one (a recategorised merchant) is replaced and its
   amount moved, and each changed month is written whole.
 
-So a fresh batch costs one read (overrides, histories) and one commit; a
+So a fresh batch of known merchants costs one read (the histories) and one commit; a
 batch with a booking booked before costs that attempt's read and failed commit more, then
 one read of all the batch needs (items and months too) and one commit.
 
@@ -121,7 +125,7 @@ async def _apply(docs: AsyncDocuments, booked: list[Booking], *, replays: bool) 
 
     async def run(uow: AsyncUnitOfWork) -> Applied:
         found = await _read(uow, economy_booking.needed(booked, replays=replays))
-        found |= await _read(uow, economy_booking.legacy_needed(booked, found))  # none once histories say
+        found |= await _read(uow, economy_booking.also_needed(booked, found))  # none once histories say
         result = economy_booking.book(booked, found, replays=replays)
         _write(uow, result)
         return Applied(len(result.months), len(result.subscriptions))

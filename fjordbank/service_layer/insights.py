@@ -1,12 +1,15 @@
 """The customer's corrections to the insights: recategorise a merchant, dismiss a subscription.
 
 Recategorising is kept per merchant (a card merchant by its normalised name, a payee by
-its account number): `users/{uid}/categoryOverrides/{key}`. Every writer of a category
-reads it in its own transaction (the feed's writers, the insights service), so the choice
+its account number): `users/{uid}/categoryOverrides/{key}`, and on the merchant's history
+in "my economy" (`fjordbank.domain.economy_booking.CHOSEN`), which the insights service
+reads for every charge anyway; both are written in one transaction, which makes the
+history if there is none yet. Every writer of a category reads it in its own transaction
+(the feed's writers read the override, the insights service the history), so the choice
 applies to every transaction with that merchant, earlier and later ones, and a replay of
 the events gives the same figures as before it. Changing it here moves the merchant's
 bookings from their old category to the new one in "my economy": those whose items the
-merchant's history keeps in one transaction with their months, then those with item
+merchant's history keeps in that transaction with their months, then those with item
 documents in transactions of at most `CHUNK` bookings (units of work,
 fjordbank.service_layer.ports) that each update the bookings and their months together;
 then it relabels the feed entries.
@@ -14,6 +17,7 @@ then it relabels the feed entries.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import replace
@@ -34,7 +38,7 @@ from fjordbank.adapters.firestore import (
 from fjordbank.domain import bookings, economy
 from fjordbank.domain.bookings import OUT, Booking
 from fjordbank.domain.categories import CATEGORIES, override_key
-from fjordbank.domain.economy_booking import LISTED
+from fjordbank.domain.economy_booking import CHOSEN, LISTED
 from fjordbank.domain.errors import Refused
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.domain.subscriptions import Charge
@@ -75,10 +79,7 @@ def recategorise(
         merchant_name=entry.get("merchantName"),
         counterparty_account=entry.get("counterpartyAccount"),
     )
-    chosen = docs.batch()
-    chosen.set(user_path(uid, CATEGORY_OVERRIDES, key), {"category": category, "key": key, "updatedAt": clock()})
-    chosen.commit()
-    moved = _move_history(docs, uid, key, category) + _move_items(docs, uid, key, category)
+    moved = _choose(docs, uid, key, category, clock()) + _move_items(docs, uid, key, category)
     relabelled = _relabel_feed(docs, uid, key, category)
     subscription = user_path(uid, SUBSCRIPTIONS, key)
     if docs.get(subscription) is not None:
@@ -104,23 +105,18 @@ def _spending_entry(docs: Documents, uid: str, account_id: object, transaction_i
     return found.data
 
 
-def _move_history(docs: Documents, uid: str, key: str, category: str) -> int:
-    """Move the bookings whose items the merchant's history keeps (its charges' categories)
-    to ``category``, and their months' figures with them, together."""
+def _choose(docs: Documents, uid: str, key: str, category: str, now: dt.datetime) -> int:
+    """Keep ``category`` as the customer's for the merchant (its override document, and its
+    history's ``CHOSEN``, on a history made now if there is none) and move the bookings
+    whose items the history keeps (its charges' categories) to it, with their months'
+    figures: all in one unit of work."""
     path = user_path(uid, MERCHANT_HISTORY, key)
 
-    def moving_in(history: Doc | None) -> tuple[list[Charge], list[Charge]]:
-        charges = [Charge.from_dict(c) for c in (history.data if history is not None else {}).get("charges", [])]
-        return charges, [c for c in charges if c.category is not None and c.category != category]
-
-    if not moving_in(docs.get(path))[1]:  # nothing to move: no unit of work
-        return 0
-
     def run(uow: UnitOfWork) -> int:
-        charges, moving = moving_in(uow.get_many([path]).get(path))
-        if not moving:
-            return 0
-        read = uow.get_many(sorted({user_path(uid, ECONOMY, c.month) for c in moving}))
+        history = uow.get_many([path]).get(path)
+        charges = [Charge.from_dict(c) for c in (history.data if history is not None else {}).get("charges", [])]
+        moving = [c for c in charges if c.category is not None and c.category != category]
+        read = uow.get_many(sorted({user_path(uid, ECONOMY, c.month) for c in moving})) if moving else {}
         months = {d.id: economy.Month.from_dict(d.data) for d in read.values() if d is not None}
         for c in moving:
             economy.apply(
@@ -128,8 +124,14 @@ def _move_history(docs: Documents, uid: str, key: str, category: str) -> int:
                 economy.Item(c.month, OUT, c.category or "", c.amount),
                 economy.Item(c.month, OUT, category, c.amount),
             )
-        moved = [replace(c, category=category) if c in moving else c for c in charges]
-        uow.update(path, {"charges": [c.to_dict() for c in moved]})
+        # writes only from here on (a unit of work reads first)
+        uow.set(user_path(uid, CATEGORY_OVERRIDES, key), {"category": category, "key": key, "updatedAt": now})
+        if history is None:  # its charges are still to come: they find the choice on it
+            # (no LISTED: how a subscription of the merchant is listed is its document's to say)
+            uow.set(path, {"key": key, "charges": [], CHOSEN: category})
+        else:
+            moved = [replace(c, category=category) if c in moving else c for c in charges]
+            uow.update(path, {"charges": [c.to_dict() for c in moved], CHOSEN: category})
         for month in sorted({c.month for c in moving}):
             uow.set(user_path(uid, ECONOMY, month), {**months[month].to_dict(), "updatedAt": SERVER_TIME})
         return len(moving)

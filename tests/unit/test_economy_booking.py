@@ -19,6 +19,7 @@ import pytest
 from fjordbank.domain import economy
 from fjordbank.domain.bookings import Booking
 from fjordbank.domain.economy_booking import (
+    CHOSEN,
     DISMISSED,
     DROPPED_THROUGH,
     HISTORY,
@@ -30,8 +31,8 @@ from fjordbank.domain.economy_booking import (
     Booked,
     DocKey,
     NeedsReplay,
+    also_needed,
     book,
-    legacy_needed,
     needed,
 )
 from fjordbank.domain.subscriptions import HISTORY_LIMIT
@@ -65,7 +66,7 @@ def run(batches: list[list[Booking]], found: dict[DocKey, dict[str, Any]] | None
     docs = dict(found or {})
     for batch in batches:
         found = {k: docs[k] for k in needed(batch, replays=True) if k in docs}
-        found |= {k: docs[k] for k in legacy_needed(batch, found) if k in docs}
+        found |= {k: docs[k] for k in also_needed(batch, found) if k in docs}
         booked = book(batch, found, replays=True)
         docs |= written(booked)
         for uid, key in booked.unlisted:
@@ -86,9 +87,8 @@ def test_a_batch_reads_each_document_once_and_own_transfers_read_nothing() -> No
     assert set(keys) == {
         (ITEM, UID, "c1"),
         (ITEM, UID, "c2"),
-        (OVERRIDE, UID, a.key),
         (MONTH, UID, "2026-11"),
-        (HISTORY, UID, a.key),
+        (HISTORY, UID, a.key),  # it says the customer's category: no override read
     }
 
 
@@ -98,7 +98,7 @@ def test_a_batch_of_new_bookings_reads_no_item_and_no_month() -> None:
         [a, b, payment("salary", "2026-11-25", 300, "in"), payment("own", "2026-11-04", 300, own=True)], replays=False
     )
     assert len(keys) == len(set(keys))
-    assert set(keys) == {(OVERRIDE, UID, a.key), (HISTORY, UID, a.key)}  # money in has no override to read
+    assert set(keys) == {(HISTORY, UID, a.key)}  # money in has no override and no history
 
 
 def test_money_in_is_counted_but_tracks_no_subscription_and_reads_no_override() -> None:
@@ -169,10 +169,42 @@ def test_new_bookings_give_their_months_changes() -> None:
     }
 
 
+def choose(docs: dict[DocKey, Any], key: str, category: str) -> None:
+    """The customer's choice, as the recategorise callable writes it: the override document
+    and the merchant's history's ``CHOSEN`` (a history it makes if there is none)."""
+    docs[(OVERRIDE, UID, key)] = {"category": category}
+    docs[(HISTORY, UID, key)] = {"key": key, "charges": [], **docs.get((HISTORY, UID, key), {}), CHOSEN: category}
+
+
+def test_a_history_says_the_customers_category_so_no_override_is_read() -> None:
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    docs = run([[c]])
+    assert docs[(HISTORY, UID, c.key)][CHOSEN] is None  # none chosen, and the history says so
+    assert also_needed([c], {(HISTORY, UID, c.key): docs[(HISTORY, UID, c.key)]}) == []
+    choose(docs, c.key, "restaurants")
+    assert also_needed([c], {(HISTORY, UID, c.key): docs[(HISTORY, UID, c.key)]}) == []
+    d = card("c2", "2026-11-09", 30_000, "REMA 1000", "5411")
+    after = run([[d]], {k: v for k, v in docs.items() if k[0] != OVERRIDE})  # never read
+    assert after[(MONTH, UID, "2026-11")]["spending"] == {"groceries": 45_000, "restaurants": 30_000}
+    assert after[(HISTORY, UID, c.key)][CHOSEN] == "restaurants"  # kept on the history's next write
+
+
+def test_a_merchant_without_a_history_or_with_one_from_before_reads_its_override() -> None:
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    assert also_needed([c], {}) == [(OVERRIDE, UID, c.key)]  # its first charge (no subscription either)
+    docs = run([[c]])
+    before = {k: v for k, v in docs[(HISTORY, UID, c.key)].items() if k != CHOSEN}  # written before the field
+    assert (OVERRIDE, UID, c.key) in also_needed([c], {(HISTORY, UID, c.key): before})
+    d = card("c2", "2026-11-09", 30_000, "REMA 1000", "5411")
+    after = run([[d]], {(HISTORY, UID, c.key): before, (OVERRIDE, UID, c.key): {"category": "restaurants"}})
+    assert after[(MONTH, UID, "2026-11")]["spending"] == {"restaurants": 30_000}
+    assert after[(HISTORY, UID, c.key)][CHOSEN] == "restaurants"  # says it from now on
+
+
 def test_a_recategorised_merchant_moves_the_booking_s_amount() -> None:
     c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
     docs = run([[c]])
-    docs[(OVERRIDE, UID, c.key)] = {"category": "restaurants"}
+    choose(docs, c.key, "restaurants")
     moved = book([c], {k: docs[k] for k in needed([c], replays=True) if k in docs}, replays=True)
     month = moved.months[(UID, "2026-11")]
     assert (month["spending"], month["count"]) == ({"restaurants": 45_000}, 1)
@@ -198,7 +230,7 @@ def test_a_charge_its_history_has_is_not_counted_again_and_reads_no_item() -> No
 def test_a_charge_booked_before_in_another_category_is_booked_again_reading_its_month() -> None:
     c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
     docs = run([[c]])
-    docs[(OVERRIDE, UID, c.key)] = {"category": "restaurants"}
+    choose(docs, c.key, "restaurants")
     with pytest.raises(NeedsReplay):  # moving it takes its month as it is
         book([c], found_for([c], docs, replays=False), replays=False)
 
@@ -214,7 +246,7 @@ def test_a_charge_from_before_items_moved_onto_histories_keeps_its_item_document
     docs[(ITEM, UID, "c1")] = {**economy.Item("2026-11", "out", "groceries", 45_000).to_dict(), "key": c.key}
     with pytest.raises(NeedsReplay):
         book([c], found_for([c], docs, replays=False), replays=False)
-    docs[(OVERRIDE, UID, c.key)] = {"category": "restaurants"}
+    choose(docs, c.key, "restaurants")
     moved = book([c], found_for([c], docs, replays=True), replays=True)
     assert moved.items[(UID, "c1")]["category"] == "restaurants"  # the document, as before
     assert "category" not in moved.histories[(UID, c.key)]["charges"][0]
@@ -400,14 +432,14 @@ def test_a_charge_reads_the_history_and_not_the_subscription() -> None:
     docs = run([[c] for c in MONTHLY[:3]])
     history = (HISTORY, UID, MONTHLY[0].key)
     assert history in needed([MONTHLY[3]], replays=False)
-    assert legacy_needed([MONTHLY[3]], {history: docs[history]}) == []
-    assert legacy_needed([MONTHLY[3]], {}) == []  # no history yet: no subscription either
+    assert also_needed([MONTHLY[3]], {history: docs[history]}) == []
+    assert SUBSCRIPTION not in {k[0] for k in also_needed([MONTHLY[3]], {})}  # no history yet: no subscription
 
 
 def test_a_history_from_before_the_listed_status_reads_its_subscription_once() -> None:
     key = MONTHLY[0].key
     old = {"charges": [{"id": f"n{i}", "date": c.date, "amount": c.amount} for i, c in enumerate(MONTHLY[:3])]}
-    assert legacy_needed([MONTHLY[3]], {(HISTORY, UID, key): old}) == [(SUBSCRIPTION, UID, key)]
+    assert also_needed([MONTHLY[3]], {(HISTORY, UID, key): old}) == [(OVERRIDE, UID, key), (SUBSCRIPTION, UID, key)]
     docs = run([[MONTHLY[3]]], {(HISTORY, UID, key): old, (SUBSCRIPTION, UID, key): {"status": DISMISSED}})
     assert docs[(SUBSCRIPTION, UID, key)]["status"] == DISMISSED == docs[(HISTORY, UID, key)][LISTED]
 

@@ -91,6 +91,13 @@ async def book(docs: AsyncMemoryDocuments, *batches: list[Booking]) -> list[econ
     return [await economy.apply_bookings(docs, batch) for batch in batches]
 
 
+def choose(docs: AsyncMemoryDocuments, key: str, category: str, tx_id: str = "n3") -> None:
+    """The customer picks ``category`` for the merchant of a spending entry in the feed,
+    through the callable (its override, and its history's choice)."""
+    put(docs, f"accounts/{ACCOUNT}/transactions/{tx_id}", {"direction": "out", "kind": "card", "merchantKey": key})
+    insights.recategorise(MemoryDocuments(store=docs.store), UID, ACCOUNT, tx_id, category)
+
+
 # -------------------------------------------------------------------------- counted once
 
 
@@ -142,14 +149,31 @@ async def test_a_merchant_recategorised_by_the_customer_moves_its_bookings() -> 
     docs = store()
     await book(docs, [MONTHLY[3]])
     assert (doc(docs, MONTH) or {})["spending"] == {"subscriptions": 12_900}
-    put(docs, f"users/u1/categoryOverrides/{NETFLIX}", {"category": "entertainment", "key": NETFLIX})
-    [moved] = await book(docs, [MONTHLY[3]])  # booked again (a replay, or the next charge's batch)
-    assert moved.changed_months == 1
+    choose(docs, NETFLIX, "entertainment")  # moves it at once
     month = doc(docs, MONTH) or {}
     assert (month["spending"], month["count"]) == ({"entertainment": 12_900}, 1)
     assert charge(docs, NETFLIX, "n3")["category"] == "entertainment"
+    [again] = await book(docs, [MONTHLY[3]])  # booked again (a replay): nothing moves twice
+    assert again.changed_months == 0
     await book(docs, [card("n4", "2026-11-29", 12_900)])  # a later charge is the customer's category too
     assert (doc(docs, MONTH) or {})["spending"] == {"entertainment": 25_800}
+
+
+async def test_a_choice_made_before_the_merchants_first_charge_is_booked_applies_to_it() -> None:
+    """The feed can show a charge before insights has booked it: a choice then makes the
+    merchant's history, which the charge finds."""
+    docs = recorded()
+    choose(docs, NETFLIX, "entertainment")
+    history = doc(docs, f"users/u1/merchantHistory/{NETFLIX}") or {}
+    assert (history["charges"], history["chosenCategory"]) == ([], "entertainment")
+    await book(docs, [MONTHLY[3]])
+    [unit] = docs.units
+    # it says the choice: no override read (how a subscription is listed: its document's to
+    # say, once, since the choice did not write that on the history)
+    assert [collections(r) for r in unit.reads] == [{"merchantHistory": 1}, {"subscriptions": 1}]
+    assert (doc(docs, MONTH) or {})["spending"] == {"entertainment": 12_900}
+    history = doc(docs, f"users/u1/merchantHistory/{NETFLIX}") or {}
+    assert (history["chosenCategory"], history[LISTED]) == ("entertainment", None)  # says both from now on
 
 
 # --------------------------------------------------------------------------- subscriptions
@@ -266,9 +290,10 @@ async def test_a_fresh_batch_reads_no_item_and_no_month_and_creates_its_items() 
     salary = Booking(UID, "salary", ACCOUNT, "2026-11-25", 4_500_000, "in", "payment", counterparty_account=BOB)
     await book(docs, [*MONTHLY, salary])
     [unit] = docs.units
-    assert unit.operation == economy.OPERATION and len(unit.reads) == 1  # one read, one commit
-    # the merchant's override, history and subscription: no item, no month
-    assert collections(unit.reads[0]) == {"categoryOverrides": 1, "merchantHistory": 1}  # no subscription
+    assert unit.operation == economy.OPERATION
+    # the merchant's history (no subscription: none without a history), then, since it has
+    # none yet to say the customer's category, its override: no item, no month; one commit
+    assert [collections(r) for r in unit.reads] == [{"merchantHistory": 1}, {"categoryOverrides": 1}]
     # money in creates its item; the charges' items are on them, in the history
     assert [p for kind, p in unit.writes if kind == "create"] == ["users/u1/economyItems/salary"]
     assert [c["category"] for c in (doc(docs, f"users/u1/merchantHistory/{NETFLIX}") or {})["charges"]] == [
@@ -298,7 +323,7 @@ async def test_a_redelivered_batch_of_charges_is_counted_once_from_their_histori
     [again] = await book(docs, [rema, MONTHLY[3], card("c2", "2026-11-03", 5_000, "REMA 1000", "5411")])
     assert again.changed_months == 1  # the new one's
     [unit] = docs.units  # the charges booked before are in their histories: one read, one commit
-    assert collections(unit.reads[0]) == {"categoryOverrides": 2, "merchantHistory": 2}
+    assert [collections(r) for r in unit.reads] == [{"merchantHistory": 2}]  # they say the choice: no override
     assert not any(kind == "create" for kind, _ in unit.writes)
     month = doc(docs, MONTH) or {}
     assert (month["count"], month["spending"]) == (3, {"groceries": 50_000, "subscriptions": 12_900})
@@ -347,6 +372,12 @@ async def test_a_booking_twice_in_a_redone_batch_is_booked_once() -> None:
 async def test_a_recategorisation_after_the_optimistic_path_still_moves_the_amount() -> None:
     docs = recorded()
     await book(docs, [MONTHLY[3], card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")])
+    # a choice from before the merchant's history said it (a history written before the
+    # field, the override document only): the override is read and the amount moved
+    history = f"users/u1/merchantHistory/{NETFLIX}"
+    docs.store.apply(
+        [("set", history, {k: v for k, v in (doc(docs, history) or {}).items() if k != "chosenCategory"}, False)]
+    )
     put(docs, f"users/u1/categoryOverrides/{NETFLIX}", {"category": "entertainment", "key": NETFLIX})
     docs.forget()
     [moved] = await book(docs, [MONTHLY[3]])

@@ -87,6 +87,34 @@ def test_a_merchant_recategorised_moves_its_bookings_months_feed_and_subscriptio
         "groceries",
     ]
     assert data(docs, f"users/{UID}/subscriptions/{REMA}")["category"] == "restaurants"
+    # the merchant had no history: one is made to carry the choice (the insights service
+    # reads it for every charge, and no override), in the unit of work that kept the override
+    assert data(docs, f"users/{UID}/merchantHistory/{REMA}") == {
+        "key": REMA,
+        "charges": [],
+        "chosenCategory": "restaurants",
+    }
+
+
+def test_a_merchants_history_carries_the_choice_with_its_override(docs):
+    coop = "m:coop"
+    history = {"key": coop, "charges": [{"id": "c1", "date": "2027-03-05", "amount": 60, "category": "groceries"}]}
+    seed(
+        docs,
+        {
+            f"accounts/{SPENDING}/transactions/c1": {"direction": "out", "kind": "card", "merchantKey": coop},
+            f"users/{UID}/merchantHistory/{coop}": {**history, "subscriptionStatus": "dismissed"},
+            f"users/{UID}/economy/2027-03": month("2027-03", groceries=60),
+        },
+    )
+    commits = docs.store.commits
+    recategorise(docs, "c1", "restaurants")
+    kept = data(docs, f"users/{UID}/merchantHistory/{coop}")
+    assert kept["chosenCategory"] == "restaurants" and kept["subscriptionStatus"] == "dismissed"
+    assert kept["charges"][0]["category"] == "restaurants"
+    assert data(docs, f"users/{UID}/categoryOverrides/{coop}")["category"] == "restaurants"
+    # one unit of work for the choice, then the feed's batch (the merchant has no items, no subscription)
+    assert docs.attempts["insights_recategorise_history"] == 1 and docs.store.commits - commits == 2
 
 
 def test_the_bookings_a_history_keeps_move_with_those_in_documents_each_once(docs):
@@ -140,9 +168,10 @@ def test_bookings_move_in_chunks_each_with_its_months(docs, monkeypatch):
     monkeypatch.setattr(insights, "RELABEL_BATCH", 1)
     commits = docs.store.commits
     assert recategorise(docs)["bookingsMoved"] == 2
-    # one unit of work per chunk (the merchant has no history here: none for it)
+    # one unit of work per chunk
     assert docs.attempts["insights_recategorise"] == 2
-    # the override, two chunks, the feed: a batch per entry and the last (empty) one, the subscription
+    # the choice (the override and the history made for it), two chunks, the feed: a batch
+    # per entry and the last (empty) one, the subscription
     assert docs.store.commits - commits == 1 + 2 + 3 + 1
     assert economy.Month.from_dict(data(docs, f"users/{UID}/economy/2027-02")).spending == {"restaurants": 300}
 
