@@ -118,6 +118,9 @@ def test_pubsub_attributes_carry_the_current_trace(spans, monkeypatch):
     published = {}
 
     class Client:
+        def __init__(self, batch_settings=None):
+            self.batch_settings = batch_settings
+
         def topic_path(self, project, topic):
             return f"projects/{project}/topics/{topic}"
 
@@ -133,6 +136,7 @@ def test_pubsub_attributes_carry_the_current_trace(spans, monkeypatch):
     published.clear()
     asyncio.run(topic.publish_json({"pushes": []}, traceparent=VALID))  # the caller's own wins
     assert published == {"traceparent": VALID}
+    assert topic.client.batch_settings.max_messages == 1  # sent at once: the callers batch already
 
 
 # ---- logs -----------------------------------------------------------------------------------------
