@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = command("audit", commands.audit, "check every money invariant over the whole ledger")
     json_flag(audit)
+    json_flag(command("migrate", commands.migrate, "bring documents of earlier versions up to this one"))
 
     load = command(
         "load",

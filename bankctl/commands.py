@@ -81,6 +81,24 @@ def audit(args) -> int:
     return 0 if report.ok else 1
 
 
+def migrate(args) -> int:
+    """Bring documents written by earlier versions up to what this version relies on
+    (fjordbank/service_layer/migrations.py). Each migration is idempotent and recorded in
+    ops/migrations when done; `make up` runs this, and a deployment runs the same
+    (python -m fjordbank.runtime.migrate) once the version's functions are deployed."""
+    from fjordbank.runtime import migrate as migration
+
+    db = _firestore(args.config)
+    with _google_errors("migrating the documents", args.config):
+        done = migration.run(db, migration.said)
+    if args.json:
+        emit_json(done)
+    else:
+        for name, result in done.items():
+            print(f"{name}: done, {result['written']} documents written")
+    return 0
+
+
 def balances(args) -> int:
     """Balance, held and available amount of each account, in kroner."""
     from fjordbank.adapters.firestore import ACCOUNTS

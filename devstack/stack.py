@@ -7,6 +7,8 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,6 +334,7 @@ class Stack:
         rows.append(self._start(self.emulator_component()))
         if starting_emulators:
             bank_state.record(self.state, bank_state.RUNNING)
+        self.migrate()
         for comp in self.service_components():
             rows.append(self._start(comp))
         for name in self.stray_instances():  # scaled down since the last up
@@ -349,6 +352,27 @@ class Stack:
                 self.progress(f"  warning: {exc}")
                 rows[-1].state = "reused, rules NOT reloaded"
         return rows
+
+    def migrate(self) -> None:
+        """Bring documents written by earlier versions (a state brought back from its
+        export) up to this one before the services start: ``bankctl migrate``
+        (fjordbank/service_layer/migrations.py), idempotent, quick on a bank with no such
+        documents."""
+        self.progress("  migrating documents of earlier versions (bankctl migrate) ...")
+        done = subprocess.run(
+            [sys.executable, "-m", "bankctl", "migrate"],
+            cwd=self.s.repo,
+            env={**os.environ, **self.emulator_hosts()},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StartError(
+                f"bankctl migrate failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-2000:]}"
+            )
+        self.progress(f"  {done.stdout.strip()}")
 
     def _start(self, comp: Component) -> Row:
         self.progress(f"  starting {comp.name} ...")

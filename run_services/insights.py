@@ -20,7 +20,7 @@ from fjordbank.domain.events import Contract
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import steps, tracing
 from fjordbank.runtime.consumer import ConsumerService
-from fjordbank.service_layer import economy
+from fjordbank.service_layer import economy, migrations
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import AsyncDocuments
 
@@ -33,6 +33,8 @@ class InsightsHandler:
     def __init__(self, docs: AsyncDocuments) -> None:
         self.docs = docs
         self.owners = Owners(docs)  # the payees' owners, read once (fjordbank.service_layer.owners)
+        # every choice on its history: no override read (fjordbank.service_layer.migrations)
+        self.choices_on_histories = migrations.Done(docs, migrations.ECONOMY_CHOICES)
         self.payments = steps.payment_step(self.book_payments)
         self.cards = steps.contract_step(self.book_captures)
 
@@ -47,7 +49,9 @@ class InsightsHandler:
     async def _apply(self, booked: list[Booking]) -> None:
         if booked:
             with tracing.commit(economy.OPERATION, tracing.batch_contexts()):
-                applied = await economy.apply_bookings(self.docs, booked)
+                applied = await economy.apply_bookings(
+                    self.docs, booked, choices_on_histories=await self.choices_on_histories()
+                )
             log.debug(
                 "bookings applied",
                 extra={

@@ -64,6 +64,14 @@ def to_firestore(value: Any) -> Any:
     return value
 
 
+def stream_group(db: firestore.Client, collection_id: str) -> Iterator[Doc]:
+    """Every document of every collection named ``collection_id``, streamed page by page
+    (a migration's scan of the whole database: never held in memory at once)."""
+    for snap in db.collection_group(collection_id).stream():
+        if (doc := to_doc(snap)) is not None:
+            yield doc
+
+
 def to_doc(snap: DocumentSnapshot[Any]) -> Doc | None:
     if not snap.exists:
         return None

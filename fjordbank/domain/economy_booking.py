@@ -51,7 +51,10 @@ module, the recategorise callable, which writes both in one transaction and make
 history if there is none yet), so that a charge reads one document per merchant and not
 three. A history written before 2026-12-01 lacks ``LISTED``, one written before 2026-12-02
 lacks ``CHOSEN``, and a merchant may have no history yet: `also_needed` names the
-subscription and override documents to read for those.
+subscription and override documents to read for those. Once the migration that puts every
+earlier choice on its history is done (``choices_on_histories``:
+`fjordbank.service_layer.migrations.ECONOMY_CHOICES`), a history without ``CHOSEN``, or
+none, means no choice, and no override is read.
 """
 
 from __future__ import annotations
@@ -109,13 +112,18 @@ def needed(bookings: list[Booking], *, replays: bool) -> list[DocKey]:
     return list(keys)
 
 
-def also_needed(bookings: list[Booking], found: Found) -> list[DocKey]:
+def also_needed(bookings: list[Booking], found: Found, *, choices_on_histories: bool = False) -> list[DocKey]:
     """What the histories ``found`` do not say, to read as well: the override of a merchant
     whose history does not say the customer's category (``CHOSEN``: none yet, or written
-    before the field), and the subscription of one written before it said how its
-    subscription is listed (``LISTED``)."""
+    before the field), unless ``choices_on_histories`` (every choice is on its history),
+    and the subscription of one written before it said how its subscription is listed
+    (``LISTED``)."""
     keys = {(b.uid, b.key) for b in filter(tracks_subscription, bookings)}
-    overrides = [(OVERRIDE, uid, key) for uid, key in sorted(keys) if CHOSEN not in found.get((HISTORY, uid, key), {})]
+    overrides = [
+        (OVERRIDE, uid, key)
+        for uid, key in sorted(keys)
+        if not choices_on_histories and CHOSEN not in found.get((HISTORY, uid, key), {})
+    ]
     listed = [
         (SUBSCRIPTION, uid, key)
         for uid, key in sorted(keys)

@@ -110,22 +110,27 @@ def card_bookings(captures: Iterable[dict[str, Any]]) -> list[Booking]:
     return [b for capture in captures for b in bookings.from_card_capture(capture)]
 
 
-async def apply_bookings(docs: AsyncDocuments, booked: list[Booking]) -> Applied:
+async def apply_bookings(docs: AsyncDocuments, booked: list[Booking], *, choices_on_histories: bool = False) -> Applied:
     """Book ``booked`` in order: as new bookings, reading no item nor month, and only if one
     was booked before (its item's create failed the commit) again reading them (see the
-    module docstring)."""
+    module docstring). ``choices_on_histories``: every customer's category choice is on its
+    merchant's history (fjordbank.service_layer.migrations.ECONOMY_CHOICES is done), so no
+    override is read."""
     try:
-        return await _apply(docs, booked, replays=False)
+        return await _apply(docs, booked, replays=False, choices_on_histories=choices_on_histories)
     except (AlreadyExists, NeedsReplay):
-        return await _apply(docs, booked, replays=True)
+        return await _apply(docs, booked, replays=True, choices_on_histories=choices_on_histories)
 
 
-async def _apply(docs: AsyncDocuments, booked: list[Booking], *, replays: bool) -> Applied:
+async def _apply(
+    docs: AsyncDocuments, booked: list[Booking], *, replays: bool, choices_on_histories: bool = False
+) -> Applied:
     """One unit of work: read, book, write (``replays``: read the items and months)."""
 
     async def run(uow: AsyncUnitOfWork) -> Applied:
         found = await _read(uow, economy_booking.needed(booked, replays=replays))
-        found |= await _read(uow, economy_booking.also_needed(booked, found))  # none once histories say
+        # none once every history says its choice and its listing
+        found |= await _read(uow, economy_booking.also_needed(booked, found, choices_on_histories=choices_on_histories))
         result = economy_booking.book(booked, found, replays=replays)
         _write(uow, result)
         return Applied(len(result.months), len(result.subscriptions))

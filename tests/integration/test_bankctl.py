@@ -155,3 +155,23 @@ def test_demo_seeds_customers_with_a_history_and_is_idempotent(stack):
     report = json.loads(shown.stdout)
     assert report["equalsRecomputation"] is True and len(report["months"]) == 6
     assert report["months"][-1]["change"]["previousMonth"] == report["months"][-2]["month"]
+
+
+def test_migrate_puts_an_earlier_category_choice_on_its_history_and_is_recorded(stack, admin_db):
+    # `up` ran the migrations; a choice made by an earlier version (its override only, no
+    # history) is what a state brought back from an export holds
+    up = admin_db.document("ops/migrations").get().to_dict() or {}
+    assert up["economyChoices"]["doneAt"] is not None
+    uid = f"legacy-{uuid.uuid4().hex[:12]}"
+    admin_db.document(f"users/{uid}/categoryOverrides/m:netflix-com").set(
+        {"category": "entertainment", "key": "m:netflix-com"}
+    )
+    first = bankctl(stack, "migrate", "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["economyChoices"]["written"] >= 1
+    history = admin_db.document(f"users/{uid}/merchantHistory/m:netflix-com").get().to_dict()
+    assert history == {"key": "m:netflix-com", "charges": [], "chosenCategory": "entertainment"}
+    again = bankctl(stack, "migrate")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("economyChoices: done")
+    assert admin_db.document(f"users/{uid}/merchantHistory/m:netflix-com").get().to_dict() == history

@@ -53,7 +53,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_command_is_listed_and_described():
     top = build_parser().format_help()
-    for name in ("customers", "pay", "ledger", "balances", "reviews", "dlq", "jobs", "audit", "load", "demo"):
+    for name in (
+        "customers",
+        "pay",
+        "ledger",
+        "balances",
+        "reviews",
+        "dlq",
+        "jobs",
+        "audit",
+        "migrate",
+        "load",
+        "demo",
+    ):
         assert f"    {name}" in top
     assert {
         ("customers", "create"),
@@ -63,6 +75,7 @@ def test_every_command_is_listed_and_described():
         ("load",),
         ("demo",),
         ("audit",),
+        ("migrate",),
         ("dlq", "list"),
         ("dlq", "replay"),
         ("jobs", "run"),

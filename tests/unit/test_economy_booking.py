@@ -189,6 +189,14 @@ def test_a_history_says_the_customers_category_so_no_override_is_read() -> None:
     assert after[(HISTORY, UID, c.key)][CHOSEN] == "restaurants"  # kept on the history's next write
 
 
+def test_once_every_choice_is_on_its_history_no_override_is_read() -> None:
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    assert also_needed([c], {}, choices_on_histories=True) == []  # its first charge: no choice
+    docs = run([[c]])
+    before = {k: v for k, v in docs[(HISTORY, UID, c.key)].items() if k != CHOSEN}  # no choice said: none
+    assert also_needed([c], {(HISTORY, UID, c.key): before}, choices_on_histories=True) == []
+
+
 def test_a_merchant_without_a_history_or_with_one_from_before_reads_its_override() -> None:
     c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
     assert also_needed([c], {}) == [(OVERRIDE, UID, c.key)]  # its first charge (no subscription either)

@@ -1,0 +1,49 @@
+"""Run the data migrations (fjordbank/service_layer/migrations.py) against a project's
+Firestore: ``python -m fjordbank.runtime.migrate --project PROJECT``.
+
+The deploy workflow runs it once a version's functions are deployed (with the workflow's
+credentials); ``bankctl migrate`` runs the same against the local stack, and the stack's
+``up`` runs that. Progress goes to stderr every 500 documents; the result is one JSON line
+on stdout. Each migration is idempotent, so a run that stopped half-way is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+
+from google.cloud import firestore
+
+from fjordbank.adapters.documents import FirestoreDocuments, stream_group
+from fjordbank.adapters.firestore import CATEGORY_OVERRIDES, sync_client
+from fjordbank.service_layer import migrations
+
+
+def run(db: firestore.Client, progress: Callable[[int, int], None] | None = None) -> dict[str, dict[str, int]]:
+    """Every migration, in order: {name: {"written": documents}}."""
+    written = migrations.economy_choices(
+        FirestoreDocuments(db),
+        stream_group(db, CATEGORY_OVERRIDES),
+        now=dt.datetime.now(dt.UTC),
+        progress=progress,
+    )
+    return {migrations.ECONOMY_CHOICES: {"written": written}}
+
+
+def said(seen: int, written: int) -> None:
+    print(f"  {seen} choices seen, {written} put on histories ...", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fjordbank.runtime.migrate", description=__doc__)
+    parser.add_argument("--project", required=True, help="the Google Cloud project whose Firestore is migrated")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(sync_client(args.project), said)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

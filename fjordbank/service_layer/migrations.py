@@ -1,0 +1,114 @@
+"""Data migrations: a change to documents already written that a newer version of the code
+relies on. Each is idempotent (running it again, or two at once, changes nothing more),
+works one document at a time (no unit of work larger than a customer's merchant), and is
+recorded when done in ``ops/migrations`` (``{name: {"doneAt", "documents"}}``), which the
+code that relies on it reads (`Done`) before it stops doing what the migration made
+unnecessary. Until then that code works as before, so deploying a version and migrating
+may happen in either order.
+
+Run by ``bankctl migrate`` (a deployment runs it once the functions of the version are
+deployed: README.md, "Deploying") and by the local stack's ``up`` (a stack brought back
+from its export holds documents written by older code).
+
+`ECONOMY_CHOICES` (2026-12-02). Since the recategorise callable writes the customer's
+category for a merchant on the merchant's history as well as on the override document
+(`fjordbank.domain.economy_booking.CHOSEN`, making the history if there is none), only a
+choice made before then is not on a history. This migration puts each such choice on its
+history; once it is done, a merchant with no history, or with a history that does not say
+a category, has none chosen, and the insights service reads no override document at all
+(about one read per first payment to a payee).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from fjordbank.adapters.firestore import MERCHANT_HISTORY, OPS, USERS
+from fjordbank.domain.economy_booking import CHOSEN
+from fjordbank.service_layer.ports import AsyncDocuments, Doc, Documents, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = f"{OPS}/migrations"
+ECONOMY_CHOICES = "economyChoices"
+RECHECK_SECONDS = 60.0  # how often `Done` reads again while a migration is not done
+
+
+def done_in(record: Doc | None, name: str) -> bool:
+    """Whether ``ops/migrations`` (``record``) says ``name`` is done."""
+    entry = (record.data if record is not None else {}).get(name)
+    return isinstance(entry, dict) and entry.get("doneAt") is not None
+
+
+def carry_choice(docs: Documents, override: Doc) -> bool:
+    """Put one override's category on its merchant's history (made if there is none), in
+    one transaction that reads both: a history that already says a category (the callable
+    wrote both, or this ran before) is left as it is. Whether it wrote."""
+    parts = override.path.split("/")  # users/{uid}/categoryOverrides/{key}
+    if len(parts) != 4 or parts[0] != USERS:
+        return False  # not a customer's (a collection of that name elsewhere)
+    uid, key = parts[1], parts[3]
+    history_path = f"{USERS}/{uid}/{MERCHANT_HISTORY}/{key}"
+
+    def run(uow: UnitOfWork) -> bool:
+        found = uow.get_many([override.path, history_path])
+        now, history = found[override.path], found[history_path]
+        category = (now.data if now is not None else {}).get("category")
+        if not isinstance(category, str) or (history is not None and CHOSEN in history.data):
+            return False
+        if history is None:  # as the callable makes it: its charges are still to come
+            uow.set(history_path, {"key": key, "charges": [], CHOSEN: category})
+        else:
+            uow.update(history_path, {CHOSEN: category})
+        return True
+
+    return docs.transact(run, operation="migrate_economy_choice")
+
+
+def economy_choices(
+    docs: Documents,
+    overrides: Iterable[Doc],
+    *,
+    now: dt.datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """`ECONOMY_CHOICES` over ``overrides`` (every ``categoryOverrides`` document, streamed
+    by the caller), then recorded as done. The number of histories written; ``progress``
+    is told (seen, written) every 500 overrides."""
+    seen = written = 0
+    for override in overrides:
+        seen += 1
+        written += carry_choice(docs, override)
+        if progress is not None and seen % 500 == 0:
+            progress(seen, written)
+    batch = docs.batch()
+    batch.set(MIGRATIONS, {ECONOMY_CHOICES: {"doneAt": now, "documents": written}}, merge=True)
+    batch.commit()
+    log.info("migration done", extra={"migration": ECONOMY_CHOICES, "overrides": seen, "written": written})
+    return written
+
+
+class Done:
+    """Whether a migration is done, for a long-running process: ``ops/migrations`` read at
+    most every `RECHECK_SECONDS` until it says so, then never again (a migration is never
+    undone)."""
+
+    def __init__(self, docs: AsyncDocuments, name: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.docs = docs
+        self.name = name
+        self.clock = clock
+        self._done = False
+        self._checked: float | None = None
+
+    async def __call__(self) -> bool:
+        if self._done:
+            return True
+        if self._checked is None or self.clock() - self._checked >= RECHECK_SECONDS:
+            self._checked = self.clock()
+            self._done = done_in(await self.docs.get(MIGRATIONS), self.name)
+            if self._done:
+                log.info("migration seen done", extra={"migration": self.name})
+        return self._done

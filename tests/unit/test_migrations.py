@@ -1,0 +1,124 @@
+"""fjordbank.service_layer.migrations on the in-memory documents.
+
+What is promised: the economy-choices migration puts every earlier category choice on its
+merchant's history (making the history where there is none) and touches nothing that
+already says one; running it again changes nothing; it is recorded as done, and a
+long-running process sees that within a minute and never reads it again afterwards. Until
+then the insights service reads the overrides as before, and after it none.
+"""
+
+from __future__ import annotations
+
+from fjordbank.domain.bookings import Booking
+from fjordbank.service_layer import economy, migrations
+from fjordbank.service_layer.migrations import ECONOMY_CHOICES, MIGRATIONS, Done
+from tests.support.memory import MemoryDocuments
+from tests.support.recording import RecordingDocuments
+from tests.support.use_cases import NOW, data, fixed_clock, seed
+
+UID = "alice"
+NETFLIX, REMA, KIWI = "m:netflix-com", "m:rema-1000", "m:kiwi"
+
+
+def overrides(docs: MemoryDocuments) -> list:
+    return docs.query_group("categoryOverrides")
+
+
+def legacy(docs: MemoryDocuments) -> None:
+    """Choices made before the callable put them on the histories: one merchant with no
+    history, one with a history from before the field, one whose history already says it."""
+    seed(
+        docs,
+        {
+            f"users/{UID}/categoryOverrides/{NETFLIX}": {"category": "entertainment", "key": NETFLIX},
+            f"users/{UID}/categoryOverrides/{REMA}": {"category": "restaurants", "key": REMA},
+            f"users/{UID}/merchantHistory/{REMA}": {"key": REMA, "charges": [{"txId": "c1", "date": "2026-11-02"}]},
+            f"users/{UID}/categoryOverrides/{KIWI}": {"category": "housing", "key": KIWI},
+            f"users/{UID}/merchantHistory/{KIWI}": {"key": KIWI, "charges": [], "chosenCategory": "other"},
+            "elsewhere/x/categoryOverrides/y": {"category": "housing"},  # not a customer's: left alone
+        },
+    )
+
+
+def test_every_earlier_choice_is_put_on_its_history_once_and_the_migration_is_recorded() -> None:
+    docs = MemoryDocuments(fixed_clock())
+    legacy(docs)
+    seen: list[tuple[int, int]] = []
+    written = migrations.economy_choices(docs, overrides(docs), now=NOW, progress=lambda *a: seen.append(a))
+    assert written == 2
+    assert data(docs, f"users/{UID}/merchantHistory/{NETFLIX}") == {
+        "key": NETFLIX,
+        "charges": [],
+        "chosenCategory": "entertainment",
+    }
+    rema = data(docs, f"users/{UID}/merchantHistory/{REMA}")
+    assert rema["chosenCategory"] == "restaurants" and rema["charges"] == [{"txId": "c1", "date": "2026-11-02"}]
+    # a history that says a category was written by the callable with its override: as it is
+    assert data(docs, f"users/{UID}/merchantHistory/{KIWI}")["chosenCategory"] == "other"
+    assert data(docs, MIGRATIONS) == {ECONOMY_CHOICES: {"doneAt": NOW, "documents": 2}}
+    assert seen == []  # told every 500 overrides only
+    assert migrations.done_in(docs.get(MIGRATIONS), ECONOMY_CHOICES)
+    # again: nothing more to write, still done
+    assert migrations.economy_choices(docs, overrides(docs), now=NOW) == 0
+    assert migrations.done_in(docs.get(MIGRATIONS), ECONOMY_CHOICES)
+
+
+def test_progress_is_told_every_500_overrides() -> None:
+    docs = MemoryDocuments(fixed_clock())
+    seed(docs, {f"users/u{i}/categoryOverrides/{NETFLIX}": {"category": "entertainment"} for i in range(1001)})
+    seen: list[tuple[int, int]] = []
+    assert migrations.economy_choices(docs, overrides(docs), now=NOW, progress=lambda *a: seen.append(a)) == 1001
+    assert seen == [(500, 500), (1000, 1000)]
+
+
+def test_an_override_gone_meanwhile_writes_nothing() -> None:
+    docs = MemoryDocuments(fixed_clock())
+    legacy(docs)
+    [netflix] = [d for d in overrides(docs) if d.id == NETFLIX]
+    batch = docs.batch()
+    batch.delete(netflix.path)
+    batch.commit()
+    assert not migrations.carry_choice(docs, netflix)
+    assert docs.get(f"users/{UID}/merchantHistory/{NETFLIX}") is None
+
+
+async def test_done_is_read_at_most_once_a_minute_until_it_says_so_then_never_again() -> None:
+    docs = RecordingDocuments()
+    now = [0.0]
+    done = Done(docs, ECONOMY_CHOICES, clock=lambda: now[0])
+    assert not await done()
+    now[0] = 30.0
+    assert not await done()
+    assert gets(docs) == 1  # not read again within the minute
+    docs.store.apply([("set", MIGRATIONS, {ECONOMY_CHOICES: {"doneAt": NOW, "documents": 0}}, False)])
+    now[0] = 59.0
+    assert not await done()  # not seen yet
+    now[0] = 60.0
+    assert await done()
+    now[0] = 1_000.0
+    assert await done()
+    assert gets(docs) == 2
+
+
+def test_a_record_of_another_migration_is_not_this_one() -> None:
+    docs = MemoryDocuments(fixed_clock())
+    seed(docs, {MIGRATIONS: {"other": {"doneAt": NOW}, ECONOMY_CHOICES: {"doneAt": None}}})
+    assert not migrations.done_in(docs.get(MIGRATIONS), ECONOMY_CHOICES)
+    assert not migrations.done_in(None, ECONOMY_CHOICES)
+
+
+async def test_once_done_a_first_charge_to_a_merchant_reads_its_history_only() -> None:
+    docs = RecordingDocuments()
+
+    def charge(tx: str, merchant: str) -> Booking:
+        return Booking(UID, tx, "1" * 11, "2026-11-02", 12_900, "out", "card", merchant_name=merchant, mcc="4899")
+
+    await economy.apply_bookings(docs, [charge("c1", "NETFLIX.COM")])  # before: its override is read too
+    await economy.apply_bookings(docs, [charge("c2", "SPOTIFY")], choices_on_histories=True)
+    first, second = docs.units
+    assert [sorted({p.split("/")[2] for p in r}) for r in first.reads] == [["merchantHistory"], ["categoryOverrides"]]
+    assert [sorted({p.split("/")[2] for p in r}) for r in second.reads] == [["merchantHistory"]]
+
+
+def gets(docs: RecordingDocuments) -> int:
+    return sum(1 for call in docs.calls if call[0] == "get")
