@@ -14,8 +14,12 @@ request the card itself allows (`check_card`: a declined card reads no more). Th
   card is frozen: guessing an expiry or CVV takes many tries, so they are counted per card
   and day, and at the limit the card is frozen (the customer unfreezes it in the app).
 
-`feed_entry` is the app's feed entry for a card purchase in each of its states (pending,
-posted, cancelled).
+`feed_entry` is the app's feed entry for a card purchase as the authorisation writes it
+(pending, labelled with the customer's category for the merchant); `feed_fields` is what a
+capture or release (posted, cancelled) merges into it: everything but the category, which
+the entry keeps as labelled, or as the customer's recategorisation relabelled it since.
+Until 2026-12-02 the capture and the release read the customer's choice again to write the
+whole entry: one read of every card payment's 23 documents.
 """
 
 from __future__ import annotations
@@ -183,10 +187,29 @@ def feed_entry(
     in ``status`` (pending, posted, cancelled) with ``amount`` (øre, negative: money out).
     ``choice``: the customer's own category for the merchant (its override document).
     None when the authorisation has no account (an unknown card)."""
+    entry = feed_fields(record, status, amount)
+    if entry is None:
+        return None
+    key = entry["merchantKey"]
+    overrides = {key: choice["category"]} if choice and choice.get("category") else None
+    category = categorise(
+        direction="out",
+        kind="card",
+        mcc=record.get("mcc"),
+        merchant_name=record.get("merchantName"),
+        overrides=overrides,
+    )
+    return {**entry, "category": category}
+
+
+def feed_fields(record: dict[str, Any], status: str, amount: int) -> dict[str, Any] | None:
+    """The feed entry without its ``category``: what a capture or release merges into the
+    entry the authorisation wrote (its category stays as labelled then, or as the
+    customer's recategorisation relabelled it since: fjordbank.service_layer.insights), so
+    neither reads the customer's choice again. None when the authorisation has no account."""
     if not record.get("accountId"):
         return None
     key = override_key(kind="card", merchant_name=record.get("merchantName"), counterparty_account=None)
-    overrides = {key: choice["category"]} if choice and choice.get("category") else None
     return {
         "authorizationId": record["authId"],
         "kind": "card",
@@ -197,13 +220,6 @@ def feed_entry(
         "merchantName": record.get("merchantName"),
         "mcc": record.get("mcc"),
         "merchantCountry": record.get("merchantCountry"),
-        "category": categorise(
-            direction="out",
-            kind="card",
-            mcc=record.get("mcc"),
-            merchant_name=record.get("merchantName"),
-            overrides=overrides,
-        ),
         "merchantKey": key,
         "date": record.get("spendDay"),
         "bookedAt": record.get("createdAt"),

@@ -30,7 +30,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from fjordbank.domain.card_authorization import feed_entry
+from fjordbank.domain.card_authorization import feed_fields
 from fjordbank.domain.cards import HOME_COUNTRY, Spend
 from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account, carries_hold
 
@@ -49,7 +49,6 @@ class Held:
     hold: Hold
     book: Book  # over the hold's account (and the card scheme's shard, for a capture)
     spend: dict[str, Any] | None  # the card's spend document of the authorisation's day
-    choice: dict[str, Any] | None  # the customer's category for the merchant (its override)
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,9 @@ class Settlement:
     store: bool = False  # write ``record`` (cardAuthorizations/{authId})
     book: Book | None = None  # the accounts, posting and hold changed
     spend: dict[str, Any] | None = None  # cardSpend/{cardId}_{day} as it is now (None: unchanged)
-    feed: dict[str, Any] | None = None  # accounts/{id}/transactions/{authId} (None: unchanged)
+    # accounts/{id}/transactions/{authId}, merged into the entry the authorisation wrote:
+    # every field but its category (card_authorization.feed_fields; None: unchanged)
+    feed: dict[str, Any] | None = None
 
 
 def refused(reason: str, record: dict[str, Any] | None = None) -> Settlement:
@@ -111,7 +112,7 @@ def capture(
         store=True,
         book=held.book,
         spend=unspent(done, held.spend, given_back) if given_back > 0 else None,
-        feed=feed_entry(done, "posted", -captured, held.choice),
+        feed=feed_fields(done, "posted", -captured),
     )
 
 
@@ -171,7 +172,7 @@ def release(
         store=True,
         book=held.book,
         spend=unspent(done, held.spend, held.hold.amount),
-        feed=feed_entry(done, "cancelled", -held.hold.amount, held.choice),
+        feed=feed_fields(done, "cancelled", -held.hold.amount),
     )
 
 

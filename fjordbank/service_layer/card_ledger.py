@@ -170,11 +170,12 @@ def _data(doc: Doc | None) -> dict[str, Any] | None:
     return None if doc is None else doc.data
 
 
-def write_feed(uow: Writes, record: dict[str, Any], entry: dict[str, Any] | None) -> None:
-    """The account's feed entry of the authorisation ``record`` (none for an unknown card)."""
+def write_feed(uow: Writes, record: dict[str, Any], entry: dict[str, Any] | None, *, merge: bool = False) -> None:
+    """The account's feed entry of the authorisation ``record`` (none for an unknown card);
+    ``merge``: into the entry there (a capture's or release's, which leave its category)."""
     if entry is not None:
         path = f"{ACCOUNTS}/{record['accountId']}/{TRANSACTIONS}/{record['authId']}"
-        uow.set(path, {**entry, "updatedAt": SERVER_TIME})
+        uow.set(path, {**entry, "updatedAt": SERVER_TIME}, merge=merge)
 
 
 # ---- the ledger's use cases ----------------------------------------------------------------
@@ -341,7 +342,8 @@ class CardLedger:
         self, uow: AsyncUnitOfWork, auth_id: str, *, with_scheme: bool
     ) -> tuple[dict[str, Any] | None, settlement.Held | None]:
         """The authorisation record, and with its hold a Book over the account (and the
-        card scheme's shard for a capture), the day's spend and the merchant's category."""
+        card scheme's shard for a capture) and the day's spend. Not the customer's category
+        for the merchant: the feed entry keeps the one the authorisation labelled it with."""
         record = _data(await uow.get(authorization_path(auth_id)))
         if record is None:
             return None, None
@@ -352,11 +354,10 @@ class CardLedger:
         ids = [hold.account_id] + ([card_scheme_account(auth_id)] if with_scheme else [])
         account_paths = {a: f"{ACCOUNTS}/{a}" for a in ids}
         day_spend = spend_path(record.get("cardId"), record.get("spendDay"))
-        choice = choice_path(record.get("ownerUid"), record.get("merchantName"))
-        got = await uow.get_many([*account_paths.values(), day_spend, choice])
+        got = await uow.get_many([*account_paths.values(), day_spend])
         accounts = {a: account_from_doc(doc.data) for a, p in account_paths.items() if (doc := got[p]) is not None}
         book = Book(accounts, holds={auth_id: hold})
-        return record, settlement.Held(hold, book, _data(got[day_spend]), _data(got[choice]))
+        return record, settlement.Held(hold, book, _data(got[day_spend]))
 
     @staticmethod
     async def _hold_before(uow: AsyncUnitOfWork, auth_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
@@ -380,7 +381,7 @@ class CardLedger:
                 carried={auth_id} if carries_hold(settled.record) else (),
                 on_records={p["postingId"] for p in record_postings(settled.record)},
             )
-        write_feed(uow, settled.record, settled.feed)
+        write_feed(uow, settled.record, settled.feed, merge=True)
         return CardResult(settled.status, settled.reason, auth_id, settled.record, settled.replayed)
 
 

@@ -466,6 +466,24 @@ async def test_a_partial_capture_posts_less_and_a_replay_changes_nothing(bank: B
     assert [reads for op, reads in bank.docs.reads if op == "cards_capture"] == [2, 2, 2]
 
 
+async def test_a_capture_keeps_the_category_the_entry_shows_and_reads_no_choice(bank: Bank) -> None:
+    pan = bank.add_card()
+    bank.docs.put("users/alice/categoryOverrides/m:rema-1000-majorstuen", {"category": "restaurants"})
+    first = await bank.buy(pan)
+    path = f"accounts/{ACCOUNT}/transactions/{first.auth_id}"
+    assert (bank.docs.data(path) or {})["category"] == "restaurants"
+    # the entry relabelled (as the recategorise callable does, fjordbank.service_layer.insights),
+    # and an override that says otherwise: the capture reads it not, so the entry keeps its label
+    bank.docs.put("users/alice/categoryOverrides/m:rema-1000-majorstuen", {"category": "travel"})
+    bank.docs.put(path, {**(bank.docs.data(path) or {}), "category": "shopping"})
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
+    feed = bank.docs.data(path) or {}
+    assert (feed["status"], feed["amount"], feed["category"]) == ("posted", -25_000, "shopping")
+    assert feed["merchantKey"] == "m:rema-1000-majorstuen" and feed["bookedAt"] is not None
+    # the record, then the account, the scheme's shard and the day's spend: no override
+    assert [reads for op, reads in bank.docs.reads if op == "cards_capture"] == [2]
+
+
 def as_before_holds_moved(bank: Bank, auth_id: str) -> None:
     """The authorisation as approved before 2026-12-02: its hold in the holds collection,
     its record without it."""

@@ -66,7 +66,7 @@ def held(*, status: str = "active", balance: int = 100_000, spend: dict[str, Any
     scheme = Account(SCHEME, "NOK", kind="internal")
     book = Book({ACCOUNT: account, SCHEME: scheme}, holds={AUTH: hold})
     day = {"daily": 15_000, "online": 12_000, "abroad": 11_000, "cardId": "card_1", "day": "2026-11-26"}
-    return Held(hold, book, day if spend is None else spend, {"category": "restaurants"})
+    return Held(hold, book, day if spend is None else spend)
 
 
 def assert_nothing_written(settled: Settlement) -> None:
@@ -94,11 +94,9 @@ def test_a_full_capture_consumes_the_hold_and_posts_it_to_the_scheme() -> None:
     assert h.hold.status == "captured"
     assert settled.spend is None  # all of it was spent
     assert settled.feed is not None
-    assert (settled.feed["status"], settled.feed["amount"], settled.feed["category"]) == (
-        "posted",
-        -HELD,
-        "restaurants",
-    )
+    assert (settled.feed["status"], settled.feed["amount"]) == ("posted", -HELD)
+    # merged into the authorisation's entry: its category stays as labelled (or relabelled)
+    assert "category" not in settled.feed and settled.feed["merchantKey"] == "m:rema-1000"
 
 
 def test_a_partial_capture_posts_less_and_gives_the_rest_back_to_the_day_s_spend() -> None:
