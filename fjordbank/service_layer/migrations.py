@@ -25,6 +25,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from fjordbank.adapters.firestore import MERCHANT_HISTORY, OPS, USERS
 from fjordbank.domain.economy_booking import CHOSEN
@@ -74,16 +75,30 @@ def economy_choices(
     *,
     now: dt.datetime,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> int:
     """`ECONOMY_CHOICES` over ``overrides`` (every ``categoryOverrides`` document, streamed
-    by the caller), then recorded as done. The number of histories written; ``progress``
-    is told (seen, written) every 500 overrides."""
+    by the caller), ``workers`` transactions at a time, then recorded as done (only if every
+    one succeeded: the first failure is raised, and a run again redoes nothing done). The
+    number of histories written; ``progress`` is told (seen, written) every 500 overrides."""
     seen = written = 0
-    for override in overrides:
-        seen += 1
-        written += carry_choice(docs, override)
-        if progress is not None and seen % 500 == 0:
-            progress(seen, written)
+
+    def settle(futures: Iterable[Future[bool]]) -> None:
+        nonlocal seen, written
+        for future in futures:
+            written += future.result()
+            seen += 1
+            if progress is not None and seen % 500 == 0:
+                progress(seen, written)
+
+    with ThreadPoolExecutor(max(workers, 1), thread_name_prefix="migrate") as pool:
+        pending: set[Future[bool]] = set()
+        for override in overrides:
+            pending.add(pool.submit(carry_choice, docs, override))
+            if len(pending) >= 4 * max(workers, 1):  # the stream is read as fast as it is carried
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                settle(done)
+        settle(pending)
     batch = docs.batch()
     batch.set(MIGRATIONS, {ECONOMY_CHOICES: {"doneAt": now, "documents": written}}, merge=True)
     batch.commit()

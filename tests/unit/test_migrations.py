@@ -9,6 +9,8 @@ then the insights service reads the overrides as before, and after it none.
 
 from __future__ import annotations
 
+import pytest
+
 from fjordbank.domain.bookings import Booking
 from fjordbank.service_layer import economy, migrations
 from fjordbank.service_layer.migrations import ECONOMY_CHOICES, MIGRATIONS, Done
@@ -122,3 +124,23 @@ async def test_once_done_a_first_charge_to_a_merchant_reads_its_history_only() -
 
 def gets(docs: RecordingDocuments) -> int:
     return sum(1 for call in docs.calls if call[0] == "get")
+
+
+def test_many_workers_carry_each_choice_once_and_a_failure_records_nothing() -> None:
+    docs = MemoryDocuments(fixed_clock())
+    seed(docs, {f"users/u{i}/categoryOverrides/{NETFLIX}": {"category": "entertainment"} for i in range(300)})
+    seen: list[tuple[int, int]] = []
+    assert (
+        migrations.economy_choices(docs, overrides(docs), now=NOW, progress=lambda *a: seen.append(a), workers=8) == 300
+    )
+    assert all(data(docs, f"users/u{i}/merchantHistory/{NETFLIX}") for i in range(300))
+
+    class Broken(MemoryDocuments):
+        def transact(self, fn, *, operation):  # type: ignore[no-untyped-def]
+            raise RuntimeError("the database went away")
+
+    broken = Broken(fixed_clock())
+    seed(broken, {f"users/u1/categoryOverrides/{NETFLIX}": {"category": "entertainment"}})
+    with pytest.raises(RuntimeError):
+        migrations.economy_choices(broken, overrides(broken), now=NOW, workers=4)
+    assert broken.get(MIGRATIONS) is None  # not recorded as done: run again
