@@ -5,8 +5,9 @@ The card service's transaction (fjordbank.service_layer.card_ledger) reads the
 authorisation record, which keeps its hold (``hold``, like an external payment's ledger
 record; an authorisation approved before 2026-12-02 keeps it in the holds collection), and
 with a hold (`Held`) a Book over the hold's account
-(and the card scheme's shard, for a capture), the card's spend of the authorisation's day
-and the customer's category for the merchant. Then:
+(and the card scheme's shard, for a capture) and the card's spend of the authorisation's
+day; not the customer's category for the merchant, since the feed entry keeps the label
+the authorisation gave it (`Settlement.feed` is merged into it). Then:
 
 * `capture`: the processor settles the purchase, all of it or less. The hold is consumed
   whole; what a partial capture leaves is given back to the day's spend. The same capture
