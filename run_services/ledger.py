@@ -4,7 +4,8 @@ Consumes payments.approved, payments.settled and payments.returned, and an inter
 payment's credit and refund legs, in batches; one Firestore commit per batch, guarded by
 the versions it decided on, applies every step in it (the use case:
 fjordbank.service_layer.ledger), then it publishes each
-result (reserved, credit, refund, completed, failed; credited beside a credit's completed)
+result (reserved, credit, refund, completed, failed; credited beside a credit's completed;
+a credit or refund carrying the payment's record, so the next leg's owner need not read it)
 and acks. A crash anywhere replays the batch: the ledger answers replayed steps from its
 records, so nothing is held or posted twice.
 """
@@ -22,7 +23,7 @@ from fjordbank.domain.payment_ledger import published
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
 from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
-from fjordbank.service_layer.ledger import Ledger
+from fjordbank.service_layer.ledger import Ledger, carry
 
 log = logging.getLogger("ledger")
 
@@ -50,7 +51,7 @@ class LedgerHandler:
                 step.reject(i, verdict.error or "refused by the ledger")
                 continue
             r = verdict.result
-            out += published(verdict.event, r)
+            out += carry(published(verdict.event, r), verdict.record)
             step.ack(i)
             log.debug(
                 "payment step posted",

@@ -39,6 +39,14 @@ record. A refusal (insufficient funds, a closed account, a step the record does 
 is only ever decided on documents read in that attempt, never on remembered ones, since
 nothing is written that could catch a stale balance.
 
+An internal payment's next leg (the credit, in the payee's partition; a refund, back in the
+payer's) carries the record as the step before left it, with its update time
+(``detail.ledgerRecord``, `carry`): the payee's partition is most often owned by another
+instance, which would otherwise read the record to credit it. The carried version is
+used like a remembered one (`carried_record`): the commit's precondition fails if the record
+moved since (a redelivered leg already applied), and the batch is then read and decided
+again, never on the carried version; a refusal is never decided on it either.
+
 A hot account receiving many payments in a batch costs one write per commit, not one per
 payment; many payments from one account in one batch are decided one after the other, so
 none takes it below its limit.
@@ -47,9 +55,10 @@ none takes it below its limit.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTINGS
@@ -100,6 +109,8 @@ Record = dict[str, Any]  # a payment's ledger record (fjordbank.domain.payment_l
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
 KNOWN = 20_000  # documents (accounts, records, holds) a ledger process remembers
 SETTLING = ("settled", "returned")  # the steps that capture or release an external payment's hold
+CARRIED = "ledgerRecord"  # in an internal payment's next leg's detail: its record (`carry`)
+NEXT_LEGS = (CREDIT, REFUND)  # the steps the ledger publishes to itself
 
 
 Decided = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
@@ -242,6 +253,51 @@ class Verdict:
     result: StepResult | None  # what to publish next; None when the step was refused
     replayed: bool = False  # the ledger had already applied this step
     error: str | None = None  # an impossible step, for the dead-letter stream
+    record: Version | None = None  # the payment's record as this batch's commit left it
+
+
+def carry(events: list[PaymentEvent], record: Version | None) -> list[PaymentEvent]:
+    """What a step publishes, its ledger leg (`NEXT_LEGS`) carrying ``record``, the
+    payment's record as the step's commit left it (`CARRIED`: its data and update time),
+    so the instance that owns the next leg's partition need not read it; every other event
+    carries no record (the detail is carried on from step to step)."""
+    out = []
+    for event in events:
+        detail = {k: v for k, v in (event.detail or {}).items() if k != CARRIED}
+        if event.status in NEXT_LEGS and record is not None and (wire := _record_wire(record)) is not None:
+            detail[CARRIED] = wire
+        out.append(replace(event, detail=detail))
+    return out
+
+
+def _record_wire(record: Version) -> dict[str, Any] | None:
+    """The record as an event carries it; None for a record that is not plain JSON (one
+    read back from Firestore holds its update time as a timestamp: it is left out, since
+    every write of a record sets it again)."""
+    data = {k: v for k, v in record.data.items() if k != "updatedAt"}
+    try:
+        json.dumps(data)
+    except (TypeError, ValueError):
+        return None
+    return {"updated": record.updated.astimezone(dt.UTC).isoformat(), "data": data}
+
+
+def carried_record(event: PaymentEvent) -> tuple[str, Version] | None:
+    """The record a ledger leg carries (`carry`), by path; None when it carries none or
+    one that is not this payment's."""
+    wire = (event.detail or {}).get(CARRIED)
+    if event.status not in NEXT_LEGS or not isinstance(wire, dict):
+        return None
+    data, updated = wire.get("data"), wire.get("updated")
+    if not isinstance(data, dict) or data.get("paymentId") != event.payment.payment_id or not isinstance(updated, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(updated)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return record_path(event.payment.payment_id), Version(data, when)
 
 
 def accounts_needed(event: PaymentEvent) -> set[str]:
@@ -278,6 +334,12 @@ def batch_paths(events: list[PaymentEvent]) -> list[str]:
     return [*(account_path(a) for a in account_ids), *(record_path(p) for p in payment_ids)]
 
 
+def _newer(a: Version | None, b: Version | None) -> Version | None:
+    if a is None or b is None:
+        return a or b
+    return b if b.updated > a.updated else a
+
+
 def older_holds(state: BatchState, events: list[PaymentEvent]) -> list[str]:
     """The hold documents of the batch's settling steps whose records do not carry their
     hold (reserved before holds moved onto the record): read as well."""
@@ -312,12 +374,18 @@ def state_of(found: dict[str, Doc | None], known: dict[str, Version] | None = No
 
 
 async def load_batch(
-    docs: AsyncDocuments, events: list[PaymentEvent], known: Known, *, new_payments: bool
+    docs: AsyncDocuments,
+    events: list[PaymentEvent],
+    known: Known,
+    *,
+    new_payments: bool,
+    carried: dict[str, Version] | None = None,
 ) -> BatchState:
-    """The batch's documents: those known as known, the rest in one read, but (with
+    """The batch's documents: those known or ``carried`` by the batch's ledger legs
+    (`carried_record`) as the newer of the two, the rest in one read, but (with
     ``new_payments``) not the records of new payments."""
     paths = batch_paths(events)
-    remembered = {path: v for path in paths if (v := known.get(path)) is not None}
+    remembered = {path: v for path in paths if (v := _newer(known.get(path), (carried or {}).get(path))) is not None}
     guessed = new_records(events) if new_payments else set()
     missing = [path for path in paths if path not in remembered and path not in guessed]
     found = await docs.get_many(missing) if missing else {}
@@ -374,18 +442,33 @@ def unsure(state: BatchState, verdicts: list[Verdict]) -> set[str]:
     return {path for path in paths if path in state.versions and path not in state.read}
 
 
-def remember(known: Known, state: BatchState, writes: list[tuple[str, Data]], written: list[Written]) -> None:
+def remember(
+    known: Known, state: BatchState, writes: list[tuple[str, Data]], written: list[Written]
+) -> dict[str, Version]:
     """What the commit left, as this process will know it: each document read, and each one
-    written with its new data and update time (postings are never read again)."""
+    written with its new data and update time (postings are never read again). Returns
+    the versions written."""
     for path in state.read:
         if (version := state.versions.get(path)) is not None:
             known.put(path, version)
+    out: dict[str, Version] = {}
     for (path, data), done in zip(writes, written, strict=True):
         if path.startswith(f"{POSTINGS}/") or done.updated is None:
             continue
         before = state.versions.get(path)
         fields = {k: v for k, v in data.items() if v is not SERVER_TIME}
-        known.put(path, Version({**(before.data if before else {}), **fields}, done.updated))
+        out[path] = Version({**(before.data if before else {}), **fields}, done.updated)
+        known.put(path, out[path])
+    return out
+
+
+def with_records(verdicts: list[Verdict], written: dict[str, Version]) -> list[Verdict]:
+    """Each verdict with its payment's record as the commit left it (for `carry`)."""
+    out = []
+    for v in verdicts:
+        record = written.get(record_path(v.event.payment.payment_id))
+        out.append(replace(v, record=record) if record is not None and v.result is not None else v)
+    return out
 
 
 def internal_account(account_id: str, currency: str) -> Data:
@@ -435,12 +518,14 @@ class Ledger:
         """Apply a batch of payment steps in one commit (see the module docstring)."""
         at = now or self.clock()
         new_payments, error = True, None
+        carried = dict(found for e in events if (found := carried_record(e)) is not None)
         for attempt in range(1, ATTEMPTS + 1):
-            state = await load_batch(self.docs, events, self.known, new_payments=new_payments)
+            state = await load_batch(self.docs, events, self.known, new_payments=new_payments, carried=carried)
             verdicts, records = decide_batch(state, events, now=at)
             while doubt := unsure(state, verdicts):  # decided again on what is read now
                 self.known.forget(doubt)
-                state = await load_batch(self.docs, events, self.known, new_payments=new_payments)
+                carried = {path: v for path, v in carried.items() if path not in doubt}
+                state = await load_batch(self.docs, events, self.known, new_payments=new_payments, carried=carried)
                 verdicts, records = decide_batch(state, events, now=at)
             batch = self.docs.batch()
             writes = save_batch(batch, state, records)
@@ -449,11 +534,11 @@ class Ledger:
             except (Stale, NotFound, AlreadyExists) as exc:  # a document moved since it was read
                 self.known.forget([*batch_paths(events), *(hold_path(e.payment.payment_id) for e in events)])
                 new_payments = new_payments and not isinstance(exc, AlreadyExists)
-                error = exc
+                carried, error = {}, exc  # read from now on: a carried record may be what moved
                 continue
-            remember(self.known, state, writes, written)
+            fresh = remember(self.known, state, writes, written)
             self._attempted(attempt, None)
-            return verdicts
+            return with_records(verdicts, fresh)
         gave_up = Contention(f"the ledger's documents kept moving ({ATTEMPTS} commits): {error}")
         self._attempted(ATTEMPTS, gave_up)
         raise gave_up from error

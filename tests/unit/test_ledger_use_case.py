@@ -30,7 +30,17 @@ from fjordbank.domain.ledger import (
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payment_ledger import StepResult, published
 from fjordbank.domain.payments import EXTERNAL, INTERNAL, PaymentEvent, PaymentRequested
-from fjordbank.service_layer.ledger import ATTEMPTS, Ledger, Verdict, account_path, hold_path, record_path
+from fjordbank.service_layer.ledger import (
+    ATTEMPTS,
+    CARRIED,
+    Ledger,
+    Verdict,
+    account_path,
+    carried_record,
+    carry,
+    hold_path,
+    record_path,
+)
 from fjordbank.service_layer.ports import AlreadyExists, Contention
 from fjordbank.topology import CREDIT, CREDITED, REFUND
 from tests.support.recording import RecordingDocuments
@@ -254,6 +264,86 @@ async def test_an_internal_payment_is_debited_into_transit_and_credited_from_it(
     }
     assert not [path for path in docs.store.docs if path.startswith("postings/p1")]
     assert money(docs) == 0
+
+
+def next_leg(verdict: Verdict) -> PaymentEvent:
+    """What the ledger publishes to itself after ``verdict`` (the credit or refund), as its
+    consumer does: carrying the payment's record."""
+    assert verdict.result is not None
+    [leg] = [e for e in carry(published(verdict.event, verdict.result), verdict.record) if e.status in (CREDIT, REFUND)]
+    return leg
+
+
+async def test_a_credit_carries_the_record_so_the_payees_instance_reads_no_record():
+    ledger, docs = await bank({ALICE: 5_000})
+    payees = Ledger(docs, clock=lambda: NOW, attempted=Attempts())  # owns the payee's partition
+    p = payment("p1", amount=1_200)
+    [debit] = await ledger.post_batch([step(p)])
+    credit = next_leg(debit)
+    assert credit.detail is not None and credit.detail[CARRIED]["data"]["status"] == CREDIT
+    assert carried_record(credit) is not None
+    docs.forget()
+    [credited] = await payees.post_batch([credit])
+    assert credited.result == StepResult("completed")
+    [read] = reads(docs)
+    assert record_path("p1") not in read  # the accounts only
+    assert [kind for kind, _ in docs.calls] == ["get_many", "commit"]
+    record = await docs.get(record_path("p1"))
+    assert record is not None and record.data["postingIds"] == ["p1:debit", "p1:credit"]
+    assert sorted(record.data["postings"]) == ["credit", "debit"]
+    assert record.data["steps"][CREDIT]["status"] == "completed"
+    # what the credit publishes carries no record on to the notifier and the others
+    assert all(CARRIED not in (e.detail or {}) for e in carry(published(credited.event, credited.result), None))
+    assert all(
+        CARRIED not in (e.detail or {}) for e in carry(published(credited.event, credited.result), credited.record)
+    )
+    assert money(docs) == 0
+
+
+async def test_a_redelivered_credit_carrying_an_old_record_is_read_again_and_changes_nothing():
+    ledger, docs = await bank({ALICE: 5_000})
+    p = payment("p1", amount=1_200)
+    [debit] = await ledger.post_batch([step(p)])
+    credit = next_leg(debit)
+    await Ledger(docs, clock=lambda: NOW).post_batch([credit])  # credited by one instance
+    before = snapshot(docs)
+    docs.forget()
+    other = Ledger(docs, clock=lambda: NOW, attempted=Attempts())  # the partition moved meanwhile
+    [again] = await other.post_batch([credit])  # the same message, its record now old
+    assert again.result == StepResult("completed") and again.replayed
+    assert [kind for kind, _ in docs.calls] == ["get_many", "commit", "get_many"]  # stale, read, answered
+    assert record_path("p1") in reads(docs)[-1]
+    assert docs.store.docs == before
+    assert attempts(other) == [(2, None)]
+
+
+async def test_a_credit_refused_is_decided_on_the_record_read_not_the_one_carried():
+    ledger, docs = await bank({ALICE: 5_000}, closed=(BOB,))
+    p = payment("p1", amount=1_200)
+    [debit] = await ledger.post_batch([step(p)])
+    docs.forget()
+    [credit] = await Ledger(docs, clock=lambda: NOW).post_batch([next_leg(debit)])
+    assert credit.result is not None and credit.result.status == REFUND
+    assert record_path("p1") in reads(docs)[-1]  # a refusal reads what it decides on
+    refund = next_leg(credit)  # back to the payer's partition, carrying the record
+    docs.forget()
+    [refunded] = await ledger.post_batch([refund])  # it knows the record as the debit left it
+    assert refunded.result == StepResult("failed", credit.result.reason, credit.result.message)
+    assert [kind for kind, _ in docs.calls] == ["commit"]  # the carried record is the newer: no read
+    assert await balance(docs, ALICE) == (5_000, 0, 5_000)
+    assert money(docs) == 0
+
+
+def test_a_carried_record_of_another_payment_or_malformed_is_not_used():
+    p, q = payment("p1"), payment("q1")
+    good = carry([step(p, CREDIT)], None)[0]
+    assert carried_record(good) is None
+    wire = {"updated": NOW.isoformat(), "data": {"paymentId": "p1", "status": CREDIT}}
+    assert carried_record(PaymentEvent(p, CREDIT, detail={CARRIED: wire})) is not None
+    assert carried_record(PaymentEvent(q, CREDIT, detail={CARRIED: wire})) is None  # another payment's
+    assert carried_record(PaymentEvent(p, "approved", detail={CARRIED: wire})) is None  # not a ledger leg
+    for bad in ({"updated": "yesterday", "data": wire["data"]}, {"updated": "2025-03-14T12:00:00", "data": {}}, "x"):
+        assert carried_record(PaymentEvent(p, CREDIT, detail={CARRIED: bad})) is None
 
 
 async def test_a_payee_account_that_cannot_take_the_credit_sends_it_back_to_the_payer():
@@ -515,7 +605,8 @@ async def test_two_instances_racing_on_the_same_accounts_with_deposits_keep_ever
     deposits = [_deposit(ledger, f"d{seed}-{n}") for n in range(3)]
     debits = await _race(rng, ledgers, [step(p) for p in payments], deposits)
     credited = [v.event.payment for v in debits if v.result == StepResult(CREDIT)]
-    credits = await _race(rng, ledgers, [step(p, CREDIT) for p in dict.fromkeys(credited)])
+    legs = {v.event.payment.payment_id: next_leg(v) for v in debits if v.result == StepResult(CREDIT) and v.record}
+    credits = await _race(rng, ledgers, [legs.get(p.payment_id, step(p, CREDIT)) for p in dict.fromkeys(credited)])
 
     assert money(docs) == 0
     for account in (ALICE, ALICE_SAVINGS, BOB, MERCHANT):
