@@ -9,6 +9,11 @@ them (these machines are noisy; absolute figures move from run to run):
 1. calibration (bench/calibrate.py): the emulator's raw capacity (documents/s in batched
    commits) and the smallest Firestore trigger's rate and times, alone and at the
    through-app run's concurrency;
+   each path timed at a rate (the no-op trigger, the app's) first runs ``--warmup`` times
+   untimed, reported beside it: the Functions emulator starts a function's workers on its
+   first invocations, and the first `bankctl load` after `make up` was the slowest of four
+   on one stack whatever the code (5.1 payments/s against 6.0-6.6; docs/capacity.md,
+   section 7, thirteenth run), so a rate measured cold says more about the start than the path;
 2. through the app's surface: `bankctl load` (customers onboarded through the callables,
    payment requests created as the app creates them, each followed to its final status):
    payments/s and time to final, split edge (created -> requested) and pipeline; and the
@@ -294,14 +299,26 @@ def through_app(args, stack: Stack) -> dict:
     """`bankctl load`, with the no-op trigger probing the Functions emulator meanwhile: the
     payment trigger's own time (``ownTimeMs``, the emulator's "Finished in") against a no-op's
     in the same conditions."""
+
+    def load(payments: int) -> list[str]:
+        cmd = [sys.executable, "-m", "bankctl", "load", "-n", str(payments), "-m", str(args.app_customers)]
+        return [*cmd, "-c", str(args.concurrency), "--json", "--no-audit"]
+
     log(f"through the app: bankctl load -n {args.app_payments} -c {args.concurrency} ...")
-    cmd = [sys.executable, "-m", "bankctl", "load", "-n", str(args.app_payments), "-m", str(args.app_customers)]
-    cmd += ["-c", str(args.concurrency), "--json", "--no-audit"]
+    cmd = load(args.app_payments)
+    warmup = None
+    if args.warmup:
+        out = subprocess.run(load(args.warmup), capture_output=True, text=True, timeout=1800)  # noqa: S603 - our own CLI
+        if out.returncode != 0:
+            raise SystemExit(f"bankctl load (warm-up) failed: {out.stderr[-2000:]}")
+        done = json.loads(out.stdout)
+        warmup = {k: done.get(k) for k in ("payments", "final", "seconds", "throughputPerSecond")}
     with calibrate.FunctionTimes(calibrate.emulator_log(stack)) as times, calibrate.noop_probe(stack.s.project_id):
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)  # noqa: S603 - our own CLI
     if out.returncode != 0:
         raise SystemExit(f"bankctl load failed: {out.stderr[-2000:]}")
     result = json.loads(out.stdout)
+    result["warmup"] = warmup
     result["ownTimeMs"] = {
         "edge": times.of(calibrate.PAYMENT_FUNCTION),
         "noopProbe": times.of(calibrate.NOOP_FUNCTION),
@@ -461,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-payments", type=int, default=300)
     parser.add_argument("--app-customers", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=16, help="through the app, and the no-op trigger's")
+    parser.add_argument(
+        "--warmup", type=int, default=32, help="untimed runs of the no-op trigger and payments through the app first"
+    )
     parser.add_argument("--docops-payments", type=int, default=200)
     parser.add_argument("--naive-seconds", type=float, default=20)
     parser.add_argument("--naive-threads", type=int, default=8)
@@ -499,6 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         "calibration",
         lambda: {
             "raw": calibrate.raw_capacity(stack.s.project_id),
+            "noop_warmup": (
+                calibrate.noop_trigger(stack.s.project_id, count=args.warmup, concurrency=args.concurrency)
+                if args.warmup
+                else None
+            ),
             "noop_trigger": calibrate.noop_trigger_timed(stack, concurrency=args.concurrency),
             "noop_trigger_alone": calibrate.noop_trigger_timed(stack, count=20, concurrency=1),
         },

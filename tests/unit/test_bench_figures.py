@@ -131,3 +131,51 @@ def test_the_documents_plot_stacks_each_kind_by_step(tmp_path):
     result = {"kinds": kinds}
     docops.plot(tmp_path / "docops.png", result)
     assert (tmp_path / "docops.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_app_path_is_warmed_up_untimed_before_its_measured_run(monkeypatch, tmp_path):
+    """The first `bankctl load` after `make up` pays for starting the functions' workers:
+    ``--warmup`` payments go first, untimed and reported beside the measured run."""
+    import argparse
+    import contextlib
+    import json
+    import subprocess
+
+    from bench import run
+
+    runs: list[list[str]] = []
+    timed: list[bool] = []
+    in_block = [False]
+
+    def fake_run(cmd, **_kwargs):
+        runs.append(cmd)
+        timed.append(in_block[0])
+        n = int(cmd[cmd.index("-n") + 1])
+        out = {"payments": n, "final": n, "seconds": n / 4, "throughputPerSecond": 4.0 if n < 100 else 6.0}
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(out), "")
+
+    class Times:
+        def __enter__(self):
+            in_block[0] = True
+            return self
+
+        def __exit__(self, *_exc):
+            in_block[0] = False
+
+        def of(self, _function):
+            return {"invocations": 1, "p50_ms": 1.0, "p90_ms": 1.0}
+
+    monkeypatch.setattr(run.subprocess, "run", fake_run)
+    monkeypatch.setattr(run.calibrate, "FunctionTimes", lambda _log: Times())
+    monkeypatch.setattr(run.calibrate, "emulator_log", lambda _stack: tmp_path / "log")
+    monkeypatch.setattr(run.calibrate, "noop_probe", lambda _project: contextlib.nullcontext())
+    stack = argparse.Namespace(s=argparse.Namespace(project_id="demo"))
+    args = argparse.Namespace(app_payments=300, app_customers=20, concurrency=16, warmup=32)
+    result = run.through_app(args, stack)
+    assert [int(c[c.index("-n") + 1]) for c in runs] == [32, 300]
+    assert timed == [False, True]  # the warm-up outside the timed block
+    assert result["throughputPerSecond"] == 6.0  # the measured run's
+    assert result["warmup"] == {"payments": 32, "final": 32, "seconds": 8.0, "throughputPerSecond": 4.0}
+    runs.clear()
+    args.warmup = 0
+    assert run.through_app(args, stack)["warmup"] is None and len(runs) == 1
