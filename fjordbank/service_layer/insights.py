@@ -4,10 +4,12 @@ Recategorising is kept per merchant (a card merchant by its normalised name, a p
 its account number): `users/{uid}/categoryOverrides/{key}`, and on the merchant's history
 in "my economy" (`fjordbank.domain.economy_booking.CHOSEN`), which the insights service
 reads for every charge anyway; both are written in one transaction, which makes the
-history if there is none yet. Every writer of a category reads it in its own transaction
-(the feed's writers read the override, the insights service the history), so the choice
-applies to every transaction with that merchant, earlier and later ones, and a replay of
-the events gives the same figures as before it. Changing it here moves the merchant's
+history if there is none yet. Every writer of a category reads it when it writes (the
+insights service the history, in its transaction; the feed's writers the override: the
+card service in its transaction, the notifier just before its commit, so a
+recategorisation committed and relabelled between the two leaves that one new entry with
+the old label), so the choice applies to every transaction with that merchant, earlier and
+later ones, and a replay of the events gives the same figures as before it. Changing it here moves the merchant's
 bookings from their old category to the new one in "my economy": those whose items the
 merchant's history keeps in that transaction with their months, then those with item
 documents in transactions of at most `CHUNK` bookings (units of work,
