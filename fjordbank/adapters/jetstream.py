@@ -52,7 +52,9 @@ def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=float(spec.ack_wait_seconds),
-        max_deliver=spec.max_deliver,
+        # for ever: the runtime is what gives up (fjordbank/runtime/consumer.py,
+        # UNSETTLED_DELIVERIES_FACTOR); spec.max_deliver is its limit
+        max_deliver=-1,
         max_ack_pending=spec.max_ack_pending,
         filter_subject=subjects[0] if len(subjects) == 1 else None,
         filter_subjects=subjects if len(subjects) > 1 else None,

@@ -88,6 +88,29 @@ TRANSIENT_BUDGET_SECONDS = 3.0
 # overlaps the next one's decisions.
 PARTITION_BATCHES_IN_FLIGHT = 2
 
+# A handler's call (a batch, or one message of a batch retried one at a time) that has not
+# returned after this long is cancelled and its messages given back (nak with backoff).
+# Without a bound, a call that never returned (a database connection that hangs without a
+# deadline) kept its messages in progress (+WPI) for ever, and its partition with them.
+# Far above anything the bench or the chaos runs measured (a contended group commit on a
+# loaded two-core machine: about 13 s); every handler is idempotent, so a call cut off
+# after its commit landed is answered from its records when the messages come back.
+HANDLER_DEADLINE_SECONDS = 120.0
+
+# The server delivers a message for ever (the consumers' max_deliver is -1,
+# fjordbank/adapters/jetstream.py); the runtime is what gives up: it dead-letters a message
+# whose handler failed at its ``max_deliver``-th delivery, and one that came back this many
+# times the ``max_deliver`` without ever getting an outcome (its process stopped each time
+# it was being handled, or it was given back each time for a partition that moved): the
+# message is moved to the DLQ before its handler sees it again. With the server counting as
+# well, a message whose last allowed delivery ended without an outcome (a kill, a partition
+# moved, a failed dead-letter publish) was never delivered again, and never dead-lettered.
+UNSETTLED_DELIVERIES_FACTOR = 2
+
+
+class HandlerTimedOut(Exception):
+    """A handler's call ran past HANDLER_DEADLINE_SECONDS and was cancelled."""
+
 
 def transient(exc: BaseException) -> bool:
     """The database or NATS did not answer in time or was busy (Firestore's ABORTED,
@@ -318,6 +341,28 @@ class ConsumerService:
         async with self._busy.setdefault(partition, asyncio.Lock()):
             pass
 
+    def _still_owned(self, binding: Binding) -> bool:
+        """A shared consumer's messages are always this instance's; a partition's while it
+        holds the partition."""
+        p = binding.spec.partition
+        return p is None or self.leases is None or self._owns(p)
+
+    async def _drop_unsettled(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> list[Delivery]:
+        """The batch without the messages delivered more than ``UNSETTLED_DELIVERIES_FACTOR``
+        times ``max_deliver`` (see there), which are dead-lettered instead of handled."""
+        limit = UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver
+        keep = []
+        for d in batch:
+            if d.num_delivered <= limit:
+                keep.append(d)
+                continue
+            reason = f"delivered {d.num_delivered} times without an outcome (its handling stopped each time)"
+            try:
+                await self._settle(d, Reject(reason), spec)
+            except Exception:  # back after ack_wait (the server delivers for ever), tried again then
+                log.warning("could not dead-letter a message", extra={"subject": d.subject}, exc_info=True)
+        return keep
+
     def _owns(self, partition: int) -> bool:
         event = self._active.get(partition)
         return event is not None and event.is_set() and self.leases is not None and self.leases.holds(partition)
@@ -331,6 +376,9 @@ class ConsumerService:
         busy = self._busy.setdefault(p, asyncio.Lock())
         while not self._stopping.is_set():
             if not self._owns(p):
+                if active.is_set():  # the lease lapsed (NATS out of reach) or is being given up
+                    await asyncio.sleep(0.1)  # the event would answer at once: no busy loop
+                    continue
                 try:
                     await asyncio.wait_for(active.wait(), 0.5)
                 except TimeoutError:
@@ -457,9 +505,15 @@ class ConsumerService:
         with the same message ids). The heartbeat keeps the messages meanwhile."""
         started = time.monotonic()
         for pause in (*TRANSIENT_PAUSES, None):
+            deadline = asyncio.timeout(HANDLER_DEADLINE_SECONDS)
             try:
-                return await binding.handler(batch)
+                async with deadline:
+                    return await binding.handler(batch)
             except Exception as exc:
+                if deadline.expired():
+                    raise HandlerTimedOut(
+                        f"the handler did not return within {HANDLER_DEADLINE_SECONDS:.0f} s"
+                    ) from exc
                 if pause is None or not self._may_try_again(exc, started, pause):
                     raise
                 log.info(
@@ -477,6 +531,9 @@ class ConsumerService:
     async def _process(self, batch: list[Delivery], binding: Binding) -> None:
         name = binding.spec.name
         batch = [d if d.span is not None else replace(d, span=self._start_span(d, name)) for d in batch]
+        batch = await self._drop_unsettled(batch, binding.spec)
+        if not batch:
+            return
         tracing.begin_batch()
         BATCH.labels(name).observe(len(batch))
         for d in batch:
@@ -488,6 +545,9 @@ class ConsumerService:
             outcomes = await self._handle(binding, batch)
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
+        except HandlerTimedOut as exc:  # not the messages' fault: all of them come back later
+            log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
+            outcomes = [Retry(str(exc))] * len(batch)
         except Exception as exc:
             if len(batch) == 1:
                 with tracing.use(batch[0].span):
@@ -502,12 +562,7 @@ class ConsumerService:
                     )
                 outcomes = [Retry(f"{type(exc).__name__}: {exc}")]
             else:
-                log.warning(
-                    "batch failed; retrying its messages one by one",
-                    extra={"size": len(batch), "error": f"{type(exc).__name__}: {exc}"},
-                )
-                for d in batch:
-                    await self._process([d], binding)
+                await self._one_by_one(batch, binding, exc)
                 return
         elapsed = time.perf_counter() - started
         for _ in batch:
@@ -529,6 +584,25 @@ class ConsumerService:
                 "seconds": round(elapsed, 4),
             },
         )
+
+    async def _one_by_one(self, batch: list[Delivery], binding: Binding, exc: Exception) -> None:
+        """A failed batch again, a message at a time, while its partition is still held
+        here; once it moved, the messages not handled yet are the new holder's (given back
+        at once, no delay)."""
+        log.warning(
+            "batch failed; retrying its messages one by one",
+            extra={"size": len(batch), "error": f"{type(exc).__name__}: {exc}"},
+        )
+        for i, d in enumerate(batch):
+            if not self._still_owned(binding):
+                rest = batch[i:]
+                await asyncio.gather(*(m.msg.nak() for m in rest), return_exceptions=True)
+                for m in rest:
+                    if m.span is not None:
+                        tracing.set_attributes(m.span, {"fjb.outcome": "partition_moved"})
+                        m.span.end()
+                return
+            await self._process([d], binding)
 
     def _start_span(self, d: Delivery, consumer: str) -> tracing.Span:
         meta = d.msg.metadata

@@ -86,7 +86,13 @@ def fair_share(partitions: int, members: int) -> int:
 @dataclass
 class Lease:
     revision: int
-    renewed: float  # monotonic time of the last successful write
+    # monotonic time at which the last successful write was sent: the entry's expiry counts
+    # from when the server stored it, which is after this, so the lease is valid at least
+    # until renewed + LEASE_SECONDS. (The time the answer came back is later by however
+    # long the answer took: counted from then, an answer slower than LEASE_SECONDS -
+    # LEASE_VALID_SECONDS let a holder go on working after its entry had expired and been
+    # taken.)
+    renewed: float
 
 
 class Ownership:
@@ -140,6 +146,8 @@ class Ownership:
                 await self.tick()
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("partition leases: NATS unavailable", extra={"error": repr(exc)})
+            except Exception:  # a hook's failure: logged, and the leases renewed on (not a dead thread)
+                log.exception("partition leases: tick failed")
             OWNED.labels(self.service).set(sum(1 for p in self.leases if self.holds(p)))
             try:
                 await asyncio.wait_for(stopping.wait(), self.renew_seconds)
@@ -170,23 +178,27 @@ class Ownership:
         """Every lease at once (one after another, a busy cluster's round trips added up to
         more than the lease under load)."""
         leases = list(self.leases.items())
+        sent = self.clock()  # before the writes: see Lease.renewed
         results = await asyncio.gather(
             *(self.kv.update(self.key(p), self.instance.encode(), last=lease.revision) for p, lease in leases),
             return_exceptions=True,
         )
-        now = self.clock()
         failure: BaseException | None = None
+        lost = []
         for (p, lease), result in zip(leases, results, strict=True):
             if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
                 # expired and taken (we were hung, or cut off longer than the lease): stop at once
                 log.warning("partition lease lost", extra={"partition": p, "service": self.service})
                 del self.leases[p]
                 MOVES.labels(self.service, "lost").inc()
-                await self.on_release(p)
+                lost.append(p)
             elif isinstance(result, BaseException):
                 failure = failure or result
             else:
-                lease.revision, lease.renewed = result, now
+                lease.revision, lease.renewed = result, sent
+        # after every renewal is recorded: stopping a partition waits for its batch in hand
+        for p in lost:
+            await self.on_release(p)
         if failure is not None:
             raise failure
 
@@ -228,14 +240,19 @@ class Ownership:
         for p in wanted:
             if count <= 0:
                 return
+            sent = self.clock()  # before the writes: see Lease.renewed
             revision = await self._try_take(p)
             if revision is None:
                 continue
-            self.leases[p] = Lease(revision, self.clock())
+            self.leases[p] = Lease(revision, sent)
             count -= 1
             MOVES.labels(self.service, "acquired").inc()
             log.info("partition acquired", extra={"partition": p, "service": self.service, "instance": self.instance})
-            await self.on_acquire(p)
+            try:
+                await self.on_acquire(p)
+            except Exception:  # held but not worked on would stall it: let it go, to be claimed again
+                log.exception("partition could not be started", extra={"partition": p, "service": self.service})
+                await self.release(p, reason="start failed")
 
     async def _try_take(self, partition: int) -> int | None:
         """Create the lease if free; take it back if its holder has this instance's name
@@ -313,7 +330,10 @@ class LeaseThread:
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop renewing and hand every partition over (after its work stopped)."""
         if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # its loop is closed: the thread ended already (logged there)
+                pass
         await asyncio.to_thread(self._thread.join, timeout)
 
     def _bridge(self, hook: Hook) -> Hook:

@@ -56,8 +56,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -114,6 +115,9 @@ NEXT_LEGS = (CREDIT, REFUND)  # the steps the ledger publishes to itself
 
 
 Decided = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
+
+
+log = logging.getLogger(__name__)
 
 
 class Known(recent.Versions):
@@ -429,16 +433,23 @@ def save_batch(writes: Writes, state: BatchState, records: dict[str, Record]) ->
     )
 
 
-def unsure(state: BatchState, verdicts: list[Verdict]) -> set[str]:
+def unsure(state: BatchState, verdicts: list[Verdict], carried: Mapping[str, Version] | None = None) -> set[str]:
     """The remembered documents a refusal was decided on: a refusal writes nothing that a
-    stale balance or record would fail, so it must be decided on documents read now."""
+    stale balance or record would fail, so it must be decided on documents read now. And a
+    carried record (``carried``) that says its own leg is done already: the leg then writes
+    nothing, so no precondition would check the record, and a genuine one never says so
+    (the credit carries the record as the debit left it, the refund as the refused credit
+    left it): a redelivered leg is answered from the record as read now."""
     paths: set[str] = set()
     for v in verdicts:
+        p = v.event.payment
         declined = v.event.status == "approved" and v.result is not None and v.result.status == "failed"
         refused = v.result is None or (not v.replayed and (declined or v.result.status == REFUND))
         if refused:
-            p = v.event.payment
             paths |= {account_path(a) for a in accounts_needed(v.event)} | {record_path(p.payment_id)}
+        path = record_path(p.payment_id)
+        if v.replayed and carried and path in carried and state.versions.get(path) == carried[path]:
+            paths.add(path)
     return {path for path in paths if path in state.versions and path not in state.read}
 
 
@@ -520,13 +531,16 @@ class Ledger:
         new_payments, error = True, None
         carried = dict(found for e in events if (found := carried_record(e)) is not None)
         for attempt in range(1, ATTEMPTS + 1):
-            state = await load_batch(self.docs, events, self.known, new_payments=new_payments, carried=carried)
-            verdicts, records = decide_batch(state, events, now=at)
-            while doubt := unsure(state, verdicts):  # decided again on what is read now
-                self.known.forget(doubt)
-                carried = {path: v for path, v in carried.items() if path not in doubt}
-                state = await load_batch(self.docs, events, self.known, new_payments=new_payments, carried=carried)
-                verdicts, records = decide_batch(state, events, now=at)
+            try:
+                state, verdicts, records = await self._decide(events, new_payments, carried, at)
+            except Exception:
+                if not carried:
+                    raise
+                # a carried record this code cannot decide on (not the shape it writes: a
+                # newer release's, or a damaged event): decided on the records read instead
+                log.warning("a carried ledger record could not be used; reading the records", exc_info=True)
+                carried = {}
+                state, verdicts, records = await self._decide(events, new_payments, carried, at)
             batch = self.docs.batch()
             writes = save_batch(batch, state, records)
             try:
@@ -542,6 +556,21 @@ class Ledger:
         gave_up = Contention(f"the ledger's documents kept moving ({ATTEMPTS} commits): {error}")
         self._attempted(ATTEMPTS, gave_up)
         raise gave_up from error
+
+    async def _decide(
+        self, events: list[PaymentEvent], new_payments: bool, carried: dict[str, Version], at: dt.datetime
+    ) -> tuple[BatchState, list[Verdict], dict[str, Record]]:
+        """Load and decide the batch; what was decided on a document in doubt (`unsure`) is
+        decided again on it as read now (and its carried record, if any, dropped: in place)."""
+        state = await load_batch(self.docs, events, self.known, new_payments=new_payments, carried=carried)
+        verdicts, records = decide_batch(state, events, now=at)
+        while doubt := unsure(state, verdicts, carried):
+            self.known.forget(doubt)
+            for path in doubt:
+                carried.pop(path, None)
+            state = await load_batch(self.docs, events, self.known, new_payments=new_payments, carried=carried)
+            verdicts, records = decide_batch(state, events, now=at)
+        return state, verdicts, records
 
     # ---- admin path: accounts and deposits ------------------------------------------------
     async def ensure_internal_accounts(self, currency: str = "NOK") -> None:

@@ -16,6 +16,7 @@ import asyncio
 import copy
 import datetime as dt
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -344,6 +345,56 @@ def test_a_carried_record_of_another_payment_or_malformed_is_not_used():
     assert carried_record(PaymentEvent(p, "approved", detail={CARRIED: wire})) is None  # not a ledger leg
     for bad in ({"updated": "yesterday", "data": wire["data"]}, {"updated": "2025-03-14T12:00:00", "data": {}}, "x"):
         assert carried_record(PaymentEvent(p, CREDIT, detail={CARRIED: bad})) is None
+
+
+def with_carried(event: PaymentEvent, data: dict) -> PaymentEvent:
+    """``event`` carrying ``data`` as its record (what only a damaged or forged event holds)."""
+    assert event.detail is not None
+    wire = {**event.detail[CARRIED], "data": data}
+    return replace(event, detail={**event.detail, CARRIED: wire})
+
+
+async def test_a_carried_record_that_says_its_own_credit_is_done_is_read_not_believed():
+    """A genuine credit never carries a record with its own leg in it; one that does would
+    write nothing (a replay), so no precondition would check it: the record is read, and
+    the money arrives."""
+    ledger, docs = await bank({ALICE: 5_000})
+    p = payment("p1", amount=1_200)
+    [debit] = await ledger.post_batch([step(p)])
+    credit = next_leg(debit)
+    assert credit.detail is not None
+    carried = credit.detail[CARRIED]["data"]
+    claims_done = {**carried, "status": "completed", "steps": {**carried["steps"], CREDIT: {"status": "completed"}}}
+    docs.forget()
+    [credited] = await Ledger(docs, clock=lambda: NOW).post_batch([with_carried(credit, claims_done)])
+    assert credited.result == StepResult("completed") and not credited.replayed
+    assert record_path("p1") in reads(docs)[-1]
+    assert await balance(docs, BOB) == (1_200, 0, 1_200)
+    assert money(docs) == 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: {"paymentId": data["paymentId"]},  # no steps
+        lambda data: {**data, "hold": {}},  # a hold without its id
+        lambda data: {**data, "postingIds": 5},
+    ],
+)
+async def test_a_carried_record_this_code_cannot_decide_on_is_read_instead(damage):
+    ledger, docs = await bank({ALICE: 5_000})
+    p = payment("p1", amount=1_200)
+    [debit] = await ledger.post_batch([step(p)])
+    credit = next_leg(debit)
+    assert credit.detail is not None
+    docs.forget()
+    [credited] = await Ledger(docs, clock=lambda: NOW).post_batch(
+        [with_carried(credit, damage(credit.detail[CARRIED]["data"]))]
+    )
+    assert credited.result == StepResult("completed")
+    assert record_path("p1") in reads(docs)[-1]
+    assert await balance(docs, BOB) == (1_200, 0, 1_200)
+    assert money(docs) == 0
 
 
 async def test_a_payee_account_that_cannot_take_the_credit_sends_it_back_to_the_payer():

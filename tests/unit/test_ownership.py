@@ -41,6 +41,7 @@ class FakeKV:
     clock: Clock
     ttl: float = topology.LEASE_SECONDS
     seq: int = 0
+    late_answer: float = 0.0  # the next update's answer comes back this long after its write
     entries: dict[str, Entry] = field(default_factory=dict)
 
     def _live(self, key: str) -> Entry | None:
@@ -68,7 +69,11 @@ class FakeKV:
         e = self._live(key)
         if e is None or e.revision != last:
             raise nats.js.errors.KeyWrongLastSequenceError()
-        return self._write(key, value)
+        revision = self._write(key, value)
+        if self.late_answer:
+            self.clock.now += self.late_answer
+            self.late_answer = 0.0
+        return revision
 
     async def get(self, key):
         e = self._live(key)
@@ -181,6 +186,69 @@ def test_a_hung_instance_stops_before_its_leases_can_be_taken_and_drops_them_whe
     assert mine <= held(b)
     step(clock, a, b)  # a resumes: its renewals fail on the revision, it lets go
     assert a.leases.keys().isdisjoint(mine) and a.work.isdisjoint(mine)  # type: ignore[attr-defined]
+
+
+def test_a_lease_counts_from_when_its_renewal_was_sent_not_from_its_late_answer():
+    """The entry expires LEASE_SECONDS after the server stored it. A renewal whose answer
+    came back a second late, counted from the answer, let the holder work on for a second
+    after its entry could have expired and been taken (here by b, while a hung after it)."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    a, b = instance(kv, clock, "ledger"), instance(kv, clock, "ledger-2")
+    step(clock, a)
+    assert held(a) == set(range(8))
+    kv.late_answer = 1.0  # the first renewal of a's next tick is stored now, answered a second later
+    run(a.tick())
+    clock.now += topology.LEASE_SECONDS - 1.0 + 0.05  # a hangs: that first entry has expired
+    run(b.tick())
+    taken = held(b)
+    assert taken, "b takes the lease that expired"
+    assert_exclusive(clock, a, b)
+    assert not taken & held(a)
+
+
+def test_a_partition_that_could_not_be_started_is_let_go_and_claimed_again():
+    """Held but not worked on, it would stall: its lease is given up, and taken again."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    work: set[int] = set()
+    failures = [RuntimeError("could not start")]
+
+    async def acquire(p):
+        if failures:
+            raise failures.pop()
+        work.add(p)
+
+    async def release(p):
+        work.discard(p)
+
+    o = Ownership(FakeJS(kv), kv, "ledger", "ledger", on_acquire=acquire, on_release=release, clock=clock)
+    run(o.tick())
+    assert len(work) == 7 and set(o.leases) == work
+    clock.now += topology.LEASE_RENEW_SECONDS
+    run(o.tick())
+    assert work == set(range(8)) == set(o.leases)
+
+
+async def test_the_lease_loop_goes_on_after_a_tick_fails():
+    """A hook's failure is logged; the thread does not die with the leases unrenewed."""
+    clock = Clock()
+    o = instance(FakeKV(clock), clock, "ledger")
+    ticks = []
+
+    async def tick():
+        ticks.append(1)
+        if len(ticks) == 1:
+            raise RuntimeError("a hook failed")
+
+    o.tick = tick  # type: ignore[method-assign]
+    o.renew_seconds = 0.01
+    stopping = asyncio.Event()
+    loop = asyncio.create_task(o.run(stopping))
+    await asyncio.sleep(0.2)
+    stopping.set()
+    await loop
+    assert len(ticks) > 2
 
 
 def test_a_restarted_instance_with_the_same_name_takes_its_leases_back_at_once():
