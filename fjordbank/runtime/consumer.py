@@ -3,9 +3,9 @@
 A service gives a batch handler; the runtime does the rest: TLS + credentials, a durable
 pull consumer bound by name, batch fetch, bounded concurrency, explicit ack, nak with
 backoff, term, dead-lettering after ``max_deliver`` (or at once for a message that can
-never succeed, or one back too often without an outcome: UNSETTLED_DELIVERIES_FACTOR),
-a deadline on each handler call (HANDLER_DEADLINE_SECONDS), SIGTERM -> finish the batch in hand, flush the acks and exit, JSON logs and
-Prometheus metrics.
+never succeed, or one back too often without an outcome: UNSETTLED_DELIVERIES_FACTOR), a
+deadline on each handler call (HANDLER_DEADLINE_SECONDS), SIGTERM -> finish the batch in
+hand, flush the acks and exit, JSON logs and Prometheus metrics.
 
 If a handler raises for a whole batch, the runtime retries the batch one message at a
 time, so one poison message cannot hold the others back.
