@@ -472,7 +472,7 @@ class ConsumerService:
                 await self._process(batch, binding)
             else:
                 async with self._turns:  # PARTITION_BATCHES_IN_FLIGHT
-                    if self.leases is not None and not self._owns(binding.spec.partition):
+                    if not self._still_owned(binding):
                         # The partition moved while the batch waited its turn: given back at
                         # once (nak, no delay) for its new owner, as a batch fetched just then.
                         await asyncio.gather(*(d.msg.nak() for d in batch), return_exceptions=True)
