@@ -4,10 +4,12 @@ submit-due-payments: every payment request that is due (scheduled for today or e
 Europe/Oslo), whose first publish failed (status "received"), or that has shown
 "requested" for longer than `STUCK` (the edge's run ended between its commit and its
 publish; or the pipeline holds it, and the publish is answered as a duplicate) is
-submitted through the same path as an immediate payment. Exactly once per due date however often the job runs,
-even twice at the same time: the request moves from "scheduled" to "requested" only
-forward, the message id (payment id + "requested") lets JetStream store it once, and the
-services answer a replay from their records. A due payment the account cannot cover waits
+submitted through the same path as an immediate payment. Exactly once per due date
+however often the job runs, even twice at the same time: a due scheduled request is
+claimed (moved from "scheduled" to "requested" in a unit of work) before it is published,
+so a cancel either comes first and keeps it unpublished or is refused; the message id
+(payment id + "requested") lets JetStream store it once, and the services answer a replay
+from their records. A due payment the account cannot cover waits
 for the next run that day and fails once the day has passed. Then the standing orders'
 due dates (fjordbank.service_layer.standing_orders).
 
@@ -160,11 +162,36 @@ def _submit_due(
         )
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)
+        if not _claim(docs, request.path, payment, now):
+            return "skipped"  # cancelled, or taken by another run, since the query read it
     try:
         submit(payment)
     except PublishError:
         return "unpublished"  # still "received"/"scheduled"/"requested": the next run tries again
     return "submitted"
+
+
+def _claim(docs: Documents, path: str, payment: PaymentRequested, now: dt.datetime) -> bool:
+    """Move a due scheduled request to "requested" before it is published (one unit of
+    work), so that a cancel from then on is refused ("not_scheduled") and one that came
+    first keeps it from being published. Without it, a cancel between the query's read and
+    the publish left the request showing "cancelled" while the payment went through. Stamped
+    with the job's clock, as its other writes are (so this run's query for requests
+    "requested" too long does not find it). A publish that fails after the claim leaves the
+    request "requested": the job publishes it again once it has been so for `STUCK`.
+    False: it is no longer scheduled."""
+
+    def run(uow: UnitOfWork) -> bool:
+        found = uow.get(path)
+        current = {} if found is None else found.data
+        if current.get("status") != "scheduled":
+            return False
+        extra = {"paymentId": payment.payment_id, "bodyHash": payment.body_hash}
+        update = projection_update(current, "requested", extra=extra) or {}  # never None from scheduled
+        uow.update(path, {**update, "updatedAt": now, "timeline.requested": now})
+        return True
+
+    return docs.transact(run, operation="scheduled_claim")
 
 
 def _hold_back(

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from fjordbank import topology
-from fjordbank.domain.payments import PaymentRequested, payment_id_for
+from fjordbank.domain.payments import PaymentRequested, may_advance, payment_id_for
 from fjordbank.errors import PublishError
-from fjordbank.service_layer import scheduled, seams
+from fjordbank.service_layer import scheduled, seams, standing_orders
+from fjordbank.service_layer.edge import PaymentRejected
 from fjordbank.service_layer.ports import Where
 from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import NOW, RecordingPublisher, account_numbers, customer_account, data, fixed_clock, seed
@@ -61,20 +62,30 @@ def scheduled_request(docs, request_id: str, amount: int, due: dt.date, *, statu
 
 class Submit:
     """seams.Submit as the edge behaves: publish, then show the request as requested; a
-    publish that fails leaves it "received" and raises."""
+    publish that fails shows it "received" and raises. Both only forward
+    (`fjordbank.domain.payments.may_advance`): a request the job claimed shows "requested"
+    already, and a failed publish leaves it so. ``statuses``: what each request showed when
+    it was submitted."""
 
     def __init__(self, docs: MemoryDocuments, publisher: RecordingPublisher) -> None:
         self.docs, self.publisher, self.submitted = docs, publisher, []
+        self.statuses: list[str | None] = []
 
     def __call__(self, p: PaymentRequested) -> None:
         self.submitted.append(p.request_id)
         path = request_path(p.request_id, p.uid)
+        self.statuses.append(data(self.docs, path).get("status"))
         try:
             self.publisher.publish_json("payments.requested", p.to_json(), msg_id=f"{p.payment_id}:requested")
         except PublishError:
-            seed(self.docs, {path: {**data(self.docs, path), "status": "received"}})
+            self._show(path, "received")
             raise
-        seed(self.docs, {path: {**data(self.docs, path), "status": "requested"}})
+        self._show(path, "requested")
+
+    def _show(self, path: str, status: str) -> None:
+        current = data(self.docs, path)
+        if may_advance(current.get("status"), status):
+            seed(self.docs, {path: {**current, "status": status}})
 
 
 @pytest.fixture
@@ -104,6 +115,17 @@ def run(docs, publisher, submit, now: dt.datetime = NOW, **kw: Any) -> dict[str,
     return scheduled.submit_due_payments(docs, publisher, submit=submit, clock=fixed_clock(now), **kw)
 
 
+def completed(docs, request_id: str) -> None:
+    """What the notifier shows once the pipeline has made the payment."""
+    seed(docs, {request_path(request_id): {**data(docs, request_path(request_id)), "status": "completed"}})
+
+
+def refused(call) -> str:
+    with pytest.raises(PaymentRejected) as caught:
+        call()
+    return caught.value.code
+
+
 def counts(result: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in result.items() if v and k != "standingOrders"}
 
@@ -114,6 +136,7 @@ def test_a_due_scheduled_payment_is_released_once(docs, publisher, submit):
     assert counts(run(docs, publisher, submit)) == {"submitted": 1}
     assert submit.submitted == ["req-today-1"]
     assert counts(run(docs, publisher, submit)) == {}  # the next run: nothing more is due today
+    completed(docs, "req-today-1")
     assert counts(run(docs, publisher, submit, now=NOW + dt.timedelta(days=1))) == {"submitted": 1}
     assert submit.submitted == ["req-today-1", "req-later-1"]
     assert len(publisher.stored) == 2
@@ -147,15 +170,49 @@ def test_a_held_back_request_that_moved_on_meanwhile_is_skipped(docs, publisher)
 
 
 def test_a_request_whose_publish_failed_is_submitted_again_and_waits_while_nats_is_away(docs, submit):
-    scheduled_request(docs, "req-today-2", 1_000, TODAY)
+    seed(
+        docs,
+        {request_path("req-first-2"): {"status": "received", "payment": payment("req-first-2", 1, TODAY).to_json()}},
+    )
     away = RecordingPublisher(down=True)
     submit.publisher = away
-    # the due request fails to publish (now "received"), and the same run tries it once more
-    assert counts(run(docs, away, submit)) == {"unpublished": 2}
-    assert data(docs, request_path("req-today-2"))["status"] == "received"
+    # an immediate payment whose first publish failed ("received") is tried by every run
+    assert counts(run(docs, away, submit)) == {"unpublished": 1}
+    assert data(docs, request_path("req-first-2"))["status"] == "received"
     submit.publisher = back = RecordingPublisher()
     assert counts(run(docs, back, submit)) == {"submitted": 1}
-    assert data(docs, request_path("req-today-2"))["status"] == "requested" and len(back.stored) == 1
+    assert data(docs, request_path("req-first-2"))["status"] == "requested" and len(back.stored) == 1
+
+
+def test_a_claimed_scheduled_payment_whose_publish_failed_is_published_once_stuck(docs, submit):
+    scheduled_request(docs, "req-today-2", 1_000, TODAY)
+    submit.publisher = RecordingPublisher(down=True)
+    assert counts(run(docs, submit.publisher, submit)) == {"unpublished": 1}
+    assert data(docs, request_path("req-today-2"))["status"] == "requested"  # claimed: no cancel from now on
+    submit.publisher = back = RecordingPublisher()
+    assert counts(run(docs, back, submit)) == {}  # not stuck yet
+    later = NOW + scheduled.STUCK + dt.timedelta(seconds=1)
+    assert counts(run(docs, back, submit, now=later)) == {"submitted": 1}
+    assert len(back.stored) == 1
+
+
+def test_a_due_scheduled_payment_is_claimed_before_it_is_published(docs, publisher, submit):
+    scheduled_request(docs, "req-today-3", 1_000, TODAY)
+    assert counts(run(docs, publisher, submit)) == {"submitted": 1}
+    assert submit.statuses == ["requested"]  # a cancel from then on is refused: not_scheduled
+    assert refused(lambda: standing_orders.cancel_scheduled(docs, UID, "req-today-3")) == "not_scheduled"
+
+
+def test_a_scheduled_payment_cancelled_after_the_job_read_it_is_not_published(docs, publisher, submit, monkeypatch):
+    """The customer cancels between the job's query and its publish: the claim finds it
+    cancelled, and the payment is not made (it used to be made, showing "cancelled")."""
+    scheduled_request(docs, "req-today-4", 1_000, TODAY)
+    read = list(scheduled.due_requests(docs, NOW, 10))
+    standing_orders.cancel_scheduled(docs, UID, "req-today-4")
+    monkeypatch.setattr(scheduled, "due_requests", lambda *_a, **_k: iter(read))
+    assert counts(run(docs, publisher, submit)) == {"skipped": 1}
+    assert submit.submitted == [] and publisher.stored == []
+    assert data(docs, request_path("req-today-4"))["status"] == "cancelled"
 
 
 def test_a_request_requested_for_long_is_published_again(docs, publisher, submit):
