@@ -15,8 +15,12 @@ The bucket expires every entry ``LEASE_SECONDS`` after its last write. Each inst
 ``LEASE_RENEW_SECONDS``: writes its member key, renews its leases (compare-and-set on the
 revision it wrote: a lease somebody else took is lost, never overwritten), counts the live
 members, and moves towards its fair share, ceil(partitions / members): it releases the
-excess (stopping the partition's work first, then deleting the lease) or claims free
-partitions (create-if-absent: one claimant wins). Each instance prefers its own partitions
+excess or claims free partitions (create-if-absent: one claimant wins). A partition given
+up stops being worked on at once, and its lease is renewed on until the batch in hand is
+settled and deleted at the next tick after that: the handover never waits for the old
+holder's expiry, and never blocks the renewal of the instance's other leases (it did: four
+partitions given up one after another, each waiting for its batch, took longer than a
+lease, and the instance's other leases lapsed too). Each instance prefers its own partitions
 by rendezvous hashing, so a fresh instance and the old ones rarely want the same one.
 
 Failure: a killed instance's leases expire within ``LEASE_SECONDS`` and the others claim
@@ -124,13 +128,18 @@ class Ownership:
         self.valid_seconds = valid_seconds
         self.clock = clock
         self.leases: dict[int, Lease] = {}
+        # partitions being given up: their work stopping (on_release running), their lease
+        # still renewed until it has, then deleted (_finish_releases)
+        self.stopping: dict[int, tuple[asyncio.Future[None], str]] = {}
         self.member_revision: int | None = None
         self.members = 1
 
     # ---- what the workers ask --------------------------------------------------------
     def holds(self, partition: int) -> bool:
         lease = self.leases.get(partition)
-        return lease is not None and self.clock() - lease.renewed < self.valid_seconds
+        return (
+            lease is not None and partition not in self.stopping and self.clock() - lease.renewed < self.valid_seconds
+        )
 
     def key(self, partition: int) -> str:
         return f"{self.service}.p{partition}"
@@ -155,14 +164,17 @@ class Ownership:
                 pass
 
     async def tick(self) -> None:
-        await self._renew()  # first: a late tick must not spend the lease's time on the rest
+        await self._finish_releases()
+        await self._renew()  # early: a late tick must not spend the lease's time on the rest
         await self._heartbeat()
         self.members = await self._count_members()
         share = fair_share(self.partitions, self.members)
-        if len(self.leases) > share:
-            await self._release_excess(len(self.leases) - share)
-        elif len(self.leases) < share:
-            await self._claim(share - len(self.leases))
+        kept = [p for p in self.leases if p not in self.stopping]
+        if len(kept) > share:
+            for p in sorted(kept, key=lambda p: preference(self.instance, p))[: len(kept) - share]:
+                self._give_up(p, "rebalance")  # the ones this instance wants least
+        elif len(kept) < share:
+            await self._claim(share - len(kept))
 
     async def _heartbeat(self) -> None:
         value = self.instance.encode()
@@ -196,9 +208,8 @@ class Ownership:
                 failure = failure or result
             else:
                 lease.revision, lease.renewed = result, sent
-        # after every renewal is recorded: stopping a partition waits for its batch in hand
         for p in lost:
-            await self.on_release(p)
+            self._give_up(p, "lost")
         if failure is not None:
             raise failure
 
@@ -214,26 +225,36 @@ class Ownership:
                 pass
         return max(live, 1)
 
-    async def _release_excess(self, count: int) -> None:
-        """Give up the partitions this instance wants least (after their work stopped)."""
-        for p in sorted(self.leases, key=lambda p: preference(self.instance, p))[:count]:
-            await self.release(p, reason="rebalance")
+    def _give_up(self, partition: int, reason: str) -> None:
+        """Start stopping the partition's work (``holds`` is False from now on). Its lease,
+        if still held, is renewed until the work has stopped and deleted then."""
+        if partition not in self.stopping:
+            self.stopping[partition] = (asyncio.ensure_future(self.on_release(partition)), reason)
 
-    async def release(self, partition: int, *, reason: str) -> None:
-        lease = self.leases.pop(partition, None)
-        if lease is None:
-            return
-        await self.on_release(partition)
-        try:
-            await self.kv.delete(self.key(partition), last=lease.revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            pass  # already somebody else's
-        MOVES.labels(self.service, "released").inc()
-        log.info("partition released", extra={"partition": partition, "service": self.service, "reason": reason})
+    async def _finish_releases(self, *, wait: bool = False) -> None:
+        """Delete the lease of every partition whose work has stopped (every one, waiting
+        for their work, with ``wait``)."""
+        for p, (stopped, reason) in list(self.stopping.items()):
+            if not (wait or stopped.done()):
+                continue
+            try:
+                await stopped
+            except Exception:  # handed over anyway: holds() has been False since _give_up
+                log.exception("partition's work did not stop cleanly", extra={"partition": p, "service": self.service})
+            del self.stopping[p]
+            lease = self.leases.pop(p, None)
+            if lease is None:  # lost meanwhile: somebody else's already
+                continue
+            try:
+                await self.kv.delete(self.key(p), last=lease.revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                pass  # expired and taken meanwhile
+            MOVES.labels(self.service, "released").inc()
+            log.info("partition released", extra={"partition": p, "service": self.service, "reason": reason})
 
     async def _claim(self, count: int) -> None:
         wanted = sorted(
-            (p for p in range(self.partitions) if p not in self.leases),
+            (p for p in range(self.partitions) if p not in self.leases and p not in self.stopping),
             key=lambda p: preference(self.instance, p),
             reverse=True,
         )
@@ -252,7 +273,7 @@ class Ownership:
                 await self.on_acquire(p)
             except Exception:  # held but not worked on would stall it: let it go, to be claimed again
                 log.exception("partition could not be started", extra={"partition": p, "service": self.service})
-                await self.release(p, reason="start failed")
+                self._give_up(p, "start failed")
 
     async def _try_take(self, partition: int) -> int | None:
         """Create the lease if free; take it back if its holder has this instance's name
@@ -274,9 +295,10 @@ class Ownership:
             return None
 
     async def release_all(self) -> None:
-        """On a clean stop (after the work stopped): hand every partition over at once."""
+        """On a clean stop: stop the work on every partition and hand them all over at once."""
         for p in list(self.leases):
-            await self.release(p, reason="stopping")
+            self._give_up(p, "stopping")
+        await self._finish_releases(wait=True)
         if self.member_revision is not None:
             try:
                 await self.kv.delete(self.member_key)

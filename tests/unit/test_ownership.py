@@ -115,8 +115,13 @@ def instance(kv: FakeKV, clock: Clock, name: str) -> Ownership:
     return o
 
 
+# one loop for a whole test's ticks: a partition given up stops in a task of its own, which
+# the next tick finds done (asyncio.run would cancel it when each tick's loop closed)
+_loop = asyncio.new_event_loop()
+
+
 def run(coro):
-    return asyncio.run(coro)
+    return _loop.run_until_complete(coro)
 
 
 def step(clock: Clock, *instances: Ownership, seconds: float = topology.LEASE_RENEW_SECONDS) -> None:
@@ -224,7 +229,7 @@ def test_a_partition_that_could_not_be_started_is_let_go_and_claimed_again():
 
     o = Ownership(FakeJS(kv), kv, "ledger", "ledger", on_acquire=acquire, on_release=release, clock=clock)
     run(o.tick())
-    assert len(work) == 7 and set(o.leases) == work
+    assert len(work) == 7 and held(o) == work
     clock.now += topology.LEASE_RENEW_SECONDS
     run(o.tick())
     assert work == set(range(8)) == set(o.leases)
@@ -249,6 +254,45 @@ async def test_the_lease_loop_goes_on_after_a_tick_fails():
     stopping.set()
     await loop
     assert len(ticks) > 2
+
+
+def test_a_partition_given_up_slowly_keeps_its_lease_and_the_others_until_its_work_stops():
+    """Giving up a partition waits for its batch in hand. That wait used to hold up the
+    tick: four partitions given up one after another took longer than a lease, and the
+    instance's other leases lapsed meanwhile. Now the renewals go on (the partition given up
+    included, so nobody else takes it while its batch is still being worked on), and it is
+    handed over at the first tick after its work stopped."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    work: set[int] = set()
+    stopped: dict[int, asyncio.Event] = {}
+
+    async def acquire(p):
+        work.add(p)
+
+    async def release(p):  # the batch in hand settles only when the test says so
+        await stopped.setdefault(p, asyncio.Event()).wait()
+        work.discard(p)
+
+    a = Ownership(FakeJS(kv), kv, "ledger", "ledger", on_acquire=acquire, on_release=release, clock=clock)
+    a.work = work  # type: ignore[attr-defined]
+    step(clock, a)
+    assert held(a) == set(range(8))
+    b = instance(kv, clock, "ledger-2")
+    step(clock, b)  # b is a member now: a's share is 4
+    for _ in range(8):  # 6 s: twice a lease, and a's batches in hand are still not settled
+        step(clock, a, b)
+    given_up = set(a.stopping)
+    assert len(given_up) == 4
+    assert held(a) == set(range(8)) - given_up, "the partitions a keeps never lapsed"
+    assert held(b) == set(), "nobody takes a partition whose batch is still being worked on"
+    assert all(kv._live(a.key(p)) for p in given_up), "renewed on while its work stops"
+    for p in given_up:
+        _loop.call_soon(stopped.setdefault(p, asyncio.Event()).set)
+    step(clock, b)  # the release hooks return
+    step(clock, a, b)  # a hands them over, b takes them
+    assert held(b) == given_up and held(a) == set(range(8)) - given_up
+    assert a.stopping == {}
 
 
 def test_a_restarted_instance_with_the_same_name_takes_its_leases_back_at_once():
