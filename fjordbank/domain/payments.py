@@ -413,4 +413,12 @@ def projection_update(
     update = {**(extra or {}), "status": status, "statusRank": STATUS_RANK[status]}
     if reason is not None:
         update["reason"] = {"code": reason, "message": message or reason}
+    elif current.get("status") == "received" and current.get("reason") is not None:
+        update["reason"] = None  # see WAITING_REASON_CLEARS
     return update
+
+
+# "received" is the one state whose reason says only why it waits (publish_pending: the
+# request is to be published again). The state after it clears the reason: the app shows
+# any reason as an error, so a payment published after all showed "Paid" with it.
+WAITING_REASON_CLEARS = STATUS_RANK["received"]

@@ -68,6 +68,8 @@ def test_a_request_whose_publish_failed_is_published_by_the_job(stack, auth, as_
     wait_for(lambda: alice.request(request_id).get("status") == "rejected", timeout=30, what="the trigger")
     ref.set(pending)
     queue_job(stack, "submit-due-payments", 2)
-    assert alice.wait_final(request_id, timeout=60)["status"] == "completed"
+    final = alice.wait_final(request_id, timeout=60)
+    assert final["status"] == "completed"
+    assert final.get("reason") is None  # the app shows a reason as an error: the waiting one is gone
     assert alice.balance(alice.accounts[0]) == 3_500
     audit()

@@ -107,6 +107,18 @@ def test_states_passed_unshown_join_the_timeline_with_the_state_after_them() -> 
     assert request.fields["status"] == "completed"
 
 
+def test_a_request_shown_as_received_loses_its_waiting_reason_when_it_moves_on() -> None:
+    """ "received" shows publish_pending (the edge could not publish, or thought so); the
+    payment then went through, and the app shows any reason as an error: it is cleared."""
+    p = run([event("approved")], requests={REQUEST: STATUS_RANK["received"]})
+    assert p.requests[REQUEST].fields["reason"] is None
+    assert (
+        "reason" not in run([event("approved")], requests={REQUEST: STATUS_RANK["requested"]}).requests[REQUEST].fields
+    )
+    failed = run([event("failed", reason="insufficient_funds")], requests={REQUEST: STATUS_RANK["received"]})
+    assert failed.requests[REQUEST].fields["reason"]["code"] == "insufficient_funds"
+
+
 def test_a_passed_state_the_document_shows_or_passed_already_is_left_alone() -> None:
     # the document shows "submitted" (after "approved"): only "settled" is new to it
     p = run([answered(["approved", "settled"], "completed")], requests={REQUEST: STATUS_RANK["submitted"]})

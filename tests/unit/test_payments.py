@@ -543,6 +543,14 @@ def test_projection_update_carries_reason_and_extra_fields():
     }
 
 
+def test_projection_update_clears_the_waiting_reason_of_received_only():
+    pending = {"status": "received", "reason": {"code": "publish_pending", "message": "m"}}
+    assert projection_update(pending, "requested")["reason"] is None
+    assert projection_update(pending, "rejected", reason="invalid_kid")["reason"]["code"] == "invalid_kid"
+    returned = {"status": "returned", "reason": {"code": "account_closed", "message": "m"}}
+    assert "reason" not in projection_update(returned, "completed")  # a reason that explains stays
+
+
 def test_projection_update_reason_message_defaults_to_code():
     update = projection_update({"status": "received"}, "rejected", reason="invalid_kid")
     assert update["reason"] == {"code": "invalid_kid", "message": "invalid_kid"}
