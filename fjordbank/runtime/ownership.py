@@ -164,8 +164,8 @@ class Ownership:
                 pass
 
     async def tick(self) -> None:
+        await self._renew()  # first: a late tick must not spend the lease's time on the rest
         await self._finish_releases()
-        await self._renew()  # early: a late tick must not spend the lease's time on the rest
         await self._heartbeat()
         self.members = await self._count_members()
         share = fair_share(self.partitions, self.members)
@@ -229,26 +229,38 @@ class Ownership:
         """Start stopping the partition's work (``holds`` is False from now on). Its lease,
         if still held, is renewed until the work has stopped and deleted then."""
         if partition not in self.stopping:
-            self.stopping[partition] = (asyncio.ensure_future(self.on_release(partition)), reason)
+            work = asyncio.get_running_loop().create_task(self.on_release(partition))
+            self.stopping[partition] = (work, reason)
 
     async def _finish_releases(self, *, wait: bool = False) -> None:
-        """Delete the lease of every partition whose work has stopped (every one, waiting
-        for their work, with ``wait``)."""
-        for p, (stopped, reason) in list(self.stopping.items()):
-            if not (wait or stopped.done()):
+        """Hand over every partition whose work has stopped (with ``wait``: every one, once
+        its work has stopped): its lease deleted, all at once. A delete that fails leaves
+        the entry to expire (LEASE_SECONDS), as a killed holder's would."""
+        if wait and self.stopping:
+            await asyncio.wait([work for work, _ in self.stopping.values()])
+        handed = []
+        for p, (work, reason) in list(self.stopping.items()):
+            if not work.done():
                 continue
-            try:
-                await stopped
-            except Exception:  # handed over anyway: holds() has been False since _give_up
-                log.exception("partition's work did not stop cleanly", extra={"partition": p, "service": self.service})
+            if work.cancelled() or work.exception() is not None:  # handed over anyway: holds() is False
+                log.error(
+                    "partition's work did not stop cleanly",
+                    extra={"partition": p, "service": self.service},
+                    exc_info=None if work.cancelled() else work.exception(),
+                )
+            lease = self.leases.pop(p, None)  # first: holds() stays False in between (read from another thread)
             del self.stopping[p]
-            lease = self.leases.pop(p, None)
-            if lease is None:  # lost meanwhile: somebody else's already
+            if lease is not None:  # else lost meanwhile: somebody else's already
+                handed.append((p, lease, reason))
+        results = await asyncio.gather(
+            *(self.kv.delete(self.key(p), last=lease.revision) for p, lease, _ in handed), return_exceptions=True
+        )
+        for (p, _, reason), result in zip(handed, results, strict=True):
+            if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
+                MOVES.labels(self.service, "lost").inc()  # expired and taken before it was handed over
                 continue
-            try:
-                await self.kv.delete(self.key(p), last=lease.revision)
-            except nats.js.errors.KeyWrongLastSequenceError:
-                pass  # expired and taken meanwhile
+            if isinstance(result, BaseException):
+                log.warning("partition lease not deleted; it expires", extra={"partition": p, "error": repr(result)})
             MOVES.labels(self.service, "released").inc()
             log.info("partition released", extra={"partition": p, "service": self.service, "reason": reason})
 
@@ -317,7 +329,8 @@ class LeaseThread:
     stopped process (or NATS out of reach) lets a lease lapse, as it should.
 
     ``on_acquire`` and ``on_release`` run on the service's loop (``main_loop``); the lease
-    loop waits for them. ``holds`` is read from the service's loop."""
+    loop waits for ``on_acquire``, and renews on while an ``on_release`` runs (see
+    ``Ownership._give_up``). ``holds`` is read from the service's loop."""
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class FakeKV:
     ttl: float = topology.LEASE_SECONDS
     seq: int = 0
     late_answer: float = 0.0  # the next update's answer comes back this long after its write
+    failing_deletes: int = 0  # the next this many deletes get no answer
     entries: dict[str, Entry] = field(default_factory=dict)
 
     def _live(self, key: str) -> Entry | None:
@@ -82,6 +83,9 @@ class FakeKV:
         return type("E", (), {"value": e.value, "revision": e.revision})()
 
     async def delete(self, key, last=None):
+        if self.failing_deletes:
+            self.failing_deletes -= 1
+            raise TimeoutError("no answer")
         e = self._live(key)
         if last is not None and (e is None or e.revision != last):
             raise nats.js.errors.KeyWrongLastSequenceError()
@@ -101,13 +105,17 @@ class FakeJS:
         return type("I", (), {"state": type("S", (), {"subjects": subjects})()})()
 
 
-def instance(kv: FakeKV, clock: Clock, name: str) -> Ownership:
+def instance(kv: FakeKV, clock: Clock, name: str, *, settle_after: int = 0) -> Ownership:
+    """``settle_after``: the batch in hand of a partition given up settles only after that
+    many turns of the event loop (a tick or so each), as a real batch takes its time."""
     work: set[int] = set()
 
     async def acquire(p):
         work.add(p)
 
     async def release(p):
+        for _ in range(settle_after):
+            await asyncio.sleep(0)
         work.discard(p)
 
     o = Ownership(FakeJS(kv), kv, "ledger", name, on_acquire=acquire, on_release=release, clock=clock)
@@ -121,7 +129,8 @@ _loop = asyncio.new_event_loop()
 
 
 def run(coro):
-    return _loop.run_until_complete(coro)
+    """A tick that waits for something that never comes fails the test (rather than hang it)."""
+    return _loop.run_until_complete(asyncio.wait_for(coro, 5))
 
 
 def step(clock: Clock, *instances: Ownership, seconds: float = topology.LEASE_RENEW_SECONDS) -> None:
@@ -133,8 +142,17 @@ def step(clock: Clock, *instances: Ownership, seconds: float = topology.LEASE_RE
 
 
 def assert_exclusive(clock, *instances: Ownership) -> None:
+    """No partition is worked on by two instances under valid leases: held, or given up
+    with its batch still in hand and its lease still renewed. (An instance whose lease
+    lapsed, hung or cut off, may still have a batch in hand when another takes over: the
+    leases stop it at its next look, and the ledger's preconditions fail its commit.)"""
+
+    def valid(o: Ownership, p: int) -> bool:
+        lease = o.leases.get(p)
+        return lease is not None and clock() - lease.renewed < o.valid_seconds
+
     for p in range(topology.PAYMENT_PARTITIONS):
-        working = [o.instance for o in instances if p in o.work and o.holds(p)]  # type: ignore[attr-defined]
+        working = [o.instance for o in instances if p in o.work and valid(o, p)]  # type: ignore[attr-defined]
         assert len(working) <= 1, (p, working)
 
 
@@ -295,6 +313,23 @@ def test_a_partition_given_up_slowly_keeps_its_lease_and_the_others_until_its_wo
     assert a.stopping == {}
 
 
+def test_a_handover_whose_delete_gets_no_answer_expires_and_the_rest_goes_on():
+    clock = Clock()
+    kv = FakeKV(clock)
+    a, b = instance(kv, clock, "ledger"), instance(kv, clock, "ledger-2")
+    step(clock, a)
+    step(clock, b)  # a's share is 4 from its next tick
+    run(a.tick())  # gives 4 up (their work stops at once here)
+    kept = held(a)
+    kv.failing_deletes = 4
+    clock.now += topology.LEASE_RENEW_SECONDS
+    run(a.tick())  # renews what it keeps, then the deletes go unanswered
+    assert a.stopping == {} and set(a.leases) == kept
+    for _ in range(6):
+        step(clock, a, b)
+    assert held(a) == kept and held(b) == set(range(8)) - kept  # the 4 expired and moved
+
+
 def test_a_restarted_instance_with_the_same_name_takes_its_leases_back_at_once():
     clock = Clock()
     kv = FakeKV(clock)
@@ -317,14 +352,15 @@ def test_a_clean_stop_hands_everything_over_at_the_next_tick():
     assert held(b) == set(range(8))
 
 
+@pytest.mark.parametrize("settle_after", [0, 3])
 @pytest.mark.parametrize("seed", range(5))
-def test_random_ticks_kills_and_hangs_never_give_a_partition_to_two(seed):
+def test_random_ticks_kills_and_hangs_never_give_a_partition_to_two(seed, settle_after):
     import random
 
     rng = random.Random(seed)
     clock = Clock()
     kv = FakeKV(clock)
-    pool = [instance(kv, clock, f"ledger-{n}") for n in range(3)]
+    pool = [instance(kv, clock, f"ledger-{n}", settle_after=settle_after) for n in range(3)]
     alive = set(range(3))
     for _ in range(200):
         for n in list(alive):
@@ -335,7 +371,7 @@ def test_random_ticks_kills_and_hangs_never_give_a_partition_to_two(seed):
             alive.discard(rng.choice(sorted(alive)))
         if rng.random() < 0.05:
             n = rng.randrange(3)
-            pool[n] = instance(kv, clock, f"ledger-{n}")
+            pool[n] = instance(kv, clock, f"ledger-{n}", settle_after=settle_after)
             alive.add(n)
         clock.now += rng.uniform(0.2, 2.5)
         assert_exclusive(clock, *pool)
