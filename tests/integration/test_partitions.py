@@ -48,6 +48,13 @@ def owned(st: Stack, instance: str) -> int | None:
     return int(float(m["n"])) if m else 0
 
 
+def lost(st: Stack, instance: str) -> int:
+    """Leases the instance lost (renewal refused: it had lapsed and been taken)."""
+    text = requests.get(f"http://127.0.0.1:{st.s.service_ports[instance]}/metrics", timeout=2).text
+    found = re.search(r'^fjb_partition_moves_total\{[^}]*move="lost"[^}]*\} ([0-9.]+)$', text, re.M)
+    return int(float(found[1])) if found else 0
+
+
 def wait_until(what: str, check, timeout: float) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -89,8 +96,11 @@ def test_an_instance_killed_mid_load_hands_its_partitions_over_and_every_payment
     assert not loader.is_alive()
     assert result["statuses"] == {"completed": 80}, result
 
+    lost_before = lost(scaled, service)
     scaled.restart(victim)
     wait_until(f"{victim} back with its share", lambda: split(scaled, service), 60)
+    # the survivor gave up half its partitions: the ones it kept never lapsed meanwhile
+    assert lost(scaled, service) == lost_before
     after = nats_state(scaled)
     assert after["dlq"] == before["dlq"]
     audit()
