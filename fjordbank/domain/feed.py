@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fjordbank.domain.notifications import ENTRY_STATUS, Push, payment_pushes, transaction_entries
-from fjordbank.domain.payments import STATUS_RANK, WAITING_REASON_CLEARS, PaymentEvent, passed_at, projection_update
+from fjordbank.domain.payments import STATUS_RANK, WAITING, PaymentEvent, passed_at, projection_update
 
 # The first state with a feed entry: "reserved" for a payment to another bank (reaching the
 # notifier with "submitted": fjordbank.domain.payments.UNSHOWN); an internal payment's first
@@ -167,7 +167,7 @@ def _reached(
         if update["statusRank"] > request.rank:
             request.passed.update(_passed_since(event, request.rank, update["statusRank"]))
             request.fields.update(update)
-            if request.rank == WAITING_REASON_CLEARS and "reason" not in update:
+            if request.rank == STATUS_RANK[WAITING] and "reason" not in update:
                 request.fields["reason"] = None  # publish_pending, left by the edge: not an error
             request.rank = update["statusRank"]
             request.timeline.append(event.status)

@@ -56,6 +56,10 @@ STATUS_RANK = {
     "cancelled": 9,  # a scheduled payment the customer cancelled before its due date
 }
 TERMINAL = frozenset({"completed", "failed", "rejected", "cancelled"})
+# The one state whose reason says only why it waits (publish_pending: the request is to be
+# published again). The state after it clears that reason: the app shows any reason as an
+# error, so a payment published after all showed "Paid" with it.
+WAITING = "received"
 # The ledger's legs of an internal payment (topology.CREDIT, topology.REFUND) and its
 # notice to the payee's partition (topology.CREDITED): events on NATS between partitions,
 # never a status of the app's request (no rank).
@@ -413,12 +417,6 @@ def projection_update(
     update = {**(extra or {}), "status": status, "statusRank": STATUS_RANK[status]}
     if reason is not None:
         update["reason"] = {"code": reason, "message": message or reason}
-    elif current.get("status") == "received" and current.get("reason") is not None:
-        update["reason"] = None  # see WAITING_REASON_CLEARS
+    elif current.get("status") == WAITING and current.get("reason") is not None:
+        update["reason"] = None  # see WAITING
     return update
-
-
-# "received" is the one state whose reason says only why it waits (publish_pending: the
-# request is to be published again). The state after it clears the reason: the app shows
-# any reason as an error, so a payment published after all showed "Paid" with it.
-WAITING_REASON_CLEARS = STATUS_RANK["received"]
