@@ -20,7 +20,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from fjordbank import topology
 from fjordbank.topology import DURABLES, STREAMS, ConsumerSpec, StreamSpec
@@ -72,11 +72,24 @@ async def ensure_topology(js: JetStreamContext, *, replicas: int | None = None, 
         try:
             await _ensure_once(js, replicas)
             return
-        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
-            if loop.time() >= deadline:
+        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError, APIError) as exc:
+            if not _not_ready(exc) or loop.time() >= deadline:
                 raise
             log.info("JetStream not ready yet; retrying")
             await asyncio.sleep(1)
+
+
+# "no suitable peers for placement, peer offline": the meta leader is up but has not yet
+# heard from enough servers to place a replicated stream. Seen when the cluster was started
+# right after the previous one was stopped (`make down` then `make up`); gone in seconds.
+_PLACEMENT_NOT_READY = 10005
+
+
+def _not_ready(exc: Exception) -> bool:
+    """A JetStream API error that a cluster still forming answers with."""
+    if not isinstance(exc, APIError):
+        return True  # timeouts and no responders
+    return isinstance(exc, ServiceUnavailableError) or exc.err_code == _PLACEMENT_NOT_READY
 
 
 async def _ensure_once(js: JetStreamContext, replicas: int | None) -> None:
