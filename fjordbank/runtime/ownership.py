@@ -12,10 +12,12 @@ Keys, per service (a service's NATS user may write only its own):
     <service>.members.<instance>    -> the instance is alive
 
 The bucket expires every entry ``LEASE_SECONDS`` after its last write. Each instance, every
-``LEASE_RENEW_SECONDS``: writes its member key, renews its leases (compare-and-set on the
-revision it wrote: a lease somebody else took is lost, never overwritten), counts the live
-members, and moves towards its fair share, ceil(partitions / members): it releases the
-excess or claims free partitions (create-if-absent: one claimant wins). A partition given
+``LEASE_RENEW_SECONDS``, renews its leases (compare-and-set on the revision it wrote: a lease
+somebody else took is lost, never overwritten; one that lapsed and nobody took is created
+again); and on a schedule of its own (so that slow round trips there never delay a
+renewal) writes its member key, counts the live members, and moves towards its fair share,
+ceil(partitions / members): it releases the excess or claims free partitions
+(create-if-absent: one claimant wins). A partition given
 up stops being worked on at once, and its lease is renewed on until the batch in hand is
 settled and deleted at the next tick after that: the handover never waits for the old
 holder's expiry, and never blocks the renewal of the instance's other leases (it did: four
@@ -133,6 +135,9 @@ class Ownership:
         self.stopping: dict[int, tuple[asyncio.Future[None], str]] = {}
         self.member_revision: int | None = None
         self.members = 1
+        # the renewals and the handovers' deletes of the same leases, one at a time (a
+        # delete answered before a renewal's write would be counted a lost lease)
+        self._writing = asyncio.Lock()
 
     # ---- what the workers ask --------------------------------------------------------
     def holds(self, partition: int) -> bool:
@@ -150,31 +155,61 @@ class Ownership:
 
     # ---- the loop ---------------------------------------------------------------------
     async def run(self, stopping: asyncio.Event) -> None:
+        """Two loops: the renewals, every ``renew_seconds`` whatever else is going on, and the
+        rest (membership, the fair share, claims and handovers). One tick did both, one
+        after the other: on a loaded two-core machine (load average 18, an R3 KV write taking
+        half a second) the rest took several round trips (an instance below its share tried
+        every partition it did not hold, three round trips each), the next renewal came more
+        than a lease later, and every instance's leases lapsed at once (the bench's K=3
+        phase, docs/capacity.md section 7, seventeenth run)."""
+        renewing = asyncio.create_task(self._every(stopping, self._renew))
+        try:
+            await self._every(stopping, self._balance_and_count)
+        finally:
+            if not stopping.is_set():  # cancelled: the renewals with it
+                renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _every(self, stopping: asyncio.Event, step: Callable[[], Awaitable[None]]) -> None:
+        """``step`` every ``renew_seconds`` (counted from when it started) until ``stopping``;
+        a failure logged, and the loop goes on (not a dead thread with the leases unrenewed)."""
         while not stopping.is_set():
+            started = self.clock()
             try:
-                await self.tick()
+                await step()
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("partition leases: NATS unavailable", extra={"error": repr(exc)})
-            except Exception:  # a hook's failure: logged, and the leases renewed on (not a dead thread)
+            except Exception:  # a hook's failure: logged, and the leases renewed on
                 log.exception("partition leases: tick failed")
-            OWNED.labels(self.service).set(sum(1 for p in self.leases if self.holds(p)))
             try:
-                await asyncio.wait_for(stopping.wait(), self.renew_seconds)
+                await asyncio.wait_for(stopping.wait(), max(0.0, started + self.renew_seconds - self.clock()))
             except TimeoutError:
                 pass
 
+    async def _balance_and_count(self) -> None:
+        await self.balance()
+        OWNED.labels(self.service).set(sum(1 for p in self.leases if self.holds(p)))
+
     async def tick(self) -> None:
-        await self._renew()  # first: a late tick must not spend the lease's time on the rest
+        """One renewal, then one balance (the tests' deterministic step; ``run`` does each
+        on its own schedule)."""
+        await self._renew()
+        await self.balance()
+
+    async def balance(self) -> None:
+        """Hand over what has stopped, say this instance is alive, and move towards the fair
+        share: ceil(partitions / live members)."""
         await self._finish_releases()
         await self._heartbeat()
-        self.members = await self._count_members()
+        present = await self._present()
+        self.members = await self._count_members(present)
         share = fair_share(self.partitions, self.members)
         kept = [p for p in self.leases if p not in self.stopping]
         if len(kept) > share:
             for p in sorted(kept, key=lambda p: preference(self.instance, p))[: len(kept) - share]:
                 self._give_up(p, "rebalance")  # the ones this instance wants least
         elif len(kept) < share:
-            await self._claim(share - len(kept))
+            await self._claim(share - len(kept), present)
 
     async def _heartbeat(self) -> None:
         value = self.instance.encode()
@@ -188,42 +223,82 @@ class Ownership:
 
     async def _renew(self) -> None:
         """Every lease at once (one after another, a busy cluster's round trips added up to
-        more than the lease under load)."""
-        leases = list(self.leases.items())
-        sent = self.clock()  # before the writes: see Lease.renewed
-        results = await asyncio.gather(
-            *(self.kv.update(self.key(p), self.instance.encode(), last=lease.revision) for p, lease in leases),
-            return_exceptions=True,
-        )
-        failure: BaseException | None = None
-        lost = []
-        for (p, lease), result in zip(leases, results, strict=True):
-            if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
-                # expired and taken (we were hung, or cut off longer than the lease): stop at once
-                log.warning("partition lease lost", extra={"partition": p, "service": self.service})
-                del self.leases[p]
-                MOVES.labels(self.service, "lost").inc()
-                lost.append(p)
-            elif isinstance(result, BaseException):
-                failure = failure or result
-            else:
-                lease.revision, lease.renewed = result, sent
-        for p in lost:
-            self._give_up(p, "lost")
+        more than the lease under load). A lease that lapsed unrenewed and that nobody took
+        meanwhile is taken back (every instance of a stalled machine lapses at once, and all
+        the partitions moved when each counted its own as lost); one somebody else holds is
+        lost: its work stops at once."""
+        async with self._writing:
+            leases = list(self.leases.items())
+            sent = self.clock()  # before the writes: see Lease.renewed
+            results = await asyncio.gather(
+                *(self.kv.update(self.key(p), self.instance.encode(), last=lease.revision) for p, lease in leases),
+                return_exceptions=True,
+            )
+            failure: BaseException | None = None
+            lapsed = []
+            for (p, lease), result in zip(leases, results, strict=True):
+                if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
+                    lapsed.append(p)  # expired (taken, or not yet)
+                elif isinstance(result, BaseException):
+                    failure = failure or result
+                else:
+                    lease.revision, lease.renewed = result, sent
+            if lapsed:
+                await self._take_back(lapsed)
         if failure is not None:
             raise failure
 
-    async def _count_members(self) -> int:
-        prefix = f"$KV.{topology.OWNERS_BUCKET}.{self.service}.members."
-        info = await self.js.stream_info(f"KV_{topology.OWNERS_BUCKET}", subjects_filter=f"{prefix}>")
-        live = 0
-        for subject in info.state.subjects or {}:
-            try:
-                await self.kv.get(subject.removeprefix(f"$KV.{topology.OWNERS_BUCKET}."))
-                live += 1
-            except nats.js.errors.KeyNotFoundError:  # deleted: an instance that stopped cleanly
-                pass
-        return max(live, 1)
+    async def _take_back(self, lapsed: list[int]) -> None:
+        """Create again the leases that lapsed; the ones somebody else holds (or that are
+        being given up anyway) are lost."""
+        back = [p for p in lapsed if p not in self.stopping]
+        sent = self.clock()
+        results = await asyncio.gather(*(self._create(p) for p in back), return_exceptions=True)
+        taken = {p: r for p, r in zip(back, results, strict=True) if isinstance(r, int)}
+        for p in lapsed:
+            if p in taken:
+                self.leases[p] = Lease(taken[p], sent)
+                MOVES.labels(self.service, "taken back").inc()
+                log.warning(
+                    "partition lease lapsed unrenewed; taken back", extra={"partition": p, "service": self.service}
+                )
+                continue
+            # held by somebody else (we were hung, or cut off longer than the lease): stop at once
+            log.warning("partition lease lost", extra={"partition": p, "service": self.service})
+            del self.leases[p]
+            MOVES.labels(self.service, "lost").inc()
+            self._give_up(p, "lost")
+
+    async def _create(self, partition: int) -> int | None:
+        """The lease created if nobody holds it, else None. (nats-py's create reads the key
+        after a refused write, to tell a delete marker from a live entry; an entry that
+        expired in between made it raise KeyNotFoundError, and that failed the whole tick.)"""
+        try:
+            return await self.kv.create(self.key(partition), self.instance.encode())
+        except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.KeyNotFoundError):
+            return None
+
+    async def _present(self) -> set[str]:
+        """The keys of this service that have an entry (live, or a delete marker): one round trip."""
+        prefix = f"$KV.{topology.OWNERS_BUCKET}."
+        info = await self.js.stream_info(f"KV_{topology.OWNERS_BUCKET}", subjects_filter=f"{prefix}{self.service}.>")
+        return {subject.removeprefix(prefix) for subject in info.state.subjects or {}}
+
+    async def _entries(self, keys: list[str]) -> dict[str, Any]:
+        """The live entries of ``keys`` (not the deleted ones), read all at once."""
+        results = await asyncio.gather(*(self.kv.get(k) for k in keys), return_exceptions=True)
+        out = {}
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, nats.js.errors.KeyNotFoundError):  # deleted: an instance that stopped cleanly
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            out[key] = result
+        return out
+
+    async def _count_members(self, present: set[str]) -> int:
+        members = sorted(k for k in present if k.startswith(f"{self.service}.members."))
+        return max(len(await self._entries(members)), 1)
 
     def _give_up(self, partition: int, reason: str) -> None:
         """Start stopping the partition's work (``holds`` is False from now on). Its lease,
@@ -238,6 +313,19 @@ class Ownership:
         the entry to expire (LEASE_SECONDS), as a killed holder's would."""
         if wait and self.stopping:
             await asyncio.wait([work for work, _ in self.stopping.values()])
+        async with self._writing:  # not while a renewal of the same leases is on its way
+            handed = await self._hand_over()
+        for (p, _, reason), result in handed:
+            if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
+                MOVES.labels(self.service, "lost").inc()  # expired and taken before it was handed over
+                continue
+            if isinstance(result, BaseException):
+                log.warning("partition lease not deleted; it expires", extra={"partition": p, "error": repr(result)})
+            MOVES.labels(self.service, "released").inc()
+            log.info("partition released", extra={"partition": p, "service": self.service, "reason": reason})
+
+    async def _hand_over(self) -> list[tuple[tuple[int, Lease, str], object]]:
+        """Delete the leases of the partitions whose work has stopped: (what, the delete's result)."""
         handed = []
         for p, (work, reason) in list(self.stopping.items()):
             if not work.done():
@@ -255,26 +343,27 @@ class Ownership:
         results = await asyncio.gather(
             *(self.kv.delete(self.key(p), last=lease.revision) for p, lease, _ in handed), return_exceptions=True
         )
-        for (p, _, reason), result in zip(handed, results, strict=True):
-            if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
-                MOVES.labels(self.service, "lost").inc()  # expired and taken before it was handed over
-                continue
-            if isinstance(result, BaseException):
-                log.warning("partition lease not deleted; it expires", extra={"partition": p, "error": repr(result)})
-            MOVES.labels(self.service, "released").inc()
-            log.info("partition released", extra={"partition": p, "service": self.service, "reason": reason})
+        return list(zip(handed, results, strict=True))
 
-    async def _claim(self, count: int) -> None:
+    async def _claim(self, count: int, present: set[str]) -> None:
+        """Up to ``count`` partitions nobody holds, the most wanted first: the free ones
+        created, and ours by name (our previous process's) taken back. The ones with an
+        entry are read all at once first, so a claim costs one round trip per partition
+        taken, not three per partition tried."""
         wanted = sorted(
             (p for p in range(self.partitions) if p not in self.leases and p not in self.stopping),
             key=lambda p: preference(self.instance, p),
             reverse=True,
         )
+        entries = await self._entries([self.key(p) for p in wanted if self.key(p) in present])
         for p in wanted:
             if count <= 0:
                 return
+            entry = entries.get(self.key(p))
+            if entry is not None and entry.value != self.instance.encode():
+                continue  # somebody else's
             sent = self.clock()  # before the writes: see Lease.renewed
-            revision = await self._try_take(p)
+            revision = await (self._create(p) if entry is None else self._update(p, entry.revision))
             if revision is None:
                 continue
             self.leases[p] = Lease(revision, sent)
@@ -287,22 +376,9 @@ class Ownership:
                 log.exception("partition could not be started", extra={"partition": p, "service": self.service})
                 self._give_up(p, "start failed")
 
-    async def _try_take(self, partition: int) -> int | None:
-        """Create the lease if free; take it back if its holder has this instance's name
-        (our previous process); else None."""
-        key = self.key(partition)
+    async def _update(self, partition: int, revision: int) -> int | None:
         try:
-            return await self.kv.create(key, self.instance.encode())
-        except nats.js.errors.KeyWrongLastSequenceError:
-            pass
-        try:
-            entry = await self.kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return None  # freed in between: next tick
-        if entry.value != self.instance.encode():
-            return None
-        try:
-            return await self.kv.update(key, self.instance.encode(), last=entry.revision)
+            return await self.kv.update(self.key(partition), self.instance.encode(), last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 

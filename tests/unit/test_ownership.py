@@ -257,21 +257,110 @@ async def test_the_lease_loop_goes_on_after_a_tick_fails():
     """A hook's failure is logged; the thread does not die with the leases unrenewed."""
     clock = Clock()
     o = instance(FakeKV(clock), clock, "ledger")
-    ticks = []
+    balances, renewals = [], []
 
-    async def tick():
-        ticks.append(1)
-        if len(ticks) == 1:
+    async def balance():
+        balances.append(1)
+        if len(balances) == 1:
             raise RuntimeError("a hook failed")
 
-    o.tick = tick  # type: ignore[method-assign]
+    async def renew():
+        renewals.append(1)
+        if len(renewals) == 1:
+            raise RuntimeError("NATS said something odd")
+
+    o.balance = balance  # type: ignore[method-assign]
+    o._renew = renew  # type: ignore[method-assign]
     o.renew_seconds = 0.01
     stopping = asyncio.Event()
     loop = asyncio.create_task(o.run(stopping))
     await asyncio.sleep(0.2)
     stopping.set()
     await loop
-    assert len(ticks) > 2
+    assert len(balances) > 2 and len(renewals) > 2
+
+
+async def test_renewals_go_on_while_the_rest_of_the_lease_work_is_slow():
+    """Counting members and claiming take round trips of their own; on a loaded machine
+    they took longer than a lease, and when they ran in the same tick as the renewals every
+    instance's leases lapsed at once. Renewals now keep their own schedule."""
+    import time
+
+    kv = FakeKV(clock=time.monotonic, ttl=0.6)  # type: ignore[arg-type]
+
+    class SlowJS(FakeJS):
+        async def stream_info(self, _name, subjects_filter=None):
+            await asyncio.sleep(1.0)  # longer than the lease
+            return await super().stream_info(_name, subjects_filter)
+
+    async def hook(_p):
+        pass
+
+    o = Ownership(
+        SlowJS(kv),
+        kv,
+        "ledger",
+        "ledger",
+        on_acquire=hook,
+        on_release=hook,
+        renew_seconds=0.1,
+        valid_seconds=0.45,
+        clock=time.monotonic,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.create_task(o.run(stopping))
+    deadline = time.monotonic() + 5
+    while held(o) != set(range(8)):
+        assert time.monotonic() < deadline, "the partitions were never all taken"
+        await asyncio.sleep(0.02)
+    first = {p: lease.revision for p, lease in o.leases.items()}
+    for _ in range(100):  # 2 s: two slow balances, twenty renewals
+        assert held(o) == set(range(8))
+        await asyncio.sleep(0.02)
+    assert all(o.leases[p].revision > first[p] for p in first)
+    stopping.set()
+    await loop
+
+
+def test_leases_that_lapsed_while_every_instance_stalled_are_taken_back_not_moved():
+    """A stalled machine (every instance late at once, longer than a lease): nobody took
+    the lapsed leases, so each instance creates its own again and keeps its partitions
+    (they all moved when each counted its own as lost and claimed from what was free)."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    a, b, c = (instance(kv, clock, name) for name in ("ledger", "ledger-2", "ledger-3"))
+    for _ in range(6):
+        step(clock, a, b, c)
+    before = {o.instance: held(o) for o in (a, b, c)}
+    assert sorted(len(v) for v in before.values()) == [2, 3, 3]
+    clock.now += topology.LEASE_SECONDS + 0.5  # all stalled: every entry expired
+    for _ in range(3):
+        step(clock, a, b, c)
+    assert {o.instance: held(o) for o in (a, b, c)} == before
+    assert all(o.stopping == {} for o in (a, b, c))
+
+
+def test_a_claim_goes_on_when_a_key_expires_between_its_write_and_its_read():
+    """nats-py's create reads the key after a refused write (a delete marker can be written
+    over); an entry that expired in between made it raise KeyNotFoundError, which failed
+    the whole tick. That partition is now simply not taken this time."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    o = instance(kv, clock, "ledger")
+    real_create = kv.create
+    raised = []
+
+    async def create(key, value):
+        if not raised:
+            raised.append(key)
+            raise nats.js.errors.KeyNotFoundError()
+        return await real_create(key, value)
+
+    kv.create = create  # type: ignore[method-assign]
+    step(clock, o)
+    assert len(held(o)) == 7
+    step(clock, o)
+    assert held(o) == set(range(8))
 
 
 def test_a_partition_given_up_slowly_keeps_its_lease_and_the_others_until_its_work_stops():
