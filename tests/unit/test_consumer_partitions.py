@@ -78,3 +78,58 @@ async def test_a_batch_whose_partition_moved_while_it_waited_is_given_back():
     msg = Msg(1)
     await svc.process([Delivery(msg)], Binding(part, handler))
     assert called == [] and [what for _t, what in msg.log] == ["nak"]
+
+
+async def test_a_partition_batch_is_filled_only_once_it_has_its_turn():
+    """A partition's worker waits for its turn with one message and takes the rest of the
+    batch then: what came in while it waited is in the batch, and is handled and settled."""
+    seen: list[list[int]] = []
+    filled_while_held: list[bool] = []
+    gate = asyncio.Event()
+
+    async def handler(batch):
+        seen.append([d.msg.metadata.sequence.stream for d in batch])
+        if batch[0].msg.metadata.sequence.stream == 100:
+            await gate.wait()  # holds the only turn until the test lets it go
+        return [Ack() for _ in batch]
+
+    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+    svc._turns = asyncio.Semaphore(1)
+    parts = topology.consumer("ledger").partitions()
+    more = [Msg(2), Msg(3)]
+    fills = []
+
+    async def fill(batch):
+        fills.append([m.metadata.sequence.stream for m in batch])
+        filled_while_held.append(svc._turns.locked())
+        return more
+
+    holder = asyncio.create_task(svc.process([Delivery(Msg(100))], Binding(parts[0], handler)))
+    await asyncio.sleep(0.01)
+    first = Msg(1)
+    waiting = asyncio.create_task(svc.process([Delivery(first)], Binding(parts[1], handler), fill=fill))
+    await asyncio.sleep(0.05)
+    assert fills == []  # not while another batch holds the turn
+    gate.set()
+    await asyncio.gather(holder, waiting)
+    assert fills == [[1]] and filled_while_held == [True] and seen[-1] == [1, 2, 3]
+    assert all([what for _t, what in m.log if what != "wpi"] == ["ack"] for m in (first, *more))
+
+
+async def test_a_batch_that_cannot_be_filled_goes_on_with_what_it_has():
+    import nats.errors
+
+    seen: list[list[int]] = []
+
+    async def handler(batch):
+        seen.append([d.msg.metadata.sequence.stream for d in batch])
+        return [Ack() for _ in batch]
+
+    async def fill(_batch):
+        raise nats.errors.ConnectionReconnectingError()
+
+    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+    part = topology.consumer("ledger").partitions()[2]
+    first = Msg(7)
+    await svc.process([Delivery(first)], Binding(part, handler), fill=fill)
+    assert seen == [[7]] and [what for _t, what in first.log if what != "wpi"] == ["ack"]
