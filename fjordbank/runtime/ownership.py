@@ -12,10 +12,10 @@ Keys, per service (a service's NATS user may write only its own):
     <service>.members.<instance>    -> the instance is alive
 
 The bucket expires every entry ``LEASE_SECONDS`` after its last write. Each instance, every
-``LEASE_RENEW_SECONDS``, renews its leases (compare-and-set on the revision it wrote: a lease
-somebody else took is lost, never overwritten; one that lapsed and nobody took is created
-again); and on a schedule of its own (so that slow round trips there never delay a
-renewal) writes its member key, counts the live members, and moves towards its fair share,
+``LEASE_RENEW_SECONDS``, writes its member key and renews its leases (compare-and-set on the
+revision it wrote: a lease somebody else took is lost, never overwritten; one that lapsed
+and nobody took is created again); and on a schedule of its own (so that slow round trips
+there never delay a renewal) counts the live members and moves towards its fair share,
 ceil(partitions / members): it releases the excess or claims free partitions
 (create-if-absent: one claimant wins). A partition given
 up stops being worked on at once, and its lease is renewed on until the batch in hand is
@@ -162,7 +162,7 @@ class Ownership:
         every partition it did not hold, three round trips each), the next renewal came more
         than a lease later, and every instance's leases lapsed at once (the bench's K=3
         phase, docs/capacity.md section 7, seventeenth run)."""
-        renewing = asyncio.create_task(self._every(stopping, self._renew))
+        renewing = asyncio.create_task(self._every(stopping, self._keep_alive))
         try:
             await self._every(stopping, self._balance_and_count)
         finally:
@@ -193,14 +193,24 @@ class Ownership:
     async def tick(self) -> None:
         """One renewal, then one balance (the tests' deterministic step; ``run`` does each
         on its own schedule)."""
-        await self._renew()
+        await self._keep_alive()
         await self.balance()
 
+    async def _keep_alive(self) -> None:
+        """The leases and the member key, renewed together: the member key expires as the
+        leases do, so it is written on their schedule (written with the claims, it expired
+        while a claim waited for the service's loop, and the others counted one member less)."""
+        results = await asyncio.gather(self._renew(), self._heartbeat(), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     async def balance(self) -> None:
-        """Hand over what has stopped, say this instance is alive, and move towards the fair
-        share: ceil(partitions / live members)."""
+        """Hand over what has stopped and move towards the fair share: ceil(partitions /
+        live members)."""
         await self._finish_releases()
-        await self._heartbeat()
+        if self.member_revision is None:  # counted among the members from the first look
+            await self._heartbeat()
         present = await self._present()
         self.members = await self._count_members(present)
         share = fair_share(self.partitions, self.members)

@@ -41,7 +41,7 @@ class FakeKV:
     clock: Clock
     ttl: float = topology.LEASE_SECONDS
     seq: int = 0
-    late_answer: float = 0.0  # the next update's answer comes back this long after its write
+    late_answer: float = 0.0  # the next lease renewal's answer comes back this long after its write
     failing_deletes: int = 0  # the next this many deletes get no answer
     entries: dict[str, Entry] = field(default_factory=dict)
 
@@ -71,7 +71,7 @@ class FakeKV:
         if e is None or e.revision != last:
             raise nats.js.errors.KeyWrongLastSequenceError()
         revision = self._write(key, value)
-        if self.late_answer:
+        if self.late_answer and ".members." not in key:
             self.clock.now += self.late_answer
             self.late_answer = 0.0
         return revision
@@ -283,7 +283,8 @@ async def test_the_lease_loop_goes_on_after_a_tick_fails():
 async def test_renewals_go_on_while_the_rest_of_the_lease_work_is_slow():
     """Counting members and claiming take round trips of their own; on a loaded machine
     they took longer than a lease, and when they ran in the same tick as the renewals every
-    instance's leases lapsed at once. Renewals now keep their own schedule."""
+    instance's leases lapsed at once. Renewals (and the member key) now keep their own
+    schedule."""
     import time
 
     kv = FakeKV(clock=time.monotonic, ttl=0.6)  # type: ignore[arg-type]
@@ -316,6 +317,7 @@ async def test_renewals_go_on_while_the_rest_of_the_lease_work_is_slow():
     first = {p: lease.revision for p, lease in o.leases.items()}
     for _ in range(100):  # 2 s: two slow balances, twenty renewals
         assert held(o) == set(range(8))
+        assert kv._live(o.member_key), "the member key is renewed with the leases"
         await asyncio.sleep(0.02)
     assert all(o.leases[p].revision > first[p] for p in first)
     stopping.set()
