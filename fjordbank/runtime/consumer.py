@@ -485,6 +485,12 @@ class ConsumerService:
             return await sub.fetch(room, timeout=self.fetch_wait)
         except (TimeoutError, FetchTimeoutError, nats.errors.TimeoutError):
             return []  # (what comes after this is drained by the next fetch: nats-py queues it)
+        except nats.errors.Error as exc:
+            # NATS cannot be asked just now (a reconnect): the batch goes on with what it
+            # has, and the rest comes with the next one. Raised, it would drop the messages
+            # already in hand unsettled, to come back only after ack_wait.
+            log.warning("could not fill the batch; going on with what it has", extra={"error": repr(exc)})
+            return []
 
     # ---- one batch ---------------------------------------------------------------------
     async def process(
@@ -500,8 +506,10 @@ class ConsumerService:
         retried one message at a time) keeps its messages for as long as it works on them.
 
         ``fill`` (a partition's batch): called once the batch has its turn, for the rest of
-        it. A partition's worker fetches one message, waits for its turn with it, and only
-        then takes what the server has behind it. A whole batch fetched first waited its turn
+        it (``_more``: it answers what it could get, nothing when NATS cannot be asked, so
+        the messages in hand are never dropped by it). A partition's worker fetches one
+        message, waits for its turn with it, and only then takes what the server has behind
+        it. A whole batch fetched first waited its turn
         (seconds, on two loaded cores) while more came in behind it, every one of its
         messages was marked in progress every 1.3 s meanwhile, and a late mark let the server
         deliver it again. The same 20,000-payment burst before and after (docs/capacity.md,
@@ -523,22 +531,12 @@ class ConsumerService:
                         await asyncio.gather(*(d.msg.nak() for d in batch), return_exceptions=True)
                         return
                     if fill is not None:  # (extended in place: the heartbeat's list)
-                        batch.extend(Delivery(m) for m in await self._filled(fill, batch))
+                        batch.extend(Delivery(m) for m in await fill([d.msg for d in batch]))
                     await self._process(batch, binding)
         finally:
             _SETTLED.reset(token)
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
-
-    @staticmethod
-    async def _filled(fill: Callable[[list[Msg]], Awaitable[list[Msg]]], batch: list[Delivery]) -> list[Msg]:
-        """What ``fill`` adds to the batch; nothing when NATS cannot be asked just now (the
-        batch goes on as it is, the rest comes with the next one)."""
-        try:
-            return await fill([d.msg for d in batch])
-        except nats.errors.Error as exc:
-            log.warning("could not fill the batch; going on with what it has", extra={"error": repr(exc)})
-            return []
 
     @staticmethod
     async def _heartbeat(batch: list[Delivery], settled: set[int], spec: topology.ConsumerSpec) -> None:
