@@ -461,9 +461,15 @@ class ConsumerService:
         first = await sub.fetch(1, timeout=self.fetch_wait)
         return first + await self._more(sub, first)
 
-    async def _more(self, sub: Subscription, batch: list[Msg]) -> list[Msg]:
+    async def _more(self, sub: Subscription, batch: list[Msg], waited: bool = False) -> list[Msg]:
         """Up to the batch's room of the messages the server has pending now; none, without
         asking, when it had none behind the batch's last message when it delivered it.
+
+        ``waited``: the batch waited for its turn (process), so that count may be old. It is
+        then asked for again (the consumer's info, one round trip answered at once) when it
+        was 0: under a steady rate a partition's message often came alone, waited a second
+        for its turn while others came in behind it, and went on alone, so that every other
+        turn worked on one message.
 
         Asked only when some are known to be there, the server answers at once (nats-py asks
         with no_wait first: what it has, up to the room, and "no more") and the answer is
@@ -478,10 +484,14 @@ class ConsumerService:
         (docs/capacity.md, section 7, sixteenth run): 6,927 redeliveries at the ledger and
         8,263 at the notifier before, 3,242 and 675 after."""
         room = self.batch_size - len(batch)
-        behind = _pending_behind(batch)
-        if room <= 0 or behind <= 0:
+        if room <= 0:
             return []
         try:
+            behind = _pending_behind(batch)
+            if behind <= 0 and waited:
+                behind = await self._pending_now(sub)
+            if behind <= 0:
+                return []
             return await sub.fetch(room, timeout=self.fetch_wait)
         except (TimeoutError, FetchTimeoutError, nats.errors.TimeoutError):
             return []  # (what comes after this is drained by the next fetch: nats-py queues it)
@@ -492,12 +502,18 @@ class ConsumerService:
             log.warning("could not fill the batch; going on with what it has", extra={"error": repr(exc)})
             return []
 
+    async def _pending_now(self, sub: Subscription) -> int:
+        """What the server has pending for the consumer now (not yet delivered to anyone),
+        waited for no longer than a fetch would be (the turn is held meanwhile)."""
+        info = await asyncio.wait_for(sub.consumer_info(), self.fetch_wait)
+        return int(info.num_pending or 0)
+
     # ---- one batch ---------------------------------------------------------------------
     async def process(
         self,
         batch: list[Delivery],
         binding: Binding | None = None,
-        fill: Callable[[list[Msg]], Awaitable[list[Msg]]] | None = None,
+        fill: Callable[[list[Msg], bool], Awaitable[list[Msg]]] | None = None,
     ) -> None:
         """Handle one fetched batch and settle every message of it. While it is in hand,
         each unsettled message is marked in progress (+WPI) every third of the consumer's
@@ -506,13 +522,13 @@ class ConsumerService:
         retried one message at a time) keeps its messages for as long as it works on them.
 
         ``fill`` (a partition's batch): called once the batch has its turn, for the rest of
-        it (``_more``: it answers what it could get, nothing when NATS cannot be asked, so
-        the messages in hand are never dropped by it). A partition's worker fetches one
-        message, waits for its turn with it, and only then takes what the server has behind
-        it. A whole batch fetched first waited its turn
-        (seconds, on two loaded cores) while more came in behind it, every one of its
-        messages was marked in progress every 1.3 s meanwhile, and a late mark let the server
-        deliver it again. The same 20,000-payment burst before and after (docs/capacity.md,
+        it, told whether the batch had to wait for the turn (``_more``: it answers what it
+        could get, nothing when NATS cannot be asked, so the messages in hand are never
+        dropped by it). A partition's worker fetches one message, waits for its turn with
+        it, and only then takes what the server has behind it. A whole batch fetched first
+        waited its turn (seconds, on two loaded cores) while more came in behind it, every
+        one of its messages was marked in progress every 1.3 s meanwhile, and a late mark
+        let the server deliver it again. The same 20,000-payment burst before and after (docs/capacity.md,
         section 7, seventeenth run): marks 334,000 -> 177,000; deliveries again at the
         ledger 1,674 -> 644, the notifier 479 -> 161, insights 423 -> 47, screening 390 -> 51.
         (The fill's round trip is taken with the turn held; the other turn goes on.)"""
@@ -524,6 +540,7 @@ class ConsumerService:
             if binding.spec.partition is None:
                 await self._process(batch, binding)
             else:
+                waited = self._turns.locked()  # (then fill asks what is pending now)
                 async with self._turns:  # PARTITION_BATCHES_IN_FLIGHT
                     if not self._still_owned(binding):
                         # The partition moved while the batch waited its turn: given back at
@@ -531,7 +548,7 @@ class ConsumerService:
                         await asyncio.gather(*(d.msg.nak() for d in batch), return_exceptions=True)
                         return
                     if fill is not None:  # (extended in place: the heartbeat's list)
-                        batch.extend(Delivery(m) for m in await fill([d.msg for d in batch]))
+                        batch.extend(Delivery(m) for m in await fill([d.msg for d in batch], waited))
                     await self._process(batch, binding)
         finally:
             _SETTLED.reset(token)

@@ -3,6 +3,8 @@ has pending behind it as there is room for, asked for only when there are some."
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import nats.errors
 
 from fjordbank.config import load_settings
@@ -28,6 +30,15 @@ class Sub:
         self.asked: list[tuple[int, float]] = []
         self.fail_second = fail_second
         self.seq = 0
+
+    infos = 0  # consumer_info calls
+    info_error: type[Exception] | None = None
+
+    async def consumer_info(self) -> SimpleNamespace:
+        self.infos += 1
+        if self.info_error is not None:
+            raise self.info_error()
+        return SimpleNamespace(num_pending=self.left)
 
     async def fetch(self, n: int, timeout: float) -> list[Msg]:
         self.asked.append((n, timeout))
@@ -90,3 +101,51 @@ async def test_messages_without_a_count_are_taken_alone() -> None:
     sub = Bare(0)
     assert len(await service(100)._fetch(sub)) == 1  # type: ignore[arg-type]
     assert sub.asked == [(1, 1.0)]
+
+
+# ---- a batch that waited for its partition's turn (process(fill=...)) --------------------
+
+
+async def test_a_batch_that_waited_asks_what_is_pending_now_when_its_count_said_none() -> None:
+    sub = Sub(30)
+    first = pending(1, 0)  # nothing was behind it when it was delivered; 30 came meanwhile
+    more = await service(100)._more(sub, [first], waited=True)  # type: ignore[arg-type]
+    assert len(more) == 30 and sub.infos == 1 and sub.asked == [(99, 1.0)]
+
+
+async def test_a_batch_that_waited_with_nothing_pending_now_does_not_fetch() -> None:
+    sub = Sub(0)
+    assert await service(100)._more(sub, [pending(1, 0)], waited=True) == []  # type: ignore[arg-type]
+    assert sub.infos == 1 and sub.asked == []  # no long poll held with the turn
+
+
+async def test_a_batch_that_did_not_wait_believes_its_count() -> None:
+    sub = Sub(30)
+    assert await service(100)._more(sub, [pending(1, 0)]) == []  # type: ignore[arg-type]
+    assert sub.infos == 0 and sub.asked == []
+
+
+async def test_a_count_that_says_some_are_there_is_not_asked_again() -> None:
+    sub = Sub(30)
+    more = await service(100)._more(sub, [pending(1, 12)], waited=True)  # type: ignore[arg-type]
+    assert len(more) == 30 and sub.infos == 0
+
+
+async def test_a_waited_batch_whose_count_nats_cannot_give_goes_on_alone() -> None:
+    sub = Sub(30)
+    sub.info_error = nats.errors.ConnectionReconnectingError
+    assert await service(100)._more(sub, [pending(1, 0)], waited=True) == []  # type: ignore[arg-type]
+    assert sub.asked == []
+
+
+async def test_a_slow_answer_about_what_is_pending_is_not_waited_for_past_a_fetch() -> None:
+    import asyncio
+
+    class Slow(Sub):
+        async def consumer_info(self) -> SimpleNamespace:
+            await asyncio.sleep(60)
+            raise AssertionError("not waited for")
+
+    svc = service(100)
+    svc.fetch_wait = 0.05
+    assert await svc._more(Slow(30), [pending(1, 0)], waited=True) == []  # type: ignore[arg-type]
