@@ -78,7 +78,8 @@ def test_sign_up_to_a_completed_payment(page):
     page.get_by_test_id("nav-notifications").click()
     notifications = page.get_by_test_id("notification")
     for title in ("Welcome to Fjordbank", "Money received", "Payment completed"):
-        expect(notifications.filter(has_text=title)).to_have_count(1)
+        # a push is asynchronous (notifier -> Pub/Sub -> on_push -> FCM), not one UI step
+        expect(notifications.filter(has_text=title)).to_have_count(1, timeout=PIPELINE_MS)
     shot(page, "09-notifications")
 
 
@@ -164,8 +165,8 @@ def test_a_card_is_issued_frozen_and_limited(page, stack):
     expect(page.get_by_test_id("available")).to_have_text(nok("24 871,00 kr"))
     page.get_by_test_id("nav-notifications").click()
     declined = page.get_by_test_id("notification").filter(has_text="Card purchase declined")
-    expect(declined.filter(has_text="the card is frozen")).to_have_count(1)
-    expect(declined.filter(has_text="above the card's online limit")).to_have_count(1)
+    expect(declined.filter(has_text="the card is frozen")).to_have_count(1, timeout=PIPELINE_MS)  # pushes
+    expect(declined.filter(has_text="above the card's online limit")).to_have_count(1, timeout=PIPELINE_MS)
 
 
 def test_my_economy_categories_and_standing_orders(page):

@@ -150,17 +150,27 @@ def wait_card_active(app, card_id: str) -> dict:
     )
 
 
+# The Functions emulator's count of finished job runs each queue_job call expects (per log):
+# a run queued without waiting may still be queued when a later call waits.
+_JOB_RUNS_EXPECTED: dict[str, int] = {}
+
+
 def queue_job(stack, job: str, times: int = 1, *, wait: bool = False) -> None:
     """Queue a scheduled job as Cloud Scheduler does (through Pub/Sub and the
     on_scheduled_job function); ``times`` at once, as if scheduler ticks overlapped. With
-    ``wait``, return once the Functions emulator has finished that many runs (its log
-    says so), so a test can check what the runs did not do without guessing a sleep."""
+    ``wait``, return once the Functions emulator has finished these runs and every run
+    queued before them without waiting (its log says so), so a test can check what the
+    runs did not do without guessing a sleep. (Counting only this call's runs, a wait
+    could end on an earlier call's, and this call's then ran during the test's next
+    step: on a slow machine they added a retry to a payment the test had just checked.)"""
     import subprocess
     import sys
 
     log = stack.s.log_dir / "emulators.log"
     finished = 'Finished "europe-west1-on_scheduled_job"'
-    before = log.read_text(errors="replace").count(finished) if wait else 0
+    done_now = log.read_text(errors="replace").count(finished)
+    expected = max(_JOB_RUNS_EXPECTED.get(str(log), 0), done_now) + times
+    _JOB_RUNS_EXPECTED[str(log)] = expected
     for _ in range(times):
         out = subprocess.run(
             [sys.executable, "-m", "bankctl", "jobs", "run", job],
@@ -172,7 +182,7 @@ def queue_job(stack, job: str, times: int = 1, *, wait: bool = False) -> None:
         assert out.returncode == 0, out.stderr
     if wait:
         wait_for(
-            lambda: log.read_text(errors="replace").count(finished) >= before + times,
+            lambda: log.read_text(errors="replace").count(finished) >= expected,
             timeout=120,
             what=f"{times} run(s) of {job}",
         )
