@@ -528,9 +528,10 @@ class ConsumerService:
         it, and only then takes what the server has behind it. A whole batch fetched first
         waited its turn (seconds, on two loaded cores) while more came in behind it, every
         one of its messages was marked in progress every 1.3 s meanwhile, and a late mark
-        let the server deliver it again. The same 20,000-payment burst before and after (docs/capacity.md,
-        section 7, seventeenth run): marks 334,000 -> 177,000; deliveries again at the
-        ledger 1,674 -> 644, the notifier 479 -> 161, insights 423 -> 47, screening 390 -> 51.
+        let the server deliver it again. The same 20,000-payment burst before and after
+        (docs/capacity.md, section 7, seventeenth run): marks 334,000 -> 177,000; deliveries
+        again at the ledger 1,674 -> 644, the notifier 479 -> 161, insights 423 -> 47,
+        screening 390 -> 51.
         (The fill's round trip is taken with the turn held; the other turn goes on.)"""
         binding = binding or self.bindings[0]
         settled: set[int] = set()
