@@ -150,9 +150,10 @@ def wait_card_active(app, card_id: str) -> dict:
     )
 
 
-# The Functions emulator's count of finished job runs each queue_job call expects (per log):
-# a run queued without waiting may still be queued when a later call waits.
-_JOB_RUNS_EXPECTED: dict[str, int] = {}
+# Per emulator log: the finished job runs it showed at the last queue_job call, and the
+# count that call expects once its runs and every earlier one are done (a run queued
+# without waiting may still be queued when a later call waits).
+_JOB_RUNS: dict[str, tuple[int, int]] = {}
 
 
 def queue_job(stack, job: str, times: int = 1, *, wait: bool = False) -> None:
@@ -161,16 +162,19 @@ def queue_job(stack, job: str, times: int = 1, *, wait: bool = False) -> None:
     ``wait``, return once the Functions emulator has finished these runs and every run
     queued before them without waiting (its log says so), so a test can check what the
     runs did not do without guessing a sleep. (Counting only this call's runs, a wait
-    could end on an earlier call's, and this call's then ran during the test's next
-    step: on a slow machine they added a retry to a payment the test had just checked.)"""
+    could end on an earlier call's, and this call's would then run during the test's
+    next step, where a due payment's attempts are counted.)"""
     import subprocess
     import sys
 
     log = stack.s.log_dir / "emulators.log"
     finished = 'Finished "europe-west1-on_scheduled_job"'
     done_now = log.read_text(errors="replace").count(finished)
-    expected = max(_JOB_RUNS_EXPECTED.get(str(log), 0), done_now) + times
-    _JOB_RUNS_EXPECTED[str(log)] = expected
+    seen, expected = _JOB_RUNS.get(str(log), (0, 0))
+    if done_now < seen:  # a new log: a stack started afresh
+        expected = 0
+    expected = max(expected, done_now) + times
+    _JOB_RUNS[str(log)] = (done_now, expected)
     for _ in range(times):
         out = subprocess.run(
             [sys.executable, "-m", "bankctl", "jobs", "run", job],
