@@ -188,5 +188,5 @@ def queue_job(stack, job: str, times: int = 1, *, wait: bool = False) -> None:
         wait_for(
             lambda: log.read_text(errors="replace").count(finished) >= expected,
             timeout=120,
-            what=f"{times} run(s) of {job}",
+            what=f"{times} run(s) of {job} and every run queued before them ({expected} finished in the log)",
         )
