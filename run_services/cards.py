@@ -99,15 +99,23 @@ class CardService:
     # ---- the processor's API ------------------------------------------------------------
     def routes(self) -> dict:
         return {
-            "/v1/authorizations": self._signed(self.authorize),
-            "/v1/captures": self._signed(self.capture),
-            "/v1/reversals": self._signed(self.reverse),
+            path: self._signed(path, handler)
+            for path, handler in (
+                ("/v1/authorizations", self.authorize),
+                ("/v1/captures", self.capture),
+                ("/v1/reversals", self.reverse),
+            )
         }
 
-    def _signed(self, handler):
+    def _signed(self, path: str, handler):
+        """``handler`` behind the signature check, for POSTs to ``path`` (the route's own
+        path is what the signature must cover, so a request signed for one route is
+        refused by the others)."""
+
         async def checked(headers: dict[str, str], body: bytes) -> tuple[int, dict]:
             try:
-                signatures.verify(self.secret, headers.get(signatures.HEADER.lower()), body, now=time.time())
+                header = headers.get(signatures.HEADER.lower())
+                signatures.verify(self.secret, header, body, path=path, now=time.time())
             except signatures.BadSignature as exc:
                 log.warning("unsigned or badly signed processor request refused", extra={"error": str(exc)})
                 return 401, {"error": "bad_signature"}

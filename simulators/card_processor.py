@@ -31,7 +31,7 @@ class CardProcessor:
 
     def _post(self, path: str, body: dict, *, timeout: float | None = None) -> tuple[int, dict]:
         raw = json.dumps(body, separators=(",", ":")).encode()
-        header = signatures.sign(self.secret, int(time.time()), raw)
+        header = signatures.sign(self.secret, int(time.time()), raw, path=path)
         resp = self.session.post(
             self.url + path,
             data=raw,

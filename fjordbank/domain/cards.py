@@ -6,8 +6,11 @@
   and expiry with a secret key, so it can be shown once at issue and verified later.
 * Limits are per Oslo calendar day and per card: ``daily`` for everything, ``online`` for
   card-not-present purchases, ``abroad`` for merchants outside Norway; 0 blocks that use.
-* An authorisation is decided on the card alone here (status, expiry, CVV, limits); the
-  ledger decides available funds when it places the hold, atomically with the decision.
+* An authorisation is decided on the card alone here (status, channel, expiry, CVV,
+  limits); the ledger decides available funds when it places the hold, atomically with the
+  decision.
+* A virtual card (every card issued today) takes no cash: an ATM verifies the cardholder
+  by a chip and PIN it does not have.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ MAX_LIMITS = {"daily": 10_000_000, "online": 5_000_000, "abroad": 5_000_000}
 HOME_COUNTRY = "NO"
 CHECK_FAILURES = frozenset({"cvv_mismatch", "invalid_expiry"})  # a guess at what is printed on the card
 MAX_FAILED_CHECKS = 5  # per card and day, then the card is frozen
+VIRTUAL_DEBIT = "virtual-debit"  # every card issued today: a number in the app, no chip and no PIN
+NO_CASH = frozenset({VIRTUAL_DEBIT})  # card types an ATM cannot verify the cardholder of
 
 
 class CardRefused(Refused):
@@ -256,6 +261,7 @@ class CardState:
     exp_month: int
     exp_year: int
     limits: dict[str, int]
+    card_type: str = VIRTUAL_DEBIT
 
     @classmethod
     def from_doc(cls, data: dict[str, Any]) -> CardState:
@@ -265,6 +271,7 @@ class CardState:
             exp_month=data.get("expMonth", 0),
             exp_year=data.get("expYear", 0),
             limits={**DEFAULT_LIMITS, **(data.get("limits") or {})},
+            card_type=data.get("type") or VIRTUAL_DEBIT,
         )
 
 
@@ -277,6 +284,11 @@ def decide(card: CardState, req: AuthorizationRequest, spent: Spend, *, today: d
         return "card_frozen"
     if card.status != ACTIVE:
         return "card_not_active"
+    if req.channel == "atm" and card.card_type in NO_CASH:
+        # an ATM verifies the cardholder by the chip and PIN a virtual card does not have:
+        # without them the number and expiry alone would take cash. Refused before the
+        # expiry and CVV are looked at, so an ATM cannot be used to guess them either.
+        return "atm_not_supported"
     if (req.exp_month, req.exp_year) != (card.exp_month, card.exp_year):
         return "invalid_expiry"
     if is_expired(card.exp_month, card.exp_year, today):

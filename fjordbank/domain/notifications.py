@@ -177,6 +177,7 @@ CARD_REASON_TEXTS = {
     "cvv_mismatch": "wrong security code",
     "cvv_required": "the security code is missing",
     "invalid_expiry": "wrong expiry date",
+    "atm_not_supported": "a virtual card cannot take cash from an ATM",
     "account_closed": "the account is closed",
 }
 

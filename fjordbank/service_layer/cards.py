@@ -48,7 +48,7 @@ def _card_doc(
         "ownerUid": uid,
         "accountId": account_id,
         "status": rules.ISSUING,
-        "type": "virtual-debit",
+        "type": rules.VIRTUAL_DEBIT,
         "limits": limits,
         "replaces": replaces,
         "createdAt": SERVER_TIME,

@@ -86,6 +86,8 @@ def test_declines_frozen_over_limits_and_insufficient_funds(stack, holder, proc,
     assert callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": True}, tok)[0] == 200
     assert buy(proc, holder, 1_000)["reason"] == "card_frozen"
     assert callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": False}, tok)[0] == 200
+    # a virtual card takes no cash: an ATM has no chip or PIN of it to verify
+    assert buy(proc, holder, 1_000, channel="atm", cvv=None)["reason"] == "atm_not_supported"
     limits = {"daily": 60_000, "online": 20_000, "abroad": 10_000}
     status, body = callables.call("cards_limits", {"cardId": holder.card_id, "limits": limits}, tok)
     assert status == 200 and body["result"]["limits"] == limits
@@ -186,7 +188,7 @@ def test_a_lost_card_is_blocked_and_replaced(stack, holder, proc, callables, aud
     audit()
 
 
-def test_the_processor_api_refuses_unsigned_and_forged_requests(stack, holder):
+def test_the_processor_api_refuses_unsigned_and_forged_requests(stack, holder, proc):
     url = f"{stack.card_api_url}/v1/authorizations"
     body = b'{"reference":"x"}'
     assert requests.post(url, data=body, timeout=5).status_code == 401
@@ -194,8 +196,13 @@ def test_the_processor_api_refuses_unsigned_and_forged_requests(stack, holder):
     assert requests.post(url, data=body, headers=forged, timeout=5).status_code == 401
     from fjordbank.domain.signatures import sign
 
-    stale = {HEADER: sign(b"wrong-secret", int(time.time()), body)}
+    stale = {HEADER: sign(b"wrong-secret", int(time.time()), body, path="/v1/authorizations")}
     assert requests.post(url, data=body, headers=stale, timeout=5).status_code == 401
+    secret = proc.secret
+    elsewhere = {HEADER: sign(secret, int(time.time()), body, path="/v1/reversals")}
+    assert requests.post(url, data=body, headers=elsewhere, timeout=5).status_code == 401  # signed for another endpoint
+    signed = {HEADER: sign(secret, int(time.time()), body, path="/v1/authorizations")}
+    assert requests.post(url, data=body, headers=signed, timeout=5).status_code == 400  # past the signature: invalid
 
 
 def test_a_reversal_that_overtakes_its_timed_out_authorisation_leaves_nothing_held(holder, proc, admin_db, audit):

@@ -143,6 +143,8 @@ def test_an_unknown_card_is_declined_and_nothing_but_the_record_is_written() -> 
         ({}, {"status": "blocked"}, "card_blocked"),
         ({}, {"expYear": 2020, "expMonth": 1}, "invalid_expiry"),
         ({"channel": "online"}, {}, "cvv_required"),
+        ({"channel": "atm"}, {}, "atm_not_supported"),
+        ({"channel": "atm"}, {"type": "virtual-debit", "expMonth": 1}, "atm_not_supported"),
         ({"amount": DEFAULT_LIMITS["daily"] + 1}, {}, "over_daily_limit"),
         ({"merchant_country": "SE", "amount": DEFAULT_LIMITS["abroad"] + 1}, {}, "over_abroad_limit"),
     ],
@@ -154,6 +156,8 @@ def test_the_card_declines_before_the_funds_are_looked_at(
     assert check_card(a, card(**card_changes), {}) == reason
     decided = authorize(a, card(**card_changes), {}, account())  # an account given is not used
     assert (decided.status, decided.reason, decided.book) == ("declined", reason, None)
+    if reason == "atm_not_supported":  # a refused channel is no failed check: nothing counted
+        assert (decided.spend, decided.card_update) == (None, None)
 
 
 def test_the_day_s_spend_counts_against_the_limit() -> None:

@@ -730,7 +730,7 @@ async def test_the_processor_api_wiring_answers_as_the_use_cases_decide(bank: Ba
 
     async def post(path: str, data: object, secret: bytes = b"s3cret") -> tuple[int, dict[str, Any]]:
         body = json.dumps(data).encode()
-        header = signatures.sign(secret, int(time.time()), body)
+        header = signatures.sign(secret, int(time.time()), body, path=path)
         return await routes[path]({signatures.HEADER.lower(): header}, body)
 
     pan = bank.add_card()

@@ -24,7 +24,7 @@ def issuer():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             raw = self.rfile.read(int(self.headers["Content-Length"]))
-            signatures.verify(SECRET, self.headers[signatures.HEADER], raw, now=time.time())
+            signatures.verify(SECRET, self.headers[signatures.HEADER], raw, path=self.path, now=time.time())
             seen.append((self.path, json.loads(raw)))
             if self.path == "/v1/authorizations":
                 time.sleep(0.5)

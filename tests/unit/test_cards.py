@@ -28,7 +28,9 @@ from fjordbank.domain.cards import (
     FROZEN,
     ISSUING,
     MAX_LIMITS,
+    NO_CASH,
     PAN_LENGTH,
+    VIRTUAL_DEBIT,
     AuthorizationRequest,
     CardRefused,
     CardState,
@@ -636,9 +638,37 @@ def test_expired_card_is_declined_from_the_first_day_after_its_month() -> None:
     assert decide(card(), request(), Spend(), today=date(2030, 12, 1), cvv_ok=True) == "card_expired"
 
 
+# A card with a chip and PIN (none is issued yet): every channel is open to it, so the checks
+# after the channel's are tested on every channel.
+CHIP_CARD = "physical-debit"
+
+
 def test_cvv_mismatch_is_declined_on_any_channel() -> None:
     for channel in CHANNELS:
-        assert decide(card(), request(channel=channel), Spend(), today=TODAY, cvv_ok=False) == "cvv_mismatch"
+        req = request(channel=channel)
+        assert decide(card(card_type=CHIP_CARD), req, Spend(), today=TODAY, cvv_ok=False) == "cvv_mismatch"
+
+
+def test_a_virtual_card_takes_no_cash() -> None:
+    """Every card issued is virtual: no chip, no PIN, so an ATM could only go by the number
+    and expiry. Refused before those are checked (an ATM is no oracle for the expiry and
+    the refusal is not a failed check), after the card's own status."""
+    assert card().card_type == VIRTUAL_DEBIT and VIRTUAL_DEBIT in NO_CASH
+    atm = request(channel="atm")
+    assert decide(card(), atm, Spend(), today=TODAY, cvv_ok=None) == "atm_not_supported"
+    assert decide(card(), atm, Spend(), today=TODAY, cvv_ok=False) == "atm_not_supported"
+    wrong_expiry = request(channel="atm", expMonth=12)
+    assert decide(card(), wrong_expiry, Spend(), today=TODAY, cvv_ok=None) == "atm_not_supported"
+    assert decide(card(status=FROZEN), atm, Spend(), today=TODAY, cvv_ok=None) == "card_frozen"
+    for channel in ("pos", "online"):
+        assert decide(card(), request(channel=channel), Spend(), today=TODAY, cvv_ok=True) is None
+    assert decide(card(card_type=CHIP_CARD), atm, Spend(), today=TODAY, cvv_ok=None) is None
+
+
+def test_a_card_document_without_a_type_is_virtual() -> None:
+    doc = {"cardId": "card_1", "status": ACTIVE, "expMonth": 11, "expYear": 2030}
+    assert CardState.from_doc(doc).card_type == VIRTUAL_DEBIT
+    assert CardState.from_doc({**doc, "type": CHIP_CARD}).card_type == CHIP_CARD
 
 
 def test_online_purchase_needs_a_cvv() -> None:
@@ -701,7 +731,7 @@ def test_daily_limit_property(spent: int, amount: int, channel: str, country: st
     limits = {"daily": 2_000_000, "online": 2_000_000, "abroad": 2_000_000}
     s = Spend(daily=spent, online=spent, abroad=spent)
     req = request(amount=amount, channel=channel, merchantCountry=country)
-    reason = decide(card(limits=limits), req, s, today=TODAY, cvv_ok=True)
+    reason = decide(card(limits=limits, card_type=CHIP_CARD), req, s, today=TODAY, cvv_ok=True)
     assert (reason is None) == (spent + amount <= 2_000_000)
     assert reason in (None, "over_daily_limit")
 
