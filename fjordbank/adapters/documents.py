@@ -343,9 +343,16 @@ class FirestoreDocuments:
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
-        snaps = _refine(self.db.collection_group(collection_id), where, order_by, limit).stream()
-        return [d for d in (to_doc(s) for s in snaps) if d is not None]
+        query = _refine(self.db.collection_group(collection_id), where, order_by, limit)
+        if start_after is not None:
+            # a snapshot cursor (not field values): the client then orders by the
+            # inequality's fields and the document's name, so a page ends between two
+            # documents with the same values
+            ref = self.db.document(start_after.path)
+            query = query.start_after(DocumentSnapshot(ref, start_after.data, True, None, None, start_after.updated))
+        return [d for d in (to_doc(s) for s in query.stream()) if d is not None]
 
     def query_at(
         self,

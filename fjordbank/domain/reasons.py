@@ -115,6 +115,7 @@ REASONS: tuple[Reason, ...] = (
     _r("start_date_in_past", CALLABLE, "startDate is before today"),
     _r("next_due_in_past", CALLABLE, "nextDue is before today"),
     _r("end_before_start", CALLABLE, "endDate is before the start or the next due date"),
+    _r("next_due_after_end", CALLABLE, "nextDue is after the standing order's endDate (nothing falls due after it)"),
     _r("end_date_too_far", CALLABLE, "dates at most 10 years ahead"),
     _r("nothing_to_change", CALLABLE, "a change needs amount, nextDue or endDate"),
     _r("order_exists", CALLABLE, "another standing order has this id"),

@@ -119,8 +119,10 @@ def occurrence_request_id(order_id: str, due: dt.date) -> str:
 
 
 def waiting(current: dict[str, Any], due: dt.date, reason: str | None) -> dict[str, Any]:
-    """What a payment waiting for funds on its due date shows: one more attempt."""
-    attempts = int((current.get("waiting") or {}).get("attempts", 0)) + 1
+    """What a payment waiting for funds on its due date shows: one more attempt (counted
+    for this due date: a wait recorded for another date starts again)."""
+    before = current.get("waiting") or {}
+    attempts = (int(before.get("attempts", 0)) if before.get("date") == due.isoformat() else 0) + 1
     return {"date": due.isoformat(), "attempts": attempts, "reason": reason}
 
 

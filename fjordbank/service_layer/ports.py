@@ -228,9 +228,12 @@ class Documents(Protocol):
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
         """A collection-group query: every collection named ``collection_id``, wherever it
-        is (``users/{uid}/standingOrders`` of every user), in one round trip."""
+        is (``users/{uid}/standingOrders`` of every user), in one round trip.
+        ``start_after``: the next page, after this document of the page before (by its
+        values as they were read there, then by its path, as Firestore's cursors go)."""
 
     def query_at(
         self,

@@ -51,7 +51,7 @@ from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection
 from fjordbank.errors import ConfigError, PublishError
 from fjordbank.service_layer import audit, outbox, seams, standing_orders
 from fjordbank.service_layer.ports import Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
-from fjordbank.service_layer.standing_orders import available_of
+from fjordbank.service_layer.standing_orders import available_of, pages
 
 log = logging.getLogger(__name__)
 SUBMIT_DUE_PAYMENTS = "submit-due-payments"
@@ -96,14 +96,11 @@ def due_requests(docs: Documents, now: dt.datetime, limit: int, uids: tuple[str,
     "received": this run tries it once more, as it always has)."""
     today = today_in_norway(now)
     scope = [Where("payment.uid", "in", list(uids))] if uids else []  # a scoped run (emulator only, job_overrides)
-    yield from docs.query_group(
-        PAYMENT_REQUESTS,
-        where=[*scope, Where("status", "==", "scheduled"), Where("payment.due_date", "<=", today.isoformat())],
-        limit=limit,
-    )
-    yield from docs.query_group(PAYMENT_REQUESTS, where=[*scope, Where("status", "==", "received")], limit=limit)
+    due = [Where("status", "==", "scheduled"), Where("payment.due_date", "<=", today.isoformat())]
+    yield from pages(docs, PAYMENT_REQUESTS, [*scope, *due], limit)  # paged: a waiting one stays due
+    yield from pages(docs, PAYMENT_REQUESTS, [*scope, Where("status", "==", "received")], limit)
     stuck = [Where("status", "==", "requested"), Where("updatedAt", "<=", now - STUCK)]
-    yield from docs.query_group(PAYMENT_REQUESTS, where=[*scope, *stuck], limit=limit)
+    yield from pages(docs, PAYMENT_REQUESTS, [*scope, *stuck], limit)
 
 
 def submit_due_payments(

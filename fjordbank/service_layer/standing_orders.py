@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, USERS, request_path
@@ -152,11 +153,19 @@ def change(
         update["amount"] = _changed_amount(check_sca, uid, path, order, asked, sca_threshold)
     if "nextDue" in asked:
         update["nextDue"] = _changed_next_due(asked["nextDue"], today)
+        update["waiting"] = DELETE_FIELD  # a wait for funds counts on its own due date
     if "endDate" in asked:
         update["endDate"] = _changed_end_date(asked["endDate"], update.get("nextDue", order["nextDue"]))
     if not update:
         raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
+    _check_within_end(update.get("nextDue", order["nextDue"]), update.get("endDate", order.get("endDate")))
     return _apply_change(docs, path, update, now)
+
+
+def _check_within_end(next_due: str | None, end: str | None) -> None:
+    """Nothing falls due after the end date: a next due date past it is refused."""
+    if next_due is not None and end is not None and next_due > end:
+        raise PaymentRejected("next_due_after_end", "nextDue is after the order's endDate")
 
 
 def _change_request(body: object) -> dict[str, Any]:
@@ -224,8 +233,20 @@ def _apply_change(docs: Documents, path: str, update: dict[str, Any], now: dt.da
         current = {} if found is None else found.data
         if current["status"] != rules.ACTIVE:
             raise PaymentRejected("order_not_active", f"the order is {current['status']}")
-        uow.update(path, {**update, "updatedAt": now})
-        return {**current, **update}
+        write = {**update, "updatedAt": now}
+        if (
+            "nextDue" not in update
+            and update.get("endDate")
+            and current.get("nextDue")
+            and (current["nextDue"] > update["endDate"])
+        ):
+            # the job paid the due date this change was checked against, between its read
+            # and now: nothing is left before the new end date, so the order has ended
+            write.update(status=rules.ENDED, nextDue=None, waiting=DELETE_FIELD)
+        elif "nextDue" in update:
+            _check_within_end(update["nextDue"], update.get("endDate", current.get("endDate")))
+        uow.update(path, write)
+        return {k: v for k, v in {**current, **write}.items() if v is not DELETE_FIELD}
 
     return docs.transact(run, operation="standing_orders_change")
 
@@ -308,11 +329,25 @@ def available_of(docs: Documents, account_id: str) -> tuple[int | None, bool]:
     return account.data.get("available"), account.data.get("status") == "open"
 
 
-def due_orders(docs: Documents, today: dt.date, limit: int, uids: tuple[str, ...] | None = None) -> list[Doc]:
-    """Active orders whose next due date has come (``uids``: only these customers')."""
+def due_orders(docs: Documents, today: dt.date, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:
+    """Active orders whose next due date has come (``uids``: only these customers'), a page
+    of ``limit`` at a time, each page read once the one before is handled: an order left
+    waiting for funds stays due, and without the cursor the same first page would be all
+    a run ever saw (a covered order behind 500 waiting ones never tried on its day)."""
     where = [Where("uid", "in", list(uids))] if uids else []
     where += [Where("status", "==", rules.ACTIVE), Where("nextDue", "<=", today.isoformat())]
-    return docs.query_group(STANDING_ORDERS, where=where, limit=limit)
+    yield from pages(docs, STANDING_ORDERS, where, limit)
+
+
+def pages(docs: Documents, collection_id: str, where: list[Where], limit: int) -> Iterator[Doc]:
+    """Every document of a collection-group query, ``limit`` at a time (see due_orders)."""
+    after: Doc | None = None
+    while True:
+        page = docs.query_group(collection_id, where=where, limit=limit, start_after=after)
+        yield from page
+        if len(page) < limit:
+            return
+        after = page[-1]
 
 
 def run_due(
@@ -328,7 +363,7 @@ def run_due(
     these customers' orders (a scoped run on the emulator: scheduled.job_overrides)."""
     now = clock()
     today = today_in_norway(now)
-    counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0}
+    counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0}
     for found in due_orders(docs, today, limit, uids):
         order = found.data
         due = dt.date.fromisoformat(order["nextDue"])
@@ -381,6 +416,13 @@ def _claim(
         current = {} if found is None else found.data
         if current.get("status") != rules.ACTIVE or current.get("nextDue") != due.isoformat():
             return "skipped"
+        if current.get("endDate") and due.isoformat() > current["endDate"]:
+            # an order stored with its next due date past its end (before changes were
+            # checked against it): it has ended, and this date is not paid
+            uow.update(path, {"status": rules.ENDED, "nextDue": None, "waiting": DELETE_FIELD, "updatedAt": now})
+            return "ended"
+        if _terms(current) != _terms(order):
+            return "skipped"  # changed since it was read and decided on: the next run decides again
         if decision.action == "wait":
             uow.update(path, {"waiting": rules.waiting(current, due, decision.reason)})
             return "waiting"
@@ -396,6 +438,11 @@ def _claim(
             extra={"order_id": order["orderId"], "due": due.isoformat(), "outcome": outcome, "reason": decision.reason},
         )
     return outcome
+
+
+def _terms(order: dict[str, Any]) -> tuple[Any, ...]:
+    """What a due date's payment and its decision are made of (`occurrence`, `_decide`)."""
+    return tuple(order.get(k) for k in ("amount", "currency", "fromAccount", "toAccount", "kind", "message", "kid"))
 
 
 def _moved_on(

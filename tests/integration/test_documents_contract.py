@@ -361,6 +361,47 @@ def test_query_group_finds_every_collection_of_the_name(backend):
     assert [d.id for d in docs.query_group(group, where=[Where("n", "in", [5])])] == ["5"]
 
 
+def test_query_group_pages_after_a_document(backend):
+    """A cursor after a document of the page before: by its values as read (the same date
+    for many documents), then by its path; a document that changed since is not met again."""
+    docs, _, c = backend
+    group = f"{c}orders"
+    b = docs.batch()
+    for uid, oid, due in [
+        ("u1", "a", "2027-03-10"),
+        ("u1", "b", "2027-03-10"),
+        ("u2", "a", "2027-03-10"),
+        ("u2", "b", "2027-03-09"),
+        ("u10", "a", "2027-03-10"),
+        ("u1-x", "a", "2027-03-10"),
+    ]:
+        b.set(f"{c}/{uid}/{group}/{oid}", {"s": "active", "due": due})
+    b.set(f"{c}/u3/{group}/a", {"s": "ended", "due": "2027-03-01"})
+    b.commit()
+    where = [Where("s", "==", "active"), Where("due", "<=", "2027-03-10")]
+    seen, after = [], None
+    while True:
+        page = docs.query_group(group, where=where, limit=2, start_after=after)
+        seen += [d.path for d in page]
+        if len(page) < 2:
+            break
+        after = page[-1]
+        if len(seen) == 2:  # the job moves a document it handled on: it leaves the query
+            moved = docs.batch()
+            moved.update(page[0].path, {"due": "2027-04-10"})
+            moved.commit()
+    assert len(seen) == len(set(seen)) == 6
+    # the earliest date first, then by the document's name segment by segment ("u1" < "u1-x" < "u10")
+    assert seen == [
+        f"{c}/u2/{group}/b",
+        f"{c}/u1/{group}/a",
+        f"{c}/u1/{group}/b",
+        f"{c}/u1-x/{group}/a",
+        f"{c}/u10/{group}/a",
+        f"{c}/u2/{group}/a",
+    ]
+
+
 async def test_query_group_asynchronous(backend):
     docs, make_async, c = backend
     group = f"{c}items"

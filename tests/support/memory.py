@@ -166,9 +166,11 @@ class _Store:
         *,
         group: bool = False,
         read_time: dt.datetime | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
         """``collection``'s documents (with ``group``: those of every collection of that
-        name), as they are or as they were at ``read_time``, filtered, ordered and limited."""
+        name), as they are or as they were at ``read_time``, filtered, ordered and limited;
+        with ``start_after``, those after that document's values (as given) and path."""
         depth = collection.count("/") + 1
 
         def member(path: str) -> bool:
@@ -183,12 +185,21 @@ class _Store:
             found = [
                 f for f in found if (v := _get_field(f[1], w.field)) is not _MISSING and _compare(v, w.op, w.value)
             ]
-        found.sort(key=lambda f: f[0])
+        found.sort(key=lambda f: f[0].split("/"))  # a document's name: segment by segment
         if not order_by:  # as Firestore: an inequality orders by its fields first (by path), then by id
             order_by = [OrderBy(f) for f in sorted({w.field for w in where if w.op in _INEQUALITIES})]
         for o in reversed(order_by):
             found = [f for f in found if _get_field(f[1], o.field) is not _MISSING]
             found.sort(key=lambda f, o=o: _get_field(f[1], o.field), reverse=o.descending)
+        if start_after is not None:
+            if any(o.descending for o in order_by):
+                raise NotImplementedError("the fake pages ascending orders only")
+
+            def key(data: Data, path: str) -> tuple[Any, ...]:
+                return (*(_get_field(data, o.field) for o in order_by), path.split("/"))
+
+            cursor = key(start_after.data, start_after.path)
+            found = [f for f in found if key(f[1], f[0]) > cursor]
         if limit is not None:
             found = found[:limit]
         return [Doc(path, copy.deepcopy(data), version) for path, data, version in found]
@@ -404,8 +415,9 @@ class MemoryDocuments:
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
-        return self.store.query(collection_id, where, order_by, limit, group=True)
+        return self.store.query(collection_id, where, order_by, limit, group=True, start_after=start_after)
 
     def query_at(
         self,

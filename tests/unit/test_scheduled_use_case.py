@@ -264,7 +264,7 @@ def test_the_job_runs_the_standing_orders_after_the_scheduled_payments(docs, pub
         },
     )
     result = run(docs, publisher, submit)
-    assert result["standingOrders"] == {"submitted": 1, "waiting": 0, "failed": 0, "skipped": 0}
+    assert result["standingOrders"] == {"submitted": 1, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0}
     assert data(docs, f"users/{UID}/standingOrders/order-0001")["nextDue"] == "2027-04-10"
 
 

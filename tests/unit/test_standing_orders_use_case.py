@@ -190,6 +190,7 @@ def test_a_larger_amount_is_checked_for_sca_as_a_known_payee(docs, sca):
         ({"orderId": "order-0001"}, "nothing_to_change"),
         ({"orderId": "order-0001", "nextDue": "2027-03-09"}, "next_due_in_past"),
         ({"orderId": "order-0001", "endDate": "2027-03-01"}, "end_before_start"),
+        ({"orderId": "order-0001", "nextDue": "2027-04-10", "endDate": "2027-04-09"}, "end_before_start"),
         ({"orderId": "order-0001", "frequency": "weekly"}, "unknown_field"),
         ({"orderId": "order-9999"}, "unknown_order"),
         ({"orderId": "x"}, "invalid_order_id"),
@@ -234,7 +235,7 @@ def test_a_scheduled_payment_is_cancelled_until_it_is_submitted(docs):
 # ---- the due dates ---------------------------------------------------------------------------
 def test_a_due_date_is_paid_once_and_the_order_moves_on(docs, sca, publisher):
     create(docs, sca, body())
-    assert run_due(docs, publisher) == {"submitted": 1, "waiting": 0, "failed": 0, "skipped": 0}
+    assert run_due(docs, publisher) == {"submitted": 1, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0}
     (event,) = publisher.stored
     request_id = rules.occurrence_request_id("order-0001", TODAY)
     assert (
@@ -247,7 +248,13 @@ def test_a_due_date_is_paid_once_and_the_order_moves_on(docs, sca, publisher):
     assert moved["nextDue"] == "2027-04-10" and moved["status"] == rules.ACTIVE
     assert moved["lastRun"]["status"] == "submitted" and len(moved["runs"]) == 1
     assert paths(docs, "outbox") == []
-    assert run_due(docs, publisher) == {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0}  # nothing due
+    assert run_due(docs, publisher) == {
+        "submitted": 0,
+        "waiting": 0,
+        "failed": 0,
+        "skipped": 0,
+        "ended": 0,
+    }  # nothing due
     assert len(publisher.stored) == 1
 
 
@@ -312,3 +319,95 @@ def test_a_claim_that_loses_every_attempt_is_left_to_the_other_run(docs, sca, pu
 
     assert run_due(Contended(), publisher)["skipped"] == 1
     assert publisher.stored == [] and order(docs)["nextDue"] == "2027-03-10"
+
+
+# ---- an end date, a change and the job at once -------------------------------------------------
+def test_a_next_due_date_past_the_end_date_is_refused(docs, sca, publisher):
+    create(docs, sca, body(endDate="2027-04-10"))
+    asked = {"orderId": "order-0001", "nextDue": "2027-09-10"}
+    assert refused(lambda: change(docs, sca, asked)) == "next_due_after_end"
+    assert order(docs)["nextDue"] == "2027-03-10"
+    change(docs, sca, {"orderId": "order-0001", "nextDue": "2027-04-10"})  # on the end date: its last payment
+    assert run_due(docs, publisher, now=NOW + dt.timedelta(days=31))["submitted"] == 1
+    ended = order(docs)
+    assert ended["status"] == rules.ENDED and ended["nextDue"] is None
+
+
+def test_an_order_stored_past_its_end_date_ends_without_paying(docs, sca, publisher):
+    """Defence in depth: an order whose next due date lies past its end (written before
+    changes were checked against the end) is ended by the claim, never paid."""
+    create(docs, sca, body(endDate="2027-04-10"))
+    path = f"users/{UID}/standingOrders/order-0001"
+    b = docs.batch()
+    b.update(path, {"nextDue": "2027-09-10"})
+    b.commit()
+    assert run_due(docs, publisher, now=NOW + dt.timedelta(days=184))["ended"] == 1
+    assert publisher.stored == []
+    ended = order(docs)
+    assert ended["status"] == rules.ENDED and ended["nextDue"] is None
+
+
+def test_an_end_date_set_while_the_job_pays_that_day_ends_the_order(docs, sca, publisher):
+    """The change is checked against the next due date it read (today); the job pays today
+    and moves the order on before the change commits: the order ends, next month unpaid."""
+    create(docs, sca, body())
+
+    class JobMeanwhile:
+        def __init__(self) -> None:
+            self.ran = False
+
+        def __getattr__(self, name):
+            return getattr(docs, name)
+
+        def transact(self, fn, *, operation):
+            if operation == "standing_orders_change" and not self.ran:
+                self.ran = True
+                run_due(docs, publisher)
+            return docs.transact(fn, operation=operation)
+
+    changed = standing_orders.change(
+        JobMeanwhile(), UID, {"orderId": "order-0001", "endDate": TODAY.isoformat()}, check_sca=sca, clock=fixed_clock()
+    )
+    assert len(publisher.stored) == 1  # today's payment, once
+    stored = order(docs)
+    assert (stored["status"], stored["nextDue"], stored["endDate"]) == (rules.ENDED, None, TODAY.isoformat())
+    assert changed["status"] == rules.ENDED
+    next_month = NOW + dt.timedelta(days=31)
+    assert run_due(docs, publisher, now=next_month)["submitted"] == 0 and len(publisher.stored) == 1
+
+
+def test_an_order_changed_after_the_job_read_it_is_decided_again(docs, sca, publisher):
+    """The amount lowered between the job's query and its claim: this run pays nothing, the
+    next one pays the new amount."""
+    made = create(docs, sca, body())
+    change(docs, sca, {"orderId": "order-0001", "amount": 2_500})
+    path = f"users/{UID}/standingOrders/order-0001"
+    submit = rules.Decision("submit")
+    assert standing_orders._claim(docs, publisher, path, made, TODAY, submit, NOW) == "skipped"
+    assert publisher.stored == [] and order(docs)["nextDue"] == TODAY.isoformat()
+    assert run_due(docs, publisher)["submitted"] == 1
+    assert publisher.stored[0].body["payment"]["amount"] == 2_500
+
+
+def test_a_wait_counts_on_its_own_due_date(docs, sca, publisher):
+    create(docs, sca, body(amount=500_000))
+    run_due(docs, publisher)
+    run_due(docs, publisher)
+    assert order(docs)["waiting"]["attempts"] == 2
+    change(docs, sca, {"orderId": "order-0001", "nextDue": "2027-03-12"})
+    assert "waiting" not in order(docs)  # the app no longer shows a wait for the 10th
+    assert run_due(docs, publisher, now=NOW + dt.timedelta(days=2))["waiting"] == 1
+    assert order(docs)["waiting"] == {"date": "2027-03-12", "attempts": 1, "reason": "insufficient_funds"}
+
+
+def test_orders_waiting_for_funds_do_not_keep_a_covered_one_from_its_due_date(docs, sca, publisher):
+    """The job reads the due orders a page at a time: with more waiting orders than a page,
+    the covered one further down is still paid on its due date."""
+    poor = next(itertools.islice(account_numbers(), 4, None))
+    seed(docs, {f"accounts/{poor}": customer_account(UID, poor, balance=0)})
+    for order_id in ("order-aaa1", "order-aaa2", "order-aaa3"):
+        create(docs, sca, body(order_id, fromAccount=poor))
+    create(docs, sca, body("order-zzz9"))
+    assert run_due(docs, publisher, limit=2) == {"submitted": 1, "waiting": 3, "failed": 0, "skipped": 0, "ended": 0}
+    assert order(docs, "order-zzz9")["nextDue"] == "2027-04-10"
+    assert run_due(docs, publisher, limit=2)["waiting"] == 3  # every run tries each waiting one again
