@@ -46,7 +46,7 @@ from fjordbank.config import Settings, load_settings
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
 from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
-from fjordbank.service_layer.clearing import Clearing, submitted
+from fjordbank.service_layer.clearing import Clearing, submitted, unsendable
 
 log = logging.getLogger("clearing")
 POLL_SECONDS = 0.5
@@ -70,18 +70,31 @@ class ClearingHandler:
         return await self._handle(batch)
 
     async def submit(self, step: steps.Step[PaymentEvent]) -> None:
+        items = []
+        for i, e in step.items:
+            problem = unsendable(e.payment)
+            if problem is None:
+                items.append((i, e))
+            else:  # dead-lettered for an operator (its hold stays): never the whole file's fault
+                log.error(
+                    "payment cannot go in a pain.001; dead-lettered",
+                    extra={"payment_id": e.payment.payment_id, "error": problem},
+                )
+                step.reject(i, f"cannot be put in a pain.001: {problem}")
+        if not items:
+            return
         file_id = self.clearing.new_file_id()
         # each payment's trace context is kept with it: its answer from the other bank
         # (handle_answer, much later, in another process perhaps) continues the trace
-        traces = {e.payment.payment_id: tracing.traceparent_of(step.batch[i].context) for i, e in step.items}
-        with tracing.commit("clearing", step.contexts()):
-            new, files = await self.clearing.claim([e.payment for e in step.events], file_id, traces=traces)
+        traces = {e.payment.payment_id: tracing.traceparent_of(step.batch[i].context) for i, e in items}
+        with tracing.commit("clearing", [step.batch[i].context for i, _ in items]):
+            new, files = await self.clearing.claim([e.payment for _, e in items], file_id, traces=traces)
         crash.point("clearing.after_claim")
         if new:
             await self.clearing.send_or_keep(file_id, new)
-        await self.publish(submitted(step.events, files))
+        await self.publish(submitted([e for _, e in items], files))
         fresh = {p.payment_id for p in new}  # the rest were in an earlier file: counted then
-        for i, e in step.items:
+        for i, e in items:
             step.ack(i)
             if e.payment.payment_id in fresh:
                 fresh.discard(e.payment.payment_id)

@@ -118,6 +118,11 @@ MAX_CONTROL_SUM_MINOR = 10**18 - 1  # DecimalNumber: totalDigits 18
 
 TxStatus = Literal["ACSC", "RJCT"]
 TX_STATUSES: frozenset[str] = frozenset({"ACSC", "RJCT"})
+NOT_FINAL_STATUSES: frozenset[str] = frozenset({"RCVD", "ACTC", "ACCP", "ACSP", "ACWC", "PDNG"})
+"""Statuses a pain.002 may give on the way (received, accepted technically, for settlement,
+in process, with change, pending): read and passed over, the final answer comes later."""
+NO_REASON = "NARR"
+"""The reason of a rejection that gives no ISO code (ExternalStatusReason1Code: narrative)."""
 
 _BIC_RE = re.compile(r"[A-Z]{6}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?")  # BICIdentifier
 _KID_FORMAT_RE = re.compile(r"[0-9]+[0-9-]")
@@ -200,9 +205,16 @@ def _check_text(value: object, what: str, max_length: int) -> str:
     if len(value) > max_length:
         raise _fail(f"{what} must be at most {max_length} characters, got {len(value)}")
     for char in value:
-        if unicodedata.category(char) in ("Cc", "Cs") or char in "\ufffe\uffff":
+        if not is_file_char(char):
             raise _fail(f"{what} contains a control or non-XML character (U+{ord(char):04X})")
     return value
+
+
+def is_file_char(char: str) -> bool:
+    """A character a file's text may hold: not a control character (TAB, CR and LF
+    included), a surrogate, U+FFFE or U+FFFF. The edge refuses a payment's text with any
+    other (fjordbank.domain.payments), so nothing it takes fails here."""
+    return unicodedata.category(char) not in ("Cc", "Cs") and char not in "\ufffe\uffff"
 
 
 def _check_optional_text(value: object, what: str, max_length: int) -> str | None:
@@ -453,25 +465,47 @@ class TransactionStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockStatus:
+    """A final status given to a whole payment information block (``PmtInfSts``) or to
+    the whole file (``GrpSts``; ``payment_information_id`` None) without the transactions
+    listed: it is the answer of every transfer in it that no transaction status names."""
+
+    payment_information_id: str | None
+    status: TxStatus
+    reason_code: str | None = None
+    additional_info: str | None = None
+
+    def __post_init__(self) -> None:
+        # the same rules as a transaction's status
+        TransactionStatus("block", self.status, self.reason_code, self.additional_info)
+        _check_optional_text(self.payment_information_id, "payment information id", MAX_ID_LENGTH)
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     """A pain.002 answering one pain.001 (``original_message_id``).
 
     ``statuses`` is stored in file order: grouped by original payment information id
     in order of first appearance. ``created_at`` is stored in UTC, whole seconds.
+    ``blocks``: final statuses of whole blocks (or of the file) whose transactions the
+    report does not list. A report read from a file may hold neither (only statuses on
+    the way, `NOT_FINAL_STATUSES`); one this bank writes holds transaction statuses.
     """
 
     message_id: str
     original_message_id: str
     created_at: datetime
     statuses: tuple[TransactionStatus, ...]
+    blocks: tuple[BlockStatus, ...] = ()
 
     def __post_init__(self) -> None:
         _check_text(self.message_id, "message id", MAX_ID_LENGTH)
         _check_text(self.original_message_id, "original message id", MAX_ID_LENGTH)
         object.__setattr__(self, "created_at", _check_utc_datetime(self.created_at, "created_at"))
         statuses = _as_tuple(self.statuses, "statuses")
-        if not statuses:
-            raise _fail("a status report needs at least one transaction status")
+        object.__setattr__(self, "blocks", _as_tuple(self.blocks, "blocks"))
+        if not all(isinstance(b, BlockStatus) for b in self.blocks):
+            raise _fail("blocks must be BlockStatus instances")
         if not all(isinstance(s, TransactionStatus) for s in statuses):
             raise _fail("statuses must be TransactionStatus instances")
         ids = [s.end_to_end_id for s in statuses]
@@ -600,6 +634,8 @@ def build_pain002(report: StatusReport) -> bytes:
     """
     if not isinstance(report, StatusReport):
         raise _fail(f"expected a StatusReport, got {type(report).__name__}")
+    if report.blocks or not report.statuses:
+        raise _fail("a status report written here lists every transaction's status")
     root = _document(PAIN002_NS)
     body = _sub(root, "CstmrPmtStsRpt")
 
@@ -900,14 +936,18 @@ def _parse_remittance(reader: _Reader, remittance: ET.Element | None, where: str
 def parse_pain002(xml: bytes) -> StatusReport:
     """Read a ``pain.002.001.03`` document into a :class:`StatusReport`.
 
-    Only the first ``StsRsnInf`` of a transaction is read (its ``Rsn/Cd`` and first
-    ``AddtlInf``); group and payment-information statuses are derived data and are
-    ignored. ``OrgnlPmtInfId`` ``NOTPROVIDED`` becomes None.
+    A transaction's status is its ``TxSts``, or, when it gives none, its block's
+    ``PmtInfSts`` or the file's ``GrpSts`` (with the reason given there). Only final ones
+    (ACSC, RJCT) are kept: the statuses on the way (`NOT_FINAL_STATUSES`) are passed over.
+    A block (or the whole file) answered with a final status and no transactions listed is
+    kept in ``blocks``: it answers every transfer in it. Of each ``StsRsnInf`` only the
+    first is read: its ``Rsn/Cd`` (or a four-character ``Rsn/Prtry``; a longer one is kept
+    as the additional info) and first ``AddtlInf``; a rejection with no code gets
+    `NO_REASON`. ``OrgnlPmtInfId`` ``NOTPROVIDED`` becomes None.
 
     Raises:
         InvalidPaymentFile: on hostile or malformed input, an OrgnlMsgNmId other
-            than pain.001.001.03, a status other than ACSC/RJCT, or a rejection
-            without an ISO reason code.
+            than pain.001.001.03, or a status code pain.002 does not have.
     """
     reader, body = _root(xml, PAIN002_NS, "CstmrPmtStsRpt")
     header = reader.one(body, "GrpHdr")
@@ -918,11 +958,22 @@ def parse_pain002(xml: bytes) -> StatusReport:
     if reader.token(original, "OrgnlMsgNmId") != PAIN001_NAME:
         raise _fail(f"status report does not answer a {PAIN001_NAME}")
 
+    group = _Given(_status_code(reader, original, "GrpSts"), *_reason(reader, original))
     statuses: list[TransactionStatus] = []
-    for block in reader.all(body, "OrgnlPmtInfAndSts"):
-        payment_information_id = reader.text(block, "OrgnlPmtInfId")
-        for tx in reader.all(block, "TxInfAndSts"):
-            statuses.append(_parse_transaction_status(reader, tx, payment_information_id))
+    blocks: list[BlockStatus] = []
+    infos = reader.all(body, "OrgnlPmtInfAndSts")
+    for info in infos:
+        payment_information_id = reader.text(info, "OrgnlPmtInfId")
+        block = group.below(_status_code(reader, info, "PmtInfSts"), *_reason(reader, info))
+        txs = reader.all(info, "TxInfAndSts")
+        for tx in txs:
+            status = _parse_transaction_status(reader, tx, payment_information_id, block)
+            if status is not None:
+                statuses.append(status)
+        if not txs and block.final:
+            blocks.append(block.of(payment_information_id))
+    if not infos and group.final:
+        blocks.append(group.of(None))
     return _wrap(
         "pain.002",
         lambda: StatusReport(
@@ -930,21 +981,82 @@ def parse_pain002(xml: bytes) -> StatusReport:
             original_message_id=original_message_id,
             created_at=created_at,
             statuses=tuple(statuses),
+            blocks=tuple(blocks),
         ),
     )
 
 
-def _parse_transaction_status(reader: _Reader, tx: ET.Element, payment_information_id: str) -> TransactionStatus:
+_STATUS_CODES = TX_STATUSES | NOT_FINAL_STATUSES | {"PART"}  # PART: a group's or block's, never final
+
+
+@dataclass(frozen=True)
+class _Given:
+    """A status with its reason as given at one level of a pain.002 (the file, a block, a
+    transaction); a level that gives none takes its parent's."""
+
+    status: str | None
+    reason_code: str | None
+    additional_info: str | None
+
+    def below(self, status: str | None, reason_code: str | None, additional_info: str | None) -> _Given:
+        if status is None:
+            return _Given(self.status, reason_code or self.reason_code, additional_info or self.additional_info)
+        return _Given(status, reason_code, additional_info)
+
+    @property
+    def final(self) -> bool:
+        return self.status in TX_STATUSES
+
+    def of(self, payment_information_id: str | None) -> BlockStatus:
+        return _wrap(
+            f"payment information {payment_information_id!r}",
+            lambda: BlockStatus(payment_information_id, *self._outcome()),  # type: ignore[arg-type]
+        )
+
+    def _outcome(self) -> tuple[str, str | None, str | None]:
+        if self.status == "ACSC":
+            return "ACSC", None, self.additional_info
+        return "RJCT", self.reason_code or NO_REASON, self.additional_info
+
+
+def _status_code(reader: _Reader, parent: ET.Element, name: str) -> str | None:
+    code = reader.opt_text(parent, name)
+    if code is None:
+        return None
+    if code.strip() not in _STATUS_CODES:
+        raise _fail(f"{name} {code.strip()[:10]!r} is not a status of pain.002")
+    return code.strip()
+
+
+def _reason(reader: _Reader, parent: ET.Element) -> tuple[str | None, str | None]:
+    """The first ``StsRsnInf``'s reason (``Rsn/Cd``, or a four-character ``Rsn/Prtry``)
+    and first ``AddtlInf`` (a longer proprietary reason when there is none)."""
+    reasons = reader.all(parent, "StsRsnInf")
+    if not reasons:
+        return None, None
+    code = reader.opt_text(reasons[0], "Rsn/Cd")
+    proprietary = reader.opt_text(reasons[0], "Rsn/Prtry")
+    lines = reader.all(reasons[0], "AddtlInf")
+    info = reader.leaf_text(lines[0]) if lines else None
+    if code is None and proprietary is not None:
+        proprietary = proprietary.strip()
+        if _REASON_CODE_RE.fullmatch(proprietary):
+            code = proprietary
+        else:
+            info = info or proprietary[:MAX_ADDITIONAL_INFO_LENGTH] or None
+    return (None if code is None else code.strip()), info
+
+
+def _parse_transaction_status(
+    reader: _Reader, tx: ET.Element, payment_information_id: str, block: _Given
+) -> TransactionStatus | None:
+    """A transaction's final status (its own ``TxSts``, or its block's or the file's when
+    it gives none), or None while it is not final."""
     end_to_end_id = reader.text(tx, "OrgnlEndToEndId")
-    status = reader.token(tx, "TxSts")
-    reason_code: str | None = None
-    additional_info: str | None = None
-    reasons = reader.all(tx, "StsRsnInf")
-    if reasons:
-        code = reader.opt_text(reasons[0], "Rsn/Cd")
-        reason_code = None if code is None else code.strip()
-        lines = reader.all(reasons[0], "AddtlInf")
-        additional_info = reader.leaf_text(lines[0]) if lines else None
+    given = block.below(_status_code(reader, tx, "TxSts"), *_reason(reader, tx))
+    if not given.final:
+        return None
+    status, reason_code, additional_info = given._outcome()
     return _wrap(
         f"transaction {end_to_end_id[:35]!r}",
         lambda: TransactionStatus(

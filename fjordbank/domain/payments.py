@@ -18,6 +18,7 @@ from typing import Any
 
 from fjordbank import topology
 from fjordbank.domain.errors import DomainError
+from fjordbank.domain.iso20022 import is_file_char
 from fjordbank.domain.norway import (
     is_valid_kid,
     normalize_account_number,
@@ -175,9 +176,9 @@ def parse_request(
     )
     if message is not None:
         _require(
-            isinstance(message, str) and 0 < len(message.strip()),
+            isinstance(message, str) and 0 < len(message.strip()) and all(map(is_file_char, message)),
             "invalid_message",
-            "message must be text",
+            "message must be text, without line breaks, tabs or other control characters",
         )
         _require(
             len(message) <= MAX_MESSAGE_LENGTH,

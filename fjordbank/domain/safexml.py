@@ -55,6 +55,12 @@ def parse(data: object, *, what: str, where: str, max_bytes: int) -> ET.Element:
     parser.CharacterDataHandler = builder.data
     try:
         parser.Parse(bytes(data), True)
+    except UnsafeOrMalformedXml:
+        raise
     except expat.ExpatError as exc:
         raise UnsafeOrMalformedXml(f"{what} is not well-formed XML: {exc}") from None
+    except (LookupError, ValueError) as exc:
+        # an encoding declaration Python has no codec for, or one that cannot decode the
+        # bytes (encoding="foo", "idna", "utf-32" on UTF-8 bytes): not XML this bank reads
+        raise UnsafeOrMalformedXml(f"{what} cannot be decoded as declared: {exc}") from None
     return builder.close()

@@ -37,6 +37,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -104,6 +105,26 @@ def file_path(file_id: str) -> str:
 # ---- the pure parts: file ids, the pain.001 file, the events of an answer ---------------
 def new_file_id(now: dt.datetime) -> str:
     return f"FJB{now:%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}"  # 25 characters
+
+
+FILE_ID = re.compile(r"FJB[0-9]{14}[0-9A-F]{8}")
+
+
+def is_file_id(value: str) -> bool:
+    """Whether ``value`` is a file id this bank makes (`new_file_id`): an answer's
+    OrgnlMsgId is the other bank's text, and only such an id may name a document."""
+    return FILE_ID.fullmatch(value) is not None
+
+
+def unsendable(p: PaymentRequested) -> str | None:
+    """Why the payment cannot go in a pain.001 (None: it can). The edge refuses such
+    payments; one published before it did, or by another route, must not take a whole
+    file, and every payment claimed into it, down with it."""
+    try:
+        to_transfer(p)
+    except DomainError as exc:
+        return str(exc)
+    return None
 
 
 def to_transfer(p: PaymentRequested) -> iso20022.CreditTransfer:
@@ -187,6 +208,7 @@ class Answered:
 
     known_file: bool
     payments: dict[str, tuple[PaymentRequested, str | None]]
+    before: frozenset[str] = frozenset()  # the payments an earlier answer to the file settled or returned
 
 
 # ---- the records --------------------------------------------------------------------------
@@ -215,6 +237,12 @@ async def claim(
     async def run(uow: AsyncUnitOfWork) -> tuple[list[PaymentRequested], dict[str, str]]:
         found = await uow.get_many([payment_path(p.payment_id) for p in payments])
         existing = {d.id: d.data["fileId"] for d in found.values() if d is not None}
+        ours = [p for p in payments if existing.get(p.payment_id) == file_id]
+        if ours:
+            # the commit above went through although it answered with an error (a retried
+            # commit finds its own creates): the file is recorded with these, and still to
+            # be written
+            return ours, existing
         new = [p for p in payments if p.payment_id not in existing]
         if new:
             _record_claims(uow, new, file_id, traces)
@@ -247,18 +275,47 @@ async def unwritten_files(docs: AsyncDocuments) -> list[tuple[str, list[PaymentR
     return [(d.id, [PaymentRequested.from_json(p) for p in d.data["payments"]]) for d in found]
 
 
-async def answered_records(docs: AsyncDocuments, file_id: str, payment_ids: list[str]) -> Answered:
+async def answered_records(
+    docs: AsyncDocuments, file_id: str, payment_ids: list[str], *, every: bool = False
+) -> Answered:
     """The file an answer names and the payments it answers, from the file's one document
-    (payments it did not carry are left out). A file recorded before 2026-12-01 kept no
-    trace contexts: its answers start traces of their own."""
+    (payments it did not carry are left out; ``every``: all it carried, in file order, for
+    an answer to whole blocks). A file recorded before 2026-12-01 kept no trace contexts:
+    its answers start traces of their own."""
     doc = await docs.get(file_path(file_id))
     if doc is None:
         return Answered(False, {})
     named = set(payment_ids)
     traces = doc.data.get("traces") or {}
     carried = (PaymentRequested.from_json(p) for p in doc.data["payments"])
-    payments = {p.payment_id: (p, traces.get(p.payment_id)) for p in carried if p.payment_id in named}
-    return Answered(True, payments)
+    payments = {p.payment_id: (p, traces.get(p.payment_id)) for p in carried if every or p.payment_id in named}
+    return Answered(True, payments, frozenset(doc.data.get("answers") or {}))
+
+
+def with_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) -> iso20022.StatusReport:
+    """The report with every payment of a block (or of the file) it answers as a whole
+    given that block's status, where no status of its own names it. The blocks are the
+    ones the file was written with (its payments in file order, `payment_file`)."""
+    if not report.blocks or not answered.payments:
+        return report
+    carried = [p for p, _trace in answered.payments.values()]
+    block_of = {
+        t.end_to_end_id: group.payment_information_id
+        for group in iso20022.payment_groups(
+            payment_file(report.original_message_id, carried, bic=bic, now=report.created_at)
+        )
+        for t in group.transfers
+    }
+    named = {s.end_to_end_id for s in report.statuses}
+    given = {b.payment_information_id: b for b in report.blocks}
+    added = [
+        iso20022.TransactionStatus(p.payment_id, b.status, b.reason_code, b.additional_info, block_of[p.payment_id])
+        for p in carried
+        if p.payment_id not in named
+        and p.payment_id not in answered.before  # a block's answer is for those still unanswered
+        and (b := given.get(block_of[p.payment_id]) or given.get(None)) is not None
+    ]
+    return dataclasses.replace(report, statuses=(*report.statuses, *added), blocks=())
 
 
 async def mark_answered(docs: AsyncDocuments, file_id: str, marks: list[Mark]) -> None:
@@ -381,10 +438,18 @@ class Clearing:
         return True
 
     async def resend_unwritten(self) -> None:
-        """The files recorded before a crash and never written (when the service starts)."""
+        """The files recorded before a crash and never written (when the service starts).
+        One that cannot be written (a payment in it the file cannot carry, recorded before
+        such payments were kept out) is left for an operator: the service still starts."""
         for file_id, payments in await unwritten_files(self.docs):
             log.warning("writing a file recorded before a crash", extra={"file_id": file_id})
-            await self.send_or_keep(file_id, payments)
+            try:
+                await self.send_or_keep(file_id, payments)
+            except DomainError as exc:
+                log.error(
+                    "a recorded file cannot be written; left for an operator",
+                    extra={"file_id": file_id, "payments": len(payments), "error": str(exc)},
+                )
 
     async def deliver_pending(self, stop: asyncio.Event) -> None:
         """The files the channel did not take, again every ``retry_seconds``, oldest first."""
@@ -415,12 +480,22 @@ class Clearing:
         report = self.read_report(path)
         if report is None:
             return []
-        answered = await answered_records(
-            self.docs, report.original_message_id, [s.end_to_end_id for s in report.statuses]
-        )
+        if is_file_id(report.original_message_id):
+            answered = await answered_records(
+                self.docs,
+                report.original_message_id,
+                [s.end_to_end_id for s in report.statuses],
+                every=bool(report.blocks),
+            )
+            report = with_blocks(report, answered, bic=self.bic)
+        else:  # not an id of ours (and not to be put in a document's path): an unknown file
+            answered = Answered(False, {})
         out = answer_events(report, answered)
         await publish_in_spans(publish, out, answer_spans(report, answered))
-        if answered.known_file:
+        if answered.known_file and not out:
+            # only statuses on the way (accepted, pending): the final answer comes later
+            log.info("pain.002 with no final status read", extra={"file": path.name})
+        elif answered.known_file:
             marks = [(e.payment.payment_id, e.status, e.reason) for e in out]
             await mark_answered(self.docs, report.original_message_id, marks)
         else:

@@ -13,7 +13,9 @@ unreadable one, is moved aside.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from tests.support.recording import RecordingDocuments
 
 NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
 BIC = "FJBANOKKXXX"
+F1, F2 = "FJB20270310090000000000F1", "FJB20270310090000000000F2"
 
 
 def payment(n: int, amount: int = 1_000) -> PaymentRequested:
@@ -89,18 +92,24 @@ async def data(docs: RecordingDocuments, path: str) -> dict:
 # ---- files out -------------------------------------------------------------------------------
 async def test_each_payment_is_claimed_once_into_one_file(dirs):
     use, docs = uses(dirs)
-    new, files = await use.claim([payment(1), payment(2)], "F1", traces={"p1": "00-trace-1"})
-    assert [p.payment_id for p in new] == ["p1", "p2"] and files == {"p1": "F1", "p2": "F1"}
-    new, files = await use.claim([payment(2), payment(3)], "F2")  # p2 redelivered with a new one
-    assert [p.payment_id for p in new] == ["p3"] and files == {"p2": "F1", "p3": "F2"}
-    new, files = await use.claim([payment(1)], "F3")  # only old ones: no file at all
-    assert new == [] and files == {"p1": "F1"}
-    assert await docs.get(file_path("F3")) is None
-    f1 = await data(docs, file_path("F1"))
+    new, files = await use.claim([payment(1), payment(2)], "FJB20270310090000000000F1", traces={"p1": "00-trace-1"})
+    assert [p.payment_id for p in new] == ["p1", "p2"] and files == {
+        "p1": "FJB20270310090000000000F1",
+        "p2": "FJB20270310090000000000F1",
+    }
+    new, files = await use.claim([payment(2), payment(3)], "FJB20270310090000000000F2")  # p2 redelivered with a new one
+    assert [p.payment_id for p in new] == ["p3"] and files == {
+        "p2": "FJB20270310090000000000F1",
+        "p3": "FJB20270310090000000000F2",
+    }
+    new, files = await use.claim([payment(1)], "FJB20270310090000000000F3")  # only old ones: no file at all
+    assert new == [] and files == {"p1": "FJB20270310090000000000F1"}
+    assert await docs.get(file_path("FJB20270310090000000000F3")) is None
+    f1 = await data(docs, file_path("FJB20270310090000000000F1"))
     assert (f1["status"], f1["paymentIds"], f1["count"], f1["controlSum"]) == ("created", ["p1", "p2"], 2, 2_000)
-    assert (await data(docs, file_path("F2")))["paymentIds"] == ["p3"]
+    assert (await data(docs, file_path("FJB20270310090000000000F2")))["paymentIds"] == ["p3"]
     p1 = await data(docs, payment_path("p1"))
-    assert p1["fileId"] == "F1"
+    assert p1["fileId"] == "FJB20270310090000000000F1"
     assert f1["traces"] == {"p1": "00-trace-1"}  # what the answer continues
     # the first claim read nothing (its creates succeeded); the redelivered ones failed a
     # create and were claimed again in a unit of work that reads the records
@@ -109,54 +118,73 @@ async def test_each_payment_is_claimed_once_into_one_file(dirs):
 
 async def test_a_claim_of_new_payments_is_one_commit_and_no_read(dirs):
     use, docs = uses(dirs)
-    await use.claim([payment(1), payment(2), payment(1)], "F1")  # p1 twice in one batch: claimed once
+    await use.claim(
+        [payment(1), payment(2), payment(1)], "FJB20270310090000000000F1"
+    )  # p1 twice in one batch: claimed once
     assert docs.calls == [
-        ("commit", [("create", payment_path("p1")), ("create", payment_path("p2")), ("create", file_path("F1"))])
+        (
+            "commit",
+            [
+                ("create", payment_path("p1")),
+                ("create", payment_path("p2")),
+                ("create", file_path("FJB20270310090000000000F1")),
+            ],
+        )
     ]
 
 
 async def test_the_submitted_steps_name_the_file_that_carries_each_payment():
     events = [PaymentEvent(payment(1), "reserved"), PaymentEvent(payment(2), "reserved")]
-    out = submitted(events, {"p1": "F1", "p2": "F0"})
-    assert [(e.status, e.detail) for e in out] == [("submitted", {"fileId": "F1"}), ("submitted", {"fileId": "F0"})]
+    out = submitted(events, {"p1": "FJB20270310090000000000F1", "p2": "FJB20270310090000000000F0"})
+    assert [(e.status, e.detail) for e in out] == [
+        ("submitted", {"fileId": "FJB20270310090000000000F1"}),
+        ("submitted", {"fileId": "FJB20270310090000000000F0"}),
+    ]
     assert [e.msg_id for e in out] == ["p1:submitted", "p2:submitted"]
     passed = {"passedAt": {"approved": "2025-03-14T12:00:00+00:00", "reserved": "2025-03-14T12:00:01+00:00"}}
-    (kept,) = submitted([PaymentEvent(payment(1), "reserved", detail=passed)], {"p1": "F1"})
-    assert kept.detail == {**passed, "fileId": "F1"}  # the times the app's timeline shows
+    (kept,) = submitted([PaymentEvent(payment(1), "reserved", detail=passed)], {"p1": "FJB20270310090000000000F1"})
+    assert kept.detail == {**passed, "fileId": "FJB20270310090000000000F1"}  # the times the app's timeline shows
 
 
 async def test_a_claimed_file_is_written_as_pain001_and_marked_written(dirs):
     use, docs = uses(dirs)
-    new, _files = await use.claim([payment(1, 12_345), payment(2, 655)], "F1")
+    new, _files = await use.claim([payment(1, 12_345), payment(2, 655)], "FJB20270310090000000000F1")
     docs.forget()
-    assert await use.send_or_keep("F1", new)
-    batch = iso20022.parse_pain001((dirs.outbox / "F1.xml").read_bytes())
-    assert batch.message_id == "F1" and batch.debtor_agent_bic == BIC and batch.control_sum_minor == 13_000
+    assert await use.send_or_keep("FJB20270310090000000000F1", new)
+    batch = iso20022.parse_pain001((dirs.outbox / "FJB20270310090000000000F1.xml").read_bytes())
+    assert (
+        batch.message_id == "FJB20270310090000000000F1"
+        and batch.debtor_agent_bic == BIC
+        and batch.control_sum_minor == 13_000
+    )
     assert [t.end_to_end_id for t in batch.transfers] == ["p1", "p2"]
     assert batch.transfers[0].creditor.name == "Bergen Rør AS"
-    assert docs.calls == [("commit", [("update", file_path("F1"))])]  # one write, no read
-    assert (await data(docs, file_path("F1")))["status"] == "written"
+    assert docs.calls == [("commit", [("update", file_path("FJB20270310090000000000F1"))])]  # one write, no read
+    assert (await data(docs, file_path("FJB20270310090000000000F1")))["status"] == "written"
 
 
 async def test_a_file_recorded_and_never_written_is_written_when_the_service_starts(dirs):
     use, docs = uses(dirs)
-    await use.claim([payment(1)], "F1")  # then the process crashed before writing it
-    await use.claim([payment(2)], "F2")
-    assert await use.send_or_keep("F2", [payment(2)])
+    await use.claim([payment(1)], "FJB20270310090000000000F1")  # then the process crashed before writing it
+    await use.claim([payment(2)], "FJB20270310090000000000F2")
+    assert await use.send_or_keep("FJB20270310090000000000F2", [payment(2)])
     await Clearing(docs, dirs, bic=BIC, clock=lambda: NOW).resend_unwritten()  # the next process
-    assert sorted(p.name for p in dirs.outbox.iterdir()) == ["F1.xml", "F2.xml"]
-    assert (await data(docs, file_path("F1")))["status"] == "written"
+    assert sorted(p.name for p in dirs.outbox.iterdir()) == [
+        "FJB20270310090000000000F1.xml",
+        "FJB20270310090000000000F2.xml",
+    ]
+    assert (await data(docs, file_path("FJB20270310090000000000F1")))["status"] == "written"
     assert await clearing.unwritten_files(docs) == []
 
 
 # ---- answers in ------------------------------------------------------------------------------
 async def test_an_answer_publishes_each_payments_step_then_marks_them_in_one_commit(dirs):
     use, docs = uses(dirs)
-    new, _files = await use.claim([payment(1), payment(2)], "F1")
-    await use.send_or_keep("F1", new)
+    new, _files = await use.claim([payment(1), payment(2)], "FJB20270310090000000000F1")
+    await use.send_or_keep("FJB20270310090000000000F1", new)
     path = answer(
         dirs,
-        "F1",
+        "FJB20270310090000000000F1",
         iso20022.TransactionStatus("p1", "ACSC"),
         iso20022.TransactionStatus("p2", "RJCT", "AC04", "account closed"),
         iso20022.TransactionStatus("p9", "ACSC"),  # never sent by this bank: left out
@@ -169,10 +197,13 @@ async def test_an_answer_publishes_each_payments_step_then_marks_them_in_one_com
         ("p1", "settled", None, None),
         ("p2", "returned", "AC04", "account closed"),
     ]
-    assert out[1].detail == {"statusReport": "ANSF1", "isoReason": "AC04"}
+    assert out[1].detail == {"statusReport": "ANSFJB20270310090000000000F1", "isoReason": "AC04"}
     # the file's one document for all its payments, then one write of their answers on it
-    assert docs.calls == [("get", file_path("F1")), ("commit", [("update", file_path("F1"))])]
-    f1 = await data(docs, file_path("F1"))
+    assert docs.calls == [
+        ("get", file_path("FJB20270310090000000000F1")),
+        ("commit", [("update", file_path("FJB20270310090000000000F1"))]),
+    ]
+    f1 = await data(docs, file_path("FJB20270310090000000000F1"))
     assert f1["status"] == "answered"
     assert f1["answers"] == {
         "p1": {"status": "settled", "reason": None},
@@ -183,28 +214,30 @@ async def test_an_answer_publishes_each_payments_step_then_marks_them_in_one_com
 
 async def test_an_answer_sent_twice_publishes_the_same_steps_and_leaves_the_same_records(dirs):
     use, docs = uses(dirs)
-    new, _files = await use.claim([payment(1)], "F1")
-    await use.send_or_keep("F1", new)
+    new, _files = await use.claim([payment(1)], "FJB20270310090000000000F1")
+    await use.send_or_keep("FJB20270310090000000000F1", new)
     settled = iso20022.TransactionStatus("p1", "ACSC")
     publish = Published()
-    first = await use.handle_answer(answer(dirs, "F1", settled), publish)
-    record = await data(docs, file_path("F1"))
-    again = await use.handle_answer(answer(dirs, "F1", settled, name="F1-status-dup.xml"), publish)
+    first = await use.handle_answer(answer(dirs, "FJB20270310090000000000F1", settled), publish)
+    record = await data(docs, file_path("FJB20270310090000000000F1"))
+    again = await use.handle_answer(
+        answer(dirs, "FJB20270310090000000000F1", settled, name="F1-status-dup.xml"), publish
+    )
     assert [e.msg_id for e in again] == [e.msg_id for e in first] == ["p1:settled"]  # stored once by JetStream
-    assert {k: v for k, v in (await data(docs, file_path("F1"))).items() if k != "updatedAt"} == {
-        k: v for k, v in record.items() if k != "updatedAt"
-    }
+    assert {
+        k: v for k, v in (await data(docs, file_path("FJB20270310090000000000F1"))).items() if k != "updatedAt"
+    } == {k: v for k, v in record.items() if k != "updatedAt"}
 
 
 async def test_a_failed_publish_marks_nothing_and_leaves_the_answer_to_be_read_again(dirs):
     use, docs = uses(dirs)
-    new, _files = await use.claim([payment(1)], "F1")
-    await use.send_or_keep("F1", new)
-    path = answer(dirs, "F1", iso20022.TransactionStatus("p1", "ACSC"))
+    new, _files = await use.claim([payment(1)], "FJB20270310090000000000F1")
+    await use.send_or_keep("FJB20270310090000000000F1", new)
+    path = answer(dirs, "FJB20270310090000000000F1", iso20022.TransactionStatus("p1", "ACSC"))
     with pytest.raises(TimeoutError):
         await use.handle_answer(path, Published(fail=TimeoutError("no ack")))
-    assert path.exists() and "answers" not in await data(docs, file_path("F1"))
-    assert (await data(docs, file_path("F1")))["status"] == "written"
+    assert path.exists() and "answers" not in await data(docs, file_path("FJB20270310090000000000F1"))
+    assert (await data(docs, file_path("FJB20270310090000000000F1")))["status"] == "written"
 
 
 async def test_an_answer_to_a_file_the_bank_has_no_record_of_is_moved_aside(dirs):
@@ -214,6 +247,57 @@ async def test_an_answer_to_a_file_the_bank_has_no_record_of_is_moved_aside(dirs
     assert await use.handle_answer(path, publish) == []
     assert publish.events == [] and [c for c in docs.calls if c[0] == "commit"] == []
     assert (dirs.processed / f"{path.name}.unknown").exists() and not path.exists()
+
+
+async def test_a_claim_whose_commit_went_through_but_answered_an_error_still_has_its_file_written(dirs):
+    """The commit was applied and its answer lost: the retried commit finds its own creates
+    (AlreadyExists). The payments are the file's, and the file is still to be written."""
+    use, docs = uses(dirs)
+    await use.claim([payment(1), payment(2)], F1)
+    again, files = await use.claim([payment(1), payment(2)], F1)  # what the fallback reads
+    assert [p.payment_id for p in again] == ["p1", "p2"] and files == {"p1": F1, "p2": F1}
+    assert await use.send_or_keep(F1, again)
+    assert (await data(docs, file_path(F1)))["status"] == "written"
+    # a later batch with the same payments under another file id: in F1 already, no file
+    later, files = await use.claim([payment(1)], F2)
+    assert later == [] and files == {"p1": F1}
+
+
+def test_a_payment_a_file_cannot_carry_is_named_before_it_is_claimed():
+    assert clearing.unsendable(payment(1)) is None
+    broken = dataclasses.replace(payment(2), message="Husleie mars\nleil. 2B")  # from before the edge refused it
+    assert "control" in (clearing.unsendable(broken) or "")
+
+
+async def test_a_recorded_file_that_cannot_be_written_does_not_stop_the_service_starting(dirs):
+    use, docs = uses(dirs)
+    broken = dataclasses.replace(payment(1), message="Husleie mars\nleil. 2B")
+    await use.claim([broken], F1)  # recorded before such payments were kept out
+    await use.claim([payment(2)], F2)
+    await Clearing(docs, dirs, bic=BIC, clock=lambda: NOW).resend_unwritten()  # no exception
+    assert sorted(p.name for p in dirs.outbox.iterdir()) == [f"{F2}.xml"]
+    assert (await data(docs, file_path(F1)))["status"] == "created"  # left for an operator
+
+
+@pytest.mark.parametrize("named", ["FJB20250314/x", "..", "F1", "FJB2027031009000000000f01"])
+async def test_an_answer_naming_no_file_id_of_ours_is_moved_aside_unread(dirs, named):
+    """OrgnlMsgId is the other bank's text: one that is not a file id this bank makes is an
+    unknown file, and never a document path."""
+    use, docs = uses(dirs)
+    path = answer(dirs, named, iso20022.TransactionStatus("p1", "ACSC"), name="odd-status.xml")
+    assert await use.handle_answer(path, Published()) == []
+    assert docs.calls == []
+    assert (dirs.processed / "odd-status.xml.unknown").exists() and not path.exists()
+
+
+async def test_an_answer_declaring_an_encoding_python_cannot_use_is_moved_aside(dirs):
+    use, docs = uses(dirs)
+    for n, encoding in enumerate(["foo", "idna", "hex", "utf-32"]):
+        bad = dirs.inbox / f"enc{n}-status.xml"
+        bad.write_bytes(f'<?xml version="1.0" encoding="{encoding}"?><Document/>'.encode())
+        assert await use.handle_answer(bad, Published()) == []
+        assert (dirs.processed / f"enc{n}-status.xml.rejected").exists()
+    assert docs.calls == []
 
 
 async def test_an_unreadable_answer_is_moved_aside_and_the_channel_down_leaves_it_waiting(dirs, tmp_path):
@@ -228,7 +312,115 @@ async def test_an_unreadable_answer_is_moved_aside_and_the_channel_down_leaves_i
             raise ConnectionError("the transfer service is unreachable")
 
     down = Clearing(docs, Down(dirs.root), bic=BIC)
-    waiting = answer(dirs, "F1", iso20022.TransactionStatus("p1", "ACSC"))
+    waiting = answer(dirs, "FJB20270310090000000000F1", iso20022.TransactionStatus("p1", "ACSC"))
     with pytest.raises(ConnectionError):
         await down.handle_answer(waiting, Published())
     assert waiting.exists()
+
+
+# ---- the service's step: a payment a file cannot carry -------------------------------------------
+async def test_a_payment_a_file_cannot_carry_is_dead_lettered_and_the_rest_go_out(dirs):
+    """One customer's message with a line break (published before the edge refused it)
+    is dead-lettered on its own; the others of the batch are claimed, written and submitted."""
+    from types import SimpleNamespace
+
+    from fjordbank.runtime import steps
+    from fjordbank.runtime.consumer import Ack, Delivery, Reject
+    from run_services.clearing import ClearingHandler
+
+    use, docs = uses(dirs)
+    handler = ClearingHandler(use, dirs)
+    published: list[PaymentEvent] = []
+
+    async def publish(out, parents=None):
+        published.extend(out)
+
+    handler.publish = publish  # type: ignore[method-assign]
+    broken = dataclasses.replace(payment(2), message="Husleie mars\nleil. 2B")
+    reserved = [PaymentEvent(p, "reserved") for p in (payment(1), broken, payment(3))]
+    batch = [
+        Delivery(SimpleNamespace(subject=e.subject, data=json.dumps(e.to_json()).encode(), headers={}))
+        for e in reserved
+    ]
+    outcomes = await steps.payment_step(handler.submit)(batch)
+    assert isinstance(outcomes[0], Ack) and isinstance(outcomes[2], Ack)
+    assert isinstance(outcomes[1], Reject) and "pain.001" in outcomes[1].reason
+    assert [(e.payment.payment_id, e.status) for e in published] == [("p1", "submitted"), ("p3", "submitted")]
+    (written,) = list(dirs.outbox.iterdir())
+    assert b"p1" in written.read_bytes() and b"p3" in written.read_bytes() and b"p2" not in written.read_bytes()
+    assert await docs.get(payment_path("p2")) is None  # never claimed: no file waits on it
+
+
+# ---- answers to whole blocks, and answers on the way --------------------------------------------
+def _clearing_house_answer(dirs: ClearingDirs, file_id: str, inner: str, name: str) -> Path:
+    """A pain.002 as a clearing house may send it: statuses given for whole blocks."""
+    path = dirs.inbox / name
+    path.write_bytes(
+        (
+            f'<?xml version="1.0" encoding="UTF-8"?><Document xmlns="{iso20022.PAIN002_NS}"><CstmrPmtStsRpt>'
+            "<GrpHdr><MsgId>CH-1</MsgId><CreDtTm>2025-03-14T13:00:00Z</CreDtTm></GrpHdr>"
+            f"<OrgnlGrpInfAndSts><OrgnlMsgId>{file_id}</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.03</OrgnlMsgNmId>"
+            f"{inner}</CstmrPmtStsRpt></Document>"
+        ).encode()
+    )
+    return path
+
+
+async def test_a_file_rejected_as_a_whole_returns_every_payment_in_it(dirs):
+    use, docs = uses(dirs)
+    new, _ = await use.claim([payment(1), payment(2), payment(3)], F1)
+    await use.send_or_keep(F1, new)
+    rejected = "<GrpSts>RJCT</GrpSts><StsRsnInf><Rsn><Cd>FF01</Cd></Rsn></StsRsnInf></OrgnlGrpInfAndSts>"
+    publish = Published()
+    out = await use.handle_answer(_clearing_house_answer(dirs, F1, rejected, "whole-status.xml"), publish)
+    assert [(e.payment.payment_id, e.status, e.reason) for e in out] == [
+        ("p1", "returned", "FF01"),
+        ("p2", "returned", "FF01"),
+        ("p3", "returned", "FF01"),
+    ]
+    answers = (await data(docs, file_path(F1)))["answers"]
+    assert {pid: a["status"] for pid, a in answers.items()} == {"p1": "returned", "p2": "returned", "p3": "returned"}
+
+
+async def test_a_block_rejected_as_a_whole_returns_its_payments_but_those_named_on_their_own(dirs):
+    use, _docs = uses(dirs)
+    new, _ = await use.claim([payment(1), payment(2), payment(3)], F1)
+    await use.send_or_keep(F1, new)
+    (block,) = [
+        g.payment_information_id for g in iso20022.payment_groups(clearing.payment_file(F1, new, bic=BIC, now=NOW))
+    ]
+    inner = (
+        "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
+        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{block}</OrgnlPmtInfId><PmtInfSts>RJCT</PmtInfSts>"
+        "<StsRsnInf><Rsn><Prtry>AM04</Prtry></Rsn></StsRsnInf>"
+        "<TxInfAndSts><OrgnlEndToEndId>p2</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>"
+        "</OrgnlPmtInfAndSts>"
+    )
+    out = await use.handle_answer(_clearing_house_answer(dirs, F1, inner, "block-status.xml"), Published())
+    # p2 is named (settled); a block with transactions listed answers only those
+    assert [(e.payment.payment_id, e.status) for e in out] == [("p2", "settled")]
+    inner = (
+        "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
+        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{block}</OrgnlPmtInfId><PmtInfSts>RJCT</PmtInfSts>"
+        "<StsRsnInf><Rsn><Prtry>AM04</Prtry></Rsn></StsRsnInf></OrgnlPmtInfAndSts>"
+    )
+    out = await use.handle_answer(_clearing_house_answer(dirs, F1, inner, "block2-status.xml"), Published())
+    assert [(e.payment.payment_id, e.status, e.reason) for e in out] == [
+        ("p1", "returned", "AM04"),
+        ("p3", "returned", "AM04"),
+    ]  # p2 was answered (settled) by the report before
+
+
+async def test_an_answer_with_only_statuses_on_the_way_publishes_nothing_and_marks_nothing(dirs):
+    use, docs = uses(dirs)
+    new, _ = await use.claim([payment(1)], F1)
+    await use.send_or_keep(F1, new)
+    inner = (
+        "<GrpSts>ACCP</GrpSts></OrgnlGrpInfAndSts><OrgnlPmtInfAndSts><OrgnlPmtInfId>B</OrgnlPmtInfId>"
+        "<TxInfAndSts><OrgnlEndToEndId>p1</OrgnlEndToEndId><TxSts>ACSP</TxSts></TxInfAndSts></OrgnlPmtInfAndSts>"
+    )
+    path = _clearing_house_answer(dirs, F1, inner, "accepted-status.xml")
+    publish = Published()
+    assert await use.handle_answer(path, publish) == [] and publish.events == []
+    assert (await data(docs, file_path(F1)))["status"] == "written"  # not answered: the final answer comes later
+    assert not path.exists()

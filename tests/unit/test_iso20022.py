@@ -23,6 +23,7 @@ from fjordbank.domain.errors import DomainError, InvalidAccountNumber
 from fjordbank.domain.iso20022 import (
     PAIN001_NS,
     PAIN002_NS,
+    BlockStatus,
     CreditTransfer,
     InvalidPaymentFile,
     Party,
@@ -591,8 +592,9 @@ def test_status_rules():
         TransactionStatus("p1", "RJCT", "ac01")
     with pytest.raises(InvalidPaymentFile, match="105"):
         TransactionStatus("p1", "RJCT", "AC01", "x" * 106)
-    with pytest.raises(InvalidPaymentFile, match="at least one"):
-        report()
+    assert report().statuses == ()  # read from a file: only statuses on the way
+    with pytest.raises(InvalidPaymentFile, match="lists every"):
+        build_pain002(report())
     with pytest.raises(InvalidPaymentFile, match="twice"):
         report(TransactionStatus("p1", "ACSC"), TransactionStatus("p1", "ACSC"))
 
@@ -600,8 +602,8 @@ def test_status_rules():
 @pytest.mark.parametrize(
     ("old", "new", "match"),
     [
-        (b"<TxSts>ACSC", b"<TxSts>PDNG", "ACSC or RJCT"),
-        (b"<Cd>AC04</Cd>", b"", "reason code"),
+        (b"<TxSts>ACSC", b"<TxSts>DONE", "not a status"),
+        (b"<GrpSts>PART", b"<GrpSts>OKAY", "not a status"),
         (b"pain.001.001.03</OrgnlMsgNmId>", b"pain.008.001.02</OrgnlMsgNmId>", "pain.001"),
         (PAIN002_NS.encode(), PAIN001_NS.encode(), "pain.002"),
     ],
@@ -611,6 +613,86 @@ def test_pain002_parse_refusals(old, new, match):
     assert old in xml
     with pytest.raises(InvalidPaymentFile, match=match):
         parse_pain002(xml.replace(old, new, 1))
+
+
+def _pain002(group: str, *blocks: str) -> bytes:
+    """A pain.002 as a clearing house may send it: ``group`` inside OrgnlGrpInfAndSts
+    (after OrgnlMsgNmId), each block's inside OrgnlPmtInfAndSts (after OrgnlPmtInfId)."""
+    body = "".join(
+        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>B{n}</OrgnlPmtInfId>{b}</OrgnlPmtInfAndSts>"
+        for n, b in enumerate(blocks, start=1)
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Document xmlns="{PAIN002_NS}"><CstmrPmtStsRpt>'
+        "<GrpHdr><MsgId>CH-1</MsgId><CreDtTm>2025-03-03T15:00:00Z</CreDtTm></GrpHdr>"
+        "<OrgnlGrpInfAndSts><OrgnlMsgId>FJB-1</OrgnlMsgId><OrgnlMsgNmId>pain.001.001.03</OrgnlMsgNmId>"
+        f"{group}</OrgnlGrpInfAndSts>{body}</CstmrPmtStsRpt></Document>"
+    ).encode()
+
+
+def _tx(e2e: str, inner: str = "") -> str:
+    return f"<TxInfAndSts><OrgnlEndToEndId>{e2e}</OrgnlEndToEndId>{inner}</TxInfAndSts>"
+
+
+def _rsn(code: str = "", prtry: str = "", info: str = "") -> str:
+    rsn = f"<Rsn><Cd>{code}</Cd></Rsn>" if code else f"<Rsn><Prtry>{prtry}</Prtry></Rsn>" if prtry else ""
+    return f"<StsRsnInf>{rsn}{f'<AddtlInf>{info}</AddtlInf>' if info else ''}</StsRsnInf>"
+
+
+def _answers(report: StatusReport) -> list[tuple[str, str, str | None]]:
+    return [(s.end_to_end_id, s.status, s.reason_code) for s in report.statuses]
+
+
+def test_a_whole_file_rejected_without_its_transactions_is_a_block_status_of_the_file():
+    got = parse_pain002(_pain002("<GrpSts>RJCT</GrpSts>" + _rsn("FF01", info="file format")))
+    assert got.statuses == () and got.blocks == (BlockStatus(None, "RJCT", "FF01", "file format"),)
+
+
+def test_a_block_rejected_without_its_transactions_is_a_block_status():
+    got = parse_pain002(
+        _pain002(
+            "<GrpSts>PART</GrpSts>",
+            "<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AM04"),
+            "<PmtInfSts>ACSP</PmtInfSts>" + _tx("p3", "<TxSts>ACSC</TxSts>"),
+        )
+    )
+    assert got.blocks == (BlockStatus("B1", "RJCT", "AM04"),)
+    assert _answers(got) == [("p3", "ACSC", None)]
+
+
+def test_a_transaction_without_its_own_status_takes_its_blocks_or_the_files():
+    got = parse_pain002(
+        _pain002("<GrpSts>RJCT</GrpSts>" + _rsn("AC04"), _tx("p1"), "<PmtInfSts>ACSC</PmtInfSts>" + _tx("p2"))
+    )
+    assert _answers(got) == [("p1", "RJCT", "AC04"), ("p2", "ACSC", None)]
+
+
+def test_statuses_on_the_way_are_passed_over_and_the_final_ones_beside_them_kept():
+    got = parse_pain002(
+        _pain002(
+            "<GrpSts>PART</GrpSts>",
+            _tx("p1", "<TxSts>ACSP</TxSts>")
+            + _tx("p2", "<TxSts>RJCT</TxSts>" + _rsn("AC04"))
+            + _tx("p3", "<TxSts>PDNG</TxSts>")
+            + _tx("p4", "<TxSts>ACSC</TxSts>"),
+        )
+    )
+    assert _answers(got) == [("p2", "RJCT", "AC04"), ("p4", "ACSC", None)]
+    waiting = parse_pain002(_pain002("<GrpSts>ACCP</GrpSts>", _tx("p1", "<TxSts>ACTC</TxSts>")))
+    assert waiting.statuses == () and waiting.blocks == ()
+
+
+def test_a_proprietary_reason_is_kept_and_a_rejection_without_one_is_narrative():
+    got = parse_pain002(
+        _pain002(
+            "",
+            _tx("p1", "<TxSts>RJCT</TxSts>" + _rsn(prtry="X123"))
+            + _tx("p2", "<TxSts>RJCT</TxSts>" + _rsn(prtry="Konto sperret av banken"))
+            + _tx("p3", "<TxSts>RJCT</TxSts>"),
+        )
+    )
+    assert _answers(got) == [("p1", "RJCT", "X123"), ("p2", "RJCT", "NARR"), ("p3", "RJCT", "NARR")]
+    assert got.statuses[1].additional_info == "Konto sperret av banken"
 
 
 # ---------------------------------------------------------- simulated counterparty

@@ -222,6 +222,9 @@ REFUSALS = [
     ("invalid_message", body(message="   ")),
     ("invalid_message", body(message=123)),
     ("invalid_message", body(message=["hei"])),
+    ("invalid_message", body(message="Husleie mars\nleil. 2B")),  # a file to another bank cannot carry it
+    ("invalid_message", body(message="Husleie\tmars")),
+    ("invalid_message", body(message="Husleie \ufffe")),
     ("invalid_message", body(message=True)),
     # due date
     ("invalid_due_date", body(dueDate="2025-13-01")),
