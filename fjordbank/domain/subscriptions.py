@@ -28,6 +28,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,8 +114,15 @@ def _periods(earlier: dt.date, later: dt.date, interval: str) -> int | None:
     """How many whole periods lie between two charges (1 or 2), or None."""
     tolerance = PERIODS[interval][1]
     for k in range(1, MAX_SKIPPED_PERIODS + 1):
-        expected = _add_months(earlier, k) if interval == MONTHLY else earlier + dt.timedelta(days=7 * k)
-        if abs((later - expected).days) <= tolerance:
+        if interval == MONTHLY:
+            # the earlier charge may itself have slipped by up to the tolerance from its
+            # billing day: a charge billed on the 31st taken on 28 Feb bills again on 31 Mar,
+            # not the 28th, and one billed on the 1st taken on 28 Feb again on 1 Apr
+            slips = (dt.timedelta(days=s) for s in range(-tolerance, tolerance + 1))
+            expected = [_add_months(earlier + slip, k) - slip for slip in slips]
+        else:
+            expected = [earlier + dt.timedelta(days=7 * k)]
+        if min(abs((later - e).days) for e in expected) <= tolerance:
             return k
     return None
 
@@ -191,6 +199,17 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def _next_billing(chain: list[Charge]) -> dt.date:
+    """The month after the last charge, on the chain's billing day: the day most of its
+    charges came on, one on a month's last day counted as the 31st (a charge billed on the
+    31st comes on 28 Feb, 30 Apr), the later day on a tie; in a shorter month its last day."""
+    days = Counter(31 if c.date.day == calendar.monthrange(c.date.year, c.date.month)[1] else c.date.day for c in chain)
+    anchor = max(days, key=lambda day: (days[day], day))
+    last = chain[0].date
+    following = _add_months(last.replace(day=1), 1)
+    return following.replace(day=min(anchor, calendar.monthrange(following.year, following.month)[1]))
+
+
 def detect(charges: list[Charge]) -> Subscription | None:
     """The subscription in one merchant's charges (oldest first), if there is one."""
     charges = sorted(charges, key=lambda c: (c.date, c.tx_id))
@@ -207,7 +226,7 @@ def detect(charges: list[Charge]) -> Subscription | None:
     interval, chain = best
     last, first = chain[0], chain[-1]
     if interval == MONTHLY:
-        monthly_cost, next_expected = last.amount, _add_months(last.date, 1)
+        monthly_cost, next_expected = last.amount, _next_billing(chain)
     else:
         monthly_cost, next_expected = (last.amount * 52 + 6) // 12, last.date + dt.timedelta(days=7)
     return Subscription(

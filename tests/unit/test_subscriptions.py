@@ -167,3 +167,38 @@ def test_a_big_price_jump_starts_a_new_subscription_once_the_new_price_is_establ
     assert detect(charges[:6]) is None
     found = detect(charges[:9])
     assert found is not None and found.occurrences == 6 and found.first_date == months[3]
+
+
+def _charges(*dates: dt.date, amount: int = 11_900) -> list[Charge]:
+    return [Charge(f"t{i}", d, amount) for i, d in enumerate(dates)]
+
+
+@pytest.mark.parametrize(
+    ("last", "expected"),
+    [(dt.date(2027, 2, 28), dt.date(2027, 3, 31)), (dt.date(2027, 4, 30), dt.date(2027, 5, 31))],
+)
+def test_a_subscription_billed_on_the_31st_is_next_expected_on_a_months_last_day(last, expected):
+    billed = [dt.date(2026, 12, 31), dt.date(2027, 1, 31), dt.date(2027, 2, 28), dt.date(2027, 3, 31)]
+    billed += [dt.date(2027, 4, 30)]
+    found = detect(_charges(*[d for d in billed if d <= last]))
+    assert found is not None and found.next_expected == expected
+
+
+def test_a_subscription_billed_on_the_30th_is_next_expected_on_the_30th_after_february():
+    found = detect(_charges(dt.date(2026, 12, 30), dt.date(2027, 1, 30), dt.date(2027, 2, 28)))
+    assert found is not None and found.next_expected == dt.date(2027, 3, 30)
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        # billed on the 31st, the March charge taken a day late (1 April)
+        (dt.date(2026, 12, 31), dt.date(2027, 1, 31), dt.date(2027, 2, 28), dt.date(2027, 4, 1), dt.date(2027, 4, 30)),
+        # billed on the 1st, the March charge taken a day early (28 February)
+        (dt.date(2026, 12, 1), dt.date(2027, 1, 1), dt.date(2027, 2, 1), dt.date(2027, 2, 28), dt.date(2027, 4, 1)),
+    ],
+    ids=["31st-late-after-february", "1st-early-in-february"],
+)
+def test_a_charge_slipping_a_day_over_a_month_end_keeps_the_whole_subscription(dates):
+    found = detect(_charges(*dates))
+    assert found is not None and (found.interval, found.occurrences) == (MONTHLY, len(dates))
