@@ -161,6 +161,8 @@ def parse_fields(data: object, *, today: date) -> PaymentDraft:
     '1 234,50' or '1234.50'), dueDate ('dd.mm.yyyy' or ISO)."""
     if not isinstance(data, dict) or set(data) - FIELDS or "account" not in data:
         raise InvoiceRefused("invalid_request", f"fields are some of {sorted(FIELDS)}, account required")
+    if not isinstance(data["account"], str):  # null included: the account is required
+        raise InvoiceRefused("invalid_request", "account must be text", "account")
     for key, value in data.items():
         if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
             raise InvoiceRefused("invalid_request", f"{key} must be text of at most {MAX_TEXT} characters", key)

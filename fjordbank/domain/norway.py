@@ -303,6 +303,8 @@ def validate_kid(kid: str, *, scheme: KidScheme | None = None) -> str:
     Raises:
         InvalidKid: on wrong length, characters or check character.
     """
+    if scheme not in (None, "mod10", "mod11"):
+        raise ValueError(f"unknown KID scheme {scheme!r}: 'mod10', 'mod11' or None")  # never no check at all
     body, check = split_kid(kid)
     text = body + check
     mod10 = kid_mod10_check(body)
@@ -347,7 +349,9 @@ def is_valid_kid(kid: str, *, scheme: KidScheme | None = None) -> bool:
 # gyldig siffer"), its worked example 301082 999 39 and NAV's reference
 # validator (navikt/fnrvalidator); such numbers are rejected here.
 # A number issued from 2032 whose k1 happens to hit remainder 0 cannot be told
-# apart from a classic one; it is decoded by the classic rules below.
+# apart from a classic one; it is decoded by the classic rules below, and from
+# 2032 on, one those rules refuse (an individual number outside the ranges of its
+# year, or a date in the future) is read by the 2032 rule instead.
 #
 # Kinds:
 #   * fødselsnummer ("fnr"): DD = 01-31.
@@ -480,6 +484,9 @@ def _decode_kind_day_month(number: str, *, allow_synthetic: bool) -> tuple[Natio
     return kind, day, month, synthetic
 
 
+RULE_2032_FROM = date(2032, 1, 1)  # numbers issued from then carry no century (Skatteetaten)
+
+
 def _fnr_century(individual: int, yy: int) -> int:
     """Century of a classic fødselsnummer from its individual number and year."""
     if individual <= 499:
@@ -566,9 +573,19 @@ def parse_national_id(s: str, *, today: date | None = None, allow_synthetic: boo
     uses_2032_rule = _check_control_digits(number)
     kind, day, month, synthetic = _decode_kind_day_month(number, allow_synthetic=allow_synthetic)
     reference = date.today() if today is None else today
-    born = _birth_date(number, kind, day, month, uses_2032_rule=uses_2032_rule, today=reference)
-    if born > reference:
-        raise InvalidNationalId("birth date is in the future")
+    try:
+        born = _birth_date(number, kind, day, month, uses_2032_rule=uses_2032_rule, today=reference)
+        if born > reference:
+            raise InvalidNationalId("birth date is in the future")
+    except InvalidNationalId:
+        if uses_2032_rule or reference < RULE_2032_FROM:
+            raise
+        # From 2032 the individual number no longer gives the century, for every number
+        # issued then, whatever the birth year; one of those whose first control digit
+        # has remainder 0 looks like a classic number. When the classic reading finds no
+        # issued range (or a future date), it is such a number: read by the 2032 rule.
+        born = _latest_date_not_after(reference, int(number[4:6]), month, day)
+        uses_2032_rule = True
     sex: Sex | None = None
     if not uses_2032_rule:
         sex = "F" if int(number[8]) % 2 == 0 else "M"

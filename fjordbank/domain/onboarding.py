@@ -171,7 +171,7 @@ def parse_application(data: object, *, today: date, allow_synthetic: bool = Fals
         nid = parse_national_id(raw_id.replace(" ", ""), today=today, allow_synthetic=allow_synthetic)
     except InvalidNationalId as exc:
         raise OnboardingRefused("invalid_national_id", str(exc), "nationalId") from exc
-    if nid.birth_date != birth_date and not _same_day_month_2032(nid, birth_date):
+    if nid.birth_date != birth_date and not _same_day_month_2032(nid, birth_date) and not _dnr_year(nid, birth_date):
         raise OnboardingRefused(
             "birth_date_mismatch", "dateOfBirth does not match the national identity number", "dateOfBirth"
         )
@@ -191,6 +191,17 @@ def parse_application(data: object, *, today: date, allow_synthetic: bool = Fals
         phone=validate_phone(data["phone"]),
         email=validate_email(data["email"]),
     )
+
+
+def _dnr_year(nid: NationalId, birth_date: date) -> bool:
+    """A D-number is dated on its registration day and month when no number was free on
+    the birth date (UDI): only its year says the birth date. The population register, not
+    the number, is the authority on the date."""
+    if nid.kind != "dnr":
+        return False
+    if nid.uses_2032_rule:
+        return nid.birth_date.year % 100 == birth_date.year % 100
+    return nid.birth_date.year == birth_date.year
 
 
 def _same_day_month_2032(nid: NationalId, birth_date: date) -> bool:

@@ -130,6 +130,8 @@ def test_labelled_fields_become_a_draft():
         ({"account": ACCOUNT, "amount": "100", "dueDate": "soon"}, ("invalid_due_date", "dueDate")),
         ({"account": ACCOUNT, "amount": "100", "iban": "NO93"}, ("invalid_request", None)),
         ({"account": ACCOUNT, "amount": 100}, ("invalid_request", "amount")),
+        ({"account": None, "amount": "100"}, ("invalid_request", "account")),
+        ({"account": 12345678903, "amount": "100"}, ("invalid_request", "account")),
     ],
     ids=[
         "no-account",
@@ -140,6 +142,8 @@ def test_labelled_fields_become_a_draft():
         "words",
         "unknown-field",
         "number",
+        "null-account",
+        "numeric-account",
     ],
 )
 def test_invalid_fields_are_refused(fields, reason):

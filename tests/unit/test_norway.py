@@ -293,6 +293,9 @@ def test_kid_scheme_restriction() -> None:
     assert is_valid_kid("1000005-", scheme="mod11")
     with pytest.raises(InvalidKid, match="MOD10 check digit is '-'"):
         validate_kid("1000005-", scheme="mod10")
+    for unknown in ("MOD10", "luhn", ""):  # a scheme it does not know never means no check at all
+        with pytest.raises(ValueError, match="unknown KID scheme"):
+            is_valid_kid("1234567890", scheme=unknown)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -447,6 +450,30 @@ def test_2032_rule_numbers_from_skatteetaten_2032_example() -> None:
         nid = parse_national_id(number, today=today)
         assert nid.uses_2032_rule is True
         assert nid.birth_date == date(2032, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("number", "born"),
+    [
+        ("12038589979", date(1985, 3, 12)),  # individual 899: no classic range for 1985
+        ("12034874989", date(1948, 3, 12)),  # individual 700: none for 1948
+        ("12033599739", date(1935, 3, 12)),  # individual 999: classically 2035, in the future
+    ],
+)
+def test_from_2032_a_number_with_first_remainder_0_outside_the_classic_ranges_is_read_by_the_new_rule(
+    number: str, born: date
+) -> None:
+    """From 2032 every number issued carries no century, whoever it is for (Skatteetaten);
+    one whose first control digit has remainder 0 looks classic. Before 2032 such a number
+    is refused, as none was issued."""
+    assert _ref_k1_remainder(number) == 0
+    nid = parse_national_id(number, today=date(2033, 6, 1))
+    assert (nid.birth_date, nid.uses_2032_rule, nid.sex) == (born, True, None)
+    with pytest.raises(InvalidNationalId):
+        parse_national_id(number, today=date(2031, 12, 31))
+    # a classic number in an issued range keeps its classic reading (and its sex)
+    classic = parse_national_id("02013299997", today=date(2033, 6, 1))
+    assert (classic.uses_2032_rule, classic.birth_date) == (False, date(2032, 1, 2))
 
 
 def test_2032_rule_relaxes_only_k1() -> None:

@@ -204,9 +204,23 @@ def test_generated_d_number_is_accepted() -> None:
     assert (app.national_id.kind, app.birth_date) == ("dnr", KARI_BORN)
 
 
-def test_d_number_with_wrong_birth_date_is_refused() -> None:
-    exc = refusal(application(nationalId="43022014103", dateOfBirth="1920-02-04"))
+def test_d_number_with_another_birth_year_is_refused() -> None:
+    exc = refusal(application(nationalId="43022014103", dateOfBirth="1921-02-03"))
     assert (exc.code, exc.field) == ("birth_date_mismatch", "dateOfBirth")
+
+
+def test_d_number_dated_on_its_registration_day_takes_the_birth_date_given() -> None:
+    """UDI: when no D-number is free on the birth date, the registration day and month are
+    used (their example, 550185...: registered 15.01, born 01.01.1985). Only the year is
+    the birth date's; the applicant's date is kept (the register is the authority)."""
+    app = parse_application(application(nationalId="55018510013", dateOfBirth="1985-01-01"), today=TODAY)
+    assert (app.national_id.kind, app.national_id.birth_date, app.birth_date) == (
+        "dnr",
+        date(1985, 1, 15),
+        date(1985, 1, 1),
+    )
+    app = parse_application(application(nationalId="43022014103", dateOfBirth="1920-02-04"), today=TODAY)
+    assert app.birth_date == date(1920, 2, 4)
 
 
 @pytest.mark.parametrize(
