@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 
@@ -84,6 +85,7 @@ if not firebase_admin._apps:
 # Locally the up command writes them into functions/.secret.local.
 NATS_SECRETS = ["FJB_NATS_PASSWORD", "FJB_NATS_CERT", "FJB_NATS_KEY", "FJB_NATS_CA"]
 CALLABLE = {"enforce_app_check": not _settings.functions_emulator, "secrets": NATS_SECRETS}
+UID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # a Firebase Auth uid as an operator names one: never a path
 if _settings.functions_emulator:
     app_check.verify_with_debug_secret(secret=_settings.app_check_debug_secret, project_id=_settings.project_id)
 
@@ -389,7 +391,8 @@ def onboarding_decide(req: https_fn.CallableRequest, operator: str, data: dict) 
     """An operator approves or rejects an application in review (needs the admin claim)."""
     if req.auth.token.get("admin") is not True:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.PERMISSION_DENIED, "operators only")
-    if data.get("decision") not in ("approve", "reject") or not isinstance(data.get("uid"), str):
+    uid = data.get("uid")
+    if data.get("decision") not in ("approve", "reject") or not isinstance(uid, str) or not UID.fullmatch(uid):
         raise https_fn.HttpsError(
             https_fn.FunctionsErrorCode.INVALID_ARGUMENT,
             "uid and decision approve|reject",

@@ -133,6 +133,24 @@ class PaymentRequest:
     payee_name: str | None = None
 
 
+def check_sca_shape(sca: object) -> None:
+    """A confirmation as the app sends it (None: none): ``{keyId, signature}``, the
+    signature's text ASCII (base64), or PaymentRejected(invalid_sca)."""
+    if sca is None:
+        return
+    _require(
+        isinstance(sca, dict)
+        and set(sca) == {"keyId", "signature"}
+        and isinstance(sca["keyId"], str)
+        and bool(SCA_KEY_ID.fullmatch(sca["keyId"]))
+        and isinstance(sca["signature"], str)
+        and 0 < len(sca["signature"]) <= 200
+        and sca["signature"].isascii(),
+        "invalid_sca",
+        "sca must be {keyId, signature}",
+    )
+
+
 def _require(cond: bool, code: str, message: str) -> None:
     if not cond:
         raise PaymentRejected(code, message)
@@ -208,17 +226,7 @@ def parse_request(
             raise PaymentRejected("invalid_due_date", "dueDate must be YYYY-MM-DD") from None
         _require(due_date >= today, "due_date_in_past", "dueDate is before today")
     sca = body.get("sca")
-    if sca is not None:
-        _require(
-            isinstance(sca, dict)
-            and set(sca) == {"keyId", "signature"}
-            and isinstance(sca["keyId"], str)
-            and bool(SCA_KEY_ID.fullmatch(sca["keyId"]))
-            and isinstance(sca["signature"], str)
-            and 0 < len(sca["signature"]) <= 200,
-            "invalid_sca",
-            "sca must be {keyId, signature}",
-        )
+    check_sca_shape(sca)
     payee_name = body.get("payeeName")
     if payee_name is not None:
         _require(

@@ -14,7 +14,7 @@ import base64
 import binascii
 import re
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -49,7 +49,7 @@ def parse_public_key(text: object) -> bytes:
     try:
         der = base64.b64decode(text, validate=True)
         key = serialization.load_der_public_key(der)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, UnsupportedAlgorithm) as exc:  # an algorithm or curve it cannot read
         raise ScaRefused("invalid_key", "publicKey is not a valid public key") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ScaRefused("invalid_key", "publicKey must be an ECDSA P-256 key")

@@ -93,7 +93,7 @@ def parse_terms(body: dict[str, Any], *, today: dt.date) -> OrderTerms:
     if (end or start) > today + dt.timedelta(days=365 * MAX_YEARS + MAX_YEARS // 4):
         raise PaymentRejected("end_date_too_far", f"dates at most {MAX_YEARS} years ahead")
     payment_fields: dict[str, Any] = {
-        k: body[k] for k in ("fromAccount", "toAccount", "payeeName", "amount", "message", "kid") if k in body
+        k: body[k] for k in ("fromAccount", "toAccount", "payeeName", "amount", "message", "kid", "sca") if k in body
     }
     request = parse_request(
         {"v": 1, "currency": "NOK", **payment_fields}, request_id=parse_order_id(body.get("orderId")), today=today

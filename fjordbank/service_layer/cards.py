@@ -8,6 +8,7 @@ work (fjordbank.service_layer.ports) with its event in the outbox.
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -20,6 +21,9 @@ from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Pu
 
 MAX_CARDS_PER_ACCOUNT = 2
 REPLACE_REASONS = ("lost", "stolen", "damaged")
+
+
+CARD_ID = re.compile(r"card_[0-9a-f]{20}")
 
 
 def new_card_id() -> str:
@@ -58,7 +62,7 @@ def _card_doc(
 
 def _owned_card(uow: UnitOfWork, uid: str, card_id: object) -> Doc:
     """The caller's card; any other is "no such card"."""
-    if not isinstance(card_id, str) or not card_id.startswith("card_") or len(card_id) > 40:
+    if not isinstance(card_id, str) or not CARD_ID.fullmatch(card_id):  # never a path or odd text
         raise rules.CardRefused("unknown_card", "no such card")
     doc = uow.get(card_path(card_id))
     if doc is None or doc.data.get("ownerUid") != uid:

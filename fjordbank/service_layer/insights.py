@@ -192,7 +192,14 @@ def _relabel_feed(docs: Documents, uid: str, key: str, category: str) -> int:
 
 def set_subscription_status(docs: Documents, uid: str, key: object, status: str) -> dict[str, Any]:
     """Dismiss a subscription that is none (or list it again): the choice sticks."""
-    if not isinstance(key, str) or not key or "/" in key or len(key) > 120:
+    if (
+        not isinstance(key, str)
+        or not key.isprintable()  # no control characters or lone surrogates
+        or "/" in key
+        or not 0 < len(key) <= 120
+        or key in (".", "..")
+        or (key.startswith("__") and key.endswith("__"))  # ids Firestore reserves
+    ):
         raise InsightsRefused("invalid_merchant_key", "merchantKey is required", "merchantKey")
     path, history = user_path(uid, SUBSCRIPTIONS, key), user_path(uid, MERCHANT_HISTORY, key)
 

@@ -171,7 +171,7 @@ def decide_review(
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """An operator's decision on an application in review."""
-    if not approve and not (isinstance(reason, str) and 0 < len(reason.strip()) <= 200):
+    if not approve and not (isinstance(reason, str) and 0 < len(reason.strip()) <= 200 and reason.isprintable()):
         raise rules.OnboardingRefused("invalid_reason", "a rejection needs a reason (1-200 characters)")
     final_reason = reason.strip() if not approve and reason is not None else None  # a rejection's, checked above
     status = rules.APPROVED if approve else rules.REJECTED

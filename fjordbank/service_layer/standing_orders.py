@@ -32,6 +32,7 @@ from fjordbank.domain.payments import (
     PaymentRejected,
     PaymentRequested,
     body_hash,
+    check_sca_shape,
     parse_amount,
     payment_id_for,
     projection_update,
@@ -148,17 +149,18 @@ def change(
     asked = _change_request(body)
     path = order_path(uid, rules.parse_order_id(asked.get("orderId")))
     order = _active_order(docs.get(path))
+    check_sca_shape(asked.get("sca"))
     update: dict[str, Any] = {}
-    if "amount" in asked:
-        update["amount"] = _changed_amount(check_sca, uid, path, order, asked, sca_threshold)
     if "nextDue" in asked:
         update["nextDue"] = _changed_next_due(asked["nextDue"], today)
         update["waiting"] = DELETE_FIELD  # a wait for funds counts on its own due date
     if "endDate" in asked:
         update["endDate"] = _changed_end_date(asked["endDate"], update.get("nextDue", order["nextDue"]))
-    if not update:
+    if not update and "amount" not in asked:
         raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
     _check_within_end(update.get("nextDue", order["nextDue"]), update.get("endDate", order.get("endDate")))
+    if "amount" in asked:  # last: a confirmation is used only by a change that is otherwise valid
+        update["amount"] = _changed_amount(check_sca, uid, path, order, asked, sca_threshold)
     return _apply_change(docs, path, update, now)
 
 

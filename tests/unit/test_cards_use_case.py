@@ -109,6 +109,8 @@ def test_only_the_owner_changes_a_card_anyone_else_is_told_there_is_none(docs, p
         lambda: cards.replace_card(docs, publisher, OTHER, card_id=card_id, reason="stolen"),
         lambda: cards.set_frozen(docs, publisher, UID, card_id="card_nope", frozen=True),
         lambda: cards.set_frozen(docs, publisher, UID, card_id="accounts/x", frozen=True),
+        lambda: cards.set_frozen(docs, publisher, UID, card_id="card_/x", frozen=True),  # never a path
+        lambda: cards.set_limits(docs, publisher, UID, card_id="card_\ud800", limits={"online": 0}),
     ]
     assert [refused(call) for call in calls] == ["unknown_card"] * len(calls)
     assert data(docs, f"cards/{card_id}")["status"] == rules.ACTIVE

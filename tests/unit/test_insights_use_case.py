@@ -212,6 +212,10 @@ def test_a_dismissed_subscription_stays_dismissed_until_restored(docs):
     )
     assert refused(lambda: insights.set_subscription_status(docs, OTHER, REMA, "dismissed")) == "unknown_subscription"
     assert refused(lambda: insights.set_subscription_status(docs, UID, "a/b", "dismissed")) == "invalid_merchant_key"
+    for odd in ("\ud800", ".", "..", "__x__", "m:x\n"):  # no document id Firestore would refuse
+        assert refused(lambda odd=odd: insights.set_subscription_status(docs, UID, odd, "dismissed")) == (
+            "invalid_merchant_key"
+        )
 
 
 # ---- recomputation from the ledger -----------------------------------------------------------

@@ -142,6 +142,7 @@ def test_a_rejection_needs_a_reason_and_opens_nothing(docs, publisher, sanctions
     submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
     assert refused(lambda: review(docs, publisher, "typo", approve=False)) == "invalid_reason"
     assert refused(lambda: review(docs, publisher, "typo", approve=False, reason="   ")) == "invalid_reason"
+    assert refused(lambda: review(docs, publisher, "typo", approve=False, reason="\ud800")) == "invalid_reason"
     result = review(docs, publisher, "typo", approve=False, reason="  confirmed match  ")
     assert result == {"status": "rejected", "accountId": None}
     assert data(docs, "customers/typo")["reason"] == "confirmed match"

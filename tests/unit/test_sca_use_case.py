@@ -156,3 +156,22 @@ def test_a_use_recorded_between_the_read_and_the_write_by_another_request_is_ref
     with pytest.raises(PaymentRejected) as refused:
         check(docs, signed=signed)
     assert refused.value.code == "sca_reused"
+
+
+@pytest.mark.parametrize("key", ["MA0wBQYDKgMEAwQAAAAA"], ids=["unknown-algorithm"])
+def test_a_key_the_crypto_library_cannot_read_is_an_invalid_key(key):
+    with pytest.raises(rules.ScaRefused) as refused:
+        rules.parse_public_key(key)
+    assert refused.value.code == "invalid_key"
+
+
+@pytest.mark.parametrize(
+    "confirmation",
+    [True, "x", {}, {"keyId": "key-00000001", "signature": 5}, {"keyId": "key-00000001", "signature": "\ud800"}],
+)
+def test_a_confirmation_of_any_other_shape_is_invalid_sca(confirmation):
+    from fjordbank.domain.payments import check_sca_shape
+
+    with pytest.raises(PaymentRejected) as refused:
+        check_sca_shape(confirmation)
+    assert refused.value.code == "invalid_sca"

@@ -389,6 +389,17 @@ def test_an_order_changed_after_the_job_read_it_is_decided_again(docs, sca, publ
     assert publisher.stored[0].body["payment"]["amount"] == 2_500
 
 
+def test_a_confirmation_is_checked_for_its_shape_and_used_only_by_a_valid_change(docs, sca):
+    assert refused(lambda: create(docs, sca, body(sca=True))) == "invalid_sca"
+    create(docs, sca, body())
+    calls = len(sca.calls)
+    assert refused(lambda: change(docs, sca, {"orderId": "order-0001", "amount": 50_000, "sca": {}})) == "invalid_sca"
+    asked = {"orderId": "order-0001", "amount": 50_000, "nextDue": "2027-02-30"}
+    assert refused(lambda: change(docs, sca, asked)) == "invalid_next_due"
+    assert len(sca.calls) == calls  # nothing checked (nor a signature used) for a change refused
+    assert order(docs)["amount"] == 10_000
+
+
 def test_a_wait_counts_on_its_own_due_date(docs, sca, publisher):
     create(docs, sca, body(amount=500_000))
     run_due(docs, publisher)
