@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,14 @@ CREATE_FIELDS = frozenset(
     }
 )
 CHANGE_FIELDS = frozenset({"orderId", "amount", "endDate", "nextDue", "sca"})
+
+
+def order_hash(body: dict[str, Any]) -> str:
+    """Fingerprint of a new order's fields but its confirmation: the order id is the
+    client's idempotency key, so the same id with another frequency or other dates is
+    another order, not a repeat."""
+    canonical = {k: body[k] for k in sorted(CREATE_FIELDS - {"sca"}) if k in body}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

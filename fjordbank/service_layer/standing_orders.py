@@ -92,9 +92,9 @@ def create(
     order_id = body["orderId"]
     path = order_path(uid, order_id)
     existing = docs.get(path)
-    fingerprint = body_hash({k: v for k, v in body.items() if k != "sca"})
+    fingerprint = rules.order_hash(body)
     if existing is not None:
-        if existing.data.get("bodyHash") != fingerprint:
+        if not _same_order(existing.data, body, terms, fingerprint):
             raise PaymentRejected("order_exists", "another standing order has this id")
         return existing.data
     kind, own_payee = edge.check_accounts(docs, uid, terms.payment.from_account, terms.payment.to_account, bank_regs)
@@ -118,7 +118,8 @@ def create(
         "nextDue": terms.start_date.isoformat(),
         "anchorDay": terms.start_date.day,
         "runs": [],
-        "bodyHash": fingerprint,
+        "bodyHash": body_hash({k: v for k, v in body.items() if k != "sca"}),  # its payments carry it
+        "orderHash": fingerprint,
         "createdAt": now,
         "updatedAt": now,
     }
@@ -128,9 +129,25 @@ def create(
         batch.commit()
     except AlreadyExists:  # a concurrent create with the same id
         made = docs.get(path)
+        if made is not None and not _same_order(made.data, body, terms, fingerprint):
+            raise PaymentRejected("order_exists", "another standing order has this id") from None
         return {} if made is None else made.data
     log.info("standing order created", extra={"uid": uid, "order_id": order_id, "frequency": terms.frequency})
     return order
+
+
+def _same_order(stored: dict[str, Any], body: dict[str, Any], terms: rules.OrderTerms, fingerprint: str) -> bool:
+    """Whether a create with a used order id repeats the create that made the order."""
+    if "orderHash" in stored:
+        return bool(stored["orderHash"] == fingerprint)
+    # An order made before its whole create was fingerprinted keeps the payment fields'
+    # hash (``bodyHash``). Its frequency and start date never change, so they are compared
+    # as stored; its end date may have been changed since, so it is not.
+    return (
+        stored.get("bodyHash") == body_hash({k: v for k, v in body.items() if k != "sca"})
+        and stored.get("frequency") == terms.frequency
+        and stored.get("startDate") == terms.start_date.isoformat()
+    )
 
 
 def change(

@@ -164,6 +164,53 @@ def test_an_order_created_meanwhile_by_a_concurrent_call_is_answered(docs, sca):
     assert standing_orders.create(Late(), UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"frequency": "weekly"},
+        {"startDate": (TODAY + dt.timedelta(days=1)).isoformat()},
+        {"endDate": "2027-12-31"},
+    ],
+    ids=["frequency", "start", "end"],
+)
+def test_a_used_id_with_other_terms_than_the_payment_is_another_order(docs, sca, other):
+    """The order id is the idempotency key of the whole create, not of its payment alone:
+    the same payment weekly instead of monthly, or from or until another date, is refused,
+    as it is when the create meets a concurrent one with the same id."""
+    made = create(docs, sca, body())
+    assert refused(lambda: create(docs, sca, body(**other))) == "order_exists"
+    assert order(docs) == made
+
+    class Late:  # the order's first read before the concurrent create
+        missed = False
+
+        def __getattr__(self, name):
+            return getattr(docs, name)
+
+        def get(self, path):
+            if path.endswith("order-0001") and not self.missed:
+                self.missed = True
+                return None
+            return docs.get(path)
+
+    with pytest.raises(PaymentRejected) as caught:
+        standing_orders.create(Late(), UID, body(**other), bank_regs=BANK_REGS, check_sca=sca, clock=fixed_clock())
+    assert caught.value.code == "order_exists" and order(docs) == made
+
+
+def test_an_order_made_before_its_terms_were_fingerprinted_is_matched_by_its_stored_terms(docs, sca):
+    """An order stored with the payment's hash only (no orderHash) is repeated by the same
+    create even after its end date changed, and refused with another frequency or start."""
+    made = create(docs, sca, body(endDate="2027-12-31"))
+    legacy = {k: v for k, v in made.items() if k != "orderHash"}
+    seed(docs, {"users/alice/standingOrders/order-0001": {**legacy, "endDate": "2028-06-30"}})
+    assert create(docs, sca, body(endDate="2027-12-31"))["endDate"] == "2028-06-30"
+    assert refused(lambda: create(docs, sca, body(endDate="2027-12-31", frequency="weekly"))) == "order_exists"
+    later = (TODAY + dt.timedelta(days=1)).isoformat()
+    assert refused(lambda: create(docs, sca, body(endDate="2027-12-31", startDate=later))) == "order_exists"
+    assert refused(lambda: create(docs, sca, body(endDate="2027-12-31", amount=1))) == "order_exists"
+
+
 # ---- change and cancel -----------------------------------------------------------------------
 def test_an_active_order_changes_its_amount_next_due_and_end_date(docs, sca):
     create(docs, sca, body())
