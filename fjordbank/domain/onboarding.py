@@ -21,7 +21,7 @@ from typing import Any
 
 from fjordbank.domain.errors import InvalidNationalId, Refused
 from fjordbank.domain.norway import NationalId, age_on, mask_national_id, parse_national_id
-from fjordbank.domain.sanctions import SanctionsList, ScreeningMatch
+from fjordbank.domain.sanctions import SanctionsList, ScreeningMatch, name_tokens
 
 APPROVED = "approved"
 REVIEW = "review"
@@ -35,6 +35,7 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
 _E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 _NAME_CHAR = re.compile(r"^[^\W\d_]$")
+_LOOK_ALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
 
 
 class OnboardingRefused(Refused):
@@ -99,9 +100,17 @@ def validate_name(data: dict[str, Any]) -> str:
         raise OnboardingRefused("invalid_name", "give both first and last name", "name")
     for part in parts:
         letters = part.replace("-", "").replace("'", "").replace("’", "").replace(".", "")
-        if not letters or not all(_NAME_CHAR.match(ch) for ch in letters):
+        if not letters or not all(_NAME_CHAR.match(ch) for ch in letters) or not name_tokens(part):
             raise OnboardingRefused("invalid_name", "a name has letters, hyphens and apostrophes only", "name")
+        if len(_look_alike_scripts(letters)) > 1:
+            raise OnboardingRefused("invalid_name", "each part of a name is written in one alphabet", "name")
     return name
+
+
+def _look_alike_scripts(letters: str) -> set[str]:
+    """The scripts among Latin, Cyrillic and Greek that ``letters`` use: a word mixing them
+    is spelled to look like another (Bоrislаv with Cyrillic о and а), never a real name."""
+    return {script for ch in letters if (script := unicodedata.name(ch, "").split(" ")[0]) in _LOOK_ALIKE_SCRIPTS}
 
 
 def validate_phone(raw: object) -> str:
@@ -215,7 +224,9 @@ def _same_day_month_2032(nid: NationalId, birth_date: date) -> bool:
 
 
 def decide(application: Application, sanctions: SanctionsList) -> Decision:
-    result = sanctions.screen(application.name, application.birth_date)
+    # a D-number may be dated on its registration day: only its year vouches for the date
+    year_only = application.national_id.kind == "dnr"
+    result = sanctions.screen(application.name, application.birth_date, year_only=year_only)
     if result.outcome == "hit":
         return Decision(REJECTED, "sanctions_match", result.matches)
     if result.outcome == "review":

@@ -18,8 +18,15 @@ such as ``ł``, ``đ``, ``þ``, ``œ``), accents stripped (NFKD, combining marks
 apostrophes dropped (``O'Neil -> oneil``), every other non-letter/digit is a separator,
 tokens are sorted. Two names are *equal* when their normalised forms are equal, i.e. their
 token multisets are equal: ``"Lastname, Firstname"`` equals ``"Firstname Lastname"``.
-Other scripts (Cyrillic, Arabic, ...) are kept as they are (accents stripped); the list
-carries transliterated aliases for those.
+Cyrillic and Greek letters that look like Latin ones are read as those (``о -> o``, a
+skeleton in the sense of Unicode TR39), on both sides, so a Latin name spelled with a few
+of them is still equal to its alias. Other scripts (Arabic, ...) are kept as they are
+(accents stripped); the list carries transliterated aliases for those.
+
+A name is screened in several readings (:func:`name_readings`): its words broken at
+hyphens and dots, the same with those marks left out, and each two neighbouring words
+written as one, so "Drazhen-ko", "Dra.zhenko" and "Drazhen ko" are equal to "Drazhenko".
+Each entry's best score over every reading counts.
 
 Name similarity (:func:`name_similarity`, 0..1), on token multisets:
 
@@ -39,6 +46,8 @@ Outcomes (:func:`screen_person`), per list entry using its best alias:
 
 * ``hit``: a name equal to an alias (score 1.0) AND the birth date equal to one of the
   entry's dates, or its year equal to one of the entry's year-only birth records.
+  When only the year is known to be true (``year_only``: a D-number), a listed date in
+  that year counts as unknown birth data, not as a mismatch.
 * ``review``: an equal name whose birth data differs or is unknown (the list entry has none,
   or the customer's date was not given); or a similarity >= :data:`REVIEW_THRESHOLD` (0.85)
   with matching or unknown birth data.
@@ -51,6 +60,7 @@ entries that gave ``hit`` or ``review``, best first.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -119,12 +129,59 @@ _PRE_MAP = str.maketrans(
     }
 )
 _APOSTROPHES = frozenset("'’ʼ`´‘")
+# Cyrillic and Greek letters that look like Latin ones (after casefolding), read as the Latin
+# letter they imitate: a skeleton in the sense of Unicode TR39, for the scripts a Latin name
+# can be spelled in to pass for another. Both the list's aliases and the screened name are
+# read through it, so a name written wholly in Cyrillic still equals its Cyrillic alias.
+_LOOK_ALIKES = str.maketrans(
+    {
+        # Cyrillic
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "ѕ": "s",
+        "і": "i",
+        "ј": "j",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "п": "n",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "һ": "h",
+        "ԁ": "d",
+        "ӏ": "l",
+        "ԛ": "q",
+        "ԝ": "w",
+        # Greek
+        "α": "a",
+        "β": "b",
+        "ε": "e",
+        "ι": "i",
+        "κ": "k",
+        "μ": "m",
+        "ν": "n",
+        "ο": "o",
+        "ρ": "p",
+        "τ": "t",
+        "υ": "u",
+        "χ": "x",
+        "ζ": "z",
+    }
+)
+# Marks that join or abbreviate inside a name's word (Drazhen-ko, Dra.zhenko): a name is
+# screened both with them as word breaks and with them left out (see name_readings).
+_WORD_MARKS = "-‐‑‒–—.·"
 
 
 def _normalize_once(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold().translate(_PRE_MAP)
     out: list[str] = []
-    for ch in unicodedata.normalize("NFKD", text).translate(_PRE_MAP):
+    for ch in unicodedata.normalize("NFKD", text).translate(_PRE_MAP).translate(_LOOK_ALIKES):
         if unicodedata.combining(ch) or ch in _APOSTROPHES:
             continue
         out.append(ch if unicodedata.category(ch)[0] in "LN" else " ")
@@ -142,6 +199,18 @@ def name_tokens(name: str) -> tuple[str, ...]:
             break
         text = again
     return tuple(text.split())
+
+
+def name_readings(name: str) -> tuple[tuple[str, ...], ...]:
+    """Every way ``name`` is screened: its words broken at hyphens and dots, the same with
+    those marks left out, and each two neighbouring words written as one. A listed name
+    split or joined by a mark or a space ("Drazhen-ko", "Dra.zhenko", "Drazhen ko") is thus
+    still equal to its alias in one reading."""
+    marks = re.escape(_WORD_MARKS)
+    words = [word for word in re.split(rf"[\s{marks}]+", name) if word]
+    texts = {name, re.sub(rf"[{marks}]", "", name)}
+    texts.update(" ".join([*words[:i], words[i] + words[i + 1], *words[i + 2 :]]) for i in range(len(words) - 1))
+    return tuple(sorted({tokens for text in texts if (tokens := name_tokens(text))}))
 
 
 def normalize_name(name: str) -> str:
@@ -263,21 +332,24 @@ class SanctionsList:
                 found |= self._index.get(key, set())
         return found
 
-    def screen(self, full_name: str, birth_date: date | None) -> ScreeningResult:
-        tokens = name_tokens(full_name)
-        if not tokens:
+    def screen(self, full_name: str, birth_date: date | None, *, year_only: bool = False) -> ScreeningResult:
+        """``year_only``: only the birth date's year is known to be true (a D-number may be
+        dated on its registration day), so a listed date in that year is no mismatch."""
+        readings = name_readings(full_name)
+        if not readings:
             raise ValueError("name to screen has no letters or digits")
         best: dict[int, tuple[float, str]] = {}
-        for alias_no in self._candidates(tokens):
-            entry_no, alias, alias_tokens = self._aliases[alias_no]
-            score = name_similarity(tokens, alias_tokens)
-            if entry_no not in best or score > best[entry_no][0]:
-                best[entry_no] = (score, alias)
+        for tokens in readings:
+            for alias_no in self._candidates(tokens):
+                entry_no, alias, alias_tokens = self._aliases[alias_no]
+                score = name_similarity(tokens, alias_tokens)
+                if entry_no not in best or score > best[entry_no][0]:
+                    best[entry_no] = (score, alias)
         outcome: Outcome = "clear"
         matches: list[ScreeningMatch] = []
         for entry_no, (score, alias) in best.items():
             entry = self.entries[entry_no]
-            verdict = _verdict(score, _birth_status(entry, birth_date))
+            verdict = _verdict(score, _birth_status(entry, birth_date, year_only=year_only))
             if verdict == "clear":
                 continue
             matches.append(ScreeningMatch(entry.entity_id, alias, round(score, 4)))
@@ -287,11 +359,15 @@ class SanctionsList:
         return ScreeningResult(outcome, tuple(matches))
 
 
-def _birth_status(entry: SanctionedPerson, birth_date: date | None) -> Literal["match", "mismatch", "unknown"]:
+def _birth_status(
+    entry: SanctionedPerson, birth_date: date | None, *, year_only: bool = False
+) -> Literal["match", "mismatch", "unknown"]:
     if birth_date is None or not (entry.birth_dates or entry.birth_years):
         return "unknown"
     if birth_date in entry.birth_dates or birth_date.year in entry.birth_years:
         return "match"
+    if year_only and any(listed.year == birth_date.year for listed in entry.birth_dates):
+        return "unknown"  # the same year: the day is not known to differ
     return "mismatch"
 
 

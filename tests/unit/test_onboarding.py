@@ -327,6 +327,10 @@ def test_request_shape_is_refused(data: object) -> None:
         "Kari Nord\x07mann",
         "Kari\u200b Nordmann",  # zero-width space (format character)
         "Kari\u202e Nordmann",  # right-to-left override
+        "ʼʼ ʼʼ",  # modifier-letter apostrophes: letters to Unicode, nothing to screen
+        "Kari ʼʼ",
+        "Bоrislаv Drazhenko",  # Latin with Cyrillic о and а in one part
+        "Kari Νordmann",  # a Greek capital Ν
         "A" * 50 + " " + "B" * 50,
         "K" * 5000 + " Nordmann",
         None,
@@ -583,6 +587,21 @@ def test_sanctioned_name_with_other_birth_date_goes_to_review(sanctions: Sanctio
     app = parse_application(application(KARI_BORN, name="Borislav Kvetkovich Drazhenko"), today=TODAY)
     decision = decide(app, sanctions)
     assert (decision.outcome, decision.reason) == (REVIEW, "possible_sanctions_match")
+
+
+def test_a_d_number_holder_cannot_choose_the_birth_date_that_is_screened(sanctions: SanctionsList) -> None:
+    """A D-number vouches for its year only, so another day of the listed person's year
+    does not clear a similar name."""
+    for born in (DRAZHENKO_BORN, date(1961, 6, 1)):
+        data = application(born, name="Borislav Kvetkovich Drazhenkko")
+        data["nationalId"] = national_id_for(DRAZHENKO_BORN, dnumber=True)
+        decision = decide(parse_application(data, today=TODAY), sanctions)
+        assert (decision.outcome, decision.reason) == (REVIEW, "possible_sanctions_match"), born
+
+
+def test_names_in_other_alphabets_are_accepted() -> None:
+    for name in ("Борислав Драженко", "Νίκος Παπαδόπουλος", "山田 太郎", "Ødegård Sølvi-Marte"):
+        assert parse_application(application(name=name), today=TODAY).name == name
 
 
 def test_unlisted_person_is_approved(sanctions: SanctionsList) -> None:

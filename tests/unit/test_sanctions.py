@@ -22,6 +22,7 @@ from fjordbank.domain.sanctions import (
     SanctionedPerson,
     SanctionsList,
     ScreeningResult,
+    name_readings,
     name_similarity,
     name_tokens,
     normalize_name,
@@ -162,7 +163,8 @@ def test_undeclared_entity_is_malformed():
         ("José María Quintanilla-Ébano", "ebano jose maria quintanilla"),
         ("  Quintanilla,   JOSÉ  ", "jose quintanilla"),
         ("O'Neil Łukasz", "lukasz oneil"),
-        ("Борислав Драженко", "борислав драженко"),
+        ("Борислав Драженко", "бopиcлab дpaжehko"),  # Cyrillic letters that look Latin read as Latin
+        ("Bоrislаv", "borislav"),  # with a Cyrillic о and а
         ("Ǿyvind", "oyvind"),
         ("!!!", ""),
     ],
@@ -200,6 +202,13 @@ def test_similarity_measure():
         ("Tavrik Omund Hallgreaves", date(1958, 12, 31), "990104"),  # only a birth year on the list
         ("Rasheed Abdul Zarkoon", date(1971, 5, 5), "990106"),  # second of two birth dates
         ("Kasimir Wolchanzew", VOLKHANTSEV_DOB, "990105"),
+        ("Borislav Kvetkovich Drazhen-ko", DRAZHENKO_DOB, "990101"),  # a hyphen inside a name
+        ("Borislav Kvetkovich Dra.zhenko", DRAZHENKO_DOB, "990101"),  # a dot inside a name
+        ("Borislav Kvetkovich Dra-zhen-ko", DRAZHENKO_DOB, "990101"),
+        ("Borislav Kvetkovich Drazhen ko", DRAZHENKO_DOB, "990101"),  # a name split in two
+        ("Borislav Kvetkovich-Drazhenko", DRAZHENKO_DOB, "990101"),
+        ("Bоrislаv Kvеtkоvich Drаzhеnkо", DRAZHENKO_DOB, "990101"),  # Cyrillic о, а and е
+        ("Βorislav Κvetkovich Drazhenko", DRAZHENKO_DOB, "990101"),  # Greek capitals Β and Κ
     ],
 )
 def test_hits(sanctions, entries, name, dob, entity):
@@ -267,6 +276,25 @@ def test_enterprise_alias_never_matches_a_person(sanctions):
     assert "990108" not in ids(sanctions.screen("Borislav Drazhenko", DRAZHENKO_DOB))
     assert sanctions.screen("Borislav Drazhenko", DRAZHENKO_DOB).outcome == "review"
     assert sanctions.screen("Borislav Drazhenko", UNRELATED_DOB).outcome == "clear"
+
+
+def test_a_d_numbers_year_alone_vouches_for_the_birth_date(sanctions):
+    """A D-number may be dated on its registration day: with only the year known, a listed
+    date in that year is no mismatch (a similar name goes to review), another year is."""
+    typo = "Borislav Kvetkovich Drazhenkko"
+    assert sanctions.screen(typo, date(1961, 6, 1)).outcome == "clear"
+    assert sanctions.screen(typo, date(1961, 6, 1), year_only=True).outcome == "review"
+    assert sanctions.screen(typo, date(1962, 3, 14), year_only=True).outcome == "clear"
+    assert sanctions.screen("Borislav Kvetkovich Drazhenko", DRAZHENKO_DOB, year_only=True).outcome == "hit"
+
+
+def test_readings_join_and_break_words_at_marks_and_spaces():
+    assert name_readings("Kari Nordmann-Hansen") == (
+        ("hansen", "kari", "nordmann"),
+        ("hansen", "karinordmann"),
+        ("kari", "nordmannhansen"),
+    )
+    assert name_readings("!!!") == ()
 
 
 def test_empty_name_refused(sanctions):
