@@ -14,7 +14,8 @@ the authorisation gave it (`Settlement.feed` is merged into it). Then:
   again (its capture reference) is answered as before and changes nothing; another capture
   of a captured authorisation is refused. A capture after the hold expired (hotels, car
   rental) is posted anyway, from the available balance, and flagged ``lateCapture``: the
-  scheme settles it whatever our hold did.
+  scheme settles it whatever our hold did. Either way a capture is at most the authorised
+  amount (``invalid_capture``): the expiry gave the hold back, not a blank cheque.
 * `release`: the processor's reversal, or the hold's expiry (the scheduled job): the hold
   is given back, and the day's spend with it. A reversal that arrives before its
   authorisation (the processor timed out) is recorded, so the late authorisation is
@@ -140,6 +141,9 @@ def _post(auth_id: str, held: Held, amount: int, *, late: bool) -> None:
     scheme = card_scheme_account(auth_id)
     hold = held.hold
     if late:
+        # the hold is gone but not what was authorised: a late capture is bounded by it too
+        if not 0 < amount <= hold.amount:
+            raise Declined("invalid_capture", "a capture must be positive and at most the authorised amount")
         held.book.apply(Posting.transfer(auth_id, CAPTURE_STEP, hold.account_id, scheme, amount, hold.currency))
     else:
         held.book.capture(auth_id, step=CAPTURE_STEP, credit=scheme, amount=amount)

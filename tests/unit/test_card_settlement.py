@@ -147,16 +147,27 @@ def test_what_holds_nothing_is_never_captured(status: str, has_hold: bool) -> No
 
 def test_a_late_capture_is_posted_from_the_available_balance_and_flagged() -> None:
     h = held(status="released")
-    settled = capture(AUTH, record(status="expired"), h, capture_ref="cap-1", amount=12_000, now=LATER)
+    settled = capture(AUTH, record(status="expired"), h, capture_ref="cap-1", amount=9_000, now=LATER)
     assert (settled.status, settled.record["capturedAmount"], settled.record["lateCapture"]) == (
         "captured",
-        12_000,
+        9_000,
         True,
     )
     acct = h.book.accounts[ACCOUNT]
-    assert (acct.balance, acct.held) == (88_000, 0)  # more than was held: the scheme settles it
-    assert h.book.accounts[SCHEME].balance == 12_000
+    assert (acct.balance, acct.held) == (91_000, 0)
+    assert h.book.accounts[SCHEME].balance == 9_000
     assert settled.spend is None  # the expiry gave the day's spend back already
+
+
+@pytest.mark.parametrize("amount", [HELD + 1, 90_000, 0, -5])
+def test_a_late_capture_is_bounded_by_the_authorised_amount_as_one_in_time(amount: int) -> None:
+    """The hold's expiry gave the hold back, not the right to post any amount: a late
+    capture of more than was authorised is refused as an in-time one is."""
+    for h, status in ((held(status="released"), "expired"), (held(), "approved")):
+        settled = capture(AUTH, record(status=status), h, capture_ref="cap-1", amount=amount, now=LATER)
+        assert (settled.status, settled.reason) == ("refused", "invalid_capture"), status
+        assert_nothing_written(settled)
+        assert h.book.accounts[ACCOUNT].balance == 100_000
 
 
 def test_a_late_capture_without_the_funds_is_refused() -> None:
