@@ -94,7 +94,7 @@ def check_card(attempt: Attempt, card: dict[str, Any] | None, spend: dict[str, A
         CardState.from_doc(card),
         attempt.request,
         Spend.from_dict(spend),
-        today=attempt.now.date(),
+        today=dt.date.fromisoformat(attempt.day),  # the purchase's day in Norway, not in UTC
         cvv_ok=attempt.cvv_ok,
     )
 

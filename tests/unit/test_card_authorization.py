@@ -167,6 +167,20 @@ def test_the_day_s_spend_counts_against_the_limit() -> None:
     assert check_card(a, card(), {"daily": DEFAULT_LIMITS["daily"] - 999}) == "over_daily_limit"
 
 
+def test_a_card_expires_at_the_end_of_its_month_in_norway_not_in_utc() -> None:
+    """00:30 on 1 April in Oslo is still 31 March in UTC: a card valid through 03/2027 has
+    expired by then (and is valid until 23:59 on 31 March, Oslo time)."""
+    expires = card(expMonth=3, expYear=2027)
+    after = replace(
+        attempt(exp_month=3, exp_year=2027), now=dt.datetime(2027, 3, 31, 22, 30, tzinfo=dt.UTC), day="2027-04-01"
+    )
+    assert check_card(after, expires, {}) == "card_expired"
+    before = replace(
+        attempt(exp_month=3, exp_year=2027), now=dt.datetime(2027, 3, 31, 21, 30, tzinfo=dt.UTC), day="2027-03-31"
+    )
+    assert check_card(before, expires, {}) is None
+
+
 # --------------------------------------------------------------------- decided on the funds
 
 
