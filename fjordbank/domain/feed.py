@@ -167,8 +167,10 @@ def _reached(
         if update["statusRank"] > request.rank:
             request.passed.update(_passed_since(event, request.rank, update["statusRank"]))
             request.fields.update(update)
-            if request.rank == STATUS_RANK[WAITING] and "reason" not in update:
-                request.fields["reason"] = None  # publish_pending, left by the edge: not an error
+            if request.rank in (STATUS_RANK[WAITING], NOT_SHOWN) and "reason" not in update:
+                # publish_pending, left by the edge on a document showing "received" (or one
+                # not read: the notifier's guessed version): not an error once it moved on
+                request.fields["reason"] = None
             request.rank = update["statusRank"]
             request.timeline.append(event.status)
         else:  # the document shows this state or a later one already: its status stays

@@ -83,7 +83,8 @@ def test_a_new_state_moves_the_payment_and_its_request_document() -> None:
     assert p.changed == [True]
     assert p.views == {}  # the request document shows it: no second record of the payment
     request = p.requests[REQUEST]
-    assert request.fields == {"paymentId": PID, **shown("approved"), PROJECTED: "approved"}
+    # the document was not read (it may show the edge's publish_pending): no reason now
+    assert request.fields == {"paymentId": PID, **shown("approved"), "reason": None, PROJECTED: "approved"}
     assert request.timeline == ["approved"]
 
 
@@ -117,6 +118,8 @@ def test_a_request_shown_as_received_loses_its_waiting_reason_when_it_moves_on()
     )
     failed = run([event("failed", reason="insufficient_funds")], requests={REQUEST: STATUS_RANK["received"]})
     assert failed.requests[REQUEST].fields["reason"]["code"] == "insufficient_funds"
+    unread = run([event("approved")], requests={REQUEST: NOT_SHOWN})  # the notifier's guess
+    assert unread.requests[REQUEST].fields["reason"] is None
 
 
 def test_a_passed_state_the_document_shows_or_passed_already_is_left_alone() -> None:

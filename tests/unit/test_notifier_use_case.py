@@ -453,6 +453,19 @@ async def test_a_payment_from_the_edge_first_seen_final_is_written_without_a_rea
     assert n.pushed() and n.commits == [(1, None)]
 
 
+@pytest.mark.parametrize("status", ["completed", "submitted"])
+async def test_the_edge_s_publish_pending_is_cleared_by_a_later_state_written_without_a_read(status: str) -> None:
+    """The edge's publish raised but the message was stored (a timeout), so the document
+    shows "received" with publish_pending while the payment goes on: the state written
+    without reading the document clears the reason, as one written after a read does."""
+    n = with_customers(Notifier())
+    pending = {"code": "publish_pending", "message": "nats: timeout"}
+    n.put(REQUEST, {"status": "received", "statusRank": STATUS_RANK["received"], "amount": 123_456, "reason": pending})
+    await n.project(from_the_edge(status, kind=INTERNAL if status == "completed" else EXTERNAL))
+    request = n.doc(REQUEST) or {}
+    assert (request["status"], request.get("reason")) == (status, None)
+
+
 async def test_a_redelivered_final_state_a_new_process_guessed_is_read_and_changes_nothing() -> None:
     n = with_customers(with_request())
     await n.project(from_the_edge("completed"))
