@@ -129,6 +129,7 @@ def sanctions():
         return _deps["sanctions"]
 
 
+PUSH_MAX_AGE = dt.timedelta(hours=1)  # a push FCM could not take is tried again for this long
 PAYMENT_TRIGGER = "on_payment_request"  # its `function` in the fjb_edge_requests log lines
 
 
@@ -197,10 +198,23 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
         log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ACCEPTED)
 
 
-@pubsub_fn.on_message_published(topic=PUSH_TOPIC)
+# retry: a push FCM could not take for now (push.PushesNotSent) is sent again when Pub/Sub
+# delivers its message again, for up to PUSH_MAX_AGE (news of a payment, not worth a day late).
+# The Functions emulator does not retry (firebase/firebase-tools#3738): there it is logged once.
+@pubsub_fn.on_message_published(topic=PUSH_TOPIC, retry=True)
 def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     """Send the pushes the notifier queued (a batch per message) through FCM (the local
     sink in development)."""
+    try:
+        _on_push(event)
+    except push.PushesNotSent as exc:
+        age = dt.datetime.now(dt.UTC) - event.data.message.publish_time
+        if age <= PUSH_MAX_AGE:
+            raise
+        log.warning("pushes given up: not sent for an hour", extra={"outcomes": exc.outcomes})
+
+
+def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     _db, _publisher, settings = deps()
     with _lock:
         if "push_sender" not in _deps:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fjordbank.adapters.firestore import USERS
-from fjordbank.adapters.push import PushResult, PushSender
+from fjordbank.adapters.push import PushResult, PushSender, normalize_data
 from fjordbank.domain.notifications import DEFAULT_PREFERENCES
 from fjordbank.runtime import log_metrics
 from fjordbank.service_layer.ports import Doc, Documents, NotFound, Stale
@@ -45,6 +45,11 @@ SETTINGS = "settings"
 NOTIFICATION_SETTINGS = "notifications"
 DEVICES = "devices"  # the field of the settings document: {deviceId: {token, platform}} ("changed": deviceId)
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
+NOT_SENT = "not_sent"  # no device took it and a send failed for a while only: the message is delivered again
+# FCM's answers (and ours for no answer) that say "not now", not "never": the send may work
+# when the message is delivered again (FCM's own advice: retry UNAVAILABLE, INTERNAL and
+# QUOTA_EXCEEDED with back-off).
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED", "TRANSPORT_ERROR", "HTTP_429"})
 # Sends made at once, per message, as FCM's own sendEach does (the senders' HTTP sessions
 # are thread-safe).
 WORKERS = 16
@@ -93,20 +98,41 @@ class Item:
     data: dict[str, Any]
 
 
+class PushesNotSent(Exception):
+    """Some push of the message reached no device because FCM could not take it for now
+    (`TRANSIENT_CODES`): raised after the rest was done, so that Pub/Sub delivers the
+    message again (the push function retries). The pushes sent already are sent again then
+    and shown once (their collapse ids)."""
+
+    def __init__(self, outcomes: dict[str, int]) -> None:
+        super().__init__(f"pushes not sent for now: {outcomes}")
+        self.outcomes = outcomes
+
+
+def passes(code: str | None) -> bool:
+    """Whether a failed send's code says "not now" (`TRANSIENT_CODES`, or a server error)."""
+    return code in TRANSIENT_CODES or (code or "").startswith("HTTP_5")
+
+
 def _item(raw: object) -> Item:
-    """A queued push as the notifier wrote it; KeyError/TypeError when it is not one."""
+    """A queued push as the notifier wrote it; KeyError/TypeError/ValueError when it is not
+    one (its data is checked as FCM takes it here, so one bad push never fails the others)."""
     if not isinstance(raw, dict):
         raise TypeError(f"a push is an object, not {type(raw).__name__}")
     uid, key = raw["uid"], raw["dedupeKey"]
     if not isinstance(key, str) or not key or not isinstance(uid, str) or not uid or "/" in uid:
         raise TypeError("uid and dedupeKey must be non-empty strings (a uid without '/')")  # never a path
-    return Item(uid, str(raw["kind"]), key, str(raw["title"]), str(raw["body"]), dict(raw.get("data") or {}))
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        raise TypeError(f"a push's data is an object, not {type(data).__name__}")
+    return Item(uid, str(raw["kind"]), key, str(raw["title"]), str(raw["body"]), normalize_data(data))
 
 
 def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[str, int]:
     """A Pub/Sub message from the notifier: {"pushes": [push, ...]}. Returns how many were
     sent, muted, had no device to go to, or were malformed (logged and skipped: a retry
-    would not mend them)."""
+    would not mend them). Raises `PushesNotSent` (after removing the unregistered tokens)
+    when a push reached no device for a reason that passes."""
     outcomes: dict[str, int] = {}
     items: list[Item] = []
     for raw in message.get("pushes", []) if isinstance(message, dict) else []:
@@ -128,8 +154,9 @@ def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
         results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2]), sends))
     took = {n for (n, _device, _token), result in zip(sends, results, strict=True) if result.ok}
+    later = {n for (n, _device, _token), result in zip(sends, results, strict=True) if passes(result.code)}
     for n, on in enumerate(unmuted):
-        status = MUTED if not on else SENT if n in took else NO_DEVICES
+        status = MUTED if not on else SENT if n in took else NOT_SENT if n in later else NO_DEVICES
         outcomes[status] = outcomes.get(status, 0) + 1
     gone: dict[str, set[str]] = {}
     for (n, device, _token), result in zip(sends, results, strict=True):
@@ -137,6 +164,8 @@ def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[
             gone.setdefault(items[n].uid, set()).add(device)
     removed = _remove(docs, {uid: found.get(settings_path(uid)) for uid in gone}, gone)
     log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed})
+    if NOT_SENT in outcomes:
+        raise PushesNotSent(outcomes)
     return outcomes
 
 

@@ -91,10 +91,46 @@ def test_a_kind_the_customer_turned_off_is_not_pushed_and_marketing_is_off_unles
 
 
 def test_a_customer_without_devices_gets_no_push(docs):
-    failed = PushResult("tok-phone", ok=False, error="HTTP 500", code="INTERNAL")
+    refused = PushResult("tok-phone", ok=False, error="HTTP 400", code="INVALID_ARGUMENT")
     assert deliver(docs, Sender(), a_push(uid="carol")) == {"no_devices": 1}
     seed(docs, {push.settings_path(UID): {"devices": {"phone": phone("tok-phone"), "tablet": {}}}})  # no token: skipped
-    assert deliver(docs, Sender(**{"tok-phone": failed}), a_push("payment-2:completed")) == {"no_devices": 1}
+    assert deliver(docs, Sender(**{"tok-phone": refused}), a_push("payment-2:completed")) == {"no_devices": 1}
+
+
+@pytest.mark.parametrize(
+    "code", ["UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED", "TRANSPORT_ERROR", "HTTP_503", "HTTP_429"]
+)
+def test_a_push_fcm_could_not_take_for_now_fails_the_message_so_it_comes_again(docs, code):
+    """At least once: a push no device took because FCM said "not now" raises once the
+    rest is done (the unregistered token removed), so Pub/Sub delivers the message again;
+    the push sent already goes again then and shows once (its collapse id)."""
+    seed(docs, {"users/bob/settings/notifications": {"devices": {"phone": phone("tok-bob")}}})
+    later = PushResult("tok-phone", ok=False, error="not now", code=code)
+    gone = PushResult("tok-tab", ok=False, unregistered=True, error="HTTP 404", code="UNREGISTERED")
+    sender = Sender(**{"tok-phone": later, "tok-tab": gone})
+    with pytest.raises(push.PushesNotSent) as raised:
+        deliver(docs, sender, a_push(), a_push("payment-9:completed", uid="bob"))
+    assert raised.value.outcomes == {"not_sent": 1, "sent": 1}
+    assert devices(docs) == {"phone": phone("tok-phone")}
+    assert deliver(docs, Sender(), a_push(), a_push("payment-9:completed", uid="bob")) == {"sent": 2}
+
+
+def test_a_push_that_reached_one_device_is_sent_though_another_could_not_take_it(docs):
+    later = PushResult("tok-tab", ok=False, error="not now", code="UNAVAILABLE")
+    assert deliver(docs, Sender(**{"tok-tab": later}), a_push()) == {"sent": 1}
+
+
+def test_a_push_whose_data_fcm_would_refuse_is_malformed_and_the_others_are_sent(docs):
+    seed(docs, {"users/bob/settings/notifications": {"devices": {"phone": phone("tok-bob")}}})
+    reserved = {**a_push("payment-1:completed"), "data": {"from": "x"}}  # a key FCM reserves
+    nested = {**a_push("payment-2:completed"), "data": {"paymentId": {"a": 1}}}
+    not_a_map = {**a_push("payment-3:completed"), "data": ["paymentId"]}
+    sender = Sender()
+    assert deliver(docs, sender, reserved, nested, not_a_map, a_push("payment-4:completed", uid="bob")) == {
+        "malformed": 3,
+        "sent": 1,
+    }
+    assert [t for t, _, _ in sender.sent] == ["tok-bob"]
 
 
 def test_malformed_pushes_in_a_batch_are_counted_and_skipped(docs):
