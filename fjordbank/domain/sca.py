@@ -4,7 +4,8 @@ A device registers an ECDSA P-256 public key (SubjectPublicKeyInfo DER, base64 â
 WebCrypto's ``exportKey("spki")`` and the platforms' keystores give). A payment to a new
 payee or above the threshold must carry a signature by that key over exactly what the
 customer approved: the request id, the amount, the currency and the payee. A signature
-over other values, by another key, copied to another request or missing is refused.
+over other values, by another key, copied to another request or missing is refused, and so
+is one spelled again (`signature_identity`: s -> n - s, other base64 bits) for another.
 The signature is IEEE P1363 (r || s, 64 bytes, base64), WebCrypto's ECDSA format.
 """
 
@@ -75,6 +76,25 @@ def verify(public_key_der: bytes, signature_b64: object, message: bytes) -> bool
     except InvalidSignature:
         return False
     return True
+
+
+# The order of P-256's group: (r, s) and (r, n - s) are the same signature to the verifier.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def signature_identity(signature_b64: str) -> bytes | None:
+    """What makes a signature the same signature: r and the lower of s and n - s, as bytes,
+    whatever base64 spelling carried them (None: not a signature's shape). ECDSA lets anyone
+    turn a signature into a second valid one (s -> n - s), and base64 lets the unused bits
+    of its last character vary: a record of use keyed on the text would miss both."""
+    try:
+        raw = base64.b64decode(signature_b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != SIGNATURE_BYTES:
+        return None
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    return r.to_bytes(32, "big") + min(s, P256_ORDER - s).to_bytes(32, "big")
 
 
 def sign(private_key: ec.EllipticCurvePrivateKey, message: bytes) -> str:

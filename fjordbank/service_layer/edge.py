@@ -360,7 +360,7 @@ def _read(
         paths["payees"] = sca.payee_record_path(uid)
     else:
         paths["key"] = sca.key_path(uid, request.sca)
-        paths["used"] = sca.used_path(request.sca)
+        paths.update({f"used:{n}": used for n, used in enumerate(sca.used_paths(request.sca))})
     attrs = {"db.system": "firestore", "fjb.documents": len(set(paths.values()))}
     with tracing.span("firestore edge_read", kind=tracing.SpanKind.CLIENT, attrs=attrs):
         found = docs.get_many(list(dict.fromkeys(paths.values())))
@@ -455,7 +455,7 @@ def _signature_to_claim(
         to_account=request.to_account,
         sca=request.sca,
         key=_data(reads["key"]),
-        used=_data(reads["used"]),
+        used=sca.used_of({p: reads[f"used:{n}"] for n, p in enumerate(sca.used_paths(request.sca))}, request.sca),
     )
     return sca.used_path(request.sca) if unused else None
 

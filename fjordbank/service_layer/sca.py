@@ -2,7 +2,11 @@
 
 users/{uid}/scaKeys/{keyId}   the device's public key (the app reads its own; only the
                               callable writes)
-scaUsed/{sha256(signature)}   which request a signature authorised (backend only)
+scaUsed/{sha256(identity)}    which request a signature authorised (backend only); the
+                              identity is r and the lower s (domain.sca.signature_identity),
+                              so no re-spelling of a signature is a new one. Records made
+                              before 2026-12-04 are keyed on the signature's text and are
+                              still read (`used_paths`).
 scaEnrolments/{uid}           the user's one enrolment (backend only)
 """
 
@@ -85,7 +89,22 @@ def key_path(uid: str, sca: dict[str, Any]) -> str:
 
 
 def used_path(sca: dict[str, Any]) -> str:
-    return f"{SCA_USED}/{hashlib.sha256(sca['signature'].encode()).hexdigest()}"
+    """The record of the signature's use: keyed on its identity (r and the lower s), or on
+    its text when it has no signature's shape (it fails verification then anyway)."""
+    identity = rules.signature_identity(sca["signature"])
+    key = identity if identity is not None else sca["signature"].encode()
+    return f"{SCA_USED}/{hashlib.sha256(key).hexdigest()}"
+
+
+def used_paths(sca: dict[str, Any]) -> list[str]:
+    """Where a record of the signature's use may be: `used_path` (where it is made), and
+    the record a backend before 2026-12-04 made, keyed on the exact text it was sent as."""
+    return [used_path(sca), f"{SCA_USED}/{hashlib.sha256(sca['signature'].encode()).hexdigest()}"]
+
+
+def used_of(found: dict[str, Doc | None], sca: dict[str, Any]) -> dict[str, Any] | None:
+    """The signature's record of use among the documents read (`used_paths`), None: none."""
+    return next((doc.data for path in used_paths(sca) if (doc := found.get(path)) is not None), None)
 
 
 def used_record(uid: str, request_path: str) -> dict[str, Any]:
@@ -152,7 +171,7 @@ def check_payment(
             raise signature_required()
         return
     used, key = used_path(sca), key_path(uid, sca)
-    found = docs.get_many([used, key])  # one round trip for both
+    found = docs.get_many([*used_paths(sca), key])  # one round trip for all
     record = verify_signature(
         request_path=request_path,
         request_id=request_id,
@@ -161,7 +180,7 @@ def check_payment(
         to_account=to_account,
         sca=sca,
         key=_data(found[key]),
-        used=_data(found[used]),
+        used=used_of(found, sca),
     )
     if record:
         claim_signature(docs, uid, used, request_path)

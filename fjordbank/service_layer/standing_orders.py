@@ -165,7 +165,8 @@ def change(
     today = today_in_norway(now)
     asked = _change_request(body)
     path = order_path(uid, rules.parse_order_id(asked.get("orderId")))
-    order = _active_order(docs.get(path))
+    found = docs.get(path)
+    order = _active_order(found)
     check_sca_shape(asked.get("sca"))
     update: dict[str, Any] = {}
     if "nextDue" in asked:
@@ -176,8 +177,12 @@ def change(
     if not update and "amount" not in asked:
         raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
     _check_within_end(update.get("nextDue", order["nextDue"]), update.get("endDate", order.get("endDate")))
-    if "amount" in asked:  # last: a confirmation is used only by a change that is otherwise valid
-        update["amount"] = _changed_amount(check_sca, uid, path, order, asked, sca_threshold)
+    if "amount" in asked and found is not None:  # last: a confirmation is used only by a change otherwise valid
+        # the signature is recorded as used for this version of the order: the same change
+        # retried (its commit failed) may use it again, a later change may not (replayed
+        # after the amount was lowered, it would raise it again without the customer)
+        version = f"{path}@{found.updated.isoformat()}"
+        update["amount"] = _changed_amount(check_sca, uid, version, order, asked, sca_threshold)
     return _apply_change(docs, path, update, now)
 
 
@@ -206,18 +211,18 @@ def _active_order(doc: Doc | None) -> dict[str, Any]:
 def _changed_amount(
     check_sca: seams.ScaCheck,
     uid: str,
-    path: str,
+    version: str,
     order: dict[str, Any],
     asked: dict[str, Any],
     sca_threshold: int,
 ) -> int:
     """The new amount. A larger one is checked as a payment to a known payee: one over the
-    SCA threshold needs a new confirmation."""
+    SCA threshold needs a new confirmation, recorded as used for ``version`` of the order."""
     amount = parse_amount(asked["amount"])
     if amount > order["amount"]:
         check_sca(
             uid,
-            request_path=path,
+            request_path=version,
             request_id=order["orderId"],
             amount=amount,
             currency=order["currency"],

@@ -4,6 +4,9 @@ standing orders' path; the payment trigger's is in test_edge_use_case)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -123,6 +126,49 @@ def test_a_signature_used_for_another_request_is_refused(docs):
     with pytest.raises(PaymentRejected) as refused:
         check(docs, signed=signed, path=f"users/{UID}/standingOrders/order-87654321")
     assert refused.value.code == "sca_reused"
+
+
+def respelled(signed: dict, *, flip_s: bool = False, pad_bits: bool = False) -> dict:
+    """The same signature in another spelling: s -> n - s (ECDSA's own twin), or base64
+    with the unused bits of its last character set (it decodes to the same bytes)."""
+    raw = base64.b64decode(signed["signature"])
+    if flip_s:
+        raw = raw[:32] + (rules.P256_ORDER - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
+    text = base64.b64encode(raw).decode()
+    if pad_bits:  # 64 bytes: "xy==" ends it, and y carries 4 bits that decode to nothing
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        text = text[:-3] + alphabet[alphabet.index(text[-3]) | 0b1111] + "=="
+        assert base64.b64decode(text, validate=True) == raw and text != base64.b64encode(raw).decode()
+    return {**signed, "signature": text}
+
+
+@pytest.mark.parametrize(
+    "spelling", [{"flip_s": True}, {"pad_bits": True}, {"flip_s": True, "pad_bits": True}], ids=["s", "bits", "both"]
+)
+def test_a_signature_spelled_again_is_the_same_signature(docs, spelling):
+    """A payment's signature, re-spelled, verifies (the verifier cannot tell) but is the
+    signature already used: it cannot also make a standing order of the same id."""
+    enrolled(docs)
+    signed = signature(500_001)
+    check(docs, amount=500_001, signed=signed, path=f"users/{UID}/paymentRequests/order-12345678")
+    again = respelled(signed, **spelling)
+    assert again["signature"] != signed["signature"]
+    assert sca.used_path(again) == sca.used_path(signed)
+    with pytest.raises(PaymentRejected) as refused:
+        check(docs, amount=500_001, signed=again)
+    assert refused.value.code == "sca_reused"
+
+
+def test_a_use_recorded_under_the_signature_s_text_before_is_still_found(docs):
+    """Records made before signatures had an identity are keyed on their text."""
+    enrolled(docs)
+    signed = signature()
+    legacy = f"scaUsed/{hashlib.sha256(signed['signature'].encode()).hexdigest()}"
+    put(docs, legacy, sca.used_record(UID, f"users/{UID}/paymentRequests/order-12345678"))
+    with pytest.raises(PaymentRejected) as refused:
+        check(docs, signed=signed)
+    assert refused.value.code == "sca_reused"
+    assert docs.get(sca.used_path(signed)) is None
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,12 @@ import itertools
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from fjordbank.domain import sca as sca_rules
 from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.payments import PaymentRejected, payment_id_for
+from fjordbank.service_layer import sca as sca_use
 from fjordbank.service_layer import standing_orders
 from fjordbank.service_layer.ports import Contention
 from tests.support.memory import MemoryDocuments
@@ -228,6 +231,39 @@ def test_a_larger_amount_is_checked_for_sca_as_a_known_payee(docs, sca):
     sca.required = True
     assert refused(lambda: change(docs, sca, {"orderId": "order-0001", "amount": 50_000})) == "sca_required"
     assert sca.calls[-1]["own_payee"] is True and sca.calls[-1]["amount"] == 50_000
+    assert order(docs)["amount"] == 10_000
+
+
+def test_a_raise_s_confirmation_counts_for_the_order_as_it_was_and_is_not_replayed_later(docs):
+    """The device signs the order id and the new amount: the same raise retried on the same
+    order (its commit failed) may use it again, but replayed after the amount was lowered it
+    is used, not a new confirmation (it would raise the amount again without the customer)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    sca_use.register_key(docs, UID, key_id="phone-key-1", public_key=sca_rules.public_key_b64(key))
+
+    def check(uid: str, **payment: Any) -> None:
+        sca_use.check_payment(docs, uid, **payment)
+
+    create(docs, check, body())
+    raised = {
+        "orderId": "order-0001",
+        "amount": 900_000,
+        "sca": {
+            "keyId": "phone-key-1",
+            "signature": sca_rules.sign(key, sca_rules.challenge("order-0001", 900_000, "NOK", SAVINGS)),
+        },
+    }
+
+    def lost(*_args: Any, **_kwargs: Any) -> None:
+        raise Contention("the commit failed")
+
+    transact, docs.transact = docs.transact, lost
+    with pytest.raises(Contention):
+        change(docs, check, raised)  # the signature is recorded used, the change is not made
+    docs.transact = transact
+    assert change(docs, check, raised)["amount"] == 900_000  # the same change again
+    assert change(docs, check, {"orderId": "order-0001", "amount": 10_000})["amount"] == 10_000
+    assert refused(lambda: change(docs, check, raised)) == "sca_reused"
     assert order(docs)["amount"] == 10_000
 
 
