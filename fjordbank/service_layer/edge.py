@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,11 +220,10 @@ def _handle(docs: Documents, publisher: Publisher, call: _Call, request: Payment
     except (PaymentRejected, ratelimits.RateLimited) as exc:
         # A refusal counts against the rate limit too (else unknown_to_account would answer
         # "is this a Fjordbank account?" as often as anyone asked). A RateLimited was counted
-        # by the commit that raised it; a PaymentRejected comes before that commit.
-        reason = _counted(docs, uid, exc, now) if isinstance(exc, PaymentRejected) else exc
-        log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": reason.code})
-        advance_sync(docs, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
-        return "rejected"
+        # by the commit that raised it (which showed the request "requested": the refusal
+        # must land, or the due-payments job would publish it); a PaymentRejected comes
+        # before that commit.
+        return _refuse(docs, uid, request_id, exc, known, now=now)
     except Exception as exc:
         if isinstance(exc, _Moved) or not is_transient(exc):
             raise
@@ -323,10 +323,46 @@ def _refuse_invalid(
     handled = _handled(known.doc, body)
     if handled is not None:
         return handled
-    reason = _counted(docs, uid, exc, now)
+    return _refuse(docs, uid, request_id, exc, known, now=now)
+
+
+# A refusal's write is tried this often, the waits between the tries in seconds: a trigger is
+# not run again, and a refusal that does not land leaves the request without an answer (or,
+# refused by the rate limit after the commit that showed it "requested", to be published).
+REFUSAL_WAITS = (0.2, 0.5, 1.0)
+
+
+def _refuse(
+    docs: Documents,
+    uid: str,
+    request_id: str,
+    exc: PaymentRejected | ratelimits.RateLimited,
+    known: Seen | None,
+    *,
+    now: dt.datetime,
+) -> str:
+    """Show the request rejected with the reason of ``exc`` (a PaymentRejected is counted
+    against the rate limit first, and shown as rate_limited once over it). The count is
+    skipped when the store is busy, and the write is tried again (`REFUSAL_WAITS`)."""
+    reason: PaymentRejected | ratelimits.RateLimited = exc
+    if isinstance(exc, PaymentRejected):
+        try:
+            reason = _counted(docs, uid, exc, now)
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            log.warning("refusal not counted (the store is busy)", extra={"uid": uid, "error": type(err).__name__})
     log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": reason.code})
-    advance_sync(docs, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
-    return "rejected"
+    for wait in (*REFUSAL_WAITS, None):
+        try:
+            advance_sync(docs, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
+            return "rejected"
+        except Exception as err:
+            if isinstance(err, _Moved) or not is_transient(err) or wait is None:
+                raise
+            log.warning("refusal not written yet", extra={"uid": uid, "request_id": request_id, "retry_in": wait})
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # the last try returns or raises
 
 
 def _counted(

@@ -27,7 +27,7 @@ from fjordbank.errors import PublishError
 from fjordbank.runtime import tracing
 from fjordbank.service_layer import edge, ratelimits, request_status, sca
 from fjordbank.service_layer.ports import Doc
-from tests.support.memory import MemoryDocuments
+from tests.support.memory import MemoryBatch, MemoryDocuments
 from tests.support.round_trips import RecordingPublisher, RoundTrips
 
 UID = "u1"
@@ -520,6 +520,64 @@ def test_a_commit_whose_answer_was_lost_is_published_not_refused(bank):
     assert bank.handle(request_id, body, docs=LostCommitAnswer(bank)) == "requested"
     assert bank.request(request_id)["status"] == "requested"
     assert len(bank.publisher.published) == 1 and bank.counted() == 1
+
+
+class FailingCommits:
+    """The ports, where the next ``times`` commits whose writes ``match`` fail as a store
+    that does not answer for a moment."""
+
+    def __init__(self, bank: Bank, match, times: int) -> None:
+        self.bank, self.match, self.times = bank, match, times
+
+    def __getattr__(self, name):
+        return getattr(self.bank.memory, name)
+
+    def batch(self):
+        outer = self
+
+        class Batch(MemoryBatch):
+            def commit(self):
+                if outer.times and outer.match(self.writes):
+                    outer.times -= 1
+                    raise api_errors.ServiceUnavailable("unavailable")
+                return super().commit()
+
+        return Batch(self.bank.memory.store)
+
+
+def only_the_count(writes) -> bool:
+    return all(path.startswith("rateLimits/") for _op, path, _data, _opts in writes)
+
+
+def the_refusal(writes) -> bool:
+    return any(data.get("status") == "rejected" for _op, _path, data, _opts in writes)
+
+
+@pytest.mark.parametrize("to", [UNKNOWN, PAYER], ids=["refused-on-the-accounts", "invalid"])
+def test_a_refusal_the_store_was_too_busy_to_count_is_shown_all_the_same(bank, to):
+    """Counting a refusal is a commit of its own: when the store does not answer it, the
+    refusal is shown uncounted (not left without any answer: a trigger is not run again)."""
+    request_id, body = bank.create(to)
+    assert bank.handle(request_id, body, docs=FailingCommits(bank, only_the_count, 1)) == "rejected"
+    assert bank.request(request_id)["reason"]["code"] in ("unknown_to_account", "same_account")
+    assert bank.counted() == 0 and bank.publisher.published == []
+
+
+def test_a_refusal_by_the_rate_limit_is_written_again_until_it_lands(bank, monkeypatch):
+    """The commit that counted it showed the request "requested" (with the payment the
+    due-payments job would publish): the rate limit's refusal is written again when the
+    store does not answer, so the request ends rejected and is never published."""
+    monkeypatch.setattr(edge, "REFUSAL_WAITS", (0, 0, 0))
+    for _ in range(LIMITS["payments"].capacity):
+        bank.handle(*bank.create())
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body, docs=FailingCommits(bank, the_refusal, 3)) == "rejected"
+    assert bank.request(request_id)["status"] == "rejected"
+    assert bank.request(request_id)["reason"]["code"] == "rate_limited"
+    assert len(bank.publisher.published) == LIMITS["payments"].capacity
+    request_id, body = bank.create()
+    with pytest.raises(api_errors.ServiceUnavailable):  # past the waits: raised (and logged), not swallowed
+        bank.handle(request_id, body, docs=FailingCommits(bank, the_refusal, 4))
 
 
 def test_a_bug_is_not_answered_as_busy(bank):
