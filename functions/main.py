@@ -362,11 +362,19 @@ def _refused(exc: DomainError) -> https_fn.HttpsError:
     return https_fn.HttpsError(https_fn.FunctionsErrorCode[reasons.callable_status(exc.code)], exc.message, details)
 
 
-@endpoint({"kind", "name"}, limit="accounts")
+@endpoint({"kind", "name", "requestId"}, limit="accounts")
 def accounts_open(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
+    """A new account; ``requestId`` (optional): the app's idempotency key, so a retry after
+    a lost answer gets the account it opened, not a second one."""
     _db, publisher, settings = deps()
     number = accounts.open_account(
-        docs(), publisher, uid, kind=data.get("kind"), name=data.get("name"), bank_reg=settings.bank_regs[0]
+        docs(),
+        publisher,
+        uid,
+        kind=data.get("kind"),
+        name=data.get("name"),
+        bank_reg=settings.bank_regs[0],
+        request_id=data.get("requestId"),
     )
     return {"accountId": number}
 

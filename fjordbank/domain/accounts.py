@@ -10,6 +10,7 @@ check digit would be impossible (MOD11 remainder 1) is never issued.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -60,6 +61,18 @@ def validate_name(name: object) -> str:
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise AccountRefused("invalid_name", "the account name has control characters")
     return name
+
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+def validate_request_id(request_id: object) -> str | None:
+    """The app's idempotency key of an account opening (None: none given)."""
+    if request_id is None:
+        return None
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+        raise AccountRefused("invalid_request_id", "requestId must be 8-64 letters, digits, '-' or '_'")
+    return request_id
 
 
 def validate_kind(kind: object) -> str:

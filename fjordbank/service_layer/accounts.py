@@ -54,12 +54,21 @@ def claim_number(uow: UnitOfWork, bank_reg: str) -> str:
 
 
 def create_account(
-    uow: UnitOfWork, uid: str, number: str, *, kind: str, name: str, clock: Clock = system_clock
+    uow: UnitOfWork,
+    uid: str,
+    number: str,
+    *,
+    kind: str,
+    name: str,
+    request_id: str | None = None,
+    clock: Clock = system_clock,
 ) -> outbox.Event:
-    """Write a new account and stage its event (after the unit of work's reads)."""
+    """Write a new account and stage its event (after the unit of work's reads);
+    ``request_id``: the app's idempotency key of the opening, kept on the account."""
     uow.create(
         account_path(number),
         {
+            **({"openRequest": request_id} if request_id is not None else {}),
             "accountId": number,
             "ownerUid": uid,
             "name": name,
@@ -88,24 +97,32 @@ def open_account(
     kind: object,
     name: object,
     bank_reg: str,
+    request_id: object = None,
     clock: Clock = system_clock,
 ) -> str:
-    """A new account for an approved customer (the number it got)."""
+    """A new account for an approved customer (the number it got). ``request_id``: the
+    app's idempotency key: an opening with a key already used answers the account it
+    opened (its first answer may have been lost), and opens nothing."""
     kind = rules.validate_kind(kind)
     name = rules.validate_name(name if name is not None else rules.DEFAULT_NAMES[kind])
+    key = rules.validate_request_id(request_id)
 
-    def run(uow: UnitOfWork) -> tuple[str, outbox.Event]:
+    def run(uow: UnitOfWork) -> tuple[str, outbox.Event | None]:
         customer = uow.get(f"{CUSTOMERS}/{uid}")
         if customer is None or customer.data.get("status") != "approved":
             raise rules.AccountRefused("not_a_customer", "only approved customers open accounts")
         owned = uow.query(ACCOUNTS, where=[Where("ownerUid", "==", uid)])
+        opened = next((a.id for a in owned if key is not None and a.data.get("openRequest") == key), None)
+        if opened is not None:
+            return opened, None
         if sum(1 for a in owned if a.data.get("status") == "open") >= rules.MAX_OPEN_ACCOUNTS:
             raise rules.AccountRefused("too_many_accounts", f"at most {rules.MAX_OPEN_ACCOUNTS} open accounts")
         number = claim_number(uow, bank_reg)
-        return number, create_account(uow, uid, number, kind=kind, name=name, clock=clock)
+        return number, create_account(uow, uid, number, kind=kind, name=name, request_id=key, clock=clock)
 
     number, event = docs.transact(run, operation="accounts_open")
-    outbox.deliver(docs, publisher, [event])
+    if event is not None:
+        outbox.deliver(docs, publisher, [event])
     return number
 
 

@@ -70,25 +70,42 @@ def submit(
     decision = rules.decide(application, sanctions)
     nid = application.national_id.number
 
-    def run(uow: UnitOfWork) -> tuple[str | None, list[outbox.Event]]:
-        if uow.get(f"{CUSTOMERS}/{uid}") is not None:
+    def run(uow: UnitOfWork) -> tuple[dict[str, Any], list[outbox.Event]]:
+        found = uow.get_many([f"{CUSTOMERS}/{uid}", f"{NATIONAL_IDS}/{nid}"])
+        customer, claim = found[f"{CUSTOMERS}/{uid}"], found[f"{NATIONAL_IDS}/{nid}"]
+        if customer is not None:
+            if claim is not None and claim.data.get("uid") == uid:
+                # this application again (its first answer was lost): its decision as it stands
+                return _answer(customer.data), []
             raise rules.OnboardingRefused("already_onboarded", "you have already applied")
-        if uow.get(f"{NATIONAL_IDS}/{nid}") is not None:
+        if claim is not None:
             raise rules.OnboardingRefused(
                 "identity_in_use", "this identity number belongs to another customer; contact the bank", "nationalId"
             )
         number = claim_number(uow, bank_reg) if decision.outcome == rules.APPROVED else None
         # writes only from here on (a unit of work reads first)
         _write_application(uow, uid, application, decision, number)
-        return number, _decided(uow, uid, decision.outcome, decision.reason, number, clock)
+        answer = {"status": decision.outcome, "reason": decision.reason, "accountId": number}
+        return answer, _decided(uow, uid, decision.outcome, decision.reason, number, clock)
 
-    number, events = docs.transact(run, operation="onboarding_submit")
+    answer, events = docs.transact(run, operation="onboarding_submit")
+    if not events:
+        return answer
     outbox.deliver(docs, publisher, events)
     log.info(
         "onboarding decided",
         extra={"uid": uid, "status": decision.outcome, "reason": decision.reason, "id": mask_national_id(nid)},
     )
-    return {"status": decision.outcome, "reason": decision.reason, "accountId": number}
+    return answer
+
+
+def _answer(customer: dict[str, Any]) -> dict[str, Any]:
+    """What the app is told of a customer's decision (as ``submit`` answers it)."""
+    return {
+        "status": customer.get("status"),
+        "reason": customer.get("reason"),
+        "accountId": customer.get("firstAccountId"),
+    }
 
 
 def _write_application(

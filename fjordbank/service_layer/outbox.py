@@ -54,7 +54,10 @@ def stage(uow: Writes, event: Event, *, clock: Clock = system_clock) -> None:
 
 def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
     """Publish committed events; each one published is removed from the outbox. Returns
-    how many were published (the rest wait for the relay)."""
+    how many were published (the rest wait for the relay). Never raises: the change they
+    announce is committed, and a caller told otherwise would make it again (an event whose
+    outbox document could not be removed is published once more by the relay, under the
+    same message id, which the consumers answer as a repeat)."""
     published = 0
     for event in events:
         try:
@@ -62,10 +65,13 @@ def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
         except PublishError:
             log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
             continue
-        done = docs.batch()
-        done.delete(path_of(event.msg_id))
-        done.commit()
         published += 1
+        try:
+            done = docs.batch()
+            done.delete(path_of(event.msg_id))
+            done.commit()
+        except Exception:
+            log.exception("published event left in the outbox", extra={"msg_id": event.msg_id})
     return published
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.stack
 CALLABLES = {
     "onboarding_submit": ["name", "nationalId", "dateOfBirth", "address", "phone", "email"],
     "onboarding_decide": ["uid", "decision", "reason"],
-    "accounts_open": ["kind", "name"],
+    "accounts_open": ["kind", "name", "requestId"],
     "accounts_rename": ["accountId", "name"],
     "accounts_close": ["accountId"],
     "cards_issue": ["accountId"],

@@ -108,6 +108,25 @@ def test_at_most_five_accounts_are_open_and_a_closed_one_does_not_count(docs, pu
     assert refused(lambda: open_one(docs, publisher)) == "too_many_accounts"
 
 
+def test_an_opening_retried_with_its_request_id_answers_the_account_it_opened(docs, publisher):
+    """The app's idempotency key: the first answer was lost, the retry gets the same
+    account (no second one, no second event); another key opens another account."""
+    first = open_one(docs, publisher, kind="savings", request_id="open-0001-abcd")
+    assert open_one(docs, publisher, kind="savings", request_id="open-0001-abcd") == first
+    assert data(docs, f"accounts/{first}")["openRequest"] == "open-0001-abcd"
+    assert len(paths(docs, "accounts")) == 1 and len(publisher.stored) == 1
+    assert open_one(docs, publisher, kind="savings", request_id="open-0002-abcd") != first
+    assert open_one(docs, publisher, uid=OTHER, kind="savings", request_id="open-0001-abcd") != first  # its own key
+    assert len(paths(docs, "accounts")) == 3
+
+
+@pytest.mark.parametrize("request_id", ["short", "x" * 65, "../accounts", 12345678, ["open-0001-abcd"]])
+def test_a_request_id_of_another_shape_is_refused(docs, publisher, request_id):
+    with pytest.raises(AccountRefused) as refused:
+        open_one(docs, publisher, request_id=request_id)
+    assert refused.value.code == "invalid_request_id" and paths(docs, "accounts") == []
+
+
 def test_kind_and_name_are_checked_before_anything_is_read(docs, publisher):
     assert refused(lambda: open_one(docs, publisher, kind="gold")) == "invalid_kind"
     assert refused(lambda: open_one(docs, publisher, name="x" * 100)) == "invalid_name"

@@ -113,6 +113,23 @@ def test_a_uid_applies_once_and_an_identity_belongs_to_one_customer(docs, publis
     assert len(publisher.stored) == 2
 
 
+def test_the_same_application_again_is_answered_with_its_decision_as_it_stands(docs, publisher, sanctions):
+    """A retry after a lost answer (the same user, the same identity number): the decision
+    is told again, nothing is written and nothing published; any other application by the
+    same user is already_onboarded."""
+    app = application()
+    first = submit(docs, publisher, sanctions, "kari", app)
+    before = dict(docs.store.docs)
+    assert submit(docs, publisher, sanctions, "kari", app) == first
+    assert submit(docs, publisher, sanctions, "kari", {**app, "email": "kari@other.no"}) == first
+    assert docs.store.docs == before and len(publisher.stored) == 2
+    typo = submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
+    approved = review(docs, publisher, "typo", approve=True)
+    again = application(DRAZHENKO_BORN, name=DRAZHENKO + "k")
+    assert typo["status"] == "review"
+    assert submit(docs, publisher, sanctions, "typo", again) == {**approved, "reason": None}
+
+
 def test_a_malformed_application_writes_nothing(docs, publisher, sanctions):
     assert refused(lambda: submit(docs, publisher, sanctions, "kari", application(email="nope"))) == "invalid_email"
     assert docs.store.docs == {} and publisher.stored == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from google.api_core import exceptions as api_errors
 
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.ports import UnitOfWork
@@ -61,6 +62,41 @@ def test_an_event_that_failed_to_publish_waits_and_the_relay_sends_it(docs):
     assert counts == {"pending": 1, "published": 1}
     assert [p.msg_id for p in publisher.published] == [APPROVED.msg_id]
     assert publisher.published[0].body == {"uid": "u1"} and staged(docs) == []
+
+
+class NoDeletes:
+    """The ports, where a commit that removes an outbox document does not answer."""
+
+    def __init__(self, docs: RoundTrips) -> None:
+        self.docs = docs
+
+    def __getattr__(self, name):
+        return getattr(self.docs, name)
+
+    def batch(self):
+        real = self.docs.batch()
+
+        class Batch:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def commit(self):
+                raise api_errors.ServiceUnavailable("unavailable")
+
+        return Batch()
+
+
+def test_an_event_published_whose_outbox_document_stays_is_no_failure(docs):
+    """The change is committed and its event published: a removal that does not answer is
+    not the caller's failure (it would be told "busy" and make the change again); the relay
+    publishes the event once more under the same message id."""
+    change_with_events(docs, APPROVED, ISSUE)
+    publisher = RecordingPublisher()
+    assert outbox.deliver(NoDeletes(docs), publisher, [APPROVED, ISSUE]) == 2
+    assert len(publisher.published) == 2 and sorted(staged(docs)) == sorted([APPROVED.msg_id, ISSUE.msg_id])
+    assert outbox.relay(docs, publisher, clock=lambda: NOW + dt.timedelta(seconds=30))["published"] == 2
+    assert sorted(p.msg_id for p in publisher.published[2:]) == sorted([APPROVED.msg_id, ISSUE.msg_id])
+    assert staged(docs) == []
 
 
 def test_the_relay_leaves_young_events_to_their_use_case_and_nats_away_to_the_next_run(docs):

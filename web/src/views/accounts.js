@@ -56,10 +56,15 @@ export function accountsView() {
   const total = h("p", { class: "muted", testid: "total" });
   const error = h("p", { class: "error" });
   const open = h("button", { testid: "open-savings" }, "Open a savings account");
+  // the opening's idempotency key, kept until it is answered: a click again after an error
+  // (the answer may have been lost) gets the account it opened, not a second one
+  let opening = null;
   open.addEventListener(
     "click",
     action(open, error, async () => {
-      const result = await call("accounts_open", { kind: "savings" });
+      opening ??= `open-${crypto.randomUUID()}`;
+      const result = await call("accounts_open", { kind: "savings", requestId: opening });
+      opening = null;
       toast(`Account ${formatAccount(result.accountId)} opened`, "ok");
     }),
   );
