@@ -58,6 +58,7 @@ import datetime as dt
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -607,6 +608,9 @@ class Ledger:
         were new."""
         if not items:
             return 0
+        repeated = sorted(d for d, times in Counter(d for d, _a, _m in items).items() if times > 1)
+        if repeated:  # one id is one deposit: two in one call would both be booked, one posting kept
+            raise ValueError(f"deposit ids given more than once: {', '.join(repeated[:5])}")
         world = world_account(items[0][0])
         postings = [Posting.transfer(d, "deposit", world, a, amount, currency) for d, a, amount in items]
         account_ids = {world, *(a for _d, a, _m in items)}

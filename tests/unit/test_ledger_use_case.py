@@ -596,6 +596,14 @@ async def test_a_deposit_is_posted_once_per_id_and_the_world_written_once_per_ba
     assert money(docs) == 0
 
 
+async def test_one_deposit_id_twice_in_one_call_is_refused_and_nothing_is_booked():
+    """Both would be applied to the balances but one posting kept (the audit red)."""
+    ledger, docs = await bank({})
+    with pytest.raises(ValueError, match="d1"):
+        await ledger.deposit_many([("d1", ALICE, 1_000), ("d2", BOB, 2_000), ("d1", ALICE, 1_000)])
+    assert await balance(docs, ALICE) == (0, 0, 0) and await balance(docs, BOB) == (0, 0, 0)
+
+
 # ---- two instances at once (a partition moving), deposits meanwhile ------------------------
 async def _post(ledger: Ledger, events: list[PaymentEvent]) -> list[Verdict]:
     """As the consumer does: a batch that gave up on contention is delivered again."""
