@@ -72,6 +72,7 @@ REASONS: tuple[Reason, ...] = (
     _r("unknown_account", f"{CALLABLE} {PAYMENT} {CARD}", "no such account of yours (another's answers the same)"),
     _r("account_closed", f"{CALLABLE} {PAYMENT} {CARD}", "the account is closed"),
     _r("account_not_empty", CALLABLE, "an account closes only at zero balance with no holds"),
+    _r("money_in_transit", CALLABLE, "a payment from the account is on its way (it may come back); try again soon"),
     # -- payments ---------------------------------------------------------------------------
     _r("missing_field", PAYMENT, "a required field of the request is missing"),
     _r("unknown_field", f"{CALLABLE} {PAYMENT}", "the request has a field the contract does not know"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS
+from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, LEDGER_PAYMENTS
 from fjordbank.domain import accounts as rules
 from fjordbank.domain.events import AccountChanged
 from fjordbank.service_layer import outbox
@@ -138,14 +138,24 @@ def rename_account(docs: Documents, uid: str, *, account_id: object, name: objec
     docs.transact(run, operation="accounts_rename")
 
 
+IN_TRANSIT = [topology.CREDIT, topology.REFUND]  # a ledger record's status while its money is in transit
+
+
 def close_account(
     docs: Documents, publisher: Publisher, uid: str, *, account_id: object, clock: Clock = system_clock
 ) -> None:
-    """Close an empty account of the caller's (no balance, no holds: `rules.check_closable`)."""
+    """Close an empty account of the caller's (no balance, no holds: `rules.check_closable`),
+    with no payment from it on its way: an internal payment debited and not yet credited may
+    come back (its credit refused), and a refund into a closed account could not be paid out."""
 
     def run(uow: UnitOfWork) -> outbox.Event:
         account = _owned(uow, uid, account_id)
         rules.check_closable(account.data)
+        # the customer's internal payments between their debit and their end (few, and the
+        # ledger records' index on uid and status answers the query)
+        moving = uow.query(LEDGER_PAYMENTS, where=[Where("uid", "==", uid), Where("status", "in", IN_TRANSIT)])
+        if any(p.data.get("fromAccount") == account.id for p in moving):
+            raise rules.AccountRefused("money_in_transit", "a payment from this account is on its way; try again soon")
         uow.update(account.path, {"status": "closed", "closedAt": SERVER_TIME, "updatedAt": SERVER_TIME})
         event = account_event(topology.SUBJECT_ACCOUNT_CLOSED, uid, account.id)
         outbox.stage(uow, event, clock=clock)

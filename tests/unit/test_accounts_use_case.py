@@ -219,6 +219,25 @@ def test_the_owner_closes_an_empty_account_with_its_event(docs, publisher):
     assert paths(docs, "outbox") == []
 
 
+@pytest.mark.parametrize("status", [topology.CREDIT, topology.REFUND])
+def test_an_emptied_account_with_a_payment_on_its_way_does_not_close(docs, publisher, status):
+    """An internal payment debited and not yet credited may come back (its credit refused):
+    its refund into a closed account could never be paid out, so the account waits."""
+    number, other = itertools.islice(account_numbers(), 2)
+    seed(
+        docs,
+        {
+            f"accounts/{number}": customer_account(UID, number),
+            "ledgerPayments/p1": {"uid": UID, "fromAccount": number, "status": status},
+            "ledgerPayments/p2": {"uid": UID, "fromAccount": other, "status": topology.CREDIT},
+        },
+    )
+    assert refused(lambda: accounts.close_account(docs, publisher, UID, account_id=number)) == "money_in_transit"
+    seed(docs, {"ledgerPayments/p1": {"uid": UID, "fromAccount": number, "status": "completed"}})
+    accounts.close_account(docs, publisher, UID, account_id=number)
+    assert data(docs, f"accounts/{number}")["status"] == "closed"
+
+
 def test_an_account_with_money_or_holds_does_not_close(docs, publisher):
     rich, held = itertools.islice(account_numbers(), 2)
     seed(
