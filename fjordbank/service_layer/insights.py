@@ -102,9 +102,19 @@ def _spending_entry(docs: Documents, uid: str, account_id: object, transaction_i
     found = docs.get(f"{ACCOUNTS}/{account_id}/{TRANSACTIONS}/{transaction_id}")
     if found is None:
         raise InsightsRefused("unknown_transaction", "no such transaction on your accounts", "transactionId")
-    if found.data.get("direction") != "out":  # (transfers between own accounts keep "transfers" whatever is chosen)
+    if found.data.get("direction") != "out" or _to_own_account(docs, uid, found.data):
+        # money in, and transfers between own accounts, which keep "transfers" whatever is chosen
         raise InsightsRefused("not_spending", "only spending can be recategorised", "transactionId")
     return found.data
+
+
+def _to_own_account(docs: Documents, uid: str, entry: dict[str, Any]) -> bool:
+    """Whether a payment's entry went to another of the customer's own accounts."""
+    to = entry.get("counterpartyAccount")
+    if not isinstance(to, str) or not to.isdigit():
+        return False  # a card purchase, or a payment out of the bank
+    account = docs.get(f"{ACCOUNTS}/{to}")
+    return account is not None and account.data.get("ownerUid") == uid
 
 
 def _choose(docs: Documents, uid: str, key: str, category: str, now: dt.datetime) -> int:

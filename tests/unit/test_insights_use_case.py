@@ -22,7 +22,7 @@ from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import NOW, account_numbers, customer_account, data, fixed_clock, seed
 
 UID, OTHER = "alice", "bob"
-SPENDING, BOBS = itertools.islice(account_numbers(), 2)
+SPENDING, BOBS, SAVINGS = itertools.islice(account_numbers(), 3)
 REMA = "m:rema-1000"  # override_key of the card merchant "REMA 1000"
 
 
@@ -43,6 +43,21 @@ def docs() -> MemoryDocuments:
             f"{feed}/auth-2": {"direction": "out", "kind": "card", "merchantKey": REMA, "category": "groceries"},
             f"{feed}/auth-3": {"direction": "out", "kind": "card", "merchantKey": "m:kiwi", "category": "groceries"},
             f"{feed}/pay-in-1": {"direction": "in", "kind": "payment", "counterpartyAccount": BOBS},
+            f"accounts/{SAVINGS}": customer_account(UID, SAVINGS),
+            f"{feed}/pay-own-1": {
+                "direction": "out",
+                "kind": "payment",
+                "counterpartyAccount": SAVINGS,
+                "merchantKey": f"a:{SAVINGS}",
+                "category": "transfers",
+            },
+            f"{feed}/pay-out-1": {
+                "direction": "out",
+                "kind": "payment",
+                "counterpartyAccount": BOBS,
+                "merchantKey": f"a:{BOBS}",
+                "category": "transfers",
+            },
             f"users/{UID}/economyItems/auth-1": {**item("2027-03", 500), "key": REMA},
             f"users/{UID}/economyItems/auth-2": {**item("2027-02", 300), "key": REMA},
             f"users/{UID}/economyItems/auth-3": {**item("2027-03", 200), "key": "m:kiwi"},
@@ -185,12 +200,18 @@ def test_bookings_move_in_chunks_each_with_its_months(docs, monkeypatch):
         ({"transaction_id": "auth-9"}, "unknown_transaction"),
         ({"uid": OTHER}, "unknown_transaction"),  # not bob's account: as if there were no such transaction
         ({"transaction_id": "pay-in-1"}, "not_spending"),
+        ({"transaction_id": "pay-own-1"}, "not_spending"),  # to an own account: a transfer, whatever is chosen
     ],
 )
 def test_a_correction_that_cannot_be_made_changes_nothing(docs, args, code):
     before = {path: stored[0] for path, stored in docs.store.docs.items()}
     assert refused(lambda: recategorise(docs, **args)) == code
     assert {path: stored[0] for path, stored in docs.store.docs.items()} == before
+
+
+def test_a_payment_to_someone_else_s_account_is_spending_that_can_be_recategorised(docs):
+    assert recategorise(docs, "pay-out-1", "housing")["entriesRelabelled"] == 1
+    assert data(docs, f"accounts/{SPENDING}/transactions/pay-out-1")["category"] == "housing"
 
 
 def test_an_account_that_is_not_a_number_is_no_transaction(docs):
