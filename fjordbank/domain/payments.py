@@ -295,11 +295,37 @@ class PaymentRequested:
         if missing:
             raise PaymentRejected("malformed_event", f"missing event field(s): {sorted(missing)}")
         event = cls(**data)
-        if type(event.amount) is not int or event.amount <= 0:
-            raise PaymentRejected("malformed_event", "event amount must be a positive int")
+        if type(event.amount) is not int or not 0 < event.amount <= MAX_AMOUNT_MINOR:
+            raise PaymentRejected("malformed_event", "event amount must be a positive int within the ceiling")
         if event.kind not in (INTERNAL, EXTERNAL):
             raise PaymentRejected("malformed_event", f"unknown payment kind {event.kind!r}")
+        _check_event_fields(event)
         return event
+
+
+_EVENT_TEXT = ("payment_id", "uid", "request_id", "currency", "body_hash", "requested_at")
+_EVENT_OPTIONAL_TEXT = ("message", "kid", "payee_name")
+_EVENT_ACCOUNT = re.compile(r"[0-9]{11}")
+_EVENT_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _check_event_fields(event: PaymentRequested) -> None:
+    """The fields every consumer reads, of the types and shapes the edge made them: a
+    message that is not can never be processed, and is refused at once (dead-lettered)
+    rather than failing its batch until its deliveries run out."""
+    if not all(isinstance(getattr(event, name), str) for name in _EVENT_TEXT):
+        raise PaymentRejected("malformed_event", f"event fields {', '.join(_EVENT_TEXT)} must be text")
+    if not all(isinstance(getattr(event, name), str | None) for name in _EVENT_OPTIONAL_TEXT):
+        raise PaymentRejected("malformed_event", f"event fields {', '.join(_EVENT_OPTIONAL_TEXT)} must be text or null")
+    for account in (event.from_account, event.to_account):
+        if not isinstance(account, str) or not _EVENT_ACCOUNT.fullmatch(account):
+            raise PaymentRejected("malformed_event", "event accounts must be 11-digit account numbers")
+    if not isinstance(event.due_date, str) or not _EVENT_DATE.fullmatch(event.due_date):
+        raise PaymentRejected("malformed_event", "event due_date must be a date (YYYY-MM-DD)")
+    try:
+        date.fromisoformat(event.due_date)
+    except ValueError:
+        raise PaymentRejected("malformed_event", f"event due_date {event.due_date!r} is no date") from None
 
 
 @dataclass(frozen=True)
@@ -341,12 +367,15 @@ class PaymentEvent:
         status = data.get("status")
         if status not in STATUS_RANK and status not in LEDGER_LEGS:
             raise PaymentRejected("malformed_event", f"unknown status {status!r}")
+        detail, reason, message = data.get("detail") or {}, data.get("reason"), data.get("message")
+        if not isinstance(detail, dict) or not all(isinstance(v, str | None) for v in (reason, message)):
+            raise PaymentRejected("malformed_event", "detail must be an object, reason and message text or null")
         return cls(
             payment=PaymentRequested.from_json(data.get("payment")),
             status=status,
-            reason=data.get("reason"),
-            message=data.get("message"),
-            detail=data.get("detail") or {},
+            reason=reason,
+            message=message,
+            detail=detail,
         )
 
 

@@ -646,6 +646,41 @@ def test_payment_requested_from_json_refuses_non_positive_or_non_int_amounts(amo
     assert excinfo.value.code == "malformed_event"
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": MAX_AMOUNT_MINOR + 1},
+        {"amount": 10**16},
+        {"from_account": 97100000028},
+        {"to_account": "1234"},
+        {"to_account": None},
+        {"uid": 5},
+        {"message": ["x"]},
+        {"payee_name": {"a": 1}},
+        {"due_date": "2026-13-45"},
+        {"due_date": "tomorrow"},
+        {"due_date": None},
+    ],
+    ids=repr,
+)
+def test_payment_requested_from_json_refuses_fields_no_consumer_can_read(change):
+    """A message no consumer can process is refused when decoded (and dead-lettered at
+    once), not failed in every batch until its deliveries run out."""
+    with pytest.raises(PaymentRejected) as excinfo:
+        PaymentRequested.from_json({**event().to_json(), **change})
+    assert excinfo.value.code == "malformed_event"
+
+
+@pytest.mark.parametrize(
+    "change", [{"detail": "x"}, {"detail": ["x"]}, {"reason": {"code": 1}}, {"message": 5}], ids=repr
+)
+def test_payment_event_from_json_refuses_a_detail_or_reason_of_another_shape(change):
+    body = {"payment": event().to_json(), "status": "approved", "reason": None, "message": None, "detail": {}}
+    with pytest.raises(PaymentRejected) as excinfo:
+        PaymentEvent.from_json({**body, **change})
+    assert excinfo.value.code == "malformed_event"
+
+
 def test_payment_requested_from_json_refuses_missing_fields():
     data = event().to_json()
     del data["amount"]
