@@ -496,7 +496,7 @@ class CardNumbers:
 
     async def _number(self, card_id: str) -> tuple[VaultEntry, str]:
         """The card's vault entry and number: drawn now, or by an earlier delivery."""
-        exp_month, exp_year = rules.expiry_for(self.ledger.clock().date())
+        exp_month, exp_year = rules.expiry_for(today_in_norway(self.ledger.clock()))  # the month in Norway
         entry, pan = await asyncio.to_thread(
             self.vault.store, card_id, lambda: rules.make_pan(self.card_bin), exp_month, exp_year
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 
@@ -23,9 +24,27 @@ from tests.support.bank import callables_for, queue_job, refused, register_devic
 from tests.support.clients import unique, wait_for
 
 pytestmark = pytest.mark.stack
-TODAY = today_in_norway()
-TOMORROW = TODAY + dt.timedelta(days=1)
-YESTERDAY = TODAY - dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Days:
+    """Today in Norway, as a test starts: a constant of the module went stale when a run
+    crossed midnight, Oslo time (the callables' own today had moved on)."""
+
+    today: dt.date
+
+    @property
+    def tomorrow(self) -> dt.date:
+        return self.today + dt.timedelta(days=1)
+
+    @property
+    def yesterday(self) -> dt.date:
+        return self.today - dt.timedelta(days=1)
+
+
+@pytest.fixture
+def days() -> Days:
+    return Days(today_in_norway())
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +75,7 @@ def order_body(customer, amount: int, *, frequency: str = "monthly", **extra) ->
         "toAccount": customer.accounts[1],
         "amount": amount,
         "frequency": frequency,
-        "startDate": TOMORROW.isoformat(),
+        "startDate": (today_in_norway() + dt.timedelta(days=1)).isoformat(),
         **extra,
     }
 
@@ -71,13 +90,13 @@ def fall_due(admin_db, customer, order_id: str, day: dt.date) -> None:
 
 
 def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
-    stack, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
+    days, stack, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
 ):
     alice = new_customer(auth, as_user, ledger_admin, 100_000, 0)
     body = order_body(alice, 10_000, message="Sparing")
     status, answer = callables.call("standing_orders_create", body, alice.id_token)
     assert status == 200, answer
-    assert answer["result"]["status"] == "active" and answer["result"]["nextDue"] == TOMORROW.isoformat()
+    assert answer["result"]["status"] == "active" and answer["result"]["nextDue"] == days.tomorrow.isoformat()
     # the order id is the idempotency key: the same body again is the same order, another is refused
     assert callables.call("standing_orders_create", body, alice.id_token) == (status, answer)
     assert refused(callables.call("standing_orders_create", {**body, "amount": 1}, alice.id_token)) == (
@@ -88,16 +107,16 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
     run_job()
     assert alice.balance(alice.accounts[1]) == 0  # not due yet
 
-    fall_due(admin_db, alice, order_id, TODAY)
+    fall_due(admin_db, alice, order_id, days.today)
     queue_job(stack, "submit-due-payments", 2)  # two scheduler ticks at once ...
     with ThreadPoolExecutor(2) as pool:  # ... and two more runs racing them in this process
         list(pool.map(lambda _: run_job(), range(2)))
     wait_for(lambda: alice.balance(alice.accounts[1]) == 10_000, timeout=60, what="the due date to be paid")
     done = order(admin_db, alice, order_id)
-    assert [r["date"] for r in done["runs"]] == [TODAY.isoformat()]
+    assert [r["date"] for r in done["runs"]] == [days.today.isoformat()]
     assert done["lastRun"]["status"] == "submitted"
-    assert done["nextDue"] == rules.add_months(TODAY, 1, anchor_day=TOMORROW.day).isoformat()
-    payment_id = payment_id_for(alice.uid, rules.occurrence_request_id(order_id, TODAY))
+    assert done["nextDue"] == rules.add_months(days.today, 1, anchor_day=days.tomorrow.day).isoformat()
+    payment_id = payment_id_for(alice.uid, rules.occurrence_request_id(order_id, days.today))
     wait_for(
         lambda: (
             (e := alice.app.get(f"accounts/{alice.accounts[0]}/transactions/{payment_id}")[1])
@@ -111,7 +130,7 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
 
     status, answer = callables.call("standing_orders_cancel", {"orderId": order_id}, alice.id_token)
     assert status == 200 and answer["result"]["status"] == "cancelled", answer
-    fall_due(admin_db, alice, order_id, TODAY)  # its next date comes
+    fall_due(admin_db, alice, order_id, days.today)  # its next date comes
     run_job()
     assert alice.balance(alice.accounts[1]) == 10_000  # not after cancellation
     assert len(order(admin_db, alice, order_id)["runs"]) == 1
@@ -123,7 +142,7 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
 
 
 def test_insufficient_funds_waits_during_the_day_then_fails_with_a_push(
-    stack, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
+    days, stack, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
 ):
     bob = new_customer(auth, as_user, ledger_admin, 5_000, 0)
     token = register_device(bob.app, bob.uid)
@@ -131,11 +150,11 @@ def test_insufficient_funds_waits_during_the_day_then_fails_with_a_push(
     assert callables.call("standing_orders_create", body, bob.id_token)[0] == 200
     order_id = body["orderId"]
 
-    fall_due(admin_db, bob, order_id, TODAY)
+    fall_due(admin_db, bob, order_id, days.today)
     run_job()
     run_job()
     waiting = order(admin_db, bob, order_id)
-    assert waiting["nextDue"] == TODAY.isoformat() and waiting["waiting"]["attempts"] == 2
+    assert waiting["nextDue"] == days.today.isoformat() and waiting["waiting"]["attempts"] == 2
     assert waiting["waiting"]["reason"] == "insufficient_funds" and not waiting.get("runs")
     assert bob.balance(bob.accounts[0]) == 5_000
 
@@ -143,19 +162,19 @@ def test_insufficient_funds_waits_during_the_day_then_fails_with_a_push(
     ledger_admin.run(ledger_admin.ledger.deposit(deposit_id=unique("salary"), account_id=bob.accounts[0], amount=5_000))
     run_job()
     wait_for(lambda: bob.balance(bob.accounts[1]) == 8_000, timeout=60, what="the covered payment")
-    assert order(admin_db, bob, order_id)["nextDue"] == (TODAY + dt.timedelta(days=7)).isoformat()
+    assert order(admin_db, bob, order_id)["nextDue"] == (days.today + dt.timedelta(days=7)).isoformat()
 
     # a due date that passed without money enough: it fails, the customer is told, the order goes on
-    fall_due(admin_db, bob, order_id, YESTERDAY)
+    fall_due(admin_db, bob, order_id, days.yesterday)
     run_job()
     failed = order(admin_db, bob, order_id)
     assert failed["lastRun"] == {
-        "date": YESTERDAY.isoformat(),
-        "paymentId": payment_id_for(bob.uid, rules.occurrence_request_id(order_id, YESTERDAY)),
+        "date": days.yesterday.isoformat(),
+        "paymentId": payment_id_for(bob.uid, rules.occurrence_request_id(order_id, days.yesterday)),
         "status": "failed",
         "reason": "insufficient_funds",
     }
-    assert failed["nextDue"] == (YESTERDAY + dt.timedelta(days=7)).isoformat() and failed["status"] == "active"
+    assert failed["nextDue"] == (days.yesterday + dt.timedelta(days=7)).isoformat() and failed["status"] == "active"
     push = wait_push(stack, token, "Payment not completed")
     assert "not enough money" in push["notification"]["body"]
     assert bob.balance(bob.accounts[0]) == 2_000 and bob.balance(bob.accounts[1]) == 8_000
@@ -163,23 +182,25 @@ def test_insufficient_funds_waits_during_the_day_then_fails_with_a_push(
 
 
 def test_changes_before_a_run_apply_and_an_order_ends_on_its_end_date(
-    auth, as_user, ledger_admin, admin_db, callables, run_job, audit
+    days, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
 ):
     carol = new_customer(auth, as_user, ledger_admin, 100_000, 0)
-    end = TOMORROW + dt.timedelta(days=40)
+    end = days.tomorrow + dt.timedelta(days=40)
     body = order_body(carol, 10_000, endDate=end.isoformat())
     assert callables.call("standing_orders_create", body, carol.id_token)[0] == 200
     order_id = body["orderId"]
     status, answer = callables.call("standing_orders_update", {"orderId": order_id, "amount": 12_500}, carol.id_token)
     assert status == 200 and answer["result"]["amount"] == 12_500, answer
     assert refused(
-        callables.call("standing_orders_update", {"orderId": order_id, "endDate": TODAY.isoformat()}, carol.id_token)
+        callables.call(
+            "standing_orders_update", {"orderId": order_id, "endDate": days.today.isoformat()}, carol.id_token
+        )
     ) == ("FAILED_PRECONDITION", "end_before_start")
     assert refused(
         callables.call("standing_orders_update", {"orderId": order_id, "nextDue": "2020-01-01"}, carol.id_token)
     ) == ("FAILED_PRECONDITION", "next_due_in_past")
-    fall_due(admin_db, carol, order_id, TODAY)
-    admin_db.document(f"users/{carol.uid}/standingOrders/{order_id}").update({"endDate": TODAY.isoformat()})
+    fall_due(admin_db, carol, order_id, days.today)
+    admin_db.document(f"users/{carol.uid}/standingOrders/{order_id}").update({"endDate": days.today.isoformat()})
     run_job()
     wait_for(lambda: carol.balance(carol.accounts[1]) == 12_500, timeout=60, what="the changed amount")
     ended = order(admin_db, carol, order_id)
@@ -188,7 +209,7 @@ def test_changes_before_a_run_apply_and_an_order_ends_on_its_end_date(
     for bad, reason in (
         ({"frequency": "daily"}, "invalid_frequency"),
         ({"startDate": "2020-01-01"}, "start_date_in_past"),
-        ({"endDate": TODAY.isoformat()}, "end_before_start"),
+        ({"endDate": days.today.isoformat()}, "end_before_start"),
         ({"amount": 0}, "invalid_amount"),
         ({"toAccount": "12345678900"}, "invalid_to_account"),
     ):
@@ -203,23 +224,23 @@ def test_changes_before_a_run_apply_and_an_order_ends_on_its_end_date(
 
 
 def test_a_scheduled_payment_can_be_cancelled_and_an_uncovered_one_fails_after_its_day(
-    stack, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
+    days, stack, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
 ):
     dan = new_customer(auth, as_user, ledger_admin, 3_000, 0)
     token = register_device(dan.app, dan.uid)
-    later = dan.request_payment(dan.accounts[1], 1_000, dueDate=(TODAY + dt.timedelta(days=9)).isoformat())
-    big = dan.request_payment(dan.accounts[1], 9_000, dueDate=TOMORROW.isoformat())
+    later = dan.request_payment(dan.accounts[1], 1_000, dueDate=(days.today + dt.timedelta(days=9)).isoformat())
+    big = dan.request_payment(dan.accounts[1], 9_000, dueDate=days.tomorrow.isoformat())
     for request_id in (later, big):
         wait_for(lambda r=request_id: dan.request(r).get("status") == "scheduled", what="scheduled")
 
     status, answer = callables.call("payments_cancel_scheduled", {"requestId": later}, dan.id_token)
     assert status == 200 and answer["result"]["status"] == "cancelled", answer
-    admin_db.document(f"users/{dan.uid}/paymentRequests/{later}").update({"payment.due_date": TODAY.isoformat()})
+    admin_db.document(f"users/{dan.uid}/paymentRequests/{later}").update({"payment.due_date": days.today.isoformat()})
 
-    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": TODAY.isoformat()})
+    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.today.isoformat()})
     run_job()
     assert dan.request(big)["status"] == "scheduled" and dan.request(big)["waiting"]["attempts"] == 1
-    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": YESTERDAY.isoformat()})
+    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.yesterday.isoformat()})
     run_job()
     doc = dan.wait_final(big)
     assert doc["status"] == "failed" and doc["reason"]["code"] == "insufficient_funds"
