@@ -31,6 +31,10 @@ CURRENCY = "NOK"
 MAX_AMOUNT_MINOR = 100_000_000  # 1,000,000.00 NOK per payment (the contract's ceiling)
 MAX_MESSAGE_LENGTH = 140  # ISO 20022 unstructured remittance information
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # use with fullmatch
+# The request ids the bank makes for the payments it starts (a standing order's due date:
+# fjordbank.domain.standing_orders.occurrence_request_id): an app's request may not take
+# one, or its payment would have the same payment id as the order's.
+BANK_REQUEST_PREFIX = "so-"
 DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat alone also takes 20250630
 
 REQUIRED_FIELDS = frozenset({"v", "fromAccount", "toAccount", "amount", "currency"})
@@ -154,6 +158,15 @@ def check_sca_shape(sca: object) -> None:
 def _require(cond: bool, code: str, message: str) -> None:
     if not cond:
         raise PaymentRejected(code, message)
+
+
+def check_app_request_id(request_id: str) -> None:
+    """An app's request id is none of those the bank makes (`BANK_REQUEST_PREFIX`)."""
+    _require(
+        not request_id.startswith(BANK_REQUEST_PREFIX),
+        "invalid_request_id",
+        f"request ids starting {BANK_REQUEST_PREFIX!r} are the bank's own",
+    )
 
 
 def parse_request(

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fjordbank.domain.payments import PaymentRejected, PaymentRequest, parse_request
+from fjordbank.domain.payments import BANK_REQUEST_PREFIX, PaymentRejected, PaymentRequest, parse_request
 
 WEEKLY = "weekly"
 MONTHLY = "monthly"
@@ -125,7 +125,7 @@ def next_due(frequency: str, after: dt.date, *, anchor_day: int, end: dt.date | 
 
 def occurrence_request_id(order_id: str, due: dt.date) -> str:
     """The payment of one due date: stable, so the payment id is too."""
-    return f"so-{order_id}-{due:%Y%m%d}"
+    return f"{BANK_REQUEST_PREFIX}{order_id}-{due:%Y%m%d}"
 
 
 def waiting(current: dict[str, Any], due: dt.date, reason: str | None) -> dict[str, Any]:

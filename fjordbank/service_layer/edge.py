@@ -44,6 +44,7 @@ from fjordbank.domain.payments import (
     PaymentRequest,
     PaymentRequested,
     body_hash,
+    check_app_request_id,
     parse_request,
     payment_id_for,
     projection_update,
@@ -165,6 +166,7 @@ def handle_payment_request(
     path = request_path(uid, request_id)
     try:
         request = parse_request(body, request_id=request_id, today=today_in_norway(now))
+        check_app_request_id(request_id)
     except PaymentRejected as exc:
         return _refuse_invalid(docs, path, body, exc, uid=uid, request_id=request_id, now=now)
     call = _Call(uid, request_id, body, bank_regs, sca_threshold, now)

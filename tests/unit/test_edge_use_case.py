@@ -290,6 +290,19 @@ def test_a_refusal_shows_its_reason_publishes_nothing_and_counts(bank, case):
     assert bank.counted() == counted + 1
 
 
+def test_a_request_id_of_the_kind_the_bank_makes_for_a_standing_order_is_refused(bank):
+    """A standing order's due date is paid under the request id so-<order>-<date>: an app's
+    request with such an id would have that payment's id, so it is not the app's to take."""
+    request_id = "so-order-0001-20270310"
+    body = {"v": 1, "fromAccount": PAYER, "toAccount": PAYEE, "amount": 12_300, "currency": "NOK"}
+    b = bank.memory.batch()
+    b.create(bank.path(request_id), body)
+    b.commit()
+    assert bank.handle(request_id, body, snapshot=False) == "rejected"
+    assert bank.request(request_id)["reason"]["code"] == "invalid_request_id"
+    assert bank.publisher.published == []
+
+
 def test_past_the_limit_refusals_are_told_to_wait(bank):
     """Probing account numbers is rate limited like paying: every refusal counts, and past
     the limit the answer is rate_limited."""
