@@ -3,8 +3,11 @@ relies on. Each is idempotent (running it again, or two at once, changes nothing
 works one document at a time (no unit of work larger than a customer's merchant), and is
 recorded when done in ``ops/migrations`` (``{name: {"doneAt", "documents"}}``), which the
 code that relies on it reads (`Done`) before it stops doing what the migration made
-unnecessary. Until then that code works as before, so deploying a version and migrating
-may happen in either order.
+unnecessary. Until then that code works as before, so a version may be deployed long
+before its migration runs. Not the other way round: a migration runs once nothing writes
+the old shape any more (the version's functions deployed), or what an older writer wrote
+after the migration would be missed (for `ECONOMY_CHOICES`: a choice the old recategorise
+callable kept on its override document only).
 
 Run by ``bankctl migrate`` (a deployment runs it once the functions of the version are
 deployed: README.md, "Deploying") and by the local stack's ``up`` (a stack brought back
