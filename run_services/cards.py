@@ -29,7 +29,7 @@ from prometheus_client import Counter, Histogram
 
 from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
-from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.firestore import async_client, is_transient
 from fjordbank.adapters.publisher import AsyncJetStreamPublisher
 from fjordbank.adapters.vault import CardVault, decode_key
 from fjordbank.config import Settings, load_settings
@@ -118,12 +118,12 @@ class CardService:
                 signatures.verify(self.secret, header, body, path=path, now=time.time())
             except signatures.BadSignature as exc:
                 log.warning("unsigned or badly signed processor request refused", extra={"error": str(exc)})
-                return 401, {"error": "bad_signature"}
+                return 401, {"error": "bad_signature", "reason": exc.why}  # never the expected signature
             try:
                 data = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
                 return 400, {"error": "invalid_json"}
-            return await handler(data)
+            return await _answered(path, handler, data)
 
         return checked
 
@@ -152,7 +152,7 @@ class CardService:
         if not isinstance(data, dict) or set(data) - {"reference", "captureReference", "amount"}:
             return 400, {"error": "invalid_request"}
         reference, capture_ref, amount = data.get("reference"), data.get("captureReference"), data.get("amount")
-        if not isinstance(reference, str) or not isinstance(capture_ref, str) or not 0 < len(capture_ref) <= 64:
+        if not rules.is_reference(reference) or not rules.is_reference(capture_ref):
             return 400, {"error": "invalid_request"}
         if amount is not None and (type(amount) is not int or amount <= 0):
             return 400, {"error": "invalid_amount"}
@@ -161,11 +161,30 @@ class CardService:
         return (200 if result.status == "captured" else 409), result.answer()
 
     async def reverse(self, data: object) -> tuple[int, dict]:
-        if not isinstance(data, dict) or set(data) != {"reference"} or not isinstance(data["reference"], str):
+        if not isinstance(data, dict) or set(data) != {"reference"} or not rules.is_reference(data["reference"]):
             return 400, {"error": "invalid_request"}
         result = await self.ledger.reverse(data["reference"])
         log.info("reversal", extra={"auth_id": result.auth_id, "status": result.status, "reason": result.reason})
         return (200 if result.status == "reversed" else 409), result.answer()
+
+
+async def _answered(path: str, handler, data: object) -> tuple[int, dict]:
+    """The handler's answer; a store that does not answer (or a transaction that lost to
+    contention) is tried once more, then answered 503 with Retry-After: the processor sends
+    the request again under the same reference, which the card service answers as decided
+    (a commit that went through but whose answer was lost is found then). A 500 was taken
+    for a decline while the hold stayed on the customer's money."""
+    for attempt in (1, 2):
+        try:
+            return await handler(data)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "processor request not answered yet",
+                extra={"path": path, "attempt": attempt, "error": type(exc).__name__},
+            )
+    return 503, {"error": "unavailable", "retryable": True}
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 It signs each request with the shared secret and waits at most ``timeout`` seconds for a
 decision, as a real processor does. A request that gets no answer in time is treated as
 declined ("issuer_timeout", the processor's stand-in decision) and is followed by a
-reversal, so a decision the card service made after the timeout holds no money.
+reversal, so a decision the card service made after the timeout holds no money. An answer
+of 503 (the issuer's store did not answer) is asked once more; any 5xx after that is
+declined in the issuer's stead ("issuer_unavailable") and reversed the same way.
 
     python -m simulators.card_processor --help
 """
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field
 import requests
 
 from fjordbank.domain import signatures
+
+RETRY_WAIT = 0.5  # before an authorisation answered 503 is sent once more (within the merchant's wait)
 
 
 @dataclass
@@ -72,9 +76,15 @@ class CardProcessor:
             body["cvv"] = cvv
         try:
             status, answer = self._post("/v1/authorizations", body)
+            if status == 503:  # "not now": once more, the same reference (answered as decided if it was)
+                time.sleep(RETRY_WAIT)
+                status, answer = self._post("/v1/authorizations", body)
         except requests.Timeout:
             self.reverse(reference)
             return {"approved": False, "reason": "issuer_timeout", "reference": reference, "timedOut": True}
+        if status >= 500:  # no decision to go by: declined in the issuer's stead, and reversed
+            self.reverse(reference)
+            return {"approved": False, "reason": "issuer_unavailable", "reference": reference}
         if status != 200:
             return {"approved": False, "reason": answer.get("error", f"http_{status}"), "reference": reference}
         return {**answer, "reference": reference}
@@ -91,9 +101,12 @@ class CardProcessor:
         """Retried until answered: a reversal must not be lost."""
         for attempt in range(5):
             try:
-                return self._post("/v1/reversals", {"reference": reference}, timeout=self.patient_timeout)
+                status, answer = self._post("/v1/reversals", {"reference": reference}, timeout=self.patient_timeout)
+                if status != 503:
+                    return status, answer
             except requests.RequestException:
-                time.sleep(0.2 * (attempt + 1))
+                pass
+            time.sleep(0.2 * (attempt + 1))
         raise RuntimeError(f"reversal of {reference} not delivered")
 
 

@@ -21,7 +21,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeGuard
 
 from fjordbank.domain.errors import Refused
 from fjordbank.domain.norway import is_luhn_valid, luhn_check_digit
@@ -206,7 +206,7 @@ def parse_authorization(data: object) -> AuthorizationRequest:
     if not isinstance(data, dict) or set(data) - REQUEST_FIELDS:
         raise CardRefused("invalid_request", f"an authorisation has only {sorted(REQUEST_FIELDS)}")
     reference = data.get("reference")
-    if not isinstance(reference, str) or not 1 <= len(reference) <= 64 or not reference.isprintable():
+    if not is_reference(reference):
         raise CardRefused("invalid_request", "reference must be 1-64 printable characters")
     pan = data.get("pan")
     if not is_valid_pan(pan):
@@ -304,6 +304,12 @@ def decide(card: CardState, req: AuthorizationRequest, spent: Spend, *, today: d
     if req.merchant_country != HOME_COUNTRY and spent.abroad + req.amount > card.limits["abroad"]:
         return "over_abroad_limit"
     return None
+
+
+def is_reference(value: object) -> TypeGuard[str]:
+    """A processor's reference (of an authorisation, or of a capture): 1-64 printable
+    characters (no control characters, no lone surrogates)."""
+    return isinstance(value, str) and 1 <= len(value) <= 64 and value.isprintable()
 
 
 def authorization_id(reference: str) -> str:

@@ -147,6 +147,9 @@ REASONS: tuple[Reason, ...] = (
     _r("invalid_capture", CARD, "a capture must be positive and at most the amount held"),
     _r("duplicate_hold", f"{PAYMENT} {CARD}", "this payment or authorisation already holds funds"),
     _r("bad_signature", CARD, "the processor's request signature (HMAC) is missing or wrong"),
+    _r("unsupported_scheme", CARD, "bad_signature's reason: the v1 scheme (sign the method and path: v2)"),
+    _r("stale_timestamp", CARD, "bad_signature's reason: the signature's time is over 5 minutes off"),
+    _r("not_configured", CARD, "bad_signature's reason: the card service has no shared secret (ours)"),
     # -- devices, invoices, insights ----------------------------------------------------------
     _r("invalid_key", CALLABLE, "keyId or publicKey is not a valid device key (ECDSA P-256, SPKI DER, base64)"),
     _r("sca_key_exists", CALLABLE, "this customer already has a device key (ALREADY_EXISTS)"),

@@ -26,7 +26,14 @@ SCHEME = "v2"
 
 
 class BadSignature(DomainError):
+    """``why``: what the caller is told (never the expected signature): unsigned,
+    unsupported_scheme, malformed, stale_timestamp, mismatch, or not_configured (ours)."""
+
     code = "bad_signature"
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
 
 
 def _mac(secret: bytes, timestamp: int, method: str, path: str, body: bytes) -> str:
@@ -52,16 +59,19 @@ def verify(
     """Raises `BadSignature` unless ``header`` signs ``body`` for ``method`` and ``path``
     with ``secret`` recently."""
     if not secret:
-        raise BadSignature("no shared secret is configured")
+        raise BadSignature("no shared secret is configured", "not_configured")
     if not header:
-        raise BadSignature("the request is not signed")
+        raise BadSignature("the request is not signed", "unsigned")
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     if SCHEME not in parts and "v1" in parts:
-        raise BadSignature("v1 signatures (timestamp and body only) are refused: sign the method and path too (v2)")
+        raise BadSignature(
+            "v1 signatures (timestamp and body only) are refused: sign the method and path too (v2)",
+            "unsupported_scheme",
+        )
     timestamp, mac = parts.get("t", ""), parts.get(SCHEME, "")
     if not re.fullmatch(r"[0-9]{1,15}", timestamp) or not re.fullmatch(r"[0-9a-f]{64}", mac):
-        raise BadSignature("malformed signature header")
+        raise BadSignature("malformed signature header", "malformed")
     if abs(now - int(timestamp)) > tolerance:
-        raise BadSignature("the signature's timestamp is outside the tolerance")
+        raise BadSignature("the signature's timestamp is outside the tolerance", "stale_timestamp")
     if not hmac.compare_digest(_mac(secret, int(timestamp), method, path, body), mac):
-        raise BadSignature("the signature does not match")
+        raise BadSignature("the signature does not match", "mismatch")

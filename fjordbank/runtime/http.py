@@ -16,6 +16,70 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 log = logging.getLogger(__name__)
 
+# What one request may take before it is answered or dropped: its request line and headers
+# within HEAD_SECONDS (a per-line timeout let a client trickle a header every few seconds
+# and hold the connection for minutes), at most MAX_HEAD_BYTES of them (each line at most
+# that: the streams' limit), and at most MAX_CONNECTIONS at once per server (the sockets of
+# the process's NATS and Firestore clients are file descriptors too).
+HEAD_SECONDS = 10
+MAX_HEAD_BYTES = 16 * 1024
+MAX_CONNECTIONS = 64
+STOP_GRACE_SECONDS = 5  # requests in flight when the service stops are answered for this long
+
+
+class HeadTooLarge(Exception):
+    """The request line and headers are longer than MAX_HEAD_BYTES (or too many)."""
+
+
+async def read_head(reader: asyncio.StreamReader, max_headers: int) -> tuple[str, dict[str, str]]:
+    """The request line and the headers (lower-cased names), within HEAD_SECONDS. Raises
+    TimeoutError, or HeadTooLarge (a line over the limit, too many or too long headers)."""
+    async with asyncio.timeout(HEAD_SECONDS):
+        request = await _line(reader)
+        size = len(request)
+        headers: dict[str, str] = {}
+        for count in range(max_headers + 1):
+            line = await _line(reader)
+            if line in (b"\r\n", b"\n", b""):
+                return request.decode("latin-1"), headers
+            size += len(line)
+            if count == max_headers or size > MAX_HEAD_BYTES:
+                raise HeadTooLarge()
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def _line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readline()
+    except ValueError:  # longer than the stream's limit (MAX_HEAD_BYTES)
+        raise HeadTooLarge() from None
+
+
+class _Connections:
+    """The connections a server is answering: at most MAX_CONNECTIONS, and the ones in
+    flight are let finish (up to STOP_GRACE_SECONDS) when the server stops."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def admit(self) -> bool:
+        task = asyncio.current_task()
+        if task is None or len(self.tasks) >= MAX_CONNECTIONS:
+            return False
+        self.tasks.add(task)
+        return True
+
+    def done(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.discard(task)
+
+    async def finish(self) -> None:
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=STOP_GRACE_SECONDS)
+
 
 class ProbeServer:
     def __init__(
@@ -26,33 +90,41 @@ class ProbeServer:
         self.live = live
         self.ready = ready
         self._server: asyncio.AbstractServer | None = None
+        self._connections = _Connections()
 
     async def start(self) -> None:
         if self.port:
-            self._server = await asyncio.start_server(self._handle, self.host, self.port)
+            self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=MAX_HEAD_BYTES)
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            await self._connections.finish()
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._connections.admit():
+            writer.close()
+            return
         try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?")[0] if len(parts) >= 2 else ""
-            status, ctype, body = self._route(path)
+            try:
+                request, _headers = await read_head(reader, MAX_HEADERS)
+            except HeadTooLarge:
+                status, ctype, body = "431 Request Header Fields Too Large", "text/plain", b"headers too large\n"
+            else:
+                parts = request.split()
+                path = parts[1].split("?")[0] if len(parts) >= 2 else ""
+                status, ctype, body = self._route(path)
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             )
             writer.write(head.encode() + body)
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), timeout=HEAD_SECONDS)
         except (TimeoutError, ConnectionError):
             pass
         finally:
+            self._connections.done()
             writer.close()
 
     def _route(self, path: str) -> tuple[str, str, bytes]:
@@ -80,10 +152,14 @@ REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
+RETRY_AFTER_SECONDS = 1  # what a 503 tells the caller to wait before it sends the request again
 ApiHandler = Callable[[dict[str, str], bytes], Awaitable[tuple[int, dict[str, Any]]]]
 
 
@@ -97,13 +173,17 @@ class JsonApiServer:
         self.port = port
         self.routes = routes
         self._server: asyncio.AbstractServer | None = None
+        self._connections = _Connections()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=MAX_HEAD_BYTES)
 
     async def stop(self) -> None:
+        """Take no new connection, and let the requests in flight be answered (a decision
+        committed is told to the processor, not cut off by the service's stop)."""
         if self._server is not None:
             self._server.close()
+            await self._connections.finish()
             await self._server.wait_closed()
 
     async def serve(self, stopping: asyncio.Event) -> None:
@@ -115,38 +195,40 @@ class JsonApiServer:
             await self.stop()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        admitted = self._connections.admit()
         try:
-            status, body = await self._respond(reader)
+            if admitted:
+                status, body = await self._respond(reader)
+            else:
+                status, body = 503, {"error": "busy", "retryable": True}
             payload = json.dumps(body, separators=(",", ":")).encode()
+            retry = f"Retry-After: {RETRY_AFTER_SECONDS}\r\n" if status == 503 else ""
             head = (
                 f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+                f"Content-Length: {len(payload)}\r\n{retry}Connection: close\r\n\r\n"
             )
             writer.write(head.encode() + payload)
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), timeout=HEAD_SECONDS)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if admitted:
+                self._connections.done()
             writer.close()
 
     async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
         try:
             return await self._parse_and_call(reader)
+        except HeadTooLarge:
+            return 431, {"error": "headers_too_large"}
         except (ValueError, asyncio.LimitOverrunError):  # an over-long line, a broken header
             return 400, {"error": "malformed_request"}
+        except TimeoutError:  # the head or the body did not arrive in time
+            return 408, {"error": "request_timeout"}
 
     async def _parse_and_call(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
-        request = await asyncio.wait_for(reader.readline(), timeout=5)
-        headers: dict[str, str] = {}
-        for count in range(MAX_HEADERS + 1):
-            line = await asyncio.wait_for(reader.readline(), timeout=5)
-            if line in (b"\r\n", b"\n", b""):
-                break
-            if count == MAX_HEADERS:
-                return 400, {"error": "too_many_headers"}
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        parts = request.decode("latin-1").split()
+        request, headers = await read_head(reader, MAX_HEADERS)
+        parts = request.split()
         if len(parts) < 2 or parts[0] != "POST":
             return 404, {"error": "not_found"}
         handler = self.routes.get(parts[1].split("?")[0])

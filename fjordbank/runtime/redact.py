@@ -3,7 +3,8 @@ code logs ids, not numbers, but an exception message may still carry a document 
 
 * 11-digit numbers (account numbers, also written 1234.56.78903 or 1234 56 78903, and
   national identity numbers) keep their last 4 digits: ``*******8903``.
-* 13-19 digit numbers with a valid Luhn digit (card numbers) keep BIN and last 4.
+* 13-19 digit numbers with a valid Luhn digit (card numbers, also printed in groups of
+  four) keep BIN and last 4.
 
 Only whole numbers are masked: digits inside an id (``p3f1...``) are left alone.
 """
@@ -15,18 +16,21 @@ import re
 
 from fjordbank.domain.norway import is_luhn_valid
 
-_EDGE_L, _EDGE_R = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
+# A number's left edge: no letter or digit before it, or a JSON escape (a log line is masked
+# after it is serialised, where a newline or tab before a number is written "\n", "\t").
+_EDGE_L, _EDGE_R = r"(?:(?<![0-9A-Za-z])|(?<=\\[nrtbf]))", r"(?![0-9A-Za-z])"
 _ELEVEN = re.compile(_EDGE_L + r"[0-9]{4}([ .]?)[0-9]{2}\1[0-9]{5}" + _EDGE_R)
 _CARD = re.compile(_EDGE_L + r"[0-9]{13,19}" + _EDGE_R)
+_GROUPED_CARD = re.compile(_EDGE_L + r"[0-9]{4}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}" + _EDGE_R)  # as printed
 
 
 def _card(match: re.Match[str]) -> str:
-    digits = match.group(0)
-    return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}" if is_luhn_valid(digits) else digits
+    digits = re.sub(r"[ -]", "", match.group(0))
+    return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}" if is_luhn_valid(digits) else match.group(0)
 
 
 def redact(text: str) -> str:
-    text = _CARD.sub(_card, text)
+    text = _CARD.sub(_card, _GROUPED_CARD.sub(_card, text))
     return _ELEVEN.sub(lambda m: "*******" + m.group(0)[-4:], text)
 
 

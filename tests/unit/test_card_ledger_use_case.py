@@ -759,3 +759,78 @@ async def test_the_processor_api_wiring_answers_as_the_use_cases_decide(bank: Ba
     assert (await post("/v1/reversals", {"reference": "ref-2"}))[1]["reason"] == "reversed_before_authorization"
     await bank.cards.announced()  # the authorisation's event follows in the background: any order
     assert sorted(bank.events.subjects()) == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_CAPTURED]
+
+
+def _api(bank: Bank):
+    """The processor API's handlers on the bank (signature, parsing, status codes)."""
+    import json
+    import time
+    from types import SimpleNamespace
+
+    from fjordbank.domain import signatures
+    from run_services.cards import CardService
+
+    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
+    service.ledger, service.numbers = bank.ledger, bank.cards
+    routes = service.routes()
+
+    async def post(path: str, body: bytes | object, *, header: str | None = None) -> tuple[int, dict[str, Any]]:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        header = header or signatures.sign(b"s3cret", int(time.time()), raw, path=path)
+        return await routes[path]({signatures.HEADER.lower(): header}, raw)
+
+    return post
+
+
+async def test_a_refused_signature_says_why_and_never_what_was_expected(bank: Bank) -> None:
+    import time
+
+    from fjordbank.domain import signatures
+
+    post = _api(bank)
+    stale = signatures.sign(b"s3cret", int(time.time()) - 600, b"{}", path="/v1/reversals")
+    for header, why in (
+        (stale, "stale_timestamp"),
+        (signatures.sign(b"other", int(time.time()), b"{}", path="/v1/reversals"), "mismatch"),
+        ("t=1,v1=" + "0" * 64, "unsupported_scheme"),
+        ("nonsense", "malformed"),
+    ):
+        assert await post("/v1/reversals", b"{}", header=header) == (401, {"error": "bad_signature", "reason": why})
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/captures", b'{"reference":"\\ud800","captureReference":"c1"}'),
+        ("/v1/captures", b'{"reference":"ref-1","captureReference":"\\udfff"}'),
+        ("/v1/reversals", b'{"reference":"\\ud800"}'),
+        ("/v1/reversals", b'{"reference":""}'),
+        ("/v1/reversals", b'{"reference":"' + b"r" * 65 + b'"}'),
+        ("/v1/authorizations", b"[" * 60_000),
+        ("/v1/captures", b'{"reference":' + b"[" * 60_000),
+    ],
+    ids=["lone-surrogate", "lone-surrogate-capture-ref", "reversal-surrogate", "empty", "long", "nested", "nested-2"],
+)
+async def test_a_signed_body_of_another_shape_is_a_400_not_a_500(bank: Bank, path: str, body: bytes) -> None:
+    status, answer = await _api(bank)(path, body)
+    assert status == 400 and answer["error"] in ("invalid_request", "invalid_json")
+
+
+async def test_a_store_that_does_not_answer_is_tried_once_more_then_answered_503(bank: Bank) -> None:
+    """A transaction lost to contention (or a commit whose answer was lost) was a 500, which
+    the processor took for a decline while the hold stayed: it is run once more (a commit
+    that went through is found then), and else answered 503 for the processor to retry."""
+    post = _api(bank)
+    real, failures = bank.docs.transact, [2]
+
+    async def flaky(fn, *, operation):
+        if failures[0]:
+            failures[0] -= 1
+            raise Contention("lost to contention")
+        return await real(fn, operation=operation)
+
+    bank.docs.transact = flaky  # type: ignore[method-assign]
+    assert await post("/v1/reversals", {"reference": "ref-9"}) == (503, {"error": "unavailable", "retryable": True})
+    failures[0] = 1
+    status, answer = await post("/v1/reversals", {"reference": "ref-9"})
+    assert status == 200 and answer["reason"] == "reversed_before_authorization"

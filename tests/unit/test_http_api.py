@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from fjordbank.runtime import http
 from fjordbank.runtime.http import JsonApiServer
 
 
@@ -39,13 +40,121 @@ async def _exchange(raw: bytes) -> bytes:
         (b"POST /v1/x HTTP/1.1\r\n\r\n{}", b"400"),
         (b"POST /v1/x HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", b"400"),
         (b"POST /v1/x HTTP/1.1\r\nContent-Length: 70000\r\n\r\n", b"413"),
-        (b"POST /v1/x HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", b"400"),
-        (b"POST /v1/x HTTP/1.1\r\n" + b"X: y\r\n" * 60 + b"Content-Length: 2\r\n\r\n{}", b"400"),
+        (b"POST /v1/x HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", b"431"),
+        (b"POST /v1/x HTTP/1.1\r\n" + b"X: y\r\n" * 60 + b"Content-Length: 2\r\n\r\n{}", b"431"),
+        (
+            b"POST /v1/x HTTP/1.1\r\n" + b"X: " + b"a" * 1000 + b"\r\n" * 1 + (b"Y: " + b"b" * 1000 + b"\r\n") * 20,
+            b"431",
+        ),
         (b"GET /v1/x HTTP/1.1\r\n\r\n", b"404"),
         (b"POST /v1/other HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", b"404"),
     ],
-    ids=["ok", "unicode-length", "no-length", "huge-length", "too-large", "long-header", "many-headers", "get", "path"],
+    ids=[
+        "ok",
+        "unicode-length",
+        "no-length",
+        "huge-length",
+        "too-large",
+        "long-header",
+        "many-headers",
+        "headers-over-16k",
+        "get",
+        "path",
+    ],
 )
 async def test_malformed_requests_get_a_4xx(raw, status):
     answer = await _exchange(raw)
     assert answer.split(b" ", 2)[1] == status, answer[:200]
+
+
+async def _connected(server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    port = server._server.sockets[0].getsockname()[1]
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_a_head_trickled_slower_than_its_time_gets_408(monkeypatch):
+    """A client that sends a header line every few seconds held the connection for minutes
+    (the timeout was per line): the whole head has HEAD_SECONDS."""
+    monkeypatch.setattr(http, "HEAD_SECONDS", 0.5)
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": _ok})
+    await server.start()
+    try:
+        reader, writer = await _connected(server)
+        writer.write(b"POST /v1/x HTTP/1.1\r\n")
+        for _ in range(3):
+            writer.write(b"X: y\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+    finally:
+        await server.stop()
+    assert answer.split(b" ", 2)[1] == b"408"
+
+
+async def test_past_its_connections_a_server_answers_503_with_retry_after(monkeypatch):
+    monkeypatch.setattr(http, "MAX_CONNECTIONS", 1)
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": _ok})
+    await server.start()
+    try:
+        _idle_reader, idle = await _connected(server)  # holds the one place, sends nothing
+        await asyncio.sleep(0.1)
+        reader, writer = await _connected(server)
+        writer.write(b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+        idle.close()
+    finally:
+        await server.stop()
+    assert answer.split(b" ", 2)[1] == b"503" and b"Retry-After: 1" in answer
+
+
+async def test_a_request_in_flight_when_the_server_stops_is_answered():
+    """The service's stop (every rollout) let a decision already committed go unanswered."""
+    started, answered = asyncio.Event(), []
+
+    async def slow(headers, body):
+        started.set()
+        await asyncio.sleep(0.3)
+        answered.append(True)
+        return 200, {"decided": True}
+
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": slow})
+    await server.start()
+    reader, writer = await _connected(server)
+    writer.write(b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+    await writer.drain()
+    await started.wait()
+    await server.stop()
+    assert answered  # stop() waited for it (after it, the service's loop cancels what is left)
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    assert answer.split(b" ", 2)[1] == b"200" and answer.endswith(b'{"decided":true}')
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /healthz HTTP/1.1\r\n\r\n", b"200"),
+        (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", b"431"),
+        (b"GET /healthz HTTP/1.1\r\n" + b"X: y\r\n" * 60 + b"\r\n", b"431"),
+    ],
+    ids=["ok", "long-header", "many-headers"],
+)
+async def test_the_probe_server_answers_an_over_long_head_431(raw, status):
+    server = http.ProbeServer(0, live=lambda: True, ready=lambda: True)
+    server.port = 1  # start() binds only a port that is set: bind an ephemeral one instead
+    server._server = await asyncio.start_server(server._handle, "127.0.0.1", 0, limit=http.MAX_HEAD_BYTES)
+    try:
+        reader, writer = await _connected(server)
+        writer.write(raw)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+    finally:
+        await server.stop()
+    assert answer.split(b" ", 2)[1] == status, answer[:100]
+
+
+async def _ok(headers, body):
+    return 200, {"ok": True}

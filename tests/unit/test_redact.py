@@ -30,6 +30,29 @@ def test_card_numbers_keep_bin_and_last_four():
     assert redact(f"card {pan}.") == f"card {pan[:6]}******{pan[-4:]}."
 
 
+def test_a_card_number_printed_in_groups_is_masked_too():
+    pan = make_pan("499210")
+    for sep in (" ", "-"):
+        grouped = sep.join(pan[i : i + 4] for i in range(0, 16, 4))
+        assert redact(f"card {grouped}.") == f"card {pan[:6]}******{pan[-4:]}."
+
+
+def test_a_number_after_a_line_break_or_a_tab_in_a_json_log_line_is_masked(capsys):
+    """A log line is masked once serialised, where a newline before a number is the two
+    characters backslash and n: the letter n may not pass for part of the number's word."""
+    pan = make_pan("499210")
+    logs.setup("test")
+    log = logging.getLogger("t")
+    log.error("two lines:\n%s", pan)
+    log.error("tabbed:\t%s and\n97100000011", pan)
+    try:
+        raise ValueError(f"vault lookup failed for\n{pan}")
+    except ValueError:
+        log.exception("handler failed")
+    out = capsys.readouterr().out
+    assert pan not in out and "97100000011" not in out and out.count(pan[-4:]) == 3
+
+
 def test_ids_amounts_and_timestamps_are_left_alone():
     text = "payment p31234567890123abc ca0123456789012 amount 1234567 at 1732590000123 seq 12345678901234"
     assert redact(text) == text
