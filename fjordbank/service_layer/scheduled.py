@@ -3,8 +3,9 @@
 submit-due-payments: every payment request that is due (scheduled for today or earlier,
 Europe/Oslo), whose first publish failed (status "received"), or that has shown
 "requested" for longer than `STUCK` (the edge's run ended between its commit and its
-publish; or the pipeline holds it, and the publish is answered as a duplicate) is
-submitted through the same path as an immediate payment. Exactly once per due date
+publish; or the pipeline holds it, and the publish is stored again: every step answers it
+from its records) is submitted through the same path as an immediate payment, the latter
+again only after twice the wait of the time before (`republish_due`). Exactly once per due date
 however often the job runs, even twice at the same time: a due scheduled request is
 claimed (moved from "scheduled" to "requested" in a unit of work) before it is published,
 so a cancel either comes first and keeps it unpublished or is refused; the message id
@@ -42,7 +43,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import PAYMENT_REQUESTS
+from fjordbank.adapters.firestore import PAYMENT_REQUESTS, is_transient
 from fjordbank.domain import standing_orders as orders
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.events import ExpireCardHolds
@@ -50,7 +51,17 @@ from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
 from fjordbank.errors import ConfigError, PublishError
 from fjordbank.service_layer import audit, outbox, seams, standing_orders
-from fjordbank.service_layer.ports import Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
+from fjordbank.service_layer.ports import (
+    Clock,
+    Doc,
+    Documents,
+    NotFound,
+    Publisher,
+    Stale,
+    UnitOfWork,
+    Where,
+    system_clock,
+)
 from fjordbank.service_layer.standing_orders import available_of, pages
 
 log = logging.getLogger(__name__)
@@ -65,6 +76,12 @@ MAX_SCOPE = 30  # customers a scoped run may name (Firestore's limit for an `in`
 # pipeline holds up (whose message is then stored again: every step answers a replay from
 # its records), is this old; the FjbPaymentNotFinal alert waits 15 minutes for it.
 STUCK = dt.timedelta(minutes=10)
+# A request published again and still "requested" waits twice as long as before for the
+# next time (STUCK, 20, 40 minutes, ... at most MAX_REPUBLISH_WAIT): a pipeline that holds a
+# backlog (a consumer down or catching up) has every such message already, and past
+# JetStream's duplicate window each run used to store the whole backlog again.
+MAX_REPUBLISH_WAIT = dt.timedelta(hours=6)
+REPUBLISHED = "republished"  # on the request: {"count", "at"} of the job's publishes of it
 
 
 def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -147,6 +164,8 @@ def _submit_due(
         log.error("due request without a valid payment", extra={"path": request.path})
         return "malformed"
     if request.data.get("status") == "requested":
+        if not republish_due(request.data, now):
+            return "skipped"
         log.warning("payment request requested for long: published again", extra={"path": request.path})
     if request.data.get("status") == "scheduled":
         available, is_open = available_of(docs, payment.from_account)
@@ -165,7 +184,43 @@ def _submit_due(
         submit(payment)
     except PublishError:
         return "unpublished"  # still "received"/"scheduled"/"requested": the next run tries again
+    if request.data.get("status") == "requested":
+        _note_republished(docs, request, now)
     return "submitted"
+
+
+def republish_due(request: Mapping[str, Any], now: dt.datetime) -> bool:
+    """Whether a request "requested" for longer than STUCK is published again now: the
+    first time at once, then after twice the wait of the time before."""
+    noted = request.get(REPUBLISHED)
+    if not isinstance(noted, dict) or not isinstance(noted.get("at"), dt.datetime):
+        return True
+    count = _count(noted) or 1
+    wait = min(STUCK * 2 ** min(count, 10), MAX_REPUBLISH_WAIT)
+    return bool(now - noted["at"] >= wait)
+
+
+def _count(noted: object) -> int:
+    """How often the job published a request again (0: never, or not noted in a shape it reads)."""
+    count = noted.get("count") if isinstance(noted, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
+
+
+def _note_republished(docs: Documents, request: Doc, now: dt.datetime) -> None:
+    """Note the publish on the request (on the condition that it is the version read: one
+    that moved on needs no note); a note that fails only means the next run publishes it
+    again sooner."""
+    batch = docs.batch()
+    noted = {"count": _count(request.data.get(REPUBLISHED)) + 1, "at": now}
+    batch.update(request.path, {REPUBLISHED: noted}, if_updated=request.updated)
+    try:
+        batch.commit()
+    except (Stale, NotFound) as exc:
+        log.info("republish not noted: the request moved on", extra={"path": request.path, "error": type(exc).__name__})
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.info("republish not noted", extra={"path": request.path, "error": type(exc).__name__})
 
 
 def _claim(docs: Documents, path: str, payment: PaymentRequested, now: dt.datetime) -> bool:

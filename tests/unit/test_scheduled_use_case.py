@@ -230,6 +230,42 @@ def test_a_request_requested_for_long_is_published_again(docs, publisher, submit
     assert stored.msg_id == f"{payment_id_for(UID, 'req-stuck-01')}:requested"
 
 
+def test_a_request_still_requested_after_it_was_published_again_waits_twice_as_long_each_time(docs, submit):
+    """A pipeline that holds a backlog has every such message already: each run stored the
+    whole backlog again once past the duplicate window. Published again at once, then
+    after 20, 40, ... minutes (at most MAX_REPUBLISH_WAIT)."""
+    p = payment("req-stuck-02", 1_000, TODAY)
+    seed(
+        docs,
+        {
+            request_path("req-stuck-02"): {
+                "status": "requested",
+                "updatedAt": NOW - scheduled.STUCK,
+                "payment": p.to_json(),
+            }
+        },
+    )
+    publisher = PastTheDuplicateWindow()
+    submit.publisher = publisher
+    minutes = [0, 15, 21, 45, 62, 100]
+    published = []
+    for m in minutes:
+        result = counts(run(docs, publisher, submit, now=NOW + dt.timedelta(minutes=m)))
+        published.append(result.get("submitted", 0))
+    assert published == [1, 0, 1, 0, 1, 0]  # at 0, then 20 minutes later, then 40
+    assert data(docs, request_path("req-stuck-02"))[scheduled.REPUBLISHED]["count"] == 3
+    assert scheduled.republish_due(
+        {scheduled.REPUBLISHED: {"count": 30, "at": NOW}}, NOW + scheduled.MAX_REPUBLISH_WAIT
+    )
+
+
+class PastTheDuplicateWindow(RecordingPublisher):
+    """A publisher that stores every publish (JetStream's duplicate window long past)."""
+
+    def publish_json(self, subject, body, *, msg_id, stream=None):
+        self.stored.append((subject, msg_id))
+
+
 def test_a_malformed_due_request_is_counted_and_left(docs, publisher, submit):
     seed(docs, {request_path("req-broken1"): {"status": "received", "payment": {"amount": "much"}}})
     assert counts(run(docs, publisher, submit)) == {"malformed": 1}
