@@ -51,7 +51,10 @@ from fjordbank.domain.ledger import (
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent
 from fjordbank.topology import CREDIT, CREDITED, REFUND
 
-EXTERNAL_HOLD_DAYS = 5  # a returned or unanswered external payment releases before this
+# An external payment's hold is released by its answer (settled or returned), whenever it
+# comes: this expiry only says how long it was meant to take (FjbPaymentNotFinal alerts on a
+# payment submitted for 4 days; the audit does not count the hold's expiry as a fault).
+EXTERNAL_HOLD_DAYS = 5
 
 
 class UnexpectedStep(Declined):
