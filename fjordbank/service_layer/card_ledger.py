@@ -39,6 +39,7 @@ import asyncio
 import datetime as dt
 import hmac
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,7 +82,10 @@ from fjordbank.service_layer.ports import (
 
 log = logging.getLogger("cards")
 
-EXPIRE_BATCH = 500  # holds released per run of the job (the next run takes the rest)
+EXPIRE_BATCH = 500  # holds read and released per page of the job's run
+# A run takes page after page while it finds a full one, for at most this long (the next
+# run, an hour later, takes the rest): one page per run let a day's expiries outgrow the job.
+EXPIRE_BUDGET_SECONDS = 120.0
 
 
 # ---- the answer and its event --------------------------------------------------------------
@@ -296,11 +300,26 @@ class CardLedger:
         await self.announce(result)
         return result
 
-    async def expire_holds(self, *, limit: int = EXPIRE_BATCH) -> list[CardResult]:
-        """Release every card hold past its expiry (the scheduled job), and announce each:
-        those the authorisations' records keep, then those of the holds collection
-        (authorisations approved before 2026-12-02). Returns the holds released now (one
-        released before is not again)."""
+    async def expire_holds(
+        self, *, limit: int = EXPIRE_BATCH, budget: float = EXPIRE_BUDGET_SECONDS
+    ) -> list[CardResult]:
+        """Release every card hold past its expiry (the scheduled job), and announce each,
+        a page of ``limit`` at a time while the pages come full, for at most ``budget``
+        seconds. Returns the holds released now (one released before is not again)."""
+        started = time.monotonic()
+        released: list[CardResult] = []
+        while True:
+            page, found = await self._expire_page(limit)
+            released += page
+            if found < limit or not page or time.monotonic() - started > budget:
+                break
+        log.info("expired card holds released", extra={"released": len(released)})
+        return released
+
+    async def _expire_page(self, limit: int) -> tuple[list[CardResult], int]:
+        """One page: the holds the authorisations' records keep, then those of the holds
+        collection (authorisations approved before 2026-12-02). Returns those released and
+        how many were found."""
         now = self.clock()
         due = await self.docs.query(
             CARD_AUTHORIZATIONS,
@@ -323,8 +342,7 @@ class CardLedger:
             if result.status == "expired" and not result.replayed:
                 await self.announce(result)
                 released.append(result)
-        log.info("expired card holds released", extra={"released": len(released)})
-        return released
+        return released, len(due)
 
     async def _release(
         self, auth_id: str, *, reference: str | None, status: str, now: dt.datetime | None = None

@@ -519,6 +519,18 @@ async def test_the_job_releases_expired_holds_on_records_and_in_the_holds_collec
     assert bank.account()["held"] == 0 and await bank.ledger.expire_holds() == []
 
 
+async def test_one_run_of_the_job_releases_page_after_page_while_they_come_full(bank: Bank) -> None:
+    """One page per run (hourly) let more expiries than a page an hour pile up past their
+    expiry: a run goes on while it finds full pages."""
+    pan = bank.add_card()
+    bought = [await bank.buy(pan, reference=f"ref-page-{n}", amount=1_000) for n in range(7)]
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, seconds=1)
+    released = await bank.ledger.expire_holds(limit=3)
+    assert sorted(r.auth_id for r in released) == sorted(b.auth_id for b in bought)
+    assert bank.account()["held"] == 0
+    assert await bank.ledger.expire_holds(limit=3, budget=0) == []
+
+
 async def test_captures_of_what_holds_nothing_are_refused(bank: Bank) -> None:
     pan = bank.add_card()
     unknown = await bank.ledger.capture("never-seen", capture_ref="cap-1", amount=None)
