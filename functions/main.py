@@ -243,8 +243,12 @@ def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> Non
         tracing.flush()
 
 
-# the hourly ledger audit reads the whole ledger: the longest timeout an event function has (9 min)
-@pubsub_fn.on_message_published(topic=JOBS_TOPIC, secrets=NATS_SECRETS, timeout_sec=540)
+# the hourly ledger audit reads the whole ledger: the longest timeout an event function has
+# (9 min), and 2 GiB (it held about 2.2 kB per payment: 512 MiB ran out near 200,000
+# payments; docs/capacity.md, section 5, says where this ends)
+@pubsub_fn.on_message_published(
+    topic=JOBS_TOPIC, secrets=NATS_SECRETS, timeout_sec=540, memory=options.MemoryOption.GB_2
+)
 @tracing.flushed  # each payment the job submits starts its own trace (edge.submit)
 def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     """Scheduled jobs: Cloud Scheduler publishes {"job": NAME} (locally: bankctl jobs run). On the
