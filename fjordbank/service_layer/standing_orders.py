@@ -346,11 +346,16 @@ def occurrence(order: dict[str, Any], due: dt.date, now: dt.datetime) -> Payment
 
 
 def available_of(docs: Documents, account_id: str) -> tuple[int | None, bool]:
-    """The account's available balance (None: no such account) and whether it is open."""
+    """What the account can pay (None: no such account): its available balance and its
+    overdraft, as the ledger decides (fjordbank.domain.ledger: available down to minus the
+    limit); and whether it is open."""
     account = docs.get(f"{ACCOUNTS}/{account_id}")
     if account is None:
         return None, False
-    return account.data.get("available"), account.data.get("status") == "open"
+    available, overdraft = account.data.get("available"), account.data.get("overdraftLimit", 0)
+    if type(available) is int and type(overdraft) is int and overdraft > 0:
+        available += overdraft
+    return available, account.data.get("status") == "open"
 
 
 def due_orders(docs: Documents, today: dt.date, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:

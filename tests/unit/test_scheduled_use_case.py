@@ -266,6 +266,16 @@ class PastTheDuplicateWindow(RecordingPublisher):
         self.stored.append((subject, msg_id))
 
 
+def test_a_due_payment_the_overdraft_covers_is_submitted_as_the_ledger_would_take_it(docs, publisher, submit):
+    """The ledger lets an account with an overdraft go down to minus its limit: a due payment
+    within it is paid, not left waiting and failed the next day."""
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=0, overdraftLimit=10_000)})
+    scheduled_request(docs, "req-overdrawn", 5_000, TODAY)
+    scheduled_request(docs, "req-too-much", 10_001, TODAY)
+    assert counts(run(docs, publisher, submit)) == {"submitted": 1, "waiting": 1}
+    assert submit.submitted == ["req-overdrawn"]
+
+
 def test_a_malformed_due_request_is_counted_and_left(docs, publisher, submit):
     seed(docs, {request_path("req-broken1"): {"status": "received", "payment": {"amount": "much"}}})
     assert counts(run(docs, publisher, submit)) == {"malformed": 1}
