@@ -20,6 +20,9 @@ from fjordbank.service_layer.ports import Clock, Documents, Publisher, Where, Wr
 
 log = logging.getLogger(__name__)
 OUTBOX = "outbox"
+# Publishes that fail one after the other before the rest are left for the relay (one event
+# that can never be published does not hold up the others; NATS away costs three timeouts).
+MAX_FAILED_IN_A_ROW = 3
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,21 @@ def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
     announce is committed, and a caller told otherwise would make it again (an event whose
     outbox document could not be removed is published once more by the relay, under the
     same message id, which the consumers answer as a repeat)."""
-    published = 0
-    for event in events:
+    published = failed_in_a_row = 0
+    for n, event in enumerate(events):
         try:
             publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
         except PublishError:
             log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
+            failed_in_a_row += 1
+            if failed_in_a_row >= MAX_FAILED_IN_A_ROW:  # NATS is away: each try waits for its timeout
+                log.warning(
+                    "NATS does not take events: the rest wait in the outbox", extra={"left": len(events) - n - 1}
+                )
+                break
             continue
         published += 1
+        failed_in_a_row = 0
         try:
             done = docs.batch()
             done.delete(path_of(event.msg_id))

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from google.api_core import exceptions as api_errors
 
+from fjordbank.errors import PublishError
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.ports import UnitOfWork
 from tests.support.memory import MemoryDocuments
@@ -117,3 +118,21 @@ def test_the_relay_takes_at_most_its_limit_in_one_query(docs):
     assert outbox.relay(docs, RecordingPublisher(), clock=lambda: NOW, limit=3) == {"pending": 3, "published": 3}
     assert docs.counts == {"RunQuery": 1, "Commit": 3}  # one delete per event published
     assert len(staged(docs)) == 2
+
+
+def test_while_nats_is_away_three_failed_publishes_leave_the_rest_for_the_relay(docs):
+    """Each failed publish waits for its timeout: a relay of 500 events while NATS is away
+    took the job's whole run. One event that never goes out does not hold up the others."""
+    events = [outbox.Event("customers.approved", {"uid": f"u{n}"}, f"customer:u{n}:approved") for n in range(6)]
+    change_with_events(docs, *events)
+    away = RecordingPublisher(fail=True)
+    assert outbox.deliver(docs, away, events) == 0
+    assert away.attempts == outbox.MAX_FAILED_IN_A_ROW and len(staged(docs)) == 6
+
+    class OneBad(RecordingPublisher):
+        def publish_json(self, subject, body, *, msg_id, stream=None):
+            if msg_id == events[0].msg_id:
+                raise PublishError("never")
+            super().publish_json(subject, body, msg_id=msg_id, stream=stream)
+
+    assert outbox.deliver(docs, OneBad(), events) == 5 and staged(docs) == [events[0].msg_id]

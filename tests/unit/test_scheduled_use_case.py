@@ -276,6 +276,18 @@ def test_a_due_payment_the_overdraft_covers_is_submitted_as_the_ledger_would_tak
     assert submit.submitted == ["req-overdrawn"]
 
 
+def test_while_nats_is_away_three_failed_publishes_leave_the_rest_for_the_next_run(docs, submit):
+    """Each failed publish waits for the publisher's timeout: a run that tried every due
+    request while NATS was away used the function's whole time before the standing orders."""
+    for n in range(6):
+        scheduled_request(docs, f"req-away-{n:02d}", 100, TODAY)
+    submit.publisher = away = RecordingPublisher(down=True)
+    assert counts(run(docs, away, submit)) == {"unpublished": scheduled.MAX_UNPUBLISHED_IN_A_ROW}
+    submit.publisher = back = RecordingPublisher()
+    later = NOW + scheduled.STUCK + dt.timedelta(seconds=1)
+    assert counts(run(docs, back, submit, now=later)) == {"submitted": 6}
+
+
 def test_a_malformed_due_request_is_counted_and_left(docs, publisher, submit):
     seed(docs, {request_path("req-broken1"): {"status": "received", "payment": {"amount": "much"}}})
     assert counts(run(docs, publisher, submit)) == {"malformed": 1}
