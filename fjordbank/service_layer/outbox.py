@@ -57,8 +57,9 @@ def stage(uow: Writes, event: Event, *, clock: Clock = system_clock) -> None:
 
 def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
     """Publish committed events; each one published is removed from the outbox. Returns
-    how many were published (the rest wait for the relay). Never raises: the change they
-    announce is committed, and a caller told otherwise would make it again (an event whose
+    how many were published (the rest wait for the relay). Neither a failed publish nor a
+    failed removal is raised: the change they announce is committed, and a caller told
+    otherwise would make it again (an event whose
     outbox document could not be removed is published once more by the relay, under the
     same message id, which the consumers answer as a repeat)."""
     published = failed_in_a_row = 0
