@@ -93,8 +93,9 @@ def create(
     path = order_path(uid, order_id)
     existing = docs.get(path)
     fingerprint = rules.order_hash(body)
+    payment_hash = body_hash({k: v for k, v in body.items() if k != "sca"})  # what its payments carry
     if existing is not None:
-        if not _same_order(existing.data, body, terms, fingerprint):
+        if not _same_order(existing.data, terms, fingerprint, payment_hash):
             raise PaymentRejected("order_exists", "another standing order has this id")
         return existing.data
     kind, own_payee = edge.check_accounts(docs, uid, terms.payment.from_account, terms.payment.to_account, bank_regs)
@@ -118,7 +119,7 @@ def create(
         "nextDue": terms.start_date.isoformat(),
         "anchorDay": terms.start_date.day,
         "runs": [],
-        "bodyHash": body_hash({k: v for k, v in body.items() if k != "sca"}),  # its payments carry it
+        "bodyHash": payment_hash,
         "orderHash": fingerprint,
         "createdAt": now,
         "updatedAt": now,
@@ -129,14 +130,14 @@ def create(
         batch.commit()
     except AlreadyExists:  # a concurrent create with the same id
         made = docs.get(path)
-        if made is not None and not _same_order(made.data, body, terms, fingerprint):
+        if made is not None and not _same_order(made.data, terms, fingerprint, payment_hash):
             raise PaymentRejected("order_exists", "another standing order has this id") from None
         return {} if made is None else made.data
     log.info("standing order created", extra={"uid": uid, "order_id": order_id, "frequency": terms.frequency})
     return order
 
 
-def _same_order(stored: dict[str, Any], body: dict[str, Any], terms: rules.OrderTerms, fingerprint: str) -> bool:
+def _same_order(stored: dict[str, Any], terms: rules.OrderTerms, fingerprint: str, payment_hash: str) -> bool:
     """Whether a create with a used order id repeats the create that made the order."""
     if "orderHash" in stored:
         return bool(stored["orderHash"] == fingerprint)
@@ -144,7 +145,7 @@ def _same_order(stored: dict[str, Any], body: dict[str, Any], terms: rules.Order
     # hash (``bodyHash``). Its frequency and start date never change, so they are compared
     # as stored; its end date may have been changed since, so it is not.
     return (
-        stored.get("bodyHash") == body_hash({k: v for k, v in body.items() if k != "sca"})
+        stored.get("bodyHash") == payment_hash
         and stored.get("frequency") == terms.frequency
         and stored.get("startDate") == terms.start_date.isoformat()
     )
@@ -165,8 +166,8 @@ def change(
     today = today_in_norway(now)
     asked = _change_request(body)
     path = order_path(uid, rules.parse_order_id(asked.get("orderId")))
-    found = docs.get(path)
-    order = _active_order(found)
+    found = _active_order(docs.get(path))
+    order: dict[str, Any] = found.data
     check_sca_shape(asked.get("sca"))
     update: dict[str, Any] = {}
     if "nextDue" in asked:
@@ -177,7 +178,7 @@ def change(
     if not update and "amount" not in asked:
         raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
     _check_within_end(update.get("nextDue", order["nextDue"]), update.get("endDate", order.get("endDate")))
-    if "amount" in asked and found is not None:  # last: a confirmation is used only by a change otherwise valid
+    if "amount" in asked:  # last: a confirmation is used only by a change that is otherwise valid
         # the signature is recorded as used for this version of the order: the same change
         # retried (its commit failed) may use it again, a later change may not (replayed
         # after the amount was lowered, it would raise it again without the customer)
@@ -199,13 +200,13 @@ def _change_request(body: object) -> dict[str, Any]:
     return body
 
 
-def _active_order(doc: Doc | None) -> dict[str, Any]:
+def _active_order(doc: Doc | None) -> Doc:
     """The order as it stands; only an active one can change."""
     if doc is None:
         raise PaymentRejected("unknown_order", "no standing order with this id")
     if doc.data["status"] != rules.ACTIVE:
         raise PaymentRejected("order_not_active", f"the order is {doc.data['status']}")
-    return doc.data
+    return doc
 
 
 def _changed_amount(
