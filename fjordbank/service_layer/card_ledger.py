@@ -26,8 +26,11 @@ one read, the account and the customer's category for the merchant in a second o
 when the card allows the request, and commits; nothing else.
 
 Each decision's event (cards.authorized / declined / captured / reversed / expired) follows
-on NATS for the notifier and insights (`card_event`). The decision is committed already: an
-event that cannot be published is logged (the push is lost, not the money).
+on NATS for the notifier and insights (`card_event`), through the transactional outbox
+(`fjordbank.service_layer.outbox`): the event is committed with the decision, published
+after it and then removed, so neither NATS away nor a crash between the commit and the
+publish loses it (the ``relay-outbox`` job publishes what was left). A card's issue
+likewise (cards.issued).
 
 `CardLedger` needs the documents only; `CardNumbers` adds the card vault, the one place a
 card's number lives (issuing a card, finding the card of a request's number).
@@ -63,8 +66,8 @@ from fjordbank.domain.categories import override_key
 from fjordbank.domain.events import CardAuthorization, CardIssued, IssueCard
 from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account, carries_hold, record_postings
 from fjordbank.domain.norway import today_in_norway
-from fjordbank.errors import PublishError
 from fjordbank.runtime.consumer import Ack, Outcome, Reject, Retry
+from fjordbank.service_layer import outbox
 from fjordbank.service_layer.ledger import account_from_doc, write_book
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -119,7 +122,7 @@ EVENT_SUBJECTS = {
 }
 
 
-def card_event(result: CardResult) -> tuple[str, dict[str, Any], str] | None:
+def card_event(result: CardResult) -> outbox.Event | None:
     """The event announcing a decision (subject, body, message id): never a PAN or CVV.
     None for a replayed answer, a refusal, or a reversal that preceded its authorisation."""
     subject = EVENT_SUBJECTS.get(result.status)
@@ -143,16 +146,7 @@ def card_event(result: CardResult) -> tuple[str, dict[str, Any], str] | None:
         channel=r["channel"],
         day=r["spendDay"],  # the purchase's date in Norway (its booking date)
     )
-    return subject, event.to_json(), f"{result.auth_id}:{result.status}"
-
-
-async def publish_logged(events: AsyncPublisher, subject: str, body: dict[str, Any], msg_id: str) -> None:
-    """Publish an event of a committed decision; one that cannot be published is logged
-    (the push is lost, not the money)."""
-    try:
-        await events.publish_json(subject, body, msg_id=msg_id)
-    except PublishError as exc:
-        log.error("card event not published", extra={"subject": subject, "msg_id": msg_id, "error": repr(exc)})
+    return outbox.Event(subject, event.to_json(), f"{result.auth_id}:{result.status}")
 
 
 # ---- where things are ----------------------------------------------------------------------
@@ -200,11 +194,19 @@ class CardLedger:
         self.clock = clock
         self.hold_days = hold_days
 
-    async def announce(self, result: CardResult) -> None:
-        """Publish the decision's event, if it has one (`card_event`)."""
+    def _stage(self, uow: Writes, result: CardResult) -> CardResult:
+        """The decision's event (if it has one) into the outbox, in the decision's unit of work."""
         event = card_event(result)
         if event is not None:
-            await publish_logged(self.events, *event)
+            outbox.stage(uow, event, clock=self.clock)
+        return result
+
+    async def announce(self, *results: CardResult) -> None:
+        """Publish the decisions' events staged with them (`_stage`), and remove them from
+        the outbox; what cannot be published now waits there for the relay."""
+        events = [event for result in results if (event := card_event(result)) is not None]
+        if events:
+            await outbox.deliver_async(self.docs, self.events, events)
 
     # ---- authorise --------------------------------------------------------------------------
     async def authorize(
@@ -224,7 +226,7 @@ class CardLedger:
         )
 
         async def run(uow: AsyncUnitOfWork) -> CardResult:
-            return await self._authorize(uow, attempt)
+            return self._stage(uow, await self._authorize(uow, attempt))
 
         return await self.docs.transact(run, operation="cards_authorize")
 
@@ -286,7 +288,7 @@ class CardLedger:
         async def run(uow: AsyncUnitOfWork) -> CardResult:
             record, held = await self._load(uow, auth_id, with_scheme=True)
             settled = settlement.capture(auth_id, record, held, capture_ref=capture_ref, amount=amount, now=now)
-            return self._save(uow, auth_id, settled)
+            return self._stage(uow, self._save(uow, auth_id, settled))
 
         result = await self.docs.transact(run, operation="cards_capture")
         await self.announce(result)
@@ -340,8 +342,8 @@ class CardLedger:
         for hold in due:
             result = await self._release(hold.id, reference=None, status="expired", now=now)
             if result.status == "expired" and not result.replayed:
-                await self.announce(result)
                 released.append(result)
+        await self.announce(*released)  # together: NATS away costs three timeouts, not one per hold
         return released, len(due)
 
     async def _release(
@@ -352,7 +354,7 @@ class CardLedger:
         async def run(uow: AsyncUnitOfWork) -> CardResult:
             record, held = await self._load(uow, auth_id, with_scheme=False)
             settled = settlement.release(auth_id, record, held, reference=reference, status=status, now=when)
-            return self._save(uow, auth_id, settled)
+            return self._stage(uow, self._save(uow, auth_id, settled))
 
         return await self.docs.transact(run, operation="cards_release")
 
@@ -501,14 +503,18 @@ class CardNumbers:
         if card.data.get("status") != rules.ISSUING:
             return Ack()  # issued already (a redelivery) or blocked before it was made
         entry, pan = await self._number(card_id)
+        issued = outbox.Event(
+            topology.SUBJECT_CARD_ISSUED,
+            CardIssued(
+                uid=card.data["ownerUid"], card_id=card_id, account_id=card.data["accountId"], last4=pan[-4:]
+            ).to_json(),
+            f"{card_id}:issued",
+        )
         try:
-            await self._activate(card, pan, entry)
+            await self._activate(card, pan, entry, issued)
         except (Stale, Contention) as exc:  # changed meanwhile (blocked): re-read on redelivery
             return Retry(f"card changed while issuing: {type(exc).__name__}")
-        issued = CardIssued(
-            uid=card.data["ownerUid"], card_id=card_id, account_id=card.data["accountId"], last4=pan[-4:]
-        )
-        await publish_logged(self.ledger.events, topology.SUBJECT_CARD_ISSUED, issued.to_json(), f"{card_id}:issued")
+        await outbox.deliver_async(self.ledger.docs, self.ledger.events, [issued])
         log.info("card issued", extra={"card_id": card_id, "token": entry.token})
         return Ack()
 
@@ -524,8 +530,9 @@ class CardNumbers:
             raise LookupError(f"card {card_id} has a vault entry without a number")
         return entry, pan
 
-    async def _activate(self, card: Doc, pan: str, entry: VaultEntry) -> None:
-        """The card document active, if it has not changed since it was read (one write)."""
+    async def _activate(self, card: Doc, pan: str, entry: VaultEntry, issued: outbox.Event) -> None:
+        """The card document active, if it has not changed since it was read, with the event
+        that says so staged in the outbox (one commit)."""
         batch = self.ledger.docs.batch()
         fields = {
             "status": rules.ACTIVE,
@@ -537,4 +544,5 @@ class CardNumbers:
             "updatedAt": SERVER_TIME,
         }
         batch.update(card.path, fields, if_updated=card.updated)
+        outbox.stage(batch, issued, clock=self.ledger.clock)
         await batch.commit()

@@ -1,8 +1,9 @@
 """The transactional outbox: an event is committed with the change it announces.
 
 A use case stages its events in ``outbox/{msgId}`` inside the Firestore transaction that
-makes the change, then publishes them after the commit and deletes the outbox documents.
-If NATS is away the change still stands and its events wait in the outbox, where the
+makes the change, then publishes them after the commit and deletes the outbox documents
+(the callables with `deliver`; the card service's decisions with `deliver_async`). If
+NATS is away the change still stands and its events wait in the outbox, where the
 ``relay-outbox`` scheduled job publishes them. The message id is the JetStream dedupe key
 and consumers are idempotent, so publishing one twice (a crash between publish and
 delete) is harmless.
@@ -16,7 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from fjordbank.errors import PublishError
-from fjordbank.service_layer.ports import Clock, Documents, Publisher, Where, Writes, system_clock
+from fjordbank.service_layer.ports import (
+    AsyncDocuments,
+    AsyncPublisher,
+    Clock,
+    Documents,
+    Publisher,
+    Where,
+    Writes,
+    system_clock,
+)
 
 log = logging.getLogger(__name__)
 OUTBOX = "outbox"
@@ -55,6 +65,30 @@ def stage(uow: Writes, event: Event, *, clock: Clock = system_clock) -> None:
     )
 
 
+class _Delivery:
+    """One delivery's bookkeeping, the same for both flavours: what was published, and
+    whether NATS looks away (three failed publishes in a row)."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.published = 0
+        self.failed_in_a_row = 0
+
+    def failed(self, n: int, event: Event) -> bool:
+        """A publish failed: True when the rest are left for the relay."""
+        log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
+        self.failed_in_a_row += 1
+        if self.failed_in_a_row < MAX_FAILED_IN_A_ROW:
+            return False
+        left = len(self.events) - n - 1
+        log.warning("NATS does not take events: the rest wait in the outbox", extra={"left": left})
+        return True  # NATS is away: each try waits for its timeout
+
+    def done(self) -> None:
+        self.published += 1
+        self.failed_in_a_row = 0
+
+
 def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
     """Publish committed events; each one published is removed from the outbox. Returns
     how many were published (the rest wait for the relay). Neither a failed publish nor a
@@ -62,28 +96,42 @@ def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
     otherwise would make it again (an event whose
     outbox document could not be removed is published once more by the relay, under the
     same message id, which the consumers answer as a repeat)."""
-    published = failed_in_a_row = 0
+    run = _Delivery(events)
     for n, event in enumerate(events):
         try:
             publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
         except PublishError:
-            log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
-            failed_in_a_row += 1
-            if failed_in_a_row >= MAX_FAILED_IN_A_ROW:  # NATS is away: each try waits for its timeout
-                log.warning(
-                    "NATS does not take events: the rest wait in the outbox", extra={"left": len(events) - n - 1}
-                )
+            if run.failed(n, event):
                 break
             continue
-        published += 1
-        failed_in_a_row = 0
+        run.done()
         try:
-            done = docs.batch()
-            done.delete(path_of(event.msg_id))
-            done.commit()
+            removal = docs.batch()
+            removal.delete(path_of(event.msg_id))
+            removal.commit()
         except Exception:
             log.exception("published event left in the outbox", extra={"msg_id": event.msg_id})
-    return published
+    return run.published
+
+
+async def deliver_async(docs: AsyncDocuments, publisher: AsyncPublisher, events: list[Event]) -> int:
+    """`deliver`, asynchronous flavour (the consumer services: the card service's decisions)."""
+    run = _Delivery(events)
+    for n, event in enumerate(events):
+        try:
+            await publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
+        except PublishError:
+            if run.failed(n, event):
+                break
+            continue
+        run.done()
+        try:
+            removal = docs.batch()
+            removal.delete(path_of(event.msg_id))
+            await removal.commit()
+        except Exception:
+            log.exception("published event left in the outbox", extra={"msg_id": event.msg_id})
+    return run.published
 
 
 def relay(

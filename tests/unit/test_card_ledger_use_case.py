@@ -588,13 +588,86 @@ async def test_guessing_the_security_code_freezes_the_card(bank: Bank) -> None:
 
 
 # ---- events ------------------------------------------------------------------------------------
-async def test_an_event_that_cannot_be_published_loses_the_push_not_the_money(bank: Bank) -> None:
+def outbox_ids(bank: Bank) -> list[str]:
+    return sorted(d.id for d in bank.docs.store.query("outbox", [], [], None))
+
+
+def relayed(bank: Bank) -> list[str]:
+    """Run the relay-outbox job (20 s later) with NATS back; the subjects it published."""
+    from fjordbank.service_layer import outbox
+    from tests.support.use_cases import RecordingPublisher
+
+    publisher = RecordingPublisher()
+    later = bank.clock.now + dt.timedelta(seconds=20)
+    outbox.relay(MemoryDocuments(store=bank.docs.store), publisher, clock=lambda: later)
+    bank.events.published += [(p.subject, p.body, p.msg_id) for p in publisher.stored]
+    return publisher.subjects()
+
+
+async def test_the_events_nats_does_not_take_wait_in_the_outbox_and_the_relay_publishes_them(bank: Bank) -> None:
+    """Before the outbox, an event that could not be published was logged and lost: the
+    customer's push, and the purchase in their economy (insights books it from the event)."""
     pan = bank.add_card()
     bank.events.failing = True
     result = await bank.buy(pan)
     captured = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
     assert (result.status, captured.status) == ("approved", "captured")
     assert bank.account()["balance"] == 75_000 and bank.events.published == []
+    assert outbox_ids(bank) == [f"{result.auth_id}:approved", f"{result.auth_id}:captured"]
+    bank.events.failing = False
+    assert sorted(relayed(bank)) == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_CAPTURED]
+    assert outbox_ids(bank) == []
+    body = next(b for s, b, _ in bank.events.published if s == topology.SUBJECT_CARD_CAPTURED)
+    assert (body["auth_id"], body["amount"]) == (result.auth_id, 25_000)
+
+
+async def test_a_published_event_leaves_nothing_in_the_outbox(bank: Bank) -> None:
+    pan = bank.add_card()
+    result = await bank.buy(pan)
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
+    await bank.ledger.reverse("ref-2")  # a reversal before its authorisation announces nothing
+    assert bank.events.subjects() == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_CAPTURED]
+    assert [m for _, _, m in bank.events.published] == [f"{result.auth_id}:approved", f"{result.auth_id}:captured"]
+    assert outbox_ids(bank) == []
+
+
+class _Crash(BaseException):
+    """The process dies (nothing after it runs, and no ``except Exception`` catches it)."""
+
+
+async def test_a_crash_between_a_decision_and_its_publish_loses_no_event(bank: Bank) -> None:
+    pan = bank.add_card()
+    result = await bank.buy(pan)
+
+    async def dies(subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> None:
+        raise _Crash
+
+    bank.events.publish_json = dies  # type: ignore[method-assign]
+    with pytest.raises(_Crash):
+        await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=10_000)
+    assert bank.account()["balance"] == 90_000  # committed
+    assert outbox_ids(bank) == [f"{result.auth_id}:captured"]
+    assert relayed(bank) == [topology.SUBJECT_CARD_CAPTURED] and outbox_ids(bank) == []
+
+
+async def test_the_expiry_job_tries_nats_three_times_not_once_per_hold(bank: Bank) -> None:
+    from fjordbank.service_layer.outbox import MAX_FAILED_IN_A_ROW
+
+    pan = bank.add_card()
+    bought = [await bank.buy(pan, reference=f"ref-exp-{n}", amount=1_000) for n in range(6)]
+    tries = 0
+
+    async def away(subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> None:
+        nonlocal tries
+        tries += 1
+        raise PublishError("nats is down")
+
+    bank.events.publish_json = away  # type: ignore[method-assign]
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, seconds=1)
+    released = await bank.ledger.expire_holds()
+    assert len(released) == 6 and bank.account()["held"] == 0
+    assert tries == MAX_FAILED_IN_A_ROW
+    assert outbox_ids(bank) == sorted(f"{b.auth_id}:expired" for b in bought)
 
 
 # ---- many at once ------------------------------------------------------------------------------
@@ -679,6 +752,18 @@ async def test_issuing_draws_a_number_and_shows_only_the_last_four_and_the_expir
     ]
     assert await bank.cards.issue(command) == Ack()  # a redelivery: issued already
     assert bank.vault.reveal("card_new") == pan and len(bank.events.published) == 1
+
+
+async def test_a_card_issued_while_nats_is_away_is_announced_by_the_relay(bank: Bank) -> None:
+    """The redelivered command finds the card active and acks: only the outbox still knows
+    that cards.issued was never published."""
+    command = issuing(bank)
+    bank.events.failing = True
+    assert await bank.cards.issue(command) == Ack()
+    assert outbox_ids(bank) == ["card_new:issued"] and bank.events.published == []
+    bank.events.failing = False
+    assert await bank.cards.issue(command) == Ack()  # a redelivery: issued already
+    assert relayed(bank) == [topology.SUBJECT_CARD_ISSUED] and outbox_ids(bank) == []
 
 
 async def test_issuing_waits_for_the_card_and_refuses_what_is_no_card(bank: Bank) -> None:

@@ -271,8 +271,8 @@ def _produced() -> list[tuple[str, dict[str, Any]]]:
         CardResult("reversed", None, AUTH_ID, record),
         CardResult("expired", None, AUTH_ID, record),
     ]
-    made = [card_event(result) for result in decisions]
     staged = [
+        *filter(None, (card_event(result) for result in decisions)),
         card_uses._issue_command("user_1", "card_1", "12345678903"),
         card_uses._updated("user_1", "card_1", {"status": "frozen"}),
         card_uses._updated("user_1", "card_1", {"limits": {"daily": 100, "online": 0, "abroad": 0}}),
@@ -286,7 +286,6 @@ def _produced() -> list[tuple[str, dict[str, Any]]]:
     jobs = Recorder()
     release_expired_holds(jobs, clock=lambda: dt.datetime(2026, 11, 26, 3, tzinfo=dt.UTC))
     return [
-        *((subject, body) for subject, body, _ in filter(None, made)),
         *((event.subject, event.body) for event in staged),
         *((subject, body) for subject, body, _ in jobs.published),
     ]
@@ -322,7 +321,7 @@ def test_the_consumers_dead_letter_what_is_no_event_of_their_contract() -> None:
 
 
 def test_the_notifier_pushes_a_card_decision_and_an_onboarding_result_as_published() -> None:
-    subject, body, _ = card_event(
+    event = card_event(
         CardResult(
             "declined",
             "card_frozen",
@@ -342,8 +341,9 @@ def test_the_notifier_pushes_a_card_decision_and_an_onboarding_result_as_publish
                 "spendDay": "2026-11-26",
             },
         )
-    ) or ("", {}, "")
-    [push] = card_pushes(decode(subject, body).to_json())
+    )
+    assert event is not None
+    [push] = card_pushes(decode(event.subject, event.body).to_json())
     assert (push.uid, push.title, push.dedupe_key) == ("user_1", "Card purchase declined", f"{AUTH_ID}:declined")
     assert push.data == {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "declined"}
     assert push.body.endswith("at Rema 1000: the card is frozen")
@@ -371,7 +371,7 @@ def test_the_notifier_service_reads_the_card_events(monkeypatch: pytest.MonkeyPa
 
 
 def test_insights_books_a_published_capture() -> None:
-    subject, body, _ = card_event(
+    event = card_event(
         CardResult(
             "captured",
             None,
@@ -392,8 +392,9 @@ def test_insights_books_a_published_capture() -> None:
                 "spendDay": "2026-11-26",
             },
         )
-    ) or ("", {}, "")
-    [booking] = bookings.from_card_capture(decode(subject, body).to_json())
+    )
+    assert event is not None
+    [booking] = bookings.from_card_capture(decode(event.subject, event.body).to_json())
     assert (booking.uid, booking.tx_id, booking.account_id, booking.date, booking.amount) == (
         "user_1",
         AUTH_ID,
