@@ -4,6 +4,7 @@
   turns the app's card document "active" with only the last four digits and expiry.
 * Consumes ``cards.commands.expire-holds`` (the scheduled job): releases card holds past
   their expiry.
+* Publishes what its outbox still holds (events NATS did not take) every RELAY_SECONDS.
 * Serves the card processor on FJB_CARD_API_PORT: POST /v1/authorizations, /v1/captures
   and /v1/reversals, each signed with the shared secret (fjordbank.domain.signatures).
   A decision is one unit of work (fjordbank.service_layer.card_ledger), answered at once;
@@ -20,6 +21,7 @@ their processor reference and the authorisation id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -39,7 +41,7 @@ from fjordbank.domain.events import Contract, ExpireCardHolds, IssueCard
 from fjordbank.runtime import steps
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 from fjordbank.runtime.http import JsonApiServer
-from fjordbank.service_layer.card_ledger import CardLedger, CardNumbers
+from fjordbank.service_layer.card_ledger import RELAY_SECONDS, CardLedger, CardNumbers
 from fjordbank.service_layer.ledger import Ledger
 
 log = logging.getLogger("cards")
@@ -95,6 +97,21 @@ class CardService:
     async def expire_holds(self) -> Outcome:
         await self.ledger.expire_holds()
         return Ack()
+
+    async def relay_outbox(self, stop: asyncio.Event) -> None:
+        """The decisions' events NATS did not take at once, every RELAY_SECONDS (a
+        background task: the relay-outbox job runs as the edge, which may not publish them)."""
+        while not stop.is_set():
+            try:
+                await self.ledger.relay()
+            except Exception as exc:  # the store away: the next round tries again
+                if not is_transient(exc):
+                    raise
+                log.warning("card outbox not relayed", extra={"error": type(exc).__name__})
+            try:
+                await asyncio.wait_for(stop.wait(), RELAY_SECONDS)
+            except TimeoutError:
+                pass
 
     # ---- the processor's API ------------------------------------------------------------
     def routes(self) -> dict:
@@ -196,7 +213,7 @@ def main() -> None:
         vault,
         decode_key(settings.cvv_key, "FJB_CVV_KEY"),
     )
-    background = []
+    background = [service.relay_outbox]
     if settings.card_api_port:
         api = JsonApiServer("127.0.0.1", settings.card_api_port, service.routes())
         background.append(api.serve)

@@ -11,8 +11,10 @@ document of an ordered query; never a scan of a collection):
   is not seen here;
 * the outbox (fjordbank/service_layer/outbox.py) per kind (OUTBOX_KINDS): documents not yet
   published and the oldest one's age -> fjb_outbox_pending{kind}, fjb_outbox_oldest_age_seconds{kind};
-  likewise the payment requests left in status ``received`` (reason publish_pending,
-  fjordbank/service_layer/edge.py) as kind ``publish_pending``;
+  likewise the card service's own outbox (``cardOutbox``: its decisions' events, which it
+  relays itself) as kind ``card_decisions``, and the payment requests left in status
+  ``received`` (reason publish_pending, fjordbank/service_layer/edge.py) as kind
+  ``publish_pending``;
 * the last scheduled ledger audit's summary (ops/ledgerAudit, written by the audit-ledger
   job) -> fjb_audit_last_success, fjb_audit_last_run_timestamp_seconds, fjb_audit_problems{kind}.
   These three appear once a summary exists: before the first audit nothing says whether
@@ -20,7 +22,8 @@ document of an ordered query; never a scan of a collection):
 
 Indexes (firestore.indexes.json; the emulator does not enforce them, production does):
 paymentRequests collection group (status, updatedAt), outbox (kind, stagedAt); the counts
-use the single-field indexes on paymentRequests.status and outbox.kind.
+use the single-field indexes on paymentRequests.status and outbox.kind, and cardOutbox
+needs none beyond its single-field stagedAt.
 
 The notifier is the service that sees every payment state, so it runs the sweep; with
 several instances each exports the same values (rules take max). A failed sweep is logged
@@ -46,7 +49,7 @@ from fjordbank import topology
 from fjordbank.adapters.firestore import OPS, PAYMENT_REQUESTS
 from fjordbank.service_layer.audit import KINDS as AUDIT_KINDS
 from fjordbank.service_layer.audit import SUMMARY_DOC
-from fjordbank.service_layer.outbox import OUTBOX, kind_of
+from fjordbank.service_layer.outbox import CARD_OUTBOX, OUTBOX, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 # (fjordbank.domain.payments.UNSHOWN); requests from before 2026-12-01 may still be in them.
 OPEN_STATES = ("received", "requested", "approved", "reserved", "submitted", "settled", "returned")
 PUBLISH_PENDING = "publish_pending"  # the outbox kind of requests left in status "received"
+CARD_DECISIONS = "card_decisions"  # the outbox kind of the card service's own outbox (CARD_OUTBOX)
 # the kinds of events staged in the outbox: the streams' subjects (customers, cards, payments)
 OUTBOX_KINDS = tuple(
     sorted({kind_of(s) for spec in topology.STREAMS if spec.name != topology.STREAM_DLQ for s in spec.subjects})
@@ -123,13 +127,21 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         return outbox.where(filter=FieldFilter("kind", "==", kind))
 
     oldest_open = await asyncio.gather(*(_oldest(in_state(s), "updatedAt") for s in OPEN_STATES))
-    counts = await asyncio.gather(*(_count(of_kind(k)) for k in OUTBOX_KINDS), _count(in_state("received")))
-    oldest_out = await asyncio.gather(*(_oldest(of_kind(k), "stagedAt") for k in OUTBOX_KINDS))
+    cards = db.collection(CARD_OUTBOX)
+    counts = await asyncio.gather(
+        # a count aggregates a query, not a collection: ordered by the field indexed anyway
+        *(_count(of_kind(k)) for k in OUTBOX_KINDS),
+        _count(cards.order_by("stagedAt")),
+        _count(in_state("received")),
+    )
+    oldest_out = await asyncio.gather(
+        *(_oldest(of_kind(k), "stagedAt") for k in OUTBOX_KINDS), _oldest(cards, "stagedAt")
+    )
     summary = await db.collection(OPS).document(SUMMARY_DOC).get()
     snapshot = Snapshot(
         open_oldest={s: age(t, now) for s, t in zip(OPEN_STATES, oldest_open, strict=True)},
-        outbox_pending=dict(zip((*OUTBOX_KINDS, PUBLISH_PENDING), counts, strict=True)),
-        outbox_oldest={k: age(t, now) for k, t in zip(OUTBOX_KINDS, oldest_out, strict=True)},
+        outbox_pending=dict(zip((*OUTBOX_KINDS, CARD_DECISIONS, PUBLISH_PENDING), counts, strict=True)),
+        outbox_oldest={k: age(t, now) for k, t in zip((*OUTBOX_KINDS, CARD_DECISIONS), oldest_out, strict=True)},
         audit=summary.to_dict() if summary.exists else None,
     )
     # the oldest request in "received" is the oldest publish_pending one

@@ -26,11 +26,12 @@ one read, the account and the customer's category for the merchant in a second o
 when the card allows the request, and commits; nothing else.
 
 Each decision's event (cards.authorized / declined / captured / reversed / expired) follows
-on NATS for the notifier and insights (`card_event`), through the transactional outbox
-(`fjordbank.service_layer.outbox`): the event is committed with the decision, published
-after it and then removed, so neither NATS away nor a crash between the commit and the
-publish loses it (the ``relay-outbox`` job publishes what was left). A card's issue
-likewise (cards.issued).
+on NATS for the notifier and insights (`card_event`), through the card service's own
+transactional outbox (`fjordbank.service_layer.outbox.CARD_OUTBOX`: only the card
+service's NATS identity may publish these subjects): the event is committed with the
+decision, published after it and then removed, so neither NATS away nor a crash between
+the commit and the publish loses it (`relay`, which the service runs every
+`RELAY_SECONDS`, publishes what was left). A card's issue likewise (cards.issued).
 
 `CardLedger` needs the documents only; `CardNumbers` adds the card vault, the one place a
 card's number lives (issuing a card, finding the card of a request's number).
@@ -89,6 +90,7 @@ EXPIRE_BATCH = 500  # holds read and released per page of the job's run
 # A run takes page after page while it finds a full one, for at most this long (the next
 # run, an hour later, takes the rest): one page per run let a day's expiries outgrow the job.
 EXPIRE_BUDGET_SECONDS = 120.0
+RELAY_SECONDS = 30.0  # how often the service publishes the events its outbox still holds
 
 
 # ---- the answer and its event --------------------------------------------------------------
@@ -198,7 +200,7 @@ class CardLedger:
         """The decision's event (if it has one) into the outbox, in the decision's unit of work."""
         event = card_event(result)
         if event is not None:
-            outbox.stage(uow, event, clock=self.clock)
+            outbox.stage(uow, event, clock=self.clock, collection=outbox.CARD_OUTBOX)
         return result
 
     async def announce(self, *results: CardResult) -> None:
@@ -206,7 +208,12 @@ class CardLedger:
         the outbox; what cannot be published now waits there for the relay."""
         events = [event for result in results if (event := card_event(result)) is not None]
         if events:
-            await outbox.deliver_async(self.docs, self.events, events)
+            await outbox.deliver_async(self.docs, self.events, events, collection=outbox.CARD_OUTBOX)
+
+    async def relay(self) -> dict[str, int]:
+        """Publish the events whose first publish failed (NATS away, or the service gone
+        between a decision's commit and its publish)."""
+        return await outbox.relay_async(self.docs, self.events, collection=outbox.CARD_OUTBOX, clock=self.clock)
 
     # ---- authorise --------------------------------------------------------------------------
     async def authorize(
@@ -514,7 +521,7 @@ class CardNumbers:
             await self._activate(card, pan, entry, issued)
         except (Stale, Contention) as exc:  # changed meanwhile (blocked): re-read on redelivery
             return Retry(f"card changed while issuing: {type(exc).__name__}")
-        await outbox.deliver_async(self.ledger.docs, self.ledger.events, [issued])
+        await outbox.deliver_async(self.ledger.docs, self.ledger.events, [issued], collection=outbox.CARD_OUTBOX)
         log.info("card issued", extra={"card_id": card_id, "token": entry.token})
         return Ack()
 
@@ -544,5 +551,5 @@ class CardNumbers:
             "updatedAt": SERVER_TIME,
         }
         batch.update(card.path, fields, if_updated=card.updated)
-        outbox.stage(batch, issued, clock=self.ledger.clock)
+        outbox.stage(batch, issued, clock=self.ledger.clock, collection=outbox.CARD_OUTBOX)
         await batch.commit()

@@ -2,9 +2,14 @@
 
 A use case stages its events in ``outbox/{msgId}`` inside the Firestore transaction that
 makes the change, then publishes them after the commit and deletes the outbox documents
-(the callables with `deliver`; the card service's decisions with `deliver_async`). If
-NATS is away the change still stands and its events wait in the outbox, where the
-``relay-outbox`` scheduled job publishes them. The message id is the JetStream dedupe key
+(the callables with `deliver`). If NATS is away the change still stands and its events
+wait in the outbox, where the ``relay-outbox`` scheduled job publishes them.
+
+Each outbox is relayed by the identity allowed to publish its subjects: ``outbox`` by the
+functions (the edge's NATS user), ``cardOutbox`` (`CARD_OUTBOX`) by the card service, whose
+decisions' events (cards.authorized, captured, ...) no other identity may publish
+(fjordbank.topology.IDENTITIES); it stages and delivers them with `deliver_async` and
+relays them itself (`relay_async`). The message id is the JetStream dedupe key
 and consumers are idempotent, so publishing one twice (a crash between publish and
 delete) is harmless.
 """
@@ -21,6 +26,7 @@ from fjordbank.service_layer.ports import (
     AsyncDocuments,
     AsyncPublisher,
     Clock,
+    Doc,
     Documents,
     Publisher,
     Where,
@@ -30,6 +36,7 @@ from fjordbank.service_layer.ports import (
 
 log = logging.getLogger(__name__)
 OUTBOX = "outbox"
+CARD_OUTBOX = "cardOutbox"
 # Publishes that fail one after the other before the rest are left for the relay (one event
 # that can never be published does not hold up the others; NATS away costs three timeouts).
 MAX_FAILED_IN_A_ROW = 3
@@ -48,14 +55,14 @@ def kind_of(subject: str) -> str:
     return subject.split(".", 1)[0]
 
 
-def path_of(msg_id: str) -> str:
-    return f"{OUTBOX}/{msg_id}"
+def path_of(msg_id: str, collection: str = OUTBOX) -> str:
+    return f"{collection}/{msg_id}"
 
 
-def stage(uow: Writes, event: Event, *, clock: Clock = system_clock) -> None:
+def stage(uow: Writes, event: Event, *, clock: Clock = system_clock, collection: str = OUTBOX) -> None:
     """Write the event in the caller's unit of work (after its reads)."""
     uow.set(
-        path_of(event.msg_id),
+        path_of(event.msg_id, collection),
         {
             "subject": event.subject,
             "kind": kind_of(event.subject),
@@ -89,7 +96,7 @@ class _Delivery:
         self.failed_in_a_row = 0
 
 
-def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
+def deliver(docs: Documents, publisher: Publisher, events: list[Event], *, collection: str = OUTBOX) -> int:
     """Publish committed events; each one published is removed from the outbox. Returns
     how many were published (the rest wait for the relay). Neither a failed publish nor a
     failed removal is raised: the change they announce is committed, and a caller told
@@ -107,14 +114,16 @@ def deliver(docs: Documents, publisher: Publisher, events: list[Event]) -> int:
         run.done()
         try:
             removal = docs.batch()
-            removal.delete(path_of(event.msg_id))
+            removal.delete(path_of(event.msg_id, collection))
             removal.commit()
         except Exception:
             log.exception("published event left in the outbox", extra={"msg_id": event.msg_id})
     return run.published
 
 
-async def deliver_async(docs: AsyncDocuments, publisher: AsyncPublisher, events: list[Event]) -> int:
+async def deliver_async(
+    docs: AsyncDocuments, publisher: AsyncPublisher, events: list[Event], *, collection: str = OUTBOX
+) -> int:
     """`deliver`, asynchronous flavour (the consumer services: the card service's decisions)."""
     run = _Delivery(events)
     for n, event in enumerate(events):
@@ -127,11 +136,21 @@ async def deliver_async(docs: AsyncDocuments, publisher: AsyncPublisher, events:
         run.done()
         try:
             removal = docs.batch()
-            removal.delete(path_of(event.msg_id))
+            removal.delete(path_of(event.msg_id, collection))
             await removal.commit()
         except Exception:
             log.exception("published event left in the outbox", extra={"msg_id": event.msg_id})
     return run.published
+
+
+def _staged(found: list[Doc]) -> list[Event]:
+    return [Event(d.data["subject"], d.data["body"], d.id) for d in found]
+
+
+def _relayed(collection: str, events: list[Event], published: int) -> dict[str, int]:
+    counts = {"pending": len(events), "published": published}
+    log.info("outbox relayed", extra={**counts, "outbox": collection})
+    return counts
 
 
 def relay(
@@ -141,13 +160,25 @@ def relay(
     min_age_seconds: float = 10,
     limit: int = 500,
     clock: Clock = system_clock,
+    collection: str = OUTBOX,
 ) -> dict[str, int]:
     """Publish events whose first publish failed (older than ``min_age_seconds``, so the
     job does not race a use case that is about to publish its own)."""
     cutoff = clock() - dt.timedelta(seconds=min_age_seconds)
-    staged = docs.query(OUTBOX, where=[Where("stagedAt", "<=", cutoff)], limit=limit)
-    events = [Event(d.data["subject"], d.data["body"], d.id) for d in staged]
-    published = deliver(docs, publisher, events)
-    counts = {"pending": len(events), "published": published}
-    log.info("outbox relayed", extra=counts)
-    return counts
+    events = _staged(docs.query(collection, where=[Where("stagedAt", "<=", cutoff)], limit=limit))
+    return _relayed(collection, events, deliver(docs, publisher, events, collection=collection))
+
+
+async def relay_async(
+    docs: AsyncDocuments,
+    publisher: AsyncPublisher,
+    *,
+    collection: str,
+    min_age_seconds: float = 10,
+    limit: int = 500,
+    clock: Clock = system_clock,
+) -> dict[str, int]:
+    """`relay`, asynchronous flavour (the card service relays ``cardOutbox``)."""
+    cutoff = clock() - dt.timedelta(seconds=min_age_seconds)
+    events = _staged(await docs.query(collection, where=[Where("stagedAt", "<=", cutoff)], limit=limit))
+    return _relayed(collection, events, await deliver_async(docs, publisher, events, collection=collection))

@@ -117,6 +117,44 @@ def test_declines_frozen_over_limits_and_insufficient_funds(stack, holder, proc,
     audit()
 
 
+def test_an_event_left_in_the_card_service_s_outbox_is_published_by_the_service(stack, holder, admin_db):
+    """What a decision leaves when NATS did not take its event, or the service died between
+    its commit and its publish: the service publishes it with its own identity (the
+    relay-outbox job, which runs as the edge, may not) and removes it."""
+    from fjordbank.service_layer.card_ledger import RELAY_SECONDS, CardResult, card_event
+    from fjordbank.service_layer.outbox import CARD_OUTBOX
+
+    auth_id = authorization_id(unique("outbox-ref"))
+    record = {
+        "fingerprint": "f",
+        "ownerUid": holder.user["uid"],
+        "cardId": holder.card_id,
+        "accountId": holder.account,
+        "last4": "0000",
+        "amount": 4_200,
+        "currency": "NOK",
+        "merchantName": "Outbox Kiosk",
+        "mcc": "5411",
+        "merchantCountry": "NO",
+        "channel": "pos",
+        "spendDay": today_in_norway().isoformat(),
+    }
+    event = card_event(CardResult("declined", "card_frozen", auth_id, record))
+    assert event is not None
+    staged = admin_db.document(f"{CARD_OUTBOX}/{event.msg_id}")
+    staged.set(
+        {
+            "subject": event.subject,
+            "kind": "cards",
+            "body": event.body,
+            "stagedAt": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+        }
+    )
+    wait_for(lambda: not staged.get().exists, timeout=3 * RELAY_SECONDS, what="the card service to relay its outbox")
+    push = wait_push(stack, holder.token, "Card purchase declined")
+    assert push["data"]["status"] == "declined"
+
+
 def test_authorisations_are_idempotent_by_the_processors_reference(holder, proc, audit):
     reference = unique("pos-terminal-1-")
     first = buy(proc, holder, 5_000, reference=reference)

@@ -39,9 +39,12 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
     stale = now - dt.timedelta(seconds=AGE)
     request = admin_db.document(f"opsSweepTest/{unique('u')}/paymentRequests/{unique('req')}")
     staged = admin_db.collection(outbox.OUTBOX).document(unique("ops-sweep-test"))
+    # the card service's own outbox: staged in the future, so its relay leaves it alone
+    decided = admin_db.collection(outbox.CARD_OUTBOX).document(unique("ops-sweep-test"))
     try:
         request.set({"status": "approved", "updatedAt": stale})
         staged.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": stale})
+        decided.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": now})
 
         async def sweep():
             return await ops_sweep.take(async_client(stack.s.project_id), now=now)
@@ -51,10 +54,17 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
         assert snapshot.open_oldest["approved"] >= AGE
         assert snapshot.outbox_pending["cards"] >= 1
         assert snapshot.outbox_oldest["cards"] >= AGE
-        assert set(snapshot.outbox_pending) == {*ops_sweep.OUTBOX_KINDS, ops_sweep.PUBLISH_PENDING}
+        assert snapshot.outbox_pending[ops_sweep.CARD_DECISIONS] >= 1
+        assert set(snapshot.outbox_pending) == {
+            *ops_sweep.OUTBOX_KINDS,
+            ops_sweep.CARD_DECISIONS,
+            ops_sweep.PUBLISH_PENDING,
+        }
+        assert set(snapshot.outbox_oldest) == set(snapshot.outbox_pending)
     finally:
         request.delete()
         staged.delete()
+        decided.delete()
 
 
 def test_the_scheduled_audit_reaches_the_notifiers_gauges(stack, admin_db):

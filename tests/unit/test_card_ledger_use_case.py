@@ -589,19 +589,20 @@ async def test_guessing_the_security_code_freezes_the_card(bank: Bank) -> None:
 
 # ---- events ------------------------------------------------------------------------------------
 def outbox_ids(bank: Bank) -> list[str]:
-    return sorted(d.id for d in bank.docs.store.query("outbox", [], [], None))
+    """The card service's outbox (the functions' one, which the relay-outbox job relays as
+    the edge, stays empty: the edge may not publish a card decision's event)."""
+    assert bank.docs.store.query("outbox", [], [], None) == []
+    return sorted(d.id for d in bank.docs.store.query("cardOutbox", [], [], None))
 
 
-def relayed(bank: Bank) -> list[str]:
-    """Run the relay-outbox job (20 s later) with NATS back; the subjects it published."""
-    from fjordbank.service_layer import outbox
-    from tests.support.use_cases import RecordingPublisher
-
-    publisher = RecordingPublisher()
-    later = bank.clock.now + dt.timedelta(seconds=20)
-    outbox.relay(MemoryDocuments(store=bank.docs.store), publisher, clock=lambda: later)
-    bank.events.published += [(p.subject, p.body, p.msg_id) for p in publisher.stored]
-    return publisher.subjects()
+async def relayed(bank: Bank) -> list[str]:
+    """The card service's relay (20 s later, NATS back); the subjects it published."""
+    before = len(bank.events.published)
+    bank.clock.now += dt.timedelta(seconds=20)
+    counts = await bank.ledger.relay()
+    published = bank.events.subjects()[before:]
+    assert counts == {"pending": len(published), "published": len(published)}
+    return published
 
 
 async def test_the_events_nats_does_not_take_wait_in_the_outbox_and_the_relay_publishes_them(bank: Bank) -> None:
@@ -615,7 +616,7 @@ async def test_the_events_nats_does_not_take_wait_in_the_outbox_and_the_relay_pu
     assert bank.account()["balance"] == 75_000 and bank.events.published == []
     assert outbox_ids(bank) == [f"{result.auth_id}:approved", f"{result.auth_id}:captured"]
     bank.events.failing = False
-    assert sorted(relayed(bank)) == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_CAPTURED]
+    assert sorted(await relayed(bank)) == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_CAPTURED]
     assert outbox_ids(bank) == []
     body = next(b for s, b, _ in bank.events.published if s == topology.SUBJECT_CARD_CAPTURED)
     assert (body["auth_id"], body["amount"]) == (result.auth_id, 25_000)
@@ -647,7 +648,8 @@ async def test_a_crash_between_a_decision_and_its_publish_loses_no_event(bank: B
         await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=10_000)
     assert bank.account()["balance"] == 90_000  # committed
     assert outbox_ids(bank) == [f"{result.auth_id}:captured"]
-    assert relayed(bank) == [topology.SUBJECT_CARD_CAPTURED] and outbox_ids(bank) == []
+    del bank.events.publish_json  # the service started again
+    assert await relayed(bank) == [topology.SUBJECT_CARD_CAPTURED] and outbox_ids(bank) == []
 
 
 async def test_the_expiry_job_tries_nats_three_times_not_once_per_hold(bank: Bank) -> None:
@@ -763,7 +765,7 @@ async def test_a_card_issued_while_nats_is_away_is_announced_by_the_relay(bank: 
     assert outbox_ids(bank) == ["card_new:issued"] and bank.events.published == []
     bank.events.failing = False
     assert await bank.cards.issue(command) == Ack()  # a redelivery: issued already
-    assert relayed(bank) == [topology.SUBJECT_CARD_ISSUED] and outbox_ids(bank) == []
+    assert await relayed(bank) == [topology.SUBJECT_CARD_ISSUED] and outbox_ids(bank) == []
 
 
 async def test_issuing_waits_for_the_card_and_refuses_what_is_no_card(bank: Bank) -> None:
@@ -931,3 +933,14 @@ async def test_a_store_that_does_not_answer_is_tried_once_more_then_answered_503
     failures[0] = 1
     status, answer = await post("/v1/reversals", {"reference": "ref-9"})
     assert status == 200 and answer["reason"] == "reversed_before_authorization"
+
+
+def test_only_the_card_service_may_publish_what_its_outbox_holds_and_it_relays_it_itself() -> None:
+    """The relay-outbox job runs in the functions as the edge: an event of a card decision
+    left in the functions' outbox would never be published (each try a permissions
+    violation, timed out), and would hold up every event behind it."""
+    from fjordbank.service_layer.card_ledger import EVENT_SUBJECTS
+
+    staged = {*EVENT_SUBJECTS.values(), topology.SUBJECT_CARD_ISSUED}
+    assert staged <= set(topology.identity("cards").publishes)
+    assert not staged & set(topology.identity("edge").publishes)
