@@ -14,17 +14,20 @@ each paying its own payee account, all due after today:
 Then it runs the due-payments job through the scheduler's path (Pub/Sub -> the
 ``on_scheduled_job`` function, as ``bankctl jobs run submit-due-payments --now ...
 --customer ...`` does) with the job's clock set to a sequence of instants (``steps``): for
-each due date the evening before (23:30 local: nothing may be paid), the first minute of
-the day (00:00:30 local, still the day before in UTC: it must be paid now), on the
-change days the instants around the missing or repeated hour, the clock stepped back to
-the evening before and the last minute of the day; and at the end back to the first
-instant. Every instant is queued twice at once (two scheduler ticks overlapping), and again
+each due date, and each banking day a due date on a weekend or holiday is paid on
+(`fjordbank.domain.standing_orders.payment_day`: the change days are Sundays, so their
+dates are paid on the Monday), the evening before (23:30 local: nothing may be paid), the
+first minute of the day (00:00:30 local, still the day before in UTC: it must be paid now
+if it is a banking day), on the change days the instants around the missing or repeated
+hour, the clock stepped back to the evening before and the last minute of the day; and at
+the end back to the first instant. Every instant is queued twice at once (two scheduler ticks overlapping), and again
 while one of its runs failed (as the next tick would pay what a failed run left). The
 clock is scoped to the two customers (fjordbank.service_layer.scheduled.job_overrides:
 emulator only), so the other workloads' orders are not paid months early.
 
 After each instant's two runs it compares every order's runs with what the clock has
-crossed (``judge``): each due date reached paid exactly once, none before its day. At the
+crossed (``judge``): each due date whose payment day was reached paid exactly once, none
+before that day. At the
 end it waits for the payments through the pipeline and compares each payee's balance and
 transaction feed with the order's amount times its due dates (the ledger's view: a due
 date paid twice under two payment ids, or one payment posted twice, shows there). Any
@@ -120,7 +123,7 @@ def local(day: dt.date, hour: int, minute: int, second: int = 0, *, fold: int = 
 
 def steps(orders: list[OrderPlan]) -> list[Step]:
     """The clock's instants, in the order the job runs at them (see the module docstring)."""
-    days = sorted({d for o in orders for d in o.due_dates()})
+    days = sorted({d for o in orders for due in o.due_dates() for d in (due, rules.payment_day(due))})
     change_days = {o.start for o in orders if o.key.startswith("dst-")}
     one_day = dt.timedelta(days=1)
     out: list[Step] = []
@@ -147,8 +150,9 @@ def steps(orders: list[OrderPlan]) -> list[Step]:
 
 
 def expected_runs(order: OrderPlan, reached: dt.date | None) -> list[str]:
-    """The due dates paid once the clock has reached Oslo date ``reached``."""
-    return [d.isoformat() for d in order.due_dates() if reached is not None and d <= reached]
+    """The due dates paid once the clock has reached Oslo date ``reached``: those whose
+    payment day (the date, or the banking day after a weekend or holiday) it has reached."""
+    return [d.isoformat() for d in order.due_dates() if reached is not None and rules.payment_day(d) <= reached]
 
 
 def judge(orders: list[OrderPlan], runs: dict[str, list[str]], reached: dt.date | None, after: str) -> list[str]:

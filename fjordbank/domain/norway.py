@@ -1,4 +1,5 @@
-"""Norwegian identifiers: bank account numbers, KID and national identity numbers.
+"""Norwegian identifiers (bank account numbers, KID, national identity numbers) and the
+banking days.
 
 All functions are pure: no I/O, no clock reads except the documented default
 ``today = date.today()`` of :func:`parse_national_id`.
@@ -17,6 +18,10 @@ Sources for the rules implemented here:
   fødselsnummer"; the D-number range extension of 2021-06-24 ("Utvidelse av
   D-nummerserien"); and "Nytt fødselsnummer fra 2032"
   (skatteetaten.github.io/folkeregisteret-api-dokumentasjon/nytt-fodselsnummer-fra-2032/).
+* Banking days: the public holidays of the Act on public holidays (lov om helligdager og
+  helligdagsfred, 1995) and 1 and 17 May (lov om 1. og 17. mai som høgtidsdagar, 1947);
+  Christmas Eve and New Year's Eve are not banking days either (Norges Bank's settlement
+  system is closed, and Norwegian banks' price lists count neither).
 """
 
 from __future__ import annotations
@@ -639,3 +644,43 @@ def today_in_norway(now: datetime | None = None) -> date:
     """The calendar day in Norway (Europe/Oslo) at ``now`` (UTC now by default): the day
     due dates, daily limits and card spend are counted in."""
     return (now or datetime.now(UTC)).astimezone(OSLO).date()
+
+
+def easter_sunday(year: int) -> date:
+    """Easter Sunday in the Gregorian calendar (the anonymous Gregorian algorithm,
+    Meeus/Jones/Butcher)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    f = (b + 8) // 25
+    g = (b - f + 1) // 3
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    l_ = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * l_) // 451
+    month, day = divmod(h + l_ - 7 * m + 114, 31)
+    return date(year, month, day + 1)
+
+
+def bank_holidays(year: int) -> frozenset[date]:
+    """The weekdays-or-not on which Norwegian banks do not settle: the public holidays
+    (New Year's Day, Maundy Thursday, Good Friday, Easter Monday, 1 May, 17 May, Ascension
+    Day, Whit Monday, Christmas Day, Boxing Day; Easter and Whit Sunday are Sundays), and
+    Christmas Eve and New Year's Eve."""
+    easter = easter_sunday(year)
+    moving = (-3, -2, 1, 39, 50)  # Maundy Thursday, Good Friday, Easter Monday, Ascension, Whit Monday
+    fixed = ((1, 1), (5, 1), (5, 17), (12, 24), (12, 25), (12, 26), (12, 31))
+    return frozenset([date(year, m, d) for m, d in fixed] + [date.fromordinal(easter.toordinal() + n) for n in moving])
+
+
+def is_banking_day(day: date) -> bool:
+    """Monday to Friday, and not a bank holiday (`bank_holidays`)."""
+    return day.weekday() < 5 and day not in bank_holidays(day.year)
+
+
+def next_banking_day(day: date) -> date:
+    """``day`` if it is a banking day, else the first banking day after it: the day a
+    payment due on ``day`` is made (Norwegian banks move a due date on a weekend or a
+    holiday to the next banking day)."""
+    while not is_banking_day(day):
+        day = date.fromordinal(day.toordinal() + 1)
+    return day

@@ -8,8 +8,15 @@ run any number of times, even concurrently: each date is paid at most once.
 A monthly order falls due on its start date's day of the month, or on the month's last day
 when the month is shorter (started on the 31st: 30 April, 28 or 29 February).
 
-On the due date the job tries the payment each time it runs while the account cannot
-cover it; once the day has passed, an uncovered payment fails (the customer is told) and
+A payment is made on its due date's banking day: the date itself, or for a date on a
+weekend, a public holiday, Christmas Eve or New Year's Eve, the next banking day
+(`payment_day`, as Norwegian banks move such a date; rent due on Saturday 1 May is paid on
+Monday 3 May, when the salary may have come). The due date itself stays the order's date,
+so the next one keeps its day of the month, and the payment's id is the due date's. No
+scheduled payment is made on a day that is not a banking day.
+
+On its banking day the job tries the payment each time it runs while the account cannot
+cover it; once that day has passed, an uncovered payment fails (the customer is told) and
 the order moves on to its next date.
 """
 
@@ -23,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fjordbank.domain.norway import next_banking_day
 from fjordbank.domain.payments import BANK_REQUEST_PREFIX, PaymentRejected, PaymentRequest, parse_request
 
 WEEKLY = "weekly"
@@ -142,15 +150,22 @@ class Decision:
     reason: str | None = None
 
 
-def decide(*, due: dt.date, today: dt.date, available: int | None, amount: int, account_open: bool) -> Decision:
-    """What the job does with a payment that fell due on ``due`` (≤ today).
+def payment_day(due: dt.date) -> dt.date:
+    """The day a payment due on ``due`` is made: its banking day (the date, or the next
+    banking day after a weekend or holiday)."""
+    return next_banking_day(due)
 
-    Covered: submit. Not covered on the due date: wait for the job's next run that day.
-    Not covered once the day has passed (or the account is closed): fail."""
+
+def decide(*, due: dt.date, today: dt.date, available: int | None, amount: int, account_open: bool) -> Decision:
+    """What the job, run on the banking day ``today``, does with a payment due on ``due``
+    (≤ today; its `payment_day` ≤ today then too).
+
+    Covered: submit. Not covered on its payment day: wait for the job's next run that day.
+    Not covered once that day has passed (or the account is closed): fail."""
     if not account_open or available is None:
         return Decision("fail", "account_closed")
     if available >= amount:
         return Decision("submit")
-    if due >= today:
+    if payment_day(due) >= today:
         return Decision("wait", "insufficient_funds")
     return Decision("fail", "insufficient_funds")

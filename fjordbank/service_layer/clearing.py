@@ -49,6 +49,7 @@ from opentelemetry.context import Context
 from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
 from fjordbank.domain import iso20022
 from fjordbank.domain.errors import DomainError
+from fjordbank.domain.norway import next_banking_day
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.runtime import tracing
 from fjordbank.service_layer.ports import (
@@ -136,7 +137,10 @@ def to_transfer(p: PaymentRequested) -> iso20022.CreditTransfer:
         creditor=iso20022.Party(p.payee_name or CREDITOR_NAME, p.to_account),
         kid=p.kid,
         message=p.message,
-        requested_execution_date=dt.date.fromisoformat(p.due_date),
+        # a due date on a weekend or holiday is executed on the next banking day (the
+        # clearing house settles on banking days only); from the payment alone, so a file
+        # written again for its answer (`with_blocks`) groups its payments as it did
+        requested_execution_date=next_banking_day(dt.date.fromisoformat(p.due_date)),
     )
 
 

@@ -1,18 +1,20 @@
 """Scheduled jobs, run by the `on_scheduled_job` function (Cloud Scheduler -> Pub/Sub).
 
 submit-due-payments: every payment request that is due (scheduled for today or earlier,
-Europe/Oslo), whose first publish failed (status "received"), or that has shown
-"requested" for longer than `STUCK` (the edge's run ended between its commit and its
-publish; or the pipeline holds it, and the publish is stored again: every step answers it
-from its records) is submitted through the same path as an immediate payment, the latter
-again only after twice the wait of the time before (`republish_due`). Exactly once per due date
-however often the job runs, even twice at the same time: a due scheduled request is
-claimed (moved from "scheduled" to "requested" in a unit of work) before it is published,
-so a cancel either comes first and keeps it unpublished or is refused; the message id
-(payment id + "requested") lets JetStream store it once, and the services answer a replay
-from their records. A due payment the account cannot cover waits
-for the next run that day and fails once the day has passed. Then the standing orders'
-due dates (fjordbank.service_layer.standing_orders).
+Europe/Oslo; on banking days only: a due date on a weekend, a public holiday, Christmas Eve
+or New Year's Eve is paid on the next banking day, `fjordbank.domain.norway`), whose first
+publish failed (status "received"), or that has shown "requested" for longer than `STUCK`
+(the edge's run ended between its commit and its publish; or the pipeline holds it, and
+the publish is stored again: every step answers it from its records) is submitted through
+the same path as an immediate payment, the latter again only after twice the wait of the
+time before (`republish_due`). Exactly once per due date however often the job runs, even
+twice at the same time: a due scheduled request is claimed (moved from "scheduled" to
+"requested" in a unit of work) before it is published, so a cancel either comes first and
+keeps it unpublished or is refused; the message id (payment id + "requested") lets
+JetStream store it once, and the services answer a replay from their records. A due
+payment the account cannot cover waits for the next run on its banking day and fails once
+that day has passed. Then the standing orders' due dates
+(fjordbank.service_layer.standing_orders).
 
 release-expired-holds: asks the card service to release card holds past their expiry.
 
@@ -47,7 +49,7 @@ from fjordbank.adapters.firestore import PAYMENT_REQUESTS, is_transient
 from fjordbank.domain import standing_orders as orders
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.events import ExpireCardHolds
-from fjordbank.domain.norway import today_in_norway
+from fjordbank.domain.norway import is_banking_day, today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
 from fjordbank.errors import ConfigError, PublishError
 from fjordbank.service_layer import audit, outbox, seams, standing_orders
@@ -118,7 +120,8 @@ def due_requests(docs: Documents, now: dt.datetime, limit: int, uids: tuple[str,
     today = today_in_norway(now)
     scope = [Where("payment.uid", "in", list(uids))] if uids else []  # a scoped run (emulator only, job_overrides)
     due = [Where("status", "==", "scheduled"), Where("payment.due_date", "<=", today.isoformat())]
-    yield from pages(docs, PAYMENT_REQUESTS, [*scope, *due], limit)  # paged: a waiting one stays due
+    if is_banking_day(today):  # else what fell due waits for the next banking day
+        yield from pages(docs, PAYMENT_REQUESTS, [*scope, *due], limit)  # paged: a waiting one stays due
     yield from pages(docs, PAYMENT_REQUESTS, [*scope, Where("status", "==", "received")], limit)
     stuck = [Where("status", "==", "requested"), Where("updatedAt", "<=", now - STUCK)]
     yield from pages(docs, PAYMENT_REQUESTS, [*scope, *stuck], limit)

@@ -7,7 +7,9 @@ The callables create, change and cancel orders; the checks are those of any paym
 the order once, its payments then run without the phone, as PSD2 allows for recurring
 payments of a fixed amount to the same payee).
 
-The job (`run_due`) takes each active order whose next due date has come. It decides with
+The job (`run_due`) takes each active order whose next due date has come, on banking days
+only (`fjordbank.domain.norway.is_banking_day`: a date on a weekend or holiday is paid on
+the next banking day, `fjordbank.domain.standing_orders.payment_day`). It decides with
 `fjordbank.domain.standing_orders.decide` and claims the due date in one unit of work
 (fjordbank.service_layer.ports) that moves the order to its next date and stages the
 payment's event in the outbox (fjordbank.service_layer.outbox); only then is the event
@@ -25,7 +27,7 @@ from typing import Any
 
 from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, USERS, request_path
 from fjordbank.domain import standing_orders as rules
-from fjordbank.domain.norway import today_in_norway
+from fjordbank.domain.norway import is_banking_day, today_in_norway
 from fjordbank.domain.payments import (
     REQUEST_ID_PATTERN,
     PaymentEvent,
@@ -394,6 +396,9 @@ def run_due(
     now = clock()
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0}
+    if not is_banking_day(today):  # what falls due today is paid on the next banking day
+        log.info("standing orders: not a banking day", extra={"today": today.isoformat()})
+        return counts
     for found in due_orders(docs, today, limit, uids):
         order = found.data
         due = dt.date.fromisoformat(order["nextDue"])

@@ -9,7 +9,7 @@ import pytest
 
 from fjordbank.domain.norway import today_in_norway
 from tests.support.app import new_customer
-from tests.support.bank import queue_job
+from tests.support.bank import job_day, queue_job
 from tests.support.clients import wait_for
 
 pytestmark = pytest.mark.stack
@@ -25,14 +25,14 @@ def test_a_scheduled_payment_is_submitted_once_on_its_due_date(stack, auth, as_u
     wait_for(lambda: alice.request(not_due).get("status") == "scheduled", timeout=30, what="scheduled")
     assert alice.balance(alice.accounts[0]) == 10_000
 
-    # The due date arrives (the stored payment's date moves to today).
-    today = today_in_norway().isoformat()
-    admin_db.document(f"users/{alice.uid}/paymentRequests/{due}").update({"payment.due_date": today})
-    queue_job(stack, "submit-due-payments", 2)
+    # The due date arrives (the stored payment's date moves to the job's banking day).
+    days = job_day()
+    admin_db.document(f"users/{alice.uid}/paymentRequests/{due}").update({"payment.due_date": days.day.isoformat()})
+    queue_job(stack, "submit-due-payments", 2, now=days.now)
 
     doc = alice.wait_final(due, timeout=60)
     assert doc["status"] == "completed", doc
-    queue_job(stack, "submit-due-payments", 2, wait=True)  # and once more after it completed
+    queue_job(stack, "submit-due-payments", 2, wait=True, now=days.now)  # and once more after it completed
     assert alice.balance(alice.accounts[0]) == 6_000
     assert alice.balance(alice.accounts[1]) == 4_000
     assert alice.request(not_due)["status"] == "scheduled"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 
@@ -20,31 +19,18 @@ from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import payment_id_for
 from fjordbank.service_layer import scheduled, seams
 from tests.support.app import new_customer
-from tests.support.bank import callables_for, queue_job, refused, register_device, wait_push
+from tests.support.bank import JobDay, callables_for, job_day, queue_job, refused, register_device, wait_push
 from tests.support.clients import unique, wait_for
 
 pytestmark = pytest.mark.stack
 
 
-@dataclass(frozen=True)
-class Days:
-    """Today in Norway, as a test starts: a constant of the module went stale when a run
-    crossed midnight, Oslo time (the callables' own today had moved on)."""
-
-    today: dt.date
-
-    @property
-    def tomorrow(self) -> dt.date:
-        return self.today + dt.timedelta(days=1)
-
-    @property
-    def yesterday(self) -> dt.date:
-        return self.today - dt.timedelta(days=1)
-
-
 @pytest.fixture
-def days() -> Days:
-    return Days(today_in_norway())
+def days() -> JobDay:
+    """Today in Norway as the test starts, and the banking day the job runs on (a constant
+    of the module went stale when a run crossed midnight, Oslo time; on a weekend or a
+    holiday the job pays nothing, so it runs as of the banking day before)."""
+    return job_day()
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +39,29 @@ def callables(stack):
 
 
 @pytest.fixture(scope="module")
-def run_job(stack, admin_db):
-    """The due-payments job in this process (the function runs the same code)."""
+def job_in_process(stack, admin_db):
     settings = load_settings(stack.nats_env("edge"))
     publisher = SyncPublisher(settings.nats, name="test-scheduler")
 
-    def run() -> dict:
+    def run(now: dt.datetime) -> dict:
         collaborators = seams.bound(FirestoreDocuments(admin_db), publisher)
         return scheduled.submit_due_payments(
-            FirestoreDocuments(admin_db), publisher, submit=collaborators.submit, bank_regs=settings.bank_regs
+            FirestoreDocuments(admin_db),
+            publisher,
+            submit=collaborators.submit,
+            bank_regs=settings.bank_regs,
+            clock=lambda: now,
         )
 
     yield run
     publisher.close()
+
+
+@pytest.fixture
+def run_job(job_in_process, days):
+    """The due-payments job in this process (the function runs the same code), at the
+    test's job day."""
+    return lambda: job_in_process(days.now)
 
 
 def order_body(customer, amount: int, *, frequency: str = "monthly", **extra) -> dict:
@@ -107,16 +103,16 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
     run_job()
     assert alice.balance(alice.accounts[1]) == 0  # not due yet
 
-    fall_due(admin_db, alice, order_id, days.today)
-    queue_job(stack, "submit-due-payments", 2)  # two scheduler ticks at once ...
+    fall_due(admin_db, alice, order_id, days.day)
+    queue_job(stack, "submit-due-payments", 2, now=days.now)  # two scheduler ticks at once ...
     with ThreadPoolExecutor(2) as pool:  # ... and two more runs racing them in this process
         list(pool.map(lambda _: run_job(), range(2)))
     wait_for(lambda: alice.balance(alice.accounts[1]) == 10_000, timeout=60, what="the due date to be paid")
     done = order(admin_db, alice, order_id)
-    assert [r["date"] for r in done["runs"]] == [days.today.isoformat()]
+    assert [r["date"] for r in done["runs"]] == [days.day.isoformat()]
     assert done["lastRun"]["status"] == "submitted"
-    assert done["nextDue"] == rules.add_months(days.today, 1, anchor_day=days.tomorrow.day).isoformat()
-    payment_id = payment_id_for(alice.uid, rules.occurrence_request_id(order_id, days.today))
+    assert done["nextDue"] == rules.add_months(days.day, 1, anchor_day=days.tomorrow.day).isoformat()
+    payment_id = payment_id_for(alice.uid, rules.occurrence_request_id(order_id, days.day))
     wait_for(
         lambda: (
             (e := alice.app.get(f"accounts/{alice.accounts[0]}/transactions/{payment_id}")[1])
@@ -124,13 +120,13 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
         ),
         what="the feed entry",
     )
-    queue_job(stack, "submit-due-payments", 2, wait=True)
+    queue_job(stack, "submit-due-payments", 2, wait=True, now=days.now)
     run_job()
     assert alice.balance(alice.accounts[1]) == 10_000  # once per due date
 
     status, answer = callables.call("standing_orders_cancel", {"orderId": order_id}, alice.id_token)
     assert status == 200 and answer["result"]["status"] == "cancelled", answer
-    fall_due(admin_db, alice, order_id, days.today)  # its next date comes
+    fall_due(admin_db, alice, order_id, days.day)  # its next date comes
     run_job()
     assert alice.balance(alice.accounts[1]) == 10_000  # not after cancellation
     assert len(order(admin_db, alice, order_id)["runs"]) == 1
@@ -150,11 +146,11 @@ def test_insufficient_funds_waits_during_the_day_then_fails_with_a_push(
     assert callables.call("standing_orders_create", body, bob.id_token)[0] == 200
     order_id = body["orderId"]
 
-    fall_due(admin_db, bob, order_id, days.today)
+    fall_due(admin_db, bob, order_id, days.day)
     run_job()
     run_job()
     waiting = order(admin_db, bob, order_id)
-    assert waiting["nextDue"] == days.today.isoformat() and waiting["waiting"]["attempts"] == 2
+    assert waiting["nextDue"] == days.day.isoformat() and waiting["waiting"]["attempts"] == 2
     assert waiting["waiting"]["reason"] == "insufficient_funds" and not waiting.get("runs")
     assert bob.balance(bob.accounts[0]) == 5_000
 
@@ -162,19 +158,19 @@ def test_insufficient_funds_waits_during_the_day_then_fails_with_a_push(
     ledger_admin.run(ledger_admin.ledger.deposit(deposit_id=unique("salary"), account_id=bob.accounts[0], amount=5_000))
     run_job()
     wait_for(lambda: bob.balance(bob.accounts[1]) == 8_000, timeout=60, what="the covered payment")
-    assert order(admin_db, bob, order_id)["nextDue"] == (days.today + dt.timedelta(days=7)).isoformat()
+    assert order(admin_db, bob, order_id)["nextDue"] == (days.day + dt.timedelta(days=7)).isoformat()
 
     # a due date that passed without money enough: it fails, the customer is told, the order goes on
-    fall_due(admin_db, bob, order_id, days.yesterday)
+    fall_due(admin_db, bob, order_id, days.before)
     run_job()
     failed = order(admin_db, bob, order_id)
     assert failed["lastRun"] == {
-        "date": days.yesterday.isoformat(),
-        "paymentId": payment_id_for(bob.uid, rules.occurrence_request_id(order_id, days.yesterday)),
+        "date": days.before.isoformat(),
+        "paymentId": payment_id_for(bob.uid, rules.occurrence_request_id(order_id, days.before)),
         "status": "failed",
         "reason": "insufficient_funds",
     }
-    assert failed["nextDue"] == (days.yesterday + dt.timedelta(days=7)).isoformat() and failed["status"] == "active"
+    assert failed["nextDue"] == (days.before + dt.timedelta(days=7)).isoformat() and failed["status"] == "active"
     push = wait_push(stack, token, "Payment not completed")
     assert "not enough money" in push["notification"]["body"]
     assert bob.balance(bob.accounts[0]) == 2_000 and bob.balance(bob.accounts[1]) == 8_000
@@ -199,8 +195,8 @@ def test_changes_before_a_run_apply_and_an_order_ends_on_its_end_date(
     assert refused(
         callables.call("standing_orders_update", {"orderId": order_id, "nextDue": "2020-01-01"}, carol.id_token)
     ) == ("FAILED_PRECONDITION", "next_due_in_past")
-    fall_due(admin_db, carol, order_id, days.today)
-    admin_db.document(f"users/{carol.uid}/standingOrders/{order_id}").update({"endDate": days.today.isoformat()})
+    fall_due(admin_db, carol, order_id, days.day)
+    admin_db.document(f"users/{carol.uid}/standingOrders/{order_id}").update({"endDate": days.day.isoformat()})
     run_job()
     wait_for(lambda: carol.balance(carol.accounts[1]) == 12_500, timeout=60, what="the changed amount")
     ended = order(admin_db, carol, order_id)
@@ -235,12 +231,12 @@ def test_a_scheduled_payment_can_be_cancelled_and_an_uncovered_one_fails_after_i
 
     status, answer = callables.call("payments_cancel_scheduled", {"requestId": later}, dan.id_token)
     assert status == 200 and answer["result"]["status"] == "cancelled", answer
-    admin_db.document(f"users/{dan.uid}/paymentRequests/{later}").update({"payment.due_date": days.today.isoformat()})
+    admin_db.document(f"users/{dan.uid}/paymentRequests/{later}").update({"payment.due_date": days.day.isoformat()})
 
-    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.today.isoformat()})
+    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.day.isoformat()})
     run_job()
     assert dan.request(big)["status"] == "scheduled" and dan.request(big)["waiting"]["attempts"] == 1
-    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.yesterday.isoformat()})
+    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.before.isoformat()})
     run_job()
     doc = dan.wait_final(big)
     assert doc["status"] == "failed" and doc["reason"]["code"] == "insufficient_funds"

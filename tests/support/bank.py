@@ -4,7 +4,8 @@ and e2e tests."""
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 import requests
 
@@ -15,8 +16,10 @@ from clientkit.cards import CardNetwork
 from fjordbank.domain.norway import (
     NATIONAL_ID_K1_WEIGHTS,
     NATIONAL_ID_K2_WEIGHTS,
+    is_banking_day,
     national_id_control_digits,
     parse_national_id,
+    today_in_norway,
 )
 from tests.support.clients import APP_ID, RawCallables, endpoints_of, unique, wait_for
 
@@ -156,7 +159,42 @@ def wait_card_active(app, card_id: str) -> dict:
 _JOB_RUNS: dict[str, tuple[int, int]] = {}
 
 
-def queue_job(stack, job: str, times: int = 1, *, wait: bool = False) -> None:
+@dataclass(frozen=True)
+class JobDay:
+    """When a test runs the due-payments job: now, or, on a day banks do not settle (a
+    weekend, a holiday: the job pays nothing then), noon of the banking day before. Taken
+    as the test starts, so a run that crosses midnight in Oslo keeps its day."""
+
+    today: date  # in Norway, as the test started: what the callables check dates against
+    day: date  # the job's day, a banking day: what a test makes fall due
+    now: datetime  # the job's clock
+
+    @property
+    def tomorrow(self) -> date:
+        return self.today + timedelta(days=1)
+
+    @property
+    def before(self) -> date:
+        """The banking day before ``day``: a due date whose day has passed when the job runs."""
+        return previous_banking_day(self.day - timedelta(days=1))
+
+
+def previous_banking_day(day: date) -> date:
+    while not is_banking_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def job_day() -> JobDay:
+    now = datetime.now(UTC)
+    today = today_in_norway(now)
+    if is_banking_day(today):
+        return JobDay(today, today, now)
+    day = previous_banking_day(today)
+    return JobDay(today, day, datetime.combine(day, time(12), tzinfo=UTC))
+
+
+def queue_job(stack, job: str, times: int = 1, *, wait: bool = False, now: datetime | None = None) -> None:
     """Queue a scheduled job as Cloud Scheduler does (through Pub/Sub and the
     on_scheduled_job function); ``times`` at once, as if scheduler ticks overlapped. With
     ``wait``, return once the Functions emulator has finished these runs and every run
@@ -175,9 +213,10 @@ def queue_job(stack, job: str, times: int = 1, *, wait: bool = False) -> None:
         expected = 0
     expected = max(expected, done_now) + times
     _JOB_RUNS[str(log)] = (done_now, expected)
+    clock = ["--now", now.isoformat()] if now is not None else []
     for _ in range(times):
         out = subprocess.run(
-            [sys.executable, "-m", "bankctl", "jobs", "run", job],
+            [sys.executable, "-m", "bankctl", "jobs", "run", job, *clock],
             capture_output=True,
             text=True,
             cwd=stack.s.repo,

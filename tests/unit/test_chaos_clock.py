@@ -15,7 +15,7 @@ import pytest
 
 from bench.chaos import clock
 from fjordbank.domain import standing_orders as rules
-from fjordbank.domain.norway import today_in_norway
+from fjordbank.domain.norway import is_banking_day, today_in_norway
 from fjordbank.errors import ConfigError
 from fjordbank.service_layer.scheduled import job_overrides
 
@@ -58,8 +58,8 @@ def test_the_instants_cross_the_missing_and_the_repeated_hour_and_step_back():
 
 class FakeJob:
     """The due-payments job's rule for standing orders, in memory (run_due and _claim):
-    each run pays an active order's next due date once the Oslo date has reached it and
-    moves it on. ``bug`` plants a fault the judge must catch."""
+    each run on a banking day pays an active order's next due date once the Oslo date has
+    reached it and moves it on. ``bug`` plants a fault the judge must catch."""
 
     def __init__(self, orders: list[clock.OrderPlan], bug: str | None = None) -> None:
         self.orders = orders
@@ -69,6 +69,8 @@ class FakeJob:
 
     def run(self, now: dt.datetime) -> None:
         today = now.astimezone(UTC).date() if self.bug == "utc" else today_in_norway(now)
+        if self.bug != "weekends" and not is_banking_day(today):
+            return
         for order in self.orders:
             due = self.next_due[order.key]
             if due is None or due > today:
@@ -105,6 +107,7 @@ def test_the_jobs_rule_pays_each_due_date_once_across_the_sequence():
         ("twice", "paid twice for 2027-02-28"),
         ("stuck", "paid twice"),  # the order does not move on: the next run pays the date again
         ("utc", "not paid for"),  # 00:00:30 in Oslo is the day before in UTC
+        ("weekends", "before the clock reached it"),  # the change days are Sundays: paid on Monday
     ],
 )
 def test_the_judge_catches_a_job_that_pays_twice_not_at_all_or_late(bug, finding):
@@ -116,6 +119,9 @@ def test_the_judge_catches_a_payment_before_its_day_and_the_ledgers_view_a_doubl
     orders = clock.plan_orders(TODAY)
     early = clock.judge(orders, {"month-end": ["2026-12-31"]}, dt.date(2026, 12, 30), "x")
     assert any("before the clock reached it" in p for p in early)
+    # New Year's Eve is no banking day: its date is paid on Monday 4 January, not before
+    assert clock.expected_runs(orders[0], dt.date(2027, 1, 3)) == []
+    assert clock.expected_runs(orders[0], dt.date(2027, 1, 4)) == ["2026-12-31"]
     month_end = orders[0]
     n = len(month_end.due_dates())
     good_received = {o.key: o.amount * len(o.due_dates()) for o in orders}

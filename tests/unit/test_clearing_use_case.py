@@ -263,6 +263,21 @@ async def test_a_claim_whose_commit_went_through_but_answered_an_error_still_has
     assert later == [] and files == {"p1": F1}
 
 
+@pytest.mark.parametrize(
+    ("due", "executed"),
+    [
+        ("2025-03-14", "2025-03-14"),
+        ("2025-03-15", "2025-03-17"),
+        ("2025-12-24", "2025-12-29"),
+        ("2025-05-17", "2025-05-19"),
+    ],
+)
+def test_a_payment_due_on_a_day_banks_do_not_settle_is_asked_for_the_next_banking_day(due: str, executed: str):
+    """pain.001's ReqdExctnDt: the clearing house settles on banking days only."""
+    transfer = clearing.to_transfer(dataclasses.replace(payment(1), due_date=due))
+    assert transfer.requested_execution_date == dt.date.fromisoformat(executed)
+
+
 def test_a_payment_a_file_cannot_carry_is_named_before_it_is_claimed():
     assert clearing.unsendable(payment(1)) is None
     broken = dataclasses.replace(payment(2), message="Husleie mars\nleil. 2B")  # from before the edge refused it

@@ -24,7 +24,10 @@ from fjordbank.domain.errors import (
 from fjordbank.domain.norway import (
     account_check_digit,
     age_on,
+    bank_holidays,
+    easter_sunday,
     format_account_number,
+    is_banking_day,
     is_luhn_valid,
     is_valid_account_number,
     is_valid_kid,
@@ -36,6 +39,7 @@ from fjordbank.domain.norway import (
     mask_account_number,
     mask_national_id,
     national_id_control_digits,
+    next_banking_day,
     normalize_account_number,
     parse_national_id,
     split_kid,
@@ -634,3 +638,56 @@ def test_fnr_any_single_digit_change_detected(sample: tuple[str, date], position
     # k2 alone guards every position (weights 2..7 are all units mod 11).
     assert not _ref_k2_ok(mutated) or _ref_k1_remainder(mutated) not in (0, 1, 2, 3)
     assert not is_valid_national_id(mutated, today=TODAY, allow_synthetic=True)
+
+
+# ---- banking days --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("year", "easter"),
+    [(2024, date(2024, 3, 31)), (2025, date(2025, 4, 20)), (2026, date(2026, 4, 5)), (2027, date(2027, 3, 28)),
+     (2038, date(2038, 4, 25)), (2285, date(2285, 3, 22))],
+)  # fmt: skip
+def test_easter_sunday_is_the_gregorian_one(year: int, easter: date) -> None:
+    assert easter_sunday(year) == easter  # 2285: the earliest possible date
+
+
+def test_the_bank_holidays_of_2027() -> None:
+    assert sorted(bank_holidays(2027)) == [
+        date(2027, 1, 1),
+        date(2027, 3, 25),  # Maundy Thursday
+        date(2027, 3, 26),  # Good Friday
+        date(2027, 3, 29),  # Easter Monday
+        date(2027, 5, 1),
+        date(2027, 5, 6),  # Ascension Day
+        date(2027, 5, 17),  # Constitution Day, and Whit Monday this year
+        date(2027, 12, 24),
+        date(2027, 12, 25),
+        date(2027, 12, 26),
+        date(2027, 12, 31),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("day", "paid_on"),
+    [
+        (date(2027, 5, 1), date(2027, 5, 3)),  # a Saturday and 1 May: the Monday
+        (date(2027, 5, 17), date(2027, 5, 18)),  # Constitution Day, a Monday
+        (date(2027, 3, 25), date(2027, 3, 30)),  # Maundy Thursday to Easter Monday
+        (date(2026, 12, 24), date(2026, 12, 28)),  # Christmas Eve to the Sunday after Boxing Day
+        (date(2026, 12, 31), date(2027, 1, 4)),  # New Year's Eve, New Year's Day, a weekend
+        (date(2027, 5, 14), date(2027, 5, 14)),  # Whit Monday is the 17th too: a Friday before is paid
+        (date(2027, 5, 6), date(2027, 5, 7)),  # Ascension Day
+        (date(2028, 6, 5), date(2028, 6, 6)),  # Whit Monday 2028
+        (date(2027, 3, 10), date(2027, 3, 10)),  # an ordinary Wednesday
+    ],
+)
+def test_a_date_is_paid_on_its_banking_day(day: date, paid_on: date) -> None:
+    assert next_banking_day(day) == paid_on
+    assert is_banking_day(paid_on) and (day == paid_on) == is_banking_day(day)
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31)))
+def test_the_next_banking_day_is_the_first_on_or_after_the_date(day: date) -> None:
+    paid = next_banking_day(day)
+    assert paid >= day and is_banking_day(paid) and paid - day <= timedelta(days=5)
+    assert not any(is_banking_day(day + timedelta(days=n)) for n in range((paid - day).days))
+    assert easter_sunday(day.year).weekday() == 6

@@ -160,6 +160,24 @@ def test_a_payment_the_account_cannot_cover_waits_through_its_day_and_fails_once
     assert submit.submitted == [] and len(publisher.stored) == 1
 
 
+def test_a_payment_due_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(docs, publisher, submit):
+    """1 May 2027 is a Saturday and a public holiday: nothing is paid that weekend, and the
+    payment the account could not cover on the Saturday is tried on Monday, when the salary
+    may have come (it used to fail on the Sunday)."""
+    saturday = dt.date(2027, 5, 1)
+    scheduled_request(docs, "req-rent-01", 50_000, saturday)
+    scheduled_request(docs, "req-bill-01", 1_000, saturday)
+    at = lambda day, hour=12: dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)  # noqa: E731
+    for day in (saturday, dt.date(2027, 5, 2)):
+        assert counts(run(docs, publisher, submit, now=at(day))) == {}
+    monday = dt.date(2027, 5, 3)
+    assert counts(run(docs, publisher, submit, now=at(monday, 6))) == {"submitted": 1, "waiting": 1}
+    assert submit.submitted == ["req-bill-01"]
+    assert data(docs, request_path("req-rent-01"))["waiting"]["attempts"] == 1
+    completed(docs, "req-bill-01")
+    assert counts(run(docs, publisher, submit, now=at(dt.date(2027, 5, 4)))) == {"failed": 1}
+
+
 def test_a_held_back_request_that_moved_on_meanwhile_is_skipped(docs, publisher):
     scheduled_request(docs, "req-big-002", 50_000, TODAY)
     p = payment("req-big-002", 50_000, TODAY)

@@ -367,6 +367,24 @@ def test_a_payment_the_account_cannot_cover_waits_on_its_due_date_and_fails_afte
     assert moved["nextDue"] == "2027-04-10" and "waiting" not in moved and moved["lastRun"]["status"] == "failed"
 
 
+def test_a_due_date_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(docs, sca, publisher):
+    """Rent due on the 1st: Saturday 1 May 2027 (a public holiday too) is paid on Monday the
+    3rd, under the due date's id; the next date keeps the 1st."""
+    create(docs, sca, body(startDate="2027-04-01", amount=500_000))
+    change(docs, sca, {"orderId": "order-0001", "nextDue": "2027-05-01"})
+    at = lambda day, hour=12: dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)  # noqa: E731
+    assert run_due(docs, publisher, now=at(dt.date(2027, 5, 1))) == dict.fromkeys(
+        ("submitted", "waiting", "failed", "skipped", "ended"), 0
+    )
+    assert run_due(docs, publisher, now=at(dt.date(2027, 5, 2)))["waiting"] == 0
+    assert run_due(docs, publisher, now=at(dt.date(2027, 5, 3), 6))["waiting"] == 1  # the salary is not in yet
+    assert publisher.stored == [] and order(docs)["waiting"]["date"] == "2027-05-01"
+    assert run_due(docs, publisher, now=at(dt.date(2027, 5, 4)))["failed"] == 1
+    (failed,) = publisher.stored
+    assert failed.body["payment"]["request_id"] == rules.occurrence_request_id("order-0001", dt.date(2027, 5, 1))
+    assert order(docs)["nextDue"] == "2027-06-01"
+
+
 def test_a_payee_account_closed_since_fails_the_due_date(docs, sca, publisher):
     create(docs, sca, body(toAccount=BOBS))
     seed(docs, {f"accounts/{BOBS}": customer_account(OTHER, BOBS, status="closed")})
@@ -411,7 +429,9 @@ def test_a_next_due_date_past_the_end_date_is_refused(docs, sca, publisher):
     assert refused(lambda: change(docs, sca, asked)) == "next_due_after_end"
     assert order(docs)["nextDue"] == "2027-03-10"
     change(docs, sca, {"orderId": "order-0001", "nextDue": "2027-04-10"})  # on the end date: its last payment
-    assert run_due(docs, publisher, now=NOW + dt.timedelta(days=31))["submitted"] == 1
+    # 10 April 2027 is a Saturday: paid on Monday the 12th
+    assert run_due(docs, publisher, now=NOW + dt.timedelta(days=31))["submitted"] == 0
+    assert run_due(docs, publisher, now=NOW + dt.timedelta(days=33))["submitted"] == 1
     ended = order(docs)
     assert ended["status"] == rules.ENDED and ended["nextDue"] is None
 
