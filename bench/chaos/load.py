@@ -14,6 +14,7 @@ causes reaches the FCM sink, where the checks count them (bench/chaos/checks.py)
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import secrets
 import threading
@@ -355,14 +356,28 @@ DRAIN_S = 120.0  # after stop: how long the last orders (and card retries) may t
 JOBS = ("submit-due-payments", "submit-due-payments", "relay-outbox")  # two ticks at once, and the relay
 
 
-def _queue_jobs(topic, w: dict) -> None:
+def job_message(job: str, uid: str, now: dt.datetime) -> dict:
+    """The job's message as the scheduler sends it; on a day banks do not settle (the job
+    pays nothing then) the due-payments job runs as of noon on the next banking day, scoped
+    to the payer (emulator only: fjordbank.service_layer.scheduled.job_overrides), so the
+    orders made today are still paid in the run and nobody else's are paid early."""
+    from fjordbank.domain.norway import OSLO, is_banking_day, next_banking_day, today_in_norway
+
+    today = today_in_norway(now)
+    if job != "submit-due-payments" or is_banking_day(today):
+        return {"job": job}
+    at = dt.datetime.combine(next_banking_day(today), dt.time(12), tzinfo=OSLO)
+    return {"job": job, "now": at.astimezone(dt.UTC).isoformat(), "uids": [uid]}
+
+
+def _queue_jobs(topic, w: dict, uid: str) -> None:
     """``JOBS`` queued on the scheduled-jobs topic, as Cloud Scheduler queues them; a job
     that could not be queued is counted in ``w`` (the next tick queues it again)."""
     import asyncio
 
     for job in JOBS:
         try:
-            asyncio.run(topic.publish_json({"job": job}))
+            asyncio.run(topic.publish_json(job_message(job, uid, dt.datetime.now(dt.UTC))))
             w["jobs_queued"] += 1
         except Exception as exc:  # noqa: BLE001 - counted; the next tick queues it again
             w["job_errors"] = w.get("job_errors", 0) + 1
@@ -472,11 +487,11 @@ def standing_orders(bank, run: Run, stop: threading.Event, *, cycle: float = ORD
             w["create_errors"] = w.get("create_errors", 0) + 1
             w["last_create_error"] = f"{type(exc).__name__}: {exc}"[:200]
         n += 1
-        _queue_jobs(topic, w)
+        _queue_jobs(topic, w, payer.uid)
         if stop.wait(cycle):
             break
     # the last orders: queue the job until every payment is final
-    orders, final = _drain_orders(bank.admin.db, run, lambda: _queue_jobs(topic, w))
+    orders, final = _drain_orders(bank.admin.db, run, lambda: _queue_jobs(topic, w, payer.uid))
     session.close()
     w.update(orders=len(orders), paid_final=len(final))
     print(f"chaos: standing orders: {len(orders)} made, {len(final)} final, {w['jobs_queued']} jobs queued", flush=True)

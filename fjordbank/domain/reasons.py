@@ -115,6 +115,11 @@ REASONS: tuple[Reason, ...] = (
     _r("invalid_next_due", CALLABLE, "nextDue is not a date"),
     _r("start_date_in_past", CALLABLE, "startDate is before today"),
     _r("next_due_in_past", CALLABLE, "nextDue is before today"),
+    _r(
+        "next_due_already_run",
+        CALLABLE,
+        "nextDue is on or before the last due date the order ran (each date runs once)",
+    ),
     _r("end_before_start", CALLABLE, "endDate is before the start or the next due date"),
     _r("next_due_after_end", CALLABLE, "nextDue is after the standing order's endDate (nothing falls due after it)"),
     _r("end_date_too_far", CALLABLE, "dates at most 10 years ahead"),

@@ -41,6 +41,7 @@ from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_aggregation import AsyncAggregationQuery
+from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
 from google.cloud.firestore_v1.async_query import AsyncQuery
 from google.cloud.firestore_v1.base_query import FieldFilter
 from prometheus_client import REGISTRY, Gauge
@@ -106,7 +107,7 @@ async def _count(query: AsyncQuery) -> int:
     return int(result[0][0].value) if result and result[0] else 0
 
 
-async def _oldest(query: AsyncQuery, time_field: str) -> dt.datetime | None:
+async def _oldest(query: AsyncQuery | AsyncCollectionReference, time_field: str) -> dt.datetime | None:
     snaps = await query.order_by(time_field).limit(1).get()
     for snap in snaps:
         value = snap.get(time_field)

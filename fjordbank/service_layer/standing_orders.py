@@ -163,7 +163,10 @@ def change(
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Change the amount, the end date or the next due date of an active order. A larger
-    amount that needs SCA needs a new confirmation."""
+    amount that needs SCA needs a new confirmation. A new next due date moves the schedule:
+    a monthly order then falls due on that day of the month (a rent order moved from the
+    31st to the 2nd pays on the 2nd from then on); it must come after the last date the
+    order ran, whose payment id it would take again."""
     now = clock()
     today = today_in_norway(now)
     asked = _change_request(body)
@@ -174,6 +177,7 @@ def change(
     update: dict[str, Any] = {}
     if "nextDue" in asked:
         update["nextDue"] = _changed_next_due(asked["nextDue"], today)
+        update["anchorDay"] = dt.date.fromisoformat(update["nextDue"]).day  # the schedule moves with it
         update["waiting"] = DELETE_FIELD  # a wait for funds counts on its own due date
     if "endDate" in asked:
         update["endDate"] = _changed_end_date(asked["endDate"], update.get("nextDue", order["nextDue"]))
@@ -272,6 +276,9 @@ def _apply_change(docs: Documents, path: str, update: dict[str, Any], now: dt.da
             write.update(status=rules.ENDED, nextDue=None, waiting=DELETE_FIELD)
         elif "nextDue" in update:
             _check_within_end(update["nextDue"], update.get("endDate", current.get("endDate")))
+            ran = (current.get("lastRun") or {}).get("date")
+            if ran and update["nextDue"] <= ran:  # its payment id is that date's, paid or failed
+                raise PaymentRejected("next_due_already_run", f"the order ran for {ran}: nextDue must come after it")
         uow.update(path, write)
         return {k: v for k, v in {**current, **write}.items() if v is not DELETE_FIELD}
 

@@ -341,6 +341,28 @@ def test_a_due_date_is_paid_once_and_the_order_moves_on(docs, sca, publisher):
     assert len(publisher.stored) == 1
 
 
+def test_a_new_next_due_date_moves_the_schedule_and_cannot_take_a_date_the_order_ran(docs, sca, publisher):
+    """Moved from the 31st to the 3rd, a monthly order pays on the 3rd from then on (it paid
+    30 June no more and 31 July again: the next date came from the moved one and the old
+    day). A date it ran already would take that date's payment id again: the payment was
+    dropped as a repeat while the order showed a second run."""
+    create(docs, sca, body(startDate="2027-03-31"))
+    at = lambda day: dt.datetime.combine(dt.date.fromisoformat(day), dt.time(12), tzinfo=dt.UTC)  # noqa: E731
+    assert run_due(docs, publisher, now=at("2027-03-31"))["submitted"] == 1
+    assert order(docs)["nextDue"] == "2027-04-30"
+    on_the_day = fixed_clock(at("2027-03-31"))
+    asked = {"orderId": "order-0001", "nextDue": "2027-03-31"}
+    with pytest.raises(PaymentRejected) as caught:
+        standing_orders.change(docs, UID, asked, check_sca=sca, clock=on_the_day)
+    assert caught.value.code == "next_due_already_run"
+    standing_orders.change(
+        docs, UID, {"orderId": "order-0001", "nextDue": "2027-05-03"}, check_sca=sca, clock=on_the_day
+    )
+    assert run_due(docs, publisher, now=at("2027-05-03"))["submitted"] == 1
+    assert order(docs)["nextDue"] == "2027-06-03"
+    assert [r["date"] for r in order(docs)["runs"]] == ["2027-03-31", "2027-05-03"]
+
+
 def test_a_claim_of_a_date_already_claimed_is_a_no_op(docs, sca, publisher):
     """Two runs of the job that both found the order due: the second claim finds the date
     taken and neither writes nor publishes."""
