@@ -213,3 +213,34 @@ def test_the_server_refuses(live_server, options, reason, server_says):
     while log.read_text().count(server_says) <= before:
         assert time.monotonic() < deadline, f"the server did not log {server_says!r}"
         time.sleep(0.05)
+
+
+def test_the_partition_leases_bucket_can_be_made_in_the_rendered_configuration(live_server):
+    """The leases are an in-memory KV bucket (fjordbank/adapters/jetstream.owners_config):
+    with the memory store disabled the chart renders max_memory_store 0, the admin job's
+    create failed with "insufficient memory resources" and no service ever held a partition."""
+    import nats
+
+    from fjordbank.adapters.jetstream import owners_config
+
+    port, files, _ = live_server
+
+    async def make() -> int:
+        nc = await nats.connect(
+            f"tls://127.0.0.1:{port}",
+            user="admin",
+            password=PASSWORDS["admin"],
+            tls=_tls(files),
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=3,
+        )
+        try:
+            js = nc.jetstream()
+            kv = await js.create_key_value(owners_config(replicas=1))  # one node here, three in the cluster
+            await kv.put("p0", b"instance-a")
+            return (await js.stream_info(f"KV_{topology.OWNERS_BUCKET}")).state.messages
+        finally:
+            await nc.close()
+
+    assert _run(make()) == 1
