@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 # google-cloud-pubsub ships no type information for its hand-written pubsub_v1 client (no
@@ -43,8 +44,13 @@ class TopicPublisher:
         self.client = pubsub_v1.PublisherClient(batch_settings=UNBATCHED)
         self.topic_path: str = self.client.topic_path(project_id, topic)
 
-    def ensure_topic(self) -> None:
-        """Firebase creates a trigger's topic on deploy; locally nothing may have yet."""
+    def ensure_topic(self, env: Mapping[str, str] = os.environ) -> None:
+        """On the Pub/Sub emulator, create the topic (nothing may have yet). In production
+        Firebase creates a trigger's topic on deploy and the services may only publish to it
+        (roles/pubsub.publisher): creating it there is refused, even when it exists
+        (PERMISSION_DENIED, not ALREADY_EXISTS), and the notifier never started."""
+        if not env.get("PUBSUB_EMULATOR_HOST"):
+            return
         try:
             self.client.create_topic(name=self.topic_path)
         except exceptions.AlreadyExists:
