@@ -25,7 +25,7 @@ default, config/screening.json, is production's too: the services' image ships c
 | FJB_CLEARING_DIR | channel to the clearing house: pain.001 to outbox/, pain.002 from inbox/ | local: .stack/clearing |
 | FJB_BIC | this bank's BIC in payment files | FJORNOKK |
 | FJB_FCM_SINK_URL | FCM-compatible sink for local push (empty = real FCM) | (none) |
-| FJB_SANCTIONS_LIST | sanctions list in the EU FSF XML format (see README) | local: emulators/sanctions/... |
+| FJB_SANCTIONS_LIST | sanctions list in the EU FSF XML format (see README); a relative path is the package root's | local: emulators/sanctions/... |
 | FJB_ALLOW_SYNTHETIC_IDS | accept Skatteetaten's synthetic test identity numbers | false |
 | FJB_CARD_BIN | the bank's card BIN (6-8 digits) | 499210 |
 | FJB_CARD_API_PORT | the card service's port for the card processor (0: none) | 0 |
@@ -172,8 +172,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         clearing_dir=env.get("FJB_CLEARING_DIR") or _local_default(production, state_dir / "clearing"),
         bic=env.get("FJB_BIC", "FJORNOKK"),
         fcm_sink_url=env.get("FJB_FCM_SINK_URL") or None,
-        sanctions_list=env.get("FJB_SANCTIONS_LIST")
-        or _local_default(production, REPO_ROOT / "emulators" / "sanctions" / "eu-fsf-sample.xml"),
+        sanctions_list=str(REPO_ROOT / env["FJB_SANCTIONS_LIST"])  # a relative path: the package's root
+        if env.get("FJB_SANCTIONS_LIST")
+        else _local_default(production, REPO_ROOT / "emulators" / "sanctions" / "eu-fsf-sample.xml"),
         sanctions_list_configured=bool(env.get("FJB_SANCTIONS_LIST")),
         allow_synthetic_ids=env.get("FJB_ALLOW_SYNTHETIC_IDS", "").lower() in ("1", "true", "yes"),
         card_bin=env.get("FJB_CARD_BIN", "499210"),

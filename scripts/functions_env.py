@@ -30,8 +30,14 @@ FROM_OUTPUTS = {
     "FJB_VPC_EGRESS": "vpc_connector_egress_settings",
     "FJB_NATS_URLS": "nats_urls",
 }
+# Where a deploy's sanctions list is (the EU's consolidated list, git-ignored: the deploy
+# pipeline fetches it before `firebase deploy`, whose predeploy hook copies emulators/sanctions
+# into functions/). Relative to the package's root (fjordbank.config). Without it onboarding
+# refuses every application outside the emulator rather than screen against the sample.
+SANCTIONS_LIST = "emulators/sanctions/eu-fsf.xml"
 FIXED = {
     "FJB_NATS_USER": "edge",  # the functions' NATS identity (fjordbank/topology.py)
+    "FJB_SANCTIONS_LIST": SANCTIONS_LIST,
 }
 
 

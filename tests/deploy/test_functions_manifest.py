@@ -162,6 +162,13 @@ def test_every_output_reached_the_manifest_through_the_env_file(deployed, tmp_pa
     assert written["FJB_VPC_CONNECTOR"] == SAMPLE_OUTPUTS["vpc_connector"]["value"]
     assert written["FJB_NATS_URLS"] == "tls://10.10.0.5:4222"
     assert written["FJB_NATS_USER"] == "edge"
+    # the real list, not the sample; relative to the package's root, as deployed
+    assert written["FJB_SANCTIONS_LIST"] == "emulators/sanctions/eu-fsf.xml"
+    from fjordbank.config import REPO_ROOT, load_settings
+
+    settings = load_settings({**written, "FJB_NATS_PASSWORD": "x"})
+    assert settings.sanctions_list_configured
+    assert settings.sanctions_list == str(REPO_ROOT / "emulators" / "sanctions" / "eu-fsf.xml")
     assert not any("PASSWORD" in k or "KEY" in k for k in written), "secrets never go into the env file"
 
 
