@@ -29,6 +29,7 @@ FROM_OUTPUTS = {
     "FJB_VPC_CONNECTOR": "vpc_connector",
     "FJB_VPC_EGRESS": "vpc_connector_egress_settings",
     "FJB_NATS_URLS": "nats_urls",
+    "FJB_BANK_REGS": "bank_regs",
 }
 # Where a deploy's sanctions list is (the EU's consolidated list, git-ignored: the deploy
 # pipeline fetches it before `firebase deploy`, whose predeploy hook copies emulators/sanctions

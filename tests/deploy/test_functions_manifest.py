@@ -47,6 +47,7 @@ SAMPLE_OUTPUTS = {
     "push_topic": {"value": PUSH_TOPIC},
     "jobs_topic": {"value": JOBS_TOPIC},
     "nats_urls": {"value": ["tls://10.10.0.5:4222"]},
+    "bank_regs": {"value": "9710"},
 }
 
 DUMP = """
@@ -162,6 +163,7 @@ def test_every_output_reached_the_manifest_through_the_env_file(deployed, tmp_pa
     assert written["FJB_VPC_CONNECTOR"] == SAMPLE_OUTPUTS["vpc_connector"]["value"]
     assert written["FJB_NATS_URLS"] == "tls://10.10.0.5:4222"
     assert written["FJB_NATS_USER"] == "edge"
+    assert written["FJB_BANK_REGS"] == "9710"  # the functions tell the bank's accounts from others' by it
     # the real list, not the sample; relative to the package's root, as deployed
     assert written["FJB_SANCTIONS_LIST"] == "emulators/sanctions/eu-fsf.xml"
     from fjordbank.config import REPO_ROOT, load_settings

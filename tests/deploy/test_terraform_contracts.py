@@ -92,6 +92,7 @@ def without_validation(variables_tf: str, variable: str) -> str:
         ("modules/consumer", "min_instances", "refuses_zero_instances"),
         ("modules/consumer", "region", "refuses_a_region_outside_the_eea"),
         ("envs/prod", "images", "refuses_a_tag_only_image"),
+        ("envs/prod", "max_instances", "refuses_a_second_instance_of_a_service_with_local_state"),
     ],
 )
 def test_contract_fails_when_a_validation_is_dropped(terraform, tmp_path, target, variable, failing_run):
@@ -112,3 +113,31 @@ def test_plan_refuses_a_tfvars_with_a_tag_only_image(terraform, tmp_path):
     proc = terraform("plan", "-input=false", "-lock=false", "-no-color", "-var-file=broken.tfvars", cwd=tmp_path)
     assert proc.returncode != 0
     assert "must be pinned by digest" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_services_with_local_state_run_one_instance_on_cloud_run_as_on_knative(env):
+    """cards (its card vault) and clearing (its file exchange) keep state of their own:
+    Knative caps them at one (k8s/render.py MAX_SCALE); terraform did at 3 by default."""
+    from k8s import render
+
+    single = sorted(name for name, n in render.MAX_SCALE.items() if n == 1)
+    listed = ", ".join(f'"{name}"' for name in single)
+    main_tf = (TERRAFORM / "envs" / env / "main.tf").read_text()
+    assert f"contains([{listed}], each.key) ? 1 : {render.DEFAULT_MAX_SCALE}" in main_tf
+    assert f"contains([{listed}], k)" in variables_of(f"envs/{env}").read_text()
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_each_knative_consumer_s_kubernetes_account_may_act_as_its_service_account(env):
+    """k8s/README.md promised the Workload Identity binding; nothing made it, and on GKE the
+    consumers got 403 from Firestore and Secret Manager."""
+    from k8s import render
+
+    main_tf = (TERRAFORM / "envs" / env / "main.tf").read_text()
+    block = main_tf[main_tf.index('module "consumer_service_account"') :]
+    block = block[: block.index("\n}\n")]
+    assert 'account_id    = "fjb-${each.key}"' in block
+    assert f'workload_identity_users = ["{render.CONSUMER_NAMESPACE}/fjb-${{each.key}}"]' in block
+    module = (TERRAFORM / "modules" / "service_account" / "main.tf").read_text()
+    assert '"roles/iam.workloadIdentityUser"' in module and ".svc.id.goog[${each.value}]" in module

@@ -151,8 +151,10 @@ module "consumer_service_account" {
   project_id    = module.project.project_id
   account_id    = "fjb-${each.key}"
   display_name  = "Fjordbank consumer ${each.key}"
-  description   = "Runs the ${each.key} consumer service on Cloud Run; NATS user ${each.key}."
+  description   = "Runs the ${each.key} consumer service on Cloud Run (or Knative on GKE); NATS user ${each.key}."
   project_roles = local.consumer_roles
+  # the Knative consumer's Kubernetes service account (k8s/render.py), on the GKE path
+  workload_identity_users = ["fjordbank/fjb-${each.key}"]
 }
 
 module "secrets" {
@@ -182,7 +184,7 @@ module "consumer" {
   image                 = var.images[each.key]
   service_account_email = module.consumer_service_account[each.key].email
   min_instances         = lookup(var.min_instances, each.key, 1)
-  max_instances         = lookup(var.max_instances, each.key, 3)
+  max_instances         = lookup(var.max_instances, each.key, contains(["cards", "clearing"], each.key) ? 1 : 3)
   network_id            = module.network.network_id
   subnetwork_id         = module.network.run_egress_subnetwork_id
   nats_urls             = module.nats_lb.nats_urls

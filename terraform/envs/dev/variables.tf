@@ -149,7 +149,7 @@ variable "min_instances" {
 }
 
 variable "max_instances" {
-  description = "Upper bound of instances per consumer service (default 3)."
+  description = "Upper bound of instances per consumer service (default 3; cards and clearing 1: they keep local state, the card vault and the clearing house's file exchange, as k8s/render.py's MAX_SCALE)."
   type        = map(number)
   default     = {}
 
@@ -157,10 +157,26 @@ variable "max_instances" {
     condition     = alltrue([for n in values(var.max_instances) : n >= 1 && n <= 100])
     error_message = "max_instances must be from 1 to 100."
   }
+
+  validation {
+    condition     = alltrue([for k, n in var.max_instances : n == 1 if contains(["cards", "clearing"], k)])
+    error_message = "max_instances of cards and clearing must be 1: each keeps state of its own."
+  }
+}
+
+variable "bank_regs" {
+  description = "The bank's registration numbers (the first four digits of its account numbers), comma-separated: FJB_BANK_REGS of the functions, which tell the bank's own accounts from other banks'."
+  type        = string
+  default     = "9710"
+
+  validation {
+    condition     = can(regex("^[0-9]{4}(,[0-9]{4})*$", var.bank_regs))
+    error_message = "bank_regs must be four-digit registration numbers, comma-separated."
+  }
 }
 
 variable "service_env" {
-  description = "Plain configuration per consumer service, variable -> value (fjordbank/config.py, e.g. FJB_BANK_REGS, FJB_BIC). Secrets never: they come from Secret Manager."
+  description = "Plain configuration per consumer service, variable -> value (fjordbank/config.py, e.g. FJB_BIC for clearing). Secrets never: they come from Secret Manager."
   type        = map(map(string))
   default     = {}
 

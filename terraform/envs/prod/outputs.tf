@@ -110,3 +110,8 @@ output "clearing_exchange_bucket" {
   description = "The clearing house's file exchange (gs:// URL), mounted into the clearing service at FJB_CLEARING_DIR: the transfer service takes pain.001 files from outbox/ and puts pain.002 answers in inbox/."
   value       = module.clearing_exchange.bucket_url
 }
+
+output "bank_regs" {
+  description = "FJB_BANK_REGS of the functions (scripts/functions_env.py): the bank's registration numbers."
+  value       = var.bank_regs
+}

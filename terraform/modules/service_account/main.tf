@@ -15,3 +15,14 @@ resource "google_project_iam_member" "this" {
   role    = each.value
   member  = "serviceAccount:${google_service_account.this.email}"
 }
+
+# Kubernetes service accounts that may act as this one (GKE Workload Identity: the Knative
+# consumers' fjb-NAME in namespace fjordbank, k8s/render.py). The cluster's workload pool is
+# PROJECT.svc.id.goog (modules/gke).
+resource "google_service_account_iam_member" "workload_identity" {
+  for_each = var.workload_identity_users
+
+  service_account_id = google_service_account.this.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${each.value}]"
+}

@@ -40,3 +40,15 @@ variable "project_roles" {
     error_message = "project_roles must be predefined roles (roles/...), never roles/owner, roles/editor or roles/viewer."
   }
 }
+
+variable "workload_identity_users" {
+  description = "Kubernetes service accounts (NAMESPACE/NAME) that may act as this service account through GKE Workload Identity."
+  type        = set(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for u in var.workload_identity_users : can(regex("^[a-z0-9-]+/[a-z0-9-]+$", u))])
+    error_message = "workload_identity_users must be NAMESPACE/NAME of Kubernetes service accounts."
+  }
+}

@@ -31,6 +31,29 @@ run "refuses_a_consumer_at_zero_instances" {
   expect_failures = [var.min_instances]
 }
 
+run "refuses_a_second_instance_of_a_service_with_local_state" {
+  command = plan
+  variables {
+    max_instances = { cards = 2 }
+  }
+  expect_failures = [var.max_instances]
+}
+
+run "accepts_more_instances_of_a_stateless_service" {
+  command = plan
+  variables {
+    max_instances = { ledger = 6, clearing = 1 }
+  }
+}
+
+run "refuses_a_bank_reg_that_is_not_four_digits" {
+  command = plan
+  variables {
+    bank_regs = "971"
+  }
+  expect_failures = [var.bank_regs]
+}
+
 run "refuses_a_region_outside_the_eea" {
   command = plan
   variables {
