@@ -283,14 +283,18 @@ def service_account(name: str) -> dict[str, Any]:
     }
 
 
-def pod_monitoring() -> dict[str, Any]:
-    """GKE Managed Prometheus scrapes every consumer's /metrics (Knative's user port)."""
+def pod_monitoring(name: str) -> dict[str, Any]:
+    """GKE Managed Prometheus scrapes the consumer's /metrics (Knative's user port). One per
+    service, named after it: Managed Prometheus sets the ``job`` label to the PodMonitoring's
+    name, and the rules expect each service's own job (monitoring/metrics.yaml scrape_jobs;
+    one PodMonitoring for all made every series job="fjordbank-consumers", and
+    FjbServiceDown fired for every service)."""
     return {
         "apiVersion": "monitoring.googleapis.com/v1",
         "kind": "PodMonitoring",
-        "metadata": {"name": "fjordbank-consumers", "namespace": CONSUMER_NAMESPACE},
+        "metadata": {"name": name, "namespace": CONSUMER_NAMESPACE},
         "spec": {
-            "selector": {"matchLabels": {"app.kubernetes.io/part-of": "fjordbank"}},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "fjordbank"}},
             "endpoints": [{"port": "user-port", "path": "/metrics", "interval": "30s"}],
         },
     }
@@ -305,7 +309,9 @@ def knative_files() -> dict[Path, str]:
     files[KNATIVE_DIR / "serviceaccounts.yaml"] = header + "---\n".join(
         _dump(service_account(n)) for n in topology.SERVICES
     )
-    files[KNATIVE_DIR / "podmonitoring.yaml"] = header + _dump(pod_monitoring())
+    files[KNATIVE_DIR / "podmonitoring.yaml"] = header + "---\n".join(
+        _dump(pod_monitoring(n)) for n in topology.SERVICES
+    )
     files[KNATIVE_DIR / "clearing-exchange.yaml"] = header + _dump(clearing_claim())
     for name in topology.SERVICES:
         files[KNATIVE_DIR / f"{name}.yaml"] = header + _dump(knative_service(name))

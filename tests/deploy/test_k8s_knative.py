@@ -117,13 +117,22 @@ def test_consumers_may_reach_nats_through_its_network_policy():
             ), f"{env}: {doc['metadata']['name']} could not reach NATS"
 
 
-def test_pod_monitoring_scrapes_the_consumers():
-    doc = yaml.safe_load((ks.KNATIVE / "podmonitoring.yaml").read_text())
-    selector = doc["spec"]["selector"]["matchLabels"]
-    for svc in _services().values():
-        labels = svc["spec"]["template"]["metadata"]["labels"]
-        assert all(labels.get(k) == v for k, v in selector.items())
-    assert doc["spec"]["endpoints"][0]["path"] == "/metrics"
+def test_each_consumer_is_scraped_under_its_own_job():
+    """Managed Prometheus names a target's job after its PodMonitoring: one per service,
+    named as the rules' scrape jobs (monitoring/metrics.yaml), selecting that service only."""
+    docs = list(yaml.safe_load_all((ks.KNATIVE / "podmonitoring.yaml").read_text()))
+    catalogue = yaml.safe_load((ks.REPO / "monitoring" / "metrics.yaml").read_text())
+    assert sorted(d["metadata"]["name"] for d in docs) == sorted(catalogue["scrape_jobs"]["services"]["jobs"])
+    services = _services()
+    for doc in docs:
+        selector = doc["spec"]["selector"]["matchLabels"]
+        selected = [
+            name
+            for name, svc in services.items()
+            if all(svc["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in selector.items())
+        ]
+        assert selected == [doc["metadata"]["name"]]
+        assert doc["spec"]["endpoints"][0]["path"] == "/metrics"
 
 
 def _clearing_services() -> list[str]:
