@@ -25,7 +25,7 @@ default, config/screening.json, is production's too: the services' image ships c
 | FJB_CLEARING_DIR | channel to the clearing house: pain.001 to outbox/, pain.002 from inbox/ | local: .stack/clearing |
 | FJB_BIC | this bank's BIC in payment files | FJORNOKK |
 | FJB_FCM_SINK_URL | FCM-compatible sink for local push (empty = real FCM) | (none) |
-| FJB_SANCTIONS_LIST | sanctions list in the EU FSF XML format (see README); a relative path is the package root's | local: emulators/sanctions/... |
+| FJB_SANCTIONS_LIST | sanctions list in EU FSF XML (see README; relative: to the package root) | local: the sample |
 | FJB_ALLOW_SYNTHETIC_IDS | accept Skatteetaten's synthetic test identity numbers | false |
 | FJB_CARD_BIN | the bank's card BIN (6-8 digits) | 499210 |
 | FJB_CARD_API_PORT | the card service's port for the card processor (0: none) | 0 |
