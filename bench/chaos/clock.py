@@ -20,9 +20,12 @@ dates are paid on the Monday), the evening before (23:30 local: nothing may be p
 first minute of the day (00:00:30 local, still the day before in UTC: it must be paid now
 if it is a banking day), on the change days the instants around the missing or repeated
 hour, the clock stepped back to the evening before and the last minute of the day; and at
-the end back to the first instant. Every instant is queued twice at once (two scheduler ticks overlapping), and again
-while one of its runs failed (as the next tick would pay what a failed run left). The
-clock is scoped to the two customers (fjordbank.service_layer.scheduled.job_overrides:
+the end back to the first instant. The change days are Sundays, so since payments are
+made on banking days only nothing is paid at the missing or repeated hour: those instants
+hold the job to paying nothing early and nothing twice, and the Monday after pays.
+Every instant is queued twice at once (two scheduler ticks overlapping), and again while
+one of its runs failed (as the next tick would pay what a failed run left). The clock is
+scoped to the two customers (fjordbank.service_layer.scheduled.job_overrides:
 emulator only), so the other workloads' orders are not paid months early.
 
 After each instant's two runs it compares every order's runs with what the clock has

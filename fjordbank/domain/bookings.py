@@ -72,7 +72,7 @@ def from_payment(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking]
         uid=p.uid,
         tx_id=p.payment_id,
         account_id=p.from_account,
-        date=p.due_date,
+        date=p.booking_date,
         amount=p.amount,
         direction=OUT,
         kind=PAYMENT,

@@ -157,7 +157,7 @@ def transaction_entries(
             "kind": "payment",
             "category": category,
             "merchantKey": key,
-            "date": p.due_date,
+            "date": p.booking_date,
         }
 
     entries = {p.from_account: entry(p.uid, "out", -1, p.to_account, p.payee_name, status, event.reason)}

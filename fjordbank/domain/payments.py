@@ -21,7 +21,9 @@ from fjordbank.domain.errors import DomainError
 from fjordbank.domain.iso20022 import is_file_char
 from fjordbank.domain.norway import (
     is_valid_kid,
+    next_banking_day,
     normalize_account_number,
+    today_in_norway,
     validate_account_number,
     validate_kid,
 )
@@ -294,6 +296,22 @@ class PaymentRequested:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def booking_date(self) -> str:
+        """The day the payment is made, in Norway (YYYY-MM-DD): the feed's date and the
+        month of "my economy". One requested for a later date is made on that date's
+        banking day (a due date on a weekend or a holiday: the next banking day); one made
+        on the day it was requested (an immediate payment, instant at any hour, or a
+        standing order's payment, which the job requests on the banking day it pays) on
+        that day. From the event alone, so a replay books the same day."""
+        due = date.fromisoformat(self.due_date)
+        try:
+            at = datetime.fromisoformat(self.requested_at.replace("Z", "+00:00"))
+        except ValueError:
+            return self.due_date
+        requested = today_in_norway(at if at.tzinfo else at.replace(tzinfo=UTC))
+        return (next_banking_day(due) if due > requested else requested).isoformat()
 
     @classmethod
     def from_json(cls, data: object) -> PaymentRequested:

@@ -5,8 +5,9 @@ until an end date (or until cancelled). Each due date is one payment whose id de
 the order and the date (`occurrence_request_id`), so the job that submits due payments may
 run any number of times, even concurrently: each date is paid at most once.
 
-A monthly order falls due on its start date's day of the month, or on the month's last day
-when the month is shorter (started on the 31st: 30 April, 28 or 29 February).
+A monthly order falls due on its start date's day of the month (or, once its next due date
+is moved, that date's day: `moved_anchor`), or on the month's last day when the month is
+shorter (started on the 31st: 30 April, 28 or 29 February).
 
 A payment is made on its due date's banking day: the date itself, or for a date on a
 weekend, a public holiday, Christmas Eve or New Year's Eve, the next banking day
@@ -123,6 +124,19 @@ def add_months(day: dt.date, months: int, *, anchor_day: int) -> dt.date:
     index = day.month - 1 + months
     year, month = day.year + index // 12, index % 12 + 1
     return dt.date(year, month, min(anchor_day, calendar.monthrange(year, month)[1]))
+
+
+def moved_anchor(order: dict[str, Any], next_due: dt.date) -> int | None:
+    """The order's new day of the month when its next due date is changed to ``next_due``
+    (the schedule moves with it), or None when it stays: the same date sent back with
+    another change, or the anchor's own day in a shorter month (an order on the 31st moved
+    to 30 April keeps the 31st)."""
+    if order.get("nextDue") == next_due.isoformat():
+        return None
+    anchor = int(order.get("anchorDay") or next_due.day)
+    if next_due.day == min(anchor, calendar.monthrange(next_due.year, next_due.month)[1]):
+        return None
+    return next_due.day
 
 
 def next_due(frequency: str, after: dt.date, *, anchor_day: int, end: dt.date | None) -> dt.date | None:

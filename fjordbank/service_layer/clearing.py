@@ -137,10 +137,11 @@ def to_transfer(p: PaymentRequested) -> iso20022.CreditTransfer:
         creditor=iso20022.Party(p.payee_name or CREDITOR_NAME, p.to_account),
         kid=p.kid,
         message=p.message,
-        # a due date on a weekend or holiday is executed on the next banking day (the
-        # clearing house settles on banking days only); from the payment alone, so a file
-        # written again for its answer (`with_blocks`) groups its payments as it did
-        requested_execution_date=next_banking_day(dt.date.fromisoformat(p.due_date)),
+        # the day it is made, or the next banking day after a weekend or holiday (the
+        # clearing house settles on banking days only; never a day gone by); from the
+        # payment alone, so a file written again for its answer (`with_blocks`) groups its
+        # payments as it did
+        requested_execution_date=next_banking_day(dt.date.fromisoformat(p.booking_date)),
     )
 
 

@@ -139,10 +139,11 @@ def submit_due_payments(
 ) -> dict[str, Any]:
     """Scheduled payments whose due date has come, then the standing orders' due dates.
 
-    A scheduled payment the account cannot cover waits for the job's next run on its due
-    date; once that day has passed it fails (the customer is told), as a standing order's
-    payment does (`fjordbank.domain.standing_orders.decide`). ``submit``: edge.submit on its
-    client (fjordbank.service_layer.seams)."""
+    Nothing falls due on a day banks do not settle: a due date on a weekend or holiday is
+    paid on the next banking day. A scheduled payment the account cannot cover waits for the
+    job's next run on that banking day; once that day has passed it fails (the customer is
+    told), as a standing order's payment does (`fjordbank.domain.standing_orders.decide`).
+    ``submit``: edge.submit on its client (fjordbank.service_layer.seams)."""
     now = clock()
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}

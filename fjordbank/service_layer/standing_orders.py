@@ -177,7 +177,6 @@ def change(
     update: dict[str, Any] = {}
     if "nextDue" in asked:
         update["nextDue"] = _changed_next_due(asked["nextDue"], today)
-        update["anchorDay"] = dt.date.fromisoformat(update["nextDue"]).day  # the schedule moves with it
         update["waiting"] = DELETE_FIELD  # a wait for funds counts on its own due date
     if "endDate" in asked:
         update["endDate"] = _changed_end_date(asked["endDate"], update.get("nextDue", order["nextDue"]))
@@ -279,6 +278,9 @@ def _apply_change(docs: Documents, path: str, update: dict[str, Any], now: dt.da
             ran = (current.get("lastRun") or {}).get("date")
             if ran and update["nextDue"] <= ran:  # its payment id is that date's, paid or failed
                 raise PaymentRejected("next_due_already_run", f"the order ran for {ran}: nextDue must come after it")
+            anchor = rules.moved_anchor(current, dt.date.fromisoformat(update["nextDue"]))
+            if anchor is not None:
+                write["anchorDay"] = anchor
         uow.update(path, write)
         return {k: v for k, v in {**current, **write}.items() if v is not DELETE_FIELD}
 

@@ -39,12 +39,13 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
     stale = now - dt.timedelta(seconds=AGE)
     request = admin_db.document(f"opsSweepTest/{unique('u')}/paymentRequests/{unique('req')}")
     staged = admin_db.collection(outbox.OUTBOX).document(unique("ops-sweep-test"))
-    # the card service's own outbox: staged in the future, so its relay leaves it alone
+    # the card service's own outbox: a subject the card service may not publish, so its relay
+    # (every 30 s) leaves it where it is
     decided = admin_db.collection(outbox.CARD_OUTBOX).document(unique("ops-sweep-test"))
     try:
         request.set({"status": "approved", "updatedAt": stale})
         staged.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": stale})
-        decided.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": now})
+        decided.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": stale})
 
         async def sweep():
             return await ops_sweep.take(async_client(stack.s.project_id), now=now)
@@ -55,6 +56,7 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
         assert snapshot.outbox_pending["cards"] >= 1
         assert snapshot.outbox_oldest["cards"] >= AGE
         assert snapshot.outbox_pending[ops_sweep.CARD_DECISIONS] >= 1
+        assert snapshot.outbox_oldest[ops_sweep.CARD_DECISIONS] >= AGE
         assert set(snapshot.outbox_pending) == {
             *ops_sweep.OUTBOX_KINDS,
             ops_sweep.CARD_DECISIONS,

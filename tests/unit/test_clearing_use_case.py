@@ -274,8 +274,16 @@ async def test_a_claim_whose_commit_went_through_but_answered_an_error_still_has
 )
 def test_a_payment_due_on_a_day_banks_do_not_settle_is_asked_for_the_next_banking_day(due: str, executed: str):
     """pain.001's ReqdExctnDt: the clearing house settles on banking days only."""
-    transfer = clearing.to_transfer(dataclasses.replace(payment(1), due_date=due))
+    scheduled = dataclasses.replace(payment(1), due_date=due, requested_at="2025-03-01T12:00:00Z")
+    transfer = clearing.to_transfer(scheduled)
     assert transfer.requested_execution_date == dt.date.fromisoformat(executed)
+
+
+def test_a_payment_made_after_its_due_date_is_not_asked_for_a_day_gone_by():
+    """A standing order's payment the job made late (or on the Monday after a Saturday)
+    asked the clearing house to execute it on its past due date."""
+    late = dataclasses.replace(payment(1), due_date="2025-03-12", requested_at="2025-03-14T06:00:00Z")
+    assert clearing.to_transfer(late).requested_execution_date == dt.date(2025, 3, 14)
 
 
 def test_a_payment_a_file_cannot_carry_is_named_before_it_is_claimed():

@@ -613,6 +613,29 @@ def event(**over) -> PaymentRequested:
     return PaymentRequested(**data)
 
 
+@pytest.mark.parametrize(
+    ("due", "requested_at", "booked"),
+    [
+        # an immediate payment is made at once, on a Saturday too
+        ("2027-05-01", "2027-05-01T09:00:00+00:00", "2027-05-01"),
+        # one scheduled in the app for Saturday 1 May is made on Monday 3 May
+        ("2027-05-01", "2027-04-20T09:00:00+00:00", "2027-05-03"),
+        # rent due Thursday 31 December is made on Monday 4 January: January's
+        ("2026-12-31", "2026-12-01T09:00:00+00:00", "2027-01-04"),
+        # a standing order's payment, requested by the job on the banking day it pays
+        ("2027-05-01", "2027-05-03T04:15:00+00:00", "2027-05-03"),
+        # a day in Norway: 23:30 UTC on 31 December is 1 January there
+        ("2027-01-01", "2026-12-31T23:30:00Z", "2027-01-01"),
+        # a requested_at of another shape: the due date, as before
+        ("2027-05-01", "yesterday", "2027-05-01"),
+    ],
+)
+def test_a_payment_is_booked_on_the_day_it_is_made(due: str, requested_at: str, booked: str) -> None:
+    """The feed's date and the month in my economy: a scheduled payment made on the next
+    banking day was shown and booked on its due date (rent due 31 December in December)."""
+    assert event(due_date=due, requested_at=requested_at).booking_date == booked
+
+
 def test_payment_requested_round_trips_through_json():
     e = event()
     data = e.to_json()

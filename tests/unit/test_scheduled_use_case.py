@@ -2,7 +2,8 @@
 scheduled payment requests, then the standing orders), the other jobs it dispatches, with
 a recording publisher, a fixed clock and a fake of the edge's submit.
 
-What is promised: a scheduled payment is released once, on its due date: submitted through
+What is promised: a scheduled payment is released once, on its due date's banking day (the
+next one after a weekend or holiday): submitted through
 the edge's path (which moves the request on), or, when the account cannot cover it,
 waiting through that day and failed once after it (with its event, once); a request whose
 publish failed ("received") is submitted again, and so is one "requested" for longer than

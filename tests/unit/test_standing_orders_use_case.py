@@ -363,6 +363,24 @@ def test_a_new_next_due_date_moves_the_schedule_and_cannot_take_a_date_the_order
     assert [r["date"] for r in order(docs)["runs"]] == ["2027-03-31", "2027-05-03"]
 
 
+def test_the_same_next_due_date_sent_back_or_the_anchor_in_a_short_month_keeps_the_day(docs, sca, publisher):
+    """An app that sends the order's nextDue back with an end date change, or a move to the
+    last day of a short month, kept the order on that day for good (31st -> 30th)."""
+    create(docs, sca, body(startDate="2027-03-31"))
+    at = lambda day: dt.datetime.combine(dt.date.fromisoformat(day), dt.time(12), tzinfo=dt.UTC)  # noqa: E731
+    assert run_due(docs, publisher, now=at("2027-03-31"))["submitted"] == 1
+    on_the_day = fixed_clock(at("2027-03-31"))
+    same = {"orderId": "order-0001", "nextDue": "2027-04-30", "endDate": "2027-12-31"}
+    standing_orders.change(docs, UID, same, check_sca=sca, clock=on_the_day)
+    assert order(docs)["anchorDay"] == 31
+    standing_orders.change(
+        docs, UID, {"orderId": "order-0001", "nextDue": "2027-06-30"}, check_sca=sca, clock=on_the_day
+    )
+    assert order(docs)["anchorDay"] == 31  # June's last day is the 31st's day in June
+    assert run_due(docs, publisher, now=at("2027-06-30"))["submitted"] == 1
+    assert order(docs)["nextDue"] == "2027-07-31"
+
+
 def test_a_claim_of_a_date_already_claimed_is_a_no_op(docs, sca, publisher):
     """Two runs of the job that both found the order due: the second claim finds the date
     taken and neither writes nor publishes."""
