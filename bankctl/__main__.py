@@ -20,6 +20,7 @@ import threading
 
 from bankctl import commands, errors
 from bankctl.customers import DEFAULT_PASSWORD
+from fjordbank.errors import ConfigError
 
 
 class Parser(argparse.ArgumentParser):
@@ -285,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc.code, str):
             return _report(exc.code)
         raise
+    except ConfigError as exc:  # e.g. the NATS certificates this state directory lacks
+        return _report(f"configuration: {exc}")
     except Exception as exc:
         error = errors.transport_error(exc)  # a CommandError, or a transport error no step caught
         if error is None:

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import sys
 
 from bankctl import errors
@@ -60,10 +61,20 @@ def audit(args) -> int:
     """Check conservation, balances against the replay of postings, holds, available
     balances and that every completed payment is posted exactly once. Exit 1 on any problem."""
     from fjordbank.adapters.documents import FirestoreDocuments
-    from fjordbank.service_layer.audit import audit_ledger
+    from fjordbank.service_layer.audit import SNAPSHOT_LAG, audit_ledger
 
+    # one moment's snapshot, as the scheduled audit reads it: collection after collection
+    # while payments commit shows problems that are not there (a runbook runs it live)
+    now = dt.datetime.now(dt.UTC)
     with _google_errors("reading the ledger", args.config):
-        report = audit_ledger(FirestoreDocuments(_firestore(args.config)))
+        report = audit_ledger(
+            FirestoreDocuments(_firestore(args.config)), clock=lambda: now, read_time=now - SNAPSHOT_LAG
+        )
+    if report.accounts == 0:  # every bank has its internal accounts: this is not the ledger
+        raise CommandError(
+            f"no accounts in project {args.config.project_id} at {args.config.firestore_host}: "
+            "is this the bank's project (FJB_PROJECT_ID)?"
+        )
     if args.json:
         emit_json(
             {
@@ -244,9 +255,38 @@ def dlq(args) -> int:
     return 0
 
 
+def replay_problem(dead_letter_subject: str, original: str | None, data: bytes) -> str | None:
+    """Why a dead letter may not be published again on ``original`` (None: it may). The
+    letter's headers are written by whoever could publish on its dlq subject (every service
+    may, on its own): the subject it names must be one its consumer takes (its partition's,
+    for a payment: the one its account gives), never a JetStream API or another step's."""
+    from fjordbank import topology
+    from fjordbank.domain.errors import DomainError
+    from fjordbank.domain.payments import PaymentEvent
+
+    if not original:
+        return "it does not say where it came from"
+    name = dead_letter_subject.removeprefix("dlq.")
+    spec = next((c for c in topology.CONSUMERS if c.durable == name), None)
+    if spec is None or dead_letter_subject != topology.dlq_subject(name):
+        return f"{dead_letter_subject} is no consumer's dead letter subject"
+    taken = {f for d in spec.partitions() for f in d.filter_subjects}
+    if original not in taken:
+        return f"{original} is not a subject consumer {name} takes"
+    if topology.partition_in(original) is not None:
+        try:
+            expected = PaymentEvent.from_json(json.loads(data)).subject
+        except (ValueError, TypeError, DomainError):
+            return "its payment event cannot be read"
+        if expected != original:
+            return f"its payment belongs on {expected}, not {original}"
+    return None
+
+
 def dlq_replay(args) -> int:
     """Publish a dead-lettered message again on the subject it came from, once its cause is
-    mended. Safe to repeat: every service answers a step it has applied from its records."""
+    mended. Safe to repeat: every service answers a step it has applied from its records.
+    Only on a subject the letter's consumer takes (`replay_problem`)."""
     import nats.js.errors
 
     from fjordbank import topology
@@ -258,8 +298,9 @@ def dlq_replay(args) -> int:
         except nats.js.errors.NotFoundError as exc:
             raise CommandError(f"no dead letter #{args.sequence}") from exc
         subject = (msg.headers or {}).get("Fjb-Original-Subject")
-        if not subject:
-            raise CommandError(f"dead letter #{args.sequence} does not say where it came from")
+        problem = replay_problem(msg.subject, subject, msg.data or b"")
+        if problem is not None:
+            raise CommandError(f"dead letter #{args.sequence} is not replayed: {problem}")
         # the dead letter's trace context goes along: the replay continues the payment's trace
         trace = {k: v for k, v in (msg.headers or {}).items() if k.lower() in ("traceparent", "tracestate")}
         headers = {**trace, "Nats-Msg-Id": f"replay:{topology.STREAM_DLQ}:{args.sequence}"}
@@ -328,7 +369,6 @@ def reviews(args) -> int:
     from fjordbank.adapters.publisher import SyncPublisher
     from fjordbank.config import load_settings
     from fjordbank.domain.onboarding import OnboardingRefused
-    from fjordbank.errors import PublishError
     from fjordbank.service_layer import onboarding
 
     config = args.config
@@ -344,6 +384,8 @@ def reviews(args) -> int:
                 print(f"{item['uid']}  {item['name']}  {item['nationalIdMasked']}  possible match: {matches or '-'}")
             print(f"{len(pending)} application(s) in review")
             return 0
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", args.uid):  # a document id, never a path
+            raise CommandError(f"{args.uid!r} is no customer id (letters, digits, '-' and '_')")
         settings = load_settings({**os.environ, **config.stack.nats_env("admin")})
         with talking_to(errors.NATS, config.stack_settings.nats_urls):
             publisher = SyncPublisher(settings.nats, name="bankctl")
@@ -359,11 +401,11 @@ def reviews(args) -> int:
             )
         except OnboardingRefused as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc
-        except PublishError as exc:
-            raise CommandError(f"decided, but the event waits in the outbox (NATS unreachable): {exc}") from exc
         finally:
             publisher.close()
     account = f", first account {result['accountId']}" if result.get("accountId") else ""
+    # the decision is committed with its event in the outbox; one NATS did not take stays
+    # there for the relay-outbox job (onboarding.decide_review does not raise for it)
     print(f"{args.uid}: {result['status']}{account}")
     return 0
 

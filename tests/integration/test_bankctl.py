@@ -50,6 +50,9 @@ def test_errors_are_one_line(stack):
     one_line_error(bankctl(stack, "customers", "create", env={"FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:1"}), down)
     one_line_error(bankctl(stack, "dlq", "list", env={"FJB_NATS_CLIENT_PORT": "1"}), down)
     one_line_error(bankctl(stack, "jobs", "run", "relay-outbox", env={"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"}), down)
+    one_line_error(bankctl(stack, "reviews", "approve", "a/b"), "is no customer id")  # not a document path
+    # another project on the same emulator is an empty ledger, not a sound one
+    one_line_error(bankctl(stack, "audit", env={"FJB_PROJECT_ID": "demo-typo"}), "no accounts in project demo-typo")
 
 
 def test_create_customers_pay_see_it_in_the_ledger_and_audit(stack):
