@@ -255,59 +255,19 @@ def dlq(args) -> int:
     return 0
 
 
-def replay_problem(dead_letter_subject: str, original: str | None, data: bytes) -> str | None:
-    """Why a dead letter may not be published again on ``original`` (None: it may). The
-    letter's headers are written by whoever could publish on its dlq subject (every service
-    may, on its own): the subject it names must be one its consumer takes (its partition's,
-    for a payment: the one its account gives), never a JetStream API or another step's."""
-    from fjordbank import topology
-    from fjordbank.domain.errors import DomainError
-    from fjordbank.domain.payments import PaymentEvent
-
-    if not original:
-        return "it does not say where it came from"
-    name = dead_letter_subject.removeprefix("dlq.")
-    spec = next((c for c in topology.CONSUMERS if c.durable == name), None)
-    if spec is None or dead_letter_subject != topology.dlq_subject(name):
-        return f"{dead_letter_subject} is no consumer's dead letter subject"
-    taken = {f for d in spec.partitions() for f in d.filter_subjects}
-    if original not in taken:
-        return f"{original} is not a subject consumer {name} takes"
-    if topology.partition_in(original) is not None:
-        try:
-            expected = PaymentEvent.from_json(json.loads(data)).subject
-        except (ValueError, TypeError, DomainError):
-            return "its payment event cannot be read"
-        if expected != original:
-            return f"its payment belongs on {expected}, not {original}"
-    return None
-
-
 def dlq_replay(args) -> int:
     """Publish a dead-lettered message again on the subject it came from, once its cause is
     mended. Safe to repeat: every service answers a step it has applied from its records.
-    Only on a subject the letter's consumer takes (`replay_problem`)."""
-    import nats.js.errors
+    Only on a subject the letter's consumer takes (fjordbank.runtime.dead_letters)."""
+    from fjordbank.runtime.dead_letters import ReplayRefused, replay
 
-    from fjordbank import topology
-
-    async def replay(nc) -> str:
-        js = nc.jetstream()
+    async def again(nc) -> str:
         try:
-            msg = await js.get_msg(topology.STREAM_DLQ, args.sequence)
-        except nats.js.errors.NotFoundError as exc:
-            raise CommandError(f"no dead letter #{args.sequence}") from exc
-        subject = (msg.headers or {}).get("Fjb-Original-Subject")
-        problem = replay_problem(msg.subject, subject, msg.data or b"")
-        if problem is not None:
-            raise CommandError(f"dead letter #{args.sequence} is not replayed: {problem}")
-        # the dead letter's trace context goes along: the replay continues the payment's trace
-        trace = {k: v for k, v in (msg.headers or {}).items() if k.lower() in ("traceparent", "tracestate")}
-        headers = {**trace, "Nats-Msg-Id": f"replay:{topology.STREAM_DLQ}:{args.sequence}"}
-        await js.publish(subject, msg.data, headers=headers)
-        return subject
+            return await replay(nc.jetstream(), args.sequence)
+        except ReplayRefused as exc:
+            raise CommandError(str(exc)) from exc
 
-    subject = _nats(args.config, replay)
+    subject = _nats(args.config, again)
     print(f"replayed dead letter #{args.sequence} on {subject}")
     return 0
 

@@ -196,6 +196,19 @@ def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_tr
         timeout=60,
     )
     assert replayed.returncode == 0, replayed.stderr
+    # production's way (the admin identity from the environment): the same letter again, a
+    # repeat JetStream drops within its duplicate window
+    import os
+
+    again = subprocess.run(
+        [sys.executable, "-m", "fjordbank.runtime.dead_letters", "replay", str(dead["dlqSequence"])],
+        capture_output=True,
+        text=True,
+        cwd=stack.s.repo,
+        env={**os.environ, **stack.nats_env("admin")},
+        timeout=60,
+    )
+    assert again.returncode == 0 and f"#{dead['dlqSequence']} on payments." in again.stdout, again.stderr
     doc = alice.wait_final(request_id, timeout=60)
     assert doc["status"] == "failed" and doc["reason"]["code"] == "insufficient_funds"
     after = wait_trace(

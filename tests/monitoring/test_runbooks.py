@@ -102,9 +102,11 @@ def test_the_runbooks_use_bankctl_and_the_mends_issue_16_names():
     }
     missing = [f"{rb}: {pat}" for rb, pats in expected.items() for pat in pats if not has(rb, pat)]
     assert missing == []
-    # a stuck consumer: the runbooks say that partitions do not exist yet (issue #14)
+    # a stuck consumer: the runbooks name a partition's durable and the instance holding it
     for name in ("FjbConsumerStalled", "FjbConsumerBacklogGrowing", "FjbPaymentNotFinal"):
-        assert "issue #14" in (qs.RUNBOOKS / f"{name}.md").read_text(), name
+        text = (qs.RUNBOOKS / f"{name}.md").read_text()
+        assert "-p" in text and "issue #14" not in text, name
+    assert "partition-owners" in (qs.RUNBOOKS / "FjbConsumerStalled.md").read_text()
 
 
 # ---- the checks find what is wrong ------------------------------------------------------

@@ -1,8 +1,9 @@
-"""`bankctl dlq replay`'s check (bankctl/commands.py replay_problem): a dead letter is
-published again only on a subject its consumer takes, in the partition its payment's
-account gives. The letter's headers are written by whoever may publish on its dlq subject
-(each service may, on its own), and the replay publishes as admin: before the check a letter
-on dlq.insights-payments naming payments.approved.3 became a payment the ledger would post
+"""The dead-letter replay's check (fjordbank/runtime/dead_letters.py replay_problem, for
+`bankctl dlq replay` and the production module): a dead letter is published again only on
+a subject its consumer takes, in the partition its payment's account gives. The letter's
+headers are written by whoever may publish on its dlq subject (each service may, on its
+own), and the replay publishes as admin: before the check a letter on
+dlq.insights-payments naming payments.approved.3 became a payment the ledger would post
 without screening, and one naming $JS.API.STREAM.PURGE.PAYMENTS would have emptied the
 payments stream."""
 
@@ -12,9 +13,9 @@ import json
 
 import pytest
 
-from bankctl.commands import replay_problem
 from fjordbank import topology
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
+from fjordbank.runtime.dead_letters import replay_problem
 
 PAYMENT = PaymentRequested(
     payment_id="uid1_req-0001",

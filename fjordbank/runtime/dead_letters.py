@@ -1,0 +1,103 @@
+"""Publish a dead letter again, once its cause is mended: ``bankctl dlq replay SEQ`` on the
+local stack, and in production (as the admin NATS identity, from the environment the
+services use: FJB_NATS_URLS, FJB_NATS_PASSWORD, FJB_NATS_CA/CERT/KEY)::
+
+    FJB_NATS_USER=admin python -m fjordbank.runtime.dead_letters replay SEQ
+
+A letter goes back only on a subject its consumer takes, in the partition its payment's
+account gives (`replay_problem`): its headers are written by whoever may publish on its
+dlq subject, and every service may on its own, while the replay publishes as admin, who may
+publish anything. The message id ``replay:DLQ:SEQ`` makes a second replay within
+JetStream's duplicate window (2 minutes) a no-op; after it the services answer a step they
+applied from their records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+import nats.js.errors
+from nats.js import JetStreamContext
+
+from fjordbank import topology
+from fjordbank.domain.errors import DomainError
+from fjordbank.domain.payments import PaymentEvent
+
+
+class ReplayRefused(Exception):
+    """The dead letter is not published again (the message says why)."""
+
+
+def replay_problem(dead_letter_subject: str, original: str | None, data: bytes) -> str | None:
+    """Why a dead letter on ``dead_letter_subject`` may not be published again on
+    ``original`` (None: it may)."""
+    if not original:
+        return "it does not say where it came from"
+    name = dead_letter_subject.removeprefix("dlq.")
+    spec = next((c for c in topology.CONSUMERS if c.durable == name), None)
+    if spec is None or dead_letter_subject != topology.dlq_subject(name):
+        return f"{dead_letter_subject} is no consumer's dead letter subject"
+    taken = {f for d in spec.partitions() for f in d.filter_subjects}
+    if original not in taken:
+        return f"{original} is not a subject consumer {name} takes"
+    if topology.partition_in(original) is not None:
+        try:
+            expected = PaymentEvent.from_json(json.loads(data)).subject
+        except (ValueError, TypeError, DomainError):
+            return "its payment event cannot be read"
+        if expected != original:
+            return f"its payment belongs on {expected}, not {original}"
+    return None
+
+
+async def replay(js: JetStreamContext, sequence: int) -> str:
+    """Publish dead letter ``sequence`` again on the subject it came from; returns that
+    subject. Raises ReplayRefused for a letter that is not there or may not go back."""
+    try:
+        msg = await js.get_msg(topology.STREAM_DLQ, sequence)
+    except nats.js.errors.NotFoundError as exc:
+        raise ReplayRefused(f"no dead letter #{sequence}") from exc
+    headers = msg.headers or {}
+    subject = headers.get("Fjb-Original-Subject")
+    data = msg.data or b""
+    problem = replay_problem(msg.subject or "", subject, data)
+    if problem is not None or not isinstance(subject, str):
+        raise ReplayRefused(f"dead letter #{sequence} is not replayed: {problem}")
+    # the dead letter's trace context goes along: the replay continues the payment's trace
+    trace = {k: v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
+    await js.publish(subject, data, headers={**trace, "Nats-Msg-Id": f"replay:{topology.STREAM_DLQ}:{sequence}"})
+    return subject
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fjordbank.adapters import nats_conn
+    from fjordbank.config import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m fjordbank.runtime.dead_letters", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    again = sub.add_parser("replay", help="publish one dead letter again on the subject it came from")
+    again.add_argument("sequence", type=int, help="the dead letter's sequence in the DLQ stream")
+    args = parser.parse_args(argv)
+    settings = load_settings(identity="admin")
+
+    async def run() -> str:
+        nc = await nats_conn.connect(settings.nats, name="dead-letters", max_reconnect_attempts=2)
+        try:
+            return await replay(nc.jetstream(), args.sequence)
+        finally:
+            await nc.close()
+
+    try:
+        subject = asyncio.run(run())
+    except ReplayRefused as exc:
+        print(f"dead_letters: {exc}", file=sys.stderr)
+        return 1
+    print(f"replayed dead letter #{args.sequence} on {subject}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
