@@ -161,7 +161,7 @@ def _staged(found: list[Doc], collection: str) -> list[Event]:
     return events
 
 
-def _page(collection: str, cutoff: dt.datetime, limit: int) -> dict[str, Any]:
+def _page(cutoff: dt.datetime, limit: int) -> dict[str, Any]:
     """The query of one page of staged events, oldest first."""
     return {
         "where": [Where("stagedAt", "<=", cutoff)],
@@ -198,7 +198,7 @@ def relay(
     cutoff = clock() - dt.timedelta(seconds=min_age_seconds)
     started, pending, published = time.monotonic(), 0, 0
     while True:
-        found = docs.query(collection, **_page(collection, cutoff, limit))
+        found = docs.query(collection, **_page(cutoff, limit))
         events = _staged(found, collection)
         done = deliver(docs, publisher, events, collection=collection)
         pending, published = pending + len(found), published + done
@@ -220,7 +220,7 @@ async def relay_async(
     cutoff = clock() - dt.timedelta(seconds=min_age_seconds)
     started, pending, published = time.monotonic(), 0, 0
     while True:
-        found = await docs.query(collection, **_page(collection, cutoff, limit))
+        found = await docs.query(collection, **_page(cutoff, limit))
         events = _staged(found, collection)
         done = await deliver_async(docs, publisher, events, collection=collection)
         pending, published = pending + len(found), published + done
