@@ -218,6 +218,9 @@ def dlq(args) -> int:
     """Show each dead-lettered message with its consumer, reason and deliveries."""
     from fjordbank import topology
 
+    names = sorted(c.durable for c in topology.CONSUMERS)
+    if args.consumer and args.consumer not in names:  # else an empty list that says nothing is wrong
+        raise CommandError(f"--consumer {args.consumer!r} is no consumer; one of: {', '.join(names)}")
     subject = topology.dlq_subject(args.consumer) if args.consumer else "dlq.>"
 
     async def read(nc) -> list:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -47,6 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", required=True, help="the Google Cloud project whose Firestore is migrated")
     parser.add_argument("--workers", type=int, default=WORKERS, help="transactions at a time (default: %(default)s)")
     args = parser.parse_args(argv)
+    emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if emulator and not args.project.startswith("demo-"):
+        # the client would quietly migrate the emulator and report it done, and the
+        # project's own documents would never be migrated
+        print(
+            f"FIRESTORE_EMULATOR_HOST is set ({emulator}): this would migrate the emulator, not "
+            f"{args.project}; unset it (the local stack's migration is bankctl migrate)",
+            file=sys.stderr,
+        )
+        return 2
     print(json.dumps(run(sync_client(args.project), said, workers=args.workers)))
     return 0
 

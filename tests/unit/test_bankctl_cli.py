@@ -137,6 +137,16 @@ def test_a_bad_amount_is_one_line_and_exit_1_before_any_network(capsys):
     assert err == "bankctl: error: bad amount '12.345': amount has more than 2 decimals (øre is the smallest unit)\n"
 
 
+def test_dlq_list_of_a_consumer_that_does_not_exist_is_refused_before_any_network(capsys):
+    """A misspelt consumer (or a partition's durable, ledger-p3) would list nothing at all,
+    which reads as "no dead letters"."""
+    for name in ("ledgr", "ledger-p3"):
+        assert main(["dlq", "list", "--consumer", name]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"bankctl: error: --consumer '{name}' is no consumer; one of: ") and "ledger" in err
+        assert err.count("\n") == 1
+
+
 def test_kroner_are_formatted_with_plain_spaces():
     assert kroner(123_456_78) == "123 456,78 kr"
     assert kroner(-5) == "-0,05 kr"

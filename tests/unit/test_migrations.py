@@ -144,3 +144,22 @@ def test_many_workers_carry_each_choice_once_and_a_failure_records_nothing() -> 
     with pytest.raises(RuntimeError):
         migrations.economy_choices(broken, overrides(broken), now=NOW, workers=4)
     assert broken.get(MIGRATIONS) is None  # not recorded as done: run again
+
+
+def test_the_production_migration_refuses_a_leaked_emulator_address(monkeypatch, capsys) -> None:
+    """With FIRESTORE_EMULATOR_HOST set the client talks to the emulator whatever project
+    it is given: a deploy would report its migration done and leave the project's documents
+    as they were."""
+    from fjordbank.runtime import migrate
+
+    ran: list[object] = []
+    monkeypatch.setattr(migrate, "run", lambda *a, **k: ran.append(a) or {})
+    monkeypatch.setattr(migrate, "sync_client", lambda project: project)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
+    assert migrate.main(["--project", "fjordbank-prod"]) == 2
+    assert "would migrate the emulator, not fjordbank-prod" in capsys.readouterr().err
+    assert ran == []
+    assert migrate.main(["--project", "demo-fjordbank"]) == 0  # a demo project is the emulator's
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST")
+    assert migrate.main(["--project", "fjordbank-prod"]) == 0
+    assert len(ran) == 2
