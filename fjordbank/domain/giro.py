@@ -178,13 +178,13 @@ def parse_fields(data: object, *, today: date) -> PaymentDraft:
             raise InvoiceRefused("invalid_amount", f"the amount {raw!r} is not kroner and øre", "amount") from exc
         if amount <= 0:
             raise InvoiceRefused("invalid_amount", "the amount must be positive", "amount")
-    due = _due_date(data.get("dueDate"), today)
+    due = _due_date(data.get("dueDate"), today, corrections)
     if amount is None:
         raise InvoiceRefused("missing_amount", "the amount was not read; type it in", "amount")
     return PaymentDraft(account, amount, kid, due, tuple(corrections))
 
 
-def _due_date(text: str | None, today: date) -> date | None:
+def _due_date(text: str | None, today: date, corrections: list[str]) -> date | None:
     if not text:
         return None
     text = text.strip()
@@ -198,4 +198,7 @@ def _due_date(text: str | None, today: date) -> date | None:
         due = date(c, b, a) if "." in text else date(a, b, c)
     except ValueError as exc:
         raise InvoiceRefused("invalid_due_date", "the due date is not a date", "dueDate") from exc
-    return max(due, today)  # a due date passed is paid today
+    if due < today:  # paid today, and the customer told: the payee may charge for lateness
+        corrections.append(f"dueDate: {due:%d.%m.%Y} has passed; paid today")
+        return today
+    return due

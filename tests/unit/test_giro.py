@@ -153,6 +153,11 @@ def test_invalid_fields_are_refused(fields, reason):
 def test_a_past_due_date_is_paid_today():
     draft = parse_fields({"account": ACCOUNT, "amount": "100", "dueDate": "2026-01-01"}, today=TODAY)
     assert draft.due_date == TODAY
+    # said, as the app shows a misread corrected: an invoice paid late may cost a fee
+    assert draft.corrections == ("dueDate: 01.01.2026 has passed; paid today",)
+    assert draft.to_json()["corrections"] == ["dueDate: 01.01.2026 has passed; paid today"]
+    on_time = parse_fields({"account": ACCOUNT, "amount": "100", "dueDate": TODAY.isoformat()}, today=TODAY)
+    assert on_time.due_date == TODAY and on_time.corrections == ()
 
 
 # ------------------------------------------- one rule for every path (scanner = payment)
