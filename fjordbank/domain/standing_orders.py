@@ -16,9 +16,12 @@ Monday 3 May, when the salary may have come). The due date itself stays the orde
 so the next one keeps its day of the month, and the payment's id is the due date's. No
 scheduled payment is made on a day that is not a banking day.
 
-On its banking day the job tries the payment each time it runs while the account cannot
-cover it; once that day has passed, an uncovered payment fails (the customer is told) and
-the order moves on to its next date.
+A payment the account cannot cover stays due for `TRY_BANKING_DAYS` banking days, its
+banking day the first (`last_try_day`): the job tries it each time it runs on those days,
+so the salary that comes on Monday still pays the rent due on Friday. Once the last of
+them has passed, it fails (the customer is told) and the order moves on to its next date.
+Norwegian banks keep an uncovered payment in their due register so (SpareBank 1: "the
+payment stays in the due register for 4 days"; then it is listed as not made).
 """
 
 from __future__ import annotations
@@ -152,10 +155,11 @@ def occurrence_request_id(order_id: str, due: dt.date) -> str:
 
 def waiting(current: dict[str, Any], due: dt.date, reason: str | None) -> dict[str, Any]:
     """What a payment waiting for funds on its due date shows: one more attempt (counted
-    for this due date: a wait recorded for another date starts again)."""
+    for this due date: a wait recorded for another date starts again), and the last day it
+    is tried on (``until``: the app can say "we try again until Monday")."""
     before = current.get("waiting") or {}
     attempts = (int(before.get("attempts", 0)) if before.get("date") == due.isoformat() else 0) + 1
-    return {"date": due.isoformat(), "attempts": attempts, "reason": reason}
+    return {"date": due.isoformat(), "attempts": attempts, "reason": reason, "until": last_try_day(due).isoformat()}
 
 
 @dataclass(frozen=True)
@@ -170,16 +174,29 @@ def payment_day(due: dt.date) -> dt.date:
     return next_banking_day(due)
 
 
+# The banking days an uncovered payment is tried on, its payment day the first.
+TRY_BANKING_DAYS = 4
+
+
+def last_try_day(due: dt.date) -> dt.date:
+    """The last banking day a payment due on ``due`` is tried on while it is not covered."""
+    day = payment_day(due)
+    for _ in range(TRY_BANKING_DAYS - 1):
+        day = next_banking_day(day + dt.timedelta(days=1))
+    return day
+
+
 def decide(*, due: dt.date, today: dt.date, available: int | None, amount: int, account_open: bool) -> Decision:
     """What the job, run on the banking day ``today``, does with a payment due on ``due``
     (≤ today; its `payment_day` ≤ today then too).
 
-    Covered: submit. Not covered on its payment day: wait for the job's next run that day.
-    Not covered once that day has passed (or the account is closed): fail."""
+    Covered: submit. Not covered on its payment day or the banking days it is tried on
+    after it (`last_try_day`): wait for the job's next run. Not covered once those have
+    passed (or the account is closed): fail."""
     if not account_open or available is None:
         return Decision("fail", "account_closed")
     if available >= amount:
         return Decision("submit")
-    if payment_day(due) >= today:
+    if last_try_day(due) >= today:
         return Decision("wait", "insufficient_funds")
     return Decision("fail", "insufficient_funds")

@@ -67,9 +67,10 @@ def step_result(step: str, outcome: str, consumed: Delivery | None = None, *, no
 
 
 def payment_final(payment: PaymentRequested, outcome: str, *, now: dt.datetime | None = None) -> None:
-    """The ledger made ``payment`` final: the time since it was requested at the edge
-    (``requested_at``, set when the edge accepted it; for a scheduled payment that is the
-    day it was made, not its due date, so those are left out)."""
+    """The ledger made ``payment`` final: the time since it was requested (``requested_at``:
+    when the edge accepted it, or when the due-payments job released a scheduled one on the
+    day it is made; a payment published before its due date waited on purpose, and is left
+    out)."""
     if outcome not in FINAL:
         raise ValueError(f"not a final outcome: {outcome}")
     try:

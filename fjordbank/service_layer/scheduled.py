@@ -12,8 +12,9 @@ twice at the same time: a due scheduled request is claimed (moved from "schedule
 "requested" in a unit of work) before it is published, so a cancel either comes first and
 keeps it unpublished or is refused; the message id (payment id + "requested") lets
 JetStream store it once, and the services answer a replay from their records. A due
-payment the account cannot cover waits for the next run on its banking day and fails once
-that day has passed. Then the standing orders' due dates
+payment the account cannot cover is tried at every run on its banking day and the three
+after it, and fails once they have passed (`fjordbank.domain.standing_orders.last_try_day`);
+one made on a later day is booked that day (`released`). Then the standing orders' due dates
 (fjordbank.service_layer.standing_orders).
 
 release-expired-holds: asks the card service to release card holds past their expiry.
@@ -39,6 +40,7 @@ the jobs topic must not be able to move the bank's clock.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
@@ -141,8 +143,9 @@ def submit_due_payments(
 
     Nothing falls due on a day banks do not settle: a due date on a weekend or holiday is
     paid on the next banking day. A scheduled payment the account cannot cover waits for the
-    job's next run on that banking day; once that day has passed it fails (the customer is
-    told), as a standing order's payment does (`fjordbank.domain.standing_orders.decide`).
+    job's next runs on that banking day and the three after it; once they have passed it
+    fails (the customer is told), as a standing order's payment does
+    (`fjordbank.domain.standing_orders.decide`).
     ``submit``: edge.submit on its client (fjordbank.service_layer.seams)."""
     now = clock()
     today = today_in_norway(now)
@@ -192,6 +195,7 @@ def _submit_due(
         )
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)
+        payment = released(payment, now)
         if not _claim(docs, request.path, payment, now):
             return "skipped"  # cancelled, or taken by another run, since the query read it
     try:
@@ -237,6 +241,15 @@ def _note_republished(docs: Documents, request: Doc, now: dt.datetime) -> None:
         log.info("republish not noted", extra={"path": request.path, "error": type(exc).__name__})
 
 
+def released(payment: PaymentRequested, now: dt.datetime) -> PaymentRequested:
+    """The payment as the job releases it: requested now, so that it is booked (the feed's
+    date, the month of my economy) and sent for execution (pain.001) on the day it is made.
+    That is its payment day, or a later banking day when it waited for funds
+    (`fjordbank.domain.standing_orders.last_try_day`) or the job was away; the time it was
+    asked for stays on the request document (its ``timeline``)."""
+    return dataclasses.replace(payment, requested_at=now.isoformat())
+
+
 def _claim(docs: Documents, path: str, payment: PaymentRequested, now: dt.datetime) -> bool:
     """Move a due scheduled request to "requested" before it is published (one unit of
     work), so that a cancel from then on is refused ("not_scheduled") and one that came
@@ -252,7 +265,8 @@ def _claim(docs: Documents, path: str, payment: PaymentRequested, now: dt.dateti
         current = {} if found is None else found.data
         if current.get("status") != "scheduled":
             return False
-        extra = {"paymentId": payment.payment_id, "bodyHash": payment.body_hash}
+        # the payment as released: what a republish of a request "requested" too long sends
+        extra = {"paymentId": payment.payment_id, "bodyHash": payment.body_hash, "payment": payment.to_json()}
         update = projection_update(current, "requested", extra=extra) or {}  # never None from scheduled
         uow.update(path, {**update, "updatedAt": now, "timeline.requested": now})
         return True

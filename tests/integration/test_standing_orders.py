@@ -137,7 +137,7 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
     audit()
 
 
-def test_insufficient_funds_waits_during_the_day_then_fails_with_a_push(
+def test_insufficient_funds_waits_then_fails_with_a_push_once_its_days_of_tries_passed(
     days, stack, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
 ):
     bob = new_customer(auth, as_user, ledger_admin, 5_000, 0)
@@ -160,17 +160,18 @@ def test_insufficient_funds_waits_during_the_day_then_fails_with_a_push(
     wait_for(lambda: bob.balance(bob.accounts[1]) == 8_000, timeout=60, what="the covered payment")
     assert order(admin_db, bob, order_id)["nextDue"] == (days.day + dt.timedelta(days=7)).isoformat()
 
-    # a due date that passed without money enough: it fails, the customer is told, the order goes on
-    fall_due(admin_db, bob, order_id, days.before)
+    # a due date whose days of tries passed without money enough (4 banking days): it fails,
+    # the customer is told, the order goes on
+    fall_due(admin_db, bob, order_id, days.tried_out)
     run_job()
     failed = order(admin_db, bob, order_id)
     assert failed["lastRun"] == {
-        "date": days.before.isoformat(),
-        "paymentId": payment_id_for(bob.uid, rules.occurrence_request_id(order_id, days.before)),
+        "date": days.tried_out.isoformat(),
+        "paymentId": payment_id_for(bob.uid, rules.occurrence_request_id(order_id, days.tried_out)),
         "status": "failed",
         "reason": "insufficient_funds",
     }
-    assert failed["nextDue"] == (days.before + dt.timedelta(days=7)).isoformat() and failed["status"] == "active"
+    assert failed["nextDue"] == (days.tried_out + dt.timedelta(days=7)).isoformat() and failed["status"] == "active"
     push = wait_push(stack, token, "Payment not completed")
     assert "not enough money" in push["notification"]["body"]
     assert bob.balance(bob.accounts[0]) == 2_000 and bob.balance(bob.accounts[1]) == 8_000
@@ -219,7 +220,7 @@ def test_changes_before_a_run_apply_and_an_order_ends_on_its_end_date(
     audit()
 
 
-def test_a_scheduled_payment_can_be_cancelled_and_an_uncovered_one_fails_after_its_day(
+def test_a_scheduled_payment_can_be_cancelled_and_an_uncovered_one_fails_after_its_days_of_tries(
     days, stack, auth, as_user, ledger_admin, admin_db, callables, run_job, audit
 ):
     dan = new_customer(auth, as_user, ledger_admin, 3_000, 0)
@@ -236,7 +237,7 @@ def test_a_scheduled_payment_can_be_cancelled_and_an_uncovered_one_fails_after_i
     admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.day.isoformat()})
     run_job()
     assert dan.request(big)["status"] == "scheduled" and dan.request(big)["waiting"]["attempts"] == 1
-    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.before.isoformat()})
+    admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.tried_out.isoformat()})
     run_job()
     doc = dan.wait_final(big)
     assert doc["status"] == "failed" and doc["reason"]["code"] == "insufficient_funds"

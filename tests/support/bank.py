@@ -21,6 +21,7 @@ from fjordbank.domain.norway import (
     parse_national_id,
     today_in_norway,
 )
+from fjordbank.domain.standing_orders import last_try_day
 from tests.support.clients import APP_ID, RawCallables, endpoints_of, unique, wait_for
 
 _rnd = random.SystemRandom()
@@ -174,9 +175,13 @@ class JobDay:
         return self.today + timedelta(days=1)
 
     @property
-    def before(self) -> date:
-        """The banking day before ``day``: a due date whose day has passed when the job runs."""
-        return previous_banking_day(self.day - timedelta(days=1))
+    def tried_out(self) -> date:
+        """A due date whose banking days of tries (fjordbank.domain.standing_orders.
+        last_try_day) have all passed when the job runs on ``day``: uncovered, it fails."""
+        due = previous_banking_day(self.day - timedelta(days=1))
+        while last_try_day(due) >= self.day:
+            due = previous_banking_day(due - timedelta(days=1))
+        return due
 
 
 def previous_banking_day(day: date) -> date:

@@ -143,22 +143,43 @@ def test_a_due_scheduled_payment_is_released_once(docs, publisher, submit):
     assert len(publisher.stored) == 2
 
 
-def test_a_payment_the_account_cannot_cover_waits_through_its_day_and_fails_once_after_it(docs, publisher, submit):
+def test_a_payment_the_account_cannot_cover_waits_four_banking_days_and_fails_once_after_them(docs, publisher, submit):
+    """Due Wednesday 10 March 2027: tried that day, Thursday, Friday and Monday (every run),
+    failed on Tuesday."""
     scheduled_request(docs, "req-big-001", 50_000, TODAY)
     assert counts(run(docs, publisher, submit)) == {"waiting": 1}
     assert counts(run(docs, publisher, submit)) == {"waiting": 1}
     waiting = data(docs, request_path("req-big-001"))
     assert waiting["status"] == "scheduled" and waiting["waiting"]["attempts"] == 2
-    tomorrow = NOW + dt.timedelta(days=1)
-    assert counts(run(docs, publisher, submit, now=tomorrow)) == {"failed": 1}
+    for day in (11, 12, 15):
+        assert counts(run(docs, publisher, submit, now=NOW.replace(day=day))) == {"waiting": 1}
+    assert data(docs, request_path("req-big-001"))["waiting"]["attempts"] == 5
+    tuesday = NOW.replace(day=16)
+    assert counts(run(docs, publisher, submit, now=tuesday)) == {"failed": 1}
     failed = data(docs, request_path("req-big-001"))
     assert failed["status"] == "failed" and failed["reason"]["code"] == "insufficient_funds"
-    assert failed["timeline"]["failed"] == tomorrow
+    assert failed["timeline"]["failed"] == tuesday
     (event,) = publisher.stored
     assert event.subject.startswith(topology.SUBJECT_PAYMENT_FAILED) and event.body["reason"] == "insufficient_funds"
     assert docs.query("outbox") == []
-    assert counts(run(docs, publisher, submit, now=tomorrow)) == {}  # failed once: never again
+    assert counts(run(docs, publisher, submit, now=tuesday)) == {}  # failed once: never again
     assert submit.submitted == [] and len(publisher.stored) == 1
+
+
+def test_a_payment_covered_on_a_later_try_is_made_and_booked_that_day(docs, publisher, submit):
+    """The salary comes on Friday: the payment due Wednesday is made on Friday, booked on
+    Friday (the feed's date, the month) and sent for execution that day, not on the
+    Wednesday gone by; a republish sends the payment as released."""
+    scheduled_request(docs, "req-big-003", 50_000, TODAY)
+    assert counts(run(docs, publisher, submit)) == {"waiting": 1}
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=60_000)})
+    friday = NOW.replace(day=12, hour=6)
+    made: list[PaymentRequested] = []
+    assert counts(run(docs, publisher, submit=lambda p: made.append(p), now=friday)) == {"submitted": 1}
+    (p,) = made
+    assert p.requested_at == friday.isoformat() and p.booking_date == "2027-03-12"
+    assert p.payment_id == payment_id_for(UID, "req-big-003") and p.due_date == TODAY.isoformat()
+    assert data(docs, request_path("req-big-003"))["payment"] == p.to_json()
 
 
 def test_a_payment_due_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(docs, publisher, submit):
@@ -176,7 +197,11 @@ def test_a_payment_due_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(d
     assert submit.submitted == ["req-bill-01"]
     assert data(docs, request_path("req-rent-01"))["waiting"]["attempts"] == 1
     completed(docs, "req-bill-01")
-    assert counts(run(docs, publisher, submit, now=at(dt.date(2027, 5, 4)))) == {"failed": 1}
+    # tried on Monday 3 to Friday 7 May but Thursday 6, Ascension Day; failed on Monday 10
+    for day in (4, 5, 7):
+        assert counts(run(docs, publisher, submit, now=at(dt.date(2027, 5, day)))) == {"waiting": 1}
+    assert counts(run(docs, publisher, submit, now=at(dt.date(2027, 5, 6)))) == {}
+    assert counts(run(docs, publisher, submit, now=at(dt.date(2027, 5, 10)))) == {"failed": 1}
 
 
 def test_a_held_back_request_that_moved_on_meanwhile_is_skipped(docs, publisher):

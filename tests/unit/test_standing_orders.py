@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from fjordbank.domain import standing_orders as so
+from fjordbank.domain.norway import next_banking_day
 from fjordbank.domain.payments import PaymentRejected
 
 TODAY = dt.date(2026, 11, 26)
@@ -79,10 +80,34 @@ def test_each_due_date_is_its_own_payment():
         (TODAY, 10_000, True, so.Decision("submit")),
         (TODAY - dt.timedelta(days=3), 10_000, True, so.Decision("submit")),  # after a job outage: paid late
         (TODAY, 9_999, True, so.Decision("wait", "insufficient_funds")),
-        (TODAY - dt.timedelta(days=1), 9_999, True, so.Decision("fail", "insufficient_funds")),
+        # tried on its payment day and the 3 banking days after (Wed 25 Nov: until Mon 30)
+        (TODAY - dt.timedelta(days=1), 9_999, True, so.Decision("wait", "insufficient_funds")),
+        # Fri 20 Nov: tried 20, 23, 24 and 25 Nov, and not covered by then
+        (TODAY - dt.timedelta(days=6), 9_999, True, so.Decision("fail", "insufficient_funds")),
         (TODAY, 10_000, False, so.Decision("fail", "account_closed")),
         (TODAY, None, True, so.Decision("fail", "account_closed")),
     ],
 )
 def test_what_the_job_does_with_a_due_date(due, available, is_open, decision):
     assert so.decide(due=due, today=TODAY, available=available, amount=10_000, account_open=is_open) == decision
+
+
+@pytest.mark.parametrize(
+    ("due", "last"),
+    [
+        (dt.date(2027, 4, 30), dt.date(2027, 5, 5)),  # Fri; Mon 3, Tue 4, Wed 5 May
+        (dt.date(2027, 5, 1), dt.date(2027, 5, 7)),  # Sat: from Mon 3; Thu 6 is Ascension Day
+        (dt.date(2027, 3, 24), dt.date(2027, 4, 1)),  # Wed before Easter: Tue 30, Wed 31, Thu 1
+        (dt.date(2026, 12, 23), dt.date(2026, 12, 30)),  # Christmas Eve to the 27th; not New Year's Eve
+    ],
+)
+def test_an_uncovered_payment_is_tried_on_four_banking_days(due, last):
+    assert so.last_try_day(due) == last
+    assert so.decide(due=due, today=last, available=0, amount=1, account_open=True) == so.Decision(
+        "wait", "insufficient_funds"
+    )
+    after = next_banking_day(last + dt.timedelta(days=1))
+    assert so.decide(due=due, today=after, available=0, amount=1, account_open=True) == so.Decision(
+        "fail", "insufficient_funds"
+    )
+    assert so.decide(due=due, today=after, available=1, amount=1, account_open=True) == so.Decision("submit")

@@ -393,14 +393,22 @@ def test_a_claim_of_a_date_already_claimed_is_a_no_op(docs, sca, publisher):
     assert order(docs) == after_first and len(publisher.stored) == 1
 
 
-def test_a_payment_the_account_cannot_cover_waits_on_its_due_date_and_fails_after_it(docs, sca, publisher):
+def test_a_payment_the_account_cannot_cover_waits_four_banking_days_and_fails_after_them(docs, sca, publisher):
+    """Due Wednesday 10 March 2027: tried then, Thursday, Friday and Monday; failed Tuesday."""
     create(docs, sca, body(amount=500_000))
     assert run_due(docs, publisher)["waiting"] == 1
     assert run_due(docs, publisher)["waiting"] == 1
-    assert order(docs)["waiting"] == {"date": "2027-03-10", "attempts": 2, "reason": "insufficient_funds"}
+    assert order(docs)["waiting"] == {
+        "date": "2027-03-10",
+        "attempts": 2,
+        "reason": "insufficient_funds",
+        "until": "2027-03-15",
+    }
+    for day in (11, 12, 15):
+        assert run_due(docs, publisher, now=NOW.replace(day=day))["waiting"] == 1
+    assert order(docs)["waiting"]["attempts"] == 5
     assert publisher.stored == []
-    tomorrow = NOW + dt.timedelta(days=1)
-    assert run_due(docs, publisher, now=tomorrow)["failed"] == 1
+    assert run_due(docs, publisher, now=NOW.replace(day=16))["failed"] == 1
     (failed,) = publisher.stored
     assert failed.subject.startswith("payments.failed") and failed.body["reason"] == "insufficient_funds"
     moved = order(docs)
@@ -419,7 +427,11 @@ def test_a_due_date_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(docs
     assert run_due(docs, publisher, now=at(dt.date(2027, 5, 2)))["waiting"] == 0
     assert run_due(docs, publisher, now=at(dt.date(2027, 5, 3), 6))["waiting"] == 1  # the salary is not in yet
     assert publisher.stored == [] and order(docs)["waiting"]["date"] == "2027-05-01"
-    assert run_due(docs, publisher, now=at(dt.date(2027, 5, 4)))["failed"] == 1
+    # tried until Friday 7 May (Thursday 6 is Ascension Day: no run pays); failed Monday 10
+    for day in (4, 5, 7):
+        assert run_due(docs, publisher, now=at(dt.date(2027, 5, day)))["waiting"] == 1
+    assert run_due(docs, publisher, now=at(dt.date(2027, 5, 6)))["waiting"] == 0
+    assert run_due(docs, publisher, now=at(dt.date(2027, 5, 10)))["failed"] == 1
     (failed,) = publisher.stored
     assert failed.body["payment"]["request_id"] == rules.occurrence_request_id("order-0001", dt.date(2027, 5, 1))
     assert order(docs)["nextDue"] == "2027-06-01"
@@ -551,7 +563,12 @@ def test_a_wait_counts_on_its_own_due_date(docs, sca, publisher):
     change(docs, sca, {"orderId": "order-0001", "nextDue": "2027-03-12"})
     assert "waiting" not in order(docs)  # the app no longer shows a wait for the 10th
     assert run_due(docs, publisher, now=NOW + dt.timedelta(days=2))["waiting"] == 1
-    assert order(docs)["waiting"] == {"date": "2027-03-12", "attempts": 1, "reason": "insufficient_funds"}
+    assert order(docs)["waiting"] == {
+        "date": "2027-03-12",
+        "attempts": 1,
+        "reason": "insufficient_funds",
+        "until": "2027-03-17",
+    }
 
 
 def test_orders_waiting_for_funds_do_not_keep_a_covered_one_from_its_due_date(docs, sca, publisher):
