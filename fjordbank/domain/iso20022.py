@@ -58,11 +58,12 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from fjordbank.domain import safexml
 from fjordbank.domain.errors import DomainError, InvalidAccountNumber
 from fjordbank.domain.money import MAX_MINOR, NOK
-from fjordbank.domain.norway import KID_MAX_LENGTH, KID_MIN_LENGTH, validate_account_number
+from fjordbank.domain.norway import KID_MAX_LENGTH, KID_MIN_LENGTH, OSLO, validate_account_number
 
 __all__ = [
     "MAX_XML_BYTES",
@@ -775,8 +776,10 @@ def _parse_datetime(text: str, what: str) -> datetime:
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction, offset = match.group(7), match.group(8)
     if offset is None:
-        raise _fail(f"{what} must carry a UTC offset or 'Z'")
-    if offset == "Z":
+        # ISODateTime is xs:dateTime: local time without an offset is valid, and banks send
+        # it (2021-03-11T19:31:39); a Norwegian clearing house's local time is Oslo's
+        tz: timezone | ZoneInfo = OSLO
+    elif offset == "Z":
         tz = UTC
     else:
         hours, minutes = int(offset[1:3]), int(offset[4:6])
@@ -785,7 +788,10 @@ def _parse_datetime(text: str, what: str) -> datetime:
         sign = -1 if offset[0] == "-" else 1
         tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
     microsecond = int((fraction or "0")[:6].ljust(6, "0"))
+    end_of_day = (hour, minute, second, microsecond) == (24, 0, 0, 0)  # xs:dateTime's 24:00:00
     try:
+        if end_of_day:
+            return datetime(year, month, day, tzinfo=tz) + timedelta(days=1)
         return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
     except ValueError:
         raise _fail(f"{what} is not a real date-time") from None
@@ -970,9 +976,13 @@ def parse_pain002(xml: bytes) -> StatusReport:
             status = _parse_transaction_status(reader, tx, payment_information_id, block)
             if status is not None:
                 statuses.append(status)
-        if not txs and block.final:
+        # a block (or the file) rejected or accepted as a whole answers every transfer in it:
+        # those it lists with their own status, the others with the block's (a bank may list
+        # a few to give their own reason); the clearing service gives a block's status only
+        # to transfers no status names
+        if block.final:
             blocks.append(block.of(payment_information_id))
-    if not infos and group.final:
+    if group.final:
         blocks.append(group.of(None))
     return _wrap(
         "pain.002",

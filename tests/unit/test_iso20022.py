@@ -8,6 +8,7 @@ into the repository. A missing XSD FAILS the tests that need it.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -446,7 +447,7 @@ def _built() -> bytes:
         (b"NO9386011117947", b"NO9486011117947", "MOD97"),
         (b"pain.001.001.03", b"pain.001.001.09", "pain.001.001.03"),
         (b"<MsgId>", b"<MsgId><b/>", "only text"),
-        (b"2025-03-01T12:30:15Z", b"2025-03-01T12:30:15", "offset"),
+        (b"2025-03-01T12:30:15Z", b"2025-03-01T12:30:15+15:00", "offset"),
         (b"<ReqdExctnDt>2025-03-03", b"<ReqdExctnDt>2025-02-30", "calendar"),
         (b"</Document>", b"", "well-formed"),
     ],
@@ -553,7 +554,11 @@ def test_pain002_round_trip_and_structure():
     )
     xml = build_pain002(r)
     assert xml.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
-    assert parse_pain002(xml) == r
+    parsed = parse_pain002(xml)
+    assert dataclasses.replace(parsed, blocks=()) == r
+    # the blocks' summary statuses come back as block statuses: they answer no payment the
+    # block does not list (every one is listed here)
+    assert parsed.blocks == (BlockStatus("B-2", "RJCT", "NARR"), BlockStatus("NOTPROVIDED", "ACSC"))
     assert [s.end_to_end_id for s in r.statuses] == ["p1", "p3", "p2", "p4"]  # grouped by PmtInf, file order
     root = tree(xml)
     assert root.tag == f"{{{PAIN002_NS}}}Document"
@@ -873,7 +878,37 @@ def reports(draw) -> StatusReport:
 @settings(max_examples=50, deadline=None)
 @given(reports())
 def test_random_status_reports_round_trip(r):
-    assert parse_pain002(build_pain002(r)) == r
+    parsed = parse_pain002(build_pain002(r))
+    assert dataclasses.replace(parsed, blocks=()) == r
+    listed = {s.original_payment_information_id or "NOTPROVIDED" for s in r.statuses} | {None}  # None: the file
+    assert {b.payment_information_id for b in parsed.blocks} <= listed  # a block's summary, where final
+
+
+def test_a_local_time_without_offset_is_oslo_time_and_24_00_is_the_next_midnight():
+    """ISODateTime is xs:dateTime: banks send local time without an offset
+    (2021-03-11T19:31:39), which must not cost a whole answer file."""
+    xml = build_pain002(report(TransactionStatus("p1", "ACSC")))
+    assert b"2025-03-03T15:00:00Z" in xml
+    winter = parse_pain002(xml.replace(b"2025-03-03T15:00:00Z", b"2025-03-03T16:00:00", 1))
+    assert winter.created_at == datetime(2025, 3, 3, 15, 0, tzinfo=UTC)
+    summer = parse_pain002(xml.replace(b"2025-03-03T15:00:00Z", b"2025-07-03T17:00:00", 1))
+    assert summer.created_at == datetime(2025, 7, 3, 15, 0, tzinfo=UTC)
+    midnight = parse_pain002(xml.replace(b"2025-03-03T15:00:00Z", b"2025-03-03T24:00:00Z", 1))
+    assert midnight.created_at == datetime(2025, 3, 4, tzinfo=UTC)
+    assert [s.end_to_end_id for s in winter.statuses] == ["p1"]
+
+
+def test_a_block_rejected_as_a_whole_answers_the_transactions_it_does_not_list():
+    """A payment information status of RJCT is every transaction's in the block; a bank may
+    list a few to give their own status. The block's status stays, for those not listed."""
+    got = parse_pain002(
+        _pain002(
+            "<GrpSts>RJCT</GrpSts>" + _rsn("FF01"),
+            "<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AM04") + _tx("p1", "<TxSts>RJCT</TxSts>" + _rsn("AC01")),
+        )
+    )
+    assert _answers(got) == [("p1", "RJCT", "AC01")]
+    assert got.blocks == (BlockStatus("B1", "RJCT", "AM04"), BlockStatus(None, "RJCT", "FF01"))
 
 
 @settings(max_examples=30, deadline=None)
