@@ -213,9 +213,26 @@ def _check_text(value: object, what: str, max_length: int) -> str:
 
 def is_file_char(char: str) -> bool:
     """A character a file's text may hold: not a control character (TAB, CR and LF
-    included), a surrogate, U+FFFE or U+FFFF. The edge refuses a payment's text with any
-    other (fjordbank.domain.payments), so nothing it takes fails here."""
+    included), a surrogate, U+FFFE or U+FFFF. What a file read may carry (a bank's
+    AddtlInf); what the bank writes is narrower (`is_payment_text_char`)."""
     return unicodedata.category(char) not in ("Cc", "Cs") and char not in "\ufffe\uffff"
+
+
+def is_payment_text_char(char: str) -> bool:
+    """A character a payment's own text (its message, the payee's name) may hold: one of
+    ISO 8859-15, the Latin set Norwegian banks take in a pain.001 (æ, ø, å, the Western
+    European letters, €), and no control or format character. A bank that receives any
+    other (an emoji, a CJK character, a right-to-left override, a line separator) may
+    reject the transfer or the whole file, and with it other customers' payments; a
+    format character would also let a payer disguise the message the payee reads. The
+    edge refuses any other (fjordbank.domain.payments), so a file takes what it is given."""
+    if unicodedata.category(char) in ("Cc", "Cf", "Cs"):
+        return False
+    try:
+        char.encode("iso-8859-15")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_optional_text(value: object, what: str, max_length: int) -> str | None:

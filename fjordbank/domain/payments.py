@@ -13,12 +13,12 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fjordbank import topology
 from fjordbank.domain.errors import DomainError
-from fjordbank.domain.iso20022 import is_file_char
+from fjordbank.domain.iso20022 import is_payment_text_char
 from fjordbank.domain.norway import (
     is_valid_kid,
     next_banking_day,
@@ -32,6 +32,9 @@ CONTRACT_VERSION = 1
 CURRENCY = "NOK"
 MAX_AMOUNT_MINOR = 100_000_000  # 1,000,000.00 NOK per payment (the contract's ceiling)
 MAX_MESSAGE_LENGTH = 140  # ISO 20022 unstructured remittance information
+# A payment is scheduled at most this far ahead (Norwegian banks take about a year): a typo
+# (2062 for 2026) is refused rather than kept for decades.
+MAX_DUE_DAYS = 366
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # use with fullmatch
 # The request ids the bank makes for the payments it starts (a standing order's due date:
 # fjordbank.domain.standing_orders.occurrence_request_id): an app's request may not take
@@ -209,9 +212,10 @@ def parse_request(
     )
     if message is not None:
         _require(
-            isinstance(message, str) and 0 < len(message.strip()) and all(map(is_file_char, message)),
+            isinstance(message, str) and 0 < len(message.strip()) and all(map(is_payment_text_char, message)),
             "invalid_message",
-            "message must be text, without line breaks, tabs or other control characters",
+            "message must be Latin text (ISO 8859-15: æ, ø, å and the Western European letters),"
+            " without line breaks, tabs, emoji or other control characters",
         )
         _require(
             len(message) <= MAX_MESSAGE_LENGTH,
@@ -240,6 +244,11 @@ def parse_request(
         except ValueError:
             raise PaymentRejected("invalid_due_date", "dueDate must be YYYY-MM-DD") from None
         _require(due_date >= today, "due_date_in_past", "dueDate is before today")
+        _require(
+            due_date <= today + timedelta(days=MAX_DUE_DAYS),
+            "due_date_too_far",
+            f"dueDate at most {MAX_DUE_DAYS} days ahead",
+        )
     sca = body.get("sca")
     check_sca_shape(sca)
     payee_name = body.get("payeeName")
@@ -248,9 +257,9 @@ def parse_request(
             isinstance(payee_name, str)
             and bool(payee_name.strip())
             and len(payee_name) <= MAX_NAME_LENGTH
-            and payee_name.isprintable(),
+            and all(map(is_payment_text_char, payee_name)),
             "invalid_payee_name",
-            f"payeeName must be 1-{MAX_NAME_LENGTH} printable characters",
+            f"payeeName must be 1-{MAX_NAME_LENGTH} characters of Latin text (ISO 8859-15: æ, ø, å ...)",
         )
         payee_name = " ".join(payee_name.split())
     return PaymentRequest(from_account, to_account, amount, CURRENCY, message, kid, due_date, sca, payee_name)

@@ -89,6 +89,7 @@ REASONS: tuple[Reason, ...] = (
     _r("invalid_kid", f"{CALLABLE} {PAYMENT}", "the KID's form or check character is wrong (MOD10/MOD11)"),
     _r("invalid_due_date", f"{CALLABLE} {PAYMENT}", "the due date is not a date"),
     _r("due_date_in_past", f"{CALLABLE} {PAYMENT}", "the due date is before today"),
+    _r("due_date_too_far", f"{CALLABLE} {PAYMENT}", "the due date is more than 366 days ahead"),
     _r("invalid_payee_name", f"{CALLABLE} {PAYMENT}", "payeeName is not 1-70 characters of text"),
     _r("invalid_sca", f"{CALLABLE} {PAYMENT}", "sca is not {keyId, signature}"),
     _r("sca_required", f"{CALLABLE} {PAYMENT}", "confirm on the device: a new payee or a large amount"),

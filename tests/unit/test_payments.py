@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fjordbank import topology
+from fjordbank.domain.iso20022 import is_payment_text_char
 from fjordbank.domain.norway import (
     account_check_digit,
     is_valid_account_number,
@@ -237,7 +238,23 @@ REFUSALS = [
     ("invalid_due_date", body(dueDate={"seconds": 0})),
     ("due_date_in_past", body(dueDate=(TODAY - timedelta(days=1)).isoformat())),
     ("due_date_in_past", body(dueDate="1999-01-01")),
+    ("due_date_too_far", body(dueDate=(TODAY + timedelta(days=367)).isoformat())),
+    ("due_date_too_far", body(dueDate="9999-12-31")),  # its booking day would be past year 9999
+    # text a bank's pain.001 may not carry (ISO 8859-15 only), or that disguises what it says
+    ("invalid_message", body(message="Husleie \U0001f600 desember")),
+    ("invalid_message", body(message="\u623f\u79df")),
+    ("invalid_message", body(message="abc\u202edcba")),  # a right-to-left override
+    ("invalid_message", body(message="linje1\u2028linje2")),
+    ("invalid_message", body(message="Hus\u200bleie")),  # zero width
+    ("invalid_payee_name", body(payeeName="Ola \U0001f3e0 Nordmann")),
+    ("invalid_payee_name", body(payeeName="Ola\u00adNordmann")),  # a soft hyphen: a format character
 ]
+
+
+def test_latin_text_with_norwegian_letters_is_taken():
+    request = parse(body(message="Husleie for desember, leil. 2B: 12 500 € å ø æ Å Ø Æ é ü", payeeName="Bjørn Ærø"))
+    assert request.message.startswith("Husleie") and request.payee_name == "Bjørn Ærø"
+    assert parse(body(dueDate=(TODAY + timedelta(days=366)).isoformat())).due_date == TODAY + timedelta(days=366)
 
 
 @pytest.mark.parametrize(
@@ -334,10 +351,13 @@ def _check_accepted(request: PaymentRequest) -> None:
     if request.message is not None:
         assert isinstance(request.message, str) and request.message.strip()
         assert len(request.message) <= MAX_MESSAGE_LENGTH
-    assert isinstance(request.due_date, date) and request.due_date >= TODAY
+    assert isinstance(request.due_date, date) and TODAY <= request.due_date <= TODAY + timedelta(days=366)
     if request.payee_name is not None:
         assert 0 < len(request.payee_name) <= 70 and request.payee_name.isprintable()
+        assert all(map(is_payment_text_char, request.payee_name))
         assert request.payee_name == request.payee_name.strip()
+    if request.message is not None:
+        assert all(map(is_payment_text_char, request.message))
 
 
 @settings(max_examples=500, deadline=None)
