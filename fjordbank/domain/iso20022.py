@@ -110,6 +110,9 @@ NOT_PROVIDED = "NOTPROVIDED"
 
 MAX_XML_BYTES = 32 * 1024 * 1024
 """Largest payment file :func:`parse_pain001` / :func:`parse_pain002` will read."""
+MAX_XML_ELEMENTS = 1_000_000
+"""Most elements a payment file read may have: about 200 MB of tree, inside the clearing
+service's 512 MiB (a status for each of 100,000 transfers takes about 800,000)."""
 
 MAX_ID_LENGTH = 35  # Max35Text
 MAX_NAME_LENGTH = 140  # Max140Text
@@ -694,7 +697,9 @@ def _summary_status(statuses: Sequence[TransactionStatus]) -> str:
 def _parse_xml(data: object) -> ET.Element:
     """Parse an incoming file, refusing DTDs and entity declarations (fjordbank.domain.safexml)."""
     try:
-        return safexml.parse(data, what="payment file", where="payment files", max_bytes=MAX_XML_BYTES)
+        return safexml.parse(
+            data, what="payment file", where="payment files", max_bytes=MAX_XML_BYTES, max_elements=MAX_XML_ELEMENTS
+        )
     except safexml.UnsafeOrMalformedXml as exc:
         raise _fail(str(exc)) from None
 

@@ -74,6 +74,9 @@ from fjordbank.domain.errors import DomainError
 
 FSF_NS = "http://eu.europa.ec/fpi/fsd/export"
 MAX_XML_BYTES = 128 * 1024 * 1024
+# The EU list has a few thousand entities of some tens of elements each; this bounds the
+# tree to about 600 MB whatever the file holds (fjordbank.domain.safexml).
+MAX_XML_ELEMENTS = 3_000_000
 REVIEW_THRESHOLD = 0.85
 PARTIAL_FACTOR = 0.9
 MIN_FUZZY_LONGER = 4
@@ -393,7 +396,13 @@ def screen_person(
 def _parse_xml(data: object) -> ET.Element:
     """Parse the list, refusing DTDs and entity declarations (fjordbank.domain.safexml)."""
     try:
-        return safexml.parse(data, what="sanctions list", where="a sanctions list", max_bytes=MAX_XML_BYTES)
+        return safexml.parse(
+            data,
+            what="sanctions list",
+            where="a sanctions list",
+            max_bytes=MAX_XML_BYTES,
+            max_elements=MAX_XML_ELEMENTS,
+        )
     except safexml.UnsafeOrMalformedXml as exc:
         raise InvalidSanctionsList(str(exc)) from None
 

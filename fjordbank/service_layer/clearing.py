@@ -482,7 +482,9 @@ class Clearing:
     async def handle_answer(self, path: Path, publish: PublishEvents) -> list[PaymentEvent]:
         """Read one answer, publish its payments' steps, mark them, move the file on.
         Returns the steps published (none for an unreadable file)."""
-        report = self.read_report(path)
+        # parsed beside the event loop: a large file takes seconds, and the service's
+        # other work (new payments, the undelivered files) goes on meanwhile
+        report = await asyncio.to_thread(self.read_report, path)
         if report is None:
             return []
         if is_file_id(report.original_message_id):

@@ -470,6 +470,19 @@ def test_parse_refuses_non_bytes_and_oversized_input(monkeypatch):
         parse_pain001(_built())
 
 
+def test_parse_stops_at_the_element_cap_before_the_tree_is_built(monkeypatch):
+    """The byte cap does not bound the tree: 32 MiB of empty elements built 1.7 GB. The
+    element cap does, and a file within it still parses."""
+    xml = _built()
+    assert parse_pain001(xml)
+    monkeypatch.setattr(iso, "MAX_XML_ELEMENTS", 20)
+    with pytest.raises(InvalidPaymentFile, match="more than 20 elements"):
+        parse_pain001(xml)
+    flat = b'<?xml version="1.0"?><Document>' + b"<a/>" * 5_000 + b"</Document>"
+    with pytest.raises(InvalidPaymentFile, match="more than 20 elements"):
+        parse_pain002(flat)
+
+
 def test_parse_accepts_bban_as_other_id():
     xml = _built().replace(
         b"<IBAN>NO9386011117947</IBAN>", b"<Othr><Id>86011117947</Id></Othr>"
