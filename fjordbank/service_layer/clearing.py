@@ -49,7 +49,7 @@ from opentelemetry.context import Context
 from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
 from fjordbank.domain import iso20022
 from fjordbank.domain.errors import DomainError
-from fjordbank.domain.norway import next_banking_day
+from fjordbank.domain.norway import next_banking_day, today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.runtime import tracing
 from fjordbank.service_layer.ports import (
@@ -122,13 +122,18 @@ def unsendable(p: PaymentRequested) -> str | None:
     payments; one published before it did, or by another route, must not take a whole
     file, and every payment claimed into it, down with it."""
     try:
-        to_transfer(p)
+        to_transfer(p, None)
     except DomainError as exc:
         return str(exc)
     return None
 
 
-def to_transfer(p: PaymentRequested) -> iso20022.CreditTransfer:
+def to_transfer(p: PaymentRequested, written_on: dt.date | None) -> iso20022.CreditTransfer:
+    """``written_on``: the day the file is written, in Norway (None: a file of before
+    2026-12-04, which asked for the payment's own day)."""
+    execution = next_banking_day(dt.date.fromisoformat(p.booking_date))
+    if written_on is not None:
+        execution = max(execution, next_banking_day(written_on))
     return iso20022.CreditTransfer(
         end_to_end_id=p.payment_id,
         amount_minor=p.amount,
@@ -138,22 +143,27 @@ def to_transfer(p: PaymentRequested) -> iso20022.CreditTransfer:
         kid=p.kid,
         message=p.message,
         # the day it is made, or the next banking day after a weekend or holiday (the
-        # clearing house settles on banking days only; never a day gone by); from the
-        # payment alone, so a file written again for its answer (`with_blocks`) groups its
-        # payments as it did
-        requested_execution_date=next_banking_day(dt.date.fromisoformat(p.booking_date)),
+        # clearing house settles on banking days only), and never a day gone by when the
+        # file is written: a file written later (the channel was down, a crash) asks for
+        # its own day, which the bank executes; from the payment and the day the file was
+        # written (kept on its record, `writtenAt`), so a file made again for its answer
+        # (`with_blocks`) groups its payments as it did
+        requested_execution_date=execution,
     )
 
 
 def payment_file(
-    file_id: str, payments: list[PaymentRequested], *, bic: str, now: dt.datetime
+    file_id: str, payments: list[PaymentRequested], *, bic: str, now: dt.datetime, written: dt.datetime | None
 ) -> iso20022.PaymentBatch:
+    """The pain.001 of a file; ``written``: when it is (or was) written (None: a file
+    written before its record kept that)."""
+    written_on = None if written is None else today_in_norway(written)
     return iso20022.PaymentBatch(
         message_id=file_id,
         created_at=now,
         initiating_party=INITIATING_PARTY,
         debtor_agent_bic=bic,
-        transfers=tuple(to_transfer(p) for p in payments),
+        transfers=tuple(to_transfer(p, written_on) for p in payments),
     )
 
 
@@ -214,6 +224,7 @@ class Answered:
     known_file: bool
     payments: dict[str, tuple[PaymentRequested, str | None]]
     before: frozenset[str] = frozenset()  # the payments an earlier answer to the file settled or returned
+    written: dt.datetime | None = None  # when the file was last written (None: before 2026-12-04)
 
 
 # ---- the records --------------------------------------------------------------------------
@@ -263,10 +274,11 @@ def _record_claims(writes: Writes, new: list[PaymentRequested], file_id: str, tr
     writes.create(file_path(file_id), file_record(new, traces))
 
 
-async def mark_file(docs: AsyncDocuments, file_id: str, status: str) -> bool:
-    """False when the bank has no record of the file."""
+async def mark_file(docs: AsyncDocuments, file_id: str, status: str, *, written: dt.datetime) -> bool:
+    """Record the file written at ``written`` (its execution dates follow that day: kept
+    for `with_blocks`). False when the bank has no record of the file."""
     batch = docs.batch()
-    batch.update(file_path(file_id), {"status": status, "updatedAt": SERVER_TIME})
+    batch.update(file_path(file_id), {"status": status, "writtenAt": written, "updatedAt": SERVER_TIME})
     try:
         await batch.commit()
     except NotFound:
@@ -294,7 +306,13 @@ async def answered_records(
     traces = doc.data.get("traces") or {}
     carried = (PaymentRequested.from_json(p) for p in doc.data["payments"])
     payments = {p.payment_id: (p, traces.get(p.payment_id)) for p in carried if every or p.payment_id in named}
-    return Answered(True, payments, frozenset(doc.data.get("answers") or {}))
+    written = doc.data.get("writtenAt")
+    return Answered(
+        True,
+        payments,
+        frozenset(doc.data.get("answers") or {}),
+        written if isinstance(written, dt.datetime) else None,
+    )
 
 
 def with_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) -> iso20022.StatusReport:
@@ -307,7 +325,7 @@ def with_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) 
     block_of = {
         t.end_to_end_id: group.payment_information_id
         for group in iso20022.payment_groups(
-            payment_file(report.original_message_id, carried, bic=bic, now=report.created_at)
+            payment_file(report.original_message_id, carried, bic=bic, now=report.created_at, written=answered.written)
         )
         for t in group.transfers
     }
@@ -417,9 +435,10 @@ class Clearing:
 
     async def write_file(self, file_id: str, payments: list[PaymentRequested]) -> None:
         """Send the file and record it written."""
-        batch = payment_file(file_id, payments, bic=self.bic, now=self.clock())
+        now = self.clock()
+        batch = payment_file(file_id, payments, bic=self.bic, now=now, written=now)
         self.channel.deliver(f"{file_id}.xml", iso20022.build_pain001(batch))
-        await mark_file(self.docs, file_id, "written")
+        await mark_file(self.docs, file_id, "written", written=now)
         log.info(
             "pain.001 written",
             extra={"file_id": file_id, "payments": len(payments), "control_sum": batch.control_sum_minor},

@@ -275,7 +275,7 @@ async def test_a_claim_whose_commit_went_through_but_answered_an_error_still_has
 def test_a_payment_due_on_a_day_banks_do_not_settle_is_asked_for_the_next_banking_day(due: str, executed: str):
     """pain.001's ReqdExctnDt: the clearing house settles on banking days only."""
     scheduled = dataclasses.replace(payment(1), due_date=due, requested_at="2025-03-01T12:00:00Z")
-    transfer = clearing.to_transfer(scheduled)
+    transfer = clearing.to_transfer(scheduled, dt.date(2025, 3, 1))
     assert transfer.requested_execution_date == dt.date.fromisoformat(executed)
 
 
@@ -283,7 +283,28 @@ def test_a_payment_made_after_its_due_date_is_not_asked_for_a_day_gone_by():
     """A standing order's payment the job made late (or on the Monday after a Saturday)
     asked the clearing house to execute it on its past due date."""
     late = dataclasses.replace(payment(1), due_date="2025-03-12", requested_at="2025-03-14T06:00:00Z")
-    assert clearing.to_transfer(late).requested_execution_date == dt.date(2025, 3, 14)
+    assert clearing.to_transfer(late, dt.date(2025, 3, 14)).requested_execution_date == dt.date(2025, 3, 14)
+
+
+def test_a_file_written_on_a_later_day_asks_for_that_day_and_its_answer_regroups_as_written():
+    """Booked Friday 14 March 2025; the channel was down until Monday the 17th: the file
+    asks for Monday, not the Friday gone by. The file's record keeps when it was written,
+    so an answer for a whole block finds the block the bank got."""
+    friday = dataclasses.replace(payment(1), requested_at="2025-03-14T06:00:00Z")
+    monday = dt.datetime(2025, 3, 17, 7, 0, tzinfo=dt.UTC)
+    assert clearing.to_transfer(friday, dt.date(2025, 3, 15)).requested_execution_date == dt.date(2025, 3, 17)
+    written = clearing.payment_file(F1, [friday], bic=BIC, now=monday, written=monday)
+    (block,) = iso20022.payment_groups(written)
+    assert block.requested_execution_date == dt.date(2025, 3, 17)
+    before = clearing.payment_file(F1, [friday], bic=BIC, now=monday, written=None)  # a record of before
+    (old,) = iso20022.payment_groups(before)
+    assert old.requested_execution_date == dt.date(2025, 3, 14)
+    report = iso20022.StatusReport(
+        "CH-1", F1, monday + dt.timedelta(days=1), (), (iso20022.BlockStatus(block.payment_information_id, "ACSC"),)
+    )
+    answered = clearing.Answered(True, {"p1": (friday, None)}, written=monday)
+    (status,) = clearing.with_blocks(report, answered, bic=BIC).statuses
+    assert (status.end_to_end_id, status.status) == ("p1", "ACSC")
 
 
 def test_a_payment_a_file_cannot_carry_is_named_before_it_is_claimed():
@@ -410,7 +431,8 @@ async def test_a_block_rejected_as_a_whole_returns_its_payments_but_those_named_
     new, _ = await use.claim([payment(1), payment(2), payment(3)], F1)
     await use.send_or_keep(F1, new)
     (block,) = [
-        g.payment_information_id for g in iso20022.payment_groups(clearing.payment_file(F1, new, bic=BIC, now=NOW))
+        g.payment_information_id
+        for g in iso20022.payment_groups(clearing.payment_file(F1, new, bic=BIC, now=NOW, written=NOW))
     ]
     inner = (
         "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
