@@ -8,7 +8,11 @@ Two inputs, both turned into a payment draft (account, amount in øre, KID, due 
 
   The amount check digit is the MOD10 (Luhn) digit of kroner and øre written together;
   the account has its MOD11 digit, the KID its MOD10 or MOD11 check character (a MOD11
-  KID ends in ``-`` when the remainder leaves 10).
+  KID ends in ``-`` when the remainder leaves 10). As printed (the OCR giro's layout:
+  wiki.cordel.no, "Krav til oppsett av giroblankett for OCR"), the line may begin with the
+  pre-printed alignment mark ``H``, carry the amount check digit between ``<`` and ``>``,
+  and end with the form number between ``<`` and ``>``: a phone reading the whole line
+  reads those too, and they are passed over.
 * the invoice's labelled fields (account number, KID, amount, due date) as read.
 
 The account number and the KID are judged by `fjordbank.domain.norway`'s validators, the
@@ -44,7 +48,7 @@ from fjordbank.domain.norway import (
 MAX_TEXT = 200
 UNAMBIGUOUS = {"O": "0", "o": "0", "Q": "0", "D": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1"}
 _OCR_LINE = re.compile(
-    r"^(?P<kid>[^#>]*)#(?P<amount>[^#>]*)>(?P<account>[^#>]*)#?\s*$",
+    r"^\s*(?:H\s*)?(?P<kid>[^#>]*)#(?P<amount>[^#>]*)>(?P<account>[^#<>]*)#?\s*(?:<[0-9 ]{1,16}>\s*#?\s*)?$",
 )
 
 
@@ -136,7 +140,7 @@ def parse_ocr_line(text: object) -> PaymentDraft:
         )
     corrections: list[str] = []
     kid = _kid(match["kid"], corrections)
-    parts = match["amount"].split()
+    parts = match["amount"].replace("<", " ").split()  # "< 9 >": the check digit as printed
     if len(parts) < 3:
         raise InvoiceRefused("invalid_amount", "the amount needs kroner, øre and its check digit", "amount")
     *kroner_parts, ore_text, check_text = parts

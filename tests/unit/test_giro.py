@@ -32,6 +32,26 @@ def refusal(fn, *args, **kw) -> tuple[str, str | None]:
     return exc.value.code, exc.value.field
 
 
+@pytest.mark.parametrize(
+    "printed",
+    [
+        "H  {kid}  #  1234 50 {k}  >  {acct}#",  # the pre-printed alignment mark, read too
+        "{kid}  #  1234 50 < {k} >  {acct}#",  # the amount check digit between < and >
+        "H {kid} # 1234 50 <{k}> {acct} <0123456789>",  # all of it, and the form number
+        "{kid}  #  1234 50 {k}  >  {acct}#  < 01234567 89 >",
+    ],
+)
+def test_the_ocr_line_as_printed_on_a_giro_is_read(printed):
+    """The OCR giro's layout (wiki.cordel.no, "Krav til oppsett av giroblankett for OCR"):
+    an H mark, the check digit inside < >, the form number in < > at the end."""
+    k = amount_check_digit("1234", "50")
+    draft = parse_ocr_line(printed.format(kid=KID, k=k, acct=ACCOUNT))
+    assert (draft.to_account, draft.amount, draft.kid) == (ACCOUNT, 123_450, KID)
+    assert draft.corrections == ()
+    wrong = printed.format(kid=KID, k=(k + 1) % 10, acct=ACCOUNT)
+    assert refusal(parse_ocr_line, wrong)[0] == "amount_check_digit"  # still checked
+
+
 def test_a_clean_ocr_line_becomes_a_draft():
     draft = parse_ocr_line(line())
     assert (draft.to_account, draft.amount, draft.kid, draft.corrections) == (ACCOUNT, 123_450, KID, ())
