@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clientkit.errors import CARDS, KitError, StackUnreachable, talking_to
-from simulators.card_processor import CardProcessor, card_as_printed
+from simulators.card_processor import CardProcessor, capture_reference_for, card_as_printed
 
 
 class CardNetwork:
@@ -55,7 +55,7 @@ class CardNetwork:
                 **kw,
             )
             if answer.get("approved") or answer.get("status") == "authorized":
-                status, _body = self.processor.capture(reference, capture_reference=f"cap-{reference}")
+                status, _body = self.processor.capture(reference, capture_reference=capture_reference_for(reference))
                 answer["captured"] = status == 200
         except RuntimeError as exc:  # its reversal after a timeout was not delivered
             raise StackUnreachable(CARDS, self.card_api_url, f"did not answer: {exc}") from None

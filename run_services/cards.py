@@ -40,11 +40,16 @@ from fjordbank.domain import signatures
 from fjordbank.domain.events import Contract, ExpireCardHolds, IssueCard
 from fjordbank.runtime import steps
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
-from fjordbank.runtime.http import JsonApiServer
+from fjordbank.runtime.http import Exchange, JsonApiServer
 from fjordbank.service_layer.card_ledger import RELAY_SECONDS, CardLedger, CardNumbers
 from fjordbank.service_layer.ledger import Ledger
 
 log = logging.getLogger("cards")
+
+AUTHORIZATIONS = "/v1/authorizations"
+# The processor waits this long for a decision, then declines in the issuer's stead (and
+# sends a reversal): an approval decided later was never the merchant's answer.
+AUTHORIZATION_DEADLINE_SECONDS = 2.0
 
 # The card processor API's decisions (monitoring/metrics.yaml, source `cards`): one per
 # authorisation decided now (an answer repeated from the record of the same reference is
@@ -53,6 +58,11 @@ log = logging.getLogger("cards")
 # is no decision and is in neither.
 DECISIONS = Counter(
     "fjb_card_decisions_total", "Card authorisations decided, by decision and reason", ["decision", "reason"]
+)
+UNANSWERED = Counter(
+    "fjb_card_approvals_released_total",
+    "Approvals released at once because the processor may not have had them, by why",
+    ["why"],
 )
 DECISION_SECONDS = Histogram(
     "fjb_card_decision_seconds",
@@ -118,7 +128,7 @@ class CardService:
         return {
             path: self._signed(path, handler)
             for path, handler in (
-                ("/v1/authorizations", self.authorize),
+                (AUTHORIZATIONS, self.authorize),
                 ("/v1/captures", self.capture),
                 ("/v1/reversals", self.reverse),
             )
@@ -164,6 +174,22 @@ class CardService:
             },
         )
         return 200, {**result.answer(), "approved": result.approved}
+
+    async def unanswered(self, exchange: Exchange, why: str) -> None:
+        """An approval the processor may never have had (its answer not written, or decided
+        after the processor's deadline, when it has declined in the issuer's stead): the
+        hold is released at once through the reversal path, as the processor's own
+        reversal would (idempotent: whichever comes second changes nothing). The customer,
+        told "declined" at the till, tries again, and the money is there."""
+        if exchange.path != AUTHORIZATIONS or exchange.status != 200 or not (exchange.answer or {}).get("approved"):
+            return
+        reference = json.loads(exchange.body)["reference"]
+        result = await self.ledger.reverse(reference)
+        UNANSWERED.labels(why).inc()
+        log.warning(
+            "approval the processor may not have had: released",
+            extra={"reference": reference, "why": why, "seconds": round(exchange.seconds, 3), "status": result.status},
+        )
 
     async def capture(self, data: object) -> tuple[int, dict]:
         if not isinstance(data, dict) or set(data) - {"reference", "captureReference", "amount"}:
@@ -215,7 +241,13 @@ def main() -> None:
     )
     background = [service.relay_outbox]
     if settings.card_api_port:
-        api = JsonApiServer("127.0.0.1", settings.card_api_port, service.routes())
+        api = JsonApiServer(
+            "127.0.0.1",
+            settings.card_api_port,
+            service.routes(),
+            unanswered=service.unanswered,
+            deadlines={AUTHORIZATIONS: AUTHORIZATION_DEADLINE_SECONDS},
+        )
         background.append(api.serve)
     ConsumerService(
         durable="cards",

@@ -13,12 +13,14 @@ declined in the issuer's stead ("issuer_unavailable") and reversed the same way.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
 
 from fjordbank.domain import signatures
 
@@ -31,6 +33,7 @@ class CardProcessor:
     secret: bytes
     timeout: float = 2.0  # for a decision; reversals and captures are not customer-facing
     patient_timeout: float = 10.0
+    reversal_patience: float = 120.0  # seconds a reversal is tried for before it is reported lost
     session: requests.Session = field(default_factory=requests.Session)
 
     def _post(self, path: str, body: dict, *, timeout: float | None = None) -> tuple[int, dict]:
@@ -82,6 +85,14 @@ class CardProcessor:
         except requests.Timeout:
             self.reverse(reference)
             return {"approved": False, "reason": "issuer_timeout", "reference": reference, "timedOut": True}
+        except (requests.RequestException, ValueError) as exc:
+            if never_sent(exc):
+                raise  # the card service was not there: nothing was decided, nothing to reverse
+            # no answer to go by (the connection reset after the decision, an answer that is
+            # not JSON): declined in the issuer's stead and reversed, as a timeout is, so a
+            # decision the issuer did make holds no money
+            self.reverse(reference)
+            return {"approved": False, "reason": "issuer_unavailable", "reference": reference}
         if status >= 500:  # no decision to go by: declined in the issuer's stead, and reversed
             self.reverse(reference)
             return {"approved": False, "reason": "issuer_unavailable", "reference": reference}
@@ -92,22 +103,43 @@ class CardProcessor:
     def capture(
         self, reference: str, amount: int | None = None, capture_reference: str | None = None
     ) -> tuple[int, dict]:
-        body: dict = {"reference": reference, "captureReference": capture_reference or "cap-" + reference}
+        body: dict = {"reference": reference, "captureReference": capture_reference or capture_reference_for(reference)}
         if amount is not None:
             body["amount"] = amount
         return self._post("/v1/captures", body, timeout=self.patient_timeout)
 
     def reverse(self, reference: str) -> tuple[int, dict]:
-        """Retried until answered: a reversal must not be lost."""
-        for attempt in range(5):
+        """Retried until answered (a reversal must not be lost: a real network stores and
+        forwards it until acknowledged), for up to ``reversal_patience`` seconds, waiting
+        longer between tries: a card service deploy or restart is outlasted."""
+        deadline = time.monotonic() + self.reversal_patience
+        wait = 0.2
+        while True:
             try:
                 status, answer = self._post("/v1/reversals", {"reference": reference}, timeout=self.patient_timeout)
-                if status != 503:
+                if status < 500:
                     return status, answer
-            except requests.RequestException:
+            except (requests.RequestException, ValueError):
                 pass
-            time.sleep(0.2 * (attempt + 1))
-        raise RuntimeError(f"reversal of {reference} not delivered")
+            if time.monotonic() + wait > deadline:
+                raise RuntimeError(f"reversal of {reference} not delivered")
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
+
+def never_sent(exc: Exception) -> bool:
+    """The request never reached the card service (no connection was made)."""
+    if not isinstance(exc, requests.ConnectionError) or not exc.args:
+        return False
+    return isinstance(getattr(exc.args[0], "reason", exc.args[0]), urllib3.exceptions.NewConnectionError)
+
+
+def capture_reference_for(reference: str) -> str:
+    """The capture's own reference for an authorisation's (1-64 characters, as every
+    reference): "cap-" and the reference, or for a long one "cap-" and a digest of it."""
+    if len(reference) <= 60:
+        return "cap-" + reference
+    return "cap-" + hashlib.sha256(reference.encode()).hexdigest()[:40]
 
 
 def main(argv: list[str] | None = None) -> int:

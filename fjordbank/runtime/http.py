@@ -9,7 +9,9 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -163,15 +165,46 @@ RETRY_AFTER_SECONDS = 1  # what a 503 tells the caller to wait before it sends t
 ApiHandler = Callable[[dict[str, str], bytes], Awaitable[tuple[int, dict[str, Any]]]]
 
 
+@dataclass
+class Exchange:
+    """One request a route's handler answered: its path and body, the answer, and how long
+    the handler took (from the body read to the answer)."""
+
+    path: str = ""
+    body: bytes = b""
+    status: int = 0
+    answer: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+# Told an answer the caller may not have had: not written (the connection broke, or the
+# write timed out), or decided after the route's deadline (the caller had given up).
+Unanswered = Callable[[Exchange, str], Awaitable[None]]
+
+
 class JsonApiServer:
     """POST-only JSON endpoints for a partner system (the card processor), HTTP/1.1 with
     one request per connection. Bodies are capped at 64 KiB; the handler gets the headers
-    (lower-cased names) and the raw body, so it can check a signature over the exact bytes."""
+    (lower-cased names) and the raw body, so it can check a signature over the exact bytes.
 
-    def __init__(self, host: str, port: int, routes: dict[str, ApiHandler]) -> None:
+    ``unanswered`` is told of an answer the caller may not have had (`Unanswered`), with
+    ``deadlines`` per path: the card service releases an approval the processor never got,
+    which held the customer's money until a reversal or the hold's expiry days later."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: dict[str, ApiHandler],
+        *,
+        unanswered: Unanswered | None = None,
+        deadlines: dict[str, float] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.routes = routes
+        self.unanswered = unanswered
+        self.deadlines = deadlines or {}
         self._server: asyncio.AbstractServer | None = None
         self._connections = _Connections()
 
@@ -196,9 +229,11 @@ class JsonApiServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         admitted = self._connections.admit()
+        exchange = Exchange()
+        written = False
         try:
             if admitted:
-                status, body = await self._respond(reader)
+                status, body = await self._respond(reader, exchange)
             else:
                 status, body = 503, {"error": "busy", "retryable": True}
             payload = json.dumps(body, separators=(",", ":")).encode()
@@ -209,16 +244,30 @@ class JsonApiServer:
             )
             writer.write(head.encode() + payload)
             await asyncio.wait_for(writer.drain(), timeout=HEAD_SECONDS)
+            written = True
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             if admitted:
                 self._connections.done()
             writer.close()
+        await self._tell_unanswered(exchange, written)
 
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+    async def _tell_unanswered(self, exchange: Exchange, written: bool) -> None:
+        if self.unanswered is None or exchange.answer is None:
+            return  # no handler answered (a malformed request, a refusal before it)
+        deadline = self.deadlines.get(exchange.path)
+        if written and (deadline is None or exchange.seconds <= deadline):
+            return
+        why = "not_written" if not written else "late"
         try:
-            return await self._parse_and_call(reader)
+            await self.unanswered(exchange, why)
+        except Exception:
+            log.exception("an unanswered request was not handled", extra={"path": exchange.path, "why": why})
+
+    async def _respond(self, reader: asyncio.StreamReader, exchange: Exchange) -> tuple[int, dict[str, Any]]:
+        try:
+            return await self._parse_and_call(reader, exchange)
         except HeadTooLarge:
             return 431, {"error": "headers_too_large"}
         except (ValueError, asyncio.LimitOverrunError):  # an over-long line, a broken header
@@ -226,7 +275,7 @@ class JsonApiServer:
         except TimeoutError:  # the head or the body did not arrive in time
             return 408, {"error": "request_timeout"}
 
-    async def _parse_and_call(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+    async def _parse_and_call(self, reader: asyncio.StreamReader, exchange: Exchange) -> tuple[int, dict[str, Any]]:
         request, headers = await read_head(reader, MAX_HEADERS)
         parts = request.split()
         if len(parts) < 2 or parts[0] != "POST":
@@ -240,8 +289,12 @@ class JsonApiServer:
         if int(length) > MAX_BODY:
             return 413, {"error": "body_too_large"}
         body = await asyncio.wait_for(reader.readexactly(int(length)), timeout=5)
+        started = time.monotonic()
         try:
-            return await handler(headers, body)
+            status, answer = await handler(headers, body)
         except Exception:
             log.exception("api handler failed", extra={"path": parts[1]})
             return 500, {"error": "internal"}
+        exchange.path, exchange.body, exchange.status, exchange.answer = parts[1].split("?")[0], body, status, answer
+        exchange.seconds = time.monotonic() - started
+        return status, answer

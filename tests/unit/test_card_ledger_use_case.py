@@ -944,3 +944,30 @@ def test_only_the_card_service_may_publish_what_its_outbox_holds_and_it_relays_i
     staged = {*EVENT_SUBJECTS.values(), topology.SUBJECT_CARD_ISSUED}
     assert staged <= set(topology.identity("cards").publishes)
     assert not staged & set(topology.identity("edge").publishes)
+
+
+async def test_an_approval_the_processor_may_not_have_had_is_released_at_once(bank: Bank) -> None:
+    """Its answer not written (the processor hung up), or decided after the processor's
+    deadline (it declined in the issuer's stead): the hold went on for days, and the
+    customer's second try at the till was declined for the money it held."""
+    import json
+    from types import SimpleNamespace
+
+    from fjordbank.runtime.http import Exchange
+    from run_services.cards import AUTHORIZATIONS, CardService
+
+    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
+    service.ledger, service.numbers = bank.ledger, bank.cards
+    pan = bank.add_card()
+    approved = await bank.buy(pan, amount=60_000)
+    assert approved.approved and bank.account()["held"] == 60_000
+    body = json.dumps({"reference": "ref-1"}).encode()
+    declined = Exchange(AUTHORIZATIONS, body, 200, {"approved": False, "status": "declined"}, 3.0)
+    await service.unanswered(declined, "late")  # nothing was held: nothing to do
+    assert bank.account()["held"] == 60_000
+    await service.unanswered(Exchange(AUTHORIZATIONS, body, 200, approved.answer() | {"approved": True}, 2.4), "late")
+    assert bank.account()["held"] == 0 and bank.account()["available"] == bank.account()["balance"]
+    await service.unanswered(Exchange(AUTHORIZATIONS, body, 200, {"approved": True}, 0.1), "not_written")  # again
+    assert bank.account()["held"] == 0
+    again = await bank.buy(pan, amount=60_000, reference="ref-2")  # the customer's second try
+    assert again.approved

@@ -158,3 +158,46 @@ async def test_the_probe_server_answers_an_over_long_head_431(raw, status):
 
 async def _ok(headers, body):
     return 200, {"ok": True}
+
+
+async def _told(handler, *, deadlines: dict[str, float], hang_up: bool = False) -> list[tuple[str, int, float]]:
+    """What the server tells ``unanswered`` of one request to /v1/x (its why, status and
+    the handler's seconds), the caller waiting for the answer or hanging up first."""
+    told: list[tuple[str, int, float]] = []
+
+    async def unanswered(exchange, why):
+        told.append((why, exchange.status, exchange.seconds))
+        assert exchange.path == "/v1/x" and exchange.body == b"{}"
+
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": handler}, unanswered=unanswered, deadlines=deadlines)
+    await server.start()
+    reader, writer = await _connected(server)
+    writer.write(b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+    await writer.drain()
+    if hang_up:
+        writer.transport.abort()  # a reset, as a processor giving up at its timeout
+    else:
+        await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+    await server.stop()
+    return told
+
+
+async def test_an_answer_decided_after_the_routes_deadline_is_told_as_late():
+    async def slow(headers, body):
+        await asyncio.sleep(0.3)
+        return 200, {"approved": True}
+
+    (told,) = await _told(slow, deadlines={"/v1/x": 0.1})
+    assert told[0] == "late" and told[1] == 200 and told[2] >= 0.3
+    assert await _told(slow, deadlines={"/v1/x": 5}) == []  # in time and written: nothing
+    assert await _told(slow, deadlines={}) == []
+
+
+async def test_an_answer_that_could_not_be_written_is_told():
+    async def big_and_slow(headers, body):
+        await asyncio.sleep(0.3)  # the caller has hung up meanwhile
+        return 200, {"approved": True, "padding": "x" * 8_000_000}
+
+    told = await _told(big_and_slow, deadlines={}, hang_up=True)
+    assert [(why, status) for why, status, _s in told] == [("not_written", 200)]

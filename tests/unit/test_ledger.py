@@ -453,6 +453,20 @@ def test_replay_of_balanced_postings_sums_to_zero(moves):
     assert sum(replay(postings).values()) == 0
 
 
+def test_captures_spread_evenly_over_the_card_scheme_shards():
+    """Every capture writes its shard in a transaction: the shards carry the capture rate
+    only if each takes its share (the id's last bytes used to reach 10 of the 16)."""
+    from collections import Counter
+
+    from fjordbank.domain.cards import authorization_id
+    from fjordbank.domain.ledger import CARD_SCHEME_SHARDS, INTERNAL_CARD_SCHEME, card_scheme_account
+
+    taken = Counter(card_scheme_account(authorization_id(f"ref-{n}")) for n in range(16_000))
+    assert set(taken) == set(INTERNAL_CARD_SCHEME)
+    assert max(taken.values()) < 1.15 * 16_000 / CARD_SCHEME_SHARDS
+    assert card_scheme_account("auth-1") == card_scheme_account("auth-1")
+
+
 def test_deposits_spread_over_the_world_shards():
     shards = {world_account(f"opening-{n}") for n in range(400)}
     assert shards == set(INTERNAL_WORLD_SHARDS) and INTERNAL_WORLD not in shards
