@@ -355,8 +355,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         durable="notifier-cards",
         stream=STREAM_CARDS,
-        filter_subjects=(SUBJECT_CARD_AUTHORIZED, SUBJECT_CARD_DECLINED),
-        description="Pushes card authorisations and declines.",
+        filter_subjects=(SUBJECT_CARD_AUTHORIZED, SUBJECT_CARD_DECLINED, SUBJECT_CARD_REVERSED, SUBJECT_CARD_EXPIRED),
+        description="Pushes card authorisations and declines, and the release of a purchase's reservation.",
     ),
     ConsumerSpec(
         durable="insights-payments",

@@ -183,20 +183,31 @@ CARD_REASON_TEXTS = {
 
 
 def card_pushes(event: dict[str, Any]) -> list[Push]:
-    """A push for a card authorisation approved or declined (cards.authorized/declined):
-    ``event`` is the wire form of a `fjordbank.domain.events.CardAuthorization`."""
+    """A push for a card authorisation approved or declined (cards.authorized/declined),
+    and for an approved one's reservation released without a capture (cards.reversed: the
+    till or the processor undid it; cards.expired: the merchant never collected it).
+    ``event`` is the wire form of a `fjordbank.domain.events.CardAuthorization`.
+
+    An approval and its release share a collapse id (the dedupe key), so the release
+    replaces the "Card purchase" the phone shows: a purchase the till declined after the
+    bank approved it (its answer came too late) no longer stays shown as spent."""
     uid, status = event.get("uid"), event.get("status")
-    if not uid or status not in ("approved", "declined"):
+    if not uid or status not in ("approved", "declined", "reversed", "expired"):
         return []
     amount = event.get("amount")
     what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchant_name') or 'a merchant'}".strip()
     data = {"authorizationId": str(event.get("auth_id")), "cardId": str(event.get("card_id")), "status": status}
     if status == "approved":
         title, body = "Card purchase", f"{what} with the card ending {event.get('last4')}"
+    elif status == "reversed":
+        title, body = "Card purchase cancelled", f"{what}: the amount is no longer reserved"
+    elif status == "expired":
+        title, body = "Reservation released", f"{what}: the merchant did not collect it, the amount is yours again"
     else:
         why = CARD_REASON_TEXTS.get(event.get("reason") or "", "the bank declined it")
         title, body = "Card purchase declined", f"{what}: {why}"
-    return [Push(uid, CARD, title, body, data, f"{event.get('auth_id')}:{status}")]
+    key = f"{event.get('auth_id')}:{'declined' if status == 'declined' else 'purchase'}"
+    return [Push(uid, CARD, title, body, data, key)]
 
 
 def onboarding_pushes(event: dict[str, Any]) -> list[Push]:

@@ -22,6 +22,7 @@ from tests.support.bank import (
     callables_for,
     card_details,
     processor,
+    pushes,
     refused,
     wait_card_active,
     wait_push,
@@ -177,6 +178,21 @@ def test_a_reversal_releases_and_an_expired_hold_is_released_by_the_job(stack, h
     assert status == 200 and body["status"] == "reversed"
     assert proc.reverse(first["reference"])[0] == 200  # again: the same answer
     assert holder.account_doc()["held"] == 0
+    # the phone's "Card purchase" is replaced (the same collapse id) by its cancellation
+    cancelled = wait_push(stack, holder.token, "Card purchase cancelled")
+    purchase = wait_for(
+        lambda: next(
+            (
+                m["message"]
+                for m in pushes(stack, holder.token)
+                if m["message"]["notification"]["title"] == "Card purchase"
+                and m["message"]["data"]["authorizationId"] == cancelled["data"]["authorizationId"]
+            ),
+            None,
+        ),
+        what="the purchase's push",
+    )
+    assert cancelled["android"]["notification"]["tag"] == purchase["android"]["notification"]["tag"]
 
     second = buy(proc, holder, 8_000)
     assert holder.account_doc()["held"] == 8_000
