@@ -815,7 +815,7 @@ def _parse_datetime(text: str, what: str) -> datetime:
         if end_of_day:
             return datetime(year, month, day, tzinfo=tz) + timedelta(days=1)
         return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
-    except ValueError:
+    except (ValueError, OverflowError):  # 9999-12-31T24:00:00 is past datetime.max
         raise _fail(f"{what} is not a real date-time") from None
 
 

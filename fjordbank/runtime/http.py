@@ -248,10 +248,14 @@ class JsonApiServer:
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            if admitted:
-                self._connections.done()
             writer.close()
-        await self._tell_unanswered(exchange, written)
+            try:
+                # before the connection is counted done: stop() waits for the hook's work
+                # (a reversal) as it waits for an answer, and MAX_CONNECTIONS bounds both
+                await self._tell_unanswered(exchange, written)
+            finally:
+                if admitted:
+                    self._connections.done()
 
     async def _tell_unanswered(self, exchange: Exchange, written: bool) -> None:
         if self.unanswered is None or exchange.answer is None:

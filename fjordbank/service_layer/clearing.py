@@ -497,6 +497,12 @@ class Clearing:
             log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
             self.channel.file_away(path, ".rejected")
             return None
+        except Exception:  # a defect in the parser, not the channel
+            # set aside too: raised, it would restart the loop on this same oldest file and
+            # stall every later answer (and hold every submitted payment's money) behind it
+            log.exception("pain.002 the parser failed on moved aside", extra={"file": path.name})
+            self.channel.file_away(path, ".rejected")
+            return None
 
     async def handle_answer(self, path: Path, publish: PublishEvents) -> list[PaymentEvent]:
         """Read one answer, publish its payments' steps, mark them, move the file on.

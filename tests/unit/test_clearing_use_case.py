@@ -362,6 +362,19 @@ async def test_an_unreadable_answer_is_moved_aside_and_the_channel_down_leaves_i
     assert waiting.exists()
 
 
+async def test_an_answer_the_parser_fails_on_is_moved_aside_not_retried_forever(dirs, monkeypatch):
+    """A parser defect (any exception but the channel's) must not stall every later answer."""
+    use, _docs = uses(dirs)
+    bad = answer(dirs, "FJB20270310090000000000F1", iso20022.TransactionStatus("p1", "ACSC"))
+
+    def broken(data: bytes) -> iso20022.StatusReport:
+        raise RecursionError("a defect")
+
+    monkeypatch.setattr(iso20022, "parse_pain002", broken)
+    assert await use.handle_answer(bad, Published()) == []
+    assert not bad.exists() and (dirs.processed / f"{bad.name}.rejected").exists()
+
+
 # ---- the service's step: a payment a file cannot carry -------------------------------------------
 async def test_a_payment_a_file_cannot_carry_is_dead_lettered_and_the_rest_go_out(dirs):
     """One customer's message with a line break (published before the edge refused it)

@@ -201,3 +201,27 @@ async def test_an_answer_that_could_not_be_written_is_told():
 
     told = await _told(big_and_slow, deadlines={}, hang_up=True)
     assert [(why, status) for why, status, _s in told] == [("not_written", 200)]
+
+
+async def test_stop_waits_for_the_unanswered_hook_as_for_an_answer():
+    """The hook's work (a card approval's reversal) is part of the request: a rollout's stop
+    must not cut it off, so the connection counts until the hook is through."""
+    done: list[str] = []
+
+    async def approve(headers, body):
+        await asyncio.sleep(0.1)
+        return 200, {"approved": True}
+
+    async def unanswered(exchange, why):
+        await asyncio.sleep(0.3)
+        done.append(why)
+
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": approve}, unanswered=unanswered, deadlines={"/v1/x": 0.01})
+    await server.start()
+    reader, writer = await _connected(server)
+    writer.write(b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+    await writer.drain()
+    await asyncio.wait_for(reader.read(), timeout=10)  # answered, late: the hook now runs
+    writer.close()
+    await server.stop()
+    assert done == ["late"]

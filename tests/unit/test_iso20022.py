@@ -911,6 +911,15 @@ def test_a_local_time_without_offset_is_oslo_time_and_24_00_is_the_next_midnight
     assert [s.end_to_end_id for s in winter.statuses] == ["p1"]
 
 
+@pytest.mark.parametrize("stamp", [b"9999-12-31T24:00:00Z", b"9999-12-31T24:00:00", b"0001-01-01T00:00:00+14:00"])
+def test_a_time_past_the_calendar_is_a_bad_file_not_a_crash(stamp):
+    """An OverflowError here would escape the answer loop's 'set the file aside' and stall
+    every later answer on this one file."""
+    xml = build_pain002(report(TransactionStatus("p1", "ACSC")))
+    with pytest.raises(InvalidPaymentFile, match=r"CreDtTm|created_at"):
+        parse_pain002(xml.replace(b"2025-03-03T15:00:00Z", stamp, 1))
+
+
 def test_a_block_rejected_as_a_whole_answers_the_transactions_it_does_not_list():
     """A payment information status of RJCT is every transaction's in the block; a bank may
     list a few to give their own status. The block's status stays, for those not listed."""
