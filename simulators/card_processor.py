@@ -77,16 +77,18 @@ class CardProcessor:
         }
         if cvv is not None:
             body["cvv"] = cvv
+        reached = False  # an earlier try reached the card service (it may have decided)
         try:
             status, answer = self._post("/v1/authorizations", body)
             if status == 503:  # "not now": once more, the same reference (answered as decided if it was)
+                reached = True  # a 503 can follow a commit whose answer was lost
                 time.sleep(RETRY_WAIT)
                 status, answer = self._post("/v1/authorizations", body)
         except requests.Timeout:
             self.reverse(reference)
             return {"approved": False, "reason": "issuer_timeout", "reference": reference, "timedOut": True}
         except (requests.RequestException, ValueError) as exc:
-            if never_sent(exc):
+            if never_sent(exc) and not reached:
                 raise  # the card service was not there: nothing was decided, nothing to reverse
             # no answer to go by (the connection reset after the decision, an answer that is
             # not JSON): declined in the issuer's stead and reversed, as a timeout is, so a

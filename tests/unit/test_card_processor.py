@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import urllib3
 
 from fjordbank.domain import signatures
 from simulators.card_processor import CardProcessor
@@ -120,6 +121,20 @@ def test_a_card_service_not_there_is_an_error_and_nothing_is_reversed():
     processor.url = "http://127.0.0.1:1"
     with pytest.raises(requests.ConnectionError):
         processor.authorize(pan="4992104472170267", exp_month=11, exp_year=2030, amount=1_000, reference="r-2")
+
+
+def test_a_service_gone_after_a_503_is_a_decline_followed_by_a_reversal(monkeypatch):
+    """The 503 may follow an approval whose answer was lost: the retry finding the card
+    service restarting must not leave that hold for days."""
+    monkeypatch.setattr("simulators.card_processor.time.sleep", lambda _s: None)
+    gone = requests.ConnectionError(
+        urllib3.exceptions.MaxRetryError(None, "/", urllib3.exceptions.NewConnectionError(None, "refused"))
+    )
+    unavailable = (503, b'{"error":"unavailable","retryable":true}')
+    processor, session = _processor({"/v1/authorizations": [unavailable, gone], "/v1/reversals": [REVERSED]})
+    answer = processor.authorize(pan="4992104472170267", exp_month=11, exp_year=2030, amount=1_000, reference="r-4")
+    assert answer["approved"] is False and answer["reason"] == "issuer_unavailable"
+    assert [p for p, _ in session.sent] == ["/v1/authorizations", "/v1/authorizations", "/v1/reversals"]
 
 
 def test_a_reversal_is_tried_until_the_card_service_answers(monkeypatch):
