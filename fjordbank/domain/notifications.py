@@ -188,9 +188,13 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     till or the processor undid it; cards.expired: the merchant never collected it).
     ``event`` is the wire form of a `fjordbank.domain.events.CardAuthorization`.
 
-    An approval and its release share a collapse id (the dedupe key), so the release
-    replaces the "Card purchase" the phone shows: a purchase the till declined after the
-    bank approved it (its answer came too late) no longer stays shown as spent."""
+    Each has its own collapse id (the dedupe key, per authorisation and status): the
+    release does not replace the approval on the phone but is shown beside it, naming the
+    same amount and merchant. A shared id would have the phone show whichever send lands
+    last, and nothing orders them (one notifier batch sends on many threads; a retried
+    message resends the approval after the release), so the stale "Card purchase" could
+    win. An expired reservation can still be charged (a hotel's or car rental's late
+    capture is posted), so its text says so rather than promise the money back."""
     uid, status = event.get("uid"), event.get("status")
     if not uid or status not in ("approved", "declined", "reversed", "expired"):
         return []
@@ -202,12 +206,11 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     elif status == "reversed":
         title, body = "Card purchase cancelled", f"{what}: the amount is no longer reserved"
     elif status == "expired":
-        title, body = "Reservation released", f"{what}: the merchant did not collect it, the amount is yours again"
+        title, body = "Reservation ended", f"{what}: no longer reserved, but the merchant can still charge it later"
     else:
         why = CARD_REASON_TEXTS.get(event.get("reason") or "", "the bank declined it")
         title, body = "Card purchase declined", f"{what}: {why}"
-    key = f"{event.get('auth_id')}:{'declined' if status == 'declined' else 'purchase'}"
-    return [Push(uid, CARD, title, body, data, key)]
+    return [Push(uid, CARD, title, body, data, f"{event.get('auth_id')}:{status}")]
 
 
 def onboarding_pushes(event: dict[str, Any]) -> list[Push]:

@@ -367,7 +367,7 @@ def test_the_notifier_service_reads_the_card_events(monkeypatch: pytest.MonkeyPa
     batch = [delivery(topology.SUBJECT_CARD_AUTHORIZED, newer), delivery(topology.SUBJECT_CARD_AUTHORIZED, b"{}")]
     outcomes = asyncio.run(handler.pushes_of(card_pushes)(batch))
     assert isinstance(outcomes[0], Ack) and isinstance(outcomes[1], Reject)
-    assert [(p["uid"], p["dedupeKey"]) for p in queued] == [("user_1", f"{AUTH_ID}:purchase")]
+    assert [(p["uid"], p["dedupeKey"]) for p in queued] == [("user_1", f"{AUTH_ID}:approved")]
 
 
 def test_insights_books_a_published_capture() -> None:

@@ -4,8 +4,8 @@ fjordbank.domain.notifications (no I/O).
 The promises checked here are the module's own: an approved or declined card authorisation
 tells the card holder the amount (formatted from exact øre), the merchant and, for a
 decline, the reason from the reason table; onboarding results are told with fixed texts;
-every push has the kind of its user preference and a stable dedupe key (a released
-reservation shares its approval's, so it replaces it on the phone); anything else
+every push has the kind of its user preference and a stable dedupe key of its own (a
+released reservation is shown beside its approval, never raced to replace it); anything else
 (unknown status, no user) pushes nothing.
 """
 
@@ -71,7 +71,7 @@ def test_approved_card_purchase_push() -> None:
         title="Card purchase",
         body=f"123,45{NBSP}kr at Rema 1000 with the card ending 7897",
         data={"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved"},
-        dedupe_key=f"{AUTH_ID}:purchase",
+        dedupe_key=f"{AUTH_ID}:approved",
     )
     assert push.to_json() == {
         "uid": "user_1",
@@ -79,7 +79,7 @@ def test_approved_card_purchase_push() -> None:
         "title": "Card purchase",
         "body": f"123,45{NBSP}kr at Rema 1000 with the card ending 7897",
         "data": {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved"},
-        "dedupeKey": f"{AUTH_ID}:purchase",
+        "dedupeKey": f"{AUTH_ID}:approved",
     }
 
 
@@ -123,7 +123,7 @@ def test_approved_and_declined_have_different_dedupe_keys() -> None:
 
 def test_card_push_dedupe_key_is_stable() -> None:
     assert card_pushes(card_event()) == card_pushes(card_event())
-    assert card_pushes(card_event(auth_id="ca" + "1" * 32))[0].dedupe_key == "ca" + "1" * 32 + ":purchase"
+    assert card_pushes(card_event(auth_id="ca" + "1" * 32))[0].dedupe_key == "ca" + "1" * 32 + ":approved"
 
 
 @pytest.mark.parametrize(
@@ -164,18 +164,20 @@ def test_other_card_statuses_push_nothing(status: str | None) -> None:
         ("reversed", "Card purchase cancelled", f"123,45{NBSP}kr at Rema 1000: the amount is no longer reserved"),
         (
             "expired",
-            "Reservation released",
-            f"123,45{NBSP}kr at Rema 1000: the merchant did not collect it, the amount is yours again",
+            "Reservation ended",
+            f"123,45{NBSP}kr at Rema 1000: no longer reserved, but the merchant can still charge it later",
         ),
     ],
 )
-def test_a_released_reservation_replaces_the_purchase_the_phone_shows(status: str, title: str, body: str) -> None:
+def test_a_released_reservation_is_told_beside_the_purchase(status: str, title: str, body: str) -> None:
     """A purchase the till declined after the bank approved it (the answer came too late)
-    stayed shown as spent: its release now takes the approval's collapse id."""
+    stayed shown as spent. Its release is a push of its own: with the approval's collapse
+    id the phone would show whichever send landed last, and nothing orders the two."""
     [approved] = card_pushes(card_event())
     [released] = card_pushes(card_event(status=status))
     assert (released.title, released.body, released.kind) == (title, body, CARD)
-    assert released.dedupe_key == approved.dedupe_key and released.data["status"] == status
+    assert released.dedupe_key == f"{AUTH_ID}:{status}" != approved.dedupe_key
+    assert released.data["status"] == status and released.data["authorizationId"] == approved.data["authorizationId"]
 
 
 @pytest.mark.parametrize("uid", [None, ""])
@@ -204,7 +206,7 @@ def test_card_push_property(amount: int, status: str, auth: str, uid: str) -> No
     [push] = card_pushes(card_event(amount=amount, status=status, auth_id=auth, uid=uid))
     assert push.uid == uid
     assert push.kind == CARD
-    assert push.dedupe_key == f"{auth}:{'declined' if status == 'declined' else 'purchase'}"
+    assert push.dedupe_key == f"{auth}:{status}"
     assert push.data["status"] == status
     assert push.data["authorizationId"] == auth
     assert push.body.startswith(Money.nok(amount).format_nok() + " at Rema 1000")
