@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from fjordbank.domain.errors import DomainError, InvalidAccountNumber, InvalidKid, Refused
@@ -44,6 +44,7 @@ from fjordbank.domain.norway import (
     normalize_account_number,
     split_kid,
 )
+from fjordbank.domain.payments import MAX_DUE_DAYS
 
 MAX_TEXT = 200
 UNAMBIGUOUS = {"O": "0", "o": "0", "Q": "0", "D": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1"}
@@ -205,4 +206,8 @@ def _due_date(text: str | None, today: date, corrections: list[str]) -> date | N
     if due < today:  # paid today, and the customer told: the payee may charge for lateness
         corrections.append(f"dueDate: {due:%d.%m.%Y} has passed; paid today")
         return today
+    if due > today + timedelta(days=MAX_DUE_DAYS):  # the payment would refuse it: a misread year, mostly
+        raise InvoiceRefused(
+            "due_date_too_far", f"the due date {due:%d.%m.%Y} is more than {MAX_DUE_DAYS} days ahead", "dueDate"
+        )
     return due

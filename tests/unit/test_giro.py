@@ -3,7 +3,7 @@ and invalid check digits, typical misreads corrected, anything ambiguous refused
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import assume, given
@@ -178,6 +178,19 @@ def test_a_past_due_date_is_paid_today():
     assert draft.to_json()["corrections"] == ["dueDate: 01.01.2026 has passed; paid today"]
     on_time = parse_fields({"account": ACCOUNT, "amount": "100", "dueDate": TODAY.isoformat()}, today=TODAY)
     assert on_time.due_date == TODAY and on_time.corrections == ()
+
+
+def test_a_due_date_the_payment_would_refuse_is_refused_at_the_scan():
+    """A misread year (2062 for 2026) drafted a payment that then failed with
+    due_date_too_far: the scanner's limit is the payment's."""
+    from fjordbank.domain.payments import MAX_DUE_DAYS
+
+    last = TODAY + timedelta(days=MAX_DUE_DAYS)
+    assert (
+        parse_fields({"account": ACCOUNT, "amount": "100", "dueDate": last.isoformat()}, today=TODAY).due_date == last
+    )
+    too_far = {"account": ACCOUNT, "amount": "100", "dueDate": (last + timedelta(days=1)).isoformat()}
+    assert refusal(parse_fields, too_far, today=TODAY) == ("due_date_too_far", "dueDate")
 
 
 # ------------------------------------------- one rule for every path (scanner = payment)
