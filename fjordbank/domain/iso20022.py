@@ -238,6 +238,45 @@ def is_payment_text_char(char: str) -> bool:
     return True
 
 
+# What a phone keyboard types that ISO 8859-15 lacks, written as banks' own conversion
+# to the Latin set writes it (the EPC's "basic Latin" conversion table does the same).
+_TYPOGRAPHIC = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u00b4", "'"),  # ’ ‘ ‚ ′ ´ (iOS's apostrophe)
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"'),  # “ ” „
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),  # ‐ – — −
+        **dict.fromkeys("\u2002\u2003\u2009\u200a\u202f", " "),  # en, em, thin, narrow spaces
+        "\u2026": "...",
+        "\u2044": "/",  # the fraction slash of ½ decomposed
+        "\u2022": "*",
+        # letters with a stroke or hook, which NFKD does not take apart (Sami Đ, Ŋ, Ŧ; Polish Ł)
+        **dict(zip("ĐđŊŋŦŧŁłĦħı", "DdNnTtLlHhi", strict=True)),
+    }
+)
+
+
+def to_payment_text(text: str) -> str:
+    """``text`` with the characters a payment's text may not hold but has a Latin form for
+    written in it: typographic punctuation (’ “ ” – … as phone keyboards put them) as ASCII,
+    and a letter with a mark ISO 8859-15 lacks (Sami Č, Đ, Ŋ, Ŧ; ½) as its base form
+    (NFKD, marks dropped). Anything else (an emoji, a line break, a format character) is
+    left as it is, for `is_payment_text_char` to refuse. Banks convert so too; what the
+    customer typed is kept in the request's hash, what the payee receives is this."""
+    out: list[str] = []
+    for char in text:
+        if is_payment_text_char(char):
+            out.append(char)
+            continue
+        latin = char.translate(_TYPOGRAPHIC)
+        if latin == char:
+            base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+            base = base.translate(_TYPOGRAPHIC)
+            if base and base != char and all(map(is_payment_text_char, base)):
+                latin = base
+        out.append(latin)
+    return "".join(out)
+
+
 def _check_optional_text(value: object, what: str, max_length: int) -> str | None:
     return None if value is None else _check_text(value, what, max_length)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from fjordbank import topology
 from fjordbank.domain.errors import DomainError
-from fjordbank.domain.iso20022 import is_payment_text_char
+from fjordbank.domain.iso20022 import is_payment_text_char, to_payment_text
 from fjordbank.domain.norway import (
     is_valid_kid,
     next_banking_day,
@@ -211,6 +211,8 @@ def parse_request(
         "give a KID or a message, not both",
     )
     if message is not None:
+        # as the payee will read it: a phone's ’ “ – as ' " -, a Sami Č as C (to_payment_text)
+        message = to_payment_text(message) if isinstance(message, str) else message
         _require(
             isinstance(message, str) and 0 < len(message.strip()) and all(map(is_payment_text_char, message)),
             "invalid_message",
@@ -220,7 +222,7 @@ def parse_request(
         _require(
             len(message) <= MAX_MESSAGE_LENGTH,
             "message_too_long",
-            f"message above {MAX_MESSAGE_LENGTH} characters",
+            f"message above {MAX_MESSAGE_LENGTH} characters (an … counts as three)",
         )
     if kid is not None:
         _require(
@@ -253,6 +255,7 @@ def parse_request(
     check_sca_shape(sca)
     payee_name = body.get("payeeName")
     if payee_name is not None:
+        payee_name = to_payment_text(payee_name) if isinstance(payee_name, str) else payee_name
         _require(
             isinstance(payee_name, str)
             and bool(payee_name.strip())

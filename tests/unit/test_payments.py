@@ -258,6 +258,29 @@ def test_latin_text_with_norwegian_letters_is_taken():
 
 
 @pytest.mark.parametrize(
+    ("typed", "sent"),
+    [
+        ("Kari’s leie", "Kari's leie"),  # iOS's smart apostrophe
+        ("Husleie – mai", "Husleie - mai"),
+        ("“Leie” „Juni“", '"Leie" "Juni"'),
+        ("½ leie…", "1/2 leie..."),
+        ("Čáhppes Đuolbba ŊŦ", "Cáhppes Duolbba NT"),  # Sami: Č Đ Ŋ Ŧ (á is Latin-9)
+        ("ﬁne Ａ", "fine A"),  # a ligature, a full-width letter
+    ],
+)
+def test_text_a_phone_keyboard_types_is_sent_in_its_latin_form(typed, sent):
+    """Smart punctuation (iOS's default) and Sami letters were refused as invalid_message:
+    they are written as a bank's conversion to the Latin set writes them."""
+    assert parse(body(message=typed, payeeName=typed)).message == sent
+    assert parse(body(payeeName=typed)).payee_name == sent
+
+
+def test_the_length_is_that_of_the_text_sent():
+    assert parse(body(message="a" * 137 + "…")).message == "a" * 137 + "..."
+    assert rejection(body(message="a" * 138 + "…")) == "message_too_long"
+
+
+@pytest.mark.parametrize(
     ("code", "data"),
     REFUSALS,
     ids=[f"{code}-{i}" for i, (code, _) in enumerate(REFUSALS)],
