@@ -153,13 +153,17 @@ def occurrence_request_id(order_id: str, due: dt.date) -> str:
     return f"{BANK_REQUEST_PREFIX}{order_id}-{due:%Y%m%d}"
 
 
-def waiting(current: dict[str, Any], due: dt.date, reason: str | None) -> dict[str, Any]:
+def waiting(
+    current: dict[str, Any], due: dt.date, reason: str | None, following: dt.date | None = None
+) -> dict[str, Any]:
     """What a payment waiting for funds on its due date shows: one more attempt (counted
     for this due date: a wait recorded for another date starts again), and the last day it
-    is tried on (``until``: the app can say "we try again until Monday")."""
+    is tried on (``until``: the app can say "we try again until Monday"; ``following`` as
+    for `last_try_day`)."""
     before = current.get("waiting") or {}
     attempts = (int(before.get("attempts", 0)) if before.get("date") == due.isoformat() else 0) + 1
-    return {"date": due.isoformat(), "attempts": attempts, "reason": reason, "until": last_try_day(due).isoformat()}
+    until = last_try_day(due, following)
+    return {"date": due.isoformat(), "attempts": attempts, "reason": reason, "until": until.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -178,25 +182,41 @@ def payment_day(due: dt.date) -> dt.date:
 TRY_BANKING_DAYS = 4
 
 
-def last_try_day(due: dt.date) -> dt.date:
-    """The last banking day a payment due on ``due`` is tried on while it is not covered."""
+def last_try_day(due: dt.date, following: dt.date | None = None) -> dt.date:
+    """The last banking day a payment due on ``due`` is tried on while it is not covered.
+
+    ``following``: a standing order's next due date. The window then ends before that
+    date's payment day (never before its own): a weekly order's window in an Easter or
+    Christmas week would run into the next date's, which, worked one date at a time, would
+    wait untried on its own days and keep only what was left of them."""
     day = payment_day(due)
     for _ in range(TRY_BANKING_DAYS - 1):
-        day = next_banking_day(day + dt.timedelta(days=1))
+        later = next_banking_day(day + dt.timedelta(days=1))
+        if following is not None and later >= payment_day(following):
+            break
+        day = later
     return day
 
 
-def decide(*, due: dt.date, today: dt.date, available: int | None, amount: int, account_open: bool) -> Decision:
+def decide(
+    *,
+    due: dt.date,
+    today: dt.date,
+    available: int | None,
+    amount: int,
+    account_open: bool,
+    following: dt.date | None = None,
+) -> Decision:
     """What the job, run on the banking day ``today``, does with a payment due on ``due``
     (≤ today; its `payment_day` ≤ today then too).
 
     Covered: submit. Not covered on its payment day or the banking days it is tried on
-    after it (`last_try_day`): wait for the job's next run. Not covered once those have
-    passed (or the account is closed): fail."""
+    after it (`last_try_day`, ``following`` a standing order's next due date): wait for the
+    job's next run. Not covered once those have passed (or the account is closed): fail."""
     if not account_open or available is None:
         return Decision("fail", "account_closed")
     if available >= amount:
         return Decision("submit")
-    if last_try_day(due) >= today:
+    if last_try_day(due, following) >= today:
         return Decision("wait", "insufficient_funds")
     return Decision("fail", "insufficient_funds")

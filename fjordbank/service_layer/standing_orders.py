@@ -370,6 +370,10 @@ def available_of(docs: Documents, account_id: str) -> tuple[int | None, bool]:
     return available, account.data.get("status") == "open"
 
 
+# Due dates of one order a run decides at most (a weekly order after a month's outage).
+MAX_DATES_PER_RUN = 8
+
+
 def due_orders(docs: Documents, today: dt.date, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:
     """Active orders whose next due date has come (``uids``: only these customers'), a page
     of ``limit`` at a time, each page read once the one before is handled: an order left
@@ -409,16 +413,28 @@ def run_due(
         log.info("standing orders: not a banking day", extra={"today": today.isoformat()})
         return counts
     for found in due_orders(docs, today, limit, uids):
-        order = found.data
-        due = dt.date.fromisoformat(order["nextDue"])
-        decision = _decide(docs, order, due, today, bank_regs)
-        try:
-            outcome = _claim(docs, publisher, found.path, order, due, decision, now)
-        except Contention:
-            # every attempt lost to a concurrent run of the job, which has it in hand
-            log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
-            outcome = "skipped"
-        counts[outcome] += 1
+        order: dict[str, Any] | None = found.data
+        # every due date that has come, in turn: a date decided (paid or failed) moves the
+        # order on, and the next may have come too (a weekly date failed after its tries
+        # in an Easter week, or the job away for days); tried today, not on the next run
+        for _ in range(MAX_DATES_PER_RUN):
+            if order is None or order.get("status") != rules.ACTIVE or not order.get("nextDue"):
+                break
+            due = dt.date.fromisoformat(order["nextDue"])
+            if due > today:
+                break
+            decision = _decide(docs, order, due, today, bank_regs)
+            try:
+                outcome = _claim(docs, publisher, found.path, order, due, decision, now)
+            except Contention:
+                # every attempt lost to a concurrent run of the job, which has it in hand
+                log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
+                outcome = "skipped"
+            counts[outcome] += 1
+            if outcome not in ("submitted", "failed"):
+                break
+            moved = docs.get(found.path)
+            order = None if moved is None else moved.data
     log.info("standing orders run", extra=counts)
     return counts
 
@@ -428,7 +444,14 @@ def _decide(
 ) -> rules.Decision:
     """Submit, wait or fail this due date: the funds and the accounts as they are now."""
     available, is_open = available_of(docs, order["fromAccount"])
-    decision = rules.decide(due=due, today=today, available=available, amount=order["amount"], account_open=is_open)
+    decision = rules.decide(
+        due=due,
+        today=today,
+        available=available,
+        amount=order["amount"],
+        account_open=is_open,
+        following=_following(order, due),
+    )
     if decision.action == "submit":
         try:  # the payee's account may have closed since the order was made
             edge.check_accounts(docs, order["uid"], order["fromAccount"], order["toAccount"], bank_regs)
@@ -468,7 +491,7 @@ def _claim(
         if _terms(current) != _terms(order):
             return "skipped"  # changed since it was read and decided on: the next run decides again
         if decision.action == "wait":
-            uow.update(path, {"waiting": rules.waiting(current, due, decision.reason)})
+            uow.update(path, {"waiting": rules.waiting(current, due, decision.reason, _following(current, due))})
             return "waiting"
         uow.update(path, _moved_on(current, due, payment, decision, now))
         outbox.stage(uow, staged)  # stagedAt: the machine's time
@@ -489,17 +512,22 @@ def _terms(order: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(order.get(k) for k in ("amount", "currency", "fromAccount", "toAccount", "kind", "message", "kid"))
 
 
+def _following(order: dict[str, Any], due: dt.date) -> dt.date | None:
+    """The order's due date after ``due`` (None when it ends with ``due``)."""
+    return rules.next_due(
+        order["frequency"],
+        due,
+        anchor_day=int(order.get("anchorDay", due.day)),
+        end=dt.date.fromisoformat(order["endDate"]) if order.get("endDate") else None,
+    )
+
+
 def _moved_on(
     current: dict[str, Any], due: dt.date, payment: PaymentRequested, decision: rules.Decision, now: dt.datetime
 ) -> dict[str, Any]:
     """The order's change once a due date is paid or failed: the next due date (or ended),
     the run recorded, no longer waiting."""
-    following = rules.next_due(
-        current["frequency"],
-        due,
-        anchor_day=int(current.get("anchorDay", due.day)),
-        end=dt.date.fromisoformat(current["endDate"]) if current.get("endDate") else None,
-    )
+    following = _following(current, due)
     run_record = {
         "date": due.isoformat(),
         "paymentId": payment.payment_id,

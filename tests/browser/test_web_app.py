@@ -169,8 +169,8 @@ def test_a_card_is_issued_frozen_and_limited(page, stack):
     expect(declined.filter(has_text="above the card's online limit")).to_have_count(1, timeout=PIPELINE_MS)
 
 
-def test_my_economy_categories_and_standing_orders(page):
-    become_customer(page)
+def test_my_economy_categories_and_standing_orders(page, admin_db):
+    account = become_customer(page)
     pay(page, OTHER_BANK, "1 000", message="Husleie desember")
     expect_status(page, "completed")
 
@@ -208,6 +208,18 @@ def test_my_economy_categories_and_standing_orders(page):
     order.get_by_test_id("order-amount").fill("400")
     order.get_by_test_id("change-order").click()
     expect(order).to_contain_text(nok("400,00 kr every month"))
+    # a due date the account could not cover is shown with the last day it is tried on
+    # (what the due-payments job writes, tests/integration/test_standing_orders.py)
+    uid = admin_db.document(f"accounts/{account}").get().to_dict()["ownerUid"]
+    (stored,) = [
+        d
+        for d in admin_db.collection(f"users/{uid}/standingOrders").stream()
+        if d.to_dict().get("message") == "Sparing"
+    ]
+    until = start + dt.timedelta(days=4)
+    waiting = {"date": start.isoformat(), "attempts": 1, "reason": "insufficient_funds", "until": until.isoformat()}
+    stored.reference.update({"waiting": waiting})
+    expect(order.get_by_test_id("waiting-for-funds")).to_contain_text(f"until {until.isoformat()}")
     shot(page, "13-standing-orders")
     order.get_by_test_id("cancel-order").click()
     expect(order).to_have_attribute("data-status", "cancelled")

@@ -437,6 +437,50 @@ def test_a_due_date_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(docs
     assert order(docs)["nextDue"] == "2027-06-01"
 
 
+def test_a_weekly_date_in_easter_week_leaves_the_next_date_its_own_days(docs, sca, publisher):
+    """Due Wednesday 24 March 2027: Maundy Thursday to Easter Monday are holidays, so its
+    four tries would run into Wednesday the 31st, the next date's payment day. It is tried
+    until the 30th; the 31st is failed-and-moved-on and then tried in the same run, and
+    keeps its own four days (31 March, 1, 2 and 5 April), where it kept two."""
+    create(docs, sca, body(frequency="weekly", startDate="2027-03-24", amount=500_000))
+    at = lambda day: dt.datetime.combine(day, dt.time(10), tzinfo=dt.UTC)  # noqa: E731
+    assert run_due(docs, publisher, now=at(dt.date(2027, 3, 24)))["waiting"] == 1
+    assert order(docs)["waiting"]["until"] == "2027-03-30"
+    assert run_due(docs, publisher, now=at(dt.date(2027, 3, 30)))["waiting"] == 1
+    moved_on = run_due(docs, publisher, now=at(dt.date(2027, 3, 31)))
+    assert (moved_on["failed"], moved_on["waiting"]) == (1, 1)
+    assert order(docs)["waiting"] == {
+        "date": "2027-03-31",
+        "attempts": 1,
+        "reason": "insufficient_funds",
+        "until": "2027-04-05",
+    }
+    for day in (dt.date(2027, 4, 1), dt.date(2027, 4, 2), dt.date(2027, 4, 5)):
+        assert run_due(docs, publisher, now=at(day))["waiting"] == 1
+    assert run_due(docs, publisher, now=at(dt.date(2027, 4, 6)))["failed"] == 1
+    assert [r["date"] for r in order(docs)["runs"]] == ["2027-03-24", "2027-03-31"]
+    assert order(docs)["nextDue"] == "2027-04-07"
+
+
+def test_every_weekly_window_ends_before_the_next_dates_payment_day():
+    """2026-2030: 84 weekly due dates' windows ran into the next date's (holiday weeks)."""
+    day = dt.date(2026, 1, 1)
+    while day < dt.date(2031, 1, 1):
+        following = day + dt.timedelta(days=7)
+        last = rules.last_try_day(day, following)
+        assert rules.payment_day(day) <= last < rules.payment_day(following)
+        assert last == rules.last_try_day(day) or rules.last_try_day(day) >= rules.payment_day(following)
+        day += dt.timedelta(days=1)
+
+
+def test_a_job_away_for_weeks_decides_every_date_that_has_come_in_one_run(docs, sca, publisher):
+    create(docs, sca, body(frequency="weekly"))
+    assert run_due(docs, publisher, now=NOW + dt.timedelta(days=21))["submitted"] == 4  # 10, 17, 24, 31 March
+    ids = [e.body["payment"]["request_id"] for e in publisher.stored]
+    assert ids == [rules.occurrence_request_id("order-0001", TODAY + dt.timedelta(days=7 * n)) for n in range(4)]
+    assert order(docs)["nextDue"] == "2027-04-07"
+
+
 def test_a_payee_account_closed_since_fails_the_due_date(docs, sca, publisher):
     create(docs, sca, body(toAccount=BOBS))
     seed(docs, {f"accounts/{BOBS}": customer_account(OTHER, BOBS, status="closed")})

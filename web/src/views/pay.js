@@ -10,6 +10,7 @@ import { call, config, db } from "../firebase.js";
 import { formatNOK, parseNOK, toInput } from "../money.js";
 import { formatAccount, isValidAccount, normalizeAccount, osloToday, sampleGiroLine } from "../norway.js";
 import { openAccounts, session } from "../session.js";
+import { waitingNote } from "./standing.js";
 
 function newId(prefix = "web-") {
   const bytes = new Uint8Array(12);
@@ -292,6 +293,7 @@ export function paymentView({ params }) {
       ),
       h("p", {}, "Status: ", h("strong", { testid: "payment-status", "data-status": status }, status)),
       r.reason ? h("p", { class: "error", testid: "payment-reason" }, `${r.reason.message} (${r.reason.code})`) : null,
+      status === "scheduled" ? waitingNote(r.waiting) : null,
       h(
         "ol",
         { class: "steps" },

@@ -69,9 +69,21 @@ function orderRow(order) {
         order.endDate ? ` · until ${order.endDate}` : "",
         last ? ` · last: ${last.dueDate || last.date || ""} ${last.status || ""}` : "",
       ),
+      waitingNote(order.waiting),
       order.status === "active" ? h("div", { class: "row" }, amount, change, cancel) : null,
       error,
     ),
+  );
+}
+
+// a due date the account could not cover: tried again each banking day until `until`
+export function waitingNote(waiting) {
+  if (!waiting || !waiting.date) return null;
+  return h(
+    "p",
+    { class: "error", testid: "waiting-for-funds" },
+    `Not covered on ${waiting.date}: tried again each banking day until ${waiting.until || waiting.date}.`,
+    " Add money to the account before then, or it is not paid.",
   );
 }
 
