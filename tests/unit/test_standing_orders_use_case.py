@@ -134,6 +134,19 @@ def test_an_order_is_created_once_per_id_and_the_same_body_is_the_same_order(doc
     }
 
 
+def test_a_retried_create_is_answered_as_made_though_today_would_refuse_it(docs, sca):
+    """A retry after a lost answer, the next day: its start date has passed, which a new
+    order would be refused for (as for a text rule made since). It is the same order."""
+    made = create(docs, sca, body(message="Husleie"))
+    tomorrow = NOW + dt.timedelta(days=1)
+    retried = standing_orders.create(
+        docs, UID, body(message="Husleie"), bank_regs=BANK_REGS, check_sca=sca, clock=fixed_clock(tomorrow)
+    )
+    assert retried == made
+    assert refused(lambda: create(docs, sca, body(message="Husleie", surprise=1))) == "unknown_field"
+    assert refused(lambda: create(docs, sca, body(orderId="x"))) == "invalid_order_id"
+
+
 def test_the_payment_is_checked_as_any_and_a_new_payee_goes_through_sca(docs, sca):
     assert refused(lambda: create(docs, sca, body(fromAccount=BOBS))) == "unknown_account"
     assert refused(lambda: create(docs, sca, body(toAccount=CLOSED))) == "to_account_closed"
