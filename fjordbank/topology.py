@@ -355,8 +355,17 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         durable="notifier-cards",
         stream=STREAM_CARDS,
-        filter_subjects=(SUBJECT_CARD_AUTHORIZED, SUBJECT_CARD_DECLINED, SUBJECT_CARD_REVERSED, SUBJECT_CARD_EXPIRED),
-        description="Pushes card authorisations and declines, and the release of a purchase's reservation.",
+        filter_subjects=(
+            SUBJECT_CARD_AUTHORIZED,
+            SUBJECT_CARD_DECLINED,
+            SUBJECT_CARD_CAPTURED,
+            SUBJECT_CARD_REVERSED,
+            SUBJECT_CARD_EXPIRED,
+        ),
+        description=(
+            "Pushes card authorisations and declines, the release of a purchase's reservation,"
+            " and a capture made after its reservation expired."
+        ),
     ),
     ConsumerSpec(
         durable="insights-payments",

@@ -213,6 +213,10 @@ class CardAuthorization(Contract):
     merchant_country: str
     channel: str
     day: str = field(metadata={"doc": "the purchase's date in Norway (its booking date), YYYY-MM-DD"})
+    late: bool = field(
+        default=False,
+        metadata={"doc": "a capture after its reservation expired (cards.captured): posted from the balance"},
+    )
 
 
 # What each customer and card subject carries (the payment subjects carry PaymentEvent).

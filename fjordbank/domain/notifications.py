@@ -194,9 +194,13 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     last, and nothing orders them (one notifier batch sends on many threads; a retried
     message resends the approval after the release), so the stale "Card purchase" could
     win. An expired reservation can still be charged (a hotel's or car rental's late
-    capture is posted), so its text says so rather than promise the money back."""
+    capture is posted), so its text says so rather than promise the money back, and that
+    late capture is told when it comes (cards.captured with ``late``; a capture within its
+    reservation pushes nothing: the approval told it)."""
     uid, status = event.get("uid"), event.get("status")
-    if not uid or status not in ("approved", "declined", "reversed", "expired"):
+    if status == "captured" and event.get("late") is not True:
+        return []  # a capture within its reservation: the approval's push told it
+    if not uid or status not in ("approved", "declined", "captured", "reversed", "expired"):
         return []
     amount = event.get("amount")
     what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchant_name') or 'a merchant'}".strip()
@@ -205,6 +209,8 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
         title, body = "Card purchase", f"{what} with the card ending {event.get('last4')}"
     elif status == "reversed":
         title, body = "Card purchase cancelled", f"{what}: the amount is no longer reserved"
+    elif status == "captured":  # late: told "Reservation ended", then charged
+        title, body = "Card purchase charged", f"{what}: the merchant charged it after its reservation ended"
     elif status == "expired":
         title, body = "Reservation ended", f"{what}: no longer reserved, but the merchant can still charge it later"
     else:

@@ -147,6 +147,7 @@ def card_event(result: CardResult) -> outbox.Event | None:
         merchant_country=r["merchantCountry"],
         channel=r["channel"],
         day=r["spendDay"],  # the purchase's date in Norway (its booking date)
+        late=result.status == "captured" and bool(r.get("lateCapture")),
     )
     return outbox.Event(subject, event.to_json(), f"{result.auth_id}:{result.status}")
 

@@ -219,6 +219,10 @@ def test_a_reversal_releases_and_an_expired_hold_is_released_by_the_job(stack, h
     assert status == 200 and late["status"] == "captured" and late["capturedAmount"] == 6_000
     assert holder.account_doc()["balance"] == 94_000
     assert admin_db.document(f"cardAuthorizations/{second['authorizationId']}").get().get("lateCapture") is True
+    # told the reservation ended, the holder is told of the charge too
+    ended = wait_push(stack, holder.token, "Reservation ended")
+    charged = wait_push(stack, holder.token, "Card purchase charged")
+    assert ended["data"]["authorizationId"] == charged["data"]["authorizationId"] == second["authorizationId"]
     # a reversed authorisation is never captured
     assert proc.capture(first["reference"])[0] == 409
     audit()

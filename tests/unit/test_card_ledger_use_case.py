@@ -570,6 +570,13 @@ async def test_the_job_releases_expired_holds_once_and_a_late_capture_is_still_p
     assert (late.status, late.record["capturedAmount"]) == ("captured", 6_000)
     assert bank.account()["balance"] == 94_000
     assert (bank.docs.data(f"cardAuthorizations/{old.auth_id}") or {})["lateCapture"] is True
+    # its event says so (the holder, told the reservation ended, is told of the charge)
+    captured = [b for subject, b, _ in bank.events.published if subject == topology.SUBJECT_CARD_CAPTURED]
+    assert [CardAuthorization.from_json(b).late for b in captured] == [True]
+    on_time = await bank.ledger.capture("ref-young", capture_ref="cap-2", amount=None)
+    assert on_time.status == "captured"
+    captured = [b for subject, b, _ in bank.events.published if subject == topology.SUBJECT_CARD_CAPTURED]
+    assert [CardAuthorization.from_json(b).late for b in captured] == [True, False]
 
 
 # ---- failed checks -----------------------------------------------------------------------------

@@ -180,6 +180,18 @@ def test_a_released_reservation_is_told_beside_the_purchase(status: str, title: 
     assert released.data["status"] == status and released.data["authorizationId"] == approved.data["authorizationId"]
 
 
+def test_a_capture_after_the_reservation_ended_is_told_and_one_within_it_is_not() -> None:
+    """Told "Reservation ended ... the merchant can still charge it later": when the
+    merchant does, the holder is told too. A capture within its reservation pushes nothing
+    (the approval's push told the purchase)."""
+    assert card_pushes(card_event(status="captured")) == []
+    assert card_pushes(card_event(status="captured", late=False)) == []
+    [charged] = card_pushes(card_event(status="captured", late=True))
+    assert (charged.title, charged.kind) == ("Card purchase charged", CARD)
+    assert charged.body == f"123,45{NBSP}kr at Rema 1000: the merchant charged it after its reservation ended"
+    assert charged.dedupe_key == f"{AUTH_ID}:captured" and charged.data["status"] == "captured"
+
+
 @pytest.mark.parametrize("uid", [None, ""])
 def test_card_event_without_a_user_pushes_nothing(uid: str | None) -> None:
     assert card_pushes(card_event(uid=uid)) == []
