@@ -263,18 +263,27 @@ def to_payment_text(text: str) -> str:
     left as it is, for `is_payment_text_char` to refuse. Banks convert so too; what the
     customer typed is kept in the request's hash, what the payee receives is this."""
     out: list[str] = []
-    for char in text:
+    # composed first: a letter and its mark as two code points (macOS copies so) is one
+    # letter, and the Ångström sign is Å
+    for char in unicodedata.normalize("NFC", text):
         if is_payment_text_char(char):
             out.append(char)
             continue
-        latin = char.translate(_TYPOGRAPHIC)
-        if latin == char:
+        latin = _FRACTIONS.get(char) or char.translate(_TYPOGRAPHIC)
+        if char in _FRACTIONS and out and out[-1][-1:].isdigit():
+            latin = " " + latin  # 1½ is 1 1/2, not 11/2
+        elif latin == char and unicodedata.category(char).startswith("L"):
+            # a letter only: a superscript or circled digit flattened would join the digits
+            # beside it (10⁵ kr as 105 kr), so those stay, to be refused
             base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
             base = base.translate(_TYPOGRAPHIC)
             if base and base != char and all(map(is_payment_text_char, base)):
                 latin = base
         out.append(latin)
     return "".join(out)
+
+
+_FRACTIONS = {"\u00bd": "1/2", "\u00bc": "1/4", "\u00be": "3/4", "\u2153": "1/3", "\u2154": "2/3"}
 
 
 def _check_optional_text(value: object, what: str, max_length: int) -> str | None:

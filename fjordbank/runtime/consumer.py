@@ -90,6 +90,10 @@ TRANSIENT_BUDGET_SECONDS = 3.0
 # overlaps the next one's decisions.
 PARTITION_BATCHES_IN_FLIGHT = 2
 
+# How long a stopping service waits for its background tasks to return (an HTTP server's
+# requests in flight: fjordbank.runtime.http.STOP_GRACE_SECONDS, and a moment more).
+BACKGROUND_GRACE_SECONDS = 8
+
 # A handler's call (a batch, or one message of a batch retried one at a time) that has not
 # returned after this long is cancelled and its messages given back (nak with backoff).
 # Without a bound, a call that never returned (a database connection that hangs without a
@@ -285,12 +289,18 @@ class ConsumerService:
             for binding, sub in shared + partitioned:
                 groups.setdefault(binding.spec.name, []).append(sub)
             helpers = [asyncio.create_task(self._watch_lag(subs, name)) for name, subs in groups.items()]
-            helpers += [asyncio.create_task(self._guard(task)) for task in self.background]
+            guards = [asyncio.create_task(self._guard(task)) for task in self.background]
+            helpers += guards
             if self.leases is not None:
                 self.leases.start()
             await asyncio.gather(*workers)
             if self.leases is not None:
                 await self.leases.stop()  # hands the partitions over now, not at expiry
+            if guards:
+                # a background task told to stop finishes its work in hand first (the partner
+                # API answers the requests in flight and runs their reversals): cancelled at
+                # once, a card approval the processor never had kept its hold for days
+                await asyncio.wait(guards, timeout=BACKGROUND_GRACE_SECONDS)
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)

@@ -490,10 +490,16 @@ class Clearing:
     def read_report(self, path: Path) -> iso20022.StatusReport | None:
         """The answer in ``path``; None when it is unreadable (then moved aside)."""
         try:
-            return iso20022.parse_pain002(self.channel.read_answer(path))
+            data = self.channel.read_answer(path)
         except ConnectionError:
             raise  # the channel, not the file: read again when it is back
-        except (DomainError, OSError) as exc:
+        except OSError as exc:
+            log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
+            self.channel.file_away(path, ".rejected")
+            return None
+        try:
+            return iso20022.parse_pain002(data)
+        except DomainError as exc:
             log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
             self.channel.file_away(path, ".rejected")
             return None

@@ -376,7 +376,7 @@ def available_of(docs: Documents, account_id: str) -> tuple[int | None, bool]:
     return available, account.data.get("status") == "open"
 
 
-# Due dates of one order a run decides at most (a weekly order after a month's outage).
+# Due dates of one order a run decides at most (failed ones, then one more).
 MAX_DATES_PER_RUN = 8
 
 
@@ -420,9 +420,8 @@ def run_due(
         return counts
     for found in due_orders(docs, today, limit, uids):
         order: dict[str, Any] | None = found.data
-        # every due date that has come, in turn: a date decided (paid or failed) moves the
-        # order on, and the next may have come too (a weekly date failed after its tries
-        # in an Easter week, or the job away for days); tried today, not on the next run
+        # a date failed after its tries moves the order on, and the next may have come too
+        # (a weekly order in an Easter week): that one is tried today, not on the next run
         for _ in range(MAX_DATES_PER_RUN):
             if order is None or order.get("status") != rules.ACTIVE or not order.get("nextDue"):
                 break
@@ -437,7 +436,10 @@ def run_due(
                 log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
                 outcome = "skipped"
             counts[outcome] += 1
-            if outcome not in ("submitted", "failed"):
+            # on only after a failed date: a date submitted has reserved nothing yet (the
+            # ledger books it from its event), so the next one decided now would be judged
+            # on money already spent; a job away for days pays one date a run, as before
+            if outcome != "failed":
                 break
             moved = docs.get(found.path)
             order = None if moved is None else moved.data

@@ -246,6 +246,8 @@ REFUSALS = [
     ("invalid_message", body(message="abc\u202edcba")),  # a right-to-left override
     ("invalid_message", body(message="linje1\u2028linje2")),
     ("invalid_message", body(message="Hus\u200bleie")),  # zero width
+    ("invalid_message", body(message="10\u2075 kr")),  # a superscript 5: flattened it reads 105 kr
+    ("invalid_message", body(message="\u2460\u2461")),  # circled digits
     ("invalid_payee_name", body(payeeName="Ola \U0001f3e0 Nordmann")),
     ("invalid_payee_name", body(payeeName="Ola\u00adNordmann")),  # a soft hyphen: a format character
 ]
@@ -266,6 +268,8 @@ def test_latin_text_with_norwegian_letters_is_taken():
         ("½ leie…", "1/2 leie..."),
         ("Čáhppes Đuolbba ŊŦ", "Cáhppes Duolbba NT"),  # Sami: Č Đ Ŋ Ŧ (á is Latin-9)
         ("ﬁne Ａ", "fine A"),  # a ligature, a full-width letter
+        ("Husleie 1\u00bd mnd, 2\u00be", "Husleie 1 1/2 mnd, 2 3/4"),  # not 11/2, 23/4
+        ("A\u030ase \u212b", "\u00c5se \u00c5"),  # a letter and its mark apart (macOS), the Angstrom sign
     ],
 )
 def test_text_a_phone_keyboard_types_is_sent_in_its_latin_form(typed, sent):

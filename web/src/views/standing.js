@@ -69,7 +69,7 @@ function orderRow(order) {
         order.endDate ? ` · until ${order.endDate}` : "",
         last ? ` · last: ${last.dueDate || last.date || ""} ${last.status || ""}` : "",
       ),
-      waitingNote(order.waiting),
+      order.status === "active" ? waitingNote(order.waiting) : null,
       order.status === "active" ? h("div", { class: "row" }, amount, change, cancel) : null,
       error,
     ),
