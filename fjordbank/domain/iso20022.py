@@ -247,7 +247,6 @@ _TYPOGRAPHIC = str.maketrans(
         **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),  # ‐ – — −
         **dict.fromkeys("\u2002\u2003\u2009\u200a\u202f", " "),  # en, em, thin, narrow spaces
         "\u2026": "...",
-        "\u2044": "/",  # the fraction slash of ½ decomposed
         "\u2022": "*",
         # letters with a stroke or hook, which NFKD does not take apart (Sami Đ, Ŋ, Ŧ; Polish Ł)
         **dict(zip("ĐđŊŋŦŧŁłĦħı", "DdNnTtLlHhi", strict=True)),
@@ -258,9 +257,9 @@ _TYPOGRAPHIC = str.maketrans(
 def to_payment_text(text: str) -> str:
     """``text`` with the characters a payment's text may not hold but has a Latin form for
     written in it: typographic punctuation (’ “ ” – … as phone keyboards put them) as ASCII,
-    and a letter with a mark ISO 8859-15 lacks (Sami Č, Đ, Ŋ, Ŧ; ½) as its base form
-    (NFKD, marks dropped). Anything else (an emoji, a line break, a format character) is
-    left as it is, for `is_payment_text_char` to refuse. Banks convert so too; what the
+    a fraction (½) in digits, and a letter ISO 8859-15 lacks (Sami Č, Đ, Ŋ, Ŧ) as its base
+    letter (NFKD, marks dropped). Anything else (an emoji, a line break, a format character,
+    a superscript digit) is left as it is, for `is_payment_text_char` to refuse. Banks convert so too; what the
     customer typed is kept in the request's hash, what the payee receives is this."""
     out: list[str] = []
     # composed first: a letter and its mark as two code points (macOS copies so) is one

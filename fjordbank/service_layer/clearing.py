@@ -494,21 +494,22 @@ class Clearing:
         except ConnectionError:
             raise  # the channel, not the file: read again when it is back
         except OSError as exc:
-            log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
-            self.channel.file_away(path, ".rejected")
-            return None
+            return self._set_aside(path, exc)
         try:
             return iso20022.parse_pain002(data)
         except DomainError as exc:
-            log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
-            self.channel.file_away(path, ".rejected")
-            return None
-        except Exception:  # a defect in the parser, not the channel
+            return self._set_aside(path, exc)
+        except Exception as exc:  # a defect in the parser, not the channel
             # set aside too: raised, it would restart the loop on this same oldest file and
             # stall every later answer (and hold every submitted payment's money) behind it
-            log.exception("pain.002 the parser failed on moved aside", extra={"file": path.name})
-            self.channel.file_away(path, ".rejected")
-            return None
+            log.exception("the pain.002 parser failed", extra={"file": path.name})
+            return self._set_aside(path, exc)
+
+    def _set_aside(self, path: Path, exc: Exception) -> iso20022.StatusReport | None:
+        """An answer that cannot be read, moved aside for an operator: there is no report."""
+        log.error("unreadable pain.002 moved aside", extra={"file": path.name, "error": str(exc)})
+        self.channel.file_away(path, ".rejected")
+        return None
 
     async def handle_answer(self, path: Path, publish: PublishEvents) -> list[PaymentEvent]:
         """Read one answer, publish its payments' steps, mark them, move the file on.
