@@ -87,6 +87,7 @@ SUBJECT_CARD_DECLINED = "cards.declined"
 SUBJECT_CARD_CAPTURED = "cards.captured"
 SUBJECT_CARD_REVERSED = "cards.reversed"
 SUBJECT_CARD_EXPIRED = "cards.expired"
+SUBJECT_CARD_REFUNDED = "cards.refunded"
 
 
 # ---- partitions ---------------------------------------------------------------------------
@@ -361,10 +362,11 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
             SUBJECT_CARD_CAPTURED,
             SUBJECT_CARD_REVERSED,
             SUBJECT_CARD_EXPIRED,
+            SUBJECT_CARD_REFUNDED,
         ),
         description=(
             "Pushes card authorisations and declines, the release of a purchase's reservation,"
-            " and a capture made after its reservation expired."
+            " a capture made after its reservation expired, and a merchant's refund."
         ),
     ),
     ConsumerSpec(
@@ -379,8 +381,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         durable="insights-cards",
         stream=STREAM_CARDS,
-        filter_subjects=(SUBJECT_CARD_CAPTURED,),
-        description="Books captured card purchases into my economy and subscription detection.",
+        filter_subjects=(SUBJECT_CARD_CAPTURED, SUBJECT_CARD_REFUNDED),
+        description="Books captured card purchases (and their refunds) into my economy and subscription detection.",
     ),
 )
 
@@ -439,6 +441,7 @@ IDENTITIES: tuple[Identity, ...] = (
             SUBJECT_CARD_CAPTURED,
             SUBJECT_CARD_REVERSED,
             SUBJECT_CARD_EXPIRED,
+            SUBJECT_CARD_REFUNDED,
         ),
         consumes=("cards",),
         description="Card service: the card vault, the processor's API, card holds and captures.",

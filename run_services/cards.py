@@ -5,10 +5,10 @@
 * Consumes ``cards.commands.expire-holds`` (the scheduled job): releases card holds past
   their expiry.
 * Publishes what its outbox still holds (events NATS did not take) every RELAY_SECONDS.
-* Serves the card processor on FJB_CARD_API_PORT: POST /v1/authorizations, /v1/captures
-  and /v1/reversals, each signed with the shared secret (fjordbank.domain.signatures).
+* Serves the card processor on FJB_CARD_API_PORT: POST /v1/authorizations, /v1/captures,
+  /v1/refunds and /v1/reversals, each signed with the shared secret (fjordbank.domain.signatures).
   A decision is one unit of work (fjordbank.service_layer.card_ledger), answered at once;
-  its event (cards.authorized / declined / captured / reversed / expired) follows on NATS
+  its event (cards.authorized / declined / captured / refunded / reversed / expired) follows on NATS
   for the notifier.
 
 This module is the wiring: the use cases are in fjordbank.service_layer.card_ledger; here
@@ -130,6 +130,7 @@ class CardService:
             for path, handler in (
                 (AUTHORIZATIONS, self.authorize),
                 ("/v1/captures", self.capture),
+                ("/v1/refunds", self.refund),
                 ("/v1/reversals", self.reverse),
             )
         }
@@ -202,6 +203,30 @@ class CardService:
         result = await self.ledger.capture(reference, capture_ref=capture_ref, amount=amount)
         log.info("capture", extra={"auth_id": result.auth_id, "status": result.status, "reason": result.reason})
         return (200 if result.status == "captured" else 409), result.answer()
+
+    async def refund(self, data: object) -> tuple[int, dict]:
+        """A merchant's refund of a captured purchase: ``originalReference`` is the
+        purchase's authorisation reference, ``reference`` the refund's own (a retry sends
+        the same), ``amount`` øre. 200 refunded (again, for a retry), 409 refused with its
+        reason (not captured, more than captured in all, the reference with another amount)."""
+        if not isinstance(data, dict) or set(data) != {"reference", "originalReference", "amount"}:
+            return 400, {"error": "invalid_request"}
+        reference, original, amount = data["reference"], data["originalReference"], data["amount"]
+        if not rules.is_reference(reference) or not rules.is_reference(original):
+            return 400, {"error": "invalid_request"}
+        if type(amount) is not int or amount <= 0:
+            return 400, {"error": "invalid_amount"}
+        result = await self.ledger.refund(original, refund_ref=reference, amount=amount)
+        log.info(
+            "refund",
+            extra={
+                "auth_id": result.auth_id,
+                "refund_id": result.refund_id,
+                "status": result.status,
+                "reason": result.reason,
+            },
+        )
+        return (200 if result.status == "refunded" else 409), result.answer()
 
     async def reverse(self, data: object) -> tuple[int, dict]:
         if not isinstance(data, dict) or set(data) != {"reference"} or not rules.is_reference(data["reference"]):

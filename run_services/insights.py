@@ -1,7 +1,7 @@
 """Insights: "my economy" and subscriptions, maintained from what is booked.
 
 Consumes payments.completed (the payer's side), payments.credited (an internal payment's
-payee's side, in the payee's partition) and cards.captured in batches; each event becomes bookings
+payee's side, in the payee's partition), cards.captured and cards.refunded in batches; each event becomes bookings
 (fjordbank.domain.bookings) that one Firestore transaction per batch applies to the
 customers' monthly figures and merchant histories (the use case fjordbank.service_layer.economy).
 Applying a booking twice changes nothing, so redeliveries and replays are harmless.

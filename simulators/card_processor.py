@@ -110,6 +110,16 @@ class CardProcessor:
             body["amount"] = amount
         return self._post("/v1/captures", body, timeout=self.patient_timeout)
 
+    def refund(self, original_reference: str, amount: int, reference: str | None = None) -> tuple[int, dict]:
+        """The merchant's refund of a captured purchase (its authorisation's reference):
+        ``reference`` is the refund's own (a new one by default; a retry sends the same)."""
+        body = {
+            "reference": reference or "rfd-" + secrets.token_hex(8),
+            "originalReference": original_reference,
+            "amount": amount,
+        }
+        return self._post("/v1/refunds", body, timeout=self.patient_timeout)
+
     def reverse(self, reference: str) -> tuple[int, dict]:
         """Retried until answered (a reversal must not be lost: a real network stores and
         forwards it until acknowledged), for up to ``reversal_patience`` seconds, waiting

@@ -64,6 +64,9 @@ KINDS = (
 # CAPTURE_STEP, which tests/unit/test_audit_checks.py keeps equal to this): captures are
 # checked against their authorisations, not against a payment's verdict.
 CARD_CAPTURE = "card-capture"
+# A card refund's posting step is this, a dash and the refund's id (card_settlement.REFUND_STEP,
+# kept equal by the same test): refunds are checked against their authorisation's record.
+CARD_REFUND = "card-refund"
 DEPOSIT = "deposit"  # money put in from outside (a test's or an operator's): no payment verdict
 # An active hold is reported once it is this far past its expiry: the card service's sweep
 # (release-expired-holds) runs every hour, so a hold that expired since its last run is
@@ -300,16 +303,27 @@ def check_holds(accounts: Documents, holds: list[Hold], *, now: dt.datetime) -> 
     return findings
 
 
+def is_card_refund(step: str) -> bool:
+    return step.startswith(CARD_REFUND + "-")
+
+
 def check_card_captures(postings: list[Posting], authorizations: Documents) -> list[Finding]:
     """Each captured card authorisation has exactly one capture posting, for the captured
-    amount; no other authorisation has one, and no capture posting is without one."""
+    amount, and one posting per refund its record lists, for the refund's amount, refunds
+    in all at most what was captured; no other authorisation has one, and no capture or
+    refund posting is without one."""
     posted: dict[str, list[Posting]] = {}
+    refunds: dict[str, dict[str, list[int]]] = {}
     for p in postings:
         if p.step == CARD_CAPTURE:
             posted.setdefault(p.payment_id, []).append(p)
+        elif is_card_refund(p.step):
+            refund = p.step.removeprefix(CARD_REFUND + "-")
+            refunds.setdefault(p.payment_id, {}).setdefault(refund, []).append(max(e.amount for e in p.entries))
     findings: list[Finding] = []
     for auth_id, record in authorizations.items():
         mine = posted.pop(auth_id, [])
+        refunded = refunds.pop(auth_id, {})
         if record.get("status") == "captured":
             if _over_authorised(record):
                 findings.append(
@@ -327,11 +341,35 @@ def check_card_captures(postings: list[Posting], authorizations: Documents) -> l
                         f"card authorisation {auth_id}: captured {record.get('capturedAmount')}, posted {amounts}",
                     )
                 )
-        elif mine:
+            findings += _check_refunds(auth_id, record, refunded)
+        elif mine or refunded:
             findings.append(
                 Finding(CARD_POSTINGS, f"card authorisation {auth_id} is {record.get('status')} but has postings")
             )
     findings += [Finding(CARD_POSTINGS, f"card postings for {auth_id} without an authorisation") for auth_id in posted]
+    findings += [Finding(CARD_POSTINGS, f"card refunds for {auth_id} without an authorisation") for auth_id in refunds]
+    return findings
+
+
+def _check_refunds(auth_id: str, record: dict[str, Any], posted: dict[str, list[int]]) -> list[Finding]:
+    """A captured authorisation's refunds: each listed one posted once for its amount, none
+    posted that is not listed, and no more given back than was captured."""
+    listed = record.get("refunds") or {}
+    findings: list[Finding] = []
+    for refund in sorted(set(listed) | set(posted)):
+        want = listed[refund].get("amount") if refund in listed else None
+        if posted.get(refund, []) != ([want] if want is not None else []):
+            what = f"of {want}" if want is not None else "not listed"
+            findings.append(
+                Finding(
+                    CARD_POSTINGS,
+                    f"card authorisation {auth_id}: refund {refund} {what}, posted {posted.get(refund, [])}",
+                )
+            )
+    total = sum(r.get("amount", 0) for r in listed.values())
+    captured = record.get("capturedAmount")
+    if type(captured) is int and total > captured:
+        findings.append(Finding(CARD_POSTINGS, f"card authorisation {auth_id}: refunded {total}, captured {captured}"))
     return findings
 
 
@@ -342,8 +380,10 @@ def _over_authorised(record: dict[str, Any]) -> bool:
 
 
 def payment_posting_counts(postings: list[Posting]) -> Counter[str]:
-    """How many postings each payment has (deposits and card captures belong to none)."""
-    return Counter(p.payment_id for p in postings if p.step not in (DEPOSIT, CARD_CAPTURE))
+    """How many postings each payment has (deposits, card captures and refunds belong to none)."""
+    return Counter(
+        p.payment_id for p in postings if p.step not in (DEPOSIT, CARD_CAPTURE) and not is_card_refund(p.step)
+    )
 
 
 def check_payment_postings(verdicts: Documents, postings: list[Posting]) -> list[Finding]:

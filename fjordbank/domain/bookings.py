@@ -1,14 +1,18 @@
 """Bookings: what a customer sees as one transaction on one account, free of I/O.
 
-"My economy" and subscription detection read the same thing from two kinds of event, a
-completed payment (``payments.completed``) and a captured card purchase
-(``cards.captured``), and from the ledger's own records when they are recomputed. This
+"My economy" and subscription detection read the same thing from three kinds of event, a
+completed payment (``payments.completed``), a captured card purchase (``cards.captured``)
+and a merchant's refund of one (``cards.refunded``), and from the ledger's own records when they are recomputed. This
 module turns each of those into `Booking`s, so the incremental path and the
 recomputation can never disagree on what a transaction is.
 
 A booking's date is the day it belongs to in Norway: a payment's due date (the day the
 customer asked for; today for an immediate payment) and a card purchase's day of
-authorisation, both in Europe/Oslo.
+authorisation, both in Europe/Oslo; a refund's day is the day it was refunded.
+
+A refund is spending given back, not income: a booking out with ``refund`` set, whose item
+takes its amount off the purchase's category (``category``, as the purchase's feed entry was
+labelled when refunded) in the refund's month. It is no charge: subscriptions never see it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Booking:
     counterparty_account: str | None = None
     kid: str | None = None
     own_transfer: bool = False  # between the customer's own accounts: neither income nor spending
+    refund: bool = False  # a card refund: spending given back (its item's amount is negative)
+    category: str | None = None  # a refund's: the purchase's category when it was refunded
 
     @property
     def month(self) -> str:
@@ -124,5 +130,36 @@ def from_card_capture(event: dict[str, Any]) -> list[Booking]:
             kind=CARD,
             merchant_name=event.get("merchant_name"),
             mcc=event.get("mcc"),
+        )
+    ]
+
+
+def from_card_refund(event: dict[str, Any]) -> list[Booking]:
+    """The booking of a merchant's refund (the card service's ``cards.refunded``, the wire
+    form of a `fjordbank.domain.events.CardRefunded`), by the refund's id."""
+    amount = event.get("amount")
+    if (
+        event.get("status") != "refunded"
+        or not event.get("uid")
+        or not event.get("refund_id")
+        or not event.get("account_id")
+        or not event.get("day")
+        or type(amount) is not int
+        or amount <= 0
+    ):
+        return []
+    return [
+        Booking(
+            uid=event["uid"],
+            tx_id=str(event["refund_id"]),
+            account_id=event["account_id"],
+            date=event["day"],
+            amount=amount,
+            direction=OUT,
+            kind=CARD,
+            merchant_name=event.get("merchant_name"),
+            mcc=event.get("mcc"),
+            refund=True,
+            category=event.get("category") or None,
         )
     ]

@@ -16,6 +16,13 @@ the authorisation gave it (`Settlement.feed` is merged into it). Then:
   rental) is posted anyway, from the available balance, and flagged ``lateCapture``: the
   scheme settles it whatever our hold did. Either way a capture is at most the authorised
   amount (``invalid_capture``): the expiry gave the hold back, not a blank cheque.
+* `refund`: the merchant gives money back for a captured purchase (a returned item, a
+  cancelled booking): the processor's refund of the authorisation, under a reference of
+  its own. Posted from the card scheme's shard to the purchase's account (whatever the
+  account's status: the money is the customer's, as a payment's refund), kept on the
+  record by its id (``refunds``, and its posting in ``postings``), at most what was
+  captured in all (``refund_exceeds_capture``). The same refund again is answered as
+  before; its reference with another amount is refused (``reference_reused``).
 * `release`: the processor's reversal, or the hold's expiry (the scheduled job): the hold
   is given back, and the day's spend with it. A reversal that arrives before its
   authorisation (the processor timed out) is recorded, so the late authorisation is
@@ -29,17 +36,23 @@ Each returns a `Settlement`: the answer and everything its transaction writes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from fjordbank.domain.card_authorization import feed_fields
 from fjordbank.domain.cards import HOME_COUNTRY, Spend
 from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account, carries_hold
+from fjordbank.domain.norway import today_in_norway
 
 # The step of a capture's posting (``{authId}:card-capture``, kept on the authorisation's
 # record in ``postings``, by step, like a payment's on its ledger record); the ledger audit
 # knows captures by it (fjordbank.domain.audit.CARD_CAPTURE, kept equal by a unit test).
 CAPTURE_STEP = "card-capture"
+# A refund's posting step is this and the refund's id (``card-refund-rf...``): the audit
+# knows refunds by it (fjordbank.domain.audit.CARD_REFUND, kept equal by a unit test).
+REFUND_STEP = "card-refund"
+REFUNDS = "refunds"  # on the record: refund id -> {reference, amount, refundedAt}
 REVERSED_BEFORE_AUTHORIZATION = "reversed_before_authorization"
 RELEASED = ("reversed", "expired")  # what a release makes of an authorisation
 
@@ -57,7 +70,7 @@ class Held:
 class Settlement:
     """A capture or release decided: the answer, and everything its transaction writes."""
 
-    status: str  # captured | reversed | expired | refused
+    status: str  # captured | refunded | reversed | expired | refused
     reason: str | None
     record: dict[str, Any]  # the authorisation record as it is now ({}: there is none)
     replayed: bool = False  # answered from what was done before: nothing is written
@@ -67,6 +80,7 @@ class Settlement:
     # accounts/{id}/transactions/{authId}, merged into the entry the authorisation wrote:
     # every field but its category (card_authorization.feed_fields; None: unchanged)
     feed: dict[str, Any] | None = None
+    refund_id: str | None = None  # a refund's id (its feed entry's, its posting's step)
 
 
 def refused(reason: str, record: dict[str, Any] | None = None) -> Settlement:
@@ -147,6 +161,89 @@ def _post(auth_id: str, held: Held, amount: int, *, late: bool) -> None:
         held.book.apply(Posting.transfer(auth_id, CAPTURE_STEP, hold.account_id, scheme, amount, hold.currency))
     else:
         held.book.capture(auth_id, step=CAPTURE_STEP, credit=scheme, amount=amount)
+
+
+# ---- refund ------------------------------------------------------------------------------
+def refund_id(auth_id: str, reference: str) -> str:
+    """A refund's id: derived from its authorisation and the processor's refund reference,
+    so a retried refund finds itself and the feed entry (by this id) is the refund's own."""
+    return "rf" + hashlib.sha256(f"{auth_id}:{reference}".encode()).hexdigest()[:32]
+
+
+def refund_step(refund: str) -> str:
+    return f"{REFUND_STEP}-{refund}"
+
+
+def refunded_total(record: dict[str, Any]) -> int:
+    """What the record's refunds gave back, in all (øre)."""
+    return sum(r["amount"] for r in (record.get(REFUNDS) or {}).values())
+
+
+def refund(
+    auth_id: str,
+    record: dict[str, Any] | None,
+    book: Book | None,
+    *,
+    reference: str,
+    amount: int,
+    category: str | None,
+    now: dt.datetime,
+) -> Settlement:
+    """Give ``amount`` of the captured authorisation ``auth_id`` back to its account.
+    ``book``: over the account and the card scheme's shard (None: the account is gone);
+    ``category``: the purchase's, as its feed entry is labelled now (kept with the refund,
+    for its feed entry and its event)."""
+    if record is None:
+        return refused("unknown_authorization")
+    refunds = dict(record.get(REFUNDS) or {})
+    rid = refund_id(auth_id, reference)
+    if rid in refunds:
+        if refunds[rid].get("amount") == amount:
+            return Settlement("refunded", None, record, replayed=True, refund_id=rid)
+        return refused("reference_reused", record)
+    if record["status"] != "captured":
+        return refused(f"authorization_{record['status']}", record)
+    if not 0 < amount <= record.get("capturedAmount", 0) - refunded_total(record):
+        return refused("refund_exceeds_capture", record)
+    account = record.get("accountId")
+    if book is None or account not in book.accounts:
+        return refused("account_closed", record)  # the account itself is gone: never in production
+    step = refund_step(rid)
+    posting = Posting.transfer(auth_id, step, card_scheme_account(auth_id), account, amount, record["currency"])
+    try:
+        book.apply(posting)
+    except Declined as exc:  # the account holds another currency
+        return refused(exc.code, record)
+    refunds[rid] = {"reference": reference, "amount": amount, "category": category, "refundedAt": now}
+    postings = {
+        **(record.get("postings") or {}),
+        step: {**posting.to_dict(), "postedAt": now.astimezone(dt.UTC).isoformat()},
+    }
+    done = {**record, REFUNDS: refunds, "refundedAmount": refunded_total({REFUNDS: refunds}), "postings": postings}
+    done["updatedAt"] = now
+    return Settlement("refunded", None, done, store=True, book=book, refund_id=rid)
+
+
+def refund_entry(record: dict[str, Any], refund: str) -> dict[str, Any] | None:
+    """The account's feed entry of a refund (``accounts/{id}/transactions/{refundId}``):
+    money in from the merchant, in the purchase's category as the refund keeps it (its
+    entry's label when refunded, the customer's choice included). None for a record
+    without an account, or a refund it does not list."""
+    given = (record.get(REFUNDS) or {}).get(refund)
+    entry = feed_fields(record, "posted", given["amount"] if given else 0)
+    if entry is None or given is None:
+        return None
+    return {
+        **entry,
+        "kind": "card_refund",
+        "direction": "in",
+        "refundOf": record["authId"],
+        "refundId": refund,
+        "date": today_in_norway(given["refundedAt"]).isoformat(),
+        "bookedAt": given["refundedAt"],
+        "createdAt": given["refundedAt"],
+        **({"category": given["category"]} if given.get("category") else {}),
+    }
 
 
 # ---- reversal and expiry -----------------------------------------------------------------

@@ -28,7 +28,7 @@ class Item:
     month: str  # YYYY-MM
     direction: str  # in | out
     category: str
-    amount: int  # øre, positive
+    amount: int  # øre, positive (negative: a refund, spending given back)
 
     def to_dict(self) -> dict[str, Any]:
         return {"month": self.month, "direction": self.direction, "category": self.category, "amount": self.amount}
@@ -54,9 +54,13 @@ def category_of(booking: Booking, overrides: dict[str, str] | None = None) -> st
 
 
 def item_of(booking: Booking, overrides: dict[str, str] | None = None) -> Item | None:
-    """What the booking adds to its month; None for a transfer between own accounts."""
+    """What the booking adds to its month; None for a transfer between own accounts. A
+    refund takes its amount off the purchase's category (a negative amount)."""
     if booking.own_transfer:
         return None
+    if booking.refund:  # the customer's choice for the merchant first: the purchase's category moves with it
+        chosen = (overrides or {}).get(booking.key) or booking.category
+        return Item(booking.month, booking.direction, chosen or category_of(booking, overrides), -booking.amount)
     return Item(booking.month, booking.direction, category_of(booking, overrides), booking.amount)
 
 

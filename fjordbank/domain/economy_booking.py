@@ -22,7 +22,7 @@ Where a booking's item is recorded:
   own. A history keeps its latest `subscriptions.HISTORY_LIMIT` charges; a charge it drops
   takes its item to a document (``kept``), and so does a charge booked before items moved
   onto histories (2026-12-02: such a charge has no ``category``, its item is a document);
-* money in: a document per booking (``users/{uid}/economyItems/{txId}``).
+* money in, and a card refund: a document per booking (``users/{uid}/economyItems/{txId}``).
 
 Both `needed` and `book` take ``replays``, whether the batch may hold bookings booked before:
 
@@ -95,7 +95,9 @@ def counts(booking: Booking) -> bool:
 
 
 def tracks_subscription(booking: Booking) -> bool:
-    return booking.direction == OUT and not booking.own_transfer
+    """A charge out: not a transfer between own accounts, nor a refund (whose item is a
+    document, as money in's)."""
+    return booking.direction == OUT and not booking.own_transfer and not booking.refund
 
 
 def needed(bookings: list[Booking], *, replays: bool) -> list[DocKey]:

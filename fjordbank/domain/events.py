@@ -219,6 +219,32 @@ class CardAuthorization(Contract):
     )
 
 
+@dataclass(frozen=True)
+class CardRefunded(Contract):
+    """A merchant's refund of a captured card purchase (cards.refunded): money back to the
+    purchase's account, never a PAN or CVV. One per refund: a purchase may be refunded in
+    parts, up to what was captured."""
+
+    NAME: ClassVar[str] = "card_refund"
+
+    refund_id: str = field(
+        metadata={"doc": "the refund's id: its feed entry's (accounts/{id}/transactions/{refundId})"}
+    )
+    auth_id: str = field(metadata={"doc": "the purchase's authorisation"})
+    status: str = field(metadata=one_of("refunded"))
+    uid: str
+    card_id: str | None
+    account_id: str
+    last4: str | None
+    amount: int = field(metadata={"doc": "øre given back by this refund"})
+    currency: str
+    merchant_name: str
+    mcc: str
+    merchant_country: str
+    category: str | None = field(metadata={"doc": "the purchase's category as its feed entry was labelled"})
+    day: str = field(metadata={"doc": "the refund's date in Norway (its booking date), YYYY-MM-DD"})
+
+
 # What each customer and card subject carries (the payment subjects carry PaymentEvent).
 SUBJECT_TYPES: dict[str, type[Contract]] = {
     topology.SUBJECT_CUSTOMER_APPROVED: CustomerDecided,
@@ -235,6 +261,7 @@ SUBJECT_TYPES: dict[str, type[Contract]] = {
     topology.SUBJECT_CARD_CAPTURED: CardAuthorization,
     topology.SUBJECT_CARD_REVERSED: CardAuthorization,
     topology.SUBJECT_CARD_EXPIRED: CardAuthorization,
+    topology.SUBJECT_CARD_REFUNDED: CardRefunded,
 }
 
 

@@ -196,11 +196,12 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     win. An expired reservation can still be charged (a hotel's or car rental's late
     capture is posted), so its text says so rather than promise the money back, and that
     late capture is told when it comes (cards.captured with ``late``; a capture within its
-    reservation pushes nothing: the approval told it)."""
+    reservation pushes nothing: the approval told it). A merchant's refund is told too
+    (cards.refunded), each refund under its own collapse id."""
     uid, status = event.get("uid"), event.get("status")
     if status == "captured" and event.get("late") is not True:
         return []  # a capture within its reservation: the approval's push told it
-    if not uid or status not in ("approved", "declined", "captured", "reversed", "expired"):
+    if not uid or status not in ("approved", "declined", "captured", "reversed", "expired", "refunded"):
         return []
     amount = event.get("amount")
     what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchant_name') or 'a merchant'}".strip()
@@ -213,6 +214,14 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
         title, body = "Card purchase charged", f"{what}: the merchant charged it after its reservation ended"
     elif status == "expired":
         title, body = "Reservation ended", f"{what}: no longer reserved, but the merchant can still charge it later"
+    elif status == "refunded":
+        merchant = event.get("merchant_name") or "A merchant"
+        title, body = (
+            "Refund",
+            f"{merchant} refunded {_amount(amount) if type(amount) is int else 'a purchase'} to your account",
+        )
+        data["refundId"] = str(event.get("refund_id"))
+        return [Push(uid, CARD, title, body, data, f"{event.get('auth_id')}:{status}:{event.get('refund_id')}")]
     else:
         why = CARD_REASON_TEXTS.get(event.get("reason") or "", "the bank declined it")
         title, body = "Card purchase declined", f"{what}: {why}"

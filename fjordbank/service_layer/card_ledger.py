@@ -1,5 +1,5 @@
-"""The card service's use cases: issue a card's number, and decide, hold, capture, reverse
-and expire card authorisations.
+"""The card service's use cases: issue a card's number, and decide, hold, capture, refund,
+reverse and expire card authorisations.
 
 Each is written against the ports (fjordbank.service_layer.ports): it loads what it needs
 in one unit of work, decides with a pure function of the domain
@@ -16,6 +16,9 @@ the decision changes together, so a decision and its hold can never be apart:
                                        postings/{authId}:card-capture)
   cardSpend/{cardId}_{day}             authorised today, by daily/online/abroad
   accounts/{id}/transactions/{authId}  the app's feed entry: pending -> posted | cancelled
+  (on the record: refunds)             a captured purchase's refunds, by refund id, each
+                                       with its posting, card scheme -> account, in postings
+  accounts/{id}/transactions/{refundId} a refund's own feed entry (money in)
 
 ``authId`` derives from the processor's reference: a retried request finds its record and
 gets the same answer; a different request with a used reference is declined.
@@ -25,7 +28,8 @@ the 99th percentile): an authorisation reads the record, the card and the day's 
 one read, the account and the customer's category for the merchant in a second one only
 when the card allows the request, and commits; nothing else.
 
-Each decision's event (cards.authorized / declined / captured / reversed / expired) follows
+Each decision's event (cards.authorized / declined / captured / reversed / expired /
+refunded) follows
 on NATS for the notifier and insights (`card_event`), through the card service's own
 transactional outbox (`fjordbank.service_layer.outbox.CARD_OUTBOX`: only the card
 service's NATS identity may publish these subjects): the event is committed with the
@@ -64,7 +68,7 @@ from fjordbank.domain import card_authorization as decision
 from fjordbank.domain import card_settlement as settlement
 from fjordbank.domain import cards as rules
 from fjordbank.domain.categories import override_key
-from fjordbank.domain.events import CardAuthorization, CardIssued, IssueCard
+from fjordbank.domain.events import CardAuthorization, CardIssued, CardRefunded, IssueCard
 from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account, carries_hold, record_postings
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.runtime.consumer import Ack, Outcome, Reject, Retry
@@ -98,20 +102,25 @@ RELAY_SECONDS = 30.0  # how often the service publishes the events its outbox st
 class CardResult:
     """What the processor is answered and what is announced on NATS."""
 
-    status: str  # approved | declined | captured | reversed | expired | refused
+    status: str  # approved | declined | captured | refunded | reversed | expired | refused
     reason: str | None
     auth_id: str
     record: dict[str, Any] = field(default_factory=dict)  # the authorisation record (no PAN)
     replayed: bool = False
+    refund_id: str | None = None  # a refund's (the record lists it in ``refunds``)
 
     @property
     def approved(self) -> bool:
         return self.status == "approved"
 
     def answer(self) -> dict[str, Any]:
-        body = {"authorizationId": self.auth_id, "status": self.status, "reason": self.reason}
+        body: dict[str, Any] = {"authorizationId": self.auth_id, "status": self.status, "reason": self.reason}
         if self.status == "captured" and self.record.get("capturedAmount") is not None:
             body["capturedAmount"] = self.record["capturedAmount"]
+        if self.status == "refunded" and self.refund_id:
+            body["refundId"] = self.refund_id
+            body["refundedAmount"] = self.record[settlement.REFUNDS][self.refund_id]["amount"]
+            body["refundedTotal"] = settlement.refunded_total(self.record)
         return body
 
 
@@ -121,6 +130,7 @@ EVENT_SUBJECTS = {
     "captured": topology.SUBJECT_CARD_CAPTURED,
     "reversed": topology.SUBJECT_CARD_REVERSED,
     "expired": topology.SUBJECT_CARD_EXPIRED,
+    "refunded": topology.SUBJECT_CARD_REFUNDED,
 }
 
 
@@ -131,6 +141,8 @@ def card_event(result: CardResult) -> outbox.Event | None:
     if subject is None or result.replayed or not result.record.get("fingerprint"):
         return None
     r = result.record
+    if result.status == "refunded":
+        return _refund_event(result)
     event = CardAuthorization(
         auth_id=result.auth_id,
         status=result.status,
@@ -150,6 +162,31 @@ def card_event(result: CardResult) -> outbox.Event | None:
         late=result.status == "captured" and bool(r.get("lateCapture")),
     )
     return outbox.Event(subject, event.to_json(), f"{result.auth_id}:{result.status}")
+
+
+def _refund_event(result: CardResult) -> outbox.Event:
+    """cards.refunded, one per refund (its message id names the refund)."""
+    r = result.record
+    refund = r[settlement.REFUNDS][result.refund_id]
+    event = CardRefunded(
+        refund_id=str(result.refund_id),
+        auth_id=result.auth_id,
+        status="refunded",
+        uid=r["ownerUid"],
+        card_id=r.get("cardId"),
+        account_id=r["accountId"],
+        last4=r.get("last4"),
+        amount=refund["amount"],
+        currency=r["currency"],
+        merchant_name=r["merchantName"],
+        mcc=r["mcc"],
+        merchant_country=r["merchantCountry"],
+        category=refund.get("category"),
+        day=today_in_norway(refund["refundedAt"]).isoformat(),
+    )
+    return outbox.Event(
+        topology.SUBJECT_CARD_REFUNDED, event.to_json(), f"{result.auth_id}:refunded:{result.refund_id}"
+    )
 
 
 # ---- where things are ----------------------------------------------------------------------
@@ -182,7 +219,7 @@ def write_feed(uow: Writes, record: dict[str, Any], entry: dict[str, Any] | None
 # ---- the ledger's use cases ----------------------------------------------------------------
 class CardLedger:
     """Authorise, capture, reverse and expire, each one unit of work (its ``operation`` is
-    the transaction metrics' name: cards_authorize, cards_capture, cards_release)."""
+    the transaction metrics' name: cards_authorize, cards_capture, cards_refund, cards_release)."""
 
     def __init__(
         self,
@@ -302,6 +339,37 @@ class CardLedger:
         await self.announce(result)
         return result
 
+    async def refund(self, reference: str, *, refund_ref: str, amount: int) -> CardResult:
+        """Give ``amount`` of the captured purchase ``reference`` back to its account (the
+        merchant's refund, under the processor's own ``refund_ref``), with its own feed
+        entry in the purchase's category, and announce it."""
+        auth_id = rules.authorization_id(reference)
+        now = self.clock()
+
+        async def run(uow: AsyncUnitOfWork) -> CardResult:
+            record = _data(await uow.get(authorization_path(auth_id)))
+            book, category = None, None
+            if record is not None and record.get("status") == "captured" and record.get("accountId"):
+                ids = (record["accountId"], card_scheme_account(auth_id))
+                paths = {a: f"{ACCOUNTS}/{a}" for a in ids}
+                purchase = f"{ACCOUNTS}/{record['accountId']}/{TRANSACTIONS}/{auth_id}"
+                got = await uow.get_many([*paths.values(), purchase])
+                book = Book({a: account_from_doc(doc.data) for a, p in paths.items() if (doc := got[p]) is not None})
+                category = (_data(got[purchase]) or {}).get("category")
+            settled = settlement.refund(
+                auth_id, record, book, reference=refund_ref, amount=amount, category=category, now=now
+            )
+            if settled.store and settled.refund_id:
+                entry = settlement.refund_entry(settled.record, settled.refund_id)
+                if entry is not None:
+                    path = f"{ACCOUNTS}/{settled.record['accountId']}/{TRANSACTIONS}/{settled.refund_id}"
+                    uow.set(path, {**entry, "updatedAt": SERVER_TIME})
+            return self._stage(uow, self._save(uow, auth_id, settled))
+
+        result = await self.docs.transact(run, operation="cards_refund")
+        await self.announce(result)
+        return result
+
     async def reverse(self, reference: str) -> CardResult:
         """Release the hold of an authorisation the processor cancels, and announce it. A
         reversal that arrives before its authorisation (a timed-out request) is recorded,
@@ -410,7 +478,7 @@ class CardLedger:
                 on_records={p["postingId"] for p in record_postings(settled.record)},
             )
         write_feed(uow, settled.record, settled.feed, merge=True)
-        return CardResult(settled.status, settled.reason, auth_id, settled.record, settled.replayed)
+        return CardResult(settled.status, settled.reason, auth_id, settled.record, settled.replayed, settled.refund_id)
 
 
 # ---- the card vault's use cases ------------------------------------------------------------

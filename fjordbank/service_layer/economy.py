@@ -105,9 +105,15 @@ async def payment_bookings(owners: Owners, events: list[PaymentEvent]) -> list[B
     return [b for e in events for b in bookings.for_partition(e, payee_uid=payees.get(e.payment.to_account))]
 
 
-def card_bookings(captures: Iterable[dict[str, Any]]) -> list[Booking]:
-    """The bookings of card captures (each event as its contract's wire form)."""
-    return [b for capture in captures for b in bookings.from_card_capture(capture)]
+def card_bookings(events: Iterable[dict[str, Any]]) -> list[Booking]:
+    """The bookings of card captures and refunds (each event as its contract's wire form)."""
+    return [
+        b
+        for event in events
+        for b in (
+            bookings.from_card_refund(event) if event.get("status") == "refunded" else bookings.from_card_capture(event)
+        )
+    ]
 
 
 async def apply_bookings(docs: AsyncDocuments, booked: list[Booking], *, choices_on_histories: bool = False) -> Applied:

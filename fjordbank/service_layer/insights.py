@@ -42,6 +42,7 @@ from fjordbank.domain.bookings import OUT, Booking
 from fjordbank.domain.categories import CATEGORIES, override_key
 from fjordbank.domain.economy_booking import CHOSEN, LISTED
 from fjordbank.domain.errors import Refused
+from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.domain.subscriptions import Charge
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, UnitOfWork, Where, system_clock
@@ -190,7 +191,8 @@ def _relabel_feed(docs: Documents, uid: str, key: str, category: str) -> int:
     for account in docs.query(ACCOUNTS, where=[Where("ownerUid", "==", uid)]):
         entries = docs.query(f"{account.path}/{TRANSACTIONS}", where=[Where("merchantKey", "==", key)])
         for entry in entries:
-            if entry.data.get("category") != category and entry.data.get("direction") == "out":
+            spending = entry.data.get("direction") == "out" or entry.data.get("kind") == "card_refund"
+            if entry.data.get("category") != category and spending:
                 batch.update(entry.path, {"category": category})
                 relabelled += 1
                 if relabelled % RELABEL_BATCH == 0:
@@ -241,6 +243,7 @@ def ledger_bookings(docs: Documents, uid: str) -> list[Booking]:
         found += [b for b in bookings.from_payment(event, payee_uid=payee_uid) if b.uid == uid]
     for auth in docs.query(CARD_AUTHORIZATIONS, where=[Where("ownerUid", "==", uid)]):
         found += bookings.from_card_capture(_card_capture(uid, auth))
+        found += [b for refund in _card_refunds(uid, auth) for b in bookings.from_card_refund(refund)]
     return found
 
 
@@ -269,6 +272,26 @@ def _card_capture(uid: str, auth: Doc) -> dict[str, Any]:
         "mcc": r.get("mcc"),
         "day": r.get("spendDay"),
     }
+
+
+def _card_refunds(uid: str, auth: Doc) -> list[dict[str, Any]]:
+    """A card authorisation's refunds as bookings.from_card_refund reads them."""
+    r = auth.data
+    return [
+        {
+            "status": "refunded",
+            "uid": uid,
+            "refund_id": refund_id,
+            "account_id": r.get("accountId"),
+            "amount": refund.get("amount"),
+            "merchant_name": r.get("merchantName"),
+            "mcc": r.get("mcc"),
+            "category": refund.get("category"),
+            "day": today_in_norway(refund["refundedAt"]).isoformat() if refund.get("refundedAt") else None,
+        }
+        for refund_id, refund in sorted((r.get("refunds") or {}).items())
+        if isinstance(refund, dict)
+    ]
 
 
 def payment_of(record: dict[str, Any]) -> PaymentRequested:

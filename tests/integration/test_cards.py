@@ -315,3 +315,46 @@ def test_guessing_the_security_code_freezes_the_card(holder, proc, callables):
         callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": False}, holder.user["id_token"])[0] == 200
     )
     assert buy(proc, holder, 1_000, channel="online")["approved"] is True
+
+
+def test_a_merchant_s_refund_is_money_back_in_the_feed_the_push_and_my_economy(stack, holder, proc, audit):
+    answer = buy(proc, holder, 40_000, merchant_name="Elkjøp Lade", mcc="5732")
+    assert proc.capture(answer["reference"])[0] == 200
+    auth_id = answer["authorizationId"]
+    month = f"users/{holder.uid}/economy/{today_in_norway().isoformat()[:7]}"
+    wait_for(lambda: (holder.app.get(month)[1] or {}).get("spent") == 40_000, timeout=60, what="the purchase booked")
+
+    status, refunded = proc.refund(answer["reference"], 15_000, reference="rfd-" + answer["reference"])
+    assert (status, refunded["status"], refunded["refundedAmount"], refunded["refundedTotal"]) == (
+        200,
+        "refunded",
+        15_000,
+        15_000,
+    )
+    acct = holder.account_doc()
+    assert (acct["balance"], acct["held"], acct["available"]) == (75_000, 0, 75_000)
+    entry = holder.app.get(f"accounts/{holder.account}/transactions/{refunded['refundId']}")[1]
+    assert (entry["kind"], entry["direction"], entry["amount"], entry["status"]) == (
+        "card_refund",
+        "in",
+        15_000,
+        "posted",
+    )
+    assert (entry["refundOf"], entry["merchantName"]) == (auth_id, "Elkjøp Lade")
+    purchase = holder.app.get(f"accounts/{holder.account}/transactions/{auth_id}")[1]
+    assert entry["category"] == purchase["category"]
+    push = wait_push(stack, holder.token, "Refund")
+    assert "Elkjøp Lade" in push["notification"]["body"] and push["data"]["refundId"] == refunded["refundId"]
+    # my economy: the refund takes its amount off the purchase's category
+    spent = wait_for(
+        lambda: (m := holder.app.get(month)[1] or {}).get("spent") == 25_000 and m,
+        timeout=60,
+        what="the refund booked",
+    )
+    assert spent["spending"] == {purchase["category"]: 25_000}
+    # a retry is answered as before; more than what is left of the capture is refused
+    assert proc.refund(answer["reference"], 15_000, reference="rfd-" + answer["reference"]) == (200, refunded)
+    status, over = proc.refund(answer["reference"], 25_001)
+    assert (status, over["reason"]) == (409, "refund_exceeds_capture")
+    assert holder.account_doc()["balance"] == 75_000
+    audit()

@@ -15,7 +15,7 @@ from typing import Any
 
 from fjordbank.domain import audit
 from fjordbank.domain.audit import Finding, LedgerDocuments
-from fjordbank.domain.card_settlement import CAPTURE_STEP
+from fjordbank.domain.card_settlement import CAPTURE_STEP, REFUND_STEP
 from fjordbank.domain.ledger import INTERNAL_WORLD, Posting, replay, transit_in_account, transit_out_account
 
 NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -318,6 +318,63 @@ def test_a_capture_s_posting_kept_on_its_authorisation_is_checked_as_the_journal
     assert report_of(ledger).problems == [] and report_of(ledger).postings == 5
     other = with_changes(ledger, "card_authorizations", "auth-1", capturedAmount=250)
     assert found(other) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-1: captured 250, posted [200]")]
+
+
+def refunded(amounts: dict[str, int], *, posted: dict[str, int] | None = None) -> LedgerDocuments:
+    """The balanced ledger with auth-1's capture and refunds kept on its record (``amounts``
+    listed, ``posted`` posted: the same unless told), each refund from the scheme to Bob."""
+    capture = balanced().postings["auth-1:card-capture"]
+    posted = amounts if posted is None else posted
+    kept = {CAPTURE_STEP: capture}
+    for refund, amount in posted.items():
+        kept[f"{REFUND_STEP}-{refund}"] = transfer("auth-1", f"{REFUND_STEP}-{refund}", SCHEME, BOB, amount)
+    ledger = without(balanced(), "postings", "auth-1:card-capture")
+    back = sum(posted.values())
+    ledger = with_changes(ledger, "accounts", BOB, **account(BOB, ledger.accounts[BOB]["balance"] + back))
+    ledger = with_changes(ledger, "accounts", SCHEME, **account(SCHEME, 200 - back, kind="internal"))
+    return with_changes(
+        ledger,
+        "card_authorizations",
+        "auth-1",
+        postings=kept,
+        refunds={r: {"reference": f"ref-{r}", "amount": a} for r, a in amounts.items()},
+    )
+
+
+def test_the_audit_knows_the_card_services_refund_step():
+    assert audit.CARD_REFUND == REFUND_STEP
+
+
+def test_refunds_posted_as_their_authorisation_lists_them_are_no_fault():
+    ledger = refunded({"rf1": 50, "rf2": 150})
+    assert report_of(ledger).problems == [] and report_of(ledger).postings == 7
+
+
+def test_a_refund_not_posted_posted_twice_or_for_another_amount_is_reported():
+    missing = refunded({"rf1": 50, "rf2": 150}, posted={"rf1": 50})
+    assert found(missing) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-1: refund rf2 of 150, posted []")]
+    other = refunded({"rf1": 50}, posted={"rf1": 60})
+    assert found(other) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-1: refund rf1 of 50, posted [60]")]
+    unlisted = refunded({}, posted={"rf9": 20})
+    assert found(unlisted) == [
+        Finding(audit.CARD_POSTINGS, "card authorisation auth-1: refund rf9 not listed, posted [20]")
+    ]
+
+
+def test_refunds_of_more_than_was_captured_are_reported():
+    ledger = refunded({"rf1": 150, "rf2": 100})
+    assert found(ledger) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-1: refunded 250, captured 200")]
+
+
+def test_a_refund_of_what_was_not_captured_or_without_an_authorisation_is_reported():
+    ledger = with_changes(refunded({"rf1": 50}), "card_authorizations", "auth-1", status="reversed")
+    assert Finding(audit.CARD_POSTINGS, "card authorisation auth-1 is reversed but has postings") in found(ledger)
+    gone = refunded({"rf1": 50})
+    kept = gone.card_authorizations["auth-1"]["postings"]
+    gone = with_changes(without(gone, "card_authorizations", "auth-1"), "postings", "x", **kept[f"{REFUND_STEP}-rf1"])
+    gone = replace(gone, postings={**gone.postings, "auth-1:card-capture": kept[CAPTURE_STEP]})
+    assert Finding(audit.CARD_POSTINGS, "card refunds for auth-1 without an authorisation") in found(gone)
+    assert not any(f.kind == audit.PAYMENT_POSTINGS for f in found(gone))  # a refund is no payment's
 
 
 # ---- payments -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from fjordbank.domain.cards import (
     derive_cvv,
     make_pan,
 )
-from fjordbank.domain.events import CardAuthorization, CardIssued, IssueCard
+from fjordbank.domain.events import CardAuthorization, CardIssued, CardRefunded, IssueCard
 from fjordbank.domain.ledger import INTERNAL_CARD_SCHEME, card_scheme_account
 from fjordbank.errors import PublishError
 from fjordbank.runtime.consumer import Ack, Reject, Retry
@@ -978,3 +978,156 @@ async def test_an_approval_the_processor_may_not_have_had_is_released_at_once(ba
     assert bank.account()["held"] == 0
     again = await bank.buy(pan, amount=60_000, reference="ref-2")  # the customer's second try
     assert again.approved
+
+
+# ---- refunds ------------------------------------------------------------------------------------
+def refunded_event(bank: Bank, i: int = -1) -> CardRefunded:
+    subject, body, _ = bank.events.published[i]
+    assert subject == topology.SUBJECT_CARD_REFUNDED
+    return CardRefunded.from_json(body)
+
+
+async def captured_purchase(bank: Bank, amount: int | None = 20_000) -> CardResult:
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=amount)
+    return first
+
+
+async def test_a_refund_gives_money_back_from_the_scheme_with_its_own_entry_and_event(bank: Bank) -> None:
+    bank.docs.put("users/alice/categoryOverrides/m:rema-1000-majorstuen", {"category": "restaurants"})
+    first = await captured_purchase(bank)
+    bank.clock.now = dt.datetime(2026, 11, 29, 23, 30, tzinfo=dt.UTC)  # 30 November in Norway
+    result = await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=4_500)
+    refund_id = result.refund_id
+    assert refund_id is not None and refund_id.startswith("rf")
+    assert result.answer() == {
+        "authorizationId": first.auth_id,
+        "status": "refunded",
+        "reason": None,
+        "refundId": refund_id,
+        "refundedAmount": 4_500,
+        "refundedTotal": 4_500,
+    }
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (84_500, 0, 84_500)
+    scheme = bank.docs.data(f"accounts/{card_scheme_account(first.auth_id)}") or {}
+    assert scheme["balance"] == 20_000 - 4_500
+    record = bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {}
+    step = f"card-refund-{refund_id}"
+    assert record["postings"][step]["entries"] == [
+        {"account": card_scheme_account(first.auth_id), "amount": -4_500},
+        {"account": ACCOUNT, "amount": 4_500},
+    ]
+    assert record["postings"]["card-capture"]["entries"][0]["amount"] == -20_000  # the capture's, kept
+    assert (record["status"], record["refundedAmount"], record["refunds"][refund_id]["reference"]) == (
+        "captured",
+        4_500,
+        "rfd-1",
+    )
+    assert bank.docs.data(f"postings/{first.auth_id}:{step}") is None  # on the record, not a document
+    # its own feed entry, money in, labelled as the purchase's entry is (the customer's choice)
+    entry = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{refund_id}") or {}
+    assert (entry["kind"], entry["direction"], entry["status"], entry["amount"]) == (
+        "card_refund",
+        "in",
+        "posted",
+        4_500,
+    )
+    assert (entry["category"], entry["refundOf"], entry["merchantName"]) == (
+        "restaurants",
+        first.auth_id,
+        "Rema 1000 Majorstuen",
+    )
+    purchase = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}") or {}
+    assert (purchase["status"], purchase["amount"]) == ("posted", -20_000)  # the purchase stays as it was
+    sent = refunded_event(bank)
+    assert (sent.refund_id, sent.auth_id, sent.amount, sent.category, sent.uid) == (
+        refund_id,
+        first.auth_id,
+        4_500,
+        "restaurants",
+        "alice",
+    )
+    assert sent.day == "2026-11-30"  # the refund's day in Norway, not the purchase's
+    assert bank.events.published[-1][2] == f"{first.auth_id}:refunded:{refund_id}"
+    # the record, then the account, the scheme's shard and the purchase's entry: two round trips
+    assert [reads for op, reads in bank.docs.reads if op == "cards_refund"] == [2]
+
+
+async def test_a_retried_refund_changes_nothing_and_its_reference_is_its_own(bank: Bank) -> None:
+    first = await captured_purchase(bank)
+    done = await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=4_500)
+    again = await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=4_500)
+    assert again.replayed and again.answer() == done.answer()
+    other = await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=4_000)
+    assert (other.status, other.reason) == ("refused", "reference_reused")
+    assert bank.account()["balance"] == 84_500
+    assert bank.events.subjects().count(topology.SUBJECT_CARD_REFUNDED) == 1
+    # a second refund of the same purchase, under its own reference, up to what was captured
+    second = await bank.ledger.refund("ref-1", refund_ref="rfd-2", amount=15_500)
+    assert second.answer()["refundedTotal"] == 20_000 and second.refund_id != done.refund_id
+    over = await bank.ledger.refund("ref-1", refund_ref="rfd-3", amount=1)
+    assert (over.status, over.reason) == ("refused", "refund_exceeds_capture")
+    assert bank.account()["balance"] == 100_000
+    assert (bank.docs.data(f"accounts/{card_scheme_account(first.auth_id)}") or {})["balance"] == 0
+    assert bank.events.subjects().count(topology.SUBJECT_CARD_REFUNDED) == 2
+
+
+async def test_a_refund_of_what_was_not_captured_is_refused_and_changes_nothing(bank: Bank) -> None:
+    pan = bank.add_card()
+    await bank.buy(pan)
+    assert (await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=100)).reason == "authorization_approved"
+    assert (await bank.ledger.refund("nope", refund_ref="rfd-1", amount=100)).reason == "unknown_authorization"
+    await bank.ledger.reverse("ref-1")
+    assert (await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=100)).reason == "authorization_reversed"
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)  # refused: reversed
+    acct = bank.account()
+    assert (acct["balance"], acct["held"]) == (100_000, 0)
+    assert topology.SUBJECT_CARD_REFUNDED not in bank.events.subjects()
+
+
+async def test_a_refund_more_than_captured_is_refused_and_a_partial_capture_bounds_it(bank: Bank) -> None:
+    await captured_purchase(bank, amount=10_000)  # authorised 25,000, captured 10,000
+    over = await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=10_001)
+    assert (over.status, over.reason) == ("refused", "refund_exceeds_capture")
+    assert (await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=10_000)).status == "refunded"
+    assert bank.account()["balance"] == 100_000
+
+
+async def test_a_refund_to_a_closed_account_is_still_posted(bank: Bank) -> None:
+    """The money is the customer's, as a payment's refund is (fjordbank.domain.ledger receive)."""
+    await captured_purchase(bank)
+    bank.docs.put(f"accounts/{ACCOUNT}", {**bank.account(), "status": "closed"})
+    assert (await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=5_000)).status == "refunded"
+    assert bank.account()["balance"] == 85_000
+
+
+async def test_a_refund_that_nats_does_not_take_waits_in_the_outbox(bank: Bank) -> None:
+    await captured_purchase(bank)
+    bank.events.failing = True
+    assert (await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=5_000)).status == "refunded"
+    assert topology.SUBJECT_CARD_REFUNDED not in bank.events.subjects()
+    bank.events.failing = False
+    assert await relayed(bank) == [topology.SUBJECT_CARD_REFUNDED]
+    assert refunded_event(bank).amount == 5_000
+
+
+async def test_the_processor_api_takes_a_refund_and_refuses_what_is_not_one(bank: Bank) -> None:
+    post = _api(bank)
+    await captured_purchase(bank)
+    body = {"reference": "rfd-1", "originalReference": "ref-1", "amount": 5_000}
+    for bad, error in (
+        ({**body, "amount": 0}, "invalid_amount"),
+        ({**body, "amount": 1.5}, "invalid_amount"),
+        ({**body, "amount": True}, "invalid_amount"),
+        ({k: v for k, v in body.items() if k != "reference"}, "invalid_request"),
+        ({**body, "extra": 1}, "invalid_request"),
+        ({**body, "originalReference": ""}, "invalid_request"),
+    ):
+        assert await post("/v1/refunds", bad) == (400, {"error": error})
+    status, answer = await post("/v1/refunds", body)
+    assert (status, answer["status"], answer["refundedAmount"]) == (200, "refunded", 5_000)
+    assert (await post("/v1/refunds", body))[0] == 200  # a retry
+    status, answer = await post("/v1/refunds", {**body, "reference": "rfd-2", "amount": 15_001})
+    assert (status, answer["reason"]) == (409, "refund_exceeds_capture")

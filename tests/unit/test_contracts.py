@@ -31,6 +31,7 @@ from fjordbank.domain.events import (
     AccountChanged,
     CardAuthorization,
     CardIssued,
+    CardRefunded,
     CardUpdated,
     Contract,
     CustomerDecided,
@@ -52,6 +53,8 @@ from fjordbank.service_layer.scheduled import release_expired_holds
 
 ROOT = Path(__file__).parents[2] / "contracts"
 AUTH_ID = "ca" + "0" * 32
+REFUND_ID = "rf" + "3" * 32
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
 PAYMENT = PaymentEvent(
     PaymentRequested(
@@ -114,6 +117,24 @@ EXAMPLES: dict[type[Any], list[Any]] = {
         dataclasses.replace(
             AUTHORIZATION, status="declined", reason="unknown_card", uid=None, card_id=None, account_id=None, last4=None
         ),
+    ],
+    CardRefunded: [
+        CardRefunded(
+            refund_id="rf" + "2" * 32,
+            auth_id=AUTH_ID,
+            status="refunded",
+            uid="user_1",
+            card_id="card_1",
+            account_id="12345678903",
+            last4="7897",
+            amount=4_500,
+            currency="NOK",
+            merchant_name="Rema 1000",
+            mcc="5411",
+            merchant_country="NO",
+            category="groceries",
+            day="2026-11-27",
+        )
     ],
 }
 
@@ -270,6 +291,20 @@ def _produced() -> list[tuple[str, dict[str, Any]]]:
         CardResult("captured", None, AUTH_ID, {**record, "status": "captured", "capturedAmount": 10_000}),
         CardResult("reversed", None, AUTH_ID, record),
         CardResult("expired", None, AUTH_ID, record),
+        CardResult(
+            "refunded",
+            None,
+            AUTH_ID,
+            {
+                **record,
+                "status": "captured",
+                "capturedAmount": 10_000,
+                "refunds": {
+                    REFUND_ID: {"reference": "rfd-1", "amount": 4_000, "category": "groceries", "refundedAt": NOW}
+                },
+            },
+            refund_id=REFUND_ID,
+        ),
     ]
     staged = [
         *filter(None, (card_event(result) for result in decisions)),

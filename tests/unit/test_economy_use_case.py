@@ -261,6 +261,71 @@ async def test_a_card_capture_is_booked_and_anything_else_is_not() -> None:
     assert (booked.uid, booked.tx_id, booked.amount, booked.key) == (UID, "auth-1", 10_000, "m:kiwi")
 
 
+def refund_event(refund_id: str = "rf1", amount: int = 15_000, **changes: Any) -> dict[str, Any]:
+    """cards.refunded's wire form: part of a purchase at REMA 1000 given back."""
+    return {
+        "status": "refunded",
+        "refund_id": refund_id,
+        "auth_id": "c1",
+        "uid": UID,
+        "account_id": ACCOUNT,
+        "day": "2026-11-20",
+        "amount": amount,
+        "merchant_name": "REMA 1000",
+        "mcc": "5411",
+        "category": "groceries",
+        **changes,
+    }
+
+
+async def test_a_refund_takes_its_amount_off_the_purchase_s_category_once() -> None:
+    docs = store()
+    await book(docs, [card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")])
+    [refund] = economy.card_bookings([refund_event()])
+    first, again = await book(docs, [refund], [refund])  # delivered, and again
+    assert (first.changed_months, again.changed_months) == (1, 0)
+    month = doc(docs, MONTH) or {}
+    assert (month["spending"], month["spent"], month["income"], month["count"]) == ({"groceries": 30_000}, 30_000, 0, 2)
+    item = doc(docs, "users/u1/economyItems/rf1") or {}
+    assert (item["category"], item["amount"], item["key"]) == ("groceries", -15_000, "m:rema-1000")
+    history = doc(docs, "users/u1/merchantHistory/m:rema-1000") or {}
+    assert [c["id"] for c in history["charges"]] == ["c1"]  # a refund is no charge
+    # a whole refund in a later month than its purchase: that month's category goes below 0
+    [later] = economy.card_bookings([refund_event("rf2", 30_000, day="2026-12-01")])
+    await book(docs, [later])
+    assert (doc(docs, "users/u1/economy/2026-12") or {})["spending"] == {"groceries": -30_000}
+
+
+async def test_a_refund_moves_with_its_merchant_when_the_customer_recategorises() -> None:
+    docs = store()
+    await book(docs, [card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")])
+    await book(docs, economy.card_bookings([refund_event()]))
+    put(
+        docs,
+        f"accounts/{ACCOUNT}/transactions/rf1",
+        {"direction": "in", "kind": "card_refund", "merchantKey": "m:rema-1000", "category": "groceries"},
+    )
+    choose(docs, "m:rema-1000", "restaurants", tx_id="c1")
+    month = doc(docs, MONTH) or {}
+    assert month["spending"] == {"restaurants": 30_000}
+    assert (doc(docs, f"accounts/{ACCOUNT}/transactions/rf1") or {})["category"] == "restaurants"
+
+
+def test_a_refund_event_is_booked_and_anything_else_is_not() -> None:
+    [booked] = economy.card_bookings(
+        [refund_event(), refund_event(amount=0), refund_event(refund_id=None), refund_event(status="approved")]
+    )
+    assert (booked.tx_id, booked.amount, booked.refund, booked.category) == ("rf1", 15_000, True, "groceries")
+    assert em.item_of(booked) == em.Item("2026-11", "out", "groceries", -15_000)
+
+
+def test_the_months_recomputed_count_refunds_as_the_incremental_path_does() -> None:
+    purchase = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    [refund] = economy.card_bookings([refund_event()])
+    [month] = em.recompute([purchase, refund]).values()
+    assert (month.spending, month.count) == ({"groceries": 30_000}, 2)
+
+
 # ------------------------------------------------------------------------ the work per batch
 
 

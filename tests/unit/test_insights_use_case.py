@@ -11,6 +11,7 @@ when they are right and says where they are not.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import pytest
@@ -22,6 +23,7 @@ from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import NOW, account_numbers, customer_account, data, fixed_clock, seed
 
 UID, OTHER = "alice", "bob"
+REFUNDED = dt.datetime(2027, 3, 10, 9, 0, tzinfo=dt.UTC)
 SPENDING, BOBS, SAVINGS = itertools.islice(account_numbers(), 3)
 REMA = "m:rema-1000"  # override_key of the card merchant "REMA 1000"
 
@@ -272,7 +274,12 @@ def ledger_records(docs) -> None:
             "ledgerPayments/p1": paid("p1", UID, SPENDING, BOBS, 1_000),
             "ledgerPayments/p2": paid("p2", UID, SPENDING, BOBS, 9_000, status="failed"),
             "ledgerPayments/p3": paid("p3", OTHER, BOBS, SPENDING, 400),
-            "cardAuthorizations/auth-1": {**card, "status": "captured", "capturedAmount": 250},
+            "cardAuthorizations/auth-1": {
+                **card,
+                "status": "captured",
+                "capturedAmount": 250,
+                "refunds": {"rf1": {"reference": "r", "amount": 50, "category": "groceries", "refundedAt": REFUNDED}},
+            },
             "cardAuthorizations/auth-2": {**card, "status": "authorized", "amount": 99},
         },
     )
@@ -285,16 +292,17 @@ def test_my_economy_is_recomputed_from_the_ledgers_records(docs):
         ("auth-1", "out", 250),
         ("p1", "out", 1_000),
         ("p3", "in", 400),
+        ("rf1", "out", 50),  # a refund of auth-1, in its month
     ]
     (march,) = insights.recompute_economy(docs, UID).values()
-    assert (march.income, march.spent, march.count) == (400, 1_250, 3)
+    assert (march.income, march.spent, march.count) == (400, 1_200, 4)
 
 
 def test_the_kept_figures_equal_a_recomputation_or_the_difference_is_said(docs):
     ledger_records(docs)
     recategorise(docs)  # REMA: restaurants, for the recomputation too
     fresh = insights.recompute_economy(docs, UID)
-    assert fresh["2027-03"].spending["restaurants"] == 250
+    assert fresh["2027-03"].spending["restaurants"] == 200  # the refund moved with its merchant
     seed(docs, {f"users/{UID}/economy/2027-02": {"month": "2027-02"}})  # nothing booked in February
     seed(docs, {f"users/{UID}/economy/{m}": fresh[m].to_dict() for m in fresh})
     assert insights.stored_economy(docs, UID) == fresh | {"2027-02": economy.Month("2027-02")}

@@ -268,3 +268,14 @@ def test_onboarding_dedupe_key_property(uid: str, status: str) -> None:
         p.dedupe_key for s in ("approved", "review", "rejected") for p in onboarding_pushes({"uid": uid, "status": s})
     }
     assert len(others) == 3
+
+
+def test_a_refund_is_told_with_its_amount_and_merchant_each_under_its_own_key() -> None:
+    first = card_event(status="refunded", amount=4_500, merchant_name="Elkjøp Lade", refund_id="rf1")
+    [push] = card_pushes(first)
+    assert (push.uid, push.kind, push.title) == ("user_1", CARD, "Refund")
+    assert push.body == f"Elkjøp Lade refunded {Money.nok(4_500).format_nok()} to your account"
+    assert push.data["refundId"] == "rf1" and push.data["status"] == "refunded"
+    [second] = card_pushes({**first, "refund_id": "rf2"})
+    assert len({push.dedupe_key, second.dedupe_key}) == 2  # two refunds of one purchase: both shown
+    assert card_pushes({**first, "uid": None}) == []

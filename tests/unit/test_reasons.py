@@ -31,6 +31,7 @@ NOT_REASONS = {
     "auth_id",
     "card_id",
     "merchant_name",
+    "refund_id",
     "original_payment_information_id",
     "retry_after",
 }

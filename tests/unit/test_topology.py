@@ -62,6 +62,7 @@ OUTPUTS = {
         "cards.captured",
         "cards.reversed",
         "cards.expired",
+        "cards.refunded",
     },
 }
 STREAM_OF_PREFIX = {"payments": "PAYMENTS", "customers": "CUSTOMERS", "cards": "CARDS"}

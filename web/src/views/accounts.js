@@ -105,6 +105,7 @@ function feedEntry(accountId, e) {
     `${e.direction === "in" ? "From" : "To"} ${e.counterpartyName || formatAccount(e.counterpartyAccount)}`;
   const when = entryTime(e);
   const detail = [
+    e.kind === "card_refund" ? "refund" : null,
     e.message || (e.kid ? `KID ${e.kid}` : null),
     e.cardLast4 ? `card •••• ${e.cardLast4}` : null,
     when ? when.toLocaleString("nb-NO", { dateStyle: "short", timeStyle: "short" }) : null,
