@@ -163,10 +163,22 @@ def test_a_card_is_issued_frozen_and_limited(page, stack):
     expect(purchase).to_have_attribute("data-status", "pending")
     expect(purchase.get_by_test_id("category")).to_have_text("Shopping")
     expect(page.get_by_test_id("available")).to_have_text(nok("24 871,00 kr"))
+    # captured, then part of it refunded by the shop: money back, as an entry of its own
+    assert processor(stack).capture(approved["reference"])[0] == 200
+    status, refunded = processor(stack).refund(approved["reference"], 5_000)
+    assert status == 200, refunded
+    refund = page.get_by_test_id("feed-entry").filter(has_text="refund")
+    expect(refund).to_contain_text("Narvesen Oslo S", timeout=PIPELINE_MS)
+    expect(refund).to_contain_text(nok("+50,00 kr"))
+    expect(refund.get_by_test_id("category")).to_have_text("Shopping")
+    expect(page.get_by_test_id("available")).to_have_text(nok("24 921,00 kr"))
     page.get_by_test_id("nav-notifications").click()
     declined = page.get_by_test_id("notification").filter(has_text="Card purchase declined")
     expect(declined.filter(has_text="the card is frozen")).to_have_count(1, timeout=PIPELINE_MS)  # pushes
     expect(declined.filter(has_text="above the card's online limit")).to_have_count(1, timeout=PIPELINE_MS)
+    expect(page.get_by_test_id("notification").filter(has_text="Narvesen Oslo S refunded")).to_have_count(
+        1, timeout=PIPELINE_MS
+    )
 
 
 def test_my_economy_categories_and_standing_orders(page, admin_db):
