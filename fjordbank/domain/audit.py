@@ -46,7 +46,7 @@ OVERDRAWN = "below_overdraft_floor"  # a customer account's available balance be
 HELD = "holds"  # negative holds, held != the active holds, an active hold past its expiry
 PAYMENT_POSTINGS = "payment_postings"  # a payment not posted exactly once (or posted though failed)
 TRANSIT = "transit"  # the transit shards do not hold exactly the internal payments in flight
-CARD_POSTINGS = "card_postings"  # a card capture not posted exactly once, or a posting without one
+CARD_POSTINGS = "card_postings"  # a card capture or refund not posted exactly once, or a posting without one
 KINDS = (
     MALFORMED,
     CONSERVATION,
