@@ -97,19 +97,26 @@ def counts(booking: Booking) -> bool:
 def tracks_subscription(booking: Booking) -> bool:
     """A charge out: not a transfer between own accounts, nor a refund (whose item is a
     document, as money in's)."""
-    return booking.direction == OUT and not booking.own_transfer and not booking.refund
+    return chooses_category(booking) and not booking.refund
+
+
+def chooses_category(booking: Booking) -> bool:
+    """Spending, whose category is the customer's choice for its merchant when there is
+    one: a charge out, and a refund (taken off the category its merchant is in now, so a
+    redelivered refund after a recategorisation stays where the recategorisation moved it)."""
+    return booking.direction == OUT and not booking.own_transfer
 
 
 def needed(bookings: list[Booking], *, replays: bool) -> list[DocKey]:
     """The documents the batch reads first, each once: the merchants' histories of its
-    spending (each says the customer's category for its merchant) and, with ``replays``,
+    spending, refunds included (each says the customer's category for its merchant) and, with ``replays``,
     the items and their months. Money in has no customer's category
     (fjordbank.domain.categories) and no history."""
     keys: dict[DocKey, None] = {}
     if replays:
         for b in filter(counts, bookings):
             keys.update(dict.fromkeys([(ITEM, b.uid, b.tx_id), (MONTH, b.uid, b.month)]))
-    for b in filter(tracks_subscription, bookings):
+    for b in filter(chooses_category, bookings):
         keys[(HISTORY, b.uid, b.key)] = None
     return list(keys)
 
@@ -120,15 +127,16 @@ def also_needed(bookings: list[Booking], found: Found, *, choices_on_histories: 
     before the field), unless ``choices_on_histories`` (every choice is on its history),
     and the subscription of one written before it said how its subscription is listed
     (``LISTED``)."""
-    keys = {(b.uid, b.key) for b in filter(tracks_subscription, bookings)}
+    keys = {(b.uid, b.key) for b in filter(chooses_category, bookings)}
     overrides = [
         (OVERRIDE, uid, key)
         for uid, key in sorted(keys)
         if not choices_on_histories and CHOSEN not in found.get((HISTORY, uid, key), {})
     ]
+    tracked = {(b.uid, b.key) for b in filter(tracks_subscription, bookings)}
     listed = [
         (SUBSCRIPTION, uid, key)
-        for uid, key in sorted(keys)
+        for uid, key in sorted(tracked)
         if LISTED not in found.get((HISTORY, uid, key), {LISTED: None})
     ]
     return overrides + listed

@@ -311,6 +311,34 @@ async def test_a_refund_moves_with_its_merchant_when_the_customer_recategorises(
     assert (doc(docs, f"accounts/{ACCOUNT}/transactions/rf1") or {})["category"] == "restaurants"
 
 
+async def test_a_redelivered_refund_after_a_recategorisation_stays_in_the_new_category() -> None:
+    docs = store()
+    await book(docs, [card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")])
+    [refund] = economy.card_bookings([refund_event()])  # labelled groceries when refunded
+    await book(docs, [refund])
+    put(
+        docs,
+        f"accounts/{ACCOUNT}/transactions/rf1",
+        {"direction": "in", "kind": "card_refund", "merchantKey": "m:rema-1000", "category": "groceries"},
+    )
+    choose(docs, "m:rema-1000", "restaurants", tx_id="c1")
+    assert (doc(docs, MONTH) or {})["spending"] == {"restaurants": 30_000}
+    await book(docs, [refund])  # redelivered: it stays where the recategorisation moved it
+    assert (doc(docs, MONTH) or {})["spending"] == {"restaurants": 30_000}
+    assert doc(docs, "users/u1/subscriptions/m:rema-1000") is None
+
+
+async def test_a_refund_booked_after_a_recategorisation_it_raced_goes_to_the_chosen_category() -> None:
+    docs = store()
+    purchase = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    await book(docs, [purchase])
+    choose(docs, "m:rema-1000", "restaurants", tx_id="c1")
+    [refund] = economy.card_bookings([refund_event()])  # labelled before the choice
+    await book(docs, [refund])
+    recomputed = em.recompute([purchase, refund], {"m:rema-1000": "restaurants"})
+    assert (doc(docs, MONTH) or {})["spending"] == recomputed["2026-11"].spending == {"restaurants": 30_000}
+
+
 def test_a_refund_event_is_booked_and_anything_else_is_not() -> None:
     [booked] = economy.card_bookings(
         [refund_event(), refund_event(amount=0), refund_event(refund_id=None), refund_event(status="approved")]
