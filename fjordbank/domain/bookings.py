@@ -11,8 +11,9 @@ customer asked for; today for an immediate payment) and a card purchase's day of
 authorisation, both in Europe/Oslo; a refund's day is the day it was refunded.
 
 A refund is spending given back, not income: a booking out with ``refund`` set, whose item
-takes its amount off the purchase's category (``category``, as the purchase's feed entry was
-labelled when refunded) in the refund's month. It is no charge: subscriptions never see it.
+takes its amount off its merchant's category in the refund's month: the customer's choice
+for the merchant, else ``category`` (the purchase's feed entry's label when refunded). It is
+no charge: subscriptions never see it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Booking:
     kid: str | None = None
     own_transfer: bool = False  # between the customer's own accounts: neither income nor spending
     refund: bool = False  # a card refund: spending given back (its item's amount is negative)
-    category: str | None = None  # a refund's: the purchase's category when it was refunded
+    category: str | None = None  # a refund's: the purchase's label when it was refunded
 
     @property
     def month(self) -> str:

@@ -52,7 +52,7 @@ CAPTURE_STEP = "card-capture"
 # A refund's posting step is this and the refund's id (``card-refund-rf...``): the audit
 # knows refunds by it (fjordbank.domain.audit.CARD_REFUND, kept equal by a unit test).
 REFUND_STEP = "card-refund"
-REFUNDS = "refunds"  # on the record: refund id -> {reference, amount, refundedAt}
+REFUNDS = "refunds"  # on the record: refund id -> {reference, amount, category, refundedAt}
 REVERSED_BEFORE_AUTHORIZATION = "reversed_before_authorization"
 RELEASED = ("reversed", "expired")  # what a release makes of an authorisation
 
