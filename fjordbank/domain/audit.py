@@ -33,7 +33,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from fjordbank.domain.ledger import CUSTOMER, INTERNAL_TRANSIT, Hold, Posting, UnbalancedPosting, replay
+from fjordbank.domain.ledger import (
+    CUSTOMER,
+    INTERNAL_CARD_SCHEME,
+    INTERNAL_TRANSIT,
+    Hold,
+    Posting,
+    UnbalancedPosting,
+    replay,
+)
 from fjordbank.topology import CREDIT, REFUND
 
 # What kind of invariant a problem breaks (fjb_audit_problems{kind}, the audit summary).
@@ -307,19 +315,31 @@ def is_card_refund(step: str) -> bool:
     return step.startswith(CARD_REFUND + "-")
 
 
+def moved(posting: Posting, *, debit: Iterable[str | None], credit: Iterable[str | None]) -> int | None:
+    """What a card posting moved, if it moved it one way from one of the accounts ``debit``
+    to one of ``credit`` (a capture: the purchase's account to a card scheme shard; a
+    refund: back); None for a posting that went any other way."""
+    if len(posting.entries) != 2:
+        return None
+    out, into = sorted(posting.entries, key=lambda e: e.amount)
+    if out.account_id not in set(debit) or into.account_id not in set(credit):
+        return None
+    return into.amount
+
+
 def check_card_captures(postings: list[Posting], authorizations: Documents) -> list[Finding]:
     """Each captured card authorisation has exactly one capture posting, for the captured
-    amount, and one posting per refund its record lists, for the refund's amount, refunds
-    in all at most what was captured; no other authorisation has one, and no capture or
-    refund posting is without one."""
+    amount from its account to a card scheme shard, and one posting per refund its record
+    lists, for the refund's amount back, refunds in all at most what was captured; no other
+    authorisation has one, and no capture or refund posting is without one."""
     posted: dict[str, list[Posting]] = {}
-    refunds: dict[str, dict[str, list[int]]] = {}
+    refunds: dict[str, dict[str, list[Posting]]] = {}
     for p in postings:
         if p.step == CARD_CAPTURE:
             posted.setdefault(p.payment_id, []).append(p)
         elif is_card_refund(p.step):
             refund = p.step.removeprefix(CARD_REFUND + "-")
-            refunds.setdefault(p.payment_id, {}).setdefault(refund, []).append(max(e.amount for e in p.entries))
+            refunds.setdefault(p.payment_id, {}).setdefault(refund, []).append(p)
     findings: list[Finding] = []
     for auth_id, record in authorizations.items():
         mine = posted.pop(auth_id, [])
@@ -333,7 +353,8 @@ def check_card_captures(postings: list[Posting], authorizations: Documents) -> l
                         f"authorised {record.get('amount')}",
                     )
                 )
-            amounts = [max(e.amount for e in p.entries) for p in mine]
+            account = [record.get("accountId")]
+            amounts = [moved(p, debit=account, credit=INTERNAL_CARD_SCHEME) for p in mine]
             if amounts != [record.get("capturedAmount")]:
                 findings.append(
                     Finding(
@@ -351,10 +372,13 @@ def check_card_captures(postings: list[Posting], authorizations: Documents) -> l
     return findings
 
 
-def _check_refunds(auth_id: str, record: dict[str, Any], posted: dict[str, list[int]]) -> list[Finding]:
-    """A captured authorisation's refunds: each listed one posted once for its amount, none
-    posted that is not listed, and no more given back than was captured."""
+def _check_refunds(auth_id: str, record: dict[str, Any], postings: dict[str, list[Posting]]) -> list[Finding]:
+    """A captured authorisation's refunds: each listed one posted once for its amount, from
+    a card scheme shard to the purchase's account, none posted that is not listed, and no
+    more given back than was captured."""
     listed = record.get("refunds") or {}
+    account = [record.get("accountId")]
+    posted = {r: [moved(p, debit=INTERNAL_CARD_SCHEME, credit=account) for p in ps] for r, ps in postings.items()}
     findings: list[Finding] = []
     for refund in sorted(set(listed) | set(posted)):
         want = listed[refund].get("amount") if refund in listed else None

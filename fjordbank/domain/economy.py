@@ -105,7 +105,8 @@ class Month:
         return cls(
             month=data["month"],
             income=int(data.get("income", 0)),
-            spending={k: int(v) for k, v in (data.get("spending") or {}).items()},
+            # a category a refund took to 0 by an increment (the month not read) is no spending
+            spending={k: int(v) for k, v in (data.get("spending") or {}).items() if int(v)},
             count=int(data.get("count", 0)),
         )
 

@@ -87,7 +87,7 @@ def balanced() -> LedgerDocuments:
             },
         },
         card_authorizations={
-            "auth-1": {"status": "captured", "capturedAmount": 200},
+            "auth-1": {"status": "captured", "capturedAmount": 200, "accountId": BOB},
             "auth-2": {"status": "authorized"},
         },
     )
@@ -359,6 +359,43 @@ def test_a_refund_not_posted_posted_twice_or_for_another_amount_is_reported():
     assert found(unlisted) == [
         Finding(audit.CARD_POSTINGS, "card authorisation auth-1: refund rf9 not listed, posted [20]")
     ]
+
+
+def test_a_refund_posted_the_wrong_way_or_to_another_account_is_reported():
+    """The replay and the conservation check agree with such a posting: only the record's
+    account and the scheme's shards tell it apart."""
+    step = f"{REFUND_STEP}-rf1"
+    right = refunded({"rf1": 50})  # 50 of Bob's card purchase given back: scheme -> Bob
+    kept, accounts = right.card_authorizations["auth-1"]["postings"], right.accounts
+
+    def posted(debit: str, credit: str, moved: dict[str, int]) -> LedgerDocuments:
+        postings = {**kept, step: transfer("auth-1", step, debit, credit, 50)}
+        ledger = with_changes(right, "card_authorizations", "auth-1", postings=postings)
+        for acct, by in moved.items():
+            data = accounts[acct]
+            ledger = with_changes(
+                ledger, "accounts", acct, **account(acct, data["balance"] + by, held=data["held"], kind=data["kind"])
+            )
+        return ledger
+
+    backwards = posted(BOB, SCHEME, {BOB: -100, SCHEME: 100})  # 50 taken from Bob instead of given
+    elsewhere = posted(SCHEME, ALICE, {BOB: -50, ALICE: 50})  # given to Alice, who bought nothing
+    problem = Finding(audit.CARD_POSTINGS, "card authorisation auth-1: refund rf1 of 50, posted [None]")
+    assert found(backwards) == [problem] and found(elsewhere) == [problem]
+
+
+def test_a_capture_posted_the_wrong_way_or_from_another_account_is_reported():
+    capture = "auth-1:card-capture"
+    for debit, credit, moved in ((SCHEME, BOB, {BOB: 400, SCHEME: -400}), (ALICE, SCHEME, {BOB: 200, ALICE: -200})):
+        ledger = with_changes(balanced(), "postings", capture, **transfer("auth-1", CAPTURE_STEP, debit, credit, 200))
+        for acct, by in moved.items():
+            data = ledger.accounts[acct]
+            ledger = with_changes(
+                ledger, "accounts", acct, **account(acct, data["balance"] + by, held=data["held"], kind=data["kind"])
+            )
+        assert found(ledger) == [
+            Finding(audit.CARD_POSTINGS, "card authorisation auth-1: captured 200, posted [None]")
+        ], (debit, credit)
 
 
 def test_refunds_of_more_than_was_captured_are_reported():

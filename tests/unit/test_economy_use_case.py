@@ -16,6 +16,7 @@ batch with money in booked before (or a charge to move) is done again, reading t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -337,6 +338,28 @@ async def test_a_refund_booked_after_a_recategorisation_it_raced_goes_to_the_cho
     await book(docs, [refund])
     recomputed = em.recompute([purchase, refund], {"m:rema-1000": "restaurants"})
     assert (doc(docs, MONTH) or {})["spending"] == recomputed["2026-11"].spending == {"restaurants": 30_000}
+
+
+async def test_a_whole_refund_booked_in_a_later_batch_agrees_with_the_recomputation() -> None:
+    """The later batch increments the month without reading it, which leaves groceries at 0:
+    a month read takes a category at 0 for none, as the recomputation has it (found by review)."""
+    docs = store()
+    await book(docs, [card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")])  # cards.captured
+    await book(docs, economy.card_bookings([refund_event(amount=45_000)]))  # cards.refunded, later
+    refunded = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    record = {
+        "ownerUid": UID,
+        "status": "captured",
+        "capturedAmount": 45_000,
+        "accountId": ACCOUNT,
+        "merchantName": "REMA 1000",
+        "mcc": "5411",
+        "spendDay": "2026-11-02",
+        "refunds": {"rf1": {"amount": 45_000, "category": "groceries", "refundedAt": refunded}},
+    }
+    docs.store.apply([("set", "cardAuthorizations/c1", record, False)])
+    assert insights.economy_differences(MemoryDocuments(store=docs.store), UID) == []
+    assert insights.stored_economy(MemoryDocuments(store=docs.store), UID)["2026-11"].spending == {}
 
 
 def test_a_refund_event_is_booked_and_anything_else_is_not() -> None:
