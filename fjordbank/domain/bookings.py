@@ -109,40 +109,24 @@ def for_partition(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking
 
 def from_card_capture(event: dict[str, Any]) -> list[Booking]:
     """The booking of a captured card purchase (the card service's ``cards.captured``, the
-    wire form of a `fjordbank.domain.events.CardAuthorization`)."""
-    amount = event.get("amount")
-    if (
-        event.get("status") != "captured"
-        or not event.get("uid")
-        or not event.get("account_id")
-        or not event.get("day")
-        or type(amount) is not int
-        or amount <= 0
-    ):
-        return []
-    return [
-        Booking(
-            uid=event["uid"],
-            tx_id=str(event["auth_id"]),
-            account_id=event["account_id"],
-            date=event["day"],
-            amount=amount,
-            direction=OUT,
-            kind=CARD,
-            merchant_name=event.get("merchant_name"),
-            mcc=event.get("mcc"),
-        )
-    ]
+    wire form of a `fjordbank.domain.events.CardAuthorization`), by the authorisation's id."""
+    return _card_booking(event, "captured", "auth_id")
 
 
 def from_card_refund(event: dict[str, Any]) -> list[Booking]:
     """The booking of a merchant's refund (the card service's ``cards.refunded``, the wire
     form of a `fjordbank.domain.events.CardRefunded`), by the refund's id."""
+    return _card_booking(event, "refunded", "refund_id", refund=True, category=event.get("category") or None)
+
+
+def _card_booking(event: dict[str, Any], status: str, id_field: str, **more: Any) -> list[Booking]:
+    """A card event's booking out (none for an event of another status, or without its
+    customer, account, day, id or a positive whole amount)."""
     amount = event.get("amount")
     if (
-        event.get("status") != "refunded"
+        event.get("status") != status
         or not event.get("uid")
-        or not event.get("refund_id")
+        or not event.get(id_field)
         or not event.get("account_id")
         or not event.get("day")
         or type(amount) is not int
@@ -152,7 +136,7 @@ def from_card_refund(event: dict[str, Any]) -> list[Booking]:
     return [
         Booking(
             uid=event["uid"],
-            tx_id=str(event["refund_id"]),
+            tx_id=str(event[id_field]),
             account_id=event["account_id"],
             date=event["day"],
             amount=amount,
@@ -160,7 +144,6 @@ def from_card_refund(event: dict[str, Any]) -> list[Booking]:
             kind=CARD,
             merchant_name=event.get("merchant_name"),
             mcc=event.get("mcc"),
-            refund=True,
-            category=event.get("category") or None,
+            **more,
         )
     ]
