@@ -174,6 +174,11 @@ def refund_step(refund: str) -> str:
     return f"{REFUND_STEP}-{refund}"
 
 
+def refund_day(refund: dict[str, Any]) -> str:
+    """A refund's booking day: the day in Norway it was refunded (YYYY-MM-DD)."""
+    return today_in_norway(refund["refundedAt"]).isoformat()
+
+
 def refunded_total(record: dict[str, Any]) -> int:
     """What the record's refunds gave back, in all (øre)."""
     return sum(r["amount"] for r in (record.get(REFUNDS) or {}).values())
@@ -230,7 +235,7 @@ def refund_entry(record: dict[str, Any], refund: str) -> dict[str, Any] | None:
     entry's label when refunded, the customer's choice included). None for a record
     without an account, or a refund it does not list."""
     given = (record.get(REFUNDS) or {}).get(refund)
-    entry = feed_fields(record, "posted", given["amount"] if given else 0)
+    entry = feed_fields(record, "posted", given["amount"]) if given is not None else None
     if entry is None or given is None:
         return None
     return {
@@ -239,7 +244,7 @@ def refund_entry(record: dict[str, Any], refund: str) -> dict[str, Any] | None:
         "direction": "in",
         "refundOf": record["authId"],
         "refundId": refund,
-        "date": today_in_norway(given["refundedAt"]).isoformat(),
+        "date": refund_day(given),
         "bookedAt": given["refundedAt"],
         "createdAt": given["refundedAt"],
         **({"category": given["category"]} if given.get("category") else {}),

@@ -206,6 +206,7 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     amount = event.get("amount")
     what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchant_name') or 'a merchant'}".strip()
     data = {"authorizationId": str(event.get("auth_id")), "cardId": str(event.get("card_id")), "status": status}
+    key = f"{event.get('auth_id')}:{status}"
     if status == "approved":
         title, body = "Card purchase", f"{what} with the card ending {event.get('last4')}"
     elif status == "reversed":
@@ -221,11 +222,11 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
             f"{merchant} refunded {_amount(amount) if type(amount) is int else 'a purchase'} to your account",
         )
         data["refundId"] = str(event.get("refund_id"))
-        return [Push(uid, CARD, title, body, data, f"{event.get('auth_id')}:{status}:{event.get('refund_id')}")]
+        key = f"{key}:{event.get('refund_id')}"  # one per refund of the purchase
     else:
         why = CARD_REASON_TEXTS.get(event.get("reason") or "", "the bank declined it")
         title, body = "Card purchase declined", f"{what}: {why}"
-    return [Push(uid, CARD, title, body, data, f"{event.get('auth_id')}:{status}")]
+    return [Push(uid, CARD, title, body, data, key)]
 
 
 def onboarding_pushes(event: dict[str, Any]) -> list[Push]:

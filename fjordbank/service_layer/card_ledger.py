@@ -182,7 +182,7 @@ def _refund_event(result: CardResult) -> outbox.Event:
         mcc=r["mcc"],
         merchant_country=r["merchantCountry"],
         category=refund.get("category"),
-        day=today_in_norway(refund["refundedAt"]).isoformat(),
+        day=settlement.refund_day(refund),
     )
     return outbox.Event(
         topology.SUBJECT_CARD_REFUNDED, event.to_json(), f"{result.auth_id}:refunded:{result.refund_id}"

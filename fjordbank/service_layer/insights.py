@@ -39,10 +39,10 @@ from fjordbank.adapters.firestore import (
 )
 from fjordbank.domain import bookings, economy
 from fjordbank.domain.bookings import OUT, Booking
+from fjordbank.domain.card_settlement import refund_day
 from fjordbank.domain.categories import CATEGORIES, override_key
 from fjordbank.domain.economy_booking import CHOSEN, LISTED
 from fjordbank.domain.errors import Refused
-from fjordbank.domain.norway import today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.domain.subscriptions import Charge
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, UnitOfWork, Where, system_clock
@@ -287,7 +287,7 @@ def _card_refunds(uid: str, auth: Doc) -> list[dict[str, Any]]:
             "merchant_name": r.get("merchantName"),
             "mcc": r.get("mcc"),
             "category": refund.get("category"),
-            "day": today_in_norway(refund["refundedAt"]).isoformat() if refund.get("refundedAt") else None,
+            "day": refund_day(refund) if refund.get("refundedAt") else None,
         }
         for refund_id, refund in sorted((r.get("refunds") or {}).items())
         if isinstance(refund, dict)
