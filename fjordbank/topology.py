@@ -88,6 +88,7 @@ SUBJECT_CARD_CAPTURED = "cards.captured"
 SUBJECT_CARD_REVERSED = "cards.reversed"
 SUBJECT_CARD_EXPIRED = "cards.expired"
 SUBJECT_CARD_REFUNDED = "cards.refunded"
+SUBJECT_CARD_INCREMENTED = "cards.incremented"
 
 
 # ---- partitions ---------------------------------------------------------------------------
@@ -363,10 +364,11 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
             SUBJECT_CARD_REVERSED,
             SUBJECT_CARD_EXPIRED,
             SUBJECT_CARD_REFUNDED,
+            SUBJECT_CARD_INCREMENTED,
         ),
         description=(
             "Pushes card authorisations and declines, the release of a purchase's reservation,"
-            " a capture made after its reservation expired, and a merchant's refund."
+            " a capture made after its reservation expired, a merchant's refund and a reservation increased."
         ),
     ),
     ConsumerSpec(
@@ -442,6 +444,7 @@ IDENTITIES: tuple[Identity, ...] = (
             SUBJECT_CARD_REVERSED,
             SUBJECT_CARD_EXPIRED,
             SUBJECT_CARD_REFUNDED,
+            SUBJECT_CARD_INCREMENTED,
         ),
         consumes=("cards",),
         description="Card service: the card vault, the processor's API, card holds and captures.",

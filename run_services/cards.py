@@ -6,9 +6,9 @@
   their expiry.
 * Publishes what its outbox still holds (events NATS did not take) every RELAY_SECONDS.
 * Serves the card processor on FJB_CARD_API_PORT: POST /v1/authorizations, /v1/captures,
-  /v1/refunds and /v1/reversals, each signed with the shared secret (fjordbank.domain.signatures).
+  /v1/refunds, /v1/increments and /v1/reversals, each signed with the shared secret (fjordbank.domain.signatures).
   A decision is one unit of work (fjordbank.service_layer.card_ledger), answered at once;
-  its event (cards.authorized / declined / captured / refunded / reversed / expired) follows on NATS
+  its event (cards.authorized / declined / captured / refunded / incremented / reversed / expired) follows on NATS
   for the notifier.
 
 This module is the wiring: the use cases are in fjordbank.service_layer.card_ledger; here
@@ -59,6 +59,7 @@ AUTHORIZATION_DEADLINE_SECONDS = 2.0
 DECISIONS = Counter(
     "fjb_card_decisions_total", "Card authorisations decided, by decision and reason", ["decision", "reason"]
 )
+INCREMENTS = Counter("fjb_card_increments_total", "Incremental authorisations decided, by decision", ["decision"])
 UNANSWERED = Counter(
     "fjb_card_approvals_released_total",
     "Approvals released at once because the processor may not have had them, by why",
@@ -131,6 +132,7 @@ class CardService:
                 (AUTHORIZATIONS, self.authorize),
                 ("/v1/captures", self.capture),
                 ("/v1/refunds", self.refund),
+                ("/v1/increments", self.increment),
                 ("/v1/reversals", self.reverse),
             )
         }
@@ -227,6 +229,34 @@ class CardService:
             },
         )
         return (200 if result.status == "refunded" else 409), result.answer()
+
+    async def increment(self, data: object) -> tuple[int, dict]:
+        """A merchant's incremental authorisation (a hotel's extra nights): ``originalReference``
+        is the authorisation's reference, ``reference`` the increment's own (a retry sends the
+        same), ``amount`` the øre to hold more. Answered like an authorisation: 200 with
+        ``approved`` and, declined, its reason (the card, its limits, the funds, or an
+        authorisation no longer holding); 400 for a malformed body."""
+        if not isinstance(data, dict) or set(data) != {"reference", "originalReference", "amount"}:
+            return 400, {"error": "invalid_request"}
+        reference, original, amount = data["reference"], data["originalReference"], data["amount"]
+        if not rules.is_reference(reference) or not rules.is_reference(original):
+            return 400, {"error": "invalid_request"}
+        if type(amount) is not int or not 0 < amount <= rules.MAX_AMOUNT:
+            return 400, {"error": "invalid_amount"}
+        result = await self.ledger.increment(original, increment_ref=reference, amount=amount)
+        if not result.replayed:
+            INCREMENTS.labels("approved" if result.approved else "declined").inc()
+        log.info(
+            "increment",
+            extra={
+                "auth_id": result.auth_id,
+                "increment_id": result.increment_id,
+                "status": result.status,
+                "reason": result.reason,
+            },
+        )
+        status = "approved" if result.approved else "declined"
+        return 200, {**result.answer(), "status": status, "approved": result.approved}
 
     async def reverse(self, data: object) -> tuple[int, dict]:
         if not isinstance(data, dict) or set(data) != {"reference"} or not rules.is_reference(data["reference"]):

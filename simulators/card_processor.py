@@ -120,6 +120,17 @@ class CardProcessor:
         }
         return self._post("/v1/refunds", body, timeout=self.patient_timeout)
 
+    def increment(self, original_reference: str, amount: int, reference: str | None = None) -> tuple[int, dict]:
+        """The merchant's incremental authorisation (a hotel's extra nights) on the
+        authorisation ``original_reference``: ``reference`` is the increment's own (a new one
+        by default; a retry sends the same)."""
+        body = {
+            "reference": reference or "inc-" + secrets.token_hex(8),
+            "originalReference": original_reference,
+            "amount": amount,
+        }
+        return self._post("/v1/increments", body, timeout=self.patient_timeout)
+
     def reverse(self, reference: str) -> tuple[int, dict]:
         """Retried until answered (a reversal must not be lost: a real network stores and
         forwards it until acknowledged), for up to ``reversal_patience`` seconds, waiting

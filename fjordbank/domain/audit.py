@@ -75,6 +75,9 @@ CARD_CAPTURE = "card-capture"
 # A card refund's posting step is this, a dash and the refund's id (card_settlement.REFUND_STEP,
 # kept equal by the same test): refunds are checked against their authorisation's record.
 CARD_REFUND = "card-refund"
+# The authorisation record's incremental authorisations (card_settlement.INCREMENTS, kept
+# equal by the same test): what a capture may take is the request's amount and these.
+INCREMENTS = "increments"
 DEPOSIT = "deposit"  # money put in from outside (a test's or an operator's): no payment verdict
 # An active hold is reported once it is this far past its expiry: the card service's sweep
 # (release-expired-holds) runs every hour, so a hold that expired since its last run is
@@ -344,13 +347,21 @@ def check_card_captures(postings: list[Posting], authorizations: Documents) -> l
     for auth_id, record in authorizations.items():
         mine = posted.pop(auth_id, [])
         refunded = refunds.pop(auth_id, {})
+        if _hold_not_authorised(record):
+            findings.append(
+                Finding(
+                    CARD_POSTINGS,
+                    f"card authorisation {auth_id}: holds {record['hold'].get('amount')}, "
+                    f"authorised {_authorised(record)}",
+                )
+            )
         if record.get("status") == "captured":
             if _over_authorised(record):
                 findings.append(
                     Finding(
                         CARD_POSTINGS,
                         f"card authorisation {auth_id}: captured {record.get('capturedAmount')}, "
-                        f"authorised {record.get('amount')}",
+                        f"authorised {_authorised(record)}",
                     )
                 )
             account = [record.get("accountId")]
@@ -399,8 +410,27 @@ def _check_refunds(auth_id: str, record: dict[str, Any], postings: dict[str, lis
 
 def _over_authorised(record: dict[str, Any]) -> bool:
     """A captured authorisation whose capture is larger than what was authorised."""
-    captured, authorised = record.get("capturedAmount"), record.get("amount")
-    return type(captured) is int and type(authorised) is int and captured > authorised
+    captured, authorised = record.get("capturedAmount"), _authorised(record)
+    return type(captured) is int and authorised is not None and captured > authorised
+
+
+def _authorised(record: dict[str, Any]) -> int | None:
+    """What an authorisation authorised in all: its request's amount and its approved
+    increments (counted here apart from the card service's code, which it checks)."""
+    amount = record.get("amount")
+    more = [i.get("amount") for i in (record.get(INCREMENTS) or {}).values() if i.get("status") == "approved"]
+    if type(amount) is not int or any(type(m) is not int for m in more):
+        return None
+    return int(amount) + sum(int(m) for m in more)
+
+
+def _hold_not_authorised(record: dict[str, Any]) -> bool:
+    """An approved authorisation whose active hold (on its record) is not what it authorised."""
+    hold = record.get("hold")
+    if record.get("status") != "approved" or not isinstance(hold, dict) or hold.get("status") != "active":
+        return False
+    authorised = _authorised(record)
+    return authorised is not None and hold.get("amount") != authorised
 
 
 def payment_posting_counts(postings: list[Posting]) -> Counter[str]:

@@ -23,6 +23,15 @@ the authorisation gave it (`Settlement.feed` is merged into it). Then:
   record by its id (``refunds``, and its posting in ``postings``), at most what was
   captured in all (``refund_exceeds_capture``). The same refund again is answered as
   before; its reference with another amount is refused (``reference_reused``).
+* `increment`: the merchant holds more on an authorisation still holding (a hotel's extra
+  nights, a car rental's extra days: an incremental authorisation), under a reference of
+  its own. Decided like an authorisation on the card (still usable, not expired, within
+  its limits, counted in the original authorisation's day) and on the funds (the hold
+  grows by the amount, and lasts `HOLD_DAYS` from now if that is longer). Kept on the
+  record by its id (``increments``), declines too: the same increment again is answered
+  as before, its reference with another amount is declined (``reference_reused``). A
+  capture or a late capture may then take up to what is authorised in all
+  (`authorized_total`); a release gives all of it back.
 * `release`: the processor's reversal, or the hold's expiry (the scheduled job): the hold
   is given back, and the day's spend with it. A reversal that arrives before its
   authorisation (the processor timed out) is recorded, so the late authorisation is
@@ -41,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fjordbank.domain.card_authorization import feed_fields
-from fjordbank.domain.cards import HOME_COUNTRY, Spend
+from fjordbank.domain.cards import HOLD_DAYS, HOME_COUNTRY, CardState, Spend, decide_increment
 from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account, carries_hold
 from fjordbank.domain.norway import today_in_norway
 
@@ -53,6 +62,8 @@ CAPTURE_STEP = "card-capture"
 # knows refunds by it (fjordbank.domain.audit.CARD_REFUND, kept equal by a unit test).
 REFUND_STEP = "card-refund"
 REFUNDS = "refunds"  # on the record: refund id -> {reference, amount, category, refundedAt}
+# on the record: increment id -> {reference, amount, status (approved | declined), reason, incrementedAt}
+INCREMENTS = "increments"
 REVERSED_BEFORE_AUTHORIZATION = "reversed_before_authorization"
 RELEASED = ("reversed", "expired")  # what a release makes of an authorisation
 
@@ -64,13 +75,14 @@ class Held:
     hold: Hold
     book: Book  # over the hold's account (and the card scheme's shard, for a capture)
     spend: dict[str, Any] | None  # the card's spend document of the authorisation's day
+    card: dict[str, Any] | None = None  # the card (read for an increment only)
 
 
 @dataclass(frozen=True)
 class Settlement:
     """A capture or release decided: the answer, and everything its transaction writes."""
 
-    status: str  # captured | refunded | reversed | expired | refused
+    status: str  # captured | refunded | incremented | declined (an increment) | reversed | expired | refused
     reason: str | None
     record: dict[str, Any]  # the authorisation record as it is now ({}: there is none)
     replayed: bool = False  # answered from what was done before: nothing is written
@@ -81,6 +93,7 @@ class Settlement:
     # every field but its category (card_authorization.feed_fields; None: unchanged)
     feed: dict[str, Any] | None = None
     refund_id: str | None = None  # a refund's id (its feed entry's, its posting's step)
+    increment_id: str | None = None  # an increment's id (the record's ``increments`` key)
 
 
 def refused(reason: str, record: dict[str, Any] | None = None) -> Settlement:
@@ -249,6 +262,94 @@ def refund_entry(record: dict[str, Any], refund: str) -> dict[str, Any] | None:
         "createdAt": given["refundedAt"],
         **({"category": given["category"]} if given.get("category") else {}),
     }
+
+
+# ---- incremental authorisation -----------------------------------------------------------
+def increment_id(auth_id: str, reference: str) -> str:
+    """An increment's id: derived from its authorisation and the processor's reference of
+    the increment, so a retried increment finds its decision."""
+    return "in" + hashlib.sha256(f"{auth_id}:increment:{reference}".encode()).hexdigest()[:32]
+
+
+def authorized_total(record: dict[str, Any]) -> int:
+    """What an authorisation authorised in all (øre): its request's amount and the
+    increments approved on it."""
+    more = (int(i["amount"]) for i in (record.get(INCREMENTS) or {}).values() if i.get("status") == "approved")
+    return int(record.get("amount", 0)) + sum(more)
+
+
+def increment(
+    auth_id: str,
+    record: dict[str, Any] | None,
+    held: Held | None,
+    *,
+    reference: str,
+    amount: int,
+    now: dt.datetime,
+    hold_days: int = HOLD_DAYS,
+) -> Settlement:
+    """Hold ``amount`` more on the authorisation ``auth_id`` (``held.card``: its card).
+    "incremented" or "declined" (with the reason, both kept on the record), or "refused"
+    (no authorisation holding: nothing is written)."""
+    if record is None:
+        return refused("unknown_authorization")
+    increments = dict(record.get(INCREMENTS) or {})
+    iid = increment_id(auth_id, reference)
+    if iid in increments:
+        given = increments[iid]
+        if given.get("amount") != amount:
+            return Settlement("declined", "reference_reused", record, replayed=True, increment_id=iid)
+        status = "incremented" if given.get("status") == "approved" else "declined"
+        return Settlement(status, given.get("reason"), record, replayed=True, increment_id=iid)
+    if held is None or not _active(record, held):
+        return refused(f"authorization_{record['status']}", record)
+    reason = _increment_declined(record, held, amount, now)
+    if reason is None:
+        expires = (now + dt.timedelta(days=hold_days)).isoformat()
+        try:
+            held.book.extend(auth_id, amount=amount, expires_at=expires)
+        except Declined as exc:
+            reason = exc.code
+    increments[iid] = {
+        "reference": reference,
+        "amount": amount,
+        "status": "declined" if reason else "approved",
+        "reason": reason,
+        "incrementedAt": now,
+    }
+    done = {**record, INCREMENTS: increments, "updatedAt": now}
+    if reason is not None:
+        return Settlement("declined", reason, done, store=True, increment_id=iid)
+    done["authorizedAmount"] = authorized_total(done)
+    _note_hold(done, held.book, auth_id)
+    spent = Spend.from_dict(held.spend)
+    spent.count(
+        amount, channel=record.get("channel", "pos"), merchant_country=record.get("merchantCountry", HOME_COUNTRY)
+    )
+    return Settlement(
+        "incremented",
+        None,
+        done,
+        store=True,
+        book=held.book,
+        spend={**(held.spend or {}), **spent.to_dict(), "cardId": record.get("cardId"), "day": record.get("spendDay")},
+        feed=feed_fields(done, "pending", -held.hold.amount),
+        increment_id=iid,
+    )
+
+
+def _increment_declined(record: dict[str, Any], held: Held, amount: int, now: dt.datetime) -> str | None:
+    """The card's reason to decline ``amount`` more (the funds are the Book's to decide)."""
+    if held.card is None:
+        return "unknown_card"
+    return decide_increment(
+        CardState.from_doc(held.card),
+        Spend.from_dict(held.spend),
+        amount,
+        channel=record.get("channel", "pos"),
+        merchant_country=record.get("merchantCountry", HOME_COUNTRY),
+        today=today_in_norway(now),
+    )
 
 
 # ---- reversal and expiry -----------------------------------------------------------------

@@ -33,6 +33,7 @@ BLOCKED = "blocked"  # lost/stolen and replaced: never usable again
 ISSUING = "issuing"
 CARD_VALID_YEARS = 4
 HOLD_DAYS = 7  # an authorisation not captured by then is released
+MAX_AMOUNT = 100_000_000  # øre: 1 000 000 NOK, the most one authorisation (or increment) asks
 CHANNELS = ("pos", "online", "atm")
 LIMIT_KINDS = ("daily", "online", "abroad")
 DEFAULT_LIMITS = {"daily": 2_000_000, "online": 1_000_000, "abroad": 500_000}  # øre: 20 000 / 10 000 / 5 000 NOK
@@ -223,7 +224,7 @@ def parse_authorization(data: object) -> AuthorizationRequest:
     if cvv is not None and (not isinstance(cvv, str) or not re.fullmatch(r"[0-9]{3}", cvv)):
         raise CardRefused("invalid_request", "cvv must be three digits")
     amount = data.get("amount")
-    if type(amount) is not int or not 0 < amount <= 100_000_000:
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
         raise CardRefused("invalid_amount", "amount must be whole øre, 1 to 1 000 000 NOK")
     if data.get("currency") != "NOK":
         raise CardRefused("invalid_request", "the billing currency is NOK")
@@ -278,12 +279,8 @@ class CardState:
 def decide(card: CardState, req: AuthorizationRequest, spent: Spend, *, today: date, cvv_ok: bool | None) -> str | None:
     """The decline reason, or None when the card may be used (funds are the ledger's to
     decide). ``cvv_ok`` is None when the request carried no CVV."""
-    if card.status == BLOCKED:
-        return "card_blocked"
-    if card.status == FROZEN:
-        return "card_frozen"
-    if card.status != ACTIVE:
-        return "card_not_active"
+    if (unusable := _unusable(card)) is not None:
+        return unusable
     if req.channel == "atm" and card.card_type in NO_CASH:
         # an ATM verifies the cardholder by the chip and PIN a virtual card does not have:
         # without them the number and expiry alone would take cash. Refused before the
@@ -297,11 +294,40 @@ def decide(card: CardState, req: AuthorizationRequest, spent: Spend, *, today: d
         return "cvv_mismatch"
     if req.channel == "online" and cvv_ok is None:
         return "cvv_required"
-    if spent.daily + req.amount > card.limits["daily"]:
+    return _over_limit(card, spent, req.amount, channel=req.channel, merchant_country=req.merchant_country)
+
+
+def decide_increment(
+    card: CardState, spent: Spend, amount: int, *, channel: str, merchant_country: str, today: date
+) -> str | None:
+    """The decline reason of an incremental authorisation (a hotel or a car rental holding
+    more on a reservation it has), or None: the card must still be usable and unexpired,
+    and ``amount`` more must fit its limits over ``spent``, the spend of the original
+    authorisation's day (where the whole reservation is counted, and given back from when
+    it ends). There is no expiry or CVV in such a request: the cardholder is not there."""
+    if (unusable := _unusable(card)) is not None:
+        return unusable
+    if is_expired(card.exp_month, card.exp_year, today):
+        return "card_expired"
+    return _over_limit(card, spent, amount, channel=channel, merchant_country=merchant_country)
+
+
+def _unusable(card: CardState) -> str | None:
+    if card.status == BLOCKED:
+        return "card_blocked"
+    if card.status == FROZEN:
+        return "card_frozen"
+    if card.status != ACTIVE:
+        return "card_not_active"
+    return None
+
+
+def _over_limit(card: CardState, spent: Spend, amount: int, *, channel: str, merchant_country: str) -> str | None:
+    if spent.daily + amount > card.limits["daily"]:
         return "over_daily_limit"
-    if req.channel == "online" and spent.online + req.amount > card.limits["online"]:
+    if channel == "online" and spent.online + amount > card.limits["online"]:
         return "over_online_limit"
-    if req.merchant_country != HOME_COUNTRY and spent.abroad + req.amount > card.limits["abroad"]:
+    if merchant_country != HOME_COUNTRY and spent.abroad + amount > card.limits["abroad"]:
         return "over_abroad_limit"
     return None
 

@@ -245,6 +245,31 @@ class CardRefunded(Contract):
     day: str = field(metadata={"doc": "the refund's date in Norway (its booking date), YYYY-MM-DD"})
 
 
+@dataclass(frozen=True)
+class CardIncremented(Contract):
+    """A merchant's incremental authorisation approved (cards.incremented): more held on a
+    card purchase's reservation (a hotel's extra nights), never a PAN or CVV. One per
+    increment; declined increments are not announced (the reservation is unchanged)."""
+
+    NAME: ClassVar[str] = "card_increment"
+
+    increment_id: str = field(metadata={"doc": "the increment's id (the record's increments key)"})
+    auth_id: str = field(metadata={"doc": "the purchase's authorisation"})
+    status: str = field(metadata=one_of("incremented"))
+    uid: str
+    card_id: str | None
+    account_id: str
+    last4: str | None
+    amount: int = field(metadata={"doc": "øre held more by this increment"})
+    authorized_amount: int = field(metadata={"doc": "øre the authorisation holds in all now"})
+    currency: str
+    merchant_name: str
+    mcc: str
+    merchant_country: str
+    channel: str
+    day: str = field(metadata={"doc": "the purchase's date in Norway (its booking date), YYYY-MM-DD"})
+
+
 # What each customer and card subject carries (the payment subjects carry PaymentEvent).
 SUBJECT_TYPES: dict[str, type[Contract]] = {
     topology.SUBJECT_CUSTOMER_APPROVED: CustomerDecided,
@@ -262,6 +287,7 @@ SUBJECT_TYPES: dict[str, type[Contract]] = {
     topology.SUBJECT_CARD_REVERSED: CardAuthorization,
     topology.SUBJECT_CARD_EXPIRED: CardAuthorization,
     topology.SUBJECT_CARD_REFUNDED: CardRefunded,
+    topology.SUBJECT_CARD_INCREMENTED: CardIncremented,
 }
 
 

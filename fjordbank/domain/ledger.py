@@ -17,6 +17,7 @@ once together with the new postings.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -364,6 +365,26 @@ class Book:
         self.touched_holds.add(hold_id)
         return hold
 
+    def extend(self, hold_id: str, *, amount: int, expires_at: str) -> Hold:
+        """Hold ``amount`` more on an active hold (a card's incremental authorisation): the
+        available balance drops, the ledger balance does not; the hold expires at
+        ``expires_at`` if that is later than it did. Raises `Declined`."""
+        if type(amount) is not int or amount <= 0:
+            raise Declined("invalid_amount", "a hold must be a positive int")
+        hold = self._active_hold(hold_id)
+        source = self.account(hold.account_id)
+        if source.status != OPEN:
+            raise Declined("account_closed", "the account is not open")
+        if not source.can_spend(amount):
+            raise Declined("insufficient_funds", "available balance is too low")
+        source.held += amount
+        hold.amount += amount
+        if _utc(expires_at) > _utc(hold.expires_at):
+            hold.expires_at = expires_at
+        self.touched.add(hold.account_id)
+        self.touched_holds.add(hold_id)
+        return hold
+
     def _active_hold(self, hold_id: str) -> Hold:
         hold = self.holds.get(hold_id)
         if hold is None or hold.status != "active":
@@ -397,6 +418,12 @@ class Book:
         hold.status = "captured"
         self.touched_holds.add(hold_id)
         return posting
+
+
+def _utc(iso: str) -> dt.datetime:
+    """An ISO 8601 time (a hold's expiry); one without a zone is UTC."""
+    when = dt.datetime.fromisoformat(iso)
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def record_postings(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -197,11 +197,12 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     capture is posted), so its text says so rather than promise the money back, and that
     late capture is told when it comes (cards.captured with ``late``; a capture within its
     reservation pushes nothing: the approval told it). A merchant's refund is told too
-    (cards.refunded), each refund under its own collapse id."""
+    (cards.refunded), each refund under its own collapse id, and so is a reservation the
+    merchant increased (cards.incremented: the amount more and what is reserved in all)."""
     uid, status = event.get("uid"), event.get("status")
     if status == "captured" and event.get("late") is not True:
         return []  # a capture within its reservation: the approval's push told it
-    if not uid or status not in ("approved", "declined", "captured", "reversed", "expired", "refunded"):
+    if not uid or status not in ("approved", "declined", "captured", "reversed", "expired", "refunded", "incremented"):
         return []
     amount = event.get("amount")
     what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchant_name') or 'a merchant'}".strip()
@@ -223,6 +224,17 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
         )
         data["refundId"] = str(event.get("refund_id"))
         key = f"{key}:{event.get('refund_id')}"  # one per refund of the purchase
+    elif status == "incremented":
+        merchant = event.get("merchant_name") or "A merchant"
+        total = event.get("authorized_amount")
+        more = _amount(amount) if type(amount) is int else "more"
+        title, body = (
+            "Reservation increased",
+            f"{merchant} reserved {more} more on the card ending {event.get('last4')}"
+            + (f": {_amount(total)} in all" if type(total) is int else ""),
+        )
+        data["incrementId"] = str(event.get("increment_id"))
+        key = f"{key}:{event.get('increment_id')}"  # one per increment of the reservation
     else:
         why = CARD_REASON_TEXTS.get(event.get("reason") or "", "the bank declined it")
         title, body = "Card purchase declined", f"{what}: {why}"

@@ -16,6 +16,8 @@ the decision changes together, so a decision and its hold can never be apart:
                                        postings/{authId}:card-capture)
   cardSpend/{cardId}_{day}             authorised today, by daily/online/abroad
   accounts/{id}/transactions/{authId}  the app's feed entry: pending -> posted | cancelled
+  (on the record: increments)          the merchant's incremental authorisations (more
+                                       held on the same hold), by increment id
   (on the record: refunds)             a captured purchase's refunds, by refund id, each
                                        with its posting, card scheme -> account, in postings
   accounts/{id}/transactions/{refundId} a refund's own feed entry (money in)
@@ -29,7 +31,7 @@ one read, the account and the customer's category for the merchant in a second o
 when the card allows the request, and commits; nothing else.
 
 Each decision's event (cards.authorized / declined / captured / reversed / expired /
-refunded) follows
+refunded / incremented) follows
 on NATS for the notifier and insights (`card_event`), through the card service's own
 transactional outbox (`fjordbank.service_layer.outbox.CARD_OUTBOX`: only the card
 service's NATS identity may publish these subjects): the event is committed with the
@@ -68,7 +70,7 @@ from fjordbank.domain import card_authorization as decision
 from fjordbank.domain import card_settlement as settlement
 from fjordbank.domain import cards as rules
 from fjordbank.domain.categories import override_key
-from fjordbank.domain.events import CardAuthorization, CardIssued, CardRefunded, IssueCard
+from fjordbank.domain.events import CardAuthorization, CardIncremented, CardIssued, CardRefunded, IssueCard
 from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account, carries_hold, record_postings
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.runtime.consumer import Ack, Outcome, Reject, Retry
@@ -102,16 +104,19 @@ RELAY_SECONDS = 30.0  # how often the service publishes the events its outbox st
 class CardResult:
     """What the processor is answered and what is announced on NATS."""
 
-    status: str  # approved | declined | captured | refunded | reversed | expired | refused
+    # approved | declined | captured | refunded | reversed | expired | refused; an
+    # increment's: incremented | declined (with ``increment_id``) | refused
+    status: str
     reason: str | None
     auth_id: str
     record: dict[str, Any] = field(default_factory=dict)  # the authorisation record (no PAN)
     replayed: bool = False
     refund_id: str | None = None  # a refund's (the record lists it in ``refunds``)
+    increment_id: str | None = None  # an increment's (the record lists it in ``increments``)
 
     @property
     def approved(self) -> bool:
-        return self.status == "approved"
+        return self.status in ("approved", "incremented")
 
     def answer(self) -> dict[str, Any]:
         body: dict[str, Any] = {"authorizationId": self.auth_id, "status": self.status, "reason": self.reason}
@@ -121,6 +126,10 @@ class CardResult:
             body["refundId"] = self.refund_id
             body["refundedAmount"] = self.record[settlement.REFUNDS][self.refund_id]["amount"]
             body["refundedTotal"] = settlement.refunded_total(self.record)
+        if self.increment_id:
+            body["incrementId"] = self.increment_id
+            if self.record:
+                body["authorizedAmount"] = settlement.authorized_total(self.record)
         return body
 
 
@@ -137,8 +146,12 @@ EVENT_SUBJECTS = {
 def card_event(result: CardResult) -> outbox.Event | None:
     """The event announcing a decision (subject, body, message id): never a PAN or CVV.
     None for a replayed answer, a refusal, or a reversal that preceded its authorisation."""
+    if result.replayed or not result.record.get("fingerprint"):
+        return None
+    if result.increment_id:  # an increment's decision: only an approval is announced
+        return _increment_event(result) if result.status == "incremented" else None
     subject = EVENT_SUBJECTS.get(result.status)
-    if subject is None or result.replayed or not result.record.get("fingerprint"):
+    if subject is None:
         return None
     r = result.record
     if result.status == "refunded":
@@ -189,6 +202,32 @@ def _refund_event(result: CardResult) -> outbox.Event:
     )
 
 
+def _increment_event(result: CardResult) -> outbox.Event:
+    """cards.incremented, one per approved increment (its message id names it)."""
+    r = result.record
+    given = r[settlement.INCREMENTS][result.increment_id]
+    event = CardIncremented(
+        increment_id=str(result.increment_id),
+        auth_id=result.auth_id,
+        status="incremented",
+        uid=r["ownerUid"],
+        card_id=r.get("cardId"),
+        account_id=r["accountId"],
+        last4=r.get("last4"),
+        amount=given["amount"],
+        authorized_amount=settlement.authorized_total(r),
+        currency=r["currency"],
+        merchant_name=r["merchantName"],
+        mcc=r["mcc"],
+        merchant_country=r["merchantCountry"],
+        channel=r["channel"],
+        day=r["spendDay"],
+    )
+    return outbox.Event(
+        topology.SUBJECT_CARD_INCREMENTED, event.to_json(), f"{result.auth_id}:incremented:{result.increment_id}"
+    )
+
+
 # ---- where things are ----------------------------------------------------------------------
 def authorization_path(auth_id: str) -> str:
     return f"{CARD_AUTHORIZATIONS}/{auth_id}"
@@ -219,7 +258,8 @@ def write_feed(uow: Writes, record: dict[str, Any], entry: dict[str, Any] | None
 # ---- the ledger's use cases ----------------------------------------------------------------
 class CardLedger:
     """Authorise, capture, reverse and expire, each one unit of work (its ``operation`` is
-    the transaction metrics' name: cards_authorize, cards_capture, cards_refund, cards_release)."""
+    the transaction metrics' name: cards_authorize, cards_capture, cards_refund,
+    cards_increment, cards_release)."""
 
     def __init__(
         self,
@@ -370,6 +410,24 @@ class CardLedger:
         await self.announce(result)
         return result
 
+    async def increment(self, reference: str, *, increment_ref: str, amount: int) -> CardResult:
+        """Hold ``amount`` more on the authorisation ``reference`` (the merchant's
+        incremental authorisation, under the processor's own ``increment_ref``), decided on
+        the card and the funds in one unit of work, and announce an approval."""
+        auth_id = rules.authorization_id(reference)
+        now = self.clock()
+
+        async def run(uow: AsyncUnitOfWork) -> CardResult:
+            record, held = await self._load(uow, auth_id, with_scheme=False, with_card=True)
+            settled = settlement.increment(
+                auth_id, record, held, reference=increment_ref, amount=amount, now=now, hold_days=self.hold_days
+            )
+            return self._stage(uow, self._save(uow, auth_id, settled))
+
+        result = await self.docs.transact(run, operation="cards_increment")
+        await self.announce(result)
+        return result
+
     async def reverse(self, reference: str) -> CardResult:
         """Release the hold of an authorisation the processor cancels, and announce it. A
         reversal that arrives before its authorisation (a timed-out request) is recorded,
@@ -435,11 +493,12 @@ class CardLedger:
         return await self.docs.transact(run, operation="cards_release")
 
     async def _load(
-        self, uow: AsyncUnitOfWork, auth_id: str, *, with_scheme: bool
+        self, uow: AsyncUnitOfWork, auth_id: str, *, with_scheme: bool, with_card: bool = False
     ) -> tuple[dict[str, Any] | None, settlement.Held | None]:
         """The authorisation record, and with its hold a Book over the account (and the
-        card scheme's shard for a capture) and the day's spend. Not the customer's category
-        for the merchant: the feed entry keeps the one the authorisation labelled it with."""
+        card scheme's shard for a capture), the day's spend and (``with_card``, for an
+        increment) the card. Not the customer's category for the merchant: the feed entry
+        keeps the one the authorisation labelled it with."""
         record = _data(await uow.get(authorization_path(auth_id)))
         if record is None:
             return None, None
@@ -450,10 +509,11 @@ class CardLedger:
         ids = [hold.account_id] + ([card_scheme_account(auth_id)] if with_scheme else [])
         account_paths = {a: f"{ACCOUNTS}/{a}" for a in ids}
         day_spend = spend_path(record.get("cardId"), record.get("spendDay"))
-        got = await uow.get_many([*account_paths.values(), day_spend])
+        card = f"{CARDS}/{record['cardId']}" if with_card and record.get("cardId") else None
+        got = await uow.get_many([*account_paths.values(), day_spend, *([card] if card else [])])
         accounts = {a: account_from_doc(doc.data) for a, p in account_paths.items() if (doc := got[p]) is not None}
         book = Book(accounts, holds={auth_id: hold})
-        return record, settlement.Held(hold, book, _data(got[day_spend]))
+        return record, settlement.Held(hold, book, _data(got[day_spend]), _data(got[card]) if card else None)
 
     @staticmethod
     async def _hold_before(uow: AsyncUnitOfWork, auth_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
@@ -478,7 +538,15 @@ class CardLedger:
                 on_records={p["postingId"] for p in record_postings(settled.record)},
             )
         write_feed(uow, settled.record, settled.feed, merge=True)
-        return CardResult(settled.status, settled.reason, auth_id, settled.record, settled.replayed, settled.refund_id)
+        return CardResult(
+            settled.status,
+            settled.reason,
+            auth_id,
+            settled.record,
+            settled.replayed,
+            settled.refund_id,
+            settled.increment_id,
+        )
 
 
 # ---- the card vault's use cases ------------------------------------------------------------

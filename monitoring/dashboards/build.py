@@ -387,7 +387,7 @@ CARDS = Dashboard(
             (
                 q(
                     "sum by (operation, result) (rate(fjb_firestore_transaction_attempts_total"
-                    '{operation=~"cards_authorize|cards_capture|cards_refund|cards_release"}[5m]))',
+                    '{operation=~"cards_authorize|cards_capture|cards_refund|cards_increment|cards_release"}[5m]))',
                     "{{operation}} {{result}}",
                 ),
             ),

@@ -15,7 +15,7 @@ from typing import Any
 
 from fjordbank.domain import audit
 from fjordbank.domain.audit import Finding, LedgerDocuments
-from fjordbank.domain.card_settlement import CAPTURE_STEP, REFUND_STEP
+from fjordbank.domain.card_settlement import CAPTURE_STEP, INCREMENTS, REFUND_STEP
 from fjordbank.domain.ledger import INTERNAL_WORLD, Posting, replay, transit_in_account, transit_out_account
 
 NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -285,6 +285,33 @@ def test_a_hold_the_hourly_sweep_has_not_reached_yet_is_no_fault():
 def test_a_capture_of_more_than_was_authorised_is_reported():
     ledger = with_changes(balanced(), "card_authorizations", "auth-1", capturedAmount=900, amount=200)
     assert Finding(audit.CARD_POSTINGS, "card authorisation auth-1: captured 900, authorised 200") in found(ledger)
+
+
+def test_a_capture_up_to_what_its_increments_authorised_is_not_reported_and_a_declined_one_does_not_count():
+    increments = {
+        "in1": {"amount": 500, "status": "approved"},
+        "in2": {"amount": 10_000, "status": "declined"},
+    }
+    ledger = with_changes(balanced(), "card_authorizations", "auth-1", amount=100, increments=increments)
+    assert found(ledger) == []  # captured 200 of 100 + 500
+    ledger = with_changes(ledger, "card_authorizations", "auth-1", amount=100, increments={"in2": increments["in2"]})
+    assert Finding(audit.CARD_POSTINGS, "card authorisation auth-1: captured 200, authorised 100") in found(ledger)
+
+
+def test_an_approved_authorisations_hold_that_is_not_what_it_authorised_is_reported():
+    """An increment that grew the hold without being listed (or listed without the hold)."""
+    hold = {**balanced().holds["pay-3"], "holdId": "auth-9", "kind": "card"}
+    ledger = with_changes(without(balanced(), "holds", "pay-3"), "card_authorizations", "auth-9", hold=hold)
+    ledger = with_changes(ledger, "card_authorizations", "auth-9", authId="auth-9", status="approved", amount=300)
+    assert found(ledger) == []
+    grown = with_changes(ledger, "card_authorizations", "auth-9", amount=200)
+    assert found(grown) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-9: holds 300, authorised 200")]
+    listed = {"in1": {"amount": 100, "status": "approved"}}
+    assert found(with_changes(grown, "card_authorizations", "auth-9", increments=listed)) == []
+
+
+def test_the_audit_knows_increments_by_the_card_services_field():
+    assert audit.INCREMENTS == INCREMENTS
 
 
 def test_a_capture_posted_for_another_amount_is_reported():

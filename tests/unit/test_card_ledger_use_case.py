@@ -32,7 +32,7 @@ from fjordbank.domain.cards import (
     derive_cvv,
     make_pan,
 )
-from fjordbank.domain.events import CardAuthorization, CardIssued, CardRefunded, IssueCard
+from fjordbank.domain.events import CardAuthorization, CardIncremented, CardIssued, CardRefunded, IssueCard
 from fjordbank.domain.ledger import INTERNAL_CARD_SCHEME, card_scheme_account
 from fjordbank.errors import PublishError
 from fjordbank.runtime.consumer import Ack, Reject, Retry
@@ -1131,3 +1131,159 @@ async def test_the_processor_api_takes_a_refund_and_refuses_what_is_not_one(bank
     assert (await post("/v1/refunds", body))[0] == 200  # a retry
     status, answer = await post("/v1/refunds", {**body, "reference": "rfd-2", "amount": 15_001})
     assert (status, answer["reason"]) == (409, "refund_exceeds_capture")
+
+
+# ---- incremental authorisations ----------------------------------------------------------------
+def incremented_event(bank: Bank, i: int = -1) -> CardIncremented:
+    subject, body, _ = bank.events.published[i]
+    assert subject == topology.SUBJECT_CARD_INCREMENTED
+    return CardIncremented.from_json(body)
+
+
+async def test_an_increment_holds_more_on_the_same_hold_and_a_capture_takes_up_to_the_total(bank: Bank) -> None:
+    """A hotel's extra nights: the reservation grows, the feed shows it, the capture may take it all."""
+    pan = bank.add_card()
+    first = await bank.buy(pan)  # 25,000 held of 100,000
+    bank.clock.now = NOW + dt.timedelta(days=2)
+    result = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=50_000)
+    iid = result.increment_id
+    assert iid is not None and iid.startswith("in")
+    assert result.answer() == {
+        "authorizationId": first.auth_id,
+        "status": "incremented",
+        "reason": None,
+        "incrementId": iid,
+        "authorizedAmount": 75_000,
+    }
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 75_000, 25_000)
+    record = bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {}
+    assert (record["status"], record["amount"], record["authorizedAmount"]) == ("approved", 25_000, 75_000)
+    assert record["hold"]["amount"] == 75_000
+    # the reservation lasts HOLD_DAYS from the increment now
+    assert record["hold"]["expiresAt"] == (bank.clock.now + dt.timedelta(days=HOLD_DAYS)).isoformat()
+    assert record["increments"][iid]["reference"] == "inc-1"
+    entry = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}") or {}
+    assert (entry["status"], entry["amount"]) == ("pending", -75_000)
+    spend = bank.docs.data(f"cardSpend/card_1_{record['spendDay']}") or {}
+    assert spend["daily"] == 75_000  # counted on the purchase's day, where a release gives it back
+    sent = incremented_event(bank)
+    assert (sent.increment_id, sent.auth_id, sent.amount, sent.authorized_amount, sent.uid) == (
+        iid,
+        first.auth_id,
+        50_000,
+        75_000,
+        "alice",
+    )
+    assert bank.events.published[-1][2] == f"{first.auth_id}:incremented:{iid}"
+    # the record, then the account, the day's spend and the card: two round trips
+    assert [reads for op, reads in bank.docs.reads if op == "cards_increment"] == [2]
+    over = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=75_001)
+    assert (over.status, over.reason) == ("refused", "invalid_capture")
+    captured = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=70_000)
+    assert (captured.status, captured.record["capturedAmount"]) == ("captured", 70_000)
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (30_000, 0, 30_000)
+    spend = bank.docs.data(f"cardSpend/card_1_{record['spendDay']}") or {}
+    assert spend["daily"] == 70_000  # what the capture did not take is given back
+    late = await bank.ledger.increment("ref-1", increment_ref="inc-2", amount=1_000)
+    assert (late.status, late.reason) == ("refused", "authorization_captured")
+
+
+async def test_a_retried_increment_is_answered_as_before_and_its_reference_is_its_own(bank: Bank) -> None:
+    pan = bank.add_card()
+    await bank.buy(pan)
+    done = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=10_000)
+    again = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=10_000)
+    assert again.replayed and again.answer() == done.answer()
+    other = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=20_000)
+    assert (other.status, other.reason, other.approved) == ("declined", "reference_reused", False)
+    second = await bank.ledger.increment("ref-1", increment_ref="inc-2", amount=20_000)
+    assert second.answer()["authorizedAmount"] == 55_000 and second.increment_id != done.increment_id
+    assert bank.account()["held"] == 55_000
+    assert bank.events.subjects().count(topology.SUBJECT_CARD_INCREMENTED) == 2
+
+
+async def test_an_increment_the_funds_or_the_card_do_not_allow_is_declined_kept_and_holds_nothing(bank: Bank) -> None:
+    pan = bank.add_card()
+    first = await bank.buy(pan)  # 25,000 held: 75,000 available
+    poor = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=75_001)
+    assert (poor.status, poor.reason, poor.approved) == ("declined", "insufficient_funds", False)
+    assert poor.answer()["authorizedAmount"] == 25_000
+    acct = bank.account()
+    assert (acct["held"], acct["available"]) == (25_000, 75_000)
+    record = bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {}
+    assert record["hold"]["amount"] == 25_000 and record["increments"][poor.increment_id]["status"] == "declined"
+    # the same increment again is answered as it was, even with the money there now
+    bank.docs.put(f"accounts/{ACCOUNT}", {**bank.account(), "balance": 200_000, "available": 175_000})
+    again = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=75_001)
+    assert (again.status, again.reason, again.replayed) == ("declined", "insufficient_funds", True)
+    # the card's limits count the whole reservation on the purchase's day
+    bank.docs.put("cards/card_1", {**(bank.docs.data("cards/card_1") or {}), "limits": {"daily": 30_000}})
+    limited = await bank.ledger.increment("ref-1", increment_ref="inc-2", amount=5_001)
+    assert limited.reason == "over_daily_limit"
+    assert (await bank.ledger.increment("ref-1", increment_ref="inc-3", amount=5_000)).status == "incremented"
+    bank.docs.put("cards/card_1", {**(bank.docs.data("cards/card_1") or {}), "status": FROZEN})
+    assert (await bank.ledger.increment("ref-1", increment_ref="inc-4", amount=1)).reason == "card_frozen"
+    assert bank.account()["held"] == 30_000
+    assert bank.events.subjects().count(topology.SUBJECT_CARD_INCREMENTED) == 1
+    assert topology.SUBJECT_CARD_DECLINED not in bank.events.subjects()  # the purchase stands
+
+
+async def test_an_increment_of_an_authorisation_no_longer_holding_changes_nothing(bank: Bank) -> None:
+    pan = bank.add_card()
+    await bank.buy(pan)
+    unknown = await bank.ledger.increment("nope", increment_ref="inc-1", amount=100)
+    assert (unknown.status, unknown.reason, unknown.approved) == ("refused", "unknown_authorization", False)
+    await bank.ledger.reverse("ref-1")
+    reversed_ = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=100)
+    assert (reversed_.status, reversed_.reason) == ("refused", "authorization_reversed")
+    acct = bank.account()
+    assert (acct["balance"], acct["held"]) == (100_000, 0)
+    assert topology.SUBJECT_CARD_INCREMENTED not in bank.events.subjects()
+
+
+async def test_a_reversal_or_an_expiry_after_increments_gives_all_of_it_back(bank: Bank) -> None:
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=30_000)
+    day = (bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {})["spendDay"]
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, hours=1)
+    assert [r.auth_id for r in await bank.ledger.expire_holds()] == [first.auth_id]
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 0, 100_000)
+    assert (bank.docs.data(f"cardSpend/card_1_{day}") or {})["daily"] == 0
+    entry = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}") or {}
+    assert (entry["status"], entry["amount"]) == ("cancelled", -55_000)
+    # a hotel's late capture may still take what was authorised in all
+    late = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=55_000)
+    assert (late.status, late.record.get("lateCapture")) == ("captured", True)
+    assert bank.account()["balance"] == 45_000
+
+
+async def test_the_processor_api_answers_an_increment_as_an_authorisation(bank: Bank) -> None:
+    post = _api(bank)
+    pan = bank.add_card()
+    await bank.buy(pan)
+    body = {"reference": "inc-1", "originalReference": "ref-1", "amount": 5_000}
+    for bad, error in (
+        ({**body, "amount": 0}, "invalid_amount"),
+        ({**body, "amount": 1.5}, "invalid_amount"),
+        ({**body, "amount": 100_000_001}, "invalid_amount"),
+        ({k: v for k, v in body.items() if k != "reference"}, "invalid_request"),
+        ({**body, "extra": 1}, "invalid_request"),
+        ({**body, "originalReference": ""}, "invalid_request"),
+    ):
+        assert await post("/v1/increments", bad) == (400, {"error": error})
+    status, answer = await post("/v1/increments", body)
+    assert (status, answer["approved"], answer["status"], answer["authorizedAmount"]) == (200, True, "approved", 30_000)
+    assert (await post("/v1/increments", body))[1] == answer  # a retry
+    status, answer = await post("/v1/increments", {**body, "reference": "inc-2", "amount": 1_000_000})
+    assert (status, answer["approved"], answer["status"], answer["reason"]) == (
+        200,
+        False,
+        "declined",
+        "insufficient_funds",
+    )
+    status, answer = await post("/v1/increments", {**body, "reference": "inc-3", "originalReference": "nope"})
+    assert (status, answer["approved"], answer["reason"]) == (200, False, "unknown_authorization")

@@ -30,6 +30,7 @@ from fjordbank.domain.events import (
     SUBJECT_TYPES,
     AccountChanged,
     CardAuthorization,
+    CardIncremented,
     CardIssued,
     CardRefunded,
     CardUpdated,
@@ -54,6 +55,7 @@ from fjordbank.service_layer.scheduled import release_expired_holds
 ROOT = Path(__file__).parents[2] / "contracts"
 AUTH_ID = "ca" + "0" * 32
 REFUND_ID = "rf" + "3" * 32
+INCREMENT_ID = "in" + "4" * 32
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
 PAYMENT = PaymentEvent(
@@ -133,6 +135,25 @@ EXAMPLES: dict[type[Any], list[Any]] = {
             mcc="5411",
             merchant_country="NO",
             category="groceries",
+            day="2026-11-27",
+        )
+    ],
+    CardIncremented: [
+        CardIncremented(
+            increment_id="in" + "3" * 32,
+            auth_id=AUTH_ID,
+            status="incremented",
+            uid="user_1",
+            card_id="card_1",
+            account_id="12345678903",
+            last4="7897",
+            amount=50_000,
+            authorized_amount=150_000,
+            currency="NOK",
+            merchant_name="Scandic Lerkendal",
+            mcc="7011",
+            merchant_country="NO",
+            channel="pos",
             day="2026-11-27",
         )
     ],
@@ -304,6 +325,24 @@ def _produced() -> list[tuple[str, dict[str, Any]]]:
                 },
             },
             refund_id=REFUND_ID,
+        ),
+        CardResult(
+            "incremented",
+            None,
+            AUTH_ID,
+            {
+                **record,
+                "increments": {
+                    INCREMENT_ID: {
+                        "reference": "inc-1",
+                        "amount": 5_000,
+                        "status": "approved",
+                        "reason": None,
+                        "incrementedAt": NOW,
+                    }
+                },
+            },
+            increment_id=INCREMENT_ID,
         ),
     ]
     staged = [

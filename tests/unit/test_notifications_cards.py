@@ -279,3 +279,20 @@ def test_a_refund_is_told_with_its_amount_and_merchant_each_under_its_own_key() 
     [second] = card_pushes({**first, "refund_id": "rf2"})
     assert len({push.dedupe_key, second.dedupe_key}) == 2  # two refunds of one purchase: both shown
     assert card_pushes({**first, "uid": None}) == []
+
+
+def test_an_increment_is_told_with_the_amount_more_and_in_all_each_under_its_own_key() -> None:
+    first = card_event(
+        status="incremented",
+        amount=50_000,
+        authorized_amount=150_000,
+        merchant_name="Scandic Lerkendal",
+        increment_id="in1",
+    )
+    [push] = card_pushes(first)
+    assert (push.uid, push.kind, push.title) == ("user_1", CARD, "Reservation increased")
+    more, total = Money.nok(50_000).format_nok(), Money.nok(150_000).format_nok()
+    assert push.body == f"Scandic Lerkendal reserved {more} more on the card ending 7897: {total} in all"
+    assert push.data["incrementId"] == "in1" and push.data["status"] == "incremented"
+    [second] = card_pushes({**first, "increment_id": "in2"})
+    assert len({push.dedupe_key, second.dedupe_key}) == 2  # two increments of one reservation: both shown

@@ -32,6 +32,8 @@ NOT_REASONS = {
     "card_id",
     "merchant_name",
     "refund_id",
+    "increment_id",
+    "authorized_amount",
     "original_payment_information_id",
     "retry_after",
 }

@@ -63,6 +63,7 @@ OUTPUTS = {
         "cards.reversed",
         "cards.expired",
         "cards.refunded",
+        "cards.incremented",
     },
 }
 STREAM_OF_PREFIX = {"payments": "PAYMENTS", "customers": "CUSTOMERS", "cards": "CARDS"}
