@@ -1038,7 +1038,7 @@ def parse_pain002(xml: bytes) -> StatusReport:
     blocks: list[BlockStatus] = []
     infos = reader.all(body, "OrgnlPmtInfAndSts")
     for info in infos:
-        payment_information_id = reader.text(info, "OrgnlPmtInfId")
+        payment_information_id = reader.token(info, "OrgnlPmtInfId")  # an id: whitespace around it is not its
         block = group.below(_status_code(reader, info, "PmtInfSts"), *_reason(reader, info))
         txs = reader.all(info, "TxInfAndSts")
         for tx in txs:
@@ -1116,14 +1116,25 @@ def _reason(reader: _Reader, parent: ET.Element) -> tuple[str | None, str | None
     code = reader.opt_text(reasons[0], "Rsn/Cd")
     proprietary = reader.opt_text(reasons[0], "Rsn/Prtry")
     lines = reader.all(reasons[0], "AddtlInf")
-    info = reader.leaf_text(lines[0]) if lines else None
+    info = _informational(reader.leaf_text(lines[0])) if lines else None
     if code is None and proprietary is not None:
         proprietary = proprietary.strip()
         if _REASON_CODE_RE.fullmatch(proprietary):
             code = proprietary
         else:
-            info = info or proprietary[:MAX_ADDITIONAL_INFO_LENGTH] or None
+            info = info or _informational(proprietary)
     return (None if code is None else code.strip()), info
+
+
+def _informational(text: str) -> str | None:
+    """A bank's free text (``AddtlInf``, a long proprietary reason) as the customer may be
+    shown it: line breaks, tabs and other control characters read as spaces, runs of
+    them as one, at most `MAX_ADDITIONAL_INFO_LENGTH` characters, None when nothing is
+    left. It only informs: a comment the schema allows ("Konto avsluttet\nkontakt
+    mottaker") must not make the whole answer, and other customers' payments in it,
+    unreadable."""
+    kept = "".join(c if is_file_char(c) and not c.isspace() else " " for c in text)
+    return " ".join(kept.split())[:MAX_ADDITIONAL_INFO_LENGTH] or None
 
 
 def _parse_transaction_status(

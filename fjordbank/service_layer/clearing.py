@@ -322,13 +322,7 @@ def with_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) 
     if not report.blocks or not answered.payments:
         return report
     carried = [p for p, _trace in answered.payments.values()]
-    block_of = {
-        t.end_to_end_id: group.payment_information_id
-        for group in iso20022.payment_groups(
-            payment_file(report.original_message_id, carried, bic=bic, now=report.created_at, written=answered.written)
-        )
-        for t in group.transfers
-    }
+    block_of = _block_of(report, answered, bic=bic)
     named = {s.end_to_end_id for s in report.statuses}
     given = {b.payment_information_id: b for b in report.blocks}
     added = [
@@ -339,6 +333,29 @@ def with_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) 
         and (b := given.get(block_of[p.payment_id]) or given.get(None)) is not None
     ]
     return dataclasses.replace(report, statuses=(*report.statuses, *added), blocks=())
+
+
+def _block_of(report: iso20022.StatusReport, answered: Answered, *, bic: str) -> dict[str, str]:
+    """The block (payment information id) each payment the file carried was written in."""
+    carried = [p for p, _trace in answered.payments.values()]
+    return {
+        t.end_to_end_id: group.payment_information_id
+        for group in iso20022.payment_groups(
+            payment_file(report.original_message_id, carried, bic=bic, now=report.created_at, written=answered.written)
+        )
+        for t in group.transfers
+    }
+
+
+def unmatched_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) -> list[str]:
+    """The blocks a report answers as a whole that the file does not have (``NOTPROVIDED``,
+    or another file's id): their final answer reaches no payment, so the file is set aside
+    for an operator rather than filed as handled."""
+    named = [b.payment_information_id for b in report.blocks if b.payment_information_id is not None]
+    if not named:
+        return []
+    blocks = set(_block_of(report, answered, bic=bic).values()) if answered.payments else set()
+    return [b for b in named if b not in blocks]
 
 
 async def mark_answered(docs: AsyncDocuments, file_id: str, marks: list[Mark]) -> None:
@@ -526,18 +543,13 @@ class Clearing:
                 [s.end_to_end_id for s in report.statuses],
                 every=bool(report.blocks),
             )
+            unmatched = unmatched_blocks(report, answered, bic=self.bic)
             report = with_blocks(report, answered, bic=self.bic)
         else:  # not an id of ours (and not to be put in a document's path): an unknown file
-            answered = Answered(False, {})
+            answered, unmatched = Answered(False, {}), []
         out = answer_events(report, answered)
         await publish_in_spans(publish, out, answer_spans(report, answered))
-        if answered.known_file and not out:
-            # only statuses on the way (accepted, pending): the final answer comes later
-            log.info("pain.002 with no final status read", extra={"file": path.name})
-        elif answered.known_file:
-            marks = [(e.payment.payment_id, e.status, e.reason) for e in out]
-            await mark_answered(self.docs, report.original_message_id, marks)
-        else:
+        if not answered.known_file:
             # An answer to a file the bank has no record of (another environment's, or
             # records lost): moved aside for an operator, never retried forever, so the
             # answers behind it are still read.
@@ -546,6 +558,21 @@ class Clearing:
                 extra={"file": path.name, "original_message_id": report.original_message_id},
             )
             self.channel.file_away(path, ".unknown")
+            return out
+        if out:
+            marks = [(e.payment.payment_id, e.status, e.reason) for e in out]
+            await mark_answered(self.docs, report.original_message_id, marks)
+        elif not unmatched:
+            # only statuses on the way (accepted, pending): the final answer comes later
+            log.info("pain.002 with no final status read", extra={"file": path.name})
+        if unmatched:
+            # what it answered of the file's payments is applied above; the rest is an
+            # operator's to read (a final answer that reaches no payment is not "handled")
+            log.error(
+                "pain.002 answers blocks the file does not have; moved aside",
+                extra={"file": path.name, "blocks": unmatched[:10], "original_message_id": report.original_message_id},
+            )
+            self.channel.file_away(path, ".unmatched")
             return out
         self.channel.file_away(path)
         log.info(

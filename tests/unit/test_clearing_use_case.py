@@ -485,3 +485,70 @@ async def test_an_answer_with_only_statuses_on_the_way_publishes_nothing_and_mar
     assert await use.handle_answer(path, publish) == [] and publish.events == []
     assert (await data(docs, file_path(F1)))["status"] == "written"  # not answered: the final answer comes later
     assert not path.exists()
+
+
+async def test_a_block_answered_that_the_file_does_not_have_is_applied_where_it_reaches_and_moved_aside(dirs):
+    """A final rejection of block ``NOTPROVIDED`` (or of another file's block) reaches no
+    payment: it was filed as handled, the payments stayed submitted with their money held
+    and nothing pointed an operator at it (found by review). An id with whitespace around
+    it is the block's own."""
+    use, docs = uses(dirs)
+    new, _ = await use.claim([payment(1), payment(2)], F1)
+    await use.send_or_keep(F1, new)
+    (block,) = [
+        g.payment_information_id
+        for g in iso20022.payment_groups(clearing.payment_file(F1, new, bic=BIC, now=NOW, written=NOW))
+    ]
+
+    def rejected(block_id: str, listed: str = "") -> str:
+        return (
+            "</OrgnlGrpInfAndSts>"
+            f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{block_id}</OrgnlPmtInfId><PmtInfSts>RJCT</PmtInfSts>"
+            f"<StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf>{listed}</OrgnlPmtInfAndSts>"
+        )
+
+    p1_settled = "<TxInfAndSts><OrgnlEndToEndId>p1</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>"
+    path = _clearing_house_answer(dirs, F1, rejected("NOTPROVIDED", p1_settled), "np-status.xml")
+    out = await use.handle_answer(path, Published())
+    assert [(e.payment.payment_id, e.status) for e in out] == [("p1", "settled")]  # what it names is applied
+    assert (dirs.processed / "np-status.xml.unmatched").exists() and not path.exists()
+    assert set((await data(docs, file_path(F1)))["answers"]) == {"p1"}
+    path = _clearing_house_answer(dirs, F1, rejected("NOTPROVIDED"), "np2-status.xml")
+    assert await use.handle_answer(path, Published()) == []
+    assert (dirs.processed / "np2-status.xml.unmatched").exists()
+    path = _clearing_house_answer(dirs, F1, rejected(f" {block} "), "ws-status.xml")
+    out = await use.handle_answer(path, Published())
+    assert [(e.payment.payment_id, e.status, e.reason) for e in out] == [("p2", "returned", "AC04")]
+    assert (dirs.processed / "ws-status.xml").exists()
+
+
+@pytest.mark.parametrize(
+    ("info", "shown"),
+    [
+        ("Konto avsluttet", "Konto avsluttet"),
+        ("Konto avsluttet\nkontakt\tmottaker", "Konto avsluttet kontakt mottaker"),
+        (" ", None),
+        ("x" * 90 + "\n\n" + "y" * 30, ("x" * 90 + " " + "y" * 30)[:105]),
+    ],
+)
+async def test_a_banks_free_text_with_line_breaks_or_blank_is_shown_cleaned_never_a_reason_to_refuse(
+    dirs, info: str, shown: str | None
+):
+    """A comment the schema allows (Max105Text: line breaks and tabs are element content)
+    made the whole answer, other customers' settlements in it too, unreadable (found by
+    review)."""
+    use, _docs = uses(dirs)
+    new, _ = await use.claim([payment(1), payment(2)], F1)
+    await use.send_or_keep(F1, new)
+    inner = (
+        "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts><OrgnlPmtInfAndSts><OrgnlPmtInfId>B</OrgnlPmtInfId>"
+        "<TxInfAndSts><OrgnlEndToEndId>p1</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>"
+        "<TxInfAndSts><OrgnlEndToEndId>p2</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
+        f"<StsRsnInf><Rsn><Cd>AC04</Cd></Rsn><AddtlInf>{info}</AddtlInf></StsRsnInf></TxInfAndSts>"
+        "</OrgnlPmtInfAndSts>"
+    )
+    path = _clearing_house_answer(dirs, F1, inner, "info-status.xml")
+    out = await use.handle_answer(path, Published())
+    assert [(e.payment.payment_id, e.status) for e in out] == [("p1", "settled"), ("p2", "returned")]
+    report = iso20022.parse_pain002(_clearing_house_answer(dirs, F1, inner, "again.xml").read_bytes())
+    assert [s.additional_info for s in report.statuses] == [None, shown]
