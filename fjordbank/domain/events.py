@@ -185,7 +185,9 @@ class CardUpdated(Contract):
     card_id: str
     status: str | None = field(default=None, metadata=one_of("active", "frozen", "blocked"))
     limits: dict[str, int] | None = field(default=None, metadata={"doc": "daily/online/abroad, øre"})
-    reason: str | None = field(default=None, metadata={"doc": "why a card was blocked: lost, stolen or damaged"})
+    reason: str | None = field(
+        default=None, metadata={"doc": "why a card was blocked: lost, stolen, damaged, or account_closed"}
+    )
 
 
 AUTHORIZATION_STATUSES = ("approved", "declined", "captured", "reversed", "expired")

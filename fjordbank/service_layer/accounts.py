@@ -16,7 +16,7 @@ from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, LEDGER_PAYMENTS
 from fjordbank.domain import accounts as rules
 from fjordbank.domain.events import AccountChanged
-from fjordbank.service_layer import outbox
+from fjordbank.service_layer import cards, outbox, standing_orders
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
 
 _draw = secrets.SystemRandom()  # account numbers are not guessable in sequence
@@ -146,9 +146,11 @@ def close_account(
 ) -> None:
     """Close an empty account of the caller's (no balance, no holds: `rules.check_closable`),
     with no payment from it on its way: an internal payment debited and not yet credited may
-    come back (its credit refused), and a refund into a closed account could not be paid out."""
+    come back (its credit refused), and a refund into a closed account could not be paid out.
+    Its cards are blocked and the customer's standing orders from or to it cancelled in the
+    same unit of work (their cards.updated staged with the account's event)."""
 
-    def run(uow: UnitOfWork) -> outbox.Event:
+    def run(uow: UnitOfWork) -> list[outbox.Event]:
         account = _owned(uow, uid, account_id)
         rules.check_closable(account.data)
         # the customer's internal payments between their debit and their end (few, and the
@@ -156,9 +158,14 @@ def close_account(
         moving = uow.query(LEDGER_PAYMENTS, where=[Where("uid", "==", uid), Where("status", "in", IN_TRANSIT)])
         if any(p.data.get("fromAccount") == account.id for p in moving):
             raise rules.AccountRefused("money_in_transit", "a payment from this account is on its way; try again soon")
+        # what hangs off the account goes with it (read here, before the writes)
+        usable_cards = cards.cards_of_account(uow, uid, account.id)
+        orders = standing_orders.orders_of_account(uow, uid, account.id)
         uow.update(account.path, {"status": "closed", "closedAt": SERVER_TIME, "updatedAt": SERVER_TIME})
+        blocked = cards.block_cards(uow, uid, usable_cards, clock=clock)
+        standing_orders.cancel_for_closed_account(uow, orders, clock())
         event = account_event(topology.SUBJECT_ACCOUNT_CLOSED, uid, account.id)
         outbox.stage(uow, event, clock=clock)
-        return event
+        return [event, *blocked]
 
-    outbox.deliver(docs, publisher, [docs.transact(run, operation="accounts_close")])
+    outbox.deliver(docs, publisher, docs.transact(run, operation="accounts_close"))

@@ -646,6 +646,11 @@ class CardNumbers:
             return Retry("card document not visible yet")
         if card.data.get("status") != rules.ISSUING:
             return Ack()  # issued already (a redelivery) or blocked before it was made
+        account = await self.ledger.docs.get(f"{ACCOUNTS}/{card.data['accountId']}")
+        if account is None or account.data.get("status") != "open":
+            # ordered as its account was closed (the close blocks the cards it reads): no
+            # number is drawn for a dead account, and the card says why
+            return await self._blocked_unissued(card)
         entry, pan = await self._number(card_id)
         issued = outbox.Event(
             topology.SUBJECT_CARD_ISSUED,
@@ -660,6 +665,17 @@ class CardNumbers:
             return Retry(f"card changed while issuing: {type(exc).__name__}")
         await outbox.deliver_async(self.ledger.docs, self.ledger.events, [issued], collection=outbox.CARD_OUTBOX)
         log.info("card issued", extra={"card_id": card_id, "token": entry.token})
+        return Ack()
+
+    async def _blocked_unissued(self, card: Doc) -> Outcome:
+        batch = self.ledger.docs.batch()
+        fields = {"status": rules.BLOCKED, "blockedReason": "account_closed", "updatedAt": SERVER_TIME}
+        batch.update(card.path, fields, if_updated=card.updated)
+        try:
+            await batch.commit()
+        except (Stale, Contention) as exc:
+            return Retry(f"card changed while blocking it: {type(exc).__name__}")
+        log.info("card of a closed account not issued", extra={"card_id": card.data.get("cardId")})
         return Ack()
 
     async def _number(self, card_id: str) -> tuple[VaultEntry, str]:

@@ -21,6 +21,7 @@ from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Pu
 
 MAX_CARDS_PER_ACCOUNT = 2
 REPLACE_REASONS = ("lost", "stolen", "damaged")
+ACCOUNT_CLOSED = "account_closed"  # a card's blockedReason when its account is closed
 
 
 CARD_ID = re.compile(r"card_[0-9a-f]{20}")
@@ -142,6 +143,25 @@ def set_limits(
     return merged
 
 
+def cards_of_account(uow: UnitOfWork, uid: str, account_id: str) -> list[Doc]:
+    """The customer's cards on the account not blocked yet (read before the unit's writes)."""
+    found = uow.query(CARDS, where=[Where("accountId", "==", account_id)])
+    return [c for c in found if c.data.get("ownerUid") == uid and c.data.get("status") != rules.BLOCKED]
+
+
+def block_cards(uow: UnitOfWork, uid: str, cards: list[Doc], *, clock: Clock = system_clock) -> list[outbox.Event]:
+    """Block ``cards`` of an account being closed (`cards_of_account`, read in the close's
+    unit of work), ``blockedReason`` "account_closed", each with its cards.updated staged.
+    A card left "active" on a closed account contradicted it in the app, could still be
+    frozen and changed, and replacing it issued a new number for a dead account."""
+    events = []
+    for card in cards:
+        uow.update(card.path, {"status": rules.BLOCKED, "blockedReason": ACCOUNT_CLOSED, "updatedAt": SERVER_TIME})
+        events.append(_updated(uid, card.id, {"status": rules.BLOCKED, "reason": ACCOUNT_CLOSED}))
+        outbox.stage(uow, events[-1], clock=clock)
+    return events
+
+
 def replace_card(
     docs: Documents, publisher: Publisher, uid: str, *, card_id: object, reason: object, clock: Clock = system_clock
 ) -> str:
@@ -156,6 +176,10 @@ def replace_card(
         data = card.data
         if data.get("status") == rules.BLOCKED:
             raise rules.CardRefused("card_not_active", "the card is already blocked")
+        account = uow.get(f"{ACCOUNTS}/{data['accountId']}")
+        if account is None or account.data.get("status") != "open":
+            # no new number for a dead account (its cards are blocked when it is closed)
+            raise rules.CardRefused("account_closed", "the card's account is closed")
         uow.update(
             card.path,
             {"status": rules.BLOCKED, "blockedReason": reason, "replacedBy": new_id, "updatedAt": SERVER_TIME},

@@ -311,6 +311,30 @@ def cancel(docs: Documents, uid: str, order_id: object, *, clock: Clock = system
     return docs.transact(run, operation="standing_orders_cancel")
 
 
+def orders_of_account(uow: UnitOfWork, uid: str, account_id: str) -> list[Doc]:
+    """The customer's active orders from or to the account (read in the unit of work that
+    closes it, before its writes)."""
+    found = uow.query(f"{USERS}/{uid}/{STANDING_ORDERS}", where=[Where("status", "==", rules.ACTIVE)])
+    return [o for o in found if account_id in (o.data.get("fromAccount"), o.data.get("toAccount"))]
+
+
+def cancel_for_closed_account(uow: UnitOfWork, orders: list[Doc], now: dt.datetime) -> None:
+    """Cancel ``orders`` (`orders_of_account`) with the account they pay from or to: kept
+    "active", each due date failed and was told again, month after month."""
+    for order in orders:
+        uow.update(
+            order.path,
+            {
+                "status": rules.CANCELLED,
+                "cancelledAt": now,
+                "cancelledReason": "account_closed",
+                "nextDue": None,
+                "waiting": DELETE_FIELD,
+                "updatedAt": now,
+            },
+        )
+
+
 def public(order: dict[str, Any]) -> dict[str, Any]:
     """What the app is answered (the document itself it reads with its listener)."""
     keys = ("orderId", "status", "frequency", "amount", "fromAccount", "toAccount", "nextDue", "endDate")
@@ -483,7 +507,12 @@ def _claim(
     if decision.action == "submit":
         event = PaymentEvent(payment, "requested")
     else:
-        event = PaymentEvent(payment, "failed", reason=decision.reason, message="the standing order could not be paid")
+        told = (
+            "the standing order has ended"
+            if decision.reason in rules.ENDS_ORDER
+            else "the standing order could not be paid"
+        )
+        event = PaymentEvent(payment, "failed", reason=decision.reason, message=told)
     staged = outbox.Event(event.subject, event.to_json(), event.msg_id)
 
     def run(uow: UnitOfWork) -> str:
@@ -535,7 +564,7 @@ def _moved_on(
 ) -> dict[str, Any]:
     """The order's change once a due date is paid or failed: the next due date (or ended),
     the run recorded, no longer waiting."""
-    following = _following(current, due)
+    following = _following(current, due) if decision.reason not in rules.ENDS_ORDER else None
     run_record = {
         "date": due.isoformat(),
         "paymentId": payment.payment_id,
@@ -545,6 +574,7 @@ def _moved_on(
     return {
         "nextDue": following.isoformat() if following else None,
         "status": rules.ACTIVE if following else rules.ENDED,
+        **({"endedReason": decision.reason} if decision.reason in rules.ENDS_ORDER else {}),
         "lastRun": run_record,
         "runs": [*current.get("runs", []), run_record][-rules.MAX_HISTORY :],
         "waiting": DELETE_FIELD,

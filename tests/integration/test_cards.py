@@ -358,3 +358,27 @@ def test_a_merchant_s_refund_is_money_back_in_the_feed_the_push_and_my_economy(s
     assert (status, over["reason"]) == (409, "refund_exceeds_capture")
     assert holder.account_doc()["balance"] == 75_000
     audit()
+
+
+def test_a_hotel_s_incremental_authorisation_holds_more_and_the_capture_takes_it(stack, holder, proc, audit):
+    answer = buy(proc, holder, 30_000, merchant_name="Scandic Lerkendal", mcc="7011")
+    auth_id = answer["authorizationId"]
+    status, more = proc.increment(answer["reference"], 20_000, reference="inc-" + answer["reference"])
+    assert (status, more["approved"], more["status"], more["authorizedAmount"]) == (200, True, "approved", 50_000)
+    acct = holder.account_doc()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 50_000, 50_000)
+    entry = holder.app.get(f"accounts/{holder.account}/transactions/{auth_id}")[1]
+    assert (entry["status"], entry["amount"]) == ("pending", -50_000)
+    push = wait_push(stack, holder.token, "Reservation increased")
+    assert "Scandic Lerkendal" in push["notification"]["body"] and push["data"]["incrementId"] == more["incrementId"]
+    # a retry is answered as before; more than the account has is declined and holds nothing
+    assert proc.increment(answer["reference"], 20_000, reference="inc-" + answer["reference"]) == (200, more)
+    status, poor = proc.increment(answer["reference"], 50_001)
+    assert (status, poor["approved"], poor["reason"]) == (200, False, "insufficient_funds")
+    assert holder.account_doc()["held"] == 50_000
+    audit()
+    status, captured = proc.capture(answer["reference"], amount=48_000)
+    assert (status, captured["capturedAmount"]) == (200, 48_000)
+    acct = holder.account_doc()
+    assert (acct["balance"], acct["held"], acct["available"]) == (52_000, 0, 52_000)
+    audit()

@@ -1,0 +1,157 @@
+"""What hangs off an account goes with it when it closes (found by review, 2026-12-04):
+its cards are blocked and the customer's standing orders from or to it cancelled in the
+close's own unit of work; another customer's order paying into it ends at its next due
+date, told once; a card cannot be replaced onto it, and a card ordered as it closed is
+never issued."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+from fjordbank import topology
+from fjordbank.domain import cards as card_rules
+from fjordbank.domain.events import IssueCard
+from fjordbank.runtime.consumer import Ack
+from fjordbank.service_layer import accounts, cards, standing_orders
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import RecordingPublisher, account_numbers, customer_account, data, fixed_clock, seed
+from tests.unit.test_card_ledger_use_case import ACCOUNT, make_bank
+
+UID = "alice"
+SPENDING, SAVINGS, RENT, OTHER = itertools.islice(account_numbers(), 4)
+BANK_REGS = (SPENDING[:4],)
+
+
+def bank_with_orders() -> tuple[MemoryDocuments, RecordingPublisher]:
+    docs, pub = MemoryDocuments(fixed_clock()), RecordingPublisher()
+    seed(
+        docs,
+        {
+            f"customers/{UID}": {"status": "approved"},
+            f"accounts/{SPENDING}": customer_account(UID, SPENDING),  # emptied: to be closed
+            f"accounts/{SAVINGS}": customer_account(UID, SAVINGS, balance=10_000_000),
+            f"accounts/{OTHER}": customer_account(UID, OTHER, balance=10_000_000),
+            f"accounts/{RENT}": customer_account("landlord", RENT, balance=10_000_000),
+        },
+    )
+    for order_id, source, target in (
+        ("rent-order", SPENDING, RENT),  # from the account
+        ("save-order", SAVINGS, SPENDING),  # to it
+        ("keep-order", SAVINGS, OTHER),  # neither
+    ):
+        order = {
+            "orderId": order_id,
+            "fromAccount": source,
+            "toAccount": target,
+            "amount": 100_000,
+            "frequency": "monthly",
+            "startDate": "2027-04-12",
+        }
+        standing_orders.create(
+            docs, UID, order, bank_regs=BANK_REGS, check_sca=lambda *a, **k: None, clock=fixed_clock()
+        )
+    return docs, pub
+
+
+def run_month(docs: MemoryDocuments, pub: RecordingPublisher, month: int) -> None:
+    now = dt.datetime(2027, month, 12, 9, 0, tzinfo=dt.UTC)
+    while not standing_orders.is_banking_day(now.date()):
+        now += dt.timedelta(days=1)
+    standing_orders.run_due(docs, pub, bank_regs=BANK_REGS, clock=fixed_clock(now))
+
+
+def test_closing_cancels_the_customers_standing_orders_from_or_to_the_account_and_no_other() -> None:
+    docs, pub = bank_with_orders()
+    accounts.close_account(docs, pub, UID, account_id=SPENDING, clock=fixed_clock())
+    orders = {
+        o: data(docs, f"users/{UID}/standingOrders/{o}") or {} for o in ("rent-order", "save-order", "keep-order")
+    }
+    assert {o: d["status"] for o, d in orders.items()} == {
+        "rent-order": "cancelled",
+        "save-order": "cancelled",
+        "keep-order": "active",
+    }
+    assert orders["rent-order"]["cancelledReason"] == "account_closed" and orders["rent-order"]["nextDue"] is None
+    run_month(docs, pub, 4)
+    failed = [p for p in pub.stored if p.subject.startswith(topology.SUBJECT_PAYMENT_FAILED)]
+    assert failed == []  # before, each due date failed and was told, month after month
+    assert (data(docs, f"users/{UID}/standingOrders/keep-order") or {})["lastRun"]["status"] == "submitted"
+
+
+def test_an_order_into_an_account_its_owner_closed_ends_at_its_next_due_date_told_once() -> None:
+    """The landlord closes the account the customer's rent goes to: the customer's order
+    cannot be paid on any later date either, so it ends instead of failing every month."""
+    docs, pub = bank_with_orders()
+    batch = docs.batch()
+    batch.update(f"accounts/{RENT}", {"status": "closed"})
+    batch.commit()
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=10_000_000)})
+    for month in (4, 5, 6):
+        run_month(docs, pub, month)
+    order = data(docs, f"users/{UID}/standingOrders/rent-order") or {}
+    assert (order["status"], order["endedReason"], order["nextDue"]) == ("ended", "to_account_closed", None)
+    assert [(r["status"], r["reason"]) for r in order["runs"]] == [("failed", "to_account_closed")]
+    failed = [p for p in pub.stored if p.subject.startswith(topology.SUBJECT_PAYMENT_FAILED)]
+    assert len(failed) == 1 and failed[0].body["message"] == "the standing order has ended"
+
+
+def closer(bank):
+    docs = MemoryDocuments(store=bank.docs.store)
+    pub = RecordingPublisher()
+
+    def close() -> None:
+        accounts.close_account(docs, pub, UID, account_id=ACCOUNT, clock=lambda: bank.clock.now)
+
+    return docs, pub, close
+
+
+async def test_closing_blocks_the_accounts_cards_and_announces_it() -> None:
+    bank = make_bank(balance=0)
+    bank.docs.put(f"customers/{UID}", {"status": "approved"})
+    active, frozen, ordered, lost = ("card_" + c * 20 for c in "abcd")
+    bank.add_card(active)
+    bank.add_card(frozen, status=card_rules.FROZEN)
+    bank.docs.put(f"cards/{ordered}", {"cardId": ordered, "status": "issuing", "ownerUid": UID, "accountId": ACCOUNT})
+    bank.add_card(lost, status=card_rules.BLOCKED, blockedReason="lost")
+    docs, pub, close = closer(bank)
+    close()
+    got = {c: bank.docs.data(f"cards/{c}") or {} for c in (active, frozen, ordered, lost)}
+    assert {c: (d["status"], d["blockedReason"]) for c, d in got.items()} == {
+        active: ("blocked", "account_closed"),
+        frozen: ("blocked", "account_closed"),
+        ordered: ("blocked", "account_closed"),
+        lost: ("blocked", "lost"),
+    }
+    updated = sorted(p.body["card_id"] for p in pub.stored if p.subject == topology.SUBJECT_CARD_UPDATED)
+    assert updated == sorted([active, frozen, ordered])
+    # the card ordered as it closed is never issued: no number for a dead account
+    assert isinstance(await bank.cards.issue(IssueCard(uid=UID, card_id=ordered, account_id=ACCOUNT)), Ack)
+    assert bank.vault.reveal(ordered) is None
+    # nor can a card be changed or replaced onto it
+    with pytest.raises(card_rules.CardRefused) as frozen_again:
+        cards.set_frozen(docs, pub, UID, card_id=active, frozen=True)
+    assert frozen_again.value.code == "card_not_active"
+
+
+async def test_a_card_cannot_be_replaced_onto_a_closed_account_and_one_ordered_as_it_closed_is_not_issued() -> None:
+    bank = make_bank(balance=0)
+    bank.docs.put(f"customers/{UID}", {"status": "approved"})
+    old = "card_" + "e" * 20
+    bank.add_card(old)
+    docs = MemoryDocuments(store=bank.docs.store)
+    pub = RecordingPublisher()
+    # closed by a path that did not block its cards (an account closed before 2026-12-04)
+    bank.docs.put(f"accounts/{ACCOUNT}", {**bank.account(), "status": "closed"})
+    with pytest.raises(card_rules.CardRefused) as replaced:
+        cards.replace_card(docs, pub, UID, card_id=old, reason="lost")
+    assert replaced.value.code == "account_closed"
+    assert (bank.docs.data(f"cards/{old}") or {})["status"] == "active"  # nothing written
+    ordered = "card_" + "f" * 20
+    bank.docs.put(f"cards/{ordered}", {"cardId": ordered, "status": "issuing", "ownerUid": UID, "accountId": ACCOUNT})
+    assert isinstance(await bank.cards.issue(IssueCard(uid=UID, card_id=ordered, account_id=ACCOUNT)), Ack)
+    card = bank.docs.data(f"cards/{ordered}") or {}
+    assert (card["status"], card["blockedReason"]) == ("blocked", "account_closed")
+    assert bank.vault.reveal(ordered) is None
