@@ -92,6 +92,8 @@ class ClearingHandler:
         crash.point("clearing.after_claim")
         if new:
             await self.clearing.send_or_keep(file_id, new)
+        if any(f != file_id for f in files.values()):  # in a file before: is it written?
+            await self.clearing.write_left(files, file_id)
         await self.publish(submitted([e for _, e in items], files))
         fresh = {p.payment_id for p in new}  # the rest were in an earlier file: counted then
         for i, e in items:

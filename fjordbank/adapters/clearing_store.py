@@ -5,7 +5,7 @@ moves them): pain.001 files are written to ``outbox/``, pain.002 answers arrive 
 ``inbox/`` and are moved to ``processed/`` once handled. Writes are atomic (a temporary
 file renamed into place), so the other side never reads half a file.
 
-The bank's side of the exchange is ``ClearingDirs.deliver`` (a pain.001 out),
+The bank's side of the exchange is ``ClearingDirs.deliver`` (a pain.001 out), ``delivered``,
 ``answers`` and ``read_answer`` (pain.002s in): the channel
 (fjordbank.service_layer.clearing.Channel). When the channel is down they raise
 ``ConnectionError`` (``ClearingChannelDown`` when a chaos run asks for the outage with the
@@ -58,6 +58,12 @@ class ClearingDirs:
         """Send a pain.001 file to the clearing house (here: into the outbox)."""
         self._channel()
         self.write_atomic(self.outbox / name, data)
+
+    def delivered(self, name: str) -> bool:
+        """Whether the pain.001 ``name`` was delivered: waiting in the outbox, or taken by
+        the clearing house (moved to ``sent/``)."""
+        self._channel()
+        return (self.outbox / name).exists() or (self.sent / name).exists()
 
     def answers(self) -> list[Path]:
         """The pain.002 answers waiting, by name (a file id starts with its time)."""

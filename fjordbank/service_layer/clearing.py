@@ -4,15 +4,21 @@ in, on the document ports (fjordbank.service_layer.ports) and a channel of files
 Documents:
   clearingPayments/{paymentId}  which file carried the payment (a payment goes out once)
   clearingFiles/{fileId}        the file's payments, their trace contexts, their answers and
-                                its state: created -> written -> answered
+                                its state: created -> sending -> written -> answered
 
 Each clearing cycle claims the payments not yet in a file into a new one (`claim`; recorded
 before the file is written, so a payment is never sent twice): one commit that creates each
 payment's record and the file's, reading nothing; a payment in a file already (its message
 redelivered) fails that create, and the batch is then claimed in one unit of work
 (operation ``clearing``) that reads the records first. Then the file is written as ISO 20022
-pain.001.001.03 to the channel and marked written (`send_or_keep`). A file recorded but not
-written (a crash in between) is written again when the service starts (`resend_unwritten`).
+pain.001.001.03 to the channel and marked written (`send_or_keep`): marked "sending" first,
+so a file whose delivery went through but whose mark did not is told apart from one never
+delivered. A file recorded but not written (a crash in between) is written again when the
+service starts (`resend_unwritten`), unless the channel has it already (a file delivered
+twice under one message id is rejected whole by the clearing house, and that answer would
+return payments the first copy settles). A claim whose commit went through though it
+answered an error leaves its file recorded under the first cycle's id: the cycle that finds
+its payments there writes that file (`write_left`).
 
 The channel (`Channel`; fjordbank.adapters.clearing_store.ClearingDirs, the folders a
 transfer service exchanges with the clearing house) may be down: it raises ConnectionError
@@ -59,6 +65,7 @@ from fjordbank.service_layer.ports import (
     AsyncUnitOfWork,
     Clock,
     Data,
+    Doc,
     NotFound,
     Where,
     Writes,
@@ -86,6 +93,10 @@ class Channel(Protocol):
     def deliver(self, name: str, data: bytes) -> None:
         """Send a pain.001 file."""
 
+    def delivered(self, name: str) -> bool:
+        """Whether the clearing house has the file ``name`` already (sent before: waiting to
+        be taken, or taken)."""
+
     def answers(self) -> list[Path]:
         """The pain.002 answers waiting, oldest first."""
 
@@ -101,6 +112,11 @@ def payment_path(payment_id: str) -> str:
 
 def file_path(file_id: str) -> str:
     return f"{CLEARING_FILES}/{file_id}"
+
+
+def file_name(file_id: str) -> str:
+    """The pain.001's name on the channel."""
+    return f"{file_id}.xml"
 
 
 # ---- the pure parts: file ids, the pain.001 file, the events of an answer ---------------
@@ -286,10 +302,35 @@ async def mark_file(docs: AsyncDocuments, file_id: str, status: str, *, written:
     return True
 
 
-async def unwritten_files(docs: AsyncDocuments) -> list[tuple[str, list[PaymentRequested]]]:
-    """Files recorded but never written (a crash between the two): to write again."""
-    found = await docs.query(CLEARING_FILES, where=[Where("status", "==", "created")])
-    return [(d.id, [PaymentRequested.from_json(p) for p in d.data["payments"]]) for d in found]
+UNWRITTEN = ("created", "sending")  # a file's states before it is known to be written
+
+
+@dataclass(frozen=True)
+class Unwritten:
+    """A file recorded and not marked written: never delivered ("created"), or delivered
+    perhaps ("sending": its delivery began at ``written``)."""
+
+    file_id: str
+    payments: list[PaymentRequested]
+    status: str
+    written: dt.datetime | None = None
+
+
+async def unwritten_files(docs: AsyncDocuments) -> list[Unwritten]:
+    """Files recorded but not marked written (a crash, or a database that did not answer,
+    between the two)."""
+    found = await docs.query(CLEARING_FILES, where=[Where("status", "in", list(UNWRITTEN))])
+    return [_unwritten(d) for d in found]
+
+
+def _unwritten(doc: Doc) -> Unwritten:
+    written = doc.data.get("writtenAt")
+    return Unwritten(
+        doc.id,
+        [PaymentRequested.from_json(p) for p in doc.data["payments"]],
+        doc.data["status"],
+        written if isinstance(written, dt.datetime) else None,
+    )
 
 
 async def answered_records(
@@ -440,6 +481,8 @@ class Clearing:
         self.clock = clock
         self.retry_seconds = retry_seconds
         self.undelivered: dict[str, list[PaymentRequested]] = {}
+        # files left "sending" whose delivery the channel could not tell yet (it was down)
+        self.unsure: dict[str, Unwritten] = {}
 
     # ---- files out ------------------------------------------------------------------------
     def new_file_id(self) -> str:
@@ -451,10 +494,12 @@ class Clearing:
         return await claim(self.docs, payments, file_id, traces=traces)
 
     async def write_file(self, file_id: str, payments: list[PaymentRequested]) -> None:
-        """Send the file and record it written."""
+        """Send the file and record it written: "sending" before the delivery (a delivery
+        whose "written" mark then fails is known by it, `resend_unwritten`)."""
         now = self.clock()
         batch = payment_file(file_id, payments, bic=self.bic, now=now, written=now)
-        self.channel.deliver(f"{file_id}.xml", iso20022.build_pain001(batch))
+        await mark_file(self.docs, file_id, "sending", written=now)
+        self.channel.deliver(file_name(file_id), iso20022.build_pain001(batch))
         await mark_file(self.docs, file_id, "written", written=now)
         log.info(
             "pain.001 written",
@@ -463,7 +508,7 @@ class Clearing:
 
     async def send_or_keep(self, file_id: str, payments: list[PaymentRequested]) -> bool:
         """Write the file; when the channel is down (OSError, as a real outage raises) keep
-        it for `deliver_pending`. Its record stays "created" until written."""
+        it for `deliver_pending`. Its record stays "created" (or "sending") until written."""
         try:
             await self.write_file(file_id, payments)
         except OSError as exc:
@@ -479,22 +524,58 @@ class Clearing:
         return True
 
     async def resend_unwritten(self) -> None:
-        """The files recorded before a crash and never written (when the service starts).
-        One that cannot be written (a payment in it the file cannot carry, recorded before
-        such payments were kept out) is left for an operator: the service still starts."""
-        for file_id, payments in await unwritten_files(self.docs):
-            log.warning("writing a file recorded before a crash", extra={"file_id": file_id})
+        """The files recorded before a crash and not marked written (when the service
+        starts): one the channel has already is marked written, never sent twice; the
+        others are written. One that cannot be written (a payment in it the file cannot
+        carry, recorded before such payments were kept out) is left for an operator: the
+        service still starts."""
+        for left in await unwritten_files(self.docs):
+            await self._write_left(left, why="recorded before a crash")
+
+    async def write_left(self, files: Mapping[str, str], file_id: str) -> None:
+        """The other files a cycle found its payments in (``files``: payment id -> file id;
+        ``file_id``: the cycle's own): one recorded and not written is written now. A claim
+        whose commit went through though it answered an error (a deadline) left its file
+        recorded under that cycle's id, and the cycle that then found its payments there
+        wrote nothing: the file waited, the payments shown submitted with their money held,
+        until the service happened to restart."""
+        for other in sorted(set(files.values()) - {file_id} - set(self.undelivered) - set(self.unsure)):
+            doc = await self.docs.get(file_path(other))
+            if doc is not None and doc.data.get("status") in UNWRITTEN:
+                await self._write_left(_unwritten(doc), why="claimed by a cycle whose commit answered an error")
+
+    async def _write_left(self, left: Unwritten, *, why: str) -> None:
+        if left.status == "sending":
             try:
-                await self.send_or_keep(file_id, payments)
-            except DomainError as exc:
-                log.error(
-                    "a recorded file cannot be written; left for an operator",
-                    extra={"file_id": file_id, "payments": len(payments), "error": str(exc)},
+                delivered = self.channel.delivered(file_name(left.file_id))
+            except OSError as exc:  # the channel cannot tell now: asked again when it is back
+                if left.file_id not in self.unsure:
+                    log.warning("clearing channel down: a file's delivery not known yet", extra={"error": str(exc)})
+                self.unsure[left.file_id] = left
+                return
+            self.unsure.pop(left.file_id, None)
+            if delivered:
+                # delivered, and its mark lost: sent again, the clearing house would reject
+                # the copy whole under the same message id, returning what the first settles
+                await mark_file(self.docs, left.file_id, "written", written=left.written or self.clock())
+                log.warning(
+                    "a file delivered before its mark was lost: marked written", extra={"file_id": left.file_id}
                 )
+                return
+        log.warning("writing a recorded file", extra={"file_id": left.file_id, "why": why, "status": left.status})
+        try:
+            await self.send_or_keep(left.file_id, left.payments)
+        except DomainError as exc:
+            log.error(
+                "a recorded file cannot be written; left for an operator",
+                extra={"file_id": left.file_id, "payments": len(left.payments), "error": str(exc)},
+            )
 
     async def deliver_pending(self, stop: asyncio.Event) -> None:
         """The files the channel did not take, again every ``retry_seconds``, oldest first."""
         while not stop.is_set():
+            for left in [self.unsure[f] for f in sorted(self.unsure)]:
+                await self._write_left(left, why="its delivery was not known")
             for file_id in sorted(self.undelivered):
                 if not await self.send_or_keep(file_id, self.undelivered[file_id]):
                     break  # still down

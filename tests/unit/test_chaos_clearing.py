@@ -89,7 +89,7 @@ def test_a_file_the_channel_does_not_take_is_kept_and_sent_once_it_is_back(tmp_p
         await clearing.claim(docs, [payment(1)], "FJB1")
         down(tmp_path, sw, True)
         assert await uses.send_or_keep("FJB1", [payment(1)]) is False  # the batch is not failed
-        assert list(uses.undelivered) == ["FJB1"] and await status() == "created"  # still "created" in Firestore
+        assert list(uses.undelivered) == ["FJB1"] and await status() == "sending"  # not "written" in Firestore
         stop = asyncio.Event()
         task = asyncio.create_task(uses.deliver_pending(stop))
         await asyncio.sleep(0.2)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from google.api_core.exceptions import DeadlineExceeded
 from opentelemetry.context import Context
 
 from fjordbank.adapters.clearing_store import ClearingDirs
@@ -27,7 +28,7 @@ from fjordbank.domain import iso20022
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent, PaymentRequested
 from fjordbank.service_layer import clearing
 from fjordbank.service_layer.clearing import Clearing, file_path, payment_path, submitted
-from tests.support.recording import RecordingDocuments
+from tests.support.recording import RecordedBatch, RecordingDocuments
 
 NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
 BIC = "FJBANOKKXXX"
@@ -159,7 +160,8 @@ async def test_a_claimed_file_is_written_as_pain001_and_marked_written(dirs):
     )
     assert [t.end_to_end_id for t in batch.transfers] == ["p1", "p2"]
     assert batch.transfers[0].creditor.name == "Bergen Rør AS"
-    assert docs.calls == [("commit", [("update", file_path("FJB20270310090000000000F1"))])]  # one write, no read
+    # marked "sending", then "written" (a delivery whose mark fails is told apart): no read
+    assert docs.calls == [("commit", [("update", file_path("FJB20270310090000000000F1"))])] * 2
     assert (await data(docs, file_path("FJB20270310090000000000F1")))["status"] == "written"
 
 
@@ -552,3 +554,95 @@ async def test_a_banks_free_text_with_line_breaks_or_blank_is_shown_cleaned_neve
     assert [(e.payment.payment_id, e.status) for e in out] == [("p1", "settled"), ("p2", "returned")]
     report = iso20022.parse_pain002(_clearing_house_answer(dirs, F1, inner, "again.xml").read_bytes())
     assert [s.additional_info for s in report.statuses] == [None, shown]
+
+
+# ---- a file recorded and not written, found again (found by review) ---------------------------
+class _AppliedThenLost(RecordingDocuments):
+    """A database whose next commit is applied and answers an error (a deadline): the
+    client does not retry a commit on DEADLINE_EXCEEDED."""
+
+    fail_next: str | None = None  # a path the failing commit writes
+
+    def batch(self):
+        docs = self
+
+        class Batch(RecordedBatch):
+            async def commit(self):
+                written = await super().commit()
+                if docs.fail_next and any(path == docs.fail_next for _k, path, _d, _o in self.writes):
+                    docs.fail_next = None
+                    raise DeadlineExceeded("Deadline Exceeded")
+                return written
+
+        return Batch(self)
+
+
+async def test_a_claim_applied_though_it_answered_an_error_has_its_file_written_by_the_cycle_that_finds_it(dirs):
+    """The redelivered cycle (a new file id) found the payments in the first cycle's file,
+    wrote nothing and published them submitted: that file waited unwritten, their money
+    held, until the service happened to restart."""
+    from types import SimpleNamespace
+
+    from fjordbank.runtime import steps
+    from fjordbank.runtime.consumer import Delivery
+    from run_services.clearing import ClearingHandler
+
+    docs = _AppliedThenLost()
+    docs.fail_next = file_path(F1)
+    use = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW)
+    ids = iter([F1, F2, "FJB20270310090000000000F3"])
+    use.new_file_id = lambda: next(ids)  # type: ignore[method-assign]
+    handler = ClearingHandler(use, dirs)
+    published = Published()
+    handler.publish = lambda out, parents=None: published(out, parents or {})  # type: ignore[method-assign]
+    reserved = PaymentEvent(payment(1), "reserved")
+
+    def batch() -> list[Delivery]:
+        msg = SimpleNamespace(subject=reserved.subject, data=json.dumps(reserved.to_json()).encode(), headers={})
+        return [Delivery(msg)]
+
+    with pytest.raises(DeadlineExceeded):  # the first delivery: the batch is naked
+        await steps.payment_step(handler.submit)(batch())
+    await steps.payment_step(handler.submit)(batch())  # its redelivery
+    assert [(e.payment.payment_id, e.status, e.detail["fileId"]) for e in published.events] == [("p1", "submitted", F1)]
+    assert [p.name for p in dirs.outbox.iterdir()] == [f"{F1}.xml"]
+    assert (await data(docs, file_path(F1)))["status"] == "written"
+    assert await docs.get(file_path(F2)) is None  # no second file for the same payment
+    # once written, a later redelivery finds it so and writes nothing again
+    await steps.payment_step(handler.submit)(batch())
+    assert [p.name for p in dirs.outbox.iterdir()] == [f"{F1}.xml"]
+
+
+async def test_a_file_delivered_whose_mark_was_lost_is_not_delivered_again_when_the_service_starts(dirs):
+    """Delivered twice under one message id, the copy is rejected whole by the clearing
+    house, and that answer would return payments the first copy settles."""
+    docs = _AppliedThenLost()
+    use = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW)
+    new, _ = await use.claim([payment(1), payment(2)], F1)
+
+    real_mark = clearing.mark_file
+
+    async def mark(docs_, file_id, status, *, written):
+        if status == "written":
+            raise DeadlineExceeded("Deadline Exceeded")  # not applied this time
+        return await real_mark(docs_, file_id, status, written=written)
+
+    clearing.mark_file = mark  # type: ignore[assignment]
+    try:
+        with pytest.raises(DeadlineExceeded):
+            await use.send_or_keep(F1, new)
+    finally:
+        clearing.mark_file = real_mark  # type: ignore[assignment]
+    assert (await data(docs, file_path(F1)))["status"] == "sending"
+    (dirs.outbox / f"{F1}.xml").rename(dirs.sent / f"{F1}.xml")  # the clearing house took it
+    restarted = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW + dt.timedelta(minutes=5))
+    await restarted.resend_unwritten()
+    assert list(dirs.outbox.iterdir()) == []  # not delivered again
+    record = await data(docs, file_path(F1))
+    assert (record["status"], record["writtenAt"]) == ("written", NOW)  # the first delivery's time
+    # one whose delivery did not happen (the channel failed it) is delivered then
+    new, _ = await use.claim([payment(3)], F2)
+    await real_mark(docs, F2, "sending", written=NOW)
+    await restarted.resend_unwritten()
+    assert [p.name for p in dirs.outbox.iterdir()] == [f"{F2}.xml"]
+    assert (await data(docs, file_path(F2)))["status"] == "written"
