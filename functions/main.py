@@ -396,6 +396,13 @@ def accounts_close(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     return {"ok": True}
 
 
+@endpoint({"accountId", "toAccountId"}, limit="accounts")
+def accounts_payout(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
+    """What a closed account of the caller's was given since (a merchant's card refund),
+    moved to one of their open accounts."""
+    return accounts.pay_out(docs(), uid, account_id=data.get("accountId"), to_account_id=data.get("toAccountId"))
+
+
 @endpoint(onboarding.rules.FIELDS, limit="onboarding")
 def onboarding_submit(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """An application: name, nationalId, dateOfBirth, address, phone, email. Answers the

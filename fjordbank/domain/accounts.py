@@ -86,3 +86,20 @@ def check_closable(data: dict[str, Any]) -> None:
         raise AccountRefused("account_closed", "the account is already closed")
     if data.get("balance", 0) != 0 or data.get("held", 0) != 0:
         raise AccountRefused("account_not_empty", "an account closes only at zero balance with no holds")
+
+
+def payout_amount(source: dict[str, Any], target: dict[str, Any]) -> int:
+    """What a closed account of the customer's pays out to their open account ``target``:
+    all of its available balance. A closed account can still be given money (a merchant's
+    card refund is the customer's whatever the account's status); this is how it gets
+    out. Raises `AccountRefused`."""
+    if source.get("status") != "closed":
+        raise AccountRefused("account_not_closed", "an open account pays by a payment")
+    amount = int(source.get("balance", 0)) - int(source.get("held", 0))
+    if amount <= 0:
+        raise AccountRefused("nothing_to_pay_out", "the closed account holds no money")
+    if target.get("status") != "open":
+        raise AccountRefused("to_account_closed", "the account to pay out to is not open")
+    if target.get("currency") != source.get("currency"):
+        raise AccountRefused("currency_mismatch", "the accounts hold different currencies")
+    return amount

@@ -79,6 +79,9 @@ CARD_REFUND = "card-refund"
 # equal by the same test): what a capture may take is the request's amount and these.
 INCREMENTS = "increments"
 DEPOSIT = "deposit"  # money put in from outside (a test's or an operator's): no payment verdict
+# What a closed account is paid out to the customer's open account with (the accounts
+# service's PAYOUT_STEP, kept equal by a unit test): no payment verdict either
+PAYOUT = "payout"
 # An active hold is reported once it is this far past its expiry: the card service's sweep
 # (release-expired-holds) runs every hour, so a hold that expired since its last run is
 # not yet a fault (the audit runs at another minute of the hour).
@@ -434,9 +437,10 @@ def _hold_not_authorised(record: dict[str, Any]) -> bool:
 
 
 def payment_posting_counts(postings: list[Posting]) -> Counter[str]:
-    """How many postings each payment has (deposits, card captures and refunds belong to none)."""
+    """How many postings each payment has (deposits, payouts, card captures and refunds
+    belong to none)."""
     return Counter(
-        p.payment_id for p in postings if p.step not in (DEPOSIT, CARD_CAPTURE) and not is_card_refund(p.step)
+        p.payment_id for p in postings if p.step not in (DEPOSIT, PAYOUT, CARD_CAPTURE) and not is_card_refund(p.step)
     )
 
 

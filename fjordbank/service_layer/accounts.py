@@ -5,20 +5,28 @@ most MAX_OPEN_ACCOUNTS open at once. A number is drawn at random and claimed in 
 unit of work only if no account has it (`claim_number`): two openings that drew one number
 conflict on that account document alone, and the retried one draws again. Closing happens in a
 unit of work that reads the balance and holds, which the ledger's own transactions also
-read: a payment cannot land in between.
+read: a payment cannot land in between. What a closed account is given afterwards (a
+merchant's card refund) is paid out to one of the customer's open accounts (`pay_out`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import secrets
+from typing import Any
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, LEDGER_PAYMENTS
+from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, LEDGER_PAYMENTS, TRANSACTIONS
 from fjordbank.domain import accounts as rules
 from fjordbank.domain.events import AccountChanged
+from fjordbank.domain.ledger import Book, Posting
+from fjordbank.domain.norway import today_in_norway
 from fjordbank.service_layer import cards, outbox, standing_orders
+from fjordbank.service_layer.ledger import account_from_doc, write_book
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
 
+log = logging.getLogger(__name__)
 _draw = secrets.SystemRandom()  # account numbers are not guessable in sequence
 
 
@@ -169,3 +177,56 @@ def close_account(
         return [event, *blocked]
 
     outbox.deliver(docs, publisher, docs.transact(run, operation="accounts_close"))
+
+
+PAYOUT_STEP = "payout"  # a payout's posting step (fjordbank.domain.audit.PAYOUT, kept equal by a unit test)
+
+
+def pay_out(
+    docs: Documents, uid: str, *, account_id: object, to_account_id: object, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """Move all that a closed account of the caller's holds to one of their open accounts,
+    in one unit of work: the posting (step "payout"), both balances and a feed entry on
+    each. A closed account is given money only by what the bank cannot refuse (a
+    merchant's card refund, posted whatever the account's status); before, that money
+    had no way out. A second call finds nothing left (``nothing_to_pay_out``)."""
+    if to_account_id == account_id:
+        raise rules.AccountRefused("same_account", "pay out to another account", "toAccountId")
+
+    def run(uow: UnitOfWork) -> dict[str, Any]:
+        source = _owned(uow, uid, account_id)
+        target = _owned(uow, uid, to_account_id)
+        amount = rules.payout_amount(source.data, target.data)
+        # one id per version of the closed account: a payout takes all of it, so a retried
+        # unit of work reads the account again and finds it paid out (or pays once)
+        payout_id = f"po{source.id}{int(source.updated.timestamp() * 1_000_000)}"
+        posting = Posting.transfer(payout_id, PAYOUT_STEP, source.id, target.id, amount, source.data["currency"])
+        book = Book({a.id: account_from_doc(a.data) for a in (source, target)})
+        book.apply(posting)
+        write_book(uow, book)
+        now = clock()
+        for doc, other, sign in ((source, target, -1), (target, source, 1)):
+            uow.set(f"{doc.path}/{TRANSACTIONS}/{payout_id}", _payout_entry(payout_id, other.id, sign * amount, now))
+        return {"payoutId": payout_id, "amount": amount, "toAccountId": target.id}
+
+    paid = docs.transact(run, operation="accounts_payout")
+    log.info("closed account paid out", extra={"uid": uid, "amount": paid["amount"], "payout_id": paid["payoutId"]})
+    return paid
+
+
+def _payout_entry(payout_id: str, counterparty: str, amount: int, now: dt.datetime) -> dict[str, Any]:
+    """A payout's feed entry: a transfer between the customer's own accounts."""
+    return {
+        "payoutId": payout_id,
+        "kind": "payout",
+        "amount": amount,
+        "currency": "NOK",
+        "direction": "in" if amount > 0 else "out",
+        "counterpartyAccount": counterparty,
+        "status": "posted",
+        "category": "transfers",
+        "date": today_in_norway(now).isoformat(),
+        "bookedAt": SERVER_TIME,
+        "createdAt": SERVER_TIME,
+        "updatedAt": SERVER_TIME,
+    }

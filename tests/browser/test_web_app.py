@@ -338,3 +338,48 @@ def test_a_notification_preference_is_kept_beside_the_devices(page, admin_db):
     )
     devices = settings.get().to_dict()["devices"]
     assert len(devices) == 1 and next(iter(devices.values()))["platform"] == "web"
+
+
+def test_a_refund_to_a_closed_account_is_moved_to_an_open_one(page, stack):
+    """A savings account with a card is emptied by a purchase and closed (its card is
+    blocked with it); the shop's refund still lands there, and the customer moves it."""
+    page.on("dialog", lambda dialog: dialog.accept())  # "Close this account?"
+    spending = become_customer(page)
+    page.get_by_test_id("open-savings").click()
+    savings_card = page.get_by_test_id("account").nth(1)
+    expect(savings_card).to_be_visible(timeout=PIPELINE_MS)
+    savings = savings_card.get_attribute("data-account")
+    pay(page, f"{savings[:4]}.{savings[4:6]}.{savings[6:]}", "100", message="Til sparing")
+    expect_status(page, "completed")
+
+    page.get_by_test_id("nav-cards").click()
+    page.get_by_test_id("card-account").select_option(savings)
+    page.get_by_test_id("issue-card").click()
+    card = page.get_by_test_id("bankcard").first
+    expect(card).to_have_attribute("data-status", "active", timeout=PIPELINE_MS)
+    details = card_details(stack, card.get_attribute("data-card"))
+    shop = {k: details[k] for k in ("pan", "exp_month", "exp_year", "cvv")}
+    bought = processor(stack).authorize(**shop, amount=10_000, merchant_name="Elkjøp Lade", mcc="5732")
+    assert bought["approved"] is True, bought
+    assert processor(stack).capture(bought["reference"])[0] == 200
+
+    page.get_by_test_id("nav-accounts").click()
+    page.locator(f"[data-account='{savings}'] a").click()
+    page.get_by_test_id("close-account").click()
+    expect(page.get_by_test_id("accounts-screen")).to_be_visible()
+    expect(page.locator(f"[data-account='{savings}']")).to_have_count(0)  # closed and empty: not shown
+    page.get_by_test_id("nav-cards").click()
+    expect(page.get_by_test_id("bankcard")).to_have_count(0, timeout=PIPELINE_MS)  # blocked with it
+
+    status, refunded = processor(stack).refund(bought["reference"], 4_000)
+    assert status == 200, refunded
+    page.get_by_test_id("nav-accounts").click()
+    closed = page.locator(f"[data-account='{savings}']")
+    expect(closed).to_contain_text(nok("40,00 kr"), timeout=PIPELINE_MS)
+    expect(closed).to_contain_text("closed")
+    closed.get_by_test_id("payout").click()
+    expect(closed).to_have_count(0, timeout=PIPELINE_MS)  # empty again: not shown
+    expect(page.locator(f"[data-account='{spending}']").get_by_test_id("available")).to_have_text(
+        nok("24 940,00 kr"), timeout=PIPELINE_MS
+    )
+    shot(page, "14-closed-account-paid-out")

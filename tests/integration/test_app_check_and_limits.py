@@ -20,6 +20,7 @@ CALLABLES = [
     "accounts_open",
     "accounts_rename",
     "accounts_close",
+    "accounts_payout",
     "cards_issue",
     "cards_freeze",
     "cards_limits",

@@ -24,6 +24,7 @@ CALLABLES = {
     "accounts_open": ["kind", "name", "requestId"],
     "accounts_rename": ["accountId", "name"],
     "accounts_close": ["accountId"],
+    "accounts_payout": ["accountId", "toAccountId"],
     "cards_issue": ["accountId"],
     "cards_freeze": ["cardId", "frozen"],
     "cards_limits": ["cardId", "limits"],

@@ -382,3 +382,36 @@ def test_a_hotel_s_incremental_authorisation_holds_more_and_the_capture_takes_it
     acct = holder.account_doc()
     assert (acct["balance"], acct["held"], acct["available"]) == (52_000, 0, 52_000)
     audit()
+
+
+def test_a_refund_to_an_account_closed_since_is_paid_out_to_an_open_one(stack, holder, proc, callables, audit):
+    """Closing blocks the account's card; the merchant's refund still lands there (the
+    scheme settles it), and the customer moves it to an open account."""
+    tok = holder.user["id_token"]
+    answer = buy(proc, holder, 100_000, merchant_name="Elkjøp Lade", mcc="5732")
+    assert proc.capture(answer["reference"])[0] == 200
+    status, body = callables.call("accounts_open", {"kind": "savings"}, tok)
+    assert status == 200, body
+    savings = body["result"]["accountId"]
+    assert callables.call("accounts_close", {"accountId": holder.account}, tok)[0] == 200
+    card = wait_for(
+        lambda: (c := holder.app.get(f"cards/{holder.card_id}")[1]) and c.get("status") == "blocked" and c,
+        timeout=10,
+        what="the card blocked",
+    )
+    assert card["blockedReason"] == "account_closed"
+    assert buy(proc, holder, 1_000)["reason"] == "card_blocked"
+    assert proc.refund(answer["reference"], 40_000)[0] == 200
+    assert (holder.account_doc()["status"], holder.account_doc()["balance"]) == ("closed", 40_000)
+    status, body = callables.call("accounts_payout", {"accountId": holder.account, "toAccountId": savings}, tok)
+    assert status == 200 and body["result"]["amount"] == 40_000, body
+    assert holder.account_doc()["balance"] == 0
+    target = holder.app.get(f"accounts/{savings}")[1]
+    assert (target["balance"], target["available"]) == (40_000, 40_000)
+    entry = holder.app.get(f"accounts/{savings}/transactions/{body['result']['payoutId']}")[1]
+    assert (entry["kind"], entry["amount"], entry["counterpartyAccount"]) == ("payout", 40_000, holder.account)
+    assert refused(callables.call("accounts_payout", {"accountId": holder.account, "toAccountId": savings}, tok)) == (
+        "FAILED_PRECONDITION",
+        "nothing_to_pay_out",
+    )
+    audit()

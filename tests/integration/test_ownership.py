@@ -41,6 +41,11 @@ def world(stack, auth, as_user, ledger_admin):
 CALLABLE_ATTEMPTS = [
     ("accounts_rename", lambda a: {"accountId": a["account"], "name": "Mine now"}, ("NOT_FOUND", "unknown_account")),
     ("accounts_close", lambda a: {"accountId": a["account"]}, ("NOT_FOUND", "unknown_account")),
+    (  # another customer's account paid out: the same answer as a missing one
+        "accounts_payout",
+        lambda a: {"accountId": a["account"], "toAccountId": "15030000037"},
+        ("NOT_FOUND", "unknown_account"),
+    ),
     ("cards_issue", lambda a: {"accountId": a["account"]}, ("NOT_FOUND", "unknown_account")),
     ("cards_freeze", lambda a: {"cardId": a["card"], "frozen": True}, ("NOT_FOUND", "unknown_card")),
     ("cards_limits", lambda a: {"cardId": a["card"], "limits": {"daily": 0}}, ("NOT_FOUND", "unknown_card")),

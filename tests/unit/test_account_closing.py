@@ -155,3 +155,56 @@ async def test_a_card_cannot_be_replaced_onto_a_closed_account_and_one_ordered_a
     card = bank.docs.data(f"cards/{ordered}") or {}
     assert (card["status"], card["blockedReason"]) == ("blocked", "account_closed")
     assert bank.vault.reveal(ordered) is None
+
+
+# ---- a closed account's money paid out ----------------------------------------------------------
+def test_the_audit_knows_payouts_by_the_accounts_services_step() -> None:
+    from fjordbank.domain import audit
+
+    assert audit.PAYOUT == accounts.PAYOUT_STEP
+
+
+async def test_a_refund_to_a_closed_account_is_paid_out_to_an_open_one_once_and_the_audit_holds() -> None:
+    """A merchant's refund lands on an account closed since the purchase: the money was
+    the customer's, with no way out (no payment from a closed account, no reopening)."""
+    from fjordbank.domain import audit
+    from fjordbank.domain.accounts import AccountRefused
+
+    bank = make_bank(balance=25_000)
+    bank.docs.put(f"customers/{UID}", {"status": "approved"})
+    savings = "12345678911"
+    bank.docs.put(f"accounts/{savings}", {**bank.account(), "accountId": savings, "balance": 1_000, "available": 1_000})
+    pan = bank.add_card()
+    await bank.buy(pan, amount=25_000)
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
+    docs, _pub, close = closer(bank)
+    close()
+    assert (await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=25_000)).status == "refunded"
+    assert (bank.account()["status"], bank.account()["balance"]) == ("closed", 25_000)
+    with pytest.raises(AccountRefused) as same:
+        accounts.pay_out(docs, UID, account_id=ACCOUNT, to_account_id=ACCOUNT)
+    assert same.value.code == "same_account"
+    with pytest.raises(AccountRefused) as open_one:
+        accounts.pay_out(docs, UID, account_id=savings, to_account_id=ACCOUNT)
+    assert open_one.value.code == "account_not_closed"
+    with pytest.raises(AccountRefused) as others:
+        accounts.pay_out(docs, "mallory", account_id=ACCOUNT, to_account_id=savings)
+    assert others.value.code == "unknown_account"
+
+    paid = accounts.pay_out(docs, UID, account_id=ACCOUNT, to_account_id=savings)
+    assert (paid["amount"], paid["toAccountId"]) == (25_000, savings)
+    closed, target = bank.account(), bank.docs.data(f"accounts/{savings}") or {}
+    assert (closed["status"], closed["balance"], closed["available"]) == ("closed", 0, 0)
+    assert (target["balance"], target["available"]) == (26_000, 26_000)
+    entries = [bank.docs.data(f"accounts/{a}/transactions/{paid['payoutId']}") or {} for a in (ACCOUNT, savings)]
+    assert [(e["kind"], e["direction"], e["amount"], e["counterpartyAccount"]) for e in entries] == [
+        ("payout", "out", -25_000, savings),
+        ("payout", "in", 25_000, ACCOUNT),
+    ]
+    posting = bank.docs.data(f"postings/{paid['payoutId']}:payout") or {}
+    assert posting["entries"] == [{"account": ACCOUNT, "amount": -25_000}, {"account": savings, "amount": 25_000}]
+    with pytest.raises(AccountRefused) as again:  # a retry finds nothing left
+        accounts.pay_out(docs, UID, account_id=ACCOUNT, to_account_id=savings)
+    assert again.value.code == "nothing_to_pay_out"
+    # the payout belongs to no payment: the ledger's audit counts it with no verdict
+    assert audit.payment_posting_counts([audit.Posting.from_dict(posting)]) == {}

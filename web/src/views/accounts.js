@@ -5,7 +5,7 @@ import { action, field, fill, h, toast } from "../dom.js";
 import { call, config, db } from "../firebase.js";
 import { formatNOK } from "../money.js";
 import { formatAccount } from "../norway.js";
-import { onSession, session } from "../session.js";
+import { onSession, openAccounts, session } from "../session.js";
 
 /** Local stack only: the dev server pays a demo salary into the account (a real payment). */
 async function demoSalary(accountId) {
@@ -48,7 +48,27 @@ function accountCard(account, error) {
       ),
     ),
     config.local && account.status === "open" ? h("div", { class: "local" }, salary, " (local stack)") : null,
+    account.status === "closed" ? payoutButton(account, error) : null,
   );
+}
+
+/** A closed account given money since (a shop's refund): moved to the first open account. */
+function payoutButton(account, error) {
+  const to = openAccounts()[0];
+  if (!to) return h("p", { class: "muted" }, "Open an account to move this money to.");
+  const move = h(
+    "button",
+    { class: "small primary", testid: "payout" },
+    `Move it to ${to.name || formatAccount(to.id)}`,
+  );
+  move.addEventListener(
+    "click",
+    action(move, error, async () => {
+      const result = await call("accounts_payout", { accountId: account.id, toAccountId: to.id });
+      toast(`${formatNOK(result.amount)} moved to ${formatAccount(result.toAccountId)}`, "ok");
+    }),
+  );
+  return h("div", { class: "buttons" }, move);
 }
 
 export function accountsView() {
@@ -69,7 +89,8 @@ export function accountsView() {
     }),
   );
   const stop = onSession((s) => {
-    const accounts = s.accounts.filter((a) => a.status !== "closed");
+    // a closed account shows only while it holds money (a shop's refund after closing)
+    const accounts = s.accounts.filter((a) => a.status !== "closed" || a.balance > 0);
     fill(
       list,
       ...(accounts.length
@@ -106,6 +127,7 @@ function feedEntry(accountId, e) {
   const when = entryTime(e);
   const detail = [
     e.kind === "card_refund" ? "refund" : null,
+    e.kind === "payout" ? (e.direction === "in" ? "from a closed account" : "paid out") : null,
     e.message || (e.kid ? `KID ${e.kid}` : null),
     e.cardLast4 ? `card •••• ${e.cardLast4}` : null,
     when ? when.toLocaleString("nb-NO", { dateStyle: "short", timeStyle: "short" }) : null,
