@@ -157,6 +157,12 @@ def _active(record: dict[str, Any], held: Held) -> bool:
     return record["status"] == "approved" and held.hold.status == "active"
 
 
+def _due(hold: Hold, now: dt.datetime) -> bool:
+    """A hold at or past its expiry (the job releases it)."""
+    expires = dt.datetime.fromisoformat(hold.expires_at)
+    return (expires if expires.tzinfo is not None else expires.replace(tzinfo=dt.UTC)) <= now
+
+
 def _late(record: dict[str, Any], held: Held | None) -> bool:
     """An authorisation whose hold expired (and was released): a late capture."""
     return held is not None and record["status"] == "expired" and held.hold.status == "released"
@@ -303,6 +309,10 @@ def increment(
         return Settlement(status, given.get("reason"), record, replayed=True, increment_id=iid)
     if held is None or not _active(record, held):
         return refused(f"authorization_{record['status']}", record)
+    if _due(held.hold, now):
+        # past its expiry, not yet released by the job: the job may be releasing it now
+        # (it checks it is still due, `release`), so it is not extended
+        return refused("authorization_expired", record)
     reason = _increment_declined(record, held, amount, now)
     if reason is None:
         expires = (now + dt.timedelta(days=hold_days)).isoformat()
@@ -318,6 +328,8 @@ def increment(
         "incrementedAt": now,
     }
     done = {**record, INCREMENTS: increments, "updatedAt": now}
+    # what the processor is answered, kept with the decision: a retry is answered the same
+    increments[iid]["authorizedAmount"] = authorized_total(done)
     if reason is not None:
         return Settlement("declined", reason, done, store=True, increment_id=iid)
     done["authorizedAmount"] = authorized_total(done)
@@ -370,6 +382,9 @@ def release(
         return Settlement(record["status"], record.get("reason"), record, replayed=True)
     if held is None or not _active(record, held):
         return refused(f"authorization_{record['status']}", record)
+    if status == "expired" and not _due(held.hold, now):
+        # extended since the job found it due (an incremental authorisation): not expired
+        return refused("not_due", record)
     held.book.release(auth_id)
     done = {**record, "status": status, "updatedAt": now}
     _note_hold(done, held.book, auth_id)

@@ -157,6 +157,12 @@ REASONS: tuple[Reason, ...] = (
     _r("already_captured", CARD, "the authorisation was captured already"),
     _r("no_active_hold", CARD, "a capture of a hold that was released or has expired"),
     _r("invalid_capture", CARD, "a capture must be positive and at most the amount held"),
+    _r(
+        "authorization_expired",
+        CARD,
+        "its reservation has expired: not extended by an increment, refunded only once captured",
+    ),
+    _r("not_due", CARD, "the expiry job's: a reservation extended (an increment) since the job found it due"),
     _r("refund_exceeds_capture", CARD, "refunds of a purchase in all at most what was captured"),
     _r("reference_reused", CARD, "a refund's or an increment's reference sent again with another amount"),
     _r("duplicate_hold", f"{PAYMENT} {CARD}", "this payment or authorisation already holds funds"),

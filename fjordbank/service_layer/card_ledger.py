@@ -128,7 +128,10 @@ class CardResult:
             body["refundedTotal"] = settlement.refunded_total(self.record)
         if self.increment_id:
             body["incrementId"] = self.increment_id
-            if self.record:
+            given = (self.record.get(settlement.INCREMENTS) or {}).get(self.increment_id) or {}
+            if self.reason != "reference_reused" and "authorizedAmount" in given:
+                body["authorizedAmount"] = given["authorizedAmount"]  # as it was answered
+            elif self.record:
                 body["authorizedAmount"] = settlement.authorized_total(self.record)
         return body
 
@@ -165,7 +168,14 @@ def card_event(result: CardResult) -> outbox.Event | None:
         account_id=r.get("accountId"),
         last4=r.get("last4"),
         # a decided authorisation's record always has the request's fields and its day
-        amount=r["capturedAmount"] if result.status == "captured" else r["amount"],
+        # captured: what was; reversed or expired: all that was held (increments too)
+        amount=(
+            r["capturedAmount"]
+            if result.status == "captured"
+            else settlement.authorized_total(r)
+            if result.status in settlement.RELEASED
+            else r["amount"]
+        ),
         currency=r["currency"],
         merchant_name=r["merchantName"],
         mcc=r["mcc"],

@@ -1287,3 +1287,49 @@ async def test_the_processor_api_answers_an_increment_as_an_authorisation(bank: 
     )
     status, answer = await post("/v1/increments", {**body, "reference": "inc-3", "originalReference": "nope"})
     assert (status, answer["approved"], answer["reason"]) == (200, False, "unknown_authorization")
+
+
+async def test_a_reservation_past_its_expiry_is_not_extended_and_one_extended_is_not_expired(bank: Bank) -> None:
+    """The job lists the due holds, then releases each in its own transaction: an increment
+    landing in between was approved (7 more days) and the job then released it all
+    (found by review). A due hold is not extended; the job releases only what is still due."""
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, seconds=1)  # due, not yet swept
+    late = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=10_000)
+    assert (late.status, late.reason, late.approved) == ("refused", "authorization_expired", False)
+    assert bank.account()["held"] == 25_000
+    # a hold extended after the job found it due (here: its expiry moved on meanwhile)
+    real_query = bank.docs.query
+    path = f"cardAuthorizations/{first.auth_id}"
+
+    async def query_then_extend(*args: Any, **kwargs: Any) -> Any:
+        found = await real_query(*args, **kwargs)
+        record = bank.docs.data(path) or {}
+        later = (bank.clock.now + dt.timedelta(days=HOLD_DAYS)).isoformat()
+        bank.docs.put(path, {**record, "hold": {**record["hold"], "expiresAt": later}})
+        return found
+
+    bank.docs.query = query_then_extend  # type: ignore[method-assign]
+    assert await bank.ledger.expire_holds() == []
+    record = bank.docs.data(path) or {}
+    assert (record["status"], record["hold"]["status"], bank.account()["held"]) == ("approved", "active", 25_000)
+
+
+async def test_a_release_after_increments_tells_all_that_was_reserved(bank: Bank) -> None:
+    """The event (and its push) named the first request's amount: 250 kr released where
+    750 kr was (found by review)."""
+    pan = bank.add_card()
+    await bank.buy(pan)
+    await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=50_000)
+    await bank.ledger.reverse("ref-1")
+    assert (event(bank).status, event(bank).amount) == ("reversed", 75_000)
+
+
+async def test_a_retried_increment_is_answered_as_it_was_after_another(bank: Bank) -> None:
+    pan = bank.add_card()
+    await bank.buy(pan)
+    first = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=10_000)
+    await bank.ledger.increment("ref-1", increment_ref="inc-2", amount=20_000)
+    again = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=10_000)
+    assert again.replayed and again.answer() == first.answer() and first.answer()["authorizedAmount"] == 35_000

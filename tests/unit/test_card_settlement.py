@@ -182,15 +182,23 @@ def test_a_late_capture_without_the_funds_is_refused() -> None:
 @pytest.mark.parametrize("status", ["reversed", "expired"])
 def test_a_release_gives_the_hold_and_the_day_s_spend_back(status: str) -> None:
     h = held()
-    settled = release(AUTH, record(), h, reference="ref-1", status=status, now=LATER)
+    when = LATER if status == "reversed" else NOW + dt.timedelta(days=7)  # an expiry once due
+    settled = release(AUTH, record(), h, reference="ref-1", status=status, now=when)
     assert (settled.status, settled.reason, settled.replayed, settled.store) == (status, None, False, True)
-    assert (settled.record["status"], settled.record["updatedAt"]) == (status, LATER)
+    assert (settled.record["status"], settled.record["updatedAt"]) == (status, when)
     acct = h.book.accounts[ACCOUNT]
     assert (acct.balance, acct.held, acct.available) == (100_000, 0, 100_000)
     assert h.hold.status == "released" and h.book.postings == []
     assert settled.spend is not None
     assert (settled.spend["daily"], settled.spend["online"], settled.spend["abroad"]) == (5_000, 2_000, 1_000)
     assert settled.feed is not None and (settled.feed["status"], settled.feed["amount"]) == ("cancelled", -HELD)
+
+
+def test_a_hold_not_due_is_not_expired() -> None:
+    """Extended by an increment since the job found it due: the job's release is refused."""
+    settled = release(AUTH, record(), held(), reference=None, status="expired", now=LATER)
+    assert (settled.status, settled.reason) == ("refused", "not_due")
+    assert_nothing_written(settled)
 
 
 @pytest.mark.parametrize("before", ["reversed", "expired"])
