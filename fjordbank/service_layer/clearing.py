@@ -12,8 +12,9 @@ payment's record and the file's, reading nothing; a payment in a file already (i
 redelivered) fails that create, and the batch is then claimed in one unit of work
 (operation ``clearing``) that reads the records first. Then the file is written as ISO 20022
 pain.001.001.03 to the channel and marked written (`send_or_keep`): marked "sending" first,
-so a file whose delivery went through but whose mark did not is told apart from one never
-delivered. A file recorded but not written (a crash in between) is written again when the
+by this process, in a unit of work that reads the file (`take_delivery`: another process's
+delivery under way is left to it), so a file whose delivery went through but whose mark
+did not is told apart from one never delivered, and no file is delivered twice at once. A file recorded but not written (a crash in between) is written again when the
 service starts (`resend_unwritten`), unless the channel has it already (a file delivered
 twice under one message id is rejected whole by the clearing house, and that answer would
 return payments the first copy settles). A claim whose commit went through though it
@@ -316,6 +317,36 @@ class Unwritten:
     written: dt.datetime | None = None
 
 
+# A file "sending" by another process for less than this is being delivered by it: left to
+# it (a process that died while sending is taken over after it, once the channel says the
+# file did not arrive)
+SENDING_GRACE = dt.timedelta(minutes=2)
+
+
+async def take_delivery(docs: AsyncDocuments, file_id: str, sender: str, now: dt.datetime) -> str:
+    """Take a file's delivery for ``sender`` in one unit of work: "mine" (marked "sending"
+    by it, ``writtenAt`` now: its execution dates follow that day), "done" (written
+    before, or no record) or "busy" (another sender marked it within `SENDING_GRACE`)."""
+
+    async def run(uow: AsyncUnitOfWork) -> str:
+        doc = await uow.get(file_path(file_id))
+        if doc is None or doc.data.get("status") not in UNWRITTEN:
+            return "done"
+        at = doc.data.get("sendingAt")
+        if (
+            doc.data.get("status") == "sending"
+            and doc.data.get("sendingBy") not in (None, sender)
+            and isinstance(at, dt.datetime)
+            and now - at < SENDING_GRACE
+        ):
+            return "busy"
+        fields = {"status": "sending", "sendingBy": sender, "sendingAt": now, "writtenAt": now}
+        uow.update(file_path(file_id), {**fields, "updatedAt": SERVER_TIME})
+        return "mine"
+
+    return await docs.transact(run, operation="clearing_deliver")
+
+
 async def unwritten_files(docs: AsyncDocuments) -> list[Unwritten]:
     """Files recorded but not marked written (a crash, or a database that did not answer,
     between the two)."""
@@ -390,10 +421,13 @@ def _block_of(report: iso20022.StatusReport, answered: Answered, *, bic: str) ->
 
 def unmatched_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) -> list[str]:
     """The blocks a report answers as a whole that the file does not have (``NOTPROVIDED``,
-    or another file's id): their final answer reaches no payment, so the file is set aside
-    for an operator rather than filed as handled."""
+    or another file's id), while a payment of the file is left unanswered (neither named
+    in the report nor answered before): their final answer may have been that payment's,
+    so the file is set aside for an operator rather than filed as handled. A report that
+    names every payment (a bank that does not echo block ids) has nothing left to match."""
     named = [b.payment_information_id for b in report.blocks if b.payment_information_id is not None]
-    if not named:
+    answered_now = {s.end_to_end_id for s in with_blocks(report, answered, bic=bic).statuses}
+    if not named or not set(answered.payments) - answered_now - answered.before:
         return []
     blocks = set(_block_of(report, answered, bic=bic).values()) if answered.payments else set()
     return [b for b in named if b not in blocks]
@@ -481,8 +515,11 @@ class Clearing:
         self.clock = clock
         self.retry_seconds = retry_seconds
         self.undelivered: dict[str, list[PaymentRequested]] = {}
-        # files left "sending" whose delivery the channel could not tell yet (it was down)
+        # files left "sending" whose delivery is not known yet (the channel was down, or
+        # another process was delivering them): asked about again every retry
         self.unsure: dict[str, Unwritten] = {}
+        self.writing: set[str] = set()  # files this process is writing now
+        self.sender = secrets.token_hex(8)  # this process, as the file records name it
 
     # ---- files out ------------------------------------------------------------------------
     def new_file_id(self) -> str:
@@ -493,24 +530,35 @@ class Clearing:
     ) -> tuple[list[PaymentRequested], dict[str, str]]:
         return await claim(self.docs, payments, file_id, traces=traces)
 
-    async def write_file(self, file_id: str, payments: list[PaymentRequested]) -> None:
-        """Send the file and record it written: "sending" before the delivery (a delivery
-        whose "written" mark then fails is known by it, `resend_unwritten`)."""
+    async def write_file(self, file_id: str, payments: list[PaymentRequested]) -> str:
+        """Send the file and record it written, if its delivery is this process's to make
+        (`take_delivery`: "sending" by this process before the delivery, so a delivery
+        whose "written" mark then fails is known by it, `resend_unwritten`, and no other
+        process delivers it meanwhile). Returns "written", "done" (written before) or
+        "busy" (another process is delivering it)."""
         now = self.clock()
         batch = payment_file(file_id, payments, bic=self.bic, now=now, written=now)
-        await mark_file(self.docs, file_id, "sending", written=now)
+        taken = await take_delivery(self.docs, file_id, self.sender, now)
+        if taken != "mine":
+            return taken
         self.channel.deliver(file_name(file_id), iso20022.build_pain001(batch))
         await mark_file(self.docs, file_id, "written", written=now)
         log.info(
             "pain.001 written",
             extra={"file_id": file_id, "payments": len(payments), "control_sum": batch.control_sum_minor},
         )
+        return "written"
 
     async def send_or_keep(self, file_id: str, payments: list[PaymentRequested]) -> bool:
         """Write the file; when the channel is down (OSError, as a real outage raises) keep
-        it for `deliver_pending`. Its record stays "created" (or "sending") until written."""
+        it for `deliver_pending`. Its record stays "created" (or "sending") until written.
+        One this process is writing already, or another process is delivering, is asked
+        about again later (``unsure``): never delivered twice at once."""
+        if file_id in self.writing:
+            return False
+        self.writing.add(file_id)
         try:
-            await self.write_file(file_id, payments)
+            outcome = await self.write_file(file_id, payments)
         except OSError as exc:
             if file_id not in self.undelivered:
                 log.warning(
@@ -518,6 +566,12 @@ class Clearing:
                     extra={"file_id": file_id, "payments": len(payments), "error": str(exc)},
                 )
             self.undelivered[file_id] = payments
+            return False
+        finally:
+            self.writing.discard(file_id)
+        if outcome == "busy":  # another process is delivering it: is it delivered, later?
+            self.undelivered.pop(file_id, None)
+            self.unsure[file_id] = Unwritten(file_id, payments, "sending")
             return False
         if self.undelivered.pop(file_id, None) is not None:
             log.info("kept file sent", extra={"file_id": file_id})
@@ -539,12 +593,14 @@ class Clearing:
         recorded under that cycle's id, and the cycle that then found its payments there
         wrote nothing: the file waited, the payments shown submitted with their money held,
         until the service happened to restart."""
-        for other in sorted(set(files.values()) - {file_id} - set(self.undelivered) - set(self.unsure)):
+        for other in sorted(set(files.values()) - {file_id} - set(self.undelivered) - set(self.unsure) - self.writing):
             doc = await self.docs.get(file_path(other))
             if doc is not None and doc.data.get("status") in UNWRITTEN:
                 await self._write_left(_unwritten(doc), why="claimed by a cycle whose commit answered an error")
 
     async def _write_left(self, left: Unwritten, *, why: str) -> None:
+        if left.file_id in self.writing:
+            return  # this process is writing it now
         if left.status == "sending":
             try:
                 delivered = self.channel.delivered(file_name(left.file_id))

@@ -13,6 +13,7 @@ unreadable one, is moved aside.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -160,8 +161,10 @@ async def test_a_claimed_file_is_written_as_pain001_and_marked_written(dirs):
     )
     assert [t.end_to_end_id for t in batch.transfers] == ["p1", "p2"]
     assert batch.transfers[0].creditor.name == "Bergen Rør AS"
-    # marked "sending", then "written" (a delivery whose mark fails is told apart): no read
-    assert docs.calls == [("commit", [("update", file_path("FJB20270310090000000000F1"))])] * 2
+    # taken ("sending" by this process, in a unit of work that reads the file: no other
+    # process delivers it meanwhile), then marked "written"
+    assert docs.calls == [("commit", [("update", file_path("FJB20270310090000000000F1"))])]
+    assert [u.operation for u in docs.units] == ["clearing_deliver"]
     assert (await data(docs, file_path("FJB20270310090000000000F1")))["status"] == "written"
 
 
@@ -646,3 +649,102 @@ async def test_a_file_delivered_whose_mark_was_lost_is_not_delivered_again_when_
     await restarted.resend_unwritten()
     assert [p.name for p in dirs.outbox.iterdir()] == [f"{F2}.xml"]
     assert (await data(docs, file_path(F2)))["status"] == "written"
+
+
+class _CountingDirs(ClearingDirs):
+    """The channel, counting deliveries; ``down`` as an outage."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.down = False
+        self.deliveries: list[str] = []
+
+    def _channel(self) -> None:
+        if self.down:
+            raise ConnectionError("channel down")
+
+    def deliver(self, name: str, data: bytes) -> None:
+        super().deliver(name, data)
+        self.deliveries.append(name)
+
+
+def _slow_take(monkeypatch, entered: asyncio.Event, gate: asyncio.Event) -> None:
+    """The first delivery taken waits at ``gate`` before it is delivered (a slow transfer)."""
+    real = clearing.take_delivery
+    first = [True]
+
+    async def take(docs, file_id, sender, now):
+        taken = await real(docs, file_id, sender, now)
+        if first[0] and taken == "mine":
+            first[0] = False
+            entered.set()
+            await gate.wait()
+        return taken
+
+    monkeypatch.setattr(clearing, "take_delivery", take)
+
+
+async def test_a_file_being_delivered_by_this_process_is_not_delivered_again_by_a_cycle(tmp_path, monkeypatch):
+    """After a crash between the mark and the delivery, with the channel down when the
+    service started, the retry and a redelivered cycle's `write_left` both delivered it
+    (found by review)."""
+    dirs = _CountingDirs(tmp_path / "clearing")
+    docs = RecordingDocuments()
+    use = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW, retry_seconds=0.01)
+    await use.claim([payment(1)], F1)
+    await clearing.take_delivery(docs, F1, "a-process-gone", NOW - dt.timedelta(minutes=10))  # then it crashed
+    dirs.down = True
+    await use.resend_unwritten()  # when the service starts: the channel cannot tell
+    assert F1 in use.unsure and not dirs.deliveries
+    dirs.down = False
+    entered, gate = asyncio.Event(), asyncio.Event()
+    _slow_take(monkeypatch, entered, gate)
+    stop = asyncio.Event()
+    pending = asyncio.create_task(use.deliver_pending(stop))
+    await entered.wait()
+    new, files = await use.claim([payment(1)], F2)  # the crashed batch's payment, redelivered
+    assert new == [] and files == {"p1": F1}
+    await use.write_left(files, F2)
+    gate.set()
+    await asyncio.sleep(0.05)
+    stop.set()
+    await pending
+    assert dirs.deliveries == [f"{F1}.xml"]
+    assert (await data(docs, file_path(F1)))["status"] == "written"
+
+
+async def test_a_file_another_process_is_delivering_is_left_to_it_and_marked_once_delivered(tmp_path, monkeypatch):
+    dirs = _CountingDirs(tmp_path / "clearing")
+    docs = RecordingDocuments()
+    a = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW)
+    b = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW + dt.timedelta(seconds=40), retry_seconds=0.01)
+    entered, gate = asyncio.Event(), asyncio.Event()
+    _slow_take(monkeypatch, entered, gate)
+    new, _ = await a.claim([payment(1)], F1)
+    cycle_a = asyncio.create_task(a.send_or_keep(F1, new))
+    await entered.wait()  # A has taken it and not delivered it yet
+    _new, files = await b.claim([payment(1)], F2)  # B gets the payment again
+    await b.write_left(files, F2)
+    assert F1 in b.unsure and not dirs.deliveries  # left to A
+    gate.set()
+    assert await cycle_a
+    (dirs.outbox / f"{F1}.xml").rename(dirs.sent / f"{F1}.xml")  # the clearing house took it
+    stop = asyncio.Event()
+    pending = asyncio.create_task(b.deliver_pending(stop))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await pending
+    assert dirs.deliveries == [f"{F1}.xml"] and not b.unsure
+
+
+async def test_an_answer_naming_every_payment_with_blocks_not_provided_is_filed_as_handled(dirs):
+    """A bank that does not echo block ids (OrgnlPmtInfId NOTPROVIDED, as this bank's own
+    pain.002 writer puts it) and names every payment: nothing is left to match, so the
+    answer is not set aside (found by review)."""
+    use, _docs = uses(dirs)
+    new, _ = await use.claim([payment(1), payment(2)], F1)
+    await use.send_or_keep(F1, new)
+    path = answer(dirs, F1, iso20022.TransactionStatus("p1", "ACSC"), iso20022.TransactionStatus("p2", "ACSC"))
+    out = await use.handle_answer(path, Published())
+    assert sorted(e.payment.payment_id for e in out) == ["p1", "p2"]
+    assert [p.name for p in dirs.processed.iterdir()] == [path.name]
