@@ -365,6 +365,7 @@ def test_a_refund_to_a_closed_account_is_moved_to_an_open_one(page, stack):
 
     page.get_by_test_id("nav-accounts").click()
     page.locator(f"[data-account='{savings}'] a").click()
+    page.get_by_text("Account settings").click()
     page.get_by_test_id("close-account").click()
     expect(page.get_by_test_id("accounts-screen")).to_be_visible()
     expect(page.locator(f"[data-account='{savings}']")).to_have_count(0)  # closed and empty: not shown
