@@ -206,7 +206,8 @@ def pay_out(
         write_book(uow, book)
         now = clock()
         for doc, other, sign in ((source, target, -1), (target, source, 1)):
-            uow.set(f"{doc.path}/{TRANSACTIONS}/{payout_id}", _payout_entry(payout_id, other.id, sign * amount, now))
+            entry = _payout_entry(payout_id, other.id, sign * amount, source.data["currency"], now)
+            uow.set(f"{doc.path}/{TRANSACTIONS}/{payout_id}", entry)
         return {"payoutId": payout_id, "amount": amount, "toAccountId": target.id}
 
     paid = docs.transact(run, operation="accounts_payout")
@@ -214,13 +215,13 @@ def pay_out(
     return paid
 
 
-def _payout_entry(payout_id: str, counterparty: str, amount: int, now: dt.datetime) -> dict[str, Any]:
+def _payout_entry(payout_id: str, counterparty: str, amount: int, currency: str, now: dt.datetime) -> dict[str, Any]:
     """A payout's feed entry: a transfer between the customer's own accounts."""
     return {
         "payoutId": payout_id,
         "kind": "payout",
         "amount": amount,
-        "currency": "NOK",
+        "currency": currency,
         "direction": "in" if amount > 0 else "out",
         "counterpartyAccount": counterparty,
         "status": "posted",

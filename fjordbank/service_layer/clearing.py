@@ -14,8 +14,9 @@ redelivered) fails that create, and the batch is then claimed in one unit of wor
 pain.001.001.03 to the channel and marked written (`send_or_keep`): marked "sending" first,
 by this process, in a unit of work that reads the file (`take_delivery`: another process's
 delivery under way is left to it), so a file whose delivery went through but whose mark
-did not is told apart from one never delivered, and no file is delivered twice at once. A file recorded but not written (a crash in between) is written again when the
-service starts (`resend_unwritten`), unless the channel has it already (a file delivered
+did not is told apart from one never delivered, and no file is delivered twice at once.
+A file recorded but not written (a crash in between) is written again when the service
+starts (`resend_unwritten`), unless the channel has it already (a file delivered
 twice under one message id is rejected whole by the clearing house, and that answer would
 return payments the first copy settles). A claim whose commit went through though it
 answered an error leaves its file recorded under the first cycle's id: the cycle that finds
