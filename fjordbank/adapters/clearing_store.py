@@ -55,9 +55,22 @@ class ClearingDirs:
             raise ClearingChannelDown("the clearing channel is down (injected by a chaos run)")
 
     def deliver(self, name: str, data: bytes) -> None:
-        """Send a pain.001 file to the clearing house (here: into the outbox)."""
+        """Send a pain.001 file to the clearing house (here: into the outbox), once: a name
+        waiting in the outbox or taken (``sent/``) raises FileExistsError. Written whole
+        beside it, then linked into place, which fails if the name is there: two writers
+        of one file cannot both deliver it."""
         self._channel()
-        self.write_atomic(self.outbox / name, data)
+        if (self.sent / name).exists():
+            raise FileExistsError(f"{name} was delivered before")
+        fd, tmp = tempfile.mkstemp(dir=self.outbox, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, self.outbox / name)  # FileExistsError when it is there
+        finally:
+            os.unlink(tmp)
 
     def delivered(self, name: str) -> bool:
         """Whether the pain.001 ``name`` was delivered: waiting in the outbox, or taken by

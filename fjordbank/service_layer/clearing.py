@@ -93,7 +93,8 @@ class Channel(Protocol):
     ``answers`` and ``read_answer`` raise ConnectionError while it is down."""
 
     def deliver(self, name: str, data: bytes) -> None:
-        """Send a pain.001 file."""
+        """Send a pain.001 file, once: FileExistsError when a file of that name was
+        delivered before."""
 
     def delivered(self, name: str) -> bool:
         """Whether the clearing house has the file ``name`` already (sent before: waiting to
@@ -305,6 +306,20 @@ async def mark_file(docs: AsyncDocuments, file_id: str, status: str, *, written:
 
 
 UNWRITTEN = ("created", "sending")  # a file's states before it is known to be written
+
+
+async def mark_delivered(docs: AsyncDocuments, file_id: str) -> None:
+    """Record written a file the channel has, delivered by whichever process took it (its
+    ``writtenAt`` is that delivery's, kept: `with_blocks` regroups the file's payments by
+    it), in a unit of work that reads the record: one marked written or answered since is
+    left as it is."""
+
+    async def run(uow: AsyncUnitOfWork) -> None:
+        doc = await uow.get(file_path(file_id))
+        if doc is not None and doc.data.get("status") in UNWRITTEN:
+            uow.update(file_path(file_id), {"status": "written", "updatedAt": SERVER_TIME})
+
+    await docs.transact(run, operation="clearing_delivered")
 
 
 @dataclass(frozen=True)
@@ -542,7 +557,14 @@ class Clearing:
         taken = await take_delivery(self.docs, file_id, self.sender, now)
         if taken != "mine":
             return taken
-        self.channel.deliver(file_name(file_id), iso20022.build_pain001(batch))
+        try:
+            # the channel delivers a name once: a process that took the file over after
+            # the grace while this one stalled finds it there, and so does this one
+            self.channel.deliver(file_name(file_id), iso20022.build_pain001(batch))
+        except FileExistsError:
+            await mark_delivered(self.docs, file_id)
+            log.warning("a file delivered already (by another process): not again", extra={"file_id": file_id})
+            return "done"
         await mark_file(self.docs, file_id, "written", written=now)
         log.info(
             "pain.001 written",
@@ -612,12 +634,11 @@ class Clearing:
                 return
             self.unsure.pop(left.file_id, None)
             if delivered:
-                # delivered, and its mark lost: sent again, the clearing house would reject
-                # the copy whole under the same message id, returning what the first settles
-                await mark_file(self.docs, left.file_id, "written", written=left.written or self.clock())
-                log.warning(
-                    "a file delivered before its mark was lost: marked written", extra={"file_id": left.file_id}
-                )
+                # delivered, and its mark lost (or delivered by another process): sent
+                # again, the clearing house would reject the copy whole under the same
+                # message id, returning what the first settles
+                await mark_delivered(self.docs, left.file_id)
+                log.warning("a file the channel has: marked written", extra={"file_id": left.file_id})
                 return
         log.warning("writing a recorded file", extra={"file_id": left.file_id, "why": why, "status": left.status})
         try:
@@ -634,8 +655,8 @@ class Clearing:
             for left in [self.unsure[f] for f in sorted(self.unsure)]:
                 await self._write_left(left, why="its delivery was not known")
             for file_id in sorted(self.undelivered):
-                if not await self.send_or_keep(file_id, self.undelivered[file_id]):
-                    break  # still down
+                if not await self.send_or_keep(file_id, self.undelivered[file_id]) and file_id in self.undelivered:
+                    break  # still down (one another process is delivering waits in ``unsure``)
             try:
                 await asyncio.wait_for(stop.wait(), self.retry_seconds)
             except TimeoutError:

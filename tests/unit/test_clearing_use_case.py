@@ -748,3 +748,82 @@ async def test_an_answer_naming_every_payment_with_blocks_not_provided_is_filed_
     out = await use.handle_answer(path, Published())
     assert sorted(e.payment.payment_id for e in out) == ["p1", "p2"]
     assert [p.name for p in dirs.processed.iterdir()] == [path.name]
+
+
+async def test_a_file_another_process_delivered_keeps_its_delivery_time_when_found_delivered(tmp_path, monkeypatch):
+    """The process that found it busy marked it written with its own clock: after midnight
+    in Oslo, an answer to a whole block regrouped the file by the wrong day and returned a
+    payment the clearing house executes on Monday (found by review)."""
+    friday = dt.datetime(2025, 3, 14, 22, 59, 30, tzinfo=dt.UTC)  # 23:59:30 in Oslo
+    dirs = _CountingDirs(tmp_path / "clearing")
+    docs = RecordingDocuments()
+    a = Clearing(docs, dirs, bic=BIC, clock=lambda: friday)
+    b = Clearing(docs, dirs, bic=BIC, clock=lambda: friday + dt.timedelta(seconds=60), retry_seconds=0.01)
+    today = dataclasses.replace(payment(1), due_date="2025-03-14", requested_at="2025-03-14T20:00:00Z")
+    monday = dataclasses.replace(payment(2), due_date="2025-03-17", requested_at="2025-03-14T20:00:00Z")
+    entered, gate = asyncio.Event(), asyncio.Event()
+    _slow_take(monkeypatch, entered, gate)
+    new, _ = await a.claim([today, monday], F1)
+    cycle_a = asyncio.create_task(a.send_or_keep(F1, new))
+    await entered.wait()
+    _new, files = await b.claim([today], F2)
+    await b.write_left(files, F2)
+    assert F1 in b.unsure
+    gate.set()
+    assert await cycle_a
+    blocks = iso20022.payment_groups(iso20022.parse_pain001((dirs.outbox / f"{F1}.xml").read_bytes()))
+    stop = asyncio.Event()
+    pending = asyncio.create_task(b.deliver_pending(stop))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await pending
+    record = await data(docs, file_path(F1))
+    assert (record["status"], record["writtenAt"]) == ("written", friday)
+    inner = (
+        "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
+        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{blocks[0].payment_information_id}</OrgnlPmtInfId>"
+        "<PmtInfSts>RJCT</PmtInfSts><StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf></OrgnlPmtInfAndSts>"
+    )
+    out = await a.handle_answer(_clearing_house_answer(dirs, F1, inner, "blk-status.xml"), Published())
+    assert [(e.payment.payment_id, e.status) for e in out] == [("p1", "returned")]
+    await b.send_or_keep(F1, new)  # found again after its answer: left answered
+    assert (await data(docs, file_path(F1)))["status"] == "answered"
+
+
+async def test_a_delivery_slower_than_the_grace_is_not_delivered_twice(tmp_path, monkeypatch):
+    """A process that stalled past the grace between taking the file and delivering it (or
+    a peer whose clock runs ahead): the other took it over and both delivered (found by
+    review). The channel delivers a name once."""
+    dirs = _CountingDirs(tmp_path / "clearing")
+    docs = RecordingDocuments()
+    a = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW)
+    b = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW + dt.timedelta(minutes=3))
+    entered, gate = asyncio.Event(), asyncio.Event()
+    _slow_take(monkeypatch, entered, gate)
+    new, _ = await a.claim([payment(1)], F1)
+    cycle_a = asyncio.create_task(a.send_or_keep(F1, new))
+    await entered.wait()
+    _new, files = await b.claim([payment(1)], F2)
+    await b.write_left(files, F2)  # past the grace, the channel without it: B takes it over
+    gate.set()
+    assert await cycle_a  # A finds it delivered
+    assert dirs.deliveries == [f"{F1}.xml"]
+    assert (await data(docs, file_path(F1)))["status"] == "written"
+    (dirs.outbox / f"{F1}.xml").rename(dirs.sent / f"{F1}.xml")
+    with pytest.raises(FileExistsError):  # taken by the clearing house: not again either
+        dirs.deliver(f"{F1}.xml", b"<x/>")
+
+
+async def test_a_file_another_process_is_delivering_does_not_hold_up_the_others(dirs):
+    use, docs = uses(dirs)
+    use.retry_seconds = 60
+    await use.claim([payment(1)], F1)
+    await use.claim([payment(2)], F2)
+    await clearing.take_delivery(docs, F1, "another-process", NOW)
+    use.undelivered = {F1: [payment(1)], F2: [payment(2)]}  # both kept after an outage
+    stop = asyncio.Event()
+    task = asyncio.create_task(use.deliver_pending(stop))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert [p.name for p in dirs.outbox.iterdir()] == [f"{F2}.xml"] and list(use.unsure) == [F1]
