@@ -17,6 +17,7 @@ too, on the document ports.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +25,8 @@ from pathlib import Path
 from fjordbank.adapters.faults import FaultSwitch
 
 CHANNEL_DOWN = "clearing_channel_down"  # the fault's name in the faults file
+# what link(2) fails with on a file system that has no hard links
+NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV})
 
 
 class ClearingChannelDown(ConnectionError):
@@ -68,9 +71,22 @@ class ClearingDirs:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.link(tmp, self.outbox / name)  # FileExistsError when it is there
+            try:
+                os.link(tmp, self.outbox / name)  # FileExistsError when it is there
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in NO_LINKS:
+                    raise
+                # a file system without hard links (Cloud Storage FUSE, which the
+                # production channel mounts): checked, then renamed into place; the
+                # window between the two is what is left of two writers' race
+                if (self.outbox / name).exists():
+                    raise FileExistsError(f"{name} is waiting to be taken") from None
+                os.replace(tmp, self.outbox / name)
         finally:
-            os.unlink(tmp)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def delivered(self, name: str) -> bool:
         """Whether the pain.001 ``name`` was delivered: waiting in the outbox, or taken by

@@ -827,3 +827,21 @@ async def test_a_file_another_process_is_delivering_does_not_hold_up_the_others(
     stop.set()
     await task
     assert [p.name for p in dirs.outbox.iterdir()] == [f"{F2}.xml"] and list(use.unsure) == [F1]
+
+
+def test_the_channel_delivers_a_name_once_on_a_file_system_without_hard_links(tmp_path, monkeypatch):
+    """Cloud Storage FUSE (the production channel's mount) has no hard links."""
+    import errno
+    import os
+
+    def no_links(*_args, **_kwargs):
+        raise OSError(errno.ENOTSUP, "hard links are not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    channel = ClearingDirs(tmp_path / "clearing")
+    channel.deliver("F.xml", b"<a/>")
+    assert (channel.outbox / "F.xml").read_bytes() == b"<a/>"
+    with pytest.raises(FileExistsError):
+        channel.deliver("F.xml", b"<b/>")
+    assert (channel.outbox / "F.xml").read_bytes() == b"<a/>"
+    assert [p.name for p in channel.outbox.iterdir()] == ["F.xml"]  # no temporary file left
