@@ -187,6 +187,20 @@ def card_event(result: CardResult) -> outbox.Event | None:
     return outbox.Event(subject, event.to_json(), f"{result.auth_id}:{result.status}")
 
 
+def _purchase(r: dict[str, Any]) -> dict[str, Any]:
+    """What a refund's or an increment's event tells of the purchase (its record's)."""
+    return {
+        "uid": r["ownerUid"],
+        "card_id": r.get("cardId"),
+        "account_id": r["accountId"],
+        "last4": r.get("last4"),
+        "currency": r["currency"],
+        "merchant_name": r["merchantName"],
+        "mcc": r["mcc"],
+        "merchant_country": r["merchantCountry"],
+    }
+
+
 def _refund_event(result: CardResult) -> outbox.Event:
     """cards.refunded, one per refund (its message id names the refund)."""
     r = result.record
@@ -195,17 +209,10 @@ def _refund_event(result: CardResult) -> outbox.Event:
         refund_id=str(result.refund_id),
         auth_id=result.auth_id,
         status="refunded",
-        uid=r["ownerUid"],
-        card_id=r.get("cardId"),
-        account_id=r["accountId"],
-        last4=r.get("last4"),
         amount=refund["amount"],
-        currency=r["currency"],
-        merchant_name=r["merchantName"],
-        mcc=r["mcc"],
-        merchant_country=r["merchantCountry"],
         category=refund.get("category"),
         day=settlement.refund_day(refund),
+        **_purchase(r),
     )
     return outbox.Event(
         topology.SUBJECT_CARD_REFUNDED, event.to_json(), f"{result.auth_id}:refunded:{result.refund_id}"
@@ -220,18 +227,11 @@ def _increment_event(result: CardResult) -> outbox.Event:
         increment_id=str(result.increment_id),
         auth_id=result.auth_id,
         status="incremented",
-        uid=r["ownerUid"],
-        card_id=r.get("cardId"),
-        account_id=r["accountId"],
-        last4=r.get("last4"),
         amount=given["amount"],
-        authorized_amount=settlement.authorized_total(r),
-        currency=r["currency"],
-        merchant_name=r["merchantName"],
-        mcc=r["mcc"],
-        merchant_country=r["merchantCountry"],
+        authorized_amount=given["authorizedAmount"],  # what the processor was answered
         channel=r["channel"],
         day=r["spendDay"],
+        **_purchase(r),
     )
     return outbox.Event(
         topology.SUBJECT_CARD_INCREMENTED, event.to_json(), f"{result.auth_id}:incremented:{result.increment_id}"

@@ -339,6 +339,7 @@ def _produced() -> list[tuple[str, dict[str, Any]]]:
                         "status": "approved",
                         "reason": None,
                         "incrementedAt": NOW,
+                        "authorizedAmount": 15_000,
                     }
                 },
             },
