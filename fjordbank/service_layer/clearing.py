@@ -325,12 +325,11 @@ async def mark_delivered(docs: AsyncDocuments, file_id: str) -> None:
 @dataclass(frozen=True)
 class Unwritten:
     """A file recorded and not marked written: never delivered ("created"), or delivered
-    perhaps ("sending": its delivery began at ``written``)."""
+    perhaps ("sending")."""
 
     file_id: str
     payments: list[PaymentRequested]
     status: str
-    written: dt.datetime | None = None
 
 
 # A file "sending" by another process for less than this is being delivered by it: left to
@@ -371,13 +370,7 @@ async def unwritten_files(docs: AsyncDocuments) -> list[Unwritten]:
 
 
 def _unwritten(doc: Doc) -> Unwritten:
-    written = doc.data.get("writtenAt")
-    return Unwritten(
-        doc.id,
-        [PaymentRequested.from_json(p) for p in doc.data["payments"]],
-        doc.data["status"],
-        written if isinstance(written, dt.datetime) else None,
-    )
+    return Unwritten(doc.id, [PaymentRequested.from_json(p) for p in doc.data["payments"]], doc.data["status"])
 
 
 async def answered_records(
@@ -435,17 +428,20 @@ def _block_of(report: iso20022.StatusReport, answered: Answered, *, bic: str) ->
     }
 
 
-def unmatched_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) -> list[str]:
+def unmatched_blocks(
+    report: iso20022.StatusReport, expanded: iso20022.StatusReport, answered: Answered, *, bic: str
+) -> list[str]:
     """The blocks a report answers as a whole that the file does not have (``NOTPROVIDED``,
     or another file's id), while a payment of the file is left unanswered (neither named
-    in the report nor answered before): their final answer may have been that payment's,
-    so the file is set aside for an operator rather than filed as handled. A report that
-    names every payment (a bank that does not echo block ids) has nothing left to match."""
+    in the report, ``expanded`` by its blocks (`with_blocks`), nor answered before): their
+    final answer may have been that payment's, so the file is set aside for an operator
+    rather than filed as handled. A report that names every payment (a bank that does not
+    echo block ids) has nothing left to match."""
     named = [b.payment_information_id for b in report.blocks if b.payment_information_id is not None]
-    answered_now = {s.end_to_end_id for s in with_blocks(report, answered, bic=bic).statuses}
+    answered_now = {s.end_to_end_id for s in expanded.statuses}
     if not named or not set(answered.payments) - answered_now - answered.before:
         return []
-    blocks = set(_block_of(report, answered, bic=bic).values()) if answered.payments else set()
+    blocks = set(_block_of(report, answered, bic=bic).values())
     return [b for b in named if b not in blocks]
 
 
@@ -702,8 +698,9 @@ class Clearing:
                 [s.end_to_end_id for s in report.statuses],
                 every=bool(report.blocks),
             )
-            unmatched = unmatched_blocks(report, answered, bic=self.bic)
-            report = with_blocks(report, answered, bic=self.bic)
+            expanded = with_blocks(report, answered, bic=self.bic)
+            unmatched = unmatched_blocks(report, expanded, answered, bic=self.bic)
+            report = expanded
         else:  # not an id of ours (and not to be put in a document's path): an unknown file
             answered, unmatched = Answered(False, {}), []
         out = answer_events(report, answered)
