@@ -51,7 +51,7 @@ from typing import Any
 
 from fjordbank.domain.card_authorization import feed_fields
 from fjordbank.domain.cards import HOLD_DAYS, HOME_COUNTRY, CardState, Spend, decide_increment
-from fjordbank.domain.ledger import Book, Declined, Hold, Posting, card_scheme_account, carries_hold
+from fjordbank.domain.ledger import Book, Declined, Hold, Posting, as_utc, card_scheme_account, carries_hold
 from fjordbank.domain.norway import today_in_norway
 
 # The step of a capture's posting (``{authId}:card-capture``, kept on the authorisation's
@@ -159,8 +159,7 @@ def _active(record: dict[str, Any], held: Held) -> bool:
 
 def _due(hold: Hold, now: dt.datetime) -> bool:
     """A hold at or past its expiry (the job releases it)."""
-    expires = dt.datetime.fromisoformat(hold.expires_at)
-    return (expires if expires.tzinfo is not None else expires.replace(tzinfo=dt.UTC)) <= now
+    return as_utc(hold.expires_at) <= now
 
 
 def _late(record: dict[str, Any], held: Held | None) -> bool:
@@ -329,10 +328,10 @@ def increment(
     }
     done = {**record, INCREMENTS: increments, "updatedAt": now}
     # what the processor is answered, kept with the decision: a retry is answered the same
-    increments[iid]["authorizedAmount"] = authorized_total(done)
+    increments[iid]["authorizedAmount"] = total = authorized_total(done)
     if reason is not None:
         return Settlement("declined", reason, done, store=True, increment_id=iid)
-    done["authorizedAmount"] = authorized_total(done)
+    done["authorizedAmount"] = total
     _note_hold(done, held.book, auth_id)
     spent = Spend.from_dict(held.spend)
     spent.count(

@@ -379,7 +379,7 @@ class Book:
             raise Declined("insufficient_funds", "available balance is too low")
         source.held += amount
         hold.amount += amount
-        if _utc(expires_at) > _utc(hold.expires_at):
+        if as_utc(expires_at) > as_utc(hold.expires_at):
             hold.expires_at = expires_at
         self.touched.add(hold.account_id)
         self.touched_holds.add(hold_id)
@@ -420,7 +420,7 @@ class Book:
         return posting
 
 
-def _utc(iso: str) -> dt.datetime:
+def as_utc(iso: str) -> dt.datetime:
     """An ISO 8601 time (a hold's expiry); one without a zone is UTC."""
     when = dt.datetime.fromisoformat(iso)
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
