@@ -118,6 +118,11 @@ class HandlerTimedOut(Exception):
     """A handler's call ran past HANDLER_DEADLINE_SECONDS and was cancelled."""
 
 
+class PartitionMoved(Exception):
+    """The partition of the batch in hand is no longer this instance's: its handler is not
+    called (again); the messages are the new holder's."""
+
+
 def transient(exc: BaseException) -> bool:
     """The database or NATS did not answer in time or was busy (Firestore's ABORTED,
     UNAVAILABLE, DEADLINE_EXCEEDED...: fjordbank.adapters.firestore.is_transient; a
@@ -132,9 +137,11 @@ class Ack:
 
 @dataclass(frozen=True)
 class Retry:
-    """Transient failure: redeliver after the consumer's backoff (dead-letter when exhausted)."""
+    """Transient failure: redeliver after the consumer's backoff (dead-letter when exhausted),
+    or after ``delay`` seconds when given."""
 
     reason: str
+    delay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +202,32 @@ BatchHandler = Callable[[list[Delivery]], Awaitable[list[Outcome]]]
 Subscription = JetStreamContext.PullSubscription
 
 
+async def _give_back_queued(sub: Subscription) -> int:
+    """Nak at once (no delay) every message delivered to ``sub`` that no fetch has taken:
+    the answer to a pull request can land after its fetch returned (the rest of a fill
+    answered after ``fetch_wait``, a message sent as a fetch's wait ran out), and nats-py
+    keeps it for the next fetch. Left there when the partition moved, it came back to the
+    new holder only after ``ack_wait`` (behind the payer's later payments, which that holder
+    fetched first), and this instance handled the stale copy if it took the partition back.
+    Reads nats-py's queue of the subscription (no public call takes what is queued without
+    asking the server for more); the status messages of expired requests are dropped, as
+    its fetch drops them. Returns how many were given back."""
+    inner = getattr(sub, "_sub", None)
+    queue: asyncio.Queue[Msg] | None = getattr(inner, "_pending_queue", None)
+    if queue is None:
+        return 0
+    given: list[Msg] = []
+    while not queue.empty():
+        msg = queue.get_nowait()
+        inner._pending_size -= len(msg.data)  # type: ignore[union-attr]  # (as nats-py's own fetch does)
+        if not JetStreamContext.is_status_msg(msg):
+            given.append(msg)
+    if given:
+        await asyncio.gather(*(m.nak() for m in given), return_exceptions=True)
+        log.info("queued deliveries given back", extra={"count": len(given)})
+    return len(given)
+
+
 @dataclass(frozen=True)
 class Binding:
     """One durable consumer of the service and the handler of its batches."""
@@ -242,9 +275,11 @@ class ConsumerService:
         self.leases: LeaseThread | None = None  # set when a consumer is partitioned
         self._active: dict[int, asyncio.Event] = {}  # partition -> held (workers pull)
         self._busy: dict[int, asyncio.Lock] = {}  # partition -> a batch in hand
+        self._subs: dict[int, list[Subscription]] = {}  # partition -> its durables' subscriptions
         self._turns = asyncio.Semaphore(PARTITION_BATCHES_IN_FLIGHT)  # partitions' batches worked on
         self._ready = False
         self._alive = True
+        self._leases_failed = False
 
     def jetstream(self) -> JetStreamContext:
         """The JetStream context of the service's connection, made when the service starts."""
@@ -279,12 +314,7 @@ class ConsumerService:
                 await self.on_connect(self.js)
             shared, partitioned = await self._bind()
             self._ready = True
-            workers = [
-                asyncio.create_task(self._worker(sub, binding))
-                for binding, sub in shared
-                for _ in range(self.concurrency)
-            ]
-            workers += [asyncio.create_task(self._partition_worker(sub, binding)) for binding, sub in partitioned]
+            workers = self._start_workers(shared, partitioned)
             groups: dict[str, list[Subscription]] = {}
             for binding, sub in shared + partitioned:
                 groups.setdefault(binding.spec.name, []).append(sub)
@@ -293,7 +323,10 @@ class ConsumerService:
             helpers += guards
             if self.leases is not None:
                 self.leases.start()
+                helpers.append(asyncio.create_task(self._watch_leases(self.leases)))
             await asyncio.gather(*workers)
+            if self._leases_failed:
+                raise RuntimeError("the partition leases stopped: no partition could be held")
             if self.leases is not None:
                 await self.leases.stop()  # hands the partitions over now, not at expiry
             if guards:
@@ -321,6 +354,18 @@ class ConsumerService:
                 await self.nc.close()
             await probes.stop()
             log.info("stopped")
+
+    def _start_workers(
+        self, shared: list[tuple[Binding, Subscription]], partitioned: list[tuple[Binding, Subscription]]
+    ) -> list[asyncio.Task[None]]:
+        """``concurrency`` workers per shared durable, one per partition's durable."""
+        workers = [
+            asyncio.create_task(self._worker(sub, binding)) for binding, sub in shared for _ in range(self.concurrency)
+        ]
+        for binding, sub in partitioned:
+            workers.append(asyncio.create_task(self._partition_worker(sub, binding)))
+            self._subs.setdefault(binding.spec.partition or 0, []).append(sub)
+        return workers
 
     async def _bind(self) -> tuple[list[tuple[Binding, Subscription]], list[tuple[Binding, Subscription]]]:
         """Bind every durable: the shared ones (every instance pulls) and each partition's
@@ -356,10 +401,12 @@ class ConsumerService:
         self._active.setdefault(partition, asyncio.Event()).set()
 
     async def _release(self, partition: int) -> None:
-        """Stop pulling the partition and wait until its batch in hand is settled."""
+        """Stop pulling the partition, wait until its batch in hand is settled, and give
+        back what was delivered to this instance but not fetched yet (`_give_back_queued`)."""
         self._active.setdefault(partition, asyncio.Event()).clear()
         async with self._busy.setdefault(partition, asyncio.Lock()):
-            pass
+            for sub in self._subs.get(partition, []):
+                await _give_back_queued(sub)
 
     def _still_owned(self, binding: Binding) -> bool:
         """A shared consumer's messages are always this instance's; a partition's while it
@@ -396,6 +443,8 @@ class ConsumerService:
         busy = self._busy.setdefault(p, asyncio.Lock())
         while not self._stopping.is_set():
             if not self._owns(p):
+                async with busy:  # (a release waits for it, as for a batch in hand)
+                    await _give_back_queued(sub)  # a late answer to a fetch: the next holder's
                 if active.is_set():  # the lease lapsed (NATS out of reach) or is being given up
                     await asyncio.sleep(0.1)  # the event would answer at once: no busy loop
                     continue
@@ -420,6 +469,19 @@ class ConsumerService:
                     await asyncio.gather(*(m.nak() for m in msgs), return_exceptions=True)
                     continue
                 await self.process([Delivery(m) for m in msgs], binding, fill=functools.partial(self._more, sub))
+
+    async def _watch_leases(self, leases: LeaseThread) -> None:
+        """Stop the service (liveness failed, exit 1: restarted by its platform) if the lease
+        loop ends while it runs: it ends only on a bug, and then no partition would ever be
+        held again while the service answered ready."""
+        while not self._stopping.is_set():
+            if not leases.is_alive():
+                log.error("the partition leases stopped; stopping the service")
+                self._leases_failed = True
+                self._alive = False
+                self._stopping.set()
+                return
+            await asyncio.sleep(1.0)
 
     async def _guard(self, task: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run a background task until stop; log and restart it if it fails."""
@@ -589,6 +651,11 @@ class ConsumerService:
         with the same message ids). The heartbeat keeps the messages meanwhile."""
         started = time.monotonic()
         for pause in (*TRANSIENT_PAUSES, None):
+            if not self._still_owned(binding):
+                # asked before every attempt: the first may come after the fill's round trips
+                # and a dead letter's publish, a later one seconds after NATS trouble that let
+                # the lease lapse too (then another instance may work the partition already)
+                raise PartitionMoved(f"partition {binding.spec.partition} is no longer held here")
             deadline = asyncio.timeout(HANDLER_DEADLINE_SECONDS)
             try:
                 async with deadline:
@@ -629,9 +696,15 @@ class ConsumerService:
             outcomes = await self._handle(binding, batch)
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
+        except PartitionMoved:
+            await self._give_back(batch)
+            return
         except HandlerTimedOut as exc:  # not the messages' fault: all of them come back later
             log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
-            outcomes = [Retry(str(exc))] * len(batch)
+            # after one delay, the longest of theirs: each its own, a message delivered more
+            # often came back after the payer's later ones
+            delay = max(binding.spec.nak_delay(d.num_delivered) for d in batch)
+            outcomes = [Retry(str(exc), delay)] * len(batch)
         except Exception as exc:
             if len(batch) == 1:
                 with tracing.use(batch[0].span):
@@ -679,14 +752,23 @@ class ConsumerService:
         )
         for i, d in enumerate(batch):
             if not self._still_owned(binding):
-                rest = batch[i:]
-                await asyncio.gather(*(m.msg.nak() for m in rest), return_exceptions=True)
-                for m in rest:
-                    if m.span is not None:
-                        tracing.set_attributes(m.span, {"fjb.outcome": "partition_moved"})
-                        m.span.end()
+                await self._give_back(batch[i:])
                 return
             await self._process([d], binding)
+
+    @staticmethod
+    async def _give_back(batch: list[Delivery]) -> None:
+        """The messages of a partition that moved, given back at once (nak, no delay) for
+        its new holder."""
+        await asyncio.gather(*(d.msg.nak() for d in batch), return_exceptions=True)
+        settled = _SETTLED.get()
+        if settled is not None:  # the heartbeat leaves them alone from now
+            settled.update(id(d.msg) for d in batch)
+        for d in batch:
+            if d.span is not None:
+                tracing.set_attributes(d.span, {"fjb.outcome": "partition_moved"})
+                d.span.end()
+        log.info("partition moved; batch given back", extra={"size": len(batch)})
 
     def _start_span(self, d: Delivery, consumer: str) -> tracing.Span:
         meta = d.msg.metadata
@@ -755,7 +837,7 @@ class ConsumerService:
         FAILED.labels(name).inc()
         if isinstance(outcome, Retry) and d.num_delivered < spec.max_deliver:
             PROCESSED.labels(name, "nak").inc()
-            await d.msg.nak(delay=spec.nak_delay(d.num_delivered))
+            await d.msg.nak(delay=spec.nak_delay(d.num_delivered) if outcome.delay is None else outcome.delay)
             return
         await self.dead_letter(d, outcome.reason, spec)
         PROCESSED.labels(name, "dead_lettered").inc()

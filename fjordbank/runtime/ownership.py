@@ -473,6 +473,18 @@ class LeaseThread:
         finally:
             loop.close()
 
+    def is_alive(self) -> bool:
+        """Whether the lease loop runs (it ends only when stopped, or on a bug: logged)."""
+        return self._thread.is_alive()
+
+    async def _pause(self) -> None:
+        """A second before the next try, or less when stopped meanwhile."""
+        assert self._stop is not None
+        try:
+            await asyncio.wait_for(self._stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         self._started.set()
@@ -482,15 +494,20 @@ class LeaseThread:
                 nc = await self.connect()
             except (TimeoutError, OSError, nats.errors.Error) as exc:
                 log.warning("partition leases: cannot connect to NATS", extra={"error": repr(exc)})
-                try:
-                    await asyncio.wait_for(self._stop.wait(), 1.0)
-                except TimeoutError:
-                    pass
+                await self._pause()
         if nc is None:
             return
         try:
             js = nc.jetstream()
-            kv = await js.key_value(topology.OWNERS_BUCKET)
+            kv = None
+            while kv is None and not self._stop.is_set():
+                try:  # a timeout, or a 503 while the cluster elects the bucket's leader
+                    kv = await js.key_value(topology.OWNERS_BUCKET)
+                except (TimeoutError, nats.errors.Error) as exc:
+                    log.warning("partition leases: cannot open the bucket", extra={"error": repr(exc)})
+                    await self._pause()
+            if kv is None:
+                return
             self.ownership = Ownership(
                 js,
                 kv,
