@@ -94,6 +94,8 @@ def signature_identity(signature_b64: str) -> bytes | None:
     if len(raw) != SIGNATURE_BYTES:
         return None
     r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    if not (0 < r < P256_ORDER and 0 < s < P256_ORDER):  # never a valid signature (verify refuses it too)
+        return None
     return r.to_bytes(32, "big") + min(s, P256_ORDER - s).to_bytes(32, "big")
 
 

@@ -9,6 +9,7 @@ request is read and found handled).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import uuid
 
@@ -253,6 +254,14 @@ def unregistered_key(bank: Bank) -> tuple[str, dict]:
     return request_id, {**body, "sca": {**body["sca"], "keyId": "another-key"}}
 
 
+def out_of_range_signature(bank: Bank) -> tuple[str, dict]:
+    """s all ones, above P-256's order: its identity raised OverflowError, and the trigger
+    failed without a status."""
+    request_id, body = bank.create(key=KEY)
+    signature = base64.b64encode(b"\x01" * 32 + b"\xff" * 32).decode()
+    return request_id, {**body, "sca": {**body["sca"], "signature": signature}}
+
+
 REFUSALS = {
     "unknown_account": unknown_from_account,
     "not_owner": other_accounts_payment,
@@ -264,6 +273,7 @@ REFUSALS = {
     "sca_invalid_key": signed_by_another_key,
     "sca_invalid_values": signed_for_another_amount,
     "sca_invalid_unregistered": unregistered_key,
+    "sca_invalid_out_of_range": out_of_range_signature,
     "sca_reused": reused_signature,
     "invalid_amount": lambda bank: bank.create(amount=-5),
     "same_account": lambda bank: bank.create(PAYER),
@@ -275,6 +285,7 @@ CODES = {
     "sca_invalid_key": "sca_invalid",
     "sca_invalid_values": "sca_invalid",
     "sca_invalid_unregistered": "sca_invalid",
+    "sca_invalid_out_of_range": "sca_invalid",
 }
 
 

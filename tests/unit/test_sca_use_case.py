@@ -221,3 +221,28 @@ def test_a_confirmation_of_any_other_shape_is_invalid_sca(confirmation):
     with pytest.raises(PaymentRejected) as refused:
         check_sca_shape(confirmation)
     assert refused.value.code == "invalid_sca"
+
+
+# A signature whose r or s is out of P-256's range (any 64 bytes the app may send: s all
+# ones) was turned into its identity before any verification, and n - s < 0 raised
+# OverflowError: the payment trigger failed without a status, a standing order's callable
+# answered INTERNAL.
+OUT_OF_RANGE = [
+    base64.b64encode(b"\x01" * 32 + b"\xff" * 32).decode(),  # s >= n
+    base64.b64encode(b"\xff" * 32 + b"\x01" * 32).decode(),  # r >= n
+    base64.b64encode(b"\x00" * 32 + b"\x01" * 32).decode(),  # r = 0
+    base64.b64encode(b"\x01" * 32 + b"\x00" * 32).decode(),  # s = 0
+]
+
+
+@pytest.mark.parametrize("signature", OUT_OF_RANGE)
+def test_a_signature_out_of_the_curves_range_has_no_identity(signature):
+    assert rules.signature_identity(signature) is None
+
+
+@pytest.mark.parametrize("signature", OUT_OF_RANGE)
+def test_a_signature_out_of_the_curves_range_is_refused_as_invalid(signature):
+    docs = enrolled(RoundTrips(MemoryDocuments()))
+    with pytest.raises(PaymentRejected) as refused:
+        check(docs, amount=500_001, signed={"keyId": "phone-key-1", "signature": signature})
+    assert refused.value.code == "sca_invalid"
