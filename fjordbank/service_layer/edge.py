@@ -164,21 +164,33 @@ def handle_payment_request(
     body = contract_body(body)
     tracing.set_attributes(tracing.current_span(), {"fjb.payment_id": payment_id_for(uid, request_id)})
     path = request_path(uid, request_id)
-    try:
-        request = parse_request(body, request_id=request_id, today=today_in_norway(now))
-        check_app_request_id(request_id)
-    except PaymentRejected as exc:
-        return _refuse_invalid(docs, path, body, exc, uid=uid, request_id=request_id, now=now)
-    call = _Call(uid, request_id, body, bank_regs, sca_threshold, now)
     known = None if created is None else Seen(Doc(path, body, created), created=True)
     try:
-        return _handle(docs, publisher, call, request, known)
-    except _Moved:  # moved since the snapshot (a redelivered trigger): decided on a read
-        pass
-    try:
-        return _handle(docs, publisher, call, request, None)
-    except _Moved:  # moved since that read too (a delivery at the same time): read once more
-        return _handle(docs, publisher, call, request, None)
+        # "today" is the day the app made the request (its creation's time, the server's):
+        # one made at 23:59 for that day and triggered after midnight is not in the past
+        request = parse_request(body, request_id=request_id, today=today_in_norway(created or now))
+        check_app_request_id(request_id)
+    except PaymentRejected as exc:
+        return _refuse_invalid(docs, path, body, exc, uid=uid, request_id=request_id, now=now, known=known)
+    call = _Call(uid, request_id, body, bank_regs, sca_threshold, now)
+    for _ in range(DECISIONS):
+        try:
+            return _handle(docs, publisher, call, request, known)
+        except _Moved:  # moved since the snapshot or the read (another delivery): decided on a read
+            known = None
+    return _shown(docs, path)
+
+
+# Decisions of one trigger on the request document as it was read: another delivery of the
+# trigger writing it at the same time makes one fail (`_Moved`) and it is read again.
+DECISIONS = 3
+
+
+def _shown(docs: Documents, path: str) -> str:
+    """The status the request document shows (what a trigger that kept finding it moved
+    answers: its other deliveries decided it); "received" when it shows none yet."""
+    status = (_data(docs.get(path)) or {}).get("status")
+    return status if isinstance(status, str) else "received"
 
 
 @dataclass(frozen=True)
@@ -238,7 +250,11 @@ def _handle(docs: Documents, publisher: Publisher, call: _Call, request: Payment
             advance_sync(docs, uid, request_id, "rejected", reason=busy.code, message=busy.message, known=known)
         else:
             fields = _traced("rejected", {"reason": busy.code, "message": busy.message})
-            request_status.advance(docs, path, "rejected", **fields, unshown_only=True)
+            if not request_status.advance(docs, path, "rejected", **fields, unshown_only=True):
+                # it shows a state: this run's commit landed though its answer was lost (or
+                # another delivery decided it), so the request is answered from what it shows
+                # ("requested" is published again), not refused over it
+                raise _Moved() from exc
         return "rejected"
     if shown == "scheduled":  # the scheduler submits it on its due date (the same path as below, then)
         return "scheduled"
@@ -318,14 +334,22 @@ def _refuse_invalid(
     uid: str,
     request_id: str,
     now: dt.datetime,
+    known: Seen | None,
 ) -> str:
-    """An invalid request: refused, and counted against the rate limit unless a redelivered
-    trigger finds it handled already."""
-    known = Seen(docs.get(path))
-    handled = _handled(known.doc, body)
-    if handled is not None:
-        return handled
-    return _refuse(docs, uid, request_id, exc, known, now=now)
+    """An invalid request: refused, and counted against the rate limit, on the version of
+    the document the trigger created (``known``) or, if it moved since, a read of it
+    unless that finds it handled already (another delivery of the trigger)."""
+    for _ in range(DECISIONS):
+        if known is None:
+            known = Seen(docs.get(path))
+            handled = _handled(known.doc, body)
+            if handled is not None:
+                return handled
+        try:
+            return _refuse(docs, uid, request_id, exc, known, now=now)
+        except _Moved:
+            known = None
+    return _shown(docs, path)
 
 
 # A refusal's write is tried this often, the waits between the tries in seconds: a trigger is
@@ -343,21 +367,20 @@ def _refuse(
     *,
     now: dt.datetime,
 ) -> str:
-    """Show the request rejected with the reason of ``exc`` (a PaymentRejected is counted
-    against the rate limit first, and shown as rate_limited once over it). The count is
-    skipped when the store is busy, and the write is tried again (`REFUSAL_WAITS`)."""
-    reason: PaymentRejected | ratelimits.RateLimited = exc
-    if isinstance(exc, PaymentRejected):
-        try:
-            reason = _counted(docs, uid, exc, now)
-        except Exception as err:
-            if not is_transient(err):
-                raise
-            log.warning("refusal not counted (the store is busy)", extra={"uid": uid, "error": type(err).__name__})
-    log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": reason.code})
+    """Show the request rejected with the reason of ``exc``, the write tried again when the
+    store is busy (`REFUSAL_WAITS`). A PaymentRejected is counted against the rate limit in
+    the same commit, on the condition that the document is still ``known`` (else `_Moved`:
+    nothing counted, nothing written; another delivery of the trigger wrote it, so it is
+    read again), and shown as rate_limited once over the limit. A RateLimited was counted
+    by the commit that showed the request "requested": its refusal must land (else the
+    due-payments job would publish it), so it moves whatever the document shows since."""
+    log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})
     for wait in (*REFUSAL_WAITS, None):
         try:
-            advance_sync(docs, uid, request_id, "rejected", reason=reason.code, message=reason.message, known=known)
+            if isinstance(exc, PaymentRejected):
+                _reject_counted(docs, uid, request_id, exc, known, now=now)
+            else:
+                advance_sync(docs, uid, request_id, "rejected", reason=exc.code, message=exc.message, known=known)
             return "rejected"
         except Exception as err:
             if isinstance(err, _Moved) or not is_transient(err) or wait is None:
@@ -367,16 +390,32 @@ def _refuse(
     raise AssertionError("unreachable")  # the last try returns or raises
 
 
-def _counted(
-    docs: Documents, uid: str, exc: PaymentRejected, now: dt.datetime
-) -> PaymentRejected | ratelimits.RateLimited:
-    """Count a refused request against the rate limit; the reason to show (rate_limited once
-    over the limit, so a flood of refusals is told to wait like a flood of payments)."""
+def _reject_counted(
+    docs: Documents, uid: str, request_id: str, exc: PaymentRejected, known: Seen | None, *, now: dt.datetime
+) -> None:
+    """One commit: the refusal counted against the rate limit and the request shown rejected
+    with ``exc``'s reason, on the condition that the document is still ``known`` (raises
+    `_Moved` if not: nothing is counted then). Over the limit, the reason is then replaced
+    by rate_limited on the version that commit left (a flood of refusals is told to wait
+    like a flood of payments). A document that is not there (None) is not written."""
+    doc = known.doc if known is not None else None
+    fields = _traced("rejected", {"reason": exc.code, "message": exc.message})
+    update = projection_update(doc.data, "rejected", **fields) if doc is not None else None
+    batch = docs.batch()
+    counted = ratelimits.count_in(batch, uid, "payments", now=now.timestamp())
+    if doc is not None and update is not None:
+        batch.update(doc.path, request_status.stamped(update), if_updated=doc.updated)
     try:
-        ratelimits.check(docs, uid, "payments", clock=lambda: now)
+        results = batch.commit()
+    except (Stale, NotFound):
+        raise _Moved() from None
+    try:
+        counted.check(results)
     except ratelimits.RateLimited as limited:
-        return limited
-    return exc
+        written = next((w for w in results if doc is not None and w.path == doc.path), None)
+        if doc is not None and written is not None and written.updated is not None:
+            limits = _traced("rejected", {"reason": limited.code, "message": limited.message})
+            request_status.put_back(docs, Doc(doc.path, doc.data, written.updated), "rejected", **limits)
 
 
 def _read(

@@ -100,9 +100,10 @@ def put_back(
 ) -> bool:
     """Move the request document back to ``status`` from the state the caller itself
     wrote (``known``, as its write left it): the one exception to "only forward", for a
-    state that turned out not to hold (the edge's "requested" when the publish failed).
-    One write, on the condition that nothing moved the document since; if something did,
-    it stays as it is. Returns whether it moved."""
+    state that turned out not to hold (the edge's "requested" when the publish failed), or
+    a reason that did not (the edge's refusal, rate_limited once the count it was committed
+    with came back over the limit). One write, on the condition that nothing moved the
+    document since; if something did, it stays as it is. Returns whether it moved."""
     update = projection_update({}, status, reason=reason, message=message, extra=extra)
     return update is not None and _write_on(docs, known, update)
 

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from fjordbank import topology
 from fjordbank.config import load_settings
 from fjordbank.domain import sca as sca_rules
-from fjordbank.domain.payments import PaymentEvent, PaymentRequested, payment_id_for, told_owners
+from fjordbank.domain.payments import PaymentEvent, PaymentRejected, PaymentRequested, payment_id_for, told_owners
 from fjordbank.domain.ratelimit import LIMITS, window
 from fjordbank.errors import PublishError
 from fjordbank.runtime import tracing
@@ -174,10 +174,13 @@ def test_a_redelivered_trigger_of_a_request_shown_later_publishes_nothing(bank, 
 
 
 def test_a_redelivery_of_a_refused_invalid_request_is_not_counted_again(bank):
+    """The refusal and its count are one commit on the creation's version: a redelivery's
+    fails whole (nothing counted), and the request is read and found handled."""
     request_id, body = bank.create(amount=-5)
     assert bank.handle(request_id, body) == "rejected"
+    assert bank.docs.counts == {"Commit": 1}
     assert bank.handle(request_id, body) == "rejected"
-    assert bank.docs.counts == {"BatchGetDocuments": 1} and bank.counted() == 1
+    assert bank.docs.counts == {"Commit": 1, "BatchGetDocuments": 1} and bank.counted() == 1
 
 
 def test_a_payment_due_later_is_scheduled_not_published(bank):
@@ -506,7 +509,7 @@ def test_busy_is_never_written_over_a_state_a_first_run_showed(bank, snapshot):
     "requested" (and published), so no refusal may replace it."""
     request_id, body = bank.create()
     assert bank.handle(request_id, body) == "requested"
-    assert bank.handle(request_id, body, docs=Unavailable(bank), snapshot=snapshot) == "rejected"
+    assert bank.handle(request_id, body, docs=Unavailable(bank), snapshot=snapshot) == "requested"
     assert bank.request(request_id)["status"] == "requested"
 
 
@@ -546,6 +549,37 @@ def test_a_commit_whose_answer_was_lost_is_published_not_refused(bank):
     assert len(bank.publisher.published) == 1 and bank.counted() == 1
 
 
+def test_a_commit_whose_answer_was_lost_is_published_on_the_read_path_too(bank):
+    """Without the creation's version (the edge read the document): the busy refusal finds
+    the document showing a state and writes nothing, and the request is then answered from
+    what it shows: published, where it was answered rejected and left for the due-payments
+    job's stuck check ten minutes later."""
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body, docs=LostCommitAnswer(bank), snapshot=False) == "requested"
+    assert bank.request(request_id)["status"] == "requested"
+    assert len(bank.publisher.published) == 1 and bank.counted() == 1
+
+
+@pytest.mark.parametrize("to", [UNKNOWN, NEW_PAYEE], ids=["on-the-accounts", "for-sca"])
+def test_a_redelivery_of_a_request_refused_after_its_read_is_not_counted_again(bank, to):
+    request_id, body = bank.create(to)
+    assert bank.handle(request_id, body) == "rejected"
+    assert bank.handle(request_id, body) == "rejected"  # the same trigger, delivered again
+    assert bank.counted() == 1
+
+
+def test_a_payment_due_the_day_it_was_made_is_not_refused_for_a_trigger_after_midnight(bank):
+    """Made at 23:59:59 in Oslo for that day, its trigger run two seconds later: "today"
+    is the day it was made (the creation's time), not the trigger's."""
+    made = dt.datetime(2027, 3, 10, 22, 59, 59, tzinfo=dt.UTC)  # 23:59:59 on the 10th in Oslo
+    request_id, body = bank.create(dueDate="2027-03-10")
+    doc = bank.memory.get(bank.path(request_id))
+    bank.memory.store.docs[bank.path(request_id)] = (doc.data, made)
+    bank.created[request_id] = made
+    assert bank.handle(request_id, body, now=made + dt.timedelta(seconds=2)) == "requested"
+    assert len(bank.publisher.published) == 1
+
+
 class FailingCommits:
     """The ports, where the next ``times`` commits whose writes ``match`` fail as a store
     that does not answer for a moment."""
@@ -569,22 +603,50 @@ class FailingCommits:
         return Batch(self.bank.memory.store)
 
 
-def only_the_count(writes) -> bool:
-    return all(path.startswith("rateLimits/") for _op, path, _data, _opts in writes)
-
-
 def the_refusal(writes) -> bool:
     return any(data.get("status") == "rejected" for _op, _path, data, _opts in writes)
 
 
 @pytest.mark.parametrize("to", [UNKNOWN, PAYER], ids=["refused-on-the-accounts", "invalid"])
-def test_a_refusal_the_store_was_too_busy_to_count_is_shown_all_the_same(bank, to):
-    """Counting a refusal is a commit of its own: when the store does not answer it, the
-    refusal is shown uncounted (not left without any answer: a trigger is not run again)."""
+def test_a_refusal_the_store_was_too_busy_to_take_is_written_again_and_counted_once(bank, to):
+    """A refusal and its count are one commit: when the store does not answer it, it is
+    tried again (a trigger is not run again: a refusal not written leaves no answer)."""
     request_id, body = bank.create(to)
-    assert bank.handle(request_id, body, docs=FailingCommits(bank, only_the_count, 1)) == "rejected"
+    assert bank.handle(request_id, body, docs=FailingCommits(bank, the_refusal, 2)) == "rejected"
     assert bank.request(request_id)["reason"]["code"] in ("unknown_to_account", "same_account")
-    assert bank.counted() == 0 and bank.publisher.published == []
+    assert bank.counted() == 1 and bank.publisher.published == []
+
+
+@pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
+def test_a_refusal_by_a_second_delivery_never_replaces_what_the_first_one_showed(bank, snapshot):
+    """Two deliveries of one trigger decide apart (here: the second refuses, as one run
+    after midnight would refuse a payment due the day before): the first showed
+    "requested" and published, so the second's refusal, decided on the version before
+    that, writes and counts nothing, and it answers what the document shows. Before, its
+    refusal fell back to a write over whatever the document showed: a payment on its way
+    shown rejected for good."""
+    request_id, body = bank.create()
+    stale = bank.memory.get(bank.path(request_id))
+    assert bank.handle(request_id, body) == "requested"
+    counted = bank.counted()
+    refused = {**body, "amount": -5}  # (the snapshot the second delivery decided on)
+    if snapshot:
+        assert bank.handle(request_id, refused) == "requested"
+    else:
+        got = edge._refuse_invalid(
+            bank.docs,
+            bank.path(request_id),
+            refused,
+            PaymentRejected("invalid_amount", "amount must be positive"),
+            uid=UID,
+            request_id=request_id,
+            now=NOW,
+            known=edge.Seen(stale),
+        )
+        assert got == "requested"
+    shown = bank.request(request_id)
+    assert shown["status"] == "requested" and "reason" not in shown
+    assert bank.counted() == counted and len(bank.publisher.published) == 1
 
 
 def test_a_refusal_by_the_rate_limit_is_written_again_until_it_lands(bank, monkeypatch):
