@@ -66,7 +66,7 @@ from fjordbank.service_layer.ports import (
     Where,
     system_clock,
 )
-from fjordbank.service_layer.standing_orders import available_of, pages
+from fjordbank.service_layer.standing_orders import RunFunds, pages
 
 log = logging.getLogger(__name__)
 SUBMIT_DUE_PAYMENTS = "submit-due-payments"
@@ -151,15 +151,18 @@ def submit_due_payments(
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}
     unpublished_in_a_row = 0
+    funds = RunFunds(docs)  # shared with the standing orders' run below
     for request in due_requests(docs, now, limit, uids):
-        outcome = _submit_due(docs, publisher, submit, request, today, now)
+        outcome = _submit_due(docs, publisher, submit, request, today, now, funds)
         counts[outcome] += 1
         unpublished_in_a_row = unpublished_in_a_row + 1 if outcome == "unpublished" else 0
         if unpublished_in_a_row >= MAX_UNPUBLISHED_IN_A_ROW:
             log.warning("NATS does not take the due payments: the rest wait for the next run", extra=counts)
             break
     log.info("due payments submitted", extra=counts)
-    standing = standing_orders.run_due(docs, publisher, bank_regs=bank_regs, clock=lambda: now, limit=limit, uids=uids)
+    standing = standing_orders.run_due(
+        docs, publisher, bank_regs=bank_regs, clock=lambda: now, limit=limit, uids=uids, funds=funds
+    )
     return {**counts, "standingOrders": standing}
 
 
@@ -170,9 +173,11 @@ def _submit_due(
     request: Doc,
     today: dt.date,
     now: dt.datetime,
+    funds: RunFunds,
 ) -> str:
     """One due request: submitted, held back (waiting, failed, skipped), left for the next
-    run (unpublished) or malformed."""
+    run (unpublished) or malformed. A scheduled one is decided on what ``funds`` says the
+    account has left in this run."""
     if request.data.get("status") == "requested" and "payment" not in request.data:
         return "skipped"  # requested before the edge kept the payment on it (2026-12-02): published then
     try:
@@ -185,7 +190,7 @@ def _submit_due(
             return "skipped"
         log.warning("payment request requested for long: published again", extra={"path": request.path})
     if request.data.get("status") == "scheduled":
-        available, is_open = available_of(docs, payment.from_account)
+        available, is_open = funds.available(payment.from_account)
         decision = orders.decide(
             due=dt.date.fromisoformat(payment.due_date),
             today=today,
@@ -204,6 +209,8 @@ def _submit_due(
         return "unpublished"  # still "received"/"scheduled"/"requested": the next run tries again
     if request.data.get("status") == "requested":
         _note_republished(docs, request, now)
+    elif request.data.get("status") == "scheduled":
+        funds.submitted(payment.from_account, payment.amount)
     return "submitted"
 
 

@@ -400,6 +400,31 @@ def available_of(docs: Documents, account_id: str) -> tuple[int | None, bool]:
     return available, account.data.get("status") == "open"
 
 
+class RunFunds:
+    """What each account can pay in one run of the due-payments job: what `available_of`
+    read the first time the run needed the account, less what the run has submitted from
+    it since. Read afresh for each payment, a payment the run had just submitted was not
+    there yet (the ledger reserves it from its event, moments later), and two payments due
+    the same day that together exceed the funds were both submitted: the ledger declined
+    the second for good, where it should have waited for the money for its four banking
+    days. Money that comes in during the run counts at the next run."""
+
+    def __init__(self, docs: Documents) -> None:
+        self.docs = docs
+        self.read: dict[str, tuple[int | None, bool]] = {}
+        self.spent: dict[str, int] = {}
+
+    def available(self, account_id: str) -> tuple[int | None, bool]:
+        """`available_of`, less what this run submitted from the account."""
+        if account_id not in self.read:
+            self.read[account_id] = available_of(self.docs, account_id)
+        available, is_open = self.read[account_id]
+        return (None if available is None else available - self.spent.get(account_id, 0)), is_open
+
+    def submitted(self, account_id: str, amount: int) -> None:
+        self.spent[account_id] = self.spent.get(account_id, 0) + amount
+
+
 # Due dates of one order a run decides at most (failed ones, then one more).
 MAX_DATES_PER_RUN = 8
 
@@ -433,11 +458,14 @@ def run_due(
     clock: Clock = system_clock,
     limit: int = 500,
     uids: tuple[str, ...] | None = None,
+    funds: RunFunds | None = None,
 ) -> dict[str, int]:
     """Pay (or fail) every due date that has come. See the module docstring. ``uids``: only
-    these customers' orders (a scoped run on the emulator: scheduled.job_overrides)."""
+    these customers' orders (a scoped run on the emulator: scheduled.job_overrides).
+    ``funds``: the run's (what the scheduled payments it submitted took)."""
     now = clock()
     today = today_in_norway(now)
+    funds = funds if funds is not None else RunFunds(docs)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0}
     if not is_banking_day(today):  # what falls due today is paid on the next banking day
         log.info("standing orders: not a banking day", extra={"today": today.isoformat()})
@@ -452,13 +480,15 @@ def run_due(
             due = dt.date.fromisoformat(order["nextDue"])
             if due > today:
                 break
-            decision = _decide(docs, order, due, today, bank_regs)
+            decision = _decide(docs, order, due, today, bank_regs, funds)
             try:
                 outcome = _claim(docs, publisher, found.path, order, due, decision, now)
             except Contention:
                 # every attempt lost to a concurrent run of the job, which has it in hand
                 log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
                 outcome = "skipped"
+            if outcome == "submitted":
+                funds.submitted(order["fromAccount"], order["amount"])
             counts[outcome] += 1
             # on only after a failed date: a date submitted has reserved nothing yet (the
             # ledger books it from its event), so the next one decided now would be judged
@@ -472,10 +502,16 @@ def run_due(
 
 
 def _decide(
-    docs: Documents, order: dict[str, Any], due: dt.date, today: dt.date, bank_regs: tuple[str, ...]
+    docs: Documents,
+    order: dict[str, Any],
+    due: dt.date,
+    today: dt.date,
+    bank_regs: tuple[str, ...],
+    funds: RunFunds,
 ) -> rules.Decision:
-    """Submit, wait or fail this due date: the funds and the accounts as they are now."""
-    available, is_open = available_of(docs, order["fromAccount"])
+    """Submit, wait or fail this due date: the funds (what this run left) and the accounts
+    as they are now."""
+    available, is_open = funds.available(order["fromAccount"])
     decision = rules.decide(
         due=due,
         today=today,

@@ -370,6 +370,43 @@ def test_the_job_runs_the_standing_orders_after_the_scheduled_payments(docs, pub
     assert data(docs, f"users/{UID}/standingOrders/order-0001")["nextDue"] == "2027-04-10"
 
 
+def test_two_due_payments_are_decided_on_what_the_run_left_of_the_balance(docs, publisher, submit):
+    """10 000 øre available, two payments of 8 000 due today: one is submitted, the other
+    waits for the money (read afresh, the first was not reserved yet and both went: the
+    ledger declined the second for good)."""
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY)
+    scheduled_request(docs, "req-bill-001", 8_000, TODAY)
+    assert counts(run(docs, publisher, submit)) == {"submitted": 1, "waiting": 1}
+    assert submit.submitted == ["req-bill-001"] or submit.submitted == ["req-rent-001"]
+
+
+def test_a_standing_order_is_decided_on_what_the_scheduled_payments_left(docs, publisher, submit):
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY)
+    seed(
+        docs,
+        {
+            f"users/{UID}/standingOrders/order-0001": {
+                "orderId": "order-0001",
+                "uid": UID,
+                "fromAccount": SPENDING,
+                "toAccount": SAVINGS,
+                "amount": 5_000,
+                "currency": "NOK",
+                "kind": "internal",
+                "frequency": "monthly",
+                "status": "active",
+                "nextDue": TODAY.isoformat(),
+                "anchorDay": 10,
+                "runs": [],
+                "bodyHash": "0" * 64,
+            }
+        },
+    )
+    result = run(docs, publisher, submit)
+    assert counts(result) == {"submitted": 1}
+    assert result["standingOrders"]["waiting"] == 1 and result["standingOrders"]["submitted"] == 0
+
+
 # ---- the other jobs --------------------------------------------------------------------------
 def test_run_job_dispatches_each_job_with_the_clock_it_was_given(docs, publisher, submit):
     relayed = []
