@@ -146,15 +146,17 @@ class Bank:
                 raise CommandError(
                     f"{email} is a customer, but its device key is not in {devices}: it cannot confirm payments"
                 )
+            # kept before it is sent: a run whose answer was lost sends the same key again,
+            # which the bank answers as enrolled
             device = Device.new(uid, DEVICE_PREFIX)
+            device.save(devices)
+        if customer is None:
             try:
                 self.callables.call("sca_register_key", device.enrolment(), identity)
             except Refused as exc:
                 if exc.reason != "sca_key_exists":
                     raise
                 raise CommandError(f"{email} has a device key that is not in {devices}") from exc
-            device.save(devices)
-        if customer is None:
             born = born or random_birth_date()
             application = {
                 "name": name,

@@ -20,8 +20,8 @@ from datetime import date
 from typing import Any
 
 from fjordbank.domain.errors import InvalidNationalId, Refused
-from fjordbank.domain.norway import NationalId, age_on, mask_national_id, parse_national_id
-from fjordbank.domain.sanctions import SanctionsList, ScreeningMatch, name_tokens
+from fjordbank.domain.norway import RULE_2032_FROM, NationalId, age_on, mask_national_id, parse_national_id
+from fjordbank.domain.sanctions import SanctionsList, ScreeningMatch, name_tokens, reads_as_latin
 
 APPROVED = "approved"
 REVIEW = "review"
@@ -35,7 +35,7 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
 _E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 _NAME_CHAR = re.compile(r"^[^\W\d_]$")
-_LOOK_ALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
+_LOOK_ALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN"})
 
 
 class OnboardingRefused(Refused):
@@ -104,6 +104,8 @@ def validate_name(data: dict[str, Any]) -> str:
             raise OnboardingRefused("invalid_name", "a name has letters, hyphens and apostrophes only", "name")
         if len(_look_alike_scripts(letters)) > 1:
             raise OnboardingRefused("invalid_name", "each part of a name is written in one alphabet", "name")
+        if not all(reads_as_latin(ch) for ch in letters if unicodedata.name(ch, "").startswith("LATIN")):
+            raise OnboardingRefused("invalid_name", "a name has letters the bank cannot read", "name")
     return name
 
 
@@ -180,7 +182,11 @@ def parse_application(data: object, *, today: date, allow_synthetic: bool = Fals
         nid = parse_national_id(raw_id.replace(" ", ""), today=today, allow_synthetic=allow_synthetic)
     except InvalidNationalId as exc:
         raise OnboardingRefused("invalid_national_id", str(exc), "nationalId") from exc
-    if nid.birth_date != birth_date and not _same_day_month_2032(nid, birth_date) and not _dnr_year(nid, birth_date):
+    if (
+        nid.birth_date != birth_date
+        and not _same_day_month_2032(nid, birth_date, today)
+        and not _dnr_year(nid, birth_date, today)
+    ):
         raise OnboardingRefused(
             "birth_date_mismatch", "dateOfBirth does not match the national identity number", "dateOfBirth"
         )
@@ -202,21 +208,29 @@ def parse_application(data: object, *, today: date, allow_synthetic: bool = Fals
     )
 
 
-def _dnr_year(nid: NationalId, birth_date: date) -> bool:
+def _dnr_year(nid: NationalId, birth_date: date, today: date) -> bool:
     """A D-number is dated on its registration day and month when no number was free on
     the birth date (UDI): only its year says the birth date. The population register, not
     the number, is the authority on the date."""
     if nid.kind != "dnr":
         return False
-    if nid.uses_2032_rule:
+    if _no_century(nid, today):
         return nid.birth_date.year % 100 == birth_date.year % 100
     return nid.birth_date.year == birth_date.year
 
 
-def _same_day_month_2032(nid: NationalId, birth_date: date) -> bool:
-    """Numbers under the 2032 rule carry no century: only day, month and two-digit year
+def _no_century(nid: NationalId, today: date) -> bool:
+    """Whether the number may carry no century: one under the 2032 rule, and from 2032 any
+    number (issued then, the individual number says no century; one whose first control
+    digit has remainder 0 reads as a classic number, and the classic table may well find
+    a century for it, a hundred years off: a holder born 1990 read as born 1890)."""
+    return nid.uses_2032_rule or today >= RULE_2032_FROM
+
+
+def _same_day_month_2032(nid: NationalId, birth_date: date, today: date) -> bool:
+    """Numbers that carry no century (`_no_century`): only day, month and two-digit year
     can be compared (the number's own date is a best guess)."""
-    return nid.uses_2032_rule and (nid.birth_date.day, nid.birth_date.month, nid.birth_date.year % 100) == (
+    return _no_century(nid, today) and (nid.birth_date.day, nid.birth_date.month, nid.birth_date.year % 100) == (
         birth_date.day,
         birth_date.month,
         birth_date.year % 100,

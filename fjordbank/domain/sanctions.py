@@ -129,6 +129,15 @@ _PRE_MAP = str.maketrans(
         "ı": "i",
         "ħ": "h",
         "ŧ": "t",
+        # letters of real names NFKD cannot decompose either (Sami ŋ and ʒ, as in Skolt
+        # Sami ǯ; Azerbaijani ə; Greenlandic ĸ): without them such a name could not be
+        # screened, and onboarding refuses a Latin letter that is not read as a-z
+        # (`reads_as_latin`)
+        "ŋ": "n",
+        "ʒ": "z",
+        "ə": "e",
+        "ǝ": "e",
+        "ĸ": "k",
     }
 )
 _APOSTROPHES = frozenset("'’ʼ`´‘")
@@ -189,6 +198,13 @@ def _normalize_once(text: str) -> str:
             continue
         out.append(ch if unicodedata.category(ch)[0] in "LN" else " ")
     return " ".join(sorted("".join(out).split()))
+
+
+def reads_as_latin(letter: str) -> bool:
+    """Whether the screening reads a Latin-script letter as one or more of a-z. A letter
+    that it does not (the small capital ᴏ, the IPA ɑ: Latin letters that look like o and a)
+    would let a listed name spelled with it pass for another name; onboarding refuses it."""
+    return all(ch.isascii() for token in name_tokens(letter) for ch in token)
 
 
 def name_tokens(name: str) -> tuple[str, ...]:

@@ -35,27 +35,35 @@ def register_key(docs: Documents, uid: str, *, key_id: object, public_key: objec
     key, or identity proofing), which is not built."""
     if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
         raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
-    der = rules.parse_public_key(public_key)
+    public = base64.b64encode(rules.parse_public_key(public_key)).decode()
     # One document per user marks the enrolment: the transaction reads documents only (a
     # query in a transaction locks far more, and concurrent enrolments of different users
     # then failed on the emulator). The query is for keys enrolled before the marker existed.
-    enrolment, customer = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}"
-    if docs.query(keys_collection(uid), limit=1):
+    enrolment, customer, key = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}", f"{keys_collection(uid)}/{key_id}"
+
+    def enrolled(doc: Doc | None) -> bool:
+        """This very key, enrolled before: a retry whose first answer was lost is answered
+        as the first was (told "exists", the app went on as if enrolled, or the tool that
+        enrols stopped, and another device's key is told so all the same)."""
+        return doc is not None and doc.id == key_id and doc.data.get("publicKey") == public
+
+    if existing := docs.query(keys_collection(uid), limit=1):
+        if enrolled(existing[0]):
+            return key_id
         raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
 
     def run(uow: UnitOfWork) -> None:
-        found = uow.get_many([enrolment, customer])
+        found = uow.get_many([enrolment, customer, key])
         if found[enrolment] is not None:
+            if enrolled(found[key]):
+                return
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
         if found[customer] is not None:
             raise rules.ScaRefused(
                 "enrolment_closed", "a device is enrolled at onboarding; contact the bank to enrol a new one"
             )
         uow.create(enrolment, {"keyId": key_id, "createdAt": SERVER_TIME})
-        uow.create(
-            f"{keys_collection(uid)}/{key_id}",
-            {"keyId": key_id, "publicKey": base64.b64encode(der).decode(), "createdAt": SERVER_TIME},
-        )
+        uow.create(key, {"keyId": key_id, "publicKey": public, "createdAt": SERVER_TIME})
 
     docs.transact(run, operation="sca_register_key")
     return key_id

@@ -13,15 +13,13 @@ const REASONS = {
   under_18: "You must be at least 18 to become a customer.",
   identity_in_use: "This identity number is already a customer.",
   already_onboarded: "You have already applied.",
+  // the bank answers this browser's own key sent again (an earlier try) as enrolled
+  sca_key_exists: "Another device is already enrolled for this user: apply from that device.",
 };
 
 async function enrolDevice(uid) {
   const key = await ensureDeviceKey(uid);
-  try {
-    await call("sca_register_key", { keyId: key.keyId, publicKey: key.publicKey });
-  } catch (err) {
-    if (err.reason !== "sca_key_exists") throw err; // enrolled on an earlier try: fine
-  }
+  await call("sca_register_key", { keyId: key.keyId, publicKey: key.publicKey });
 }
 
 function applicationForm(uid) {
