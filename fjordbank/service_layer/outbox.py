@@ -45,6 +45,15 @@ MAX_FAILED_IN_A_ROW = 3
 # How long one relay run goes on taking pages (the relay-outbox job every 5 minutes, the card
 # service every 30 s): a backlog NATS left behind drains in a run or two.
 RELAY_BUDGET_SECONDS = 20.0
+# An event the relay could not publish is tried again after a back-off of its own, doubled
+# at each failure up to the longest: the relay takes the oldest events first and stops
+# after MAX_FAILED_IN_A_ROW failures, so three events that can never be published (a
+# subject no stream or permission takes any more after a deploy) held up every later event
+# for good. Noted on the event's document (`FAILURES`, `RETRY_AT`); NATS away for a while
+# delays only the few events each run tried meanwhile, by at most the longest back-off.
+RETRY_FIRST_SECONDS = 60
+RETRY_LONGEST_SECONDS = 900
+FAILURES, RETRY_AT = "failures", "retryAt"
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,12 @@ class Event:
     subject: str
     body: dict[str, Any]
     msg_id: str
+    failures: int = 0  # the relay's failed publishes of it so far (its back-off)
+
+
+def retry_after(failures: int) -> dt.timedelta:
+    """How long the relay leaves an event it failed to publish ``failures`` times."""
+    return dt.timedelta(seconds=min(RETRY_FIRST_SECONDS * 2 ** min(failures - 1, 16), RETRY_LONGEST_SECONDS))
 
 
 def kind_of(subject: str) -> str:
@@ -101,9 +116,17 @@ class _Delivery:
         self.failed_in_a_row = 0
 
 
-def deliver(docs: Documents, publisher: Publisher, events: list[Event], *, collection: str = OUTBOX) -> int:
+def deliver(
+    docs: Documents,
+    publisher: Publisher,
+    events: list[Event],
+    *,
+    collection: str = OUTBOX,
+    failed: list[Event] | None = None,
+) -> int:
     """Publish committed events; each one published is removed from the outbox. Returns
-    how many were published (the rest wait for the relay). Neither a failed publish nor a
+    how many were published (the rest wait for the relay; ``failed``, when given, gets the
+    events whose publish failed). Neither a failed publish nor a
     failed removal is raised: the change they announce is committed, and a caller told
     otherwise would make it again (an event whose
     outbox document could not be removed is published once more by the relay, under the
@@ -113,6 +136,8 @@ def deliver(docs: Documents, publisher: Publisher, events: list[Event], *, colle
         try:
             publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
         except PublishError:
+            if failed is not None:
+                failed.append(event)
             if run.failed(n, event):
                 break
             continue
@@ -127,7 +152,12 @@ def deliver(docs: Documents, publisher: Publisher, events: list[Event], *, colle
 
 
 async def deliver_async(
-    docs: AsyncDocuments, publisher: AsyncPublisher, events: list[Event], *, collection: str = OUTBOX
+    docs: AsyncDocuments,
+    publisher: AsyncPublisher,
+    events: list[Event],
+    *,
+    collection: str = OUTBOX,
+    failed: list[Event] | None = None,
 ) -> int:
     """`deliver`, asynchronous flavour (the consumer services: the card service's decisions)."""
     run = _Delivery(events)
@@ -135,6 +165,8 @@ async def deliver_async(
         try:
             await publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
         except PublishError:
+            if failed is not None:
+                failed.append(event)
             if run.failed(n, event):
                 break
             continue
@@ -148,17 +180,54 @@ async def deliver_async(
     return run.published
 
 
-def _staged(found: list[Doc], collection: str) -> list[Event]:
-    """The events of ``found``; one of another shape (no subject or body) is logged and left
-    where it is (it can never be published: the backlog alert shows it, an operator removes it)."""
+def _staged(found: list[Doc], collection: str, now: dt.datetime) -> list[Event]:
+    """The events of ``found`` due for a try (not in a back-off, `retry_after`); one of
+    another shape (no subject or body) is logged and left where it is (it can never be
+    published: the backlog alert shows it, an operator removes it)."""
     events = []
     for d in found:
         subject, body = d.data.get("subject"), d.data.get("body")
-        if isinstance(subject, str) and subject and isinstance(body, dict):
-            events.append(Event(subject, body, d.id))
-        else:
+        if not (isinstance(subject, str) and subject and isinstance(body, dict)):
             log.error("malformed outbox document left in place", extra={"outbox": collection, "msg_id": d.id})
+            continue
+        retry_at, failures = d.data.get(RETRY_AT), d.data.get(FAILURES)
+        if isinstance(retry_at, dt.datetime) and retry_at > now:
+            continue
+        events.append(Event(subject, body, d.id, failures if type(failures) is int and failures > 0 else 0))
     return events
+
+
+def _backed_off(event: Event, now: dt.datetime) -> dict[str, Any]:
+    """The fields that put an event the relay failed to publish in its back-off."""
+    failures = event.failures + 1
+    return {FAILURES: failures, RETRY_AT: now + retry_after(failures)}
+
+
+def _note_failed(docs: Documents, events: list[Event], collection: str, now: dt.datetime) -> None:
+    """Put the events the relay failed to publish in their back-off (one commit; a note
+    that fails only means they are tried again at the next run)."""
+    if not events:
+        return
+    batch = docs.batch()
+    for event in events:
+        batch.update(path_of(event.msg_id, collection), _backed_off(event, now))
+    try:
+        batch.commit()
+    except Exception:
+        log.warning("failed publishes not noted", extra={"outbox": collection, "count": len(events)}, exc_info=True)
+
+
+async def _note_failed_async(docs: AsyncDocuments, events: list[Event], collection: str, now: dt.datetime) -> None:
+    """`_note_failed`, asynchronous flavour."""
+    if not events:
+        return
+    batch = docs.batch()
+    for event in events:
+        batch.update(path_of(event.msg_id, collection), _backed_off(event, now))
+    try:
+        await batch.commit()
+    except Exception:
+        log.warning("failed publishes not noted", extra={"outbox": collection, "count": len(events)}, exc_info=True)
 
 
 def _page(cutoff: dt.datetime, limit: int) -> dict[str, Any]:
@@ -170,9 +239,12 @@ def _page(cutoff: dt.datetime, limit: int) -> dict[str, Any]:
     }
 
 
-def _go_on(found: list[Doc], events: list[Event], published: int, limit: int, started: float, budget: float) -> bool:
-    """Another page: this one was full, all of it published, and time is left."""
-    return len(found) == limit and published == len(events) == len(found) and time.monotonic() - started < budget
+def _go_on(found: list[Doc], events: list[Event], published: int, size: int, started: float, budget: float) -> bool:
+    """Another page: this one was full, all that was due of it published, and time is left.
+    (The next is read from the oldest again, ``size`` plus what this one left in place:
+    the events published are gone, those left in place, malformed or in their back-off,
+    come first again.)"""
+    return len(found) == size and published == len(events) and time.monotonic() - started < budget
 
 
 def _relayed(collection: str, pending: int, published: int) -> dict[str, int]:
@@ -195,15 +267,19 @@ def relay(
     job does not race a use case that is about to publish its own), oldest first, a page of
     ``limit`` at a time while the pages come full and are published, for at most
     ``budget`` seconds (a backlog NATS left behind drains in one run, not 500 a run)."""
-    cutoff = clock() - dt.timedelta(seconds=min_age_seconds)
-    started, pending, published = time.monotonic(), 0, 0
+    now = clock()
+    cutoff = now - dt.timedelta(seconds=min_age_seconds)
+    started, pending, published, left = time.monotonic(), 0, 0, 0
     while True:
-        found = docs.query(collection, **_page(cutoff, limit))
-        events = _staged(found, collection)
-        done = deliver(docs, publisher, events, collection=collection)
-        pending, published = pending + len(found), published + done
-        if not _go_on(found, events, done, limit, started, budget):
+        found = docs.query(collection, **_page(cutoff, limit + left))
+        events = _staged(found, collection, now)
+        failed: list[Event] = []
+        done = deliver(docs, publisher, events, collection=collection, failed=failed)
+        _note_failed(docs, failed, collection, now)
+        pending, published = pending + len(found) - left, published + done
+        if not _go_on(found, events, done, limit + left, started, budget):
             return _relayed(collection, pending, published)
+        left = len(found) - done
 
 
 async def relay_async(
@@ -217,12 +293,16 @@ async def relay_async(
     clock: Clock = system_clock,
 ) -> dict[str, int]:
     """`relay`, asynchronous flavour (the card service relays ``cardOutbox``)."""
-    cutoff = clock() - dt.timedelta(seconds=min_age_seconds)
-    started, pending, published = time.monotonic(), 0, 0
+    now = clock()
+    cutoff = now - dt.timedelta(seconds=min_age_seconds)
+    started, pending, published, left = time.monotonic(), 0, 0, 0
     while True:
-        found = await docs.query(collection, **_page(cutoff, limit))
-        events = _staged(found, collection)
-        done = await deliver_async(docs, publisher, events, collection=collection)
-        pending, published = pending + len(found), published + done
-        if not _go_on(found, events, done, limit, started, budget):
+        found = await docs.query(collection, **_page(cutoff, limit + left))
+        events = _staged(found, collection, now)
+        failed: list[Event] = []
+        done = await deliver_async(docs, publisher, events, collection=collection, failed=failed)
+        await _note_failed_async(docs, failed, collection, now)
+        pending, published = pending + len(found) - left, published + done
+        if not _go_on(found, events, done, limit + left, started, budget):
             return _relayed(collection, pending, published)
+        left = len(found) - done

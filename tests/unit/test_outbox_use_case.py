@@ -107,8 +107,52 @@ def test_the_relay_leaves_young_events_to_their_use_case_and_nats_away_to_the_ne
     assert outbox.relay(docs, away, clock=lambda: NOW) == {"pending": 1, "published": 0}
     assert away.attempts == 1 and sorted(staged(docs)) == sorted([APPROVED.msg_id, ISSUE.msg_id])
     publisher = RecordingPublisher()
-    assert outbox.relay(docs, publisher, clock=lambda: NOW, limit=5) == {"pending": 1, "published": 1}
-    assert staged(docs) == [ISSUE.msg_id]
+    later = NOW + outbox.retry_after(1)  # the event that failed waits its back-off
+    assert outbox.relay(docs, publisher, clock=lambda: later - dt.timedelta(seconds=1))["published"] == 1
+    assert [p.msg_id for p in publisher.published] == [ISSUE.msg_id]
+    assert outbox.relay(docs, publisher, clock=lambda: later, limit=5) == {"pending": 1, "published": 1}
+    assert staged(docs) == []
+
+
+def test_events_that_can_never_be_published_hold_up_no_later_event(docs):
+    """The relay takes the oldest first and stops after three failures in a row: three
+    events no stream or permission takes any more were tried first at every run, and no
+    later event was ever published. Each failure now puts its event in a back-off of its
+    own (doubled each time, up to RETRY_LONGEST_SECONDS); the later events go out."""
+    poison = [outbox.Event("customers.renamed", {"n": i}, f"bad{i}") for i in range(3)]
+    good = outbox.Event("customers.approved", {"uid": "u1"}, "customer:u1:approved")
+    change_with_events(docs, *poison, staged_at=NOW - dt.timedelta(hours=1))
+    change_with_events(docs, good, staged_at=NOW - dt.timedelta(minutes=1))
+
+    class Poisoned(RecordingPublisher):
+        def publish_json(self, subject, body, *, msg_id, stream=None):
+            if msg_id.startswith("bad"):
+                raise PublishError("no stream takes this subject")
+            super().publish_json(subject, body, msg_id=msg_id, stream=stream)
+
+    publisher = Poisoned()
+    runs = [NOW + dt.timedelta(minutes=5 * n) for n in range(12)]  # the job's runs for an hour
+    for at in runs:
+        outbox.relay(docs, publisher, clock=lambda at=at: at)
+    assert [p.msg_id for p in publisher.published] == [good.msg_id]
+    bad = docs.get("outbox/bad0").data
+    assert bad[outbox.FAILURES] >= 4 and bad[outbox.RETRY_AT] > runs[-1]  # tried ever less often
+    assert outbox.retry_after(1) == dt.timedelta(seconds=60)
+    assert outbox.retry_after(30) == dt.timedelta(seconds=outbox.RETRY_LONGEST_SECONDS)
+
+
+def test_a_page_left_full_of_events_in_their_back_off_does_not_stop_the_relay(docs):
+    waiting = [outbox.Event("customers.renamed", {"n": i}, f"bad{i}") for i in range(3)]
+    change_with_events(docs, *waiting, staged_at=NOW - dt.timedelta(hours=1))
+    batch = docs.batch()
+    for event in waiting:
+        batch.update(f"outbox/{event.msg_id}", {outbox.FAILURES: 2, outbox.RETRY_AT: NOW + dt.timedelta(minutes=9)})
+    batch.commit()
+    fresh = [outbox.Event("cards.updated", {"n": i}, f"c{i}:updated") for i in range(4)]
+    change_with_events(docs, *fresh, staged_at=NOW - dt.timedelta(minutes=1))
+    publisher = RecordingPublisher()
+    assert outbox.relay(docs, publisher, clock=lambda: NOW, limit=3)["published"] == 4
+    assert sorted(staged(docs)) == ["bad0", "bad1", "bad2"]
 
 
 def test_the_relay_takes_a_page_of_its_limit_at_a_time_while_they_come_full(docs):
