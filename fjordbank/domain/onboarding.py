@@ -237,6 +237,22 @@ def _same_day_month_2032(nid: NationalId, birth_date: date, today: date) -> bool
     )
 
 
+NOT_APPROVED = "not_approved"
+
+
+def told(decision: Decision) -> str | None:
+    """The reason the applicant is told (the app's customer document, the callable's answer,
+    the event): never the screening's own. A listed person told "sanctions_match", or
+    "possible_sanctions_match" in review, could try spellings and birth dates until one
+    screened clear; the bank's record of the application keeps the screening's reason and
+    its matches for the people who review it."""
+    if decision.outcome == REVIEW:
+        return None
+    if decision.outcome == REJECTED:
+        return NOT_APPROVED
+    return decision.reason
+
+
 def decide(application: Application, sanctions: SanctionsList) -> Decision:
     # a D-number may be dated on its registration day: only its year vouches for the date
     year_only = application.national_id.kind == "dnr"

@@ -59,8 +59,12 @@ REASONS: tuple[Reason, ...] = (
     _r("invalid_postal_code", CALLABLE, "a Norwegian postal code has 4 digits"),
     _r("invalid_phone", CALLABLE, "not a phone number (+47 and 8 digits for Norway)"),
     _r("invalid_email", CALLABLE, "not an e-mail address"),
-    _r("sanctions_match", ONBOARDING, "rejected: the applicant is on the sanctions list"),
-    _r("possible_sanctions_match", ONBOARDING, "in review: a similar name is on the sanctions list"),
+    _r(
+        "not_approved",
+        ONBOARDING,
+        "rejected by the screening; which list and why are the bank's own record (an applicant told"
+        " a match could try spellings until one screened clear); in review, no reason is given",
+    ),
     _r("unknown_customer", CALLABLE, "an operator's decision on a user who has not applied"),
     _r("not_in_review", CALLABLE, "an operator's decision on an application that is not in review"),
     _r("invalid_reason", CALLABLE, "an operator's rejection needs a reason of 1-200 characters"),
@@ -210,6 +214,10 @@ INTERNAL = frozenset(
         "invalid_digits",  # -> invalid_kid, invalid_national_id, invalid_amount ...
         "invalid_currency",  # -> unsupported_currency
         "invalid_date_range",
+        # the screening's outcomes, kept in the bank's own record of the application (kyc),
+        # never told to the applicant (`fjordbank.domain.onboarding.told`)
+        "sanctions_match",
+        "possible_sanctions_match",
     }
 )
 

@@ -85,8 +85,9 @@ def submit(
         number = claim_number(uow, bank_reg) if decision.outcome == rules.APPROVED else None
         # writes only from here on (a unit of work reads first)
         _write_application(uow, uid, application, decision, number)
-        answer = {"status": decision.outcome, "reason": decision.reason, "accountId": number}
-        return answer, _decided(uow, uid, decision.outcome, decision.reason, number, clock)
+        told = rules.told(decision)  # never the screening's reason (kept in the kyc record)
+        answer = {"status": decision.outcome, "reason": told, "accountId": number}
+        return answer, _decided(uow, uid, decision.outcome, told, number, clock)
 
     answer, events = docs.transact(run, operation="onboarding_submit")
     if not events:
@@ -120,7 +121,7 @@ def _write_application(
         {
             "uid": uid,
             "status": decision.outcome,
-            "reason": decision.reason,
+            "reason": rules.told(decision),
             "name": application.name,
             "email": application.email,
             "phone": application.phone,

@@ -101,6 +101,20 @@ def test_a_possible_sanctions_match_goes_to_review_and_a_hit_is_rejected(docs, p
     assert publisher.subjects() == [topology.SUBJECT_CUSTOMER_REVIEW, topology.SUBJECT_CUSTOMER_REJECTED]
 
 
+def test_the_applicant_is_never_told_the_screenings_reason(docs, publisher, sanctions):
+    """Told "sanctions_match" (or "possible_sanctions_match" in review), a listed person
+    could try spellings until one screened clear: the app's documents, the answer and the
+    events say only rejected (not_approved) or in review; the bank's kyc record keeps it."""
+    typo = submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
+    other_id = national_id_for(DRAZHENKO_BORN, first_individual=100)
+    hit = submit(docs, publisher, sanctions, "hit", application(DRAZHENKO_BORN, name=DRAZHENKO, nationalId=other_id))
+    assert (typo["reason"], hit["reason"]) == (None, "not_approved")
+    assert data(docs, "customers/typo")["reason"] is None and data(docs, "customers/hit")["reason"] == "not_approved"
+    assert [p.body.get("reason") for p in publisher.stored] == [None, "not_approved"]
+    assert data(docs, "kyc/typo")["reason"] == "possible_sanctions_match"
+    assert data(docs, "kyc/hit")["reason"] == "sanctions_match" and data(docs, "kyc/hit")["screening"]
+
+
 def test_a_uid_applies_once_and_an_identity_belongs_to_one_customer(docs, publisher, sanctions):
     app = application()
     submit(docs, publisher, sanctions, "kari", app)

@@ -103,7 +103,13 @@ function decisionCard(customer) {
     "div",
     { class: "card narrow", testid: "onboarding-rejected" },
     h("h2", {}, "We cannot offer you an account"),
-    h("p", {}, `Reason: ${customer.reason || "not given"}.`),
+    h(
+      "p",
+      {},
+      customer.reason && customer.reason !== "not_approved"
+        ? `Reason: ${customer.reason}.`
+        : "Contact us if you think this is wrong.",
+    ),
   );
 }
 
