@@ -192,7 +192,7 @@ def parse_application(data: object, *, today: date, allow_synthetic: bool = Fals
         )
     if birth_date > today:
         raise OnboardingRefused("invalid_date_of_birth", "dateOfBirth is in the future", "dateOfBirth")
-    if age_on(birth_date, today) < MINIMUM_AGE:
+    if age_on(_youngest(nid, birth_date, today), today) < MINIMUM_AGE:
         raise OnboardingRefused("under_18", f"customers must be at least {MINIMUM_AGE}", "dateOfBirth")
     if age_on(birth_date, today) > MAXIMUM_AGE:
         raise OnboardingRefused(
@@ -225,6 +225,24 @@ def _no_century(nid: NationalId, today: date) -> bool:
     digit has remainder 0 reads as a classic number, and the classic table may well find
     a century for it, a hundred years off: a holder born 1990 read as born 1890)."""
     return nid.uses_2032_rule or today >= RULE_2032_FROM
+
+
+def _youngest(nid: NationalId, birth_date: date, today: date) -> date:
+    """The birth date the age is checked on: the claimed one, or, when the number may carry
+    no century (`_no_century`: from 2032 even one whose own reading is the claimed date),
+    the latest century its date allows if that is later. A number gives its holder's day,
+    month and two-digit year: someone born 2015 claiming 1915 would otherwise be taken for
+    117. (A holder over 100 whose two-digit year is in this century is refused with them:
+    the number cannot tell the two apart.)"""
+    if not _no_century(nid, today):
+        return birth_date
+    readings = []
+    for century in (2000, 1900):
+        try:
+            readings.append(birth_date.replace(year=century + birth_date.year % 100))
+        except ValueError:  # 29 February of a year that is not a leap year in that century
+            continue
+    return max([birth_date, *(d for d in readings if d <= today)])
 
 
 def _same_day_month_2032(nid: NationalId, birth_date: date, today: date) -> bool:

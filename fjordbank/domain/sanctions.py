@@ -129,15 +129,27 @@ _PRE_MAP = str.maketrans(
         "ı": "i",
         "ħ": "h",
         "ŧ": "t",
-        # letters of real names NFKD cannot decompose either (Sami ŋ and ʒ, as in Skolt
+        # letters of real names NFKD cannot decompose either (Sami ŋ, ʒ and ǥ, as in Skolt
         # Sami ǯ; Azerbaijani ə; Greenlandic ĸ): without them such a name could not be
         # screened, and onboarding refuses a Latin letter that is not read as a-z
         # (`reads_as_latin`)
         "ŋ": "n",
         "ʒ": "z",
+        "ǥ": "g",
         "ə": "e",
         "ǝ": "e",
         "ĸ": "k",
+        # the African reference alphabet's (Ewe, Akan, Hausa, Yoruba names)
+        "ɛ": "e",
+        "ɔ": "o",
+        "ɖ": "d",
+        "ƒ": "f",
+        "ɣ": "g",
+        "ʋ": "v",
+        "ɓ": "b",
+        "ɗ": "d",
+        "ƙ": "k",
+        "ƴ": "y",
     }
 )
 _APOSTROPHES = frozenset("'’ʼ`´‘")

@@ -325,8 +325,6 @@ class ConsumerService:
                 self.leases.start()
                 helpers.append(asyncio.create_task(self._watch_leases(self.leases)))
             await asyncio.gather(*workers)
-            if self._leases_failed:
-                raise RuntimeError("the partition leases stopped: no partition could be held")
             if self.leases is not None:
                 await self.leases.stop()  # hands the partitions over now, not at expiry
             if guards:
@@ -337,6 +335,8 @@ class ConsumerService:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            if self._leases_failed:  # (after the clean stop's steps: the work in hand is finished)
+                raise RuntimeError("the partition leases stopped: no partition could be held")
         except Exception:
             self._alive = False
             log.exception("consumer stopped on an error")

@@ -204,30 +204,27 @@ def _backed_off(event: Event, now: dt.datetime) -> dict[str, Any]:
 
 
 def _note_failed(docs: Documents, events: list[Event], collection: str, now: dt.datetime) -> None:
-    """Put the events the relay failed to publish in their back-off (one commit; a note
-    that fails only means they are tried again at the next run)."""
-    if not events:
-        return
-    batch = docs.batch()
+    """Put the events the relay failed to publish in their back-off, each in a write of its
+    own (one whose document is gone, published by another run meanwhile, must not stop the
+    others'); a note that fails only means its event is tried again at the next run."""
     for event in events:
-        batch.update(path_of(event.msg_id, collection), _backed_off(event, now))
-    try:
-        batch.commit()
-    except Exception:
-        log.warning("failed publishes not noted", extra={"outbox": collection, "count": len(events)}, exc_info=True)
+        note = docs.batch()
+        note.update(path_of(event.msg_id, collection), _backed_off(event, now))
+        try:
+            note.commit()
+        except Exception:
+            log.warning("failed publish not noted", extra={"outbox": collection, "msg_id": event.msg_id}, exc_info=True)
 
 
 async def _note_failed_async(docs: AsyncDocuments, events: list[Event], collection: str, now: dt.datetime) -> None:
     """`_note_failed`, asynchronous flavour."""
-    if not events:
-        return
-    batch = docs.batch()
     for event in events:
-        batch.update(path_of(event.msg_id, collection), _backed_off(event, now))
-    try:
-        await batch.commit()
-    except Exception:
-        log.warning("failed publishes not noted", extra={"outbox": collection, "count": len(events)}, exc_info=True)
+        note = docs.batch()
+        note.update(path_of(event.msg_id, collection), _backed_off(event, now))
+        try:
+            await note.commit()
+        except Exception:
+            log.warning("failed publish not noted", extra={"outbox": collection, "msg_id": event.msg_id}, exc_info=True)
 
 
 def _page(cutoff: dt.datetime, limit: int) -> dict[str, Any]:

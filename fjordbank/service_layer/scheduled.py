@@ -203,14 +203,17 @@ def _submit_due(
         payment = released(payment, now)
         if not _claim(docs, request.path, payment, now):
             return "skipped"  # cancelled, or taken by another run, since the query read it
+    if request.data.get("status") in ("scheduled", "received"):
+        # claimed, or never published: it will be paid (published now, or again once stuck)
+        # and nothing of it is reserved yet, so what this run decides after it must not
+        # count its money (one that stayed "requested" may be reserved already)
+        funds.submitted(payment.from_account, payment.amount)
     try:
         submit(payment)
     except PublishError:
         return "unpublished"  # still "received"/"scheduled"/"requested": the next run tries again
     if request.data.get("status") == "requested":
         _note_republished(docs, request, now)
-    elif request.data.get("status") == "scheduled":
-        funds.submitted(payment.from_account, payment.amount)
     return "submitted"
 
 

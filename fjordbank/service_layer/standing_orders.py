@@ -401,25 +401,29 @@ def available_of(docs: Documents, account_id: str) -> tuple[int | None, bool]:
 
 
 class RunFunds:
-    """What each account can pay in one run of the due-payments job: what `available_of`
-    read the first time the run needed the account, less what the run has submitted from
-    it since. Read afresh for each payment, a payment the run had just submitted was not
-    there yet (the ledger reserves it from its event, moments later), and two payments due
-    the same day that together exceed the funds were both submitted: the ledger declined
-    the second for good, where it should have waited for the money for its four banking
-    days. Money that comes in during the run counts at the next run."""
+    """What each account can pay in one run of the due-payments job: the lower of what
+    `available_of` reads now and what it read the first time the run needed the account
+    less what the run has submitted from it since. Read afresh only, a payment the run had
+    just submitted was not there yet (the ledger reserves it from its event, moments
+    later), and two payments due the same day that together exceed the funds were both
+    submitted: the ledger declined the second for good, where it should have waited for the
+    money for its four banking days. Read once only, money spent meanwhile (a card
+    purchase, the customer's own payment) was not seen. Money that comes in during the run
+    counts at the next run."""
 
     def __init__(self, docs: Documents) -> None:
         self.docs = docs
-        self.read: dict[str, tuple[int | None, bool]] = {}
+        self.first: dict[str, int | None] = {}
         self.spent: dict[str, int] = {}
 
     def available(self, account_id: str) -> tuple[int | None, bool]:
-        """`available_of`, less what this run submitted from the account."""
-        if account_id not in self.read:
-            self.read[account_id] = available_of(self.docs, account_id)
-        available, is_open = self.read[account_id]
-        return (None if available is None else available - self.spent.get(account_id, 0)), is_open
+        """`available_of` now, or what the run's first read left once the run's payments
+        from the account are taken off it, whichever is lower."""
+        available, is_open = available_of(self.docs, account_id)
+        first = self.first.setdefault(account_id, available)
+        if available is None or first is None:
+            return available, is_open
+        return min(available, first - self.spent.get(account_id, 0)), is_open
 
     def submitted(self, account_id: str, amount: int) -> None:
         self.spent[account_id] = self.spent.get(account_id, 0) + amount

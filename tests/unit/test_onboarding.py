@@ -612,6 +612,8 @@ def test_names_in_other_alphabets_are_accepted() -> None:
         ("Áŋŋir Somby", ("annir", "somby")),  # North Sami ŋ
         ("Ǯǯemmi Sammallahti", ("sammallahti", "zzemmi")),  # Skolt Sami ǯ
         ("Əli Əliyev", ("eli", "eliyev")),  # Azerbaijani ə
+        ("Ǥuõđđ Sverloff", ("guodd", "sverloff")),  # Skolt Sami ǥ
+        ("Kɔfi Mɛnsah", ("kofi", "mensah")),  # Akan ɔ and ɛ
         ("Łukasz Dvořák", ("dvorak", "lukasz")),
         ("Nguyễn Văn", ("nguyen", "van")),
     ],
@@ -775,3 +777,12 @@ def test_from_2032_a_number_that_reads_as_classic_is_taken_for_its_holders_date(
     number = _classic_number(born, individuals)
     assert parse_national_id(number, today=today).birth_date != born  # the table's reading
     assert parse_application(application(born, nationalId=number), today=today).birth_date == born
+
+
+@pytest.mark.parametrize("individuals", [range(500, 750), range(0, 500)], ids=["number-says-2015", "says-1915"])
+def test_from_2032_a_minor_cannot_claim_a_birth_date_a_century_earlier(individuals) -> None:
+    """Compared without the century, a 17-year-old born 2015 claiming 1915 was taken for
+    117: the age is checked on the latest century the number's date allows."""
+    today = date(2032, 6, 1)
+    number = _classic_number(date(2015, 3, 14), individuals)
+    assert refusal(application(date(1915, 3, 14), nationalId=number), today=today).code == "under_18"

@@ -380,31 +380,76 @@ def test_two_due_payments_are_decided_on_what_the_run_left_of_the_balance(docs, 
     assert submit.submitted == ["req-bill-001"] or submit.submitted == ["req-rent-001"]
 
 
+def standing_order(amount: int) -> dict[str, Any]:
+    """A monthly order from the spending account, due today."""
+    return {
+        f"users/{UID}/standingOrders/order-0001": {
+            "orderId": "order-0001",
+            "uid": UID,
+            "fromAccount": SPENDING,
+            "toAccount": SAVINGS,
+            "amount": amount,
+            "currency": "NOK",
+            "kind": "internal",
+            "frequency": "monthly",
+            "status": "active",
+            "nextDue": TODAY.isoformat(),
+            "anchorDay": 10,
+            "runs": [],
+            "bodyHash": "0" * 64,
+        }
+    }
+
+
 def test_a_standing_order_is_decided_on_what_the_scheduled_payments_left(docs, publisher, submit):
     scheduled_request(docs, "req-rent-001", 8_000, TODAY)
-    seed(
-        docs,
-        {
-            f"users/{UID}/standingOrders/order-0001": {
-                "orderId": "order-0001",
-                "uid": UID,
-                "fromAccount": SPENDING,
-                "toAccount": SAVINGS,
-                "amount": 5_000,
-                "currency": "NOK",
-                "kind": "internal",
-                "frequency": "monthly",
-                "status": "active",
-                "nextDue": TODAY.isoformat(),
-                "anchorDay": 10,
-                "runs": [],
-                "bodyHash": "0" * 64,
-            }
-        },
-    )
+    seed(docs, standing_order(5_000))
     result = run(docs, publisher, submit)
     assert counts(result) == {"submitted": 1}
     assert result["standingOrders"]["waiting"] == 1 and result["standingOrders"]["submitted"] == 0
+
+
+class FailingPublish(RecordingPublisher):
+    """NATS does not take the payment requests (the standing orders' outbox is fine)."""
+
+    def publish_json(self, subject, body, *, msg_id, stream=None):
+        if subject == "payments.requested":
+            raise PublishError("timeout")
+        return super().publish_json(subject, body, msg_id=msg_id, stream=stream)
+
+
+def test_a_claimed_payment_whose_publish_failed_still_takes_its_funds(docs):
+    """Claimed ("requested": published again once stuck, so it will be paid) though its
+    publish failed: the standing order after it waits (8 000 + 5 000 > 10 000)."""
+    publisher = FailingPublish()
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY)
+    seed(docs, standing_order(5_000))
+    result = run(docs, publisher, Submit(docs, publisher))
+    assert data(docs, request_path("req-rent-001"))["status"] == "requested"
+    assert counts(result) == {"unpublished": 1} and result["standingOrders"]["submitted"] == 0
+
+
+def test_a_request_never_published_that_the_run_submits_takes_its_funds(docs, publisher, submit):
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY, status="received")
+    seed(docs, standing_order(5_000))
+    result = run(docs, publisher, submit)
+    assert counts(result) == {"submitted": 1} and result["standingOrders"]["submitted"] == 0
+
+
+def test_money_spent_during_the_run_is_seen(docs, publisher):
+    """Not only the run's first read: a payment of the customer's own reserved meanwhile
+    (available down to 1 000) makes the standing order wait."""
+    scheduled_request(docs, "req-rent-001", 1_000, TODAY)
+
+    class Meanwhile(Submit):
+        def __call__(self, p):
+            super().__call__(p)
+            account = data(self.docs, f"accounts/{SPENDING}")  # this payment and the customer's 8 000
+            seed(self.docs, {f"accounts/{SPENDING}": {**account, "available": account["available"] - 9_000}})
+
+    seed(docs, standing_order(5_000))
+    result = run(docs, publisher, Meanwhile(docs, publisher))
+    assert counts(result) == {"submitted": 1} and result["standingOrders"]["submitted"] == 0
 
 
 # ---- the other jobs --------------------------------------------------------------------------
