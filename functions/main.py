@@ -232,15 +232,26 @@ def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> Non
     for item in items:
         traceparent = item.pop(tracing.TRACEPARENT, None) if isinstance(item, dict) else None
         groups.setdefault(traceparent if isinstance(traceparent, str) else fallback, []).append(item)
+    # every group is delivered, whatever an earlier one's device answered: a push FCM could
+    # not take for now held back the other customers' pushes of the message, and after an
+    # hour they were given up with it (raised once, after the last group)
+    not_sent: dict[str, int] = {}
     try:
         for traceparent, group in groups.items():
             parent = tracing.extract({tracing.TRACEPARENT: traceparent}) if traceparent else None
             attrs = {"fjb.pushes": len(group)}
             with tracing.span("edge on_push", parent, kind=tracing.SpanKind.CONSUMER, attrs=attrs) as span:
-                outcomes = push.deliver_batch(docs(), _deps["push_sender"], {"pushes": group})
+                try:
+                    outcomes = push.deliver_batch(docs(), _deps["push_sender"], {"pushes": group})
+                except push.PushesNotSent as exc:
+                    outcomes = exc.outcomes
+                    for outcome, count in outcomes.items():
+                        not_sent[outcome] = not_sent.get(outcome, 0) + count
                 tracing.set_attributes(span, {f"fjb.pushes.{k}": v for k, v in outcomes.items()})
     finally:
         tracing.flush()
+    if not_sent:
+        raise push.PushesNotSent(not_sent)
 
 
 # the hourly ledger audit reads the whole ledger: the longest timeout an event function has
