@@ -17,12 +17,14 @@ from devstack import counterparty, emulators, natsconf, pki, prometheus, web
 from devstack import settings as stack_settings
 from devstack import state as bank_state
 from devstack.settings import StackSettings, service_of
-from devstack.supervisor import Component, StartError, Supervisor, http_ok, tail
+from devstack.supervisor import Component, StartError, Supervisor, http_ok, since_last_start, tail
 from devstack.vendor import vendor_shared
 from fjordbank import topology
 
 EMULATORS = ("auth", "functions", "firestore", "pubsub")
 # Lines after which the suite claims to be ready but is not usable.
+# the emulators' own debug logs, written in the log folder (their working directory)
+EMULATOR_DEBUG_LOGS = ("firebase-debug.log", "firestore-debug.log", "pubsub-debug.log")
 FATAL_EMULATOR_LINES = (
     "Failed to load function definition",
     "could not be analyzed successfully",
@@ -154,8 +156,7 @@ class Stack:
         def ready() -> bool:
             if not all(port_open(ports[name]) for name in EMULATORS):
                 return False
-            text = log.read_text(errors="replace") if log.exists() else ""
-            text = text[text.rfind("=== ") :]
+            text = since_last_start(log)
             # a broken edit of functions/ is fatal until the emulator has loaded them again
             current = text[text.rfind(FUNCTIONS_LOADED) :] if FUNCTIONS_LOADED in text else text
             for fatal in FATAL_EMULATOR_LINES:
@@ -185,10 +186,15 @@ class Stack:
                 **self.emulator_hosts(),
                 "FIREBASE_CLI_EXPERIMENTS": "",
                 "CI": "true",
+                # firebase-tools' own debug log (about 30 lines per function call, 250 MB an
+                # hour under load, and nothing the emulators' log lacks for a tester) only
+                # when asked for: FJB_FIREBASE_DEBUG_LOG=1
+                **({} if os.environ.get("FJB_FIREBASE_DEBUG_LOG") == "1" else {"FIREBASE_DEBUG_PATH": os.devnull}),
                 # at most this many Python workers per function (scripts/patch_firebase_tools.py)
                 "FUNCTIONS_EMULATOR_MAX_WORKERS": str(self.s.functions_max_workers),
             },
             cwd=self.s.log_dir,  # where firebase-tools and the emulators put their debug logs
+            own_logs=EMULATOR_DEBUG_LOGS,
             ready=ready,
             start_timeout=240,
             stop_timeout=120,  # the export on exit takes a while with much data

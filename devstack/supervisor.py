@@ -36,6 +36,48 @@ class Component:
     # a signal for the leader alone, first, for a component that shuts its own children
     # down in order (the emulator suite exports its data on SIGINT); None: SIGTERM to all
     leader_signal: int | None = None
+    # further log files the component writes itself (in the log folder), rotated with its own
+    own_logs: tuple[str, ...] = ()
+
+
+# A component's log over this size is moved aside (``NAME.log.1``, the one before dropped)
+# when the component starts: the logs were only ever appended to, across every start, and
+# a stack used for days filled the disk (the Functions emulator alone logs a few lines per
+# function call) and made each start read a log of gigabytes for its ready line.
+MAX_LOG_BYTES = 64 * 1024 * 1024
+
+
+def since_last_start(path: Path, chunk: int = 1 << 20) -> str:
+    """The log from its last marker line ("=== ... starting", "=== ... found dead") on,
+    read from its end a chunk at a time (a check made four times a second while a
+    component starts, on a log that may hold days of earlier runs)."""
+    try:
+        f = open(path, "rb")  # (closed by the with below)
+    except FileNotFoundError:
+        return ""
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        data = b""
+        while pos > 0:
+            step = min(chunk, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+            found = data.rfind(b"=== ")
+            if found >= 0:
+                return data[found:].decode(errors="replace")
+        return data.decode(errors="replace")
+
+
+def rotate(path: Path, limit: int = MAX_LOG_BYTES) -> bool:
+    """Move ``path`` to ``path.1`` if it is larger than ``limit``. Returns whether it did."""
+    try:
+        if path.stat().st_size <= limit:
+            return False
+    except FileNotFoundError:
+        return False
+    path.replace(path.with_name(path.name + ".1"))
+    return True
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
@@ -108,6 +150,8 @@ class Supervisor:
         if running is not None and comp.ready():
             return running, True
         self.stop(comp.name, comp.stop_timeout)  # a half-dead earlier run, or its orphans
+        for name in (f"{comp.name}.log", *comp.own_logs):
+            rotate(self.log_dir / name)
         if comp.before_start:
             comp.before_start()
         log_path = self.log_file(comp.name)

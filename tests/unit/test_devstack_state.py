@@ -55,3 +55,30 @@ def test_a_stop_without_export_empties_the_whole_bank_but_keeps_the_keys(tmp_pat
     assert not state.nats_has_data(paths) and state.plan(paths) == state.FRESH
     assert not (tmp_path / "clearing").exists() and not (tmp_path / "vault").exists()
     assert (tmp_path / "nats" / "nats-1.conf").exists() and (tmp_path / "pki").exists()
+
+
+# ---- the logs --------------------------------------------------------------------------------
+def test_a_log_over_its_limit_is_moved_aside_when_its_component_starts(tmp_path):
+    """The logs were only appended to, across every start: a stack used for days filled the
+    disk and each start read gigabytes for its ready line."""
+    from devstack.supervisor import rotate
+
+    log = tmp_path / "emulators.log"
+    log.write_bytes(b"x" * 100)
+    assert not rotate(log, limit=100) and log.stat().st_size == 100
+    (tmp_path / "emulators.log.1").write_bytes(b"older")
+    log.write_bytes(b"y" * 101)
+    assert rotate(log, limit=100)
+    assert not log.exists() and (tmp_path / "emulators.log.1").read_bytes() == b"y" * 101
+    assert not rotate(tmp_path / "missing.log")
+
+
+def test_a_log_is_read_from_its_last_start_only(tmp_path):
+    from devstack.supervisor import since_last_start
+
+    log = tmp_path / "emulators.log"
+    log.write_text("=== one\nold\n" + "z" * 5000 + "\n=== two\nAll emulators ready\n")
+    assert since_last_start(log, chunk=64) == "=== two\nAll emulators ready\n"
+    log.write_text("no marker at all\n")
+    assert since_last_start(log, chunk=4) == "no marker at all\n"
+    assert since_last_start(tmp_path / "missing.log") == ""
