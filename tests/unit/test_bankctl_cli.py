@@ -524,6 +524,9 @@ class FakeSession:
     def requests(self):
         return self
 
+    def document(self, _request_id: str):
+        return self
+
     def on_snapshot(self, _callback):
         return self
 
