@@ -43,6 +43,7 @@ from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 from fjordbank.runtime.http import Exchange, JsonApiServer
 from fjordbank.service_layer.card_ledger import RELAY_SECONDS, CardLedger, CardNumbers
 from fjordbank.service_layer.ledger import Ledger
+from fjordbank.service_layer.recent import Recent
 
 log = logging.getLogger("cards")
 
@@ -81,6 +82,7 @@ class CardService:
         self.secret = settings.card_processor_secret.encode()
         self.ledger: CardLedger | None = None  # made when NATS is connected (on_connect)
         self.numbers: CardNumbers | None = None
+        self.delivered = Delivered()  # the approvals the processor had (`answered`)
         self._handle = steps.contract_step(self.command)
 
     async def on_connect(self, js) -> None:
@@ -150,7 +152,7 @@ class CardService:
                 log.warning("unsigned or badly signed processor request refused", extra={"error": str(exc)})
                 return 401, {"error": "bad_signature", "reason": exc.why}  # never the expected signature
             try:
-                data = json.loads(body)
+                data = parse_json(body)
             except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
                 return 400, {"error": "invalid_json"}
             return await _answered(path, handler, data)
@@ -178,15 +180,28 @@ class CardService:
         )
         return 200, {**result.answer(), "approved": result.approved}
 
+    def answered(self, exchange: Exchange) -> None:
+        """An approval the processor had in time: kept in mind (`Delivered`)."""
+        if (reference := _approval(exchange)) is not None:
+            self.delivered.put(reference, True)
+
     async def unanswered(self, exchange: Exchange, why: str) -> None:
         """An approval the processor may never have had (its answer not written, or decided
         after the processor's deadline, when it has declined in the issuer's stead): the
         hold is released at once through the reversal path, as the processor's own
         reversal would (idempotent: whichever comes second changes nothing). The customer,
-        told "declined" at the till, tries again, and the money is there."""
-        if exchange.path != AUTHORIZATIONS or exchange.status != 200 or not (exchange.answer or {}).get("approved"):
+        told "declined" at the till, tries again, and the money is there. Not when the
+        processor had this approval in time before (`Delivered`): a signed request sent
+        again within its window is answered as decided, and whoever sent it could break
+        the connection to have a purchase's hold released under the merchant."""
+        if (reference := _approval(exchange)) is None:
             return
-        reference = json.loads(exchange.body)["reference"]
+        if self.delivered.get(reference):
+            log.warning(
+                "an approval answered again and not had: the processor had it before, kept",
+                extra={"reference": reference, "why": why},
+            )
+            return
         result = await self.ledger.reverse(reference)
         UNANSWERED.labels(why).inc()
         log.warning(
@@ -266,6 +281,44 @@ class CardService:
         return (200 if result.status == "reversed" else 409), result.answer()
 
 
+# Approvals the processor had in time, by reference (a process remembers this many).
+DELIVERED = 50_000
+
+
+class Delivered(Recent[str, bool]):
+    """The references whose approval the processor had in time. A process started since
+    knows none: a request sent again then, its answer not had, releases the hold as a
+    lost answer does (the signature's window is minutes; the card service runs alone)."""
+
+    def __init__(self, size: int = DELIVERED) -> None:
+        super().__init__(size)
+
+
+def _approval(exchange: Exchange) -> str | None:
+    """The reference of an authorisation the exchange approved, else None."""
+    if exchange.path != AUTHORIZATIONS or exchange.status != 200 or not (exchange.answer or {}).get("approved"):
+        return None
+    reference = json.loads(exchange.body).get("reference")
+    return reference if isinstance(reference, str) else None
+
+
+def parse_json(body: bytes) -> object:
+    """A request body as JSON, read one way only: UTF-8 (json.loads would take UTF-16 and
+    UTF-32 too), a key given twice refused (else the last one counted, and one signed body
+    said two amounts to two readers), NaN and Infinity refused. Raises ValueError."""
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        found = dict(items)
+        if len(found) != len(items):
+            raise ValueError("a key is given twice")
+        return found
+
+    def constant(name: str) -> object:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(body.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+
+
 async def _answered(path: str, handler, data: object) -> tuple[int, dict]:
     """The handler's answer; a store that does not answer (or a transaction that lost to
     contention) is tried once more, then answered 503 with Retry-After: the processor sends
@@ -301,6 +354,7 @@ def main() -> None:
             settings.card_api_port,
             service.routes(),
             unanswered=service.unanswered,
+            answered=service.answered,
             deadlines={AUTHORIZATIONS: AUTHORIZATION_DEADLINE_SECONDS},
         )
         background.append(api.serve)

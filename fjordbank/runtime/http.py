@@ -180,6 +180,8 @@ class Exchange:
 # Told an answer the caller may not have had: not written (the connection broke, or the
 # write timed out), or decided after the route's deadline (the caller had given up).
 Unanswered = Callable[[Exchange, str], Awaitable[None]]
+# Told an answer the caller had: written, within the route's deadline.
+Answered = Callable[[Exchange], None]
 
 
 class JsonApiServer:
@@ -189,7 +191,8 @@ class JsonApiServer:
 
     ``unanswered`` is told of an answer the caller may not have had (`Unanswered`), with
     ``deadlines`` per path: the card service releases an approval the processor never got,
-    which held the customer's money until a reversal or the hold's expiry days later."""
+    which held the customer's money until a reversal or the hold's expiry days later;
+    ``answered`` of one it had in time (`Answered`)."""
 
     def __init__(
         self,
@@ -198,12 +201,14 @@ class JsonApiServer:
         routes: dict[str, ApiHandler],
         *,
         unanswered: Unanswered | None = None,
+        answered: Answered | None = None,
         deadlines: dict[str, float] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.routes = routes
         self.unanswered = unanswered
+        self.answered = answered
         self.deadlines = deadlines or {}
         self._server: asyncio.AbstractServer | None = None
         self._connections = _Connections()
@@ -258,10 +263,14 @@ class JsonApiServer:
                     self._connections.done()
 
     async def _tell_unanswered(self, exchange: Exchange, written: bool) -> None:
-        if self.unanswered is None or exchange.answer is None:
+        if exchange.answer is None:
             return  # no handler answered (a malformed request, a refusal before it)
         deadline = self.deadlines.get(exchange.path)
         if written and (deadline is None or exchange.seconds <= deadline):
+            if self.answered is not None:
+                self.answered(exchange)
+            return
+        if self.unanswered is None:
             return
         why = "not_written" if not written else "late"
         try:

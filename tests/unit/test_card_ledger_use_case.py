@@ -980,6 +980,54 @@ async def test_an_approval_the_processor_may_not_have_had_is_released_at_once(ba
     assert again.approved
 
 
+async def test_an_approval_the_processor_had_is_kept_when_a_request_sent_again_is_not_answered(bank: Bank) -> None:
+    """The signed request sent again within its window (a replay, or the processor's own
+    retry of an answer it had) is answered as decided; whoever sent it breaking the
+    connection released the purchase's hold under the merchant, whose capture was then
+    refused authorization_reversed. One the processor never had is still released."""
+    import json
+    from types import SimpleNamespace
+
+    from fjordbank.runtime.http import Exchange
+    from run_services.cards import AUTHORIZATIONS, CardService
+
+    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
+    service.ledger, service.numbers = bank.ledger, bank.cards
+    pan = bank.add_card()
+    approved = await bank.buy(pan, amount=60_000, reference="ref-had")
+    answer = approved.answer() | {"approved": True}
+    had = json.dumps({"reference": "ref-had"}).encode()
+    service.answered(Exchange(AUTHORIZATIONS, had, 200, answer, 0.1))  # the processor had it in time
+    await service.unanswered(Exchange(AUTHORIZATIONS, had, 200, answer, 0.01), "not_written")  # sent again, hung up
+    assert bank.account()["held"] == 60_000
+    lost = await bank.buy(pan, amount=10_000, reference="ref-lost")  # its answer never had
+    await service.unanswered(
+        Exchange(
+            AUTHORIZATIONS, json.dumps({"reference": "ref-lost"}).encode(), 200, lost.answer() | {"approved": True}
+        ),
+        "not_written",
+    )
+    assert bank.account()["held"] == 60_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"amount": 100, "amount": 90000}',  # a key twice: two readers, two amounts
+        '{"amount": 100}'.encode("utf-16"),  # not UTF-8
+        b'{"amount": NaN}',
+        b'{"amount": Infinity}',
+        b"\xff\xfe",
+    ],
+)
+def test_a_processor_request_body_is_read_one_way_only(body: bytes) -> None:
+    from run_services.cards import parse_json
+
+    with pytest.raises(ValueError):
+        parse_json(body)
+    assert parse_json(b'{"amount": 100, "reference": "r"}') == {"amount": 100, "reference": "r"}
+
+
 # ---- refunds ------------------------------------------------------------------------------------
 def refunded_event(bank: Bank, i: int = -1) -> CardRefunded:
     subject, body, _ = bank.events.published[i]
