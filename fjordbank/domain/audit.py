@@ -40,6 +40,7 @@ from fjordbank.domain.ledger import (
     Hold,
     Posting,
     UnbalancedPosting,
+    as_utc,
     replay,
 )
 from fjordbank.topology import CREDIT, REFUND
@@ -177,15 +178,30 @@ def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
 
 
 # ---- reading the documents ------------------------------------------------------------------
+# An account's amounts besides its balance, with what a malformed one is read as (after its
+# finding): a float passed every comparison (5000.0 == 5000), a None stopped the audit.
+AMOUNTS = {"held": 0, "overdraftLimit": 0}
+
+
 def read_accounts(docs: Documents) -> tuple[Documents, list[Finding]]:
-    """The accounts, each with an integer balance: a malformed one counts as 0 (and is a
-    finding), so the other checks still run over the rest."""
+    """The accounts, each with integer amounts (balance, held, available, overdraft
+    limit): a malformed one is a finding and counts as 0 (available as balance - held),
+    so the other checks still run over the rest."""
     accounts: Documents = {}
     findings: list[Finding] = []
     for account_id, data in docs.items():
         if type(data.get("balance")) is not int:
             findings.append(Finding(MALFORMED, f"account {account_id} is malformed: balance {data.get('balance')!r}"))
             data = {**data, "balance": 0}
+        for field_name, default in AMOUNTS.items():
+            if field_name in data and type(data[field_name]) is not int:
+                findings.append(
+                    Finding(MALFORMED, f"account {account_id} is malformed: {field_name} {data[field_name]!r}")
+                )
+                data = {**data, field_name: default}
+        if "available" in data and type(data["available"]) is not int:
+            findings.append(Finding(MALFORMED, f"account {account_id} is malformed: available {data['available']!r}"))
+            data = {**data, "available": data["balance"] - data.get("held", 0)}
         accounts[account_id] = data
     return accounts, findings
 
@@ -247,9 +263,14 @@ def read_holds(docs: Documents) -> tuple[list[Hold], list[Finding]]:
     findings: list[Finding] = []
     for doc_id, data in docs.items():
         try:
-            holds.append(Hold.from_dict(data))
+            hold = Hold.from_dict(data)
         except (KeyError, TypeError) as exc:
             findings.append(Finding(MALFORMED, f"hold {doc_id} is malformed: missing {exc}"))
+            continue
+        if type(hold.amount) is not int:
+            findings.append(Finding(MALFORMED, f"hold {doc_id} is malformed: amount {hold.amount!r}"))
+            continue
+        holds.append(hold)
     return holds, findings
 
 
@@ -304,17 +325,30 @@ def check_holds(accounts: Documents, holds: list[Hold], *, now: dt.datetime) -> 
     after 4 days submitted), not a fault of the ledger's."""
     findings: list[Finding] = []
     active: dict[str, int] = {}
-    at = (now - EXPIRY_GRACE).isoformat()  # expiresAt is ISO 8601 UTC: compared as text, as stored
+    due = (now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)) - EXPIRY_GRACE
     for hold in holds:
         if hold.status == "active":
             active[hold.account_id] = active.get(hold.account_id, 0) + hold.amount
-            if hold.kind == "card" and hold.expires_at < at:
+            if hold.kind == "card" and _expired(hold, due):
                 findings.append(Finding(HELD, f"hold {hold.hold_id} expired at {hold.expires_at} and is still active"))
     for account_id, data in accounts.items():
         held, wanted = data.get("held", 0), active.get(account_id, 0)
         if held != wanted:
             findings.append(Finding(HELD, f"account {account_id}: held {held} != active holds {wanted}"))
+    for account_id in sorted(set(active) - set(accounts)):
+        findings.append(
+            Finding(HELD, f"active holds of {active[account_id]} on account {account_id}, which is not there")
+        )
     return findings
+
+
+def _expired(hold: Hold, due: dt.datetime) -> bool:
+    """Whether the hold expired before ``due``: compared as times (text compared as text is
+    off by any offset ``due`` is given in); an expiry that is not a time is past."""
+    try:
+        return as_utc(hold.expires_at) < due
+    except (TypeError, ValueError):
+        return True
 
 
 def is_card_refund(step: str) -> bool:
@@ -456,6 +490,11 @@ def check_payment_postings(verdicts: Documents, postings: list[Posting]) -> list
             findings += check_posted_payment(payment_id, status, listed, counts.get(payment_id, 0), by_id)
         elif counts.get(payment_id):
             findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} is {status} but has postings"))
+        hold = verdict.get("hold")
+        if isinstance(hold, dict) and hold.get("status", "active") == "active" and status != "reserved":
+            # only a reservation awaiting the clearing's answer holds money; a payment
+            # settled, returned or failed with its hold active keeps the customer's money
+            findings.append(Finding(HELD, f"payment {payment_id} is {status} and its hold is still active"))
     return findings
 
 

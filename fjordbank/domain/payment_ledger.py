@@ -236,6 +236,29 @@ def _step_fn(step: str, kind: str) -> StepFn:
     return fn
 
 
+# What a payment's record keeps of it that each later step moves money by (its record's
+# field, the event's attribute).
+SAME_PAYMENT = (
+    ("fromAccount", "from_account"),
+    ("toAccount", "to_account"),
+    ("amount", "amount"),
+    ("currency", "currency"),
+    ("bodyHash", "body_hash"),
+)
+
+
+def _require_same_payment(record: dict[str, Any], event: PaymentEvent) -> None:
+    """A later step's event must carry the payment its record was made from: each step
+    moves the event's amount between the event's accounts, and an event under a payment id
+    already used with another amount (a bug upstream, a forged message) credited 9 000 for
+    a debit of 1 000, and a replay published the next step from it. Raises `UnexpectedStep`."""
+    differs = [
+        field for field, attr in SAME_PAYMENT if field in record and record[field] != getattr(event.payment, attr)
+    ]
+    if differs:
+        raise UnexpectedStep(f"{event.status}: the event's payment differs from its record ({', '.join(differs)})")
+
+
 def apply_step(
     book: Book, record: dict[str, Any] | None, event: PaymentEvent, *, now: dt.datetime
 ) -> tuple[dict[str, Any], StepResult, bool]:
@@ -243,6 +266,8 @@ def apply_step(
 
     Raises `UnexpectedStep` for a step the payment's record does not allow (e.g. a
     settlement of a payment that holds nothing); the book is then unchanged."""
+    if record is not None:
+        _require_same_payment(record, event)
     record = dict(record) if record is not None else new_record(event)
     step = event.status
     if step in record["steps"]:

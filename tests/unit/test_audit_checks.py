@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from fjordbank.domain import audit
 from fjordbank.domain.audit import Finding, LedgerDocuments
 from fjordbank.domain.card_settlement import CAPTURE_STEP, INCREMENTS, REFUND_STEP
@@ -248,6 +250,46 @@ def test_a_hold_carried_on_its_payments_record_counts_as_a_hold():
     expired = (NOW - audit.EXPIRY_GRACE - dt.timedelta(days=3)).isoformat()
     late = carried(balanced(), expiresAt=expired)  # clearing's answer releases it, whenever it comes
     assert report_of(late).problems == []
+
+
+@pytest.mark.parametrize("status", ["completed", "failed"])
+def test_a_finished_payment_whose_hold_is_still_active_is_reported(status):
+    """Settled or returned, its hold still active and the account's held agreeing with it:
+    the customer's money frozen for good passed every check."""
+    ledger = with_changes(carried(balanced()), "payments", "pay-3", status=status)
+    assert Finding(audit.HELD, f"payment pay-3 is {status} and its hold is still active") in found(ledger)
+    assert Finding(audit.HELD, "payment pay-3 is reserved and its hold is still active") not in found(
+        carried(balanced())
+    )
+
+
+def test_active_holds_on_an_account_that_is_not_there_are_reported():
+    ledger = with_changes(balanced(), "holds", "pay-3", accountId="15030000037")
+    assert Finding(audit.HELD, "active holds of 300 on account 15030000037, which is not there") in found(ledger)
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value"), [("held", 300.0), ("held", None), ("available", "9700"), ("overdraftLimit", 1.5)]
+)
+def test_an_account_amount_that_is_not_an_integer_is_malformed_not_a_crash(field_name, value):
+    """A float passed every comparison (300.0 == 300), a None stopped the whole audit."""
+    ledger = with_changes(balanced(), "accounts", ALICE, **{field_name: value})
+    assert Finding(audit.MALFORMED, f"account {ALICE} is malformed: {field_name} {value!r}") in found(ledger)
+    assert not report_of(ledger).ok
+
+
+def test_a_hold_amount_that_is_not_an_integer_is_malformed():
+    ledger = with_changes(balanced(), "holds", "pay-3", amount=300.0)
+    assert Finding(audit.MALFORMED, "hold pay-3 is malformed: amount 300.0") in found(ledger)
+
+
+def test_a_card_holds_expiry_is_compared_as_a_time_whatever_the_zone_now_is_given_in():
+    """Compared as text, an audit given a time in Oslo read a hold 1.5 h past its expiry
+    (inside the grace) as expired."""
+    expires = (NOW - dt.timedelta(hours=1, minutes=30)).isoformat()
+    ledger = with_changes(balanced(), "holds", "pay-3", expiresAt=expires, kind="card")
+    oslo = NOW.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert audit.audit(ledger, now=oslo).problems == []
 
 
 def test_a_hold_carried_on_a_card_authorisations_record_counts_as_a_hold():

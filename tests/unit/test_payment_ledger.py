@@ -764,3 +764,29 @@ def test_random_interleavings_conserve_money_and_post_each_payment_once(scenario
     )
     assert book.accounts[INTERNAL_CLEARING].balance == 0
     assert set(INTERNAL_ACCOUNTS) <= set(book.accounts)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"amount": 9_000},
+        {"to_account": ALICE_2},
+        {"from_account": ALICE_2},
+        {"currency": "SEK"},
+        {"body_hash": "f" * 64},
+    ],
+    ids=["amount", "payee", "payer", "currency", "body"],
+)
+@pytest.mark.parametrize("status", [CREDIT, "approved"], ids=["a-later-step", "a-replay"])
+def test_a_step_whose_payment_differs_from_its_record_raises_and_changes_nothing(changed, status):
+    """Each step moves its event's amount between its event's accounts: an event under a
+    payment id already used with another amount credited 9 000 for a debit of 1 000 (the
+    transit accounts below zero: money made), and a replay published the next step from it."""
+    book = fresh_book()
+    p = payment(amount=1_000)
+    record, result, _ = apply_step(book, None, event(p, "approved"), now=NOW)
+    assert result.status == CREDIT
+    before, record_before = state_of(book), copy.deepcopy(record)
+    with pytest.raises(UnexpectedStep, match="differs from its record"):
+        apply_step(book, record, event(dataclasses.replace(p, **changed), status), now=NOW)
+    assert state_of(book) == before and record == record_before
