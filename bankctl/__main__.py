@@ -152,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("uid")
     reject.add_argument("--reason", required=True)
 
+    devices = sub.add_parser(
+        "devices", help="a customer's device keys (strong customer authentication)", description=_doc(commands.devices)
+    )
+    devices_sub = devices.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    dev_list = command("list", commands.devices, "the customer's device keys and those revoked", devices_sub)
+    dev_list.add_argument("uid")
+    json_flag(dev_list)
+    reopen = command(
+        "reopen", commands.devices, "revoke every key and let one new device enrol for 30 minutes", devices_sub
+    )
+    reopen.add_argument("uid")
+    reopen.add_argument("--reason", required=True, help="what proved the customer's identity (kept with the record)")
+    json_flag(reopen)
+
     dlq = sub.add_parser("dlq", help="inspect and replay dead-lettered messages", description=_doc(commands.dlq))
     dlq_sub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
     dlq_list = command("list", commands.dlq, "every dead-lettered message with its reason", dlq_sub)

@@ -373,6 +373,62 @@ def reviews(args) -> int:
     return 0
 
 
+# ---- devices ---------------------------------------------------------------------------------
+def devices(args) -> int:
+    """A customer's device keys for strong customer authentication. A customer who lost
+    every device is let enrol a new one after the bank proved who they are (in production
+    BankID or a branch; the reason says which): ``reopen`` revokes every key they have and
+    lets ``sca_register_key`` enrol one device for 30 minutes."""
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.domain.sca import Enrolment, ScaRefused
+    from fjordbank.service_layer import sca
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", args.uid):  # a document id, never a path
+        raise CommandError(f"{args.uid!r} is no customer id (letters, digits, '-' and '_')")
+    config = args.config
+    db = FirestoreDocuments(_firestore(config))
+    with _google_errors("reading the devices", config):
+        if args.action == "reopen":
+            try:
+                result = sca.reopen_enrolment(
+                    db, args.uid, operator=f"bankctl:{os.environ.get('USER', 'operator')}", reason=args.reason
+                )
+            except ScaRefused as exc:
+                raise CommandError(f"{exc.code}: {exc.message}") from exc
+            if args.json:
+                emit_json(result)
+            else:
+                print(
+                    f"{args.uid}: {len(result['revoked'])} key(s) revoked; one device may enrol until "
+                    f"{result['openUntil']}"
+                )
+            return 0
+        keys = db.query(sca.keys_collection(args.uid), limit=50)
+        enrolment = db.get(f"{sca.SCA_ENROLMENTS}/{args.uid}")
+    state = Enrolment.of(None if enrolment is None else enrolment.data)
+    listed = {
+        "uid": args.uid,
+        "keys": [
+            {"keyId": k.id, "createdAt": k.data.get("createdAt"), "approvedBy": k.data.get("approvedBy")} for k in keys
+        ],
+        "revoked": sorted(state.revoked) if state else [],
+        "openUntil": state.open_until if state else None,
+    }
+    if args.json:
+        emit_json(listed)
+        return 0
+    for key in listed["keys"]:
+        print(
+            f"{key['keyId']}  enrolled {key['createdAt']}"
+            + (f"  approved by {key['approvedBy']}" if key["approvedBy"] else "")
+        )
+    print(
+        f"{len(listed['keys'])} device key(s), {len(listed['revoked'])} revoked"
+        + (f"; enrolment open until {listed['openUntil']}" if listed["openUntil"] else "")
+    )
+    return 0
+
+
 # ---- customers -------------------------------------------------------------------------------
 def customers_create(args) -> int:
     """Make customers through the real onboarding path: an Auth user with e-mail and

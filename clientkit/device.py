@@ -1,7 +1,8 @@
 """The customer's phone for strong customer authentication (SCA).
 
 A P-256 key the phone makes and keeps; its public half is enrolled with the bank
-(`enrolment`, what sca_register_key takes), and the phone signs exactly the payment it
+(`enrolment`, what sca_register_key takes; another device of the same customer is
+approved by this one, `approve`), and the phone signs exactly the payment it
 confirms (`confirm`: the challenge of fjordbank.domain.sca over the request id, amount,
 currency and payee). A tool that acts as the phone on later runs keeps the key in a
 directory of its own, readable by the owner only (`save`, `load`).
@@ -9,6 +10,7 @@ directory of its own, readable by the owner only (`save`, `load`).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import uuid
@@ -39,6 +41,12 @@ class Device:
     def enrolment(self) -> dict:
         """The key as the phone enrols it (the sca_register_key callable's data)."""
         return {"keyId": self.key_id, "publicKey": self.public_key}
+
+    def approve(self, other: Device) -> dict:
+        """This phone's approval of another device of the same customer: the new key and
+        this key's signature over it (the sca_add_device callable's data)."""
+        challenge = sca.enrolment_challenge(self.uid, other.key_id, base64.b64decode(other.public_key))
+        return {**other.enrolment(), "approval": {"keyId": self.key_id, "signature": sca.sign(self.key, challenge)}}
 
     def confirm(self, request_id: str, amount: int, currency: str, to_account: str) -> dict:
         """The phone's signature over exactly this payment (arguments in the challenge's order)."""

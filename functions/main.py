@@ -483,8 +483,38 @@ def cards_replace(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
 @endpoint({"keyId", "publicKey"}, limit="accounts")
 def sca_register_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """The device's public key for strong customer authentication (ECDSA P-256, SPKI DER in
-    base64), registered once, at onboarding."""
+    base64), registered at onboarding, or after an operator reopened the enrolment."""
     return {"keyId": sca.register_key(docs(), uid, key_id=data.get("keyId"), public_key=data.get("publicKey"))}
+
+
+@endpoint({"keyId", "publicKey", "approval"}, limit="accounts")
+def sca_add_device(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
+    """Another device's key, approved by an enrolled one: ``approval`` is ``{keyId,
+    signature}``, its signature over the new key (fjordbank.domain.sca.enrolment_challenge)."""
+    key_id = sca.add_device(
+        docs(), uid, key_id=data.get("keyId"), public_key=data.get("publicKey"), approval=data.get("approval")
+    )
+    return {"keyId": key_id}
+
+
+@endpoint({"keyId"}, limit="accounts")
+def sca_revoke_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
+    """One of the caller's device keys revoked for good (a lost or replaced phone)."""
+    return sca.revoke_key(docs(), uid, key_id=data.get("keyId"))
+
+
+@endpoint({"uid", "reason"})
+def sca_reopen_enrolment(req: https_fn.CallableRequest, operator: str, data: dict) -> dict:
+    """An operator who proved a customer's identity outside the app revokes their device
+    keys and lets one new device enrol for 30 minutes (needs the admin claim)."""
+    if req.auth.token.get("admin") is not True:
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode.PERMISSION_DENIED, "operators only")
+    uid = data.get("uid")
+    if not isinstance(uid, str) or not UID.fullmatch(uid):
+        raise https_fn.HttpsError(
+            https_fn.FunctionsErrorCode.INVALID_ARGUMENT, "uid of the customer", {"reason": "invalid_request"}
+        )
+    return sca.reopen_enrolment(docs(), uid, operator=operator, reason=data.get("reason"))
 
 
 @endpoint({"ocrLine", "fields"}, limit="invoices")

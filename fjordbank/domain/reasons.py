@@ -65,9 +65,9 @@ REASONS: tuple[Reason, ...] = (
         "rejected by the screening; which list and why are the bank's own record (an applicant told"
         " a match could try spellings until one screened clear); in review, no reason is given",
     ),
-    _r("unknown_customer", CALLABLE, "an operator's decision on a user who has not applied"),
+    _r("unknown_customer", CALLABLE, "an operator's decision on a user who has not applied (or is not approved)"),
     _r("not_in_review", CALLABLE, "an operator's decision on an application that is not in review"),
-    _r("invalid_reason", CALLABLE, "an operator's rejection needs a reason of 1-200 characters"),
+    _r("invalid_reason", CALLABLE, "an operator's rejection or reopening needs a reason of up to 200 characters"),
     # -- accounts ---------------------------------------------------------------------------
     _r("not_a_customer", CALLABLE, "only approved customers open accounts and get cards (PERMISSION_DENIED)"),
     _r("invalid_kind", CALLABLE, "the account kind is not spending or savings"),
@@ -177,7 +177,15 @@ REASONS: tuple[Reason, ...] = (
     # -- devices, invoices, insights ----------------------------------------------------------
     _r("invalid_key", CALLABLE, "keyId or publicKey is not a valid device key (ECDSA P-256, SPKI DER, base64)"),
     _r("sca_key_exists", CALLABLE, "this customer already has a device key (ALREADY_EXISTS)"),
-    _r("enrolment_closed", CALLABLE, "a device is enrolled at onboarding; a new one through the bank"),
+    _r(
+        "enrolment_closed",
+        CALLABLE,
+        "a device is enrolled at onboarding; another with one you have, or through the bank",
+    ),
+    _r("invalid_approval", CALLABLE, "a new device's approval is not {keyId, signature} of an enrolled device"),
+    _r("too_many_devices", CALLABLE, "a customer has at most 5 device keys: revoke one first"),
+    _r("device_key_revoked", CALLABLE, "this device key id was revoked for good: make a new key"),
+    _r("unknown_device_key", CALLABLE, "no such device key of yours (NOT_FOUND)"),
     _r("invalid_ocr_line", CALLABLE, "not a giro's OCR line ('KID # kroner øre check > account #')"),
     _r("unreadable_character", CALLABLE, "a character that is neither a digit nor a correctable misread: rescan"),
     _r("amount_check_digit", CALLABLE, "the amount's check digit is wrong: a misread amount"),

@@ -7,13 +7,25 @@ customer approved: the request id, the amount, the currency and the payee. A sig
 over other values, by another key, copied to another request or missing is refused, and so
 is one spelled again (`signature_identity`: s -> n - s, other base64 bits) for another.
 The signature is IEEE P1363 (r || s, 64 bytes, base64), WebCrypto's ECDSA format.
+
+A customer keeps up to `MAX_DEVICES` keys (`Enrolment`): the first is enrolled at
+onboarding; another device is added with a signature of an enrolled key over the new key
+(`enrolment_challenge`, a text no payment's challenge can be); a key is revoked for good (a
+lost phone), and its id is never enrolled again, so an old approval cannot bring it back.
+A customer with no device left is let enrol one by an operator who proved who they are
+(`REOPEN_WINDOW`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import hashlib
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,12 +38,53 @@ DEFAULT_THRESHOLD = 500_000  # øre: payments above 5 000 kr need SCA
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_KEY_B64 = 256
 SIGNATURE_BYTES = 64
+MAX_DEVICES = 5  # device keys a customer holds at once
+REOPEN_WINDOW = dt.timedelta(minutes=30)  # an operator's reopening lets one device enrol this long
 
 
 class ScaRefused(Refused):
-    """``code``: sca_required | sca_invalid | sca_reused | invalid_key | sca_key_exists."""
+    """``code``: sca_required | sca_invalid | sca_reused | invalid_key | sca_key_exists |
+    enrolment_closed | too_many_devices | device_key_revoked | unknown_device_key."""
 
     code = "sca_refused"
+
+
+def enrolment_challenge(uid: str, key_id: str, public_key_der: bytes) -> bytes:
+    """What an enrolled device signs to add another: this customer, the new key's id and a
+    digest of the key itself (a signature for one key never enrols another)."""
+    return f"fjordbank-sca-enrol-v1|{uid}|{key_id}|{hashlib.sha256(public_key_der).hexdigest()}".encode()
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A customer's devices as ``scaEnrolments/{uid}`` keeps them: the keys enrolled now,
+    the ids revoked for good and, after an operator's reopening, until when one device may
+    enrol without another's signature. A record from before devices were added and revoked
+    has only ``keyId``: its one key."""
+
+    keys: tuple[str, ...]
+    revoked: frozenset[str]
+    open_until: dt.datetime | None
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any] | None) -> Enrolment | None:
+        if data is None:
+            return None
+        keys = data.get("keys")
+        if not isinstance(keys, list):
+            keys = [data["keyId"]] if isinstance(data.get("keyId"), str) else []
+        until = data.get("openUntil")
+        return cls(tuple(keys), frozenset(data.get("revoked") or ()), until if isinstance(until, dt.datetime) else None)
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return self.open_until is not None and now < self.open_until
+
+    def may_add(self, key_id: str) -> None:
+        """Raises ScaRefused unless ``key_id`` may join these keys."""
+        if key_id in self.revoked:
+            raise ScaRefused("device_key_revoked", "this device key was revoked; make a new one")
+        if len(self.keys) >= MAX_DEVICES:
+            raise ScaRefused("too_many_devices", f"at most {MAX_DEVICES} devices; remove one first")
 
 
 def challenge(request_id: str, amount: int, currency: str, to_account: str) -> bytes:

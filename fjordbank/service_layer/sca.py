@@ -7,66 +7,198 @@ scaUsed/{sha256(identity)}    which request a signature authorised (backend only
                               so no re-spelling of a signature is a new one. Records made
                               before 2026-12-04 are keyed on the signature's text and are
                               still read (`used_paths`).
-scaEnrolments/{uid}           the user's one enrolment (backend only)
+scaEnrolments/{uid}           the user's devices (backend only): the key ids enrolled now
+                              (``keys``), those revoked for good (``revoked``) and, after
+                              an operator reopened it, until when one may enrol
+                              (``openUntil``, who and why)
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from typing import Any
 
 from fjordbank.adapters.firestore import CUSTOMERS, SCREENING_CUSTOMERS, USERS
 from fjordbank.domain import sca as rules
 from fjordbank.domain.payments import PaymentRejected
-from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, Doc, Documents, UnitOfWork
+from fjordbank.service_layer.ports import (
+    DELETE_FIELD,
+    SERVER_TIME,
+    AlreadyExists,
+    Clock,
+    Doc,
+    Documents,
+    UnitOfWork,
+    system_clock,
+)
 
 SCA_KEYS = "scaKeys"
 SCA_USED = "scaUsed"
-SCA_ENROLMENTS = "scaEnrolments"  # {uid}: the one device enrolled (backend only)
+SCA_ENROLMENTS = "scaEnrolments"  # {uid}: the devices enrolled and revoked (backend only)
 REGISTER_KEY = "sca_register_key"  # the enrolment's transaction in fjb_firestore_transaction_attempts_total
+log = logging.getLogger(__name__)
 
 
-def register_key(docs: Documents, uid: str, *, key_id: object, public_key: object) -> str:
+def register_key(docs: Documents, uid: str, *, key_id: object, public_key: object, clock: Clock = system_clock) -> str:
     """The device key of a user, enrolled at onboarding: after sign-up and before the
     application is submitted. Once the user has applied (or has a key), enrolling is
     refused: a stolen session must not be able to add its own key to an existing
-    customer. Enrolling another device needs a step-up flow (a signature by the enrolled
-    key, or identity proofing), which is not built."""
-    if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
-        raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
-    public = base64.b64encode(rules.parse_public_key(public_key)).decode()
+    customer. Another device is added with an enrolled one's signature (`add_device`); a
+    customer with none left enrols one here within the window an operator opened after
+    proving who they are (`reopen_enrolment`)."""
+    key_id, public = _checked(key_id, public_key)
     # One document per user marks the enrolment: the transaction reads documents only (a
     # query in a transaction locks far more, and concurrent enrolments of different users
     # then failed on the emulator). The query is for keys enrolled before the marker existed.
     enrolment, customer, key = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}", f"{keys_collection(uid)}/{key_id}"
-
-    def enrolled(doc: Doc | None) -> bool:
-        """This very key, enrolled before: a retry whose first answer was lost is answered
-        as the first was (told "exists", the app went on as if enrolled, or the tool that
-        enrols stopped, and another device's key is told so all the same)."""
-        return doc is not None and doc.id == key_id and doc.data.get("publicKey") == public
-
-    if existing := docs.query(keys_collection(uid), limit=1):
-        if enrolled(existing[0]):
-            return key_id
-        raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
+    legacy = docs.query(keys_collection(uid), limit=1)
+    if legacy and _enrolled(legacy[0], key_id, public):
+        return key_id
 
     def run(uow: UnitOfWork) -> None:
         found = uow.get_many([enrolment, customer, key])
-        if found[enrolment] is not None:
-            if enrolled(found[key]):
-                return
+        if _enrolled(found[key], key_id, public):
+            return  # a retry whose first answer was lost: answered as the first was
+        state = rules.Enrolment.of(_data(found[enrolment]))
+        if state is None and not legacy and found[customer] is None:  # onboarding
+            uow.create(enrolment, {"keyId": key_id, "keys": [key_id], "createdAt": SERVER_TIME})
+        elif state is not None and not state.keys and state.is_open(clock()):  # reopened by the bank
+            state.may_add(key_id)
+            uow.update(enrolment, {"keys": [key_id], "openUntil": DELETE_FIELD, "enrolledAt": SERVER_TIME})
+        elif legacy or (state is not None and state.keys):
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
-        if found[customer] is not None:
-            raise rules.ScaRefused(
-                "enrolment_closed", "a device is enrolled at onboarding; contact the bank to enrol a new one"
-            )
-        uow.create(enrolment, {"keyId": key_id, "createdAt": SERVER_TIME})
+        else:
+            raise rules.ScaRefused("enrolment_closed", "enrol a new device with one you have, or through the bank")
         uow.create(key, {"keyId": key_id, "publicKey": public, "createdAt": SERVER_TIME})
 
     docs.transact(run, operation="sca_register_key")
+    log.info("device key enrolled", extra={"uid": uid, "keyId": key_id})
     return key_id
+
+
+def add_device(docs: Documents, uid: str, *, key_id: object, public_key: object, approval: object) -> str:
+    """Another device's key, approved by a device the customer has: ``approval`` is
+    ``{keyId, signature}``, that key's signature over `rules.enrolment_challenge` of the new
+    key. The same key added again is answered as the first time; a revoked key id never
+    comes back, so an approval cannot be replayed after its key was revoked."""
+    key_id, public = _checked(key_id, public_key)
+    if not (
+        isinstance(approval, dict)
+        and set(approval) == {"keyId", "signature"}
+        and isinstance(approval["keyId"], str)
+        and rules.KEY_ID.fullmatch(approval["keyId"])
+    ):
+        raise rules.ScaRefused("invalid_approval", "approval must be {keyId, signature} of an enrolled device")
+    enrolment, key, approver = (
+        f"{SCA_ENROLMENTS}/{uid}",
+        f"{keys_collection(uid)}/{key_id}",
+        f"{keys_collection(uid)}/{approval['keyId']}",
+    )
+    message = rules.enrolment_challenge(uid, key_id, base64.b64decode(public))
+
+    def run(uow: UnitOfWork) -> None:
+        found = uow.get_many([enrolment, key, approver])
+        if _enrolled(found[key], key_id, public):
+            return
+        signer = _data(found[approver])
+        if signer is None or not rules.verify(base64.b64decode(signer["publicKey"]), approval["signature"], message):
+            raise rules.ScaRefused("sca_invalid", "the approval is not a signature of a device of yours over this key")
+        if found[key] is not None:
+            raise rules.ScaRefused("sca_key_exists", "a device key with this id is enrolled")
+        state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((approval["keyId"],), frozenset(), None)
+        state.may_add(key_id)
+        keys = [*state.keys, key_id]
+        uow.set(enrolment, {"keys": keys, "revoked": sorted(state.revoked)}, merge=True)
+        uow.create(
+            key, {"keyId": key_id, "publicKey": public, "createdAt": SERVER_TIME, "approvedBy": approval["keyId"]}
+        )
+
+    docs.transact(run, operation="sca_add_device")
+    log.info("device key added", extra={"uid": uid, "keyId": key_id, "approvedBy": approval["keyId"]})
+    return key_id
+
+
+def revoke_key(docs: Documents, uid: str, *, key_id: object) -> dict[str, Any]:
+    """A device key removed for good (a lost or replaced phone): its signatures are refused
+    from now on and its id never enrolled again. Revoking the last one leaves payments that
+    need a signature refused until the bank reopens the enrolment. A key revoked before is
+    answered as revoked (a retry after a lost answer)."""
+    if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
+        raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
+    enrolment, key = f"{SCA_ENROLMENTS}/{uid}", f"{keys_collection(uid)}/{key_id}"
+    left: list[str] = []
+
+    def run(uow: UnitOfWork) -> None:
+        found = uow.get_many([enrolment, key])
+        state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((), frozenset(), None)
+        if found[key] is None:
+            if key_id in state.revoked:
+                left[:] = state.keys
+                return
+            raise rules.ScaRefused("unknown_device_key", "no such device key of yours")
+        left[:] = [k for k in state.keys if k != key_id]
+        uow.set(enrolment, {"keys": left, "revoked": sorted({*state.revoked, key_id})}, merge=True)
+        uow.delete(key)
+
+    docs.transact(run, operation="sca_revoke_key")
+    log.info("device key revoked", extra={"uid": uid, "keyId": key_id, "left": len(left)})
+    return {"keyId": key_id, "revoked": True, "devicesLeft": len(left)}
+
+
+def reopen_enrolment(
+    docs: Documents, uid: str, *, operator: str, reason: object, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """An operator, having proved the customer's identity outside the app (in production:
+    BankID, or a branch), lets one new device enrol without another's signature: every key
+    the customer has is revoked (a lost phone may be in someone's hands), and for
+    `rules.REOPEN_WINDOW` ``sca_register_key`` enrols one key."""
+    if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 200:
+        raise rules.ScaRefused("invalid_reason", "reason: what proved the customer's identity (3-200 characters)")
+    enrolment, customer = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}"
+    older = [doc.id for doc in docs.query(keys_collection(uid), limit=rules.MAX_DEVICES + 1)]
+    until = clock() + rules.REOPEN_WINDOW
+    revoked: list[str] = []
+
+    def run(uow: UnitOfWork) -> None:
+        found = uow.get_many([enrolment, customer])
+        if (_data(found[customer]) or {}).get("status") != "approved":
+            raise rules.ScaRefused("unknown_customer", "no approved customer with this uid")
+        state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((), frozenset(), None)
+        revoked[:] = sorted({*state.keys, *older})
+        for key_id in revoked:
+            uow.delete(f"{keys_collection(uid)}/{key_id}")
+        uow.set(
+            enrolment,
+            {
+                "keys": [],
+                "revoked": sorted({*state.revoked, *revoked}),
+                "openUntil": until,
+                "reopenedBy": operator,
+                "reopenedReason": reason.strip(),
+                "reopenedAt": SERVER_TIME,
+            },
+            merge=True,
+        )
+
+    docs.transact(run, operation="sca_reopen_enrolment")
+    log.warning("device enrolment reopened", extra={"uid": uid, "operator": operator, "revoked": len(revoked)})
+    return {"uid": uid, "revoked": revoked, "openUntil": until.isoformat()}
+
+
+def _checked(key_id: object, public_key: object) -> tuple[str, str]:
+    """The key id and the public key (base64 DER) of a device key; raises invalid_key."""
+    if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
+        raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
+    return key_id, base64.b64encode(rules.parse_public_key(public_key)).decode()
+
+
+def _enrolled(doc: Doc | None, key_id: str, public: str) -> bool:
+    """This very key, enrolled before: a retry whose first answer was lost is answered as
+    the first was (told "exists", the app went on as if enrolled, or the tool that enrols
+    stopped, and another device's key is told so all the same)."""
+    return doc is not None and doc.id == key_id and doc.data.get("publicKey") == public
 
 
 def _data(doc: Doc | None) -> dict[str, Any] | None:

@@ -384,3 +384,53 @@ def test_a_refund_to_a_closed_account_is_moved_to_an_open_one(page, stack):
         nok("24 940,00 kr"), timeout=PIPELINE_MS
     )
     shot(page, "14-closed-account-paid-out")
+
+
+def test_a_second_browser_is_added_by_the_first_and_removed(page, chromium, app_url):
+    """The customer signs in on a second browser: it has no device key, shows a code, the
+    first browser (enrolled at onboarding) approves that code, and the second then confirms
+    a payment to a new payee; removed again from the first, it is told it has no key."""
+    email = sign_up(page)
+    apply(page)
+    account = page.get_by_test_id("account").first
+    account.get_by_test_id("demo-salary").click()
+    expect(account.get_by_test_id("available")).to_have_text(nok("25 000,00 kr"), timeout=PIPELINE_MS)
+
+    context = chromium.new_context(viewport={"width": 1000, "height": 900}, base_url=app_url, locale="nb-NO")
+    context.set_default_timeout(20_000)
+    try:
+        second = context.new_page()
+        second.goto("/")
+        second.get_by_test_id("email").fill(email)
+        second.get_by_test_id("password").fill(PASSWORD)
+        second.get_by_test_id("sign-in").click()
+        second.get_by_test_id("nav-devices").click()
+        expect(second.get_by_test_id("enrol-this-browser")).to_be_visible()
+        expect(second.get_by_test_id("device-key")).to_have_count(1)  # the first browser's
+        code = second.get_by_test_id("device-code")
+        expect(code).not_to_be_empty()
+        shot(second, "12-devices-new-browser")
+
+        page.get_by_test_id("nav-devices").click()
+        page.get_by_test_id("device-code-input").fill(code.inner_text())
+        page.get_by_test_id("approve-device").click()
+        expect(page.get_by_test_id("device-key")).to_have_count(2)
+        expect(second.get_by_test_id("enrol-this-browser")).to_be_hidden()  # live: it is enrolled
+        shot(page, "13-devices")
+
+        pay(second, OTHER_BANK, "150", message="Fra nettbrettet")  # a new payee: signed by the second
+        expect_status(second, "completed")
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        other = page.locator("[data-testid=device-key]", has_text="Another device")
+        other.get_by_test_id("revoke-key").click()
+        expect(page.get_by_test_id("device-key")).to_have_count(1)
+        second.get_by_test_id("nav-devices").click()
+        expect(second.get_by_test_id("enrol-this-browser")).to_be_visible()
+        second.get_by_test_id("nav-pay").click()
+        second.get_by_test_id("pay-to").fill(OTHER_BANK)
+        second.get_by_test_id("pay-amount").fill("10")
+        second.get_by_test_id("pay-review-button").click()
+        expect(second.get_by_test_id("no-device-key")).to_be_visible()
+    finally:
+        context.close()

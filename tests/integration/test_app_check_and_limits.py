@@ -26,6 +26,9 @@ CALLABLES = [
     "cards_limits",
     "cards_replace",
     "sca_register_key",
+    "sca_add_device",
+    "sca_revoke_key",
+    "sca_reopen_enrolment",
     "invoices_scan",
 ]
 

@@ -35,7 +35,19 @@ def one_line_error(result: subprocess.CompletedProcess, expected: str, code: int
 def test_top_level_help_lists_every_command(stack):
     result = bankctl(stack, "--help")
     assert result.returncode == 0
-    for name in ("customers", "pay", "ledger", "balances", "reviews", "dlq", "jobs", "audit", "load", "demo"):
+    for name in (
+        "customers",
+        "pay",
+        "ledger",
+        "balances",
+        "reviews",
+        "devices",
+        "dlq",
+        "jobs",
+        "audit",
+        "load",
+        "demo",
+    ):
         assert f"    {name}" in result.stdout
 
 
@@ -89,6 +101,24 @@ def test_create_customers_pay_see_it_in_the_ledger_and_audit(stack):
 
     audit = bankctl(stack, "audit")
     assert audit.returncode == 0, audit.stdout
+
+
+def test_an_operator_reopens_the_enrolment_of_a_customer_who_lost_their_devices(stack):
+    """`devices reopen` revokes the customer's key (the phone bankctl keeps for them signs
+    nothing more) and opens the enrolment; `devices list` shows it; a reason is required."""
+    made = bankctl(stack, "customers", "create", "--json")
+    assert made.returncode == 0, made.stderr
+    (customer,) = json.loads(made.stdout)
+    listed = json.loads(bankctl(stack, "devices", "list", customer["uid"], "--json").stdout)
+    assert [k["keyId"] for k in listed["keys"]] == [customer["device_key"]] and listed["openUntil"] is None
+    one_line_error(bankctl(stack, "devices", "reopen", customer["uid"], "--reason", "x"), "invalid_reason")
+    one_line_error(bankctl(stack, "devices", "reopen", "a/b", "--reason", "BankID"), "is no customer id")
+    reopened = bankctl(stack, "devices", "reopen", customer["uid"], "--reason", "BankID at the branch", "--json")
+    assert reopened.returncode == 0, reopened.stderr
+    assert json.loads(reopened.stdout)["revoked"] == [customer["device_key"]]
+    listed = json.loads(bankctl(stack, "devices", "list", customer["uid"], "--json").stdout)
+    assert listed["keys"] == [] and listed["revoked"] == [customer["device_key"]] and listed["openUntil"]
+    one_line_error(bankctl(stack, "pay", customer["uid"], "15030000002", "10"), "payment rejected: sca_invalid")
 
 
 def test_load_prints_a_summary_and_audits(stack):

@@ -30,6 +30,9 @@ CALLABLES = {
     "cards_limits": ["cardId", "limits"],
     "cards_replace": ["cardId", "reason"],
     "sca_register_key": ["keyId", "publicKey"],
+    "sca_add_device": ["keyId", "publicKey", "approval"],
+    "sca_revoke_key": ["keyId"],
+    "sca_reopen_enrolment": ["uid", "reason"],
     "invoices_scan": ["ocrLine", "fields"],
     "standing_orders_create": [
         "orderId",

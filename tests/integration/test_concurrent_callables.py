@@ -127,6 +127,12 @@ def _one_user_calls(holder, newcomer) -> dict[str, tuple[dict, dict, set[str]]]:
         ),
         "standing_orders_update": (holder.user, {"orderId": "no-such-order-1", "amount": 500}, {"unknown_order"}),
         "sca_register_key": (newcomer, {"keyId": "phone-one", "publicKey": key}, {"sca_key_exists"}),
+        "sca_revoke_key": (holder.user, {"keyId": "no-such-key-1"}, {"unknown_device_key"}),
+        "sca_add_device": (  # no device of the holder's signed it
+            holder.user,
+            {"keyId": "tablet-one", "publicKey": key, "approval": {"keyId": "no-such-key-1", "signature": "AAAA"}},
+            {"sca_invalid"},
+        ),
         "onboarding_submit": (newcomer, application(), {"already_onboarded"}),
     }
 

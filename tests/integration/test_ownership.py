@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 
 from clientkit import push_devices
+from clientkit.device import Device
 from fjordbank.domain.norway import today_in_norway
 from tests.support.app import Customer
 from tests.support.bank import application, callables_for, refused, wait_card_active
@@ -19,6 +20,8 @@ pytestmark = pytest.mark.stack
 
 def onboarded(auth, as_user, callables, ledger_admin, funds: int) -> dict:
     user = auth.sign_up()
+    device = Device.new(user["uid"], "phone-")
+    assert callables.call("sca_register_key", device.enrolment(), user["id_token"])[0] == 200
     status, body = callables.call("onboarding_submit", application(), user["id_token"])
     assert status == 200 and body["result"]["status"] == "approved", body
     account = body["result"]["accountId"]
@@ -27,7 +30,7 @@ def onboarded(auth, as_user, callables, ledger_admin, funds: int) -> dict:
     card_id = callables.call("cards_issue", {"accountId": account}, user["id_token"])[1]["result"]["cardId"]
     app = as_user(user["id_token"])
     wait_card_active(app, card_id)
-    return {"user": user, "app": app, "account": account, "card": card_id}
+    return {"user": user, "app": app, "account": account, "card": card_id, "device": device}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,20 @@ CALLABLE_ATTEMPTS = [
         lambda a: {"uid": a["user"]["uid"], "decision": "reject", "reason": "x"},
         ("PERMISSION_DENIED", None),
     ),
+    ("sca_revoke_key", lambda a: {"keyId": a["device"].key_id}, ("NOT_FOUND", "unknown_device_key")),
+    (  # alice's device as the approver of a key of mallory's: not a device of hers
+        "sca_add_device",
+        lambda a: {
+            **Device.new("x", "m-").enrolment(),
+            "approval": {"keyId": a["device"].key_id, "signature": "A" * 88},
+        },
+        ("FAILED_PRECONDITION", "sca_invalid"),
+    ),
+    (
+        "sca_reopen_enrolment",
+        lambda a: {"uid": a["user"]["uid"], "reason": "it is me, honestly"},
+        ("PERMISSION_DENIED", None),
+    ),
 ]
 
 
@@ -80,6 +97,7 @@ def test_mallory_cannot_operate_on_alices_accounts_and_cards(world, name, data, 
     account = alice["app"].get(f"accounts/{alice['account']}")[1]
     assert card["status"] == "active" and card["limits"]["daily"] > 0
     assert account["status"] == "open" and account["name"] == "Brukskonto" and account["balance"] == 50_000
+    assert alice["app"].get(f"users/{alice['user']['uid']}/scaKeys/{alice['device'].key_id}")[0] == 200
 
 
 READS = ["customers/{uid}", "accounts/{account}", "cards/{card}", "users/{uid}", "accounts/{account}/transactions/x"]

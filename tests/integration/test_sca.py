@@ -9,6 +9,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from clientkit.device import Device
 from fjordbank.domain import sca
 from fjordbank.domain.sca import DEFAULT_THRESHOLD
 from tests.support.app import new_customer
@@ -121,4 +122,54 @@ def test_signatures_over_other_values_by_another_key_or_reused_are_refused(alice
     assert refused_with(good, request_id=first) == "completed"
     assert refused_with(good) == "sca_reused"  # the same confirmation on another request
     assert bob.balance() == 10_000
+    audit()
+
+
+def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledger_admin, audit):
+    """Through the callables: the phone approves a tablet, which then confirms payments; the
+    tablet revoked signs nothing and its approval cannot bring it back; another customer
+    cannot revoke a key of alice's; with every device lost, an operator reopens the
+    enrolment and one new phone enrols with the session alone, a second one cannot."""
+    phone, token = alice.device, alice.id_token
+    tablet = Device.new(alice.uid, "tablet-")
+    status, body = callables.call("sca_add_device", phone.approve(tablet), token)
+    assert status == 200 and body["result"] == {"keyId": tablet.key_id}, body
+    alice.device = tablet
+    assert reason(alice, alice.request_payment(bob.accounts[0], 10_000)) == "completed"  # a new payee
+
+    mallory = auth.sign_up()
+    assert refused(callables.call("sca_revoke_key", {"keyId": tablet.key_id}, mallory["id_token"])) == (
+        "NOT_FOUND",
+        "unknown_device_key",
+    )
+    status, body = callables.call("sca_revoke_key", {"keyId": tablet.key_id}, token)
+    assert status == 200 and body["result"] == {"keyId": tablet.key_id, "revoked": True, "devicesLeft": 1}, body
+    assert reason(alice, alice.request_payment(bob.accounts[0], DEFAULT_THRESHOLD + 1)) == "sca_invalid"
+    assert refused(callables.call("sca_add_device", phone.approve(tablet), token)) == (
+        "FAILED_PRECONDITION",
+        "device_key_revoked",
+    )
+
+    # every device lost: a session alone enrols nothing until the bank reopens
+    ledger_admin.set_document(f"customers/{alice.uid}", {"status": "approved"})
+    new_phone = Device.new(alice.uid, "phone-")
+    callables.call("sca_revoke_key", {"keyId": phone.key_id}, token)
+    assert refused(callables.call("sca_register_key", new_phone.enrolment(), token)) == (
+        "FAILED_PRECONDITION",
+        "enrolment_closed",
+    )
+    reopen = {"uid": alice.uid, "reason": "identity checked with BankID at the branch"}
+    assert refused(callables.call("sca_reopen_enrolment", reopen, token))[0] == "PERMISSION_DENIED"
+    operator = auth.make_operator()
+    status, body = callables.call("sca_reopen_enrolment", reopen, operator["id_token"])
+    assert status == 200 and body["result"]["revoked"] == [], body  # both were revoked already
+    assert callables.call("sca_register_key", new_phone.enrolment(), token)[0] == 200
+    thief = Device.new(alice.uid, "thief-")
+    assert refused(callables.call("sca_register_key", thief.enrolment(), token)) == (
+        "ALREADY_EXISTS",
+        "sca_key_exists",
+    )
+    alice.device = new_phone
+    assert reason(alice, alice.request_payment(bob.accounts[0], DEFAULT_THRESHOLD + 1)) == "completed"
+    assert bob.balance() == 10_000 + DEFAULT_THRESHOLD + 1
     audit()

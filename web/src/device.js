@@ -1,7 +1,9 @@
 // This browser as the customer's device: its key for strong customer authentication.
 // An ECDSA P-256 key made with WebCrypto, the private half non-extractable and kept in
-// IndexedDB (a phone keeps it in its keystore). The bank gets the public key once, at
-// onboarding; every payment is confirmed by signing exactly what the customer approved:
+// IndexedDB (a phone keeps it in its keystore). The bank gets the public key at onboarding,
+// or later from another device of the customer's that approves it by signing
+// "fjordbank-sca-enrol-v1|uid|keyId|sha256(public key DER) in hex"; every payment is
+// confirmed by signing exactly what the customer approved:
 // "fjordbank-sca-v1|requestId|amount|currency|toAccount" (fjordbank/domain/sca.py).
 // WebCrypto's ECDSA signature is r||s (IEEE P1363), the format the backend verifies.
 
@@ -38,6 +40,11 @@ export function deviceKey(uid) {
 export async function ensureDeviceKey(uid) {
   const existing = await deviceKey(uid);
   if (existing) return existing;
+  return newDeviceKey(uid);
+}
+
+/** A new key for `uid` on this browser, in place of the one it kept (revoked, or never enrolled). */
+export async function newDeviceKey(uid) {
   const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
   const id = new Uint8Array(9);
   crypto.getRandomValues(id);
@@ -50,15 +57,45 @@ export async function ensureDeviceKey(uid) {
   return entry;
 }
 
+async function signText(key, text) {
+  const signature = await crypto.subtle.sign(
+    { name: "ECDSA", hash: "SHA-256" },
+    key.privateKey,
+    new TextEncoder().encode(text),
+  );
+  return b64(signature);
+}
+
+/** What a new device shows to be added: its key id and public key, as one code to copy. */
+export function enrolmentCode({ keyId, publicKey }) {
+  return btoa(JSON.stringify({ keyId, publicKey }));
+}
+
+/** The sca_add_device call's data for the device whose `code` is pasted here: the new key
+ * and this browser's approval of it (a signature over the customer, its id and the key). */
+export async function approveDevice(uid, code) {
+  const key = await deviceKey(uid);
+  if (!key) throw new Error("This browser holds no device key of yours to approve with.");
+  let other;
+  try {
+    other = JSON.parse(atob(code.trim()));
+  } catch {
+    throw new Error("That is not a device code: copy it again from the new device.");
+  }
+  if (typeof other?.keyId !== "string" || typeof other?.publicKey !== "string") {
+    throw new Error("That is not a device code: copy it again from the new device.");
+  }
+  const der = Uint8Array.from(atob(other.publicKey), (c) => c.charCodeAt(0));
+  const digest = await crypto.subtle.digest("SHA-256", der);
+  const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const signature = await signText(key, `fjordbank-sca-enrol-v1|${uid}|${other.keyId}|${hex}`);
+  return { keyId: other.keyId, publicKey: other.publicKey, approval: { keyId: key.keyId, signature } };
+}
+
 /** The payment request's `sca` field: this device's signature over what the customer approved. */
 export async function confirmPayment(uid, { requestId, amount, currency, toAccount }) {
   const key = await deviceKey(uid);
   if (!key) return null;
   const challenge = `fjordbank-sca-v1|${requestId}|${amount}|${currency}|${toAccount}`;
-  const signature = await crypto.subtle.sign(
-    { name: "ECDSA", hash: "SHA-256" },
-    key.privateKey,
-    new TextEncoder().encode(challenge),
-  );
-  return { keyId: key.keyId, signature: b64(signature) };
+  return { keyId: key.keyId, signature: await signText(key, challenge) };
 }

@@ -1,7 +1,7 @@
 // Fjordbank's reference web app: every screen of the mobile app's main flows, through the
 // Firebase JS SDK against the local emulators. Hash routes: #/accounts, #/account/ID,
 // #/pay, #/payment/ID, #/invoice, #/cards, #/standing-orders, #/subscriptions, #/economy,
-// #/notifications.
+// #/notifications, #/devices.
 import { onAuthStateChanged, signOut } from "firebase/auth";
 import { fill, h, toast } from "./dom.js";
 import { auth, config, start } from "./firebase.js";
@@ -9,6 +9,7 @@ import { onPush, receive, registerDevice, stopReceiving } from "./push.js";
 import { onSession, session, signedIn, signedOut } from "./session.js";
 import { accountView, accountsView } from "./views/accounts.js";
 import { cardsView } from "./views/cards.js";
+import { devicesView } from "./views/devices.js";
 import { economyView, subscriptionsView } from "./views/insights.js";
 import { notificationsView } from "./views/notifications.js";
 import { onboardingView } from "./views/onboarding.js";
@@ -27,6 +28,7 @@ const ROUTES = {
   notifications: notificationsView,
   subscriptions: subscriptionsView,
   economy: economyView,
+  devices: devicesView,
 };
 const NAV = [
   ["accounts", "Accounts"],
@@ -37,6 +39,7 @@ const NAV = [
   ["subscriptions", "Subscriptions"],
   ["economy", "My economy"],
   ["notifications", "Notifications"],
+  ["devices", "Devices"],
 ];
 
 const main = () => document.getElementById("main");

@@ -3,7 +3,7 @@
 // status move requested -> approved -> ... -> completed. Invoice scanning turns a giro's
 // OCR line into a draft (invoices_scan) that is paid the same way. A payment can also
 // repeat weekly or monthly: a standing order (standing_orders_create, confirmed the same way).
-import { doc, onSnapshot, setDoc } from "firebase/firestore";
+import { doc, getDoc, onSnapshot, setDoc } from "firebase/firestore";
 import { confirmPayment, deviceKey } from "../device.js";
 import { action, field, fill, h, toast } from "../dom.js";
 import { call, config, db } from "../firebase.js";
@@ -91,10 +91,15 @@ function reviewCard(body, onBack) {
   );
   const from = session.accounts.find((a) => a.id === body.fromAccount);
   const noKeyWarning = h("p", { class: "warn", hidden: true, testid: "no-device-key" }, [
-    "This browser holds no device key of yours (it was enrolled in another one at onboarding). ",
-    "A payment to a new payee or above 5 000 kr will be refused.",
+    "This browser holds no device key of yours: a payment to a new payee or above 5 000 kr will be refused. ",
+    h("a", { href: "#/devices" }, "Add this browser under Devices"),
+    ".",
   ]);
-  deviceKey(session.user.uid).then((key) => (noKeyWarning.hidden = Boolean(key)));
+  const uid = session.user.uid;
+  deviceKey(uid) // a key kept here, and still enrolled (not removed under Devices)
+    .then(async (key) => key && (await getDoc(doc(db, `users/${uid}/scaKeys/${key.keyId}`))).exists())
+    .then((enrolled) => (noKeyWarning.hidden = enrolled))
+    .catch(() => (noKeyWarning.hidden = true));
   return h(
     "div",
     { class: "card narrow", testid: "pay-review" },

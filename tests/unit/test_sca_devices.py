@@ -1,0 +1,246 @@
+"""A customer's devices after onboarding (fjordbank.service_layer.sca): another device added
+with an enrolled one's signature, a lost one revoked for good, and, with none left, one
+enrolled within the window an operator opened after proving who the customer is."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from fjordbank.domain import sca as rules
+from fjordbank.domain.payments import PaymentRejected
+from fjordbank.service_layer import sca
+from tests.support.memory import MemoryDocuments
+
+UID = "u1"
+PAYEE = "97100000036"
+NOW = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)
+
+
+class Phone:
+    def __init__(self, key_id: str) -> None:
+        self.key_id, self.key = key_id, ec.generate_private_key(ec.SECP256R1())
+
+    @property
+    def public(self) -> str:
+        return rules.public_key_b64(self.key)
+
+    def approve(self, other: Phone, uid: str = UID) -> dict:
+        der = base64.b64decode(other.public)
+        return {
+            "keyId": self.key_id,
+            "signature": rules.sign(self.key, rules.enrolment_challenge(uid, other.key_id, der)),
+        }
+
+    def pay(self, docs, request_id: str = "req-00000001", amount: int = 600_000) -> None:
+        signed = {
+            "keyId": self.key_id,
+            "signature": rules.sign(self.key, rules.challenge(request_id, amount, "NOK", PAYEE)),
+        }
+        sca.check_payment(
+            docs,
+            UID,
+            request_path=f"users/{UID}/paymentRequests/{request_id}",
+            request_id=request_id,
+            amount=amount,
+            currency="NOK",
+            to_account=PAYEE,
+            own_payee=False,
+            sca=signed,
+            threshold=rules.DEFAULT_THRESHOLD,
+        )
+
+
+def put(docs: MemoryDocuments, path: str, data: dict) -> None:
+    batch = docs.batch()
+    batch.set(path, data)
+    batch.commit()
+
+
+@pytest.fixture
+def docs() -> MemoryDocuments:
+    return MemoryDocuments()
+
+
+@pytest.fixture
+def phone(docs) -> Phone:
+    """A customer approved with one device enrolled at onboarding."""
+    first = Phone("phone-key-1")
+    sca.register_key(docs, UID, key_id=first.key_id, public_key=first.public)
+    put(docs, f"customers/{UID}", {"status": "approved"})
+    put(docs, f"screeningCustomers/{UID}", {"payees": [PAYEE]})
+    return first
+
+
+def add(docs, new: Phone, approval: dict) -> str:
+    return sca.add_device(docs, UID, key_id=new.key_id, public_key=new.public, approval=approval)
+
+
+def refusal(fn, *args, **kw) -> str:
+    with pytest.raises((rules.ScaRefused, PaymentRejected)) as refused:
+        fn(*args, **kw)
+    return refused.value.code
+
+
+def keys(docs) -> list[str]:
+    return sorted(doc.id for doc in docs.query(sca.keys_collection(UID)))
+
+
+# ---- adding a device -------------------------------------------------------------------------
+def test_an_enrolled_device_adds_another_which_then_signs_payments(docs, phone):
+    tablet = Phone("tablet-key-1")
+    assert add(docs, tablet, phone.approve(tablet)) == "tablet-key-1"
+    assert keys(docs) == ["phone-key-1", "tablet-key-1"]
+    assert docs.get(f"scaEnrolments/{UID}").data["keys"] == ["phone-key-1", "tablet-key-1"]
+    assert docs.get(f"users/{UID}/scaKeys/tablet-key-1").data["approvedBy"] == "phone-key-1"
+    tablet.pay(docs)
+    # the same approval again (an answer lost): answered as the first, nothing added
+    assert add(docs, tablet, phone.approve(tablet)) == "tablet-key-1"
+    assert docs.get(f"scaEnrolments/{UID}").data["keys"] == ["phone-key-1", "tablet-key-1"]
+
+
+def test_an_approval_binds_the_customer_the_key_id_and_the_key_itself(docs, phone):
+    tablet, thief = Phone("tablet-key-1"), Phone("thief-key-01")
+    approval = phone.approve(tablet)
+    # the approval of the tablet's key, sent with the thief's key under the tablet's id
+    assert refusal(sca.add_device, docs, UID, key_id="tablet-key-1", public_key=thief.public, approval=approval) == (
+        "sca_invalid"
+    )
+    assert refusal(add, docs, Phone("tablet-key-2"), approval) == "sca_invalid"  # another key id
+    assert refusal(add, docs, tablet, phone.approve(tablet, uid="someone-else")) == "sca_invalid"
+    # a payment's signature is no approval (another text), nor is an unknown key's
+    paid = rules.sign(phone.key, rules.challenge("tablet-key-1", 1, "NOK", PAYEE))
+    assert refusal(add, docs, tablet, {"keyId": phone.key_id, "signature": paid}) == "sca_invalid"
+    assert refusal(add, docs, tablet, thief.approve(tablet) | {"keyId": "thief-key-01"}) == "sca_invalid"
+    assert keys(docs) == ["phone-key-1"]
+
+
+@pytest.mark.parametrize(
+    "approval",
+    [
+        None,
+        "sig",
+        {"keyId": "phone-key-1"},
+        {"keyId": "../x/y/z-abc", "signature": "x"},
+        {"keyId": 1, "signature": "x"},
+    ],
+    ids=["none", "text", "no-signature", "path", "number"],
+)
+def test_a_malformed_approval_is_refused_before_any_read(docs, phone, approval):
+    assert refusal(add, docs, Phone("tablet-key-1"), approval) == "invalid_approval"
+
+
+def test_a_key_id_in_use_with_another_key_is_refused(docs, phone):
+    impostor = Phone("phone-key-1")
+    assert refusal(add, docs, impostor, phone.approve(impostor)) == "sca_key_exists"
+
+
+def test_at_most_five_devices(docs, phone):
+    for n in range(2, rules.MAX_DEVICES + 1):
+        device = Phone(f"device-key-{n}")
+        add(docs, device, phone.approve(device))
+    sixth = Phone("device-key-6")
+    assert refusal(add, docs, sixth, phone.approve(sixth)) == "too_many_devices"
+    sca.revoke_key(docs, UID, key_id="device-key-2")
+    assert add(docs, sixth, phone.approve(sixth)) == "device-key-6"
+
+
+def test_a_customer_enrolled_before_devices_were_kept_adds_one(docs):
+    """A key enrolled before ``scaEnrolments`` existed (no marker) approves a second."""
+    old = Phone("older-key-1")
+    put(docs, f"users/{UID}/scaKeys/{old.key_id}", {"keyId": old.key_id, "publicKey": old.public})
+    tablet = Phone("tablet-key-1")
+    add(docs, tablet, old.approve(tablet))
+    assert docs.get(f"scaEnrolments/{UID}").data["keys"] == ["older-key-1", "tablet-key-1"]
+
+
+# ---- revoking ------------------------------------------------------------------------------------
+def test_a_revoked_key_signs_nothing_and_never_comes_back(docs, phone):
+    tablet = Phone("tablet-key-1")
+    approval = phone.approve(tablet)
+    add(docs, tablet, approval)
+    assert sca.revoke_key(docs, UID, key_id="tablet-key-1") == {
+        "keyId": "tablet-key-1",
+        "revoked": True,
+        "devicesLeft": 1,
+    }
+    assert refusal(tablet.pay, docs) == "sca_invalid"
+    # the old approval replayed (a copied request): the id is revoked for good
+    assert refusal(add, docs, tablet, approval) == "device_key_revoked"
+    # revoked again (a retry after a lost answer): the same answer
+    assert sca.revoke_key(docs, UID, key_id="tablet-key-1")["devicesLeft"] == 1
+    phone.pay(docs)
+    assert keys(docs) == ["phone-key-1"]
+
+
+def test_revoking_a_key_that_is_not_the_customers_is_not_found(docs, phone):
+    put(docs, "users/u2/scaKeys/others-key-1", {"keyId": "others-key-1", "publicKey": phone.public})
+    assert refusal(sca.revoke_key, docs, UID, key_id="others-key-1") == "unknown_device_key"
+    assert refusal(sca.revoke_key, docs, UID, key_id="../u2/scaKeys") == "invalid_key"
+    assert docs.get("users/u2/scaKeys/others-key-1") is not None
+
+
+def test_with_the_last_key_revoked_a_session_alone_cannot_enrol_another(docs, phone):
+    sca.revoke_key(docs, UID, key_id="phone-key-1")
+    assert refusal(phone.pay, docs) == "sca_invalid"
+    thief = Phone("thief-key-01")
+    assert refusal(sca.register_key, docs, UID, key_id=thief.key_id, public_key=thief.public) == "enrolment_closed"
+    assert keys(docs) == []
+
+
+# ---- the bank reopens the enrolment --------------------------------------------------------------
+def reopen(docs, at: dt.datetime = NOW) -> dict:
+    return sca.reopen_enrolment(docs, UID, operator="op-1", reason="BankID at the branch", clock=lambda: at)
+
+
+def test_an_operator_revokes_every_key_and_lets_one_device_enrol_for_thirty_minutes(docs, phone):
+    tablet = Phone("tablet-key-1")
+    add(docs, tablet, phone.approve(tablet))
+    answer = reopen(docs)
+    assert answer["revoked"] == ["phone-key-1", "tablet-key-1"]
+    assert answer["openUntil"] == (NOW + rules.REOPEN_WINDOW).isoformat()
+    assert keys(docs) == [] and refusal(phone.pay, docs) == "sca_invalid"
+    record = docs.get(f"scaEnrolments/{UID}").data
+    assert record["reopenedBy"] == "op-1" and record["reopenedReason"] == "BankID at the branch"
+    new = Phone("new-phone-01")
+    later = NOW + dt.timedelta(minutes=29)
+    assert sca.register_key(docs, UID, key_id=new.key_id, public_key=new.public, clock=lambda: later) == new.key_id
+    new.pay(docs)
+    # one device only: a second one (the thief's) is refused, the first enrolled again is answered
+    thief = Phone("thief-key-01")
+    assert refusal(sca.register_key, docs, UID, key_id=thief.key_id, public_key=thief.public, clock=lambda: later) == (
+        "sca_key_exists"
+    )
+    assert sca.register_key(docs, UID, key_id=new.key_id, public_key=new.public, clock=lambda: later) == new.key_id
+    assert "openUntil" not in docs.get(f"scaEnrolments/{UID}").data
+
+
+def test_after_the_window_or_with_a_revoked_id_the_enrolment_is_refused(docs, phone):
+    reopen(docs)
+    new = Phone("new-phone-01")
+    late = NOW + rules.REOPEN_WINDOW
+    assert refusal(sca.register_key, docs, UID, key_id=new.key_id, public_key=new.public, clock=lambda: late) == (
+        "enrolment_closed"
+    )
+    again = Phone("phone-key-1")  # the lost phone's id
+    assert refusal(sca.register_key, docs, UID, key_id=again.key_id, public_key=again.public, clock=lambda: NOW) == (
+        "device_key_revoked"
+    )
+
+
+def test_the_bank_reopens_only_for_an_approved_customer_with_a_reason(docs, phone):
+    assert refusal(sca.reopen_enrolment, docs, UID, operator="op-1", reason=" ", clock=lambda: NOW) == "invalid_reason"
+    assert refusal(sca.reopen_enrolment, docs, "nobody", operator="op-1", reason="BankID", clock=lambda: NOW) == (
+        "unknown_customer"
+    )
+    assert keys(docs) == ["phone-key-1"]
+
+
+def test_an_enrolment_record_from_before_revocations_reads_as_its_one_key():
+    assert rules.Enrolment.of({"keyId": "phone-key-1"}) == rules.Enrolment(("phone-key-1",), frozenset(), None)
+    assert rules.Enrolment.of(None) is None
+    assert not rules.Enrolment((), frozenset(), NOW).is_open(NOW)
+    assert rules.Enrolment((), frozenset(), NOW).is_open(NOW - dt.timedelta(seconds=1))
