@@ -202,7 +202,7 @@ class CardService:
                 extra={"reference": reference, "why": why},
             )
             return
-        result = await self.ledger.reverse(reference)
+        result = await self.ledger.reverse(reference, unanswered=True)
         UNANSWERED.labels(why).inc()
         log.warning(
             "approval the processor may not have had: released",

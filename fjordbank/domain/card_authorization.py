@@ -41,6 +41,8 @@ from fjordbank.domain.cards import (
 from fjordbank.domain.categories import categorise, override_key
 from fjordbank.domain.ledger import Account, Book, Declined
 
+NOT_ANSWERED = "not_answered_in_time"  # an approval the card service released: its answer was not taken
+
 # The card's ``frozenReason`` when failed checks froze it (a card's state, not a decline)
 FROZEN_FOR_FAILED_CHECKS = "too_many_failed_checks"
 
@@ -79,8 +81,11 @@ def answer_again(attempt: Attempt, previous: dict[str, Any]) -> Answer:
         return Answer("declined", "reversed_before_authorization", previous, replayed=True)
     if previous.get("fingerprint") == attempt.fingerprint:
         # the same request again gets the same decision, whatever happened to the
-        # authorisation since (captured, reversed, expired)
-        decision = "declined" if previous["status"] == "declined" else "approved"
+        # authorisation since (captured, reversed, expired); but an approval released
+        # because its answer was not taken (card_settlement.NOT_ANSWERED) holds nothing,
+        # and answered "approved" now, the merchant would capture what is not held
+        released = previous["status"] == "reversed" and previous.get("reason") == NOT_ANSWERED
+        decision = "declined" if previous["status"] == "declined" or released else "approved"
         return Answer(decision, previous.get("reason"), previous, replayed=True)
     return Answer("declined", "duplicate_reference", {}, replayed=False)  # not stored: the reference is taken
 

@@ -49,7 +49,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from fjordbank.domain.card_authorization import feed_fields
+from fjordbank.domain.card_authorization import NOT_ANSWERED, feed_fields
 from fjordbank.domain.cards import HOLD_DAYS, HOME_COUNTRY, CardState, Spend, decide_increment
 from fjordbank.domain.ledger import Book, Declined, Hold, Posting, as_utc, card_scheme_account, carries_hold
 from fjordbank.domain.norway import today_in_norway
@@ -372,9 +372,13 @@ def release(
     reference: str | None,
     status: str,
     now: dt.datetime,
+    unanswered: bool = False,
 ) -> Settlement:
     """Give back the hold of the authorisation ``auth_id``: ``status`` "reversed" (the
-    processor's reversal of ``reference``) or "expired" (the hold's time is up)."""
+    processor's reversal of ``reference``, or with ``unanswered`` the card service's own
+    for an approval the processor may not have had: the record keeps `NOT_ANSWERED`, and
+    the same request sent again is declined, never answered "approved" with nothing
+    held) or "expired" (the hold's time is up)."""
     if record is None:
         return _reversed_before_authorization(auth_id, reference, status, now)
     if record["status"] in RELEASED:
@@ -386,6 +390,8 @@ def release(
         return refused("not_due", record)
     held.book.release(auth_id)
     done = {**record, "status": status, "updatedAt": now}
+    if unanswered:
+        done["reason"] = NOT_ANSWERED
     _note_hold(done, held.book, auth_id)
     return Settlement(
         status,

@@ -154,6 +154,11 @@ REASONS: tuple[Reason, ...] = (
     _r("duplicate_reference", CARD, "another authorisation has this processor reference"),
     _r("reversed_before_authorization", CARD, "the reversal overtook its authorisation: nothing is held"),
     _r(
+        "not_answered_in_time",
+        CARD,
+        "an approval whose answer the processor did not take was released: the same request again is declined",
+    ),
+    _r(
         "unknown_authorization",
         CARD,
         "a capture, refund, increment or reversal of an authorisation the bank does not have",

@@ -438,11 +438,15 @@ class CardLedger:
         await self.announce(result)
         return result
 
-    async def reverse(self, reference: str) -> CardResult:
+    async def reverse(self, reference: str, *, unanswered: bool = False) -> CardResult:
         """Release the hold of an authorisation the processor cancels, and announce it. A
         reversal that arrives before its authorisation (a timed-out request) is recorded,
-        so the late authorisation is declined and holds nothing."""
-        result = await self._release(rules.authorization_id(reference), reference=reference, status="reversed")
+        so the late authorisation is declined and holds nothing. ``unanswered``: the card
+        service's own, for an approval whose answer the processor did not take; the same
+        request sent again is then declined (settlement.NOT_ANSWERED)."""
+        result = await self._release(
+            rules.authorization_id(reference), reference=reference, status="reversed", unanswered=unanswered
+        )
         await self.announce(result)
         return result
 
@@ -491,13 +495,21 @@ class CardLedger:
         return released, len(due)
 
     async def _release(
-        self, auth_id: str, *, reference: str | None, status: str, now: dt.datetime | None = None
+        self,
+        auth_id: str,
+        *,
+        reference: str | None,
+        status: str,
+        now: dt.datetime | None = None,
+        unanswered: bool = False,
     ) -> CardResult:
         when = now or self.clock()
 
         async def run(uow: AsyncUnitOfWork) -> CardResult:
             record, held = await self._load(uow, auth_id, with_scheme=False)
-            settled = settlement.release(auth_id, record, held, reference=reference, status=status, now=when)
+            settled = settlement.release(
+                auth_id, record, held, reference=reference, status=status, now=when, unanswered=unanswered
+            )
             return self._stage(uow, self._save(uow, auth_id, settled))
 
         return await self.docs.transact(run, operation="cards_release")

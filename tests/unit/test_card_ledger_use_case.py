@@ -1010,6 +1010,35 @@ async def test_an_approval_the_processor_had_is_kept_when_a_request_sent_again_i
     assert bank.account()["held"] == 60_000
 
 
+async def test_an_approval_released_unanswered_is_declined_when_the_same_request_comes_again(bank: Bank) -> None:
+    """A copy of the signed request decided first and hung up: its approval is released.
+    The same request again (the genuine one, or the processor's retry) is declined with
+    not_answered_in_time; answered "approved" as the record's decision, the merchant was
+    told yes with nothing held and its capture was refused authorization_reversed."""
+    import json
+    from types import SimpleNamespace
+
+    from fjordbank.runtime.http import Exchange
+    from run_services.cards import AUTHORIZATIONS, CardService
+
+    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
+    service.ledger, service.numbers = bank.ledger, bank.cards
+    pan = bank.add_card()
+    body = json.dumps({"reference": "ref-x"}).encode()
+    copy = await bank.buy(pan, amount=60_000, reference="ref-x")
+    await service.unanswered(
+        Exchange(AUTHORIZATIONS, body, 200, copy.answer() | {"approved": True}, 0.01), "not_written"
+    )
+    assert bank.account()["held"] == 0
+    genuine = await bank.buy(pan, amount=60_000, reference="ref-x")
+    assert (genuine.approved, genuine.reason) == (False, "not_answered_in_time")
+    service.answered(Exchange(AUTHORIZATIONS, body, 200, genuine.answer() | {"approved": genuine.approved}, 0.05))
+    assert not service.delivered.get("ref-x")
+    # a reversal from the processor changes nothing; a new reference is decided afresh
+    assert (await bank.ledger.reverse("ref-x")).status == "reversed" and bank.account()["held"] == 0
+    assert (await bank.buy(pan, amount=60_000, reference="ref-y")).approved
+
+
 @pytest.mark.parametrize(
     "body",
     [
