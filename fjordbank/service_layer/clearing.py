@@ -244,6 +244,7 @@ class Answered:
     payments: dict[str, tuple[PaymentRequested, str | None]]
     before: frozenset[str] = frozenset()  # the payments an earlier answer to the file settled or returned
     written: dt.datetime | None = None  # when the file was last written (None: before 2026-12-04)
+    status: str | None = None  # the file's record: created, sending, written or answered
 
 
 # ---- the records --------------------------------------------------------------------------
@@ -393,6 +394,7 @@ async def answered_records(
         payments,
         frozenset(doc.data.get("answers") or {}),
         written if isinstance(written, dt.datetime) else None,
+        doc.data.get("status"),
     )
 
 
@@ -658,6 +660,15 @@ class Clearing:
             except TimeoutError:
                 pass
 
+    def _sent(self, answered: Answered, file_id: str) -> bool:
+        """Whether the file an answer names went to the clearing house: marked written (or
+        answered before), or, recorded and not marked (the channel down, a mark lost), the
+        channel has it. A channel that cannot tell raises ConnectionError: the answer is
+        read again when it is back."""
+        if answered.status not in UNWRITTEN:
+            return True
+        return self.channel.delivered(file_name(file_id))
+
     # ---- answers in -----------------------------------------------------------------------
     def read_report(self, path: Path) -> iso20022.StatusReport | None:
         """The answer in ``path``; None when it is unreadable (then moved aside)."""
@@ -703,6 +714,18 @@ class Clearing:
             report = expanded
         else:  # not an id of ours (and not to be put in a document's path): an unknown file
             answered, unmatched = Answered(False, {}), []
+        if answered.known_file and not self._sent(answered, report.original_message_id):
+            # The file is recorded and kept to be written, and the channel does not have
+            # it: an answer to a file the clearing house never had (misrouted, or forged)
+            # applied would mark the file answered, and it would then never be sent, its
+            # other payments held for good.
+            log.error(
+                "pain.002 answers a file the bank has not delivered; moved aside",
+                extra={"file": path.name, "original_message_id": report.original_message_id},
+            )
+            self.channel.file_away(path, ".undelivered")
+            return []
+        unmatched += [s.end_to_end_id[:35] for s in report.statuses if s.end_to_end_id not in answered.payments]
         out = answer_events(report, answered)
         await publish_in_spans(publish, out, answer_spans(report, answered))
         if not answered.known_file:
@@ -725,7 +748,7 @@ class Clearing:
             # what it answered of the file's payments is applied above; the rest is an
             # operator's to read (a final answer that reaches no payment is not "handled")
             log.error(
-                "pain.002 answers blocks the file does not have; moved aside",
+                "pain.002 answers blocks or payments the file does not have; moved aside",
                 extra={"file": path.name, "blocks": unmatched[:10], "original_message_id": report.original_message_id},
             )
             self.channel.file_away(path, ".unmatched")

@@ -192,7 +192,7 @@ async def test_an_answer_publishes_each_payments_step_then_marks_them_in_one_com
         "FJB20270310090000000000F1",
         iso20022.TransactionStatus("p1", "ACSC"),
         iso20022.TransactionStatus("p2", "RJCT", "AC04", "account closed"),
-        iso20022.TransactionStatus("p9", "ACSC"),  # never sent by this bank: left out
+        iso20022.TransactionStatus("p9", "ACSC"),  # never in this file: left out, the answer set aside
     )
     docs.forget()
     publish = Published()
@@ -214,7 +214,33 @@ async def test_an_answer_publishes_each_payments_step_then_marks_them_in_one_com
         "p1": {"status": "settled", "reason": None},
         "p2": {"status": "returned", "reason": "AC04"},
     }
-    assert not path.exists() and (dirs.processed / path.name).exists()
+    # a final status that reaches none of the file's payments (an id misspelt, padded: one of
+    # them may be waiting for it) is an operator's to read, not filed as handled
+    assert not path.exists() and (dirs.processed / f"{path.name}.unmatched").exists()
+
+
+async def test_an_answer_to_a_file_the_channel_never_had_is_set_aside_and_the_file_still_sent(dirs):
+    """The file recorded and kept (the channel down): an answer naming it (misrouted,
+    forged) is not applied; applied, it marked the file answered and the file was never
+    sent, its other payments' money held for good."""
+    use, docs = uses(dirs)
+    new, _files = await use.claim([payment(1), payment(2)], "FJB20270310090000000000F1")
+    path = answer(dirs, "FJB20270310090000000000F1", iso20022.TransactionStatus("p1", "ACSC"))
+    publish = Published()
+    assert await use.handle_answer(path, publish) == [] and publish.events == []
+    assert (dirs.processed / f"{path.name}.undelivered").exists()
+    assert (await data(docs, file_path("FJB20270310090000000000F1")))["status"] == "created"
+    await use.send_or_keep("FJB20270310090000000000F1", new)
+    assert dirs.delivered(clearing.file_name("FJB20270310090000000000F1"))
+    # once delivered, its answer is applied
+    again = answer(
+        dirs,
+        "FJB20270310090000000000F1",
+        iso20022.TransactionStatus("p1", "ACSC"),
+        iso20022.TransactionStatus("p2", "RJCT", "AC04"),
+    )
+    out = await use.handle_answer(again, Published())
+    assert [(e.payment.payment_id, e.status) for e in out] == [("p1", "settled"), ("p2", "returned")]
 
 
 async def test_an_answer_sent_twice_publishes_the_same_steps_and_leaves_the_same_records(dirs):
