@@ -147,6 +147,20 @@ def unsendable(p: PaymentRequested) -> str | None:
     return None
 
 
+def file_text(text: str | None) -> str | None:
+    """A payment's text (message, payee's name) as a file carries it: only what a
+    Norwegian bank takes (ISO 8859-15, no control or format character;
+    `iso20022.is_payment_text_char`), a character with a Latin form written in it, any
+    other read as a space (None when nothing is left). The edge refuses such text; a payment
+    made before it did (a standing order's stored text) would otherwise have another bank
+    refuse the transfer, or the whole file with other customers' payments in it, or be
+    kept out of the file with its money held until an operator came."""
+    if text is None:
+        return None
+    kept = "".join(c if iso20022.is_payment_text_char(c) else " " for c in iso20022.to_payment_text(text))
+    return " ".join(kept.split()) or None
+
+
 def to_transfer(p: PaymentRequested, written_on: dt.date | None) -> iso20022.CreditTransfer:
     """``written_on``: the day the file is written, in Norway (None: a file of before
     2026-12-04, which asked for the payment's own day)."""
@@ -158,9 +172,9 @@ def to_transfer(p: PaymentRequested, written_on: dt.date | None) -> iso20022.Cre
         amount_minor=p.amount,
         currency=p.currency,
         debtor=iso20022.Party(DEBTOR_NAME, p.from_account),
-        creditor=iso20022.Party(p.payee_name or CREDITOR_NAME, p.to_account),
+        creditor=iso20022.Party(file_text(p.payee_name) or CREDITOR_NAME, p.to_account),
         kid=p.kid,
-        message=p.message,
+        message=file_text(p.message),
         # the day it is made, or the next banking day after a weekend or holiday (the
         # clearing house settles on banking days only), and never a day gone by when the
         # file is written: a file written later (the channel was down, a crash) asks for

@@ -340,13 +340,37 @@ def test_a_file_written_on_a_later_day_asks_for_that_day_and_its_answer_regroups
 
 def test_a_payment_a_file_cannot_carry_is_named_before_it_is_claimed():
     assert clearing.unsendable(payment(1)) is None
-    broken = dataclasses.replace(payment(2), message="Husleie mars\nleil. 2B")  # from before the edge refused it
-    assert "control" in (clearing.unsendable(broken) or "")
+    broken = dataclasses.replace(payment(2), currency="EUR")  # not published by the edge
+    assert "NOK" in (clearing.unsendable(broken) or "")
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "sent"),
+    [
+        ("message", "Husleie mars\nleil. 2B", "Husleie mars leil. 2B"),
+        ("message", "Husleie \U0001f3e0 mars", "Husleie mars"),
+        ("message", "\u79df\u91d1", None),
+        ("message", "Lønn – «mars» ½", "Lønn - «mars» 1/2"),
+        ("payee_name", "Bergen \u202eRør AS", "Bergen Rør AS"),
+        ("payee_name", "Čáhcegáddi AS", "Cáhcegáddi AS"),
+    ],
+)
+def test_a_payments_text_from_before_the_edge_refused_it_goes_in_the_file_as_a_bank_takes_it(field, text, sent):
+    """Text the edge now refuses (a standing order stored before: its payments carry the
+    text it had) is sent as Norwegian banks take it, ISO 8859-15 with no control or format
+    character: another bank could refuse the transfer or the whole file with it, and kept
+    out of the file the payment's money stayed held until an operator came."""
+    p = dataclasses.replace(payment(1), **{field: text})
+    assert clearing.unsendable(p) is None
+    transfer = clearing.to_transfer(p, None)
+    carried = transfer.message if field == "message" else transfer.creditor.name
+    assert carried == (sent if sent is not None or field == "message" else clearing.CREDITOR_NAME)
+    assert all(map(iso20022.is_payment_text_char, carried or ""))
 
 
 async def test_a_recorded_file_that_cannot_be_written_does_not_stop_the_service_starting(dirs):
     use, docs = uses(dirs)
-    broken = dataclasses.replace(payment(1), message="Husleie mars\nleil. 2B")
+    broken = dataclasses.replace(payment(1), currency="EUR")
     await use.claim([broken], F1)  # recorded before such payments were kept out
     await use.claim([payment(2)], F2)
     await Clearing(docs, dirs, bic=BIC, clock=lambda: NOW).resend_unwritten()  # no exception
@@ -408,8 +432,8 @@ async def test_an_answer_the_parser_fails_on_is_moved_aside_not_retried_forever(
 
 # ---- the service's step: a payment a file cannot carry -------------------------------------------
 async def test_a_payment_a_file_cannot_carry_is_dead_lettered_and_the_rest_go_out(dirs):
-    """One customer's message with a line break (published before the edge refused it)
-    is dead-lettered on its own; the others of the batch are claimed, written and submitted."""
+    """A payment a pain.001 cannot carry (in euro: never published by the edge) is
+    dead-lettered on its own; the others of the batch are claimed, written and submitted."""
     from types import SimpleNamespace
 
     from fjordbank.runtime import steps
@@ -424,7 +448,7 @@ async def test_a_payment_a_file_cannot_carry_is_dead_lettered_and_the_rest_go_ou
         published.extend(out)
 
     handler.publish = publish  # type: ignore[method-assign]
-    broken = dataclasses.replace(payment(2), message="Husleie mars\nleil. 2B")
+    broken = dataclasses.replace(payment(2), currency="EUR")
     reserved = [PaymentEvent(p, "reserved") for p in (payment(1), broken, payment(3))]
     batch = [
         Delivery(SimpleNamespace(subject=e.subject, data=json.dumps(e.to_json()).encode(), headers={}))
