@@ -135,6 +135,7 @@ _NO_IBAN_RE = re.compile(r"NO[0-9]{13}")
 _BBAN_RE = re.compile(r"[0-9]{11}")
 _AMOUNT_RE = re.compile(r"\+?([0-9]+)(?:\.([0-9]*))?")
 _COUNT_RE = re.compile(r"[0-9]{1,15}")  # Max15NumericText
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")  # ActiveOrHistoricCurrencyCode
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME_RE = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(Z|[+-][0-9]{2}:[0-9]{2})?"
@@ -506,6 +507,9 @@ class TransactionStatus:
         additional_info: free text, 1-105 characters, or None.
         original_payment_information_id: the ``PmtInfId`` the transfer came in;
             None is written as ``NOTPROVIDED``.
+        amount_minor, currency: the transfer's amount as the answer repeats it
+            (``OrgnlTxRef/Amt/InstdAmt``), None when it does not; the clearing service
+            refuses an answer whose amount is not the payment's.
     """
 
     end_to_end_id: str
@@ -513,6 +517,8 @@ class TransactionStatus:
     reason_code: str | None = None
     additional_info: str | None = None
     original_payment_information_id: str | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
 
     def __post_init__(self) -> None:
         _check_text(self.end_to_end_id, "end-to-end id", MAX_ID_LENGTH)
@@ -565,6 +571,8 @@ class StatusReport:
     created_at: datetime
     statuses: tuple[TransactionStatus, ...]
     blocks: tuple[BlockStatus, ...] = ()
+    original_count: int | None = None  # OrgnlNbOfTxs: the transfers of the file it answers
+    original_sum_minor: int | None = None  # OrgnlCtrlSum: their sum, in øre
 
     def __post_init__(self) -> None:
         _check_text(self.message_id, "message id", MAX_ID_LENGTH)
@@ -1032,6 +1040,7 @@ def parse_pain002(xml: bytes) -> StatusReport:
     original_message_id = reader.text(original, "OrgnlMsgId")
     if reader.token(original, "OrgnlMsgNmId") != PAIN001_NAME:
         raise _fail(f"status report does not answer a {PAIN001_NAME}")
+    count, control_sum = reader.opt_text(original, "OrgnlNbOfTxs"), reader.opt_text(original, "OrgnlCtrlSum")
 
     group = _Given(_status_code(reader, original, "GrpSts"), *_reason(reader, original))
     statuses: list[TransactionStatus] = []
@@ -1061,8 +1070,23 @@ def parse_pain002(xml: bytes) -> StatusReport:
             created_at=created_at,
             statuses=tuple(statuses),
             blocks=tuple(blocks),
+            original_count=None if count is None else _parse_count(count.strip(), "OrgnlNbOfTxs"),
+            original_sum_minor=None if control_sum is None else _parse_amount(control_sum.strip(), "OrgnlCtrlSum"),
         ),
     )
+
+
+def _original_amount(reader: _Reader, tx: ET.Element, where: str) -> tuple[int | None, str | None]:
+    """The amount and currency a transaction's status repeats (``OrgnlTxRef/Amt/InstdAmt``),
+    (None, None) when it does not."""
+    reference = reader.opt(tx, "OrgnlTxRef")
+    element = None if reference is None else reader.opt(reference, "Amt/InstdAmt")
+    if element is None:
+        return None, None
+    currency = (element.get("Ccy") or "").strip()
+    if _CURRENCY_RE.fullmatch(currency) is None:
+        raise _fail(f"{where}: InstdAmt needs a currency (Ccy, 3 letters)")
+    return _parse_amount(reader.leaf_text(element).strip(), f"{where} amount"), currency
 
 
 _STATUS_CODES = TX_STATUSES | NOT_FINAL_STATUSES | {"PART"}  # PART: a group's or block's, never final
@@ -1147,13 +1171,17 @@ def _parse_transaction_status(
     if not given.final:
         return None
     status, reason_code, additional_info = given._outcome()
+    where = f"transaction {end_to_end_id[:35]!r}"
+    amount, currency = _original_amount(reader, tx, where)
     return _wrap(
-        f"transaction {end_to_end_id[:35]!r}",
+        where,
         lambda: TransactionStatus(
             end_to_end_id=end_to_end_id,
             status=status,  # type: ignore[arg-type]  # checked by TransactionStatus
             reason_code=reason_code,
             additional_info=additional_info,
             original_payment_information_id=payment_information_id,
+            amount_minor=amount,
+            currency=currency,
         ),
     )

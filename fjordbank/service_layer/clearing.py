@@ -259,6 +259,8 @@ class Answered:
     before: frozenset[str] = frozenset()  # the payments an earlier answer to the file settled or returned
     written: dt.datetime | None = None  # when the file was last written (None: before 2026-12-04)
     status: str | None = None  # the file's record: created, sending, written or answered
+    count: int = 0  # the payments the file carried
+    total: int = 0  # their sum, in øre
 
 
 # ---- the records --------------------------------------------------------------------------
@@ -409,7 +411,27 @@ async def answered_records(
         frozenset(doc.data.get("answers") or {}),
         written if isinstance(written, dt.datetime) else None,
         doc.data.get("status"),
+        len(doc.data["payments"]),
+        sum(int(p["amount"]) for p in doc.data["payments"]),
     )
+
+
+def disagreements(report: iso20022.StatusReport, answered: Answered) -> list[str]:
+    """What an answer says of the file it answers that the file does not: its count or sum
+    (OrgnlNbOfTxs, OrgnlCtrlSum), a payment's amount or currency. Such an answer is about
+    another file, or garbled; applied, a status for 0.01 EUR settled a payment of 10 NOK."""
+    found = []
+    if report.original_count is not None and report.original_count != answered.count:
+        found.append(f"OrgnlNbOfTxs {report.original_count}, the file carried {answered.count}")
+    if report.original_sum_minor is not None and report.original_sum_minor != answered.total:
+        found.append(f"OrgnlCtrlSum {report.original_sum_minor} øre, the file's sum {answered.total}")
+    for status in report.statuses:
+        payment, _trace = answered.payments.get(status.end_to_end_id, (None, None))
+        if payment is None or status.amount_minor is None:
+            continue
+        if (status.amount_minor, status.currency) != (payment.amount, payment.currency):
+            found.append(f"{status.end_to_end_id[:35]}: {status.amount_minor} {status.currency}")
+    return found
 
 
 def with_blocks(report: iso20022.StatusReport, answered: Answered, *, bic: str) -> iso20022.StatusReport:
@@ -738,6 +760,13 @@ class Clearing:
                 extra={"file": path.name, "original_message_id": report.original_message_id},
             )
             self.channel.file_away(path, ".undelivered")
+            return []
+        if answered.known_file and (different := disagreements(report, answered)):
+            log.error(
+                "pain.002 disagrees with the file it answers; moved aside",
+                extra={"file": path.name, "original_message_id": report.original_message_id, "found": different[:10]},
+            )
+            self.channel.file_away(path, ".mismatch")
             return []
         unmatched += [s.end_to_end_id[:35] for s in report.statuses if s.end_to_end_id not in answered.payments]
         out = answer_events(report, answered)

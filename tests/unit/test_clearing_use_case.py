@@ -895,3 +895,56 @@ def test_the_channel_delivers_a_name_once_on_a_file_system_without_hard_links(tm
         channel.deliver("F.xml", b"<b/>")
     assert (channel.outbox / "F.xml").read_bytes() == b"<a/>"
     assert [p.name for p in channel.outbox.iterdir()] == ["F.xml"]  # no temporary file left
+
+
+# ---- an answer that says something else of the file ----------------------------------------------
+def _settled(p1: str = "", head: str = "") -> str:
+    return (
+        f"{head}<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts><OrgnlPmtInfAndSts><OrgnlPmtInfId>NOTPROVIDED</OrgnlPmtInfId>"
+        f"<TxInfAndSts><OrgnlEndToEndId>p1</OrgnlEndToEndId><TxSts>ACSC</TxSts>{p1}</TxInfAndSts></OrgnlPmtInfAndSts>"
+    )
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        _settled(head="<OrgnlNbOfTxs>7</OrgnlNbOfTxs>"),
+        _settled(head="<OrgnlCtrlSum>0.01</OrgnlCtrlSum>"),
+        _settled('<OrgnlTxRef><Amt><InstdAmt Ccy="EUR">{amount}</InstdAmt></Amt></OrgnlTxRef>'),
+        _settled('<OrgnlTxRef><Amt><InstdAmt Ccy="NOK">0.01</InstdAmt></Amt></OrgnlTxRef>'),
+    ],
+    ids=["count", "sum", "currency", "amount"],
+)
+async def test_an_answer_that_disagrees_with_its_file_is_set_aside_unapplied(dirs, inner):
+    """Its count, its sum or a payment's amount or currency not the file's: about another
+    file, or garbled. Applied, a status for 0.01 EUR settled a payment of 10 NOK."""
+    use, docs = uses(dirs)
+    new, _ = await use.claim([payment(1), payment(2)], F1)
+    await use.send_or_keep(F1, new)
+    amount = iso20022.format_amount(payment(1).amount)
+    path = _clearing_house_answer(dirs, F1, inner.format(amount=amount), "odd-status.xml")
+    publish = Published()
+    assert await use.handle_answer(path, publish) == [] and publish.events == []
+    assert (dirs.processed / "odd-status.xml.mismatch").exists()
+    assert (await data(docs, file_path(F1)))["status"] == "written"
+    # the same answer with the file's own figures is applied
+    total = iso20022.format_amount(payment(1).amount + payment(2).amount)
+    agreeing = _settled(
+        f'<OrgnlTxRef><Amt><InstdAmt Ccy="NOK">{amount}</InstdAmt></Amt></OrgnlTxRef>',
+        head=f"<OrgnlNbOfTxs>2</OrgnlNbOfTxs><OrgnlCtrlSum>{total}</OrgnlCtrlSum>",
+    )
+    out = await use.handle_answer(_clearing_house_answer(dirs, F1, agreeing, "ok-status.xml"), Published())
+    assert [(e.payment.payment_id, e.status) for e in out] == [("p1", "settled")]
+
+
+@pytest.mark.parametrize(
+    "head",
+    ["<OrgnlCtrlSum>lots</OrgnlCtrlSum>", "<OrgnlNbOfTxs>-1</OrgnlNbOfTxs>", "<OrgnlCtrlSum>1.001</OrgnlCtrlSum>"],
+)
+def test_an_answer_with_a_malformed_count_or_sum_is_unreadable(dirs, head):
+    data = _clearing_house_answer(dirs, F1, _settled(head=head), "bad.xml").read_bytes()
+    with pytest.raises(iso20022.InvalidPaymentFile):
+        iso20022.parse_pain002(data)
+    no_currency = _settled("<OrgnlTxRef><Amt><InstdAmt>10.00</InstdAmt></Amt></OrgnlTxRef>")
+    with pytest.raises(iso20022.InvalidPaymentFile):
+        iso20022.parse_pain002(_clearing_house_answer(dirs, F1, no_currency, "bad2.xml").read_bytes())
