@@ -94,6 +94,17 @@ class ClearingDirs:
         self._channel()
         return (self.outbox / name).exists() or (self.sent / name).exists()
 
+    def delivered_copy(self, name: str) -> bytes | None:
+        """The pain.001 ``name`` as delivered (waiting in the outbox, or taken), None if
+        it was not."""
+        self._channel()
+        for folder in (self.outbox, self.sent):
+            try:
+                return (folder / name).read_bytes()
+            except FileNotFoundError:
+                continue  # taken meanwhile: in sent/
+        return None
+
     def answers(self) -> list[Path]:
         """The pain.002 answers waiting, by name (a file id starts with its time)."""
         self._channel()

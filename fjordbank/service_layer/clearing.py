@@ -100,6 +100,9 @@ class Channel(Protocol):
         """Whether the clearing house has the file ``name`` already (sent before: waiting to
         be taken, or taken)."""
 
+    def delivered_copy(self, name: str) -> bytes | None:
+        """The file ``name`` as it was delivered (None: it was not)."""
+
     def answers(self) -> list[Path]:
         """The pain.002 answers waiting, oldest first."""
 
@@ -325,16 +328,19 @@ async def mark_file(docs: AsyncDocuments, file_id: str, status: str, *, written:
 UNWRITTEN = ("created", "sending")  # a file's states before it is known to be written
 
 
-async def mark_delivered(docs: AsyncDocuments, file_id: str) -> None:
-    """Record written a file the channel has, delivered by whichever process took it (its
-    ``writtenAt`` is that delivery's, kept: `with_blocks` regroups the file's payments by
-    it), in a unit of work that reads the record: one marked written or answered since is
-    left as it is."""
+async def mark_delivered(docs: AsyncDocuments, file_id: str, *, written: dt.datetime | None = None) -> None:
+    """Record written a file the channel has, delivered by whichever process took it, in a
+    unit of work that reads the record: one marked written or answered since is left as it
+    is. ``written``: when the copy the channel has was made (its CreDtTm), kept as
+    ``writtenAt`` (`with_blocks` regroups the file's payments by it); a later attempt that
+    took the file and found it delivered had set its own time there. None: the record's
+    is kept."""
 
     async def run(uow: AsyncUnitOfWork) -> None:
         doc = await uow.get(file_path(file_id))
         if doc is not None and doc.data.get("status") in UNWRITTEN:
-            uow.update(file_path(file_id), {"status": "written", "updatedAt": SERVER_TIME})
+            fields = {"status": "written", "updatedAt": SERVER_TIME}
+            uow.update(file_path(file_id), fields if written is None else {**fields, "writtenAt": written})
 
     await docs.transact(run, operation="clearing_delivered")
 
@@ -596,7 +602,7 @@ class Clearing:
             # the grace while this one stalled finds it there, and so does this one
             self.channel.deliver(file_name(file_id), iso20022.build_pain001(batch))
         except FileExistsError:
-            await mark_delivered(self.docs, file_id)
+            await mark_delivered(self.docs, file_id, written=self._written_at(file_id))
             log.warning("a file delivered already (by another process): not again", extra={"file_id": file_id})
             return "done"
         await mark_file(self.docs, file_id, "written", written=now)
@@ -671,7 +677,7 @@ class Clearing:
                 # delivered, and its mark lost (or delivered by another process): sent
                 # again, the clearing house would reject the copy whole under the same
                 # message id, returning what the first settles
-                await mark_delivered(self.docs, left.file_id)
+                await mark_delivered(self.docs, left.file_id, written=self._written_at(left.file_id))
                 log.warning("a file the channel has: marked written", extra={"file_id": left.file_id})
                 return
         log.warning("writing a recorded file", extra={"file_id": left.file_id, "why": why, "status": left.status})
@@ -695,6 +701,16 @@ class Clearing:
                 await asyncio.wait_for(stop.wait(), self.retry_seconds)
             except TimeoutError:
                 pass
+
+    def _written_at(self, file_id: str) -> dt.datetime | None:
+        """When the copy of the file the channel has was made (its CreDtTm), None when the
+        copy cannot be read (the channel's record is then left as it is)."""
+        try:
+            copy = self.channel.delivered_copy(file_name(file_id))
+            return None if copy is None else iso20022.parse_pain001(copy).created_at
+        except (OSError, DomainError) as exc:
+            log.warning("the delivered copy of a file cannot be read", extra={"file_id": file_id, "error": str(exc)})
+            return None
 
     def _sent(self, answered: Answered, file_id: str) -> bool:
         """Whether the file an answer names went to the clearing house: marked written (or

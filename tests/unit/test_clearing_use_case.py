@@ -948,3 +948,45 @@ def test_an_answer_with_a_malformed_count_or_sum_is_unreadable(dirs, head):
     no_currency = _settled("<OrgnlTxRef><Amt><InstdAmt>10.00</InstdAmt></Amt></OrgnlTxRef>")
     with pytest.raises(iso20022.InvalidPaymentFile):
         iso20022.parse_pain002(_clearing_house_answer(dirs, F1, no_currency, "bad2.xml").read_bytes())
+
+
+async def test_a_delivery_whose_mark_was_lost_keeps_the_time_of_the_copy_delivered(tmp_path, monkeypatch):
+    """Delivered at 23:59:58 on Friday in Oslo and the "written" mark lost: the retry two
+    seconds later (Saturday) took the file with its own time and, finding it delivered,
+    kept that time; an answer to a whole block was then regrouped by Saturday, and
+    returned with it a payment of a block the clearing house executes."""
+    friday = dt.datetime(2025, 3, 14, 22, 59, 58, tzinfo=dt.UTC)
+    now = [friday - dt.timedelta(minutes=5)]
+    dirs = _CountingDirs(tmp_path / "clearing")
+    docs = RecordingDocuments()
+    use = Clearing(docs, dirs, bic=BIC, clock=lambda: now[0])
+    today = dataclasses.replace(payment(1), due_date="2025-03-14", requested_at="2025-03-14T20:00:00Z")
+    monday = dataclasses.replace(payment(2), due_date="2025-03-17", requested_at="2025-03-14T20:00:00Z")
+    new, _ = await use.claim([today, monday], F1)
+    dirs.down = True
+    assert not await use.send_or_keep(F1, new)  # kept for deliver_pending
+    dirs.down = False
+    real_mark, lost = clearing.mark_file, [True]
+
+    async def mark(docs_, file_id, status, *, written):
+        if lost[0]:
+            lost[0] = False
+            raise DeadlineExceeded("Deadline Exceeded")  # not applied
+        return await real_mark(docs_, file_id, status, written=written)
+
+    monkeypatch.setattr(clearing, "mark_file", mark)
+    now[0] = friday
+    with pytest.raises(DeadlineExceeded):
+        await use.send_or_keep(F1, use.undelivered[F1])
+    now[0] = friday + dt.timedelta(seconds=2)
+    await use.send_or_keep(F1, use.undelivered[F1])  # delivered already: marked, not sent again
+    assert dirs.deliveries == [f"{F1}.xml"]
+    record = await data(docs, file_path(F1))
+    assert (record["status"], record["writtenAt"]) == ("written", friday)
+    # the same when the service starts and finds the file "sending" with a later time
+    batch = docs.batch()
+    batch.update(file_path(F1), {"status": "sending", "writtenAt": friday + dt.timedelta(hours=1)})
+    await batch.commit()
+    await Clearing(docs, dirs, bic=BIC, clock=lambda: friday + dt.timedelta(hours=2)).resend_unwritten()
+    record = await data(docs, file_path(F1))
+    assert (record["status"], record["writtenAt"]) == ("written", friday)
