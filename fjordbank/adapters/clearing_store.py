@@ -18,6 +18,7 @@ too, on the document ports.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,17 @@ CHANNEL_DOWN = "clearing_channel_down"  # the fault's name in the faults file
 NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV})
 
 
+def _lock(fd: int) -> None:
+    """An exclusive lock on an open file, waited for: one delivery of a name at a time.
+    A file system without locks (a FUSE mount may refuse flock) is left unlocked: two
+    writers on different hosts are kept apart by the clearing records' SENDING_GRACE."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        if exc.errno not in NO_LINKS | {errno.ENOLCK}:
+            raise
+
+
 class ClearingChannelDown(ConnectionError):
     """The file exchange with the clearing house cannot be reached (an injected outage)."""
 
@@ -37,10 +49,10 @@ class ClearingDirs:
     def __init__(self, root: str | Path, faults: FaultSwitch | None = None) -> None:
         self.root = Path(root)
         self.faults = faults
-        self.outbox, self.inbox, self.processed, self.sent = (
-            self.root / name for name in ("outbox", "inbox", "processed", "sent")
+        self.outbox, self.inbox, self.processed, self.sent, self.delivered_marks = (
+            self.root / name for name in ("outbox", "inbox", "processed", "sent", "delivered")
         )
-        for d in (self.outbox, self.inbox, self.processed, self.sent):
+        for d in (self.outbox, self.inbox, self.processed, self.sent, self.delivered_marks):
             d.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
@@ -59,12 +71,27 @@ class ClearingDirs:
 
     def deliver(self, name: str, data: bytes) -> None:
         """Send a pain.001 file to the clearing house (here: into the outbox), once: a name
-        waiting in the outbox or taken (``sent/``) raises FileExistsError. Written whole
-        beside it, then linked into place, which fails if the name is there: two writers
-        of one file cannot both deliver it."""
+        delivered before raises FileExistsError. The bank keeps its own mark of each
+        delivery (``delivered/{name}``, a folder the clearing house never touches), written
+        once the file is in place, and delivers a name under a lock on that mark: the
+        clearing house moving the first copy from the outbox to ``sent/`` while a second
+        writer was between its check and its link let the second copy through. Written
+        whole beside the outbox, then linked into place, which fails if the name is there.
+        A crash between the link and the mark leaves the copy in the outbox or ``sent/``,
+        which is checked too."""
         self._channel()
-        if (self.sent / name).exists():
-            raise FileExistsError(f"{name} was delivered before")
+        mark = os.open(self.delivered_marks / name, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            _lock(mark)
+            if os.fstat(mark).st_size or (self.outbox / name).exists() or (self.sent / name).exists():
+                raise FileExistsError(f"{name} was delivered before")
+            self._place(name, data)
+            os.write(mark, b"delivered\n")
+            os.fsync(mark)
+        finally:
+            os.close(mark)  # and with it the lock
+
+    def _place(self, name: str, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.outbox, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -89,10 +116,13 @@ class ClearingDirs:
                 os.unlink(tmp)
 
     def delivered(self, name: str) -> bool:
-        """Whether the pain.001 ``name`` was delivered: waiting in the outbox, or taken by
-        the clearing house (moved to ``sent/``)."""
+        """Whether the pain.001 ``name`` was delivered: waiting in the outbox, taken by the
+        clearing house (moved to ``sent/``), or marked delivered."""
         self._channel()
-        return (self.outbox / name).exists() or (self.sent / name).exists()
+        mark = self.delivered_marks / name
+        return (
+            (self.outbox / name).exists() or (self.sent / name).exists() or (mark.exists() and mark.stat().st_size > 0)
+        )
 
     def delivered_copy(self, name: str) -> bytes | None:
         """The pain.001 ``name`` as delivered (waiting in the outbox, or taken), None if

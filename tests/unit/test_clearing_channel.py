@@ -1,0 +1,68 @@
+"""The file exchange with the clearing house (fjordbank.adapters.clearing_store): a name is
+delivered once, whatever the clearing house does with the first copy meanwhile."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from fjordbank.adapters.clearing_store import ClearingDirs
+
+
+@pytest.fixture
+def channel(tmp_path) -> ClearingDirs:
+    return ClearingDirs(tmp_path / "clearing")
+
+
+def test_a_name_taken_and_filed_away_by_the_clearing_house_is_not_delivered_again(channel):
+    channel.deliver("F1.xml", b"<first/>")
+    (channel.outbox / "F1.xml").rename(channel.sent / "F1.xml")  # taken
+    (channel.sent / "F1.xml").unlink()  # and archived elsewhere
+    with pytest.raises(FileExistsError):
+        channel.deliver("F1.xml", b"<second/>")
+    assert channel.delivered("F1.xml") and list(channel.outbox.iterdir()) == []
+
+
+def test_a_second_writer_waits_for_the_first_and_does_not_deliver_a_copy_taken_meanwhile(channel, monkeypatch):
+    """Writer B reaches the name while A is between its check and its link; the clearing
+    house takes A's copy at once. B used to find neither in the outbox nor in sent/ at its
+    check, and its link then put a second copy in the outbox."""
+    real_link, outcome = os.link, {}
+    second = threading.Thread(target=lambda: _deliver(channel, outcome))
+
+    def link(src, dst):
+        if not second.is_alive() and "b" not in outcome:
+            second.start()
+            second.join(0.3)
+            assert second.is_alive(), "B did not wait for A's delivery"
+        real_link(src, dst)
+        os.rename(dst, channel.sent / os.path.basename(dst))  # the clearing house takes it at once
+
+    monkeypatch.setattr(os, "link", link)
+    channel.deliver("F1.xml", b"<first/>")
+    second.join(5)
+    assert isinstance(outcome["b"], FileExistsError)
+    assert list(channel.outbox.iterdir()) == [] and (channel.sent / "F1.xml").read_bytes() == b"<first/>"
+
+
+def _deliver(channel: ClearingDirs, outcome: dict) -> None:
+    try:
+        channel.deliver("F1.xml", b"<second/>")
+        outcome["b"] = None
+    except Exception as exc:
+        outcome["b"] = exc
+
+
+def test_a_crash_after_the_copy_was_placed_and_before_its_mark_still_counts_as_delivered(channel):
+    (channel.outbox / "F1.xml").write_bytes(b"<first/>")  # placed; the mark never written
+    (channel.delivered_marks / "F1.xml").touch()
+    with pytest.raises(FileExistsError):
+        channel.deliver("F1.xml", b"<second/>")
+    assert channel.delivered("F1.xml")
+    channel.deliver("F2.xml", b"<other/>")  # an empty mark of a crash before the copy: delivered now
+    (channel.delivered_marks / "F3.xml").touch()
+    assert not channel.delivered("F3.xml")
+    channel.deliver("F3.xml", b"<third/>")
+    assert (channel.outbox / "F3.xml").read_bytes() == b"<third/>"
