@@ -160,10 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev_list.add_argument("uid")
     json_flag(dev_list)
     reopen = command(
-        "reopen", commands.devices, "revoke every key and let one new device enrol for 30 minutes", devices_sub
+        "reopen", commands.devices, "revoke every key and let the new device shown enrol for 30 minutes", devices_sub
     )
     reopen.add_argument("uid")
     reopen.add_argument("--reason", required=True, help="what proved the customer's identity (kept with the record)")
+    reopen.add_argument("--key", required=True, metavar="KEY_ID", help="the new device's key id, as it shows it")
+    reopen.add_argument(
+        "--fingerprint", required=True, help="the 16 hex digits the new device shows (dashes and case optional)"
+    )
     json_flag(reopen)
 
     dlq = sub.add_parser("dlq", help="inspect and replay dead-lettered messages", description=_doc(commands.dlq))

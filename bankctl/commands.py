@@ -378,7 +378,8 @@ def devices(args) -> int:
     """A customer's device keys for strong customer authentication. A customer who lost
     every device is let enrol a new one after the bank proved who they are (in production
     BankID or a branch; the reason says which): ``reopen`` revokes every key they have and
-    lets ``sca_register_key`` enrol one device for 30 minutes."""
+    lets ``sca_register_key`` enrol, for 30 minutes, the one key whose id and fingerprint
+    the customer's new device shows (the web app's Devices screen)."""
     from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.domain.sca import Enrolment, ScaRefused
     from fjordbank.service_layer import sca
@@ -391,7 +392,12 @@ def devices(args) -> int:
         if args.action == "reopen":
             try:
                 result = sca.reopen_enrolment(
-                    db, args.uid, operator=f"bankctl:{os.environ.get('USER', 'operator')}", reason=args.reason
+                    db,
+                    args.uid,
+                    operator=f"bankctl:{os.environ.get('USER', 'operator')}",
+                    reason=args.reason,
+                    key_id=args.key,
+                    fingerprint=args.fingerprint,
                 )
             except ScaRefused as exc:
                 raise CommandError(f"{exc.code}: {exc.message}") from exc
@@ -399,8 +405,8 @@ def devices(args) -> int:
                 emit_json(result)
             else:
                 print(
-                    f"{args.uid}: {len(result['revoked'])} key(s) revoked; one device may enrol until "
-                    f"{result['openUntil']}"
+                    f"{args.uid}: {len(result['revoked'])} key(s) revoked; the device with key {result['keyId']} "
+                    f"({result['fingerprint']}) may enrol in the next {result['minutes']} minutes"
                 )
             return 0
         keys = db.query(sca.keys_collection(args.uid), limit=50)
@@ -412,7 +418,8 @@ def devices(args) -> int:
             {"keyId": k.id, "createdAt": k.data.get("createdAt"), "approvedBy": k.data.get("approvedBy")} for k in keys
         ],
         "revoked": sorted(state.revoked) if state else [],
-        "openUntil": state.open_until if state else None,
+        "reopenedAt": state.reopened_at if state else None,
+        "expectedKey": state.expected[0] if state and state.expected else None,
     }
     if args.json:
         emit_json(listed)
@@ -424,7 +431,7 @@ def devices(args) -> int:
         )
     print(
         f"{len(listed['keys'])} device key(s), {len(listed['revoked'])} revoked"
-        + (f"; enrolment open until {listed['openUntil']}" if listed["openUntil"] else "")
+        + (f"; reopened at {listed['reopenedAt']} for key {listed['expectedKey']}" if listed["reopenedAt"] else "")
     )
     return 0
 

@@ -503,10 +503,11 @@ def sca_revoke_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     return sca.revoke_key(docs(), uid, key_id=data.get("keyId"))
 
 
-@endpoint({"uid", "reason"})
+@endpoint({"uid", "reason", "keyId", "fingerprint"})
 def sca_reopen_enrolment(req: https_fn.CallableRequest, operator: str, data: dict) -> dict:
     """An operator who proved a customer's identity outside the app revokes their device
-    keys and lets one new device enrol for 30 minutes (needs the admin claim)."""
+    keys and lets the new device whose key id and fingerprint it shows enrol for 30
+    minutes (needs the admin claim)."""
     if req.auth.token.get("admin") is not True:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.PERMISSION_DENIED, "operators only")
     uid = data.get("uid")
@@ -514,7 +515,14 @@ def sca_reopen_enrolment(req: https_fn.CallableRequest, operator: str, data: dic
         raise https_fn.HttpsError(
             https_fn.FunctionsErrorCode.INVALID_ARGUMENT, "uid of the customer", {"reason": "invalid_request"}
         )
-    return sca.reopen_enrolment(docs(), uid, operator=operator, reason=data.get("reason"))
+    return sca.reopen_enrolment(
+        docs(),
+        uid,
+        operator=operator,
+        reason=data.get("reason"),
+        key_id=data.get("keyId"),
+        fingerprint=data.get("fingerprint"),
+    )
 
 
 @endpoint({"ocrLine", "fields"}, limit="invoices")

@@ -67,7 +67,11 @@ REASONS: tuple[Reason, ...] = (
     ),
     _r("unknown_customer", CALLABLE, "an operator's decision on a user who has not applied (or is not approved)"),
     _r("not_in_review", CALLABLE, "an operator's decision on an application that is not in review"),
-    _r("invalid_reason", CALLABLE, "an operator's rejection or reopening needs a reason of up to 200 characters"),
+    _r(
+        "invalid_reason",
+        CALLABLE,
+        "an operator's rejection needs a reason of 1-200 characters, a reopening one of 3-200",
+    ),
     # -- accounts ---------------------------------------------------------------------------
     _r("not_a_customer", CALLABLE, "only approved customers open accounts and get cards (PERMISSION_DENIED)"),
     _r("invalid_kind", CALLABLE, "the account kind is not spending or savings"),
@@ -191,6 +195,8 @@ REASONS: tuple[Reason, ...] = (
     _r("too_many_devices", CALLABLE, "a customer has at most 5 device keys: revoke one first"),
     _r("device_key_revoked", CALLABLE, "this device key id was revoked for good: make a new key"),
     _r("unknown_device_key", CALLABLE, "no such device key of yours (NOT_FOUND)"),
+    _r("unexpected_device_key", CALLABLE, "the bank reopened the enrolment for another device key"),
+    _r("invalid_fingerprint", CALLABLE, "a device key's fingerprint is 16 hex digits (as the device shows it)"),
     _r("invalid_ocr_line", CALLABLE, "not a giro's OCR line ('KID # kroner øre check > account #')"),
     _r("unreadable_character", CALLABLE, "a character that is neither a digit nor a correctable misread: rescan"),
     _r("amount_check_digit", CALLABLE, "the amount's check digit is wrong: a misread amount"),

@@ -12,8 +12,10 @@ A customer keeps up to `MAX_DEVICES` keys (`Enrolment`): the first is enrolled a
 onboarding; another device is added with a signature of an enrolled key over the new key
 (`enrolment_challenge`, a text no payment's challenge can be); a key is revoked for good (a
 lost phone), and its id is never enrolled again, so an old approval cannot bring it back.
-A customer with no device left is let enrol one by an operator who proved who they are
-(`REOPEN_WINDOW`).
+A customer with no device left is let enrol one by an operator who proved who they are:
+for `REOPEN_WINDOW`, and only the key whose id and `fingerprint` the customer's new device
+showed the operator (a window open to any key was a window for whoever held the stolen
+password too).
 """
 
 from __future__ import annotations
@@ -55,16 +57,38 @@ def enrolment_challenge(uid: str, key_id: str, public_key_der: bytes) -> bytes:
     return f"fjordbank-sca-enrol-v1|{uid}|{key_id}|{hashlib.sha256(public_key_der).hexdigest()}".encode()
 
 
+FINGERPRINT = re.compile(r"^[0-9A-F]{4}(-[0-9A-F]{4}){3}$")
+
+
+def fingerprint(public_key_der: bytes) -> str:
+    """What a device shows of its key for a person to compare: the first 64 bits of the
+    key's SHA-256, as four groups of four hex digits ("3F2A-09C1-77DE-B410"). Making
+    another P-256 key with the same fingerprint takes about 2^64 tries."""
+    digest = hashlib.sha256(public_key_der).hexdigest()[:16].upper()
+    return "-".join(digest[i : i + 4] for i in range(0, 16, 4))
+
+
+def read_fingerprint(text: object) -> str | None:
+    """A fingerprint as an operator typed it (any case, dashes or spaces or none), None
+    when it is not one."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    digits = "".join(c for c in text.upper() if c not in "- ")
+    grouped = "-".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    return grouped if FINGERPRINT.fullmatch(grouped) else None
+
+
 @dataclass(frozen=True)
 class Enrolment:
     """A customer's devices as ``scaEnrolments/{uid}`` keeps them: the keys enrolled now,
-    the ids revoked for good and, after an operator's reopening, until when one device may
-    enrol without another's signature. A record from before devices were added and revoked
-    has only ``keyId``: its one key."""
+    the ids revoked for good and, after an operator's reopening, when it was reopened and
+    for which key (its id and fingerprint). A record from before devices were added and
+    revoked has only ``keyId``: its one key."""
 
     keys: tuple[str, ...]
     revoked: frozenset[str]
-    open_until: dt.datetime | None
+    reopened_at: dt.datetime | None = None
+    expected: tuple[str, str] | None = None  # (key id, fingerprint) the operator was shown
 
     @classmethod
     def of(cls, data: Mapping[str, Any] | None) -> Enrolment | None:
@@ -73,11 +97,21 @@ class Enrolment:
         keys = data.get("keys")
         if not isinstance(keys, list):
             keys = [data["keyId"]] if isinstance(data.get("keyId"), str) else []
-        until = data.get("openUntil")
-        return cls(tuple(keys), frozenset(data.get("revoked") or ()), until if isinstance(until, dt.datetime) else None)
+        at, expected = data.get("reopenedAt"), data.get("expectedKey")
+        return cls(
+            tuple(keys),
+            frozenset(data.get("revoked") or ()),
+            at if isinstance(at, dt.datetime) and isinstance(expected, dict) else None,
+            (expected["keyId"], expected["fingerprint"]) if isinstance(expected, dict) else None,
+        )
 
     def is_open(self, now: dt.datetime) -> bool:
-        return self.open_until is not None and now < self.open_until
+        """Reopened within `REOPEN_WINDOW` of ``now`` (the server's clock, both)."""
+        return self.reopened_at is not None and self.reopened_at <= now < self.reopened_at + REOPEN_WINDOW
+
+    def may_enrol(self, key_id: str, public_key_der: bytes, now: dt.datetime) -> bool:
+        """Whether the reopening lets this very key enrol now."""
+        return self.is_open(now) and self.expected == (key_id, fingerprint(public_key_der))
 
     def may_add(self, key_id: str) -> None:
         """Raises ScaRefused unless ``key_id`` may join these keys."""
@@ -115,7 +149,7 @@ def verify(public_key_der: bytes, signature_b64: object, message: bytes) -> bool
         return False
     try:
         raw = base64.b64decode(signature_b64, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: not ASCII
         return False
     if len(raw) != SIGNATURE_BYTES:
         return False

@@ -9,8 +9,8 @@ scaUsed/{sha256(identity)}    which request a signature authorised (backend only
                               still read (`used_paths`).
 scaEnrolments/{uid}           the user's devices (backend only): the key ids enrolled now
                               (``keys``), those revoked for good (``revoked``) and, after
-                              an operator reopened it, until when one may enrol
-                              (``openUntil``, who and why)
+                              an operator reopened it, when, for which key
+                              (``reopenedAt``, ``expectedKey``), who and why
 """
 
 from __future__ import annotations
@@ -65,8 +65,13 @@ def register_key(docs: Documents, uid: str, *, key_id: object, public_key: objec
         if state is None and not legacy and found[customer] is None:  # onboarding
             uow.create(enrolment, {"keyId": key_id, "keys": [key_id], "createdAt": SERVER_TIME})
         elif state is not None and not state.keys and state.is_open(clock()):  # reopened by the bank
+            if not state.may_enrol(key_id, base64.b64decode(public), clock()):
+                raise rules.ScaRefused(
+                    "unexpected_device_key", "the bank reopened your enrolment for another device key"
+                )
             state.may_add(key_id)
-            uow.update(enrolment, {"keys": [key_id], "openUntil": DELETE_FIELD, "enrolledAt": SERVER_TIME})
+            reopened = {"reopenedAt": DELETE_FIELD, "expectedKey": DELETE_FIELD}
+            uow.update(enrolment, {"keys": [key_id], **reopened, "enrolledAt": SERVER_TIME})
         elif legacy or (state is not None and state.keys):
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
         else:
@@ -89,6 +94,9 @@ def add_device(docs: Documents, uid: str, *, key_id: object, public_key: object,
         and set(approval) == {"keyId", "signature"}
         and isinstance(approval["keyId"], str)
         and rules.KEY_ID.fullmatch(approval["keyId"])
+        and isinstance(approval["signature"], str)
+        and 0 < len(approval["signature"]) <= 200
+        and approval["signature"].isascii()
     ):
         raise rules.ScaRefused("invalid_approval", "approval must be {keyId, signature} of an enrolled device")
     enrolment, key, approver = (
@@ -148,43 +156,59 @@ def revoke_key(docs: Documents, uid: str, *, key_id: object) -> dict[str, Any]:
 
 
 def reopen_enrolment(
-    docs: Documents, uid: str, *, operator: str, reason: object, clock: Clock = system_clock
+    docs: Documents, uid: str, *, operator: str, reason: object, key_id: object, fingerprint: object
 ) -> dict[str, Any]:
     """An operator, having proved the customer's identity outside the app (in production:
-    BankID, or a branch), lets one new device enrol without another's signature: every key
-    the customer has is revoked (a lost phone may be in someone's hands), and for
-    `rules.REOPEN_WINDOW` ``sca_register_key`` enrols one key."""
+    BankID, or a branch), lets the customer's new device enrol without another's
+    signature: every key the customer has is revoked (a lost phone may be in someone's
+    hands), and for `rules.REOPEN_WINDOW` ``sca_register_key`` enrols the one key whose id
+    and fingerprint the new device showed the operator (``key_id``, ``fingerprint``), no
+    other: whoever holds the customer's password cannot enrol theirs in the window. The
+    window runs from the commit's time, the database's clock, never the operator's."""
     if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 200:
         raise rules.ScaRefused("invalid_reason", "reason: what proved the customer's identity (3-200 characters)")
+    if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
+        raise rules.ScaRefused("invalid_key", "keyId: the new device's key id, as it shows it")
+    if (printed := rules.read_fingerprint(fingerprint)) is None:
+        raise rules.ScaRefused("invalid_fingerprint", "fingerprint: the 16 hex digits the new device shows")
     enrolment, customer = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}"
     older = [doc.id for doc in docs.query(keys_collection(uid), limit=rules.MAX_DEVICES + 1)]
-    until = clock() + rules.REOPEN_WINDOW
     revoked: list[str] = []
 
     def run(uow: UnitOfWork) -> None:
         found = uow.get_many([enrolment, customer])
         if (_data(found[customer]) or {}).get("status") != "approved":
             raise rules.ScaRefused("unknown_customer", "no approved customer with this uid")
-        state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((), frozenset(), None)
+        state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((), frozenset())
+        if key_id in state.revoked:
+            raise rules.ScaRefused(
+                "device_key_revoked", "this device key id was revoked; the device must make a new one"
+            )
         revoked[:] = sorted({*state.keys, *older})
-        for key_id in revoked:
-            uow.delete(f"{keys_collection(uid)}/{key_id}")
+        for old in revoked:
+            uow.delete(f"{keys_collection(uid)}/{old}")
         uow.set(
             enrolment,
             {
                 "keys": [],
                 "revoked": sorted({*state.revoked, *revoked}),
-                "openUntil": until,
+                "reopenedAt": SERVER_TIME,
+                "expectedKey": {"keyId": key_id, "fingerprint": printed},
                 "reopenedBy": operator,
                 "reopenedReason": reason.strip(),
-                "reopenedAt": SERVER_TIME,
             },
             merge=True,
         )
 
     docs.transact(run, operation="sca_reopen_enrolment")
     log.warning("device enrolment reopened", extra={"uid": uid, "operator": operator, "revoked": len(revoked)})
-    return {"uid": uid, "revoked": revoked, "openUntil": until.isoformat()}
+    return {
+        "uid": uid,
+        "revoked": revoked,
+        "keyId": key_id,
+        "fingerprint": printed,
+        "minutes": int(rules.REOPEN_WINDOW.total_seconds() // 60),
+    }
 
 
 def _checked(key_id: object, public_key: object) -> tuple[str, str]:

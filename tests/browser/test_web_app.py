@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from fjordbank.domain.giro import amount_check_digit
 from fjordbank.domain.norway import kid_mod10_check, today_in_norway
 from tests.browser.conftest import PASSWORD, PIPELINE_MS, apply, become_customer, nok, pay, shot, sign_up
-from tests.support.bank import card_details, processor
+from tests.support.bank import callables_for, card_details, processor
 from tests.support.clients import unique, wait_for
 
 pytestmark = pytest.mark.stack
@@ -386,10 +386,12 @@ def test_a_refund_to_a_closed_account_is_moved_to_an_open_one(page, stack):
     shot(page, "14-closed-account-paid-out")
 
 
-def test_a_second_browser_is_added_by_the_first_and_removed(page, chromium, app_url):
+def test_a_second_browser_is_added_by_the_first_and_removed(page, chromium, app_url, auth, stack):
     """The customer signs in on a second browser: it has no device key, shows a code, the
     first browser (enrolled at onboarding) approves that code, and the second then confirms
-    a payment to a new payee; removed again from the first, it is told it has no key."""
+    a payment to a new payee; removed again from the first, it is told it has no key. Then
+    the bank reopens the enrolment for the key id and fingerprint the second browser shows
+    (the operator's callable), and the second browser enrols itself and pays again."""
     email = sign_up(page)
     apply(page)
     account = page.get_by_test_id("account").first
@@ -432,5 +434,27 @@ def test_a_second_browser_is_added_by_the_first_and_removed(page, chromium, app_
         second.get_by_test_id("pay-amount").fill("10")
         second.get_by_test_id("pay-review-button").click()
         expect(second.get_by_test_id("no-device-key")).to_be_visible()
+
+        # every device lost: the second browser makes a new key (its old one was removed)
+        # and shows it; the operator, shown it, reopens the enrolment for it
+        second.get_by_test_id("nav-devices").click()
+        expect(second.get_by_test_id("device-key-id")).not_to_be_empty()
+        old_key = second.get_by_test_id("device-key-id").inner_text()
+        second.get_by_test_id("new-code").click()
+        expect(second.get_by_test_id("device-key-id")).not_to_have_text(old_key)
+        shown = {
+            "keyId": second.get_by_test_id("device-key-id").inner_text(),
+            "fingerprint": second.get_by_test_id("device-fingerprint").inner_text(),
+        }
+        uid = auth.sign_in(email)["uid"]
+        operator = auth.make_operator()
+        status, body = callables_for(stack).call(
+            "sca_reopen_enrolment", {"uid": uid, "reason": "BankID at the branch", **shown}, operator["id_token"]
+        )
+        assert status == 200 and len(body["result"]["revoked"]) == 1, body  # the first browser's
+        second.get_by_test_id("enrol-browser").click()
+        expect(second.get_by_test_id("enrol-this-browser")).to_be_hidden()
+        pay(second, OTHER_BANK, "6000", message="Husleie")  # above 5 000 kr: signed by the re-enrolled key
+        expect_status(second, "completed")
     finally:
         context.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -10,6 +11,8 @@ import uuid
 
 import pytest
 
+from clientkit.device import Device
+from fjordbank.domain import sca
 from tests.support.clients import wait_for
 
 pytestmark = pytest.mark.stack
@@ -105,20 +108,27 @@ def test_create_customers_pay_see_it_in_the_ledger_and_audit(stack):
 
 def test_an_operator_reopens_the_enrolment_of_a_customer_who_lost_their_devices(stack):
     """`devices reopen` revokes the customer's key (the phone bankctl keeps for them signs
-    nothing more) and opens the enrolment; `devices list` shows it; a reason is required."""
+    nothing more) and opens the enrolment for the new device's key, named by its id and
+    fingerprint; `devices list` shows it; a reason and a fingerprint are required."""
     made = bankctl(stack, "customers", "create", "--json")
     assert made.returncode == 0, made.stderr
     (customer,) = json.loads(made.stdout)
-    listed = json.loads(bankctl(stack, "devices", "list", customer["uid"], "--json").stdout)
-    assert [k["keyId"] for k in listed["keys"]] == [customer["device_key"]] and listed["openUntil"] is None
-    one_line_error(bankctl(stack, "devices", "reopen", customer["uid"], "--reason", "x"), "invalid_reason")
-    one_line_error(bankctl(stack, "devices", "reopen", "a/b", "--reason", "BankID"), "is no customer id")
-    reopened = bankctl(stack, "devices", "reopen", customer["uid"], "--reason", "BankID at the branch", "--json")
+    uid = customer["uid"]
+    listed = json.loads(bankctl(stack, "devices", "list", uid, "--json").stdout)
+    assert [k["keyId"] for k in listed["keys"]] == [customer["device_key"]] and listed["reopenedAt"] is None
+    new = Device.new(uid, "phone-")
+    shown = ["--key", new.key_id, "--fingerprint", sca.fingerprint(base64.b64decode(new.public_key))]
+    one_line_error(bankctl(stack, "devices", "reopen", uid, "--reason", "x", *shown), "invalid_reason")
+    bad = ["--key", new.key_id, "--fingerprint", "not-hex"]
+    one_line_error(bankctl(stack, "devices", "reopen", uid, "--reason", "BankID", *bad), "invalid_fingerprint")
+    one_line_error(bankctl(stack, "devices", "reopen", "a/b", "--reason", "BankID", *shown), "is no customer id")
+    reopened = bankctl(stack, "devices", "reopen", uid, "--reason", "BankID at the branch", *shown, "--json")
     assert reopened.returncode == 0, reopened.stderr
     assert json.loads(reopened.stdout)["revoked"] == [customer["device_key"]]
-    listed = json.loads(bankctl(stack, "devices", "list", customer["uid"], "--json").stdout)
-    assert listed["keys"] == [] and listed["revoked"] == [customer["device_key"]] and listed["openUntil"]
-    one_line_error(bankctl(stack, "pay", customer["uid"], "15030000002", "10"), "payment rejected: sca_invalid")
+    listed = json.loads(bankctl(stack, "devices", "list", uid, "--json").stdout)
+    assert listed["keys"] == [] and listed["revoked"] == [customer["device_key"]]
+    assert listed["reopenedAt"] and listed["expectedKey"] == new.key_id
+    one_line_error(bankctl(stack, "pay", uid, "15030000002", "10"), "payment rejected: sca_invalid")
 
 
 def test_load_prints_a_summary_and_audits(stack):

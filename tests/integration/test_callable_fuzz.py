@@ -32,7 +32,7 @@ CALLABLES = {
     "sca_register_key": ["keyId", "publicKey"],
     "sca_add_device": ["keyId", "publicKey", "approval"],
     "sca_revoke_key": ["keyId"],
-    "sca_reopen_enrolment": ["uid", "reason"],
+    "sca_reopen_enrolment": ["uid", "reason", "keyId", "fingerprint"],
     "invoices_scan": ["ocrLine", "fields"],
     "standing_orders_create": [
         "orderId",

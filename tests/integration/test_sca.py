@@ -129,7 +129,8 @@ def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledge
     """Through the callables: the phone approves a tablet, which then confirms payments; the
     tablet revoked signs nothing and its approval cannot bring it back; another customer
     cannot revoke a key of alice's; with every device lost, an operator reopens the
-    enrolment and one new phone enrols with the session alone, a second one cannot."""
+    enrolment for the new phone it was shown (its key id and fingerprint): that phone
+    enrols with the session alone, the stolen password's own key cannot."""
     phone, token = alice.device, alice.id_token
     tablet = Device.new(alice.uid, "tablet-")
     status, body = callables.call("sca_add_device", phone.approve(tablet), token)
@@ -158,13 +159,18 @@ def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledge
         "FAILED_PRECONDITION",
         "enrolment_closed",
     )
-    reopen = {"uid": alice.uid, "reason": "identity checked with BankID at the branch"}
+    shown = sca.fingerprint(base64.b64decode(new_phone.public_key))  # what the new phone shows the operator
+    reopen = {"uid": alice.uid, "reason": "BankID at the branch", "keyId": new_phone.key_id, "fingerprint": shown}
     assert refused(callables.call("sca_reopen_enrolment", reopen, token))[0] == "PERMISSION_DENIED"
     operator = auth.make_operator()
     status, body = callables.call("sca_reopen_enrolment", reopen, operator["id_token"])
     assert status == 200 and body["result"]["revoked"] == [], body  # both were revoked already
+    thief = Device.new(alice.uid, "thief-")  # the stolen password's own key, in the window
+    assert refused(callables.call("sca_register_key", thief.enrolment(), token)) == (
+        "FAILED_PRECONDITION",
+        "unexpected_device_key",
+    )
     assert callables.call("sca_register_key", new_phone.enrolment(), token)[0] == 200
-    thief = Device.new(alice.uid, "thief-")
     assert refused(callables.call("sca_register_key", thief.enrolment(), token)) == (
         "ALREADY_EXISTS",
         "sca_key_exists",

@@ -126,8 +126,11 @@ def test_an_approval_binds_the_customer_the_key_id_and_the_key_itself(docs, phon
         {"keyId": "phone-key-1"},
         {"keyId": "../x/y/z-abc", "signature": "x"},
         {"keyId": 1, "signature": "x"},
+        {"keyId": "phone-key-1", "signature": "ø" * 88},  # not ASCII: base64 raised ValueError, a 5xx
+        {"keyId": "phone-key-1", "signature": ["A" * 88]},
+        {"keyId": "phone-key-1", "signature": "A" * 201},
     ],
-    ids=["none", "text", "no-signature", "path", "number"],
+    ids=["none", "text", "no-signature", "path", "number", "not-ascii", "list", "long"],
 )
 def test_a_malformed_approval_is_refused_before_any_read(docs, phone, approval):
     assert refusal(add, docs, Phone("tablet-key-1"), approval) == "invalid_approval"
@@ -192,55 +195,111 @@ def test_with_the_last_key_revoked_a_session_alone_cannot_enrol_another(docs, ph
 
 
 # ---- the bank reopens the enrolment --------------------------------------------------------------
-def reopen(docs, at: dt.datetime = NOW) -> dict:
-    return sca.reopen_enrolment(docs, UID, operator="op-1", reason="BankID at the branch", clock=lambda: at)
+@pytest.fixture
+def clocked() -> tuple[MemoryDocuments, list[dt.datetime]]:
+    """Documents whose commit time (SERVER_TIME) is the test's clock."""
+    now = [NOW]
+    return MemoryDocuments(lambda: now[0]), now
 
 
-def test_an_operator_revokes_every_key_and_lets_one_device_enrol_for_thirty_minutes(docs, phone):
-    tablet = Phone("tablet-key-1")
+def fingerprint(device: Phone) -> str:
+    return rules.fingerprint(base64.b64decode(device.public))
+
+
+def reopen(docs, new: Phone, shown: str | None = None, key_id: str | None = None) -> dict:
+    return sca.reopen_enrolment(
+        docs,
+        UID,
+        operator="op-1",
+        reason="BankID at the branch",
+        key_id=key_id or new.key_id,
+        fingerprint=shown if shown is not None else fingerprint(new).lower().replace("-", " "),
+    )
+
+
+def enrol(docs, device: Phone, at: dt.datetime) -> str:
+    return sca.register_key(docs, UID, key_id=device.key_id, public_key=device.public, clock=lambda: at)
+
+
+def test_an_operator_revokes_every_key_and_lets_the_device_shown_enrol_for_thirty_minutes(clocked):
+    docs, _now = clocked
+    phone = Phone("phone-key-1")
+    sca.register_key(docs, UID, key_id=phone.key_id, public_key=phone.public)
+    put(docs, f"customers/{UID}", {"status": "approved"})
+    put(docs, f"screeningCustomers/{UID}", {"payees": [PAYEE]})
+    tablet, new = Phone("tablet-key-1"), Phone("new-phone-01")
     add(docs, tablet, phone.approve(tablet))
-    answer = reopen(docs)
-    assert answer["revoked"] == ["phone-key-1", "tablet-key-1"]
-    assert answer["openUntil"] == (NOW + rules.REOPEN_WINDOW).isoformat()
+    answer = reopen(docs, new)
+    assert answer == {
+        "uid": UID,
+        "revoked": ["phone-key-1", "tablet-key-1"],
+        "keyId": "new-phone-01",
+        "fingerprint": fingerprint(new),
+        "minutes": 30,
+    }
     assert keys(docs) == [] and refusal(phone.pay, docs) == "sca_invalid"
     record = docs.get(f"scaEnrolments/{UID}").data
-    assert record["reopenedBy"] == "op-1" and record["reopenedReason"] == "BankID at the branch"
-    new = Phone("new-phone-01")
+    assert (record["reopenedBy"], record["reopenedReason"]) == ("op-1", "BankID at the branch")
+    assert abs(record["reopenedAt"] - NOW) < dt.timedelta(seconds=1)  # the commit's time, not the operator's
     later = NOW + dt.timedelta(minutes=29)
-    assert sca.register_key(docs, UID, key_id=new.key_id, public_key=new.public, clock=lambda: later) == new.key_id
-    new.pay(docs)
-    # one device only: a second one (the thief's) is refused, the first enrolled again is answered
+    # the stolen password's own key, in the window: not the one the operator was shown
     thief = Phone("thief-key-01")
-    assert refusal(sca.register_key, docs, UID, key_id=thief.key_id, public_key=thief.public, clock=lambda: later) == (
-        "sca_key_exists"
-    )
-    assert sca.register_key(docs, UID, key_id=new.key_id, public_key=new.public, clock=lambda: later) == new.key_id
-    assert "openUntil" not in docs.get(f"scaEnrolments/{UID}").data
+    assert refusal(enrol, docs, thief, later) == "unexpected_device_key"
+    impostor = Phone("new-phone-01")  # the id shown, another key
+    assert refusal(enrol, docs, impostor, later) == "unexpected_device_key"
+    assert enrol(docs, new, later) == new.key_id
+    new.pay(docs)
+    assert refusal(enrol, docs, thief, later) == "sca_key_exists"
+    assert enrol(docs, new, later) == new.key_id  # the same again: answered as the first
+    assert {"reopenedAt", "expectedKey"}.isdisjoint(docs.get(f"scaEnrolments/{UID}").data)
 
 
-def test_after_the_window_or_with_a_revoked_id_the_enrolment_is_refused(docs, phone):
-    reopen(docs)
+def test_after_the_window_the_enrolment_is_refused(clocked):
+    docs, _now = clocked
+    phone, new = Phone("phone-key-1"), Phone("new-phone-01")
+    sca.register_key(docs, UID, key_id=phone.key_id, public_key=phone.public)
+    put(docs, f"customers/{UID}", {"status": "approved"})
+    reopen(docs, new)
+    assert refusal(enrol, docs, new, NOW + rules.REOPEN_WINDOW + dt.timedelta(seconds=1)) == "enrolment_closed"
+    assert refusal(enrol, docs, new, NOW - dt.timedelta(minutes=1)) == "enrolment_closed"  # before it opened
+    assert enrol(docs, new, NOW + dt.timedelta(minutes=1)) == new.key_id
+
+
+def test_the_bank_reopens_only_for_an_approved_customer_a_reason_and_a_key_it_was_shown(docs, phone):
     new = Phone("new-phone-01")
-    late = NOW + rules.REOPEN_WINDOW
-    assert refusal(sca.register_key, docs, UID, key_id=new.key_id, public_key=new.public, clock=lambda: late) == (
-        "enrolment_closed"
+    assert refusal(sca.reopen_enrolment, docs, UID, operator="o", reason=" ", key_id=new.key_id, fingerprint="x") == (
+        "invalid_reason"
     )
-    again = Phone("phone-key-1")  # the lost phone's id
-    assert refusal(sca.register_key, docs, UID, key_id=again.key_id, public_key=again.public, clock=lambda: NOW) == (
-        "device_key_revoked"
-    )
+    for shown in ("", "ABCD", "GGGG-0000-0000-0000", "A" * 50, None, 7):
+        assert refusal(
+            sca.reopen_enrolment, docs, UID, operator="o", reason="BankID", key_id=new.key_id, fingerprint=shown
+        ) == ("invalid_fingerprint"), shown
+    assert refusal(reopen, docs, new, key_id="../x/y") == "invalid_key"
+    assert refusal(
+        sca.reopen_enrolment,
+        docs,
+        "nobody",
+        operator="o",
+        reason="BankID",
+        key_id=new.key_id,
+        fingerprint=fingerprint(new),
+    ) == ("unknown_customer")
+    sca.revoke_key(docs, UID, key_id="phone-key-1")
+    assert refusal(reopen, docs, Phone("phone-key-1")) == "device_key_revoked"  # the lost phone's id
 
 
-def test_the_bank_reopens_only_for_an_approved_customer_with_a_reason(docs, phone):
-    assert refusal(sca.reopen_enrolment, docs, UID, operator="op-1", reason=" ", clock=lambda: NOW) == "invalid_reason"
-    assert refusal(sca.reopen_enrolment, docs, "nobody", operator="op-1", reason="BankID", clock=lambda: NOW) == (
-        "unknown_customer"
-    )
-    assert keys(docs) == ["phone-key-1"]
+def test_a_fingerprint_is_read_as_an_operator_types_it():
+    printed = rules.fingerprint(b"key")
+    assert rules.FINGERPRINT.fullmatch(printed)
+    for typed in (printed, printed.lower(), printed.replace("-", ""), printed.replace("-", " ")):
+        assert rules.read_fingerprint(typed) == printed
 
 
 def test_an_enrolment_record_from_before_revocations_reads_as_its_one_key():
-    assert rules.Enrolment.of({"keyId": "phone-key-1"}) == rules.Enrolment(("phone-key-1",), frozenset(), None)
+    assert rules.Enrolment.of({"keyId": "phone-key-1"}) == rules.Enrolment(("phone-key-1",), frozenset())
     assert rules.Enrolment.of(None) is None
-    assert not rules.Enrolment((), frozenset(), NOW).is_open(NOW)
-    assert rules.Enrolment((), frozenset(), NOW).is_open(NOW - dt.timedelta(seconds=1))
+    assert not rules.Enrolment((), frozenset()).is_open(NOW)
+
+
+def test_a_signature_that_is_not_ascii_is_no_signature():
+    assert rules.verify(base64.b64decode(Phone("phone-key-1").public), "ø" * 88, b"x") is False

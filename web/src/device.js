@@ -66,6 +66,22 @@ async function signText(key, text) {
   return b64(signature);
 }
 
+async function sha256Hex(bytes) {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function der(publicKey) {
+  return Uint8Array.from(atob(publicKey), (c) => c.charCodeAt(0));
+}
+
+/** What a device shows of its key for a person to compare (the bank's operator, when it
+ * reopens the enrolment): the first 64 bits of the key's SHA-256, "3F2A-09C1-77DE-B410". */
+export async function fingerprint(publicKey) {
+  const hex = (await sha256Hex(der(publicKey))).slice(0, 16).toUpperCase();
+  return hex.match(/.{4}/g).join("-");
+}
+
 /** What a new device shows to be added: its key id and public key, as one code to copy. */
 export function enrolmentCode({ keyId, publicKey }) {
   return btoa(JSON.stringify({ keyId, publicKey }));
@@ -85,9 +101,7 @@ export async function approveDevice(uid, code) {
   if (typeof other?.keyId !== "string" || typeof other?.publicKey !== "string") {
     throw new Error("That is not a device code: copy it again from the new device.");
   }
-  const der = Uint8Array.from(atob(other.publicKey), (c) => c.charCodeAt(0));
-  const digest = await crypto.subtle.digest("SHA-256", der);
-  const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const hex = await sha256Hex(der(other.publicKey));
   const signature = await signText(key, `fjordbank-sca-enrol-v1|${uid}|${other.keyId}|${hex}`);
   return { keyId: other.keyId, publicKey: other.publicKey, approval: { keyId: key.keyId, signature } };
 }

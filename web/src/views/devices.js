@@ -4,9 +4,11 @@
 // customer is, and this browser enrols itself within 30 minutes.
 import { collection, onSnapshot } from "firebase/firestore";
 import { action, field, fill, h, toast } from "../dom.js";
-import { approveDevice, deviceKey, enrolmentCode, ensureDeviceKey, newDeviceKey } from "../device.js";
+import { approveDevice, deviceKey, enrolmentCode, ensureDeviceKey, fingerprint, newDeviceKey } from "../device.js";
 import { call, db } from "../firebase.js";
 import { session } from "../session.js";
+
+let onRemovedHere = async () => {};
 
 function keyRow(key, mine) {
   const error = h("span", { class: "error" });
@@ -17,6 +19,7 @@ function keyRow(key, mine) {
       const what = mine ? "this browser" : "this device";
       if (!confirm(`Remove ${what} for good? It can no longer confirm payments.`)) return;
       await call("sca_revoke_key", { keyId: key.id });
+      if (mine) await onRemovedHere(); // its id never comes back: this browser needs a new key
       toast("The device is removed", "ok");
     }),
   );
@@ -61,9 +64,17 @@ function approveForm(uid) {
 
 function enrolThisBrowser(uid, shown) {
   const code = h("code", { class: "mono device-code", testid: "device-code" });
+  const keyId = h("strong", { class: "mono", testid: "device-key-id" });
+  const printed = h("strong", { class: "mono", testid: "device-fingerprint" });
   const error = h("p", { class: "error", testid: "enrol-error" });
-  const show = (key) => (code.textContent = enrolmentCode(key));
+  const show = async (key) => {
+    const fp = await fingerprint(key.publicKey); // the three change together
+    code.textContent = enrolmentCode(key);
+    keyId.textContent = key.keyId;
+    printed.textContent = fp;
+  };
   ensureDeviceKey(uid).then(show);
+  onRemovedHere = async () => show(await newDeviceKey(uid));
   const fresh = h("button", { type: "button", testid: "new-code" }, "Make a new code");
   fresh.addEventListener(
     "click",
@@ -73,15 +84,8 @@ function enrolThisBrowser(uid, shown) {
   enrol.addEventListener(
     "click",
     action(enrol, error, async () => {
-      let key = await ensureDeviceKey(uid);
-      try {
-        await call("sca_register_key", { keyId: key.keyId, publicKey: key.publicKey });
-      } catch (err) {
-        if (err.reason !== "device_key_revoked") throw err;
-        key = await newDeviceKey(uid); // this browser's old key was removed: enrol a new one
-        show(key);
-        await call("sca_register_key", { keyId: key.keyId, publicKey: key.publicKey });
-      }
+      const key = await ensureDeviceKey(uid);
+      await call("sca_register_key", { keyId: key.keyId, publicKey: key.publicKey });
       toast("This browser is enrolled", "ok");
     }),
   );
@@ -91,7 +95,14 @@ function enrolThisBrowser(uid, shown) {
     h("h3", {}, "Use this browser to confirm payments"),
     h("p", {}, "On a device of yours that is enrolled, open Devices and paste this code:"),
     h("p", {}, code),
-    h("p", { class: "muted" }, "Lost every device? After the bank has checked who you are, enrol this browser here."),
+    h("p", { class: "muted" }, [
+      "Lost every device? Show the bank this browser's key ",
+      keyId,
+      " and fingerprint ",
+      printed,
+      "; once it has checked who you are, enrol this browser here within 30 minutes.",
+    ]),
+    h("p", { class: "muted" }, "Told this key was removed (device_key_revoked)? Make a new code."),
     h("div", { class: "buttons" }, enrol, fresh),
     error,
   );
