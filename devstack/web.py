@@ -304,6 +304,8 @@ A one-minute walkthrough (README, "The web app"):
   5. Scan invoice: "Use a sample giro", "Read the giro", "Pay this invoice".
   6. Cards: order a virtual card, freeze it, change its limits. Then Standing orders,
      My economy and Subscriptions.
+  7. Devices: sign in as the same user in a private window, paste its code under Devices
+     in the first window and "Approve": the second one now confirms payments too.
 """.rstrip()
 
 
