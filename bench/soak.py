@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "interval_s": args.interval,
         "batch": args.batch,
         "functions_max_workers": settings.functions_max_workers,
+        "functions": functions,  # loaded by the Functions emulator: the worker bound is per function
         "batches": loads,
         "samples": samples,
         "findings": findings,
