@@ -30,6 +30,12 @@ CHANNEL_DOWN = "clearing_channel_down"  # the fault's name in the faults file
 NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV})
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _lock(fd: int) -> None:
     """An exclusive lock on an open file, waited for: one delivery of a name at a time.
     A file system without locks (a FUSE mount may refuse flock) is left unlocked: two
@@ -72,8 +78,9 @@ class ClearingDirs:
     def deliver(self, name: str, data: bytes) -> None:
         """Send a pain.001 file to the clearing house (here: into the outbox), once: a name
         delivered before raises FileExistsError. The bank keeps its own mark of each
-        delivery (``delivered/{name}``, a folder the clearing house never touches), written
-        once the file is in place, and delivers a name under a lock on that mark: the
+        delivery (``delivered/{name}``, a folder the clearing house never touches: a copy of
+        the file, written once the file is in place; the clearing house may file its own
+        away), and delivers a name under a lock on that mark: the
         clearing house moving the first copy from the outbox to ``sent/`` while a second
         writer was between its check and its link let the second copy through. Written
         whole beside the outbox, then linked into place, which fails if the name is there.
@@ -86,7 +93,7 @@ class ClearingDirs:
             if os.fstat(mark).st_size or (self.outbox / name).exists() or (self.sent / name).exists():
                 raise FileExistsError(f"{name} was delivered before")
             self._place(name, data)
-            os.write(mark, b"delivered\n")
+            _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
             os.fsync(mark)
         finally:
             os.close(mark)  # and with it the lock
@@ -128,11 +135,13 @@ class ClearingDirs:
         """The pain.001 ``name`` as delivered (waiting in the outbox, or taken), None if
         it was not."""
         self._channel()
-        for folder in (self.outbox, self.sent):
+        for folder in (self.outbox, self.sent, self.delivered_marks):
             try:
-                return (folder / name).read_bytes()
+                copy = (folder / name).read_bytes()
             except FileNotFoundError:
-                continue  # taken meanwhile: in sent/
+                continue  # taken meanwhile: in sent/ (or filed away: the bank's copy)
+            if copy:  # an empty mark: a delivery that crashed before it placed the file
+                return copy
         return None
 
     def answers(self) -> list[Path]:

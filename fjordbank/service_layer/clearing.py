@@ -58,7 +58,7 @@ from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
 from fjordbank.domain import iso20022
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import next_banking_day, today_in_norway
-from fjordbank.domain.payments import PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import MAX_NAME_LENGTH, PaymentEvent, PaymentRequested
 from fjordbank.runtime import tracing
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -150,18 +150,21 @@ def unsendable(p: PaymentRequested) -> str | None:
     return None
 
 
-def file_text(text: str | None) -> str | None:
+def file_text(text: str | None, limit: int = iso20022.MAX_MESSAGE_LENGTH) -> str | None:
     """A payment's text (message, payee's name) as a file carries it: only what a
     Norwegian bank takes (ISO 8859-15, no control or format character;
     `iso20022.is_payment_text_char`), a character with a Latin form written in it, any
-    other read as a space (None when nothing is left). The edge refuses such text; a payment
-    made before it did (a standing order's stored text) would otherwise have another bank
-    refuse the transfer, or the whole file with other customers' payments in it, or be
-    kept out of the file with its money held until an operator came."""
+    other read as a space, at most ``limit`` characters (a Latin form may be longer: … is
+    ...), None when nothing is left. The edge refuses such text; a payment made before it
+    did (a standing order's stored text) would otherwise have another bank refuse the
+    transfer, or the whole file with other customers' payments in it, or be kept out of the
+    file with its money held until an operator came. A file written before this rule is
+    made again the same way for its answers (`_block_of`): its text may differ, its
+    grouping (accounts, dates) does not."""
     if text is None:
         return None
     kept = "".join(c if iso20022.is_payment_text_char(c) else " " for c in iso20022.to_payment_text(text))
-    return " ".join(kept.split()) or None
+    return " ".join(kept.split())[:limit].rstrip() or None
 
 
 def to_transfer(p: PaymentRequested, written_on: dt.date | None) -> iso20022.CreditTransfer:
@@ -175,7 +178,7 @@ def to_transfer(p: PaymentRequested, written_on: dt.date | None) -> iso20022.Cre
         amount_minor=p.amount,
         currency=p.currency,
         debtor=iso20022.Party(DEBTOR_NAME, p.from_account),
-        creditor=iso20022.Party(file_text(p.payee_name) or CREDITOR_NAME, p.to_account),
+        creditor=iso20022.Party(file_text(p.payee_name, MAX_NAME_LENGTH) or CREDITOR_NAME, p.to_account),
         kid=p.kid,
         message=file_text(p.message),
         # the day it is made, or the next banking day after a weekend or holiday (the

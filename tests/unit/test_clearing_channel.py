@@ -23,6 +23,7 @@ def test_a_name_taken_and_filed_away_by_the_clearing_house_is_not_delivered_agai
     with pytest.raises(FileExistsError):
         channel.deliver("F1.xml", b"<second/>")
     assert channel.delivered("F1.xml") and list(channel.outbox.iterdir()) == []
+    assert channel.delivered_copy("F1.xml") == b"<first/>"  # the bank's copy: its CreDtTm is the file's writtenAt
 
 
 def test_a_second_writer_waits_for_the_first_and_does_not_deliver_a_copy_taken_meanwhile(channel, monkeypatch):
