@@ -133,7 +133,7 @@ _KID_FORMAT_RE = re.compile(r"[0-9]+[0-9-]")
 _REASON_CODE_RE = re.compile(r"[A-Z0-9]{4}")
 _NO_IBAN_RE = re.compile(r"NO[0-9]{13}")
 _BBAN_RE = re.compile(r"[0-9]{11}")
-_AMOUNT_RE = re.compile(r"\+?([0-9]+)(?:\.([0-9]*))?")
+_AMOUNT_RE = re.compile(r"\+?([0-9]*)(?:\.([0-9]*))?")
 _COUNT_RE = re.compile(r"[0-9]{1,15}")  # Max15NumericText
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")  # ActiveOrHistoricCurrencyCode
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -821,7 +821,7 @@ def _root(xml: object, ns: str, body: str) -> tuple[_Reader, ET.Element]:
 def _parse_amount(text: str, what: str) -> int:
     """Exact øre from an xs:decimal string; refuses more than 18 digits or sub-øre fractions."""
     match = _AMOUNT_RE.fullmatch(text)
-    if match is None:
+    if match is None or not (match.group(1) or match.group(2)):  # xs:decimal: ".50" and "5." are amounts
         raise _fail(f"{what} is not a decimal amount: {text[:40]!r}")
     whole, fraction = match.group(1), match.group(2) or ""
     if len(whole.lstrip("0")) + len(fraction.rstrip("0")) > 18:

@@ -605,7 +605,7 @@ class Clearing:
             # the grace while this one stalled finds it there, and so does this one
             self.channel.deliver(file_name(file_id), iso20022.build_pain001(batch))
         except FileExistsError:
-            await mark_delivered(self.docs, file_id, written=self._written_at(file_id))
+            await mark_delivered(self.docs, file_id, written=await self._written_at(file_id))
             log.warning("a file delivered already (by another process): not again", extra={"file_id": file_id})
             return "done"
         await mark_file(self.docs, file_id, "written", written=now)
@@ -680,7 +680,7 @@ class Clearing:
                 # delivered, and its mark lost (or delivered by another process): sent
                 # again, the clearing house would reject the copy whole under the same
                 # message id, returning what the first settles
-                await mark_delivered(self.docs, left.file_id, written=self._written_at(left.file_id))
+                await mark_delivered(self.docs, left.file_id, written=await self._written_at(left.file_id))
                 log.warning("a file the channel has: marked written", extra={"file_id": left.file_id})
                 return
         log.warning("writing a recorded file", extra={"file_id": left.file_id, "why": why, "status": left.status})
@@ -705,12 +705,13 @@ class Clearing:
             except TimeoutError:
                 pass
 
-    def _written_at(self, file_id: str) -> dt.datetime | None:
+    async def _written_at(self, file_id: str) -> dt.datetime | None:
         """When the copy of the file the channel has was made (its CreDtTm), None when the
-        copy cannot be read (the channel's record is then left as it is)."""
+        copy cannot be read (the channel's record is then left as it is). Read beside the
+        event loop: a large file takes seconds to parse."""
         try:
             copy = self.channel.delivered_copy(file_name(file_id))
-            return None if copy is None else iso20022.parse_pain001(copy).created_at
+            return None if copy is None else (await asyncio.to_thread(iso20022.parse_pain001, copy)).created_at
         except (OSError, DomainError) as exc:
             log.warning("the delivered copy of a file cannot be read", extra={"file_id": file_id, "error": str(exc)})
             return None

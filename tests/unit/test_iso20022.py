@@ -965,3 +965,16 @@ def test_xsd_check_is_not_vacuous():
         assert_valid_pain001(misordered)
     with pytest.raises(AssertionError, match="does not validate"):
         assert_valid_pain001(xml.replace(b">123.45<", b">123.4567891<", 1))
+
+
+@pytest.mark.parametrize(("text", "minor"), [(".50", 50), ("5.", 500), ("+5", 500), ("10.00", 1000), ("0.5", 50)])
+def test_an_amount_is_read_as_xs_decimal_allows_it(text, minor):
+    """An answer's figures as a clearing house may write them (xs:decimal): refused, the
+    whole answer was set aside with every other payment in it."""
+    assert iso._parse_amount(text, "amount") == minor
+
+
+@pytest.mark.parametrize("text", [".", "", "+", "1.001", "-1", "1e3", "1,00"])
+def test_what_is_no_amount_is_refused(text):
+    with pytest.raises(iso.InvalidPaymentFile):
+        iso._parse_amount(text, "amount")
