@@ -115,9 +115,13 @@ def capture(
     if record is None:
         return refused("unknown_authorization")
     if record["status"] == "captured":
-        if record.get("captureRef") == capture_ref:
-            return Settlement("captured", None, record, replayed=True)
-        return refused("already_captured", record)
+        if record.get("captureRef") != capture_ref:
+            return refused("already_captured", record)
+        if amount is not None and amount != record.get("capturedAmount"):
+            # the reference sent again with another amount (as a refund's): answered
+            # "captured" with the first amount, the merchant took the other for posted
+            return refused("reference_reused", record)
+        return Settlement("captured", None, record, replayed=True)
     late = _late(record, held)
     if held is None or not (late or _active(record, held)):
         return refused(f"authorization_{record['status']}", record)

@@ -487,11 +487,19 @@ class CardLedger:
                 limit=limit - len(due),
             )
         released: list[CardResult] = []
+        failed: Exception | None = None
         for hold in due:
-            result = await self._release(hold.id, reference=None, status="expired", now=now)
+            try:
+                result = await self._release(hold.id, reference=None, status="expired", now=now)
+            except Exception as exc:  # one hold that cannot be released must not keep the rest held
+                log.exception("a card hold could not be expired; left for the next run", extra={"auth_id": hold.id})
+                failed = exc
+                continue
             if result.status == "expired" and not result.replayed:
                 released.append(result)
         await self.announce(*released)  # together: NATS away costs three timeouts, not one per hold
+        if failed is not None and not released:
+            raise failed  # none released: the datastore, not one hold (the job is retried)
         return released, len(due)
 
     async def _release(
