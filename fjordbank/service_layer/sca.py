@@ -64,8 +64,8 @@ def register_key(docs: Documents, uid: str, *, key_id: object, public_key: objec
         state = rules.Enrolment.of(_data(found[enrolment]))
         if state is None and not legacy and found[customer] is None:  # onboarding
             uow.create(enrolment, {"keyId": key_id, "keys": [key_id], "createdAt": SERVER_TIME})
-        elif state is not None and not state.keys and state.is_open(clock()):  # reopened by the bank
-            if not state.may_enrol(key_id, base64.b64decode(public), clock()):
+        elif state is not None and not state.keys and state.is_open(now := clock()):  # reopened by the bank
+            if not state.may_enrol(key_id, base64.b64decode(public), now):
                 raise rules.ScaRefused(
                     "unexpected_device_key", "the bank reopened your enrolment for another device key"
                 )
@@ -133,8 +133,7 @@ def revoke_key(docs: Documents, uid: str, *, key_id: object) -> dict[str, Any]:
     from now on and its id never enrolled again. Revoking the last one leaves payments that
     need a signature refused until the bank reopens the enrolment. A key revoked before is
     answered as revoked (a retry after a lost answer)."""
-    if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
-        raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
+    key_id = _key_id(key_id)
     enrolment, key = f"{SCA_ENROLMENTS}/{uid}", f"{keys_collection(uid)}/{key_id}"
     left: list[str] = []
 
@@ -167,8 +166,7 @@ def reopen_enrolment(
     window runs from the commit's time, the database's clock, never the operator's."""
     if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 200:
         raise rules.ScaRefused("invalid_reason", "reason: what proved the customer's identity (3-200 characters)")
-    if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
-        raise rules.ScaRefused("invalid_key", "keyId: the new device's key id, as it shows it")
+    key_id = _key_id(key_id)
     if (printed := rules.read_fingerprint(fingerprint)) is None:
         raise rules.ScaRefused("invalid_fingerprint", "fingerprint: the 16 hex digits the new device shows")
     enrolment, customer = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}"
@@ -213,9 +211,14 @@ def reopen_enrolment(
 
 def _checked(key_id: object, public_key: object) -> tuple[str, str]:
     """The key id and the public key (base64 DER) of a device key; raises invalid_key."""
+    return _key_id(key_id), base64.b64encode(rules.parse_public_key(public_key)).decode()
+
+
+def _key_id(key_id: object) -> str:
+    """A device key's id as a caller gave it; raises invalid_key."""
     if not isinstance(key_id, str) or not rules.KEY_ID.fullmatch(key_id):
         raise rules.ScaRefused("invalid_key", "keyId must be 8-64 letters, digits, '-' or '_'")
-    return key_id, base64.b64encode(rules.parse_public_key(public_key)).decode()
+    return key_id
 
 
 def _enrolled(doc: Doc | None, key_id: str, public: str) -> bool:
