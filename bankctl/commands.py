@@ -381,6 +381,8 @@ def devices(args) -> int:
     lets ``sca_register_key`` enrol, for 30 minutes, the one key whose id and fingerprint
     the customer's new device shows (the web app's Devices screen)."""
     from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.adapters.publisher import SyncPublisher
+    from fjordbank.config import load_settings
     from fjordbank.domain.sca import Enrolment, ScaRefused
     from fjordbank.service_layer import sca
 
@@ -390,9 +392,15 @@ def devices(args) -> int:
     db = FirestoreDocuments(_firestore(config))
     with _google_errors("reading the devices", config):
         if args.action == "reopen":
+            settings = load_settings({**os.environ, **config.stack.nats_env("admin")})
+            with talking_to(errors.NATS, config.stack_settings.nats_urls):
+                publisher = SyncPublisher(settings.nats, name="bankctl")
             try:
+                # the customer's security notice is committed with the change in the outbox;
+                # one NATS did not take is published by the relay-outbox job
                 result = sca.reopen_enrolment(
                     db,
+                    publisher,
                     args.uid,
                     operator=f"bankctl:{os.environ.get('USER', 'operator')}",
                     reason=args.reason,
@@ -401,6 +409,8 @@ def devices(args) -> int:
                 )
             except ScaRefused as exc:
                 raise CommandError(f"{exc.code}: {exc.message}") from exc
+            finally:
+                publisher.close()
             if args.json:
                 emit_json(result)
             else:

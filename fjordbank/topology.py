@@ -25,6 +25,7 @@ Customers and cards have streams of their own:
 
     customers.approved / review / rejected   edge (onboarding callable, operator decision)
     customers.account_opened / closed        edge (accounts callables)
+    customers.device_changed                 edge (device callables, operator) -> notifier
     cards.commands.issue / expire-holds      edge (cards callables, scheduled job) -> cards
     cards.issued / updated                   cards / edge (freeze, limits, replace)
     cards.authorized / declined / captured / reversed / expired
@@ -77,6 +78,9 @@ SUBJECT_CUSTOMER_REVIEW = "customers.review"
 SUBJECT_CUSTOMER_REJECTED = "customers.rejected"
 SUBJECT_ACCOUNT_OPENED = "customers.account_opened"
 SUBJECT_ACCOUNT_CLOSED = "customers.account_closed"
+# a device key added, enrolled after the bank reopened the enrolment, revoked, or every key
+# revoked by the bank: the customer is told on every device (fjordbank.service_layer.sca)
+SUBJECT_DEVICE_CHANGED = "customers.device_changed"
 
 SUBJECT_CARD_ISSUE = "cards.commands.issue"
 SUBJECT_CARD_EXPIRE_HOLDS = "cards.commands.expire-holds"
@@ -351,8 +355,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         durable="notifier-customers",
         stream=STREAM_CUSTOMERS,
-        filter_subjects=(SUBJECT_CUSTOMER_APPROVED, SUBJECT_CUSTOMER_REVIEW, SUBJECT_CUSTOMER_REJECTED),
-        description="Pushes the onboarding result.",
+        filter_subjects=(
+            SUBJECT_CUSTOMER_APPROVED,
+            SUBJECT_CUSTOMER_REVIEW,
+            SUBJECT_CUSTOMER_REJECTED,
+            SUBJECT_DEVICE_CHANGED,
+        ),
+        description="Pushes the onboarding result, and a security notice when the customer's devices change.",
     ),
     ConsumerSpec(
         durable="notifier-cards",
@@ -401,6 +410,7 @@ IDENTITIES: tuple[Identity, ...] = (
             SUBJECT_CUSTOMER_REJECTED,
             SUBJECT_ACCOUNT_OPENED,
             SUBJECT_ACCOUNT_CLOSED,
+            SUBJECT_DEVICE_CHANGED,
             SUBJECT_CARD_ISSUE,
             SUBJECT_CARD_EXPIRE_HOLDS,
             SUBJECT_CARD_UPDATED,

@@ -484,15 +484,23 @@ def cards_replace(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
 def sca_register_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """The device's public key for strong customer authentication (ECDSA P-256, SPKI DER in
     base64), registered at onboarding, or after an operator reopened the enrolment."""
-    return {"keyId": sca.register_key(docs(), uid, key_id=data.get("keyId"), public_key=data.get("publicKey"))}
+    _db, publisher, _settings = deps()
+    key_id = sca.register_key(docs(), publisher, uid, key_id=data.get("keyId"), public_key=data.get("publicKey"))
+    return {"keyId": key_id}
 
 
 @endpoint({"keyId", "publicKey", "approval"}, limit="accounts")
 def sca_add_device(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """Another device's key, approved by an enrolled one: ``approval`` is ``{keyId,
     signature}``, its signature over the new key (fjordbank.domain.sca.enrolment_challenge)."""
+    _db, publisher, _settings = deps()
     key_id = sca.add_device(
-        docs(), uid, key_id=data.get("keyId"), public_key=data.get("publicKey"), approval=data.get("approval")
+        docs(),
+        publisher,
+        uid,
+        key_id=data.get("keyId"),
+        public_key=data.get("publicKey"),
+        approval=data.get("approval"),
     )
     return {"keyId": key_id}
 
@@ -500,7 +508,8 @@ def sca_add_device(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
 @endpoint({"keyId"}, limit="accounts")
 def sca_revoke_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """One of the caller's device keys revoked for good (a lost or replaced phone)."""
-    return sca.revoke_key(docs(), uid, key_id=data.get("keyId"))
+    _db, publisher, _settings = deps()
+    return sca.revoke_key(docs(), publisher, uid, key_id=data.get("keyId"))
 
 
 @endpoint({"uid", "reason", "keyId", "fingerprint"})
@@ -515,8 +524,10 @@ def sca_reopen_enrolment(req: https_fn.CallableRequest, operator: str, data: dic
         raise https_fn.HttpsError(
             https_fn.FunctionsErrorCode.INVALID_ARGUMENT, "uid of the customer", {"reason": "invalid_request"}
         )
+    _db, publisher, _settings = deps()
     return sca.reopen_enrolment(
         docs(),
+        publisher,
         uid,
         operator=operator,
         reason=data.get("reason"),

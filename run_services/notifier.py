@@ -4,10 +4,11 @@ Consumes payments.> in batches; one Firestore commit per batch, guarded by preco
 (the use case fjordbank.service_layer.notifier), moves each request document forward (never backward:
 redeliveries and out-of-order events are harmless), updates the accounts' transaction
 lists, and queues a push notification for final states on Pub/Sub (PushQueue in
-fjordbank.adapters.pubsub), where the push function sends it through FCM. It also consumes the onboarding
-results (customers.*) and card decisions (cards.authorized / declined) and queues their
-pushes; each push carries a collapse id from its dedupe key, so a push queued again for a
-redelivered event shows once on the phone (fjordbank.service_layer.push).
+fjordbank.adapters.pubsub), where the push function sends it through FCM. It also consumes
+the onboarding results and changes to a customer's devices (customers.*) and card
+decisions (cards.authorized / declined) and queues their pushes; each push carries a
+collapse id from its dedupe key, so a push queued again for a redelivered event shows once
+on the phone (fjordbank.service_layer.push).
 
 In the background it runs the ops sweep (fjordbank/runtime/ops_sweep.py): the oldest open
 payment per state, the outbox backlog and the last ledger audit's result, as gauges.
@@ -27,7 +28,7 @@ from fjordbank.adapters.firestore import async_client, count_attempts
 from fjordbank.adapters.pubsub import PUSH_TOPIC, PushQueue, TopicPublisher
 from fjordbank.config import load_settings
 from fjordbank.domain.events import Contract
-from fjordbank.domain.notifications import Push, card_pushes, onboarding_pushes
+from fjordbank.domain.notifications import Push, card_pushes, customer_pushes
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import ops_sweep, steps, tracing
 from fjordbank.runtime.consumer import BatchHandler, ConsumerService, Delivery, Outcome
@@ -109,7 +110,7 @@ def main() -> None:
         on_connect=handler.on_connect,
         on_partition=handler.known.clear,
         also=[
-            ("notifier-customers", handler.pushes_of(onboarding_pushes)),
+            ("notifier-customers", handler.pushes_of(customer_pushes)),
             ("notifier-cards", handler.pushes_of(card_pushes)),
         ],
         background=sweep,

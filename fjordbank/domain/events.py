@@ -139,6 +139,21 @@ class AccountChanged(Contract):
     type: str | None = field(metadata={"doc": "the kind of account opened (spending, savings); null when closed"})
 
 
+@dataclass(frozen=True)
+class DeviceChanged(Contract):
+    """The customer's devices that confirm payments changed (customers.device_changed): a
+    device key added with another's approval, enrolled after the bank reopened the
+    enrolment, revoked by the customer, or every key revoked by the bank. Told to the
+    customer on every device they have, so a device added by someone else is seen."""
+
+    NAME: ClassVar[str] = "device"
+
+    uid: str
+    change: str = field(metadata=one_of("added", "enrolled", "revoked", "reset"))
+    key_id: str = field(metadata={"doc": "the key added, enrolled or revoked; for reset, the key the bank expects"})
+    approved_by: str | None = field(metadata={"doc": "the enrolled key that approved an added one"})
+
+
 # ---- cards ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IssueCard(Contract):
@@ -279,6 +294,7 @@ SUBJECT_TYPES: dict[str, type[Contract]] = {
     topology.SUBJECT_CUSTOMER_REJECTED: CustomerDecided,
     topology.SUBJECT_ACCOUNT_OPENED: AccountChanged,
     topology.SUBJECT_ACCOUNT_CLOSED: AccountChanged,
+    topology.SUBJECT_DEVICE_CHANGED: DeviceChanged,
     topology.SUBJECT_CARD_ISSUE: IssueCard,
     topology.SUBJECT_CARD_EXPIRE_HOLDS: ExpireCardHolds,
     topology.SUBJECT_CARD_ISSUED: CardIssued,

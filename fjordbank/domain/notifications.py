@@ -18,6 +18,12 @@ CARD = "card"
 ONBOARDING = "onboarding"
 MARKETING = "marketing"
 DEFAULT_PREFERENCES = {PAYMENTS: True, INCOMING: True, CARD: True, ONBOARDING: True, MARKETING: False}
+# Security notices (a device added to or removed from the customer's, the bank resetting
+# them): always sent, whatever the settings say; the app has no preference for them
+# (firestore.rules), since a customer who switched them off would not see a stranger's
+# device being added.
+SECURITY = "security"
+ALWAYS_ON = frozenset({SECURITY})
 
 REASON_TEXTS = {
     "insufficient_funds": "not enough money on the account",
@@ -254,3 +260,40 @@ def onboarding_pushes(event: dict[str, Any]) -> list[Push]:
         return []
     title, body = texts[status]
     return [Push(uid, ONBOARDING, title, body, {"status": status}, f"customer:{uid}:{status}")]
+
+
+DEVICE_TEXTS = {
+    "added": (
+        "A new device can confirm your payments",
+        "Another of your devices approved it. If this was not you, remove it under Devices and call us.",
+    ),
+    "enrolled": (
+        "Your new device is set up",
+        "The device the bank let you enrol can now confirm payments. If this was not you, call us at once.",
+    ),
+    "revoked": (
+        "A device was removed",
+        "It can no longer confirm your payments. If this was not you, call us.",
+    ),
+    "reset": (
+        "The bank reset your devices",
+        "None of them confirms payments until your new one is enrolled. If you did not ask us, call us at once.",
+    ),
+}
+
+
+def device_pushes(event: dict[str, Any]) -> list[Push]:
+    """A security notice for a change to the customer's devices (customers.device_changed):
+    ``event`` is the wire form of a `fjordbank.domain.events.DeviceChanged`. Sent to every
+    device the customer has, the one changed included, and never muted (`ALWAYS_ON`)."""
+    uid, change, key_id = event.get("uid"), event.get("change"), event.get("key_id")
+    if not uid or change not in DEVICE_TEXTS or not isinstance(key_id, str):
+        return []
+    title, body = DEVICE_TEXTS[change]
+    return [Push(uid, SECURITY, title, body, {"change": change, "keyId": key_id}, f"device:{uid}:{change}:{key_id}")]
+
+
+def customer_pushes(event: dict[str, Any]) -> list[Push]:
+    """The pushes of a customers.* event the notifier reads: an onboarding result, or a
+    change to the customer's devices (the wire forms differ: ``status`` or ``change``)."""
+    return device_pushes(event) if "change" in event else onboarding_pushes(event)

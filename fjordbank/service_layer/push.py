@@ -36,7 +36,7 @@ from typing import Any
 
 from fjordbank.adapters.firestore import USERS
 from fjordbank.adapters.push import PushResult, PushSender, normalize_data
-from fjordbank.domain.notifications import DEFAULT_PREFERENCES
+from fjordbank.domain.notifications import ALWAYS_ON, DEFAULT_PREFERENCES
 from fjordbank.runtime import log_metrics
 from fjordbank.service_layer.ports import Doc, Documents, NotFound, Stale
 
@@ -79,9 +79,12 @@ def collapse_id(dedupe_key: str) -> str:
 
 
 def chosen(found: Doc | None) -> dict[str, bool]:
-    """A customer's preference per kind: their settings document, else the defaults."""
+    """A customer's preference per kind: their settings document, else the defaults; the
+    security notices always on (`ALWAYS_ON`: no setting mutes them)."""
     data = found.data if found is not None else {}
-    return {kind: bool(data.get(kind, default)) for kind, default in DEFAULT_PREFERENCES.items()}
+    return {kind: bool(data.get(kind, default)) for kind, default in DEFAULT_PREFERENCES.items()} | dict.fromkeys(
+        ALWAYS_ON, True
+    )
 
 
 def preferences(docs: Documents, uid: str) -> dict[str, bool]:

@@ -11,6 +11,14 @@ scaEnrolments/{uid}           the user's devices (backend only): the key ids enr
                               (``keys``), those revoked for good (``revoked``) and, after
                               an operator reopened it, when, for which key
                               (``reopenedAt``, ``expectedKey``), who and why
+
+Every change to a customer's devices after onboarding (a key added, a key enrolled after
+the bank reopened the enrolment, a key revoked, every key revoked by the bank) is
+announced on ``customers.device_changed`` (`device_event`), staged in the outbox in the
+transaction that makes it (fjordbank.service_layer.outbox) and published after the
+commit; the notifier pushes a security notice for it to every device the customer has,
+which the customer cannot switch off: a device someone else added is seen at once. The
+first key, enrolled at onboarding, is not announced.
 """
 
 from __future__ import annotations
@@ -20,9 +28,12 @@ import hashlib
 import logging
 from typing import Any
 
+from fjordbank import topology
 from fjordbank.adapters.firestore import CUSTOMERS, SCREENING_CUSTOMERS, USERS
 from fjordbank.domain import sca as rules
+from fjordbank.domain.events import DeviceChanged
 from fjordbank.domain.payments import PaymentRejected
+from fjordbank.service_layer import outbox
 from fjordbank.service_layer.ports import (
     DELETE_FIELD,
     SERVER_TIME,
@@ -30,6 +41,7 @@ from fjordbank.service_layer.ports import (
     Clock,
     Doc,
     Documents,
+    Publisher,
     UnitOfWork,
     system_clock,
 )
@@ -41,7 +53,33 @@ REGISTER_KEY = "sca_register_key"  # the enrolment's transaction in fjb_firestor
 log = logging.getLogger(__name__)
 
 
-def register_key(docs: Documents, uid: str, *, key_id: object, public_key: object, clock: Clock = system_clock) -> str:
+def device_event(uid: str, change: str, key_id: str, *, approved_by: str | None = None, at: str = "") -> outbox.Event:
+    """customers.device_changed for one change. Its message id names the change: a key is
+    added, enrolled and revoked at most once each (a revoked id never comes back); a reset
+    by the bank is named by its time as well (``at``), since the bank may reset twice
+    expecting the same key."""
+    body = DeviceChanged(uid=uid, change=change, key_id=key_id, approved_by=approved_by).to_json()
+    return outbox.Event(
+        topology.SUBJECT_DEVICE_CHANGED, body, ":".join(filter(None, (uid, "device", change, key_id, at)))
+    )
+
+
+def _announce(docs: Documents, publisher: Publisher | None, events: list[outbox.Event]) -> None:
+    """Publish the events a committed change staged (None: no NATS at hand, as for an
+    operator's tool: the relay-outbox job publishes them within minutes)."""
+    if publisher is not None and events:
+        outbox.deliver(docs, publisher, events)
+
+
+def register_key(
+    docs: Documents,
+    publisher: Publisher | None,
+    uid: str,
+    *,
+    key_id: object,
+    public_key: object,
+    clock: Clock = system_clock,
+) -> str:
     """The device key of a user, enrolled at onboarding: after sign-up and before the
     application is submitted. Once the user has applied (or has a key), enrolling is
     refused: a stolen session must not be able to add its own key to an existing
@@ -56,8 +94,10 @@ def register_key(docs: Documents, uid: str, *, key_id: object, public_key: objec
     legacy = docs.query(keys_collection(uid), limit=1)
     if legacy and _enrolled(legacy[0], key_id, public):
         return key_id
+    staged: list[outbox.Event] = []
 
     def run(uow: UnitOfWork) -> None:
+        staged.clear()
         found = uow.get_many([enrolment, customer, key])
         if _enrolled(found[key], key_id, public):
             return  # a retry whose first answer was lost: answered as the first was
@@ -72,18 +112,31 @@ def register_key(docs: Documents, uid: str, *, key_id: object, public_key: objec
             state.may_add(key_id)
             reopened = {"reopenedAt": DELETE_FIELD, "expectedKey": DELETE_FIELD}
             uow.update(enrolment, {"keys": [key_id], **reopened, "enrolledAt": SERVER_TIME})
+            staged.append(device_event(uid, "enrolled", key_id))
         elif legacy or (state is not None and state.keys):
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
         else:
             raise rules.ScaRefused("enrolment_closed", "enrol a new device with one you have, or through the bank")
         uow.create(key, {"keyId": key_id, "publicKey": public, "createdAt": SERVER_TIME})
+        for event in staged:
+            outbox.stage(uow, event, clock=clock)
 
     docs.transact(run, operation="sca_register_key")
+    _announce(docs, publisher, staged)
     log.info("device key enrolled", extra={"uid": uid, "keyId": key_id})
     return key_id
 
 
-def add_device(docs: Documents, uid: str, *, key_id: object, public_key: object, approval: object) -> str:
+def add_device(
+    docs: Documents,
+    publisher: Publisher | None,
+    uid: str,
+    *,
+    key_id: object,
+    public_key: object,
+    approval: object,
+    clock: Clock = system_clock,
+) -> str:
     """Another device's key, approved by a device the customer has: ``approval`` is
     ``{keyId, signature}``, that key's signature over `rules.enrolment_challenge` of the new
     key. The same key added again is answered as the first time; a revoked key id never
@@ -105,8 +158,10 @@ def add_device(docs: Documents, uid: str, *, key_id: object, public_key: object,
         f"{keys_collection(uid)}/{approval['keyId']}",
     )
     message = rules.enrolment_challenge(uid, key_id, base64.b64decode(public))
+    staged: list[outbox.Event] = []
 
     def run(uow: UnitOfWork) -> None:
+        staged.clear()
         found = uow.get_many([enrolment, key, approver])
         if _enrolled(found[key], key_id, public):
             return
@@ -122,13 +177,18 @@ def add_device(docs: Documents, uid: str, *, key_id: object, public_key: object,
         uow.create(
             key, {"keyId": key_id, "publicKey": public, "createdAt": SERVER_TIME, "approvedBy": approval["keyId"]}
         )
+        staged.append(device_event(uid, "added", key_id, approved_by=approval["keyId"]))
+        outbox.stage(uow, staged[0], clock=clock)
 
     docs.transact(run, operation="sca_add_device")
+    _announce(docs, publisher, staged)
     log.info("device key added", extra={"uid": uid, "keyId": key_id, "approvedBy": approval["keyId"]})
     return key_id
 
 
-def revoke_key(docs: Documents, uid: str, *, key_id: object) -> dict[str, Any]:
+def revoke_key(
+    docs: Documents, publisher: Publisher | None, uid: str, *, key_id: object, clock: Clock = system_clock
+) -> dict[str, Any]:
     """A device key removed for good (a lost or replaced phone): its signatures are refused
     from now on and its id never enrolled again. Revoking the last one leaves payments that
     need a signature refused until the bank reopens the enrolment. A key revoked before is
@@ -136,8 +196,10 @@ def revoke_key(docs: Documents, uid: str, *, key_id: object) -> dict[str, Any]:
     key_id = _key_id(key_id)
     enrolment, key = f"{SCA_ENROLMENTS}/{uid}", f"{keys_collection(uid)}/{key_id}"
     left: list[str] = []
+    staged: list[outbox.Event] = []
 
     def run(uow: UnitOfWork) -> None:
+        staged.clear()
         found = uow.get_many([enrolment, key])
         state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((), frozenset(), None)
         if found[key] is None:
@@ -148,14 +210,25 @@ def revoke_key(docs: Documents, uid: str, *, key_id: object) -> dict[str, Any]:
         left[:] = [k for k in state.keys if k != key_id]
         uow.set(enrolment, {"keys": left, "revoked": sorted({*state.revoked, key_id})}, merge=True)
         uow.delete(key)
+        staged.append(device_event(uid, "revoked", key_id))
+        outbox.stage(uow, staged[0], clock=clock)
 
     docs.transact(run, operation="sca_revoke_key")
+    _announce(docs, publisher, staged)
     log.info("device key revoked", extra={"uid": uid, "keyId": key_id, "left": len(left)})
     return {"keyId": key_id, "revoked": True, "devicesLeft": len(left)}
 
 
 def reopen_enrolment(
-    docs: Documents, uid: str, *, operator: str, reason: object, key_id: object, fingerprint: object
+    docs: Documents,
+    publisher: Publisher | None,
+    uid: str,
+    *,
+    operator: str,
+    reason: object,
+    key_id: object,
+    fingerprint: object,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """An operator, having proved the customer's identity outside the app (in production:
     BankID, or a branch), lets the customer's new device enrol without another's
@@ -172,6 +245,7 @@ def reopen_enrolment(
     enrolment, customer = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}"
     older = [doc.id for doc in docs.query(keys_collection(uid), limit=rules.MAX_DEVICES + 1)]
     revoked: list[str] = []
+    staged = [device_event(uid, "reset", key_id, at=clock().strftime("%Y%m%dT%H%M%S.%fZ"))]
 
     def run(uow: UnitOfWork) -> None:
         found = uow.get_many([enrolment, customer])
@@ -197,8 +271,10 @@ def reopen_enrolment(
             },
             merge=True,
         )
+        outbox.stage(uow, staged[0], clock=clock)
 
     docs.transact(run, operation="sca_reopen_enrolment")
+    _announce(docs, publisher, staged)
     log.warning("device enrolment reopened", extra={"uid": uid, "operator": operator, "revoked": len(revoked)})
     return {
         "uid": uid,

@@ -10,6 +10,7 @@ import sys
 import uuid
 
 import pytest
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from clientkit.device import Device
 from fjordbank.domain import sca
@@ -106,10 +107,11 @@ def test_create_customers_pay_see_it_in_the_ledger_and_audit(stack):
     assert audit.returncode == 0, audit.stdout
 
 
-def test_an_operator_reopens_the_enrolment_of_a_customer_who_lost_their_devices(stack):
+def test_an_operator_reopens_the_enrolment_of_a_customer_who_lost_their_devices(stack, admin_db):
     """`devices reopen` revokes the customer's key (the phone bankctl keeps for them signs
     nothing more) and opens the enrolment for the new device's key, named by its id and
-    fingerprint; `devices list` shows it; a reason and a fingerprint are required."""
+    fingerprint; `devices list` shows it; a reason and a fingerprint are required; the
+    customer's notice of the reset is published (not left in the outbox)."""
     made = bankctl(stack, "customers", "create", "--json")
     assert made.returncode == 0, made.stderr
     (customer,) = json.loads(made.stdout)
@@ -129,6 +131,8 @@ def test_an_operator_reopens_the_enrolment_of_a_customer_who_lost_their_devices(
     assert listed["keys"] == [] and listed["revoked"] == [customer["device_key"]]
     assert listed["reopenedAt"] and listed["expectedKey"] == new.key_id
     one_line_error(bankctl(stack, "pay", uid, "15030000002", "10"), "payment rejected: sca_invalid")
+    waiting = admin_db.collection("outbox").where(filter=FieldFilter("subject", "==", "customers.device_changed")).get()
+    assert [d.id for d in waiting if d.to_dict()["body"]["uid"] == uid] == []
 
 
 def test_load_prints_a_summary_and_audits(stack):

@@ -1,8 +1,9 @@
 """Push notifications through the real emulators and the FCM-compatible sink: several
 devices per user, each push under its collapse id (a push sent again shows once), per-kind
 preferences (marketing off by default), tokens FCM reports as unregistered are deleted, a
-removed device gets nothing, and the rules keep the devices document to one well-formed
-device per write."""
+removed device gets nothing, the rules keep the devices document to one well-formed
+device per write, and a change to the devices that confirm payments is told whatever the
+settings say."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import time
 import pytest
 
 from clientkit import push_devices
-from fjordbank.domain.notifications import DEFAULT_PREFERENCES, MARKETING
+from clientkit.device import Device
+from fjordbank.domain.notifications import DEFAULT_PREFERENCES, DEVICE_TEXTS, MARKETING
 from fjordbank.service_layer.push import collapse_id
+from tests.support.app import new_customer
 from tests.support.bank import application, callables_for, pushes, wait_push
 from tests.support.clients import unique, wait_for
 
@@ -112,3 +115,27 @@ def test_the_settings_document_takes_one_well_formed_device_per_write(stack, aut
     assert push_devices.remove(app, uid, "dev0").status_code == 200
     assert push_devices.register(as_user(other["id_token"]), uid, "x", "t", "ios").status_code == 403  # not theirs
     assert app.delete(path).status_code == 403  # devices leave one by one
+
+
+def test_every_change_to_the_devices_that_confirm_payments_is_told_on_every_device(stack, auth, as_user, ledger_admin):
+    """A security notice, with every push kind the app can switch off switched off: the
+    phone approves a tablet (both the phone and the tablet's own push token hear of it),
+    then the tablet is removed."""
+    alice = new_customer(auth, as_user, ledger_admin, 0)
+    phone_token, tablet_token = unique("phone-token-"), unique("tablet-token-")
+    add_device(alice.app, alice.uid, phone_token)
+    add_device(alice.app, alice.uid, tablet_token)
+    off = dict.fromkeys(DEFAULT_PREFERENCES, False)
+    assert alice.app.merge(push_devices.settings_path(alice.uid), off, sorted(off)).status_code == 200
+    refused = alice.app.merge(push_devices.settings_path(alice.uid), {"security": False}, ["security"])
+    assert refused.status_code == 403  # no setting for the security notices
+    tablet = Device.new(alice.uid, "tablet-")
+    callables = callables_for(stack)
+    status, body = callables.call("sca_add_device", alice.device.approve(tablet), alice.id_token)
+    assert status == 200, body
+    for token in (phone_token, tablet_token):
+        told = wait_push(stack, token, DEVICE_TEXTS["added"][0])
+        assert told["data"] == {"change": "added", "keyId": tablet.key_id}
+    status, body = callables.call("sca_revoke_key", {"keyId": tablet.key_id}, alice.id_token)
+    assert status == 200, body
+    wait_push(stack, phone_token, DEVICE_TEXTS["revoked"][0])

@@ -36,12 +36,13 @@ from fjordbank.domain.events import (
     CardUpdated,
     Contract,
     CustomerDecided,
+    DeviceChanged,
     ExpireCardHolds,
     IssueCard,
     MalformedEvent,
     decode,
 )
-from fjordbank.domain.notifications import card_pushes, onboarding_pushes
+from fjordbank.domain.notifications import card_pushes, customer_pushes
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.runtime import events as runtime_events
 from fjordbank.runtime import steps
@@ -50,6 +51,7 @@ from fjordbank.service_layer import cards as card_uses
 from fjordbank.service_layer.accounts import account_event
 from fjordbank.service_layer.card_ledger import CardResult, card_event
 from fjordbank.service_layer.onboarding import customer_event
+from fjordbank.service_layer.sca import device_event
 from fjordbank.service_layer.scheduled import release_expired_holds
 
 ROOT = Path(__file__).parents[2] / "contracts"
@@ -105,6 +107,10 @@ EXAMPLES: dict[type[Any], list[Any]] = {
     AccountChanged: [
         AccountChanged(uid="user_1", account_id="97100000018", type="savings"),
         AccountChanged(uid="user_1", account_id="97100000018", type=None),
+    ],
+    DeviceChanged: [
+        DeviceChanged(uid="user_1", change="added", key_id="tablet-key-1", approved_by="phone-key-1"),
+        DeviceChanged(uid="user_1", change="reset", key_id="new-phone-01", approved_by=None),
     ],
     IssueCard: [IssueCard(uid="user_1", card_id="card_1", account_id="97100000018")],
     ExpireCardHolds: [ExpireCardHolds(as_of="2026-11-26T03:00:00+00:00")],
@@ -354,6 +360,8 @@ def _produced() -> list[tuple[str, dict[str, Any]]]:
         card_uses._updated("user_1", "card_1", {"status": "blocked", "reason": "lost"}),
         account_event(topology.SUBJECT_ACCOUNT_OPENED, "user_1", "12345678903", "spending"),
         account_event(topology.SUBJECT_ACCOUNT_CLOSED, "user_1", "12345678903"),
+        device_event("user_1", "added", "tablet-key-1", approved_by="phone-key-1"),
+        device_event("user_1", "reset", "new-phone-01", at="20261205T100000.000000Z"),
         customer_event("user_1", "approved", None, "12345678903"),
         customer_event("user_2", "review", "name_match", None),
         customer_event("user_3", "rejected", "sanctions_match", None),
@@ -395,7 +403,7 @@ def test_the_consumers_dead_letter_what_is_no_event_of_their_contract() -> None:
     assert all(isinstance(o, Reject) and o.reason.startswith("malformed cards.commands.issue") for o in outcomes[1:])
 
 
-def test_the_notifier_pushes_a_card_decision_and_an_onboarding_result_as_published() -> None:
+def test_the_notifier_pushes_a_card_decision_an_onboarding_result_and_a_device_change_as_published() -> None:
     event = card_event(
         CardResult(
             "declined",
@@ -423,8 +431,12 @@ def test_the_notifier_pushes_a_card_decision_and_an_onboarding_result_as_publish
     assert push.data == {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "declined"}
     assert push.body.endswith("at Rema 1000: the card is frozen")
     staged = customer_event("user_1", "approved", None, "12345678903")
-    [welcome] = onboarding_pushes(decode(staged.subject, staged.body).to_json())
+    [welcome] = customer_pushes(decode(staged.subject, staged.body).to_json())
     assert welcome.dedupe_key == "customer:user_1:approved"
+    added = device_event("user_1", "added", "tablet-key-1", approved_by="phone-key-1")
+    [notice] = customer_pushes(decode(added.subject, added.body).to_json())
+    assert (notice.uid, notice.kind, notice.dedupe_key) == ("user_1", "security", "device:user_1:added:tablet-key-1")
+    assert notice.data == {"change": "added", "keyId": "tablet-key-1"}
 
 
 def test_the_notifier_service_reads_the_card_events(monkeypatch: pytest.MonkeyPatch) -> None:

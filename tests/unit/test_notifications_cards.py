@@ -20,9 +20,13 @@ from fjordbank.domain.notifications import (
     CARD,
     CARD_REASON_TEXTS,
     DEFAULT_PREFERENCES,
+    DEVICE_TEXTS,
     ONBOARDING,
+    SECURITY,
     Push,
     card_pushes,
+    customer_pushes,
+    device_pushes,
     onboarding_pushes,
 )
 
@@ -268,6 +272,36 @@ def test_onboarding_dedupe_key_property(uid: str, status: str) -> None:
         p.dedupe_key for s in ("approved", "review", "rejected") for p in onboarding_pushes({"uid": uid, "status": s})
     }
     assert len(others) == 3
+
+
+@pytest.mark.parametrize("change", ["added", "enrolled", "revoked", "reset"])
+def test_a_device_change_is_a_security_notice_each_under_its_own_key(change: str) -> None:
+    event = {"v": 1, "uid": "user_1", "change": change, "key_id": "tablet-key-1", "approved_by": None}
+    [push] = customer_pushes(event)
+    title, body = DEVICE_TEXTS[change]
+    assert push == Push(
+        "user_1",
+        SECURITY,
+        title,
+        body,
+        {"change": change, "keyId": "tablet-key-1"},
+        f"device:user_1:{change}:tablet-key-1",
+    )
+    assert "call us" in body  # what to do if it was not the customer
+    assert SECURITY not in DEFAULT_PREFERENCES  # no setting the app could switch off
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"uid": "user_1", "change": "stolen", "key_id": "k"},
+        {"uid": "", "change": "added", "key_id": "k"},
+        {"uid": "user_1", "change": "added", "key_id": None},
+        {"change": "added", "key_id": "k"},
+    ],
+)
+def test_a_device_change_without_a_user_a_key_or_a_known_change_pushes_nothing(event: dict) -> None:
+    assert device_pushes(event) == []
 
 
 def test_a_refund_is_told_with_its_amount_and_merchant_each_under_its_own_key() -> None:

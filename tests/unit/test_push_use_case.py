@@ -90,6 +90,16 @@ def test_a_kind_the_customer_turned_off_is_not_pushed_and_marketing_is_off_unles
     assert push.preferences(docs, "nobody")["marketing"] is False
 
 
+def test_a_security_notice_is_pushed_whatever_the_settings_say(docs):
+    path = push.settings_path(UID)
+    every_kind_off = dict.fromkeys(["payments", "incoming", "card", "onboarding", "marketing", "security"], False)
+    seed(docs, {path: {**data(docs, path), **every_kind_off}})
+    sender = Sender()
+    assert deliver(docs, sender, a_push("device:alice:added:tablet-key-1", kind="security")) == {"sent": 1}
+    assert deliver(docs, sender, a_push()) == {"muted": 1}
+    assert push.preferences(docs, UID)["security"] is True
+
+
 def test_a_customer_without_devices_gets_no_push(docs):
     refused = PushResult("tok-phone", ok=False, error="HTTP 400", code="INVALID_ARGUMENT")
     assert deliver(docs, Sender(), a_push(uid="carol")) == {"no_devices": 1}

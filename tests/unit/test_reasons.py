@@ -33,6 +33,7 @@ NOT_REASONS = {
     "merchant_name",
     "refund_id",
     "increment_id",
+    "key_id",
     "authorized_amount",
     "original_payment_information_id",
     "retry_after",

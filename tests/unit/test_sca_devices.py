@@ -10,10 +10,13 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from fjordbank import topology
 from fjordbank.domain import sca as rules
+from fjordbank.domain.events import DeviceChanged
 from fjordbank.domain.payments import PaymentRejected
-from fjordbank.service_layer import sca
+from fjordbank.service_layer import outbox, sca
 from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import RecordingPublisher
 
 UID = "u1"
 PAYEE = "97100000036"
@@ -69,14 +72,14 @@ def docs() -> MemoryDocuments:
 def phone(docs) -> Phone:
     """A customer approved with one device enrolled at onboarding."""
     first = Phone("phone-key-1")
-    sca.register_key(docs, UID, key_id=first.key_id, public_key=first.public)
+    sca.register_key(docs, None, UID, key_id=first.key_id, public_key=first.public)
     put(docs, f"customers/{UID}", {"status": "approved"})
     put(docs, f"screeningCustomers/{UID}", {"payees": [PAYEE]})
     return first
 
 
 def add(docs, new: Phone, approval: dict) -> str:
-    return sca.add_device(docs, UID, key_id=new.key_id, public_key=new.public, approval=approval)
+    return sca.add_device(docs, None, UID, key_id=new.key_id, public_key=new.public, approval=approval)
 
 
 def refusal(fn, *args, **kw) -> str:
@@ -106,9 +109,9 @@ def test_an_approval_binds_the_customer_the_key_id_and_the_key_itself(docs, phon
     tablet, thief = Phone("tablet-key-1"), Phone("thief-key-01")
     approval = phone.approve(tablet)
     # the approval of the tablet's key, sent with the thief's key under the tablet's id
-    assert refusal(sca.add_device, docs, UID, key_id="tablet-key-1", public_key=thief.public, approval=approval) == (
-        "sca_invalid"
-    )
+    assert refusal(
+        sca.add_device, docs, None, UID, key_id="tablet-key-1", public_key=thief.public, approval=approval
+    ) == ("sca_invalid")
     assert refusal(add, docs, Phone("tablet-key-2"), approval) == "sca_invalid"  # another key id
     assert refusal(add, docs, tablet, phone.approve(tablet, uid="someone-else")) == "sca_invalid"
     # a payment's signature is no approval (another text), nor is an unknown key's
@@ -147,7 +150,7 @@ def test_at_most_five_devices(docs, phone):
         add(docs, device, phone.approve(device))
     sixth = Phone("device-key-6")
     assert refusal(add, docs, sixth, phone.approve(sixth)) == "too_many_devices"
-    sca.revoke_key(docs, UID, key_id="device-key-2")
+    sca.revoke_key(docs, None, UID, key_id="device-key-2")
     assert add(docs, sixth, phone.approve(sixth)) == "device-key-6"
 
 
@@ -165,7 +168,7 @@ def test_a_revoked_key_signs_nothing_and_never_comes_back(docs, phone):
     tablet = Phone("tablet-key-1")
     approval = phone.approve(tablet)
     add(docs, tablet, approval)
-    assert sca.revoke_key(docs, UID, key_id="tablet-key-1") == {
+    assert sca.revoke_key(docs, None, UID, key_id="tablet-key-1") == {
         "keyId": "tablet-key-1",
         "revoked": True,
         "devicesLeft": 1,
@@ -174,23 +177,25 @@ def test_a_revoked_key_signs_nothing_and_never_comes_back(docs, phone):
     # the old approval replayed (a copied request): the id is revoked for good
     assert refusal(add, docs, tablet, approval) == "device_key_revoked"
     # revoked again (a retry after a lost answer): the same answer
-    assert sca.revoke_key(docs, UID, key_id="tablet-key-1")["devicesLeft"] == 1
+    assert sca.revoke_key(docs, None, UID, key_id="tablet-key-1")["devicesLeft"] == 1
     phone.pay(docs)
     assert keys(docs) == ["phone-key-1"]
 
 
 def test_revoking_a_key_that_is_not_the_customers_is_not_found(docs, phone):
     put(docs, "users/u2/scaKeys/others-key-1", {"keyId": "others-key-1", "publicKey": phone.public})
-    assert refusal(sca.revoke_key, docs, UID, key_id="others-key-1") == "unknown_device_key"
-    assert refusal(sca.revoke_key, docs, UID, key_id="../u2/scaKeys") == "invalid_key"
+    assert refusal(sca.revoke_key, docs, None, UID, key_id="others-key-1") == "unknown_device_key"
+    assert refusal(sca.revoke_key, docs, None, UID, key_id="../u2/scaKeys") == "invalid_key"
     assert docs.get("users/u2/scaKeys/others-key-1") is not None
 
 
 def test_with_the_last_key_revoked_a_session_alone_cannot_enrol_another(docs, phone):
-    sca.revoke_key(docs, UID, key_id="phone-key-1")
+    sca.revoke_key(docs, None, UID, key_id="phone-key-1")
     assert refusal(phone.pay, docs) == "sca_invalid"
     thief = Phone("thief-key-01")
-    assert refusal(sca.register_key, docs, UID, key_id=thief.key_id, public_key=thief.public) == "enrolment_closed"
+    assert (
+        refusal(sca.register_key, docs, None, UID, key_id=thief.key_id, public_key=thief.public) == "enrolment_closed"
+    )
     assert keys(docs) == []
 
 
@@ -209,6 +214,7 @@ def fingerprint(device: Phone) -> str:
 def reopen(docs, new: Phone, shown: str | None = None, key_id: str | None = None) -> dict:
     return sca.reopen_enrolment(
         docs,
+        None,
         UID,
         operator="op-1",
         reason="BankID at the branch",
@@ -218,13 +224,13 @@ def reopen(docs, new: Phone, shown: str | None = None, key_id: str | None = None
 
 
 def enrol(docs, device: Phone, at: dt.datetime) -> str:
-    return sca.register_key(docs, UID, key_id=device.key_id, public_key=device.public, clock=lambda: at)
+    return sca.register_key(docs, None, UID, key_id=device.key_id, public_key=device.public, clock=lambda: at)
 
 
 def test_an_operator_revokes_every_key_and_lets_the_device_shown_enrol_for_thirty_minutes(clocked):
     docs, _now = clocked
     phone = Phone("phone-key-1")
-    sca.register_key(docs, UID, key_id=phone.key_id, public_key=phone.public)
+    sca.register_key(docs, None, UID, key_id=phone.key_id, public_key=phone.public)
     put(docs, f"customers/{UID}", {"status": "approved"})
     put(docs, f"screeningCustomers/{UID}", {"payees": [PAYEE]})
     tablet, new = Phone("tablet-key-1"), Phone("new-phone-01")
@@ -257,7 +263,7 @@ def test_an_operator_revokes_every_key_and_lets_the_device_shown_enrol_for_thirt
 def test_after_the_window_the_enrolment_is_refused(clocked):
     docs, _now = clocked
     phone, new = Phone("phone-key-1"), Phone("new-phone-01")
-    sca.register_key(docs, UID, key_id=phone.key_id, public_key=phone.public)
+    sca.register_key(docs, None, UID, key_id=phone.key_id, public_key=phone.public)
     put(docs, f"customers/{UID}", {"status": "approved"})
     reopen(docs, new)
     assert refusal(enrol, docs, new, NOW + rules.REOPEN_WINDOW + dt.timedelta(seconds=1)) == "enrolment_closed"
@@ -267,24 +273,25 @@ def test_after_the_window_the_enrolment_is_refused(clocked):
 
 def test_the_bank_reopens_only_for_an_approved_customer_a_reason_and_a_key_it_was_shown(docs, phone):
     new = Phone("new-phone-01")
-    assert refusal(sca.reopen_enrolment, docs, UID, operator="o", reason=" ", key_id=new.key_id, fingerprint="x") == (
-        "invalid_reason"
-    )
+    assert refusal(
+        sca.reopen_enrolment, docs, None, UID, operator="o", reason=" ", key_id=new.key_id, fingerprint="x"
+    ) == ("invalid_reason")
     for shown in ("", "ABCD", "GGGG-0000-0000-0000", "A" * 50, None, 7):
         assert refusal(
-            sca.reopen_enrolment, docs, UID, operator="o", reason="BankID", key_id=new.key_id, fingerprint=shown
+            sca.reopen_enrolment, docs, None, UID, operator="o", reason="BankID", key_id=new.key_id, fingerprint=shown
         ) == ("invalid_fingerprint"), shown
     assert refusal(reopen, docs, new, key_id="../x/y") == "invalid_key"
     assert refusal(
         sca.reopen_enrolment,
         docs,
+        None,
         "nobody",
         operator="o",
         reason="BankID",
         key_id=new.key_id,
         fingerprint=fingerprint(new),
     ) == ("unknown_customer")
-    sca.revoke_key(docs, UID, key_id="phone-key-1")
+    sca.revoke_key(docs, None, UID, key_id="phone-key-1")
     assert refusal(reopen, docs, Phone("phone-key-1")) == "device_key_revoked"  # the lost phone's id
 
 
@@ -303,3 +310,43 @@ def test_an_enrolment_record_from_before_revocations_reads_as_its_one_key():
 
 def test_a_signature_that_is_not_ascii_is_no_signature():
     assert rules.verify(base64.b64decode(Phone("phone-key-1").public), "ø" * 88, b"x") is False
+
+
+# ---- the customer is told of every change to their devices -----------------------------------
+def test_every_change_to_the_devices_is_announced_once_and_the_first_key_is_not(clocked):
+    docs, _now = clocked
+    pub = RecordingPublisher()
+    phone, tablet, new = Phone("phone-key-1"), Phone("tablet-key-1"), Phone("new-phone-01")
+    sca.register_key(docs, pub, UID, key_id=phone.key_id, public_key=phone.public)  # onboarding
+    put(docs, f"customers/{UID}", {"status": "approved"})
+    assert pub.stored == []
+    sca.add_device(docs, pub, UID, key_id=tablet.key_id, public_key=tablet.public, approval=phone.approve(tablet))
+    sca.add_device(docs, pub, UID, key_id=tablet.key_id, public_key=tablet.public, approval=phone.approve(tablet))
+    sca.revoke_key(docs, pub, UID, key_id=tablet.key_id)
+    sca.revoke_key(docs, pub, UID, key_id=tablet.key_id)  # a retry after a lost answer
+    sca.reopen_enrolment(
+        docs, pub, UID, operator="op-1", reason="BankID", key_id=new.key_id, fingerprint=fingerprint(new)
+    )
+    sca.register_key(
+        docs, pub, UID, key_id=new.key_id, public_key=new.public, clock=lambda: NOW + dt.timedelta(minutes=1)
+    )
+    told = [(b["change"], b["key_id"], b["approved_by"]) for b in pub.on(topology.SUBJECT_DEVICE_CHANGED)]
+    assert told == [
+        ("added", "tablet-key-1", "phone-key-1"),
+        ("revoked", "tablet-key-1", None),
+        ("reset", "new-phone-01", None),
+        ("enrolled", "new-phone-01", None),
+    ]
+    assert all(DeviceChanged.from_json(p.body).uid == UID for p in pub.stored)
+    assert docs.query(outbox.OUTBOX) == []  # published, so taken off the outbox
+
+
+def test_a_change_nats_did_not_take_stands_and_its_notice_waits_in_the_outbox(docs, phone):
+    tablet, pub = Phone("tablet-key-1"), RecordingPublisher(down=True)
+    sca.add_device(docs, pub, UID, key_id=tablet.key_id, public_key=tablet.public, approval=phone.approve(tablet))
+    assert keys(docs) == ["phone-key-1", "tablet-key-1"]
+    [waiting] = docs.query(outbox.OUTBOX)
+    assert (waiting.data["subject"], waiting.data["body"]["change"]) == (topology.SUBJECT_DEVICE_CHANGED, "added")
+    refused = RecordingPublisher()
+    assert refusal(sca.revoke_key, docs, refused, UID, key_id="nobodys-key") == "unknown_device_key"
+    assert refused.attempts == 0 and len(docs.query(outbox.OUTBOX)) == 1  # a refusal announces nothing

@@ -34,7 +34,7 @@ def put(docs: RoundTrips, path: str, data: dict) -> None:
 
 
 def enrolled(docs: RoundTrips) -> RoundTrips:
-    sca.register_key(docs, UID, key_id="phone-key-1", public_key=rules.public_key_b64(KEY))
+    sca.register_key(docs, None, UID, key_id="phone-key-1", public_key=rules.public_key_b64(KEY))
     put(docs, f"screeningCustomers/{UID}", {"payees": [PAYEE]})
     docs.reset()
     return docs
@@ -42,7 +42,9 @@ def enrolled(docs: RoundTrips) -> RoundTrips:
 
 # ---- enrolment ---------------------------------------------------------------------------
 def test_a_key_is_enrolled_once_in_one_query_and_one_unit_of_work(docs):
-    assert sca.register_key(docs, UID, key_id="phone-key-1", public_key=rules.public_key_b64(KEY)) == "phone-key-1"
+    assert (
+        sca.register_key(docs, None, UID, key_id="phone-key-1", public_key=rules.public_key_b64(KEY)) == "phone-key-1"
+    )
     key = docs.get(f"users/{UID}/scaKeys/phone-key-1")
     assert key.data["keyId"] == "phone-key-1" and key.data["publicKey"] == rules.public_key_b64(KEY)
     assert docs.get(f"scaEnrolments/{UID}").data["keyId"] == "phone-key-1"
@@ -63,7 +65,7 @@ def test_a_second_enrolment_or_one_after_applying_is_refused(docs, before, code)
     for path, data in before.items():
         put(docs, path, data)
     with pytest.raises(rules.ScaRefused) as refused:
-        sca.register_key(docs, UID, key_id="stolen-key-1", public_key=rules.public_key_b64(KEY))
+        sca.register_key(docs, None, UID, key_id="stolen-key-1", public_key=rules.public_key_b64(KEY))
     assert refused.value.code == code
     assert docs.get(f"users/{UID}/scaKeys/stolen-key-1") is None
 
@@ -73,21 +75,21 @@ def test_the_same_enrolment_retried_after_a_lost_answer_is_answered_as_the_first
     once the customer applied; where it was told sca_key_exists, as another device's key
     is, and the web app went on as if enrolled, the tool that enrols stopped for good."""
     public = rules.public_key_b64(KEY)
-    assert sca.register_key(docs, UID, key_id="phone-key-1", public_key=public) == "phone-key-1"
-    assert sca.register_key(docs, UID, key_id="phone-key-1", public_key=public) == "phone-key-1"
+    assert sca.register_key(docs, None, UID, key_id="phone-key-1", public_key=public) == "phone-key-1"
+    assert sca.register_key(docs, None, UID, key_id="phone-key-1", public_key=public) == "phone-key-1"
     put(docs, f"customers/{UID}", {"status": "approved"})
-    assert sca.register_key(docs, UID, key_id="phone-key-1", public_key=public) == "phone-key-1"
+    assert sca.register_key(docs, None, UID, key_id="phone-key-1", public_key=public) == "phone-key-1"
     other = rules.public_key_b64(ec.generate_private_key(ec.SECP256R1()))
     for key_id, key in (("phone-key-1", other), ("web-key-0002", public), ("web-key-0002", other)):
         with pytest.raises(rules.ScaRefused) as refused:
-            sca.register_key(docs, UID, key_id=key_id, public_key=key)
+            sca.register_key(docs, None, UID, key_id=key_id, public_key=key)
         assert refused.value.code == "sca_key_exists"
     assert docs.get(f"users/{UID}/scaKeys/phone-key-1").data["publicKey"] == public
 
 
 def test_a_malformed_key_is_refused_before_any_read(docs):
     with pytest.raises(rules.ScaRefused) as refused:
-        sca.register_key(docs, UID, key_id="no", public_key=rules.public_key_b64(KEY))
+        sca.register_key(docs, None, UID, key_id="no", public_key=rules.public_key_b64(KEY))
     assert refused.value.code == "invalid_key" and docs.calls == 0
 
 

@@ -252,7 +252,7 @@ def test_a_raise_s_confirmation_counts_for_the_order_as_it_was_and_is_not_replay
     order (its commit failed) may use it again, but replayed after the amount was lowered it
     is used, not a new confirmation (it would raise the amount again without the customer)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    sca_use.register_key(docs, UID, key_id="phone-key-1", public_key=sca_rules.public_key_b64(key))
+    sca_use.register_key(docs, None, UID, key_id="phone-key-1", public_key=sca_rules.public_key_b64(key))
 
     def check(uid: str, **payment: Any) -> None:
         sca_use.check_payment(docs, uid, **payment)

@@ -39,6 +39,7 @@ OUTPUTS = {
         "customers.rejected",
         "customers.account_opened",
         "customers.account_closed",
+        "customers.device_changed",
         "cards.commands.issue",
         "cards.commands.expire-holds",
         "cards.updated",

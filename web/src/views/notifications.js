@@ -38,6 +38,8 @@ function settingsForm(uid) {
     { class: "card" },
     h("summary", {}, "What to be told about"),
     ...KINDS.map(([kind, text]) => h("label", { class: "check" }, boxes[kind], text)),
+    // the bank's security notices (a device added or removed) have no switch (firestore.rules)
+    h("small", { class: "muted", testid: "security-always" }, "A device added or removed is always told."),
   );
   return { el, stop };
 }
