@@ -274,10 +274,27 @@ class CardService:
         return 200, {**result.answer(), "status": status, "approved": result.approved}
 
     async def reverse(self, data: object) -> tuple[int, dict]:
+        """A reversal: of the whole authorisation (``{"reference"}``), or a partial one
+        (``{"reference", "originalReference", "amount"}``: its own reference, the
+        authorisation's, the øre given back)."""
+        if isinstance(data, dict) and set(data) == {"reference", "originalReference", "amount"}:
+            return await self._reduce(data["reference"], data["originalReference"], data["amount"])
         if not isinstance(data, dict) or set(data) != {"reference"} or not rules.is_reference(data["reference"]):
             return 400, {"error": "invalid_request"}
         result = await self.ledger.reverse(data["reference"])
         log.info("reversal", extra={"auth_id": result.auth_id, "status": result.status, "reason": result.reason})
+        return (200 if result.status == "reversed" else 409), result.answer()
+
+    async def _reduce(self, reference: object, original: object, amount: object) -> tuple[int, dict]:
+        if not rules.is_reference(reference) or not rules.is_reference(original):
+            return 400, {"error": "invalid_request"}
+        if type(amount) is not int or not 0 < amount <= rules.MAX_AMOUNT:
+            return 400, {"error": "invalid_amount"}
+        result = await self.ledger.reduce(original, reversal_ref=reference, amount=amount)
+        log.info(
+            "partial reversal",
+            extra={"auth_id": result.auth_id, "status": result.status, "reason": result.reason, "amount": amount},
+        )
         return (200 if result.status == "reversed" else 409), result.answer()
 
 

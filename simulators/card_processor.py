@@ -131,6 +131,17 @@ class CardProcessor:
         }
         return self._post("/v1/increments", body, timeout=self.patient_timeout)
 
+    def reverse_part(self, original_reference: str, amount: int, reference: str | None = None) -> tuple[int, dict]:
+        """The merchant's partial reversal (a fuel pump's final amount below what it held) of
+        ``amount`` øre of the authorisation ``original_reference``: ``reference`` is the
+        reversal's own (a new one by default; a retry sends the same)."""
+        body = {
+            "reference": reference or "rev-" + secrets.token_hex(8),
+            "originalReference": original_reference,
+            "amount": amount,
+        }
+        return self._post("/v1/reversals", body, timeout=self.patient_timeout)
+
     def reverse(self, reference: str) -> tuple[int, dict]:
         """Retried until answered (a reversal must not be lost: a real network stores and
         forwards it until acknowledged), for up to ``reversal_patience`` seconds, waiting

@@ -79,6 +79,9 @@ CARD_REFUND = "card-refund"
 # The authorisation record's incremental authorisations (card_settlement.INCREMENTS, kept
 # equal by the same test): what a capture may take is the request's amount and these.
 INCREMENTS = "increments"
+# Its partial reversals (card_settlement.REVERSALS, kept equal by the same test): what they
+# gave back is no longer authorised, except one that released all that was left (``whole``).
+REVERSALS = "reversals"
 DEPOSIT = "deposit"  # money put in from outside (a test's or an operator's): no payment verdict
 # What a closed account is paid out to the customer's open account with (the accounts
 # service's PAYOUT_STEP, kept equal by a unit test): no payment verdict either
@@ -452,13 +455,15 @@ def _over_authorised(record: dict[str, Any]) -> bool:
 
 
 def _authorised(record: dict[str, Any]) -> int | None:
-    """What an authorisation authorised in all: its request's amount and its approved
-    increments (counted here apart from the card service's code, which it checks)."""
+    """What an authorisation authorises in all: its request's amount and its approved
+    increments, less what its partial reversals gave back (counted here apart from the card
+    service's code, which it checks)."""
     amount = record.get("amount")
     more = [i.get("amount") for i in (record.get(INCREMENTS) or {}).values() if i.get("status") == "approved"]
-    if type(amount) is not int or any(type(m) is not int for m in more):
+    less = [r.get("amount") for r in (record.get(REVERSALS) or {}).values() if not r.get("whole")]
+    if type(amount) is not int or any(type(m) is not int for m in [*more, *less]):
         return None
-    return int(amount) + sum(int(m) for m in more)
+    return int(amount) + sum(int(m) for m in more) - sum(int(m) for m in less)
 
 
 def _hold_not_authorised(record: dict[str, Any]) -> bool:

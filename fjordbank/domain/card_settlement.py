@@ -38,6 +38,14 @@ the authorisation gave it (`Settlement.feed` is merged into it). Then:
   declined "reversed_before_authorization" and holds nothing
   (`fjordbank.domain.card_authorization.answer_again`). A second reversal or expiry is
   answered as the first.
+* `reduce`: the merchant's partial reversal, under a reference of its own (a fuel pump
+  that held 1,500 kr and pumped 600, a hotel's reservation less one night, an increment
+  taken back): that much of the hold goes back to the account and to the day's spend, and
+  the pending feed entry shows what is left. Kept on the record by its id (``reversals``):
+  the same one again is answered as before, its reference with another amount is refused
+  (``reference_reused``), more than is held is refused (`OVER_HOLD`), and one of all that
+  is left reverses the authorisation as `release` does. A capture may then take up to what
+  is left (`authorized_total`).
 
 Each returns a `Settlement`: the answer and everything its transaction writes.
 """
@@ -46,7 +54,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fjordbank.domain.card_authorization import NOT_ANSWERED, feed_fields
@@ -64,8 +72,12 @@ REFUND_STEP = "card-refund"
 REFUNDS = "refunds"  # on the record: refund id -> {reference, amount, category, refundedAt}
 # on the record: increment id -> {reference, amount, status (approved | declined), reason, incrementedAt}
 INCREMENTS = "increments"
+# on the record: reversal id -> {reference, amount, heldAmount (what was left held), whole
+# (it released all that was left), reversedAt}: the merchant's partial reversals
+REVERSALS = "reversals"
 REVERSED_BEFORE_AUTHORIZATION = "reversed_before_authorization"
 RELEASED = ("reversed", "expired")  # what a release makes of an authorisation
+OVER_HOLD = "reversal_over_hold"  # a partial reversal of more than is held
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,7 @@ class Settlement:
     feed: dict[str, Any] | None = None
     refund_id: str | None = None  # a refund's id (its feed entry's, its posting's step)
     increment_id: str | None = None  # an increment's id (the record's ``increments`` key)
+    reversal_id: str | None = None  # a partial reversal's id (the record's ``reversals`` key)
 
 
 def refused(reason: str, record: dict[str, Any] | None = None) -> Settlement:
@@ -281,10 +294,12 @@ def increment_id(auth_id: str, reference: str) -> str:
 
 
 def authorized_total(record: dict[str, Any]) -> int:
-    """What an authorisation authorised in all (øre): its request's amount and the
-    increments approved on it."""
+    """What an authorisation authorises in all (øre): its request's amount and the
+    increments approved on it, less what partial reversals gave back (one that released all
+    that was left is not taken off: the authorisation was then reversed with that amount)."""
     more = (int(i["amount"]) for i in (record.get(INCREMENTS) or {}).values() if i.get("status") == "approved")
-    return int(record.get("amount", 0)) + sum(more)
+    less = (int(r["amount"]) for r in (record.get(REVERSALS) or {}).values() if not r.get("whole"))
+    return int(record.get("amount", 0)) + sum(more) - sum(less)
 
 
 def increment(
@@ -405,6 +420,65 @@ def release(
         book=held.book,
         spend=unspent(done, held.spend, held.hold.amount),
         feed=feed_fields(done, "cancelled", -held.hold.amount),
+    )
+
+
+def reversal_id(auth_id: str, reference: str) -> str:
+    """A partial reversal's id: derived from its authorisation and the processor's
+    reference of the reversal, so a retried one finds its answer."""
+    return "rv" + hashlib.sha256(f"{auth_id}:reversal:{reference}".encode()).hexdigest()[:32]
+
+
+def reduce(
+    auth_id: str,
+    record: dict[str, Any] | None,
+    held: Held | None,
+    *,
+    reference: str,
+    amount: int,
+    now: dt.datetime,
+) -> Settlement:
+    """The merchant's partial reversal of ``amount`` øre of the authorisation ``auth_id``
+    (a fuel pump's or a hotel's final amount below what it held): so much of the hold is
+    given back to the account and to the card's day, and the pending feed entry shows what
+    is left. One that gives back all that is left reverses the authorisation, as a full
+    reversal does. "reversed" (with ``reversal_id``), or "refused": more than is held
+    (`OVER_HOLD`), the reference sent again with another amount, no authorisation holding."""
+    if record is None:
+        return refused("unknown_authorization")
+    rid = reversal_id(auth_id, reference)
+    given = (record.get(REVERSALS) or {}).get(rid)
+    if given is not None:
+        if given.get("amount") != amount:
+            return refused("reference_reused", record)
+        return Settlement("reversed", None, record, replayed=True, reversal_id=rid)
+    if held is None or not _active(record, held):
+        return refused(f"authorization_{record['status']}", record)
+    if _due(held.hold, now):
+        return refused("authorization_expired", record)  # the expiry job releases it
+    left = held.hold.amount
+    if amount > left:
+        return refused(OVER_HOLD, record)
+    entry = {"reference": reference, "amount": amount, "heldAmount": left - amount, "whole": amount == left}
+    reversals = {**(record.get(REVERSALS) or {}), rid: {**entry, "reversedAt": now}}
+    if amount == left:
+        released = release(
+            auth_id, {**record, REVERSALS: reversals}, held, reference=reference, status="reversed", now=now
+        )
+        return replace(released, reversal_id=rid)
+    held.book.reduce(auth_id, amount=amount)
+    done = {**record, REVERSALS: reversals, "updatedAt": now}
+    done["authorizedAmount"] = authorized_total(done)
+    _note_hold(done, held.book, auth_id)
+    return Settlement(
+        "reversed",
+        None,
+        done,
+        store=True,
+        book=held.book,
+        spend=unspent(done, held.spend, amount),
+        feed=feed_fields(done, "pending", -held.hold.amount),
+        reversal_id=rid,
     )
 
 

@@ -385,6 +385,19 @@ class Book:
         self.touched_holds.add(hold_id)
         return hold
 
+    def reduce(self, hold_id: str, *, amount: int) -> Hold:
+        """Give ``amount`` of an active hold back to the available balance, less than all of
+        it (a card's partial reversal; all of it is `release`); nothing is posted. Raises
+        `Declined`."""
+        hold = self._active_hold(hold_id)
+        if type(amount) is not int or not 0 < amount < hold.amount:
+            raise Declined("invalid_amount", "a reduction must be positive and less than the hold")
+        self.account(hold.account_id).held -= amount
+        hold.amount -= amount
+        self.touched.add(hold.account_id)
+        self.touched_holds.add(hold_id)
+        return hold
+
     def _active_hold(self, hold_id: str) -> Hold:
         hold = self.holds.get(hold_id)
         if hold is None or hold.status != "active":

@@ -177,7 +177,12 @@ REASONS: tuple[Reason, ...] = (
     ),
     _r("not_due", CARD, "the expiry job's: a reservation extended (an increment) since the job found it due"),
     _r("refund_exceeds_capture", CARD, "refunds of a purchase in all at most what was captured"),
-    _r("reference_reused", CARD, "a capture's, a refund's or an increment's reference sent again with another amount"),
+    _r(
+        "reference_reused",
+        CARD,
+        "a capture's, a refund's, an increment's or a partial reversal's reference sent again with another amount",
+    ),
+    _r("reversal_over_hold", CARD, "a partial reversal of more than the authorisation still holds"),
     _r("duplicate_hold", f"{PAYMENT} {CARD}", "this payment or authorisation already holds funds"),
     _r("bad_signature", CARD, "the processor's request signature (HMAC) is missing or wrong"),
     _r("unsupported_scheme", CARD, "bad_signature's reason: the v1 scheme (sign the method and path: v2)"),

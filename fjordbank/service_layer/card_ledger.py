@@ -113,6 +113,7 @@ class CardResult:
     replayed: bool = False
     refund_id: str | None = None  # a refund's (the record lists it in ``refunds``)
     increment_id: str | None = None  # an increment's (the record lists it in ``increments``)
+    reversal_id: str | None = None  # a partial reversal's (the record lists it in ``reversals``)
 
     @property
     def approved(self) -> bool:
@@ -133,6 +134,13 @@ class CardResult:
                 body["authorizedAmount"] = given["authorizedAmount"]  # as it was answered
             elif self.record:
                 body["authorizedAmount"] = settlement.authorized_total(self.record)
+        if self.reversal_id and self.status == "reversed":
+            given = self.record[settlement.REVERSALS][self.reversal_id]
+            body |= {
+                "reversalId": self.reversal_id,
+                "reversedAmount": given["amount"],
+                "heldAmount": given["heldAmount"],
+            }
         return body
 
 
@@ -153,6 +161,8 @@ def card_event(result: CardResult) -> outbox.Event | None:
         return None
     if result.increment_id:  # an increment's decision: only an approval is announced
         return _increment_event(result) if result.status == "incremented" else None
+    if result.reversal_id and result.record.get("status") != "reversed":
+        return None  # a partial reversal: the pending feed entry shows what is left, no push
     subject = EVENT_SUBJECTS.get(result.status)
     if subject is None:
         return None
@@ -450,6 +460,22 @@ class CardLedger:
         await self.announce(result)
         return result
 
+    async def reduce(self, reference: str, *, reversal_ref: str, amount: int) -> CardResult:
+        """The merchant's partial reversal of ``amount`` of the authorisation ``reference``
+        (under the processor's own ``reversal_ref``): so much of the hold given back, in one
+        unit of work; announced only when it gave back all that was left (cards.reversed)."""
+        auth_id = rules.authorization_id(reference)
+        now = self.clock()
+
+        async def run(uow: AsyncUnitOfWork) -> CardResult:
+            record, held = await self._load(uow, auth_id, with_scheme=False)
+            settled = settlement.reduce(auth_id, record, held, reference=reversal_ref, amount=amount, now=now)
+            return self._stage(uow, self._save(uow, auth_id, settled))
+
+        result = await self.docs.transact(run, operation="cards_reduce")
+        await self.announce(result)
+        return result
+
     async def expire_holds(
         self, *, limit: int = EXPIRE_BATCH, budget: float = EXPIRE_BUDGET_SECONDS
     ) -> list[CardResult]:
@@ -576,6 +602,7 @@ class CardLedger:
             settled.replayed,
             settled.refund_id,
             settled.increment_id,
+            settled.reversal_id,
         )
 
 

@@ -415,3 +415,25 @@ def test_a_refund_to_an_account_closed_since_is_paid_out_to_an_open_one(stack, h
         "nothing_to_pay_out",
     )
     audit()
+
+
+def test_a_fuel_pump_s_partial_reversal_gives_back_what_was_not_pumped(stack, holder, proc, audit):
+    """750 kr held at the pump, 300 kr pumped: 450 kr back at once (the pending entry
+    shows 300), then the capture of 300; more than is held is refused."""
+    answer = buy(proc, holder, 75_000, merchant_name="Circle K Sluppen", mcc="5542")
+    auth_id, reversal = answer["authorizationId"], "rev-" + answer["reference"]
+    status, part = proc.reverse_part(answer["reference"], 45_000, reference=reversal)
+    assert (status, part["status"], part["reversedAmount"], part["heldAmount"]) == (200, "reversed", 45_000, 30_000)
+    assert proc.reverse_part(answer["reference"], 45_000, reference=reversal) == (200, part)  # a retry
+    acct = holder.account_doc()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 30_000, 70_000)
+    entry = holder.app.get(f"accounts/{holder.account}/transactions/{auth_id}")[1]
+    assert (entry["status"], entry["amount"]) == ("pending", -30_000)
+    status, over = proc.reverse_part(answer["reference"], 30_001)
+    assert (status, over["reason"]) == (409, "reversal_over_hold")
+    audit()
+    status, captured = proc.capture(answer["reference"])  # all that is left
+    assert (status, captured["capturedAmount"]) == (200, 30_000)
+    acct = holder.account_doc()
+    assert (acct["balance"], acct["held"], acct["available"]) == (70_000, 0, 70_000)
+    audit()

@@ -17,7 +17,7 @@ import pytest
 
 from fjordbank.domain import audit
 from fjordbank.domain.audit import Finding, LedgerDocuments
-from fjordbank.domain.card_settlement import CAPTURE_STEP, INCREMENTS, REFUND_STEP
+from fjordbank.domain.card_settlement import CAPTURE_STEP, INCREMENTS, REFUND_STEP, REVERSALS
 from fjordbank.domain.ledger import INTERNAL_WORLD, Posting, replay, transit_in_account, transit_out_account
 
 NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -350,10 +350,19 @@ def test_an_approved_authorisations_hold_that_is_not_what_it_authorised_is_repor
     assert found(grown) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-9: holds 300, authorised 200")]
     listed = {"in1": {"amount": 100, "status": "approved"}}
     assert found(with_changes(grown, "card_authorizations", "auth-9", increments=listed)) == []
+    # a partial reversal's amount is no longer authorised; one that released the rest still was
+    given_back = {"rv1": {"amount": 50, "whole": False}}
+    reduced = with_changes(ledger, "card_authorizations", "auth-9", reversals=given_back)
+    assert found(reduced) == [Finding(audit.CARD_POSTINGS, "card authorisation auth-9: holds 300, authorised 250")]
+    reduced = with_changes(reduced, "card_authorizations", "auth-9", amount=350)
+    assert found(reduced) == []
+    whole = {"rv1": {"amount": 300, "whole": True}}
+    assert found(with_changes(ledger, "card_authorizations", "auth-9", reversals=whole)) == []
 
 
-def test_the_audit_knows_increments_by_the_card_services_field():
+def test_the_audit_knows_increments_and_partial_reversals_by_the_card_services_fields():
     assert audit.INCREMENTS == INCREMENTS
+    assert audit.REVERSALS == REVERSALS
 
 
 def test_a_capture_posted_for_another_amount_is_reported():

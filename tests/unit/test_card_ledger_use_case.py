@@ -1438,3 +1438,108 @@ async def test_a_retried_increment_is_answered_as_it_was_after_another(bank: Ban
     await bank.ledger.increment("ref-1", increment_ref="inc-2", amount=20_000)
     again = await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=10_000)
     assert again.replayed and again.answer() == first.answer() and first.answer()["authorizedAmount"] == 35_000
+
+
+# ---- partial reversals -------------------------------------------------------------------------
+async def test_a_partial_reversal_gives_part_of_the_hold_back_and_a_capture_takes_at_most_the_rest(
+    bank: Bank,
+) -> None:
+    """A fuel pump held 250 kr and pumped 100: 150 go back to the account and to the day's
+    spend, the pending entry shows 100, nothing is pushed, and the capture may take 100."""
+    pan = bank.add_card()
+    first = await bank.buy(pan)  # 25,000 held of 100,000
+    result = await bank.ledger.reduce("ref-1", reversal_ref="rev-1", amount=15_000)
+    rid = result.reversal_id
+    assert rid is not None and rid.startswith("rv")
+    assert result.answer() == {
+        "authorizationId": first.auth_id,
+        "status": "reversed",
+        "reason": None,
+        "reversalId": rid,
+        "reversedAmount": 15_000,
+        "heldAmount": 10_000,
+    }
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 10_000, 90_000)
+    record = bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {}
+    assert (record["status"], record["authorizedAmount"], record["hold"]["amount"]) == ("approved", 10_000, 10_000)
+    entry = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}") or {}
+    assert (entry["status"], entry["amount"]) == ("pending", -10_000)
+    assert (bank.docs.data(f"cardSpend/card_1_{record['spendDay']}") or {})["daily"] == 10_000
+    assert bank.events.subjects() == [topology.SUBJECT_CARD_AUTHORIZED]  # no push for a smaller reservation
+    # the same reversal again: answered as before, nothing moves; its reference with another amount: refused
+    again = await bank.ledger.reduce("ref-1", reversal_ref="rev-1", amount=15_000)
+    assert (again.replayed, again.answer()) == (True, result.answer())
+    reused = await bank.ledger.reduce("ref-1", reversal_ref="rev-1", amount=5_000)
+    assert (reused.status, reused.reason) == ("refused", "reference_reused")
+    over = await bank.ledger.reduce("ref-1", reversal_ref="rev-2", amount=10_001)
+    assert (over.status, over.reason) == ("refused", "reversal_over_hold")
+    assert bank.account()["held"] == 10_000
+    refused = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=10_001)
+    assert (refused.status, refused.reason) == ("refused", "invalid_capture")
+    captured = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=10_000)
+    assert captured.status == "captured"
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (90_000, 0, 90_000)
+    late = await bank.ledger.reduce("ref-1", reversal_ref="rev-3", amount=1_000)
+    assert (late.status, late.reason) == ("refused", "authorization_captured")
+
+
+async def test_a_partial_reversal_of_all_that_is_left_reverses_the_authorisation(bank: Bank) -> None:
+    """An increment taken back, then the rest: the second releases all that was left, which
+    is pushed as a reversal of that amount; a full reversal after it changes nothing."""
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=30_000)  # 55,000 held
+    part = await bank.ledger.reduce("ref-1", reversal_ref="rev-1", amount=30_000)
+    assert part.answer()["heldAmount"] == 25_000
+    rest = await bank.ledger.reduce("ref-1", reversal_ref="rev-2", amount=25_000)
+    assert (rest.status, rest.answer()["heldAmount"], rest.record["status"]) == ("reversed", 0, "reversed")
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 0, 100_000)
+    record = bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {}
+    assert (bank.docs.data(f"cardSpend/card_1_{record['spendDay']}") or {})["daily"] == 0
+    entry = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}") or {}
+    assert entry["status"] == "cancelled"
+    assert bank.events.subjects()[-1] == topology.SUBJECT_CARD_REVERSED
+    assert event(bank).amount == 25_000  # what was released now: the increment went back before
+    whole = await bank.ledger.reverse("ref-1")
+    assert (whole.status, whole.replayed) == ("reversed", True)
+    assert (await bank.ledger.reduce("ref-1", reversal_ref="rev-2", amount=25_000)).replayed
+
+
+async def test_a_partial_reversal_of_nothing_holding_or_past_its_expiry_changes_nothing(bank: Bank) -> None:
+    unknown = await bank.ledger.reduce("nope", reversal_ref="rev-1", amount=1_000)
+    assert (unknown.status, unknown.reason) == ("refused", "unknown_authorization")
+    pan = bank.add_card()
+    await bank.buy(pan)
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, hours=1)
+    due = await bank.ledger.reduce("ref-1", reversal_ref="rev-1", amount=1_000)
+    assert (due.status, due.reason) == ("refused", "authorization_expired")
+    assert bank.account()["held"] == 25_000  # the expiry job releases it, all of it
+
+
+async def test_the_processor_api_takes_a_partial_reversal_and_refuses_what_is_not_one(bank: Bank) -> None:
+    post = _api(bank)
+    pan = bank.add_card()
+    await bank.buy(pan)
+    body = {"reference": "rev-1", "originalReference": "ref-1", "amount": 5_000}
+    for bad, error in (
+        ({**body, "amount": 0}, "invalid_amount"),
+        ({**body, "amount": "5000"}, "invalid_amount"),
+        ({**body, "amount": True}, "invalid_amount"),
+        ({**body, "originalReference": ""}, "invalid_request"),
+        ({**body, "extra": 1}, "invalid_request"),
+        ({"reference": "rev-1", "amount": 5_000}, "invalid_request"),
+    ):
+        assert await post("/v1/reversals", bad) == (400, {"error": error})
+    status, answer = await post("/v1/reversals", body)
+    assert (status, answer["status"], answer["reversedAmount"], answer["heldAmount"]) == (
+        200,
+        "reversed",
+        5_000,
+        20_000,
+    )
+    assert await post("/v1/reversals", body) == (200, answer)  # a retry
+    status, answer = await post("/v1/reversals", {**body, "reference": "rev-2", "amount": 20_001})
+    assert (status, answer["reason"]) == (409, "reversal_over_hold")

@@ -471,3 +471,16 @@ def test_deposits_spread_over_the_world_shards():
     shards = {world_account(f"opening-{n}") for n in range(400)}
     assert shards == set(INTERNAL_WORLD_SHARDS) and INTERNAL_WORLD not in shards
     assert world_account("opening-1") == world_account("opening-1")
+
+
+@pytest.mark.parametrize("amount", [0, -1, 300, 301, 1.5, True])
+def test_a_hold_is_reduced_by_less_than_all_of_it_or_not_at_all(amount):
+    book = book_of(customer("A", 1_000))
+    book.hold(hold_id="h1", payer_uid="alice", account_id="A", amount=300, currency=NOK, expires_at="2030-01-01")
+    with pytest.raises(DomainError):
+        book.reduce("h1", amount=amount)
+    assert (book.holds["h1"].amount, book.account("A").held) == (300, 300)
+    book.reduce("h1", amount=120)
+    assert (book.holds["h1"].amount, book.account("A").held, book.account("A").available) == (180, 180, 820)
+    book.release("h1")
+    assert book.account("A").held == 0
