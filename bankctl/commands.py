@@ -418,6 +418,8 @@ def devices(args) -> int:
                     f"{args.uid}: {len(result['revoked'])} key(s) revoked; the device with key {result['keyId']} "
                     f"({result['fingerprint']}) may enrol in the next {result['minutes']} minutes"
                 )
+                if not result["noticePublished"]:
+                    print("the customer's notice of the reset waits in the outbox (NATS did not take it now)")
             return 0
         keys = db.query(sca.keys_collection(args.uid), limit=50)
         enrolment = db.get(f"{sca.SCA_ENROLMENTS}/{args.uid}")

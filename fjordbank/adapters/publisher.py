@@ -113,8 +113,13 @@ class SyncPublisher:
         return ack
 
     def close(self) -> None:
+        """Close the connection. Never raises: it is called after the work it published for
+        is committed (an operator's tool told "failed" then would do that work again)."""
         if self._loop is not None and self._nc is not None:
-            asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop).result(timeout=5)
+            try:
+                asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop).result(timeout=5)
+            except Exception:
+                log.warning("NATS connection not closed cleanly", exc_info=True)
 
 
 class AsyncJetStreamPublisher:

@@ -152,6 +152,9 @@ class DeviceChanged(Contract):
     change: str = field(metadata=one_of("added", "enrolled", "revoked", "reset"))
     key_id: str = field(metadata={"doc": "the key added, enrolled or revoked; for reset, the key the bank expects"})
     approved_by: str | None = field(metadata={"doc": "the enrolled key that approved an added one"})
+    changed_at: str | None = field(
+        default=None, metadata={"doc": "when (ISO 8601, UTC): two resets expecting one key are two notices"}
+    )
 
 
 # ---- cards ----------------------------------------------------------------------------------

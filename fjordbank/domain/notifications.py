@@ -285,12 +285,17 @@ DEVICE_TEXTS = {
 def device_pushes(event: dict[str, Any]) -> list[Push]:
     """A security notice for a change to the customer's devices (customers.device_changed):
     ``event`` is the wire form of a `fjordbank.domain.events.DeviceChanged`. Sent to every
-    device the customer has, the one changed included, and never muted (`ALWAYS_ON`)."""
-    uid, change, key_id = event.get("uid"), event.get("change"), event.get("key_id")
+    device the customer has, the one changed included, and never muted (`ALWAYS_ON`). Each
+    change is a notice of its own (its time in the key: a second reset is not folded into
+    the first on the phone). A reset's push does not name the key the bank expects: a lost
+    phone still registered would learn it."""
+    uid, change, key_id, at = event.get("uid"), event.get("change"), event.get("key_id"), event.get("changed_at")
     if not uid or change not in DEVICE_TEXTS or not isinstance(key_id, str):
         return []
     title, body = DEVICE_TEXTS[change]
-    return [Push(uid, SECURITY, title, body, {"change": change, "keyId": key_id}, f"device:{uid}:{change}:{key_id}")]
+    data = {"change": change} if change == "reset" else {"change": change, "keyId": key_id}
+    key = ":".join(["device", uid, change, key_id, *([at] if isinstance(at, str) else [])])
+    return [Push(uid, SECURITY, title, body, data, key)]
 
 
 def customer_pushes(event: dict[str, Any]) -> list[Push]:

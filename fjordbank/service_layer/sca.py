@@ -24,6 +24,7 @@ first key, enrolled at onboarding, is not announced.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import logging
 from typing import Any
@@ -53,22 +54,27 @@ REGISTER_KEY = "sca_register_key"  # the enrolment's transaction in fjb_firestor
 log = logging.getLogger(__name__)
 
 
-def device_event(uid: str, change: str, key_id: str, *, approved_by: str | None = None, at: str = "") -> outbox.Event:
-    """customers.device_changed for one change. Its message id names the change: a key is
-    added, enrolled and revoked at most once each (a revoked id never comes back); a reset
-    by the bank is named by its time as well (``at``), since the bank may reset twice
+def device_event(
+    uid: str, change: str, key_id: str, *, at: dt.datetime, approved_by: str | None = None
+) -> outbox.Event:
+    """customers.device_changed for one change at ``at``. Its message id names the change: a
+    key is added, enrolled and revoked at most once each (a revoked id never comes back); a
+    reset by the bank is named by its time as well, since the bank may reset twice
     expecting the same key."""
-    body = DeviceChanged(uid=uid, change=change, key_id=key_id, approved_by=approved_by).to_json()
+    when = at.astimezone(dt.UTC).isoformat()
+    body = DeviceChanged(uid=uid, change=change, key_id=key_id, approved_by=approved_by, changed_at=when).to_json()
+    stamp = at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ") if change == "reset" else None
     return outbox.Event(
-        topology.SUBJECT_DEVICE_CHANGED, body, ":".join(filter(None, (uid, "device", change, key_id, at)))
+        topology.SUBJECT_DEVICE_CHANGED, body, ":".join(filter(None, (uid, "device", change, key_id, stamp)))
     )
 
 
-def _announce(docs: Documents, publisher: Publisher | None, events: list[outbox.Event]) -> None:
-    """Publish the events a committed change staged (None: no NATS at hand, as for an
-    operator's tool: the relay-outbox job publishes them within minutes)."""
-    if publisher is not None and events:
-        outbox.deliver(docs, publisher, events)
+def _announce(docs: Documents, publisher: Publisher | None, events: list[outbox.Event]) -> bool:
+    """Publish the events a committed change staged (None: no NATS at hand; the
+    relay-outbox job publishes them within minutes). Whether every one was published now."""
+    if not events:
+        return True
+    return publisher is not None and outbox.deliver(docs, publisher, events) == len(events)
 
 
 def register_key(
@@ -112,7 +118,7 @@ def register_key(
             state.may_add(key_id)
             reopened = {"reopenedAt": DELETE_FIELD, "expectedKey": DELETE_FIELD}
             uow.update(enrolment, {"keys": [key_id], **reopened, "enrolledAt": SERVER_TIME})
-            staged.append(device_event(uid, "enrolled", key_id))
+            staged.append(device_event(uid, "enrolled", key_id, at=now))
         elif legacy or (state is not None and state.keys):
             raise rules.ScaRefused("sca_key_exists", "this customer already has a device key")
         else:
@@ -177,7 +183,7 @@ def add_device(
         uow.create(
             key, {"keyId": key_id, "publicKey": public, "createdAt": SERVER_TIME, "approvedBy": approval["keyId"]}
         )
-        staged.append(device_event(uid, "added", key_id, approved_by=approval["keyId"]))
+        staged.append(device_event(uid, "added", key_id, at=clock(), approved_by=approval["keyId"]))
         outbox.stage(uow, staged[0], clock=clock)
 
     docs.transact(run, operation="sca_add_device")
@@ -210,7 +216,7 @@ def revoke_key(
         left[:] = [k for k in state.keys if k != key_id]
         uow.set(enrolment, {"keys": left, "revoked": sorted({*state.revoked, key_id})}, merge=True)
         uow.delete(key)
-        staged.append(device_event(uid, "revoked", key_id))
+        staged.append(device_event(uid, "revoked", key_id, at=clock()))
         outbox.stage(uow, staged[0], clock=clock)
 
     docs.transact(run, operation="sca_revoke_key")
@@ -245,7 +251,7 @@ def reopen_enrolment(
     enrolment, customer = f"{SCA_ENROLMENTS}/{uid}", f"{CUSTOMERS}/{uid}"
     older = [doc.id for doc in docs.query(keys_collection(uid), limit=rules.MAX_DEVICES + 1)]
     revoked: list[str] = []
-    staged = [device_event(uid, "reset", key_id, at=clock().strftime("%Y%m%dT%H%M%S.%fZ"))]
+    staged = [device_event(uid, "reset", key_id, at=clock())]
 
     def run(uow: UnitOfWork) -> None:
         found = uow.get_many([enrolment, customer])
@@ -274,7 +280,7 @@ def reopen_enrolment(
         outbox.stage(uow, staged[0], clock=clock)
 
     docs.transact(run, operation="sca_reopen_enrolment")
-    _announce(docs, publisher, staged)
+    notified = _announce(docs, publisher, staged)
     log.warning("device enrolment reopened", extra={"uid": uid, "operator": operator, "revoked": len(revoked)})
     return {
         "uid": uid,
@@ -282,6 +288,7 @@ def reopen_enrolment(
         "keyId": key_id,
         "fingerprint": printed,
         "minutes": int(rules.REOPEN_WINDOW.total_seconds() // 60),
+        "noticePublished": notified,  # False: it waits in the outbox for the relay-outbox job
     }
 
 

@@ -168,6 +168,7 @@ PRODUCERS = {
     "customers.rejected": "edge",
     "customers.account_opened": "edge",
     "customers.account_closed": "edge",
+    "customers.device_changed": "edge",  # a security notice: nobody else may fake one
     "cards.commands.issue": "edge",
     "cards.commands.expire-holds": "edge",
     "cards.updated": "edge",

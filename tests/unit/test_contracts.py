@@ -109,8 +109,20 @@ EXAMPLES: dict[type[Any], list[Any]] = {
         AccountChanged(uid="user_1", account_id="97100000018", type=None),
     ],
     DeviceChanged: [
-        DeviceChanged(uid="user_1", change="added", key_id="tablet-key-1", approved_by="phone-key-1"),
-        DeviceChanged(uid="user_1", change="reset", key_id="new-phone-01", approved_by=None),
+        DeviceChanged(
+            uid="user_1",
+            change="added",
+            key_id="tablet-key-1",
+            approved_by="phone-key-1",
+            changed_at="2026-12-05T10:00:00+00:00",
+        ),
+        DeviceChanged(
+            uid="user_1",
+            change="reset",
+            key_id="new-phone-01",
+            approved_by=None,
+            changed_at="2026-12-05T10:00:00+00:00",
+        ),
     ],
     IssueCard: [IssueCard(uid="user_1", card_id="card_1", account_id="97100000018")],
     ExpireCardHolds: [ExpireCardHolds(as_of="2026-11-26T03:00:00+00:00")],
@@ -360,8 +372,10 @@ def _produced() -> list[tuple[str, dict[str, Any]]]:
         card_uses._updated("user_1", "card_1", {"status": "blocked", "reason": "lost"}),
         account_event(topology.SUBJECT_ACCOUNT_OPENED, "user_1", "12345678903", "spending"),
         account_event(topology.SUBJECT_ACCOUNT_CLOSED, "user_1", "12345678903"),
-        device_event("user_1", "added", "tablet-key-1", approved_by="phone-key-1"),
-        device_event("user_1", "reset", "new-phone-01", at="20261205T100000.000000Z"),
+        device_event(
+            "user_1", "added", "tablet-key-1", at=dt.datetime(2026, 12, 5, 10, tzinfo=dt.UTC), approved_by="p-1"
+        ),
+        device_event("user_1", "reset", "new-phone-01", at=dt.datetime(2026, 12, 5, 10, tzinfo=dt.UTC)),
         customer_event("user_1", "approved", None, "12345678903"),
         customer_event("user_2", "review", "name_match", None),
         customer_event("user_3", "rejected", "sanctions_match", None),
@@ -433,9 +447,14 @@ def test_the_notifier_pushes_a_card_decision_an_onboarding_result_and_a_device_c
     staged = customer_event("user_1", "approved", None, "12345678903")
     [welcome] = customer_pushes(decode(staged.subject, staged.body).to_json())
     assert welcome.dedupe_key == "customer:user_1:approved"
-    added = device_event("user_1", "added", "tablet-key-1", approved_by="phone-key-1")
+    at = dt.datetime(2026, 12, 5, 10, tzinfo=dt.UTC)
+    added = device_event("user_1", "added", "tablet-key-1", at=at, approved_by="phone-key-1")
     [notice] = customer_pushes(decode(added.subject, added.body).to_json())
-    assert (notice.uid, notice.kind, notice.dedupe_key) == ("user_1", "security", "device:user_1:added:tablet-key-1")
+    assert (notice.uid, notice.kind, notice.dedupe_key) == (
+        "user_1",
+        "security",
+        "device:user_1:added:tablet-key-1:2026-12-05T10:00:00+00:00",
+    )
     assert notice.data == {"change": "added", "keyId": "tablet-key-1"}
 
 

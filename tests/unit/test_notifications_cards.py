@@ -276,28 +276,26 @@ def test_onboarding_dedupe_key_property(uid: str, status: str) -> None:
 
 @pytest.mark.parametrize("change", ["added", "enrolled", "revoked", "reset"])
 def test_a_device_change_is_a_security_notice_each_under_its_own_key(change: str) -> None:
-    event = {"v": 1, "uid": "user_1", "change": change, "key_id": "tablet-key-1", "approved_by": None}
+    at = "2026-12-05T10:00:00+00:00"
+    event = {"v": 1, "uid": "user_1", "change": change, "key_id": "tablet-key-1", "approved_by": None, "changed_at": at}
     [push] = customer_pushes(event)
     title, body = DEVICE_TEXTS[change]
-    assert push == Push(
-        "user_1",
-        SECURITY,
-        title,
-        body,
-        {"change": change, "keyId": "tablet-key-1"},
-        f"device:user_1:{change}:tablet-key-1",
-    )
+    # a reset's push does not name the key the bank expects (a lost phone may still get it)
+    data = {"change": change} if change == "reset" else {"change": change, "keyId": "tablet-key-1"}
+    assert push == Push("user_1", SECURITY, title, body, data, f"device:user_1:{change}:tablet-key-1:{at}")
     assert "call us" in body  # what to do if it was not the customer
     assert SECURITY not in DEFAULT_PREFERENCES  # no setting the app could switch off
+    [later] = customer_pushes({**event, "changed_at": "2026-12-05T11:00:00+00:00"})
+    assert later.dedupe_key != push.dedupe_key  # two resets are two notices on the phone
 
 
 @pytest.mark.parametrize(
     "event",
     [
-        {"uid": "user_1", "change": "stolen", "key_id": "k"},
-        {"uid": "", "change": "added", "key_id": "k"},
-        {"uid": "user_1", "change": "added", "key_id": None},
-        {"change": "added", "key_id": "k"},
+        {"uid": "user_1", "change": "stolen", "key_id": "k", "changed_at": "t"},
+        {"uid": "", "change": "added", "key_id": "k", "changed_at": "t"},
+        {"uid": "user_1", "change": "added", "key_id": None, "changed_at": "t"},
+        {"change": "added", "key_id": "k", "changed_at": "t"},
     ],
 )
 def test_a_device_change_without_a_user_a_key_or_a_known_change_pushes_nothing(event: dict) -> None:

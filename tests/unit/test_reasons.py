@@ -34,6 +34,7 @@ NOT_REASONS = {
     "refund_id",
     "increment_id",
     "key_id",
+    "changed_at",
     "authorized_amount",
     "original_payment_information_id",
     "retry_after",

@@ -242,6 +242,7 @@ def test_an_operator_revokes_every_key_and_lets_the_device_shown_enrol_for_thirt
         "keyId": "new-phone-01",
         "fingerprint": fingerprint(new),
         "minutes": 30,
+        "noticePublished": False,  # no NATS here (None): the notice waits in the outbox
     }
     assert keys(docs) == [] and refusal(phone.pay, docs) == "sca_invalid"
     record = docs.get(f"scaEnrolments/{UID}").data
@@ -339,6 +340,13 @@ def test_every_change_to_the_devices_is_announced_once_and_the_first_key_is_not(
     ]
     assert all(DeviceChanged.from_json(p.body).uid == UID for p in pub.stored)
     assert docs.query(outbox.OUTBOX) == []  # published, so taken off the outbox
+    # the bank resets again expecting the same key: a second notice, not the first again
+    again = sca.reopen_enrolment(
+        docs, pub, UID, operator="op-1", reason="BankID", key_id=new.key_id, fingerprint=fingerprint(new)
+    )
+    assert again["noticePublished"] is True
+    resets = [b for b in pub.on(topology.SUBJECT_DEVICE_CHANGED) if b["change"] == "reset"]
+    assert len(resets) == 2 and resets[0]["changed_at"] != resets[1]["changed_at"]
 
 
 def test_a_change_nats_did_not_take_stands_and_its_notice_waits_in_the_outbox(docs, phone):
