@@ -37,7 +37,8 @@ the authorisation gave it (`Settlement.feed` is merged into it). Then:
   authorisation (the processor timed out) is recorded, so the late authorisation is
   declined "reversed_before_authorization" and holds nothing
   (`fjordbank.domain.card_authorization.answer_again`). A second reversal or expiry is
-  answered as the first.
+  answered as the first; the merchant's reversal after the expiry released the hold moves
+  no money but calls the purchase off (``reversedAfterExpiry``): no late capture then.
 * `reduce`: the merchant's partial reversal, under a reference of its own (a fuel pump
   that held 1,500 kr and pumped 600, a hotel's reservation less one night, an increment
   taken back): that much of the hold goes back to the account and to the day's spend, and
@@ -45,7 +46,9 @@ the authorisation gave it (`Settlement.feed` is merged into it). Then:
   the same one again is answered as before, its reference with another amount is refused
   (``reference_reused``), more than is held is refused (`OVER_HOLD`), and one of all that
   is left reverses the authorisation as `release` does. A capture may then take up to what
-  is left (`authorized_total`).
+  is left (`authorized_total`). Past the expiry: a hold still due is reduced (the job
+  releases the rest), and after the job released it the reversal is kept on the record
+  alone, bounding a late capture.
 
 Each returns a `Settlement`: the answer and everything its transaction writes.
 """
@@ -107,6 +110,9 @@ class Settlement:
     refund_id: str | None = None  # a refund's id (its feed entry's, its posting's step)
     increment_id: str | None = None  # an increment's id (the record's ``increments`` key)
     reversal_id: str | None = None  # a partial reversal's id (the record's ``reversals`` key)
+    # the record changes, nothing else does and nothing is announced (a reversal after the
+    # hold expired: the money came back, and was told, at the expiry)
+    silent: bool = False
 
 
 def refused(reason: str, record: dict[str, Any] | None = None) -> Settlement:
@@ -139,9 +145,10 @@ def capture(
     if held is None or not (late or _active(record, held)):
         return refused(f"authorization_{record['status']}", record)
     hold = held.hold
-    captured = amount if amount is not None else hold.amount
+    # all of it by default: of a late capture, all that is still authorised
+    captured = amount if amount is not None else min(hold.amount, authorized_total(record)) if late else hold.amount
     try:
-        _post(auth_id, held, captured, late=late)
+        _post(auth_id, held, captured, late=late, bound=authorized_total(record))
     except Declined as exc:
         return refused(exc.code, record)
     done = {**record, "status": "captured", "capturedAmount": captured, "captureRef": capture_ref, "updatedAt": now}
@@ -184,14 +191,15 @@ def _late(record: dict[str, Any], held: Held | None) -> bool:
     return held is not None and record["status"] == "expired" and held.hold.status == "released"
 
 
-def _post(auth_id: str, held: Held, amount: int, *, late: bool) -> None:
+def _post(auth_id: str, held: Held, amount: int, *, late: bool, bound: int) -> None:
     """The capture's posting in the Book, account -> the card scheme's shard. Raises
     `Declined` (too little available for a late capture, more than the hold otherwise)."""
     scheme = card_scheme_account(auth_id)
     hold = held.hold
     if late:
-        # the hold is gone but not what was authorised: a late capture is bounded by it too
-        if not 0 < amount <= hold.amount:
+        # the hold is gone but not what was authorised: a late capture is bounded by it too,
+        # and by the merchant's partial reversals since (`_reduce_released`)
+        if not 0 < amount <= min(hold.amount, bound):
             raise Declined("invalid_capture", "a capture must be positive and at most the authorised amount")
         held.book.apply(Posting.transfer(auth_id, CAPTURE_STEP, hold.account_id, scheme, amount, hold.currency))
     else:
@@ -400,6 +408,11 @@ def release(
     held) or "expired" (the hold's time is up)."""
     if record is None:
         return _reversed_before_authorization(auth_id, reference, status, now)
+    if record["status"] == "expired" and status == "reversed" and not unanswered:
+        # the merchant's reversal after the job released the hold: nothing is held to give
+        # back, but the purchase is called off, so no late capture may take it any more
+        done = {**record, "status": "reversed", "reversedAfterExpiry": True, "updatedAt": now}
+        return Settlement("reversed", None, done, store=True, silent=True)
     if record["status"] in RELEASED:
         return Settlement(record["status"], record.get("reason"), record, replayed=True)
     if held is None or not _active(record, held):
@@ -452,10 +465,12 @@ def reduce(
         if given.get("amount") != amount:
             return refused("reference_reused", record)
         return Settlement("reversed", None, record, replayed=True, reversal_id=rid)
+    if _late(record, held):
+        return _reduce_released(record, rid, reference=reference, amount=amount, now=now)
     if held is None or not _active(record, held):
         return refused(f"authorization_{record['status']}", record)
-    if _due(held.hold, now):
-        return refused("authorization_expired", record)  # the expiry job releases it
+    # A hold past its expiry is reduced all the same: the job's release, in a transaction
+    # of its own, then gives back what is left (it is still due).
     left = held.hold.amount
     if amount > left:
         return refused(OVER_HOLD, record)
@@ -480,6 +495,19 @@ def reduce(
         feed=feed_fields(done, "pending", -held.hold.amount),
         reversal_id=rid,
     )
+
+
+def _reduce_released(record: dict[str, Any], rid: str, *, reference: str, amount: int, now: dt.datetime) -> Settlement:
+    """A partial reversal after the job released the hold: nothing is held to give back,
+    but the merchant's final amount is kept (``reversals``), so a late capture may take at
+    most what is left authorised (`authorized_total`)."""
+    left = authorized_total(record)
+    if amount >= left:
+        return refused(OVER_HOLD, record)  # all of it: that is the whole reversal
+    entry = {"reference": reference, "amount": amount, "heldAmount": 0, "whole": False, "reversedAt": now}
+    done = {**record, REVERSALS: {**(record.get(REVERSALS) or {}), rid: entry}, "updatedAt": now}
+    done["authorizedAmount"] = authorized_total(done)
+    return Settlement("reversed", None, done, store=True, reversal_id=rid, silent=True)
 
 
 def _reversed_before_authorization(auth_id: str, reference: str | None, status: str, now: dt.datetime) -> Settlement:

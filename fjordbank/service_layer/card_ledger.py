@@ -114,6 +114,7 @@ class CardResult:
     refund_id: str | None = None  # a refund's (the record lists it in ``refunds``)
     increment_id: str | None = None  # an increment's (the record lists it in ``increments``)
     reversal_id: str | None = None  # a partial reversal's (the record lists it in ``reversals``)
+    silent: bool = False  # nothing to announce (settlement.Settlement.silent)
 
     @property
     def approved(self) -> bool:
@@ -156,8 +157,9 @@ EVENT_SUBJECTS = {
 
 def card_event(result: CardResult) -> outbox.Event | None:
     """The event announcing a decision (subject, body, message id): never a PAN or CVV.
-    None for a replayed answer, a refusal, or a reversal that preceded its authorisation."""
-    if result.replayed or not result.record.get("fingerprint"):
+    None for a replayed answer, a refusal, a silent change (a reversal after the expiry) or a
+    reversal that preceded its authorisation."""
+    if result.replayed or result.silent or not result.record.get("fingerprint"):
         return None
     if result.increment_id:  # an increment's decision: only an approval is announced
         return _increment_event(result) if result.status == "incremented" else None
@@ -603,6 +605,7 @@ class CardLedger:
             settled.refund_id,
             settled.increment_id,
             settled.reversal_id,
+            settled.silent,
         )
 
 

@@ -1508,15 +1508,46 @@ async def test_a_partial_reversal_of_all_that_is_left_reverses_the_authorisation
     assert (await bank.ledger.reduce("ref-1", reversal_ref="rev-2", amount=25_000)).replayed
 
 
-async def test_a_partial_reversal_of_nothing_holding_or_past_its_expiry_changes_nothing(bank: Bank) -> None:
+async def test_a_partial_reversal_past_the_expiry_is_kept_and_bounds_a_late_capture(bank: Bank) -> None:
+    """Due but not yet released: the hold is reduced and the job gives back the rest.
+    Released: nothing is held, but the merchant's final amount bounds a late capture; and
+    the merchant's whole reversal after the expiry calls the purchase off."""
     unknown = await bank.ledger.reduce("nope", reversal_ref="rev-1", amount=1_000)
     assert (unknown.status, unknown.reason) == ("refused", "unknown_authorization")
     pan = bank.add_card()
+    first = await bank.buy(pan)  # 25,000 held
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, hours=1)
+    due = await bank.ledger.reduce("ref-1", reversal_ref="rev-1", amount=5_000)
+    assert (due.status, due.answer()["heldAmount"]) == ("reversed", 20_000)
+    assert [r.auth_id for r in await bank.ledger.expire_holds()] == [first.auth_id]
+    assert event(bank).amount == 20_000  # what the expiry gave back
+    acct = bank.account()
+    assert (acct["balance"], acct["held"], acct["available"]) == (100_000, 0, 100_000)
+    published = len(bank.events.published)
+    after = await bank.ledger.reduce("ref-1", reversal_ref="rev-2", amount=8_000)
+    assert (after.status, after.answer()["reversedAmount"], after.answer()["heldAmount"]) == ("reversed", 8_000, 0)
+    assert (await bank.ledger.reduce("ref-1", reversal_ref="rev-3", amount=12_000)).reason == "reversal_over_hold"
+    assert len(bank.events.published) == published  # nothing more to tell the customer
+    over = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=12_001)
+    assert (over.status, over.reason) == ("refused", "invalid_capture")
+    late = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)  # all that is left authorised
+    assert (late.status, late.record["capturedAmount"], late.record["lateCapture"]) == ("captured", 12_000, True)
+    assert bank.account()["balance"] == 88_000
+
+
+async def test_the_merchants_reversal_after_the_expiry_stops_a_late_capture(bank: Bank) -> None:
+    pan = bank.add_card()
     await bank.buy(pan)
     bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, hours=1)
-    due = await bank.ledger.reduce("ref-1", reversal_ref="rev-1", amount=1_000)
-    assert (due.status, due.reason) == ("refused", "authorization_expired")
-    assert bank.account()["held"] == 25_000  # the expiry job releases it, all of it
+    await bank.ledger.expire_holds()
+    published = len(bank.events.published)
+    called_off = await bank.ledger.reverse("ref-1")
+    assert (called_off.status, called_off.record["status"]) == ("reversed", "reversed")
+    assert len(bank.events.published) == published  # the expiry was told; nothing moved now
+    assert (await bank.ledger.reverse("ref-1")).replayed
+    late = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=1_000)
+    assert (late.status, late.reason) == ("refused", "authorization_reversed")
+    assert bank.account()["balance"] == 100_000
 
 
 async def test_the_processor_api_takes_a_partial_reversal_and_refuses_what_is_not_one(bank: Bank) -> None:

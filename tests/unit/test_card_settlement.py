@@ -201,12 +201,27 @@ def test_a_hold_not_due_is_not_expired() -> None:
     assert_nothing_written(settled)
 
 
-@pytest.mark.parametrize("before", ["reversed", "expired"])
-def test_a_second_release_is_answered_as_the_first(before: str) -> None:
+@pytest.mark.parametrize(("before", "now"), [("reversed", "reversed"), ("expired", "expired"), ("reversed", "expired")])
+def test_a_second_release_is_answered_as_the_first(before: str, now: str) -> None:
     done = record(status=before)
-    settled = release(AUTH, done, held(status="released"), reference="ref-1", status="reversed", now=LATER)
+    settled = release(AUTH, done, held(status="released"), reference="ref-1", status=now, now=LATER)
     assert (settled.status, settled.replayed, settled.record) == (before, True, done)
     assert_nothing_written(settled)
+
+
+def test_the_merchants_reversal_after_the_expiry_calls_the_purchase_off_and_moves_nothing() -> None:
+    """The job gave the hold back; the merchant's reversal then only marks the record, so no
+    late capture may take it; nothing is announced (the expiry was)."""
+    done = record(status="expired")
+    settled = release(AUTH, done, held(status="released"), reference="ref-1", status="reversed", now=LATER)
+    assert (settled.status, settled.store, settled.silent) == ("reversed", True, True)
+    assert (settled.record["status"], settled.record["reversedAfterExpiry"]) == ("reversed", True)
+    assert (settled.book, settled.spend, settled.feed) == (None, None, None)
+    late = capture(AUTH, settled.record, held(status="released"), capture_ref="cap-1", amount=1_000, now=LATER)
+    assert (late.status, late.reason) == ("refused", "authorization_reversed")
+    # the card service's own release of an approval not answered is no merchant's reversal
+    own = release(AUTH, done, held(status="released"), reference="ref-1", status="reversed", now=LATER, unanswered=True)
+    assert (own.status, own.replayed) == ("expired", True)
 
 
 def test_a_reversal_before_its_authorisation_is_recorded_without_a_fingerprint() -> None:
