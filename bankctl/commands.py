@@ -382,6 +382,7 @@ def devices(args) -> int:
     the customer's new device shows (the web app's Devices screen)."""
     from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.publisher import SyncPublisher
+    from fjordbank.adapters.sessions import FirebaseSessions
     from fjordbank.config import load_settings
     from fjordbank.domain.sca import Enrolment, ScaRefused
     from fjordbank.service_layer import sca
@@ -406,6 +407,7 @@ def devices(args) -> int:
                     reason=args.reason,
                     key_id=args.key,
                     fingerprint=args.fingerprint,
+                    sessions=FirebaseSessions(config.project_id),
                 )
             except ScaRefused as exc:
                 raise CommandError(f"{exc.code}: {exc.message}") from exc
@@ -416,7 +418,8 @@ def devices(args) -> int:
             else:
                 print(
                     f"{args.uid}: {len(result['revoked'])} key(s) revoked; the device with key {result['keyId']} "
-                    f"({result['fingerprint']}) may enrol in the next {result['minutes']} minutes"
+                    f"({result['fingerprint']}) may enrol in the next {result['minutes']} minutes; "
+                    "every session of theirs is signed out"
                 )
                 if not result["noticePublished"]:
                     print("the customer's notice of the reset waits in the outbox (NATS did not take it now)")

@@ -106,6 +106,15 @@ class Auth:
         user = self._lookup("localId", uid)
         return user.get("email") if user else None
 
+    def takes(self, id_token: str) -> bool:
+        """Whether Auth still takes the ID token: False once every session of its user was
+        ended (their refresh tokens revoked) after it was issued, or the user is gone."""
+        try:
+            self._post("accounts:lookup", {"idToken": id_token})
+        except Refused:
+            return False
+        return True
+
     def set_claims(self, uid: str, claims: dict) -> None:
         """Custom claims on the user (as the Admin SDK sets them); they are in the ID
         tokens of the user's next sign-in."""

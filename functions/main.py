@@ -25,6 +25,7 @@ from fjordbank.adapters.firestore import is_transient, request_path, sync_client
 from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
+from fjordbank.adapters.sessions import FirebaseSessions
 from fjordbank.config import functions_deploy_options, load_settings
 from fjordbank.domain import giro, reasons
 from fjordbank.domain import standing_orders as order_terms
@@ -98,6 +99,7 @@ def deps() -> tuple:
             _deps["db"] = sync_client(settings.project_id)
             _deps["docs"] = FirestoreDocuments(_deps["db"])  # the use cases' ports on that client
             _deps["publisher"] = SyncPublisher(settings.nats, name="edge")
+            _deps["sessions"] = FirebaseSessions(settings.project_id)  # the default app (made above)
             _deps["settings"] = settings
             _deps["collaborators"] = seams.bound(_deps["docs"], _deps["publisher"])
         return _deps["db"], _deps["publisher"], _deps["settings"]
@@ -505,11 +507,19 @@ def sca_add_device(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     return {"keyId": key_id}
 
 
-@endpoint({"keyId"}, limit="accounts")
+@endpoint({"keyId", "signOutEverywhere"}, limit="accounts")
 def sca_revoke_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
-    """One of the caller's device keys revoked for good (a lost or replaced phone)."""
+    """One of the caller's device keys revoked for good (a lost or replaced phone); with
+    ``signOutEverywhere: true`` (lost or stolen) every session of the caller's ends too."""
     _db, publisher, _settings = deps()
-    return sca.revoke_key(docs(), publisher, uid, key_id=data.get("keyId"))
+    return sca.revoke_key(
+        docs(),
+        publisher,
+        uid,
+        key_id=data.get("keyId"),
+        sign_out=data.get("signOutEverywhere", False),
+        sessions=_deps["sessions"],
+    )
 
 
 @endpoint({"uid", "reason", "keyId", "fingerprint"})
@@ -533,6 +543,7 @@ def sca_reopen_enrolment(req: https_fn.CallableRequest, operator: str, data: dic
         reason=data.get("reason"),
         key_id=data.get("keyId"),
         fingerprint=data.get("fingerprint"),
+        sessions=_deps["sessions"],
     )
 
 

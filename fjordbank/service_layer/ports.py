@@ -300,6 +300,14 @@ def system_clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class Sessions(Protocol):
+    """The customer's sign-in sessions (fjordbank.adapters.sessions): ``end_all`` signs the
+    user out everywhere, each session ending when the ID token it holds expires (within
+    the hour); raises if the identity platform did not take it."""
+
+    def end_all(self, uid: str) -> None: ...
+
+
 class Publisher(Protocol):
     """Publishes one event to JetStream and waits for its ack; ``msg_id`` makes a second
     publish of the same event a no-op (the stream's duplicate window)."""

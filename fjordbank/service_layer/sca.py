@@ -43,6 +43,7 @@ from fjordbank.service_layer.ports import (
     Doc,
     Documents,
     Publisher,
+    Sessions,
     UnitOfWork,
     system_clock,
 )
@@ -193,13 +194,28 @@ def add_device(
 
 
 def revoke_key(
-    docs: Documents, publisher: Publisher | None, uid: str, *, key_id: object, clock: Clock = system_clock
+    docs: Documents,
+    publisher: Publisher | None,
+    uid: str,
+    *,
+    key_id: object,
+    sign_out: object = False,
+    sessions: Sessions | None = None,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """A device key removed for good (a lost or replaced phone): its signatures are refused
     from now on and its id never enrolled again. Revoking the last one leaves payments that
     need a signature refused until the bank reopens the enrolment. A key revoked before is
-    answered as revoked (a retry after a lost answer)."""
+    answered as revoked (a retry after a lost answer). With ``sign_out`` (a lost or stolen
+    phone) every session of the customer's is ended as well (``sessions``), the one asking
+    too: the lost phone's session can no longer look at the accounts, pay a known payee
+    below the signature threshold or remove the customer's other devices once its ID token
+    expires. Done after the commit, and again on a retry, so a failure there is retried."""
     key_id = _key_id(key_id)
+    if not isinstance(sign_out, bool):
+        raise rules.ScaRefused("invalid_request", "signOutEverywhere must be true or false")
+    if sign_out and sessions is None:
+        raise ValueError("sign_out needs the sessions port")
     enrolment, key = f"{SCA_ENROLMENTS}/{uid}", f"{keys_collection(uid)}/{key_id}"
     left: list[str] = []
     staged: list[outbox.Event] = []
@@ -221,8 +237,10 @@ def revoke_key(
 
     docs.transact(run, operation="sca_revoke_key")
     _announce(docs, publisher, staged)
-    log.info("device key revoked", extra={"uid": uid, "keyId": key_id, "left": len(left)})
-    return {"keyId": key_id, "revoked": True, "devicesLeft": len(left)}
+    if sign_out and sessions is not None:
+        sessions.end_all(uid)
+    log.info("device key revoked", extra={"uid": uid, "keyId": key_id, "left": len(left), "signedOut": sign_out})
+    return {"keyId": key_id, "revoked": True, "devicesLeft": len(left), "signedOut": sign_out}
 
 
 def reopen_enrolment(
@@ -234,6 +252,7 @@ def reopen_enrolment(
     reason: object,
     key_id: object,
     fingerprint: object,
+    sessions: Sessions,
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """An operator, having proved the customer's identity outside the app (in production:
@@ -242,7 +261,9 @@ def reopen_enrolment(
     hands), and for `rules.REOPEN_WINDOW` ``sca_register_key`` enrols the one key whose id
     and fingerprint the new device showed the operator (``key_id``, ``fingerprint``), no
     other: whoever holds the customer's password cannot enrol theirs in the window. The
-    window runs from the commit's time, the database's clock, never the operator's."""
+    window runs from the commit's time, the database's clock, never the operator's. Every
+    session of the customer's is ended too (``sessions``, after the commit): the lost
+    phone's, and the new device signs in again once its ID token expires."""
     if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 200:
         raise rules.ScaRefused("invalid_reason", "reason: what proved the customer's identity (3-200 characters)")
     key_id = _key_id(key_id)
@@ -281,6 +302,7 @@ def reopen_enrolment(
 
     docs.transact(run, operation="sca_reopen_enrolment")
     notified = _announce(docs, publisher, staged)
+    sessions.end_all(uid)
     log.warning("device enrolment reopened", extra={"uid": uid, "operator": operator, "revoked": len(revoked)})
     return {
         "uid": uid,
@@ -289,6 +311,7 @@ def reopen_enrolment(
         "fingerprint": printed,
         "minutes": int(rules.REOPEN_WINDOW.total_seconds() // 60),
         "noticePublished": notified,  # False: it waits in the outbox for the relay-outbox job
+        "signedOut": True,
     }
 
 

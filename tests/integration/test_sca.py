@@ -5,6 +5,7 @@ must carry the device's signature over its request id, amount, currency and paye
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -144,7 +145,12 @@ def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledge
         "unknown_device_key",
     )
     status, body = callables.call("sca_revoke_key", {"keyId": tablet.key_id}, token)
-    assert status == 200 and body["result"] == {"keyId": tablet.key_id, "revoked": True, "devicesLeft": 1}, body
+    assert status == 200 and body["result"] == {
+        "keyId": tablet.key_id,
+        "revoked": True,
+        "devicesLeft": 1,
+        "signedOut": False,
+    }, body
     assert reason(alice, alice.request_payment(bob.accounts[0], DEFAULT_THRESHOLD + 1)) == "sca_invalid"
     assert refused(callables.call("sca_add_device", phone.approve(tablet), token)) == (
         "FAILED_PRECONDITION",
@@ -179,3 +185,31 @@ def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledge
     assert reason(alice, alice.request_payment(bob.accounts[0], DEFAULT_THRESHOLD + 1)) == "completed"
     assert bob.balance() == 10_000 + DEFAULT_THRESHOLD + 1
     audit()
+
+
+def test_a_lost_phone_removed_with_sign_out_and_the_banks_reset_end_every_session(auth, callables, alice, ledger_admin):
+    """The tablet approved by the phone is lost: removed with signOutEverywhere, Auth no
+    longer takes the ID tokens issued before (the customer signs in again); the bank's reset
+    ends every session the same way."""
+    tablet = Device.new(alice.uid, "tablet-")
+    assert callables.call("sca_add_device", alice.device.approve(tablet), alice.id_token)[0] == 200
+    time.sleep(1.1)  # Auth counts in whole seconds: a token of the revocation's second stays good
+    assert auth.kit.takes(alice.id_token)
+    refused_ = refused(
+        callables.call("sca_revoke_key", {"keyId": tablet.key_id, "signOutEverywhere": "yes"}, alice.id_token)
+    )
+    assert refused_ == ("INVALID_ARGUMENT", "invalid_request")
+    status, body = callables.call("sca_revoke_key", {"keyId": tablet.key_id, "signOutEverywhere": True}, alice.id_token)
+    assert status == 200 and body["result"]["signedOut"] is True, body
+    assert not auth.kit.takes(alice.id_token)
+    again = auth.sign_in(auth.kit.email_for_uid(alice.uid))
+    assert auth.kit.takes(again["id_token"])
+
+    ledger_admin.set_document(f"customers/{alice.uid}", {"status": "approved"})
+    new_phone = Device.new(alice.uid, "phone-")
+    shown = sca.fingerprint(base64.b64decode(new_phone.public_key))
+    reopen = {"uid": alice.uid, "reason": "BankID at the branch", "keyId": new_phone.key_id, "fingerprint": shown}
+    time.sleep(1.1)
+    status, body = callables.call("sca_reopen_enrolment", reopen, auth.make_operator()["id_token"])
+    assert status == 200 and body["result"]["signedOut"] is True, body
+    assert not auth.kit.takes(again["id_token"])

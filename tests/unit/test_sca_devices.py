@@ -57,6 +57,16 @@ class Phone:
         )
 
 
+class Sessions:
+    """fjordbank.service_layer.ports.Sessions that keeps whom it signed out."""
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    def end_all(self, uid: str) -> None:
+        self.ended.append(uid)
+
+
 def put(docs: MemoryDocuments, path: str, data: dict) -> None:
     batch = docs.batch()
     batch.set(path, data)
@@ -172,6 +182,7 @@ def test_a_revoked_key_signs_nothing_and_never_comes_back(docs, phone):
         "keyId": "tablet-key-1",
         "revoked": True,
         "devicesLeft": 1,
+        "signedOut": False,
     }
     assert refusal(tablet.pay, docs) == "sca_invalid"
     # the old approval replayed (a copied request): the id is revoked for good
@@ -220,6 +231,7 @@ def reopen(docs, new: Phone, shown: str | None = None, key_id: str | None = None
         reason="BankID at the branch",
         key_id=key_id or new.key_id,
         fingerprint=shown if shown is not None else fingerprint(new).lower().replace("-", " "),
+        sessions=Sessions(),
     )
 
 
@@ -243,6 +255,7 @@ def test_an_operator_revokes_every_key_and_lets_the_device_shown_enrol_for_thirt
         "fingerprint": fingerprint(new),
         "minutes": 30,
         "noticePublished": False,  # no NATS here (None): the notice waits in the outbox
+        "signedOut": True,
     }
     assert keys(docs) == [] and refusal(phone.pay, docs) == "sca_invalid"
     record = docs.get(f"scaEnrolments/{UID}").data
@@ -275,11 +288,27 @@ def test_after_the_window_the_enrolment_is_refused(clocked):
 def test_the_bank_reopens_only_for_an_approved_customer_a_reason_and_a_key_it_was_shown(docs, phone):
     new = Phone("new-phone-01")
     assert refusal(
-        sca.reopen_enrolment, docs, None, UID, operator="o", reason=" ", key_id=new.key_id, fingerprint="x"
+        sca.reopen_enrolment,
+        docs,
+        None,
+        UID,
+        operator="o",
+        reason=" ",
+        key_id=new.key_id,
+        fingerprint="x",
+        sessions=Sessions(),
     ) == ("invalid_reason")
     for shown in ("", "ABCD", "GGGG-0000-0000-0000", "A" * 50, None, 7):
         assert refusal(
-            sca.reopen_enrolment, docs, None, UID, operator="o", reason="BankID", key_id=new.key_id, fingerprint=shown
+            sca.reopen_enrolment,
+            docs,
+            None,
+            UID,
+            operator="o",
+            reason="BankID",
+            key_id=new.key_id,
+            fingerprint=shown,
+            sessions=Sessions(),
         ) == ("invalid_fingerprint"), shown
     assert refusal(reopen, docs, new, key_id="../x/y") == "invalid_key"
     assert refusal(
@@ -291,6 +320,7 @@ def test_the_bank_reopens_only_for_an_approved_customer_a_reason_and_a_key_it_wa
         reason="BankID",
         key_id=new.key_id,
         fingerprint=fingerprint(new),
+        sessions=Sessions(),
     ) == ("unknown_customer")
     sca.revoke_key(docs, None, UID, key_id="phone-key-1")
     assert refusal(reopen, docs, Phone("phone-key-1")) == "device_key_revoked"  # the lost phone's id
@@ -326,7 +356,14 @@ def test_every_change_to_the_devices_is_announced_once_and_the_first_key_is_not(
     sca.revoke_key(docs, pub, UID, key_id=tablet.key_id)
     sca.revoke_key(docs, pub, UID, key_id=tablet.key_id)  # a retry after a lost answer
     sca.reopen_enrolment(
-        docs, pub, UID, operator="op-1", reason="BankID", key_id=new.key_id, fingerprint=fingerprint(new)
+        docs,
+        pub,
+        UID,
+        operator="op-1",
+        reason="BankID",
+        key_id=new.key_id,
+        fingerprint=fingerprint(new),
+        sessions=Sessions(),
     )
     sca.register_key(
         docs, pub, UID, key_id=new.key_id, public_key=new.public, clock=lambda: NOW + dt.timedelta(minutes=1)
@@ -342,7 +379,14 @@ def test_every_change_to_the_devices_is_announced_once_and_the_first_key_is_not(
     assert docs.query(outbox.OUTBOX) == []  # published, so taken off the outbox
     # the bank resets again expecting the same key: a second notice, not the first again
     again = sca.reopen_enrolment(
-        docs, pub, UID, operator="op-1", reason="BankID", key_id=new.key_id, fingerprint=fingerprint(new)
+        docs,
+        pub,
+        UID,
+        operator="op-1",
+        reason="BankID",
+        key_id=new.key_id,
+        fingerprint=fingerprint(new),
+        sessions=Sessions(),
     )
     assert again["noticePublished"] is True
     resets = [b for b in pub.on(topology.SUBJECT_DEVICE_CHANGED) if b["change"] == "reset"]
@@ -358,3 +402,40 @@ def test_a_change_nats_did_not_take_stands_and_its_notice_waits_in_the_outbox(do
     refused = RecordingPublisher()
     assert refusal(sca.revoke_key, docs, refused, UID, key_id="nobodys-key") == "unknown_device_key"
     assert refused.attempts == 0 and len(docs.query(outbox.OUTBOX)) == 1  # a refusal announces nothing
+
+
+# ---- a lost phone's session ----------------------------------------------------------------
+def test_a_lost_phone_removed_with_sign_out_ends_every_session_and_a_retry_does_it_again(docs, phone):
+    tablet, sessions = Phone("tablet-key-1"), Sessions()
+    add(docs, tablet, phone.approve(tablet))
+    kept = sca.revoke_key(docs, None, UID, key_id=tablet.key_id)  # replaced: the sessions stay
+    assert (kept["signedOut"], sessions.ended) == (False, [])
+    lost = Phone("phone-key-2")
+    add(docs, lost, phone.approve(lost))
+    answer = sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=sessions)
+    assert answer == {"keyId": lost.key_id, "revoked": True, "devicesLeft": 1, "signedOut": True}
+    assert sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=sessions)["revoked"]
+    assert sessions.ended == [UID, UID]  # the retry of an answer lost (or of a failed sign-out)
+    for wrong in ("yes", 1, None):
+        assert refusal(sca.revoke_key, docs, None, UID, key_id=phone.key_id, sign_out=wrong, sessions=sessions) == (
+            "invalid_request"
+        )
+    assert keys(docs) == ["phone-key-1"]  # a refused request revoked nothing
+
+
+def test_the_banks_reset_signs_the_customer_out_everywhere(clocked):
+    docs, _now = clocked
+    phone, new, sessions = Phone("phone-key-1"), Phone("new-phone-01"), Sessions()
+    sca.register_key(docs, None, UID, key_id=phone.key_id, public_key=phone.public)
+    put(docs, f"customers/{UID}", {"status": "approved"})
+    answer = sca.reopen_enrolment(
+        docs,
+        None,
+        UID,
+        operator="op-1",
+        reason="BankID",
+        key_id=new.key_id,
+        fingerprint=fingerprint(new),
+        sessions=sessions,
+    )
+    assert (answer["signedOut"], sessions.ended) == (True, [UID])

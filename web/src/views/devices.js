@@ -18,7 +18,11 @@ function keyRow(key, mine) {
     action(remove, error, async () => {
       const what = mine ? "this browser" : "this device";
       if (!confirm(`Remove ${what} for good? It can no longer confirm payments.`)) return;
-      await call("sca_revoke_key", { keyId: key.id });
+      // a lost or stolen device: its session ends too (every session does, this one at its
+      // next sign-in within the hour), so it cannot look at the accounts or remove the others
+      const lost =
+        !mine && confirm("Was it lost or stolen? Then you are signed out everywhere, and sign in again here.");
+      await call("sca_revoke_key", { keyId: key.id, signOutEverywhere: lost });
       if (mine) await onRemovedHere(); // its id never comes back: this browser needs a new key
       toast("The device is removed", "ok");
     }),
