@@ -466,7 +466,7 @@ def reduce(
             return refused("reference_reused", record)
         return Settlement("reversed", None, record, replayed=True, reversal_id=rid)
     if _late(record, held):
-        return _reduce_released(record, rid, reference=reference, amount=amount, now=now)
+        return _reduce_released(auth_id, record, rid, reference=reference, amount=amount, now=now)
     if held is None or not _active(record, held):
         return refused(f"authorization_{record['status']}", record)
     # A hold past its expiry is reduced all the same: the job's release, in a transaction
@@ -497,15 +497,20 @@ def reduce(
     )
 
 
-def _reduce_released(record: dict[str, Any], rid: str, *, reference: str, amount: int, now: dt.datetime) -> Settlement:
+def _reduce_released(
+    auth_id: str, record: dict[str, Any], rid: str, *, reference: str, amount: int, now: dt.datetime
+) -> Settlement:
     """A partial reversal after the job released the hold: nothing is held to give back,
     but the merchant's final amount is kept (``reversals``), so a late capture may take at
-    most what is left authorised (`authorized_total`)."""
+    most what is left authorised (`authorized_total`); one of all of it calls the purchase
+    off, as the merchant's whole reversal after the expiry does (`release`)."""
     left = authorized_total(record)
-    if amount >= left:
-        return refused(OVER_HOLD, record)  # all of it: that is the whole reversal
-    entry = {"reference": reference, "amount": amount, "heldAmount": 0, "whole": False, "reversedAt": now}
+    if amount > left:
+        return refused(OVER_HOLD, record)
+    entry = {"reference": reference, "amount": amount, "heldAmount": 0, "whole": amount == left, "reversedAt": now}
     done = {**record, REVERSALS: {**(record.get(REVERSALS) or {}), rid: entry}, "updatedAt": now}
+    if amount == left:  # all that was left: the purchase is called off, as by a whole reversal
+        return replace(release(auth_id, done, None, reference=reference, status="reversed", now=now), reversal_id=rid)
     done["authorizedAmount"] = authorized_total(done)
     return Settlement("reversed", None, done, store=True, reversal_id=rid, silent=True)
 

@@ -210,12 +210,17 @@ def revoke_key(
     phone) every session of the customer's is ended as well (``sessions``), the one asking
     too: the lost phone's session can no longer look at the accounts, pay a known payee
     below the signature threshold or remove the customer's other devices once its ID token
-    expires. Done after the commit, and again on a retry, so a failure there is retried."""
+    expires. The sessions are ended first: ending them is right whatever the removal then
+    does, and if it fails nothing has changed, so the device is still listed for the
+    customer to try again (ended after the commit, a failure there left a device removed
+    with its session alive and nothing on the screen to retry)."""
     key_id = _key_id(key_id)
     if not isinstance(sign_out, bool):
         raise rules.ScaRefused("invalid_request", "signOutEverywhere must be true or false")
-    if sign_out and sessions is None:
-        raise ValueError("sign_out needs the sessions port")
+    if sign_out:
+        if sessions is None:
+            raise ValueError("sign_out needs the sessions port")
+        sessions.end_all(uid)
     enrolment, key = f"{SCA_ENROLMENTS}/{uid}", f"{keys_collection(uid)}/{key_id}"
     left: list[str] = []
     staged: list[outbox.Event] = []
@@ -237,8 +242,6 @@ def revoke_key(
 
     docs.transact(run, operation="sca_revoke_key")
     _announce(docs, publisher, staged)
-    if sign_out and sessions is not None:
-        sessions.end_all(uid)
     log.info("device key revoked", extra={"uid": uid, "keyId": key_id, "left": len(left), "signedOut": sign_out})
     return {"keyId": key_id, "revoked": True, "devicesLeft": len(left), "signedOut": sign_out}
 
@@ -262,8 +265,10 @@ def reopen_enrolment(
     and fingerprint the new device showed the operator (``key_id``, ``fingerprint``), no
     other: whoever holds the customer's password cannot enrol theirs in the window. The
     window runs from the commit's time, the database's clock, never the operator's. Every
-    session of the customer's is ended too (``sessions``, after the commit): the lost
-    phone's, and the new device signs in again once its ID token expires."""
+    session of the customer's is ended too (``sessions``): the lost phone's, and the new
+    device signs in again once its ID token expires. That is done once the reset is known
+    to be allowed and before it is committed, so a failure of it changes nothing and the
+    operator's retry is a first reset, not a second window and a second notice."""
     if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 200:
         raise rules.ScaRefused("invalid_reason", "reason: what proved the customer's identity (3-200 characters)")
     key_id = _key_id(key_id)
@@ -274,8 +279,8 @@ def reopen_enrolment(
     revoked: list[str] = []
     staged = [device_event(uid, "reset", key_id, at=clock())]
 
-    def run(uow: UnitOfWork) -> None:
-        found = uow.get_many([enrolment, customer])
+    def allowed(found: dict[str, Doc | None]) -> rules.Enrolment:
+        """The customer's enrolment, if the bank may reset it for this key; else refused."""
         if (_data(found[customer]) or {}).get("status") != "approved":
             raise rules.ScaRefused("unknown_customer", "no approved customer with this uid")
         state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((), frozenset())
@@ -283,6 +288,13 @@ def reopen_enrolment(
             raise rules.ScaRefused(
                 "device_key_revoked", "this device key id was revoked; the device must make a new one"
             )
+        return state
+
+    allowed(docs.get_many([enrolment, customer]))
+    sessions.end_all(uid)
+
+    def run(uow: UnitOfWork) -> None:
+        state = allowed(uow.get_many([enrolment, customer]))
         revoked[:] = sorted({*state.keys, *older})
         for old in revoked:
             uow.delete(f"{keys_collection(uid)}/{old}")
@@ -302,7 +314,6 @@ def reopen_enrolment(
 
     docs.transact(run, operation="sca_reopen_enrolment")
     notified = _announce(docs, publisher, staged)
-    sessions.end_all(uid)
     log.warning("device enrolment reopened", extra={"uid": uid, "operator": operator, "revoked": len(revoked)})
     return {
         "uid": uid,

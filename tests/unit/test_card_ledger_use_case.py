@@ -1526,13 +1526,28 @@ async def test_a_partial_reversal_past_the_expiry_is_kept_and_bounds_a_late_capt
     published = len(bank.events.published)
     after = await bank.ledger.reduce("ref-1", reversal_ref="rev-2", amount=8_000)
     assert (after.status, after.answer()["reversedAmount"], after.answer()["heldAmount"]) == ("reversed", 8_000, 0)
-    assert (await bank.ledger.reduce("ref-1", reversal_ref="rev-3", amount=12_000)).reason == "reversal_over_hold"
+    assert (await bank.ledger.reduce("ref-1", reversal_ref="rev-3", amount=12_001)).reason == "reversal_over_hold"
     assert len(bank.events.published) == published  # nothing more to tell the customer
     over = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=12_001)
     assert (over.status, over.reason) == ("refused", "invalid_capture")
     late = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)  # all that is left authorised
     assert (late.status, late.record["capturedAmount"], late.record["lateCapture"]) == ("captured", 12_000, True)
     assert bank.account()["balance"] == 88_000
+
+
+async def test_a_partial_reversal_of_all_that_is_left_after_the_expiry_calls_the_purchase_off(bank: Bank) -> None:
+    pan = bank.add_card()
+    await bank.buy(pan)
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, hours=1)
+    await bank.ledger.expire_holds()
+    published = len(bank.events.published)
+    await bank.ledger.reduce("ref-1", reversal_ref="rev-1", amount=5_000)
+    rest = await bank.ledger.reduce("ref-1", reversal_ref="rev-2", amount=20_000)
+    assert (rest.status, rest.record["status"], rest.answer()["heldAmount"]) == ("reversed", "reversed", 0)
+    assert len(bank.events.published) == published
+    late = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=1_000)
+    assert (late.status, late.reason) == ("refused", "authorization_reversed")
+    assert (await bank.ledger.reduce("ref-1", reversal_ref="rev-2", amount=20_000)).replayed
 
 
 async def test_the_merchants_reversal_after_the_expiry_stops_a_late_capture(bank: Bank) -> None:

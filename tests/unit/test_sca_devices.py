@@ -439,3 +439,33 @@ def test_the_banks_reset_signs_the_customer_out_everywhere(clocked):
         sessions=sessions,
     )
     assert (answer["signedOut"], sessions.ended) == (True, [UID])
+
+
+class Failing(Sessions):
+    def end_all(self, uid: str) -> None:
+        raise ConnectionError("Auth did not answer")
+
+
+def test_when_the_sessions_cannot_be_ended_nothing_is_removed_or_reset_and_a_retry_does_it_all(clocked):
+    docs, _now = clocked
+    phone, lost, new = Phone("phone-key-1"), Phone("phone-key-2"), Phone("new-phone-01")
+    sca.register_key(docs, None, UID, key_id=phone.key_id, public_key=phone.public)
+    put(docs, f"customers/{UID}", {"status": "approved"})
+    add(docs, lost, phone.approve(lost))
+    pub = RecordingPublisher()
+    with pytest.raises(ConnectionError):
+        sca.revoke_key(docs, pub, UID, key_id=lost.key_id, sign_out=True, sessions=Failing())
+    assert keys(docs) == ["phone-key-1", "phone-key-2"] and pub.stored == []  # still listed, to try again
+    sessions = Sessions()
+    assert sca.revoke_key(docs, pub, UID, key_id=lost.key_id, sign_out=True, sessions=sessions)["signedOut"]
+    assert (keys(docs), sessions.ended) == (["phone-key-1"], [UID])
+    shown = {"operator": "op-1", "reason": "BankID", "key_id": new.key_id, "fingerprint": fingerprint(new)}
+    with pytest.raises(ConnectionError):
+        sca.reopen_enrolment(docs, pub, UID, **shown, sessions=Failing())
+    assert keys(docs) == ["phone-key-1"] and "reopenedAt" not in docs.get(f"scaEnrolments/{UID}").data
+    # a reset the bank may not make ends nobody's sessions
+    assert refusal(sca.reopen_enrolment, docs, pub, "nobody", **shown, sessions=sessions) == "unknown_customer"
+    assert sessions.ended == [UID]
+    sca.reopen_enrolment(docs, pub, UID, **shown, sessions=sessions)
+    assert sessions.ended == [UID, UID] and keys(docs) == []
+    assert [b["change"] for b in pub.on(topology.SUBJECT_DEVICE_CHANGED)] == ["revoked", "reset"]

@@ -127,6 +127,9 @@ module "edge_service_account" {
     "roles/datastore.user",
     "roles/eventarc.eventReceiver",
     "roles/firebasecloudmessaging.admin", # on_push sends through FCM (the notifier only queues)
+    # sca_revoke_key (signOutEverywhere) and sca_reopen_enrolment revoke a customer's refresh
+    # tokens (firebaseauth.users.update; no narrower predefined role has it)
+    "roles/firebaseauth.admin",
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
     "roles/cloudtrace.agent", # each payment's trace starts in on_payment_request (Cloud Trace)
