@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,10 +33,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import requests
 
+from fjordbank.adapters.firebase_app import LazyApp
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0  # seconds
-FIREBASE_APP_NAME = "fjordbank-push"
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 # Keys FCM reserves in the data payload.
 _RESERVED_DATA_KEYS = frozenset({"from", "message_type", "notification"})
@@ -241,23 +241,7 @@ class FirebaseAdminSender(PushSender):
 
     def __init__(self, project_id: str, *, app: Any = None) -> None:
         self.project_id = project_id
-        self._app = app
-        self._lock = threading.Lock()
-
-    def _firebase_app(self) -> Any:
-        if self._app is not None:
-            return self._app
-        import firebase_admin
-
-        with self._lock:
-            if self._app is None:
-                self._app = _existing_app(firebase_admin) or firebase_admin.initialize_app(
-                    # Application default credentials, under our own name, so that nobody
-                    # else's later initialize_app() of the default app collides with ours.
-                    options={"projectId": self.project_id},
-                    name=FIREBASE_APP_NAME,
-                )
-            return self._app
+        self._app = LazyApp(project_id, app=app)
 
     def send(
         self, token: str, *, title: str, body: str, data: Mapping[str, Any], collapse_id: str | None = None
@@ -284,7 +268,7 @@ class FirebaseAdminSender(PushSender):
         # installation id). Our devices register FCM registration tokens, which FCM v1 still
         # takes as `token`; setting the attribute skips the constructor's DeprecationWarning.
         message.token = token
-        app = self._firebase_app()
+        app = self._app.get()
         try:
             message_id = messaging.send(message, app=app)
         except (messaging.UnregisteredError, messaging.SenderIdMismatchError) as exc:
@@ -301,16 +285,6 @@ class FirebaseAdminSender(PushSender):
         except exceptions.FirebaseError as exc:
             return _log_result(PushResult(token, ok=False, error=_firebase_error(exc), code=_firebase_code(exc)))
         return _log_result(PushResult(token, ok=True, message_id=message_id))
-
-
-def _existing_app(firebase_admin: Any) -> Any:
-    """Our named app if made already, else the default app if someone initialized it, else None."""
-    for args in ((FIREBASE_APP_NAME,), ()):
-        try:
-            return firebase_admin.get_app(*args)
-        except ValueError:
-            continue
-    return None
 
 
 # firebase_admin.messaging's errors for FCM's own error codes (the rest carry a gRPC code)
