@@ -13,20 +13,20 @@ import threading
 from typing import Any
 
 FIREBASE_APP_NAME = "fjordbank"
+_making = threading.Lock()  # one process-wide: the app's name is the whole process's
 
 
 class LazyApp:
     def __init__(self, project_id: str, *, app: Any = None) -> None:
         self.project_id = project_id
         self._app = app
-        self._lock = threading.Lock()
 
     def get(self) -> Any:
         if self._app is not None:
             return self._app
         import firebase_admin
 
-        with self._lock:
+        with _making:
             if self._app is None:
                 # application default credentials
                 self._app = existing_app(firebase_admin) or firebase_admin.initialize_app(

@@ -210,30 +210,37 @@ def revoke_key(
     phone) every session of the customer's is ended as well (``sessions``), the one asking
     too: the lost phone's session can no longer look at the accounts, pay a known payee
     below the signature threshold or remove the customer's other devices once its ID token
-    expires. The sessions are ended first: ending them is right whatever the removal then
-    does, and if it fails nothing has changed, so the device is still listed for the
-    customer to try again (ended after the commit, a failure there left a device removed
-    with its session alive and nothing on the screen to retry)."""
+    expires. The sessions are ended once the key is known to be the customer's and before
+    the removal is committed: if that fails nothing has changed, so the device is still
+    listed for the customer to try again (ended after the commit, a failure there left a
+    device removed with its session alive and nothing on the screen to retry)."""
     key_id = _key_id(key_id)
     if not isinstance(sign_out, bool):
         raise rules.ScaRefused("invalid_request", "signOutEverywhere must be true or false")
-    if sign_out:
-        if sessions is None:
-            raise ValueError("sign_out needs the sessions port")
-        sessions.end_all(uid)
     enrolment, key = f"{SCA_ENROLMENTS}/{uid}", f"{keys_collection(uid)}/{key_id}"
     left: list[str] = []
     staged: list[outbox.Event] = []
 
+    def revocable(found: dict[str, Doc | None]) -> rules.Enrolment:
+        """The customer's enrolment, if the key is theirs (or was: a retry); else refused."""
+        state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((), frozenset(), None)
+        if found[key] is None and key_id not in state.revoked:
+            raise rules.ScaRefused("unknown_device_key", "no such device key of yours")
+        return state
+
+    if sign_out:
+        if sessions is None:
+            raise ValueError("sign_out needs the sessions port")
+        revocable(docs.get_many([enrolment, key]))  # a refused removal ends nobody's sessions
+        sessions.end_all(uid)
+
     def run(uow: UnitOfWork) -> None:
         staged.clear()
         found = uow.get_many([enrolment, key])
-        state = rules.Enrolment.of(_data(found[enrolment])) or rules.Enrolment((), frozenset(), None)
-        if found[key] is None:
-            if key_id in state.revoked:
-                left[:] = state.keys
-                return
-            raise rules.ScaRefused("unknown_device_key", "no such device key of yours")
+        state = revocable(found)
+        if found[key] is None:  # revoked before: a retry after a lost answer
+            left[:] = state.keys
+            return
         left[:] = [k for k in state.keys if k != key_id]
         uow.set(enrolment, {"keys": left, "revoked": sorted({*state.revoked, key_id})}, merge=True)
         uow.delete(key)

@@ -463,7 +463,10 @@ def test_when_the_sessions_cannot_be_ended_nothing_is_removed_or_reset_and_a_ret
     with pytest.raises(ConnectionError):
         sca.reopen_enrolment(docs, pub, UID, **shown, sessions=Failing())
     assert keys(docs) == ["phone-key-1"] and "reopenedAt" not in docs.get(f"scaEnrolments/{UID}").data
-    # a reset the bank may not make ends nobody's sessions
+    # a removal or a reset the bank may not make ends nobody's sessions
+    assert refusal(sca.revoke_key, docs, pub, UID, key_id="nobodys-key", sign_out=True, sessions=sessions) == (
+        "unknown_device_key"
+    )
     assert refusal(sca.reopen_enrolment, docs, pub, "nobody", **shown, sessions=sessions) == "unknown_customer"
     assert sessions.ended == [UID]
     sca.reopen_enrolment(docs, pub, UID, **shown, sessions=sessions)
