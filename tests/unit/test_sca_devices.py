@@ -344,6 +344,20 @@ def test_a_signature_that_is_not_ascii_is_no_signature():
 
 
 # ---- the customer is told of every change to their devices -----------------------------------
+def reset_for(docs, pub, new: Phone, sessions: Sessions | None = None) -> dict:
+    """The bank's reset for ``new``, as an operator makes it after BankID."""
+    return sca.reopen_enrolment(
+        docs,
+        pub,
+        UID,
+        operator="op-1",
+        reason="BankID",
+        key_id=new.key_id,
+        fingerprint=fingerprint(new),
+        sessions=sessions or Sessions(),
+    )
+
+
 def test_every_change_to_the_devices_is_announced_once_and_the_first_key_is_not(clocked):
     docs, _now = clocked
     pub = RecordingPublisher()
@@ -355,16 +369,7 @@ def test_every_change_to_the_devices_is_announced_once_and_the_first_key_is_not(
     sca.add_device(docs, pub, UID, key_id=tablet.key_id, public_key=tablet.public, approval=phone.approve(tablet))
     sca.revoke_key(docs, pub, UID, key_id=tablet.key_id)
     sca.revoke_key(docs, pub, UID, key_id=tablet.key_id)  # a retry after a lost answer
-    sca.reopen_enrolment(
-        docs,
-        pub,
-        UID,
-        operator="op-1",
-        reason="BankID",
-        key_id=new.key_id,
-        fingerprint=fingerprint(new),
-        sessions=Sessions(),
-    )
+    reset_for(docs, pub, new)
     sca.register_key(
         docs, pub, UID, key_id=new.key_id, public_key=new.public, clock=lambda: NOW + dt.timedelta(minutes=1)
     )
@@ -378,16 +383,7 @@ def test_every_change_to_the_devices_is_announced_once_and_the_first_key_is_not(
     assert all(DeviceChanged.from_json(p.body).uid == UID for p in pub.stored)
     assert docs.query(outbox.OUTBOX) == []  # published, so taken off the outbox
     # the bank resets again expecting the same key: a second notice, not the first again
-    again = sca.reopen_enrolment(
-        docs,
-        pub,
-        UID,
-        operator="op-1",
-        reason="BankID",
-        key_id=new.key_id,
-        fingerprint=fingerprint(new),
-        sessions=Sessions(),
-    )
+    again = reset_for(docs, pub, new)
     assert again["noticePublished"] is True
     resets = [b for b in pub.on(topology.SUBJECT_DEVICE_CHANGED) if b["change"] == "reset"]
     assert len(resets) == 2 and resets[0]["changed_at"] != resets[1]["changed_at"]
@@ -428,16 +424,7 @@ def test_the_banks_reset_signs_the_customer_out_everywhere(clocked):
     phone, new, sessions = Phone("phone-key-1"), Phone("new-phone-01"), Sessions()
     sca.register_key(docs, None, UID, key_id=phone.key_id, public_key=phone.public)
     put(docs, f"customers/{UID}", {"status": "approved"})
-    answer = sca.reopen_enrolment(
-        docs,
-        None,
-        UID,
-        operator="op-1",
-        reason="BankID",
-        key_id=new.key_id,
-        fingerprint=fingerprint(new),
-        sessions=sessions,
-    )
+    answer = reset_for(docs, None, new, sessions)
     assert (answer["signedOut"], sessions.ended) == (True, [UID])
 
 
