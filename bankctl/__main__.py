@@ -21,6 +21,7 @@ import threading
 from bankctl import commands, errors
 from bankctl.customers import DEFAULT_PASSWORD
 from fjordbank.errors import ConfigError
+from simulators.counterparty.send import DEFAULT_PAYER, DEFAULT_PAYER_ACCOUNT
 
 
 class Parser(argparse.ArgumentParser):
@@ -118,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60, help="seconds to wait for the final status (default: %(default)s)"
     )
     json_flag(pay)
+
+    receive = command("receive", commands.receive, "money from another bank to an account (the local stack)")
+    receive.add_argument("to", metavar="TO", help="the account credited (11 digits) or a customer (uid, e-mail)")
+    receive.add_argument("amount", metavar="AMOUNT", help="kroner, e.g. 25000 or 1250,50")
+    receive.add_argument("--from-name", default=DEFAULT_PAYER, help="the payer's name (default: %(default)s)")
+    receive.add_argument("--from-account", default=DEFAULT_PAYER_ACCOUNT, help="the payer's account at the other bank")
+    received_text = receive.add_mutually_exclusive_group()
+    received_text.add_argument("--message", help="the payer's message (at most 140 characters)")
+    received_text.add_argument("--kid", help="a KID")
+    receive.add_argument("--no-wait", action="store_true", help="return once the file is delivered")
+    receive.add_argument("--timeout", type=float, default=60, help="seconds to wait (default: %(default)s)")
+    json_flag(receive)
 
     ledger = command("ledger", commands.ledger, "a customer's accounts, balances and transactions, newest first")
     ledger.add_argument("customer", metavar="CUSTOMER", help="uid, e-mail or one of their account numbers")

@@ -528,6 +528,60 @@ def _payee_account(bank, to: str) -> str:
     return payee_accounts[0]
 
 
+def receive(args) -> int:
+    """Money from another bank: the clearing house's pacs.008 for it, delivered into the local
+    clearing channel (as simulators.counterparty.send does), then followed in the ledger until
+    the bank credited it or sent it back (a closed account, no such account: a pacs.004 to the
+    paying bank). The payee is an account number, or a customer (uid, e-mail: their first open
+    account)."""
+    import time
+
+    from fjordbank.adapters.firestore import LEDGER_PAYMENTS
+    from fjordbank.domain.errors import DomainError
+    from fjordbank.domain.money import Money
+    from fjordbank.service_layer.incoming import return_name
+    from simulators.counterparty import send
+
+    to_account = _account_number(args.to) or _payee_account(_bank(args), args.to)
+    try:
+        credit = send.Credit(
+            to_account=to_account,
+            amount=Money.parse_nok(args.amount).minor,
+            payer_name=args.from_name,
+            payer_account=args.from_account.replace(".", "").replace(" ", ""),
+            message=args.message,
+            kid=args.kid,
+        )
+        batch = send.batch_of([credit], now=dt.datetime.now(dt.UTC))
+    except DomainError as exc:
+        raise CommandError(f"not sent: {exc.message}") from None
+    channel = args.config.stack_settings.clearing_dir
+    send.deliver(channel, batch)
+    payment_id = batch.transfers[0].payment_id
+    result = {"paymentId": payment_id, "toAccount": to_account, "amount": credit.amount, "status": "delivered"}
+    if not args.no_wait:
+        db = _firestore(args.config)
+        deadline = time.monotonic() + args.timeout
+        returned = channel / "delivered" / return_name(payment_id)
+        with _google_errors("following the payment", args.config):
+            while time.monotonic() < deadline:
+                snap = db.collection(LEDGER_PAYMENTS).document(payment_id).get()
+                status = (snap.to_dict() or {}).get("status") if snap.exists else None
+                if status == "completed" or (returned.exists() and returned.stat().st_size > 0):
+                    result["status"] = "credited" if status == "completed" else "sent back"
+                    result["reason"] = (snap.to_dict() or {}).get("steps", {}).get("arrived", {}).get("reason")
+                    break
+                time.sleep(0.25)
+            else:
+                raise CommandError(f"{payment_id} not credited or sent back in {args.timeout:g} s: is the stack up?")
+    if args.json:
+        emit_json(result)
+    else:
+        reason = f" ({result['reason']})" if result.get("reason") else ""
+        print(f"{payment_id}  {Money.nok(credit.amount).format_nok()} to {to_account}: {result['status']}{reason}")
+    return 0 if result["status"] in ("credited", "delivered") else 1
+
+
 def pay(args) -> int:
     """Pay as the customer, through the app's surface: the payment request is written to
     users/{uid}/paymentRequests/{id} with the customer's ID token (the security rules apply),

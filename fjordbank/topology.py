@@ -72,6 +72,13 @@ REFUND = "refund"
 # payer's ``completed``: what the payee's read models (insights) apply in that partition.
 SUBJECT_PAYMENT_CREDITED = "payments.credited"
 CREDITED = "credited"
+# A payment from another bank (fjordbank.domain.payments.INCOMING), in the payee's partition:
+# clearing's ``arrived`` (read from the clearing house's pacs.008) for the ledger to credit,
+# and the ledger's ``unapplied`` (the credit cannot be made) for clearing to send back.
+SUBJECT_PAYMENT_ARRIVED = "payments.arrived"
+SUBJECT_PAYMENT_UNAPPLIED = "payments.unapplied"
+ARRIVED = "arrived"
+UNAPPLIED = "unapplied"
 
 SUBJECT_CUSTOMER_APPROVED = "customers.approved"
 SUBJECT_CUSTOMER_REVIEW = "customers.review"
@@ -320,6 +327,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
             SUBJECT_PAYMENT_RETURNED,
             SUBJECT_PAYMENT_CREDIT,
             SUBJECT_PAYMENT_REFUND,
+            SUBJECT_PAYMENT_ARRIVED,
         ),
         description="Holds and posts payments as double entry in the Firestore ledger.",
     ),
@@ -327,8 +335,11 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
         durable="clearing",
         stream=STREAM_PAYMENTS,
         partitioned=True,
-        filter_subjects=(SUBJECT_PAYMENT_RESERVED,),
-        description="Sends external payments to other banks in pain.001 files; reads pain.002 answers.",
+        filter_subjects=(SUBJECT_PAYMENT_RESERVED, SUBJECT_PAYMENT_UNAPPLIED),
+        description=(
+            "Sends external payments to other banks in pain.001 files; reads pain.002 answers;"
+            " reads payments from other banks (pacs.008) and sends back those it cannot credit (pacs.004)."
+        ),
     ),
     ConsumerSpec(
         durable="notifier",
@@ -431,6 +442,7 @@ IDENTITIES: tuple[Identity, ...] = (
             every_partition(SUBJECT_PAYMENT_CREDIT),
             every_partition(SUBJECT_PAYMENT_REFUND),
             every_partition(SUBJECT_PAYMENT_CREDITED),
+            every_partition(SUBJECT_PAYMENT_UNAPPLIED),
         ),
         consumes=("ledger",),
     ),
@@ -440,6 +452,7 @@ IDENTITIES: tuple[Identity, ...] = (
             every_partition(SUBJECT_PAYMENT_SUBMITTED),
             every_partition(SUBJECT_PAYMENT_SETTLED),
             every_partition(SUBJECT_PAYMENT_RETURNED),
+            every_partition(SUBJECT_PAYMENT_ARRIVED),
         ),
         consumes=("clearing",),
     ),

@@ -23,6 +23,13 @@ submitted: failing the batch instead would have it redelivered until it was dead
 during a long outage. Answers are not read while the channel is down; they wait at the
 other side. So payments wait (reserved / submitted) and none is lost or dead-lettered.
 
+Payments from other banks: the same background task reads the clearing house's pacs.008
+files from ``incoming/`` and publishes payments.arrived per credit for the ledger; a credit
+the ledger could not apply comes back as payments.unapplied, and is sent back in a pacs.004
+(fjordbank.service_layer.incoming). A return the channel cannot take now (down) is tried
+again after ``RETURN_RETRY_SECONDS``; at the sixth try it is dead-lettered for an operator to
+replay once the channel is back (fjordbank.runtime.dead_letters).
+
 The counterparty answering twice or out of order (as the simulated other bank does on a
 chaos run's ``counterparty`` fault): each answer is handled as it comes; a payment's settled
 or returned step has one message id (JetStream stores it once) and the ledger answers a
@@ -43,19 +50,25 @@ from fjordbank.adapters.clearing_store import ClearingDirs
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client, is_transient
 from fjordbank.config import Settings, load_settings
+from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
-from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
+from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome, Retry
 from fjordbank.service_layer.clearing import Clearing, submitted, unsendable
+from fjordbank.service_layer.incoming import Incoming
+from fjordbank.service_layer.owners import Owners
+from fjordbank.topology import UNAPPLIED
 
 log = logging.getLogger("clearing")
 POLL_SECONDS = 0.5
+RETURN_RETRY_SECONDS = 60.0  # a return the channel did not take: tried again after this
 
 
 class ClearingHandler:
-    def __init__(self, clearing: Clearing, dirs: ClearingDirs) -> None:
+    def __init__(self, clearing: Clearing, dirs: ClearingDirs, incoming: Incoming) -> None:
         self.clearing = clearing
         self.dirs = dirs
+        self.incoming = incoming
         self.js = None
         self._handle = steps.payment_step(self.submit)
 
@@ -72,6 +85,9 @@ class ClearingHandler:
     async def submit(self, step: steps.Step[PaymentEvent]) -> None:
         items = []
         for i, e in step.items:
+            if e.status == UNAPPLIED:
+                self.send_back(step, i, e)
+                continue
             problem = unsendable(e.payment)
             if problem is None:
                 items.append((i, e))
@@ -102,6 +118,23 @@ class ClearingHandler:
                 fresh.discard(e.payment.payment_id)
                 payment_metrics.step_result("clearing", "submitted", step.batch[i])
 
+    def send_back(self, step: steps.Step[PaymentEvent], i: int, e: PaymentEvent) -> None:
+        """A payment from another bank the ledger could not credit: its return, once."""
+        try:
+            self.incoming.unapplied(e)
+        except OSError as exc:  # the channel is down (ConnectionError) or failed the write
+            log.warning(
+                "a return not delivered; trying again later",
+                extra={"payment_id": e.payment.payment_id, "error": str(exc)},
+            )
+            step.decide(i, Retry(f"return not delivered: {exc}", delay=RETURN_RETRY_SECONDS))
+            return
+        except DomainError as exc:  # an event this code did not make: an operator's
+            step.reject(i, f"cannot be sent back: {exc}")
+            return
+        step.ack(i)
+        payment_metrics.step_result("clearing", "sent_back", step.batch[i])
+
     # ---- answers from the other banks ---------------------------------------------------
     async def read_answers(self, stop: asyncio.Event) -> None:
         down = False
@@ -109,6 +142,8 @@ class ClearingHandler:
             try:
                 for path in self.dirs.answers():
                     await self.handle_answer(path)
+                for path in self.dirs.incoming():
+                    await self.handle_incoming(path)
             except ConnectionError as exc:  # the channel is down: the answers wait at the other side
                 if not down:
                     log.warning("clearing channel down: answers not read", extra={"error": str(exc)})
@@ -124,6 +159,10 @@ class ClearingHandler:
                 down = False
             await asyncio.sleep(POLL_SECONDS)
 
+    async def handle_incoming(self, path: Path) -> None:
+        for _ in await self.incoming.receive_file(path, self.publish):
+            payment_metrics.step_result("clearing", "arrived")  # no message started it: no step time
+
     async def handle_answer(self, path: Path) -> None:
         for e in await self.clearing.handle_answer(path, self.publish):
             payment_metrics.step_result("clearing", e.status)  # no message started it: no step time
@@ -136,7 +175,8 @@ def build(settings: Settings) -> tuple[ClearingHandler, list]:
     switch = faults.for_service("clearing")  # chaos runs on the emulator only
     dirs = ClearingDirs(channel, switch)
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=switch))
-    handler = ClearingHandler(Clearing(docs, dirs, bic=settings.bic), dirs)
+    owners = Owners(docs)
+    handler = ClearingHandler(Clearing(docs, dirs, bic=settings.bic), dirs, Incoming(dirs, owners.of))
     return handler, [handler.read_answers, handler.clearing.deliver_pending]
 
 

@@ -2,8 +2,11 @@
 
 Files are exchanged through directories (in production a transfer service such as SFTP
 moves them): pain.001 files are written to ``outbox/``, pain.002 answers arrive in
-``inbox/`` and are moved to ``processed/`` once handled. Writes are atomic (a temporary
-file renamed into place), so the other side never reads half a file.
+``inbox/`` and are moved to ``processed/`` once handled. Payments from other banks arrive
+as pacs.008 files in ``incoming/`` (moved to ``processed/`` too), and the returns of those
+that cannot be credited go out as pacs.004 files in ``outbox/`` (``RET-<payment id>.xml``).
+Writes are atomic (a temporary file renamed into place), so the other side never reads
+half a file.
 
 The bank's side of the exchange is ``ClearingDirs.deliver`` (a pain.001 out), ``delivered``,
 ``answers`` and ``read_answer`` (pain.002s in): the channel
@@ -55,10 +58,10 @@ class ClearingDirs:
     def __init__(self, root: str | Path, faults: FaultSwitch | None = None) -> None:
         self.root = Path(root)
         self.faults = faults
-        self.outbox, self.inbox, self.processed, self.sent, self.delivered_marks = (
-            self.root / name for name in ("outbox", "inbox", "processed", "sent", "delivered")
+        self.outbox, self.inbox, self.processed, self.sent, self.delivered_marks, self.incoming_dir = (
+            self.root / name for name in ("outbox", "inbox", "processed", "sent", "delivered", "incoming")
         )
-        for d in (self.outbox, self.inbox, self.processed, self.sent, self.delivered_marks):
+        for d in (self.outbox, self.inbox, self.processed, self.sent, self.delivered_marks, self.incoming_dir):
             d.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
@@ -153,6 +156,16 @@ class ClearingDirs:
         self._channel()
         return path.read_bytes()
 
+    def incoming(self) -> list[Path]:
+        """The pacs.008 files of payments from other banks waiting, by name."""
+        self._channel()
+        return sorted(self.incoming_dir.glob("*.xml"))
+
+    def read_incoming(self, path: Path) -> bytes:
+        self._channel()
+        return path.read_bytes()
+
     def file_away(self, path: Path, suffix: str = "") -> None:
-        """An answer handled, into ``processed/`` (``suffix``: set aside for an operator)."""
+        """An answer or a pacs.008 handled, into ``processed/`` (``suffix``: set aside for
+        an operator)."""
         path.rename(self.processed / f"{path.name}{suffix}")

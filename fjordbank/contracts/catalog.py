@@ -46,12 +46,12 @@ class Entry:
 
 PAYMENT = Entry(
     "payment",
-    payments.CONTRACT_VERSION,
+    payments.EVENT_VERSION,
     payments.PaymentEvent,
     closed=True,
     refine={
-        "status": {"enum": sorted(set(payments.STATUS_RANK) | payments.LEDGER_LEGS)},
-        "payment.kind": {"enum": [payments.INTERNAL, payments.EXTERNAL]},
+        "status": {"enum": sorted(set(payments.STATUS_RANK) | payments.LEDGER_LEGS | payments.INCOMING_STEPS)},
+        "payment.kind": {"enum": list(payments.KINDS)},
     },
 )
 

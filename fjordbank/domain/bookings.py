@@ -23,7 +23,7 @@ from typing import Any
 
 from fjordbank.domain.categories import override_key
 from fjordbank.domain.norway import mask_account_number
-from fjordbank.domain.payments import PaymentEvent
+from fjordbank.domain.payments import INCOMING, PaymentEvent
 from fjordbank.topology import CREDITED
 
 CARD = "card"
@@ -74,6 +74,20 @@ def from_payment(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking]
     if event.status != "completed":
         return []
     p = event.payment
+    if p.kind == INCOMING:  # from another bank: money in for the payee (``p.uid``) only
+        return [
+            Booking(
+                uid=p.uid,
+                tx_id=p.payment_id,
+                account_id=p.to_account,
+                date=p.booking_date,
+                amount=p.amount,
+                direction=IN,
+                kind=PAYMENT,
+                counterparty_account=p.from_account,
+                kid=p.kid,
+            )
+        ]
     own = payee_uid == p.uid
     payer = Booking(
         uid=p.uid,
@@ -104,6 +118,8 @@ def for_partition(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking
     if event.status == CREDITED:
         completed = replace(event, status="completed")
         return [b for b in from_payment(completed, payee_uid=payee_uid) if b.direction == IN]
+    if event.payment.kind == INCOMING:  # routed by the payee's account: its side is this partition's
+        return from_payment(event, payee_uid=None)
     return [b for b in from_payment(event, payee_uid=payee_uid) if b.direction == OUT]
 
 

@@ -36,9 +36,11 @@ INTERNAL_WORLD = "internal-world"
 WORLD_SHARDS = 16
 INTERNAL_WORLD_SHARDS = tuple(f"internal-world-{i:02d}" for i in range(WORLD_SHARDS))
 INTERNAL_CLEARING = "internal-clearing"
-# Settled external payments: what the bank paid out through clearing. Sharded by payment
-# partition (fjordbank/topology.py): a partition's steps are posted by the one ledger
-# instance that holds it, so each shard has one writer and instances never contend for it.
+# Settled external payments: what the bank paid out through clearing, less what came in
+# from other banks (the payee's partition's shard pays an incoming payment out to the
+# payee): the bank's position with the clearing house. Sharded by payment partition
+# (fjordbank/topology.py): a partition's steps are posted by the one ledger instance that
+# holds it, so each shard has one writer and instances never contend for it.
 # ``internal-settlement`` itself took every settlement before the partitions; it keeps
 # those and takes no new ones. The shards and it together are the settlement balance.
 INTERNAL_SETTLEMENT = "internal-settlement"
@@ -68,7 +70,8 @@ INTERNAL_ACCOUNTS = (
 
 
 def settlement_account(payer_account: str) -> str:
-    """The settlement shard of a payment: its payer's partition's."""
+    """The settlement shard of a payment: its payer's partition's (a payment from another
+    bank: its payee's, the account its steps are routed by)."""
     return INTERNAL_SETTLEMENT_SHARDS[partition_of(payer_account)]
 
 

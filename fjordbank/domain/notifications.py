@@ -9,7 +9,9 @@ from typing import Any
 from fjordbank.domain.categories import categorise, override_key
 from fjordbank.domain.money import Money
 from fjordbank.domain.norway import mask_account_number
+from fjordbank.domain.payments import INCOMING as INCOMING_KIND
 from fjordbank.domain.payments import PaymentEvent
+from fjordbank.domain.payments import payer_name as incoming_payer
 
 # Push kinds, each with its own user preference (marketing is off unless chosen).
 PAYMENTS = "payments"
@@ -66,6 +68,21 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
     p = event.payment
     data = {"paymentId": p.payment_id, "requestId": p.request_id, "status": event.status}
     pushes: list[Push] = []
+    if p.kind == INCOMING_KIND:  # from another bank to ``p.uid``: only its arrival is told
+        if event.status == "completed":
+            payer = incoming_payer(event)
+            source = f" from {payer}" if payer else ""
+            pushes.append(
+                Push(
+                    p.uid,
+                    INCOMING,
+                    "Money received",
+                    f"You received {_amount(p.amount)}{source}",
+                    {**data, "status": "received"},
+                    f"{p.payment_id}:received",
+                )
+            )
+        return pushes
     if event.status == "completed":
         pushes.append(
             Push(
@@ -166,6 +183,10 @@ def transaction_entries(
             "date": p.booking_date,
         }
 
+    if p.kind == INCOMING_KIND:  # the payee's entry only: the payer is another bank's customer
+        if event.status != "completed":
+            return {}
+        return {p.to_account: entry(p.uid, "in", 1, p.from_account, incoming_payer(event), "posted", None)}
     entries = {p.from_account: entry(p.uid, "out", -1, p.to_account, p.payee_name, status, event.reason)}
     if p.kind == "internal" and event.status == "completed" and payee_uid is not None:
         entries[p.to_account] = entry(payee_uid, "in", 1, p.from_account, payer_name, "posted", None)

@@ -8,6 +8,8 @@
     approved, external   hold the funds               -> reserved  | failed
     settled              capture the hold, post it    -> completed
     returned             release the hold             -> failed (with the counterparty's reason)
+    arrived, incoming    credit the payee from the settlement shard
+                                                      -> completed | unapplied (with the reason)
 
 An internal payment's two legs run in two partitions (fjordbank/topology.py: ``credit`` is
 routed by the payee's account), so each account is written by its own partition's ledger
@@ -48,8 +50,8 @@ from fjordbank.domain.ledger import (
     transit_in_account,
     transit_out_account,
 )
-from fjordbank.domain.payments import EXTERNAL, PaymentEvent
-from fjordbank.topology import CREDIT, CREDITED, REFUND
+from fjordbank.domain.payments import EXTERNAL, INCOMING, PaymentEvent
+from fjordbank.topology import ARRIVED, CREDIT, CREDITED, REFUND, UNAPPLIED
 
 # An external payment's hold is released by its answer (settled or returned), whenever it
 # comes: this expiry only says how long it was meant to take (FjbPaymentNotFinal alerts on a
@@ -219,16 +221,42 @@ def _release_returned(book: Book, record: dict[str, Any], event: PaymentEvent, n
     return StepResult("failed", event.reason or "returned", event.message)
 
 
+def _credit_incoming(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
+    """arrived (a payment from another bank, in the payee's partition): the clearing house
+    has settled it with the bank, so the payee's partition's settlement shard pays it to the
+    payee; a payee's account that cannot take it (closed, another currency, none) leaves it
+    unapplied, and clearing sends it back. Only a payment from another bank arrives."""
+    p = event.payment
+    if p.kind != INCOMING:
+        raise UnexpectedStep(f"a {p.kind} payment does not arrive from another bank")
+    try:
+        posting = book.receive(
+            payment_id=p.payment_id,
+            step="credit",
+            source=settlement_account(p.to_account),
+            credit=p.to_account,
+            amount=p.amount,
+            currency=p.currency,
+        )
+    except Declined as exc:
+        return StepResult(UNAPPLIED, exc.code, exc.message)
+    _add_posting(record, posting, now)
+    return StepResult("completed")
+
+
 _LATER_STEPS: dict[str, StepFn] = {
     CREDIT: _credit_payee,
     REFUND: _refund_payer,
     "settled": _settle,
     "returned": _release_returned,
+    ARRIVED: _credit_incoming,
 }
 
 
 def _step_fn(step: str, kind: str) -> StepFn:
     if step == "approved":
+        if kind == INCOMING:
+            raise UnexpectedStep("a payment from another bank is not approved here: it arrives")
         return _hold_external if kind == EXTERNAL else _debit_internal
     fn = _LATER_STEPS.get(step)
     if fn is None:

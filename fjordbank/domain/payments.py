@@ -28,7 +28,13 @@ from fjordbank.domain.norway import (
     validate_kid,
 )
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 1  # the app's payment request (contracts/payment_request.v1.schema.json)
+# The payment event on NATS (contracts/events/payment.v<N>.schema.json), carried as its
+# payment's ``v``. 2: payments from other banks (kind ``incoming``, steps ``arrived`` and
+# ``unapplied``); a consumer of v1 refuses those, so the consumers (ledger, notifier,
+# insights) are deployed before clearing starts reading pacs.008 files. A v1 event still in
+# the stream is a v2 one without them.
+EVENT_VERSION = 2
 CURRENCY = "NOK"
 MAX_AMOUNT_MINOR = 100_000_000  # 1,000,000.00 NOK per payment (the contract's ceiling)
 MAX_MESSAGE_LENGTH = 140  # ISO 20022 unstructured remittance information
@@ -74,6 +80,10 @@ WAITING = "received"
 # notice to the payee's partition (topology.CREDITED): events on NATS between partitions,
 # never a status of the app's request (no rank).
 LEDGER_LEGS = frozenset({topology.CREDIT, topology.REFUND, topology.CREDITED})
+# An incoming payment's steps before its final state: clearing's ``arrived`` and the
+# ledger's ``unapplied`` (never shown: nobody here asked for it, and a credit that could
+# not be applied goes back to the payer's bank, not to a customer's feed).
+INCOMING_STEPS = frozenset({topology.ARRIVED, topology.UNAPPLIED})
 # States nobody shows as they happen: the next service answers each at once with the next
 # state (screening's approved -> the ledger's reserved, credit or failed; the ledger's
 # reserved -> clearing's submitted, even with the channel to the clearing house down;
@@ -98,9 +108,30 @@ ON_REQUEST = "onRequest"
 # (fjordbank.service_layer.owners). Absent (a standing order's payment, a payment the
 # scheduler submits on its due date): they read it.
 PAYEE_UID = "payeeUid"
+# In ``detail`` of a payment from another bank (`INCOMING`), from clearing on: the payer's
+# name as the pacs.008 gives it (what the payee's feed and push say it came from). In the
+# detail, not the payment, so the payment's contract (v1) is unchanged.
+PAYER_NAME = "payerName"
+
+
+def payer_name(event: PaymentEvent) -> str | None:
+    """The payer's name an incoming payment's event carries (`PAYER_NAME`), None if none."""
+    name = (event.detail or {}).get(PAYER_NAME)
+    return name if isinstance(name, str) and name else None
+
+
 UNSHOWN = frozenset({"approved", "reserved", "settled", "returned"})
 INTERNAL = "internal"  # both accounts in this bank: debited and credited by the ledger, no clearing
 EXTERNAL = "external"  # to another bank: held, cleared in a pain.001 file, then posted or released
+# From another bank to a Fjordbank customer, delivered by the clearing house in a pacs.008
+# (fjordbank.domain.pacs): clearing publishes it as ``arrived`` in the payee's partition, the
+# ledger credits the payee (``completed``) or cannot (``unapplied``: clearing sends it back
+# in a pacs.004). Its ``uid`` is the payee's (the customer whose payment it is: no customer
+# here made it), ``from_account`` the payer's account at the other bank, and its detail
+# names the payer (`PAYER_NAME`) and the transfer in the file (for its return). Every step
+# of it is routed by the payee's account.
+INCOMING = "incoming"
+KINDS = (INTERNAL, EXTERNAL, INCOMING)
 
 
 class PaymentRejected(DomainError):
@@ -293,7 +324,7 @@ class PaymentRequested:
     payment_id: str
     uid: str
     request_id: str
-    kind: str  # internal | external
+    kind: str  # internal | external | incoming
     from_account: str
     to_account: str
     amount: int
@@ -303,7 +334,7 @@ class PaymentRequested:
     due_date: str
     body_hash: str
     requested_at: str
-    v: int = CONTRACT_VERSION
+    v: int = EVENT_VERSION
     payee_name: str | None = None  # as the customer typed it (optional; events before it have none)
 
     def to_json(self) -> dict[str, Any]:
@@ -340,7 +371,7 @@ class PaymentRequested:
         event = cls(**data)
         if type(event.amount) is not int or not 0 < event.amount <= MAX_AMOUNT_MINOR:
             raise PaymentRejected("malformed_event", "event amount must be a positive int within the ceiling")
-        if event.kind not in (INTERNAL, EXTERNAL):
+        if event.kind not in KINDS:
             raise PaymentRejected("malformed_event", f"unknown payment kind {event.kind!r}")
         _check_event_fields(event)
         return event
@@ -387,6 +418,8 @@ class PaymentEvent:
         # the payer's partition last: one payer's steps go through one instance, in order
         # (the ledger's credit leg: the payee's, topology.step_account)
         p = self.payment
+        if p.kind == INCOMING:  # the payer's account is at another bank: all in the payee's partition
+            return topology.payment_subject(self.status, p.to_account)
         return topology.payment_subject(self.status, topology.step_account(self.status, p.from_account, p.to_account))
 
     @property
@@ -408,7 +441,7 @@ class PaymentEvent:
         if not isinstance(data, dict) or set(data) - {"payment", "status", "reason", "message", "detail"}:
             raise PaymentRejected("malformed_event", "not a payment event")
         status = data.get("status")
-        if status not in STATUS_RANK and status not in LEDGER_LEGS:
+        if status not in STATUS_RANK and status not in LEDGER_LEGS | INCOMING_STEPS:
             raise PaymentRejected("malformed_event", f"unknown status {status!r}")
         detail, reason, message = data.get("detail") or {}, data.get("reason"), data.get("message")
         if not isinstance(detail, dict) or not all(isinstance(v, str | None) for v in (reason, message)):

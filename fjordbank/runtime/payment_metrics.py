@@ -36,8 +36,9 @@ FINAL_SECONDS = Histogram(
 # step -> the outcomes it publishes (the catalogue's label_values)
 OUTCOMES = {
     "screening": ("approved", "rejected"),
-    "ledger": ("reserved", "credit", "refund", "completed", "failed"),
-    "clearing": ("submitted", "settled", "returned"),
+    "ledger": ("reserved", "credit", "refund", "completed", "failed", "unapplied"),
+    # arrived: a payment from another bank read from a pacs.008; sent_back: its return
+    "clearing": ("submitted", "settled", "returned", "arrived", "sent_back"),
 }
 FINAL = ("completed", "failed")
 

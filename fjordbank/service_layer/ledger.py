@@ -105,7 +105,7 @@ from fjordbank.service_layer.ports import (
     system_clock,
 )
 from fjordbank.service_layer.recent import Attempted, Version
-from fjordbank.topology import CREDIT, REFUND
+from fjordbank.topology import ARRIVED, CREDIT, REFUND, UNAPPLIED
 
 Record = dict[str, Any]  # a payment's ledger record (fjordbank.domain.payment_ledger.new_record)
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
@@ -113,6 +113,7 @@ KNOWN = 20_000  # documents (accounts, records, holds) a ledger process remember
 SETTLING = ("settled", "returned")  # the steps that capture or release an external payment's hold
 CARRIED = "ledgerRecord"  # in an internal payment's next leg's detail: its record (`carry`)
 NEXT_LEGS = (CREDIT, REFUND)  # the steps the ledger publishes to itself
+FIRST_STEPS = frozenset({"approved", ARRIVED})  # a payment's first step at the ledger: its record is new
 
 
 Decided = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
@@ -315,6 +316,8 @@ def accounts_needed(event: PaymentEvent) -> set[str]:
         return {p.to_account, transit_in_account(p.to_account)}
     if event.status == REFUND:
         return {p.from_account, transit_out_account(p.from_account)}
+    if event.status == ARRIVED:  # from another bank: the payee's partition pays it out
+        return {p.to_account, settlement_account(p.to_account)}
     return {p.from_account, settlement_account(p.from_account)}
 
 
@@ -357,9 +360,10 @@ def older_holds(state: BatchState, events: list[PaymentEvent]) -> list[str]:
 
 
 def new_records(events: list[PaymentEvent]) -> set[str]:
-    """The records of payments whose only step in the batch is the first (``approved``): new
-    ones, unless the step is redelivered (then their create fails the commit)."""
-    later = {e.payment.payment_id for e in events if e.status != "approved"}
+    """The records of payments whose only step in the batch is the first (``approved``; a
+    payment from another bank's ``arrived``): new ones, unless the step is redelivered (then
+    their create fails the commit)."""
+    later = {e.payment.payment_id for e in events if e.status not in FIRST_STEPS}
     return {record_path(e.payment.payment_id) for e in events if e.payment.payment_id not in later}
 
 
@@ -445,7 +449,7 @@ def unsure(state: BatchState, verdicts: list[Verdict], carried: Mapping[str, Ver
     for v in verdicts:
         p = v.event.payment
         declined = v.event.status == "approved" and v.result is not None and v.result.status == "failed"
-        refused = v.result is None or (not v.replayed and (declined or v.result.status == REFUND))
+        refused = v.result is None or (not v.replayed and (declined or v.result.status in (REFUND, UNAPPLIED)))
         if refused:
             paths |= {account_path(a) for a in accounts_needed(v.event)} | {record_path(p.payment_id)}
         path = record_path(p.payment_id)

@@ -49,7 +49,7 @@ from fjordbank.adapters.firestore import (
 )
 from fjordbank.domain import feed
 from fjordbank.domain.notifications import ENTRY_STATUS, Push
-from fjordbank.domain.payments import INTERNAL, STATUS_RANK, PaymentEvent, on_request, told_owners
+from fjordbank.domain.payments import INCOMING, INTERNAL, STATUS_RANK, PaymentEvent, on_request, told_owners
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -221,7 +221,7 @@ def _label_paths(
     chosen = [
         (e.payment.uid, f"a:{e.payment.to_account}")
         for e in entries
-        if owners.get(e.payment.to_account) != e.payment.uid
+        if e.payment.kind != INCOMING and owners.get(e.payment.to_account) != e.payment.uid
     ]
     overrides = {override_path(uid, key): (uid, key) for uid, key in chosen}
     names = {f"{CUSTOMERS}/{e.payment.uid}": e.payment.uid for _, e in received}
@@ -261,6 +261,10 @@ def guessed_version(event: PaymentEvent) -> Version | None:
     state and an external payment's submitted need no read this way."""
     if on_request(event) and event.status in ENTRY_STATUS:
         return Version(True, None, None, feed.NOT_SHOWN, guessed=True)
+    if event.payment.kind == INCOMING and event.status == "completed":
+        # a payment from another bank: no request document, and its one state creates its
+        # view and the payee's entry, which a redelivery fails as above
+        return Version(False, None, None, feed.NOT_SHOWN, guessed=True)
     return None
 
 

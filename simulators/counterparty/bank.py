@@ -3,7 +3,8 @@
     python -m simulators.counterparty --outbox DIR --inbox DIR --rules FILE \\
         [--sent DIR] [--faults-file FILE] [--port N]
 
-Every ``POLL_SECONDS`` it answers each pain.001 file in the outbox with a pain.002 by the
+Every ``POLL_SECONDS`` it takes the bank's returns of payments from other banks (pacs.004,
+``RET-*.xml``) into ``sent/`` and answers each pain.001 file in the outbox with a pain.002 by the
 rules (simulators.counterparty, emulators/counterparty.json on the stack), writes the
 answer atomically into the inbox and moves the file to ``sent/``. It runs apart from the
 clearing service (the stack's ``counterparty`` component, devstack/counterparty.py), as a
@@ -38,7 +39,9 @@ from typing import Any
 
 from fjordbank.adapters.clearing_store import ClearingDirs
 from fjordbank.adapters.faults import FaultSwitch
+from fjordbank.domain import pacs
 from fjordbank.domain.errors import DomainError
+from fjordbank.service_layer.incoming import RETURN_PREFIX
 from simulators import counterparty
 from simulators.counterparty.answers import FAULT, AnswerPost
 
@@ -60,6 +63,7 @@ class CounterpartyBank:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     refused: set[str] = field(default_factory=set)  # outbox files it cannot read, said once
     answered: int = 0  # answers written into the inbox, copies included
+    returns: int = 0  # payments the bank sent back (pacs.004) and this side took
     last_pass: float | None = None  # time.monotonic() at the end of the last pass
 
     def __post_init__(self) -> None:
@@ -82,11 +86,30 @@ class CounterpartyBank:
             return
         self.post.add(path.name, f"{path.stem}-status.xml", data, fault)
 
+    def take_return(self, path: Path) -> None:
+        """A pacs.004 the bank sent (a payment from another bank it could not credit):
+        taken, as the clearing house takes it, into ``sent/``; one that cannot be read stays
+        where it is, and is said once. The paying bank's side of a return is not simulated."""
+        try:
+            returned = pacs.parse_pacs004(path.read_bytes())
+        except DomainError as exc:
+            self.refused.add(path.name)
+            log.error("return not taken: %s: %s", path.name, exc)
+            return
+        path.rename(self.sent / path.name)
+        self.returns += len(returned.returns)
+        for r in returned.returns:
+            log.info("return taken: %s %s øre, %s", r.original_transaction_id, r.amount_minor, r.reason_code)
+
     def one_pass(self) -> int:
         """Answer the outbox's new files and send what is due; returns how many went out."""
         fault = self.fault()
         for path in sorted(self.outbox.glob("*.xml")):
-            if not self.post.holds(path.name) and path.name not in self.refused:
+            if path.name in self.refused:
+                continue
+            if path.name.startswith(RETURN_PREFIX):
+                self.take_return(path)
+            elif not self.post.holds(path.name):
                 self.take(path, fault)
         due = self.post.release(fault)
         for source, name, data in due:
@@ -111,7 +134,7 @@ class CounterpartyBank:
         return self.last_pass is not None and time.monotonic() - self.last_pass < HEALTHY_WITHIN
 
     def health(self) -> dict[str, Any]:
-        return {"ok": self.healthy(), "answered": self.answered, "held": len(self.post.queue)}
+        return {"ok": self.healthy(), "answered": self.answered, "held": len(self.post.queue), "returns": self.returns}
 
 
 def serve_health(bank: CounterpartyBank, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:

@@ -29,6 +29,8 @@ from fjordbank.domain import iso20022
 from fjordbank.domain.payments import EXTERNAL, PaymentEvent, PaymentRequested
 from fjordbank.service_layer import clearing
 from fjordbank.service_layer.clearing import Clearing, file_path, payment_path, submitted
+from fjordbank.service_layer.incoming import Incoming
+from fjordbank.service_layer.owners import Owners
 from tests.support.recording import RecordedBatch, RecordingDocuments
 
 NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
@@ -444,7 +446,7 @@ async def test_a_payment_a_file_cannot_carry_is_dead_lettered_and_the_rest_go_ou
     from run_services.clearing import ClearingHandler
 
     use, docs = uses(dirs)
-    handler = ClearingHandler(use, dirs)
+    handler = ClearingHandler(use, dirs, Incoming(dirs, Owners(docs).of))
     published: list[PaymentEvent] = []
 
     async def publish(out, parents=None):
@@ -648,7 +650,7 @@ async def test_a_claim_applied_though_it_answered_an_error_has_its_file_written_
     use = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW)
     ids = iter([F1, F2, "FJB20270310090000000000F3"])
     use.new_file_id = lambda: next(ids)  # type: ignore[method-assign]
-    handler = ClearingHandler(use, dirs)
+    handler = ClearingHandler(use, dirs, Incoming(dirs, Owners(docs).of))
     published = Published()
     handler.publish = lambda out, parents=None: published(out, parents or {})  # type: ignore[method-assign]
     reserved = PaymentEvent(payment(1), "reserved")

@@ -118,9 +118,9 @@ def test_healthz_answers_once_passes_come(tmp_path):
     server = serve_health(b, 0)
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
-        assert get(url) == (503, {"ok": False, "answered": 0, "held": 0})
+        assert get(url) == (503, {"ok": False, "answered": 0, "held": 0, "returns": 0})
         b.one_pass()
-        assert get(url) == (200, {"ok": True, "answered": 0, "held": 0})
+        assert get(url) == (200, {"ok": True, "answered": 0, "held": 0, "returns": 0})
     finally:
         server.shutdown()
         server.server_close()
@@ -186,3 +186,27 @@ def test_the_component_starts_answers_and_stops_leaving_no_process(stack):
         assert sup.stop(NAME, comp.stop_timeout)
     assert sup.pid(NAME) is None and marked_pids(sup.marker(NAME)) == []
     assert not comp.ready()
+
+
+def test_a_return_the_bank_sends_is_taken_into_sent_and_never_answered(tmp_path):
+    """A payment from another bank Fjordbank could not credit comes back as a pacs.004 in the
+    outbox (``RET-...``): taken into sent/ and counted; never read as a pain.001."""
+    from fjordbank.domain import pacs
+
+    b = bank(tmp_path)
+    returned = pacs.PaymentReturn(
+        return_id="RT1",
+        original_message_id="NICS1",
+        original_end_to_end_id="E2E1",
+        original_transaction_id="TX1",
+        amount_minor=2_500,
+        settlement_date=dt.date(2026, 11, 30),
+        reason_code="AC04",
+    )
+    name = "RET-in0123.xml"
+    (b.outbox / name).write_bytes(pacs.build_pacs004(pacs.ReturnBatch("RT1", dt.datetime.now(dt.UTC), (returned,))))
+    (b.outbox / "RET-bad.xml").write_bytes(b"<Document/>")
+    b.one_pass()
+    assert (b.sent / name).exists() and not (b.outbox / name).exists()
+    assert list(b.inbox.iterdir()) == [] and b.returns == 1
+    assert (b.outbox / "RET-bad.xml").exists() and "RET-bad.xml" in b.refused  # left, said once

@@ -52,8 +52,9 @@ OUTPUTS = {
         "payments.credit",
         "payments.refund",
         "payments.credited",
+        "payments.unapplied",
     },
-    "clearing": {"payments.submitted", "payments.settled", "payments.returned"},
+    "clearing": {"payments.submitted", "payments.settled", "payments.returned", "payments.arrived"},
     "notifier": set(),
     "insights": set(),
     "cards": {
@@ -397,6 +398,7 @@ def test_payments_are_partitioned_by_the_payers_account():
         "payments.returned.3",
         "payments.credit.3",
         "payments.refund.3",
+        "payments.arrived.3",
     )
     assert all(p.name == "ledger" and p.dead_letter_subject == "dlq.ledger" for p in parts)
     assert consumer("ledger-p3") == parts[3] and parts[3].partition == 3

@@ -1,0 +1,139 @@
+"""Payments from other banks on the wire (fjordbank.domain.pacs): the clearing house's
+pacs.008 read, and the bank's pacs.004 returns written, as defensively as the outgoing files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+
+from fjordbank.domain import pacs
+from fjordbank.domain.iso20022 import InvalidPaymentFile, Party
+
+NOW = dt.datetime(2026, 12, 7, 8, 30, tzinfo=dt.UTC)
+FJORDBANK = "FJBKNO22XXX"
+PAYEE = "12345678903"
+PAYER = Party("Arbeidsgiver AS", "12032400009")
+
+
+def transfer(n: int = 1, **changes) -> pacs.IncomingTransfer:
+    fields = {
+        "transaction_id": f"TX{n}",
+        "end_to_end_id": f"LONN-2026-12-{n}",
+        "amount_minor": 4_200_000 + n,
+        "settlement_date": dt.date(2026, 12, 7),
+        "debtor": PAYER,
+        "debtor_agent_bic": "DNBANOKKXXX",
+        "creditor_account": PAYEE,
+        "creditor_name": "Kari Nordmann",
+        "message": "Lønn desember",
+    }
+    return pacs.IncomingTransfer(**{**fields, **changes})
+
+
+def file_of(*transfers: pacs.IncomingTransfer) -> bytes:
+    return pacs.build_pacs008(pacs.IncomingBatch("NICS1", NOW, transfers), creditor_agent_bic=FJORDBANK)
+
+
+def test_a_pacs008_reads_back_as_written():
+    batch = pacs.IncomingBatch("NICS1", NOW, (transfer(1), transfer(2, message=None, kid="1234567890003")))
+    assert pacs.parse_pacs008(pacs.build_pacs008(batch, creditor_agent_bic=FJORDBANK)) == batch
+
+
+def test_a_credit_is_one_payment_by_its_bank_and_transaction_id():
+    one = transfer(1)
+    assert one.payment_id == transfer(1, amount_minor=5, end_to_end_id="other").payment_id  # the key decides
+    assert one.payment_id != transfer(2).payment_id
+    assert one.payment_id != transfer(1, debtor_agent_bic="NDEANOKKXXX").payment_id  # another bank's TX1
+    assert one.payment_id.startswith(pacs.KEY_PREFIX) and len(one.payment_id) == 32
+
+
+def _edit(xml: bytes, old: str, new: str) -> bytes:
+    text = xml.decode()
+    assert old in text
+    return text.replace(old, new, 1).encode()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("<NbOfTxs>1</NbOfTxs>", "<NbOfTxs>2</NbOfTxs>", "NbOfTxs"),
+        ('<TtlIntrBkSttlmAmt Ccy="NOK">42000.01', '<TtlIntrBkSttlmAmt Ccy="NOK">42000.02', "TtlIntrBkSttlmAmt"),
+        ('<IntrBkSttlmAmt Ccy="NOK">', '<IntrBkSttlmAmt Ccy="EUR">', "NOK"),
+        ("<TxId>TX1</TxId>", "", "TxId"),
+        ("<IBAN>NO7112345678903</IBAN>", "<IBAN>NO7112345678904</IBAN>", "creditor account"),
+        ("<BICFI>DNBANOKKXXX</BICFI>", "<Nm>DNB</Nm>", "debtor agent"),
+        ("<SttlmMtd>CLRG</SttlmMtd>", "<SttlmMtd>INDA</SttlmMtd>", "settlement method"),
+        ("<IntrBkSttlmDt>2026-12-07</IntrBkSttlmDt>", "", "settlement date"),
+        ("<Nm>Arbeidsgiver AS</Nm>", "<Nm></Nm>", "party name"),
+        ("42000.01</IntrBkSttlmAmt>", "42000.015</IntrBkSttlmAmt>", "fractions"),
+    ],
+)
+def test_a_file_that_is_not_consistent_is_refused_whole(old, new, why):
+    with pytest.raises(InvalidPaymentFile, match=why):
+        pacs.parse_pacs008(_edit(file_of(transfer(1)), old, new))
+
+
+def test_a_doctype_is_refused_before_anything_is_read():
+    hostile = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x "y">]>' + file_of(transfer(1)).split(b"?>", 1)[1]
+    with pytest.raises(InvalidPaymentFile):
+        pacs.parse_pacs008(hostile)
+
+
+def test_one_transaction_twice_from_one_bank_in_a_file_is_refused():
+    with pytest.raises(InvalidPaymentFile, match="twice"):
+        pacs.IncomingBatch("NICS1", NOW, (transfer(1), transfer(1, amount_minor=9)))
+
+
+def test_the_header_settlement_date_and_the_older_bic_element_are_read():
+    xml = _edit(file_of(transfer(1)), "<IntrBkSttlmDt>2026-12-07</IntrBkSttlmDt>", "")
+    xml = _edit(xml, "<NbOfTxs>1</NbOfTxs>", "<NbOfTxs>1</NbOfTxs><IntrBkSttlmDt>2026-12-08</IntrBkSttlmDt>")
+    xml = _edit(xml, "<BICFI>DNBANOKKXXX</BICFI>", "<BIC>DNBANOKKXXX</BIC>")
+    [read] = pacs.parse_pacs008(xml).transfers
+    assert read.settlement_date == dt.date(2026, 12, 8) and read.debtor_agent_bic == "DNBANOKKXXX"
+
+
+def test_a_bare_account_number_and_no_creditor_name_are_accepted():
+    xml = _edit(
+        file_of(transfer(1, creditor_name=None)), "<IBAN>NO7112345678903</IBAN>", "<Othr><Id>12345678903</Id></Othr>"
+    )
+    [read] = pacs.parse_pacs008(xml).transfers
+    assert (read.creditor_account, read.creditor_name) == (PAYEE, None)
+
+
+def test_error_messages_never_carry_a_whole_account_number():
+    with pytest.raises(InvalidPaymentFile) as caught:
+        pacs.parse_pacs008(_edit(file_of(transfer(1)), "NO7112345678903", "NO7112345678904"))
+    assert "12345678904" not in str(caught.value)
+
+
+def test_a_return_reads_back_as_written():
+    returned = pacs.PaymentReturn(
+        return_id="RT1",
+        original_message_id="NICS1",
+        original_end_to_end_id="LONN-2026-12-1",
+        original_transaction_id="TX1",
+        amount_minor=4_200_001,
+        settlement_date=dt.date(2026, 12, 7),
+        reason_code=pacs.RETURN_CLOSED_ACCOUNT,
+    )
+    batch = pacs.ReturnBatch("RT1", NOW, (returned,))
+    xml = pacs.build_pacs004(batch)
+    assert b"<OrgnlMsgNmId>pacs.008.001.08</OrgnlMsgNmId>" in xml and b"<Cd>AC04</Cd>" in xml
+    assert pacs.parse_pacs004(xml) == batch
+    with pytest.raises(InvalidPaymentFile):
+        pacs.PaymentReturn(**{**_fields(returned), "reason_code": "closed"})
+
+
+def _fields(r: pacs.PaymentReturn) -> dict:
+    return {name: getattr(r, name) for name in r.__dataclass_fields__}
+
+
+def test_amounts_are_whole_ore_and_only_nok():
+    with pytest.raises(InvalidPaymentFile):
+        transfer(1, amount_minor=0)
+    with pytest.raises(InvalidPaymentFile):
+        transfer(1, amount_minor=1.5)
+    with pytest.raises(InvalidPaymentFile):
+        replace(transfer(1), currency="SEK")
