@@ -149,7 +149,7 @@ def trace(args) -> int:
     request id or UID/REQUEST_ID. It reads the request document and the local stack's span
     files (FJB_TRACE_DIR); see bankctl/trace.py."""
     from bankctl import trace as timeline
-    from fjordbank.adapters.firestore import LEDGER_PAYMENTS, PAYMENT_REQUESTS, request_path
+    from fjordbank.adapters.firestore import request_path
     from fjordbank.domain.payments import REQUEST_ID_PATTERN, payment_id_for
 
     config = args.config
@@ -162,15 +162,7 @@ def trace(args) -> int:
             uid, _, request_id = ident.partition("/")
         elif timeline.PAYMENT_ID.fullmatch(ident):
             payment_id = ident
-            record = db.collection(LEDGER_PAYMENTS).document(ident).get()
-            if record.exists:
-                uid, request_id = (record.to_dict() or {}).get("uid"), (record.to_dict() or {}).get("requestId")
-            if not uid:
-                found = list(db.collection_group(PAYMENT_REQUESTS).where("paymentId", "==", ident).limit(1).stream())
-                if found:
-                    uid, request_id = found[0].reference.parent.parent.id, found[0].id
-            if not uid:
-                uid, request_id = timeline.find_payment(directory, ident)
+            uid, request_id = _payment_owner(db, directory, ident)
         else:
             request_id = ident
             uid, payment_id = timeline.find_request(directory, ident)
@@ -193,6 +185,25 @@ def trace(args) -> int:
     else:
         print(timeline.render(result))
     return 0
+
+
+def _payment_owner(db, directory, payment_id: str) -> tuple[str | None, str | None]:
+    """(uid, request id) of a payment: from the ledger's record, the request naming it, or
+    the traces. A payment from another bank has no request (its trace only)."""
+    from bankctl import trace as timeline
+    from fjordbank.adapters.firestore import LEDGER_PAYMENTS, PAYMENT_REQUESTS
+    from fjordbank.domain.payments import INCOMING
+
+    record = db.collection(LEDGER_PAYMENTS).document(payment_id).get()
+    data = (record.to_dict() or {}) if record.exists else {}
+    if data.get("kind") == INCOMING:
+        return data.get("uid"), None
+    if data.get("uid"):
+        return data.get("uid"), data.get("requestId")
+    found = list(db.collection_group(PAYMENT_REQUESTS).where("paymentId", "==", payment_id).limit(1).stream())
+    if found:
+        return found[0].reference.parent.parent.id, found[0].id
+    return timeline.find_payment(directory, payment_id)
 
 
 # ---- NATS: dead letters ----------------------------------------------------------------------

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from fjordbank import topology
 
-PAYMENT_ID = re.compile(r"p[0-9a-f]{34}")
+PAYMENT_ID = re.compile(r"p[0-9a-f]{34}|in[0-9a-f]{30}")  # an app's or the bank's; one from another bank
 TERMINAL = ("completed", "failed", "rejected", "cancelled")
 # where a payment in a state waits: (who acts next, what for)
 WAITING = {

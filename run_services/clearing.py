@@ -26,9 +26,10 @@ other side. So payments wait (reserved / submitted) and none is lost or dead-let
 Payments from other banks: the same background task reads the clearing house's pacs.008
 files from ``incoming/`` and publishes payments.arrived per credit for the ledger; a credit
 the ledger could not apply comes back as payments.unapplied, and is sent back in a pacs.004
-(fjordbank.service_layer.incoming). A return the channel cannot take now (down) is tried
-again after ``RETURN_RETRY_SECONDS``; at the sixth try it is dead-lettered for an operator to
-replay once the channel is back (fjordbank.runtime.dead_letters).
+(fjordbank.service_layer.incoming). A return is recorded in Firestore before it is
+delivered; one the channel cannot take now (down) is acked all the same and kept, sent
+again every few seconds until the channel is back (and after a restart by ``on_connect``),
+as the pain.001 files are.
 
 The counterparty answering twice or out of order (as the simulated other bank does on a
 chaos run's ``counterparty`` fault): each answer is handled as it comes; a payment's settled
@@ -53,7 +54,7 @@ from fjordbank.config import Settings, load_settings
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
-from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome, Retry
+from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.clearing import Clearing, submitted, unsendable
 from fjordbank.service_layer.incoming import Incoming
 from fjordbank.service_layer.owners import Owners
@@ -61,7 +62,6 @@ from fjordbank.topology import UNAPPLIED
 
 log = logging.getLogger("clearing")
 POLL_SECONDS = 0.5
-RETURN_RETRY_SECONDS = 60.0  # a return the channel did not take: tried again after this
 
 
 class ClearingHandler:
@@ -75,6 +75,7 @@ class ClearingHandler:
     async def on_connect(self, js) -> None:
         self.js = faults.jetstream(js, faults.for_service("clearing"))  # chaos runs only
         await self.clearing.resend_unwritten()
+        await self.incoming.resend_pending()
 
     async def publish(self, out: list[PaymentEvent], parents: Mapping[str, Context | None] | None = None) -> None:
         await events.publish(self.js, out, parents)
@@ -86,7 +87,7 @@ class ClearingHandler:
         items = []
         for i, e in step.items:
             if e.status == UNAPPLIED:
-                self.send_back(step, i, e)
+                await self.send_back(step, i, e)
                 continue
             problem = unsendable(e.payment)
             if problem is None:
@@ -118,22 +119,18 @@ class ClearingHandler:
                 fresh.discard(e.payment.payment_id)
                 payment_metrics.step_result("clearing", "submitted", step.batch[i])
 
-    def send_back(self, step: steps.Step[PaymentEvent], i: int, e: PaymentEvent) -> None:
-        """A payment from another bank the ledger could not credit: its return, once."""
+    async def send_back(self, step: steps.Step[PaymentEvent], i: int, e: PaymentEvent) -> None:
+        """A payment from another bank the ledger could not credit: its return, recorded and
+        delivered once (kept while the channel is down). A database error fails the step
+        (redelivered); an event this code did not make is an operator's (dead-lettered)."""
         try:
-            self.incoming.unapplied(e)
-        except OSError as exc:  # the channel is down (ConnectionError) or failed the write
-            log.warning(
-                "a return not delivered; trying again later",
-                extra={"payment_id": e.payment.payment_id, "error": str(exc)},
-            )
-            step.decide(i, Retry(f"return not delivered: {exc}", delay=RETURN_RETRY_SECONDS))
-            return
-        except DomainError as exc:  # an event this code did not make: an operator's
+            sent = await self.incoming.unapplied(e)
+        except DomainError as exc:
             step.reject(i, f"cannot be sent back: {exc}")
             return
         step.ack(i)
-        payment_metrics.step_result("clearing", "sent_back", step.batch[i])
+        if sent:
+            payment_metrics.step_result("clearing", "sent_back", step.batch[i])
 
     # ---- answers from the other banks ---------------------------------------------------
     async def read_answers(self, stop: asyncio.Event) -> None:
@@ -175,9 +172,9 @@ def build(settings: Settings) -> tuple[ClearingHandler, list]:
     switch = faults.for_service("clearing")  # chaos runs on the emulator only
     dirs = ClearingDirs(channel, switch)
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=switch))
-    owners = Owners(docs)
-    handler = ClearingHandler(Clearing(docs, dirs, bic=settings.bic), dirs, Incoming(dirs, owners.of))
-    return handler, [handler.read_answers, handler.clearing.deliver_pending]
+    incoming = Incoming(docs, dirs, Owners(docs).of, bic=settings.bic)
+    handler = ClearingHandler(Clearing(docs, dirs, bic=settings.bic), dirs, incoming)
+    return handler, [handler.read_answers, handler.clearing.deliver_pending, incoming.deliver_pending]
 
 
 def main() -> None:

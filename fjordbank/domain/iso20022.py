@@ -193,8 +193,13 @@ def iban_to_bban(iban: str) -> str:
 # ------------------------------------------------------------------ value checks
 
 
+_LONG_NUMBER_RE = re.compile(r"[0-9]{11,}")
+
+
 def _fail(message: str) -> InvalidPaymentFile:
-    return InvalidPaymentFile(message)
+    """The error, with any run of 11 or more digits (an account number, an IBAN's, a card's
+    echoed from the file) masked to its last four: messages are logged."""
+    return InvalidPaymentFile(_LONG_NUMBER_RE.sub(lambda m: "*" * (len(m[0]) - 4) + m[0][-4:], message))
 
 
 def _check_text(value: object, what: str, max_length: int) -> str:

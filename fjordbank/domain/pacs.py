@@ -14,25 +14,37 @@ Pure functions, standard library only, read as defensively as the outgoing files
 
 Choices, for domestic NOK clearing (NICS):
 
-* A credit is identified by its debtor agent's BIC and its ``TxId`` (the instructing bank's
-  unique id of the interbank transaction): `IncomingTransfer.key`. The clearing house may
-  deliver a file again; a transfer with the same key is the same payment.
+* A credit is identified by its debtor agent (the BIC's first eight characters: ``DNBANOKK``
+  and ``DNBANOKKXXX`` are one bank), its settlement date and its ``TxId`` (the instructing
+  bank's id of the interbank transaction): `IncomingTransfer.key`. The clearing house may
+  deliver a file again; a transfer with the same key is the same payment. The date guards
+  against a bank that uses a ``TxId`` again on another day.
+* A file is the clearing house's for this bank (``CdtrAgt``, when the reader is told its
+  BIC) and settles within `SETTLEMENT_WINDOW_DAYS` of its creation; anything else is a
+  damaged or misrouted file, refused whole.
+* What the customer is shown is read leniently, since no rule of ours made it: every
+  ``Ustrd`` line joined, a structured reference that is not a valid KID left out, control
+  and format characters (bidi overrides among them) read as spaces, cut to the field's
+  length. Only a payer's name that is empty after that refuses the file.
 * Only NOK, only Norwegian accounts (IBAN ``NO..`` or an 11-digit BBAN under ``Othr/Id``),
   one settlement date per transfer (``IntrBkSttlmDt`` on the transfer, else the group
   header's). ``NbOfTxs`` and, when given, ``TtlIntrBkSttlmAmt`` must match.
 * The creditor's name is optional (the account number decides where money goes); the
   debtor's name is required: it is what the customer's feed shows the money came from.
-* A return gives the original message id and name, the original ``EndToEndId`` and
-  ``TxId``, the amount returned (all of it: no charges are taken) and the reason
-  (``AC01`` no such account, ``AC04`` closed, ``AM03`` currency not held, ``MS03`` other).
+* A return gives the original message id and name, the original ``EndToEndId``, ``TxId``,
+  amount and settlement date, the amount returned (all of it: no charges are taken) on
+  the banking day it is sent, the banks (``InstgAgt`` this bank, ``InstdAgt`` the paying
+  bank) and the reason (``AC01`` no such account, ``AC04`` closed, ``AM03`` currency not
+  held, ``MS03`` other).
 """
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 # one family of files with the outgoing ones: their readers, checks and writers
 from fjordbank.domain.iso20022 import (
@@ -47,6 +59,7 @@ from fjordbank.domain.iso20022 import (
     InvalidPaymentFile,
     Party,
     _add_account,
+    _check_bic,
     _check_optional_text,
     _check_text,
     _check_utc_datetime,
@@ -58,7 +71,6 @@ from fjordbank.domain.iso20022 import (
     _parse_count,
     _parse_date,
     _parse_datetime,
-    _parse_remittance,
     _path,
     _Reader,
     _root,
@@ -68,7 +80,7 @@ from fjordbank.domain.iso20022 import (
     format_amount,
 )
 from fjordbank.domain.money import MAX_MINOR, NOK
-from fjordbank.domain.norway import KID_MAX_LENGTH, KID_MIN_LENGTH
+from fjordbank.domain.norway import KID_MAX_LENGTH, KID_MIN_LENGTH, today_in_norway
 
 __all__ = [
     "PACS004_NS",
@@ -101,6 +113,32 @@ RETURN_CURRENCY = "AM03"  # NotAllowedCurrency
 RETURN_OTHER = "MS03"  # NotSpecifiedReasonAgentGenerated
 
 KEY_PREFIX = "in"  # an incoming payment's id: "in" + 30 hex digits of its key's SHA-256
+SETTLEMENT_WINDOW_DAYS = 7  # a credit settles within this many days of its file's creation
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})  # read as spaces in shown text
+
+
+def shown_text(text: str | None, limit: int) -> str | None:
+    """Text from another bank as a customer may be shown it: control and format characters
+    (line breaks, bidi overrides, zero-width ones) as spaces, runs of spaces as one, at most
+    ``limit`` characters; None when nothing is left."""
+    if text is None:
+        return None
+    kept = "".join(" " if unicodedata.category(c) in _HIDDEN or c in "\ufffe\uffff" else c for c in text)
+    return " ".join(kept.split())[:limit] or None
+
+
+def same_bank(bic: str) -> str:
+    """A BIC's bank and country and location (its first eight characters): the branch
+    code ``XXX`` names the same bank as none."""
+    return bic.strip().upper()[:8]
+
+
+def is_kid(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and KID_MIN_LENGTH <= len(value) <= KID_MAX_LENGTH
+        and _KID_FORMAT_RE.fullmatch(value) is not None
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +155,7 @@ class IncomingTransfer:
         debtor_agent_bic: the payer's bank.
         creditor_account: the account credited here (11 digits, MOD11).
         creditor_name: the payee's name as the payer gave it, or None.
-        kid, message: a KID (structured reference) or a free-text message, or neither.
+        kid, message: a KID (structured reference) and a free-text message, each optional.
     """
 
     transaction_id: str
@@ -149,21 +187,15 @@ class IncomingTransfer:
             raise _fail("debtor agent BIC is not a BIC")
         object.__setattr__(self, "creditor_account", Party("creditor", self.creditor_account).account)
         _check_optional_text(self.creditor_name, "creditor name", MAX_NAME_LENGTH)
-        if self.kid is not None and self.message is not None:
-            raise _fail("a transfer carries a KID or a message, not both")
-        if self.kid is not None and (
-            not isinstance(self.kid, str)
-            or not KID_MIN_LENGTH <= len(self.kid) <= KID_MAX_LENGTH
-            or _KID_FORMAT_RE.fullmatch(self.kid) is None
-        ):
+        if self.kid is not None and not is_kid(self.kid):
             raise _fail(f"KID must be {KID_MIN_LENGTH}-{KID_MAX_LENGTH} digits (the last may be '-')")
         _check_optional_text(self.message, "message", MAX_MESSAGE_LENGTH)
 
     @property
     def key(self) -> str:
-        """What makes this credit one payment however often it is delivered: its bank and
-        that bank's transaction id."""
-        return f"{self.debtor_agent_bic}/{self.transaction_id}"
+        """What makes this credit one payment however often it is delivered: its bank, its
+        settlement date and that bank's transaction id."""
+        return f"{same_bank(self.debtor_agent_bic)}/{self.settlement_date.isoformat()}/{self.transaction_id.strip()}"
 
     @property
     def payment_id(self) -> str:
@@ -205,7 +237,10 @@ class PaymentReturn:
     original_transaction_id: str
     amount_minor: int
     currency: str = NOK
-    settlement_date: date
+    original_settlement_date: date
+    settlement_date: date  # the banking day the return is sent on
+    instructing_agent_bic: str  # this bank
+    instructed_agent_bic: str  # the paying bank, which gets its money back
     reason_code: str
 
     def __post_init__(self) -> None:
@@ -221,8 +256,11 @@ class PaymentReturn:
             raise _fail(f"amount must be an int number of øre between 1 and {MAX_MINOR}")
         if self.currency != NOK:
             raise _fail("only NOK is returned")
-        if isinstance(self.settlement_date, datetime) or not isinstance(self.settlement_date, date):
-            raise _fail("settlement date must be a date")
+        for day in (self.settlement_date, self.original_settlement_date):
+            if isinstance(day, datetime) or not isinstance(day, date):
+                raise _fail("settlement dates must be dates")
+        _check_bic(self.instructing_agent_bic, "instructing agent BIC")
+        _check_bic(self.instructed_agent_bic, "instructed agent BIC")
         if not isinstance(self.reason_code, str) or _REASON_CODE_RE.fullmatch(self.reason_code) is None:
             raise _fail("reason code must be 4 upper-case letters/digits")
 
@@ -250,6 +288,7 @@ def build_pacs008(batch: IncomingBatch, *, creditor_agent_bic: str) -> bytes:
     to ``creditor_agent_bic`` (Fjordbank)."""
     if not isinstance(batch, IncomingBatch):
         raise _fail(f"expected an IncomingBatch, got {type(batch).__name__}")
+    _check_bic(creditor_agent_bic, "creditor agent BIC")
     root = _document(PACS008_NS)
     body = _sub(root, "FIToFICstmrCdtTrf")
     header = _sub(body, "GrpHdr")
@@ -275,18 +314,22 @@ def build_pacs008(batch: IncomingBatch, *, creditor_agent_bic: str) -> bytes:
         if t.creditor_name is not None:
             _sub(creditor, "Nm", t.creditor_name)
         _add_account(tx, "CdtrAcct", t.creditor_account)
-        if t.kid is not None:
-            reference = _sub(_sub(_sub(tx, "RmtInf"), "Strd"), "CdtrRefInf")
-            _path(reference, "Tp/CdOrPrtry/Cd", CREDITOR_REFERENCE_TYPE)
-            _sub(reference, "Ref", t.kid)
-        elif t.message is not None:
-            _sub(_sub(tx, "RmtInf"), "Ustrd", t.message)
+        if t.kid is not None or t.message is not None:
+            remittance = _sub(tx, "RmtInf")
+            if t.message is not None:
+                _sub(remittance, "Ustrd", t.message)
+            if t.kid is not None:
+                reference = _sub(_sub(remittance, "Strd"), "CdtrRefInf")
+                _path(reference, "Tp/CdOrPrtry/Cd", CREDITOR_REFERENCE_TYPE)
+                _sub(reference, "Ref", t.kid)
     return _serialize(root)
 
 
-def parse_pacs008(xml: bytes) -> IncomingBatch:
-    """Read a ``pacs.008.001.08`` document. Raises `InvalidPaymentFile` on hostile, malformed
-    or inconsistent input (the whole file: the clearing house is asked to send it again)."""
+def parse_pacs008(xml: bytes, *, bic: str | None = None) -> IncomingBatch:
+    """Read a ``pacs.008.001.08`` document; ``bic``: this bank's, which every credit's
+    ``CdtrAgt`` must name (`same_bank`). Raises `InvalidPaymentFile` on hostile, malformed,
+    inconsistent or misrouted input (the whole file: the clearing house is asked to send it
+    again)."""
     reader, body = _root(xml, PACS008_NS, "FIToFICstmrCdtTrf")
     header = reader.one(body, "GrpHdr")
     message_id = reader.text(header, "MsgId")
@@ -299,7 +342,11 @@ def parse_pacs008(xml: bytes) -> IncomingBatch:
     transactions = reader.all(body, "CdtTrfTxInf")
     if declared != len(transactions):
         raise _fail(f"GrpHdr/NbOfTxs is {declared} but the file holds {len(transactions)} transfers")
-    transfers = [_parse_credit(reader, tx, default_date) for tx in transactions]
+    transfers = [_parse_credit(reader, tx, default_date, bic) for tx in transactions]
+    created = today_in_norway(created_at)
+    window = timedelta(days=SETTLEMENT_WINDOW_DAYS)
+    if any(abs(t.settlement_date - created) > window for t in transfers):
+        raise _fail(f"a settlement date more than {SETTLEMENT_WINDOW_DAYS} days from the file's creation")
     total = reader.opt(header, "TtlIntrBkSttlmAmt")
     if total is not None:
         if (total.get("Ccy") or "").strip() != NOK:
@@ -324,8 +371,8 @@ def _bic(reader: _Reader, parent: ET.Element, what: str) -> str:
     return reader.leaf_text(element).strip()
 
 
-def _parse_credit(reader: _Reader, tx: ET.Element, default_date: str | None) -> IncomingTransfer:
-    transaction_id = reader.text(tx, "PmtId/TxId")
+def _parse_credit(reader: _Reader, tx: ET.Element, default_date: str | None, bic: str | None) -> IncomingTransfer:
+    transaction_id = reader.token(tx, "PmtId/TxId")
     where = f"transfer {transaction_id[:35]!r}"
     end_to_end_id = reader.text(tx, "PmtId/EndToEndId")
     amount_element = reader.one(tx, "IntrBkSttlmAmt")
@@ -335,12 +382,15 @@ def _parse_credit(reader: _Reader, tx: ET.Element, default_date: str | None) -> 
     if settlement is None:
         raise _fail(f"{where}: no interbank settlement date (IntrBkSttlmDt)")
     settlement_date = _parse_date(settlement.strip(), f"{where} IntrBkSttlmDt")
-    debtor_name = reader.text(tx, "Dbtr/Nm")
+    debtor_name = shown_text(reader.text(tx, "Dbtr/Nm"), MAX_NAME_LENGTH) or ""
     debtor_account = _parse_account(reader, reader.one(tx, "DbtrAcct"), f"{where} debtor account")
     debtor_agent = _bic(reader, reader.one(tx, "DbtrAgt"), f"{where} debtor agent")
-    creditor_name = reader.opt_text(tx, "Cdtr/Nm")
+    creditor_agent = _bic(reader, reader.one(tx, "CdtrAgt"), f"{where} creditor agent")
+    if bic is not None and same_bank(creditor_agent) != same_bank(bic):
+        raise _fail(f"{where} is for another bank ({creditor_agent[:11]!r})")
+    creditor_name = shown_text(reader.opt_text(tx, "Cdtr/Nm"), MAX_NAME_LENGTH)
     creditor_account = _parse_account(reader, reader.one(tx, "CdtrAcct"), f"{where} creditor account")
-    kid, message = _parse_remittance(reader, reader.opt(tx, "RmtInf"), where)
+    kid, message = _lenient_remittance(reader, tx)
     return _wrap(
         where,
         lambda: IncomingTransfer(
@@ -357,6 +407,24 @@ def _parse_credit(reader: _Reader, tx: ET.Element, default_date: str | None) -> 
             message=message,
         ),
     )
+
+
+def _lenient_remittance(reader: _Reader, tx: ET.Element) -> tuple[str | None, str | None]:
+    """(kid, message) of a credit: the first SCOR reference that is a valid KID, and every
+    ``Ustrd`` line joined (`shown_text`). Anything else in ``RmtInf`` (invoice references,
+    a reference that is no KID) is left out: it is the payer's bank's to send, not a reason
+    to hold the money."""
+    kid: str | None = None
+    lines: list[str] = []
+    for remittance in reader.all(tx, "RmtInf"):
+        lines += [reader.leaf_text(line) for line in reader.all(remittance, "Ustrd")]
+        for structured in reader.all(remittance, "Strd"):
+            for reference in reader.all(structured, "CdtrRefInf"):
+                kind = reader.opt_text(reference, "Tp/CdOrPrtry/Cd")
+                ref = reader.opt_text(reference, "Ref")
+                if kid is None and kind is not None and kind.strip() == CREDITOR_REFERENCE_TYPE and ref:
+                    kid = ref.strip() if is_kid(ref.strip()) else None
+    return kid, shown_text(" ".join(lines), MAX_MESSAGE_LENGTH)
 
 
 # ------------------------------------------------------------------ pacs.004
@@ -381,8 +449,12 @@ def build_pacs004(batch: ReturnBatch) -> bytes:
         _sub(original, "OrgnlMsgNmId", PACS008_NAME)
         _sub(tx, "OrgnlEndToEndId", r.original_end_to_end_id)
         _sub(tx, "OrgnlTxId", r.original_transaction_id)
+        _sub(tx, "OrgnlIntrBkSttlmAmt", format_amount(r.amount_minor)).set("Ccy", r.currency)
+        _sub(tx, "OrgnlIntrBkSttlmDt", r.original_settlement_date.isoformat())
         _sub(tx, "RtrdIntrBkSttlmAmt", format_amount(r.amount_minor)).set("Ccy", r.currency)
         _sub(tx, "IntrBkSttlmDt", r.settlement_date.isoformat())
+        _path(tx, "InstgAgt/FinInstnId/BICFI", r.instructing_agent_bic)
+        _path(tx, "InstdAgt/FinInstnId/BICFI", r.instructed_agent_bic)
         _path(tx, "RtrRsnInf/Rsn/Cd", r.reason_code)
     return _serialize(root)
 
@@ -412,6 +484,9 @@ def _parse_return(reader: _Reader, tx: ET.Element) -> PaymentReturn:
     original_transaction_id = reader.text(tx, "OrgnlTxId")
     currency = (amount_element.get("Ccy") or "").strip()
     settlement_date = _parse_date(reader.token(tx, "IntrBkSttlmDt"), f"{where} IntrBkSttlmDt")
+    original_date = _parse_date(reader.token(tx, "OrgnlIntrBkSttlmDt"), f"{where} OrgnlIntrBkSttlmDt")
+    instructing = _bic(reader, reader.one(tx, "InstgAgt"), f"{where} instructing agent")
+    instructed = _bic(reader, reader.one(tx, "InstdAgt"), f"{where} instructed agent")
     reason_code = reader.token(tx, "RtrRsnInf/Rsn/Cd")
     return _wrap(
         where,
@@ -422,7 +497,10 @@ def _parse_return(reader: _Reader, tx: ET.Element) -> PaymentReturn:
             original_transaction_id=original_transaction_id,
             amount_minor=amount,
             currency=currency,
+            original_settlement_date=original_date,
             settlement_date=settlement_date,
+            instructing_agent_bic=instructing,
+            instructed_agent_bic=instructed,
             reason_code=reason_code,
         ),
     )

@@ -229,11 +229,14 @@ def _credit_incoming(book: Book, record: dict[str, Any], event: PaymentEvent, no
     p = event.payment
     if p.kind != INCOMING:
         raise UnexpectedStep(f"a {p.kind} payment does not arrive from another bank")
+    source = settlement_account(p.to_account)
+    if source not in book.accounts:  # the bank's fault, never the payee's: not sent back
+        raise UnexpectedStep(f"the settlement account {source} is not in the ledger")
     try:
         posting = book.receive(
             payment_id=p.payment_id,
             step="credit",
-            source=settlement_account(p.to_account),
+            source=source,
             credit=p.to_account,
             amount=p.amount,
             currency=p.currency,

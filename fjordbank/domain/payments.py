@@ -19,6 +19,7 @@ from typing import Any
 from fjordbank import topology
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.iso20022 import is_payment_text_char, to_payment_text
+from fjordbank.domain.money import MAX_MINOR
 from fjordbank.domain.norway import (
     is_valid_kid,
     next_banking_day,
@@ -369,10 +370,13 @@ class PaymentRequested:
         if missing:
             raise PaymentRejected("malformed_event", f"missing event field(s): {sorted(missing)}")
         event = cls(**data)
-        if type(event.amount) is not int or not 0 < event.amount <= MAX_AMOUNT_MINOR:
-            raise PaymentRejected("malformed_event", "event amount must be a positive int within the ceiling")
         if event.kind not in KINDS:
             raise PaymentRejected("malformed_event", f"unknown payment kind {event.kind!r}")
+        # the contract's ceiling is what a customer here may pay; another bank's customer
+        # may pay more (a house sale), up to what the ledger holds (money.MAX_MINOR)
+        ceiling = MAX_MINOR if event.kind == INCOMING else MAX_AMOUNT_MINOR
+        if type(event.amount) is not int or not 0 < event.amount <= ceiling:
+            raise PaymentRejected("malformed_event", "event amount must be a positive int within the ceiling")
         _check_event_fields(event)
         return event
 
@@ -424,7 +428,13 @@ class PaymentEvent:
 
     @property
     def msg_id(self) -> str:
-        return f"{self.payment.payment_id}:{self.status}"
+        base = f"{self.payment.payment_id}:{self.status}"
+        if self.payment.kind == INCOMING and self.status == topology.ARRIVED:
+            # two different credits under one key (a bank using a TxId twice on one day) are
+            # two messages: the ledger refuses the second, whose record differs (dead-lettered
+            # for an operator), where JetStream's duplicate window would have dropped it unseen
+            return f"{base}:{self.payment.body_hash[:16]}"
+        return base
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -5,21 +5,29 @@
     the ledger's ``unapplied``               ->  a pacs.004 return to the clearing house
 
 Each credit is one payment however often the clearing house delivers it: its id comes from
-its bank and that bank's transaction id (`fjordbank.domain.pacs.IncomingTransfer.payment_id`),
-its event's message id from that (JetStream stores it once within the duplicate window) and
-the ledger's record answers a replay after it. A file is filed away only after every one of
-its events was published: a crash before that reads the file again, and the replay changes
-nothing.
+its bank, settlement date and that bank's transaction id
+(`fjordbank.domain.pacs.IncomingTransfer.payment_id`), its event's message id from that
+(JetStream stores it once within the duplicate window), and the ledger's record answers a
+replay after it. Everything the event says comes from the file (its dates too), so a file
+read again makes the same event, booked on the same day. A file is filed away only after
+every one of its events was published: a crash before that reads the file again, and the
+replay changes nothing.
 
-A credit to an account that is not here (no such account, or not opened) is sent back at once
-with ``AC01``; one the ledger cannot apply (a closed account, another currency) comes back as
-``unapplied`` and is sent back with the ledger's reason. A return is one file, named by the
-payment (`return_name`), delivered once: a second delivery of the same name is refused by the
-channel, so a return replayed is never sent twice.
+A credit to an account that is not here (no such account, or not opened) is sent back at
+once with ``AC01``; one the ledger cannot apply (a closed account, another currency) comes
+back as ``unapplied`` and is sent back with the ledger's reason. Every return is recorded
+first (``clearingReturns/{paymentId}``: the pacs.004 as made, "pending" until the channel
+took it, then "delivered"), so a return is made once and never lost: one the channel does
+not take now (an outage) is kept, sent every `RETRY_SECONDS`, and after a restart found by
+`Incoming.resend_pending`; a second delivery of its name is refused by the channel. A credit
+with a return recorded is never published again: an account number that had no account
+when the credit came may belong to a new customer by the time the file is delivered again,
+and the money went back already.
 
-A file that cannot be read is moved aside (``.rejected``) for an operator, who asks the
-clearing house for it again: nothing in it is credited or returned. Sanctions screening of
-incoming payments is not done here yet (the docs say so): a real bank screens the payer.
+A file that cannot be read, addressed to another bank, or settling more than a week from
+now is moved aside (``.rejected``) for an operator, who asks the clearing house for it
+again: nothing in it is credited or returned. Sanctions screening of incoming payments is not
+done here yet (the README says so): a real bank screens the payer.
 """
 
 from __future__ import annotations
@@ -34,12 +42,16 @@ from typing import Protocol
 
 from fjordbank.domain import pacs
 from fjordbank.domain.errors import DomainError
-from fjordbank.domain.norway import today_in_norway
+from fjordbank.domain.norway import next_banking_day, today_in_norway
 from fjordbank.domain.payments import INCOMING, PAYER_NAME, PaymentEvent, PaymentRequested
+from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, AsyncDocuments, Where
 from fjordbank.topology import ARRIVED
 
 log = logging.getLogger("clearing.incoming")
 
+RETURNS = "clearingReturns"  # {paymentId}: a return of a payment from another bank
+PENDING, DELIVERED = "pending", "delivered"
+RETRY_SECONDS = 5.0  # a return the channel did not take: tried again this often
 RETURN_PREFIX = "RET-"  # a return's file name: RET-<payment id>.xml
 # The ledger's reasons for not applying a credit (fjordbank.domain.ledger.Book.receive), as
 # the ISO return reasons the paying bank reads; any other is "not specified".
@@ -53,6 +65,7 @@ FILE = "incomingFile"
 END_TO_END = "endToEndId"
 TRANSACTION = "transactionId"
 SETTLED_ON = "settlementDate"
+PAYING_BANK = "debtorAgent"  # the paying bank's BIC: where the return goes
 
 OwnersOf = Callable[[list[str]], Awaitable[Mapping[str, str | None]]]
 Publish = Callable[[list[PaymentEvent]], Awaitable[None]]
@@ -73,11 +86,11 @@ class IncomingChannel(Protocol):
         """Send a file once: FileExistsError when that name was delivered before."""
 
 
-def booking_day(transfer: pacs.IncomingTransfer, received: dt.datetime) -> dt.date:
-    """The day the money is the payee's: the day it arrived here, or its settlement date if
-    that is later. Its due date, so the feed, "my economy" and a recomputation from the
-    ledger's record book it on one day."""
-    return max(transfer.settlement_date, today_in_norway(received))
+def request_id_of(payment_id: str) -> str:
+    """An incoming payment's request id: no app request can have it (a colon is not in
+    `fjordbank.domain.payments.REQUEST_ID_PATTERN`), so no customer's request document is
+    ever taken for the payment's record."""
+    return f"{INCOMING}:{payment_id}"
 
 
 def body_hash(transfer: pacs.IncomingTransfer) -> str:
@@ -87,14 +100,16 @@ def body_hash(transfer: pacs.IncomingTransfer) -> str:
 
 
 def arrived_event(
-    transfer: pacs.IncomingTransfer, *, message_id: str, payee_uid: str, received: dt.datetime
+    transfer: pacs.IncomingTransfer, *, message_id: str, payee_uid: str, created: dt.datetime
 ) -> PaymentEvent:
-    """The ``arrived`` event of one credit, for the payee ``payee_uid``."""
+    """The ``arrived`` event of one credit of a file made at ``created``, for the payee
+    ``payee_uid``. Due on its settlement date (the day "my economy" and the feed book it);
+    from the file alone, so a file read again makes the same event."""
     payment_id = transfer.payment_id
     payment = PaymentRequested(
         payment_id=payment_id,
         uid=payee_uid,
-        request_id=payment_id,
+        request_id=request_id_of(payment_id),
         kind=INCOMING,
         from_account=transfer.debtor.account,
         to_account=transfer.creditor_account,
@@ -102,9 +117,9 @@ def arrived_event(
         currency=transfer.currency,
         message=transfer.message,
         kid=transfer.kid,
-        due_date=booking_day(transfer, received).isoformat(),
+        due_date=transfer.settlement_date.isoformat(),
         body_hash=body_hash(transfer),
-        requested_at=received.astimezone(dt.UTC).isoformat(),
+        requested_at=created.astimezone(dt.UTC).isoformat(),
         payee_name=transfer.creditor_name,
     )
     detail = {
@@ -112,6 +127,7 @@ def arrived_event(
         END_TO_END: transfer.end_to_end_id,
         TRANSACTION: transfer.transaction_id,
         SETTLED_ON: transfer.settlement_date.isoformat(),
+        PAYING_BANK: transfer.debtor_agent_bic,
         PAYER_NAME: transfer.debtor.name,
     }
     return PaymentEvent(payment, ARRIVED, detail=detail)
@@ -121,10 +137,15 @@ def return_name(payment_id: str) -> str:
     return f"{RETURN_PREFIX}{payment_id}.xml"
 
 
-def payment_return(event: PaymentEvent, reason_code: str, *, now: dt.datetime) -> bytes:
-    """The pacs.004 sending back ``event``'s payment (an arrived or unapplied event, whose
-    detail names the original transfer). Raises `fjordbank.domain.pacs.InvalidPaymentFile`
-    when the detail does not (the event did not come from this code)."""
+def return_path(payment_id: str) -> str:
+    return f"{RETURNS}/{payment_id}"
+
+
+def payment_return(event: PaymentEvent, reason_code: str, *, bic: str, now: dt.datetime) -> bytes:
+    """The pacs.004 from this bank (``bic``) sending back ``event``'s payment (an arrived or
+    unapplied event, whose detail names the original transfer and its bank) on the banking
+    day of ``now``. Raises `fjordbank.domain.pacs.InvalidPaymentFile` when the detail does
+    not (the event did not come from this code)."""
     detail, p = event.detail or {}, event.payment
     try:
         settled = dt.date.fromisoformat(str(detail.get(SETTLED_ON)))
@@ -137,28 +158,41 @@ def payment_return(event: PaymentEvent, reason_code: str, *, now: dt.datetime) -
         original_transaction_id=str(detail.get(TRANSACTION) or ""),
         amount_minor=p.amount,
         currency=p.currency,
-        settlement_date=settled,
+        original_settlement_date=settled,
+        settlement_date=next_banking_day(today_in_norway(now)),
+        instructing_agent_bic=bic,
+        instructed_agent_bic=str(detail.get(PAYING_BANK) or ""),
         reason_code=reason_code,
     )
     return pacs.build_pacs004(pacs.ReturnBatch(returned.return_id, now, (returned,)))
 
 
 class Incoming:
-    """Reads the clearing house's pacs.008 files and sends back what cannot be credited."""
+    """Reads the clearing house's pacs.008 files and sends back what cannot be credited.
+    Keeps the returns the channel did not take (``pending``: payment id -> the pacs.004)
+    until it does."""
 
     def __init__(
         self,
+        docs: AsyncDocuments,
         channel: IncomingChannel,
         owners_of: OwnersOf,
         *,
+        bic: str,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
+        self.docs = docs
         self.channel = channel
         self.owners_of = owners_of
+        self.bic = bic  # this bank's: what the files are addressed to, what the returns are from
         self.clock = clock
+        self.retry_seconds = retry_seconds
+        self.pending: dict[str, bytes] = {}
 
+    # ---- files in -------------------------------------------------------------------------
     def read(self, path: Path) -> pacs.IncomingBatch | None:
-        """The file's credits; None when it cannot be read (then moved aside)."""
+        """The file's credits; None when it cannot be taken (then moved aside)."""
         try:
             data = self.channel.read_incoming(path)
         except ConnectionError:
@@ -167,38 +201,55 @@ class Incoming:
             self._set_aside(path, exc)
             return None
         try:
-            return pacs.parse_pacs008(data)
+            batch = pacs.parse_pacs008(data, bic=self.bic)
         except DomainError as exc:
             self._set_aside(path, exc)
         except Exception as exc:  # a defect in the parser: the files behind it are still read
             log.exception("the pacs.008 parser failed", extra={"file": path.name})
             self._set_aside(path, exc)
+        else:
+            # money the clearing house has not settled with the bank yet is not paid out:
+            # a file settling after the next banking day is not one of today's
+            latest = next_banking_day(today_in_norway(self.clock()) + dt.timedelta(days=1))
+            if all(t.settlement_date <= latest for t in batch.transfers):
+                return batch
+            self._set_aside(path, pacs.InvalidPaymentFile("a credit settles after the next banking day"))
         return None
 
     def _set_aside(self, path: Path, exc: Exception) -> None:
-        log.error("unreadable pacs.008 moved aside", extra={"file": path.name, "error": str(exc)})
-        self.channel.file_away(path, ".rejected")
+        log.error("pacs.008 not taken; moved aside", extra={"file": path.name, "error": str(exc)})
+        self._file_away(path, ".rejected")
+
+    def _file_away(self, path: Path, suffix: str = "") -> None:
+        try:
+            self.channel.file_away(path, suffix)
+        except FileNotFoundError:  # another instance (a rollout's overlap) filed it first
+            log.info("pacs.008 filed away by another process", extra={"file": path.name})
 
     async def receive_file(self, path: Path, publish: Publish) -> list[PaymentEvent]:
         """One pacs.008: publish each credit's ``arrived``, send back those to no account
-        here, then file it away. Returns the events published."""
+        here, then file it away. A credit sent back before is neither. Returns the events
+        published."""
         batch = await asyncio.to_thread(self.read, path)
         if batch is None:
             return []
-        now = self.clock()
-        payees = await self.owners_of(sorted({t.creditor_account for t in batch.transfers}))
+        returned = await self.docs.get_many([return_path(t.payment_id) for t in batch.transfers])
+        fresh = [t for t in batch.transfers if returned.get(return_path(t.payment_id)) is None]
+        payees = await self.owners_of(sorted({t.creditor_account for t in fresh}))
         arrived: list[PaymentEvent] = []
         nowhere: list[PaymentEvent] = []
-        for transfer in batch.transfers:
+        for transfer in fresh:
             payee = payees.get(transfer.creditor_account)
             # one to no account here is never published: its event only carries its return
-            event = arrived_event(transfer, message_id=batch.message_id, payee_uid=payee or "-", received=now)
+            event = arrived_event(
+                transfer, message_id=batch.message_id, payee_uid=payee or "-", created=batch.created_at
+            )
             (arrived if payee else nowhere).append(event)
         if arrived:
             await publish(arrived)
         for event in nowhere:
-            self.send_back(event, pacs.RETURN_NO_ACCOUNT)
-        self.channel.file_away(path)
+            await self.send_back(event, pacs.RETURN_NO_ACCOUNT)
+        self._file_away(path)
         log.info(
             "pacs.008 handled",
             extra={
@@ -206,25 +257,72 @@ class Incoming:
                 "message_id": batch.message_id,
                 "arrived": len(arrived),
                 "returned": len(nowhere),
+                "returned_before": len(batch.transfers) - len(fresh),
                 "amount": sum(e.payment.amount for e in arrived),
             },
         )
         return arrived
 
-    def send_back(self, event: PaymentEvent, reason_code: str) -> bool:
-        """Deliver ``event``'s return, once. Returns False when it was delivered before.
-        Raises ConnectionError (OSError) while the channel is down."""
-        data = payment_return(event, reason_code, now=self.clock())
-        try:
-            self.channel.deliver(return_name(event.payment.payment_id), data)
-        except FileExistsError:
-            return False
-        log.info(
-            "payment from another bank sent back",
-            extra={"payment_id": event.payment.payment_id, "reason": reason_code, "amount": event.payment.amount},
-        )
-        return True
-
-    def unapplied(self, event: PaymentEvent) -> bool:
+    # ---- returns out ----------------------------------------------------------------------
+    async def unapplied(self, event: PaymentEvent) -> bool:
         """The ledger could not credit ``event``'s payment: send it back with its reason."""
-        return self.send_back(event, RETURN_REASONS.get(event.reason or "", pacs.RETURN_OTHER))
+        return await self.send_back(event, RETURN_REASONS.get(event.reason or "", pacs.RETURN_OTHER))
+
+    async def send_back(self, event: PaymentEvent, reason_code: str) -> bool:
+        """Record ``event``'s return (once: the first one made is the one sent) and deliver
+        it. True when this call delivered it; False when it was delivered before, or the
+        channel is down (then it is kept and sent later). Raises
+        `fjordbank.domain.pacs.InvalidPaymentFile` for an event this code did not make."""
+        pid = event.payment.payment_id
+        xml = payment_return(event, reason_code, bic=self.bic, now=self.clock())
+        batch = self.docs.batch()
+        batch.create(
+            return_path(pid),
+            {"paymentId": pid, "reason": reason_code, "status": PENDING, "xml": xml.decode(), "createdAt": SERVER_TIME},
+        )
+        try:
+            await batch.commit()
+        except AlreadyExists:
+            doc = await self.docs.get(return_path(pid))
+            if doc is None or doc.data.get("status") == DELIVERED:
+                return False
+            xml = str(doc.data.get("xml", "")).encode()
+        return await self._deliver(pid, xml)
+
+    async def _deliver(self, pid: str, xml: bytes) -> bool:
+        try:
+            await asyncio.to_thread(self.channel.deliver, return_name(pid), xml)
+            delivered = True
+        except FileExistsError:  # delivered before (a crash before it was marked)
+            delivered = False
+        except OSError as exc:  # the channel is down: kept, and sent when it is back
+            if pid not in self.pending:
+                log.warning(
+                    "clearing channel down: return kept to send later", extra={"payment_id": pid, "error": str(exc)}
+                )
+            self.pending[pid] = xml
+            return False
+        batch = self.docs.batch()
+        batch.update(return_path(pid), {"status": DELIVERED, "deliveredAt": SERVER_TIME})
+        await batch.commit()
+        self.pending.pop(pid, None)
+        if delivered:
+            log.info("payment from another bank sent back", extra={"payment_id": pid})
+        return delivered
+
+    async def resend_pending(self) -> None:
+        """The returns recorded and not delivered (a crash or an outage before): sent now,
+        or kept for `deliver_pending`."""
+        for doc in await self.docs.query(RETURNS, where=[Where("status", "==", PENDING)]):
+            await self._deliver(doc.id, str(doc.data.get("xml", "")).encode())
+
+    async def deliver_pending(self, stop: asyncio.Event) -> None:
+        """Send the kept returns every ``retry_seconds`` until ``stop`` (a pass, then a wait)."""
+        while True:
+            for pid, xml in list(self.pending.items()):
+                await self._deliver(pid, xml)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.retry_seconds)
+                return
+            except TimeoutError:
+                continue

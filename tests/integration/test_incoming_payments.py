@@ -11,6 +11,7 @@ with the reason the paying bank reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -53,7 +54,7 @@ def test_a_salary_from_another_bank_is_credited_once_shown_with_its_payer_and_bo
     first = deliver(stack, salary, send.Credit(account, 1_500))
     [paid, small] = first.transfers
     # the clearing house delivers the salary again in a later file: one payment, credited once
-    again = send.Credit(account, SALARY, payer_name="Fjordkraft Bygg AS", transaction_id=paid.transaction_id)
+    again = dataclasses.replace(salary, transaction_id=paid.transaction_id)  # the same credit, in another file
     deliver(stack, again)
     wait_for(lambda: kari.balance() == SALARY + 1_500, timeout=30, what="the credits on the balance")
     entry = wait_for(
@@ -96,6 +97,15 @@ def test_a_credit_to_a_closed_account_or_to_no_account_here_is_sent_back_once_an
         for r in pacs.parse_pacs004(path.read_bytes()).returns
     }
     assert reasons == {to_closed.transaction_id: "AC04", to_nowhere.transaction_id: "AC01"}
+    for t in batch.transfers:  # each return recorded, then marked delivered
+        wait_for(
+            lambda t=t: (
+                (admin_db.document(f"clearingReturns/{t.payment_id}").get().to_dict() or {}).get("status")
+                == "delivered"
+            ),
+            timeout=30,
+            what="the return marked delivered",
+        )
     assert record(admin_db, to_closed.payment_id)["status"] == "unapplied"
     assert record(admin_db, to_nowhere.payment_id) == {}  # never reached the ledger
     assert ola.balance(closed) == 0

@@ -90,4 +90,5 @@ def test_the_clearing_service_runs_locally_with_no_simulator_in_it(tmp_path, mon
     finally:
         clearing.faults.for_service.cache_clear()
     assert handler.dirs.outbox == tmp_path / "clearing" / "outbox" and handler.dirs.inbox.is_dir()
-    assert background == [handler.read_answers, handler.clearing.deliver_pending]
+    assert background == [handler.read_answers, handler.clearing.deliver_pending, handler.incoming.deliver_pending]
+    assert handler.dirs.incoming_dir.is_dir()  # where the clearing house delivers payments from other banks

@@ -200,7 +200,10 @@ def test_a_return_the_bank_sends_is_taken_into_sent_and_never_answered(tmp_path)
         original_end_to_end_id="E2E1",
         original_transaction_id="TX1",
         amount_minor=2_500,
+        original_settlement_date=dt.date(2026, 11, 30),
         settlement_date=dt.date(2026, 11, 30),
+        instructing_agent_bic="FJORNOKK",
+        instructed_agent_bic="DNBANOKKXXX",
         reason_code="AC04",
     )
     name = "RET-in0123.xml"

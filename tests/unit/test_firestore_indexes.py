@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import fjordbank.adapters.firestore as fs
-from fjordbank.service_layer import outbox, ratelimits, sca
+from fjordbank.service_layer import incoming, outbox, ratelimits, sca
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = ("fjordbank", "functions/main.py", "bankctl", "clientkit", "bench", "devstack", "scripts")
@@ -45,6 +45,7 @@ BACKEND_ONLY = {
     fs.SCREENING_CUSTOMERS,
     fs.CLEARING_PAYMENTS,
     fs.CLEARING_FILES,
+    incoming.RETURNS,
     outbox.OUTBOX,
     outbox.CARD_OUTBOX,
     ratelimits.RATE_LIMITS,

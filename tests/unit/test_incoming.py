@@ -10,6 +10,7 @@ unreadable file is set aside whole; every step is routed by the payee's account.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -19,9 +20,10 @@ from fjordbank.adapters.clearing_store import ClearingDirs
 from fjordbank.domain import bookings, pacs
 from fjordbank.domain.iso20022 import Party
 from fjordbank.domain.ledger import settlement_account
+from fjordbank.domain.norway import next_banking_day
 from fjordbank.domain.notifications import payment_pushes, transaction_entries
 from fjordbank.domain.payment_ledger import published
-from fjordbank.domain.payments import INCOMING, PAYER_NAME, PaymentEvent
+from fjordbank.domain.payments import INCOMING, PAYER_NAME, REQUEST_ID_PATTERN, PaymentEvent
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.incoming import (
     FILE,
@@ -29,6 +31,7 @@ from fjordbank.service_layer.incoming import (
     Incoming,
     arrived_event,
     return_name,
+    return_path,
 )
 from fjordbank.service_layer.ledger import account_path
 from fjordbank.service_layer.owners import Owners
@@ -53,7 +56,7 @@ def credit(n: int = 1, *, to: str = BOB, amount: int = 2_500_000) -> pacs.Incomi
 
 
 def arrived(n: int = 1, *, to: str = BOB, uid: str = "bob", amount: int = 2_500_000) -> PaymentEvent:
-    return arrived_event(credit(n, to=to, amount=amount), message_id="NICS1", payee_uid=uid, received=NOW)
+    return arrived_event(credit(n, to=to, amount=amount), message_id="NICS1", payee_uid=uid, created=NOW)
 
 
 # ---- the event -------------------------------------------------------------------------------
@@ -67,12 +70,30 @@ def test_every_step_of_a_payment_from_another_bank_is_routed_by_the_payees_accou
     assert PaymentEvent.from_json(event.to_json()) == event  # the contract (payment v2) reads it back
 
 
-def test_a_credit_is_booked_on_the_day_it_arrives_or_its_later_settlement_date():
-    late = pacs.IncomingTransfer(**{**_fields(credit()), "settlement_date": NOW.date() - dt.timedelta(days=3)})
-    early = pacs.IncomingTransfer(**{**_fields(credit()), "settlement_date": NOW.date() + dt.timedelta(days=1)})
-    on = {t.settlement_date: arrived_event(t, message_id="M", payee_uid="bob", received=NOW) for t in (late, early)}
-    assert on[late.settlement_date].payment.due_date == NOW.date().isoformat()
-    assert on[early.settlement_date].payment.due_date == early.settlement_date.isoformat()
+def test_everything_the_event_says_comes_from_the_file_so_a_file_read_again_makes_the_same_event():
+    """Its due date is the settlement date and its time the file's: a file read again a day
+    later books the credit on the same day (my economy never counts it in two months)."""
+    settled = NOW.date() - dt.timedelta(days=1)
+    transfer = pacs.IncomingTransfer(**{**_fields(credit()), "settlement_date": settled})
+    first = arrived_event(transfer, message_id="M", payee_uid="bob", created=NOW)
+    assert first == arrived_event(transfer, message_id="M", payee_uid="bob", created=NOW)
+    assert (first.payment.due_date, first.payment.booking_date) == (settled.isoformat(), NOW.date().isoformat())
+    assert first.payment.request_id == f"incoming:{first.payment.payment_id}"
+    assert not REQUEST_ID_PATTERN.fullmatch(first.payment.request_id)  # no app request can take it
+
+
+async def test_a_second_credit_under_one_key_is_never_dropped_unseen():
+    """The same credit again is one message (JetStream keeps it once); another amount under
+    the same bank, day and TxId is another message, which the ledger refuses (dead-lettered
+    for an operator) rather than the duplicate window dropping it silently."""
+    assert arrived().msg_id == arrived().msg_id
+    other = arrived(amount=1_000)
+    assert other.payment.payment_id == arrived().payment.payment_id and other.msg_id != arrived().msg_id
+    ledger, docs = await bank({})
+    await ledger.post_batch([arrived()])
+    [refused] = await ledger.post_batch([other])
+    assert refused.result is None and "differs from its record" in (refused.error or "")
+    assert (await balance(docs, BOB))[0] == 2_500_000
 
 
 def _fields(t: pacs.IncomingTransfer) -> dict:
@@ -94,6 +115,16 @@ async def test_the_ledger_credits_the_payee_from_its_partitions_settlement_shard
     assert [e.status for e in published(verdict.event, verdict.result)] == ["completed"]  # no payer's side here
 
 
+async def test_a_credit_above_what_a_customer_here_may_pay_is_credited_all_the_same():
+    """A house sale: 3 500 000 kr from another bank, above the payment contract's ceiling for
+    what a customer here may send (1 000 000 kr); the event is read and the money credited."""
+    big = arrived(amount=350_000_000)
+    assert PaymentEvent.from_json(big.to_json()) == big
+    ledger, docs = await bank({})
+    [verdict] = await ledger.post_batch([big])
+    assert statuses([verdict]) == ["completed"] and (await balance(docs, BOB))[0] == 350_000_000
+
+
 async def test_a_credit_to_a_closed_account_is_left_unapplied_and_moves_nothing():
     ledger, docs = await bank({}, closed=(BOB,))
     [verdict] = await ledger.post_batch([arrived()])
@@ -113,6 +144,13 @@ async def test_a_credit_to_an_account_the_ledger_does_not_have_is_left_unapplied
         "unknown_account",
     )
     assert money(docs) == 0
+
+
+async def test_a_missing_settlement_account_is_the_banks_fault_and_never_sends_the_money_back():
+    ledger, docs = await bank({})
+    del docs.store.docs[account_path(settlement_account(BOB))]
+    [verdict] = await ledger.post_batch([arrived()])
+    assert verdict.result is None and "settlement account" in (verdict.error or "")  # dead-lettered, not unapplied
 
 
 async def test_a_payment_from_another_bank_is_never_approved_or_debited_here():
@@ -190,19 +228,24 @@ def dirs(tmp_path: Path) -> ClearingDirs:
 def deliver(dirs: ClearingDirs, *credits: pacs.IncomingTransfer, name: str = "NICS1") -> Path:
     path = dirs.incoming_dir / f"{name}.xml"
     batch = pacs.IncomingBatch(name, NOW, credits)
-    ClearingDirs.write_atomic(path, pacs.build_pacs008(batch, creditor_agent_bic="FJBKNO22XXX"))
+    ClearingDirs.write_atomic(path, pacs.build_pacs008(batch, creditor_agent_bic="FJORNOKK"))
     return path
 
 
+def incoming_of(dirs: ClearingDirs, owners: dict[str, str], docs: RecordingDocuments | None = None) -> Incoming:
+    return Incoming(docs or RecordingDocuments(), dirs, Payees(owners).of, bic="FJORNOKK", clock=lambda: NOW)
+
+
+class Published(list):
+    async def __call__(self, events: list[PaymentEvent]) -> None:
+        self.extend(events)
+
+
 async def test_a_file_is_published_per_credit_and_one_to_no_account_here_is_sent_back_at_once(dirs):
-    incoming = Incoming(dirs, Payees({BOB: "bob"}).of, clock=lambda: NOW)
-    published_events: list[PaymentEvent] = []
-
-    async def publish(events):
-        published_events.extend(events)
-
-    [path] = [deliver(dirs, credit(1), credit(2, to=OUTSIDE))]
-    out = await incoming.receive_file(path, publish)
+    incoming = incoming_of(dirs, {BOB: "bob"})
+    published_events = Published()
+    path = deliver(dirs, credit(1), credit(2, to=OUTSIDE))
+    out = await incoming.receive_file(path, published_events)
     assert [(e.status, e.payment.to_account, e.payment.uid) for e in out] == [(ARRIVED, BOB, "bob")]
     assert out == published_events and out[0].detail and out[0].detail[FILE] == "NICS1"
     assert dirs.incoming() == [] and (dirs.processed / "NICS1.xml").exists()
@@ -210,51 +253,114 @@ async def test_a_file_is_published_per_credit_and_one_to_no_account_here_is_sent
     [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
     assert (returned.original_transaction_id, returned.reason_code, returned.amount_minor) == ("TX2", "AC01", 2_500_000)
     assert returned.original_message_id == "NICS1"
+    assert (returned.instructing_agent_bic, returned.instructed_agent_bic) == ("FJORNOKK", "DNBANOKKXXX")
+    assert returned.settlement_date == next_banking_day(NOW.date())  # sent on a banking day, not the credit's
 
 
-async def test_an_unreadable_file_is_set_aside_whole_and_nothing_is_published(dirs):
-    incoming = Incoming(dirs, Payees({BOB: "bob"}).of, clock=lambda: NOW)
+async def test_a_credit_sent_back_is_never_credited_when_its_file_comes_again(dirs):
+    """No account had the number when the credit came, so it went back; a new customer has
+    the number by the time the clearing house delivers the file again: not credited (the
+    money is the payer's bank's again), not sent back twice."""
+    docs = RecordingDocuments()
+    first = Published()
+    await incoming_of(dirs, {}, docs).receive_file(deliver(dirs, credit(1, to=OUTSIDE)), first)
+    assert first == [] and len(list(dirs.outbox.iterdir())) == 1
+    again = Published()
+    later = incoming_of(dirs, {OUTSIDE: "newcomer"}, docs)
+    await later.receive_file(deliver(dirs, credit(1, to=OUTSIDE), credit(2, to=OUTSIDE), name="NICS2"), again)
+    assert [e.payment.payment_id for e in again] == [credit(2).payment_id]  # only the one never sent back
+    assert len(list(dirs.outbox.iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("settles", "taken"),
+    [(0, True), (1, True), (10, False)],  # NOW is a Friday: the next banking day is Monday
+)
+async def test_a_file_settling_after_the_next_banking_day_is_set_aside_whole(dirs, settles, taken):
+    incoming = Incoming(
+        RecordingDocuments(), dirs, Payees({BOB: "bob"}).of, bic="FJORNOKK", clock=lambda: NOW - dt.timedelta(days=3)
+    )
+    when = (NOW - dt.timedelta(days=3)).date() + dt.timedelta(days=settles)
+    transfer = pacs.IncomingTransfer(**{**_fields(credit()), "settlement_date": when})
+    path = dirs.incoming_dir / "NICS9.xml"
+    batch = pacs.IncomingBatch("NICS9", NOW - dt.timedelta(days=3), (transfer,))
+    ClearingDirs.write_atomic(path, pacs.build_pacs008(batch, creditor_agent_bic="FJORNOKK"))
+    out = await incoming.receive_file(path, Published())
+    assert bool(out) is taken and (dirs.processed / "NICS9.xml.rejected").exists() is not taken
+
+
+async def test_an_unreadable_or_misaddressed_file_is_set_aside_whole_and_nothing_is_published(dirs):
+    incoming = incoming_of(dirs, {BOB: "bob"})
     path = dirs.incoming_dir / "bad.xml"
     path.write_bytes(b"<Document>not a pacs.008</Document>")
+    elsewhere = dirs.incoming_dir / "NICS3.xml"
+    batch = pacs.IncomingBatch("NICS3", NOW, (credit(1),))
+    ClearingDirs.write_atomic(elsewhere, pacs.build_pacs008(batch, creditor_agent_bic="DNBANOKKXXX"))
+    assert await incoming.receive_file(path, Published()) == []
+    assert await incoming.receive_file(elsewhere, Published()) == []
+    assert (dirs.processed / "bad.xml.rejected").exists() and (dirs.processed / "NICS3.xml.rejected").exists()
+    assert list(dirs.outbox.iterdir()) == []
 
-    async def publish(events):  # pragma: no cover - must not be called
-        raise AssertionError(events)
 
-    assert await incoming.receive_file(path, publish) == []
-    assert (dirs.processed / "bad.xml.rejected").exists() and list(dirs.outbox.iterdir()) == []
-
-
-def test_an_unapplied_credit_is_sent_back_once_with_the_ledgers_reason(dirs):
-    incoming = Incoming(dirs, Payees({}).of, clock=lambda: NOW)
+async def test_an_unapplied_credit_is_sent_back_once_with_the_ledgers_reason(dirs):
+    incoming = incoming_of(dirs, {})
     unapplied = PaymentEvent(arrived().payment, UNAPPLIED, "to_account_closed", detail=arrived().detail)
-    assert incoming.unapplied(unapplied) is True
-    assert incoming.unapplied(unapplied) is False  # a redelivery: the channel has it already
+    assert await incoming.unapplied(unapplied) is True
+    assert await incoming.unapplied(unapplied) is False  # a redelivery: recorded and delivered already
     [sent] = list(dirs.outbox.glob("*.xml"))
     assert sent.name == return_name(unapplied.payment.payment_id)
     [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
     assert (returned.reason_code, returned.original_end_to_end_id) == ("AC04", "E2E1")
     other = PaymentEvent(arrived(2).payment, UNAPPLIED, "something_new", detail=arrived(2).detail)
-    incoming.unapplied(other)
+    await incoming.unapplied(other)
     [second] = pacs.parse_pacs004((dirs.outbox / return_name(other.payment.payment_id)).read_bytes()).returns
     assert second.reason_code == pacs.RETURN_OTHER
 
 
+async def test_a_return_the_channel_does_not_take_is_kept_and_sent_when_it_is_back_even_after_a_restart(dirs):
+    from fjordbank.adapters.clearing_store import ClearingChannelDown
+
+    docs = RecordingDocuments()
+    incoming = incoming_of(dirs, {}, docs)
+    unapplied = PaymentEvent(arrived().payment, UNAPPLIED, "to_account_closed", detail=arrived().detail)
+    real = dirs.deliver
+
+    def down(name: str, data: bytes) -> None:
+        raise ClearingChannelDown("the transfer service cannot be reached")
+
+    dirs.deliver = down  # type: ignore[method-assign]
+    assert await incoming.unapplied(unapplied) is False
+    assert list(dirs.outbox.iterdir()) == [] and set(incoming.pending) == {unapplied.payment.payment_id}
+    restarted = incoming_of(dirs, {}, docs)  # the process died; its memory with it
+    dirs.deliver = real  # type: ignore[method-assign]
+    await restarted.resend_pending()
+    assert [p.name for p in dirs.outbox.iterdir()] == [return_name(unapplied.payment.payment_id)]
+    await incoming.deliver_pending(_stopped())  # the old one's copy: the channel refuses a second
+    assert len(list(dirs.outbox.iterdir())) == 1 and incoming.pending == {}
+    assert (await docs.get(return_path(unapplied.payment.payment_id))).data["status"] == "delivered"  # type: ignore[union-attr]
+
+
+def _stopped() -> asyncio.Event:
+    """A stop event already set: the loop runs one pass."""
+    stop = asyncio.Event()
+    stop.set()
+    return stop
+
+
 # ---- the clearing service's step -------------------------------------------------------------
-async def test_the_clearing_step_sends_an_unapplied_credit_back_and_waits_while_the_channel_is_down(dirs):
-    """payments.unapplied reaches clearing beside payments.reserved: the return is delivered
-    and the message acked; with the channel down it is retried later (never lost, never a
-    second return), and the batch's other messages are not held up by it."""
+async def test_the_clearing_step_acks_an_unapplied_credit_once_its_return_is_recorded(dirs):
+    """payments.unapplied reaches clearing beside payments.reserved: its return is recorded
+    and delivered and the message acked; redelivered (its ack lost), nothing is sent twice."""
     import json
     from types import SimpleNamespace
 
-    from fjordbank.adapters.clearing_store import ClearingChannelDown
     from fjordbank.runtime import steps
-    from fjordbank.runtime.consumer import Ack, Delivery, Retry
+    from fjordbank.runtime.consumer import Ack, Delivery
     from fjordbank.service_layer.clearing import Clearing
-    from run_services.clearing import RETURN_RETRY_SECONDS, ClearingHandler
+    from run_services.clearing import ClearingHandler
 
     docs = RecordingDocuments()
-    handler = ClearingHandler(Clearing(docs, dirs, bic="FJORNOKK"), dirs, Incoming(dirs, Payees({}).of))
+    handler = ClearingHandler(Clearing(docs, dirs, bic="FJORNOKK"), dirs, incoming_of(dirs, {}, docs))
     unapplied = PaymentEvent(arrived().payment, UNAPPLIED, "to_account_closed", detail=arrived().detail)
 
     def batch(*events: PaymentEvent) -> list[Delivery]:
@@ -263,17 +369,7 @@ async def test_the_clearing_step_sends_an_unapplied_credit_back_and_waits_while_
             for e in events
         ]
 
-    real = dirs.deliver
-
-    def down(name: str, data: bytes) -> None:
-        raise ClearingChannelDown("the transfer service cannot be reached")
-
-    dirs.deliver = down  # type: ignore[method-assign]
-    [waits] = await steps.payment_step(handler.submit)(batch(unapplied))
-    assert isinstance(waits, Retry) and waits.delay == RETURN_RETRY_SECONDS
-    assert list(dirs.outbox.iterdir()) == []
-    dirs.deliver = real  # type: ignore[method-assign]
     [sent] = await steps.payment_step(handler.submit)(batch(unapplied))
-    [again] = await steps.payment_step(handler.submit)(batch(unapplied))  # redelivered after its ack was lost
+    [again] = await steps.payment_step(handler.submit)(batch(unapplied))
     assert isinstance(sent, Ack) and isinstance(again, Ack)
     assert [p.name for p in dirs.outbox.iterdir()] == [return_name(unapplied.payment.payment_id)]

@@ -12,7 +12,7 @@ from fjordbank.domain import pacs
 from fjordbank.domain.iso20022 import InvalidPaymentFile, Party
 
 NOW = dt.datetime(2026, 12, 7, 8, 30, tzinfo=dt.UTC)
-FJORDBANK = "FJBKNO22XXX"
+FJORDBANK = "FJORNOKK"
 PAYEE = "12345678903"
 PAYER = Party("Arbeidsgiver AS", "12032400009")
 
@@ -46,6 +46,8 @@ def test_a_credit_is_one_payment_by_its_bank_and_transaction_id():
     assert one.payment_id == transfer(1, amount_minor=5, end_to_end_id="other").payment_id  # the key decides
     assert one.payment_id != transfer(2).payment_id
     assert one.payment_id != transfer(1, debtor_agent_bic="NDEANOKKXXX").payment_id  # another bank's TX1
+    assert one.payment_id == transfer(1, debtor_agent_bic="DNBANOKK").payment_id  # the same bank, BIC8
+    assert one.payment_id != transfer(1, settlement_date=dt.date(2026, 12, 8)).payment_id  # a TxId used again
     assert one.payment_id.startswith(pacs.KEY_PREFIX) and len(one.payment_id) == 32
 
 
@@ -115,12 +117,16 @@ def test_a_return_reads_back_as_written():
         original_end_to_end_id="LONN-2026-12-1",
         original_transaction_id="TX1",
         amount_minor=4_200_001,
-        settlement_date=dt.date(2026, 12, 7),
+        original_settlement_date=dt.date(2026, 12, 7),
+        settlement_date=dt.date(2026, 12, 8),
+        instructing_agent_bic=FJORDBANK,
+        instructed_agent_bic="DNBANOKKXXX",
         reason_code=pacs.RETURN_CLOSED_ACCOUNT,
     )
     batch = pacs.ReturnBatch("RT1", NOW, (returned,))
     xml = pacs.build_pacs004(batch)
     assert b"<OrgnlMsgNmId>pacs.008.001.08</OrgnlMsgNmId>" in xml and b"<Cd>AC04</Cd>" in xml
+    assert b"<InstdAgt>" in xml and b"<BICFI>DNBANOKKXXX</BICFI>" in xml  # the bank it goes back to
     assert pacs.parse_pacs004(xml) == batch
     with pytest.raises(InvalidPaymentFile):
         pacs.PaymentReturn(**{**_fields(returned), "reason_code": "closed"})
@@ -137,3 +143,39 @@ def test_amounts_are_whole_ore_and_only_nok():
         transfer(1, amount_minor=1.5)
     with pytest.raises(InvalidPaymentFile):
         replace(transfer(1), currency="SEK")
+
+
+def test_a_file_for_another_bank_or_settling_far_from_its_creation_is_refused_whole():
+    with pytest.raises(InvalidPaymentFile, match="another bank"):
+        pacs.parse_pacs008(file_of(transfer(1)), bic="DNBANOKKXXX")
+    assert pacs.parse_pacs008(file_of(transfer(1)), bic="FJORNOKKXXX").transfers  # BIC8 is the bank
+    with pytest.raises(InvalidPaymentFile, match="days from the file"):
+        pacs.parse_pacs008(file_of(transfer(1, settlement_date=dt.date(9999, 12, 31))))
+
+
+def test_what_the_customer_is_shown_is_read_leniently_and_cleaned():
+    """Two message lines, a reference that is no KID, an invoice reference, a line break and
+    a right-to-left override: the credit is read, its text cleaned; nothing holds the money."""
+    xml = file_of(transfer(1, message="Lønn"))
+    xml = _edit(
+        xml,
+        "<Ustrd>Lønn</Ustrd>",
+        "<Ustrd>Lønn&#10;desember</Ustrd><Ustrd>og feriepenger \u202egnp.exe</Ustrd>"
+        "<Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>RF18539007547034</Ref></CdtrRefInf></Strd>",
+    )
+    [read] = pacs.parse_pacs008(xml).transfers
+    assert read.message == "Lønn desember og feriepenger gnp.exe"
+    assert read.kid is None  # not a KID: left out
+    with_kid = _edit(file_of(transfer(1, kid="1234567890003")), "<Ustrd>Lønn desember</Ustrd>", "")
+    assert pacs.parse_pacs008(with_kid).transfers[0].kid == "1234567890003"
+
+
+def test_an_amount_that_echoes_an_account_number_is_masked_in_the_error():
+    with pytest.raises(InvalidPaymentFile) as caught:
+        pacs.parse_pacs008(_edit(file_of(transfer(1)), "42000.01</IntrBkSttlmAmt>", "NO7112345678903</IntrBkSttlmAmt>"))
+    assert "12345678903" not in str(caught.value) and "8903" in str(caught.value)
+
+
+def test_the_writer_checks_the_bank_it_writes_to():
+    with pytest.raises(InvalidPaymentFile):
+        pacs.build_pacs008(pacs.IncomingBatch("NICS1", NOW, (transfer(1),)), creditor_agent_bic="fjordbank!")
