@@ -1,7 +1,7 @@
 """Benchmark: Firestore document operations and round trips per payment, per step.
 
     python -m bench.docops                    # needs `make up`; artifacts/bench/docops.json
-    python -m bench.docops --payments 200 --kinds internal external card
+    python -m bench.docops --payments 200 --kinds internal external card incoming
 
 Every service's Firestore client counts its calls and the documents they read and write
 (fjordbank/adapters/firestore_calls.py, on /metrics as fjb_firestore_calls_total and
@@ -22,7 +22,8 @@ when idle (clearing's polls, measured first for the same time). The steps:
 Internal and external payments enter the pipeline as the edge publishes them, each with
 the app's request document as the edge leaves it (status ``requested``), so the notifier
 shows the payment there, as it does for the app (`app_requests`); a card payment is an
-authorisation and its capture from the processor simulator.
+authorisation and its capture from the processor simulator; a payment from another bank
+(``incoming``, not in the default kinds) a credit in a pacs.008 the clearing house delivers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import json
 import os
 import random
 import re
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -216,6 +218,56 @@ async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> t
     return steps, outcome
 
 
+def incoming_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
+    """Payments from other banks: the clearing house's pacs.008 files (100 credits each) to
+    the population's accounts, dropped into the clearing channel as the other banks deliver
+    them (simulators.counterparty.send); done when every credit's ledger record is final.
+    No app step and no edge: nobody here asked for them."""
+    from simulators.counterparty import send
+
+    async def population():
+        db = async_client(stack.s.project_id)
+        return await setup_population(db, admin_ledger(db), max(20, payments // 5), "9710")
+
+    pop = asyncio.run(population())
+    give_devices(stack.s.project_id, pop.uids)
+    accounts = [account for _uid, account in pop.payers]
+    credits = [send.Credit(accounts[i % len(accounts)], 10_000 + i) for i in range(payments)]
+    pushed = sink_seq(stack)
+    before, started = settle(stack, idle), time.monotonic()
+    now = dt.datetime.now(dt.UTC)
+    ids = []
+    for start in range(0, payments, 100):
+        batch = send.batch_of(credits[start : start + 100], now=now)
+        send.deliver(stack.s.clearing_dir, batch)
+        ids += [t.payment_id for t in batch.transfers]
+    db = sync_client(stack.s.project_id)
+    deadline = time.monotonic() + 300
+    done: dict[str, str] = {}
+    while len(done) < len(ids) and time.monotonic() < deadline:
+        for start in range(0, len(ids), 300):
+            wanted = [i for i in ids[start : start + 300] if i not in done]
+            for snap in db.get_all([db.document(f"ledgerPayments/{i}") for i in wanted]):
+                status = (snap.to_dict() or {}).get("status") if snap.exists else None
+                if status in ("completed", "unapplied"):
+                    done[snap.id] = status
+        time.sleep(0.5)
+    after = settle(stack, idle)
+    seconds = time.monotonic() - started
+    per_payer = pushes_delivered(stack, pushed) / payments
+    steps = per_payment(minus(after, before), idle, seconds, payments)
+    each = push_delivery(stack.s.project_id)
+    steps["push"] = {k: round(v * per_payer, 2) for k, v in each.items()}
+    statuses = list(done.values())
+    outcome = {
+        "payments": payments,
+        "completed": statuses.count("completed"),
+        "seconds": round(seconds, 1),
+        "pushes_per_payment": round(per_payer, 2),
+    }
+    return steps, outcome
+
+
 def background_triggers(stack: Stack, *, on: bool) -> None:
     """The Functions emulator's Firestore and Pub/Sub triggers on or off, through the emulator
     hub (what the rules-unit-testing kit's withFunctionTriggersDisabled calls)."""
@@ -345,6 +397,8 @@ def measure(stack: Stack, kinds: list[str], payments: int, idle_seconds: float =
         print(f"{kind}: {payments} payments ...", flush=True)
         if kind == "card":
             steps, outcome = card_kind(stack, payments, idle)
+        elif kind == "incoming":
+            steps, outcome = incoming_kind(stack, payments, idle)
         else:
             steps, outcome = asyncio.run(pipeline_kind(stack, kind, payments, idle))
             steps = {
@@ -395,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.docops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--payments", type=int, default=200)
-    parser.add_argument("--kinds", nargs="+", default=["internal", "external", "card"])
+    kinds = ["internal", "external", "card", "incoming"]
+    parser.add_argument("--kinds", nargs="+", default=kinds[:3], choices=kinds)
     parser.add_argument("--out", type=Path, default=ARTIFACTS / "docops.json")
     args = parser.parse_args(argv)
     stack = Stack(stack_settings.load(), progress=lambda _m: None)
@@ -403,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the stack is not running: start it with `make up` (or make up-detached)")
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": "python -m bench.docops " + " ".join(argv or []),
+        "command": " ".join(["python -m bench.docops", *(sys.argv[1:] if argv is None else argv)]),
         **measure(stack, args.kinds, args.payments),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
