@@ -52,6 +52,7 @@ log = logging.getLogger("clearing.incoming")
 RETURNS = "clearingReturns"  # {paymentId}: a return of a payment from another bank
 PENDING, DELIVERED = "pending", "delivered"
 RETRY_SECONDS = 5.0  # a return the channel did not take: tried again this often
+PUBLISH_CHUNK = 500  # a file's events are published (and their acks awaited) this many at a time
 RETURN_PREFIX = "RET-"  # a return's file name: RET-<payment id>.xml
 # The ledger's reasons for not applying a credit (fjordbank.domain.ledger.Book.receive), as
 # the ISO return reasons the paying bank reads; any other is "not specified".
@@ -245,8 +246,8 @@ class Incoming:
                 transfer, message_id=batch.message_id, payee_uid=payee or "-", created=batch.created_at
             )
             (arrived if payee else nowhere).append(event)
-        if arrived:
-            await publish(arrived)
+        for start in range(0, len(arrived), PUBLISH_CHUNK):  # a payroll file: thousands of credits
+            await publish(arrived[start : start + PUBLISH_CHUNK])
         for event in nowhere:
             await self.send_back(event, pacs.RETURN_NO_ACCOUNT)
         self._file_away(path)

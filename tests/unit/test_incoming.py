@@ -373,3 +373,17 @@ async def test_the_clearing_step_acks_an_unapplied_credit_once_its_return_is_rec
     [again] = await steps.payment_step(handler.submit)(batch(unapplied))
     assert isinstance(sent, Ack) and isinstance(again, Ack)
     assert [p.name for p in dirs.outbox.iterdir()] == [return_name(unapplied.payment.payment_id)]
+
+
+async def test_a_payroll_file_is_published_in_chunks_and_whole(dirs):
+    """1 201 credits: every one published, 500 at a time (each chunk's acks awaited before
+    the next), and the file filed away only after the last."""
+    calls: list[int] = []
+
+    async def publish(events: list[PaymentEvent]) -> None:
+        assert dirs.incoming()  # the file waits until every chunk is in
+        calls.append(len(events))
+
+    path = deliver(dirs, *(credit(n, amount=100 + n) for n in range(1_201)))
+    out = await incoming_of(dirs, {BOB: "bob"}).receive_file(path, publish)
+    assert calls == [500, 500, 201] and len(out) == 1_201 and dirs.incoming() == []
