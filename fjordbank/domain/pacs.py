@@ -89,11 +89,14 @@ __all__ = [
     "RETURN_CLOSED_ACCOUNT",
     "RETURN_CURRENCY",
     "RETURN_NO_ACCOUNT",
+    "RETURN_NO_PAYER_ACCOUNT",
+    "RETURN_NO_PAYER_NAME",
     "RETURN_OTHER",
     "IncomingBatch",
     "IncomingTransfer",
     "InvalidPaymentFile",
     "PaymentReturn",
+    "RefusedCredit",
     "ReturnBatch",
     "build_pacs004",
     "build_pacs008",
@@ -111,6 +114,8 @@ RETURN_NO_ACCOUNT = "AC01"  # IncorrectAccountNumber
 RETURN_CLOSED_ACCOUNT = "AC04"  # ClosedAccountNumber
 RETURN_CURRENCY = "AM03"  # NotAllowedCurrency
 RETURN_OTHER = "MS03"  # NotSpecifiedReasonAgentGenerated
+RETURN_NO_PAYER_ACCOUNT = "RR01"  # MissingDebtorAccountOrIdentification
+RETURN_NO_PAYER_NAME = "RR02"  # MissingDebtorNameOrAddress
 
 KEY_PREFIX = "in"  # an incoming payment's id: "in" + 30 hex digits of its key's SHA-256
 SETTLEMENT_WINDOW_DAYS = 7  # a credit settles within this many days of its file's creation
@@ -195,12 +200,44 @@ class IncomingTransfer:
     def key(self) -> str:
         """What makes this credit one payment however often it is delivered: its bank, its
         settlement date and that bank's transaction id."""
-        return f"{same_bank(self.debtor_agent_bic)}/{self.settlement_date.isoformat()}/{self.transaction_id.strip()}"
+        return credit_key(self.debtor_agent_bic, self.settlement_date, self.transaction_id)
 
     @property
     def payment_id(self) -> str:
         """Fjordbank's id of the payment (the ledger's record, the feed entry): from `key`."""
-        return KEY_PREFIX + hashlib.sha256(self.key.encode()).hexdigest()[:30]
+        return payment_id_of(self.key)
+
+
+def credit_key(debtor_agent_bic: str, settlement_date: date, transaction_id: str) -> str:
+    return f"{same_bank(debtor_agent_bic)}/{settlement_date.isoformat()}/{transaction_id.strip()}"
+
+
+def payment_id_of(key: str) -> str:
+    return KEY_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:30]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedCredit:
+    """A credit of a file that is whole but that this bank cannot take as it is (its payer's
+    account missing or not Norwegian, no payer's name, the account credited not a valid
+    number): sent back on its own with ``reason_code``, the file's other credits taken."""
+
+    transaction_id: str
+    end_to_end_id: str
+    amount_minor: int
+    currency: str = NOK
+    settlement_date: date
+    debtor_agent_bic: str
+    reason_code: str
+    why: str  # for the log (no account number in it)
+
+    @property
+    def key(self) -> str:
+        return credit_key(self.debtor_agent_bic, self.settlement_date, self.transaction_id)
+
+    @property
+    def payment_id(self) -> str:
+        return payment_id_of(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,16 +247,21 @@ class IncomingBatch:
     message_id: str
     created_at: datetime
     transfers: tuple[IncomingTransfer, ...]
+    refused: tuple[RefusedCredit, ...] = ()  # read from the file, to be sent back
 
     def __post_init__(self) -> None:
         _check_text(self.message_id, "message id", MAX_ID_LENGTH)
         object.__setattr__(self, "created_at", _check_utc_datetime(self.created_at, "created_at"))
         transfers = tuple(self.transfers) if isinstance(self.transfers, tuple | list) else None
-        if not transfers:
+        refused = tuple(self.refused) if isinstance(self.refused, tuple | list) else None
+        if transfers is None or refused is None or not transfers + refused:
             raise _fail("a pacs.008 needs at least one transfer")
         if not all(isinstance(t, IncomingTransfer) for t in transfers):
             raise _fail("transfers must be IncomingTransfer instances")
-        keys = [t.key for t in transfers]
+        if not all(isinstance(r, RefusedCredit) for r in refused):
+            raise _fail("refused credits must be RefusedCredit instances")
+        object.__setattr__(self, "refused", refused)
+        keys = [t.key for t in transfers] + [r.key for r in refused]
         if len(set(keys)) != len(keys):
             raise _fail("a transaction id occurs twice for one bank in the file")
         if sum(t.amount_minor for t in transfers) > MAX_CONTROL_SUM_MINOR:
@@ -342,22 +384,24 @@ def parse_pacs008(xml: bytes, *, bic: str | None = None) -> IncomingBatch:
     transactions = reader.all(body, "CdtTrfTxInf")
     if declared != len(transactions):
         raise _fail(f"GrpHdr/NbOfTxs is {declared} but the file holds {len(transactions)} transfers")
-    transfers = [_parse_credit(reader, tx, default_date, bic) for tx in transactions]
+    read = [_parse_credit(reader, tx, default_date, bic) for tx in transactions]
+    transfers = [t for t in read if isinstance(t, IncomingTransfer)]
+    refused = [t for t in read if isinstance(t, RefusedCredit)]
     created = today_in_norway(created_at)
     window = timedelta(days=SETTLEMENT_WINDOW_DAYS)
-    if any(abs(t.settlement_date - created) > window for t in transfers):
+    if any(abs(t.settlement_date - created) > window for t in read):
         raise _fail(f"a settlement date more than {SETTLEMENT_WINDOW_DAYS} days from the file's creation")
     total = reader.opt(header, "TtlIntrBkSttlmAmt")
     if total is not None:
         if (total.get("Ccy") or "").strip() != NOK:
             raise _fail("TtlIntrBkSttlmAmt must be in NOK")
-        if _parse_amount(reader.leaf_text(total).strip(), "TtlIntrBkSttlmAmt") != sum(
-            t.amount_minor for t in transfers
-        ):
+        if _parse_amount(reader.leaf_text(total).strip(), "TtlIntrBkSttlmAmt") != sum(t.amount_minor for t in read):
             raise _fail("TtlIntrBkSttlmAmt does not equal the sum of the amounts")
     return _wrap(
         "pacs.008",
-        lambda: IncomingBatch(message_id=message_id, created_at=created_at, transfers=tuple(transfers)),
+        lambda: IncomingBatch(
+            message_id=message_id, created_at=created_at, transfers=tuple(transfers), refused=tuple(refused)
+        ),
     )
 
 
@@ -371,7 +415,13 @@ def _bic(reader: _Reader, parent: ET.Element, what: str) -> str:
     return reader.leaf_text(element).strip()
 
 
-def _parse_credit(reader: _Reader, tx: ET.Element, default_date: str | None, bic: str | None) -> IncomingTransfer:
+def _parse_credit(
+    reader: _Reader, tx: ET.Element, default_date: str | None, bic: str | None
+) -> IncomingTransfer | RefusedCredit:
+    """One credit; a `RefusedCredit` when what identifies it and its money is read but its
+    parties are not ones this bank can take (a missing payer's account is ``RR01``, a
+    missing payer's name ``RR02``, an account credited that is no valid number ``AC01``).
+    Raises `InvalidPaymentFile` when even that cannot be read (the whole file is refused)."""
     transaction_id = reader.token(tx, "PmtId/TxId")
     where = f"transfer {transaction_id[:35]!r}"
     end_to_end_id = reader.text(tx, "PmtId/EndToEndId")
@@ -382,14 +432,43 @@ def _parse_credit(reader: _Reader, tx: ET.Element, default_date: str | None, bic
     if settlement is None:
         raise _fail(f"{where}: no interbank settlement date (IntrBkSttlmDt)")
     settlement_date = _parse_date(settlement.strip(), f"{where} IntrBkSttlmDt")
-    debtor_name = shown_text(reader.text(tx, "Dbtr/Nm"), MAX_NAME_LENGTH) or ""
-    debtor_account = _parse_account(reader, reader.one(tx, "DbtrAcct"), f"{where} debtor account")
     debtor_agent = _bic(reader, reader.one(tx, "DbtrAgt"), f"{where} debtor agent")
     creditor_agent = _bic(reader, reader.one(tx, "CdtrAgt"), f"{where} creditor agent")
     if bic is not None and same_bank(creditor_agent) != same_bank(bic):
         raise _fail(f"{where} is for another bank ({creditor_agent[:11]!r})")
+    if currency != NOK or not 0 < amount <= MAX_MINOR:
+        raise _fail(f"{where}: only NOK amounts from 0.01 are cleared between Norwegian banks")
+
+    def refused(reason_code: str, why: str) -> RefusedCredit:
+        return _wrap(
+            where,
+            lambda: RefusedCredit(
+                transaction_id=transaction_id,
+                end_to_end_id=end_to_end_id,
+                amount_minor=amount,
+                currency=currency,
+                settlement_date=settlement_date,
+                debtor_agent_bic=debtor_agent,
+                reason_code=reason_code,
+                why=why,
+            ),
+        )
+
+    debtor_name = shown_text(reader.opt_text(tx, "Dbtr/Nm"), MAX_NAME_LENGTH)
+    if debtor_name is None:
+        return refused(RETURN_NO_PAYER_NAME, "no payer's name")
+    debtor_account_element = reader.opt(tx, "DbtrAcct")
+    if debtor_account_element is None:
+        return refused(RETURN_NO_PAYER_ACCOUNT, "no payer's account")
+    try:
+        debtor_account = _parse_account(reader, debtor_account_element, f"{where} debtor account")
+    except InvalidPaymentFile as exc:
+        return refused(RETURN_NO_PAYER_ACCOUNT, exc.message)
     creditor_name = shown_text(reader.opt_text(tx, "Cdtr/Nm"), MAX_NAME_LENGTH)
-    creditor_account = _parse_account(reader, reader.one(tx, "CdtrAcct"), f"{where} creditor account")
+    try:
+        creditor_account = _parse_account(reader, reader.one(tx, "CdtrAcct"), f"{where} creditor account")
+    except InvalidPaymentFile as exc:
+        return refused(RETURN_NO_ACCOUNT, exc.message)
     kid, message = _lenient_remittance(reader, tx)
     return _wrap(
         where,

@@ -409,7 +409,8 @@ def _check_event_fields(event: PaymentRequested) -> None:
 @dataclass(frozen=True)
 class PaymentEvent:
     """One step of a payment's lifecycle on NATS: subject ``payments.<status>.<partition>``, message id
-    ``<payment id>:<status>`` (so a step is stored once however often it is published)."""
+    ``<payment id>:<status>`` (so a step is stored once however often it is published; a
+    payment from another bank's ``arrived`` adds its body hash's first 16 characters)."""
 
     payment: PaymentRequested
     status: str

@@ -14,15 +14,21 @@ every one of its events was published: a crash before that reads the file again,
 replay changes nothing.
 
 A credit to an account that is not here (no such account, or not opened) is sent back at
-once with ``AC01``; one the ledger cannot apply (a closed account, another currency) comes
+once with ``AC01``, and one of a file this bank cannot take as it is (no payer's account or
+name: ``RR01``, ``RR02``; an account number that is none: ``AC01``) on its own, the file's
+other credits taken; one the ledger cannot apply (a closed account, another currency) comes
 back as ``unapplied`` and is sent back with the ledger's reason. Every return is recorded
-first (``clearingReturns/{paymentId}``: the pacs.004 as made, "pending" until the channel
-took it, then "delivered"), so a return is made once and never lost: one the channel does
-not take now (an outage) is kept, sent every `RETRY_SECONDS`, and after a restart found by
-`Incoming.resend_pending`; a second delivery of its name is refused by the channel. A credit
-with a return recorded is never published again: an account number that had no account
-when the credit came may belong to a new customer by the time the file is delivered again,
-and the money went back already.
+first (``clearingReturns/{paymentId}``: what it says, "pending" until the channel took it,
+then "delivered"), so a return is made once and never lost: one the channel does not take
+now (an outage) is kept and sent every `RETRY_SECONDS`, dated the day it goes; one left
+pending by another process (stopped in a rollout) or by a commit that answered an error
+though it went through is found by `Incoming.resend_pending` at start, every
+`ORPHAN_SECONDS`, and when its file is read again. A second delivery of its name is refused
+by the channel (two processes sending one return at the same moment on a file system
+without hard links is the window left, as for the pain.001 files). A credit with a return
+recorded is never published again: an account number that had no account when the credit
+came may belong to a new customer by the time the file is delivered again, and the money
+went back already.
 
 A file that cannot be read, addressed to another bank, or settling more than a week from
 now is moved aside (``.rejected``) for an operator, who asks the clearing house for it
@@ -38,7 +44,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from fjordbank.domain import pacs
 from fjordbank.domain.errors import DomainError
@@ -52,6 +58,7 @@ log = logging.getLogger("clearing.incoming")
 RETURNS = "clearingReturns"  # {paymentId}: a return of a payment from another bank
 PENDING, DELIVERED = "pending", "delivered"
 RETRY_SECONDS = 5.0  # a return the channel did not take: tried again this often
+ORPHAN_SECONDS = 60.0  # a return pending this long with no process sending it is sent again
 PUBLISH_CHUNK = 500  # a file's events are published (and their acks awaited) this many at a time
 RETURN_PREFIX = "RET-"  # a return's file name: RET-<payment id>.xml
 # The ledger's reasons for not applying a credit (fjordbank.domain.ledger.Book.receive), as
@@ -142,28 +149,64 @@ def return_path(payment_id: str) -> str:
     return f"{RETURNS}/{payment_id}"
 
 
-def payment_return(event: PaymentEvent, reason_code: str, *, bic: str, now: dt.datetime) -> bytes:
-    """The pacs.004 from this bank (``bic``) sending back ``event``'s payment (an arrived or
-    unapplied event, whose detail names the original transfer and its bank) on the banking
-    day of ``now``. Raises `fjordbank.domain.pacs.InvalidPaymentFile` when the detail does
-    not (the event did not come from this code)."""
+# A return to make: what the pacs.004 says, less its date and this bank's BIC (filled in
+# when it is delivered, so one sent after an outage is dated the day it goes).
+ReturnOrder = dict[str, Any]
+
+
+def return_order(event: PaymentEvent, reason_code: str) -> ReturnOrder:
+    """The return of ``event``'s payment (an arrived or unapplied event, whose detail names
+    the original transfer and its bank)."""
     detail, p = event.detail or {}, event.payment
+    return {
+        "paymentId": p.payment_id,
+        "originalMessageId": str(detail.get(FILE) or ""),
+        "originalEndToEndId": str(detail.get(END_TO_END) or ""),
+        "originalTransactionId": str(detail.get(TRANSACTION) or ""),
+        "amount": p.amount,
+        "currency": p.currency,
+        "originalSettlementDate": str(detail.get(SETTLED_ON) or ""),
+        "payingBank": str(detail.get(PAYING_BANK) or ""),
+        "reason": reason_code,
+    }
+
+
+def refused_order(refused: pacs.RefusedCredit, message_id: str) -> ReturnOrder:
+    """The return of a credit of a file that could not be taken as it is."""
+    return {
+        "paymentId": refused.payment_id,
+        "originalMessageId": message_id,
+        "originalEndToEndId": refused.end_to_end_id,
+        "originalTransactionId": refused.transaction_id,
+        "amount": refused.amount_minor,
+        "currency": refused.currency,
+        "originalSettlementDate": refused.settlement_date.isoformat(),
+        "payingBank": refused.debtor_agent_bic,
+        "reason": refused.reason_code,
+    }
+
+
+def payment_return(order: ReturnOrder, *, bic: str, now: dt.datetime) -> bytes:
+    """The pacs.004 of ``order`` from this bank (``bic``), sent on the banking day of ``now``.
+    Raises `fjordbank.domain.pacs.InvalidPaymentFile` for an order that names no transfer
+    (an event this code did not make)."""
     try:
-        settled = dt.date.fromisoformat(str(detail.get(SETTLED_ON)))
+        settled = dt.date.fromisoformat(str(order.get("originalSettlementDate")))
     except ValueError:
-        raise pacs.InvalidPaymentFile("the event names no settlement date") from None
+        raise pacs.InvalidPaymentFile("the return names no settlement date") from None
+    pid = str(order.get("paymentId") or "")
     returned = pacs.PaymentReturn(
-        return_id=f"RT{p.payment_id[len(pacs.KEY_PREFIX) :]}",
-        original_message_id=str(detail.get(FILE) or ""),
-        original_end_to_end_id=str(detail.get(END_TO_END) or ""),
-        original_transaction_id=str(detail.get(TRANSACTION) or ""),
-        amount_minor=p.amount,
-        currency=p.currency,
+        return_id=f"RT{pid[len(pacs.KEY_PREFIX) :]}",
+        original_message_id=str(order.get("originalMessageId") or ""),
+        original_end_to_end_id=str(order.get("originalEndToEndId") or ""),
+        original_transaction_id=str(order.get("originalTransactionId") or ""),
+        amount_minor=order.get("amount"),  # type: ignore[arg-type]  # checked by PaymentReturn
+        currency=str(order.get("currency") or ""),
         original_settlement_date=settled,
         settlement_date=next_banking_day(today_in_norway(now)),
         instructing_agent_bic=bic,
-        instructed_agent_bic=str(detail.get(PAYING_BANK) or ""),
-        reason_code=reason_code,
+        instructed_agent_bic=str(order.get("payingBank") or ""),
+        reason_code=str(order.get("reason") or ""),
     )
     return pacs.build_pacs004(pacs.ReturnBatch(returned.return_id, now, (returned,)))
 
@@ -189,7 +232,7 @@ class Incoming:
         self.bic = bic  # this bank's: what the files are addressed to, what the returns are from
         self.clock = clock
         self.retry_seconds = retry_seconds
-        self.pending: dict[str, bytes] = {}
+        self.pending: dict[str, ReturnOrder] = {}
 
     # ---- files in -------------------------------------------------------------------------
     def read(self, path: Path) -> pacs.IncomingBatch | None:
@@ -234,8 +277,13 @@ class Incoming:
         batch = await asyncio.to_thread(self.read, path)
         if batch is None:
             return []
-        returned = await self.docs.get_many([return_path(t.payment_id) for t in batch.transfers])
-        fresh = [t for t in batch.transfers if returned.get(return_path(t.payment_id)) is None]
+        ids = [t.payment_id for t in batch.transfers] + [r.payment_id for r in batch.refused]
+        found = await self.docs.get_many([return_path(pid) for pid in ids])
+        returned = {doc.id: doc for doc in found.values() if doc is not None}
+        for pid, doc in returned.items():  # recorded, not delivered: a commit that answered an error
+            if doc.data.get("status") == PENDING and pid not in self.pending:
+                await self._try(pid, dict(doc.data.get("order") or {}))
+        fresh = [t for t in batch.transfers if t.payment_id not in returned]
         payees = await self.owners_of(sorted({t.creditor_account for t in fresh}))
         arrived: list[PaymentEvent] = []
         nowhere: list[PaymentEvent] = []
@@ -250,6 +298,18 @@ class Incoming:
             await publish(arrived[start : start + PUBLISH_CHUNK])
         for event in nowhere:
             await self.send_back(event, pacs.RETURN_NO_ACCOUNT)
+        for refused in batch.refused:
+            if refused.payment_id not in returned:
+                log.warning(
+                    "a credit not taken as it is; sent back",
+                    extra={
+                        "file": path.name,
+                        "payment_id": refused.payment_id,
+                        "reason": refused.reason_code,
+                        "error": refused.why,
+                    },
+                )
+                await self.send_order(refused_order(refused, batch.message_id))
         self._file_away(path)
         log.info(
             "pacs.008 handled",
@@ -257,8 +317,8 @@ class Incoming:
                 "file": path.name,
                 "message_id": batch.message_id,
                 "arrived": len(arrived),
-                "returned": len(nowhere),
-                "returned_before": len(batch.transfers) - len(fresh),
+                "returned": len(nowhere) + len([r for r in batch.refused if r.payment_id not in returned]),
+                "returned_before": len(returned),
                 "amount": sum(e.payment.amount for e in arrived),
             },
         )
@@ -270,16 +330,19 @@ class Incoming:
         return await self.send_back(event, RETURN_REASONS.get(event.reason or "", pacs.RETURN_OTHER))
 
     async def send_back(self, event: PaymentEvent, reason_code: str) -> bool:
-        """Record ``event``'s return (once: the first one made is the one sent) and deliver
-        it. True when this call delivered it; False when it was delivered before, or the
-        channel is down (then it is kept and sent later). Raises
-        `fjordbank.domain.pacs.InvalidPaymentFile` for an event this code did not make."""
-        pid = event.payment.payment_id
-        xml = payment_return(event, reason_code, bic=self.bic, now=self.clock())
+        return await self.send_order(return_order(event, reason_code))
+
+    async def send_order(self, order: ReturnOrder) -> bool:
+        """Record ``order`` (once: the first one recorded is the one sent) and deliver it.
+        True when this call delivered it; False when it was delivered before, or the channel
+        is down (then it is kept and sent later). Raises
+        `fjordbank.domain.pacs.InvalidPaymentFile` for an order that names no transfer."""
+        payment_return(order, bic=self.bic, now=self.clock())  # it can be made: checked before it is kept
+        pid = str(order["paymentId"])
         batch = self.docs.batch()
         batch.create(
             return_path(pid),
-            {"paymentId": pid, "reason": reason_code, "status": PENDING, "xml": xml.decode(), "createdAt": SERVER_TIME},
+            {"paymentId": pid, "reason": order["reason"], "status": PENDING, "order": order, "createdAt": SERVER_TIME},
         )
         try:
             await batch.commit()
@@ -287,10 +350,11 @@ class Incoming:
             doc = await self.docs.get(return_path(pid))
             if doc is None or doc.data.get("status") == DELIVERED:
                 return False
-            xml = str(doc.data.get("xml", "")).encode()
-        return await self._deliver(pid, xml)
+            order = dict(doc.data.get("order") or order)
+        return await self._try(pid, order)
 
-    async def _deliver(self, pid: str, xml: bytes) -> bool:
+    async def _deliver(self, pid: str, order: ReturnOrder) -> bool:
+        xml = payment_return(order, bic=self.bic, now=self.clock())
         try:
             await asyncio.to_thread(self.channel.deliver, return_name(pid), xml)
             delivered = True
@@ -301,29 +365,58 @@ class Incoming:
                 log.warning(
                     "clearing channel down: return kept to send later", extra={"payment_id": pid, "error": str(exc)}
                 )
-            self.pending[pid] = xml
-            return False
+            self.pending[pid] = order
+            raise ReturnKept(str(exc)) from exc
         batch = self.docs.batch()
         batch.update(return_path(pid), {"status": DELIVERED, "deliveredAt": SERVER_TIME})
         await batch.commit()
         self.pending.pop(pid, None)
         if delivered:
-            log.info("payment from another bank sent back", extra={"payment_id": pid})
+            log.info("payment from another bank sent back", extra={"payment_id": pid, "reason": order.get("reason")})
         return delivered
 
-    async def resend_pending(self) -> None:
-        """The returns recorded and not delivered (a crash or an outage before): sent now,
-        or kept for `deliver_pending`."""
+    async def _try(self, pid: str, order: ReturnOrder) -> bool:
+        """`_deliver`, False when the channel kept it (it is in ``pending``)."""
+        try:
+            return await self._deliver(pid, order)
+        except ReturnKept:
+            return False
+
+    async def resend_pending(self, *, older_than: float = 0.0) -> None:
+        """The returns recorded and not delivered (``older_than`` seconds ago at least: a
+        crash, an outage, a commit that answered an error though it went through, another
+        process that stopped): sent now, or kept for `deliver_pending`. One that fails is
+        kept and said; the service starts all the same."""
+        since = self.clock() - dt.timedelta(seconds=older_than)
         for doc in await self.docs.query(RETURNS, where=[Where("status", "==", PENDING)]):
-            await self._deliver(doc.id, str(doc.data.get("xml", "")).encode())
+            if older_than and doc.updated is not None and doc.updated > since:
+                continue  # being delivered by whoever recorded it
+            order = dict(doc.data.get("order") or {})
+            try:
+                await self._deliver(doc.id, order)
+            except ReturnKept:
+                break  # the channel is down: the rest wait in the same place
+            except Exception:
+                log.exception("a recorded return could not be sent; kept", extra={"payment_id": doc.id})
+                self.pending[doc.id] = order
 
     async def deliver_pending(self, stop: asyncio.Event) -> None:
-        """Send the kept returns every ``retry_seconds`` until ``stop`` (a pass, then a wait)."""
+        """Send the kept returns every ``retry_seconds`` until ``stop`` (a pass, then a
+        wait), and every `ORPHAN_SECONDS` the pending ones no process is sending."""
+        looked = self.clock()
         while True:
-            for pid, xml in list(self.pending.items()):
-                await self._deliver(pid, xml)
+            for pid, order in list(self.pending.items()):
+                if not await self._try(pid, order):
+                    break  # still down
+            if (self.clock() - looked).total_seconds() >= ORPHAN_SECONDS:
+                looked = self.clock()
+                await self.resend_pending(older_than=ORPHAN_SECONDS)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.retry_seconds)
                 return
             except TimeoutError:
                 continue
+
+
+class ReturnKept(Exception):
+    """The channel did not take a return now: it is kept (``Incoming.pending``)."""

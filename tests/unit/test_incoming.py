@@ -27,10 +27,13 @@ from fjordbank.domain.payments import INCOMING, PAYER_NAME, REQUEST_ID_PATTERN, 
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.incoming import (
     FILE,
+    ORPHAN_SECONDS,
     RETURN_PREFIX,
+    TRANSACTION,
     Incoming,
     arrived_event,
     return_name,
+    return_order,
     return_path,
 )
 from fjordbank.service_layer.ledger import account_path
@@ -387,3 +390,58 @@ async def test_a_payroll_file_is_published_in_chunks_and_whole(dirs):
     path = deliver(dirs, *(credit(n, amount=100 + n) for n in range(1_201)))
     out = await incoming_of(dirs, {BOB: "bob"}).receive_file(path, publish)
     assert calls == [500, 500, 201] and len(out) == 1_201 and dirs.incoming() == []
+
+
+async def test_a_credit_the_bank_cannot_take_as_it_is_goes_back_alone_and_the_rest_are_credited(dirs):
+    xml = pacs.build_pacs008(pacs.IncomingBatch("NICS5", NOW, (credit(1), credit(2))), creditor_agent_bic="FJORNOKK")
+    text = xml.decode()
+    start, end = text.index("<DbtrAcct>"), text.index("</DbtrAcct>") + len("</DbtrAcct>")
+    path = dirs.incoming_dir / "NICS5.xml"
+    ClearingDirs.write_atomic(path, (text[:start] + text[end:]).encode())  # TX1 has no payer's account
+    published_events = Published()
+    out = await incoming_of(dirs, {BOB: "bob"}).receive_file(path, published_events)
+    assert [e.detail[TRANSACTION] for e in out if e.detail] == ["TX2"]
+    [sent] = list(dirs.outbox.glob("*.xml"))
+    [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
+    assert (returned.original_transaction_id, returned.reason_code) == ("TX1", "RR01")
+
+
+async def test_a_return_recorded_by_a_commit_that_answered_an_error_is_sent_when_its_file_is_read_again(dirs):
+    """The return's create went through but answered an error: the file stays, is read
+    again, finds the record pending, and sends it (not only the next start would)."""
+    docs = RecordingDocuments()
+    order = return_order(arrived(to=OUTSIDE, uid="-"), "AC01")
+    docs.store.apply([("set", return_path(order["paymentId"]), {"status": "pending", "order": order}, False)])
+    path = deliver(dirs, credit(1, to=OUTSIDE))
+    await incoming_of(dirs, {}, docs).receive_file(path, Published())
+    assert [p.name for p in dirs.outbox.iterdir()] == [return_name(order["paymentId"])]
+    assert (await docs.get(return_path(order["paymentId"]))).data["status"] == "delivered"  # type: ignore[union-attr]
+
+
+async def test_a_return_another_process_left_pending_is_sent_and_dated_the_day_it_goes(dirs):
+    """Recorded on a Friday by a process stopped in a rollout while the channel was down;
+    the survivor finds it once it has been pending a minute and sends it the next Tuesday,
+    dated Tuesday (the original credit's date stays the original)."""
+    from fjordbank.adapters.clearing_store import ClearingChannelDown
+
+    friday = NOW  # 2025-03-14
+    docs = RecordingDocuments(clock=lambda: friday)
+    real = dirs.deliver
+
+    def down(name: str, data: bytes) -> None:
+        raise ClearingChannelDown("the transfer service cannot be reached")
+
+    dirs.deliver = down  # type: ignore[method-assign]
+    stopped = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", clock=lambda: friday)
+    unapplied = PaymentEvent(arrived().payment, UNAPPLIED, "to_account_closed", detail=arrived().detail)
+    assert await stopped.unapplied(unapplied) is False
+    dirs.deliver = real  # type: ignore[method-assign]
+    tuesday = friday + dt.timedelta(days=4)
+    survivor = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", clock=lambda: tuesday)
+    await survivor.resend_pending(older_than=ORPHAN_SECONDS)
+    [sent] = list(dirs.outbox.iterdir())
+    [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
+    assert (returned.settlement_date, returned.original_settlement_date) == (tuesday.date(), friday.date())
+    fresh = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", clock=lambda: friday + dt.timedelta(seconds=10))
+    await fresh.resend_pending(older_than=ORPHAN_SECONDS)  # nothing pending any more
+    assert len(list(dirs.outbox.iterdir())) == 1

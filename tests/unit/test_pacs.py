@@ -64,11 +64,9 @@ def _edit(xml: bytes, old: str, new: str) -> bytes:
         ('<TtlIntrBkSttlmAmt Ccy="NOK">42000.01', '<TtlIntrBkSttlmAmt Ccy="NOK">42000.02', "TtlIntrBkSttlmAmt"),
         ('<IntrBkSttlmAmt Ccy="NOK">', '<IntrBkSttlmAmt Ccy="EUR">', "NOK"),
         ("<TxId>TX1</TxId>", "", "TxId"),
-        ("<IBAN>NO7112345678903</IBAN>", "<IBAN>NO7112345678904</IBAN>", "creditor account"),
         ("<BICFI>DNBANOKKXXX</BICFI>", "<Nm>DNB</Nm>", "debtor agent"),
         ("<SttlmMtd>CLRG</SttlmMtd>", "<SttlmMtd>INDA</SttlmMtd>", "settlement method"),
         ("<IntrBkSttlmDt>2026-12-07</IntrBkSttlmDt>", "", "settlement date"),
-        ("<Nm>Arbeidsgiver AS</Nm>", "<Nm></Nm>", "party name"),
         ("42000.01</IntrBkSttlmAmt>", "42000.015</IntrBkSttlmAmt>", "fractions"),
     ],
 )
@@ -104,10 +102,33 @@ def test_a_bare_account_number_and_no_creditor_name_are_accepted():
     assert (read.creditor_account, read.creditor_name) == (PAYEE, None)
 
 
-def test_error_messages_never_carry_a_whole_account_number():
-    with pytest.raises(InvalidPaymentFile) as caught:
-        pacs.parse_pacs008(_edit(file_of(transfer(1)), "NO7112345678903", "NO7112345678904"))
-    assert "12345678904" not in str(caught.value)
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("<IBAN>NO7112345678903</IBAN>", "<IBAN>NO7112345678904</IBAN>", "AC01"),  # the account credited: no number
+        ("<Nm>Arbeidsgiver AS</Nm>", "<Nm> </Nm>", "RR02"),  # no payer's name
+        ("<IBAN>NO3512032400009</IBAN>", "<IBAN>SE4550000000058398257466</IBAN>", "RR01"),  # not a Norwegian one
+    ],
+)
+def test_a_credit_this_bank_cannot_take_as_it_is_is_refused_on_its_own(old, new, reason):
+    """One credit of a payroll file with a party this bank cannot take is sent back on its
+    own: the file's other credits are taken (asked for again, the file would come back the
+    same, and hold every other customer's salary with it)."""
+    xml = _edit(file_of(transfer(1), transfer(2)), old, new)
+    batch = pacs.parse_pacs008(xml)
+    assert [t.transaction_id for t in batch.transfers] == ["TX2"]
+    [refused] = batch.refused
+    assert (refused.transaction_id, refused.reason_code, refused.amount_minor) == ("TX1", reason, 4_200_001)
+    assert refused.payment_id == transfer(1).payment_id  # the same payment, however it is read
+    assert "12345678904" not in refused.why  # logged: never a whole account number
+
+
+def test_a_credit_with_no_payers_account_at_all_is_refused_on_its_own():
+    xml = file_of(transfer(1), transfer(2)).decode()
+    start = xml.index("<DbtrAcct>")
+    end = xml.index("</DbtrAcct>") + len("</DbtrAcct>")
+    [refused] = pacs.parse_pacs008((xml[:start] + xml[end:]).encode()).refused
+    assert (refused.transaction_id, refused.reason_code) == ("TX1", "RR01")
 
 
 def test_a_return_reads_back_as_written():
