@@ -111,7 +111,7 @@ ON_REQUEST = "onRequest"
 PAYEE_UID = "payeeUid"
 # In ``detail`` of a payment from another bank (`INCOMING`), from clearing on: the payer's
 # name as the pacs.008 gives it (what the payee's feed and push say it came from). In the
-# detail, not the payment, so the payment's contract (v1) is unchanged.
+# detail, beside the transfer's ids, not in the payment, whose fields every kind shares.
 PAYER_NAME = "payerName"
 
 

@@ -213,8 +213,8 @@ def payment_return(order: ReturnOrder, *, bic: str, now: dt.datetime) -> bytes:
 
 class Incoming:
     """Reads the clearing house's pacs.008 files and sends back what cannot be credited.
-    Keeps the returns the channel did not take (``pending``: payment id -> the pacs.004)
-    until it does."""
+    Keeps the returns the channel did not take (``pending``: payment id -> what the return
+    says) until it does."""
 
     def __init__(
         self,
