@@ -14,14 +14,17 @@ document of an ordered query; never a scan of a collection):
   likewise the card service's own outbox (``cardOutbox``: its decisions' events, which it
   relays itself) as kind ``card_decisions``, and the payment requests left in status
   ``received`` (reason publish_pending, fjordbank/service_layer/edge.py) as kind
-  ``publish_pending``;
+  ``publish_pending``, and the returns of payments from other banks recorded and not yet
+  delivered to the clearing house (``clearingReturns``, status pending,
+  fjordbank/service_layer/incoming.py) as kind ``returns``;
 * the last scheduled ledger audit's summary (ops/ledgerAudit, written by the audit-ledger
   job) -> fjb_audit_last_success, fjb_audit_last_run_timestamp_seconds, fjb_audit_problems{kind}.
   These three appear once a summary exists: before the first audit nothing says whether
   the ledger is sound, and a 0 would read as a failed audit.
 
 Indexes (firestore.indexes.json; the emulator does not enforce them, production does):
-paymentRequests collection group (status, updatedAt), outbox (kind, stagedAt); the counts
+paymentRequests collection group (status, updatedAt), outbox (kind, stagedAt),
+clearingReturns (status, createdAt); the counts
 use the single-field indexes on paymentRequests.status and outbox.kind, and cardOutbox
 needs none beyond its single-field stagedAt.
 
@@ -48,6 +51,7 @@ from prometheus_client import REGISTRY, Gauge
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import OPS, PAYMENT_REQUESTS
+from fjordbank.service_layer import incoming
 from fjordbank.service_layer.audit import KINDS as AUDIT_KINDS
 from fjordbank.service_layer.audit import SUMMARY_DOC
 from fjordbank.service_layer.outbox import CARD_OUTBOX, OUTBOX, kind_of
@@ -61,6 +65,7 @@ log = logging.getLogger(__name__)
 OPEN_STATES = ("received", "requested", "approved", "reserved", "submitted", "settled", "returned")
 PUBLISH_PENDING = "publish_pending"  # the outbox kind of requests left in status "received"
 CARD_DECISIONS = "card_decisions"  # the outbox kind of the card service's own outbox (CARD_OUTBOX)
+RETURNS = "returns"  # the outbox kind of the returns clearing has not delivered (incoming.RETURNS)
 # the kinds of events staged in the outbox: the streams' subjects (customers, cards, payments)
 OUTBOX_KINDS = tuple(
     sorted({kind_of(s) for spec in topology.STREAMS if spec.name != topology.STREAM_DLQ for s in spec.subjects})
@@ -129,20 +134,26 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
 
     oldest_open = await asyncio.gather(*(_oldest(in_state(s), "updatedAt") for s in OPEN_STATES))
     cards = db.collection(CARD_OUTBOX)
+    returns = db.collection(incoming.RETURNS).where(filter=FieldFilter("status", "==", incoming.PENDING))
     counts = await asyncio.gather(
         # a count aggregates a query, not a collection: ordered by the field indexed anyway
         *(_count(of_kind(k)) for k in OUTBOX_KINDS),
         _count(cards.order_by("stagedAt")),
+        _count(returns),
         _count(in_state("received")),
     )
     oldest_out = await asyncio.gather(
-        *(_oldest(of_kind(k), "stagedAt") for k in OUTBOX_KINDS), _oldest(cards, "stagedAt")
+        *(_oldest(of_kind(k), "stagedAt") for k in OUTBOX_KINDS),
+        _oldest(cards, "stagedAt"),
+        _oldest(returns, "createdAt"),
     )
     summary = await db.collection(OPS).document(SUMMARY_DOC).get()
     snapshot = Snapshot(
         open_oldest={s: age(t, now) for s, t in zip(OPEN_STATES, oldest_open, strict=True)},
-        outbox_pending=dict(zip((*OUTBOX_KINDS, CARD_DECISIONS, PUBLISH_PENDING), counts, strict=True)),
-        outbox_oldest={k: age(t, now) for k, t in zip((*OUTBOX_KINDS, CARD_DECISIONS), oldest_out, strict=True)},
+        outbox_pending=dict(zip((*OUTBOX_KINDS, CARD_DECISIONS, RETURNS, PUBLISH_PENDING), counts, strict=True)),
+        outbox_oldest={
+            k: age(t, now) for k, t in zip((*OUTBOX_KINDS, CARD_DECISIONS, RETURNS), oldest_out, strict=True)
+        },
         audit=summary.to_dict() if summary.exists else None,
     )
     # the oldest request in "received" is the oldest publish_pending one

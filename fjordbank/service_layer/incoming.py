@@ -376,10 +376,15 @@ class Incoming:
         return delivered
 
     async def _try(self, pid: str, order: ReturnOrder) -> bool:
-        """`_deliver`, False when the channel kept it (it is in ``pending``)."""
+        """`_deliver`, False when the channel kept it (it is in ``pending``) or a recorded
+        return cannot be made (not this code's: left pending for an operator, said)."""
         try:
             return await self._deliver(pid, order)
         except ReturnKept:
+            return False
+        except DomainError:
+            log.exception("a recorded return cannot be made; left for an operator", extra={"payment_id": pid})
+            self.pending.pop(pid, None)
             return False
 
     async def resend_pending(self, *, older_than: float = 0.0) -> None:
@@ -396,6 +401,8 @@ class Incoming:
                 await self._deliver(doc.id, order)
             except ReturnKept:
                 break  # the channel is down: the rest wait in the same place
+            except DomainError:
+                log.exception("a recorded return cannot be made; left for an operator", extra={"payment_id": doc.id})
             except Exception:
                 log.exception("a recorded return could not be sent; kept", extra={"payment_id": doc.id})
                 self.pending[doc.id] = order

@@ -21,7 +21,7 @@ import requests
 
 from fjordbank.adapters.firestore import OPS, async_client
 from fjordbank.runtime import ops_sweep
-from fjordbank.service_layer import audit, outbox
+from fjordbank.service_layer import audit, incoming, outbox
 from tests.monitoring import catalogue as mon
 from tests.support.clients import unique, wait_for
 
@@ -42,10 +42,14 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
     # the card service's own outbox: a subject the card service may not publish, so its relay
     # (every 30 s) leaves it where it is
     decided = admin_db.collection(outbox.CARD_OUTBOX).document(unique("ops-sweep-test"))
+    # a return recorded and not delivered: written now, so no clearing process takes it for
+    # one another process left behind (it looks for those a minute old)
+    kept = admin_db.collection(incoming.RETURNS).document(unique("ops-sweep-test"))
     try:
         request.set({"status": "approved", "updatedAt": stale})
         staged.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": stale})
         decided.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": stale})
+        kept.set({"status": incoming.PENDING, "order": {}, "createdAt": stale})
 
         async def sweep():
             return await ops_sweep.take(async_client(stack.s.project_id), now=now)
@@ -57,9 +61,12 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
         assert snapshot.outbox_oldest["cards"] >= AGE
         assert snapshot.outbox_pending[ops_sweep.CARD_DECISIONS] >= 1
         assert snapshot.outbox_oldest[ops_sweep.CARD_DECISIONS] >= AGE
+        assert snapshot.outbox_pending[ops_sweep.RETURNS] >= 1
+        assert snapshot.outbox_oldest[ops_sweep.RETURNS] >= AGE
         assert set(snapshot.outbox_pending) == {
             *ops_sweep.OUTBOX_KINDS,
             ops_sweep.CARD_DECISIONS,
+            ops_sweep.RETURNS,
             ops_sweep.PUBLISH_PENDING,
         }
         assert set(snapshot.outbox_oldest) == set(snapshot.outbox_pending)
@@ -67,6 +74,7 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
         request.delete()
         staged.delete()
         decided.delete()
+        kept.delete()
 
 
 def test_the_scheduled_audit_reaches_the_notifiers_gauges(stack, admin_db):

@@ -445,3 +445,19 @@ async def test_a_return_another_process_left_pending_is_sent_and_dated_the_day_i
     fresh = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", clock=lambda: friday + dt.timedelta(seconds=10))
     await fresh.resend_pending(older_than=ORPHAN_SECONDS)  # nothing pending any more
     assert len(list(dirs.outbox.iterdir())) == 1
+
+
+async def test_a_recorded_return_that_cannot_be_made_is_left_for_an_operator_and_holds_up_no_other(dirs):
+    docs = RecordingDocuments()
+    good = return_order(arrived(to=OUTSIDE, uid="-"), "AC01")
+    docs.store.apply(
+        [
+            ("set", return_path("in" + "0" * 30), {"status": "pending", "order": {"paymentId": "x"}}, False),
+            ("set", return_path(good["paymentId"]), {"status": "pending", "order": good}, False),
+        ]
+    )
+    incoming = incoming_of(dirs, {}, docs)
+    await incoming.resend_pending()
+    assert [p.name for p in dirs.outbox.iterdir()] == [return_name(good["paymentId"])]
+    assert incoming.pending == {}
+    await incoming.deliver_pending(_stopped())  # nothing kept: the loop has nothing to fail on
