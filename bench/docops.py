@@ -202,9 +202,7 @@ async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> t
     pushed = await asyncio.to_thread(sink_seq, stack)
     before, started = settle(stack, idle), time.monotonic()
     tracker = await drive(stack, batch, rate=None, timeout=300, on_request=True, owners=pop.owners)
-    after = await asyncio.to_thread(settle, stack, idle)
-    seconds = time.monotonic() - started
-    per_payer = await asyncio.to_thread(pushes_delivered, stack, pushed) / payments
+    steps, seconds, per_payer = await asyncio.to_thread(steps_since, stack, idle, before, started, pushed, payments)
     statuses = [v[1] for v in tracker.done.values()]
     outcome = {
         "payments": payments,
@@ -212,10 +210,21 @@ async def pipeline_kind(stack: Stack, kind: str, payments: int, idle: dict) -> t
         "seconds": round(seconds, 1),
         "pushes_per_payment": round(per_payer, 2),
     }
+    return steps, outcome
+
+
+def steps_since(
+    stack: Stack, idle: dict, before: dict, started: float, pushed: int, payments: int
+) -> tuple[dict, float, float]:
+    """What each step did per payment since ``before`` (read once the stack stands still
+    again), the push function's share included: (steps, seconds, pushes per payment)."""
+    after = settle(stack, idle)
+    seconds = time.monotonic() - started
+    per_payer = pushes_delivered(stack, pushed) / payments
     steps = per_payment(minus(after, before), idle, seconds, payments)
     each = push_delivery(stack.s.project_id)
     steps["push"] = {k: round(v * per_payer, 2) for k, v in each.items()}
-    return steps, outcome
+    return steps, seconds, per_payer
 
 
 def incoming_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
@@ -252,12 +261,7 @@ def incoming_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
                 if status in ("completed", "unapplied"):
                     done[snap.id] = status
         time.sleep(0.5)
-    after = settle(stack, idle)
-    seconds = time.monotonic() - started
-    per_payer = pushes_delivered(stack, pushed) / payments
-    steps = per_payment(minus(after, before), idle, seconds, payments)
-    each = push_delivery(stack.s.project_id)
-    steps["push"] = {k: round(v * per_payer, 2) for k, v in each.items()}
+    steps, seconds, per_payer = steps_since(stack, idle, before, started, pushed, payments)
     statuses = list(done.values())
     outcome = {
         "payments": payments,
@@ -325,12 +329,7 @@ def card_kind(stack: Stack, payments: int, idle: dict) -> tuple[dict, dict]:
         if answer.get("approved"):
             status, _body = proc.capture(answer["reference"])
             captured += status == 200
-    after = settle(stack, idle)
-    seconds = time.monotonic() - started
-    per_payer = pushes_delivered(stack, pushed) / payments
-    steps = per_payment(minus(after, before), idle, seconds, payments)
-    each = push_delivery(stack.s.project_id)
-    steps["push"] = {k: round(v * per_payer, 2) for k, v in each.items()}
+    steps, _seconds, per_payer = steps_since(stack, idle, before, started, pushed, payments)
     return steps, {"payments": payments, "captured": captured, "pushes_per_payment": round(per_payer, 2)}
 
 
