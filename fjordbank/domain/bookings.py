@@ -74,21 +74,6 @@ def from_payment(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking]
     if event.status != "completed":
         return []
     p = event.payment
-    if p.kind == INCOMING:  # from another bank: money in for the payee (``p.uid``) only
-        return [
-            Booking(
-                uid=p.uid,
-                tx_id=p.payment_id,
-                account_id=p.to_account,
-                date=p.booking_date,
-                amount=p.amount,
-                direction=IN,
-                kind=PAYMENT,
-                counterparty_account=p.from_account,
-                kid=p.kid,
-            )
-        ]
-    own = payee_uid == p.uid
     payer = Booking(
         uid=p.uid,
         tx_id=p.payment_id,
@@ -99,14 +84,15 @@ def from_payment(event: PaymentEvent, *, payee_uid: str | None) -> list[Booking]
         kind=PAYMENT,
         counterparty_account=p.to_account,
         kid=p.kid,
-        own_transfer=own,
+        own_transfer=payee_uid == p.uid,
     )
+    # the same transaction seen from the payee's side: everything else is shared
+    payee = replace(payer, account_id=p.to_account, direction=IN, counterparty_account=p.from_account)
+    if p.kind == INCOMING:  # from another bank: money in for the payee (``p.uid``) only
+        return [replace(payee, own_transfer=False)]
     bookings = [payer]
     if p.kind == "internal" and payee_uid:
-        # the same transaction seen from the other side: everything else is shared
-        bookings.append(
-            replace(payer, uid=payee_uid, account_id=p.to_account, direction=IN, counterparty_account=p.from_account)
-        )
+        bookings.append(replace(payee, uid=payee_uid))
     return bookings
 
 
