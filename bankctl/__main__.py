@@ -191,6 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_replay = command("replay", commands.dlq_replay, "publish a dead letter again on its original subject", dlq_sub)
     dlq_replay.add_argument("sequence", type=int, help="the DLQ stream sequence shown by `dlq list`")
 
+    held = sub.add_parser(
+        "held",
+        help="payments from other banks held for sanctions review; release or freeze one",
+        description=_doc(commands.held),
+    )
+    held_sub = held.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    held_list = command("list", commands.held, "the payments held, with what the payer's name resembles", held_sub)
+    held_list.add_argument("--status", choices=("held", "release", "released", "frozen"), default="held")
+    json_flag(held_list)
+    for action, what in (("release", "a false match: credit it"), ("freeze", "a true match: the money stays frozen")):
+        decide = command(action, commands.held_decide, f"{what} (decided once)", held_sub)
+        decide.add_argument("payment_id", metavar="PAYMENT_ID", help="as `held list` shows it")
+        decide.add_argument("--by", required=True, help="who decides (kept with the decision)")
+        decide.add_argument("--note", required=True, help="why (kept with the decision)")
+        decide.add_argument("--no-wait", action="store_true", help="return once the decision is recorded")
+        decide.add_argument("--timeout", type=float, default=60, help="seconds to wait (default: %(default)s)")
+        json_flag(decide)
+
     jobs = sub.add_parser(
         "jobs", help="run a scheduled job now (as Cloud Scheduler would)", description=_doc(commands.run_job)
     )

@@ -543,14 +543,15 @@ def receive(args) -> int:
     """Money from another bank: the clearing house's pacs.008 for it, delivered into the local
     clearing channel (as simulators.counterparty.send does), then followed in the ledger until
     the bank credited it or sent it back (a closed account, no such account: a pacs.004 to the
-    paying bank). The payee is an account number, or a customer (uid, e-mail: their first open
+    paying bank), or held it for sanctions review (the payer's name like a listed one: `bankctl
+    held`). The payee is an account number, or a customer (uid, e-mail: their first open
     account)."""
     import time
 
     from fjordbank.adapters.firestore import LEDGER_PAYMENTS
     from fjordbank.domain.errors import DomainError
     from fjordbank.domain.money import Money
-    from fjordbank.service_layer.incoming import return_name
+    from fjordbank.service_layer.incoming import HELD, return_name, return_path
     from simulators.counterparty import send
 
     to_account = _account_number(args.to) or _payee_account(_bank(args), args.to)
@@ -582,6 +583,11 @@ def receive(args) -> int:
                     result["status"] = "credited" if status == "completed" else "sent back"
                     result["reason"] = (snap.to_dict() or {}).get("steps", {}).get("arrived", {}).get("reason")
                     break
+                record = db.document(return_path(payment_id)).get().to_dict() or {}
+                if record.get("status") == HELD:  # the payer's name is like a listed one
+                    result["status"] = "held for sanctions review"
+                    result["reason"] = record.get("reason")
+                    break
                 time.sleep(0.25)
             else:
                 raise CommandError(f"{payment_id} not credited or sent back in {args.timeout:g} s: is the stack up?")
@@ -591,6 +597,90 @@ def receive(args) -> int:
         reason = f" ({result['reason']})" if result.get("reason") else ""
         print(f"{payment_id}  {Money.nok(credit.amount).format_nok()} to {to_account}: {result['status']}{reason}")
     return 0 if result["status"] in ("credited", "delivered") else 1
+
+
+def _held_docs(config: Config):
+    """The documents on the stack's Firestore, for a coroutine (an async client is made in
+    the loop that uses it)."""
+    from bankctl.config import apply_environ
+    from fjordbank.adapters.documents import AsyncFirestoreDocuments
+    from fjordbank.adapters.firestore import async_client
+
+    require_reachable(errors.FIRESTORE, config.firestore_host)
+    apply_environ(config)
+    return AsyncFirestoreDocuments(async_client(config.project_id))
+
+
+def held(args) -> int:
+    """Payments from other banks held for sanctions review: the payer's name is equal or
+    similar to a listed person's or enterprise's, so the credit was neither made nor sent
+    back (the payee is not told). A compliance officer releases a false match (credited
+    within seconds, as it would have been) or freezes a true one; in production
+    `python -m fjordbank.runtime.held` does the same with the officer's credentials."""
+    from bankctl.customers import kroner
+    from fjordbank.runtime import held as module
+
+    async def read() -> list:
+        return await module.listed(_held_docs(args.config), args.status)
+
+    with _google_errors("reading the held payments", args.config):
+        rows = asyncio.run(read())
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        like = (
+            ", ".join(f"{m.get('entityId')} {m.get('alias')!r} ({m.get('score')})" for m in r["matches"]) or "no name"
+        )
+        decided = f"  {r['decidedBy']}: {r['note']}" if r.get("decidedBy") else ""
+        print(f"{r['paymentId']}  {kroner(r['amount'] or 0)} to {r['toAccount'] or '-'} from {r['payerName']!r}")
+        print(f"    like {like}; held {r['heldAt']}{decided}")
+    print(f"{len(rows)} payment(s) {args.status}")
+    return 0
+
+
+def held_decide(args) -> int:
+    """Release (a false match) or freeze (a true match) one held payment, once; who and why
+    are kept with it. A release is then followed until it is credited or sent back."""
+    import time
+
+    from fjordbank.adapters.firestore import LEDGER_PAYMENTS
+    from fjordbank.runtime import held as module
+    from fjordbank.service_layer import incoming
+
+    async def decide() -> dict:
+        try:
+            return await module.decide(
+                _held_docs(args.config), args.action, args.payment_id, by=args.by, note=args.note
+            )
+        except incoming.HeldDecisionRefused as exc:
+            raise CommandError(f"refused: {exc.message}") from None
+
+    with _google_errors("recording the decision", args.config):
+        result = asyncio.run(decide())
+    if args.action == "release" and not args.no_wait:
+        db = _firestore(args.config)
+        deadline = time.monotonic() + args.timeout
+        with _google_errors("following the payment", args.config):
+            while time.monotonic() < deadline:
+                record = db.document(incoming.return_path(args.payment_id)).get().to_dict() or {}
+                ledger = db.collection(LEDGER_PAYMENTS).document(args.payment_id).get()
+                if ledger.exists and (ledger.to_dict() or {}).get("status") == "completed":
+                    result["status"] = "credited"
+                    break
+                if record.get("status") == incoming.DELIVERED:
+                    result["status"] = "sent back"
+                    break
+                time.sleep(0.25)
+            else:
+                raise CommandError(
+                    f"{args.payment_id} released but not credited in {args.timeout:g} s: is the stack up?"
+                )
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"{args.payment_id}: {result['status']} ({args.by})")
+    return 0
 
 
 def pay(args) -> int:

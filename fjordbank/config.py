@@ -114,6 +114,17 @@ class Settings:
             )
         return self.clearing_dir
 
+    def screening_list(self) -> str:
+        """The sanctions list a service screens payments against. Production has no
+        default (the repository's is a fictional sample that matches no real name): a
+        service that screens refuses to start without the real list (ConfigError)."""
+        if not self.sanctions_list_configured and self.production:
+            raise ConfigError(
+                "FJB_SANCTIONS_LIST is not set: in production (FJB_ENV=production) payments are screened "
+                "against the EU consolidated sanctions list, and the clearing service does not start without it"
+            )
+        return self.sanctions_list
+
 
 def is_production(env: Mapping[str, str]) -> bool:
     """FJB_ENV, else production wherever the platform runs us (K_SERVICE: Cloud Run,

@@ -77,6 +77,10 @@ DEFAULT_MAX_SCALE = 3
 # kubernetes.podspec-persistent-volume-write on (k8s/README.md).
 CLEARING_SERVICES = ("clearing",)
 CLEARING_DIR = "/mnt/clearing"
+# The EU sanctions list every payer of a payment from another bank is screened against
+# (FJB_SANCTIONS_LIST; in production the clearing service refuses to start without it): kept
+# on the same volume, where the operator puts each new list (the service reads it again).
+SANCTIONS_LIST = f"{CLEARING_DIR}/sanctions/eu-fsf.xml"
 CLEARING_CLAIM = "fjb-clearing-exchange"
 
 HEADER = (
@@ -170,6 +174,7 @@ def knative_service(name: str) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [nats_client_volume(name)]
     if name in CLEARING_SERVICES:
         env.append({"name": "FJB_CLEARING_DIR", "value": CLEARING_DIR})
+        env.append({"name": "FJB_SANCTIONS_LIST", "value": SANCTIONS_LIST})
         mounts.append({"name": "clearing-exchange", "mountPath": CLEARING_DIR})
         volumes.append({"name": "clearing-exchange", "persistentVolumeClaim": {"claimName": CLEARING_CLAIM}})
     labels = {

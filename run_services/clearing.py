@@ -29,7 +29,10 @@ the ledger could not apply comes back as payments.unapplied, and is sent back in
 (fjordbank.service_layer.incoming). A return is recorded in Firestore before it is
 delivered; one the channel cannot take now (down) is acked all the same and kept, sent
 again every few seconds until the channel is back (and after a restart by ``on_connect``),
-as the pain.001 files are.
+as the pain.001 files are. Every payer is screened against the sanctions list
+(FJB_SANCTIONS_LIST, read again when it changes; production has no default and the service
+refuses to start without it): a credit whose payer is like a listed person or enterprise is
+held for a compliance officer, and one they release is published by ``release_held``.
 
 The counterparty answering twice or out of order (as the simulated other bank does on a
 chaos run's ``counterparty`` fault): each answer is handled as it comes; a payment's settled
@@ -50,10 +53,12 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.clearing_store import ClearingDirs
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client, is_transient
+from fjordbank.adapters.sanctions_file import SanctionsFile
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent
-from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
+from fjordbank.domain.sanctions import EVERYONE
+from fjordbank.runtime import crash, events, logs, payment_metrics, steps, tracing
 from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.clearing import Clearing, submitted, unsendable
 from fjordbank.service_layer.incoming import Incoming
@@ -62,6 +67,7 @@ from fjordbank.topology import UNAPPLIED
 
 log = logging.getLogger("clearing")
 POLL_SECONDS = 0.5
+RELEASE_SECONDS = 5.0  # how often the held credits a compliance officer released are looked for
 
 
 class ClearingHandler:
@@ -132,6 +138,22 @@ class ClearingHandler:
         if sent:
             payment_metrics.step_result("clearing", "sent_back", step.batch[i])
 
+    async def release_held(self, stop: asyncio.Event) -> None:
+        """Every `RELEASE_SECONDS`: the held credits a compliance officer released,
+        published (or sent back). A pass that fails is logged; the next one runs on time."""
+        while not stop.is_set():
+            if self.js is not None:
+                try:
+                    await self.incoming.release_decided(self.publish)
+                except Exception as exc:
+                    if not is_transient(exc) and not isinstance(exc, ConnectionError):
+                        raise  # a bug: the background task's guard logs it and starts it again
+                    log.warning("released payments not published now; trying again", extra={"error": repr(exc)})
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=RELEASE_SECONDS)
+            except TimeoutError:
+                continue
+
     # ---- answers from the other banks ---------------------------------------------------
     async def read_answers(self, stop: asyncio.Event) -> None:
         down = False
@@ -167,18 +189,28 @@ class ClearingHandler:
 
 def build(settings: Settings) -> tuple[ClearingHandler, list]:
     """The handler and its background tasks. Raises ConfigError before anything starts
-    when production names no channel to the clearing house (FJB_CLEARING_DIR)."""
+    when production names no channel to the clearing house (FJB_CLEARING_DIR) or no
+    sanctions list (FJB_SANCTIONS_LIST), and OSError or InvalidSanctionsList when the list
+    cannot be read."""
     channel = settings.clearing_channel()
+    sanctions = SanctionsFile(settings.screening_list(), subjects=EVERYONE)  # no list, no service
     switch = faults.for_service("clearing")  # chaos runs on the emulator only
     dirs = ClearingDirs(channel, switch)
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=switch))
-    incoming = Incoming(docs, dirs, Owners(docs).of, bic=settings.bic)
+    incoming = Incoming(docs, dirs, Owners(docs).of, bic=settings.bic, sanctions=sanctions)
     handler = ClearingHandler(Clearing(docs, dirs, bic=settings.bic), dirs, incoming)
-    return handler, [handler.read_answers, handler.clearing.deliver_pending, incoming.deliver_pending]
+    background = [
+        handler.read_answers,
+        handler.release_held,
+        handler.clearing.deliver_pending,
+        incoming.deliver_pending,
+    ]
+    return handler, background
 
 
 def main() -> None:
     settings = load_settings(identity="clearing")
+    logs.setup("clearing", settings.log_level)  # what build says (the sanctions list read) is logged too
     handler, background = build(settings)
     ConsumerService(
         durable="clearing",

@@ -230,6 +230,7 @@ class RefusedCredit:
     debtor_agent_bic: str
     reason_code: str
     why: str  # for the log (no account number in it)
+    debtor_name: str | None = None  # the payer's, when the file gives one: screened before it goes back
 
     @property
     def key(self) -> str:
@@ -439,6 +440,8 @@ def _parse_credit(
     if currency != NOK or not 0 < amount <= MAX_MINOR:
         raise _fail(f"{where}: only NOK amounts from 0.01 are cleared between Norwegian banks")
 
+    debtor_name = shown_text(reader.opt_text(tx, "Dbtr/Nm"), MAX_NAME_LENGTH)
+
     def refused(reason_code: str, why: str) -> RefusedCredit:
         return _wrap(
             where,
@@ -451,10 +454,10 @@ def _parse_credit(
                 debtor_agent_bic=debtor_agent,
                 reason_code=reason_code,
                 why=why,
+                debtor_name=debtor_name,
             ),
         )
 
-    debtor_name = shown_text(reader.opt_text(tx, "Dbtr/Nm"), MAX_NAME_LENGTH)
     if debtor_name is None:
         return refused(RETURN_NO_PAYER_NAME, "no payer's name")
     debtor_account_element = reader.opt(tx, "DbtrAcct")

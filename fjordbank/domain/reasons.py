@@ -234,6 +234,7 @@ INTERNAL = frozenset(
         "unbalanced_posting",  # a bug in the bank: debits must equal credits
         "invalid_payment_file",  # a pain.001/pain.002 file that fails its schema
         "invalid_sanctions_list",
+        "held_decision_refused",  # a compliance officer's decision on a held payment (the operator's tool)
         "invalid_account_number",  # -> invalid_from_account, invalid_to_account, invalid_account
         "invalid_digits",  # -> invalid_kid, invalid_national_id, invalid_amount ...
         "invalid_currency",  # -> unsupported_currency

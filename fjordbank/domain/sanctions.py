@@ -1,10 +1,12 @@
-"""Screening of onboarding customers against a sanctions list (EU Financial Sanctions Files).
+"""Screening against a sanctions list (EU Financial Sanctions Files): onboarding customers
+(persons, with their birth dates) and the payers of payments from other banks (persons and
+enterprises, by name only: `SanctionsList.screen_counterparty`).
 
 Pure functions and value objects, standard library only: no network, no file system, no clock.
 
 Input format: the EU consolidated financial sanctions list ("FSF", XML export v1.1), root
 ``export`` in namespace :data:`FSF_NS`. Per ``sanctionEntity`` (attribute ``logicalId``) this
-module reads ``subjectType/@code`` (only ``"person"`` is kept; ``"enterprise"`` is skipped),
+module reads ``subjectType/@code`` (``"person"``, or ``"enterprise"`` when asked for),
 every ``nameAlias`` (``@wholeName``, else ``@firstName @middleName @lastName``), every
 ``birthdate`` (``@birthdate`` as ``YYYY-MM-DD``, else ``@year`` alone) and the first
 ``regulation/@programme``. Parsing is defensive: input is limited to :data:`MAX_XML_BYTES`;
@@ -82,6 +84,9 @@ PARTIAL_FACTOR = 0.9
 MIN_FUZZY_LONGER = 4
 MIN_FUZZY_SHORTER = 3
 
+PERSON, ENTERPRISE = "person", "enterprise"  # subjectType/@code
+PERSONS = (PERSON,)  # what onboarding screens a customer against
+EVERYONE = (PERSON, ENTERPRISE)  # what a payment's counterparty is screened against
 Outcome = Literal["clear", "review", "hit"]
 _SEVERITY: dict[str, int] = {"clear": 0, "review": 1, "hit": 2}
 
@@ -93,12 +98,15 @@ class InvalidSanctionsList(DomainError):
 
 
 @dataclass(frozen=True)
-class SanctionedPerson:
+class SanctionedEntity:
+    """A listed person, or (``subject`` `ENTERPRISE`) an enterprise, which has no birth data."""
+
     entity_id: str
     names: tuple[str, ...]
     birth_dates: tuple[date, ...]
     birth_years: tuple[int, ...]
     programme: str | None
+    subject: str = "person"
 
 
 class ScreeningMatch(NamedTuple):
@@ -334,8 +342,8 @@ def _index_keys(token: str) -> set[str]:
 class SanctionsList:
     """Sanctioned persons with an index from normalised token (and one-deletion variants) to aliases."""
 
-    def __init__(self, entries: Iterable[SanctionedPerson]) -> None:
-        self.entries: tuple[SanctionedPerson, ...] = tuple(entries)
+    def __init__(self, entries: Iterable[SanctionedEntity]) -> None:
+        self.entries: tuple[SanctionedEntity, ...] = tuple(entries)
         self._aliases: list[tuple[int, str, tuple[str, ...]]] = []
         self._index: dict[str, set[int]] = defaultdict(set)
         for entry_no, entry in enumerate(self.entries):
@@ -350,8 +358,8 @@ class SanctionsList:
                         self._index[key].add(alias_no)
 
     @classmethod
-    def from_xml(cls, xml: bytes) -> SanctionsList:
-        return cls(parse_eu_fsf(xml))
+    def from_xml(cls, xml: bytes, *, subjects: tuple[str, ...] = PERSONS) -> SanctionsList:
+        return cls(parse_eu_fsf(xml, subjects=subjects))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -389,9 +397,19 @@ class SanctionsList:
         matches.sort(key=lambda m: (-m.score, m.entity_id))
         return ScreeningResult(outcome, tuple(matches))
 
+    def screen_counterparty(self, name: str) -> ScreeningResult:
+        """A payment's counterparty, known by name only (a payer at another bank): with no
+        birth data, a name equal or similar to an alias is ``review`` (never ``hit``: only
+        a person decides that), and a name with no letters or digits to screen is
+        ``review`` too, with no match: a payment is never let through unscreened."""
+        try:
+            return self.screen(name, None)
+        except ValueError:
+            return ScreeningResult("review")
+
 
 def _birth_status(
-    entry: SanctionedPerson, birth_date: date | None, *, year_only: bool = False
+    entry: SanctionedEntity, birth_date: date | None, *, year_only: bool = False
 ) -> Literal["match", "mismatch", "unknown"]:
     if birth_date is None or not (entry.birth_dates or entry.birth_years):
         return "unknown"
@@ -411,7 +429,7 @@ def _verdict(score: float, birth: str) -> Outcome:
 
 
 def screen_person(
-    full_name: str, birth_date: date | None, entries: SanctionsList | Iterable[SanctionedPerson]
+    full_name: str, birth_date: date | None, entries: SanctionsList | Iterable[SanctionedEntity]
 ) -> ScreeningResult:
     """Screen one person (name as given, birth date) against a list; see the module docstring."""
     sanctions = entries if isinstance(entries, SanctionsList) else SanctionsList(entries)
@@ -462,14 +480,15 @@ def _birth(element: ET.Element, entity_id: str) -> tuple[date | None, int | None
     return None, None
 
 
-def _person(entity: ET.Element) -> SanctionedPerson | None:
+def _entity(entity: ET.Element, subjects: tuple[str, ...]) -> SanctionedEntity | None:
     entity_id = entity.get("logicalId", "").strip()
     if not entity_id:
         raise InvalidSanctionsList("sanctionEntity without logicalId")
     subject = entity.find(_tag("subjectType"))
     if subject is None or not subject.get("code"):
         raise InvalidSanctionsList(f"sanctionEntity {entity_id}: missing subjectType code")
-    if subject.get("code") != "person":
+    code = subject.get("code") or ""
+    if code not in subjects:
         return None
     names: list[str] = []
     for alias in entity.findall(_tag("nameAlias")):
@@ -477,7 +496,7 @@ def _person(entity: ET.Element) -> SanctionedPerson | None:
         if name and name not in names:
             names.append(name)
     if not names:
-        raise InvalidSanctionsList(f"sanctionEntity {entity_id}: person without any name")
+        raise InvalidSanctionsList(f"sanctionEntity {entity_id}: {code} without any name")
     dates: list[date] = []
     years: list[int] = []
     for element in entity.findall(_tag("birthdate")):
@@ -488,22 +507,23 @@ def _person(entity: ET.Element) -> SanctionedPerson | None:
             years.append(year)
     regulation = entity.find(_tag("regulation"))
     programme = (regulation.get("programme") or "").strip() if regulation is not None else ""
-    return SanctionedPerson(entity_id, tuple(names), tuple(dates), tuple(years), programme or None)
+    return SanctionedEntity(entity_id, tuple(names), tuple(dates), tuple(years), programme or None, code)
 
 
-def parse_eu_fsf(xml: bytes) -> tuple[SanctionedPerson, ...]:
-    """The persons (``subjectType/@code == "person"``) of an EU FSF consolidated-list export."""
+def parse_eu_fsf(xml: bytes, *, subjects: tuple[str, ...] = PERSONS) -> tuple[SanctionedEntity, ...]:
+    """The entities of an EU FSF consolidated-list export whose ``subjectType/@code`` is one
+    of ``subjects`` (persons only, by default)."""
     root = _parse_xml(xml)
     if root.tag != _tag("export"):
         raise InvalidSanctionsList(f"root element is {root.tag!r}, expected export in namespace {FSF_NS}")
-    persons: list[SanctionedPerson] = []
+    entities: list[SanctionedEntity] = []
     seen: set[str] = set()
-    for entity in root.findall(_tag("sanctionEntity")):
-        person = _person(entity)
-        if person is None:
+    for element in root.findall(_tag("sanctionEntity")):
+        entity = _entity(element, subjects)
+        if entity is None:
             continue
-        if person.entity_id in seen:
-            raise InvalidSanctionsList(f"duplicate sanctionEntity logicalId {person.entity_id}")
-        seen.add(person.entity_id)
-        persons.append(person)
-    return tuple(persons)
+        if entity.entity_id in seen:
+            raise InvalidSanctionsList(f"duplicate sanctionEntity logicalId {entity.entity_id}")
+        seen.add(entity.entity_id)
+        entities.append(entity)
+    return tuple(entities)

@@ -16,7 +16,12 @@ document of an ordered query; never a scan of a collection):
   ``received`` (reason publish_pending, fjordbank/service_layer/edge.py) as kind
   ``publish_pending``, and the returns of payments from other banks recorded and not yet
   delivered to the clearing house (``clearingReturns``, status pending,
-  fjordbank/service_layer/incoming.py) as kind ``returns``;
+  fjordbank/service_layer/incoming.py) as kind ``returns``, and the payments held for
+  sanctions review a compliance officer released and the clearing service has not yet
+  published (status release, from its ``decidedAt``) as kind ``releases``;
+* the payments from other banks held for sanctions review, waiting for a compliance
+  officer's decision (``clearingReturns``, status held) -> fjb_incoming_held and
+  fjb_incoming_held_oldest_age_seconds (from its ``createdAt``);
 * the last scheduled ledger audit's summary (ops/ledgerAudit, written by the audit-ledger
   job) -> fjb_audit_last_success, fjb_audit_last_run_timestamp_seconds, fjb_audit_problems{kind}.
   These three appear once a summary exists: before the first audit nothing says whether
@@ -24,7 +29,7 @@ document of an ordered query; never a scan of a collection):
 
 Indexes (firestore.indexes.json; the emulator does not enforce them, production does):
 paymentRequests collection group (status, updatedAt), outbox (kind, stagedAt),
-clearingReturns (status, createdAt); the counts
+clearingReturns (status, createdAt) and (status, decidedAt); the counts
 use the single-field indexes on paymentRequests.status and outbox.kind, and cardOutbox
 needs none beyond its single-field stagedAt.
 
@@ -66,6 +71,7 @@ OPEN_STATES = ("received", "requested", "approved", "reserved", "submitted", "se
 PUBLISH_PENDING = "publish_pending"  # the outbox kind of requests left in status "received"
 CARD_DECISIONS = "card_decisions"  # the outbox kind of the card service's own outbox (CARD_OUTBOX)
 RETURNS = "returns"  # the outbox kind of the returns clearing has not delivered (incoming.RETURNS)
+RELEASES = "releases"  # the outbox kind of the held payments released and not yet published
 # the kinds of events staged in the outbox: the streams' subjects (customers, cards, payments)
 OUTBOX_KINDS = tuple(
     sorted({kind_of(s) for spec in topology.STREAMS if spec.name != topology.STREAM_DLQ for s in spec.subjects})
@@ -78,6 +84,8 @@ OPEN_OLDEST = Gauge(
 )
 OUTBOX_PENDING = Gauge("fjb_outbox_pending", "Outbox documents not yet published, by kind", ["kind"])
 OUTBOX_OLDEST = Gauge("fjb_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox document", ["kind"])
+HELD = Gauge("fjb_incoming_held", "Payments from other banks held for sanctions review, not yet decided")
+HELD_OLDEST = Gauge("fjb_incoming_held_oldest_age_seconds", "Age of the oldest payment held for sanctions review")
 # not registered until a first audit summary is read (see the module docstring)
 AUDIT_OK = Gauge(
     "fjb_audit_last_success", "1 if the last scheduled ledger audit found no problem, else 0", registry=None
@@ -94,6 +102,8 @@ class Snapshot:
     open_oldest: dict[str, float] = field(default_factory=dict)
     outbox_pending: dict[str, int] = field(default_factory=dict)
     outbox_oldest: dict[str, float] = field(default_factory=dict)
+    held: int = 0
+    held_oldest: float = 0.0
     audit: dict[str, Any] | None = None
 
 
@@ -134,26 +144,35 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
 
     oldest_open = await asyncio.gather(*(_oldest(in_state(s), "updatedAt") for s in OPEN_STATES))
     cards = db.collection(CARD_OUTBOX)
-    returns = db.collection(incoming.RETURNS).where(filter=FieldFilter("status", "==", incoming.PENDING))
+
+    def clearing_in(status: str) -> AsyncQuery:
+        return db.collection(incoming.RETURNS).where(filter=FieldFilter("status", "==", status))
+
+    returns, releases, held = clearing_in(incoming.PENDING), clearing_in(incoming.RELEASE), clearing_in(incoming.HELD)
     counts = await asyncio.gather(
         # a count aggregates a query, not a collection: ordered by the field indexed anyway
         *(_count(of_kind(k)) for k in OUTBOX_KINDS),
         _count(cards.order_by("stagedAt")),
         _count(returns),
+        _count(releases),
         _count(in_state("received")),
+        _count(held),
     )
     oldest_out = await asyncio.gather(
         *(_oldest(of_kind(k), "stagedAt") for k in OUTBOX_KINDS),
         _oldest(cards, "stagedAt"),
         _oldest(returns, "createdAt"),
+        _oldest(releases, "decidedAt"),
+        _oldest(held, "createdAt"),
     )
     summary = await db.collection(OPS).document(SUMMARY_DOC).get()
+    kinds = (*OUTBOX_KINDS, CARD_DECISIONS, RETURNS, RELEASES)
     snapshot = Snapshot(
         open_oldest={s: age(t, now) for s, t in zip(OPEN_STATES, oldest_open, strict=True)},
-        outbox_pending=dict(zip((*OUTBOX_KINDS, CARD_DECISIONS, RETURNS, PUBLISH_PENDING), counts, strict=True)),
-        outbox_oldest={
-            k: age(t, now) for k, t in zip((*OUTBOX_KINDS, CARD_DECISIONS, RETURNS), oldest_out, strict=True)
-        },
+        outbox_pending=dict(zip((*kinds, PUBLISH_PENDING), counts[:-1], strict=True)),
+        outbox_oldest={k: age(t, now) for k, t in zip(kinds, oldest_out[:-1], strict=True)},
+        held=counts[-1],
+        held_oldest=age(oldest_out[-1], now),
         audit=summary.to_dict() if summary.exists else None,
     )
     # the oldest request in "received" is the oldest publish_pending one
@@ -169,6 +188,8 @@ def export(snapshot: Snapshot) -> None:
         OUTBOX_PENDING.labels(kind).set(n)
     for kind, seconds in snapshot.outbox_oldest.items():
         OUTBOX_OLDEST.labels(kind).set(seconds)
+    HELD.set(snapshot.held)
+    HELD_OLDEST.set(snapshot.held_oldest)
     audit = snapshot.audit
     if audit is None or not isinstance(audit.get("ranAt"), dt.datetime):
         return

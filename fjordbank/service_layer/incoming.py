@@ -32,8 +32,21 @@ went back already.
 
 A file that cannot be read, addressed to another bank, or settling more than a week from
 now is moved aside (``.rejected``) for an operator, who asks the clearing house for it
-again: nothing in it is credited or returned. Sanctions screening of incoming payments is not
-done here yet (the README says so): a real bank screens the payer.
+again: nothing in it is credited or returned.
+
+Every payer is screened against the sanctions list (persons and enterprises, by name:
+`fjordbank.domain.sanctions.SanctionsList.screen_counterparty`) before anything is done with
+the credit. One whose name is equal or similar to a listed one is held
+(``clearingReturns/{paymentId}``, status ``held``, with the event it would have been and the
+list's entries it resembles): neither credited nor sent back, since money of a listed person
+must be frozen, not returned, and the payee is not told (no tipping off). A compliance
+officer decides (`decide_held`: ``python -m fjordbank.runtime.held``, ``bankctl held``):
+``release`` (a false match: clearing then publishes the credit as it would have, or sends it
+back with ``AC01`` when its account is not here, and marks it ``released``) or ``frozen``
+(a true match: the money stays with the bank, reported by the officer; nothing more is
+done here). A held credit is never published again when its file comes again. Until the
+decision the money is in the bank's settlement account and in no customer's; the ops sweep
+counts the held credits (``fjb_incoming_held``) and FjbIncomingHeld says when one waits.
 """
 
 from __future__ import annotations
@@ -50,13 +63,21 @@ from fjordbank.domain import pacs
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import next_banking_day, today_in_norway
 from fjordbank.domain.payments import INCOMING, PAYER_NAME, PaymentEvent, PaymentRequested
-from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, AsyncDocuments, Where
+from fjordbank.domain.sanctions import SanctionsList, ScreeningResult
+from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, AsyncDocuments, Data, Doc, Stale, Where
 from fjordbank.topology import ARRIVED
 
 log = logging.getLogger("clearing.incoming")
 
 RETURNS = "clearingReturns"  # {paymentId}: a return of a payment from another bank
 PENDING, DELIVERED = "pending", "delivered"
+# A credit held for sanctions review: held until a compliance officer decides; release (asked)
+# -> released (clearing did it), or frozen.
+HELD, RELEASE, RELEASED, FROZEN = "held", "release", "released", "frozen"
+DECISIONS = (RELEASE, FROZEN)
+HOLD_REASON = "possible_sanctions_match"
+NO_PAYEE = "-"  # an event's uid when its account is not here (its event only carries its return)
+HOLD_CHUNK = 400  # held credits recorded per commit (a commit takes at most 500 writes)
 RETRY_SECONDS = 5.0  # a return the channel did not take: tried again this often
 ORPHAN_SECONDS = 60.0  # a return pending this long with no process sending it is sent again
 PUBLISH_CHUNK = 500  # a file's events are published (and their acks awaited) this many at a time
@@ -76,6 +97,7 @@ SETTLED_ON = "settlementDate"
 PAYING_BANK = "debtorAgent"  # the paying bank's BIC: where the return goes
 
 OwnersOf = Callable[[list[str]], Awaitable[Mapping[str, str | None]]]
+Sanctions = Callable[[], SanctionsList]  # the list as it is now (fjordbank.adapters.sanctions_file)
 Publish = Callable[[list[PaymentEvent]], Awaitable[None]]
 
 
@@ -186,6 +208,103 @@ def refused_order(refused: pacs.RefusedCredit, message_id: str) -> ReturnOrder:
     }
 
 
+def held_record(event: PaymentEvent, screened: ScreeningResult, *, file: str) -> Data:
+    """A credit held for sanctions review: the event it would have been (what a release
+    publishes), what the payer's name resembles on the list, and where it came from."""
+    p = event.payment
+    return {
+        "paymentId": p.payment_id,
+        "status": HELD,
+        "reason": HOLD_REASON,
+        "event": event.to_json(),
+        "amount": p.amount,
+        "toAccount": p.to_account,
+        "payerName": str((event.detail or {}).get(PAYER_NAME) or ""),
+        "matches": _matches(screened),
+        "file": file,
+        "createdAt": SERVER_TIME,
+    }
+
+
+def held_return_record(
+    refused: pacs.RefusedCredit, order: ReturnOrder, screened: ScreeningResult, *, file: str
+) -> Data:
+    """A credit this bank could not take as it is, whose payer's name is like a listed one:
+    held instead of sent back (``order``: the return a release sends)."""
+    return {
+        "paymentId": refused.payment_id,
+        "status": HELD,
+        "reason": HOLD_REASON,
+        "order": order,
+        "amount": refused.amount_minor,
+        "payerName": refused.debtor_name or "",
+        "matches": _matches(screened),
+        "file": file,
+        "createdAt": SERVER_TIME,
+    }
+
+
+def _matches(screened: ScreeningResult) -> list[Data]:
+    return [{"entityId": m.entity_id, "alias": m.alias, "score": m.score} for m in screened.matches]
+
+
+class HeldDecisionRefused(DomainError):
+    """A decision on a held credit that cannot be taken (the message says why)."""
+
+    code = "held_decision_refused"
+
+
+async def decide_held(docs: AsyncDocuments, payment_id: str, decision: str, *, by: str, note: str) -> Data:
+    """A compliance officer's decision on a held credit: ``release`` (clearing then credits
+    it, or sends it back when its account is not here) or ``frozen``. Only a credit still
+    held can be decided, once: a second decision, or one on a credit that is not held, is
+    refused (`HeldDecisionRefused`). ``by`` and ``note`` are kept with it (who, and why).
+    Returns the record as decided."""
+    if decision not in DECISIONS:
+        raise HeldDecisionRefused(f"a decision is one of {', '.join(DECISIONS)}, not {decision!r}")
+    by, note = " ".join(str(by).split()), str(note).strip()
+    if not by or not note:
+        raise HeldDecisionRefused("a decision names who took it (by) and why (note)")
+    doc = await docs.get(return_path(payment_id))
+    if doc is None or doc.data.get("status") not in (HELD, RELEASE, RELEASED, FROZEN):
+        raise HeldDecisionRefused(f"{payment_id} is not a payment held for review")
+    if doc.data.get("status") != HELD:
+        raise HeldDecisionRefused(f"{payment_id} was decided already: {doc.data.get('status')}")
+    decided = {"status": decision, "decidedBy": by[:200], "note": note[:1000], "decidedAt": SERVER_TIME}
+    batch = docs.batch()
+    batch.update(return_path(payment_id), decided, if_updated=doc.updated)
+    try:
+        await batch.commit()
+    except Stale:  # decided by someone else in the meantime
+        raise HeldDecisionRefused(f"{payment_id} was decided by someone else just now") from None
+    log.warning(
+        "payment held for sanctions review decided",
+        extra={"payment_id": payment_id, "decision": decision, "decided_by": by[:200]},
+    )
+    return {**doc.data, **decided}
+
+
+def _release_of(doc: Doc) -> tuple[PaymentEvent | None, ReturnOrder | None]:
+    """What releasing a held credit does: (its event to publish, None), or (None, the
+    return to send) for a credit not taken as it is or to an account not here."""
+    if isinstance(order := doc.data.get("order"), dict):
+        if order.get("paymentId") != doc.id:
+            raise ValueError("the record's return names another payment")
+        return None, dict(order)
+    event = PaymentEvent.from_json(doc.data.get("event"))
+    if event.payment.payment_id != doc.id:
+        raise ValueError("the record's event names another payment")
+    if event.payment.uid == NO_PAYEE:
+        return None, return_order(event, pacs.RETURN_NO_ACCOUNT)
+    return event, None
+
+
+async def held_payments(docs: AsyncDocuments, *, status: str = HELD) -> list[Doc]:
+    """The credits held for review (or in another of the hold's states), oldest first."""
+    found = await docs.query(RETURNS, where=[Where("status", "==", status)])
+    return sorted(found, key=lambda d: (str(d.data.get("createdAt") or ""), d.id))
+
+
 def payment_return(order: ReturnOrder, *, bic: str, now: dt.datetime) -> bytes:
     """The pacs.004 of ``order`` from this bank (``bic``), sent on the banking day of ``now``.
     Raises `fjordbank.domain.pacs.InvalidPaymentFile` for an order that names no transfer
@@ -223,12 +342,14 @@ class Incoming:
         owners_of: OwnersOf,
         *,
         bic: str,
+        sanctions: Sanctions,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.docs = docs
         self.channel = channel
         self.owners_of = owners_of
+        self.sanctions = sanctions  # every payer is screened against it
         self.bic = bic  # this bank's: what the files are addressed to, what the returns are from
         self.clock = clock
         self.retry_seconds = retry_seconds
@@ -284,32 +405,40 @@ class Incoming:
             if doc.data.get("status") == PENDING and pid not in self.pending:
                 await self._try(pid, dict(doc.data.get("order") or {}))
         fresh = [t for t in batch.transfers if t.payment_id not in returned]
+        refused = [r for r in batch.refused if r.payment_id not in returned]
+        names = {t.debtor.name for t in fresh} | {r.debtor_name for r in refused if r.debtor_name}
+        screened = await asyncio.to_thread(self.screen, names)
         payees = await self.owners_of(sorted({t.creditor_account for t in fresh}))
         arrived: list[PaymentEvent] = []
         nowhere: list[PaymentEvent] = []
+        held: list[Data] = []  # neither credited nor sent back
         for transfer in fresh:
             payee = payees.get(transfer.creditor_account)
             # one to no account here is never published: its event only carries its return
             event = arrived_event(
-                transfer, message_id=batch.message_id, payee_uid=payee or "-", created=batch.created_at
+                transfer, message_id=batch.message_id, payee_uid=payee or NO_PAYEE, created=batch.created_at
             )
-            (arrived if payee else nowhere).append(event)
+            if (result := screened.get(transfer.debtor.name)) is not None:
+                held.append(held_record(event, result, file=path.name))
+            else:
+                (arrived if payee else nowhere).append(event)
+        back: list[pacs.RefusedCredit] = []
+        for r in refused:
+            if r.debtor_name and (result := screened.get(r.debtor_name)) is not None:
+                held.append(held_return_record(r, refused_order(r, batch.message_id), result, file=path.name))
+            else:
+                back.append(r)
+        await self.hold(held, path.name)  # recorded before anything else is done with the file
         for start in range(0, len(arrived), PUBLISH_CHUNK):  # a payroll file: thousands of credits
             await publish(arrived[start : start + PUBLISH_CHUNK])
         for event in nowhere:
             await self.send_back(event, pacs.RETURN_NO_ACCOUNT)
-        for refused in batch.refused:
-            if refused.payment_id not in returned:
-                log.warning(
-                    "a credit not taken as it is; sent back",
-                    extra={
-                        "file": path.name,
-                        "payment_id": refused.payment_id,
-                        "reason": refused.reason_code,
-                        "error": refused.why,
-                    },
-                )
-                await self.send_order(refused_order(refused, batch.message_id))
+        for r in back:
+            log.warning(
+                "a credit not taken as it is; sent back",
+                extra={"file": path.name, "payment_id": r.payment_id, "reason": r.reason_code, "error": r.why},
+            )
+            await self.send_order(refused_order(r, batch.message_id))
         self._file_away(path)
         log.info(
             "pacs.008 handled",
@@ -317,12 +446,80 @@ class Incoming:
                 "file": path.name,
                 "message_id": batch.message_id,
                 "arrived": len(arrived),
-                "returned": len(nowhere) + len([r for r in batch.refused if r.payment_id not in returned]),
+                "returned": len(nowhere) + len(back),
                 "returned_before": len(returned),
+                "held": len(held),
                 "amount": sum(e.payment.amount for e in arrived),
             },
         )
         return arrived
+
+    def screen(self, names: set[str]) -> dict[str, ScreeningResult]:
+        """The payers' names like a listed one: name -> what it is like (the others pass).
+        Each name once per file (a payroll's one payer)."""
+        sanctions = self.sanctions()
+        return {name: r for name in names if (r := sanctions.screen_counterparty(name)).outcome != "clear"}
+
+    async def hold(self, held: list[Data], file: str) -> None:
+        """Record each credit held for review (once: one held before stays as it was)."""
+        for start in range(0, len(held), HOLD_CHUNK):
+            chunk = held[start : start + HOLD_CHUNK]
+            batch = self.docs.batch()
+            for record in chunk:
+                batch.create(return_path(record["paymentId"]), record)
+            try:
+                await batch.commit()
+            except AlreadyExists:  # one of them held before (a file read again): the rest one by one
+                for record in chunk:
+                    one = self.docs.batch()
+                    one.create(return_path(record["paymentId"]), record)
+                    try:
+                        await one.commit()
+                    except AlreadyExists:
+                        continue
+        for record in held:
+            log.warning(
+                "payment from another bank held for sanctions review",
+                extra={
+                    "payment_id": record["paymentId"],
+                    "file": file,
+                    "amount": record["amount"],
+                    "entities": [m["entityId"] for m in record["matches"]],
+                },
+            )
+
+    async def release_decided(self, publish: Publish) -> int:
+        """The held credits a compliance officer released: each published as it would have
+        been, or sent back (its account not here, or a credit not taken as it is), then
+        marked. Returns how many. A publish that fails leaves it to the next pass; one
+        published twice is one payment (its message id, then the ledger's record)."""
+        released = 0
+        for doc in await held_payments(self.docs, status=RELEASE):
+            try:
+                event, order = _release_of(doc)
+            except (DomainError, ValueError, TypeError, KeyError) as exc:
+                log.error(
+                    "a released payment's record cannot be read; left for an operator",
+                    extra={"payment_id": doc.id, "error": str(exc)},
+                )
+                continue
+            marked: Data = {"releasedAt": SERVER_TIME}
+            if event is not None:
+                await publish([event])
+                marked |= {"status": RELEASED}
+            else:  # sent back, as it would have been
+                marked |= {"status": PENDING, "order": order}
+            batch = self.docs.batch()
+            batch.update(return_path(doc.id), marked, if_updated=doc.updated)
+            try:
+                await batch.commit()
+            except Stale:  # another process took it
+                continue
+            if order is not None:
+                await self._try(doc.id, order)
+            log.info("payment held for review released", extra={"payment_id": doc.id, "amount": doc.data.get("amount")})
+            released += 1
+        return released
 
     # ---- returns out ----------------------------------------------------------------------
     async def unapplied(self, event: PaymentEvent) -> bool:

@@ -154,3 +154,19 @@ def test_the_clearing_service_has_its_exchange_mounted_where_its_setting_points(
         assert claim in claims
     for name in set(topology.SERVICES) - set(_clearing_services()):
         assert "FJB_CLEARING_DIR" not in {e["name"] for e in _container(_services()[name])["env"]}
+
+
+def _screening_services() -> list[str]:
+    """The run_services that screen payments against the sanctions list
+    (Settings.screening_list: in production they refuse to start without FJB_SANCTIONS_LIST)."""
+    return [s for s in topology.SERVICES if "screening_list()" in (ks.REPO / "run_services" / f"{s}.py").read_text()]
+
+
+def test_the_services_that_screen_payments_read_the_sanctions_list_from_a_mounted_volume():
+    assert _screening_services() == ["clearing"]
+    for name in _screening_services():
+        env = {e["name"]: e.get("value") for e in _container(_services()[name])["env"]}
+        mounts = [m["mountPath"] for m in _container(_services()[name])["volumeMounts"]]
+        listed = env["FJB_SANCTIONS_LIST"]
+        assert listed.startswith("/") and listed.endswith(".xml")
+        assert any(listed.startswith(f"{m}/") for m in mounts)  # on a volume the operator fills, not the image

@@ -369,6 +369,12 @@ def _clearing_invariants(docs: dict) -> list[str]:
             problems.append(f"envs/{env} does not mount the clearing exchange at local.clearing_dir")
         if "FJB_CLEARING_DIR = local.clearing_dir" not in str(loc.get("service_env", "")):
             problems.append(f"envs/{env} does not point FJB_CLEARING_DIR at the mounted clearing exchange")
+        # the clearing service screens payers against the list the deploy puts on that mount
+        listed = str(loc.get("sanctions_list", "")).strip('"')
+        if "FJB_SANCTIONS_LIST = local.sanctions_list" not in str(loc.get("service_env", "")) or not listed.startswith(
+            "${local.clearing_dir}/"
+        ):
+            problems.append(f"envs/{env} does not point FJB_SANCTIONS_LIST at the list on the clearing exchange")
     return list(problems)
 
 

@@ -7,7 +7,8 @@ simulated other banks take. After each scenario the ledger's invariants hold (th
 The promises: a salary from another bank is on the payee's balance, in the payee's feed with
 the payer's name and in "my economy" as income; the same credit delivered twice is credited
 once; a credit to a closed account or to no account here moves no money and goes back once,
-with the reason the paying bank reads."""
+with the reason the paying bank reads; a payer whose name is like a listed one is held
+until a compliance officer releases or freezes the credit."""
 
 from __future__ import annotations
 
@@ -130,4 +131,66 @@ def test_bankctl_receive_credits_an_account_and_says_so(stack, auth, as_user, le
     result = json.loads(done.stdout)
     assert (result["status"], result["amount"]) == ("credited", 125_050)
     assert nora.balance() == 125_050
+    audit()
+
+
+def bankctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bankctl", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_a_payer_like_a_listed_one_is_held_until_compliance_releases_or_freezes_it(
+    stack, auth, as_user, ledger_admin, admin_db, audit
+):
+    """The sample list's enterprise pays twice and a clear payer once: the clear credit is
+    credited, the two held (no money, no feed entry, nothing sent back); released, one is
+    credited as it would have been; frozen, the other stays with the bank. Each decided once."""
+    siri = new_customer(auth, as_user, ledger_admin, 0)
+    account = siri.accounts[0]
+    listed = "NORDKAPP PHANTOM TRADING AS"
+    batch = deliver(
+        stack,
+        send.Credit(account, 70_000, payer_name=listed),
+        send.Credit(account, 1_000, payer_name="Fjordkraft Bygg AS"),
+        send.Credit(account, 90_000, payer_name="Nordkapp Phantom Trading"),
+    )
+    [released, clear, frozen] = batch.transfers
+
+    def held_status(pid: str) -> str | None:
+        return (admin_db.document(f"clearingReturns/{pid}").get().to_dict() or {}).get("status")
+
+    for t in (released, frozen):
+        wait_for(lambda t=t: held_status(t.payment_id) == "held", timeout=30, what="the credit held")
+    wait_for(lambda: siri.balance() == 1_000, timeout=30, what="the clear credit")
+    shown = bankctl("held", "list", "--json")
+    assert shown.returncode == 0, shown.stderr
+    rows = {r["paymentId"]: r for r in json.loads(shown.stdout)}
+    assert {released.payment_id, frozen.payment_id} <= set(rows)
+    assert rows[released.payment_id]["toAccount"] == account and rows[released.payment_id]["amount"] == 70_000
+    assert [m["entityId"] for m in rows[released.payment_id]["matches"]] == ["990108"]
+    assert siri.app.get(f"accounts/{account}/transactions/{released.payment_id}")[1] is None  # the payee is not told
+    assert record(admin_db, released.payment_id) == {}  # nothing reached the ledger
+    assert not list((stack.s.clearing_dir / "outbox").glob(f"RET-{released.payment_id}*"))  # nor went back
+
+    out = bankctl(
+        "held", "release", released.payment_id, "--by", "Kari Compliance", "--note", "not the listed company", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "credited"
+    assert siri.balance() == 71_000
+    entry = wait_for(
+        lambda: siri.app.get(f"accounts/{account}/transactions/{released.payment_id}")[1],
+        timeout=30,
+        what="the feed entry",
+    )
+    assert (entry["amount"], entry["counterpartyName"]) == (70_000, listed)
+
+    frozen_out = bankctl("held", "freeze", frozen.payment_id, "--by", "Kari Compliance", "--note", "the listed company")
+    assert frozen_out.returncode == 0, frozen_out.stderr
+    again = bankctl("held", "release", frozen.payment_id, "--by", "Ola", "--note", "changed my mind")
+    assert again.returncode == 1 and "decided already: frozen" in again.stderr
+    assert held_status(frozen.payment_id) == "frozen" and held_status(released.payment_id) == "released"
+    assert siri.balance() == 71_000 and record(admin_db, frozen.payment_id) == {}
+    assert record(admin_db, clear.payment_id)["status"] == "completed"
     audit()

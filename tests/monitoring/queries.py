@@ -139,6 +139,8 @@ PLACEHOLDERS = {
     "CONSUMER": "ledger",
     "ACCOUNT": "97100000002",
     "CUSTOMER": "kari@example.no",
+    "OFFICER": "Kari Compliance",
+    "REASON": "another company",
 }
 _PLACEHOLDER = re.compile(r"[A-Z][A-Z_]+")
 

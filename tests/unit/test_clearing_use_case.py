@@ -32,6 +32,7 @@ from fjordbank.service_layer.clearing import Clearing, file_path, payment_path, 
 from fjordbank.service_layer.incoming import Incoming
 from fjordbank.service_layer.owners import Owners
 from tests.support.recording import RecordedBatch, RecordingDocuments
+from tests.support.sanctions import sample_sanctions
 
 NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
 BIC = "FJBANOKKXXX"
@@ -446,7 +447,7 @@ async def test_a_payment_a_file_cannot_carry_is_dead_lettered_and_the_rest_go_ou
     from run_services.clearing import ClearingHandler
 
     use, docs = uses(dirs)
-    handler = ClearingHandler(use, dirs, Incoming(docs, dirs, Owners(docs).of, bic=BIC))
+    handler = ClearingHandler(use, dirs, Incoming(docs, dirs, Owners(docs).of, bic=BIC, sanctions=sample_sanctions))
     published: list[PaymentEvent] = []
 
     async def publish(out, parents=None):
@@ -650,7 +651,7 @@ async def test_a_claim_applied_though_it_answered_an_error_has_its_file_written_
     use = Clearing(docs, dirs, bic=BIC, clock=lambda: NOW)
     ids = iter([F1, F2, "FJB20270310090000000000F3"])
     use.new_file_id = lambda: next(ids)  # type: ignore[method-assign]
-    handler = ClearingHandler(use, dirs, Incoming(docs, dirs, Owners(docs).of, bic=BIC))
+    handler = ClearingHandler(use, dirs, Incoming(docs, dirs, Owners(docs).of, bic=BIC, sanctions=sample_sanctions))
     published = Published()
     handler.publish = lambda out, parents=None: published(out, parents or {})  # type: ignore[method-assign]
     reserved = PaymentEvent(payment(1), "reserved")

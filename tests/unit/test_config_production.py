@@ -66,10 +66,10 @@ def test_no_production_setting_defaults_into_the_repositorys_dev_folders():
     assert s.screening_policy == str(REPO_ROOT / "config" / "screening.json")
 
 
-def test_the_clearing_service_refuses_to_start_in_production_without_its_channel(monkeypatch):
+def test_the_clearing_service_refuses_to_start_in_production_without_its_channel_or_list(monkeypatch, tmp_path):
     import run_services.clearing as clearing
 
-    for name in ("FJB_CLEARING_DIR", "FJB_FAULTS_FILE", "FIRESTORE_EMULATOR_HOST"):
+    for name in ("FJB_CLEARING_DIR", "FJB_SANCTIONS_LIST", "FJB_FAULTS_FILE", "FIRESTORE_EMULATOR_HOST"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FJB_ENV", "production")
     started = []
@@ -77,6 +77,10 @@ def test_the_clearing_service_refuses_to_start_in_production_without_its_channel
     with pytest.raises(ConfigError, match="FJB_CLEARING_DIR"):
         clearing.main()
     assert started == []  # refused before anything connects
+    monkeypatch.setenv("FJB_CLEARING_DIR", str(tmp_path / "clearing"))
+    with pytest.raises(ConfigError, match="FJB_SANCTIONS_LIST"):
+        clearing.main()  # and without the real sanctions list
+    assert started == []
 
 
 def test_the_clearing_service_runs_locally_with_no_simulator_in_it(tmp_path, monkeypatch):
@@ -90,5 +94,12 @@ def test_the_clearing_service_runs_locally_with_no_simulator_in_it(tmp_path, mon
     finally:
         clearing.faults.for_service.cache_clear()
     assert handler.dirs.outbox == tmp_path / "clearing" / "outbox" and handler.dirs.inbox.is_dir()
-    assert background == [handler.read_answers, handler.clearing.deliver_pending, handler.incoming.deliver_pending]
+    assert background == [
+        handler.read_answers,
+        handler.release_held,
+        handler.clearing.deliver_pending,
+        handler.incoming.deliver_pending,
+    ]
+    # the payers are screened against the repository's sample list locally, persons and enterprises
+    assert handler.incoming.sanctions().screen_counterparty("Nordkapp Phantom Trading AS").outcome == "review"
     assert handler.dirs.incoming_dir.is_dir()  # where the clearing house delivers payments from other banks

@@ -27,11 +27,18 @@ from fjordbank.domain.payments import INCOMING, PAYER_NAME, REQUEST_ID_PATTERN, 
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.incoming import (
     FILE,
+    FROZEN,
+    HELD,
     ORPHAN_SECONDS,
+    RELEASE,
+    RELEASED,
     RETURN_PREFIX,
     TRANSACTION,
+    HeldDecisionRefused,
     Incoming,
     arrived_event,
+    decide_held,
+    held_payments,
     return_name,
     return_order,
     return_path,
@@ -40,6 +47,7 @@ from fjordbank.service_layer.ledger import account_path
 from fjordbank.service_layer.owners import Owners
 from fjordbank.topology import ARRIVED, UNAPPLIED, partition_of
 from tests.support.recording import RecordingDocuments
+from tests.support.sanctions import sample_sanctions
 from tests.unit.test_ledger_use_case import ALICE, BOB, NOW, OUTSIDE, balance, bank, money, statuses
 
 PAYER = Party("Arbeidsgiver AS", "12032400009")
@@ -236,7 +244,14 @@ def deliver(dirs: ClearingDirs, *credits: pacs.IncomingTransfer, name: str = "NI
 
 
 def incoming_of(dirs: ClearingDirs, owners: dict[str, str], docs: RecordingDocuments | None = None) -> Incoming:
-    return Incoming(docs or RecordingDocuments(), dirs, Payees(owners).of, bic="FJORNOKK", clock=lambda: NOW)
+    return Incoming(
+        docs or RecordingDocuments(),
+        dirs,
+        Payees(owners).of,
+        bic="FJORNOKK",
+        sanctions=sample_sanctions,
+        clock=lambda: NOW,
+    )
 
 
 class Published(list):
@@ -281,7 +296,12 @@ async def test_a_credit_sent_back_is_never_credited_when_its_file_comes_again(di
 )
 async def test_a_file_settling_after_the_next_banking_day_is_set_aside_whole(dirs, settles, taken):
     incoming = Incoming(
-        RecordingDocuments(), dirs, Payees({BOB: "bob"}).of, bic="FJORNOKK", clock=lambda: NOW - dt.timedelta(days=3)
+        RecordingDocuments(),
+        dirs,
+        Payees({BOB: "bob"}).of,
+        bic="FJORNOKK",
+        sanctions=sample_sanctions,
+        clock=lambda: NOW - dt.timedelta(days=3),
     )
     when = (NOW - dt.timedelta(days=3)).date() + dt.timedelta(days=settles)
     transfer = pacs.IncomingTransfer(**{**_fields(credit()), "settlement_date": when})
@@ -432,17 +452,24 @@ async def test_a_return_another_process_left_pending_is_sent_and_dated_the_day_i
         raise ClearingChannelDown("the transfer service cannot be reached")
 
     dirs.deliver = down  # type: ignore[method-assign]
-    stopped = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", clock=lambda: friday)
+    stopped = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", sanctions=sample_sanctions, clock=lambda: friday)
     unapplied = PaymentEvent(arrived().payment, UNAPPLIED, "to_account_closed", detail=arrived().detail)
     assert await stopped.unapplied(unapplied) is False
     dirs.deliver = real  # type: ignore[method-assign]
     tuesday = friday + dt.timedelta(days=4)
-    survivor = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", clock=lambda: tuesday)
+    survivor = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", sanctions=sample_sanctions, clock=lambda: tuesday)
     await survivor.resend_pending(older_than=ORPHAN_SECONDS)
     [sent] = list(dirs.outbox.iterdir())
     [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
     assert (returned.settlement_date, returned.original_settlement_date) == (tuesday.date(), friday.date())
-    fresh = Incoming(docs, dirs, Payees({}).of, bic="FJORNOKK", clock=lambda: friday + dt.timedelta(seconds=10))
+    fresh = Incoming(
+        docs,
+        dirs,
+        Payees({}).of,
+        bic="FJORNOKK",
+        sanctions=sample_sanctions,
+        clock=lambda: friday + dt.timedelta(seconds=10),
+    )
     await fresh.resend_pending(older_than=ORPHAN_SECONDS)  # nothing pending any more
     assert len(list(dirs.outbox.iterdir())) == 1
 
@@ -461,3 +488,165 @@ async def test_a_recorded_return_that_cannot_be_made_is_left_for_an_operator_and
     assert [p.name for p in dirs.outbox.iterdir()] == [return_name(good["paymentId"])]
     assert incoming.pending == {}
     await incoming.deliver_pending(_stopped())  # nothing kept: the loop has nothing to fail on
+
+
+# ---- sanctions screening of the payers -------------------------------------------------------
+LISTED = Party("NORDKAPP PHANTOM TRADING AS", "12032400009")  # an enterprise on the sample list
+
+
+def listed_credit(n: int = 1, *, to: str = BOB, amount: int = 900_000) -> pacs.IncomingTransfer:
+    return pacs.IncomingTransfer(**{**_fields(credit(n, to=to, amount=amount)), "debtor": LISTED})
+
+
+async def test_a_credit_from_a_payer_like_a_listed_one_is_held_neither_credited_nor_sent_back(dirs):
+    """Money of a listed person or enterprise is frozen, not returned, and the payee is not
+    told: nothing published (no ledger step, no push), nothing sent back; the record keeps
+    the event it would have been and what the name resembles. The file's other credits go on."""
+    docs = RecordingDocuments()
+    published_events = Published()
+    path = deliver(dirs, listed_credit(1), credit(2), listed_credit(3, to=OUTSIDE))
+    out = await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(path, published_events)
+    assert [e.detail[TRANSACTION] for e in out if e.detail] == ["TX2"] and out == published_events
+    assert list(dirs.outbox.iterdir()) == []  # the one to no account here is not sent back either
+    assert (dirs.processed / "NICS1.xml").exists()
+    held = (await docs.get(return_path(listed_credit(1).payment_id))).data  # type: ignore[union-attr]
+    assert (held["status"], held["reason"], held["amount"], held["toAccount"]) == (
+        HELD,
+        "possible_sanctions_match",
+        900_000,
+        BOB,
+    )
+    assert held["payerName"] == "NORDKAPP PHANTOM TRADING AS" and held["file"] == "NICS1.xml"
+    assert [m["entityId"] for m in held["matches"]] == ["990108"]
+    would_have_been = arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)
+    assert PaymentEvent.from_json(held["event"]) == would_have_been
+    assert [d.id for d in await held_payments(docs)] == sorted(
+        [listed_credit(1).payment_id, listed_credit(3, to=OUTSIDE).payment_id]
+    )
+
+
+async def test_a_held_credit_stays_held_when_its_file_comes_again(dirs):
+    docs = RecordingDocuments()
+    await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(deliver(dirs, listed_credit(1)), Published())
+    before = await docs.get(return_path(listed_credit(1).payment_id))
+    again = Published()
+    await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(deliver(dirs, listed_credit(1), name="NICS2"), again)
+    assert again == [] and list(dirs.outbox.iterdir()) == []
+    assert await docs.get(return_path(listed_credit(1).payment_id)) == before  # not held twice, not changed
+
+
+async def test_a_released_credit_is_published_as_it_would_have_been_once(dirs):
+    docs = RecordingDocuments()
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())
+    pid = listed_credit(1).payment_id
+    nothing = Published()
+    assert await incoming.release_decided(nothing) == 0 and nothing == []  # held: nothing until decided
+    decided = await decide_held(docs, pid, RELEASE, by="Kari Compliance", note="another company, org.nr 912345678")
+    assert (decided["status"], decided["decidedBy"]) == (RELEASE, "Kari Compliance")
+    out = Published()
+    assert await incoming.release_decided(out) == 1
+    assert out == [arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)]
+    record = (await docs.get(return_path(pid))).data  # type: ignore[union-attr]
+    assert record["status"] == RELEASED and record["note"] == "another company, org.nr 912345678"
+    assert await incoming.release_decided(out) == 0 and len(out) == 1  # once
+    # the ledger credits it as any other credit
+    ledger, ledger_docs = await bank({})
+    [verdict] = await ledger.post_batch(out)
+    assert statuses([verdict]) == ["completed"] and (await balance(ledger_docs, BOB))[0] == 900_000
+
+
+async def test_a_frozen_credit_is_never_published_or_sent_back(dirs):
+    docs = RecordingDocuments()
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())
+    pid = listed_credit(1).payment_id
+    await decide_held(docs, pid, FROZEN, by="Kari Compliance", note="listed entity 990108; reported")
+    out = Published()
+    assert await incoming.release_decided(out) == 0 and out == [] and list(dirs.outbox.iterdir()) == []
+    assert [d.id for d in await held_payments(docs, status=FROZEN)] == [pid]
+    assert await held_payments(docs) == []
+
+
+@pytest.mark.parametrize(
+    ("pid", "decision", "by", "note", "why"),
+    [
+        ("held", "approve", "Kari", "x", "one of release, frozen"),
+        ("held", RELEASE, " ", "x", "who took it"),
+        ("held", RELEASE, "Kari", "  ", "who took it"),
+        ("in" + "0" * 30, RELEASE, "Kari", "x", "is not a payment held for review"),
+        ("returned", RELEASE, "Kari", "x", "is not a payment held for review"),
+    ],
+)
+async def test_a_decision_that_cannot_be_taken_is_refused_and_changes_nothing(dirs, pid, decision, by, note, why):
+    docs = RecordingDocuments()
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    await incoming.receive_file(deliver(dirs, listed_credit(1), credit(2, to=OUTSIDE)), Published())
+    ids = {"held": listed_credit(1).payment_id, "returned": credit(2).payment_id}
+    pid = ids.get(pid, pid)
+    before = await docs.get(return_path(pid))
+    with pytest.raises(HeldDecisionRefused, match=why):
+        await decide_held(docs, pid, decision, by=by, note=note)
+    assert await docs.get(return_path(pid)) == before
+
+
+async def test_a_credit_is_decided_once(dirs):
+    docs = RecordingDocuments()
+    await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(deliver(dirs, listed_credit(1)), Published())
+    pid = listed_credit(1).payment_id
+    await decide_held(docs, pid, FROZEN, by="Kari", note="a true match")
+    with pytest.raises(HeldDecisionRefused, match="decided already: frozen"):
+        await decide_held(docs, pid, RELEASE, by="Ola", note="changed my mind")
+
+
+async def test_a_released_credit_to_no_account_here_or_one_not_taken_as_it_is_goes_back(dirs):
+    """Released, each does what it would have: the one to no account here goes back with
+    AC01, the one without a payer's account with RR01, each once."""
+    docs = RecordingDocuments()
+    incoming = incoming_of(dirs, {}, docs)
+    xml = pacs.build_pacs008(
+        pacs.IncomingBatch("NICS7", NOW, (listed_credit(1, to=OUTSIDE), listed_credit(2))),
+        creditor_agent_bic="FJORNOKK",
+    )
+    text = xml.decode()
+    second = text.index("<CdtTrfTxInf>", text.index("<CdtTrfTxInf>") + 1)
+    start = text.index("<DbtrAcct>", second)
+    end = text.index("</DbtrAcct>", second) + len("</DbtrAcct>")
+    path = dirs.incoming_dir / "NICS7.xml"
+    ClearingDirs.write_atomic(path, (text[:start] + text[end:]).encode())  # TX2 has no payer's account
+    assert await incoming.receive_file(path, Published()) == []
+    assert list(dirs.outbox.iterdir()) == []
+    refused_id = listed_credit(2).payment_id
+    assert (await docs.get(return_path(refused_id))).data["order"]["reason"] == "RR01"  # type: ignore[union-attr]
+    for pid in (listed_credit(1).payment_id, refused_id):
+        await decide_held(docs, pid, RELEASE, by="Kari", note="not the listed company")
+    out = Published()
+    assert await incoming.release_decided(out) == 2 and out == []
+    sent = {
+        r.original_transaction_id: r.reason_code
+        for p in dirs.outbox.iterdir()
+        for r in pacs.parse_pacs004(p.read_bytes()).returns
+    }
+    assert sent == {"TX1": "AC01", "TX2": "RR01"}
+    assert {(await docs.get(return_path(p))).data["status"] for p in (listed_credit(1).payment_id, refused_id)} == {  # type: ignore[union-attr]
+        "delivered"
+    }
+    assert await incoming.release_decided(out) == 0 and len(list(dirs.outbox.iterdir())) == 2
+
+
+async def test_a_payroll_from_one_listed_payer_is_screened_once_and_held_whole(dirs):
+    calls: list[str] = []
+
+    class Counting:
+        def screen_counterparty(self, name: str):
+            calls.append(name)
+            return sample_sanctions().screen_counterparty(name)
+
+    incoming = Incoming(
+        RecordingDocuments(), dirs, Payees({BOB: "bob"}).of, bic="FJORNOKK", sanctions=Counting, clock=lambda: NOW
+    )
+    out = await incoming.receive_file(
+        deliver(dirs, *(listed_credit(n, amount=100 + n) for n in range(900))), Published()
+    )
+    assert out == [] and calls == ["NORDKAPP PHANTOM TRADING AS"]
+    assert len(await held_payments(incoming.docs)) == 900  # in commits of at most 400

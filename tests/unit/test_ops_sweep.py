@@ -14,7 +14,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY, generate_latest
 
 from fjordbank.runtime import ops_sweep
-from fjordbank.service_layer import audit, outbox
+from fjordbank.service_layer import audit, incoming, outbox
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)
@@ -117,5 +117,20 @@ def test_the_sweeps_ordered_queries_have_their_composite_indexes():
     need = {
         ("paymentRequests", "COLLECTION_GROUP", (("status", "ASCENDING"), ("updatedAt", "ASCENDING"))),
         (outbox.OUTBOX, "COLLECTION", (("kind", "ASCENDING"), ("stagedAt", "ASCENDING"))),
+        (incoming.RETURNS, "COLLECTION", (("status", "ASCENDING"), ("createdAt", "ASCENDING"))),  # returns, held
+        (incoming.RETURNS, "COLLECTION", (("status", "ASCENDING"), ("decidedAt", "ASCENDING"))),  # releases
     }
     assert need <= have
+
+
+def test_payments_held_for_review_and_releases_not_yet_published_are_exported():
+    snapshot = ops_sweep.Snapshot(
+        outbox_pending={ops_sweep.RELEASES: 1}, outbox_oldest={ops_sweep.RELEASES: 40.0}, held=3, held_oldest=7200.0
+    )
+    ops_sweep.export(snapshot)
+    assert value("fjb_incoming_held") == 3
+    assert value("fjb_incoming_held_oldest_age_seconds") == 7200
+    assert value("fjb_outbox_pending", kind="releases") == 1
+    assert value("fjb_outbox_oldest_age_seconds", kind="releases") == 40
+    ops_sweep.export(ops_sweep.Snapshot())
+    assert value("fjb_incoming_held") == 0 and value("fjb_incoming_held_oldest_age_seconds") == 0

@@ -17,9 +17,12 @@ from hypothesis import strategies as st
 
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.sanctions import (
+    ENTERPRISE,
+    EVERYONE,
     FSF_NS,
+    PERSONS,
     InvalidSanctionsList,
-    SanctionedPerson,
+    SanctionedEntity,
     SanctionsList,
     ScreeningResult,
     name_readings,
@@ -40,7 +43,7 @@ UNRELATED_DOB = date(1990, 6, 6)
 
 
 @pytest.fixture(scope="module")
-def entries() -> tuple[SanctionedPerson, ...]:
+def entries() -> tuple[SanctionedEntity, ...]:
     return parse_eu_fsf(SAMPLE.read_bytes())
 
 
@@ -92,7 +95,7 @@ PERSON = (
 
 def test_parse_minimal_and_year_only():
     (person,) = parse_eu_fsf(_doc(PERSON.format(birth='<birthdate birthdate="" year="1944"/>')))
-    assert person == SanctionedPerson("1", ("Ola Testmann",), (), (1944,), "X")
+    assert person == SanctionedEntity("1", ("Ola Testmann",), (), (1944,), "X")
 
 
 @pytest.mark.parametrize(
@@ -304,8 +307,8 @@ def test_empty_name_refused(sanctions):
 
 def test_hit_outranks_review_and_matches_are_sorted():
     people = [
-        SanctionedPerson("A", ("Ola Testmann",), (date(1970, 1, 1),), (), None),
-        SanctionedPerson("B", ("Ola Tastmann",), (), (), None),
+        SanctionedEntity("A", ("Ola Testmann",), (date(1970, 1, 1),), (), None),
+        SanctionedEntity("B", ("Ola Tastmann",), (), (), None),
     ]
     result = screen_person("Ola Testmann", date(1970, 1, 1), people)
     assert result.outcome == "hit"
@@ -334,8 +337,51 @@ def test_name_matches_itself_in_any_order_and_case(words, rnd, data):
     rnd.shuffle(shuffled)
     recased = " ".join(w.upper() if data.draw(st.booleans()) else w.title() for w in shuffled)
     dob = date(1970, 1, 1)
-    person = SanctionedPerson("P1", (name,), (dob,), (), None)
+    person = SanctionedEntity("P1", (name,), (dob,), (), None)
     assert normalize_name(recased) == normalize_name(name)
     result = screen_person(recased, dob, [person])
     assert result.outcome == "hit"
     assert result.matches[0].score == 1.0
+
+
+# ------------------------------------------------------------------ payments' counterparties
+
+
+@pytest.fixture(scope="module")
+def everyone() -> SanctionsList:
+    return SanctionsList.from_xml(SAMPLE.read_bytes(), subjects=EVERYONE)
+
+
+def test_a_list_for_payments_keeps_the_enterprises_too(everyone):
+    by_id = {e.entity_id: e for e in everyone.entries}
+    assert by_id["990108"].subject == ENTERPRISE
+    assert "Nordkapp Phantom Trading AS" in by_id["990108"].names
+    assert by_id["990108"].birth_dates == () and by_id["990108"].birth_years == ()
+    assert {e.subject for e in everyone.entries} == {"person", ENTERPRISE}
+    assert SanctionsList.from_xml(SAMPLE.read_bytes()).entries == parse_eu_fsf(SAMPLE.read_bytes(), subjects=PERSONS)
+
+
+@pytest.mark.parametrize(
+    ("name", "entity"),
+    [
+        ("NORDKAPP PHANTOM TRADING AS", "990108"),  # an enterprise, as a bank writes it
+        ("Nordkapp Phantom Trading", "990108"),  # its legal form left out
+        ("Borislav Kvetkovich Drazhenko", "990101"),  # a person: no birth date, so review, not hit
+        ("DRAZHENKO BORISLAV KVETKOVICH", "990101"),  # surname first, upper case
+        ("Borislav Kvetkovich Drazhenkko", "990101"),  # one letter off
+    ],
+)
+def test_a_counterparty_like_a_listed_name_is_for_review(everyone, name, entity):
+    result = everyone.screen_counterparty(name)
+    assert result.outcome == "review"
+    assert entity in ids(result)
+
+
+@pytest.mark.parametrize("name", ["Ola Nordmann", "Equinor ASA", "Kari Drazhenko", "Nordkapp Fiskeriselskap AS"])
+def test_a_counterparty_unlike_any_listed_name_is_clear(everyone, name):
+    assert everyone.screen_counterparty(name) == ScreeningResult("clear", ())
+
+
+@pytest.mark.parametrize("name", ["", "  ", "...", "-- / --"])
+def test_a_counterparty_with_no_name_to_screen_is_for_review_not_let_through(everyone, name):
+    assert everyone.screen_counterparty(name) == ScreeningResult("review", ())

@@ -37,8 +37,12 @@ locals {
 
   # The file exchange with the clearing house, mounted into each clearing service where
   # FJB_CLEARING_DIR points: in production the service has no default and refuses to start
-  # without it (fjordbank/config.py, Settings.clearing_channel).
-  clearing_dir = "/mnt/clearing"
+  # without it (fjordbank/config.py, Settings.clearing_channel). The deploy workflow puts the
+  # EU sanctions list beside it (sanctions/eu-fsf.xml), where FJB_SANCTIONS_LIST points: the
+  # service screens every payer of a payment from another bank against it and refuses to
+  # start without it (Settings.screening_list); it reads a new list when the file changes.
+  clearing_dir   = "/mnt/clearing"
+  sanctions_list = "${local.clearing_dir}/sanctions/eu-fsf.xml"
   storage_volumes = {
     for name in module.topology.clearing_services : name => {
       clearing = { bucket = module.clearing_exchange.bucket_name, mount_path = local.clearing_dir }
@@ -47,7 +51,7 @@ locals {
   service_env = {
     for name in module.topology.consumer_services : name => merge(
       lookup(var.service_env, name, {}),
-      contains(module.topology.clearing_services, name) ? { FJB_CLEARING_DIR = local.clearing_dir } : {},
+      contains(module.topology.clearing_services, name) ? { FJB_CLEARING_DIR = local.clearing_dir, FJB_SANCTIONS_LIST = local.sanctions_list } : {},
     )
   }
 }
