@@ -45,11 +45,14 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
     # a return recorded and not delivered: written now, so no clearing process takes it for
     # one another process left behind (it looks for those a minute old)
     kept = admin_db.collection(incoming.RETURNS).document(unique("ops-sweep-test"))
+    # a payment held for sanctions review: the clearing service leaves it for an officer
+    held = admin_db.collection(incoming.RETURNS).document(unique("ops-sweep-test"))
     try:
         request.set({"status": "approved", "updatedAt": stale})
         staged.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": stale})
         decided.set({"subject": "cards.ops-sweep-test", "kind": "cards", "body": {}, "stagedAt": stale})
         kept.set({"status": incoming.PENDING, "order": {}, "createdAt": stale})
+        held.set({"status": incoming.HELD, "amount": 1, "createdAt": stale})
 
         async def sweep():
             return await ops_sweep.take(async_client(stack.s.project_id), now=now)
@@ -63,10 +66,12 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
         assert snapshot.outbox_oldest[ops_sweep.CARD_DECISIONS] >= AGE
         assert snapshot.outbox_pending[ops_sweep.RETURNS] >= 1
         assert snapshot.outbox_oldest[ops_sweep.RETURNS] >= AGE
+        assert snapshot.held >= 1 and snapshot.held_oldest >= AGE
         assert set(snapshot.outbox_pending) == {
             *ops_sweep.OUTBOX_KINDS,
             ops_sweep.CARD_DECISIONS,
             ops_sweep.RETURNS,
+            ops_sweep.RELEASES,
             ops_sweep.PUBLISH_PENDING,
         }
         assert set(snapshot.outbox_oldest) == set(snapshot.outbox_pending)
@@ -75,6 +80,7 @@ def test_the_sweep_reads_the_oldest_open_request_per_state_and_the_outbox_backlo
         staged.delete()
         decided.delete()
         kept.delete()
+        held.delete()
 
 
 def test_the_scheduled_audit_reaches_the_notifiers_gauges(stack, admin_db):
