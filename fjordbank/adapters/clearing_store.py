@@ -26,9 +26,27 @@ import os
 import tempfile
 from pathlib import Path
 
+from prometheus_client import Counter
+
 from fjordbank.adapters.faults import FaultSwitch
 
 CHANNEL_DOWN = "clearing_channel_down"  # the fault's name in the faults file
+# A file from the clearing house set aside for an operator (``processed/<name>.<why>``): what
+# it was (an answer to a pain.001, or a pacs.008 of payments in) and why. Every combination
+# the code sets aside is created at 0, so an increase shows from the first one.
+SET_ASIDE = Counter(
+    "fjb_clearing_files_set_aside_total",
+    "Files from the clearing house moved aside for an operator, by kind of file and why",
+    ["file", "why"],
+)
+ANSWER, INCOMING = "answer", "incoming"
+SET_ASIDE_WHY = {
+    ANSWER: ("rejected", "unknown", "undelivered", "unmatched", "mismatch"),
+    INCOMING: ("rejected",),
+}
+for _file, _whys in SET_ASIDE_WHY.items():
+    for _why in _whys:
+        SET_ASIDE.labels(_file, _why)
 # what link(2) fails with on a file system that has no hard links
 NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV})
 
@@ -169,3 +187,5 @@ class ClearingDirs:
         """An answer or a pacs.008 handled, into ``processed/`` (``suffix``: set aside for
         an operator)."""
         path.rename(self.processed / f"{path.name}{suffix}")
+        if suffix:
+            SET_ASIDE.labels(INCOMING if path.parent == self.incoming_dir else ANSWER, suffix.lstrip(".")).inc()

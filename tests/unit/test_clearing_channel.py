@@ -67,3 +67,26 @@ def test_a_crash_after_the_copy_was_placed_and_before_its_mark_still_counts_as_d
     assert not channel.delivered("F3.xml")
     channel.deliver("F3.xml", b"<third/>")
     assert (channel.outbox / "F3.xml").read_bytes() == b"<third/>"
+
+
+def test_a_file_set_aside_is_counted_by_what_it_was_and_why(tmp_path):
+    from prometheus_client import REGISTRY
+
+    def count(file: str, why: str) -> float | None:
+        return REGISTRY.get_sample_value("fjb_clearing_files_set_aside_total", {"file": file, "why": why})
+
+    dirs = ClearingDirs(tmp_path / "clearing")
+    before = {(f, w): count(f, w) for f, w in [("incoming", "rejected"), ("answer", "unknown"), ("answer", "rejected")]}
+    assert all(v is not None for v in before.values())  # every pair has a series from the start
+    payments_in = dirs.incoming_dir / "NICS1.xml"
+    answer = dirs.inbox / "ANS1.xml"
+    handled = dirs.inbox / "ANS2.xml"
+    for path in (payments_in, answer, handled):
+        path.write_bytes(b"<x/>")
+    dirs.file_away(payments_in, ".rejected")
+    dirs.file_away(answer, ".unknown")
+    dirs.file_away(handled)  # handled: not set aside, not counted
+    assert count("incoming", "rejected") == before[("incoming", "rejected")] + 1  # type: ignore[operator]
+    assert count("answer", "unknown") == before[("answer", "unknown")] + 1  # type: ignore[operator]
+    assert count("answer", "rejected") == before[("answer", "rejected")]
+    assert (dirs.processed / "NICS1.xml.rejected").exists() and (dirs.processed / "ANS2.xml").exists()
