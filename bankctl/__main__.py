@@ -198,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     held_sub = held.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
     held_list = command("list", commands.held, "the payments held, with what the payer's name resembles", held_sub)
-    held_list.add_argument("--status", choices=("held", "release", "released", "frozen"), default="held")
+    held_list.add_argument(
+        "--status", choices=("held", "release", "released", "frozen", "matched_late"), default="held"
+    )
     json_flag(held_list)
     for action, what in (("release", "a false match: credit it"), ("freeze", "a true match: the money stays frozen")):
         decide = command(action, commands.held_decide, f"{what} (decided once)", held_sub)

@@ -47,6 +47,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+import nats.errors
 from opentelemetry.context import Context
 
 from fjordbank.adapters import faults
@@ -146,7 +147,7 @@ class ClearingHandler:
                 try:
                     await self.incoming.release_decided(self.publish)
                 except Exception as exc:
-                    if not is_transient(exc) and not isinstance(exc, ConnectionError):
+                    if not (is_transient(exc) or isinstance(exc, ConnectionError | nats.errors.Error)):
                         raise  # a bug: the background task's guard logs it and starts it again
                     log.warning("released payments not published now; trying again", extra={"error": repr(exc)})
             try:

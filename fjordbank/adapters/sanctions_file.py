@@ -3,8 +3,10 @@ and read again when the file changes (the EU's consolidated list changes several
 month; the deploy puts each new one where the service reads it, FJB_SANCTIONS_LIST).
 
 A list that cannot be read at start stops the service from starting (fail closed: nothing
-is screened against nothing). A new file that cannot be read later is logged, and the list
-read before stays in use until a good one comes.
+is screened against nothing), and so does a list with no entries. A new file that cannot be
+read later, or that lists fewer than half the entries of the one in use (a truncated export,
+a wrong file: the EU's list grows and shrinks by a few entries at a time), is logged, and
+the list read before stays in use until a good one comes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fjordbank.domain.sanctions import InvalidSanctionsList, SanctionsList
 log = logging.getLogger("sanctions")
 
 CHECK_SECONDS = 60.0  # how often the file is looked at for a new list
+MIN_KEPT = 0.5  # a new list with fewer entries than this share of the one in use is refused
 
 
 class SanctionsFile:
@@ -43,10 +46,16 @@ class SanctionsFile:
         self._checked = clock()
         self._list = self._read()  # raises: a service does not start without its list
 
-    def _read(self) -> SanctionsList:
+    def _read(self, in_use: int = 0) -> SanctionsList:
         stat = os.stat(self.path)
         with open(self.path, "rb") as fh:
             sanctions = SanctionsList.from_xml(fh.read(), subjects=self.subjects)
+        if not len(sanctions):
+            raise InvalidSanctionsList("the sanctions list has no entries: screening against it would pass everyone")
+        if len(sanctions) < MIN_KEPT * in_use:
+            raise InvalidSanctionsList(
+                f"the new sanctions list has {len(sanctions)} entries against {in_use} in use: not taken"
+            )
         self._seen = (stat.st_mtime_ns, stat.st_size)
         log.info("sanctions list read", extra={"entries": len(sanctions), "file": os.path.basename(self.path)})
         return sanctions
@@ -59,7 +68,7 @@ class SanctionsFile:
                 try:
                     stat = os.stat(self.path)
                     if (stat.st_mtime_ns, stat.st_size) != self._seen:
-                        self._list = self._read()
+                        self._list = self._read(len(self._list))
                 except (OSError, InvalidSanctionsList) as exc:
                     log.error(
                         "a new sanctions list could not be read; screening with the one read before",

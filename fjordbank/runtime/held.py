@@ -10,7 +10,8 @@ production (with the officer's own credentials, which may write ``clearingReturn
 would have been credited (or sends it back when its account is not here). ``freeze`` (a
 true match): the money stays with the bank; reporting it to the authorities is the
 officer's, outside this system. A payment is decided once; who decided and why are kept with
-it. ``list`` prints one JSON object per payment held (``--status`` for the decided ones).
+it. ``list`` prints one JSON object per payment held (``--status`` for the decided ones, and
+``matched_late``: credited before a new list named the payer, for the officer to look at).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fjordbank.adapters.firestore import async_client
 from fjordbank.service_layer import incoming
 from fjordbank.service_layer.ports import AsyncDocuments, Doc
 
-STATUSES = (incoming.HELD, incoming.RELEASE, incoming.RELEASED, incoming.FROZEN)
+STATUSES = (incoming.HELD, incoming.RELEASE, incoming.RELEASED, incoming.FROZEN, incoming.MATCHED_LATE)
 ACTIONS = {"release": incoming.RELEASE, "freeze": incoming.FROZEN}
 
 

@@ -102,8 +102,8 @@ class Snapshot:
     open_oldest: dict[str, float] = field(default_factory=dict)
     outbox_pending: dict[str, int] = field(default_factory=dict)
     outbox_oldest: dict[str, float] = field(default_factory=dict)
-    held: int = 0
-    held_oldest: float = 0.0
+    held: int | None = 0  # None: not read this sweep (the gauge keeps its value)
+    held_oldest: float | None = 0.0
     audit: dict[str, Any] | None = None
 
 
@@ -131,10 +131,13 @@ async def _oldest(query: AsyncQuery | AsyncCollectionReference, time_field: str)
 
 
 async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> Snapshot:
-    """Read everything one sweep exports (an async Firestore client), queries concurrently."""
+    """Read everything one sweep exports (an async Firestore client), queries concurrently.
+    A query that fails (an index still building after a deploy, a timeout) is logged and
+    left out: its gauge keeps its value, and every other one is read."""
     now = now or dt.datetime.now(dt.UTC)
     requests = db.collection_group(PAYMENT_REQUESTS)
     outbox = db.collection(OUTBOX)
+    cards = db.collection(CARD_OUTBOX)
 
     def in_state(state: str) -> AsyncQuery:
         return requests.where(filter=FieldFilter("status", "==", state))
@@ -142,41 +145,51 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
     def of_kind(kind: str) -> AsyncQuery:
         return outbox.where(filter=FieldFilter("kind", "==", kind))
 
-    oldest_open = await asyncio.gather(*(_oldest(in_state(s), "updatedAt") for s in OPEN_STATES))
-    cards = db.collection(CARD_OUTBOX)
-
     def clearing_in(status: str) -> AsyncQuery:
         return db.collection(incoming.RETURNS).where(filter=FieldFilter("status", "==", status))
 
     returns, releases, held = clearing_in(incoming.PENDING), clearing_in(incoming.RELEASE), clearing_in(incoming.HELD)
-    counts = await asyncio.gather(
-        # a count aggregates a query, not a collection: ordered by the field indexed anyway
-        *(_count(of_kind(k)) for k in OUTBOX_KINDS),
-        _count(cards.order_by("stagedAt")),
-        _count(returns),
-        _count(releases),
-        _count(in_state("received")),
-        _count(held),
-    )
-    oldest_out = await asyncio.gather(
-        *(_oldest(of_kind(k), "stagedAt") for k in OUTBOX_KINDS),
-        _oldest(cards, "stagedAt"),
-        _oldest(returns, "createdAt"),
-        _oldest(releases, "decidedAt"),
-        _oldest(held, "createdAt"),
-    )
-    summary = await db.collection(OPS).document(SUMMARY_DOC).get()
-    kinds = (*OUTBOX_KINDS, CARD_DECISIONS, RETURNS, RELEASES)
+    # what is read, by (gauge, label): a count aggregates a query, not a collection (the
+    # card outbox's is ordered by the field indexed anyway)
+    reads: dict[tuple[str, str], Awaitable[Any]] = {
+        **{("open", s): _oldest(in_state(s), "updatedAt") for s in OPEN_STATES},
+        **{("pending", k): _count(of_kind(k)) for k in OUTBOX_KINDS},
+        **{("oldest", k): _oldest(of_kind(k), "stagedAt") for k in OUTBOX_KINDS},
+        ("pending", CARD_DECISIONS): _count(cards.order_by("stagedAt")),
+        ("oldest", CARD_DECISIONS): _oldest(cards, "stagedAt"),
+        ("pending", RETURNS): _count(returns),
+        ("oldest", RETURNS): _oldest(returns, "createdAt"),
+        ("pending", RELEASES): _count(releases),
+        ("oldest", RELEASES): _oldest(releases, "decidedAt"),
+        ("pending", PUBLISH_PENDING): _count(in_state("received")),
+        ("held", ""): _count(held),
+        ("held_oldest", ""): _oldest(held, "createdAt"),
+        ("audit", ""): db.collection(OPS).document(SUMMARY_DOC).get(),
+    }
+    results = dict(zip(reads, await asyncio.gather(*reads.values(), return_exceptions=True), strict=True))
+    for (gauge, label), result in results.items():
+        if isinstance(result, Exception):
+            log.warning(
+                "ops sweep: a query failed; its gauge keeps its value",
+                extra={"gauge": gauge, "label": label, "error": repr(result)},
+            )
+    read = {key: r for key, r in results.items() if not isinstance(r, BaseException)}
+
+    def of(gauge: str) -> dict[str, Any]:
+        return {label: r for (g, label), r in read.items() if g == gauge}
+
+    summary = read.get(("audit", ""))
     snapshot = Snapshot(
-        open_oldest={s: age(t, now) for s, t in zip(OPEN_STATES, oldest_open, strict=True)},
-        outbox_pending=dict(zip((*kinds, PUBLISH_PENDING), counts[:-1], strict=True)),
-        outbox_oldest={k: age(t, now) for k, t in zip(kinds, oldest_out[:-1], strict=True)},
-        held=counts[-1],
-        held_oldest=age(oldest_out[-1], now),
-        audit=summary.to_dict() if summary.exists else None,
+        open_oldest={state: age(t, now) for state, t in of("open").items()},
+        outbox_pending=of("pending"),
+        outbox_oldest={kind: age(t, now) for kind, t in of("oldest").items()},
+        held=read.get(("held", "")),
+        held_oldest=age(read[("held_oldest", "")], now) if ("held_oldest", "") in read else None,
+        audit=summary.to_dict() if summary is not None and summary.exists else None,
     )
     # the oldest request in "received" is the oldest publish_pending one
-    snapshot.outbox_oldest[PUBLISH_PENDING] = snapshot.open_oldest["received"]
+    if "received" in snapshot.open_oldest:
+        snapshot.outbox_oldest[PUBLISH_PENDING] = snapshot.open_oldest["received"]
     return snapshot
 
 
@@ -188,8 +201,10 @@ def export(snapshot: Snapshot) -> None:
         OUTBOX_PENDING.labels(kind).set(n)
     for kind, seconds in snapshot.outbox_oldest.items():
         OUTBOX_OLDEST.labels(kind).set(seconds)
-    HELD.set(snapshot.held)
-    HELD_OLDEST.set(snapshot.held_oldest)
+    if snapshot.held is not None:
+        HELD.set(snapshot.held)
+    if snapshot.held_oldest is not None:
+        HELD_OLDEST.set(snapshot.held_oldest)
     audit = snapshot.audit
     if audit is None or not isinstance(audit.get("ranAt"), dt.datetime):
         return

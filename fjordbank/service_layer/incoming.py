@@ -55,10 +55,12 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from fjordbank.adapters.firestore import LEDGER_PAYMENTS
 from fjordbank.domain import pacs
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import next_banking_day, today_in_norway
@@ -75,7 +77,10 @@ PENDING, DELIVERED = "pending", "delivered"
 # -> released (clearing did it), or frozen.
 HELD, RELEASE, RELEASED, FROZEN = "held", "release", "released", "frozen"
 DECISIONS = (RELEASE, FROZEN)
+MATCHED_LATE = "matched_late"  # credited before the list named its payer: for compliance to look at, nothing held
+UNDECIDED = frozenset({HELD, RELEASE, FROZEN})  # a return is never sent over these (a release first)
 HOLD_REASON = "possible_sanctions_match"
+_INCOMING_ID = re.compile(rf"{pacs.KEY_PREFIX}[0-9a-f]{{30}}")  # fjordbank.domain.pacs.payment_id_of
 NO_PAYEE = "-"  # an event's uid when its account is not here (its event only carries its return)
 HOLD_CHUNK = 400  # held credits recorded per commit (a commit takes at most 500 writes)
 RETRY_SECONDS = 5.0  # a return the channel did not take: tried again this often
@@ -265,6 +270,8 @@ async def decide_held(docs: AsyncDocuments, payment_id: str, decision: str, *, b
     by, note = " ".join(str(by).split()), str(note).strip()
     if not by or not note:
         raise HeldDecisionRefused("a decision names who took it (by) and why (note)")
+    if not isinstance(payment_id, str) or _INCOMING_ID.fullmatch(payment_id) is None:
+        raise HeldDecisionRefused(f"{str(payment_id)[:40]!r} is no payment id from another bank (in + 30 hex digits)")
     doc = await docs.get(return_path(payment_id))
     if doc is None or doc.data.get("status") not in (HELD, RELEASE, RELEASED, FROZEN):
         raise HeldDecisionRefused(f"{payment_id} is not a payment held for review")
@@ -354,6 +361,7 @@ class Incoming:
         self.clock = clock
         self.retry_seconds = retry_seconds
         self.pending: dict[str, ReturnOrder] = {}
+        self._unreadable: set[str] = set()  # released records that cannot be read (said once)
 
     # ---- files in -------------------------------------------------------------------------
     def read(self, path: Path) -> pacs.IncomingBatch | None:
@@ -428,6 +436,7 @@ class Incoming:
                 held.append(held_return_record(r, refused_order(r, batch.message_id), result, file=path.name))
             else:
                 back.append(r)
+        held = await self._not_credited(held)
         await self.hold(held, path.name)  # recorded before anything else is done with the file
         for start in range(0, len(arrived), PUBLISH_CHUNK):  # a payroll file: thousands of credits
             await publish(arrived[start : start + PUBLISH_CHUNK])
@@ -454,6 +463,32 @@ class Incoming:
         )
         return arrived
 
+    async def _not_credited(self, held: list[Data]) -> list[Data]:
+        """The credits to hold, less those the ledger has a record of: read and credited
+        (or sent back) before the list named their payer (a file read again after a new
+        list). Such a one is not held (its money is the payee's already: a hold would say
+        otherwise) but recorded as ``matched_late`` and said at error level, for compliance
+        to look at."""
+        credits = [r for r in held if "event" in r]
+        if not credits:
+            return held
+        found = await self.docs.get_many([f"{LEDGER_PAYMENTS}/{r['paymentId']}" for r in credits])
+        late = {d.id for d in found.values() if d is not None}
+        if not late:
+            return held
+        for record in (r for r in credits if r["paymentId"] in late):
+            batch = self.docs.batch()
+            batch.create(return_path(record["paymentId"]), {**record, "status": MATCHED_LATE})
+            try:
+                await batch.commit()
+            except AlreadyExists:
+                continue
+            log.error(
+                "a payment from another bank credited before its payer was like a listed one; compliance must look",
+                extra={"payment_id": record["paymentId"], "entities": [m["entityId"] for m in record["matches"]]},
+            )
+        return [r for r in held if r["paymentId"] not in late]
+
     def screen(self, names: set[str]) -> dict[str, ScreeningResult]:
         """The payers' names like a listed one: name -> what it is like (the others pass).
         Each name once per file (a payroll's one payer)."""
@@ -462,6 +497,7 @@ class Incoming:
 
     async def hold(self, held: list[Data], file: str) -> None:
         """Record each credit held for review (once: one held before stays as it was)."""
+        made: list[Data] = []
         for start in range(0, len(held), HOLD_CHUNK):
             chunk = held[start : start + HOLD_CHUNK]
             batch = self.docs.batch()
@@ -469,6 +505,7 @@ class Incoming:
                 batch.create(return_path(record["paymentId"]), record)
             try:
                 await batch.commit()
+                made += chunk
             except AlreadyExists:  # one of them held before (a file read again): the rest one by one
                 for record in chunk:
                     one = self.docs.batch()
@@ -477,7 +514,8 @@ class Incoming:
                         await one.commit()
                     except AlreadyExists:
                         continue
-        for record in held:
+                    made.append(record)
+        for record in made:
             log.warning(
                 "payment from another bank held for sanctions review",
                 extra={
@@ -498,17 +536,24 @@ class Incoming:
             try:
                 event, order = _release_of(doc)
             except (DomainError, ValueError, TypeError, KeyError) as exc:
-                log.error(
-                    "a released payment's record cannot be read; left for an operator",
-                    extra={"payment_id": doc.id, "error": str(exc)},
-                )
+                if doc.id not in self._unreadable:  # said once per process, not every pass
+                    self._unreadable.add(doc.id)
+                    log.error(
+                        "a released payment's record cannot be read; left for an operator",
+                        extra={"payment_id": doc.id, "error": str(exc)},
+                    )
                 continue
             marked: Data = {"releasedAt": SERVER_TIME}
             if event is not None:
                 await publish([event])
                 marked |= {"status": RELEASED}
-            else:  # sent back, as it would have been
-                marked |= {"status": PENDING, "order": order}
+            else:  # sent back, as it would have been: a return from now (the outbox gauge's age)
+                marked |= {
+                    "status": PENDING,
+                    "order": order,
+                    "heldAt": doc.data.get("createdAt"),
+                    "createdAt": SERVER_TIME,
+                }
             batch = self.docs.batch()
             batch.update(return_path(doc.id), marked, if_updated=doc.updated)
             try:
@@ -546,6 +591,12 @@ class Incoming:
         except AlreadyExists:
             doc = await self.docs.get(return_path(pid))
             if doc is None or doc.data.get("status") == DELIVERED:
+                return False
+            if doc.data.get("status") in UNDECIDED:  # held for review: only a release sends it back
+                log.error(
+                    "a return of a payment held for sanctions review not sent; left for the decision",
+                    extra={"payment_id": pid, "status": doc.data.get("status"), "reason": order.get("reason")},
+                )
                 return False
             order = dict(doc.data.get("order") or order)
         return await self._try(pid, order)

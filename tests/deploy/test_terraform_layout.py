@@ -358,6 +358,19 @@ def _clearing_invariants(docs: dict) -> list[str]:
     want("clearing bucket force_destroy", first(bucket, "force_destroy"), False)
     grant = resource(docs, "clearing_exchange", "google_storage_bucket_iam_member", "exchangers")
     want("clearing bucket grant", first(grant, "role"), "roles/storage.objectUser")
+    # the sanctions list under sanctions/ is the deploy's: the payment files' movers may not touch it
+    want(
+        "clearing bucket grant condition",
+        first(grant, "condition", "expression"),
+        '!resource.name.startsWith(\\"${local.sanctions_objects}\\")',  # as HCL spells it
+    )
+    readers = resource(docs, "clearing_exchange", "google_storage_bucket_iam_member", "list_readers")
+    want("sanctions list readers' role", first(readers, "role"), "roles/storage.objectViewer")
+    want(
+        "sanctions list readers' condition",
+        first(readers, "condition", "expression"),
+        'resource.name.startsWith(\\"${local.sanctions_objects}\\")',
+    )
     run = resource(docs, "consumer", "google_cloud_run_v2_service", "this")
     volumes = [d['"volumes"'] for d in run["template"][0].get("dynamic", []) if '"volumes"' in d]
     gcs = first(volumes[0], "content", "gcs", "bucket") if volumes else None
@@ -370,6 +383,10 @@ def _clearing_invariants(docs: dict) -> list[str]:
         if "FJB_CLEARING_DIR = local.clearing_dir" not in str(loc.get("service_env", "")):
             problems.append(f"envs/{env} does not point FJB_CLEARING_DIR at the mounted clearing exchange")
         # the clearing service screens payers against the list the deploy puts on that mount
+        modules = docs[f"terraform/envs/{env}/main.tf"].get("module", [])
+        exchange = next((b['"clearing_exchange"'] for b in modules if '"clearing_exchange"' in b), {})
+        if "module.topology.clearing_services" not in str(exchange.get("list_readers", "")):
+            problems.append(f"envs/{env} does not let the clearing services read the sanctions list")
         listed = str(loc.get("sanctions_list", "")).strip('"')
         if "FJB_SANCTIONS_LIST = local.sanctions_list" not in str(loc.get("service_env", "")) or not listed.startswith(
             "${local.clearing_dir}/"

@@ -24,11 +24,13 @@ from fjordbank.domain.norway import next_banking_day
 from fjordbank.domain.notifications import payment_pushes, transaction_entries
 from fjordbank.domain.payment_ledger import published
 from fjordbank.domain.payments import INCOMING, PAYER_NAME, REQUEST_ID_PATTERN, PaymentEvent
+from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.incoming import (
     FILE,
     FROZEN,
     HELD,
+    MATCHED_LATE,
     ORPHAN_SECONDS,
     RELEASE,
     RELEASED,
@@ -491,6 +493,7 @@ async def test_a_recorded_return_that_cannot_be_made_is_left_for_an_operator_and
 
 
 # ---- sanctions screening of the payers -------------------------------------------------------
+EMPTY = SanctionsList([])  # a list that names nobody (what another process, or an old list, screened with)
 LISTED = Party("NORDKAPP PHANTOM TRADING AS", "12032400009")  # an enterprise on the sample list
 
 
@@ -576,6 +579,8 @@ async def test_a_frozen_credit_is_never_published_or_sent_back(dirs):
         ("held", RELEASE, "Kari", "  ", "who took it"),
         ("in" + "0" * 30, RELEASE, "Kari", "x", "is not a payment held for review"),
         ("returned", RELEASE, "Kari", "x", "is not a payment held for review"),
+        ("in/../x", RELEASE, "Kari", "x", "is no payment id from another bank"),
+        ("IN" + "A" * 30, FROZEN, "Kari", "x", "is no payment id from another bank"),
     ],
 )
 async def test_a_decision_that_cannot_be_taken_is_refused_and_changes_nothing(dirs, pid, decision, by, note, why):
@@ -649,4 +654,58 @@ async def test_a_payroll_from_one_listed_payer_is_screened_once_and_held_whole(d
         deliver(dirs, *(listed_credit(n, amount=100 + n) for n in range(900))), Published()
     )
     assert out == [] and calls == ["NORDKAPP PHANTOM TRADING AS"]
-    assert len(await held_payments(incoming.docs)) == 900  # in commits of at most 400
+    assert len(await held_payments(incoming.docs)) == 900
+    commits = [writes for call, writes in incoming.docs.calls if call == "commit"]  # type: ignore[attr-defined]
+    assert [len(w) for w in commits] == [400, 400, 100]  # a commit takes at most 500 writes
+
+
+async def test_a_credit_paid_before_a_new_list_named_its_payer_is_not_held_when_its_file_comes_again(dirs):
+    """Read with a list that did not name the payer: credited. The file comes again after
+    a new list names it: no hold (the money is the payee's; a frozen record would lie), a
+    record for compliance to look at, nothing published or sent back again."""
+    ledger, docs = await bank({})
+    clear_list = Incoming(
+        docs, dirs, Payees({BOB: "bob"}).of, bic="FJORNOKK", sanctions=lambda: EMPTY, clock=lambda: NOW
+    )
+    first = Published()
+    await clear_list.receive_file(deliver(dirs, listed_credit(1)), first)
+    assert [e.payment.payment_id for e in first] == [listed_credit(1).payment_id]
+    await ledger.post_batch(first)  # credited
+    again = Published()
+    await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(deliver(dirs, listed_credit(1), name="NICS2"), again)
+    assert again == [] and list(dirs.outbox.iterdir()) == []
+    record = (await docs.get(return_path(listed_credit(1).payment_id))).data  # type: ignore[union-attr]
+    assert record["status"] == MATCHED_LATE and [m["entityId"] for m in record["matches"]] == ["990108"]
+    assert await held_payments(docs) == []
+    with pytest.raises(HeldDecisionRefused):
+        await decide_held(docs, listed_credit(1).payment_id, FROZEN, by="Kari", note="too late")
+    assert (await balance(docs, BOB))[0] == 900_000
+
+
+async def test_a_return_is_never_sent_over_a_hold_only_a_release_sends_it(dirs):
+    """The ledger's unapplied for a held credit (however it got there) does not send it
+    back: only the officer's release does."""
+    docs = RecordingDocuments()
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())
+    pid = listed_credit(1).payment_id
+    event = arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)
+    unapplied = PaymentEvent(event.payment, UNAPPLIED, reason="to_account_closed", detail=event.detail)
+    assert await incoming.unapplied(unapplied) is False
+    assert list(dirs.outbox.iterdir()) == []
+    assert (await docs.get(return_path(pid))).data["status"] == HELD  # type: ignore[union-attr]
+    await decide_held(docs, pid, FROZEN, by="Kari", note="a true match")
+    assert await incoming.unapplied(unapplied) is False and list(dirs.outbox.iterdir()) == []
+
+
+async def test_a_released_credit_sent_back_counts_as_a_return_from_its_release(dirs):
+    docs = RecordingDocuments()
+    incoming = incoming_of(dirs, {}, docs)
+    await incoming.receive_file(deliver(dirs, listed_credit(1, to=OUTSIDE)), Published())
+    pid = listed_credit(1).payment_id
+    held_at = (await docs.get(return_path(pid))).data["createdAt"]  # type: ignore[union-attr]
+    await decide_held(docs, pid, RELEASE, by="Kari", note="not the listed company")
+    assert await incoming.release_decided(Published()) == 1
+    record = (await docs.get(return_path(pid))).data  # type: ignore[union-attr]
+    assert record["status"] == "delivered" and record["heldAt"] == held_at and record["decidedBy"] == "Kari"
+    assert record["createdAt"] != held_at  # a return since its release (the outbox gauge's age)

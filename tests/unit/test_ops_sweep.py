@@ -134,3 +134,31 @@ def test_payments_held_for_review_and_releases_not_yet_published_are_exported():
     assert value("fjb_outbox_oldest_age_seconds", kind="releases") == 40
     ops_sweep.export(ops_sweep.Snapshot())
     assert value("fjb_incoming_held") == 0 and value("fjb_incoming_held_oldest_age_seconds") == 0
+
+
+def test_a_query_that_fails_leaves_its_gauge_and_the_others_are_read(monkeypatch, caplog):
+    """After a deploy, an index the sweep needs may still be building: that query fails,
+    and every other gauge is still read (before, one failure lost the whole sweep)."""
+    from unittest.mock import AsyncMock, MagicMock
+
+    async def count(query) -> int:
+        return 2
+
+    async def oldest(query, time_field: str):
+        if time_field == "decidedAt":  # the releases' (status, decidedAt) index not built yet
+            raise RuntimeError("FAILED_PRECONDITION: The query requires an index")
+        return NOW - dt.timedelta(seconds=60)
+
+    monkeypatch.setattr(ops_sweep, "_count", count)
+    monkeypatch.setattr(ops_sweep, "_oldest", oldest)
+    db = MagicMock()
+    db.collection.return_value.document.return_value.get = AsyncMock(return_value=MagicMock(exists=False))
+    with caplog.at_level(logging.WARNING, logger=ops_sweep.__name__):
+        snapshot = asyncio.run(ops_sweep.take(db, now=NOW))
+    assert ops_sweep.RELEASES not in snapshot.outbox_oldest and snapshot.outbox_pending[ops_sweep.RELEASES] == 2
+    assert snapshot.outbox_oldest[ops_sweep.RETURNS] == 60 and snapshot.held == 2 and snapshot.held_oldest == 60
+    assert set(snapshot.open_oldest) == set(ops_sweep.OPEN_STATES)
+    assert "a query failed" in caplog.text
+    ops_sweep.export(ops_sweep.Snapshot(outbox_oldest={ops_sweep.RELEASES: 5.0}))
+    ops_sweep.export(snapshot)
+    assert value("fjb_outbox_oldest_age_seconds", kind="releases") == 5  # kept

@@ -21,6 +21,7 @@ SOURCES = [p for p in SOURCES if "functions/fjordbank" not in p.as_posix()]
 # Snake-case strings passed to calls there that are not reasons.
 NOT_REASONS = {
     "creditor_account",  # a field set in fjordbank.domain.pacs
+    "fjb_clearing_files_set_aside_total",  # a metric's name (fjordbank.adapters.clearing_store)
     "blocked_accounts",  # a key of the counterparty rules
     "connect_timeout",  # NATS client options
     "max_reconnect_attempts",

@@ -35,7 +35,8 @@ def test_a_new_list_is_read_when_the_file_changes_and_a_bad_one_keeps_the_old(tm
     clock = Clock()
     sanctions = SanctionsFile(str(path), subjects=EVERYONE, check_seconds=60, clock=clock)
     assert sanctions().screen_counterparty("Nordkapp Phantom Trading AS").outcome == "review"
-    path.write_text(ONE)
+    # the next list: the enterprise's name changed (it is delisted under the old one)
+    path.write_bytes(SAMPLE_LIST.read_bytes().replace(b"Nordkapp Phantom Trading AS", b"Fjellheim Shadow Shipping Ltd"))
     os.utime(path, ns=(1, 1))  # a new file, whatever the clock's resolution
     clock.now = 30.0
     assert sanctions().screen_counterparty("Fjellheim Shadow Shipping").outcome == "clear"  # not looked at yet
@@ -67,3 +68,23 @@ def test_production_names_its_list_or_the_screening_service_refuses_to_start(tmp
         env={"FJB_ENV": "production", "FJB_SANCTIONS_LIST": "/mnt/clearing/sanctions/eu-fsf.xml"}, identity="clearing"
     )
     assert named.screening_list() == "/mnt/clearing/sanctions/eu-fsf.xml"
+
+
+EMPTY_EXPORT = '<export xmlns="http://eu.europa.ec/fpi/fsd/export"></export>'
+
+
+def test_a_list_that_names_nobody_or_far_fewer_than_the_one_in_use_is_not_taken(tmp_path, caplog):
+    """A truncated export or a wrong file would let every payer pass: not at start, and a
+    new one with under half the entries keeps the list in use."""
+    path = tmp_path / "eu-fsf.xml"
+    path.write_text(EMPTY_EXPORT)
+    with pytest.raises(InvalidSanctionsList, match="no entries"):
+        SanctionsFile(str(path), subjects=EVERYONE)
+    shutil.copyfile(SAMPLE_LIST, path)
+    clock = Clock()
+    sanctions = SanctionsFile(str(path), subjects=EVERYONE, clock=clock)
+    path.write_text(ONE)  # one entry against the sample's eight
+    os.utime(path, ns=(1, 1))
+    clock.now = 120.0
+    assert sanctions().screen_counterparty("Nordkapp Phantom Trading AS").outcome == "review"  # the old list
+    assert "1 entries against 8 in use" in caplog.records[-1].error  # type: ignore[attr-defined]

@@ -221,7 +221,9 @@ module "clearing_exchange" {
     { for name in module.topology.clearing_services : name => module.consumer_service_account[name].email },
     var.clearing_transfer_accounts,
   )
-  labels = local.labels
+  # the sanctions list under sanctions/: read by the clearing services, written by the deploy only
+  list_readers = { for name in module.topology.clearing_services : name => module.consumer_service_account[name].email }
+  labels       = local.labels
 }
 
 module "pubsub_scheduler" {

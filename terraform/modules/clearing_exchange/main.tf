@@ -36,12 +36,40 @@ resource "google_storage_bucket" "this" {
   }
 }
 
-# Read, write, rename and delete objects (roles/storage.objectUser), on this bucket only:
-# the clearing services (run through the mount) and the transfer service.
+# The EU sanctions list the clearing service screens payers against lives beside the files,
+# under sanctions/ (its FJB_SANCTIONS_LIST on the mount): the deploy writes it, the clearing
+# services read it, and nobody who moves the payment files may change it.
+locals {
+  sanctions_objects = "projects/_/buckets/${var.name}/objects/sanctions/"
+}
+
+# Read, write, rename and delete objects (roles/storage.objectUser), on this bucket only and
+# not under sanctions/: the clearing services (run through the mount) and the transfer service.
 resource "google_storage_bucket_iam_member" "exchangers" {
   for_each = var.exchangers
 
   bucket = google_storage_bucket.this.name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${each.value}"
+
+  condition {
+    title       = "payment-files-only"
+    description = "Every object but the sanctions list under sanctions/, which only the deploy writes."
+    expression  = "!resource.name.startsWith(\"${local.sanctions_objects}\")"
+  }
+}
+
+# Read the sanctions list (roles/storage.objectViewer on sanctions/ only): the clearing services.
+resource "google_storage_bucket_iam_member" "list_readers" {
+  for_each = var.list_readers
+
+  bucket = google_storage_bucket.this.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${each.value}"
+
+  condition {
+    title       = "sanctions-list-only"
+    description = "The sanctions list under sanctions/."
+    expression  = "resource.name.startsWith(\"${local.sanctions_objects}\")"
+  }
 }

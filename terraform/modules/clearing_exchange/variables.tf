@@ -37,6 +37,18 @@ variable "exchangers" {
   }
 }
 
+variable "list_readers" {
+  description = "Who reads the sanctions list under sanctions/ (and nothing else of it): name -> service account e-mail (the clearing services). The exchangers may not touch sanctions/."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for e in values(var.list_readers) : can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9-]+\\.iam\\.gserviceaccount\\.com$", e))])
+    error_message = "list_readers must be user-managed service accounts (NAME@PROJECT.iam.gserviceaccount.com)."
+  }
+}
+
 variable "noncurrent_days" {
   description = "Days an overwritten or deleted file's old version is kept before it is deleted."
   type        = number

@@ -54,6 +54,21 @@ run "refuses_the_default_compute_account" {
   expect_failures = [var.exchangers]
 }
 
+run "accepts_the_clearing_service_as_the_sanctions_lists_reader" {
+  command = plan
+  variables {
+    list_readers = { clearing = "fjb-clearing@fjordbank-test.iam.gserviceaccount.com" }
+  }
+}
+
+run "refuses_a_default_account_as_the_sanctions_lists_reader" {
+  command = plan
+  variables {
+    list_readers = { clearing = "123456789-compute@developer.gserviceaccount.com" }
+  }
+  expect_failures = [var.list_readers]
+}
+
 run "refuses_keeping_old_versions_less_than_a_week" {
   command = plan
   variables {
