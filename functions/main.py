@@ -46,6 +46,7 @@ from fjordbank.service_layer import (
     seams,
     standing_orders,
 )
+from fjordbank.service_layer import sessions as session_records
 
 # Region, runtime service account and the VPC connector to NATS: Terraform's outputs
 # (functions_region, functions_service_account, vpc_connector), written into
@@ -349,6 +350,8 @@ def _caller(req: https_fn.CallableRequest, allowed: frozenset[str], *, limit: st
         )
     if req.auth is None:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "sign in first")
+    # a session the bank ended is refused at once, not when its token expires (one read)
+    session_records.check(docs(), req.auth.uid, (req.auth.token or {}).get("auth_time"))
     data = req.data if isinstance(req.data, dict) else None
     if data is None or set(data) - allowed:
         raise https_fn.HttpsError(

@@ -1,15 +1,19 @@
 """The customer's sign-in sessions, through Firebase Auth (`fjordbank.service_layer.ports.Sessions`).
 
 `FirebaseSessions.end_all` revokes every refresh token of the user
-(``firebase_admin.auth.revoke_refresh_tokens``): no session of theirs gets a new ID token,
-so each one ends when the ID token it holds expires, within the hour. Callables and the
-Firestore rules do not look the revocation up on every request (a lookup per call), which
-is why it is not at once. The Auth emulator records the revocation (an ID token issued
-before it is refused by Auth) but still refreshes such a token; production does not.
+(``firebase_admin.auth.revoke_refresh_tokens``): no session of theirs gets a new ID token.
+It returns the user's ``tokensValidAfterTime`` as Auth recorded it (Unix seconds), which the
+use case records (fjordbank.service_layer.sessions) so that the Firestore rules and the
+callables refuse an ID token signed in before it at once: they check a token by its
+signature, not against Auth, so without that record each session would last until the
+token it holds expires, within the hour. The Auth emulator records the revocation too (it
+still refreshes such a token, production does not; the record refuses the refreshed one,
+which keeps its sign-in time).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fjordbank.adapters.firebase_app import LazyApp
@@ -19,7 +23,11 @@ class FirebaseSessions:
     def __init__(self, project_id: str, *, app: Any = None) -> None:
         self._app = LazyApp(project_id, app=app)
 
-    def end_all(self, uid: str) -> None:
+    def end_all(self, uid: str) -> int:
         from firebase_admin import auth
 
-        auth.revoke_refresh_tokens(uid, app=self._app.get())
+        app = self._app.get()
+        auth.revoke_refresh_tokens(uid, app=app)
+        valid_after_ms = auth.get_user(uid, app=app).tokens_valid_after_timestamp
+        # Auth keeps whole seconds; without its value (never seen), now: the same second
+        return int(valid_after_ms // 1000) if valid_after_ms else int(time.time())

@@ -38,6 +38,11 @@ def _r(code: str, where: str, meaning: str) -> Reason:
 REASONS: tuple[Reason, ...] = (
     # -- any request -----------------------------------------------------------------------
     _r("app_check", CALLABLE, "the App Check token is missing or invalid (UNAUTHENTICATED)"),
+    _r(
+        "session_ended",
+        CALLABLE,
+        "the bank ended this session (a device removed with sign-out, a reset): sign in again (UNAUTHENTICATED)",
+    ),
     _r("invalid_request", f"{CALLABLE} {CARD}", "the request is not an object with the expected fields and types"),
     _r("rate_limited", f"{CALLABLE} {PAYMENT}", "too many requests of this kind from this user; `retryAfter` seconds"),
     _r(
@@ -249,6 +254,7 @@ INTERNAL = frozenset(
 # Callables' statuses other than the prefix rules' (see the module's text).
 STATUS = {
     "app_check": "UNAUTHENTICATED",
+    "session_ended": "UNAUTHENTICATED",
     "not_a_customer": "PERMISSION_DENIED",
     "registry_exhausted": "RESOURCE_EXHAUSTED",
     "rate_limited": "RESOURCE_EXHAUSTED",

@@ -302,10 +302,12 @@ def system_clock() -> dt.datetime:
 
 class Sessions(Protocol):
     """The customer's sign-in sessions (fjordbank.adapters.sessions): ``end_all`` signs the
-    user out everywhere, each session ending when the ID token it holds expires (within
-    the hour); raises if the identity platform did not take it."""
+    user out everywhere: no session gets a new ID token, and it returns the time (Unix
+    seconds) from which the identity platform takes tokens again, which the use case
+    records so that tokens signed in before are refused at once
+    (fjordbank.service_layer.sessions); raises if the identity platform did not take it."""
 
-    def end_all(self, uid: str) -> None: ...
+    def end_all(self, uid: str) -> int: ...
 
 
 class Publisher(Protocol):

@@ -35,6 +35,7 @@ from fjordbank.domain import sca as rules
 from fjordbank.domain.events import DeviceChanged
 from fjordbank.domain.payments import PaymentRejected
 from fjordbank.service_layer import outbox
+from fjordbank.service_layer import sessions as session_records
 from fjordbank.service_layer.ports import (
     DELETE_FIELD,
     SERVER_TIME,
@@ -209,8 +210,9 @@ def revoke_key(
     answered as revoked (a retry after a lost answer). With ``sign_out`` (a lost or stolen
     phone) every session of the customer's is ended as well (``sessions``), the one asking
     too: the lost phone's session can no longer look at the accounts, pay a known payee
-    below the signature threshold or remove the customer's other devices once its ID token
-    expires. The sessions are ended once the key is known to be the customer's and before
+    below the signature threshold or remove the customer's other devices, from the commit
+    on (the rules and the callables refuse a token signed in before the sessions ended:
+    fjordbank.service_layer.sessions). The sessions are ended once the key is known to be the customer's and before
     the removal is committed: if that fails nothing has changed, so the device is still
     listed for the customer to try again (ended after the commit, a failure there left a
     device removed with its session alive and nothing on the screen to retry)."""
@@ -228,16 +230,19 @@ def revoke_key(
             raise rules.ScaRefused("unknown_device_key", "no such device key of yours")
         return state
 
+    valid_after = 0  # with sign_out: the time Auth takes tokens from again
     if sign_out:
         if sessions is None:
             raise ValueError("sign_out needs the sessions port")
         revocable(docs.get_many([enrolment, key]))  # a refused removal ends nobody's sessions
-        sessions.end_all(uid)
+        valid_after = sessions.end_all(uid)
 
     def run(uow: UnitOfWork) -> None:
         staged.clear()
         found = uow.get_many([enrolment, key])
         state = revocable(found)
+        if sign_out:  # the tokens signed in before are refused at once (also on a retry)
+            session_records.record_ended(uow, uid, valid_after)
         if found[key] is None:  # revoked before: a retry after a lost answer
             left[:] = state.keys
             return
@@ -298,10 +303,11 @@ def reopen_enrolment(
         return state
 
     allowed(docs.get_many([enrolment, customer]))
-    sessions.end_all(uid)
+    valid_after = sessions.end_all(uid)
 
     def run(uow: UnitOfWork) -> None:
         state = allowed(uow.get_many([enrolment, customer]))
+        session_records.record_ended(uow, uid, valid_after)  # the tokens signed in before: refused at once
         revoked[:] = sorted({*state.keys, *older})
         for old in revoked:
             uow.delete(f"{keys_collection(uid)}/{old}")

@@ -391,7 +391,8 @@ def test_a_second_browser_is_added_by_the_first_and_removed(page, chromium, app_
     first browser (enrolled at onboarding) approves that code, and the second then confirms
     a payment to a new payee; removed again from the first, it is told it has no key. Then
     the bank reopens the enrolment for the key id and fingerprint the second browser shows
-    (the operator's callable), and the second browser enrols itself and pays again."""
+    (the operator's callable), which ends every session: the second browser is signed out at
+    its next call, signs in again, enrols itself and pays again."""
     email = sign_up(page)
     apply(page)
     account = page.get_by_test_id("account").first
@@ -452,6 +453,14 @@ def test_a_second_browser_is_added_by_the_first_and_removed(page, chromium, app_
             "sca_reopen_enrolment", {"uid": uid, "reason": "BankID at the branch", **shown}, operator["id_token"]
         )
         assert status == 200 and len(body["result"]["revoked"]) == 1, body  # the first browser's
+        # the reset ended every session: the second browser's next call signs it out, and the
+        # customer signs in again there (its key, kept in the browser, is the one shown)
+        second.get_by_test_id("enrol-browser").click()
+        expect(second.get_by_test_id("sign-in")).to_be_visible()
+        second.get_by_test_id("email").fill(email)
+        second.get_by_test_id("password").fill(PASSWORD)
+        second.get_by_test_id("sign-in").click()
+        second.get_by_test_id("nav-devices").click()
         second.get_by_test_id("enrol-browser").click()
         expect(second.get_by_test_id("enrol-this-browser")).to_be_hidden()
         pay(second, OTHER_BANK, "6000", message="Husleie")  # above 5 000 kr: signed by the re-enrolled key

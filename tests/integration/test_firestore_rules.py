@@ -5,6 +5,8 @@ artifacts/firestore-rules-coverage.html by the session fixture."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.support.clients import new_account_number, unique
@@ -70,14 +72,16 @@ def world(stack):
         f"users/{alice}/categoryOverrides/m:netflix": {"category": "entertainment"},
         f"users/{alice}/economyItems/p1": {"month": "2026-11", "amount": 1},
         f"users/{alice}/merchantHistory/m:netflix": {"charges": []},
+        f"sessions/{bob}": {"validAfter": 1},  # the bank ended bob's sessions long ago
+        "clearingReturns/in0123456789abcdef0123456789abcd": {"status": "held", "payerName": "X"},
     }
     for path, data in docs.items():
         assert admin.set(path, data) == 200, path
 
-    def client(uid: str | None) -> RulesClient:
-        return RulesClient(host, project, mock_id_token(project, uid) if uid else None)
+    def client(uid: str | None, *, auth_time: int | None = None) -> RulesClient:
+        return RulesClient(host, project, mock_id_token(project, uid, auth_time=auth_time) if uid else None)
 
-    yield {"alice": alice, "bob": bob, "acct_a": acct_a, "acct_b": acct_b, "client": client}
+    yield {"alice": alice, "bob": bob, "acct_a": acct_a, "acct_b": acct_b, "client": client, "admin": admin}
     # These are not real ledger documents: leave the shared database as the audit expects it.
     for path in docs:
         admin.delete(path)
@@ -155,6 +159,8 @@ BACKEND_ONLY = [
     "scaEnrolments/{alice}",
     "users/{alice}/economyItems/p1",
     "users/{alice}/merchantHistory/m:netflix",
+    "sessions/{bob}",
+    "clearingReturns/in0123456789abcdef0123456789abcd",
 ]
 
 
@@ -359,3 +365,28 @@ def test_the_customers_read_model_is_changed_only_through_callables(world, path)
     path = path.format(**world)
     assert alice.set(path, {"status": "cancelled", "amount": 1, "income": 10**9, "category": "x"}) in DENIED
     assert alice.delete(path) in DENIED
+
+
+# ---- a session the bank ended --------------------------------------------------------------
+def test_a_session_the_bank_ended_is_refused_at_once_and_a_new_sign_in_is_taken(world):
+    """A lost phone removed with sign-out (or the bank's reset): sessions/{uid} says from
+    when tokens are taken again, and a token signed in before it (a refreshed one keeps its
+    auth_time) reads and writes nothing, though it has not expired; one signed in after
+    it does both (fjordbank/service_layer/sessions.py)."""
+    ended_at = int(time.time()) - 60
+    admin = world["admin"]
+    assert admin.set(f"sessions/{world['alice']}", {"validAfter": ended_at}) == 200
+    try:
+        lost = world["client"](world["alice"], auth_time=ended_at - 1)
+        again = world["client"](world["alice"], auth_time=ended_at)
+        for path in OWNED_READS:
+            assert lost.get(path.format(**world)) in DENIED, path
+            assert again.get(path.format(**world)) == 200, path
+        assert lost.list(f"accounts/{world['acct_a']}/transactions") in DENIED
+        assert again.list(f"accounts/{world['acct_a']}/transactions") == 200
+        requests = f"users/{world['alice']}/paymentRequests"
+        assert lost.create(requests, unique("req-lost"), request_body(world)) in DENIED
+        assert again.create(requests, unique("req-again"), request_body(world)) == 200
+        assert lost.update(f"users/{world['alice']}/settings/notifications", {"payments": False}) in DENIED
+    finally:
+        admin.delete(f"sessions/{world['alice']}")

@@ -126,7 +126,7 @@ def test_signatures_over_other_values_by_another_key_or_reused_are_refused(alice
     audit()
 
 
-def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledger_admin, audit):
+def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledger_admin, audit, as_user):
     """Through the callables: the phone approves a tablet, which then confirms payments; the
     tablet revoked signs nothing and its approval cannot bring it back; another customer
     cannot revoke a key of alice's; with every device lost, an operator reopens the
@@ -171,6 +171,14 @@ def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledge
     operator = auth.make_operator()
     status, body = callables.call("sca_reopen_enrolment", reopen, operator["id_token"])
     assert status == 200 and body["result"]["revoked"] == [], body  # both were revoked already
+    # the reset ended every session: the lost phone's token is refused at once, and the new
+    # phone signs in again (the thief with the password can too: the window is the key's)
+    assert refused(callables.call("sca_register_key", new_phone.enrolment(), token)) == (
+        "UNAUTHENTICATED",
+        "session_ended",
+    )
+    token = auth.sign_in(auth.kit.email_for_uid(alice.uid))["id_token"]
+    alice.id_token, alice.app = token, as_user(token)
     thief = Device.new(alice.uid, "thief-")  # the stolen password's own key, in the window
     assert refused(callables.call("sca_register_key", thief.enrolment(), token)) == (
         "FAILED_PRECONDITION",
@@ -187,10 +195,12 @@ def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledge
     audit()
 
 
-def test_a_lost_phone_removed_with_sign_out_and_the_banks_reset_end_every_session(auth, callables, alice, ledger_admin):
+def test_a_lost_phone_removed_with_sign_out_and_the_banks_reset_end_every_session(
+    auth, callables, alice, ledger_admin, as_user
+):
     """The tablet approved by the phone is lost: removed with signOutEverywhere, Auth no
-    longer takes the ID tokens issued before (the customer signs in again); the bank's reset
-    ends every session the same way."""
+    longer takes the ID tokens issued before, and neither do the callables nor the rules,
+    at once (the customer signs in again); the bank's reset ends every session the same way."""
     tablet = Device.new(alice.uid, "tablet-")
     assert callables.call("sca_add_device", alice.device.approve(tablet), alice.id_token)[0] == 200
     time.sleep(1.1)  # Auth counts in whole seconds: a token of the revocation's second stays good
@@ -202,8 +212,22 @@ def test_a_lost_phone_removed_with_sign_out_and_the_banks_reset_end_every_sessio
     status, body = callables.call("sca_revoke_key", {"keyId": tablet.key_id, "signOutEverywhere": True}, alice.id_token)
     assert status == 200 and body["result"]["signedOut"] is True, body
     assert not auth.kit.takes(alice.id_token)
+    # the lost phone's token has not expired, and is refused at once all the same: by a
+    # callable and by the Firestore rules (its sign-in is before the bank ended the sessions)
+    lost = alice.id_token
+    assert refused(callables.call("accounts_rename", {"accountId": alice.accounts[0], "name": "x"}, lost)) == (
+        "UNAUTHENTICATED",
+        "session_ended",
+    )
+    assert as_user(lost).get(f"users/{alice.uid}/settings/notifications")[0] == 403
+    assert as_user(lost).get(f"accounts/{alice.accounts[0]}")[0] == 403
     again = auth.sign_in(auth.kit.email_for_uid(alice.uid))
     assert auth.kit.takes(again["id_token"])
+    assert as_user(again["id_token"]).get(f"accounts/{alice.accounts[0]}")[0] == 200
+    renamed = callables.call(
+        "accounts_rename", {"accountId": alice.accounts[0], "name": "Brukskonto"}, again["id_token"]
+    )
+    assert renamed[0] == 200, renamed
 
     ledger_admin.set_document(f"customers/{alice.uid}", {"status": "approved"})
     new_phone = Device.new(alice.uid, "phone-")
@@ -213,3 +237,4 @@ def test_a_lost_phone_removed_with_sign_out_and_the_banks_reset_end_every_sessio
     status, body = callables.call("sca_reopen_enrolment", reopen, auth.make_operator()["id_token"])
     assert status == 200 and body["result"]["signedOut"] is True, body
     assert not auth.kit.takes(again["id_token"])
+    assert as_user(again["id_token"]).get(f"accounts/{alice.accounts[0]}")[0] == 403

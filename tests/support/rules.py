@@ -17,12 +17,13 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
-def mock_id_token(project: str, uid: str) -> str:
+def mock_id_token(project: str, uid: str, *, auth_time: int | None = None) -> str:
+    """``auth_time``: when the user signed in (default now; a refreshed token keeps it)."""
     now = int(time.time())
     claims = {
         "iss": f"https://securetoken.google.com/{project}",
         "aud": project,
-        "auth_time": now,
+        "auth_time": now if auth_time is None else auth_time,
         "user_id": uid,
         "sub": uid,
         "iat": now,

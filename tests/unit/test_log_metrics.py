@@ -135,11 +135,19 @@ FUNCTIONS_SCRIPT = textwrap.dedent(
             raise exc
         return go
 
+    class Sessions:  # sessions/{uid}: the bank ended u2's sessions at 100 (fjordbank.service_layer.sessions)
+        def get(self, path):
+            return NS(data={"validAfter": 100}) if path == "sessions/u2" else None
+
+    main.docs = lambda: Sessions()
     ok = NS(app=object(), auth=NS(uid="u1", token={}), data={"a": 1})
     call("accounts_rename", lambda: {"ok": True}, ok)
     call("accounts_rename", raise_(Refused("unknown_account", "no such account of yours")), ok)
     call("accounts_rename", lambda: {}, NS(app=None, auth=None, data={}))
     call("accounts_rename", lambda: {}, NS(app=object(), auth=None, data={}))
+    before, after = NS(uid="u2", token={"auth_time": 99}), NS(uid="u2", token={"auth_time": 100})
+    call("accounts_rename", lambda: {}, NS(app=object(), auth=before, data={}))
+    call("accounts_rename", lambda: {"ok": True}, NS(app=object(), auth=after, data={}))
     call("cards_issue", raise_(ValueError("Failed to commit")), ok)
     call("cards_issue", raise_(api_errors.Aborted("contention")), ok)
     call("cards_issue", raise_(RuntimeError("a bug")), ok)
@@ -196,6 +204,8 @@ def test_the_functions_write_one_edge_line_per_request_with_its_outcome_and_reas
         ("accounts_rename", "refused", "unknown_account"),
         ("accounts_rename", "refused", "app_check"),
         ("accounts_rename", "refused", "unauthenticated"),  # no reason code: its status
+        ("accounts_rename", "refused", "session_ended"),  # signed in before the bank ended the sessions
+        ("accounts_rename", "accepted", "none"),  # signed in again
         ("cards_issue", "error", "internal"),  # a ValueError without ABORTED is a bug
         ("cards_issue", "refused", "busy"),
         ("cards_issue", "error", "internal"),

@@ -15,12 +15,15 @@ from fjordbank.domain import sca as rules
 from fjordbank.domain.events import DeviceChanged
 from fjordbank.domain.payments import PaymentRejected
 from fjordbank.service_layer import outbox, sca
+from fjordbank.service_layer import sessions as session_records
+from fjordbank.service_layer.sessions import session_path
 from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import RecordingPublisher
 
 UID = "u1"
 PAYEE = "97100000036"
 NOW = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)
+VALID_AFTER = int(NOW.timestamp())  # when Auth takes the user's tokens again after a sign-out
 
 
 class Phone:
@@ -58,13 +61,15 @@ class Phone:
 
 
 class Sessions:
-    """fjordbank.service_layer.ports.Sessions that keeps whom it signed out."""
+    """fjordbank.service_layer.ports.Sessions that keeps whom it signed out; tokens are
+    taken again from VALID_AFTER on."""
 
     def __init__(self) -> None:
         self.ended: list[str] = []
 
-    def end_all(self, uid: str) -> None:
+    def end_all(self, uid: str) -> int:
         self.ended.append(uid)
+        return VALID_AFTER
 
 
 def put(docs: MemoryDocuments, path: str, data: dict) -> None:
@@ -406,12 +411,20 @@ def test_a_lost_phone_removed_with_sign_out_ends_every_session_and_a_retry_does_
     add(docs, tablet, phone.approve(tablet))
     kept = sca.revoke_key(docs, None, UID, key_id=tablet.key_id)  # replaced: the sessions stay
     assert (kept["signedOut"], sessions.ended) == (False, [])
+    assert docs.get(session_path(UID)) is None  # no session ended: no record, every token taken
     lost = Phone("phone-key-2")
     add(docs, lost, phone.approve(lost))
     answer = sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=sessions)
     assert answer == {"keyId": lost.key_id, "revoked": True, "devicesLeft": 1, "signedOut": True}
     assert sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=sessions)["revoked"]
     assert sessions.ended == [UID, UID]  # the retry of an answer lost (or of a failed sign-out)
+    # the tokens signed in before the sign-out are refused at once (the rules and callables read this)
+    record = docs.get(session_path(UID)).data  # type: ignore[union-attr]
+    assert record["validAfter"] == VALID_AFTER
+    assert session_records.ended(record, VALID_AFTER - 1) and not session_records.ended(record, VALID_AFTER)
+    with pytest.raises(session_records.SessionEnded):
+        session_records.check(docs, UID, VALID_AFTER - 3600)
+    session_records.check(docs, UID, VALID_AFTER + 5)  # signed in again: taken
     for wrong in ("yes", 1, None):
         assert refusal(sca.revoke_key, docs, None, UID, key_id=phone.key_id, sign_out=wrong, sessions=sessions) == (
             "invalid_request"
@@ -426,10 +439,11 @@ def test_the_banks_reset_signs_the_customer_out_everywhere(clocked):
     put(docs, f"customers/{UID}", {"status": "approved"})
     answer = reset_for(docs, None, new, sessions)
     assert (answer["signedOut"], sessions.ended) == (True, [UID])
+    assert docs.get(session_path(UID)).data["validAfter"] == VALID_AFTER  # type: ignore[union-attr]
 
 
 class Failing(Sessions):
-    def end_all(self, uid: str) -> None:
+    def end_all(self, uid: str) -> int:
         raise ConnectionError("Auth did not answer")
 
 

@@ -3,7 +3,7 @@
 // callables (with an App Check token).
 import { initializeApp } from "firebase/app";
 import { CustomProvider, initializeAppCheck } from "firebase/app-check";
-import { connectAuthEmulator, getAuth } from "firebase/auth";
+import { connectAuthEmulator, getAuth, signOut } from "firebase/auth";
 import { connectFirestoreEmulator, getFirestore } from "firebase/firestore";
 import { connectFunctionsEmulator, getFunctions, httpsCallable } from "firebase/functions";
 
@@ -55,6 +55,8 @@ export async function call(name, data) {
     return result.data;
   } catch (err) {
     const reason = err?.details?.reason;
+    // the bank ended this session (a device removed with sign-out, a reset): back to sign-in
+    if (reason === "session_ended") await signOut(auth);
     const e = new Error(err?.message || String(err));
     e.reason = reason;
     e.field = err?.details?.field;
