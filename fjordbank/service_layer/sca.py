@@ -239,10 +239,11 @@ def revoke_key(
 
     def run(uow: UnitOfWork) -> None:
         staged.clear()
-        found = uow.get_many([enrolment, key])
+        ended = session_records.session_path(uid)
+        found = uow.get_many([enrolment, key, *([ended] if sign_out else [])])
         state = revocable(found)
         if sign_out:  # the tokens signed in before are refused at once (also on a retry)
-            session_records.record_ended(uow, uid, valid_after)
+            session_records.record_ended(uow, uid, valid_after, recorded=found[ended])
         if found[key] is None:  # revoked before: a retry after a lost answer
             left[:] = state.keys
             return
@@ -277,8 +278,8 @@ def reopen_enrolment(
     and fingerprint the new device showed the operator (``key_id``, ``fingerprint``), no
     other: whoever holds the customer's password cannot enrol theirs in the window. The
     window runs from the commit's time, the database's clock, never the operator's. Every
-    session of the customer's is ended too (``sessions``): the lost phone's, and the new
-    device signs in again once its ID token expires. That is done once the reset is known
+    session of the customer's is ended too (``sessions``), at once: the lost phone's, and
+    the new device signs in again (fjordbank.service_layer.sessions). That is done once the reset is known
     to be allowed and before it is committed, so a failure of it changes nothing and the
     operator's retry is a first reset, not a second window and a second notice."""
     if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 200:
@@ -306,8 +307,11 @@ def reopen_enrolment(
     valid_after = sessions.end_all(uid)
 
     def run(uow: UnitOfWork) -> None:
-        state = allowed(uow.get_many([enrolment, customer]))
-        session_records.record_ended(uow, uid, valid_after)  # the tokens signed in before: refused at once
+        ended = session_records.session_path(uid)
+        found = uow.get_many([enrolment, customer, ended])
+        state = allowed(found)
+        # the tokens signed in before are refused at once
+        session_records.record_ended(uow, uid, valid_after, recorded=found[ended])
         revoked[:] = sorted({*state.keys, *older})
         for old in revoked:
             uow.delete(f"{keys_collection(uid)}/{old}")

@@ -14,6 +14,22 @@ and a token whose ``auth_time`` (when its user signed in; a refreshed token keep
 before ``validAfter`` is refused: ``firestore.rules`` (``sessionLive``) and `check` (every
 callable, functions/main.py). Signing in again gives a token that is taken. No client reads
 or writes the document; a customer never signed out by the bank has none.
+
+Choices and limits:
+
+* A token signed in within the second of the end is taken (``auth_time >= validAfter``), as
+  Auth itself takes it (its check: ``auth_time`` * 1000 < ``tokensValidAfterTime``
+  refuses); Firebase's rules example uses ``>``, which would refuse the customer's own
+  sign-in in that second as well. ``validAfter`` is what the Admin SDK sent Auth: the
+  functions' clock (Google's, kept in time), since the bank ends sessions in a callable.
+* A listen opened before the end may keep delivering until its token expires: Firestore
+  checks a listen's rules when it starts, and we found no promise that production checks
+  again when this record changes (the emulator does, at the listen's next change: the
+  browser test sees the web app signed out by it). Every new read, listen, write and
+  callable is refused; the web app returns to its sign-in screen at the first refusal
+  (``listenFailed``, ``session_ended``) and when it ended its own session.
+* Tokens Auth revokes by itself (a password changed in Auth) are not recorded here; the bank
+  ends sessions only through the use cases that call `record_ended`.
 """
 
 from __future__ import annotations
@@ -21,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from fjordbank.domain.errors import DomainError
-from fjordbank.service_layer.ports import SERVER_TIME, Documents, Writes
+from fjordbank.service_layer.ports import SERVER_TIME, Doc, Documents, Writes
 
 SESSIONS = "sessions"
 
@@ -36,20 +52,33 @@ class SessionEnded(DomainError):
     code = "session_ended"
 
 
-def record_ended(writes: Writes, uid: str, valid_after: int) -> None:
+def record_ended(writes: Writes, uid: str, valid_after: int, *, recorded: Doc | None) -> None:
     """Record (in the caller's commit) that ``uid``'s tokens signed in before
-    ``valid_after`` (Unix seconds) are refused. A later end moves it on, never back."""
+    ``valid_after`` (Unix seconds) are refused. ``recorded``: the record as the caller's
+    unit of work read it (a use case reads `session_path` with its other documents): a
+    later end moves it on, an earlier one that commits after it never moves it back (a
+    customer's sign-out racing the bank's reset)."""
+    before = (recorded.data if recorded is not None else {}).get("validAfter")
+    if isinstance(before, int) and not isinstance(before, bool) and before >= valid_after:
+        return
     writes.set(session_path(uid), {"validAfter": int(valid_after), "endedAt": SERVER_TIME}, merge=True)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def ended(record: dict[str, Any] | None, auth_time: object) -> bool:
     """Whether a token signed in at ``auth_time`` (its claim: Unix seconds) belongs to a
-    session the bank ended. A token without the claim is taken as signed in at 0."""
-    valid_after = (record or {}).get("validAfter")
-    if not isinstance(valid_after, int):
+    session the bank ended. A token without the claim is taken as signed in at 0; a record
+    whose ``validAfter`` is not a number ends every session (as the rules, which fail on it)."""
+    if record is None:
         return False
-    signed_in = auth_time if isinstance(auth_time, int) and not isinstance(auth_time, bool) else 0
-    return signed_in < valid_after
+    valid_after = record.get("validAfter")
+    if not _number(valid_after):
+        return True
+    signed_in = float(auth_time) if _number(auth_time) else 0.0  # type: ignore[arg-type]  # a number
+    return signed_in < float(valid_after)  # type: ignore[arg-type]  # a number
 
 
 def check(docs: Documents, uid: str, auth_time: object) -> None:

@@ -388,5 +388,6 @@ def test_a_session_the_bank_ended_is_refused_at_once_and_a_new_sign_in_is_taken(
         assert lost.create(requests, unique("req-lost"), request_body(world)) in DENIED
         assert again.create(requests, unique("req-again"), request_body(world)) == 200
         assert lost.update(f"users/{world['alice']}/settings/notifications", {"payments": False}) in DENIED
+        assert again.update(f"users/{world['alice']}/settings/notifications", {"payments": True}) == 200
     finally:
         admin.delete(f"sessions/{world['alice']}")

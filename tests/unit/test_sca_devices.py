@@ -473,3 +473,50 @@ def test_when_the_sessions_cannot_be_ended_nothing_is_removed_or_reset_and_a_ret
     sca.reopen_enrolment(docs, pub, UID, **shown, sessions=sessions)
     assert sessions.ended == [UID, UID] and keys(docs) == []
     assert [b["change"] for b in pub.on(topology.SUBJECT_DEVICE_CHANGED)] == ["revoked", "reset"]
+
+
+class Ending(Sessions):
+    """Sessions ended at the times given, one per call (Auth's tokensValidAfterTime)."""
+
+    def __init__(self, *times: int) -> None:
+        super().__init__()
+        self.times = list(times)
+
+    def end_all(self, uid: str) -> int:
+        self.ended.append(uid)
+        return self.times.pop(0)
+
+
+def test_a_sign_out_that_commits_after_a_later_reset_never_moves_the_end_back(clocked):
+    """The customer's sign-out ended the sessions at 1 000 and the bank's reset at 2 000;
+    the sign-out's commit comes last: tokens signed in before 2 000 stay refused."""
+    docs, _now = clocked
+    phone, lost, new = Phone("phone-key-1"), Phone("phone-key-2"), Phone("new-phone-01")
+    sca.register_key(docs, None, UID, key_id=phone.key_id, public_key=phone.public)
+    add(docs, lost, phone.approve(lost))
+    put(docs, f"customers/{UID}", {"status": "approved"})
+    reset_for(docs, None, new, Ending(2_000))
+    assert docs.get(session_path(UID)).data["validAfter"] == 2_000  # type: ignore[union-attr]
+    answer = sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=Ending(1_000))
+    assert answer["revoked"] and docs.get(session_path(UID)).data["validAfter"] == 2_000  # type: ignore[union-attr]
+    with pytest.raises(session_records.SessionEnded):
+        session_records.check(docs, UID, 1_500)
+    sca.revoke_key(docs, None, UID, key_id=phone.key_id, sign_out=True, sessions=Ending(3_000))
+    assert docs.get(session_path(UID)).data["validAfter"] == 3_000  # type: ignore[union-attr]  # a later end
+
+
+@pytest.mark.parametrize(
+    ("record", "auth_time", "ended"),
+    [
+        (None, 0, False),  # never ended by the bank
+        ({"validAfter": 100}, 99, True),
+        ({"validAfter": 100}, 100, False),  # the second of the end: as Auth takes it
+        ({"validAfter": 100}, None, True),  # no claim: signed in at 0
+        ({"validAfter": 100.0}, 150, False),  # a number is a number
+        ({"endedAt": "x"}, 10**10, True),  # no usable time: every session ended (as the rules fail)
+        ({"validAfter": "100"}, 10**10, True),
+        ({"validAfter": True}, 10**10, True),
+    ],
+)
+def test_a_session_record_is_read_as_the_rules_read_it_and_a_bad_one_fails_closed(record, auth_time, ended):
+    assert session_records.ended(record, auth_time) is ended

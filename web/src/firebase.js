@@ -48,6 +48,15 @@ export async function start() {
   connectFunctionsEmulator(functions, host, ports.functions);
 }
 
+/**
+ * A listener's error: permission-denied on the customer's own documents means the bank ended
+ * this session (a device removed with sign-out, a reset; fjordbank/service_layer/sessions.py),
+ * so back to the sign-in screen. Other errors are the view's to show.
+ */
+export function listenFailed(err) {
+  if (err?.code === "permission-denied" && auth?.currentUser) signOut(auth);
+}
+
 /** A callable's answer, or a thrown Error with `.reason` (the backend's reason code). */
 export async function call(name, data) {
   try {

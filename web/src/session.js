@@ -2,7 +2,7 @@
 // The accounts are one live query (onSnapshot): balances change on screen as the
 // ledger posts.
 import { collection, doc, getDoc, onSnapshot, query, where } from "firebase/firestore";
-import { db } from "./firebase.js";
+import { db, listenFailed } from "./firebase.js";
 
 /** customer: undefined while loading, null before onboarding, else customers/{uid}. */
 export const session = { user: null, customer: undefined, accounts: [], device: null };
@@ -27,16 +27,24 @@ export function signedIn(user, device) {
   signedOut(false);
   Object.assign(session, { user, device, customer: undefined, accounts: [] });
   unsubscribers = [
-    onSnapshot(doc(db, "customers", user.uid), (snap) => {
-      session.customer = snap.exists() ? snap.data() : null;
-      changed();
-    }),
-    onSnapshot(query(collection(db, "accounts"), where("ownerUid", "==", user.uid)), (snap) => {
-      session.accounts = snap.docs
-        .map((d) => ({ id: d.id, ...d.data() }))
-        .sort((a, b) => millis(a.createdAt) - millis(b.createdAt) || a.id.localeCompare(b.id));
-      changed();
-    }),
+    onSnapshot(
+      doc(db, "customers", user.uid),
+      (snap) => {
+        session.customer = snap.exists() ? snap.data() : null;
+        changed();
+      },
+      listenFailed,
+    ),
+    onSnapshot(
+      query(collection(db, "accounts"), where("ownerUid", "==", user.uid)),
+      (snap) => {
+        session.accounts = snap.docs
+          .map((d) => ({ id: d.id, ...d.data() }))
+          .sort((a, b) => millis(a.createdAt) - millis(b.createdAt) || a.id.localeCompare(b.id));
+        changed();
+      },
+      listenFailed,
+    ),
   ];
   changed();
 }

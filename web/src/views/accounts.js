@@ -2,7 +2,7 @@
 import { collection, limit, onSnapshot, orderBy, query } from "firebase/firestore";
 import { CATEGORIES, colour, label } from "../categories.js";
 import { action, field, fill, h, toast } from "../dom.js";
-import { call, config, db } from "../firebase.js";
+import { call, config, db, listenFailed } from "../firebase.js";
 import { formatNOK } from "../money.js";
 import { formatAccount } from "../norway.js";
 import { onSession, openAccounts, session } from "../session.js";
@@ -235,6 +235,7 @@ export function accountView({ params }) {
     },
     (err) => {
       fill(feed, h("li", { class: "error" }, err.message));
+      listenFailed(err);
     },
   );
   const el = h(

@@ -2,7 +2,7 @@
 // document carries the last four digits only; the number lives in the bank's vault.
 import { collection, onSnapshot, query, where } from "firebase/firestore";
 import { action, field, fill, h, toast } from "../dom.js";
-import { call, db } from "../firebase.js";
+import { call, db, listenFailed } from "../firebase.js";
 import { formatNOK, parseNOK, toInput } from "../money.js";
 import { formatAccount } from "../norway.js";
 import { openAccounts, session } from "../session.js";
@@ -134,7 +134,10 @@ export function cardsView() {
         .sort((a, b) => (b.createdAt?.toMillis?.() ?? 0) - (a.createdAt?.toMillis?.() ?? 0));
       fill(list, ...(cards.length ? cards.map(cardTile) : [h("p", { class: "muted" }, "No cards yet.")]));
     },
-    (err) => fill(list, h("p", { class: "error" }, err.message)),
+    (err) => {
+      fill(list, h("p", { class: "error" }, err.message));
+      listenFailed(err);
+    },
   );
   const el = h(
     "section",

@@ -2,10 +2,11 @@
 // approves another (the new one shows a code, the enrolled one signs it); a lost one is
 // removed for good; with none left, the bank reopens the enrolment after proving who the
 // customer is, and this browser enrols itself within 30 minutes.
+import { signOut } from "firebase/auth";
 import { collection, onSnapshot } from "firebase/firestore";
 import { action, field, fill, h, toast } from "../dom.js";
 import { approveDevice, deviceKey, enrolmentCode, ensureDeviceKey, fingerprint, newDeviceKey } from "../device.js";
-import { call, db } from "../firebase.js";
+import { auth, call, db, listenFailed } from "../firebase.js";
 import { session } from "../session.js";
 
 let onRemovedHere = async () => {};
@@ -18,13 +19,14 @@ function keyRow(key, mine) {
     action(remove, error, async () => {
       const what = mine ? "this browser" : "this device";
       if (!confirm(`Remove ${what} for good? It can no longer confirm payments.`)) return;
-      // a lost or stolen device: its session ends too (every session does, this one at its
-      // next sign-in within the hour), so it cannot look at the accounts or remove the others
+      // a lost or stolen device: its session ends at once, and so does every other one,
+      // this one too, so it cannot look at the accounts or remove the others
       const lost =
         !mine && confirm("Was it lost or stolen? Then you are signed out everywhere, and sign in again here.");
-      await call("sca_revoke_key", { keyId: key.id, signOutEverywhere: lost });
+      const answer = await call("sca_revoke_key", { keyId: key.id, signOutEverywhere: lost });
       if (mine) await onRemovedHere(); // its id never comes back: this browser needs a new key
       toast("The device is removed", "ok");
+      if (answer?.signedOut) await signOut(auth); // this session ended too: sign in again
     }),
   );
   const added = key.createdAt?.toDate ? key.createdAt.toDate().toLocaleDateString("nb-NO") : "";
@@ -123,14 +125,18 @@ export function devicesView() {
   const list = h("ul", { class: "feed", testid: "device-keys" });
   const approve = approveForm(uid);
   const enrol = enrolThisBrowser(uid, true);
-  const stop = onSnapshot(collection(db, `users/${uid}/scaKeys`), async (snap) => {
-    const mine = (await deviceKey(uid))?.keyId;
-    const keys = snap.docs.map((d) => ({ id: d.id, ...d.data() }));
-    const enrolled = keys.some((k) => k.id === mine);
-    fill(list, ...(keys.length ? keys.map((k) => keyRow(k, k.id === mine)) : [h("li", { class: "muted" }, "None.")]));
-    approve.hidden = !enrolled;
-    enrol.hidden = enrolled;
-  });
+  const stop = onSnapshot(
+    collection(db, `users/${uid}/scaKeys`),
+    async (snap) => {
+      const mine = (await deviceKey(uid))?.keyId;
+      const keys = snap.docs.map((d) => ({ id: d.id, ...d.data() }));
+      const enrolled = keys.some((k) => k.id === mine);
+      fill(list, ...(keys.length ? keys.map((k) => keyRow(k, k.id === mine)) : [h("li", { class: "muted" }, "None.")]));
+      approve.hidden = !enrolled;
+      enrol.hidden = enrolled;
+    },
+    listenFailed,
+  );
   return {
     el: h("section", { testid: "devices-screen" }, h("h2", {}, "Devices"), list, approve, enrol),
     stop,

@@ -3,7 +3,7 @@
 import { collection, onSnapshot } from "firebase/firestore";
 import { colour, label } from "../categories.js";
 import { action, fill, h, svg, toast } from "../dom.js";
-import { call, db } from "../firebase.js";
+import { call, db, listenFailed } from "../firebase.js";
 import { formatNOK } from "../money.js";
 import { session } from "../session.js";
 
@@ -11,7 +11,10 @@ function live(path, render, box) {
   return onSnapshot(
     collection(db, path),
     (snap) => render(snap.docs.map((d) => ({ id: d.id, ...d.data() }))),
-    (err) => fill(box, h("p", { class: "error" }, `${err.message}`)),
+    (err) => {
+      fill(box, h("p", { class: "error" }, `${err.message}`));
+      listenFailed(err);
+    },
   );
 }
 

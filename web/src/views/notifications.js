@@ -1,7 +1,7 @@
 // Notifications this device received, and which kinds the customer wants.
 import { doc, onSnapshot, setDoc } from "firebase/firestore";
 import { fill, h, toast } from "../dom.js";
-import { db } from "../firebase.js";
+import { db, listenFailed } from "../firebase.js";
 import { onPush } from "../push.js";
 import { session } from "../session.js";
 
@@ -29,10 +29,14 @@ function settingsForm(uid) {
       }
     });
   }
-  const stop = onSnapshot(doc(db, path), (snap) => {
-    const current = { ...DEFAULTS, ...(snap.data() || {}) };
-    for (const [kind, box] of Object.entries(boxes)) box.checked = current[kind];
-  });
+  const stop = onSnapshot(
+    doc(db, path),
+    (snap) => {
+      const current = { ...DEFAULTS, ...(snap.data() || {}) };
+      for (const [kind, box] of Object.entries(boxes)) box.checked = current[kind];
+    },
+    listenFailed,
+  );
   const el = h(
     "details",
     { class: "card" },

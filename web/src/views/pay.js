@@ -6,7 +6,7 @@
 import { doc, getDoc, onSnapshot, setDoc } from "firebase/firestore";
 import { confirmPayment, deviceKey } from "../device.js";
 import { action, field, fill, h, toast } from "../dom.js";
-import { call, config, db } from "../firebase.js";
+import { call, config, db, listenFailed } from "../firebase.js";
 import { formatNOK, parseNOK, toInput } from "../money.js";
 import { formatAccount, isValidAccount, normalizeAccount, osloToday, sampleGiroLine } from "../norway.js";
 import { openAccounts, session } from "../session.js";
@@ -278,50 +278,56 @@ export function paymentView({ params }) {
   const requestId = params[0];
   const card = h("div", { class: "card narrow", testid: "payment" }, h("p", { class: "muted" }, "Sending …"));
   let celebrated = false;
-  const stop = onSnapshot(doc(db, `users/${session.user.uid}/paymentRequests/${requestId}`), (snap) => {
-    if (!snap.exists()) return;
-    const r = snap.data();
-    const timeline = r.timeline || {};
-    const status = r.status || "sending";
-    const done = (step) => step === status || step in timeline;
-    const steps = STEPS.filter(([step]) => !OPTIONAL.has(step) || done(step));
-    fill(
-      card,
-      h("h2", {}, FINAL.has(status) ? (status === "completed" ? "Paid" : "Not paid") : "Paying …"),
-      h("div", { class: "balance" }, formatNOK(r.amount)),
-      h(
-        "p",
-        { class: "muted" },
-        `to ${formatAccount(r.toAccount)}`,
-        r.kid ? ` · KID ${r.kid}` : "",
-        r.message ? ` · ${r.message}` : "",
-      ),
-      h("p", {}, "Status: ", h("strong", { testid: "payment-status", "data-status": status }, status)),
-      r.reason ? h("p", { class: "error", testid: "payment-reason" }, `${r.reason.message} (${r.reason.code})`) : null,
-      status === "scheduled" ? waitingNote(r.waiting) : null,
-      h(
-        "ol",
-        { class: "steps" },
-        ...steps.map(([step, text]) =>
-          h(
-            "li",
-            { class: done(step) ? "done" : FINAL.has(status) ? "skipped" : "todo", testid: `step-${step}` },
-            text,
-            timeline[step]?.toDate ? h("small", {}, timeline[step].toDate().toLocaleTimeString("nb-NO")) : null,
+  const stop = onSnapshot(
+    doc(db, `users/${session.user.uid}/paymentRequests/${requestId}`),
+    (snap) => {
+      if (!snap.exists()) return;
+      const r = snap.data();
+      const timeline = r.timeline || {};
+      const status = r.status || "sending";
+      const done = (step) => step === status || step in timeline;
+      const steps = STEPS.filter(([step]) => !OPTIONAL.has(step) || done(step));
+      fill(
+        card,
+        h("h2", {}, FINAL.has(status) ? (status === "completed" ? "Paid" : "Not paid") : "Paying …"),
+        h("div", { class: "balance" }, formatNOK(r.amount)),
+        h(
+          "p",
+          { class: "muted" },
+          `to ${formatAccount(r.toAccount)}`,
+          r.kid ? ` · KID ${r.kid}` : "",
+          r.message ? ` · ${r.message}` : "",
+        ),
+        h("p", {}, "Status: ", h("strong", { testid: "payment-status", "data-status": status }, status)),
+        r.reason
+          ? h("p", { class: "error", testid: "payment-reason" }, `${r.reason.message} (${r.reason.code})`)
+          : null,
+        status === "scheduled" ? waitingNote(r.waiting) : null,
+        h(
+          "ol",
+          { class: "steps" },
+          ...steps.map(([step, text]) =>
+            h(
+              "li",
+              { class: done(step) ? "done" : FINAL.has(status) ? "skipped" : "todo", testid: `step-${step}` },
+              text,
+              timeline[step]?.toDate ? h("small", {}, timeline[step].toDate().toLocaleTimeString("nb-NO")) : null,
+            ),
           ),
         ),
-      ),
-      h(
-        "div",
-        { class: "buttons" },
-        status === "scheduled" ? cancelScheduled(requestId) : null,
-        h("a", { class: "button", href: "#/accounts" }, "Accounts"),
-        h("a", { class: "button", href: "#/pay" }, "New payment"),
-      ),
-    );
-    if (status === "completed" && !celebrated) toast("Payment completed", "ok");
-    celebrated ||= status === "completed";
-  });
+        h(
+          "div",
+          { class: "buttons" },
+          status === "scheduled" ? cancelScheduled(requestId) : null,
+          h("a", { class: "button", href: "#/accounts" }, "Accounts"),
+          h("a", { class: "button", href: "#/pay" }, "New payment"),
+        ),
+      );
+      if (status === "completed" && !celebrated) toast("Payment completed", "ok");
+      celebrated ||= status === "completed";
+    },
+    listenFailed,
+  );
   return { el: h("section", { testid: "payment-screen" }, card), stop };
 }
 

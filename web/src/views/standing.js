@@ -3,7 +3,7 @@
 import { collection, onSnapshot } from "firebase/firestore";
 import { confirmPayment } from "../device.js";
 import { action, fill, h, toast } from "../dom.js";
-import { call, db } from "../firebase.js";
+import { call, db, listenFailed } from "../firebase.js";
 import { formatNOK, parseNOK, toInput } from "../money.js";
 import { formatAccount } from "../norway.js";
 import { session } from "../session.js";
@@ -106,7 +106,10 @@ export function standingOrdersView() {
           : [h("li", { class: "muted" }, "No standing orders. Make one under Pay: Repeat every week or month.")]),
       );
     },
-    (err) => fill(box, h("li", { class: "error" }, err.message)),
+    (err) => {
+      fill(box, h("li", { class: "error" }, err.message));
+      listenFailed(err);
+    },
   );
   return {
     el: h(
