@@ -630,7 +630,8 @@ def held(args) -> int:
         return 0
     for r in rows:
         like = (
-            ", ".join(f"{m.get('entityId')} {m.get('alias')!r} ({m.get('score')})" for m in r["matches"]) or "no name"
+            ", ".join(f"{m.get('entityId')} {m.get('alias')!r} ({m.get('score')})" for m in r["matches"])
+            or "no list entry (a name with nothing to screen)"
         )
         decided = f"  {r['decidedBy']}: {r['note']}" if r.get("decidedBy") else ""
         print(f"{r['paymentId']}  {kroner(r['amount'] or 0)} to {r['toAccount'] or '-'} from {r['payerName']!r}")

@@ -379,6 +379,8 @@ def _refused(exc: DomainError) -> https_fn.HttpsError:
         details["field"] = exc.field
     if getattr(exc, "retry_after", None) is not None:
         details["retryAfter"] = exc.retry_after
+    if getattr(exc, "valid_after", None) is not None:
+        details["validAfter"] = exc.valid_after  # session_ended: from when a sign-in is taken
     return https_fn.HttpsError(https_fn.FunctionsErrorCode[reasons.callable_status(exc.code)], exc.message, details)
 
 

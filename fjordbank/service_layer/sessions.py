@@ -47,9 +47,15 @@ def session_path(uid: str) -> str:
 
 
 class SessionEnded(DomainError):
-    """The caller's ID token was signed in before the bank ended their sessions."""
+    """The caller's ID token was signed in before the bank ended their sessions.
+    ``valid_after`` (Unix seconds) goes to the app (``details.validAfter``): a late answer
+    to a call made before it signed in again must not sign out its new session."""
 
     code = "session_ended"
+
+    def __init__(self, message: str, *, valid_after: int | float | None = None) -> None:
+        super().__init__(message)
+        self.valid_after = int(valid_after) if valid_after is not None else None
 
 
 def record_ended(writes: Writes, uid: str, valid_after: int, *, recorded: Doc | None) -> None:
@@ -84,5 +90,10 @@ def ended(record: dict[str, Any] | None, auth_time: object) -> bool:
 def check(docs: Documents, uid: str, auth_time: object) -> None:
     """Raises `SessionEnded` when the caller's token is from a session the bank ended."""
     doc = docs.get(session_path(uid))
-    if ended(doc.data if doc is not None else None, auth_time):
-        raise SessionEnded("this session was ended by the bank: sign in again")
+    record = doc.data if doc is not None else None
+    if ended(record, auth_time):
+        after = (record or {}).get("validAfter")
+        raise SessionEnded(
+            "this session was ended by the bank: sign in again",
+            valid_after=after if _number(after) else None,
+        )

@@ -215,10 +215,9 @@ def test_a_lost_phone_removed_with_sign_out_and_the_banks_reset_end_every_sessio
     # the lost phone's token has not expired, and is refused at once all the same: by a
     # callable and by the Firestore rules (its sign-in is before the bank ended the sessions)
     lost = alice.id_token
-    assert refused(callables.call("accounts_rename", {"accountId": alice.accounts[0], "name": "x"}, lost)) == (
-        "UNAUTHENTICATED",
-        "session_ended",
-    )
+    answer = callables.call("accounts_rename", {"accountId": alice.accounts[0], "name": "x"}, lost)
+    assert refused(answer) == ("UNAUTHENTICATED", "session_ended")
+    assert isinstance(answer[1]["error"]["details"]["validAfter"], int)  # from when a sign-in is taken
     assert as_user(lost).get(f"users/{alice.uid}/settings/notifications")[0] == 403
     assert as_user(lost).get(f"accounts/{alice.accounts[0]}")[0] == 403
     again = auth.sign_in(auth.kit.email_for_uid(alice.uid))

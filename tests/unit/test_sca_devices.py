@@ -422,8 +422,9 @@ def test_a_lost_phone_removed_with_sign_out_ends_every_session_and_a_retry_does_
     record = docs.get(session_path(UID)).data  # type: ignore[union-attr]
     assert record["validAfter"] == VALID_AFTER
     assert session_records.ended(record, VALID_AFTER - 1) and not session_records.ended(record, VALID_AFTER)
-    with pytest.raises(session_records.SessionEnded):
+    with pytest.raises(session_records.SessionEnded) as refused:
         session_records.check(docs, UID, VALID_AFTER - 3600)
+    assert refused.value.valid_after == VALID_AFTER  # the app keeps a session signed in since
     session_records.check(docs, UID, VALID_AFTER + 5)  # signed in again: taken
     for wrong in ("yes", 1, None):
         assert refusal(sca.revoke_key, docs, None, UID, key_id=phone.key_id, sign_out=wrong, sessions=sessions) == (

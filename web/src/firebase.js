@@ -57,6 +57,13 @@ export function listenFailed(err) {
   if (err?.code === "permission-denied" && auth?.currentUser) signOut(auth);
 }
 
+/** Whether the session now signed in began at or after `validAfter` (Unix seconds). */
+async function signedInSince(validAfter) {
+  if (typeof validAfter !== "number" || !auth?.currentUser) return false;
+  const token = await auth.currentUser.getIdTokenResult();
+  return Number(token.claims.auth_time ?? 0) >= validAfter;
+}
+
 /** A callable's answer, or a thrown Error with `.reason` (the backend's reason code). */
 export async function call(name, data) {
   try {
@@ -64,8 +71,9 @@ export async function call(name, data) {
     return result.data;
   } catch (err) {
     const reason = err?.details?.reason;
-    // the bank ended this session (a device removed with sign-out, a reset): back to sign-in
-    if (reason === "session_ended") await signOut(auth);
+    // the bank ended this session (a device removed with sign-out, a reset): back to sign-in,
+    // unless this is a late answer to a call made before the customer signed in again
+    if (reason === "session_ended" && !(await signedInSince(err?.details?.validAfter))) await signOut(auth);
     const e = new Error(err?.message || String(err));
     e.reason = reason;
     e.field = err?.details?.field;
