@@ -212,8 +212,8 @@ def revoke_key(
     too: the lost phone's session can no longer look at the accounts, pay a known payee
     below the signature threshold or remove the customer's other devices, from the commit
     on (the rules and the callables refuse a token signed in before the sessions ended:
-    fjordbank.service_layer.sessions). The sessions are ended once the key is known to be the customer's and before
-    the removal is committed: if that fails nothing has changed, so the device is still
+    fjordbank.service_layer.sessions). The sessions are ended once the key is known to be
+    the customer's and before the removal is committed: if that fails nothing has changed, so the device is still
     listed for the customer to try again (ended after the commit, a failure there left a
     device removed with its session alive and nothing on the screen to retry)."""
     key_id = _key_id(key_id)
@@ -279,8 +279,8 @@ def reopen_enrolment(
     other: whoever holds the customer's password cannot enrol theirs in the window. The
     window runs from the commit's time, the database's clock, never the operator's. Every
     session of the customer's is ended too (``sessions``), at once: the lost phone's, and
-    the new device signs in again (fjordbank.service_layer.sessions). That is done once the reset is known
-    to be allowed and before it is committed, so a failure of it changes nothing and the
+    the new device signs in again (fjordbank.service_layer.sessions). That is done once the
+    reset is known to be allowed and before it is committed, so a failure of it changes nothing and the
     operator's retry is a first reset, not a second window and a second notice."""
     if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 200:
         raise rules.ScaRefused("invalid_reason", "reason: what proved the customer's identity (3-200 characters)")

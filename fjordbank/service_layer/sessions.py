@@ -65,7 +65,7 @@ def record_ended(writes: Writes, uid: str, valid_after: int, *, recorded: Doc | 
     later end moves it on, an earlier one that commits after it never moves it back (a
     customer's sign-out racing the bank's reset)."""
     before = (recorded.data if recorded is not None else {}).get("validAfter")
-    if isinstance(before, int) and not isinstance(before, bool) and before >= valid_after:
+    if _number(before) and before >= valid_after:  # type: ignore[operator]  # a number
         return
     writes.set(session_path(uid), {"validAfter": int(valid_after), "endedAt": SERVER_TIME}, merge=True)
 
