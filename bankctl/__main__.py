@@ -211,6 +211,25 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--timeout", type=float, default=60, help="seconds to wait (default: %(default)s)")
         json_flag(decide)
 
+    sanctions = sub.add_parser(
+        "sanctions",
+        help="customers the sanctions list names since they were taken on; freeze or clear one",
+        description=_doc(commands.sanctions),
+    )
+    sanctions_sub = sanctions.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    sanctions_list = command("list", commands.sanctions, "the alerts, with the list's entries found", sanctions_sub)
+    sanctions_list.add_argument("--status", choices=("open", "frozen", "cleared"), default="open")
+    json_flag(sanctions_list)
+    for action, what in (
+        ("freeze", "it is the listed person: freeze their accounts"),
+        ("clear", "not the listed person (or delisted): lift it"),
+    ):
+        decide = command(action, commands.sanctions_decide, what, sanctions_sub)
+        decide.add_argument("customer", metavar="CUSTOMER", help="a uid or an e-mail")
+        decide.add_argument("--by", required=True, help="who decides (kept with the decision)")
+        decide.add_argument("--note", required=True, help="why (kept with the decision)")
+        json_flag(decide)
+
     jobs = sub.add_parser(
         "jobs", help="run a scheduled job now (as Cloud Scheduler would)", description=_doc(commands.run_job)
     )

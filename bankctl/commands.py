@@ -684,6 +684,56 @@ def held_decide(args) -> int:
     return 0
 
 
+def sanctions(args) -> int:
+    """Customers the sanctions list names since they were taken on: the rescreen-customers
+    job (hourly; `bankctl jobs run rescreen-customers`) screens every customer again against
+    each new list. A name and birth date on the list freeze the customer's accounts at once
+    (status frozen: nothing paid from them, money still taken in); a name like a listed one
+    is an open alert, nothing frozen. A compliance officer decides; in production `python -m
+    fjordbank.runtime.sanctions_alerts` does the same with the officer's credentials."""
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.runtime import sanctions_alerts as module
+
+    with _google_errors("reading the sanctions alerts", args.config):
+        rows = module.listed(FirestoreDocuments(_firestore(args.config)), args.status)
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        like = ", ".join(f"{m.get('entity_id')} {m.get('alias')!r} ({m.get('verdict')})" for m in r["matches"])
+        frozen = f"; frozen: {', '.join(r['frozenAccounts'])}" if r["frozenAccounts"] else ""
+        last = r["decisions"][-1] if r["decisions"] else None
+        decided = f"  {last.get('by')}: {last.get('note')}" if last else ""
+        print(f"{r['uid']}  {r['status']}  like {like}{frozen}")
+        print(f"    raised {r['raisedAt']}{decided}")
+    print(f"{len(rows)} alert(s) {args.status}")
+    return 0
+
+
+def sanctions_decide(args) -> int:
+    """Freeze (it is the listed person) or clear (not, or delisted) a customer's alert; who
+    and why are kept with it. The customer: a uid or an e-mail."""
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.domain.rescreening import AlertRefused
+    from fjordbank.runtime import sanctions_alerts as module
+
+    bank = _bank(args)
+    uid = bank.admin.resolve_customer(args.customer, bank.auth)
+    with _google_errors("recording the decision", args.config):
+        try:
+            result = module.decide(
+                FirestoreDocuments(_firestore(args.config)), args.action, uid, by=args.by, note=args.note
+            )
+        except AlertRefused as exc:
+            raise CommandError(f"refused: {exc.message}") from None
+    if args.json:
+        emit_json(result)
+    else:
+        accounts = ", ".join(result["frozenAccounts"]) or "none"
+        print(f"{uid}: {result['status']} ({args.by}); accounts frozen: {accounts}")
+    return 0
+
+
 def pay(args) -> int:
     """Pay as the customer, through the app's surface: the payment request is written to
     users/{uid}/paymentRequests/{id} with the customer's ID token (the security rules apply),
@@ -851,7 +901,7 @@ def ledger(args) -> int:
         return 0
     print(
         f"{customer.get('name', '(not onboarded)')}  {customer.get('email', '')}  "
-        f"uid {uid}  {customer.get('status', '')}"
+        f"uid {uid}  {customer.get('status', '')}{'  FROZEN (sanctions)' if customer.get('frozen') else ''}"
     )
     if not accounts:
         print("no accounts")

@@ -274,7 +274,13 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
     try:
         overrides = scheduled.job_overrides(message, os.environ)
         result = scheduled.run_job(
-            docs(), publisher, job, collaborators=collaborators(), bank_regs=settings.bank_regs, **overrides
+            docs(),
+            publisher,
+            job,
+            collaborators=collaborators(),
+            bank_regs=settings.bank_regs,
+            sanctions=sanctions,
+            **overrides,
         )
     except Exception:
         # one line per run, ended either way, named by its Pub/Sub message (chaos's clock waits for it)

@@ -293,6 +293,16 @@ class FirestoreUnitOfWork(_Writer):
         return [d for d in (to_doc(s) for s in snaps) if d is not None]
 
 
+def _after(db: firestore.Client, query: Any, start_after: Doc | None) -> Any:
+    """``query`` from after ``start_after`` (None: from the start). A snapshot cursor (not
+    field values): the client then orders by the inequality's fields and the document's
+    name, so a page ends between two documents with the same values."""
+    if start_after is None:
+        return query
+    ref = db.document(start_after.path)
+    return query.start_after(DocumentSnapshot(ref, start_after.data, True, None, None, start_after.updated))
+
+
 class FirestoreDocuments:
     """fjordbank.service_layer.ports.Documents on a blocking Firestore client."""
 
@@ -312,9 +322,10 @@ class FirestoreDocuments:
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
-        snaps = _query(self.db, collection, where, order_by, limit).stream()
-        return [d for d in (to_doc(s) for s in snaps) if d is not None]
+        query = _after(self.db, _query(self.db, collection, where, order_by, limit), start_after)
+        return [d for d in (to_doc(s) for s in query.stream()) if d is not None]
 
     def batch(self) -> FirestoreBatch:
         return FirestoreBatch(self.db, self.db.batch())
@@ -345,13 +356,7 @@ class FirestoreDocuments:
         limit: int | None = None,
         start_after: Doc | None = None,
     ) -> list[Doc]:
-        query = _refine(self.db.collection_group(collection_id), where, order_by, limit)
-        if start_after is not None:
-            # a snapshot cursor (not field values): the client then orders by the
-            # inequality's fields and the document's name, so a page ends between two
-            # documents with the same values
-            ref = self.db.document(start_after.path)
-            query = query.start_after(DocumentSnapshot(ref, start_after.data, True, None, None, start_after.updated))
+        query = _after(self.db, _refine(self.db.collection_group(collection_id), where, order_by, limit), start_after)
         return [d for d in (to_doc(s) for s in query.stream()) if d is not None]
 
     def query_at(

@@ -82,6 +82,8 @@ def validate_kind(kind: object) -> str:
 
 
 def check_closable(data: dict[str, Any]) -> None:
+    if data.get("status") == "frozen":  # its money stays where it is until compliance lifts the freeze
+        raise AccountRefused("account_frozen", "the account is frozen")
     if data.get("status") != "open":
         raise AccountRefused("account_closed", "the account is already closed")
     if data.get("balance", 0) != 0 or data.get("held", 0) != 0:
@@ -98,6 +100,8 @@ def payout_amount(source: dict[str, Any], target: dict[str, Any]) -> int:
     amount = int(source.get("balance", 0)) - int(source.get("held", 0))
     if amount <= 0:
         raise AccountRefused("nothing_to_pay_out", "the closed account holds no money")
+    if target.get("status") == "frozen":  # the customer's money stays where it is under a freeze
+        raise AccountRefused("account_frozen", "the account to pay out to is frozen")
     if target.get("status") != "open":
         raise AccountRefused("to_account_closed", "the account to pay out to is not open")
     if target.get("currency") != source.get("currency"):

@@ -103,6 +103,11 @@ def card_scheme_account(key: str) -> str:
 CUSTOMER = "customer"
 INTERNAL = "internal"
 OPEN = "open"
+# An account frozen under financial sanctions (fjordbank.service_layer.rescreening): nothing
+# is paid from it (Council Regulation (EU) No 269/2014, art. 2), money may still be paid in
+# (art. 7: a credit to a frozen account is frozen with it). Only compliance lifts it.
+FROZEN = "frozen"
+TAKES_CREDITS = frozenset({OPEN, FROZEN})
 
 
 class LedgerError(DomainError):
@@ -295,7 +300,7 @@ class Book:
         source = self.account(debit)
         target = self.account(credit)
         self._check_payer(source, payer_uid, currency)
-        if target.status != OPEN:
+        if target.status not in TAKES_CREDITS:
             raise Declined("to_account_closed", "the to-account is not open")
         if debit == credit:
             raise Declined("same_account", "from- and to-account are the same")
@@ -319,7 +324,7 @@ class Book:
         target = self.account(credit)
         if target.kind != CUSTOMER:
             raise Declined("unknown_account", "the to-account is not a customer's account")
-        if target.status != OPEN and not refund:
+        if target.status not in TAKES_CREDITS and not refund:
             raise Declined("to_account_closed", "the to-account is not open")
         if target.currency != currency:
             raise Declined("currency_mismatch", f"the to-account does not hold {currency}")
@@ -336,6 +341,8 @@ class Book:
     def _check_payer(self, source: Account, payer_uid: str, currency: str) -> None:
         if source.kind != CUSTOMER or source.owner_uid != payer_uid:
             raise Declined("unknown_account", "the payer has no such account")  # as for a missing one
+        if source.status == FROZEN:
+            raise Declined("account_frozen", "the account is frozen")
         if source.status != OPEN:
             raise Declined("account_closed", "the from-account is not open")
         if source.currency != currency:
@@ -376,6 +383,8 @@ class Book:
             raise Declined("invalid_amount", "a hold must be a positive int")
         hold = self._active_hold(hold_id)
         source = self.account(hold.account_id)
+        if source.status == FROZEN:
+            raise Declined("account_frozen", "the account is frozen")
         if source.status != OPEN:
             raise Declined("account_closed", "the account is not open")
         if not source.can_spend(amount):

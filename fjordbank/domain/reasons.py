@@ -84,6 +84,12 @@ REASONS: tuple[Reason, ...] = (
     _r("registry_exhausted", CALLABLE, "no free account number was found; try again (RESOURCE_EXHAUSTED)"),
     _r("unknown_account", f"{CALLABLE} {PAYMENT} {CARD}", "no such account of yours (another's answers the same)"),
     _r("account_closed", f"{CALLABLE} {PAYMENT} {CARD}", "the account is closed"),
+    _r(
+        "account_frozen",
+        f"{CALLABLE} {PAYMENT} {CARD}",
+        "the account is frozen under financial sanctions: nothing is paid from it until the bank lifts it",
+    ),
+    _r("customer_frozen", CALLABLE, "the customer's accounts are frozen: no account is opened, no card issued"),
     _r("account_not_empty", CALLABLE, "an account closes only at zero balance with no holds"),
     _r("account_not_closed", CALLABLE, "a payout is of a closed account's money: an open account pays by a payment"),
     _r("nothing_to_pay_out", CALLABLE, "the closed account holds no money"),
@@ -240,6 +246,9 @@ INTERNAL = frozenset(
         "invalid_payment_file",  # a pain.001/pain.002 file that fails its schema
         "invalid_sanctions_list",
         "held_decision_refused",  # a compliance officer's decision on a held payment (the operator's tool)
+        # a compliance officer's decision on a customer's sanctions alert (the operator's tool)
+        "alert_decision_refused",
+        "alert_not_open",
         "invalid_account_number",  # -> invalid_from_account, invalid_to_account, invalid_account
         "invalid_digits",  # -> invalid_kid, invalid_national_id, invalid_amount ...
         "invalid_currency",  # -> unsupported_currency

@@ -62,6 +62,7 @@ entries that gave ``hit`` or ``review``, best first.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
@@ -113,6 +114,7 @@ class ScreeningMatch(NamedTuple):
     entity_id: str
     alias: str
     score: float
+    verdict: Outcome = "review"  # this entry's own: "hit" (the name and birth date) or "review"
 
 
 @dataclass(frozen=True)
@@ -339,11 +341,19 @@ def _index_keys(token: str) -> set[str]:
     return keys
 
 
+def entry_key(entry: SanctionedEntity) -> str:
+    return hashlib.sha256(repr(entry).encode()).hexdigest()[:16]
+
+
 class SanctionsList:
     """Sanctioned persons with an index from normalised token (and one-deletion variants) to aliases."""
 
     def __init__(self, entries: Iterable[SanctionedEntity]) -> None:
         self.entries: tuple[SanctionedEntity, ...] = tuple(entries)
+        self._by_id = {e.entity_id: e for e in self.entries}
+        # what the list says, whatever file it came from: the customers are screened again
+        # once per version (fjordbank.service_layer.rescreening)
+        self.version = hashlib.sha256(repr(sorted(self.entries, key=repr)).encode()).hexdigest()[:20]
         self._aliases: list[tuple[int, str, tuple[str, ...]]] = []
         self._index: dict[str, set[int]] = defaultdict(set)
         for entry_no, entry in enumerate(self.entries):
@@ -363,6 +373,17 @@ class SanctionsList:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def entry(self, entity_id: str) -> SanctionedEntity | None:
+        return self._by_id.get(entity_id)
+
+    def entry_keys(self) -> frozenset[str]:
+        """One key per entry, changed by any change to it (a name, a birth date added)."""
+        return frozenset(entry_key(e) for e in self.entries)
+
+    def since(self, keys: frozenset[str]) -> SanctionsList:
+        """The entries new or changed since a list whose `entry_keys` were ``keys``."""
+        return SanctionsList(e for e in self.entries if entry_key(e) not in keys)
 
     def _candidates(self, tokens: tuple[str, ...]) -> set[int]:
         found: set[int] = set()
@@ -391,7 +412,7 @@ class SanctionsList:
             verdict = _verdict(score, _birth_status(entry, birth_date, year_only=year_only))
             if verdict == "clear":
                 continue
-            matches.append(ScreeningMatch(entry.entity_id, alias, round(score, 4)))
+            matches.append(ScreeningMatch(entry.entity_id, alias, round(score, 4), verdict))
             if _SEVERITY[verdict] > _SEVERITY[outcome]:
                 outcome = verdict
         matches.sort(key=lambda m: (-m.score, m.entity_id))

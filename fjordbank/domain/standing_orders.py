@@ -207,7 +207,7 @@ def decide(
     today: dt.date,
     available: int | None,
     amount: int,
-    account_open: bool,
+    account_status: str | None,
     following: dt.date | None = None,
 ) -> Decision:
     """What the job, run on the banking day ``today``, does with a payment due on ``due``
@@ -215,8 +215,12 @@ def decide(
 
     Covered: submit. Not covered on its payment day or the banking days it is tried on
     after it (`last_try_day`, ``following`` a standing order's next due date): wait for the
-    job's next run. Not covered once those have passed (or the account is closed): fail."""
-    if not account_open or available is None:
+    job's next run. Not covered once those have passed (or the account is closed): fail.
+    ``account_status``: the from-account's (None: no such account); a frozen one fails
+    this due date only (`ENDS_ORDER` does not name it: the order goes on if the freeze is lifted)."""
+    if account_status == "frozen":
+        return Decision("fail", "account_frozen")
+    if account_status != "open" or available is None:
         return Decision("fail", "account_closed")
     if available >= amount:
         return Decision("submit")

@@ -22,6 +22,15 @@ document of an ordered query; never a scan of a collection):
 * the payments from other banks held for sanctions review, waiting for a compliance
   officer's decision (``clearingReturns``, status held) -> fjb_incoming_held and
   fjb_incoming_held_oldest_age_seconds (from its ``createdAt``);
+* the customers the sanctions list names since they were taken on
+  (fjordbank/service_layer/rescreening.py, ``sanctionsAlerts``): alerts open (a name like a
+  listed one, nothing frozen) and frozen (the customer's accounts) -> fjb_sanctions_alerts{status},
+  the oldest open one's age (from its ``raisedAt``) -> fjb_sanctions_alert_oldest_open_age_seconds,
+  the newest freeze (``frozenAt``) -> fjb_sanctions_last_freeze_timestamp_seconds; how long the
+  newest list has waited to be screened against every customer (the ``rescreening`` record
+  started last, from its ``startedAt``, 0 once completed: a list replaced before its walk
+  ended is not waited for) -> fjb_rescreen_behind_seconds; and when the rescreen last ran
+  (``ops/rescreenRun``) -> fjb_rescreen_last_run_timestamp_seconds (0 before any run);
 * the last scheduled ledger audit's summary (ops/ledgerAudit, written by the audit-ledger
   job) -> fjb_audit_last_success, fjb_audit_last_run_timestamp_seconds, fjb_audit_problems{kind}.
   These three appear once a summary exists: before the first audit nothing says whether
@@ -29,7 +38,8 @@ document of an ordered query; never a scan of a collection):
 
 Indexes (firestore.indexes.json; the emulator does not enforce them, production does):
 paymentRequests collection group (status, updatedAt), outbox (kind, stagedAt),
-clearingReturns (status, createdAt) and (status, decidedAt); the counts
+clearingReturns (status, createdAt) and (status, decidedAt), sanctionsAlerts (status,
+raisedAt); the counts
 use the single-field indexes on paymentRequests.status and outbox.kind, and cardOutbox
 needs none beyond its single-field stagedAt.
 
@@ -56,7 +66,8 @@ from prometheus_client import REGISTRY, Gauge
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import OPS, PAYMENT_REQUESTS
-from fjordbank.service_layer import incoming
+from fjordbank.domain import rescreening as rescreening_rules
+from fjordbank.service_layer import incoming, rescreening
 from fjordbank.service_layer.audit import KINDS as AUDIT_KINDS
 from fjordbank.service_layer.audit import SUMMARY_DOC
 from fjordbank.service_layer.outbox import CARD_OUTBOX, OUTBOX, kind_of
@@ -86,6 +97,20 @@ OUTBOX_PENDING = Gauge("fjb_outbox_pending", "Outbox documents not yet published
 OUTBOX_OLDEST = Gauge("fjb_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox document", ["kind"])
 HELD = Gauge("fjb_incoming_held", "Payments from other banks held for sanctions review, not yet decided")
 HELD_OLDEST = Gauge("fjb_incoming_held_oldest_age_seconds", "Age of the oldest payment held for sanctions review")
+ALERTS = Gauge(
+    "fjb_sanctions_alerts", "Customers the sanctions list names since onboarding, by alert status", ["status"]
+)
+ALERT_OLDEST = Gauge(
+    "fjb_sanctions_alert_oldest_open_age_seconds", "Age of the oldest open sanctions alert on a customer"
+)
+RESCREEN_BEHIND = Gauge(
+    "fjb_rescreen_behind_seconds", "How long the newest sanctions list has waited to be screened against every customer"
+)
+RESCREEN_RAN = Gauge("fjb_rescreen_last_run_timestamp_seconds", "Unix time of the rescreen's last run (0: none yet)")
+LAST_FREEZE = Gauge(
+    "fjb_sanctions_last_freeze_timestamp_seconds", "Unix time of the newest freeze of a customer under sanctions"
+)
+ALERT_STATUSES = (rescreening_rules.OPEN, rescreening_rules.FROZEN)
 # not registered until a first audit summary is read (see the module docstring)
 AUDIT_OK = Gauge(
     "fjb_audit_last_success", "1 if the last scheduled ledger audit found no problem, else 0", registry=None
@@ -104,6 +129,11 @@ class Snapshot:
     outbox_oldest: dict[str, float] = field(default_factory=dict)
     held: int | None = 0  # None: not read this sweep (the gauge keeps its value)
     held_oldest: float | None = 0.0
+    alerts: dict[str, int] = field(default_factory=dict)  # by status
+    alert_oldest: float | None = 0.0
+    rescreen_behind: float | None = 0.0
+    rescreen_ran: float | None = 0.0  # Unix time
+    last_freeze: float | None = 0.0  # Unix time
     audit: dict[str, Any] | None = None
 
 
@@ -130,6 +160,27 @@ async def _oldest(query: AsyncQuery | AsyncCollectionReference, time_field: str)
     return None
 
 
+async def _newest(query: AsyncQuery | AsyncCollectionReference, time_field: str) -> Any:
+    """The document with the latest ``time_field`` (a snapshot), or None."""
+    snaps = await query.order_by(time_field, direction=firestore.Query.DESCENDING).limit(1).get()
+    return snaps[0] if snaps else None
+
+
+def _stamp(snap: Any, time_field: str) -> float:
+    """Unix time of a snapshot's ``time_field`` (0: no such document or field)."""
+    value = (snap.to_dict() or {}).get(time_field) if snap is not None and snap.exists else None
+    return value.timestamp() if isinstance(value, dt.datetime) else 0.0
+
+
+def _behind(snap: Any, now: dt.datetime) -> float:
+    """How long the list whose walk started last has waited (0 once it is completed)."""
+    fields = (snap.to_dict() or {}) if snap is not None and snap.exists else {}
+    if not fields or fields.get("completedAt") is not None:
+        return 0.0
+    started = fields.get("startedAt")
+    return age(started if isinstance(started, dt.datetime) else None, now)
+
+
 async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> Snapshot:
     """Read everything one sweep exports (an async Firestore client), queries concurrently.
     A query that fails (an index still building after a deploy, a timeout) is logged and
@@ -148,6 +199,9 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
     def clearing_in(status: str) -> AsyncQuery:
         return db.collection(incoming.RETURNS).where(filter=FieldFilter("status", "==", status))
 
+    def alerts_in(status: str) -> AsyncQuery:
+        return db.collection(rescreening.SANCTIONS_ALERTS).where(filter=FieldFilter("status", "==", status))
+
     returns, releases, held = clearing_in(incoming.PENDING), clearing_in(incoming.RELEASE), clearing_in(incoming.HELD)
     # what is read, by (gauge, label): a count aggregates a query, not a collection (the
     # card outbox's is ordered by the field indexed anyway)
@@ -164,6 +218,11 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         ("pending", PUBLISH_PENDING): _count(in_state("received")),
         ("held", ""): _count(held),
         ("held_oldest", ""): _oldest(held, "createdAt"),
+        **{("alerts", status): _count(alerts_in(status)) for status in ALERT_STATUSES},
+        ("alert_oldest", ""): _oldest(alerts_in(rescreening_rules.OPEN), "raisedAt"),
+        ("rescreen_newest", ""): _newest(db.collection(rescreening.RESCREENING), "startedAt"),
+        ("last_freeze", ""): _newest(db.collection(rescreening.SANCTIONS_ALERTS), "frozenAt"),
+        ("rescreen_ran", ""): db.collection(OPS).document(rescreening.LAST_RUN.split("/")[1]).get(),
         ("audit", ""): db.collection(OPS).document(SUMMARY_DOC).get(),
     }
     results = dict(zip(reads, await asyncio.gather(*reads.values(), return_exceptions=True), strict=True))
@@ -185,6 +244,11 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         outbox_oldest={kind: age(t, now) for kind, t in of("oldest").items()},
         held=read.get(("held", "")),
         held_oldest=age(read[("held_oldest", "")], now) if ("held_oldest", "") in read else None,
+        alerts=of("alerts"),
+        alert_oldest=age(read[("alert_oldest", "")], now) if ("alert_oldest", "") in read else None,
+        rescreen_behind=_behind(read[("rescreen_newest", "")], now) if ("rescreen_newest", "") in read else None,
+        rescreen_ran=_stamp(read[("rescreen_ran", "")], "ranAt") if ("rescreen_ran", "") in read else None,
+        last_freeze=_stamp(read[("last_freeze", "")], "frozenAt") if ("last_freeze", "") in read else None,
         audit=summary.to_dict() if summary is not None and summary.exists else None,
     )
     # the oldest request in "received" is the oldest publish_pending one
@@ -201,10 +265,19 @@ def export(snapshot: Snapshot) -> None:
         OUTBOX_PENDING.labels(kind).set(n)
     for kind, seconds in snapshot.outbox_oldest.items():
         OUTBOX_OLDEST.labels(kind).set(seconds)
-    if snapshot.held is not None:
-        HELD.set(snapshot.held)
-    if snapshot.held_oldest is not None:
-        HELD_OLDEST.set(snapshot.held_oldest)
+    for status, n in snapshot.alerts.items():
+        ALERTS.labels(status).set(n)
+    # a reading left out this sweep (None: its query failed) keeps its gauge's value
+    for gauge, value in (
+        (HELD, snapshot.held),
+        (HELD_OLDEST, snapshot.held_oldest),
+        (ALERT_OLDEST, snapshot.alert_oldest),
+        (RESCREEN_BEHIND, snapshot.rescreen_behind),
+        (RESCREEN_RAN, snapshot.rescreen_ran),
+        (LAST_FREEZE, snapshot.last_freeze),
+    ):
+        if value is not None:
+            gauge.set(value)
     audit = snapshot.audit
     if audit is None or not isinstance(audit.get("ranAt"), dt.datetime):
         return

@@ -69,10 +69,13 @@ def create_account(
     kind: str,
     name: str,
     request_id: str | None = None,
+    frozen: bool = False,
     clock: Clock = system_clock,
 ) -> outbox.Event:
     """Write a new account and stage its event (after the unit of work's reads);
-    ``request_id``: the app's idempotency key of the opening, kept on the account."""
+    ``request_id``: the app's idempotency key of the opening, kept on the account;
+    ``frozen``: the customer is frozen under sanctions (fjordbank.service_layer.rescreening),
+    and so is the account from the start."""
     uow.create(
         account_path(number),
         {
@@ -87,7 +90,8 @@ def create_account(
             "held": 0,
             "available": 0,
             "overdraftLimit": 0,
-            "status": "open",
+            "status": "frozen" if frozen else "open",
+            **({"frozenAt": SERVER_TIME} if frozen else {}),
             "createdAt": SERVER_TIME,
             "updatedAt": SERVER_TIME,
         },
@@ -119,6 +123,8 @@ def open_account(
         customer = uow.get(f"{CUSTOMERS}/{uid}")
         if customer is None or customer.data.get("status") != "approved":
             raise rules.AccountRefused("not_a_customer", "only approved customers open accounts")
+        if customer.data.get("frozen"):  # under sanctions (fjordbank.service_layer.rescreening)
+            raise rules.AccountRefused("customer_frozen", "the customer's accounts are frozen")
         owned = uow.query(ACCOUNTS, where=[Where("ownerUid", "==", uid)])
         opened = next((a.id for a in owned if key is not None and a.data.get("openRequest") == key), None)
         if opened is not None:
@@ -139,7 +145,7 @@ def rename_account(docs: Documents, uid: str, *, account_id: object, name: objec
 
     def run(uow: UnitOfWork) -> None:
         account = _owned(uow, uid, account_id)
-        if account.data.get("status") != "open":
+        if account.data.get("status") not in ("open", "frozen"):
             raise rules.AccountRefused("account_closed", "a closed account cannot be renamed")
         uow.update(account.path, {"name": valid_name, "updatedAt": SERVER_TIME})
 

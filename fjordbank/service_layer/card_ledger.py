@@ -708,9 +708,10 @@ class CardNumbers:
             return Ack()  # issued already (a redelivery) or blocked before it was made
         account = await self.ledger.docs.get(f"{ACCOUNTS}/{card.data['accountId']}")
         if account is None or account.data.get("status") != "open":
-            # ordered as its account was closed (the close blocks the cards it reads): no
-            # number is drawn for a dead account, and the card says why
-            return await self._blocked_unissued(card)
+            # ordered as its account was closed (the close blocks the cards it reads) or
+            # frozen: no number is drawn for it, and the card says why
+            frozen = account is not None and account.data.get("status") == "frozen"
+            return await self._blocked_unissued(card, "account_frozen" if frozen else "account_closed")
         entry, pan = await self._number(card_id)
         issued = outbox.Event(
             topology.SUBJECT_CARD_ISSUED,
@@ -727,15 +728,15 @@ class CardNumbers:
         log.info("card issued", extra={"card_id": card_id, "token": entry.token})
         return Ack()
 
-    async def _blocked_unissued(self, card: Doc) -> Outcome:
+    async def _blocked_unissued(self, card: Doc, reason: str) -> Outcome:
         batch = self.ledger.docs.batch()
-        fields = {"status": rules.BLOCKED, "blockedReason": "account_closed", "updatedAt": SERVER_TIME}
+        fields = {"status": rules.BLOCKED, "blockedReason": reason, "updatedAt": SERVER_TIME}
         batch.update(card.path, fields, if_updated=card.updated)
         try:
             await batch.commit()
         except (Stale, Contention) as exc:
             return Retry(f"card changed while blocking it: {type(exc).__name__}")
-        log.info("card of a closed account not issued", extra={"card_id": card.data.get("cardId")})
+        log.info("card not issued", extra={"card_id": card.data.get("cardId"), "reason": reason})
         return Ack()
 
     async def _number(self, card_id: str) -> tuple[VaultEntry, str]:

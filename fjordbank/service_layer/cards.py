@@ -76,9 +76,13 @@ def _check_can_issue(uow: UnitOfWork, uid: str, account_id: str) -> None:
     customer = uow.get(f"{CUSTOMERS}/{uid}")
     if customer is None or customer.data.get("status") != "approved":
         raise rules.CardRefused("not_a_customer", "only approved customers get cards")
+    if customer.data.get("frozen"):  # under sanctions (fjordbank.service_layer.rescreening)
+        raise rules.CardRefused("customer_frozen", "the customer's accounts are frozen")
     account = uow.get(f"{ACCOUNTS}/{account_id}")
     if account is None or account.data.get("ownerUid") != uid:
         raise rules.CardRefused("unknown_account", "no such account")
+    if account.data.get("status") == "frozen":
+        raise rules.CardRefused("account_frozen", "the account is frozen")
     if account.data.get("status") != "open":
         raise rules.CardRefused("account_closed", "the account is closed")
     on_account = uow.query(CARDS, where=[Where("accountId", "==", account_id)])
@@ -177,6 +181,9 @@ def replace_card(
         if data.get("status") == rules.BLOCKED:
             raise rules.CardRefused("card_not_active", "the card is already blocked")
         account = uow.get(f"{ACCOUNTS}/{data['accountId']}")
+        if account is not None and account.data.get("status") == "frozen":
+            # the customer freezes a lost card themselves (cards_freeze); a new one waits for the bank
+            raise rules.CardRefused("account_frozen", "the card's account is frozen")
         if account is None or account.data.get("status") != "open":
             # no new number for a dead account (its cards are blocked when it is closed)
             raise rules.CardRefused("account_closed", "the card's account is closed")

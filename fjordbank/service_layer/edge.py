@@ -35,6 +35,7 @@ from typing import Any
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, is_transient, request_path
 from fjordbank.domain.errors import Busy
+from fjordbank.domain.ledger import FROZEN, TAKES_CREDITS
 from fjordbank.domain.norway import mask_account_number, today_in_norway
 from fjordbank.domain.payments import (
     EXTERNAL,
@@ -628,12 +629,14 @@ def account_verdict(
     accounts' documents (None: no such document). Raises `PaymentRejected`."""
     if source is None or source.get("ownerUid") != uid:
         raise PaymentRejected("unknown_account", "no such account of yours")  # the same for others' accounts
+    if source.get("status") == FROZEN:
+        raise PaymentRejected("account_frozen", "the from-account is frozen")
     if source.get("status") != "open":
         raise PaymentRejected("account_closed", "the from-account is not open")
     if to_account[:4] not in bank_regs:
         return EXTERNAL, False
     if target is None:
         raise PaymentRejected("unknown_to_account", "no account with this number in Fjordbank")
-    if target.get("status") != "open":
+    if target.get("status") not in TAKES_CREDITS:  # a frozen account takes money in
         raise PaymentRejected("to_account_closed", "the to-account is closed")
     return INTERNAL, target.get("ownerUid") == uid

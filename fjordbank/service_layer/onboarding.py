@@ -150,13 +150,22 @@ def _write_application(
 
 
 def _decided(
-    uow: UnitOfWork, uid: str, status: str, reason: str | None, number: str | None, clock: Clock
+    uow: UnitOfWork,
+    uid: str,
+    status: str,
+    reason: str | None,
+    number: str | None,
+    clock: Clock,
+    *,
+    frozen: bool = False,
 ) -> list[outbox.Event]:
     """The first account (when approved) and the decision's event, staged: the events to
     deliver after the commit, the decision's first."""
     opened = []
     if number is not None:
-        opened.append(create_account(uow, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING], clock=clock))
+        opened.append(
+            create_account(uow, uid, number, kind=SPENDING, name=DEFAULT_NAMES[SPENDING], frozen=frozen, clock=clock)
+        )
     event = customer_event(uid, status, reason, number)
     outbox.stage(uow, event, clock=clock)
     return [event, *opened]
@@ -212,7 +221,10 @@ def decide_review(
             f"{KYC}/{uid}",
             {"decision": status, "reason": final_reason, "reviewedBy": operator, "reviewedAt": now},
         )
-        return number, _decided(uow, uid, status, final_reason, number, clock)
+        # the rescreen may have found them on a new list while they waited (frozen: the
+        # first account is frozen too, fjordbank.service_layer.rescreening)
+        frozen = bool(customer.data.get("frozen"))
+        return number, _decided(uow, uid, status, final_reason, number, clock, frozen=frozen)
 
     number, events = docs.transact(run, operation="onboarding_review")
     outbox.deliver(docs, publisher, events)

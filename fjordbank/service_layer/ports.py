@@ -212,7 +212,10 @@ class Documents(Protocol):
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
-    ) -> list[Doc]: ...
+        start_after: Doc | None = None,
+    ) -> list[Doc]:
+        """``start_after``: the next page, after this document of the page before (as in
+        `query_group`)."""
 
     def batch(self) -> Batch: ...
 

@@ -21,12 +21,17 @@ release-expired-holds: asks the card service to release card holds past their ex
 
 relay-outbox: publishes customer and card events whose first publish failed.
 
+rescreen-customers: screens every customer again against the sanctions list onboarding
+screens against, once per version of the list (fjordbank.service_layer.rescreening: hourly,
+each run going on from where the last stopped; a customer the list now names is frozen).
+
 audit-ledger: runs the ledger audit (fjordbank.service_layer.audit) and stores its summary
 in ops/ledgerAudit, which the notifier's ops sweep exports as fjb_audit_* metrics. It reads
 the whole ledger: hourly, not more often.
 
 The scheduler's clock: a job takes "now" from the machine's clock. On the emulator only, a
-job message may set it, and the customers the due-payments job looks at (`job_overrides`)::
+job message may set it, and the customers the due-payments and rescreen-customers jobs look
+at (`job_overrides`)::
 
     {"job": "submit-due-payments", "now": "2027-03-28T01:30:00+00:00", "uids": ["uid-1", "uid-2"]}
 
@@ -43,7 +48,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fjordbank import topology
@@ -53,8 +58,9 @@ from fjordbank.domain.errors import DomainError
 from fjordbank.domain.events import ExpireCardHolds
 from fjordbank.domain.norway import is_banking_day, today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
+from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.errors import ConfigError, PublishError
-from fjordbank.service_layer import audit, outbox, seams, standing_orders
+from fjordbank.service_layer import audit, outbox, rescreening, seams, standing_orders
 from fjordbank.service_layer.ports import (
     Clock,
     Doc,
@@ -73,7 +79,8 @@ SUBMIT_DUE_PAYMENTS = "submit-due-payments"
 RELEASE_EXPIRED_HOLDS = "release-expired-holds"
 RELAY_OUTBOX = "relay-outbox"
 AUDIT_LEDGER = "audit-ledger"
-JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX, AUDIT_LEDGER)
+RESCREEN_CUSTOMERS = "rescreen-customers"
+JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX, AUDIT_LEDGER, RESCREEN_CUSTOMERS)
 MAX_SCOPE = 30  # customers a scoped run may name (Firestore's limit for an `in` filter)
 # A request "requested" this long is published again. Internal payments are final within
 # seconds and external ones submitted, so only one the edge never published, or one the
@@ -190,13 +197,13 @@ def _submit_due(
             return "skipped"
         log.warning("payment request requested for long: published again", extra={"path": request.path})
     if request.data.get("status") == "scheduled":
-        available, is_open = funds.available(payment.from_account)
+        available, status = funds.available(payment.from_account)
         decision = orders.decide(
             due=dt.date.fromisoformat(payment.due_date),
             today=today,
             available=available,
             amount=payment.amount,
-            account_open=is_open,
+            account_status=status,
         )
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)
@@ -339,10 +346,12 @@ def run_job(
     bank_regs: tuple[str, ...] = (),
     now: dt.datetime | None = None,
     uids: tuple[str, ...] | None = None,
+    sanctions: Callable[[], SanctionsList] | None = None,
 ) -> dict[str, Any]:
     """``now`` and ``uids``: `job_overrides` (the emulator's clock); None: the real one.
     ``collaborators``: edge.submit and outbox.relay bound to the documents
-    (fjordbank.service_layer.seams)."""
+    (fjordbank.service_layer.seams). ``sanctions``: the list onboarding screens against
+    (read when a job needs it)."""
     clock: Clock = system_clock if now is None else (lambda: now)
     if job == SUBMIT_DUE_PAYMENTS:
         return submit_due_payments(
@@ -355,4 +364,8 @@ def run_job(
     if job == AUDIT_LEDGER:
         summary = audit.run_and_record(docs)
         return {"ok": summary["ok"], "problems": summary["problemCount"]}
+    if job == RESCREEN_CUSTOMERS:
+        if sanctions is None:
+            raise ValueError("the rescreen-customers job needs the sanctions list")
+        return rescreening.run(docs, sanctions(), uids=uids, clock=clock).summary()
     raise ValueError(f"unknown job {job!r}; known: {', '.join(JOBS)}")

@@ -387,17 +387,17 @@ def occurrence(order: dict[str, Any], due: dt.date, now: dt.datetime) -> Payment
     )
 
 
-def available_of(docs: Documents, account_id: str) -> tuple[int | None, bool]:
+def available_of(docs: Documents, account_id: str) -> tuple[int | None, str | None]:
     """What the account can pay (None: no such account): its available balance and its
     overdraft, as the ledger decides (fjordbank.domain.ledger: available down to minus the
-    limit); and whether it is open."""
+    limit); and its status (None: no such account)."""
     account = docs.get(f"{ACCOUNTS}/{account_id}")
     if account is None:
-        return None, False
+        return None, None
     available, overdraft = account.data.get("available"), account.data.get("overdraftLimit", 0)
     if type(available) is int and type(overdraft) is int and overdraft > 0:
         available += overdraft
-    return available, account.data.get("status") == "open"
+    return available, account.data.get("status")
 
 
 class RunFunds:
@@ -416,14 +416,14 @@ class RunFunds:
         self.first: dict[str, int | None] = {}
         self.spent: dict[str, int] = {}
 
-    def available(self, account_id: str) -> tuple[int | None, bool]:
+    def available(self, account_id: str) -> tuple[int | None, str | None]:
         """`available_of` now, or what the run's first read left once the run's payments
-        from the account are taken off it, whichever is lower."""
-        available, is_open = available_of(self.docs, account_id)
+        from the account are taken off it, whichever is lower; and the account's status."""
+        available, status = available_of(self.docs, account_id)
         first = self.first.setdefault(account_id, available)
         if available is None or first is None:
-            return available, is_open
-        return min(available, first - self.spent.get(account_id, 0)), is_open
+            return available, status
+        return min(available, first - self.spent.get(account_id, 0)), status
 
     def submitted(self, account_id: str, amount: int) -> None:
         self.spent[account_id] = self.spent.get(account_id, 0) + amount
@@ -515,13 +515,13 @@ def _decide(
 ) -> rules.Decision:
     """Submit, wait or fail this due date: the funds (what this run left) and the accounts
     as they are now."""
-    available, is_open = funds.available(order["fromAccount"])
+    available, status = funds.available(order["fromAccount"])
     decision = rules.decide(
         due=due,
         today=today,
         available=available,
         amount=order["amount"],
-        account_open=is_open,
+        account_status=status,
         following=_following(order, due),
     )
     if decision.action == "submit":

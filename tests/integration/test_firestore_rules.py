@@ -74,6 +74,8 @@ def world(stack):
         f"users/{alice}/merchantHistory/m:netflix": {"charges": []},
         f"sessions/{bob}": {"validAfter": 1},  # the bank ended bob's sessions long ago
         "clearingReturns/in0123456789abcdef0123456789abcd": {"status": "held", "payerName": "X"},
+        f"sanctionsAlerts/{alice}": {"status": "frozen", "matches": []},
+        "rescreening/0123456789abcdef0123": {"cursor": None},
     }
     for path, data in docs.items():
         assert admin.set(path, data) == 200, path
@@ -161,6 +163,8 @@ BACKEND_ONLY = [
     "users/{alice}/merchantHistory/m:netflix",
     "sessions/{bob}",
     "clearingReturns/in0123456789abcdef0123456789abcd",
+    "sanctionsAlerts/{alice}",
+    "rescreening/0123456789abcdef0123",
 ]
 
 

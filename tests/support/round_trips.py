@@ -115,9 +115,10 @@ class RoundTrips:
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
         self.counts["RunQuery"] += 1
-        return self.docs.query(collection, where=where, order_by=order_by, limit=limit)
+        return self.docs.query(collection, where=where, order_by=order_by, limit=limit, start_after=start_after)
 
     def batch(self) -> Batch:
         return _CountingBatch(self.docs.batch(), self.counts)

@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import fjordbank.adapters.firestore as fs
-from fjordbank.service_layer import incoming, outbox, ratelimits, sca
+from fjordbank.service_layer import incoming, outbox, ratelimits, rescreening, sca
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = ("fjordbank", "functions/main.py", "bankctl", "clientkit", "bench", "devstack", "scripts")
@@ -46,6 +46,9 @@ BACKEND_ONLY = {
     fs.CLEARING_PAYMENTS,
     fs.CLEARING_FILES,
     incoming.RETURNS,
+    rescreening.SANCTIONS_ALERTS,
+    rescreening.RESCREENING,
+    fs.OPS,
     outbox.OUTBOX,
     outbox.CARD_OUTBOX,
     ratelimits.RATE_LIMITS,
@@ -201,5 +204,6 @@ def test_compound_queries_have_their_composite_indexes():
         (fs.HOLDS, "COLLECTION", ("kind", "status", "expiresAt")),  # expired card holds from before
         (fs.LEDGER_PAYMENTS, "COLLECTION", ("uid", "status")),  # closing an account, ledger bookings
         (outbox.OUTBOX, "COLLECTION", ("kind", "stagedAt")),  # the ops sweep's oldest per kind
+        (rescreening.SANCTIONS_ALERTS, "COLLECTION", ("status", "raisedAt")),  # alerts by status, oldest first
     }
     assert need <= have, need - have

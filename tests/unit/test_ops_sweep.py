@@ -119,8 +119,42 @@ def test_the_sweeps_ordered_queries_have_their_composite_indexes():
         (outbox.OUTBOX, "COLLECTION", (("kind", "ASCENDING"), ("stagedAt", "ASCENDING"))),
         (incoming.RETURNS, "COLLECTION", (("status", "ASCENDING"), ("createdAt", "ASCENDING"))),  # returns, held
         (incoming.RETURNS, "COLLECTION", (("status", "ASCENDING"), ("decidedAt", "ASCENDING"))),  # releases
+        ("sanctionsAlerts", "COLLECTION", (("status", "ASCENDING"), ("raisedAt", "ASCENDING"))),  # oldest open
     }
     assert need <= have
+
+
+class _Snap:
+    def __init__(self, fields):
+        self.exists, self._fields = fields is not None, fields
+
+    def to_dict(self):
+        return self._fields
+
+
+def test_the_rescreen_is_behind_only_by_the_list_started_last_and_its_runs_and_freezes_are_exported():
+    started = NOW - dt.timedelta(hours=30)
+    assert ops_sweep._behind(_Snap({"startedAt": started, "completedAt": None}), NOW) == 30 * 3600
+    assert ops_sweep._behind(_Snap({"startedAt": started, "completedAt": NOW}), NOW) == 0  # done: the newest is
+    assert ops_sweep._behind(None, NOW) == ops_sweep._behind(_Snap(None), NOW) == 0
+    assert ops_sweep._stamp(_Snap({"ranAt": NOW}), "ranAt") == NOW.timestamp()
+    assert ops_sweep._stamp(_Snap({}), "ranAt") == ops_sweep._stamp(None, "ranAt") == 0
+    ops_sweep.export(
+        ops_sweep.Snapshot(
+            alerts={"open": 2, "frozen": 1},
+            alert_oldest=90.0,
+            rescreen_behind=5.0,
+            rescreen_ran=NOW.timestamp(),
+            last_freeze=NOW.timestamp() - 60,
+        )
+    )
+    assert value("fjb_sanctions_alerts", status="open") == 2 and value("fjb_sanctions_alerts", status="frozen") == 1
+    assert value("fjb_sanctions_alert_oldest_open_age_seconds") == 90
+    assert value("fjb_rescreen_behind_seconds") == 5
+    assert value("fjb_rescreen_last_run_timestamp_seconds") == NOW.timestamp()
+    assert value("fjb_sanctions_last_freeze_timestamp_seconds") == NOW.timestamp() - 60
+    ops_sweep.export(ops_sweep.Snapshot(rescreen_ran=None))  # not read this sweep: kept
+    assert value("fjb_rescreen_last_run_timestamp_seconds") == NOW.timestamp()
 
 
 def test_payments_held_for_review_and_releases_not_yet_published_are_exported():
@@ -149,8 +183,12 @@ def test_a_query_that_fails_leaves_its_gauge_and_the_others_are_read(monkeypatch
             raise RuntimeError("FAILED_PRECONDITION: The query requires an index")
         return NOW - dt.timedelta(seconds=60)
 
+    async def newest(query, time_field: str):
+        return None
+
     monkeypatch.setattr(ops_sweep, "_count", count)
     monkeypatch.setattr(ops_sweep, "_oldest", oldest)
+    monkeypatch.setattr(ops_sweep, "_newest", newest)
     db = MagicMock()
     db.collection.return_value.document.return_value.get = AsyncMock(return_value=MagicMock(exists=False))
     with caplog.at_level(logging.WARNING, logger=ops_sweep.__name__):

@@ -75,21 +75,24 @@ def test_each_due_date_is_its_own_payment():
 
 
 @pytest.mark.parametrize(
-    ("due", "available", "is_open", "decision"),
+    ("due", "available", "status", "decision"),
     [
-        (TODAY, 10_000, True, so.Decision("submit")),
-        (TODAY - dt.timedelta(days=3), 10_000, True, so.Decision("submit")),  # after a job outage: paid late
-        (TODAY, 9_999, True, so.Decision("wait", "insufficient_funds")),
+        (TODAY, 10_000, "open", so.Decision("submit")),
+        (TODAY - dt.timedelta(days=3), 10_000, "open", so.Decision("submit")),  # after a job outage: paid late
+        (TODAY, 9_999, "open", so.Decision("wait", "insufficient_funds")),
         # tried on its payment day and the 3 banking days after (Wed 25 Nov: until Mon 30)
-        (TODAY - dt.timedelta(days=1), 9_999, True, so.Decision("wait", "insufficient_funds")),
+        (TODAY - dt.timedelta(days=1), 9_999, "open", so.Decision("wait", "insufficient_funds")),
         # Fri 20 Nov: tried 20, 23, 24 and 25 Nov, and not covered by then
-        (TODAY - dt.timedelta(days=6), 9_999, True, so.Decision("fail", "insufficient_funds")),
-        (TODAY, 10_000, False, so.Decision("fail", "account_closed")),
-        (TODAY, None, True, so.Decision("fail", "account_closed")),
+        (TODAY - dt.timedelta(days=6), 9_999, "open", so.Decision("fail", "insufficient_funds")),
+        (TODAY, 10_000, "closed", so.Decision("fail", "account_closed")),
+        (TODAY, 10_000, None, so.Decision("fail", "account_closed")),  # no such account
+        # frozen under sanctions: this due date fails, the order is not ended by it
+        (TODAY, 10_000, "frozen", so.Decision("fail", "account_frozen")),
+        (TODAY, None, "open", so.Decision("fail", "account_closed")),
     ],
 )
-def test_what_the_job_does_with_a_due_date(due, available, is_open, decision):
-    assert so.decide(due=due, today=TODAY, available=available, amount=10_000, account_open=is_open) == decision
+def test_what_the_job_does_with_a_due_date(due, available, status, decision):
+    assert so.decide(due=due, today=TODAY, available=available, amount=10_000, account_status=status) == decision
 
 
 @pytest.mark.parametrize(
@@ -103,11 +106,11 @@ def test_what_the_job_does_with_a_due_date(due, available, is_open, decision):
 )
 def test_an_uncovered_payment_is_tried_on_four_banking_days(due, last):
     assert so.last_try_day(due) == last
-    assert so.decide(due=due, today=last, available=0, amount=1, account_open=True) == so.Decision(
+    assert so.decide(due=due, today=last, available=0, amount=1, account_status="open") == so.Decision(
         "wait", "insufficient_funds"
     )
     after = next_banking_day(last + dt.timedelta(days=1))
-    assert so.decide(due=due, today=after, available=0, amount=1, account_open=True) == so.Decision(
+    assert so.decide(due=due, today=after, available=0, amount=1, account_status="open") == so.Decision(
         "fail", "insufficient_funds"
     )
-    assert so.decide(due=due, today=after, available=1, amount=1, account_open=True) == so.Decision("submit")
+    assert so.decide(due=due, today=after, available=1, amount=1, account_status="open") == so.Decision("submit")

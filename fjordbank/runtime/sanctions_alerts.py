@@ -1,0 +1,85 @@
+"""Customers the sanctions list names since they were taken on (fjordbank.service_layer.rescreening),
+and compliance's decision on one: ``bankctl sanctions`` on the local stack, and in production
+(with the officer's own credentials, which may write ``sanctionsAlerts``, ``customers`` and
+``accounts``)::
+
+    python -m fjordbank.runtime.sanctions_alerts list [--status open|frozen|cleared] --project PROJECT
+    python -m fjordbank.runtime.sanctions_alerts freeze UID --by NAME --note WHY --project PROJECT
+    python -m fjordbank.runtime.sanctions_alerts clear UID --by NAME --note WHY --project PROJECT
+
+``freeze`` (it is the listed person): every open account of the customer's is frozen now.
+``clear`` (not the listed person, or delisted): the accounts the alert froze open again.
+``list`` prints one JSON object per alert (``frozen``: the customers frozen, who wait for a
+decision too; ``open``: a name like a listed one, nothing frozen yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from fjordbank.domain import rescreening as rules
+from fjordbank.service_layer import rescreening
+from fjordbank.service_layer.ports import Doc, Documents
+
+
+def row(doc: Doc) -> dict[str, Any]:
+    """What an officer decides on: the customer, what the list says, what is frozen."""
+    data = doc.data
+    return {
+        "uid": doc.id,
+        "status": data.get("status"),
+        "matches": data.get("matches") or [],
+        "frozenAccounts": data.get("frozenAccounts") or [],
+        "raisedAt": data.get("raisedAt"),
+        "decisions": data.get("decisions") or [],
+    }
+
+
+def listed(docs: Documents, status: str = rules.OPEN) -> list[dict[str, Any]]:
+    return [row(d) for d in rescreening.alerts(docs, status=status)]
+
+
+def decide(docs: Documents, action: str, uid: str, *, by: str, note: str) -> dict[str, Any]:
+    """Raises `fjordbank.domain.rescreening.AlertRefused`."""
+    decided = rescreening.decide(docs, uid, action, by=by, note=note)
+    return {"uid": uid, "status": decided["status"], "frozenAccounts": decided["frozenAccounts"], "decidedBy": by}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.adapters.firestore import sync_client
+
+    parser = argparse.ArgumentParser(prog="python -m fjordbank.runtime.sanctions_alerts", description=__doc__)
+    parser.add_argument("--project", required=True, help="the Google Cloud project")
+    sub = parser.add_subparsers(dest="action", required=True)
+    show = sub.add_parser("list", help="the alerts (one JSON object each)")
+    show.add_argument("--status", choices=rules.STATUSES, default=rules.OPEN)
+    for action in rules.ACTIONS:
+        one = sub.add_parser(action, help=f"{action} one customer's alert")
+        one.add_argument("uid")
+        one.add_argument("--by", required=True, help="who decides (kept with the decision)")
+        one.add_argument("--note", required=True, help="why (kept with the decision)")
+    args = parser.parse_args(argv)
+    emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if emulator and not args.project.startswith("demo-"):
+        print(f"FIRESTORE_EMULATOR_HOST is set ({emulator}): unset it to decide on {args.project}", file=sys.stderr)
+        return 2
+    docs = FirestoreDocuments(sync_client(args.project))
+    if args.action == "list":
+        for item in listed(docs, args.status):
+            print(json.dumps(item, default=str, ensure_ascii=False))
+        return 0
+    try:
+        print(json.dumps(decide(docs, args.action, args.uid, by=args.by, note=args.note)))
+    except rules.AlertRefused as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,438 @@
+"""Every customer screened again against each new sanctions list, and compliance's decisions
+on the alerts that raises (the rules: fjordbank.domain.rescreening).
+
+Run by the ``rescreen-customers`` job (fjordbank.service_layer.scheduled; hourly), with the
+list onboarding screens against (the functions' FJB_SANCTIONS_LIST, its `version` naming what
+it says). Documents (backend only)::
+
+    rescreening/{listVersion}   how far the customers are screened against that list:
+                                cursor (the last kyc record screened), screened, alerts,
+                                startedAt, completedAt (None until every customer is)
+    sanctionsAlerts/{uid}       the customer's alert: status (open | frozen | cleared), the
+                                list's entries found (matches) and every one ever raised
+                                (seen), the accounts frozen by it, compliance's decisions
+
+    ops/rescreenBaseline        the list last screened against every customer: its version
+                                and one key per entry (`SanctionsList.entry_keys`)
+
+One run walks the customers' ``kyc`` records in pages of `PAGE` from the cursor, for at most
+`BUDGET` (the function's own limit is 9 minutes), and moves the cursor after each page in a
+unit of work that finds it where the page began: a second run at the same time (a retried
+schedule) stops there, and a run that stops half-way leaves the rest to the next. A new list
+starts from the first customer; a list screened to the end is not walked again, and becomes
+the baseline: the next list is screened only by its entries new or changed since
+(`SanctionsList.since`; every customer was screened against the rest, here or at their
+onboarding), so a walk costs a read per customer and little CPU (a name screened against a
+whole list of the EU's size costs milliseconds, against a day's changes microseconds). A list
+that only removes entries is done without a walk. The first list is screened whole.
+
+What is found is raised in one unit of work per customer (`raise_alert`): the alert, and
+for a ``hit`` the freeze of every open account of theirs and of the customer (``frozen`` on
+``customers/{uid}``: no account opened, no card issued). The ledger and the card service
+write an account only where it is still the version they read, so a payment racing the
+freeze is decided on the frozen account (fjordbank.domain.ledger: ``account_frozen``); a card
+hold placed before the freeze is still captured (the money was reserved before), and an
+external payment reserved before it still leaves. Only approved customers are screened
+(an application in review is the reviewer's; a rejected one has nothing to freeze).
+
+Compliance decides with `decide` (``bankctl sanctions``, ``python -m
+fjordbank.runtime.sanctions_alerts``): ``freeze`` an open alert, or ``clear`` one (a frozen
+customer's accounts open again: only those the alert froze). The customer is not told why:
+the app shows the accounts as frozen; what to tell them, and the report to the authority
+(in Norway, the Financial Supervisory Authority), are compliance's, outside this system.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, OPS
+from fjordbank.domain import rescreening as rules
+from fjordbank.domain.ledger import FROZEN as ACCOUNT_FROZEN
+from fjordbank.domain.ledger import OPEN as ACCOUNT_OPEN
+from fjordbank.domain.sanctions import SanctionsList
+from fjordbank.service_layer.onboarding import KYC
+from fjordbank.service_layer.ports import (
+    SERVER_TIME,
+    Clock,
+    Doc,
+    Documents,
+    OrderBy,
+    UnitOfWork,
+    Where,
+    system_clock,
+)
+
+log = logging.getLogger(__name__)
+
+SCREENED = ("approved", "review")  # a rejected applicant has nothing to freeze
+RESCREENING = "rescreening"
+SANCTIONS_ALERTS = "sanctionsAlerts"
+PAGE = 300  # kyc records per query
+BUDGET = 360.0  # seconds a run walks for (the function stops at 540)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+STRAGGLERS = dt.timedelta(hours=1)  # before a walk began: customers onboarded then are screened whole again
+LAST_RUN = f"{OPS}/rescreenRun"  # the last unscoped run's summary (the ops sweep: fjb_rescreen_last_run_*)
+# the list last screened against every customer: its version and its `entry_keys`
+BASELINE = f"{OPS}/rescreenBaseline"
+
+
+def alert_path(uid: str) -> str:
+    return f"{SANCTIONS_ALERTS}/{uid}"
+
+
+def state_path(version: str) -> str:
+    return f"{RESCREENING}/{version}"
+
+
+@dataclass
+class Run:
+    """What one run did: customers screened, alerts raised (new findings), customers frozen."""
+
+    list_version: str
+    against: int = 0  # the list's entries the customers were screened against (new or changed ones)
+    screened: int = 0
+    recent: int = 0  # customers who applied since the walk began, screened against the whole list at its end
+    alerts: int = 0
+    frozen: int = 0
+    skipped: int = 0  # a finding on a customer not approved, or raised already by another run
+    unscreenable: int = 0  # a kyc record with no name (logged)
+    done: bool = False  # the list is screened against every customer
+    stopped: str | None = None  # why the walk stopped before the end: budget, another_run
+    uids: list[str] = field(default_factory=list)  # the customers alerted (for the job's log)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "list": self.list_version,
+            "against": self.against,
+            "screened": self.screened,
+            "recent": self.recent,
+            "alerts": self.alerts,
+            "frozen": self.frozen,
+            "skipped": self.skipped,
+            "unscreenable": self.unscreenable,
+            "done": self.done,
+            "stopped": self.stopped,
+        }
+
+
+def run(
+    docs: Documents,
+    sanctions: SanctionsList,
+    *,
+    uids: Sequence[str] | None = None,
+    budget: float = BUDGET,
+    page: int = PAGE,
+    clock: Clock = system_clock,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Run:
+    """Screen the customers against ``sanctions``: from where the last run against this list
+    stopped; or (``uids``: the emulator's scoped job, a test's customers) just those, with
+    no cursor moved. Every unscoped run is recorded (`LAST_RUN`), done or not."""
+    done = Run(sanctions.version)
+    if uids is not None:
+        found = docs.get_many([f"{KYC}/{uid}" for uid in uids])
+        done.against = len(sanctions)
+        records = [d for d in found.values() if d is not None]
+        _screen_page(docs, sanctions, records, done, clock, list_version=sanctions.version)
+        return done
+    try:
+        _walk(docs, sanctions, done, budget=budget, page=page, clock=clock, monotonic=monotonic)
+    finally:
+        batch = docs.batch()
+        batch.set(LAST_RUN, {"ranAt": SERVER_TIME, **done.summary()})
+        batch.commit()
+    return done
+
+
+def _walk(
+    docs: Documents,
+    sanctions: SanctionsList,
+    done: Run,
+    *,
+    budget: float,
+    page: int,
+    clock: Clock,
+    monotonic: Callable[[], float],
+) -> None:
+    found = docs.get_many([state_path(sanctions.version), BASELINE])
+    state, baseline = found[state_path(sanctions.version)], found[BASELINE]
+    if state is not None and state.data.get("completedAt") is not None:
+        done.done = True
+        return
+    started = _started(docs, sanctions.version, state, clock)  # the ops sweep sees it from here
+    # every customer was screened against the list last walked to the end: only what is new
+    # or changed since is screened again (the whole list the first time)
+    screened_before = baseline.data.get("entries") if baseline is not None else None
+    against = sanctions.since(frozenset(screened_before)) if isinstance(screened_before, list) else sanctions
+    done.against = len(against)
+    cursor = state.data.get("cursor") if state is not None else None
+    deadline = monotonic() + budget
+    while True:
+        after = Doc(cursor, {}, EPOCH) if isinstance(cursor, str) else None
+        records = docs.query(KYC, limit=page, start_after=after) if len(against) else []
+        counted = (done.screened, done.alerts)
+        _screen_page(docs, against, records, done, clock, list_version=sanctions.version)
+        last = records[-1].path if records else cursor
+        finished = len(records) < page
+        if finished:
+            _stragglers(docs, sanctions, started, done, clock)
+        if not _advance(docs, sanctions, cursor, last, done, counted, finished=finished):
+            done.stopped = "another_run"
+            return
+        cursor = last
+        if finished:
+            done.done = True
+            log.warning("customers screened against the new sanctions list", extra=done.summary())
+            return
+        if monotonic() >= deadline:
+            done.stopped = "budget"
+            return
+
+
+def _started(docs: Documents, version: str, state: Doc | None, clock: Clock) -> dt.datetime:
+    """When the walk of this list began: recorded by its first run, before it screens."""
+    if state is not None and isinstance(began := state.data.get("startedAt"), dt.datetime):
+        return began
+    now = clock()
+
+    def start(uow: UnitOfWork) -> dt.datetime:
+        found = uow.get(state_path(version))
+        if found is not None and isinstance(other := found.data.get("startedAt"), dt.datetime):
+            return other  # another run began it just now
+        fields = {"listVersion": version, "cursor": None, "screened": 0, "alerts": 0, "completedAt": None}
+        uow.set(state_path(version), {**fields, "startedAt": now, "updatedAt": SERVER_TIME})
+        return now
+
+    return docs.transact(start, operation="rescreen_start")
+
+
+def _stragglers(docs: Documents, sanctions: SanctionsList, started: dt.datetime, done: Run, clock: Clock) -> None:
+    """The customers who applied since shortly before the walk began, screened against the
+    whole list: one onboarded by an instance that still had the list before (a deploy rolls
+    out over minutes) may be behind the cursor, and was never screened against what is new."""
+    since = started - STRAGGLERS
+    after: Doc | None = None
+    while True:
+        recent = docs.query(
+            KYC, where=[Where("appliedAt", ">=", since)], order_by=[OrderBy("appliedAt")], limit=PAGE, start_after=after
+        )
+        counted = done.screened
+        _screen_page(docs, sanctions, recent, done, clock, list_version=sanctions.version)
+        done.recent += done.screened - counted
+        done.screened = counted
+        if len(recent) < PAGE:
+            return
+        after = recent[-1]
+
+
+def _advance(
+    docs: Documents,
+    sanctions: SanctionsList,
+    began: object,
+    cursor: object,
+    done: Run,
+    counted: tuple[int, int],
+    *,
+    finished: bool,
+) -> bool:
+    """Move the list's cursor past the page screened, if it is still where the page began
+    (else another run walks this list: False). The last page makes the list the baseline
+    the next list is screened against (`BASELINE`)."""
+    screened, alerts, version = done.screened - counted[0], done.alerts - counted[1], sanctions.version
+
+    def move(uow: UnitOfWork) -> bool:
+        path = state_path(version)
+        state = uow.get(path)
+        data = state.data if state is not None else {}
+        if data.get("cursor") != began or data.get("completedAt") is not None:
+            return False
+        uow.set(
+            path,
+            {
+                "listVersion": version,
+                "cursor": cursor,
+                "screened": int(data.get("screened") or 0) + screened,
+                "alerts": int(data.get("alerts") or 0) + alerts,
+                "startedAt": data.get("startedAt") or SERVER_TIME,
+                "updatedAt": SERVER_TIME,
+                "against": done.against,
+                "completedAt": SERVER_TIME if finished else None,
+            },
+        )
+        if finished:
+            entries = sorted(sanctions.entry_keys())
+            uow.set(BASELINE, {"version": version, "entries": entries, "completedAt": SERVER_TIME})
+        return True
+
+    return docs.transact(move, operation="rescreen_cursor")
+
+
+def _screen_page(
+    docs: Documents, sanctions: SanctionsList, records: list[Doc], done: Run, clock: Clock, *, list_version: str
+) -> None:
+    for kyc in records:
+        done.screened += 1
+        if kyc.data.get("decision") == "rejected":
+            continue  # refused at onboarding: nothing of theirs to freeze
+        try:
+            finding = rules.screen_customer(
+                kyc.data, sanctions, rules.decided_keys(kyc.data.get("screening") or (), ())
+            )
+        except ValueError:
+            done.unscreenable += 1
+            log.error("a customer's record has no name to screen", extra={"uid": kyc.id})
+            continue
+        if finding is None:
+            continue
+        outcome = raise_alert(docs, kyc.id, finding, list_version=list_version, clock=clock)
+        if outcome == "skipped":
+            done.skipped += 1
+            continue
+        done.alerts += 1
+        done.uids.append(kyc.id)
+        done.frozen += outcome == rules.FROZEN
+
+
+def raise_alert(docs: Documents, uid: str, finding: rules.Finding, *, list_version: str, clock: Clock) -> str:
+    """Raise what screening found on the customer's alert, in one unit of work with the
+    freeze it calls for. Returns the alert's status, or "skipped" (not a customer, approved
+    or in review, or every entry raised before: another run was first). An alert still open
+    or frozen keeps what it found before and when it was first raised; a cleared one opens
+    again with the new finding alone."""
+    frozen_now: list[str] = []
+
+    def write(uow: UnitOfWork) -> str:
+        frozen_now.clear()
+        found = uow.get_many([f"{CUSTOMERS}/{uid}", f"{KYC}/{uid}", alert_path(uid)])
+        customer, kyc, alert = found[f"{CUSTOMERS}/{uid}"], found[f"{KYC}/{uid}"], found[alert_path(uid)]
+        if customer is None or customer.data.get("status") not in SCREENED or kyc is None:
+            return "skipped"
+        current = alert.data if alert is not None else {}
+        new = finding.undecided(rules.decided_keys(kyc.data.get("screening") or (), current.get("seen") or ()))
+        if new is None:
+            return "skipped"
+        status = rules.raised(current.get("status"), new)
+        accounts = _open_accounts(uow, uid) if status == rules.FROZEN else []
+        pending = current.get("status") in (rules.OPEN, rules.FROZEN)  # undecided: add to it
+        before = [m for m in current.get("matches") or () if isinstance(m, dict)] if pending else []
+        record: dict[str, Any] = {
+            "uid": uid,
+            "status": status,
+            "matches": [*before, *new.records()],
+            "seen": sorted({*(current.get("seen") or ()), *new.keys}),
+            "listVersion": list_version,
+            "lastRaisedAt": SERVER_TIME,
+            "updatedAt": SERVER_TIME,
+        }
+        if not pending:  # waiting for a decision from now
+            record["raisedAt"] = SERVER_TIME
+        if status == rules.FROZEN:
+            frozen_now[:] = _freeze(uow, uid, accounts, customer)
+            record["frozenAccounts"] = sorted({*(current.get("frozenAccounts") or ()), *frozen_now})
+            if current.get("status") != rules.FROZEN:
+                record["frozenAt"] = SERVER_TIME
+        uow.set(alert_path(uid), record, merge=True)
+        return status
+
+    status = docs.transact(write, operation="sanctions_alert")
+    if status != "skipped":
+        log.warning(
+            "a customer matches the sanctions list",
+            extra={
+                "uid": uid,
+                "status": status,
+                "entries": [m.entity_id for m in finding.matches],
+                "accounts_frozen": len(frozen_now),
+                "at": clock().isoformat(),
+            },
+        )
+    return status
+
+
+def _open_accounts(uow: UnitOfWork, uid: str) -> list[Doc]:
+    owned = uow.query(ACCOUNTS, where=[Where("ownerUid", "==", uid)])
+    return [a for a in owned if a.data.get("status") == ACCOUNT_OPEN]
+
+
+def _freeze(uow: UnitOfWork, uid: str, accounts: list[Doc], customer: Doc) -> list[str]:
+    """Freeze the customer and their open accounts (read in the unit of work); the ids frozen."""
+    for account in accounts:
+        uow.update(account.path, {"status": ACCOUNT_FROZEN, "frozenAt": SERVER_TIME, "updatedAt": SERVER_TIME})
+    if not customer.data.get("frozen"):
+        uow.update(customer.path, {"frozen": True, "frozenAt": SERVER_TIME, "updatedAt": SERVER_TIME})
+    return [a.id for a in accounts]
+
+
+def decide(
+    docs: Documents, uid: str, action: str, *, by: object, note: object, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """Compliance's decision on a customer's alert: ``freeze`` an open one (their open
+    accounts frozen now) or confirm the freeze the rescreen made (the first decision on a
+    frozen one), ``clear`` an open or frozen one (the accounts the alert froze, and still
+    frozen, open again). Who and why are kept with it, in the alert's ``decisions``.
+    Raises `fjordbank.domain.rescreening.AlertRefused`. Returns the alert as decided."""
+    who, why = rules.checked_note(by, note)
+    if not isinstance(uid, str) or not 1 <= len(uid) <= 128 or "/" in uid:
+        raise rules.AlertRefused("invalid_request", "no such customer id")
+    changed: list[str] = []
+
+    def write(uow: UnitOfWork) -> dict[str, Any]:
+        changed.clear()
+        found = uow.get_many([f"{CUSTOMERS}/{uid}", alert_path(uid)])
+        customer, alert = found[f"{CUSTOMERS}/{uid}"], found[alert_path(uid)]
+        if alert is None or customer is None:
+            raise rules.AlertRefused("alert_not_open", f"no sanctions alert on {uid}")
+        current = alert.data.get("status")
+        status = rules.decided(current, action, confirmed=bool(alert.data.get("decisions")))
+        frozen_by_alert = list(alert.data.get("frozenAccounts") or ())
+        extra: dict[str, Any] = {}
+        if status == rules.FROZEN:
+            changed[:] = _freeze(uow, uid, _open_accounts(uow, uid), customer)
+            frozen_by_alert = sorted({*frozen_by_alert, *changed})
+            if current != rules.FROZEN:
+                extra["frozenAt"] = SERVER_TIME
+        else:  # cleared
+            accounts = uow.get_many([f"{ACCOUNTS}/{a}" for a in frozen_by_alert])
+            for account in accounts.values():
+                if account is not None and account.data.get("status") == ACCOUNT_FROZEN:
+                    uow.update(
+                        account.path, {"status": ACCOUNT_OPEN, "unfrozenAt": SERVER_TIME, "updatedAt": SERVER_TIME}
+                    )
+                    changed.append(account.id)
+            if customer.data.get("frozen"):
+                uow.update(customer.path, {"frozen": False, "updatedAt": SERVER_TIME})
+            frozen_by_alert = []
+        decision = {"action": action, "by": who, "note": why, "at": clock().isoformat()}
+        decided = {
+            "status": status,
+            "frozenAccounts": frozen_by_alert,
+            "decisions": [*(alert.data.get("decisions") or ()), decision],
+            "decidedBy": who,
+            "decidedAt": SERVER_TIME,
+            "updatedAt": SERVER_TIME,
+            **extra,
+        }
+        uow.update(alert.path, decided)
+        return {**alert.data, **decided, "uid": uid}
+
+    result = docs.transact(write, operation="sanctions_decide")
+    log.warning(
+        "sanctions alert decided",
+        extra={"uid": uid, "action": action, "status": result["status"], "decided_by": who, "accounts": len(changed)},
+    )
+    return result
+
+
+def alerts(docs: Documents, *, status: str = rules.OPEN, limit: int = 200) -> list[Doc]:
+    """The customers' alerts in ``status``, oldest raised first."""
+    if status not in rules.STATUSES:
+        raise rules.AlertRefused("invalid_request", f"status is one of {', '.join(rules.STATUSES)}")
+    return docs.query(
+        SANCTIONS_ALERTS, where=[Where("status", "==", status)], order_by=[OrderBy("raisedAt")], limit=limit
+    )
