@@ -55,6 +55,7 @@ MERCHANT_HISTORY = "merchantHistory"  # {key}: recent charges, for subscription 
 SUBSCRIPTIONS = "subscriptions"  # {key}: a detected subscription
 STANDING_ORDERS = "standingOrders"  # {orderId}: scheduled and repeating payments
 OPS = "ops"  # ops/{name}: small summaries for operations, e.g. ops/ledgerAudit (the last audit)
+SANCTIONS_ALERTS = "sanctionsAlerts"  # {uid}: a customer the sanctions list names since onboarding
 
 
 @overload

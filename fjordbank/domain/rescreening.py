@@ -80,6 +80,11 @@ class Finding:
     matches: tuple[ScreeningMatch, ...]
     keys: tuple[str, ...]
 
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """The `entry_key` of each match's entry (the third part of its key), where known."""
+        return tuple(parts[2] for k in self.keys if len(parts := k.split(":")) == 3)
+
     def records(self) -> list[dict[str, Any]]:
         return [{**m._asdict(), "key": k} for m, k in zip(self.matches, self.keys, strict=True)]
 

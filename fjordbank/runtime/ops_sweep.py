@@ -26,11 +26,10 @@ document of an ordered query; never a scan of a collection):
   (fjordbank/service_layer/rescreening.py, ``sanctionsAlerts``): alerts open (a name like a
   listed one, nothing frozen) and frozen (the customer's accounts) -> fjb_sanctions_alerts{status},
   the oldest open one's age (from its ``raisedAt``) -> fjb_sanctions_alert_oldest_open_age_seconds,
-  the newest freeze (``frozenAt``) -> fjb_sanctions_last_freeze_timestamp_seconds; how long the
-  newest list has waited to be screened against every customer (the ``rescreening`` record
-  started last, from its ``startedAt``, 0 once completed: a list replaced before its walk
-  ended is not waited for) -> fjb_rescreen_behind_seconds; and when the rescreen last ran
-  (``ops/rescreenRun``) -> fjb_rescreen_last_run_timestamp_seconds (0 before any run);
+  the newest freeze (``frozenAt``) -> fjb_sanctions_last_freeze_timestamp_seconds; from the
+  rescreen's last run (``ops/rescreenRun``), how long the walk of its list has taken (0 once
+  done: a list replaced is not waited for) -> fjb_rescreen_behind_seconds, and when a run
+  last ended well -> fjb_rescreen_last_success_timestamp_seconds (0 before any);
 * the last scheduled ledger audit's summary (ops/ledgerAudit, written by the audit-ledger
   job) -> fjb_audit_last_success, fjb_audit_last_run_timestamp_seconds, fjb_audit_problems{kind}.
   These three appear once a summary exists: before the first audit nothing says whether
@@ -65,7 +64,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from prometheus_client import REGISTRY, Gauge
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import OPS, PAYMENT_REQUESTS
+from fjordbank.adapters.firestore import OPS, PAYMENT_REQUESTS, SANCTIONS_ALERTS
 from fjordbank.domain import rescreening as rescreening_rules
 from fjordbank.service_layer import incoming, rescreening
 from fjordbank.service_layer.audit import KINDS as AUDIT_KINDS
@@ -106,7 +105,9 @@ ALERT_OLDEST = Gauge(
 RESCREEN_BEHIND = Gauge(
     "fjb_rescreen_behind_seconds", "How long the newest sanctions list has waited to be screened against every customer"
 )
-RESCREEN_RAN = Gauge("fjb_rescreen_last_run_timestamp_seconds", "Unix time of the rescreen's last run (0: none yet)")
+RESCREEN_OK = Gauge(
+    "fjb_rescreen_last_success_timestamp_seconds", "Unix time of the rescreen's last run that ended well (0: none yet)"
+)
 LAST_FREEZE = Gauge(
     "fjb_sanctions_last_freeze_timestamp_seconds", "Unix time of the newest freeze of a customer under sanctions"
 )
@@ -132,7 +133,7 @@ class Snapshot:
     alerts: dict[str, int] = field(default_factory=dict)  # by status
     alert_oldest: float | None = 0.0
     rescreen_behind: float | None = 0.0
-    rescreen_ran: float | None = 0.0  # Unix time
+    rescreen_ok: float | None = 0.0  # Unix time
     last_freeze: float | None = 0.0  # Unix time
     audit: dict[str, Any] | None = None
 
@@ -173,11 +174,12 @@ def _stamp(snap: Any, time_field: str) -> float:
 
 
 def _behind(snap: Any, now: dt.datetime) -> float:
-    """How long the list whose walk started last has waited (0 once it is completed)."""
+    """How long the walk of the list the rescreen's last run used has taken, from the
+    run's record (0 once the walk is done, or none was needed)."""
     fields = (snap.to_dict() or {}) if snap is not None and snap.exists else {}
-    if not fields or fields.get("completedAt") is not None:
+    if not fields or fields.get("done") is True:
         return 0.0
-    started = fields.get("startedAt")
+    started = fields.get("walkStartedAt")
     return age(started if isinstance(started, dt.datetime) else None, now)
 
 
@@ -200,7 +202,7 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         return db.collection(incoming.RETURNS).where(filter=FieldFilter("status", "==", status))
 
     def alerts_in(status: str) -> AsyncQuery:
-        return db.collection(rescreening.SANCTIONS_ALERTS).where(filter=FieldFilter("status", "==", status))
+        return db.collection(SANCTIONS_ALERTS).where(filter=FieldFilter("status", "==", status))
 
     returns, releases, held = clearing_in(incoming.PENDING), clearing_in(incoming.RELEASE), clearing_in(incoming.HELD)
     # what is read, by (gauge, label): a count aggregates a query, not a collection (the
@@ -220,9 +222,8 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         ("held_oldest", ""): _oldest(held, "createdAt"),
         **{("alerts", status): _count(alerts_in(status)) for status in ALERT_STATUSES},
         ("alert_oldest", ""): _oldest(alerts_in(rescreening_rules.OPEN), "raisedAt"),
-        ("rescreen_newest", ""): _newest(db.collection(rescreening.RESCREENING), "startedAt"),
-        ("last_freeze", ""): _newest(db.collection(rescreening.SANCTIONS_ALERTS), "frozenAt"),
-        ("rescreen_ran", ""): db.collection(OPS).document(rescreening.LAST_RUN.split("/")[1]).get(),
+        ("last_freeze", ""): _newest(db.collection(SANCTIONS_ALERTS), "frozenAt"),
+        ("rescreen_run", ""): db.collection(OPS).document(rescreening.LAST_RUN.split("/")[1]).get(),
         ("audit", ""): db.collection(OPS).document(SUMMARY_DOC).get(),
     }
     results = dict(zip(reads, await asyncio.gather(*reads.values(), return_exceptions=True), strict=True))
@@ -246,8 +247,8 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         held_oldest=age(read[("held_oldest", "")], now) if ("held_oldest", "") in read else None,
         alerts=of("alerts"),
         alert_oldest=age(read[("alert_oldest", "")], now) if ("alert_oldest", "") in read else None,
-        rescreen_behind=_behind(read[("rescreen_newest", "")], now) if ("rescreen_newest", "") in read else None,
-        rescreen_ran=_stamp(read[("rescreen_ran", "")], "ranAt") if ("rescreen_ran", "") in read else None,
+        rescreen_behind=_behind(read[("rescreen_run", "")], now) if ("rescreen_run", "") in read else None,
+        rescreen_ok=_stamp(read[("rescreen_run", "")], "lastOkAt") if ("rescreen_run", "") in read else None,
         last_freeze=_stamp(read[("last_freeze", "")], "frozenAt") if ("last_freeze", "") in read else None,
         audit=summary.to_dict() if summary is not None and summary.exists else None,
     )
@@ -273,7 +274,7 @@ def export(snapshot: Snapshot) -> None:
         (HELD_OLDEST, snapshot.held_oldest),
         (ALERT_OLDEST, snapshot.alert_oldest),
         (RESCREEN_BEHIND, snapshot.rescreen_behind),
-        (RESCREEN_RAN, snapshot.rescreen_ran),
+        (RESCREEN_OK, snapshot.rescreen_ok),
         (LAST_FREEZE, snapshot.last_freeze),
     ):
         if value is not None:

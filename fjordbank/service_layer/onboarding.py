@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import CUSTOMERS
+from fjordbank.adapters.firestore import CUSTOMERS, SANCTIONS_ALERTS
 from fjordbank.domain import onboarding as rules
 from fjordbank.domain.accounts import DEFAULT_NAMES, SPENDING
 from fjordbank.domain.events import CustomerDecided
@@ -211,6 +211,11 @@ def decide_review(
             raise rules.OnboardingRefused(
                 "not_in_review", f"the application is {customer.data.get('status')}, not in review"
             )
+        # the rescreen may have found them on a new list while they waited (frozen: the
+        # first account is frozen too, and listed with what their alert froze, which a
+        # clear opens again: fjordbank.service_layer.rescreening)
+        frozen = bool(customer.data.get("frozen"))
+        alert = uow.get(f"{SANCTIONS_ALERTS}/{uid}") if frozen else None
         number = claim_number(uow, bank_reg) if approve else None
         now = SERVER_TIME
         uow.update(
@@ -221,9 +226,8 @@ def decide_review(
             f"{KYC}/{uid}",
             {"decision": status, "reason": final_reason, "reviewedBy": operator, "reviewedAt": now},
         )
-        # the rescreen may have found them on a new list while they waited (frozen: the
-        # first account is frozen too, fjordbank.service_layer.rescreening)
-        frozen = bool(customer.data.get("frozen"))
+        if alert is not None and number is not None:
+            uow.update(alert.path, {"frozenAccounts": sorted({*(alert.data.get("frozenAccounts") or ()), number})})
         return number, _decided(uow, uid, status, final_reason, number, clock, frozen=frozen)
 
     number, events = docs.transact(run, operation="onboarding_review")

@@ -12,8 +12,10 @@ it says). Documents (backend only)::
                                 list's entries found (matches) and every one ever raised
                                 (seen), the accounts frozen by it, compliance's decisions
 
-    ops/rescreenBaseline        the list last screened against every customer: its version
-                                and one key per entry (`SanctionsList.entry_keys`)
+    ops/rescreenBaseline        the list last screened against every customer: its version,
+                                one key per entry (`SanctionsList.entry_keys`), its walk's startedAt
+    ops/rescreenRun             the last run: its summary, ranAt, lastOkAt (the last that
+                                ended well), walkStartedAt (the ops sweep's gauges)
 
 One run walks the customers' ``kyc`` records in pages of `PAGE` from the cursor, for at most
 `BUDGET` (the function's own limit is 9 minutes), and moves the cursor after each page in a
@@ -24,7 +26,15 @@ the baseline: the next list is screened only by its entries new or changed since
 (`SanctionsList.since`; every customer was screened against the rest, here or at their
 onboarding), so a walk costs a read per customer and little CPU (a name screened against a
 whole list of the EU's size costs milliseconds, against a day's changes microseconds). A list
-that only removes entries is done without a walk. The first list is screened whole.
+that only removes entries is done without a walk. The first list is screened whole. A walk
+that completes after a walk begun later (an instance still on an older list) does not take
+the baseline back; a list walked before and replaced is walked again when it is back (a
+rollback) by what it has that the baseline has not. Entries the new baseline no longer has
+(delisted) leave the alerts' ``seen``: listed again, even as before, they alert again.
+
+Every run first screens the customers who applied in the last `RECENT` against the whole
+list: during a deploy's rollout an instance may still onboard with the list before, and
+such a customer may be behind the cursor or apply after the walk ended.
 
 What is found is raised in one unit of work per customer (`raise_alert`): the alert, and
 for a ``hit`` the freeze of every open account of theirs and of the customer (``frozen`` on
@@ -32,12 +42,14 @@ for a ``hit`` the freeze of every open account of theirs and of the customer (``
 write an account only where it is still the version they read, so a payment racing the
 freeze is decided on the frozen account (fjordbank.domain.ledger: ``account_frozen``); a card
 hold placed before the freeze is still captured (the money was reserved before), and an
-external payment reserved before it still leaves. Only approved customers are screened
-(an application in review is the reviewer's; a rejected one has nothing to freeze).
+external payment reserved before it still leaves. Approved customers and applicants in
+review are screened (a rejected one has nothing to freeze); an applicant frozen in review
+gets a frozen first account when approved (fjordbank.service_layer.onboarding).
 
 Compliance decides with `decide` (``bankctl sanctions``, ``python -m
-fjordbank.runtime.sanctions_alerts``): ``freeze`` an open alert, or ``clear`` one (a frozen
-customer's accounts open again: only those the alert froze). The customer is not told why:
+fjordbank.runtime.sanctions_alerts``): ``freeze`` an open alert or confirm a freeze the
+rescreen made (once per freeze), or ``clear`` one (a frozen customer's accounts open again:
+only those the alert froze). The customer is not told why:
 the app shows the accounts as frozen; what to tell them, and the report to the authority
 (in Norway, the Financial Supervisory Authority), are compliance's, outside this system.
 """
@@ -51,7 +63,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, OPS
+from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, OPS, SANCTIONS_ALERTS
 from fjordbank.domain import rescreening as rules
 from fjordbank.domain.ledger import FROZEN as ACCOUNT_FROZEN
 from fjordbank.domain.ledger import OPEN as ACCOUNT_OPEN
@@ -72,12 +84,11 @@ log = logging.getLogger(__name__)
 
 SCREENED = ("approved", "review")  # a rejected applicant has nothing to freeze
 RESCREENING = "rescreening"
-SANCTIONS_ALERTS = "sanctionsAlerts"
 PAGE = 300  # kyc records per query
 BUDGET = 360.0  # seconds a run walks for (the function stops at 540)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-STRAGGLERS = dt.timedelta(hours=1)  # before a walk began: customers onboarded then are screened whole again
-LAST_RUN = f"{OPS}/rescreenRun"  # the last unscoped run's summary (the ops sweep: fjb_rescreen_last_run_*)
+RECENT = dt.timedelta(hours=2)  # customers who applied this lately are screened against the whole list
+LAST_RUN = f"{OPS}/rescreenRun"  # the last unscoped run's summary (the ops sweep: fjb_rescreen_*)
 # the list last screened against every customer: its version and its `entry_keys`
 BASELINE = f"{OPS}/rescreenBaseline"
 
@@ -104,6 +115,7 @@ class Run:
     unscreenable: int = 0  # a kyc record with no name (logged)
     done: bool = False  # the list is screened against every customer
     stopped: str | None = None  # why the walk stopped before the end: budget, another_run
+    started: dt.datetime | None = None  # when this list's walk began (None: no walk needed)
     uids: list[str] = field(default_factory=list)  # the customers alerted (for the job's log)
 
     def summary(self) -> dict[str, Any]:
@@ -131,9 +143,10 @@ def run(
     clock: Clock = system_clock,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Run:
-    """Screen the customers against ``sanctions``: from where the last run against this list
-    stopped; or (``uids``: the emulator's scoped job, a test's customers) just those, with
-    no cursor moved. Every unscoped run is recorded (`LAST_RUN`), done or not."""
+    """Screen the customers against ``sanctions``: the customers who applied lately against
+    the whole list, then the walk from where the last run against this list stopped; or
+    (``uids``: the emulator's scoped job, a test's customers) just those, with no cursor
+    moved. Every unscoped run is recorded (`LAST_RUN`), whether it ended well or not."""
     done = Run(sanctions.version)
     if uids is not None:
         found = docs.get_many([f"{KYC}/{uid}" for uid in uids])
@@ -142,12 +155,29 @@ def run(
         _screen_page(docs, sanctions, records, done, clock, list_version=sanctions.version)
         return done
     try:
+        _recent(docs, sanctions, clock() - RECENT, done, clock)
         _walk(docs, sanctions, done, budget=budget, page=page, clock=clock, monotonic=monotonic)
-    finally:
-        batch = docs.batch()
-        batch.set(LAST_RUN, {"ranAt": SERVER_TIME, **done.summary()})
-        batch.commit()
+    except Exception as exc:
+        _record(docs, done, error=exc)
+        raise
+    _record(docs, done, error=None)
     return done
+
+
+def _record(docs: Documents, done: Run, *, error: BaseException | None) -> None:
+    """The run's summary where the ops sweep reads it: ``lastOkAt`` moves only with a run
+    that ended well (`FjbRescreenNotRun`), ``walkStartedAt`` says how long this list's walk
+    has taken (`FjbRescreenBehind`). Never raises: the run's own error is the one to see."""
+    fields: dict[str, Any] = {"ranAt": SERVER_TIME, **done.summary(), "error": repr(error)[:300] if error else None}
+    if error is None:
+        fields["lastOkAt"] = SERVER_TIME
+    fields["walkStartedAt"] = done.started
+    try:
+        batch = docs.batch()
+        batch.set(LAST_RUN, fields, merge=True)
+        batch.commit()
+    except Exception:
+        log.exception("the rescreen's run could not be recorded", extra={"list": done.list_version})
 
 
 def _walk(
@@ -162,16 +192,18 @@ def _walk(
 ) -> None:
     found = docs.get_many([state_path(sanctions.version), BASELINE])
     state, baseline = found[state_path(sanctions.version)], found[BASELINE]
-    if state is not None and state.data.get("completedAt") is not None:
-        done.done = True
+    base = baseline.data if baseline is not None else {}
+    if base.get("version") == sanctions.version:
+        done.done = True  # every customer is screened against this list
         return
-    started = _started(docs, sanctions.version, state, clock)  # the ops sweep sees it from here
+    state = _started(docs, sanctions.version, state, clock)  # the ops sweep sees it from here
+    done.started = state.data["startedAt"]
     # every customer was screened against the list last walked to the end: only what is new
     # or changed since is screened again (the whole list the first time)
-    screened_before = baseline.data.get("entries") if baseline is not None else None
+    screened_before = base.get("entries")
     against = sanctions.since(frozenset(screened_before)) if isinstance(screened_before, list) else sanctions
     done.against = len(against)
-    cursor = state.data.get("cursor") if state is not None else None
+    cursor = state.data.get("cursor")
     deadline = monotonic() + budget
     while True:
         after = Doc(cursor, {}, EPOCH) if isinstance(cursor, str) else None
@@ -180,60 +212,89 @@ def _walk(
         _screen_page(docs, against, records, done, clock, list_version=sanctions.version)
         last = records[-1].path if records else cursor
         finished = len(records) < page
-        if finished:
-            _stragglers(docs, sanctions, started, done, clock)
-        if not _advance(docs, sanctions, cursor, last, done, counted, finished=finished):
+        if not _advance(docs, sanctions, state, cursor, last, done, counted, finished=finished):
             done.stopped = "another_run"
             return
         cursor = last
         if finished:
             done.done = True
             log.warning("customers screened against the new sanctions list", extra=done.summary())
+            if isinstance(screened_before, list):
+                _forget(docs, frozenset(screened_before) - sanctions.entry_keys())
             return
         if monotonic() >= deadline:
             done.stopped = "budget"
             return
 
 
-def _started(docs: Documents, version: str, state: Doc | None, clock: Clock) -> dt.datetime:
-    """When the walk of this list began: recorded by its first run, before it screens."""
-    if state is not None and isinstance(began := state.data.get("startedAt"), dt.datetime):
-        return began
-    now = clock()
+def _started(docs: Documents, version: str, state: Doc | None, clock: Clock) -> Doc:
+    """The walk of this list, begun now if it is not under way: a list walked before and
+    then replaced by another (rolled back to, or an instance still on it) is walked again,
+    by what it has that the list walked since has not."""
+    if (
+        state is not None
+        and state.data.get("completedAt") is None
+        and isinstance(state.data.get("startedAt"), dt.datetime)
+    ):
+        return state
+    path, now = state_path(version), clock()
 
-    def start(uow: UnitOfWork) -> dt.datetime:
-        found = uow.get(state_path(version))
-        if found is not None and isinstance(other := found.data.get("startedAt"), dt.datetime):
-            return other  # another run began it just now
-        fields = {"listVersion": version, "cursor": None, "screened": 0, "alerts": 0, "completedAt": None}
-        uow.set(state_path(version), {**fields, "startedAt": now, "updatedAt": SERVER_TIME})
-        return now
+    def start(uow: UnitOfWork) -> Doc:
+        found = uow.get(path)
+        if (
+            found is not None
+            and found.data.get("completedAt") is None
+            and isinstance(found.data.get("startedAt"), dt.datetime)
+        ):
+            return found  # another run began it just now
+        fields: dict[str, Any] = {"listVersion": version, "cursor": None, "screened": 0, "alerts": 0}
+        fields |= {"completedAt": None, "startedAt": now, "updatedAt": SERVER_TIME}
+        uow.set(path, fields)
+        return Doc(path, fields, now)
 
     return docs.transact(start, operation="rescreen_start")
 
 
-def _stragglers(docs: Documents, sanctions: SanctionsList, started: dt.datetime, done: Run, clock: Clock) -> None:
-    """The customers who applied since shortly before the walk began, screened against the
-    whole list: one onboarded by an instance that still had the list before (a deploy rolls
-    out over minutes) may be behind the cursor, and was never screened against what is new."""
-    since = started - STRAGGLERS
+def _recent(docs: Documents, sanctions: SanctionsList, since: dt.datetime, done: Run, clock: Clock) -> None:
+    """The customers who applied since ``since``, screened against the whole list: one
+    onboarded by an instance that still had the list before (a deploy rolls out over
+    minutes) was never screened against what is new, and may be behind the walk's cursor or
+    have applied after the walk ended. Every run looks `RECENT` back: hourly runs overlap."""
     after: Doc | None = None
     while True:
-        recent = docs.query(
+        page = docs.query(
             KYC, where=[Where("appliedAt", ">=", since)], order_by=[OrderBy("appliedAt")], limit=PAGE, start_after=after
         )
         counted = done.screened
-        _screen_page(docs, sanctions, recent, done, clock, list_version=sanctions.version)
+        _screen_page(docs, sanctions, page, done, clock, list_version=sanctions.version)
         done.recent += done.screened - counted
         done.screened = counted
-        if len(recent) < PAGE:
+        if len(page) < PAGE:
             return
-        after = recent[-1]
+        after = page[-1]
+
+
+def _forget(docs: Documents, removed: frozenset[str]) -> None:
+    """Entries the new list no longer has (delisted) leave the alerts' ``seen``: a person
+    listed again later, even as before, is raised again."""
+    for entry in sorted(removed):
+        for alert in docs.query(SANCTIONS_ALERTS, where=[Where("seenEntries", "array_contains", entry)]):
+
+            def drop(uow: UnitOfWork, path: str = alert.path, entry: str = entry) -> None:
+                found = uow.get(path)
+                if found is None:
+                    return
+                seen = [k for k in found.data.get("seen") or () if not str(k).endswith(f":{entry}")]
+                entries = [e for e in found.data.get("seenEntries") or () if e != entry]
+                uow.update(path, {"seen": seen, "seenEntries": entries, "updatedAt": SERVER_TIME})
+
+            docs.transact(drop, operation="rescreen_forget")
 
 
 def _advance(
     docs: Documents,
     sanctions: SanctionsList,
+    walk: Doc,
     began: object,
     cursor: object,
     done: Run,
@@ -242,32 +303,40 @@ def _advance(
     finished: bool,
 ) -> bool:
     """Move the list's cursor past the page screened, if it is still where the page began
-    (else another run walks this list: False). The last page makes the list the baseline
-    the next list is screened against (`BASELINE`)."""
+    in this walk (else another run walks this list: False). The last page makes the list
+    the baseline the next list is screened against (`BASELINE`), unless a walk begun later
+    made its list the baseline first (an instance still on an older list)."""
     screened, alerts, version = done.screened - counted[0], done.alerts - counted[1], sanctions.version
 
     def move(uow: UnitOfWork) -> bool:
         path = state_path(version)
-        state = uow.get(path)
+        found = uow.get_many([path, BASELINE])
+        state, baseline = found[path], found[BASELINE]
         data = state.data if state is not None else {}
         if data.get("cursor") != began or data.get("completedAt") is not None:
             return False
+        if data.get("startedAt") != walk.data.get("startedAt"):
+            return False  # this list's walk begun again by another run
         uow.set(
             path,
             {
-                "listVersion": version,
+                **data,
                 "cursor": cursor,
                 "screened": int(data.get("screened") or 0) + screened,
                 "alerts": int(data.get("alerts") or 0) + alerts,
-                "startedAt": data.get("startedAt") or SERVER_TIME,
-                "updatedAt": SERVER_TIME,
                 "against": done.against,
+                "updatedAt": SERVER_TIME,
                 "completedAt": SERVER_TIME if finished else None,
             },
         )
-        if finished:
+        base = baseline.data if baseline is not None else {}
+        newer = isinstance(base.get("startedAt"), dt.datetime) and base["startedAt"] > data["startedAt"]
+        if finished and not newer:
             entries = sorted(sanctions.entry_keys())
-            uow.set(BASELINE, {"version": version, "entries": entries, "completedAt": SERVER_TIME})
+            uow.set(
+                BASELINE,
+                {"version": version, "entries": entries, "startedAt": data["startedAt"], "completedAt": SERVER_TIME},
+            )
         return True
 
     return docs.transact(move, operation="rescreen_cursor")
@@ -326,6 +395,8 @@ def raise_alert(docs: Documents, uid: str, finding: rules.Finding, *, list_versi
             "status": status,
             "matches": [*before, *new.records()],
             "seen": sorted({*(current.get("seen") or ()), *new.keys}),
+            # the entries' contents raised (`_forget` finds the alerts of a delisted one)
+            "seenEntries": sorted({*(current.get("seenEntries") or ()), *new.entries}),
             "listVersion": list_version,
             "lastRaisedAt": SERVER_TIME,
             "updatedAt": SERVER_TIME,
@@ -337,6 +408,7 @@ def raise_alert(docs: Documents, uid: str, finding: rules.Finding, *, list_versi
             record["frozenAccounts"] = sorted({*(current.get("frozenAccounts") or ()), *frozen_now})
             if current.get("status") != rules.FROZEN:
                 record["frozenAt"] = SERVER_TIME
+                record["confirmed"] = False  # compliance confirms this freeze (`decide`)
         uow.set(alert_path(uid), record, merge=True)
         return status
 
@@ -389,7 +461,7 @@ def decide(
         if alert is None or customer is None:
             raise rules.AlertRefused("alert_not_open", f"no sanctions alert on {uid}")
         current = alert.data.get("status")
-        status = rules.decided(current, action, confirmed=bool(alert.data.get("decisions")))
+        status = rules.decided(current, action, confirmed=alert.data.get("confirmed") is True)
         frozen_by_alert = list(alert.data.get("frozenAccounts") or ())
         extra: dict[str, Any] = {}
         if status == rules.FROZEN:
@@ -416,6 +488,7 @@ def decide(
             "decidedBy": who,
             "decidedAt": SERVER_TIME,
             "updatedAt": SERVER_TIME,
+            "confirmed": status == rules.FROZEN,  # a freeze decided (or confirmed) by compliance
             **extra,
         }
         uow.update(alert.path, decided)

@@ -181,6 +181,28 @@ def test_query_filters_orders_limits(backend):
     assert ids(docs.query(f"{c}/a/sub")) == ["s1"]
 
 
+def test_query_pages_after_a_document_by_its_path_alone_or_by_an_ordered_field(backend):
+    """The rescreen's two walks (fjordbank.service_layer.rescreening): by document id from
+    a cursor that is only a path, and by a field's order from the last document of a page."""
+    docs, _, c = backend
+    b = docs.batch()
+    at = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    for n, doc_id in enumerate(["a", "b", "c", "d", "e"]):
+        b.set(f"{c}/{doc_id}", {"at": at + dt.timedelta(minutes=n % 3)})  # a, d share a time; b, e too
+    b.commit()
+    ids = lambda found: [d.id for d in found]  # noqa: E731
+    cursor = ports.Doc(f"{c}/b", {}, dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    assert ids(docs.query(c, limit=2, start_after=cursor)) == ["c", "d"]
+    pages, after = [], None
+    while True:
+        page = docs.query(c, where=[Where("at", ">=", at)], order_by=[OrderBy("at")], limit=2, start_after=after)
+        pages.append(ids(page))
+        if len(page) < 2:
+            break
+        after = page[-1]
+    assert pages == [["a", "d"], ["b", "e"], ["c"]]  # a page ends between equal times
+
+
 def test_unit_of_work_reads_then_writes_atomically(backend):
     docs, _, c = backend
     b = docs.batch()

@@ -126,3 +126,26 @@ def test_a_name_like_a_listed_one_waits_for_compliance_who_freezes_the_card_too(
     declined = buy(proc, holder, 1_000)
     assert (declined["approved"], declined["reason"]) == (False, "account_frozen")
     audit()
+
+
+def test_an_applicant_frozen_in_review_is_approved_with_a_frozen_account_that_a_clear_opens(
+    stack, auth, admin_db, callables, audit
+):
+    """The list names an applicant while they wait in review: frozen before they have an
+    account, the account their approval opens is frozen from the start; compliance clears
+    them (another person) and it opens."""
+    uid = auth.sign_up()["uid"]
+    # an application in review (as onboarding leaves one) that the list now names
+    admin_db.document(f"customers/{uid}").set({"uid": uid, "status": "review", "name": LISTED["name"]})
+    admin_db.document(f"kyc/{uid}").set({**LISTED, "idKind": "fnr", "decision": "review", "screening": []})
+    assert rescreen(admin_db, uid, "frozen")["frozenAccounts"] == []
+    operator = auth.make_operator()
+    status, body = callables.call("onboarding_decide", {"uid": uid, "decision": "approve"}, operator["id_token"])
+    assert status == 200, body
+    account = body["result"]["accountId"]
+    assert admin_db.document(f"accounts/{account}").get().to_dict()["status"] == "frozen"
+    assert admin_db.document(alert_path(uid)).get().to_dict()["frozenAccounts"] == [account]
+    cleared = bankctl("sanctions", "clear", uid, "--by", "Kari Compliance", "--note", "another person: passport")
+    assert cleared.returncode == 0, cleared.stderr
+    assert admin_db.document(f"accounts/{account}").get().to_dict()["status"] == "open"
+    audit()

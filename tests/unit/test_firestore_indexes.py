@@ -46,7 +46,7 @@ BACKEND_ONLY = {
     fs.CLEARING_PAYMENTS,
     fs.CLEARING_FILES,
     incoming.RETURNS,
-    rescreening.SANCTIONS_ALERTS,
+    fs.SANCTIONS_ALERTS,
     rescreening.RESCREENING,
     fs.OPS,
     outbox.OUTBOX,
@@ -204,6 +204,6 @@ def test_compound_queries_have_their_composite_indexes():
         (fs.HOLDS, "COLLECTION", ("kind", "status", "expiresAt")),  # expired card holds from before
         (fs.LEDGER_PAYMENTS, "COLLECTION", ("uid", "status")),  # closing an account, ledger bookings
         (outbox.OUTBOX, "COLLECTION", ("kind", "stagedAt")),  # the ops sweep's oldest per kind
-        (rescreening.SANCTIONS_ALERTS, "COLLECTION", ("status", "raisedAt")),  # alerts by status, oldest first
+        (fs.SANCTIONS_ALERTS, "COLLECTION", ("status", "raisedAt")),  # alerts by status, oldest first
     }
     assert need <= have, need - have

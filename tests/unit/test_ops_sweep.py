@@ -132,29 +132,30 @@ class _Snap:
         return self._fields
 
 
-def test_the_rescreen_is_behind_only_by_the_list_started_last_and_its_runs_and_freezes_are_exported():
+def test_the_rescreen_is_behind_by_its_last_runs_walk_and_its_runs_and_freezes_are_exported():
     started = NOW - dt.timedelta(hours=30)
-    assert ops_sweep._behind(_Snap({"startedAt": started, "completedAt": None}), NOW) == 30 * 3600
-    assert ops_sweep._behind(_Snap({"startedAt": started, "completedAt": NOW}), NOW) == 0  # done: the newest is
+    assert ops_sweep._behind(_Snap({"walkStartedAt": started, "done": False}), NOW) == 30 * 3600
+    assert ops_sweep._behind(_Snap({"walkStartedAt": started, "done": True}), NOW) == 0  # walked to the end
+    assert ops_sweep._behind(_Snap({"walkStartedAt": None, "done": False}), NOW) == 0  # failed before a walk
     assert ops_sweep._behind(None, NOW) == ops_sweep._behind(_Snap(None), NOW) == 0
-    assert ops_sweep._stamp(_Snap({"ranAt": NOW}), "ranAt") == NOW.timestamp()
-    assert ops_sweep._stamp(_Snap({}), "ranAt") == ops_sweep._stamp(None, "ranAt") == 0
+    assert ops_sweep._stamp(_Snap({"lastOkAt": NOW}), "lastOkAt") == NOW.timestamp()
+    assert ops_sweep._stamp(_Snap({}), "lastOkAt") == ops_sweep._stamp(None, "lastOkAt") == 0
     ops_sweep.export(
         ops_sweep.Snapshot(
             alerts={"open": 2, "frozen": 1},
             alert_oldest=90.0,
             rescreen_behind=5.0,
-            rescreen_ran=NOW.timestamp(),
+            rescreen_ok=NOW.timestamp(),
             last_freeze=NOW.timestamp() - 60,
         )
     )
     assert value("fjb_sanctions_alerts", status="open") == 2 and value("fjb_sanctions_alerts", status="frozen") == 1
     assert value("fjb_sanctions_alert_oldest_open_age_seconds") == 90
     assert value("fjb_rescreen_behind_seconds") == 5
-    assert value("fjb_rescreen_last_run_timestamp_seconds") == NOW.timestamp()
+    assert value("fjb_rescreen_last_success_timestamp_seconds") == NOW.timestamp()
     assert value("fjb_sanctions_last_freeze_timestamp_seconds") == NOW.timestamp() - 60
-    ops_sweep.export(ops_sweep.Snapshot(rescreen_ran=None))  # not read this sweep: kept
-    assert value("fjb_rescreen_last_run_timestamp_seconds") == NOW.timestamp()
+    ops_sweep.export(ops_sweep.Snapshot(rescreen_ok=None))  # not read this sweep: kept
+    assert value("fjb_rescreen_last_success_timestamp_seconds") == NOW.timestamp()
 
 
 def test_payments_held_for_review_and_releases_not_yet_published_are_exported():

@@ -23,6 +23,7 @@ NOT_REASONS = {
     "creditor_account",  # a field set in fjordbank.domain.pacs
     "fjb_clearing_files_set_aside_total",  # a metric's name (fjordbank.adapters.clearing_store)
     "entity_id",  # a screening match's field (fjordbank.domain.rescreening)
+    "array_contains",  # a query operator (fjordbank.service_layer.ports.Where)
     "auth_time",  # an ID token's claim (functions/main.py, fjordbank.service_layer.sessions)
     "valid_after",  # SessionEnded's attribute, read by functions/main.py's _refused
     "blocked_accounts",  # a key of the counterparty rules

@@ -14,6 +14,7 @@ froze; nothing is paid from a frozen account, money is still paid in.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 from datetime import date
 
@@ -371,33 +372,100 @@ def test_an_applicant_frozen_in_review_gets_a_frozen_first_account(docs):
     assert data(docs, f"accounts/{answer['accountId']}")["status"] == FROZEN
 
 
-def test_customers_who_applied_during_the_walk_are_screened_against_the_whole_list_at_its_end(docs):
-    """One onboarded by an instance that still had the list before, behind the cursor."""
+WITHOUT_990102 = SanctionsList(e for e in SAMPLE.entries if e.entity_id != "990102")
+
+
+def test_customers_who_applied_lately_are_screened_against_the_whole_list_by_every_run(docs):
+    """One onboarded by an instance that still had the list before (a rollout), behind the
+    walk's cursor or after the walk ended."""
     customer(docs, "a-first", CLEAN)
-    rescreening.run(docs, SanctionsList(SAMPLE.entries[1:]))  # a baseline without 990102
-    bigger = SAMPLE  # adds 990102 back
+    rescreening.run(docs, WITHOUT_990102, clock=fixed_clock())
     ticks = itertools.count()
-    first = rescreening.run(docs, bigger, page=1, budget=0.5, monotonic=lambda: next(ticks))
+    first = rescreening.run(docs, SAMPLE, page=1, budget=0.5, monotonic=lambda: next(ticks), clock=fixed_clock())
     assert first.stopped == "budget"
-    seed(
-        docs,
-        {
-            "kyc/0-late": {**LISTED, "decision": "approved", "appliedAt": NOW},
-            "customers/0-late": {"status": "approved"},
-        },
-    )
-    rest = rescreening.run(docs, bigger)
+    late = {
+        "kyc/0-late": {**LISTED, "decision": "approved", "appliedAt": NOW},
+        "customers/0-late": {"status": "approved"},
+    }
+    seed(docs, late)
+    rest = rescreening.run(docs, SAMPLE, clock=fixed_clock())
     assert rest.done and rest.recent == 1 and data(docs, alert_path("0-late"))["status"] == "frozen"
+    # after the walk ended: the next run screens them still (and raises nothing twice)
+    seed(docs, {k.replace("0-late", "1-later"): v for k, v in late.items()})
+    after = rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(minutes=59)))
+    assert after.done and after.recent == 2 and after.alerts == 1
+    assert data(docs, alert_path("1-later"))["status"] == "frozen"
+    # out of the window: not screened whole again
+    assert rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(hours=3))).recent == 0
 
 
-def test_a_run_that_fails_is_recorded_as_run_all_the_same(docs):
+def test_a_run_that_fails_is_recorded_with_its_error_and_the_error_is_the_one_raised(docs):
     customer(docs, "a", CLEAN)
+    rescreening.run(docs, SAMPLE)
+    ok_at = data(docs, rescreening.LAST_RUN)["lastOkAt"]
 
     def broken(*_a, **_k):
         raise RuntimeError("Firestore is away")
 
     docs.query = broken  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="Firestore is away"):
         rescreening.run(docs, SAMPLE)
-    assert data(docs, rescreening.LAST_RUN)["done"] is False
-    assert data(docs, state_path(SAMPLE.version))["startedAt"] is not None  # the sweep sees it waiting
+    record = data(docs, rescreening.LAST_RUN)
+    assert "Firestore is away" in record["error"] and record["lastOkAt"] == ok_at
+
+    def no_batch():
+        raise ConnectionError("nor its batch")
+
+    docs.batch = no_batch  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="Firestore is away"):  # not the record's error
+        rescreening.run(docs, SAMPLE)
+
+
+def test_a_walk_that_ends_after_one_begun_later_does_not_take_the_baseline_back(docs):
+    """An instance still on the list before finishes its walk after the new list's walk
+    was done: the baseline stays the new list's."""
+    for n in range(3):
+        customer(docs, f"c{n}", CLEAN)
+    ticks = itertools.count()
+    old = WITHOUT_990102
+    rescreening.run(docs, old, page=1, budget=0.5, monotonic=lambda: next(ticks), clock=fixed_clock())
+    rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(minutes=5)))
+    assert data(docs, rescreening.BASELINE)["version"] == SAMPLE.version
+    assert rescreening.run(docs, old, clock=fixed_clock(NOW + dt.timedelta(minutes=10))).done
+    assert data(docs, rescreening.BASELINE)["version"] == SAMPLE.version
+
+
+def test_a_list_rolled_back_to_is_walked_again_by_what_the_baseline_lacks(docs):
+    customer(docs, "c", CLEAN)
+    rescreening.run(docs, SAMPLE, clock=fixed_clock())
+    rescreening.run(docs, WITHOUT_990102, clock=fixed_clock(NOW + dt.timedelta(hours=1)))
+    customer(docs, "b-listed", LISTED, ("97100000001", "open"))  # onboarded under the list without 990102
+    back = rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(hours=5)))
+    assert back.done and back.against == 1 and back.frozen == 1
+    assert data(docs, rescreening.BASELINE)["version"] == SAMPLE.version
+
+
+def test_a_person_delisted_and_listed_again_as_before_is_frozen_again(docs):
+    customer(docs, "listed", LISTED, ("97100000001", "open"))
+    rescreening.run(docs, SAMPLE, clock=fixed_clock())
+    rescreening.decide(docs, "listed", "clear", by="Kari Compliance", note="delisted")
+    rescreening.run(docs, WITHOUT_990102, clock=fixed_clock(NOW + dt.timedelta(hours=3)))  # delisted
+    assert data(docs, alert_path("listed"))["seen"] == []
+    again = rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(hours=6)))  # listed again, as before
+    assert again.frozen == 1 and data(docs, "accounts/97100000001")["status"] == FROZEN
+    # a new freeze is confirmed anew, whatever was decided on the alert before
+    confirmed = rescreening.decide(docs, "listed", "freeze", by="Kari Compliance", note="listed again; reported")
+    assert confirmed["status"] == "frozen"
+
+
+def test_a_frozen_applicants_first_account_opens_again_when_compliance_clears_them(docs):
+    from fjordbank.service_layer import onboarding
+
+    customer(docs, "pending", LISTED, status="review")
+    rescreening.run(docs, SAMPLE, uids=["pending"])
+    answer = onboarding.decide_review(
+        docs, RecordingPublisher(), "pending", approve=True, operator="ops", reason=None, bank_reg=BANK_REG
+    )
+    assert data(docs, alert_path("pending"))["frozenAccounts"] == [answer["accountId"]]
+    rescreening.decide(docs, "pending", "clear", by="Kari Compliance", note="another person, passport")
+    assert data(docs, f"accounts/{answer['accountId']}")["status"] == "open"

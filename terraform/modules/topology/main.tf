@@ -38,7 +38,8 @@ locals {
     }
     "rescreen-customers" = {
       # every customer screened again against each new sanctions list: each run walks for
-      # 6 minutes from where the last stopped (a million customers in about two runs)
+      # 6 minutes from where the last stopped, by the entries new since the last list walked
+      # to the end (the first list, whole, takes several runs; docs/capacity.md)
       schedule    = "41 * * * *"
       description = "Screens every customer again against a new sanctions list and freezes those it names."
     }
