@@ -16,15 +16,14 @@ it. ``list`` prints one JSON object per payment held (``--status`` for the decid
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any
 
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client
+from fjordbank.runtime.decisions import emulator_mismatch, officer_parser
 from fjordbank.service_layer import incoming
 from fjordbank.service_layer.ports import AsyncDocuments, Doc
 
@@ -61,20 +60,18 @@ async def decide(docs: AsyncDocuments, action: str, payment_id: str, *, by: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fjordbank.runtime.held", description=__doc__)
-    parser.add_argument("--project", required=True, help="the Google Cloud project")
-    sub = parser.add_subparsers(dest="action", required=True)
-    show = sub.add_parser("list", help="the payments held (one JSON object each)")
-    show.add_argument("--status", choices=STATUSES, default=incoming.HELD)
-    for action in ACTIONS:
-        one = sub.add_parser(action, help=f"{action} one held payment")
-        one.add_argument("payment_id")
-        one.add_argument("--by", required=True, help="who decides (kept with the decision)")
-        one.add_argument("--note", required=True, help="why (kept with the decision)")
+    parser = officer_parser(
+        "python -m fjordbank.runtime.held",
+        __doc__,
+        statuses=STATUSES,
+        default=incoming.HELD,
+        actions=tuple(ACTIONS),
+        subject="payment_id",
+        what="held payment",
+    )
     args = parser.parse_args(argv)
-    emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    if emulator and not args.project.startswith("demo-"):
-        print(f"FIRESTORE_EMULATOR_HOST is set ({emulator}): unset it to decide on {args.project}", file=sys.stderr)
+    if (refused := emulator_mismatch(args.project)) is not None:
+        print(refused, file=sys.stderr)
         return 2
     docs = AsyncFirestoreDocuments(async_client(args.project))
 

@@ -15,13 +15,12 @@ decision too; ``open``: a name like a listed one, nothing frozen yet).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from typing import Any
 
 from fjordbank.domain import rescreening as rules
+from fjordbank.runtime.decisions import emulator_mismatch, officer_parser
 from fjordbank.service_layer import rescreening
 from fjordbank.service_layer.ports import Doc, Documents
 
@@ -53,20 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.firestore import sync_client
 
-    parser = argparse.ArgumentParser(prog="python -m fjordbank.runtime.sanctions_alerts", description=__doc__)
-    parser.add_argument("--project", required=True, help="the Google Cloud project")
-    sub = parser.add_subparsers(dest="action", required=True)
-    show = sub.add_parser("list", help="the alerts (one JSON object each)")
-    show.add_argument("--status", choices=rules.STATUSES, default=rules.OPEN)
-    for action in rules.ACTIONS:
-        one = sub.add_parser(action, help=f"{action} one customer's alert")
-        one.add_argument("uid")
-        one.add_argument("--by", required=True, help="who decides (kept with the decision)")
-        one.add_argument("--note", required=True, help="why (kept with the decision)")
+    parser = officer_parser(
+        "python -m fjordbank.runtime.sanctions_alerts",
+        __doc__,
+        statuses=rules.STATUSES,
+        default=rules.OPEN,
+        actions=rules.ACTIONS,
+        subject="uid",
+        what="customer's alert",
+    )
     args = parser.parse_args(argv)
-    emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    if emulator and not args.project.startswith("demo-"):
-        print(f"FIRESTORE_EMULATOR_HOST is set ({emulator}): unset it to decide on {args.project}", file=sys.stderr)
+    if (refused := emulator_mismatch(args.project)) is not None:
+        print(refused, file=sys.stderr)
         return 2
     docs = FirestoreDocuments(sync_client(args.project))
     if args.action == "list":

@@ -469,3 +469,24 @@ def test_a_frozen_applicants_first_account_opens_again_when_compliance_clears_th
     assert data(docs, alert_path("pending"))["frozenAccounts"] == [answer["accountId"]]
     rescreening.decide(docs, "pending", "clear", by="Kari Compliance", note="another person, passport")
     assert data(docs, f"accounts/{answer['accountId']}")["status"] == "open"
+
+
+def test_the_officers_command_line_lists_and_decides(docs, monkeypatch):
+    from fjordbank.runtime import decisions, sanctions_alerts
+
+    customer(docs, "listed", LISTED, ("97100000001", "open"))
+    rescreening.run(docs, SAMPLE, uids=["listed"])
+    [row] = sanctions_alerts.listed(docs, "frozen")
+    assert row["uid"] == "listed" and row["frozenAccounts"] == ["97100000001"] and row["decisions"] == []
+    done = sanctions_alerts.decide(docs, "clear", "listed", by="Kari Compliance", note="another person")
+    assert done == {"uid": "listed", "status": "cleared", "frozenAccounts": [], "decidedBy": "Kari Compliance"}
+    parser = decisions.officer_parser(
+        "p", None, statuses=("open", "frozen"), default="open", actions=("freeze", "clear"), subject="uid", what="alert"
+    )
+    args = parser.parse_args(["--project", "bank", "clear", "u1", "--by", "Kari", "--note", "why"])
+    assert (args.action, args.uid, args.by, args.note) == ("clear", "u1", "Kari", "why")
+    assert parser.parse_args(["--project", "bank", "list"]).status == "open"
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
+    assert decisions.emulator_mismatch("bank") is not None and decisions.emulator_mismatch("demo-x") is None
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST")
+    assert decisions.emulator_mismatch("bank") is None
