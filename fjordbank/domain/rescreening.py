@@ -16,11 +16,13 @@ list (`screen_customer`), and what it finds is an **alert** per customer:
   nothing is frozen, and compliance decides: ``freeze`` (it is the person) or ``clear``.
 * **cleared**: decided: not (or no longer) the listed person.
 
-A list entry decided once for a customer, at onboarding (their application went to review
-and was approved) or by an alert (whatever its decision), does not alert again for them
-with the same verdict while the list says the same of it (`match_key`, `decided_keys`);
-the same entry as a ``hit`` where it was a ``review`` (the list added the birth date that
-now matches), or changed since it was raised (listed again after a delisting), does.
+A list entry decided on a customer's alert (whatever the decision) does not alert again
+for them with the same verdict while the list says the same of it (`match_key`,
+`decided_keys`): the same entry as a ``hit`` where it was a ``review`` (the list added the
+birth date that now matches), an entry changed since, or one delisted and listed again
+(fjordbank.service_layer.rescreening forgets the delisted) does. One decided at onboarding
+(an application in review, approved) is known by entry and verdict only, as onboarding
+recorded it: it alerts again as a ``hit``, not when its content changes.
 Compliance confirms a freeze the rescreen made with ``freeze`` (once), and lifts one with
 ``clear``.
 """

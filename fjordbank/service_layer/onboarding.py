@@ -228,6 +228,8 @@ def decide_review(
         )
         if alert is not None and number is not None:
             uow.update(alert.path, {"frozenAccounts": sorted({*(alert.data.get("frozenAccounts") or ()), number})})
+        elif frozen and number is not None:  # never by the rescreen: it writes both at once
+            log.error("a frozen customer without a sanctions alert: their account opens frozen", extra={"uid": uid})
         return number, _decided(uow, uid, status, final_reason, number, clock, frozen=frozen)
 
     number, events = docs.transact(run, operation="onboarding_review")

@@ -13,7 +13,8 @@ it says). Documents (backend only)::
                                 (seen), the accounts frozen by it, compliance's decisions
 
     ops/rescreenBaseline        the list last screened against every customer: its version,
-                                one key per entry (`SanctionsList.entry_keys`), its walk's startedAt
+                                one key per entry (`SanctionsList.entry_keys`), its walk's
+                                startedAt, and the entries delisted still to forget
     ops/rescreenRun             the last run: its summary, ranAt, lastOkAt (the last that
                                 ended well), walkStartedAt (the ops sweep's gauges)
 
@@ -32,9 +33,10 @@ the baseline back; a list walked before and replaced is walked again when it is 
 rollback) by what it has that the baseline has not. Entries the new baseline no longer has
 (delisted) leave the alerts' ``seen``: listed again, even as before, they alert again.
 
-Every run first screens the customers who applied in the last `RECENT` against the whole
-list: during a deploy's rollout an instance may still onboard with the list before, and
-such a customer may be behind the cursor or apply after the walk ended.
+Every run first screens the customers who applied in the last `RECENT` (before the last run
+that ended well) against the whole list: during a deploy's rollout an instance may still
+onboard with the list before, and such a customer may be behind the cursor or apply after
+the walk ended.
 
 What is found is raised in one unit of work per customer (`raise_alert`): the alert, and
 for a ``hit`` the freeze of every open account of theirs and of the customer (``frozen`` on
@@ -88,6 +90,7 @@ PAGE = 300  # kyc records per query
 BUDGET = 360.0  # seconds a run walks for (the function stops at 540)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 RECENT = dt.timedelta(hours=2)  # customers who applied this lately are screened against the whole list
+RECENT_MAX = dt.timedelta(days=30)  # however long the runs failed, not further back than this
 LAST_RUN = f"{OPS}/rescreenRun"  # the last unscoped run's summary (the ops sweep: fjb_rescreen_*)
 # the list last screened against every customer: its version and its `entry_keys`
 BASELINE = f"{OPS}/rescreenBaseline"
@@ -155,7 +158,8 @@ def run(
         _screen_page(docs, sanctions, records, done, clock, list_version=sanctions.version)
         return done
     try:
-        _recent(docs, sanctions, clock() - RECENT, done, clock)
+        _forget_delisted(docs)
+        _recent(docs, sanctions, _recent_since(docs, clock()), done, clock)
         _walk(docs, sanctions, done, budget=budget, page=page, clock=clock, monotonic=monotonic)
     except Exception as exc:
         _record(docs, done, error=exc)
@@ -167,11 +171,11 @@ def run(
 def _record(docs: Documents, done: Run, *, error: BaseException | None) -> None:
     """The run's summary where the ops sweep reads it: ``lastOkAt`` moves only with a run
     that ended well (`FjbRescreenNotRun`), ``walkStartedAt`` says how long this list's walk
-    has taken (`FjbRescreenBehind`). Never raises: the run's own error is the one to see."""
-    fields: dict[str, Any] = {"ranAt": SERVER_TIME, **done.summary(), "error": repr(error)[:300] if error else None}
+    has taken (`FjbRescreenBehind`); a run that failed leaves what the last one said of the
+    walk and adds its error. Never raises: the run's own error is the one to see."""
+    fields: dict[str, Any] = {"ranAt": SERVER_TIME, "error": repr(error)[:300] if error else None}
     if error is None:
-        fields["lastOkAt"] = SERVER_TIME
-    fields["walkStartedAt"] = done.started
+        fields |= {**done.summary(), "lastOkAt": SERVER_TIME, "walkStartedAt": done.started}
     try:
         batch = docs.batch()
         batch.set(LAST_RUN, fields, merge=True)
@@ -197,6 +201,9 @@ def _walk(
         done.done = True  # every customer is screened against this list
         return
     state = _started(docs, sanctions.version, state, clock)  # the ops sweep sees it from here
+    if state is None:
+        done.done = True
+        return
     done.started = state.data["startedAt"]
     # every customer was screened against the list last walked to the end: only what is new
     # or changed since is screened again (the whole list the first time)
@@ -219,15 +226,14 @@ def _walk(
         if finished:
             done.done = True
             log.warning("customers screened against the new sanctions list", extra=done.summary())
-            if isinstance(screened_before, list):
-                _forget(docs, frozenset(screened_before) - sanctions.entry_keys())
+            _forget_delisted(docs)
             return
         if monotonic() >= deadline:
             done.stopped = "budget"
             return
 
 
-def _started(docs: Documents, version: str, state: Doc | None, clock: Clock) -> Doc:
+def _started(docs: Documents, version: str, state: Doc | None, clock: Clock) -> Doc | None:
     """The walk of this list, begun now if it is not under way: a list walked before and
     then replaced by another (rolled back to, or an instance still on it) is walked again,
     by what it has that the list walked since has not."""
@@ -239,8 +245,11 @@ def _started(docs: Documents, version: str, state: Doc | None, clock: Clock) -> 
         return state
     path, now = state_path(version), clock()
 
-    def start(uow: UnitOfWork) -> Doc:
-        found = uow.get(path)
+    def start(uow: UnitOfWork) -> Doc | None:
+        both = uow.get_many([path, BASELINE])
+        found, baseline = both[path], both[BASELINE]
+        if baseline is not None and baseline.data.get("version") == version:
+            return None  # walked to the end by another run since this one looked
         if (
             found is not None
             and found.data.get("completedAt") is None
@@ -274,10 +283,25 @@ def _recent(docs: Documents, sanctions: SanctionsList, since: dt.datetime, done:
         after = page[-1]
 
 
-def _forget(docs: Documents, removed: frozenset[str]) -> None:
-    """Entries the new list no longer has (delisted) leave the alerts' ``seen``: a person
-    listed again later, even as before, is raised again."""
-    for entry in sorted(removed):
+def _recent_since(docs: Documents, now: dt.datetime) -> dt.datetime:
+    """From when to screen the customers who applied lately: `RECENT` before the last run
+    that ended well (so runs that failed for hours leave nobody out), at most `RECENT_MAX`."""
+    last = docs.get(LAST_RUN)
+    ok_at = last.data.get("lastOkAt") if last is not None else None
+    since = now - RECENT
+    if isinstance(ok_at, dt.datetime):
+        since = min(since, ok_at - RECENT)
+    return max(since, now - RECENT_MAX)
+
+
+def _forget_delisted(docs: Documents) -> None:
+    """Entries the baseline no longer has (delisted; ``forget`` on `BASELINE`, written with
+    it) leave the alerts' ``seen``: a person listed again later, even as before, is raised
+    again. Each entry leaves the list of those to forget once its alerts are done, so a run
+    that stops half-way leaves the rest to the next."""
+    baseline = docs.get(BASELINE)
+    pending = baseline.data.get("forget") if baseline is not None else None
+    for entry in sorted(pending) if isinstance(pending, list) else ():
         for alert in docs.query(SANCTIONS_ALERTS, where=[Where("seenEntries", "array_contains", entry)]):
 
             def drop(uow: UnitOfWork, path: str = alert.path, entry: str = entry) -> None:
@@ -289,6 +313,14 @@ def _forget(docs: Documents, removed: frozenset[str]) -> None:
                 uow.update(path, {"seen": seen, "seenEntries": entries, "updatedAt": SERVER_TIME})
 
             docs.transact(drop, operation="rescreen_forget")
+
+        def done(uow: UnitOfWork, entry: str = entry) -> None:
+            found = uow.get(BASELINE)
+            if found is not None:
+                left = [e for e in found.data.get("forget") or () if e != entry]
+                uow.update(BASELINE, {"forget": left})
+
+        docs.transact(done, operation="rescreen_forgotten")
 
 
 def _advance(
@@ -332,11 +364,12 @@ def _advance(
         base = baseline.data if baseline is not None else {}
         newer = isinstance(base.get("startedAt"), dt.datetime) and base["startedAt"] > data["startedAt"]
         if finished and not newer:
-            entries = sorted(sanctions.entry_keys())
-            uow.set(
-                BASELINE,
-                {"version": version, "entries": entries, "startedAt": data["startedAt"], "completedAt": SERVER_TIME},
-            )
+            keys = sanctions.entry_keys()
+            # delisted since the baseline taken back (`_forget_delisted`), with any not yet done
+            before: list[Any] = base["entries"] if isinstance(base.get("entries"), list) else []
+            forget = sorted({*(base.get("forget") or ()), *(set(before) - keys)} - keys)
+            fields = {"version": version, "entries": sorted(keys), "forget": forget}
+            uow.set(BASELINE, {**fields, "startedAt": data["startedAt"], "completedAt": SERVER_TIME})
         return True
 
     return docs.transact(move, operation="rescreen_cursor")
@@ -395,7 +428,7 @@ def raise_alert(docs: Documents, uid: str, finding: rules.Finding, *, list_versi
             "status": status,
             "matches": [*before, *new.records()],
             "seen": sorted({*(current.get("seen") or ()), *new.keys}),
-            # the entries' contents raised (`_forget` finds the alerts of a delisted one)
+            # the entries' contents raised (`_forget_delisted` finds the alerts of a delisted one)
             "seenEntries": sorted({*(current.get("seenEntries") or ()), *new.entries}),
             "listVersion": list_version,
             "lastRaisedAt": SERVER_TIME,

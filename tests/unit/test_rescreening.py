@@ -395,8 +395,13 @@ def test_customers_who_applied_lately_are_screened_against_the_whole_list_by_eve
     after = rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(minutes=59)))
     assert after.done and after.recent == 2 and after.alerts == 1
     assert data(docs, alert_path("1-later"))["status"] == "frozen"
-    # out of the window: not screened whole again
-    assert rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(hours=3))).recent == 0
+    # out of the window (runs ended well since): not screened whole again
+    three_hours = fixed_clock(NOW + dt.timedelta(hours=3))
+    seed(docs, {rescreening.LAST_RUN: {"lastOkAt": NOW + dt.timedelta(hours=2, minutes=30)}})
+    assert rescreening.run(docs, SAMPLE, clock=three_hours).recent == 0
+    # runs failed for hours: the window reaches back before the last one that ended well
+    seed(docs, {rescreening.LAST_RUN: {"lastOkAt": NOW - dt.timedelta(minutes=30)}})
+    assert rescreening.run(docs, SAMPLE, clock=three_hours).recent == 2
 
 
 def test_a_run_that_fails_is_recorded_with_its_error_and_the_error_is_the_one_raised(docs):
@@ -490,3 +495,56 @@ def test_the_officers_command_line_lists_and_decides(docs, monkeypatch):
     assert decisions.emulator_mismatch("bank") is not None and decisions.emulator_mismatch("demo-x") is None
     monkeypatch.delenv("FIRESTORE_EMULATOR_HOST")
     assert decisions.emulator_mismatch("bank") is None
+
+
+def test_an_older_walk_ending_late_forgets_nothing_the_baseline_still_lists(docs):
+    """An instance still on a list without 990102 ends its walk after the list with it
+    became the baseline: a customer's cleared alert on 990102 stays decided."""
+    customer(docs, "listed", LISTED, ("97100000001", "open"))
+    customer(docs, "z", CLEAN)
+    ticks = itertools.count()
+    rescreening.run(docs, WITHOUT_990102, page=1, budget=0.5, monotonic=lambda: next(ticks), clock=fixed_clock())
+    rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(minutes=5)))
+    rescreening.decide(docs, "listed", "clear", by="Kari Compliance", note="another person, passport")
+    rescreening.run(docs, WITHOUT_990102, clock=fixed_clock(NOW + dt.timedelta(minutes=10)))
+    assert data(docs, alert_path("listed"))["seen"] == [HIT_KEY]
+    assert rescreening.run(docs, SAMPLE, uids=["listed"]).alerts == 0
+
+
+def test_forgetting_the_delisted_stopped_half_way_is_finished_by_the_next_run(docs):
+    customer(docs, "listed", LISTED, ("97100000001", "open"))
+    rescreening.run(docs, SAMPLE, clock=fixed_clock())
+    rescreening.decide(docs, "listed", "clear", by="Kari Compliance", note="delisted")
+    original = docs.transact
+
+    def failing(fn, *, operation):
+        if operation == "rescreen_forget":
+            raise RuntimeError("the function timed out")
+        return original(fn, operation=operation)
+
+    docs.transact = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        rescreening.run(docs, WITHOUT_990102, clock=fixed_clock(NOW + dt.timedelta(hours=1)))
+    docs.transact = original  # type: ignore[method-assign]
+    assert data(docs, rescreening.BASELINE)["forget"] == [entry_key(SAMPLE.entry("990102"))]
+    assert rescreening.run(docs, WITHOUT_990102, clock=fixed_clock(NOW + dt.timedelta(hours=2))).done
+    assert data(docs, alert_path("listed"))["seen"] == [] and data(docs, rescreening.BASELINE)["forget"] == []
+    again = rescreening.run(docs, SAMPLE, clock=fixed_clock(NOW + dt.timedelta(hours=3)))
+    assert again.frozen == 1
+
+
+def test_a_run_that_fails_before_its_walk_leaves_what_the_last_said_of_the_walk(docs):
+    customer(docs, "a", CLEAN)
+    ticks = itertools.count()
+    rescreening.run(docs, SAMPLE, page=1, budget=0.5, monotonic=lambda: next(ticks), clock=fixed_clock())
+    walking = data(docs, rescreening.LAST_RUN)
+    assert walking["done"] is False and walking["walkStartedAt"] == NOW
+
+    def broken(*_a, **_k):
+        raise RuntimeError("Firestore is away")
+
+    docs.query = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        rescreening.run(docs, SAMPLE)
+    failed = data(docs, rescreening.LAST_RUN)
+    assert failed["walkStartedAt"] == NOW and failed["done"] is False and "away" in failed["error"]
