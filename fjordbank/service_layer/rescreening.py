@@ -62,7 +62,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, OPS, SANCTIONS_ALERTS
@@ -119,7 +119,6 @@ class Run:
     done: bool = False  # the list is screened against every customer
     stopped: str | None = None  # why the walk stopped before the end: budget, another_run
     started: dt.datetime | None = None  # when this list's walk began (None: no walk needed)
-    uids: list[str] = field(default_factory=list)  # the customers alerted (for the job's log)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -268,7 +267,8 @@ def _recent(docs: Documents, sanctions: SanctionsList, since: dt.datetime, done:
     """The customers who applied since ``since``, screened against the whole list: one
     onboarded by an instance that still had the list before (a deploy rolls out over
     minutes) was never screened against what is new, and may be behind the walk's cursor or
-    have applied after the walk ended. Every run looks `RECENT` back: hourly runs overlap."""
+    have applied after the walk ended. Every run looks `RECENT` back from the last run that
+    ended well (`_recent_since`): hourly runs overlap."""
     after: Doc | None = None
     while True:
         page = docs.query(
@@ -397,7 +397,6 @@ def _screen_page(
             done.skipped += 1
             continue
         done.alerts += 1
-        done.uids.append(kyc.id)
         done.frozen += outcome == rules.FROZEN
 
 
