@@ -13,6 +13,7 @@ alerts anyone else's.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 
 from fjordbank.service_layer.rescreening import alert_path
 from tests.support.app import new_customer
-from tests.support.bank import callables_for, processor, refused
+from tests.support.bank import callables_for, make_national_id, processor, refused
 from tests.support.cards import buy, new_cardholder
 from tests.support.clients import wait_for
 
@@ -42,12 +43,17 @@ def bankctl(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def kyc_record(person: dict) -> dict:
+    """The bank's record of an application as onboarding writes it (every field the other
+    tests read: the personal-data sweep reads each record's identity number)."""
+    number = make_national_id(dt.date.fromisoformat(person["birthDate"]))
+    return {**person, "idKind": "fnr", "nationalId": number, "screening": [], "appliedAt": dt.datetime.now(dt.UTC)}
+
+
 def listed_since(ledger_admin, uid: str, person: dict) -> None:
     """The customer as an approved application recorded them, now the list's person."""
     ledger_admin.set_document(f"customers/{uid}", {"uid": uid, "status": "approved", "name": person["name"]})
-    ledger_admin.set_document(
-        f"kyc/{uid}", {**person, "idKind": "fnr", "decision": "approved", "screening": [], "nationalId": "x"}
-    )
+    ledger_admin.set_document(f"kyc/{uid}", {**kyc_record(person), "decision": "approved"})
 
 
 def rescreen(admin_db, uid: str, status: str) -> dict:
@@ -137,7 +143,7 @@ def test_an_applicant_frozen_in_review_is_approved_with_a_frozen_account_that_a_
     uid = auth.sign_up()["uid"]
     # an application in review (as onboarding leaves one) that the list now names
     admin_db.document(f"customers/{uid}").set({"uid": uid, "status": "review", "name": LISTED["name"]})
-    admin_db.document(f"kyc/{uid}").set({**LISTED, "idKind": "fnr", "decision": "review", "screening": []})
+    admin_db.document(f"kyc/{uid}").set({**kyc_record(LISTED), "decision": "review"})
     assert rescreen(admin_db, uid, "frozen")["frozenAccounts"] == []
     operator = auth.make_operator()
     status, body = callables.call("onboarding_decide", {"uid": uid, "decision": "approve"}, operator["id_token"])
