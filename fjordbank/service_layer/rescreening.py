@@ -154,11 +154,11 @@ def run(
         found = docs.get_many([f"{KYC}/{uid}" for uid in uids])
         done.against = len(sanctions)
         records = [d for d in found.values() if d is not None]
-        _screen_page(docs, sanctions, records, done, clock, list_version=sanctions.version)
+        _screen_page(docs, sanctions, records, done, list_version=sanctions.version)
         return done
     try:
         _forget_delisted(docs)
-        _recent(docs, sanctions, _recent_since(docs, clock()), done, clock)
+        _recent(docs, sanctions, _recent_since(docs, clock()), done)
         _walk(docs, sanctions, done, budget=budget, page=page, clock=clock, monotonic=monotonic)
     except Exception as exc:
         _record(docs, done, error=exc)
@@ -215,7 +215,7 @@ def _walk(
         after = Doc(cursor, {}, EPOCH) if isinstance(cursor, str) else None
         records = docs.query(KYC, limit=page, start_after=after) if len(against) else []
         counted = (done.screened, done.alerts)
-        _screen_page(docs, against, records, done, clock, list_version=sanctions.version)
+        _screen_page(docs, against, records, done, list_version=sanctions.version)
         last = records[-1].path if records else cursor
         finished = len(records) < page
         if not _advance(docs, sanctions, state, cursor, last, done, counted, finished=finished):
@@ -263,7 +263,7 @@ def _started(docs: Documents, version: str, state: Doc | None, clock: Clock) -> 
     return docs.transact(start, operation="rescreen_start")
 
 
-def _recent(docs: Documents, sanctions: SanctionsList, since: dt.datetime, done: Run, clock: Clock) -> None:
+def _recent(docs: Documents, sanctions: SanctionsList, since: dt.datetime, done: Run) -> None:
     """The customers who applied since ``since``, screened against the whole list: one
     onboarded by an instance that still had the list before (a deploy rolls out over
     minutes) was never screened against what is new, and may be behind the walk's cursor or
@@ -275,7 +275,7 @@ def _recent(docs: Documents, sanctions: SanctionsList, since: dt.datetime, done:
             KYC, where=[Where("appliedAt", ">=", since)], order_by=[OrderBy("appliedAt")], limit=PAGE, start_after=after
         )
         counted = done.screened
-        _screen_page(docs, sanctions, page, done, clock, list_version=sanctions.version)
+        _screen_page(docs, sanctions, page, done, list_version=sanctions.version)
         done.recent += done.screened - counted
         done.screened = counted
         if len(page) < PAGE:
@@ -376,7 +376,7 @@ def _advance(
 
 
 def _screen_page(
-    docs: Documents, sanctions: SanctionsList, records: list[Doc], done: Run, clock: Clock, *, list_version: str
+    docs: Documents, sanctions: SanctionsList, records: list[Doc], done: Run, *, list_version: str
 ) -> None:
     for kyc in records:
         done.screened += 1
@@ -392,7 +392,7 @@ def _screen_page(
             continue
         if finding is None:
             continue
-        outcome = raise_alert(docs, kyc.id, finding, list_version=list_version, clock=clock)
+        outcome = raise_alert(docs, kyc.id, finding, list_version=list_version)
         if outcome == "skipped":
             done.skipped += 1
             continue
@@ -400,7 +400,7 @@ def _screen_page(
         done.frozen += outcome == rules.FROZEN
 
 
-def raise_alert(docs: Documents, uid: str, finding: rules.Finding, *, list_version: str, clock: Clock) -> str:
+def raise_alert(docs: Documents, uid: str, finding: rules.Finding, *, list_version: str) -> str:
     """Raise what screening found on the customer's alert, in one unit of work with the
     freeze it calls for. Returns the alert's status, or "skipped" (not a customer, approved
     or in review, or every entry raised before: another run was first). An alert still open
@@ -436,7 +436,7 @@ def raise_alert(docs: Documents, uid: str, finding: rules.Finding, *, list_versi
         if not pending:  # waiting for a decision from now
             record["raisedAt"] = SERVER_TIME
         if status == rules.FROZEN:
-            frozen_now[:] = _freeze(uow, uid, accounts, customer)
+            frozen_now[:] = _freeze(uow, accounts, customer)
             record["frozenAccounts"] = sorted({*(current.get("frozenAccounts") or ()), *frozen_now})
             if current.get("status") != rules.FROZEN:
                 record["frozenAt"] = SERVER_TIME
@@ -453,7 +453,6 @@ def raise_alert(docs: Documents, uid: str, finding: rules.Finding, *, list_versi
                 "status": status,
                 "entries": [m.entity_id for m in finding.matches],
                 "accounts_frozen": len(frozen_now),
-                "at": clock().isoformat(),
             },
         )
     return status
@@ -464,7 +463,7 @@ def _open_accounts(uow: UnitOfWork, uid: str) -> list[Doc]:
     return [a for a in owned if a.data.get("status") == ACCOUNT_OPEN]
 
 
-def _freeze(uow: UnitOfWork, uid: str, accounts: list[Doc], customer: Doc) -> list[str]:
+def _freeze(uow: UnitOfWork, accounts: list[Doc], customer: Doc) -> list[str]:
     """Freeze the customer and their open accounts (read in the unit of work); the ids frozen."""
     for account in accounts:
         uow.update(account.path, {"status": ACCOUNT_FROZEN, "frozenAt": SERVER_TIME, "updatedAt": SERVER_TIME})
@@ -497,7 +496,7 @@ def decide(
         frozen_by_alert = list(alert.data.get("frozenAccounts") or ())
         extra: dict[str, Any] = {}
         if status == rules.FROZEN:
-            changed[:] = _freeze(uow, uid, _open_accounts(uow, uid), customer)
+            changed[:] = _freeze(uow, _open_accounts(uow, uid), customer)
             frozen_by_alert = sorted({*frozen_by_alert, *changed})
             if current != rules.FROZEN:
                 extra["frozenAt"] = SERVER_TIME
