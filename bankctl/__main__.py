@@ -230,6 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--note", required=True, help="why (kept with the decision)")
         json_flag(decide)
 
+    payees = sub.add_parser(
+        "payees",
+        help="payees at other banks whose name is like a listed one; clear or confirm one",
+        description=_doc(commands.payees),
+    )
+    payees_sub = payees.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    payees_list = command("list", commands.payees, "the payee alerts, with the list's entries found", payees_sub)
+    payees_list.add_argument("--status", choices=("open", "cleared", "confirmed"), default="open")
+    json_flag(payees_list)
+    for action, what in (
+        ("clear", "not the listed party: payments to it pass again"),
+        ("confirm", "the listed party: every payment to it refused"),
+    ):
+        decide = command(action, commands.payees_decide, what, payees_sub)
+        decide.add_argument("key", metavar="KEY", help="as `payees list` shows it")
+        decide.add_argument("--by", required=True, help="who decides (kept with the decision)")
+        decide.add_argument("--note", required=True, help="why (kept with the decision)")
+        json_flag(decide)
+
     jobs = sub.add_parser(
         "jobs", help="run a scheduled job now (as Cloud Scheduler would)", description=_doc(commands.run_job)
     )

@@ -734,6 +734,54 @@ def sanctions_decide(args) -> int:
     return 0
 
 
+def payees(args) -> int:
+    """Payees at other banks whose name is like one on the sanctions list: screening refuses
+    every payment to such a payee (reason payee_in_review; nothing is paid) and raises an
+    alert per payee (its account and the name as typed), with the list's entries found and
+    who tried to pay it. A compliance officer clears it (not the listed party: payments pass
+    again, until the list says something new of it) or confirms it (every payment refused as
+    blocked_counterparty); in production `python -m fjordbank.runtime.payee_alerts` does the
+    same with the officer's credentials."""
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.runtime import payee_alerts as module
+
+    with _google_errors("reading the payee alerts", args.config):
+        rows = module.listed(FirestoreDocuments(_firestore(args.config)), args.status)
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        like = ", ".join(f"{m.get('entity_id')} {m.get('alias')!r} ({m.get('score')})" for m in r["matches"])
+        last = r["decisions"][-1] if r["decisions"] else None
+        decided = f"  {last.get('by')}: {last.get('note')}" if last else ""
+        print(f"{r['key']}  {r['status']}  {r['toAccount']} {r['payeeName']!r}  like {like or 'no name to screen'}")
+        tried = f"{r['attempts']} payment(s) refused from {len(r['payers'])} customer(s)"
+        print(f"    {tried}, raised {r['raisedAt']}{decided}")
+    print(f"{len(rows)} payee alert(s) {args.status}")
+    return 0
+
+
+def payees_decide(args) -> int:
+    """Clear (not the listed party) or confirm (the listed party) a payee's alert, by its key
+    as `payees list` shows it; who and why are kept with it."""
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.domain.rescreening import AlertRefused
+    from fjordbank.runtime import payee_alerts as module
+
+    with _google_errors("recording the decision", args.config):
+        try:
+            result = module.decide(
+                FirestoreDocuments(_firestore(args.config)), args.action, args.key, by=args.by, note=args.note
+            )
+        except AlertRefused as exc:
+            raise CommandError(f"refused: {exc.message}") from None
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"{args.key}: {result['status']} ({args.by})")
+    return 0
+
+
 def pay(args) -> int:
     """Pay as the customer, through the app's surface: the payment request is written to
     users/{uid}/paymentRequests/{id} with the customer's ID token (the security rules apply),

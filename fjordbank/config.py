@@ -121,7 +121,8 @@ class Settings:
         if not self.sanctions_list_configured and self.production:
             raise ConfigError(
                 "FJB_SANCTIONS_LIST is not set: in production (FJB_ENV=production) payments are screened "
-                "against the EU consolidated sanctions list, and the clearing service does not start without it"
+                "against the EU consolidated sanctions list, and the clearing and screening services do not start "
+                "without it"
             )
         return self.sanctions_list
 

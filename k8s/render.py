@@ -77,10 +77,13 @@ DEFAULT_MAX_SCALE = 3
 # kubernetes.podspec-persistent-volume-write on (k8s/README.md).
 CLEARING_SERVICES = ("clearing",)
 CLEARING_DIR = "/mnt/clearing"
-# The EU sanctions list every payer of a payment from another bank is screened against
-# (FJB_SANCTIONS_LIST; in production the clearing service refuses to start without it): kept
-# on the same volume, where the operator puts each new list (the service reads it again).
+# The EU sanctions list every payer of a payment from another bank (clearing) and every
+# payee at another bank (screening) is screened against (FJB_SANCTIONS_LIST; in production
+# these services refuse to start without it): kept on the same volume, where the operator
+# puts each new list (the services read it again). Screening mounts only its folder, read-only.
 SANCTIONS_LIST = f"{CLEARING_DIR}/sanctions/eu-fsf.xml"
+SANCTIONS_READERS = ("screening",)  # besides the clearing services, which mount the whole exchange
+SANCTIONS_DIR = "/mnt/sanctions"
 CLEARING_CLAIM = "fjb-clearing-exchange"
 
 HEADER = (
@@ -177,6 +180,12 @@ def knative_service(name: str) -> dict[str, Any]:
         env.append({"name": "FJB_SANCTIONS_LIST", "value": SANCTIONS_LIST})
         mounts.append({"name": "clearing-exchange", "mountPath": CLEARING_DIR})
         volumes.append({"name": "clearing-exchange", "persistentVolumeClaim": {"claimName": CLEARING_CLAIM}})
+    if name in SANCTIONS_READERS:
+        env.append({"name": "FJB_SANCTIONS_LIST", "value": f"{SANCTIONS_DIR}/eu-fsf.xml"})
+        mounts.append({"name": "sanctions-list", "mountPath": SANCTIONS_DIR, "subPath": "sanctions", "readOnly": True})
+        volumes.append(
+            {"name": "sanctions-list", "persistentVolumeClaim": {"claimName": CLEARING_CLAIM, "readOnly": True}}
+        )
     labels = {
         "app.kubernetes.io/name": name,
         "app.kubernetes.io/part-of": "fjordbank",

@@ -3,7 +3,9 @@
 Consumes payments.requested in batches; one Firestore commit per batch, guarded by the
 versions it decided on, decides them in order (so limits hold however many payments race)
 and records each decision (the use case: fjordbank.service_layer.screening); then it
-publishes payments.approved or payments.rejected and acks.
+publishes payments.approved or payments.rejected and acks. A payment to another bank has
+its payee's name screened against the sanctions list (FJB_SANCTIONS_LIST, read again when
+it changes; production has no default and the service does not start without it).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from pathlib import Path
 from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client, count_attempts
+from fjordbank.adapters.sanctions_file import SanctionsFile
 from fjordbank.config import load_settings
 from fjordbank.domain.payments import PaymentEvent, told_owners
+from fjordbank.domain.sanctions import EVERYONE
 from fjordbank.domain.screening import ScreeningPolicy
-from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
+from fjordbank.runtime import crash, events, logs, payment_metrics, steps, tracing
 from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.screening import Screening
 
@@ -71,10 +75,14 @@ def load_policy(path: str | None) -> ScreeningPolicy:
 
 def main() -> None:
     settings = load_settings(identity="screening")
+    logs.setup("screening", settings.log_level)  # what reading the sanctions list says is logged too
     docs = AsyncFirestoreDocuments(async_client(settings.project_id, faults=faults.for_service("screening")))
     handler = ScreeningHandler(
         Screening(
-            docs, load_policy(settings.screening_policy), attempted=functools.partial(count_attempts, "screening")
+            docs,
+            load_policy(settings.screening_policy),
+            sanctions=SanctionsFile(settings.screening_list(), subjects=EVERYONE),  # no list, no service
+            attempted=functools.partial(count_attempts, "screening"),
         )
     )
     ConsumerService(

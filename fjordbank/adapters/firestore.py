@@ -56,6 +56,7 @@ SUBSCRIPTIONS = "subscriptions"  # {key}: a detected subscription
 STANDING_ORDERS = "standingOrders"  # {orderId}: scheduled and repeating payments
 OPS = "ops"  # ops/{name}: small summaries for operations, e.g. ops/ledgerAudit (the last audit)
 SANCTIONS_ALERTS = "sanctionsAlerts"  # {uid}: a customer the sanctions list names since onboarding
+PAYEE_ALERTS = "payeeAlerts"  # {payee key}: a payee at another bank whose name is like a listed one
 
 
 @overload

@@ -121,7 +121,16 @@ REASONS: tuple[Reason, ...] = (
     _r("same_account", f"{CALLABLE} {PAYMENT}", "from- and to-account are the same"),
     _r("currency_mismatch", f"{CALLABLE} {PAYMENT} {CARD}", "the account does not hold the payment's currency"),
     _r("insufficient_funds", f"{PAYMENT} {CARD}", "the available balance is too low"),
-    _r("blocked_counterparty", PAYMENT, "payments to this account are not allowed (screening)"),
+    _r(
+        "blocked_counterparty",
+        PAYMENT,
+        "payments to this account are not allowed (screening: a blocked account, or a payee found listed)",
+    ),
+    _r(
+        "payee_in_review",
+        PAYMENT,
+        "the payee's name is like one on the sanctions list: nothing paid; the bank checks the payee, pay again later",
+    ),
     _r("over_payment_limit", PAYMENT, "above the limit per payment (screening, 500 000 kr)"),
     _r("over_daily_limit", f"{PAYMENT} {CARD}", "above the daily limit (payments: screening; cards: the card's)"),
     _r("velocity_limit", PAYMENT, "too many payments in a short time (screening)"),

@@ -4,7 +4,9 @@ Per customer: a per-payment limit, a daily limit (Europe/Oslo calendar day, appr
 amounts only), a velocity limit (payments in a sliding window), and a lower limit for the
 first payment to a payee the customer has not paid before (a common fraud pattern; the
 customer's own accounts are never new payees). Per counterparty: a blocked list
-(sanctions, known mule accounts). Every refusal has a precise reason code.
+(sanctions, known mule accounts), and for a payment to another bank its payee's name
+against the sanctions list (fjordbank.domain.payee_screening: decided before, given here as
+``payee``). Every refusal has a precise reason code.
 """
 
 from __future__ import annotations
@@ -73,9 +75,17 @@ class Screened:
 
 
 def screen(
-    policy: ScreeningPolicy, state: CustomerState, payment: PaymentRequested, *, own_payee: bool, now: dt.datetime
+    policy: ScreeningPolicy,
+    state: CustomerState,
+    payment: PaymentRequested,
+    *,
+    own_payee: bool,
+    now: dt.datetime,
+    payee: tuple[str, str] | None = None,
 ) -> Screened:
-    """Decide one payment and, when approved, record it in ``state``."""
+    """Decide one payment and, when approved, record it in ``state``. ``payee``: (reason,
+    message) when the payee's sanctions screening refuses it
+    (fjordbank.domain.payee_screening.refusal); a refusal counts toward no limit."""
     today = today_in_norway(now).isoformat()
     if today > state.day:  # a new day; a clock behind the last decision does not reset it
         state.day, state.day_total = today, 0
@@ -84,6 +94,8 @@ def screen(
 
     if payment.to_account in policy.blocked_accounts:
         return Screened(False, "blocked_counterparty", "payments to this account are not allowed")
+    if payee is not None:
+        return Screened(False, *payee)
     if payment.amount > policy.max_per_payment:
         return Screened(False, "over_payment_limit", f"above the limit of {policy.max_per_payment} øre per payment")
     if state.day_total + payment.amount > policy.daily_limit:

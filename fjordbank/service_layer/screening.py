@@ -4,6 +4,8 @@ ports (fjordbank.service_layer.ports); the rules are fjordbank.domain.screening.
 Documents:
   screeningCustomers/{uid}      the customer's day total, recent approvals and known payees
   screeningDecisions/{paymentId} the decision, recorded once
+  payeeAlerts/{payee key}       a payee at another bank whose name is like a listed one
+                                (fjordbank.domain.payee_screening), for compliance
 
 One commit per batch (counted as ``screening``), with no transaction, as the ledger's
 (fjordbank.service_layer.ledger): the customers' states are what this process last read or
@@ -21,16 +23,28 @@ is the customer's own account, are read once per process (fjordbank.service_laye
 A payment screened before (redelivery, a crash before the ack) gets its recorded decision
 and counts toward the limits only once: its decision's create fails the commit, and the
 batch is decided again reading the decisions (so the usual batch reads no decision at all).
+
+A payment to another bank with a payee name has the name screened against the sanctions
+list (`Screening.sanctions`, read again when its file changes): the findings are kept per
+process by name (a bank's customers pay the same payees again and again), a name not seen
+before is screened off the event loop. Only a name like a listed one costs a document: its
+payee's alert is read in the batch's one read, and a refusal for it is written to the alert
+in the batch's commit (one write per payee per batch, on the condition of the version
+read, so a compliance decision made meanwhile has the batch decided again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from fjordbank.adapters.firestore import SCREENING_CUSTOMERS, SCREENING_DECISIONS
-from fjordbank.domain.payments import INTERNAL, PaymentRequested
+from fjordbank.adapters.firestore import PAYEE_ALERTS, SCREENING_CUSTOMERS, SCREENING_DECISIONS
+from fjordbank.domain import payee_screening as payees
+from fjordbank.domain.payments import EXTERNAL, INTERNAL, PaymentRequested
+from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.domain.screening import CustomerState, Screened, ScreeningPolicy, screen
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import (
@@ -50,6 +64,12 @@ from fjordbank.service_layer.recent import Attempted, Version, Versions
 
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
 KNOWN = 20_000  # customers' states a screening process remembers
+NAMES = 50_000  # payee names whose findings a screening process remembers (per list)
+
+Sanctions = Callable[[], SanctionsList]  # the list as it is now (fjordbank.adapters.sanctions_file)
+PayeeFindings = Mapping[str, tuple[str, payees.Finding]]  # payment id -> (payee key, what its name resembles)
+
+log = logging.getLogger("screening")
 
 
 def customer_path(uid: str) -> str:
@@ -60,12 +80,17 @@ def decision_path(payment_id: str) -> str:
     return f"{SCREENING_DECISIONS}/{payment_id}"
 
 
+def payee_alert_path(key: str) -> str:
+    return f"{PAYEE_ALERTS}/{key}"
+
+
 # ---- one batch: load -> decide -> save ---------------------------------------------------
 @dataclass
 class BatchState:
     states: dict[str, CustomerState]  # uid -> state
     decided: dict[str, Screened]  # payment id -> its recorded decision (when read)
     versions: dict[str, Version] = field(default_factory=dict)  # customer path -> the version decided on
+    alerts: dict[str, Version | None] = field(default_factory=dict)  # payee key -> its alert (None: none)
 
 
 @dataclass(frozen=True)
@@ -78,14 +103,24 @@ class Decided:
 
 
 async def load_batch(
-    docs: AsyncDocuments, payments: list[PaymentRequested], known: Versions, *, replays: bool
+    docs: AsyncDocuments,
+    payments: list[PaymentRequested],
+    known: Versions,
+    *,
+    replays: bool,
+    alerts: Sequence[str] = (),
 ) -> BatchState:
-    """The customers' states (known, else read) and, with ``replays``, the payments'
-    recorded decisions: what is not known in one read."""
+    """The customers' states (known, else read), with ``replays`` the payments' recorded
+    decisions, and the ``alerts`` of these payee keys: what is not known in one read."""
     uids = sorted({p.uid for p in payments})
     versions = {path: v for u in uids if (v := known.get(path := customer_path(u))) is not None}
     pids = sorted({p.payment_id for p in payments}) if replays else []
-    missing = [*(customer_path(u) for u in uids if customer_path(u) not in versions), *map(decision_path, pids)]
+    keys = sorted(set(alerts))
+    missing = [
+        *(customer_path(u) for u in uids if customer_path(u) not in versions),
+        *map(decision_path, pids),
+        *map(payee_alert_path, keys),
+    ]
     found = await docs.get_many(missing) if missing else {}
     versions |= {
         path: Version(d.data, d.updated)
@@ -98,7 +133,8 @@ async def load_batch(
         for p in pids
         if (d := found[decision_path(p)]) is not None
     }
-    return BatchState(states, decided, versions)
+    alerts_read = {k: Version(d.data, d.updated) if (d := found[payee_alert_path(k)]) else None for k in keys}
+    return BatchState(states, decided, versions, alerts_read)
 
 
 def decide_batch(
@@ -108,8 +144,11 @@ def decide_batch(
     owners: dict[str, str | None],
     *,
     now: dt.datetime,
+    findings: PayeeFindings | None = None,
 ) -> Decided:
-    """Each payment in order: its recorded decision, or a new one (no I/O)."""
+    """Each payment in order: its recorded decision, or a new one (no I/O); ``findings``:
+    the payees' names like listed ones, decided with their alerts (`BatchState.alerts`)."""
+    findings = findings or {}
     results: list[tuple[Screened, bool]] = []
     new: dict[str, tuple[PaymentRequested, Screened]] = {}
     for p in payments:
@@ -117,7 +156,12 @@ def decide_batch(
             results.append((state.decided[p.payment_id], True))
             continue
         own = p.kind == INTERNAL and owners.get(p.to_account) == p.uid
-        decision = screen(policy, state.states[p.uid], p, own_payee=own, now=now)
+        payee = None
+        if (found := findings.get(p.payment_id)) is not None:
+            key, finding = found
+            alert = state.alerts.get(key)
+            payee = payees.refusal(finding, alert.data if alert is not None else None)
+        decision = screen(policy, state.states[p.uid], p, own_payee=own, now=now, payee=payee)
         state.decided[p.payment_id] = decision
         new[p.payment_id] = (p, decision)
         results.append((decision, False))
@@ -128,10 +172,14 @@ def decision_record(payment: PaymentRequested, decision: Screened) -> Data:
     return {**decision.to_dict(), "uid": payment.uid, "amount": payment.amount, "decidedAt": SERVER_TIME}
 
 
-def save_batch(writes: Writes, state: BatchState, decided: Decided) -> list[tuple[str, Data]]:
+def save_batch(
+    writes: Writes, state: BatchState, decided: Decided, findings: PayeeFindings | None = None, *, now: str = ""
+) -> list[tuple[str, Data]]:
     """The customers with a new decision, once each, on the condition of the version decided
     on (a new one as a create), and each new decision (a create: one recorded already fails
-    the commit). Returns (path, data) of the customers' writes, first and in order."""
+    the commit); then each payee alert a new refusal for its payee adds to, once (on the
+    condition of the version read; a new one as a create). Returns (path, data) of the
+    customers' writes, first and in order."""
     customers: list[tuple[str, Data]] = []
     for uid in sorted({p.uid for p, _ in decided.new.values()}):
         path, data = customer_path(uid), state.states[uid].to_dict()
@@ -142,6 +190,25 @@ def save_batch(writes: Writes, state: BatchState, decided: Decided) -> list[tupl
         customers.append((path, data))
     for pid, (p, decision) in decided.new.items():
         writes.create(decision_path(pid), decision_record(p, decision))
+    tried: dict[str, list[PaymentRequested]] = {}
+    for pid, (p, decision) in decided.new.items():
+        if (found := (findings or {}).get(pid)) is not None and decision.reason in (payees.IN_REVIEW, payees.BLOCKED):
+            tried.setdefault(found[0], []).append(p)
+    for key, attempts in tried.items():
+        last = attempts[-1]
+        alert = state.alerts.get(key)
+        data = payees.raised(
+            alert.data if alert is not None else None,
+            (findings or {})[last.payment_id][1],
+            to_account=last.to_account,
+            name=last.payee_name or "",
+            attempts=[(p.uid, p.payment_id) for p in attempts],
+            now=now,
+        )
+        if alert is None:
+            writes.create(payee_alert_path(key), data)
+        else:
+            writes.update(payee_alert_path(key), data, if_updated=alert.updated)
     return customers
 
 
@@ -163,11 +230,17 @@ class Screening:
         policy: ScreeningPolicy,
         clock: Clock = system_clock,
         *,
+        sanctions: Sanctions | None = None,
         attempted: Attempted | None = None,
     ) -> None:
+        """``sanctions``: the list payees' names are screened against (the service always
+        has one; None only where a test screens limits alone)."""
         self.docs = docs
         self.policy = policy
         self.clock = clock
+        self.sanctions = sanctions
+        self._listed: SanctionsList | None = None  # the list the names below were screened against
+        self._names: dict[str, payees.Finding | None] = {}  # payee name -> what it resembles
         self.owners = Owners(docs)
         self.known = Versions(KNOWN)  # the customers' states this process read or wrote last
         self._attempted: Attempted = attempted if attempted is not None else (lambda _attempts, _error: None)
@@ -184,15 +257,17 @@ class Screening:
         at = now or self.clock()
         # the payees' owners, once per process
         owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}), told=told)
+        findings = await self.payee_findings(payments)
+        alerts = sorted({key for key, _ in findings.values()})
         # First without reading the decisions: a payment seen for the first time (nearly
         # every one) has none, and creating its decision fails the commit if it had one.
         # Then (a redelivery in the batch) again, reading them.
         replays, error = False, None
         for attempt in range(1, ATTEMPTS + 1):
-            state = await load_batch(self.docs, payments, self.known, replays=replays)
-            decided = decide_batch(self.policy, state, payments, owners, now=at)
+            state = await load_batch(self.docs, payments, self.known, replays=replays, alerts=alerts)
+            decided = decide_batch(self.policy, state, payments, owners, now=at, findings=findings)
             batch = self.docs.batch()
-            customers = save_batch(batch, state, decided)
+            customers = save_batch(batch, state, decided, findings, now=at.isoformat())
             try:
                 written = await batch.commit() if decided.new else []
             except (AlreadyExists, Stale, NotFound) as exc:  # recorded already, or a customer moved
@@ -202,7 +277,34 @@ class Screening:
                 continue
             remember(self.known, state, customers, written)
             self._attempted(attempt, None)
+            for pid, (p, decision) in decided.new.items():
+                if pid in findings and decision.reason in (payees.IN_REVIEW, payees.BLOCKED):
+                    log.warning(
+                        "payment refused: its payee's name is like one on the sanctions list",
+                        extra={"payment_id": pid, "uid": p.uid, "payee": findings[pid][0], "reason": decision.reason},
+                    )
             return decided.results
         gave_up = Contention(f"screening's customers kept moving ({ATTEMPTS} commits): {error}")
         self._attempted(ATTEMPTS, gave_up)
         raise gave_up from error
+
+    async def payee_findings(self, payments: Sequence[PaymentRequested]) -> dict[str, tuple[str, payees.Finding]]:
+        """payment id -> (payee key, finding) for the payments to another bank whose payee's
+        name is like a listed one (fjordbank.domain.payee_screening.find)."""
+        if self.sanctions is None:
+            return {}
+        listed = self.sanctions()
+        if listed is not self._listed:  # a new list: every name is screened again
+            self._listed, self._names = listed, {}
+        named = [(p, p.payee_name) for p in payments if p.kind == EXTERNAL and p.payee_name]
+        new = sorted({name for _, name in named if name not in self._names})
+        if len(self._names) + len(new) > NAMES:  # forget them all, and screen this batch's again
+            self._names, new = {}, sorted({name for _, name in named})
+        if new:
+            found = await asyncio.to_thread(lambda: [payees.find(listed, name) for name in new])
+            self._names.update(zip(new, found, strict=True))
+        return {
+            p.payment_id: (payees.payee_key(p.to_account, name), finding)
+            for p, name in named
+            if (finding := self._names[name]) is not None
+        }

@@ -163,10 +163,16 @@ def _screening_services() -> list[str]:
 
 
 def test_the_services_that_screen_payments_read_the_sanctions_list_from_a_mounted_volume():
-    assert _screening_services() == ["clearing"]
+    assert sorted(_screening_services()) == ["clearing", "screening"]
     for name in _screening_services():
         env = {e["name"]: e.get("value") for e in _container(_services()[name])["env"]}
-        mounts = [m["mountPath"] for m in _container(_services()[name])["volumeMounts"]]
+        mounts = {m["mountPath"]: m for m in _container(_services()[name])["volumeMounts"]}
         listed = env["FJB_SANCTIONS_LIST"]
         assert listed.startswith("/") and listed.endswith(".xml")
-        assert any(listed.startswith(f"{m}/") for m in mounts)  # on a volume the operator fills, not the image
+        [mount] = [m for path, m in mounts.items() if listed.startswith(f"{path}/")]  # not the image's
+        volume = next(v for v in _services()[name]["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+        assert volume["persistentVolumeClaim"]["claimName"] == render.CLEARING_CLAIM  # where the operator puts it
+        if name not in _clearing_services():  # the list's folder only, read-only
+            assert mount["subPath"] == "sanctions" and mount["readOnly"] is True
+            assert volume["persistentVolumeClaim"]["readOnly"] is True
+            assert listed == f"{mount['mountPath']}/eu-fsf.xml"

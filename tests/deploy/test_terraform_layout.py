@@ -369,7 +369,8 @@ def _clearing_invariants(docs: dict) -> list[str]:
     want(
         "sanctions list readers' condition",
         first(readers, "condition", "expression"),
-        'resource.name.startsWith(\\"${local.sanctions_objects}\\")',
+        'resource.name.startsWith(\\"${local.sanctions_objects}\\")'
+        ' || resource.name == \\"projects/_/buckets/${var.name}\\"',  # listing: a request on the bucket
     )
     run = resource(docs, "consumer", "google_cloud_run_v2_service", "this")
     volumes = [d['"volumes"'] for d in run["template"][0].get("dynamic", []) if '"volumes"' in d]
@@ -385,8 +386,16 @@ def _clearing_invariants(docs: dict) -> list[str]:
         # the clearing service screens payers against the list the deploy puts on that mount
         modules = docs[f"terraform/envs/{env}/main.tf"].get("module", [])
         exchange = next((b['"clearing_exchange"'] for b in modules if '"clearing_exchange"' in b), {})
-        if "module.topology.clearing_services" not in str(exchange.get("list_readers", "")):
-            problems.append(f"envs/{env} does not let the clearing services read the sanctions list")
+        readers = str(exchange.get("list_readers", ""))
+        if "module.topology.clearing_services" not in readers or "module.topology.sanctions_readers" not in readers:
+            problems.append(f"envs/{env} does not let the clearing services and sanctions readers read the list")
+        # screening: the exchange read-only, where its FJB_SANCTIONS_LIST points
+        env_text = str(loc.get("service_env", ""))
+        if not all(part in mounted for part in ("module.topology.sanctions_readers", "read_only = true")) or (
+            "contains(module.topology.sanctions_readers, name) ? {FJB_SANCTIONS_LIST = local.sanctions_list}"
+            not in env_text
+        ):
+            problems.append(f"envs/{env} does not mount the exchange read-only for the sanctions readers")
         listed = str(loc.get("sanctions_list", "")).strip('"')
         if "FJB_SANCTIONS_LIST = local.sanctions_list" not in str(loc.get("service_env", "")) or not listed.startswith(
             "${local.clearing_dir}/"

@@ -77,6 +77,17 @@ def clearing_exchange_services() -> list[str]:
     return [s for s in topology.SERVICES if "clearing_channel()" in (REPO / "run_services" / f"{s}.py").read_text()]
 
 
+def sanctions_reading_services() -> list[str]:
+    """The run_services that screen against the sanctions list (Settings.screening_list) and
+    exchange no files with the clearing house."""
+    return [
+        s
+        for s in topology.SERVICES
+        if "screening_list()" in (text := (REPO / "run_services" / f"{s}.py").read_text())
+        and "clearing_channel()" not in text
+    ]
+
+
 def topology_locals(docs: dict) -> dict:
     merged: dict = {}
     for block in docs[TOPOLOGY_TF].get("locals", []):
@@ -123,6 +134,11 @@ def name_mismatches(docs: dict) -> list[str]:
         "clearing_services (run_services using clearing_channel())",
         unq_list(loc.get("clearing_services")),
         clearing_exchange_services(),
+    )
+    same(
+        "sanctions_readers (run_services using screening_list() but not clearing_channel())",
+        unq_list(loc.get("sanctions_readers")),
+        sanctions_reading_services(),
     )
     for service, env in (loc.get("service_secret_env") or {}).items():
         if service not in topology.SERVICES:

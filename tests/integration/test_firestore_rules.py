@@ -76,6 +76,7 @@ def world(stack):
         "clearingReturns/in0123456789abcdef0123456789abcd": {"status": "held", "payerName": "X"},
         f"sanctionsAlerts/{alice}": {"status": "frozen", "matches": []},
         "rescreening/0123456789abcdef0123": {"cursor": None},
+        "payeeAlerts/0123456789abcdef0123456789abcdef": {"status": "open", "payers": [alice]},
     }
     for path, data in docs.items():
         assert admin.set(path, data) == 200, path
@@ -165,6 +166,7 @@ BACKEND_ONLY = [
     "clearingReturns/in0123456789abcdef0123456789abcd",
     "sanctionsAlerts/{alice}",
     "rescreening/0123456789abcdef0123",
+    "payeeAlerts/0123456789abcdef0123456789abcdef",
 ]
 
 

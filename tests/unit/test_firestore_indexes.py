@@ -47,6 +47,7 @@ BACKEND_ONLY = {
     fs.CLEARING_FILES,
     incoming.RETURNS,
     fs.SANCTIONS_ALERTS,
+    fs.PAYEE_ALERTS,
     rescreening.RESCREENING,
     fs.OPS,
     outbox.OUTBOX,

@@ -41,17 +41,28 @@ locals {
   # EU sanctions list beside it (sanctions/eu-fsf.xml), where FJB_SANCTIONS_LIST points: the
   # service screens every payer of a payment from another bank against it and refuses to
   # start without it (Settings.screening_list); it reads a new list when the file changes.
+  # The screening service screens every payee of a payment to another bank against the same
+  # list: it mounts the bucket read-only at the same path, and may read nothing of it but the
+  # list (the module's list_readers; it may list the payment files' names, not read them).
   clearing_dir   = "/mnt/clearing"
   sanctions_list = "${local.clearing_dir}/sanctions/eu-fsf.xml"
-  storage_volumes = {
-    for name in module.topology.clearing_services : name => {
-      clearing = { bucket = module.clearing_exchange.bucket_name, mount_path = local.clearing_dir }
-    }
-  }
+  storage_volumes = merge(
+    {
+      for name in module.topology.clearing_services : name => {
+        clearing = { bucket = module.clearing_exchange.bucket_name, mount_path = local.clearing_dir }
+      }
+    },
+    {
+      for name in module.topology.sanctions_readers : name => {
+        clearing = { bucket = module.clearing_exchange.bucket_name, mount_path = local.clearing_dir, read_only = true }
+      }
+    },
+  )
   service_env = {
     for name in module.topology.consumer_services : name => merge(
       lookup(var.service_env, name, {}),
       contains(module.topology.clearing_services, name) ? { FJB_CLEARING_DIR = local.clearing_dir, FJB_SANCTIONS_LIST = local.sanctions_list } : {},
+      contains(module.topology.sanctions_readers, name) ? { FJB_SANCTIONS_LIST = local.sanctions_list } : {},
     )
   }
 }
@@ -221,8 +232,9 @@ module "clearing_exchange" {
     { for name in module.topology.clearing_services : name => module.consumer_service_account[name].email },
     var.clearing_transfer_accounts,
   )
-  # the sanctions list under sanctions/: read by the clearing services, written by the deploy only
-  list_readers = { for name in module.topology.clearing_services : name => module.consumer_service_account[name].email }
+  # the sanctions list under sanctions/: read by the clearing services and the sanctions
+  # readers (screening), written by the deploy only
+  list_readers = { for name in concat(module.topology.clearing_services, module.topology.sanctions_readers) : name => module.consumer_service_account[name].email }
   labels       = local.labels
 }
 

@@ -59,7 +59,10 @@ resource "google_storage_bucket_iam_member" "exchangers" {
   }
 }
 
-# Read the sanctions list (roles/storage.objectViewer on sanctions/ only): the clearing services.
+# Read the sanctions list (roles/storage.objectViewer on sanctions/ only): the clearing services
+# and the screening service. The bucket itself is in the condition too: listing objects is a
+# request on the bucket, which Cloud Storage FUSE makes when it mounts the bucket and looks up
+# sanctions/ (a reader sees the payment files' names, and may read none of them).
 resource "google_storage_bucket_iam_member" "list_readers" {
   for_each = var.list_readers
 
@@ -69,7 +72,7 @@ resource "google_storage_bucket_iam_member" "list_readers" {
 
   condition {
     title       = "sanctions-list-only"
-    description = "The sanctions list under sanctions/."
-    expression  = "resource.name.startsWith(\"${local.sanctions_objects}\")"
+    description = "The sanctions list under sanctions/, and listing the bucket's object names."
+    expression  = "resource.name.startsWith(\"${local.sanctions_objects}\") || resource.name == \"projects/_/buckets/${var.name}\""
   }
 }

@@ -38,7 +38,7 @@ variable "exchangers" {
 }
 
 variable "list_readers" {
-  description = "Who reads the sanctions list under sanctions/ (and nothing else of it): name -> service account e-mail (the clearing services). The exchangers may not touch sanctions/."
+  description = "Who reads the sanctions list under sanctions/ (and nothing else of it; they may list the objects' names): name -> service account e-mail (the clearing and screening services). The exchangers may not touch sanctions/."
   type        = map(string)
   default     = {}
   nullable    = false

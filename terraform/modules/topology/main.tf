@@ -80,4 +80,9 @@ locals {
   # Who exchanges files with the clearing house (run_services calling
   # Settings.clearing_channel(): the folder FJB_CLEARING_DIR, a mounted bucket in production).
   clearing_services = ["clearing"]
+
+  # Who screens payments against the sanctions list but exchanges no files (run_services
+  # calling Settings.screening_list() and not clearing_channel()): the clearing bucket
+  # mounted read-only, of which they may read the list alone (FJB_SANCTIONS_LIST).
+  sanctions_readers = ["screening"]
 }

@@ -47,3 +47,8 @@ output "clearing_services" {
   description = "The consumer services that exchange files with the clearing house (FJB_CLEARING_DIR)."
   value       = local.clearing_services
 }
+
+output "sanctions_readers" {
+  description = "The consumer services that read the sanctions list (FJB_SANCTIONS_LIST) and exchange no files: the clearing bucket mounted read-only, the list alone readable."
+  value       = local.sanctions_readers
+}

@@ -1,0 +1,158 @@
+"""A payment to another bank screened by its payee's name against the sanctions list, and
+what compliance decides on a payee the list may name (the rules; screening does it:
+fjordbank.service_layer.screening).
+
+Funds may not be made available to a listed person or enterprise (Council Regulation (EU)
+No 269/2014, art. 2(2); in Norway the sanctions regulations under sanksjonsloven). A
+customer's own screening (onboarding, then every new list: fjordbank.domain.rescreening)
+covers money kept here, and a payment to another Fjordbank customer pays a screened
+person. A payment to another bank pays whoever holds that account there, whom the bank
+knows only by the name the customer gives (``payeeName``, the file's ``Cdtr/Nm``): that
+name is screened, as a payer's name from another bank is (`SanctionsList.screen_counterparty`:
+persons and enterprises, by name only, so never more than ``review``).
+
+A name equal or similar to a listed one refuses the payment (``payee_in_review``: nothing
+is reserved, the customer may pay again later) and raises an **alert** per payee (the
+account and the name as screened, `payee_key`) for compliance, with the list's entries found
+and who tried to pay:
+
+* **open**: waiting for a decision. Every payment to the payee is refused meanwhile.
+* **cleared**: not the listed party. Payments to the payee under that name pass, until
+  the list says something new of it (an entry not decided, or changed since: `match_key`).
+  Then the alert is open again.
+* **confirmed**: the listed party. Every payment to the payee is refused as a blocked
+  counterparty (``blocked_counterparty``), and every attempt is still recorded on the alert.
+
+A payment with no payee name is not screened by name (the account's own blocked list
+still applies); see README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fjordbank.domain.norway import normalize_account_number
+from fjordbank.domain.rescreening import AlertRefused, match_key
+from fjordbank.domain.sanctions import SanctionsList, ScreeningResult, entry_key, normalize_name
+
+OPEN = "open"
+CLEARED = "cleared"
+CONFIRMED = "confirmed"
+STATUSES = (OPEN, CLEARED, CONFIRMED)
+CLEAR = "clear"
+CONFIRM = "confirm"
+ACTIONS = (CLEAR, CONFIRM)
+MAX_PAYERS = 50  # the customers an alert lists who tried to pay the payee (the first ones)
+
+IN_REVIEW = "payee_in_review"
+IN_REVIEW_MESSAGE = (
+    "the bank must check this payee before it can be paid; nothing was paid: try again later, or contact the bank"
+)
+BLOCKED = "blocked_counterparty"
+BLOCKED_MESSAGE = "payments to this account are not allowed"
+
+
+def payee_key(to_account: str, name: str) -> str:
+    """The alert's id: the account and the name as screened (normalised: case, accents and
+    spacing do not make another payee), hashed so no name is in a document's path."""
+    text = f"{normalize_account_number(to_account)}\x00{normalize_name(name)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the payee's name resembles: the matches (as plain data, for the alert) and
+    their keys (`match_key` with the entry's content), in the same order."""
+
+    matches: tuple[dict[str, Any], ...]
+    keys: tuple[str, ...]
+
+
+def find(sanctions: SanctionsList, name: str) -> Finding | None:
+    """The payee's name against the list: None when it resembles no listed name."""
+    result: ScreeningResult = sanctions.screen_counterparty(name)
+    if result.outcome == "clear":
+        return None
+    matches: list[dict[str, Any]] = []
+    keys: list[str] = []
+    for m in result.matches:
+        entry = sanctions.entry(m.entity_id)
+        keys.append(match_key(m.entity_id, m.verdict, entry_key(entry) if entry is not None else None))
+        matches.append({"entity_id": m.entity_id, "alias": m.alias, "score": m.score, "verdict": m.verdict})
+    if not keys:  # a name with no letters or digits to screen: reviewed, never let through
+        keys.append(match_key("-", "review"))
+    return Finding(tuple(matches), tuple(keys))
+
+
+def refusal(finding: Finding | None, alert: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(reason, message) when the payment is refused for its payee, else None: a name like
+    no listed one, or one compliance cleared for everything the list says of it now."""
+    if finding is None:
+        return None
+    status = alert.get("status") if alert else None
+    if status == CONFIRMED:
+        return BLOCKED, BLOCKED_MESSAGE
+    if status == CLEARED and set(finding.keys) <= set(_strings((alert or {}).get("clearedKeys"))):
+        return None
+    return IN_REVIEW, IN_REVIEW_MESSAGE
+
+
+def raised(
+    alert: Mapping[str, Any] | None,
+    finding: Finding,
+    *,
+    to_account: str,
+    name: str,
+    attempts: Iterable[tuple[str, str]],
+    now: str,
+) -> dict[str, Any]:
+    """The alert after refused payments to the payee (``attempts``: (uid, payment id) in
+    order): a new one is open; a cleared one the list says something new of is open again
+    with what it says now; a confirmed one stays confirmed. Every attempt is counted, and
+    the first `MAX_PAYERS` payers are listed."""
+    tried = list(attempts)
+    old = dict(alert or {})
+    payers = _strings(old.get("payers"))
+    for uid, _pid in tried:
+        if uid not in payers and len(payers) < MAX_PAYERS:
+            payers.append(uid)
+    status = old.get("status") or OPEN
+    if status == CLEARED:
+        status = OPEN  # refused although cleared: the list says something not decided
+    data: dict[str, Any] = {
+        "status": status,
+        "toAccount": normalize_account_number(to_account),
+        "payeeName": old.get("payeeName") or name,
+        "matches": list(finding.matches),
+        "keys": list(finding.keys),
+        "payers": payers,
+        "attempts": int(old.get("attempts") or 0) + len(tried),
+        "lastPaymentId": tried[-1][1] if tried else old.get("lastPaymentId"),
+        "lastAt": now,
+        "raisedAt": old.get("raisedAt") or now,
+    }
+    if status == OPEN and alert is not None and old.get("status") != OPEN:
+        data["raisedAt"] = now  # open again: the wait starts now
+    return data
+
+
+def decided(alert: Mapping[str, Any] | None, action: str) -> dict[str, Any]:
+    """The fields compliance's ``action`` sets on an open alert: ``clear`` (not the listed
+    party: what the list says now is decided) or ``confirm`` (the listed party). Raises
+    `AlertRefused`."""
+    if action not in ACTIONS:
+        raise AlertRefused("invalid_request", f"the decision is one of {', '.join(ACTIONS)}")
+    current = alert.get("status") if alert else None
+    if current != OPEN:
+        raise AlertRefused("alert_not_open", f"the payee's alert is {current or 'not there'}: nothing to decide")
+    if action == CLEAR:
+        cleared = sorted({*_strings((alert or {}).get("clearedKeys")), *_strings((alert or {}).get("keys"))})
+        return {"status": CLEARED, "clearedKeys": cleared}
+    return {"status": CONFIRMED}
+
+
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list | tuple) else []

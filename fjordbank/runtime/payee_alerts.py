@@ -1,0 +1,87 @@
+"""Payees at other banks whose name is like one on the sanctions list (screening refuses
+every payment to them until compliance decides: fjordbank.domain.payee_screening), and the
+decision on one: ``bankctl payees`` on the local stack, and in production (with the
+officer's own credentials, which may write ``payeeAlerts``)::
+
+    python -m fjordbank.runtime.payee_alerts list [--status open|cleared|confirmed] --project PROJECT
+    python -m fjordbank.runtime.payee_alerts clear KEY --by NAME --note WHY --project PROJECT
+    python -m fjordbank.runtime.payee_alerts confirm KEY --by NAME --note WHY --project PROJECT
+
+``clear`` (not the listed party): payments to the payee under that name pass again, until
+the list says something new of it. ``confirm`` (the listed party): every payment to it is
+refused, and every attempt is still counted on the alert; reporting it to the authorities is
+the officer's, outside this system. ``list`` prints one JSON object per alert.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from fjordbank.domain import payee_screening as rules
+from fjordbank.domain.rescreening import AlertRefused
+from fjordbank.runtime.decisions import emulator_mismatch, officer_parser
+from fjordbank.service_layer import payee_alerts
+from fjordbank.service_layer.ports import Doc, Documents
+
+
+def row(doc: Doc) -> dict[str, Any]:
+    """What an officer decides on: the payee, what the list says, who tried to pay it."""
+    data = doc.data
+    return {
+        "key": doc.id,
+        "status": data.get("status"),
+        "toAccount": data.get("toAccount"),
+        "payeeName": data.get("payeeName"),
+        "matches": data.get("matches") or [],
+        "payers": data.get("payers") or [],
+        "attempts": data.get("attempts") or 0,
+        "raisedAt": data.get("raisedAt"),
+        "lastAt": data.get("lastAt"),
+        "decisions": data.get("decisions") or [],
+    }
+
+
+def listed(docs: Documents, status: str = rules.OPEN) -> list[dict[str, Any]]:
+    return [row(d) for d in payee_alerts.alerts(docs, status=status)]
+
+
+def decide(docs: Documents, action: str, key: str, *, by: str, note: str) -> dict[str, Any]:
+    """Raises `fjordbank.domain.rescreening.AlertRefused`."""
+    decided = payee_alerts.decide(docs, key, action, by=by, note=note)
+    return {"key": key, "status": decided["status"], "decidedBy": by}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.adapters.firestore import sync_client
+
+    parser = officer_parser(
+        "python -m fjordbank.runtime.payee_alerts",
+        __doc__,
+        statuses=rules.STATUSES,
+        default=rules.OPEN,
+        actions=rules.ACTIONS,
+        subject="key",
+        what="payee's alert",
+    )
+    args = parser.parse_args(argv)
+    if (refused := emulator_mismatch(args.project)) is not None:
+        print(refused, file=sys.stderr)
+        return 2
+    docs = FirestoreDocuments(sync_client(args.project))
+    if args.action == "list":
+        for item in listed(docs, args.status):
+            print(json.dumps(item, default=str, ensure_ascii=False))
+        return 0
+    try:
+        print(json.dumps(decide(docs, args.action, args.key, by=args.by, note=args.note)))
+    except AlertRefused as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""A payment to another bank screened by its payee's name against the sanctions list
+(fjordbank.domain.payee_screening), in screening's use case (fjordbank.service_layer.screening)
+on the in-memory fake, and compliance's decision on a payee (fjordbank.service_layer.payee_alerts).
+
+What the integration test (tests/integration/test_payee_screening.py) shows through the
+app's surface, checked here in milliseconds: a name like a listed one refuses the payment
+(nothing counted toward the limits) and raises one alert per payee, written once per batch;
+a cleared payee is paid again until the list says something new of it; a confirmed one is
+a blocked counterparty; a name like no listed one costs no document, and is screened once
+per process and list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from fjordbank.domain import payee_screening as rules
+from fjordbank.domain.payments import EXTERNAL, INTERNAL, PaymentRequested
+from fjordbank.domain.rescreening import AlertRefused
+from fjordbank.domain.sanctions import ENTERPRISE, SanctionedEntity, SanctionsList
+from fjordbank.domain.screening import ScreeningPolicy
+from fjordbank.service_layer import payee_alerts
+from fjordbank.service_layer import screening as screening_module
+from fjordbank.service_layer.screening import Screening, customer_path, payee_alert_path
+from tests.support.memory import MemoryDocuments
+from tests.support.recording import RecordingDocuments
+from tests.support.sanctions import sample_sanctions
+
+NOW = dt.datetime(2025, 3, 14, 12, 0, tzinfo=dt.UTC)
+PAYER = "97100000028"
+OUTSIDE = "15030000002"
+OTHER_OUTSIDE = "15030000010"
+SOMEONE = "97100000044"  # another customer's account in the bank
+LISTED = "Nordkapp Phantom Trading AS"  # an enterprise on the repository's fictional list (990108)
+LIKE = "NORDKAPP  phantom trading as"
+HONEST = "Hansen Rør AS"
+
+
+def payment(
+    uid: str, n: int, *, to: str = OUTSIDE, name: str | None = LISTED, amount: int = 10_000
+) -> PaymentRequested:
+    return PaymentRequested(
+        payment_id=f"p-{uid}-{n}",
+        uid=uid,
+        request_id=f"r{n:08d}",
+        kind=EXTERNAL if to.startswith("1503") else INTERNAL,
+        from_account=PAYER,
+        to_account=to,
+        amount=amount,
+        currency="NOK",
+        message=None,
+        kid=None,
+        due_date="2025-03-14",
+        body_hash="h",
+        requested_at="",
+        payee_name=name,
+    )
+
+
+class Lists:
+    """The list as the service holds it now; a test may put a new one in."""
+
+    def __init__(self, listed: SanctionsList) -> None:
+        self.now = listed
+        self.calls = 0
+
+    def __call__(self) -> SanctionsList:
+        self.calls += 1
+        return self.now
+
+
+def use_case(listed: SanctionsList | None = None) -> tuple[Screening, RecordingDocuments, Lists]:
+    docs = RecordingDocuments()
+    docs.store.docs[f"accounts/{SOMEONE}"] = ({"ownerUid": "bob"}, NOW)
+    lists = Lists(listed or sample_sanctions())
+    return Screening(docs, ScreeningPolicy(), clock=lambda: NOW, sanctions=lists), docs, lists
+
+
+def officer(docs: RecordingDocuments) -> MemoryDocuments:
+    """Compliance's blocking client on the same database."""
+    return MemoryDocuments(store=docs.store)
+
+
+def alert(docs: RecordingDocuments, to: str = OUTSIDE, name: str = LISTED) -> dict:
+    found = docs.store.doc(payee_alert_path(rules.payee_key(to, name)))
+    assert found is not None
+    return found.data
+
+
+# ---- the rules ------------------------------------------------------------------------------
+def test_a_payee_is_its_account_and_its_name_as_screened():
+    key = rules.payee_key(OUTSIDE, LISTED)
+    assert rules.payee_key("1503.00.00002", LIKE) == key  # the account's dots, the name's case and spaces
+    assert rules.payee_key(OTHER_OUTSIDE, LISTED) != key
+    assert rules.payee_key(OUTSIDE, "Nordkap Phantom Trading") != key
+    assert len(key) == 32 and LISTED.lower() not in key
+
+
+def test_a_name_like_no_listed_one_is_nothing_and_a_like_one_is_found_by_entry_and_content():
+    listed = sample_sanctions()
+    assert rules.find(listed, HONEST) is None
+    found = rules.find(listed, "Nordkap Phantom Trading")
+    assert found is not None
+    assert [m["entity_id"] for m in found.matches] == ["990108"]
+    assert found.keys[0].startswith("990108:review:")
+    nothing = rules.find(listed, "---")  # no letters to screen: reviewed, never let through
+    assert nothing is not None and nothing.matches == () and nothing.keys == ("-:review",)
+
+
+def test_what_refuses_a_payment_an_open_alert_a_confirmed_one_and_a_clearance_of_less_than_the_list_says():
+    found = rules.Finding(({"entity_id": "1"},), ("1:review:a",))
+    assert rules.refusal(None, None) is None
+    assert rules.refusal(found, None) == (rules.IN_REVIEW, rules.IN_REVIEW_MESSAGE)
+    assert rules.refusal(found, {"status": rules.OPEN}) == (rules.IN_REVIEW, rules.IN_REVIEW_MESSAGE)
+    assert rules.refusal(found, {"status": rules.CONFIRMED}) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
+    assert rules.refusal(found, {"status": rules.CLEARED, "clearedKeys": ["1:review:a"]}) is None
+    changed = rules.Finding(({"entity_id": "1"},), ("1:review:b",))  # the entry changed since
+    assert rules.refusal(changed, {"status": rules.CLEARED, "clearedKeys": ["1:review:a"]})[0] == rules.IN_REVIEW
+
+
+def test_an_alert_counts_every_attempt_lists_the_first_payers_and_opens_again_when_cleared():
+    found = rules.Finding(({"entity_id": "1"},), ("1:review:a",))
+    many = [(f"u{n}", f"p{n}") for n in range(rules.MAX_PAYERS + 5)]
+    new = rules.raised(None, found, to_account="1503.00.00002", name=LISTED, attempts=many, now="t1")
+    assert new["status"] == rules.OPEN and new["attempts"] == len(many) and new["toAccount"] == OUTSIDE
+    assert len(new["payers"]) == rules.MAX_PAYERS and new["lastPaymentId"] == many[-1][1]
+    assert new["raisedAt"] == "t1" and new["payeeName"] == LISTED
+    cleared = {**new, "status": rules.CLEARED, "clearedKeys": ["1:review:old"]}
+    again = rules.raised(cleared, found, to_account=OUTSIDE, name=LIKE, attempts=[("u0", "p9")], now="t2")
+    assert again["status"] == rules.OPEN and again["raisedAt"] == "t2" and again["payeeName"] == LISTED
+    confirmed = rules.raised(
+        {**new, "status": rules.CONFIRMED}, found, to_account=OUTSIDE, name=LISTED, attempts=[("x", "p")], now="t3"
+    )
+    assert confirmed["status"] == rules.CONFIRMED and confirmed["raisedAt"] == "t1"
+    assert confirmed["attempts"] == len(many) + 1
+
+
+def test_compliance_decides_an_open_alert_once():
+    open_ = {"status": rules.OPEN, "keys": ["1:review:a"], "clearedKeys": ["0:review:z"]}
+    assert rules.decided(open_, rules.CLEAR) == {"status": rules.CLEARED, "clearedKeys": ["0:review:z", "1:review:a"]}
+    assert rules.decided(open_, rules.CONFIRM) == {"status": rules.CONFIRMED}
+    for done in ({"status": rules.CLEARED}, {"status": rules.CONFIRMED}, None):
+        with pytest.raises(AlertRefused) as refused:
+            rules.decided(done, rules.CLEAR)
+        assert refused.value.code == "alert_not_open"
+    with pytest.raises(AlertRefused):
+        rules.decided(open_, "release")
+
+
+# ---- screening's use case ---------------------------------------------------------------------
+async def test_a_listed_payee_refuses_the_payment_counts_nothing_and_raises_one_alert_per_payee_per_batch():
+    uses, docs, _lists = use_case()
+    results = await uses.screen_batch([payment("alice", 1), payment("alice", 2, name=LIKE), payment("bob", 1)])
+    assert [(d.approved, d.reason) for d, _ in results] == [(False, rules.IN_REVIEW)] * 3
+    assert all(d.message == rules.IN_REVIEW_MESSAGE for d, _ in results)
+    [writes] = [w for kind, w in docs.calls if kind == "commit"]
+    key = rules.payee_key(OUTSIDE, LISTED)
+    assert writes.count(("create", payee_alert_path(key))) == 1  # one write for three refusals
+    data = alert(docs)
+    assert data["status"] == rules.OPEN and data["attempts"] == 3 and data["payers"] == ["alice", "bob"]
+    assert data["payeeName"] == LISTED and data["lastPaymentId"] == "p-bob-1"
+    assert [m["entity_id"] for m in data["matches"]] == ["990108"]
+    state = docs.store.doc(customer_path("alice"))
+    assert state is not None and state.data["dayTotal"] == 0  # a refusal counts toward no limit
+    # the next batch reads the alert with the customers' states, in one read, and adds to it
+    docs.forget()
+    await uses.screen_batch([payment("carol", 1)])
+    assert [paths for kind, paths in docs.calls if kind == "get_many"] == [
+        [customer_path("carol"), payee_alert_path(key)]
+    ]
+    assert alert(docs)["attempts"] == 4 and alert(docs)["payers"] == ["alice", "bob", "carol"]
+
+
+async def test_a_name_like_no_listed_one_an_internal_payee_and_no_name_cost_no_document():
+    uses, docs, _lists = use_case()
+    batch = [
+        payment("alice", 1, name=HONEST),
+        payment("alice", 2, name=None),
+        payment("alice", 3, to=SOMEONE, name=LISTED),  # a customer here: screened as one, not by this name
+    ]
+    results = await uses.screen_batch(batch)
+    assert [d.approved for d, _ in results] == [True, True, True]
+    assert not any(p.startswith("payeeAlerts/") for kind, paths in docs.calls if kind == "get_many" for p in paths)
+    assert not any(p.startswith("payeeAlerts/") for p in docs.store.docs)
+
+
+async def test_a_cleared_payee_is_paid_until_the_list_says_something_new_of_it():
+    uses, docs, lists = use_case()
+    [(first, _)] = await uses.screen_batch([payment("alice", 1)])
+    assert first.reason == rules.IN_REVIEW
+    key = rules.payee_key(OUTSIDE, LISTED)
+    decided = payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="not the listed party")
+    assert decided["status"] == rules.CLEARED and decided["decisions"][-1]["by"] == "Compliance Kari"
+    [(paid, _)] = await uses.screen_batch([payment("alice", 2, name=LIKE)])
+    assert paid.approved
+    assert alert(docs)["attempts"] == 1  # a payment that passes adds nothing
+    # a new list whose entry for the enterprise changed (a new alias): refused, the alert open again
+    entry = lists.now.entry("990108")
+    assert entry is not None
+    changed = dataclasses.replace(entry, names=(*entry.names, "Nordkapp Shadow Trading"))
+    lists.now = SanctionsList([changed])
+    [(again, _)] = await uses.screen_batch([payment("alice", 3)])
+    assert again.reason == rules.IN_REVIEW
+    assert alert(docs)["status"] == rules.OPEN and alert(docs)["raisedAt"] == NOW.isoformat()
+
+
+async def test_a_confirmed_payee_is_a_blocked_counterparty_and_every_attempt_is_counted():
+    uses, docs, _lists = use_case()
+    await uses.screen_batch([payment("alice", 1)])
+    key = rules.payee_key(OUTSIDE, LISTED)
+    payee_alerts.decide(officer(docs), key, rules.CONFIRM, by="Compliance Kari", note="the listed enterprise")
+    [(refused, _)] = await uses.screen_batch([payment("bob", 1)])
+    assert (refused.reason, refused.message) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
+    assert alert(docs)["status"] == rules.CONFIRMED and alert(docs)["attempts"] == 2
+    with pytest.raises(AlertRefused) as twice:
+        payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="changed my mind")
+    assert twice.value.code == "alert_not_open"
+
+
+async def test_a_decision_made_while_a_batch_is_decided_has_the_batch_decided_again():
+    uses, docs, _lists = use_case()
+    await uses.screen_batch([payment("alice", 1)])
+    key = rules.payee_key(OUTSIDE, LISTED)
+    read = docs.get_many
+
+    async def then_compliance_decides(paths):  # the batch read the open alert; compliance clears it
+        found = await read(paths)
+        if payee_alert_path(key) in paths and found[payee_alert_path(key)].data["status"] == rules.OPEN:
+            payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="not the listed party")
+        return found
+
+    docs.get_many = then_compliance_decides  # type: ignore[method-assign]
+    uses.known.clear()
+    [(decision, _)] = await uses.screen_batch([payment("alice", 2)])
+    assert decision.approved  # decided again on the cleared alert, not refused on the open one
+    assert alert(docs)["attempts"] == 1 and alert(docs)["status"] == rules.CLEARED
+
+
+async def test_a_name_is_screened_once_per_process_and_list_and_always_when_the_memory_is_full(monkeypatch):
+    uses, _docs, lists = use_case()
+    screened: list[str] = []
+    find = rules.find
+
+    def counted(listed, name):
+        screened.append(name)
+        return find(listed, name)
+
+    monkeypatch.setattr(rules, "find", counted)
+    await uses.screen_batch([payment("alice", 1, name=HONEST), payment("alice", 2, name=HONEST)])
+    await uses.screen_batch([payment("alice", 3, name=HONEST)])
+    assert screened == [HONEST]
+    lists.now = SanctionsList(list(sample_sanctions().entries))  # a new list (another object): again
+    await uses.screen_batch([payment("alice", 4, name=HONEST)])
+    assert screened == [HONEST, HONEST]
+    monkeypatch.setattr(screening_module, "NAMES", 2)  # full: forgotten, and this batch's screened again
+    results = await uses.screen_batch([payment("bob", n, name=name) for n, name in enumerate(("A Ltd", LISTED))])
+    assert [d.reason for d, _ in results] == [None, rules.IN_REVIEW]
+
+
+async def test_an_enterprise_listed_by_a_name_only_is_found():
+    listed = SanctionsList(
+        [SanctionedEntity("E1", ("Fjellvind Shipping Ltd",), (), (), "prog", ENTERPRISE)],
+    )
+    uses, _docs, _lists = use_case(listed)
+    [(decision, _)] = await uses.screen_batch([payment("alice", 1, name="Fjellvind Shipping Ltd.")])
+    assert decision.reason == rules.IN_REVIEW
+
+
+def test_a_decision_needs_who_why_and_a_key():
+    docs = MemoryDocuments()
+    with pytest.raises(AlertRefused):
+        payee_alerts.decide(docs, "0" * 32, rules.CLEAR, by="", note="why not")
+    with pytest.raises(AlertRefused) as bad:
+        payee_alerts.decide(docs, "payeeAlerts/../x", rules.CLEAR, by="Kari", note="why not")
+    assert "32 hex digits" in bad.value.message
+    with pytest.raises(AlertRefused) as missing:
+        payee_alerts.decide(docs, "0" * 32, rules.CLEAR, by="Kari", note="why not")
+    assert missing.value.code == "alert_not_open"
+    with pytest.raises(AlertRefused):
+        payee_alerts.alerts(docs, status="frozen")
