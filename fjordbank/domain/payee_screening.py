@@ -20,8 +20,10 @@ and who tried to pay:
 * **cleared**: not the listed party. Payments to the payee under that name pass, until
   the list says something new of it (an entry not decided, or changed since: `match_key`).
   Then the alert is open again.
-* **confirmed**: the listed party. Every payment to the payee is refused as a blocked
-  counterparty (``blocked_counterparty``), and every attempt is still recorded on the alert.
+* **confirmed**: the listed party. Every payment to the payee's account is refused as a
+  blocked counterparty (``blocked_counterparty``), under any name (`refusal`'s
+  ``account_confirmed``: a listed party's account does not become another's by a name the
+  customer types), and every attempt under the alert's name is still recorded on it.
 
 A payment with no payee name is not screened by name (the account's own blocked list
 still applies); see README.md.
@@ -87,9 +89,15 @@ def find(sanctions: SanctionsList, name: str) -> Finding | None:
     return Finding(tuple(matches), tuple(keys))
 
 
-def refusal(finding: Finding | None, alert: Mapping[str, Any] | None) -> tuple[str, str] | None:
+def refusal(
+    finding: Finding | None, alert: Mapping[str, Any] | None, *, account_confirmed: bool = False
+) -> tuple[str, str] | None:
     """(reason, message) when the payment is refused for its payee, else None: a name like
-    no listed one, or one compliance cleared for everything the list says of it now."""
+    no listed one, or one compliance cleared for everything the list says of it now.
+    ``account_confirmed``: compliance confirmed a listed party at the payee's account (under
+    whatever name): refused."""
+    if account_confirmed:
+        return BLOCKED, BLOCKED_MESSAGE
     if finding is None:
         return None
     status = alert.get("status") if alert else None

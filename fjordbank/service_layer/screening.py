@@ -30,7 +30,10 @@ process by name (a bank's customers pay the same payees again and again), a name
 before is screened off the event loop. Only a name like a listed one costs a document: its
 payee's alert is read in the batch's one read, and a refusal for it is written to the alert
 in the batch's commit (one write per payee per batch, on the condition of the version
-read, so a compliance decision made meanwhile has the batch decided again).
+read, so a compliance decision made meanwhile has the batch decided again). The accounts
+of payees compliance confirmed are refused under any name: a process reads them again
+every `CONFIRMED_SECONDS` (one query; a confirmation takes that long to reach every
+instance).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -56,6 +60,7 @@ from fjordbank.service_layer.ports import (
     Data,
     NotFound,
     Stale,
+    Where,
     Writes,
     Written,
     system_clock,
@@ -65,6 +70,7 @@ from fjordbank.service_layer.recent import Attempted, Version, Versions
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
 KNOWN = 20_000  # customers' states a screening process remembers
 NAMES = 50_000  # payee names whose findings a screening process remembers (per list)
+CONFIRMED_SECONDS = 30.0  # how often a process reads the accounts of payees compliance confirmed
 
 Sanctions = Callable[[], SanctionsList]  # the list as it is now (fjordbank.adapters.sanctions_file)
 PayeeFindings = Mapping[str, tuple[str, payees.Finding]]  # payment id -> (payee key, what its name resembles)
@@ -145,10 +151,13 @@ def decide_batch(
     *,
     now: dt.datetime,
     findings: PayeeFindings | None = None,
+    confirmed: frozenset[str] | None = None,
 ) -> Decided:
     """Each payment in order: its recorded decision, or a new one (no I/O); ``findings``:
-    the payees' names like listed ones, decided with their alerts (`BatchState.alerts`)."""
+    the payees' names like listed ones, decided with their alerts (`BatchState.alerts`);
+    ``confirmed``: the accounts of payees compliance confirmed listed."""
     findings = findings or {}
+    confirmed = confirmed or frozenset()
     results: list[tuple[Screened, bool]] = []
     new: dict[str, tuple[PaymentRequested, Screened]] = {}
     for p in payments:
@@ -157,10 +166,12 @@ def decide_batch(
             continue
         own = p.kind == INTERNAL and owners.get(p.to_account) == p.uid
         payee = None
-        if (found := findings.get(p.payment_id)) is not None:
-            key, finding = found
+        if p.kind == EXTERNAL:
+            key, finding = findings.get(p.payment_id) or ("", None)
             alert = state.alerts.get(key)
-            payee = payees.refusal(finding, alert.data if alert is not None else None)
+            payee = payees.refusal(
+                finding, alert.data if alert is not None else None, account_confirmed=p.to_account in confirmed
+            )
         decision = screen(policy, state.states[p.uid], p, own_payee=own, now=now, payee=payee)
         state.decided[p.payment_id] = decision
         new[p.payment_id] = (p, decision)
@@ -241,6 +252,8 @@ class Screening:
         self.sanctions = sanctions
         self._listed: SanctionsList | None = None  # the list the names below were screened against
         self._names: dict[str, payees.Finding | None] = {}  # payee name -> what it resembles
+        self._confirmed: frozenset[str] = frozenset()  # accounts of payees compliance confirmed listed
+        self._confirmed_at: float | None = None  # time.monotonic() when they were read
         self.owners = Owners(docs)
         self.known = Versions(KNOWN)  # the customers' states this process read or wrote last
         self._attempted: Attempted = attempted if attempted is not None else (lambda _attempts, _error: None)
@@ -259,13 +272,14 @@ class Screening:
         owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}), told=told)
         findings = await self.payee_findings(payments)
         alerts = sorted({key for key, _ in findings.values()})
+        confirmed = await self.confirmed_accounts() if any(p.kind == EXTERNAL for p in payments) else frozenset()
         # First without reading the decisions: a payment seen for the first time (nearly
         # every one) has none, and creating its decision fails the commit if it had one.
         # Then (a redelivery in the batch) again, reading them.
         replays, error = False, None
         for attempt in range(1, ATTEMPTS + 1):
             state = await load_batch(self.docs, payments, self.known, replays=replays, alerts=alerts)
-            decided = decide_batch(self.policy, state, payments, owners, now=at, findings=findings)
+            decided = decide_batch(self.policy, state, payments, owners, now=at, findings=findings, confirmed=confirmed)
             batch = self.docs.batch()
             customers = save_batch(batch, state, decided, findings, now=at.isoformat())
             try:
@@ -278,10 +292,18 @@ class Screening:
             remember(self.known, state, customers, written)
             self._attempted(attempt, None)
             for pid, (p, decision) in decided.new.items():
-                if pid in findings and decision.reason in (payees.IN_REVIEW, payees.BLOCKED):
+                if (pid in findings or p.to_account in confirmed) and decision.reason in (
+                    payees.IN_REVIEW,
+                    payees.BLOCKED,
+                ):
                     log.warning(
-                        "payment refused: its payee's name is like one on the sanctions list",
-                        extra={"payment_id": pid, "uid": p.uid, "payee": findings[pid][0], "reason": decision.reason},
+                        "payment refused for its payee: a name like a listed one, or a listed party's account",
+                        extra={
+                            "payment_id": pid,
+                            "uid": p.uid,
+                            "payee": findings[pid][0] if pid in findings else None,
+                            "reason": decision.reason,
+                        },
                     )
             return decided.results
         gave_up = Contention(f"screening's customers kept moving ({ATTEMPTS} commits): {error}")
@@ -308,3 +330,15 @@ class Screening:
             for p, name in named
             if (finding := self._names[name]) is not None
         }
+
+    async def confirmed_accounts(self) -> frozenset[str]:
+        """The accounts of payees compliance confirmed listed, read again every
+        `CONFIRMED_SECONDS` (without a list to screen against there are none)."""
+        if self.sanctions is None:
+            return frozenset()
+        now = time.monotonic()
+        if self._confirmed_at is None or now - self._confirmed_at >= CONFIRMED_SECONDS:
+            found = await self.docs.query(PAYEE_ALERTS, where=[Where("status", "==", payees.CONFIRMED)])
+            self._confirmed = frozenset(a for d in found if isinstance(a := d.data.get("toAccount"), str))
+            self._confirmed_at = now
+        return self._confirmed

@@ -113,6 +113,7 @@ def test_a_name_like_no_listed_one_is_nothing_and_a_like_one_is_found_by_entry_a
 def test_what_refuses_a_payment_an_open_alert_a_confirmed_one_and_a_clearance_of_less_than_the_list_says():
     found = rules.Finding(({"entity_id": "1"},), ("1:review:a",))
     assert rules.refusal(None, None) is None
+    assert rules.refusal(None, None, account_confirmed=True) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
     assert rules.refusal(found, None) == (rules.IN_REVIEW, rules.IN_REVIEW_MESSAGE)
     assert rules.refusal(found, {"status": rules.OPEN}) == (rules.IN_REVIEW, rules.IN_REVIEW_MESSAGE)
     assert rules.refusal(found, {"status": rules.CONFIRMED}) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
@@ -207,14 +208,22 @@ async def test_a_cleared_payee_is_paid_until_the_list_says_something_new_of_it()
     assert alert(docs)["status"] == rules.OPEN and alert(docs)["raisedAt"] == NOW.isoformat()
 
 
-async def test_a_confirmed_payee_is_a_blocked_counterparty_and_every_attempt_is_counted():
+async def test_a_confirmed_payee_is_a_blocked_counterparty_under_any_name_and_every_attempt_is_counted(monkeypatch):
     uses, docs, _lists = use_case()
     await uses.screen_batch([payment("alice", 1)])
     key = rules.payee_key(OUTSIDE, LISTED)
     payee_alerts.decide(officer(docs), key, rules.CONFIRM, by="Compliance Kari", note="the listed enterprise")
-    [(refused, _)] = await uses.screen_batch([payment("bob", 1)])
+    [(refused, _)] = await uses.screen_batch([payment("bob", 1)])  # its alert says so at once
     assert (refused.reason, refused.message) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
     assert alert(docs)["status"] == rules.CONFIRMED and alert(docs)["attempts"] == 2
+    # the account under a name like no listed one: refused once the process has read the
+    # confirmed accounts again (every CONFIRMED_SECONDS), and no alert for that name
+    monkeypatch.setattr(screening_module, "CONFIRMED_SECONDS", 0.0)
+    results = await uses.screen_batch(
+        [payment("bob", 2, name=HONEST), payment("bob", 3, name=None), payment("bob", 4, to=OTHER_OUTSIDE)]
+    )
+    assert [d.reason for d, _ in results] == [rules.BLOCKED, rules.BLOCKED, rules.IN_REVIEW]
+    assert docs.store.doc(payee_alert_path(rules.payee_key(OUTSIDE, HONEST))) is None
     with pytest.raises(AlertRefused) as twice:
         payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="changed my mind")
     assert twice.value.code == "alert_not_open"
