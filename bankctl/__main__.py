@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     text = pay.add_mutually_exclusive_group()
     text.add_argument("--message", help="a message to the payee (at most 140 characters)")
     text.add_argument("--kid", help="a KID (customer reference, MOD10 or MOD11)")
+    pay.add_argument(
+        "--payee-name", metavar="NAME", help="the payee's name, as the app lets the customer type it (1-70 characters)"
+    )
     pay.add_argument("--due", type=_due_date, metavar="YYYY-MM-DD", help="a later due date: the payment is scheduled")
     pay.add_argument("--request-id", help="the idempotency key (default: a new one)")
     pay.add_argument("--no-sca", action="store_true", help="do not confirm on the device even where the bank asks")

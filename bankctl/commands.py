@@ -816,6 +816,7 @@ def pay(args) -> int:
         message=args.message,
         kid=args.kid,
         due_date=args.due,
+        payee_name=args.payee_name,
         confirm=confirm,
         request_id=args.request_id,
     )

@@ -37,7 +37,9 @@ def payment_request(
     return body
 
 
-def optional_fields(*, message: str | None = None, kid: str | None = None, due_date: str | None = None) -> dict:
+def optional_fields(
+    *, message: str | None = None, kid: str | None = None, due_date: str | None = None, payee_name: str | None = None
+) -> dict:
     """The optional fields that are given, by their names in the contract."""
-    named = {"message": message, "kid": kid, "dueDate": due_date}
+    named = {"message": message, "kid": kid, "dueDate": due_date, "payeeName": payee_name}
     return {k: v for k, v in named.items() if v is not None}

@@ -134,6 +134,7 @@ class AppSession:
         message: str | None = None,
         kid: str | None = None,
         due_date: str | None = None,
+        payee_name: str | None = None,
         confirm: bool = True,
         request_id: str | None = None,
     ) -> str:
@@ -147,7 +148,7 @@ class AppSession:
             from_account=from_account,
             to_account=to_account,
             amount=amount,
-            fields=optional_fields(message=message, kid=kid, due_date=due_date),
+            fields=optional_fields(message=message, kid=kid, due_date=due_date, payee_name=payee_name),
             device=self.device if confirm else None,
         )
         with self.errors("creating the payment request"):

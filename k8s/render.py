@@ -80,10 +80,11 @@ CLEARING_DIR = "/mnt/clearing"
 # The EU sanctions list every payer of a payment from another bank (clearing) and every
 # payee at another bank (screening) is screened against (FJB_SANCTIONS_LIST; in production
 # these services refuse to start without it): kept on the same volume, where the operator
-# puts each new list (the services read it again). Screening mounts only its folder, read-only.
+# puts each new list (the services read it again). Screening mounts the claim read-only (a
+# subPath would bind the folder as it was when the pod started: a folder replaced, not
+# overwritten, would go unseen).
 SANCTIONS_LIST = f"{CLEARING_DIR}/sanctions/eu-fsf.xml"
-SANCTIONS_READERS = ("screening",)  # besides the clearing services, which mount the whole exchange
-SANCTIONS_DIR = "/mnt/sanctions"
+SANCTIONS_READERS = ("screening",)  # besides the clearing services, which mount it to exchange files
 CLEARING_CLAIM = "fjb-clearing-exchange"
 
 HEADER = (
@@ -181,10 +182,10 @@ def knative_service(name: str) -> dict[str, Any]:
         mounts.append({"name": "clearing-exchange", "mountPath": CLEARING_DIR})
         volumes.append({"name": "clearing-exchange", "persistentVolumeClaim": {"claimName": CLEARING_CLAIM}})
     if name in SANCTIONS_READERS:
-        env.append({"name": "FJB_SANCTIONS_LIST", "value": f"{SANCTIONS_DIR}/eu-fsf.xml"})
-        mounts.append({"name": "sanctions-list", "mountPath": SANCTIONS_DIR, "subPath": "sanctions", "readOnly": True})
+        env.append({"name": "FJB_SANCTIONS_LIST", "value": SANCTIONS_LIST})
+        mounts.append({"name": "clearing-exchange", "mountPath": CLEARING_DIR, "readOnly": True})
         volumes.append(
-            {"name": "sanctions-list", "persistentVolumeClaim": {"claimName": CLEARING_CLAIM, "readOnly": True}}
+            {"name": "clearing-exchange", "persistentVolumeClaim": {"claimName": CLEARING_CLAIM, "readOnly": True}}
         )
     labels = {
         "app.kubernetes.io/name": name,

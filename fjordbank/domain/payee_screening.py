@@ -12,25 +12,31 @@ name is screened, as a payer's name from another bank is (`SanctionsList.screen_
 persons and enterprises, by name only, so never more than ``review``).
 
 A name equal or similar to a listed one refuses the payment (``payee_in_review``: nothing
-is reserved, the customer may pay again later) and raises an **alert** per payee (the
-account and the name as screened, `payee_key`) for compliance, with the list's entries found
-and who tried to pay:
+is reserved, the customer may pay again later; the customer is not told why) and raises an
+**alert** per payee (the account and the name as screened, `payee_key`) for compliance,
+with the list's entries found:
 
-* **open**: waiting for a decision. Every payment to the payee is refused meanwhile.
+* **open**: waiting for a decision. Every payment to the payee's account is refused
+  meanwhile, under any name or none (`refusal`'s ``others``: a name changed does not make
+  another payee of an account being checked).
 * **cleared**: not the listed party. Payments to the payee under that name pass, until
   the list says something new of it (an entry not decided, or changed since: `match_key`).
   Then the alert is open again.
 * **confirmed**: the listed party. Every payment to the payee's account is refused as a
-  blocked counterparty (``blocked_counterparty``), under any name (`refusal`'s
-  ``account_confirmed``: a listed party's account does not become another's by a name the
-  customer types), and every attempt under the alert's name is still recorded on it.
+  blocked counterparty (``blocked_counterparty``), under any name. Compliance may clear it
+  later (a mistake, or the party delisted).
 
-A payment with no payee name is not screened by name (the account's own blocked list
-still applies); see README.md.
+Who tried to pay a payee is kept with each refused payment's screening decision (its
+``payeeAccount``), not on the alert: a popular name like a listed one, paid from many
+partitions at once, would otherwise make its alert a document every batch writes.
+
+A payment with no payee name is not screened by name (the account's alerts and the
+policy's blocked list still apply); see README.md.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,9 +53,9 @@ STATUSES = (OPEN, CLEARED, CONFIRMED)
 CLEAR = "clear"
 CONFIRM = "confirm"
 ACTIONS = (CLEAR, CONFIRM)
-MAX_PAYERS = 50  # the customers an alert lists who tried to pay the payee (the first ones)
 
 IN_REVIEW = "payee_in_review"
+# why is not said: the customer is not told what the bank screens payees against
 IN_REVIEW_MESSAGE = (
     "the bank must check this payee before it can be paid; nothing was paid: try again later, or contact the bank"
 )
@@ -90,72 +96,57 @@ def find(sanctions: SanctionsList, name: str) -> Finding | None:
 
 
 def refusal(
-    finding: Finding | None, alert: Mapping[str, Any] | None, *, account_confirmed: bool = False
+    finding: Finding | None, alert: Mapping[str, Any] | None, *, others: Iterable[str] = ()
 ) -> tuple[str, str] | None:
-    """(reason, message) when the payment is refused for its payee, else None: a name like
-    no listed one, or one compliance cleared for everything the list says of it now.
-    ``account_confirmed``: compliance confirmed a listed party at the payee's account (under
-    whatever name): refused."""
-    if account_confirmed:
+    """(reason, message) when the payment is refused for its payee, else None. ``alert``:
+    the payee's own (its account and name); ``others``: the statuses of the other open or
+    confirmed alerts on its account (under other names)."""
+    around = set(others)
+    if CONFIRMED in around:
         return BLOCKED, BLOCKED_MESSAGE
-    if finding is None:
-        return None
-    status = alert.get("status") if alert else None
-    if status == CONFIRMED:
-        return BLOCKED, BLOCKED_MESSAGE
-    if status == CLEARED and set(finding.keys) <= set(_strings((alert or {}).get("clearedKeys"))):
-        return None
-    return IN_REVIEW, IN_REVIEW_MESSAGE
+    if finding is not None:
+        status = alert.get("status") if alert else None
+        if status == CONFIRMED:
+            return BLOCKED, BLOCKED_MESSAGE
+        if not (status == CLEARED and set(finding.keys) <= set(_strings((alert or {}).get("clearedKeys")))):
+            return IN_REVIEW, IN_REVIEW_MESSAGE
+    if OPEN in around:
+        return IN_REVIEW, IN_REVIEW_MESSAGE
+    return None
 
 
 def raised(
-    alert: Mapping[str, Any] | None,
-    finding: Finding,
-    *,
-    to_account: str,
-    name: str,
-    attempts: Iterable[tuple[str, str]],
-    now: str,
-) -> dict[str, Any]:
-    """The alert after refused payments to the payee (``attempts``: (uid, payment id) in
-    order): a new one is open; a cleared one the list says something new of is open again
-    with what it says now; a confirmed one stays confirmed. Every attempt is counted, and
-    the first `MAX_PAYERS` payers are listed."""
-    tried = list(attempts)
-    old = dict(alert or {})
-    payers = _strings(old.get("payers"))
-    for uid, _pid in tried:
-        if uid not in payers and len(payers) < MAX_PAYERS:
-            payers.append(uid)
-    status = old.get("status") or OPEN
-    if status == CLEARED:
-        status = OPEN  # refused although cleared: the list says something not decided
-    data: dict[str, Any] = {
-        "status": status,
-        "toAccount": normalize_account_number(to_account),
-        "payeeName": old.get("payeeName") or name,
-        "matches": list(finding.matches),
-        "keys": list(finding.keys),
-        "payers": payers,
-        "attempts": int(old.get("attempts") or 0) + len(tried),
-        "lastPaymentId": tried[-1][1] if tried else old.get("lastPaymentId"),
-        "lastAt": now,
-        "raisedAt": old.get("raisedAt") or now,
-    }
-    if status == OPEN and alert is not None and old.get("status") != OPEN:
-        data["raisedAt"] = now  # open again: the wait starts now
-    return data
+    alert: Mapping[str, Any] | None, finding: Finding, *, to_account: str, name: str, now: dt.datetime
+) -> dict[str, Any] | None:
+    """The alert after a payment to the payee was refused for its name, or None when it
+    stays as it is: a new one is open; a cleared one (refused: the list says something not
+    decided) is open again, with what the list says now; an open or confirmed one takes
+    the list's entries as they are now, when they changed."""
+    if alert is None:
+        return {
+            "status": OPEN,
+            "toAccount": normalize_account_number(to_account),
+            "payeeName": name,
+            "matches": list(finding.matches),
+            "keys": list(finding.keys),
+            "raisedAt": now,
+        }
+    if alert.get("status") == CLEARED:
+        return {"status": OPEN, "matches": list(finding.matches), "keys": list(finding.keys), "raisedAt": now}
+    if list(finding.keys) != _strings(alert.get("keys")):
+        return {"matches": list(finding.matches), "keys": list(finding.keys)}
+    return None
 
 
 def decided(alert: Mapping[str, Any] | None, action: str) -> dict[str, Any]:
-    """The fields compliance's ``action`` sets on an open alert: ``clear`` (not the listed
-    party: what the list says now is decided) or ``confirm`` (the listed party). Raises
-    `AlertRefused`."""
+    """The fields compliance's ``action`` sets: ``clear`` an open alert (not the listed party:
+    what the list says now is decided) or a confirmed one (a mistake, or the party
+    delisted); ``confirm`` an open one (the listed party). Raises `AlertRefused`."""
     if action not in ACTIONS:
         raise AlertRefused("invalid_request", f"the decision is one of {', '.join(ACTIONS)}")
     current = alert.get("status") if alert else None
-    if current != OPEN:
-        raise AlertRefused("alert_not_open", f"the payee's alert is {current or 'not there'}: nothing to decide")
+    if current not in ((OPEN, CONFIRMED) if action == CLEAR else (OPEN,)):
+        raise AlertRefused("alert_not_open", f"the payee's alert is {current or 'not there'}: not for {action}")
     if action == CLEAR:
         cleared = sorted({*_strings((alert or {}).get("clearedKeys")), *_strings((alert or {}).get("keys"))})
         return {"status": CLEARED, "clearedKeys": cleared}

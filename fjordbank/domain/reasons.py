@@ -129,7 +129,7 @@ REASONS: tuple[Reason, ...] = (
     _r(
         "payee_in_review",
         PAYMENT,
-        "the payee's name is like one on the sanctions list: nothing paid; the bank checks the payee, pay again later",
+        "the bank checks the payee (its name is like one on the sanctions list; not told): nothing paid, pay later",
     ),
     _r("over_payment_limit", PAYMENT, "above the limit per payment (screening, 500 000 kr)"),
     _r("over_daily_limit", f"{PAYMENT} {CARD}", "above the daily limit (payments: screening; cards: the card's)"),

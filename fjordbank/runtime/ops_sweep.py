@@ -30,6 +30,11 @@ document of an ordered query; never a scan of a collection):
   rescreen's last run (``ops/rescreenRun``), how long the walk of its list has taken (0 once
   done: a list replaced is not waited for) -> fjb_rescreen_behind_seconds, and when a run
   last ended well -> fjb_rescreen_last_success_timestamp_seconds (0 before any);
+* the payees at other banks whose name is like a listed one
+  (fjordbank.domain.payee_screening, ``payeeAlerts``): alerts open (every payment to the
+  payee refused until compliance decides) and confirmed (a listed party) ->
+  fjb_payee_alerts{status}, the oldest open one's age (from its ``raisedAt``) ->
+  fjb_payee_alert_oldest_open_age_seconds;
 * the last scheduled ledger audit's summary (ops/ledgerAudit, written by the audit-ledger
   job) -> fjb_audit_last_success, fjb_audit_last_run_timestamp_seconds, fjb_audit_problems{kind}.
   These three appear once a summary exists: before the first audit nothing says whether
@@ -38,7 +43,7 @@ document of an ordered query; never a scan of a collection):
 Indexes (firestore.indexes.json; the emulator does not enforce them, production does):
 paymentRequests collection group (status, updatedAt), outbox (kind, stagedAt),
 clearingReturns (status, createdAt) and (status, decidedAt), sanctionsAlerts (status,
-raisedAt); the counts
+raisedAt), payeeAlerts (status, raisedAt); the counts
 use the single-field indexes on paymentRequests.status and outbox.kind, and cardOutbox
 needs none beyond its single-field stagedAt.
 
@@ -64,7 +69,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from prometheus_client import REGISTRY, Gauge
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import OPS, PAYMENT_REQUESTS, SANCTIONS_ALERTS
+from fjordbank.adapters.firestore import OPS, PAYEE_ALERTS, PAYMENT_REQUESTS, SANCTIONS_ALERTS
+from fjordbank.domain import payee_screening as payee_rules
 from fjordbank.domain import rescreening as rescreening_rules
 from fjordbank.service_layer import incoming, rescreening
 from fjordbank.service_layer.audit import KINDS as AUDIT_KINDS
@@ -112,6 +118,13 @@ LAST_FREEZE = Gauge(
     "fjb_sanctions_last_freeze_timestamp_seconds", "Unix time of the newest freeze of a customer under sanctions"
 )
 ALERT_STATUSES = (rescreening_rules.OPEN, rescreening_rules.FROZEN)
+PAYEE_ALERTS_GAUGE = Gauge(
+    "fjb_payee_alerts", "Payees at other banks whose name is like a listed one, by alert status", ["status"]
+)
+PAYEE_ALERT_OLDEST = Gauge(
+    "fjb_payee_alert_oldest_open_age_seconds", "Age of the oldest open alert on a payee like a listed one"
+)
+PAYEE_ALERT_STATUSES = (payee_rules.OPEN, payee_rules.CONFIRMED)
 # not registered until a first audit summary is read (see the module docstring)
 AUDIT_OK = Gauge(
     "fjb_audit_last_success", "1 if the last scheduled ledger audit found no problem, else 0", registry=None
@@ -132,6 +145,8 @@ class Snapshot:
     held_oldest: float | None = 0.0
     alerts: dict[str, int] = field(default_factory=dict)  # by status
     alert_oldest: float | None = 0.0
+    payee_alerts: dict[str, int] = field(default_factory=dict)  # by status
+    payee_alert_oldest: float | None = 0.0
     rescreen_behind: float | None = 0.0
     rescreen_ok: float | None = 0.0  # Unix time
     last_freeze: float | None = 0.0  # Unix time
@@ -204,6 +219,9 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
     def alerts_in(status: str) -> AsyncQuery:
         return db.collection(SANCTIONS_ALERTS).where(filter=FieldFilter("status", "==", status))
 
+    def payees_in(status: str) -> AsyncQuery:
+        return db.collection(PAYEE_ALERTS).where(filter=FieldFilter("status", "==", status))
+
     returns, releases, held = clearing_in(incoming.PENDING), clearing_in(incoming.RELEASE), clearing_in(incoming.HELD)
     # what is read, by (gauge, label): a count aggregates a query, not a collection (the
     # card outbox's is ordered by the field indexed anyway)
@@ -223,6 +241,8 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         **{("alerts", status): _count(alerts_in(status)) for status in ALERT_STATUSES},
         ("alert_oldest", ""): _oldest(alerts_in(rescreening_rules.OPEN), "raisedAt"),
         ("last_freeze", ""): _newest(db.collection(SANCTIONS_ALERTS), "frozenAt"),
+        **{("payee_alerts", status): _count(payees_in(status)) for status in PAYEE_ALERT_STATUSES},
+        ("payee_alert_oldest", ""): _oldest(payees_in(payee_rules.OPEN), "raisedAt"),
         ("rescreen_run", ""): db.collection(OPS).document(rescreening.LAST_RUN.split("/")[1]).get(),
         ("audit", ""): db.collection(OPS).document(SUMMARY_DOC).get(),
     }
@@ -247,6 +267,8 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         held_oldest=age(read[("held_oldest", "")], now) if ("held_oldest", "") in read else None,
         alerts=of("alerts"),
         alert_oldest=age(read[("alert_oldest", "")], now) if ("alert_oldest", "") in read else None,
+        payee_alerts=of("payee_alerts"),
+        payee_alert_oldest=(age(read[("payee_alert_oldest", "")], now) if ("payee_alert_oldest", "") in read else None),
         rescreen_behind=_behind(read[("rescreen_run", "")], now) if ("rescreen_run", "") in read else None,
         rescreen_ok=_stamp(read[("rescreen_run", "")], "lastOkAt") if ("rescreen_run", "") in read else None,
         last_freeze=_stamp(read[("last_freeze", "")], "frozenAt") if ("last_freeze", "") in read else None,
@@ -268,11 +290,14 @@ def export(snapshot: Snapshot) -> None:
         OUTBOX_OLDEST.labels(kind).set(seconds)
     for status, n in snapshot.alerts.items():
         ALERTS.labels(status).set(n)
+    for status, n in snapshot.payee_alerts.items():
+        PAYEE_ALERTS_GAUGE.labels(status).set(n)
     # a reading left out this sweep (None: its query failed) keeps its gauge's value
     for gauge, value in (
         (HELD, snapshot.held),
         (HELD_OLDEST, snapshot.held_oldest),
         (ALERT_OLDEST, snapshot.alert_oldest),
+        (PAYEE_ALERT_OLDEST, snapshot.payee_alert_oldest),
         (RESCREEN_BEHIND, snapshot.rescreen_behind),
         (RESCREEN_OK, snapshot.rescreen_ok),
         (LAST_FREEZE, snapshot.last_freeze),

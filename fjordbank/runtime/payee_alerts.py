@@ -26,8 +26,9 @@ from fjordbank.service_layer import payee_alerts
 from fjordbank.service_layer.ports import Doc, Documents
 
 
-def row(doc: Doc) -> dict[str, Any]:
-    """What an officer decides on: the payee, what the list says, who tried to pay it."""
+def row(doc: Doc, attempts: int = 0, payers: list[str] | None = None) -> dict[str, Any]:
+    """What an officer decides on: the payee, what the list says, who tried to pay it (the
+    payments refused for a payee at its account, under any name)."""
     data = doc.data
     return {
         "key": doc.id,
@@ -35,16 +36,20 @@ def row(doc: Doc) -> dict[str, Any]:
         "toAccount": data.get("toAccount"),
         "payeeName": data.get("payeeName"),
         "matches": data.get("matches") or [],
-        "payers": data.get("payers") or [],
-        "attempts": data.get("attempts") or 0,
+        "payers": payers or [],
+        "attempts": attempts,
         "raisedAt": data.get("raisedAt"),
-        "lastAt": data.get("lastAt"),
         "decisions": data.get("decisions") or [],
     }
 
 
 def listed(docs: Documents, status: str = rules.OPEN) -> list[dict[str, Any]]:
-    return [row(d) for d in payee_alerts.alerts(docs, status=status)]
+    rows = []
+    for d in payee_alerts.alerts(docs, status=status):
+        account = d.data.get("toAccount")
+        attempts, payers = payee_alerts.tried(docs, account) if isinstance(account, str) else (0, [])
+        rows.append(row(d, attempts, payers))
+    return rows
 
 
 def decide(docs: Documents, action: str, key: str, *, by: str, note: str) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 raised by fjordbank.service_layer.screening): the alerts waiting, and one decision on one.
 
   payeeAlerts/{payee key}   status open | cleared | confirmed, the account and the name, the
-                            list's entries found (matches, keys), who tried to pay (payers,
-                            attempts), and the decisions (who, why, when)
+                            list's entries found (matches, keys), and the decisions (who,
+                            why, when)
+  screeningDecisions/{id}   each payment refused for its payee names its account
+                            (payeeAccount): who tried to pay it
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import re
 from typing import Any
 
-from fjordbank.adapters.firestore import PAYEE_ALERTS
+from fjordbank.adapters.firestore import PAYEE_ALERTS, SCREENING_DECISIONS
 from fjordbank.domain import payee_screening as rules
 from fjordbank.domain.rescreening import AlertRefused, checked_note
 from fjordbank.service_layer.ports import (
@@ -29,6 +31,7 @@ from fjordbank.service_layer.ports import (
 log = logging.getLogger(__name__)
 
 KEY = re.compile(r"[0-9a-f]{32}")  # fjordbank.domain.payee_screening.payee_key
+TRIED = 1_000  # refused payments read per payee account, for who tried
 
 
 def alert_path(key: str) -> str:
@@ -74,3 +77,14 @@ def alerts(docs: Documents, *, status: str = rules.OPEN, limit: int = 200) -> li
     if status not in rules.STATUSES:
         raise AlertRefused("invalid_request", f"status is one of {', '.join(rules.STATUSES)}")
     return docs.query(PAYEE_ALERTS, where=[Where("status", "==", status)], order_by=[OrderBy("raisedAt")], limit=limit)
+
+
+def tried(docs: Documents, account: str) -> tuple[int, list[str]]:
+    """The payments to ``account`` screening refused for their payee (at most `TRIED`, under
+    any name) and the customers who made them, first refused first."""
+    refused = docs.query(SCREENING_DECISIONS, where=[Where("payeeAccount", "==", account)], limit=TRIED)
+    payers: list[str] = []
+    for d in sorted(refused, key=lambda d: d.updated):
+        if isinstance(uid := d.data.get("uid"), str) and uid not in payers:
+            payers.append(uid)
+    return len(refused), payers

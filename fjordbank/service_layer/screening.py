@@ -25,15 +25,16 @@ and counts toward the limits only once: its decision's create fails the commit, 
 batch is decided again reading the decisions (so the usual batch reads no decision at all).
 
 A payment to another bank with a payee name has the name screened against the sanctions
-list (`Screening.sanctions`, read again when its file changes): the findings are kept per
-process by name (a bank's customers pay the same payees again and again), a name not seen
-before is screened off the event loop. Only a name like a listed one costs a document: its
-payee's alert is read in the batch's one read, and a refusal for it is written to the alert
-in the batch's commit (one write per payee per batch, on the condition of the version
-read, so a compliance decision made meanwhile has the batch decided again). The accounts
-of payees compliance confirmed are refused under any name: a process reads them again
-every `CONFIRMED_SECONDS` (one query; a confirmation takes that long to reach every
-instance).
+list (`Screening.sanctions`, read again when its file changes, off the event loop): the
+findings are kept per process by name and list (a bank's customers pay the same payees
+again and again), a name not seen before is screened off the event loop. Only a name like
+a listed one costs a document: its payee's alert is read in the batch's one read, and
+created (or opened again, or given the list's new entries) in the batch's commit, on the
+condition of the version read, so a compliance decision made meanwhile has the batch
+decided again; an alert that stays as it is is not written (who tried is on each
+decision: ``payeeAccount``). The accounts with an open or confirmed alert are refused under
+any name: a process reads them every `ACCOUNTS_SECONDS` (one query) and adds the alerts it
+raises itself at once (a payer's payments are one partition's, screened by one process).
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ from fjordbank.service_layer.recent import Attempted, Version, Versions
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
 KNOWN = 20_000  # customers' states a screening process remembers
 NAMES = 50_000  # payee names whose findings a screening process remembers (per list)
-CONFIRMED_SECONDS = 30.0  # how often a process reads the accounts of payees compliance confirmed
+ACCOUNTS_SECONDS = 30.0  # how often a process reads the accounts with an open or confirmed payee alert
 
 Sanctions = Callable[[], SanctionsList]  # the list as it is now (fjordbank.adapters.sanctions_file)
 PayeeFindings = Mapping[str, tuple[str, payees.Finding]]  # payment id -> (payee key, what its name resembles)
+AlertedAccounts = Mapping[str, Mapping[str, str]]  # account -> {payee key: status} of its open and confirmed alerts
 
 log = logging.getLogger("screening")
 
@@ -106,6 +108,7 @@ class Decided:
 
     results: list[tuple[Screened, bool]]
     new: dict[str, tuple[PaymentRequested, Screened]]
+    by_payee: frozenset[str] = frozenset()  # the payments refused for their payee (fjordbank.domain.payee_screening)
 
 
 async def load_batch(
@@ -143,6 +146,11 @@ async def load_batch(
     return BatchState(states, decided, versions, alerts_read)
 
 
+def payee_key_of(p: PaymentRequested) -> str:
+    """The payee's key, "" for a payment with no payee name."""
+    return payees.payee_key(p.to_account, p.payee_name) if p.payee_name else ""
+
+
 def decide_batch(
     policy: ScreeningPolicy,
     state: BatchState,
@@ -151,46 +159,55 @@ def decide_batch(
     *,
     now: dt.datetime,
     findings: PayeeFindings | None = None,
-    confirmed: frozenset[str] | None = None,
+    alerted: AlertedAccounts | None = None,
 ) -> Decided:
     """Each payment in order: its recorded decision, or a new one (no I/O); ``findings``:
     the payees' names like listed ones, decided with their alerts (`BatchState.alerts`);
-    ``confirmed``: the accounts of payees compliance confirmed listed."""
-    findings = findings or {}
-    confirmed = confirmed or frozenset()
+    ``alerted``: the accounts with an open or confirmed payee alert."""
+    findings, alerted = findings or {}, alerted or {}
     results: list[tuple[Screened, bool]] = []
     new: dict[str, tuple[PaymentRequested, Screened]] = {}
+    by_payee: set[str] = set()
     for p in payments:
         if p.payment_id in state.decided:
             results.append((state.decided[p.payment_id], True))
             continue
         own = p.kind == INTERNAL and owners.get(p.to_account) == p.uid
         payee = None
-        if p.kind == EXTERNAL:
-            key, finding = findings.get(p.payment_id) or ("", None)
+        if p.kind == EXTERNAL and p.to_account not in policy.blocked_accounts:
+            key, finding = findings.get(p.payment_id) or (payee_key_of(p), None)
             alert = state.alerts.get(key)
-            payee = payees.refusal(
-                finding, alert.data if alert is not None else None, account_confirmed=p.to_account in confirmed
-            )
+            others = [status for k, status in alerted.get(p.to_account, {}).items() if k != key]
+            payee = payees.refusal(finding, alert.data if alert is not None else None, others=others)
         decision = screen(policy, state.states[p.uid], p, own_payee=own, now=now, payee=payee)
         state.decided[p.payment_id] = decision
         new[p.payment_id] = (p, decision)
         results.append((decision, False))
-    return Decided(results, new)
+        if payee is not None:
+            by_payee.add(p.payment_id)
+    return Decided(results, new, frozenset(by_payee))
 
 
-def decision_record(payment: PaymentRequested, decision: Screened) -> Data:
-    return {**decision.to_dict(), "uid": payment.uid, "amount": payment.amount, "decidedAt": SERVER_TIME}
+def decision_record(payment: PaymentRequested, decision: Screened, *, by_payee: bool = False) -> Data:
+    """The decision as recorded; one refused for its payee names the payee's account (who
+    tried to pay it, for compliance: fjordbank.service_layer.payee_alerts)."""
+    record = {**decision.to_dict(), "uid": payment.uid, "amount": payment.amount, "decidedAt": SERVER_TIME}
+    return {**record, "payeeAccount": payment.to_account} if by_payee else record
 
 
 def save_batch(
-    writes: Writes, state: BatchState, decided: Decided, findings: PayeeFindings | None = None, *, now: str = ""
-) -> list[tuple[str, Data]]:
+    writes: Writes,
+    state: BatchState,
+    decided: Decided,
+    findings: PayeeFindings | None = None,
+    *,
+    now: dt.datetime | None = None,
+) -> tuple[list[tuple[str, Data]], dict[str, Data]]:
     """The customers with a new decision, once each, on the condition of the version decided
     on (a new one as a create), and each new decision (a create: one recorded already fails
-    the commit); then each payee alert a new refusal for its payee adds to, once (on the
-    condition of the version read; a new one as a create). Returns (path, data) of the
-    customers' writes, first and in order."""
+    the commit); then each payee alert a refusal for its name raises or changes, once (on
+    the condition of the version read; a new one as a create). Returns (path, data) of the
+    customers' writes, first and in order, and the payee alerts written (key -> data)."""
     customers: list[tuple[str, Data]] = []
     for uid in sorted({p.uid for p, _ in decided.new.values()}):
         path, data = customer_path(uid), state.states[uid].to_dict()
@@ -200,27 +217,27 @@ def save_batch(
             writes.create(path, data)
         customers.append((path, data))
     for pid, (p, decision) in decided.new.items():
-        writes.create(decision_path(pid), decision_record(p, decision))
-    tried: dict[str, list[PaymentRequested]] = {}
-    for pid, (p, decision) in decided.new.items():
-        if (found := (findings or {}).get(pid)) is not None and decision.reason in (payees.IN_REVIEW, payees.BLOCKED):
-            tried.setdefault(found[0], []).append(p)
-    for key, attempts in tried.items():
-        last = attempts[-1]
+        writes.create(decision_path(pid), decision_record(p, decision, by_payee=pid in decided.by_payee))
+    alerts: dict[str, Data] = {}
+    for pid, (p, _decision) in decided.new.items():
+        if pid not in decided.by_payee or (found := (findings or {}).get(pid)) is None:
+            continue  # refused for another alert on its account: that one says so
+        key, finding = found
+        if key in alerts:
+            continue  # one write per payee per batch
         alert = state.alerts.get(key)
-        data = payees.raised(
-            alert.data if alert is not None else None,
-            (findings or {})[last.payment_id][1],
-            to_account=last.to_account,
-            name=last.payee_name or "",
-            attempts=[(p.uid, p.payment_id) for p in attempts],
-            now=now,
+        current = alert.data if alert is not None else None
+        changed = payees.raised(
+            current, finding, to_account=p.to_account, name=p.payee_name or "", now=now or dt.datetime.now(dt.UTC)
         )
+        if changed is None:
+            continue
         if alert is None:
-            writes.create(payee_alert_path(key), data)
+            writes.create(payee_alert_path(key), changed)
         else:
-            writes.update(payee_alert_path(key), data, if_updated=alert.updated)
-    return customers
+            writes.update(payee_alert_path(key), changed, if_updated=alert.updated)
+        alerts[key] = {**(current or {}), **changed}
+    return customers, alerts
 
 
 def remember(known: Versions, state: BatchState, customers: list[tuple[str, Data]], written: list[Written]) -> None:
@@ -252,8 +269,8 @@ class Screening:
         self.sanctions = sanctions
         self._listed: SanctionsList | None = None  # the list the names below were screened against
         self._names: dict[str, payees.Finding | None] = {}  # payee name -> what it resembles
-        self._confirmed: frozenset[str] = frozenset()  # accounts of payees compliance confirmed listed
-        self._confirmed_at: float | None = None  # time.monotonic() when they were read
+        self._alerted: dict[str, dict[str, str]] = {}  # account -> {payee key: status}, open and confirmed
+        self._alerted_at: float | None = None  # time.monotonic() when they were read
         self.owners = Owners(docs)
         self.known = Versions(KNOWN)  # the customers' states this process read or wrote last
         self._attempted: Attempted = attempted if attempted is not None else (lambda _attempts, _error: None)
@@ -272,16 +289,16 @@ class Screening:
         owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}), told=told)
         findings = await self.payee_findings(payments)
         alerts = sorted({key for key, _ in findings.values()})
-        confirmed = await self.confirmed_accounts() if any(p.kind == EXTERNAL for p in payments) else frozenset()
+        alerted = await self.alerted_accounts() if any(p.kind == EXTERNAL for p in payments) else {}
         # First without reading the decisions: a payment seen for the first time (nearly
         # every one) has none, and creating its decision fails the commit if it had one.
         # Then (a redelivery in the batch) again, reading them.
         replays, error = False, None
         for attempt in range(1, ATTEMPTS + 1):
             state = await load_batch(self.docs, payments, self.known, replays=replays, alerts=alerts)
-            decided = decide_batch(self.policy, state, payments, owners, now=at, findings=findings, confirmed=confirmed)
+            decided = decide_batch(self.policy, state, payments, owners, now=at, findings=findings, alerted=alerted)
             batch = self.docs.batch()
-            customers = save_batch(batch, state, decided, findings, now=at.isoformat())
+            customers, raised = save_batch(batch, state, decided, findings, now=at)
             try:
                 written = await batch.commit() if decided.new else []
             except (AlreadyExists, Stale, NotFound) as exc:  # recorded already, or a customer moved
@@ -291,20 +308,19 @@ class Screening:
                 continue
             remember(self.known, state, customers, written)
             self._attempted(attempt, None)
-            for pid, (p, decision) in decided.new.items():
-                if (pid in findings or p.to_account in confirmed) and decision.reason in (
-                    payees.IN_REVIEW,
-                    payees.BLOCKED,
-                ):
-                    log.warning(
-                        "payment refused for its payee: a name like a listed one, or a listed party's account",
-                        extra={
-                            "payment_id": pid,
-                            "uid": p.uid,
-                            "payee": findings[pid][0] if pid in findings else None,
-                            "reason": decision.reason,
-                        },
-                    )
+            for key, data in raised.items():  # this process knows its own alerts at once
+                self._alerted.setdefault(str(data.get("toAccount")), {})[key] = str(data.get("status"))
+            for pid in sorted(decided.by_payee):
+                p, decision = decided.new[pid]
+                log.warning(
+                    "payment refused for its payee",
+                    extra={
+                        "payment_id": pid,
+                        "uid": p.uid,
+                        "payee": findings[pid][0] if pid in findings else None,
+                        "reason": decision.reason,
+                    },
+                )
             return decided.results
         gave_up = Contention(f"screening's customers kept moving ({ATTEMPTS} commits): {error}")
         self._attempted(ATTEMPTS, gave_up)
@@ -312,33 +328,42 @@ class Screening:
 
     async def payee_findings(self, payments: Sequence[PaymentRequested]) -> dict[str, tuple[str, payees.Finding]]:
         """payment id -> (payee key, finding) for the payments to another bank whose payee's
-        name is like a listed one (fjordbank.domain.payee_screening.find)."""
+        name is like a listed one (fjordbank.domain.payee_screening.find). Two batches may
+        be here at once (a partition's batches in flight): each answers from the names it
+        found and the dict of the list it started with, and only that list's dict learns them."""
         if self.sanctions is None:
             return {}
-        listed = self.sanctions()
+        listed = await asyncio.to_thread(self.sanctions)  # a new file is read and indexed off the loop
         if listed is not self._listed:  # a new list: every name is screened again
             self._listed, self._names = listed, {}
+        names = self._names
         named = [(p, p.payee_name) for p in payments if p.kind == EXTERNAL and p.payee_name]
-        new = sorted({name for _, name in named if name not in self._names})
-        if len(self._names) + len(new) > NAMES:  # forget them all, and screen this batch's again
-            self._names, new = {}, sorted({name for _, name in named})
+        new = sorted({name for _, name in named if name not in names})
+        if len(names) + len(new) > NAMES:  # forget them all, and screen this batch's again
+            names, new = {}, sorted({name for _, name in named})
+            self._names = names
+        found: dict[str, payees.Finding | None] = {}
         if new:
-            found = await asyncio.to_thread(lambda: [payees.find(listed, name) for name in new])
-            self._names.update(zip(new, found, strict=True))
+            found = dict(zip(new, await asyncio.to_thread(lambda: [payees.find(listed, n) for n in new]), strict=True))
+            if self._listed is listed:
+                names.update(found)
         return {
             p.payment_id: (payees.payee_key(p.to_account, name), finding)
             for p, name in named
-            if (finding := self._names[name]) is not None
+            if (finding := found[name] if name in found else names[name]) is not None
         }
 
-    async def confirmed_accounts(self) -> frozenset[str]:
-        """The accounts of payees compliance confirmed listed, read again every
-        `CONFIRMED_SECONDS` (without a list to screen against there are none)."""
+    async def alerted_accounts(self) -> dict[str, dict[str, str]]:
+        """The accounts with an open or confirmed payee alert (account -> {key: status}),
+        read again every `ACCOUNTS_SECONDS` (without a list to screen against there are none)."""
         if self.sanctions is None:
-            return frozenset()
+            return {}
         now = time.monotonic()
-        if self._confirmed_at is None or now - self._confirmed_at >= CONFIRMED_SECONDS:
-            found = await self.docs.query(PAYEE_ALERTS, where=[Where("status", "==", payees.CONFIRMED)])
-            self._confirmed = frozenset(a for d in found if isinstance(a := d.data.get("toAccount"), str))
-            self._confirmed_at = now
-        return self._confirmed
+        if self._alerted_at is None or now - self._alerted_at >= ACCOUNTS_SECONDS:
+            found = await self.docs.query(PAYEE_ALERTS, where=[Where("status", "in", [payees.OPEN, payees.CONFIRMED])])
+            alerted: dict[str, dict[str, str]] = {}
+            for d in found:
+                if isinstance(account := d.data.get("toAccount"), str):
+                    alerted.setdefault(account, {})[d.id] = str(d.data.get("status"))
+            self._alerted, self._alerted_at = alerted, now
+        return self._alerted

@@ -172,7 +172,6 @@ def test_the_services_that_screen_payments_read_the_sanctions_list_from_a_mounte
         [mount] = [m for path, m in mounts.items() if listed.startswith(f"{path}/")]  # not the image's
         volume = next(v for v in _services()[name]["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
         assert volume["persistentVolumeClaim"]["claimName"] == render.CLEARING_CLAIM  # where the operator puts it
-        if name not in _clearing_services():  # the list's folder only, read-only
-            assert mount["subPath"] == "sanctions" and mount["readOnly"] is True
+        if name not in _clearing_services():  # read-only, and no subPath (bound when the pod starts)
+            assert mount["readOnly"] is True and "subPath" not in mount
             assert volume["persistentVolumeClaim"]["readOnly"] is True
-            assert listed == f"{mount['mountPath']}/eu-fsf.xml"

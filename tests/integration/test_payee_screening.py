@@ -66,13 +66,15 @@ def test_a_payee_like_a_listed_one_is_refused_until_compliance_clears_it(stack, 
     assert first["reason"]["message"] == rules.IN_REVIEW_MESSAGE
     again = bob.wait_final(bob.request_payment(payee, 5_000, payeeName="nordkapp phantom trading as"), timeout=90)
     assert rejected_for(again) == rules.IN_REVIEW, again
+    renamed = alice.wait_final(alice.request_payment(payee, 10_000, payeeName="Kari Nordmann"), timeout=90)
+    assert rejected_for(renamed) == rules.IN_REVIEW, renamed  # the account is checked, under any name
     assert alice.balance() == 100_000 and bob.balance() == 100_000  # nothing reserved, nothing paid
     account = alice.app.get(f"accounts/{alice.accounts[0]}")[1]
     assert account["held"] == 0
 
     alert = payee_alert(payee, LISTED, "open")  # one alert for the payee, whoever tried
     assert alert["toAccount"] == payee and alert["payeeName"] == LISTED
-    assert alert["attempts"] == 2 and sorted(alert["payers"]) == sorted([alice.uid, bob.uid])
+    assert alert["attempts"] == 3 and sorted(alert["payers"]) == sorted([alice.uid, bob.uid])
     assert [m["entity_id"] for m in alert["matches"]] == ["990108"]
     # the app cannot read it (firestore.rules: backend only)
     status, _body = alice.app.get(f"payeeAlerts/{alert['key']}")
@@ -92,7 +94,7 @@ def test_a_payee_like_a_listed_one_is_refused_until_compliance_clears_it(stack, 
     sent = stack.s.state_dir / "clearing" / "sent"
     [file] = [f for f in sent.glob("*.xml") if paid["paymentId"].encode() in f.read_bytes()]
     assert f"<Nm>{LISTED}</Nm>" in file.read_text()  # out to the other bank under the name cleared
-    assert payee_alert(payee, LISTED, "cleared")["attempts"] == 2  # a payment that passed adds nothing
+    assert payee_alert(payee, LISTED, "cleared")["attempts"] == 3  # a payment that passed adds nothing
     audit()
 
 
@@ -110,12 +112,13 @@ def test_a_payee_compliance_confirms_is_a_blocked_counterparty_under_any_name(
     blocked = alice.wait_final(alice.request_payment(payee, 1_000, payeeName=name), timeout=90)
     assert rejected_for(blocked) == rules.BLOCKED, blocked
     assert payee_alert(payee, name, "confirmed")["attempts"] == 2
-    # the account under a name like no listed one, or none: refused once every screening
-    # instance has read the confirmed accounts again
-    time.sleep(screening.CONFIRMED_SECONDS + 1)
+    # the account under a name like no listed one, or none: refused (on every screening
+    # instance once it has read the alerted accounts again)
+    time.sleep(screening.ACCOUNTS_SECONDS + 1)
     for other in ("Kari Nordmann", None):
         fields = {"payeeName": other} if other else {}
         refused = alice.wait_final(alice.request_payment(payee, 1_000, **fields), timeout=90)
         assert rejected_for(refused) == rules.BLOCKED, refused
     assert alice.balance() == 100_000
+    assert payee_alert(payee, name, "confirmed")["attempts"] == 4
     audit()

@@ -141,6 +141,8 @@ PLACEHOLDERS = {
     "CUSTOMER": "kari@example.no",
     "OFFICER": "Kari Compliance",
     "REASON": "another company",
+    "PAYEE_KEY": "0" * 32,
+    "NAME": "Hansen Rør AS",
 }
 _PLACEHOLDER = re.compile(r"[A-Z][A-Z_]+")
 

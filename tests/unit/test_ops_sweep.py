@@ -120,6 +120,7 @@ def test_the_sweeps_ordered_queries_have_their_composite_indexes():
         (incoming.RETURNS, "COLLECTION", (("status", "ASCENDING"), ("createdAt", "ASCENDING"))),  # returns, held
         (incoming.RETURNS, "COLLECTION", (("status", "ASCENDING"), ("decidedAt", "ASCENDING"))),  # releases
         ("sanctionsAlerts", "COLLECTION", (("status", "ASCENDING"), ("raisedAt", "ASCENDING"))),  # oldest open
+        ("payeeAlerts", "COLLECTION", (("status", "ASCENDING"), ("raisedAt", "ASCENDING"))),  # oldest open
     }
     assert need <= have
 
@@ -156,6 +157,14 @@ def test_the_rescreen_is_behind_by_its_last_runs_walk_and_its_runs_and_freezes_a
     assert value("fjb_sanctions_last_freeze_timestamp_seconds") == NOW.timestamp() - 60
     ops_sweep.export(ops_sweep.Snapshot(rescreen_ok=None))  # not read this sweep: kept
     assert value("fjb_rescreen_last_success_timestamp_seconds") == NOW.timestamp()
+
+
+def test_payees_like_listed_ones_are_exported_by_status_with_the_oldest_open_ones_age():
+    ops_sweep.export(ops_sweep.Snapshot(payee_alerts={"open": 3, "confirmed": 1}, payee_alert_oldest=600.0))
+    assert value("fjb_payee_alerts", status="open") == 3 and value("fjb_payee_alerts", status="confirmed") == 1
+    assert value("fjb_payee_alert_oldest_open_age_seconds") == 600
+    ops_sweep.export(ops_sweep.Snapshot(payee_alert_oldest=None))  # not read this sweep: kept
+    assert value("fjb_payee_alert_oldest_open_age_seconds") == 600
 
 
 def test_payments_held_for_review_and_releases_not_yet_published_are_exported():
@@ -197,6 +206,7 @@ def test_a_query_that_fails_leaves_its_gauge_and_the_others_are_read(monkeypatch
     assert ops_sweep.RELEASES not in snapshot.outbox_oldest and snapshot.outbox_pending[ops_sweep.RELEASES] == 2
     assert snapshot.outbox_oldest[ops_sweep.RETURNS] == 60 and snapshot.held == 2 and snapshot.held_oldest == 60
     assert set(snapshot.open_oldest) == set(ops_sweep.OPEN_STATES)
+    assert snapshot.payee_alerts == {"open": 2, "confirmed": 2} and snapshot.payee_alert_oldest == 60
     assert "a query failed" in caplog.text
     ops_sweep.export(ops_sweep.Snapshot(outbox_oldest={ops_sweep.RELEASES: 5.0}))
     ops_sweep.export(snapshot)

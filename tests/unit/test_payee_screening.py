@@ -12,6 +12,7 @@ per process and list.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 
@@ -37,6 +38,7 @@ SOMEONE = "97100000044"  # another customer's account in the bank
 LISTED = "Nordkapp Phantom Trading AS"  # an enterprise on the repository's fictional list (990108)
 LIKE = "NORDKAPP  phantom trading as"
 HONEST = "Hansen Rør AS"
+T1, T2, T3 = (NOW + dt.timedelta(hours=h) for h in (1, 2, 3))
 
 
 def payment(
@@ -113,7 +115,11 @@ def test_a_name_like_no_listed_one_is_nothing_and_a_like_one_is_found_by_entry_a
 def test_what_refuses_a_payment_an_open_alert_a_confirmed_one_and_a_clearance_of_less_than_the_list_says():
     found = rules.Finding(({"entity_id": "1"},), ("1:review:a",))
     assert rules.refusal(None, None) is None
-    assert rules.refusal(None, None, account_confirmed=True) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
+    assert rules.refusal(None, None, others=[rules.CONFIRMED]) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
+    assert rules.refusal(None, None, others=[rules.OPEN]) == (rules.IN_REVIEW, rules.IN_REVIEW_MESSAGE)
+    cleared = {"status": rules.CLEARED, "clearedKeys": ["1:review:a"]}
+    assert rules.refusal(found, cleared, others=[rules.OPEN])[0] == rules.IN_REVIEW  # another name is checked
+    assert rules.refusal(found, cleared, others=[rules.CLEARED]) is None
     assert rules.refusal(found, None) == (rules.IN_REVIEW, rules.IN_REVIEW_MESSAGE)
     assert rules.refusal(found, {"status": rules.OPEN}) == (rules.IN_REVIEW, rules.IN_REVIEW_MESSAGE)
     assert rules.refusal(found, {"status": rules.CONFIRMED}) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
@@ -122,57 +128,97 @@ def test_what_refuses_a_payment_an_open_alert_a_confirmed_one_and_a_clearance_of
     assert rules.refusal(changed, {"status": rules.CLEARED, "clearedKeys": ["1:review:a"]})[0] == rules.IN_REVIEW
 
 
-def test_an_alert_counts_every_attempt_lists_the_first_payers_and_opens_again_when_cleared():
+def test_an_alert_is_raised_opened_again_when_cleared_and_written_only_when_it_changes():
     found = rules.Finding(({"entity_id": "1"},), ("1:review:a",))
-    many = [(f"u{n}", f"p{n}") for n in range(rules.MAX_PAYERS + 5)]
-    new = rules.raised(None, found, to_account="1503.00.00002", name=LISTED, attempts=many, now="t1")
-    assert new["status"] == rules.OPEN and new["attempts"] == len(many) and new["toAccount"] == OUTSIDE
-    assert len(new["payers"]) == rules.MAX_PAYERS and new["lastPaymentId"] == many[-1][1]
-    assert new["raisedAt"] == "t1" and new["payeeName"] == LISTED
+    new = rules.raised(None, found, to_account="1503.00.00002", name=LISTED, now=T1)
+    assert new == {
+        "status": rules.OPEN,
+        "toAccount": OUTSIDE,
+        "payeeName": LISTED,
+        "matches": [{"entity_id": "1"}],
+        "keys": ["1:review:a"],
+        "raisedAt": T1,
+    }
     cleared = {**new, "status": rules.CLEARED, "clearedKeys": ["1:review:old"]}
-    again = rules.raised(cleared, found, to_account=OUTSIDE, name=LIKE, attempts=[("u0", "p9")], now="t2")
-    assert again["status"] == rules.OPEN and again["raisedAt"] == "t2" and again["payeeName"] == LISTED
-    confirmed = rules.raised(
-        {**new, "status": rules.CONFIRMED}, found, to_account=OUTSIDE, name=LISTED, attempts=[("x", "p")], now="t3"
-    )
-    assert confirmed["status"] == rules.CONFIRMED and confirmed["raisedAt"] == "t1"
-    assert confirmed["attempts"] == len(many) + 1
+    again = rules.raised(cleared, found, to_account=OUTSIDE, name=LIKE, now=T2)
+    assert again == {"status": rules.OPEN, "matches": [{"entity_id": "1"}], "keys": ["1:review:a"], "raisedAt": T2}
+    for status in (rules.OPEN, rules.CONFIRMED):  # as it is: not written (who tried is on the decisions)
+        assert rules.raised({**new, "status": status}, found, to_account=OUTSIDE, name=LISTED, now=T3) is None
+    changed = rules.Finding(({"entity_id": "1"}, {"entity_id": "2"}), ("1:review:a", "2:review:b"))
+    assert rules.raised({**new, "status": rules.CONFIRMED}, changed, to_account=OUTSIDE, name=LISTED, now=T3) == {
+        "matches": [{"entity_id": "1"}, {"entity_id": "2"}],
+        "keys": ["1:review:a", "2:review:b"],
+    }
 
 
-def test_compliance_decides_an_open_alert_once():
+def test_compliance_decides_an_open_alert_once_and_may_clear_a_confirmed_one():
     open_ = {"status": rules.OPEN, "keys": ["1:review:a"], "clearedKeys": ["0:review:z"]}
     assert rules.decided(open_, rules.CLEAR) == {"status": rules.CLEARED, "clearedKeys": ["0:review:z", "1:review:a"]}
     assert rules.decided(open_, rules.CONFIRM) == {"status": rules.CONFIRMED}
-    for done in ({"status": rules.CLEARED}, {"status": rules.CONFIRMED}, None):
+    confirmed = {**open_, "status": rules.CONFIRMED}
+    assert rules.decided(confirmed, rules.CLEAR)["status"] == rules.CLEARED  # a mistake, or delisted
+    for done, action in (
+        ({"status": rules.CLEARED}, rules.CLEAR),
+        ({"status": rules.CLEARED}, rules.CONFIRM),
+        (confirmed, rules.CONFIRM),
+        (None, rules.CLEAR),
+    ):
         with pytest.raises(AlertRefused) as refused:
-            rules.decided(done, rules.CLEAR)
+            rules.decided(done, action)
         assert refused.value.code == "alert_not_open"
     with pytest.raises(AlertRefused):
         rules.decided(open_, "release")
 
 
 # ---- screening's use case ---------------------------------------------------------------------
+def tried(docs: RecordingDocuments, account: str = OUTSIDE) -> tuple[int, set[str]]:
+    attempts, payers = payee_alerts.tried(officer(docs), account)
+    return attempts, set(payers)
+
+
 async def test_a_listed_payee_refuses_the_payment_counts_nothing_and_raises_one_alert_per_payee_per_batch():
     uses, docs, _lists = use_case()
     results = await uses.screen_batch([payment("alice", 1), payment("alice", 2, name=LIKE), payment("bob", 1)])
     assert [(d.approved, d.reason) for d, _ in results] == [(False, rules.IN_REVIEW)] * 3
     assert all(d.message == rules.IN_REVIEW_MESSAGE for d, _ in results)
+    assert all("sanction" not in (d.message or "") for d, _ in results)  # the customer is not told why
     [writes] = [w for kind, w in docs.calls if kind == "commit"]
     key = rules.payee_key(OUTSIDE, LISTED)
     assert writes.count(("create", payee_alert_path(key))) == 1  # one write for three refusals
     data = alert(docs)
-    assert data["status"] == rules.OPEN and data["attempts"] == 3 and data["payers"] == ["alice", "bob"]
-    assert data["payeeName"] == LISTED and data["lastPaymentId"] == "p-bob-1"
+    assert data["status"] == rules.OPEN and data["payeeName"] == LISTED and data["toAccount"] == OUTSIDE
     assert [m["entity_id"] for m in data["matches"]] == ["990108"]
+    assert tried(docs) == (3, {"alice", "bob"})  # who tried: on the decisions
     state = docs.store.doc(customer_path("alice"))
     assert state is not None and state.data["dayTotal"] == 0  # a refusal counts toward no limit
-    # the next batch reads the alert with the customers' states, in one read, and adds to it
+    # the next batch reads the alert with the customers' states, in one read, and leaves it
     docs.forget()
     await uses.screen_batch([payment("carol", 1)])
     assert [paths for kind, paths in docs.calls if kind == "get_many"] == [
         [customer_path("carol"), payee_alert_path(key)]
     ]
-    assert alert(docs)["attempts"] == 4 and alert(docs)["payers"] == ["alice", "bob", "carol"]
+    [writes] = [w for kind, w in docs.calls if kind == "commit"]
+    assert not any(path.startswith("payeeAlerts/") for _kind, path in writes)  # not a document every batch writes
+    assert tried(docs) == (4, {"alice", "bob", "carol"})
+
+
+async def test_an_open_payee_refuses_its_account_under_any_name_in_this_process_and_then_in_every_one(monkeypatch):
+    uses, docs, _lists = use_case()
+    await uses.screen_batch([payment("alice", 1)])  # raises the alert
+    results = await uses.screen_batch([payment("alice", 2, name=HONEST), payment("alice", 3, name=None)])
+    assert [d.reason for d, _ in results] == [rules.IN_REVIEW, rules.IN_REVIEW]  # this process knew at once
+    assert docs.store.doc(payee_alert_path(rules.payee_key(OUTSIDE, HONEST))) is None  # no alert on that name
+    assert tried(docs) == (3, {"alice"})
+    other = Screening(docs, ScreeningPolicy(), clock=lambda: NOW, sanctions=Lists(sample_sanctions()))
+    [(elsewhere, _)] = await other.screen_batch([payment("bob", 1, name=HONEST)])  # reads the alerted accounts
+    assert elsewhere.reason == rules.IN_REVIEW
+    [(paid, _)] = await other.screen_batch([payment("bob", 2, to=OTHER_OUTSIDE, name=HONEST)])
+    assert paid.approved
+    # cleared: the payee's own alert is read in the batch, so no stale account list refuses it
+    key = rules.payee_key(OUTSIDE, LISTED)
+    payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="not the listed party")
+    [(again, _)] = await other.screen_batch([payment("bob", 3)])
+    assert again.approved
 
 
 async def test_a_name_like_no_listed_one_an_internal_payee_and_no_name_cost_no_document():
@@ -196,8 +242,8 @@ async def test_a_cleared_payee_is_paid_until_the_list_says_something_new_of_it()
     decided = payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="not the listed party")
     assert decided["status"] == rules.CLEARED and decided["decisions"][-1]["by"] == "Compliance Kari"
     [(paid, _)] = await uses.screen_batch([payment("alice", 2, name=LIKE)])
-    assert paid.approved
-    assert alert(docs)["attempts"] == 1  # a payment that passes adds nothing
+    assert paid.approved  # although this process saw the alert open: its own alert is read fresh
+    assert tried(docs) == (1, {"alice"})  # a payment that passes adds nothing
     # a new list whose entry for the enterprise changed (a new alias): refused, the alert open again
     entry = lists.now.entry("990108")
     assert entry is not None
@@ -205,28 +251,41 @@ async def test_a_cleared_payee_is_paid_until_the_list_says_something_new_of_it()
     lists.now = SanctionsList([changed])
     [(again, _)] = await uses.screen_batch([payment("alice", 3)])
     assert again.reason == rules.IN_REVIEW
-    assert alert(docs)["status"] == rules.OPEN and alert(docs)["raisedAt"] == NOW.isoformat()
+    assert alert(docs)["status"] == rules.OPEN and alert(docs)["raisedAt"] == NOW
 
 
-async def test_a_confirmed_payee_is_a_blocked_counterparty_under_any_name_and_every_attempt_is_counted(monkeypatch):
+async def test_a_confirmed_payee_is_a_blocked_counterparty_under_any_name_until_cleared():
     uses, docs, _lists = use_case()
     await uses.screen_batch([payment("alice", 1)])
     key = rules.payee_key(OUTSIDE, LISTED)
     payee_alerts.decide(officer(docs), key, rules.CONFIRM, by="Compliance Kari", note="the listed enterprise")
-    [(refused, _)] = await uses.screen_batch([payment("bob", 1)])  # its alert says so at once
-    assert (refused.reason, refused.message) == (rules.BLOCKED, rules.BLOCKED_MESSAGE)
-    assert alert(docs)["status"] == rules.CONFIRMED and alert(docs)["attempts"] == 2
-    # the account under a name like no listed one: refused once the process has read the
-    # confirmed accounts again (every CONFIRMED_SECONDS), and no alert for that name
-    monkeypatch.setattr(screening_module, "CONFIRMED_SECONDS", 0.0)
-    results = await uses.screen_batch(
-        [payment("bob", 2, name=HONEST), payment("bob", 3, name=None), payment("bob", 4, to=OTHER_OUTSIDE)]
+    other = Screening(docs, ScreeningPolicy(), clock=lambda: NOW, sanctions=Lists(sample_sanctions()))
+    results = await other.screen_batch(
+        [
+            payment("bob", 1),
+            payment("bob", 2, name=HONEST),
+            payment("bob", 3, name=None),
+            payment("bob", 4, to=OTHER_OUTSIDE),
+        ]
     )
-    assert [d.reason for d, _ in results] == [rules.BLOCKED, rules.BLOCKED, rules.IN_REVIEW]
-    assert docs.store.doc(payee_alert_path(rules.payee_key(OUTSIDE, HONEST))) is None
+    assert [(d.reason, d.message) for d, _ in results[:3]] == [(rules.BLOCKED, rules.BLOCKED_MESSAGE)] * 3
+    assert results[3][0].reason == rules.IN_REVIEW  # another account: another payee
+    assert alert(docs)["status"] == rules.CONFIRMED
+    assert tried(docs) == (4, {"alice", "bob"})
     with pytest.raises(AlertRefused) as twice:
-        payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="changed my mind")
+        payee_alerts.decide(officer(docs), key, rules.CONFIRM, by="Compliance Kari", note="again")
     assert twice.value.code == "alert_not_open"
+    payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="delisted on the 3rd")
+    [(paid, _)] = await uses.screen_batch([payment("alice", 2)])
+    assert paid.approved
+
+
+async def test_a_policy_blocked_account_is_no_payees_refusal():
+    uses, docs, _lists = use_case()
+    uses.policy = ScreeningPolicy(blocked_accounts=frozenset({OUTSIDE}))
+    [(refused, _)] = await uses.screen_batch([payment("alice", 1)])
+    assert refused.reason == "blocked_counterparty"
+    assert not any(p.startswith("payeeAlerts/") for p in docs.store.docs) and tried(docs) == (0, set())
 
 
 async def test_a_decision_made_while_a_batch_is_decided_has_the_batch_decided_again():
@@ -235,17 +294,24 @@ async def test_a_decision_made_while_a_batch_is_decided_has_the_batch_decided_ag
     key = rules.payee_key(OUTSIDE, LISTED)
     read = docs.get_many
 
-    async def then_compliance_decides(paths):  # the batch read the open alert; compliance clears it
+    async def then_compliance_decides(paths):  # the batch read the alert open; compliance confirms it
         found = await read(paths)
         if payee_alert_path(key) in paths and found[payee_alert_path(key)].data["status"] == rules.OPEN:
-            payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="not the listed party")
+            payee_alerts.decide(officer(docs), key, rules.CONFIRM, by="Compliance Kari", note="the listed party")
         return found
 
     docs.get_many = then_compliance_decides  # type: ignore[method-assign]
     uses.known.clear()
+    changed = rules.Finding(({"entity_id": "x"},), ("x:review:new",))  # the list says more: the alert is written
+    real = uses.payee_findings
+
+    async def more(payments):
+        return {pid: (k, changed) for pid, (k, _f) in (await real(payments)).items()}
+
+    uses.payee_findings = more  # type: ignore[method-assign]
     [(decision, _)] = await uses.screen_batch([payment("alice", 2)])
-    assert decision.approved  # decided again on the cleared alert, not refused on the open one
-    assert alert(docs)["attempts"] == 1 and alert(docs)["status"] == rules.CLEARED
+    assert decision.reason == rules.BLOCKED  # decided again on the confirmed alert, not on the open one
+    assert alert(docs)["status"] == rules.CONFIRMED and alert(docs)["keys"] == ["x:review:new"]
 
 
 async def test_a_name_is_screened_once_per_process_and_list_and_always_when_the_memory_is_full(monkeypatch):
@@ -267,6 +333,37 @@ async def test_a_name_is_screened_once_per_process_and_list_and_always_when_the_
     monkeypatch.setattr(screening_module, "NAMES", 2)  # full: forgotten, and this batch's screened again
     results = await uses.screen_batch([payment("bob", n, name=name) for n, name in enumerate(("A Ltd", LISTED))])
     assert [d.reason for d, _ in results] == [None, rules.IN_REVIEW]
+
+
+async def test_a_batch_screened_against_the_old_list_teaches_the_new_lists_names_nothing(monkeypatch):
+    """Two batches of a partition in flight across a new list: the first finds its names
+    against the list it started with, and the new list's names are found against it."""
+    old = SanctionsList([SanctionedEntity("E0", ("Somebody Else Ltd",), (), (), "p", ENTERPRISE)])
+    new = SanctionsList([*old.entries, SanctionedEntity("E1", ("Fjellvind Shipping Ltd",), (), (), "p", ENTERPRISE)])
+    uses, _docs, lists = use_case(old)
+    await uses.screen_batch([payment("warm", 0, name="Known AS")])
+    gate = asyncio.Event()
+    real = asyncio.to_thread
+
+    async def slow_finding(fn, *args):
+        if fn is not lists:  # the names' screening, not the list's read
+            await gate.wait()
+        return await real(fn, *args)
+
+    monkeypatch.setattr(screening_module.asyncio, "to_thread", slow_finding)
+    first = asyncio.create_task(
+        uses.screen_batch([payment("alice", 1, name="Known AS"), payment("alice", 2, name="Fjellvind Shipping Ltd")])
+    )
+    await asyncio.sleep(0.05)
+    lists.now = new
+    second = asyncio.create_task(uses.screen_batch([payment("bob", 1, name="Hansen Ror AS")]))
+    await asyncio.sleep(0.05)
+    gate.set()
+    a, b = await first, await second
+    assert [d.approved for d, _ in a] == [True, True]  # the old list does not name it
+    assert b[0][0].approved
+    [(c, _)] = await uses.screen_batch([payment("carol", 1, name="Fjellvind Shipping Ltd")])
+    assert c.reason == rules.IN_REVIEW  # the new list does
 
 
 async def test_an_enterprise_listed_by_a_name_only_is_found():
