@@ -11,6 +11,12 @@ tokens common ones ("Mohammad", "Ali", "Ivanov" ...) as in the real list, where 
 token makes a name's candidates many. The customers' names are a Norwegian first and last
 name, some of them common in the list too. Each is screened as the walk screens it
 (fjordbank.domain.rescreening.screen_customer).
+
+The same run times the payees' screening (fjordbank.domain.payee_screening.find: a payment
+to another bank's payee name against the whole list, persons and enterprises, by name
+only): half the names a person's, half a Norwegian company's ("Berg Rør AS"), each as the
+screening service screens a name it has not seen before (it keeps every name's finding per
+list, so a payee paid again costs a dictionary lookup).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from fjordbank.domain import payee_screening
 from fjordbank.domain import rescreening as rules
 from fjordbank.domain.sanctions import SanctionedEntity, SanctionsList
 
@@ -80,6 +87,17 @@ def rate(customers: list[dict], sanctions: SanctionsList) -> float:
     return len(customers) / max(time.process_time() - started, 1e-9)
 
 
+TRADES = ["Rør", "Bygg", "Elektro", "Transport", "Regnskap", "Eiendom", "Maskin", "Consulting"]
+
+
+def payee_rate(names: list[str], sanctions: SanctionsList) -> float:
+    """Payee names screened per second (CPU of this process), none seen before."""
+    started = time.process_time()
+    for name in names:
+        payee_screening.find(sanctions, name)
+    return len(names) / max(time.process_time() - started, 1e-9)
+
+
 def measure(entries: int, changed: int, customers: int, seed: int) -> dict:
     rng = random.Random(seed)
     listed = synthetic_list(entries, rng)
@@ -91,6 +109,11 @@ def measure(entries: int, changed: int, customers: int, seed: int) -> dict:
     ]
     whole_rate = rate(names[: max(customers // 10, 100)], whole)  # slow: a tenth is enough to time
     delta_rate = rate(names, delta)
+    payees = [
+        f"{rng.choice(FIRST)} {rng.choice(LAST)}" if n % 2 else f"{rng.choice(LAST)} {rng.choice(TRADES)} AS"
+        for n in range(max(customers // 10, 100))
+    ]
+    payees_rate = payee_rate(payees, whole)
     return {
         "list_entries": entries,
         "changed_entries": len(delta),
@@ -99,6 +122,8 @@ def measure(entries: int, changed: int, customers: int, seed: int) -> dict:
         "ratio_by_changes_to_whole": round(delta_rate / whole_rate, 1),
         "cpu_hours_per_million_customers_whole_list": round(1_000_000 / whole_rate / 3600, 2),
         "cpu_seconds_per_million_customers_by_changes": round(1_000_000 / delta_rate, 1),
+        "payee_names_screened_per_s_whole_list": round(payees_rate),
+        "cpu_ms_per_new_payee_name": round(1000 / payees_rate, 2),
     }
 
 
