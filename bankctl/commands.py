@@ -755,9 +755,11 @@ def payees(args) -> int:
         last = r["decisions"][-1] if r["decisions"] else None
         decided = f"  {last.get('by')}: {last.get('note')}" if last else ""
         print(f"{r['key']}  {r['status']}  {r['toAccount']} {r['payeeName']!r}  like {like or 'no name to screen'}")
-        tried = f"{r['attempts']} payment(s) refused from {len(r['payers'])} customer(s)"
+        count = f"{r['attempts']}+" if r["attemptsCapped"] else str(r["attempts"])
+        tried = f"{count} payment(s) to the account refused from {len(r['payers'])} customer(s)"
         print(f"    {tried}, raised {r['raisedAt']}{decided}")
-    print(f"{len(rows)} payee alert(s) {args.status}")
+    shown = f"the oldest {len(rows)}" if len(rows) >= module.LISTED else str(len(rows))
+    print(f"{shown} payee alert(s) {args.status}")
     return 0
 
 

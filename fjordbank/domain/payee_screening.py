@@ -18,7 +18,8 @@ with the list's entries found:
 
 * **open**: waiting for a decision. Every payment to the payee's account is refused
   meanwhile, under any name or none (`refusal`'s ``others``: a name changed does not make
-  another payee of an account being checked).
+  another payee of an account being checked; the screening process that raised it knows
+  at once, every other within 30 s: fjordbank.service_layer.screening).
 * **cleared**: not the listed party. Payments to the payee under that name pass, until
   the list says something new of it (an entry not decided, or changed since: `match_key`).
   Then the alert is open again.

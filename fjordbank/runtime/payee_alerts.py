@@ -7,10 +7,12 @@ officer's own credentials, which may write ``payeeAlerts``)::
     python -m fjordbank.runtime.payee_alerts clear KEY --by NAME --note WHY --project PROJECT
     python -m fjordbank.runtime.payee_alerts confirm KEY --by NAME --note WHY --project PROJECT
 
-``clear`` (not the listed party): payments to the payee under that name pass again, until
-the list says something new of it. ``confirm`` (the listed party): every payment to it is
-refused, and every attempt is still counted on the alert; reporting it to the authorities is
-the officer's, outside this system. ``list`` prints one JSON object per alert.
+``clear`` (not the listed party, or delisted): payments to the payee under that name pass
+again, until the list says something new of it. ``confirm`` (the listed party): every
+payment to its account is refused, and still recorded; reporting it to the authorities is
+the officer's, outside this system. ``list`` prints one JSON object per alert, with the
+payments refused at its account (``attempts``, the first 1,000: ``attemptsCapped``) and who
+made them (``payers``), the oldest 200 alerts first.
 """
 
 from __future__ import annotations
@@ -38,14 +40,18 @@ def row(doc: Doc, attempts: int = 0, payers: list[str] | None = None) -> dict[st
         "matches": data.get("matches") or [],
         "payers": payers or [],
         "attempts": attempts,
+        "attemptsCapped": attempts >= payee_alerts.TRIED,
         "raisedAt": data.get("raisedAt"),
         "decisions": data.get("decisions") or [],
     }
 
 
+LISTED = 200  # alerts listed at most, the oldest raised first
+
+
 def listed(docs: Documents, status: str = rules.OPEN) -> list[dict[str, Any]]:
     rows = []
-    for d in payee_alerts.alerts(docs, status=status):
+    for d in payee_alerts.alerts(docs, status=status, limit=LISTED):
         account = d.data.get("toAccount")
         attempts, payers = payee_alerts.tried(docs, account) if isinstance(account, str) else (0, [])
         rows.append(row(d, attempts, payers))

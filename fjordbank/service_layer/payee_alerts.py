@@ -41,9 +41,10 @@ def alert_path(key: str) -> str:
 def decide(
     docs: Documents, key: str, action: str, *, by: object, note: object, clock: Clock = system_clock
 ) -> dict[str, Any]:
-    """``clear`` (not the listed party: payments to the payee under this name pass, until
-    the list says something new of it) or ``confirm`` (the listed party: every payment to it
-    is refused) an open payee alert; who and why are kept in its ``decisions``. Raises
+    """``clear`` an open payee alert (not the listed party: payments to the payee under this
+    name pass, until the list says something new of it) or a confirmed one (a mistake, or
+    delisted), or ``confirm`` an open one (the listed party: every payment to its account is
+    refused); who and why are kept in its ``decisions``. Raises
     `fjordbank.domain.rescreening.AlertRefused`. Returns the alert as decided."""
     who, why = checked_note(by, note)
     if not isinstance(key, str) or not KEY.fullmatch(key):
@@ -80,8 +81,10 @@ def alerts(docs: Documents, *, status: str = rules.OPEN, limit: int = 200) -> li
 
 
 def tried(docs: Documents, account: str) -> tuple[int, list[str]]:
-    """The payments to ``account`` screening refused for their payee (at most `TRIED`, under
-    any name) and the customers who made them, first refused first."""
+    """The payments to ``account`` screening refused for their payee, under any name (at
+    most `TRIED` of them: more is "at least", and then not necessarily the first ones; the
+    decisions' decidedAt is not indexed, so none is ordered by it), and the customers who
+    made them, in the order they were decided."""
     refused = docs.query(SCREENING_DECISIONS, where=[Where("payeeAccount", "==", account)], limit=TRIED)
     payers: list[str] = []
     for d in sorted(refused, key=lambda d: d.updated):

@@ -34,7 +34,12 @@ condition of the version read, so a compliance decision made meanwhile has the b
 decided again; an alert that stays as it is is not written (who tried is on each
 decision: ``payeeAccount``). The accounts with an open or confirmed alert are refused under
 any name: a process reads them every `ACCOUNTS_SECONDS` (one query) and adds the alerts it
-raises itself at once (a payer's payments are one partition's, screened by one process).
+raises itself the moment it decides them (a payer's payments are one partition's, screened
+by one process; a batch in flight beside it decides knowing them, and the batch itself
+refuses every payment to the account, before the name or after), kept for
+`RAISED_SECONDS` beside what it reads. So an alert cleared may still refuse other names
+for its account for up to a minute there; its own name passes at once (its alert is read
+in the batch).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ ATTEMPTS = 8  # commits of one batch before it is given back to NATS
 KNOWN = 20_000  # customers' states a screening process remembers
 NAMES = 50_000  # payee names whose findings a screening process remembers (per list)
 ACCOUNTS_SECONDS = 30.0  # how often a process reads the accounts with an open or confirmed payee alert
+RAISED_SECONDS = 60.0  # how long a process keeps the alerts it raised beside what it read
 
 Sanctions = Callable[[], SanctionsList]  # the list as it is now (fjordbank.adapters.sanctions_file)
 PayeeFindings = Mapping[str, tuple[str, payees.Finding]]  # payment id -> (payee key, what its name resembles)
@@ -163,8 +169,20 @@ def decide_batch(
 ) -> Decided:
     """Each payment in order: its recorded decision, or a new one (no I/O); ``findings``:
     the payees' names like listed ones, decided with their alerts (`BatchState.alerts`);
-    ``alerted``: the accounts with an open or confirmed payee alert."""
-    findings, alerted = findings or {}, alerted or {}
+    ``alerted``: the accounts with an open or confirmed payee alert (any name's: a name
+    changed, or one the list no longer names, does not make another payee of the account)."""
+    findings = findings or {}
+    # A payee's name refused in this batch counts for every payment of the batch to its
+    # account, before it or after (a burst is one moment): the batch's own alerts join the
+    # alerted accounts before anything is decided.
+    around = {account: dict(keys) for account, keys in (alerted or {}).items()}
+    for p in payments:
+        if p.payment_id in state.decided or p.kind != EXTERNAL or (found := findings.get(p.payment_id)) is None:
+            continue
+        read = state.alerts.get(found[0])
+        if (refused := payees.refusal(found[1], read.data if read is not None else None)) is not None:
+            status = payees.CONFIRMED if refused[0] == payees.BLOCKED else payees.OPEN
+            around.setdefault(p.to_account, {})[found[0]] = status
     results: list[tuple[Screened, bool]] = []
     new: dict[str, tuple[PaymentRequested, Screened]] = {}
     by_payee: set[str] = set()
@@ -177,7 +195,10 @@ def decide_batch(
         if p.kind == EXTERNAL and p.to_account not in policy.blocked_accounts:
             key, finding = findings.get(p.payment_id) or (payee_key_of(p), None)
             alert = state.alerts.get(key)
-            others = [status for k, status in alerted.get(p.to_account, {}).items() if k != key]
+            # the payee's own alert is left to `refusal` only when it was read just now
+            others = [
+                status for k, status in around.get(p.to_account, {}).items() if k != key or key not in state.alerts
+            ]
             payee = payees.refusal(finding, alert.data if alert is not None else None, others=others)
         decision = screen(policy, state.states[p.uid], p, own_payee=own, now=now, payee=payee)
         state.decided[p.payment_id] = decision
@@ -270,7 +291,8 @@ class Screening:
         self._listed: SanctionsList | None = None  # the list the names below were screened against
         self._names: dict[str, payees.Finding | None] = {}  # payee name -> what it resembles
         self._alerted: dict[str, dict[str, str]] = {}  # account -> {payee key: status}, open and confirmed
-        self._alerted_at: float | None = None  # time.monotonic() when they were read
+        self._alerted_at: float | None = None  # time.monotonic() when their query started
+        self._raised: dict[str, dict[str, tuple[str, float]]] = {}  # what this process raised: (status, when)
         self.owners = Owners(docs)
         self.known = Versions(KNOWN)  # the customers' states this process read or wrote last
         self._attempted: Attempted = attempted if attempted is not None else (lambda _attempts, _error: None)
@@ -289,16 +311,27 @@ class Screening:
         owners = await self.owners.of(sorted({p.to_account for p in payments if p.kind == INTERNAL}), told=told)
         findings = await self.payee_findings(payments)
         alerts = sorted({key for key, _ in findings.values()})
-        alerted = await self.alerted_accounts() if any(p.kind == EXTERNAL for p in payments) else {}
+        external = any(p.kind == EXTERNAL for p in payments)
+        if external:
+            await self.read_alerted_accounts()
         # First without reading the decisions: a payment seen for the first time (nearly
         # every one) has none, and creating its decision fails the commit if it had one.
         # Then (a redelivery in the batch) again, reading them.
         replays, error = False, None
         for attempt in range(1, ATTEMPTS + 1):
             state = await load_batch(self.docs, payments, self.known, replays=replays, alerts=alerts)
+            # the accounts alerted as this process knows them now, and this batch's alerts
+            # known the moment they are decided: no await between the two, so a batch in
+            # flight beside this one decides either before it or knowing its alerts
+            alerted = self.alerted_accounts() if external else {}
             decided = decide_batch(self.policy, state, payments, owners, now=at, findings=findings, alerted=alerted)
+            for pid in decided.by_payee:
+                if (found := findings.get(pid)) is not None:
+                    refused = decided.new[pid][1].reason == payees.BLOCKED
+                    status = payees.CONFIRMED if refused else payees.OPEN
+                    self._raised.setdefault(decided.new[pid][0].to_account, {})[found[0]] = (status, time.monotonic())
             batch = self.docs.batch()
-            customers, raised = save_batch(batch, state, decided, findings, now=at)
+            customers, _raised = save_batch(batch, state, decided, findings, now=at)
             try:
                 written = await batch.commit() if decided.new else []
             except (AlreadyExists, Stale, NotFound) as exc:  # recorded already, or a customer moved
@@ -308,8 +341,6 @@ class Screening:
                 continue
             remember(self.known, state, customers, written)
             self._attempted(attempt, None)
-            for key, data in raised.items():  # this process knows its own alerts at once
-                self._alerted.setdefault(str(data.get("toAccount")), {})[key] = str(data.get("status"))
             for pid in sorted(decided.by_payee):
                 p, decision = decided.new[pid]
                 log.warning(
@@ -353,17 +384,34 @@ class Screening:
             if (finding := found[name] if name in found else names[name]) is not None
         }
 
-    async def alerted_accounts(self) -> dict[str, dict[str, str]]:
-        """The accounts with an open or confirmed payee alert (account -> {key: status}),
-        read again every `ACCOUNTS_SECONDS` (without a list to screen against there are none)."""
+    async def read_alerted_accounts(self) -> None:
+        """Read the accounts with an open or confirmed payee alert again when the last read is
+        `ACCOUNTS_SECONDS` old (without a list to screen against there are none)."""
         if self.sanctions is None:
-            return {}
-        now = time.monotonic()
-        if self._alerted_at is None or now - self._alerted_at >= ACCOUNTS_SECONDS:
-            found = await self.docs.query(PAYEE_ALERTS, where=[Where("status", "in", [payees.OPEN, payees.CONFIRMED])])
-            alerted: dict[str, dict[str, str]] = {}
-            for d in found:
-                if isinstance(account := d.data.get("toAccount"), str):
-                    alerted.setdefault(account, {})[d.id] = str(d.data.get("status"))
-            self._alerted, self._alerted_at = alerted, now
-        return self._alerted
+            return
+        started = time.monotonic()
+        if self._alerted_at is not None and started - self._alerted_at < ACCOUNTS_SECONDS:
+            return
+        found = await self.docs.query(PAYEE_ALERTS, where=[Where("status", "in", [payees.OPEN, payees.CONFIRMED])])
+        alerted: dict[str, dict[str, str]] = {}
+        for d in found:
+            if isinstance(account := d.data.get("toAccount"), str):
+                alerted.setdefault(account, {})[d.id] = str(d.data.get("status"))
+        self._alerted, self._alerted_at = alerted, started
+        # what this process raised is kept until a query begun well after it has seen it
+        # committed (a commit retried for a while included)
+        keep = started - RAISED_SECONDS
+        self._raised = {
+            account: kept
+            for account, keys in self._raised.items()
+            if (kept := {k: v for k, v in keys.items() if v[1] >= keep})
+        }
+
+    def alerted_accounts(self) -> dict[str, dict[str, str]]:
+        """account -> {payee key: status}: the open and confirmed alerts as last read, and the
+        ones this process raised since (a status read wins over its own)."""
+        merged = {account: dict(keys) for account, keys in self._alerted.items()}
+        for account, keys in self._raised.items():
+            for key, (status, _when) in keys.items():
+                merged.setdefault(account, {}).setdefault(key, status)
+        return merged

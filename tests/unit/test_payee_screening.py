@@ -221,6 +221,67 @@ async def test_an_open_payee_refuses_its_account_under_any_name_in_this_process_
     assert again.approved
 
 
+async def test_a_burst_to_an_account_is_refused_whole_whatever_the_order_of_its_names():
+    for order in ((LISTED, HONEST, None), (HONEST, None, LISTED)):
+        uses, docs, _lists = use_case()
+        results = await uses.screen_batch([payment("alice", n, name=name) for n, name in enumerate(order)])
+        assert [d.reason for d, _ in results] == [rules.IN_REVIEW] * 3, order
+        assert tried(docs) == (3, {"alice"})
+
+
+async def test_a_batch_in_flight_beside_one_that_raised_an_alert_knows_it(monkeypatch):
+    uses, docs, _lists = use_case()
+    gate = asyncio.Event()
+    commit = docs.batch
+
+    def slow_batch():  # the first batch's commit waits: the second is decided meanwhile
+        batch = commit()
+        real = batch.commit
+
+        async def waiting():
+            if not gate.is_set():
+                await gate.wait()
+            return await real()
+
+        batch.commit = waiting  # type: ignore[method-assign]
+        return batch
+
+    docs.batch = slow_batch  # type: ignore[method-assign]
+    first = asyncio.create_task(uses.screen_batch([payment("alice", 1)]))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(uses.screen_batch([payment("alice", 2, name=HONEST)]))
+    await asyncio.sleep(0.05)
+    gate.set()
+    [(a, _)], [(b, _)] = await first, await second
+    assert (a.reason, b.reason) == (rules.IN_REVIEW, rules.IN_REVIEW)
+
+
+async def test_what_this_process_raised_outlives_a_read_begun_before_its_commit(monkeypatch):
+    uses, docs, _lists = use_case()
+    await uses.screen_batch([payment("alice", 1)])
+    query = docs.query
+
+    async def before_the_commit(collection, **kwargs):  # a read that began before the alert was committed
+        return [] if collection == "payeeAlerts" else await query(collection, **kwargs)
+
+    docs.query = before_the_commit  # type: ignore[method-assign]
+    monkeypatch.setattr(screening_module, "ACCOUNTS_SECONDS", 0.0)
+    [(refused, _)] = await uses.screen_batch([payment("alice", 2, name=HONEST)])
+    assert refused.reason == rules.IN_REVIEW
+
+
+async def test_an_alert_on_a_name_the_list_no_longer_names_still_holds_its_account(monkeypatch):
+    for decision, reason in ((None, rules.IN_REVIEW), (rules.CONFIRM, rules.BLOCKED)):
+        uses, docs, lists = use_case()
+        await uses.screen_batch([payment("alice", 1)])
+        if decision:
+            payee_alerts.decide(officer(docs), rules.payee_key(OUTSIDE, LISTED), decision, by="Kari", note="listed")
+        lists.now = SanctionsList([e for e in sample_sanctions().entries if e.entity_id != "990108"])
+        monkeypatch.setattr(screening_module, "ACCOUNTS_SECONDS", 0.0)
+        results = await uses.screen_batch([payment("bob", 1), payment("bob", 2, name=HONEST)])
+        assert [d.reason for d, _ in results] == [reason, reason]  # until compliance clears it
+
+
 async def test_a_name_like_no_listed_one_an_internal_payee_and_no_name_cost_no_document():
     uses, docs, _lists = use_case()
     batch = [
@@ -331,7 +392,9 @@ async def test_a_name_is_screened_once_per_process_and_list_and_always_when_the_
     await uses.screen_batch([payment("alice", 4, name=HONEST)])
     assert screened == [HONEST, HONEST]
     monkeypatch.setattr(screening_module, "NAMES", 2)  # full: forgotten, and this batch's screened again
-    results = await uses.screen_batch([payment("bob", n, name=name) for n, name in enumerate(("A Ltd", LISTED))])
+    results = await uses.screen_batch(
+        [payment("bob", 0, to=OTHER_OUTSIDE, name="A Ltd"), payment("bob", 1, name=LISTED)]
+    )
     assert [d.reason for d, _ in results] == [None, rules.IN_REVIEW]
 
 
