@@ -48,7 +48,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fjordbank.adapters.firestore import PAYEE_ALERTS, SCREENING_CUSTOMERS, SCREENING_DECISIONS
@@ -323,7 +323,7 @@ class Screening:
             # the accounts alerted as this process knows them now, and this batch's alerts
             # known the moment they are decided: no await between the two, so a batch in
             # flight beside this one decides either before it or knowing its alerts
-            alerted = self.alerted_accounts() if external else {}
+            alerted = self.alerted_accounts({p.to_account for p in payments if p.kind == EXTERNAL})
             decided = decide_batch(self.policy, state, payments, owners, now=at, findings=findings, alerted=alerted)
             for pid in decided.by_payee:
                 if (found := findings.get(pid)) is not None:
@@ -407,11 +407,15 @@ class Screening:
             if (kept := {k: v for k, v in keys.items() if v[1] >= keep})
         }
 
-    def alerted_accounts(self) -> dict[str, dict[str, str]]:
-        """account -> {payee key: status}: the open and confirmed alerts as last read, and the
-        ones this process raised since (a status read wins over its own)."""
-        merged = {account: dict(keys) for account, keys in self._alerted.items()}
-        for account, keys in self._raised.items():
-            for key, (status, _when) in keys.items():
-                merged.setdefault(account, {}).setdefault(key, status)
+    def alerted_accounts(self, accounts: Iterable[str]) -> dict[str, dict[str, str]]:
+        """account -> {payee key: status} for these ``accounts``: the open and confirmed
+        alerts as last read, and the ones this process raised since (a status read wins over
+        its own)."""
+        merged: dict[str, dict[str, str]] = {}
+        for account in accounts:
+            keys = dict(self._alerted.get(account, {}))
+            for key, (status, _when) in self._raised.get(account, {}).items():
+                keys.setdefault(key, status)
+            if keys:
+                merged[account] = keys
         return merged
