@@ -61,6 +61,7 @@ def decide(
             "decisions": [*(alert.data.get("decisions") or ()), decision],
             "decidedBy": who,
             "decidedAt": SERVER_TIME,
+            "updatedAt": SERVER_TIME,  # the screening processes read the alerts written since they last read
         }
         uow.update(alert.path, decided)
         return {**alert.data, **decided, "key": key}

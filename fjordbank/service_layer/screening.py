@@ -33,13 +33,18 @@ created (or opened again, or given the list's new entries) in the batch's commit
 condition of the version read, so a compliance decision made meanwhile has the batch
 decided again; an alert that stays as it is is not written (who tried is on each
 decision: ``payeeAccount``). The accounts with an open or confirmed alert are refused under
-any name: a process reads them every `ACCOUNTS_SECONDS` (one query) and adds the alerts it
-raises itself the moment it decides them (a payer's payments are one partition's, screened
-by one process; a batch in flight beside it decides knowing them, and the batch itself
-refuses every payment to the account, before the name or after), kept for
-`RAISED_SECONDS` beside what it reads. So an alert cleared may still refuse other names
-for its account for up to a minute there; its own name passes at once (its alert is read
-in the batch).
+any name: a process reads the open and confirmed alerts at its start, then every
+`ACCOUNTS_SECONDS` the alerts written since (``updatedAt``: one query of what changed), and
+knows the alerts it raises itself the moment it decides them (a payer's payments are one
+partition's, screened by one process; a batch in flight beside it decides knowing them,
+and the batch itself refuses every payment to the account, before the name or after),
+kept for `RAISED_SECONDS` beside what it reads and taken back when their commit fails.
+Other processes learn of an alert within `ACCOUNTS_SECONDS`. A payee compliance cleared is
+paid under its name at once while the list still names something like it (its alert is
+read in the batch), else once the process has read the clearance; other names for its
+account likewise, and in the process that raised it up to `RAISED_SECONDS` after the last
+refusal there. A redelivered payment keeps its recorded decision, made under the list of
+its day.
 """
 
 from __future__ import annotations
@@ -60,11 +65,13 @@ from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
     AlreadyExists,
+    AsyncBatch,
     AsyncDocuments,
     Clock,
     Contention,
     Data,
     NotFound,
+    OrderBy,
     Stale,
     Where,
     Writes,
@@ -115,6 +122,7 @@ class Decided:
     results: list[tuple[Screened, bool]]
     new: dict[str, tuple[PaymentRequested, Screened]]
     by_payee: frozenset[str] = frozenset()  # the payments refused for their payee (fjordbank.domain.payee_screening)
+    raising: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (account, key) -> status its own name set
 
 
 async def load_batch(
@@ -176,13 +184,15 @@ def decide_batch(
     # account, before it or after (a burst is one moment): the batch's own alerts join the
     # alerted accounts before anything is decided.
     around = {account: dict(keys) for account, keys in (alerted or {}).items()}
+    raising: dict[tuple[str, str], str] = {}
     for p in payments:
         if p.payment_id in state.decided or p.kind != EXTERNAL or (found := findings.get(p.payment_id)) is None:
-            continue
+            continue  # a replay keeps its recorded decision, made under the list of its day
         read = state.alerts.get(found[0])
         if (refused := payees.refusal(found[1], read.data if read is not None else None)) is not None:
             status = payees.CONFIRMED if refused[0] == payees.BLOCKED else payees.OPEN
             around.setdefault(p.to_account, {})[found[0]] = status
+            raising[(p.to_account, found[0])] = status
     results: list[tuple[Screened, bool]] = []
     new: dict[str, tuple[PaymentRequested, Screened]] = {}
     by_payee: set[str] = set()
@@ -206,7 +216,7 @@ def decide_batch(
         results.append((decision, False))
         if payee is not None:
             by_payee.add(p.payment_id)
-    return Decided(results, new, frozenset(by_payee))
+    return Decided(results, new, frozenset(by_payee), raising)
 
 
 def decision_record(payment: PaymentRequested, decision: Screened, *, by_payee: bool = False) -> Data:
@@ -253,10 +263,11 @@ def save_batch(
         )
         if changed is None:
             continue
+        stamped = {**changed, "updatedAt": SERVER_TIME}  # what the screening processes read again by
         if alert is None:
-            writes.create(payee_alert_path(key), changed)
+            writes.create(payee_alert_path(key), stamped)
         else:
-            writes.update(payee_alert_path(key), changed, if_updated=alert.updated)
+            writes.update(payee_alert_path(key), stamped, if_updated=alert.updated)
         alerts[key] = {**(current or {}), **changed}
     return customers, alerts
 
@@ -292,6 +303,7 @@ class Screening:
         self._names: dict[str, payees.Finding | None] = {}  # payee name -> what it resembles
         self._alerted: dict[str, dict[str, str]] = {}  # account -> {payee key: status}, open and confirmed
         self._alerted_at: float | None = None  # time.monotonic() when their query started
+        self._alerted_seen: dt.datetime | None = None  # the newest updatedAt of an alert read
         self._raised: dict[str, dict[str, tuple[str, float]]] = {}  # what this process raised: (status, when)
         self.owners = Owners(docs)
         self.known = Versions(KNOWN)  # the customers' states this process read or wrote last
@@ -325,15 +337,11 @@ class Screening:
             # flight beside this one decides either before it or knowing its alerts
             alerted = self.alerted_accounts({p.to_account for p in payments if p.kind == EXTERNAL})
             decided = decide_batch(self.policy, state, payments, owners, now=at, findings=findings, alerted=alerted)
-            for pid in decided.by_payee:
-                if (found := findings.get(pid)) is not None:
-                    refused = decided.new[pid][1].reason == payees.BLOCKED
-                    status = payees.CONFIRMED if refused else payees.OPEN
-                    self._raised.setdefault(decided.new[pid][0].to_account, {})[found[0]] = (status, time.monotonic())
+            undo = self._register(decided.raising)
             batch = self.docs.batch()
             customers, _raised = save_batch(batch, state, decided, findings, now=at)
             try:
-                written = await batch.commit() if decided.new else []
+                written = await self._commit(batch, decided, undo)
             except (AlreadyExists, Stale, NotFound) as exc:  # recorded already, or a customer moved
                 self.known.forget(customer_path(p.uid) for p in payments)
                 replays = replays or isinstance(exc, AlreadyExists)
@@ -385,19 +393,38 @@ class Screening:
         }
 
     async def read_alerted_accounts(self) -> None:
-        """Read the accounts with an open or confirmed payee alert again when the last read is
-        `ACCOUNTS_SECONDS` old (without a list to screen against there are none)."""
+        """Read the payee alerts again when the last read is `ACCOUNTS_SECONDS` old (without a
+        list to screen against there are none): the open and confirmed ones the first time,
+        then only those written since the newest seen (``updatedAt``; every write of an alert
+        stamps it), so a read costs the alerts that changed, not every alert there is."""
         if self.sanctions is None:
             return
         started = time.monotonic()
         if self._alerted_at is not None and started - self._alerted_at < ACCOUNTS_SECONDS:
             return
-        found = await self.docs.query(PAYEE_ALERTS, where=[Where("status", "in", [payees.OPEN, payees.CONFIRMED])])
-        alerted: dict[str, dict[str, str]] = {}
+        if self._alerted_seen is None:
+            found = await self.docs.query(PAYEE_ALERTS, where=[Where("status", "in", [payees.OPEN, payees.CONFIRMED])])
+            alerted: dict[str, dict[str, str]] = {}
+        else:
+            found = await self.docs.query(
+                PAYEE_ALERTS, where=[Where("updatedAt", ">=", self._alerted_seen)], order_by=[OrderBy("updatedAt")]
+            )
+            alerted = {account: dict(keys) for account, keys in self._alerted.items()}
+        seen = self._alerted_seen
         for d in found:
-            if isinstance(account := d.data.get("toAccount"), str):
-                alerted.setdefault(account, {})[d.id] = str(d.data.get("status"))
-        self._alerted, self._alerted_at = alerted, started
+            account, status, stamp = d.data.get("toAccount"), d.data.get("status"), d.data.get("updatedAt")
+            if isinstance(stamp, dt.datetime) and (seen is None or stamp > seen):
+                seen = stamp
+            if not isinstance(account, str):
+                continue
+            keys = alerted.setdefault(account, {})
+            if status in (payees.OPEN, payees.CONFIRMED):
+                keys[d.id] = str(status)
+            else:  # cleared
+                keys.pop(d.id, None)
+                if not keys:
+                    del alerted[account]
+        self._alerted, self._alerted_at, self._alerted_seen = alerted, started, seen
         # what this process raised is kept until a query begun well after it has seen it
         # committed (a commit retried for a while included)
         keep = started - RAISED_SECONDS
@@ -406,6 +433,34 @@ class Screening:
             for account, keys in self._raised.items()
             if (kept := {k: v for k, v in keys.items() if v[1] >= keep})
         }
+
+    def _register(self, raising: Mapping[tuple[str, str], str]) -> Callable[[], None]:
+        """Know the alerts a batch raises the moment it decides them (before its commit);
+        returns what takes them back, for a commit that fails."""
+        before = {(a, k): self._raised.get(a, {}).get(k) for a, k in raising}
+        now = time.monotonic()
+        for (account, key), status in raising.items():
+            self._raised.setdefault(account, {})[key] = (status, now)
+
+        def undo() -> None:
+            for (account, key), was in before.items():
+                keys = self._raised.get(account, {})
+                if was is None:
+                    keys.pop(key, None)
+                else:
+                    keys[key] = was
+                if not keys:
+                    self._raised.pop(account, None)
+
+        return undo
+
+    async def _commit(self, batch: AsyncBatch, decided: Decided, undo: Callable[[], None]) -> list[Written]:
+        """The batch's commit; whatever it ends in but success takes back what it raised."""
+        try:
+            return await batch.commit() if decided.new else []
+        except BaseException:
+            undo()
+            raise
 
     def alerted_accounts(self, accounts: Iterable[str]) -> dict[str, dict[str, str]]:
         """account -> {payee key: status} for these ``accounts``: the open and confirmed

@@ -282,6 +282,68 @@ async def test_an_alert_on_a_name_the_list_no_longer_names_still_holds_its_accou
         assert [d.reason for d, _ in results] == [reason, reason]  # until compliance clears it
 
 
+async def test_a_redelivered_approval_keeps_its_decision_and_leaves_no_refusal_behind():
+    """Approved under an older list, delivered again beside a new payment once the new list
+    names the payee: the replay keeps its decision (the payment was made), and the first
+    attempt's refusal of it (before the decisions were read) blocks nothing after."""
+    old = SanctionsList([e for e in sample_sanctions().entries if e.entity_id != "990108"])
+    uses, docs, lists = use_case(old)
+    [(first, _)] = await uses.screen_batch([payment("alice", 1)])
+    assert first.approved
+    lists.now = sample_sanctions()
+    results = await uses.screen_batch([payment("alice", 1), payment("alice", 2, name=HONEST)])
+    assert [(d.approved, replayed) for d, replayed in results] == [(True, True), (True, False)]
+    assert not any(p.startswith("payeeAlerts/") for p in docs.store.docs) and uses._raised == {}
+
+
+async def test_a_batch_that_gives_up_takes_back_the_alerts_it_decided(monkeypatch):
+    uses, docs, _lists = use_case()
+    real = docs.batch
+
+    def failing():
+        batch = real()
+
+        async def stale():
+            raise screening_module.Stale("a customer moved")
+
+        batch.commit = stale  # type: ignore[method-assign]
+        return batch
+
+    docs.batch = failing  # type: ignore[method-assign]
+    with pytest.raises(screening_module.Contention):
+        await uses.screen_batch([payment("alice", 1)])
+    assert uses._raised == {}  # no alert was raised: nothing refuses the account
+    docs.batch = real  # type: ignore[method-assign]
+    [(paid, _)] = await uses.screen_batch([payment("alice", 2, to=OUTSIDE, name=HONEST)])
+    assert paid.approved
+
+
+async def test_the_alerts_are_read_again_by_what_changed_since_and_a_cleared_one_lets_its_account_go(monkeypatch):
+    uses, docs, _lists = use_case()
+    monkeypatch.setattr(screening_module, "ACCOUNTS_SECONDS", 0.0)
+    monkeypatch.setattr(screening_module, "RAISED_SECONDS", 0.0)
+    await uses.screen_batch([payment("alice", 1)])  # raised here
+    other = Screening(docs, ScreeningPolicy(), clock=lambda: NOW, sanctions=Lists(sample_sanctions()))
+    [(refused, _)] = await other.screen_batch([payment("bob", 1, name=HONEST)])  # the first read: every open one
+    assert refused.reason == rules.IN_REVIEW
+    queries = []
+    query = docs.query
+
+    async def counted(collection, **kwargs):
+        found = await query(collection, **kwargs)
+        if collection == "payeeAlerts":
+            queries.append((kwargs.get("where"), len(found)))
+        return found
+
+    docs.query = counted  # type: ignore[method-assign]
+    key = rules.payee_key(OUTSIDE, LISTED)
+    payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="not the listed party")
+    [(paid, _)] = await other.screen_batch([payment("bob", 2, name=HONEST)])
+    assert paid.approved  # the clearance read, the account let go
+    [(where, n)] = queries
+    assert where[0].field == "updatedAt" and n == 1  # what changed since, not every alert
+
+
 async def test_a_name_like_no_listed_one_an_internal_payee_and_no_name_cost_no_document():
     uses, docs, _lists = use_case()
     batch = [
