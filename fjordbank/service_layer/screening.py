@@ -186,8 +186,13 @@ def decide_batch(
     around = {account: dict(keys) for account, keys in (alerted or {}).items()}
     raising: dict[tuple[str, str], str] = {}
     for p in payments:
-        if p.payment_id in state.decided or p.kind != EXTERNAL or (found := findings.get(p.payment_id)) is None:
-            continue  # a replay keeps its recorded decision, made under the list of its day
+        if (
+            p.payment_id in state.decided  # a replay keeps its recorded decision, made under the list of its day
+            or p.kind != EXTERNAL
+            or p.to_account in policy.blocked_accounts  # refused before its payee is looked at
+            or (found := findings.get(p.payment_id)) is None
+        ):
+            continue
         read = state.alerts.get(found[0])
         if (refused := payees.refusal(found[1], read.data if read is not None else None)) is not None:
             status = payees.CONFIRMED if refused[0] == payees.BLOCKED else payees.OPEN
@@ -251,8 +256,9 @@ def save_batch(
         writes.create(decision_path(pid), decision_record(p, decision, by_payee=pid in decided.by_payee))
     alerts: dict[str, Data] = {}
     for pid, (p, _decision) in decided.new.items():
-        if pid not in decided.by_payee or (found := (findings or {}).get(pid)) is None:
-            continue  # refused for another alert on its account: that one says so
+        found = (findings or {}).get(pid)
+        if pid not in decided.by_payee or found is None or (p.to_account, found[0]) not in decided.raising:
+            continue  # refused for another alert on its account (its own may be cleared): that one says so
         key, finding = found
         if key in alerts:
             continue  # one write per payee per batch

@@ -344,6 +344,18 @@ async def test_the_alerts_are_read_again_by_what_changed_since_and_a_cleared_one
     assert where[0].field == "updatedAt" and n == 1  # what changed since, not every alert
 
 
+async def test_a_cleared_payee_refused_for_another_alert_on_its_account_stays_cleared():
+    uses, docs, _lists = use_case()
+    await uses.screen_batch([payment("alice", 1)])
+    key = rules.payee_key(OUTSIDE, LISTED)
+    payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="not the listed party")
+    other = "Borislav Drazhenko"  # another listed-like name for the same account: an open alert
+    results = await uses.screen_batch([payment("bob", 1, name=other), payment("bob", 2)])
+    assert [d.reason for d, _ in results] == [rules.IN_REVIEW, rules.IN_REVIEW]
+    assert alert(docs)["status"] == rules.CLEARED  # refused for the other one, not opened again
+    assert alert(docs, name=other)["status"] == rules.OPEN
+
+
 async def test_a_name_like_no_listed_one_an_internal_payee_and_no_name_cost_no_document():
     uses, docs, _lists = use_case()
     batch = [
