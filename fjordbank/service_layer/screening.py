@@ -451,6 +451,8 @@ class Screening:
         def undo() -> None:
             for (account, key), was in before.items():
                 keys = self._raised.get(account, {})
+                if keys.get(key) != (raising[(account, key)], now):
+                    continue  # registered again since, by a batch beside this one: its own
                 if was is None:
                     keys.pop(key, None)
                 else:
