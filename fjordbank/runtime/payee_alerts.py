@@ -11,7 +11,7 @@ officer's own credentials, which may write ``payeeAlerts``)::
 again, until the list says something new of it. ``confirm`` (the listed party): every
 payment to its account is refused, and still recorded; reporting it to the authorities is
 the officer's, outside this system. ``list`` prints one JSON object per alert, with the
-payments refused at its account (``attempts``, the first 1,000: ``attemptsCapped``) and who
+payments refused at its account (``attempts``, at most 1,000: ``attemptsCapped``) and who
 made them (``payers``), the oldest 200 alerts first.
 """
 
