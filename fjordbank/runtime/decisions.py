@@ -5,8 +5,14 @@ subject, with who decides and why."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fjordbank.domain.errors import Refused
+from fjordbank.service_layer.ports import Documents
 
 
 def officer_parser(
@@ -40,3 +46,34 @@ def emulator_mismatch(project: str) -> str | None:
     if emulator and not project.startswith("demo-"):
         return f"FIRESTORE_EMULATOR_HOST is set ({emulator}): unset it to decide on {project}"
     return None
+
+
+def run_officer(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    subject: str,
+    listed: Callable[[Documents, str], list[dict[str, Any]]],
+    decide: Callable[..., dict[str, Any]],
+) -> int:
+    """An officer's command on the blocking document client (`officer_parser`'s arguments):
+    ``list`` prints one JSON object per line, a decision prints its result; a decision the
+    bank refuses prints why and exits 1, the emulator's address set for a real project exits 2."""
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.adapters.firestore import sync_client
+
+    args = parser.parse_args(argv)
+    if (refused := emulator_mismatch(args.project)) is not None:
+        print(refused, file=sys.stderr)
+        return 2
+    docs = FirestoreDocuments(sync_client(args.project))
+    if args.action == "list":
+        for item in listed(docs, args.status):
+            print(json.dumps(item, default=str, ensure_ascii=False))
+        return 0
+    try:
+        print(json.dumps(decide(docs, args.action, getattr(args, subject), by=args.by, note=args.note)))
+    except Refused as exc:
+        print(f"refused: {exc.message}", file=sys.stderr)
+        return 1
+    return 0

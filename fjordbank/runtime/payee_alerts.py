@@ -17,13 +17,11 @@ made them (``payers``), the oldest 200 alerts first.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from fjordbank.domain import payee_screening as rules
-from fjordbank.domain.rescreening import AlertRefused
-from fjordbank.runtime.decisions import emulator_mismatch, officer_parser
+from fjordbank.runtime.decisions import officer_parser, run_officer
 from fjordbank.service_layer import payee_alerts
 from fjordbank.service_layer.ports import Doc, Documents
 
@@ -65,9 +63,6 @@ def decide(docs: Documents, action: str, key: str, *, by: str, note: str) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fjordbank.adapters.documents import FirestoreDocuments
-    from fjordbank.adapters.firestore import sync_client
-
     parser = officer_parser(
         "python -m fjordbank.runtime.payee_alerts",
         __doc__,
@@ -77,21 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         subject="key",
         what="payee's alert",
     )
-    args = parser.parse_args(argv)
-    if (refused := emulator_mismatch(args.project)) is not None:
-        print(refused, file=sys.stderr)
-        return 2
-    docs = FirestoreDocuments(sync_client(args.project))
-    if args.action == "list":
-        for item in listed(docs, args.status):
-            print(json.dumps(item, default=str, ensure_ascii=False))
-        return 0
-    try:
-        print(json.dumps(decide(docs, args.action, args.key, by=args.by, note=args.note)))
-    except AlertRefused as exc:
-        print(f"refused: {exc.message}", file=sys.stderr)
-        return 1
-    return 0
+    return run_officer(parser, argv, subject="key", listed=listed, decide=decide)
 
 
 if __name__ == "__main__":

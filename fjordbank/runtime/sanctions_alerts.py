@@ -15,12 +15,11 @@ decision too; ``open``: a name like a listed one, nothing frozen yet).
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from fjordbank.domain import rescreening as rules
-from fjordbank.runtime.decisions import emulator_mismatch, officer_parser
+from fjordbank.runtime.decisions import officer_parser, run_officer
 from fjordbank.service_layer import rescreening
 from fjordbank.service_layer.ports import Doc, Documents
 
@@ -49,9 +48,6 @@ def decide(docs: Documents, action: str, uid: str, *, by: str, note: str) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fjordbank.adapters.documents import FirestoreDocuments
-    from fjordbank.adapters.firestore import sync_client
-
     parser = officer_parser(
         "python -m fjordbank.runtime.sanctions_alerts",
         __doc__,
@@ -61,21 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         subject="uid",
         what="customer's alert",
     )
-    args = parser.parse_args(argv)
-    if (refused := emulator_mismatch(args.project)) is not None:
-        print(refused, file=sys.stderr)
-        return 2
-    docs = FirestoreDocuments(sync_client(args.project))
-    if args.action == "list":
-        for item in listed(docs, args.status):
-            print(json.dumps(item, default=str, ensure_ascii=False))
-        return 0
-    try:
-        print(json.dumps(decide(docs, args.action, args.uid, by=args.by, note=args.note)))
-    except rules.AlertRefused as exc:
-        print(f"refused: {exc.message}", file=sys.stderr)
-        return 1
-    return 0
+    return run_officer(parser, argv, subject="uid", listed=listed, decide=decide)
 
 
 if __name__ == "__main__":

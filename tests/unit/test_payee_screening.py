@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 
 import pytest
 
@@ -524,3 +525,26 @@ def test_a_decision_needs_who_why_and_a_key():
     assert missing.value.code == "alert_not_open"
     with pytest.raises(AlertRefused):
         payee_alerts.alerts(docs, status="frozen")
+
+
+async def test_the_officers_command_line_lists_decides_and_refuses(monkeypatch, capsys):
+    import fjordbank.adapters.documents as documents
+    import fjordbank.adapters.firestore as firestore
+    from fjordbank.runtime import payee_alerts as command
+
+    uses, docs, _lists = use_case()
+    await uses.screen_batch([payment("alice", 1)])
+    monkeypatch.setattr(firestore, "sync_client", lambda project: project)
+    monkeypatch.setattr(documents, "FirestoreDocuments", lambda _client: officer(docs))
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    assert command.main(["--project", "demo-bank", "list"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    listed = json.loads(line)
+    assert listed["status"] == rules.OPEN and listed["attempts"] == 1 and listed["payers"] == ["alice"]
+    key = listed["key"]
+    assert command.main(["--project", "demo-bank", "confirm", key, "--by", "Kari", "--note", "the listed one"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == rules.CONFIRMED
+    assert command.main(["--project", "demo-bank", "confirm", key, "--by", "Kari", "--note", "again"]) == 1
+    assert "refused" in capsys.readouterr().err
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
+    assert command.main(["--project", "bank", "list"]) == 2  # the emulator's address set for a real project
