@@ -376,13 +376,13 @@ class Screening:
         name is like a listed one (fjordbank.domain.payee_screening.find). Two batches may
         be here at once (a partition's batches in flight): each answers from the names it
         found and the dict of the list it started with, and only that list's dict learns them."""
-        if self.sanctions is None:
+        named = [(p, p.payee_name) for p in payments if p.kind == EXTERNAL and p.payee_name]
+        if self.sanctions is None or not named:  # a batch with no payee name to screen reads no list
             return {}
         listed = await asyncio.to_thread(self.sanctions)  # a new file is read and indexed off the loop
         if listed is not self._listed:  # a new list: every name is screened again
             self._listed, self._names = listed, {}
         names = self._names
-        named = [(p, p.payee_name) for p in payments if p.kind == EXTERNAL and p.payee_name]
         new = sorted({name for _, name in named if name not in names})
         if len(names) + len(new) > NAMES:  # forget them all, and screen this batch's again
             names, new = {}, sorted({name for _, name in named})
