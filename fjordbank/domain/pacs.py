@@ -232,6 +232,24 @@ class RefusedCredit:
     why: str  # for the log (no account number in it)
     debtor_name: str | None = None  # the payer's, when the file gives one: screened before it goes back
 
+    def __post_init__(self) -> None:
+        # what names it and its money is checked as a transfer's is: its return names them
+        # (payment_return), and one that could not be made would be found only after the
+        # file's other credits were published, with the file left in incoming/ for ever
+        _check_text(self.transaction_id, "transaction id", MAX_ID_LENGTH)
+        _check_text(self.end_to_end_id, "end-to-end id", MAX_ID_LENGTH)
+        amount = self.amount_minor
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_MINOR:
+            raise _fail(f"amount must be an int number of øre between 1 and {MAX_MINOR}")
+        if self.currency != NOK:
+            raise _fail(f"only NOK is cleared between Norwegian banks, got {str(self.currency)[:3]!r}")
+        settlement = self.settlement_date
+        if isinstance(settlement, datetime) or not isinstance(settlement, date):
+            raise _fail("settlement date must be a date (not a datetime)")
+        if not isinstance(self.debtor_agent_bic, str) or _BIC_RE.fullmatch(self.debtor_agent_bic) is None:
+            raise _fail("debtor agent BIC is not a BIC")
+        _check_optional_text(self.debtor_name, "debtor name", MAX_NAME_LENGTH)
+
     @property
     def key(self) -> str:
         return credit_key(self.debtor_agent_bic, self.settlement_date, self.transaction_id)

@@ -28,7 +28,9 @@ by the channel (two processes sending one return at the same moment on a file sy
 without hard links is the window left, as for the pain.001 files). A credit with a return
 recorded is never published again: an account number that had no account when the credit
 came may belong to a new customer by the time the file is delivered again, and the money
-went back already.
+went back already. Nor is a credit the ledger has a record of ever sent back from a file: the
+same payment id again, now to an account not here or without its payer, is that credit come
+again garbled or forged (said at error level for an operator).
 
 A file that cannot be read, addressed to another bank, or settling more than a week from
 now is moved aside (``.rejected``) for an operator, who asks the clearing house for it
@@ -78,7 +80,11 @@ PENDING, DELIVERED = "pending", "delivered"
 HELD, RELEASE, RELEASED, FROZEN = "held", "release", "released", "frozen"
 DECISIONS = (RELEASE, FROZEN)
 MATCHED_LATE = "matched_late"  # credited before the list named its payer: for compliance to look at, nothing held
-UNDECIDED = frozenset({HELD, RELEASE, FROZEN})  # a return is never sent over these (a release first)
+# A return is never sent over these (a release first). A credit released is not one: it goes
+# on as it would have, and the ledger's ``unapplied`` for it may come before the release is
+# marked (the ledger is quicker than one write, or the mark failed once and waits for the
+# next pass): its return is sent then, and the mark, on the version read, gives way to it.
+UNDECIDED = frozenset({HELD, FROZEN})
 HOLD_REASON = "possible_sanctions_match"
 _INCOMING_ID = re.compile(rf"{pacs.KEY_PREFIX}[0-9a-f]{{30}}")  # fjordbank.domain.pacs.payment_id_of
 NO_PAYEE = "-"  # an event's uid when its account is not here (its event only carries its return)
@@ -438,6 +444,7 @@ class Incoming:
                 back.append(r)
         held = await self._not_credited(held)
         await self.hold(held, path.name)  # recorded before anything else is done with the file
+        nowhere, back = await self._not_paid(nowhere, back, path.name)
         for start in range(0, len(arrived), PUBLISH_CHUNK):  # a payroll file: thousands of credits
             await publish(arrived[start : start + PUBLISH_CHUNK])
         for event in nowhere:
@@ -472,8 +479,7 @@ class Incoming:
         credits = [r for r in held if "event" in r]
         if not credits:
             return held
-        found = await self.docs.get_many([f"{LEDGER_PAYMENTS}/{r['paymentId']}" for r in credits])
-        late = {d.id for d in found.values() if d is not None}
+        late = await self._in_ledger([r["paymentId"] for r in credits])
         if not late:
             return held
         for record in (r for r in credits if r["paymentId"] in late):
@@ -488,6 +494,36 @@ class Incoming:
                 extra={"payment_id": record["paymentId"], "entities": [m["entityId"] for m in record["matches"]]},
             )
         return [r for r in held if r["paymentId"] not in late]
+
+    async def _in_ledger(self, payment_ids: list[str]) -> set[str]:
+        """Those of ``payment_ids`` the ledger has a record of (credited, or left unapplied)."""
+        if not payment_ids:
+            return set()
+        found = await self.docs.get_many([f"{LEDGER_PAYMENTS}/{pid}" for pid in payment_ids])
+        return {d.id for d in found.values() if d is not None}
+
+    async def _not_paid(
+        self, nowhere: list[PaymentEvent], back: list[pacs.RefusedCredit], file: str
+    ) -> tuple[list[PaymentEvent], list[pacs.RefusedCredit]]:
+        """The credits to send back, less those the ledger has a record of. A payment id is
+        the paying bank's, day's and transaction's: a file naming one the ledger credited
+        before, now to an account not here or without its payer, is that credit come again
+        in another form (a garbled or forged file). Sent back, it would return money the
+        payee was paid already, for whatever amount the new copy names; one the ledger left
+        unapplied is sent back from its ``unapplied``. Said at error level, for an operator
+        to take up with the clearing house; nothing is done with it here."""
+        paid = await self._in_ledger([e.payment.payment_id for e in nowhere] + [r.payment_id for r in back])
+        if not paid:
+            return nowhere, back
+        for pid in sorted(paid):
+            log.error(
+                "a credit the ledger has came again in a file in a form that would send it back; not sent back",
+                extra={"file": file, "payment_id": pid},
+            )
+        return (
+            [e for e in nowhere if e.payment.payment_id not in paid],
+            [r for r in back if r.payment_id not in paid],
+        )
 
     def screen(self, names: set[str]) -> dict[str, ScreeningResult]:
         """The payers' names like a listed one: name -> what it is like (the others pass).
@@ -598,8 +634,35 @@ class Incoming:
                     extra={"payment_id": pid, "status": doc.data.get("status"), "reason": order.get("reason")},
                 )
                 return False
+            if doc.data.get("status") in (RELEASE, RELEASED):
+                # a released credit the ledger left unapplied: its return is recorded on the
+                # decision's record before the ledger's message is acked, as any other is
+                return await self._record_released_return(doc, order)
             order = dict(doc.data.get("order") or order)
         return await self._try(pid, order)
+
+    async def _record_released_return(self, doc: Doc, order: ReturnOrder) -> bool:
+        """Turn a released credit's record into its pending return (the decision kept, dated
+        from now, as `release_decided` does for one it sends back itself), then deliver it.
+        When the record changed since it was read (`release_decided` marked it just then,
+        or another process recorded the return), it is read again once and taken as it is
+        then; a second change raises `Stale` (the ledger's message is delivered again)."""
+        for attempt in range(2):
+            batch = self.docs.batch()
+            pending = {"status": PENDING, "order": order, "heldAt": doc.data.get("createdAt"), "createdAt": SERVER_TIME}
+            batch.update(return_path(doc.id), pending, if_updated=doc.updated)
+            try:
+                await batch.commit()
+            except Stale:
+                again = await self.docs.get(return_path(doc.id))
+                if attempt or again is None:
+                    raise
+                if again.data.get("status") not in (RELEASE, RELEASED):  # recorded by another: as it is now
+                    return await self.send_order(order)
+                doc = again
+                continue
+            break
+        return await self._try(doc.id, order)
 
     async def _deliver(self, pid: str, order: ReturnOrder) -> bool:
         xml = payment_return(order, bic=self.bic, now=self.clock())

@@ -709,3 +709,113 @@ async def test_a_released_credit_sent_back_counts_as_a_return_from_its_release(d
     record = (await docs.get(return_path(pid))).data  # type: ignore[union-attr]
     assert record["status"] == "delivered" and record["heldAt"] == held_at and record["decidedBy"] == "Kari"
     assert record["createdAt"] != held_at  # a return since its release (the outbox gauge's age)
+
+
+# ---- found in review (2026-12-05) -------------------------------------------------------------
+def _without_payer(xml: bytes) -> bytes:
+    text = xml.decode()
+    start, end = text.index("<Dbtr>"), text.index("</Dbtr>") + len("</Dbtr>")
+    return (text[:start] + text[end:]).encode()
+
+
+def _file(dirs: ClearingDirs, name: str, xml: bytes) -> Path:
+    path = dirs.incoming_dir / f"{name}.xml"
+    ClearingDirs.write_atomic(path, xml)
+    return path
+
+
+def _pacs008(name: str, *credits: pacs.IncomingTransfer) -> bytes:
+    return pacs.build_pacs008(pacs.IncomingBatch(name, NOW, credits), creditor_agent_bic="FJORNOKK")
+
+
+@pytest.mark.parametrize("how", ["account_not_here", "no_payer_name"])
+async def test_a_credit_the_ledger_paid_is_never_sent_back_when_it_comes_again_in_another_form(dirs, how, caplog):
+    """A payment id is the paying bank's, day's and transaction's: the same one again, for
+    ten times the amount, to an account not here (AC01) or without its payer (RR02), is the
+    credit paid to Bob come again garbled or forged. Sending it back returned money Bob was
+    paid, for the new copy's amount."""
+    ledger, docs = await bank({})
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    first = Published()
+    await incoming.receive_file(deliver(dirs, credit(1)), first)
+    assert statuses(await ledger.post_batch(list(first))) == ["completed"]
+    again = pacs.IncomingTransfer(**{**_fields(credit(1)), "amount_minor": 25_000_000})
+    if how == "account_not_here":
+        xml = _pacs008("NICS2", pacs.IncomingTransfer(**{**_fields(again), "creditor_account": OUTSIDE}))
+    else:
+        xml = _without_payer(_pacs008("NICS2", again))
+    assert again.payment_id == credit(1).payment_id
+    out = Published()
+    assert await incoming.receive_file(_file(dirs, "NICS2", xml), out) == [] and out == []
+    assert list(dirs.outbox.iterdir()) == [] and (dirs.processed / "NICS2.xml").exists()
+    assert await docs.get(return_path(credit(1).payment_id)) is None
+    assert (await balance(docs, BOB))[0] == 2_500_000
+    assert "came again in a file in a form that would send it back" in caplog.text
+
+
+@pytest.mark.parametrize("how", ["the_ledger_quicker_than_the_mark", "the_mark_failed_once"])
+async def test_a_released_credit_the_ledger_cannot_apply_is_sent_back_whenever_its_unapplied_comes(dirs, how):
+    """The release publishes, then marks the record released; the ledger's ``unapplied``
+    (Bob's account closed meanwhile) may come first, or the mark may fail once and wait for
+    the next pass. Its return was dropped as "left for the decision" and the message acked:
+    the record then said released and no pacs.004 was ever made."""
+    ledger, docs = await bank({}, closed=(BOB,))
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())
+    pid = listed_credit(1).payment_id
+    await decide_held(docs, pid, RELEASE, by="Kari", note="not the listed company")
+
+    async def ledger_then_clearing(events: list[PaymentEvent]) -> None:
+        for verdict in await ledger.post_batch(list(events)):
+            assert verdict.result is not None
+            for e in published(verdict.event, verdict.result):
+                if e.status == UNAPPLIED:
+                    assert await incoming.unapplied(e) is True
+
+    if how == "the_ledger_quicker_than_the_mark":
+        assert await incoming.release_decided(ledger_then_clearing) == 0  # its mark gave way to the return
+    else:
+        out = Published()
+        real_batch = docs.batch
+
+        def failing_once() -> object:  # the mark's commit: Firestore unavailable, once
+            batch = real_batch()
+
+            async def commit() -> None:
+                docs.batch = real_batch  # type: ignore[method-assign]
+                raise ConnectionError("firestore unavailable")
+
+            batch.commit = commit  # type: ignore[method-assign]
+            return batch
+
+        docs.batch = failing_once  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await incoming.release_decided(out)
+        await ledger_then_clearing(out)
+        assert await incoming.release_decided(Published()) == 0  # nothing left to release
+    [sent] = list(dirs.outbox.glob(f"{RETURN_PREFIX}*.xml"))
+    [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
+    assert (returned.original_transaction_id, returned.reason_code, returned.amount_minor) == ("TX1", "AC04", 900_000)
+    record = (await docs.get(return_path(pid))).data  # type: ignore[union-attr]
+    assert (record["status"], record["decidedBy"]) == ("delivered", "Kari") and record["heldAt"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [("<EndToEndId>E2E1</EndToEndId>", f"<EndToEndId>{'E' * 36}</EndToEndId>"), ("DNBANOKKXXX", "dnbanokk")],
+)
+async def test_a_credit_refused_on_its_own_with_an_id_no_return_can_name_sets_its_file_aside_whole(dirs, change):
+    """A credit refused on its own (no payer's name: RR02) was not checked as a transfer is:
+    an end-to-end id of 36 characters or a paying bank that is no BIC passed, its return
+    could not be made after the file's other credits were published, and the file stayed
+    in incoming/ with every file after it waiting behind it."""
+    xml = _without_payer(_pacs008("NICS1", credit(1))).decode().replace(*change).encode()
+    bad = _file(dirs, "NICS1", xml)
+    good = _file(dirs, "NICS2", _pacs008("NICS2", credit(2)))
+    incoming = incoming_of(dirs, {BOB: "bob"})
+    out = Published()
+    for path in dirs.incoming():
+        await incoming.receive_file(path, out)
+    assert not bad.exists() and [p.name for p in dirs.processed.glob("NICS1*")] == ["NICS1.xml.rejected"]
+    assert not good.exists() and [e.detail[TRANSACTION] for e in out if e.detail] == ["TX2"]
+    assert list(dirs.outbox.iterdir()) == []
