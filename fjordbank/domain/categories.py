@@ -18,6 +18,7 @@ payment in read the payee's choice for nothing (two documents of an internal pay
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -84,14 +85,30 @@ def mcc_category(mcc: str | None) -> str:
 def merchant_key(name: str) -> str:
     """One key per merchant however the terminal spells it: 'REMA 1000 MAJORSTUEN 23' and
     'Rema 1000 Majorstuen' are the same merchant. Case, accents, punctuation and trailing
-    store numbers are dropped."""
+    store numbers are dropped.
+
+    A name with no Latin letter ('Яндекс Такси', 'セブンイレブン', 'ΣΚΛΑΒΕΝΙΤΗΣ 12') keeps its own
+    script's letters, and one with no letter at all that is not only digits ('***') is
+    known by a digest of it: all of them were 'unknown' (or their store number), one key
+    whose category choice, history and subscription every such merchant shared."""
     text = unicodedata.normalize("NFKD", name).casefold()
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = re.sub(r"[^a-z0-9æøå ]+", " ", text)
-    words = text.split()
+    latin = _without_store_number(re.sub(r"[^a-z0-9æøå ]+", " ", text).split())
+    if any(not ch.isdigit() for word in latin for ch in word):
+        return "-".join(latin)[:100]
+    wide = _without_store_number(re.sub(r"[\W_]+", " ", text).split())  # any script's letters and digits
+    if any(ch.isalpha() for word in wide for ch in word):
+        return "-".join(wide)[:100]
+    if latin:  # digits only ('1881'): as before
+        return "-".join(latin)[:100]
+    shown = " ".join(name.split()).casefold()
+    return "x-" + hashlib.sha256(shown.encode()).hexdigest()[:16] if shown else "unknown"
+
+
+def _without_store_number(words: list[str]) -> list[str]:
     while len(words) > 1 and words[-1].isdigit() and len(words[-1]) <= 4 and words[-1] != "1000":
         words.pop()  # a store or terminal number, not the name (but "Rema 1000" keeps its 1000)
-    return "-".join(words)[:100] or "unknown"
+    return words
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,19 @@ def test_different_merchants_different_keys():
     assert merchant_key("Rema 1000") == "rema-1000"
 
 
+def test_merchants_named_in_another_script_or_with_no_letter_are_told_apart():
+    """All of these were "unknown" (or their store number, "12"): one key, so one category
+    choice, one history and one subscription for every such merchant a customer paid."""
+    names = ["Яндекс Такси", "Пятёрочка", "セブンイレブン", "ΣΚΛΑΒΕΝΙΤΗΣ 12", "***", "+++", "1881", "Rema 1000"]
+    keys = [merchant_key(n) for n in names]
+    assert len(set(keys)) == len(keys) and "unknown" not in keys and "12" not in keys
+    assert merchant_key("ПЯТЁРОЧКА 0417") == merchant_key("Пятёрочка") == "пятерочка"  # one merchant, one key
+    assert merchant_key("ΣΚΛΑΒΕΝΙΤΗΣ 12") == merchant_key("Σκλαβενίτης")
+    assert merchant_key("1881") == "1881" and merchant_key("Kiwi Grünerløkka") == "kiwi-grunerløkka"  # as before
+    assert merchant_key("") == merchant_key("  ") == "unknown"
+    assert all(len("m:" + k) <= 120 and "/" not in k for k in keys)  # a document id the callables take
+
+
 def test_payments_use_payee_rules_then_kid_then_transfers():
     rules = {"15030000037": "housing"}
     assert categorise(direction="out", kind="payment", counterparty_account="15030000037", payee_rules=rules) == (
