@@ -87,8 +87,11 @@ def new_record(event: PaymentEvent) -> dict[str, Any]:
         "toAccount": p.to_account,
         "amount": p.amount,
         "currency": p.currency,
-        "kid": p.kid,  # with the due date: what "my economy" recomputes a booking from
+        "kid": p.kid,  # with the due date and the request's time: what "my economy" recomputes a booking from
         "dueDate": p.due_date,
+        # a payment due on a day it could not be made (a weekend, no funds until the next
+        # month) is booked on the day it was requested (PaymentRequested.booking_date)
+        "requestedAt": p.requested_at,
         "bodyHash": p.body_hash,
         "steps": {},
         "postingIds": [],

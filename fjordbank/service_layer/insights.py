@@ -309,7 +309,8 @@ def payment_of(record: dict[str, Any]) -> PaymentRequested:
         kid=record.get("kid"),
         due_date=record["dueDate"],
         body_hash=record["bodyHash"],
-        requested_at="",
+        # a record from before it was kept: booked on its due date, as before
+        requested_at=str(record.get("requestedAt") or ""),
     )
 
 

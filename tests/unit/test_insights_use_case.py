@@ -310,3 +310,85 @@ def test_the_kept_figures_equal_a_recomputation_or_the_difference_is_said(docs):
     seed(docs, {f"users/{UID}/economy/2027-03": {**fresh["2027-03"].to_dict(), "income": 0}})
     (problem,) = insights.economy_differences(docs, UID)
     assert problem.startswith(f"{UID} 2027-03: stored")
+
+
+async def test_recategorising_a_merchant_named_in_another_script_leaves_another_such_merchants_spending():
+    """Both merchants' names are Cyrillic: they had one key ("m:unknown"), so the taxi ride
+    recategorised moved the groceries at another shop with it."""
+    from typing import Any
+
+    from fjordbank.domain.categories import override_key
+    from fjordbank.domain.norway import make_account_number
+    from fjordbank.service_layer import economy as economy_use_case
+    from tests.support.memory import AsyncMemoryDocuments
+
+    uid, account, taxi, shop = "u1", make_account_number("1234", "56", 7891), "Яндекс Такси", "Пятёрочка"
+
+    def captured(auth_id: str, merchant: str, mcc: str, amount: int) -> dict[str, Any]:
+        return {
+            "status": "captured",
+            "auth_id": auth_id,
+            "uid": uid,
+            "account_id": account,
+            "day": "2026-11-03",
+            "amount": amount,
+            "merchant_name": merchant,
+            "mcc": mcc,
+        }
+
+    docs = AsyncMemoryDocuments()
+    docs.store.apply([("set", f"accounts/{account}", {"ownerUid": uid}, False)])
+    bookings = economy_use_case.card_bookings(
+        [captured("taxi-1", taxi, "4121", 25_000), captured("shop-1", shop, "5411", 80_000)]
+    )
+    await economy_use_case.apply_bookings(docs, bookings)
+    month = f"users/{uid}/economy/2026-11"
+    assert docs.store.doc(month).data["spending"] == {"groceries": 80_000, "transport": 25_000}
+    key = override_key(kind="card", merchant_name=taxi, counterparty_account=None)
+    entry = {"direction": "out", "kind": "card", "merchantName": taxi, "merchantKey": key, "category": "transport"}
+    docs.store.apply([("set", f"accounts/{account}/transactions/taxi-1", entry, False)])
+    insights.recategorise(MemoryDocuments(store=docs.store), uid, account, "taxi-1", "travel")
+    assert docs.store.doc(month).data["spending"] == {"groceries": 80_000, "travel": 25_000}
+
+
+async def test_a_payment_made_in_the_month_after_its_due_date_is_recomputed_in_that_month():
+    """Due on Saturday 31 October, paid by the due-payments job on Monday 2 November: the
+    feed and my economy book it in November; the recomputation from the ledger's record
+    (which kept no request time) put it in October, and `bankctl economy` reported a
+    difference for figures that were right."""
+    from fjordbank.domain.norway import make_account_number
+    from fjordbank.domain.payment_ledger import new_record
+    from fjordbank.domain.payments import EXTERNAL, PaymentEvent, PaymentRequested
+    from fjordbank.service_layer import economy as economy_use_case
+    from fjordbank.service_layer.owners import Owners
+    from fjordbank.service_layer.scheduled import released
+    from tests.support.memory import AsyncMemoryDocuments
+
+    uid, account = "u1", make_account_number("1234", "56", 7891)
+    docs = AsyncMemoryDocuments()
+    docs.store.apply([("set", f"accounts/{account}", {"ownerUid": uid}, False)])
+    scheduled = PaymentRequested(
+        payment_id="p" + "b" * 34,
+        uid=uid,
+        request_id="req-sched-1",
+        kind=EXTERNAL,
+        from_account=account,
+        to_account=make_account_number("9999", "56", 7893),
+        amount=150_000,
+        currency="NOK",
+        message=None,
+        kid=None,
+        due_date="2026-10-31",
+        body_hash="0" * 64,
+        requested_at="2026-10-20T10:00:00+00:00",
+    )
+    completed = PaymentEvent(released(scheduled, dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)), "completed")
+    await economy_use_case.apply_bookings(docs, await economy_use_case.payment_bookings(Owners(docs), [completed]))
+    record = {**new_record(completed), "status": "completed"}
+    docs.store.apply([("set", f"ledgerPayments/{completed.payment.payment_id}", record, False)])
+    sync = MemoryDocuments(store=docs.store)
+    assert sorted(insights.stored_economy(sync, uid)) == ["2026-11"]
+    assert insights.economy_differences(sync, uid) == []
+    # a record from before the request's time was kept: its due date, as before
+    legacy = {k: v for k, v in record.items() if k != "requestedAt"}
+    assert insights.payment_of(legacy).booking_date == "2026-10-31"

@@ -179,6 +179,7 @@ def test_new_record_copies_the_payment_and_has_no_steps():
         "currency": NOK,
         "kid": p.kid,
         "dueDate": p.due_date,
+        "requestedAt": p.requested_at,
         "bodyHash": "0" * 64,
         "steps": {},
         "postingIds": [],
