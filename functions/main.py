@@ -87,7 +87,7 @@ if not firebase_admin._apps:
 # Locally the up command writes them into functions/.secret.local.
 NATS_SECRETS = ["FJB_NATS_PASSWORD", "FJB_NATS_CERT", "FJB_NATS_KEY", "FJB_NATS_CA"]
 CALLABLE = {"enforce_app_check": not _settings.functions_emulator, "secrets": NATS_SECRETS}
-UID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # a Firebase Auth uid as an operator names one: never a path
+UID = re.compile(r"(?!__.*__$)[A-Za-z0-9_-]{1,128}")  # a Firebase Auth uid as an operator names one: never a path
 if _settings.functions_emulator:
     app_check.verify_with_debug_secret(secret=_settings.app_check_debug_secret, project_id=_settings.project_id)
 

@@ -42,7 +42,11 @@ MAX_MESSAGE_LENGTH = 140  # ISO 20022 unstructured remittance information
 # A payment is scheduled at most this far ahead (Norwegian banks take about a year): a typo
 # (2062 for 2026) is refused rather than kept for decades.
 MAX_DUE_DAYS = 366
-REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")  # use with fullmatch
+# Every id a client names that becomes a document id refuses __...__: Firestore reserves such
+# ids and answers a read or write naming one INVALID_ARGUMENT, a bare error where a refusal
+# with its reason belongs (and a payment request the trigger could then never answer).
+RESERVED_ID = "(?!__.*__$)"
+REQUEST_ID_PATTERN = re.compile(rf"{RESERVED_ID}[A-Za-z0-9_-]{{8,64}}")  # use with fullmatch
 # The request ids the bank makes for the payments it starts (a standing order's due date:
 # fjordbank.domain.standing_orders.occurrence_request_id): an app's request may not take
 # one, or its payment would have the same payment id as the order's.
@@ -52,7 +56,7 @@ DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat alone 
 REQUIRED_FIELDS = frozenset({"v", "fromAccount", "toAccount", "amount", "currency"})
 OPTIONAL_FIELDS = frozenset({"message", "kid", "dueDate", "sca", "payeeName"})
 MAX_NAME_LENGTH = 70  # ISO 20022 Max70Text: the creditor's name in pain.001
-SCA_KEY_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+SCA_KEY_ID = re.compile(rf"{RESERVED_ID}[A-Za-z0-9_-]{{8,64}}")
 BODY_FIELDS = REQUIRED_FIELDS | OPTIONAL_FIELDS
 
 # Lifecycle states and their order; a projection never moves a request backwards.

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fjordbank.domain.errors import Refused
 
 DEFAULT_THRESHOLD = 500_000  # øre: payments above 5 000 kr need SCA
-KEY_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+KEY_ID = re.compile(r"^(?!__.*__$)[A-Za-z0-9_-]{8,64}$")
 MAX_KEY_B64 = 256
 SIGNATURE_BYTES = 64
 MAX_DEVICES = 5  # device keys a customer holds at once

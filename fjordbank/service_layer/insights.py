@@ -50,7 +50,7 @@ from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Un
 log = logging.getLogger(__name__)
 CHUNK = 200
 RELABEL_BATCH = 400  # feed entries relabelled per commit
-TX_ID = re.compile(r"[A-Za-z0-9_:-]{1,100}")  # a payment or card authorisation id (never a path)
+TX_ID = re.compile(r"(?!__.*__$)[A-Za-z0-9_:-]{1,100}")  # a payment or card authorisation id (never a path)
 CHOOSABLE = tuple(c for c in CATEGORIES if c != "income")  # spending categories
 
 

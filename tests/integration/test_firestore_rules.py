@@ -214,6 +214,8 @@ def test_owner_creates_a_valid_payment_request(world):
     alice = world["client"](world["alice"])
     request_id = unique("req")
     assert alice.create(f"users/{world['alice']}/paymentRequests", request_id, request_body(world)) in ALLOWED
+    signed = request_body(world, sca={"keyId": "phone-key-1", "signature": "sig"})
+    assert alice.create(f"users/{world['alice']}/paymentRequests", unique("req"), signed) in ALLOWED
 
 
 @pytest.mark.parametrize(
@@ -239,6 +241,8 @@ def test_owner_creates_a_valid_payment_request(world):
         {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736"},  # the backend's (it writes the trace id)
         {"traceparent": 42},
         {"traceparent": "x" * 129},
+        {"sca": {"keyId": "__abcdef__", "signature": "sig"}},  # an id Firestore reserves: no key has it
+        {"sca": {"keyId": "short", "signature": "sig"}},
     ],
 )
 def test_malformed_or_privileged_payment_requests_are_refused(world, over):

@@ -33,6 +33,8 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from google.api_core.exceptions import InvalidArgument
+
 from fjordbank.service_layer.ports import (
     DELETE_FIELD,
     SERVER_TIME,
@@ -133,6 +135,15 @@ def _computed_fields(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     return found
 
 
+def _not_reserved(path: str) -> None:
+    """Firestore (production and the emulator) answers a read or write naming a document id
+    of the form __...__ with 400 INVALID_ARGUMENT ("Resource id ... is invalid because it is
+    reserved"): so does this fake, so a client's id that reaches a path unchecked shows."""
+    for segment in path.split("/"):
+        if len(segment) >= 4 and segment.startswith("__") and segment.endswith("__"):
+            raise InvalidArgument(f'Resource id "{segment}" is invalid because it is reserved.')
+
+
 class _Store:
     """The documents and their versions, shared by both flavours."""
 
@@ -145,10 +156,12 @@ class _Store:
         self.lock = threading.RLock()  # a commit's check and writes are one step
 
     def doc(self, path: str) -> Doc | None:
+        _not_reserved(path)
         stored = self.docs.get(path)
         return None if stored is None else Doc(path, copy.deepcopy(stored[0]), stored[1])
 
     def version(self, path: str) -> dt.datetime | None:
+        _not_reserved(path)
         stored = self.docs.get(path)
         return None if stored is None else stored[1]
 
@@ -220,6 +233,7 @@ class _Store:
 
     def _apply(self, writes: list[tuple[str, str, Mapping[str, Any], Any]]) -> list[Written]:
         for kind, path, _, option in writes:
+            _not_reserved(path)
             exists = path in self.docs
             if kind == "create" and exists:
                 raise AlreadyExists(path)

@@ -22,11 +22,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from fjordbank import topology
 from fjordbank.config import load_settings
 from fjordbank.domain import sca as sca_rules
+from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent, PaymentRejected, PaymentRequested, payment_id_for, told_owners
 from fjordbank.domain.ratelimit import LIMITS, window
 from fjordbank.errors import PublishError
 from fjordbank.runtime import tracing
-from fjordbank.service_layer import edge, ratelimits, request_status, sca
+from fjordbank.service_layer import edge, insights, ratelimits, request_status, sca, standing_orders
 from fjordbank.service_layer.ports import Doc
 from tests.support.memory import MemoryBatch, MemoryDocuments
 from tests.support.round_trips import RecordingPublisher, RoundTrips
@@ -700,3 +701,34 @@ def test_a_request_document_only_moves_forward(bank):
     assert bank.request(request_id)["status"] == "completed"
     stale = Doc(path, {"status": "requested"}, dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
     assert not request_status.advance_from(bank.docs, stale, "failed")  # the unit of work saw "completed"
+
+
+# ---- ids Firestore reserves (found in review, 2026-12-05) ------------------------------------
+RESERVED = "__abcdef__"  # took every id pattern ([A-Za-z0-9_-]{8,64}) and the rules' keyId check
+
+
+def test_a_payment_request_signed_with_a_key_id_firestore_reserves_is_refused_and_counted():
+    """The key's document path made Firestore answer INVALID_ARGUMENT: the trigger raised,
+    the request was never answered and never counted against the rate limit."""
+    bank = Bank()
+    request_id, body = bank.create(PAYEE, 900_000)
+    body = {**body, "sca": {"keyId": RESERVED, "signature": "A" * 86 + "=="}}
+    assert bank.handle(request_id, body) == "rejected"
+    assert bank.request(request_id)["reason"]["code"] == "invalid_sca"
+    assert bank.counted() == 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda d: sca.revoke_key(d, None, UID, key_id=RESERVED),
+        lambda d: standing_orders.cancel(d, UID, "__order1__"),
+        lambda d: standing_orders.cancel_scheduled(d, UID, RESERVED),
+        lambda d: insights.recategorise(d, UID, PAYER, "__x__", "groceries"),
+    ],
+    ids=["sca_revoke_key", "standing_orders_cancel", "payments_cancel_scheduled", "transactions_recategorise"],
+)
+def test_a_callable_refuses_an_id_firestore_reserves_with_its_reason(call):
+    bank = Bank()
+    with pytest.raises(DomainError):  # a refusal with its reason code, never INTERNAL
+        call(bank.memory)
