@@ -210,11 +210,13 @@ def _submit_due(
         payment = released(payment, now)
         if not _claim(docs, request.path, payment, now):
             return "skipped"  # cancelled, or taken by another run, since the query read it
-    if request.data.get("status") in ("scheduled", "received"):
-        # claimed, or never published: it will be paid (published now, or again once stuck)
-        # and nothing of it is reserved yet, so what this run decides after it must not
-        # count its money (one that stayed "requested" may be reserved already)
-        funds.submitted(payment.from_account, payment.amount)
+    # claimed, never published, or published again after it stayed "requested" (its first
+    # publish may have failed after the claim, or the job died between them): it will be
+    # paid, and what this run decides after it must not count its money. One the ledger had
+    # reserved already (its answer not shown yet) is counted twice: another payment then
+    # waits for the next run, where counted once too few it was submitted and declined for
+    # good by the ledger.
+    funds.submitted(payment.from_account, payment.amount)
     try:
         submit(payment)
     except PublishError:

@@ -426,6 +426,12 @@ class RunFunds:
         return min(available, first - self.spent.get(account_id, 0)), status
 
     def submitted(self, account_id: str, amount: int) -> None:
+        """``amount`` from the account is on its way. The account is read first if the run
+        has not read it yet: a first read after the ledger reserved this payment would
+        take it off twice (a covered standing order then waited, or failed at the end of
+        its window)."""
+        if account_id not in self.first:
+            self.first[account_id] = available_of(self.docs, account_id)[0]
         self.spent[account_id] = self.spent.get(account_id, 0) + amount
 
 

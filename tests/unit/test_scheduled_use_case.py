@@ -487,3 +487,37 @@ def test_the_due_requests_are_found_across_customers(docs):
     expected = ["req-today-4", ("req-other-1", OTHER), ("req-stuck-02", OTHER)]
     assert found == [request_path(*r) if isinstance(r, tuple) else request_path(r) for r in expected]
     assert docs.query_group("paymentRequests", where=[Where("status", "==", "scheduled")])[0].id == "req-today-4"
+
+
+# ---- found in review (2026-12-05) -------------------------------------------------------------
+def test_the_run_that_publishes_a_claimed_payment_again_counts_its_money(docs):
+    """Run 1 claimed the rent but could not publish it (NATS away); run 2 publishes it again
+    with nothing of it reserved yet. It did not count the rent, so the standing order went
+    beside it (8 000 + 5 000 > 10 000) and the ledger declined one of them for good."""
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY)  # 10 000 available
+    seed(docs, standing_order(5_000))
+    first = FailingPublish()
+    assert run(docs, first, Submit(docs, first))["standingOrders"]["waiting"] == 1
+    assert data(docs, request_path("req-rent-001"))["status"] == "requested"  # claimed, unpublished
+    back = RecordingPublisher()
+    submit = Submit(docs, back)
+    again = run(docs, back, submit, now=NOW + dt.timedelta(minutes=15))
+    assert submit.submitted == ["req-rent-001"]
+    assert (again["standingOrders"]["submitted"], again["standingOrders"]["waiting"]) == (0, 1)
+
+
+def test_a_received_payment_the_ledger_reserves_before_the_runs_first_read_is_counted_once(docs):
+    """An immediate payment whose first publish failed ("received") is published before the
+    run had read its account; the ledger reserved it at once, so the first read already
+    lacked its money and the run took it off again: a covered standing order waited."""
+
+    class LedgerReserves(Submit):
+        def __call__(self, p):
+            super().__call__(p)
+            account = data(self.docs, f"accounts/{SPENDING}")
+            seed(self.docs, {f"accounts/{SPENDING}": {**account, "available": account["available"] - p.amount}})
+
+    scheduled_request(docs, "req-now-0001", 8_000, TODAY, status="received")  # 10 000 available
+    seed(docs, standing_order(1_000))
+    publisher = RecordingPublisher()
+    assert run(docs, publisher, LedgerReserves(docs, publisher))["standingOrders"]["submitted"] == 1
