@@ -44,7 +44,7 @@ from fjordbank.domain.norway import (
     normalize_account_number,
     split_kid,
 )
-from fjordbank.domain.payments import MAX_DUE_DAYS
+from fjordbank.domain.payments import MAX_AMOUNT_MINOR, MAX_DUE_DAYS
 
 MAX_TEXT = 200
 UNAMBIGUOUS = {"O": "0", "o": "0", "Q": "0", "D": "0", "l": "1", "I": "1", "i": "1", "|": "1", "!": "1"}
@@ -155,7 +155,19 @@ def parse_ocr_line(text: object) -> PaymentDraft:
     amount = int(kroner) * 100 + int(ore)
     if amount <= 0:
         raise InvoiceRefused("invalid_amount", "the amount is zero", "amount")
+    _payable(amount)
     return PaymentDraft(_account(match["account"], corrections), amount, kid, None, tuple(corrections))
+
+
+def _payable(amount: int) -> None:
+    """A draft the payment would refuse (`amount_over_limit`, as its due date is held to
+    `MAX_DUE_DAYS`) is refused at the scan, where the customer sees what was read."""
+    if amount > MAX_AMOUNT_MINOR:
+        raise InvoiceRefused(
+            "amount_over_limit",
+            f"the amount is above {MAX_AMOUNT_MINOR // 100} kroner, what one payment may be",
+            "amount",
+        )
 
 
 FIELDS = frozenset({"account", "kid", "amount", "dueDate"})
@@ -183,6 +195,7 @@ def parse_fields(data: object, *, today: date) -> PaymentDraft:
             raise InvoiceRefused("invalid_amount", f"the amount {raw!r} is not kroner and øre", "amount") from exc
         if amount <= 0:
             raise InvoiceRefused("invalid_amount", "the amount must be positive", "amount")
+        _payable(amount)
     due = _due_date(data.get("dueDate"), today, corrections)
     if amount is None:
         raise InvoiceRefused("missing_amount", "the amount was not read; type it in", "amount")

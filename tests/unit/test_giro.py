@@ -112,7 +112,7 @@ def test_typical_misreads_are_corrected_and_reported():
     assert any("kroner: 'l'" in c for c in draft.corrections) and any("account: 'O'" in c for c in draft.corrections)
 
 
-@given(st.integers(1, 99_999_999), st.integers(0, 99))
+@given(st.integers(1, 999_999), st.integers(0, 99))  # up to what one payment may be (the largest: below)
 def test_any_amount_round_trips_through_an_ocr_line(kroner, ore):
     draft = parse_ocr_line(line(kroner=str(kroner), ore=f"{ore:02d}"))
     assert draft.amount == kroner * 100 + ore
@@ -317,3 +317,27 @@ def test_the_scanner_and_the_payment_refuse_the_same_corrupted_accounts(account,
     assert not _payment_accepts(to_account=bad, kid=None)
     assert not _scanner_accepts(to_account=bad, kid=None, as_fields=as_fields)
     assert refusal(parse_ocr_line, line(kid="", account=bad)) == ("invalid_account", "account")
+
+
+@pytest.mark.parametrize("kroner", ["1000001", "99999999"])
+def test_a_scan_refuses_an_amount_the_payment_would_refuse_and_drafts_the_largest_it_takes(kroner):
+    """A giro for 2 000 000 kr drafted 200 000 000 øre, which the payment request then
+    refused (amount_over_limit), as it would refuse a due date the scan lets through."""
+    line = f"12345674 # {kroner} 00 {amount_check_digit(kroner, '00')} > 86011117947 #"
+    for scan in (
+        lambda: parse_ocr_line(line),
+        lambda: parse_fields({"account": "86011117947", "amount": f"{kroner},00"}, today=TODAY),
+    ):
+        with pytest.raises(InvoiceRefused) as refused:
+            scan()
+        assert (refused.value.code, refused.value.field) == ("amount_over_limit", "amount")
+    most = "1000000"
+    draft = parse_ocr_line(f"12345674 # {most} 00 {amount_check_digit(most, '00')} > 86011117947 #")
+    body = {
+        "v": 1,
+        "fromAccount": "97100000028",
+        "toAccount": draft.to_account,
+        "amount": draft.amount,
+        "currency": "NOK",
+    }
+    assert parse_request(body, request_id="req-000001", today=TODAY).amount == draft.amount == 100_000_000
