@@ -169,6 +169,7 @@ def test_exemptions_cover_the_timestamps_written_per_payment():
         (fs.CARD_AUTHORIZATIONS, "postings"),
         (fs.CARD_AUTHORIZATIONS, "refunds"),
         (fs.CARD_AUTHORIZATIONS, "increments"),  # each incrementedAt, declined ones too
+        (fs.CARD_AUTHORIZATIONS, "reversals"),  # each partial reversal's reversedAt
         (fs.SCREENING_DECISIONS, "decidedAt"),
         (fs.SCREENING_CUSTOMERS, "payees"),
         (fs.CLEARING_PAYMENTS, "claimedAt"),
