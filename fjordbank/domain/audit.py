@@ -43,6 +43,7 @@ from fjordbank.domain.ledger import (
     as_utc,
     replay,
 )
+from fjordbank.domain.payments import EXTERNAL, INCOMING, INTERNAL
 from fjordbank.topology import CREDIT, REFUND
 
 # What kind of invariant a problem breaks (fjb_audit_problems{kind}, the audit summary).
@@ -157,6 +158,7 @@ def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
     accounts, account_faults = read_accounts(ledger.accounts)
     postings, posting_faults = read_postings(journal(ledger))
     holds, hold_faults = read_holds(all_holds(ledger))
+    payments, payment_faults = read_payments(ledger.payments)
     report = AuditReport(
         accounts=len(accounts),
         postings=len(postings),
@@ -168,12 +170,13 @@ def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
         account_faults,
         posting_faults,
         hold_faults,
+        payment_faults,
         check_conservation(accounts),
         check_balances(accounts, replay(postings)),
         check_holds(accounts, holds, now=now),
         check_card_captures(postings, ledger.card_authorizations),
-        check_payment_postings(ledger.payments, postings),
-        check_transit(accounts, ledger.payments),
+        check_payment_postings(payments, postings),
+        check_transit(accounts, payments),
         check_postings_without_verdict(ledger.payments, postings),
     ):
         report.record(findings)
@@ -215,10 +218,43 @@ def read_postings(docs: Documents) -> tuple[list[Posting], list[Finding]]:
     findings: list[Finding] = []
     for doc_id, data in docs.items():
         try:
-            postings.append(Posting.from_dict(data))
+            posting = Posting.from_dict(data)
+            _well_typed(posting)
         except (UnbalancedPosting, KeyError, TypeError) as exc:
             findings.append(Finding(MALFORMED, f"posting {doc_id} is invalid: {exc}"))
+            continue
+        postings.append(posting)
     return postings, findings
+
+
+def _well_typed(posting: Posting) -> None:
+    """Raises TypeError for a posting whose ids, step, currency or entries are not what the
+    checks read (a step that is no text stopped the whole audit)."""
+    for name in ("posting_id", "payment_id", "step", "currency"):
+        if not isinstance(getattr(posting, name), str):
+            raise TypeError(f"its {name} is {type(getattr(posting, name)).__name__}, not text")
+    for entry in posting.entries:
+        if not isinstance(entry.account_id, str) or type(entry.amount) is not int:
+            raise TypeError("an entry is not an account and a whole amount")
+
+
+def read_payments(records: Documents) -> tuple[Documents, list[Finding]]:
+    """The payments' ledger records the checks can read: postingIds a list of ids, the
+    amount a whole number; any other is a finding and left out of the checks (a record
+    with postingIds 5, or amount None, stopped the whole audit)."""
+    readable: Documents = {}
+    findings: list[Finding] = []
+    for payment_id, data in records.items():
+        listed, amount = data.get("postingIds", []), data.get("amount", 0)
+        if not isinstance(listed, list) or not all(isinstance(i, str) for i in listed) or type(amount) is not int:
+            findings.append(
+                Finding(
+                    MALFORMED, f"payment {payment_id} is malformed: postingIds {listed!r:.60}, amount {amount!r:.30}"
+                )
+            )
+            continue
+        readable[payment_id] = data
+    return readable, findings
 
 
 def journal(ledger: LedgerDocuments) -> Documents:
@@ -487,12 +523,17 @@ def check_payment_postings(verdicts: Documents, postings: list[Posting]) -> list
     """Each payment against its verdict: posted exactly once, as its verdict lists."""
     counts = payment_posting_counts(postings)
     by_id = {p.posting_id: p for p in postings}
+    of_payment: dict[str, list[Posting]] = {}
+    for p in postings:
+        if p.payment_id in counts:
+            of_payment.setdefault(p.payment_id, []).append(p)
     findings: list[Finding] = []
     for payment_id, verdict in verdicts.items():
         listed = verdict.get("postingIds", [])
         status = verdict.get("status")
         if status == "completed" or listed:
             findings += check_posted_payment(payment_id, status, listed, counts.get(payment_id, 0), by_id)
+            findings += check_payment_moves(payment_id, verdict, of_payment.get(payment_id, []))
         elif counts.get(payment_id):
             findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} is {status} but has postings"))
         hold = verdict.get("hold")
@@ -519,6 +560,52 @@ def check_posted_payment(
     if status == "failed" and any(replay([by_id[i] for i in listed if i in by_id]).values()):
         findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} failed but its postings moved money"))
     return findings
+
+
+def check_payment_moves(payment_id: str, verdict: dict[str, Any], postings: list[Posting]) -> list[Finding]:
+    """A payment's postings against the payment its record describes (a record that says
+    its kind, accounts and amount): each posting moves its amount, between its payer's or
+    payee's account and internal accounts only; a completed one has taken the amount from
+    its payer (internal, external) and given it to its payee (internal, from another
+    bank). Balances, conservation and transit all agree with a credit to a third
+    customer, a completed payment refunded, or a posting for another amount."""
+    kind, payer, payee, amount = (verdict.get(f) for f in ("kind", "fromAccount", "toAccount", "amount"))
+    if kind not in (INTERNAL, EXTERNAL, INCOMING) or not isinstance(payer, str) or not isinstance(payee, str):
+        return []
+    if type(amount) is not int:
+        return []
+    findings: list[Finding] = []
+    for posting in postings:
+        moved_amount = sum(e.amount for e in posting.entries if e.amount > 0)
+        if moved_amount != amount:
+            findings.append(
+                Finding(PAYMENT_POSTINGS, f"payment {payment_id}: {posting.step} moved {moved_amount}, not {amount}")
+            )
+        strangers = sorted({e.account_id for e in posting.entries if not _internal(e.account_id)} - {payer, payee})
+        if strangers:
+            findings.append(
+                Finding(PAYMENT_POSTINGS, f"payment {payment_id}: {posting.step} touches {', '.join(strangers)}")
+            )
+    if verdict.get("status") == "completed":
+        net = replay(postings)
+        wanted = {payer: -amount} if kind in (INTERNAL, EXTERNAL) else {}
+        if kind in (INTERNAL, INCOMING):
+            wanted[payee] = amount
+        for account_id, change in wanted.items():
+            if net.get(account_id, 0) != change:
+                findings.append(
+                    Finding(
+                        PAYMENT_POSTINGS,
+                        f"payment {payment_id} completed with {net.get(account_id, 0)} on {account_id}, not {change}",
+                    )
+                )
+    return findings
+
+
+def _internal(account_id: str) -> bool:
+    """The bank's own accounts (every id in `INTERNAL_ACCOUNTS`, and those before them, are
+    ``internal-...``); a customer's is an account number."""
+    return account_id.startswith("internal-")
 
 
 def in_flight(verdicts: Documents) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from fjordbank.domain import audit
-from fjordbank.domain.audit import Finding, LedgerDocuments
+from fjordbank.domain.audit import MALFORMED, PAYMENT_POSTINGS, Finding, LedgerDocuments
 from fjordbank.domain.card_settlement import CAPTURE_STEP, INCREMENTS, REFUND_STEP, REVERSALS
 from fjordbank.domain.ledger import INTERNAL_WORLD, Posting, replay, transit_in_account, transit_out_account
 
@@ -74,8 +74,22 @@ def balanced() -> LedgerDocuments:
         accounts=accounts,
         postings={p["postingId"]: p for p in postings},
         payments={
-            "pay-1": {"status": "completed", "amount": 1_000, "postingIds": ["pay-1:debit", "pay-1:credit"]},
-            "pay-2": {"status": "credit", "amount": 500, "postingIds": ["pay-2:debit"]},
+            "pay-1": {
+                "status": "completed",
+                "kind": "internal",
+                "fromAccount": ALICE,
+                "toAccount": BOB,
+                "amount": 1_000,
+                "postingIds": ["pay-1:debit", "pay-1:credit"],
+            },
+            "pay-2": {
+                "status": "credit",
+                "kind": "internal",
+                "fromAccount": ALICE,
+                "toAccount": BOB,
+                "amount": 500,
+                "postingIds": ["pay-2:debit"],
+            },
             "pay-3": {"status": "reserved", "amount": 300},
         },
         holds={
@@ -120,16 +134,18 @@ def found(ledger: LedgerDocuments) -> list[Finding]:
     accounts, account_faults = audit.read_accounts(ledger.accounts)
     postings, posting_faults = audit.read_postings(audit.journal(ledger))
     holds, hold_faults = audit.read_holds(audit.all_holds(ledger))
+    payments, payment_faults = audit.read_payments(ledger.payments)
     return [
         *account_faults,
         *posting_faults,
         *hold_faults,
+        *payment_faults,
         *audit.check_conservation(accounts),
         *audit.check_balances(accounts, replay(postings)),
         *audit.check_holds(accounts, holds, now=NOW),
         *audit.check_card_captures(postings, ledger.card_authorizations),
-        *audit.check_payment_postings(ledger.payments, postings),
-        *audit.check_transit(accounts, ledger.payments),
+        *audit.check_payment_postings(payments, postings),
+        *audit.check_transit(accounts, payments),
         *audit.check_postings_without_verdict(ledger.payments, postings),
     ]
 
@@ -576,6 +592,77 @@ def test_postings_without_a_ledger_verdict_are_reported():
 def test_transit_shards_that_do_not_hold_the_payments_in_flight_are_reported():
     ledger = with_changes(balanced(), "payments", "pay-2", status="completed")
     assert found(ledger) == [
+        Finding(audit.PAYMENT_POSTINGS, f"payment pay-2 completed with 0 on {BOB}, not 500"),  # never credited
         Finding(audit.TRANSIT, "transit accounts hold 500, internal payments in flight 0"),
     ]
     assert audit.in_flight(balanced().payments) == 500
+
+
+# ---- a payment's postings against its record (found in review, 2026-12-05) -------------------
+def _internal_payment(postings: list[dict[str, Any]], record: dict[str, Any]) -> LedgerDocuments:
+    """``balanced()`` with pay-1's postings and record replaced, the accounts as the postings leave them."""
+    ledger = balanced()
+    kept = {k: v for k, v in ledger.postings.items() if not k.startswith("pay-1:")}
+    kept |= {p["postingId"]: p for p in postings}
+    totals: dict[str, int] = {}
+    for posting in kept.values():
+        for entry in posting["entries"]:
+            totals[entry["account"]] = totals.get(entry["account"], 0) + entry["amount"]
+    accounts = {
+        a: {**d, "balance": totals.get(a, 0), "available": totals.get(a, 0) - d.get("held", 0)}
+        for a, d in ledger.accounts.items()
+    }
+    for a in set(totals) - set(accounts):
+        accounts[a] = account(a, totals[a], kind="internal" if a.startswith("internal-") else "customer")
+    record = {"kind": "internal", "fromAccount": ALICE, "toAccount": BOB, "amount": 1_000, **record}
+    return replace(ledger, postings=kept, accounts=accounts, payments={**ledger.payments, "pay-1": record})
+
+
+def test_a_completed_payment_credited_to_a_third_customer_is_reported():
+    """Alice paid Bob 1 000 and the credit went to the shop: balances, conservation and the
+    transit shards all agree with it."""
+    out, into = transit_out_account(ALICE), transit_in_account(BOB)
+    ledger = _internal_payment(
+        [transfer("pay-1", "debit", ALICE, out, 1_000), transfer("pay-1", "credit", into, SHOP, 1_000)],
+        {"status": "completed", "postingIds": ["pay-1:debit", "pay-1:credit"]},
+    )
+    messages = [f.problem for f in found(ledger) if f.kind == PAYMENT_POSTINGS]
+    assert any(SHOP in m and "touches" in m for m in messages) and any(f"0 on {BOB}" in m for m in messages)
+
+
+def test_a_completed_payment_whose_money_went_back_to_the_payer_is_reported():
+    out = transit_out_account(ALICE)
+    ledger = _internal_payment(
+        [transfer("pay-1", "debit", ALICE, out, 1_000), transfer("pay-1", "refund", out, ALICE, 1_000)],
+        {"status": "completed", "postingIds": ["pay-1:debit", "pay-1:refund"]},
+    )
+    assert not report_of(ledger).ok
+    assert [f.problem for f in found(ledger) if f.kind == PAYMENT_POSTINGS] == [
+        f"payment pay-1 completed with 0 on {ALICE}, not -1000",
+        f"payment pay-1 completed with 0 on {BOB}, not 1000",
+    ]
+
+
+def test_a_payment_posted_for_another_amount_is_reported():
+    out, into = transit_out_account(ALICE), transit_in_account(BOB)
+    ledger = _internal_payment(
+        [transfer("pay-1", "debit", ALICE, out, 3_000), transfer("pay-1", "credit", into, BOB, 3_000)],
+        {"status": "completed", "postingIds": ["pay-1:debit", "pay-1:credit"]},
+    )
+    messages = [f.problem for f in found(ledger) if f.kind == PAYMENT_POSTINGS]
+    assert (
+        "payment pay-1: debit moved 3000, not 1000" in messages
+        and "payment pay-1: credit moved 3000, not 1000" in messages
+    )
+
+
+@pytest.mark.parametrize(("field_name", "value"), [("step", None), ("step", 7), ("paymentId", ["pay-1"])])
+def test_a_posting_with_a_field_of_another_type_is_malformed_not_a_crash(field_name, value):
+    report = report_of(with_changes(balanced(), "postings", "pay-1:debit", **{field_name: value}))
+    assert report.kinds[MALFORMED] == 1
+
+
+@pytest.mark.parametrize(("field_name", "value"), [("amount", None), ("postingIds", 5), ("postingIds", [1])])
+def test_a_payment_record_with_a_field_of_another_type_is_malformed_not_a_crash(field_name, value):
+    report = report_of(with_changes(balanced(), "payments", "pay-2", **{field_name: value}))
+    assert report.kinds[MALFORMED] == 1 and not report.ok
