@@ -28,7 +28,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,10 +200,17 @@ def _add_months(day: dt.date, months: int) -> dt.date:
 
 def _next_billing(chain: list[Charge]) -> dt.date:
     """The month after the last charge, on the chain's billing day: the day most of its
-    charges came on, one on a month's last day counted as the 31st (a charge billed on the
-    31st comes on 28 Feb, 30 Apr), the later day on a tie; in a shorter month its last day."""
-    days = Counter(31 if c.date.day == calendar.monthrange(c.date.year, c.date.month)[1] else c.date.day for c in chain)
-    anchor = max(days, key=lambda day: (days[day], day))
+    charges fit, a charge fitting a day when it came on it or, in a shorter month, on the
+    month's last day (billed on the 31st: 28 Feb, 30 Apr; billed on the 30th: 28 Feb, but
+    30 May, not 31), the later day on a tie; in a shorter month its last day. (A charge on
+    a month's last day counted as the 31st made one billed on the 30th come out on the 31st
+    after April to June.)"""
+
+    def fits(anchor: int, day: dt.date) -> bool:
+        return day.day == min(anchor, calendar.monthrange(day.year, day.month)[1])
+
+    candidates = {c.date.day for c in chain} | {31}
+    anchor = max(candidates, key=lambda a: (sum(fits(a, c.date) for c in chain), a))
     last = chain[0].date
     following = _add_months(last.replace(day=1), 1)
     return following.replace(day=min(anchor, calendar.monthrange(following.year, following.month)[1]))

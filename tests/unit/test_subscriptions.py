@@ -202,3 +202,23 @@ def test_a_subscription_billed_on_the_30th_is_next_expected_on_the_30th_after_fe
 def test_a_charge_slipping_a_day_over_a_month_end_keeps_the_whole_subscription(dates):
     found = detect(_charges(*dates))
     assert found is not None and (found.interval, found.occurrences) == (MONTHLY, len(dates))
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        ((dt.date(2027, 4, 30), dt.date(2027, 5, 30), dt.date(2027, 6, 30)), dt.date(2027, 7, 30)),
+        ((dt.date(2027, 9, 30), dt.date(2027, 10, 30), dt.date(2027, 11, 30)), dt.date(2027, 12, 30)),
+        ((dt.date(2027, 2, 28), dt.date(2027, 3, 30), dt.date(2027, 4, 30)), dt.date(2027, 5, 30)),
+        ((dt.date(2027, 1, 31), dt.date(2027, 2, 28), dt.date(2027, 3, 31)), dt.date(2027, 4, 30)),  # the 31st's
+        ((dt.date(2027, 3, 31), dt.date(2027, 4, 30), dt.date(2027, 5, 31)), dt.date(2027, 6, 30)),
+    ],
+)
+def test_a_subscription_billed_on_the_30th_is_expected_on_the_30th_and_one_on_the_31st_on_the_months_last(
+    dates, expected
+):
+    """A charge on a month's last day counted as the 31st: after 30 April, 30 May and 30
+    June the 31st out-voted the 30th, and 31 July was shown as the next charge (found in
+    review)."""
+    found = detect([Charge(f"t{i}", d, 11_900) for i, d in enumerate(dates)])
+    assert found is not None and found.next_expected == expected
