@@ -22,9 +22,11 @@ their processor reference and the authorisation id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from google.cloud import firestore
 from prometheus_client import Counter, Histogram
@@ -83,6 +85,7 @@ class CardService:
         self.ledger: CardLedger | None = None  # made when NATS is connected (on_connect)
         self.numbers: CardNumbers | None = None
         self.delivered = Delivered()  # the approvals the processor had (`answered`)
+        self.references = References()  # one decision or release of a reference at a time
         self._handle = steps.contract_step(self.command)
 
     async def on_connect(self, js) -> None:
@@ -165,7 +168,10 @@ class CardService:
             req = rules.parse_authorization(data)
         except rules.CardRefused as exc:
             return 400, {"error": exc.code, "message": str(exc)}  # never echoes the PAN
-        result = await self.numbers.authorize(req)  # its event follows, the answer does not wait
+        async with self.references.one_at_a_time(req.reference):  # not while its hold is being released
+            result = await self.numbers.authorize(req)  # its event follows, the answer does not wait
+            if result.approved:
+                self.references.approving(req.reference)
         DECISION_SECONDS.observe(time.perf_counter() - started)
         if not result.replayed:
             DECISIONS.labels("approved" if result.approved else "declined", result.reason or "none").inc()
@@ -183,6 +189,7 @@ class CardService:
     def answered(self, exchange: Exchange) -> None:
         """An approval the processor had in time: kept in mind (`Delivered`)."""
         if (reference := _approval(exchange)) is not None:
+            self.references.approved(reference)
             self.delivered.put(reference, True)
 
     async def unanswered(self, exchange: Exchange, why: str) -> None:
@@ -196,13 +203,25 @@ class CardService:
         the connection to have a purchase's hold released under the merchant."""
         if (reference := _approval(exchange)) is None:
             return
-        if self.delivered.get(reference):
-            log.warning(
-                "an approval answered again and not had: the processor had it before, kept",
-                extra={"reference": reference, "why": why},
-            )
-            return
-        result = await self.ledger.reverse(reference, unanswered=True)
+        self.references.approved(reference)
+        # One at a time with the reference's decisions: a request of it decided while the
+        # hold is being released was answered "approved" from the record not yet released
+        # (the processor then had an approval whose hold was gone); now it waits, and is
+        # answered from the released record (declined).
+        async with self.references.one_at_a_time(reference):
+            if self.delivered.get(reference):
+                log.warning(
+                    "an approval answered again and not had: the processor had it before, kept",
+                    extra={"reference": reference, "why": why},
+                )
+                return
+            if self.references.in_flight(reference):
+                log.warning(
+                    "an approval answered again and not had: another answer of it is on its way, kept",
+                    extra={"reference": reference, "why": why},
+                )
+                return
+            result = await self.ledger.reverse(reference, unanswered=True)
         UNANSWERED.labels(why).inc()
         log.warning(
             "approval the processor may not have had: released",
@@ -300,6 +319,43 @@ class CardService:
 
 # Approvals the processor had in time, by reference (a process remembers this many).
 DELIVERED = 50_000
+
+
+class References:
+    """The references being decided or released (one at a time each), and how many
+    approvals of each were answered and not yet known to be had or not: a copy's lost
+    answer does not release a hold whose other approval may reach the processor."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # reference -> (lock, [users])
+        self._answering: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time(self, reference: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(reference, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[reference]
+
+    def approving(self, reference: str) -> None:
+        """An approval of ``reference`` is being answered."""
+        self._answering[reference] = self._answering.get(reference, 0) + 1
+
+    def approved(self, reference: str) -> None:
+        """An approval's answer was had, or not: it is no longer on its way."""
+        left = self._answering.get(reference, 0) - 1
+        if left > 0:
+            self._answering[reference] = left
+        else:
+            self._answering.pop(reference, None)
+
+    def in_flight(self, reference: str) -> int:
+        return self._answering.get(reference, 0)
 
 
 class Delivered(Recent[str, bool]):

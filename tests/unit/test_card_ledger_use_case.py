@@ -1589,3 +1589,83 @@ async def test_the_processor_api_takes_a_partial_reversal_and_refuses_what_is_no
     assert await post("/v1/reversals", body) == (200, answer)  # a retry
     status, answer = await post("/v1/reversals", {**body, "reference": "rev-2", "amount": 20_001})
     assert (status, answer["reason"]) == (409, "reversal_over_hold")
+
+
+def _processor_request(bank: Bank, pan: str, reference: str, amount: int) -> dict[str, Any]:
+    r = bank.request(pan, reference=reference, amount=amount)
+    return {
+        "reference": r.reference,
+        "pan": r.pan,
+        "expMonth": r.exp_month,
+        "expYear": r.exp_year,
+        "cvv": r.cvv,
+        "amount": r.amount,
+        "currency": r.currency,
+        "merchantName": r.merchant_name,
+        "mcc": r.mcc,
+        "merchantCountry": r.merchant_country,
+        "channel": r.channel,
+    }
+
+
+async def test_a_request_decided_while_a_copys_approval_is_being_released_waits_and_is_declined(bank: Bank) -> None:
+    """A copy of the signed request decided first and hung up; while its hold was being
+    released, the genuine request was answered "approved" from the record not yet
+    released: the processor had an approval whose hold was gone (found in review). Now a
+    decision of the reference waits for the release, and is declined as released."""
+    import json
+    from types import SimpleNamespace
+
+    from fjordbank.runtime.http import Exchange
+    from run_services.cards import AUTHORIZATIONS, CardService
+
+    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
+    service.ledger, service.numbers = bank.ledger, bank.cards
+    pan = bank.add_card()
+    data = _processor_request(bank, pan, "ref-x", 60_000)
+    body = json.dumps(data).encode()
+    status, copy = await service.authorize(data)
+    assert (status, copy["approved"]) == (200, True)
+    releasing, go_on = asyncio.Event(), asyncio.Event()
+    real_transact = bank.docs.transact
+
+    async def transact(fn, *, operation):  # the release's transaction takes a while
+        if operation == "cards_release":
+            releasing.set()
+            await go_on.wait()
+        return await real_transact(fn, operation=operation)
+
+    bank.docs.transact = transact  # type: ignore[method-assign]
+    hung_up = asyncio.create_task(service.unanswered(Exchange(AUTHORIZATIONS, body, 200, copy, 0.01), "not_written"))
+    await releasing.wait()
+    genuine = asyncio.create_task(service.authorize(data))
+    await asyncio.sleep(0.05)
+    assert not genuine.done()  # it waits for the release
+    go_on.set()
+    await hung_up
+    _, answer = await genuine
+    assert (answer["approved"], bank.account()["held"]) == (False, 0)
+
+
+async def test_a_copys_lost_answer_keeps_the_hold_while_another_approval_of_it_is_on_its_way(bank: Bank) -> None:
+    """The genuine request was decided (approved) before the copy's hang-up was known, its
+    answer not yet written: the hold stays; had neither, it is released."""
+    import json
+    from types import SimpleNamespace
+
+    from fjordbank.runtime.http import Exchange
+    from run_services.cards import AUTHORIZATIONS, CardService
+
+    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
+    service.ledger, service.numbers = bank.ledger, bank.cards
+    pan = bank.add_card()
+    data = _processor_request(bank, pan, "ref-x", 60_000)
+    body = json.dumps(data).encode()
+    _, copy = await service.authorize(data)
+    _, genuine = await service.authorize(data)
+    assert copy["approved"] and genuine["approved"]
+    await service.unanswered(Exchange(AUTHORIZATIONS, body, 200, copy, 0.01), "not_written")
+    assert bank.account()["held"] == 60_000  # the genuine answer may yet reach the processor
+    await service.unanswered(Exchange(AUTHORIZATIONS, body, 200, genuine, 3.0), "late")
+    assert bank.account()["held"] == 0  # neither did
+    assert not service.references.in_flight("ref-x")
