@@ -48,6 +48,7 @@ class Booking:
     own_transfer: bool = False  # between the customer's own accounts: neither income nor spending
     refund: bool = False  # a card refund: spending given back (its item's amount is negative)
     category: str | None = None  # a refund's: the purchase's label when it was refunded
+    refund_of: str | None = None  # a refund's: the purchase's id (its charge in the merchant's history)
 
     @property
     def month(self) -> str:
@@ -118,7 +119,14 @@ def from_card_capture(event: dict[str, Any]) -> list[Booking]:
 def from_card_refund(event: dict[str, Any]) -> list[Booking]:
     """The booking of a merchant's refund (the card service's ``cards.refunded``, the wire
     form of a `fjordbank.domain.events.CardRefunded`), by the refund's id."""
-    return _card_booking(event, "refunded", "refund_id", refund=True, category=event.get("category") or None)
+    return _card_booking(
+        event,
+        "refunded",
+        "refund_id",
+        refund=True,
+        category=event.get("category") or None,
+        refund_of=str(event["auth_id"]) if event.get("auth_id") else None,
+    )
 
 
 def _card_booking(event: dict[str, Any], status: str, id_field: str, **more: Any) -> list[Booking]:

@@ -60,7 +60,7 @@ none, means no choice, and no override is read.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +198,10 @@ def book(bookings: list[Booking], found: Found, *, replays: bool) -> Booked:
     for b in counted:
         ledger.book(b)
     histories, listed, unlisted, kept = _subscriptions(
-        [b for b in bookings if tracks_subscription(b)], found, ledger.on_history
+        [b for b in bookings if tracks_subscription(b)],
+        found,
+        ledger.on_history,
+        refunds=[b for b in bookings if chooses_category(b) and b.refund and b.refund_of],
     )
     months = {m: ledger.months[m].to_dict() for m in ledger.touched}
     kept = {k: item for k, item in kept.items() if k not in ledger.items}
@@ -296,7 +299,7 @@ class _Economy:
 
 
 def _subscriptions(
-    tracked: list[Booking], found: Found, on_history: dict[tuple[str, str], str]
+    tracked: list[Booking], found: Found, on_history: dict[tuple[str, str], str], *, refunds: Sequence[Booking] = ()
 ) -> tuple[
     dict[tuple[str, str], dict[str, Any]],
     dict[tuple[str, str], dict[str, Any]],
@@ -323,6 +326,16 @@ def _subscriptions(
         kept |= {(b.uid, tx): item for tx, item in _dropped_items(b.key, [*history, charge], after).items()}
         through[hkey] = _newest_dropped(through[hkey], [*history, charge], after)
         charged[hkey] = (b, after)
+    for b in refunds:  # noted on the purchase's charge, if its history has it
+        hkey = (b.uid, b.key)
+        history = charged[hkey][1] if hkey in charged else _charges(found, *hkey)
+        purchase = next((c for c in history if c.tx_id == b.refund_of), None)
+        if purchase is None or (b.tx_id, b.amount) in purchase.refunds:
+            continue
+        if hkey not in charged:
+            through[hkey] = _dropped_through(found.get((HISTORY, *hkey)), history)
+        noted = purchase.with_refund(b.tx_id, b.amount)
+        charged[hkey] = (charged[hkey][0] if hkey in charged else b, [noted if c is purchase else c for c in history])
     histories: dict[tuple[str, str], dict[str, Any]] = {}
     listed: dict[tuple[str, str], dict[str, Any]] = {}
     unlisted: list[tuple[str, str]] = []

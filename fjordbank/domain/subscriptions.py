@@ -28,7 +28,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 WEEKLY = "weekly"
@@ -56,20 +56,38 @@ class Charge:
     # The charge's category in "my economy" when the history keeps its item (fjordbank.domain.
     # economy_booking); None: its item is a document of its own. Detection ignores it.
     category: str | None = None
+    # The merchant's refunds of it, (refund id, øre): one refunded in full (a charge made
+    # twice by mistake, the second given back) is no charge to detection.
+    refunds: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.tx_id, "date": self.date.isoformat(), "amount": self.amount}
-        return out if self.category is None else {**out, "category": self.category}
+        if self.category is not None:
+            out["category"] = self.category
+        if self.refunds:
+            out["refunds"] = dict(self.refunds)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Charge:
-        category = data.get("category")
+        category, refunds = data.get("category"), data.get("refunds")
         return cls(
             data["id"],
             dt.date.fromisoformat(data["date"]),
             int(data["amount"]),
             category if isinstance(category, str) else None,
+            tuple(sorted((str(k), v) for k, v in refunds.items() if type(v) is int))
+            if isinstance(refunds, dict)
+            else (),
         )
+
+    @property
+    def refunded_in_full(self) -> bool:
+        return sum(amount for _, amount in self.refunds) >= self.amount
+
+    def with_refund(self, refund_id: str, amount: int) -> Charge:
+        """The charge with the refund noted (once: a refund given again changes nothing)."""
+        return replace(self, refunds=tuple(sorted({**dict(self.refunds), refund_id: amount}.items())))
 
     @property
     def month(self) -> str:
@@ -101,7 +119,9 @@ class Subscription:
 def add_charge(history: list[Charge], charge: Charge) -> list[Charge]:
     """The history with ``charge`` in it once (by id), oldest first, the newest kept."""
     merged = {c.tx_id: c for c in history}
-    merged[charge.tx_id] = charge
+    before = merged.get(charge.tx_id)
+    # a charge booked again keeps the refunds noted on it since
+    merged[charge.tx_id] = replace(charge, refunds=before.refunds) if before is not None else charge
     return sorted(merged.values(), key=lambda c: (c.date, c.tx_id))[-HISTORY_LIMIT:]
 
 
@@ -217,8 +237,10 @@ def _next_billing(chain: list[Charge]) -> dt.date:
 
 
 def detect(charges: list[Charge]) -> Subscription | None:
-    """The subscription in one merchant's charges (oldest first), if there is one."""
-    charges = sorted(charges, key=lambda c: (c.date, c.tx_id))
+    """The subscription in one merchant's charges (oldest first), if there is one. A charge
+    refunded in full is none (it kept a real subscription off the list for as long as the
+    history held it: another charge of about its price inside the chain's span)."""
+    charges = sorted((c for c in charges if not c.refunded_in_full), key=lambda c: (c.date, c.tx_id))
     best: tuple[str, list[Charge]] | None = None
     for interval in (MONTHLY, WEEKLY):
         for start in range(len(charges) - 1, max(len(charges) - 1 - START_CANDIDATES, -1), -1):

@@ -282,6 +282,7 @@ def _card_refunds(uid: str, auth: Doc) -> list[dict[str, Any]]:
             "status": "refunded",
             "uid": uid,
             "refund_id": refund_id,
+            "auth_id": auth.id,
             "account_id": r.get("accountId"),
             "amount": refund.get("amount"),
             "merchant_name": r.get("merchantName"),

@@ -561,3 +561,41 @@ async def test_own_transfers_alone_read_nothing() -> None:
     await book(docs, booked)
     [unit] = docs.units
     assert unit.reads == [] and unit.writes == [] and docs.attempts == {economy.OPERATION: 1}
+
+
+# ---- a charge refunded in full (found in review, 2026-12-05) ------------------------------------
+def _netflix(status: str, tx: str, day: str, **more: Any) -> dict[str, Any]:
+    """cards.captured's (or cards.refunded's) wire form: 129 kr at NETFLIX.COM."""
+    event = {"status": status, "uid": "u1", "account_id": "12345678903", "day": day, "amount": 12_900}
+    return {**event, "merchant_name": "NETFLIX.COM", "mcc": "4899", **more} | (
+        {"auth_id": tx} if status == "captured" else {"refund_id": tx}
+    )
+
+
+async def test_a_charge_refunded_in_full_does_not_keep_the_subscription_off_the_list():
+    """Charged twice by mistake in October, the extra charge given back: the refund never
+    touched the merchant's history, whose duplicate then read as another charge of about
+    the price inside the chain's span, and the subscription stayed off the list for as
+    long as the history kept it (60 charges: five years)."""
+    from tests.support.memory import AsyncMemoryDocuments
+
+    docs = AsyncMemoryDocuments()
+    listed = "users/u1/subscriptions/m:netflix-com"
+
+    async def book(*events: dict[str, Any]) -> None:
+        await economy.apply_bookings(docs, economy.card_bookings(list(events)))
+
+    for n, month in enumerate(("2026-07", "2026-08", "2026-09", "2026-10")):
+        await book(_netflix("captured", f"a{n}", f"{month}-09"))
+    assert docs.store.doc(listed) is not None
+    await book(_netflix("captured", "dup", "2026-10-09"))
+    refund = _netflix("refunded", "rf-dup", "2026-10-12", auth_id="dup", category="subscriptions")
+    await book(refund)
+    await book(refund)  # delivered again: noted once
+    history = docs.store.doc("users/u1/merchantHistory/m:netflix-com").data  # type: ignore[union-attr]
+    assert [c.get("refunds") for c in history["charges"] if c["id"] == "dup"] == [{"rf-dup": 12_900}]
+    await book(_netflix("captured", "b0", "2026-11-09"))
+    found = docs.store.doc(listed)
+    assert found is not None and found.data["status"] == "active" and found.data["nextExpected"] == "2026-12-09"
+    october = docs.store.doc("users/u1/economy/2026-10").data  # type: ignore[union-attr]
+    assert october["spending"] == {"subscriptions": 12_900}  # the month's charge; the duplicate given back

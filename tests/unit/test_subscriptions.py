@@ -222,3 +222,15 @@ def test_a_subscription_billed_on_the_30th_is_expected_on_the_30th_and_one_on_th
     review)."""
     found = detect([Charge(f"t{i}", d, 11_900) for i, d in enumerate(dates)])
     assert found is not None and found.next_expected == expected
+
+
+def test_a_charge_keeps_its_refunds_through_the_history_and_one_refunded_in_full_is_no_charge():
+    charge = Charge("dup", dt.date(2026, 10, 9), 12_900).with_refund("rf-1", 2_900)
+    assert Charge.from_dict(charge.to_dict()) == charge and not charge.refunded_in_full
+    whole = charge.with_refund("rf-2", 10_000).with_refund("rf-2", 10_000)  # a refund noted again: once
+    assert whole.refunds == (("rf-1", 2_900), ("rf-2", 10_000)) and whole.refunded_in_full
+    again = add_charge([whole], Charge("dup", dt.date(2026, 10, 9), 12_900))  # the charge booked again
+    assert again == [whole]
+    monthly = [Charge(f"m{n}", dt.date(2026, month, 9), 12_900) for n, month in enumerate(range(7, 12))]
+    assert detect([*monthly, Charge("dup", dt.date(2026, 10, 9), 12_900)]) is None  # a duplicate: not listed
+    assert detect([*monthly, whole]) is not None
