@@ -358,14 +358,15 @@ class SanctionsList:
         self._index: dict[str, set[int]] = defaultdict(set)
         for entry_no, entry in enumerate(self.entries):
             for alias in entry.names:
-                tokens = name_tokens(alias)
-                if not tokens:
-                    continue
-                alias_no = len(self._aliases)
-                self._aliases.append((entry_no, alias, tokens))
-                for token in set(tokens):
-                    for key in _index_keys(token):
-                        self._index[key].add(alias_no)
+                # every reading of the alias, as of the name screened (`name_readings`): a
+                # listed "Quintanilla-Ébano" or "Abd al-Zarqoon" typed as one word
+                # ("QuintanillaÉbano", "Alzarqoon") was equal to no reading of the alias
+                for tokens in name_readings(alias):
+                    alias_no = len(self._aliases)
+                    self._aliases.append((entry_no, alias, tokens))
+                    for token in set(tokens):
+                        for key in _index_keys(token):
+                            self._index[key].add(alias_no)
 
     @classmethod
     def from_xml(cls, xml: bytes, *, subjects: tuple[str, ...] = PERSONS) -> SanctionsList:
