@@ -100,6 +100,11 @@ def tracks_subscription(booking: Booking) -> bool:
     return chooses_category(booking) and not booking.refund
 
 
+def _refunds_a_charge(booking: Booking) -> bool:
+    """A refund that names its purchase: noted on the purchase's charge in its history."""
+    return chooses_category(booking) and booking.refund and booking.refund_of is not None
+
+
 def chooses_category(booking: Booking) -> bool:
     """Spending, whose category is the customer's choice for its merchant when there is
     one: a charge out, and a refund (taken off the category its merchant is in now, so a
@@ -133,7 +138,8 @@ def also_needed(bookings: list[Booking], found: Found, *, choices_on_histories: 
         for uid, key in sorted(keys)
         if not choices_on_histories and CHOSEN not in found.get((HISTORY, uid, key), {})
     ]
-    tracked = {(b.uid, b.key) for b in filter(tracks_subscription, bookings)}
+    # a refund of a purchase in the history rewrites it too (`_subscriptions`)
+    tracked = {(b.uid, b.key) for b in bookings if tracks_subscription(b) or _refunds_a_charge(b)}
     listed = [
         (SUBSCRIPTION, uid, key)
         for uid, key in sorted(tracked)
@@ -201,7 +207,7 @@ def book(bookings: list[Booking], found: Found, *, replays: bool) -> Booked:
         [b for b in bookings if tracks_subscription(b)],
         found,
         ledger.on_history,
-        refunds=[b for b in bookings if chooses_category(b) and b.refund and b.refund_of],
+        refunds=[b for b in bookings if _refunds_a_charge(b)],
     )
     months = {m: ledger.months[m].to_dict() for m in ledger.touched}
     kept = {k: item for k, item in kept.items() if k not in ledger.items}

@@ -167,7 +167,9 @@ def _chain(charges: list[Charge], start: int, interval: str) -> list[Charge]:
             raised = (
                 not price_changed and earlier < current.amount and _similar(earlier, current.amount, MAX_PRICE_CHANGE)
             )
-            if (same or raised) and (best is None or k < best[0]):
+            if (same or raised) and (
+                best is None or k < best[0] or (k == best[0] and _instead(charges[j], charges[best[1]]))
+            ):
                 best = (k, j)
         if best is None:
             return chain
@@ -190,6 +192,12 @@ def _regular(chain: list[Charge], interval: str) -> bool:
     return not steps or (steps[0] >= 2 and len(chain) - steps[0] - 1 >= 3)
 
 
+def _instead(candidate: Charge, chosen: Charge) -> bool:
+    """Of two charges that continue the chain alike, one not refunded in full rather than
+    one that was (a charge made twice by mistake, the second given back)."""
+    return chosen.refunded_in_full and not candidate.refunded_in_full
+
+
 def _stands_out(charges: list[Charge], chain: list[Charge], interval: str) -> bool:
     """Nothing of about the chain's price in between; the chain is most of the merchant's
     charges in its span (else: a long chain at one exact price); and it is no lull in a
@@ -198,7 +206,9 @@ def _stands_out(charges: list[Charge], chain: list[Charge], interval: str) -> bo
     ids = {c.tx_id for c in chain}
     first, last = chain[-1], chain[0]
     amounts = [c.amount for c in chain]
-    others = [c for c in charges if c.tx_id not in ids and first.date <= c.date <= last.date]
+    # a charge refunded in full beside the chain is none (a duplicate given back); in the
+    # chain it still counts (a month given back after an outage is still a month billed)
+    others = [c for c in charges if c.tx_id not in ids and first.date <= c.date <= last.date and not c.refunded_in_full]
     if any(_similar(c.amount, a, NEAR_AMOUNT) for c in others for a in amounts):
         return False
     if len(others) > len(chain) and not (len(chain) >= BUSY_MERCHANT_CHAIN and len(set(amounts)) == 1):
@@ -238,9 +248,9 @@ def _next_billing(chain: list[Charge]) -> dt.date:
 
 def detect(charges: list[Charge]) -> Subscription | None:
     """The subscription in one merchant's charges (oldest first), if there is one. A charge
-    refunded in full is none (it kept a real subscription off the list for as long as the
-    history held it: another charge of about its price inside the chain's span)."""
-    charges = sorted((c for c in charges if not c.refunded_in_full), key=lambda c: (c.date, c.tx_id))
+    refunded in full beside the chain does not hide it (`_stands_out`: it kept a real
+    subscription off the list for as long as the history held it)."""
+    charges = sorted(charges, key=lambda c: (c.date, c.tx_id))
     best: tuple[str, list[Charge]] | None = None
     for interval in (MONTHLY, WEEKLY):
         for start in range(len(charges) - 1, max(len(charges) - 1 - START_CANDIDATES, -1), -1):

@@ -599,3 +599,22 @@ async def test_a_charge_refunded_in_full_does_not_keep_the_subscription_off_the_
     assert found is not None and found.data["status"] == "active" and found.data["nextExpected"] == "2026-12-09"
     october = docs.store.doc("users/u1/economy/2026-10").data  # type: ignore[union-attr]
     assert october["spending"] == {"subscriptions": 12_900}  # the month's charge; the duplicate given back
+
+
+async def test_a_refund_on_a_history_written_before_it_said_its_listing_keeps_the_customers_dismissal():
+    """A history from before ``subscriptionStatus``: its listing is its subscription
+    document's, read for a charge only; a refund-only batch rewrote the history and listed
+    the dismissed subscription as active again (found in review of the refunds change)."""
+    from tests.support.memory import AsyncMemoryDocuments
+
+    docs = AsyncMemoryDocuments()
+    history, subscription = "users/u1/merchantHistory/m:netflix-com", "users/u1/subscriptions/m:netflix-com"
+    charges = [{"id": f"a{n}", "date": f"2026-{m:02d}-09", "amount": 12_900} for n, m in enumerate((7, 8, 9, 10))]
+    batch = docs.batch()
+    batch.set(history, {"key": "m:netflix-com", "name": "NETFLIX.COM", "charges": charges})
+    batch.set(subscription, {"key": "m:netflix-com", "status": "dismissed", "interval": "monthly"})
+    await batch.commit()
+    refund = _netflix("refunded", "rf1", "2026-10-20", auth_id="a3", category="subscriptions") | {"amount": 2_000}
+    await economy.apply_bookings(docs, economy.card_bookings([refund]))
+    assert docs.store.doc(subscription).data["status"] == "dismissed"  # type: ignore[union-attr]
+    assert docs.store.doc(history).data[LISTED] == "dismissed"  # type: ignore[union-attr]

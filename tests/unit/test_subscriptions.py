@@ -234,3 +234,11 @@ def test_a_charge_keeps_its_refunds_through_the_history_and_one_refunded_in_full
     monthly = [Charge(f"m{n}", dt.date(2026, month, 9), 12_900) for n, month in enumerate(range(7, 12))]
     assert detect([*monthly, Charge("dup", dt.date(2026, 10, 9), 12_900)]) is None  # a duplicate: not listed
     assert detect([*monthly, whole]) is not None
+
+
+def test_a_month_given_back_in_full_is_still_a_month_of_the_subscription():
+    """Found in review of the refunds change: dropping a charge refunded in full broke the
+    chain (a chain of four allows no gap), and an outage credit took the subscription off."""
+    months = [Charge(f"m{n}", dt.date(2026, month, 9), 12_900) for n, month in enumerate(range(7, 11))]
+    given_back = [c.with_refund("rf", 12_900) if c.tx_id == "m2" else c for c in months]
+    assert detect(months) is not None and detect(given_back) is not None
