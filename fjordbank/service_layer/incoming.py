@@ -475,16 +475,21 @@ class Incoming:
         (or sent back) before the list named their payer (a file read again after a new
         list). Such a one is not held (its money is the payee's already: a hold would say
         otherwise) but recorded as ``matched_late`` and said at error level, for compliance
-        to look at."""
-        credits = [r for r in held if "event" in r]
-        if not credits:
+        to look at. So is one the file would send back (its return ``order``: no payer's
+        account, say), which a release would have sent back though the payee was paid; its
+        order is kept aside (``orderInFile``), never as the record's ``order``, which a
+        return of the ledger's own (unapplied) would otherwise send instead of its own."""
+        if not held:
             return held
-        late = await self._in_ledger([r["paymentId"] for r in credits])
+        late = await self._in_ledger([r["paymentId"] for r in held])
         if not late:
             return held
-        for record in (r for r in credits if r["paymentId"] in late):
+        for record in (r for r in held if r["paymentId"] in late):
+            kept = {k: v for k, v in record.items() if k != "order"}
+            if "order" in record:
+                kept["orderInFile"] = record["order"]
             batch = self.docs.batch()
-            batch.create(return_path(record["paymentId"]), {**record, "status": MATCHED_LATE})
+            batch.create(return_path(record["paymentId"]), {**kept, "status": MATCHED_LATE})
             try:
                 await batch.commit()
             except AlreadyExists:

@@ -819,3 +819,24 @@ async def test_a_credit_refused_on_its_own_with_an_id_no_return_can_name_sets_it
     assert not bad.exists() and [p.name for p in dirs.processed.glob("NICS1*")] == ["NICS1.xml.rejected"]
     assert not good.exists() and [e.detail[TRANSACTION] for e in out if e.detail] == ["TX2"]
     assert list(dirs.outbox.iterdir()) == []
+
+
+async def test_a_credit_the_ledger_paid_is_not_held_for_return_when_it_comes_again_with_a_listed_payer(dirs):
+    """The credit paid to Bob again, without its payer's account (RR01) and with a payer
+    like a listed one: it was held with its return, and a release sent back money Bob was
+    paid (found in review of the returns fix). Now it is matched late, for compliance."""
+    ledger, docs = await bank({})
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    first = Published()
+    await incoming.receive_file(deliver(dirs, credit(1)), first)
+    assert statuses(await ledger.post_batch(list(first))) == ["completed"]
+    again = pacs.IncomingTransfer(**{**_fields(credit(1)), "debtor": LISTED, "amount_minor": 25_000_000})
+    xml = _pacs008("NICS2", again).decode()
+    start, end = xml.index("<DbtrAcct>"), xml.index("</DbtrAcct>") + len("</DbtrAcct>")
+    await incoming.receive_file(_file(dirs, "NICS2", (xml[:start] + xml[end:]).encode()), Published())
+    record = (await docs.get(return_path(credit(1).payment_id))).data  # type: ignore[union-attr]
+    assert record["status"] == MATCHED_LATE and "order" not in record and record["orderInFile"]["reason"] == "RR01"
+    with pytest.raises(HeldDecisionRefused):
+        await decide_held(docs, credit(1).payment_id, RELEASE, by="Kari", note="false match")
+    assert await incoming.release_decided(Published()) == 0
+    assert list(dirs.outbox.iterdir()) == [] and (await balance(docs, BOB))[0] == 2_500_000
