@@ -145,7 +145,7 @@ def found(ledger: LedgerDocuments) -> list[Finding]:
         *audit.check_holds(accounts, holds, now=NOW),
         *audit.check_card_captures(postings, ledger.card_authorizations),
         *audit.check_payment_postings(payments, postings),
-        *audit.check_transit(accounts, payments),
+        *audit.check_transit(accounts, ledger.payments),
         *audit.check_postings_without_verdict(ledger.payments, postings),
     ]
 
@@ -666,3 +666,8 @@ def test_a_posting_with_a_field_of_another_type_is_malformed_not_a_crash(field_n
 def test_a_payment_record_with_a_field_of_another_type_is_malformed_not_a_crash(field_name, value):
     report = report_of(with_changes(balanced(), "payments", "pay-2", **{field_name: value}))
     assert report.kinds[MALFORMED] == 1 and not report.ok
+
+
+def test_a_malformed_record_in_flight_is_one_finding_not_a_transit_fault_as_well():
+    report = report_of(with_changes(balanced(), "payments", "pay-2", postingIds=5))
+    assert report.kinds[MALFORMED] == 1 and report.kinds[audit.TRANSIT] == 0
