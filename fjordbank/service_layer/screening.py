@@ -463,10 +463,14 @@ class Screening:
         return undo
 
     async def _commit(self, batch: AsyncBatch, decided: Decided, undo: Callable[[], None]) -> list[Written]:
-        """The batch's commit; whatever it ends in but success takes back what it raised."""
+        """The batch's commit; one known not to have gone through takes back what it raised.
+        One whose answer was lost (a timeout, the service unavailable, the handler's deadline)
+        may have written the alert: the registration stays (it lapses after `RAISED_SECONDS`,
+        and the batch decided again is a replay that raises nothing), else this process
+        approved payments to the account under another name until it read the alerts again."""
         try:
             return await batch.commit() if decided.new else []
-        except BaseException:
+        except (AlreadyExists, Stale, NotFound):
             undo()
             raise
 

@@ -548,3 +548,39 @@ async def test_the_officers_command_line_lists_decides_and_refuses(monkeypatch, 
     assert "refused" in capsys.readouterr().err
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
     assert command.main(["--project", "bank", "list"]) == 2  # the emulator's address set for a real project
+
+
+async def test_an_alert_whose_commit_answer_was_lost_still_refuses_its_account_in_this_process():
+    """The commit landed and its answer was lost (a deadline): the registration was taken
+    back, the batch tried again was a replay that raised nothing, and this process paid the
+    account under another name until it next read the alerts (found in review)."""
+
+    class LostAnswer(TimeoutError):
+        pass
+
+    uses, docs, _lists = use_case()
+    real = docs.batch
+    lose = {"next": True}
+
+    def landing_then_lost():
+        batch = real()
+        commit = batch.commit
+
+        async def lost():
+            written = await commit()
+            if lose["next"]:
+                lose["next"] = False
+                raise LostAnswer("deadline exceeded")
+            return written
+
+        batch.commit = lost  # type: ignore[method-assign]
+        return batch
+
+    docs.batch = landing_then_lost  # type: ignore[method-assign]
+    first = [payment("alice", 1)]
+    with pytest.raises(LostAnswer):
+        await uses.screen_batch(first)
+    [(again, replayed)] = await uses.screen_batch(first)
+    assert replayed and again.reason == rules.IN_REVIEW
+    [(paid, _)] = await uses.screen_batch([payment("alice", 2, name=HONEST)])
+    assert paid.reason == rules.IN_REVIEW
