@@ -46,7 +46,7 @@ def replay_problem(dead_letter_subject: str, original: str | None, data: bytes) 
     if topology.partition_in(original) is not None:
         try:
             expected = PaymentEvent.from_json(json.loads(data)).subject
-        except (ValueError, TypeError, DomainError):
+        except (ValueError, TypeError, DomainError, RecursionError):
             return "its payment event cannot be read"
         if expected != original:
             return f"its payment belongs on {expected}, not {original}"

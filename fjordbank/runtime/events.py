@@ -39,8 +39,8 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
     for i, d in enumerate(batch):
         try:
             event = PaymentEvent.from_json(d.json())
-        except (ValueError, TypeError, DomainError) as exc:
-            outcomes[i] = Reject(f"malformed {d.subject}: {exc}")
+        except (ValueError, TypeError, DomainError, RecursionError) as exc:  # nested past the parser's depth too
+            outcomes[i] = Reject(f"malformed {d.subject}: {str(exc)[:200]}")
             continue
         if event.subject != d.subject:
             outcomes[i] = Reject(f"event status {event.status!r} does not match subject {d.subject}")
@@ -63,8 +63,8 @@ def decode_contracts(batch: list[Delivery]) -> tuple[list[tuple[int, Contract]],
     for i, d in enumerate(batch):
         try:
             decoded.append((i, contract_events.decode(d.subject, d.json())))
-        except (ValueError, DomainError) as exc:
-            outcomes[i] = Reject(f"malformed {d.subject}: {exc}")
+        except (ValueError, TypeError, DomainError, RecursionError) as exc:
+            outcomes[i] = Reject(f"malformed {d.subject}: {str(exc)[:200]}")
     return decoded, outcomes
 
 

@@ -93,3 +93,17 @@ async def test_contracts_are_decoded_to_their_types():
     )
     assert got == [command]
     assert out[0] == Ack() and isinstance(out[1], Reject)
+
+
+async def test_a_message_nested_past_the_parsers_depth_is_rejected_and_the_rest_of_its_batch_handled():
+    """json.loads raised RecursionError, which decoding did not take: the whole batch's
+    handler failed, every message beside it was retried one at a time, on each of the bad
+    one's deliveries (found in review)."""
+    good = payment("p1")
+
+    async def step(s):
+        s.ack_all()
+
+    poison = delivery(good.subject, b"[" * 100_000 + b"]" * 100_000)
+    out = await steps.payment_step(step)([of(good), poison])
+    assert out[0] == Ack() and isinstance(out[1], Reject)
