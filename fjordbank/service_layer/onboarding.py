@@ -201,6 +201,12 @@ def decide_review(
     if not approve and not (isinstance(reason, str) and 0 < len(reason.strip()) <= 200 and reason.isprintable()):
         raise rules.OnboardingRefused("invalid_reason", "a rejection needs a reason (1-200 characters)")
     final_reason = reason.strip() if not approve and reason is not None else None  # a rejection's, checked above
+    # why the operator decided as they did, kept with who did (an approval of a possible
+    # sanctions match is the decision an auditor asks about; its why was thrown away); the
+    # customer is told a rejection's reason only
+    note = reason.strip() if isinstance(reason, str) and reason.strip() else None
+    if note is not None and not (len(note) <= 200 and note.isprintable()):
+        raise rules.OnboardingRefused("invalid_reason", "a reason is 1-200 printable characters")
     status = rules.APPROVED if approve else rules.REJECTED
 
     def run(uow: UnitOfWork) -> tuple[str | None, list[outbox.Event]]:
@@ -224,7 +230,7 @@ def decide_review(
         )
         uow.update(
             f"{KYC}/{uid}",
-            {"decision": status, "reason": final_reason, "reviewedBy": operator, "reviewedAt": now},
+            {"decision": status, "reason": final_reason, "reviewNote": note, "reviewedBy": operator, "reviewedAt": now},
         )
         if alert is not None and number is not None:
             uow.update(alert.path, {"frozenAccounts": sorted({*(alert.data.get("frozenAccounts") or ()), number})})

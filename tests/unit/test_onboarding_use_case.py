@@ -181,6 +181,18 @@ def test_a_rejection_needs_a_reason_and_opens_nothing(docs, publisher, sanctions
     assert paths(docs, "accounts") == []
 
 
+def test_why_an_application_in_review_was_approved_is_kept_with_who_approved_it(docs, publisher, sanctions):
+    """An approval of a possible sanctions match threw its reason away (found in review):
+    kept on the KYC record beside the operator; the customer is told no reason."""
+    submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
+    assert refused(lambda: review(docs, publisher, "typo", approve=True, reason="x" * 201)) == "invalid_reason"
+    why = "passport checked: born in Bergen, not the listed person"
+    assert review(docs, publisher, "typo", approve=True, reason=f"  {why} ")["status"] == "approved"
+    kyc = data(docs, "kyc/typo")
+    assert (kyc["reviewNote"], kyc["reviewedBy"], kyc["reason"]) == (why, "ops:kari", None)
+    assert data(docs, "customers/typo")["reason"] is None
+
+
 def test_a_review_of_nobodys_application_is_refused(docs, publisher):
     assert refused(lambda: review(docs, publisher, "ghost", approve=True)) == "unknown_customer"
 
