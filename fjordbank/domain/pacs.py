@@ -176,20 +176,9 @@ class IncomingTransfer:
     message: str | None = None
 
     def __post_init__(self) -> None:
-        _check_text(self.transaction_id, "transaction id", MAX_ID_LENGTH)
-        _check_text(self.end_to_end_id, "end-to-end id", MAX_ID_LENGTH)
-        amount = self.amount_minor
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_MINOR:
-            raise _fail(f"amount must be an int number of øre between 1 and {MAX_MINOR}")
-        if self.currency != NOK:
-            raise _fail(f"only NOK is cleared between Norwegian banks, got {str(self.currency)[:3]!r}")
-        settlement = self.settlement_date
-        if isinstance(settlement, datetime) or not isinstance(settlement, date):
-            raise _fail("settlement date must be a date (not a datetime)")
+        _check_credit(self)
         if not isinstance(self.debtor, Party):
             raise _fail("debtor must be a Party")
-        if not isinstance(self.debtor_agent_bic, str) or _BIC_RE.fullmatch(self.debtor_agent_bic) is None:
-            raise _fail("debtor agent BIC is not a BIC")
         object.__setattr__(self, "creditor_account", Party("creditor", self.creditor_account).account)
         _check_optional_text(self.creditor_name, "creditor name", MAX_NAME_LENGTH)
         if self.kid is not None and not is_kid(self.kid):
@@ -236,18 +225,7 @@ class RefusedCredit:
         # what names it and its money is checked as a transfer's is: its return names them
         # (payment_return), and one that could not be made would be found only after the
         # file's other credits were published, with the file left in incoming/ for ever
-        _check_text(self.transaction_id, "transaction id", MAX_ID_LENGTH)
-        _check_text(self.end_to_end_id, "end-to-end id", MAX_ID_LENGTH)
-        amount = self.amount_minor
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_MINOR:
-            raise _fail(f"amount must be an int number of øre between 1 and {MAX_MINOR}")
-        if self.currency != NOK:
-            raise _fail(f"only NOK is cleared between Norwegian banks, got {str(self.currency)[:3]!r}")
-        settlement = self.settlement_date
-        if isinstance(settlement, datetime) or not isinstance(settlement, date):
-            raise _fail("settlement date must be a date (not a datetime)")
-        if not isinstance(self.debtor_agent_bic, str) or _BIC_RE.fullmatch(self.debtor_agent_bic) is None:
-            raise _fail("debtor agent BIC is not a BIC")
+        _check_credit(self)
         _check_optional_text(self.debtor_name, "debtor name", MAX_NAME_LENGTH)
 
     @property
@@ -257,6 +235,23 @@ class RefusedCredit:
     @property
     def payment_id(self) -> str:
         return payment_id_of(self.key)
+
+
+def _check_credit(credit: IncomingTransfer | RefusedCredit) -> None:
+    """What names a credit from another bank and its money: its ids, amount, currency,
+    settlement date and the paying bank's BIC. Raises `InvalidPaymentFile`."""
+    _check_text(credit.transaction_id, "transaction id", MAX_ID_LENGTH)
+    _check_text(credit.end_to_end_id, "end-to-end id", MAX_ID_LENGTH)
+    amount = credit.amount_minor
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_MINOR:
+        raise _fail(f"amount must be an int number of øre between 1 and {MAX_MINOR}")
+    if credit.currency != NOK:
+        raise _fail(f"only NOK is cleared between Norwegian banks, got {str(credit.currency)[:3]!r}")
+    settlement = credit.settlement_date
+    if isinstance(settlement, datetime) or not isinstance(settlement, date):
+        raise _fail("settlement date must be a date (not a datetime)")
+    if not isinstance(credit.debtor_agent_bic, str) or _BIC_RE.fullmatch(credit.debtor_agent_bic) is None:
+        raise _fail("debtor agent BIC is not a BIC")
 
 
 @dataclass(frozen=True, slots=True)
