@@ -88,8 +88,8 @@ def merchant_key(name: str) -> str:
     store numbers are dropped.
 
     A name with no Latin letter ('Яндекс Такси', 'セブンイレブン', 'ΣΚΛΑΒΕΝΙΤΗΣ 12') keeps its own
-    script's letters, and one with no letter at all that is not only digits ('***') is
-    known by a digest of it: all of them were 'unknown' (or their store number), one key
+    script's letters, and one with no letter at all that is not only digits ('***', '*** 12')
+    is known by a digest of it: all of them were 'unknown' (or their store number), one key
     whose category choice, history and subscription every such merchant shared."""
     text = unicodedata.normalize("NFKD", name).casefold()
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
@@ -99,7 +99,7 @@ def merchant_key(name: str) -> str:
     wide = _without_store_number(re.sub(r"[\W_]+", " ", text).split())  # any script's letters and digits
     if any(ch.isalpha() for word in wide for ch in word):
         return "-".join(wide)[:100]
-    if latin:  # digits only ('1881'): as before
+    if latin and not re.search(r"[^\d\s.,#/-]", name):  # digits only ('1881'): as before
         return "-".join(latin)[:100]
     shown = " ".join(name.split()).casefold()
     return "x-" + hashlib.sha256(shown.encode()).hexdigest()[:16] if shown else "unknown"

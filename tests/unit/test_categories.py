@@ -64,7 +64,18 @@ def test_different_merchants_different_keys():
 def test_merchants_named_in_another_script_or_with_no_letter_are_told_apart():
     """All of these were "unknown" (or their store number, "12"): one key, so one category
     choice, one history and one subscription for every such merchant a customer paid."""
-    names = ["Яндекс Такси", "Пятёрочка", "セブンイレブン", "ΣΚΛΑΒΕΝΙΤΗΣ 12", "***", "+++", "1881", "Rema 1000"]
+    names = [
+        "Яндекс Такси",
+        "Пятёрочка",
+        "セブンイレブン",
+        "ΣΚΛΑΒΕΝΙΤΗΣ 12",
+        "***",
+        "+++",
+        "*** 12",
+        "+++ 12",
+        "1881",
+        "Rema 1000",
+    ]
     keys = [merchant_key(n) for n in names]
     assert len(set(keys)) == len(keys) and "unknown" not in keys and "12" not in keys
     assert merchant_key("ПЯТЁРОЧКА 0417") == merchant_key("Пятёрочка") == "пятерочка"  # one merchant, one key
