@@ -118,8 +118,11 @@ def validate_name(data: dict[str, Any]) -> str:
 
 def _scripts(letters: str) -> set[str]:
     """The scripts ``letters`` are written in, by the first word of each one's Unicode name
-    (LATIN, CYRILLIC, CJK, HIRAGANA, CHEROKEE ...)."""
-    return {unicodedata.name(ch, "?").split(" ")[0] for ch in letters}
+    (LATIN, CYRILLIC, CJK, HIRAGANA, CHEROKEE ...). Modifier letters (the apostrophe ʼ of
+    DʼAngelo) and the ordinal indicators ª º belong to none."""
+    return {
+        unicodedata.name(ch, "?").split(" ")[0] for ch in letters if unicodedata.category(ch) != "Lm" and ch not in "ªº"
+    }
 
 
 def _look_alike_scripts(letters: str) -> set[str]:

@@ -815,5 +815,11 @@ def test_a_name_in_letters_that_stand_in_for_latin_ones_is_refused(name) -> None
 
 
 def test_names_in_one_script_per_part_and_japanese_names_mixing_kana_and_kanji_are_still_accepted() -> None:
-    for name in ("Борислав Драженко", "山田 まゆ美", "Ødegård Sølvi-Marte", "Νίκος Παπαδόπουλος"):
+    for name in (
+        "Борислав Драженко",
+        "山田 まゆ美",
+        "Ødegård Sølvi-Marte",
+        "Νίκος Παπαδόπουλος",
+        "Dario D\u02bcAngelo",
+    ):
         assert onboarding_rules.validate_name({"name": name}) == name
