@@ -705,7 +705,7 @@ def sanctions(args) -> int:
         last = r["decisions"][-1] if r["decisions"] else None
         decided = f"  {last.get('by')}: {last.get('note')}" if last else ""
         print(f"{r['uid']}  {r['status']}  like {like}{frozen}")
-        print(f"    raised {r['raisedAt']}{decided}")
+        print(f"    raised {r['raisedAt']}{decided}  (version {r['version']}: --seen)")
     print(f"{len(rows)} alert(s) {args.status}")
     return 0
 
@@ -722,7 +722,12 @@ def sanctions_decide(args) -> int:
     with _google_errors("recording the decision", args.config):
         try:
             result = module.decide(
-                FirestoreDocuments(_firestore(args.config)), args.action, uid, by=args.by, note=args.note
+                FirestoreDocuments(_firestore(args.config)),
+                args.action,
+                uid,
+                by=args.by,
+                note=args.note,
+                seen=args.seen,
             )
         except AlertRefused as exc:
             raise CommandError(f"refused: {exc.message}") from None
@@ -757,7 +762,7 @@ def payees(args) -> int:
         print(f"{r['key']}  {r['status']}  {r['toAccount']} {r['payeeName']!r}  like {like or 'no name to screen'}")
         count = f"{r['attempts']}+" if r["attemptsCapped"] else str(r["attempts"])
         tried = f"{count} payment(s) to the account refused from {len(r['payers'])} customer(s)"
-        print(f"    {tried}, raised {r['raisedAt']}{decided}")
+        print(f"    {tried}, raised {r['raisedAt']}{decided}  (version {r['version']}: --seen)")
     shown = f"the oldest {len(rows)}" if len(rows) >= module.LISTED else str(len(rows))
     print(f"{shown} payee alert(s) {args.status}")
     return 0
@@ -774,7 +779,12 @@ def payees_decide(args) -> int:
     with _google_errors("recording the decision", args.config):
         try:
             result = module.decide(
-                FirestoreDocuments(_firestore(args.config)), args.action, args.key, by=args.by, note=args.note
+                FirestoreDocuments(_firestore(args.config)),
+                args.action,
+                args.key,
+                by=args.by,
+                note=args.note,
+                seen=args.seen,
             )
         except AlertRefused as exc:
             raise CommandError(f"refused: {exc.message}") from None

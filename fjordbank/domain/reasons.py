@@ -258,6 +258,7 @@ INTERNAL = frozenset(
         # a compliance officer's decision on a customer's sanctions alert (the operator's tool)
         "alert_decision_refused",
         "alert_not_open",
+        "alert_changed",  # the alert was written since the officer listed it (--seen)
         "invalid_account_number",  # -> invalid_from_account, invalid_to_account, invalid_account
         "invalid_digits",  # -> invalid_kid, invalid_national_id, invalid_amount ...
         "invalid_currency",  # -> unsupported_currency

@@ -53,6 +53,22 @@ class AlertRefused(Refused):
     code = "alert_decision_refused"
 
 
+def version(updated: dt.datetime | None) -> str:
+    """An alert as an officer saw it: the time it was last written (`seen`)."""
+    return updated.isoformat() if updated is not None else ""
+
+
+def seen(version_seen: object, updated: dt.datetime | None) -> None:
+    """A decision on the alert as the officer listed it (``version_seen``, None: not said)
+    is refused when the alert was written since: a match the rescreen found meanwhile (a
+    hit that froze the customer) would otherwise be cleared by a decision on what it said
+    before. Raises `AlertRefused` (``alert_changed``)."""
+    if version_seen is not None and version_seen != version(updated):
+        raise AlertRefused(
+            "alert_changed", "the alert changed since it was listed: list it again and decide on what it says now"
+        )
+
+
 def match_key(entity_id: str, verdict: str, entry: str | None = None) -> str:
     """A decided match: the entry and the verdict; with ``entry`` (its `entry_key`), that
     entry's content as well."""

@@ -25,7 +25,7 @@ def officer_parser(
     subject: str,
     what: str,
 ) -> argparse.ArgumentParser:
-    """``--project``; ``list [--status S]``; ``ACTION SUBJECT --by NAME --note WHY`` per action."""
+    """``--project``; ``list [--status S]``; ``ACTION SUBJECT --by NAME --note WHY [--seen VERSION]`` per action."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--project", required=True, help="the Google Cloud project")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -36,6 +36,9 @@ def officer_parser(
         one.add_argument(subject)
         one.add_argument("--by", required=True, help="who decides (kept with the decision)")
         one.add_argument("--note", required=True, help="why (kept with the decision)")
+        one.add_argument(
+            "--seen", help="the version `list` showed: refused if the alert was written since (a match found meanwhile)"
+        )
     return parser
 
 
@@ -72,7 +75,7 @@ def run_officer(
             print(json.dumps(item, default=str, ensure_ascii=False))
         return 0
     try:
-        print(json.dumps(decide(docs, args.action, getattr(args, subject), by=args.by, note=args.note)))
+        print(json.dumps(decide(docs, args.action, getattr(args, subject), by=args.by, note=args.note, seen=args.seen)))
     except Refused as exc:
         print(f"refused: {exc.message}", file=sys.stderr)
         return 1

@@ -4,15 +4,16 @@ decision on one: ``bankctl payees`` on the local stack, and in production (with 
 officer's own credentials, which may write ``payeeAlerts``)::
 
     python -m fjordbank.runtime.payee_alerts list [--status open|cleared|confirmed] --project PROJECT
-    python -m fjordbank.runtime.payee_alerts clear KEY --by NAME --note WHY --project PROJECT
-    python -m fjordbank.runtime.payee_alerts confirm KEY --by NAME --note WHY --project PROJECT
+    python -m fjordbank.runtime.payee_alerts clear KEY --by NAME --note WHY [--seen VERSION] --project PROJECT
+    python -m fjordbank.runtime.payee_alerts confirm KEY --by NAME --note WHY [--seen VERSION] --project PROJECT
 
 ``clear`` (not the listed party, or delisted): payments to the payee under that name pass
 again, until the list says something new of it. ``confirm`` (the listed party): every
 payment to its account is refused, and still recorded; reporting it to the authorities is
 the officer's, outside this system. ``list`` prints one JSON object per alert, with the
 payments refused at its account (``attempts``, at most 1,000: ``attemptsCapped``) and who
-made them (``payers``), the oldest 200 alerts first.
+made them (``payers``), the oldest 200 alerts first, and its ``version``: a decision given it
+(``--seen``) is refused if the alert was written since (a new list reopened it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 from typing import Any
 
 from fjordbank.domain import payee_screening as rules
+from fjordbank.domain.rescreening import version
 from fjordbank.runtime.decisions import officer_parser, run_officer
 from fjordbank.service_layer import payee_alerts
 from fjordbank.service_layer.ports import Doc, Documents
@@ -41,6 +43,7 @@ def row(doc: Doc, attempts: int = 0, payers: list[str] | None = None) -> dict[st
         "attemptsCapped": attempts >= payee_alerts.TRIED,
         "raisedAt": data.get("raisedAt"),
         "decisions": data.get("decisions") or [],
+        "version": version(doc.updated),  # what a decision says it saw (--seen)
     }
 
 
@@ -56,9 +59,9 @@ def listed(docs: Documents, status: str = rules.OPEN) -> list[dict[str, Any]]:
     return rows
 
 
-def decide(docs: Documents, action: str, key: str, *, by: str, note: str) -> dict[str, Any]:
+def decide(docs: Documents, action: str, key: str, *, by: str, note: str, seen: str | None = None) -> dict[str, Any]:
     """Raises `fjordbank.domain.rescreening.AlertRefused`."""
-    decided = payee_alerts.decide(docs, key, action, by=by, note=note)
+    decided = payee_alerts.decide(docs, key, action, by=by, note=note, seen=seen)
     return {"key": key, "status": decided["status"], "decidedBy": by}
 
 

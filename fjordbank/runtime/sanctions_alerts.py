@@ -4,13 +4,15 @@ and compliance's decision on one: ``bankctl sanctions`` on the local stack, and 
 ``accounts``)::
 
     python -m fjordbank.runtime.sanctions_alerts list [--status open|frozen|cleared] --project PROJECT
-    python -m fjordbank.runtime.sanctions_alerts freeze UID --by NAME --note WHY --project PROJECT
-    python -m fjordbank.runtime.sanctions_alerts clear UID --by NAME --note WHY --project PROJECT
+    python -m fjordbank.runtime.sanctions_alerts freeze UID --by NAME --note WHY [--seen VERSION] --project PROJECT
+    python -m fjordbank.runtime.sanctions_alerts clear UID --by NAME --note WHY [--seen VERSION] --project PROJECT
 
 ``freeze`` (it is the listed person): every open account of the customer's is frozen now.
 ``clear`` (not the listed person, or delisted): the accounts the alert froze open again.
 ``list`` prints one JSON object per alert (``frozen``: the customers frozen, who wait for a
-decision too; ``open``: a name like a listed one, nothing frozen yet).
+decision too; ``open``: a name like a listed one, nothing frozen yet), with its ``version``:
+a decision given it (``--seen``) is refused if the alert was written since, so a hit the
+rescreen found while the officer looked is never cleared unseen.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def row(doc: Doc) -> dict[str, Any]:
         "frozenAccounts": data.get("frozenAccounts") or [],
         "raisedAt": data.get("raisedAt"),
         "decisions": data.get("decisions") or [],
+        "version": rules.version(doc.updated),  # what a decision says it saw (--seen)
     }
 
 
@@ -41,9 +44,9 @@ def listed(docs: Documents, status: str = rules.OPEN) -> list[dict[str, Any]]:
     return [row(d) for d in rescreening.alerts(docs, status=status)]
 
 
-def decide(docs: Documents, action: str, uid: str, *, by: str, note: str) -> dict[str, Any]:
+def decide(docs: Documents, action: str, uid: str, *, by: str, note: str, seen: str | None = None) -> dict[str, Any]:
     """Raises `fjordbank.domain.rescreening.AlertRefused`."""
-    decided = rescreening.decide(docs, uid, action, by=by, note=note)
+    decided = rescreening.decide(docs, uid, action, by=by, note=note, seen=seen)
     return {"uid": uid, "status": decided["status"], "frozenAccounts": decided["frozenAccounts"], "decidedBy": by}
 
 

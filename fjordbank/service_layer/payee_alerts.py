@@ -17,6 +17,7 @@ from typing import Any
 from fjordbank.adapters.firestore import PAYEE_ALERTS, SCREENING_DECISIONS
 from fjordbank.domain import payee_screening as rules
 from fjordbank.domain.rescreening import AlertRefused, checked_note
+from fjordbank.domain.rescreening import seen as check_seen
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
     Clock,
@@ -39,12 +40,20 @@ def alert_path(key: str) -> str:
 
 
 def decide(
-    docs: Documents, key: str, action: str, *, by: object, note: object, clock: Clock = system_clock
+    docs: Documents,
+    key: str,
+    action: str,
+    *,
+    by: object,
+    note: object,
+    seen: object = None,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """``clear`` an open payee alert (not the listed party: payments to the payee under this
     name pass, until the list says something new of it) or a confirmed one (a mistake, or
     delisted), or ``confirm`` an open one (the listed party: every payment to its account is
-    refused); who and why are kept in its ``decisions``. Raises
+    refused); who and why are kept in its ``decisions``. ``seen``: the alert's version as the
+    officer listed it (refused when it was written since: a new list reopened it). Raises
     `fjordbank.domain.rescreening.AlertRefused`. Returns the alert as decided."""
     who, why = checked_note(by, note)
     if not isinstance(key, str) or not KEY.fullmatch(key):
@@ -54,6 +63,7 @@ def decide(
         alert = uow.get(alert_path(key))
         if alert is None:
             raise AlertRefused("alert_not_open", f"no payee alert {key}")
+        check_seen(seen, alert.updated)
         fields = rules.decided(alert.data, action)
         decision = {"action": action, "by": who, "note": why, "at": clock().isoformat()}
         decided = {

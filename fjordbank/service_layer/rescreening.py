@@ -473,12 +473,21 @@ def _freeze(uow: UnitOfWork, accounts: list[Doc], customer: Doc) -> list[str]:
 
 
 def decide(
-    docs: Documents, uid: str, action: str, *, by: object, note: object, clock: Clock = system_clock
+    docs: Documents,
+    uid: str,
+    action: str,
+    *,
+    by: object,
+    note: object,
+    seen: object = None,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Compliance's decision on a customer's alert: ``freeze`` an open one (their open
     accounts frozen now) or confirm the freeze the rescreen made (the first decision on a
     frozen one), ``clear`` an open or frozen one (the accounts the alert froze, and still
     frozen, open again). Who and why are kept with it, in the alert's ``decisions``.
+    ``seen``: the alert's version as the officer listed it (`rules.seen`: refused when it
+    was written since).
     Raises `fjordbank.domain.rescreening.AlertRefused`. Returns the alert as decided."""
     who, why = rules.checked_note(by, note)
     if not isinstance(uid, str) or not 1 <= len(uid) <= 128 or "/" in uid:
@@ -491,6 +500,7 @@ def decide(
         customer, alert = found[f"{CUSTOMERS}/{uid}"], found[alert_path(uid)]
         if alert is None or customer is None:
             raise rules.AlertRefused("alert_not_open", f"no sanctions alert on {uid}")
+        rules.seen(seen, alert.updated)
         current = alert.data.get("status")
         status = rules.decided(current, action, confirmed=alert.data.get("confirmed") is True)
         frozen_by_alert = list(alert.data.get("frozenAccounts") or ())

@@ -584,3 +584,27 @@ async def test_an_alert_whose_commit_answer_was_lost_still_refuses_its_account_i
     assert replayed and again.reason == rules.IN_REVIEW
     [(paid, _)] = await uses.screen_batch([payment("alice", 2, name=HONEST)])
     assert paid.reason == rules.IN_REVIEW
+
+
+async def test_a_decision_on_a_payee_alert_as_listed_is_refused_when_a_new_list_reopened_it_since():
+    from fjordbank.runtime import payee_alerts as officer_tool
+
+    uses, docs, lists = use_case()
+    await uses.screen_batch([payment("alice", 1)])
+    key = rules.payee_key(OUTSIDE, LISTED)
+    [looked] = officer_tool.listed(officer(docs))
+    officer_tool.decide(officer(docs), rules.CLEAR, key, by="Compliance Kari", note="not the listed party")
+    entry = lists.now.entry("990108")
+    assert entry is not None
+    lists.now = SanctionsList([dataclasses.replace(entry, names=(*entry.names, "Nordkapp Shadow Trading"))])
+    await uses.screen_batch([payment("alice", 3)])  # reopened by the new list
+    with pytest.raises(AlertRefused) as refused:
+        officer_tool.decide(
+            officer(docs), rules.CLEAR, key, by="Kari", note="still another party", seen=looked["version"]
+        )
+    assert refused.value.code == "alert_changed" and alert(docs)["status"] == rules.OPEN
+    [now] = officer_tool.listed(officer(docs))
+    done = officer_tool.decide(
+        officer(docs), rules.CLEAR, key, by="Kari", note="still another party", seen=now["version"]
+    )
+    assert done["status"] == rules.CLEARED

@@ -557,3 +557,30 @@ def test_the_rescreen_bench_measures_both_rates_and_their_ratio():
     assert result["list_entries"] == 300 and result["changed_entries"] == 5
     assert result["customers_screened_per_s_whole_list"] > 0 and result["customers_screened_per_s_by_changes"] > 0
     assert result["ratio_by_changes_to_whole"] > 0  # by how much: the bench's run says (noisy in a test)
+
+
+def test_a_decision_on_the_alert_as_listed_is_refused_when_a_hit_was_raised_since():
+    """The officer listed a review (a similar name); the hourly rescreen then found a hit
+    and froze the customer; the officer's clear, meant for the review, lifted the freeze of
+    a hit nobody saw (found in review). With the version listed, it is refused."""
+    from fjordbank.domain.sanctions import SanctionedEntity, SanctionsList
+    from fjordbank.runtime import sanctions_alerts
+
+    docs = MemoryDocuments(fixed_clock())
+    customer(docs, "like", LIKE_LISTED, ("97100000001", "open"))
+    rescreening.run(docs, SAMPLE, uids=["like"])
+    [looked] = sanctions_alerts.listed(docs, "open")
+    assert [m["verdict"] for m in looked["matches"]] == ["review"] and looked["version"]
+    listed_now = SanctionedEntity("2", ("Solvi Marte Odegaard",), (dt.date(1975, 11, 2),), (), None)
+    rescreening.run(docs, SanctionsList((*SAMPLE.entries, listed_now)), uids=["like"])
+    assert data(docs, "accounts/97100000001")["status"] == "frozen"
+    with pytest.raises(rules.AlertRefused) as refused:
+        sanctions_alerts.decide(
+            docs, "clear", "like", by="Kari Compliance", note="another person", seen=looked["version"]
+        )
+    assert refused.value.code == "alert_changed" and data(docs, "accounts/97100000001")["status"] == "frozen"
+    [now] = sanctions_alerts.listed(docs, "frozen")  # listed again: the hit is there to see
+    done = sanctions_alerts.decide(
+        docs, "freeze", "like", by="Kari Compliance", note="the listed person", seen=now["version"]
+    )
+    assert done["status"] == "frozen"
