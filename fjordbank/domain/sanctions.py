@@ -354,19 +354,36 @@ class SanctionsList:
         # what the list says, whatever file it came from: the customers are screened again
         # once per version (fjordbank.service_layer.rescreening)
         self.version = hashlib.sha256(repr(sorted(self.entries, key=repr)).encode()).hexdigest()[:20]
-        self._aliases: list[tuple[int, str, tuple[str, ...]]] = []
+        # (entry, alias as listed, its tokens, whole: a reading that counts only when the
+        # name screened holds every one of its words)
+        self._aliases: list[tuple[int, str, tuple[str, ...], bool]] = []
         self._index: dict[str, set[int]] = defaultdict(set)
         for entry_no, entry in enumerate(self.entries):
             for alias in entry.names:
-                # every reading of the alias, as of the name screened (`name_readings`): a
-                # listed "Quintanilla-Ébano" or "Abd al-Zarqoon" typed as one word
-                # ("QuintanillaÉbano", "Alzarqoon") was equal to no reading of the alias
-                for tokens in name_readings(alias):
-                    alias_no = len(self._aliases)
-                    self._aliases.append((entry_no, alias, tokens))
-                    for token in set(tokens):
-                        for key in _index_keys(token):
-                            self._index[key].add(alias_no)
+                tokens = name_tokens(alias)
+                if not tokens:
+                    continue
+                self._add(entry_no, alias, tokens, whole=False)
+                # The alias's other readings (`name_readings`: its words joined, its marks
+                # left out), as the name screened is read: a listed "Quintanilla-Ébano" or
+                # "Abd al-Zarqoon" typed as one word ("QuintanillaÉbano", "Alzarqoon") was
+                # equal to no reading of it. Only their new words are indexed, each under
+                # itself (no one-letter variants: the index grew sixfold with them), and
+                # such a reading counts only when the name holds all its words (with fewer
+                # words, the omitted-name rule made "Ali Hassan" a match of "Ali Hassan
+                # al-Majid").
+                for reading in name_readings(alias):
+                    if reading != tokens:
+                        self._add(entry_no, alias, reading, whole=True, keys=set(reading) - set(tokens))
+
+    def _add(
+        self, entry_no: int, alias: str, tokens: tuple[str, ...], *, whole: bool, keys: set[str] | None = None
+    ) -> None:
+        alias_no = len(self._aliases)
+        self._aliases.append((entry_no, alias, tokens, whole))
+        for token in set(tokens) if keys is None else keys:
+            for key in _index_keys(token) if keys is None else (token,):
+                self._index[key].add(alias_no)
 
     @classmethod
     def from_xml(cls, xml: bytes, *, subjects: tuple[str, ...] = PERSONS) -> SanctionsList:
@@ -402,7 +419,9 @@ class SanctionsList:
         best: dict[int, tuple[float, str]] = {}
         for tokens in readings:
             for alias_no in self._candidates(tokens):
-                entry_no, alias, alias_tokens = self._aliases[alias_no]
+                entry_no, alias, alias_tokens, whole = self._aliases[alias_no]
+                if whole and not set(alias_tokens) <= set(tokens):
+                    continue
                 score = name_similarity(tokens, alias_tokens)
                 if entry_no not in best or score > best[entry_no][0]:
                     best[entry_no] = (score, alias)
