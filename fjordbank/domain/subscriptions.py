@@ -217,6 +217,7 @@ def _stands_out(charges: list[Charge], chain: list[Charge], interval: str) -> bo
         c.date < first.date
         and _periods(c.date, first.date, interval) == 1
         and not _similar(c.amount, first.amount, SAME_AMOUNT)
+        and not c.refunded_in_full  # a wrong plan charged and given back is no varying bill
         for c in charges
     )
     return not varied_before or len(chain) >= BUSY_MERCHANT_CHAIN
@@ -251,9 +252,12 @@ def detect(charges: list[Charge]) -> Subscription | None:
     refunded in full beside the chain does not hide it (`_stands_out`: it kept a real
     subscription off the list for as long as the history held it)."""
     charges = sorted(charges, key=lambda c: (c.date, c.tx_id))
+    # a chain ends at a charge that was not given back in full: purchases refunded after the
+    # last charge took every start, and charges all given back were listed
+    starts = [i for i in range(len(charges) - 1, -1, -1) if not charges[i].refunded_in_full][:START_CANDIDATES]
     best: tuple[str, list[Charge]] | None = None
     for interval in (MONTHLY, WEEKLY):
-        for start in range(len(charges) - 1, max(len(charges) - 1 - START_CANDIDATES, -1), -1):
+        for start in starts:
             chain = _chain(charges, start, interval)
             if not _regular(chain, interval) or not _stands_out(charges, chain, interval):
                 continue

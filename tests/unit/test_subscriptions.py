@@ -242,3 +242,22 @@ def test_a_month_given_back_in_full_is_still_a_month_of_the_subscription():
     months = [Charge(f"m{n}", dt.date(2026, month, 9), 12_900) for n, month in enumerate(range(7, 11))]
     given_back = [c.with_refund("rf", 12_900) if c.tx_id == "m2" else c for c in months]
     assert detect(months) is not None and detect(given_back) is not None
+
+
+def test_charges_given_back_in_full_neither_vary_the_bill_take_the_chains_end_nor_make_one():
+    """Found in the last review of the refunds change: a wrong plan charged and given back
+    a month before read as a varying bill, refunded purchases after the last charge took
+    every start of a chain, and charges all given back were listed."""
+
+    def charge(tx: str, day: dt.date, amount: int, given_back: bool = False) -> Charge:
+        c = Charge(tx, day, amount)
+        return c.with_refund(f"r-{tx}", amount) if given_back else c
+
+    months = [charge(x, dt.date(2026, m, 9), 12_900) for x, m in (("a", 6), ("b", 7), ("c", 8), ("d", 9))]
+    assert detect([charge("w", dt.date(2026, 6, 9), 19_900, True), *months[1:]]) is not None
+    bought = [
+        charge(f"p{n}", dt.date(2026, 9, day), amount, True)
+        for n, (day, amount) in enumerate(((12, 4_900), (15, 9_900), (20, 2_900)))
+    ]
+    assert detect([*months, *bought]) is not None
+    assert detect([charge(c.tx_id, c.date, c.amount, True) for c in months[:3]]) is None
