@@ -99,7 +99,9 @@ def merchant_key(name: str) -> str:
     wide = _without_store_number(re.sub(r"[\W_]+", " ", text).split())  # any script's letters and digits
     if any(ch.isalpha() for word in wide for ch in word):
         return "-".join(wide)[:100]
-    if latin and not re.search(r"[^\d\s.,#/-]", name):  # digits only ('1881'): as before
+    # numbers only ('1881', '1881*', '7-11'): as before, unless a word is marks alone ('*** 12'
+    # and '+++ 12' shared the key "12")
+    if latin and all(any(ch.isalnum() for ch in word) for word in name.split()):
         return "-".join(latin)[:100]
     shown = " ".join(name.split()).casefold()
     return "x-" + hashlib.sha256(shown.encode()).hexdigest()[:16] if shown else "unknown"

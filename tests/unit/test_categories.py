@@ -81,6 +81,7 @@ def test_merchants_named_in_another_script_or_with_no_letter_are_told_apart():
     assert merchant_key("ПЯТЁРОЧКА 0417") == merchant_key("Пятёрочка") == "пятерочка"  # one merchant, one key
     assert merchant_key("ΣΚΛΑΒΕΝΙΤΗΣ 12") == merchant_key("Σκλαβενίτης")
     assert merchant_key("1881") == "1881" and merchant_key("Kiwi Grünerløkka") == "kiwi-grunerløkka"  # as before
+    assert merchant_key("1881*") == merchant_key("(1881)") == "1881" and merchant_key("7–11") == "7"  # as before
     assert merchant_key("") == merchant_key("  ") == "unknown"
     assert all(len("m:" + k) <= 120 and "/" not in k for k in keys)  # a document id the callables take
 
