@@ -39,7 +39,10 @@ _LOOK_ALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN"})
 # Scripts whose capitals stand in for Latin ones to the eye (Cherokee Ᏼ Ꮢ, Lisu ꓐ ꓣ) and that
 # no normalisation maps to them: a name in them reads as "Borislav" to a person and as
 # nothing to the sanctions list. A name registered in Norway is not written in them.
-_LATIN_STAND_INS = frozenset({"CHEROKEE", "LISU"})
+_LATIN_STAND_INS = frozenset({"CHEROKEE", "LISU", "CANADIAN", "RUNIC", "OSAGE", "COPTIC"})
+# The scripts one part of a real name may mix: Japanese (kanji with kana) and Korean (hangul
+# with hanja); any other mix is spelled to look like something else.
+_WRITTEN_TOGETHER = (frozenset({"CJK", "HIRAGANA", "KATAKANA"}), frozenset({"HANGUL", "CJK"}))
 
 
 class OnboardingRefused(Refused):
@@ -107,7 +110,8 @@ def validate_name(data: dict[str, Any]) -> str:
         if not letters or not all(_NAME_CHAR.match(ch) for ch in letters) or not name_tokens(part):
             raise OnboardingRefused("invalid_name", "a name has letters, hyphens and apostrophes only", "name")
         scripts = _scripts(letters)
-        if len(_look_alike_scripts(letters)) > 1 or ("LATIN" in scripts and len(scripts) > 1):
+        mixed = len(scripts) > 1 and not any(scripts <= together for together in _WRITTEN_TOGETHER)
+        if len(_look_alike_scripts(letters)) > 1 or mixed:
             raise OnboardingRefused("invalid_name", "each part of a name is written in one alphabet", "name")
         if scripts & _LATIN_STAND_INS:
             raise OnboardingRefused("invalid_name", "a name has letters the bank cannot read", "name")

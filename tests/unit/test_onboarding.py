@@ -804,6 +804,7 @@ def test_from_2032_a_minor_cannot_claim_a_birth_date_a_century_earlier(individua
         "ꓐoꓣislav Kvetkovich Drazhenko",  # Lisu ꓐ and ꓣ inside a Latin word
         "ꓐꓳꓣꓲꓢꓡꓮꓦ ꓓꓣꓮꓜꓧꓰꓠꓗꓳ",  # a name all in Lisu capitals: "BORISLAV DRAZHENKO" to the eye
         "ᏴᎾᏒᎥᏚᏞᎪᏙ Drazhenko",
+        "ᗷᗝᖇᛁᔕᒪᗩᐯ ᗪᖇᗩᘔᕼᗴᑎᛕᗝ",  # Canadian syllabics with a Runic letter (found in the last review)
     ],
 )
 def test_a_name_in_letters_that_stand_in_for_latin_ones_is_refused(name) -> None:
@@ -821,5 +822,7 @@ def test_names_in_one_script_per_part_and_japanese_names_mixing_kana_and_kanji_a
         "Ødegård Sølvi-Marte",
         "Νίκος Παπαδόπουλος",
         "Dario D\u02bcAngelo",
+        "김 민준",
+        "金 美子",
     ):
         assert onboarding_rules.validate_name({"name": name}) == name
