@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(rlist)
     approve = command("approve", commands.reviews, "approve: the customer and a first account are made", reviews_sub)
     approve.add_argument("uid")
-    approve.set_defaults(reason=None)
+    approve.add_argument("--reason", help="why (kept with who approved it; the customer is not told)")
     reject = command("reject", commands.reviews, "reject with a reason the customer sees", reviews_sub)
     reject.add_argument("uid")
     reject.add_argument("--reason", required=True)
