@@ -231,7 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("customer", metavar="CUSTOMER", help="a uid or an e-mail")
         decide.add_argument("--by", required=True, help="who decides (kept with the decision)")
         decide.add_argument("--note", required=True, help="why (kept with the decision)")
-        decide.add_argument("--seen", help="the version `list` showed: refused if the alert was written since")
+        decide.add_argument(
+            "--seen",
+            required=action == "clear",  # lifting a hit found while the officer looked: never unseen
+            help="the version `list` showed: refused if the alert was written since",
+        )
         json_flag(decide)
 
     payees = sub.add_parser(
@@ -251,7 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("key", metavar="KEY", help="as `payees list` shows it")
         decide.add_argument("--by", required=True, help="who decides (kept with the decision)")
         decide.add_argument("--note", required=True, help="why (kept with the decision)")
-        decide.add_argument("--seen", help="the version `list` showed: refused if the alert was written since")
+        decide.add_argument(
+            "--seen",
+            required=action == "clear",  # lifting a hit found while the officer looked: never unseen
+            help="the version `list` showed: refused if the alert was written since",
+        )
         json_flag(decide)
 
     jobs = sub.add_parser(

@@ -36,8 +36,12 @@ def officer_parser(
         one.add_argument(subject)
         one.add_argument("--by", required=True, help="who decides (kept with the decision)")
         one.add_argument("--note", required=True, help="why (kept with the decision)")
+        # required to clear: lifting what the officer did not see (a hit found meanwhile) is
+        # the mistake that cannot wait for the next list; a freeze or confirm on a stale view errs safe
         one.add_argument(
-            "--seen", help="the version `list` showed: refused if the alert was written since (a match found meanwhile)"
+            "--seen",
+            required=action == "clear",
+            help="the version `list` showed: refused if the alert was written since (a match found meanwhile)",
         )
     return parser
 

@@ -4,7 +4,7 @@ decision on one: ``bankctl payees`` on the local stack, and in production (with 
 officer's own credentials, which may write ``payeeAlerts``)::
 
     python -m fjordbank.runtime.payee_alerts list [--status open|cleared|confirmed] --project PROJECT
-    python -m fjordbank.runtime.payee_alerts clear KEY --by NAME --note WHY [--seen VERSION] --project PROJECT
+    python -m fjordbank.runtime.payee_alerts clear KEY --by NAME --note WHY --seen VERSION --project PROJECT
     python -m fjordbank.runtime.payee_alerts confirm KEY --by NAME --note WHY [--seen VERSION] --project PROJECT
 
 ``clear`` (not the listed party, or delisted): payments to the payee under that name pass
@@ -13,7 +13,7 @@ payment to its account is refused, and still recorded; reporting it to the autho
 the officer's, outside this system. ``list`` prints one JSON object per alert, with the
 payments refused at its account (``attempts``, at most 1,000: ``attemptsCapped``) and who
 made them (``payers``), the oldest 200 alerts first, and its ``version``: a decision given it
-(``--seen``) is refused if the alert was written since (a new list reopened it).
+(``--seen``, required to clear) is refused if the alert was written since (a new list reopened it).
 """
 
 from __future__ import annotations

@@ -5,14 +5,14 @@ and compliance's decision on one: ``bankctl sanctions`` on the local stack, and 
 
     python -m fjordbank.runtime.sanctions_alerts list [--status open|frozen|cleared] --project PROJECT
     python -m fjordbank.runtime.sanctions_alerts freeze UID --by NAME --note WHY [--seen VERSION] --project PROJECT
-    python -m fjordbank.runtime.sanctions_alerts clear UID --by NAME --note WHY [--seen VERSION] --project PROJECT
+    python -m fjordbank.runtime.sanctions_alerts clear UID --by NAME --note WHY --seen VERSION --project PROJECT
 
 ``freeze`` (it is the listed person): every open account of the customer's is frozen now.
 ``clear`` (not the listed person, or delisted): the accounts the alert froze open again.
 ``list`` prints one JSON object per alert (``frozen``: the customers frozen, who wait for a
 decision too; ``open``: a name like a listed one, nothing frozen yet), with its ``version``:
-a decision given it (``--seen``) is refused if the alert was written since, so a hit the
-rescreen found while the officer looked is never cleared unseen.
+a decision given it (``--seen``, required to clear) is refused if the alert was written
+since, so a hit the rescreen found while the officer looked is never cleared unseen.
 """
 
 from __future__ import annotations

@@ -81,7 +81,15 @@ def test_a_payee_like_a_listed_one_is_refused_until_compliance_clears_it(stack, 
     assert status == 403
 
     cleared = bankctl(
-        "payees", "clear", alert["key"], "--by", "Compliance Kari", "--note", "a Norwegian shop, not the listed one"
+        "payees",
+        "clear",
+        alert["key"],
+        "--by",
+        "Compliance Kari",
+        "--note",
+        "a Norwegian shop, not the listed one",
+        "--seen",
+        alert["version"],
     )
     assert cleared.returncode == 0, cleared.stderr
     assert f"{alert['key']}: cleared (Compliance Kari)" in cleared.stdout

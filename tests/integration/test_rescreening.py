@@ -101,16 +101,30 @@ def test_a_customer_the_list_names_is_frozen_takes_money_in_and_is_cleared_by_co
 
     shown = bankctl("sanctions", "list", "--status", "frozen", "--json")
     assert shown.returncode == 0, shown.stderr
-    assert alice.uid in {row["uid"] for row in json.loads(shown.stdout)}
-    assert bankctl("sanctions", "clear", alice.uid, "--by", "K", "--note", "n").returncode == 1  # too short: refused
+    [seen] = [row["version"] for row in json.loads(shown.stdout) if row["uid"] == alice.uid]
+    assert (
+        bankctl("sanctions", "clear", alice.uid, "--by", "Kari Compliance", "--note", "another person").returncode == 2
+    )
+    assert (
+        bankctl("sanctions", "clear", alice.uid, "--by", "K", "--note", "n", "--seen", seen).returncode == 1
+    )  # too short
     cleared = bankctl(
-        "sanctions", "clear", alice.uid, "--by", "Kari Compliance", "--note", "passport: another person", "--json"
+        "sanctions",
+        "clear",
+        alice.uid,
+        "--by",
+        "Kari Compliance",
+        "--note",
+        "passport: another person",
+        "--seen",
+        seen,
+        "--json",
     )
     assert cleared.returncode == 0, cleared.stderr
     assert json.loads(cleared.stdout)["status"] == "cleared"
     assert [alice.app.get(f"accounts/{a}")[1]["status"] for a in alice.accounts] == ["open", "open"]
     assert reason(alice, alice.request_payment(bob.accounts[0], 1_000)) == "completed"
-    again = bankctl("sanctions", "clear", alice.uid, "--by", "Kari Compliance", "--note", "once more")
+    again = bankctl("sanctions", "clear", alice.uid, "--by", "Kari Compliance", "--note", "once more", "--seen", seen)
     assert again.returncode == 1 and "refused" in again.stderr  # decided once
     audit()
 
@@ -151,7 +165,11 @@ def test_an_applicant_frozen_in_review_is_approved_with_a_frozen_account_that_a_
     account = body["result"]["accountId"]
     assert admin_db.document(f"accounts/{account}").get().to_dict()["status"] == "frozen"
     assert admin_db.document(alert_path(uid)).get().to_dict()["frozenAccounts"] == [account]
-    cleared = bankctl("sanctions", "clear", uid, "--by", "Kari Compliance", "--note", "another person: passport")
+    shown = json.loads(bankctl("sanctions", "list", "--status", "frozen", "--json").stdout)
+    [seen] = [row["version"] for row in shown if row["uid"] == uid]
+    cleared = bankctl(
+        "sanctions", "clear", uid, "--by", "Kari Compliance", "--note", "another person: passport", "--seen", seen
+    )
     assert cleared.returncode == 0, cleared.stderr
     assert admin_db.document(f"accounts/{account}").get().to_dict()["status"] == "open"
     audit()

@@ -488,8 +488,11 @@ def test_the_officers_command_line_lists_and_decides(docs, monkeypatch):
     parser = decisions.officer_parser(
         "p", None, statuses=("open", "frozen"), default="open", actions=("freeze", "clear"), subject="uid", what="alert"
     )
-    args = parser.parse_args(["--project", "bank", "clear", "u1", "--by", "Kari", "--note", "why"])
-    assert (args.action, args.uid, args.by, args.note) == ("clear", "u1", "Kari", "why")
+    args = parser.parse_args(["--project", "bank", "clear", "u1", "--by", "Kari", "--note", "why", "--seen", "v1"])
+    assert (args.action, args.uid, args.by, args.note, args.seen) == ("clear", "u1", "Kari", "why", "v1")
+    with pytest.raises(SystemExit):  # a clear says what it saw
+        parser.parse_args(["--project", "bank", "clear", "u1", "--by", "Kari", "--note", "why"])
+    assert parser.parse_args(["--project", "bank", "freeze", "u1", "--by", "Kari", "--note", "why"]).seen is None
     assert parser.parse_args(["--project", "bank", "list"]).status == "open"
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
     assert decisions.emulator_mismatch("bank") is not None and decisions.emulator_mismatch("demo-x") is None
