@@ -143,6 +143,7 @@ PLACEHOLDERS = {
     "REASON": "another company",
     "PAYEE_KEY": "0" * 32,
     "NAME": "Hansen Rør AS",
+    "VERSION": "2026-12-05T10:00:00.123456+00:00",
 }
 _PLACEHOLDER = re.compile(r"[A-Z][A-Z_]+")
 
