@@ -570,9 +570,9 @@ def check_payment_moves(payment_id: str, verdict: dict[str, Any], postings: list
     bank). Balances, conservation and transit all agree with a credit to a third
     customer, a completed payment refunded, or a posting for another amount."""
     kind, payer, payee, amount = (verdict.get(f) for f in ("kind", "fromAccount", "toAccount", "amount"))
-    if kind not in (INTERNAL, EXTERNAL, INCOMING) or not isinstance(payer, str) or not isinstance(payee, str):
+    if kind not in (INTERNAL, EXTERNAL, INCOMING) or not (isinstance(payer, str) and isinstance(payee, str)):
         return []
-    if type(amount) is not int:
+    if type(amount) is not int:  # a malformed record: read_payments reports it
         return []
     findings: list[Finding] = []
     for posting in postings:

@@ -1591,6 +1591,17 @@ async def test_the_processor_api_takes_a_partial_reversal_and_refuses_what_is_no
     assert (status, answer["reason"]) == (409, "reversal_over_hold")
 
 
+def _card_service(bank: Bank) -> Any:
+    """The card service's HTTP side on the bank's ledger and card numbers (no NATS)."""
+    from types import SimpleNamespace
+
+    from run_services.cards import CardService
+
+    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
+    service.ledger, service.numbers = bank.ledger, bank.cards
+    return service
+
+
 def _processor_request(bank: Bank, pan: str, reference: str, amount: int) -> dict[str, Any]:
     r = bank.request(pan, reference=reference, amount=amount)
     return {
@@ -1614,13 +1625,11 @@ async def test_a_request_decided_while_a_copys_approval_is_being_released_waits_
     released: the processor had an approval whose hold was gone (found in review). Now a
     decision of the reference waits for the release, and is declined as released."""
     import json
-    from types import SimpleNamespace
 
     from fjordbank.runtime.http import Exchange
-    from run_services.cards import AUTHORIZATIONS, CardService
+    from run_services.cards import AUTHORIZATIONS
 
-    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
-    service.ledger, service.numbers = bank.ledger, bank.cards
+    service = _card_service(bank)
     pan = bank.add_card()
     data = _processor_request(bank, pan, "ref-x", 60_000)
     body = json.dumps(data).encode()
@@ -1651,13 +1660,11 @@ async def test_a_copys_lost_answer_keeps_the_hold_while_another_approval_of_it_i
     """The genuine request was decided (approved) before the copy's hang-up was known, its
     answer not yet written: the hold stays; had neither, it is released."""
     import json
-    from types import SimpleNamespace
 
     from fjordbank.runtime.http import Exchange
-    from run_services.cards import AUTHORIZATIONS, CardService
+    from run_services.cards import AUTHORIZATIONS
 
-    service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
-    service.ledger, service.numbers = bank.ledger, bank.cards
+    service = _card_service(bank)
     pan = bank.add_card()
     data = _processor_request(bank, pan, "ref-x", 60_000)
     body = json.dumps(data).encode()
