@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,8 @@ from pathlib import Path
 from prometheus_client import Counter
 
 from fjordbank.adapters.faults import FaultSwitch
+
+log = logging.getLogger("clearing.channel")
 
 CHANNEL_DOWN = "clearing_channel_down"  # the fault's name in the faults file
 # A file from the clearing house set aside for an operator (``processed/<name>.<why>``): what
@@ -185,7 +188,13 @@ class ClearingDirs:
 
     def file_away(self, path: Path, suffix: str = "") -> None:
         """An answer or a pacs.008 handled, into ``processed/`` (``suffix``: set aside for
-        an operator)."""
-        path.rename(self.processed / f"{path.name}{suffix}")
+        an operator). One another process filed away first (two instances overlapping in a
+        rollout both read it; what each did with it is idempotent) is not an error: raised,
+        it restarted the reading loop."""
+        try:
+            path.rename(self.processed / f"{path.name}{suffix}")
+        except FileNotFoundError:
+            log.info("file filed away by another process", extra={"file": path.name})
+            return
         if suffix:
             SET_ASIDE.labels(INCOMING if path.parent == self.incoming_dir else ANSWER, suffix.lstrip(".")).inc()

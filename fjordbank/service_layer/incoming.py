@@ -121,7 +121,8 @@ class IncomingChannel(Protocol):
 
     def read_incoming(self, path: Path) -> bytes: ...
 
-    def file_away(self, path: Path, suffix: str = "") -> None: ...
+    def file_away(self, path: Path, suffix: str = "") -> None:
+        """A file handled, or set aside (``suffix``); one filed away already is not an error."""
 
     def deliver(self, name: str, data: bytes) -> None:
         """Send a file once: FileExistsError when that name was delivered before."""
@@ -397,13 +398,7 @@ class Incoming:
 
     def _set_aside(self, path: Path, exc: Exception) -> None:
         log.error("pacs.008 not taken; moved aside", extra={"file": path.name, "error": str(exc)})
-        self._file_away(path, ".rejected")
-
-    def _file_away(self, path: Path, suffix: str = "") -> None:
-        try:
-            self.channel.file_away(path, suffix)
-        except FileNotFoundError:  # another instance (a rollout's overlap) filed it first
-            log.info("pacs.008 filed away by another process", extra={"file": path.name})
+        self.channel.file_away(path, ".rejected")
 
     async def receive_file(self, path: Path, publish: Publish) -> list[PaymentEvent]:
         """One pacs.008: publish each credit's ``arrived``, send back those to no account
@@ -455,7 +450,7 @@ class Incoming:
                 extra={"file": path.name, "payment_id": r.payment_id, "reason": r.reason_code, "error": r.why},
             )
             await self.send_order(refused_order(r, batch.message_id))
-        self._file_away(path)
+        self.channel.file_away(path)
         log.info(
             "pacs.008 handled",
             extra={

@@ -90,3 +90,15 @@ def test_a_file_set_aside_is_counted_by_what_it_was_and_why(tmp_path):
     assert count("answer", "unknown") == before[("answer", "unknown")] + 1  # type: ignore[operator]
     assert count("answer", "rejected") == before[("answer", "rejected")]
     assert (dirs.processed / "NICS1.xml.rejected").exists() and (dirs.processed / "ANS2.xml").exists()
+
+
+def test_a_file_another_process_filed_away_first_is_not_an_error(channel):
+    """Two clearing instances overlap in a rollout and both read one answer: the second's
+    file-away found nothing to move and raised FileNotFoundError, which restarted its
+    reading loop (the answer's effects are idempotent, the error was not)."""
+    answer = channel.inbox / "ANS1.xml"
+    answer.write_bytes(b"<x/>")
+    channel.file_away(answer)
+    channel.file_away(answer)  # the second instance, a moment later
+    channel.file_away(answer, ".rejected")
+    assert [p.name for p in channel.processed.iterdir()] == ["ANS1.xml"]
