@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(dlq_list)
     dlq_replay = command("replay", commands.dlq_replay, "publish a dead letter again on its original subject", dlq_sub)
     dlq_replay.add_argument("sequence", type=int, help="the DLQ stream sequence shown by `dlq list`")
+    dlq_replay.add_argument("--again", action="store_true", help="publish a letter replayed before once more")
 
     held = sub.add_parser(
         "held",

@@ -234,16 +234,23 @@ def dlq(args) -> int:
         raise CommandError(f"--consumer {args.consumer!r} is no consumer; one of: {', '.join(names)}")
     subject = topology.dlq_subject(args.consumer) if args.consumer else "dlq.>"
 
-    async def read(nc) -> list:
-        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True)
+    async def read(nc) -> tuple[list, dict]:
+        from fjordbank.runtime.dead_letters import ReplayRefused, replay_marks
+
+        js = nc.jetstream()
+        try:
+            marks = await replay_marks(js)
+        except ReplayRefused as exc:
+            raise CommandError(str(exc)) from exc
+        sub = await js.subscribe(subject, ordered_consumer=True)
         out = []
         while True:
             try:
                 out.append(await sub.next_msg(timeout=1))
             except Exception:  # noqa: BLE001 - nats' TimeoutError: nothing more
-                return out
+                return out, marks
 
-    messages = _nats(args.config, read)
+    messages, marks = _nats(args.config, read)
     rows = []
     for msg in messages:
         h = msg.headers or {}
@@ -255,29 +262,34 @@ def dlq(args) -> int:
                 "originalSequence": h.get("Fjb-Original-Sequence"),
                 "deliveries": h.get("Fjb-Deliveries"),
                 "reason": h.get("Fjb-Reason"),
+                "replayed": marks.get(msg.metadata.sequence.stream),  # None, or when, where and how often
             }
         )
     if args.json:
         emit_json(rows)
         return 0
     for r in rows:
+        done = r["replayed"]
         print(
             f"#{r['sequence']} {r['subject']} from {r['originalSubject']} "
             f"seq {r['originalSequence']} after {r['deliveries']} deliveries: {r['reason']}"
+            + (f" [replayed {done.get('times')}x, last at {done.get('at')}]" if done else "")
         )
-    print(f"{len(rows)} dead-lettered message(s)")
+    waiting = sum(r["replayed"] is None for r in rows)
+    print(f"{len(rows)} dead-lettered message(s), {waiting} not replayed")
     return 0
 
 
 def dlq_replay(args) -> int:
     """Publish a dead-lettered message again on the subject it came from, once its cause is
-    mended. Safe to repeat: every service answers a step it has applied from its records.
-    Only on a subject the letter's consumer takes (fjordbank.runtime.dead_letters)."""
+    mended, and mark it replayed (`dlq list` shows it). A letter replayed before is refused
+    unless --again; either is safe, since every service answers a step it has applied from
+    its records. Only on a subject the letter's consumer takes (fjordbank.runtime.dead_letters)."""
     from fjordbank.runtime.dead_letters import ReplayRefused, replay
 
     async def again(nc) -> str:
         try:
-            return await replay(nc.jetstream(), args.sequence)
+            return await replay(nc.jetstream(), args.sequence, again=args.again)
         except ReplayRefused as exc:
             raise CommandError(str(exc)) from exc
 

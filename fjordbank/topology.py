@@ -127,6 +127,12 @@ LEASE_SECONDS = 3.0
 LEASE_RENEW_SECONDS = 0.75
 LEASE_VALID_SECONDS = 2.25
 
+# Dead letters published again (fjordbank/runtime/dead_letters.py): a key per DLQ sequence
+# replayed (when, on which subject, how often), in a replicated file KV bucket whose
+# entries live as long as the letters (the DLQ stream's max age). `bankctl dlq list` shows
+# which letters were dealt with, and a second replay must be asked for (``--again``).
+REPLAYED_BUCKET = "dead-letters-replayed"
+
 
 def partition_of(account: str, partitions: int = PAYMENT_PARTITIONS) -> int:
     """The partition of a payer's account: stable across processes and releases (not

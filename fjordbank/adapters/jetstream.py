@@ -107,6 +107,7 @@ async def _ensure_once(js: JetStreamContext, replicas: int | None) -> None:
         log.info("consumer ensured", extra={"consumer": durable.durable})
     await _remove_undeclared(js)
     await js.create_key_value(owners_config(replicas))
+    await js.create_key_value(replayed_config(replicas))
 
 
 def owners_config(replicas: int | None = None) -> KeyValueConfig:
@@ -121,6 +122,20 @@ def owners_config(replicas: int | None = None) -> KeyValueConfig:
         storage=StorageType.MEMORY,
         replicas=replicas or 3,
         direct=True,
+    )
+
+
+def replayed_config(replicas: int | None = None) -> KeyValueConfig:
+    """The dead letters replayed (fjordbank/runtime/dead_letters.py): on file, replicated,
+    each mark kept as long as the DLQ stream keeps its letter."""
+    dlq = next(spec for spec in STREAMS if spec.name == topology.STREAM_DLQ)
+    return KeyValueConfig(
+        bucket=topology.REPLAYED_BUCKET,
+        description="Dead letters published again: when, on which subject, how often.",
+        history=1,
+        ttl=float(dlq.max_age_seconds),
+        storage=StorageType.FILE,
+        replicas=replicas or dlq.replicas,
     )
 
 

@@ -7,24 +7,36 @@ services use: FJB_NATS_URLS, FJB_NATS_PASSWORD, FJB_NATS_CA/CERT/KEY)::
 A letter goes back only on a subject its consumer takes, in the partition its payment's
 account gives (`replay_problem`): its headers are written by whoever may publish on its
 dlq subject, and every service may on its own, while the replay publishes as admin, who may
-publish anything. The message id ``replay:DLQ:SEQ`` makes a second replay within
-JetStream's duplicate window (2 minutes) a no-op; after it the services answer a step they
-applied from their records.
+publish anything.
+
+Each replay is marked (`topology.REPLAYED_BUCKET`: when, on which subject, how often), so
+`bankctl dlq list` shows the letters dealt with, and a letter replayed before is refused
+unless asked for once more (``--again``: its cause was mended again after a second failure).
+The first replay's message id ``replay:DLQ:SEQ`` (a later one's ``replay:DLQ:SEQ:N``) makes
+two operators replaying at once one publish within JetStream's duplicate window (2 minutes);
+after it the services answer a step they applied from their records. A replay whose mark
+could not be written (the cluster lost between the two) went out unmarked: said, not undone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
+import logging
 import sys
+from typing import Any
 
 import nats.js.errors
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 
 from fjordbank import topology
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent
+
+log = logging.getLogger("dead_letters")
 
 
 class ReplayRefused(Exception):
@@ -53,9 +65,10 @@ def replay_problem(dead_letter_subject: str, original: str | None, data: bytes) 
     return None
 
 
-async def replay(js: JetStreamContext, sequence: int) -> str:
-    """Publish dead letter ``sequence`` again on the subject it came from; returns that
-    subject. Raises ReplayRefused for a letter that is not there or may not go back."""
+async def replay(js: JetStreamContext, sequence: int, *, again: bool = False) -> str:
+    """Publish dead letter ``sequence`` again on the subject it came from, and mark it
+    replayed; returns that subject. Raises ReplayRefused for a letter that is not there, may
+    not go back, or was replayed before (unless ``again``)."""
     try:
         msg = await js.get_msg(topology.STREAM_DLQ, sequence)
     except nats.js.errors.NotFoundError as exc:
@@ -66,10 +79,60 @@ async def replay(js: JetStreamContext, sequence: int) -> str:
     problem = replay_problem(msg.subject or "", subject, data)
     if problem is not None or not isinstance(subject, str):
         raise ReplayRefused(f"dead letter #{sequence} is not replayed: {problem}")
+    marks = await _marks(js)
+    before = await _mark(marks, sequence)
+    times = int(before.get("times") or 1) if before is not None else 0
+    if before is not None and not again:
+        raise ReplayRefused(
+            f"dead letter #{sequence} was replayed already ({times} time(s), the last at {before.get('at')} "
+            f"on {before.get('subject')}); --again publishes it once more"
+        )
+    msg_id = f"replay:{topology.STREAM_DLQ}:{sequence}" + (f":{times + 1}" if times else "")
     # the dead letter's trace context goes along: the replay continues the payment's trace
     trace = {k: v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
-    await js.publish(subject, data, headers={**trace, "Nats-Msg-Id": f"replay:{topology.STREAM_DLQ}:{sequence}"})
+    await js.publish(subject, data, headers={**trace, "Nats-Msg-Id": msg_id})
+    mark = {"subject": subject, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "times": times + 1}
+    try:
+        await marks.put(str(sequence), json.dumps(mark).encode())
+    except Exception:  # published: the mark is what is missing, and a list will show it as not replayed
+        log.exception("dead letter replayed but not marked", extra={"sequence": sequence, "subject": subject})
     return subject
+
+
+async def replay_marks(js: JetStreamContext) -> dict[int, dict[str, Any]]:
+    """Every dead letter replayed: DLQ sequence -> its mark (``subject``, ``at``, ``times``)."""
+    marks = await _marks(js)
+    try:
+        keys = await marks.keys()
+    except nats.js.errors.NoKeysError:
+        return {}
+    found = {}
+    for key in keys:
+        if key.isdigit() and (mark := await _mark(marks, int(key))) is not None:
+            found[int(key)] = mark
+    return found
+
+
+async def _marks(js: JetStreamContext) -> KeyValue:
+    try:
+        return await js.key_value(topology.REPLAYED_BUCKET)
+    except nats.js.errors.BucketNotFoundError as exc:
+        raise ReplayRefused(
+            f"the replay marks' bucket {topology.REPLAYED_BUCKET} is missing: create the topology first "
+            "(fjordbank.adapters.jetstream.ensure_topology)"
+        ) from exc
+
+
+async def _mark(marks: KeyValue, sequence: int) -> dict[str, Any] | None:
+    try:
+        entry = await marks.get(str(sequence))
+    except nats.js.errors.KeyNotFoundError:
+        return None
+    try:
+        mark = json.loads(entry.value or b"")
+    except ValueError:
+        mark = None
+    return mark if isinstance(mark, dict) else {"times": 1}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,13 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     again = sub.add_parser("replay", help="publish one dead letter again on the subject it came from")
     again.add_argument("sequence", type=int, help="the dead letter's sequence in the DLQ stream")
+    again.add_argument("--again", action="store_true", help="publish a letter replayed before once more")
     args = parser.parse_args(argv)
     settings = load_settings(identity="admin")
 
     async def run() -> str:
         nc = await nats_conn.connect(settings.nats, name="dead-letters", max_reconnect_attempts=2)
         try:
-            return await replay(nc.jetstream(), args.sequence)
+            return await replay(nc.jetstream(), args.sequence, again=args.again)
         finally:
             await nc.close()
 

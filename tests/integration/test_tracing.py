@@ -196,19 +196,32 @@ def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_tr
         timeout=60,
     )
     assert replayed.returncode == 0, replayed.stderr
-    # production's way (the admin identity from the environment): the same letter again, a
-    # repeat JetStream drops within its duplicate window
-    import os
-
-    again = subprocess.run(
-        [sys.executable, "-m", "fjordbank.runtime.dead_letters", "replay", str(dead["dlqSequence"])],
+    listed = subprocess.run(
+        [sys.executable, "-m", "bankctl", "dlq", "list", "--consumer", "ledger", "--json"],
         capture_output=True,
         text=True,
         cwd=stack.s.repo,
-        env={**os.environ, **stack.nats_env("admin")},
         timeout=60,
     )
-    assert again.returncode == 0 and f"#{dead['dlqSequence']} on payments." in again.stdout, again.stderr
+    assert listed.returncode == 0, listed.stderr
+    letter = next(r for r in json.loads(listed.stdout) if r["sequence"] == dead["dlqSequence"])
+    assert letter["replayed"]["times"] == 1 and letter["replayed"]["subject"].startswith("payments.approved.")
+    # production's way (the admin identity from the environment): the same letter again is
+    # refused as replayed already; --again would publish it once more
+    import os
+
+    def production_replay(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "fjordbank.runtime.dead_letters", "replay", str(dead["dlqSequence"]), *extra],
+            capture_output=True,
+            text=True,
+            cwd=stack.s.repo,
+            env={**os.environ, **stack.nats_env("admin")},
+            timeout=60,
+        )
+
+    again = production_replay()
+    assert again.returncode == 1 and "was replayed already (1 time(s)" in again.stderr, again.stderr
     doc = alice.wait_final(request_id, timeout=60)
     assert doc["status"] == "failed" and doc["reason"]["code"] == "insufficient_funds"
     after = wait_trace(
@@ -220,4 +233,14 @@ def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_tr
     assert after["traceIds"] == timeline["traceIds"]
     assert after["end"]["summary"].startswith("failed: insufficient_funds")
     print(bankctl_trace(stack, payment_id, as_json=False).stdout)
+    # asked for once more: published again (a new message id) and answered from the record
+    once_more = production_replay("--again")
+    assert once_more.returncode == 0 and f"#{dead['dlqSequence']} on payments." in once_more.stdout, once_more.stderr
+    wait_trace(
+        stack,
+        payment_id,
+        lambda t: len([r for r in t["steps"] if r["service"] == "ledger" and r["step"]]) == 8,
+        "the second replay's delivery in the same trace",
+    )
+    assert alice.request(request_id)["status"] == "failed"
     audit()

@@ -67,3 +67,121 @@ def test_a_payment_named_for_another_partition_or_unreadable_is_refused() -> Non
     other = f"{base}.{(int(n) + 1) % topology.PAYMENT_PARTITIONS}"
     assert f"belongs on {subject}" in (replay_problem("dlq.ledger", other, data) or "")
     assert "cannot be read" in (replay_problem("dlq.ledger", subject, b"not json") or "")
+
+
+# ---- the replay's mark (fjordbank/runtime/dead_letters.py replay, replay_marks) -----------
+class _Entry:
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+
+class _Marks:
+    """The replay marks' KV bucket, as nats-py's KeyValue answers."""
+
+    def __init__(self, *, fail_put: bool = False) -> None:
+        self.entries: dict[str, bytes] = {}
+        self.fail_put = fail_put
+
+    async def get(self, key: str) -> _Entry:
+        import nats.js.errors
+
+        if key not in self.entries:
+            raise nats.js.errors.KeyNotFoundError
+        return _Entry(self.entries[key])
+
+    async def put(self, key: str, value: bytes) -> int:
+        if self.fail_put:
+            raise TimeoutError("the cluster went away")
+        self.entries[key] = value
+        return len(self.entries)
+
+    async def keys(self) -> list[str]:
+        import nats.js.errors
+
+        if not self.entries:
+            raise nats.js.errors.NoKeysError
+        return list(self.entries)
+
+
+class _Letter:
+    def __init__(self, subject: str, data: bytes) -> None:
+        self.subject = "dlq.ledger"
+        self.headers = {"Fjb-Original-Subject": subject, "traceparent": "00-abc-def-01"}
+        self.data = data
+
+
+class _JetStream:
+    def __init__(self, marks: _Marks | None) -> None:
+        self.marks = marks
+        self.letters = {7: _Letter(*letter("approved"))}
+        self.published: list[tuple[str, dict]] = []
+
+    async def get_msg(self, stream: str, sequence: int) -> _Letter:
+        import nats.js.errors
+
+        assert stream == topology.STREAM_DLQ
+        if sequence not in self.letters:
+            raise nats.js.errors.NotFoundError
+        return self.letters[sequence]
+
+    async def publish(self, subject: str, data: bytes, headers: dict) -> None:
+        self.published.append((subject, headers))
+
+    async def key_value(self, bucket: str) -> _Marks:
+        import nats.js.errors
+
+        assert bucket == topology.REPLAYED_BUCKET
+        if self.marks is None:
+            raise nats.js.errors.BucketNotFoundError
+        return self.marks
+
+
+async def test_a_replay_is_marked_and_a_second_one_must_be_asked_for() -> None:
+    """An operator could not tell a letter dealt with from one waiting (`dlq list` showed
+    both alike), and a second replay after the duplicate window went out unasked."""
+    from fjordbank.runtime.dead_letters import ReplayRefused, replay, replay_marks
+
+    js = _JetStream(_Marks())
+    assert await replay_marks(js) == {}  # type: ignore[arg-type]
+    subject = await replay(js, 7)  # type: ignore[arg-type]
+    assert js.published == [(subject, {"traceparent": "00-abc-def-01", "Nats-Msg-Id": "replay:DLQ:7"})]
+    marks = await replay_marks(js)  # type: ignore[arg-type]
+    assert marks[7]["times"] == 1 and marks[7]["subject"] == subject and marks[7]["at"]
+
+    with pytest.raises(ReplayRefused, match=r"replayed already \(1 time\(s\).*--again"):
+        await replay(js, 7)  # type: ignore[arg-type]
+    assert len(js.published) == 1
+
+    await replay(js, 7, again=True)  # type: ignore[arg-type]
+    assert js.published[-1][1]["Nats-Msg-Id"] == "replay:DLQ:7:2"  # not dropped as the first one's duplicate
+    assert (await replay_marks(js))[7]["times"] == 2  # type: ignore[arg-type]
+
+
+async def test_a_replay_whose_mark_cannot_be_written_is_published_and_said(caplog) -> None:
+    from fjordbank.runtime.dead_letters import replay
+
+    js = _JetStream(_Marks(fail_put=True))
+    assert await replay(js, 7) == js.published[0][0]  # type: ignore[arg-type]
+    assert "dead letter replayed but not marked" in caplog.text
+
+
+async def test_a_replay_without_the_marks_bucket_is_refused_before_it_publishes() -> None:
+    from fjordbank.runtime.dead_letters import ReplayRefused, replay
+
+    js = _JetStream(None)
+    with pytest.raises(ReplayRefused, match="dead-letters-replayed is missing"):
+        await replay(js, 7)  # type: ignore[arg-type]
+    assert js.published == []
+    with pytest.raises(ReplayRefused, match="no dead letter #8"):
+        await replay(js, 8)  # type: ignore[arg-type]
+
+
+def test_the_marks_live_as_long_as_the_letters_on_file_and_replicated() -> None:
+    from nats.js.api import StorageType
+
+    from fjordbank.adapters.jetstream import replayed_config
+
+    config = replayed_config()
+    dlq = next(s for s in topology.STREAMS if s.name == topology.STREAM_DLQ)
+    assert config.bucket == topology.REPLAYED_BUCKET and config.ttl == dlq.max_age_seconds
+    assert config.storage == StorageType.FILE and config.replicas == 3 and config.history == 1
