@@ -79,6 +79,12 @@ SUBJECT_PAYMENT_ARRIVED = "payments.arrived"
 SUBJECT_PAYMENT_UNAPPLIED = "payments.unapplied"
 ARRIVED = "arrived"
 UNAPPLIED = "unapplied"
+# ...and clearing's ``held`` (a credit held for sanctions review) for the ledger to book into
+# the payee's partition's suspense shard until a compliance officer decides: the money is
+# the bank's to account for from the moment the clearing house settled it. Nothing follows
+# it on NATS (no tipping off); a release is the credit's ``arrived``.
+SUBJECT_PAYMENT_HELD = "payments.held"
+HELD = "held"
 
 SUBJECT_CUSTOMER_APPROVED = "customers.approved"
 SUBJECT_CUSTOMER_REVIEW = "customers.review"
@@ -334,6 +340,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
             SUBJECT_PAYMENT_CREDIT,
             SUBJECT_PAYMENT_REFUND,
             SUBJECT_PAYMENT_ARRIVED,
+            SUBJECT_PAYMENT_HELD,
         ),
         description="Holds and posts payments as double entry in the Firestore ledger.",
     ),
@@ -459,6 +466,7 @@ IDENTITIES: tuple[Identity, ...] = (
             every_partition(SUBJECT_PAYMENT_SETTLED),
             every_partition(SUBJECT_PAYMENT_RETURNED),
             every_partition(SUBJECT_PAYMENT_ARRIVED),
+            every_partition(SUBJECT_PAYMENT_HELD),
         ),
         consumes=("clearing",),
     ),

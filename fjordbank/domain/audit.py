@@ -17,12 +17,15 @@ tried on a ledger made up in a test:
   leave no account changed, and no other failed payment has postings;
 * the internal transit shards hold exactly the internal payments between their debit and
   their credit or refund (fjordbank.domain.payment_ledger): zero when nothing is in flight;
+* the suspense shards hold exactly the payments from other banks held for sanctions review
+  (booked ``held``, not yet released or sent back), and a credit left unapplied moved no
+  money (held, then sent back: into suspense and out again);
 * every card capture is posted exactly once, for the captured amount, and no other card
   authorisation has a posting.
 
 The findings come in a fixed order (the documents' faults, conservation, the accounts by
-id, the holds, the card captures, the payments, the transit shards, postings without a
-payment), which the report and the scheduled audit's examples keep.
+id, the holds, the card captures, the payments, the transit shards, the suspense shards,
+postings without a payment), which the report and the scheduled audit's examples keep.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any, NamedTuple
 from fjordbank.domain.ledger import (
     CUSTOMER,
     INTERNAL_CARD_SCHEME,
+    INTERNAL_SUSPENSE,
     INTERNAL_TRANSIT,
     Hold,
     Posting,
@@ -44,7 +48,8 @@ from fjordbank.domain.ledger import (
     replay,
 )
 from fjordbank.domain.payments import EXTERNAL, INCOMING, INTERNAL
-from fjordbank.topology import CREDIT, REFUND
+from fjordbank.topology import CREDIT, REFUND, UNAPPLIED
+from fjordbank.topology import HELD as HELD_STEP
 
 # What kind of invariant a problem breaks (fjb_audit_problems{kind}, the audit summary).
 MALFORMED = "malformed"  # an account, posting or hold document that cannot be read
@@ -57,6 +62,7 @@ HELD = "holds"  # negative holds, held != the active holds, an active hold past 
 PAYMENT_POSTINGS = "payment_postings"  # a payment not posted exactly once (or posted though failed)
 TRANSIT = "transit"  # the transit shards do not hold exactly the internal payments in flight
 CARD_POSTINGS = "card_postings"  # a card capture or refund not posted exactly once, or a posting without one
+SUSPENSE = "suspense"  # the suspense shards do not hold exactly the payments from other banks held for review
 KINDS = (
     MALFORMED,
     CONSERVATION,
@@ -68,6 +74,7 @@ KINDS = (
     PAYMENT_POSTINGS,
     CARD_POSTINGS,
     TRANSIT,
+    SUSPENSE,
 )
 
 # The step of a card capture's posting (the card service's, fjordbank.domain.card_settlement
@@ -177,6 +184,7 @@ def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
         check_card_captures(postings, ledger.card_authorizations),
         check_payment_postings(payments, postings),
         check_transit(accounts, ledger.payments),
+        check_suspense(accounts, ledger.payments),
         check_postings_without_verdict(ledger.payments, postings),
     ):
         report.record(findings)
@@ -557,8 +565,8 @@ def check_posted_payment(
             findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id}: posting {pid} missing"))
     if count != len(listed):
         findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} has {count} postings, expected {len(listed)}"))
-    if status == "failed" and any(replay([by_id[i] for i in listed if i in by_id]).values()):
-        findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} failed but its postings moved money"))
+    if status in ("failed", UNAPPLIED) and any(replay([by_id[i] for i in listed if i in by_id]).values()):
+        findings.append(Finding(PAYMENT_POSTINGS, f"payment {payment_id} {status} but its postings moved money"))
     return findings
 
 
@@ -626,6 +634,22 @@ def check_transit(accounts: Documents, verdicts: Documents) -> list[Finding]:
     expected = in_flight(verdicts)
     if transit != expected:
         return [Finding(TRANSIT, f"transit accounts hold {transit}, internal payments in flight {expected}")]
+    return []
+
+
+def held_for_review(verdicts: Documents) -> int:
+    """What the payments from other banks held for sanctions review carry (booked ``held``)."""
+    return sum(
+        amount for v in verdicts.values() if v.get("status") == HELD_STEP and type(amount := v.get("amount", 0)) is int
+    )
+
+
+def check_suspense(accounts: Documents, verdicts: Documents) -> list[Finding]:
+    """The suspense shards hold exactly the payments from other banks held for review."""
+    suspense = sum(accounts.get(a, {}).get("balance", 0) for a in INTERNAL_SUSPENSE)
+    expected = held_for_review(verdicts)
+    if suspense != expected:
+        return [Finding(SUSPENSE, f"suspense accounts hold {suspense}, payments held for review {expected}")]
     return []
 
 

@@ -58,6 +58,13 @@ INTERNAL_CARD_SCHEME = tuple(f"internal-card-scheme-{i:02d}" for i in range(CARD
 INTERNAL_TRANSIT_OUT = tuple(f"internal-transit-out-p{n}" for n in range(PAYMENT_PARTITIONS))
 INTERNAL_TRANSIT_IN = tuple(f"internal-transit-in-p{n}" for n in range(PAYMENT_PARTITIONS))
 INTERNAL_TRANSIT = (*INTERNAL_TRANSIT_OUT, *INTERNAL_TRANSIT_IN)
+# Payments from other banks held for sanctions review (fjordbank.service_layer.incoming):
+# the clearing house settled them with the bank, so the payee's partition books each from
+# its settlement shard into its suspense shard (``held``), and out again when a compliance
+# officer decides: to the payee on a release, back to the settlement shard when the credit
+# goes back; one frozen stays. Together they hold exactly the credits held or frozen (the
+# audit checks it).
+INTERNAL_SUSPENSE = tuple(f"internal-suspense-p{n}" for n in range(PAYMENT_PARTITIONS))
 INTERNAL_ACCOUNTS = (
     INTERNAL_WORLD,
     *INTERNAL_WORLD_SHARDS,
@@ -66,6 +73,7 @@ INTERNAL_ACCOUNTS = (
     *INTERNAL_SETTLEMENT_SHARDS,
     *INTERNAL_CARD_SCHEME,
     *INTERNAL_TRANSIT,
+    *INTERNAL_SUSPENSE,
 )
 
 
@@ -83,6 +91,11 @@ def transit_out_account(payer_account: str) -> str:
 def transit_in_account(payee_account: str) -> str:
     """Where the payee's partition takes an internal payment from to credit it."""
     return INTERNAL_TRANSIT_IN[partition_of(payee_account)]
+
+
+def suspense_account(payee_account: str) -> str:
+    """Where the payee's partition keeps a payment from another bank held for review."""
+    return INTERNAL_SUSPENSE[partition_of(payee_account)]
 
 
 def world_account(deposit_id: str) -> str:

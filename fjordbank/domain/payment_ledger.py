@@ -8,8 +8,10 @@
     approved, external   hold the funds               -> reserved  | failed
     settled              capture the hold, post it    -> completed
     returned             release the hold             -> failed (with the counterparty's reason)
-    arrived, incoming    credit the payee from the settlement shard
-                                                      -> completed | unapplied (with the reason)
+    arrived, incoming    credit the payee from the settlement shard (from the suspense
+                         shard when it was held)      -> completed | unapplied (with the reason)
+    held, incoming       (held for sanctions review) from the settlement shard into the
+                         suspense shard               -> held (nothing published)
 
 An internal payment's two legs run in two partitions (fjordbank/topology.py: ``credit`` is
 routed by the payee's account), so each account is written by its own partition's ledger
@@ -47,11 +49,12 @@ from fjordbank.domain.ledger import (
     Posting,
     carries_hold,
     settlement_account,
+    suspense_account,
     transit_in_account,
     transit_out_account,
 )
-from fjordbank.domain.payments import EXTERNAL, INCOMING, PaymentEvent
-from fjordbank.topology import ARRIVED, CREDIT, CREDITED, REFUND, UNAPPLIED
+from fjordbank.domain.payments import EXTERNAL, INCOMING, NO_PAYEE, PaymentEvent
+from fjordbank.topology import ARRIVED, CREDIT, CREDITED, HELD, REFUND, UNAPPLIED
 
 # An external payment's hold is released by its answer (settled or returned), whenever it
 # comes: this expiry only says how long it was meant to take (FjbPaymentNotFinal alerts on a
@@ -103,7 +106,10 @@ def new_record(event: PaymentEvent) -> dict[str, Any]:
 def published(event: PaymentEvent, result: StepResult) -> list[PaymentEvent]:
     """What the ledger publishes after applying ``event`` with ``result``: the next step, and
     for a credited internal payment also ``credited`` to the payee's partition (its read
-    models) beside ``completed`` to the payer's."""
+    models) beside ``completed`` to the payer's. Nothing after a credit held for sanctions
+    review is booked (nobody is told of it; its release is clearing's ``arrived``)."""
+    if event.status == HELD:
+        return []
     after = replace(event, status=result.status, reason=result.reason, message=result.message)
     if event.status == CREDIT and result.status == "completed":
         return [after, replace(event, status=CREDITED, reason=None, message=None)]
@@ -224,30 +230,64 @@ def _release_returned(book: Book, record: dict[str, Any], event: PaymentEvent, n
     return StepResult("failed", event.reason or "returned", event.message)
 
 
+def _internal_accounts(book: Book, *accounts: str) -> None:
+    """The bank's fault, never the payee's, when one is missing: not sent back."""
+    for account in accounts:
+        if account not in book.accounts:
+            raise UnexpectedStep(f"the internal account {account} is not in the ledger")
+
+
 def _credit_incoming(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
     """arrived (a payment from another bank, in the payee's partition): the clearing house
     has settled it with the bank, so the payee's partition's settlement shard pays it to the
-    payee; a payee's account that cannot take it (closed, another currency, none) leaves it
-    unapplied, and clearing sends it back. Only a payment from another bank arrives."""
+    payee (its suspense shard, when the credit was held for review and is now released); a
+    payee's account that cannot take it (closed, another currency, none) leaves it
+    unapplied, and clearing sends it back (a released one's money first goes from suspense
+    back to settlement). A credit to an account that was not here when it came (``NO_PAYEE``)
+    is never credited: an account opened under that number since is someone else's. Only a
+    payment from another bank arrives."""
     p = event.payment
     if p.kind != INCOMING:
         raise UnexpectedStep(f"a {p.kind} payment does not arrive from another bank")
-    source = settlement_account(p.to_account)
-    if source not in book.accounts:  # the bank's fault, never the payee's: not sent back
-        raise UnexpectedStep(f"the settlement account {source} is not in the ledger")
+    held = record["status"] == HELD
+    if record["status"] is not None and not held:
+        raise UnexpectedStep(f"arrived for a payment in state {record['status']!r}")
+    settlement, suspense = settlement_account(p.to_account), suspense_account(p.to_account)
+    _internal_accounts(book, settlement, *([suspense] if held else []))
     try:
+        if p.uid == NO_PAYEE:
+            raise Declined("unknown_account", "the to-account was not here when the credit came")
         posting = book.receive(
             payment_id=p.payment_id,
             step="credit",
-            source=source,
+            source=suspense if held else settlement,
             credit=p.to_account,
             amount=p.amount,
             currency=p.currency,
         )
     except Declined as exc:
+        if held:  # goes back: out of suspense, as the clearing house will take it from the bank
+            back = Posting.transfer(p.payment_id, "unheld", suspense, settlement, p.amount, p.currency)
+            book.apply(back)
+            _add_posting(record, back, now)
         return StepResult(UNAPPLIED, exc.code, exc.message)
     _add_posting(record, posting, now)
     return StepResult("completed")
+
+
+def _hold_incoming(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
+    """held (a payment from another bank held for sanctions review, in the payee's
+    partition): from the settlement shard into the suspense shard, until a compliance officer
+    decides (its release is its ``arrived``; one booked already is answered by `apply_step`)."""
+    p = event.payment
+    if p.kind != INCOMING:
+        raise UnexpectedStep(f"a {p.kind} payment is not held as one from another bank")
+    settlement, suspense = settlement_account(p.to_account), suspense_account(p.to_account)
+    _internal_accounts(book, settlement, suspense)
+    posting = Posting.transfer(p.payment_id, "suspense", settlement, suspense, p.amount, p.currency)
+    book.apply(posting)
+    _add_posting(record, posting, now)
+    return StepResult(HELD)
 
 
 _LATER_STEPS: dict[str, StepFn] = {
@@ -256,6 +296,7 @@ _LATER_STEPS: dict[str, StepFn] = {
     "settled": _settle,
     "returned": _release_returned,
     ARRIVED: _credit_incoming,
+    HELD: _hold_incoming,
 }
 
 
@@ -306,6 +347,10 @@ def apply_step(
     step = event.status
     if step in record["steps"]:
         return record, StepResult(**record["steps"][step]), True
+    if step == HELD and record["status"] is not None:
+        # released and credited (or sent back) before its hold reached the ledger: clearing
+        # publishes a hold again when its file is read again. Nothing to hold, nothing changed.
+        return record, StepResult(record["status"]), True
     apply = _step_fn(step, event.payment.kind)
     try:
         result = apply(book, record, event, now)

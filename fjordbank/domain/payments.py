@@ -34,8 +34,9 @@ CONTRACT_VERSION = 1  # the app's payment request (contracts/payment_request.v1.
 # payment's ``v``. 2: payments from other banks (kind ``incoming``, steps ``arrived`` and
 # ``unapplied``); a consumer of v1 refuses those, so the consumers (ledger, notifier,
 # insights) are deployed before clearing starts reading pacs.008 files. A v1 event still in
-# the stream is a v2 one without them.
-EVENT_VERSION = 2
+# the stream is a v2 one without them. 3: clearing's ``held`` (a payment from another bank
+# held for sanctions review, booked into suspense): the ledger is deployed before clearing.
+EVENT_VERSION = 3
 CURRENCY = "NOK"
 MAX_AMOUNT_MINOR = 100_000_000  # 1,000,000.00 NOK per payment (the contract's ceiling)
 MAX_MESSAGE_LENGTH = 140  # ISO 20022 unstructured remittance information
@@ -85,10 +86,15 @@ WAITING = "received"
 # notice to the payee's partition (topology.CREDITED): events on NATS between partitions,
 # never a status of the app's request (no rank).
 LEDGER_LEGS = frozenset({topology.CREDIT, topology.REFUND, topology.CREDITED})
-# An incoming payment's steps before its final state: clearing's ``arrived`` and the
-# ledger's ``unapplied`` (never shown: nobody here asked for it, and a credit that could
-# not be applied goes back to the payer's bank, not to a customer's feed).
-INCOMING_STEPS = frozenset({topology.ARRIVED, topology.UNAPPLIED})
+# An incoming payment's steps before its final state: clearing's ``arrived`` and ``held``
+# and the ledger's ``unapplied`` (never shown: nobody here asked for it, a credit that could
+# not be applied goes back to the payer's bank, not to a customer's feed, and a payee is
+# never told of money held for sanctions review).
+INCOMING_STEPS = frozenset({topology.ARRIVED, topology.UNAPPLIED, topology.HELD})
+# The payee of a payment from another bank to an account that is not here (no such
+# account, or not opened, when the credit came): its event only carries its return, and the
+# ledger credits no one with it, even an account opened under that number since.
+NO_PAYEE = "-"
 # States nobody shows as they happen: the next service answers each at once with the next
 # state (screening's approved -> the ledger's reserved, credit or failed; the ledger's
 # reserved -> clearing's submitted, even with the channel to the clearing house down;

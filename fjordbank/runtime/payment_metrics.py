@@ -36,7 +36,8 @@ FINAL_SECONDS = Histogram(
 # step -> the outcomes it publishes (the catalogue's label_values)
 OUTCOMES = {
     "screening": ("approved", "rejected"),
-    "ledger": ("reserved", "credit", "refund", "completed", "failed", "unapplied"),
+    # held: a payment from another bank booked into suspense while it is held for review
+    "ledger": ("reserved", "credit", "refund", "completed", "failed", "unapplied", "held"),
     # arrived: a payment from another bank read from a pacs.008; sent_back: its return
     "clearing": ("submitted", "settled", "returned", "arrived", "sent_back"),
 }

@@ -41,14 +41,22 @@ Every payer is screened against the sanctions list (persons and enterprises, by 
 the credit. One whose name is equal or similar to a listed one is held
 (``clearingReturns/{paymentId}``, status ``held``, with the event it would have been and the
 list's entries it resembles): neither credited nor sent back, since money of a listed person
-must be frozen, not returned, and the payee is not told (no tipping off). A compliance
-officer decides (`decide_held`: ``python -m fjordbank.runtime.held``, ``bankctl held``):
-``release`` (a false match: clearing then publishes the credit as it would have, or sends it
-back with ``AC01`` when its account is not here, and marks it ``released``) or ``frozen``
-(a true match: the money stays with the bank, reported by the officer; nothing more is
-done here). A held credit is never published again when its file comes again. Until the
-decision the money is in the bank's settlement account and in no customer's; the ops sweep
-counts the held credits (``fjb_incoming_held``) and FjbIncomingHeld says when one waits.
+must be frozen, not returned, and the payee is not told (no tipping off). Its ``held`` event
+has the ledger book it from the payee's partition's settlement shard into its suspense
+shard (nothing follows it on NATS), so the bank's books show the money it holds; the event
+is published again whenever its file is read again while it is undecided (a crash between
+the record and the publish), and for every undecided one when the service starts
+(`book_held`: one held before this step existed), and the ledger books it once. A compliance officer decides
+(`decide_held`: ``python -m fjordbank.runtime.held``, ``bankctl held``): ``release`` (a false
+match: clearing then publishes its ``arrived`` as it would have, and marks it ``released``;
+the ledger credits the payee from suspense, or, when its account is not here or cannot
+take it, moves it back to settlement and leaves it ``unapplied``, and clearing sends it
+back from that) or ``frozen`` (a true match: the money stays in suspense, reported by the
+officer; nothing more is done here). A held credit's ``arrived`` is never published again
+when its file comes again. A credit this bank could not take as it is (no payer's account,
+say) is not a payment the ledger can name, so one held is kept off the ledger, its release
+sent back directly. The ops sweep counts the held credits (``fjb_incoming_held``) and
+FjbIncomingHeld says when one waits.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,10 +75,11 @@ from fjordbank.adapters.firestore import LEDGER_PAYMENTS
 from fjordbank.domain import pacs
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import next_banking_day, today_in_norway
-from fjordbank.domain.payments import INCOMING, PAYER_NAME, PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import INCOMING, NO_PAYEE, PAYER_NAME, PaymentEvent, PaymentRequested
 from fjordbank.domain.sanctions import SanctionsList, ScreeningResult
 from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, AsyncDocuments, Data, Doc, Stale, Where
 from fjordbank.topology import ARRIVED
+from fjordbank.topology import HELD as HELD_STEP
 
 log = logging.getLogger("clearing.incoming")
 
@@ -87,7 +97,6 @@ MATCHED_LATE = "matched_late"  # credited before the list named its payer: for c
 UNDECIDED = frozenset({HELD, FROZEN})
 HOLD_REASON = "possible_sanctions_match"
 _INCOMING_ID = re.compile(rf"{pacs.KEY_PREFIX}[0-9a-f]{{30}}")  # fjordbank.domain.pacs.payment_id_of
-NO_PAYEE = "-"  # an event's uid when its account is not here (its event only carries its return)
 HOLD_CHUNK = 400  # held credits recorded per commit (a commit takes at most 500 writes)
 RETRY_SECONDS = 5.0  # a return the channel did not take: tried again this often
 ORPHAN_SECONDS = 60.0  # a return pending this long with no process sending it is sent again
@@ -300,7 +309,10 @@ async def decide_held(docs: AsyncDocuments, payment_id: str, decision: str, *, b
 
 def _release_of(doc: Doc) -> tuple[PaymentEvent | None, ReturnOrder | None]:
     """What releasing a held credit does: (its event to publish, None), or (None, the
-    return to send) for a credit not taken as it is or to an account not here."""
+    return to send) for a credit not taken as it is. One to an account not here is
+    published too: the ledger moves it out of suspense and leaves it unapplied (it credits
+    no one with a credit whose account was not here when it came), and its return is sent
+    from that, as any other."""
     if isinstance(order := doc.data.get("order"), dict):
         if order.get("paymentId") != doc.id:
             raise ValueError("the record's return names another payment")
@@ -308,9 +320,18 @@ def _release_of(doc: Doc) -> tuple[PaymentEvent | None, ReturnOrder | None]:
     event = PaymentEvent.from_json(doc.data.get("event"))
     if event.payment.payment_id != doc.id:
         raise ValueError("the record's event names another payment")
-    if event.payment.uid == NO_PAYEE:
-        return None, return_order(event, pacs.RETURN_NO_ACCOUNT)
     return event, None
+
+
+def held_event(record: Data) -> PaymentEvent | None:
+    """A held credit's ``held`` event (for the ledger's suspense), None for one that has no
+    event (a credit not taken as it is)."""
+    if not isinstance(record.get("event"), dict):
+        return None
+    event = PaymentEvent.from_json(record["event"])
+    if event.payment.payment_id != record.get("paymentId"):
+        raise ValueError("the record's event names another payment")
+    return replace(event, status=HELD_STEP)
 
 
 async def held_payments(docs: AsyncDocuments, *, status: str = HELD) -> list[Doc]:
@@ -439,9 +460,12 @@ class Incoming:
                 back.append(r)
         held = await self._not_credited(held)
         await self.hold(held, path.name)  # recorded before anything else is done with the file
+        undecided = [doc.data for doc in returned.values() if doc.data.get("status") in UNDECIDED]
+        suspended = [e for record in [*held, *undecided] if (e := self._held_event(record)) is not None]
         nowhere, back = await self._not_paid(nowhere, back, path.name)
-        for start in range(0, len(arrived), PUBLISH_CHUNK):  # a payroll file: thousands of credits
-            await publish(arrived[start : start + PUBLISH_CHUNK])
+        for chunk in (suspended, arrived):
+            for start in range(0, len(chunk), PUBLISH_CHUNK):  # a payroll file: thousands of credits
+                await publish(chunk[start : start + PUBLISH_CHUNK])
         for event in nowhere:
             await self.send_back(event, pacs.RETURN_NO_ACCOUNT)
         for r in back:
@@ -460,6 +484,7 @@ class Incoming:
                 "returned": len(nowhere) + len(back),
                 "returned_before": len(returned),
                 "held": len(held),
+                "held_booked": len(suspended),
                 "amount": sum(e.payment.amount for e in arrived),
             },
         )
@@ -525,6 +550,18 @@ class Incoming:
             [r for r in back if r.payment_id not in paid],
         )
 
+    def _held_event(self, record: Data) -> PaymentEvent | None:
+        """`held_event`; a record that cannot be read is said (an operator's) and skipped:
+        the file's other credits go on."""
+        try:
+            return held_event(record)
+        except (DomainError, ValueError, TypeError, KeyError) as exc:
+            log.error(
+                "a held payment's record cannot be read; not booked into suspense",
+                extra={"payment_id": record.get("paymentId"), "error": str(exc)},
+            )
+            return None
+
     def screen(self, names: set[str]) -> dict[str, ScreeningResult]:
         """The payers' names like a listed one: name -> what it is like (the others pass).
         Each name once per file (a payroll's one payer)."""
@@ -561,6 +598,18 @@ class Incoming:
                     "entities": [m["entityId"] for m in record["matches"]],
                 },
             )
+
+    async def book_held(self, publish: Publish) -> int:
+        """Publish the ``held`` of every credit held or frozen (at start): one held before
+        the ledger kept held credits in suspense, or whose publish a crash lost (its file
+        not read again), is put on the books; the ledger books each once. Returns how many."""
+        found = [doc for status in UNDECIDED for doc in await held_payments(self.docs, status=status)]
+        events = [e for doc in found if (e := self._held_event({**doc.data, "paymentId": doc.id})) is not None]
+        for start in range(0, len(events), PUBLISH_CHUNK):
+            await publish(events[start : start + PUBLISH_CHUNK])
+        if events:
+            log.info("held payments published for the ledger's suspense", extra={"count": len(events)})
+        return len(events)
 
     async def release_decided(self, publish: Publish) -> int:
         """The held credits a compliance officer released: each published as it would have

@@ -76,6 +76,7 @@ from fjordbank.domain.ledger import (
     record_holds,
     record_postings,
     settlement_account,
+    suspense_account,
     transit_in_account,
     transit_out_account,
     world_account,
@@ -105,7 +106,7 @@ from fjordbank.service_layer.ports import (
     system_clock,
 )
 from fjordbank.service_layer.recent import Attempted, Version
-from fjordbank.topology import ARRIVED, CREDIT, REFUND, UNAPPLIED
+from fjordbank.topology import ARRIVED, CREDIT, HELD, REFUND, UNAPPLIED
 
 Record = dict[str, Any]  # a payment's ledger record (fjordbank.domain.payment_ledger.new_record)
 ATTEMPTS = 8  # commits of one batch before it is given back to NATS
@@ -113,7 +114,10 @@ KNOWN = 20_000  # documents (accounts, records, holds) a ledger process remember
 SETTLING = ("settled", "returned")  # the steps that capture or release an external payment's hold
 CARRIED = "ledgerRecord"  # in an internal payment's next leg's detail: its record (`carry`)
 NEXT_LEGS = (CREDIT, REFUND)  # the steps the ledger publishes to itself
-FIRST_STEPS = frozenset({"approved", ARRIVED})  # a payment's first step at the ledger: its record is new
+# A payment's first step at the ledger: its record is new (a credit from another bank held
+# for review and released has it already: the create of its ``arrived`` fails, and the batch
+# is decided again on the record read)
+FIRST_STEPS = frozenset({"approved", ARRIVED, HELD})
 
 
 Decided = dict[str, Version]  # path -> the version a batch decided on (absent: a new document)
@@ -317,7 +321,9 @@ def accounts_needed(event: PaymentEvent) -> set[str]:
     if event.status == REFUND:
         return {p.from_account, transit_out_account(p.from_account)}
     if event.status == ARRIVED:  # from another bank: the payee's partition pays it out
-        return {p.to_account, settlement_account(p.to_account)}
+        return {p.to_account, settlement_account(p.to_account), suspense_account(p.to_account)}
+    if event.status == HELD:  # held for review: into the payee's partition's suspense
+        return {settlement_account(p.to_account), suspense_account(p.to_account)}
     return {p.from_account, settlement_account(p.from_account)}
 
 

@@ -21,6 +21,7 @@ import sys
 import pytest
 
 from fjordbank.domain import pacs
+from fjordbank.domain.ledger import suspense_account
 from fjordbank.service_layer.incoming import return_name
 from simulators.counterparty import send
 from tests.support.app import new_customer
@@ -144,8 +145,10 @@ def test_a_payer_like_a_listed_one_is_held_until_compliance_releases_or_freezes_
     stack, auth, as_user, ledger_admin, admin_db, audit
 ):
     """The sample list's enterprise pays twice and a clear payer once: the clear credit is
-    credited, the two held (no money, no feed entry, nothing sent back); released, one is
-    credited as it would have been; frozen, the other stays with the bank. Each decided once."""
+    credited, the two held (no money for the payee, no feed entry, nothing sent back; on the
+    books in the payee's partition's suspense shard); released, one is credited out of
+    suspense as it would have been; frozen, the other stays with the bank, in suspense. Each
+    decided once."""
     siri = new_customer(auth, as_user, ledger_admin, 0)
     account = siri.accounts[0]
     listed = "NORDKAPP PHANTOM TRADING AS"
@@ -170,7 +173,12 @@ def test_a_payer_like_a_listed_one_is_held_until_compliance_releases_or_freezes_
     assert rows[released.payment_id]["toAccount"] == account and rows[released.payment_id]["amount"] == 70_000
     assert [m["entityId"] for m in rows[released.payment_id]["matches"]] == ["990108"]
     assert siri.app.get(f"accounts/{account}/transactions/{released.payment_id}")[1] is None  # the payee is not told
-    assert record(admin_db, released.payment_id) == {}  # nothing reached the ledger
+    for t in (released, frozen):  # on the books: settlement -> suspense, nothing else
+        booked = wait_for(lambda t=t: record(admin_db, t.payment_id).get("status") == "held", timeout=30, what="booked")
+        assert booked and set(record(admin_db, t.payment_id)["postings"]) == {"suspense"}
+    suspense = suspense_account(account)
+    in_suspense = _balance(admin_db, suspense)
+    assert in_suspense >= 70_000 + 90_000
     assert not list((stack.s.clearing_dir / "outbox").glob(f"RET-{released.payment_id}*"))  # nor went back
 
     out = bankctl(
@@ -191,6 +199,12 @@ def test_a_payer_like_a_listed_one_is_held_until_compliance_releases_or_freezes_
     again = bankctl("held", "release", frozen.payment_id, "--by", "Ola", "--note", "changed my mind")
     assert again.returncode == 1 and "decided already: frozen" in again.stderr
     assert held_status(frozen.payment_id) == "frozen" and held_status(released.payment_id) == "released"
-    assert siri.balance() == 71_000 and record(admin_db, frozen.payment_id) == {}
+    assert siri.balance() == 71_000 and record(admin_db, frozen.payment_id)["status"] == "held"
+    assert set(record(admin_db, released.payment_id)["postings"]) == {"suspense", "credit"}
+    assert _balance(admin_db, suspense) == in_suspense - 70_000  # the frozen one stays on the books
     assert record(admin_db, clear.payment_id)["status"] == "completed"
     audit()
+
+
+def _balance(admin_db, account_id: str) -> int:
+    return (admin_db.document(f"accounts/{account_id}").get().to_dict() or {})["balance"]

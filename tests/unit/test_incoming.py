@@ -19,7 +19,7 @@ import pytest
 from fjordbank.adapters.clearing_store import ClearingDirs
 from fjordbank.domain import bookings, pacs
 from fjordbank.domain.iso20022 import Party
-from fjordbank.domain.ledger import settlement_account
+from fjordbank.domain.ledger import settlement_account, suspense_account
 from fjordbank.domain.norway import next_banking_day
 from fjordbank.domain.notifications import payment_pushes, transaction_entries
 from fjordbank.domain.payment_ledger import published
@@ -48,6 +48,7 @@ from fjordbank.service_layer.incoming import (
 from fjordbank.service_layer.ledger import account_path
 from fjordbank.service_layer.owners import Owners
 from fjordbank.topology import ARRIVED, UNAPPLIED, partition_of
+from fjordbank.topology import HELD as HELD_STEP
 from tests.support.recording import RecordingDocuments
 from tests.support.sanctions import sample_sanctions
 from tests.unit.test_ledger_use_case import ALICE, BOB, NOW, OUTSIDE, balance, bank, money, statuses
@@ -163,7 +164,8 @@ async def test_a_missing_settlement_account_is_the_banks_fault_and_never_sends_t
     ledger, docs = await bank({})
     del docs.store.docs[account_path(settlement_account(BOB))]
     [verdict] = await ledger.post_batch([arrived()])
-    assert verdict.result is None and "settlement account" in (verdict.error or "")  # dead-lettered, not unapplied
+    error = verdict.error or ""
+    assert verdict.result is None and settlement_account(BOB) in error  # dead-lettered, not unapplied
 
 
 async def test_a_payment_from_another_bank_is_never_approved_or_debited_here():
@@ -503,13 +505,19 @@ def listed_credit(n: int = 1, *, to: str = BOB, amount: int = 900_000) -> pacs.I
 
 async def test_a_credit_from_a_payer_like_a_listed_one_is_held_neither_credited_nor_sent_back(dirs):
     """Money of a listed person or enterprise is frozen, not returned, and the payee is not
-    told: nothing published (no ledger step, no push), nothing sent back; the record keeps
-    the event it would have been and what the name resembles. The file's other credits go on."""
+    told: nothing published but its ``held`` for the ledger's suspense (no credit, no push),
+    nothing sent back; the record keeps the event it would have been and what the name
+    resembles. The file's other credits go on."""
     docs = RecordingDocuments()
     published_events = Published()
     path = deliver(dirs, listed_credit(1), credit(2), listed_credit(3, to=OUTSIDE))
     out = await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(path, published_events)
-    assert [e.detail[TRANSACTION] for e in out if e.detail] == ["TX2"] and out == published_events
+    assert [e.detail[TRANSACTION] for e in out if e.detail] == ["TX2"]
+    assert [e for e in published_events if e.status == ARRIVED] == out
+    assert sorted((e.status, e.detail[TRANSACTION]) for e in published_events if e.status != ARRIVED) == [  # type: ignore[index]
+        (HELD_STEP, "TX1"),
+        (HELD_STEP, "TX3"),
+    ]
     assert list(dirs.outbox.iterdir()) == []  # the one to no account here is not sent back either
     assert (dirs.processed / "NICS1.xml").exists()
     held = (await docs.get(return_path(listed_credit(1).payment_id))).data  # type: ignore[union-attr]
@@ -534,7 +542,10 @@ async def test_a_held_credit_stays_held_when_its_file_comes_again(dirs):
     before = await docs.get(return_path(listed_credit(1).payment_id))
     again = Published()
     await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(deliver(dirs, listed_credit(1), name="NICS2"), again)
-    assert again == [] and list(dirs.outbox.iterdir()) == []
+    # its hold is published again (a crash may have come between the record and the
+    # publish); the ledger books it once
+    held = arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)
+    assert again == [PaymentEvent(held.payment, HELD_STEP, detail=held.detail)] and list(dirs.outbox.iterdir()) == []
     assert await docs.get(return_path(listed_credit(1).payment_id)) == before  # not held twice, not changed
 
 
@@ -606,8 +617,10 @@ async def test_a_credit_is_decided_once(dirs):
 
 async def test_a_released_credit_to_no_account_here_or_one_not_taken_as_it_is_goes_back(dirs):
     """Released, each does what it would have: the one to no account here goes back with
-    AC01, the one without a payer's account with RR01, each once."""
-    docs = RecordingDocuments()
+    AC01 (through the ledger, which moves it out of suspense and credits no one), the one
+    without a payer's account with RR01 (no payment the ledger can name: sent back at
+    once), each once."""
+    ledger, docs = await bank({})
     incoming = incoming_of(dirs, {}, docs)
     xml = pacs.build_pacs008(
         pacs.IncomingBatch("NICS7", NOW, (listed_credit(1, to=OUTSIDE), listed_credit(2))),
@@ -619,14 +632,25 @@ async def test_a_released_credit_to_no_account_here_or_one_not_taken_as_it_is_go
     end = text.index("</DbtrAcct>", second) + len("</DbtrAcct>")
     path = dirs.incoming_dir / "NICS7.xml"
     ClearingDirs.write_atomic(path, (text[:start] + text[end:]).encode())  # TX2 has no payer's account
-    assert await incoming.receive_file(path, Published()) == []
+    booked = Published()
+    assert await incoming.receive_file(path, booked) == []
+    assert [(e.status, e.payment.payment_id) for e in booked] == [(HELD_STEP, listed_credit(1).payment_id)]
+    assert statuses(await ledger.post_batch(booked)) == [HELD_STEP]
+    assert (await balance(docs, suspense_account(OUTSIDE)))[0] == 900_000
     assert list(dirs.outbox.iterdir()) == []
     refused_id = listed_credit(2).payment_id
     assert (await docs.get(return_path(refused_id))).data["order"]["reason"] == "RR01"  # type: ignore[union-attr]
     for pid in (listed_credit(1).payment_id, refused_id):
         await decide_held(docs, pid, RELEASE, by="Kari", note="not the listed company")
     out = Published()
-    assert await incoming.release_decided(out) == 2 and out == []
+    assert await incoming.release_decided(out) == 2 and [e.status for e in out] == [ARRIVED]
+    [verdict] = await ledger.post_batch(out)
+    assert verdict.result is not None and (verdict.result.status, verdict.result.reason) == (
+        UNAPPLIED,
+        "unknown_account",
+    )
+    [unapplied] = published(verdict.event, verdict.result)
+    assert await incoming.unapplied(unapplied) is True
     sent = {
         r.original_transaction_id: r.reason_code
         for p in dirs.outbox.iterdir()
@@ -637,6 +661,9 @@ async def test_a_released_credit_to_no_account_here_or_one_not_taken_as_it_is_go
         "delivered"
     }
     assert await incoming.release_decided(out) == 0 and len(list(dirs.outbox.iterdir())) == 2
+    # out of suspense, back to settlement: the clearing house takes it from the bank again
+    assert (await balance(docs, suspense_account(OUTSIDE)))[0] == 0
+    assert (await balance(docs, settlement_account(OUTSIDE)))[0] == 0 and money(docs) == 0
 
 
 async def test_a_payroll_from_one_listed_payer_is_screened_once_and_held_whole(dirs):
@@ -699,13 +726,19 @@ async def test_a_return_is_never_sent_over_a_hold_only_a_release_sends_it(dirs):
 
 
 async def test_a_released_credit_sent_back_counts_as_a_return_from_its_release(dirs):
-    docs = RecordingDocuments()
+    ledger, docs = await bank({})
     incoming = incoming_of(dirs, {}, docs)
-    await incoming.receive_file(deliver(dirs, listed_credit(1, to=OUTSIDE)), Published())
+    booked = Published()
+    await incoming.receive_file(deliver(dirs, listed_credit(1, to=OUTSIDE)), booked)
+    await ledger.post_batch(booked)
     pid = listed_credit(1).payment_id
     held_at = (await docs.get(return_path(pid))).data["createdAt"]  # type: ignore[union-attr]
     await decide_held(docs, pid, RELEASE, by="Kari", note="not the listed company")
-    assert await incoming.release_decided(Published()) == 1
+    out = Published()
+    assert await incoming.release_decided(out) == 1
+    [verdict] = await ledger.post_batch(out)
+    assert verdict.result is not None
+    await incoming.unapplied(published(verdict.event, verdict.result)[0])
     record = (await docs.get(return_path(pid))).data  # type: ignore[union-attr]
     assert record["status"] == "delivered" and record["heldAt"] == held_at and record["decidedBy"] == "Kari"
     assert record["createdAt"] != held_at  # a return since its release (the outbox gauge's age)
@@ -840,3 +873,168 @@ async def test_a_credit_the_ledger_paid_is_not_held_for_return_when_it_comes_aga
         await decide_held(docs, credit(1).payment_id, RELEASE, by="Kari", note="false match")
     assert await incoming.release_decided(Published()) == 0
     assert list(dirs.outbox.iterdir()) == [] and (await balance(docs, BOB))[0] == 2_500_000
+
+
+# ---- held money on the books: the suspense shards -----------------------------------------
+def audit_problems(docs: RecordingDocuments) -> list[str]:
+    """The ledger audit's findings over the in-memory ledger."""
+    from fjordbank.adapters.firestore import ACCOUNTS, HOLDS, LEDGER_PAYMENTS, POSTINGS
+    from fjordbank.domain import audit
+
+    def collection(name: str) -> dict:
+        return {
+            path.split("/", 1)[1]: data
+            for path, (data, _v) in docs.store.docs.items()
+            if path.startswith(f"{name}/") and path.count("/") == 1
+        }
+
+    ledger = audit.LedgerDocuments(
+        accounts=collection(ACCOUNTS),
+        postings=collection(POSTINGS),
+        payments=collection(LEDGER_PAYMENTS),
+        holds=collection(HOLDS),
+    )
+    return audit.audit(ledger, now=NOW).problems
+
+
+async def _held_and_booked(dirs, ledger, docs, *credits: pacs.IncomingTransfer) -> Incoming:
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    booked = Published()
+    await incoming.receive_file(deliver(dirs, *credits), booked)
+    assert {e.status for e in booked} <= {HELD_STEP, ARRIVED}
+    verdicts = await ledger.post_batch(booked)
+    assert [v.error for v in verdicts] == [None] * len(verdicts)
+    assert all(published(v.event, v.result) == [] for v in verdicts if v.event.status == HELD_STEP and v.result)
+    return incoming
+
+
+async def test_a_held_credit_is_on_the_books_in_suspense_and_the_payee_has_nothing(dirs):
+    """The clearing house settled it with the bank: the money was in no account of the
+    ledger until the officer decided, and a credit frozen for good never was. Now the
+    payee's partition books it from settlement into suspense, once, and tells nobody."""
+    ledger, docs = await bank({})
+    incoming = await _held_and_booked(dirs, ledger, docs, listed_credit(1))
+    assert (await balance(docs, suspense_account(BOB)))[0] == 900_000
+    assert (await balance(docs, settlement_account(BOB)))[0] == -900_000
+    assert await balance(docs, BOB) == (0, 0, 0) and money(docs) == 0
+    record = (await docs.get(f"ledgerPayments/{listed_credit(1).payment_id}")).data  # type: ignore[union-attr]
+    assert record["status"] == HELD_STEP and set(record["postings"]) == {"suspense"}
+    assert audit_problems(docs) == []
+    # the file read again: its hold published again, booked once
+    again = Published()
+    await incoming.receive_file(deliver(dirs, listed_credit(1), name="NICS2"), again)
+    [verdict] = await ledger.post_batch(again)
+    assert verdict.replayed and (await balance(docs, suspense_account(BOB)))[0] == 900_000
+    # frozen: it stays in suspense, and the audit agrees
+    await decide_held(docs, listed_credit(1).payment_id, FROZEN, by="Kari", note="a true match; reported")
+    assert await incoming.release_decided(Published()) == 0
+    assert (await balance(docs, suspense_account(BOB)))[0] == 900_000 and audit_problems(docs) == []
+
+
+async def test_a_released_credit_is_paid_to_the_payee_out_of_suspense(dirs):
+    ledger, docs = await bank({})
+    incoming = await _held_and_booked(dirs, ledger, docs, listed_credit(1), credit(2))
+    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
+    out = Published()
+    assert await incoming.release_decided(out) == 1
+    [verdict] = await ledger.post_batch(out)  # its record is there: read, and decided again on it
+    assert statuses([verdict]) == ["completed"]
+    assert [e.status for e in published(verdict.event, verdict.result)] == ["completed"]  # type: ignore[arg-type]
+    assert (await balance(docs, BOB))[0] == 900_000 + 2_500_000
+    assert (await balance(docs, suspense_account(BOB)))[0] == 0
+    assert (await balance(docs, settlement_account(BOB)))[0] == -(900_000 + 2_500_000) and money(docs) == 0
+    assert audit_problems(docs) == []
+
+
+async def test_a_released_credit_the_payees_account_cannot_take_goes_back_out_of_suspense(dirs):
+    ledger, docs = await bank({})
+    incoming = await _held_and_booked(dirs, ledger, docs, listed_credit(1))
+    batch = docs.batch()
+    batch.update(account_path(BOB), {"status": "closed"})
+    await batch.commit()
+    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
+    out = Published()
+    await incoming.release_decided(out)
+    [verdict] = await ledger.post_batch(out)
+    assert verdict.result is not None and (verdict.result.status, verdict.result.reason) == (
+        UNAPPLIED,
+        "to_account_closed",
+    )
+    assert await incoming.unapplied(published(verdict.event, verdict.result)[0]) is True
+    [sent] = [r for p in dirs.outbox.iterdir() for r in pacs.parse_pacs004(p.read_bytes()).returns]
+    assert sent.reason_code == pacs.RETURN_CLOSED_ACCOUNT
+    assert (await balance(docs, suspense_account(BOB)))[0] == 0 and (await balance(docs, BOB))[0] == 0
+    assert (await balance(docs, settlement_account(BOB)))[0] == 0 and money(docs) == 0
+    assert audit_problems(docs) == []
+
+
+async def test_a_hold_that_reaches_the_ledger_after_its_release_changes_nothing(dirs):
+    """Released (its arrived published) while its hold's publish failed: the ledger credits
+    it from settlement; the hold published when the file is read again is answered from the
+    record, books nothing and publishes nothing."""
+    ledger, docs = await bank({})
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())  # the hold never reached the ledger
+    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
+    out = Published()
+    await incoming.release_decided(out)
+    assert statuses(await ledger.post_batch(out)) == ["completed"]
+    late = Published()
+    await incoming.receive_file(deliver(dirs, listed_credit(1), name="NICS2"), late)
+    assert late == []  # released: no longer undecided, so no hold published again
+    held = arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)
+    [verdict] = await ledger.post_batch([PaymentEvent(held.payment, HELD_STEP, detail=held.detail)])
+    assert verdict.replayed and verdict.result is not None and verdict.result.status == "completed"
+    assert (await balance(docs, BOB))[0] == 900_000 and (await balance(docs, suspense_account(BOB)))[0] == 0
+    assert audit_problems(docs) == []
+
+
+async def test_a_credit_to_an_account_not_here_when_it_came_is_never_paid_to_one_opened_since(dirs):
+    """Held to an account number nobody had; released after a new customer opened an
+    account under that number: the money is not theirs, and goes back."""
+    ledger, docs = await bank({})
+    incoming = incoming_of(dirs, {}, docs)
+    booked = Published()
+    await incoming.receive_file(deliver(dirs, listed_credit(1, to=OUTSIDE)), booked)
+    await ledger.post_batch(booked)
+    await ledger.open_account(account_id=OUTSIDE, owner_uid="newcomer", name="Brukskonto")
+    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
+    out = Published()
+    await incoming.release_decided(out)
+    [verdict] = await ledger.post_batch(out)
+    assert verdict.result is not None and (verdict.result.status, verdict.result.reason) == (
+        UNAPPLIED,
+        "unknown_account",
+    )
+    assert (await balance(docs, OUTSIDE))[0] == 0 and audit_problems(docs) == []
+
+
+def test_the_audit_finds_suspense_that_does_not_hold_the_held_credits():
+    from fjordbank.domain import audit
+
+    accounts = {
+        suspense_account(BOB): {"balance": 900_000, "held": 0, "available": 900_000, "kind": "internal"},
+        settlement_account(BOB): {"balance": -900_000, "held": 0, "available": -900_000, "kind": "internal"},
+    }
+    held = {"status": HELD_STEP, "amount": 900_000}
+    assert audit.check_suspense(accounts, {"p1": held}) == []
+    assert audit.check_suspense(accounts, {"p1": {**held, "status": "completed"}}) == [
+        audit.Finding(audit.SUSPENSE, "suspense accounts hold 900000, payments held for review 0")
+    ]
+
+
+async def test_credits_held_before_suspense_existed_are_put_on_the_books_at_start(dirs):
+    """Held (or frozen) by a release without the ``held`` step, or with its publish lost and
+    its file not read again: the clearing service's start publishes every undecided one's
+    hold, and the ledger books each once."""
+    ledger, docs = await bank({})
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    await incoming.receive_file(deliver(dirs, listed_credit(1), listed_credit(2, amount=50_000)), Published())
+    await decide_held(docs, listed_credit(2).payment_id, FROZEN, by="Kari", note="a true match")
+    assert (await balance(docs, suspense_account(BOB)))[0] == 0  # neither reached the ledger
+    for _start in range(2):
+        at_start = Published()
+        assert await incoming.book_held(at_start) == 2
+        await ledger.post_batch(at_start)
+        assert (await balance(docs, suspense_account(BOB)))[0] == 950_000
+    assert audit_problems(docs) == []

@@ -307,8 +307,8 @@ def test_internal_account_can_always_spend():
 
 
 def test_internal_accounts_are_distinct():
-    # world shards, settlement shards, scheme shards, transit out and in
-    assert len(set(INTERNAL_ACCOUNTS)) == len(INTERNAL_ACCOUNTS) == 3 + 16 + 8 + 16 + 8 + 8
+    # world shards, settlement shards, scheme shards, transit out and in, suspense
+    assert len(set(INTERNAL_ACCOUNTS)) == len(INTERNAL_ACCOUNTS) == 3 + 16 + 8 + 16 + 8 + 8 + 8
 
 
 def test_apply_is_all_or_nothing_on_unknown_account():

@@ -686,7 +686,7 @@ def test_a_payment_is_booked_on_the_day_it_is_made(due: str, requested_at: str, 
 def test_payment_requested_round_trips_through_json():
     e = event()
     data = e.to_json()
-    assert data["v"] == 2  # the payment event's contract (payments.EVENT_VERSION)
+    assert data["v"] == 3  # the payment event's contract (payments.EVENT_VERSION)
     assert set(data) == {f.name for f in dataclasses.fields(PaymentRequested)}
     assert PaymentRequested.from_json(data) == e
 

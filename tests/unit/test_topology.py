@@ -54,7 +54,7 @@ OUTPUTS = {
         "payments.credited",
         "payments.unapplied",
     },
-    "clearing": {"payments.submitted", "payments.settled", "payments.returned", "payments.arrived"},
+    "clearing": {"payments.submitted", "payments.settled", "payments.returned", "payments.arrived", "payments.held"},
     "notifier": set(),
     "insights": set(),
     "cards": {
@@ -399,6 +399,7 @@ def test_payments_are_partitioned_by_the_payers_account():
         "payments.credit.3",
         "payments.refund.3",
         "payments.arrived.3",
+        "payments.held.3",
     )
     assert all(p.name == "ledger" and p.dead_letter_subject == "dlq.ledger" for p in parts)
     assert consumer("ledger-p3") == parts[3] and parts[3].partition == 3
