@@ -48,8 +48,20 @@ SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
 NOT_SENT = "not_sent"  # no device took it and a send failed for a while only: the message is delivered again
 # FCM's answers (and ours for no answer) that say "not now", not "never": the send may work
 # when the message is delivered again (FCM's own advice: retry UNAVAILABLE, INTERNAL and
-# QUOTA_EXCEEDED with back-off).
-TRANSIENT_CODES = frozenset({"UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED", "TRANSPORT_ERROR", "HTTP_429"})
+# QUOTA_EXCEEDED with back-off). DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED are the gRPC
+# statuses of a 504 and a 429 without FCM's own detail, and firebase_admin reports a request
+# that timed out as DEADLINE_EXCEEDED: each was taken for "never" and its push dropped.
+TRANSIENT_CODES = frozenset(
+    {
+        "UNAVAILABLE",
+        "INTERNAL",
+        "QUOTA_EXCEEDED",
+        "DEADLINE_EXCEEDED",
+        "RESOURCE_EXHAUSTED",
+        "TRANSPORT_ERROR",
+        "HTTP_429",
+    }
+)
 # Sends made at once, per message, as FCM's own sendEach does (the senders' HTTP sessions
 # are thread-safe).
 WORKERS = 16

@@ -195,3 +195,58 @@ def test_an_entry_of_another_shape_is_skipped_and_a_device_the_app_added_meanwhi
     gone = PushResult("tok-old", ok=False, unregistered=True, error="HTTP 404", code="UNREGISTERED")
     assert deliver(racing, Sender(**{"tok-old": gone}), a_push("p9:completed")) == {"no_devices": 1}
     assert set(devices(docs)) == {"old", "new"}  # nothing removed: the next push to it removes it
+
+
+# ---- found in review (2026-12-05): a timed-out or throttled send is "not now" --------------
+_ALICE_PHONE = {"users/alice/settings/notifications": {"devices": {"phone": {"token": "tok-phone", "platform": "ios"}}}}
+_PUSH = {"uid": "alice", "kind": "payments", "dedupeKey": "p1:completed", "title": "Payment completed", "body": "x"}
+
+
+def _alice() -> MemoryDocuments:
+    docs = MemoryDocuments(fixed_clock())
+    seed(docs, _ALICE_PHONE)
+    return docs
+
+
+def test_a_send_that_timed_out_in_firebase_admin_is_tried_again_not_dropped(monkeypatch):
+    """firebase_admin reports a request that timed out (and a 504) as DeadlineExceededError:
+    its code was not "not now", so the push was counted no_devices and lost."""
+    import requests
+    from firebase_admin import _utils, messaging
+
+    from fjordbank.adapters.push import FirebaseAdminSender
+
+    def timed_out(message, dry_run=False, app=None):
+        raise _utils.handle_requests_error(requests.exceptions.ReadTimeout("read timed out"))
+
+    monkeypatch.setattr(messaging, "send", timed_out)
+    with pytest.raises(push.PushesNotSent):
+        push.deliver_batch(_alice(), FirebaseAdminSender("demo-fjordbank", app=object()), {"pushes": [dict(_PUSH)]})
+
+
+class _Answer:
+    def __init__(self, status: int, payload: dict) -> None:
+        self.status_code, self._payload, self.ok = status, payload, 200 <= status < 300
+
+    def json(self) -> dict:
+        return self._payload
+
+
+class _Session:
+    def __init__(self, answer: _Answer) -> None:
+        self.answer = answer
+
+    def post(self, *args, **kwargs) -> _Answer:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("status", "grpc"), [(504, "DEADLINE_EXCEEDED"), (429, "RESOURCE_EXHAUSTED"), (503, "UNAVAILABLE")]
+)
+def test_a_gateway_timeout_or_throttle_without_fcm_detail_is_tried_again(status, grpc):
+    from fjordbank.adapters.push import FcmHttpSender
+
+    answer = _Answer(status, {"error": {"code": status, "message": "x", "status": grpc}})
+    sender = FcmHttpSender("demo-fjordbank", "http://sink", session=_Session(answer))
+    with pytest.raises(push.PushesNotSent):
+        push.deliver_batch(_alice(), sender, {"pushes": [dict(_PUSH)]})
