@@ -401,7 +401,10 @@ def parse_pacs008(xml: bytes, *, bic: str | None = None) -> IncomingBatch:
     read = [_parse_credit(reader, tx, default_date, bic) for tx in transactions]
     transfers = [t for t in read if isinstance(t, IncomingTransfer)]
     refused = [t for t in read if isinstance(t, RefusedCredit)]
-    created = today_in_norway(created_at)
+    try:
+        created = today_in_norway(created_at)
+    except OverflowError:  # a well-formed time at the calendar's edge: past year 9999 in Oslo
+        raise _fail("CreDtTm is out of range") from None
     window = timedelta(days=SETTLEMENT_WINDOW_DAYS)
     if any(abs(t.settlement_date - created) > window for t in read):
         raise _fail(f"a settlement date more than {SETTLEMENT_WINDOW_DAYS} days from the file's creation")

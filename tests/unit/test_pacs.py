@@ -200,3 +200,13 @@ def test_an_amount_that_echoes_an_account_number_is_masked_in_the_error():
 def test_the_writer_checks_the_bank_it_writes_to():
     with pytest.raises(InvalidPaymentFile):
         pacs.build_pacs008(pacs.IncomingBatch("NICS1", NOW, (transfer(1),)), creditor_agent_bic="fjordbank!")
+
+
+def test_a_creation_time_past_the_calendar_in_oslo_is_a_bad_file_not_a_crash():
+    """A well-formed CreDtTm at the calendar's edge (9999-12-31T23:30Z is the year 10000 in
+    Oslo) escaped as OverflowError, which parse_pacs008 promises never to raise."""
+    created = dt.datetime(9999, 12, 31, 23, 30, tzinfo=dt.UTC)
+    late = transfer(settlement_date=dt.date(9999, 12, 31))
+    data = pacs.build_pacs008(pacs.IncomingBatch("NICS1", created, (late,)), creditor_agent_bic=FJORDBANK)
+    with pytest.raises(InvalidPaymentFile, match="CreDtTm is out of range"):
+        pacs.parse_pacs008(data)
