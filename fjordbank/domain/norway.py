@@ -26,6 +26,7 @@ Sources for the rules implemented here:
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -385,6 +386,9 @@ def is_valid_kid(kid: str, *, scheme: KidScheme | None = None) -> bool:
 # sex), so the birth date is taken as the latest DDMMYY date that is not after
 # ``today``, and sex is None. The authoritative birth date and sex are always
 # the ones registered in Folkeregisteret; derived values are best-effort.
+# A D-number is dated on its registration day and month when no number was free on
+# the birth date (UDI), with the birth year: one registered on 29 February for
+# someone born in a common year carries 29.02.YY, and is read as 28.02.YY.
 
 NATIONAL_ID_K1_WEIGHTS: tuple[int, ...] = (3, 7, 6, 1, 8, 9, 4, 5, 2)
 NATIONAL_ID_K2_WEIGHTS: tuple[int, ...] = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
@@ -524,12 +528,21 @@ def _make_date(year: int, month: int, day: int) -> date:
         raise InvalidNationalId("birth date is not a real calendar date") from None
 
 
-def _latest_date_not_after(today: date, yy: int, month: int, day: int) -> date:
-    """Latest of 20YY-MM-DD and 19YY-MM-DD that is a real date not after ``today``."""
+def _dnr_date(year: int, month: int, day: int) -> date:
+    """A D-number's date (module notes): 29.02 of a common year, its registration day on a
+    leap year, is read as 28.02; any other impossible date is InvalidNationalId."""
+    if (month, day) == (2, 29) and not calendar.isleap(year):
+        return date(year, 2, 28)
+    return _make_date(year, month, day)
+
+
+def _latest_date_not_after(today: date, yy: int, month: int, day: int, kind: NationalIdKind = "fnr") -> date:
+    """Latest of 20YY-MM-DD and 19YY-MM-DD that is a real date not after ``today`` (a
+    D-number's as `_dnr_date` reads it)."""
     for century in (2000, 1900):
         try:
-            candidate = date(century + yy, month, day)
-        except ValueError:
+            candidate = _dnr_date(century + yy, month, day) if kind == "dnr" else date(century + yy, month, day)
+        except (ValueError, InvalidNationalId):
             continue
         if candidate <= today:
             return candidate
@@ -548,14 +561,14 @@ def _birth_date(
     """Birth date per the century rules in the module notes."""
     yy, individual = int(number[4:6]), int(number[6:9])
     if uses_2032_rule:
-        return _latest_date_not_after(today, yy, month, day)
+        return _latest_date_not_after(today, yy, month, day, kind)
     if kind == "fnr":
         return _make_date(_fnr_century(individual, yy) + yy, month, day)
     century = _dnr_century(individual, yy)
     if century == 2000 and individual <= 499:
-        born = _make_date(2000 + yy, month, day)
-        return born if born <= today else _make_date(1900 + yy, month, day)
-    return _make_date(century + yy, month, day)
+        born = _dnr_date(2000 + yy, month, day)
+        return born if born <= today else _dnr_date(1900 + yy, month, day)
+    return _dnr_date(century + yy, month, day)
 
 
 def parse_national_id(s: str, *, today: date | None = None, allow_synthetic: bool = False) -> NationalId:
@@ -589,7 +602,7 @@ def parse_national_id(s: str, *, today: date | None = None, allow_synthetic: boo
         # issued then, whatever the birth year; one of those whose first control digit
         # has remainder 0 looks like a classic number. When the classic reading finds no
         # issued range (or a future date), it is such a number: read by the 2032 rule.
-        born = _latest_date_not_after(reference, int(number[4:6]), month, day)
+        born = _latest_date_not_after(reference, int(number[4:6]), month, day, kind)
         uses_2032_rule = True
     sex: Sex | None = None
     if not uses_2032_rule:

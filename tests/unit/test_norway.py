@@ -691,3 +691,14 @@ def test_the_next_banking_day_is_the_first_on_or_after_the_date(day: date) -> No
     assert paid >= day and is_banking_day(paid) and paid - day <= timedelta(days=5)
     assert not any(is_banking_day(day + timedelta(days=n)) for n in range((paid - day).days))
     assert easter_sunday(day.year).weekday() == 6
+
+
+def test_a_d_number_registered_on_29_february_of_someone_born_in_a_common_year_is_read() -> None:
+    """UDI dates a D-number on its registration day and month when none is free on the
+    birth date, with the birth year: registered 29.02.2024 for someone born in 1985, it
+    carries 29.02.85 and was refused as no calendar date, so its holder could not become a
+    customer. A fødselsnummer carries the birth date itself: 29.02.85 stays refused."""
+    nid = parse_national_id("69028500068", today=date(2026, 11, 26))
+    assert (nid.kind, nid.birth_date) == ("dnr", date(1985, 2, 28))
+    with pytest.raises(InvalidNationalId, match="not a real calendar date"):
+        parse_national_id("29028500074", today=date(2026, 11, 26))

@@ -826,3 +826,8 @@ def test_names_in_one_script_per_part_and_japanese_names_mixing_kana_and_kanji_a
         "金 美子",
     ):
         assert onboarding_rules.validate_name({"name": name}) == name
+
+
+def test_a_d_number_registered_on_29_february_takes_the_birth_date_given() -> None:
+    app = parse_application(application(nationalId="69028500068", dateOfBirth="1985-06-10"), today=TODAY)
+    assert (app.national_id.kind, app.birth_date) == ("dnr", date(1985, 6, 10))
