@@ -584,7 +584,7 @@ class Demo:
             "message": "Husleie",
             "frequency": "monthly",
             "startDate": first.isoformat(),
-            "sca": c.session.device.confirm(order_id, amount, "NOK", to_account),
+            "sca": c.session.device.confirm_order(order_id, amount, "NOK", to_account, "monthly", first.isoformat()),
         }
         with self.bank.admin.errors("reading the standing order"):
             existed = self.bank.admin.db.document(f"users/{c.made.uid}/standingOrders/{order_id}").get().exists

@@ -4,8 +4,9 @@ A P-256 key the phone makes and keeps; its public half is enrolled with the bank
 (`enrolment`, what sca_register_key takes; another device of the same customer is
 approved by this one, `approve`), and the phone signs exactly the payment it
 confirms (`confirm`: the challenge of fjordbank.domain.sca over the request id, amount,
-currency and payee). A tool that acts as the phone on later runs keeps the key in a
-directory of its own, readable by the owner only (`save`, `load`).
+currency and payee), or the standing order (`confirm_order`, `confirm_order_change`). A
+tool that acts as the phone on later runs keeps the key in a directory of its own, readable
+by the owner only (`save`, `load`).
 """
 
 from __future__ import annotations
@@ -50,10 +51,22 @@ class Device:
 
     def confirm(self, request_id: str, amount: int, currency: str, to_account: str) -> dict:
         """The phone's signature over exactly this payment (arguments in the challenge's order)."""
-        return {
-            "keyId": self.key_id,
-            "signature": sca.sign(self.key, sca.challenge(request_id, amount, currency, to_account)),
-        }
+        return self._signed(sca.challenge(request_id, amount, currency, to_account))
+
+    def confirm_order(
+        self, order_id: str, amount: int, currency: str, to_account: str, frequency: str, start_date: str
+    ) -> dict:
+        """The phone's signature over exactly this new standing order."""
+        return self._signed(sca.order_challenge(order_id, amount, currency, to_account, frequency, start_date))
+
+    def confirm_order_change(
+        self, order_id: str, from_amount: int, amount: int, currency: str, to_account: str
+    ) -> dict:
+        """The phone's signature over a standing order's larger amount (from what it is now)."""
+        return self._signed(sca.order_change_challenge(order_id, from_amount, amount, currency, to_account))
+
+    def _signed(self, challenge: bytes) -> dict:
+        return {"keyId": self.key_id, "signature": sca.sign(self.key, challenge)}
 
     def to_json(self) -> dict:
         pem = self.key.private_bytes(

@@ -285,7 +285,9 @@ class ClockRun:
                 "frequency": order.frequency,
                 "startDate": order.start.isoformat(),
                 "endDate": order.end.isoformat(),
-                "sca": c.device.confirm(order_id, order.amount, "NOK", payee),  # type: ignore[attr-defined]
+                "sca": c.device.confirm_order(  # type: ignore[attr-defined]
+                    order_id, order.amount, "NOK", payee, order.frequency, order.start.isoformat()
+                ),
             }
             self.bank.callables.call("standing_orders_create", body, c.identity)
             made[order.key] = (c.uid, payee)

@@ -122,8 +122,24 @@ class Enrolment:
 
 
 def challenge(request_id: str, amount: int, currency: str, to_account: str) -> bytes:
-    """The exact bytes the device signs: what the customer sees and approves."""
+    """The exact bytes the device signs for a payment: what the customer sees and approves."""
     return f"fjordbank-sca-v1|{request_id}|{amount}|{currency}|{to_account}".encode()
+
+
+# Each kind of confirmation signs under a tag of its own, so that one never stands for
+# another: a payment's (whose id the app makes, and any order id may equal) made a weekly
+# standing order of the same id and terms, and a standing order's made a payment.
+def order_challenge(
+    order_id: str, amount: int, currency: str, to_account: str, frequency: str, start_date: str
+) -> bytes:
+    """What the device signs for a new standing order: its payment and how often from when."""
+    return f"fjordbank-sca-order-v1|{order_id}|{amount}|{currency}|{to_account}|{frequency}|{start_date}".encode()
+
+
+def order_change_challenge(order_id: str, from_amount: int, amount: int, currency: str, to_account: str) -> bytes:
+    """What the device signs for a standing order's larger amount: from what it is, to what
+    (a confirmed raise replayed after the amount changed raises nothing)."""
+    return f"fjordbank-sca-order-change-v1|{order_id}|{from_amount}|{amount}|{currency}|{to_account}".encode()
 
 
 def required(amount: int, *, new_payee: bool, threshold: int = DEFAULT_THRESHOLD) -> bool:

@@ -434,15 +434,17 @@ def verify_signature(
     sca: dict[str, Any],
     key: dict[str, Any] | None,
     used: dict[str, Any] | None,
+    challenge: bytes | None = None,
 ) -> bool:
     """Raises `PaymentRejected` unless ``sca`` is a valid signature over exactly these values
-    by the registered ``key``, not used for another request. Returns whether its use still
-    has to be recorded (``used`` is None: not yet)."""
+    (a payment's challenge, or ``challenge``: a standing order's) by the registered ``key``,
+    not used for another request. Returns whether its use still has to be recorded
+    (``used`` is None: not yet)."""
     if key is None:
         raise PaymentRejected("sca_invalid", "the device key is not registered")
     if used is not None and used.get("request") != request_path:
         raise signature_reused()
-    message = rules.challenge(request_id, amount, currency, to_account)
+    message = challenge if challenge is not None else rules.challenge(request_id, amount, currency, to_account)
     if not rules.verify(base64.b64decode(key["publicKey"]), sca["signature"], message):
         raise PaymentRejected("sca_invalid", "the confirmation does not match this payment")
     return used is None
@@ -460,9 +462,11 @@ def check_payment(
     own_payee: bool,
     sca: dict[str, Any] | None,
     threshold: int,
+    challenge: bytes | None = None,
 ) -> None:
     """Raises `PaymentRejected` (sca_required | sca_invalid | sca_reused) unless the payment
-    needs no SCA or carries a valid, unused signature over exactly its values."""
+    needs no SCA or carries a valid, unused signature over exactly its values (``challenge``:
+    what a standing order's confirmation signs instead of a payment's)."""
     if sca is None:
         # the payee lookup (a read) only when the amount alone does not decide it
         needed = rules.required(amount, new_payee=False, threshold=threshold) or (
@@ -482,6 +486,7 @@ def check_payment(
         sca=sca,
         key=_data(found[key]),
         used=used_of(found, sca),
+        challenge=challenge,
     )
     if record:
         claim_signature(docs, uid, used, request_path)

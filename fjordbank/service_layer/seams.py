@@ -33,6 +33,7 @@ class ScaCheck(Protocol):
         own_payee: bool,
         sca: dict[str, Any] | None,
         threshold: int,
+        challenge: bytes | None = None,
     ) -> None: ...
 
 

@@ -39,7 +39,7 @@ from fjordbank.domain.payments import (
     payment_id_for,
     projection_update,
 )
-from fjordbank.domain.sca import DEFAULT_THRESHOLD
+from fjordbank.domain.sca import DEFAULT_THRESHOLD, order_challenge, order_change_challenge
 from fjordbank.service_layer import edge, outbox, seams
 from fjordbank.service_layer.ports import (
     DELETE_FIELD,
@@ -117,6 +117,14 @@ def create(
         own_payee=own_payee,
         sca=body.get("sca"),
         threshold=sca_threshold,
+        challenge=order_challenge(
+            order_id,
+            terms.payment.amount,
+            terms.payment.currency,
+            terms.payment.to_account,
+            terms.frequency,
+            terms.start_date.isoformat(),
+        ),
     )
     order = {
         "orderId": order_id,
@@ -242,6 +250,9 @@ def _changed_amount(
             own_payee=True,  # the payee was confirmed when the order was made
             sca=asked.get("sca"),
             threshold=sca_threshold,
+            challenge=order_change_challenge(
+                order["orderId"], order["amount"], amount, order["currency"], order["toAccount"]
+            ),
         )
     return amount
 

@@ -263,7 +263,9 @@ def test_a_raise_s_confirmation_counts_for_the_order_as_it_was_and_is_not_replay
         "amount": 900_000,
         "sca": {
             "keyId": "phone-key-1",
-            "signature": sca_rules.sign(key, sca_rules.challenge("order-0001", 900_000, "NOK", SAVINGS)),
+            "signature": sca_rules.sign(
+                key, sca_rules.order_change_challenge("order-0001", 10_000, 900_000, "NOK", SAVINGS)
+            ),
         },
     }
 
@@ -639,3 +641,49 @@ def test_orders_waiting_for_funds_do_not_keep_a_covered_one_from_its_due_date(do
     assert run_due(docs, publisher, limit=2) == {"submitted": 1, "waiting": 3, "failed": 0, "skipped": 0, "ended": 0}
     assert order(docs, "order-zzz9")["nextDue"] == "2027-04-10"
     assert run_due(docs, publisher, limit=2)["waiting"] == 3  # every run tries each waiting one again
+
+
+# ---- found in review (2026-12-05): a confirmation stands for what it was made for -------------
+def _real_sca(docs) -> tuple[Any, Any]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    sca_use.register_key(docs, None, UID, key_id="phone-key-1", public_key=sca_rules.public_key_b64(key))
+
+    def check(uid: str, **payment: Any) -> None:
+        sca_use.check_payment(docs, uid, **payment)
+
+    return key, check
+
+
+def _signed(key: Any, challenge: bytes) -> dict[str, str]:
+    return {"keyId": "phone-key-1", "signature": sca_rules.sign(key, challenge)}
+
+
+BIG = 900_000  # over the SCA threshold
+
+
+def test_a_payments_confirmation_never_makes_a_standing_order_of_its_id(docs):
+    """The device signed the id, amount, currency and payee of a one-off payment; a stolen
+    session read it from the request document (the payment refused before its use was
+    recorded) and made a weekly standing order of the same id and terms: accepted."""
+    key, check = _real_sca(docs)
+    one_off = _signed(key, sca_rules.challenge("order-0001", BIG, "NOK", SAVINGS))
+    assert refused(lambda: create(docs, check, body(amount=BIG, frequency="weekly", sca=one_off))) == "sca_invalid"
+    monthly = _signed(key, sca_rules.order_challenge("order-0001", BIG, "NOK", SAVINGS, "monthly", TODAY.isoformat()))
+    # the order's own confirmation names how often: monthly, not weekly
+    assert refused(lambda: create(docs, check, body(amount=BIG, frequency="weekly", sca=monthly))) == "sca_invalid"
+    assert create(docs, check, body(amount=BIG, sca=monthly))["amount"] == BIG
+
+
+def test_a_raise_is_confirmed_from_the_amount_it_raises(docs):
+    key, check = _real_sca(docs)
+    create(docs, check, body())  # 100 kr, no confirmation needed
+    from_elsewhere = _signed(key, sca_rules.order_change_challenge("order-0001", 5_000, BIG, "NOK", SAVINGS))
+    assert refused(lambda: change(docs, check, {"orderId": "order-0001", "amount": BIG, "sca": from_elsewhere})) == (
+        "sca_invalid"
+    )
+    as_payment = _signed(key, sca_rules.challenge("order-0001", BIG, "NOK", SAVINGS))
+    assert refused(lambda: change(docs, check, {"orderId": "order-0001", "amount": BIG, "sca": as_payment})) == (
+        "sca_invalid"
+    )
+    raised = _signed(key, sca_rules.order_change_challenge("order-0001", 10_000, BIG, "NOK", SAVINGS))
+    assert change(docs, check, {"orderId": "order-0001", "amount": BIG, "sca": raised})["amount"] == BIG

@@ -4,7 +4,9 @@
 // or later from another device of the customer's that approves it by signing
 // "fjordbank-sca-enrol-v1|uid|keyId|sha256(public key DER) in hex"; every payment is
 // confirmed by signing exactly what the customer approved:
-// "fjordbank-sca-v1|requestId|amount|currency|toAccount" (fjordbank/domain/sca.py).
+// "fjordbank-sca-v1|requestId|amount|currency|toAccount", a standing order with how often
+// from when ("fjordbank-sca-order-v1|...|frequency|startDate") and its larger amount from
+// what it was ("fjordbank-sca-order-change-v1|orderId|fromAmount|...") (fjordbank/domain/sca.py).
 // WebCrypto's ECDSA signature is r||s (IEEE P1363), the format the backend verifies.
 
 const DB_NAME = "fjordbank-device";
@@ -108,8 +110,24 @@ export async function approveDevice(uid, code) {
 
 /** The payment request's `sca` field: this device's signature over what the customer approved. */
 export async function confirmPayment(uid, { requestId, amount, currency, toAccount }) {
+  return confirm(uid, `fjordbank-sca-v1|${requestId}|${amount}|${currency}|${toAccount}`);
+}
+
+/** A new standing order's `sca`: its payment and how often from when (fjordbank/domain/sca.py order_challenge). */
+export async function confirmStandingOrder(uid, { orderId, amount, currency, toAccount, frequency, startDate }) {
+  return confirm(
+    uid,
+    `fjordbank-sca-order-v1|${orderId}|${amount}|${currency}|${toAccount}|${frequency}|${startDate}`,
+  );
+}
+
+/** A standing order's larger amount, from what it is now (order_change_challenge). */
+export async function confirmOrderChange(uid, { orderId, fromAmount, amount, currency, toAccount }) {
+  return confirm(uid, `fjordbank-sca-order-change-v1|${orderId}|${fromAmount}|${amount}|${currency}|${toAccount}`);
+}
+
+async function confirm(uid, challenge) {
   const key = await deviceKey(uid);
   if (!key) return null;
-  const challenge = `fjordbank-sca-v1|${requestId}|${amount}|${currency}|${toAccount}`;
   return { keyId: key.keyId, signature: await signText(key, challenge) };
 }

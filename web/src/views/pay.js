@@ -4,7 +4,7 @@
 // OCR line into a draft (invoices_scan) that is paid the same way. A payment can also
 // repeat weekly or monthly: a standing order (standing_orders_create, confirmed the same way).
 import { doc, getDoc, onSnapshot, setDoc } from "firebase/firestore";
-import { confirmPayment, deviceKey } from "../device.js";
+import { confirmPayment, confirmStandingOrder, deviceKey } from "../device.js";
 import { action, field, fill, h, toast } from "../dom.js";
 import { call, config, db, listenFailed } from "../firebase.js";
 import { formatNOK, parseNOK, toInput } from "../money.js";
@@ -49,15 +49,17 @@ async function sendPayment(body) {
   return requestId;
 }
 
-/** A standing order, confirmed like a payment (the order id in place of a request id). */
+/** A standing order, confirmed on this device with how often and from when. */
 async function sendStandingOrder(plan) {
   const orderId = newId("so-web-");
   const { v, currency, ...terms } = plan;
-  const sca = await confirmPayment(session.user.uid, {
-    requestId: orderId,
+  const sca = await confirmStandingOrder(session.user.uid, {
+    orderId,
     amount: plan.amount,
     currency,
     toAccount: plan.toAccount,
+    frequency: plan.frequency,
+    startDate: plan.startDate,
   });
   const order = { orderId, ...terms };
   if (!order.endDate) delete order.endDate;

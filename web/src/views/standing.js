@@ -1,7 +1,7 @@
 // Standing orders (faste betalinger): the bank pays them on each due date. The orders are
 // read live from users/{uid}/standingOrders; changes go through the callables.
 import { collection, onSnapshot } from "firebase/firestore";
-import { confirmPayment } from "../device.js";
+import { confirmOrderChange } from "../device.js";
 import { action, fill, h, toast } from "../dom.js";
 import { call, db, listenFailed } from "../firebase.js";
 import { formatNOK, parseNOK, toInput } from "../money.js";
@@ -35,8 +35,9 @@ function orderRow(order) {
       const update = { orderId: order.orderId, amount: ore };
       if (ore > order.amount) {
         // a larger amount is confirmed again on this device
-        const sca = await confirmPayment(session.user.uid, {
-          requestId: order.orderId,
+        const sca = await confirmOrderChange(session.user.uid, {
+          orderId: order.orderId,
+          fromAmount: order.amount,
           amount: ore,
           currency: order.currency || "NOK",
           toAccount: order.toAccount,
