@@ -219,6 +219,11 @@ REASONS: tuple[Reason, ...] = (
     _r("invalid_approval", CALLABLE, "a new device's approval is not {keyId, signature} of an enrolled device"),
     _r("too_many_devices", CALLABLE, "a customer has at most 5 device keys: revoke one first"),
     _r("device_key_revoked", CALLABLE, "this device key id was revoked for good: make a new key"),
+    _r(
+        "device_key_enrolled",
+        CALLABLE,
+        "the bank cannot reopen for a device key enrolled now (a reset revokes it): make a new key",
+    ),
     _r("unknown_device_key", CALLABLE, "no such device key of yours (NOT_FOUND)"),
     _r("unexpected_device_key", CALLABLE, "the bank reopened the enrolment for another device key"),
     _r("invalid_fingerprint", CALLABLE, "a device key's fingerprint is 16 hex digits (as the device shows it)"),

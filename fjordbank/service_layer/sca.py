@@ -301,6 +301,13 @@ def reopen_enrolment(
             raise rules.ScaRefused(
                 "device_key_revoked", "this device key id was revoked; the device must make a new one"
             )
+        if key_id in state.keys or key_id in older:
+            # the reset revokes every key the customer has, this one too: the window it
+            # opened could never be used, with every device gone and every session ended
+            raise rules.ScaRefused(
+                "device_key_enrolled",
+                "this device key is enrolled now and a reset revokes it; the device must make a new one",
+            )
         return state
 
     allowed(docs.get_many([enrolment, customer]))

@@ -387,8 +387,9 @@ def test_every_change_to_the_devices_is_announced_once_and_the_first_key_is_not(
     ]
     assert all(DeviceChanged.from_json(p.body).uid == UID for p in pub.stored)
     assert docs.query(outbox.OUTBOX) == []  # published, so taken off the outbox
-    # the bank resets again expecting the same key: a second notice, not the first again
-    again = reset_for(docs, pub, new)
+    # the bank resets again (for another new key: one enrolled now is refused): a second
+    # notice, not the first again
+    again = reset_for(docs, pub, Phone("new-phone-02"))
     assert again["noticePublished"] is True
     resets = [b for b in pub.on(topology.SUBJECT_DEVICE_CHANGED) if b["change"] == "reset"]
     assert len(resets) == 2 and resets[0]["changed_at"] != resets[1]["changed_at"]
@@ -521,3 +522,14 @@ def test_a_sign_out_that_commits_after_a_later_reset_never_moves_the_end_back(cl
 )
 def test_a_session_record_is_read_as_the_rules_read_it_and_a_bad_one_fails_closed(record, auth_time, ended):
     assert session_records.ended(record, auth_time) is ended
+
+
+def test_the_bank_does_not_reopen_for_a_key_the_customer_has_enrolled_now(docs, phone):
+    """The device shown to the operator still held its enrolled key (the web app keeps its
+    key): the reset answered success, revoked that very key in the same commit, ended every
+    session, and the one enrolment its window allowed was then refused device_key_revoked."""
+    before = keys(docs)
+    assert refusal(reopen, docs, phone) == "device_key_enrolled"
+    assert keys(docs) == before  # nothing revoked, nobody signed out
+    fresh = Phone("phone-key-2")
+    assert reopen(docs, fresh)["keyId"] == "phone-key-2"  # a new key on the same device
