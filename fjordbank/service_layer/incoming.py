@@ -459,9 +459,10 @@ class Incoming:
             else:
                 back.append(r)
         held = await self._not_credited(held)
-        await self.hold(held, path.name)  # recorded before anything else is done with the file
+        made = await self.hold(held, path.name)  # recorded before anything else is done with the file
         undecided = [doc.data for doc in returned.values() if doc.data.get("status") in UNDECIDED]
-        suspended = [e for record in [*held, *undecided] if (e := self._held_event(record)) is not None]
+        undecided += await self._held_by_another(held, made)
+        suspended = [e for record in [*made, *undecided] if (e := self._held_event(record)) is not None]
         nowhere, back = await self._not_paid(nowhere, back, path.name)
         for chunk in (suspended, arrived):
             for start in range(0, len(chunk), PUBLISH_CHUNK):  # a payroll file: thousands of credits
@@ -568,8 +569,27 @@ class Incoming:
         sanctions = self.sanctions()
         return {name: r for name in names if (r := sanctions.screen_counterparty(name)).outcome != "clear"}
 
-    async def hold(self, held: list[Data], file: str) -> None:
-        """Record each credit held for review (once: one held before stays as it was)."""
+    async def _held_by_another(self, held: list[Data], made: list[Data]) -> list[Data]:
+        """The credits to hold whose record another process made meanwhile (two instances
+        reading one file): as recorded, if that is a hold of the same credit. One recorded
+        as a return (the other instance's list did not name the payer yet) went back: its
+        hold is never booked (suspense would show money the bank sent back)."""
+        made_ids = {r["paymentId"] for r in made}
+        others = [r for r in held if r["paymentId"] not in made_ids]
+        if not others:
+            return []
+        found = await self.docs.get_many([return_path(r["paymentId"]) for r in others])
+        return [
+            doc.data
+            for r in others
+            if (doc := found.get(return_path(r["paymentId"]))) is not None
+            and doc.data.get("status") in UNDECIDED
+            and doc.data.get("event") == r.get("event")
+        ]
+
+    async def hold(self, held: list[Data], file: str) -> list[Data]:
+        """Record each credit held for review (once: one held before stays as it was).
+        Returns the records made here."""
         made: list[Data] = []
         for start in range(0, len(held), HOLD_CHUNK):
             chunk = held[start : start + HOLD_CHUNK]
@@ -598,6 +618,7 @@ class Incoming:
                     "entities": [m["entityId"] for m in record["matches"]],
                 },
             )
+        return made
 
     async def book_held(self, publish: Publish) -> int:
         """Publish the ``held`` of every credit held or frozen (at start): one held before

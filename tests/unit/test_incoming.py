@@ -1038,3 +1038,42 @@ async def test_credits_held_before_suspense_existed_are_put_on_the_books_at_star
         await ledger.post_batch(at_start)
         assert (await balance(docs, suspense_account(BOB)))[0] == 950_000
     assert audit_problems(docs) == []
+
+
+class _ReadBefore:
+    """The documents as a second clearing instance sees them when it read a file's returns
+    before the first recorded one (its first read of them finds none)."""
+
+    def __init__(self, docs: RecordingDocuments) -> None:
+        self._docs, self._first = docs, True
+
+    def __getattr__(self, name: str):
+        return getattr(self._docs, name)
+
+    async def get_many(self, paths):
+        found = await self._docs.get_many(paths)
+        if self._first and all(p.startswith("clearingReturns/") for p in paths):
+            self._first = False
+            return {p: None for p in found}
+        return found
+
+
+async def test_a_hold_whose_record_lost_to_a_return_is_never_booked_into_suspense(dirs):
+    """Two instances read one file in a rollout, one with the list before it named the
+    payer: that one sent the credit (to no account here) back; the other's hold lost the
+    create to the return, and its held was published all the same: the ledger booked money
+    that had gone back into suspense, where no decision would ever clear it."""
+    _ledger, docs = await bank({})
+    pid = listed_credit(1, to=OUTSIDE).payment_id
+
+    def instance(documents, sanctions) -> Incoming:
+        return Incoming(documents, dirs, Payees({}).of, bic="FJORNOKK", sanctions=sanctions, clock=lambda: NOW)
+
+    await instance(docs, lambda: EMPTY).receive_file(deliver(dirs, listed_credit(1, to=OUTSIDE)), Published())
+    assert (await docs.get(return_path(pid))).data["status"] == "delivered"  # type: ignore[union-attr]
+    second = Published()
+    await instance(_ReadBefore(docs), sample_sanctions).receive_file(
+        deliver(dirs, listed_credit(1, to=OUTSIDE)), second
+    )
+    assert second == []
+    assert (await balance(docs, suspense_account(OUTSIDE)))[0] == 0 and audit_problems(docs) == []
