@@ -24,6 +24,7 @@ from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import crash, events, payment_metrics, steps, tracing
 from fjordbank.runtime.consumer import ConsumerService, Delivery, Outcome
 from fjordbank.service_layer.ledger import Ledger, carry
+from fjordbank.topology import ARRIVED, HELD
 
 log = logging.getLogger("ledger")
 
@@ -53,6 +54,11 @@ class LedgerHandler:
             r = verdict.result
             out += carry(published(verdict.event, r), verdict.record)
             step.ack(i)
+            if verdict.event.status == ARRIVED and r.status == HELD:
+                log.warning(
+                    "a credit held for sanctions review arrived without a release; it stays held",
+                    extra={"payment_id": verdict.event.payment.payment_id},
+                )
             log.debug(
                 "payment step posted",
                 extra={

@@ -53,7 +53,7 @@ from fjordbank.domain.ledger import (
     transit_in_account,
     transit_out_account,
 )
-from fjordbank.domain.payments import EXTERNAL, INCOMING, NO_PAYEE, PaymentEvent
+from fjordbank.domain.payments import EXTERNAL, INCOMING, NO_PAYEE, RELEASED_FROM_HOLD, PaymentEvent
 from fjordbank.topology import ARRIVED, CREDIT, CREDITED, HELD, REFUND, UNAPPLIED
 
 # An external payment's hold is released by its answer (settled or returned), whenever it
@@ -108,7 +108,7 @@ def published(event: PaymentEvent, result: StepResult) -> list[PaymentEvent]:
     for a credited internal payment also ``credited`` to the payee's partition (its read
     models) beside ``completed`` to the payer's. Nothing after a credit held for sanctions
     review is booked (nobody is told of it; its release is clearing's ``arrived``)."""
-    if event.status == HELD:
+    if HELD in (event.status, result.status):
         return []
     after = replace(event, status=result.status, reason=result.reason, message=result.message)
     if event.status == CREDIT and result.status == "completed":
@@ -240,7 +240,8 @@ def _internal_accounts(book: Book, *accounts: str) -> None:
 def _credit_incoming(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
     """arrived (a payment from another bank, in the payee's partition): the clearing house
     has settled it with the bank, so the payee's partition's settlement shard pays it to the
-    payee (its suspense shard, when the credit was held for review and is now released); a
+    payee (its suspense shard, when the credit was held for review and is now released:
+    only an arrived marked as the release, `apply_step`); a
     payee's account that cannot take it (closed, another currency, none) leaves it
     unapplied, and clearing sends it back (a released one's money first goes from suspense
     back to settlement). A credit to an account that was not here when it came (``NO_PAYEE``)
@@ -351,6 +352,10 @@ def apply_step(
         # released and credited (or sent back) before its hold reached the ledger: clearing
         # publishes a hold again when its file is read again. Nothing to hold, nothing changed.
         return record, StepResult(record["status"]), True
+    if step == ARRIVED and record["status"] == HELD and not (event.detail or {}).get(RELEASED_FROM_HOLD):
+        # held for review, and this arrived is no officer's release (another instance read
+        # the file with a list that did not name the payer yet): the hold stands
+        return record, StepResult(HELD), True
     apply = _step_fn(step, event.payment.kind)
     try:
         result = apply(book, record, event, now)

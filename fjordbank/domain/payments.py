@@ -123,6 +123,10 @@ PAYEE_UID = "payeeUid"
 # name as the pacs.008 gives it (what the payee's feed and push say it came from). In the
 # detail, beside the transfer's ids, not in the payment, whose fields every kind shares.
 PAYER_NAME = "payerName"
+# In the detail of the ``arrived`` a compliance officer's release publishes (True): only such
+# an arrived pays a credit held for review out of suspense. Another (an instance that read
+# the file with a list not yet naming the payer, in a rollout) leaves it held.
+RELEASED_FROM_HOLD = "releasedFromHold"
 
 
 def payer_name(event: PaymentEvent) -> str | None:
@@ -444,7 +448,11 @@ class PaymentEvent:
             # two different credits under one key (a bank using a TxId twice on one day) are
             # two messages: the ledger refuses the second, whose record differs (dead-lettered
             # for an operator), where JetStream's duplicate window would have dropped it unseen
-            return f"{base}:{self.payment.body_hash[:16]}"
+            base = f"{base}:{self.payment.body_hash[:16]}"
+            if (self.detail or {}).get(RELEASED_FROM_HOLD):
+                # an officer's release within two minutes of an arrived another instance
+                # published (which leaves the hold standing) is not dropped as its duplicate
+                base += ":release"
         return base
 
     def to_json(self) -> dict[str, Any]:

@@ -48,8 +48,10 @@ is published again whenever its file is read again while it is undecided (a cras
 the record and the publish), and for every undecided one when the service starts
 (`book_held`: one held before this step existed), and the ledger books it once. A compliance officer decides
 (`decide_held`: ``python -m fjordbank.runtime.held``, ``bankctl held``): ``release`` (a false
-match: clearing then publishes its ``arrived`` as it would have, and marks it ``released``;
-the ledger credits the payee from suspense, or, when its account is not here or cannot
+match: clearing then publishes its ``arrived`` as it would have, marked as the release
+(`RELEASED_FROM_HOLD`: an arrived of an instance still on a list that did not name the
+payer leaves the hold standing), and marks it ``released``; the ledger credits the payee
+from suspense, or, when its account is not here or cannot
 take it, moves it back to settlement and leaves it ``unapplied``, and clearing sends it
 back from that) or ``frozen`` (a true match: the money stays in suspense, reported by the
 officer; nothing more is done here). A held credit's ``arrived`` is never published again
@@ -75,7 +77,14 @@ from fjordbank.adapters.firestore import LEDGER_PAYMENTS
 from fjordbank.domain import pacs
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import next_banking_day, today_in_norway
-from fjordbank.domain.payments import INCOMING, NO_PAYEE, PAYER_NAME, PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import (
+    INCOMING,
+    NO_PAYEE,
+    PAYER_NAME,
+    RELEASED_FROM_HOLD,
+    PaymentEvent,
+    PaymentRequested,
+)
 from fjordbank.domain.sanctions import SanctionsList, ScreeningResult
 from fjordbank.service_layer.ports import SERVER_TIME, AlreadyExists, AsyncDocuments, Data, Doc, Stale, Where
 from fjordbank.topology import ARRIVED
@@ -320,7 +329,7 @@ def _release_of(doc: Doc) -> tuple[PaymentEvent | None, ReturnOrder | None]:
     event = PaymentEvent.from_json(doc.data.get("event"))
     if event.payment.payment_id != doc.id:
         raise ValueError("the record's event names another payment")
-    return event, None
+    return replace(event, detail={**(event.detail or {}), RELEASED_FROM_HOLD: True}), None
 
 
 def held_event(record: Data) -> PaymentEvent | None:

@@ -23,7 +23,7 @@ from fjordbank.domain.ledger import settlement_account, suspense_account
 from fjordbank.domain.norway import next_banking_day
 from fjordbank.domain.notifications import payment_pushes, transaction_entries
 from fjordbank.domain.payment_ledger import published
-from fjordbank.domain.payments import INCOMING, PAYER_NAME, REQUEST_ID_PATTERN, PaymentEvent
+from fjordbank.domain.payments import INCOMING, PAYER_NAME, RELEASED_FROM_HOLD, REQUEST_ID_PATTERN, PaymentEvent
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.incoming import (
@@ -560,7 +560,8 @@ async def test_a_released_credit_is_published_as_it_would_have_been_once(dirs):
     assert (decided["status"], decided["decidedBy"]) == (RELEASE, "Kari Compliance")
     out = Published()
     assert await incoming.release_decided(out) == 1
-    assert out == [arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)]
+    as_it_was = arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)
+    assert out == [PaymentEvent(as_it_was.payment, ARRIVED, detail={**as_it_was.detail, RELEASED_FROM_HOLD: True})]  # type: ignore[dict-item]
     record = (await docs.get(return_path(pid))).data  # type: ignore[union-attr]
     assert record["status"] == RELEASED and record["note"] == "another company, org.nr 912345678"
     assert await incoming.release_decided(out) == 0 and len(out) == 1  # once
@@ -1077,3 +1078,34 @@ async def test_a_hold_whose_record_lost_to_a_return_is_never_booked_into_suspens
     )
     assert second == []
     assert (await balance(docs, suspense_account(OUTSIDE)))[0] == 0 and audit_problems(docs) == []
+
+
+async def test_an_arrived_that_is_no_release_leaves_a_held_credit_held(dirs):
+    """In a rollout of a new list, one instance held the credit (booked into suspense) and
+    another, still on the old list, published its arrived: the ledger paid the listed
+    party's money to the payee out of suspense, as if an officer had released it."""
+    ledger, docs = await bank({})
+    await _held_and_booked(dirs, ledger, docs, listed_credit(1))
+    old_list = Incoming(docs, dirs, Payees({BOB: "bob"}).of, bic="FJORNOKK", sanctions=lambda: EMPTY, clock=lambda: NOW)
+    unaware = Published()
+    await old_list.receive_file(deliver(dirs, listed_credit(1), name="NICS2"), unaware)
+    # (this instance saw the hold's record, so it publishes its hold again, not an arrived;
+    # the one that read the file before the record was made published this)
+    arrived_anyway = arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)
+    [verdict] = await ledger.post_batch([arrived_anyway])
+    assert verdict.replayed and verdict.result is not None and verdict.result.status == HELD_STEP
+    assert published(verdict.event, verdict.result) == []
+    assert (await balance(docs, BOB))[0] == 0 and (await balance(docs, suspense_account(BOB)))[0] == 900_000
+    # the officer's release pays it
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
+    out = Published()
+    await incoming.release_decided(out)
+    assert statuses(await ledger.post_batch(out)) == ["completed"]
+    assert (await balance(docs, BOB))[0] == 900_000 and audit_problems(docs) == []
+
+
+def test_a_release_is_its_own_message_beside_the_arrived_it_would_have_been():
+    as_it_was = arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)
+    release = PaymentEvent(as_it_was.payment, ARRIVED, detail={**(as_it_was.detail or {}), RELEASED_FROM_HOLD: True})
+    assert release.msg_id == f"{as_it_was.msg_id}:release" and release.subject == as_it_was.subject
