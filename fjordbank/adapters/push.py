@@ -297,8 +297,17 @@ _FIREBASE_CODES = {
 
 
 def _firebase_code(exc: Exception) -> str:
+    """FCM's code of a failed send. firebase_admin knows nine HTTP statuses and calls any
+    other answer UNKNOWN (a 502 or 504 from a front end, with an HTML body): that one is
+    told by its HTTP status (HTTP_5xx: tried again), and one with no answer at all (the
+    connection cut mid-answer) is a transport error, as the HTTP sender calls it."""
     name = type(exc).__name__
-    return _FIREBASE_CODES.get(name) or str(getattr(exc, "code", None) or name).upper()
+    code = _FIREBASE_CODES.get(name) or str(getattr(exc, "code", None) or name).upper()
+    if code == "UNKNOWN":
+        response = getattr(exc, "http_response", None)
+        status = getattr(response, "status_code", None)
+        return f"HTTP_{status}" if isinstance(status, int) else "TRANSPORT_ERROR"
+    return code
 
 
 def _firebase_error(exc: Exception) -> str:

@@ -250,3 +250,35 @@ def test_a_gateway_timeout_or_throttle_without_fcm_detail_is_tried_again(status,
     sender = FcmHttpSender("demo-fjordbank", "http://sink", session=_Session(answer))
     with pytest.raises(push.PushesNotSent):
         push.deliver_batch(_alice(), sender, {"pushes": [dict(_PUSH)]})
+
+
+def _gateway_error(status: int):
+    import requests
+
+    answer = requests.Response()
+    answer.status_code, answer._content = status, b"<html><body>Gateway</body></html>"
+    answer.headers["Content-Type"] = "text/html"
+    return requests.HTTPError(f"{status} Server Error", response=answer)
+
+
+@pytest.mark.parametrize("failure", ["504", "502", "cut"])
+def test_a_gateway_error_firebase_admin_calls_unknown_is_tried_again(monkeypatch, failure):
+    """firebase_admin knows nine HTTP statuses: a 502 or 504 with an HTML body, or a
+    connection cut mid-answer, is its UnknownError (UNKNOWN), which was taken for "never"."""
+    import requests
+    from firebase_admin import messaging
+
+    from fjordbank.adapters.push import FirebaseAdminSender
+
+    error = (
+        requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+        if failure == "cut"
+        else _gateway_error(int(failure))
+    )
+
+    def failing(message, dry_run=False, app=None):
+        raise messaging._MessagingService._handle_fcm_error(None, error)  # what send raises for it
+
+    monkeypatch.setattr(messaging, "send", failing)
+    with pytest.raises(push.PushesNotSent):
+        push.deliver_batch(_alice(), FirebaseAdminSender("demo-fjordbank", app=object()), {"pushes": [dict(_PUSH)]})
