@@ -635,8 +635,21 @@ def account_verdict(
         raise PaymentRejected("account_closed", "the from-account is not open")
     if to_account[:4] not in bank_regs:
         return EXTERNAL, False
+    return INTERNAL, _check_payee(target).get("ownerUid") == uid
+
+
+def check_payee(docs: Documents, to_account: str, bank_regs: tuple[str, ...]) -> None:
+    """The payee's account as a payment to it would find it now, whatever the payer's
+    account's state: raises `PaymentRejected` (unknown_to_account, to_account_closed) for
+    one here that is gone or closed; another bank's is not checked."""
+    if to_account[:4] in bank_regs:
+        _check_payee(_data(docs.get(f"{ACCOUNTS}/{to_account}")))
+
+
+def _check_payee(target: dict[str, Any] | None) -> dict[str, Any]:
+    """The payee's account document, if a payment may be made to it."""
     if target is None:
         raise PaymentRejected("unknown_to_account", "no account with this number in Fjordbank")
     if target.get("status") not in TAKES_CREDITS:  # a frozen account takes money in
         raise PaymentRejected("to_account_closed", "the to-account is closed")
-    return INTERNAL, target.get("ownerUid") == uid
+    return target

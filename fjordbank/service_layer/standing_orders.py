@@ -531,7 +531,9 @@ def _decide(
     funds: RunFunds,
 ) -> rules.Decision:
     """Submit, wait or fail this due date: the funds (what this run left) and the accounts
-    as they are now."""
+    as they are now. A payee's account closed or gone fails it whatever the payer's state
+    (and ends the order, `rules.ENDS_ORDER`): checked only on submitting, an order into a
+    closed account from an account short of money or frozen failed every month for ever."""
     available, status = funds.available(order["fromAccount"])
     decision = rules.decide(
         due=due,
@@ -541,11 +543,13 @@ def _decide(
         account_status=status,
         following=_following(order, due),
     )
-    if decision.action == "submit":
-        try:  # the payee's account may have closed since the order was made
+    try:  # the payee's account may have closed since the order was made
+        if decision.action == "submit":
             edge.check_accounts(docs, order["uid"], order["fromAccount"], order["toAccount"], bank_regs)
-        except PaymentRejected as exc:
-            decision = rules.Decision("fail", exc.code)
+        else:
+            edge.check_payee(docs, order["toAccount"], bank_regs)
+    except PaymentRejected as exc:
+        decision = rules.Decision("fail", exc.code)
     return decision
 
 

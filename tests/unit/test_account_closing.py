@@ -208,3 +208,35 @@ async def test_a_refund_to_a_closed_account_is_paid_out_to_an_open_one_once_and_
     assert again.value.code == "nothing_to_pay_out"
     # the payout belongs to no payment: the ledger's audit counts it with no verdict
     assert audit.payment_posting_counts([audit.Posting.from_dict(posting)]) == {}
+
+
+# ---- found in review (2026-12-05): an order into a closed account ends whatever the payer's state
+def _run_days(docs, pub, start: dt.date, days: int) -> None:
+    day = start
+    for _ in range(days):
+        if standing_orders.is_banking_day(day):
+            now = dt.datetime(day.year, day.month, day.day, 9, 0, tzinfo=dt.UTC)
+            standing_orders.run_due(docs, pub, bank_regs=BANK_REGS, clock=fixed_clock(now))
+        day += dt.timedelta(days=1)
+
+
+def _close_rent(docs) -> None:
+    batch = docs.batch()
+    batch.update(f"accounts/{RENT}", {"status": "closed"})
+    batch.commit()
+
+
+@pytest.mark.parametrize("payer", ["short of money", "frozen"])
+def test_an_order_into_an_account_closed_since_ends_even_when_the_payer_cannot_pay(payer) -> None:
+    """The payee's account was checked only when the payer had the money: from an account
+    short of money (or frozen) the order failed insufficient_funds (account_frozen) every
+    month for ever, the payer told each time, instead of ending once, to_account_closed."""
+    docs, pub = bank_with_orders()  # the payer holds 0; the rent is 1 000 kr
+    if payer == "frozen":
+        seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=10_000_000, status="frozen")})
+    _close_rent(docs)
+    _run_days(docs, pub, dt.date(2027, 4, 12), 70)  # April, May and June due dates
+    order = data(docs, f"users/{UID}/standingOrders/rent-order") or {}
+    assert (order["status"], order.get("endedReason")) == ("ended", "to_account_closed")
+    failed = [p.body["reason"] for p in pub.stored if p.subject.startswith(topology.SUBJECT_PAYMENT_FAILED)]
+    assert failed == ["to_account_closed"]
