@@ -621,35 +621,34 @@ def in_flight(verdicts: Documents) -> int:
     # every record with a whole amount, one malformed otherwise included (the transit shards
     # hold its money however its other fields read: a record with postingIds 5 showed as a
     # transit fault as well as a malformed one)
+    return _carried(verdicts, (CREDIT, REFUND))
+
+
+def held_for_review(verdicts: Documents) -> int:
+    """What the payments from other banks held for sanctions review carry (booked ``held``)."""
+    return _carried(verdicts, (HELD_STEP,))
+
+
+def _carried(verdicts: Documents, statuses: tuple[str, ...]) -> int:
     return sum(
-        amount
-        for v in verdicts.values()
-        if v.get("status") in (CREDIT, REFUND) and type(amount := v.get("amount", 0)) is int
+        amount for v in verdicts.values() if v.get("status") in statuses and type(amount := v.get("amount", 0)) is int
     )
 
 
 def check_transit(accounts: Documents, verdicts: Documents) -> list[Finding]:
     """The transit shards hold exactly the internal payments in flight."""
-    transit = sum(accounts.get(a, {}).get("balance", 0) for a in INTERNAL_TRANSIT)
-    expected = in_flight(verdicts)
-    if transit != expected:
-        return [Finding(TRANSIT, f"transit accounts hold {transit}, internal payments in flight {expected}")]
-    return []
-
-
-def held_for_review(verdicts: Documents) -> int:
-    """What the payments from other banks held for sanctions review carry (booked ``held``)."""
-    return sum(
-        amount for v in verdicts.values() if v.get("status") == HELD_STEP and type(amount := v.get("amount", 0)) is int
-    )
+    return _shards_hold(TRANSIT, accounts, INTERNAL_TRANSIT, in_flight(verdicts), "internal payments in flight")
 
 
 def check_suspense(accounts: Documents, verdicts: Documents) -> list[Finding]:
     """The suspense shards hold exactly the payments from other banks held for review."""
-    suspense = sum(accounts.get(a, {}).get("balance", 0) for a in INTERNAL_SUSPENSE)
-    expected = held_for_review(verdicts)
-    if suspense != expected:
-        return [Finding(SUSPENSE, f"suspense accounts hold {suspense}, payments held for review {expected}")]
+    return _shards_hold(SUSPENSE, accounts, INTERNAL_SUSPENSE, held_for_review(verdicts), "payments held for review")
+
+
+def _shards_hold(kind: str, accounts: Documents, shards: tuple[str, ...], expected: int, what: str) -> list[Finding]:
+    held = sum(accounts.get(a, {}).get("balance", 0) for a in shards)
+    if held != expected:
+        return [Finding(kind, f"{kind} accounts hold {held}, {what} {expected}")]
     return []
 
 
