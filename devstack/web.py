@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
 import logging
 import mimetypes
@@ -147,6 +148,17 @@ class WebApp:
         }
 
 
+def _addressed_directly(hostname: str) -> bool:
+    """localhost, or an IP address: no other site's name."""
+    if hostname == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return True
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "fjordbank-web"
     app: WebApp  # set on the subclass made by make_server
@@ -173,9 +185,14 @@ class Handler(BaseHTTPRequestHandler):
         return urlsplit(f"http://{self.headers.get('Host', '127.0.0.1')}").hostname or "127.0.0.1"
 
     def _same_origin(self) -> bool:
-        """Browsers send Origin with every POST; another site's page gets nothing here."""
+        """Browsers send Origin with every POST; another site's page gets nothing here. Nor
+        does one that reaches this server under its own name (DNS rebinding: a host name of
+        its own that resolves to this machine, so its Origin and Host agree): the app is
+        addressed as localhost or by an address (127.0.0.1, or a LAN address with --host)."""
         origin = self.headers.get("Origin")
-        return origin is None or origin == f"http://{self.headers.get('Host', '')}"
+        return _addressed_directly(self._hostname()) and (
+            origin is None or origin == f"http://{self.headers.get('Host', '')}"
+        )
 
     def do_HEAD(self) -> None:
         self.do_GET()

@@ -42,3 +42,36 @@ def _counting(fn, calls: list):
         return fn(*args)
 
     return wrapped
+
+
+# ---- found in review (2026-12-05): the dev endpoints and DNS rebinding ----------------------
+def _post(path: str, headers: dict[str, str]) -> int:
+    import io
+    import time
+
+    class AppCheck:
+        def mint(self):
+            return "MINTED", time.time() + 3600
+
+    class App:
+        app_check = AppCheck()
+
+    bound = type("BoundHandler", (web.Handler,), {"app": App()})
+    handler = bound.__new__(bound)
+    lines = [f"POST {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), "Content-Length: 0", "", ""]
+    handler.rfile = io.BytesIO("\r\n".join(lines).encode())
+    handler.wfile = io.BytesIO()
+    handler.client_address, handler.server, handler.request = ("127.0.0.1", 50000), None, None
+    handler.handle_one_request()
+    return int(handler.wfile.getvalue().decode().split(" ", 2)[1])
+
+
+def test_another_sites_page_under_its_own_name_gets_no_app_check_token():
+    """Another site's name re-pointed at this machine (DNS rebinding) sends an Origin that
+    agrees with its Host: it passed the same-origin check and got App Check tokens minted
+    with the stack's debug secret."""
+    rebound = {"Host": "rebind.evil.example:9200", "Origin": "http://rebind.evil.example:9200"}
+    assert _post("/dev/app-check-token", rebound) == 403
+    assert _post("/dev/app-check-token", {"Host": "127.0.0.1:9200", "Origin": "http://evil.example"}) == 403
+    for host in ("127.0.0.1:9200", "localhost:9200", "192.168.1.20:9200", "[::1]:9200"):
+        assert _post("/dev/app-check-token", {"Host": host, "Origin": f"http://{host}"}) == 200, host
