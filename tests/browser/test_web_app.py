@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 
@@ -83,7 +84,7 @@ def test_sign_up_to_a_completed_payment(page):
     shot(page, "09-notifications")
 
 
-def test_a_scanned_invoice_is_reviewed_and_paid(page):
+def test_a_scanned_invoice_is_reviewed_and_paid(page, admin_db):
     become_customer(page)
     page.get_by_test_id("nav-invoice").click()
 
@@ -114,9 +115,22 @@ def test_a_scanned_invoice_is_reviewed_and_paid(page):
     page.get_by_test_id("nav-accounts").click()
     expect(page.get_by_test_id("available").first).to_have_text(nok("24 151,00 kr"))
 
-    # signed out and in again (this browser keeps its device key): the same customer
+    # a link to an account that is not the customer's says so, and does not sign them out
+    page.evaluate("() => { location.hash = '#/account/00000000000'; }")
+    expect(page.get_by_test_id("feed")).to_contain_text("No such account of yours")
+    page.get_by_test_id("nav-accounts").click()
+    expect(page.get_by_test_id("available").first).to_have_text(nok("24 151,00 kr"))
+
+    # signed out and in again (this browser keeps its device key): the same customer; the
+    # sign-out takes this browser off the customer's push devices (ten at most)
     email = page.get_by_test_id("signed-in-as").inner_text()
+    device_id = page.evaluate("() => Object.keys(localStorage).find((k) => k.startsWith('fjordbank-device-'))")
+    registered = json.loads(page.evaluate(f"() => localStorage.getItem('{device_id}')"))["deviceId"]
     page.get_by_test_id("sign-out").click()
+    expect(page.get_by_test_id("email")).to_be_visible()
+    uid = device_id.removeprefix("fjordbank-device-")
+    settings = admin_db.document(f"users/{uid}/settings/notifications")
+    assert registered not in (settings.get().to_dict() or {}).get("devices", {})
     page.get_by_test_id("email").fill(email)
     page.get_by_test_id("password").fill("wrong password")
     page.get_by_test_id("sign-in").click()

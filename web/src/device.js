@@ -115,10 +115,7 @@ export async function confirmPayment(uid, { requestId, amount, currency, toAccou
 
 /** A new standing order's `sca`: its payment and how often from when (fjordbank/domain/sca.py order_challenge). */
 export async function confirmStandingOrder(uid, { orderId, amount, currency, toAccount, frequency, startDate }) {
-  return confirm(
-    uid,
-    `fjordbank-sca-order-v1|${orderId}|${amount}|${currency}|${toAccount}|${frequency}|${startDate}`,
-  );
+  return confirm(uid, `fjordbank-sca-order-v1|${orderId}|${amount}|${currency}|${toAccount}|${frequency}|${startDate}`);
 }
 
 /** A standing order's larger amount, from what it is now (order_change_challenge). */

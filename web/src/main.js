@@ -5,7 +5,7 @@
 import { onAuthStateChanged, signOut } from "firebase/auth";
 import { fill, h, toast } from "./dom.js";
 import { auth, config, start } from "./firebase.js";
-import { onPush, receive, registerDevice, stopReceiving } from "./push.js";
+import { onPush, receive, registerDevice, stopReceiving, unregisterDevice } from "./push.js";
 import { onSession, session, signedIn, signedOut } from "./session.js";
 import { accountView, accountsView } from "./views/accounts.js";
 import { cardsView } from "./views/cards.js";
@@ -100,10 +100,18 @@ function renderNav(screen) {
     ...(session.user
       ? [
           h("span", { class: "muted", testid: "signed-in-as" }, session.user.email),
-          h("button", { class: "small", testid: "sign-out", onClick: () => signOut(auth) }, "Sign out"),
+          h("button", { class: "small", testid: "sign-out", onClick: signOutHere }, "Sign out"),
         ]
       : []),
   );
+}
+
+/** Sign out, taking this browser off the customer's push devices first (best effort: a
+ * sign-out is never held up by it). */
+async function signOutHere() {
+  const uid = session.user?.uid;
+  if (uid) await unregisterDevice(uid).catch(() => {});
+  await signOut(auth);
 }
 
 async function boot() {
@@ -115,10 +123,19 @@ async function boot() {
       signedOut();
       return;
     }
-    // Register this browser for pushes first: the onboarding result is one.
-    const device = await registerDevice(user.uid);
+    // Register this browser for pushes first: the onboarding result is one. One refused
+    // (the customer has ten devices registered) signs in all the same, without pushes here.
+    let device = null;
+    try {
+      device = await registerDevice(user.uid);
+    } catch (err) {
+      toast(
+        `This browser gets no notifications: ${err?.message || err}. Sign out on a browser you no longer use.`,
+        "warn",
+      );
+    }
     signedIn(user, device);
-    receive(device.token);
+    if (device) receive(device.token);
   });
   onPush((_all, fresh) => {
     if (!fresh.length) return;

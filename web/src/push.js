@@ -4,7 +4,7 @@
 // sends to it through FCM. The local stack has no FCM: its FCM-compatible sink records what
 // was sent, and this app reads the messages for its own token from the sink, as the device
 // would receive them.
-import { doc, setDoc } from "firebase/firestore";
+import { deleteField, doc, setDoc } from "firebase/firestore";
 import { config, db } from "./firebase.js";
 
 const listeners = new Set();
@@ -34,6 +34,19 @@ export async function registerDevice(uid) {
     { merge: true },
   );
   return device;
+}
+
+/** Take this browser off `uid`'s devices (at sign-out, as the phone app does): a browser
+ * used once (a private window) would otherwise keep one of the ten places for good, and the
+ * eleventh could not sign in. Its id stays in localStorage for its next sign-in. */
+export async function unregisterDevice(uid) {
+  const device = JSON.parse(localStorage.getItem(`fjordbank-device-${uid}`) || "null");
+  if (!device) return;
+  await setDoc(
+    doc(db, `users/${uid}/settings/notifications`),
+    { devices: { [device.deviceId]: deleteField() }, changed: device.deviceId },
+    { merge: true },
+  );
 }
 
 async function poll(token, first = false) {

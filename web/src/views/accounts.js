@@ -2,7 +2,7 @@
 import { collection, limit, onSnapshot, orderBy, query } from "firebase/firestore";
 import { CATEGORIES, colour, label } from "../categories.js";
 import { action, field, fill, h, toast } from "../dom.js";
-import { call, config, db, listenFailed } from "../firebase.js";
+import { call, config, db } from "../firebase.js";
 import { formatNOK } from "../money.js";
 import { formatAccount } from "../norway.js";
 import { onSession, openAccounts, session } from "../session.js";
@@ -233,10 +233,14 @@ export function accountView({ params }) {
           : [h("li", { class: "muted" }, "No transactions yet.")]),
       );
     },
-    (err) => {
-      fill(feed, h("li", { class: "error" }, err.message));
-      listenFailed(err);
-    },
+    // Not listenFailed: a link to an account that is not the customer's is refused the
+    // same way as an ended session, and must not sign them out (the customer's own
+    // document's listener does that for an ended session).
+    (err) =>
+      fill(
+        feed,
+        h("li", { class: "error" }, err.code === "permission-denied" ? "No such account of yours." : err.message),
+      ),
   );
   const el = h(
     "section",
