@@ -44,6 +44,8 @@ NOT_REASONS = {
     "authorized_amount",
     "original_payment_information_id",
     "retry_after",
+    "http_response",  # attributes firebase_admin's errors carry (fjordbank.adapters.push)
+    "status_code",
 }
 # Reasons made by an f-string or an expression the scan cannot read: onboarding's
 # ``invalid_{field}`` and the ledger's default for a return without a code.
