@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,15 +248,22 @@ def _handle(docs: Documents, publisher: Publisher, call: _Call, request: Payment
         # state: never over what a first run of a redelivered trigger showed.
         busy = Busy()
         log.warning("payment request busy", extra={"uid": uid, "request_id": request_id, "error": type(exc).__name__})
-        if known is not None and known.created:
-            advance_sync(docs, uid, request_id, "rejected", reason=busy.code, message=busy.message, known=known)
-        else:
+        created, cause = (known if known is not None and known.created else None), exc
+
+        def refuse_busy() -> None:
+            if created is not None:
+                advance_sync(docs, uid, request_id, "rejected", reason=busy.code, message=busy.message, known=created)
+                return
             fields = _traced("rejected", {"reason": busy.code, "message": busy.message})
             if not request_status.advance(docs, path, "rejected", **fields, unshown_only=True):
                 # it shows a state: this run's commit landed though its answer was lost (or
                 # another delivery decided it), so the request is answered from what it shows
                 # ("requested" is published again), not refused over it
-                raise _Moved() from exc
+                raise _Moved() from cause
+
+        # tried again as every refusal is: the store that did not answer the read may not take
+        # the first write either, and a trigger is not run again
+        _written(refuse_busy, uid=uid, request_id=request_id)
         return "rejected"
     if shown == "scheduled":  # the scheduler submits it on its due date (the same path as below, then)
         return "scheduled"
@@ -376,19 +384,29 @@ def _refuse(
     by the commit that showed the request "requested": its refusal must land (else the
     due-payments job would publish it), so it moves whatever the document shows since."""
     log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})
+
+    def refuse() -> None:
+        if isinstance(exc, PaymentRejected):
+            _reject_counted(docs, uid, request_id, exc, known, now=now)
+        else:
+            advance_sync(docs, uid, request_id, "rejected", reason=exc.code, message=exc.message, known=known)
+
+    _written(refuse, uid=uid, request_id=request_id)
+    return "rejected"
+
+
+def _written(write: Callable[[], None], *, uid: str, request_id: str) -> None:
+    """A refusal's ``write``, tried again while the store is busy (`REFUSAL_WAITS`); the last
+    try's error, `_Moved`, or one not transient is raised."""
     for wait in (*REFUSAL_WAITS, None):
         try:
-            if isinstance(exc, PaymentRejected):
-                _reject_counted(docs, uid, request_id, exc, known, now=now)
-            else:
-                advance_sync(docs, uid, request_id, "rejected", reason=exc.code, message=exc.message, known=known)
-            return "rejected"
+            write()
+            return
         except Exception as err:
             if isinstance(err, _Moved) or not is_transient(err) or wait is None:
                 raise
             log.warning("refusal not written yet", extra={"uid": uid, "request_id": request_id, "retry_in": wait})
             time.sleep(wait)
-    raise AssertionError("unreachable")  # the last try returns or raises
 
 
 def _reject_counted(

@@ -732,3 +732,30 @@ def test_a_callable_refuses_an_id_firestore_reserves_with_its_reason(call):
     bank = Bank()
     with pytest.raises(DomainError):  # a refusal with its reason code, never INTERNAL
         call(bank.memory)
+
+
+class _SlowReadThenFailingRefusal(FailingCommits):
+    """The batched read times out; the next ``times`` refusals the store does not take."""
+
+    def get_many(self, paths):
+        raise api_errors.DeadlineExceeded("slow")
+
+    def transact(self, fn, *, operation):  # the read path's refusal is a unit of work
+        if self.times:
+            self.times -= 1
+            raise api_errors.ServiceUnavailable("unavailable")
+        return self.bank.memory.transact(fn, operation=operation)
+
+
+@pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
+def test_a_busy_refusal_the_store_did_not_take_at_once_is_written_again(monkeypatch, snapshot):
+    """Found in review (2026-12-05): the busy refusal was written once, where every other
+    refusal is tried again; a store still unavailable for it left the request with no
+    status, which nothing looks at again (the trigger is not run again)."""
+    monkeypatch.setattr(edge, "REFUSAL_WAITS", (0, 0, 0))
+    bank = Bank()
+    request_id, body = bank.create()
+    docs = _SlowReadThenFailingRefusal(bank, the_refusal, 1)
+    assert bank.handle(request_id, body, docs=docs, snapshot=snapshot) == "rejected"
+    shown = bank.request(request_id)
+    assert shown["status"] == "rejected" and shown["reason"]["code"] == "busy"
