@@ -909,6 +909,15 @@ async def _held_and_booked(dirs, ledger, docs, *credits: pacs.IncomingTransfer) 
     return incoming
 
 
+async def _released(incoming: Incoming, ledger, docs, credit: pacs.IncomingTransfer) -> list:
+    """An officer's release of ``credit``, published by clearing and posted by the ledger:
+    the ledger's verdicts."""
+    await decide_held(docs, credit.payment_id, RELEASE, by="Kari", note="another company")
+    out = Published()
+    assert await incoming.release_decided(out) == 1
+    return await ledger.post_batch(out)
+
+
 async def test_a_held_credit_is_on_the_books_in_suspense_and_the_payee_has_nothing(dirs):
     """The clearing house settled it with the bank: the money was in no account of the
     ledger until the officer decided, and a credit frozen for good never was. Now the
@@ -935,10 +944,7 @@ async def test_a_held_credit_is_on_the_books_in_suspense_and_the_payee_has_nothi
 async def test_a_released_credit_is_paid_to_the_payee_out_of_suspense(dirs):
     ledger, docs = await bank({})
     incoming = await _held_and_booked(dirs, ledger, docs, listed_credit(1), credit(2))
-    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
-    out = Published()
-    assert await incoming.release_decided(out) == 1
-    [verdict] = await ledger.post_batch(out)  # its record is there: read, and decided again on it
+    [verdict] = await _released(incoming, ledger, docs, listed_credit(1))  # its record is read, decided again
     assert statuses([verdict]) == ["completed"]
     assert [e.status for e in published(verdict.event, verdict.result)] == ["completed"]  # type: ignore[arg-type]
     assert (await balance(docs, BOB))[0] == 900_000 + 2_500_000
@@ -953,10 +959,7 @@ async def test_a_released_credit_the_payees_account_cannot_take_goes_back_out_of
     batch = docs.batch()
     batch.update(account_path(BOB), {"status": "closed"})
     await batch.commit()
-    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
-    out = Published()
-    await incoming.release_decided(out)
-    [verdict] = await ledger.post_batch(out)
+    [verdict] = await _released(incoming, ledger, docs, listed_credit(1))
     assert verdict.result is not None and (verdict.result.status, verdict.result.reason) == (
         UNAPPLIED,
         "to_account_closed",
@@ -976,10 +979,7 @@ async def test_a_hold_that_reaches_the_ledger_after_its_release_changes_nothing(
     ledger, docs = await bank({})
     incoming = incoming_of(dirs, {BOB: "bob"}, docs)
     await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())  # the hold never reached the ledger
-    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
-    out = Published()
-    await incoming.release_decided(out)
-    assert statuses(await ledger.post_batch(out)) == ["completed"]
+    assert statuses(await _released(incoming, ledger, docs, listed_credit(1))) == ["completed"]
     late = Published()
     await incoming.receive_file(deliver(dirs, listed_credit(1), name="NICS2"), late)
     assert late == []  # released: no longer undecided, so no hold published again
@@ -999,10 +999,7 @@ async def test_a_credit_to_an_account_not_here_when_it_came_is_never_paid_to_one
     await incoming.receive_file(deliver(dirs, listed_credit(1, to=OUTSIDE)), booked)
     await ledger.post_batch(booked)
     await ledger.open_account(account_id=OUTSIDE, owner_uid="newcomer", name="Brukskonto")
-    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
-    out = Published()
-    await incoming.release_decided(out)
-    [verdict] = await ledger.post_batch(out)
+    [verdict] = await _released(incoming, ledger, docs, listed_credit(1))
     assert verdict.result is not None and (verdict.result.status, verdict.result.reason) == (
         UNAPPLIED,
         "unknown_account",
@@ -1098,10 +1095,7 @@ async def test_an_arrived_that_is_no_release_leaves_a_held_credit_held(dirs):
     assert (await balance(docs, BOB))[0] == 0 and (await balance(docs, suspense_account(BOB)))[0] == 900_000
     # the officer's release pays it
     incoming = incoming_of(dirs, {BOB: "bob"}, docs)
-    await decide_held(docs, listed_credit(1).payment_id, RELEASE, by="Kari", note="another company")
-    out = Published()
-    await incoming.release_decided(out)
-    assert statuses(await ledger.post_batch(out)) == ["completed"]
+    assert statuses(await _released(incoming, ledger, docs, listed_credit(1))) == ["completed"]
     assert (await balance(docs, BOB))[0] == 900_000 and audit_problems(docs) == []
 
 
