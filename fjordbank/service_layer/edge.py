@@ -104,14 +104,17 @@ def advance_sync(
     status: str,
     *,
     known: Seen | None = None,
+    exactly: bool = False,
     **kwargs: Any,
 ) -> bool:
     """Move the request document forward (request_status.advance, one unit of work; with
     ``known``, the document as read before, one write: request_status.advance_from), in
-    a span, with the trace id of the current span (and the status on the trigger's span)."""
+    a span, with the trace id of the current span (and the status on the trigger's span).
+    On a creation snapshot, or ``exactly``, only on ``known``'s version: raises `_Moved`
+    (nothing written) when the document moved since."""
     kwargs = _traced(status, kwargs)
     with tracing.span("firestore request_doc", kind=tracing.SpanKind.CLIENT, attrs={"fjb.status": status}):
-        if known is not None and known.created:
+        if known is not None and (known.created or exactly):
             if not request_status.advance_if(docs, known.doc, status, **kwargs):
                 raise _Moved()
             return True
@@ -236,9 +239,9 @@ def _handle(docs: Documents, publisher: Publisher, call: _Call, request: Payment
     except (PaymentRejected, ratelimits.RateLimited) as exc:
         # A refusal counts against the rate limit too (else unknown_to_account would answer
         # "is this a Fjordbank account?" as often as anyone asked). A RateLimited was counted
-        # by the commit that raised it (which showed the request "requested": the refusal
-        # must land, or the due-payments job would publish it); a PaymentRejected comes
-        # before that commit.
+        # by the commit that raised it, which showed the request "requested" (`_refuse`
+        # writes it on the version that commit left); a PaymentRejected comes before that
+        # commit.
         return _refuse(docs, uid, request_id, exc, known, now=now)
     except Exception as exc:
         if isinstance(exc, _Moved) or not is_transient(exc):
@@ -282,12 +285,21 @@ def _resend(
 ) -> str:
     """A request the edge showed "requested" before: published, or its run ended between
     the commit and the publish (it died, or the commit's answer was lost and the run read
-    the document again). It is published again, unchecked and uncounted: the same payment
-    id, which JetStream and the services' records answer without a second effect."""
+    the document again), or that run is about to refuse it (the commit found the count
+    over the rate limit). It is published again, unchecked and uncounted, once a note that
+    it is (request_status.mark_republished) has landed on the version read: the refusal
+    lands only on that version too, so whichever comes first decides (the note: the
+    payment goes on, the rate limit let one more through; the refusal: `_Moved`, and the
+    document read again shows it rejected). Before, a second delivery of the trigger
+    published a payment its first then showed rejected for good. The same payment id:
+    JetStream and the services' records answer it without a second effect."""
+    marked = None if known.doc is None else request_status.mark_republished(docs, known.doc, call.now)
+    if marked is None:
+        raise _Moved()
     kind = INTERNAL if request.to_account[:4] in call.bank_regs else EXTERNAL
     payment = _payment(call.uid, call.request_id, request, kind, call.body, call.now)
     payee = _data(reads.get("to")) if kind == INTERNAL else None
-    submit(docs, publisher, payment, known=known, payee_uid=(payee or {}).get("ownerUid"), shown=True)
+    submit(docs, publisher, payment, known=Seen(marked), payee_uid=(payee or {}).get("ownerUid"), shown=True)
     return "requested"
 
 
@@ -381,17 +393,34 @@ def _refuse(
     the same commit, on the condition that the document is still ``known`` (else `_Moved`:
     nothing counted, nothing written; another delivery of the trigger wrote it, so it is
     read again), and shown as rate_limited once over the limit. A RateLimited was counted
-    by the commit that showed the request "requested": its refusal must land (else the
-    due-payments job would publish it), so it moves whatever the document shows since."""
+    by the commit that showed the request "requested" (``known``: as that commit left it):
+    its refusal is written only on that version. Moved since, the request was noted as
+    published again by another delivery of the trigger (`_resend`): the payment is on its
+    way, so the refusal gives way and the status it shows is returned (a refusal that
+    landed though its answer was lost shows "rejected"). Not written at all, the request
+    stays "requested", and the due-payments job publishes it once it has been for STUCK."""
     log.info("payment request rejected", extra={"uid": uid, "request_id": request_id, "reason": exc.code})
 
     def refuse() -> None:
         if isinstance(exc, PaymentRejected):
             _reject_counted(docs, uid, request_id, exc, known, now=now)
         else:
-            advance_sync(docs, uid, request_id, "rejected", reason=exc.code, message=exc.message, known=known)
+            advance_sync(
+                docs, uid, request_id, "rejected", known=known, exactly=True, reason=exc.code, message=exc.message
+            )
 
-    _written(refuse, uid=uid, request_id=request_id)
+    try:
+        _written(refuse, uid=uid, request_id=request_id)
+    except _Moved:
+        if isinstance(exc, PaymentRejected):
+            raise
+        shown = _shown(docs, request_path(uid, request_id))
+        if shown != "rejected":
+            log.warning(
+                "payment request over the rate limit published by another delivery of its trigger: it stands",
+                extra={"uid": uid, "request_id": request_id, "status": shown},
+            )
+        return shown
     return "rejected"
 
 
@@ -594,7 +623,7 @@ def _submit(
         # Python Firestore triggers are never retried by the platform (the SDK deploys them
         # with retry off), so the document itself records that the request still has to
         # be published, and the error propagates to the function's error log.
-        pending = {
+        pending: dict[str, Any] = {
             "reason": "publish_pending",
             "message": str(exc),
             "extra": {"payment": payment.to_json()},  # what the due-payments job publishes again

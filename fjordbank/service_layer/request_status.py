@@ -8,12 +8,17 @@ second finds the document at its state or later and leaves it.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from fjordbank.domain.payments import projection_update
 from fjordbank.service_layer.ports import SERVER_TIME, Doc, Documents, NotFound, Stale, UnitOfWork
 
 OPERATION = "edge_request_status"  # the transaction's name in fjb_firestore_transaction_attempts_total
+# On a request "requested" before: {"count", "at"} of the publishes of its payment after the
+# first (a delivery of the trigger again, the due-payments job), `mark_republished`.
+REPUBLISHED = "republished"
 
 
 def stamped(update: dict[str, Any]) -> dict[str, Any]:
@@ -118,3 +123,33 @@ def _write_on(docs: Documents, known: Doc, update: dict[str, Any]) -> bool:
         return True
     except (Stale, NotFound):
         return False
+
+
+def republished_count(request: Mapping[str, Any]) -> int:
+    """How often the request's payment was published again (0: never, or not noted in a
+    shape this reads)."""
+    noted = request.get(REPUBLISHED)
+    count = noted.get("count") if isinstance(noted, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
+
+
+def mark_republished(docs: Documents, known: Doc, now: dt.datetime) -> Doc | None:
+    """Note on a request shown "requested" that its payment is published again, in one
+    write on the condition that the document is still the version ``known``. Returns the
+    document as the note left it; None (nothing written) when it moved since, or is gone.
+    Raises when the store does not answer.
+
+    The edge notes it before it publishes again: the note and the edge's refusal of a
+    request it showed "requested" (rate_limited: the commit that showed it found the count
+    over the limit) are both written only on the version that commit left, so whichever
+    lands first decides, and a request is never shown rejected while its payment is on its
+    way. The due-payments job notes it after its publish (the note times its next one): it
+    publishes only what has been "requested" for minutes, long after any trigger ended."""
+    noted = {"count": republished_count(known.data) + 1, "at": now}
+    batch = docs.batch()
+    batch.update(known.path, {REPUBLISHED: noted}, if_updated=known.updated)
+    try:
+        (written,) = batch.commit()
+    except (Stale, NotFound):
+        return None
+    return Doc(known.path, {**known.data, REPUBLISHED: noted}, written.updated or known.updated)

@@ -60,14 +60,12 @@ from fjordbank.domain.norway import is_banking_day, today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.errors import ConfigError, PublishError
-from fjordbank.service_layer import audit, outbox, rescreening, seams, standing_orders
+from fjordbank.service_layer import audit, outbox, request_status, rescreening, seams, standing_orders
 from fjordbank.service_layer.ports import (
     Clock,
     Doc,
     Documents,
-    NotFound,
     Publisher,
-    Stale,
     UnitOfWork,
     Where,
     system_clock,
@@ -96,7 +94,7 @@ MAX_REPUBLISH_WAIT = dt.timedelta(hours=6)
 # for the next: each failure waits for the publisher's timeout, and a run of failures while
 # NATS is away used the whole of the function's 9 minutes before the standing orders' turn.
 MAX_UNPUBLISHED_IN_A_ROW = 3
-REPUBLISHED = "republished"  # on the request: {"count", "at"} of the job's publishes of it
+REPUBLISHED = request_status.REPUBLISHED  # on the request: {"count", "at"} of its publishes again
 
 
 def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -232,28 +230,18 @@ def republish_due(request: Mapping[str, Any], now: dt.datetime) -> bool:
     noted = request.get(REPUBLISHED)
     if not isinstance(noted, dict) or not isinstance(noted.get("at"), dt.datetime):
         return True
-    count = _count(noted) or 1
+    count = request_status.republished_count(request) or 1
     wait = min(STUCK * 2 ** min(count, 10), MAX_REPUBLISH_WAIT)
     return bool(now - noted["at"] >= wait)
 
 
-def _count(noted: object) -> int:
-    """How often the job published a request again (0: never, or not noted in a shape it reads)."""
-    count = noted.get("count") if isinstance(noted, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
-
-
 def _note_republished(docs: Documents, request: Doc, now: dt.datetime) -> None:
-    """Note the publish on the request (on the condition that it is the version read: one
-    that moved on needs no note); a note that fails only means the next run publishes it
-    again sooner."""
-    batch = docs.batch()
-    noted = {"count": _count(request.data.get(REPUBLISHED)) + 1, "at": now}
-    batch.update(request.path, {REPUBLISHED: noted}, if_updated=request.updated)
+    """Note the publish on the request (request_status.mark_republished: on the condition
+    that it is the version read; one that moved on needs no note); a note that fails only
+    means the next run publishes it again sooner."""
     try:
-        batch.commit()
-    except (Stale, NotFound) as exc:
-        log.info("republish not noted: the request moved on", extra={"path": request.path, "error": type(exc).__name__})
+        if request_status.mark_republished(docs, request, now) is None:
+            log.info("republish not noted: the request moved on", extra={"path": request.path})
     except Exception as exc:
         if not is_transient(exc):
             raise

@@ -138,8 +138,9 @@ def test_a_state_the_notifier_shows_at_once_is_never_overwritten(side):
 @pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
 def test_a_redelivered_trigger_counts_nothing_and_publishes_the_same_message(side, snapshot):
     """Its commit on the creation's version fails on the real emulator as a whole (the
-    count too); the request is read, found "requested" and published again with the same
-    message id (JetStream keeps one)."""
+    count too); the request is read, found "requested", noted as published again (one
+    write on the version read: a refusal by the rate limit lands only on that version
+    too) and published again with the same message id (JetStream keeps one)."""
     db, uid, _key = side
     request_id, body = create(db, uid, PAYEE_ACCOUNT, 12_300)
     first = Recorder()
@@ -150,7 +151,9 @@ def test_a_redelivered_trigger_counts_nothing_and_publishes_the_same_message(sid
     assert status == "requested"
     assert [m[2] for m in again.published] == [m[2] for m in first.published]
     assert db.document(f"rateLimits/{uid}:payments").get().to_dict()["w"] == limits
-    assert counts.get("calls:Commit", 0) == (1 if snapshot else 0), counts  # the failed commit
+    assert counts.get("calls:Commit", 0) == (2 if snapshot else 1), counts  # the failed commit, the note
+    noted = db.document(f"users/{uid}/paymentRequests/{request_id}").get().to_dict()["republished"]
+    assert noted["count"] == 1
 
 
 @pytest.mark.parametrize(

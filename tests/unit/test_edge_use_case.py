@@ -149,18 +149,20 @@ def test_a_valid_payment_is_published_once_and_shown_requested_in_two_round_trip
 @pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "read"])
 def test_a_redelivered_trigger_counts_nothing_and_publishes_the_same_message_again(bank, snapshot):
     """Its commit (on the creation's version) fails as a whole, so nothing is counted; the
-    request is read and found "requested", and published again unchecked: the same message
-    id (JetStream keeps one), in case the first run ended before its publish."""
+    request is read and found "requested", noted as published again (one write, on the
+    version read) and published again unchecked: the same message id (JetStream keeps one),
+    in case the first run ended before its publish."""
     request_id, body = bank.create()
     assert bank.handle(request_id, body) == "requested"
     assert bank.handle(request_id, body, snapshot=snapshot) == "requested"
     first, again = bank.publisher.published
     assert first.msg_id == again.msg_id and first.body["payment"]["payment_id"] == again.body["payment"]["payment_id"]
     assert again.body["detail"] == first.body["detail"]  # the payee told as before
-    reads = {True: {"BatchGetDocuments": 2, "Commit": 1}, False: {"BatchGetDocuments": 1}}[snapshot]
+    reads = {True: {"BatchGetDocuments": 2, "Commit": 2}, False: {"BatchGetDocuments": 1, "Commit": 1}}[snapshot]
     assert bank.docs.counts == reads, bank.docs.counts
     assert bank.counted() == 1
-    assert bank.request(request_id)["status"] == "requested"
+    shown = bank.request(request_id)
+    assert shown["status"] == "requested" and shown[request_status.REPUBLISHED] == {"count": 1, "at": NOW}
 
 
 @pytest.mark.parametrize("final", ["completed", "rejected"])
@@ -665,6 +667,86 @@ def test_a_refusal_by_the_rate_limit_is_written_again_until_it_lands(bank, monke
     request_id, body = bank.create()
     with pytest.raises(api_errors.ServiceUnavailable):  # past the waits: raised (and logged), not swallowed
         bank.handle(request_id, body, docs=FailingCommits(bank, the_refusal, 4))
+
+
+class Interleaved:
+    """The ports, where ``before`` runs once just before the first commit whose writes
+    ``match`` (another delivery of the trigger, or its other run's write, in between)."""
+
+    def __init__(self, bank: Bank, match, before) -> None:
+        self.bank, self.match, self.before = bank, match, before
+
+    def __getattr__(self, name):
+        return getattr(self.bank.memory, name)
+
+    def batch(self):
+        outer = self
+
+        class Batch(MemoryBatch):
+            def commit(self):
+                if outer.before is not None and outer.match(self.writes):
+                    before, outer.before = outer.before, None
+                    before()
+                return super().commit()
+
+        return Batch(self.bank.memory.store)
+
+
+def the_note(writes) -> bool:
+    return any(request_status.REPUBLISHED in data for _op, _path, data, _opts in writes)
+
+
+def over_the_limit(bank: Bank) -> None:
+    for _ in range(LIMITS["payments"].capacity):
+        bank.handle(*bank.create())
+    bank.publisher.published.clear()
+
+
+def test_a_request_over_the_rate_limit_published_again_by_another_delivery_stands(bank):
+    """The commit that counted it showed it "requested"; before its refusal, a second
+    delivery of the trigger read it so, noted it and published it again. The refusal then
+    finds the document moved and gives way: the request shows "requested", as the payment
+    on its way (found in review, 2026-12-06: it was shown rejected while the payment went
+    through)."""
+    over_the_limit(bank)
+    request_id, body = bank.create()
+
+    def second_delivery() -> None:
+        assert bank.handle(request_id, body, snapshot=False) == "requested"
+
+    first = Interleaved(bank, the_refusal, second_delivery)
+    assert bank.handle(request_id, body, docs=first) == "requested"
+    shown = bank.request(request_id)
+    assert shown["status"] == "requested" and "reason" not in shown
+    assert shown[request_status.REPUBLISHED]["count"] == 1
+    (published,) = bank.publisher.published  # the second delivery's; the first published nothing
+    assert published.body["payment"]["request_id"] == request_id
+
+
+def test_a_request_refused_by_the_rate_limit_is_not_published_by_a_delivery_that_read_it_requested(bank):
+    """The other order: the second delivery read it "requested", the first's refusal landed
+    before the note. The note finds it moved; the document read again shows it rejected,
+    and nothing is published."""
+    over_the_limit(bank)
+    request_id, body = bank.create()
+    # the first run, step by step: its commit counts it and shows it "requested" ...
+    request = edge.parse_request(body, request_id=request_id, today=NOW.date())
+    reads = edge._read(bank.docs, bank.path(request_id), UID, request, BANK_REGS)
+    call = edge._Call(UID, request_id, body, BANK_REGS, edge.DEFAULT_SCA_THRESHOLD, NOW)
+    payment = edge._payment(UID, request_id, request, "internal", body, NOW)
+    show = edge._Show(edge.Seen(reads["request"], created=True), "requested", payment)
+    seen, over = edge._count_and_claim(bank.docs, UID, request_id, request, reads, show, own_payee=False, call=call)
+    assert over is not None and bank.request(request_id)["status"] == "requested"
+
+    # ... a second delivery reads it "requested", and the first's refusal lands before its note
+    def the_first_runs_refusal() -> None:
+        assert edge._refuse(bank.docs, UID, request_id, over, seen, now=NOW) == "rejected"
+
+    second = Interleaved(bank, the_note, the_first_runs_refusal)
+    assert bank.handle(request_id, body, snapshot=False, docs=second) == "rejected"
+    shown = bank.request(request_id)
+    assert shown["status"] == "rejected" and shown["reason"]["code"] == "rate_limited"
+    assert request_status.REPUBLISHED not in shown and bank.publisher.published == []
 
 
 def test_a_bug_is_not_answered_as_busy(bank):
