@@ -9,8 +9,9 @@ production (with the officer's own credentials, which may write ``clearingReturn
 ``release`` (a false match): the clearing service credits the payment within seconds, as it
 would have been credited (or sends it back when its account is not here). ``freeze`` (a
 true match): the money stays with the bank; reporting it to the authorities is the
-officer's, outside this system. A payment is decided once; who decided and why are kept with
-it. ``list`` prints one JSON object per payment held (``--status`` for the decided ones, and
+officer's, outside this system. A payment is decided once, and only once the ledger holds it
+in suspense (within seconds of its file's read); who decided and why are kept with it.
+``list`` prints one JSON object per payment held (``--status`` for the decided ones, and
 ``matched_late``: credited before a new list named the payer, for the officer to look at).
 """
 

@@ -47,7 +47,8 @@ shard (nothing follows it on NATS), so the bank's books show the money it holds;
 is published again whenever its file is read again while it is undecided (a crash between
 the record and the publish), and for every undecided one when the service starts
 (`book_held`: one held before this step existed), and the ledger books it once. A compliance officer decides
-(`decide_held`: ``python -m fjordbank.runtime.held``, ``bankctl held``): ``release`` (a false
+(`decide_held`: ``python -m fjordbank.runtime.held``, ``bankctl held``; once the ledger holds
+it, `_require_booked`): ``release`` (a false
 match: clearing then publishes its ``arrived`` as it would have, marked as the release
 (`RELEASED_FROM_HOLD`: an arrived of an instance still on a list that did not name the
 payer leaves the hold standing), and marks it ``released``; the ledger credits the payee
@@ -104,6 +105,7 @@ MATCHED_LATE = "matched_late"  # credited before the list named its payer: for c
 # marked (the ledger is quicker than one write, or the mark failed once and waits for the
 # next pass): its return is sent then, and the mark, on the version read, gives way to it.
 UNDECIDED = frozenset({HELD, FROZEN})
+LEDGER_CREDITED = "completed"  # a ledger payment record's status once the payee is credited
 HOLD_REASON = "possible_sanctions_match"
 _INCOMING_ID = re.compile(rf"{pacs.KEY_PREFIX}[0-9a-f]{{30}}")  # fjordbank.domain.pacs.payment_id_of
 HOLD_CHUNK = 400  # held credits recorded per commit (a commit takes at most 500 writes)
@@ -302,6 +304,8 @@ async def decide_held(docs: AsyncDocuments, payment_id: str, decision: str, *, b
         raise HeldDecisionRefused(f"{payment_id} is not a payment held for review")
     if doc.data.get("status") != HELD:
         raise HeldDecisionRefused(f"{payment_id} was decided already: {doc.data.get('status')}")
+    if isinstance(doc.data.get("event"), dict):
+        await _require_booked(docs, doc)
     decided = {"status": decision, "decidedBy": by[:200], "note": note[:1000], "decidedAt": SERVER_TIME}
     batch = docs.batch()
     batch.update(return_path(payment_id), decided, if_updated=doc.updated)
@@ -314,6 +318,40 @@ async def decide_held(docs: AsyncDocuments, payment_id: str, decision: str, *, b
         extra={"payment_id": payment_id, "decision": decision, "decided_by": by[:200]},
     )
     return {**doc.data, **decided}
+
+
+async def _require_booked(docs: AsyncDocuments, doc: Doc) -> None:
+    """A held credit the ledger books is decided only once the ledger holds it: only then
+    does what the officer decides hold for its money. Not booked yet (its ``held`` is on its
+    way), it is refused for now. Credited to the payee instead (two instances read its file
+    at once while a new list rolled out: the one still on the old list published its
+    ``arrived``, which the ledger took first, and its hold came after), the money is the
+    payee's: it is turned into ``matched_late`` (as one found credited when its file was
+    read again, `Incoming._not_credited`), said at error level, and refused. Before, the
+    officer froze money the payee had. One the ledger left unapplied (no account here) is
+    at the bank, and decided as any other."""
+    booked = await docs.get(f"{LEDGER_PAYMENTS}/{doc.id}")
+    status = None if booked is None else booked.data.get("status")
+    if status is None:
+        raise HeldDecisionRefused(
+            f"{doc.id} is not on the books yet (the ledger books a hold within seconds): try again"
+        )
+    if status != LEDGER_CREDITED:
+        return
+    batch = docs.batch()
+    batch.update(return_path(doc.id), {"status": MATCHED_LATE, "matchedLateAt": SERVER_TIME}, if_updated=doc.updated)
+    try:
+        await batch.commit()
+    except Stale:  # decided or changed by someone else in the meantime
+        raise HeldDecisionRefused(f"{doc.id} was changed by someone else just now") from None
+    log.error(
+        "a payment from another bank credited before its hold reached the ledger; compliance must look",
+        extra={"payment_id": doc.id, "entities": [m.get("entityId") for m in doc.data.get("matches") or []]},
+    )
+    raise HeldDecisionRefused(
+        f"{doc.id} was credited to the payee before its hold reached the ledger: the money is the payee's, "
+        f"so it is not held; it is now {MATCHED_LATE}, for compliance to take up"
+    )
 
 
 def _release_of(doc: Doc) -> tuple[PaymentEvent | None, ReturnOrder | None]:

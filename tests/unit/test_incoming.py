@@ -263,6 +263,23 @@ class Published(list):
         self.extend(events)
 
 
+async def on_the_books(docs: RecordingDocuments, *payment_ids: str) -> None:
+    """The ledger's record of each held credit as the ledger leaves it once it booked the
+    hold into suspense (for tests of clearing alone: an officer decides only then)."""
+    batch = docs.batch()
+    for pid in payment_ids:
+        batch.set(f"ledgerPayments/{pid}", {"status": HELD_STEP})
+    await batch.commit()
+
+
+async def decided_before(docs: RecordingDocuments, payment_id: str, status: str) -> None:
+    """A decision taken before decisions waited for the ledger's hold (2026-12-06), or
+    before the ledger kept held credits in suspense: the record as such a one left it."""
+    batch = docs.batch()
+    batch.update(return_path(payment_id), {"status": status, "decidedBy": "Kari", "note": "decided before"})
+    await batch.commit()
+
+
 async def test_a_file_is_published_per_credit_and_one_to_no_account_here_is_sent_back_at_once(dirs):
     incoming = incoming_of(dirs, {BOB: "bob"})
     published_events = Published()
@@ -556,6 +573,7 @@ async def test_a_released_credit_is_published_as_it_would_have_been_once(dirs):
     pid = listed_credit(1).payment_id
     nothing = Published()
     assert await incoming.release_decided(nothing) == 0 and nothing == []  # held: nothing until decided
+    await on_the_books(docs, pid)
     decided = await decide_held(docs, pid, RELEASE, by="Kari Compliance", note="another company, org.nr 912345678")
     assert (decided["status"], decided["decidedBy"]) == (RELEASE, "Kari Compliance")
     out = Published()
@@ -576,6 +594,7 @@ async def test_a_frozen_credit_is_never_published_or_sent_back(dirs):
     incoming = incoming_of(dirs, {BOB: "bob"}, docs)
     await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())
     pid = listed_credit(1).payment_id
+    await on_the_books(docs, pid)
     await decide_held(docs, pid, FROZEN, by="Kari Compliance", note="listed entity 990108; reported")
     out = Published()
     assert await incoming.release_decided(out) == 0 and out == [] and list(dirs.outbox.iterdir()) == []
@@ -611,6 +630,7 @@ async def test_a_credit_is_decided_once(dirs):
     docs = RecordingDocuments()
     await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(deliver(dirs, listed_credit(1)), Published())
     pid = listed_credit(1).payment_id
+    await on_the_books(docs, pid)
     await decide_held(docs, pid, FROZEN, by="Kari", note="a true match")
     with pytest.raises(HeldDecisionRefused, match="decided already: frozen"):
         await decide_held(docs, pid, RELEASE, by="Ola", note="changed my mind")
@@ -722,6 +742,7 @@ async def test_a_return_is_never_sent_over_a_hold_only_a_release_sends_it(dirs):
     assert await incoming.unapplied(unapplied) is False
     assert list(dirs.outbox.iterdir()) == []
     assert (await docs.get(return_path(pid))).data["status"] == HELD  # type: ignore[union-attr]
+    await on_the_books(docs, pid)
     await decide_held(docs, pid, FROZEN, by="Kari", note="a true match")
     assert await incoming.unapplied(unapplied) is False and list(dirs.outbox.iterdir()) == []
 
@@ -795,7 +816,9 @@ async def test_a_released_credit_the_ledger_cannot_apply_is_sent_back_whenever_i
     the record then said released and no pacs.004 was ever made."""
     ledger, docs = await bank({}, closed=(BOB,))
     incoming = incoming_of(dirs, {BOB: "bob"}, docs)
-    await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())
+    booked = Published()
+    await incoming.receive_file(deliver(dirs, listed_credit(1)), booked)
+    assert statuses(await ledger.post_batch(booked)) == [HELD_STEP]
     pid = listed_credit(1).payment_id
     await decide_held(docs, pid, RELEASE, by="Kari", note="not the listed company")
 
@@ -979,7 +1002,10 @@ async def test_a_hold_that_reaches_the_ledger_after_its_release_changes_nothing(
     ledger, docs = await bank({})
     incoming = incoming_of(dirs, {BOB: "bob"}, docs)
     await incoming.receive_file(deliver(dirs, listed_credit(1)), Published())  # the hold never reached the ledger
-    assert statuses(await _released(incoming, ledger, docs, listed_credit(1))) == ["completed"]
+    await decided_before(docs, listed_credit(1).payment_id, RELEASE)
+    out = Published()
+    assert await incoming.release_decided(out) == 1
+    assert statuses(await ledger.post_batch(out)) == ["completed"]
     late = Published()
     await incoming.receive_file(deliver(dirs, listed_credit(1), name="NICS2"), late)
     assert late == []  # released: no longer undecided, so no hold published again
@@ -1028,7 +1054,7 @@ async def test_credits_held_before_suspense_existed_are_put_on_the_books_at_star
     ledger, docs = await bank({})
     incoming = incoming_of(dirs, {BOB: "bob"}, docs)
     await incoming.receive_file(deliver(dirs, listed_credit(1), listed_credit(2, amount=50_000)), Published())
-    await decide_held(docs, listed_credit(2).payment_id, FROZEN, by="Kari", note="a true match")
+    await decided_before(docs, listed_credit(2).payment_id, FROZEN)
     assert (await balance(docs, suspense_account(BOB)))[0] == 0  # neither reached the ledger
     for _start in range(2):
         at_start = Published()
@@ -1103,3 +1129,48 @@ def test_a_release_is_its_own_message_beside_the_arrived_it_would_have_been():
     as_it_was = arrived_event(listed_credit(1), message_id="NICS1", payee_uid="bob", created=NOW)
     release = PaymentEvent(as_it_was.payment, ARRIVED, detail={**(as_it_was.detail or {}), RELEASED_FROM_HOLD: True})
     assert release.msg_id == f"{as_it_was.msg_id}:release" and release.subject == as_it_was.subject
+
+
+# ---- found in review (2026-12-06) -------------------------------------------------------------
+async def test_a_held_credit_is_decided_only_once_the_ledger_holds_it(dirs):
+    """An officer's decision holds for the money only once the ledger has it in suspense:
+    until its hold is booked, a decision is refused for now, and nothing changes."""
+    ledger, docs = await bank({})
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    booked = Published()
+    await incoming.receive_file(deliver(dirs, listed_credit(1)), booked)
+    pid = listed_credit(1).payment_id
+    before = await docs.get(return_path(pid))
+    with pytest.raises(HeldDecisionRefused, match="not on the books yet"):
+        await decide_held(docs, pid, FROZEN, by="Kari", note="a true match")
+    assert await docs.get(return_path(pid)) == before
+    await ledger.post_batch(booked)
+    assert (await decide_held(docs, pid, FROZEN, by="Kari", note="a true match"))["status"] == FROZEN
+
+
+async def test_a_credit_another_instance_had_credited_before_its_hold_reached_the_ledger_is_never_frozen(dirs, caplog):
+    """Two instances read one file while a new list rolls out: the one on the old list
+    publishes the credit's arrived, the other holds it; the ledger takes the arrived first
+    and credits Bob, then answers the hold from its record. The officer's queue showed it
+    held, and freezing it said the money was frozen while Bob had it. Now the decision is
+    refused, and the record turned into matched_late for compliance to take up."""
+    ledger, docs = await bank({})
+    old_list = Incoming(docs, dirs, Payees({BOB: "bob"}).of, bic="FJORNOKK", sanctions=lambda: EMPTY, clock=lambda: NOW)
+    on_old_list, on_new_list = Published(), Published()
+    await old_list.receive_file(deliver(dirs, listed_credit(1)), on_old_list)
+    # the other instance read the file too, before the ledger took the arrived
+    await incoming_of(dirs, {BOB: "bob"}, docs).receive_file(deliver(dirs, listed_credit(1)), on_new_list)
+    assert [e.status for e in on_old_list] == [ARRIVED] and [e.status for e in on_new_list] == [HELD_STEP]
+    verdicts = await ledger.post_batch([*on_old_list, *on_new_list])  # the arrived first
+    assert statuses(verdicts) == ["completed", "completed"] and verdicts[1].replayed
+    assert (await balance(docs, BOB))[0] == 900_000
+    pid = listed_credit(1).payment_id
+    assert [d.id for d in await held_payments(docs)] == [pid]  # the queue shows it held
+    with pytest.raises(HeldDecisionRefused, match="credited to the payee before its hold reached the ledger"):
+        await decide_held(docs, pid, FROZEN, by="Kari", note="a true match")
+    record = (await docs.get(return_path(pid))).data  # type: ignore[union-attr]
+    assert record["status"] == MATCHED_LATE and "decidedBy" not in record
+    assert await held_payments(docs) == [] and "compliance must look" in caplog.text
+    out = Published()
+    assert await incoming_of(dirs, {BOB: "bob"}, docs).book_held(out) == 0 and out == []
+    assert (await balance(docs, BOB))[0] == 900_000 and audit_problems(docs) == []

@@ -129,10 +129,9 @@ async function boot() {
     try {
       device = await registerDevice(user.uid);
     } catch (err) {
-      toast(
-        `This browser gets no notifications: ${err?.message || err}. Sign out on a browser you no longer use.`,
-        "warn",
-      );
+      // the reason as one sentence: Firestore's own messages end with a full stop
+      const reason = String(err?.message || err).replace(/[.\s]+$/, "");
+      toast(`This browser gets no notifications: ${reason}. Sign out on a browser you no longer use.`, "warn");
     }
     signedIn(user, device);
     if (device) receive(device.token);
