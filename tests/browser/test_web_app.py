@@ -354,6 +354,53 @@ def test_a_notification_preference_is_kept_beside_the_devices(page, admin_db):
     assert len(devices) == 1 and next(iter(devices.values()))["platform"] == "web"
 
 
+def test_push_devices_are_listed_and_one_no_longer_used_is_removed(page, admin_db):
+    """Ten devices at most: a browser closed without signing out keeps its place. The
+    customer sees them under Notifications and removes one; a browser that finds no place
+    signs in all the same and says so in one sentence (Firestore's message ends with a full
+    stop of its own: it read "permissions..")."""
+    account = become_customer(page)
+    uid = admin_db.document(f"accounts/{account}").get().to_dict()["ownerUid"]
+    settings = admin_db.document(f"users/{uid}/settings/notifications")
+    others = {f"old-browser-{n}": {"token": f"web-token-old-{n}", "platform": "web"} for n in range(8)}
+    settings.set({"devices": {**others, "old-phone": {"token": "fcm-old-phone", "platform": "android"}}}, merge=True)
+    page.get_by_test_id("nav-notifications").click()
+    page.get_by_text("What to be told about").click()
+    devices = page.get_by_test_id("push-device")
+    expect(devices).to_have_count(10)
+    expect(devices.first).to_contain_text("this browser")  # first, and not removable here
+    phone = page.locator('[data-testid="push-device"][data-device="old-phone"]')
+    expect(phone).to_contain_text("Android phone")
+    phone.get_by_test_id("remove-push-device").click()
+    expect(devices).to_have_count(9)
+    wait_for(lambda: "old-phone" not in settings.get().to_dict()["devices"], timeout=20, what="the device removed")
+    shot(page, "14-push-devices")
+
+    # full again (ten others), the next sign-in finds no place: signed in, without pushes here
+    email = page.get_by_test_id("signed-in-as").inner_text()
+    page.get_by_test_id("sign-out").click()
+    expect(page.get_by_test_id("email")).to_be_visible()
+    settings.set(
+        {
+            "devices": {
+                "old-phone": {"token": "fcm-old-phone", "platform": "android"},
+                "old-tablet": {"token": "fcm-old-tablet", "platform": "ios"},
+            }
+        },
+        merge=True,
+    )
+    assert len(settings.get().to_dict()["devices"]) == 10
+    page.get_by_test_id("email").fill(email)
+    page.get_by_test_id("password").fill(PASSWORD)
+    page.get_by_test_id("sign-in").click()
+    toast = page.get_by_test_id("toast").filter(has_text="gets no notifications")
+    expect(toast).to_contain_text("Remove a device you no longer use under Notifications.")
+    assert ".." not in toast.inner_text()
+    expect(page.get_by_test_id("signed-in-as")).to_have_text(email)  # signed in all the same
+    page.get_by_test_id("nav-accounts").click()
+    expect(page.get_by_test_id("available").first).to_be_visible()
+
+
 def test_a_refund_to_a_closed_account_is_moved_to_an_open_one(page, stack):
     """A savings account with a card is emptied by a purchase and closed (its card is
     blocked with it); the shop's refund still lands there, and the customer moves it."""

@@ -131,7 +131,10 @@ async function boot() {
     } catch (err) {
       // the reason as one sentence: Firestore's own messages end with a full stop
       const reason = String(err?.message || err).replace(/[.\s]+$/, "");
-      toast(`This browser gets no notifications: ${reason}. Sign out on a browser you no longer use.`, "warn");
+      toast(
+        `This browser gets no notifications: ${reason}. Remove a device you no longer use under Notifications.`,
+        "warn",
+      );
     }
     signedIn(user, device);
     if (device) receive(device.token);

@@ -40,11 +40,21 @@ export async function registerDevice(uid) {
  * used once (a private window) would otherwise keep one of the ten places for good, and the
  * eleventh could not sign in. Its id stays in localStorage for its next sign-in. */
 export async function unregisterDevice(uid) {
-  const device = JSON.parse(localStorage.getItem(`fjordbank-device-${uid}`) || "null");
-  if (!device) return;
+  const id = thisDeviceId(uid);
+  if (id) await removeDevice(uid, id);
+}
+
+/** This browser's device id for `uid` (null: it never registered for that customer). */
+export function thisDeviceId(uid) {
+  return JSON.parse(localStorage.getItem(`fjordbank-device-${uid}`) || "null")?.deviceId ?? null;
+}
+
+/** Take one device off `uid`'s push devices (one device per write, firestore.rules): a
+ * browser closed without signing out, or a phone no longer used, frees its place. */
+export async function removeDevice(uid, deviceId) {
   await setDoc(
     doc(db, `users/${uid}/settings/notifications`),
-    { devices: { [device.deviceId]: deleteField() }, changed: device.deviceId },
+    { devices: { [deviceId]: deleteField() }, changed: deviceId },
     { merge: true },
   );
 }
