@@ -115,8 +115,7 @@ def parse_terms(body: dict[str, Any], *, today: dt.date) -> OrderTerms:
     end = None if body.get("endDate") is None else parse_date(body["endDate"], "invalid_end_date")
     if end is not None and end < start:
         raise PaymentRejected("end_before_start", "endDate is before startDate")
-    if (end or start) > today + dt.timedelta(days=365 * MAX_YEARS + MAX_YEARS // 4):
-        raise PaymentRejected("end_date_too_far", f"dates at most {MAX_YEARS} years ahead")
+    check_horizon(end or start, today=today)
     payment_fields: dict[str, Any] = {
         k: body[k] for k in ("fromAccount", "toAccount", "payeeName", "amount", "message", "kid", "sca") if k in body
     }
@@ -124,6 +123,20 @@ def parse_terms(body: dict[str, Any], *, today: dt.date) -> OrderTerms:
         {"v": 1, "currency": "NOK", **payment_fields}, request_id=parse_order_id(body.get("orderId")), today=today
     )
     return OrderTerms(request, frequency, start, end)
+
+
+def horizon(today: dt.date) -> dt.date:
+    """The last date an order's dates may name: the same day `MAX_YEARS` years on (28
+    February for 29 February). Counted in days (365 * 10 + 2) it was a day short whenever
+    the ten years held three leap days."""
+    return add_months(today, 12 * MAX_YEARS, anchor_day=today.day)
+
+
+def check_horizon(day: dt.date, *, today: dt.date) -> None:
+    """Raises `PaymentRejected` (end_date_too_far) for a date past `horizon`: a new order's
+    start or end, and a change's next due date or end date alike."""
+    if day > horizon(today):
+        raise PaymentRejected("end_date_too_far", f"dates at most {MAX_YEARS} years ahead")
 
 
 def add_months(day: dt.date, months: int, *, anchor_day: int) -> dt.date:

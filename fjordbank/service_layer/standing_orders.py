@@ -193,7 +193,7 @@ def change(
         update["nextDue"] = _changed_next_due(asked["nextDue"], today)
         update["waiting"] = DELETE_FIELD  # a wait for funds counts on its own due date
     if "endDate" in asked:
-        update["endDate"] = _changed_end_date(asked["endDate"], update.get("nextDue", order["nextDue"]))
+        update["endDate"] = _changed_end_date(asked["endDate"], update.get("nextDue", order["nextDue"]), today)
     if not update and "amount" not in asked:
         raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
     _check_within_end(update.get("nextDue", order["nextDue"]), update.get("endDate", order.get("endDate")))
@@ -261,14 +261,18 @@ def _changed_next_due(value: object, today: dt.date) -> str:
     due = rules.parse_date(value, "invalid_next_due")
     if due < today:
         raise PaymentRejected("next_due_in_past", "nextDue is before today")
+    rules.check_horizon(due, today=today)  # as a new order's dates (found in review, 2026-12-06)
     return due.isoformat()
 
 
-def _changed_end_date(value: object, next_due: str) -> str | None:
-    """The new end date (None: the order runs until cancelled), not before the next due date."""
+def _changed_end_date(value: object, next_due: str, today: dt.date) -> str | None:
+    """The new end date (None: the order runs until cancelled), not before the next due
+    date, and not past the horizon a new order's end date has."""
     end = None if value is None else rules.parse_date(value, "invalid_end_date")
     if end is not None and end < dt.date.fromisoformat(next_due):
         raise PaymentRejected("end_before_start", "endDate is before the next due date")
+    if end is not None:
+        rules.check_horizon(end, today=today)
     return end.isoformat() if end else None
 
 

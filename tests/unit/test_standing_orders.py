@@ -53,6 +53,27 @@ def test_bad_terms_are_refused_with_their_reason(change, code):
     assert refused.value.code == code
 
 
+@pytest.mark.parametrize(
+    ("today", "last"),
+    [
+        (dt.date(2027, 3, 1), dt.date(2037, 3, 1)),  # three leap days between: 3,653 days
+        (dt.date(2026, 11, 26), dt.date(2036, 11, 26)),
+        (dt.date(2028, 2, 29), dt.date(2038, 2, 28)),
+    ],
+)
+def test_dates_reach_the_same_day_ten_years_on_and_no_further(today, last):
+    """Counted as 3,652 days, an order ending the same day ten years on was refused
+    whenever those years held three leap days (found in review, 2026-12-06)."""
+    assert so.horizon(today) == last
+    terms = so.parse_terms({**BODY, "startDate": today.isoformat(), "endDate": last.isoformat()}, today=today)
+    assert terms.end_date == last
+    with pytest.raises(PaymentRejected) as refused:
+        so.parse_terms(
+            {**BODY, "startDate": today.isoformat(), "endDate": (last + dt.timedelta(days=1)).isoformat()}, today=today
+        )
+    assert refused.value.code == "end_date_too_far"
+
+
 def test_a_monthly_order_keeps_its_day_or_takes_the_months_last():
     due, dates = dt.date(2027, 1, 31), []
     for _ in range(4):

@@ -292,6 +292,9 @@ def test_a_raise_s_confirmation_counts_for_the_order_as_it_was_and_is_not_replay
         ({"orderId": "order-0001", "frequency": "weekly"}, "unknown_field"),
         ({"orderId": "order-9999"}, "unknown_order"),
         ({"orderId": "x"}, "invalid_order_id"),
+        # past the horizon a new order has (found in review, 2026-12-06: a change took 2099)
+        ({"orderId": "order-0001", "endDate": "2099-12-31"}, "end_date_too_far"),
+        ({"orderId": "order-0001", "nextDue": "2037-03-11"}, "end_date_too_far"),
     ],
 )
 def test_a_change_that_cannot_be_made_is_refused_and_changes_nothing(docs, sca, asked, code):
