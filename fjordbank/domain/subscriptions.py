@@ -7,7 +7,10 @@ regular interval, weekly or monthly, with a similar amount:
   of the month ±3 days, weekly: 7 ±1 days), or two periods apart once in a while (a missed month: at most one
   gap in four);
 - amount: consecutive charges within 5 % of each other, except one price rise of at most
-  35 % (a streaming service raising its price) with at least three charges at each price;
+  35 % (a streaming service raising its price) after at least three charges at the old
+  price (shown at the new price from its first charge on); a chain whose old price has
+  fewer (an introductory price, or a second rise soon after the first) is taken from its
+  newest price on, as a chain of its own;
 - length: at least 3 monthly or 4 weekly charges;
 - it stands out: another charge from the merchant within 15 % of the chain's price inside
   the chain's span means frequent purchases of about the same price (a daily coffee), not
@@ -182,14 +185,31 @@ def _chain(charges: list[Charge], start: int, interval: str) -> list[Charge]:
 
 def _regular(chain: list[Charge], interval: str) -> bool:
     """Long enough, missing a charge only now and then (one gap in four: a short chain
-    never), and any price rise between two runs of at least three charges at one price."""
+    never), and any price rise after a run of at least three charges at the old price
+    (the new price counts from its first charge: the list shows a rise the month it
+    comes, not two months later with the old price and a next charge date gone by)."""
     if len(chain) < PERIODS[interval][2]:
         return False
     gaps = [_periods(b.date, a.date, interval) for a, b in itertools.pairwise(chain)]
     if sum(1 for k in gaps if k and k > 1) > len(gaps) // 4:
         return False
-    steps = [i for i, (a, b) in enumerate(itertools.pairwise(chain)) if not _similar(a.amount, b.amount, SAME_AMOUNT)]
-    return not steps or (steps[0] >= 2 and len(chain) - steps[0] - 1 >= 3)
+    steps = _price_steps(chain)
+    return not steps or len(chain) - steps[0] - 1 >= 3
+
+
+def _price_steps(chain: list[Charge]) -> list[int]:
+    """Where the price changes along the chain (newest first): i is between chain[i] and
+    chain[i + 1]."""
+    return [i for i, (a, b) in enumerate(itertools.pairwise(chain)) if not _similar(a.amount, b.amount, SAME_AMOUNT)]
+
+
+def _at_newest_price(chain: list[Charge]) -> list[Charge]:
+    """The chain from its newest price on: what is regular of a chain whose old price had
+    too few charges (an introductory month or two, or a second rise soon after the first).
+    Without it the whole chain failed, and the subscription was off the list for as long
+    as the history held those charges (five years)."""
+    steps = _price_steps(chain)
+    return chain[: steps[0] + 1] if steps else chain
 
 
 def _instead(candidate: Charge, chosen: Charge) -> bool:
@@ -259,6 +279,8 @@ def detect(charges: list[Charge]) -> Subscription | None:
     for interval in (MONTHLY, WEEKLY):
         for start in starts:
             chain = _chain(charges, start, interval)
+            if not _regular(chain, interval):
+                chain = _at_newest_price(chain)
             if not _regular(chain, interval) or not _stands_out(charges, chain, interval):
                 continue
             if best is None or len(chain) > len(best[1]):

@@ -261,3 +261,40 @@ def test_charges_given_back_in_full_neither_vary_the_bill_take_the_chains_end_no
     ]
     assert detect([*months, *bought]) is not None
     assert detect([charge(c.tx_id, c.date, c.amount, True) for c in months[:3]]) is None
+
+
+# ---- found in review (2026-12-06) -------------------------------------------------------------
+def _at_prices(*prices: int, start: dt.date = dt.date(2025, 1, 5)) -> list[Charge]:
+    days = [
+        dt.date(start.year + (start.month - 1 + i) // 12, (start.month - 1 + i) % 12 + 1, 5) for i in range(len(prices))
+    ]
+    return [Charge(f"t{i}", day, price) for i, (day, price) in enumerate(zip(days, prices, strict=True))]
+
+
+@pytest.mark.parametrize("intro", [1, 2])
+def test_a_subscription_after_an_introductory_price_is_found(intro):
+    """One or two months at an introductory price, then the price: the chain through the
+    rise had too few charges at the old price, so the whole was refused, and the
+    subscription stayed off the list for as long as the history held the first charges."""
+    found = detect(_at_prices(*[9900] * intro, *[12900] * (24 - intro)))
+    assert found is not None and found.amount == 12900 and found.occurrences == 24 - intro
+    assert found.last_date == dt.date(2026, 12, 5) and found.next_expected == dt.date(2027, 1, 5)
+
+
+def test_a_price_rise_shows_from_its_first_charge():
+    """Three months at 99 kr, then 129: the list showed 99 kr, last charged in March and
+    next expected in April (gone by) until three charges at the new price."""
+    found = detect(_at_prices(9900, 9900, 9900, 12900))
+    assert found is not None and (found.amount, found.last_date, found.next_expected) == (
+        12900,
+        dt.date(2025, 4, 5),
+        dt.date(2025, 5, 5),
+    )
+    assert found.occurrences == 4 and found.first_date == dt.date(2025, 1, 5)
+
+
+def test_a_second_rise_soon_after_the_first_leaves_the_subscription_findable():
+    """99 kr, a month at 109, then 129: never found again while the history held the 109
+    charge. Now a chain from the newest price, once long enough to stand out."""
+    found = detect(_at_prices(*[9900] * 6, 10900, *[12900] * 24))
+    assert found is not None and found.amount == 12900 and found.occurrences == 24
