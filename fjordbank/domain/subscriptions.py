@@ -12,11 +12,13 @@ regular interval, weekly or monthly, with a similar amount:
   fewer (an introductory price, or a second rise soon after the first) is taken from its
   newest price on, as a chain of its own;
 - length: at least 3 monthly or 4 weekly charges;
-- it stands out: another charge from the merchant within 15 % of the chain's price inside
-  the chain's span means frequent purchases of about the same price (a daily coffee), not
-  a subscription; and where the chain is under half of the merchant's charges in its span
-  (a shop the customer also buys in), it takes six charges at one exact price. A one-off
-  purchase of a clearly different amount in between is ignored. A bill whose amount
+- it stands out: other charges from the merchant within 15 % of the chain's price inside
+  the chain's span (two, and one for every four charges of the chain) mean frequent
+  purchases of about the same price (a daily coffee), not a subscription (one such
+  purchase hid a two-year subscription for as long as the history held it); and where
+  the chain is under half of the merchant's charges in its span (a shop the customer
+  also buys in), it takes six charges at one exact price. A one-off purchase of a
+  clearly different amount in between is ignored. A bill whose amount
   varies (electricity) that happens to be about the same three months running is not a
   subscription either: a charge one period before the chain at another price means the
   chain needs six charges.
@@ -229,7 +231,8 @@ def _stands_out(charges: list[Charge], chain: list[Charge], interval: str) -> bo
     # a charge refunded in full beside the chain is none (a duplicate given back); in the
     # chain it still counts (a month given back after an outage is still a month billed)
     others = [c for c in charges if c.tx_id not in ids and first.date <= c.date <= last.date and not c.refunded_in_full]
-    if any(_similar(c.amount, a, NEAR_AMOUNT) for c in others for a in amounts):
+    near = [c for c in others if any(_similar(c.amount, a, NEAR_AMOUNT) for a in amounts)]
+    if len(near) >= max(2, (len(chain) + 3) // 4):  # frequent purchases, not one now and then
         return False
     if len(others) > len(chain) and not (len(chain) >= BUSY_MERCHANT_CHAIN and len(set(amounts)) == 1):
         return False
