@@ -36,6 +36,8 @@ import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fjordbank.domain.norway import is_banking_day, next_banking_day
+
 WEEKLY = "weekly"
 MONTHLY = "monthly"
 PERIODS = {
@@ -256,12 +258,17 @@ def _next_billing(chain: list[Charge]) -> dt.date:
     """The month after the last charge, on the chain's billing day: the day most of its
     charges fit, a charge fitting a day when it came on it or, in a shorter month, on the
     month's last day (billed on the 31st: 28 Feb, 30 Apr; billed on the 30th: 28 Feb, but
-    30 May, not 31), the later day on a tie; in a shorter month its last day. (A charge on
+    30 May, not 31), or on the next banking day when that day was none; the later day on
+    a tie; in a shorter month its last day. (A charge on
     a month's last day counted as the 31st made one billed on the 30th come out on the 31st
     after April to June.)"""
 
     def fits(anchor: int, day: dt.date) -> bool:
-        return day.day == min(anchor, calendar.monthrange(day.year, day.month)[1])
+        # on the billing day, or moved from one that was no banking day to the next that was
+        # (billed on the 1st: 3 Feb and 3 Mar 2025 were charges moved off a Saturday; the
+        # 3rd came out on the tie, found in review, 2026-12-06)
+        billed = day.replace(day=min(anchor, calendar.monthrange(day.year, day.month)[1]))
+        return day == billed or (not is_banking_day(billed) and day == next_banking_day(billed))
 
     candidates = {c.date.day for c in chain} | {31}
     anchor = max(candidates, key=lambda a: (sum(fits(a, c.date) for c in chain), a))

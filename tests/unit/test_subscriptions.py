@@ -310,3 +310,12 @@ def test_one_purchase_at_the_price_does_not_hide_a_subscription():
     list for as long as the history held the purchase (five years)."""
     found = detect([*_at_prices(*[2900] * 24), Charge("one-off", dt.date(2025, 3, 20), 2900)])
     assert found is not None and found.occurrences == 24
+
+
+def test_a_charge_moved_off_a_weekend_counts_for_its_billing_day():
+    """Billed on the 1st: 1 Feb and 1 Mar 2025 were Saturdays, charged on Monday the 3rd.
+    The 3rd fitted as many charges as the 1st and won the tie: May's charge was expected
+    on the 3rd."""
+    days = (dt.date(2025, 1, 1), dt.date(2025, 2, 3), dt.date(2025, 3, 3), dt.date(2025, 4, 1))
+    found = detect([Charge(f"t{i}", day, 9900) for i, day in enumerate(days)])
+    assert found is not None and found.next_expected == dt.date(2025, 5, 1)
