@@ -202,8 +202,12 @@ def decide_review(
         raise rules.OnboardingRefused("invalid_reason", "a rejection needs a reason (1-200 characters)")
     final_reason = reason.strip() if not approve and reason is not None else None  # a rejection's, checked above
     # why the operator decided as they did, kept with who did (an approval of a possible
-    # sanctions match is the decision an auditor asks about; its why was thrown away); the
-    # customer is told a rejection's reason only
+    # sanctions match is the decision an auditor asks about; its why was thrown away). The
+    # applicant is told no operator's words, only that they were not approved (as a
+    # screening's rejection, rules.told): an application in review is a possible sanctions
+    # match, so the operator's reason is the screening's, and it went to the customer's
+    # document and the event (found in review, 2026-12-06).
+    told = rules.NOT_APPROVED if not approve else None
     note = reason.strip() if isinstance(reason, str) and reason.strip() else None
     if note is not None and not (len(note) <= 200 and note.isprintable()):
         raise rules.OnboardingRefused("invalid_reason", "a reason is 1-200 printable characters")
@@ -226,7 +230,7 @@ def decide_review(
         now = SERVER_TIME
         uow.update(
             customer.path,
-            {"status": status, "reason": final_reason, "firstAccountId": number, "decidedAt": now, "updatedAt": now},
+            {"status": status, "reason": told, "firstAccountId": number, "decidedAt": now, "updatedAt": now},
         )
         uow.update(
             f"{KYC}/{uid}",
@@ -236,7 +240,7 @@ def decide_review(
             uow.update(alert.path, {"frozenAccounts": sorted({*(alert.data.get("frozenAccounts") or ()), number})})
         elif frozen and number is not None:  # never by the rescreen: it writes both at once
             log.error("a frozen customer without a sanctions alert: their account opens frozen", extra={"uid": uid})
-        return number, _decided(uow, uid, status, final_reason, number, clock, frozen=frozen)
+        return number, _decided(uow, uid, status, told, number, clock, frozen=frozen)
 
     number, events = docs.transact(run, operation="onboarding_review")
     outbox.deliver(docs, publisher, events)

@@ -174,10 +174,16 @@ def test_a_rejection_needs_a_reason_and_opens_nothing(docs, publisher, sanctions
     assert refused(lambda: review(docs, publisher, "typo", approve=False)) == "invalid_reason"
     assert refused(lambda: review(docs, publisher, "typo", approve=False, reason="   ")) == "invalid_reason"
     assert refused(lambda: review(docs, publisher, "typo", approve=False, reason="\ud800")) == "invalid_reason"
-    result = review(docs, publisher, "typo", approve=False, reason="  confirmed match  ")
+    why = "EU FSF entry 1234: Borislav Drazhenko, b. 1961-03-14 Minsk - confirmed"
+    result = review(docs, publisher, "typo", approve=False, reason=f"  {why}  ")
     assert result == {"status": "rejected", "accountId": None}
-    assert data(docs, "customers/typo")["reason"] == "confirmed match"
+    # the operator's words stay with the bank's record; the applicant (their document, the
+    # event) is told only that they were not approved, as for a screening's rejection
+    kyc = data(docs, "kyc/typo")
+    assert (kyc["reason"], kyc["reviewNote"], kyc["decision"]) == (why, why, "rejected")
+    assert data(docs, "customers/typo")["reason"] == "not_approved"
     assert publisher.stored[-1].subject == topology.SUBJECT_CUSTOMER_REJECTED
+    assert publisher.stored[-1].body["reason"] == "not_approved" and "Drazhenko" not in str(publisher.stored[-1].body)
     assert paths(docs, "accounts") == []
 
 
