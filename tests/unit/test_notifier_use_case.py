@@ -29,6 +29,7 @@ from fjordbank.domain.payments import (
     PaymentEvent,
     PaymentRequested,
     passing,
+    payment_id_for,
     requested_in_app,
 )
 from fjordbank.service_layer import notifier
@@ -298,9 +299,9 @@ async def test_one_read_each_for_owners_records_and_labels_then_one_commit() -> 
     assert n.commits == [(1, None)]
     docs.reads.clear()
     await n.project(bank_started("completed", kind=INTERNAL))
-    records, views, labels = docs.reads  # bob's account is known now, and alice's name
+    views, labels = docs.reads  # bob's account is known now, and alice's name; no request document
     assert "customers/alice" not in labels
-    assert (records, views) == (["users/alice/paymentRequests/so-1"], [f"paymentViews/{BANK}"])
+    assert views == [f"paymentViews/{BANK}"]
 
 
 async def test_an_entry_there_already_takes_its_new_status_only_and_is_not_labelled_again() -> None:
@@ -362,7 +363,7 @@ async def test_a_record_known_is_written_without_a_read_in_one_commit_guarded_by
     n = with_request(Notifier(docs))
     await n.project(event("approved"), bank_started("reserved"))
     assert [c for c in docs.calls if c[0] != "get_many" or "categoryOverrides" not in c[1][0]] == [  # but the labels
-        ("get_many", [REQUEST, "users/alice/paymentRequests/so-1"]),
+        ("get_many", [REQUEST]),  # a payment the bank started has no request document to read
         ("get_many", [f"paymentViews/{BANK}"]),
         (
             "commit",
@@ -511,3 +512,24 @@ async def test_what_is_not_guessed_is_read_first() -> None:
         docs.forget()
         await n.project(first)
         assert ("get_many", [REQUEST]) in docs.calls, first.status
+
+
+async def test_a_document_under_a_bank_started_payments_request_id_is_never_taken_for_its_record() -> None:
+    """A standing order's payment has no request document; its request id (so-ORDER-DATE)
+    is predictable from the order the app named. An app that made a document under it
+    first (the rules took the id then; the edge refused it) had the notifier take that
+    document for the payment's record: no view was made, and the app's document went on
+    showing the edge's "rejected" while the money moved (found in review, 2026-12-06)."""
+    rid = "so-order0001-20250115"
+    pid = payment_id_for("alice", rid)
+    docs = RecordingDocuments()
+    n = with_customers(Notifier(docs))
+    forged = {"status": "rejected", "statusRank": STATUS_RANK["rejected"], "reason": {"code": "invalid_request_id"}}
+    n.put(f"users/alice/paymentRequests/{rid}", forged)
+    started = event("completed", kind=INTERNAL)
+    started = replace(started, payment=replace(started.payment, request_id=rid, payment_id=pid))
+    docs.forget()
+    assert await n.project(started) == [True]
+    assert (n.doc(f"paymentViews/{pid}") or {})["status"] == "completed"
+    assert n.doc(f"users/alice/paymentRequests/{rid}") == forged  # left as the app made it
+    assert not any(f"paymentRequests/{rid}" in str(c[1]) for c in docs.calls)  # never read
