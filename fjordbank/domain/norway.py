@@ -31,7 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, TypeGuard
 from zoneinfo import ZoneInfo
 
 from fjordbank.domain.errors import (
@@ -179,6 +179,13 @@ def is_valid_account_number(s: str) -> bool:
     except InvalidAccountNumber:
         return False
     return True
+
+
+def is_account_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` has an account document's id's shape: 11 ASCII digits, as stored
+    (a caller's id of another shape names no account, and is never looked up: one of
+    2,000 digits made Firestore refuse the read, and the callable answered INTERNAL)."""
+    return isinstance(value, str) and len(value) == 11 and _is_ascii_digits(value)
 
 
 def make_account_number(bank_reg: str, account_group: str, serial: int) -> str:

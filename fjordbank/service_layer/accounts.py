@@ -21,7 +21,7 @@ from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, LEDGER_PAYMENTS, T
 from fjordbank.domain import accounts as rules
 from fjordbank.domain.events import AccountChanged
 from fjordbank.domain.ledger import Book, Posting
-from fjordbank.domain.norway import today_in_norway
+from fjordbank.domain.norway import is_account_id, today_in_norway
 from fjordbank.service_layer import cards, outbox, standing_orders
 from fjordbank.service_layer.ledger import account_from_doc, write_book
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
@@ -36,7 +36,7 @@ def account_path(account_id: str) -> str:
 
 def _owned(uow: UnitOfWork, uid: str, account_id: object) -> Doc:
     """The caller's account; any other is "no such account"."""
-    if not isinstance(account_id, str) or not account_id.isdigit() or len(account_id) != 11:
+    if not is_account_id(account_id):
         raise rules.AccountRefused("unknown_account", "no such account")
     doc = uow.get(account_path(account_id))
     if doc is None or doc.data.get("ownerUid") != uid:

@@ -16,6 +16,7 @@ from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CUSTOMERS
 from fjordbank.domain import cards as rules
 from fjordbank.domain.events import CardUpdated, IssueCard
+from fjordbank.domain.norway import is_account_id
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
 
@@ -94,7 +95,7 @@ def _check_can_issue(uow: UnitOfWork, uid: str, account_id: str) -> None:
 def issue_card(
     docs: Documents, publisher: Publisher, uid: str, *, account_id: object, clock: Clock = system_clock
 ) -> str:
-    if not isinstance(account_id, str) or not account_id.isdigit() or len(account_id) != 11:
+    if not is_account_id(account_id):
         raise rules.CardRefused("unknown_account", "no such account")
     card_id = new_card_id()
     event = _issue_command(uid, card_id, account_id)

@@ -43,6 +43,7 @@ from fjordbank.domain.card_settlement import refund_day
 from fjordbank.domain.categories import CATEGORIES, override_key
 from fjordbank.domain.economy_booking import CHOSEN, LISTED
 from fjordbank.domain.errors import Refused
+from fjordbank.domain.norway import is_account_id
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.domain.subscriptions import Charge
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, UnitOfWork, Where, system_clock
@@ -97,7 +98,7 @@ def _spending_entry(docs: Documents, uid: str, account_id: object, transaction_i
     """The feed entry of a payment out of one of the caller's accounts."""
     if not isinstance(account_id, str) or not isinstance(transaction_id, str) or not TX_ID.fullmatch(transaction_id):
         raise InsightsRefused("invalid_transaction", "accountId and transactionId are required", "transactionId")
-    account = docs.get(f"{ACCOUNTS}/{account_id}") if account_id.isdigit() else None
+    account = docs.get(f"{ACCOUNTS}/{account_id}") if is_account_id(account_id) else None
     if account is None or account.data.get("ownerUid") != uid:
         raise InsightsRefused("unknown_transaction", "no such transaction on your accounts", "transactionId")
     found = docs.get(f"{ACCOUNTS}/{account_id}/{TRANSACTIONS}/{transaction_id}")
@@ -112,7 +113,7 @@ def _spending_entry(docs: Documents, uid: str, account_id: object, transaction_i
 def _to_own_account(docs: Documents, uid: str, entry: dict[str, Any]) -> bool:
     """Whether a payment's entry went to another of the customer's own accounts."""
     to = entry.get("counterpartyAccount")
-    if not isinstance(to, str) or not to.isdigit():
+    if not is_account_id(to):
         return False  # a card purchase, or a payment out of the bank
     account = docs.get(f"{ACCOUNTS}/{to}")
     return account is not None and account.data.get("ownerUid") == uid

@@ -15,6 +15,7 @@ import datetime as dt
 import itertools
 
 import pytest
+from google.api_core import exceptions as api_errors
 
 from fjordbank.domain import economy
 from fjordbank.service_layer import insights
@@ -392,3 +393,22 @@ async def test_a_payment_made_in_the_month_after_its_due_date_is_recomputed_in_t
     # a record from before the request's time was kept: its due date, as before
     legacy = {k: v for k, v in record.items() if k != "requestedAt"}
     assert insights.payment_of(legacy).booking_date == "2026-10-31"
+
+
+@pytest.mark.parametrize("account_id", ["1" * 2000, "１２３４５６７８９０１", "9710000002"])
+def test_an_account_id_of_another_shape_is_no_account_and_never_read(docs, account_id):
+    """Found in review (2026-12-06): any all-digit id was read, and one of 2,000 digits made
+    Firestore refuse the read (an id is at most 1,500 bytes): the callable answered INTERNAL."""
+
+    class Firestore:
+        def __getattr__(self, name):
+            return getattr(docs, name)
+
+        def get(self, path):
+            if len(path.rsplit("/", 1)[-1].encode()) > 1500:
+                raise api_errors.InvalidArgument("document id too long")
+            return docs.get(path)
+
+    with pytest.raises(insights.InsightsRefused) as refused_:
+        insights.recategorise(Firestore(), UID, account_id, "auth-1", "restaurants", clock=fixed_clock())
+    assert refused_.value.code == "unknown_transaction"
