@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 import grpc
 import grpc.aio
+from firebase_admin import exceptions as firebase_errors
 from google.api_core import exceptions as api_errors
+from google.auth import exceptions as google_auth_errors
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 from google.cloud.firestore_v1.async_transaction import AsyncTransaction
@@ -80,13 +82,23 @@ def fields_of(snap: DocumentSnapshot[Any]) -> dict[str, Any]:
 
 
 # Errors after which the same request may well succeed a moment later: contention (ABORTED),
-# or a database that did not answer in time or is overloaded.
+# a database that did not answer in time, is overloaded or failed inside (INTERNAL, which
+# Firestore's error guide says to retry), a gateway that timed out, a credentials refresh
+# that did not reach Google, and the same from Firebase Auth (firebase_admin's own errors:
+# a revocation of the customer's sessions, `fjordbank.adapters.sessions`; before, these
+# were answered INTERNAL, found in review, 2026-12-06).
 TRANSIENT = (
     api_errors.Aborted,
     api_errors.DeadlineExceeded,
     api_errors.ServiceUnavailable,
     api_errors.ResourceExhausted,
     api_errors.RetryError,
+    api_errors.InternalServerError,
+    api_errors.GatewayTimeout,
+    google_auth_errors.TransportError,
+    firebase_errors.UnavailableError,
+    firebase_errors.DeadlineExceededError,
+    firebase_errors.InternalError,
 )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from firebase_admin import exceptions as firebase_errors
 from google.api_core import exceptions as api_errors
+from google.auth import exceptions as google_auth_errors
 
 from fjordbank.adapters.firestore import is_transient
 from fjordbank.service_layer import ports
@@ -32,6 +34,13 @@ def _gave_up() -> ValueError:
         api_errors.ResourceExhausted("quota"),
         api_errors.RetryError("gave up", cause=api_errors.ServiceUnavailable("down")),
         ports.Contention("ledger_post_batch"),  # the same give-up, through the document ports
+        # found in review (2026-12-06): answered INTERNAL before
+        api_errors.InternalServerError("firestore failed inside"),
+        api_errors.GatewayTimeout("gateway"),
+        google_auth_errors.TransportError("token refresh did not reach Google"),
+        firebase_errors.UnavailableError("auth unavailable"),  # revoking the customer's sessions
+        firebase_errors.DeadlineExceededError("auth slow"),
+        firebase_errors.InternalError("auth failed inside"),
     ],
 )
 def test_contention_and_timeouts_are_transient(exc):
