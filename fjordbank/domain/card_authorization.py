@@ -41,6 +41,10 @@ from fjordbank.domain.cards import (
 from fjordbank.domain.categories import categorise, override_key
 from fjordbank.domain.ledger import Account, Book, Declined
 
+# The states an authorisation's record is in (approved or declined when answered; captured,
+# reversed or expired since: fjordbank.domain.card_settlement, which refuses what a state
+# does not allow with ``authorization_<state>``, each a catalogued reason)
+RECORD_STATUSES = ("approved", "declined", "captured", "reversed", "expired")
 NOT_ANSWERED = "not_answered_in_time"  # an approval the card service released: its answer was not taken
 
 # The card's ``frozenReason`` when failed checks froze it (a card's state, not a decline)

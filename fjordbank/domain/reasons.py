@@ -95,12 +95,12 @@ REASONS: tuple[Reason, ...] = (
     _r("nothing_to_pay_out", CALLABLE, "the closed account holds no money"),
     _r("money_in_transit", CALLABLE, "a payment from the account is on its way (it may come back); try again soon"),
     # -- payments ---------------------------------------------------------------------------
-    _r("missing_field", PAYMENT, "a required field of the request is missing"),
+    _r("missing_field", f"{CALLABLE} {PAYMENT}", "a required field of the request is missing"),
     _r("unknown_field", f"{CALLABLE} {PAYMENT}", "the request has a field the contract does not know"),
     _r("unsupported_version", PAYMENT, "the request's `v` is not a contract version the bank reads"),
     _r("unsupported_currency", PAYMENT, "only NOK"),
     _r("invalid_request_id", f"{CALLABLE} {PAYMENT}", "the request id is not 8-64 letters, digits, '-' or '_'"),
-    _r("invalid_from_account", PAYMENT, "fromAccount is not a valid account number (MOD11)"),
+    _r("invalid_from_account", f"{CALLABLE} {PAYMENT}", "fromAccount is not a valid account number (MOD11)"),
     _r("invalid_to_account", f"{CALLABLE} {PAYMENT}", "toAccount is not a valid account number (MOD11)"),
     _r("invalid_amount", f"{CALLABLE} {PAYMENT} {CARD}", "the amount is not a positive whole number of øre"),
     _r("amount_over_limit", f"{CALLABLE} {PAYMENT}", "the amount is above what one payment may be"),
@@ -195,6 +195,12 @@ REASONS: tuple[Reason, ...] = (
         CARD,
         "its reservation has expired: not extended by an increment, refunded only once captured",
     ),
+    # the other states an authorisation's record can be in when the processor asks for what
+    # it does not allow (a refund of one not captured, a capture of one reversed, ...)
+    _r("authorization_approved", CARD, "approved and not captured: a refund needs a capture first"),
+    _r("authorization_captured", CARD, "captured already: no increment or reversal of it"),
+    _r("authorization_reversed", CARD, "reversed by the merchant: nothing to capture, increment or refund"),
+    _r("authorization_declined", CARD, "declined: nothing was authorised"),
     _r("not_due", CARD, "the expiry job's: a reservation extended (an increment) since the job found it due"),
     _r("refund_exceeds_capture", CARD, "refunds of a purchase in all at most what was captured"),
     _r(
@@ -290,6 +296,7 @@ STATUS = {
     "amount_check_digit": "INVALID_ARGUMENT",
     "unreadable_character": "INVALID_ARGUMENT",
     "missing_amount": "INVALID_ARGUMENT",
+    "missing_field": "INVALID_ARGUMENT",
     "unknown_field": "INVALID_ARGUMENT",  # the caller's input, not an object it does not have
 }
 

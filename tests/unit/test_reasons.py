@@ -49,7 +49,16 @@ NOT_REASONS = {
 }
 # Reasons made by an f-string or an expression the scan cannot read: onboarding's
 # ``invalid_{field}`` and the ledger's default for a return without a code.
-DYNAMIC = {"invalid_street", "invalid_city", "returned"}
+DYNAMIC = {
+    "invalid_street",
+    "invalid_city",
+    "returned",
+    # card_settlement: f"authorization_{record['status']}" (test_every_authorisation_state_refused_is_catalogued)
+    "authorization_approved",
+    "authorization_captured",
+    "authorization_reversed",
+    "authorization_declined",
+}
 
 
 def _strings(node: ast.AST) -> list[str]:
@@ -111,3 +120,13 @@ def test_callable_statuses():
     assert reasons.callable_status("unknown_account") == "NOT_FOUND"
     assert reasons.callable_status("rate_limited") == reasons.callable_status("busy") == "RESOURCE_EXHAUSTED"
     assert reasons.callable_status("account_closed") == "FAILED_PRECONDITION"
+
+
+def test_every_authorisation_state_refused_is_catalogued():
+    """card_settlement refuses with ``authorization_<the record's status>``: each state a
+    record can be in is a catalogued reason (found in review, 2026-12-06: only expired was)."""
+    from fjordbank.domain import card_authorization
+
+    states = {"approved", "captured", "reversed", "declined", "expired"}
+    assert states <= set(card_authorization.RECORD_STATUSES)
+    assert {f"authorization_{s}" for s in card_authorization.RECORD_STATUSES} <= set(reasons.BY_CODE)
