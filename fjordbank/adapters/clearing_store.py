@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from prometheus_client import Counter
 
 from fjordbank.adapters.faults import FaultSwitch
+from fjordbank.domain.iso20022 import MAX_XML_BYTES
 
 log = logging.getLogger("clearing.channel")
 
@@ -52,6 +55,11 @@ for _file, _whys in SET_ASIDE_WHY.items():
         SET_ASIDE.labels(_file, _why)
 # what link(2) fails with on a file system that has no hard links
 NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV})
+# A file is written whole in ``staging/`` before it is put in the outbox (a crash mid-write
+# left a partial ``.tmp-*`` in the outbox, which a transfer service taking every object
+# would have sent); one left there this long is a crashed writer's, and removed.
+STALE_STAGING_SECONDS = 600
+KEPT_NAME = 120  # characters of a file's name kept when the whole is too long to set it aside
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -82,8 +90,32 @@ class ClearingDirs:
         self.outbox, self.inbox, self.processed, self.sent, self.delivered_marks, self.incoming_dir = (
             self.root / name for name in ("outbox", "inbox", "processed", "sent", "delivered", "incoming")
         )
-        for d in (self.outbox, self.inbox, self.processed, self.sent, self.delivered_marks, self.incoming_dir):
+        self.staging = self.root / "staging"  # the bank's own: files written whole before they go out
+        for d in (
+            self.outbox,
+            self.inbox,
+            self.processed,
+            self.sent,
+            self.delivered_marks,
+            self.incoming_dir,
+            self.staging,
+        ):
             d.mkdir(parents=True, exist_ok=True)
+        # files that could not be filed away (`file_away`): not read again by this process
+        self.unmovable: set[Path] = set()
+        self._clear_stale_staging()
+
+    def _clear_stale_staging(self) -> None:
+        """Remove what crashed writers left: in ``staging/``, and in the outbox itself from
+        before files were staged (2026-12-06); not a writer's at work (younger)."""
+        now = time.time()
+        for stale in [*self.staging.glob(".tmp-*"), *self.outbox.glob(".tmp-*")]:
+            try:
+                if now - stale.stat().st_mtime > STALE_STAGING_SECONDS:
+                    stale.unlink()
+                    log.warning("a crashed writer's partial file removed", extra={"file": str(stale)})
+            except FileNotFoundError:
+                continue
 
     @staticmethod
     def write_atomic(path: Path, data: bytes) -> None:
@@ -103,27 +135,36 @@ class ClearingDirs:
         """Send a pain.001 file to the clearing house (here: into the outbox), once: a name
         delivered before raises FileExistsError. The bank keeps its own mark of each
         delivery (``delivered/{name}``, a folder the clearing house never touches: a copy of
-        the file, written once the file is in place; the clearing house may file its own
-        away), and delivers a name under a lock on that mark: the
-        clearing house moving the first copy from the outbox to ``sent/`` while a second
-        writer was between its check and its link let the second copy through. Written
-        whole beside the outbox, then linked into place, which fails if the name is there.
-        A crash between the link and the mark leaves the copy in the outbox or ``sent/``,
-        which is checked too."""
+        the file; the clearing house may file its own away), and delivers a name under a
+        lock on that mark: the clearing house moving the first copy from the outbox to
+        ``sent/`` while a second writer was between its check and its link let the second
+        copy through. The mark is written before the file is put in place (written whole in
+        ``staging/``, then linked into the outbox, which fails if the name is there), and
+        taken back if placing it fails: a crash between the two leaves a name marked and
+        perhaps never placed, which is never delivered again (its payments wait for an
+        answer, and an operator asks the clearing house), where the other order left a
+        name placed and unmarked, delivered again once the clearing house had filed its
+        copy away: a duplicate it rejects as a whole, returning the payments the first copy
+        settles (found in review, 2026-12-06). An empty mark is a crash before either."""
         self._channel()
         mark = os.open(self.delivered_marks / name, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             _lock(mark)
             if os.fstat(mark).st_size or (self.outbox / name).exists() or (self.sent / name).exists():
                 raise FileExistsError(f"{name} was delivered before")
-            self._place(name, data)
             _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
             os.fsync(mark)
+            try:
+                self._place(name, data)
+            except BaseException:
+                os.ftruncate(mark, 0)  # not delivered: a later try delivers it
+                os.fsync(mark)
+                raise
         finally:
             os.close(mark)  # and with it the lock
 
     def _place(self, name: str, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.outbox, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=self.staging, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -171,20 +212,20 @@ class ClearingDirs:
     def answers(self) -> list[Path]:
         """The pain.002 answers waiting, by name (a file id starts with its time)."""
         self._channel()
-        return sorted(self.inbox.glob("*.xml"))
+        return sorted(p for p in self.inbox.glob("*.xml") if p not in self.unmovable)
 
     def read_answer(self, path: Path) -> bytes:
         self._channel()
-        return path.read_bytes()
+        return _read_bounded(path)
 
     def incoming(self) -> list[Path]:
         """The pacs.008 files of payments from other banks waiting, by name."""
         self._channel()
-        return sorted(self.incoming_dir.glob("*.xml"))
+        return sorted(p for p in self.incoming_dir.glob("*.xml") if p not in self.unmovable)
 
     def read_incoming(self, path: Path) -> bytes:
         self._channel()
-        return path.read_bytes()
+        return _read_bounded(path)
 
     def file_away(self, path: Path, suffix: str = "") -> None:
         """An answer or a pacs.008 handled, into ``processed/`` (``suffix``: set aside for
@@ -192,9 +233,34 @@ class ClearingDirs:
         rollout both read it; what each did with it is idempotent) is not an error: raised,
         it restarted the reading loop."""
         try:
-            path.rename(self.processed / f"{path.name}{suffix}")
+            try:
+                path.rename(self.processed / f"{path.name}{suffix}")
+            except OSError as exc:
+                if exc.errno != errno.ENAMETOOLONG:
+                    raise
+                # the suffix made the name too long: kept short, with a digest of the whole
+                digest = hashlib.sha256(path.name.encode()).hexdigest()[:12]
+                path.rename(self.processed / f"{path.name[:KEPT_NAME]}-{digest}{suffix}")
         except FileNotFoundError:
             log.info("file filed away by another process", extra={"file": path.name})
             return
+        except OSError as exc:
+            # raised, it restarted the reading loop on the same oldest file every second, and
+            # every answer and payment in after it waited (found in review, 2026-12-06)
+            self.unmovable.add(path)
+            log.error(
+                "a file from the clearing house cannot be filed away; skipped until an operator moves it",
+                extra={"file": path.name, "error": str(exc)},
+            )
+            return
         if suffix:
             SET_ASIDE.labels(INCOMING if path.parent == self.incoming_dir else ANSWER, suffix.lstrip(".")).inc()
+
+
+def _read_bounded(path: Path) -> bytes:
+    """A file from the clearing house, at most one byte more than a payment file may be
+    (`fjordbank.domain.iso20022.MAX_XML_BYTES`): one larger is refused by its parse, and set
+    aside, without being read whole (a file larger than the service's memory made it fail
+    on the same oldest file at every start, found in review, 2026-12-06)."""
+    with path.open("rb") as fh:
+        return fh.read(MAX_XML_BYTES + 1)

@@ -3,12 +3,16 @@ delivered once, whatever the clearing house does with the first copy meanwhile."
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from fjordbank.adapters.clearing_store import ClearingDirs
+from fjordbank.adapters.clearing_store import STALE_STAGING_SECONDS, ClearingDirs
+from fjordbank.domain.iso20022 import MAX_XML_BYTES
 
 
 @pytest.fixture
@@ -102,3 +106,74 @@ def test_a_file_another_process_filed_away_first_is_not_an_error(channel):
     channel.file_away(answer)  # the second instance, a moment later
     channel.file_away(answer, ".rejected")
     assert [p.name for p in channel.processed.iterdir()] == ["ANS1.xml"]
+
+
+# ---- found in review (2026-12-06) -------------------------------------------------------------
+def test_a_crash_after_the_mark_and_before_the_file_never_delivers_the_name_twice(channel):
+    """The mark is written first: a crash before the file is placed leaves a name marked
+    and not placed, which is never delivered again (an operator asks the clearing house).
+    The other order left a name placed and unmarked, delivered again once the clearing
+    house had filed its copy away: a duplicate it rejects whole."""
+    (channel.delivered_marks / "F1.xml").write_bytes(b"<first/>")  # marked; the process died then
+    assert channel.delivered("F1.xml")
+    with pytest.raises(FileExistsError):
+        channel.deliver("F1.xml", b"<first/>")
+    assert list(channel.outbox.iterdir()) == []
+
+
+def test_a_file_that_could_not_be_placed_is_not_marked(channel, monkeypatch):
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "no space left on device")
+
+    monkeypatch.setattr(os, "link", full)
+    with pytest.raises(OSError, match="no space"):
+        channel.deliver("F1.xml", b"<first/>")
+    monkeypatch.undo()
+    assert not channel.delivered("F1.xml")
+    channel.deliver("F1.xml", b"<first/>")  # tried again: delivered
+    assert (channel.outbox / "F1.xml").read_bytes() == b"<first/>"
+
+
+def test_files_are_written_whole_outside_the_outbox_and_a_crashed_writers_part_is_cleared(tmp_path):
+    root = tmp_path / "clearing"
+    channel = ClearingDirs(root)
+    channel.deliver("F1.xml", b"<first/>")
+    assert [p.name for p in channel.outbox.iterdir()] == ["F1.xml"]  # nothing half-written beside it
+    old, fresh = channel.staging / ".tmp-crashed", channel.staging / ".tmp-at-work"
+    legacy = channel.outbox / ".tmp-from-before"  # a crashed writer's, when files were written in the outbox
+    for part in (old, fresh, legacy):
+        part.write_bytes(b"<half")
+    long_ago = time.time() - STALE_STAGING_SECONDS - 60
+    for part in (old, legacy):
+        os.utime(part, (long_ago, long_ago))
+    ClearingDirs(root)  # the next start
+    assert not old.exists() and not legacy.exists() and fresh.exists()
+
+
+def test_a_file_larger_than_a_payment_file_may_be_is_not_read_whole(channel):
+    huge = channel.inbox / "HUGE.xml"
+    with huge.open("wb") as fh:
+        fh.truncate(MAX_XML_BYTES * 4)  # sparse: no memory, no disk
+    assert len(channel.read_answer(huge)) == MAX_XML_BYTES + 1  # its parse refuses it; it is set aside
+
+
+def test_a_file_that_cannot_be_filed_away_is_skipped_not_read_again_and_again(channel, monkeypatch):
+    long_name = channel.inbox / ("A" * 248 + ".xml")  # 252 bytes: 261 with the suffix, over 255
+    long_name.write_bytes(b"<x/>")
+    channel.file_away(long_name, ".rejected")  # the suffix made the name too long: kept short
+    (kept,) = channel.processed.iterdir()
+    assert kept.name.startswith("A" * 120 + "-") and kept.name.endswith(".rejected")
+    stuck, later = channel.inbox / "A1.xml", channel.inbox / "B2.xml"
+    stuck.write_bytes(b"<x/>")
+    later.write_bytes(b"<y/>")
+    real_rename = Path.rename
+
+    def refused(self, target):
+        if self == stuck:
+            raise PermissionError(errno.EACCES, "permission denied")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", refused)
+    assert channel.answers() == [stuck, later]
+    channel.file_away(stuck)  # logged for an operator, not raised
+    assert channel.answers() == [later]  # the answers after it are read
