@@ -54,7 +54,7 @@ from typing import Protocol
 
 from opentelemetry.context import Context
 
-from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS
+from fjordbank.adapters.firestore import CLEARING_FILES, CLEARING_PAYMENTS, is_transient
 from fjordbank.domain import iso20022
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.norway import next_banking_day, today_in_norway
@@ -357,7 +357,13 @@ class Unwritten:
     file_id: str
     payments: list[PaymentRequested]
     status: str
+    updated: dt.datetime | None = None  # when its record last changed (None: not known)
 
+
+# How often the files recorded and not written that no process is sending are looked for
+# (`Clearing.deliver_pending`): one a process kept for a channel that was down, and stopped
+# with, waited for this one's restart (found in review, 2026-12-06).
+ORPHAN_FILE_SECONDS = 60.0
 
 # A file "sending" by another process for less than this is being delivered by it: left to
 # it (a process that died while sending is taken over after it, once the channel says the
@@ -397,7 +403,13 @@ async def unwritten_files(docs: AsyncDocuments) -> list[Unwritten]:
 
 
 def _unwritten(doc: Doc) -> Unwritten:
-    return Unwritten(doc.id, [PaymentRequested.from_json(p) for p in doc.data["payments"]], doc.data["status"])
+    updated = doc.data.get("updatedAt")
+    return Unwritten(
+        doc.id,
+        [PaymentRequested.from_json(p) for p in doc.data["payments"]],
+        doc.data["status"],
+        updated if isinstance(updated, dt.datetime) else None,
+    )
 
 
 async def answered_records(
@@ -694,17 +706,39 @@ class Clearing:
             )
 
     async def deliver_pending(self, stop: asyncio.Event) -> None:
-        """The files the channel did not take, again every ``retry_seconds``, oldest first."""
+        """The files the channel did not take, again every ``retry_seconds``, oldest first;
+        and every `ORPHAN_FILE_SECONDS` the recorded ones no process is sending (`orphans`)."""
+        looked = self.clock()  # the start looked (resend_unwritten)
         while not stop.is_set():
             for left in [self.unsure[f] for f in sorted(self.unsure)]:
                 await self._write_left(left, why="its delivery was not known")
             for file_id in sorted(self.undelivered):
                 if not await self.send_or_keep(file_id, self.undelivered[file_id]) and file_id in self.undelivered:
                     break  # still down (one another process is delivering waits in ``unsure``)
+            if (self.clock() - looked).total_seconds() >= ORPHAN_FILE_SECONDS:
+                looked = self.clock()
+                try:
+                    await self.orphans()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    log.warning("files left by other processes not looked for now", extra={"error": repr(exc)})
             try:
                 await asyncio.wait_for(stop.wait(), self.retry_seconds)
             except TimeoutError:
                 pass
+
+    async def orphans(self) -> None:
+        """The files recorded and not written that no process is at (this one holds none of
+        them, and no record changed for `SENDING_GRACE`): a process that kept one for a
+        channel that was down and then stopped left it, with its payments shown submitted
+        and their money held, until this one restarted. Each is taken over as at a start."""
+        now = self.clock()
+        mine = set(self.undelivered) | set(self.unsure) | self.writing
+        for left in await unwritten_files(self.docs):
+            if left.file_id in mine or (left.updated is not None and now - left.updated < SENDING_GRACE):
+                continue
+            await self._write_left(left, why="left by a process that stopped")
 
     async def _written_at(self, file_id: str) -> dt.datetime | None:
         """When the copy of the file the channel has was made (its CreDtTm), None when the

@@ -1018,3 +1018,31 @@ async def test_a_file_with_text_from_before_the_text_rule_is_answered_and_writte
     )
     out = await use.handle_answer(path, Published())
     assert sorted((e.payment.payment_id, e.status) for e in out) == [("p1", "settled"), ("p2", "settled")]
+
+
+async def test_a_file_kept_by_a_process_that_stopped_is_taken_over_without_a_restart(tmp_path):
+    """A rollout: B started (nothing to take over then); A claimed a file while the channel
+    was down, kept it in memory and stopped. The file stayed "sending"-less and unwritten,
+    its payments submitted with their money held, until B happened to restart (found in
+    review, 2026-12-06). B's pending loop looks for such files every ORPHAN_FILE_SECONDS."""
+    dirs = _CountingDirs(tmp_path / "clearing")
+    now = [NOW]
+    docs = RecordingDocuments(lambda: now[0])  # the database's time: the clock's
+    a = Clearing(docs, dirs, bic=BIC, clock=lambda: now[0])
+    b = Clearing(docs, dirs, bic=BIC, clock=lambda: now[0], retry_seconds=0.01)
+    await b.resend_unwritten()
+    dirs.down = True
+    new, _ = await a.claim([payment(1)], F1)
+    assert not await a.send_or_keep(F1, new) and F1 in a.undelivered
+    del a  # stopped
+    dirs.down = False
+    stop = asyncio.Event()
+    pending = asyncio.create_task(b.deliver_pending(stop))
+    await asyncio.sleep(0.05)
+    assert dirs.deliveries == []  # not yet: B holds nothing, and has not looked
+    now[0] = NOW + dt.timedelta(seconds=clearing.ORPHAN_FILE_SECONDS) + clearing.SENDING_GRACE
+    await asyncio.sleep(0.05)
+    stop.set()
+    await pending
+    assert dirs.deliveries == [f"{F1}.xml"]
+    assert (await docs.get(file_path(F1))).data["status"] == "written"  # type: ignore[union-attr]
