@@ -1174,6 +1174,15 @@ def _parse_transaction_status(
     end_to_end_id = reader.text(tx, "OrgnlEndToEndId")
     given = block.below(_status_code(reader, tx, "TxSts"), *_reason(reader, tx))
     if not given.final:
+        if block.final:
+            # a block (or the file) answered as a whole while it lists this transfer as still
+            # on its way: given the block's status, a payment the bank said is pending was
+            # failed and its hold released, and its settlement later was the bank's loss
+            # (found in review, 2026-12-06); the report is refused, for an operator
+            raise _fail(
+                f"transaction {end_to_end_id[:35]!r} is {given.status} in a block answered "
+                f"{block.status} as a whole: the report contradicts itself"
+            )
         return None
     status, reason_code, additional_info = given._outcome()
     where = f"transaction {end_to_end_id[:35]!r}"

@@ -935,6 +935,19 @@ def test_a_block_rejected_as_a_whole_answers_the_transactions_it_does_not_list()
     assert got.blocks == (BlockStatus("B1", "RJCT", "AM04"), BlockStatus(None, "RJCT", "FF01"))
 
 
+@pytest.mark.parametrize(
+    ("group", "block"),
+    [("<GrpSts>PART</GrpSts>", "<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AM04")), ("<GrpSts>RJCT</GrpSts>", "")],
+    ids=["block", "file"],
+)
+def test_a_report_answering_a_block_whole_while_listing_a_transfer_still_pending_is_refused(group, block):
+    """Found in review (2026-12-06): the pending transfer was not "named", so it took the
+    block's RJCT: failed and its hold released while the bank said it was pending."""
+    xml = _pain002(group, block + _tx("p1", "<TxSts>PDNG</TxSts>") + _tx("p2", "<TxSts>RJCT</TxSts>" + _rsn("AC04")))
+    with pytest.raises(InvalidPaymentFile, match="contradicts itself"):
+        parse_pain002(xml)
+
+
 @settings(max_examples=30, deadline=None)
 @given(batches(), st.data())
 def test_simulator_answers_every_transfer_exactly_once(b, data):
