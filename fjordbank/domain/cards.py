@@ -292,7 +292,10 @@ def decide(card: CardState, req: AuthorizationRequest, spent: Spend, *, today: d
         return "card_expired"
     if cvv_ok is False:
         return "cvv_mismatch"
-    if req.channel == "online" and cvv_ok is None:
+    if cvv_ok is None and (req.channel == "online" or (req.channel == "pos" and card.card_type in NO_CASH)):
+        # a card with no chip is at a terminal only by its number keyed in, the card not
+        # present: without its CVV the number and expiry alone were approved, past the
+        # failed-check freeze (found in review, 2026-12-06)
         return "cvv_required"
     return _over_limit(card, spent, req.amount, channel=req.channel, merchant_country=req.merchant_country)
 

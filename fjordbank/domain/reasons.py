@@ -171,7 +171,7 @@ REASONS: tuple[Reason, ...] = (
     _r("card_expired", CARD, "the card has expired"),
     _r("invalid_expiry", CARD, "the expiry date does not match the card"),
     _r("cvv_mismatch", CARD, "the CVV does not match the card"),
-    _r("cvv_required", CARD, "an online purchase needs the CVV"),
+    _r("cvv_required", CARD, "an online purchase needs the CVV, and so does a card with no chip at a terminal"),
     _r("atm_not_supported", CARD, "a virtual card has no chip or PIN: no cash from an ATM"),
     _r("over_online_limit", CARD, "above the card's daily online limit"),
     _r("over_abroad_limit", CARD, "above the card's daily limit abroad"),

@@ -609,7 +609,8 @@ def recover_pan(stored: dict, bin_prefix: str) -> str | None:
 
 def test_active_card_within_limits_is_allowed() -> None:
     assert decide(card(), request(), Spend(), today=TODAY, cvv_ok=True) is None
-    assert decide(card(), request(cvv=_DROP), Spend(), today=TODAY, cvv_ok=None) is None  # pos without cvv
+    # a chip card at a terminal needs no CVV (a virtual one does: test_a_virtual_card_at_a_terminal_...)
+    assert decide(card(card_type=CHIP_CARD), request(cvv=_DROP), Spend(), today=TODAY, cvv_ok=None) is None
 
 
 @pytest.mark.parametrize(
@@ -663,6 +664,15 @@ def test_a_virtual_card_takes_no_cash() -> None:
     for channel in ("pos", "online"):
         assert decide(card(), request(channel=channel), Spend(), today=TODAY, cvv_ok=True) is None
     assert decide(card(card_type=CHIP_CARD), atm, Spend(), today=TODAY, cvv_ok=None) is None
+
+
+def test_a_virtual_card_at_a_terminal_needs_its_cvv_as_online() -> None:
+    """A card with no chip is at a terminal by its number keyed in: its number and expiry
+    alone were approved there (found in review, 2026-12-06)."""
+    pos = request(channel="pos", cvv=_DROP)
+    assert decide(card(), pos, Spend(), today=TODAY, cvv_ok=None) == "cvv_required"
+    assert decide(card(), pos, Spend(), today=TODAY, cvv_ok=True) is None
+    assert decide(card(card_type=CHIP_CARD), pos, Spend(), today=TODAY, cvv_ok=None) is None  # the chip verifies
 
 
 def test_a_card_document_without_a_type_is_virtual() -> None:
