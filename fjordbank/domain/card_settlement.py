@@ -81,6 +81,18 @@ REVERSALS = "reversals"
 REVERSED_BEFORE_AUTHORIZATION = "reversed_before_authorization"
 RELEASED = ("reversed", "expired")  # what a release makes of an authorisation
 OVER_HOLD = "reversal_over_hold"  # a partial reversal of more than is held
+# Refunds, increments and partial reversals one authorisation keeps, each kind at most this
+# many: each is kept on the record by its reference (a retry is answered the same), and the
+# record is one Firestore document (1 MiB at most). A terminal retrying a declined increment
+# under new references grew it past that in 5,000 tries; every later write of the record
+# (a capture, the expiry job's release) would then fail, the money held for good (found in
+# review, 2026-12-06). Past it, a new one is refused (TOO_MANY).
+MAX_ENTRIES = 100
+TOO_MANY = "too_many_operations"
+
+
+def _full(record: dict[str, Any], kind: str) -> bool:
+    return len(record.get(kind) or {}) >= MAX_ENTRIES
 
 
 @dataclass(frozen=True)
@@ -255,6 +267,8 @@ def refund(
         return refused("reference_reused", record)
     if record["status"] != "captured":
         return refused(f"authorization_{record['status']}", record)
+    if _full(record, REFUNDS):
+        return refused(TOO_MANY, record)
     if not 0 < amount <= record.get("capturedAmount", 0) - refunded_total(record):
         return refused("refund_exceeds_capture", record)
     account = record.get("accountId")
@@ -343,6 +357,8 @@ def increment(
         # past its expiry, not yet released by the job: the job may be releasing it now
         # (it checks it is still due, `release`), so it is not extended
         return refused("authorization_expired", record)
+    if _full(record, INCREMENTS):
+        return refused(TOO_MANY, record)
     reason = _increment_declined(record, held, amount, now)
     if reason is None:
         expires = (now + dt.timedelta(days=hold_days)).isoformat()
@@ -469,6 +485,8 @@ def reduce(
         if given.get("amount") != amount:
             return refused("reference_reused", record)
         return Settlement("reversed", None, record, replayed=True, reversal_id=rid)
+    if _full(record, REVERSALS):
+        return refused(TOO_MANY, record)
     if _late(record, held):
         return _reduce_released(auth_id, record, rid, reference=reference, amount=amount, now=now)
     if held is None or not _active(record, held):

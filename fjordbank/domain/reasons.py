@@ -204,6 +204,11 @@ REASONS: tuple[Reason, ...] = (
     _r("not_due", CARD, "the expiry job's: a reservation extended (an increment) since the job found it due"),
     _r("refund_exceeds_capture", CARD, "refunds of a purchase in all at most what was captured"),
     _r(
+        "too_many_operations",
+        CARD,
+        "an authorisation keeps at most 100 refunds, increments and partial reversals of each kind",
+    ),
+    _r(
         "reference_reused",
         CARD,
         "a capture's, a refund's, an increment's or a partial reversal's reference sent again with another amount",

@@ -1676,3 +1676,31 @@ async def test_a_copys_lost_answer_keeps_the_hold_while_another_approval_of_it_i
     await service.unanswered(Exchange(AUTHORIZATIONS, body, 200, genuine, 3.0), "late")
     assert bank.account()["held"] == 0  # neither did
     assert not service.references.in_flight("ref-x")
+
+
+async def test_an_authorisation_keeps_a_bounded_number_of_operations_of_each_kind(
+    bank: Bank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each refund, increment and partial reversal is kept on the record (a retry is
+    answered the same), and the record is one document of at most 1 MiB: a terminal
+    retrying a declined increment under new references grew it past that (found in review,
+    2026-12-06), and every later write of the record would have failed with the money held."""
+    from fjordbank.domain import card_settlement
+
+    monkeypatch.setattr(card_settlement, "MAX_ENTRIES", 3)
+    pan = bank.add_card()
+    first = await bank.buy(pan)
+    for n in range(3):  # declined: over the card's daily limit
+        assert (await bank.ledger.increment("ref-1", increment_ref=f"inc-{n}", amount=10_000_000)).status == "declined"
+    again = await bank.ledger.increment("ref-1", increment_ref="inc-0", amount=10_000_000)
+    assert again.status == "declined" and again.reason == "over_daily_limit"  # a retry: answered the same
+    assert (await bank.ledger.increment("ref-1", increment_ref="inc-4", amount=100)).reason == "too_many_operations"
+    for n in range(3):
+        assert (await bank.ledger.reduce("ref-1", amount=1, reversal_ref=f"rev-{n}")).status == "reversed"
+    assert (await bank.ledger.reduce("ref-1", amount=1, reversal_ref="rev-4")).reason == "too_many_operations"
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
+    for n in range(3):
+        assert (await bank.ledger.refund("ref-1", refund_ref=f"rfd-{n}", amount=1)).status == "refunded"
+    assert (await bank.ledger.refund("ref-1", refund_ref="rfd-4", amount=1)).reason == "too_many_operations"
+    record = bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {}
+    assert [len(record[k]) for k in ("increments", "reversals", "refunds")] == [3, 3, 3]
