@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from fjordbank.domain.cards import AuthorizationRequest
 from fjordbank.domain.norway import OSLO
-from fjordbank.service_layer.card_ledger import CardLedger
+from fjordbank.service_layer.card_ledger import CardLedger, card_event
+from fjordbank.service_layer.outbox import CARD_OUTBOX
 from fjordbank.service_layer.ports import AsyncDocuments, AsyncPublisher
 
 
@@ -57,7 +58,14 @@ async def book(
         channel=purchase.channel,
         cvv=None,
     )
-    decided = await ledger.authorize(request, card_id, cvv_ok=True)  # as if the CVV was checked; not announced
+    decided = await ledger.authorize(request, card_id, cvv_ok=True)  # as if the CVV was checked
+    # not announced: the authorisation staged its event in the card outbox (the card service
+    # delivers it after its answer), which the outbox relay then published, a push per
+    # backdated purchase (found in review, 2026-12-06)
+    if (staged := card_event(decided)) is not None:
+        unstage = docs.batch()
+        unstage.delete(f"{CARD_OUTBOX}/{staged.msg_id}")
+        await unstage.commit()
     if decided.status != "approved":
         return decided.reason or decided.status
     if decided.replayed and decided.record.get("status") == "captured":

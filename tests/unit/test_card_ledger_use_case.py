@@ -1704,3 +1704,17 @@ async def test_an_authorisation_keeps_a_bounded_number_of_operations_of_each_kin
     assert (await bank.ledger.refund("ref-1", refund_ref="rfd-4", amount=1)).reason == "too_many_operations"
     record = bank.docs.data(f"cardAuthorizations/{first.auth_id}") or {}
     assert [len(record[k]) for k in ("increments", "reversals", "refunds")] == [3, 3, 3]
+
+
+async def test_a_purchase_booked_in_the_past_for_demo_data_is_announced_captured_and_pushes_nothing() -> None:
+    """bankctl's history books purchases on past days: the authorisation's event, staged in
+    the card outbox, was published by the relay, a "Card purchase" push per backdated
+    purchase (found in review, 2026-12-06)."""
+    from bankctl.history import PastPurchase, book
+
+    bank = make_bank()
+    pan = bank.add_card()
+    past = PastPurchase("hist-1", dt.date(2026, 7, 3), 12_300, "Netflix", "4899")
+    assert await book(bank.docs, bank.events, "card_1", pan, (11, 2030), past) == "booked"
+    assert await bank.ledger.relay() == {"pending": 0, "published": 0}
+    assert bank.events.subjects() == [topology.SUBJECT_CARD_CAPTURED]
