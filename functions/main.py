@@ -467,10 +467,15 @@ def onboarding_decide(req: https_fn.CallableRequest, operator: str, data: dict) 
     )
 
 
-@endpoint({"accountId"}, limit="cards")
+@endpoint({"accountId", "requestId"}, limit="cards")
 def cards_issue(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
+    """A new card; ``requestId`` (optional): the app's idempotency key, so a retry after a
+    lost answer gets the card it ordered, not a second one."""
     _db, publisher, _settings = deps()
-    return {"cardId": cards.issue_card(docs(), publisher, uid, account_id=data.get("accountId"))}
+    card_id = cards.issue_card(
+        docs(), publisher, uid, account_id=data.get("accountId"), request_id=data.get("requestId")
+    )
+    return {"cardId": card_id}
 
 
 @endpoint({"cardId", "frozen"}, limit="cards")

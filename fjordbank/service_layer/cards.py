@@ -15,6 +15,8 @@ from typing import Any
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CUSTOMERS
 from fjordbank.domain import cards as rules
+from fjordbank.domain.accounts import validate_request_id
+from fjordbank.domain.errors import DomainError
 from fjordbank.domain.events import CardUpdated, IssueCard
 from fjordbank.domain.norway import is_account_id
 from fjordbank.service_layer import outbox
@@ -72,8 +74,9 @@ def _owned_card(uow: UnitOfWork, uid: str, card_id: object) -> Doc:
     return doc
 
 
-def _check_can_issue(uow: UnitOfWork, uid: str, account_id: str) -> None:
-    """An approved customer's open account, with fewer than the most usable cards on it."""
+def _check_can_issue(uow: UnitOfWork, uid: str, account_id: str, key: str | None = None) -> str | None:
+    """An approved customer's open account, with fewer than the most usable cards on it.
+    Returns the card issued before under the app's idempotency key ``key`` (None: none)."""
     customer = uow.get(f"{CUSTOMERS}/{uid}")
     if customer is None or customer.data.get("status") != "approved":
         raise rules.CardRefused("not_a_customer", "only approved customers get cards")
@@ -87,25 +90,46 @@ def _check_can_issue(uow: UnitOfWork, uid: str, account_id: str) -> None:
     if account.data.get("status") != "open":
         raise rules.CardRefused("account_closed", "the account is closed")
     on_account = uow.query(CARDS, where=[Where("accountId", "==", account_id)])
-    usable = [c for c in on_account if c.data.get("status") != rules.BLOCKED and c.data.get("ownerUid") == uid]
-    if len(usable) >= MAX_CARDS_PER_ACCOUNT:
+    mine = [c for c in on_account if c.data.get("ownerUid") == uid]
+    if key is not None and (issued := next((c.id for c in mine if c.data.get("issueRequest") == key), None)):
+        return issued
+    if sum(1 for c in mine if c.data.get("status") != rules.BLOCKED) >= MAX_CARDS_PER_ACCOUNT:
         raise rules.CardRefused("too_many_cards", f"at most {MAX_CARDS_PER_ACCOUNT} cards per account")
+    return None
 
 
 def issue_card(
-    docs: Documents, publisher: Publisher, uid: str, *, account_id: object, clock: Clock = system_clock
+    docs: Documents,
+    publisher: Publisher,
+    uid: str,
+    *,
+    account_id: object,
+    request_id: object = None,
+    clock: Clock = system_clock,
 ) -> str:
+    """A new virtual card on the customer's account. ``request_id``: the app's idempotency
+    key (as an account opening's): an issue with a key used before answers the card it
+    issued and issues nothing. Without it, a retry after an answer lost to a timeout (the
+    app told "busy") ordered a second card (found in review, 2026-12-06)."""
     if not is_account_id(account_id):
         raise rules.CardRefused("unknown_account", "no such account")
+    try:
+        key = validate_request_id(request_id)  # an account opening's key's rules
+    except DomainError as exc:
+        raise rules.CardRefused(exc.code, exc.message) from None
     card_id = new_card_id()
     event = _issue_command(uid, card_id, account_id)
 
-    def run(uow: UnitOfWork) -> None:
-        _check_can_issue(uow, uid, account_id)
-        uow.create(card_path(card_id), _card_doc(uid, card_id, account_id, dict(rules.DEFAULT_LIMITS)))
+    def run(uow: UnitOfWork) -> str | None:
+        if (issued := _check_can_issue(uow, uid, account_id, key)) is not None:
+            return issued
+        doc = _card_doc(uid, card_id, account_id, dict(rules.DEFAULT_LIMITS))
+        uow.create(card_path(card_id), {**doc, **({"issueRequest": key} if key is not None else {})})
         outbox.stage(uow, event, clock=clock)
+        return None
 
-    docs.transact(run, operation="cards_issue")
+    if (issued := docs.transact(run, operation="cards_issue")) is not None:
+        return issued
     outbox.deliver(docs, publisher, [event])
     return card_id
 
@@ -175,10 +199,17 @@ def replace_card(
     if reason not in REPLACE_REASONS:
         raise rules.CardRefused("invalid_request", f"reason must be one of {list(REPLACE_REASONS)}")
     new_id = new_card_id()
+    replaced: list[str] = []
 
     def run(uow: UnitOfWork) -> list[outbox.Event]:
+        replaced.clear()
         card = _owned_card(uow, uid, card_id)
         data = card.data
+        if data.get("status") == rules.BLOCKED and data.get("blockedReason") == reason and data.get("replacedBy"):
+            # replaced before for the same reason: a retry after a lost answer (the app told
+            # "busy") is answered with the card ordered then, and nothing is done again
+            replaced.append(data["replacedBy"])
+            return []
         if data.get("status") == rules.BLOCKED:
             raise rules.CardRefused("card_not_active", "the card is already blocked")
         account = uow.get(f"{ACCOUNTS}/{data['accountId']}")
@@ -205,4 +236,4 @@ def replace_card(
         return events
 
     outbox.deliver(docs, publisher, docs.transact(run, operation="cards_replace"))
-    return new_id
+    return replaced[0] if replaced else new_id

@@ -170,3 +170,25 @@ def test_a_replacement_needs_a_known_reason(docs, publisher):
     assert refused(lambda: cards.replace_card(docs, publisher, UID, card_id=card_id, reason="bored")) == (
         "invalid_request"
     )
+
+
+# ---- a retry after a lost answer (found in review, 2026-12-06) --------------------------------
+def test_an_order_retried_with_its_key_answers_the_card_it_ordered(docs, publisher):
+    """The first answer lost to a timeout (the app told "busy"): a retry ordered a second card."""
+    first = cards.issue_card(docs, publisher, UID, account_id=ACCOUNT, request_id="card-order-0001")
+    stored = len(publisher.stored)
+    assert cards.issue_card(docs, publisher, UID, account_id=ACCOUNT, request_id="card-order-0001") == first
+    assert len(publisher.stored) == stored and data(docs, f"cards/{first}")["issueRequest"] == "card-order-0001"
+    other = cards.issue_card(docs, publisher, UID, account_id=ACCOUNT, request_id="card-order-0002")
+    assert other != first  # another key: another card
+    assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id=ACCOUNT, request_id="x")) == (
+        "invalid_request_id"
+    )
+
+
+def test_a_replacement_retried_answers_the_card_it_ordered(docs, publisher):
+    card_id = active_card(docs, publisher)
+    new_id = cards.replace_card(docs, publisher, UID, card_id=card_id, reason="lost")
+    stored = len(publisher.stored)
+    assert cards.replace_card(docs, publisher, UID, card_id=card_id, reason="lost") == new_id
+    assert len(publisher.stored) == stored  # nothing done again

@@ -118,10 +118,17 @@ export function cardsView() {
     ...openAccounts().map((a) => h("option", { value: a.id }, `${a.name} ${formatAccount(a.id)}`)),
   );
   const issue = h("button", { class: "primary", testid: "issue-card" }, "Order a virtual card");
+  // the order's idempotency key, kept until it is answered: a click again after an error
+  // (the answer may have been lost) gets the card it ordered, not a second one
+  let ordering = null;
   issue.addEventListener(
     "click",
     action(issue, error, async () => {
-      await call("cards_issue", { accountId: account.value });
+      ordering ??= { accountId: account.value, requestId: `card-${crypto.randomUUID()}` };
+      if (ordering.accountId !== account.value)
+        ordering = { accountId: account.value, requestId: `card-${crypto.randomUUID()}` };
+      await call("cards_issue", ordering);
+      ordering = null;
       toast("Your card is being made …", "ok");
     }),
   );
