@@ -93,11 +93,13 @@ class InvalidDateRange(DomainError):
 
 class Busy(DomainError):
     """The bank could not finish the request now: other changes to the same data won every
-    try, or the database did not answer in time. Nothing was changed; the app tries again
-    after ``retry_after`` seconds."""
+    try, or the database did not answer in time. The app tries again after ``retry_after``
+    seconds. Not "nothing was changed": a commit whose answer timed out may have landed
+    (found in review, 2026-12-06), so a request sent again is answered as it stands (an
+    idempotency key's, a replacement's, an account's state)."""
 
     code = "busy"
 
     def __init__(self, retry_after: int = 1) -> None:
-        super().__init__(f"the bank is busy; nothing was changed, try again in {retry_after} s")
+        super().__init__(f"the bank is busy; try again in {retry_after} s")
         self.retry_after = retry_after

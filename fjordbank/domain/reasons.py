@@ -48,7 +48,8 @@ REASONS: tuple[Reason, ...] = (
     _r(
         "busy",
         f"{CALLABLE} {PAYMENT}",
-        "contention or a slow database: nothing was changed, try again after `retryAfter`",
+        "contention or a slow database: try again after `retryAfter` (a change whose answer timed out may"
+        " have been made: the same request again is answered as it stands)",
     ),
     # -- onboarding -------------------------------------------------------------------------
     _r("already_onboarded", CALLABLE, "this user has already applied"),
