@@ -412,3 +412,25 @@ def test_an_account_id_of_another_shape_is_no_account_and_never_read(docs, accou
     with pytest.raises(insights.InsightsRefused) as refused_:
         insights.recategorise(Firestore(), UID, account_id, "auth-1", "restaurants", clock=fixed_clock())
     assert refused_.value.code == "unknown_transaction"
+
+
+def test_two_recategorisations_at_once_leave_every_view_on_the_choice_that_stands(docs, monkeypatch):
+    """A (restaurants) chose, then all of B (transport) ran, then A's later steps: the
+    choice said transport and the bookings, feed and subscription restaurants (found in
+    review, 2026-12-06). Each step after the choice is done again for the choice that stands."""
+    real_move = insights._move_items
+    first = [True]
+
+    def move_items(d, uid, key, category):
+        if first[0]:  # A is between its choice and its moves
+            first[0] = False
+            insights.recategorise(d, uid, SPENDING, "auth-1", "transport", clock=fixed_clock())  # B, whole
+        return real_move(d, uid, key, category)
+
+    monkeypatch.setattr(insights, "_move_items", move_items)
+    assert recategorise(docs, "auth-1", "restaurants")["category"] == "transport"  # what stands
+    assert data(docs, f"users/{UID}/categoryOverrides/{REMA}")["category"] == "transport"
+    assert [data(docs, f"users/{UID}/economyItems/auth-{i}")["category"] for i in (1, 2)] == ["transport"] * 2
+    feed = f"accounts/{SPENDING}/transactions"
+    assert [data(docs, f"{feed}/auth-{i}")["category"] for i in (1, 2)] == ["transport"] * 2
+    assert data(docs, f"users/{UID}/subscriptions/{REMA}")["category"] == "transport"
