@@ -203,6 +203,18 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
         log_metrics.edge_request(PAYMENT_TRIGGER, log_metrics.ACCEPTED)
 
 
+# Delivered again when it fails (the platform's retry, with backoff): a run that could not
+# write the request's answer (the database away past the edge's own waits, a timeout, a
+# crash) left the request with no status for good, which nothing else looks for, and the
+# rules let the app neither change nor resend it under its id (found in review, 2026-12-06).
+# The SDK deploys Python Firestore triggers with retry off and has no option for it; the
+# manifest's flag is what `firebase deploy` turns into the trigger's retry policy. Every
+# run is safe again (fjordbank.service_layer.edge: a handled request is answered from what
+# it shows), and one delivered past `edge.LATE` is answered busy, never paid late. The
+# emulator does not retry (firebase/firebase-tools#3738).
+on_payment_request.__firebase_endpoint__.eventTrigger["retry"] = True  # type: ignore[attr-defined]
+
+
 # retry: a push FCM could not take for now (push.PushesNotSent) is sent again when Pub/Sub
 # delivers its message again, for up to PUSH_MAX_AGE (news of a payment, not worth a day late).
 # The Functions emulator does not retry (firebase/firebase-tools#3738): there it is logged once.

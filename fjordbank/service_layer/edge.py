@@ -169,6 +169,8 @@ def handle_payment_request(
     body = contract_body(body)
     tracing.set_attributes(tracing.current_span(), {"fjb.payment_id": payment_id_for(uid, request_id)})
     path = request_path(uid, request_id)
+    if created is not None and now - created > LATE:
+        return _answer_late(docs, path, body, uid=uid, request_id=request_id)
     known = None if created is None else Seen(Doc(path, body, created), created=True)
     try:
         # "today" is the day the app made the request (its creation's time, the server's):
@@ -189,6 +191,29 @@ def handle_payment_request(
 # Decisions of one trigger on the request document as it was read: another delivery of the
 # trigger writing it at the same time makes one fail (`_Moved`) and it is read again.
 DECISIONS = 3
+
+# A trigger delivered this long after the request was made (the platform retries one that
+# failed, with backoff, for up to a day): a request it had not answered is refused busy (the
+# app asks again), not paid minutes or hours after the customer asked.
+LATE = dt.timedelta(minutes=10)
+
+
+def _answer_late(docs: Documents, path: str, body: dict[str, Any], *, uid: str, request_id: str) -> str:
+    """A late delivery: the status the request shows if it was answered (the usual case: a
+    retry of a run that answered and then failed), else busy, written only on a document
+    that shows no state."""
+    handled = _handled(docs.get(path), body)
+    if handled is not None:
+        return handled
+    busy = Busy()
+    log.warning("payment request answered late: refused busy", extra={"uid": uid, "request_id": request_id})
+    fields = _traced("rejected", {"reason": busy.code, "message": busy.message})
+
+    def refuse() -> None:
+        request_status.advance(docs, path, "rejected", **fields, unshown_only=True)
+
+    _written(refuse, uid=uid, request_id=request_id)
+    return _shown(docs, path)
 
 
 def _shown(docs: Documents, path: str) -> str:
@@ -620,9 +645,9 @@ def _submit(
         ):
             publisher.publish_json(event.subject, event.to_json(), msg_id=event.msg_id, stream=topology.STREAM_PAYMENTS)
     except PublishError as exc:
-        # Python Firestore triggers are never retried by the platform (the SDK deploys them
-        # with retry off), so the document itself records that the request still has to
-        # be published, and the error propagates to the function's error log.
+        # The document itself records that the request still has to be published (the
+        # due-payments job publishes it), and the error propagates to the function's error
+        # log; the platform's retry of the trigger then finds it answered ("received").
         pending: dict[str, Any] = {
             "reason": "publish_pending",
             "message": str(exc),

@@ -749,6 +749,24 @@ def test_a_request_refused_by_the_rate_limit_is_not_published_by_a_delivery_that
     assert request_status.REPUBLISHED not in shown and bank.publisher.published == []
 
 
+def test_a_trigger_delivered_late_never_pays_and_answers_what_the_request_shows(bank):
+    """The platform delivers a failed trigger again, for up to a day: a request the first
+    runs never answered is refused busy (the app asks again), not paid long after it was
+    asked; one they answered is answered from what it shows."""
+    late = NOW + edge.LATE + dt.timedelta(seconds=1)
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body, now=late) == "rejected"
+    shown = bank.request(request_id)
+    assert shown["reason"]["code"] == "busy" and bank.publisher.published == [] and bank.counted(late) == 0
+    answered, answered_body = bank.create()
+    assert bank.handle(answered, answered_body) == "requested"
+    assert bank.handle(answered, answered_body, now=late) == "requested"
+    assert len(bank.publisher.published) == 1  # not published again
+    on_time = NOW + edge.LATE - dt.timedelta(seconds=1)
+    fresh, fresh_body = bank.create()
+    assert bank.handle(fresh, fresh_body, now=on_time) == "requested"
+
+
 def test_a_bug_is_not_answered_as_busy(bank):
     class Broken(Unavailable):
         def get_many(self, paths):

@@ -180,6 +180,9 @@ FUNCTIONS_SCRIPT = textwrap.dedent(
         except PublishError:
             pass
 
+    # the payment trigger is delivered again when it fails (the deploy's retry policy)
+    print("TRIGGER-RETRY", main.on_payment_request.__firebase_endpoint__.eventTrigger["retry"])
+
     # bodies the SDK answered a bare HTTP 500 INTERNAL before anything of ours ran
     import flask
     app = flask.Flask("bodies")
@@ -224,5 +227,6 @@ def test_the_functions_write_one_edge_line_per_request_with_its_outcome_and_reas
         ("on_payment_request", "error", "publish_pending"),
         *[("accounts_rename", "refused", "invalid_request")] * 4,
     ]
+    assert "TRIGGER-RETRY True" in proc.stdout.splitlines()
     answers = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("BODY-ANSWER")]
     assert answers == [["400", "invalid_request"]] * 4
