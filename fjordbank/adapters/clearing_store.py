@@ -245,6 +245,8 @@ class ClearingDirs:
             log.info("file filed away by another process", extra={"file": path.name})
             return
         except OSError as exc:
+            if isinstance(exc, ConnectionError):  # the channel is down: the loop waits for it
+                raise
             # raised, it restarted the reading loop on the same oldest file every second, and
             # every answer and payment in after it waited (found in review, 2026-12-06)
             self.unmovable.add(path)
