@@ -583,12 +583,12 @@ def test_a_payment_due_the_day_it_was_made_is_not_refused_for_a_trigger_after_mi
     assert len(bank.publisher.published) == 1
 
 
-class FailingCommits:
-    """The ports, where the next ``times`` commits whose writes ``match`` fail as a store
-    that does not answer for a moment."""
+class CommitHook:
+    """The ports, with ``hook`` called with each commit's writes before it lands (it may
+    raise, as a store that does not answer, or write something else first)."""
 
-    def __init__(self, bank: Bank, match, times: int) -> None:
-        self.bank, self.match, self.times = bank, match, times
+    def __init__(self, bank: Bank, hook) -> None:
+        self.bank, self.hook = bank, hook
 
     def __getattr__(self, name):
         return getattr(self.bank.memory, name)
@@ -598,12 +598,23 @@ class FailingCommits:
 
         class Batch(MemoryBatch):
             def commit(self):
-                if outer.times and outer.match(self.writes):
-                    outer.times -= 1
-                    raise api_errors.ServiceUnavailable("unavailable")
+                outer.hook(self.writes)
                 return super().commit()
 
         return Batch(self.bank.memory.store)
+
+
+def failing_commits(bank: Bank, match, times: int) -> CommitHook:
+    """The next ``times`` commits whose writes ``match`` fail as a store that does not
+    answer for a moment."""
+    left = [times]
+
+    def hook(writes) -> None:
+        if left[0] and match(writes):
+            left[0] -= 1
+            raise api_errors.ServiceUnavailable("unavailable")
+
+    return CommitHook(bank, hook)
 
 
 def the_refusal(writes) -> bool:
@@ -615,7 +626,7 @@ def test_a_refusal_the_store_was_too_busy_to_take_is_written_again_and_counted_o
     """A refusal and its count are one commit: when the store does not answer it, it is
     tried again (a trigger is not run again: a refusal not written leaves no answer)."""
     request_id, body = bank.create(to)
-    assert bank.handle(request_id, body, docs=FailingCommits(bank, the_refusal, 2)) == "rejected"
+    assert bank.handle(request_id, body, docs=failing_commits(bank, the_refusal, 2)) == "rejected"
     assert bank.request(request_id)["reason"]["code"] in ("unknown_to_account", "same_account")
     assert bank.counted() == 1 and bank.publisher.published == []
 
@@ -660,36 +671,26 @@ def test_a_refusal_by_the_rate_limit_is_written_again_until_it_lands(bank, monke
     for _ in range(LIMITS["payments"].capacity):
         bank.handle(*bank.create())
     request_id, body = bank.create()
-    assert bank.handle(request_id, body, docs=FailingCommits(bank, the_refusal, 3)) == "rejected"
+    assert bank.handle(request_id, body, docs=failing_commits(bank, the_refusal, 3)) == "rejected"
     assert bank.request(request_id)["status"] == "rejected"
     assert bank.request(request_id)["reason"]["code"] == "rate_limited"
     assert len(bank.publisher.published) == LIMITS["payments"].capacity
     request_id, body = bank.create()
     with pytest.raises(api_errors.ServiceUnavailable):  # past the waits: raised (and logged), not swallowed
-        bank.handle(request_id, body, docs=FailingCommits(bank, the_refusal, 4))
+        bank.handle(request_id, body, docs=failing_commits(bank, the_refusal, 4))
 
 
-class Interleaved:
-    """The ports, where ``before`` runs once just before the first commit whose writes
-    ``match`` (another delivery of the trigger, or its other run's write, in between)."""
+def interleaved(bank: Bank, match, before) -> CommitHook:
+    """``before`` runs once just before the first commit whose writes ``match`` (another
+    delivery of the trigger, or its other run's write, in between)."""
+    pending = [before]
 
-    def __init__(self, bank: Bank, match, before) -> None:
-        self.bank, self.match, self.before = bank, match, before
+    def hook(writes) -> None:
+        if pending[0] is not None and match(writes):
+            run, pending[0] = pending[0], None
+            run()
 
-    def __getattr__(self, name):
-        return getattr(self.bank.memory, name)
-
-    def batch(self):
-        outer = self
-
-        class Batch(MemoryBatch):
-            def commit(self):
-                if outer.before is not None and outer.match(self.writes):
-                    before, outer.before = outer.before, None
-                    before()
-                return super().commit()
-
-        return Batch(self.bank.memory.store)
+    return CommitHook(bank, hook)
 
 
 def the_note(writes) -> bool:
@@ -714,7 +715,7 @@ def test_a_request_over_the_rate_limit_published_again_by_another_delivery_stand
     def second_delivery() -> None:
         assert bank.handle(request_id, body, snapshot=False) == "requested"
 
-    first = Interleaved(bank, the_refusal, second_delivery)
+    first = interleaved(bank, the_refusal, second_delivery)
     assert bank.handle(request_id, body, docs=first) == "requested"
     shown = bank.request(request_id)
     assert shown["status"] == "requested" and "reason" not in shown
@@ -742,7 +743,7 @@ def test_a_request_refused_by_the_rate_limit_is_not_published_by_a_delivery_that
     def the_first_runs_refusal() -> None:
         assert edge._refuse(bank.docs, UID, request_id, over, seen, now=NOW) == "rejected"
 
-    second = Interleaved(bank, the_note, the_first_runs_refusal)
+    second = interleaved(bank, the_note, the_first_runs_refusal)
     assert bank.handle(request_id, body, snapshot=False, docs=second) == "rejected"
     shown = bank.request(request_id)
     assert shown["status"] == "rejected" and shown["reason"]["code"] == "rate_limited"
@@ -834,8 +835,17 @@ def test_a_callable_refuses_an_id_firestore_reserves_with_its_reason(call):
         call(bank.memory)
 
 
-class _SlowReadThenFailingRefusal(FailingCommits):
+class _SlowReadThenFailingRefusal(CommitHook):
     """The batched read times out; the next ``times`` refusals the store does not take."""
+
+    def __init__(self, bank: Bank, times: int) -> None:
+        def hook(writes) -> None:  # the refusal's one write (on the creation's version)
+            if self.times and the_refusal(writes):
+                self.times -= 1
+                raise api_errors.ServiceUnavailable("unavailable")
+
+        super().__init__(bank, hook)
+        self.times = times
 
     def get_many(self, paths):
         raise api_errors.DeadlineExceeded("slow")
@@ -855,7 +865,7 @@ def test_a_busy_refusal_the_store_did_not_take_at_once_is_written_again(monkeypa
     monkeypatch.setattr(edge, "REFUSAL_WAITS", (0, 0, 0))
     bank = Bank()
     request_id, body = bank.create()
-    docs = _SlowReadThenFailingRefusal(bank, the_refusal, 1)
+    docs = _SlowReadThenFailingRefusal(bank, 1)
     assert bank.handle(request_id, body, docs=docs, snapshot=snapshot) == "rejected"
     shown = bank.request(request_id)
     assert shown["status"] == "rejected" and shown["reason"]["code"] == "busy"
