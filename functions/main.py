@@ -23,7 +23,7 @@ from google.cloud.firestore import SERVER_TIMESTAMP
 
 from fjordbank.adapters import app_check
 from fjordbank.adapters.documents import FirestoreDocuments
-from fjordbank.adapters.firestore import is_transient, request_path, sync_client
+from fjordbank.adapters.firestore import EDGE_CALL_DEADLINE_S, is_transient, request_path, sync_client
 from fjordbank.adapters.publisher import SyncPublisher
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
@@ -77,7 +77,9 @@ _deps: dict = {}
 _settings = load_settings(identity="edge")
 tracing.setup("edge", _settings)
 if not firebase_admin._apps:
-    firebase_admin.initialize_app(options={"projectId": _settings.project_id})
+    # Auth and FCM calls bounded as the edge's Firestore calls are (the SDK's default: 120 s
+    # for each, longer than a callable runs)
+    firebase_admin.initialize_app(options={"projectId": _settings.project_id, "httpTimeout": EDGE_CALL_DEADLINE_S})
 
 # App Check on every callable: in production the SDK verifies the token against Google's
 # keys and refuses the call before the function runs. The emulator has no App Check
@@ -99,12 +101,17 @@ def deps() -> tuple:
     with _lock:
         if not _deps:
             settings = load_settings(identity="edge")
-            _deps["db"] = sync_client(settings.project_id)
+            # every call bounded, so a database that does not answer is `busy` within a
+            # callable's time (adapters.firestore.EDGE_CALL_DEADLINE_S)
+            _deps["db"] = sync_client(settings.project_id, deadline=EDGE_CALL_DEADLINE_S)
             _deps["docs"] = FirestoreDocuments(_deps["db"])  # the use cases' ports on that client
             _deps["publisher"] = SyncPublisher(settings.nats, name="edge")
             _deps["sessions"] = FirebaseSessions(settings.project_id)  # the default app (made above)
             _deps["settings"] = settings
             _deps["collaborators"] = seams.bound(_deps["docs"], _deps["publisher"])
+            # the scheduled jobs read whole collections: the client's own waits
+            _deps["job_docs"] = FirestoreDocuments(sync_client(settings.project_id))
+            _deps["job_collaborators"] = seams.bound(_deps["job_docs"], _deps["publisher"])
         return _deps["db"], _deps["publisher"], _deps["settings"]
 
 
@@ -288,10 +295,10 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
     try:
         overrides = scheduled.job_overrides(message, os.environ)
         result = scheduled.run_job(
-            docs(),
+            _deps["job_docs"],
             publisher,
             job,
-            collaborators=collaborators(),
+            collaborators=_deps["job_collaborators"],
             bank_regs=settings.bank_regs,
             sanctions=sanctions,
             **overrides,

@@ -238,11 +238,53 @@ def _emulator_host(client: BaseClient) -> str:
     return client._emulator_host
 
 
+# How long the edge (the callables, the payment trigger, the push function) waits for one
+# Firestore call, its retries included. The client's own defaults wait up to 60 s for a
+# document, a commit or a transaction's start and up to 300 s for a batch read or a query,
+# retrying all the while; a callable runs for at most 60 s, so a database in a brownout
+# ended a call with the platform's timeout (no reason the app can act on) instead of
+# `busy` (found in review, 2026-12-06). With this bound a call that does not answer ends
+# in DeadlineExceeded or RetryError, which the edge answers `busy` (``is_transient``); the
+# five or so calls a callable makes stay within its 60 s. The scheduled jobs read whole
+# collections and keep the client's defaults (functions/main.py: ``job_docs``).
+EDGE_CALL_DEADLINE_S = 8.0
+
+
+def bound_waits(transport: Any, deadline: float) -> None:
+    """Every RPC of ``transport`` (a Firestore GAPIC transport) waits at most ``deadline``
+    seconds in all: each attempt's timeout and the retry loop's budget. The retry's
+    predicate (which errors it retries) and its backoff stay the client's. The GAPIC
+    client reads an RPC's defaults from ``transport._wrapped_methods`` at every call; they
+    are set here, on the instance (tests/unit/test_firestore_deadline.py holds this to a
+    real gRPC server, so a client release that moves them fails there, not in production)."""
+    for wrapped in transport._wrapped_methods.values():
+        retry = getattr(wrapped, "_retry", None)
+        if retry is not None:
+            wrapped._retry = retry.with_timeout(deadline)
+        timeout = getattr(wrapped, "_timeout", None)
+        if timeout is None or not isinstance(timeout, (int, float)) or timeout > deadline:
+            wrapped._timeout = deadline
+
+
 class CountedClient(firestore.Client):
     """``firestore.Client`` whose emulator channel counts its calls and documents
     (fjordbank.adapters.firestore_calls). The client makes its channel lazily, on the first
     RPC; on the emulator through ``_emulator_channel``, made here as the client makes it,
-    with the interceptor added."""
+    with the interceptor added. With ``deadline`` every call waits at most that long, its
+    retries included (``bound_waits``)."""
+
+    def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fjb_deadline = deadline
+        self._fjb_bounded = False
+
+    @property
+    def _firestore_api(self) -> Any:
+        api = super()._firestore_api
+        if self._fjb_deadline is not None and not self._fjb_bounded:
+            bound_waits(self._transport, self._fjb_deadline)
+            self._fjb_bounded = True
+        return api
 
     def _emulator_channel(self, transport: object) -> grpc.Channel:
         channel = grpc.insecure_channel(_emulator_host(self), options=_emulator_options(self))
@@ -268,8 +310,10 @@ class CountedAsyncClient(firestore.AsyncClient):
         )
 
 
-def sync_client(project_id: str) -> firestore.Client:
-    return CountedClient(**_kwargs(project_id))
+def sync_client(project_id: str, *, deadline: float | None = None) -> firestore.Client:
+    """The edge's and the operator tools' client; with ``deadline``, every call's wait is
+    bounded (``EDGE_CALL_DEADLINE_S`` for the edge)."""
+    return CountedClient(**_kwargs(project_id), deadline=deadline)
 
 
 def async_client(project_id: str, *, faults: FaultSwitch | None = None) -> firestore.AsyncClient:
