@@ -242,7 +242,6 @@ REASONS: tuple[Reason, ...] = (
     _r("invalid_ocr_line", CALLABLE, "not a giro's OCR line ('KID # kroner øre check > account #')"),
     _r("unreadable_character", CALLABLE, "a character that is neither a digit nor a correctable misread: rescan"),
     _r("amount_check_digit", CALLABLE, "the amount's check digit is wrong: a misread amount"),
-    _r("missing_amount", CALLABLE, "the amount was not read: type it in"),
     _r("invalid_account", CALLABLE, "the scanned account number's check digit is wrong: a misread"),
     _r("invalid_category", CALLABLE, "not one of the categories a customer can choose"),
     _r("invalid_transaction", CALLABLE, "accountId and transactionId are required"),
@@ -301,7 +300,6 @@ STATUS = {
     "birth_date_mismatch": "INVALID_ARGUMENT",
     "amount_check_digit": "INVALID_ARGUMENT",
     "unreadable_character": "INVALID_ARGUMENT",
-    "missing_amount": "INVALID_ARGUMENT",
     "missing_field": "INVALID_ARGUMENT",
     "unknown_field": "INVALID_ARGUMENT",  # the caller's input, not an object it does not have
 }

@@ -68,3 +68,17 @@ def test_a_mod11_kid_ending_in_dash_is_scanned_as_line_and_as_fields(stack, auth
     status, result = callables.call("invoices_scan", {"fields": fields}, user["id_token"])
     assert status == 200, result
     assert result["result"]["kid"] == kid
+
+
+def test_a_giro_framed_by_its_printed_lines_and_without_an_amount_drafts_for_the_payer(stack, auth):
+    """As printed: vertical lines around the KID and an amount left for the payer to fill
+    in. The lines are passed over (never read as 1) and the draft's amount is null, for the
+    app to ask (found in review, 2026-12-06)."""
+    callables = callables_for(stack)
+    user = auth.sign_up()
+    kid = "2024110" + kid_mod10_check("2024110")
+    line = f"H | {kid} | #   <   >  {PAYEE[:4]} {PAYEE[4:6]} {PAYEE[6:]} #  <0123456789>"
+    status, result = callables.call("invoices_scan", {"ocrLine": line}, user["id_token"])
+    assert status == 200, result
+    draft = result["result"]
+    assert (draft["kid"], draft["amount"], draft["toAccount"], draft["corrections"]) == (kid, None, PAYEE, [])

@@ -377,7 +377,9 @@ export function invoiceView() {
 }
 
 function draftCard(draft) {
-  const query = new URLSearchParams({ to: draft.toAccount, amount: String(draft.amount) });
+  // a giro may leave the amount to the payer (amount null): the form then asks for it
+  const query = new URLSearchParams({ to: draft.toAccount });
+  if (draft.amount != null) query.set("amount", String(draft.amount));
   if (draft.kid) query.set("kid", draft.kid);
   if (draft.dueDate && draft.dueDate >= osloToday()) query.set("due", draft.dueDate);
   return h(
@@ -390,7 +392,11 @@ function draftCard(draft) {
       h("dt", {}, "To account"),
       h("dd", { class: "mono", testid: "draft-account" }, formatAccount(draft.toAccount)),
       h("dt", {}, "Amount"),
-      h("dd", { class: "balance", testid: "draft-amount" }, formatNOK(draft.amount)),
+      h(
+        "dd",
+        { class: "balance", testid: "draft-amount" },
+        draft.amount != null ? formatNOK(draft.amount) : "Not printed: type it in on the next screen",
+      ),
       h("dt", {}, "KID"),
       h("dd", { class: "mono", testid: "draft-kid" }, draft.kid || "–"),
       draft.dueDate ? [h("dt", {}, "Due"), h("dd", {}, draft.dueDate)] : null,
