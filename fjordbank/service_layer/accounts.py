@@ -161,11 +161,17 @@ def close_account(
     """Close an empty account of the caller's (no balance, no holds: `rules.check_closable`),
     with no payment from it on its way: an internal payment debited and not yet credited may
     come back (its credit refused), and a refund into a closed account could not be paid out.
-    Its cards are blocked and the customer's standing orders from or to it cancelled in the
-    same unit of work (their cards.updated staged with the account's event)."""
+    Its cards are blocked and the customer's standing orders and scheduled payments from
+    or to it cancelled in the same unit of work (their cards.updated staged with the
+    account's event). Closing a closed account again changes nothing and is no error."""
 
     def run(uow: UnitOfWork) -> list[outbox.Event]:
         account = _owned(uow, uid, account_id)
+        if account.data.get("status") == "closed":
+            # closed already: a retry after a lost answer (the app shows "busy" when the
+            # answer timed out) is answered as the close was, not refused as if it had
+            # failed (found in review, 2026-12-06); nothing is written or told again
+            return []
         rules.check_closable(account.data)
         # the customer's internal payments between their debit and their end (few, and the
         # ledger records' index on uid and status answers the query)
@@ -175,9 +181,11 @@ def close_account(
         # what hangs off the account goes with it (read here, before the writes)
         usable_cards = cards.cards_of_account(uow, uid, account.id)
         orders = standing_orders.orders_of_account(uow, uid, account.id)
+        scheduled = standing_orders.scheduled_of_account(uow, uid, account.id)
         uow.update(account.path, {"status": "closed", "closedAt": SERVER_TIME, "updatedAt": SERVER_TIME})
         blocked = cards.block_cards(uow, uid, usable_cards, clock=clock)
         standing_orders.cancel_for_closed_account(uow, orders, clock())
+        standing_orders.cancel_scheduled_for_closed_account(uow, scheduled, clock())
         event = account_event(topology.SUBJECT_ACCOUNT_CLOSED, uid, account.id)
         outbox.stage(uow, event, clock=clock)
         return [event, *blocked]

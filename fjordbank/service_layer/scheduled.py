@@ -57,10 +57,10 @@ from fjordbank.domain import standing_orders as orders
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.events import ExpireCardHolds
 from fjordbank.domain.norway import is_banking_day, today_in_norway
-from fjordbank.domain.payments import PaymentEvent, PaymentRequested, projection_update
+from fjordbank.domain.payments import PaymentEvent, PaymentRejected, PaymentRequested, projection_update
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.errors import ConfigError, PublishError
-from fjordbank.service_layer import audit, outbox, request_status, rescreening, seams, standing_orders
+from fjordbank.service_layer import audit, edge, outbox, request_status, rescreening, seams, standing_orders
 from fjordbank.service_layer.ports import (
     Clock,
     Doc,
@@ -158,7 +158,7 @@ def submit_due_payments(
     unpublished_in_a_row = 0
     funds = RunFunds(docs)  # shared with the standing orders' run below
     for request in due_requests(docs, now, limit, uids):
-        outcome = _submit_due(docs, publisher, submit, request, today, now, funds)
+        outcome = _submit_due(docs, publisher, submit, request, today, now, funds, bank_regs)
         counts[outcome] += 1
         unpublished_in_a_row = unpublished_in_a_row + 1 if outcome == "unpublished" else 0
         if unpublished_in_a_row >= MAX_UNPUBLISHED_IN_A_ROW:
@@ -179,10 +179,13 @@ def _submit_due(
     today: dt.date,
     now: dt.datetime,
     funds: RunFunds,
+    bank_regs: tuple[str, ...],
 ) -> str:
     """One due request: submitted, held back (waiting, failed, skipped), left for the next
     run (unpublished) or malformed. A scheduled one is decided on what ``funds`` says the
-    account has left in this run."""
+    account has left in this run, and fails if the payee's account here has closed or
+    gone since it was made, as a standing order's date does (submitted, it was debited,
+    refused by the closed account and paid back: found in review, 2026-12-06)."""
     if request.data.get("status") == "requested" and "payment" not in request.data:
         return "skipped"  # requested before the edge kept the payment on it (2026-12-02): published then
     try:
@@ -203,6 +206,10 @@ def _submit_due(
             amount=payment.amount,
             account_status=status,
         )
+        try:
+            edge.check_payee(docs, payment.to_account, bank_regs)
+        except PaymentRejected as exc:
+            decision = orders.Decision("fail", exc.code)
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)
         payment = released(payment, now)

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from fjordbank.adapters.firestore import ACCOUNTS, STANDING_ORDERS, USERS, request_path
+from fjordbank.adapters.firestore import ACCOUNTS, PAYMENT_REQUESTS, STANDING_ORDERS, USERS, request_path
 from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.norway import is_banking_day, today_in_norway
 from fjordbank.domain.payments import (
@@ -140,17 +140,42 @@ def create(
         "createdAt": now,
         "updatedAt": now,
     }
-    batch = docs.batch()
-    batch.create(path, order)
+
+    # The accounts are read again with the create, in one unit of work: the check above
+    # was a plain read and the SCA check takes round trips, and an account closed in
+    # between (accounts.close_account cancels the orders it finds in its own unit of work)
+    # left an active order on a closed account, answered "active" and ended only on its
+    # first due date (found in review, 2026-12-06). Both units of work read the account
+    # document and the close writes it, so one of them sees the other.
+    def run(uow: UnitOfWork) -> dict[str, Any] | None:
+        if (made := uow.get(path)) is not None:  # a concurrent create with the same id
+            return made.data
+        paths = [f"{ACCOUNTS}/{terms.payment.from_account}", f"{ACCOUNTS}/{terms.payment.to_account}"]
+        found = uow.get_many(paths)
+        edge.account_verdict(
+            uid,
+            None if (a := found[paths[0]]) is None else a.data,
+            terms.payment.to_account,
+            None if (b := found[paths[1]]) is None else b.data,
+            bank_regs,
+        )
+        uow.create(path, order)
+        return None
+
     try:
-        batch.commit()
-    except AlreadyExists:  # a concurrent create with the same id
-        made = docs.get(path)
-        if made is not None and not _same_order(made.data, terms, fingerprint, payment_hash):
-            raise PaymentRejected("order_exists", "another standing order has this id") from None
-        return {} if made is None else made.data
+        made = docs.transact(run, operation="standing_order_create")
+    except AlreadyExists:  # created by a concurrent call between the read and the commit
+        made = _data_or_empty(docs.get(path))
+    if made is not None:
+        if made and not _same_order(made, terms, fingerprint, payment_hash):
+            raise PaymentRejected("order_exists", "another standing order has this id")
+        return made
     log.info("standing order created", extra={"uid": uid, "order_id": order_id, "frequency": terms.frequency})
     return order
+
+
+def _data_or_empty(doc: Doc | None) -> dict[str, Any]:
+    return {} if doc is None else doc.data
 
 
 def _same_order(stored: dict[str, Any], terms: rules.OrderTerms, fingerprint: str, payment_hash: str) -> bool:
@@ -348,6 +373,27 @@ def cancel_for_closed_account(uow: UnitOfWork, orders: list[Doc], now: dt.dateti
                 "updatedAt": now,
             },
         )
+
+
+def scheduled_of_account(uow: UnitOfWork, uid: str, account_id: str) -> list[Doc]:
+    """The customer's payments waiting for their due date ("scheduled") from or to the
+    account (read in the unit of work that closes it, before its writes)."""
+    found = uow.query(f"{USERS}/{uid}/{PAYMENT_REQUESTS}", where=[Where("status", "==", "scheduled")])
+    return [r for r in found if account_id in _accounts_of(r.data.get("payment"))]
+
+
+def _accounts_of(payment: object) -> tuple[object, ...]:
+    return (payment.get("from_account"), payment.get("to_account")) if isinstance(payment, dict) else ()
+
+
+def cancel_scheduled_for_closed_account(uow: UnitOfWork, requests: list[Doc], now: dt.datetime) -> None:
+    """Cancel ``requests`` (`scheduled_of_account`) with the account they pay from or to:
+    kept, one into the account was paid on its due date (the debit made, the credit
+    refused, the money back) and one from it failed then (found in review, 2026-12-06)."""
+    for request in requests:
+        update = projection_update(request.data, "cancelled", reason="account_closed", message="the account was closed")
+        if update is not None:
+            uow.update(request.path, {**update, "updatedAt": now, "timeline.cancelled": now})
 
 
 def public(order: dict[str, Any]) -> dict[str, Any]:

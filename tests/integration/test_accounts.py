@@ -113,8 +113,6 @@ def test_rename_and_close_only_your_own_and_only_when_empty(
     empty = callables.call("accounts_open", {"kind": "savings"}, token)[1]["result"]["accountId"]
     assert callables.call("accounts_close", {"accountId": empty}, token)[0] == 200
     assert as_user(token).get(f"accounts/{empty}")[1]["status"] == "closed"
-    assert refused(callables.call("accounts_close", {"accountId": empty}, token)) == (
-        "FAILED_PRECONDITION",
-        "account_closed",
-    )
+    # again, as a retry after a lost answer: answered as the close was
+    assert callables.call("accounts_close", {"accountId": empty}, token)[0] == 200
     audit()

@@ -81,6 +81,28 @@ def test_closing_cancels_the_customers_standing_orders_from_or_to_the_account_an
     assert (data(docs, f"users/{UID}/standingOrders/keep-order") or {})["lastRun"]["status"] == "submitted"
 
 
+def test_closing_cancels_the_customers_scheduled_payments_from_or_to_the_account_and_no_other() -> None:
+    """Before, they stayed scheduled: one into the account was paid on its due date (debited,
+    refused by the closed account, paid back) and one from it failed then (found in review,
+    2026-12-06)."""
+    docs, pub = bank_with_orders()
+    for request_id, source, target in (("from-it-0001", SPENDING, RENT), ("into-it-0001", SAVINGS, SPENDING)):
+        payment = {"uid": UID, "request_id": request_id, "from_account": source, "to_account": target}
+        seed(docs, {f"users/{UID}/paymentRequests/{request_id}": {"status": "scheduled", "payment": payment}})
+    other = {"uid": UID, "request_id": "neither-0001", "from_account": SAVINGS, "to_account": OTHER}
+    seed(docs, {f"users/{UID}/paymentRequests/neither-0001": {"status": "scheduled", "payment": other}})
+    accounts.close_account(docs, pub, UID, account_id=SPENDING, clock=fixed_clock())
+    shown = {
+        r: data(docs, f"users/{UID}/paymentRequests/{r}") for r in ("from-it-0001", "into-it-0001", "neither-0001")
+    }
+    assert {r: d["status"] for r, d in shown.items()} == {
+        "from-it-0001": "cancelled",
+        "into-it-0001": "cancelled",
+        "neither-0001": "scheduled",
+    }
+    assert shown["into-it-0001"]["reason"]["code"] == "account_closed"
+
+
 def test_an_order_into_an_account_its_owner_closed_ends_at_its_next_due_date_told_once() -> None:
     """The landlord closes the account the customer's rent goes to: the customer's order
     cannot be paid on any later date either, so it ends instead of failing every month."""

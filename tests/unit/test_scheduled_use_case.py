@@ -166,6 +166,22 @@ def test_a_payment_the_account_cannot_cover_waits_four_banking_days_and_fails_on
     assert submit.submitted == [] and len(publisher.stored) == 1
 
 
+@pytest.mark.parametrize("payer_covered", [True, False], ids=["covered", "short"])
+def test_a_scheduled_payment_into_an_account_closed_since_fails_and_is_never_submitted(
+    docs, publisher, submit, payer_covered
+):
+    """As a standing order's date: before, it was submitted, debited, refused by the closed
+    account and paid back (found in review, 2026-12-06); one the payer could not cover
+    waited days for money it could never pay with."""
+    scheduled_request(docs, "req-into-closed", 1_000 if payer_covered else 50_000, TODAY)
+    seed(docs, {f"accounts/{SAVINGS}": customer_account(UID, SAVINGS, status="closed")})
+    assert counts(run(docs, publisher, submit, bank_regs=(SAVINGS[:4],))) == {"failed": 1}
+    failed = data(docs, request_path("req-into-closed"))
+    assert failed["status"] == "failed" and failed["reason"]["code"] == "to_account_closed"
+    (event,) = publisher.stored
+    assert event.subject.startswith(topology.SUBJECT_PAYMENT_FAILED) and submit.submitted == []
+
+
 def test_a_payment_covered_on_a_later_try_is_made_and_booked_that_day(docs, publisher, submit):
     """The salary comes on Friday: the payment due Wednesday is made on Friday, booked on
     Friday (the feed's date, the month) and sent for execution that day, not on the

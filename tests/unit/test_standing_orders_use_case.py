@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fjordbank.domain import sca as sca_rules
 from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.payments import PaymentRejected, payment_id_for
+from fjordbank.service_layer import accounts
 from fjordbank.service_layer import sca as sca_use
 from fjordbank.service_layer import standing_orders
 from fjordbank.service_layer.ports import Contention
@@ -178,6 +179,25 @@ def test_an_order_created_meanwhile_by_a_concurrent_call_is_answered(docs, sca):
             return docs.get(path)
 
     assert standing_orders.create(Late(), UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
+
+
+@pytest.mark.parametrize(
+    ("closing", "terms", "code"),
+    [(SAVINGS, {}, "to_account_closed"), (SAVINGS, {"fromAccount": SAVINGS, "toAccount": SPENDING}, "account_closed")],
+    ids=["into-it", "from-it"],
+)
+def test_an_account_closed_while_its_order_is_made_refuses_the_order(docs, closing, terms, code):
+    """The close runs between the create's check of the accounts and its write (here:
+    during the SCA check, which takes round trips). It found no order to cancel, so the
+    create must see the closed account: before, it left an active order on it, answered
+    "active" (found in review, 2026-12-06)."""
+
+    def close_meanwhile(uid: str, **payment: Any) -> None:
+        accounts.close_account(docs, RecordingPublisher(), UID, account_id=closing, clock=fixed_clock())
+
+    assert refused(lambda: create(docs, close_meanwhile, body(**terms))) == code
+    assert data(docs, f"accounts/{closing}")["status"] == "closed"
+    assert paths(docs, f"users/{UID}/standingOrders") == []
 
 
 @pytest.mark.parametrize(
