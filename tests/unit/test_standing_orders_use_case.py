@@ -21,9 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fjordbank.domain import sca as sca_rules
 from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.payments import PaymentRejected, payment_id_for
-from fjordbank.service_layer import accounts
+from fjordbank.service_layer import accounts, standing_orders
 from fjordbank.service_layer import sca as sca_use
-from fjordbank.service_layer import standing_orders
 from fjordbank.service_layer.ports import Contention
 from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import (
