@@ -260,11 +260,17 @@ class Ownership:
 
     async def _take_back(self, lapsed: list[int]) -> None:
         """Create again the leases that lapsed; the ones somebody else holds (or that are
-        being given up anyway) are lost."""
+        being given up anyway) are lost. One whose live entry names this instance is still
+        its own: a renewal whose write landed but whose answer was lost (a timeout, a
+        reconnect as a NATS node fails over) left the revision known here behind, and the
+        next renewal was refused. It is renewed from the entry's revision, not counted lost
+        (found in review, 2026-12-06: its work stopped and its batch was given back, and the
+        lease went unrenewed while the batch still ran)."""
         back = [p for p in lapsed if p not in self.stopping]
         sent = self.clock()
         results = await asyncio.gather(*(self._create(p) for p in back), return_exceptions=True)
         taken = {p: r for p, r in zip(back, results, strict=True) if isinstance(r, int)}
+        taken.update(await self._still_mine([p for p in back if p not in taken]))
         for p in lapsed:
             if p in taken:
                 self.leases[p] = Lease(taken[p], sent)
@@ -278,6 +284,24 @@ class Ownership:
             del self.leases[p]
             MOVES.labels(self.service, "lost").inc()
             self._give_up(p, "lost")
+
+    async def _still_mine(self, partitions: list[int]) -> dict[int, int]:
+        """Of ``partitions`` (their leases' creates refused), those whose live entry names
+        this instance, renewed from the entry's revision: partition -> new revision."""
+        if not partitions:
+            return {}
+        me = self.instance.encode()
+        try:
+            entries = await self._entries([self.key(p) for p in partitions])
+        except Exception:  # unread: lost, as before (the entry may be somebody else's)
+            log.warning("could not read refused leases", extra={"service": self.service}, exc_info=True)
+            return {}
+        mine = [p for p in partitions if (e := entries.get(self.key(p))) is not None and e.value == me]
+        results = await asyncio.gather(
+            *(self.kv.update(self.key(p), me, last=entries[self.key(p)].revision) for p in mine),
+            return_exceptions=True,
+        )
+        return {p: r for p, r in zip(mine, results, strict=True) if isinstance(r, int)}
 
     async def _create(self, partition: int) -> int | None:
         """The lease created if nobody holds it, else None. (nats-py's create reads the key

@@ -342,6 +342,47 @@ def test_leases_that_lapsed_while_every_instance_stalled_are_taken_back_not_move
     assert all(o.stopping == {} for o in (a, b, c))
 
 
+def test_a_renewal_whose_answer_was_lost_keeps_the_lease_not_counted_lost():
+    """The renewal's write landed and its answer was lost (a timeout, a reconnect as a NATS
+    node fails over): the revision known here is behind the entry's, and the next renewal
+    is refused. The entry still names this instance, so the lease is renewed from it and
+    its work goes on (found in review, 2026-12-06: counted lost, the work stopped and the
+    batch given back)."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    a = instance(kv, clock, "ledger")
+    for _ in range(3):
+        step(clock, a)
+    before = held(a)
+    p = min(before)
+    released: list[int] = []
+    release = a.on_release
+
+    async def recorded(partition: int) -> None:
+        released.append(partition)
+        await release(partition)
+
+    a.on_release = recorded
+    run(kv.update(a.key(p), b"ledger", last=a.leases[p].revision))  # the write that landed, its answer lost
+    for _ in range(3):
+        step(clock, a)
+    # never given up, not even for a tick (it was, and claimed back by name at once)
+    assert released == [] and held(a) == before and a.stopping == {}
+    assert a.leases[p].revision == kv.entries[a.key(p)].revision
+
+
+def test_a_refused_renewal_of_a_lease_somebody_else_holds_is_still_lost():
+    clock = Clock()
+    kv = FakeKV(clock)
+    a = instance(kv, clock, "ledger")
+    for _ in range(3):
+        step(clock, a)
+    p = min(held(a))
+    run(kv.put(a.key(p), b"ledger-2"))  # another instance's entry (a took too long, say)
+    step(clock, a)
+    assert p not in held(a) and p not in a.leases  # its work stopped (given up at once)
+
+
 def test_a_claim_goes_on_when_a_key_expires_between_its_write_and_its_read():
     """nats-py's create reads the key after a refused write (a delete marker can be written
     over); an entry that expired in between made it raise KeyNotFoundError, which failed
