@@ -706,7 +706,20 @@ class ConsumerService:
             delay = max(binding.spec.nak_delay(d.num_delivered) for d in batch)
             outcomes = [Retry(str(exc), delay)] * len(batch)
         except Exception as exc:
-            if len(batch) == 1:
+            if len(batch) > 1 and transient(exc):
+                # The database or NATS away or overloaded (the in-hand retries spent): the
+                # whole batch back after one delay, as for a timeout. One at a time, each
+                # message took its own round trips and in-hand retries: a 200-message
+                # ledger batch made about 800 calls on a database already failing, held a
+                # partition turn for minutes, and a payer's later payments were debited
+                # before an earlier one given back (found in review, 2026-12-06).
+                log.warning(
+                    "batch failed on a transient error; giving it back",
+                    extra={"size": len(batch), "error": f"{type(exc).__name__}: {exc}"},
+                )
+                delay = max(binding.spec.nak_delay(d.num_delivered) for d in batch)
+                outcomes = [Retry(f"{type(exc).__name__}: {exc}", delay)] * len(batch)
+            elif len(batch) == 1:
                 with tracing.use(batch[0].span):
                     log.warning(
                         "handler failed",
@@ -743,9 +756,10 @@ class ConsumerService:
         )
 
     async def _one_by_one(self, batch: list[Delivery], binding: Binding, exc: Exception) -> None:
-        """A failed batch again, a message at a time, while its partition is still held
-        here; once it moved, the messages not handled yet are the new holder's (given back
-        at once, no delay)."""
+        """A batch that failed for a reason of its own (not ``transient``: a message its
+        handler cannot take) again, a message at a time, so the others go through, while
+        its partition is still held here; once it moved, the messages not handled yet are
+        the new holder's (given back at once, no delay)."""
         log.warning(
             "batch failed; retrying its messages one by one",
             extra={"size": len(batch), "error": f"{type(exc).__name__}: {exc}"},

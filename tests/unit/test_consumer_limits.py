@@ -2,7 +2,8 @@
 returns is cut off and its messages given back; a message delivered again and again without
 an outcome is dead-lettered rather than handled once more (the server delivers for ever, so
 the runtime is what gives up); a batch retried one message at a time stops when its
-partition moves; a partition held by nobody here is waited on, not spun on."""
+partition moves, and one that failed on a transient error is given back whole; a partition
+held by nobody here is waited on, not spun on."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fjordbank.adapters.jetstream import consumer_config
 from fjordbank.config import load_settings
 from fjordbank.runtime import consumer
 from fjordbank.runtime.consumer import Ack, Binding, ConsumerService, Delivery
+from fjordbank.service_layer.ports import Contention
 from tests.unit.test_consumer_heartbeat import Msg
 
 
@@ -119,3 +121,21 @@ async def test_a_partition_whose_lease_lapsed_is_waited_on_not_spun_on():
     svc._stopping.set()
     await asyncio.wait_for(worker, 2)
     assert looks <= 10
+
+
+async def test_a_batch_failing_on_a_transient_error_is_given_back_whole_not_one_at_a_time(monkeypatch):
+    """The database overloaded (the in-hand retries spent): one at a time, each message
+    took its own calls and retries, about 800 for a 200-message batch (found in review,
+    2026-12-06). The batch comes back whole, after one delay."""
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", (0.0, 0.0))
+    calls = []
+
+    async def overloaded(batch):
+        calls.append(len(batch))
+        raise Contention("the database is overloaded")
+
+    svc, letters = service(overloaded)
+    msgs = [Msg(i) for i in range(1, 51)]
+    await svc.process([Delivery(m) for m in msgs])
+    assert calls == [50, 50, 50]  # the in-hand tries only
+    assert all(m.log[-1][1] == "nak" for m in msgs) and letters == []
