@@ -2,13 +2,16 @@
 
 A service gives a batch handler; the runtime does the rest: TLS + credentials, a durable
 pull consumer bound by name, batch fetch, bounded concurrency, explicit ack, nak with
-backoff, term, dead-lettering after ``max_deliver`` (or at once for a message that can
-never succeed, or one back too often without an outcome: UNSETTLED_DELIVERIES_FACTOR), a
-deadline on each handler call (HANDLER_DEADLINE_SECONDS), SIGTERM -> finish the batch in
+backoff, term, dead-lettering after ``max_deliver`` failures of the message's handler (a
+transient one counts once the message is TRANSIENT_MAX_AGE_SECONDS old; at once for a
+message that can never succeed, or one back too often without an outcome:
+UNSETTLED_DELIVERIES_FACTOR; failures and give-backs counted by fjordbank.runtime.tally),
+a deadline on each handler call (HANDLER_DEADLINE_SECONDS), SIGTERM -> finish the batch in
 hand, flush the acks and exit, JSON logs and Prometheus metrics.
 
 If a handler raises for a whole batch, the runtime retries the batch one message at a
-time, so one poison message cannot hold the others back.
+time, so one poison message cannot hold the others back; on a transient error (the
+database or NATS away) it gives the whole batch back instead.
 
 Tracing (fjordbank.runtime.tracing): each delivery gets a CONSUMER span, a child of the
 trace context in the message's headers, from the start of its batch's handling to its
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import functools
 import json
 import logging
@@ -45,6 +49,7 @@ from fjordbank.config import Settings
 from fjordbank.runtime import crash, logs, tracing
 from fjordbank.runtime.http import ProbeServer
 from fjordbank.runtime.ownership import LeaseThread, instance_id
+from fjordbank.runtime.tally import DeliveryTally
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,17 @@ BACKGROUND_GRACE_SECONDS = 8
 # after its commit landed is answered from its records when the messages come back.
 HANDLER_DEADLINE_SECONDS = 120.0
 
+# A message whose handler keeps failing on a transient error (the database or NATS away or
+# overloaded, a timeout) is not dead-lettered at its ``max_deliver``-th failure while it is
+# younger than this: it is given back, after TRANSIENT_LATE_DELAY_SECONDS once the backoff
+# table is spent. Counted like any failure, a brownout of a few minutes dead-lettered every
+# step in flight, and the answers from the clearing house (settled, returned, arrived) are
+# published once, so the payer's hold stayed and the payee's credit never came until an
+# operator replayed the DLQ (found in review, 2026-12-06). A failure of the handler's own
+# (a bug, a message it cannot take) counts from the first.
+TRANSIENT_MAX_AGE_SECONDS = 3600.0
+TRANSIENT_LATE_DELAY_SECONDS = 30.0
+
 # The server delivers a message for ever (the consumers' max_deliver is -1,
 # fjordbank/adapters/jetstream.py); the runtime is what gives up: it dead-letters a message
 # whose handler failed at its ``max_deliver``-th delivery, and one that came back this many
@@ -138,10 +154,12 @@ class Ack:
 @dataclass(frozen=True)
 class Retry:
     """Transient failure: redeliver after the consumer's backoff (dead-letter when exhausted),
-    or after ``delay`` seconds when given."""
+    or after ``delay`` seconds when given. ``transient``: the database or NATS failed, not
+    the handler (see TRANSIENT_MAX_AGE_SECONDS)."""
 
     reason: str
     delay: float | None = None
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,7 +220,7 @@ BatchHandler = Callable[[list[Delivery]], Awaitable[list[Outcome]]]
 Subscription = JetStreamContext.PullSubscription
 
 
-async def _give_back_queued(sub: Subscription) -> int:
+async def _give_back_queued(sub: Subscription) -> list[int]:
     """Nak at once (no delay) every message delivered to ``sub`` that no fetch has taken:
     the answer to a pull request can land after its fetch returned (the rest of a fill
     answered after ``fetch_wait``, a message sent as a fetch's wait ran out), and nats-py
@@ -211,11 +229,11 @@ async def _give_back_queued(sub: Subscription) -> int:
     fetched first), and this instance handled the stale copy if it took the partition back.
     Reads nats-py's queue of the subscription (no public call takes what is queued without
     asking the server for more); the status messages of expired requests are dropped, as
-    its fetch drops them. Returns how many were given back."""
+    its fetch drops them. Returns the stream sequences of those given back."""
     inner = getattr(sub, "_sub", None)
     queue: asyncio.Queue[Msg] | None = getattr(inner, "_pending_queue", None)
     if queue is None:
-        return 0
+        return []
     given: list[Msg] = []
     while not queue.empty():
         msg = queue.get_nowait()
@@ -225,7 +243,22 @@ async def _give_back_queued(sub: Subscription) -> int:
     if given:
         await asyncio.gather(*(m.nak() for m in given), return_exceptions=True)
         log.info("queued deliveries given back", extra={"count": len(given)})
-    return len(given)
+    return [_sequence(m) for m in given]
+
+
+def _age_seconds(d: Delivery) -> float:
+    """How long ago the message was published (its stream's timestamp); unknown: old."""
+    published = getattr(d.msg.metadata, "timestamp", None)
+    if not isinstance(published, dt.datetime):
+        return float("inf")
+    return (dt.datetime.now(dt.UTC) - published).total_seconds()
+
+
+def _sequence(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.sequence.stream)
+    except (AttributeError, TypeError, ValueError):
+        return 0
 
 
 @dataclass(frozen=True)
@@ -275,7 +308,9 @@ class ConsumerService:
         self.leases: LeaseThread | None = None  # set when a consumer is partitioned
         self._active: dict[int, asyncio.Event] = {}  # partition -> held (workers pull)
         self._busy: dict[int, asyncio.Lock] = {}  # partition -> a batch in hand
-        self._subs: dict[int, list[Subscription]] = {}  # partition -> its durables' subscriptions
+        # partition -> its durables' subscriptions (with the durable's name)
+        self._subs: dict[int, list[tuple[Subscription, str]]] = {}
+        self.tally = DeliveryTally()  # each message's failures and give-backs here
         self._turns = asyncio.Semaphore(PARTITION_BATCHES_IN_FLIGHT)  # partitions' batches worked on
         self._ready = False
         self._alive = True
@@ -364,7 +399,7 @@ class ConsumerService:
         ]
         for binding, sub in partitioned:
             workers.append(asyncio.create_task(self._partition_worker(sub, binding)))
-            self._subs.setdefault(binding.spec.partition or 0, []).append(sub)
+            self._subs.setdefault(binding.spec.partition or 0, []).append((sub, binding.spec.durable))
         return workers
 
     async def _bind(self) -> tuple[list[tuple[Binding, Subscription]], list[tuple[Binding, Subscription]]]:
@@ -405,8 +440,9 @@ class ConsumerService:
         back what was delivered to this instance but not fetched yet (`_give_back_queued`)."""
         self._active.setdefault(partition, asyncio.Event()).clear()
         async with self._busy.setdefault(partition, asyncio.Lock()):
-            for sub in self._subs.get(partition, []):
-                await _give_back_queued(sub)
+            for sub, durable in self._subs.get(partition, []):
+                for seq in await _give_back_queued(sub):
+                    self.tally.gave_back((durable, seq))
 
     def _still_owned(self, binding: Binding) -> bool:
         """A shared consumer's messages are always this instance's; a partition's while it
@@ -420,7 +456,7 @@ class ConsumerService:
         limit = UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver
         keep = []
         for d in batch:
-            if d.num_delivered <= limit:
+            if d.num_delivered - self.tally.ended_here((spec.durable, d.stream_sequence)) <= limit:
                 keep.append(d)
                 continue
             reason = f"delivered {d.num_delivered} times without an outcome (its handling stopped each time)"
@@ -444,7 +480,8 @@ class ConsumerService:
         while not self._stopping.is_set():
             if not self._owns(p):
                 async with busy:  # (a release waits for it, as for a batch in hand)
-                    await _give_back_queued(sub)  # a late answer to a fetch: the next holder's
+                    for seq in await _give_back_queued(sub):  # a late answer to a fetch: the next holder's
+                        self.tally.gave_back((binding.spec.durable, seq))
                 if active.is_set():  # the lease lapsed (NATS out of reach) or is being given up
                     await asyncio.sleep(0.1)  # the event would answer at once: no busy loop
                     continue
@@ -619,6 +656,8 @@ class ConsumerService:
                         # The partition moved while the batch waited its turn: given back at
                         # once (nak, no delay) for its new owner, as a batch fetched just then.
                         await asyncio.gather(*(d.msg.nak() for d in batch), return_exceptions=True)
+                        for d in batch:
+                            self.tally.gave_back((binding.spec.durable, d.stream_sequence))
                         return
                     if fill is not None:  # (extended in place: the heartbeat's list)
                         batch.extend(Delivery(m) for m in await fill([d.msg for d in batch], waited))
@@ -697,43 +736,13 @@ class ConsumerService:
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
         except PartitionMoved:
-            await self._give_back(batch)
+            await self._give_back(batch, binding.spec)
             return
-        except HandlerTimedOut as exc:  # not the messages' fault: all of them come back later
-            log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
-            # after one delay, the longest of theirs: each its own, a message delivered more
-            # often came back after the payer's later ones
-            delay = max(binding.spec.nak_delay(d.num_delivered) for d in batch)
-            outcomes = [Retry(str(exc), delay)] * len(batch)
-        except Exception as exc:
-            if len(batch) > 1 and transient(exc):
-                # The database or NATS away or overloaded (the in-hand retries spent): the
-                # whole batch back after one delay, as for a timeout. One at a time, each
-                # message took its own round trips and in-hand retries: a 200-message
-                # ledger batch made about 800 calls on a database already failing, held a
-                # partition turn for minutes, and a payer's later payments were debited
-                # before an earlier one given back (found in review, 2026-12-06).
-                log.warning(
-                    "batch failed on a transient error; giving it back",
-                    extra={"size": len(batch), "error": f"{type(exc).__name__}: {exc}"},
-                )
-                delay = max(binding.spec.nak_delay(d.num_delivered) for d in batch)
-                outcomes = [Retry(f"{type(exc).__name__}: {exc}", delay)] * len(batch)
-            elif len(batch) == 1:
-                with tracing.use(batch[0].span):
-                    log.warning(
-                        "handler failed",
-                        extra={
-                            "subject": batch[0].subject,
-                            "error": f"{type(exc).__name__}: {exc}",
-                            "delivery": batch[0].num_delivered,
-                        },
-                        exc_info=True,
-                    )
-                outcomes = [Retry(f"{type(exc).__name__}: {exc}")]
-            else:
-                await self._one_by_one(batch, binding, exc)
+        except Exception as exc:  # noqa: BLE001  (any failure of the handler is its messages' outcome: _failed)
+            failed = await self._failed(batch, binding, exc)
+            if failed is None:  # retried one message at a time
                 return
+            outcomes = failed
         elapsed = time.perf_counter() - started
         for _ in batch:
             LATENCY.labels(name).observe(elapsed / len(batch))
@@ -755,6 +764,36 @@ class ConsumerService:
             },
         )
 
+    async def _failed(self, batch: list[Delivery], binding: Binding, exc: Exception) -> list[Outcome] | None:
+        """The outcomes of a batch whose handler raised ``exc``; None when its messages were
+        retried one at a time (and settled there)."""
+        error = f"{type(exc).__name__}: {exc}"
+        # after one delay, the longest of theirs: each its own, a message delivered more
+        # often came back after the payer's later ones
+        delay = max(binding.spec.nak_delay(d.num_delivered) for d in batch)
+        if isinstance(exc, HandlerTimedOut):  # not the messages' fault: all of them come back later
+            log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
+            return [Retry(str(exc), delay, transient=True)] * len(batch)
+        if len(batch) > 1 and transient(exc):
+            # The database or NATS away or overloaded (the in-hand retries spent): the whole
+            # batch back after one delay, as for a timeout. One at a time, each message took
+            # its own round trips and in-hand retries: a 200-message ledger batch made about
+            # 800 calls on a database already failing, held a partition turn for minutes,
+            # and a payer's later payments were debited before an earlier one given back
+            # (found in review, 2026-12-06).
+            log.warning("batch failed on a transient error; giving it back", extra={"size": len(batch), "error": error})
+            return [Retry(error, delay, transient=True)] * len(batch)
+        if len(batch) > 1:
+            await self._one_by_one(batch, binding, exc)
+            return None
+        with tracing.use(batch[0].span):
+            log.warning(
+                "handler failed",
+                extra={"subject": batch[0].subject, "error": error, "delivery": batch[0].num_delivered},
+                exc_info=True,
+            )
+        return [Retry(error, transient=transient(exc))]
+
     async def _one_by_one(self, batch: list[Delivery], binding: Binding, exc: Exception) -> None:
         """A batch that failed for a reason of its own (not ``transient``: a message its
         handler cannot take) again, a message at a time, so the others go through, while
@@ -766,15 +805,16 @@ class ConsumerService:
         )
         for i, d in enumerate(batch):
             if not self._still_owned(binding):
-                await self._give_back(batch[i:])
+                await self._give_back(batch[i:], binding.spec)
                 return
             await self._process([d], binding)
 
-    @staticmethod
-    async def _give_back(batch: list[Delivery]) -> None:
+    async def _give_back(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> None:
         """The messages of a partition that moved, given back at once (nak, no delay) for
         its new holder."""
         await asyncio.gather(*(d.msg.nak() for d in batch), return_exceptions=True)
+        for d in batch:
+            self.tally.gave_back((spec.durable, d.stream_sequence))
         settled = _SETTLED.get()
         if settled is not None:  # the heartbeat leaves them alone from now
             settled.update(id(d.msg) for d in batch)
@@ -806,8 +846,9 @@ class ConsumerService:
         )
 
     async def _settle(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> None:
+        final, delay = self._decide(d, outcome, spec)
         try:
-            await self._settle_message(d, outcome, spec)
+            await self._settle_message(d, outcome, spec, final=final, delay=delay)
         finally:
             settled = _SETTLED.get()
             if settled is not None:  # the heartbeat of its batch leaves it alone from now
@@ -816,12 +857,29 @@ class ConsumerService:
                 if isinstance(outcome, Ack):
                     d.span.set_attribute("fjb.outcome", "ack")
                 else:
-                    final = isinstance(outcome, Reject) or d.num_delivered >= spec.max_deliver
                     tracing.set_attributes(
                         d.span, {"fjb.outcome": "dead_lettered" if final else "nak", "fjb.reason": outcome.reason}
                     )
                     tracing.fail(d.span, outcome.reason)
                 d.span.end()
+
+    def _decide(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> tuple[bool, float | None]:
+        """Whether the message is settled for good (acked, or dead-lettered), and the delay
+        of its nak if not. A Retry counts one failure of its handler here
+        (fjordbank.runtime.tally): the message is dead-lettered at its ``max_deliver``-th
+        failure, a transient one's only once it is TRANSIENT_MAX_AGE_SECONDS old."""
+        key = (spec.durable, d.stream_sequence)
+        if not isinstance(outcome, Retry):
+            self.tally.forget(key)
+            return True, None
+        failures = self.tally.failed(key)
+        delay = spec.nak_delay(failures) if outcome.delay is None else outcome.delay
+        if failures < spec.max_deliver:
+            return False, delay
+        if outcome.transient and _age_seconds(d) < TRANSIENT_MAX_AGE_SECONDS:
+            return False, max(delay, TRANSIENT_LATE_DELAY_SECONDS)
+        self.tally.forget(key)
+        return True, None
 
     async def _ack_before_commit(self, batch: list[Delivery]) -> None:
         """CHAOS ONLY, a deliberately broken consumer. With the fault ``ack_before_commit``
@@ -840,7 +898,9 @@ class ConsumerService:
         # fast ledger commits within milliseconds and the run's kills seldom land in between
         await asyncio.sleep(float(fault.get("work_seconds", 1.0)))
 
-    async def _settle_message(self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec) -> None:
+    async def _settle_message(
+        self, d: Delivery, outcome: Outcome, spec: topology.ConsumerSpec, *, final: bool, delay: float | None
+    ) -> None:
         if getattr(d.msg, "is_acked", False) is True:  # CHAOS ONLY: acked by _ack_before_commit already
             return
         name = spec.name
@@ -849,9 +909,9 @@ class ConsumerService:
             await d.msg.ack()
             return
         FAILED.labels(name).inc()
-        if isinstance(outcome, Retry) and d.num_delivered < spec.max_deliver:
+        if not final:
             PROCESSED.labels(name, "nak").inc()
-            await d.msg.nak(delay=spec.nak_delay(d.num_delivered) if outcome.delay is None else outcome.delay)
+            await d.msg.nak(delay=delay)
             return
         await self.dead_letter(d, outcome.reason, spec)
         PROCESSED.labels(name, "dead_lettered").inc()

@@ -383,7 +383,13 @@ def scheduled_of_account(uow: UnitOfWork, uid: str, account_id: str) -> list[Doc
 
 
 def _accounts_of(payment: object) -> tuple[object, ...]:
-    return (payment.get("from_account"), payment.get("to_account")) if isinstance(payment, dict) else ()
+    """The from- and to-account of a request's payment (PaymentRequested's JSON)."""
+    if not isinstance(payment, dict):
+        return ()
+    return tuple(payment.get(field) for field in PAYMENT_ACCOUNT_FIELDS)
+
+
+PAYMENT_ACCOUNT_FIELDS = tuple(f"{side}_account" for side in ("from", "to"))  # (not reason codes)
 
 
 def cancel_scheduled_for_closed_account(uow: UnitOfWork, requests: list[Doc], now: dt.datetime) -> None:

@@ -148,7 +148,7 @@ async def test_a_handover_gives_back_what_was_delivered_but_not_fetched():
 
     held = {"now": True}
     svc, binding = await held_partition(handler, held=held, fetch_wait=0.1)
-    svc._subs[4] = [sub]
+    svc._subs[4] = [(sub, "ledger-p4")]
     worker = asyncio.create_task(svc._partition_worker(sub, binding))
     await asyncio.wait_for(started.wait(), 2)
     held["now"] = False  # the lease thread gives the partition up (a rebalance) ...

@@ -8,6 +8,7 @@ held by nobody here is waited on, not spun on."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from types import SimpleNamespace
 
@@ -139,3 +140,95 @@ async def test_a_batch_failing_on_a_transient_error_is_given_back_whole_not_one_
     await svc.process([Delivery(m) for m in msgs])
     assert calls == [50, 50, 50]  # the in-hand tries only
     assert all(m.log[-1][1] == "nak" for m in msgs) and letters == []
+
+
+def _ledger_partition(svc: ConsumerService, holds: dict[str, bool], n: int = 3) -> Binding:
+    part = topology.consumer("ledger").partitions()[n]
+    svc.leases = SimpleNamespace(holds=lambda _p: holds["now"])
+    return Binding(part, svc.bindings[0].handler)
+
+
+def settled(m: Msg) -> list[str]:
+    return [what for _t, what in m.log if what != "wpi"]
+
+
+async def test_deliveries_given_back_for_a_moved_partition_do_not_use_up_the_failures(monkeypatch):
+    """Five handovers gave the message back unhandled; the first failure of its handler at
+    the sixth delivery was a dead letter (found in review, 2026-12-06). Now it is a nak."""
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())  # the in-hand retries spent
+    calls = []
+
+    async def handler(batch):
+        calls.append(batch[0].num_delivered)
+        raise Contention("the ledger's documents kept moving")
+
+    svc, letters = service(handler)
+    holds = {"now": False}
+    binding = _ledger_partition(svc, holds)
+    await svc._acquire(binding.spec.partition)
+    m = Msg(42)
+    for n in range(1, 6):  # given back each time: the partition moved
+        m.metadata.num_delivered = n
+        await svc.process([Delivery(m)], binding)
+    holds["now"] = True
+    for n in range(6, 11):  # handled: it fails, a failure at a time
+        m.metadata.num_delivered = n
+        await svc.process([Delivery(m)], binding)
+    assert calls == [6, 7, 8, 9, 10] and letters == []
+    assert settled(m) == ["nak"] * 10
+    m.metadata.num_delivered = 11  # the sixth failure of its handler, counted here
+    await svc.process([Delivery(m)], binding)
+    assert letters == [] and m.log[-1][1] == "nak", "transient and young: given back"
+
+
+async def test_a_handler_failing_on_its_own_is_dead_lettered_at_its_max_deliver_th_failure():
+    spec = topology.consumer("ledger")
+
+    async def handler(batch):
+        return [consumer.Retry("KeyError: 'balance'") for _ in batch]
+
+    svc, letters = service(handler)
+    m = Msg(7)
+    for n in range(1, spec.max_deliver + 1):
+        m.metadata.num_delivered = n
+        await svc.process([Delivery(m)])
+    assert settled(m) == ["nak"] * (spec.max_deliver - 1) + ["term"]
+    assert [seq for seq, _ in letters] == [7]
+    assert len(svc.tally) == 0  # settled for good: forgotten
+
+
+async def test_a_transient_failure_is_dead_lettered_only_once_the_message_is_old(monkeypatch):
+    """A brownout of minutes must not dead-letter every step in flight; one that lasts
+    past TRANSIENT_MAX_AGE_SECONDS does."""
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())
+    spec = topology.consumer("ledger")
+
+    async def handler(batch):
+        raise TimeoutError("the database did not answer")
+
+    svc, letters = service(handler)
+    young, old = Msg(1), Msg(2)
+    old.metadata.timestamp = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=consumer.TRANSIENT_MAX_AGE_SECONDS + 60)
+    for m, deliveries in ((young, spec.max_deliver + 1), (old, spec.max_deliver)):
+        for n in range(1, deliveries + 1):
+            m.metadata.num_delivered = n
+            await svc.process([Delivery(m)])
+    assert settled(young) == ["nak"] * (spec.max_deliver + 1)
+    assert settled(old) == ["nak"] * (spec.max_deliver - 1) + ["term"]
+    assert [seq for seq, _ in letters] == [2]
+
+
+async def test_a_message_given_back_often_here_is_not_taken_for_one_without_an_outcome():
+    spec = topology.consumer("ledger")
+    limit = consumer.UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver
+    handled = []
+
+    async def handler(batch):
+        handled.extend(d.stream_sequence for d in batch)
+        return [Ack() for _ in batch]
+
+    svc, letters = service(handler)
+    for _ in range(limit):  # each an outcome seen here (given back unhandled)
+        svc.tally.gave_back(("ledger", 5))
+    await svc.process([Delivery(delivered(5, limit + 3))])
+    assert handled == [5] and letters == []

@@ -1,0 +1,70 @@
+"""What a consumer process has seen of each message it was given, for deciding when to give
+up on it (fjordbank.runtime.consumer).
+
+The server's count of a message's deliveries (``num_delivered``) counts every delivery:
+the ones whose handler failed, and the ones given back without being handled, because the
+partition moved to another instance, the message was queued here at a handover, or its
+batch waited while the lease went. Dead-lettering on that count sent a message to the DLQ
+on the first failure of its handler after five handovers (found in review, 2026-12-06).
+The tally counts, per message, the failures of its handler and the deliveries that ended
+here without an ack (failures and give-backs), so that the runtime can tell the two apart.
+
+It lives in the process: a restarted instance starts from nothing and gives a message a
+few more tries, never fewer. It remembers the last ``TALLY_SIZE`` messages it saw (a
+message that moved to another instance is never settled here, so the oldest are
+forgotten rather than kept for ever).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+TALLY_SIZE = 100_000  # messages remembered: about 10 MB at most
+
+Key = tuple[str, int]  # (durable consumer, stream sequence)
+
+
+@dataclass
+class Seen:
+    failures: int = 0  # the handler failed (a Retry outcome)
+    given_back: int = 0  # delivered here and given back unhandled
+
+    @property
+    def ended_here(self) -> int:
+        """Deliveries of the message that ended in this process without an ack."""
+        return self.failures + self.given_back
+
+
+class DeliveryTally:
+    def __init__(self, size: int = TALLY_SIZE) -> None:
+        self._seen: OrderedDict[Key, Seen] = OrderedDict()
+        self._size = size
+
+    def _entry(self, key: Key) -> Seen:
+        seen = self._seen.pop(key, None) or Seen()
+        self._seen[key] = seen  # the newest last
+        while len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return seen
+
+    def failed(self, key: Key) -> int:
+        """Count a failure of the message's handler; returns its failures here so far."""
+        seen = self._entry(key)
+        seen.failures += 1
+        return seen.failures
+
+    def gave_back(self, key: Key) -> None:
+        """Count a delivery given back without being handled."""
+        self._entry(key).given_back += 1
+
+    def ended_here(self, key: Key) -> int:
+        seen = self._seen.get(key)
+        return 0 if seen is None else seen.ended_here
+
+    def forget(self, key: Key) -> None:
+        """The message is settled for good (acked or dead-lettered)."""
+        self._seen.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._seen)
