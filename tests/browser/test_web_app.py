@@ -84,6 +84,9 @@ def test_sign_up_to_a_completed_payment(page):
     shot(page, "09-notifications")
 
 
+GIRO_KID = "2024110" + kid_mod10_check("2024110")
+
+
 def test_a_scanned_invoice_is_reviewed_and_paid(page, admin_db):
     become_customer(page)
     page.get_by_test_id("nav-invoice").click()
@@ -92,6 +95,17 @@ def test_a_scanned_invoice_is_reviewed_and_paid(page, admin_db):
     page.get_by_test_id("ocr-line").fill("not a giro")
     page.get_by_test_id("scan").click()
     expect(page.get_by_test_id("scan-error")).to_contain_text("invalid_ocr_line")
+
+    # a giro whose amount the payer fills in: the draft asks for it, the form starts empty
+    framed = f"H | {GIRO_KID} | #   <   >  {GIRO_PAYEE}#"
+    page.get_by_test_id("ocr-line").fill(framed)
+    page.get_by_test_id("scan").click()
+    expect(page.get_by_test_id("draft-amount")).to_contain_text("type it in")
+    expect(page.get_by_test_id("draft-kid")).to_have_text(GIRO_KID)
+    page.get_by_test_id("pay-invoice").click()
+    expect(page.get_by_test_id("pay-amount")).to_have_value("")
+    expect(page.get_by_test_id("pay-kid")).to_have_value(GIRO_KID)
+    page.get_by_test_id("nav-invoice").click()
 
     # a giro whose øre the phone read as letters: corrected, and the customer is told
     body = str(random.randrange(10**7, 10**8))
