@@ -68,7 +68,6 @@ from fjordbank.service_layer.ports import (
     Clock,
     Data,
     Doc,
-    NotFound,
     Where,
     Writes,
     system_clock,
@@ -319,14 +318,20 @@ def _record_claims(writes: Writes, new: list[PaymentRequested], file_id: str, tr
 
 async def mark_file(docs: AsyncDocuments, file_id: str, status: str, *, written: dt.datetime) -> bool:
     """Record the file written at ``written`` (its execution dates follow that day: kept
-    for `with_blocks`). False when the bank has no record of the file."""
-    batch = docs.batch()
-    batch.update(file_path(file_id), {"status": status, "writtenAt": written, "updatedAt": SERVER_TIME})
-    try:
-        await batch.commit()
-    except NotFound:
-        return False
-    return True
+    for `with_blocks`), in a unit of work that reads the record: the clearing house's
+    answer can come back between the delivery and this mark, and a plain update turned an
+    "answered" record back into "written" (found in review, 2026-12-05). False when the
+    bank has no record of the file."""
+
+    async def run(uow: AsyncUnitOfWork) -> bool:
+        doc = await uow.get(file_path(file_id))
+        if doc is None:
+            return False
+        if doc.data.get("status") in UNWRITTEN:
+            uow.update(file_path(file_id), {"status": status, "writtenAt": written, "updatedAt": SERVER_TIME})
+        return True
+
+    return await docs.transact(run, operation="clearing_mark_file")
 
 
 UNWRITTEN = ("created", "sending")  # a file's states before it is known to be written

@@ -165,10 +165,28 @@ async def test_a_claimed_file_is_written_as_pain001_and_marked_written(dirs):
     assert [t.end_to_end_id for t in batch.transfers] == ["p1", "p2"]
     assert batch.transfers[0].creditor.name == "Bergen Rør AS"
     # taken ("sending" by this process, in a unit of work that reads the file: no other
-    # process delivers it meanwhile), then marked "written"
-    assert docs.calls == [("commit", [("update", file_path("FJB20270310090000000000F1"))])]
-    assert [u.operation for u in docs.units] == ["clearing_deliver"]
+    # process delivers it meanwhile), then marked "written" in one that reads it too (an
+    # answer may have come back meanwhile)
+    assert docs.calls == []
+    assert [u.operation for u in docs.units] == ["clearing_deliver", "clearing_mark_file"]
     assert (await data(docs, file_path("FJB20270310090000000000F1")))["status"] == "written"
+
+
+async def test_an_answer_that_came_back_before_the_written_mark_is_kept(dirs):
+    """The clearing house answered between the delivery and the "written" mark: before,
+    the mark turned the record back from "answered" to "written" (found in review)."""
+    use, docs = uses(dirs)
+    new, _files = await use.claim([payment(1, 12_345)], "FJB20270310090000000000F1")
+    transact = docs.transact
+
+    async def answered_first(fn, *, operation):
+        if operation == "clearing_mark_file":  # the answer lands just before the mark
+            await clearing.mark_answered(docs, "FJB20270310090000000000F1", [("p1", "ACSC", None)])
+        return await transact(fn, operation=operation)
+
+    docs.transact = answered_first  # type: ignore[method-assign]
+    assert await use.send_or_keep("FJB20270310090000000000F1", new)
+    assert (await data(docs, file_path("FJB20270310090000000000F1")))["status"] == "answered"
 
 
 async def test_a_file_recorded_and_never_written_is_written_when_the_service_starts(dirs):
