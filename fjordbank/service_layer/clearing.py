@@ -320,7 +320,7 @@ async def mark_file(docs: AsyncDocuments, file_id: str, status: str, *, written:
     """Record the file written at ``written`` (its execution dates follow that day: kept
     for `with_blocks`), in a unit of work that reads the record: the clearing house's
     answer can come back between the delivery and this mark, and a plain update turned an
-    "answered" record back into "written" (found in review, 2026-12-05). False when the
+    "answered" record back into "written" (found in review, 2026-12-06). False when the
     bank has no record of the file."""
 
     async def run(uow: AsyncUnitOfWork) -> bool:
