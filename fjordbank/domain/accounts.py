@@ -90,6 +90,11 @@ def check_closable(data: dict[str, Any]) -> None:
         raise AccountRefused("account_not_empty", "an account closes only at zero balance with no holds")
 
 
+def paid_out_already(source: dict[str, Any]) -> bool:
+    """A closed account with nothing left to pay out (nothing came in since its last payout)."""
+    return source.get("status") == "closed" and int(source.get("balance", 0)) - int(source.get("held", 0)) <= 0
+
+
 def payout_amount(source: dict[str, Any], target: dict[str, Any]) -> int:
     """What a closed account of the customer's pays out to their open account ``target``:
     all of its available balance. A closed account can still be given money (a merchant's

@@ -194,6 +194,7 @@ def close_account(
 
 
 PAYOUT_STEP = "payout"  # a payout's posting step (fjordbank.domain.audit.PAYOUT, kept equal by a unit test)
+LAST_PAYOUT = "lastPayout"  # on a closed account: its last payout, the answer to a retry of it
 
 
 def pay_out(
@@ -203,13 +204,20 @@ def pay_out(
     in one unit of work: the posting (step "payout"), both balances and a feed entry on
     each. A closed account is given money only by what the bank cannot refuse (a
     merchant's card refund, posted whatever the account's status); before, that money
-    had no way out. A second call finds nothing left (``nothing_to_pay_out``)."""
+    had no way out. A second call to the same account with nothing come in since (a retry
+    after a lost answer) is answered with the payout made (``repeated``); to another
+    account, or with nothing ever paid out, it finds nothing left (``nothing_to_pay_out``)."""
     if to_account_id == account_id:
         raise rules.AccountRefused("same_account", "pay out to another account", "toAccountId")
 
     def run(uow: UnitOfWork) -> dict[str, Any]:
         source = _owned(uow, uid, account_id)
         target = _owned(uow, uid, to_account_id)
+        last = source.data.get(LAST_PAYOUT)
+        if rules.paid_out_already(source.data) and isinstance(last, dict) and last.get("toAccountId") == target.id:
+            # the payout again, as a retry after a lost answer sends it: answered with the
+            # one made, not refused as if it had failed (found in review, 2026-12-06)
+            return {**last, "repeated": True}
         amount = rules.payout_amount(source.data, target.data)
         # one id per version of the closed account: a payout takes all of it, so a retried
         # unit of work reads the account again and finds it paid out (or pays once)
@@ -222,7 +230,9 @@ def pay_out(
         for doc, other, sign in ((source, target, -1), (target, source, 1)):
             entry = _payout_entry(payout_id, other.id, sign * amount, source.data["currency"], now)
             uow.set(f"{doc.path}/{TRANSACTIONS}/{payout_id}", entry)
-        return {"payoutId": payout_id, "amount": amount, "toAccountId": target.id}
+        paid = {"payoutId": payout_id, "amount": amount, "toAccountId": target.id}
+        uow.update(source.path, {LAST_PAYOUT: paid})  # (its balance written just before, in the same commit)
+        return paid
 
     paid = docs.transact(run, operation="accounts_payout")
     log.info("closed account paid out", extra={"uid": uid, "amount": paid["amount"], "payout_id": paid["payoutId"]})

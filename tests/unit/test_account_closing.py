@@ -194,8 +194,11 @@ async def test_a_refund_to_a_closed_account_is_paid_out_to_an_open_one_once_and_
 
     bank = make_bank(balance=25_000)
     bank.docs.put(f"customers/{UID}", {"status": "approved"})
-    savings = "12345678911"
-    bank.docs.put(f"accounts/{savings}", {**bank.account(), "accountId": savings, "balance": 1_000, "available": 1_000})
+    savings, other = "12345678911", "12345678929"
+    for number, balance in ((savings, 1_000), (other, 0)):
+        bank.docs.put(
+            f"accounts/{number}", {**bank.account(), "accountId": number, "balance": balance, "available": balance}
+        )
     pan = bank.add_card()
     await bank.buy(pan, amount=25_000)
     await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
@@ -225,8 +228,11 @@ async def test_a_refund_to_a_closed_account_is_paid_out_to_an_open_one_once_and_
     ]
     posting = bank.docs.data(f"postings/{paid['payoutId']}:payout") or {}
     assert posting["entries"] == [{"account": ACCOUNT, "amount": -25_000}, {"account": savings, "amount": 25_000}]
-    with pytest.raises(AccountRefused) as again:  # a retry finds nothing left
-        accounts.pay_out(docs, UID, account_id=ACCOUNT, to_account_id=savings)
+    # a retry after a lost answer: answered with the payout made, nothing moved again
+    assert accounts.pay_out(docs, UID, account_id=ACCOUNT, to_account_id=savings) == {**paid, "repeated": True}
+    assert (bank.docs.data(f"accounts/{savings}") or {})["balance"] == 26_000
+    with pytest.raises(AccountRefused) as again:  # to another account: nothing left to pay out
+        accounts.pay_out(docs, UID, account_id=ACCOUNT, to_account_id=other)
     assert again.value.code == "nothing_to_pay_out"
     # the payout belongs to no payment: the ledger's audit counts it with no verdict
     assert audit.payment_posting_counts([audit.Posting.from_dict(posting)]) == {}
