@@ -161,15 +161,25 @@ class Admin:
         return account["ownerUid"]
 
     def _uid_for_email(self, email: str, auth: Auth | None) -> str:
+        """The customer who signs in with ``email`` (Auth's: verified and unique). The
+        e-mail on a customer's application is what they typed, neither verified nor unique:
+        looked at first, an applicant who typed another customer's address was taken for
+        them by `bankctl pay`, `receive`, `sanctions freeze`... (found in review,
+        2026-12-06). Without Auth at hand, the one application that gave it; refused when
+        more than one did."""
+        if auth is not None:
+            uid = auth.uid_for_email(email)
+            if uid is None:
+                raise KitError(f"no customer signs in with e-mail {email}")
+            return uid
         with self.errors("looking up the customer"):
-            q = self.db.collection(CUSTOMERS).where(filter=FieldFilter("email", "==", email)).limit(1)
+            q = self.db.collection(CUSTOMERS).where(filter=FieldFilter("email", "==", email)).limit(2)
             found = [s.id for s in q.stream()]
-        if found:
-            return found[0]
-        uid = auth.uid_for_email(email) if auth else None
-        if uid is None:
+        if len(found) > 1:
+            raise KitError(f"more than one customer gave the e-mail {email} when applying: name the customer by uid")
+        if not found:
             raise KitError(f"no customer with e-mail {email}")
-        return uid
+        return found[0]
 
     def customers(self, limit: int = 100) -> list[dict]:
         with self.errors("listing customers"):

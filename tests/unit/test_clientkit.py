@@ -10,6 +10,7 @@ import stat
 import time
 from http.client import RemoteDisconnected
 from pathlib import Path
+from types import SimpleNamespace
 
 import jwt
 import pytest
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.api_core import exceptions as gexc
 from urllib3.exceptions import ProtocolError
 
+from clientkit.admin import Admin
 from clientkit.app_check import RENEW_BEFORE, AppCheck
 from clientkit.auth import Auth, Identity, refusal_code, unsigned_custom_token
 from clientkit.callables import Callables
@@ -314,3 +316,39 @@ def test_a_refused_connection_is_not_sent_again():
     with pytest.raises(StackUnreachable):
         Http("the auth emulator", "127.0.0.1:9099", 1.0, refused).send("http://x/signUp", {})  # type: ignore[arg-type]
     assert refused.posts == 1
+
+
+class _Customers:
+    """The admin client's query chain over customers/{uid} documents {uid: email}, as the
+    google client orders them (by document id)."""
+
+    def __init__(self, emails: dict[str, str], limit: int | None = None, wanted: str | None = None) -> None:
+        self.emails, self.n, self.wanted = emails, limit, wanted
+
+    def where(self, filter):  # (the client's keyword)
+        return _Customers(self.emails, self.n, filter.value)
+
+    def limit(self, n: int):
+        return _Customers(self.emails, n, self.wanted)
+
+    def stream(self):
+        found = [SimpleNamespace(id=uid) for uid, email in sorted(self.emails.items()) if email == self.wanted]
+        return found[: self.n]
+
+
+def test_a_customer_is_found_by_the_e_mail_they_sign_in_with_not_one_an_applicant_typed():
+    """An applicant who typed Kari's address was taken for Kari by bankctl's pay, receive,
+    sanctions freeze... (found in review, 2026-12-06): Auth's address is verified and unique."""
+    admin = Admin.__new__(Admin)
+    typed = {"aMallory": "kari@example.no", "uKari": "kari@example.no"}
+    admin.db = SimpleNamespace(collection=lambda _name: _Customers(typed))
+    admin.firestore_host = "test"
+    auth = SimpleNamespace(uid_for_email=lambda e: {"kari@example.no": "uKari"}.get(e))
+    assert admin.resolve_customer("kari@example.no", auth) == "uKari"
+    with pytest.raises(KitError, match="no customer signs in"):
+        admin.resolve_customer("nobody@example.no", auth)
+    # without Auth: the one application that gave it, never a guess between two
+    with pytest.raises(KitError, match="more than one customer"):
+        admin.resolve_customer("kari@example.no")
+    admin.db = SimpleNamespace(collection=lambda _name: _Customers({"uKari": "kari@example.no"}))
+    assert admin.resolve_customer("kari@example.no") == "uKari"
