@@ -308,6 +308,8 @@ class FirestoreDocuments:
 
     def __init__(self, db: firestore.Client) -> None:
         self.db = db
+        # a bounded client's (the edge's) stream options: fjordbank.adapters.firestore.query_options
+        self._stream: dict[str, Any] = getattr(db, "fjb_query_options", {})
 
     def get(self, path: str) -> Doc | None:
         return to_doc(self.db.document(path).get())
@@ -325,7 +327,7 @@ class FirestoreDocuments:
         start_after: Doc | None = None,
     ) -> list[Doc]:
         query = _after(self.db, _query(self.db, collection, where, order_by, limit), start_after)
-        return [d for d in (to_doc(s) for s in query.stream()) if d is not None]
+        return [d for d in (to_doc(s) for s in query.stream(**self._stream)) if d is not None]
 
     def batch(self) -> FirestoreBatch:
         return FirestoreBatch(self.db, self.db.batch())
@@ -357,7 +359,7 @@ class FirestoreDocuments:
         start_after: Doc | None = None,
     ) -> list[Doc]:
         query = _after(self.db, _refine(self.db.collection_group(collection_id), where, order_by, limit), start_after)
-        return [d for d in (to_doc(s) for s in query.stream()) if d is not None]
+        return [d for d in (to_doc(s) for s in query.stream(**self._stream)) if d is not None]
 
     def query_at(
         self,
@@ -368,7 +370,7 @@ class FirestoreDocuments:
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
     ) -> list[Doc]:
-        snaps = _query(self.db, collection, where, order_by, limit).stream(read_time=read_time)
+        snaps = _query(self.db, collection, where, order_by, limit).stream(read_time=read_time, **self._stream)
         return [d for d in (to_doc(s) for s in snaps) if d is not None]
 
 

@@ -16,6 +16,7 @@ import grpc
 import grpc.aio
 from firebase_admin import exceptions as firebase_errors
 from google.api_core import exceptions as api_errors
+from google.api_core.retry import Retry, if_exception_type
 from google.auth import exceptions as google_auth_errors
 from google.cloud import firestore
 from google.cloud.firestore_v1.async_document import AsyncDocumentReference
@@ -244,26 +245,47 @@ def _emulator_host(client: BaseClient) -> str:
 # retrying all the while; a callable runs for at most 60 s, so a database in a brownout
 # ended a call with the platform's timeout (no reason the app can act on) instead of
 # `busy` (found in review, 2026-12-06). With this bound a call that does not answer ends
-# in DeadlineExceeded or RetryError, which the edge answers `busy` (``is_transient``); the
-# five or so calls a callable makes stay within its 60 s. The scheduled jobs read whole
-# collections and keep the client's defaults (functions/main.py: ``job_docs``).
+# in DeadlineExceeded or RetryError, which the edge answers `busy` (``is_transient``): a
+# database that stops answering ends a callable's first call in 8 s. (A transaction run
+# again after ABORTED bounds each of its calls, not their sum: contention answers fast,
+# and the last attempt's loss is `busy` too.) The scheduled jobs read whole collections
+# and keep the client's defaults (functions/main.py: ``job_docs``).
 EDGE_CALL_DEADLINE_S = 8.0
 
 
 def bound_waits(transport: Any, deadline: float) -> None:
     """Every RPC of ``transport`` (a Firestore GAPIC transport) waits at most ``deadline``
-    seconds in all: each attempt's timeout and the retry loop's budget. The retry's
-    predicate (which errors it retries) and its backoff stay the client's. The GAPIC
-    client reads an RPC's defaults from ``transport._wrapped_methods`` at every call; they
-    are set here, on the instance (tests/unit/test_firestore_deadline.py holds this to a
-    real gRPC server, so a client release that moves them fails there, not in production)."""
+    seconds in all (> 1): each attempt is given what is left of ``deadline`` counted from
+    the first, and no attempt starts after ``deadline - 1`` s. (api_core gives an attempt
+    with less than 1 s left the whole timeout again: a retry budget of ``deadline`` let one
+    call wait nearly twice as long, found in review, 2026-12-06.) The retry's predicate
+    (which errors it retries) and its backoff stay the client's. The GAPIC client reads an
+    RPC's defaults from ``transport._wrapped_methods`` at every call; they are set here, on
+    the instance (tests/unit/test_firestore_deadline.py holds this to a real gRPC server, so
+    a client release that moves them fails there, not in production)."""
+    if deadline <= 1:
+        raise ValueError("a call's deadline must be over 1 s (see above)")
     for wrapped in transport._wrapped_methods.values():
         retry = getattr(wrapped, "_retry", None)
         if retry is not None:
-            wrapped._retry = retry.with_timeout(deadline)
-        timeout = getattr(wrapped, "_timeout", None)
-        if timeout is None or not isinstance(timeout, (int, float)) or timeout > deadline:
-            wrapped._timeout = deadline
+            wrapped._retry = retry.with_timeout(deadline - 1)
+        wrapped._timeout = deadline
+
+
+def query_options(deadline: float) -> dict[str, Any]:
+    """What a bounded client's query stream outside a transaction is given explicitly: the
+    client's own retry of a stream broken midway reads the retry from the raw gRPC callable,
+    which has none (an AttributeError, answered INTERNAL at the edge: found in review,
+    2026-12-06). Given here: UNAVAILABLE and INTERNAL restart it from its last document;
+    DEADLINE_EXCEEDED ends it (a restart would have a whole timeout again)."""
+    retry = Retry(
+        predicate=if_exception_type(api_errors.ServiceUnavailable, api_errors.InternalServerError),
+        initial=0.1,
+        maximum=1.0,
+        multiplier=1.3,
+        timeout=deadline - 1,
+    )
+    return {"retry": retry, "timeout": deadline}
 
 
 class CountedClient(firestore.Client):
@@ -277,6 +299,8 @@ class CountedClient(firestore.Client):
         super().__init__(*args, **kwargs)
         self._fjb_deadline = deadline
         self._fjb_bounded = False
+        # what fjordbank.adapters.documents passes to a query's stream (``query_options``)
+        self.fjb_query_options: dict[str, Any] = {} if deadline is None else query_options(deadline)
 
     @property
     def _firestore_api(self) -> Any:
