@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -46,6 +47,7 @@ from fjordbank.adapters import jetstream_publish, nats_conn
 from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.adapters.firestore import is_transient
 from fjordbank.config import Settings
+from fjordbank.errors import PublishError
 from fjordbank.runtime import crash, logs, tracing
 from fjordbank.runtime.http import ProbeServer
 from fjordbank.runtime.ownership import LeaseThread, instance_id
@@ -109,13 +111,15 @@ BACKGROUND_GRACE_SECONDS = 8
 HANDLER_DEADLINE_SECONDS = 120.0
 
 # A message whose handler keeps failing on a transient error (the database or NATS away or
-# overloaded, a timeout) is not dead-lettered at its ``max_deliver``-th failure while it is
-# younger than this: it is given back, after TRANSIENT_LATE_DELAY_SECONDS once the backoff
-# table is spent. Counted like any failure, a brownout of a few minutes dead-lettered every
-# step in flight, and the answers from the clearing house (settled, returned, arrived) are
-# published once, so the payer's hold stayed and the payee's credit never came until an
-# operator replayed the DLQ (found in review, 2026-12-06). A failure of the handler's own
-# (a bug, a message it cannot take) counts from the first.
+# overloaded, a timeout) is not dead-lettered at its ``max_deliver``-th failure until it
+# has been failing for this long (since its first failure in this process: a backlog older
+# than this, handled after an outage, gets the same time): it is given back, after
+# TRANSIENT_LATE_DELAY_SECONDS once the backoff table is spent. Counted like any failure, a
+# brownout of a few minutes dead-lettered every step in flight, and the answers from the
+# clearing house (settled, returned, arrived) are published once, so the payer's hold
+# stayed and the payee's credit never came until an operator replayed the DLQ (found in
+# review, 2026-12-06). A failure of the handler's own (a bug, a message it cannot take)
+# counts from the first.
 TRANSIENT_MAX_AGE_SECONDS = 3600.0
 TRANSIENT_LATE_DELAY_SECONDS = 30.0
 
@@ -127,6 +131,14 @@ TRANSIENT_LATE_DELAY_SECONDS = 30.0
 # message is moved to the DLQ before its handler sees it again. With the server counting as
 # well, a message whose last allowed delivery ended without an outcome (a kill, a partition
 # moved, a failed dead-letter publish) was never delivered again, and never dead-lettered.
+# Deliveries that ended in this process (fjordbank.runtime.tally) are not counted; those
+# that ended elsewhere cannot be told from ones without an outcome, so a message failing
+# on a transient error (redelivered about every TRANSIENT_LATE_DELAY_SECONDS) is allowed
+# one more delivery per that many seconds of its age, up to TRANSIENT_MAX_AGE_SECONDS:
+# failing on a shared consumer's two replicas in turn, or handed from instance to instance
+# during a brownout, it was taken for one without an outcome (found in review, 2026-12-06).
+# A message that kills its process every time is dead-lettered later for it: within about
+# 3 minutes when the process restarts at once, within hours under a crash loop's backoff.
 UNSETTLED_DELIVERIES_FACTOR = 2
 
 
@@ -139,11 +151,24 @@ class PartitionMoved(Exception):
     called (again); the messages are the new holder's."""
 
 
+# NATS away or electing a stream's leader (a node restarted, a failover), and a publish
+# that did not get stored (fjordbank.adapters.publisher: retryable, nothing acknowledged)
+NATS_AWAY = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+    PublishError,
+)
+
+
 def transient(exc: BaseException) -> bool:
     """The database or NATS did not answer in time or was busy (Firestore's ABORTED,
-    UNAVAILABLE, DEADLINE_EXCEEDED...: fjordbank.adapters.firestore.is_transient; a
-    publish or request timeout): the same work may well succeed a moment later."""
-    return is_transient(exc) or isinstance(exc, TimeoutError)
+    UNAVAILABLE, DEADLINE_EXCEEDED...: fjordbank.adapters.firestore.is_transient; NATS
+    away or electing a leader, a publish not stored; a publish or request timeout): the
+    same work may well succeed a moment later."""
+    return is_transient(exc) or isinstance(exc, (TimeoutError, *NATS_AWAY))
 
 
 @dataclass(frozen=True)
@@ -244,6 +269,13 @@ async def _give_back_queued(sub: Subscription) -> list[int]:
         await asyncio.gather(*(m.nak() for m in given), return_exceptions=True)
         log.info("queued deliveries given back", extra={"count": len(given)})
     return [_sequence(m) for m in given]
+
+
+def unsettled_limit(spec: topology.ConsumerSpec, age: float) -> int:
+    """How many deliveries without an outcome here a message of ``age`` seconds may have
+    had (UNSETTLED_DELIVERIES_FACTOR)."""
+    allowance = min(age, TRANSIENT_MAX_AGE_SECONDS) / TRANSIENT_LATE_DELAY_SECONDS
+    return UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver + int(allowance)
 
 
 def _age_seconds(d: Delivery) -> float:
@@ -452,14 +484,18 @@ class ConsumerService:
 
     async def _drop_unsettled(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> list[Delivery]:
         """The batch without the messages delivered more than ``UNSETTLED_DELIVERIES_FACTOR``
-        times ``max_deliver`` (see there), which are dead-lettered instead of handled."""
-        limit = UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver
+        times ``max_deliver`` without an outcome (see there), which are dead-lettered
+        instead of handled."""
         keep = []
         for d in batch:
-            if d.num_delivered - self.tally.ended_here((spec.durable, d.stream_sequence)) <= limit:
+            unsettled = d.num_delivered - self.tally.ended_here((spec.durable, d.stream_sequence))
+            if unsettled <= unsettled_limit(spec, _age_seconds(d)):
                 keep.append(d)
                 continue
-            reason = f"delivered {d.num_delivered} times without an outcome (its handling stopped each time)"
+            reason = (
+                f"delivered {d.num_delivered} times, {unsettled} of them without an outcome here"
+                " (its handling stopped each time, or it failed elsewhere)"
+            )
             try:
                 await self._settle(d, Reject(reason), spec)
             except Exception:  # back after ack_wait (the server delivers for ever), tried again then
@@ -771,10 +807,17 @@ class ConsumerService:
         # after one delay, the longest of theirs: each its own, a message delivered more
         # often came back after the payer's later ones
         delay = max(binding.spec.nak_delay(d.num_delivered) for d in batch)
-        if isinstance(exc, HandlerTimedOut):  # not the messages' fault: all of them come back later
+        # A batch that failed before (one of its messages failed here) is split, whatever
+        # the error: one message failing it every time (a hot document's contention, a
+        # handler that hangs on it) took the others with it, to the DLQ in the end.
+        again = any(self.tally.failures((binding.spec.durable, d.stream_sequence)) for d in batch)
+        whole = len(batch) > 1 and not again
+        if isinstance(exc, HandlerTimedOut) and (whole or len(batch) == 1):
+            # not the messages' fault, as far as is known: all of them come back later (a
+            # message alone that hangs its handler is one's own failure)
             log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
-            return [Retry(str(exc), delay, transient=True)] * len(batch)
-        if len(batch) > 1 and transient(exc):
+            return [Retry(str(exc), delay, transient=len(batch) > 1)] * len(batch)
+        if whole and transient(exc):
             # The database or NATS away or overloaded (the in-hand retries spent): the whole
             # batch back after one delay, as for a timeout. One at a time, each message took
             # its own round trips and in-hand retries: a 200-message ledger batch made about
@@ -870,15 +913,13 @@ class ConsumerService:
         failure, a transient one's only once it is TRANSIENT_MAX_AGE_SECONDS old."""
         key = (spec.durable, d.stream_sequence)
         if not isinstance(outcome, Retry):
-            self.tally.forget(key)
             return True, None
         failures = self.tally.failed(key)
         delay = spec.nak_delay(failures) if outcome.delay is None else outcome.delay
         if failures < spec.max_deliver:
             return False, delay
-        if outcome.transient and _age_seconds(d) < TRANSIENT_MAX_AGE_SECONDS:
+        if outcome.transient and self.tally.failing_for(key) < TRANSIENT_MAX_AGE_SECONDS:
             return False, max(delay, TRANSIENT_LATE_DELAY_SECONDS)
-        self.tally.forget(key)
         return True, None
 
     async def _ack_before_commit(self, batch: list[Delivery]) -> None:
@@ -907,6 +948,7 @@ class ConsumerService:
         if isinstance(outcome, Ack):
             PROCESSED.labels(name, "ack").inc()
             await d.msg.ack()
+            self.tally.forget((spec.durable, d.stream_sequence))
             return
         FAILED.labels(name).inc()
         if not final:
@@ -916,6 +958,7 @@ class ConsumerService:
         await self.dead_letter(d, outcome.reason, spec)
         PROCESSED.labels(name, "dead_lettered").inc()
         await d.msg.term()
+        self.tally.forget((spec.durable, d.stream_sequence))  # (kept when the DLQ publish failed)
 
     async def dead_letter(self, d: Delivery, reason: str, spec: topology.ConsumerSpec | None = None) -> None:
         """Store the message with its reason in the DLQ stream before terminating it."""

@@ -17,6 +17,7 @@ forgotten rather than kept for ever).
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ Key = tuple[str, int]  # (durable consumer, stream sequence)
 class Seen:
     failures: int = 0  # the handler failed (a Retry outcome)
     given_back: int = 0  # delivered here and given back unhandled
+    first_failed: float | None = None  # when its handler first failed here (monotonic)
 
     @property
     def ended_here(self) -> int:
@@ -48,11 +50,24 @@ class DeliveryTally:
             self._seen.popitem(last=False)
         return seen
 
-    def failed(self, key: Key) -> int:
+    def failed(self, key: Key, *, now: float | None = None) -> int:
         """Count a failure of the message's handler; returns its failures here so far."""
         seen = self._entry(key)
         seen.failures += 1
+        if seen.first_failed is None:
+            seen.first_failed = time.monotonic() if now is None else now
         return seen.failures
+
+    def failures(self, key: Key) -> int:
+        seen = self._seen.get(key)
+        return 0 if seen is None else seen.failures
+
+    def failing_for(self, key: Key, *, now: float | None = None) -> float:
+        """Seconds since the message's handler first failed here (0: it has not)."""
+        seen = self._seen.get(key)
+        if seen is None or seen.first_failed is None:
+            return 0.0
+        return (time.monotonic() if now is None else now) - seen.first_failed
 
     def gave_back(self, key: Key) -> None:
         """Count a delivery given back without being handled."""

@@ -723,7 +723,7 @@ class CardNumbers:
         try:
             await self._activate(card, pan, entry, issued)
         except (Stale, Contention) as exc:  # changed meanwhile (blocked): re-read on redelivery
-            return Retry(f"card changed while issuing: {type(exc).__name__}")
+            return Retry(f"card changed while issuing: {type(exc).__name__}", transient=True)
         await outbox.deliver_async(self.ledger.docs, self.ledger.events, [issued], collection=outbox.CARD_OUTBOX)
         log.info("card issued", extra={"card_id": card_id, "token": entry.token})
         return Ack()
@@ -735,7 +735,7 @@ class CardNumbers:
         try:
             await batch.commit()
         except (Stale, Contention) as exc:
-            return Retry(f"card changed while blocking it: {type(exc).__name__}")
+            return Retry(f"card changed while blocking it: {type(exc).__name__}", transient=True)
         log.info("card not issued", extra={"card_id": card.data.get("cardId"), "reason": reason})
         return Ack()
 
