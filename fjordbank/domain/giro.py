@@ -162,8 +162,9 @@ def parse_ocr_line(text: object) -> PaymentDraft:
         )
     corrections: list[str] = []
     kid = _kid(match["kid"], corrections)
-    parts = match["amount"].replace("<", " ").split()  # "< 9 >": the check digit as printed
-    if not [p for p in parts if p not in STROKES]:
+    # "< 9 >": the check digit as printed; the printed lines between the fields passed over
+    parts = [p for p in match["amount"].replace("<", " ").split() if p.strip("|!")]
+    if not parts:
         # The layout lets the amount be left for the payer to fill in ("kan enten
         # forhåndsutfylles eller fylles ut av betaleren"): kroner, øre and the check digit
         # all blank. The draft carries the account and KID, and the app asks the amount

@@ -119,9 +119,10 @@ def test_the_printed_lines_around_a_field_are_passed_over_never_read_as_1():
     assert (draft.kid, draft.corrections) == (KID, ())
     assert parse_ocr_line(line(kid="| |")).kid is None  # an empty framed box: a giro without a KID
     assert parse_ocr_line(line(kid=f"! {KID} !")).kid == KID
-    # kroner framed too: the amount as printed
-    draft = parse_ocr_line(f"{KID} # | 1234 | 50 {amount_check_digit('1234', '50')} > {ACCOUNT}#")
-    assert draft.amount == 123_450
+    # the amount's fields framed too: the amount as printed
+    k = amount_check_digit("1234", "50")
+    for amount in (f"| 1234 | 50 {k}", f"| 1234 50 {k} |", f"1234 | 50 | {k}", f"1234 50 {k} ||"):
+        assert parse_ocr_line(f"{KID} # {amount} > {ACCOUNT}#").amount == 123_450, amount
 
 
 @pytest.mark.parametrize("kid", [f"{KID}|", f"|{KID}", f"{KID[:4]}|{KID[4:]}", f"{KID[:4]}!{KID[4:]}"])
