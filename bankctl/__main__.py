@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_replay = command("replay", commands.dlq_replay, "publish a dead letter again on its original subject", dlq_sub)
     dlq_replay.add_argument("sequence", type=int, help="the DLQ stream sequence shown by `dlq list`")
     dlq_replay.add_argument("--again", action="store_true", help="publish a letter replayed before once more")
+    dlq_replay.add_argument("--by", required=True, help="who asks for the replay (kept with its mark and logged)")
+    dlq_replay.add_argument("--note", required=True, help="why: the cause and how it was mended")
 
     held = sub.add_parser(
         "held",

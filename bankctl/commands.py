@@ -273,7 +273,13 @@ def dlq(args) -> int:
         print(
             f"#{r['sequence']} {r['subject']} from {r['originalSubject']} "
             f"seq {r['originalSequence']} after {r['deliveries']} deliveries: {r['reason']}"
-            + (f" [replayed {done.get('times')}x, last at {done.get('at')}]" if done else "")
+            + (
+                f" [replayed {done.get('times')}x, last at {done.get('at')}"
+                + (f" by {done['by']}: {done.get('note')}" if done.get("by") else "")
+                + "]"
+                if done
+                else ""
+            )
         )
     waiting = sum(r["replayed"] is None for r in rows)
     print(f"{len(rows)} dead-lettered message(s), {waiting} not replayed")
@@ -282,14 +288,14 @@ def dlq(args) -> int:
 
 def dlq_replay(args) -> int:
     """Publish a dead-lettered message again on the subject it came from, once its cause is
-    mended, and mark it replayed (`dlq list` shows it). A letter replayed before is refused
+    mended, and mark it replayed with who asked and why (`dlq list` shows it). A letter replayed before is refused
     unless --again; either is safe, since every service answers a step it has applied from
     its records. Only on a subject the letter's consumer takes (fjordbank.runtime.dead_letters)."""
     from fjordbank.runtime.dead_letters import ReplayRefused, replay
 
     async def again(nc) -> str:
         try:
-            return await replay(nc.jetstream(), args.sequence, again=args.again)
+            return await replay(nc.jetstream(), args.sequence, by=args.by, note=args.note, again=args.again)
         except ReplayRefused as exc:
             raise CommandError(str(exc)) from exc
 

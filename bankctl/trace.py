@@ -264,7 +264,8 @@ def _end(request: dict, rows: list[dict]) -> dict:
         return end
     end["final"] = False
     if last is not None and last["outcome"] == "dead_lettered":
-        replay = f"; after mending the cause: bankctl dlq replay {last['dlqSequence']}" if last["dlqSequence"] else ""
+        seq = last["dlqSequence"]
+        replay = f"; after mending the cause: bankctl dlq replay {seq} --by OFFICER --note REASON" if seq else ""
         end["deadLettered"] = {
             "consumer": last["service"],
             "subject": last["name"],

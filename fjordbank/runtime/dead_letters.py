@@ -2,16 +2,20 @@
 local stack, and in production (as the admin NATS identity, from the environment the
 services use: FJB_NATS_URLS, FJB_NATS_PASSWORD, FJB_NATS_CA/CERT/KEY)::
 
-    FJB_NATS_USER=admin python -m fjordbank.runtime.dead_letters replay SEQ
+    FJB_NATS_USER=admin python -m fjordbank.runtime.dead_letters replay SEQ --by OFFICER --note REASON
 
 A letter goes back only on a subject its consumer takes, in the partition its payment's
 account gives (`replay_problem`): its headers are written by whoever may publish on its
 dlq subject, and every service may on its own, while the replay publishes as admin, who may
 publish anything.
 
-Each replay is marked (`topology.REPLAYED_BUCKET`: when, on which subject, how often), so
-`bankctl dlq list` shows the letters dealt with, and a letter replayed before is refused
-unless asked for once more (``--again``: its cause was mended again after a second failure).
+Each replay is marked (`topology.REPLAYED_BUCKET`: when, on which subject, how often, who
+and why, and the payment it carried), so `bankctl dlq list` shows the letters dealt with,
+and a letter replayed before is refused unless asked for once more (``--again``: its cause
+was mended again after a second failure). A replay can make a payment move: who asked for
+it and why is required and logged with it ("dead letter replayed", a warning: kept as long
+as the logs are, longer than the marks, which go with the letters after 90 days); before,
+nothing said who had done it (found in review, 2026-12-06).
 The first replay's message id ``replay:DLQ:SEQ`` (a later one's ``replay:DLQ:SEQ:N``) makes
 two operators replaying at once one publish within JetStream's duplicate window (2 minutes);
 after it the services answer a step they applied from their records. A replay whose mark
@@ -65,10 +69,17 @@ def replay_problem(dead_letter_subject: str, original: str | None, data: bytes) 
     return None
 
 
-async def replay(js: JetStreamContext, sequence: int, *, again: bool = False) -> str:
+MAX_NOTE = 500  # characters of an operator's reason
+
+
+async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, again: bool = False) -> str:
     """Publish dead letter ``sequence`` again on the subject it came from, and mark it
-    replayed; returns that subject. Raises ReplayRefused for a letter that is not there, may
-    not go back, or was replayed before (unless ``again``)."""
+    replayed by ``by`` for ``note``; returns that subject. Raises ReplayRefused for a letter
+    that is not there, may not go back, or was replayed before (unless ``again``), and
+    for a replay without who or why."""
+    by, note = (by or "").strip(), (note or "").strip()
+    if not by or not note or len(note) > MAX_NOTE or len(by) > 200:
+        raise ReplayRefused(f"a replay names who asks for it (--by) and why (--note, at most {MAX_NOTE} characters)")
     try:
         msg = await js.get_msg(topology.STREAM_DLQ, sequence)
     except nats.js.errors.NotFoundError as exc:
@@ -91,12 +102,26 @@ async def replay(js: JetStreamContext, sequence: int, *, again: bool = False) ->
     # the dead letter's trace context goes along: the replay continues the payment's trace
     trace = {k: v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
     await js.publish(subject, data, headers={**trace, "Nats-Msg-Id": msg_id})
-    mark = {"subject": subject, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "times": times + 1}
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    mark = {"subject": subject, "at": at, "times": times + 1, "by": by, "note": note, "paymentId": _payment_of(data)}
+    log.warning(
+        "dead letter replayed",
+        extra={"sequence": sequence, "subject": subject, "times": times + 1, "by": by, "note": note}
+        | ({"payment_id": mark["paymentId"]} if mark["paymentId"] else {}),
+    )
     try:
         await marks.put(str(sequence), json.dumps(mark).encode())
     except Exception:  # published: the mark is what is missing, and a list will show it as not replayed
         log.exception("dead letter replayed but not marked", extra={"sequence": sequence, "subject": subject})
     return subject
+
+
+def _payment_of(data: bytes) -> str | None:
+    """The payment a dead letter carried, if it is a payment event."""
+    try:
+        return PaymentEvent.from_json(json.loads(data)).payment.payment_id
+    except (ValueError, TypeError, KeyError, DomainError, RecursionError):
+        return None
 
 
 async def replay_marks(js: JetStreamContext) -> dict[int, dict[str, Any]]:
@@ -144,13 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     again = sub.add_parser("replay", help="publish one dead letter again on the subject it came from")
     again.add_argument("sequence", type=int, help="the dead letter's sequence in the DLQ stream")
     again.add_argument("--again", action="store_true", help="publish a letter replayed before once more")
+    again.add_argument("--by", required=True, help="who asks for the replay (kept with its mark and logged)")
+    again.add_argument("--note", required=True, help="why: the cause and how it was mended")
     args = parser.parse_args(argv)
     settings = load_settings(identity="admin")
 
     async def run() -> str:
         nc = await nats_conn.connect(settings.nats, name="dead-letters", max_reconnect_attempts=2)
         try:
-            return await replay(nc.jetstream(), args.sequence, again=args.again)
+            return await replay(nc.jetstream(), args.sequence, by=args.by, note=args.note, again=args.again)
         finally:
             await nc.close()
 

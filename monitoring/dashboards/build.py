@@ -289,7 +289,10 @@ PIPELINE = Dashboard(
                 q("sum by (consumer) (increase(fjb_messages_dead_lettered_total[1h]))", "{{consumer}}"),
                 q('max(increase(nats_stream_last_seq{stream_name="DLQ"}[1h]))', "DLQ stream"),
             ),
-            description="bankctl dlq list; bankctl dlq replay SEQ (docs/runbooks/FjbMessageDeadLettered.md).",
+            description=(
+                "bankctl dlq list; bankctl dlq replay SEQ --by OFFICER --note REASON"
+                " (docs/runbooks/FjbMessageDeadLettered.md)."
+            ),
         ),
         Panel(
             "Messages in the DLQ stream",

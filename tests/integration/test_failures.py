@@ -163,7 +163,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_oth
     )
     sequence = next(h["_seq"] for h in found)
     replayed = subprocess.run(
-        [sys.executable, "-m", "bankctl", "dlq", "replay", str(sequence)],
+        [sys.executable, "-m", "bankctl", "dlq", "replay", str(sequence), "--by", "Test Operator", "--note", "mended"],
         capture_output=True,
         text=True,
         cwd=stack.s.repo,

@@ -17,6 +17,8 @@ import pytest
 from tests.support.app import new_customer
 from tests.support.clients import new_account_number, wait_for
 
+WHO = ("--by", "Test Operator", "--note", "the account document mended")  # a replay's who and why
+
 pytestmark = pytest.mark.stack
 
 EXTERNAL_CLOSED = "15030000010"  # the simulated counterparty answers AC04 (closed)
@@ -189,7 +191,7 @@ def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_tr
     # mended and replayed: the replay continues the same trace to the end
     admin_db.document(f"accounts/{broken}").set({**account, "balance": 0, "held": 0, "available": 0})
     replayed = subprocess.run(
-        [sys.executable, "-m", "bankctl", "dlq", "replay", str(dead["dlqSequence"])],
+        [sys.executable, "-m", "bankctl", "dlq", "replay", str(dead["dlqSequence"]), *WHO],
         capture_output=True,
         text=True,
         cwd=stack.s.repo,
@@ -206,13 +208,14 @@ def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_tr
     assert listed.returncode == 0, listed.stderr
     letter = next(r for r in json.loads(listed.stdout) if r["sequence"] == dead["dlqSequence"])
     assert letter["replayed"]["times"] == 1 and letter["replayed"]["subject"].startswith("payments.approved.")
+    assert (letter["replayed"]["by"], letter["replayed"]["paymentId"]) == ("Test Operator", payment_id)
     # production's way (the admin identity from the environment): the same letter again is
     # refused as replayed already; --again would publish it once more
     import os
 
     def production_replay(*extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "fjordbank.runtime.dead_letters", "replay", str(dead["dlqSequence"]), *extra],
+            [sys.executable, "-m", "fjordbank.runtime.dead_letters", "replay", str(dead["dlqSequence"]), *WHO, *extra],
             capture_output=True,
             text=True,
             cwd=stack.s.repo,

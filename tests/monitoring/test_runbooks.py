@@ -88,13 +88,13 @@ def test_the_runbooks_use_bankctl_and_the_mends_issue_16_names():
         return any(re.fullmatch(pattern, line) for line in lines[runbook])
 
     expected = {
-        "FjbMessageDeadLettered": [r"bankctl dlq list.*", r"bankctl dlq replay SEQ"],
-        "NatsDeadLetterStreamGrowing": [r"bankctl dlq list", r"bankctl dlq replay SEQ"],
+        "FjbMessageDeadLettered": [r"bankctl dlq list.*", r"bankctl dlq replay SEQ --by OFFICER --note REASON"],
+        "NatsDeadLetterStreamGrowing": [r"bankctl dlq list", r"bankctl dlq replay SEQ --by OFFICER --note REASON"],
         "FjbOutboxBacklog": [r"bankctl jobs run relay-outbox"],
         "FjbPaymentNotFinal": [
             r"bankctl jobs run submit-due-payments",
             r"bankctl trace PAYMENT_ID",
-            r"bankctl dlq replay SEQ",
+            r"bankctl dlq replay SEQ --by OFFICER --note REASON",
         ],
         "FjbEdgeErrorRateHigh": [r"bankctl jobs run submit-due-payments"],
         "FjbAuditFailing": [r"bankctl audit", r"bankctl jobs run audit-ledger"],
@@ -112,7 +112,8 @@ def test_the_runbooks_use_bankctl_and_the_mends_issue_16_names():
 # ---- the checks find what is wrong ------------------------------------------------------
 def test_a_bankctl_line_that_bankctl_refuses_is_reported():
     markdown = (
-        "Run `bankctl dlq replay SEQ`, then `bankctl dlq replay` and `bankctl jobs run relay-outboxes`.\n"
+        "Run `bankctl dlq replay SEQ --by OFFICER --note REASON`, then `bankctl dlq replay` and"
+        " `bankctl jobs run relay-outboxes`.\n"
         "```\nbankctl frobnicate --now\n.venv/bin/python -m bankctl audit --json\n```\n"
         "The tool is `bankctl` (`.venv/bin/python -m bankctl`); `bankctl trace PAYMENT` needs an id.\n"
     )
@@ -120,13 +121,14 @@ def test_a_bankctl_line_that_bankctl_refuses_is_reported():
     assert lines == [
         "bankctl frobnicate --now",
         "bankctl audit --json",
-        "bankctl dlq replay SEQ",
+        "bankctl dlq replay SEQ --by OFFICER --note REASON",
         "bankctl dlq replay",
         "bankctl jobs run relay-outboxes",
         "bankctl trace PAYMENT",
     ]
     problems = {line: qs.bankctl_problems(line) for line in lines}
-    assert problems["bankctl dlq replay SEQ"] == [] and problems["bankctl audit --json"] == []
+    assert problems["bankctl dlq replay SEQ --by OFFICER --note REASON"] == []
+    assert problems["bankctl audit --json"] == []
     assert "invalid choice" in problems["bankctl frobnicate --now"][0]
     assert "required" in problems["bankctl dlq replay"][0]
     assert "invalid choice: 'relay-outboxes'" in problems["bankctl jobs run relay-outboxes"][0]

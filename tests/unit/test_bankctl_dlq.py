@@ -17,6 +17,8 @@ from fjordbank import topology
 from fjordbank.domain.payments import PaymentEvent, PaymentRequested
 from fjordbank.runtime.dead_letters import replay_problem
 
+BY, NOTE = "Kari Drift", "the account document is mended (balance restored)"
+
 PAYMENT = PaymentRequested(
     payment_id="uid1_req-0001",
     uid="uid1",
@@ -143,16 +145,17 @@ async def test_a_replay_is_marked_and_a_second_one_must_be_asked_for() -> None:
 
     js = _JetStream(_Marks())
     assert await replay_marks(js) == {}  # type: ignore[arg-type]
-    subject = await replay(js, 7)  # type: ignore[arg-type]
+    subject = await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
     assert js.published == [(subject, {"traceparent": "00-abc-def-01", "Nats-Msg-Id": "replay:DLQ:7"})]
     marks = await replay_marks(js)  # type: ignore[arg-type]
     assert marks[7]["times"] == 1 and marks[7]["subject"] == subject and marks[7]["at"]
+    assert (marks[7]["by"], marks[7]["note"]) == (BY, NOTE)
 
     with pytest.raises(ReplayRefused, match=r"replayed already \(1 time\(s\).*--again"):
-        await replay(js, 7)  # type: ignore[arg-type]
+        await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
     assert len(js.published) == 1
 
-    await replay(js, 7, again=True)  # type: ignore[arg-type]
+    await replay(js, 7, by=BY, note=NOTE, again=True)  # type: ignore[arg-type]
     assert js.published[-1][1]["Nats-Msg-Id"] == "replay:DLQ:7:2"  # not dropped as the first one's duplicate
     assert (await replay_marks(js))[7]["times"] == 2  # type: ignore[arg-type]
 
@@ -161,7 +164,7 @@ async def test_a_replay_whose_mark_cannot_be_written_is_published_and_said(caplo
     from fjordbank.runtime.dead_letters import replay
 
     js = _JetStream(_Marks(fail_put=True))
-    assert await replay(js, 7) == js.published[0][0]  # type: ignore[arg-type]
+    assert await replay(js, 7, by=BY, note=NOTE) == js.published[0][0]  # type: ignore[arg-type]
     assert "dead letter replayed but not marked" in caplog.text
 
 
@@ -170,10 +173,10 @@ async def test_a_replay_without_the_marks_bucket_is_refused_before_it_publishes(
 
     js = _JetStream(None)
     with pytest.raises(ReplayRefused, match="dead-letters-replayed is missing"):
-        await replay(js, 7)  # type: ignore[arg-type]
+        await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
     assert js.published == []
     with pytest.raises(ReplayRefused, match="no dead letter #8"):
-        await replay(js, 8)  # type: ignore[arg-type]
+        await replay(js, 8, by=BY, note=NOTE)  # type: ignore[arg-type]
 
 
 def test_the_marks_live_as_long_as_the_letters_on_file_and_replicated() -> None:
@@ -185,3 +188,19 @@ def test_the_marks_live_as_long_as_the_letters_on_file_and_replicated() -> None:
     dlq = next(s for s in topology.STREAMS if s.name == topology.STREAM_DLQ)
     assert config.bucket == topology.REPLAYED_BUCKET and config.ttl == dlq.max_age_seconds
     assert config.storage == StorageType.FILE and config.replicas == 3 and config.history == 1
+
+
+async def test_a_replay_names_who_asks_and_why_and_is_logged(caplog) -> None:
+    """A replay can make a payment move: before, nothing said who had asked for it or why
+    (found in review, 2026-12-06)."""
+    from fjordbank.runtime.dead_letters import ReplayRefused, replay
+
+    js = _JetStream(_Marks())
+    for by, note in (("", NOTE), (BY, "  "), (BY, "x" * 501)):
+        with pytest.raises(ReplayRefused, match="--by"):
+            await replay(js, 7, by=by, note=note)  # type: ignore[arg-type]
+    assert js.published == []
+    with caplog.at_level("WARNING", logger="dead_letters"):
+        await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
+    (line,) = [r for r in caplog.records if r.getMessage() == "dead letter replayed"]
+    assert (line.by, line.note, line.sequence) == (BY, NOTE, 7)
