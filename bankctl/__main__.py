@@ -163,10 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(rlist)
     approve = command("approve", commands.reviews, "approve: the customer and a first account are made", reviews_sub)
     approve.add_argument("uid")
-    approve.add_argument("--reason", help="why (kept with who approved it; the customer is not told)")
-    reject = command("reject", commands.reviews, "reject with a reason the customer sees", reviews_sub)
+    approve.add_argument("--reason", required=True, help="why (kept with who approved it; the customer is not told)")
+    approve.add_argument("--by", required=True, help="who decides (kept with the decision)")
+    reject = command(
+        "reject", commands.reviews, "reject: the customer is told only that they were not approved", reviews_sub
+    )
     reject.add_argument("uid")
-    reject.add_argument("--reason", required=True)
+    reject.add_argument("--reason", required=True, help="why (kept with who rejected it; the customer is not told)")
+    reject.add_argument("--by", required=True, help="who decides (kept with the decision)")
 
     devices = sub.add_parser(
         "devices", help="a customer's device keys (strong customer authentication)", description=_doc(commands.devices)
@@ -180,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reopen.add_argument("uid")
     reopen.add_argument("--reason", required=True, help="what proved the customer's identity (kept with the record)")
+    reopen.add_argument("--by", required=True, help="who decides (kept with the record)")
     reopen.add_argument("--key", required=True, metavar="KEY_ID", help="the new device's key id, as it shows it")
     reopen.add_argument(
         "--fingerprint", required=True, help="the 16 hex digits the new device shows (dashes and case optional)"

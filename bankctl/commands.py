@@ -286,6 +286,16 @@ def dlq(args) -> int:
     return 0
 
 
+def operator_name(by: str) -> str:
+    """Who decides, as the record keeps it: given by the operator (``--by``), since the
+    machine's user name said nothing in a container ("operator") and anyone could set it
+    (found in review, 2026-12-06)."""
+    name = " ".join(by.split())
+    if not name or len(name) > 100 or not name.isprintable():
+        raise CommandError("--by names who decides (1-100 printable characters)")
+    return name
+
+
 def dlq_replay(args) -> int:
     """Publish a dead-lettered message again on the subject it came from, once its cause is
     mended, and mark it replayed with who asked and why (`dlq list` shows it). A letter replayed before is refused
@@ -387,7 +397,7 @@ def reviews(args) -> int:
                 publisher,
                 args.uid,
                 approve=args.action == "approve",
-                operator=f"bankctl:{os.environ.get('USER', 'operator')}",
+                operator=f"bankctl:{operator_name(args.by)}",
                 reason=args.reason,
                 bank_reg=settings.bank_regs[0],
             )
@@ -432,7 +442,7 @@ def devices(args) -> int:
                     db,
                     publisher,
                     args.uid,
-                    operator=f"bankctl:{os.environ.get('USER', 'operator')}",
+                    operator=f"bankctl:{operator_name(args.by)}",
                     reason=args.reason,
                     key_id=args.key,
                     fingerprint=args.fingerprint,

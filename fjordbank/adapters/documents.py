@@ -38,6 +38,7 @@ from google.cloud.firestore_v1.types.write import Write
 from fjordbank.adapters import firestore_writes
 from fjordbank.adapters.firestore import (
     BODY_ABORT_TRIES,
+    CountedClient,
     async_transactional,
     body_abort_backoff,
     count_attempts,
@@ -309,7 +310,7 @@ class FirestoreDocuments:
     def __init__(self, db: firestore.Client) -> None:
         self.db = db
         # a bounded client's (the edge's) stream options: fjordbank.adapters.firestore.query_options
-        self._stream: dict[str, Any] = getattr(db, "fjb_query_options", {})
+        self._stream: dict[str, Any] = db.fjb_query_options if isinstance(db, CountedClient) else {}
 
     def get(self, path: str) -> Doc | None:
         return to_doc(self.db.document(path).get())

@@ -197,10 +197,12 @@ def decide_review(
     bank_reg: str,
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
-    """An operator's decision on an application in review."""
-    if not approve and not (isinstance(reason, str) and 0 < len(reason.strip()) <= 200 and reason.isprintable()):
-        raise rules.OnboardingRefused("invalid_reason", "a rejection needs a reason (1-200 characters)")
-    final_reason = reason.strip() if not approve and reason is not None else None  # a rejection's, checked above
+    """An operator's decision on an application in review, with its reason either way: an
+    application in review is a possible sanctions match, and approving one without a word
+    of why left the auditor nothing to read (found in review, 2026-12-06)."""
+    if not (isinstance(reason, str) and 0 < len(reason.strip()) <= 200 and reason.isprintable()):
+        raise rules.OnboardingRefused("invalid_reason", "a decision needs a reason (1-200 characters)")
+    final_reason = reason.strip() if not approve else None  # a rejection's, checked above
     # why the operator decided as they did, kept with who did (an approval of a possible
     # sanctions match is the decision an auditor asks about; its why was thrown away). The
     # applicant is told no operator's words, only that they were not approved (as a

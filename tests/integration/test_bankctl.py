@@ -66,7 +66,8 @@ def test_errors_are_one_line(stack):
     one_line_error(bankctl(stack, "customers", "create", env={"FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:1"}), down)
     one_line_error(bankctl(stack, "dlq", "list", env={"FJB_NATS_CLIENT_PORT": "1"}), down)
     one_line_error(bankctl(stack, "jobs", "run", "relay-outbox", env={"PUBSUB_EMULATOR_HOST": "127.0.0.1:1"}), down)
-    one_line_error(bankctl(stack, "reviews", "approve", "a/b"), "is no customer id")  # not a document path
+    approve = ["--reason", "another person", "--by", "Kari Ops"]
+    one_line_error(bankctl(stack, "reviews", "approve", "a/b", *approve), "is no customer id")  # not a document path
     # another project on the same emulator is an empty ledger, not a sound one
     one_line_error(bankctl(stack, "audit", env={"FJB_PROJECT_ID": "demo-typo"}), "no accounts in project demo-typo")
 
@@ -119,9 +120,16 @@ def test_an_operator_reopens_the_enrolment_of_a_customer_who_lost_their_devices(
     listed = json.loads(bankctl(stack, "devices", "list", uid, "--json").stdout)
     assert [k["keyId"] for k in listed["keys"]] == [customer["device_key"]] and listed["reopenedAt"] is None
     new = Device.new(uid, "phone-")
-    shown = ["--key", new.key_id, "--fingerprint", sca.fingerprint(base64.b64decode(new.public_key))]
+    shown = [
+        "--key",
+        new.key_id,
+        "--fingerprint",
+        sca.fingerprint(base64.b64decode(new.public_key)),
+        "--by",
+        "Kari Ops",
+    ]
     one_line_error(bankctl(stack, "devices", "reopen", uid, "--reason", "x", *shown), "invalid_reason")
-    bad = ["--key", new.key_id, "--fingerprint", "not-hex"]
+    bad = ["--key", new.key_id, "--fingerprint", "not-hex", "--by", "Kari Ops"]
     one_line_error(bankctl(stack, "devices", "reopen", uid, "--reason", "BankID", *bad), "invalid_fingerprint")
     one_line_error(bankctl(stack, "devices", "reopen", "a/b", "--reason", "BankID", *shown), "is no customer id")
     reopened = bankctl(stack, "devices", "reopen", uid, "--reason", "BankID at the branch", *shown, "--json")

@@ -247,7 +247,7 @@ def test_a_near_miss_goes_to_review_and_an_operator_decides(stack, auth, as_user
     assert apply(callables, near, typo)[1]["result"] == {"status": "review", "reason": None, "accountId": None}
     wait_push(stack, token, "We are checking your application")
     # a customer cannot decide, not even their own review; only operators
-    decide = {"uid": near["uid"], "decision": "approve"}
+    decide = {"uid": near["uid"], "decision": "approve", "reason": "born 1984, not the listed person's year"}
     assert refused(callables.call("onboarding_decide", decide, near["id_token"]))[0] == "PERMISSION_DENIED"
     status, body = callables.call("onboarding_decide", decide, operator["id_token"])
     assert status == 200, body
@@ -320,13 +320,15 @@ def test_an_operator_decides_reviews_with_bankctl(stack, auth, as_user, callable
     assert listed.returncode == 0 and all(u["uid"] in listed.stdout for u in users), listed
     assert "990101" in listed.stdout and "*****" in listed.stdout  # the listed entity; masked ids only
 
-    approved = bankctl(stack, "reviews", "approve", users[0]["uid"])
+    approved = bankctl(stack, "reviews", "approve", users[0]["uid"], "--reason", "another person", "--by", "Kari Ops")
     assert approved.returncode == 0 and "approved, first account 9710" in approved.stdout, approved
-    rejected = bankctl(stack, "reviews", "reject", users[1]["uid"], "--reason", "confirmed listed person")
+    rejected = bankctl(
+        stack, "reviews", "reject", users[1]["uid"], "--reason", "confirmed listed person", "--by", "Kari Ops"
+    )
     assert rejected.returncode == 0 and "rejected" in rejected.stdout, rejected
     # the applicant is told only that they were not approved; the operator's words are the bank's
     assert as_user(users[1]["id_token"]).get(f"customers/{users[1]['uid']}")[1]["reason"] == "not_approved"
 
-    again = bankctl(stack, "reviews", "approve", users[1]["uid"])
+    again = bankctl(stack, "reviews", "approve", users[1]["uid"], "--reason", "second look", "--by", "Kari Ops")
     assert again.returncode == 1, again
     assert again.stderr.strip() == "bankctl: error: not_in_review: the application is rejected, not in review"

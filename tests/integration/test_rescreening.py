@@ -160,7 +160,8 @@ def test_an_applicant_frozen_in_review_is_approved_with_a_frozen_account_that_a_
     admin_db.document(f"kyc/{uid}").set({**kyc_record(LISTED), "decision": "review"})
     assert rescreen(admin_db, uid, "frozen")["frozenAccounts"] == []
     operator = auth.make_operator()
-    status, body = callables.call("onboarding_decide", {"uid": uid, "decision": "approve"}, operator["id_token"])
+    decide = {"uid": uid, "decision": "approve", "reason": "another person"}
+    status, body = callables.call("onboarding_decide", decide, operator["id_token"])
     assert status == 200, body
     account = body["result"]["accountId"]
     assert admin_db.document(f"accounts/{account}").get().to_dict()["status"] == "frozen"

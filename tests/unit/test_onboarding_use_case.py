@@ -49,7 +49,7 @@ def submit(docs, publisher, sanctions, uid: str, app: dict) -> dict:
     )
 
 
-def review(docs, publisher, uid: str, *, approve: bool, reason: str | None = None) -> dict:
+def review(docs, publisher, uid: str, *, approve: bool, reason: str | None = "another person") -> dict:
     return onboarding.decide_review(
         docs, publisher, uid, approve=approve, operator="ops:kari", reason=reason, bank_reg=BANK_REG
     )
@@ -171,7 +171,7 @@ def test_an_approved_review_opens_the_first_account_and_tells_the_customer(docs,
 
 def test_a_rejection_needs_a_reason_and_opens_nothing(docs, publisher, sanctions):
     submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
-    assert refused(lambda: review(docs, publisher, "typo", approve=False)) == "invalid_reason"
+    assert refused(lambda: review(docs, publisher, "typo", approve=False, reason=None)) == "invalid_reason"
     assert refused(lambda: review(docs, publisher, "typo", approve=False, reason="   ")) == "invalid_reason"
     assert refused(lambda: review(docs, publisher, "typo", approve=False, reason="\ud800")) == "invalid_reason"
     why = "EU FSF entry 1234: Borislav Drazhenko, b. 1961-03-14 Minsk - confirmed"
@@ -192,6 +192,9 @@ def test_why_an_application_in_review_was_approved_is_kept_with_who_approved_it(
     kept on the KYC record beside the operator; the customer is told no reason."""
     submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
     assert refused(lambda: review(docs, publisher, "typo", approve=True, reason="x" * 201)) == "invalid_reason"
+    # no reason, or blank: refused, as a rejection's is (an approval's was let through)
+    assert refused(lambda: review(docs, publisher, "typo", approve=True, reason=None)) == "invalid_reason"
+    assert refused(lambda: review(docs, publisher, "typo", approve=True, reason="  ")) == "invalid_reason"
     why = "passport checked: born in Bergen, not the listed person"
     assert review(docs, publisher, "typo", approve=True, reason=f"  {why} ")["status"] == "approved"
     kyc = data(docs, "kyc/typo")

@@ -367,7 +367,7 @@ def test_an_applicant_frozen_in_review_gets_a_frozen_first_account(docs):
     customer(docs, "pending", LISTED, status="review")
     rescreening.run(docs, SAMPLE, uids=["pending"])
     answer = onboarding.decide_review(
-        docs, RecordingPublisher(), "pending", approve=True, operator="ops", reason=None, bank_reg=BANK_REG
+        docs, RecordingPublisher(), "pending", approve=True, operator="ops", reason="another person", bank_reg=BANK_REG
     )
     assert data(docs, f"accounts/{answer['accountId']}")["status"] == FROZEN
 
@@ -469,7 +469,7 @@ def test_a_frozen_applicants_first_account_opens_again_when_compliance_clears_th
     customer(docs, "pending", LISTED, status="review")
     rescreening.run(docs, SAMPLE, uids=["pending"])
     answer = onboarding.decide_review(
-        docs, RecordingPublisher(), "pending", approve=True, operator="ops", reason=None, bank_reg=BANK_REG
+        docs, RecordingPublisher(), "pending", approve=True, operator="ops", reason="another person", bank_reg=BANK_REG
     )
     assert data(docs, alert_path("pending"))["frozenAccounts"] == [answer["accountId"]]
     rescreening.decide(docs, "pending", "clear", by="Kari Compliance", note="another person, passport")

@@ -96,7 +96,13 @@ function decisionCard(customer) {
       { class: "card narrow", testid: "onboarding-review" },
       h("h2", {}, "We are looking at your application"),
       h("p", {}, "A person at the bank checks it (usually within a working day). This page updates by itself."),
-      config.local ? h("p", { class: "local" }, "Local stack: decide it with `bankctl reviews approve UID`.") : null,
+      config.local
+        ? h(
+            "p",
+            { class: "local" },
+            "Local stack: decide it with `bankctl reviews approve UID --reason WHY --by NAME`.",
+          )
+        : null,
     );
   }
   return h(
