@@ -225,6 +225,28 @@ def _nats(config: Config, coro_fn):
         return asyncio.run(run())
 
 
+async def _read_to_the_end(sub) -> list:
+    """Every message an ordered consumer's subscription has, to the last (the one with
+    nothing pending behind it). A wait that ends before it is an error, not the end: any
+    error was taken for "nothing more", and a connection lost midway printed part of the
+    list and its count as the whole (found in review, 2026-12-06)."""
+    import nats.errors
+
+    out: list = []
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=5)
+        except nats.errors.TimeoutError:
+            if not out and (await sub.consumer_info()).num_pending == 0:
+                return out  # nothing there
+            raise CommandError(
+                f"the dead letters stopped coming after {len(out)}: NATS did not answer; run it again"
+            ) from None
+        out.append(msg)
+        if msg.metadata.num_pending == 0:
+            return out
+
+
 def dlq(args) -> int:
     """Show each dead-lettered message with its consumer, reason and deliveries."""
     from fjordbank import topology
@@ -243,12 +265,7 @@ def dlq(args) -> int:
         except ReplayRefused as exc:
             raise CommandError(str(exc)) from exc
         sub = await js.subscribe(subject, ordered_consumer=True)
-        out = []
-        while True:
-            try:
-                out.append(await sub.next_msg(timeout=1))
-            except Exception:  # noqa: BLE001 - nats' TimeoutError: nothing more
-                return out, marks
+        return await _read_to_the_end(sub), marks
 
     messages, marks = _nats(args.config, read)
     rows = []

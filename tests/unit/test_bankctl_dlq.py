@@ -10,7 +10,9 @@ payments stream."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
+import nats.errors
 import pytest
 
 from fjordbank import topology
@@ -204,3 +206,38 @@ async def test_a_replay_names_who_asks_and_why_and_is_logged(caplog) -> None:
         await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
     (line,) = [r for r in caplog.records if r.getMessage() == "dead letter replayed"]
     assert (line.by, line.note, line.sequence) == (BY, NOTE, 7)
+
+
+class _Letters:
+    """An ordered consumer's subscription over ``count`` dead letters; ``lost_after``: the
+    connection goes (the rest unread), ``silent_after``: the waits run out."""
+
+    def __init__(self, count: int, *, lost_after: int | None = None, silent_after: int | None = None) -> None:
+        self.count, self.lost_after, self.silent_after, self.n = count, lost_after, silent_after, 0
+
+    async def next_msg(self, timeout):
+        if self.lost_after is not None and self.n >= self.lost_after:
+            raise nats.errors.ConnectionClosedError
+        if self.n >= self.count or (self.silent_after is not None and self.n >= self.silent_after):
+            raise nats.errors.TimeoutError
+        self.n += 1
+        meta = SimpleNamespace(sequence=SimpleNamespace(stream=self.n), num_pending=self.count - self.n)
+        return SimpleNamespace(subject="dlq.ledger", data=b"{}", metadata=meta, headers={})
+
+    async def consumer_info(self):
+        return SimpleNamespace(num_pending=self.count - self.n)
+
+
+async def test_the_list_of_dead_letters_is_read_to_the_last_or_said_to_be_partial() -> None:
+    """Any error was taken for "nothing more": a connection lost midway printed part of the
+    list and its count as the whole, exit 0 (found in review, 2026-12-06)."""
+    import nats.errors
+
+    from bankctl.commands import CommandError, _read_to_the_end
+
+    assert len(await _read_to_the_end(_Letters(3))) == 3
+    assert await _read_to_the_end(_Letters(0)) == []
+    with pytest.raises(CommandError, match="stopped coming after 2"):
+        await _read_to_the_end(_Letters(5, silent_after=2))
+    with pytest.raises(nats.errors.ConnectionClosedError):
+        await _read_to_the_end(_Letters(5, lost_after=2))
