@@ -401,7 +401,9 @@ def reviews(args) -> int:
             for item in pending:
                 matches = ", ".join(f"{m['entity_id']} ({m['alias']}, {m['score']:.2f})" for m in item["screening"])
                 print(f"{item['uid']}  {item['name']}  {item['nationalIdMasked']}  possible match: {matches or '-'}")
-            print(f"{len(pending)} application(s) in review")
+            # a full page is cut short: say so (it read as all of them: found in review, 2026-12-06)
+            more = " (the first; more wait: decide these first)" if len(pending) >= onboarding.REVIEWS_LISTED else ""
+            print(f"{len(pending)} application(s) in review{more}")
             return 0
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", args.uid):  # a document id, never a path
             raise CommandError(f"{args.uid!r} is no customer id (letters, digits, '-' and '_')")
@@ -751,7 +753,11 @@ def sanctions(args) -> int:
         decided = f"  {last.get('by')}: {last.get('note')}" if last else ""
         print(f"{r['uid']}  {r['status']}  like {like}{frozen}")
         print(f"    raised {r['raisedAt']}{decided}  (version {r['version']}: --seen)")
-    print(f"{len(rows)} alert(s) {args.status}")
+    # a full page is cut short: say so (it read as all of them: found in review, 2026-12-06)
+    from fjordbank.service_layer.rescreening import ALERTS_LISTED
+
+    shown = f"the oldest {len(rows)}" if len(rows) >= ALERTS_LISTED else str(len(rows))
+    print(f"{shown} alert(s) {args.status}")
     return 0
 
 

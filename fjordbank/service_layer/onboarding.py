@@ -171,7 +171,10 @@ def _decided(
     return [event, *opened]
 
 
-def pending_reviews(docs: Documents, limit: int = 100) -> list[dict[str, Any]]:
+REVIEWS_LISTED = 100  # applications in review listed at once (the oldest first)
+
+
+def pending_reviews(docs: Documents, limit: int = REVIEWS_LISTED) -> list[dict[str, Any]]:
     out = []
     for customer in docs.query(CUSTOMERS, where=[Where("status", "==", rules.REVIEW)], limit=limit):
         kyc = docs.get(f"{KYC}/{customer.id}")

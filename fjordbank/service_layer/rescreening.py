@@ -543,7 +543,10 @@ def decide(
     return result
 
 
-def alerts(docs: Documents, *, status: str = rules.OPEN, limit: int = 200) -> list[Doc]:
+ALERTS_LISTED = 200  # sanctions alerts listed at once (the oldest first)
+
+
+def alerts(docs: Documents, *, status: str = rules.OPEN, limit: int = ALERTS_LISTED) -> list[Doc]:
     """The customers' alerts in ``status``, oldest raised first."""
     if status not in rules.STATUSES:
         raise rules.AlertRefused("invalid_request", f"status is one of {', '.join(rules.STATUSES)}")
