@@ -297,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = command("audit", commands.audit, "check every money invariant over the whole ledger")
     json_flag(audit)
-    json_flag(command("migrate", commands.migrate, "bring documents of earlier versions up to this one"))
+    migrate = command("migrate", commands.migrate, "bring documents of earlier versions up to this one")
+    migrate.add_argument("--force", action="store_true", help="run the migrations done before again (idempotent)")
+    json_flag(migrate)
 
     load = command(
         "load",

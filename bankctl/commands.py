@@ -95,18 +95,20 @@ def audit(args) -> int:
 def migrate(args) -> int:
     """Bring documents written by earlier versions up to what this version relies on
     (fjordbank/service_layer/migrations.py). Each migration is idempotent and recorded in
-    ops/migrations when done; `make up` runs this, and a deployment runs the same
-    (python -m fjordbank.runtime.migrate) once the version's functions are deployed."""
+    ops/migrations when done, and not run again unless asked (--force); `make up` runs
+    this, and a deployment runs the same (python -m fjordbank.runtime.migrate) once the
+    version's functions are deployed."""
     from fjordbank.runtime import migrate as migration
 
     db = _firestore(args.config)
     with _google_errors("migrating the documents", args.config):
-        done = migration.run(db, migration.said)
+        done = migration.run(db, migration.said, force=args.force)
     if args.json:
         emit_json(done)
     else:
         for name, result in done.items():
-            print(f"{name}: done, {result['written']} documents written")
+            before = result.get("doneBefore")
+            print(f"{name}: done before" if before else f"{name}: done, {result['written']} documents written")
     return 0
 
 

@@ -4,7 +4,8 @@ Firestore: ``python -m fjordbank.runtime.migrate --project PROJECT``.
 The deploy workflow runs it once a version's functions are deployed (with the workflow's
 credentials); ``bankctl migrate`` runs the same against the local stack, and the stack's
 ``up`` runs that. Progress goes to stderr every 500 documents; the result is one JSON line
-on stdout. Each migration is idempotent, so a run that stopped half-way is run again.
+on stdout. Each migration is idempotent, so a run that stopped half-way is run again; one
+recorded done is not run again unless asked (``--force``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,19 @@ WORKERS = 16  # transactions at a time: a million choices in minutes, not hours
 
 
 def run(
-    db: firestore.Client, progress: Callable[[int, int], None] | None = None, *, workers: int = WORKERS
-) -> dict[str, dict[str, int]]:
-    """Every migration, in order: {name: {"written": documents}}."""
+    db: firestore.Client,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    workers: int = WORKERS,
+    force: bool = False,
+) -> dict[str, dict[str, int | bool]]:
+    """Every migration not done yet (``force``: every one), in order: {name: {"written":
+    documents}} or {name: {"written": 0, "doneBefore": True}}."""
+    docs = FirestoreDocuments(db)
+    if not migrations.to_run(docs, migrations.ECONOMY_CHOICES, force=force):
+        return {migrations.ECONOMY_CHOICES: {"written": 0, "doneBefore": True}}
     written = migrations.economy_choices(
-        FirestoreDocuments(db),
+        docs,
         stream_group(db, CATEGORY_OVERRIDES),
         now=dt.datetime.now(dt.UTC),
         progress=progress,
@@ -47,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fjordbank.runtime.migrate", description=__doc__)
     parser.add_argument("--project", required=True, help="the Google Cloud project whose Firestore is migrated")
     parser.add_argument("--workers", type=int, default=WORKERS, help="transactions at a time (default: %(default)s)")
+    parser.add_argument(
+        "--force", action="store_true", help="run the migrations done before again (each is idempotent)"
+    )
     args = parser.parse_args(argv)
     emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
     if emulator and not args.project.startswith("demo-"):
@@ -58,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(json.dumps(run(sync_client(args.project), said, workers=args.workers)))
+    print(json.dumps(run(sync_client(args.project), said, workers=args.workers, force=args.force)))
     return 0
 
 

@@ -47,6 +47,24 @@ def done_in(record: Doc | None, name: str) -> bool:
     return isinstance(entry, dict) and entry.get("doneAt") is not None
 
 
+def recorded(record: Doc | None, name: str, now: dt.datetime, written: int) -> dict[str, object]:
+    """What ``ops/migrations`` keeps of ``name`` after a run that wrote ``written``: when it
+    was first done and all it wrote; a run again (``--force``) adds ``lastRunAt`` and its
+    documents, and no longer overwrites when the migration was done with the later run's
+    time and its nothing written (found in review, 2026-12-06)."""
+    entry = (record.data if record is not None else {}).get(name)
+    if not isinstance(entry, dict) or entry.get("doneAt") is None:
+        return {"doneAt": now, "documents": written}
+    return {**entry, "documents": int(entry.get("documents") or 0) + written, "lastRunAt": now}
+
+
+def to_run(docs: Documents, name: str, *, force: bool = False) -> bool:
+    """Whether migration ``name`` is to be run: not done yet, or asked for again. Each run
+    streamed every document it looks at (every deploy's and every local ``up``'s), though
+    once done nothing writes the old shape any more (found in review, 2026-12-06)."""
+    return force or not done_in(docs.get(MIGRATIONS), name)
+
+
 def carry_choice(docs: Documents, override: Doc) -> bool:
     """Put one override's category on its merchant's history (made if there is none), in
     one transaction that reads both: a history that already says a category (the callable
@@ -103,7 +121,7 @@ def economy_choices(
                 settle(done)
         settle(pending)
     batch = docs.batch()
-    batch.set(MIGRATIONS, {ECONOMY_CHOICES: {"doneAt": now, "documents": written}}, merge=True)
+    batch.set(MIGRATIONS, {ECONOMY_CHOICES: recorded(docs.get(MIGRATIONS), ECONOMY_CHOICES, now, written)}, merge=True)
     batch.commit()
     log.info("migration done", extra={"migration": ECONOMY_CHOICES, "overrides": seen, "written": written})
     return written

@@ -221,12 +221,18 @@ def test_migrate_puts_an_earlier_category_choice_on_its_history_and_is_recorded(
     admin_db.document(f"users/{uid}/categoryOverrides/m:netflix-com").set(
         {"category": "entertainment", "key": "m:netflix-com"}
     )
-    first = bankctl(stack, "migrate", "--json")
+    # done already: not run again (each up and deploy streamed every choice again)
+    skipped = bankctl(stack, "migrate")
+    assert skipped.returncode == 0 and skipped.stdout.startswith("economyChoices: done before"), skipped
+    assert admin_db.document(f"users/{uid}/merchantHistory/m:netflix-com").get().to_dict() is None
+    first = bankctl(stack, "migrate", "--force", "--json")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["economyChoices"]["written"] >= 1
     history = admin_db.document(f"users/{uid}/merchantHistory/m:netflix-com").get().to_dict()
     assert history == {"key": "m:netflix-com", "charges": [], "chosenCategory": "entertainment"}
-    again = bankctl(stack, "migrate")
+    record = admin_db.document("ops/migrations").get().to_dict()["economyChoices"]
+    assert record["doneAt"] == up["economyChoices"]["doneAt"] and record["lastRunAt"] is not None
+    again = bankctl(stack, "migrate", "--force")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith("economyChoices: done")
+    assert again.stdout.startswith("economyChoices: done, 0 documents written")
     assert admin_db.document(f"users/{uid}/merchantHistory/m:netflix-com").get().to_dict() == history

@@ -9,6 +9,8 @@ then the insights service reads the overrides as before, and after it none.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from fjordbank.domain.bookings import Booking
@@ -163,3 +165,17 @@ def test_the_production_migration_refuses_a_leaked_emulator_address(monkeypatch,
     monkeypatch.delenv("FIRESTORE_EMULATOR_HOST")
     assert migrate.main(["--project", "fjordbank-prod"]) == 0
     assert len(ran) == 2
+
+
+def test_a_migration_done_is_not_run_again_unless_asked_and_its_record_keeps_when_it_was_done() -> None:
+    """Every deploy and every local up streamed every choice again and overwrote the record
+    with the later run's time and its 0 documents (found in review, 2026-12-06)."""
+    docs = MemoryDocuments(fixed_clock())
+    legacy(docs)
+    assert migrations.to_run(docs, ECONOMY_CHOICES)
+    assert migrations.economy_choices(docs, overrides(docs), now=NOW) == 2
+    assert not migrations.to_run(docs, ECONOMY_CHOICES)
+    assert migrations.to_run(docs, ECONOMY_CHOICES, force=True)
+    later = NOW + dt.timedelta(days=3)
+    assert migrations.economy_choices(docs, overrides(docs), now=later) == 0  # forced: nothing more to write
+    assert data(docs, MIGRATIONS) == {ECONOMY_CHOICES: {"doneAt": NOW, "documents": 2, "lastRunAt": later}}
