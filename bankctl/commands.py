@@ -117,10 +117,16 @@ def balances(args) -> int:
     from fjordbank.adapters.firestore import ACCOUNTS
     from fjordbank.domain.money import Money
 
+    numbers = []
+    for given in args.accounts:  # (a '/' reached the client's path check: a traceback)
+        number = _account_number(given)
+        if number is None:
+            raise CommandError(f"{given!r} is no account number (11 digits, dots allowed)")
+        numbers.append(number)
     db = _firestore(args.config)
     rows = []
     with _google_errors("reading the accounts", args.config):
-        for account in args.accounts:
+        for account in numbers:
             snap = db.collection(ACCOUNTS).document(account).get()
             if not snap.exists:
                 raise CommandError(f"no account {account}")

@@ -352,3 +352,14 @@ def test_a_customer_is_found_by_the_e_mail_they_sign_in_with_not_one_an_applican
         admin.resolve_customer("kari@example.no")
     admin.db = SimpleNamespace(collection=lambda _name: _Customers({"uKari": "kari@example.no"}))
     assert admin.resolve_customer("kari@example.no") == "uKari"
+
+
+def test_a_customer_named_by_something_that_is_no_id_is_refused_before_any_read():
+    """A '/' reached a document path: another document read, or a traceback from the
+    client's path check (found in review, 2026-12-06)."""
+    admin = Admin.__new__(Admin)
+    admin.db = SimpleNamespace(collection=lambda _name: pytest.fail("read"))
+    admin.firestore_host = "test"
+    for ref in ("a/b", "users/x/accounts", "__x__", "x" * 129):
+        with pytest.raises(KitError, match="is no customer"):
+            admin.resolve_customer(ref)
