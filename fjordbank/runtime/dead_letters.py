@@ -32,6 +32,7 @@ import logging
 import sys
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -101,7 +102,12 @@ async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, aga
     msg_id = f"replay:{topology.STREAM_DLQ}:{sequence}" + (f":{times + 1}" if times else "")
     # the dead letter's trace context goes along: the replay continues the payment's trace
     trace = {k: v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
-    await js.publish(subject, data, headers={**trace, "Nats-Msg-Id": msg_id})
+    ack = await js.publish(subject, data, headers={**trace, "Nats-Msg-Id": msg_id})
+    if getattr(ack, "duplicate", False) is True:
+        # another replay of the same letter published it within JetStream's duplicate window
+        # (two operators at once, or a retry after its mark failed): not published again,
+        # and its mark is the other replay's to write
+        raise ReplayRefused(f"dead letter #{sequence} was being replayed already (published once, not again)")
     at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     mark = {"subject": subject, "at": at, "times": times + 1, "by": by, "note": note, "paymentId": _payment_of(data)}
     log.warning(
@@ -185,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         subject = asyncio.run(run())
     except ReplayRefused as exc:
         print(f"dead_letters: {exc}", file=sys.stderr)
+        return 1
+    except (nats.errors.Error, OSError, TimeoutError) as exc:  # NATS away: one line, not a traceback
+        urls = ", ".join(settings.nats.urls)
+        print(f"dead_letters: NATS did not answer at {urls}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"replayed dead letter #{args.sequence} on {subject}")
     return 0

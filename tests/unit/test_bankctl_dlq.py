@@ -241,3 +241,32 @@ async def test_the_list_of_dead_letters_is_read_to_the_last_or_said_to_be_partia
         await _read_to_the_end(_Letters(5, silent_after=2))
     with pytest.raises(nats.errors.ConnectionClosedError):
         await _read_to_the_end(_Letters(5, lost_after=2))
+
+
+async def test_a_replay_that_jetstream_takes_for_a_duplicate_says_so_and_marks_nothing() -> None:
+    """Two operators at once, or a retry within the duplicate window: the second was told
+    "replayed" though JetStream dropped it, and its mark overwrote the first's."""
+    from fjordbank.runtime.dead_letters import ReplayRefused, replay, replay_marks
+
+    class Duplicate(_JetStream):
+        async def publish(self, subject, data, headers):
+            await super().publish(subject, data, headers)
+            return SimpleNamespace(duplicate=True)
+
+    js = Duplicate(_Marks())
+    with pytest.raises(ReplayRefused, match="being replayed already"):
+        await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
+    assert await replay_marks(js) == {}  # type: ignore[arg-type]
+
+
+def test_the_production_replay_with_nats_away_says_so_in_one_line(monkeypatch, capsys) -> None:
+    from fjordbank.adapters import nats_conn
+    from fjordbank.runtime import dead_letters
+
+    async def away(*_a, **_k):
+        raise nats.errors.NoServersError
+
+    monkeypatch.setattr(nats_conn, "connect", away)
+    assert dead_letters.main(["replay", "7", "--by", BY, "--note", NOTE]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dead_letters: NATS did not answer at ") and len(err.strip().splitlines()) == 1
