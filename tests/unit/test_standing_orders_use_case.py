@@ -23,7 +23,7 @@ from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.payments import PaymentRejected, payment_id_for
 from fjordbank.service_layer import accounts, standing_orders
 from fjordbank.service_layer import sca as sca_use
-from fjordbank.service_layer.ports import Contention
+from fjordbank.service_layer.ports import AlreadyExists, Contention
 from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import (
     NOW,
@@ -178,6 +178,35 @@ def test_an_order_created_meanwhile_by_a_concurrent_call_is_answered(docs, sca):
             return docs.get(path)
 
     assert standing_orders.create(Late(), UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
+
+
+def test_an_order_created_by_a_concurrent_call_between_the_read_and_the_commit_is_answered(docs, sca):
+    """The unit of work found no order and its create lost to a concurrent one with the
+    same id (AlreadyExists at the commit): the stored order is the answer, or a refusal
+    when it is another order."""
+    first = create(docs, sca, body())
+
+    class Raced:  # the first read before the concurrent create, the commit after it
+        reads = 0
+
+        def __getattr__(self, name):
+            return getattr(docs, name)
+
+        def get(self, path):
+            if path.endswith("order-0001"):
+                self.reads += 1
+                if self.reads == 1:
+                    return None
+            return docs.get(path)
+
+        def transact(self, fn, *, operation):
+            raise AlreadyExists(f"users/{UID}/standingOrders/order-0001")
+
+    assert standing_orders.create(Raced(), UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
+    other = body(amount=99)
+    assert refused(lambda: standing_orders.create(Raced(), UID, other, bank_regs=BANK_REGS, check_sca=sca)) == (
+        "order_exists"
+    )
 
 
 @pytest.mark.parametrize(
