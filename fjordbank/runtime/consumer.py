@@ -3,7 +3,7 @@
 A service gives a batch handler; the runtime does the rest: TLS + credentials, a durable
 pull consumer bound by name, batch fetch, bounded concurrency, explicit ack, nak with
 backoff, term, dead-lettering after ``max_deliver`` failures of the message's handler (a
-transient one counts once the message is TRANSIENT_MAX_AGE_SECONDS old; at once for a
+transient one counts once it has failed for TRANSIENT_MAX_AGE_SECONDS; at once for a
 message that can never succeed, or one back too often without an outcome:
 UNSETTLED_DELIVERIES_FACTOR; failures and give-backs counted by fjordbank.runtime.tally),
 a deadline on each handler call (HANDLER_DEADLINE_SECONDS), SIGTERM -> finish the batch in
@@ -754,12 +754,14 @@ class ConsumerService:
         late = time.monotonic() - started + pause > TRANSIENT_BUDGET_SECONDS
         return not late and transient(exc) and not self._stopping.is_set()
 
-    async def _process(self, batch: list[Delivery], binding: Binding) -> None:
+    async def _process(self, batch: list[Delivery], binding: Binding) -> list[Outcome] | None:
+        """Handle and settle ``batch``; its outcomes (None: given back, or retried one at a
+        time and settled there)."""
         name = binding.spec.name
         batch = [d if d.span is not None else replace(d, span=self._start_span(d, name)) for d in batch]
         batch = await self._drop_unsettled(batch, binding.spec)
         if not batch:
-            return
+            return None
         tracing.begin_batch()
         BATCH.labels(name).observe(len(batch))
         for d in batch:
@@ -773,11 +775,11 @@ class ConsumerService:
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
         except PartitionMoved:
             await self._give_back(batch, binding.spec)
-            return
+            return None
         except Exception as exc:  # noqa: BLE001  (any failure of the handler is its messages' outcome: _failed)
             failed = await self._failed(batch, binding, exc)
             if failed is None:  # retried one message at a time
-                return
+                return None
             outcomes = failed
         elapsed = time.perf_counter() - started
         for _ in batch:
@@ -799,6 +801,7 @@ class ConsumerService:
                 "seconds": round(elapsed, 4),
             },
         )
+        return outcomes
 
     async def _failed(self, batch: list[Delivery], binding: Binding, exc: Exception) -> list[Outcome] | None:
         """The outcomes of a batch whose handler raised ``exc``; None when its messages were
@@ -813,10 +816,11 @@ class ConsumerService:
         again = any(self.tally.failures((binding.spec.durable, d.stream_sequence)) for d in batch)
         whole = len(batch) > 1 and not again
         if isinstance(exc, HandlerTimedOut) and (whole or len(batch) == 1):
-            # not the messages' fault, as far as is known: all of them come back later (a
-            # message alone that hangs its handler is one's own failure)
+            # not the messages' fault, as far as is known (a database that stopped answering
+            # looks the same as a message that hangs its handler, and is far likelier): all
+            # of them come back later, as transient failures
             log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
-            return [Retry(str(exc), delay, transient=len(batch) > 1)] * len(batch)
+            return [Retry(str(exc), delay, transient=True)] * len(batch)
         if whole and transient(exc):
             # The database or NATS away or overloaded (the in-hand retries spent): the whole
             # batch back after one delay, as for a timeout. One at a time, each message took
@@ -850,22 +854,36 @@ class ConsumerService:
             if not self._still_owned(binding):
                 await self._give_back(batch[i:], binding.spec)
                 return
-            await self._process([d], binding)
+            outcomes = await self._process([d], binding)
+            first = outcomes[0] if outcomes else None
+            if isinstance(first, Retry) and first.transient and i + 1 < len(batch):
+                # the database or NATS failing (or a timeout): the rest back at once, after
+                # the same delay, rather than each taking its own tries (and up to the
+                # handler's deadline each) on what is failing for all of them
+                await self._give_back(batch[i + 1 :], binding.spec, delay=first.delay)
+                return
 
-    async def _give_back(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> None:
-        """The messages of a partition that moved, given back at once (nak, no delay) for
-        its new holder."""
-        await asyncio.gather(*(d.msg.nak() for d in batch), return_exceptions=True)
+    async def _give_back(
+        self, batch: list[Delivery], spec: topology.ConsumerSpec, *, delay: float | None = None
+    ) -> None:
+        """Messages not handled, given back: a partition's that moved, at once (nak, no
+        delay) for its new holder; the rest of a batch retried one at a time whose turn did
+        not come, after ``delay``. Counted as given back, not as failures."""
+        await asyncio.gather(*(d.msg.nak(delay=delay) for d in batch), return_exceptions=True)
         for d in batch:
             self.tally.gave_back((spec.durable, d.stream_sequence))
         settled = _SETTLED.get()
         if settled is not None:  # the heartbeat leaves them alone from now
             settled.update(id(d.msg) for d in batch)
+        outcome = "partition_moved" if delay is None else "given_back"
         for d in batch:
             if d.span is not None:
-                tracing.set_attributes(d.span, {"fjb.outcome": "partition_moved"})
+                tracing.set_attributes(d.span, {"fjb.outcome": outcome})
                 d.span.end()
-        log.info("partition moved; batch given back", extra={"size": len(batch)})
+        if delay is None:
+            log.info("partition moved; batch given back", extra={"size": len(batch)})
+        else:
+            log.info("rest of a split batch given back", extra={"size": len(batch), "delay": delay})
 
     def _start_span(self, d: Delivery, consumer: str) -> tracing.Span:
         meta = d.msg.metadata
@@ -910,7 +928,7 @@ class ConsumerService:
         """Whether the message is settled for good (acked, or dead-lettered), and the delay
         of its nak if not. A Retry counts one failure of its handler here
         (fjordbank.runtime.tally): the message is dead-lettered at its ``max_deliver``-th
-        failure, a transient one's only once it is TRANSIENT_MAX_AGE_SECONDS old."""
+        failure, a transient one's only once it has failed here for TRANSIENT_MAX_AGE_SECONDS."""
         key = (spec.durable, d.stream_sequence)
         if not isinstance(outcome, Retry):
             return True, None
