@@ -11,7 +11,9 @@ hand, flush the acks and exit, JSON logs and Prometheus metrics.
 
 If a handler raises for a whole batch, the runtime retries the batch one message at a
 time, so one poison message cannot hold the others back; on a transient error (the
-database or NATS away) it gives the whole batch back instead.
+database or NATS away) it gives the whole batch back instead the first time, and splits it
+when it fails again, up to the first message that fails transiently (the rest back after
+that message's delay).
 
 Tracing (fjordbank.runtime.tracing): each delivery gets a CONSUMER span, a child of the
 trace context in the message's headers, from the start of its batch's handling to its
@@ -134,12 +136,15 @@ TRANSIENT_LATE_DELAY_SECONDS = 30.0
 # Deliveries that ended in this process (fjordbank.runtime.tally) are not counted; those
 # that ended elsewhere cannot be told from ones without an outcome, so a message failing
 # on a transient error (redelivered about every TRANSIENT_LATE_DELAY_SECONDS) is allowed
-# one more delivery per that many seconds of its age, up to TRANSIENT_MAX_AGE_SECONDS:
-# failing on a shared consumer's two replicas in turn, or handed from instance to instance
-# during a brownout, it was taken for one without an outcome (found in review, 2026-12-06).
-# A message that kills its process every time is dead-lettered later for it: within about
-# 3 minutes when the process restarts at once, within hours under a crash loop's backoff.
+# one more delivery per that many seconds of its age, up to UNSETTLED_ALLOWANCE_SECONDS'
+# worth: failing on a shared consumer's two replicas in turn, or handed from instance to
+# instance during a brownout, it was taken for one without an outcome (found in review,
+# 2026-12-06). The allowance is kept small, since it is also what a message that kills its
+# process every time gets before it is dead-lettered (12 deliveries became at most 32: the
+# partition's instances crash-loop that much longer); a brownout longer than the allowance
+# that also moves the partition dead-letters what it has in flight, as before.
 UNSETTLED_DELIVERIES_FACTOR = 2
+UNSETTLED_ALLOWANCE_SECONDS = 600.0
 
 
 class HandlerTimedOut(Exception):
@@ -157,17 +162,20 @@ NATS_AWAY = (
     nats.errors.ConnectionClosedError,
     nats.errors.ConnectionReconnectingError,
     nats.errors.NoServersError,
+    nats.errors.NoRespondersError,
     nats.js.errors.ServiceUnavailableError,
     nats.js.errors.NoStreamResponseError,
-    PublishError,
 )
 
 
 def transient(exc: BaseException) -> bool:
     """The database or NATS did not answer in time or was busy (Firestore's ABORTED,
     UNAVAILABLE, DEADLINE_EXCEEDED...: fjordbank.adapters.firestore.is_transient; NATS
-    away or electing a leader, a publish not stored; a publish or request timeout): the
-    same work may well succeed a moment later."""
+    away or electing a leader; a publish or request timeout; a publish not stored for one
+    of these): the same work may well succeed a moment later. A publish refused for what
+    it is (too large, an API error) is not."""
+    if isinstance(exc, PublishError):
+        return exc.__cause__ is None or transient(exc.__cause__)
     return is_transient(exc) or isinstance(exc, (TimeoutError, *NATS_AWAY))
 
 
@@ -185,6 +193,7 @@ class Retry:
     reason: str
     delay: float | None = None
     transient: bool = False
+    timed_out: bool = False  # the handler's call was cut off (HANDLER_DEADLINE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -271,10 +280,17 @@ async def _give_back_queued(sub: Subscription) -> list[int]:
     return [_sequence(m) for m in given]
 
 
+def retry_delay(outcome: Retry, failures: int, spec: topology.ConsumerSpec) -> float:
+    """The delay of a Retry's nak at the message's ``failures``-th failure: its own, or the
+    consumer's backoff; TRANSIENT_LATE_DELAY_SECONDS at least once the table is spent."""
+    delay = spec.nak_delay(failures) if outcome.delay is None else outcome.delay
+    return max(delay, TRANSIENT_LATE_DELAY_SECONDS) if failures >= spec.max_deliver else delay
+
+
 def unsettled_limit(spec: topology.ConsumerSpec, age: float) -> int:
     """How many deliveries without an outcome here a message of ``age`` seconds may have
     had (UNSETTLED_DELIVERIES_FACTOR)."""
-    allowance = min(age, TRANSIENT_MAX_AGE_SECONDS) / TRANSIENT_LATE_DELAY_SECONDS
+    allowance = min(max(age, 0.0), UNSETTLED_ALLOWANCE_SECONDS) / TRANSIENT_LATE_DELAY_SECONDS
     return UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver + int(allowance)
 
 
@@ -816,11 +832,13 @@ class ConsumerService:
         again = any(self.tally.failures((binding.spec.durable, d.stream_sequence)) for d in batch)
         whole = len(batch) > 1 and not again
         if isinstance(exc, HandlerTimedOut) and (whole or len(batch) == 1):
-            # not the messages' fault, as far as is known (a database that stopped answering
-            # looks the same as a message that hangs its handler, and is far likelier): all
-            # of them come back later, as transient failures
+            # a batch's first time: not the messages' fault, as far as is known (a database
+            # that stopped answering looks the same), all of them back later as transient
+            # failures. A message alone counts it as its own failure: one that hangs its
+            # handler held one of the process's two turns for the deadline at each try, for
+            # an hour as a transient failure (found in review, 2026-12-06)
             log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
-            return [Retry(str(exc), delay, transient=True)] * len(batch)
+            return [Retry(str(exc), delay, transient=whole, timed_out=True)] * len(batch)
         if whole and transient(exc):
             # The database or NATS away or overloaded (the in-hand retries spent): the whole
             # batch back after one delay, as for a timeout. One at a time, each message took
@@ -842,10 +860,11 @@ class ConsumerService:
         return [Retry(error, transient=transient(exc))]
 
     async def _one_by_one(self, batch: list[Delivery], binding: Binding, exc: Exception) -> None:
-        """A batch that failed for a reason of its own (not ``transient``: a message its
-        handler cannot take) again, a message at a time, so the others go through, while
-        its partition is still held here; once it moved, the messages not handled yet are
-        the new holder's (given back at once, no delay)."""
+        """A failed batch again, a message at a time (one that failed for a reason of its
+        own, or one that failed before), so the others go through, while its partition is
+        still held here; once it moved, the messages not handled yet are the new holder's
+        (given back at once, no delay). A message that fails transiently or times out ends
+        the split: the rest back after its delay (see `_failed`)."""
         log.warning(
             "batch failed; retrying its messages one by one",
             extra={"size": len(batch), "error": f"{type(exc).__name__}: {exc}"},
@@ -856,31 +875,37 @@ class ConsumerService:
                 return
             outcomes = await self._process([d], binding)
             first = outcomes[0] if outcomes else None
-            if isinstance(first, Retry) and first.transient and i + 1 < len(batch):
-                # the database or NATS failing (or a timeout): the rest back at once, after
-                # the same delay, rather than each taking its own tries (and up to the
-                # handler's deadline each) on what is failing for all of them
-                await self._give_back(batch[i + 1 :], binding.spec, delay=first.delay)
+            failures = self.tally.failures((binding.spec.durable, d.stream_sequence))
+            if isinstance(first, Retry) and (first.transient or first.timed_out) and failures and i + 1 < len(batch):
+                # the database or NATS failing (or a timeout), and the message not dead-
+                # lettered by it: the rest back after the delay its nak got (never at once:
+                # they overtook it, a payer's later payments before the earlier one, and
+                # came back hot: found in review, 2026-12-06), rather than each taking its
+                # own tries (and up to the handler's deadline each) on what is failing for
+                # all of them
+                rest = retry_delay(first, failures, binding.spec)
+                await self._give_back(batch[i + 1 :], binding.spec, delay=rest, why="split")
                 return
 
     async def _give_back(
-        self, batch: list[Delivery], spec: topology.ConsumerSpec, *, delay: float | None = None
+        self, batch: list[Delivery], spec: topology.ConsumerSpec, *, delay: float | None = None, why: str = "moved"
     ) -> None:
         """Messages not handled, given back: a partition's that moved, at once (nak, no
-        delay) for its new holder; the rest of a batch retried one at a time whose turn did
-        not come, after ``delay``. Counted as given back, not as failures."""
+        delay) for its new holder; the rest of a batch retried one at a time (``why``
+        "split") whose turn did not come, after ``delay``. Counted as given back, not as
+        failures."""
         await asyncio.gather(*(d.msg.nak(delay=delay) for d in batch), return_exceptions=True)
         for d in batch:
             self.tally.gave_back((spec.durable, d.stream_sequence))
         settled = _SETTLED.get()
         if settled is not None:  # the heartbeat leaves them alone from now
             settled.update(id(d.msg) for d in batch)
-        outcome = "partition_moved" if delay is None else "given_back"
+        outcome = "partition_moved" if why == "moved" else "given_back"
         for d in batch:
             if d.span is not None:
                 tracing.set_attributes(d.span, {"fjb.outcome": outcome})
                 d.span.end()
-        if delay is None:
+        if why == "moved":
             log.info("partition moved; batch given back", extra={"size": len(batch)})
         else:
             log.info("rest of a split batch given back", extra={"size": len(batch), "delay": delay})
@@ -933,11 +958,10 @@ class ConsumerService:
         if not isinstance(outcome, Retry):
             return True, None
         failures = self.tally.failed(key)
-        delay = spec.nak_delay(failures) if outcome.delay is None else outcome.delay
         if failures < spec.max_deliver:
-            return False, delay
+            return False, retry_delay(outcome, failures, spec)
         if outcome.transient and self.tally.failing_for(key) < TRANSIENT_MAX_AGE_SECONDS:
-            return False, max(delay, TRANSIENT_LATE_DELAY_SECONDS)
+            return False, retry_delay(outcome, failures, spec)
         return True, None
 
     async def _ack_before_commit(self, batch: list[Delivery]) -> None:

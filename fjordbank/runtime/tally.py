@@ -9,8 +9,10 @@ on the first failure of its handler after five handovers (found in review, 2026-
 The tally counts, per message, the failures of its handler and the deliveries that ended
 here without an ack (failures and give-backs), so that the runtime can tell the two apart.
 
-It lives in the process: a restarted instance starts from nothing and gives a message a
-few more tries, never fewer. It remembers the last ``TALLY_SIZE`` messages it saw (a
+It lives in the process: a restarted instance starts from nothing, so a message failing
+there gets its tries again, and its deliveries elsewhere count as ones without an outcome
+(the consumer allows a few for the message's age: UNSETTLED_ALLOWANCE_SECONDS in
+fjordbank.runtime.consumer). It remembers the last ``TALLY_SIZE`` messages it saw (a
 message that moved to another instance is never settled here, so the oldest are
 forgotten rather than kept for ever).
 """
@@ -21,12 +23,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-TALLY_SIZE = 100_000  # messages remembered: about 10 MB at most
+TALLY_SIZE = 20_000  # messages remembered: about 5.5 MB (measured); a process has a few thousand in hand
 
 Key = tuple[str, int]  # (durable consumer, stream sequence)
 
 
-@dataclass
+@dataclass(slots=True)
 class Seen:
     failures: int = 0  # the handler failed (a Retry outcome)
     given_back: int = 0  # delivered here and given back unhandled

@@ -315,3 +315,65 @@ async def test_a_dead_letter_whose_publish_failed_is_still_counted_when_it_comes
     # the failed publish left it unsettled: the next delivery is dead-lettered, as its
     # failures here were kept (not counted from nothing again)
     assert [seq for seq, _ in letters] == [9] and settled(m)[-1] == "term"
+
+
+async def test_the_rest_of_a_split_batch_comes_back_after_the_failed_message_s_delay_never_at_once(monkeypatch):
+    """Given back with no delay, the rest overtook the message that failed (a payer's later
+    payments first) and came back hot (found in review, 2026-12-06)."""
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())
+    naks: dict[int, list[float | None]] = {}
+
+    class Noted(Msg):
+        async def nak(self, delay=None):
+            naks.setdefault(self.metadata.sequence.stream, []).append(delay)
+            await super().nak(delay)
+
+    async def handler(batch):
+        raise TimeoutError("the database did not answer")
+
+    svc, _letters = service(handler)
+    msgs = [Noted(1), Noted(2), Noted(3)]
+    svc.tally.failed(("ledger", 1))  # failed before: the batch is split
+    await svc.process([Delivery(m) for m in msgs])
+    spec = topology.consumer("ledger")
+    assert naks[1] == [spec.nak_delay(2)] and naks[2] == naks[3] == [spec.nak_delay(2)]
+    assert svc.tally.failures(("ledger", 2)) == 0  # given back, not failed
+
+
+async def test_a_message_alone_that_times_out_is_its_own_failure(monkeypatch):
+    """As a transient failure it held one of the process's two turns for the handler's
+    deadline at each try, for an hour (found in review, 2026-12-06)."""
+    monkeypatch.setattr(consumer, "HANDLER_DEADLINE_SECONDS", 0.05)
+    spec = topology.consumer("ledger")
+
+    async def hangs(batch):
+        await asyncio.Event().wait()
+
+    svc, letters = service(hangs)
+    m = Msg(4)
+    for n in range(1, spec.max_deliver + 1):
+        m.metadata.num_delivered = n
+        await svc.process([Delivery(m)])
+    assert settled(m)[-1] == "term" and [seq for seq, _ in letters] == [4]
+
+
+def test_a_publish_refused_for_what_it_is_is_not_transient():
+    from fjordbank.errors import PublishError
+
+    def wrapped(cause: BaseException) -> PublishError:
+        try:
+            raise PublishError("could not publish") from cause
+        except PublishError as exc:
+            return exc
+
+    assert consumer.transient(wrapped(nats.errors.TimeoutError()))
+    assert consumer.transient(wrapped(nats.errors.NoRespondersError()))
+    assert not consumer.transient(wrapped(nats.errors.MaxPayloadError()))
+    assert consumer.transient(PublishError("no cause said"))
+
+
+def test_the_allowance_for_deliveries_elsewhere_is_small_and_never_below_the_base():
+    spec = topology.consumer("ledger")
+    base = consumer.UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver
+    assert consumer.unsettled_limit(spec, -120) == base  # a clock behind the server's
+    assert consumer.unsettled_limit(spec, 10**6) == base + 20
