@@ -180,7 +180,7 @@ class Admin:
         if auth is not None:
             uid = auth.uid_for_email(email)
             if uid is None:
-                raise KitError(f"no customer signs in with e-mail {email}")
+                raise KitError(f"no customer with e-mail {email} (nobody signs in with it)")
             return uid
         with self.errors("looking up the customer"):
             q = self.db.collection(CUSTOMERS).where(filter=FieldFilter("email", "==", email)).limit(2)
