@@ -159,25 +159,34 @@ def test_the_payment_is_checked_as_any_and_a_new_payee_goes_through_sca(docs, sc
     assert paths(docs, f"users/{UID}/standingOrders") == []
 
 
+class Late:
+    """The documents, the order's first read made before a concurrent create of it; with
+    ``commit_lost``, every unit of work's commit loses to that create (AlreadyExists)."""
+
+    def __init__(self, docs: MemoryDocuments, *, commit_lost: bool = False) -> None:
+        self.docs, self.commit_lost, self.reads = docs, commit_lost, 0
+
+    def __getattr__(self, name):
+        return getattr(self.docs, name)
+
+    def get(self, path):
+        if path.endswith("order-0001"):
+            self.reads += 1
+            if self.reads == 1:
+                return None
+        return self.docs.get(path)
+
+    def transact(self, fn, *, operation):
+        if self.commit_lost:
+            raise AlreadyExists(f"users/{UID}/standingOrders/order-0001")
+        return self.docs.transact(fn, operation=operation)
+
+
 def test_an_order_created_meanwhile_by_a_concurrent_call_is_answered(docs, sca):
     """The create found no order when it read, and one with the same id when it wrote:
     the stored one is the answer (no second order)."""
     first = create(docs, sca, body())
-
-    class Late:  # the documents, the order's first read before the concurrent create
-        reads = 0
-
-        def __getattr__(self, name):
-            return getattr(docs, name)
-
-        def get(self, path):
-            if path.endswith("order-0001"):
-                self.reads += 1
-                if self.reads == 1:
-                    return None
-            return docs.get(path)
-
-    assert standing_orders.create(Late(), UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
+    assert standing_orders.create(Late(docs), UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
 
 
 def test_an_order_created_by_a_concurrent_call_between_the_read_and_the_commit_is_answered(docs, sca):
@@ -185,26 +194,11 @@ def test_an_order_created_by_a_concurrent_call_between_the_read_and_the_commit_i
     same id (AlreadyExists at the commit): the stored order is the answer, or a refusal
     when it is another order."""
     first = create(docs, sca, body())
-
-    class Raced:  # the first read before the concurrent create, the commit after it
-        reads = 0
-
-        def __getattr__(self, name):
-            return getattr(docs, name)
-
-        def get(self, path):
-            if path.endswith("order-0001"):
-                self.reads += 1
-                if self.reads == 1:
-                    return None
-            return docs.get(path)
-
-        def transact(self, fn, *, operation):
-            raise AlreadyExists(f"users/{UID}/standingOrders/order-0001")
-
-    assert standing_orders.create(Raced(), UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
+    raced = Late(docs, commit_lost=True)
+    assert standing_orders.create(raced, UID, body(), bank_regs=BANK_REGS, check_sca=sca) == first
+    raced = Late(docs, commit_lost=True)
     other = body(amount=99)
-    assert refused(lambda: standing_orders.create(Raced(), UID, other, bank_regs=BANK_REGS, check_sca=sca)) == (
+    assert refused(lambda: standing_orders.create(raced, UID, other, bank_regs=BANK_REGS, check_sca=sca)) == (
         "order_exists"
     )
 
