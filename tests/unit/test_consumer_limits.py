@@ -40,6 +40,16 @@ def service(handler) -> tuple[ConsumerService, list[tuple[int, str]]]:
     return svc, letters
 
 
+def acking(handled: list[int]):
+    """A handler that acks every message and notes each one's stream sequence."""
+
+    async def handler(batch):
+        handled.extend(d.stream_sequence for d in batch)
+        return [Ack() for _ in batch]
+
+    return handler
+
+
 def test_the_server_delivers_for_ever_and_the_runtime_counts():
     for spec in topology.DURABLES:
         assert consumer_config(spec).max_deliver == -1
@@ -67,13 +77,8 @@ async def test_a_handler_call_that_never_returns_is_cut_off_and_its_batch_given_
 async def test_a_message_back_too_often_without_an_outcome_is_dead_lettered_not_handled():
     spec = topology.consumer("ledger")
     limit = consumer.UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver
-    handled = []
-
-    async def handler(batch):
-        handled.extend(d.stream_sequence for d in batch)
-        return [Ack() for _ in batch]
-
-    svc, letters = service(handler)
+    handled: list[int] = []
+    svc, letters = service(acking(handled))
     msgs = [delivered(1, limit + 1), delivered(2, limit), delivered(3, 1)]
     await svc.process([Delivery(m) for m in msgs])
     assert handled == [2, 3]
@@ -226,13 +231,8 @@ async def test_a_transient_failure_is_dead_lettered_only_once_it_has_failed_for_
 async def test_a_message_given_back_often_here_is_not_taken_for_one_without_an_outcome():
     spec = topology.consumer("ledger")
     limit = consumer.UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver
-    handled = []
-
-    async def handler(batch):
-        handled.extend(d.stream_sequence for d in batch)
-        return [Ack() for _ in batch]
-
-    svc, letters = service(handler)
+    handled: list[int] = []
+    svc, letters = service(acking(handled))
     for _ in range(limit):  # each an outcome seen here (given back unhandled)
         svc.tally.gave_back(("ledger", 5))
     await svc.process([Delivery(delivered(5, limit + 3))])
@@ -273,13 +273,8 @@ async def test_a_message_failing_on_other_instances_too_is_allowed_deliveries_fo
     for one without an outcome at its 13th delivery (found in review, 2026-12-06). It is
     allowed one more for each TRANSIENT_LATE_DELAY_SECONDS of its age."""
     spec = topology.consumer("ledger")
-    handled = []
-
-    async def handler(batch):
-        handled.extend(d.stream_sequence for d in batch)
-        return [Ack() for _ in batch]
-
-    svc, letters = service(handler)
+    handled: list[int] = []
+    svc, letters = service(acking(handled))
     old = delivered(1, 30)
     old.metadata.timestamp = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
     fresh = delivered(2, 30)  # 30 deliveries in no time: its handling stopped each time
