@@ -29,7 +29,7 @@ from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.adapters.sessions import FirebaseSessions
 from fjordbank.config import functions_deploy_options, load_settings
-from fjordbank.domain import giro, reasons
+from fjordbank.domain import reasons
 from fjordbank.domain import standing_orders as order_terms
 from fjordbank.domain.errors import Busy, DomainError
 from fjordbank.domain.norway import today_in_norway
@@ -40,6 +40,7 @@ from fjordbank.service_layer import (
     cards,
     edge,
     insights,
+    invoices,
     onboarding,
     push,
     ratelimits,
@@ -620,15 +621,14 @@ def sca_reopen_enrolment(req: https_fn.CallableRequest, operator: str, data: dic
 @endpoint({"ocrLine", "fields"}, limit="invoices")
 def invoices_scan(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """A payment draft from what the app's text recognition read on a giro: its OCR line
-    (``ocrLine``) or its labelled fields (``fields``). Nothing is stored or paid: the app
-    shows the draft, and the customer pays it as any payment request."""
+    (``ocrLine``) or its labelled fields (``fields``), with the customer's earlier payments
+    of the same invoice (``paidBefore``). Nothing is stored or paid: the app shows the
+    draft, and the customer pays it as any payment request."""
     if len(data) != 1:
         raise https_fn.HttpsError(
             https_fn.FunctionsErrorCode.INVALID_ARGUMENT, "give ocrLine or fields", {"reason": "invalid_request"}
         )
-    if "ocrLine" in data:
-        return giro.parse_ocr_line(data["ocrLine"]).to_json()
-    return giro.parse_fields(data["fields"], today=today_in_norway()).to_json()
+    return invoices.scan(docs(), uid, data, today=today_in_norway())
 
 
 # ---- scheduled payments, standing orders, insights -------------------------------------------

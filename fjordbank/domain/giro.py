@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fjordbank.domain.errors import DomainError, InvalidAccountNumber, InvalidKid, Refused
@@ -253,3 +253,44 @@ def _due_date(text: str | None, today: date, corrections: list[str]) -> date | N
             "due_date_too_far", f"the due date {due:%d.%m.%Y} is more than {MAX_DUE_DAYS} days ahead", "dueDate"
         )
     return due
+
+
+# ---- the same invoice paid before ------------------------------------------------------------
+# A giro scanned twice (the paper one, then the e-mailed one; or once by each of a couple)
+# is the common way an invoice gets paid twice. A KID names one invoice, or one customer
+# of the payee, at that payee's account: a request from this customer to the same account
+# with the same KID that paid, or is to pay, is told with the draft. It is a warning, not a
+# refusal: some payees give a customer one KID for every invoice (a monthly bill), and
+# then last month's payment is told too, with its date and amount for the customer to
+# judge. A giro without a KID is not matched: its message is free text.
+SHOWN_EARLIER = 3  # the newest earlier payments told with a draft
+# The states of a request that did not pay and never will.
+UNPAID = frozenset({"failed", "rejected", "cancelled"})
+
+
+def earlier_payments(draft: PaymentDraft, requests: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The customer's earlier requests that paid, or are to pay, the draft's invoice (same
+    account, same KID), newest first, at most ``SHOWN_EARLIER``: each with its id, amount,
+    state and the time it reached that state (``at``), and the date it is due when it waits
+    for one. ``requests``: (id, data) of the customer's request documents, any order."""
+    if draft.kid is None:
+        return []
+    found = []
+    for request_id, data in requests:
+        status = data.get("status")
+        if data.get("toAccount") != draft.to_account or data.get("kid") != draft.kid:
+            continue
+        if not isinstance(status, str) or status in UNPAID:
+            continue  # not yet seen by the bank (no state), or it did not pay
+        timeline = data.get("timeline")
+        at = (timeline.get(status) if isinstance(timeline, dict) else None) or data.get("updatedAt")
+        found.append((at if isinstance(at, datetime) else None, request_id, data, status))
+    found.sort(key=lambda one: (one[0] is not None, one[0] or datetime.min.replace(tzinfo=UTC)), reverse=True)
+    told = []
+    for at, request_id, data, status in found[:SHOWN_EARLIER]:
+        entry = {"requestId": request_id, "amount": data.get("amount"), "status": status}
+        entry["at"] = at.isoformat() if at is not None else None
+        if status == "scheduled":
+            entry["dueDate"] = data.get("dueDate")
+        told.append(entry)
+    return told

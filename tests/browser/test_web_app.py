@@ -129,6 +129,12 @@ def test_a_scanned_invoice_is_reviewed_and_paid(page, admin_db):
     page.get_by_test_id("nav-accounts").click()
     expect(page.get_by_test_id("available").first).to_have_text(nok("24 151,00 kr"))
 
+    # the same giro scanned again (the e-mailed copy): the payment just made is shown
+    page.get_by_test_id("nav-invoice").click()
+    page.get_by_test_id("ocr-line").fill(line)
+    page.get_by_test_id("scan").click()
+    expect(page.get_by_test_id("draft-paid-before")).to_contain_text(nok("849,00 kr") + " paid")
+
     # a link to an account that is not the customer's says so, and does not sign them out
     page.evaluate("() => { location.hash = '#/account/00000000000'; }")
     expect(page.get_by_test_id("feed")).to_contain_text("No such account of yours")

@@ -26,11 +26,18 @@ def test_a_scanned_giro_becomes_a_payment(stack, auth, as_user, ledger_admin, au
     draft = body["result"]
     assert (draft["toAccount"], draft["amount"], draft["kid"]) == (PAYEE, 84_900, kid)
     assert draft["corrections"] and "øre" in draft["corrections"][0]
+    assert draft["paidBefore"] == []
 
     request_id = customer.request_payment(draft["toAccount"], draft["amount"], kid=draft["kid"])
     done = customer.wait_final(request_id, timeout=120)
     assert done["status"] == "completed", done
     assert customer.balance() == 500_000 - 84_900
+
+    # the same giro scanned again (the e-mailed copy): the payment just made is told
+    status, body = callables.call("invoices_scan", {"ocrLine": misread}, customer.id_token)
+    assert status == 200, body
+    (earlier,) = body["result"]["paidBefore"]
+    assert (earlier["requestId"], earlier["amount"], earlier["status"]) == (request_id, 84_900, "completed")
     audit()
 
 

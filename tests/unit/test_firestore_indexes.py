@@ -149,7 +149,7 @@ def test_the_scanner_sees_the_queries_it_guards():
     assert {"uid", "status", "toAccount"} <= queried[fs.LEDGER_PAYMENTS]
     assert {"hold.status", "hold.expiresAt"} <= queried[fs.CARD_AUTHORIZATIONS]
     assert {"stagedAt"} <= queried[outbox.CARD_OUTBOX]
-    assert {"status", "updatedAt", "payment.due_date"} <= queried[fs.PAYMENT_REQUESTS]
+    assert {"status", "updatedAt", "payment.due_date", "kid", "toAccount"} <= queried[fs.PAYMENT_REQUESTS]
     assert {"ownerUid"} <= queried[fs.ACCOUNTS]
     assert {"bookedAt", "merchantKey"} <= queried[fs.TRANSACTIONS]
     # an exemption that clashes is caught
@@ -201,6 +201,7 @@ def test_compound_queries_have_their_composite_indexes():
     need = {
         (fs.PAYMENT_REQUESTS, "COLLECTION_GROUP", ("status", "payment.due_date")),  # due-payments job
         (fs.PAYMENT_REQUESTS, "COLLECTION_GROUP", ("status", "updatedAt")),  # stuck requests
+        (fs.PAYMENT_REQUESTS, "COLLECTION", ("kid", "toAccount", "updatedAt")),  # the invoice paid before
         (fs.STANDING_ORDERS, "COLLECTION_GROUP", ("status", "nextDue")),  # standing orders due
         (fs.CARD_AUTHORIZATIONS, "COLLECTION", ("hold.status", "hold.expiresAt")),  # expired card holds
         (fs.HOLDS, "COLLECTION", ("kind", "status", "expiresAt")),  # expired card holds from before

@@ -409,10 +409,36 @@ function draftCard(draft) {
           h("ul", {}, ...draft.corrections.map((c) => h("li", {}, c))),
         )
       : null,
+    paidBefore(draft.paidBefore),
     h(
       "div",
       { class: "buttons" },
       h("a", { class: "button primary", href: `#/pay?${query}`, testid: "pay-invoice" }, "Pay this invoice"),
     ),
   );
+}
+
+// The same invoice (account and KID) paid before, or waiting to be paid: a warning, not a
+// refusal (a payee may give a customer one KID for every monthly bill).
+const EARLIER_STATE = { scheduled: "to be paid", completed: "paid" };
+
+function paidBefore(earlier) {
+  if (!earlier?.length) return null;
+  return h(
+    "div",
+    { class: "warn", testid: "draft-paid-before" },
+    h("strong", {}, "You have paid to this account with this KID before — check it is not the same invoice: "),
+    h(
+      "ul",
+      {},
+      ...earlier.map((e) => {
+        const when = e.status === "scheduled" && e.dueDate ? e.dueDate : e.at ? osloDay(e.at) : "";
+        return h("li", {}, `${formatNOK(e.amount)} ${EARLIER_STATE[e.status] || "on its way"} ${when}`.trim());
+      }),
+    ),
+  );
+}
+
+function osloDay(iso) {
+  return new Intl.DateTimeFormat("sv-SE", { timeZone: "Europe/Oslo" }).format(new Date(iso));
 }
