@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fjordbank.domain import reasons
 from fjordbank.domain.categories import categorise, override_key
 from fjordbank.domain.money import Money
 from fjordbank.domain.norway import mask_account_number
@@ -26,7 +27,12 @@ DEFAULT_PREFERENCES = {PAYMENTS: True, INCOMING: True, CARD: True, ONBOARDING: T
 # device being added.
 SECURITY = "security"
 ALWAYS_ON = frozenset({SECURITY})
+RETURNED_TEXT = "returned by the receiving bank"
 
+# Why a payment did not go through, as its push says it. Only these words go into a push:
+# never the event's message, which for a payment another bank returned is that bank's own
+# free text (pain.002 AddtlInf: a name, an account holder "unknown"), and never a raw ISO
+# code (AM04, NARR). Both reached the lock screen until 2026-12 (found in review).
 REASON_TEXTS = {
     "insufficient_funds": "not enough money on the account",
     "blocked_counterparty": "payments to this account are not allowed",
@@ -34,9 +40,39 @@ REASON_TEXTS = {
     "over_daily_limit": "above your daily limit",
     "velocity_limit": "too many payments in a short time",
     "new_payee_limit": "above the limit for a first payment to a new payee",
+    "payee_in_review": "the bank is checking the payee; nothing was paid",
     "AC04": "the receiving account is closed",
     "AC01": "the receiving account number is wrong",
+    "invalid_kid": "the KID is wrong",
+    "returned": RETURNED_TEXT,
+    "unknown_to_account": "no account with this number in Fjordbank",
+    "to_account_closed": "the receiving account is closed",
+    "unknown_account": "no such account of yours",
+    "account_closed": "the account is closed",
+    "account_frozen": "the account is frozen",
+    "same_account": "it was to the account it was from",
+    "currency_mismatch": "the account does not hold kroner",
+    "sca_required": "it needs confirming on your device",
+    "sca_invalid": "the confirmation did not match the payment",
+    "sca_reused": "the confirmation was for another payment",
+    "rate_limited": "too many payments at once; try again shortly",
+    "busy": "the bank was busy; try again",
 }
+UNSPECIFIED_TEXT = "the bank could not complete it"
+
+
+def reason_text(code: str | None) -> str:
+    """The words of a push for a payment's reason (`REASON_TEXTS`): a request the bank
+    could not read says so, a code from another bank the bank has no words for is a
+    return, anything else is the bank's own general words."""
+    if code in REASON_TEXTS:
+        return REASON_TEXTS[code]
+    known = reasons.BY_CODE.get(code or "")
+    if known is None and code:
+        return RETURNED_TEXT  # an ISO 20022 return reason from the other bank
+    if known is not None and reasons.callable_status(known.code) == "INVALID_ARGUMENT":
+        return "the payment request was not valid"
+    return UNSPECIFIED_TEXT
 
 
 @dataclass(frozen=True)
@@ -70,14 +106,14 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
     pushes: list[Push] = []
     if p.kind == INCOMING_KIND:  # from another bank to ``p.uid``: only its arrival is told
         if event.status == "completed":
-            payer = incoming_payer(event)
-            source = f" from {payer}" if payer else ""
+            # the amount only: the payer's name is the feed entry's, not the lock screen's
+            # (SECURITY.md: a push carries amounts and masked account numbers)
             pushes.append(
                 Push(
                     p.uid,
                     INCOMING,
                     "Money received",
-                    f"You received {_amount(p.amount)}{source}",
+                    f"You received {_amount(p.amount)}",
                     {**data, "status": "received"},
                     f"{p.payment_id}:received",
                 )
@@ -106,7 +142,7 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
                 )
             )
     elif event.status in ("failed", "rejected"):
-        why = REASON_TEXTS.get(event.reason or "", event.message or event.reason or "the bank could not complete it")
+        why = reason_text(event.reason)
         pushes.append(
             Push(
                 p.uid,

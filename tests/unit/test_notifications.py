@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fjordbank.domain import reasons
 from fjordbank.domain.money import NBSP, Money
 from fjordbank.domain.norway import format_account_number, make_account_number
 from fjordbank.domain.notifications import (
@@ -29,7 +30,8 @@ from fjordbank.domain.notifications import (
     payment_pushes,
     transaction_entries,
 )
-from fjordbank.domain.payments import EXTERNAL, INTERNAL, STATUS_RANK, PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import EXTERNAL, INTERNAL, PAYER_NAME, STATUS_RANK, PaymentEvent, PaymentRequested
+from fjordbank.domain.payments import INCOMING as INCOMING_KIND
 
 FROM = make_account_number("1234", "56", 7891)  # 12345678911
 TO = make_account_number("1234", "56", 7893)  # 12345678938
@@ -136,6 +138,14 @@ def test_completed_internal_payment_to_another_customer_also_pushes_incoming_to_
     assert payer_push.data["status"] == "completed"  # the payee's data is a copy, not the payer's
 
 
+def test_money_from_another_bank_is_pushed_without_the_payers_name():
+    """The payer's name is the feed entry's; the lock screen gets the amount only
+    (SECURITY.md; found in review, 2026-12-06)."""
+    arrived = PaymentEvent(payment(kind=INCOMING_KIND), "completed", detail={PAYER_NAME: "Kari Nordmann Hansen"})
+    [push] = payment_pushes(arrived, payee_uid=None)
+    assert (push.kind, push.title, push.body) == (INCOMING, "Money received", f"You received 1{NBSP}234,56{NBSP}kr")
+
+
 @pytest.mark.parametrize("payee", [None, "", "alice"], ids=["unknown", "empty", "payer-itself"])
 def test_no_incoming_push_when_the_payee_is_unknown_or_the_payer(payee):
     pushes = payment_pushes(event("completed"), payee_uid=payee)
@@ -177,14 +187,31 @@ def test_reason_table_has_a_text_for_every_screening_and_ledger_funds_reason():
     assert all(isinstance(t, str) and t for t in REASON_TEXTS.values())
 
 
-def test_failure_with_an_unknown_reason_shows_the_events_message():
-    [push] = payment_pushes(event("failed", "AM04", "the receiving bank refused it"), payee_uid=None)
-    assert push.body == f"1{NBSP}234,56{NBSP}kr: the receiving bank refused it"
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("AM04", None),  # an ISO code the bank has no words for
+        ("NARR", "Kontoinnehaver Ola Nordmann ukjent"),  # the other bank's free text: a name
+        ("BE05", "the receiving bank refused it"),
+        ("returned", None),  # a return without a reason code
+    ],
+)
+def test_a_payment_another_bank_returned_is_told_in_the_banks_words_only(reason, message):
+    """Never the other bank's free text (pain.002 AddtlInf) nor a raw ISO code on the lock
+    screen (found in review, 2026-12-06)."""
+    [push] = payment_pushes(event("failed", reason, message), payee_uid=None)
+    assert push.body == f"1{NBSP}234,56{NBSP}kr: returned by the receiving bank"
 
 
-def test_failure_with_an_unknown_reason_and_no_message_shows_the_reason_code():
-    [push] = payment_pushes(event("failed", "returned"), payee_uid=None)
-    assert push.body == f"1{NBSP}234,56{NBSP}kr: returned"
+def test_every_reason_a_payment_can_end_with_has_words_of_the_banks():
+    """Each payment reason of the catalogue is told in REASON_TEXTS' words or the general
+    ones: never its code, never the event's message."""
+    for code in (r.code for r in reasons.REASONS if reasons.PAYMENT in r.where):
+        [push] = payment_pushes(event("failed", code, f"message of {code}"), payee_uid=None)
+        why = push.body.split(": ", 1)[1]
+        assert why != code and "message of" not in why, (code, why)
+    [push] = payment_pushes(event("failed", "invalid_kid", "KID fails the payee's MOD10 check"), payee_uid=None)
+    assert push.body.endswith(": the KID is wrong")  # RR09 from the other bank, in our words
 
 
 def test_failure_with_neither_reason_nor_message_still_pushes():
