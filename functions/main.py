@@ -224,22 +224,29 @@ on_payment_request.__firebase_endpoint__.eventTrigger["retry"] = True  # type: i
 
 
 # retry: a push FCM could not take for now (push.PushesNotSent) is sent again when Pub/Sub
-# delivers its message again, for up to PUSH_MAX_AGE (news of a payment, not worth a day late).
+# delivers its message again, for up to PUSH_MAX_AGE (news of a payment, not worth a day late);
+# the pushes of the message finished before are not sent again (push.record_done).
 # The Functions emulator does not retry (firebase/firebase-tools#3738): there it is logged once.
 @pubsub_fn.on_message_published(topic=PUSH_TOPIC, retry=True)
 def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     """Send the pushes the notifier queued (a batch per message) through FCM (the local
     sink in development)."""
+    message = event.data.message
+    age = dt.datetime.now(dt.UTC) - message.publish_time
+    done = push.done_before(docs(), message.message_id) if age >= push.REDELIVERY_AGE else set()
     try:
-        _on_push(event)
+        _on_push(event, done)
     except push.PushesNotSent as exc:
-        age = dt.datetime.now(dt.UTC) - event.data.message.publish_time
         if age <= PUSH_MAX_AGE:
+            push.record_done(docs(), message.message_id, done | exc.done, published=message.publish_time)
             raise
         log.warning("pushes given up: not sent for an hour", extra={"outcomes": exc.outcomes})
+        return
+    if done:  # a retry that sent the rest: its record is no longer needed
+        push.forget_done(docs(), message.message_id)
 
 
-def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
+def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData], done: set[str]) -> None:
     _db, _publisher, settings = deps()
     with _lock:
         if "push_sender" not in _deps:
@@ -250,7 +257,7 @@ def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> Non
     # in groups by trace, each under a span that continues it.
     items = message.get("pushes") if isinstance(message, dict) else None
     if not isinstance(items, list):
-        push.deliver_batch(docs(), _deps["push_sender"], message)
+        push.deliver_batch(docs(), _deps["push_sender"], message, done=done)
         return
     fallback = (event.data.message.attributes or {}).get(tracing.TRACEPARENT)
     groups: dict[str | None, list] = {}
@@ -261,22 +268,25 @@ def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> Non
     # not take for now held back the other customers' pushes of the message, and after an
     # hour they were given up with it (raised once, after the last group)
     not_sent: dict[str, int] = {}
+    finished: set[str] = set()  # of every group: the retry skips them (push.record_done)
     try:
         for traceparent, group in groups.items():
             parent = tracing.extract({tracing.TRACEPARENT: traceparent}) if traceparent else None
             attrs = {"fjb.pushes": len(group)}
             with tracing.span("edge on_push", parent, kind=tracing.SpanKind.CONSUMER, attrs=attrs) as span:
                 try:
-                    outcomes = push.deliver_batch(docs(), _deps["push_sender"], {"pushes": group})
+                    outcomes = push.deliver_batch(docs(), _deps["push_sender"], {"pushes": group}, done=done)
+                    finished.update(pid for pid in map(push.push_id, group) if pid is not None)
                 except push.PushesNotSent as exc:
                     outcomes = exc.outcomes
+                    finished.update(exc.done)
                     for outcome, count in outcomes.items():
                         not_sent[outcome] = not_sent.get(outcome, 0) + count
                 tracing.set_attributes(span, {f"fjb.pushes.{k}": v for k, v in outcomes.items()})
     finally:
         tracing.flush()
     if not_sent:
-        raise push.PushesNotSent(not_sent)
+        raise push.PushesNotSent(not_sent, finished)
 
 
 # the hourly ledger audit reads the whole ledger: the longest timeout an event function has

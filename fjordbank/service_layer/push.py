@@ -24,12 +24,25 @@ was a document of its own, found by a query per customer, and the emulator answe
 query by scanning all its documents (seen in its thread dumps: runQuery, 17 ms idle and
 85 ms loaded each); the push function's queries were the emulator's largest load in the
 bench, more than the whole payment pipeline's reads and commits.
+
+A message delivered again (a push FCM could not take for now, `PushesNotSent`) sends only
+what it did not send before: the first try records the pushes it finished (sent, muted,
+with no device, malformed) in ``pushRetries/{messageId}``, and a later delivery of the
+message skips them. Before, each of up to `PUSH_BATCH` other customers got the push again
+at every retry of the message for an hour (twelve times, with Pub/Sub's backoff), each send
+able to sound again and to come back after it was dismissed (found in review, 2026-12-06).
+Nothing is read or written for a message delivered once: the record is read only by a
+delivery late enough to be a retry (`REDELIVERY_AGE`), written only when some push is left
+for later, and deleted when none is (or by its TTL, ``expiresAt``, once the message is past
+retrying: firestore.indexes.json).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +51,16 @@ from fjordbank.adapters.firestore import USERS
 from fjordbank.adapters.push import PushResult, PushSender, normalize_data
 from fjordbank.domain.notifications import ALWAYS_ON, DEFAULT_PREFERENCES
 from fjordbank.runtime import log_metrics
-from fjordbank.service_layer.ports import Doc, Documents, NotFound, Stale
+from fjordbank.service_layer.ports import SERVER_TIME, Doc, Documents, NotFound, Stale
 
 log = logging.getLogger(__name__)
 SETTINGS = "settings"
 NOTIFICATION_SETTINGS = "notifications"
-DEVICES = "devices"  # the field of the settings document: {deviceId: {token, platform}} ("changed": deviceId)
+DEVICES = "devices"  # the field of the settings document: {deviceId: {token, platform}}
+CHANGED = "changed"  # the field that names the device a write of the app's changed (firestore.rules)
+# The devices of the customer's sessions the bank last ended (fjordbank.service_layer.
+# sessions), written by the backend only: they get the security notices (ALWAYS_ON), no other push.
+SIGNED_OUT_DEVICES = "signedOutDevices"
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
 NOT_SENT = "not_sent"  # no device took it and a send failed for a while only: the message is delivered again
 # FCM's answers (and ours for no answer) that say "not now", not "never": the send may work
@@ -65,16 +82,30 @@ TRANSIENT_CODES = frozenset(
 # Sends made at once, per message, as FCM's own sendEach does (the senders' HTTP sessions
 # are thread-safe).
 WORKERS = 16
+SENT_BEFORE = "sent_before"  # finished by an earlier delivery of the message (its retry record)
+RETRIES = "pushRetries"  # {messageId}: {done: [push_id, ...], expiresAt, updatedAt}; backend only
+# How late after its publish a delivery may be a retry: Pub/Sub delivers a message again no
+# sooner than its subscription's minimum backoff (10 s for the retry policy the functions'
+# triggers get), so a delivery younger than this is a first one and reads no record. A first
+# delivery that comes later (a backlog) reads it and finds none.
+REDELIVERY_AGE = dt.timedelta(seconds=5)
+# How long a retry record is kept past its message's publish: the message is retried for an
+# hour at most (functions/main.py: PUSH_MAX_AGE), and Firestore's TTL deletes within a day
+# or so of the time given.
+RETRY_RECORD_TTL = dt.timedelta(hours=2)
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # Pub/Sub's are digits: anything else keeps no record
 
 
 def settings_path(uid: str) -> str:
     return f"{USERS}/{uid}/{SETTINGS}/{NOTIFICATION_SETTINGS}"
 
 
-def tokens(found: Doc | None) -> dict[str, str]:
+def tokens(found: Doc | None, field: str = DEVICES) -> dict[str, str]:
     """deviceId -> token of each device in a customer's settings document that has one (an
-    entry of another shape is skipped: the app writes it, and the rules check each write)."""
-    devices = found.data.get(DEVICES) if found is not None else None
+    entry of another shape is skipped: the app writes it, and the rules check each write);
+    ``field``: the devices signed in (`DEVICES`) or those of the sessions the bank ended
+    (`SIGNED_OUT_DEVICES`)."""
+    devices = found.data.get(field) if found is not None else None
     if not isinstance(devices, dict):
         return {}
     return {
@@ -82,6 +113,20 @@ def tokens(found: Doc | None) -> dict[str, str]:
         for device_id, device in devices.items()
         if isinstance(device, dict) and isinstance(device.get("token"), str) and device["token"]
     }
+
+
+def _targets(found: Doc | None, kind: str) -> list[tuple[str, str, str]]:
+    """(field, deviceId, token) of each device a push of ``kind`` goes to: the devices signed
+    in, and for a security notice those of the sessions the bank ended too (a token in both
+    gets it once)."""
+    out = [(DEVICES, device, token) for device, token in tokens(found).items()]
+    if kind in ALWAYS_ON:
+        seen = {token for _field, _device, token in out}
+        for device, token in tokens(found, SIGNED_OUT_DEVICES).items():
+            if token not in seen:
+                out.append((SIGNED_OUT_DEVICES, device, token))
+                seen.add(token)
+    return out
 
 
 def collapse_id(dedupe_key: str) -> str:
@@ -116,12 +161,68 @@ class Item:
 class PushesNotSent(Exception):
     """Some push of the message reached no device because FCM could not take it for now
     (`TRANSIENT_CODES`): raised after the rest was done, so that Pub/Sub delivers the
-    message again (the push function retries). The pushes sent already are sent again then
-    and shown once (their collapse ids)."""
+    message again (the push function retries). ``done``: the `push_id` of each push that
+    was finished (the retry skips them: `record_done`)."""
 
-    def __init__(self, outcomes: dict[str, int]) -> None:
+    def __init__(self, outcomes: dict[str, int], done: set[str] | None = None) -> None:
         super().__init__(f"pushes not sent for now: {outcomes}")
         self.outcomes = outcomes
+        self.done = done or set()
+
+
+def push_id(raw: object) -> str | None:
+    """What names a queued push within its message: its customer and dedupe key, hashed
+    (a retry record holds no payment id or uid). None for a push too malformed to have one."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("uid"), str) or not isinstance(raw.get("dedupeKey"), str):
+        return None
+    return _push_id(raw["uid"], raw["dedupeKey"])
+
+
+def _push_id(uid: str, dedupe_key: str) -> str:
+    return collapse_id(f"{uid}\n{dedupe_key}")
+
+
+def retry_path(message_id: str) -> str | None:
+    """The retry record of a Pub/Sub message, or None for an id that cannot name one."""
+    return f"{RETRIES}/{message_id}" if isinstance(message_id, str) and _MESSAGE_ID.fullmatch(message_id) else None
+
+
+def done_before(docs: Documents, message_id: str) -> set[str]:
+    """The pushes an earlier delivery of the message finished (`push_id`s), from its record."""
+    path = retry_path(message_id)
+    found = docs.get(path) if path is not None else None
+    done = found.data.get("done") if found is not None else None
+    return {d for d in done if isinstance(d, str)} if isinstance(done, list) else set()
+
+
+def record_done(docs: Documents, message_id: str, done: set[str], *, published: dt.datetime) -> bool:
+    """Record the pushes finished so far, for the message's next delivery; False when it
+    could not be written (logged: the next delivery then sends them again, as before)."""
+    path = retry_path(message_id)
+    if path is None:
+        return False
+    batch = docs.batch()
+    batch.set(path, {"done": sorted(done), "expiresAt": published + RETRY_RECORD_TTL, "updatedAt": SERVER_TIME})
+    try:
+        batch.commit()
+    except Exception as exc:  # noqa: BLE001 - the retry still comes: it sends the finished ones again
+        log.warning("push retry record not written", extra={"messageId": message_id, "error": repr(exc)})
+        return False
+    return True
+
+
+def forget_done(docs: Documents, message_id: str) -> None:
+    """The message's record, deleted once nothing of it is left for later (its TTL deletes
+    it otherwise)."""
+    path = retry_path(message_id)
+    if path is None:
+        return
+    batch = docs.batch()
+    batch.delete(path)
+    try:
+        batch.commit()
+    except Exception as exc:  # noqa: BLE001 - the message is done; its TTL deletes the record
+        log.info("push retry record left for its TTL", extra={"messageId": message_id, "error": repr(exc)})
 
 
 def passes(code: str | None) -> bool:
@@ -143,28 +244,41 @@ def _item(raw: object) -> Item:
     return Item(uid, str(raw["kind"]), key, str(raw["title"]), str(raw["body"]), normalize_data(data))
 
 
-def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[str, int]:
+def deliver_batch(
+    docs: Documents, sender: PushSender, message: object, *, done: frozenset[str] | set[str] = frozenset()
+) -> dict[str, int]:
     """A Pub/Sub message from the notifier: {"pushes": [push, ...]}. Returns how many were
     sent, muted, had no device to go to, or were malformed (logged and skipped: a retry
-    would not mend them). Raises `PushesNotSent` (after removing the unregistered tokens)
+    would not mend them), and how many an earlier delivery finished (``done``, their
+    `push_id`s: skipped). Raises `PushesNotSent` (after removing the unregistered tokens)
     when a push reached no device for a reason that passes."""
     outcomes: dict[str, int] = {}
     items: list[Item] = []
+    finished: set[str] = set()  # the push_id of each push this delivery finished, or found finished
     for raw in message.get("pushes", []) if isinstance(message, dict) else []:
+        pid = push_id(raw)
+        if pid is not None and pid in done:
+            outcomes[SENT_BEFORE] = outcomes.get(SENT_BEFORE, 0) + 1
+            finished.add(pid)
+            continue
         try:
             items.append(_item(raw))
         except (KeyError, TypeError, ValueError) as exc:
             log.error("malformed push skipped", extra={"error": repr(exc)})
             outcomes[MALFORMED] = outcomes.get(MALFORMED, 0) + 1
+            if pid is not None:
+                finished.add(pid)
     if not items:
         return outcomes
     uids = list(dict.fromkeys(item.uid for item in items))
     found = docs.get_many([settings_path(uid) for uid in uids])
     wanted = {uid: chosen(found.get(settings_path(uid))) for uid in uids}
-    devices = {uid: tokens(found.get(settings_path(uid))) for uid in uids}
     unmuted = [wanted[item.uid].get(item.kind, False) for item in items]
     sends = [
-        (n, device, token) for n, on in enumerate(unmuted) if on for device, token in devices[items[n].uid].items()
+        (n, (field, device), token)
+        for n, on in enumerate(unmuted)
+        if on
+        for field, device, token in _targets(found.get(settings_path(items[n].uid)), items[n].kind)
     ]
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
         results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2]), sends))
@@ -173,23 +287,25 @@ def deliver_batch(docs: Documents, sender: PushSender, message: object) -> dict[
     for n, on in enumerate(unmuted):
         status = MUTED if not on else SENT if n in took else NOT_SENT if n in later else NO_DEVICES
         outcomes[status] = outcomes.get(status, 0) + 1
-    gone: dict[str, set[str]] = {}
+        if status != NOT_SENT:
+            finished.add(_push_id(items[n].uid, items[n].key))
+    gone: dict[str, set[tuple[str, str]]] = {}
     for (n, device, _token), result in zip(sends, results, strict=True):
         if result.unregistered:
             gone.setdefault(items[n].uid, set()).add(device)
     removed = _remove(docs, {uid: found.get(settings_path(uid)) for uid in gone}, gone)
     log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed})
     if NOT_SENT in outcomes:
-        raise PushesNotSent(outcomes)
+        raise PushesNotSent(outcomes, finished)
     return outcomes
 
 
-def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[str]]) -> int:
-    """Take the devices FCM reports as unregistered out of their customers' settings
-    documents, in one commit, each document on the condition that it is still the version
-    read. If the app changed one meanwhile (a device or a preference) the commit fails and
-    nothing is removed: the next push to that token is answered unregistered again and
-    removes it then."""
+def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[tuple[str, str]]]) -> int:
+    """Take the devices FCM reports as unregistered ((field, deviceId)) out of their
+    customers' settings documents, in one commit, each document on the condition that it is
+    still the version read. If the app changed one meanwhile (a device or a preference) the
+    commit fails and nothing is removed: the next push to that token is answered
+    unregistered again and removes it then."""
     if not gone:
         return 0
     batch = docs.batch()
@@ -197,8 +313,12 @@ def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[st
         doc = read[uid]
         if doc is None:
             continue
-        kept = {k: v for k, v in (doc.data.get(DEVICES) or {}).items() if k not in devices}
-        batch.update(doc.path, {DEVICES: kept}, if_updated=doc.updated)
+        update = {}
+        for field in sorted({field for field, _device in devices}):
+            held = doc.data.get(field)
+            held = held if isinstance(held, dict) else {}
+            update[field] = {k: v for k, v in held.items() if (field, k) not in devices}
+        batch.update(doc.path, update, if_updated=doc.updated)
     try:
         batch.commit()
     except (Stale, NotFound) as exc:

@@ -239,11 +239,10 @@ def revoke_key(
 
     def run(uow: UnitOfWork) -> None:
         staged.clear()
-        ended = session_records.session_path(uid)
-        found = uow.get_many([enrolment, key, *([ended] if sign_out else [])])
+        found = uow.get_many([enrolment, key, *(session_records.paths_to_end(uid) if sign_out else [])])
         state = revocable(found)
         if sign_out:  # the tokens signed in before are refused at once (also on a retry)
-            session_records.record_ended(uow, uid, valid_after, recorded=found[ended])
+            session_records.record_ended(uow, uid, valid_after, found)
         if found[key] is None:  # revoked before: a retry after a lost answer
             left[:] = state.keys
             return
@@ -314,11 +313,10 @@ def reopen_enrolment(
     valid_after = sessions.end_all(uid)
 
     def run(uow: UnitOfWork) -> None:
-        ended = session_records.session_path(uid)
-        found = uow.get_many([enrolment, customer, ended])
+        found = uow.get_many([enrolment, customer, *session_records.paths_to_end(uid)])
         state = allowed(found)
         # the tokens signed in before are refused at once
-        session_records.record_ended(uow, uid, valid_after, recorded=found[ended])
+        session_records.record_ended(uow, uid, valid_after, found)
         revoked[:] = sorted({*state.keys, *older})
         for old in revoked:
             uow.delete(f"{keys_collection(uid)}/{old}")

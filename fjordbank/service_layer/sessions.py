@@ -30,6 +30,16 @@ Choices and limits:
   (``listenFailed``, ``session_ended``) and when it ended its own session.
 * Tokens Auth revokes by itself (a password changed in Auth) are not recorded here; the bank
   ends sessions only through the use cases that call `record_ended`.
+* Ending the sessions also takes every device off the customer's pushes, in the same commit:
+  the devices map of ``users/{uid}/settings/notifications`` (fjordbank.service_layer.push)
+  moves to ``signedOutDevices``, which gets the security notices only. A lost phone kept
+  its registration, and with it every push (amounts, payees), since an ended session can
+  no longer write the document and the app's forced sign-out does not unregister (found in
+  review, 2026-12-06). The security notices still reach the devices signed out: the notice
+  of the very change that ended the sessions is what tells a customer whose phone a
+  stranger with the password removed. The map holds the devices of the last end only (at
+  most 10; the rules keep the app from writing it). The preferences stay; each device the
+  customer signs in on again registers itself again (web/src/main.js).
 """
 
 from __future__ import annotations
@@ -37,7 +47,8 @@ from __future__ import annotations
 from typing import Any
 
 from fjordbank.domain.errors import DomainError
-from fjordbank.service_layer.ports import SERVER_TIME, Doc, Documents, Writes
+from fjordbank.service_layer import push
+from fjordbank.service_layer.ports import DELETE_FIELD, SERVER_TIME, Doc, Documents, Writes
 
 SESSIONS = "sessions"
 
@@ -58,16 +69,35 @@ class SessionEnded(DomainError):
         self.valid_after = int(valid_after) if valid_after is not None else None
 
 
-def record_ended(writes: Writes, uid: str, valid_after: int, *, recorded: Doc | None) -> None:
+def paths_to_end(uid: str) -> list[str]:
+    """What a use case that ends ``uid``'s sessions reads in its unit of work, for
+    `record_ended`: the record and the customer's push settings."""
+    return [session_path(uid), push.settings_path(uid)]
+
+
+def record_ended(writes: Writes, uid: str, valid_after: int, found: dict[str, Doc | None]) -> None:
     """Record (in the caller's commit) that ``uid``'s tokens signed in before
-    ``valid_after`` (Unix seconds) are refused. ``recorded``: the record as the caller's
-    unit of work read it (a use case reads `session_path` with its other documents): a
-    later end moves it on, an earlier one that commits after it never moves it back (a
-    customer's sign-out racing the bank's reset)."""
+    ``valid_after`` (Unix seconds) are refused, and take their devices off every push but
+    the security notices (see the module's docstring). ``found``: `paths_to_end` as the
+    caller's unit of work read them. A later end moves the record on, an earlier one that
+    commits after it never moves it back (a customer's sign-out racing the bank's reset),
+    nor touches the devices (one registered since is a session's the later end left)."""
+    recorded = found[session_path(uid)]
     before = (recorded.data if recorded is not None else {}).get("validAfter")
     if _number(before) and before >= valid_after:  # type: ignore[operator]  # a number
         return
     writes.set(session_path(uid), {"validAfter": int(valid_after), "endedAt": SERVER_TIME}, merge=True)
+    settings = found[push.settings_path(uid)]
+    if settings is not None:  # an update: each field replaced whole (a merge would merge the maps)
+        devices = settings.data.get(push.DEVICES)
+        writes.update(
+            settings.path,
+            {
+                push.DEVICES: DELETE_FIELD,
+                push.CHANGED: DELETE_FIELD,
+                push.SIGNED_OUT_DEVICES: devices if isinstance(devices, dict) and devices else DELETE_FIELD,
+            },
+        )
 
 
 def _number(value: object) -> bool:

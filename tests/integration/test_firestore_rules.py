@@ -310,6 +310,25 @@ def test_device_tokens_are_written_one_device_at_a_time_by_their_owner_only(worl
     assert alice.delete(path) in DENIED
 
 
+def test_the_devices_the_bank_signed_out_are_the_banks_and_a_device_registers_again_beside_them(world):
+    """After the bank ended the sessions (fjordbank/service_layer/sessions.py) the devices
+    are in signedOutDevices, which gets the security notices only: the app cannot write
+    it (a stolen session could take a device off the notices, or put one back on every
+    push), and a device signed in again registers in devices as before."""
+    admin, carol = world["admin"], unique("carol")
+    path = f"users/{carol}/settings/notifications"
+    lost = {"lost": {"token": "tok-lost", "platform": "ios"}}
+    assert admin.set(path, {"payments": True, "signedOutDevices": lost}) == 200
+    client = world["client"](carol)
+    again = {"devices": {"tablet": {"token": "t" * 20, "platform": "web"}}, "changed": "tablet"}
+    assert client.app.merge(path, again, ["devices.`tablet`", "changed"]).status_code in ALLOWED
+    assert client.app.merge(path, {"marketing": True}, ["marketing"]).status_code in ALLOWED  # kept beside
+    for change in ({"signedOutDevices": {}}, {"signedOutDevices": {**lost, "x": {"token": "t", "platform": "ios"}}}):
+        assert client.app.merge(path, change, list(change)).status_code in DENIED
+    assert client.app.merge(path, {}, ["signedOutDevices.`lost`"]).status_code in DENIED  # one taken off
+    assert client.set(path, {"payments": True, **again}) in DENIED  # dropping the map is a change of it too
+
+
 def test_users_cannot_write_their_own_profile_document(world):
     alice = world["client"](world["alice"])
     assert alice.set(f"users/{world['alice']}", {"name": "Mallory", "kyc": "approved"}) in DENIED

@@ -197,7 +197,7 @@ def test_a_customers_devices_after_onboarding(auth, callables, alice, bob, ledge
 
 
 def test_a_lost_phone_removed_with_sign_out_and_the_banks_reset_end_every_session(
-    auth, callables, alice, ledger_admin, as_user
+    auth, callables, alice, ledger_admin, as_user, admin_db
 ):
     """The tablet approved by the phone is lost: removed with signOutEverywhere, Auth no
     longer takes the ID tokens issued before, and neither do the callables nor the rules,
@@ -210,9 +210,18 @@ def test_a_lost_phone_removed_with_sign_out_and_the_banks_reset_end_every_sessio
         callables.call("sca_revoke_key", {"keyId": tablet.key_id, "signOutEverywhere": "yes"}, alice.id_token)
     )
     assert refused_ == ("INVALID_ARGUMENT", "invalid_request")
+    settings = admin_db.document(f"users/{alice.uid}/settings/notifications")
+    settings.set(
+        {"marketing": True, "devices": {"tablet": {"token": "tok-lost", "platform": "web"}}, "changed": "tablet"}
+    )
     status, body = callables.call("sca_revoke_key", {"keyId": tablet.key_id, "signOutEverywhere": True}, alice.id_token)
     assert status == 200 and body["result"]["signedOut"] is True, body
     assert not auth.kit.takes(alice.id_token)
+    # no device of an ended session gets a push, but the security notices
+    assert settings.get().to_dict() == {
+        "marketing": True,
+        "signedOutDevices": {"tablet": {"token": "tok-lost", "platform": "web"}},
+    }
     # the lost phone's token has not expired, and is refused at once all the same: by a
     # callable and by the Firestore rules (its sign-in is before the bank ended the sessions)
     lost = alice.id_token

@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import fjordbank.adapters.firestore as fs
-from fjordbank.service_layer import incoming, outbox, ratelimits, rescreening, sca
+from fjordbank.service_layer import incoming, outbox, push, ratelimits, rescreening, sca
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = ("fjordbank", "functions/main.py", "bankctl", "clientkit", "bench", "devstack", "scripts")
@@ -55,6 +55,7 @@ BACKEND_ONLY = {
     ratelimits.RATE_LIMITS,
     fs.MERCHANT_HISTORY,
     "scaUsed",
+    push.RETRIES,
 }
 APP_READ = {fs.ACCOUNTS, fs.TRANSACTIONS, fs.PAYMENT_REQUESTS}
 
@@ -210,3 +211,10 @@ def test_compound_queries_have_their_composite_indexes():
         (fs.SANCTIONS_ALERTS, "COLLECTION", ("status", "raisedAt")),  # alerts by status, oldest first
     }
     assert need <= have, need - have
+
+
+def test_records_kept_for_a_while_have_a_ttl_policy():
+    """A push message's retry record is deleted by Firestore's TTL once its message is past
+    retrying (fjordbank.service_layer.push): firebase deploy turns this override into the policy."""
+    ttl = {(o["collectionGroup"], o["fieldPath"]) for o in _config()["fieldOverrides"] if o.get("ttl") is True}
+    assert (push.RETRIES, "expiresAt") in ttl

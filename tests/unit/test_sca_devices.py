@@ -11,10 +11,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fjordbank import topology
+from fjordbank.adapters.push import PushResult
 from fjordbank.domain import sca as rules
 from fjordbank.domain.events import DeviceChanged
 from fjordbank.domain.payments import PaymentRejected
-from fjordbank.service_layer import outbox, sca
+from fjordbank.service_layer import outbox, push, sca
 from fjordbank.service_layer import sessions as session_records
 from fjordbank.service_layer.sessions import session_path
 from tests.support.memory import MemoryDocuments
@@ -439,9 +440,93 @@ def test_the_banks_reset_signs_the_customer_out_everywhere(clocked):
     phone, new, sessions = Phone("phone-key-1"), Phone("new-phone-01"), Sessions()
     sca.register_key(docs, None, UID, key_id=phone.key_id, public_key=phone.public)
     put(docs, f"customers/{UID}", {"status": "approved"})
+    put(docs, push.settings_path(UID), PUSH_SETTINGS)
     answer = reset_for(docs, None, new, sessions)
     assert (answer["signedOut"], sessions.ended) == (True, [UID])
     assert docs.get(session_path(UID)).data["validAfter"] == VALID_AFTER  # type: ignore[union-attr]
+    assert docs.get(push.settings_path(UID)).data == SIGNED_OUT  # type: ignore[union-attr]
+
+
+# the customer's push settings: a preference and two devices, the lost phone's and the tablet's
+PUSH_SETTINGS = {
+    "marketing": True,
+    "devices": {
+        "lost-phone": {"token": "tok-lost", "platform": "ios"},
+        "tablet": {"token": "tok-tab", "platform": "web"},
+    },
+    "changed": "tablet",
+}
+# after the bank ended the sessions: the devices get the security notices only
+SIGNED_OUT = {"marketing": True, "signedOutDevices": PUSH_SETTINGS["devices"]}
+
+
+def test_a_lost_phone_removed_with_sign_out_gets_no_push_but_the_security_notices(docs, phone):
+    """Ending the sessions takes every device off the pushes in the same commit (the lost
+    phone's session can no longer write its registration away, and the app's forced
+    sign-out does not): found in review, 2026-12-06. They keep getting the security
+    notices, the one of this very change first (a stranger with the password who removed
+    the customer's phone must not go unseen). The preferences stay; a device signed in
+    again registers itself again, and gets every push. A revoke without sign-out leaves
+    the devices alone."""
+    lost = Phone("phone-key-2")
+    add(docs, lost, phone.approve(lost))
+    put(docs, push.settings_path(UID), PUSH_SETTINGS)
+    sca.revoke_key(docs, None, UID, key_id=phone.key_id)  # a replaced phone: nobody signed out
+    assert docs.get(push.settings_path(UID)).data == PUSH_SETTINGS  # type: ignore[union-attr]
+
+    sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=Sessions())
+    assert docs.get(push.settings_path(UID)).data == SIGNED_OUT  # type: ignore[union-attr]
+    sender = RecordingSender()
+    assert push.deliver_batch(docs, sender, pushes("payments")) == {push.NO_DEVICES: 1} and sender.sent == []
+    assert push.deliver_batch(docs, sender, pushes("security")) == {push.SENT: 1}
+    assert sorted(sender.sent) == ["tok-lost", "tok-tab"]
+
+    # the tablet signs in again and registers (as the app writes: a merge of its one entry)
+    settings_write(docs, {"devices": {"tablet": PUSH_SETTINGS["devices"]["tablet"]}, "changed": "tablet"})
+    sender.sent.clear()
+    assert push.deliver_batch(docs, sender, pushes("payments")) == {push.SENT: 1} and sender.sent == ["tok-tab"]
+    sender.sent.clear()
+    push.deliver_batch(docs, sender, pushes("security"))
+    assert sorted(sender.sent) == ["tok-lost", "tok-tab"]  # the tablet's token once
+
+
+def pushes(kind: str) -> dict:
+    return {"pushes": [{"uid": UID, "kind": kind, "dedupeKey": f"p1:{kind}", "title": "t", "body": "b"}]}
+
+
+def settings_write(docs, data: dict) -> None:
+    batch = docs.batch()
+    batch.set(push.settings_path(UID), data, merge=True)
+    batch.commit()
+
+
+def test_a_device_the_bank_signed_out_that_fcm_no_longer_knows_is_removed_from_its_map(docs, phone):
+    lost = Phone("phone-key-2")
+    add(docs, lost, phone.approve(lost))
+    put(docs, push.settings_path(UID), PUSH_SETTINGS)
+    sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=Sessions())
+    sender = RecordingSender(unregistered={"tok-lost"})
+    assert push.deliver_batch(docs, sender, pushes("security")) == {push.SENT: 1}
+    assert docs.get(push.settings_path(UID)).data["signedOutDevices"] == {"tablet": PUSH_SETTINGS["devices"]["tablet"]}  # type: ignore[union-attr]
+
+
+def test_a_customer_signed_out_everywhere_without_push_settings_gets_none_made_up(docs, phone):
+    lost = Phone("phone-key-2")
+    add(docs, lost, phone.approve(lost))
+    sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=Sessions())
+    assert push.chosen(docs.get(push.settings_path(UID))) == push.chosen(None)  # the defaults, as before
+
+
+class RecordingSender:
+    def __init__(self, unregistered: set[str] | None = None) -> None:
+        self.sent: list[str] = []
+        self.unregistered = unregistered or set()
+
+    def send(self, token, *, title, body, data, collapse_id=None):
+        self.sent.append(token)
+        if token in self.unregistered:
+            return PushResult(token, ok=False, error="404", code="UNREGISTERED", unregistered=True)
+        return PushResult(token, ok=True, message_id="m")
 
 
 class Failing(Sessions):
