@@ -387,7 +387,8 @@ def _body_checked(on_call: Callable, name: str) -> Callable:
     """The SDK's callable, behind a check of the raw body: one that is not JSON, too deep
     (a RecursionError in the parser) or holds an integer literal past Python's digit limit
     made the SDK answer a bare HTTP 500 INTERNAL, before App Check and sign-in, and counted
-    nowhere (found in review, 2026-12-06). Such a body is answered INVALID_ARGUMENT
+    nowhere (found in review, 2026-12-06); so did a JSON scalar (``1``, ``true``, ``"data"``:
+    the SDK looks for ``data`` in it). Such a body is answered INVALID_ARGUMENT
     ``invalid_request``, as the SDK answers a body without ``data``, and counted."""
 
     @functools.wraps(on_call)
@@ -396,7 +397,8 @@ def _body_checked(on_call: Callable, name: str) -> Callable:
         try:
             if len(body) > MAX_CALL_BODY:
                 raise ValueError(f"the request is over {MAX_CALL_BODY} bytes")
-            json.loads(body or b"null")
+            if not isinstance(json.loads(body or b"null"), dict):  # a scalar: the SDK's check crashed on it
+                raise ValueError("the request body is not a JSON object")
         except (ValueError, RecursionError) as exc:
             log.warning("callable body refused", extra={"function": name, "error": type(exc).__name__})
             log_metrics.edge_request(name, log_metrics.REFUSED, "invalid_request")

@@ -188,7 +188,8 @@ FUNCTIONS_SCRIPT = textwrap.dedent(
     app = flask.Flask("bodies")
     huge_int = b'{"data": ' + b"1" * 5000 + b"}"
     deep = b'{"data": ' + b"[" * 100000 + b"]" * 100000 + b"}"
-    for body in (b"{not json", huge_int, deep, b'{"data": "' + b"x" * 70000 + b'"}'):
+    scalars = (b"1", b"true", b"1.5", b'"data"', b"null", b"[1]")
+    for body in (b"{not json", huge_int, deep, b'{"data": "' + b"x" * 70000 + b'"}', *scalars):
         with app.test_request_context("/", method="POST", data=body, content_type="application/json"):
             answer = main.accounts_rename(flask.request)
             print("BODY-ANSWER", answer.status_code, answer.get_json()["error"]["details"]["reason"])
@@ -225,8 +226,8 @@ def test_the_functions_write_one_edge_line_per_request_with_its_outcome_and_reas
         ("on_payment_request", "accepted", "none"),
         ("on_payment_request", "refused", "sca_required"),
         ("on_payment_request", "error", "publish_pending"),
-        *[("accounts_rename", "refused", "invalid_request")] * 4,
+        *[("accounts_rename", "refused", "invalid_request")] * 10,
     ]
     assert "TRIGGER-RETRY True" in proc.stdout.splitlines()
     answers = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("BODY-ANSWER")]
-    assert answers == [["400", "invalid_request"]] * 4
+    assert answers == [["400", "invalid_request"]] * 10
