@@ -56,6 +56,7 @@ _MCC_RANGES: tuple[tuple[int, int, str], ...] = (
     (5300, 5399, "shopping"),
     (5411, 5499, "groceries"),
     (5541, 5542, "transport"),  # fuel
+    (5552, 5552, "transport"),  # electric vehicle charging
     (5600, 5699, "shopping"),  # clothing
     (5811, 5814, "restaurants"),
     (5815, 5818, "subscriptions"),  # digital goods, media, apps
@@ -66,6 +67,7 @@ _MCC_RANGES: tuple[tuple[int, int, str], ...] = (
     (6010, 6011, "cash"),
     (6300, 6300, "bills"),  # insurance
     (7011, 7011, "travel"),
+    (7512, 7512, "transport"),  # car rental agencies (the generic code; the brands are 3351-3500)
     (7523, 7523, "transport"),  # parking
     (7832, 7999, "entertainment"),
     (8011, 8099, "health"),

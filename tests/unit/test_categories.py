@@ -19,6 +19,8 @@ from fjordbank.domain.categories import CATEGORIES, categorise, mcc_category, me
         ("4111", "transport"),  # Ruter
         ("4784", "transport"),  # bompenger
         ("5541", "transport"),  # fuel
+        ("5552", "transport"),  # electric vehicle charging
+        ("7512", "transport"),  # car rental, the generic code
         ("4511", "travel"),  # airlines
         ("7011", "travel"),  # hotels
         ("5912", "health"),  # apotek
