@@ -142,6 +142,24 @@ def order_change_challenge(order_id: str, from_amount: int, amount: int, currenc
     return f"fjordbank-sca-order-change-v1|{order_id}|{from_amount}|{amount}|{currency}|{to_account}".encode()
 
 
+def order_schedule_challenge(
+    order_id: str,
+    from_amount: int,
+    amount: int,
+    currency: str,
+    to_account: str,
+    schedule: tuple[str, str, str | None, str | None],
+) -> bytes:
+    """What the device signs for a standing order that is to pay sooner or for longer (an
+    earlier next due date, a later end date or none): the order's payment from what to
+    what, and ``schedule`` (next due from, to; end date from, to; "" for no end date). A
+    session alone moved a confirmed 15 000 kr order's next date to tomorrow, day after day,
+    or took its end date away (found in review, 2026-12-06)."""
+    from_next, next_due, from_end, end = schedule
+    dates = f"{from_next}|{next_due}|{from_end or ''}|{end or ''}"
+    return f"fjordbank-sca-order-schedule-v1|{order_id}|{from_amount}|{amount}|{currency}|{to_account}|{dates}".encode()
+
+
 def required(amount: int, *, new_payee: bool, threshold: int = DEFAULT_THRESHOLD) -> bool:
     return new_payee or amount > threshold
 

@@ -39,7 +39,7 @@ from fjordbank.domain.payments import (
     payment_id_for,
     projection_update,
 )
-from fjordbank.domain.sca import DEFAULT_THRESHOLD, order_challenge, order_change_challenge
+from fjordbank.domain.sca import DEFAULT_THRESHOLD, order_challenge, order_change_challenge, order_schedule_challenge
 from fjordbank.service_layer import edge, outbox, seams
 from fjordbank.service_layer.ports import (
     DELETE_FIELD,
@@ -202,7 +202,9 @@ def change(
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Change the amount, the end date or the next due date of an active order. A larger
-    amount that needs SCA needs a new confirmation. A new next due date moves the schedule:
+    amount that needs SCA needs a new confirmation, and so does a change that makes an
+    order over the threshold pay sooner (an earlier next due date) or for longer (a later
+    end date, or none): `order_schedule_challenge`. A new next due date moves the schedule:
     a monthly order then falls due on that day of the month (a rent order moved from the
     31st to the 2nd pays on the 2nd from then on); it must come after the last date the
     order ran, whose payment id it would take again."""
@@ -222,13 +224,64 @@ def change(
     if not update and "amount" not in asked:
         raise PaymentRejected("nothing_to_change", "give amount, nextDue or endDate")
     _check_within_end(update.get("nextDue", order["nextDue"]), update.get("endDate", order.get("endDate")))
-    if "amount" in asked:  # last: a confirmation is used only by a change that is otherwise valid
-        # the signature is recorded as used for this version of the order: the same change
-        # retried (its commit failed) may use it again, a later change may not (replayed
-        # after the amount was lowered, it would raise it again without the customer)
-        version = f"{path}@{found.updated.isoformat()}"
+    # last: a confirmation is used only by a change that is otherwise valid. The signature
+    # is recorded as used for this version of the order: the same change retried (its
+    # commit failed) may use it again, a later change may not (replayed after the amount
+    # was lowered, it would raise it again without the customer)
+    version = f"{path}@{found.updated.isoformat()}"
+    if _pays_sooner_or_longer(order, update):
+        amount = parse_amount(asked["amount"]) if "amount" in asked else order["amount"]
+        _confirm_schedule(check_sca, uid, version, order, update, amount, asked.get("sca"), sca_threshold)
+        if "amount" in asked:
+            update["amount"] = amount
+    elif "amount" in asked:
         update["amount"] = _changed_amount(check_sca, uid, version, order, asked, sca_threshold)
     return _apply_change(docs, path, update, now)
+
+
+def _pays_sooner_or_longer(order: dict[str, Any], update: dict[str, Any]) -> bool:
+    """Whether the change makes the order pay before its next due date or past its end
+    date: what the customer's confirmation of the order did not cover."""
+    sooner = "nextDue" in update and update["nextDue"] < order["nextDue"]
+    end, new_end = order.get("endDate"), update.get("endDate", order.get("endDate"))
+    longer = "endDate" in update and end is not None and (new_end is None or new_end > end)
+    return sooner or longer
+
+
+def _confirm_schedule(
+    check_sca: seams.ScaCheck,
+    uid: str,
+    version: str,
+    order: dict[str, Any],
+    update: dict[str, Any],
+    amount: int,
+    sca: dict[str, Any] | None,
+    sca_threshold: int,
+) -> None:
+    """An order that is to pay sooner or for longer is checked as its payment (of the new
+    amount) to a known payee: over the SCA threshold it needs a confirmation of the new
+    schedule (and amount), recorded as used for ``version`` of the order. Below it, a
+    session alone could make such payments one by one anyway."""
+    schedule = (
+        order["nextDue"],
+        update.get("nextDue", order["nextDue"]),
+        order.get("endDate"),
+        update.get("endDate", order.get("endDate")),
+    )
+    check_sca(
+        uid,
+        request_path=version,
+        request_id=order["orderId"],
+        amount=amount,
+        currency=order["currency"],
+        to_account=order["toAccount"],
+        own_payee=True,  # the payee was confirmed when the order was made
+        sca=sca,
+        threshold=sca_threshold,
+        challenge=order_schedule_challenge(
+            order["orderId"], order["amount"], amount, order["currency"], order["toAccount"], schedule
+        ),
+    )
 
 
 def _check_within_end(next_due: str | None, end: str | None) -> None:

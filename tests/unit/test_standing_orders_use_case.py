@@ -732,3 +732,61 @@ def test_a_raise_is_confirmed_from_the_amount_it_raises(docs):
     )
     raised = _signed(key, sca_rules.order_change_challenge("order-0001", 10_000, BIG, "NOK", SAVINGS))
     assert change(docs, check, {"orderId": "order-0001", "amount": BIG, "sca": raised})["amount"] == BIG
+
+
+def _schedule(
+    key: Any, next_due: tuple[str, str], end: tuple[str | None, str | None], amount: tuple[int, int] = (BIG, BIG)
+) -> dict[str, str]:
+    schedule = (next_due[0], next_due[1], end[0], end[1])
+    return _signed(key, sca_rules.order_schedule_challenge("order-0001", *amount, "NOK", SAVINGS, schedule))
+
+
+def test_an_order_over_the_threshold_pays_sooner_or_longer_only_when_confirmed(docs):
+    """A session alone moved a confirmed 9 000 kr monthly order's next date to tomorrow day
+    after day, or took its end date away: the confirmation covered the order's schedule, not
+    any other (found in review, 2026-12-06; PSD2 RTS art. 14 counts a change of a series)."""
+    key, check = _real_sca(docs)
+    start = (TODAY + dt.timedelta(days=60)).isoformat()
+    made = create(
+        docs,
+        check,
+        body(
+            amount=BIG,
+            startDate=start,
+            endDate="2027-12-31",
+            sca=_signed(key, sca_rules.order_challenge("order-0001", BIG, "NOK", SAVINGS, "monthly", start)),
+        ),
+    )
+    tomorrow = (TODAY + dt.timedelta(days=1)).isoformat()
+    sooner = {"orderId": "order-0001", "nextDue": tomorrow}
+    assert refused(lambda: change(docs, check, sooner)) == "sca_required"
+    assert refused(lambda: change(docs, check, {"orderId": "order-0001", "endDate": None})) == "sca_required"
+    assert refused(lambda: change(docs, check, {"orderId": "order-0001", "endDate": "2028-06-30"})) == "sca_required"
+    assert order(docs) == made  # nothing changed
+    # a raise's confirmation does not stand for a schedule's
+    raise_only = _signed(key, sca_rules.order_change_challenge("order-0001", BIG, BIG, "NOK", SAVINGS))
+    assert refused(lambda: change(docs, check, {**sooner, "sca": raise_only})) == "sca_invalid"
+    signed = _schedule(key, (start, tomorrow), ("2027-12-31", "2027-12-31"))
+    assert change(docs, check, {**sooner, "sca": signed})["nextDue"] == tomorrow
+    # put back (later needs no confirmation), then the confirmation replayed: used, refused
+    assert change(docs, check, {"orderId": "order-0001", "nextDue": start})["nextDue"] == start
+    assert refused(lambda: change(docs, check, {**sooner, "sca": signed})) == "sca_reused"
+
+    # later and shorter need no confirmation: they pay less
+    later = (TODAY + dt.timedelta(days=90)).isoformat()
+    assert change(docs, check, {"orderId": "order-0001", "nextDue": later, "endDate": "2027-10-31"})["endDate"] == (
+        "2027-10-31"
+    )
+    # no end date, confirmed with the raise in the same change: one confirmation for both
+    both = _schedule(key, (later, later), ("2027-10-31", None), amount=(BIG, BIG + 1))
+    changed = change(docs, check, {"orderId": "order-0001", "endDate": None, "amount": BIG + 1, "sca": both})
+    assert (changed["amount"], changed.get("endDate")) == (BIG + 1, None)
+
+
+def test_an_order_below_the_threshold_changes_its_schedule_without_a_confirmation(docs):
+    """A session alone may pay a known payee below the threshold one payment at a time: the
+    order's schedule is no more than that."""
+    _key, check = _real_sca(docs)
+    create(docs, check, body(startDate=(TODAY + dt.timedelta(days=20)).isoformat(), endDate="2027-06-30"))
+    changed = change(docs, check, {"orderId": "order-0001", "nextDue": TODAY.isoformat(), "endDate": None})
+    assert (changed["nextDue"], changed.get("endDate")) == (TODAY.isoformat(), None)
