@@ -330,6 +330,11 @@ class FirestoreDocuments:
         query = _after(self.db, _query(self.db, collection, where, order_by, limit), start_after)
         return [d for d in (to_doc(s) for s in query.stream(**self._stream)) if d is not None]
 
+    def count(self, collection: str, *, where: Sequence[Where] = (), up_to: int) -> int:
+        # the limit bounds what the aggregation reads (Firestore bills a read per 1,000 entries)
+        (result,) = _query(self.db, collection, where, (), up_to).count().get(**self._stream)
+        return int(result[0].value)
+
     def batch(self) -> FirestoreBatch:
         return FirestoreBatch(self.db, self.db.batch())
 

@@ -120,6 +120,7 @@ REASONS: tuple[Reason, ...] = (
     _r("unknown_to_account", f"{CALLABLE} {PAYMENT}", "no account with this number in Fjordbank"),
     _r("to_account_closed", f"{CALLABLE} {PAYMENT}", "the payee's account is closed"),
     _r("same_account", f"{CALLABLE} {PAYMENT}", "from- and to-account are the same"),
+    _r("too_many_scheduled", PAYMENT, "the customer has 200 payments waiting for their due dates: pay or cancel one"),
     _r("currency_mismatch", f"{CALLABLE} {PAYMENT} {CARD}", "the account does not hold the payment's currency"),
     _r("insufficient_funds", f"{PAYMENT} {CARD}", "the available balance is too low"),
     _r(
@@ -157,6 +158,7 @@ REASONS: tuple[Reason, ...] = (
     _r("end_date_too_far", CALLABLE, "dates at most 10 years ahead"),
     _r("nothing_to_change", CALLABLE, "a change needs amount, nextDue or endDate"),
     _r("order_exists", CALLABLE, "another standing order has this id"),
+    _r("too_many_standing_orders", CALLABLE, "the customer has 100 active standing orders: stop one first"),
     _r("unknown_order", CALLABLE, "no such standing order of yours"),
     _r("order_not_active", CALLABLE, "the standing order has ended or was cancelled"),
     _r("unknown_request", CALLABLE, "no such payment request of yours"),

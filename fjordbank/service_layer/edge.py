@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import ACCOUNTS, is_transient, request_path
+from fjordbank.adapters.firestore import ACCOUNTS, PAYMENT_REQUESTS, USERS, is_transient, request_path
 from fjordbank.domain.errors import Busy
 from fjordbank.domain.ledger import FROZEN, TAKES_CREDITS
 from fjordbank.domain.norway import mask_account_number, today_in_norway
@@ -64,6 +64,7 @@ from fjordbank.service_layer.ports import (
     NotFound,
     Publisher,
     Stale,
+    Where,
     Written,
     system_clock,
 )
@@ -256,7 +257,7 @@ def _handle(docs: Documents, publisher: Publisher, call: _Call, request: Payment
             uid, _data(reads["from"]), request.to_account, _data(reads.get("to")), bank_regs
         )
         payment = _payment(uid, request_id, request, kind, body, now)
-        shown = "scheduled" if request.due_date > today_in_norway(now) else "requested"
+        shown = _first_status(docs, uid, request, now)
         show = _Show(known, shown, payment)
         known, limited = _count_and_claim(docs, uid, request_id, request, reads, show, own_payee=own_payee, call=call)
         if limited is not None:
@@ -708,6 +709,35 @@ def account_verdict(
     if to_account[:4] not in bank_regs:
         return EXTERNAL, False
     return INTERNAL, _check_payee(target).get("ownerUid") == uid
+
+
+# The payments a customer may have waiting for their due dates. The due-payments job decides
+# each due one in every run until it is paid or has failed: without a bound, one customer's
+# thousands of 1-øre payments the account could not cover (each without SCA, within the rate
+# limit) took the run's time from every other customer's due payments and standing orders
+# (found in review, 2026-12-06). A household's bills are a few dozen a month.
+MAX_SCHEDULED = 200
+
+
+def _first_status(docs: Documents, uid: str, request: PaymentRequest, now: dt.datetime) -> str:
+    """ "requested", or "scheduled" for a later due date (if the customer has room for it)."""
+    if request.due_date <= today_in_norway(now):
+        return "requested"
+    _check_room_to_schedule(docs, uid)
+    return "scheduled"
+
+
+def _check_room_to_schedule(docs: Documents, uid: str) -> None:
+    """Refused when the customer has `MAX_SCHEDULED` payments waiting for their due dates:
+    one count, on a payment with a later due date only (the trigger's round trips for a
+    payment made now stay three). A few made at the same instant may pass it together."""
+    waiting = docs.count(
+        f"{USERS}/{uid}/{PAYMENT_REQUESTS}", where=[Where("status", "==", "scheduled")], up_to=MAX_SCHEDULED
+    )
+    if waiting >= MAX_SCHEDULED:
+        raise PaymentRejected(
+            "too_many_scheduled", f"at most {MAX_SCHEDULED} payments waiting for their due dates; pay or cancel one"
+        )
 
 
 def check_payee(docs: Documents, to_account: str, bank_regs: tuple[str, ...]) -> None:

@@ -217,6 +217,10 @@ class Documents(Protocol):
         """``start_after``: the next page, after this document of the page before (as in
         `query_group`)."""
 
+    def count(self, collection: str, *, where: Sequence[Where] = (), up_to: int) -> int:
+        """How many documents of ``collection`` match ``where``, counted up to ``up_to`` (the
+        answer is at most that): one aggregation, which reads index entries, not documents."""
+
     def batch(self) -> Batch: ...
 
     def transact(self, fn: Callable[[UnitOfWork], T], *, operation: str) -> T:

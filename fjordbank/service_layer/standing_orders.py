@@ -107,6 +107,7 @@ def create(
             raise PaymentRejected("order_exists", "another standing order has this id")
         return existing.data
     kind, own_payee = edge.check_accounts(docs, uid, terms.payment.from_account, terms.payment.to_account, bank_regs)
+    _check_room(docs, uid)
     check_sca(
         uid,
         request_path=path,
@@ -172,6 +173,26 @@ def create(
         return made
     log.info("standing order created", extra={"uid": uid, "order_id": order_id, "frequency": terms.frequency})
     return order
+
+
+# The active standing orders a customer may have. The due-payments job decides every due
+# date of every order in each run: without a bound, one customer's thousands of orders
+# (each below the SCA threshold, within the rate limit) took the run's time from everyone
+# else's payments (found in review, 2026-12-06). A household has a few dozen.
+MAX_ACTIVE_ORDERS = 100
+
+
+def _check_room(docs: Documents, uid: str) -> None:
+    """Refused when the customer has `MAX_ACTIVE_ORDERS` active orders (one count; a few
+    made at the same instant may pass it together: a bound on the job's work, not a rule
+    to the order)."""
+    active = docs.count(
+        f"{USERS}/{uid}/{STANDING_ORDERS}", where=[Where("status", "==", rules.ACTIVE)], up_to=MAX_ACTIVE_ORDERS
+    )
+    if active >= MAX_ACTIVE_ORDERS:
+        raise PaymentRejected(
+            "too_many_standing_orders", f"at most {MAX_ACTIVE_ORDERS} active standing orders; stop one first"
+        )
 
 
 def _data_or_empty(doc: Doc | None) -> dict[str, Any]:

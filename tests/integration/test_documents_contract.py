@@ -53,6 +53,18 @@ def test_get_missing_and_created(backend):
     assert abs(doc.updated - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
 
 
+def test_count_counts_what_matches_up_to_its_bound(backend):
+    docs, _, c = backend
+    assert docs.count(c, where=[Where("s", "==", "a")], up_to=10) == 0
+    batch = docs.batch()
+    for n in range(5):
+        batch.create(f"{c}/d{n}", {"s": "a" if n < 4 else "b"})
+    batch.commit()
+    assert docs.count(c, where=[Where("s", "==", "a")], up_to=10) == 4
+    assert docs.count(c, where=[Where("s", "==", "a")], up_to=3) == 3
+    assert docs.count(c, up_to=100) == 5
+
+
 def test_create_of_existing_fails_and_writes_nothing(backend):
     docs, _, c = backend
     first = docs.batch()

@@ -407,6 +407,9 @@ class MemoryDocuments:
     ) -> list[Doc]:
         return self.store.query(collection, where, order_by, limit, start_after=start_after)
 
+    def count(self, collection: str, *, where: Sequence[Where] = (), up_to: int) -> int:
+        return len(self.store.query(collection, where, (), up_to))
+
     def batch(self) -> MemoryBatch:
         return MemoryBatch(self.store)
 

@@ -120,6 +120,10 @@ class RoundTrips:
         self.counts["RunQuery"] += 1
         return self.docs.query(collection, where=where, order_by=order_by, limit=limit, start_after=start_after)
 
+    def count(self, collection: str, *, where: Sequence[Where] = (), up_to: int) -> int:
+        self.counts["RunAggregationQuery"] += 1
+        return self.docs.count(collection, where=where, up_to=up_to)
+
     def batch(self) -> Batch:
         return _CountingBatch(self.docs.batch(), self.counts)
 

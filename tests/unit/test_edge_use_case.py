@@ -192,7 +192,20 @@ def test_a_payment_due_later_is_scheduled_not_published(bank):
     assert bank.publisher.published == []
     shown = bank.request(request_id)
     assert shown["status"] == "scheduled" and shown["payment"]["due_date"] == "2027-04-01"
-    assert bank.docs.counts == {"BatchGetDocuments": 1, "Commit": 1}
+    # and one count of the customer's payments waiting already (edge.MAX_SCHEDULED)
+    assert bank.docs.counts == {"BatchGetDocuments": 1, "RunAggregationQuery": 1, "Commit": 1}
+
+
+def test_a_customer_has_at_most_so_many_payments_waiting_for_their_due_dates(bank, monkeypatch):
+    """One customer's thousands of scheduled payments the account could not cover took the
+    due-payments job's time from everyone else's (found in review, 2026-12-06)."""
+    monkeypatch.setattr(edge, "MAX_SCHEDULED", 2)
+    for _ in range(2):
+        assert bank.handle(*bank.create(dueDate="2027-04-01")) == "scheduled"
+    request_id, body = bank.create(dueDate="2027-04-01")
+    assert bank.handle(request_id, body) == "rejected"
+    assert bank.request(request_id)["reason"]["code"] == "too_many_scheduled"
+    assert bank.handle(*bank.create()) == "requested"  # a payment made now is not counted, nor counts
 
 
 def test_each_round_trip_is_a_span_of_the_payments_trace():

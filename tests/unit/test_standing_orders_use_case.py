@@ -790,3 +790,15 @@ def test_an_order_below_the_threshold_changes_its_schedule_without_a_confirmatio
     create(docs, check, body(startDate=(TODAY + dt.timedelta(days=20)).isoformat(), endDate="2027-06-30"))
     changed = change(docs, check, {"orderId": "order-0001", "nextDue": TODAY.isoformat(), "endDate": None})
     assert (changed["nextDue"], changed.get("endDate")) == (TODAY.isoformat(), None)
+
+
+def test_a_customer_has_at_most_so_many_active_standing_orders(docs, sca, monkeypatch):
+    """Each active order's due dates are decided in every run of the due-payments job (found
+    in review, 2026-12-06: thousands of one customer's took everyone's run)."""
+    monkeypatch.setattr(standing_orders, "MAX_ACTIVE_ORDERS", 2)
+    create(docs, sca, body("order-0001"))
+    create(docs, sca, body("order-0002"))
+    assert refused(lambda: create(docs, sca, body("order-0003"))) == "too_many_standing_orders"
+    assert create(docs, sca, body("order-0002"))["orderId"] == "order-0002"  # a retry is answered as made
+    standing_orders.cancel(docs, UID, "order-0001")
+    assert create(docs, sca, body("order-0003"))["status"] == rules.ACTIVE
