@@ -5,9 +5,10 @@ variable set. Nothing else in the package reads ``os.environ``.
 
 Production (FJB_ENV) gets no default that lies in the repository's dev folders: a setting
 it must be given and was not is a start-up error naming it, never the local stack's file or
-folder. The clearing channel (FJB_CLEARING_DIR, ``Settings.clearing_channel``) and the
-sanctions list (FJB_SANCTIONS_LIST) have no production default. The screening policy's
-default, config/screening.json, is production's too: the services' image ships config/.
+folder. The clearing channel (FJB_CLEARING_DIR, ``Settings.clearing_channel``), the
+sanctions list (FJB_SANCTIONS_LIST) and the card vault (FJB_VAULT_PATH,
+``Settings.card_vault``) have no production default. The screening policy's default,
+config/screening.json, is production's too: the services' image ships config/.
 
 | variable | meaning | default |
 |---|---|---|
@@ -32,7 +33,7 @@ default, config/screening.json, is production's too: the services' image ships c
 | FJB_CARD_PROCESSOR_SECRET | shared secret that signs the processor's requests | (none) |
 | FJB_APP_CHECK_DEBUG_SECRET | the emulator's App Check debug path (see adapters/app_check) | (none) |
 | FJB_SCA_THRESHOLD | øre above which a payment needs a device signature | 500000 |
-| FJB_VAULT_PATH | the card vault's file | .stack/vault/cards.db |
+| FJB_VAULT_PATH | the card vault's file (on storage that outlives the process) | local: .stack/vault/cards.db |
 | FJB_VAULT_KEY / FJB_CVV_KEY | the vault's and the CVV key (base64, 32 bytes) | (none) |
 | FJB_TRACE_EXPORTER | spans to: file (FJB_TRACE_DIR), gcp (Cloud Trace) or none | gcp if K_SERVICE is set, else file |
 | FJB_TRACE_DIR | the span files of the file exporter (what `bankctl trace` reads) | .stack/traces |
@@ -114,6 +115,19 @@ class Settings:
             )
         return self.clearing_dir
 
+    def card_vault(self) -> str:
+        """The card vault's file. Production has no default: the image's state folder is
+        temporary (memory on Cloud Run), and every card number issued was lost at the next
+        start, the cards declined from then on as unknown (found in review, 2026-12-06). So
+        the card service refuses to start without FJB_VAULT_PATH there (ConfigError)."""
+        if not self.vault_path:
+            raise ConfigError(
+                "FJB_VAULT_PATH is not set: in production (FJB_ENV=production) the card service keeps the card "
+                "numbers in a vault on storage that outlives the process (a persistent, encrypted volume in the "
+                "PCI scope); it has no default there"
+            )
+        return self.vault_path
+
     def screening_list(self) -> str:
         """The sanctions list a service screens payments against. Production has no
         default (the repository's is a fictional sample that matches no real name): a
@@ -192,7 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         card_bin=env.get("FJB_CARD_BIN", "499210"),
         card_api_port=_int(env, "FJB_CARD_API_PORT", 0),
         card_processor_secret=env.get("FJB_CARD_PROCESSOR_SECRET", ""),
-        vault_path=env.get("FJB_VAULT_PATH") or str(state_dir / "vault" / "cards.db"),
+        vault_path=env.get("FJB_VAULT_PATH") or _local_default(production, state_dir / "vault" / "cards.db"),
         vault_key=env.get("FJB_VAULT_KEY", ""),
         cvv_key=env.get("FJB_CVV_KEY", ""),
         app_check_debug_secret=env.get("FJB_APP_CHECK_DEBUG_SECRET", ""),

@@ -413,7 +413,7 @@ async def _answered(path: str, handler, data: object) -> tuple[int, dict]:
 
 def main() -> None:
     settings = load_settings(identity="cards")
-    vault = CardVault(settings.vault_path, decode_key(settings.vault_key, "FJB_VAULT_KEY"))
+    vault = CardVault(settings.card_vault(), decode_key(settings.vault_key, "FJB_VAULT_KEY"))
     service = CardService(
         settings,
         async_client(settings.project_id, faults=faults.for_service("cards")),
@@ -421,10 +421,15 @@ def main() -> None:
         decode_key(settings.cvv_key, "FJB_CVV_KEY"),
     )
     background = [service.relay_outbox]
+    api: JsonApiServer | None = None
     if settings.card_api_port:
+        # on the probes' port when it is that port (a container's one port: Cloud Run,
+        # Knative), else on its own; on the address the settings give the service's HTTP
+        # (0.0.0.0 in a container: it was 127.0.0.1, which no processor could reach)
+        shared = settings.card_api_port == settings.http_port
         api = JsonApiServer(
-            "127.0.0.1",
-            settings.card_api_port,
+            settings.http_host,
+            None if shared else settings.card_api_port,
             service.routes(),
             unanswered=service.unanswered,
             answered=service.answered,
@@ -438,6 +443,7 @@ def main() -> None:
         batch_size=50,
         on_connect=service.on_connect,
         background=background,
+        api=api if api is not None and api.port is None else None,
     ).run()
 
 

@@ -51,7 +51,7 @@ from fjordbank.adapters.firestore import is_transient
 from fjordbank.config import Settings
 from fjordbank.errors import PublishError
 from fjordbank.runtime import crash, logs, tracing
-from fjordbank.runtime.http import ProbeServer
+from fjordbank.runtime.http import JsonApiServer, ProbeServer
 from fjordbank.runtime.ownership import LeaseThread, instance_id
 from fjordbank.runtime.tally import DeliveryTally
 
@@ -331,11 +331,14 @@ class ConsumerService:
         background: list[Callable[[asyncio.Event], Awaitable[None]]] | None = None,
         also: list[tuple[str, BatchHandler]] | None = None,
         on_partition: Callable[[int], None] | None = None,
+        api: JsonApiServer | None = None,
     ) -> None:
         """``also``: further durable consumers (possibly on other streams) the same process
         serves with their own handlers, over the same connection. ``on_partition(p)``: told
         when the instance takes partition ``p`` (the use cases that remember the versions
-        of their documents forget them: what another owner wrote meanwhile is unknown)."""
+        of their documents forget them: what another owner wrote meanwhile is unknown).
+        ``api``: a partner API served on the probes' port (its POST routes; the caller runs
+        its ``serve`` among the ``background`` tasks, which stops it in time)."""
         self.spec = topology.consumer(durable)
         self.settings = settings
         self.handler = handler
@@ -348,6 +351,7 @@ class ConsumerService:
         self.on_connect = on_connect
         self.on_partition = on_partition
         self.background = background or []
+        self.api = api
         # chaos runs only (fjordbank/adapters/faults.py): None unless FJB_FAULTS_FILE is set
         self.faults = FaultSwitch.from_env(settings.nats.user or durable)
         self.nc: Client | None = None
@@ -387,6 +391,7 @@ class ConsumerService:
             host=self.settings.http_host,
             live=lambda: self._alive,
             ready=lambda: self._ready,
+            api=self.api,
         )
         READY.set_function(lambda: 1.0 if self._ready else 0.0)  # read at each scrape, as /readyz is
         await probes.start()

@@ -1,4 +1,5 @@
-"""A minimal HTTP endpoint for probes and Prometheus: /healthz, /readyz, /metrics.
+"""A minimal HTTP endpoint for probes and Prometheus: /healthz, /readyz, /metrics, and
+the card processor's JSON API (POST), on the same port or one of its own.
 
 Plain asyncio streams: a run_service needs three GET routes, not a web framework.
 """
@@ -84,13 +85,25 @@ class _Connections:
 
 
 class ProbeServer:
+    """The service's one port: GET /healthz, /readyz and /metrics, and with ``api`` (a
+    `JsonApiServer` made without a port of its own) that API's POST routes as well. Cloud
+    Run and Knative give a container one port: the card processor's API could not be served
+    beside the probes (found in review, 2026-12-06)."""
+
     def __init__(
-        self, port: int, *, live: Callable[[], bool], ready: Callable[[], bool], host: str = "127.0.0.1"
+        self,
+        port: int,
+        *,
+        live: Callable[[], bool],
+        ready: Callable[[], bool],
+        host: str = "127.0.0.1",
+        api: JsonApiServer | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.live = live
         self.ready = ready
+        self.api = api
         self._server: asyncio.AbstractServer | None = None
         self._connections = _Connections()
 
@@ -110,11 +123,14 @@ class ProbeServer:
             return
         try:
             try:
-                request, _headers = await read_head(reader, MAX_HEADERS)
+                request, headers = await read_head(reader, MAX_HEADERS)
             except HeadTooLarge:
                 status, ctype, body = "431 Request Header Fields Too Large", "text/plain", b"headers too large\n"
             else:
                 parts = request.split()
+                if self.api is not None and parts[:1] == ["POST"]:
+                    await self.api.handle(reader, writer, head=(request, headers))
+                    return
                 path = parts[1].split("?")[0] if len(parts) >= 2 else ""
                 status, ctype, body = self._route(path)
             head = (
@@ -192,12 +208,16 @@ class JsonApiServer:
     ``unanswered`` is told of an answer the caller may not have had (`Unanswered`), with
     ``deadlines`` per path: the card service releases an approval the processor never got,
     which held the customer's money until a reversal or the hold's expiry days later;
-    ``answered`` of one it had in time (`Answered`)."""
+    ``answered`` of one it had in time (`Answered`).
+
+    With ``port`` None it listens on nothing itself: the service's `ProbeServer` hands it its
+    POST requests (`handle`), and stopping it refuses new ones (503) and waits for those in
+    flight, as a server of its own does."""
 
     def __init__(
         self,
         host: str,
-        port: int,
+        port: int | None,
         routes: dict[str, ApiHandler],
         *,
         unanswered: Unanswered | None = None,
@@ -212,16 +232,20 @@ class JsonApiServer:
         self.deadlines = deadlines or {}
         self._server: asyncio.AbstractServer | None = None
         self._connections = _Connections()
+        self._stopped = False
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=MAX_HEAD_BYTES)
+        if self.port is not None:  # 0: a port the system picks (the tests')
+            self._server = await asyncio.start_server(self.handle, self.host, self.port, limit=MAX_HEAD_BYTES)
 
     async def stop(self) -> None:
         """Take no new connection, and let the requests in flight be answered (a decision
         committed is told to the processor, not cut off by the service's stop)."""
+        self._stopped = True
         if self._server is not None:
             self._server.close()
-            await self._connections.finish()
+        await self._connections.finish()
+        if self._server is not None:
             await self._server.wait_closed()
 
     async def serve(self, stopping: asyncio.Event) -> None:
@@ -232,22 +256,30 @@ class JsonApiServer:
         finally:
             await self.stop()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        admitted = self._connections.admit()
+    async def handle(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        head: tuple[str, dict[str, str]] | None = None,
+    ) -> None:
+        """Answer one connection; ``head``: its request line and headers, read already by
+        the server that took it (`ProbeServer`)."""
+        admitted = not self._stopped and self._connections.admit()
         exchange = Exchange()
         written = False
         try:
             if admitted:
-                status, body = await self._respond(reader, exchange)
+                status, body = await self._respond(reader, exchange, head)
             else:
                 status, body = 503, {"error": "busy", "retryable": True}
             payload = json.dumps(body, separators=(",", ":")).encode()
             retry = f"Retry-After: {RETRY_AFTER_SECONDS}\r\n" if status == 503 else ""
-            head = (
+            answer = (
                 f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\n{retry}Connection: close\r\n\r\n"
             )
-            writer.write(head.encode() + payload)
+            writer.write(answer.encode() + payload)
             await asyncio.wait_for(writer.drain(), timeout=HEAD_SECONDS)
             written = True
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
@@ -278,9 +310,11 @@ class JsonApiServer:
         except Exception:
             log.exception("an unanswered request was not handled", extra={"path": exchange.path, "why": why})
 
-    async def _respond(self, reader: asyncio.StreamReader, exchange: Exchange) -> tuple[int, dict[str, Any]]:
+    async def _respond(
+        self, reader: asyncio.StreamReader, exchange: Exchange, head: tuple[str, dict[str, str]] | None
+    ) -> tuple[int, dict[str, Any]]:
         try:
-            return await self._parse_and_call(reader, exchange)
+            return await self._parse_and_call(reader, exchange, head)
         except HeadTooLarge:
             return 431, {"error": "headers_too_large"}
         except (ValueError, asyncio.LimitOverrunError):  # an over-long line, a broken header
@@ -288,8 +322,10 @@ class JsonApiServer:
         except TimeoutError:  # the head or the body did not arrive in time
             return 408, {"error": "request_timeout"}
 
-    async def _parse_and_call(self, reader: asyncio.StreamReader, exchange: Exchange) -> tuple[int, dict[str, Any]]:
-        request, headers = await read_head(reader, MAX_HEADERS)
+    async def _parse_and_call(
+        self, reader: asyncio.StreamReader, exchange: Exchange, head: tuple[str, dict[str, str]] | None
+    ) -> tuple[int, dict[str, Any]]:
+        request, headers = head if head is not None else await read_head(reader, MAX_HEADERS)
         parts = request.split()
         if len(parts) < 2 or parts[0] != "POST":
             return 404, {"error": "not_found"}

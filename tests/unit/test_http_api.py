@@ -225,3 +225,34 @@ async def test_stop_waits_for_the_unanswered_hook_as_for_an_answer():
     writer.close()
     await server.stop()
     assert done == ["late"]
+
+
+async def test_a_partner_api_is_served_on_the_probes_port_when_it_has_none_of_its_own():
+    """Cloud Run and Knative give a container one port: the card processor's API is served
+    beside /healthz, /readyz and /metrics (found in review, 2026-12-06: it was served on a
+    second port, bound to 127.0.0.1, that no deploy exposed). Stopped, it refuses new
+    requests (503) while the probes still answer."""
+    api = JsonApiServer("127.0.0.1", None, {"/v1/x": _ok})
+    await api.start()
+    assert api._server is None  # listens on nothing itself
+    probes = http.ProbeServer(0, live=lambda: True, ready=lambda: True, api=api)
+    probes._server = await asyncio.start_server(probes._handle, "127.0.0.1", 0, limit=http.MAX_HEAD_BYTES)
+
+    async def ask(raw: bytes) -> bytes:
+        reader, writer = await _connected(probes)
+        writer.write(raw)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+        return answer
+
+    try:
+        assert (await ask(b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 OK")
+        answer = await ask(b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b'{"ok":true}')
+        assert (await ask(b"POST /v1/other HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")).startswith(b"HTTP/1.1 404")
+        await api.stop()
+        assert (await ask(b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")).startswith(b"HTTP/1.1 503")
+        assert (await ask(b"GET /readyz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        await probes.stop()
