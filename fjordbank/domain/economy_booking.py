@@ -87,6 +87,15 @@ DROPPED_THROUGH = "droppedThrough"
 # The customer's category for the merchant (its override document's, None: none chosen), as
 # of the history's last write. Every history written since 2026-12-02 has the field.
 CHOSEN = "chosenCategory"
+# Refunds booked before the charge they give back, [[purchase txId, refund id, øre], ...]:
+# noted on the charge when it comes. A capture the card service published late (its outbox
+# relay), or one handed back with a delay, comes after its refund; the refund was passed
+# over, and two charges made twice by mistake and given back in full then counted as
+# charges, which took the subscription off the list for years (found in review,
+# 2026-12-06). The newest EARLY_REFUNDS_KEPT are kept: one whose purchase never comes (it
+# was dropped from the history long ago) gives way.
+EARLY_REFUNDS = "earlyRefunds"
+EARLY_REFUNDS_KEPT = 20
 
 
 def counts(booking: Booking) -> bool:
@@ -319,6 +328,7 @@ def _subscriptions(
     charged: dict[tuple[str, str], tuple[Booking, list[subscriptions.Charge]]] = {}
     through: dict[tuple[str, str], tuple[str, str] | None] = {}
     kept: dict[tuple[str, str], dict[str, Any]] = {}
+    early: dict[tuple[str, str], list[tuple[str, str, int]]] = {}  # EARLY_REFUNDS, per history
     for b in tracked:
         hkey = (b.uid, b.key)
         if hkey not in charged:
@@ -328,20 +338,32 @@ def _subscriptions(
             history = charged[hkey][1]
         category = on_history.get((b.uid, b.tx_id))
         charge = subscriptions.Charge(b.tx_id, dt.date.fromisoformat(b.date), b.amount, category)
+        waiting = early.setdefault(hkey, _early_refunds(found, hkey))
+        for entry in [e for e in waiting if e[0] == b.tx_id]:
+            charge = charge.with_refund(entry[1], entry[2])  # its refund came first
+            waiting.remove(entry)
         after = subscriptions.add_charge(history, charge)
         kept |= {(b.uid, tx): item for tx, item in _dropped_items(b.key, [*history, charge], after).items()}
         through[hkey] = _newest_dropped(through[hkey], [*history, charge], after)
         charged[hkey] = (b, after)
-    for b in refunds:  # noted on the purchase's charge, if its history has it
+    for b in refunds:  # noted on the purchase's charge; kept for it when it has not come
         hkey = (b.uid, b.key)
         history = charged[hkey][1] if hkey in charged else _charges(found, *hkey)
         purchase = next((c for c in history if c.tx_id == b.refund_of), None)
-        if purchase is None or (b.tx_id, b.amount) in purchase.refunds:
+        waiting = early.setdefault(hkey, _early_refunds(found, hkey))
+        if purchase is None and b.refund_of is not None:
+            if (b.refund_of, b.tx_id, b.amount) in waiting:
+                continue
+            waiting[:] = [*waiting, (b.refund_of, b.tx_id, b.amount)][-EARLY_REFUNDS_KEPT:]
+            noted_history = history
+        elif purchase is None or (b.tx_id, b.amount) in purchase.refunds:
             continue
+        else:
+            noted = purchase.with_refund(b.tx_id, b.amount)
+            noted_history = [noted if c is purchase else c for c in history]
         if hkey not in charged:
             through[hkey] = _dropped_through(found.get((HISTORY, *hkey)), history)
-        noted = purchase.with_refund(b.tx_id, b.amount)
-        charged[hkey] = (charged[hkey][0] if hkey in charged else b, [noted if c is purchase else c for c in history])
+        charged[hkey] = (charged[hkey][0] if hkey in charged else b, noted_history)
     histories: dict[tuple[str, str], dict[str, Any]] = {}
     listed: dict[tuple[str, str], dict[str, Any]] = {}
     unlisted: list[tuple[str, str]] = []
@@ -362,8 +384,21 @@ def _subscriptions(
             LISTED: status,
             DROPPED_THROUGH: list(dropped) if (dropped := through[(uid, key)]) is not None else None,
             CHOSEN: chosen_category(found, uid, key),
+            EARLY_REFUNDS: [list(e) for e in early.get((uid, key), _early_refunds(found, (uid, key)))],
         }
     return histories, listed, unlisted, kept
+
+
+def _early_refunds(found: Found, hkey: tuple[str, str]) -> list[tuple[str, str, int]]:
+    """A history's refunds waiting for their charges (`EARLY_REFUNDS`), as read."""
+    kept = (found.get((HISTORY, *hkey)) or {}).get(EARLY_REFUNDS)
+    if not isinstance(kept, list):
+        return []
+    return [
+        (e[0], e[1], e[2])
+        for e in kept
+        if isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], str) and type(e[2]) is int
+    ]
 
 
 def _newest_dropped(

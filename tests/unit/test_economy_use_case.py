@@ -22,7 +22,7 @@ from typing import Any
 
 from fjordbank.domain import economy as em
 from fjordbank.domain.bookings import Booking
-from fjordbank.domain.economy_booking import LISTED
+from fjordbank.domain.economy_booking import EARLY_REFUNDS, EARLY_REFUNDS_KEPT, LISTED
 from fjordbank.domain.norway import make_account_number
 from fjordbank.domain.payments import INTERNAL, PaymentEvent, PaymentRequested, requested_in_app
 from fjordbank.service_layer import economy, insights
@@ -599,6 +599,48 @@ async def test_a_charge_refunded_in_full_does_not_keep_the_subscription_off_the_
     assert found is not None and found.data["status"] == "active" and found.data["nextExpected"] == "2026-12-09"
     october = docs.store.doc("users/u1/economy/2026-10").data  # type: ignore[union-attr]
     assert october["spending"] == {"subscriptions": 12_900}  # the month's charge; the duplicate given back
+
+
+async def test_a_refund_booked_before_its_charge_is_noted_on_the_charge_when_it_comes():
+    """Two charges made twice by mistake, each refund booked before its capture (a capture
+    the card service published late, or one handed back with a delay): the refunds were
+    passed over, both duplicates counted as charges, and the subscription went off the list
+    (found in review, 2026-12-06). Now each waits on the history for its charge."""
+    from tests.support.memory import AsyncMemoryDocuments
+
+    docs = AsyncMemoryDocuments()
+    history = "users/u1/merchantHistory/m:netflix-com"
+
+    async def book(*events: dict[str, Any]) -> None:
+        await economy.apply_bookings(docs, economy.card_bookings(list(events)))
+
+    for n, month in enumerate(("2026-05", "2026-06", "2026-07", "2026-08", "2026-09")):
+        await book(_netflix("captured", f"a{n}", f"{month}-09"))
+    for dup, day in (("dup1", "2026-07-09"), ("dup2", "2026-09-09")):
+        refund = _netflix("refunded", f"rf-{dup}", day, auth_id=dup, category="subscriptions")
+        await book(refund)
+        await book(refund)  # delivered again: kept once
+        assert docs.store.doc(history).data[EARLY_REFUNDS] == [[dup, f"rf-{dup}", 12_900]]  # type: ignore[union-attr]
+        await book(_netflix("captured", dup, day))
+        assert docs.store.doc(history).data[EARLY_REFUNDS] == []  # type: ignore[union-attr]
+    await book(_netflix("captured", "b0", "2026-10-09"))
+    noted = {c["id"]: c.get("refunds") for c in docs.store.doc(history).data["charges"]}  # type: ignore[union-attr]
+    assert (noted["dup1"], noted["dup2"]) == ({"rf-dup1": 12_900}, {"rf-dup2": 12_900})
+    listed = docs.store.doc("users/u1/subscriptions/m:netflix-com")
+    assert listed is not None and listed.data["status"] == "active"
+
+
+async def test_refunds_whose_charges_never_come_keep_only_the_newest_waiting():
+    from tests.support.memory import AsyncMemoryDocuments
+
+    docs = AsyncMemoryDocuments()
+    refunds = [
+        _netflix("refunded", f"rf{n:02d}", "2026-10-09", auth_id=f"gone{n:02d}", category="subscriptions")
+        for n in range(EARLY_REFUNDS_KEPT + 5)
+    ]
+    await economy.apply_bookings(docs, economy.card_bookings(refunds))
+    waiting = docs.store.doc("users/u1/merchantHistory/m:netflix-com").data[EARLY_REFUNDS]  # type: ignore[union-attr]
+    assert [w[1] for w in waiting] == [f"rf{n:02d}" for n in range(5, EARLY_REFUNDS_KEPT + 5)]
 
 
 async def test_a_refund_on_a_history_written_before_it_said_its_listing_keeps_the_customers_dismissal():
