@@ -37,8 +37,8 @@ Choices and limits:
   no longer write the document and the app's forced sign-out does not unregister (found in
   review, 2026-12-06). The security notices still reach the devices signed out: the notice
   of the very change that ended the sessions is what tells a customer whose phone a
-  stranger with the password removed. The map holds the devices of the last end only (at
-  most 10; the rules keep the app from writing it). The preferences stay; each device the
+  stranger with the password removed. The map keeps the devices of the ends before too
+  (at most 20; the rules keep the app from writing it). The preferences stay; each device the
   customer signs in on again registers itself again (web/src/main.js).
 """
 
@@ -89,15 +89,27 @@ def record_ended(writes: Writes, uid: str, valid_after: int, found: dict[str, Do
     writes.set(session_path(uid), {"validAfter": int(valid_after), "endedAt": SERVER_TIME}, merge=True)
     settings = found[push.settings_path(uid)]
     if settings is not None:  # an update: each field replaced whole (a merge would merge the maps)
-        devices = settings.data.get(push.DEVICES)
-        writes.update(
-            settings.path,
-            {
-                push.DEVICES: DELETE_FIELD,
-                push.CHANGED: DELETE_FIELD,
-                push.SIGNED_OUT_DEVICES: devices if isinstance(devices, dict) and devices else DELETE_FIELD,
-            },
-        )
+        signed_out = _signed_out(settings.data.get(push.SIGNED_OUT_DEVICES), settings.data.get(push.DEVICES))
+        update: dict[str, Any] = {push.DEVICES: DELETE_FIELD, push.CHANGED: DELETE_FIELD}
+        if signed_out:
+            update[push.SIGNED_OUT_DEVICES] = signed_out
+        writes.update(settings.path, update)
+
+
+# The devices the security notices still reach after the ends of the sessions: those of the
+# ends before too (a reset after a sign-out, before any device registered again, dropped
+# them all, and the notice of the reset itself reached no device: found in review), the
+# ones signed out last first when there are more.
+MAX_SIGNED_OUT_DEVICES = 20
+
+
+def _signed_out(before: object, devices: object) -> dict[str, Any]:
+    """``signedOutDevices`` after an end: the devices signed in until now over those signed
+    out before (a device in both: its entry now), at most `MAX_SIGNED_OUT_DEVICES`."""
+    kept = dict(before) if isinstance(before, dict) else {}
+    now = dict(devices) if isinstance(devices, dict) else {}
+    merged = {**{k: v for k, v in kept.items() if k not in now}, **now}
+    return dict(list(merged.items())[-MAX_SIGNED_OUT_DEVICES:])
 
 
 def _number(value: object) -> bool:

@@ -618,3 +618,23 @@ def test_the_bank_does_not_reopen_for_a_key_the_customer_has_enrolled_now(docs, 
     assert keys(docs) == before  # nothing revoked, nobody signed out
     fresh = Phone("phone-key-2")
     assert reopen(docs, fresh)["keyId"] == "phone-key-2"  # a new key on the same device
+
+
+def test_a_second_end_before_any_device_registers_again_keeps_the_devices_on_the_security_notices(clocked):
+    """A sign-out, then the bank's reset before any device signed in again: the second end
+    found no device signed in and dropped those signed out, so the reset's own notice
+    reached nobody (found in review of the signed-out devices)."""
+    docs, _now = clocked
+    phone, lost, new = Phone("phone-key-1"), Phone("phone-key-2"), Phone("new-phone-01")
+    sca.register_key(docs, None, UID, key_id=phone.key_id, public_key=phone.public)
+    add(docs, lost, phone.approve(lost))
+    put(docs, f"customers/{UID}", {"status": "approved"})
+    put(docs, push.settings_path(UID), PUSH_SETTINGS)
+    sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=Ending(VALID_AFTER))
+    reset_for(docs, None, new, Ending(VALID_AFTER + 30))
+    assert docs.get(push.settings_path(UID)).data == SIGNED_OUT  # type: ignore[union-attr]
+    # a device signed in again in between is signed out with the others
+    settings_write(docs, {"devices": {"laptop": {"token": "tok-laptop", "platform": "web"}}, "changed": "laptop"})
+    sca.revoke_key(docs, None, UID, key_id=phone.key_id, sign_out=True, sessions=Ending(VALID_AFTER + 60))
+    kept = docs.get(push.settings_path(UID)).data[push.SIGNED_OUT_DEVICES]  # type: ignore[union-attr]
+    assert set(kept) == {"lost-phone", "tablet", "laptop"}
