@@ -63,6 +63,11 @@ DECISIONS = Counter(
     "fjb_card_decisions_total", "Card authorisations decided, by decision and reason", ["decision", "reason"]
 )
 INCREMENTS = Counter("fjb_card_increments_total", "Incremental authorisations decided, by decision", ["decision"])
+CAPTURE_REFUSALS = Counter(
+    "fjb_card_capture_refusals_total",
+    "Captures the bank refused (the scheme settles them: reconcile), by reason",
+    ["reason"],
+)
 UNANSWERED = Counter(
     "fjb_card_approvals_released_total",
     "Approvals released at once because the processor may not have had them, by why",
@@ -238,6 +243,16 @@ class CardService:
             return 400, {"error": "invalid_amount"}
         result = await self.ledger.capture(reference, capture_ref=capture_ref, amount=amount)
         log.info("capture", extra={"auth_id": result.auth_id, "status": result.status, "reason": result.reason})
+        if result.status != "captured":
+            # the scheme settles it all the same: the reconciliation's to clear
+            CAPTURE_REFUSALS.labels(result.reason or "none").inc()
+            log.warning(
+                "capture refused: the card scheme settles it anyway, kept for the reconciliation",
+                extra={"auth_id": result.auth_id, "reason": result.reason, "amount": amount},
+            )
+            await self.ledger.note_refused_capture(
+                reference, capture_ref=capture_ref, amount=amount, reason=result.reason
+            )
         return (200 if result.status == "captured" else 409), result.answer()
 
     async def refund(self, data: object) -> tuple[int, dict]:

@@ -21,6 +21,9 @@ the decision changes together, so a decision and its hold can never be apart:
   (on the record: refunds)             a captured purchase's refunds, by refund id, each
                                        with its posting, card scheme -> account, in postings
   accounts/{id}/transactions/{refundId} a refund's own feed entry (money in)
+  cardCaptureRefusals/{hash}           a capture the bank refused (`note_refused_capture`):
+                                       the scheme settles it all the same, so it is the
+                                       reconciliation's to clear (backend only)
 
 ``authId`` derives from the processor's reference: a retried request finds its record and
 gets the same answer; a different request with a used reference is declined.
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import hmac
 import logging
 import time
@@ -84,6 +88,7 @@ from fjordbank.service_layer.ports import (
     Clock,
     Contention,
     Doc,
+    Increment,
     Stale,
     Where,
     Writes,
@@ -92,6 +97,7 @@ from fjordbank.service_layer.ports import (
 
 log = logging.getLogger("cards")
 
+CAPTURE_REFUSALS = "cardCaptureRefusals"
 EXPIRE_BATCH = 500  # holds read and released per page of the job's run
 # A run takes page after page while it finds a full one, for at most this long (the next
 # run, an hour later, takes the rest): one page per run let a day's expiries outgrow the job.
@@ -400,6 +406,35 @@ class CardLedger:
         result = await self.docs.transact(run, operation="cards_capture")
         await self.announce(result)
         return result
+
+    async def note_refused_capture(
+        self, reference: str, *, capture_ref: str, amount: int | None, reason: str | None
+    ) -> None:
+        """Keep a refused capture for the reconciliation: the card scheme settles a
+        merchant's capture whatever the issuer answered, so the bank owes the scheme what it
+        did not post, and a refusal left no trace but a log line (noticed 2026-12-05). One
+        document per capture (a retry counts on it), written only on a refusal; a write that
+        fails is logged and the answer stands."""
+        key = hashlib.sha256(f"{reference}\n{capture_ref}".encode()).hexdigest()[:32]
+        batch = self.docs.batch()
+        batch.set(
+            f"{CAPTURE_REFUSALS}/{key}",
+            {
+                "reference": reference,
+                "captureReference": capture_ref,
+                "authId": rules.authorization_id(reference),
+                "amount": amount,
+                "reason": reason,
+                "status": "open",  # the reconciliation's to clear
+                "refusals": Increment(1),
+                "lastAt": SERVER_TIME,
+            },
+            merge=True,
+        )
+        try:
+            await batch.commit()
+        except Exception as exc:  # noqa: BLE001 - the processor's answer stands; the log line keeps it
+            log.error("refused capture not recorded", extra={"reference": reference, "error": repr(exc)})
 
     async def refund(self, reference: str, *, refund_ref: str, amount: int) -> CardResult:
         """Give ``amount`` of the captured purchase ``reference`` back to its account (the

@@ -58,7 +58,7 @@ def test_an_issued_card_shows_only_last_four_and_expiry(stack, holder):
     assert pan not in str(doc) and "cvv" not in {k.lower() for k in doc}
 
 
-def test_approved_authorisation_holds_then_a_partial_capture_posts(stack, holder, proc, audit):
+def test_approved_authorisation_holds_then_a_partial_capture_posts(stack, holder, proc, audit, admin_db):
     answer = buy(proc, holder, 25_000, merchant_name="Rema 1000 Majorstuen")
     assert answer["approved"] is True and answer["reason"] is None
     acct = holder.account_doc()
@@ -80,6 +80,13 @@ def test_approved_authorisation_holds_then_a_partial_capture_posts(stack, holder
     assert proc.capture(answer["reference"], amount=19_990) == (200, captured)
     assert proc.capture(answer["reference"], amount=10, capture_reference="other")[0] == 409
     assert holder.account_doc()["balance"] == 80_010
+    # the refused one is kept for the reconciliation (the scheme settles it all the same)
+    kept = [d.to_dict() for d in admin_db.collection("cardCaptureRefusals").stream()]
+    assert any(
+        (k["reference"], k["captureReference"], k["amount"], k["reason"])
+        == (answer["reference"], "other", 10, "already_captured")
+        for k in kept
+    ), kept
     audit()
 
 

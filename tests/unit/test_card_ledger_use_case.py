@@ -36,6 +36,7 @@ from fjordbank.domain.events import CardAuthorization, CardIncremented, CardIssu
 from fjordbank.domain.ledger import INTERNAL_CARD_SCHEME, card_scheme_account
 from fjordbank.errors import PublishError
 from fjordbank.runtime.consumer import Ack, Reject, Retry
+from fjordbank.service_layer import card_ledger
 from fjordbank.service_layer.card_ledger import CardLedger, CardNumbers, CardResult
 from fjordbank.service_layer.ports import Contention, Doc
 from tests.support.memory import MAX_ATTEMPTS, AsyncMemoryDocuments, AsyncMemoryUnitOfWork, MemoryDocuments
@@ -557,6 +558,31 @@ async def test_a_hold_that_cannot_be_expired_does_not_keep_the_others_held(bank:
     assert bank.account()["held"] == 1_000
     with pytest.raises(ValueError):
         await bank.ledger.expire_holds()  # only the broken one left: the run fails
+
+
+async def test_a_refused_capture_is_kept_for_the_reconciliation_once_per_capture(bank: Bank) -> None:
+    """The card scheme settles a merchant's capture whatever the issuer answered: a refusal
+    left no trace but a log line (noticed 2026-12-05). Each is kept once per capture, a
+    retry counted on it; an accepted capture keeps nothing."""
+    pan = bank.add_card()
+    await bank.buy(pan, reference="ref-r")
+    await bank.ledger.reverse("ref-r")
+    for _ in range(2):  # the processor's retry
+        await bank.ledger.note_refused_capture(
+            "ref-r", capture_ref="cap-1", amount=2_500, reason="authorization_reversed"
+        )
+    await bank.ledger.note_refused_capture(
+        "never-seen", capture_ref="cap-1", amount=None, reason="unknown_authorization"
+    )
+    kept = {d.data["reference"]: d.data for d in await bank.docs.query(card_ledger.CAPTURE_REFUSALS)}
+    assert set(kept) == {"ref-r", "never-seen"}
+    assert {k: kept["ref-r"][k] for k in ("captureReference", "amount", "reason", "status", "refusals")} == {
+        "captureReference": "cap-1",
+        "amount": 2_500,
+        "reason": "authorization_reversed",
+        "status": "open",
+        "refusals": 2,
+    }
 
 
 async def test_captures_of_what_holds_nothing_are_refused(bank: Bank) -> None:
