@@ -158,6 +158,7 @@ REASONS: tuple[Reason, ...] = (
     _r("end_date_too_far", CALLABLE, "dates at most 10 years ahead"),
     _r("nothing_to_change", CALLABLE, "a change needs amount, nextDue or endDate"),
     _r("order_exists", CALLABLE, "another standing order has this id"),
+    _r("order_changed", CALLABLE, "the order ran or changed while the change was made: look at it again"),
     _r("too_many_standing_orders", CALLABLE, "the customer has 100 active standing orders: stop one first"),
     _r("unknown_order", CALLABLE, "no such standing order of yours"),
     _r("order_not_active", CALLABLE, "the standing order has ended or was cancelled"),

@@ -257,7 +257,11 @@ def change(
             update["amount"] = amount
     elif "amount" in asked:
         update["amount"] = _changed_amount(check_sca, uid, version, order, asked, sca_threshold)
-    return _apply_change(docs, path, update, now)
+    return _apply_change(docs, path, update, now, order)
+
+
+def _schedule_of(order: dict[str, Any]) -> tuple[Any, Any]:
+    return order.get("nextDue"), order.get("endDate")
 
 
 def _pays_sooner_or_longer(order: dict[str, Any], update: dict[str, Any]) -> bool:
@@ -375,14 +379,23 @@ def _changed_end_date(value: object, next_due: str, today: dt.date) -> str | Non
     return end.isoformat() if end else None
 
 
-def _apply_change(docs: Documents, path: str, update: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """Write the change in a unit of work that finds the order still active."""
+def _apply_change(
+    docs: Documents, path: str, update: dict[str, Any], now: dt.datetime, checked: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the change in a unit of work that finds the order still active. ``checked``:
+    the order as the change was judged against (whether it pays sooner or for longer, and
+    so needs a confirmation of the new schedule)."""
 
     def run(uow: UnitOfWork) -> dict[str, Any]:
         found = uow.get(path)
         current = {} if found is None else found.data
         if current["status"] != rules.ACTIVE:
             raise PaymentRejected("order_not_active", f"the order is {current['status']}")
+        if _pays_sooner_or_longer(current, update) and _schedule_of(current) != _schedule_of(checked):
+            # the job ran the order (or another change moved it) since it was judged: a next
+            # due date that was later than the one read is sooner than the one now, and was
+            # not confirmed for it (found in review: a 9 000 kr order paid twice in a month)
+            raise PaymentRejected("order_changed", "the order ran or changed meanwhile: look at it and change it again")
         write = {**update, "updatedAt": now}
         if (
             "nextDue" not in update

@@ -802,3 +802,28 @@ def test_a_customer_has_at_most_so_many_active_standing_orders(docs, sca, monkey
     assert create(docs, sca, body("order-0002"))["orderId"] == "order-0002"  # a retry is answered as made
     standing_orders.cancel(docs, UID, "order-0001")
     assert create(docs, sca, body("order-0003"))["status"] == rules.ACTIVE
+
+
+def test_a_later_next_due_date_that_the_job_made_sooner_meanwhile_is_refused(docs):
+    """The change is judged on the order as read: the job's claim of today's date moved the
+    next due date to next month between that read and the change's commit, and a date
+    later than the one read (no confirmation needed) was sooner than the one then, unsigned:
+    a 9 000 kr order paid twice in a month (found in review of the schedule check)."""
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=5_000_000)})
+    key, check = _real_sca(docs)
+    start = TODAY.isoformat()
+    signed = _signed(key, sca_rules.order_challenge("order-0001", BIG, "NOK", SAVINGS, "monthly", start))
+    create(docs, check, body(amount=BIG, startDate=start, sca=signed))
+    transact = docs.transact
+
+    def job_first(run, **kw):  # the job claims today's date between the change's read and its commit
+        docs.transact = transact
+        assert run_due(docs, RecordingPublisher())["submitted"] == 1
+        return transact(run, **kw)
+
+    docs.transact = job_first
+    asked = (TODAY + dt.timedelta(days=10)).isoformat()  # later than the 10th read, sooner than the job's 10 April
+    assert refused(lambda: change(docs, check, {"orderId": "order-0001", "nextDue": asked})) == "order_changed"
+    assert order(docs)["nextDue"] == "2027-04-10"
+    # looked at again: now it is sooner, and asks for the confirmation
+    assert refused(lambda: change(docs, check, {"orderId": "order-0001", "nextDue": asked})) == "sca_required"
