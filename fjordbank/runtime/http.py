@@ -121,6 +121,7 @@ class ProbeServer:
         if not self._connections.admit():
             writer.close()
             return
+        handed = False  # to the API, which counts the connection in its own pool from then on
         try:
             try:
                 request, headers = await read_head(reader, MAX_HEADERS)
@@ -129,7 +130,14 @@ class ProbeServer:
             else:
                 parts = request.split()
                 if self.api is not None and parts[:1] == ["POST"]:
-                    await self.api.handle(reader, writer, head=(request, headers))
+                    # the probes' pool is the probes': the API's requests in flight filled it,
+                    # and /healthz went unanswered under card load (found in review)
+                    handed = True
+                    self._connections.done()
+                    if self.ready():
+                        await self.api.handle(reader, writer, head=(request, headers))
+                    else:  # before the service is ready its API's handlers have nothing to work with
+                        await self.api.unavailable(reader, writer, headers)
                     return
                 path = parts[1].split("?")[0] if len(parts) >= 2 else ""
                 status, ctype, body = self._route(path)
@@ -142,7 +150,8 @@ class ProbeServer:
         except (TimeoutError, ConnectionError):
             pass
         finally:
-            self._connections.done()
+            if not handed:
+                self._connections.done()
             writer.close()
 
     def _route(self, path: str) -> tuple[str, str, bytes]:
@@ -198,6 +207,17 @@ class Exchange:
 Unanswered = Callable[[Exchange, str], Awaitable[None]]
 # Told an answer the caller had: written, within the route's deadline.
 Answered = Callable[[Exchange], None]
+
+
+def _json_answer(status: int, body: dict[str, Any]) -> bytes:
+    """An answer of the JSON API: a 503 tells the caller when to send it again."""
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    retry = f"Retry-After: {RETRY_AFTER_SECONDS}\r\n" if status == 503 else ""
+    head = (
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n{retry}Connection: close\r\n\r\n"
+    )
+    return head.encode() + payload
 
 
 class JsonApiServer:
@@ -256,6 +276,23 @@ class JsonApiServer:
         finally:
             await self.stop()
 
+    async def unavailable(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
+    ) -> None:
+        """Answer a request 503 with Retry-After, as a full server does (the processor
+        sends it again), its body read first (a socket closed with a body unread is reset,
+        and the caller gets no answer at all)."""
+        try:
+            length = headers.get("content-length", "")
+            if re.fullmatch(r"[0-9]{1,7}", length) and int(length) <= MAX_BODY:
+                await asyncio.wait_for(reader.readexactly(int(length)), timeout=HEAD_SECONDS)
+            writer.write(_json_answer(503, {"error": "busy", "retryable": True}))
+            await asyncio.wait_for(writer.drain(), timeout=HEAD_SECONDS)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
     async def handle(
         self,
         reader: asyncio.StreamReader,
@@ -273,13 +310,7 @@ class JsonApiServer:
                 status, body = await self._respond(reader, exchange, head)
             else:
                 status, body = 503, {"error": "busy", "retryable": True}
-            payload = json.dumps(body, separators=(",", ":")).encode()
-            retry = f"Retry-After: {RETRY_AFTER_SECONDS}\r\n" if status == 503 else ""
-            answer = (
-                f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n{retry}Connection: close\r\n\r\n"
-            )
-            writer.write(answer.encode() + payload)
+            writer.write(_json_answer(status, body))
             await asyncio.wait_for(writer.drain(), timeout=HEAD_SECONDS)
             written = True
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):

@@ -256,3 +256,52 @@ async def test_a_partner_api_is_served_on_the_probes_port_when_it_has_none_of_it
         assert (await ask(b"GET /readyz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 OK")
     finally:
         await probes.stop()
+
+
+async def test_on_the_shared_port_the_api_waits_for_readiness_and_never_starves_the_probes(monkeypatch):
+    """The API's requests in flight filled the probes' pool (/healthz reset under card load:
+    liveness restarts the pod), and a request before the service was ready reached handlers
+    with nothing to work with, a 500 (found in review of the shared port)."""
+    monkeypatch.setattr(http, "MAX_CONNECTIONS", 2)
+    release = asyncio.Event()
+
+    async def slow(headers, body):
+        await release.wait()
+        return 200, {"ok": True}
+
+    ready = {"now": False}
+    api = JsonApiServer("127.0.0.1", None, {"/v1/x": slow})
+    probes = http.ProbeServer(0, live=lambda: True, ready=lambda: ready["now"], api=api)
+    probes._server = await asyncio.start_server(probes._handle, "127.0.0.1", 0, limit=http.MAX_HEAD_BYTES)
+    post = b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+
+    async def send(raw: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await _connected(probes)
+        writer.write(raw)
+        await writer.drain()
+        return reader, writer
+
+    async def answer(raw: bytes) -> bytes:
+        reader, writer = await send(raw)  # the writer held: dropped, it closes the connection
+        got = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+        return got
+
+    try:
+        early = await answer(post)
+        assert early.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in early
+        ready["now"] = True
+        in_flight = [await send(post) for _ in range(2)]  # the API's whole pool, held
+        await asyncio.sleep(0.1)
+        for _ in range(3):  # the probes still answer
+            health = await answer(b"GET /healthz HTTP/1.1\r\n\r\n")
+            assert health.startswith(b"HTTP/1.1 200 OK"), health
+        over = await answer(post)
+        assert over.startswith(b"HTTP/1.1 503") and b"Retry-After" in over  # the API's own refusal
+        release.set()
+        for reader, _writer in in_flight:
+            assert (await asyncio.wait_for(reader.read(), timeout=5)).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        release.set()
+        await api.stop()
+        await probes.stop()
