@@ -3,7 +3,8 @@
 
 Nothing is stored or paid: the app shows the draft, and the customer pays it as any
 payment request. One query (the customer's requests to the draft's account with its KID,
-newest first) when the draft has a KID; none without.
+newest first; another page while the ones read did not pay) when the draft has a KID;
+none without.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from typing import Any
 
 from fjordbank.adapters.firestore import PAYMENT_REQUESTS, USERS
 from fjordbank.domain import giro
-from fjordbank.service_layer.ports import Documents, OrderBy, Where
+from fjordbank.service_layer.ports import Doc, Documents, OrderBy, Where
 
-# How many of the newest matching requests are read: the states that did not pay are
-# passed over, so a few more than are shown (giro.SHOWN_EARLIER). A request not yet
-# stamped by the bank (no ``updatedAt``: the payment trigger has not run, well under a
-# second after the app stored it) is not found by the ordered query, and is not told.
-READ_EARLIER = 10
+# The newest matching requests are read a page at a time until `giro.SHOWN_EARLIER` that
+# paid are found, or `READ_EARLIER_MOST` were read: the states that did not pay are passed
+# over, and a bill tried ten times without funds hid the payment made before them (found
+# in review). A request not yet stamped by the bank (no ``updatedAt``: the payment trigger
+# has not run, well under a second after the app stored it) is not found by the ordered
+# query, and is not told.
+READ_EARLIER_PAGE = 10
+READ_EARLIER_MOST = 100
 
 
 def scan(docs: Documents, uid: str, data: dict[str, Any], *, today: dt.date) -> dict[str, Any]:
@@ -36,10 +40,18 @@ def scan(docs: Documents, uid: str, data: dict[str, Any], *, today: dt.date) -> 
 def _earlier(docs: Documents, uid: str, draft: giro.PaymentDraft) -> list[tuple[str, dict[str, Any]]]:
     if draft.kid is None:
         return []
-    found = docs.query(
-        f"{USERS}/{uid}/{PAYMENT_REQUESTS}",
-        where=[Where("kid", "==", draft.kid), Where("toAccount", "==", draft.to_account)],
-        order_by=[OrderBy("updatedAt", descending=True)],
-        limit=READ_EARLIER,
-    )
-    return [(doc.id, doc.data) for doc in found]
+    read: list[Doc] = []
+    page: list[Doc] = []
+    while len(read) < READ_EARLIER_MOST:
+        page = docs.query(
+            f"{USERS}/{uid}/{PAYMENT_REQUESTS}",
+            where=[Where("kid", "==", draft.kid), Where("toAccount", "==", draft.to_account)],
+            order_by=[OrderBy("updatedAt", descending=True)],
+            limit=READ_EARLIER_PAGE,
+            start_after=page[-1] if page else None,
+        )
+        read += page
+        found = [(doc.id, doc.data) for doc in read]
+        if len(page) < READ_EARLIER_PAGE or len(giro.earlier_payments(draft, found)) >= giro.SHOWN_EARLIER:
+            return found
+    return [(doc.id, doc.data) for doc in read]

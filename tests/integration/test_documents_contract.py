@@ -213,6 +213,15 @@ def test_query_pages_after_a_document_by_its_path_alone_or_by_an_ordered_field(b
             break
         after = page[-1]
     assert pages == [["a", "d"], ["b", "e"], ["c"]]  # a page ends between equal times
+    # newest first (the invoice scan's earlier payments): equal times by name, descending too
+    pages, after = [], None
+    while True:
+        page = docs.query(c, order_by=[OrderBy("at", descending=True)], limit=2, start_after=after)
+        pages.append(ids(page))
+        if len(page) < 2:
+            break
+        after = page[-1]
+    assert pages == [["c", "e"], ["b", "d"], ["a"]]
 
 
 def test_unit_of_work_reads_then_writes_atomically(backend):

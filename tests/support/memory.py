@@ -198,21 +198,27 @@ class _Store:
             found = [
                 f for f in found if (v := _get_field(f[1], w.field)) is not _MISSING and _compare(v, w.op, w.value)
             ]
-        found.sort(key=lambda f: f[0].split("/"))  # a document's name: segment by segment
         if not order_by:  # as Firestore: an inequality orders by its fields first (by path), then by id
             order_by = [OrderBy(f) for f in sorted({w.field for w in where if w.op in _INEQUALITIES})]
+        # then by the document's name, segment by segment, in the last order's direction (Firestore's)
+        names_descending = bool(order_by) and order_by[-1].descending
+        found.sort(key=lambda f: f[0].split("/"), reverse=names_descending)
         for o in reversed(order_by):
             found = [f for f in found if _get_field(f[1], o.field) is not _MISSING]
             found.sort(key=lambda f, o=o: _get_field(f[1], o.field), reverse=o.descending)
         if start_after is not None:
-            if any(o.descending for o in order_by):
-                raise NotImplementedError("the fake pages ascending orders only")
+            cursor = start_after
 
-            def key(data: Data, path: str) -> tuple[Any, ...]:
-                return (*(_get_field(data, o.field) for o in order_by), path.split("/"))
+            def after(data: Data, path: str) -> bool:
+                """Whether a document comes after the cursor in the query's order."""
+                for o in order_by:
+                    mine, its = _get_field(data, o.field), _get_field(cursor.data, o.field)
+                    if mine != its:
+                        return bool(mine < its) if o.descending else bool(mine > its)
+                mine_name, its_name = path.split("/"), cursor.path.split("/")
+                return mine_name < its_name if names_descending else mine_name > its_name
 
-            cursor = key(start_after.data, start_after.path)
-            found = [f for f in found if key(f[1], f[0]) > cursor]
+            found = [f for f in found if after(f[1], f[0])]
         if limit is not None:
             found = found[:limit]
         return [Doc(path, copy.deepcopy(data), version) for path, data, version in found]
