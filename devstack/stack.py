@@ -31,6 +31,9 @@ FATAL_EMULATOR_LINES = (
     "has exited with code",
 )
 FUNCTIONS_LOADED = "Loaded functions definitions from source"
+# the screening service's policy here (config/): production's limits and the test suite's
+# blocked account, which the image's config/screening.json must never block
+LOCAL_SCREENING_POLICY = "screening-local.json"
 
 
 @dataclass
@@ -204,11 +207,15 @@ class Stack:
 
     def service_env(self, service: str) -> dict[str, str]:
         """What one service needs beyond the shared environment: the card service its keys,
-        the clearing service its channel (which the `counterparty` component answers)."""
+        the clearing service its channel (which the `counterparty` component answers), the
+        screening service the local policy (the test suite's blocked account; the image's,
+        config/screening.json, blocks no test number)."""
         if service == "cards":
             return self.card_env()
         if service == "clearing":
             return {"FJB_CLEARING_DIR": str(self.s.clearing_dir)}
+        if service == "screening":
+            return {"FJB_SCREENING_POLICY": str(self.s.repo / "config" / LOCAL_SCREENING_POLICY)}
         return {}
 
     def service_components(self) -> list[Component]:

@@ -1,7 +1,9 @@
 """Generate the Kubernetes files that follow from `fjordbank/topology.py`, the same source
 the local stack renders its NATS configuration from (devstack/natsconf.py).
 
-    python -m k8s.render            write k8s/nats/accounts.generated.yaml and k8s/knative/*
+    python -m k8s.render            write the generated files: k8s/nats/accounts.generated.yaml,
+                                    k8s/knative/*, k8s/nats/topology/* (the admin Job that
+                                    creates the streams) and k8s/monitoring/* (GMP rules)
     python -m k8s.render --check    exit 1 (and name them) when a generated file is out of date
     python -m k8s.render nats-conf [-f VALUES ...]
                                     print the NATS server configuration the chart renders
@@ -39,6 +41,11 @@ VALUES = NATS_DIR / "values.yaml"
 VALUES_DEV = NATS_DIR / "values-dev.yaml"
 ACCOUNTS = NATS_DIR / "accounts.generated.yaml"
 KNATIVE_DIR = K8S / "knative"
+TOPOLOGY_JOB_DIR = NATS_DIR / "topology"
+MONITORING_DIR = K8S / "monitoring"
+RULES_DIR = REPO / "monitoring" / "rules"
+DOCKERFILE = REPO / "run_services" / "Dockerfile"
+GENERATED_DIRS = (KNATIVE_DIR, TOPOLOGY_JOB_DIR, MONITORING_DIR)
 
 BANK_ACCOUNT = "BANK"
 SYSTEM_ACCOUNT = "SYS"
@@ -55,6 +62,14 @@ IN_CLUSTER_NATS_URL = f"tls://{chart.RELEASE}.{chart.NAMESPACE}.svc.cluster.loca
 IMAGE_NAME = "registry.example/fjordbank/services"
 IMAGE_PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
 HTTP_PORT = 8080
+NATS_FILES = "/var/run/secrets/nats"
+# The NATS client files (CA, certificate, key) are a Secret volume: root-owned files. The
+# image runs as a user of its own (run_services/Dockerfile: USER uid:gid), so the pod runs
+# as that uid and gid with fsGroup = its gid: the kubelet gives the files that group, and
+# mode 0440 lets the process (and nobody else but root) read them. 0400 left them readable
+# by root alone: the services could not load their key. Knative admits a pod securityContext
+# only with its feature flag kubernetes.podspec-securitycontext enabled (k8s/README.md).
+SECRET_FILE_MODE = 0o440
 # Mirrors terraform/modules/topology (service_secret_env): a service's secrets beyond NATS,
 # environment variable -> secret ID. The k8s Secret `fjb-NAME-secrets` holds them under the
 # same IDs (tests/deploy/test_k8s_knative.py checks the two agree).
@@ -158,24 +173,15 @@ def accounts_file() -> str:
 def knative_service(name: str) -> dict[str, Any]:
     """The Knative Service of one consumer (run_services/NAME.py): a pull consumer of NATS."""
     ident = topology.identity(name)
-    files = "/var/run/secrets/nats"
     env: list[dict[str, Any]] = [
         {"name": "SERVICE", "value": name},
-        {"name": "FJB_NATS_USER", "value": ident.name},
-        {"name": "FJB_NATS_URLS", "value": IN_CLUSTER_NATS_URL},
+        *nats_client_env(ident.name, f"nats-client-{name}"),
         {"name": "FJB_HTTP_PORT", "value": str(HTTP_PORT)},
-        {"name": "FJB_NATS_CA", "value": f"{files}/ca.pem"},
-        {"name": "FJB_NATS_CERT", "value": f"{files}/client.pem"},
-        {"name": "FJB_NATS_KEY", "value": f"{files}/client-key.pem"},
-        {
-            "name": "FJB_NATS_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": f"nats-client-{name}", "key": "password"}},
-        },
     ]
     for var, secret_id in sorted(SERVICE_SECRET_ENV.get(name, {}).items()):
         env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": f"fjb-{name}-secrets", "key": secret_id}}})
-    mounts: list[dict[str, Any]] = [{"name": "nats-client", "mountPath": files, "readOnly": True}]
-    volumes: list[dict[str, Any]] = [nats_client_volume(name)]
+    mounts: list[dict[str, Any]] = [{"name": "nats-client", "mountPath": NATS_FILES, "readOnly": True}]
+    volumes: list[dict[str, Any]] = [nats_client_volume(f"nats-client-{name}")]
     if name in CLEARING_SERVICES:
         env.append({"name": "FJB_CLEARING_DIR", "value": CLEARING_DIR})
         env.append({"name": "FJB_SANCTIONS_LIST", "value": SANCTIONS_LIST})
@@ -214,6 +220,7 @@ def knative_service(name: str) -> dict[str, Any]:
                 },
                 "spec": {
                     "serviceAccountName": f"fjb-{name}",
+                    "securityContext": pod_security_context(),
                     "containerConcurrency": 10,
                     "timeoutSeconds": 30,
                     "containers": [
@@ -242,13 +249,7 @@ def knative_service(name: str) -> dict[str, Any]:
                                 "timeoutSeconds": 3,
                                 "failureThreshold": 3,
                             },
-                            "securityContext": {
-                                "runAsNonRoot": True,
-                                "runAsUser": 10001,
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
+                            "securityContext": container_security_context(),
                             "volumeMounts": mounts,
                         }
                     ],
@@ -259,12 +260,53 @@ def knative_service(name: str) -> dict[str, Any]:
     }
 
 
-def nats_client_volume(name: str) -> dict[str, Any]:
+def image_user(dockerfile: Path = DOCKERFILE) -> tuple[int, int]:
+    """(uid, gid) of the image's last USER line (run_services/Dockerfile: USER 10001:10001)."""
+    users = [line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("USER ")]
+    if not users:
+        raise ValueError(f"{dockerfile} has no USER line")
+    uid, _, gid = users[-1].partition(":")
+    if not uid.isdigit() or not (gid or uid).isdigit():
+        raise ValueError(f"{dockerfile}: USER {users[-1]} is not numeric uid[:gid]")
+    return int(uid), int(gid or uid)
+
+
+def pod_security_context() -> dict[str, Any]:
+    uid, gid = image_user()
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": gid, "fsGroup": gid}
+
+
+def container_security_context() -> dict[str, Any]:
+    uid, gid = image_user()
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": gid,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def nats_client_env(user: str, secret: str, url: str = IN_CLUSTER_NATS_URL) -> list[dict[str, Any]]:
+    """A NATS identity's settings (fjordbank/config.py): its files in the Secret volume
+    mounted at NATS_FILES, its password from the same Secret."""
+    return [
+        {"name": "FJB_NATS_USER", "value": user},
+        {"name": "FJB_NATS_URLS", "value": url},
+        {"name": "FJB_NATS_CA", "value": f"{NATS_FILES}/ca.pem"},
+        {"name": "FJB_NATS_CERT", "value": f"{NATS_FILES}/client.pem"},
+        {"name": "FJB_NATS_KEY", "value": f"{NATS_FILES}/client-key.pem"},
+        {"name": "FJB_NATS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}},
+    ]
+
+
+def nats_client_volume(secret: str) -> dict[str, Any]:
     return {
         "name": "nats-client",
         "secret": {
-            "secretName": f"nats-client-{name}",
-            "defaultMode": 0o400,
+            "secretName": secret,
+            "defaultMode": SECRET_FILE_MODE,
             "items": [
                 {"key": "ca.pem", "path": "ca.pem"},
                 {"key": "client.pem", "path": "client.pem"},
@@ -348,22 +390,187 @@ def knative_files() -> dict[Path, str]:
     return files
 
 
+# ---- the admin Job that creates the streams, consumers and KV buckets ----------------------
+
+TOPOLOGY_JOB = "fjb-nats-topology"
+# The topology's admin identity runs it, as terraform's service account fjb-nats-admin
+# (envs/*/main.tf, module nats_admin_service_account): the Kubernetes ServiceAccount has the
+# same name. Its NATS files and password are the Secret nats-client-admin in namespace nats
+# (k8s/README.md), like a consumer's nats-client-NAME. It needs no Google API (no Workload
+# Identity): it talks to NATS only, over the in-cluster Service.
+ADMIN_SERVICE_ACCOUNT = "fjb-nats-admin"
+
+
+def admin_identity() -> topology.Identity:
+    admins = [ident for ident in topology.IDENTITIES if ident.admin]
+    assert len(admins) == 1, "the topology declares one admin identity"
+    return admins[0]
+
+
+def topology_job() -> dict[str, Any]:
+    """`python -m fjordbank.adapters.jetstream_setup` once, in namespace nats, labelled so
+    that the NetworkPolicy admits it (fjordbank.io/nats-client). A Job's pod template cannot
+    change: delete the finished Job before applying a new image (k8s/README.md)."""
+    admin = admin_identity().name
+    labels = {
+        "app.kubernetes.io/name": "nats-topology",
+        "app.kubernetes.io/part-of": "fjordbank",
+        "fjordbank.io/nats-client": "true",
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": TOPOLOGY_JOB, "namespace": chart.NAMESPACE, "labels": labels},
+        "spec": {
+            "backoffLimit": 3,
+            "activeDeadlineSeconds": 900,
+            # kept a day for its log (`kubectl -n nats logs job/fjb-nats-topology`), then deleted
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": ADMIN_SERVICE_ACCOUNT,
+                    "automountServiceAccountToken": False,
+                    "restartPolicy": "Never",
+                    "securityContext": {**pod_security_context(), "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [
+                        {
+                            "name": "topology",
+                            "image": f"{IMAGE_NAME}@{IMAGE_PLACEHOLDER_DIGEST}",
+                            "command": ["python", "-m", "fjordbank.adapters.jetstream_setup"],
+                            "args": ["--timeout", "300"],
+                            "env": nats_client_env(admin, f"nats-client-{admin}"),
+                            "resources": {
+                                "requests": {"cpu": "250m", "memory": "256Mi"},
+                                "limits": {"cpu": "250m", "memory": "256Mi"},
+                            },
+                            "securityContext": {**container_security_context(), "readOnlyRootFilesystem": True},
+                            "volumeMounts": [{"name": "nats-client", "mountPath": NATS_FILES, "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [nats_client_volume(f"nats-client-{admin}")],
+                },
+            },
+        },
+    }
+
+
+def admin_service_account() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": ADMIN_SERVICE_ACCOUNT,
+            "namespace": chart.NAMESPACE,
+            "labels": {"app.kubernetes.io/name": "nats-topology", "app.kubernetes.io/part-of": "fjordbank"},
+        },
+        "automountServiceAccountToken": False,
+    }
+
+
+def topology_job_files() -> dict[Path, str]:
+    header = (
+        HEADER
+        + "# The JetStream streams, consumers and KV buckets of fjordbank/topology.py, made by the admin\n"
+        + "# identity: kubectl -n nats delete job fjb-nats-topology --ignore-not-found, then\n"
+        + "# kubectl apply -k k8s/nats/topology (k8s/README.md, first-time set-up step 5).\n"
+    )
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["serviceaccount.yaml", "job.yaml"],
+        "images": [{"name": IMAGE_NAME, "digest": IMAGE_PLACEHOLDER_DIGEST}],
+    }
+    return {
+        TOPOLOGY_JOB_DIR / "serviceaccount.yaml": header + _dump(admin_service_account()),
+        TOPOLOGY_JOB_DIR / "job.yaml": header + _dump(topology_job()),
+        TOPOLOGY_JOB_DIR / "kustomization.yaml": header + _dump(kustomization),
+    }
+
+
+# ---- the alert and recording rules for GKE Managed Prometheus -----------------------------
+
+# GlobalRules, not Rules or ClusterRules: a Rules object sees only its own namespace's data
+# and ClusterRules only its own cluster's, while the rules join the consumers' metrics
+# (namespace fjordbank on the Knative path; on the Cloud Run path cluster "__run__" and a
+# namespace per service, from the Managed Service for Prometheus sidecar), the NATS
+# exporters' (namespace nats) and the functions' log-based metrics (Cloud Monitoring
+# metrics, which only GlobalRules may query). Scoped narrower, FjbServiceDown, which fires
+# when no `up{job=SERVICE}` is 1, would page for ever on the Cloud Run path. The GKE
+# cluster's managed rule evaluator runs them for the whole project: one per environment.
+RULES_KIND = "GlobalRules"
+
+
+def rules_objects() -> list[dict[str, Any]]:
+    """One GlobalRules per monitoring/rules/NAME.rules.yaml (never its NAME.rules.test.yaml),
+    its groups as they stand (the same file promtool checks)."""
+    objects = []
+    for path in sorted(RULES_DIR.glob("*.rules.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        objects.append(
+            {
+                "apiVersion": "monitoring.googleapis.com/v1",
+                "kind": RULES_KIND,
+                "metadata": {
+                    "name": "fjordbank-" + path.name.removesuffix(".rules.yaml"),
+                    "labels": {"app.kubernetes.io/part-of": "fjordbank"},
+                },
+                "spec": {"groups": doc["groups"]},
+            }
+        )
+    return objects
+
+
+class _BlockDumper(_Dumper):
+    """Multi-line strings (PromQL, descriptions) as literal blocks, readable in review."""
+
+
+def _str_block(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str_block)
+
+
+def monitoring_files() -> dict[Path, str]:
+    header = (
+        "# Generated by `python -m k8s.render` from monitoring/rules/*.rules.yaml. Do not edit: change\n"
+        "# the rules (or k8s/render.py) and run it again; tests/deploy fails while this file is stale.\n"
+        "# For GKE Managed Prometheus's rule evaluator (k8s/README.md): kubectl apply -k k8s/monitoring\n"
+    )
+    rules = "---\n".join(
+        yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=120)
+        for doc in rules_objects()
+    )
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["rules.yaml"],
+    }
+    return {
+        MONITORING_DIR / "rules.yaml": header + rules,
+        MONITORING_DIR / "kustomization.yaml": header + _dump(kustomization),
+    }
+
+
 def generated() -> dict[Path, str]:
     """Every generated file and the content the topology gives it now."""
-    return {ACCOUNTS: accounts_file(), **knative_files()}
+    return {ACCOUNTS: accounts_file(), **knative_files(), **topology_job_files(), **monitoring_files()}
 
 
 def stale() -> list[str]:
     """Generated files (relative to the repository) that differ from what the generator makes
-    now, plus leftovers: a YAML file under k8s/knative/ the generator no longer makes."""
+    now, plus leftovers: a YAML file in a generated folder the generator no longer makes."""
     wanted = generated()
     out = [str(p.relative_to(REPO)) for p, text in wanted.items() if not p.exists() or p.read_text() != text]
-    if KNATIVE_DIR.exists():
-        out += [
-            str(p.relative_to(REPO)) + " (no longer generated)"
-            for p in sorted(KNATIVE_DIR.glob("*.yaml"))
-            if p not in wanted
-        ]
+    for directory in GENERATED_DIRS:
+        if directory.exists():
+            out += [
+                str(p.relative_to(REPO)) + " (no longer generated)"
+                for p in sorted(directory.glob("*.yaml"))
+                if p not in wanted
+            ]
     return out
 
 

@@ -1,6 +1,8 @@
 """Create or update the streams and consumers declared in `fjordbank.topology`.
 
 Run with the admin identity only: services have no permission to touch stream config.
+`ensure_topology` is the local stack's (devstack); production runs
+`python -m fjordbank.adapters.jetstream_setup` (with the streams' budgets, and `--check`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,19 @@ from fjordbank.topology import DURABLES, STREAMS, ConsumerSpec, StreamSpec
 log = logging.getLogger(__name__)
 
 
-def stream_config(spec: StreamSpec, *, replicas: int | None = None) -> StreamConfig:
+def stream_config(spec: StreamSpec, *, replicas: int | None = None, max_bytes: int | None = None) -> StreamConfig:
+    """A topology stream. ``max_bytes`` is its file-store budget on every server holding a
+    replica: production's come from fjordbank.adapters.jetstream_setup.STREAM_BUDGETS; the
+    local stack (devstack, through ensure_topology) sets none, its store being the limit.
+
+    A stream at its budget refuses new messages (DiscardPolicy.NEW) rather than dropping
+    its oldest (OLD). Dropping would silently delete messages a consumer that fell behind
+    has not read yet: a payment step, a card capture, an onboarding decision or a dead
+    letter gone without a trace. Refused, the publisher keeps the message and tries again
+    (the edge's outbox and received requests, a service's step redelivered by NATS, a
+    dead letter left on its stream), and the refusal is loud: publish errors and the
+    payment alerts (FjbPaymentNotFinal, FjbOutboxBacklog). max_age still removes what is
+    older than the stream keeps, whatever the discard policy."""
     return StreamConfig(
         name=spec.name,
         description=spec.description or None,
@@ -37,8 +51,9 @@ def stream_config(spec: StreamSpec, *, replicas: int | None = None) -> StreamCon
         storage=StorageType.FILE,
         num_replicas=replicas or spec.replicas,
         max_age=float(spec.max_age_seconds),
+        max_bytes=max_bytes,
         duplicate_window=float(spec.duplicate_window_seconds),
-        discard=DiscardPolicy.OLD,
+        discard=DiscardPolicy.NEW,
         deny_delete=True,
         deny_purge=True,
     )

@@ -32,7 +32,12 @@ K8S = REPO / "k8s"
 NATS = K8S / "nats"
 EXTRA = NATS / "extra"
 KNATIVE = K8S / "knative"
-STREAMS = NATS / "streams.yaml"
+# Stream reservations may fill at most this share of max_file_store
+# (config.jetstream.fileStore.maxSize), and max_file_store at most this share of the volume
+# (config.jetstream.fileStore.pvc.size): JetStream's figures are logical, the directory on
+# disk is larger (indexes, the meta store), and a full store stops every stream on a server.
+STORE_HEADROOM = 0.8
+VOLUME_HEADROOM = 0.9
 ENVS = ("dev", "prod")
 VALUES_FILES = {
     "prod": (render.VALUES, render.ACCOUNTS),
@@ -47,6 +52,9 @@ CRD_FILES = {
     ("serving.knative.dev", "Service"): "knative-serving-service.yaml",
     ("monitoring.googleapis.com", "PodMonitoring"): "gmp-podmonitorings.yaml",
     ("monitoring.googleapis.com", "Rules"): "gmp-rules.yaml",
+    # ClusterRules and GlobalRules are Rules with another scope: the same RulesSpec
+    # (prometheus-engine pkg/operator/apis/monitoring/v1), so the Rules CRD's schema checks them
+    ("monitoring.googleapis.com", "GlobalRules"): "gmp-rules.yaml",
 }
 # Kinds whose schema nothing here holds (cert-manager's): checked by this suite's own
 # assertions only (test_k8s_nats_extra.py).
@@ -62,7 +70,7 @@ def load_docs(path: Path) -> list[dict[str, Any]]:
 
 def manifest_files() -> list[Path]:
     """Every Kubernetes manifest under k8s/ (not the chart's values nor kustomizations)."""
-    skip = {"kustomization.yaml", "values.yaml", "values-dev.yaml", "accounts.generated.yaml", "streams.yaml"}
+    skip = {"kustomization.yaml", "values.yaml", "values-dev.yaml", "accounts.generated.yaml"}
     return sorted(p for p in K8S.rglob("*.yaml") if p.name not in skip)
 
 
@@ -109,14 +117,16 @@ def values(env: str) -> dict[str, Any]:
 
 
 def stream_budgets() -> tuple[dict[str, int], float, float]:
-    """(bytes per stream, store headroom, volume headroom): from the topology when its
-    StreamSpec carries max_bytes, from k8s/nats/streams.yaml otherwise."""
-    doc = yaml.safe_load(STREAMS.read_text()) if STREAMS.exists() else {}
+    """(bytes per stream, store headroom, volume headroom): the max_bytes the admin Job gives
+    each stream (fjordbank/adapters/jetstream_setup.py STREAM_BUDGETS), or the topology's
+    once its StreamSpec carries max_bytes."""
+    from fjordbank.adapters.jetstream_setup import STREAM_BUDGETS
+
     if all(getattr(s, "max_bytes", None) for s in topology.STREAMS):
         budgets = {s.name: int(s.max_bytes) for s in topology.STREAMS}
     else:
-        budgets = {name: chart.size_bytes(size) for name, size in (doc.get("streams") or {}).items()}
-    return budgets, float(doc.get("store_headroom", 0.8)), float(doc.get("volume_headroom", 0.9))
+        budgets = dict(STREAM_BUDGETS)
+    return budgets, STORE_HEADROOM, VOLUME_HEADROOM
 
 
 def capacity_problems(

@@ -39,7 +39,15 @@ def _core_docs() -> list[dict]:
 def test_core_kinds_match_the_kubernetes_schema(tmp_path):
     docs = _core_docs()
     kinds = {d["kind"] for d in docs}
-    assert {"Service", "NetworkPolicy", "StatefulSet", "PodDisruptionBudget", "Namespace", "ServiceAccount"} <= kinds
+    assert {
+        "Service",
+        "NetworkPolicy",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "Namespace",
+        "ServiceAccount",
+        "Job",
+    } <= kinds
     proc = ks.kubernetes_validate(docs, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -139,7 +147,7 @@ def test_the_strict_schema_keeps_what_the_crd_preserves():
     assert ks.custom_resource_errors(doc, crds) == []
 
 
-KUSTOMIZATIONS = [ks.KNATIVE, *(ks.EXTRA / env for env in ks.ENVS)]
+KUSTOMIZATIONS = [ks.KNATIVE, ks.NATS / "topology", ks.K8S / "monitoring", *(ks.EXTRA / env for env in ks.ENVS)]
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda p: str(p.relative_to(ks.K8S)))
@@ -156,7 +164,7 @@ def test_kustomizations_render_every_file_they_list(directory):
     assert rendered == listed
     # and a rendered image keeps its digest (CI's `kustomize edit set image` changes only the digest)
     for doc in yaml.safe_load_all(proc.stdout):
-        if doc and doc["kind"] == "Service" and doc["apiVersion"].startswith("serving.knative.dev"):
+        if doc and doc["kind"] in ("Service", "Job") and doc["apiVersion"].startswith(("serving.knative.dev", "batch")):
             assert "@sha256:" in _container(doc)["image"]
 
 

@@ -181,6 +181,8 @@ module "secrets" {
   replica_locations = var.secret_replica_locations
   ca_secret_id      = module.topology.nats_ca_secret_id
   labels            = local.labels
+  # the NATS system user's password (k8s/README.md: the bcrypt Secret needs it)
+  system_password_secret_id = module.topology.nats_system_password_secret_id
   identities = {
     for id in module.topology.nats_identities : id => {
       service_account = local.identity_service_accounts[id]

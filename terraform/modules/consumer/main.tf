@@ -13,9 +13,55 @@
 # Shutdown: Cloud Run sends SIGTERM and kills 10 s later. The consumer runtime
 # (fjordbank/runtime/consumer.py) stops fetching, finishes or naks the batch in hand,
 # flushes its acks and closes within that budget.
+#
+# Metrics: Cloud Run scrapes nothing. The Managed Service for Prometheus sidecar
+# (Google's collector for Cloud Run) scrapes the service's /metrics and writes them to
+# Managed Prometheus, where the GlobalRules of k8s/monitoring evaluate monitoring/rules.
+# Its RunMonitoring configuration, a file it reads at /etc/rungmp/config.yaml (mounted from
+# Secret Manager, the documented way), names the scrape job after the service: the rules
+# expect job="NAME" (monitoring/metrics.yaml scrape_jobs). With the default configuration
+# every series would carry job="run-gmp-sidecar", and FjbServiceDown, which fires when no
+# up{job="NAME"} is 1, would page for every service for ever.
 locals {
   port       = 8080
   nats_files = "/var/run/secrets/nats"
+
+  run_monitoring = {
+    apiVersion = "monitoring.googleapis.com/v1beta"
+    kind       = "RunMonitoring"
+    metadata   = { name = var.name }
+    spec = {
+      endpoints = [{ port = tostring(local.port), path = "/metrics", interval = "30s" }]
+    }
+  }
+}
+
+# The sidecar's configuration is not secret; Secret Manager is only how Cloud Run mounts a
+# file. So, unlike the NATS secrets (modules/secrets), its one version is Terraform's.
+resource "google_secret_manager_secret" "run_monitoring" {
+  project   = var.project_id
+  secret_id = "${var.name}-run-monitoring"
+  labels    = merge(var.labels, { "fjordbank-service" = var.name })
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+      }
+    }
+  }
+}
+
+resource "google_secret_manager_secret_version" "run_monitoring" {
+  secret      = google_secret_manager_secret.run_monitoring.id
+  secret_data = yamlencode(local.run_monitoring)
+}
+
+resource "google_secret_manager_secret_iam_member" "run_monitoring" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.run_monitoring.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${var.service_account_email}"
 }
 
 resource "google_cloud_run_v2_service" "this" {
@@ -177,6 +223,30 @@ resource "google_cloud_run_v2_service" "this" {
       }
     }
 
+    # The Managed Service for Prometheus sidecar: scrapes 127.0.0.1:8080/metrics every 30 s
+    # as job NAME (local.run_monitoring) and writes to Managed Prometheus as this service's
+    # account (roles/monitoring.metricWriter, envs' consumer_roles). It starts once the
+    # service is up (depends_on: after its startup probe). CPU stays allocated for it as for
+    # the service; Cloud Run allows less than 1 vCPU only with request-based billing.
+    containers {
+      name       = "prometheus-sidecar"
+      image      = var.prometheus_sidecar_image
+      depends_on = [var.name]
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle = false
+      }
+
+      volume_mounts {
+        name       = "run-gmp-config"
+        mount_path = "/etc/rungmp"
+      }
+    }
+
     volumes {
       name = "nats-ca"
       secret {
@@ -197,6 +267,12 @@ resource "google_cloud_run_v2_service" "this" {
         }
       }
     }
+    # Cloud Run mounts secret files owned by root, and the image runs as its own user
+    # (run_services/Dockerfile, USER 10001): 0400 left the key readable by root alone, and
+    # the service could not load it. Cloud Run has no fsGroup to hand the files to the
+    # image's group, so the key is 0444 like the other two: readable by every user of the
+    # container, and the container has one user. (The Knative path does better, 0440 and
+    # fsGroup: k8s/render.py.) tests/deploy/test_secret_file_modes.py holds both.
     volumes {
       name = "nats-key"
       secret {
@@ -204,7 +280,18 @@ resource "google_cloud_run_v2_service" "this" {
         items {
           path    = "client-key.pem"
           version = "latest"
-          mode    = 256 # 0400
+          mode    = 292 # 0444
+        }
+      }
+    }
+    volumes {
+      name = "run-gmp-config"
+      secret {
+        secret = google_secret_manager_secret.run_monitoring.secret_id
+        items {
+          path    = "config.yaml"
+          version = google_secret_manager_secret_version.run_monitoring.version
+          mode    = 292 # 0444, root-owned: read by the sidecar's own user
         }
       }
     }
@@ -222,4 +309,7 @@ resource "google_cloud_run_v2_service" "this" {
       }
     }
   }
+
+  # a revision that mounts a secret its account cannot read never starts
+  depends_on = [google_secret_manager_secret_iam_member.run_monitoring]
 }

@@ -37,6 +37,18 @@ variable "image" {
   }
 }
 
+variable "prometheus_sidecar_image" {
+  description = "The Managed Service for Prometheus sidecar for Cloud Run, pinned by version (or digest), never latest: it scrapes the service's /metrics for the alert rules."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^us-docker\\.pkg\\.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar(:[0-9]+\\.[0-9]+\\.[0-9]+|@sha256:[0-9a-f]{64})$", var.prometheus_sidecar_image))
+    error_message = "prometheus_sidecar_image must be Google's cloud-run-gmp-sidecar image pinned by a version (:X.Y.Z) or a digest, never latest."
+  }
+}
+
 variable "min_instances" {
   description = "Instances kept running. A pull consumer gets no requests Cloud Run could scale on, so it never scales to zero: at least 1."
   type        = number

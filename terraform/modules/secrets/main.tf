@@ -60,6 +60,27 @@ resource "google_secret_manager_secret" "ca" {
   }
 }
 
+# The NATS system account's user (k8s/render.py SYSTEM_USER "system", account SYS): its
+# bcrypt hash is in the servers' Secret nats-users-bcrypt with every identity's, and
+# operators use it for `nats server` commands. No service reads it: no accessor binding
+# (operators read it with their own rights, like every secret's versions).
+resource "google_secret_manager_secret" "system" {
+  project   = var.project_id
+  secret_id = var.system_password_secret_id
+  labels    = merge(var.labels, { "nats-identity" = "system" })
+
+  replication {
+    user_managed {
+      dynamic "replicas" {
+        for_each = var.replica_locations
+        content {
+          location = replicas.value
+        }
+      }
+    }
+  }
+}
+
 resource "google_secret_manager_secret_iam_member" "ca" {
   for_each = var.identities
 

@@ -10,7 +10,12 @@ output "ca_secret_id" {
   depends_on  = [google_secret_manager_secret_iam_member.ca]
 }
 
+output "system_password_secret_id" {
+  description = "The NATS system user's password secret ID (no service reads it)."
+  value       = google_secret_manager_secret.system.secret_id
+}
+
 output "secret_names" {
   description = "Every secret's full resource name (projects/P/secrets/ID), for `gcloud secrets versions add`."
-  value       = sort(concat([for s in google_secret_manager_secret.this : s.name], [google_secret_manager_secret.ca.name]))
+  value       = sort(concat([for s in google_secret_manager_secret.this : s.name], [google_secret_manager_secret.ca.name, google_secret_manager_secret.system.name]))
 }

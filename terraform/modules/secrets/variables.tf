@@ -38,6 +38,17 @@ variable "ca_secret_id" {
   }
 }
 
+variable "system_password_secret_id" {
+  description = "The secret holding the password of the NATS system account's user (system): hashed into the servers' configuration, read by no service."
+  type        = string
+  default     = "nats-system-password"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.system_password_secret_id))
+    error_message = "system_password_secret_id may contain only letters, digits, hyphens and underscores."
+  }
+}
+
 variable "replica_locations" {
   description = "Where Secret Manager keeps the secrets' replicas (user-managed replication). All in the EEA."
   type        = list(string)

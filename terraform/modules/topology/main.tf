@@ -64,6 +64,9 @@ locals {
   }
   # The CA that signed the NATS server certificates: not secret, but every client mounts it.
   nats_ca_secret_id = "nats-ca-cert"
+  # k8s/render.py SYSTEM_USER: the system account's user, beside the identities above; its
+  # bcrypt hash goes into the servers' configuration with theirs (k8s/README.md).
+  nats_system_password_secret_id = "nats-system-password"
 
   # A service's secrets beyond NATS: environment variable -> secret ID (fjordbank/config.py).
   service_secret_env = {

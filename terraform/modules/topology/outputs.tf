@@ -33,6 +33,11 @@ output "nats_ca_secret_id" {
   value       = local.nats_ca_secret_id
 }
 
+output "nats_system_password_secret_id" {
+  description = "The secret holding the password of the NATS system user (k8s/render.py SYSTEM_USER)."
+  value       = local.nats_system_password_secret_id
+}
+
 output "service_secret_env" {
   description = "Per consumer service: its secrets beyond NATS, environment variable -> secret ID."
   value       = local.service_secret_env

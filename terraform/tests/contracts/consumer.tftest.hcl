@@ -89,6 +89,29 @@ run "refuses_latest" {
   expect_failures = [var.image]
 }
 
+run "accepts_the_prometheus_sidecar_by_digest" {
+  command = plan
+  variables {
+    prometheus_sidecar_image = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+  }
+}
+
+run "refuses_the_prometheus_sidecar_at_latest" {
+  command = plan
+  variables {
+    prometheus_sidecar_image = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:latest"
+  }
+  expect_failures = [var.prometheus_sidecar_image]
+}
+
+run "refuses_another_prometheus_sidecar" {
+  command = plan
+  variables {
+    prometheus_sidecar_image = "registry.example/collector:1.2.0"
+  }
+  expect_failures = [var.prometheus_sidecar_image]
+}
+
 run "refuses_a_short_digest" {
   command = plan
   variables {

@@ -52,3 +52,11 @@ run "refuses_an_invalid_secret_id" {
   }
   expect_failures = [var.identities]
 }
+
+run "refuses_an_invalid_system_password_secret_id" {
+  command = plan
+  variables {
+    system_password_secret_id = "nats/system/password"
+  }
+  expect_failures = [var.system_password_secret_id]
+}
