@@ -175,3 +175,28 @@ def test_the_services_that_screen_payments_read_the_sanctions_list_from_a_mounte
         if name not in _clearing_services():  # read-only, and no subPath (bound when the pod starts)
             assert mount["readOnly"] is True and "subPath" not in mount
             assert volume["persistentVolumeClaim"]["readOnly"] is True
+
+
+def test_the_card_service_keeps_its_vault_on_a_claim_and_serves_the_processor_on_its_one_port():
+    """In production the card service refuses to start without FJB_VAULT_PATH (the image's
+    state folder is the container's: every card number was lost at the next start), and a
+    container has one port: the processor's API is served on it (FJB_CARD_API_PORT =
+    FJB_HTTP_PORT; it was set nowhere, found in review, 2026-12-06)."""
+    cards = _services()["cards"]
+    container = _container(cards)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FJB_CARD_API_PORT"] == env["FJB_HTTP_PORT"] == str(container["ports"][0]["containerPort"])
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    vault_dir = env["FJB_VAULT_PATH"].rsplit("/", 1)[0]
+    volumes = {v["name"]: v for v in cards["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mounts[vault_dir]]["persistentVolumeClaim"]["claimName"] == render.CARD_VAULT_CLAIM
+    claims = [
+        d
+        for p in ks.kustomization_resources(ks.KNATIVE)
+        for d in ks.load_docs(p)
+        if d["kind"] == "PersistentVolumeClaim"
+    ]
+    assert render.CARD_VAULT_CLAIM in {c["metadata"]["name"] for c in claims}
+    assert cards["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/max-scale"] == "1"
+    for name in set(topology.SERVICES) - {"cards"}:
+        assert "FJB_VAULT_PATH" not in {e["name"] for e in _container(_services()[name])["env"]}
