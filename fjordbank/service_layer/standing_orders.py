@@ -293,6 +293,24 @@ def _confirm_schedule(
         order.get("endDate"),
         update.get("endDate", order.get("endDate")),
     )
+    challenge = order_schedule_challenge(
+        order["orderId"], order["amount"], amount, order["currency"], order["toAccount"], schedule
+    )
+    _check_order_change(check_sca, uid, version, order, amount, sca, sca_threshold, challenge)
+
+
+def _check_order_change(
+    check_sca: seams.ScaCheck,
+    uid: str,
+    version: str,
+    order: dict[str, Any],
+    amount: int,
+    sca: dict[str, Any] | None,
+    sca_threshold: int,
+    challenge: bytes,
+) -> None:
+    """A change of ``order`` checked as a payment of ``amount`` to a known payee, its
+    confirmation (of ``challenge``) recorded as used for ``version`` of the order."""
     check_sca(
         uid,
         request_path=version,
@@ -303,9 +321,7 @@ def _confirm_schedule(
         own_payee=True,  # the payee was confirmed when the order was made
         sca=sca,
         threshold=sca_threshold,
-        challenge=order_schedule_challenge(
-            order["orderId"], order["amount"], amount, order["currency"], order["toAccount"], schedule
-        ),
+        challenge=challenge,
     )
 
 
@@ -343,20 +359,10 @@ def _changed_amount(
     SCA threshold needs a new confirmation, recorded as used for ``version`` of the order."""
     amount = parse_amount(asked["amount"])
     if amount > order["amount"]:
-        check_sca(
-            uid,
-            request_path=version,
-            request_id=order["orderId"],
-            amount=amount,
-            currency=order["currency"],
-            to_account=order["toAccount"],
-            own_payee=True,  # the payee was confirmed when the order was made
-            sca=asked.get("sca"),
-            threshold=sca_threshold,
-            challenge=order_change_challenge(
-                order["orderId"], order["amount"], amount, order["currency"], order["toAccount"]
-            ),
+        challenge = order_change_challenge(
+            order["orderId"], order["amount"], amount, order["currency"], order["toAccount"]
         )
+        _check_order_change(check_sca, uid, version, order, amount, asked.get("sca"), sca_threshold, challenge)
     return amount
 
 

@@ -227,6 +227,17 @@ async def test_stop_waits_for_the_unanswered_hook_as_for_an_answer():
     assert done == ["late"]
 
 
+async def _ask(server, raw: bytes) -> bytes:
+    """One request to ``server`` and its whole answer (the writer is held until then:
+    dropped, it closes the connection)."""
+    reader, writer = await _connected(server)
+    writer.write(raw)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    return answer
+
+
 async def test_a_partner_api_is_served_on_the_probes_port_when_it_has_none_of_its_own():
     """Cloud Run and Knative give a container one port: the card processor's API is served
     beside /healthz, /readyz and /metrics (found in review, 2026-12-06: it was served on a
@@ -239,12 +250,7 @@ async def test_a_partner_api_is_served_on_the_probes_port_when_it_has_none_of_it
     probes._server = await asyncio.start_server(probes._handle, "127.0.0.1", 0, limit=http.MAX_HEAD_BYTES)
 
     async def ask(raw: bytes) -> bytes:
-        reader, writer = await _connected(probes)
-        writer.write(raw)
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), timeout=5)
-        writer.close()
-        return answer
+        return await _ask(probes, raw)
 
     try:
         assert (await ask(b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 OK")
@@ -282,10 +288,7 @@ async def test_on_the_shared_port_the_api_waits_for_readiness_and_never_starves_
         return reader, writer
 
     async def answer(raw: bytes) -> bytes:
-        reader, writer = await send(raw)  # the writer held: dropped, it closes the connection
-        got = await asyncio.wait_for(reader.read(), timeout=5)
-        writer.close()
-        return got
+        return await _ask(probes, raw)
 
     try:
         early = await answer(post)
