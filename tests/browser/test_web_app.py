@@ -47,6 +47,10 @@ def test_sign_up_to_a_completed_payment(page):
     page.get_by_test_id("nav-pay").click()
     page.get_by_test_id("pay-to").fill(OTHER_BANK)
     page.get_by_test_id("pay-payee").fill("Kari Nordmann")
+    # more than one payment may be: said in the form, not as the rules' "permission denied"
+    page.get_by_test_id("pay-amount").fill("2 000 000")
+    page.get_by_test_id("pay-review-button").click()
+    expect(page.get_by_test_id("pay-error")).to_contain_text("One payment is at most")
     page.get_by_test_id("pay-amount").fill("150")
     page.get_by_test_id("pay-message").fill("Takk for lånet")
     shot(page, "05-pay")

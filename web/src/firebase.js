@@ -65,6 +65,20 @@ async function signedInSince(validAfter) {
 }
 
 /** A callable's answer, or a thrown Error with `.reason` (the backend's reason code). */
+// The Functions SDK's codes that say the bank's answer did not come (a crash, the network, a
+// timeout): a request may have been made all the same.
+const NO_ANSWER = new Set(["internal", "unavailable", "deadline-exceeded"]);
+
+/** A callable's error in words the customer can act on: the bank's message without the
+ * SDK's " [400]" status suffix, and no bare "internal" when no answer came (found in review). */
+export function callMessage(err) {
+  const code = String(err?.code || "").replace(/^functions\//, "");
+  if (NO_ANSWER.has(code) && !err?.details?.reason) {
+    return "No answer from the bank. Check whether it went through before you try again.";
+  }
+  return String(err?.message || err).replace(/\s*\[\d+\]$/, "");
+}
+
 export async function call(name, data) {
   try {
     const result = await httpsCallable(functions, name)(data);
@@ -74,7 +88,7 @@ export async function call(name, data) {
     // the bank ended this session (a device removed with sign-out, a reset): back to sign-in,
     // unless this is a late answer to a call made before the customer signed in again
     if (reason === "session_ended" && !(await signedInSince(err?.details?.validAfter))) await signOut(auth);
-    const e = new Error(err?.message || String(err));
+    const e = new Error(callMessage(err));
     e.reason = reason;
     e.field = err?.details?.field;
     e.code = err?.code;

@@ -106,12 +106,31 @@ function renderNav(screen) {
   );
 }
 
+// How long a sign-in or sign-out waits for this browser's push registration: the write
+// waits for the server, and offline it never came, so a sign-out did nothing and a reload
+// showed the sign-in form to a signed-in customer (found in review). Past it the write goes
+// on by itself (Firestore sends it when the connection is back).
+const DEVICE_WRITE_WAIT_MS = 3000;
+
+function waited(promise) {
+  return Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve(null), DEVICE_WRITE_WAIT_MS))]);
+}
+
 /** Sign out, taking this browser off the customer's push devices first (best effort: a
- * sign-out is never held up by it). */
+ * sign-out is never held up by it for more than DEVICE_WRITE_WAIT_MS). */
 async function signOutHere() {
   const uid = session.user?.uid;
-  if (uid) await unregisterDevice(uid).catch(() => {});
+  if (uid) await waited(unregisterDevice(uid).catch(() => {}));
   await signOut(auth);
+}
+
+function noNotifications(err) {
+  // the reason as one sentence: Firestore's own messages end with a full stop
+  const reason = String(err?.message || err).replace(/[.\s]+$/, "");
+  toast(
+    `This browser gets no notifications: ${reason}. Remove a device you no longer use under Notifications.`,
+    "warn",
+  );
 }
 
 async function boot() {
@@ -124,20 +143,24 @@ async function boot() {
       return;
     }
     // Register this browser for pushes first: the onboarding result is one. One refused
-    // (the customer has ten devices registered) signs in all the same, without pushes here.
+    // (the customer has ten devices registered) signs in all the same, without pushes here;
+    // one not answered in time (offline) signs in, and pushes start when it is.
+    const registering = registerDevice(user.uid);
     let device = null;
+    let told = false;
     try {
-      device = await registerDevice(user.uid);
+      device = await waited(registering);
     } catch (err) {
-      // the reason as one sentence: Firestore's own messages end with a full stop
-      const reason = String(err?.message || err).replace(/[.\s]+$/, "");
-      toast(
-        `This browser gets no notifications: ${reason}. Remove a device you no longer use under Notifications.`,
-        "warn",
-      );
+      told = true;
+      noNotifications(err);
     }
     signedIn(user, device);
     if (device) receive(device.token);
+    else {
+      registering
+        .then((late) => late && session.user?.uid === user.uid && receive(late.token))
+        .catch((err) => told || noNotifications(err));
+    }
   });
   onPush((_all, fresh) => {
     if (!fresh.length) return;

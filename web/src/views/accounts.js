@@ -160,7 +160,7 @@ function recategorise(accountId, entry, chip) {
   chip.addEventListener("click", () => {
     const select = h(
       "select",
-      { testid: "recategorise" },
+      { testid: "recategorise", "aria-label": "Category for this merchant" },
       ...Object.keys(CATEGORIES)
         .filter((c) => c !== "income")
         .map((c) => h("option", { value: c, selected: c === entry.category }, label(c))),

@@ -12,6 +12,10 @@ import { formatAccount, isValidAccount, normalizeAccount, osloToday, sampleGiroL
 import { openAccounts, session } from "../session.js";
 import { waitingNote } from "./standing.js";
 
+// The most one payment may be (the contract's ceiling: fjordbank/domain/payments.py,
+// MAX_AMOUNT_MINOR; firestore.rules refuses more, in words the customer cannot act on).
+const MAX_PAYMENT = 100_000_000;
+
 function newId(prefix = "web-") {
   const bytes = new Uint8Array(12);
   crypto.getRandomValues(bytes);
@@ -25,6 +29,7 @@ function paymentBody({ from, to, payeeName, amount, message, kid, dueDate, frequ
   if (toAccount === from) throw new Error("Choose another account to pay to.");
   const ore = parseNOK(amount);
   if (!ore) throw new Error("Write the amount in kroner, like 150 or 1 234,50.");
+  if (ore > MAX_PAYMENT) throw new Error(`One payment is at most ${formatNOK(MAX_PAYMENT)}.`);
   if (message && kid) throw new Error("A payment has a message or a KID, not both.");
   if (kid && !/^[0-9]{1,24}[0-9-]$/.test(kid)) throw new Error("The KID is 2-25 digits.");
   if (message && message.length > 140) throw new Error("The message is at most 140 characters.");
@@ -40,37 +45,55 @@ function paymentBody({ from, to, payeeName, amount, message, kid, dueDate, frequ
   return body;
 }
 
-/** Sign on this device and create the request document; returns the request id. */
-async function sendPayment(body) {
+// One reviewed body is one request: its id is made once, and the device's signature of it is
+// kept, so pressing Confirm again after a lost answer sends the same request (the bank answers
+// it as it stands) instead of a second payment or a second standing order (found in review).
+// A signature is made again for nothing: ECDSA signs each time differently, and the bank
+// would take the same id with another signature for another request.
+
+/** Sign on this device (once per ``sent``) and create the request document; returns its id. */
+async function sendPayment(body, sent) {
   const uid = session.user.uid;
-  const requestId = newId();
-  const sca = await confirmPayment(uid, { requestId, amount: body.amount, currency: "NOK", toAccount: body.toAccount });
-  await setDoc(doc(db, `users/${uid}/paymentRequests/${requestId}`), sca ? { ...body, sca } : body);
+  const requestId = sent.id;
+  if (!("sca" in sent)) {
+    sent.sca = await confirmPayment(uid, {
+      requestId,
+      amount: body.amount,
+      currency: "NOK",
+      toAccount: body.toAccount,
+    });
+  }
+  // a merge: the same request sent again changes nothing the bank wrote on it (the rules allow that)
+  await setDoc(doc(db, `users/${uid}/paymentRequests/${requestId}`), sent.sca ? { ...body, sca: sent.sca } : body, {
+    merge: true,
+  });
   return requestId;
 }
 
-/** A standing order, confirmed on this device with how often and from when. */
-async function sendStandingOrder(plan) {
-  const orderId = newId("so-web-");
+/** A standing order, confirmed on this device (once per ``sent``) with how often and from when. */
+async function sendStandingOrder(plan, sent) {
+  const orderId = sent.id;
   const { v, currency, ...terms } = plan;
-  const sca = await confirmStandingOrder(session.user.uid, {
-    orderId,
-    amount: plan.amount,
-    currency,
-    toAccount: plan.toAccount,
-    frequency: plan.frequency,
-    startDate: plan.startDate,
-  });
+  if (!("sca" in sent)) {
+    sent.sca = await confirmStandingOrder(session.user.uid, {
+      orderId,
+      amount: plan.amount,
+      currency,
+      toAccount: plan.toAccount,
+      frequency: plan.frequency,
+      startDate: plan.startDate,
+    });
+  }
   const order = { orderId, ...terms };
   if (!order.endDate) delete order.endDate;
-  await call("standing_orders_create", sca ? { ...order, sca } : order);
+  await call("standing_orders_create", sent.sca ? { ...order, sca: sent.sca } : order);
   return orderId;
 }
 
 const EVERY = { weekly: "every week", monthly: "every month" };
 
 function reviewCard(body, onBack) {
-  const error = h("p", { class: "error", testid: "pay-error" });
+  const error = h("p", { class: "error", role: "alert", testid: "pay-error" });
   const repeating = Boolean(body.frequency);
   const confirmButton = h(
     "button",
@@ -79,15 +102,21 @@ function reviewCard(body, onBack) {
   );
   const back = h("button", { type: "button" }, "Change");
   back.addEventListener("click", onBack);
+  const sent = { id: newId(repeating ? "so-web-" : "web-") }; // this reviewed body's request, sent again as is
   confirmButton.addEventListener(
     "click",
     action(confirmButton, error, async () => {
-      if (repeating) {
-        await sendStandingOrder(body);
-        toast("Standing order saved", "ok");
-        location.hash = "#/standing-orders";
-      } else {
-        location.hash = `#/payment/${await sendPayment(body)}`;
+      back.disabled = true; // no second body while this one is on its way
+      try {
+        if (repeating) {
+          await sendStandingOrder(body, sent);
+          toast("Standing order saved", "ok");
+          location.hash = "#/standing-orders";
+        } else {
+          location.hash = `#/payment/${await sendPayment(body, sent)}`;
+        }
+      } finally {
+        back.disabled = false;
       }
     }),
   );
@@ -177,7 +206,7 @@ function paymentForm(draft, onReview) {
     min: osloToday(),
     value: draft.endDate || "",
   });
-  const error = h("p", { class: "error", testid: "pay-error" });
+  const error = h("p", { class: "error", role: "alert", testid: "pay-error" });
   const submit = h("button", { type: "submit", class: "primary", testid: "pay-review-button" }, "Review");
   const form = h(
     "form",

@@ -24,6 +24,7 @@ function orderRow(order) {
     class: "small",
     inputmode: "decimal",
     testid: "order-amount",
+    "aria-label": "New amount in kroner",
     value: toInput(order.amount),
   });
   const change = h("button", { class: "small", testid: "change-order" }, "Change amount");
