@@ -115,3 +115,8 @@ output "bank_regs" {
   description = "FJB_BANK_REGS of the functions (scripts/functions_env.py): the bank's registration numbers."
   value       = var.bank_regs
 }
+
+output "card_vault_nfs_share" {
+  description = "The card vault's NFS share (SERVER:/PATH), mounted into the card service at /mnt/vault (FJB_VAULT_PATH): the first-time set-up gives its root folder to the image's user."
+  value       = "${module.card_vault.nfs_server}:${module.card_vault.nfs_path}"
+}

@@ -58,11 +58,28 @@ locals {
       }
     },
   )
+
+  # The card vault, mounted into each card service where FJB_VAULT_PATH points: in production
+  # the service has no default and refuses to start without it (fjordbank/config.py,
+  # Settings.card_vault; the image's state folder is memory on Cloud Run, and every card
+  # number issued was lost at the next start). One SQLite file written by the one instance
+  # of cards (max_instances 1), so a POSIX file system that keeps every write: an NFS share
+  # of a Filestore instance (modules/card_vault), not Cloud Storage FUSE, which has no file
+  # locking and uploads a file whole when it is closed. The same path as the Knative
+  # service's volume claim (k8s/render.py CARD_VAULT_DIR).
+  card_vault_dir  = "/mnt/vault"
+  card_vault_path = "${local.card_vault_dir}/cards.db"
+  nfs_volumes = {
+    for name in module.topology.card_services : name => {
+      card-vault = { server = module.card_vault.nfs_server, path = module.card_vault.nfs_path, mount_path = local.card_vault_dir }
+    }
+  }
   service_env = {
     for name in module.topology.consumer_services : name => merge(
       lookup(var.service_env, name, {}),
       contains(module.topology.clearing_services, name) ? { FJB_CLEARING_DIR = local.clearing_dir, FJB_SANCTIONS_LIST = local.sanctions_list } : {},
       contains(module.topology.sanctions_readers, name) ? { FJB_SANCTIONS_LIST = local.sanctions_list } : {},
+      contains(module.topology.card_services, name) ? { FJB_VAULT_PATH = local.card_vault_path } : {},
     )
   }
 }
@@ -219,8 +236,24 @@ module "consumer" {
   }
   env                 = local.service_env[each.key]
   storage_volumes     = lookup(local.storage_volumes, each.key, {})
+  nfs_volumes         = lookup(local.nfs_volumes, each.key, {})
+  serves_card_api     = contains(module.topology.card_services, each.key) # FJB_CARD_API_PORT = FJB_HTTP_PORT
   deletion_protection = var.deletion_protection
   labels              = local.labels
+}
+
+# The card vault's NFS share (FJB_VAULT_PATH of the card services, above): a Filestore
+# instance in the first zone of the region, in the bank's VPC, mountable by the consumers'
+# egress range only. Deletion protection stays on in every environment, like Firestore's.
+module "card_vault" {
+  source            = "../../modules/card_vault"
+  project_id        = module.project.project_id
+  name              = "fjordbank-card-vault"
+  location          = var.zones[0]
+  network_name      = module.network.network_name
+  reserved_ip_range = var.cidrs.card_vault
+  client_ranges     = [var.cidrs.run_egress]
+  labels            = local.labels
 }
 
 # The clearing house's file exchange (FJB_CLEARING_DIR of the clearing services): read and

@@ -80,7 +80,7 @@ variable "secret_replica_locations" {
 }
 
 variable "cidrs" {
-  description = "The environment's address plan: GKE nodes, pods and Services, the control plane's /28, the consumers' egress (/26 or larger) and the functions' connector (/28)."
+  description = "The environment's address plan: GKE nodes, pods and Services, the control plane's /28, the consumers' egress (/26 or larger), the functions' connector (/28) and the card vault's Filestore instance (/29, outside every subnet)."
   type = object({
     gke_nodes    = string
     gke_pods     = string
@@ -88,6 +88,7 @@ variable "cidrs" {
     gke_master   = string
     run_egress   = string
     connector    = string
+    card_vault   = string
   })
   default = {
     gke_nodes    = "10.20.0.0/22"
@@ -96,6 +97,7 @@ variable "cidrs" {
     gke_master   = "172.16.20.0/28"
     run_egress   = "10.20.12.0/24"
     connector    = "10.20.13.0/28"
+    card_vault   = "10.20.14.0/29"
   }
 
   validation {
@@ -188,6 +190,11 @@ variable "service_env" {
   validation {
     condition     = alltrue([for env in values(var.service_env) : !contains(keys(env), "FJB_CLEARING_DIR")])
     error_message = "service_env must not set FJB_CLEARING_DIR: it is where the clearing exchange's bucket is mounted, which main.tf sets."
+  }
+
+  validation {
+    condition     = alltrue([for env in values(var.service_env) : length(setintersection(keys(env), ["FJB_VAULT_PATH", "FJB_CARD_API_PORT"])) == 0])
+    error_message = "service_env must not set FJB_VAULT_PATH (on the card vault's NFS share, which main.tf mounts) or FJB_CARD_API_PORT (the consumer module's serves_card_api: the service's one port)."
   }
 }
 

@@ -2,13 +2,16 @@
 # JetStream. Cloud Run scales on requests, and a pull consumer gets none, so it keeps
 # min_instances >= 1 with CPU always allocated (cpu_idle = false, instance-based billing):
 # under request-based billing the CPU is throttled between requests and the pull loop and
-# NATS heartbeats stall. Its HTTP port serves only /healthz, /readyz and /metrics.
+# NATS heartbeats stall. Its HTTP port serves /healthz, /readyz and /metrics, and for the
+# card service (serves_card_api) the card processor's API too: a container has one port,
+# so FJB_CARD_API_PORT is FJB_HTTP_PORT (fjordbank/runtime/http.py).
 #
 # It runs as its own service account (fjb-NAME, made by the service_account module so that
 # the secrets module can grant it its secrets before the first revision starts).
 #
-# State that must outlive an instance lives in a Cloud Storage bucket mounted into it
-# (storage_volumes): the clearing service's file exchange with the clearing house.
+# State that must outlive an instance lives on a volume mounted into it: a Cloud Storage
+# bucket (storage_volumes), the clearing service's file exchange with the clearing house, or
+# an NFS share (nfs_volumes), the card service's vault on Filestore (modules/card_vault).
 #
 # Shutdown: Cloud Run sends SIGTERM and kills 10 s later. The consumer runtime
 # (fjordbank/runtime/consumer.py) stops fetching, finishes or naks the batch in hand,
@@ -135,6 +138,15 @@ resource "google_cloud_run_v2_service" "this" {
         name  = "FJB_HTTP_HOST" # probes and scrapes come from outside the container
         value = "0.0.0.0"
       }
+      # the card processor's API on the service's one port (run_services/cards.py serves it
+      # beside the probes when FJB_CARD_API_PORT equals FJB_HTTP_PORT)
+      dynamic "env" {
+        for_each = var.serves_card_api ? [tostring(local.port)] : []
+        content {
+          name  = "FJB_CARD_API_PORT"
+          value = env.value
+        }
+      }
       env {
         name  = "FJB_NATS_CA"
         value = "${local.nats_files}/ca/ca.pem"
@@ -193,6 +205,14 @@ resource "google_cloud_run_v2_service" "this" {
 
       dynamic "volume_mounts" {
         for_each = var.storage_volumes
+        content {
+          name       = volume_mounts.key
+          mount_path = volume_mounts.value.mount_path
+        }
+      }
+
+      dynamic "volume_mounts" {
+        for_each = var.nfs_volumes
         content {
           name       = volume_mounts.key
           mount_path = volume_mounts.value.mount_path
@@ -308,8 +328,32 @@ resource "google_cloud_run_v2_service" "this" {
         }
       }
     }
+
+    # NFS shares (gen2 execution environment, reached through the Direct VPC egress): the
+    # card service's vault on Filestore (FJB_VAULT_PATH). A POSIX file system that keeps
+    # every write, which a SQLite file needs and Cloud Storage FUSE is not (modules/card_vault).
+    # Cloud Run mounts NFS without the NFS lock manager (nolock): locks hold within the one
+    # instance only, so the service that writes the share runs one instance (max_instances).
+    dynamic "volumes" {
+      for_each = var.nfs_volumes
+      content {
+        name = volumes.key
+        nfs {
+          server    = volumes.value.server
+          path      = volumes.value.path
+          read_only = volumes.value.read_only
+        }
+      }
+    }
   }
 
   # a revision that mounts a secret its account cannot read never starts
   depends_on = [google_secret_manager_secret_iam_member.run_monitoring]
+
+  lifecycle {
+    precondition {
+      condition     = length(setintersection(keys(var.storage_volumes), keys(var.nfs_volumes))) == 0
+      error_message = "storage_volumes and nfs_volumes must not share a volume name."
+    }
+  }
 }

@@ -9,7 +9,7 @@ output "service_id" {
 }
 
 output "uri" {
-  description = "The service's internal URL (probes and metrics only)."
+  description = "The service's internal URL (probes and metrics; the card service's also takes the card processor's API)."
   value       = google_cloud_run_v2_service.this.uri
 }
 

@@ -34,3 +34,16 @@ resource "google_firestore_backup_schedule" "weekly" {
     day = var.weekly_backup_day
   }
 }
+
+# App Check on the database itself: the app writes its payment requests (and reads its
+# accounts) straight to Firestore under the rules, so without it any script with a user's
+# password could create requests in bulk that only the payment trigger's rate limit, after
+# each had run, stopped (found in review, 2026-12-06). The callables require App Check
+# already (functions/main.py); the services and functions use service accounts, which App
+# Check does not ask. Register the apps' attestation providers (Play Integrity, App Attest,
+# reCAPTCHA Enterprise) in the Firebase project before this is applied.
+resource "google_firebase_app_check_service_config" "firestore" {
+  project          = var.project_id
+  service_id       = "firestore.googleapis.com"
+  enforcement_mode = var.app_check_enforcement
+}

@@ -58,3 +58,14 @@ variable "weekly_backup_day" {
     error_message = "weekly_backup_day must be a day of the week in capitals, e.g. SUNDAY."
   }
 }
+
+variable "app_check_enforcement" {
+  description = "App Check on Firestore: ENFORCED (requests without a valid App Check token are refused) or UNENFORCED (metrics only, while a new app version rolls out)."
+  type        = string
+  default     = "ENFORCED"
+
+  validation {
+    condition     = contains(["ENFORCED", "UNENFORCED"], var.app_check_enforcement)
+    error_message = "app_check_enforcement must be ENFORCED or UNENFORCED."
+  }
+}

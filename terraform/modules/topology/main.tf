@@ -88,4 +88,10 @@ locals {
   # calling Settings.screening_list() and not clearing_channel()): the clearing bucket
   # mounted read-only, of which they may read the list alone (FJB_SANCTIONS_LIST).
   sanctions_readers = ["screening"]
+
+  # Who keeps the card vault (run_services calling Settings.card_vault(): the file
+  # FJB_VAULT_PATH, on the Filestore share of modules/card_vault in production) and serves
+  # the card processor's API on its one HTTP port (FJB_CARD_API_PORT; k8s/render.py
+  # CARD_SERVICES). One instance each: the vault is one SQLite file.
+  card_services = ["cards"]
 }

@@ -57,3 +57,8 @@ output "sanctions_readers" {
   description = "The consumer services that read the sanctions list (FJB_SANCTIONS_LIST) and exchange no files: the clearing bucket mounted read-only, the list alone readable."
   value       = local.sanctions_readers
 }
+
+output "card_services" {
+  description = "The consumer services that keep the card vault (FJB_VAULT_PATH, an NFS share) and serve the card processor's API on their HTTP port (FJB_CARD_API_PORT)."
+  value       = local.card_services
+}

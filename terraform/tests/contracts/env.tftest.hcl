@@ -93,3 +93,19 @@ run "refuses_the_clearing_dir_in_service_env" {
   }
   expect_failures = [var.service_env]
 }
+
+run "refuses_the_vault_path_in_service_env" {
+  command = plan
+  variables {
+    service_env = { cards = { FJB_VAULT_PATH = "/tmp/cards.db" } }
+  }
+  expect_failures = [var.service_env]
+}
+
+run "refuses_a_card_api_port_in_service_env" {
+  command = plan
+  variables {
+    service_env = { cards = { FJB_CARD_API_PORT = "9090" } }
+  }
+  expect_failures = [var.service_env]
+}
