@@ -62,7 +62,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from fjordbank.domain import economy, subscriptions
 from fjordbank.domain.bookings import OUT, Booking
@@ -87,13 +87,14 @@ DROPPED_THROUGH = "droppedThrough"
 # The customer's category for the merchant (its override document's, None: none chosen), as
 # of the history's last write. Every history written since 2026-12-02 has the field.
 CHOSEN = "chosenCategory"
-# Refunds booked before the charge they give back, [[purchase txId, refund id, øre], ...]:
-# noted on the charge when it comes. A capture the card service published late (its outbox
-# relay), or one handed back with a delay, comes after its refund; the refund was passed
-# over, and two charges made twice by mistake and given back in full then counted as
-# charges, which took the subscription off the list for years (found in review,
-# 2026-12-06). The newest EARLY_REFUNDS_KEPT are kept: one whose purchase never comes (it
-# was dropped from the history long ago) gives way.
+# Refunds booked before the charge they give back, {refund id: {purchase, amount, date}}
+# (a map: Firestore takes no array inside an array), noted on the charge when it comes. A
+# capture the card service published late (its outbox relay), or one handed back with a
+# delay, comes after its refund; the refund was passed over, and two charges made twice by
+# mistake and given back in full then counted as charges, which took the subscription off
+# the list for years (found in review, 2026-12-06). The EARLY_REFUNDS_KEPT booked on the
+# latest days are kept: one whose purchase never comes (it was dropped from the history
+# long ago) gives way.
 EARLY_REFUNDS = "earlyRefunds"
 EARLY_REFUNDS_KEPT = 20
 
@@ -328,7 +329,7 @@ def _subscriptions(
     charged: dict[tuple[str, str], tuple[Booking, list[subscriptions.Charge]]] = {}
     through: dict[tuple[str, str], tuple[str, str] | None] = {}
     kept: dict[tuple[str, str], dict[str, Any]] = {}
-    early: dict[tuple[str, str], list[tuple[str, str, int]]] = {}  # EARLY_REFUNDS, per history
+    early: dict[tuple[str, str], list[_Early]] = {}  # EARLY_REFUNDS, per history
     for b in tracked:
         hkey = (b.uid, b.key)
         if hkey not in charged:
@@ -339,8 +340,8 @@ def _subscriptions(
         category = on_history.get((b.uid, b.tx_id))
         charge = subscriptions.Charge(b.tx_id, dt.date.fromisoformat(b.date), b.amount, category)
         waiting = early.setdefault(hkey, _early_refunds(found, hkey))
-        for entry in [e for e in waiting if e[0] == b.tx_id]:
-            charge = charge.with_refund(entry[1], entry[2])  # its refund came first
+        for entry in [e for e in waiting if e.purchase == b.tx_id]:
+            charge = charge.with_refund(entry.refund, entry.amount)  # its refund came first
             waiting.remove(entry)
         after = subscriptions.add_charge(history, charge)
         kept |= {(b.uid, tx): item for tx, item in _dropped_items(b.key, [*history, charge], after).items()}
@@ -352,9 +353,10 @@ def _subscriptions(
         purchase = next((c for c in history if c.tx_id == b.refund_of), None)
         waiting = early.setdefault(hkey, _early_refunds(found, hkey))
         if purchase is None and b.refund_of is not None:
-            if (b.refund_of, b.tx_id, b.amount) in waiting:
+            entry = _Early(date=b.date, refund=b.tx_id, purchase=b.refund_of, amount=b.amount)
+            if entry in waiting:
                 continue
-            waiting[:] = [*waiting, (b.refund_of, b.tx_id, b.amount)][-EARLY_REFUNDS_KEPT:]
+            waiting[:] = sorted([*[e for e in waiting if e.refund != b.tx_id], entry])[-EARLY_REFUNDS_KEPT:]
             noted_history = history
         elif purchase is None or (b.tx_id, b.amount) in purchase.refunds:
             continue
@@ -384,21 +386,36 @@ def _subscriptions(
             LISTED: status,
             DROPPED_THROUGH: list(dropped) if (dropped := through[(uid, key)]) is not None else None,
             CHOSEN: chosen_category(found, uid, key),
-            EARLY_REFUNDS: [list(e) for e in early.get((uid, key), _early_refunds(found, (uid, key)))],
+            EARLY_REFUNDS: {
+                e.refund: {"purchase": e.purchase, "amount": e.amount, "date": e.date}
+                for e in early.get((uid, key), _early_refunds(found, (uid, key)))
+            },
         }
     return histories, listed, unlisted, kept
 
 
-def _early_refunds(found: Found, hkey: tuple[str, str]) -> list[tuple[str, str, int]]:
-    """A history's refunds waiting for their charges (`EARLY_REFUNDS`), as read."""
+class _Early(NamedTuple):
+    """A refund waiting on its history for its charge; ordered by the day it was booked."""
+
+    date: str
+    refund: str
+    purchase: str
+    amount: int
+
+
+def _early_refunds(found: Found, hkey: tuple[str, str]) -> list[_Early]:
+    """A history's refunds waiting for their charges (`EARLY_REFUNDS`), as read, oldest first."""
     kept = (found.get((HISTORY, *hkey)) or {}).get(EARLY_REFUNDS)
-    if not isinstance(kept, list):
+    if not isinstance(kept, dict):
         return []
-    return [
-        (e[0], e[1], e[2])
-        for e in kept
-        if isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], str) and type(e[2]) is int
-    ]
+    return sorted(
+        _Early(date=e["date"], refund=str(refund), purchase=e["purchase"], amount=e["amount"])
+        for refund, e in kept.items()
+        if isinstance(e, dict)
+        and isinstance(e.get("purchase"), str)
+        and type(e.get("amount")) is int
+        and isinstance(e.get("date"), str)
+    )
 
 
 def _newest_dropped(
