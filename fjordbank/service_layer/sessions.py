@@ -89,7 +89,9 @@ def record_ended(writes: Writes, uid: str, valid_after: int, found: dict[str, Do
     writes.set(session_path(uid), {"validAfter": int(valid_after), "endedAt": SERVER_TIME}, merge=True)
     settings = found[push.settings_path(uid)]
     if settings is not None:  # an update: each field replaced whole (a merge would merge the maps)
-        signed_out = _signed_out(settings.data.get(push.SIGNED_OUT_DEVICES), settings.data.get(push.DEVICES))
+        signed_out = _signed_out(
+            settings.data.get(push.SIGNED_OUT_DEVICES), settings.data.get(push.DEVICES), ended=int(valid_after)
+        )
         update: dict[str, Any] = {push.DEVICES: DELETE_FIELD, push.CHANGED: DELETE_FIELD}
         if signed_out:
             update[push.SIGNED_OUT_DEVICES] = signed_out
@@ -103,13 +105,25 @@ def record_ended(writes: Writes, uid: str, valid_after: int, found: dict[str, Do
 MAX_SIGNED_OUT_DEVICES = 20
 
 
-def _signed_out(before: object, devices: object) -> dict[str, Any]:
-    """``signedOutDevices`` after an end: the devices signed in until now over those signed
-    out before (a device in both: its entry now), at most `MAX_SIGNED_OUT_DEVICES`."""
-    kept = dict(before) if isinstance(before, dict) else {}
-    now = dict(devices) if isinstance(devices, dict) else {}
+def _signed_out(before: object, devices: object, *, ended: int) -> dict[str, Any]:
+    """``signedOutDevices`` after an end at ``ended`` (Unix seconds): the devices signed in
+    until now, stamped ``signedOutAt``, over those signed out before (a device in both: its
+    entry now), the `MAX_SIGNED_OUT_DEVICES` signed out last (by the stamp: Firestore keeps
+    a map's keys sorted, not in the order they were written)."""
+    kept = {k: v for k, v in (before.items() if isinstance(before, dict) else ()) if isinstance(v, dict)}
+    now = {
+        k: {**v, "signedOutAt": ended}
+        for k, v in (devices.items() if isinstance(devices, dict) else ())
+        if isinstance(v, dict)
+    }
     merged = {**{k: v for k, v in kept.items() if k not in now}, **now}
-    return dict(list(merged.items())[-MAX_SIGNED_OUT_DEVICES:])
+    newest = sorted(merged.items(), key=lambda kv: (_stamp(kv[1]), kv[0]))[-MAX_SIGNED_OUT_DEVICES:]
+    return dict(newest)
+
+
+def _stamp(device: dict[str, Any]) -> int:
+    at = device.get("signedOutAt")
+    return at if isinstance(at, int) and not isinstance(at, bool) else 0
 
 
 def _number(value: object) -> bool:

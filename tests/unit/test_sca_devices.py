@@ -457,7 +457,10 @@ PUSH_SETTINGS = {
     "changed": "tablet",
 }
 # after the bank ended the sessions: the devices get the security notices only
-SIGNED_OUT = {"marketing": True, "signedOutDevices": PUSH_SETTINGS["devices"]}
+SIGNED_OUT = {
+    "marketing": True,
+    "signedOutDevices": {k: {**v, "signedOutAt": VALID_AFTER} for k, v in PUSH_SETTINGS["devices"].items()},
+}
 
 
 def test_a_lost_phone_removed_with_sign_out_gets_no_push_but_the_security_notices(docs, phone):
@@ -507,7 +510,8 @@ def test_a_device_the_bank_signed_out_that_fcm_no_longer_knows_is_removed_from_i
     sca.revoke_key(docs, None, UID, key_id=lost.key_id, sign_out=True, sessions=Sessions())
     sender = RecordingSender(unregistered={"tok-lost"})
     assert push.deliver_batch(docs, sender, pushes("security")) == {push.SENT: 1}
-    assert docs.get(push.settings_path(UID)).data["signedOutDevices"] == {"tablet": PUSH_SETTINGS["devices"]["tablet"]}  # type: ignore[union-attr]
+    kept = docs.get(push.settings_path(UID)).data["signedOutDevices"]  # type: ignore[union-attr]
+    assert kept == {"tablet": SIGNED_OUT["signedOutDevices"]["tablet"]}
 
 
 def test_a_customer_signed_out_everywhere_without_push_settings_gets_none_made_up(docs, phone):
@@ -638,3 +642,14 @@ def test_a_second_end_before_any_device_registers_again_keeps_the_devices_on_the
     sca.revoke_key(docs, None, UID, key_id=phone.key_id, sign_out=True, sessions=Ending(VALID_AFTER + 60))
     kept = docs.get(push.settings_path(UID)).data[push.SIGNED_OUT_DEVICES]  # type: ignore[union-attr]
     assert set(kept) == {"lost-phone", "tablet", "laptop"}
+
+
+def test_past_its_bound_the_devices_signed_out_last_are_kept_whatever_their_names(monkeypatch):
+    """Firestore keeps a map's keys sorted: the order the devices were written in is gone
+    when it is read back, so the bound keeps the newest by their signedOutAt (found in
+    review: it kept the first end's z-devices over the second end's a-devices)."""
+    monkeypatch.setattr(session_records, "MAX_SIGNED_OUT_DEVICES", 2)
+    first = session_records._signed_out({}, {"zeta": {"token": "t-z"}, "yak": {"token": "t-y"}}, ended=100)
+    sorted_back = dict(sorted(first.items()))  # as Firestore gives it back
+    second = session_records._signed_out(sorted_back, {"alpha": {"token": "t-a"}}, ended=200)
+    assert set(second) == {"alpha", "zeta"} and second["alpha"]["signedOutAt"] == 200
