@@ -245,14 +245,14 @@ class CardService:
         log.info("capture", extra={"auth_id": result.auth_id, "status": result.status, "reason": result.reason})
         if result.status != "captured":
             # the scheme settles it all the same: the reconciliation's to clear
-            CAPTURE_REFUSALS.labels(result.reason or "none").inc()
             log.warning(
                 "capture refused: the card scheme settles it anyway, kept for the reconciliation",
                 extra={"auth_id": result.auth_id, "reason": result.reason, "amount": amount},
             )
-            await self.ledger.note_refused_capture(
+            if await self.ledger.note_refused_capture(
                 reference, capture_ref=capture_ref, amount=amount, reason=result.reason
-            )
+            ):
+                CAPTURE_REFUSALS.labels(result.reason or "none").inc()  # each capture once, not its retries
         return (200 if result.status == "captured" else 409), result.answer()
 
     async def refund(self, data: object) -> tuple[int, dict]:

@@ -82,6 +82,7 @@ from fjordbank.service_layer import outbox
 from fjordbank.service_layer.ledger import account_from_doc, write_book
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
+    AlreadyExists,
     AsyncDocuments,
     AsyncPublisher,
     AsyncUnitOfWork,
@@ -409,16 +410,19 @@ class CardLedger:
 
     async def note_refused_capture(
         self, reference: str, *, capture_ref: str, amount: int | None, reason: str | None
-    ) -> None:
+    ) -> bool:
         """Keep a refused capture for the reconciliation: the card scheme settles a
         merchant's capture whatever the issuer answered, so the bank owes the scheme what it
         did not post, and a refusal left no trace but a log line (noticed 2026-12-05). One
-        document per capture (a retry counts on it), written only on a refusal; a write that
-        fails is logged and the answer stands."""
+        document per capture, made "open" once; the processor's retries count on it
+        (``refusals``) and never open again one the reconciliation has cleared. Returns
+        whether this capture's refusal is new; a write that fails is logged and the answer
+        stands (False)."""
         key = hashlib.sha256(f"{reference}\n{capture_ref}".encode()).hexdigest()[:32]
-        batch = self.docs.batch()
-        batch.set(
-            f"{CAPTURE_REFUSALS}/{key}",
+        path = f"{CAPTURE_REFUSALS}/{key}"
+        first = self.docs.batch()
+        first.create(
+            path,
             {
                 "reference": reference,
                 "captureReference": capture_ref,
@@ -426,15 +430,23 @@ class CardLedger:
                 "amount": amount,
                 "reason": reason,
                 "status": "open",  # the reconciliation's to clear
-                "refusals": Increment(1),
+                "refusals": 1,
+                "firstAt": SERVER_TIME,
                 "lastAt": SERVER_TIME,
             },
-            merge=True,
         )
         try:
-            await batch.commit()
+            try:
+                await first.commit()
+                return True
+            except AlreadyExists:
+                again = self.docs.batch()
+                again.update(path, {"refusals": Increment(1), "lastAt": SERVER_TIME})
+                await again.commit()
+                return False
         except Exception as exc:  # noqa: BLE001 - the processor's answer stands; the log line keeps it
             log.error("refused capture not recorded", extra={"reference": reference, "error": repr(exc)})
+            return False
 
     async def refund(self, reference: str, *, refund_ref: str, amount: int) -> CardResult:
         """Give ``amount`` of the captured purchase ``reference`` back to its account (the

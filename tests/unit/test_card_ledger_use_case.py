@@ -567,10 +567,13 @@ async def test_a_refused_capture_is_kept_for_the_reconciliation_once_per_capture
     pan = bank.add_card()
     await bank.buy(pan, reference="ref-r")
     await bank.ledger.reverse("ref-r")
-    for _ in range(2):  # the processor's retry
+    news = [
         await bank.ledger.note_refused_capture(
             "ref-r", capture_ref="cap-1", amount=2_500, reason="authorization_reversed"
         )
+        for _ in range(2)  # the processor's retry
+    ]
+    assert news == [True, False]  # counted once
     await bank.ledger.note_refused_capture(
         "never-seen", capture_ref="cap-1", amount=None, reason="unknown_authorization"
     )
@@ -583,6 +586,11 @@ async def test_a_refused_capture_is_kept_for_the_reconciliation_once_per_capture
         "status": "open",
         "refusals": 2,
     }
+    # cleared by the reconciliation, then the processor sends it again: it stays cleared
+    path = next(d.path for d in await bank.docs.query(card_ledger.CAPTURE_REFUSALS) if d.data["reference"] == "ref-r")
+    bank.docs.put(path, {**kept["ref-r"], "status": "cleared"})
+    await bank.ledger.note_refused_capture("ref-r", capture_ref="cap-1", amount=2_500, reason="authorization_reversed")
+    assert bank.docs.data(path)["status"] == "cleared" and bank.docs.data(path)["refusals"] == 3
 
 
 async def test_captures_of_what_holds_nothing_are_refused(bank: Bank) -> None:
