@@ -377,3 +377,12 @@ def test_filestore_check_reports_a_missing_instance_and_an_open_share(tf_docs):
     fs["deletion_protection_enabled"] = False
     problems = "\n".join(filestore_problems(docs, "prod"))
     assert "envs/prod card vault export ranges" in problems and "deletion protection: False" in problems, problems
+
+
+def test_the_card_api_is_not_behind_cloud_runs_iam_which_the_processor_cannot_pass(tf_docs):
+    """The processor signs with the shared secret, not a Google identity: with Cloud Run's
+    invoker check on, every one of its requests was answered 403 before the service saw it
+    (found in review, 2026-12-06). Off for the card service only; the ingress stays internal."""
+    run, _container, _port = _consumer_container(tf_docs)
+    assert unquote(run["invoker_iam_disabled"]) in ("${var.serves_card_api}", "var.serves_card_api")
+    assert unquote(run["ingress"]) == "INGRESS_TRAFFIC_INTERNAL_ONLY"

@@ -75,6 +75,12 @@ resource "google_cloud_run_v2_service" "this" {
   ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
   deletion_protection = var.deletion_protection
   labels              = merge(var.labels, { "fjordbank-service" = var.name })
+  # The card processor signs its requests with the shared secret (FJB_CARD_PROCESSOR_SECRET),
+  # not with a Google identity: Cloud Run's own IAM check answered every one 403 before the
+  # service saw it. The signature is the authentication, and the ingress stays internal:
+  # the processor reaches the service over the bank's private connection (VPN or
+  # interconnect into the VPC), which is the operator's to provide (found in review).
+  invoker_iam_disabled = var.serves_card_api
 
   template {
     service_account                  = var.service_account_email
