@@ -367,6 +367,7 @@ class ConsumerService:
         self._ready = False
         self._alive = True
         self._leases_failed = False
+        self._connection_closed = False
 
     def jetstream(self) -> JetStreamContext:
         """The JetStream context of the service's connection, made when the service starts."""
@@ -409,6 +410,7 @@ class ConsumerService:
             helpers = [asyncio.create_task(self._watch_lag(subs, name)) for name, subs in groups.items()]
             guards = [asyncio.create_task(self._guard(task)) for task in self.background]
             helpers += guards
+            helpers.append(asyncio.create_task(self._watch_connection(self.nc)))
             if self.leases is not None:
                 self.leases.start()
                 helpers.append(asyncio.create_task(self._watch_leases(self.leases)))
@@ -423,8 +425,7 @@ class ConsumerService:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            if self._leases_failed:  # (after the clean stop's steps: the work in hand is finished)
-                raise RuntimeError("the partition leases stopped: no partition could be held")
+            self._raise_if_failed()  # (after the clean stop's steps: the work in hand is finished)
         except Exception:
             self._alive = False
             log.exception("consumer stopped on an error")
@@ -576,6 +577,30 @@ class ConsumerService:
                 self._stopping.set()
                 return
             await asyncio.sleep(1.0)
+
+    def _raise_if_failed(self) -> None:
+        """A stop the service's watches made: exit 1, so that its platform restarts it."""
+        if self._leases_failed:
+            raise RuntimeError("the partition leases stopped: no partition could be held")
+        if self._connection_closed:
+            raise RuntimeError("the NATS connection closed for good: nothing could be fetched or published")
+
+    async def _watch_connection(self, nc: Client, every: float = 1.0) -> None:
+        """Stop the service (liveness failed, exit 1: restarted by its platform) when its
+        NATS connection is closed for good. nats-py closes a client, never to reconnect
+        whatever ``max_reconnect_attempts`` says, on a server error other than a stale
+        connection or a permissions violation (an authorization violation after a
+        credentials rotation, say); the workers then failed every fetch, logging "retrying",
+        while the service answered live and ready and its partitions' leases, renewed on
+        their own connection, never moved (found in review, 2026-12-06)."""
+        while not self._stopping.is_set():
+            if nc.is_closed:
+                log.error("the NATS connection closed for good; stopping the service")
+                self._connection_closed = True
+                self._alive = False
+                self._stopping.set()
+                return
+            await asyncio.sleep(every)
 
     async def _guard(self, task: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run a background task until stop; log and restart it if it fails."""

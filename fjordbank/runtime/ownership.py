@@ -497,6 +497,19 @@ class LeaseThread:
         finally:
             loop.close()
 
+    async def _watch_connection(self, nc: Client, every: float = 1.0) -> None:
+        """Stop the loop when the connection is closed for good (nats-py closes a client,
+        never to reconnect, on some server errors: an authorization violation after a
+        credentials rotation, say): renewals that failed for ever were logged and retried
+        while the thread lived on, so the service never learnt (found in review, 2026-12-06)."""
+        assert self._stop is not None
+        while not self._stop.is_set():
+            if nc.is_closed:
+                log.error("partition leases: the NATS connection closed for good")
+                self._stop.set()
+                return
+            await asyncio.sleep(every)
+
     def is_alive(self) -> bool:
         """Whether the lease loop runs (it ends only when stopped, or on a bug: logged)."""
         return self._thread.is_alive()
@@ -540,7 +553,16 @@ class LeaseThread:
                 on_acquire=self._bridge(self.on_acquire),
                 on_release=self._bridge(self.on_release),
             )
-            await self.ownership.run(self._stop)
+            closed = asyncio.create_task(self._watch_connection(nc))
+            try:
+                await self.ownership.run(self._stop)
+            finally:
+                closed.cancel()
+            if nc.is_closed:
+                # the thread ends, and the service with it (its lease watch): its leases lapse
+                # and another instance takes its partitions within a lease's validity
+                raise RuntimeError("partition leases: the NATS connection closed for good")
             await self.ownership.release_all()  # hand the partitions over now, not at expiry
         finally:
-            await nc.close()
+            if not nc.is_closed:
+                await nc.close()

@@ -207,3 +207,30 @@ async def test_the_service_stops_when_its_lease_loop_ends():
     dead = SimpleNamespace(is_alive=lambda: False)
     await asyncio.wait_for(svc._watch_leases(dead), 2)  # type: ignore[arg-type]
     assert svc._stopping.is_set() and svc._leases_failed and not svc._alive
+
+
+async def test_the_service_stops_when_its_nats_connection_is_closed_for_good():
+    """nats-py closes a client, never to reconnect, on some server errors: the service
+    stops (not live, exit 1 after the clean stop's steps) rather than fail every fetch
+    while it answers live and ready (found in review, 2026-12-06)."""
+
+    async def handler(batch):
+        return [Ack() for _ in batch]
+
+    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+    closed = SimpleNamespace(is_closed=True)
+    await asyncio.wait_for(svc._watch_connection(closed, every=0.01), 2)  # type: ignore[arg-type]
+    assert svc._stopping.is_set() and svc._connection_closed and not svc._alive
+
+
+async def test_an_open_connection_is_watched_until_the_service_stops():
+    async def handler(batch):
+        return [Ack() for _ in batch]
+
+    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+    watch = asyncio.create_task(svc._watch_connection(SimpleNamespace(is_closed=False), every=0.01))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert not watch.done() and svc._alive
+    svc._stopping.set()
+    await asyncio.wait_for(watch, 1)
+    assert not svc._connection_closed and svc._alive

@@ -515,6 +515,10 @@ class FakeConnection:
         self.kv = kv
         self.closed = False
 
+    @property
+    def is_closed(self) -> bool:
+        return self.closed
+
     def jetstream(self):
         js = FakeJS(self.kv)
 
@@ -571,3 +575,39 @@ def test_leases_are_renewed_while_the_services_loop_is_busy():
     assert hooks_on == {"MainThread"}
     assert connection.closed
     assert not any(e.value for k, e in kv.entries.items() if ".p" in k)  # every lease deleted
+
+
+def test_the_lease_thread_ends_when_its_connection_is_closed_for_good():
+    """nats-py closes a client for good on some server errors (an authorization violation
+    after a credentials rotation): the thread ends, so the service's lease watch stops the
+    service, rather than retry for ever while the service answers ready."""
+    import time
+
+    from fjordbank.runtime.ownership import LeaseThread
+
+    kv = FakeKV(clock=time.monotonic)
+    connection = FakeConnection(kv)
+
+    async def scenario() -> None:
+        async def hook(_p):
+            return None
+
+        async def connect():
+            return connection
+
+        leases = LeaseThread(
+            connect, "ledger", "ledger-1", main_loop=asyncio.get_running_loop(), on_acquire=hook, on_release=hook
+        )
+        leases.start()
+        deadline = time.monotonic() + 10
+        while not all(leases.holds(p) for p in range(topology.PAYMENT_PARTITIONS)):
+            assert time.monotonic() < deadline, "the partitions were never all taken"
+            await asyncio.sleep(0.05)
+        connection.closed = True  # the server's -ERR: closed, never to reconnect
+        deadline = time.monotonic() + 5
+        while leases.is_alive():
+            assert time.monotonic() < deadline, "the lease thread lived on with its connection closed"
+            await asyncio.sleep(0.05)
+        await leases.stop()
+
+    asyncio.run(scenario())
