@@ -12,7 +12,9 @@ suite tests/integration/test_documents_contract.py, which runs on both.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,6 +48,8 @@ from fjordbank.adapters.firestore import (
 )
 from fjordbank.service_layer import ports
 from fjordbank.service_layer.ports import Data, Doc, OrderBy, Where, Written
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -403,6 +407,27 @@ class AsyncFirestoreUnitOfWork(_Writer):
         return await _collect(_query(self._db, collection, where, order_by, limit).stream(transaction=self._tx))
 
 
+# How long a transaction's rollback is waited for. The client rolls a transaction back on
+# any error, a cancel included, and waits up to 60 s for it: the consumer's handler
+# deadline (fjordbank/runtime/consumer.py, HANDLER_DEADLINE_SECONDS) cancels a handler whose
+# database stopped answering, and the partition then stayed held for that rollback, a
+# minute past the deadline (found in review, 2026-12-06). A rollback not answered is given
+# up: the database ends the transaction itself when it expires, and nothing was written.
+ROLLBACK_WAIT_S = 5.0
+
+
+class BoundedRollback(AsyncTransaction):
+    """The client's transaction, its rollback waited for at most ``ROLLBACK_WAIT_S``."""
+
+    async def _rollback(self) -> None:
+        try:
+            async with asyncio.timeout(ROLLBACK_WAIT_S):
+                await super()._rollback()
+        except TimeoutError:
+            log.warning("a transaction's rollback was not answered in time; the database ends it at expiry")
+            self._clean_up()
+
+
 class AsyncFirestoreDocuments:
     """fjordbank.service_layer.ports.AsyncDocuments on an asynchronous Firestore client."""
 
@@ -439,7 +464,7 @@ class AsyncFirestoreDocuments:
 
         # counted under ``operation`` by the services' one transactional decorator
         with port_errors():
-            result: T = await async_transactional(operation=operation)(attempt)(self.db.transaction())
+            result: T = await async_transactional(operation=operation)(attempt)(BoundedRollback(self.db))
         return result
 
     async def query_group(
