@@ -107,8 +107,8 @@ class Bank:
     def card_network(self, timeout: float = 5.0) -> CardNetwork:
         """The card network's side (local stack only); ``timeout``: the processor's for a decision."""
         c = self.config
-        vault = c.state_dir / "vault" / "cards.db"
-        return CardNetwork(c.card_api_url, c.stack_settings.card_secrets_file, vault, timeout)
+        apply_environ(c)  # the vault is read in the emulator
+        return CardNetwork(c.card_api_url, c.stack_settings.card_secrets_file, c.project_id, timeout)
 
     def sign_up_or_in(self, email: str, password: str) -> tuple[Identity, bool]:
         """(identity, new): a new user, or the existing one with this e-mail and password."""

@@ -14,13 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from clientkit.errors import CARDS, KitError, StackUnreachable, talking_to
+from fjordbank.adapters.vault import DEFAULT_DATABASE
 from simulators.card_processor import CardProcessor, capture_reference_for, card_as_printed
 
 
 class CardNetwork:
-    def __init__(self, card_api_url: str, secrets_file: Path, vault_file: Path, timeout: float = 5.0) -> None:
-        """``timeout``: how long the processor waits for a decision (then: issuer_timeout)."""
-        self.card_api_url, self.vault_file = card_api_url, vault_file
+    def __init__(
+        self,
+        card_api_url: str,
+        secrets_file: Path,
+        project_id: str,
+        timeout: float = 5.0,
+        vault_database: str = DEFAULT_DATABASE,
+    ) -> None:
+        """``timeout``: how long the processor waits for a decision (then: issuer_timeout);
+        the vault is read in the emulator's database ``vault_database`` of ``project_id``."""
+        self.card_api_url, self.project_id, self.vault_database = card_api_url, project_id, vault_database
         try:
             self.keys = json.loads(secrets_file.read_text())
         except (OSError, ValueError):
@@ -30,7 +39,9 @@ class CardNetwork:
 
     def details(self, card_id: str) -> dict:
         """What is printed on the card (read from the vault with the card service's keys)."""
-        printed = card_as_printed(str(self.vault_file), self.keys["vaultKey"], self.keys["cvvKey"], card_id)
+        printed = card_as_printed(
+            self.project_id, self.vault_database, self.keys["vaultKey"], self.keys["cvvKey"], card_id
+        )
         if printed is None:
             raise KitError(f"card {card_id} is not in the vault")
         return printed

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import counterparty, emulators, natsconf, pki, prometheus, web
+from google.api_core.exceptions import GoogleAPIError
+
+from devstack import counterparty, emulators, natsconf, pki, prometheus, vault_state, web
 from devstack import settings as stack_settings
 from devstack import state as bank_state
 from devstack.settings import StackSettings, service_of
@@ -101,7 +103,6 @@ class Stack:
             "FJB_VAULT_KEY": keys["vaultKey"],
             "FJB_CVV_KEY": keys["cvvKey"],
             "FJB_CARD_PROCESSOR_SECRET": keys["processorSecret"],
-            "FJB_VAULT_PATH": str(self.s.state_dir / "vault" / "cards.db"),
             "FJB_CARD_API_PORT": str(self.s.card_api_port),
         }
 
@@ -346,6 +347,11 @@ class Stack:
         rows.append(self._start(counterparty.component(self)))
         rows.append(self._start(self.emulator_component()))
         if starting_emulators:
+            if self.import_state:
+                kept = vault_state.restore(
+                    self.emulator_hosts(), self.s.project_id, vault_state.export_file(self.s.state_dir)
+                )
+                self.progress(f"  the card vault comes back: {kept} documents")
             bank_state.record(self.state, bank_state.RUNNING)
         self.migrate()
         for comp in self.service_components():
@@ -402,11 +408,27 @@ class Stack:
         stopped = [n for n in self.stray_instances() if self.sup.stop(n)]
         for comp in reversed(self.components()):
             began = time.time()
+            vault_kept = comp.name != "emulators" or self.export_vault()
             if self.sup.stop(comp.name, comp.stop_timeout, comp.leader_signal):
                 stopped.append(comp.name)
                 if comp.name == "emulators":
-                    bank_state.after_stop(self.state, began)
+                    bank_state.after_stop(self.state, began, vault_kept=vault_kept)
         return stopped
+
+    def export_vault(self) -> bool:
+        """Keep the card vault before the emulators stop (devstack/vault_state.py: their own
+        export has the ``(default)`` database only); False when it could not be kept."""
+        if self.sup.pid("emulators") is None:
+            return True  # nothing running: after_stop finds no fresh export anyway
+        try:
+            kept = vault_state.export(
+                self.emulator_hosts(), self.s.project_id, vault_state.export_file(self.s.state_dir)
+            )
+        except (OSError, GoogleAPIError) as exc:  # the stop goes on; the next start empties the bank whole
+            self.progress(f"  warning: the card vault could not be kept ({type(exc).__name__}: {exc})")
+            return False
+        self.progress(f"  kept the card vault: {kept} documents")
+        return True
 
     def status(self) -> list[Row]:
         rows = []

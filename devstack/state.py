@@ -109,10 +109,11 @@ def reset(paths: Paths) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def after_stop(paths: Paths, stop_began: float) -> str:
-    """Record whether the stop just made left a fresh export; returns the status."""
+def after_stop(paths: Paths, stop_began: float, *, vault_kept: bool = True) -> str:
+    """Record whether the stop just made left a fresh export (and the card vault's, which
+    the stack keeps itself: devstack/vault_state.py); returns the status."""
     meta = paths.export_dir / EXPORT_METADATA
     fresh = meta.is_file() and meta.stat().st_mtime >= stop_began - 1
-    status = EXPORTED if fresh else LOST
+    status = EXPORTED if fresh and vault_kept else LOST
     record(paths, status)
     return status

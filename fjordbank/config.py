@@ -6,8 +6,7 @@ variable set. Nothing else in the package reads ``os.environ``.
 Production (FJB_ENV) gets no default that lies in the repository's dev folders: a setting
 it must be given and was not is a start-up error naming it, never the local stack's file or
 folder. The clearing channel (FJB_CLEARING_DIR, ``Settings.clearing_channel``), the
-sanctions list (FJB_SANCTIONS_LIST) and the card vault (FJB_VAULT_PATH,
-``Settings.card_vault``) have no production default. The screening policy's default,
+sanctions list (FJB_SANCTIONS_LIST) have no production default. The screening policy's default,
 config/screening.json, is production's too: the services' image ships config/.
 
 | variable | meaning | default |
@@ -33,7 +32,7 @@ config/screening.json, is production's too: the services' image ships config/.
 | FJB_CARD_PROCESSOR_SECRET | shared secret that signs the processor's requests | (none) |
 | FJB_APP_CHECK_DEBUG_SECRET | the emulator's App Check debug path (see adapters/app_check) | (none) |
 | FJB_SCA_THRESHOLD | øre above which a payment needs a device signature | 500000 |
-| FJB_VAULT_PATH | the card vault's file (on storage that outlives the process) | local: .stack/vault/cards.db |
+| FJB_VAULT_DATABASE | the card vault's Firestore database (its own: never `(default)`) | card-vault |
 | FJB_VAULT_KEY / FJB_CVV_KEY | the vault's and the CVV key (base64, 32 bytes) | (none) |
 | FJB_TRACE_EXPORTER | spans to: file (FJB_TRACE_DIR), gcp (Cloud Trace) or none | gcp if K_SERVICE is set, else file |
 | FJB_TRACE_DIR | the span files of the file exporter (what `bankctl trace` reads) | .stack/traces |
@@ -44,6 +43,7 @@ config/screening.json, is production's too: the services' image ships config/.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +91,7 @@ class Settings:
     card_bin: str
     card_api_port: int
     card_processor_secret: str
-    vault_path: str
+    vault_database: str
     vault_key: str
     cvv_key: str
     app_check_debug_secret: str
@@ -114,19 +114,6 @@ class Settings:
                 "answers in from its inbox/, exchanged by the transfer service); it has no default there"
             )
         return self.clearing_dir
-
-    def card_vault(self) -> str:
-        """The card vault's file. Production has no default: the image's state folder is
-        temporary (memory on Cloud Run), and every card number issued was lost at the next
-        start, the cards declined from then on as unknown (found in review, 2026-12-06). So
-        the card service refuses to start without FJB_VAULT_PATH there (ConfigError)."""
-        if not self.vault_path:
-            raise ConfigError(
-                "FJB_VAULT_PATH is not set: in production (FJB_ENV=production) the card service keeps the card "
-                "numbers in a vault on storage that outlives the process (a persistent, encrypted volume in the "
-                "PCI scope); it has no default there"
-            )
-        return self.vault_path
 
     def screening_list(self) -> str:
         """The sanctions list a service screens payments against. Production has no
@@ -206,7 +193,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         card_bin=env.get("FJB_CARD_BIN", "499210"),
         card_api_port=_int(env, "FJB_CARD_API_PORT", 0),
         card_processor_secret=env.get("FJB_CARD_PROCESSOR_SECRET", ""),
-        vault_path=env.get("FJB_VAULT_PATH") or _local_default(production, state_dir / "vault" / "cards.db"),
+        vault_database=_vault_database(env),
         vault_key=env.get("FJB_VAULT_KEY", ""),
         cvv_key=env.get("FJB_CVV_KEY", ""),
         app_check_debug_secret=env.get("FJB_APP_CHECK_DEBUG_SECRET", ""),
@@ -224,6 +211,25 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(env.get(name, str(default)))
     except ValueError as exc:
         raise ConfigError(f"{name} is not a number: {env.get(name)!r}") from exc
+
+
+# A Firestore database id: 4 to 63 lowercase letters, digits and hyphens, starting with a
+# letter and not ending with a hyphen.
+_DATABASE_ID = re.compile(r"[a-z][a-z0-9-]{2,61}[a-z0-9]")
+
+
+def _vault_database(env: Mapping[str, str]) -> str:
+    """The card vault's database: a database of its own, which only the card service's
+    identity reaches (terraform/modules/card_vault). ``(default)`` is refused: every
+    service's identity reads that one, and the sealed card numbers would sit beside
+    everything else."""
+    name = env.get("FJB_VAULT_DATABASE", "").strip() or "card-vault"
+    if not _DATABASE_ID.fullmatch(name):
+        raise ConfigError(
+            f"FJB_VAULT_DATABASE must be the id of a Firestore database of the vault's own "
+            f"(4-63 lowercase letters, digits and hyphens), not {name!r}"
+        )
+    return name
 
 
 def _trace_exporter(env: Mapping[str, str]) -> str:

@@ -35,7 +35,7 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client, is_transient
 from fjordbank.adapters.publisher import AsyncJetStreamPublisher
-from fjordbank.adapters.vault import CardVault, decode_key
+from fjordbank.adapters.vault import CardVault, decode_key, open_vault
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import cards as rules
 from fjordbank.domain import signatures
@@ -428,7 +428,8 @@ async def _answered(path: str, handler, data: object) -> tuple[int, dict]:
 
 def main() -> None:
     settings = load_settings(identity="cards")
-    vault = CardVault(settings.card_vault(), decode_key(settings.vault_key, "FJB_VAULT_KEY"))
+    vault = open_vault(settings.project_id, settings.vault_database, decode_key(settings.vault_key, "FJB_VAULT_KEY"))
+    vault.check()  # a vault database that does not exist or answer stops the start here
     service = CardService(
         settings,
         async_client(settings.project_id, faults=faults.for_service("cards")),

@@ -214,18 +214,16 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def card_as_printed(vault_path: str, vault_key: str, cvv_key: str, card_id: str) -> dict | None:
-    """What is printed on a card (PAN, expiry, CVV), read from the vault with the card
-    service's keys: how a test or demo plays the cardholder. None if the card is not there."""
-    from fjordbank.adapters.vault import CardVault, decode_key
+def card_as_printed(project_id: str, vault_database: str, vault_key: str, cvv_key: str, card_id: str) -> dict | None:
+    """What is printed on a card (PAN, expiry, CVV), read from the vault (the emulator's
+    database ``vault_database``) with the card service's keys: how a test or demo plays the
+    cardholder. None if the card is not there."""
+    from fjordbank.adapters.vault import decode_key, open_vault
     from fjordbank.domain.cards import derive_cvv
 
-    vault = CardVault(vault_path, decode_key(vault_key, "vault"))
-    try:
-        entry = vault.by_card(card_id)
-        pan = vault.reveal(card_id)
-    finally:
-        vault.close()
+    vault = open_vault(project_id, vault_database, decode_key(vault_key, "vault"))
+    entry = vault.by_card(card_id)
+    pan = vault.reveal(card_id)
     if entry is None or pan is None:
         return None
     cvv = derive_cvv(decode_key(cvv_key, "cvv"), pan, entry.exp_month, entry.exp_year)

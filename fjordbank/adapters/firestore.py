@@ -334,10 +334,14 @@ class CountedAsyncClient(firestore.AsyncClient):
         )
 
 
-def sync_client(project_id: str, *, deadline: float | None = None) -> firestore.Client:
+def sync_client(project_id: str, *, deadline: float | None = None, database: str | None = None) -> firestore.Client:
     """The edge's and the operator tools' client; with ``deadline``, every call's wait is
-    bounded (``EDGE_CALL_DEADLINE_S`` for the edge)."""
-    return CountedClient(**_kwargs(project_id), deadline=deadline)
+    bounded (``EDGE_CALL_DEADLINE_S`` for the edge); ``database``: a named database (the
+    card vault's) instead of ``(default)``."""
+    kwargs = _kwargs(project_id)
+    if database is not None:
+        kwargs["database"] = database
+    return CountedClient(**kwargs, deadline=deadline)
 
 
 def async_client(project_id: str, *, faults: FaultSwitch | None = None) -> firestore.AsyncClient:

@@ -177,26 +177,38 @@ def test_the_services_that_screen_payments_read_the_sanctions_list_from_a_mounte
             assert volume["persistentVolumeClaim"]["readOnly"] is True
 
 
-def test_the_card_service_keeps_its_vault_on_a_claim_and_serves_the_processor_on_its_one_port():
-    """In production the card service refuses to start without FJB_VAULT_PATH (the image's
-    state folder is the container's: every card number was lost at the next start), and a
-    container has one port: the processor's API is served on it (FJB_CARD_API_PORT =
-    FJB_HTTP_PORT; it was set nowhere, found in review, 2026-12-06)."""
+def test_the_card_service_keeps_its_vault_in_its_database_and_serves_the_processor_on_its_one_port():
+    """The card service's vault is the Firestore database FJB_VAULT_DATABASE (terraform's
+    card_vault module, which grants it to the card service's account alone), not a volume:
+    no claim, no mount. A container has one port: the processor's API is served on it
+    (FJB_CARD_API_PORT = FJB_HTTP_PORT; it was set nowhere, found in review, 2026-12-06)."""
     cards = _services()["cards"]
     container = _container(cards)
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["FJB_CARD_API_PORT"] == env["FJB_HTTP_PORT"] == str(container["ports"][0]["containerPort"])
-    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    vault_dir = env["FJB_VAULT_PATH"].rsplit("/", 1)[0]
-    volumes = {v["name"]: v for v in cards["spec"]["template"]["spec"]["volumes"]}
-    assert volumes[mounts[vault_dir]]["persistentVolumeClaim"]["claimName"] == render.CARD_VAULT_CLAIM
+    assert env["FJB_VAULT_DATABASE"] == render.CARD_VAULT_DATABASE == "card-vault"
+    assert "FJB_VAULT_PATH" not in env
+    pod = cards["spec"]["template"]["spec"]
+    assert [m["name"] for m in container["volumeMounts"]] == ["nats-client"]
+    assert [v["name"] for v in pod["volumes"]] == ["nats-client"]
     claims = [
-        d
+        d["metadata"]["name"]
         for p in ks.kustomization_resources(ks.KNATIVE)
         for d in ks.load_docs(p)
         if d["kind"] == "PersistentVolumeClaim"
     ]
-    assert render.CARD_VAULT_CLAIM in {c["metadata"]["name"] for c in claims}
+    assert claims == [render.CLEARING_CLAIM]  # fjb-card-vault is gone
+    assert not (ks.KNATIVE / "card-vault.yaml").exists()
+    # one replica still: the processor API's references in flight and the approvals had
+    # live in the process (run_services/cards.py), not in the vault
     assert cards["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/max-scale"] == "1"
-    for name in set(topology.SERVICES) - {"cards"}:
-        assert "FJB_VAULT_PATH" not in {e["name"] for e in _container(_services()[name])["env"]}
+    for name in set(topology.SERVICES) - set(render.CARD_SERVICES):
+        names = {e["name"] for e in _container(_services()[name])["env"]}
+        assert not names & {"FJB_VAULT_DATABASE", "FJB_VAULT_PATH", "FJB_CARD_API_PORT"}, name
+
+
+def test_the_card_vault_database_is_terraform_s(hcl):
+    """The Knative card service points at the database terraform makes and grants it."""
+    path = ks.REPO / "terraform/modules/card_vault/variables.tf"
+    variables = dict(ks.hcl_blocks(hcl([path])["terraform/modules/card_vault/variables.tf"], "variable"))
+    assert variables["database_id"]["default"] == render.CARD_VAULT_DATABASE

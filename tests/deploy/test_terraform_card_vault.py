@@ -1,39 +1,69 @@
-"""The card service on Cloud Run: its vault on an NFS share, its processor API on its one port.
+"""The card vault: a Firestore database of its own that only the card service's identity reaches.
 
-run_services/cards.py refuses to start in production without FJB_VAULT_PATH
-(fjordbank/config.py, Settings.card_vault): the image's state folder is memory on Cloud Run,
-and every card number issued was lost at each start. terraform/ set neither FJB_VAULT_PATH
-nor FJB_CARD_API_PORT, so the Cloud Run card service would have crash-looped with a
-ConfigError, and the card processor's API was never served. The Knative path has both
-(k8s/render.py: a volume claim at /mnt/vault, FJB_CARD_API_PORT = FJB_HTTP_PORT).
+The vault (fjordbank/adapters/vault.py) was a SQLite file on a Filestore NFS share, which
+Cloud Run mounts without locks: one instance only, and a rollout ran two on the file at
+once. It is now the Firestore database FJB_VAULT_DATABASE (default "card-vault",
+terraform/modules/card_vault). What must hold, per environment:
+
+* the database exists, native mode, in the (default) database's location, with point-in-time
+  recovery, delete protection (ABANDON, never DELETE), daily and weekly backups, and rules
+  that deny every client, released to the database (cloud.firestore/DATABASE_ID);
+* the card services' accounts, and only they, get roles/datastore.user conditioned to the
+  vault's database; every other grant of a Firestore role is conditioned to "(default)",
+  so that none reaches the vault (a project-wide datastore.user would);
+* FJB_VAULT_DATABASE is set for the card services only, to the module's database; no
+  FJB_VAULT_PATH, no NFS volume, no Filestore instance, API or address range anywhere;
+* the card processor's API is served on the card service's one HTTP port.
 
 Each environment's Cloud Run services are worked out from the parsed HCL: the consumer
 module's own env blocks (FJB_HTTP_PORT, the dynamic FJB_CARD_API_PORT), what the environment
-passes it per service (local.service_env, local.nfs_volumes, serves_card_api) and the
-topology module's lists. Each check is also fed a broken copy and must report it.
+passes it per service (local.service_env, serves_card_api) and the topology module's lists.
+Each check is also fed a broken copy and must report it.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from pathlib import PurePosixPath
 
 import pytest
 
 from fjordbank import topology
 from k8s import render
 from tests.deploy.conftest import REPO, TERRAFORM
-from tests.deploy.tfschema import is_meta, labelled, single_labelled, unquote
+from tests.deploy.tfschema import is_meta, labelled, single_labelled, strings, unquote
 
 ENVS = sorted(p.name for p in (TERRAFORM / "envs").iterdir() if p.is_dir())
 CONSUMER_TF = "terraform/modules/consumer/main.tf"
+CONSUMER_VARIABLES_TF = "terraform/modules/consumer/variables.tf"
 TOPOLOGY_TF = "terraform/modules/topology/main.tf"
 CARD_VAULT_TF = "terraform/modules/card_vault/main.tf"
+CARD_VAULT_VARIABLES_TF = "terraform/modules/card_vault/variables.tf"
+CARD_VAULT_OUTPUTS_TF = "terraform/modules/card_vault/outputs.tf"
+FIRESTORE_TF = "terraform/modules/firestore/main.tf"
+FIRESTORE_VARIABLES_TF = "terraform/modules/firestore/variables.tf"
+SERVICE_ACCOUNT_TF = "terraform/modules/service_account/main.tf"
 PROJECT_VARIABLES_TF = "terraform/modules/project/variables.tf"
 
+VAULT_DATABASE_OUTPUT = "module.card_vault.database_name"
+# Firestore, "Configure per-database access permissions" (Create and manage databases):
+# `--condition='expression=resource.name=="projects/PROJECT_ID/databases/DATABASE_ID"'`
+VAULT_GRANT = 'resource.name == "projects/${var.project_id}/databases/${google_firestore_database.this.name}"'
+DEFAULT_ONLY = re.compile(
+    r'resource\.name == "projects/\$\{module\.project\.project_id\}/databases/'
+    r'(?P<db>\$\{module\.firestore\.database_name\}|\(default\))"'
+)
+VAULT_SETTINGS = {  # as modules/firestore sets the ledger's database
+    "type": "FIRESTORE_NATIVE",
+    "concurrency_mode": "PESSIMISTIC",
+    "app_engine_integration_mode": "DISABLED",
+    "point_in_time_recovery_enablement": "POINT_IN_TIME_RECOVERY_ENABLED",
+    "delete_protection_state": "DELETE_PROTECTION_ENABLED",
+    "deletion_policy": "ABANDON",
+}
 
-# ---- a small evaluation of what each Cloud Run service gets ------------------------------------
+
+# ---- reading the parsed HCL ----------------------------------------------------------------------
 
 
 def _locals(doc: dict) -> dict:
@@ -45,6 +75,21 @@ def _locals(doc: dict) -> dict:
 
 def _module_call(doc: dict, name: str) -> dict | None:
     return next((body for call, body in single_labelled(doc, "module") if call == name), None)
+
+
+def _resource(doc: dict, rtype: str, name: str | None = None) -> list[dict]:
+    return [body for t, n, body in labelled(doc, "resource") if t == rtype and (name is None or n == name)]
+
+
+def _text(value: object) -> str:
+    """An HCL string as written: quotes off, escaped quotes plain."""
+    return str(unquote(value)).replace('\\"', '"')
+
+
+def _variable_default(docs: dict, path: str, name: str):
+    body = dict(single_labelled(docs.get(path, {}), "variable")).get(name, {})
+    default = body.get("default")
+    return unquote(default) if isinstance(default, str) else default
 
 
 def _topology_lists(docs: dict) -> dict[str, list[str]]:
@@ -71,44 +116,28 @@ def _members(expr: str, lists: dict[str, list[str]], var: str) -> list[str] | No
 
 
 def _service_env(env_locals: dict, lists: dict[str, list[str]], service: str) -> dict[str, str]:
-    """local.service_env[service], without var.service_env (whose validation refuses these)."""
+    """local.service_env[service], without var.service_env (whose validation refuses these):
+    a `local.x` resolved to its value, any other expression (a module output) kept as written."""
     text = str(env_locals.get("service_env", ""))
     out: dict[str, str] = {}
     for listed, entries in re.findall(r"contains\(module\.topology\.(\w+), name\) \? \{([^{}]*)\} : \{\}", text):
         if service in lists.get(listed, []):
-            for key, ref in re.findall(r"(\w+) = local\.(\w+)", entries):
-                out[key] = _resolve(env_locals[ref], env_locals)
-    return out
-
-
-def _nfs_volumes(env_locals: dict, lists: dict[str, list[str]], service: str) -> dict[str, dict[str, str]]:
-    """local.nfs_volumes[service]: volume name -> server, path (as expressions) and mount path."""
-    text = str(env_locals.get("nfs_volumes", ""))
-    out: dict[str, dict[str, str]] = {}
-    pattern = (
-        r"for name in module\.topology\.(\w+) : name => \{([\w-]+) = "
-        r"\{server = ([^,{}]+), path = ([^,{}]+), mount_path = local\.(\w+)\}\}"
-    )
-    for listed, volume, server, path, mount in re.findall(pattern, text):
-        if service in lists.get(listed, []):
-            out[volume] = {"server": server, "path": path, "mount_path": _resolve(env_locals[mount], env_locals)}
+            for key, ref in re.findall(r"(\w+) = ([\w.]+)", entries):
+                local = re.fullmatch(r"local\.(\w+)", ref)
+                out[key] = _resolve(env_locals[local.group(1)], env_locals) if local else ref
     return out
 
 
 def _consumer_container(docs: dict) -> tuple[dict, dict, int]:
     """(the consumer module's Cloud Run resource, its first container, local.port)."""
-    run = next(
-        body
-        for rtype, name, body in labelled(docs[CONSUMER_TF], "resource")
-        if (rtype, name) == ("google_cloud_run_v2_service", "this")
-    )
+    run = _resource(docs[CONSUMER_TF], "google_cloud_run_v2_service", "this")[0]
     port = int(_locals(docs[CONSUMER_TF])["port"])
     return run, run["template"][0]["containers"][0], port
 
 
-def cloud_run_services(docs: dict, env: str) -> dict[str, dict]:
+def cloud_run_services(docs: dict, env: str) -> dict[str, dict[str, str]]:
     """Per consumer service of `env`: the environment variables it gets ({name: value}, values
-    the module or the environment fixes) and its NFS volumes."""
+    the module or the environment fixes)."""
     env_doc = docs[f"terraform/envs/{env}/main.tf"]
     env_locals = _locals(env_doc)
     lists = _topology_lists(docs)
@@ -119,7 +148,7 @@ def cloud_run_services(docs: dict, env: str) -> dict[str, dict]:
         return str(port) if value == "${tostring(local.port)}" else str(unquote(value))
 
     static = {str(unquote(e["name"])): module_value(e.get("value", "")) for e in container.get("env", [])}
-    services: dict[str, dict] = {}
+    services: dict[str, dict[str, str]] = {}
     for service in lists.get("consumer_services", []):
         variables = dict(static)
         # the module's dynamic env blocks of a fixed name: `var.FLAG ? [tostring(local.port)] : []`
@@ -136,34 +165,8 @@ def cloud_run_services(docs: dict, env: str) -> dict[str, dict]:
                     variables[name] = str(port)
         if call.get("env") == "${local.service_env[each.key]}":
             variables.update(_service_env(env_locals, lists, service))
-        nfs = (
-            _nfs_volumes(env_locals, lists, service)
-            if call.get("nfs_volumes") == "${lookup(local.nfs_volumes, each.key, {})}"
-            else {}
-        )
-        services[service] = {"env": variables, "nfs": nfs}
+        services[service] = variables
     return services
-
-
-def _module_renders_nfs_volumes(run: dict, container: dict) -> bool:
-    """The consumer module turns var.nfs_volumes into NFS volumes and their mounts."""
-    volumes = [d['"volumes"'] for d in run["template"][0].get("dynamic", []) if '"volumes"' in d]
-    mounts = [d['"volume_mounts"'] for d in container.get("dynamic", []) if '"volume_mounts"' in d]
-    nfs = [
-        v["content"][0]["nfs"][0]
-        for v in volumes
-        if v.get("for_each") == "${var.nfs_volumes}" and v["content"][0].get("nfs")
-    ]
-    return bool(
-        nfs
-        and nfs[0].get("server") == "${volumes.value.server}"
-        and nfs[0].get("path") == "${volumes.value.path}"
-        and any(
-            m.get("for_each") == "${var.nfs_volumes}"
-            and m["content"][0].get("mount_path") == "${volume_mounts.value.mount_path}"
-            for m in mounts
-        )
-    )
 
 
 # ---- the checks ----------------------------------------------------------------------------------
@@ -173,8 +176,7 @@ def card_api_problems(docs: dict, env: str) -> list[str]:
     """The card services serve the processor's API on their one HTTP port; no other does."""
     problems = []
     card_services = set(render.CARD_SERVICES)
-    for service, got in cloud_run_services(docs, env).items():
-        variables = got["env"]
+    for service, variables in cloud_run_services(docs, env).items():
         if variables.get("FJB_HTTP_PORT") != str(render.HTTP_PORT):
             problems.append(f"envs/{env} {service}: FJB_HTTP_PORT is {variables.get('FJB_HTTP_PORT')!r}")
         api = variables.get("FJB_CARD_API_PORT")
@@ -188,79 +190,196 @@ def card_api_problems(docs: dict, env: str) -> list[str]:
     return problems
 
 
-def card_vault_problems(docs: dict, env: str) -> list[str]:
-    """FJB_VAULT_PATH of each card service lies on an NFS mount of the card vault's share;
-    no other service has FJB_VAULT_PATH."""
+def vault_env_problems(docs: dict, env: str) -> list[str]:
+    """FJB_VAULT_DATABASE of each card service is the card_vault module's database (the one
+    its identity is granted); no other service has it; FJB_VAULT_PATH is set nowhere."""
     problems = []
-    run, container, _port = _consumer_container(docs)
-    if not _module_renders_nfs_volumes(run, container):
-        problems.append("modules/consumer does not mount var.nfs_volumes as NFS volumes")
     card_services = set(render.CARD_SERVICES)
-    for service, got in cloud_run_services(docs, env).items():
-        vault = got["env"].get("FJB_VAULT_PATH")
+    for service, variables in cloud_run_services(docs, env).items():
+        if "FJB_VAULT_PATH" in variables:
+            problems.append(f"envs/{env} {service}: FJB_VAULT_PATH is set (the vault is no file any more)")
+        vault = variables.get("FJB_VAULT_DATABASE")
         if service not in card_services:
             if vault is not None:
-                problems.append(f"envs/{env} {service}: FJB_VAULT_PATH set on a service that is not a card service")
+                problems.append(f"envs/{env} {service}: FJB_VAULT_DATABASE set on a service that is not a card service")
             continue
         if vault is None:
-            problems.append(f"envs/{env} {service}: no FJB_VAULT_PATH (the card service would not start)")
-            continue
-        if vault != f"{render.CARD_VAULT_DIR}/cards.db":
             problems.append(
-                f"envs/{env} {service}: FJB_VAULT_PATH {vault!r}, the Knative path has {render.CARD_VAULT_DIR}"
+                f"envs/{env} {service}: no FJB_VAULT_DATABASE (the card service would guess the vault's name)"
             )
-        on = [
-            v
-            for v in got["nfs"].values()
-            if PurePosixPath(vault).is_relative_to(v["mount_path"]) and vault != v["mount_path"]
-        ]
-        if not on:
-            problems.append(f"envs/{env} {service}: FJB_VAULT_PATH {vault!r} is under no NFS mount")
-        elif on[0]["server"] != "module.card_vault.nfs_server" or on[0]["path"] != "module.card_vault.nfs_path":
-            problems.append(f"envs/{env} {service}: FJB_VAULT_PATH is on an NFS share that is not the card vault's")
+        elif vault != VAULT_DATABASE_OUTPUT:
+            problems.append(
+                f"envs/{env} {service}: FJB_VAULT_DATABASE is {vault!r}, not {VAULT_DATABASE_OUTPUT} "
+                "(the database its identity is granted)"
+            )
+    default = _variable_default(docs, CARD_VAULT_VARIABLES_TF, "database_id")
+    if default != render.CARD_VAULT_DATABASE:
+        problems.append(
+            f"modules/card_vault database_id defaults to {default!r}, Knative's is {render.CARD_VAULT_DATABASE!r}"
+        )
     return problems
 
 
-def filestore_problems(docs: dict, env: str) -> list[str]:
-    """The card vault's Filestore instance exists, in the bank's VPC, for the egress range only,
-    with deletion protection; its API is on."""
-    problems = []
+def vault_database_problems(docs: dict, env: str) -> list[str]:
+    """The vault's database exists, set like the ledger's (native, PITR, delete protection,
+    abandoned, not deleted), in the ledger's location, with daily and weekly backups."""
     env_doc = docs[f"terraform/envs/{env}/main.tf"]
     call = _module_call(env_doc, "card_vault")
     if call is None or unquote(call.get("source")) != "../../modules/card_vault":
-        return [f"envs/{env} has no module card_vault (the Filestore instance of the card vault)"]
-    resources = labelled(docs.get(CARD_VAULT_TF, {}), "resource")
-    instances = [body for rtype, _n, body in resources if rtype == "google_filestore_instance"]
-    if len(instances) != 1:
-        return [f"modules/card_vault must hold one google_filestore_instance, holds {len(instances)}"]
-    fs = instances[0]
-    network = fs.get("networks", [{}])[0]
-    share = fs.get("file_shares", [{}])[0]
-    export = share.get("nfs_export_options", [{}])[0]
-    wants = [
-        ("instance network", network.get("network"), "${var.network_name}"),
-        ("env network", call.get("network_name"), "${module.network.network_name}"),
-        ("export ranges", export.get("ip_ranges"), "${var.client_ranges}"),
-        ("env clients", call.get("client_ranges"), ["${var.cidrs.run_egress}"]),
-        ("deletion protection", fs.get("deletion_protection_enabled"), "${var.deletion_protection}"),
-    ]
-    problems += [
-        f"envs/{env} card vault {what}: {got!r}, expected {want!r}" for what, got, want in wants if got != want
-    ]
-    if "deletion_protection" in call and call["deletion_protection"] is not True:
-        problems.append(f"envs/{env} turns the card vault's deletion protection off")
-    variables = dict(single_labelled(docs["terraform/modules/card_vault/variables.tf"], "variable"))
-    if variables.get("deletion_protection", {}).get("default") is not True:
-        problems.append("modules/card_vault: deletion protection is not on by default")
-    apis = variables_default(docs[PROJECT_VARIABLES_TF], "services")
-    if "file.googleapis.com" not in apis:
-        problems.append("modules/project does not enable file.googleapis.com (Filestore)")
+        return [f"envs/{env} has no module card_vault (the card vault's database)"]
+    problems = []
+    if call.get("location_id") not in ("${module.firestore.location_id}", "${var.firestore_location}"):
+        problems.append(f"envs/{env} card vault location {call.get('location_id')!r}: not the (default) database's")
+    if "database_id" in call and unquote(call["database_id"]) == "(default)":
+        problems.append(f"envs/{env} puts the card vault in the (default) database")
+    databases = _resource(docs.get(CARD_VAULT_TF, {}), "google_firestore_database")
+    if len(databases) != 1:
+        return [*problems, f"modules/card_vault must hold one google_firestore_database, holds {len(databases)}"]
+    db = databases[0]
+    ledger = _resource(docs[FIRESTORE_TF], "google_firestore_database", "this")[0]
+    for key, want in VAULT_SETTINGS.items():
+        if unquote(db.get(key)) != want:
+            problems.append(f"card vault database {key}: {unquote(db.get(key))!r}, expected {want!r}")
+        if unquote(ledger.get(key)) != want:
+            problems.append(f"the ledger's database {key}: {unquote(ledger.get(key))!r} (the vault follows it)")
+    if db.get("name") != "${var.database_id}" or db.get("location_id") != "${var.location_id}":
+        problems.append("card vault database: name or location_id is not the module's variable")
+    schedules = {
+        n: body
+        for t, n, body in labelled(docs[CARD_VAULT_TF], "resource")
+        if t == "google_firestore_backup_schedule" and body.get("database") == "${google_firestore_database.this.name}"
+    }
+    if "daily_recurrence" not in schedules.get("daily", {}) or "weekly_recurrence" not in schedules.get("weekly", {}):
+        problems.append(f"card vault backups: {sorted(schedules)}, expected a daily and a weekly schedule")
     return problems
 
 
-def variables_default(doc: dict, name: str) -> list[str]:
-    body = dict(single_labelled(doc, "variable")).get(name, {})
-    return [str(unquote(v)) for v in body.get("default", [])]
+def vault_grant_problems(docs: dict, env: str) -> list[str]:
+    """The card services' accounts, and only they, get roles/datastore.user conditioned to
+    the vault's database."""
+    problems = []
+    call = _module_call(docs[f"terraform/envs/{env}/main.tf"], "card_vault") or {}
+    users = "${{for name in module.topology.card_services : name => module.consumer_service_account[name].email}}"
+    if call.get("users") != users:
+        problems.append(f"envs/{env} card vault users: {call.get('users')!r}, expected the card services' accounts")
+    grants = _resource(docs.get(CARD_VAULT_TF, {}), "google_project_iam_member")
+    if len(grants) != 1:
+        return [*problems, f"modules/card_vault must grant one google_project_iam_member, grants {len(grants)}"]
+    grant = grants[0]
+    condition = (grant.get("condition") or [{}])[0]
+    for what, got, want in [
+        ("role", unquote(grant.get("role")), "roles/datastore.user"),
+        ("member", unquote(grant.get("member")), "serviceAccount:${each.value}"),
+        ("for_each", grant.get("for_each"), "${var.users}"),
+        ("condition", _text(condition.get("expression", "")), VAULT_GRANT),
+    ]:
+        if got != want:
+            problems.append(f"card vault grant {what}: {got!r}, expected {want!r}")
+    return problems
+
+
+def other_grant_problems(docs: dict, env: str) -> list[str]:
+    """Every other grant of a Firestore role (roles/datastore.*) is conditioned to the
+    (default) database: a project-wide one would reach the vault's too."""
+    problems = []
+    env_doc = docs[f"terraform/envs/{env}/main.tf"]
+    env_locals = _locals(env_doc)
+    db_default = _variable_default(docs, FIRESTORE_VARIABLES_TF, "database_id")
+    module = _resource(docs[SERVICE_ACCOUNT_TF], "google_project_iam_member", "this")[0]
+    wired = [
+        d['"condition"']
+        for d in module.get("dynamic", [])
+        if '"condition"' in d and "var.project_role_conditions" in str(d['"condition"'].get("for_each"))
+    ]
+    if not wired or wired[0]["content"][0].get("expression") != "${condition.value.expression}":
+        problems.append("modules/service_account does not put project_role_conditions on its grants")
+    for name, call in single_labelled(env_doc, "module"):
+        if unquote(call.get("source")) != "../../modules/service_account":
+            continue
+        roles = call.get("project_roles", [])
+        local = re.fullmatch(r"\$\{local\.(\w+)\}", str(roles))
+        roles = [str(unquote(r)) for r in (env_locals.get(local.group(1), []) if local else roles)]
+        firestore_roles = [r for r in roles if r.startswith("roles/datastore.")]
+        if not firestore_roles:
+            continue
+        given = re.fullmatch(r"\$\{local\.(\w+)\}", str(call.get("project_role_conditions", "")))
+        conditions = {str(unquote(k)): v for k, v in (env_locals.get(given.group(1), {}) if given else {}).items()}
+        for role in firestore_roles:
+            expression = _text(conditions.get(role, {}).get("expression", ""))
+            match = DEFAULT_ONLY.fullmatch(expression)
+            if not match:
+                problems.append(
+                    f"envs/{env} module {name}: {role} is not conditioned to the (default) database "
+                    f"({expression or 'no condition'}): it reaches the card vault"
+                )
+            elif match.group("db") != "(default)" and db_default != "(default)":
+                problems.append(f"envs/{env} module {name}: module.firestore's database is {db_default!r}")
+    # nothing else grants a Firestore role: no module but these two names one
+    for path, doc in docs.items():
+        if not path.endswith("main.tf") or path in (CARD_VAULT_TF, SERVICE_ACCOUNT_TF) or "/envs/" in path:
+            continue
+        if any("roles/datastore." in text for text in strings(doc)):
+            problems.append(f"{path} grants a Firestore role")
+    return problems
+
+
+def rules_problems(docs: dict) -> list[str]:
+    """The vault's own rules deny every client, released to the vault's database."""
+    problems = []
+    rulesets = _resource(docs.get(CARD_VAULT_TF, {}), "google_firebaserules_ruleset")
+    releases = _resource(docs.get(CARD_VAULT_TF, {}), "google_firebaserules_release")
+    if len(rulesets) != 1 or len(releases) != 1:
+        return [f"modules/card_vault has {len(rulesets)} rulesets and {len(releases)} releases, expected one each"]
+    content = " ".join(_text(f.get("content", "")) for s in rulesets[0].get("source", []) for f in s.get("files", []))
+    allows = re.findall(r"allow\s+([^;]*);", content)
+    if not allows or any(not re.fullmatch(r"[\w, ]+:\s*if\s+false", a.strip()) for a in allows):
+        problems.append(f"card vault rules allow a client something: {allows}")
+    if "match /{document=**}" not in content:
+        problems.append("card vault rules do not cover every document")
+    release = releases[0]
+    name = _text(release.get("name"))
+    if name != "cloud.firestore/${google_firestore_database.this.name}":
+        problems.append(f"card vault rules released as {name!r}, not cloud.firestore/DATABASE_ID")
+    ruleset = _text(release.get("ruleset_name"))
+    ruleset_id = next(
+        n for t, n, _b in labelled(docs[CARD_VAULT_TF], "resource") if t == "google_firebaserules_ruleset"
+    )
+    if f"google_firebaserules_ruleset.{ruleset_id}.name" not in ruleset:
+        problems.append(f"card vault release refers to {ruleset!r}")
+    output = dict(single_labelled(docs.get(CARD_VAULT_OUTPUTS_TF, {}), "output")).get("database_name", {})
+    needed = {"${google_project_iam_member.users}", "${google_firebaserules_release.this}"}
+    if not needed <= set(output.get("depends_on", [])):
+        problems.append(
+            "card vault database_name is known before its grants and rules: the card service may start first"
+        )
+    return problems
+
+
+def no_filestore_problems(docs: dict) -> list[str]:
+    """No Filestore instance, API, address range or NFS volume is left anywhere."""
+    problems = []
+    for path, doc in docs.items():
+        for t, n, _body in labelled(doc, "resource"):
+            if t.startswith("google_filestore_"):
+                problems.append(f"{path}: {t}.{n}")
+        if any(re.search(r"\bnfs_volumes\b|\bFJB_VAULT_PATH\b|cidrs\.card_vault", text) for text in strings(doc)):
+            problems.append(f"{path} still mounts or points at the NFS vault")
+    run, container, _port = _consumer_container(docs)
+    dynamics = [*run["template"][0].get("dynamic", []), *container.get("dynamic", [])]
+    if any(v.get("content", [{}])[0].get("nfs") for d in dynamics for v in d.values() if isinstance(v, dict)):
+        problems.append("modules/consumer still renders NFS volumes")
+    if "nfs_volumes" in dict(single_labelled(docs[CONSUMER_VARIABLES_TF], "variable")):
+        problems.append("modules/consumer still has the variable nfs_volumes")
+    apis = [
+        str(unquote(v)) for v in dict(single_labelled(docs[PROJECT_VARIABLES_TF], "variable"))["services"]["default"]
+    ]
+    if "file.googleapis.com" in apis:
+        problems.append("modules/project still enables file.googleapis.com (Filestore)")
+    for env in ENVS:
+        cidrs = dict(single_labelled(docs[f"terraform/envs/{env}/variables.tf"], "variable"))["cidrs"]
+        if "card_vault" in str(cidrs.get("type")) or "card_vault" in cidrs.get("default", {}):
+            problems.append(f"envs/{env} cidrs still reserves a range for the card vault's Filestore instance")
+    return problems
 
 
 # ---- the tree holds them -------------------------------------------------------------------------
@@ -272,40 +391,63 @@ def test_the_card_service_serves_the_processor_api_on_its_http_port(tf_docs, env
     assert not problems, "\n".join(problems)
     services = cloud_run_services(tf_docs, env)
     assert set(render.CARD_SERVICES) <= set(services)
-    assert services["cards"]["env"]["FJB_CARD_API_PORT"] == services["cards"]["env"]["FJB_HTTP_PORT"] == "8080"
+    assert services["cards"]["FJB_CARD_API_PORT"] == services["cards"]["FJB_HTTP_PORT"] == "8080"
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_the_card_vault_is_on_an_nfs_share_and_no_other_service_has_one(tf_docs, env):
-    problems = card_vault_problems(tf_docs, env)
+def test_only_the_card_services_are_pointed_at_the_vault_database(tf_docs, env):
+    problems = vault_env_problems(tf_docs, env)
     assert not problems, "\n".join(problems)
     services = cloud_run_services(tf_docs, env)
-    assert services["cards"]["env"]["FJB_VAULT_PATH"] == "/mnt/vault/cards.db"
-    assert [v["mount_path"] for v in services["cards"]["nfs"].values()] == ["/mnt/vault"]
-    assert [s for s, got in services.items() if "FJB_VAULT_PATH" in got["env"]] == ["cards"]
-    assert [s for s, got in services.items() if got["nfs"]] == ["cards"]
+    assert [s for s, got in services.items() if "FJB_VAULT_DATABASE" in got] == ["cards"]
+    assert services["cards"]["FJB_VAULT_DATABASE"] == VAULT_DATABASE_OUTPUT
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_the_card_vault_s_filestore_instance_exists(tf_docs, env):
-    problems = filestore_problems(tf_docs, env)
+def test_the_vault_database_exists_with_recovery_and_delete_protection(tf_docs, env):
+    problems = vault_database_problems(tf_docs, env)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_only_the_card_services_may_use_the_vault_database(tf_docs, env):
+    problems = vault_grant_problems(tf_docs, env) + other_grant_problems(tf_docs, env)
+    assert not problems, "\n".join(problems)
+
+
+def test_no_client_may_use_the_vault_database(tf_docs):
+    problems = rules_problems(tf_docs)
+    assert not problems, "\n".join(problems)
+
+
+def test_no_filestore_anywhere(tf_docs):
+    problems = no_filestore_problems(tf_docs)
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_service_env_may_not_move_the_vault_or_the_card_api(tf_docs, env):
-    """What main.tf sets from the mount and the module cannot be overridden from tfvars."""
+    """What main.tf sets from the card_vault module and the consumer module cannot be
+    overridden from tfvars."""
     body = dict(single_labelled(tf_docs[f"terraform/envs/{env}/variables.tf"], "variable"))["service_env"]
     conditions = " ".join(str(v.get("condition")) for v in body.get("validation", []))
-    assert "FJB_VAULT_PATH" in conditions and "FJB_CARD_API_PORT" in conditions
+    assert "FJB_VAULT_DATABASE" in conditions and "FJB_CARD_API_PORT" in conditions
 
 
 def test_card_services_equal_the_code(tf_docs):
-    """topology's card_services: the run_services calling Settings.card_vault(), which the
-    Knative path mounts the vault into (k8s/render.py CARD_SERVICES), each one instance."""
-    from_code = [s for s in topology.SERVICES if "card_vault()" in (REPO / "run_services" / f"{s}.py").read_text()]
+    """topology's card_services: the run_services that open the vault on
+    settings.vault_database, which the Knative path points at the vault too (k8s/render.py
+    CARD_SERVICES). Each runs one instance, no longer for the vault but for the processor
+    API's state in its process (run_services/cards.py References, Delivered): when that
+    goes, MAX_SCALE and the environments' max_instances may let cards scale."""
+    sources = {s: (REPO / "run_services" / f"{s}.py").read_text() for s in topology.SERVICES}
+    from_code = [s for s, text in sources.items() if "settings.vault_database" in text]
     assert _topology_lists(tf_docs).get("card_services") == from_code == list(render.CARD_SERVICES)
-    assert all(render.MAX_SCALE.get(s) == 1 for s in from_code)  # envs cap them at 1 too (test_terraform_contracts)
+    for service in from_code:
+        assert "class References" in sources[service] or "class Delivered" in sources[service], (
+            f"{service} keeps no processor state in its process any more: lift its one-instance cap"
+        )
+        assert render.MAX_SCALE.get(service) == 1  # envs cap them at 1 too (test_terraform_contracts)
 
 
 # ---- fed broken inputs, each check reports it ----------------------------------------------------
@@ -333,50 +475,127 @@ def test_card_api_check_reports_a_missing_or_misplaced_port(tf_docs):
     assert "envs/dev ledger: FJB_CARD_API_PORT set on a service that is not a card service" in problems, problems
 
 
-def test_card_vault_check_reports_a_missing_vault_a_bucket_and_another_service(tf_docs):
+def test_vault_env_check_reports_a_missing_database_another_service_and_the_old_path(tf_docs):
+    entry = (
+        ", contains(module.topology.card_services, name) ? {FJB_VAULT_DATABASE = module.card_vault.database_name} : {}"
+    )
     docs = copy.deepcopy(tf_docs)
     block = _env_locals_block(docs, "prod", "service_env")
-    block["service_env"] = block["service_env"].replace(
-        ", contains(module.topology.card_services, name) ? {FJB_VAULT_PATH = local.card_vault_path} : {}", ""
-    )
-    problems = "\n".join(card_vault_problems(docs, "prod"))
-    assert "envs/prod cards: no FJB_VAULT_PATH (the card service would not start)" in problems, problems
-
-    docs = copy.deepcopy(tf_docs)
-    _consumer_call(docs, "prod")["nfs_volumes"] = "${lookup(local.storage_volumes, each.key, {})}"
-    problems = "\n".join(card_vault_problems(docs, "prod"))
-    assert "envs/prod cards: FJB_VAULT_PATH '/mnt/vault/cards.db' is under no NFS mount" in problems, problems
+    assert entry in block["service_env"]
+    block["service_env"] = block["service_env"].replace(entry, "")
+    problems = "\n".join(vault_env_problems(docs, "prod"))
+    assert "envs/prod cards: no FJB_VAULT_DATABASE" in problems, problems
 
     docs = copy.deepcopy(tf_docs)
     block = _env_locals_block(docs, "dev", "service_env")
     block["service_env"] = block["service_env"].replace(
-        "module.topology.card_services, name) ? {FJB_VAULT_PATH",
-        "module.topology.consumer_services, name) ? {FJB_VAULT_PATH",
+        "module.topology.card_services, name) ? {FJB_VAULT_DATABASE",
+        "module.topology.consumer_services, name) ? {FJB_VAULT_DATABASE",
     )
-    problems = "\n".join(card_vault_problems(docs, "dev"))
-    assert "envs/dev ledger: FJB_VAULT_PATH set on a service that is not a card service" in problems, problems
+    problems = "\n".join(vault_env_problems(docs, "dev"))
+    assert "envs/dev ledger: FJB_VAULT_DATABASE set on a service that is not a card service" in problems, problems
 
     docs = copy.deepcopy(tf_docs)
-    run, _container, _port = _consumer_container(docs)
-    run["template"][0]["dynamic"] = [d for d in run["template"][0]["dynamic"] if "${var.nfs_volumes}" not in str(d)]
-    assert "modules/consumer does not mount var.nfs_volumes as NFS volumes" in card_vault_problems(docs, "dev")
+    block = _env_locals_block(docs, "dev", "service_env")
+    block["service_env"] = block["service_env"].replace(
+        "FJB_VAULT_DATABASE = module.card_vault.database_name", "FJB_VAULT_PATH = local.card_vault_path"
+    )
+    block["card_vault_path"] = '"/mnt/vault/cards.db"'
+    problems = "\n".join(vault_env_problems(docs, "dev"))
+    assert "envs/dev cards: FJB_VAULT_PATH is set" in problems and "no FJB_VAULT_DATABASE" in problems, problems
 
 
-def test_filestore_check_reports_a_missing_instance_and_an_open_share(tf_docs):
+def test_vault_database_check_reports_a_missing_module_and_a_weaker_database(tf_docs):
     docs = copy.deepcopy(tf_docs)
     docs["terraform/envs/dev/main.tf"]["module"] = [
         m for m in docs["terraform/envs/dev/main.tf"]["module"] if '"card_vault"' not in m
     ]
-    assert filestore_problems(docs, "dev") == [
-        "envs/dev has no module card_vault (the Filestore instance of the card vault)"
-    ]
+    assert vault_database_problems(docs, "dev") == ["envs/dev has no module card_vault (the card vault's database)"]
 
     docs = copy.deepcopy(tf_docs)
-    fs = next(b for t, _n, b in labelled(docs[CARD_VAULT_TF], "resource") if t == "google_filestore_instance")
-    fs["file_shares"][0]["nfs_export_options"][0]["ip_ranges"] = ['"10.0.0.0/8"']
-    fs["deletion_protection_enabled"] = False
-    problems = "\n".join(filestore_problems(docs, "prod"))
-    assert "envs/prod card vault export ranges" in problems and "deletion protection: False" in problems, problems
+    db = _resource(docs[CARD_VAULT_TF], "google_firestore_database")[0]
+    db["point_in_time_recovery_enablement"] = '"POINT_IN_TIME_RECOVERY_DISABLED"'
+    db["delete_protection_state"] = '"DELETE_PROTECTION_DISABLED"'
+    db["deletion_policy"] = '"DELETE"'
+    _module_call(docs["terraform/envs/prod/main.tf"], "card_vault")["location_id"] = '"nam5"'
+    docs[CARD_VAULT_TF]["resource"] = [
+        r for r in docs[CARD_VAULT_TF]["resource"] if '"google_firestore_backup_schedule"' not in r
+    ]
+    problems = "\n".join(vault_database_problems(docs, "prod"))
+    for expected in [
+        "card vault database point_in_time_recovery_enablement: 'POINT_IN_TIME_RECOVERY_DISABLED'",
+        "card vault database delete_protection_state: 'DELETE_PROTECTION_DISABLED'",
+        "card vault database deletion_policy: 'DELETE'",
+        "envs/prod card vault location '\"nam5\"'",
+        "card vault backups: []",
+    ]:
+        assert expected in problems, f"not reported: {expected}\n{problems}"
+
+
+def test_grant_checks_report_an_unconditioned_or_misdirected_grant(tf_docs):
+    # the vault's grant without its condition, to everyone
+    docs = copy.deepcopy(tf_docs)
+    grant = _resource(docs[CARD_VAULT_TF], "google_project_iam_member")[0]
+    del grant["condition"]
+    _module_call(docs["terraform/envs/dev/main.tf"], "card_vault")["users"] = (
+        "${{for name in module.topology.consumer_services : name => module.consumer_service_account[name].email}}"
+    )
+    problems = "\n".join(vault_grant_problems(docs, "dev"))
+    assert "card vault grant condition: ''" in problems and "envs/dev card vault users" in problems, problems
+
+    # the consumers' datastore.user back to project-wide
+    docs = copy.deepcopy(tf_docs)
+    del _module_call(docs["terraform/envs/prod/main.tf"], "consumer_service_account")["project_role_conditions"]
+    problems = "\n".join(other_grant_problems(docs, "prod"))
+    assert (
+        "envs/prod module consumer_service_account: roles/datastore.user is not conditioned to the (default) database"
+        in problems
+    ), problems
+
+    # the functions' condition turned into "the vault's"
+    docs = copy.deepcopy(tf_docs)
+    block = _env_locals_block(docs, "dev", "firestore_default_only")
+    entry = block["firestore_default_only"]['"roles/datastore.user"']
+    entry["expression"] = entry["expression"].replace("${module.firestore.database_name}", "card-vault")
+    problems = "\n".join(other_grant_problems(docs, "dev"))
+    assert "envs/dev module edge_service_account: roles/datastore.user is not conditioned" in problems, problems
+
+    # another module granting a Firestore role of its own, and the module dropping the conditions
+    docs = copy.deepcopy(tf_docs)
+    nodes = _resource(docs["terraform/modules/gke/main.tf"], "google_project_iam_member")[0]
+    nodes["role"] = '"roles/datastore.owner"'
+    _resource(docs[SERVICE_ACCOUNT_TF], "google_project_iam_member", "this")[0].pop("dynamic")
+    problems = "\n".join(other_grant_problems(docs, "dev"))
+    assert "terraform/modules/gke/main.tf grants a Firestore role" in problems, problems
+    assert "modules/service_account does not put project_role_conditions on its grants" in problems, problems
+
+
+def test_rules_check_reports_an_open_rule_and_the_default_release(tf_docs):
+    docs = copy.deepcopy(tf_docs)
+    ruleset = _resource(docs[CARD_VAULT_TF], "google_firebaserules_ruleset")[0]
+    files = ruleset["source"][0]["files"][0]
+    files["content"] = files["content"].replace("allow read, write: if false;", "allow read: if request.auth != null;")
+    release = _resource(docs[CARD_VAULT_TF], "google_firebaserules_release")[0]
+    release["name"] = '"cloud.firestore"'
+    problems = "\n".join(rules_problems(docs))
+    assert "card vault rules allow a client something" in problems, problems
+    assert "card vault rules released as 'cloud.firestore'" in problems, problems
+
+
+def test_no_filestore_check_reports_a_share_a_mount_and_the_api(tf_docs):
+    docs = copy.deepcopy(tf_docs)
+    docs[CARD_VAULT_TF]["resource"].append({'"google_filestore_instance"': {'"this"': {"name": '"vault"'}}})
+    block = _env_locals_block(docs, "dev", "service_env")
+    block["nfs_volumes"] = "${{for name in module.topology.card_services : name => {}}}"
+    services = dict(single_labelled(docs[PROJECT_VARIABLES_TF], "variable"))["services"]
+    services["default"] = [*services["default"], '"file.googleapis.com"']
+    problems = "\n".join(no_filestore_problems(docs))
+    for expected in [
+        "terraform/modules/card_vault/main.tf: google_filestore_instance.this",
+        "terraform/envs/dev/main.tf still mounts or points at the NFS vault",
+        "modules/project still enables file.googleapis.com",
+    ]:
+        assert expected in problems, f"not reported: {expected}\n{problems}"
 
 
 def test_the_card_api_is_not_behind_cloud_runs_iam_which_the_processor_cannot_pass(tf_docs):

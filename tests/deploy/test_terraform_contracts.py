@@ -117,8 +117,10 @@ def test_plan_refuses_a_tfvars_with_a_tag_only_image(terraform, tmp_path):
 
 @pytest.mark.parametrize("env", ENVS)
 def test_the_services_with_local_state_run_one_instance_on_cloud_run_as_on_knative(env):
-    """cards (its card vault) and clearing (its file exchange) keep state of their own:
-    Knative caps them at one (k8s/render.py MAX_SCALE); terraform did at 3 by default."""
+    """cards (the processor API's references in flight and approvals had, in its process:
+    run_services/cards.py; its vault is a Firestore database now and limits nothing) and
+    clearing (its file exchange) keep state of their own: Knative caps them at one
+    (k8s/render.py MAX_SCALE); terraform did at 3 by default."""
     from k8s import render
 
     single = sorted(name for name, n in render.MAX_SCALE.items() if n == 1)

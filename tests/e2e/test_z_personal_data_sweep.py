@@ -11,7 +11,7 @@ import re
 import pytest
 from nats.js.api import DeliverPolicy
 
-from fjordbank.adapters.vault import CardVault, decode_key
+from fjordbank.adapters.vault import DEFAULT_DATABASE, decode_key, open_vault
 from fjordbank.domain.cards import derive_cvv
 from tests.support.bank import card_keys
 from tests.support.natsclients import connect
@@ -21,19 +21,15 @@ pytestmark = pytest.mark.stack
 
 # ---- no card data anywhere ----------------------------------------------------------------
 def _all_cards(stack) -> list[tuple[str, str]]:
-    """(PAN, CVV) of every card in the vault."""
+    """(PAN, CVV) of every card in the vault (its own database in the emulator)."""
     keys = card_keys(stack)
-    vault = CardVault(str(stack.s.state_dir / "vault" / "cards.db"), decode_key(keys["vaultKey"], "vault"))
+    vault = open_vault(stack.s.project_id, DEFAULT_DATABASE, decode_key(keys["vaultKey"], "vault"))
     cvv_key = decode_key(keys["cvvKey"], "cvv")
-    try:
-        rows = vault._db.execute("SELECT card_id, exp_month, exp_year FROM cards").fetchall()
-        out = []
-        for card_id, month, year in rows:
-            pan = vault.reveal(card_id)
-            out.append((pan, derive_cvv(cvv_key, pan, month, year)))
-        return out
-    finally:
-        vault.close()
+    out = []
+    for entry in vault.entries():
+        pan = vault.reveal(entry.card_id)
+        out.append((pan, derive_cvv(cvv_key, pan, entry.exp_month, entry.exp_year)))
+    return out
 
 
 def _firestore_text(db) -> str:

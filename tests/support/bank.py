@@ -129,7 +129,7 @@ def wait_push(stack, token: str, title: str, timeout: float = 60) -> dict:
 # ---- cards -----------------------------------------------------------------------------------
 def card_network(stack, timeout: float = 5.0) -> CardNetwork:
     """The card network's side (the kit's): ``timeout`` is the processor's for a decision."""
-    return CardNetwork(stack.card_api_url, stack.s.card_secrets_file, stack.s.state_dir / "vault" / "cards.db", timeout)
+    return CardNetwork(stack.card_api_url, stack.s.card_secrets_file, stack.s.project_id, timeout)
 
 
 def card_keys(stack) -> dict:

@@ -56,13 +56,19 @@ def test_production_takes_the_clearing_channel_it_is_given():
     assert load_settings({**PRODUCTION, "FJB_CLEARING_DIR": "/mnt/clearing"}).clearing_channel() == "/mnt/clearing"
 
 
-def test_production_without_a_card_vault_is_a_start_up_error_and_locally_it_has_its_default(tmp_path):
-    """The image's state folder is temporary (memory on Cloud Run): a vault there lost every
-    card number at the next start (found in review, 2026-12-06)."""
-    with pytest.raises(ConfigError, match=r"^FJB_VAULT_PATH is not set: in production"):
-        load_settings({**PRODUCTION, "FJB_STATE_DIR": "/tmp/fjordbank"}).card_vault()
-    assert load_settings({**PRODUCTION, "FJB_VAULT_PATH": "/mnt/vault/cards.db"}).card_vault() == "/mnt/vault/cards.db"
-    assert load_settings({"FJB_STATE_DIR": str(tmp_path)}).card_vault() == str(tmp_path / "vault" / "cards.db")
+def test_the_card_vault_is_a_database_of_its_own_in_production_and_locally():
+    """The vault is the Firestore database only the card service reaches: the same default
+    everywhere (terraform creates it; the emulator makes it on first use), never the
+    database every service reads."""
+    assert load_settings(PRODUCTION).vault_database == "card-vault"
+    assert load_settings({}).vault_database == "card-vault"
+    assert load_settings({**PRODUCTION, "FJB_VAULT_DATABASE": "vault-eu"}).vault_database == "vault-eu"
+
+
+@pytest.mark.parametrize("name", ["(default)", "Card-Vault", "v", "card_vault", "-vault", "vault-", "x" * 64])
+def test_a_vault_database_that_is_not_a_database_of_its_own_is_a_start_up_error(name):
+    with pytest.raises(ConfigError, match=r"^FJB_VAULT_DATABASE must be the id of a Firestore database"):
+        load_settings({**PRODUCTION, "FJB_VAULT_DATABASE": name})
 
 
 def test_no_production_setting_defaults_into_the_repositorys_dev_folders():

@@ -26,7 +26,7 @@ def test_never_one_without_the_other(recorded, export, nats, action):
     assert state.decide(recorded, export, nats) == action
 
 
-def _bank(tmp_path, *, exported: bool) -> state.Paths:
+def _bank(tmp_path, *, exported: bool, vault_kept: bool = True) -> state.Paths:
     paths = state.Paths(tmp_path)
     (tmp_path / "nats" / "nats-1" / "jetstream").mkdir(parents=True)
     (tmp_path / "nats" / "nats-1" / "jetstream" / "msgs.blk").write_bytes(b"x")
@@ -37,7 +37,7 @@ def _bank(tmp_path, *, exported: bool) -> state.Paths:
     if exported:
         paths.export_dir.mkdir()
         (paths.export_dir / state.EXPORT_METADATA).write_text("{}")
-    state.after_stop(paths, began)
+    state.after_stop(paths, began, vault_kept=vault_kept)
     return paths
 
 
@@ -45,6 +45,13 @@ def test_a_clean_stop_is_recorded_and_resumed(tmp_path):
     paths = _bank(tmp_path, exported=True)
     assert state.recorded(paths)["status"] == state.EXPORTED
     assert state.plan(paths) == state.RESUME
+
+
+def test_a_stop_that_could_not_keep_the_card_vault_is_lost_as_a_whole(tmp_path):
+    """The emulators' export has the (default) database only; without the vault's own
+    export the cards would come back without their numbers (devstack/vault_state.py)."""
+    paths = _bank(tmp_path, exported=True, vault_kept=False)
+    assert state.recorded(paths)["status"] == state.LOST and state.plan(paths) == state.RESET
 
 
 def test_a_stop_without_export_empties_the_whole_bank_but_keeps_the_keys(tmp_path):

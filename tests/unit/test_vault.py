@@ -1,28 +1,29 @@
-"""Unit tests for fjordbank.adapters.vault (the card vault: a local SQLite file in pytest's
-tmp_path; no network).
+"""Unit tests for fjordbank.adapters.vault (the card vault over the document ports; here the
+in-memory fake, the Firestore emulator's named database in the card integration tests).
 
 The promises checked here are the module's own: a card gets one entry and one PAN however
-often it is stored; a PAN is found by its keyed fingerprint and revealed only with the vault
-key (AES-256-GCM, the card id as associated data); the file never holds a PAN in clear and
-is readable by its owner only; a colliding random PAN is drawn again; keys are 32 bytes of
-base64 and anything else is a configuration error.
+often, and on however many instances, it is stored; a PAN is found by its keyed fingerprint
+and revealed only with the vault key (AES-256-GCM, the card id as associated data); no
+stored document holds a PAN in clear; a colliding random PAN is drawn again and leaves
+nothing half written; keys are 32 bytes of base64 and anything else is a configuration
+error. devstack's keeping of the vault across a stop (devstack/vault_state.py) round-trips
+its documents.
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import sqlite3
-import stat
-from collections.abc import Iterator
-from pathlib import Path
+import datetime as dt
+import json
 
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from fjordbank.adapters.vault import CardVault, VaultEntry, decode_key, new_key
+from devstack import vault_state
+from fjordbank.adapters.vault import CARDS, PANS, CardVault, VaultEntry, decode_key, new_key
 from fjordbank.domain.cards import is_valid_pan, make_pan
 from fjordbank.errors import ConfigError, FjordbankError
+from tests.support.memory import MemoryDocuments
 
 BIN = "499210"
 KEY = bytes(range(32))
@@ -30,15 +31,13 @@ OTHER_KEY = bytes(range(1, 33))
 
 
 @pytest.fixture
-def vault_path(tmp_path: Path) -> Path:
-    return tmp_path / "vault" / "cards.sqlite"
+def docs() -> MemoryDocuments:
+    return MemoryDocuments()
 
 
 @pytest.fixture
-def vault(vault_path: Path) -> Iterator[CardVault]:
-    v = CardVault(str(vault_path), KEY)
-    yield v
-    v.close()
+def vault(docs: MemoryDocuments) -> CardVault:
+    return CardVault(docs, KEY)
 
 
 def fixed(*pans: str):
@@ -53,14 +52,17 @@ def fixed(*pans: str):
     return draw
 
 
-def file_bytes(path: Path) -> bytes:
-    """The database file and its WAL/SHM companions, as stored on disk."""
-    data = b""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        p = Path(f"{path}{suffix}")
-        if p.exists():
-            data += p.read_bytes()
-    return data
+def stored_text(docs: MemoryDocuments) -> str:
+    """Every stored document as text, bytes in every reading a leak could take."""
+    out = []
+    for path, (data, _) in docs.store.docs.items():
+        out.append(path)
+        for value in data.values():
+            if isinstance(value, bytes):
+                out += [value.hex(), value.decode("latin-1"), base64.b64encode(value).decode()]
+            else:
+                out.append(str(value))
+    return "\n".join(out)
 
 
 # ----------------------------------------------------------------------- store / find / reveal
@@ -75,6 +77,16 @@ def test_store_makes_an_entry_and_returns_the_new_pan(vault: CardVault) -> None:
     assert pan not in entry.token
 
 
+def test_an_entry_is_the_cards_document_and_its_pans_created_together(vault: CardVault, docs) -> None:
+    entry, pan = vault.store("card_1", lambda: make_pan(BIN), 11, 2030)
+    card = docs.get(f"{CARDS}/card_1")
+    by_pan = docs.get(f"{PANS}/{vault.fingerprint(pan)}")
+    assert card is not None and by_pan is not None
+    assert card.updated == by_pan.updated  # one commit
+    assert by_pan.data["cardId"] == "card_1" and by_pan.data["token"] == card.data["token"] == entry.token
+    assert card.data["fingerprint"] == vault.fingerprint(pan)
+
+
 def test_storing_the_same_card_again_returns_the_same_entry_and_no_pan(vault: CardVault) -> None:
     make = fixed(make_pan(BIN, "000000001"), make_pan(BIN, "000000002"))
     first, pan = vault.store("card_1", make, 11, 2030)
@@ -83,6 +95,32 @@ def test_storing_the_same_card_again_returns_the_same_entry_and_no_pan(vault: Ca
     assert again == first  # same token, same expiry: the second issue command is a no-op
     assert make.calls == 1
     assert vault.reveal("card_1") == pan
+
+
+class StaleFirstRead(MemoryDocuments):
+    """Another instance's view: its first read of the card was made before the card was
+    stored (two deliveries of one issue command on two instances at once)."""
+
+    def __init__(self, store) -> None:
+        super().__init__(store=store)
+        self.stale = True
+
+    def get(self, path: str):
+        if self.stale and path.startswith(f"{CARDS}/"):
+            self.stale = False
+            return None
+        return super().get(path)
+
+
+def test_the_same_card_stored_on_two_instances_at_once_gets_one_number(vault: CardVault, docs) -> None:
+    first, pan = vault.store("card_1", fixed(make_pan(BIN, "000000001")), 11, 2030)
+    other = CardVault(StaleFirstRead(docs.store), KEY)
+    make = fixed(make_pan(BIN, "000000002"))
+    again, none = other.store("card_1", make, 11, 2030)
+    assert (again, none) == (first, None)  # the create lost: the first instance's entry
+    assert make.calls == 1
+    assert other.find(make_pan(BIN, "000000002")) is None  # nothing of the second draw kept
+    assert other.reveal("card_1") == pan
 
 
 def test_find_returns_the_card_by_its_pan(vault: CardVault) -> None:
@@ -101,94 +139,68 @@ def test_reveal_returns_the_pan(vault: CardVault) -> None:
     assert vault.reveal("card_unknown") is None
 
 
-def test_fingerprint_is_keyed_and_not_the_pan(vault: CardVault, tmp_path: Path) -> None:
+def test_fingerprint_is_keyed_and_not_the_pan(vault: CardVault) -> None:
     pan = make_pan(BIN, "123456789")
-    other = CardVault(str(tmp_path / "other.sqlite"), OTHER_KEY)
-    try:
-        assert vault.fingerprint(pan) == vault.fingerprint(pan)
-        assert vault.fingerprint(pan) != other.fingerprint(pan)
-        assert pan not in vault.fingerprint(pan)
-    finally:
-        other.close()
+    other = CardVault(MemoryDocuments(), OTHER_KEY)
+    assert vault.fingerprint(pan) == vault.fingerprint(pan)
+    assert vault.fingerprint(pan) != other.fingerprint(pan)
+    assert pan not in vault.fingerprint(pan)
 
 
-def test_entries_survive_reopening(vault_path: Path) -> None:
-    v = CardVault(str(vault_path), KEY)
-    entry, pan = v.store("card_1", lambda: make_pan(BIN), 11, 2030)
-    v.close()
-    reopened = CardVault(str(vault_path), KEY)
-    try:
-        assert reopened.find(pan) == entry
-        assert reopened.reveal("card_1") == pan
-    finally:
-        reopened.close()
+def test_entries_lists_every_card_in_pages(vault: CardVault) -> None:
+    made = [vault.store(f"card_{i:02}", lambda: make_pan(BIN), 11, 2030)[0] for i in range(7)]
+    assert vault.entries(page=3) == made
+    assert vault.entries() == made
+
+
+def test_check_reads_the_database(vault: CardVault) -> None:
+    vault.check()  # an empty vault answers; a missing database raises (the emulator makes one)
 
 
 # ----------------------------------------------------------------------- no PAN in clear
 
 
-def test_file_does_not_contain_the_pan_in_clear(vault: CardVault, vault_path: Path) -> None:
+def test_no_stored_document_contains_the_pan_in_clear(vault: CardVault, docs) -> None:
     pans = [vault.store(f"card_{i}", lambda: make_pan(BIN), 11, 2030)[1] for i in range(20)]
-    vault.close()  # checkpoint the WAL into the file
-    data = file_bytes(vault_path)
-    assert b"card_0" in data  # the file was read and holds the entries ...
+    text = stored_text(docs)
+    assert "card_0" in text  # the documents were read and hold the entries ...
     for pan in pans:
         assert pan is not None
-        assert pan.encode("ascii") not in data  # ... but not the numbers
-        assert pan[6:12].encode("ascii") + pan[12:].encode("ascii") not in data
-        assert pan.encode("utf-16-le") not in data
+        assert pan not in text  # ... but not the numbers
+        assert pan[6:] not in text
 
 
-def test_wal_does_not_contain_the_pan_in_clear_while_open(vault: CardVault, vault_path: Path) -> None:
-    _, pan = vault.store("card_1", lambda: make_pan(BIN), 11, 2030)
-    assert pan is not None
-    assert pan.encode("ascii") not in file_bytes(vault_path)
-
-
-def test_ciphertext_is_bound_to_the_card_id(vault: CardVault, vault_path: Path) -> None:
+def test_ciphertext_is_bound_to_the_card_id(vault: CardVault, docs) -> None:
     vault.store("card_1", lambda: make_pan(BIN), 11, 2030)
     vault.store("card_2", lambda: make_pan(BIN), 11, 2030)
-    db = sqlite3.connect(vault_path)
-    try:
-        nonce, pan = db.execute("SELECT nonce, pan FROM cards WHERE card_id = 'card_1'").fetchone()
-        # move card_1's ciphertext onto card_2: the associated data no longer matches
-        db.execute("UPDATE cards SET nonce = ?, pan = ? WHERE card_id = 'card_2'", (nonce, pan))
-        db.commit()
-    finally:
-        db.close()
+    one = docs.get(f"{CARDS}/card_1").data
+    # move card_1's ciphertext onto card_2: the associated data no longer matches
+    batch = docs.batch()
+    batch.update(f"{CARDS}/card_2", {"nonce": one["nonce"], "pan": one["pan"]})
+    batch.commit()
     with pytest.raises(InvalidTag):
         vault.reveal("card_2")
 
 
-def test_each_entry_has_its_own_nonce(vault: CardVault, vault_path: Path) -> None:
+def test_each_entry_has_its_own_nonce(vault: CardVault, docs) -> None:
     for i in range(10):
         vault.store(f"card_{i}", lambda: make_pan(BIN), 11, 2030)
-    db = sqlite3.connect(vault_path)
-    try:
-        nonces = [row[0] for row in db.execute("SELECT nonce FROM cards")]
-    finally:
-        db.close()
-    assert len(nonces) == 10
+    nonces = [docs.get(f"{CARDS}/card_{i}").data["nonce"] for i in range(10)]
     assert len(set(nonces)) == 10
-    assert all(len(n) == 12 for n in nonces)
+    assert all(isinstance(n, bytes) and len(n) == 12 for n in nonces)
 
 
 # ----------------------------------------------------------------------- keys
 
 
-def test_vault_opened_with_another_key_cannot_reveal(vault_path: Path) -> None:
-    v = CardVault(str(vault_path), KEY)
-    _, pan = v.store("card_1", lambda: make_pan(BIN), 11, 2030)
-    v.close()
-    other = CardVault(str(vault_path), OTHER_KEY)
-    try:
-        with pytest.raises(InvalidTag):
-            other.reveal("card_1")
-        assert pan is not None
-        assert other.find(pan) is None  # the fingerprint is keyed too
-        assert other.by_card("card_1") is not None  # the entry itself is there
-    finally:
-        other.close()
+def test_vault_opened_with_another_key_cannot_reveal(vault: CardVault, docs) -> None:
+    _, pan = vault.store("card_1", lambda: make_pan(BIN), 11, 2030)
+    other = CardVault(docs, OTHER_KEY)
+    with pytest.raises(InvalidTag):
+        other.reveal("card_1")
+    assert pan is not None
+    assert other.find(pan) is None  # the fingerprint is keyed too
+    assert other.by_card("card_1") is not None  # the entry itself is there
 
 
 @pytest.mark.parametrize("text", ["not base64!", "====", "a" * 43 + "!", "ÆØÅ", "abc", "YWJj\n"])
@@ -223,7 +235,7 @@ def test_new_key_decodes_to_32_random_bytes() -> None:
 # ----------------------------------------------------------------------- collisions
 
 
-def test_pan_collision_is_retried(vault: CardVault) -> None:
+def test_pan_collision_is_retried_and_leaves_nothing_of_the_lost_draw(vault: CardVault, docs) -> None:
     taken = make_pan(BIN, "111111111")
     fresh = make_pan(BIN, "222222222")
     vault.store("card_1", fixed(taken), 11, 2030)
@@ -234,6 +246,7 @@ def test_pan_collision_is_retried(vault: CardVault) -> None:
     assert vault.reveal("card_2") == fresh
     assert vault.find(taken).card_id == "card_1"  # type: ignore[union-attr]
     assert vault.find(fresh) == entry
+    assert len(docs.store.docs) == 4  # two cards, two numbers: the failed batch wrote nothing
 
 
 def test_store_gives_up_after_the_attempts(vault: CardVault) -> None:
@@ -246,22 +259,16 @@ def test_store_gives_up_after_the_attempts(vault: CardVault) -> None:
     assert vault.by_card("card_2") is None
 
 
-# ----------------------------------------------------------------------- file
+# ----------------------------------------------------------------------- devstack's keeping
 
 
-def test_file_mode_is_0600(vault: CardVault, vault_path: Path) -> None:
-    vault.store("card_1", lambda: make_pan(BIN), 11, 2030)
-    assert stat.S_IMODE(os.stat(vault_path).st_mode) == 0o600
-    for suffix in ("-wal", "-shm"):
-        companion = Path(f"{vault_path}{suffix}")
-        if companion.exists():
-            assert stat.S_IMODE(os.stat(companion).st_mode) & 0o077 == 0, suffix
-
-
-def test_parent_directory_is_created(tmp_path: Path) -> None:
-    path = tmp_path / "a" / "b" / "vault.sqlite"
-    v = CardVault(str(path), KEY)
-    try:
-        assert path.exists()
-    finally:
-        v.close()
+def test_devstack_keeps_the_vaults_values_as_they_are() -> None:
+    data = {
+        "token": "tok_1",
+        "nonce": bytes(range(12)),
+        "pan": b"\x00\xff sealed",
+        "expMonth": 11,
+        "storedAt": dt.datetime(2026, 12, 6, 10, 0, tzinfo=dt.UTC),
+    }
+    line = json.dumps(vault_state._encode(data))
+    assert vault_state._decode(json.loads(line)) == data

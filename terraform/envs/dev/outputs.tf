@@ -116,7 +116,7 @@ output "bank_regs" {
   value       = var.bank_regs
 }
 
-output "card_vault_nfs_share" {
-  description = "The card vault's NFS share (SERVER:/PATH), mounted into the card service at /mnt/vault (FJB_VAULT_PATH): the first-time set-up gives its root folder to the image's user."
-  value       = "${module.card_vault.nfs_server}:${module.card_vault.nfs_path}"
+output "card_vault_database" {
+  description = "The card vault's Firestore database (FJB_VAULT_DATABASE of the card services): only their identities may use it, and its rules deny every client."
+  value       = module.card_vault.database_name
 }

@@ -35,6 +35,22 @@ locals {
     "roles/cloudtrace.agent",
   ]
 
+  # roles/datastore.user is granted on the project, where it reaches every Firestore database,
+  # the card vault's too (modules/card_vault). Every grant of it here is conditioned to the
+  # ledger's "(default)" database: the card vault's database is reached by the card services'
+  # own grant alone. The form is Firestore's "Configure per-database access permissions"
+  # (manage-databases): "grant access to a database", resource.name ==
+  # "projects/PROJECT_ID/databases/DATABASE_ID". The same page's other form, "all except one
+  # database" (resource.name != ".../databases/card-vault"), would also hand every service any
+  # database added later; this one names the only database they use.
+  firestore_default_only = {
+    "roles/datastore.user" = {
+      title       = "firestore-default-database-only"
+      description = "The ledger's (default) Firestore database only: never the card vault's."
+      expression  = "resource.name == \"projects/${module.project.project_id}/databases/${module.firestore.database_name}\""
+    }
+  }
+
   # The file exchange with the clearing house, mounted into each clearing service where
   # FJB_CLEARING_DIR points: in production the service has no default and refuses to start
   # without it (fjordbank/config.py, Settings.clearing_channel). The deploy workflow puts the
@@ -59,27 +75,16 @@ locals {
     },
   )
 
-  # The card vault, mounted into each card service where FJB_VAULT_PATH points: in production
-  # the service has no default and refuses to start without it (fjordbank/config.py,
-  # Settings.card_vault; the image's state folder is memory on Cloud Run, and every card
-  # number issued was lost at the next start). One SQLite file written by the one instance
-  # of cards (max_instances 1), so a POSIX file system that keeps every write: an NFS share
-  # of a Filestore instance (modules/card_vault), not Cloud Storage FUSE, which has no file
-  # locking and uploads a file whole when it is closed. The same path as the Knative
-  # service's volume claim (k8s/render.py CARD_VAULT_DIR).
-  card_vault_dir  = "/mnt/vault"
-  card_vault_path = "${local.card_vault_dir}/cards.db"
-  nfs_volumes = {
-    for name in module.topology.card_services : name => {
-      card-vault = { server = module.card_vault.nfs_server, path = module.card_vault.nfs_path, mount_path = local.card_vault_dir }
-    }
-  }
+  # The card vault of each card service: a Firestore database of its own (modules/card_vault),
+  # which FJB_VAULT_DATABASE names (fjordbank/config.py; the Knative path sets the same,
+  # k8s/render.py CARD_VAULT_DATABASE). Set from the module's output, so that a card service
+  # starts after the database, its grant and its deny-all rules exist.
   service_env = {
     for name in module.topology.consumer_services : name => merge(
       lookup(var.service_env, name, {}),
       contains(module.topology.clearing_services, name) ? { FJB_CLEARING_DIR = local.clearing_dir, FJB_SANCTIONS_LIST = local.sanctions_list } : {},
       contains(module.topology.sanctions_readers, name) ? { FJB_SANCTIONS_LIST = local.sanctions_list } : {},
-      contains(module.topology.card_services, name) ? { FJB_VAULT_PATH = local.card_vault_path } : {},
+      contains(module.topology.card_services, name) ? { FJB_VAULT_DATABASE = module.card_vault.database_name } : {},
     )
   }
 }
@@ -156,7 +161,7 @@ module "edge_service_account" {
   display_name = "Fjordbank edge (Firebase functions)"
   description  = "Runs the Firebase functions: validates app requests, publishes to NATS, sends FCM pushes."
   project_roles = [
-    "roles/datastore.user",
+    "roles/datastore.user", # the (default) database only: local.firestore_default_only
     "roles/eventarc.eventReceiver",
     "roles/firebasecloudmessaging.admin", # on_push sends through FCM (the notifier only queues)
     # sca_revoke_key (signOutEverywhere) and sca_reopen_enrolment revoke a customer's refresh
@@ -166,6 +171,7 @@ module "edge_service_account" {
     "roles/monitoring.metricWriter",
     "roles/cloudtrace.agent", # each payment's trace starts in on_payment_request (Cloud Trace)
   ]
+  project_role_conditions = local.firestore_default_only
 }
 
 # NATS user "admin": the job that creates streams and consumers (Workload Identity on GKE)
@@ -188,6 +194,8 @@ module "consumer_service_account" {
   display_name  = "Fjordbank consumer ${each.key}"
   description   = "Runs the ${each.key} consumer service on Cloud Run (or Knative on GKE); NATS user ${each.key}."
   project_roles = local.consumer_roles
+  # the (default) database only; a card service's vault grant is modules/card_vault's
+  project_role_conditions = local.firestore_default_only
   # the Knative consumer's Kubernetes service account (k8s/render.py), on the GKE path
   workload_identity_users = ["fjordbank/fjb-${each.key}"]
 }
@@ -221,7 +229,7 @@ module "consumer" {
   image                 = var.images[each.key]
   service_account_email = module.consumer_service_account[each.key].email
   min_instances         = lookup(var.min_instances, each.key, 1)
-  max_instances         = lookup(var.max_instances, each.key, contains(["cards", "clearing"], each.key) ? 1 : 3)
+  max_instances         = lookup(var.max_instances, each.key, contains(["cards", "clearing"], each.key) ? 1 : 3) # one each: variables.tf says why
   network_id            = module.network.network_id
   subnetwork_id         = module.network.run_egress_subnetwork_id
   nats_urls             = module.nats_lb.nats_urls
@@ -236,24 +244,21 @@ module "consumer" {
   }
   env                 = local.service_env[each.key]
   storage_volumes     = lookup(local.storage_volumes, each.key, {})
-  nfs_volumes         = lookup(local.nfs_volumes, each.key, {})
   serves_card_api     = contains(module.topology.card_services, each.key) # FJB_CARD_API_PORT = FJB_HTTP_PORT
   deletion_protection = var.deletion_protection
   labels              = local.labels
 }
 
-# The card vault's NFS share (FJB_VAULT_PATH of the card services, above): a Filestore
-# instance in the first zone of the region, in the bank's VPC, mountable by the consumers'
-# egress range only. Deletion protection stays on in every environment, like Firestore's.
+# The card vault (FJB_VAULT_DATABASE of the card services, above): a Firestore database of
+# its own beside "(default)", in the same location, with point-in-time recovery, delete
+# protection, daily and weekly backups and deny-all security rules. Only the card services'
+# identities may use it (each gets roles/datastore.user conditioned to it; every other
+# datastore.user grant is conditioned to "(default)": local.firestore_default_only).
 module "card_vault" {
-  source            = "../../modules/card_vault"
-  project_id        = module.project.project_id
-  name              = "fjordbank-card-vault"
-  location          = var.zones[0]
-  network_name      = module.network.network_name
-  reserved_ip_range = var.cidrs.card_vault
-  client_ranges     = [var.cidrs.run_egress]
-  labels            = local.labels
+  source      = "../../modules/card_vault"
+  project_id  = module.project.project_id
+  location_id = module.firestore.location_id
+  users       = { for name in module.topology.card_services : name => module.consumer_service_account[name].email }
 }
 
 # The clearing house's file exchange (FJB_CLEARING_DIR of the clearing services): read and

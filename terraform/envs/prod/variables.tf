@@ -80,7 +80,7 @@ variable "secret_replica_locations" {
 }
 
 variable "cidrs" {
-  description = "The environment's address plan: GKE nodes, pods and Services, the control plane's /28, the consumers' egress (/26 or larger), the functions' connector (/28) and the card vault's Filestore instance (/29, outside every subnet)."
+  description = "The environment's address plan: GKE nodes, pods and Services, the control plane's /28, the consumers' egress (/26 or larger) and the functions' connector (/28)."
   type = object({
     gke_nodes    = string
     gke_pods     = string
@@ -88,7 +88,6 @@ variable "cidrs" {
     gke_master   = string
     run_egress   = string
     connector    = string
-    card_vault   = string
   })
   default = {
     gke_nodes    = "10.20.0.0/22"
@@ -97,7 +96,6 @@ variable "cidrs" {
     gke_master   = "172.16.20.0/28"
     run_egress   = "10.20.12.0/24"
     connector    = "10.20.13.0/28"
-    card_vault   = "10.20.14.0/29"
   }
 
   validation {
@@ -151,7 +149,7 @@ variable "min_instances" {
 }
 
 variable "max_instances" {
-  description = "Upper bound of instances per consumer service (default 3; cards and clearing 1: they keep local state, the card vault and the clearing house's file exchange, as k8s/render.py's MAX_SCALE)."
+  description = "Upper bound of instances per consumer service (default 3; cards and clearing 1, as k8s/render.py's MAX_SCALE: clearing keeps its pain.001/pain.002 exchange with the clearing house, and cards keeps in its process which processor references are being decided and which approvals the processor had, run_services/cards.py References and Delivered: the card service runs alone. The card vault no longer limits it: a Firestore database, modules/card_vault)."
   type        = map(number)
   default     = {}
 
@@ -162,7 +160,7 @@ variable "max_instances" {
 
   validation {
     condition     = alltrue([for k, n in var.max_instances : n == 1 if contains(["cards", "clearing"], k)])
-    error_message = "max_instances of cards and clearing must be 1: each keeps state of its own."
+    error_message = "max_instances of cards and clearing must be 1: each keeps state in its own process (cards: the processor references in flight and the approvals had; clearing: its file exchange)."
   }
 }
 
@@ -193,8 +191,8 @@ variable "service_env" {
   }
 
   validation {
-    condition     = alltrue([for env in values(var.service_env) : length(setintersection(keys(env), ["FJB_VAULT_PATH", "FJB_CARD_API_PORT"])) == 0])
-    error_message = "service_env must not set FJB_VAULT_PATH (on the card vault's NFS share, which main.tf mounts) or FJB_CARD_API_PORT (the consumer module's serves_card_api: the service's one port)."
+    condition     = alltrue([for env in values(var.service_env) : length(setintersection(keys(env), ["FJB_VAULT_DATABASE", "FJB_CARD_API_PORT"])) == 0])
+    error_message = "service_env must not set FJB_VAULT_DATABASE (the card vault's database, which main.tf sets from modules/card_vault: the one the card service alone is granted) or FJB_CARD_API_PORT (the consumer module's serves_card_api: the service's one port)."
   }
 }
 

@@ -1,19 +1,20 @@
-output "instance_name" {
-  description = "The Filestore instance's name."
-  value       = google_filestore_instance.this.name
+output "database_name" {
+  description = "The vault's database ID: FJB_VAULT_DATABASE of the card services. Known once their grants and the deny-all rules are in place, so a card service that reads it starts after them."
+  value       = google_firestore_database.this.name
+  depends_on  = [google_project_iam_member.users, google_firebaserules_release.this]
 }
 
-output "instance_id" {
-  description = "The Filestore instance's ID."
-  value       = google_filestore_instance.this.id
+output "database_id" {
+  description = "The database's resource ID (projects/PROJECT/databases/DATABASE)."
+  value       = google_firestore_database.this.id
 }
 
-output "nfs_server" {
-  description = "The instance's IP address in the VPC: the NFS server the card service mounts."
-  value       = google_filestore_instance.this.networks[0].ip_addresses[0]
+output "location_id" {
+  description = "Where the vault lives (the (default) database's location)."
+  value       = google_firestore_database.this.location_id
 }
 
-output "nfs_path" {
-  description = "The exported path of the share (/SHARE_NAME): what the card service mounts."
-  value       = "/${google_filestore_instance.this.file_shares[0].name}"
+output "rules_release" {
+  description = "The release of the vault's deny-all security rules (cloud.firestore/DATABASE)."
+  value       = google_firebaserules_release.this.name
 }

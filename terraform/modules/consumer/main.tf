@@ -9,9 +9,10 @@
 # It runs as its own service account (fjb-NAME, made by the service_account module so that
 # the secrets module can grant it its secrets before the first revision starts).
 #
-# State that must outlive an instance lives on a volume mounted into it: a Cloud Storage
-# bucket (storage_volumes), the clearing service's file exchange with the clearing house, or
-# an NFS share (nfs_volumes), the card service's vault on Filestore (modules/card_vault).
+# State that must outlive an instance lives outside it: in Firestore (the card service's
+# vault too, a database of its own: modules/card_vault, FJB_VAULT_DATABASE through env), or
+# on a Cloud Storage bucket mounted into it (storage_volumes), the clearing service's file
+# exchange with the clearing house.
 #
 # Shutdown: Cloud Run sends SIGTERM and kills 10 s later. The consumer runtime
 # (fjordbank/runtime/consumer.py) stops fetching, finishes or naks the batch in hand,
@@ -217,14 +218,6 @@ resource "google_cloud_run_v2_service" "this" {
         }
       }
 
-      dynamic "volume_mounts" {
-        for_each = var.nfs_volumes
-        content {
-          name       = volume_mounts.key
-          mount_path = volume_mounts.value.mount_path
-        }
-      }
-
       # ready = connected to NATS: a revision whose egress cannot reach NATS never takes over
       startup_probe {
         period_seconds    = var.startup_probe.period_seconds
@@ -334,32 +327,8 @@ resource "google_cloud_run_v2_service" "this" {
         }
       }
     }
-
-    # NFS shares (gen2 execution environment, reached through the Direct VPC egress): the
-    # card service's vault on Filestore (FJB_VAULT_PATH). A POSIX file system that keeps
-    # every write, which a SQLite file needs and Cloud Storage FUSE is not (modules/card_vault).
-    # Cloud Run mounts NFS without the NFS lock manager (nolock): locks hold within the one
-    # instance only, so the service that writes the share runs one instance (max_instances).
-    dynamic "volumes" {
-      for_each = var.nfs_volumes
-      content {
-        name = volumes.key
-        nfs {
-          server    = volumes.value.server
-          path      = volumes.value.path
-          read_only = volumes.value.read_only
-        }
-      }
-    }
   }
 
   # a revision that mounts a secret its account cannot read never starts
   depends_on = [google_secret_manager_secret_iam_member.run_monitoring]
-
-  lifecycle {
-    precondition {
-      condition     = length(setintersection(keys(var.storage_volumes), keys(var.nfs_volumes))) == 0
-      error_message = "storage_volumes and nfs_volumes must not share a volume name."
-    }
-  }
 }

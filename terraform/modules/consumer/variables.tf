@@ -191,35 +191,6 @@ variable "storage_volumes" {
   }
 }
 
-variable "nfs_volumes" {
-  description = "NFS shares mounted into the container (Filestore in the VPC, reached through the Direct VPC egress): volume name -> server (IP address or host name), exported path, absolute mount path and read_only. The card service's vault is one (its FJB_VAULT_PATH, set through env, lies under the mount)."
-  type = map(object({
-    server     = string
-    path       = string
-    mount_path = string
-    read_only  = optional(bool, false)
-  }))
-  default  = {}
-  nullable = false
-
-  validation {
-    condition     = alltrue([for name in keys(var.nfs_volumes) : can(regex("^[a-z][a-z0-9-]{0,62}$", name)) && !startswith(name, "nats-") && name != "run-gmp-config"])
-    error_message = "nfs_volumes names must be lowercase letters, digits and hyphens, starting with a letter, and not nats-* or run-gmp-config (the module's own volumes)."
-  }
-
-  validation {
-    condition = alltrue([
-      for v in values(var.nfs_volumes) : can(regex("^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$", v.mount_path)) && !startswith(v.mount_path, "/var/run/secrets") && !contains(["/app", "/venv", "/tmp", "/dev", "/proc", "/sys", "/etc", "/usr"], v.mount_path)
-    ])
-    error_message = "nfs_volumes mount paths must be absolute folders of their own (e.g. /mnt/vault): not /, the image's /app, /venv, /tmp, a system folder or /var/run/secrets."
-  }
-
-  validation {
-    condition     = alltrue([for v in values(var.nfs_volumes) : can(regex("^[A-Za-z0-9][A-Za-z0-9.-]*$", v.server)) && can(regex("^/[A-Za-z0-9._/-]*$", v.path))])
-    error_message = "nfs_volumes servers must be an IP address or a host name, and paths the absolute exported path (e.g. /vault)."
-  }
-}
-
 variable "serves_card_api" {
   description = "Serve the card processor's API on the service's one HTTP port: FJB_CARD_API_PORT = FJB_HTTP_PORT (the card service only)."
   type        = bool

@@ -10,7 +10,7 @@ variable "project_id" {
 }
 
 variable "services" {
-  description = "The APIs the bank uses: Cloud Run, Functions (2nd gen: Cloud Build, Eventarc), Firestore and its rules, Firebase, FCM, Pub/Sub, Scheduler, Secret Manager, Artifact Registry, GKE, Serverless VPC Access, Filestore (the card vault), Monitoring and Logging."
+  description = "The APIs the bank uses: Cloud Run, Functions (2nd gen: Cloud Build, Eventarc), Firestore and its rules, Firebase, FCM, Pub/Sub, Scheduler, Secret Manager, Artifact Registry, GKE, Serverless VPC Access, Monitoring and Logging."
   type        = set(string)
   nullable    = false
   default = [
@@ -23,7 +23,6 @@ variable "services" {
     "container.googleapis.com",
     "eventarc.googleapis.com",
     "fcm.googleapis.com",
-    "file.googleapis.com",
     "firebase.googleapis.com",
     "firebaseappcheck.googleapis.com",
     "firebaserules.googleapis.com",

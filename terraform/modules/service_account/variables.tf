@@ -52,3 +52,21 @@ variable "workload_identity_users" {
     error_message = "workload_identity_users must be NAMESPACE/NAME of Kubernetes service accounts."
   }
 }
+
+variable "project_role_conditions" {
+  description = "IAM conditions on some of project_roles: role -> title, description and CEL expression. The role is granted only where the expression holds, e.g. roles/datastore.user on one Firestore database: resource.name == \"projects/PROJECT/databases/(default)\"."
+  type = map(object({
+    title       = string
+    description = optional(string, "")
+    expression  = string
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition = alltrue([
+      for role, c in var.project_role_conditions : can(regex("^roles/[a-zA-Z0-9_.]+$", role)) && length(trimspace(c.title)) > 0 && length(c.title) <= 100 && length(trimspace(c.expression)) > 0
+    ])
+    error_message = "project_role_conditions must map predefined roles (roles/...) to a title (1-100 characters) and a non-empty expression."
+  }
+}

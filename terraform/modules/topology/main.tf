@@ -89,9 +89,10 @@ locals {
   # mounted read-only, of which they may read the list alone (FJB_SANCTIONS_LIST).
   sanctions_readers = ["screening"]
 
-  # Who keeps the card vault (run_services calling Settings.card_vault(): the file
-  # FJB_VAULT_PATH, on the Filestore share of modules/card_vault in production) and serves
-  # the card processor's API on its one HTTP port (FJB_CARD_API_PORT; k8s/render.py
-  # CARD_SERVICES). One instance each: the vault is one SQLite file.
+  # Who keeps the card vault (run_services opening settings.vault_database: the Firestore
+  # database FJB_VAULT_DATABASE of modules/card_vault, which only their identities may use)
+  # and serves the card processor's API on its one HTTP port (FJB_CARD_API_PORT;
+  # k8s/render.py CARD_SERVICES). One instance each: the processor's references in flight
+  # and the approvals had live in the process (run_services/cards.py), not the vault.
   card_services = ["cards"]
 }

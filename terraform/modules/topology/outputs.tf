@@ -59,6 +59,6 @@ output "sanctions_readers" {
 }
 
 output "card_services" {
-  description = "The consumer services that keep the card vault (FJB_VAULT_PATH, an NFS share) and serve the card processor's API on their HTTP port (FJB_CARD_API_PORT)."
+  description = "The consumer services that keep the card vault (FJB_VAULT_DATABASE, the card_vault module's Firestore database, granted to them alone) and serve the card processor's API on their HTTP port (FJB_CARD_API_PORT)."
   value       = local.card_services
 }

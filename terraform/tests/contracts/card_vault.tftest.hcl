@@ -1,78 +1,75 @@
 # Contract of modules/card_vault/variables.tf (provider-free; tests/deploy/test_terraform_contracts.py).
 
 variables {
-  project_id        = "fjordbank-test"
-  name              = "fjordbank-card-vault"
-  location          = "europe-north1-a"
-  network_name      = "fjordbank"
-  reserved_ip_range = "10.20.14.0/29"
-  client_ranges     = ["10.20.12.0/24"]
+  project_id  = "fjordbank-test"
+  location_id = "eur3"
+  users       = { cards = "fjb-cards@fjordbank-test.iam.gserviceaccount.com" }
 }
 
-run "accepts_a_basic_hdd_share_in_an_eea_zone_for_the_egress_range" {
+run "accepts_the_vault_beside_the_ledger_in_eur3_for_the_card_service" {
   command = plan
 }
 
-run "accepts_a_larger_basic_ssd_share" {
+run "accepts_an_eea_region_and_another_name" {
   command = plan
   variables {
-    tier        = "BASIC_SSD"
-    capacity_gb = 2560
+    location_id = "europe-north1"
+    database_id = "card-vault-2"
   }
 }
 
-run "refuses_a_zone_outside_the_eea" {
+run "refuses_the_default_database" {
   command = plan
   variables {
-    location = "us-central1-a"
+    database_id = "(default)"
   }
-  expect_failures = [var.location]
+  expect_failures = [var.database_id]
 }
 
-run "refuses_a_zone_in_zurich" {
+run "refuses_a_database_id_too_short" {
   command = plan
   variables {
-    location = "europe-west6-a"
+    database_id = "pan"
   }
-  expect_failures = [var.location]
+  expect_failures = [var.database_id]
 }
 
-run "refuses_a_share_below_the_basic_minimum" {
+run "refuses_a_location_in_the_us" {
   command = plan
   variables {
-    capacity_gb = 100
+    location_id = "nam5"
   }
-  expect_failures = [var.capacity_gb]
+  expect_failures = [var.location_id]
 }
 
-run "refuses_a_tier_this_module_does_not_wire" {
+run "refuses_a_location_in_zurich" {
   command = plan
   variables {
-    tier = "ENTERPRISE"
+    location_id = "europe-west6"
   }
-  expect_failures = [var.tier]
+  expect_failures = [var.location_id]
 }
 
-run "refuses_a_reserved_range_that_is_not_a_29" {
+run "refuses_no_user" {
   command = plan
   variables {
-    reserved_ip_range = "10.20.14.0/24"
+    users = {}
   }
-  expect_failures = [var.reserved_ip_range]
+  expect_failures = [var.users]
 }
 
-run "refuses_the_whole_internet_as_clients" {
+run "refuses_the_default_compute_account" {
   command = plan
   variables {
-    client_ranges = ["0.0.0.0/0"]
+    users = { cards = "123456789012-compute@developer.gserviceaccount.com" }
   }
-  expect_failures = [var.client_ranges]
+  expect_failures = [var.users]
 }
 
-run "refuses_no_clients" {
+run "refuses_daily_backups_kept_longer_than_a_week" {
   command = plan
   variables {
-    client_ranges = []
+    daily_backup_retention = "1209600s"
   }
-  expect_failures = [var.client_ranges]
+  expect_failures = [var.daily_backup_retention]
 }

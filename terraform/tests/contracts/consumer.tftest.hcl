@@ -41,12 +41,11 @@ run "accepts_the_clearing_exchange_mounted" {
   }
 }
 
-run "accepts_the_card_vault_on_an_nfs_share_and_the_card_api_on_the_http_port" {
+run "accepts_the_card_vault_s_database_and_the_card_api_on_the_http_port" {
   command = plan
   variables {
     name            = "cards"
-    env             = { FJB_VAULT_PATH = "/mnt/vault/cards.db" }
-    nfs_volumes     = { card-vault = { server = "10.20.14.2", path = "/vault", mount_path = "/mnt/vault" } }
+    env             = { FJB_VAULT_DATABASE = "card-vault" }
     serves_card_api = true
   }
 }
@@ -57,30 +56,6 @@ run "refuses_setting_the_card_api_port_apart_from_the_http_port" {
     env = { FJB_CARD_API_PORT = "9090" }
   }
   expect_failures = [var.env]
-}
-
-run "refuses_an_nfs_mount_over_the_image" {
-  command = plan
-  variables {
-    nfs_volumes = { card-vault = { server = "10.20.14.2", path = "/vault", mount_path = "/app" } }
-  }
-  expect_failures = [var.nfs_volumes]
-}
-
-run "refuses_an_nfs_volume_named_like_the_modules_own" {
-  command = plan
-  variables {
-    nfs_volumes = { nats-key = { server = "10.20.14.2", path = "/vault", mount_path = "/mnt/vault" } }
-  }
-  expect_failures = [var.nfs_volumes]
-}
-
-run "refuses_a_relative_nfs_export_path" {
-  command = plan
-  variables {
-    nfs_volumes = { card-vault = { server = "10.20.14.2", path = "vault", mount_path = "/mnt/vault" } }
-  }
-  expect_failures = [var.nfs_volumes]
 }
 
 run "refuses_a_mount_over_the_nats_files" {

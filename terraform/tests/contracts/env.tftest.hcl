@@ -31,10 +31,20 @@ run "refuses_a_consumer_at_zero_instances" {
   expect_failures = [var.min_instances]
 }
 
+# cards keeps the processor's references in flight and the approvals had in its process
+# (run_services/cards.py References, Delivered); its vault no longer limits it (Firestore)
 run "refuses_a_second_instance_of_a_service_with_local_state" {
   command = plan
   variables {
     max_instances = { cards = 2 }
+  }
+  expect_failures = [var.max_instances]
+}
+
+run "refuses_a_second_clearing_instance" {
+  command = plan
+  variables {
+    max_instances = { clearing = 2 }
   }
   expect_failures = [var.max_instances]
 }
@@ -94,12 +104,26 @@ run "refuses_the_clearing_dir_in_service_env" {
   expect_failures = [var.service_env]
 }
 
-run "refuses_the_vault_path_in_service_env" {
+run "refuses_the_vault_database_in_service_env" {
   command = plan
   variables {
-    service_env = { cards = { FJB_VAULT_PATH = "/tmp/cards.db" } }
+    service_env = { cards = { FJB_VAULT_DATABASE = "(default)" } }
   }
   expect_failures = [var.service_env]
+}
+
+run "accepts_an_address_plan_without_a_filestore_range" {
+  command = plan
+  variables {
+    cidrs = {
+      gke_nodes    = "10.30.0.0/22"
+      gke_pods     = "10.32.0.0/16"
+      gke_services = "10.30.8.0/22"
+      gke_master   = "172.16.30.0/28"
+      run_egress   = "10.30.12.0/24"
+      connector    = "10.30.13.0/28"
+    }
+  }
 }
 
 run "refuses_a_card_api_port_in_service_env" {

@@ -26,3 +26,35 @@ run "refuses_an_account_id_too_long" {
   }
   expect_failures = [var.account_id]
 }
+
+run "accepts_a_role_conditioned_to_one_firestore_database" {
+  command = plan
+  variables {
+    project_role_conditions = {
+      "roles/datastore.user" = {
+        title      = "firestore-default-database-only"
+        expression = "resource.name == \"projects/fjordbank-test/databases/(default)\""
+      }
+    }
+  }
+}
+
+run "refuses_a_condition_without_an_expression" {
+  command = plan
+  variables {
+    project_role_conditions = {
+      "roles/datastore.user" = { title = "firestore-default-database-only", expression = " " }
+    }
+  }
+  expect_failures = [var.project_role_conditions]
+}
+
+run "refuses_a_condition_on_something_that_is_no_role" {
+  command = plan
+  variables {
+    project_role_conditions = {
+      "datastore.user" = { title = "x", expression = "true" }
+    }
+  }
+  expect_failures = [var.project_role_conditions]
+}
