@@ -29,10 +29,20 @@ stroke (``|``, ``!``) is not: the OCR giro prints vertical lines around its fiel
 as 1 they made a framed KID a longer one whose check digit held about one time in six
 (found in review, 2026-12-06). A stroke that stands apart (a space or the field's edge on
 each side) is such a line and passed over; one touching a character is refused as
-unreadable. Anything else (S, B, Z, G: 5 or S? 8 or B?) is refused with its position
-rather than guessed. A draft is
-never a payment: the app shows it, the customer confirms it, and it goes through the normal
-pipeline (with strong customer authentication where due).
+unreadable. The same line is read as ``I``, ``l`` or ``i`` too, and corrected to 1 those
+made "I 3555125750 I" the KID 135551257501, whose check digit held about one time in
+five (found in review, 2026-12-06). The layout prints a box's lines at its edges only
+(1½ positions before the KID's first character and after its last), so in the KID, and
+in the account (eleven digits: a 1 too many or too few is refused either way), such a
+letter standing apart with nothing but spaces and other lines between it and the field's
+edge is a line: passed over, and reported. Inside the field, or touching a digit, it is
+a 1 read wrong, corrected as above. A ``1`` is a digit wherever it stands: no digit read
+is ever dropped. The amount's kroner, øre and check digit are split at the spaces, where
+a lone letter may be a whole one-digit field; they keep the correction, and their check
+digit judges them. Anything else (S, B, Z, G: 5 or S? 8 or B?) is refused with its
+position rather than guessed. A draft is never a payment: the app shows it, the customer
+confirms it, and it goes through the normal pipeline (with strong customer
+authentication where due).
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ from fjordbank.domain.payments import MAX_AMOUNT_MINOR, MAX_DUE_DAYS
 MAX_TEXT = 200
 UNAMBIGUOUS = {"O": "0", "o": "0", "Q": "0", "D": "0", "l": "1", "I": "1", "i": "1"}
 STROKES = frozenset("|!")  # a printed field line, or a 1: see the module's docstring
+LINE_LETTERS = frozenset("Ili")  # a printed line at a box's edge, a 1 elsewhere: see the module's docstring
 _OCR_LINE = re.compile(
     r"^\s*(?:H\s*)?(?P<kid>[^#>]*)#(?P<amount>[^#>]*)>(?P<account>[^#<>]*)#?\s*(?:<[0-9 ]{1,16}>\s*#?\s*)?$",
 )
@@ -86,10 +97,15 @@ class PaymentDraft:
         }
 
 
-def digits(text: str, field: str, corrections: list[str], *, separators: str = " ", keep: str = "") -> str:
+def digits(
+    text: str, field: str, corrections: list[str], *, separators: str = " ", keep: str = "", framed: bool = False
+) -> str:
     """The digits of a digit-only field: unambiguous misreads corrected (and reported),
     separators and stray spaces dropped, the characters in ``keep`` passed on as they are
-    (for the field's validator to judge), anything else refused with its position."""
+    (for the field's validator to judge), anything else refused with its position.
+    ``framed``: ``text`` is one whole box of the giro, whose printed lines read as letters
+    are passed over (`_frame`)."""
+    frame = _frame(text) if framed else frozenset()
     out = []
     for position, ch in enumerate(text, start=1):
         if (ch.isascii() and ch.isdigit()) or ch in keep:
@@ -98,6 +114,8 @@ def digits(text: str, field: str, corrections: list[str], *, separators: str = "
             continue
         elif ch in STROKES and _stands_apart(text, position - 1):
             continue  # a printed line beside the field
+        elif position - 1 in frame:
+            corrections.append(f"{field}: '{ch}' at {position} read as the field's printed line")
         elif ch in UNAMBIGUOUS:
             out.append(UNAMBIGUOUS[ch])
             corrections.append(f"{field}: '{ch}' at {position} read as {UNAMBIGUOUS[ch]}")
@@ -119,13 +137,30 @@ def _stands_apart(text: str, index: int) -> bool:
     return apart(index - 1) and apart(index + 1)
 
 
+def _frame(text: str) -> frozenset[int]:
+    """The indexes of the letters in ``text`` (``I``, ``l``, ``i``) that are the printed
+    lines of its box: each standing apart (`_stands_apart`), with nothing but spaces and
+    other lines between it and the box's edge, where the layout prints them. A letter
+    further in, or touching a character, is a 1 read wrong; so is every letter of "lI"."""
+    found: set[int] = set()
+    for order in (range(len(text)), range(len(text) - 1, -1, -1)):
+        for index in order:
+            ch = text[index]
+            if ch.isspace() or ch in STROKES:
+                continue  # a stroke touching a digit is refused by `digits` whatever is found here
+            if ch not in LINE_LETTERS or not _stands_apart(text, index):
+                break  # the field's first (last) character: no line further in
+            found.add(index)
+    return frozenset(found)
+
+
 def amount_check_digit(kroner: str, ore: str) -> int:
     return luhn_check_digit(f"{int(kroner)}{ore}")
 
 
 def _account(text: str, corrections: list[str]) -> str:
     """The account number read: norway's rule (11 digits, MOD11), as for a payment."""
-    number = digits(text, "account", corrections, separators=" .")
+    number = digits(text, "account", corrections, separators=" .", framed=True)
     try:
         normalize_account_number(number)  # the form: 11 digits
     except InvalidAccountNumber as exc:
@@ -139,7 +174,7 @@ def _kid(text: str, corrections: list[str]) -> str | None:
     """The KID read: norway's rule, as for a payment. A ``-`` is passed on rather than
     refused as unreadable: it is the MOD11 check character for remainder 10, valid only
     last and only where MOD11 gives it; anywhere else norway refuses it (``invalid_kid``)."""
-    kid = digits(text, "kid", corrections, separators=" ", keep="-")
+    kid = digits(text, "kid", corrections, separators=" ", keep="-", framed=True)
     if not kid:
         return None
     try:

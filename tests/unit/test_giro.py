@@ -137,6 +137,79 @@ def test_a_framed_kid_never_drafts_another_kid(body):
     assert parse_ocr_line(line(kid=f"| {kid} |")).kid == kid
 
 
+MOD11_KID = "123456780" + kid_mod11_check("123456780")  # MOD11 only: its MOD10 digit differs
+assert kid_mod10_check("123456780") != MOD11_KID[-1]
+
+
+@pytest.mark.parametrize("letter", ["I", "l", "i"])
+@pytest.mark.parametrize("kid", [KID, MOD11_KID, "3555125750"], ids=["mod10", "mod11", "review"])
+@pytest.mark.parametrize("frame", ["{l} {kid} {l}", "{l} {kid}", "{kid} {l}", "{l}  {kid}   {l} ", "| {l} {kid} {l} |"])
+def test_a_printed_line_read_as_a_letter_beside_the_kid_is_passed_over(letter, kid, frame):
+    """The KID's box is framed by vertical lines 1½ positions from its first and last
+    character; text recognition reads them as I, l or i as often as as a stroke. Read as
+    1 they made "I 3555125750 I" the KID 135551257501, whose check digit held, and the
+    money would have been credited against another invoice (found in review, 2026-12-06)."""
+    draft = parse_ocr_line(line(kid=frame.format(l=letter, kid=kid)))
+    assert draft.kid == kid
+    assert draft.corrections and all("printed line" in c for c in draft.corrections)
+    assert parse_fields({"account": ACCOUNT, "kid": frame.format(l=letter, kid=kid)}, today=TODAY).kid == kid
+
+
+def test_the_review_s_framed_kid_is_read_as_printed():
+    for framed in ("| 3555125750 |", "I 3555125750 I", "l 3555125750 l", "i 3555125750 i"):
+        assert parse_ocr_line(f"{framed} # 1234 56 6 > 12345678903#").kid == "3555125750", framed
+    assert parse_ocr_line(line(kid="I I")).kid is None  # an empty framed box: a giro without a KID
+    assert parse_ocr_line(line(kid=f"l {DASH_KID} l")).kid == DASH_KID  # a MOD11 KID ending in '-'
+
+
+@pytest.mark.parametrize(
+    ("text", "kid"),
+    [
+        ("3555l25750", "3555125750"),  # inside the run of digits
+        ("3555 l 25750", "3555125750"),  # apart, but inside the field: no line is printed there
+        (f"l{KID[1:]}", KID),  # touching the first digit
+    ],
+)
+def test_a_1_read_as_a_letter_inside_or_touching_the_kid_is_still_corrected(text, kid):
+    """Only the field's edges carry a printed line: a letter inside the KID, or touching
+    one of its digits, is a 1 read wrong, corrected and reported as before."""
+    assert KID[0] == "1"
+    draft = parse_ocr_line(line(kid=text))
+    assert draft.kid == kid
+    assert any(c.startswith("kid: '") and c.endswith("read as 1") for c in draft.corrections)
+
+
+def test_a_free_standing_1_at_the_kid_s_edge_is_a_digit_never_dropped():
+    """A 1 is read as a 1: the scanner drops no digit it read, whatever stands around it."""
+    ends_in_1 = next(b + "1" for b in (f"{n:06d}" for n in range(100_000, 200_000)) if kid_mod10_check(b) == "1")
+    assert parse_ocr_line(line(kid=f"{KID[0]} {KID[1:]}")).kid == KID
+    assert parse_ocr_line(line(kid=f"{ends_in_1[:-1]} 1")).kid == ends_in_1
+    assert parse_ocr_line(line(kid=f"| {ends_in_1[:-1]} 1 |")).kid == ends_in_1
+    assert refusal(parse_ocr_line, line(kid=f"1 {KID} 1")) == ("invalid_kid", "kid")  # read: 11234567897 1
+
+
+@given(
+    st.text(alphabet="0123456789", min_size=5, max_size=20),
+    st.sampled_from([kid_mod10_check, kid_mod11_check]),
+    st.sampled_from("|!Ili"),
+    st.sampled_from("|!Ili"),
+)
+def test_a_kid_framed_by_any_reading_of_its_lines_never_drafts_another_kid(body, check, left, right):
+    kid = body + check(body)
+    assert parse_ocr_line(line(kid=f"{left} {kid} {right}")).kid == kid
+    assert parse_ocr_line(line(kid=f"{left} {kid}")).kid == kid
+    assert parse_ocr_line(line(kid=f"{kid} {right}")).kid == kid
+
+
+def test_the_account_framed_by_letters_is_read_as_printed():
+    """The account has eleven digits: a line read as 1 beside it only made a giro unreadable,
+    and passing over a 1 that was not a line would leave ten, refused the same."""
+    formatted = f"{ACCOUNT[:4]} {ACCOUNT[4:6]} {ACCOUNT[6:]}"
+    assert parse_ocr_line(line(account=f"I {formatted} l")).to_account == ACCOUNT
+    assert parse_fields({"account": f"l {formatted} l"}, today=TODAY).to_account == ACCOUNT
+    assert refusal(parse_ocr_line, line(account=f"I {ACCOUNT[1:]}")) == ("invalid_account", "account")
+
+
 @given(st.integers(1, 999_999), st.integers(0, 99))  # up to what one payment may be (the largest: below)
 def test_any_amount_round_trips_through_an_ocr_line(kroner, ore):
     draft = parse_ocr_line(line(kroner=str(kroner), ore=f"{ore:02d}"))
