@@ -63,10 +63,11 @@ from tests.support.schemas import assert_valid_pain001
 
 
 def ref_iban_is_valid(iban: str) -> bool:
-    """Independent ISO 13616 check: move 4 chars to the end, letters -> 10..35, mod 97 == 1."""
+    """Independent ISO 13616 check: move 4 chars to the end, letters -> 10..35, mod 97 == 1,
+    and check digits 02-98 (ISO 7064 MOD 97-10 gives no others)."""
     rearranged = iban[4:] + iban[:4]
     digits = "".join(str(ord(c) - ord("A") + 10) if c.isalpha() else c for c in rearranged)
-    return int(digits) % 97 == 1
+    return int(digits) % 97 == 1 and 2 <= int(iban[2:4]) <= 98
 
 
 def local(tag: str) -> str:
@@ -172,6 +173,61 @@ def test_bban_to_iban_refuses_invalid_accounts(bad):
 def test_iban_to_bban_refuses(bad):
     with pytest.raises(InvalidAccountNumber):
         iban_to_bban(bad)
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong"),
+    [
+        ("NO9812345600041", "NO0112345600041"),  # the review's
+        ("NO9712345610438", "NO0012345610438"),
+        ("NO0212345602060", "NO9912345602060"),
+    ],
+)
+def test_iban_check_digits_00_01_and_99_are_refused_though_mod97_holds(right, wrong):
+    """ISO 7064 MOD 97-10 check digits are 98 minus a remainder: 02-98. 00, 01 and 99 leave
+    the same MOD97 remainder as 97, 98 and 02 and were accepted (found in review, 2026-12-06)."""
+    bban = right[4:]
+    assert bban_to_iban(bban) == right and iban_to_bban(right) == bban
+    assert int(_numeric(wrong)) % 97 == 1  # MOD97 alone takes it
+    with pytest.raises(InvalidAccountNumber, match="IBAN check digits are wrong"):
+        iban_to_bban(wrong)
+    with pytest.raises(InvalidPaymentFile, match="IBAN check digits"):
+        _read_account_of(wrong)
+
+
+@given(accounts())
+def test_only_the_check_digits_bban_to_iban_writes_are_read(account):
+    right = bban_to_iban(account)
+    for check in range(100):
+        iban = f"NO{check:02d}{account}"
+        if iban == right:
+            assert iban_to_bban(iban) == account
+        else:
+            with pytest.raises(InvalidAccountNumber):
+                iban_to_bban(iban)
+
+
+def _numeric(iban: str) -> str:
+    return "".join(str(int(c, 36)) for c in iban[4:] + iban[:4])
+
+
+def _read_account_of(iban: str) -> str:
+    """The creditor account of a pain.001 whose creditor's IBAN is ``iban``."""
+    xml = build_pain001(batch(transfer("e1"))).decode()
+    written = bban_to_iban(ACC_OLA)
+    assert written in xml
+    return parse_pain001(xml.replace(written, iban).encode()).transfers[0].creditor.account
+
+
+@pytest.mark.parametrize("bic", ["AB1CNOKK", "DNBANO1K", "DNBANOKO"])
+def test_the_pain001_the_bank_writes_keeps_its_schemas_older_bic_pattern(bic):
+    """pain.001.001.03 types a BIC as BICIdentifier (ISO 9362:2009: six letters, then no 0
+    or 1, then no O); the newer form the pacs files take (fjordbank.domain.pacs) would make
+    a file its schema refuses."""
+    with pytest.raises(InvalidPaymentFile, match="BIC"):
+        transfer("e1", creditor_agent_bic=bic)
+    with pytest.raises(InvalidPaymentFile, match="BIC"):
+        PaymentBatch("M1", CREATED, "Fjordbank ASA", bic, (transfer("e1"),))
 
 
 # ------------------------------------------------------------------------ amounts
