@@ -29,6 +29,8 @@ Choices, for domestic NOK clearing (NICS):
 * Only NOK, only Norwegian accounts (IBAN ``NO..`` or an 11-digit BBAN under ``Othr/Id``),
   one settlement date per transfer (``IntrBkSttlmDt`` on the transfer, else the group
   header's). ``NbOfTxs`` and, when given, ``TtlIntrBkSttlmAmt`` must match.
+* Every BIC, read or written, is held to these messages' own type, ISO 9362:2014's
+  (`_BICFI_RE`), not to the older one of the pain.001.001.03 the bank sends.
 * The creditor's name is optional (the account number decides where money goes); the
   debtor's name is required: it is what the customer's feed shows the money came from.
 * A return gives the original message id and name, the original ``EndToEndId``, ``TxId``,
@@ -41,6 +43,7 @@ Choices, for domestic NOK clearing (NICS):
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -48,7 +51,6 @@ from datetime import date, datetime, timedelta
 
 # one family of files with the outgoing ones: their readers, checks and writers
 from fjordbank.domain.iso20022 import (
-    _BIC_RE,
     _KID_FORMAT_RE,
     _REASON_CODE_RE,
     CREDITOR_REFERENCE_TYPE,
@@ -59,7 +61,6 @@ from fjordbank.domain.iso20022 import (
     InvalidPaymentFile,
     Party,
     _add_account,
-    _check_bic,
     _check_optional_text,
     _check_text,
     _check_utc_datetime,
@@ -119,6 +120,12 @@ RETURN_NO_PAYER_NAME = "RR02"  # MissingDebtorNameOrAddress
 
 KEY_PREFIX = "in"  # an incoming payment's id: "in" + 30 hex digits of its key's SHA-256
 SETTLEMENT_WINDOW_DAYS = 7  # a credit settles within this many days of its file's creation
+# BICFIDec2014Identifier (ISO 9362:2014), the type of every BIC in pacs.008.001.08 and
+# pacs.004.001.09: a letter or a digit anywhere in the bank code and the location. Checked
+# with pain.001.001.03's older BICIdentifier (iso20022, kept for the files the bank writes
+# in it), a credit from a bank with such a BIC (AB1CNOKK, DNBANOKO) refused its
+# schema-valid file whole (found in review, 2026-12-06).
+_BICFI_RE = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})  # read as spaces in shown text
 
 
@@ -136,6 +143,12 @@ def same_bank(bic: str) -> str:
     """A BIC's bank and country and location (its first eight characters): the branch
     code ``XXX`` names the same bank as none."""
     return bic.strip().upper()[:8]
+
+
+def _check_bic(value: object, what: str) -> str:
+    if not isinstance(value, str) or _BICFI_RE.fullmatch(value) is None:
+        raise _fail(f"{what} must be a BIC (8 or 11 upper-case letters/digits), got {value!r}")
+    return value
 
 
 def is_kid(value: object) -> bool:
@@ -250,7 +263,7 @@ def _check_credit(credit: IncomingTransfer | RefusedCredit) -> None:
     settlement = credit.settlement_date
     if isinstance(settlement, datetime) or not isinstance(settlement, date):
         raise _fail("settlement date must be a date (not a datetime)")
-    if not isinstance(credit.debtor_agent_bic, str) or _BIC_RE.fullmatch(credit.debtor_agent_bic) is None:
+    if not isinstance(credit.debtor_agent_bic, str) or _BICFI_RE.fullmatch(credit.debtor_agent_bic) is None:
         raise _fail("debtor agent BIC is not a BIC")
 
 

@@ -210,3 +210,55 @@ def test_a_creation_time_past_the_calendar_in_oslo_is_a_bad_file_not_a_crash():
     data = pacs.build_pacs008(pacs.IncomingBatch("NICS1", created, (late,)), creditor_agent_bic=FJORDBANK)
     with pytest.raises(InvalidPaymentFile, match="CreDtTm is out of range"):
         pacs.parse_pacs008(data)
+
+
+# pacs.008.001.08 and pacs.004.001.09 type an agent's BIC as BICFIDec2014Identifier (ISO
+# 9362:2014: any letter or digit in the bank code, any in the location); pain.001.001.03's
+# older BICIdentifier refused such a BIC, and with it a schema-valid file of other banks'
+# payments to customers here, whole (found in review, 2026-12-06).
+BICS_2014 = ["AB1CNOKK", "DNBANO1K", "DNBANOKO", "DNBANO0K", "AB1CNOKK1XX"]
+NOT_BICS = ["DNBANOK", "dnbanokk", "DNB@NOKK", "DNBAN1KK", "DNBANOKKXX", "DNBANOKK XXX", "DNBANØKK"]
+
+
+def _return(**changes) -> pacs.PaymentReturn:
+    fields = {
+        "return_id": "RT1",
+        "original_message_id": "NICS1",
+        "original_end_to_end_id": "LONN-2026-12-1",
+        "original_transaction_id": "TX1",
+        "amount_minor": 4_200_001,
+        "original_settlement_date": dt.date(2026, 12, 7),
+        "settlement_date": dt.date(2026, 12, 8),
+        "instructing_agent_bic": FJORDBANK,
+        "instructed_agent_bic": "DNBANOKKXXX",
+        "reason_code": pacs.RETURN_NO_ACCOUNT,
+    }
+    return pacs.PaymentReturn(**{**fields, **changes})
+
+
+@pytest.mark.parametrize("bic", BICS_2014)
+def test_a_bic_of_iso_9362_2014_is_read_from_a_pacs008_and_a_return_goes_back_to_it(bic):
+    xml = _edit(file_of(transfer(1), transfer(2)), "<BICFI>DNBANOKKXXX</BICFI>", f"<BICFI>{bic}</BICFI>")
+    batch = pacs.parse_pacs008(xml, bic=FJORDBANK)
+    assert [t.debtor_agent_bic for t in batch.transfers] == [bic, "DNBANOKKXXX"] and batch.refused == ()
+    # a credit of it this bank cannot take goes back to that bank on its own
+    refused = pacs.parse_pacs008(_edit(xml, "<IBAN>NO7112345678903</IBAN>", "<IBAN>NO7112345678904</IBAN>"))
+    assert [(r.transaction_id, r.debtor_agent_bic) for r in refused.refused] == [("TX1", bic)]
+    returns = pacs.ReturnBatch("RT1", NOW, (_return(instructed_agent_bic=bic),))
+    assert pacs.parse_pacs004(pacs.build_pacs004(returns)) == returns
+    # the other direction: a clearing house file to a bank whose BIC is of that form
+    to_it = pacs.IncomingBatch("NICS1", NOW, (transfer(1, debtor_agent_bic=bic),))
+    assert pacs.parse_pacs008(pacs.build_pacs008(to_it, creditor_agent_bic=bic), bic=bic) == to_it
+
+
+@pytest.mark.parametrize("bic", NOT_BICS)
+def test_a_bic_that_is_not_one_still_refuses_the_file(bic):
+    xml = _edit(file_of(transfer(1)), "<BICFI>DNBANOKKXXX</BICFI>", f"<BICFI>{bic}</BICFI>")
+    with pytest.raises(InvalidPaymentFile, match="debtor agent BIC"):
+        pacs.parse_pacs008(xml)
+    with pytest.raises(InvalidPaymentFile, match="debtor agent BIC"):
+        transfer(1, debtor_agent_bic=bic)
+    with pytest.raises(InvalidPaymentFile, match="instructed agent BIC"):
+        _return(instructed_agent_bic=bic)
+    with pytest.raises(InvalidPaymentFile, match="creditor agent BIC"):
+        pacs.build_pacs008(pacs.IncomingBatch("NICS1", NOW, (transfer(1),)), creditor_agent_bic=bic)
