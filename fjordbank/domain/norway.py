@@ -386,9 +386,13 @@ def is_valid_kid(kid: str, *, scheme: KidScheme | None = None) -> bool:
 #   YY 40-99: 500-599 -> 1800s (YY >= 54), other individual numbers -> 1900s
 #   (so a pre-2021 D-number in 600-749 for someone born 1854-1899 is read as
 #   1900s; nobody born then is alive).
-#   A D-number in 200-499 with YY 00-39 issued before the 2021 extension
-#   belongs to the 1900s; that reading is used when the 2000s reading would
-#   place the birth date after ``today``.
+#   A D-number in 200-499 with YY 00-39 issued before the 2021 extension (in use
+#   from August 2021) belongs to the 1900s, by the classic table, and the number
+#   does not say when it was issued. The 1900s reading is ``birth_date`` when the
+#   2000s one would place the birth date after ``today``; otherwise ``birth_date``
+#   is the 2000s reading and ``older_birth_date`` the 1900s one, and a caller
+#   holding a birth date (onboarding) takes either (found in review, 2026-12-06:
+#   a D-number of someone born 1920 was read as 2020 only).
 # 2032-rule numbers: the individual number no longer encodes the century (nor
 # sex), so the birth date is taken as the latest DDMMYY date that is not after
 # ``today``, and sex is None. The authoritative birth date and sex are always
@@ -417,6 +421,9 @@ class NationalId:
         uses_2032_rule: True if k1 is valid only under the 2032 rule
             (remainder 1-3), False if it satisfies the classic rule.
         synthetic: True for Skatteetaten synthetic test numbers (month + 80).
+        older_birth_date: the 1900s reading of a D-number whose century the number
+            does not settle (200-499 with YY 00-39, see module notes) when
+            ``birth_date`` is its 2000s reading; None for every other number.
 
     ``repr`` shows only the masked number, so instances are safe to log.
     """
@@ -427,6 +434,12 @@ class NationalId:
     sex: Sex | None
     uses_2032_rule: bool
     synthetic: bool = False
+    older_birth_date: date | None = None
+
+    @property
+    def birth_dates(self) -> tuple[date, ...]:
+        """Every birth date the number may be read as: ``birth_date`` first."""
+        return (self.birth_date,) if self.older_birth_date is None else (self.birth_date, self.older_birth_date)
 
     def __repr__(self) -> str:
         return (
@@ -578,6 +591,16 @@ def _birth_date(
     return _dnr_date(century + yy, month, day)
 
 
+def _pre_2021_dnr_date(number: str, kind: NationalIdKind, day: int, month: int, born: date) -> date | None:
+    """The 1900s reading of a classic D-number issued before the 2021 extension, when
+    ``born`` is its 2000s reading and the individual number is one the extension gave the
+    2000s (200-499, YY 00-39: module notes); None for any other number."""
+    yy, individual = int(number[4:6]), int(number[6:9])
+    if kind != "dnr" or born.year < 2000 or yy > 39 or not 200 <= individual <= 499:
+        return None
+    return _dnr_date(1900 + yy, month, day)
+
+
 def parse_national_id(s: str, *, today: date | None = None, allow_synthetic: bool = False) -> NationalId:
     """Parse and validate a fødselsnummer or D-number (see module notes for rules).
 
@@ -612,9 +635,11 @@ def parse_national_id(s: str, *, today: date | None = None, allow_synthetic: boo
         born = _latest_date_not_after(reference, int(number[4:6]), month, day, kind)
         uses_2032_rule = True
     sex: Sex | None = None
+    older = None
     if not uses_2032_rule:
         sex = "F" if int(number[8]) % 2 == 0 else "M"
-    return NationalId(number, kind, born, sex, uses_2032_rule, synthetic)
+        older = _pre_2021_dnr_date(number, kind, day, month, born)
+    return NationalId(number, kind, born, sex, uses_2032_rule, synthetic, older)
 
 
 def is_valid_national_id(s: str, *, today: date | None = None, allow_synthetic: bool = False) -> bool:

@@ -203,7 +203,7 @@ def parse_application(data: object, *, today: date, allow_synthetic: bool = Fals
     except InvalidNationalId as exc:
         raise OnboardingRefused("invalid_national_id", str(exc), "nationalId") from exc
     if (
-        nid.birth_date != birth_date
+        birth_date not in nid.birth_dates
         and not _same_day_month_2032(nid, birth_date, today)
         and not _dnr_year(nid, birth_date, today)
     ):
@@ -231,12 +231,14 @@ def parse_application(data: object, *, today: date, allow_synthetic: bool = Fals
 def _dnr_year(nid: NationalId, birth_date: date, today: date) -> bool:
     """A D-number is dated on its registration day and month when no number was free on
     the birth date (UDI): only its year says the birth date. The population register, not
-    the number, is the authority on the date."""
+    the number, is the authority on the date. One issued before Skatteetaten's 2021
+    extension may be a century older than it reads (`NationalId.birth_dates`): either
+    year is the applicant's (one born 1920 was refused: found in review, 2026-12-06)."""
     if nid.kind != "dnr":
         return False
     if _no_century(nid, today):
         return nid.birth_date.year % 100 == birth_date.year % 100
-    return nid.birth_date.year == birth_date.year
+    return birth_date.year in {reading.year for reading in nid.birth_dates}
 
 
 def _no_century(nid: NationalId, today: date) -> bool:
@@ -253,7 +255,15 @@ def _youngest(nid: NationalId, birth_date: date, today: date) -> date:
     the latest century its date allows if that is later. A number gives its holder's day,
     month and two-digit year: someone born 2015 claiming 1915 would otherwise be taken for
     117. (A holder over 100 whose two-digit year is in this century is refused with them:
-    the number cannot tell the two apart.)"""
+    the number cannot tell the two apart.) A classic D-number whose century is one of two
+    (`NationalId.birth_dates`: issued before or after Skatteetaten's 2021 extension) is the
+    same: the given date must be one of its readings, and the age is checked on the latest
+    of them. A holder born 1900-1925 whose number is of the older kind is refused with the
+    children whose number is of the newer kind, as the 2032 numbers' are: a bank does not
+    take a child for a hundred years older to let the very few such holders in (decided
+    2026-12-06, after a review found them all refused as a date that did not match)."""
+    if len(nid.birth_dates) > 1:
+        return max([birth_date, *(d for d in nid.birth_dates if d <= today)])
     if not _no_century(nid, today):
         return birth_date
     readings = []

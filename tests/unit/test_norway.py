@@ -7,6 +7,7 @@ section), not copied on trust.
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, timedelta
 
 import pytest
@@ -435,6 +436,65 @@ def test_d_number_extended_2021_ranges() -> None:
     # ... but an older D-number (1900s) when 2025 would be in the future.
     assert parse_national_id("41012530062", today=date(2024, 6, 1)).birth_date == date(1925, 1, 1)
     assert parse_national_id("41013530090", today=TODAY).birth_date == date(1935, 1, 1)
+
+
+def test_a_d_number_in_200_499_may_be_of_either_century() -> None:
+    """Skatteetaten's 2021 extension gave D-numbers 200-499 of YY 00-39 to the 2000s only
+    from August 2021; one issued before belongs to the 1900s (the classic table), and the
+    number does not say which. The 2000s reading stays ``birth_date``; the 1900s one is
+    given too (found in review, 2026-12-06: a D-number of someone born 1920 read as 2020)."""
+    nid = parse_national_id("41012025082", today=date(2025, 6, 1))
+    assert (nid.kind, nid.birth_date, nid.older_birth_date) == ("dnr", date(2020, 1, 1), date(1920, 1, 1))
+    assert nid.birth_dates == (date(2020, 1, 1), date(1920, 1, 1))
+    assert parse_national_id("41012020005", today=TODAY).birth_dates == (date(2020, 1, 1), date(1920, 1, 1))
+    # a 2000s reading in the future leaves the 1900s one only, as before
+    nid = parse_national_id("41012530062", today=date(2024, 6, 1))
+    assert (nid.birth_date, nid.older_birth_date, nid.birth_dates) == (date(1925, 1, 1), None, (date(1925, 1, 1),))
+    # 29.02.00 is a date in 2000; in 1900, a common year, a D-number's 29.02 is read as 28.02
+    assert parse_national_id("69020020083", today=TODAY).birth_dates == (date(2000, 2, 29), date(1900, 2, 28))
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "43022014103",  # D-number, 141: 1900s only
+        "45016081268",  # D-number, 812 with YY 60: 1900s only
+        "01012020011",  # fødselsnummer, 200-499: 1900s, and nothing else
+        "29020050088",  # fødselsnummer, 500: 2000s
+        "30108299939",  # 2032 rule: its own reading (module notes)
+    ],
+)
+def test_other_numbers_have_one_birth_date(number: str) -> None:
+    nid = parse_national_id(number, today=TODAY)
+    assert (nid.older_birth_date, nid.birth_dates) == (None, (nid.birth_date,))
+
+
+def _d_number_date(born: date, year: int) -> date:
+    """``born`` in ``year``, 29.02 of a common year read as 28.02 (a D-number's registration day)."""
+    return (
+        date(year, 2, 28)
+        if (born.month, born.day) == (2, 29) and not calendar.isleap(year)
+        else born.replace(year=year)
+    )
+
+
+@given(
+    born=st.dates(min_value=date(1900, 1, 1), max_value=date(2039, 12, 31)),
+    individual=st.integers(0, 999),
+)
+def test_generated_classic_d_numbers_give_every_reading_of_their_century(born: date, individual: int) -> None:
+    first9 = f"{born.day + 40:02d}{born:%m%y}{individual:03d}"
+    control = national_id_control_digits(first9)
+    assume(control is not None and born.year % 100 <= 39)
+    assert control is not None
+    number = f"{first9}{control[0]}{control[1]}"
+    in_1900s, in_2000s = (_d_number_date(born, century + born.year % 100) for century in (1900, 2000))
+    readings = [d for d, issued in ((in_2000s, individual >= 200), (in_1900s, individual <= 499)) if issued]
+    readings = [d for d in readings if d <= TODAY]
+    if not readings:
+        assert not is_valid_national_id(number, today=TODAY)
+        return
+    assert parse_national_id(number, today=TODAY).birth_dates == tuple(readings)
 
 
 def test_2032_rule_number_accepted() -> None:

@@ -224,6 +224,47 @@ def test_d_number_dated_on_its_registration_day_takes_the_birth_date_given() -> 
     assert app.birth_date == date(1920, 2, 4)
 
 
+def test_a_d_number_of_two_centuries_one_a_childs_is_refused_as_a_child() -> None:
+    """A D-number with individual number 200-499 and YY 00-39 is of the 2000s when issued
+    from August 2021 and of the 1900s when issued before (the classic table): the number
+    cannot tell. Either reading is a matching date (read as 2020 only, 1920 was refused as
+    a date that did not match: found in review, 2026-12-06), but the age is checked on the
+    later one, as for the 2032 numbers: a child is never taken for a hundred years older,
+    and the very few holders born 1900-1925 of the older kind are refused with them."""
+    today = date(2025, 6, 1)
+    assert parse_national_id("41012025082").birth_dates == (date(2020, 1, 1), date(1920, 1, 1))
+    for claimed in ("1920-01-01", "1920-07-14", "2020-01-01"):  # 07-14: dated on its registration day (UDI)
+        exc = refusal(application(nationalId="41012025082", dateOfBirth=claimed), today=today)
+        assert (exc.code, exc.field) == ("under_18", "dateOfBirth"), claimed
+    # a year neither century gives is refused as before
+    for other in ("1921-01-01", "2021-01-01", "1820-01-01"):
+        exc = refusal(application(nationalId="41012025082", dateOfBirth=other), today=today)
+        assert (exc.code, exc.field) == ("birth_date_mismatch", "dateOfBirth"), other
+
+
+def test_a_d_number_of_either_century_whose_both_readings_are_adults_is_accepted_with_either() -> None:
+    number = "41010520043"  # 410105 200: 05.01.2005 or 05.01.1905
+    for born in (date(2005, 1, 5), date(1905, 1, 5)):
+        app = parse_application(application(nationalId=number, dateOfBirth=born.isoformat()), today=date(2024, 6, 1))
+        assert app.birth_date == born
+
+
+def test_a_d_numbers_future_2000s_reading_still_leaves_the_1900s_only() -> None:
+    """41012530062 at 2024-06-01: 2025 is in the future, so 1925, as before."""
+    today = date(2024, 6, 1)
+    assert parse_application(application(nationalId="41012530062", dateOfBirth="1925-01-01"), today=today)
+    exc = refusal(application(nationalId="41012530062", dateOfBirth="2025-01-01"), today=today)
+    assert exc.code == "birth_date_mismatch"
+
+
+def test_a_fodselsnummer_in_200_499_is_of_the_1900s_only() -> None:
+    """The ambiguity is the D-numbers' alone: a fødselsnummer's 200-499 is the 1900s."""
+    exc = refusal(application(nationalId="01012020011", dateOfBirth="2020-01-01"), today=date(2025, 6, 1))
+    assert (exc.code, exc.field) == ("birth_date_mismatch", "dateOfBirth")
+    app = parse_application(application(nationalId="01012020011", dateOfBirth="1920-01-01"), today=date(2025, 6, 1))
+    assert app.birth_date == date(1920, 1, 1)
+
+
 @pytest.mark.parametrize(
     ("number", "born"),
     [
