@@ -11,7 +11,7 @@ from devstack import settings as stack_settings
 from devstack import web
 from devstack.prometheus import NotInstalled
 from devstack.stack import Row, Stack
-from devstack.supervisor import StartError
+from devstack.supervisor import Component, StartError
 
 
 def print_table(rows: list[Row]) -> None:
@@ -53,7 +53,9 @@ def cmd_up(stack: Stack, detach: bool) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     while not stop:
         time.sleep(1)
-        dead = [c.name for c in stack.components() if stack.sup.pid(c.name) is None]
+        components = stack.components()
+        dead = [c.name for c in components if stack.sup.pid(c.name) is None]
+        bound_logs(stack, components)
         if dead:
             print(f"component(s) stopped: {', '.join(dead)}; see their logs in {stack.s.log_dir}", file=sys.stderr)
             for line in stack.deaths():
@@ -63,6 +65,15 @@ def cmd_up(stack: Stack, detach: bool) -> int:
     for name in stack.down():
         print(f"  stopped {name}")
     return 0
+
+
+def bound_logs(stack: Stack, components: list[Component] | None = None) -> None:
+    """Keep each component's log under its size bound while it runs (Supervisor.bound_log):
+    a log was cut back only when its component started, and a stack left running for
+    days filled the disk and slowed the emulators' ready check down to seconds. A stat of
+    each log when nothing is over the bound."""
+    for comp in stack.components() if components is None else components:
+        stack.sup.bound_log(comp.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
     if args.command == "status":
+        bound_logs(stack)  # before the ready checks read them (a detached stack has no watch loop)
         rows = stack.status()
         print_table(rows)
         for line in stack.deaths():

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -29,6 +30,11 @@ def java_major(java: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# The stack's components are built again on each pass of `up`'s watch loop (every second)
+# and by every status check; asked each time, these two ran `java -version` and a Python
+# (or `gcloud info`): two processes and 100 ms a second. What Java and gcloud a machine has
+# does not change while a devstack command runs, so each is found once per process.
+@functools.cache
 def java_bin_dir(venv_python: Path) -> Path | None:
     """A bin directory holding java >= 21, or None if the system's will do."""
     system = shutil.which("java")
@@ -45,6 +51,7 @@ def java_bin_dir(venv_python: Path) -> Path | None:
     return Path(out.stdout.strip()).parent
 
 
+@functools.cache
 def gcloud_platform() -> Path | None:
     gcloud = shutil.which("gcloud")
     if not gcloud:

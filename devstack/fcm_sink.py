@@ -8,9 +8,10 @@ It speaks the FCM HTTP v1 send endpoint the way Google's API does,
       404 NOT_FOUND / FcmError UNREGISTERED  (a token starting with "unregistered-",
                                               or one marked via POST /sink/unregister)
 
-and records every message it accepts (validate_only requests are checked, not recorded),
-in memory and as JSON lines in the store file, so the records survive a restart. Any
-Authorization header is accepted and ignored.
+and records the messages it accepts (validate_only requests are checked, not recorded),
+in memory and as JSON lines in the store file, so the records survive a restart: the
+newest KEEP of them (--keep), older ones are dropped. Any Authorization header is
+accepted and ignored.
 
 Inspection API for tests and the tester web app (CORS open, so a browser page on
 localhost can read it):
@@ -22,7 +23,11 @@ localhost can read it):
     GET    /healthz
 
 Each record: {"seq", "name", "project", "received_at" (UTC, ISO 8601), "message"}. Sequence
-numbers only grow, also across a clear and a restart, so `since=N` polling never misses one.
+numbers only grow, also across a clear and a restart, so `since=N` polling never misses one
+that is still kept. GET /sink/messages says in its headers what is kept:
+X-Sink-Oldest-Seq, the oldest record's number (records before it were dropped, by the
+window or a clear: a reader whose `since` is below it - 1 may have missed some), and
+X-Sink-Last-Seq, the newest number given (0: none yet).
 
 Stdlib only. Run: python -m devstack.fcm_sink --port 9190 --store .stack/fcm-sink.jsonl
 Or in-process: server = make_server("127.0.0.1", 0, path); server.serve_forever().
@@ -38,6 +43,7 @@ import signal
 import sys
 import threading
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +84,15 @@ _TARGETS = ("token", "fid", "topic", "condition")
 _RESERVED_DATA_KEYS = {"from", "message_type", "notification"}
 _RESERVED_DATA_PREFIXES = ("google", "gcm")
 _TTL = re.compile(r"^\d+(\.\d{1,9})?s$")
+
+# The messages kept, the newest (a store file holds at most twice as many between two
+# compactions). Every push ever sent used to be kept, in memory and in the file: about
+# 570 bytes each, 114 MB of each for 200,000 pushes, every poll scanning them all and a
+# restart reading them all back. A reader polls for what it just caused, which is always
+# among the newest; a reader asking for records older than these gets what is kept.
+KEEP = 50_000
+# How _append writes a message line: recognised without parsing it while loading
+_MESSAGE_LINE = '{"kind":"message",'
 
 
 class InvalidMessage(ValueError):
@@ -245,52 +260,103 @@ def invalid_message_error(exc: InvalidMessage) -> dict[str, Any]:
 
 
 class SinkStore:
-    """Accepted messages and unregistered tokens; in memory and as JSON lines on disk.
+    """Accepted messages (the newest ``keep``) and unregistered tokens; in memory and as
+    JSON lines on disk.
 
     Lines are {"kind": "message", ...record}, {"kind": "unregister", "token": ...} or
-    {"kind": "clear", "seq": N} (written first after a clear, so `seq` never goes back).
+    {"kind": "clear", "seq": N} (written first after a clear, so `seq` never goes back, and
+    first in a compacted file, where it stands for the messages dropped before it).
     """
 
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | Path | None, keep: int = KEEP) -> None:
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
         self.path = Path(path) if path is not None else None
+        self.keep = keep
         self._lock = threading.Lock()
-        self._messages: list[dict[str, Any]] = []
+        # oldest first, seq growing: the oldest drop out as new ones come in
+        self._messages: deque[dict[str, Any]] = deque(maxlen=keep)
         self._unregistered: set[str] = set()
         self._seq = 0
+        self._in_file = 0  # message lines in the store file, kept or not
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._load()
 
     def _load(self) -> None:
+        """Read the newest ``keep`` messages of the store file (and every unregistered
+        token): the older lines are counted, not parsed. A file holding more than twice
+        ``keep`` (one written before the window) is compacted at once."""
         assert self.path is not None
         if not self.path.exists():
             return
+        newest: deque[tuple[int, str]] = deque(maxlen=self.keep)
         with self.path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
+                if line.startswith(_MESSAGE_LINE):
+                    newest.append((lineno, line))
+                    self._in_file += 1
+                    continue
                 if not line.strip():
                     continue
-                try:
-                    entry = json.loads(line)
-                    kind = entry.pop("kind")
-                except (ValueError, KeyError, AttributeError, TypeError):
-                    # A line cut short by a crash mid-write: skip it, keep the rest.
-                    log.warning("fcm sink: skipping unreadable line %d of %s", lineno, self.path)
+                entry = self._parse(line, lineno)
+                if entry is None:
                     continue
-                if kind == "message":
-                    self._messages.append(entry)
-                    self._seq = max(self._seq, int(entry.get("seq", 0)))
+                kind = entry.pop("kind")
+                if kind == "message":  # written some other way than _append's
+                    newest.append((lineno, line))
+                    self._in_file += 1
                 elif kind == "unregister":
                     self._unregistered.add(entry["token"])
                 elif kind == "clear":
-                    self._messages.clear()
+                    newest.clear()
                     self._seq = max(self._seq, int(entry.get("seq", 0)))
+        for lineno, line in newest:
+            entry = self._parse(line, lineno)
+            if entry is None:
+                continue
+            entry.pop("kind")
+            self._messages.append(entry)
+            self._seq = max(self._seq, int(entry.get("seq", 0)))
+        if self._in_file > 2 * self.keep:
+            self._compact()
+
+    def _parse(self, line: str, lineno: int) -> dict[str, Any] | None:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict) or "kind" not in entry:
+            # A line cut short by a crash mid-write: skip it, keep the rest.
+            log.warning("fcm sink: skipping unreadable line %d of %s", lineno, self.path)
+            return None
+        return entry
 
     def _append(self, entry: dict[str, Any]) -> None:
         if self.path is None:
             return
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+            f.write(_line(entry))
             f.flush()
+
+    def _rewrite(self, messages: list[dict[str, Any]]) -> None:
+        """Replace the store file with a clear line (so `seq` never goes back), the
+        unregistered tokens and ``messages``: written aside, then renamed over it, so a
+        reader of the file (bench/chaos reads it) sees the old one or the new one whole."""
+        assert self.path is not None
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(_line({"kind": "clear", "seq": self._seq}))
+            f.writelines(_line({"kind": "unregister", "token": t}) for t in sorted(self._unregistered))
+            f.writelines(_line({"kind": "message", **r}) for r in messages)
+        tmp.replace(self.path)
+        self._in_file = len(messages)
+
+    def _compact(self) -> None:
+        """Drop the messages no longer kept from the store file: done once it holds twice
+        ``keep`` of them, so each message is written about twice in all."""
+        if self.path is not None:
+            self._rewrite(list(self._messages))
 
     def is_unregistered(self, token: str) -> bool:
         with self._lock:
@@ -318,7 +384,10 @@ class SinkStore:
                 "message": message,
             }
             self._append({"kind": "message", **record})
-            self._messages.append(record)
+            self._in_file += 1
+            self._messages.append(record)  # the oldest kept drops out
+            if self._in_file > 2 * self.keep:
+                self._compact()
             return record
 
     def clear(self) -> int:
@@ -327,11 +396,7 @@ class SinkStore:
             dropped = len(self._messages)
             self._messages.clear()
             if self.path is not None:
-                tmp = self.path.with_name(self.path.name + ".tmp")
-                lines = [{"kind": "clear", "seq": self._seq}]
-                lines += [{"kind": "unregister", "token": t} for t in sorted(self._unregistered)]
-                tmp.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
-                tmp.replace(self.path)
+                self._rewrite([])
             return dropped
 
     def query(
@@ -343,13 +408,35 @@ class SinkStore:
         since: int = 0,
         data: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
+        """The kept records after ``since`` that match, oldest first."""
+        return self.query_window(token=token, fid=fid, topic=topic, since=since, data=data)[0]
+
+    def query_window(
+        self,
+        *,
+        token: str | None = None,
+        fid: str | None = None,
+        topic: str | None = None,
+        since: int = 0,
+        data: dict[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """query()'s records, the oldest record's seq and the newest seq given, as one
+        moment saw them. Records older than the window are gone: a reader asking for them
+        gets what is kept, and the oldest seq says where that begins (records before it
+        were dropped, by the window or a clear; the newest seq + 1 when none is kept)."""
         with self._lock:
-            records = list(self._messages)
+            oldest = self._messages[0]["seq"] if self._messages else self._seq + 1
+            last = self._seq
+            # from the newest back to ``since``: a poll for what just came reads only that
+            records = []
+            for r in reversed(self._messages):
+                if r["seq"] <= since:
+                    break
+                records.append(r)
+        records.reverse()
         out = []
         for r in records:
             m = r["message"]
-            if r["seq"] <= since:
-                continue
             if token is not None and m.get("token") != token:
                 continue
             if fid is not None and m.get("fid") != fid:
@@ -359,7 +446,11 @@ class SinkStore:
             if data and any((m.get("data") or {}).get(k) != v for k, v in data.items()):
                 continue
             out.append(r)
-        return out
+        return out, oldest, last
+
+
+def _line(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 # ---------------------------------------------------------------- HTTP
@@ -379,9 +470,11 @@ class FcmSinkServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-def make_server(host: str = "127.0.0.1", port: int = 9190, store_path: str | Path | None = None) -> FcmSinkServer:
+def make_server(
+    host: str = "127.0.0.1", port: int = 9190, store_path: str | Path | None = None, keep: int = KEEP
+) -> FcmSinkServer:
     """A bound sink server (port 0: any free port, see `server.server_address`); call serve_forever()."""
-    return FcmSinkServer((host, port), SinkStore(store_path))
+    return FcmSinkServer((host, port), SinkStore(store_path, keep))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -407,12 +500,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
             self.send_header("Access-Control-Allow-Headers", "Content-Type, Authorization")
             self.send_header("Access-Control-Max-Age", "600")
+            self.send_header("Access-Control-Expose-Headers", "X-Sink-Oldest-Seq, X-Sink-Last-Seq")
 
-    def _send_json(self, status: int, payload: Any, *, close: bool = False) -> None:
+    def _send_json(
+        self, status: int, payload: Any, *, close: bool = False, headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self._cors()
         if close:
             self.send_header("Connection", "close")
@@ -574,7 +672,10 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(400, fcm_error(400, "INVALID_ARGUMENT", f"Unknown query parameter {key!r}."))
                 return
-        self._send_json(200, self.server.store.query(token=token, fid=fid, topic=topic, since=since, data=data))
+        records, oldest, last = self.server.store.query_window(
+            token=token, fid=fid, topic=topic, since=since, data=data
+        )
+        self._send_json(200, records, headers={"X-Sink-Oldest-Seq": str(oldest), "X-Sink-Last-Seq": str(last)})
 
 
 def _grpc_status(status: HTTPStatus) -> str:
@@ -595,10 +696,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9190)
     parser.add_argument("--store", required=True, help="JSON-lines file the accepted messages are kept in")
+    parser.add_argument("--keep", type=int, default=KEEP, help="how many of the newest messages are kept")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = make_server(args.host, args.port, args.store)
+    server = make_server(args.host, args.port, args.store, args.keep)
 
     def stop(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -434,6 +434,8 @@ class Stack:
         rows = []
         for comp in self.components():
             pid = self.sup.pid(comp.name)
+            if pid is not None:  # a running component's log stays bounded (Supervisor.bound_log)
+                self.sup.bound_log(comp.name)
             if self.sup.died(comp.name):
                 state = "died"
             else:

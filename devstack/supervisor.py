@@ -8,6 +8,7 @@ group, then SIGKILL to whatever is left after a grace period. No orphans.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 
 class StartError(RuntimeError):
@@ -47,26 +49,46 @@ class Component:
 MAX_LOG_BYTES = 64 * 1024 * 1024
 
 
+_MARKER = b"=== "  # how a marker line (Supervisor.start, note_death) begins
+
+
+def _last_marker(f: BinaryIO, end: int, chunk: int = 1 << 20) -> int | None:
+    """The offset of the last marker before ``end``, read backwards a chunk at a time:
+    one chunk in memory at a time, each byte read once."""
+    pos = end
+    after = b""  # the first bytes of those read before: a marker may straddle chunks
+    while pos > 0:
+        step = min(chunk, pos)
+        pos -= step
+        f.seek(pos)
+        data = f.read(step)
+        window = data + after
+        found = window.rfind(_MARKER)
+        if found >= 0:
+            return pos + found
+        after = window[: len(_MARKER) - 1]
+    return None
+
+
 def since_last_start(path: Path, chunk: int = 1 << 20) -> str:
-    """The log from its last marker line ("=== ... starting", "=== ... found dead") on,
-    read from its end a chunk at a time (a check made four times a second while a
-    component starts, on a log that may hold days of earlier runs)."""
+    """The log from its last marker line ("=== ... starting", "=== ... found dead") on
+    (the whole log if it has none); a check made four times a second while a component
+    starts, and by every status check while it runs.
+
+    The marker is looked for backwards from the end, then what follows it is read once:
+    the time and memory are those of the text returned. (Each chunk read used to be
+    prepended to all read so far, copying it again: 256 MB since the start took 27 s and
+    800 MB of memory.) That text stays bounded while the component runs: trim() cuts a
+    running component's log back to its run's first lines."""
     try:
         f = open(path, "rb")  # (closed by the with below)
     except FileNotFoundError:
         return ""
     with f:
-        pos = f.seek(0, os.SEEK_END)
-        data = b""
-        while pos > 0:
-            step = min(chunk, pos)
-            pos -= step
-            f.seek(pos)
-            data = f.read(step) + data
-            found = data.rfind(b"=== ")
-            if found >= 0:
-                return data[found:].decode(errors="replace")
-        return data.decode(errors="replace")
+        end = f.seek(0, os.SEEK_END)
+        start = _last_marker(f, end, chunk) or 0
+        f.seek(start)
+        return f.read(end - start).decode(errors="replace")
 
 
 def rotate(path: Path, limit: int = MAX_LOG_BYTES) -> bool:
@@ -77,6 +99,60 @@ def rotate(path: Path, limit: int = MAX_LOG_BYTES) -> bool:
     except FileNotFoundError:
         return False
     path.replace(path.with_name(path.name + ".1"))
+    return True
+
+
+# A running component's log is kept under this size (Supervisor.bound_log, from `up`'s watch
+# loop, the status command and an `up` that finds the component running): rotate() runs
+# only when a component starts, and a stack left running for days grew the emulators' log
+# by a few lines per function call, without end. Below MAX_LOG_BYTES: the emulators' ready
+# check reads their log since the start on every status check.
+MAX_RUNNING_LOG_BYTES = 32 * 1024 * 1024
+# How much of the run's first lines a trimmed log keeps (the emulators' start, their ready
+# line included, takes about 10 KB).
+HEAD_BYTES = 1024 * 1024
+
+
+def trim(path: Path, limit: int = MAX_RUNNING_LOG_BYTES, head: int = HEAD_BYTES) -> bool:
+    """Bound the log of a running component if it is larger than ``limit``: copy it to
+    ``path.1`` (the one before dropped), then cut it back in place to its run's first
+    lines (from its last marker line on, at most ``head`` bytes) and a line saying where
+    the rest went. Returns whether it did.
+
+    In place (copytruncate), because the process writing the log keeps it open: a log
+    moved aside would go on growing under its new name. The process writes it in append
+    mode (Supervisor.start opens it so), so after the cut each write lands at the new end,
+    not at its old offset. A line written between the copy and the cut is lost
+    (copytruncate's known window, well under a millisecond).
+
+    The run's first lines stay because ready checks read the log since the last start
+    (since_last_start): the emulators' "All emulators ready" is written once, when they
+    start, so a log cut back to nothing would have lost its marker and ready line, and
+    the running suite would count as not ready from then on. What such a check looks for
+    in the lines cut from the middle (a fatal line long ago, with nothing after it that
+    undoes it) is no longer seen; those lines are in ``path.1`` until the next trim."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    if size <= limit:
+        return False
+    with open(path, "r+b") as f:
+        start = _last_marker(f, size)
+        first = b""
+        if start is not None:
+            f.seek(start)
+            first = f.read(min(head, size - start))
+            first = first[: first.rfind(b"\n") + 1]  # whole lines only
+        note = (
+            f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {path.name} was over {limit} bytes: the lines "
+            f"between the ones above and this one are in {path.name}.1 ---\n"
+        ).encode()
+        shutil.copyfile(path, path.with_name(path.name + ".1"))
+        f.seek(0)
+        f.write(first + note)
+        f.flush()
+        os.ftruncate(f.fileno(), len(first) + len(note))
     return True
 
 
@@ -147,8 +223,10 @@ class Supervisor:
     def start(self, comp: Component, base_env: dict[str, str]) -> tuple[int, bool]:
         """Start ``comp`` unless it already runs and is ready. Returns (pid, reused)."""
         running = self.pid(comp.name)
-        if running is not None and comp.ready():
-            return running, True
+        if running is not None:
+            self.bound_log(comp.name)  # before its ready check reads it
+            if comp.ready():
+                return running, True
         self.stop(comp.name, comp.stop_timeout)  # a half-dead earlier run, or its orphans
         for name in (f"{comp.name}.log", *comp.own_logs):
             rotate(self.log_dir / name)
@@ -189,6 +267,13 @@ class Supervisor:
             f"last lines of {log_path}:\n{tail(log_path)}"
         )
 
+    def bound_log(self, name: str) -> bool:
+        """Keep a running component's log under MAX_RUNNING_LOG_BYTES (trim). Its own
+        further logs (Component.own_logs) are left to the rotation at its start: the
+        process writing them opened them itself, maybe not in append mode, and a file cut
+        under a writer that is not would grow back to its old size, full of zeros."""
+        return trim(self.log_file(name), MAX_RUNNING_LOG_BYTES, HEAD_BYTES)
+
     def marker(self, name: str) -> str:
         return f"{self.stack_id}:{name}"
 
@@ -200,7 +285,8 @@ class Supervisor:
     def note_death(self, name: str) -> None:
         """Say in the component's log that it was found dead, once."""
         log_path = self.log_file(name)
-        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        # the end of the log is enough: nothing writes much after a death is noted
+        text = _read_end(log_path, TAIL_BYTES).decode(errors="replace")
         if "found dead" in text[text.rfind("\n=== ") :]:
             return
         with open(log_path, "a") as log:
@@ -269,8 +355,29 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def tail(path: Path, lines: int = 15) -> str:
+# What tail() and note_death() read of a log at most: its end, whatever its size.
+TAIL_BYTES = 64 * 1024
+
+
+def _read_end(path: Path, limit: int) -> bytes:
+    """The last ``limit`` bytes of ``path`` (b"" if there is no such file)."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
+            return f.read(limit)
+    except FileNotFoundError:
+        return b""
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of a log, read from its last TAIL_BYTES only."""
+    try:
+        with open(path, "rb") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES)
+            f.seek(start)
+            data = f.read(TAIL_BYTES)
     except FileNotFoundError:
         return "(no log)"
+    if start > 0:
+        data = data[data.find(b"\n") + 1 :]  # the first line read may be the end of one
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])

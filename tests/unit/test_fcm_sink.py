@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack import fcm_sink
 from devstack.fcm_sink import MAX_BODY, make_server
 from fjordbank.adapters.push import (
     FcmHttpSender,
@@ -32,13 +33,14 @@ TOKEN = "device-token-abcdefghijklmnop-123456"
 class Sink:
     """A sink server on a free port, in a thread; restartable on the same store file."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, **kw) -> None:
         self.store = store
+        self.kw = kw  # e.g. keep=N
         self.server = None
         self.thread = None
 
     def start(self) -> Sink:
-        self.server = make_server("127.0.0.1", 0, self.store)
+        self.server = make_server("127.0.0.1", 0, self.store, **self.kw)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         return self
@@ -308,6 +310,89 @@ def test_delete_clears_and_stays_cleared(sink, sender):
     assert send(FcmHttpSender(PROJECT, sink.url)).ok
     # seq never goes back, so a client polling with since=N misses nothing
     assert [m["seq"] for m in sink.messages()] == [3]
+
+
+# ---------------------------------------------------------------- the newest only
+
+
+def record_pushes(store, n: int, token: str = TOKEN) -> None:
+    for i in range(n):
+        store.record(PROJECT, {"token": token, "data": {"n": str(i)}})
+
+
+def message_lines(path: Path) -> list[dict]:
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e["kind"] == "message"]
+
+
+def test_only_the_newest_messages_are_kept(tmp_path):
+    store = fcm_sink.SinkStore(tmp_path / "sink.jsonl", keep=10)
+    record_pushes(store, 25, token="someone-else-000001")
+    store.record(PROJECT, {"token": TOKEN})  # what a test just caused is always among them
+    assert [r["seq"] for r in store.query(token=TOKEN)] == [26]
+    assert [r["seq"] for r in store.query()] == list(range(17, 27))
+    assert [r["seq"] for r in store.query(since=22)] == [23, 24, 25, 26]
+    assert store.query(since=26) == []
+    # older than the window: they are gone, the reader gets what is kept (and is told so)
+    assert [r["seq"] for r in store.query(since=3)] == list(range(17, 27))
+    assert store.query_window(since=3)[1:] == (17, 26)
+    assert len(store._messages) == 10
+
+
+def test_the_store_file_is_compacted_and_a_restart_goes_on(tmp_path):
+    path = tmp_path / "sink.jsonl"
+    store = fcm_sink.SinkStore(path, keep=10)
+    store.unregister("gone-token-000001")
+    for _ in range(55):
+        record_pushes(store, 1)
+        assert len(message_lines(path)) <= 20  # twice the window at most
+    assert [e["seq"] for e in message_lines(path)][-10:] == list(range(46, 56))
+
+    again = fcm_sink.SinkStore(path, keep=10)
+    assert [r["seq"] for r in again.query()] == list(range(46, 56))
+    assert again.record(PROJECT, {"token": TOKEN})["seq"] == 56  # numbering goes on
+    assert again.is_unregistered("gone-token-000001")  # marks survive a compaction
+    assert again.clear() == 10
+    assert fcm_sink.SinkStore(path, keep=10).record(PROJECT, {"token": TOKEN})["seq"] == 57
+
+
+def test_a_big_store_file_is_read_back_to_the_window_only(tmp_path, monkeypatch):
+    # a store file of before the window: every push since the stack was first started
+    path = tmp_path / "sink.jsonl"
+    lines = [{"kind": "unregister", "token": "gone-token-000001"}]
+    lines += [
+        {"kind": "message", "seq": i, "name": f"projects/{PROJECT}/messages/{i}", "project": PROJECT, "message": {}}
+        for i in range(1, 1001)
+    ]
+    text = "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines)
+    cut = text.index("\n", 5000) + 1
+    path.write_text(text[:cut] + '{"kind":"message","seq":70,"na\n' + text[cut:])  # a torn line long ago
+    parsed = []
+    loads = json.loads
+    monkeypatch.setattr(fcm_sink.json, "loads", lambda s, *a, **kw: parsed.append(1) or loads(s, *a, **kw))
+    store = fcm_sink.SinkStore(path, keep=100)
+    assert len(parsed) < 150  # the newest 100 and the other kinds, not the 900 before them
+    monkeypatch.setattr(fcm_sink.json, "loads", loads)
+    assert [r["seq"] for r in store.query()] == list(range(901, 1001))
+    assert store.is_unregistered("gone-token-000001")
+    assert [e["seq"] for e in message_lines(path)] == list(range(901, 1001))  # compacted at once
+    assert store.record(PROJECT, {"token": TOKEN})["seq"] == 1001
+
+
+def test_a_reader_is_told_what_is_no_longer_kept(tmp_path):
+    sink = Sink(tmp_path / "sink.jsonl", keep=3).start()
+    try:
+        sender = FcmHttpSender(PROJECT, sink.url)
+        for _ in range(5):
+            assert send(sender).ok
+        resp = requests.get(f"{sink.url}/sink/messages", params={"since": 0}, timeout=5)
+        assert [m["seq"] for m in resp.json()] == [3, 4, 5]
+        assert (resp.headers["X-Sink-Oldest-Seq"], resp.headers["X-Sink-Last-Seq"]) == ("3", "5")
+        assert "X-Sink-Oldest-Seq" in resp.headers["Access-Control-Expose-Headers"]  # a browser may read it
+        requests.delete(f"{sink.url}/sink/messages", timeout=5)
+        resp = requests.get(f"{sink.url}/sink/messages", params={"since": 5}, timeout=5)
+        assert resp.json() == [] and (resp.headers["X-Sink-Oldest-Seq"], resp.headers["X-Sink-Last-Seq"]) == ("6", "5")
+    finally:
+        sink.stop()
 
 
 # ---------------------------------------------------------------- HTTP odds and ends

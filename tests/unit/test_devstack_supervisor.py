@@ -1,0 +1,230 @@
+"""The supervisor's logs (devstack.supervisor): read back since the last start in linear
+time, read at their end only for a tail, and kept bounded while their component runs
+without losing what its ready check reads. No process is started: the "running component"
+is this test process's own pid."""
+
+from __future__ import annotations
+
+import os
+import time
+import tracemalloc
+from types import SimpleNamespace
+
+import pytest
+
+from devstack import __main__ as cli
+from devstack import supervisor
+from devstack.stack import Row
+from devstack.supervisor import Component, Supervisor, since_last_start, tail
+
+START = "\n=== 2026-12-06 07:20:40 starting emulators: firebase emulators:start\n"
+READY = "│ ✔  All emulators ready! It is now safe to connect your app. │\n"
+CALL = 'i  functions: Beginning execution of "europe-west1-on_payment_request"\n'
+
+
+def write_log(path, *parts: str, calls: int = 0) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for part in parts:
+            f.write(part)
+        f.write(CALL * calls)
+
+
+# ---- since_last_start ------------------------------------------------------------------------
+def test_since_last_start_is_the_text_from_the_last_marker_on(tmp_path):
+    log = tmp_path / "emulators.log"
+    write_log(log, "an earlier run\n", START.replace("07:20", "06:00"), "old ready\n", START, READY)
+    assert since_last_start(log) == START.lstrip("\n") + READY
+    assert since_last_start(tmp_path / "none.log") == ""
+    write_log(log, "no marker at all\n")
+    assert since_last_start(log) == "no marker at all\n"
+
+
+def test_a_found_dead_marker_counts_as_the_last_start(tmp_path):
+    log = tmp_path / "cards.log"
+    write_log(log, START, READY, "\n=== 2026-12-06 08:00:00 cards found dead: not stopped by the stack\n")
+    assert since_last_start(log).startswith("=== 2026-12-06 08:00:00 cards found dead")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 5, 7, 64])
+def test_a_marker_straddling_chunks_is_found(tmp_path, chunk):
+    log = tmp_path / "emulators.log"
+    write_log(log, "x" * 13, START, READY, calls=3)
+    assert since_last_start(log, chunk=chunk) == START.lstrip("\n") + READY + CALL * 3
+
+
+def test_since_last_start_takes_linear_time(tmp_path):
+    # The marker at the top of a long run, read back in small chunks: each chunk used to
+    # be prepended to everything read so far (4 MB in 1 KB chunks: 8 GB copied, seconds).
+    log = tmp_path / "emulators.log"
+    write_log(log, START, READY, calls=4 * 1024 * 1024 // len(CALL))
+    began = time.perf_counter()
+    text = since_last_start(log, chunk=1024)
+    assert time.perf_counter() - began < 1.0
+    assert text.startswith(START.lstrip("\n") + READY)
+    assert len(text.encode()) == log.stat().st_size - 1
+
+
+# ---- reading the end of a log only ------------------------------------------------------------
+def test_tail_reads_the_end_of_a_big_log_only(tmp_path):
+    log = tmp_path / "emulators.log"
+    write_log(log, START, calls=200_000)  # 14 MB
+    with open(log, "a") as f:
+        f.write("".join(f"line {i}\n" for i in range(20)))
+    tracemalloc.start()
+    try:
+        got = tail(log)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == "\n".join(f"line {i}" for i in range(5, 20))
+    assert peak < 1024 * 1024
+    assert tail(tmp_path / "none.log") == "(no log)"
+    write_log(log, "one\n", "two\n")
+    assert tail(log) == "one\ntwo"
+
+
+def test_a_death_is_noted_once_reading_the_end_of_the_log_only(tmp_path):
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    log = sup.log_file("cards")
+    write_log(log, START, calls=200_000)
+    tracemalloc.start()
+    try:
+        sup.note_death("cards")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024
+    sup.note_death("cards")
+    assert tail(log, 3).count("found dead") == 1
+    sup.note_death("nothing-logged-yet")
+    assert "found dead" in sup.log_file("nothing-logged-yet").read_text()
+
+
+# ---- a running component's log is bounded --------------------------------------------------
+def emulators_ready(log) -> bool:
+    """What the emulators' ready check (devstack.stack) reads of their log."""
+    return "All emulators ready" in since_last_start(log)
+
+
+def test_trim_keeps_the_runs_first_lines_and_cuts_the_rest(tmp_path):
+    log = tmp_path / "emulators.log"
+    write_log(log, "an earlier run\n" * 1000, START, READY, calls=2000)
+    whole = log.read_text()
+    assert supervisor.trim(log, limit=log.stat().st_size) is False  # under the bound: untouched
+    assert supervisor.trim(log, limit=64 * 1024, head=4096) is True
+    assert (tmp_path / "emulators.log.1").read_text() == whole  # everything, for a reader
+    kept = log.read_text()
+    assert len(kept) < 5000 and "an earlier run" not in kept
+    assert kept.startswith(START.lstrip("\n") + READY)
+    assert kept.endswith("are in emulators.log.1 ---\n")
+    assert emulators_ready(log)
+    assert tail(log, 1).startswith("--- ")
+
+
+def test_the_component_goes_on_writing_at_the_new_end(tmp_path):
+    # The child writes its log through the file the supervisor opened in append mode.
+    log = tmp_path / "emulators.log"
+    write_log(log, START, READY)
+    with open(log, "ab") as child:
+        for _ in range(3):
+            child.write(CALL.encode() * 2000)
+            child.flush()
+            assert supervisor.trim(log, limit=64 * 1024, head=4096) is True
+            child.write(b"after the trim\n")
+            child.flush()
+            text = log.read_bytes()
+            assert b"\0" not in text and text.endswith(b" ---\nafter the trim\n")
+            assert emulators_ready(log)  # still, after trim upon trim
+    assert log.stat().st_size < 8192  # the first 4 KB, the note, the last line
+
+
+def test_trim_cuts_the_head_at_a_line_end(tmp_path):
+    log = tmp_path / "emulators.log"
+    write_log(log, START, READY, calls=2000)
+    supervisor.trim(log, limit=1024, head=len(START) + len(READY.encode()) + 10)
+    assert log.read_text().startswith(START.lstrip("\n") + READY + "--- ")
+
+
+@pytest.fixture
+def small_bound(monkeypatch):
+    monkeypatch.setattr(supervisor, "MAX_RUNNING_LOG_BYTES", 64 * 1024, raising=False)
+    monkeypatch.setattr(supervisor, "HEAD_BYTES", 4096, raising=False)
+
+
+def running(sup: Supervisor, name: str) -> Component:
+    """A component that runs (its pid is this process's) and is ready when its log says so."""
+    sup.pid_file(name).write_text(str(os.getpid()))
+    return Component(name=name, address="-", argv=["true"], ready=lambda: emulators_ready(sup.log_file(name)))
+
+
+def test_an_up_that_finds_the_component_running_bounds_its_log(tmp_path, small_bound):
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    comp = running(sup, "emulators")
+    write_log(sup.log_file("emulators"), START, READY, calls=5000)
+    assert sup.start(comp, {}) == (os.getpid(), True)
+    assert sup.log_file("emulators").stat().st_size < 8192
+
+
+class FakeStack:
+    """What `python -m devstack up` and `status` use of devstack.stack.Stack."""
+
+    def __init__(self, sup: Supervisor, comps: list[Component]) -> None:
+        self.sup = sup
+        self.comps = comps
+        self.s = SimpleNamespace(log_dir=sup.log_dir)
+
+    def components(self) -> list[Component]:
+        return self.comps
+
+    def up(self) -> list[Row]:
+        return [Row(c.name, c.address, self.sup.pid(c.name), self.sup.log_file(c.name), "started") for c in self.comps]
+
+    def status(self) -> list[Row]:
+        rows = []
+        for c in self.comps:
+            state = "ready" if c.ready() else "not ready"
+            rows.append(Row(c.name, c.address, self.sup.pid(c.name), self.sup.log_file(c.name), state))
+        return rows
+
+    def deaths(self) -> list[str]:
+        return []
+
+    def down(self) -> list[str]:
+        return []
+
+
+def test_the_watch_loop_of_up_bounds_the_logs(tmp_path, small_bound, monkeypatch):
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    comps = [running(sup, "emulators"), running(sup, "cards")]
+    for comp in comps:
+        write_log(sup.log_file(comp.name), START, READY)
+    passes = []
+
+    def one_second(_s):
+        # the logs grow while the loop waits; at the third pass the emulators are gone
+        passes.append(1)
+        for comp in comps:
+            with open(sup.log_file(comp.name), "a") as f:
+                f.write(CALL * 2000)
+        if len(passes) == 3:
+            sup.pid_file("emulators").unlink()
+
+    monkeypatch.setattr(cli.time, "sleep", one_second)
+    monkeypatch.setattr(cli.signal, "signal", lambda *_a: None)
+    monkeypatch.setattr(cli.web, "walkthrough", lambda _s: "")
+    assert cli.cmd_up(FakeStack(sup, comps), detach=False) == 0
+    assert len(passes) == 3
+    for comp in comps:
+        assert sup.log_file(comp.name).stat().st_size < 64 * 1024 + 2000 * len(CALL)
+    assert emulators_ready(sup.log_file("emulators"))
+
+
+def test_the_status_command_bounds_the_logs_before_reading_them(tmp_path, small_bound, monkeypatch, capsys):
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    comps = [running(sup, "emulators")]
+    write_log(sup.log_file("emulators"), START, READY, calls=5000)
+    monkeypatch.setattr(cli.stack_settings, "load", lambda: None)
+    monkeypatch.setattr(cli, "Stack", lambda _settings, progress: FakeStack(sup, comps))
+    assert cli.main(["status"]) == 0
+    assert "ready" in capsys.readouterr().out
+    assert sup.log_file("emulators").stat().st_size < 8192
