@@ -2,9 +2,9 @@
 on one (fjordbank.service_layer.incoming): ``bankctl held`` on the local stack, and in
 production (with the officer's own credentials, which may write ``clearingReturns``)::
 
-    python -m fjordbank.runtime.held list --project PROJECT
-    python -m fjordbank.runtime.held release PAYMENT_ID --by NAME --note WHY --project PROJECT
-    python -m fjordbank.runtime.held freeze PAYMENT_ID --by NAME --note WHY --project PROJECT
+    python -m fjordbank.runtime.held --project PROJECT list
+    python -m fjordbank.runtime.held --project PROJECT release PAYMENT_ID --by NAME --note WHY
+    python -m fjordbank.runtime.held --project PROJECT freeze PAYMENT_ID --by NAME --note WHY
 
 ``release`` (a false match): the clearing service credits the payment within seconds, as it
 would have been credited (or sends it back when its account is not here). ``freeze`` (a

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,12 @@ async def read_head(reader: asyncio.StreamReader, max_headers: int) -> tuple[str
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def request_path(request: str) -> str:
+    """The path of a request line, without its query ("" when it has none)."""
+    parts = request.split()
+    return parts[1].split("?")[0] if len(parts) >= 2 else ""
 
 
 async def _line(reader: asyncio.StreamReader) -> bytes:
@@ -129,6 +135,7 @@ class ProbeServer:
                 status, ctype, body = "431 Request Header Fields Too Large", "text/plain", b"headers too large\n"
             else:
                 parts = request.split()
+                path = request_path(request)
                 if self.api is not None and parts[:1] == ["POST"]:
                     # the probes' pool is the probes': the API's requests in flight filled it,
                     # and /healthz went unanswered under card load (found in review)
@@ -137,9 +144,8 @@ class ProbeServer:
                     if self.ready():
                         await self.api.handle(reader, writer, head=(request, headers))
                     else:  # before the service is ready its API's handlers have nothing to work with
-                        await self.api.unavailable(reader, writer, headers)
+                        await self.api.unavailable(reader, writer, headers, path)
                     return
-                path = parts[1].split("?")[0] if len(parts) >= 2 else ""
                 status, ctype, body = self._route(path)
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
@@ -189,11 +195,24 @@ REASONS = {
 RETRY_AFTER_SECONDS = 1  # what a 503 tells the caller to wait before it sends the request again
 ApiHandler = Callable[[dict[str, str], bytes], Awaitable[tuple[int, dict[str, Any]]]]
 
+# Every answer of the JSON API, by route and status code. The decisions' own metrics count
+# what a handler decided; a request refused (401), failed (500) or turned away (503) counted
+# nowhere, and the processor declined those purchases in the bank's stead unseen (found in
+# review). The one JSON API the services serve is the card processor's, hence the name.
+# `path` is a route of the server (its key in `routes`), or OTHER_PATH for anything else, so
+# that a caller cannot make a series per path it sends; `status` is the code answered, one
+# of the few the server and its handlers use.
+API_REQUESTS = Counter(
+    "fjb_card_api_requests_total", "Requests the card processor's API answered, by route and status", ["path", "status"]
+)
+OTHER_PATH = "other"
+
 
 @dataclass
 class Exchange:
     """One request a route's handler answered: its path and body, the answer, and how long
-    the handler took (from the body read to the answer)."""
+    the handler took (from the body read to the answer). The path is set as soon as the
+    request names a route, the rest once its handler has answered."""
 
     path: str = ""
     body: bytes = b""
@@ -276,12 +295,18 @@ class JsonApiServer:
         finally:
             await self.stop()
 
+    def count(self, path: str, status: int) -> None:
+        """Count one answer: under its route if ``path`` is one of this server's, else
+        under OTHER_PATH (a caller's paths are not a label's values)."""
+        API_REQUESTS.labels(path if path in self.routes else OTHER_PATH, str(status)).inc()
+
     async def unavailable(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str], path: str = ""
     ) -> None:
         """Answer a request 503 with Retry-After, as a full server does (the processor
         sends it again), its body read first (a socket closed with a body unread is reset,
-        and the caller gets no answer at all)."""
+        and the caller gets no answer at all). ``path``: the request's, for the count."""
+        self.count(path, 503)
         try:
             length = headers.get("content-length", "")
             if re.fullmatch(r"[0-9]{1,7}", length) and int(length) <= MAX_BODY:
@@ -310,6 +335,12 @@ class JsonApiServer:
                 status, body = await self._respond(reader, exchange, head)
             else:
                 status, body = 503, {"error": "busy", "retryable": True}
+                # on the probes' port the head is read already; on a port of its own a
+                # connection turned away is not read, and counts under OTHER_PATH
+                exchange.path = request_path(head[0]) if head is not None else ""
+            # counted when decided, written or not: a caller that hung up still had its
+            # request refused or failed
+            self.count(exchange.path, status)
             writer.write(_json_answer(status, body))
             await asyncio.wait_for(writer.drain(), timeout=HEAD_SECONDS)
             written = True
@@ -360,9 +391,11 @@ class JsonApiServer:
         parts = request.split()
         if len(parts) < 2 or parts[0] != "POST":
             return 404, {"error": "not_found"}
-        handler = self.routes.get(parts[1].split("?")[0])
+        path = request_path(request)
+        handler = self.routes.get(path)
         if handler is None:
             return 404, {"error": "not_found"}
+        exchange.path = path  # counted under its route from here on, whatever the answer
         length = headers.get("content-length", "")
         if not re.fullmatch(r"[0-9]{1,7}", length):
             return 400, {"error": "content_length_required"}
@@ -375,6 +408,6 @@ class JsonApiServer:
         except Exception:
             log.exception("api handler failed", extra={"path": parts[1]})
             return 500, {"error": "internal"}
-        exchange.path, exchange.body, exchange.status, exchange.answer = parts[1].split("?")[0], body, status, answer
+        exchange.body, exchange.status, exchange.answer = body, status, answer
         exchange.seconds = time.monotonic() - started
         return status, answer

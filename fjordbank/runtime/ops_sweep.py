@@ -49,7 +49,10 @@ needs none beyond its single-field stagedAt.
 
 The notifier is the service that sees every payment state, so it runs the sweep; with
 several instances each exports the same values (rules take max). A failed sweep is logged
-and the gauges keep their last values until the next one.
+and the gauges keep their last values until the next one. A gauge kept at its last value
+silences the alerts that read it, so each sweep that read everything (no query failed)
+stamps fjb_ops_sweep_last_success_timestamp_seconds, and FjbOpsSweepStale pages when it is
+old (monitoring/rules/payments.rules.yaml).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,6 +136,12 @@ AUDIT_OK = Gauge(
 AUDIT_RAN = Gauge("fjb_audit_last_run_timestamp_seconds", "Unix time of the last scheduled ledger audit", registry=None)
 AUDIT_PROBLEMS = Gauge("fjb_audit_problems", "Problems the last ledger audit found, by kind", ["kind"], registry=None)
 _AUDIT_GAUGES = (AUDIT_OK, AUDIT_RAN, AUDIT_PROBLEMS)
+# 0 until a sweep has read everything: a notifier whose sweeps all fail says so from its
+# start, and the alert gives a new process its first sweeps (process_start_time_seconds)
+SWEEP_OK = Gauge(
+    "fjb_ops_sweep_last_success_timestamp_seconds",
+    "Unix time of the last ops sweep that read every query and set the gauges (0: none yet)",
+)
 
 
 @dataclass
@@ -151,6 +161,7 @@ class Snapshot:
     rescreen_ok: float | None = 0.0  # Unix time
     last_freeze: float | None = 0.0  # Unix time
     audit: dict[str, Any] | None = None
+    failed: list[str] = field(default_factory=list)  # the reads that failed ("gauge:label"), kept at their values
 
 
 def age(oldest: dt.datetime | None, now: dt.datetime) -> float:
@@ -273,6 +284,7 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         rescreen_ok=_stamp(read[("rescreen_run", "")], "lastOkAt") if ("rescreen_run", "") in read else None,
         last_freeze=_stamp(read[("last_freeze", "")], "frozenAt") if ("last_freeze", "") in read else None,
         audit=summary.to_dict() if summary is not None and summary.exists else None,
+        failed=[f"{gauge}:{label}" if label else gauge for (gauge, label) in results if (gauge, label) not in read],
     )
     # the oldest request in "received" is the oldest publish_pending one
     if "received" in snapshot.open_oldest:
@@ -326,14 +338,21 @@ def _register_audit_gauges() -> None:
         _registered.append(True)
 
 
-def sweeper(db: firestore.AsyncClient, period: float) -> Callable[[asyncio.Event], Awaitable[None]]:
+def sweeper(
+    db: firestore.AsyncClient, period: float, *, clock: Callable[[], float] = time.time
+) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A background task for ConsumerService: sweep now and then every ``period`` seconds
-    until the service stops. A sweep that fails is logged; the next one runs on time."""
+    until the service stops. A sweep that fails is logged; the next one runs on time. A
+    sweep that read everything stamps SWEEP_OK with ``clock()``; one that failed, timed out
+    or left a query out (its gauge kept) does not."""
 
     async def run(stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
-                export(await asyncio.wait_for(take(db), timeout=max(period, 5)))
+                snapshot = await asyncio.wait_for(take(db), timeout=max(period, 5))
+                export(snapshot)
+                if not snapshot.failed:
+                    SWEEP_OK.set(clock())
             except asyncio.CancelledError:
                 raise
             except Exception:

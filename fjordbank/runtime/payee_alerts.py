@@ -3,9 +3,9 @@ every payment to them until compliance decides: fjordbank.domain.payee_screening
 decision on one: ``bankctl payees`` on the local stack, and in production (with the
 officer's own credentials, which may write ``payeeAlerts``)::
 
-    python -m fjordbank.runtime.payee_alerts list [--status open|cleared|confirmed] --project PROJECT
-    python -m fjordbank.runtime.payee_alerts clear KEY --by NAME --note WHY --seen VERSION --project PROJECT
-    python -m fjordbank.runtime.payee_alerts confirm KEY --by NAME --note WHY [--seen VERSION] --project PROJECT
+    python -m fjordbank.runtime.payee_alerts --project PROJECT list [--status open|cleared|confirmed]
+    python -m fjordbank.runtime.payee_alerts --project PROJECT clear KEY --by NAME --note WHY --seen VERSION
+    python -m fjordbank.runtime.payee_alerts --project PROJECT confirm KEY --by NAME --note WHY [--seen VERSION]
 
 ``clear`` (not the listed party, or delisted): payments to the payee under that name pass
 again, until the list says something new of it. ``confirm`` (the listed party): every

@@ -3,9 +3,9 @@ and compliance's decision on one: ``bankctl sanctions`` on the local stack, and 
 (with the officer's own credentials, which may write ``sanctionsAlerts``, ``customers`` and
 ``accounts``)::
 
-    python -m fjordbank.runtime.sanctions_alerts list [--status open|frozen|cleared] --project PROJECT
-    python -m fjordbank.runtime.sanctions_alerts freeze UID --by NAME --note WHY [--seen VERSION] --project PROJECT
-    python -m fjordbank.runtime.sanctions_alerts clear UID --by NAME --note WHY --seen VERSION --project PROJECT
+    python -m fjordbank.runtime.sanctions_alerts --project PROJECT list [--status open|frozen|cleared]
+    python -m fjordbank.runtime.sanctions_alerts --project PROJECT freeze UID --by NAME --note WHY [--seen VERSION]
+    python -m fjordbank.runtime.sanctions_alerts --project PROJECT clear UID --by NAME --note WHY --seen VERSION
 
 ``freeze`` (it is the listed person): every open account of the customer's is frozen now.
 ``clear`` (not the listed person, or delisted): the accounts the alert froze open again.

@@ -327,7 +327,11 @@ PIPELINE = Dashboard(
                 ),
             ),
             unit="percentunit",
-            description="NatsJetStreamStoreAlmostFull fires over 80 %.",
+            description=(
+                "The stream budgets alone are 80 %. NatsJetStreamStoreAlmostFull fires when the store, "
+                "with every stream at its budget, would be over 90 %; one stream at its own budget is "
+                "NatsStreamNearBudget's."
+            ),
         ),
         Panel(
             "Service memory (resident)",

@@ -2,7 +2,7 @@
 catalogue and the rules): the label values a query matches on, checked against the
 catalogue's `label_values`; promtool's parser on a batch of bare PromQL queries; the
 dashboards' queries; the `bankctl` command lines of a markdown file, parsed by bankctl's own
-argparse parser.
+argparse parser, and its `python -m MODULE ...` command lines, parsed by each module's.
 
 Each check returns what is wrong as a list of sentences, so a test asserts the list is
 empty and its companion test shows the same function finding a planted fault.
@@ -10,7 +10,10 @@ empty and its companion test shows the same function finding a planted fault.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import importlib
+import importlib.util
 import io
 import json
 import re
@@ -144,6 +147,9 @@ PLACEHOLDERS = {
     "PAYEE_KEY": "0" * 32,
     "NAME": "Hansen Rør AS",
     "VERSION": "2026-12-05T10:00:00.123456+00:00",
+    "PROJECT": "fjordbank-prod",
+    "UID": "u" + "0" * 27,
+    "SERVICE": "ledger",
 }
 _PLACEHOLDER = re.compile(r"[A-Z][A-Z_]+")
 
@@ -189,3 +195,89 @@ def bankctl_problems(line: str) -> list[str]:
         if exc.code not in (0, None):  # 0: --help
             return [f"{line}: bankctl refuses it (exit {exc.code}): {err.getvalue().strip()}"]
     return []
+
+
+# ---- `python -m MODULE ...` command lines in markdown -----------------------------------
+# a module run with -m, and what follows it up to the end of the command (a shell operator)
+_PYTHON_M = re.compile(r"(?:^|[\s/])python3?\s+-m\s+([A-Za-z_][\w.]*)([^|;&<>]*)")
+# bankctl has its own check (bankctl_lines), with the local stack's placeholders
+_OWN_CHECK = {"bankctl"}
+
+
+def code_spans(markdown: str) -> Iterator[str]:
+    """Like `code_texts`, but an inline code span may run over a line break (as Markdown
+    reads it: the break is a space), so a command wrapped in the middle is still seen."""
+    for block in _FENCE.finditer(markdown):
+        yield from block.group(1).splitlines()
+    for span in re.findall(r"`([^`]+)`", _FENCE.sub("", markdown)):
+        yield " ".join(span.split())
+
+
+def python_m_lines(text: str) -> list[str]:
+    """Every `python -m MODULE ...` command line in the markdown's code, as ``MODULE
+    ARGS...`` (the environment or interpreter path before it dropped). bankctl's are
+    `bankctl_lines`'."""
+    out = []
+    for code in code_spans(text):
+        for m in _PYTHON_M.finditer(code):
+            if m.group(1) not in _OWN_CHECK:
+                out.append(f"{m.group(1)}{m.group(2).rstrip()}")
+    return out
+
+
+class _Parsed(Exception):
+    """Raised by the patched parse_args once the command line parsed: main() runs no further."""
+
+
+def _entry_module(name: str) -> object:
+    """What `python -m NAME` runs: the module, or a package's __main__."""
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ModuleNotFoundError(name)
+    return importlib.import_module(f"{name}.__main__" if spec.submodule_search_locations is not None else name)
+
+
+def python_m_problems(line: str) -> list[str]:
+    """Parse one ``MODULE ARGS...`` line (from `python_m_lines`) with the module's own
+    argparse parser: its ``main(argv)`` is called with ArgumentParser.parse_args made to stop
+    it right after a successful parse, so nothing runs (no connection, no Firestore).
+    Placeholders in capitals are PLACEHOLDERS'."""
+    try:
+        module_name, *words = shlex.split(line, comments=True)
+    except ValueError as exc:
+        return [f"python -m {line}: {exc}"]
+    argv = []
+    for word in words:
+        if _PLACEHOLDER.fullmatch(word):
+            if word not in PLACEHOLDERS:
+                return [f"python -m {line}: unknown placeholder {word} (known: {sorted(PLACEHOLDERS)})"]
+            word = PLACEHOLDERS[word]
+        argv.append(word)
+    try:
+        module = _entry_module(module_name)
+    except ImportError as exc:
+        return [f"python -m {line}: no module {module_name} ({exc})"]
+    main = getattr(module, "main", None)
+    if not callable(main):
+        return [f"python -m {line}: {module_name} has no main() to parse its command line with"]
+
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self: argparse.ArgumentParser, args: object = None, namespace: object = None) -> None:
+        original(self, args, namespace)  # type: ignore[call-overload]
+        raise _Parsed()
+
+    err = io.StringIO()
+    try:
+        argparse.ArgumentParser.parse_args = parse_then_stop  # type: ignore[assignment, method-assign]
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            main(argv)
+    except _Parsed:
+        return []
+    except SystemExit as exc:
+        if exc.code in (0, None):  # --help
+            return []
+        return [f"python -m {line}: {module_name} refuses it (exit {exc.code}): {err.getvalue().strip()}"]
+    finally:
+        argparse.ArgumentParser.parse_args = original  # type: ignore[method-assign]
+    return [f"python -m {line}: {module_name}'s main() returned without parsing a command line"]

@@ -200,6 +200,7 @@ def test_after_a_payment_and_a_card_authorisation_the_series_the_rules_use_have_
         ("notifier", "fjb_firestore_transaction_attempts_total", {"operation": "notifier_project"}),
         ("cards", "fjb_card_decisions_total", {"decision": "approved", "reason": "none"}),
         ("cards", "fjb_card_decision_seconds_bucket", {"le": "0.5"}),
+        ("cards", "fjb_card_api_requests_total", {"path": "/v1/authorizations", "status": "200"}),
         ("cards", "fjb_firestore_transaction_attempts_total", {"operation": "cards_authorize", "result": "committed"}),
         ("notifier", "fjb_payments_open_oldest_age_seconds", {"state": "approved"}),
         ("notifier", "fjb_outbox_pending", {"kind": "publish_pending"}),
@@ -207,6 +208,7 @@ def test_after_a_payment_and_a_card_authorisation_the_series_the_rules_use_have_
         ("notifier", "fjb_audit_last_success", {}),
         ("notifier", "fjb_audit_last_run_timestamp_seconds", {}),
         ("notifier", "fjb_audit_problems", {"kind": "conservation"}),
+        ("notifier", "fjb_ops_sweep_last_success_timestamp_seconds", {}),
     ]
     missing = [f"{service}: {name}{labels}" for service, name, labels in expected if not has(service, name, **labels)]
     assert missing == []

@@ -9,7 +9,10 @@ tests (*.test.yaml).
   rules, and alert expressions name no recording rule (Cloud Monitoring alert policies
   are built from them and evaluate them on their own); label values in matchers, and in
   the unit tests' input series, are ones the catalogue lists (or a topology consumer);
-- the service jobs and the ack-pending threshold in the rules follow fjordbank.topology.
+- the service jobs and the ack-pending threshold in the rules follow fjordbank.topology; the
+  streams' budgets in the NATS rules are STREAM_BUDGETS (fjordbank/adapters/jetstream_setup.py),
+  the partition count is topology.PAYMENT_PARTITIONS, and the streams a durable is watched on
+  are the topology consumers'.
 
 Companion tests show promtool reporting a broken rules file and an expected alert that
 does not fire, and the catalogue check reporting an unknown metric or label.
@@ -26,6 +29,7 @@ import pytest
 import yaml
 
 from fjordbank import topology
+from fjordbank.adapters.jetstream_setup import STREAM_BUDGETS
 from tests.monitoring import catalogue as mon
 from tests.monitoring import queries as qs
 
@@ -248,3 +252,98 @@ def test_the_ack_pending_threshold_is_80_percent_of_every_consumers_max_ack_pend
     (rule,) = [a for a in alerts_of(mon.RULES / "pipeline.rules.yaml") if a["alert"] == "FjbConsumerAckPendingHigh"]
     threshold = float(re.search(r"\)\s*>\s*([0-9.]+)\s*$", rule["expr"].strip()).group(1))
     assert {c.max_ack_pending for c in topology.CONSUMERS} == {threshold / 0.8}
+
+
+# ---- the NATS rules follow the streams' budgets and the topology ------------------------
+LIVE_LIMIT = "max by (stream_name) (nats_stream_limit_bytes > 0)"
+_BUDGET = re.compile(r'label_replace\(vector\((\d+)\), "stream_name", "([^"]+)", "", ""\)')
+_STREAMS = re.compile(r'stream_name=~"([^"]*)"')
+
+
+def alert(path_name: str, name: str) -> dict:
+    (rule,) = [a for a in alerts_of(mon.RULES / path_name) if a["alert"] == name]
+    return rule
+
+
+def budget_problems(expr: str, budgets: dict[str, int]) -> list[str]:
+    """Each budget an expression writes out (after the live limit, `LIVE_LIMIT or
+    label_replace(vector(BYTES), "stream_name", STREAM, ...) or ...`) against ``budgets``:
+    a stream missing, one too many, or a number that differs."""
+    blocks = expr.split(LIVE_LIMIT)[1:]
+    if not blocks:
+        return ["no budget in the expression"]
+    problems = []
+    for n, block in enumerate(blocks, 1):
+        written = {stream: int(number) for number, stream in _BUDGET.findall(_limit_block(block))}
+        for stream in sorted(budgets.keys() - written.keys()):
+            problems.append(f"budget {n}: no {stream} (STREAM_BUDGETS has {budgets[stream]})")
+        for stream in sorted(written.keys() - budgets.keys()):
+            problems.append(f"budget {n}: {stream} is no stream of STREAM_BUDGETS")
+        for stream in sorted(written.keys() & budgets.keys()):
+            if written[stream] != budgets[stream]:
+                problems.append(f"budget {n}: {stream} is {written[stream]}, STREAM_BUDGETS says {budgets[stream]}")
+    return problems
+
+
+def _limit_block(after_live_limit: str) -> str:
+    """The `or label_replace(...)` lines that follow the live limit, up to the bracket that
+    closes the group they are in."""
+    depth, out = 0, []
+    for char in after_live_limit:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                break
+            depth -= 1
+        out.append(char)
+    return "".join(out)
+
+
+@pytest.mark.parametrize("name", ["NatsStreamNearBudget", "NatsStreamFullWithin24h"])
+def test_the_stream_budget_rules_hold_the_budgets_of_stream_budgets(name):
+    """Where the exporter reports no limit the rules compare with the repository's budgets,
+    written out in PromQL: changed in STREAM_BUDGETS and not here, a stream would be alerted
+    at the old number (or never). The expected lines, to copy in: one per stream,
+    `or label_replace(vector(BYTES), "stream_name", "STREAM", "", "")`."""
+    expr = alert("nats.rules.yaml", name)["expr"]
+    assert budget_problems(expr, STREAM_BUDGETS) == []
+    assert expr.count(LIVE_LIMIT) == (2 if name == "NatsStreamFullWithin24h" else 1)
+
+
+def test_the_store_alert_counts_the_sum_of_the_budgets_and_their_streams():
+    """NatsJetStreamStoreAlmostFull: the store holds the budgets (their sum, in bytes) plus
+    what the budgeted streams do not (the store less those streams' bytes)."""
+    expr = alert("nats.rules.yaml", "NatsJetStreamStoreAlmostFull")["expr"]
+    (streams,) = _STREAMS.findall(expr)
+    assert set(streams.split("|")) == set(STREAM_BUDGETS)
+    assert re.search(rf"\+\s*{sum(STREAM_BUDGETS.values())}\s*\)", expr), f"the sum is {sum(STREAM_BUDGETS.values())}"
+
+
+def test_a_budget_that_differs_from_stream_budgets_is_reported():
+    expr = alert("nats.rules.yaml", "NatsStreamNearBudget")["expr"]
+    drifted = {**STREAM_BUDGETS, "PAYMENTS": STREAM_BUDGETS["PAYMENTS"] + 1, "AUDIT": 1}
+    del drifted["DLQ"]
+    assert budget_problems(expr, drifted) == [
+        "budget 1: no AUDIT (STREAM_BUDGETS has 1)",
+        "budget 1: DLQ is no stream of STREAM_BUDGETS",
+        f"budget 1: PAYMENTS is {STREAM_BUDGETS['PAYMENTS']}, STREAM_BUDGETS says {STREAM_BUDGETS['PAYMENTS'] + 1}",
+    ]
+    assert budget_problems("max by (stream_name) (nats_stream_total_bytes) > 0", STREAM_BUDGETS) == [
+        "no budget in the expression"
+    ]
+
+
+def test_a_stalled_durable_is_watched_on_the_streams_of_the_topologys_consumers():
+    expr = alert("nats.rules.yaml", "NatsConsumerPartitionStalled")["expr"]
+    found = _STREAMS.findall(expr)
+    assert len(found) == 2
+    assert all(set(streams.split("|")) == {c.stream for c in topology.CONSUMERS} for streams in found)
+
+
+def test_the_unowned_partitions_threshold_is_the_topologys_partition_count():
+    rule = alert("pipeline.rules.yaml", "FjbPartitionsUnowned")
+    threshold = int(re.search(r"<\s*(\d+)\s*$", rule["expr"].strip()).group(1))
+    assert threshold == topology.PAYMENT_PARTITIONS
+    assert f"of {topology.PAYMENT_PARTITIONS} payment partitions" in rule["annotations"]["summary"]
+    assert f"the {topology.PAYMENT_PARTITIONS} payment partitions" in rule["annotations"]["description"]

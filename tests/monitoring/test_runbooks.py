@@ -6,7 +6,11 @@
   diagnose, mend, verify);
 - every `bankctl ...` command line in a runbook parses with bankctl's real argparse parser
   (bankctl/__main__.py build_parser; nothing runs), so no runbook names a command, an option
-  or a job that does not exist;
+  or a job that does not exist; likewise every `python -m MODULE ...` line (the production
+  tools: dead letters, held payments, sanctions and payee alerts, the JetStream set-up,
+  devstack) with its module's own parser, in the runbooks and in the alerts' annotations;
+- no alert's annotation names bankctl: it reaches the local stack only (README, "Tools and
+  where they reach"), and whoever is paged works on production;
 - the mends issue 16 names are in the runbooks that need them (DLQ replay, outbox relay,
   publish-pending requests, the audit, a payment's trace).
 
@@ -80,6 +84,31 @@ def test_every_bankctl_command_in_a_runbook_parses(path):
     assert problems == []
 
 
+@pytest.mark.parametrize("path", [*RUNBOOK_FILES, qs.RUNBOOKS / "README.md"], ids=lambda p: p.stem)
+def test_every_python_m_command_in_a_runbook_parses(path):
+    """`dead_letters replay SEQ` without --by and --note, and the officers' tools with
+    --project after their subcommand, were refused by the very tools they named (found in
+    review): each line now goes through its module's own parser."""
+    problems = [p for line in qs.python_m_lines(path.read_text()) for p in qs.python_m_problems(line)]
+    assert problems == []
+
+
+def test_the_alerts_point_at_production_commands_that_parse():
+    """An annotation is read by whoever is paged, in production: bankctl reaches the local
+    stack only; the runbooks' production commands do."""
+    problems = []
+    for name, rule in sorted(ALERTS.items()):
+        for key, text in (rule.get("annotations") or {}).items():
+            if re.search(r"\bbankctl\b", text):
+                problems.append(f"{name}: its {key} names bankctl (the local stack's tool)")
+            problems += [f"{name}: {p}" for line in qs.python_m_lines(text) for p in qs.python_m_problems(line)]
+    assert problems == []
+    replay = "fjordbank.runtime.dead_letters replay SEQ --by OFFICER --note REASON"
+    for name in ("FjbMessageDeadLettered", "NatsDeadLetterStreamGrowing"):
+        assert replay in qs.python_m_lines(ALERTS[name]["annotations"]["description"]), name
+        assert replay in qs.python_m_lines((qs.RUNBOOKS / f"{name}.md").read_text()), name
+
+
 def test_the_runbooks_use_bankctl_and_the_mends_issue_16_names():
     lines = {p.stem: qs.bankctl_lines(p.read_text()) for p in RUNBOOK_FILES}
     assert sum(map(len, lines.values())) >= 40, "the runbooks hardly use bankctl"
@@ -106,7 +135,12 @@ def test_the_runbooks_use_bankctl_and_the_mends_issue_16_names():
     for name in ("FjbConsumerStalled", "FjbConsumerBacklogGrowing", "FjbPaymentNotFinal"):
         text = (qs.RUNBOOKS / f"{name}.md").read_text()
         assert "-p" in text and "issue #14" not in text, name
-    assert "partition-owners" in (qs.RUNBOOKS / "FjbConsumerStalled.md").read_text()
+    # a partition's lease is keyed by the service's NATS user (ownership.Ownership.key), not
+    # the consumer's name: insights.p3 for insights-payments-p3
+    for name in ("FjbConsumerStalled", "NatsConsumerPartitionStalled"):
+        text = (qs.RUNBOOKS / f"{name}.md").read_text()
+        assert "kv get partition-owners SERVICE.pN" in text and "partition-owners CONSUMER" not in text, name
+        assert "insights.p3" in text, name
 
 
 # ---- the checks find what is wrong ------------------------------------------------------
@@ -133,3 +167,33 @@ def test_a_bankctl_line_that_bankctl_refuses_is_reported():
     assert "required" in problems["bankctl dlq replay"][0]
     assert "invalid choice: 'relay-outboxes'" in problems["bankctl jobs run relay-outboxes"][0]
     assert "unknown placeholder PAYMENT" in problems["bankctl trace PAYMENT"][0]
+
+
+def test_a_python_m_line_its_module_refuses_is_reported():
+    markdown = (
+        "In production: `FJB_NATS_USER=admin python -m fjordbank.runtime.dead_letters replay SEQ`, or\n"
+        "`.venv/bin/python -m fjordbank.runtime.held list --project PROJECT`, then `python -m\n"
+        "fjordbank.runtime.held --project PROJECT list`.\n"
+        "```\npython3 -m fjordbank.adapters.jetstream_setup --check --dry | tee out\n"
+        "python -m fjordbank.nowhere --x\npython -m bankctl audit\n```\n"
+        "`python -m fjordbank.runtime.dead_letters replay SEQ --by OFFICER --note REASON --when NOW`\n"
+    )
+    lines = qs.python_m_lines(markdown)
+    assert lines == [
+        "fjordbank.adapters.jetstream_setup --check --dry",
+        "fjordbank.nowhere --x",
+        "fjordbank.runtime.dead_letters replay SEQ",
+        "fjordbank.runtime.held list --project PROJECT",
+        "fjordbank.runtime.held --project PROJECT list",
+        "fjordbank.runtime.dead_letters replay SEQ --by OFFICER --note REASON --when NOW",
+    ]  # bankctl's line is bankctl_lines'
+    problems = {line: qs.python_m_problems(line) for line in lines}
+    assert problems["fjordbank.runtime.held --project PROJECT list"] == []
+    assert "required: --by, --note" in problems["fjordbank.runtime.dead_letters replay SEQ"][0]
+    assert "required: --project" in problems["fjordbank.runtime.held list --project PROJECT"][0]
+    assert "unrecognized arguments: --dry" in problems["fjordbank.adapters.jetstream_setup --check --dry"][0]
+    assert "no module fjordbank.nowhere" in problems["fjordbank.nowhere --x"][0]
+    assert "unknown placeholder NOW" in problems[lines[-1]][0]
+    assert qs.python_m_problems("fjordbank.topology --x") == [
+        "python -m fjordbank.topology --x: fjordbank.topology has no main() to parse its command line with"
+    ]

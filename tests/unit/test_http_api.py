@@ -1,11 +1,13 @@
 """The partner API server answers malformed requests with a 4xx, never a dropped connection
-or a 5xx, before any handler (or signature check) runs."""
+or a 5xx, before any handler (or signature check) runs; and it counts every answer by route
+and status (fjb_card_api_requests_total), the ones no handler decided included."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
 from fjordbank.runtime import http
 from fjordbank.runtime.http import JsonApiServer
@@ -308,3 +310,72 @@ async def test_on_the_shared_port_the_api_waits_for_readiness_and_never_starves_
         release.set()
         await api.stop()
         await probes.stop()
+
+
+# ---- fjb_card_api_requests_total ------------------------------------------------------------
+def _answered(path: str, status: str) -> float:
+    """How many answers the API counted under ``path`` and ``status`` (the counter is the
+    process's: tests compare before and after)."""
+    return REGISTRY.get_sample_value("fjb_card_api_requests_total", {"path": path, "status": status}) or 0.0
+
+
+async def test_every_answer_is_counted_by_route_and_status_failures_included():
+    """Only decisions were counted (fjb_card_decisions_total): a request the API refused or
+    failed on counted nowhere (found in review). Paths that are no route are counted as
+    "other", so a caller cannot make a series per path it sends."""
+
+    async def failing(headers, body):
+        raise RuntimeError("the vault is away")
+
+    async def refusing(headers, body):
+        return 401, {"error": "bad_signature"}
+
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": _ok, "/v1/fail": failing, "/v1/signed": refusing})
+    await server.start()
+    cases = [
+        (b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "/v1/x", "200"),
+        (b"POST /v1/x?ref=42 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "/v1/x", "200"),
+        (b"POST /v1/x HTTP/1.1\r\nContent-Length: 70000\r\n\r\n", "/v1/x", "413"),
+        (b"POST /v1/fail HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "/v1/fail", "500"),
+        (b"POST /v1/signed HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "/v1/signed", "401"),
+        (b"POST /v1/x/4111111111111111 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "other", "404"),
+        (b"GET /v1/x HTTP/1.1\r\n\r\n", "other", "404"),
+    ]
+    expected: dict[tuple[str, str], float] = {}
+    for _raw, path, status in cases:
+        expected[(path, status)] = expected.get((path, status), _answered(path, status)) + 1
+    try:
+        for raw, _path, status in cases:
+            assert (await _ask(server, raw)).split(b" ", 2)[1] == status.encode()
+    finally:
+        await server.stop()
+    assert {key: _answered(*key) for key in expected} == expected
+    assert (
+        REGISTRY.get_sample_value("fjb_card_api_requests_total", {"path": "/v1/x/4111111111111111", "status": "404"})
+        is None
+    )
+
+
+async def test_requests_turned_away_are_counted_under_their_route():
+    """A 503 before the service is ready, after the API stopped, or with every connection
+    taken is an answer the processor got: on the probes' port, counted under its route."""
+    api = JsonApiServer("127.0.0.1", None, {"/v1/x": _ok})
+    ready = {"now": False}
+    probes = http.ProbeServer(0, live=lambda: True, ready=lambda: ready["now"], api=api)
+    probes._server = await asyncio.start_server(probes._handle, "127.0.0.1", 0, limit=http.MAX_HEAD_BYTES)
+    post = b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+    before = _answered("/v1/x", "503"), _answered("other", "503"), _answered("/v1/x", "200")
+    try:
+        assert (await _ask(probes, post)).startswith(b"HTTP/1.1 503")  # not ready yet
+        assert (await _ask(probes, b"POST /nowhere HTTP/1.1\r\nContent-Length: 0\r\n\r\n")).startswith(b"HTTP/1.1 503")
+        ready["now"] = True
+        assert (await _ask(probes, post)).startswith(b"HTTP/1.1 200")
+        await api.stop()
+        assert (await _ask(probes, post)).startswith(b"HTTP/1.1 503")  # stopping: refused
+    finally:
+        await probes.stop()
+    assert (_answered("/v1/x", "503"), _answered("other", "503"), _answered("/v1/x", "200")) == (
+        before[0] + 2,
+        before[1] + 1,
+        before[2] + 1,
+    )

@@ -1,6 +1,7 @@
 """The notifier's ops sweep (fjordbank/runtime/ops_sweep.py) without Firestore: what it
 exports from one sweep's readings, the audit gauges appearing only once an audit ran, a
-failing sweep that never stops the loop, and the indexes its ordered queries need.
+failing sweep that never stops the loop, the success stamp only a sweep that read everything
+sets, and the indexes its ordered queries need.
 (tests/integration/test_ops_sweep.py reads the emulator.)"""
 
 from __future__ import annotations
@@ -105,6 +106,71 @@ def test_a_failing_sweep_is_logged_and_the_next_one_runs(monkeypatch, caplog):
         asyncio.run(asyncio.wait_for(ops_sweep.sweeper("db", period=0.01)(stopping), timeout=5))
     assert calls == ["db", "db"]
     assert "ops sweep failed" in caplog.text
+
+
+def test_only_a_sweep_that_read_everything_stamps_its_success(monkeypatch):
+    """A failing sweep left every gauge at its last value and the alerts on them quiet, with
+    nothing to say so (found in review): the stamp moves on only when a sweep read every
+    query, so FjbOpsSweepStale sees a sweep that fails, times out or leaves a query out."""
+    outcomes = iter(
+        [
+            ops_sweep.Snapshot(),  # read everything: stamped at 100
+            RuntimeError("firestore away"),  # failed: kept
+            ops_sweep.Snapshot(failed=["oldest:releases"]),  # one query left out: kept
+            ops_sweep.Snapshot(),  # everything again: stamped at 400
+        ]
+    )
+    # the clock is read for a stamp only: the first sweep's and the last one's
+    clock = iter([100.0, 400.0])
+    stamps: list[float | None] = []
+    stopping = asyncio.Event()
+
+    async def take(db, *, now=None):
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def export(snapshot):
+        stamps.append(value("fjb_ops_sweep_last_success_timestamp_seconds"))  # before this sweep's stamp
+
+    def tick() -> float:
+        now = next(clock)
+        if now == 400.0:
+            stopping.set()
+        return now
+
+    monkeypatch.setattr(ops_sweep, "take", take)
+    monkeypatch.setattr(ops_sweep, "export", export)
+    ops_sweep.SWEEP_OK.set(0)
+    sweep = ops_sweep.sweeper("db", period=0.01, clock=tick)
+    asyncio.run(asyncio.wait_for(sweep(stopping), timeout=5))
+    assert stamps == [0.0, 100.0, 100.0]  # seen by the 1st, 3rd and 4th sweeps' export
+    assert value("fjb_ops_sweep_last_success_timestamp_seconds") == 400.0
+
+
+def test_a_query_that_fails_is_named_in_the_snapshot(monkeypatch):
+    from unittest.mock import AsyncMock, MagicMock
+
+    async def count(query) -> int:
+        return 0
+
+    async def oldest(query, time_field: str):
+        if time_field == "raisedAt":
+            raise RuntimeError("DEADLINE_EXCEEDED")
+        return None
+
+    async def newest(query, time_field: str):
+        return None
+
+    monkeypatch.setattr(ops_sweep, "_count", count)
+    monkeypatch.setattr(ops_sweep, "_oldest", oldest)
+    monkeypatch.setattr(ops_sweep, "_newest", newest)
+    db = MagicMock()
+    db.collection.return_value.document.return_value.get = AsyncMock(return_value=MagicMock(exists=False))
+    snapshot = asyncio.run(ops_sweep.take(db, now=NOW))
+    assert sorted(snapshot.failed) == ["alert_oldest", "payee_alert_oldest"]
+    assert ops_sweep.Snapshot().failed == []
 
 
 def test_the_sweeps_ordered_queries_have_their_composite_indexes():
