@@ -25,7 +25,7 @@ from fjordbank.adapters import app_check
 from fjordbank.adapters.documents import FirestoreDocuments
 from fjordbank.adapters.firestore import EDGE_CALL_DEADLINE_S, is_transient, request_path, sync_client
 from fjordbank.adapters.publisher import SyncPublisher
-from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
+from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC, TopicPublisher
 from fjordbank.adapters.push import sender_from_config
 from fjordbank.adapters.sessions import FirebaseSessions
 from fjordbank.config import functions_deploy_options, load_settings
@@ -114,6 +114,16 @@ def deps() -> tuple:
             _deps["job_docs"] = FirestoreDocuments(sync_client(settings.project_id))
             _deps["job_collaborators"] = seams.bound(_deps["job_docs"], _deps["publisher"])
         return _deps["db"], _deps["publisher"], _deps["settings"]
+
+
+def jobs_topic() -> TopicPublisher:
+    """The scheduled jobs' topic, for a run that hands the rest on (scheduled.continuation)."""
+    deps()
+    with _lock:
+        if "jobs_topic" not in _deps:
+            _deps["jobs_topic"] = TopicPublisher(_deps["settings"].project_id, JOBS_TOPIC)
+        topic: TopicPublisher = _deps["jobs_topic"]
+    return topic
 
 
 def docs() -> FirestoreDocuments:
@@ -319,6 +329,16 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
         log.exception("scheduled job failed", extra={"job": job, "run": run})
         raise
     log.info("scheduled job done", extra={"job": job, "run": run, "result": result})
+    follow = scheduled.continuation(job, result, scoped=bool(overrides))
+    if follow is not None:
+        try:
+            continued = jobs_topic().publish_json_now(follow)
+        except Exception:  # noqa: BLE001 - the next scheduled run takes the rest, as before
+            log.warning(
+                "the next run could not be queued; the next scheduled one goes on", extra={"job": job, "run": run}
+            )
+        else:
+            log.info("the rest goes on in the next run at once", extra={"job": job, "run": run, "next": continued})
 
 
 # ---- calibration (the Functions emulator only) ---------------------------------------------

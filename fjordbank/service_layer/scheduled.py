@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -62,6 +63,7 @@ from fjordbank.domain.payments import PaymentEvent, PaymentRejected, PaymentRequ
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.errors import ConfigError, PublishError
 from fjordbank.service_layer import audit, edge, outbox, request_status, rescreening, seams, standing_orders
+from fjordbank.service_layer.lanes import in_lanes
 from fjordbank.service_layer.ports import (
     Clock,
     Doc,
@@ -101,6 +103,12 @@ MAX_UNPUBLISHED_IN_A_ROW = 3
 # that could not be covered were decided again at every run) never reached the standing
 # orders (found in review, 2026-12-06; edge.MAX_SCHEDULED bounds each customer's).
 REQUESTS_BUDGET_SECONDS = 240.0
+# Due payments (and standing orders) a run works on at a time, each payer's in order on one
+# lane (fjordbank/service_layer/lanes.py): one at a time, a run's 240 s paid a few thousand,
+# against the payday's 1.44 million scheduled (docs/capacity.md, section 2). The work is
+# waiting on round trips (five per payment), so the lanes are many: `python -m bench.due`
+# with 8 ms a round trip gave 20 payments/s on one lane, 121 on 16 and 398 on 64.
+LANES = 64
 REPUBLISHED = request_status.REPUBLISHED  # on the request: {"count", "at"} of its publishes again
 
 
@@ -128,17 +136,27 @@ def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[st
 
 def due_requests(docs: Documents, now: dt.datetime, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:
     """The scheduled requests due by today (in Norway at ``now``), then those whose publish
-    failed, then those "requested" for longer than STUCK. Each query runs once the one
-    before's requests are handled (a submit that fails to publish leaves its request
+    failed, then those "requested" for longer than STUCK (`due_queries`, one after the other)."""
+    for query in due_queries(docs, now, limit, uids):
+        yield from query
+
+
+def due_queries(
+    docs: Documents, now: dt.datetime, limit: int, uids: tuple[str, ...] | None = None
+) -> list[Iterator[Doc]]:
+    """The three queries of `due_requests`, each read lazily. The job runs each once the
+    one before's requests are handled (a submit that fails to publish leaves its request
     "received": this run tries it once more, as it always has)."""
     today = today_in_norway(now)
     scope = [Where("payment.uid", "in", list(uids))] if uids else []  # a scoped run (emulator only, job_overrides)
     due = [Where("status", "==", "scheduled"), Where("payment.due_date", "<=", today.isoformat())]
-    if is_banking_day(today):  # else what fell due waits for the next banking day
-        yield from pages(docs, PAYMENT_REQUESTS, [*scope, *due], limit)  # paged: a waiting one stays due
-    yield from pages(docs, PAYMENT_REQUESTS, [*scope, Where("status", "==", "received")], limit)
     stuck = [Where("status", "==", "requested"), Where("updatedAt", "<=", now - STUCK)]
-    yield from pages(docs, PAYMENT_REQUESTS, [*scope, *stuck], limit)
+    return [
+        # else what fell due waits for the next banking day; paged: a waiting one stays due
+        *([pages(docs, PAYMENT_REQUESTS, [*scope, *due], limit)] if is_banking_day(today) else []),
+        pages(docs, PAYMENT_REQUESTS, [*scope, Where("status", "==", "received")], limit),
+        pages(docs, PAYMENT_REQUESTS, [*scope, *stuck], limit),
+    ]
 
 
 def submit_due_payments(
@@ -152,6 +170,7 @@ def submit_due_payments(
     uids: tuple[str, ...] | None = None,
     budget_seconds: float = REQUESTS_BUDGET_SECONDS,
     monotonic: Callable[[], float] = time.monotonic,
+    lanes: int = LANES,
 ) -> dict[str, Any]:
     """Scheduled payments whose due date has come, then the standing orders' due dates
     (the requests for ``budget_seconds`` at most: the rest are deferred to the next run).
@@ -166,24 +185,43 @@ def submit_due_payments(
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}
     unpublished_in_a_row = 0
+    counting = threading.Lock()
+    nats_away = threading.Event()
     funds = RunFunds(docs)  # shared with the standing orders' run below
     until = monotonic() + budget_seconds
-    for request in due_requests(docs, now, limit, uids):
-        if monotonic() > until:
-            counts["deferred"] = 1  # at least: the requests not looked at are not counted
-            log.warning("due payments: this run's time for them is spent, the rest wait for the next", extra=counts)
-            break
+
+    def one(request: Doc) -> None:
+        nonlocal unpublished_in_a_row
         outcome = _submit_due(docs, publisher, submit, request, today, now, funds, bank_regs)
-        counts[outcome] += 1
-        unpublished_in_a_row = unpublished_in_a_row + 1 if outcome == "unpublished" else 0
-        if unpublished_in_a_row >= MAX_UNPUBLISHED_IN_A_ROW:
-            log.warning("NATS does not take the due payments: the rest wait for the next run", extra=counts)
+        with counting:
+            counts[outcome] += 1
+            unpublished_in_a_row = unpublished_in_a_row + 1 if outcome == "unpublished" else 0
+            if unpublished_in_a_row >= MAX_UNPUBLISHED_IN_A_ROW and not nats_away.is_set():
+                log.warning("NATS does not take the due payments: the rest wait for the next run", extra=counts)
+                nats_away.set()
+
+    deferred = False
+    for query in due_queries(docs, now, limit, uids):
+        deferred = in_lanes(
+            query, key=_payer, work=one, lanes=lanes, deadline_passed=lambda: monotonic() > until, stop=nats_away
+        )
+        if deferred or nats_away.is_set():
             break
+    if deferred:
+        counts["deferred"] = 1  # at least: the requests not looked at are not counted
+        log.warning("due payments: this run's time for them is spent, the rest wait for the next", extra=counts)
     log.info("due payments submitted", extra=counts)
     standing = standing_orders.run_due(
-        docs, publisher, bank_regs=bank_regs, clock=lambda: now, limit=limit, uids=uids, funds=funds
+        docs, publisher, bank_regs=bank_regs, clock=lambda: now, limit=limit, uids=uids, funds=funds, lanes=lanes
     )
     return {**counts, "standingOrders": standing}
+
+
+def _payer(request: Doc) -> str:
+    """The lane key of a due request: its payer's account (one lane decides an account's
+    payments, in order, on what the run has left of its money)."""
+    payment = request.data.get("payment")
+    return str(payment.get("from_account", "")) if isinstance(payment, dict) else ""
 
 
 def _submit_due(
@@ -347,6 +385,18 @@ def release_expired_holds(publisher: Publisher, *, clock: Clock = system_clock) 
         msg_id=f"expire-holds:{now.isoformat()}",
     )
     return {"requested": 1}
+
+
+def continuation(job: str, result: Mapping[str, Any], *, scoped: bool) -> dict[str, Any] | None:
+    """The job message of the run that goes on at once where this one stopped, or None. A
+    due-payments run whose time for the due requests was spent (``deferred``) leaves the
+    rest to a next run now, not in 15 minutes: the payday's morning (docs/capacity.md,
+    section 2) is then released run after run, each as fast as its lanes go. The chain ends
+    with the first run that is not deferred. A run given its clock or its customers (the
+    emulator's tests and chaos runs) is never continued: its caller decides its runs."""
+    if job != SUBMIT_DUE_PAYMENTS or scoped or not result.get("deferred"):
+        return None
+    return {"job": SUBMIT_DUE_PAYMENTS}
 
 
 def run_job(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +42,7 @@ from fjordbank.domain.payments import (
 )
 from fjordbank.domain.sca import DEFAULT_THRESHOLD, order_challenge, order_change_challenge, order_schedule_challenge
 from fjordbank.service_layer import edge, outbox, seams
+from fjordbank.service_layer.lanes import in_lanes
 from fjordbank.service_layer.ports import (
     DELETE_FIELD,
     AlreadyExists,
@@ -575,15 +577,20 @@ class RunFunds:
         self.docs = docs
         self.first: dict[str, int | None] = {}
         self.spent: dict[str, int] = {}
+        # a run's lanes (fjordbank/service_layer/lanes.py) each reckon their own accounts;
+        # the lock keeps the shared dicts whole, not an account's order (its lane does that)
+        self._lock = threading.Lock()
 
     def available(self, account_id: str) -> tuple[int | None, str | None]:
         """`available_of` now, or what the run's first read left once the run's payments
         from the account are taken off it, whichever is lower; and the account's status."""
         available, status = available_of(self.docs, account_id)
-        first = self.first.setdefault(account_id, available)
+        with self._lock:
+            first = self.first.setdefault(account_id, available)
+            spent = self.spent.get(account_id, 0)
         if available is None or first is None:
             return available, status
-        return min(available, first - self.spent.get(account_id, 0)), status
+        return min(available, first - spent), status
 
     def submitted(self, account_id: str, amount: int) -> None:
         """``amount`` from the account is on its way. The account is read first if the run
@@ -591,8 +598,11 @@ class RunFunds:
         take it off twice (a covered standing order then waited, or failed at the end of
         its window)."""
         if account_id not in self.first:
-            self.first[account_id] = available_of(self.docs, account_id)[0]
-        self.spent[account_id] = self.spent.get(account_id, 0) + amount
+            read = available_of(self.docs, account_id)[0]
+            with self._lock:
+                self.first.setdefault(account_id, read)
+        with self._lock:
+            self.spent[account_id] = self.spent.get(account_id, 0) + amount
 
 
 # Due dates of one order a run decides at most (failed ones, then one more).
@@ -629,10 +639,12 @@ def run_due(
     limit: int = 500,
     uids: tuple[str, ...] | None = None,
     funds: RunFunds | None = None,
+    lanes: int = 1,
 ) -> dict[str, int]:
     """Pay (or fail) every due date that has come. See the module docstring. ``uids``: only
     these customers' orders (a scoped run on the emulator: scheduled.job_overrides).
-    ``funds``: the run's (what the scheduled payments it submitted took)."""
+    ``funds``: the run's (what the scheduled payments it submitted took). ``lanes``: orders
+    worked on at a time, each payer's in order on one lane (fjordbank/service_layer/lanes.py)."""
     now = clock()
     today = today_in_norway(now)
     funds = funds if funds is not None else RunFunds(docs)
@@ -640,35 +652,61 @@ def run_due(
     if not is_banking_day(today):  # what falls due today is paid on the next banking day
         log.info("standing orders: not a banking day", extra={"today": today.isoformat()})
         return counts
-    for found in due_orders(docs, today, limit, uids):
-        order: dict[str, Any] | None = found.data
-        # a date failed after its tries moves the order on, and the next may have come too
-        # (a weekly order in an Easter week): that one is tried today, not on the next run
-        for _ in range(MAX_DATES_PER_RUN):
-            if order is None or order.get("status") != rules.ACTIVE or not order.get("nextDue"):
-                break
-            due = dt.date.fromisoformat(order["nextDue"])
-            if due > today:
-                break
-            decision = _decide(docs, order, due, today, bank_regs, funds)
-            try:
-                outcome = _claim(docs, publisher, found.path, order, due, decision, now)
-            except Contention:
-                # every attempt lost to a concurrent run of the job, which has it in hand
-                log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
-                outcome = "skipped"
-            if outcome == "submitted":
-                funds.submitted(order["fromAccount"], order["amount"])
-            counts[outcome] += 1
-            # on only after a failed date: a date submitted has reserved nothing yet (the
-            # ledger books it from its event), so the next one decided now would be judged
-            # on money already spent; a job away for days pays one date a run, as before
-            if outcome != "failed":
-                break
-            moved = docs.get(found.path)
-            order = None if moved is None else moved.data
+    counting = threading.Lock()
+
+    def one(found: Doc) -> None:
+        for outcome in _run_order(docs, publisher, found, today, now, bank_regs, funds):
+            with counting:
+                counts[outcome] += 1
+
+    in_lanes(
+        due_orders(docs, today, limit, uids),
+        key=lambda found: str(found.data.get("fromAccount", "")),
+        work=one,
+        lanes=lanes,
+    )
     log.info("standing orders run", extra=counts)
     return counts
+
+
+def _run_order(
+    docs: Documents,
+    publisher: Publisher,
+    found: Doc,
+    today: dt.date,
+    now: dt.datetime,
+    bank_regs: tuple[str, ...],
+    funds: RunFunds,
+) -> list[str]:
+    """One due order's outcomes: its due dates decided, up to MAX_DATES_PER_RUN."""
+    outcomes: list[str] = []
+    order: dict[str, Any] | None = found.data
+    # a date failed after its tries moves the order on, and the next may have come too
+    # (a weekly order in an Easter week): that one is tried today, not on the next run
+    for _ in range(MAX_DATES_PER_RUN):
+        if order is None or order.get("status") != rules.ACTIVE or not order.get("nextDue"):
+            break
+        due = dt.date.fromisoformat(order["nextDue"])
+        if due > today:
+            break
+        decision = _decide(docs, order, due, today, bank_regs, funds)
+        try:
+            outcome = _claim(docs, publisher, found.path, order, due, decision, now)
+        except Contention:
+            # every attempt lost to a concurrent run of the job, which has it in hand
+            log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
+            outcome = "skipped"
+        if outcome == "submitted":
+            funds.submitted(order["fromAccount"], order["amount"])
+        outcomes.append(outcome)
+        # on only after a failed date: a date submitted has reserved nothing yet (the
+        # ledger books it from its event), so the next one decided now would be judged
+        # on money already spent; a job away for days pays one date a run, as before
+        if outcome != "failed":
+            break
+        moved = docs.get(found.path)
+        order = None if moved is None else moved.data
+    return outcomes
 
 
 def _decide(

@@ -34,6 +34,7 @@ NOT_REASONS = {
     "reconnect_time_wait",
     "created_at",  # field names
     "account_id",  # (the events' fields, read from their wire form: fjordbank.domain.events)
+    "from_account",  # (a payment request's, the due-payments job's lane key: fjordbank.service_layer.scheduled)
     "auth_id",
     "card_id",
     "merchant_name",

@@ -13,6 +13,7 @@ is counted and left.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 from typing import Any
@@ -269,7 +270,7 @@ def test_a_scheduled_payment_cancelled_after_the_job_read_it_is_not_published(do
     scheduled_request(docs, "req-today-4", 1_000, TODAY)
     read = list(scheduled.due_requests(docs, NOW, 10))
     standing_orders.cancel_scheduled(docs, UID, "req-today-4")
-    monkeypatch.setattr(scheduled, "due_requests", lambda *_a, **_k: iter(read))
+    monkeypatch.setattr(scheduled, "due_queries", lambda *_a, **_k: [iter(read)])
     assert counts(run(docs, publisher, submit)) == {"skipped": 1}
     assert submit.submitted == [] and publisher.stored == []
     assert data(docs, request_path("req-today-4"))["status"] == "cancelled"
@@ -556,3 +557,63 @@ def test_a_received_payment_the_ledger_reserves_before_the_runs_first_read_is_co
     seed(docs, standing_order(1_000))
     publisher = RecordingPublisher()
     assert run(docs, publisher, LedgerReserves(docs, publisher))["standingOrders"]["submitted"] == 1
+
+
+class SlowSubmit(Submit):
+    """A publish that takes a while, counting how many were under way at once."""
+
+    def __init__(self, docs, publisher) -> None:
+        super().__init__(docs, publisher)
+        import threading
+
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+
+    def __call__(self, p: PaymentRequested) -> None:
+        import time
+
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.02)
+            super().__call__(p)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_many_payers_due_payments_are_worked_on_at_once_each_payer_on_what_the_run_left(publisher):
+    """The payday (docs/capacity.md, section 2): a run works on many payers' payments at a
+    time (fjordbank/service_layer/lanes.py); each payer's two payments of 8 000 against
+    10 000 are still decided one after the other on what the run left, so one of each pair
+    is submitted and the other waits."""
+    docs = MemoryDocuments(fixed_clock())
+    accounts = list(itertools.islice(account_numbers(), 2, 2 + 24))
+    seed(docs, {f"accounts/{SAVINGS}": customer_account(OTHER, SAVINGS)})
+    for n, acct in enumerate(accounts):
+        uid = f"payer-{n:02d}"
+        seed(docs, {f"accounts/{acct}": customer_account(uid, acct, balance=10_000)})
+        for bill in ("rent", "bill"):
+            p = dataclasses.replace(payment(f"req-{bill}-{n:03d}", 8_000, TODAY, uid=uid), from_account=acct)
+            seed(
+                docs,
+                {request_path(p.request_id, uid): {"status": "scheduled", "statusRank": 1, "payment": p.to_json()}},
+            )
+    submit = SlowSubmit(docs, publisher)
+    assert counts(run(docs, publisher, submit)) == {"submitted": 24, "waiting": 24}
+    assert submit.most > 1  # at once, not one after the other
+    payers = [r.split("-")[-1] for r in submit.submitted]
+    assert sorted(payers) == [f"{n:03d}" for n in range(24)]  # one of each payer's two
+
+
+def test_a_deferred_run_goes_on_in_a_next_run_at_once_and_only_then():
+    """The payday's morning is released run after run (scheduled.continuation), not one run
+    every 15 minutes; the chain ends with the first run that is not deferred, and a run
+    given its clock or customers (tests, chaos) is never continued."""
+    job = scheduled.SUBMIT_DUE_PAYMENTS
+    assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False) == {"job": job}
+    assert scheduled.continuation(job, {"submitted": 9}, scoped=False) is None
+    assert scheduled.continuation(job, {"deferred": 1}, scoped=True) is None
+    assert scheduled.continuation(scheduled.AUDIT_LEDGER, {"deferred": 1}, scoped=False) is None
+    assert scheduled.job_overrides(scheduled.continuation(job, {"deferred": 1}, scoped=False), {}) == {}

@@ -287,6 +287,7 @@ module "pubsub_scheduler" {
   scheduler_region    = var.functions_region
   persistence_regions = distinct([var.region, var.functions_region])
   push_publishers     = { for name in module.topology.push_publishers : name => module.consumer_service_account[name].email }
+  jobs_publishers     = { edge = module.edge_service_account.email }
   labels              = local.labels
 }
 

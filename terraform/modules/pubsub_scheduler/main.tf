@@ -34,6 +34,18 @@ resource "google_pubsub_topic_iam_member" "push_publishers" {
   member  = "serviceAccount:${each.value}"
 }
 
+# The due-payments run that could not release every due payment in its time publishes the
+# next run at once (fjordbank/service_layer/scheduled.py, `continuation`): the payday's
+# morning is released run after run, not one run every 15 minutes.
+resource "google_pubsub_topic_iam_member" "jobs_publishers" {
+  for_each = var.jobs_publishers
+
+  project = var.project_id
+  topic   = google_pubsub_topic.jobs.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${each.value}"
+}
+
 # One Cloud Scheduler job per scheduled job: it publishes {"job": NAME} on the jobs topic,
 # which is what on_scheduled_job reads (functions/main.py). Every job is idempotent, so a
 # retried or doubled run is harmless.

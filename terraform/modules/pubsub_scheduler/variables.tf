@@ -94,6 +94,12 @@ variable "push_publishers" {
   default     = {}
 }
 
+variable "jobs_publishers" {
+  description = "Who may publish on the jobs topic besides Cloud Scheduler: name -> service account e-mail (the functions' own, whose due-payments run hands what it could not do to a next run at once)."
+  type        = map(string)
+  default     = {}
+}
+
 variable "labels" {
   description = "Labels on the topics."
   type        = map(string)
