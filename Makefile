@@ -1,5 +1,5 @@
 # Fjordbank: `make up` runs the bank, `make test` runs every test. Both install what is missing.
-.PHONY: up up-detached down status test test-unit test-integration test-e2e test-browser test-deploy test-monitoring lint bootstrap lock bench bench-pipeline bench-cards bench-rescreen soak chaos audit
+.PHONY: up up-detached down status test test-unit test-integration test-e2e test-browser test-deploy test-monitoring lint bootstrap lock bench bench-pipeline bench-cards bench-rescreen bench-due soak chaos audit
 
 PY := .venv/bin/python
 
@@ -58,6 +58,9 @@ bench-cards: bootstrap   ## card authorisation decision times vs the processor t
 
 bench-rescreen: bootstrap  ## CPU of screening the customers again: a list of the EU's size whole vs by an update's changes -> artifacts/bench/rescreen.{json,png} (no stack)
 	@$(PY) -m bench.rescreen $(BENCH_ARGS)
+
+bench-due: bootstrap      ## the due-payments job's rate, one lane vs many, with production-like round trips -> artifacts/bench/due.{json,png} (no stack)
+	@$(PY) -m bench.due $(BENCH_ARGS)
 
 soak: bootstrap          ## 30 min of load through the app while every component's processes and memory are sampled -> artifacts/bench/soak.{json,png} (needs `make up`)
 	@$(PY) -m bench.soak $(SOAK_ARGS)
