@@ -306,7 +306,9 @@ PIPELINE = Dashboard(
         ),
         Panel(
             "NATS servers answering (of 3)",
-            (q("count(nats_varz_connections)", "servers"),),
+            (
+                q("count(nats_server_jetstream_disabled)", "servers"),
+            ),  # /jsz: a hung server drops out (/varz keeps its last values)
             kind="stat",
         ),
         Panel(
