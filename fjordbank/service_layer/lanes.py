@@ -10,8 +10,9 @@ order the query gave them, so what the run has left of an account's money (the j
 `RunFunds`) is only ever reckoned by one thread, as it was by the one loop before.
 
 The caller's iterator is read on the calling thread, which stops handing out work once
-``until`` has passed (the rest waits for the job's next run) or ``stop`` is set (NATS does
-not take the payments). A lane's queue is short, so neither reads far ahead of the work.
+the deadline has passed (the rest waits for the job's next run) or ``stop`` is set (NATS
+does not take the payments); a lane drops what it was handed and has not begun then too.
+At most READ_AHEAD items are handed out and not done, so neither reads far ahead.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# Items a lane may have waiting: enough to keep it busy, few enough that a run stopped by
-# its time or by NATS has little handed out that it then does anyway (or drops, on stop).
-QUEUE_DEPTH = 8
+# Items handed out and not yet worked on, all lanes together: the hand-out reads no further
+# ahead. A lane's own queue has no bound: one payer with a page of payments (they come
+# together: the query sorts by due date, then path) filled a bounded queue, and the hand-out
+# then waited on it while every other lane stood idle (found in review, 2026-12-06).
+READ_AHEAD = 1024
 
 _DONE = object()
 
@@ -37,13 +40,19 @@ def lane_of(key: str, lanes: int) -> int:
 
 
 class _Lanes:
-    """The lanes' threads and queues; ``failed`` holds what their work raised."""
+    """The lanes' threads and queues; ``failed`` holds what their work raised, ``late``
+    whether an item was dropped because the deadline had passed."""
 
-    def __init__(self, lanes: int, work: Callable[[T], None], stop: threading.Event) -> None:
+    def __init__(
+        self, lanes: int, work: Callable[[T], None], stop: threading.Event, deadline_passed: Callable[[], bool]
+    ) -> None:
         self.work = work
         self.stop = stop
+        self.deadline_passed = deadline_passed
         self.failed: list[Exception] = []
-        self.queues: list[queue.Queue[object]] = [queue.Queue(maxsize=QUEUE_DEPTH) for _ in range(lanes)]
+        self.late = False
+        self.room = threading.BoundedSemaphore(READ_AHEAD)
+        self.queues: list[queue.Queue[object]] = [queue.Queue() for _ in range(lanes)]
         self.threads = [
             threading.Thread(target=self._run, args=(q,), name=f"lane-{i}", daemon=True)
             for i, q in enumerate(self.queues)
@@ -51,15 +60,24 @@ class _Lanes:
         for t in self.threads:
             t.start()
 
+    def hand_out(self, lane: int, item: T) -> None:
+        self.room.acquire()
+        self.queues[lane].put(item)
+
     def _run(self, q: queue.Queue[object]) -> None:
         while (item := q.get()) is not _DONE:
-            if self.stop.is_set():
-                continue  # dropped: the next run finds it as this one did
             try:
+                if self.stop.is_set():
+                    continue  # dropped: the next run finds it as this one did
+                if self.deadline_passed():
+                    self.late = True  # dropped, as one not handed out: the next run's
+                    continue
                 self.work(item)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - raised to the caller once every lane has ended
                 self.failed.append(exc)
                 self.stop.set()
+            finally:
+                self.room.release()
 
     def end(self) -> None:
         for q in self.queues:
@@ -78,13 +96,14 @@ def in_lanes(
     stop: threading.Event | None = None,
 ) -> bool:
     """Do ``work`` on every item, ``lanes`` at a time, an item's ``key`` deciding its lane.
-    Returns True if the deadline passed before every item was handed out (deferred). A
-    ``work`` that raises stops the handing out; the first such error is raised once every
-    lane has ended. With ``stop`` set (by ``work``, say), the items not begun are dropped."""
+    Returns True if the deadline passed before every item was worked on (deferred: the
+    items not begun are left, those handed out dropped). A ``work`` that raises stops the
+    run; the first such error is raised once every lane has ended. With ``stop`` set (by
+    ``work``, say), the items not begun are dropped."""
     if lanes < 1:
         raise ValueError("lanes must be at least 1")
     stop = stop if stop is not None else threading.Event()
-    running = _Lanes(lanes, work, stop)
+    running = _Lanes(lanes, work, stop, deadline_passed)
     deferred = False
     try:
         for item in items:
@@ -93,9 +112,9 @@ def in_lanes(
             if deadline_passed():
                 deferred = True
                 break
-            running.queues[lane_of(key(item), lanes)].put(item)
+            running.hand_out(lane_of(key(item), lanes), item)
     finally:
         running.end()
     if running.failed:
         raise running.failed[0]
-    return deferred
+    return deferred or running.late
