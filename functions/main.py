@@ -322,6 +322,7 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
             collaborators=_deps["job_collaborators"],
             bank_regs=settings.bank_regs,
             sanctions=sanctions,
+            run_id=run,
             **overrides,
         )
     except Exception:
@@ -329,7 +330,8 @@ def on_scheduled_job(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]
         log.exception("scheduled job failed", extra={"job": job, "run": run})
         raise
     log.info("scheduled job done", extra={"job": job, "run": run, "result": result})
-    follow = scheduled.continuation(job, result, scoped=bool(overrides))
+    chain = message.get("chain", 0)
+    follow = scheduled.continuation(job, result, scoped=bool(overrides), chain=chain if isinstance(chain, int) else 0)
     if follow is not None:
         try:
             continued = jobs_topic().publish_json_now(follow)

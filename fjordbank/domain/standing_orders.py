@@ -170,16 +170,37 @@ def occurrence_request_id(order_id: str, due: dt.date) -> str:
 
 
 def waiting(
-    current: dict[str, Any], due: dt.date, reason: str | None, following: dt.date | None = None
+    current: dict[str, Any],
+    due: dt.date,
+    reason: str | None,
+    following: dt.date | None = None,
+    *,
+    at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """What a payment waiting for funds on its due date shows: one more attempt (counted
     for this due date: a wait recorded for another date starts again), and the last day it
     is tried on (``until``: the app can say "we try again until Monday"; ``following`` as
-    for `last_try_day`)."""
+    for `last_try_day`); ``at``: when it was tried (`tried_lately`)."""
     before = current.get("waiting") or {}
     attempts = (int(before.get("attempts", 0)) if before.get("date") == due.isoformat() else 0) + 1
     until = last_try_day(due, following)
-    return {"date": due.isoformat(), "attempts": attempts, "reason": reason, "until": until.isoformat()}
+    shown = {"date": due.isoformat(), "attempts": attempts, "reason": reason, "until": until.isoformat()}
+    return shown if at is None else {**shown, "at": at}
+
+
+# How long a payment that waited for funds rests before a run decides it again. The job ran
+# every 15 minutes and tried it at each run; a run now goes on at once in the next when it
+# runs out of time (fjordbank.service_layer.scheduled.continuation), and a few customers'
+# hundreds of uncovered payments, decided again at every run, took every run's time: the
+# covered payments due behind them were never reached (found in review, 2026-12-06).
+RETRY_WAIT = dt.timedelta(minutes=10)
+
+
+def tried_lately(current: dict[str, Any], due: dt.date, now: dt.datetime) -> bool:
+    """Whether the payment due on ``due`` waited for funds less than RETRY_WAIT ago."""
+    before = current.get("waiting") or {}
+    at = before.get("at")
+    return before.get("date") == due.isoformat() and isinstance(at, dt.datetime) and now - at < RETRY_WAIT
 
 
 @dataclass(frozen=True)

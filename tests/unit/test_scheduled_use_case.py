@@ -149,7 +149,8 @@ def test_a_payment_the_account_cannot_cover_waits_four_banking_days_and_fails_on
     failed on Tuesday."""
     scheduled_request(docs, "req-big-001", 50_000, TODAY)
     assert counts(run(docs, publisher, submit)) == {"waiting": 1}
-    assert counts(run(docs, publisher, submit)) == {"waiting": 1}
+    assert counts(run(docs, publisher, submit)) == {"skipped": 1}  # tried a moment ago: it rests
+    assert counts(run(docs, publisher, submit, now=NOW + dt.timedelta(minutes=15))) == {"waiting": 1}
     waiting = data(docs, request_path("req-big-001"))
     assert waiting["status"] == "scheduled" and waiting["waiting"]["attempts"] == 2
     for day in (11, 12, 15):
@@ -399,8 +400,10 @@ def test_the_standing_orders_get_their_turn_when_the_requests_have_spent_theirs(
     due_order(docs)
     for n in range(5):
         scheduled_request(docs, f"req-slow-{n:02d}", 100, TODAY)
-    ticks = iter(range(1000))  # each look at the clock is a second later
-    result = run(docs, publisher, submit, budget_seconds=2.5, monotonic=lambda: float(next(ticks)))
+    # the share is spent once two payments were submitted
+    result = run(
+        docs, publisher, submit, budget_seconds=2.5, monotonic=lambda: 0.0 if len(submit.submitted) < 2 else 9.0
+    )
     assert (result["submitted"], result["deferred"]) == (2, 1)
     assert result["standingOrders"]["submitted"] == 1
     assert counts(run(docs, publisher, submit)) == {"submitted": 3}  # the next run: the rest
@@ -612,8 +615,32 @@ def test_a_deferred_run_goes_on_in_a_next_run_at_once_and_only_then():
     every 15 minutes; the chain ends with the first run that is not deferred, and a run
     given its clock or customers (tests, chaos) is never continued."""
     job = scheduled.SUBMIT_DUE_PAYMENTS
-    assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False) == {"job": job}
+    assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False) == {"job": job, "chain": 1}
+    assert scheduled.continuation(job, {"waiting": 3, "deferred": 1}, scoped=False, chain=7) == {"job": job, "chain": 8}
     assert scheduled.continuation(job, {"submitted": 9}, scoped=False) is None
-    assert scheduled.continuation(job, {"deferred": 1}, scoped=True) is None
-    assert scheduled.continuation(scheduled.AUDIT_LEDGER, {"deferred": 1}, scoped=False) is None
-    assert scheduled.job_overrides(scheduled.continuation(job, {"deferred": 1}, scoped=False), {}) == {}
+    assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=True) is None
+    assert scheduled.continuation(scheduled.AUDIT_LEDGER, {"submitted": 9, "deferred": 1}, scoped=False) is None
+    # a run that decided nothing (only payments resting after their wait) ends the chain
+    assert scheduled.continuation(job, {"skipped": 500, "deferred": 1}, scoped=False) is None
+    assert scheduled.continuation(job, {"busy": 1}, scoped=False) is None  # another run is at work
+    last = scheduled.MAX_CHAIN - 1
+    assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False, chain=last) is None
+    follow = scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False)
+    assert follow is not None and scheduled.job_overrides(follow, {}) == {}
+
+
+def test_one_due_payments_run_at_a_time_each_on_its_own_reckoning_of_the_funds(docs, publisher, submit):
+    """Two runs at once each reckoned what an account had left in their own memory and
+    both paid from the same money (found in review, 2026-12-06): the second finds the first
+    at work and leaves the payments to it; a lease left by a run that died expires."""
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY)
+    scheduled_request(docs, "req-bill-001", 8_000, TODAY)
+    wall = dt.datetime(2026, 12, 7, 6, 0, tzinfo=dt.UTC)
+    assert scheduled._take_run_lease(docs, "the-other-run", wall)
+    busy = run(docs, publisher, submit, run_id="this-run", wall=lambda: wall + dt.timedelta(minutes=3))
+    assert busy == {"busy": 1} and submit.submitted == []
+    later = wall + scheduled.RUN_LEASE_FOR + dt.timedelta(seconds=1)  # the other run died
+    assert counts(run(docs, publisher, submit, run_id="this-run", wall=lambda: later)) == {"submitted": 1, "waiting": 1}
+    lease = data(docs, scheduled.RUN_LEASE)
+    assert lease["run"] == "this-run" and lease["until"] == later  # given up at its end
+    assert "busy" not in run(docs, publisher, submit, wall=lambda: later + dt.timedelta(seconds=1))  # ended: free
