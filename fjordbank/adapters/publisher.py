@@ -50,6 +50,7 @@ class SyncPublisher:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._lock = threading.Lock()
+        self._connecting: asyncio.Lock | None = None  # made on the publisher's loop
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -68,12 +69,18 @@ class SyncPublisher:
             return self._loop
 
     async def _js_context(self) -> JetStreamContext:
-        """The instance's connection, made on first use. A first connect that cannot reach
-        any server is bounded by the publish's own timeout (it is cancelled with it)."""
-        if self._nc is None or self._nc.is_closed or self._js is None:  # both are set together
-            self._nc = await nats_conn.connect(self.settings, name=self.name)
-            self._js = self._nc.jetstream()
-        return self._js
+        """The instance's connection, made on first use, by one publish while the others
+        wait for it: the due-payments job publishes from many threads at once, and each of
+        them made a connection of its own, all but the last left open (found in review,
+        2026-12-06). A first connect that cannot reach any server is bounded by the
+        publish's own timeout (it is cancelled with it)."""
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()  # on the publisher's one loop: no race here
+        async with self._connecting:
+            if self._nc is None or self._nc.is_closed or self._js is None:  # both are set together
+                self._nc = await nats_conn.connect(self.settings, name=self.name)
+                self._js = self._nc.jetstream()
+            return self._js
 
     async def _publish(self, subject: str, payload: bytes, headers: dict[str, str], stream: str | None) -> PubAck:
         """Retries while the cluster elects a new stream leader (no responders, timeouts)
