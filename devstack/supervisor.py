@@ -108,6 +108,10 @@ def rotate(path: Path, limit: int = MAX_LOG_BYTES) -> bool:
 # by a few lines per function call, without end. Below MAX_LOG_BYTES: the emulators' ready
 # check reads their log since the start on every status check.
 MAX_RUNNING_LOG_BYTES = 32 * 1024 * 1024
+# The logs read from a byte offset on (the emulators': the function runs a test waits for,
+# tests/support/bank.py queue_job; the bench's function times, bench/calibrate.py; the chaos
+# clock's job runs, bench/chaos/clock.py): never trimmed while running.
+READ_BY_OFFSET = frozenset({"emulators"})
 # How much of the run's first lines a trimmed log keeps (the emulators' start, their ready
 # line included, takes about 10 KB).
 HEAD_BYTES = 1024 * 1024
@@ -271,7 +275,11 @@ class Supervisor:
         """Keep a running component's log under MAX_RUNNING_LOG_BYTES (trim). Its own
         further logs (Component.own_logs) are left to the rotation at its start: the
         process writing them opened them itself, maybe not in append mode, and a file cut
-        under a writer that is not would grow back to its old size, full of zeros."""
+        under a writer that is not would grow back to its old size, full of zeros. Nor the
+        logs read by byte offset (READ_BY_OFFSET): a cut under such a reader lost the lines
+        it waited for (found in review, 2026-12-06); they are rotated at their start only."""
+        if name in READ_BY_OFFSET:
+            return False
         return trim(self.log_file(name), MAX_RUNNING_LOG_BYTES, HEAD_BYTES)
 
     def marker(self, name: str) -> str:

@@ -159,10 +159,10 @@ def running(sup: Supervisor, name: str) -> Component:
 
 def test_an_up_that_finds_the_component_running_bounds_its_log(tmp_path, small_bound):
     sup = Supervisor(tmp_path / "run", tmp_path / "logs")
-    comp = running(sup, "emulators")
-    write_log(sup.log_file("emulators"), START, READY, calls=5000)
+    comp = running(sup, "notifier")
+    write_log(sup.log_file("notifier"), START, READY, calls=5000)
     assert sup.start(comp, {}) == (os.getpid(), True)
-    assert sup.log_file("emulators").stat().st_size < 8192
+    assert sup.log_file("notifier").stat().st_size < 8192
 
 
 class FakeStack:
@@ -195,19 +195,19 @@ class FakeStack:
 
 def test_the_watch_loop_of_up_bounds_the_logs(tmp_path, small_bound, monkeypatch):
     sup = Supervisor(tmp_path / "run", tmp_path / "logs")
-    comps = [running(sup, "emulators"), running(sup, "cards")]
+    comps = [running(sup, "notifier"), running(sup, "cards")]
     for comp in comps:
         write_log(sup.log_file(comp.name), START, READY)
     passes = []
 
     def one_second(_s):
-        # the logs grow while the loop waits; at the third pass the emulators are gone
+        # the logs grow while the loop waits; at the third pass the notifier is gone
         passes.append(1)
         for comp in comps:
             with open(sup.log_file(comp.name), "a") as f:
                 f.write(CALL * 2000)
         if len(passes) == 3:
-            sup.pid_file("emulators").unlink()
+            sup.pid_file("notifier").unlink()
 
     monkeypatch.setattr(cli.time, "sleep", one_second)
     monkeypatch.setattr(cli.signal, "signal", lambda *_a: None)
@@ -216,15 +216,28 @@ def test_the_watch_loop_of_up_bounds_the_logs(tmp_path, small_bound, monkeypatch
     assert len(passes) == 3
     for comp in comps:
         assert sup.log_file(comp.name).stat().st_size < 64 * 1024 + 2000 * len(CALL)
-    assert emulators_ready(sup.log_file("emulators"))
+    assert emulators_ready(sup.log_file("notifier"))
 
 
 def test_the_status_command_bounds_the_logs_before_reading_them(tmp_path, small_bound, monkeypatch, capsys):
     sup = Supervisor(tmp_path / "run", tmp_path / "logs")
-    comps = [running(sup, "emulators")]
-    write_log(sup.log_file("emulators"), START, READY, calls=5000)
+    comps = [running(sup, "notifier")]
+    write_log(sup.log_file("notifier"), START, READY, calls=5000)
     monkeypatch.setattr(cli.stack_settings, "load", lambda: None)
     monkeypatch.setattr(cli, "Stack", lambda _settings, progress: FakeStack(sup, comps))
     assert cli.main(["status"]) == 0
     assert "ready" in capsys.readouterr().out
-    assert sup.log_file("emulators").stat().st_size < 8192
+    assert sup.log_file("notifier").stat().st_size < 8192
+
+
+def test_the_emulators_log_is_read_by_offset_and_never_trimmed_while_running(tmp_path, small_bound):
+    """The function runs a test waits for, the bench's function times and the chaos clock's
+    job runs are read from a byte offset of the emulators' log: a cut under them lost the
+    lines they waited for (found in review, 2026-12-06)."""
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    comp = running(sup, "emulators")
+    write_log(sup.log_file("emulators"), START, READY, calls=5000)
+    size = sup.log_file("emulators").stat().st_size
+    assert sup.start(comp, {}) == (os.getpid(), True)
+    assert not sup.bound_log("emulators")
+    assert sup.log_file("emulators").stat().st_size == size
