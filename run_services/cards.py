@@ -40,6 +40,7 @@ from fjordbank.config import Settings, load_settings
 from fjordbank.domain import cards as rules
 from fjordbank.domain import signatures
 from fjordbank.domain.events import Contract, ExpireCardHolds, IssueCard
+from fjordbank.errors import ConfigError
 from fjordbank.runtime import steps
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
 from fjordbank.runtime.http import Exchange, JsonApiServer
@@ -426,10 +427,33 @@ async def _answered(path: str, handler, data: object) -> tuple[int, dict]:
     return 503, {"error": "unavailable", "retryable": True}
 
 
+def refuse_an_empty_vault_with_cards(settings: Settings, vault: CardVault) -> None:
+    """Stop the start when the vault is empty while the bank has active cards: their numbers
+    are elsewhere (an environment moved from the file vault of before 2026-12-06 without
+    terraform/modules/card_vault/README.md's steps, or a vault database replaced), and every
+    purchase with them would be declined as an unknown card (found in review, 2026-12-06)."""
+    if not vault.is_empty():
+        return
+    from fjordbank.adapters.documents import FirestoreDocuments
+    from fjordbank.adapters.firestore import CARDS, sync_client
+    from fjordbank.service_layer.ports import Where
+
+    active = FirestoreDocuments(sync_client(settings.project_id)).count(
+        CARDS, where=[Where("status", "==", "active")], up_to=1
+    )
+    if active:
+        raise ConfigError(
+            f"the card vault (Firestore database {settings.vault_database!r}) is empty while the bank has active "
+            "cards: their numbers are elsewhere; move them into the vault first "
+            "(terraform/modules/card_vault/README.md)"
+        )
+
+
 def main() -> None:
     settings = load_settings(identity="cards")
     vault = open_vault(settings.project_id, settings.vault_database, decode_key(settings.vault_key, "FJB_VAULT_KEY"))
     vault.check()  # a vault database that does not exist or answer stops the start here
+    refuse_an_empty_vault_with_cards(settings, vault)
     service = CardService(
         settings,
         async_client(settings.project_id, faults=faults.for_service("cards")),

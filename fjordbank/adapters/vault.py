@@ -100,6 +100,10 @@ class CardVault:
         stops the card service at its start rather than at its first card."""
         self.docs.get(f"{CARDS}/-")
 
+    def is_empty(self) -> bool:
+        """Whether the vault holds no card at all (one read)."""
+        return not self.docs.query(CARDS, limit=1)
+
     def by_card(self, card_id: str) -> VaultEntry | None:
         doc = self.docs.get(f"{CARDS}/{card_id}")
         return _entry(card_id, doc.data) if doc is not None else None

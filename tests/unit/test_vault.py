@@ -272,3 +272,28 @@ def test_devstack_keeps_the_vaults_values_as_they_are() -> None:
     }
     line = json.dumps(vault_state._encode(data))
     assert vault_state._decode(json.loads(line)) == data
+
+
+# ----------------------------------------------------------------------- start-up check
+
+
+def test_an_empty_vault_with_active_cards_stops_the_card_service(monkeypatch) -> None:
+    """An environment moved from the file vault without its cards' numbers (or a vault
+    database replaced) would decline every purchase as an unknown card: the start says so."""
+    from fjordbank.adapters import documents, firestore
+    from fjordbank.config import load_settings
+    from run_services import cards
+
+    bank = MemoryDocuments()
+    monkeypatch.setattr(firestore, "sync_client", lambda *_a, **_k: None)
+    monkeypatch.setattr(documents, "FirestoreDocuments", lambda _client: bank)
+    settings = load_settings({})
+    vault = CardVault(MemoryDocuments(), KEY)
+    cards.refuse_an_empty_vault_with_cards(settings, vault)  # no cards at all: a new bank
+    batch = bank.batch()
+    batch.create("cards/card_1", {"status": "active"})
+    batch.commit()
+    with pytest.raises(ConfigError, match="empty while the bank has active cards"):
+        cards.refuse_an_empty_vault_with_cards(settings, vault)
+    vault.store("card_1", lambda: make_pan(BIN), 11, 2030)
+    cards.refuse_an_empty_vault_with_cards(settings, vault)  # the numbers are there
