@@ -230,7 +230,7 @@ def _take_run_lease(docs: Documents, run: str, now: dt.datetime) -> bool:
         uow.set(RUN_LEASE, {"run": run, "since": now, "until": now + RUN_LEASE_FOR})
         return True
 
-    return docs.transact(take, operation="due_run_lease")
+    return docs.transact(take, operation="due_run_lease_take")
 
 
 def _end_run_lease(docs: Documents, run: str, now: dt.datetime) -> None:
@@ -239,7 +239,7 @@ def _end_run_lease(docs: Documents, run: str, now: dt.datetime) -> None:
         if held is not None and held.data.get("run") == run:
             uow.set(RUN_LEASE, {**held.data, "until": now, "ended": now})
 
-    docs.transact(end, operation="due_run_lease")
+    docs.transact(end, operation="due_run_lease_end")
 
 
 def _release_due(
