@@ -67,6 +67,7 @@ from fjordbank.service_layer import audit, edge, outbox, request_status, rescree
 from fjordbank.service_layer.lanes import in_lanes
 from fjordbank.service_layer.ports import (
     Clock,
+    Contention,
     Doc,
     Documents,
     Publisher,
@@ -104,6 +105,9 @@ MAX_UNPUBLISHED_IN_A_ROW = 3
 # that could not be covered were decided again at every run) never reached the standing
 # orders (found in review, 2026-12-06; edge.MAX_SCHEDULED bounds each customer's).
 REQUESTS_BUDGET_SECONDS = 240.0
+# The whole run, the standing orders after the requests included: the function has 540 s,
+# and the run's lease (RUN_LEASE_FOR) 600.
+RUN_BUDGET_SECONDS = 480.0
 # Due payments (and standing orders) a run works on at a time, each payer's in order on one
 # lane (fjordbank/service_layer/lanes.py): one at a time, a run's 240 s paid a few thousand,
 # against the payday's 1.44 million scheduled (docs/capacity.md, section 2). The work is
@@ -224,8 +228,9 @@ def _take_run_lease(docs: Documents, run: str, now: dt.datetime) -> bool:
     def take(uow: UnitOfWork) -> bool:
         held = uow.get(RUN_LEASE)
         # held by any run, this one's message delivered twice included (Pub/Sub delivers at
-        # least once): a run that died leaves it to expire
-        if held is not None and held.data.get("until", now) > now:
+        # least once): a run that died leaves it to expire; one that ended, at once (whatever
+        # its clock said: a run's clock ahead of the others' kept them out)
+        if held is not None and not held.data.get("ended") and held.data.get("until", now) > now:
             return False
         uow.set(RUN_LEASE, {"run": run, "since": now, "until": now + RUN_LEASE_FOR})
         return True
@@ -234,12 +239,22 @@ def _take_run_lease(docs: Documents, run: str, now: dt.datetime) -> bool:
 
 
 def _end_run_lease(docs: Documents, run: str, now: dt.datetime) -> None:
+    """Give the lease up; a failure is logged, never the run's (what it did stands, and the
+    lease expires by itself)."""
+
     def end(uow: UnitOfWork) -> None:
         held = uow.get(RUN_LEASE)
         if held is not None and held.data.get("run") == run:
             uow.set(RUN_LEASE, {**held.data, "until": now, "ended": now})
 
-    docs.transact(end, operation="due_run_lease_end")
+    try:
+        docs.transact(end, operation="due_run_lease_end")
+    except Exception as exc:
+        if not is_transient(exc) and not isinstance(exc, Contention):
+            raise
+        log.warning(
+            "due payments: the run's lease was not given up; it expires", extra={"run": run, "error": repr(exc)}
+        )
 
 
 def _release_due(
@@ -255,6 +270,9 @@ def _release_due(
     monotonic: Callable[[], float],
     lanes: int,
 ) -> dict[str, Any]:
+    # the whole run's end: the standing orders after the requests too, inside the function's
+    # 540 s and so inside the run's lease (a run past its lease overlapped the next one's)
+    run_ends = until - REQUESTS_BUDGET_SECONDS + RUN_BUDGET_SECONDS
     today = today_in_norway(now)
     counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}
     unpublished_in_a_row = 0
@@ -284,8 +302,18 @@ def _release_due(
         log.warning("due payments: this run's time for them is spent, the rest wait for the next", extra=counts)
     log.info("due payments submitted", extra=counts)
     standing = standing_orders.run_due(
-        docs, publisher, bank_regs=bank_regs, clock=lambda: now, limit=limit, uids=uids, funds=funds, lanes=lanes
+        docs,
+        publisher,
+        bank_regs=bank_regs,
+        clock=lambda: now,
+        limit=limit,
+        uids=uids,
+        funds=funds,
+        lanes=lanes,
+        deadline_passed=lambda: monotonic() > run_ends,
     )
+    if standing.get("deferred"):
+        counts["deferred"] = 1
     return {**counts, "standingOrders": standing}
 
 
@@ -472,14 +500,15 @@ def continuation(job: str, result: Mapping[str, Any], *, scoped: bool, chain: in
     due-payments run whose time for the due requests was spent (``deferred``) leaves the
     rest to a next run now, not in 15 minutes: the payday's morning (docs/capacity.md,
     section 2) is then released run after run, each as fast as its lanes go. The chain ends
-    with the first run that is not deferred, or that decided nothing (a run that only
-    found payments resting after their wait for funds: `orders.tried_lately`), or after
-    MAX_CHAIN runs (``chain``: this run's place in it). A run given its clock or its
+    with the first run that is not deferred, or that paid or failed nothing (a run that
+    only found payments waiting for funds, or resting after their wait: `orders.tried_lately`;
+    the scheduler's next run tries those again), or after MAX_CHAIN runs (``chain``: this
+    run's place in it). A run given its clock or its
     customers (the emulator's tests and chaos runs) is never continued: its caller decides
     its runs."""
     if job != SUBMIT_DUE_PAYMENTS or scoped or not result.get("deferred") or chain + 1 >= MAX_CHAIN:
         return None
-    if not any(result.get(k) for k in ("submitted", "waiting", "failed")):
+    if not any(result.get(k) for k in ("submitted", "failed")):
         return None
     return {"job": SUBMIT_DUE_PAYMENTS, "chain": chain + 1}
 

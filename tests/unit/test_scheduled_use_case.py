@@ -150,7 +150,7 @@ def test_a_payment_the_account_cannot_cover_waits_four_banking_days_and_fails_on
     scheduled_request(docs, "req-big-001", 50_000, TODAY)
     assert counts(run(docs, publisher, submit)) == {"waiting": 1}
     assert counts(run(docs, publisher, submit)) == {"skipped": 1}  # tried a moment ago: it rests
-    assert counts(run(docs, publisher, submit, now=NOW + dt.timedelta(minutes=15))) == {"waiting": 1}
+    assert counts(run(docs, publisher, submit, now=NOW + dt.timedelta(minutes=30))) == {"waiting": 1}
     waiting = data(docs, request_path("req-big-001"))
     assert waiting["status"] == "scheduled" and waiting["waiting"]["attempts"] == 2
     for day in (11, 12, 15):
@@ -616,7 +616,9 @@ def test_a_deferred_run_goes_on_in_a_next_run_at_once_and_only_then():
     given its clock or customers (tests, chaos) is never continued."""
     job = scheduled.SUBMIT_DUE_PAYMENTS
     assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False) == {"job": job, "chain": 1}
-    assert scheduled.continuation(job, {"waiting": 3, "deferred": 1}, scoped=False, chain=7) == {"job": job, "chain": 8}
+    assert scheduled.continuation(job, {"failed": 3, "deferred": 1}, scoped=False, chain=7) == {"job": job, "chain": 8}
+    # only waiting ones decided: the scheduler's next run tries them again, no chain
+    assert scheduled.continuation(job, {"waiting": 300, "deferred": 1}, scoped=False) is None
     assert scheduled.continuation(job, {"submitted": 9}, scoped=False) is None
     assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=True) is None
     assert scheduled.continuation(scheduled.AUDIT_LEDGER, {"submitted": 9, "deferred": 1}, scoped=False) is None
@@ -644,3 +646,50 @@ def test_one_due_payments_run_at_a_time_each_on_its_own_reckoning_of_the_funds(d
     lease = data(docs, scheduled.RUN_LEASE)
     assert lease["run"] == "this-run" and lease["until"] == later  # given up at its end
     assert "busy" not in run(docs, publisher, submit, wall=lambda: later + dt.timedelta(seconds=1))  # ended: free
+
+
+def test_an_ended_lease_is_free_whatever_the_clock_of_the_run_that_ended_it(docs, publisher, submit):
+    """A run on a clock an hour ahead kept every later run "busy" for that hour (found in
+    review, 2026-12-06): a lease given up is free at once."""
+    ahead = dt.datetime(2026, 12, 7, 7, 0, tzinfo=dt.UTC)
+    run(docs, publisher, submit, wall=lambda: ahead)
+    assert "busy" not in run(docs, publisher, submit, wall=lambda: ahead - dt.timedelta(hours=1))
+
+
+def test_a_lease_that_could_not_be_given_up_leaves_the_runs_result(docs, publisher, submit, monkeypatch):
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY)
+
+    def lost(*_a, **_k):
+        raise scheduled.Contention("the lease's document was written meanwhile")
+
+    monkeypatch.setattr(scheduled, "_end_run_lease", scheduled._end_run_lease)  # the real one, its transact failing
+    real = docs.transact
+
+    def transact(fn, *, operation):
+        if operation == "due_run_lease_end":
+            lost()
+        return real(fn, operation=operation)
+
+    monkeypatch.setattr(docs, "transact", transact)
+    assert counts(run(docs, publisher, submit)) == {"submitted": 1}
+
+
+def test_the_standing_orders_wait_for_the_next_run_once_the_runs_time_is_spent(docs, publisher, submit):
+    """Only the requests had a time: the standing orders after them could run the function
+    past its lease, and the next run then paid from the same money (found in review,
+    2026-12-06)."""
+    due_order(docs)
+    looks = itertools.chain([0.0], itertools.repeat(10_000.0))  # the run starts, then its time is long spent
+    result = run(docs, publisher, submit, budget_seconds=2.5, monotonic=lambda: next(looks))
+    assert result["deferred"] == 1
+    assert result["standingOrders"]["submitted"] == 0 and result["standingOrders"]["deferred"] == 1
+
+
+def test_a_wait_noted_on_a_clock_ahead_is_no_rest():
+    from fjordbank.domain import standing_orders as rules
+
+    due = TODAY
+    noted = {"waiting": rules.waiting({}, due, "insufficient_funds", at=NOW + dt.timedelta(hours=5))}
+    assert not rules.tried_lately(noted, due, NOW)
+    assert rules.tried_lately(noted, due, NOW + dt.timedelta(hours=5, minutes=1))
+    assert not rules.tried_lately(noted, due, NOW + dt.timedelta(hours=5) + rules.RETRY_WAIT)
