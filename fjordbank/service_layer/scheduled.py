@@ -112,7 +112,7 @@ RUN_BUDGET_SECONDS = 480.0
 # lane (fjordbank/service_layer/lanes.py): one at a time, a run's 240 s paid a few thousand,
 # against the payday's 1.44 million scheduled (docs/capacity.md, section 2). The work is
 # waiting on round trips (five per payment), so the lanes are many: `python -m bench.due`
-# with 8 ms a round trip gave 20 payments/s on one lane, 121 on 16 and 398 on 64.
+# with 8 ms a round trip gave 20 payments/s on one lane, 255 on 16 and 684 on 64.
 LANES = 64
 REPUBLISHED = request_status.REPUBLISHED  # on the request: {"count", "at"} of its publishes again
 
