@@ -139,19 +139,13 @@ def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[st
     return out
 
 
-def due_requests(docs: Documents, now: dt.datetime, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:
-    """The scheduled requests due by today (in Norway at ``now``), then those whose publish
-    failed, then those "requested" for longer than STUCK (`due_queries`, one after the other)."""
-    for query in due_queries(docs, now, limit, uids):
-        yield from query
-
-
 def due_queries(
     docs: Documents, now: dt.datetime, limit: int, uids: tuple[str, ...] | None = None
 ) -> list[Iterator[Doc]]:
-    """The three queries of `due_requests`, each read lazily. The job runs each once the
-    one before's requests are handled (a submit that fails to publish leaves its request
-    "received": this run tries it once more, as it always has)."""
+    """The scheduled requests due by today (in Norway at ``now``), then those whose publish
+    failed, then those "requested" for longer than STUCK: three queries, each read lazily.
+    The job runs each once the one before's requests are handled (a submit that fails to
+    publish leaves its request "received": this run tries it once more, as it always has)."""
     today = today_in_norway(now)
     scope = [Where("payment.uid", "in", list(uids))] if uids else []  # a scoped run (emulator only, job_overrides)
     due = [Where("status", "==", "scheduled"), Where("payment.due_date", "<=", today.isoformat())]

@@ -269,7 +269,7 @@ def test_a_scheduled_payment_cancelled_after_the_job_read_it_is_not_published(do
     """The customer cancels between the job's query and its publish: the claim finds it
     cancelled, and the payment is not made (it used to be made, showing "cancelled")."""
     scheduled_request(docs, "req-today-4", 1_000, TODAY)
-    read = list(scheduled.due_requests(docs, NOW, 10))
+    read = [d for query in scheduled.due_queries(docs, NOW, 10) for d in query]
     standing_orders.cancel_scheduled(docs, UID, "req-today-4")
     monkeypatch.setattr(scheduled, "due_queries", lambda *_a, **_k: [iter(read)])
     assert counts(run(docs, publisher, submit)) == {"skipped": 1}
@@ -522,7 +522,7 @@ def test_the_due_requests_are_found_across_customers(docs):
     seed(docs, {request_path("req-other-1", OTHER): {"status": "received", "payment": {}}})
     stuck = NOW - scheduled.STUCK
     seed(docs, {request_path("req-stuck-02", OTHER): {"status": "requested", "updatedAt": stuck, "payment": {}}})
-    found = [d.path for d in scheduled.due_requests(docs, NOW, 10)]
+    found = [d.path for query in scheduled.due_queries(docs, NOW, 10) for d in query]
     expected = ["req-today-4", ("req-other-1", OTHER), ("req-stuck-02", OTHER)]
     assert found == [request_path(*r) if isinstance(r, tuple) else request_path(r) for r in expected]
     assert docs.query_group("paymentRequests", where=[Where("status", "==", "scheduled")])[0].id == "req-today-4"
