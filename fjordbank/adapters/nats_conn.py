@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -101,3 +102,15 @@ async def connect(settings: NatsSettings, *, name: str, **options: Any) -> Clien
         **options,
     )
     return nc
+
+
+async def closed_for_good(nc: Client, stopping: asyncio.Event, every: float = 1.0) -> bool:
+    """Wait until ``nc`` is closed for good (True) or ``stopping`` is set (False). nats-py
+    closes a client, never to reconnect whatever ``max_reconnect_attempts`` says, on a
+    server error other than a stale connection or a permissions violation (an
+    authorization violation after a credentials rotation, say); a reconnect is not a close."""
+    while not stopping.is_set():
+        if nc.is_closed:
+            return True
+        await asyncio.sleep(every)
+    return False

@@ -587,20 +587,15 @@ class ConsumerService:
 
     async def _watch_connection(self, nc: Client, every: float = 1.0) -> None:
         """Stop the service (liveness failed, exit 1: restarted by its platform) when its
-        NATS connection is closed for good. nats-py closes a client, never to reconnect
-        whatever ``max_reconnect_attempts`` says, on a server error other than a stale
-        connection or a permissions violation (an authorization violation after a
-        credentials rotation, say); the workers then failed every fetch, logging "retrying",
-        while the service answered live and ready and its partitions' leases, renewed on
-        their own connection, never moved (found in review, 2026-12-06)."""
-        while not self._stopping.is_set():
-            if nc.is_closed:
-                log.error("the NATS connection closed for good; stopping the service")
-                self._connection_closed = True
-                self._alive = False
-                self._stopping.set()
-                return
-            await asyncio.sleep(every)
+        NATS connection is closed for good (`nats_conn.closed_for_good`): the workers failed
+        every fetch, logging "retrying", while the service answered live and ready and its
+        partitions' leases, renewed on their own connection, never moved (found in review,
+        2026-12-06)."""
+        if await nats_conn.closed_for_good(nc, self._stopping, every):
+            log.error("the NATS connection closed for good; stopping the service")
+            self._connection_closed = True
+            self._alive = False
+            self._stopping.set()
 
     async def _guard(self, task: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run a background task until stop; log and restart it if it fails."""

@@ -61,6 +61,7 @@ from nats.js.kv import KeyValue
 from prometheus_client import Counter, Gauge
 
 from fjordbank import topology
+from fjordbank.adapters import nats_conn
 
 log = logging.getLogger(__name__)
 
@@ -498,17 +499,13 @@ class LeaseThread:
             loop.close()
 
     async def _watch_connection(self, nc: Client, every: float = 1.0) -> None:
-        """Stop the loop when the connection is closed for good (nats-py closes a client,
-        never to reconnect, on some server errors: an authorization violation after a
-        credentials rotation, say): renewals that failed for ever were logged and retried
-        while the thread lived on, so the service never learnt (found in review, 2026-12-06)."""
+        """Stop the loop when the connection is closed for good (`nats_conn.closed_for_good`):
+        renewals that failed for ever were logged and retried while the thread lived on, so
+        the service never learnt (found in review, 2026-12-06)."""
         assert self._stop is not None
-        while not self._stop.is_set():
-            if nc.is_closed:
-                log.error("partition leases: the NATS connection closed for good")
-                self._stop.set()
-                return
-            await asyncio.sleep(every)
+        if await nats_conn.closed_for_good(nc, self._stop, every):
+            log.error("partition leases: the NATS connection closed for good")
+            self._stop.set()
 
     def is_alive(self) -> bool:
         """Whether the lease loop runs (it ends only when stopped, or on a bug: logged)."""
