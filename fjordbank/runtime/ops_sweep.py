@@ -35,6 +35,11 @@ document of an ordered query; never a scan of a collection):
   payee refused until compliance decides) and confirmed (a listed party) ->
   fjb_payee_alerts{status}, the oldest open one's age (from its ``raisedAt``) ->
   fjb_payee_alert_oldest_open_age_seconds;
+* the due-payments job's runs (``ops/dueRun``, its run lease: fjordbank/service_layer/
+  scheduled.py): when a run last ended well -> fjb_due_payments_last_success_timestamp_seconds
+  (0 before any), and how long the runs have each left due payments to the next (from the
+  first such run's start, ``behindSince``; 0 once one ended with none left) ->
+  fjb_due_payments_behind_seconds;
 * the last scheduled ledger audit's summary (ops/ledgerAudit, written by the audit-ledger
   job) -> fjb_audit_last_success, fjb_audit_last_run_timestamp_seconds, fjb_audit_problems{kind}.
   These three appear once a summary exists: before the first audit nothing says whether
@@ -80,6 +85,7 @@ from fjordbank.service_layer import incoming, rescreening
 from fjordbank.service_layer.audit import KINDS as AUDIT_KINDS
 from fjordbank.service_layer.audit import SUMMARY_DOC
 from fjordbank.service_layer.outbox import CARD_OUTBOX, OUTBOX, kind_of
+from fjordbank.service_layer.scheduled import RUN_LEASE as DUE_RUN
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +135,14 @@ PAYEE_ALERT_OLDEST = Gauge(
     "fjb_payee_alert_oldest_open_age_seconds", "Age of the oldest open alert on a payee like a listed one"
 )
 PAYEE_ALERT_STATUSES = (payee_rules.OPEN, payee_rules.CONFIRMED)
+DUE_OK = Gauge(
+    "fjb_due_payments_last_success_timestamp_seconds",
+    "Unix time of the due-payments job's last run that ended well (0: none yet)",
+)
+DUE_BEHIND = Gauge(
+    "fjb_due_payments_behind_seconds",
+    "How long the due-payments job's runs have each left due payments to the next (0: the last had none left)",
+)
 # not registered until a first audit summary is read (see the module docstring)
 AUDIT_OK = Gauge(
     "fjb_audit_last_success", "1 if the last scheduled ledger audit found no problem, else 0", registry=None
@@ -159,6 +173,8 @@ class Snapshot:
     payee_alert_oldest: float | None = 0.0
     rescreen_behind: float | None = 0.0
     rescreen_ok: float | None = 0.0  # Unix time
+    due_ok: float | None = 0.0  # Unix time
+    due_behind: float | None = 0.0
     last_freeze: float | None = 0.0  # Unix time
     audit: dict[str, Any] | None = None
     failed: list[str] = field(default_factory=list)  # the reads that failed ("gauge:label"), kept at their values
@@ -197,6 +213,12 @@ def _stamp(snap: Any, time_field: str) -> float:
     """Unix time of a snapshot's ``time_field`` (0: no such document or field)."""
     value = (snap.to_dict() or {}).get(time_field) if snap is not None and snap.exists else None
     return value.timestamp() if isinstance(value, dt.datetime) else 0.0
+
+
+def _since(snap: Any, time_field: str, now: dt.datetime) -> float:
+    """Seconds since a snapshot's ``time_field`` (0: no such document or field)."""
+    value = (snap.to_dict() or {}).get(time_field) if snap is not None and snap.exists else None
+    return age(value if isinstance(value, dt.datetime) else None, now)
 
 
 def _behind(snap: Any, now: dt.datetime) -> float:
@@ -256,6 +278,7 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         ("payee_alert_oldest", ""): _oldest(payees_in(payee_rules.OPEN), "raisedAt"),
         ("rescreen_run", ""): db.collection(OPS).document(rescreening.LAST_RUN.split("/")[1]).get(),
         ("audit", ""): db.collection(OPS).document(SUMMARY_DOC).get(),
+        ("due_run", ""): db.collection(OPS).document(DUE_RUN.split("/")[1]).get(),
     }
     results = dict(zip(reads, await asyncio.gather(*reads.values(), return_exceptions=True), strict=True))
     for (gauge, label), result in results.items():
@@ -283,6 +306,8 @@ async def take(db: firestore.AsyncClient, *, now: dt.datetime | None = None) -> 
         rescreen_behind=_behind(read[("rescreen_run", "")], now) if ("rescreen_run", "") in read else None,
         rescreen_ok=_stamp(read[("rescreen_run", "")], "lastOkAt") if ("rescreen_run", "") in read else None,
         last_freeze=_stamp(read[("last_freeze", "")], "frozenAt") if ("last_freeze", "") in read else None,
+        due_ok=_stamp(read[("due_run", "")], "lastOkAt") if ("due_run", "") in read else None,
+        due_behind=_since(read[("due_run", "")], "behindSince", now) if ("due_run", "") in read else None,
         audit=summary.to_dict() if summary is not None and summary.exists else None,
         failed=[f"{gauge}:{label}" if label else gauge for (gauge, label) in results if (gauge, label) not in read],
     )
@@ -313,6 +338,8 @@ def export(snapshot: Snapshot) -> None:
         (RESCREEN_BEHIND, snapshot.rescreen_behind),
         (RESCREEN_OK, snapshot.rescreen_ok),
         (LAST_FREEZE, snapshot.last_freeze),
+        (DUE_OK, snapshot.due_ok),
+        (DUE_BEHIND, snapshot.due_behind),
     ):
         if value is not None:
             gauge.set(value)

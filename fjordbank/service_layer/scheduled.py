@@ -190,8 +190,9 @@ def submit_due_payments(
     if uids is None and not _take_run_lease(docs, run, wall()):
         log.info("due payments: another run is at work; this one leaves the payments to it", extra={"run": run})
         return {"busy": 1}
+    result: dict[str, Any] | None = None
     try:
-        return _release_due(
+        result = _release_due(
             docs,
             publisher,
             submit=submit,
@@ -203,9 +204,10 @@ def submit_due_payments(
             monotonic=monotonic,
             lanes=lanes,
         )
+        return result
     finally:
         if uids is None:
-            _end_run_lease(docs, run, wall())
+            _end_run_lease(docs, run, wall(), result)
 
 
 # The one run of the due payments at a time: each run reckons what every account has left
@@ -214,8 +216,15 @@ def submit_due_payments(
 # money). The scheduler's run every 15 minutes and a run going on at once in the next
 # (`continuation`) would otherwise overlap on a payday (found in review, 2026-12-06). Held
 # a little longer than the function's 540 s, so a run that died gives it up by itself.
+# The lease's document also says how the runs went, for the ops sweep
+# (fjordbank/runtime/ops_sweep.py) and its alerts: ``lastOkAt``, when a run last ended
+# well (FjbDuePaymentsNotRun), ``behindSince``, when the first of the runs that have each
+# left due payments to the next began, until one ends with none left (FjbDuePaymentsBehind),
+# and ``lastResult``, the last run's counts.
 RUN_LEASE = "ops/dueRun"
 RUN_LEASE_FOR = dt.timedelta(seconds=600)
+# what a lease's document keeps from the runs before (the rest is the run holding it)
+RUN_RECORD = ("lastOkAt", "behindSince", "lastResult")
 
 
 def _take_run_lease(docs: Documents, run: str, now: dt.datetime) -> bool:
@@ -226,20 +235,30 @@ def _take_run_lease(docs: Documents, run: str, now: dt.datetime) -> bool:
         # its clock said: a run's clock ahead of the others' kept them out)
         if held is not None and not held.data.get("ended") and held.data.get("until", now) > now:
             return False
-        uow.set(RUN_LEASE, {"run": run, "since": now, "until": now + RUN_LEASE_FOR})
+        kept = {k: held.data[k] for k in RUN_RECORD if held is not None and k in held.data}
+        uow.set(RUN_LEASE, {**kept, "run": run, "since": now, "until": now + RUN_LEASE_FOR})
         return True
 
     return docs.transact(take, operation="due_run_lease_take")
 
 
-def _end_run_lease(docs: Documents, run: str, now: dt.datetime) -> None:
-    """Give the lease up; a failure is logged, never the run's (what it did stands, and the
-    lease expires by itself)."""
+def _end_run_lease(docs: Documents, run: str, now: dt.datetime, result: Mapping[str, Any] | None = None) -> None:
+    """Give the lease up and record how the run went (``result``: its counts; None: it
+    failed, and only the lease is given up). A failure is logged, never the run's (what it
+    did stands, and the lease expires by itself)."""
 
     def end(uow: UnitOfWork) -> None:
         held = uow.get(RUN_LEASE)
-        if held is not None and held.data.get("run") == run:
-            uow.set(RUN_LEASE, {**held.data, "until": now, "ended": now})
+        if held is None or held.data.get("run") != run:
+            return
+        record: dict[str, Any] = {**held.data, "until": now, "ended": now}
+        if result is not None:
+            record |= {"lastOkAt": now, "lastResult": _counts_of(result)}
+            if result.get("deferred"):
+                record.setdefault("behindSince", held.data.get("since", now))
+            else:
+                record.pop("behindSince", None)
+        uow.set(RUN_LEASE, record)
 
     try:
         docs.transact(end, operation="due_run_lease_end")
@@ -249,6 +268,18 @@ def _end_run_lease(docs: Documents, run: str, now: dt.datetime) -> None:
         log.warning(
             "due payments: the run's lease was not given up; it expires", extra={"run": run, "error": repr(exc)}
         )
+
+
+def _counts_of(result: Mapping[str, Any]) -> dict[str, int]:
+    """A run's counts, the standing orders' with ``standingOrders.`` before them: one flat map
+    of numbers for the record."""
+    out: dict[str, int] = {}
+    for key, value in result.items():
+        if isinstance(value, Mapping):
+            out |= {f"standingOrders.{k}": int(v) for k, v in value.items() if isinstance(v, int)}
+        elif isinstance(value, int):
+            out[key] = value
+    return out
 
 
 def _release_due(

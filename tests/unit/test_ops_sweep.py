@@ -225,6 +225,21 @@ def test_the_rescreen_is_behind_by_its_last_runs_walk_and_its_runs_and_freezes_a
     assert value("fjb_rescreen_last_success_timestamp_seconds") == NOW.timestamp()
 
 
+def test_the_due_payments_runs_last_success_and_how_long_they_have_been_behind_are_exported():
+    """From the due-payments job's run lease (scheduled.RUN_LEASE): FjbDuePaymentsNotRun and
+    FjbDuePaymentsBehind read these."""
+    since = NOW - dt.timedelta(minutes=40)
+    assert ops_sweep._since(_Snap({"behindSince": since}), "behindSince", NOW) == 40 * 60
+    assert ops_sweep._since(_Snap({"lastOkAt": NOW}), "behindSince", NOW) == 0  # caught up
+    assert ops_sweep._since(None, "behindSince", NOW) == ops_sweep._since(_Snap(None), "behindSince", NOW) == 0
+    ops_sweep.export(ops_sweep.Snapshot(due_ok=NOW.timestamp(), due_behind=2400.0))
+    assert value("fjb_due_payments_last_success_timestamp_seconds") == NOW.timestamp()
+    assert value("fjb_due_payments_behind_seconds") == 2400
+    ops_sweep.export(ops_sweep.Snapshot(due_ok=None, due_behind=None))  # not read this sweep: kept
+    assert value("fjb_due_payments_last_success_timestamp_seconds") == NOW.timestamp()
+    assert value("fjb_due_payments_behind_seconds") == 2400
+
+
 def test_payees_like_listed_ones_are_exported_by_status_with_the_oldest_open_ones_age():
     ops_sweep.export(ops_sweep.Snapshot(payee_alerts={"open": 3, "confirmed": 1}, payee_alert_oldest=600.0))
     assert value("fjb_payee_alerts", status="open") == 3 and value("fjb_payee_alerts", status="confirmed") == 1

@@ -648,6 +648,45 @@ def test_one_due_payments_run_at_a_time_each_on_its_own_reckoning_of_the_funds(d
     assert "busy" not in run(docs, publisher, submit, wall=lambda: later + dt.timedelta(seconds=1))  # ended: free
 
 
+def test_the_lease_records_the_last_run_that_ended_well_and_since_when_runs_leave_payments_behind(
+    docs, publisher, submit, monkeypatch
+):
+    """What the ops sweep exports for FjbDuePaymentsNotRun and FjbDuePaymentsBehind: a run
+    that ended well moves ``lastOkAt``; ``behindSince`` is the start of the first of the runs
+    that each left due payments to the next, kept across them and cleared by a run that left
+    none; a run that failed gives the lease up and records nothing else."""
+    t0 = dt.datetime(2026, 12, 7, 6, 0, tzinfo=dt.UTC)
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY)
+    spent = itertools.chain([0.0], itertools.repeat(10_000.0))  # each run's time spent at once
+    result = run(docs, publisher, submit, budget_seconds=2.5, monotonic=lambda: next(spent), wall=lambda: t0)
+    assert result["deferred"] == 1
+    lease = data(docs, scheduled.RUN_LEASE)
+    assert lease["lastOkAt"] == t0 and lease["behindSince"] == t0 and lease["lastResult"]["deferred"] == 1
+    later = t0 + dt.timedelta(minutes=15)
+    spent = itertools.chain([0.0], itertools.repeat(10_000.0))
+    run(docs, publisher, submit, budget_seconds=2.5, monotonic=lambda: next(spent), wall=lambda: later)
+    lease = data(docs, scheduled.RUN_LEASE)
+    assert lease["lastOkAt"] == later and lease["behindSince"] == t0  # still behind, since the first
+
+    def broken(*_a, **_k):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(scheduled, "_release_due", broken)
+    failed_at = later + dt.timedelta(minutes=15)
+    with pytest.raises(RuntimeError):
+        run(docs, publisher, submit, wall=lambda: failed_at)
+    lease = data(docs, scheduled.RUN_LEASE)
+    assert lease["ended"] == failed_at and lease["lastOkAt"] == later and lease["behindSince"] == t0
+    monkeypatch.undo()
+
+    caught_up = failed_at + dt.timedelta(minutes=15)
+    result = run(docs, publisher, submit, wall=lambda: caught_up)
+    assert "deferred" not in result
+    lease = data(docs, scheduled.RUN_LEASE)
+    assert lease["lastOkAt"] == caught_up and "behindSince" not in lease
+    assert lease["lastResult"]["submitted"] == 1 and lease["lastResult"]["standingOrders.submitted"] == 0
+
+
 def test_an_ended_lease_is_free_whatever_the_clock_of_the_run_that_ended_it(docs, publisher, submit):
     """A run on a clock an hour ahead kept every later run "busy" for that hour (found in
     review, 2026-12-06): a lease given up is free at once."""
