@@ -250,29 +250,42 @@ def _no_century(nid: NationalId, today: date) -> bool:
 
 
 def _youngest(nid: NationalId, birth_date: date, today: date) -> date:
-    """The birth date the age is checked on: the claimed one, or, when the number may carry
-    no century (`_no_century`: from 2032 even one whose own reading is the claimed date),
-    the latest century its date allows if that is later. A number gives its holder's day,
-    month and two-digit year: someone born 2015 claiming 1915 would otherwise be taken for
-    117. (A holder over 100 whose two-digit year is in this century is refused with them:
-    the number cannot tell the two apart.) A classic D-number whose century is one of two
-    (`NationalId.birth_dates`: issued before or after Skatteetaten's 2021 extension) is the
-    same: the given date must be one of its readings, and the age is checked on the latest
-    of them. A holder born 1900-1925 whose number is of the older kind is refused with the
-    children whose number is of the newer kind, as the 2032 numbers' are: a bank does not
-    take a child for a hundred years older to let the very few such holders in (decided
-    2026-12-06, after a review found them all refused as a date that did not match)."""
-    if len(nid.birth_dates) > 1:
-        return max([birth_date, *(d for d in nid.birth_dates if d <= today)])
-    if not _no_century(nid, today):
-        return birth_date
+    """The birth date the age is checked on: the latest of the claimed one and every date
+    the number itself may be read as (`NationalId.birth_dates`), and, when the number may
+    carry no century (`_no_century`: from 2032 even one whose own reading is the claimed
+    date), of each of those in the latest century that is not after today.
+
+    A number gives its holder's day, month and two-digit year: someone born 2015 claiming
+    1915 would otherwise be taken for 117. (A holder over 100 whose two-digit year is in
+    this century is refused with them: the number cannot tell the two apart.) A classic
+    D-number whose century is one of two (`NationalId.birth_dates`: issued before or after
+    Skatteetaten's 2021 extension) is the same: the age is checked on the latest reading.
+    A holder born 1900-1925 whose number is of the older kind is refused with the children
+    whose number is of the newer kind, as the 2032 numbers' are: a bank does not take a
+    child for a hundred years older to let the very few such holders in (decided
+    2026-12-06, after a review found them all refused as a date that did not match).
+
+    A D-number vouches for its year only (`_dnr_year`), so a claimed day and month earlier
+    in that year cannot be checked against it: a 17-year-old whose number reads 20 December
+    claimed 1 January and was taken for 18 (found in review). The age is never checked on a
+    claimed date earlier than the number's own; a holder whose number is dated on a
+    registration day later than the birthday waits for that day, as the number says."""
+    dates = [birth_date, *nid.birth_dates]
+    if _no_century(nid, today):
+        dates += [reading for known in (birth_date, nid.birth_date) for reading in _centuries(known)]
+    return max(d for d in dates if d <= today)
+
+
+def _centuries(day: date) -> list[date]:
+    """``day`` in the 2000s and the 1900s, the centuries a number with no century may be
+    of; 29 February of a year that is not a leap year in a century is left out."""
     readings = []
     for century in (2000, 1900):
         try:
-            readings.append(birth_date.replace(year=century + birth_date.year % 100))
-        except ValueError:  # 29 February of a year that is not a leap year in that century
+            readings.append(day.replace(year=century + day.year % 100))
+        except ValueError:
             continue
-    return max([birth_date, *(d for d in readings if d <= today)])
+    return readings
 
 
 def _same_day_month_2032(nid: NationalId, birth_date: date, today: date) -> bool:

@@ -242,6 +242,53 @@ def test_a_d_number_of_two_centuries_one_a_childs_is_refused_as_a_child() -> Non
         assert (exc.code, exc.field) == ("birth_date_mismatch", "dateOfBirth"), other
 
 
+def test_a_minor_with_a_d_number_cannot_claim_an_earlier_day_of_the_birth_year() -> None:
+    """A D-number vouches for its year only, and the age was checked on the claimed date: a
+    17-year-old whose number reads 20 December 2008 claimed 1 January 2008 and was taken for
+    18 (found in review). The age is checked on the number's own date when that is later."""
+    number = national_id_for(date(2008, 12, 20), dnumber=True)
+    assert parse_national_id(number, today=date(2026, 6, 1)).birth_dates == (date(2008, 12, 20),)
+    for claimed in ("2008-01-01", "2008-12-19", "2008-12-20"):
+        exc = refusal(application(nationalId=number, dateOfBirth=claimed), today=date(2026, 6, 1))
+        assert (exc.code, exc.field) == ("under_18", "dateOfBirth"), claimed
+    # on the number's eighteenth birthday the claimed date is taken, as the register's
+    app = parse_application(application(nationalId=number, dateOfBirth="2008-01-01"), today=date(2026, 12, 20))
+    assert app.birth_date == date(2008, 1, 1)
+
+
+def _2032_rule_number(born: date, *, dnumber: bool) -> str:
+    """The first number for ``born`` whose first control digit is valid only under the 2032
+    rule (remainder 1-3): one that carries no century."""
+    day = born.day + (40 if dnumber else 0)
+    for individual in range(1000):
+        first9 = f"{day:02d}{born:%m%y}{individual:03d}"
+        s1 = sum(int(d) * w for d, w in zip(first9, _K1_WEIGHTS, strict=True))
+        k1 = (1 - s1) % 11
+        r2 = sum(int(d) * w for d, w in zip(f"{first9}{k1}", _K2_WEIGHTS, strict=True)) % 11
+        if k1 != 10 and r2 != 1:
+            return f"{first9}{k1}{(11 - r2) % 11}"
+    raise AssertionError(f"no 2032-rule number for {born}")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        pytest.param(lambda: _2032_rule_number(date(2014, 12, 20), dnumber=True), id="2032-rule"),
+        pytest.param(lambda: national_id_for(date(2014, 12, 20), dnumber=True), id="classic-read-from-2032"),
+    ],
+)
+def test_a_minor_with_a_d_number_of_no_century_cannot_claim_an_earlier_day(number) -> None:
+    """The numbers that carry no century (`_no_century`) compared only the claimed date's
+    centuries: a 17-year-old whose number reads 20.12.14 claimed 1 January (of 2014 or 1914)
+    and was taken for 18 or 118. The number's own day and month count too."""
+    today = date(2032, 6, 1)
+    for claimed in ("2014-01-01", "1914-01-01", "1914-12-20"):
+        exc = refusal(application(nationalId=number(), dateOfBirth=claimed), today=today)
+        assert (exc.code, exc.field) == ("under_18", "dateOfBirth"), claimed
+    app = parse_application(application(nationalId=number(), dateOfBirth="2014-01-01"), today=date(2032, 12, 20))
+    assert app.birth_date == date(2014, 1, 1)
+
+
 def test_a_d_number_of_either_century_whose_both_readings_are_adults_is_accepted_with_either() -> None:
     number = "41010520043"  # 410105 200: 05.01.2005 or 05.01.1905
     for born in (date(2005, 1, 5), date(1905, 1, 5)):
