@@ -536,7 +536,8 @@ def onboarding_submit(req: https_fn.CallableRequest, uid: str, data: dict) -> di
 
 @endpoint({"uid", "decision", "reason"})
 def onboarding_decide(req: https_fn.CallableRequest, operator: str, data: dict) -> dict:
-    """An operator approves or rejects an application in review (needs the admin claim)."""
+    """An operator approves or rejects an application in review (needs the admin claim),
+    never their own (four eyes: onboarding.decide_review)."""
     if req.auth.token.get("admin") is not True:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.PERMISSION_DENIED, "operators only")
     uid = data.get("uid")
@@ -633,7 +634,7 @@ def sca_revoke_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
 def sca_reopen_enrolment(req: https_fn.CallableRequest, operator: str, data: dict) -> dict:
     """An operator who proved a customer's identity outside the app revokes their device
     keys and lets the new device whose key id and fingerprint it shows enrol for 30
-    minutes (needs the admin claim)."""
+    minutes (needs the admin claim), never their own (four eyes: sca.reopen_enrolment)."""
     if req.auth.token.get("admin") is not True:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.PERMISSION_DENIED, "operators only")
     uid = data.get("uid")

@@ -76,7 +76,13 @@ REASONS: tuple[Reason, ...] = (
     _r(
         "invalid_reason",
         CALLABLE,
-        "an operator's rejection needs a reason of 1-200 characters, a reopening one of 3-200",
+        "an operator's decision needs a reason of 1-200 printable characters, a reopening one of 3-200",
+    ),
+    _r(
+        "four_eyes",
+        CALLABLE,
+        "an operator decides no application and reopens no device enrolment of their own:"
+        " another operator does (PERMISSION_DENIED)",
     ),
     # -- accounts ---------------------------------------------------------------------------
     _r("not_a_customer", CALLABLE, "only approved customers open accounts and get cards (PERMISSION_DENIED)"),
@@ -294,6 +300,7 @@ STATUS = {
     "app_check": "UNAUTHENTICATED",
     "session_ended": "UNAUTHENTICATED",
     "not_a_customer": "PERMISSION_DENIED",
+    "four_eyes": "PERMISSION_DENIED",
     "registry_exhausted": "RESOURCE_EXHAUSTED",
     "rate_limited": "RESOURCE_EXHAUSTED",
     "busy": "RESOURCE_EXHAUSTED",

@@ -216,6 +216,10 @@ def decide_review(
     note = reason.strip() if isinstance(reason, str) and reason.strip() else None
     if note is not None and not (len(note) <= 200 and note.isprintable()):
         raise rules.OnboardingRefused("invalid_reason", "a reason is 1-200 printable characters")
+    if operator == uid:
+        # four eyes: an operator who applied could approve their own possible sanctions
+        # match (found in review). bankctl's operator is a name, never a uid.
+        raise rules.OnboardingRefused("four_eyes", "an operator does not decide their own application")
     status = rules.APPROVED if approve else rules.REJECTED
 
     def run(uow: UnitOfWork) -> tuple[str | None, list[outbox.Event]]:

@@ -281,8 +281,17 @@ def reopen_enrolment(
     the new device signs in again (fjordbank.service_layer.sessions). That is done once the
     reset is known to be allowed and before it is committed, so a failure of it changes nothing and the
     operator's retry is a first reset, not a second window and a second notice."""
-    if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 200:
-        raise rules.ScaRefused("invalid_reason", "reason: what proved the customer's identity (3-200 characters)")
+    # checked before anything is done, as an operator's decision on an application is: a
+    # reason Firestore cannot store (a lone surrogate) ended the customer's sessions, then
+    # failed the write, and the operator was answered INTERNAL (found in review)
+    if not (isinstance(reason, str) and 3 <= len(reason.strip()) <= 200 and reason.isprintable()):
+        raise rules.ScaRefused(
+            "invalid_reason", "reason: what proved the customer's identity (3-200 printable characters)"
+        )
+    if operator == uid:
+        # four eyes: an operator could let a device of their own choosing into their own
+        # customer account (found in review). bankctl's operator is a name, never a uid.
+        raise rules.ScaRefused("four_eyes", "an operator does not reopen their own device enrolment")
     key_id = _key_id(key_id)
     if (printed := rules.read_fingerprint(fingerprint)) is None:
         raise rules.ScaRefused("invalid_fingerprint", "fingerprint: the 16 hex digits the new device shows")

@@ -5,8 +5,8 @@ recording publisher and a fixed clock.
 What is promised: a decision writes the customer, the application (kyc), the identity's
 claim and (approved) the first account in one unit of work, with its customers.* event (and
 the account's) staged there and published after the commit; a uid applies once and an
-identity number belongs to one customer; only an application in review is reviewed, and a
-rejection needs a reason.
+identity number belongs to one customer; only an application in review is reviewed, never
+by its applicant, and a decision needs a reason.
 """
 
 from __future__ import annotations
@@ -200,6 +200,21 @@ def test_why_an_application_in_review_was_approved_is_kept_with_who_approved_it(
     kyc = data(docs, "kyc/typo")
     assert (kyc["reviewNote"], kyc["reviewedBy"], kyc["reason"]) == (why, "ops:kari", None)
     assert data(docs, "customers/typo")["reason"] is None
+
+
+def test_an_operator_does_not_decide_their_own_application(docs, publisher, sanctions):
+    """Four eyes: an operator who applied (the callable's operator is their uid) could
+    approve their own possible sanctions match (found in review). Another operator may."""
+    submit(docs, publisher, sanctions, "ops-kari", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
+    for approve in (True, False):
+        own = refused(
+            lambda approve=approve: onboarding.decide_review(
+                docs, publisher, "ops-kari", approve=approve, operator="ops-kari", reason="not him", bank_reg=BANK_REG
+            )
+        )
+        assert own == "four_eyes"
+    assert data(docs, "customers/ops-kari")["status"] == "review" and paths(docs, "accounts") == []
+    assert review(docs, publisher, "ops-kari", approve=True)["status"] == "approved"
 
 
 def test_a_review_of_nobodys_application_is_refused(docs, publisher):

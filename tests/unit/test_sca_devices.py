@@ -332,6 +332,41 @@ def test_the_bank_reopens_only_for_an_approved_customer_a_reason_and_a_key_it_wa
     assert refusal(reopen, docs, Phone("phone-key-1")) == "device_key_revoked"  # the lost phone's id
 
 
+def test_a_reason_firestore_cannot_store_is_refused_before_the_customer_is_signed_out(docs, phone):
+    """The reason was only length-checked: a lone surrogate passed, the customer's sessions
+    were ended, then the Firestore write failed (UnicodeEncodeError), and the operator was
+    answered INTERNAL with the customer signed out and nothing recorded (found in review).
+    It is checked first, as an operator's decision on an application is."""
+    new, sessions = Phone("new-phone-01"), Sessions()
+    for reason in ("BankID \ud800", "\ud800\ud800\ud800", "BankID\x00 at the branch", "BankID\nat the branch"):
+        assert refusal(
+            sca.reopen_enrolment,
+            docs,
+            None,
+            UID,
+            operator="op-1",
+            reason=reason,
+            key_id=new.key_id,
+            fingerprint=fingerprint(new),
+            sessions=sessions,
+        ) == ("invalid_reason"), repr(reason)
+    assert sessions.ended == [] and keys(docs) == ["phone-key-1"]
+    assert docs.get(f"scaEnrolments/{UID}") is None or "reopenedAt" not in docs.get(f"scaEnrolments/{UID}").data
+
+
+def test_an_operator_does_not_reopen_their_own_enrolment(docs, phone):
+    """Four eyes: an operator who is also a customer could let a device of their choosing
+    into their own account (found in review). Another operator may."""
+    new, sessions = Phone("new-phone-01"), Sessions()
+    shown = {"reason": "BankID at the branch", "key_id": new.key_id, "fingerprint": fingerprint(new)}
+    own = refusal(sca.reopen_enrolment, docs, None, UID, operator=UID, **shown, sessions=sessions)
+    assert own == "four_eyes"
+    assert sessions.ended == [] and keys(docs) == ["phone-key-1"]
+    assert sca.reopen_enrolment(docs, None, UID, operator="op-1", **shown, sessions=sessions)["revoked"] == [
+        "phone-key-1"
+    ]
+
+
 def test_a_fingerprint_is_read_as_an_operator_types_it():
     printed = rules.fingerprint(b"key")
     assert rules.FINGERPRINT.fullmatch(printed)
