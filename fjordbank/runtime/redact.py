@@ -2,7 +2,8 @@
 code logs ids, not numbers, but an exception message may still carry a document path).
 
 * 11-digit numbers (account numbers, also written 1234.56.78903 or 1234 56 78903, and
-  national identity numbers) keep their last 4 digits: ``*******8903``.
+  national identity numbers, also written 150685 12345 or 150685-12345) keep their last 4
+  digits: ``*******8903``.
 * 13-19 digit numbers with a valid Luhn digit (card numbers, also printed in groups of
   four) keep BIN and last 4.
 
@@ -20,6 +21,10 @@ from fjordbank.domain.norway import is_luhn_valid
 # after it is serialised, where a newline or tab before a number is written "\n", "\t").
 _EDGE_L, _EDGE_R = r"(?:(?<![0-9A-Za-z])|(?<=\\[nrtbf]))", r"(?![0-9A-Za-z])"
 _ELEVEN = re.compile(_EDGE_L + r"[0-9]{4}([ .]?)[0-9]{2}\1[0-9]{5}" + _EDGE_R)
+# A national identity number as people write it, birth date apart from the rest (150685
+# 12345, 150685-12345): passed unmasked, though the promise is "in any layout" (found in
+# review). Not a part of a longer run of hyphen-joined digits (a reference 2026-123456-12345).
+_NATIONAL_ID = re.compile(_EDGE_L + r"(?<![0-9]-)[0-9]{6}[ -][0-9]{5}" + _EDGE_R + r"(?!-[0-9])")
 _CARD = re.compile(_EDGE_L + r"[0-9]{13,19}" + _EDGE_R)
 _GROUPED_CARD = re.compile(_EDGE_L + r"[0-9]{4}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}" + _EDGE_R)  # as printed
 
@@ -31,6 +36,7 @@ def _card(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     text = _CARD.sub(_card, _GROUPED_CARD.sub(_card, text))
+    text = _NATIONAL_ID.sub(lambda m: "*******" + m.group(0)[-4:], text)
     return _ELEVEN.sub(lambda m: "*******" + m.group(0)[-4:], text)
 
 

@@ -25,6 +25,38 @@ def test_national_identity_numbers_are_masked():
     assert redact("nid 01019012345, ok") == "nid *******2345, ok"
 
 
+def test_national_identity_numbers_written_six_and_five_are_masked():
+    """Written as people write them, the birth date apart (found in review: passed
+    unmasked, though SECURITY.md promises any layout)."""
+    for sep in (" ", "-"):
+        assert redact(f"nid 150685{sep}12345, ok") == "nid *******2345, ok"
+        assert redact(f'{{"msg": "lookup failed\\n150685{sep}12345"}}') == '{"msg": "lookup failed\\n*******2345"}'
+
+
+@given(st.integers(0, 10**11 - 1), st.sampled_from([" ", "-"]))
+def test_any_eleven_digit_number_written_six_and_five_is_masked(n, sep):
+    digits = f"{n:011d}"
+    written = f"{digits[:6]}{sep}{digits[6:]}"
+    assert redact(f"x {written} y") == f"x *******{digits[-4:]} y"
+
+
+def test_digits_in_other_layouts_than_six_and_five_are_left_alone():
+    for text in (
+        "1234567 12345",
+        "12345 123456",
+        "123456 1234",
+        "123456 123456",
+        "123456  12345",  # two spaces: two numbers
+        "a123456 12345",
+        "123456 12345b",
+        "ref 2026-123456-12345",  # a part of a longer hyphen-joined run
+        "ref 123456-12345-7",
+        "uuid 0b4c9a2e-1234-5678-9abc-123456789012",
+        "on 2026-12-05 10:00",
+    ):
+        assert redact(text) == text, text
+
+
 def test_card_numbers_keep_bin_and_last_four():
     pan = make_pan("499210")
     assert redact(f"card {pan}.") == f"card {pan[:6]}******{pan[-4:]}."
