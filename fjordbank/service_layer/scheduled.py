@@ -99,6 +99,10 @@ MAX_REPUBLISH_WAIT = dt.timedelta(hours=6)
 # for the next: each failure waits for the publisher's timeout, and a run of failures while
 # NATS is away used the whole of the function's 9 minutes before the standing orders' turn.
 MAX_UNPUBLISHED_IN_A_ROW = 3
+# Payments that failed one after the other (not refused: an error, logged) before a run
+# stops and fails: one failure is that payment's, a row of them is Firestore away or a bug
+# in every payment, and the alert on the runs (FjbDuePaymentsNotRun) should see it.
+MAX_ERRORS_IN_A_ROW = 20
 # The part of a run (the function's 540 s) the due payment requests may take: what is left
 # of them waits for the next run (every 15 minutes), and the standing orders always get
 # their turn. Before, a run that spent its time on the requests (one customer's thousands
@@ -299,29 +303,64 @@ def _release_due(
     # 540 s and so inside the run's lease (a run past its lease overlapped the next one's)
     run_ends = until - REQUESTS_BUDGET_SECONDS + RUN_BUDGET_SECONDS
     today = today_in_norway(now)
-    counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "unpublished": 0, "malformed": 0}
-    unpublished_in_a_row = 0
+    counts = {
+        "submitted": 0,
+        "waiting": 0,
+        "failed": 0,
+        "skipped": 0,
+        "unpublished": 0,
+        "malformed": 0,
+        "errors": 0,
+    }
+    in_a_row = {"unpublished": 0, "errors": 0}
     counting = threading.Lock()
     nats_away = threading.Event()
+    broken = threading.Event()
+    halt = threading.Event()  # either of them: the lanes drop what they have not begun
     funds = RunFunds(docs)  # shared with the standing orders' run below
+    started = monotonic()
+
+    def clock_now() -> dt.datetime:
+        """The run's clock as it is now, for the claims' stamps: a claim made minutes into
+        the run was stamped with the run's start, and a request "requested" since then
+        looked STUCK that much sooner to the runs after it (found in review, 2026-12-06).
+        What the run decides on stays the run's (``today``, ``now``: a wait's rest)."""
+        return now + dt.timedelta(seconds=max(0.0, monotonic() - started))
 
     def one(request: Doc) -> None:
-        nonlocal unpublished_in_a_row
-        outcome = _submit_due(docs, publisher, submit, request, today, now, funds, bank_regs)
+        try:
+            outcome = _submit_due(docs, publisher, submit, request, today, now, funds, bank_regs, clock_now)
+        except Exception:  # one payment's failure is that payment's; the others are paid
+            # one payment that failed (a Firestore timeout after the client's retries, a
+            # claim contended by a cancel, a bug in one document) stopped every lane and the
+            # run, standing orders included (found in review, 2026-12-06); it stays due, and
+            # the next run decides it again
+            log.exception("due payment not decided: left for the next run", extra={"path": request.path})
+            outcome = "errors"
         with counting:
             counts[outcome] += 1
-            unpublished_in_a_row = unpublished_in_a_row + 1 if outcome == "unpublished" else 0
-            if unpublished_in_a_row >= MAX_UNPUBLISHED_IN_A_ROW and not nats_away.is_set():
+            for kind in in_a_row:
+                in_a_row[kind] = in_a_row[kind] + 1 if outcome == kind else 0
+            if in_a_row["unpublished"] >= MAX_UNPUBLISHED_IN_A_ROW and not nats_away.is_set():
                 log.warning("NATS does not take the due payments: the rest wait for the next run", extra=counts)
                 nats_away.set()
+                halt.set()
+            if in_a_row["errors"] >= MAX_ERRORS_IN_A_ROW and not broken.is_set():
+                broken.set()  # Firestore away, or a bug in every payment: the run fails
+                halt.set()
 
     deferred = False
     for query in due_queries(docs, now, limit, uids):
         deferred = in_lanes(
-            query, key=_payer, work=one, lanes=lanes, deadline_passed=lambda: monotonic() > until, stop=nats_away
+            query, key=_payer, work=one, lanes=lanes, deadline_passed=lambda: monotonic() > until, stop=halt
         )
-        if deferred or nats_away.is_set():
+        if deferred or halt.is_set():
             break
+    if broken.is_set():
+        raise RuntimeError(
+            f"due payments: {MAX_ERRORS_IN_A_ROW} failed one after the other; the run stops and the rest wait "
+            f"for the next (counts {counts})"
+        )
     if deferred:
         counts["deferred"] = 1  # at least: the requests not looked at are not counted
         log.warning("due payments: this run's time for them is spent, the rest wait for the next", extra=counts)
@@ -358,6 +397,7 @@ def _submit_due(
     now: dt.datetime,
     funds: RunFunds,
     bank_regs: tuple[str, ...],
+    clock_now: Clock | None = None,
 ) -> str:
     """One due request: submitted, held back (waiting, failed, skipped), left for the next
     run (unpublished) or malformed. A scheduled one is decided on what ``funds`` says the
@@ -393,7 +433,7 @@ def _submit_due(
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)
         payment = released(payment, now)
-        if not _claim(docs, request.path, payment, now):
+        if not _claim(docs, request.path, payment, clock_now() if clock_now is not None else now):
             return "skipped"  # cancelled, or taken by another run, since the query read it
     # claimed, never published, or published again after it stayed "requested" (its first
     # publish may have failed after the claim, or the job died between them): it will be
@@ -533,7 +573,11 @@ def continuation(job: str, result: Mapping[str, Any], *, scoped: bool, chain: in
     its runs."""
     if job != SUBMIT_DUE_PAYMENTS or scoped or not result.get("deferred") or chain + 1 >= MAX_CHAIN:
         return None
-    if not any(result.get(k) for k in ("submitted", "failed")):
+    standing = result.get("standingOrders")
+    standing = standing if isinstance(standing, Mapping) else {}
+    # the standing orders' payments count too: a run whose requests were all done and whose
+    # time ran out on the orders ended the chain (found in review, 2026-12-06)
+    if not any(counts.get(k) for counts in (result, standing) for k in ("submitted", "failed")):
         return None
     return {"job": SUBMIT_DUE_PAYMENTS, "chain": chain + 1}
 

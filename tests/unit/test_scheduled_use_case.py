@@ -389,7 +389,14 @@ def due_order(docs) -> None:
 def test_the_job_runs_the_standing_orders_after_the_scheduled_payments(docs, publisher, submit):
     due_order(docs)
     result = run(docs, publisher, submit)
-    assert result["standingOrders"] == {"submitted": 1, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0}
+    assert result["standingOrders"] == {
+        "submitted": 1,
+        "waiting": 0,
+        "failed": 0,
+        "skipped": 0,
+        "ended": 0,
+        "errors": 0,
+    }
     assert data(docs, f"users/{UID}/standingOrders/order-0001")["nextDue"] == "2027-04-10"
 
 
@@ -540,7 +547,7 @@ def test_the_run_that_publishes_a_claimed_payment_again_counts_its_money(docs):
     assert data(docs, request_path("req-rent-001"))["status"] == "requested"  # claimed, unpublished
     back = RecordingPublisher()
     submit = Submit(docs, back)
-    again = run(docs, back, submit, now=NOW + dt.timedelta(minutes=15))
+    again = run(docs, back, submit, now=NOW + dt.timedelta(minutes=31))
     assert submit.submitted == ["req-rent-001"]
     assert (again["standingOrders"]["submitted"], again["standingOrders"]["waiting"]) == (0, 1)
 
@@ -732,3 +739,74 @@ def test_a_wait_noted_on_a_clock_ahead_is_no_rest():
     assert not rules.tried_lately(noted, due, NOW)
     assert rules.tried_lately(noted, due, NOW + dt.timedelta(hours=5, minutes=1))
     assert not rules.tried_lately(noted, due, NOW + dt.timedelta(hours=5) + rules.RETRY_WAIT)
+
+
+def many_payers(docs, n: int, amount: int = 1_000) -> list[str]:
+    """``n`` payers with 10 000 each and one scheduled payment of ``amount`` due today; their accounts."""
+    accounts = list(itertools.islice(account_numbers(), 2, 2 + n))
+    for i, acct in enumerate(accounts):
+        uid = f"payer-{i:02d}"
+        seed(docs, {f"accounts/{acct}": customer_account(uid, acct, balance=10_000)})
+        p = dataclasses.replace(payment(f"req-bill-{i:03d}", amount, TODAY, uid=uid), from_account=acct)
+        seed(docs, {request_path(p.request_id, uid): {"status": "scheduled", "statusRank": 1, "payment": p.to_json()}})
+    return accounts
+
+
+def test_one_payment_that_fails_is_left_for_the_next_run_and_the_others_are_paid(docs, publisher, submit, monkeypatch):
+    """One payer's read that timed out (after the client's own retries) stopped every lane
+    and the run, the standing orders never had their turn (found in review, 2026-12-06):
+    the failure is that payment's, counted and logged, and it stays due."""
+    from google.api_core import exceptions as api_errors
+
+    due_order(docs)  # a covered standing order due today
+    accounts = many_payers(docs, 20)
+    flaky, real_get = f"accounts/{accounts[0]}", docs.get
+
+    def get(path, *a, **k):
+        if path == flaky:
+            raise api_errors.DeadlineExceeded("one slow read")
+        return real_get(path, *a, **k)
+
+    monkeypatch.setattr(docs, "get", get)
+    result = run(docs, publisher, submit, lanes=4)
+    assert (result["submitted"], result["errors"]) == (19, 1)
+    assert result["standingOrders"]["submitted"] == 1
+    assert data(docs, request_path("req-bill-000", "payer-00"))["status"] == "scheduled"  # due still
+    assert data(docs, scheduled.RUN_LEASE)["lastResult"]["errors"] == 1
+
+
+def test_a_row_of_failures_stops_the_run_and_fails_it(docs, publisher, submit, monkeypatch):
+    """Firestore away (or a bug in every payment): the run stops after MAX_ERRORS_IN_A_ROW and
+    fails, so that its alert (FjbDuePaymentsNotRun) sees it; nothing is paid half."""
+    many_payers(docs, scheduled.MAX_ERRORS_IN_A_ROW + 5)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("every read fails")
+
+    monkeypatch.setattr(docs, "get", broken)
+    with pytest.raises(RuntimeError, match="one after the other"):
+        run(docs, publisher, submit, lanes=1)
+    assert submit.submitted == []
+    monkeypatch.undo()
+    assert "lastOkAt" not in data(docs, scheduled.RUN_LEASE)
+
+
+def test_a_run_whose_time_ran_out_on_the_standing_orders_goes_on_in_the_next():
+    """The standing orders' payments count for the chain: a run that had no request left and
+    ran out of time paying orders ended the chain (found in review, 2026-12-06)."""
+    job = scheduled.SUBMIT_DUE_PAYMENTS
+    result = {"submitted": 0, "failed": 0, "deferred": 1, "standingOrders": {"submitted": 2, "deferred": 1}}
+    assert scheduled.continuation(job, result, scoped=False) == {"job": job, "chain": 1}
+    result["standingOrders"] = {"submitted": 0, "failed": 0, "waiting": 9, "deferred": 1}
+    assert scheduled.continuation(job, result, scoped=False) is None
+
+
+def test_a_claim_is_stamped_when_it_is_made_not_when_the_run_began(docs, publisher, submit):
+    """A claim made minutes into a run was stamped with the run's start, and looked STUCK to
+    a run that much sooner, which published it again (found in review, 2026-12-06)."""
+    scheduled_request(docs, "req-rent-001", 8_000, TODAY)
+    looks = iter([0.0, 0.0] + [200.0] * 50)  # the run starts (two looks), then 200 s have gone by
+    run(docs, publisher, submit, monotonic=lambda: next(looks, 200.0))
+    request = data(docs, request_path("req-rent-001"))
+    assert request["status"] == "requested" and request["updatedAt"] == NOW + dt.timedelta(seconds=200)
+    assert request["timeline"]["requested"] == NOW + dt.timedelta(seconds=200)

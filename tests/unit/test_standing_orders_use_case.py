@@ -378,7 +378,14 @@ def test_a_scheduled_payment_is_cancelled_until_it_is_submitted(docs):
 # ---- the due dates ---------------------------------------------------------------------------
 def test_a_due_date_is_paid_once_and_the_order_moves_on(docs, sca, publisher):
     create(docs, sca, body())
-    assert run_due(docs, publisher) == {"submitted": 1, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0}
+    assert run_due(docs, publisher) == {
+        "submitted": 1,
+        "waiting": 0,
+        "failed": 0,
+        "skipped": 0,
+        "ended": 0,
+        "errors": 0,
+    }
     (event,) = publisher.stored
     request_id = rules.occurrence_request_id("order-0001", TODAY)
     assert (
@@ -397,6 +404,7 @@ def test_a_due_date_is_paid_once_and_the_order_moves_on(docs, sca, publisher):
         "failed": 0,
         "skipped": 0,
         "ended": 0,
+        "errors": 0,
     }  # nothing due
     assert len(publisher.stored) == 1
 
@@ -457,12 +465,15 @@ def test_a_payment_the_account_cannot_cover_waits_four_banking_days_and_fails_af
     """Due Wednesday 10 March 2027: tried then, Thursday, Friday and Monday; failed Tuesday."""
     create(docs, sca, body(amount=500_000))
     assert run_due(docs, publisher)["waiting"] == 1
-    assert run_due(docs, publisher)["waiting"] == 1
+    assert run_due(docs, publisher)["skipped"] == 1  # tried a moment ago: it rests
+    later = NOW + rules.RETRY_WAIT
+    assert run_due(docs, publisher, now=later)["waiting"] == 1
     assert order(docs)["waiting"] == {
         "date": "2027-03-10",
         "attempts": 2,
         "reason": "insufficient_funds",
         "until": "2027-03-15",
+        "at": later,
     }
     for day in (11, 12, 15):
         assert run_due(docs, publisher, now=NOW.replace(day=day))["waiting"] == 1
@@ -482,7 +493,7 @@ def test_a_due_date_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(docs
     change(docs, sca, {"orderId": "order-0001", "nextDue": "2027-05-01"})
     at = lambda day, hour=12: dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)  # noqa: E731
     assert run_due(docs, publisher, now=at(dt.date(2027, 5, 1))) == dict.fromkeys(
-        ("submitted", "waiting", "failed", "skipped", "ended"), 0
+        ("submitted", "waiting", "failed", "skipped", "ended", "errors"), 0
     )
     assert run_due(docs, publisher, now=at(dt.date(2027, 5, 2)))["waiting"] == 0
     assert run_due(docs, publisher, now=at(dt.date(2027, 5, 3), 6))["waiting"] == 1  # the salary is not in yet
@@ -514,6 +525,7 @@ def test_a_weekly_date_in_easter_week_leaves_the_next_date_its_own_days(docs, sc
         "attempts": 1,
         "reason": "insufficient_funds",
         "until": "2027-04-05",
+        "at": at(dt.date(2027, 3, 31)),
     }
     for day in (dt.date(2027, 4, 1), dt.date(2027, 4, 2), dt.date(2027, 4, 5)):
         assert run_due(docs, publisher, now=at(day))["waiting"] == 1
@@ -662,7 +674,7 @@ def test_a_confirmation_is_checked_for_its_shape_and_used_only_by_a_valid_change
 def test_a_wait_counts_on_its_own_due_date(docs, sca, publisher):
     create(docs, sca, body(amount=500_000))
     run_due(docs, publisher)
-    run_due(docs, publisher)
+    run_due(docs, publisher, now=NOW + rules.RETRY_WAIT)
     assert order(docs)["waiting"]["attempts"] == 2
     change(docs, sca, {"orderId": "order-0001", "nextDue": "2027-03-12"})
     assert "waiting" not in order(docs)  # the app no longer shows a wait for the 10th
@@ -672,6 +684,7 @@ def test_a_wait_counts_on_its_own_due_date(docs, sca, publisher):
         "attempts": 1,
         "reason": "insufficient_funds",
         "until": "2027-03-17",
+        "at": NOW + dt.timedelta(days=2),
     }
 
 
@@ -683,9 +696,18 @@ def test_orders_waiting_for_funds_do_not_keep_a_covered_one_from_its_due_date(do
     for order_id in ("order-aaa1", "order-aaa2", "order-aaa3"):
         create(docs, sca, body(order_id, fromAccount=poor))
     create(docs, sca, body("order-zzz9"))
-    assert run_due(docs, publisher, limit=2) == {"submitted": 1, "waiting": 3, "failed": 0, "skipped": 0, "ended": 0}
+    assert run_due(docs, publisher, limit=2) == {
+        "submitted": 1,
+        "waiting": 3,
+        "failed": 0,
+        "skipped": 0,
+        "ended": 0,
+        "errors": 0,
+    }
     assert order(docs, "order-zzz9")["nextDue"] == "2027-04-10"
-    assert run_due(docs, publisher, limit=2)["waiting"] == 3  # every run tries each waiting one again
+    # each waiting one rests (RETRY_WAIT) before a run tries it again
+    assert run_due(docs, publisher, limit=2)["skipped"] == 3
+    assert run_due(docs, publisher, limit=2, now=NOW + rules.RETRY_WAIT)["waiting"] == 3
 
 
 # ---- found in review (2026-12-05): a confirmation stands for what it was made for -------------
