@@ -26,7 +26,7 @@ config/screening.json, is production's too: the services' image ships config/.
 | FJB_BIC | this bank's BIC in payment files | FJORNOKK |
 | FJB_FCM_SINK_URL | FCM-compatible sink for local push (empty = real FCM) | (none) |
 | FJB_SANCTIONS_LIST | sanctions list in EU FSF XML (see README; relative: to the package root) | local: the sample |
-| FJB_ALLOW_SYNTHETIC_IDS | accept Skatteetaten's synthetic test identity numbers | false |
+| FJB_ALLOW_SYNTHETIC_IDS | accept Skatteetaten's synthetic test identity numbers (local only) | false |
 | FJB_CARD_BIN | the bank's card BIN (6-8 digits) | 499210 |
 | FJB_CARD_API_PORT | the card service's port for the card processor (0: none) | 0 |
 | FJB_CARD_PROCESSOR_SECRET | shared secret that signs the processor's requests | (none) |
@@ -189,7 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         if env.get("FJB_SANCTIONS_LIST")
         else _local_default(production, REPO_ROOT / "emulators" / "sanctions" / "eu-fsf-sample.xml"),
         sanctions_list_configured=bool(env.get("FJB_SANCTIONS_LIST")),
-        allow_synthetic_ids=env.get("FJB_ALLOW_SYNTHETIC_IDS", "").lower() in ("1", "true", "yes"),
+        allow_synthetic_ids=_synthetic_ids(env, production),
         card_bin=env.get("FJB_CARD_BIN", "499210"),
         card_api_port=_int(env, "FJB_CARD_API_PORT", 0),
         card_processor_secret=env.get("FJB_CARD_PROCESSOR_SECRET", ""),
@@ -204,6 +204,20 @@ def load_settings(env: Mapping[str, str] | None = None, *, identity: str | None 
         trace_sample_ratio=_ratio(env, "FJB_TRACE_SAMPLE_RATIO", 1.0),
         ops_sweep_seconds=_int(env, "FJB_OPS_SWEEP_SECONDS", 30),
     )
+
+
+def _synthetic_ids(env: Mapping[str, str], production: bool) -> bool:
+    """Whether onboarding takes Skatteetaten's synthetic test numbers (month + 80): the
+    local stack's. They name no one, so in production an applicant could open an account
+    as nobody the population register knows; a start-up error there (found in review),
+    as a missing sanctions list is, never a bank quietly taking them."""
+    allowed = env.get("FJB_ALLOW_SYNTHETIC_IDS", "").strip().lower() in ("1", "true", "yes")
+    if allowed and production:
+        raise ConfigError(
+            "FJB_ALLOW_SYNTHETIC_IDS is set: in production (FJB_ENV=production) onboarding takes real identity "
+            "numbers only; synthetic test numbers are for the local stack"
+        )
+    return allowed
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -52,6 +52,16 @@ def test_production_without_the_clearing_channel_is_a_start_up_error_naming_the_
         s.clearing_channel()
 
 
+@pytest.mark.parametrize("value", ["true", "1", "yes", " TRUE "])
+def test_synthetic_identity_numbers_in_production_are_a_start_up_error_naming_the_setting(value):
+    """They name no one: production took them when told to (found in review)."""
+    for env in (PRODUCTION, {"K_SERVICE": "edge"}):
+        with pytest.raises(ConfigError, match=r"^FJB_ALLOW_SYNTHETIC_IDS is set: in production"):
+            load_settings({**env, "FJB_ALLOW_SYNTHETIC_IDS": value})
+    assert load_settings({"FJB_ALLOW_SYNTHETIC_IDS": value}).allow_synthetic_ids is True
+    assert load_settings({**PRODUCTION, "FJB_ALLOW_SYNTHETIC_IDS": "false"}).allow_synthetic_ids is False
+
+
 def test_production_takes_the_clearing_channel_it_is_given():
     assert load_settings({**PRODUCTION, "FJB_CLEARING_DIR": "/mnt/clearing"}).clearing_channel() == "/mnt/clearing"
 
