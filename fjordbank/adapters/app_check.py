@@ -32,8 +32,16 @@ def verify_debug_token(token: str | None, *, secret: str, project_id: str) -> di
     if not token or not secret:
         return None
     try:
+        # PyJWT checks exp and iat only when a token has them: one without exp was good for
+        # ever (found in review), so every claim the debug provider gives is required
         return jwt.decode(
-            token, secret, algorithms=["HS256"], audience=f"projects/{project_id}", issuer=ISSUER, leeway=5
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=f"projects/{project_id}",
+            issuer=ISSUER,
+            leeway=5,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
     except jwt.PyJWTError:
         return None

@@ -61,6 +61,20 @@ def test_an_expired_token_is_refused_by_the_bank():
     assert expires < time.time() and verify_debug_token(token, secret=SECRET, project_id=PROJECT) is None
 
 
+def test_a_token_without_an_expiry_or_an_issue_time_is_refused_by_the_bank():
+    """PyJWT checks exp only when a token has one: a debug token without it was good for
+    ever (found in review). Every claim the debug provider gives is required."""
+    now = int(time.time())
+    claims = {"iss": "fjordbank-app-check-debug", "sub": "1:0:web:x", "aud": [f"projects/{PROJECT}"]}
+    full = {**claims, "iat": now, "exp": now + 60}
+    assert verify_debug_token(jwt.encode(full, SECRET, algorithm="HS256"), secret=SECRET, project_id=PROJECT)
+    for missing in ("exp", "iat", "sub"):
+        token = jwt.encode({k: v for k, v in full.items() if k != missing}, SECRET, algorithm="HS256")
+        assert verify_debug_token(token, secret=SECRET, project_id=PROJECT) is None, missing
+    no_expiry = jwt.encode({**claims, "iat": 0}, SECRET, algorithm="HS256")  # the review's: issued 1970
+    assert verify_debug_token(no_expiry, secret=SECRET, project_id=PROJECT) is None
+
+
 def test_the_token_sent_is_kept_until_shortly_before_it_expires():
     clock = Clock()
     check = AppCheck(SECRET, PROJECT, "1:000:web:kit", ttl=3600, clock=clock)
