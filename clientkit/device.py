@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +83,23 @@ class Device:
         return cls(data["uid"], data["keyId"], key)
 
     def save(self, directory: Path) -> Path:
-        """Kept as ``directory/{uid}.json``, readable by the owner only (0600)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Kept as ``directory/{uid}.json``, readable by the owner only (0600), in a
+        directory it makes the owner's only (0700). Written to a file of its own made 0600
+        and moved over the old one: opening the old one kept its mode, and a key saved over
+        a file others could read stayed readable by them (found in review); a save that
+        fails half-way leaves the old file whole."""
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = directory / f"{self.uid}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_json(), f)
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{self.uid}.", suffix=".tmp")  # made 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_json(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod

@@ -124,6 +124,21 @@ def test_a_kept_phone_is_readable_by_its_owner_only_and_signs_the_same(tmp_path)
     assert Device.load(tmp_path / "devices", "nobody") is None
 
 
+def test_a_phone_saved_over_a_file_others_can_read_is_readable_by_its_owner_only(tmp_path):
+    """The old file was opened and truncated, keeping its mode: a key saved over a 0644 file
+    stayed readable by everyone (found in review)."""
+    kept = tmp_path / "devices"
+    kept.mkdir()
+    (kept / "uid-2.json").write_text("{}")
+    (kept / "uid-2.json").chmod(0o644)
+    phone = Device.new("uid-2")
+    path = phone.save(kept)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Device.load(kept, "uid-2").key_id == phone.key_id
+    assert sorted(p.name for p in kept.iterdir()) == ["uid-2.json"]  # no temporary file left
+    assert stat.S_IMODE(phone.save(tmp_path / "new" / "devices").parent.stat().st_mode) == 0o700
+
+
 def test_a_kept_key_that_is_not_p256_is_refused(tmp_path):
     other = Device("uid-3", "k-12345678", ec.generate_private_key(ec.SECP384R1())).to_json()
     with pytest.raises(KitError, match="does not hold a P-256 key"):
