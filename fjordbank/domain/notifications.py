@@ -55,6 +55,7 @@ REASON_TEXTS = {
     "sca_required": "it needs confirming on your device",
     "sca_invalid": "the confirmation did not match the payment",
     "sca_reused": "the confirmation was for another payment",
+    "sca_key_revoked": "the device that confirmed it was removed; confirm it again",
     "rate_limited": "too many payments at once; try again shortly",
     "busy": "the bank was busy; try again",
 }

@@ -123,6 +123,11 @@ REASONS: tuple[Reason, ...] = (
     _r("sca_required", f"{CALLABLE} {PAYMENT}", "confirm on the device: a new payee or a large amount"),
     _r("sca_invalid", f"{CALLABLE} {PAYMENT}", "the confirmation's key or signature does not match this payment"),
     _r("sca_reused", f"{CALLABLE} {PAYMENT}", "the confirmation was used for another payment"),
+    _r(
+        "sca_key_revoked",
+        PAYMENT,
+        "the device that confirmed a scheduled payment was removed before its due date: confirm it again",
+    ),
     _r("unknown_to_account", f"{CALLABLE} {PAYMENT}", "no account with this number in Fjordbank"),
     _r("to_account_closed", f"{CALLABLE} {PAYMENT}", "the payee's account is closed"),
     _r("same_account", f"{CALLABLE} {PAYMENT}", "from- and to-account are the same"),

@@ -63,7 +63,7 @@ from fjordbank.domain.norway import is_banking_day, today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRejected, PaymentRequested, projection_update
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.errors import ConfigError, PublishError
-from fjordbank.service_layer import audit, edge, outbox, request_status, rescreening, seams, standing_orders
+from fjordbank.service_layer import audit, edge, outbox, request_status, rescreening, sca, seams, standing_orders
 from fjordbank.service_layer.lanes import in_lanes
 from fjordbank.service_layer.ports import (
     Clock,
@@ -418,18 +418,7 @@ def _submit_due(
     if request.data.get("status") == "scheduled":
         if orders.tried_lately(request.data, dt.date.fromisoformat(payment.due_date), now):
             return "skipped"  # waited for funds a moment ago: a run a little later tries it again
-        available, status = funds.available(payment.from_account)
-        decision = orders.decide(
-            due=dt.date.fromisoformat(payment.due_date),
-            today=today,
-            available=available,
-            amount=payment.amount,
-            account_status=status,
-        )
-        try:
-            edge.check_payee(docs, payment.to_account, bank_regs)
-        except PaymentRejected as exc:
-            decision = orders.Decision("fail", exc.code)
+        decision = _decide_due(docs, request, payment, today, funds, bank_regs)
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)
         payment = released(payment, now)
@@ -449,6 +438,48 @@ def _submit_due(
     if request.data.get("status") == "requested":
         _note_republished(docs, request, now)
     return "submitted"
+
+
+def _decide_due(
+    docs: Documents,
+    request: Doc,
+    payment: PaymentRequested,
+    today: dt.date,
+    funds: RunFunds,
+    bank_regs: tuple[str, ...],
+) -> orders.Decision:
+    """Submit, wait or fail a scheduled payment on its due date: the funds (what this run
+    left), the payee's account as it is now, and the key that confirmed it."""
+    available, status = funds.available(payment.from_account)
+    decision = orders.decide(
+        due=dt.date.fromisoformat(payment.due_date),
+        today=today,
+        available=available,
+        amount=payment.amount,
+        account_status=status,
+    )
+    try:
+        edge.check_payee(docs, payment.to_account, bank_regs)
+    except PaymentRejected as exc:
+        decision = orders.Decision("fail", exc.code)
+    if decision.action == "submit" and not _confirming_key_kept(docs, payment.uid, request.data):
+        decision = orders.Decision("fail", "sca_key_revoked")
+    return decision
+
+
+def _confirming_key_kept(docs: Documents, uid: str, request: Mapping[str, Any]) -> bool:
+    """Whether the device key that confirmed a scheduled payment (the request's ``sca``, as
+    the app sent it) is still the customer's. The edge checked the signature when the
+    request came, and nothing again on the due date: a payment a thief confirmed on a
+    stolen phone for next week was paid after the customer had the phone removed, or the
+    bank reset every key (found in review, 2026-12-06). A revoked key's document is gone
+    (fjordbank/service_layer/sca.py, revoke_key, reopen_enrolment), so the payment fails
+    and the customer is told to confirm it again. One that needed no confirmation has no
+    key to keep."""
+    confirmation = request.get("sca")
+    if not isinstance(confirmation, dict) or not isinstance(confirmation.get("keyId"), str):
+        return True
+    return docs.get(sca.key_path(uid, confirmation)) is not None
 
 
 def republish_due(request: Mapping[str, Any], now: dt.datetime) -> bool:

@@ -810,3 +810,56 @@ def test_a_claim_is_stamped_when_it_is_made_not_when_the_run_began(docs, publish
     request = data(docs, request_path("req-rent-001"))
     assert request["status"] == "requested" and request["updatedAt"] == NOW + dt.timedelta(seconds=200)
     assert request["timeline"]["requested"] == NOW + dt.timedelta(seconds=200)
+
+
+def test_a_scheduled_payment_confirmed_by_a_device_removed_since_fails_on_its_due_date(docs, publisher, submit):
+    """A payment a thief confirmed on a stolen phone for a later day was paid on that day
+    after the phone was removed (found in review, 2026-12-06): the confirming key is looked
+    at again on the due date; gone, the payment fails and the customer is told why."""
+    for request_id, key_id in (("req-kept-001", "phone-key-2"), ("req-gone-001", "phone-key-1")):
+        p = payment(request_id, 1_000, TODAY)
+        signed = {"status": "scheduled", "statusRank": 1, "payment": p.to_json()}
+        seed(docs, {request_path(request_id): {**signed, "sca": {"keyId": key_id, "signature": "c2ln"}}})
+    seed(docs, {f"users/{UID}/scaKeys/phone-key-2": {"keyId": "phone-key-2", "publicKey": "k"}})
+    assert counts(run(docs, publisher, submit)) == {"submitted": 1, "failed": 1}
+    assert submit.submitted == ["req-kept-001"]
+    gone = data(docs, request_path("req-gone-001"))
+    assert (gone["status"], gone["reason"]["code"]) == ("failed", "sca_key_revoked")
+    (told,) = [e for e in publisher.stored if e.subject.startswith("payments.failed")]
+    assert told.body["reason"] == "sca_key_revoked"
+
+
+def test_the_banks_reset_of_a_stolen_phones_keys_stops_what_it_confirmed_for_later():
+    """Through the edge and the bank's reset (every key revoked: sca.reopen_enrolment), as
+    the review found it: 9 000 kr to a new payee confirmed on the phone for a later day."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from fjordbank.domain import sca as sca_rules
+    from fjordbank.service_layer import sca
+    from tests.unit.test_edge_use_case import KEY, NEW_PAYEE, PAYER, Bank
+    from tests.unit.test_edge_use_case import UID as EDGE_UID
+    from tests.unit.test_sca_devices import Sessions
+
+    bank = Bank()
+    seed(bank.memory, {f"customers/{EDGE_UID}": {"status": "approved"}})
+    seed(bank.memory, {f"scaEnrolments/{EDGE_UID}": {"keys": ["phone-key-1"], "revoked": []}})
+    batch = bank.memory.batch()
+    batch.set(f"accounts/{PAYER}", {"balance": 2_000_000, "available": 2_000_000, "held": 0}, merge=True)
+    batch.commit()
+    rid, body = bank.create(NEW_PAYEE, 900_000, key=KEY, dueDate="2027-03-15")
+    assert bank.handle(rid, body) == "scheduled"
+    new = ec.generate_private_key(ec.SECP256R1())
+    shown = sca_rules.fingerprint(base64.b64decode(sca_rules.public_key_b64(new)))
+    sca.reopen_enrolment(
+        bank.memory, None, EDGE_UID, operator="ops", reason="stolen phone, BankID",
+        key_id="new-phone-01", fingerprint=shown, sessions=Sessions(),
+    )  # fmt: skip
+    submitted: list[Any] = []
+    due = dt.datetime(2027, 3, 15, 8, 0, tzinfo=dt.UTC)
+    result = scheduled.submit_due_payments(
+        bank.memory, RecordingPublisher(), submit=submitted.append, bank_regs=("9710",),
+        clock=lambda: due, uids=(EDGE_UID,), wall=lambda: due,
+    )  # fmt: skip
+    assert submitted == [] and result["failed"] == 1
