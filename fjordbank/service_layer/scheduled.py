@@ -63,7 +63,17 @@ from fjordbank.domain.norway import is_banking_day, today_in_norway
 from fjordbank.domain.payments import PaymentEvent, PaymentRejected, PaymentRequested, projection_update
 from fjordbank.domain.sanctions import SanctionsList
 from fjordbank.errors import ConfigError, PublishError
-from fjordbank.service_layer import audit, edge, outbox, request_status, rescreening, sca, seams, standing_orders
+from fjordbank.service_layer import (
+    audit,
+    edge,
+    outbox,
+    request_status,
+    rescreening,
+    sca,
+    seams,
+    settling,
+    standing_orders,
+)
 from fjordbank.service_layer.lanes import in_lanes
 from fjordbank.service_layer.ports import (
     Clock,
@@ -195,23 +205,39 @@ def submit_due_payments(
         log.info("due payments: another run is at work; this one leaves the payments to it", extra={"run": run})
         return {"busy": 1}
     result: dict[str, Any] | None = None
+    began = monotonic()
+    funds = RunFunds(docs)  # shared with the standing orders' run
+    # the accounts the run before paid from, if its payments may still be on their way to
+    # the ledger: their due payments wait for a later run (fjordbank/service_layer/settling.py)
+    before = settling.read(docs) if uids is None else None
+    now = clock()
     try:
         result = _release_due(
             docs,
             publisher,
             submit=submit,
             bank_regs=bank_regs,
-            now=clock(),
+            now=now,
             limit=limit,
             uids=uids,
-            until=monotonic() + budget_seconds,
+            until=began + budget_seconds,
             monotonic=monotonic,
             lanes=lanes,
+            funds=funds,
+            settling=(lambda account: before.holds(account, now)) if before is not None else _never_settling,
         )
         return result
     finally:
         if uids is None:
+            if funds.spent:  # none: the record of a run before that may still be settling stays
+                # on the job's clock, as the next run's start it is compared with (the machine's
+                # but on the emulator, where a scoped run records nothing)
+                settling.record(docs, run, funds.spent, now + dt.timedelta(seconds=monotonic() - began))
             _end_run_lease(docs, run, wall(), result)
+
+
+def _never_settling(_account: str) -> bool:
+    return False
 
 
 # The one run of the due payments at a time: each run reckons what every account has left
@@ -298,6 +324,8 @@ def _release_due(
     until: float,
     monotonic: Callable[[], float],
     lanes: int,
+    funds: RunFunds,
+    settling: Callable[[str], bool],
 ) -> dict[str, Any]:
     # the whole run's end: the standing orders after the requests too, inside the function's
     # 540 s and so inside the run's lease (a run past its lease overlapped the next one's)
@@ -311,13 +339,13 @@ def _release_due(
         "unpublished": 0,
         "malformed": 0,
         "errors": 0,
+        "settling": 0,
     }
     in_a_row = {"unpublished": 0, "errors": 0}
     counting = threading.Lock()
     nats_away = threading.Event()
     broken = threading.Event()
     halt = threading.Event()  # either of them: the lanes drop what they have not begun
-    funds = RunFunds(docs)  # shared with the standing orders' run below
     started = monotonic()
 
     def clock_now() -> dt.datetime:
@@ -329,7 +357,7 @@ def _release_due(
 
     def one(request: Doc) -> None:
         try:
-            outcome = _submit_due(docs, publisher, submit, request, today, now, funds, bank_regs, clock_now)
+            outcome = _submit_due(docs, publisher, submit, request, today, now, funds, bank_regs, clock_now, settling)
         except Exception:  # one payment's failure is that payment's; the others are paid
             # one payment that failed (a Firestore timeout after the client's retries, a
             # claim contended by a cancel, a bug in one document) stopped every lane and the
@@ -375,6 +403,7 @@ def _release_due(
         funds=funds,
         lanes=lanes,
         deadline_passed=lambda: monotonic() > run_ends,
+        settling=settling,
     )
     if standing.get("deferred"):
         counts["deferred"] = 1
@@ -398,6 +427,7 @@ def _submit_due(
     funds: RunFunds,
     bank_regs: tuple[str, ...],
     clock_now: Clock | None = None,
+    settling: Callable[[str], bool] = _never_settling,
 ) -> str:
     """One due request: submitted, held back (waiting, failed, skipped), left for the next
     run (unpublished) or malformed. A scheduled one is decided on what ``funds`` says the
@@ -418,6 +448,8 @@ def _submit_due(
     if request.data.get("status") == "scheduled":
         if orders.tried_lately(request.data, dt.date.fromisoformat(payment.due_date), now):
             return "skipped"  # waited for funds a moment ago: a run a little later tries it again
+        if settling(payment.from_account):
+            return "settling"  # the run before paid from the account moments ago: a later run decides
         decision = _decide_due(docs, request, payment, today, funds, bank_regs)
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)

@@ -641,15 +641,18 @@ def run_due(
     funds: RunFunds | None = None,
     lanes: int = 1,
     deadline_passed: Callable[[], bool] = lambda: False,
+    settling: Callable[[str], bool] = lambda _account: False,
 ) -> dict[str, int]:
     """Pay (or fail) every due date that has come. See the module docstring. ``uids``: only
     these customers' orders (a scoped run on the emulator: scheduled.job_overrides).
     ``funds``: the run's (what the scheduled payments it submitted took). ``lanes``: orders
-    worked on at a time, each payer's in order on one lane (fjordbank/service_layer/lanes.py)."""
+    worked on at a time, each payer's in order on one lane (fjordbank/service_layer/lanes.py).
+    ``settling``: the accounts whose orders wait for a later run (the run before paid from
+    them moments ago: fjordbank/service_layer/settling.py)."""
     now = clock()
     today = today_in_norway(now)
     funds = funds if funds is not None else RunFunds(docs)
-    counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0, "errors": 0}
+    counts = {"submitted": 0, "waiting": 0, "failed": 0, "skipped": 0, "ended": 0, "errors": 0, "settling": 0}
     if not is_banking_day(today):  # what falls due today is paid on the next banking day
         log.info("standing orders: not a banking day", extra={"today": today.isoformat()})
         return counts
@@ -657,7 +660,10 @@ def run_due(
 
     def one(found: Doc) -> None:
         try:
-            outcomes = _run_order(docs, publisher, found, today, now, bank_regs, funds)
+            if settling(str(found.data.get("fromAccount", ""))):
+                outcomes = ["settling"]  # the run before paid from the account moments ago: a later run decides
+            else:
+                outcomes = _run_order(docs, publisher, found, today, now, bank_regs, funds)
         except Exception:  # one order's failure is that order's; the others are paid
             # an order that failed (a Firestore timeout after the client's retries, a bug
             # in one document) stopped every lane and the run, and every order after it

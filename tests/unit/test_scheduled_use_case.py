@@ -396,6 +396,7 @@ def test_the_job_runs_the_standing_orders_after_the_scheduled_payments(docs, pub
         "skipped": 0,
         "ended": 0,
         "errors": 0,
+        "settling": 0,
     }
     assert data(docs, f"users/{UID}/standingOrders/order-0001")["nextDue"] == "2027-04-10"
 

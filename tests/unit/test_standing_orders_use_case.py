@@ -385,6 +385,7 @@ def test_a_due_date_is_paid_once_and_the_order_moves_on(docs, sca, publisher):
         "skipped": 0,
         "ended": 0,
         "errors": 0,
+        "settling": 0,
     }
     (event,) = publisher.stored
     request_id = rules.occurrence_request_id("order-0001", TODAY)
@@ -405,6 +406,7 @@ def test_a_due_date_is_paid_once_and_the_order_moves_on(docs, sca, publisher):
         "skipped": 0,
         "ended": 0,
         "errors": 0,
+        "settling": 0,
     }  # nothing due
     assert len(publisher.stored) == 1
 
@@ -493,7 +495,7 @@ def test_a_due_date_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(docs
     change(docs, sca, {"orderId": "order-0001", "nextDue": "2027-05-01"})
     at = lambda day, hour=12: dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)  # noqa: E731
     assert run_due(docs, publisher, now=at(dt.date(2027, 5, 1))) == dict.fromkeys(
-        ("submitted", "waiting", "failed", "skipped", "ended", "errors"), 0
+        ("submitted", "waiting", "failed", "skipped", "ended", "errors", "settling"), 0
     )
     assert run_due(docs, publisher, now=at(dt.date(2027, 5, 2)))["waiting"] == 0
     assert run_due(docs, publisher, now=at(dt.date(2027, 5, 3), 6))["waiting"] == 1  # the salary is not in yet
@@ -703,6 +705,7 @@ def test_orders_waiting_for_funds_do_not_keep_a_covered_one_from_its_due_date(do
         "skipped": 0,
         "ended": 0,
         "errors": 0,
+        "settling": 0,
     }
     assert order(docs, "order-zzz9")["nextDue"] == "2027-04-10"
     # each waiting one rests (RETRY_WAIT) before a run tries it again

@@ -1,0 +1,95 @@
+"""The accounts the last due-payments run paid from (fjordbank/service_layer/settling.py):
+what the filter holds, for how long, and the run after a run that ran out of time not
+paying a payer's second bill from the money the first took before the ledger reserved it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+from fjordbank.service_layer import scheduled, settling
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import RecordingPublisher, account_numbers, customer_account, data, fixed_clock, seed
+from tests.unit.test_scheduled_use_case import (
+    NOW,
+    SAVINGS,
+    SPENDING,
+    TODAY,
+    UID,
+    Submit,
+    request_path,
+    scheduled_request,
+)
+
+ENDED = dt.datetime(2027, 3, 10, 7, 0, tzinfo=dt.UTC)
+
+
+def test_an_account_paid_from_waits_until_settle_has_passed_and_others_mostly_do_not():
+    paid = list(itertools.islice(account_numbers(), 10_000))
+    others = list(itertools.islice(account_numbers(), 10_000, 20_000))
+    record = settling.Settling.of(paid, ENDED)
+    assert len(record.filter) == 10_000 * settling.BITS_PER_ACCOUNT // 8
+    assert all(record.holds(a, ENDED + dt.timedelta(minutes=1)) for a in paid)
+    assert not any(record.holds(a, ENDED + settling.SETTLE) for a in paid)  # settled
+    assert record.holds(paid[0], ENDED - dt.timedelta(seconds=1))  # another instance's clock, a little behind
+    assert not record.holds(paid[0], ENDED - settling.SETTLE)
+    false = sum(record.holds(a, ENDED) for a in others)
+    assert false < 300  # about 1 %: each leaves one payment to a later run
+    assert not settling.Settling.of([], ENDED).holds(paid[0], ENDED)
+
+
+def test_a_payday_runs_accounts_fit_in_a_document(monkeypatch):
+    """Past MAX_BYTES the filter keeps its size (more false positives, never a document
+    too large to write)."""
+    assert settling.MAX_BYTES < 1024 * 1024  # Firestore's limit per document
+    monkeypatch.setattr(settling, "MAX_BYTES", 1_000)
+    many = [f"{n:011d}" for n in range(5_000)]
+    record = settling.Settling.of(many, ENDED)
+    assert len(record.filter) == 1_000 and all(record.holds(a, ENDED) for a in many)
+
+
+def test_the_record_is_kept_and_read_back_and_a_damaged_one_is_none():
+    docs = MemoryDocuments(fixed_clock())
+    settling.record(docs, "run-1", ["12345678903"], ENDED)
+    back = settling.read(docs)
+    assert back is not None and back.holds("12345678903", ENDED) and back.ended == ENDED
+    seed(docs, {settling.PAID: {"filter": "not bytes", "bits": 8, "ended": ENDED}})
+    assert settling.read(docs) is None
+
+
+def test_the_run_after_one_that_ran_out_of_time_does_not_pay_from_money_on_its_way():
+    """Found in review, 2026-12-06: run 1's time ran out between a payer's two bills of
+    8 000 (10 000 available); run 2, going on at once, read 10 000 (the ledger had not yet
+    reserved run 1's payment) and paid the second: the ledger declined it for good, where
+    it should have waited for the money. Run 2 now leaves the payer to a later run, which
+    decides on what the ledger has reserved by then."""
+    docs = MemoryDocuments(fixed_clock())
+    publisher = RecordingPublisher()
+    seed(
+        docs,
+        {
+            f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=10_000),
+            f"accounts/{SAVINGS}": customer_account(UID, SAVINGS),
+        },
+    )
+    scheduled_request(docs, "req-rent-0001", 8_000, TODAY)
+    scheduled_request(docs, "req-bill-0001", 8_000, TODAY)
+    submit = Submit(docs, publisher)
+
+    def run(run_id, now, monotonic=lambda: 0.0):
+        return scheduled.submit_due_payments(
+            docs, publisher, submit=submit, clock=fixed_clock(now), lanes=1, run_id=run_id, monotonic=monotonic
+        )
+
+    spent = scheduled.REQUESTS_BUDGET_SECONDS + 1  # the run's time, spent once the first bill is paid
+    first = run("run-1", NOW, monotonic=lambda: spent if submit.submitted else 0.0)
+    assert first["submitted"] == 1 and first["deferred"] == 1
+    assert scheduled.continuation(scheduled.SUBMIT_DUE_PAYMENTS, first, scoped=False) is not None
+    second = run("run-2", NOW + dt.timedelta(seconds=spent + 1))  # at once; nothing reserved yet
+    assert second["settling"] == 1 and len(submit.submitted) == 1
+    # the pipeline books run 1's payment; the scheduler's run after SETTLE decides on it
+    account, (paid,) = f"accounts/{SPENDING}", submit.submitted
+    seed(docs, {account: {**data(docs, account), "available": 2_000, "balance": 2_000}})
+    seed(docs, {request_path(paid): {**data(docs, request_path(paid)), "status": "completed"}})
+    later = run("run-3", NOW + dt.timedelta(seconds=spent) + settling.SETTLE + dt.timedelta(minutes=1))
+    assert (later["waiting"], later["settling"]) == (1, 0) and submit.submitted == [paid]  # waits for the money
