@@ -43,17 +43,39 @@ from fjordbank.domain.events import Contract, ExpireCardHolds, IssueCard
 from fjordbank.errors import ConfigError
 from fjordbank.runtime import steps
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
-from fjordbank.runtime.http import Exchange, JsonApiServer
-from fjordbank.service_layer.card_ledger import RELAY_SECONDS, CardLedger, CardNumbers
+from fjordbank.runtime.http import TIMED_OUT, Exchange, JsonApiServer
+from fjordbank.service_layer.card_ledger import RELAY_SECONDS, CardLedger, CardNumbers, CardResult
 from fjordbank.service_layer.ledger import Ledger
 from fjordbank.service_layer.recent import Recent
 
 log = logging.getLogger("cards")
 
 AUTHORIZATIONS = "/v1/authorizations"
+SETTLEMENTS = ("/v1/captures", "/v1/refunds", "/v1/increments", "/v1/reversals")
 # The processor waits this long for a decision, then declines in the issuer's stead (and
 # sends a reversal): an approval decided later was never the merchant's answer.
 AUTHORIZATION_DEADLINE_SECONDS = 2.0
+# How long a processor's request is worked on before it is answered 503 "retry" (its
+# handler cut off: fjordbank/runtime/http.py). Nothing bounded it, and a store that did not
+# answer held the request for the Firestore client's own waits, a minute or more (found in
+# review, 2026-12-06). An authorisation: the processor's 2 s less 0.2 s for the answer's
+# way back, so the 503 arrives while the processor still listens. What a cut-off
+# authorisation decided is released as a late approval is (`CardService.unanswered`).
+AUTHORIZATION_TIMEOUT_SECONDS = 1.8
+# A capture, refund, increment or reversal: the processor waits longer for these (they are
+# not at the till; simulators/card_processor.py gives them 10 s), and a retry is answered
+# from the record the first attempt left, whatever it got to (captureRef, the refund's,
+# increment's and partial reversal's ids, a reversal's status).
+SETTLEMENT_TIMEOUT_SECONDS = 8.0
+# Every call of the service's Firestore client waits at most this long, its retries
+# included (fjordbank.adapters.firestore.bound_waits: over 1 s). Under the authorisation's
+# timeout, so a store that does not answer fails the call (transient: `_answered`) before
+# the timeout has to end the request; and it bounds what no request's timeout does: the
+# release of an approval not had (`unanswered`), a cut-off transaction's rollback, and the
+# commands' and the relay's calls (a page of up to 500 holds or events is one query): one
+# the store does not answer in time fails transiently and is tried again, where it held the
+# consumer's handler for the client's own 60 to 300 s.
+STORE_CALL_DEADLINE_SECONDS = 1.5
 
 # The card processor API's decisions (monitoring/metrics.yaml, source `cards`): one per
 # authorisation decided now (an answer repeated from the record of the same reference is
@@ -137,15 +159,10 @@ class CardService:
 
     # ---- the processor's API ------------------------------------------------------------
     def routes(self) -> dict:
+        handlers = (self.authorize, self.capture, self.refund, self.increment, self.reverse)
         return {
             path: self._signed(path, handler)
-            for path, handler in (
-                (AUTHORIZATIONS, self.authorize),
-                ("/v1/captures", self.capture),
-                ("/v1/refunds", self.refund),
-                ("/v1/increments", self.increment),
-                ("/v1/reversals", self.reverse),
-            )
+            for path, handler in zip((AUTHORIZATIONS, *SETTLEMENTS), handlers, strict=True)
         }
 
     def _signed(self, path: str, handler):
@@ -206,10 +223,22 @@ class CardService:
         told "declined" at the till, tries again, and the money is there. Not when the
         processor had this approval in time before (`Delivered`): a signed request sent
         again within its window is answered as decided, and whoever sent it could break
-        the connection to have a purchase's hold released under the merchant."""
-        if (reference := _approval(exchange)) is None:
-            return
-        self.references.approved(reference)
+        the connection to have a purchase's hold released under the merchant.
+
+        An authorisation cut off at its timeout (TIMED_OUT, answered 503) may have committed
+        an approval before it was stopped, or may yet (a commit sent whose answer never
+        came): it goes the same way, by its reference, as the processor's reversal of a
+        request it timed out does. What it committed is released; nothing committed, the
+        reversal is recorded first and the request, sent again, is declined and holds
+        nothing, so an approval that lands late holds no money either. None of it was
+        counted as on its way (`References.approving`): the handler never answered."""
+        if why == TIMED_OUT:
+            if (reference := _authorization(exchange)) is None:
+                return
+        else:
+            if (reference := _approval(exchange)) is None:
+                return
+            self.references.approved(reference)
         # One at a time with the reference's decisions: a request of it decided while the
         # hold is being released was answered "approved" from the record not yet released
         # (the processor then had an approval whose hold was gone); now it waits, and is
@@ -228,6 +257,12 @@ class CardService:
                 )
                 return
             result = await self.ledger.reverse(reference, unanswered=True)
+        if why == TIMED_OUT and not _released_approval(result):
+            log.info(
+                "an authorisation cut off at its timeout left no hold to release",
+                extra={"reference": reference, "status": result.status, "reason": result.reason},
+            )
+            return
         UNANSWERED.labels(why).inc()
         log.warning(
             "approval the processor may not have had: released",
@@ -385,10 +420,28 @@ class Delivered(Recent[str, bool]):
 
 def _approval(exchange: Exchange) -> str | None:
     """The reference of an authorisation the exchange approved, else None."""
-    if exchange.path != AUTHORIZATIONS or exchange.status != 200 or not (exchange.answer or {}).get("approved"):
+    if exchange.status != 200 or not (exchange.answer or {}).get("approved"):
         return None
-    reference = json.loads(exchange.body).get("reference")
-    return reference if isinstance(reference, str) else None
+    return _authorization(exchange)
+
+
+def _authorization(exchange: Exchange) -> str | None:
+    """The reference of the exchange's authorisation request, else None (another route's,
+    or a body that names none: the handler refused it before deciding anything)."""
+    if exchange.path != AUTHORIZATIONS:
+        return None
+    try:
+        data = parse_json(exchange.body)
+    except (ValueError, RecursionError):
+        return None
+    reference = data.get("reference") if isinstance(data, dict) else None
+    return reference if rules.is_reference(reference) else None
+
+
+def _released_approval(result: CardResult) -> bool:
+    """Whether a release gave back an approval's hold now (not a declined record, not one
+    released before, not a reversal recorded ahead of its authorisation)."""
+    return result.status == "reversed" and not result.replayed and bool(result.record.get("fingerprint"))
 
 
 def parse_json(body: bytes) -> object:
@@ -409,11 +462,13 @@ def parse_json(body: bytes) -> object:
 
 
 async def _answered(path: str, handler, data: object) -> tuple[int, dict]:
-    """The handler's answer; a store that does not answer (or a transaction that lost to
-    contention) is tried once more, then answered 503 with Retry-After: the processor sends
-    the request again under the same reference, which the card service answers as decided
-    (a commit that went through but whose answer was lost is found then). A 500 was taken
-    for a decline while the hold stayed on the customer's money."""
+    """The handler's answer; a store that does not answer (a call past
+    STORE_CALL_DEADLINE_SECONDS) or a transaction that lost to contention is tried once
+    more, then answered 503 with Retry-After: the processor sends the request again under
+    the same reference, which the card service answers as decided (a commit that went
+    through but whose answer was lost is found then). A 500 was taken for a decline while
+    the hold stayed on the customer's money. Both tries together are bounded by the route's
+    timeout (`processor_api`), which answers 503 as well."""
     for attempt in (1, 2):
         try:
             return await handler(data)
@@ -449,6 +504,29 @@ def refuse_an_empty_vault_with_cards(settings: Settings, vault: CardVault) -> No
         )
 
 
+def card_store(project_id: str) -> firestore.AsyncClient:
+    """The service's Firestore client, each call bounded (STORE_CALL_DEADLINE_SECONDS)."""
+    return async_client(project_id, faults=faults.for_service("cards"), deadline=STORE_CALL_DEADLINE_SECONDS)
+
+
+def processor_api(settings: Settings, service: CardService) -> JsonApiServer:
+    """The card processor's API: on the probes' port when it is that port (a container's one
+    port: Cloud Run, Knative), else on its own; on the address the settings give the
+    service's HTTP (0.0.0.0 in a container: it was 127.0.0.1, which no processor could
+    reach). Each route bounded by its timeout, the approvals not had released."""
+    shared = settings.card_api_port == settings.http_port
+    timeouts = {AUTHORIZATIONS: AUTHORIZATION_TIMEOUT_SECONDS} | dict.fromkeys(SETTLEMENTS, SETTLEMENT_TIMEOUT_SECONDS)
+    return JsonApiServer(
+        settings.http_host,
+        None if shared else settings.card_api_port,
+        service.routes(),
+        unanswered=service.unanswered,
+        answered=service.answered,
+        deadlines={AUTHORIZATIONS: AUTHORIZATION_DEADLINE_SECONDS},
+        timeouts=timeouts,
+    )
+
+
 def main() -> None:
     settings = load_settings(identity="cards")
     vault = open_vault(settings.project_id, settings.vault_database, decode_key(settings.vault_key, "FJB_VAULT_KEY"))
@@ -456,25 +534,13 @@ def main() -> None:
     refuse_an_empty_vault_with_cards(settings, vault)
     service = CardService(
         settings,
-        async_client(settings.project_id, faults=faults.for_service("cards")),
+        card_store(settings.project_id),
         vault,
         decode_key(settings.cvv_key, "FJB_CVV_KEY"),
     )
     background = [service.relay_outbox]
-    api: JsonApiServer | None = None
-    if settings.card_api_port:
-        # on the probes' port when it is that port (a container's one port: Cloud Run,
-        # Knative), else on its own; on the address the settings give the service's HTTP
-        # (0.0.0.0 in a container: it was 127.0.0.1, which no processor could reach)
-        shared = settings.card_api_port == settings.http_port
-        api = JsonApiServer(
-            settings.http_host,
-            None if shared else settings.card_api_port,
-            service.routes(),
-            unanswered=service.unanswered,
-            answered=service.answered,
-            deadlines={AUTHORIZATIONS: AUTHORIZATION_DEADLINE_SECONDS},
-        )
+    api = processor_api(settings, service) if settings.card_api_port else None
+    if api is not None:
         background.append(api.serve)
     ConsumerService(
         durable="cards",

@@ -318,15 +318,29 @@ class CountedClient(firestore.Client):
 class CountedAsyncClient(firestore.AsyncClient):
     """``firestore.AsyncClient`` whose emulator channel counts its calls and documents,
     and fails them as a chaos run asks when it has a fault switch (fjordbank.adapters.
-    faults: the switch's interceptors go first, so an injected failure is no round trip)."""
+    faults: the switch's interceptors go first, so an injected failure is no round trip).
+    With ``deadline`` every call waits at most that long, its retries included
+    (``bound_waits``), as `CountedClient`'s."""
 
-    def __init__(self, *args: Any, faults: FaultSwitch | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, faults: FaultSwitch | None = None, deadline: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._fjb_deadline = deadline
+        self._fjb_bounded = False
         self._fjb_interceptors = firestore_calls.async_interceptors()
         if faults is not None:
             from fjordbank.adapters.faults import firestore_interceptors
 
             self._fjb_interceptors = [*firestore_interceptors(faults), *self._fjb_interceptors]
+
+    @property
+    def _firestore_api(self) -> Any:
+        api = super()._firestore_api
+        if self._fjb_deadline is not None and not self._fjb_bounded:
+            bound_waits(self._transport, self._fjb_deadline)
+            self._fjb_bounded = True
+        return api
 
     def _emulator_channel(self, transport: object) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(
@@ -344,10 +358,15 @@ def sync_client(project_id: str, *, deadline: float | None = None, database: str
     return CountedClient(**kwargs, deadline=deadline)
 
 
-def async_client(project_id: str, *, faults: FaultSwitch | None = None) -> firestore.AsyncClient:
+def async_client(
+    project_id: str, *, faults: FaultSwitch | None = None, deadline: float | None = None
+) -> firestore.AsyncClient:
     """The services' client. With ``faults`` (a chaos run's switch, emulator only: see
-    fjordbank.adapters.faults) its RPCs fail at the rate the faults file asks for."""
-    return CountedAsyncClient(**_kwargs(project_id), faults=faults)
+    fjordbank.adapters.faults) its RPCs fail at the rate the faults file asks for; with
+    ``deadline`` every call's wait is bounded (the card service's: a partner waits for its
+    answers, run_services/cards.py). Without, the client's own waits (up to 60 s for a
+    document or a commit, 300 s for a query), which the consumers' handler deadline bounds."""
+    return CountedAsyncClient(**_kwargs(project_id), faults=faults, deadline=deadline)
 
 
 def request_path(uid: str, request_id: str) -> str:

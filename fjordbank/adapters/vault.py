@@ -44,8 +44,10 @@ PANS = "vaultPans"
 # The default id of the vault's database (terraform creates it; the emulator makes a named
 # database on its first use).
 DEFAULT_DATABASE = "card-vault"
-# Every call's wait, retries included: the processor's request that needs the vault is
-# answered 503 "retry" rather than held (run_services/cards.py, `_answered`).
+# Every call's wait, retries included: the vault is called off the loop, and a call that
+# does not answer frees its thread after this long. The processor's request that needs the
+# vault is answered 503 "retry" by its route's timeout first (run_services/cards.py,
+# AUTHORIZATION_TIMEOUT_SECONDS), and an issue command is tried again.
 CALL_DEADLINE_S = 8.0
 
 

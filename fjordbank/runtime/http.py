@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
@@ -193,6 +193,12 @@ REASONS = {
     503: "Service Unavailable",
 }
 RETRY_AFTER_SECONDS = 1  # what a 503 tells the caller to wait before it sends the request again
+# How long a route's handler is given (a route's own in ``timeouts``, else this) before its
+# request is answered 503 "retry": nothing bounded it, and a store that did not answer held
+# the caller's request for the store client's own waits, a minute or more, while the
+# caller had long given up (found in review, 2026-12-06).
+HANDLER_SECONDS = 8.0
+TIMED_OUT = "timed_out"  # the `Unanswered` why of a handler cut off at its route's timeout
 ApiHandler = Callable[[dict[str, str], bytes], Awaitable[tuple[int, dict[str, Any]]]]
 
 # Every answer of the JSON API, by route and status code. The decisions' own metrics count
@@ -212,17 +218,22 @@ OTHER_PATH = "other"
 class Exchange:
     """One request a route's handler answered: its path and body, the answer, and how long
     the handler took (from the body read to the answer). The path is set as soon as the
-    request names a route, the rest once its handler has answered."""
+    request names a route, the rest once its handler has answered. A handler cut off at its
+    route's timeout leaves the 503 it was answered, and ``cut_off``: its task, cancelled,
+    which the hooks are told of once it has stopped."""
 
     path: str = ""
     body: bytes = b""
     status: int = 0
     answer: dict[str, Any] | None = None
     seconds: float = 0.0
+    cut_off: asyncio.Future[tuple[int, dict[str, Any]]] | None = field(default=None, repr=False)
 
 
 # Told an answer the caller may not have had: not written (the connection broke, or the
-# write timed out), or decided after the route's deadline (the caller had given up).
+# write timed out), decided after the route's deadline (the caller had given up), or never
+# made: the handler was cut off at its route's timeout (TIMED_OUT, answered 503; what it
+# did before, a decision committed included, is not known here).
 Unanswered = Callable[[Exchange, str], Awaitable[None]]
 # Told an answer the caller had: written, within the route's deadline.
 Answered = Callable[[Exchange], None]
@@ -244,6 +255,12 @@ class JsonApiServer:
     one request per connection. Bodies are capped at 64 KiB; the handler gets the headers
     (lower-cased names) and the raw body, so it can check a signature over the exact bytes.
 
+    Each route's handler is given ``timeouts[path]`` seconds (else HANDLER_SECONDS), then
+    cancelled and its request answered 503 with Retry-After at once (not after the handler
+    has stopped: a transaction cancelled waits for its rollback). A caller's retry is safe
+    where every handler answers a request it has seen from what it stored (the card
+    service's do).
+
     ``unanswered`` is told of an answer the caller may not have had (`Unanswered`), with
     ``deadlines`` per path: the card service releases an approval the processor never got,
     which held the customer's money until a reversal or the hold's expiry days later;
@@ -262,6 +279,7 @@ class JsonApiServer:
         unanswered: Unanswered | None = None,
         answered: Answered | None = None,
         deadlines: dict[str, float] | None = None,
+        timeouts: dict[str, float] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -269,6 +287,7 @@ class JsonApiServer:
         self.unanswered = unanswered
         self.answered = answered
         self.deadlines = deadlines or {}
+        self.timeouts = timeouts or {}
         self._server: asyncio.AbstractServer | None = None
         self._connections = _Connections()
         self._stopped = False
@@ -357,16 +376,19 @@ class JsonApiServer:
                     self._connections.done()
 
     async def _tell_unanswered(self, exchange: Exchange, written: bool) -> None:
-        if exchange.answer is None:
+        if exchange.cut_off is not None:
+            why = await _stopped(exchange, exchange.cut_off)
+        elif exchange.answer is None:
             return  # no handler answered (a malformed request, a refusal before it)
-        deadline = self.deadlines.get(exchange.path)
-        if written and (deadline is None or exchange.seconds <= deadline):
-            if self.answered is not None:
-                self.answered(exchange)
-            return
+        else:
+            deadline = self.deadlines.get(exchange.path)
+            if written and (deadline is None or exchange.seconds <= deadline):
+                if self.answered is not None:
+                    self.answered(exchange)
+                return
+            why = "not_written" if not written else "late"
         if self.unanswered is None:
             return
-        why = "not_written" if not written else "late"
         try:
             await self.unanswered(exchange, why)
         except Exception:
@@ -403,11 +425,42 @@ class JsonApiServer:
             return 413, {"error": "body_too_large"}
         body = await asyncio.wait_for(reader.readexactly(int(length)), timeout=5)
         started = time.monotonic()
+        # a task of its own, so that the answer at the timeout does not wait for the
+        # handler's unwinding (`_stopped` waits for it, after the answer)
+        work: asyncio.Future[tuple[int, dict[str, Any]]] = asyncio.ensure_future(handler(headers, body))
+        exchange.body = body
         try:
-            status, answer = await handler(headers, body)
+            done, _ = await asyncio.wait({work}, timeout=self.timeouts.get(path, HANDLER_SECONDS))
+        except BaseException:  # this request's own task cancelled (the service stopping)
+            work.cancel()
+            exchange.cut_off = work
+            raise
+        exchange.seconds = time.monotonic() - started
+        if not done:
+            work.cancel()
+            exchange.cut_off = work
+            exchange.status, exchange.answer = 503, {"error": "timeout", "retryable": True}
+            log.warning("api handler cut off at its timeout", extra={"path": path, "seconds": exchange.seconds})
+            return exchange.status, exchange.answer
+        try:
+            status, answer = work.result()
         except Exception:
             log.exception("api handler failed", extra={"path": parts[1]})
             return 500, {"error": "internal"}
-        exchange.body, exchange.status, exchange.answer = body, status, answer
-        exchange.seconds = time.monotonic() - started
+        exchange.status, exchange.answer = status, answer
         return status, answer
+
+
+async def _stopped(exchange: Exchange, work: asyncio.Future[tuple[int, dict[str, Any]]]) -> str:
+    """The why of a handler cut off at its route's timeout, once it has stopped (the hooks
+    are told after its work is undone as far as it goes: a reference it held is free, a
+    transaction rolled back): TIMED_OUT, or "late" with the answer it made all the same
+    (one that did not stop when it was cancelled: the caller had the 503, not that answer)."""
+    await asyncio.wait({work})
+    if work.cancelled():
+        return TIMED_OUT
+    if (error := work.exception()) is not None:
+        log.warning("api handler failed after its timeout", extra={"path": exchange.path, "error": repr(error)})
+        return TIMED_OUT
+    exchange.status, exchange.answer = work.result()
+    return "late"

@@ -1752,3 +1752,167 @@ async def test_a_purchase_booked_in_the_past_for_demo_data_is_announced_captured
     assert await book(bank.docs, bank.events, "card_1", pan, (11, 2030), past) == "booked"
     assert await bank.ledger.relay() == {"pending": 0, "published": 0}
     assert bank.events.subjects() == [topology.SUBJECT_CARD_CAPTURED]
+
+
+# ---- the processor API's timeouts ------------------------------------------------------------------
+class _Wire:
+    """One connection to the card API, in memory: the request fed, the answer and when it
+    was written."""
+
+    def __init__(self, path: str, data: dict[str, Any]) -> None:
+        import json
+        import time
+
+        from fjordbank.domain import signatures
+
+        body = json.dumps(data).encode()
+        header = signatures.sign(b"s3cret", int(time.time()), body, path=path)
+        self.reader = asyncio.StreamReader()
+        self.reader.feed_data(
+            f"POST {path} HTTP/1.1\r\nContent-Length: {len(body)}\r\n{signatures.HEADER}: {header}\r\n\r\n".encode()
+            + body
+        )
+        self.data = b""
+        self.written_at: float | None = None
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        self.written_at = asyncio.get_running_loop().time()
+
+    async def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def answer(self) -> tuple[int, dict[str, Any]]:
+        import json
+
+        head, _, body = self.data.partition(b"\r\n\r\n")
+        return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+async def _through_the_api(api: Any, path: str, data: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+    """A request through the card API server, hooks included: its answer and the seconds
+    it took to be written (``api.handle`` returns only once the hooks are through)."""
+    wire = _Wire(path, data)
+    started = asyncio.get_running_loop().time()
+    await api.handle(wire.reader, wire)  # type: ignore[arg-type]
+    assert wire.written_at is not None
+    return *wire.answer(), wire.written_at - started
+
+
+def _processor_api(bank: Bank) -> Any:
+    from types import SimpleNamespace
+
+    from run_services.cards import processor_api
+
+    settings = SimpleNamespace(card_api_port=8080, http_port=8080, http_host="127.0.0.1")
+    return processor_api(settings, _card_service(bank))  # type: ignore[arg-type]
+
+
+def _stalled(bank: Bank, operation: str, *, after_commit: bool) -> None:
+    """``operation``'s transaction does not answer: before it commits, or after (the commit
+    landed, its answer never comes)."""
+    real = bank.docs.transact
+
+    async def transact(fn, *, operation: str):  # type: ignore[no-untyped-def]
+        if operation == stalled_operation and not after_commit:
+            await asyncio.sleep(60)
+        result = await real(fn, operation=operation)
+        if operation == stalled_operation:
+            await asyncio.sleep(60)
+        return result
+
+    stalled_operation = operation
+    bank.docs.transact = transact  # type: ignore[method-assign]
+
+
+async def test_an_authorisation_the_store_holds_up_is_answered_503_in_time_and_its_approval_released(
+    bank: Bank,
+) -> None:
+    """Nothing bounded a processor's request: with the store not answering, the processor
+    waited for the Firestore client's own waits (a minute or more) and had long declined in
+    the issuer's stead (found in review, 2026-12-06). Now it is answered 503 "retry" within
+    its 2 s; the approval committed before the cut is released as a late one is, and the
+    processor's retry is answered from the record: declined, nothing held."""
+    from run_services.cards import AUTHORIZATION_DEADLINE_SECONDS, AUTHORIZATION_TIMEOUT_SECONDS, AUTHORIZATIONS
+
+    api = _processor_api(bank)
+    pan = bank.add_card()
+    data = _processor_request(bank, pan, "ref-1", 60_000)
+    real = bank.docs.transact
+    _stalled(bank, "cards_authorize", after_commit=True)
+    status, answer, seconds = await _through_the_api(api, AUTHORIZATIONS, data)
+    assert (status, answer) == (503, {"error": "timeout", "retryable": True})
+    assert AUTHORIZATION_TIMEOUT_SECONDS <= seconds < AUTHORIZATION_DEADLINE_SECONDS
+    record = bank.docs.data(f"cardAuthorizations/{authorization_id('ref-1')}") or {}
+    assert (record["status"], record["reason"]) == ("reversed", "not_answered_in_time")
+    assert bank.account()["held"] == 0 and bank.account()["available"] == bank.account()["balance"]
+    bank.docs.transact = real  # type: ignore[method-assign]
+    status, answer, _ = await _through_the_api(api, AUTHORIZATIONS, data)  # the processor's retry
+    assert (status, answer["approved"], answer["reason"]) == (200, False, "not_answered_in_time")
+    assert bank.account()["held"] == 0
+
+
+async def test_an_authorisation_cut_off_before_it_committed_holds_nothing_even_if_its_commit_lands(
+    bank: Bank,
+) -> None:
+    """Cut off before its commit was answered, the decision's fate is not known here: the
+    reversal is recorded first (as the processor's own reversal of a request it timed out
+    is), so neither the retry nor a commit that lands late holds any money."""
+    from run_services.cards import AUTHORIZATIONS, UNANSWERED
+
+    api = _processor_api(bank)
+    pan = bank.add_card()
+    data = _processor_request(bank, pan, "ref-2", 60_000)
+    real = bank.docs.transact
+    _stalled(bank, "cards_authorize", after_commit=False)
+    released = UNANSWERED.labels("timed_out")._value.get()
+    status, answer, _ = await _through_the_api(api, AUTHORIZATIONS, data)
+    assert (status, answer["error"]) == (503, "timeout")
+    record = bank.docs.data(f"cardAuthorizations/{authorization_id('ref-2')}") or {}
+    assert (record["status"], record["reason"]) == ("reversed", "reversed_before_authorization")
+    assert UNANSWERED.labels("timed_out")._value.get() == released  # no approval was released
+    bank.docs.transact = real  # type: ignore[method-assign]
+    late = await bank.cards.authorize(bank.request(pan, reference="ref-2", amount=60_000))
+    assert (late.approved, late.reason, bank.account()["held"]) == (False, "reversed_before_authorization", 0)
+
+
+async def test_a_capture_cut_off_at_its_timeout_is_answered_503_and_its_retry_as_it_was_decided(
+    bank: Bank, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry a 503 asks for is safe: the capture committed before the cut is found by
+    its captureReference and answered as decided, posted once; the release hook leaves
+    captures alone."""
+    from run_services import cards
+
+    monkeypatch.setattr(cards, "SETTLEMENT_TIMEOUT_SECONDS", 0.3)
+    api = _processor_api(bank)
+    pan = bank.add_card()
+    assert (await bank.buy(pan, amount=60_000)).approved
+    real = bank.docs.transact
+    _stalled(bank, "cards_capture", after_commit=True)
+    capture = {"reference": "ref-1", "captureReference": "cap-1", "amount": 50_000}
+    status, answer, seconds = await _through_the_api(api, "/v1/captures", capture)
+    assert (status, answer, seconds < 0.6) == (503, {"error": "timeout", "retryable": True}, True)
+    bank.docs.transact = real  # type: ignore[method-assign]
+    status, answer, _ = await _through_the_api(api, "/v1/captures", capture)
+    assert (status, answer["status"], answer["capturedAmount"]) == (200, "captured", 50_000)
+    assert (bank.account()["balance"], bank.account()["held"]) == (100_000 - 50_000, 0)
+
+
+def test_the_card_service_s_store_waits_are_bounded_under_the_processor_s_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The card service's Firestore client had the client's own waits (60 s for a document
+    or a commit, 300 s for a query: found in review, 2026-12-06)."""
+    from run_services import cards
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")  # no credentials looked for; no call is made
+    db = cards.card_store("demo-cards")
+    assert db._firestore_api is not None  # made, with its transport
+    transport = db._transport
+    for rpc in ("get_document", "batch_get_documents", "begin_transaction", "commit", "rollback", "run_query"):
+        assert transport._wrapped_methods[getattr(transport, rpc)]._timeout == cards.STORE_CALL_DEADLINE_SECONDS, rpc
+    assert 1 < cards.STORE_CALL_DEADLINE_SECONDS < cards.AUTHORIZATION_TIMEOUT_SECONDS < 2.0

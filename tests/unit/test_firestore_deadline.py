@@ -1,7 +1,8 @@
-"""The edge's Firestore client waits a bounded time for every call, its retries included
-(fjordbank.adapters.firestore.bound_waits), held to a real gRPC server that answers every
-call UNAVAILABLE: when each attempt arrived and what the client gave it as its deadline
-are read on the server, so nothing here depends on how fast the machine is."""
+"""The edge's Firestore client (and the card service's, asynchronous) waits a bounded time
+for every call, its retries included (fjordbank.adapters.firestore.bound_waits), held to a
+real gRPC server that answers every call UNAVAILABLE: when each attempt arrived and what
+the client gave it as its deadline are read on the server, so nothing here depends on how
+fast the machine is."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import grpc
 import pytest
 from google.cloud.firestore_v1.types import Document, RunQueryResponse
 
-from fjordbank.adapters.documents import FirestoreDocuments
-from fjordbank.adapters.firestore import EDGE_CALL_DEADLINE_S, is_transient, sync_client
+from fjordbank.adapters.documents import AsyncFirestoreDocuments, FirestoreDocuments
+from fjordbank.adapters.firestore import EDGE_CALL_DEADLINE_S, async_client, is_transient, sync_client
 
 
 class _Down(grpc.GenericRpcHandler):
@@ -150,3 +151,34 @@ def test_without_a_deadline_the_client_keeps_its_own_wait() -> None:
     bounded = sync_client(PROJECT, deadline=EDGE_CALL_DEADLINE_S)
     assert bounded._firestore_api is bounded._firestore_api
     assert bounded._transport._wrapped_methods[bounded._transport.commit]._timeout == EDGE_CALL_DEADLINE_S
+
+
+async def test_a_bounded_async_client_waits_its_deadline_for_every_call(down: _Down) -> None:
+    """The card service's client (run_services/cards.py): the card processor waits 2 s for
+    an answer, and the client's own waits (60 s for a document or a commit, 300 s for a
+    query) held its requests far past that (found in review, 2026-12-06)."""
+    db = async_client(PROJECT, deadline=DEADLINE)
+    with pytest.raises(Exception) as read:
+        await db.document("accounts/a").get()
+    assert is_transient(read.value)
+    _assert_within_deadline(_waits(down, "GetDocument", "BatchGetDocuments"))
+    down.calls.clear()
+    with pytest.raises(Exception) as queried:
+        await AsyncFirestoreDocuments(db).query("accounts", limit=5)
+    assert is_transient(queried.value)
+    _assert_within_deadline(_waits(down, "RunQuery"))
+    down.calls.clear()
+    with pytest.raises(Exception) as begun:
+        await db.transaction()._begin()
+    assert is_transient(begun.value)
+    _assert_within_deadline(_waits(down, "BeginTransaction"))
+
+
+@pytest.mark.usefixtures("down")
+def test_the_services_async_client_keeps_its_own_waits_unless_given_a_deadline() -> None:
+    db = async_client(PROJECT)
+    assert db._firestore_api is not None  # made, with its transport
+    assert db._transport._wrapped_methods[db._transport.commit]._timeout > 30  # the client's 60 s
+    bounded = async_client(PROJECT, deadline=DEADLINE)
+    assert bounded._firestore_api is bounded._firestore_api
+    assert bounded._transport._wrapped_methods[bounded._transport.commit]._timeout == DEADLINE

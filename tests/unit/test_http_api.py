@@ -5,6 +5,7 @@ and status (fjb_card_api_requests_total), the ones no handler decided included."
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from prometheus_client import REGISTRY
@@ -379,3 +380,83 @@ async def test_requests_turned_away_are_counted_under_their_route():
         before[1] + 1,
         before[2] + 1,
     )
+
+
+# ---- each route's handler is bounded ---------------------------------------------------------
+
+
+async def _timed(server: JsonApiServer, path: str = "/v1/x") -> tuple[bytes, float]:
+    """One request to ``path``: its whole answer, and the seconds it took to come."""
+    await server.start()
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answer = await _ask(server, f"POST {path} HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}".encode())
+        return answer, loop.time() - started
+    finally:
+        await server.stop()
+
+
+async def test_a_handler_slower_than_its_routes_timeout_is_answered_503_retryable_within_it(monkeypatch):
+    """Nothing bounded a handler: a store that did not answer held the card processor's
+    request for the store client's own waits (60 to 300 s), far past the processor's 2 s
+    (found in review, 2026-12-06). Each route has its timeout, the others HANDLER_SECONDS."""
+    monkeypatch.setattr(http, "HANDLER_SECONDS", 0.4)
+
+    async def stalled(headers, body):
+        await asyncio.sleep(30)
+        return 200, {"approved": True}
+
+    routes = {"/v1/x": stalled, "/v1/y": stalled}
+    answer, seconds = await _timed(JsonApiServer("127.0.0.1", 0, routes, timeouts={"/v1/x": 0.2}), "/v1/x")
+    assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"error": "timeout", "retryable": True}
+    assert 0.2 <= seconds < 0.35
+    answer, seconds = await _timed(JsonApiServer("127.0.0.1", 0, routes, timeouts={"/v1/x": 0.2}), "/v1/y")
+    assert answer.startswith(b"HTTP/1.1 503") and 0.4 <= seconds < 0.55  # HANDLER_SECONDS
+    answer, _seconds = await _timed(JsonApiServer("127.0.0.1", 0, {"/v1/x": _ok}, timeouts={"/v1/x": 0.2}))
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+async def test_the_answer_at_the_timeout_does_not_wait_for_the_handler_to_stop_and_the_hook_does():
+    """A transaction cancelled waits for its rollback: the 503 goes at the timeout, and the
+    `unanswered` hook (the card service's release of what the handler decided) is told
+    TIMED_OUT once the handler has stopped, its locks free."""
+    events: list[str] = []
+
+    async def slow_to_stop(headers, body):
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.5)  # the rollback of a store that does not answer
+            events.append("handler stopped")
+        return 200, {}
+
+    async def unanswered(exchange, why):
+        events.append(f"told {why} {exchange.status} {exchange.body.decode()}")
+
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": slow_to_stop}, unanswered=unanswered, timeouts={"/v1/x": 0.2})
+    answer, seconds = await _timed(server)
+    assert answer.startswith(b"HTTP/1.1 503") and seconds < 0.5
+    assert events == ["handler stopped", f"told {http.TIMED_OUT} 503 {{}}"]  # stop() waited for both
+
+
+async def test_a_handler_that_answers_all_the_same_after_its_timeout_is_told_late_with_its_answer():
+    """One that does not stop when cancelled and answers: the caller had the 503, so the
+    answer it made is one the caller never had (an approval to release, on the card API)."""
+    told: list[tuple[str, int, dict]] = []
+
+    async def stubborn(headers, body):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass
+        return 200, {"approved": True}
+
+    async def unanswered(exchange, why):
+        told.append((why, exchange.status, exchange.answer))
+
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": stubborn}, unanswered=unanswered, timeouts={"/v1/x": 0.2})
+    answer, _seconds = await _timed(server)
+    assert answer.startswith(b"HTTP/1.1 503")
+    assert told == [("late", 200, {"approved": True})]
