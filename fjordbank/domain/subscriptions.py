@@ -273,7 +273,14 @@ def _next_billing(chain: list[Charge]) -> dt.date:
     candidates = {c.date.day for c in chain} | {31}
     anchor = max(candidates, key=lambda a: (sum(fits(a, c.date) for c in chain), a))
     last = chain[0].date
-    following = _add_months(last.replace(day=1), 1)
+    # the month the last charge was billed for: the one before when it was moved into this
+    # one off a billing day that was no banking day (billed on the 31st, Saturday 31 October
+    # came out on Monday 2 November; November's was then expected on 31 December, found in
+    # review, 2026-12-06)
+    before = _add_months(last.replace(day=1), -1)
+    billed_before = before.replace(day=min(anchor, calendar.monthrange(before.year, before.month)[1]))
+    moved_in = not is_banking_day(billed_before) and next_banking_day(billed_before) == last
+    following = _add_months(before if moved_in else last.replace(day=1), 1)
     return following.replace(day=min(anchor, calendar.monthrange(following.year, following.month)[1]))
 
 

@@ -184,6 +184,16 @@ def test_a_subscription_billed_on_the_31st_is_next_expected_on_a_months_last_day
     assert found is not None and found.next_expected == expected
 
 
+def test_a_charge_moved_into_the_next_month_off_a_weekend_is_the_months_before():
+    """Billed on the 31st: Saturday 31 October 2026's charge came on Monday 2 November, and
+    November's was expected on 31 December, a month skipped (found in review, 2026-12-06)."""
+    found = detect(_charges(dt.date(2026, 7, 31), dt.date(2026, 8, 31), dt.date(2026, 9, 30), dt.date(2026, 11, 2)))
+    assert found is not None and found.interval == "monthly" and found.next_expected == dt.date(2026, 11, 30)
+    # billed on the 1st, a charge on a Monday 3rd is that month's (moved off Saturday the 1st)
+    found = detect(_charges(dt.date(2025, 1, 1), dt.date(2025, 2, 3), dt.date(2025, 3, 3)))
+    assert found is not None and found.next_expected == dt.date(2025, 4, 1)
+
+
 def test_a_subscription_billed_on_the_30th_is_next_expected_on_the_30th_after_february():
     found = detect(_charges(dt.date(2026, 12, 30), dt.date(2027, 1, 30), dt.date(2027, 2, 28)))
     assert found is not None and found.next_expected == dt.date(2027, 3, 30)
