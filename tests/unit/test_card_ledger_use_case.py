@@ -1902,7 +1902,7 @@ async def test_a_capture_cut_off_at_its_timeout_is_answered_503_and_its_retry_as
     assert (bank.account()["balance"], bank.account()["held"]) == (100_000 - 50_000, 0)
 
 
-def test_the_card_service_s_store_waits_are_bounded_under_the_processor_s_timeout(
+async def test_the_card_service_s_store_waits_are_bounded_under_the_processor_s_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The card service's Firestore client had the client's own waits (60 s for a document
@@ -1910,7 +1910,7 @@ def test_the_card_service_s_store_waits_are_bounded_under_the_processor_s_timeou
     from run_services import cards
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")  # no credentials looked for; no call is made
-    db = cards.card_store("demo-cards")
+    db = cards.card_store("demo-cards")  # on the running loop: its gRPC channel is made there
     assert db._firestore_api is not None  # made, with its transport
     transport = db._transport
     for rpc in ("get_document", "batch_get_documents", "begin_transaction", "commit", "rollback", "run_query"):

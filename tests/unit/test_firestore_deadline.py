@@ -175,7 +175,8 @@ async def test_a_bounded_async_client_waits_its_deadline_for_every_call(down: _D
 
 
 @pytest.mark.usefixtures("down")
-def test_the_services_async_client_keeps_its_own_waits_unless_given_a_deadline() -> None:
+async def test_the_services_async_client_keeps_its_own_waits_unless_given_a_deadline() -> None:
+    # async: the client's gRPC channel is made on the running loop
     db = async_client(PROJECT)
     assert db._firestore_api is not None  # made, with its transport
     assert db._transport._wrapped_methods[db._transport.commit]._timeout > 30  # the client's 60 s
