@@ -71,4 +71,5 @@ async def book(
     if decided.replayed and decided.record.get("status") == "captured":
         return "already"
     captured = await ledger.capture(purchase.reference, capture_ref=f"cap-{purchase.reference}", amount=None)
+    await ledger.announced()  # its event follows the capture's answer: here, before the booking is done
     return "booked" if captured.status == "captured" else captured.reason or captured.status

@@ -302,6 +302,7 @@ class CardLedger:
         self.events = events
         self.clock = clock
         self.hold_days = hold_days
+        self._pending: set[asyncio.Task[None]] = set()
 
     def _stage(self, uow: Writes, result: CardResult) -> CardResult:
         """The decision's event (if it has one) into the outbox, in the decision's unit of work."""
@@ -317,6 +318,27 @@ class CardLedger:
         if events:
             await outbox.deliver_async(self.docs, self.events, events, collection=outbox.CARD_OUTBOX)
 
+    def announce_later(self, result: CardResult) -> None:
+        """`announce` in the background: the processor's answer does not wait for NATS. With
+        NATS away a publish waits for its timeout (2 s) before the event is left to the
+        relay; a capture, refund, increment or reversal waited for that before it was
+        answered, and held one of the card API's connections as long (found in review,
+        2026-12-06), where an authorisation's event already followed its answer. The event
+        is in the outbox since the decision's commit: a publish that fails, or a process
+        that stops first, leaves it there for `relay`."""
+        task = asyncio.create_task(self.announce(result))
+        self._pending.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._announced)
+
+    def _announced(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("a decision's event was not announced; the relay publishes it", exc_info=error)
+
+    async def announced(self) -> None:
+        """Wait for the events announced in the background so far."""
+        await asyncio.gather(*self._pending)
+
     async def relay(self) -> dict[str, int]:
         """Publish the events whose first publish failed (NATS away, or the service gone
         between a decision's commit and its publish)."""
@@ -327,7 +349,7 @@ class CardLedger:
         self, req: rules.AuthorizationRequest, card_id: str | None, *, cvv_ok: bool | None
     ) -> CardResult:
         """Decide the request and write the decision with its hold, in one unit of work.
-        Not announced here: the caller announces it (`announce`) when it has answered."""
+        Not announced here: the caller announces it (`announce_later`) when it has answered."""
         now = self.clock()
         attempt = decision.Attempt(
             request=req,
@@ -394,8 +416,8 @@ class CardLedger:
 
     # ---- capture, reverse, expire -----------------------------------------------------------
     async def capture(self, reference: str, *, capture_ref: str, amount: int | None) -> CardResult:
-        """Post the authorisation (all of it or less: a partial capture releases the rest),
-        and announce it."""
+        """Post the authorisation (all of it or less: a partial capture releases the rest);
+        its event follows in the background (`announce_later`)."""
         auth_id = rules.authorization_id(reference)
         now = self.clock()
 
@@ -405,7 +427,7 @@ class CardLedger:
             return self._stage(uow, self._save(uow, auth_id, settled))
 
         result = await self.docs.transact(run, operation="cards_capture")
-        await self.announce(result)
+        self.announce_later(result)
         return result
 
     async def note_refused_capture(
@@ -451,7 +473,7 @@ class CardLedger:
     async def refund(self, reference: str, *, refund_ref: str, amount: int) -> CardResult:
         """Give ``amount`` of the captured purchase ``reference`` back to its account (the
         merchant's refund, under the processor's own ``refund_ref``), with its own feed
-        entry in the purchase's category, and announce it."""
+        entry in the purchase's category; its event follows in the background."""
         auth_id = rules.authorization_id(reference)
         now = self.clock()
 
@@ -476,13 +498,14 @@ class CardLedger:
             return self._stage(uow, self._save(uow, auth_id, settled))
 
         result = await self.docs.transact(run, operation="cards_refund")
-        await self.announce(result)
+        self.announce_later(result)
         return result
 
     async def increment(self, reference: str, *, increment_ref: str, amount: int) -> CardResult:
         """Hold ``amount`` more on the authorisation ``reference`` (the merchant's
         incremental authorisation, under the processor's own ``increment_ref``), decided on
-        the card and the funds in one unit of work, and announce an approval."""
+        the card and the funds in one unit of work; an approval's event follows in the
+        background."""
         auth_id = rules.authorization_id(reference)
         now = self.clock()
 
@@ -494,19 +517,19 @@ class CardLedger:
             return self._stage(uow, self._save(uow, auth_id, settled))
 
         result = await self.docs.transact(run, operation="cards_increment")
-        await self.announce(result)
+        self.announce_later(result)
         return result
 
     async def reverse(self, reference: str, *, unanswered: bool = False) -> CardResult:
-        """Release the hold of an authorisation the processor cancels, and announce it. A
-        reversal that arrives before its authorisation (a timed-out request) is recorded,
-        so the late authorisation is declined and holds nothing. ``unanswered``: the card
-        service's own, for an approval whose answer the processor did not take; the same
-        request sent again is then declined (settlement.NOT_ANSWERED)."""
+        """Release the hold of an authorisation the processor cancels (its event follows in
+        the background). A reversal that arrives before its authorisation (a timed-out
+        request) is recorded, so the late authorisation is declined and holds nothing.
+        ``unanswered``: the card service's own, for an approval whose answer the processor
+        did not take; the same request sent again is then declined (settlement.NOT_ANSWERED)."""
         result = await self._release(
             rules.authorization_id(reference), reference=reference, status="reversed", unanswered=unanswered
         )
-        await self.announce(result)
+        self.announce_later(result)
         return result
 
     async def reduce(self, reference: str, *, reversal_ref: str, amount: int) -> CardResult:
@@ -522,7 +545,7 @@ class CardLedger:
             return self._stage(uow, self._save(uow, auth_id, settled))
 
         result = await self.docs.transact(run, operation="cards_reduce")
-        await self.announce(result)
+        self.announce_later(result)
         return result
 
     async def expire_holds(
@@ -706,7 +729,6 @@ class CardNumbers:
         # card queue here (a few ms each) instead of contending for the same account and
         # spend documents in the database, where aborted transactions back off for seconds.
         self._card_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._pending: set[asyncio.Task[None]] = set()
 
     def _card_lock(self, card_id: str) -> asyncio.Lock:
         lock = self._card_locks.get(card_id)
@@ -728,17 +750,12 @@ class CardNumbers:
         else:
             async with self._card_lock(entry.card_id):
                 result = await self.ledger.authorize(req, entry.card_id, cvv_ok=cvv_ok)
-        self._announce_later(result)
+        self.ledger.announce_later(result)
         return result
 
-    def _announce_later(self, result: CardResult) -> None:
-        task = asyncio.create_task(self.ledger.announce(result))
-        self._pending.add(task)  # keep a reference until it is done
-        task.add_done_callback(self._pending.discard)
-
     async def announced(self) -> None:
-        """Wait for the events of the authorisations decided so far."""
-        await asyncio.gather(*self._pending)
+        """Wait for the events of the decisions made so far (the ledger's, in the background)."""
+        await self.ledger.announced()
 
     # ---- issuing ----------------------------------------------------------------------------
     async def issue(self, command: IssueCard) -> Outcome:

@@ -414,6 +414,7 @@ async def test_a_reversal_releases_the_hold_and_again_answers_the_same(bank: Ban
     assert (bank.docs.data("cardSpend/card_1_2026-11-26") or {})["daily"] == 0
     feed = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}")
     assert feed is not None and feed["status"] == "cancelled"
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert bank.events.subjects() == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_REVERSED]
     assert bank.docs.attempts["cards_release"] == 2
 
@@ -456,6 +457,7 @@ async def test_a_partial_capture_posts_less_and_a_replay_changes_nothing(bank: B
     assert (bank.docs.data("cardSpend/card_1_2026-11-26") or {})["daily"] == 19_990  # the rest given back
     feed = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}")
     assert feed is not None and (feed["status"], feed["amount"]) == ("posted", -19_990)
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert bank.events.published[-1][0] == topology.SUBJECT_CARD_CAPTURED and event(bank).amount == 19_990
 
     again = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=19_990)
@@ -633,10 +635,12 @@ async def test_the_job_releases_expired_holds_once_and_a_late_capture_is_still_p
     assert bank.account()["balance"] == 94_000
     assert (bank.docs.data(f"cardAuthorizations/{old.auth_id}") or {})["lateCapture"] is True
     # its event says so (the holder, told the reservation ended, is told of the charge)
+    await bank.ledger.announced()  # a settlement's event follows its answer
     captured = [b for subject, b, _ in bank.events.published if subject == topology.SUBJECT_CARD_CAPTURED]
     assert [CardAuthorization.from_json(b).late for b in captured] == [True]
     on_time = await bank.ledger.capture("ref-young", capture_ref="cap-2", amount=None)
     assert on_time.status == "captured"
+    await bank.ledger.announced()  # a settlement's event follows its answer
     captured = [b for subject, b, _ in bank.events.published if subject == topology.SUBJECT_CARD_CAPTURED]
     assert [CardAuthorization.from_json(b).late for b in captured] == [True, False]
 
@@ -696,6 +700,7 @@ async def test_a_published_event_leaves_nothing_in_the_outbox(bank: Bank) -> Non
     result = await bank.buy(pan)
     await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
     await bank.ledger.reverse("ref-2")  # a reversal before its authorisation announces nothing
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert bank.events.subjects() == [topology.SUBJECT_CARD_AUTHORIZED, topology.SUBJECT_CARD_CAPTURED]
     assert [m for _, _, m in bank.events.published] == [f"{result.auth_id}:approved", f"{result.auth_id}:captured"]
     assert outbox_ids(bank) == []
@@ -713,8 +718,9 @@ async def test_a_crash_between_a_decision_and_its_publish_loses_no_event(bank: B
         raise _Crash
 
     bank.events.publish_json = dies  # type: ignore[method-assign]
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=10_000)  # answered: its event follows
     with pytest.raises(_Crash):
-        await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=10_000)
+        await bank.ledger.announced()
     assert bank.account()["balance"] == 90_000  # committed
     assert outbox_ids(bank) == [f"{result.auth_id}:captured"]
     del bank.events.publish_json  # the service started again
@@ -739,6 +745,49 @@ async def test_the_expiry_job_tries_nats_three_times_not_once_per_hold(bank: Ban
     assert len(released) == 6 and bank.account()["held"] == 0
     assert tries == MAX_FAILED_IN_A_ROW
     assert outbox_ids(bank) == sorted(f"{b.auth_id}:expired" for b in bought)
+
+
+SETTLEMENTS: dict[str, Callable[[CardLedger], Awaitable[CardResult]]] = {
+    "capture": lambda ledger: ledger.capture("ref-1", capture_ref="cap-1", amount=None),
+    "refund": lambda ledger: ledger.refund("ref-0", refund_ref="rfd-1", amount=5_000),
+    "increment": lambda ledger: ledger.increment("ref-1", increment_ref="inc-1", amount=5_000),
+    "reversal": lambda ledger: ledger.reverse("ref-1"),
+    "partial reversal": lambda ledger: ledger.reduce("ref-1", reversal_ref="rev-1", amount=25_000),
+}
+
+
+@pytest.mark.parametrize("operation", SETTLEMENTS)
+async def test_with_nats_away_a_settlement_is_answered_at_once_and_its_event_waits_in_the_outbox(
+    bank: Bank, operation: str
+) -> None:
+    """A capture, refund, increment or reversal published its event before it was answered:
+    with NATS away, each held one of the card API's connections for the publish's timeout
+    (2 s), while an authorisation's event already followed its answer (found in review,
+    2026-12-06). Now they all answer first; the event, committed with the decision, waits
+    in the outbox and the relay publishes it."""
+    pan = bank.add_card()
+    await bank.buy(pan, reference="ref-0", amount=20_000)
+    await bank.ledger.capture("ref-0", capture_ref="cap-0", amount=None)  # for the refund
+    await bank.buy(pan, reference="ref-1")
+    await bank.ledger.announced()
+    before = len(bank.events.published)
+
+    async def away(subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> None:
+        await asyncio.sleep(1.0)  # JetStream's ack not coming: the publisher's timeout
+        raise PublishError("nats: timeout")
+
+    bank.events.publish_json = away  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    result = await SETTLEMENTS[operation](bank.ledger)
+    assert loop.time() - started < 0.5, "answered after the publish's timeout"
+    assert result.status in ("captured", "refunded", "incremented", "reversed") and not result.replayed
+    await bank.ledger.announced()
+    (left,) = outbox_ids(bank)
+    del bank.events.publish_json  # NATS back
+    published = await relayed(bank)
+    assert len(published) == 1 and bank.events.published[-1][2] == left and len(bank.events.published) == before + 1
+    assert outbox_ids(bank) == []
 
 
 # ---- many at once ------------------------------------------------------------------------------
@@ -1130,6 +1179,7 @@ async def captured_purchase(bank: Bank, amount: int | None = 20_000) -> CardResu
     pan = bank.add_card()
     first = await bank.buy(pan)
     await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=amount)
+    await bank.ledger.announced()
     return first
 
 
@@ -1180,6 +1230,7 @@ async def test_a_refund_gives_money_back_from_the_scheme_with_its_own_entry_and_
     )
     purchase = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}") or {}
     assert (purchase["status"], purchase["amount"]) == ("posted", -20_000)  # the purchase stays as it was
+    await bank.ledger.announced()  # a settlement's event follows its answer
     sent = refunded_event(bank)
     assert (sent.refund_id, sent.auth_id, sent.amount, sent.category, sent.uid) == (
         refund_id,
@@ -1202,6 +1253,7 @@ async def test_a_retried_refund_changes_nothing_and_its_reference_is_its_own(ban
     other = await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=4_000)
     assert (other.status, other.reason) == ("refused", "reference_reused")
     assert bank.account()["balance"] == 84_500
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert bank.events.subjects().count(topology.SUBJECT_CARD_REFUNDED) == 1
     # a second refund of the same purchase, under its own reference, up to what was captured
     second = await bank.ledger.refund("ref-1", refund_ref="rfd-2", amount=15_500)
@@ -1210,6 +1262,7 @@ async def test_a_retried_refund_changes_nothing_and_its_reference_is_its_own(ban
     assert (over.status, over.reason) == ("refused", "refund_exceeds_capture")
     assert bank.account()["balance"] == 100_000
     assert (bank.docs.data(f"accounts/{card_scheme_account(first.auth_id)}") or {})["balance"] == 0
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert bank.events.subjects().count(topology.SUBJECT_CARD_REFUNDED) == 2
 
 
@@ -1246,6 +1299,7 @@ async def test_a_refund_that_nats_does_not_take_waits_in_the_outbox(bank: Bank) 
     await captured_purchase(bank)
     bank.events.failing = True
     assert (await bank.ledger.refund("ref-1", refund_ref="rfd-1", amount=5_000)).status == "refunded"
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert topology.SUBJECT_CARD_REFUNDED not in bank.events.subjects()
     bank.events.failing = False
     assert await relayed(bank) == [topology.SUBJECT_CARD_REFUNDED]
@@ -1306,6 +1360,7 @@ async def test_an_increment_holds_more_on_the_same_hold_and_a_capture_takes_up_t
     assert (entry["status"], entry["amount"]) == ("pending", -75_000)
     spend = bank.docs.data(f"cardSpend/card_1_{record['spendDay']}") or {}
     assert spend["daily"] == 75_000  # counted on the purchase's day, where a release gives it back
+    await bank.ledger.announced()  # a settlement's event follows its answer
     sent = incremented_event(bank)
     assert (sent.increment_id, sent.auth_id, sent.amount, sent.authorized_amount, sent.uid) == (
         iid,
@@ -1340,6 +1395,7 @@ async def test_a_retried_increment_is_answered_as_before_and_its_reference_is_it
     second = await bank.ledger.increment("ref-1", increment_ref="inc-2", amount=20_000)
     assert second.answer()["authorizedAmount"] == 55_000 and second.increment_id != done.increment_id
     assert bank.account()["held"] == 55_000
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert bank.events.subjects().count(topology.SUBJECT_CARD_INCREMENTED) == 2
 
 
@@ -1365,6 +1421,7 @@ async def test_an_increment_the_funds_or_the_card_do_not_allow_is_declined_kept_
     bank.docs.put("cards/card_1", {**(bank.docs.data("cards/card_1") or {}), "status": FROZEN})
     assert (await bank.ledger.increment("ref-1", increment_ref="inc-4", amount=1)).reason == "card_frozen"
     assert bank.account()["held"] == 30_000
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert bank.events.subjects().count(topology.SUBJECT_CARD_INCREMENTED) == 1
     assert topology.SUBJECT_CARD_DECLINED not in bank.events.subjects()  # the purchase stands
 
@@ -1462,6 +1519,7 @@ async def test_a_release_after_increments_tells_all_that_was_reserved(bank: Bank
     await bank.buy(pan)
     await bank.ledger.increment("ref-1", increment_ref="inc-1", amount=50_000)
     await bank.ledger.reverse("ref-1")
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert (event(bank).status, event(bank).amount) == ("reversed", 75_000)
 
 
@@ -1535,6 +1593,7 @@ async def test_a_partial_reversal_of_all_that_is_left_reverses_the_authorisation
     assert (bank.docs.data(f"cardSpend/card_1_{record['spendDay']}") or {})["daily"] == 0
     entry = bank.docs.data(f"accounts/{ACCOUNT}/transactions/{first.auth_id}") or {}
     assert entry["status"] == "cancelled"
+    await bank.ledger.announced()  # a settlement's event follows its answer
     assert bank.events.subjects()[-1] == topology.SUBJECT_CARD_REVERSED
     assert event(bank).amount == 25_000  # what was released now: the increment went back before
     whole = await bank.ledger.reverse("ref-1")
