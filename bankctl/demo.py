@@ -584,7 +584,16 @@ class Demo:
             "message": "Husleie",
             "frequency": "monthly",
             "startDate": first.isoformat(),
-            "sca": c.session.device.confirm_order(order_id, amount, "NOK", to_account, "monthly", first.isoformat()),
+            "sca": c.session.device.confirm_order(
+                order_id,
+                amount,
+                "NOK",
+                to_account,
+                "monthly",
+                first.isoformat(),
+                from_account=c.made.account,
+                end_date=None,
+            ),
         }
         with self.bank.admin.errors("reading the standing order"):
             existed = self.bank.admin.db.document(f"users/{c.made.uid}/standingOrders/{order_id}").get().exists

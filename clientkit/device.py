@@ -55,10 +55,31 @@ class Device:
         return self._signed(sca.challenge(request_id, amount, currency, to_account))
 
     def confirm_order(
-        self, order_id: str, amount: int, currency: str, to_account: str, frequency: str, start_date: str
+        self,
+        order_id: str,
+        amount: int,
+        currency: str,
+        to_account: str,
+        frequency: str,
+        start_date: str,
+        *,
+        from_account: str,
+        end_date: str | None,
     ) -> dict:
-        """The phone's signature over exactly this new standing order."""
-        return self._signed(sca.order_challenge(order_id, amount, currency, to_account, frequency, start_date))
+        """The phone's signature over exactly this new standing order: the account it pays
+        from and its end date (None: none) too, which the bank checks against the order sent."""
+        return self._signed(
+            sca.order_challenge(
+                order_id,
+                amount,
+                currency,
+                to_account,
+                frequency,
+                start_date,
+                from_account=from_account,
+                end_date=end_date,
+            )
+        )
 
     def confirm_order_change(
         self, order_id: str, from_amount: int, amount: int, currency: str, to_account: str

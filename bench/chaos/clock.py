@@ -286,7 +286,14 @@ class ClockRun:
                 "startDate": order.start.isoformat(),
                 "endDate": order.end.isoformat(),
                 "sca": c.device.confirm_order(  # type: ignore[attr-defined]
-                    order_id, order.amount, "NOK", payee, order.frequency, order.start.isoformat()
+                    order_id,
+                    order.amount,
+                    "NOK",
+                    payee,
+                    order.frequency,
+                    order.start.isoformat(),
+                    from_account=c.payer,
+                    end_date=order.end.isoformat(),
                 ),
             }
             self.bank.callables.call("standing_orders_create", body, c.identity)

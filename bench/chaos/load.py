@@ -456,7 +456,16 @@ def standing_orders(bank, run: Run, stop: threading.Event, *, cycle: float = ORD
             "message": f"chaos {n + 1}",
             "frequency": "monthly",
             "startDate": today.isoformat(),
-            "sca": session.device.confirm_order(order_id, amount, "NOK", to_account, "monthly", today.isoformat()),
+            "sca": session.device.confirm_order(
+                order_id,
+                amount,
+                "NOK",
+                to_account,
+                "monthly",
+                today.isoformat(),
+                from_account=payer.account,
+                end_date=None,
+            ),
         }
         order = {
             "orderId": order_id,

@@ -130,10 +130,30 @@ def challenge(request_id: str, amount: int, currency: str, to_account: str) -> b
 # another: a payment's (whose id the app makes, and any order id may equal) made a weekly
 # standing order of the same id and terms, and a standing order's made a payment.
 def order_challenge(
-    order_id: str, amount: int, currency: str, to_account: str, frequency: str, start_date: str
+    order_id: str,
+    amount: int,
+    currency: str,
+    to_account: str,
+    frequency: str,
+    start_date: str,
+    *,
+    from_account: str,
+    end_date: str | None,
 ) -> bytes:
-    """What the device signs for a new standing order: its payment and how often from when."""
-    return f"fjordbank-sca-order-v1|{order_id}|{amount}|{currency}|{to_account}|{frequency}|{start_date}".encode()
+    """What the device signs for a new standing order: its payment from which account, how
+    often, from when and until when ("" for no end date), as
+    ``fjordbank-sca-order-v2|orderId|amount|currency|fromAccount|toAccount|frequency|startDate|endDate``.
+    The first version signed neither the end date nor the from-account, and the order is
+    tied to its confirmation by its id only: a confirmation of "6 000 kr monthly until June"
+    made an order with no end date, or one paid from another of the customer's accounts
+    (found in review, 2026-12-06). A v1 signature no longer verifies (sca_invalid): the
+    reference clients sign this version. The two new values are named at each call, as an
+    account number in the place of the other would still be a valid text."""
+    end = end_date or ""
+    return (
+        f"fjordbank-sca-order-v2|{order_id}|{amount}|{currency}|{from_account}|{to_account}|"
+        f"{frequency}|{start_date}|{end}"
+    ).encode()
 
 
 def order_change_challenge(order_id: str, from_amount: int, amount: int, currency: str, to_account: str) -> bytes:

@@ -127,6 +127,8 @@ def create(
             terms.payment.to_account,
             terms.frequency,
             terms.start_date.isoformat(),
+            from_account=terms.payment.from_account,
+            end_date=terms.end_date.isoformat() if terms.end_date else None,
         ),
     )
     order = {

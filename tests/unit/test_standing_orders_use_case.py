@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from clientkit.device import Device
 from fjordbank.domain import sca as sca_rules
 from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.payments import PaymentRejected, payment_id_for
@@ -731,6 +732,16 @@ def _signed(key: Any, challenge: bytes) -> dict[str, str]:
 BIG = 900_000  # over the SCA threshold
 
 
+def _order_signed(
+    key: Any, start: str, *, end: str | None = None, from_account: str = SPENDING, to_account: str = SAVINGS
+) -> dict[str, str]:
+    """The phone's confirmation of `body`'s order of BIG monthly (from ``start`` until ``end``)."""
+    challenge = sca_rules.order_challenge(
+        "order-0001", BIG, "NOK", to_account, "monthly", start, from_account=from_account, end_date=end
+    )
+    return _signed(key, challenge)
+
+
 def test_a_payments_confirmation_never_makes_a_standing_order_of_its_id(docs):
     """The device signed the id, amount, currency and payee of a one-off payment; a stolen
     session read it from the request document (the payment refused before its use was
@@ -738,7 +749,7 @@ def test_a_payments_confirmation_never_makes_a_standing_order_of_its_id(docs):
     key, check = _real_sca(docs)
     one_off = _signed(key, sca_rules.challenge("order-0001", BIG, "NOK", SAVINGS))
     assert refused(lambda: create(docs, check, body(amount=BIG, frequency="weekly", sca=one_off))) == "sca_invalid"
-    monthly = _signed(key, sca_rules.order_challenge("order-0001", BIG, "NOK", SAVINGS, "monthly", TODAY.isoformat()))
+    monthly = _order_signed(key, TODAY.isoformat())
     # the order's own confirmation names how often: monthly, not weekly
     assert refused(lambda: create(docs, check, body(amount=BIG, frequency="weekly", sca=monthly))) == "sca_invalid"
     assert create(docs, check, body(amount=BIG, sca=monthly))["amount"] == BIG
@@ -779,7 +790,7 @@ def test_an_order_over_the_threshold_pays_sooner_or_longer_only_when_confirmed(d
             amount=BIG,
             startDate=start,
             endDate="2027-12-31",
-            sca=_signed(key, sca_rules.order_challenge("order-0001", BIG, "NOK", SAVINGS, "monthly", start)),
+            sca=_order_signed(key, start, end="2027-12-31"),
         ),
     )
     tomorrow = (TODAY + dt.timedelta(days=1)).isoformat()
@@ -817,6 +828,50 @@ def test_an_order_below_the_threshold_changes_its_schedule_without_a_confirmatio
     assert (changed["nextDue"], changed.get("endDate")) == (TODAY.isoformat(), None)
 
 
+def test_a_new_orders_confirmation_covers_its_end_date_and_the_account_it_pays_from(docs):
+    """The phone signed "9 000 kr monthly to Bob until June" and the order is tied to that
+    confirmation by its id only: sent without the end date, it made an order that paid
+    every month until cancelled; the from-account was not signed either (found in review,
+    2026-12-06)."""
+    key, check = _real_sca(docs)
+    start = TODAY.isoformat()
+    until_june = _order_signed(key, start, end="2027-06-10", to_account=BOBS)
+    approved = body(toAccount=BOBS, amount=BIG, endDate="2027-06-10", sca=until_june)
+    without_end = {k: v for k, v in approved.items() if k != "endDate"}
+    assert refused(lambda: create(docs, check, without_end)) == "sca_invalid"
+    assert refused(lambda: create(docs, check, {**approved, "endDate": None})) == "sca_invalid"
+    assert refused(lambda: create(docs, check, {**approved, "endDate": "2027-12-10"})) == "sca_invalid"
+    assert refused(lambda: create(docs, check, {**approved, "fromAccount": SAVINGS})) == "sca_invalid"
+    assert docs.get(f"users/{UID}/standingOrders/order-0001") is None
+    made = create(docs, check, approved)
+    assert (made["endDate"], made["fromAccount"]) == ("2027-06-10", SPENDING)
+
+
+def test_a_first_version_confirmation_of_a_new_order_is_refused(docs):
+    """`fjordbank-sca-order-v1` named neither the end date nor the from-account: one such
+    signature is refused whatever body it comes with, the order it was made for included."""
+    key, check = _real_sca(docs)
+    start = TODAY.isoformat()
+    v1 = _signed(key, f"fjordbank-sca-order-v1|order-0001|{BIG}|NOK|{BOBS}|monthly|{start}".encode())
+    assert refused(lambda: create(docs, check, body(toAccount=BOBS, amount=BIG, sca=v1))) == "sca_invalid"
+    assert refused(lambda: create(docs, check, body(toAccount=BOBS, amount=BIG, endDate="2027-06-10", sca=v1))) == (
+        "sca_invalid"
+    )
+
+
+def test_the_reference_phone_confirms_the_order_it_sends(docs):
+    """clientkit's Device signs what the bank checks: an order with an end date and one without."""
+    key, check = _real_sca(docs)
+    phone = Device(UID, "phone-key-1", key)
+    start = TODAY.isoformat()
+    for order_id, end in (("order-0001", "2027-06-10"), ("order-0002", None)):
+        sent = body(order_id, toAccount=BOBS, amount=BIG, endDate=end)
+        sent["sca"] = phone.confirm_order(
+            order_id, BIG, "NOK", BOBS, "monthly", start, from_account=SPENDING, end_date=end
+        )
+        assert create(docs, check, sent).get("endDate") == end
+
+
 def test_a_customer_has_at_most_so_many_active_standing_orders(docs, sca, monkeypatch):
     """Each active order's due dates are decided in every run of the due-payments job (found
     in review, 2026-12-06: thousands of one customer's took everyone's run)."""
@@ -837,7 +892,7 @@ def test_a_later_next_due_date_that_the_job_made_sooner_meanwhile_is_refused(doc
     seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=5_000_000)})
     key, check = _real_sca(docs)
     start = TODAY.isoformat()
-    signed = _signed(key, sca_rules.order_challenge("order-0001", BIG, "NOK", SAVINGS, "monthly", start))
+    signed = _order_signed(key, start)
     create(docs, check, body(amount=BIG, startDate=start, sca=signed))
     transact = docs.transact
 

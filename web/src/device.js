@@ -4,9 +4,11 @@
 // or later from another device of the customer's that approves it by signing
 // "fjordbank-sca-enrol-v1|uid|keyId|sha256(public key DER) in hex"; every payment is
 // confirmed by signing exactly what the customer approved:
-// "fjordbank-sca-v1|requestId|amount|currency|toAccount", a standing order with how often
-// from when ("fjordbank-sca-order-v1|...|frequency|startDate") and its larger amount from
-// what it was ("fjordbank-sca-order-change-v1|orderId|fromAmount|...") (fjordbank/domain/sca.py).
+// "fjordbank-sca-v1|requestId|amount|currency|toAccount", a standing order with its
+// from-account, how often, from when and until when
+// ("fjordbank-sca-order-v2|...|fromAccount|toAccount|frequency|startDate|endDate") and its
+// larger amount from what it was ("fjordbank-sca-order-change-v1|orderId|fromAmount|...")
+// (fjordbank/domain/sca.py).
 // WebCrypto's ECDSA signature is r||s (IEEE P1363), the format the backend verifies.
 
 const DB_NAME = "fjordbank-device";
@@ -113,9 +115,16 @@ export async function confirmPayment(uid, { requestId, amount, currency, toAccou
   return confirm(uid, `fjordbank-sca-v1|${requestId}|${amount}|${currency}|${toAccount}`);
 }
 
-/** A new standing order's `sca`: its payment and how often from when (fjordbank/domain/sca.py order_challenge). */
-export async function confirmStandingOrder(uid, { orderId, amount, currency, toAccount, frequency, startDate }) {
-  return confirm(uid, `fjordbank-sca-order-v1|${orderId}|${amount}|${currency}|${toAccount}|${frequency}|${startDate}`);
+/** A new standing order's `sca`: its payment from which account, how often, from when and
+ * until when ("" for no end date) (fjordbank/domain/sca.py order_challenge). The bank refuses
+ * the first version, which left out the end date and the from-account: a confirmation of an
+ * order "until June" made one with no end (found in review, 2026-12-06). */
+export async function confirmStandingOrder(
+  uid,
+  { orderId, amount, currency, fromAccount, toAccount, frequency, startDate, endDate },
+) {
+  const terms = `${fromAccount}|${toAccount}|${frequency}|${startDate}|${endDate || ""}`;
+  return confirm(uid, `fjordbank-sca-order-v2|${orderId}|${amount}|${currency}|${terms}`);
 }
 
 /** A standing order's larger amount, from what it is now (order_change_challenge). */

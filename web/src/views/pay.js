@@ -70,7 +70,7 @@ async function sendPayment(body, sent) {
   return requestId;
 }
 
-/** A standing order, confirmed on this device (once per ``sent``) with how often and from when. */
+/** A standing order, confirmed on this device (once per ``sent``) with its accounts, how often, from when and until when. */
 async function sendStandingOrder(plan, sent) {
   const orderId = sent.id;
   const { v, currency, ...terms } = plan;
@@ -79,9 +79,11 @@ async function sendStandingOrder(plan, sent) {
       orderId,
       amount: plan.amount,
       currency,
+      fromAccount: plan.fromAccount,
       toAccount: plan.toAccount,
       frequency: plan.frequency,
       startDate: plan.startDate,
+      endDate: plan.endDate, // null for none: signed as "", and the field left out below
     });
   }
   const order = { orderId, ...terms };
