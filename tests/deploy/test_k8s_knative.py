@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from fjordbank import topology
+from fjordbank.runtime import http
 from k8s import render
 from tests.deploy import k8s_support as ks
 
@@ -100,7 +101,21 @@ def test_agrees_with_terraform(hcl):
             "cpu": variables["cpu"]["default"],
             "memory": variables["memory"]["default"],
         }
-        assert doc["spec"]["template"]["spec"]["containerConcurrency"] == variables["max_concurrency"]["default"]
+        concurrency = doc["spec"]["template"]["spec"]["containerConcurrency"]
+        if name in render.CARD_SERVICES:  # the card API server's connection limit, as terraform's
+            assert concurrency == locals_["card_api_max_connections"], name
+        else:
+            assert concurrency == variables["max_concurrency"]["default"], name
+
+
+def test_a_card_pod_is_sent_as_many_requests_at_once_as_its_api_server_answers():
+    """Knative sent the card pod 10 requests at once, as every consumer (the probes and
+    /metrics), while it serves the card processor's API on that port and its server answers
+    MAX_CONNECTIONS: the rest queued in Knative (found in review, 2026-12-06)."""
+    assert render.CARD_CONTAINER_CONCURRENCY == http.MAX_CONNECTIONS  # restated in k8s/render.py
+    services = _services()
+    for name in render.CARD_SERVICES:
+        assert services[name]["spec"]["template"]["spec"]["containerConcurrency"] >= http.MAX_CONNECTIONS, name
 
 
 def test_consumers_may_reach_nats_through_its_network_policy():

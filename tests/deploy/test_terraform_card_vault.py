@@ -13,7 +13,8 @@ terraform/modules/card_vault). What must hold, per environment:
   so that none reaches the vault (a project-wide datastore.user would);
 * FJB_VAULT_DATABASE is set for the card services only, to the module's database; no
   FJB_VAULT_PATH, no NFS volume, no Filestore instance, API or address range anywhere;
-* the card processor's API is served on the card service's one HTTP port.
+* the card processor's API is served on the card service's one HTTP port, and Cloud Run sends
+  the card service as many requests at once as that API's server answers.
 
 Each environment's Cloud Run services are worked out from the parsed HCL: the consumer
 module's own env blocks (FJB_HTTP_PORT, the dynamic FJB_CARD_API_PORT), what the environment
@@ -29,6 +30,7 @@ import re
 import pytest
 
 from fjordbank import topology
+from fjordbank.runtime import http
 from k8s import render
 from tests.deploy.conftest import REPO, TERRAFORM
 from tests.deploy.tfschema import is_meta, labelled, single_labelled, strings, unquote
@@ -37,6 +39,7 @@ ENVS = sorted(p.name for p in (TERRAFORM / "envs").iterdir() if p.is_dir())
 CONSUMER_TF = "terraform/modules/consumer/main.tf"
 CONSUMER_VARIABLES_TF = "terraform/modules/consumer/variables.tf"
 TOPOLOGY_TF = "terraform/modules/topology/main.tf"
+TOPOLOGY_OUTPUTS_TF = "terraform/modules/topology/outputs.tf"
 CARD_VAULT_TF = "terraform/modules/card_vault/main.tf"
 CARD_VAULT_VARIABLES_TF = "terraform/modules/card_vault/variables.tf"
 CARD_VAULT_OUTPUTS_TF = "terraform/modules/card_vault/outputs.tf"
@@ -169,6 +172,35 @@ def cloud_run_services(docs: dict, env: str) -> dict[str, dict[str, str]]:
     return services
 
 
+def _topology_number(docs: dict, output: str) -> int | None:
+    """A number the topology module outputs (``value = local.x``), else None."""
+    body = dict(single_labelled(docs.get(TOPOLOGY_OUTPUTS_TF, {}), "output")).get(output, {})
+    local = re.fullmatch(r"\$\{local\.(\w+)\}", str(body.get("value")))
+    value = _locals(docs[TOPOLOGY_TF]).get(local.group(1)) if local else None
+    return value if type(value) is int else None
+
+
+def request_concurrency(docs: dict, env: str) -> dict[str, int | None]:
+    """Per consumer service of `env`: the max_concurrency its Cloud Run service gets (the
+    consumer module's default where the environment passes none, or null; None for an
+    expression not read here)."""
+    call = _module_call(docs[f"terraform/envs/{env}/main.tf"], "consumer") or {}
+    lists = _topology_lists(docs)
+    services = lists.get("consumer_services", [])
+    default = _variable_default(docs, CONSUMER_VARIABLES_TF, "max_concurrency")
+    expr = call.get("max_concurrency")
+    if expr is None or type(expr) is int:
+        return dict.fromkeys(services, default if expr is None else expr)
+    chosen = re.fullmatch(
+        r"\$\{contains\(module\.topology\.(\w+), each\.key\) \? module\.topology\.(\w+) : (null|\d+)\}", str(expr)
+    )
+    if chosen is None:
+        return dict.fromkeys(services, None)
+    members, then = lists.get(chosen.group(1), []), _topology_number(docs, chosen.group(2))
+    otherwise = default if chosen.group(3) == "null" else int(chosen.group(3))
+    return {service: then if service in members else otherwise for service in services}
+
+
 # ---- the checks ----------------------------------------------------------------------------------
 
 
@@ -187,6 +219,27 @@ def card_api_problems(docs: dict, env: str) -> list[str]:
             )
         if service not in card_services and api is not None:
             problems.append(f"envs/{env} {service}: FJB_CARD_API_PORT set on a service that is not a card service")
+    return problems
+
+
+def card_concurrency_problems(docs: dict, env: str) -> list[str]:
+    """Each card service is sent at least as many requests at once as its processor API's
+    server answers (fjordbank/runtime/http.py MAX_CONNECTIONS): the consumers' 10 left one
+    card instance's platform to queue or refuse requests the service could have answered
+    (found in review, 2026-12-06). The topology module restates the limit."""
+    problems = []
+    restated = _topology_number(docs, "card_api_max_connections")
+    if restated != http.MAX_CONNECTIONS:
+        problems.append(
+            f"topology card_api_max_connections is {restated!r}, the card API server's MAX_CONNECTIONS "
+            f"{http.MAX_CONNECTIONS}"
+        )
+    for service, concurrency in request_concurrency(docs, env).items():
+        if service in render.CARD_SERVICES and (concurrency is None or concurrency < http.MAX_CONNECTIONS):
+            problems.append(
+                f"envs/{env} {service}: max_concurrency {concurrency!r} is below its card API server's "
+                f"{http.MAX_CONNECTIONS} connections"
+            )
     return problems
 
 
@@ -395,6 +448,15 @@ def test_the_card_service_serves_the_processor_api_on_its_http_port(tf_docs, env
 
 
 @pytest.mark.parametrize("env", ENVS)
+def test_the_card_service_is_sent_as_many_requests_at_once_as_its_api_server_answers(tf_docs, env):
+    problems = card_concurrency_problems(tf_docs, env)
+    assert not problems, "\n".join(problems)
+    concurrency = request_concurrency(tf_docs, env)
+    assert concurrency["cards"] == http.MAX_CONNECTIONS
+    assert {c for s, c in concurrency.items() if s not in render.CARD_SERVICES} == {10}  # the probes and /metrics
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_only_the_card_services_are_pointed_at_the_vault_database(tf_docs, env):
     problems = vault_env_problems(tf_docs, env)
     assert not problems, "\n".join(problems)
@@ -473,6 +535,24 @@ def test_card_api_check_reports_a_missing_or_misplaced_port(tf_docs):
     _consumer_call(docs, "dev")["serves_card_api"] = "${contains(module.topology.consumer_services, each.key)}"
     problems = "\n".join(card_api_problems(docs, "dev"))
     assert "envs/dev ledger: FJB_CARD_API_PORT set on a service that is not a card service" in problems, problems
+
+
+def test_card_concurrency_check_reports_the_probes_default_and_a_limit_restated_wrong(tf_docs):
+    docs = copy.deepcopy(tf_docs)
+    del _consumer_call(docs, "prod")["max_concurrency"]  # the change undone
+    problems = card_concurrency_problems(docs, "prod")
+    assert problems == [
+        f"envs/prod cards: max_concurrency 10 is below its card API server's {http.MAX_CONNECTIONS} connections"
+    ]
+
+    docs = copy.deepcopy(tf_docs)
+    next(b for b in docs[TOPOLOGY_TF]["locals"] if "card_api_max_connections" in b)["card_api_max_connections"] = 32
+    problems = "\n".join(card_concurrency_problems(docs, "dev"))
+    assert "topology card_api_max_connections is 32" in problems and "max_concurrency 32 is below" in problems, problems
+
+    docs = copy.deepcopy(tf_docs)
+    _consumer_call(docs, "dev")["max_concurrency"] = "${var.concurrency}"
+    assert "max_concurrency None is below" in "\n".join(card_concurrency_problems(docs, "dev"))
 
 
 def test_vault_env_check_reports_a_missing_database_another_service_and_the_old_path(tf_docs):

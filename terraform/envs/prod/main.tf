@@ -242,9 +242,13 @@ module "consumer" {
   secret_env = {
     for env, _ in lookup(module.topology.service_secret_env, each.key, {}) : env => module.secrets.secret_ids[each.key][lower(env)]
   }
+  # serves_card_api, max_concurrency: the card services serve the processor's API on their
+  # HTTP port (FJB_CARD_API_PORT = FJB_HTTP_PORT), and are sent as many requests at once as
+  # its server answers, not the probes' 10 (null: the module's default)
   env                 = local.service_env[each.key]
   storage_volumes     = lookup(local.storage_volumes, each.key, {})
-  serves_card_api     = contains(module.topology.card_services, each.key) # FJB_CARD_API_PORT = FJB_HTTP_PORT
+  serves_card_api     = contains(module.topology.card_services, each.key)
+  max_concurrency     = contains(module.topology.card_services, each.key) ? module.topology.card_api_max_connections : null
   deletion_protection = var.deletion_protection
   labels              = local.labels
 }

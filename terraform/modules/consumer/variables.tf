@@ -74,9 +74,10 @@ variable "max_instances" {
 }
 
 variable "max_concurrency" {
-  description = "max_instance_request_concurrency: HTTP requests per instance. Only probes and /metrics arrive over HTTP."
+  description = "max_instance_request_concurrency: HTTP requests sent to an instance at once. Probes and /metrics for every consumer; a card service (serves_card_api) also serves the card processor's API on that port, and takes the API server's connection limit (the topology module's card_api_max_connections, fjordbank/runtime/http.py MAX_CONNECTIONS). Null: the default."
   type        = number
   default     = 10
+  nullable    = false
 
   validation {
     condition     = var.max_concurrency >= 1 && var.max_concurrency <= 1000

@@ -95,4 +95,11 @@ locals {
   # k8s/render.py CARD_SERVICES). One instance each: the processor's references in flight
   # and the approvals had live in the process (run_services/cards.py), not the vault.
   card_services = ["cards"]
+
+  # fjordbank/runtime/http.py MAX_CONNECTIONS: the requests the card processor's API server
+  # answers at once (the rest 503 "busy"). A card service's instance is sent as many
+  # (max_concurrency, Knative's containerConcurrency): with the consumers' 10, one card
+  # instance (max_instances 1) left the platform to queue or refuse the processor's
+  # requests the service could have answered (found in review, 2026-12-06).
+  card_api_max_connections = 64
 }

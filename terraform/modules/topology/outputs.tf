@@ -62,3 +62,8 @@ output "card_services" {
   description = "The consumer services that keep the card vault (FJB_VAULT_DATABASE, the card_vault module's Firestore database, granted to them alone) and serve the card processor's API on their HTTP port (FJB_CARD_API_PORT)."
   value       = local.card_services
 }
+
+output "card_api_max_connections" {
+  description = "The requests the card processor's API server answers at once (fjordbank.runtime.http.MAX_CONNECTIONS): a card service's request concurrency."
+  value       = local.card_api_max_connections
+}
