@@ -100,9 +100,21 @@ log = logging.getLogger("cards")
 
 CAPTURE_REFUSALS = "cardCaptureRefusals"
 EXPIRE_BATCH = 500  # holds read and released per page of the job's run
-# A run takes page after page while it finds a full one, for at most this long (the next
-# run, an hour later, takes the rest): one page per run let a day's expiries outgrow the job.
-EXPIRE_BUDGET_SECONDS = 120.0
+# A run takes page after page while it finds a full one (one page per run let a day's
+# expiries outgrow the job), and stops once it has spent this long, checked after each hold:
+# the rest is the next run's, the release-expired-holds job an hour later (Cloud Scheduler
+# at minute 7, terraform/modules/topology; the job publishes cards.commands.expire-holds),
+# or at once with `bankctl jobs run release-expired-holds`. A run is one command of the
+# card service's batch (card issues beside it), which the consumer cuts off at
+# HANDLER_DEADLINE_SECONDS (120 s, fjordbank/runtime/consumer.py) and gives back as failed.
+# The budget was those same 120 s, checked between pages only: a backlog's run overran it
+# by up to a page, was cut off mid-page, counted a failure toward the dead letter each
+# time, and the issues in its batch waited (found in review, 2026-12-06). Half the
+# deadline: past its budget a run only finishes the hold in hand (one transaction, each
+# call bounded at 1.5 s: run_services/cards.py STORE_CALL_DEADLINE_SECONDS) and announces
+# its page (NATS away: three publishes of 2 s), seconds; the other half is the batch's
+# other commands' (an issue is a vault write and a few round trips).
+EXPIRE_BUDGET_SECONDS = 60.0
 RELAY_SECONDS = 30.0  # how often the service publishes the events its outbox still holds
 
 
@@ -552,22 +564,28 @@ class CardLedger:
         self, *, limit: int = EXPIRE_BATCH, budget: float = EXPIRE_BUDGET_SECONDS
     ) -> list[CardResult]:
         """Release every card hold past its expiry (the scheduled job), and announce each,
-        a page of ``limit`` at a time while the pages come full, for at most ``budget``
-        seconds. Returns the holds released now (one released before is not again)."""
-        started = time.monotonic()
+        a page of ``limit`` at a time while the pages come full, until ``budget`` seconds
+        are spent (looked at after each hold: at least one is released, and the rest is
+        left to the next run). Returns the holds released now (one released before is not
+        again)."""
+        ends = time.monotonic() + budget
         released: list[CardResult] = []
         while True:
-            page, found = await self._expire_page(limit)
+            page, found, cut = await self._expire_page(limit, ends)
             released += page
-            if found < limit or not page or time.monotonic() - started > budget:
+            spent = cut or time.monotonic() >= ends
+            if found < limit or not page or spent:
                 break
         log.info("expired card holds released", extra={"released": len(released)})
+        if cut or (spent and found == limit):
+            log.info("card holds left for the next run: the run's time is spent", extra={"budget": budget})
         return released
 
-    async def _expire_page(self, limit: int) -> tuple[list[CardResult], int]:
+    async def _expire_page(self, limit: int, ends: float) -> tuple[list[CardResult], int, bool]:
         """One page: the holds the authorisations' records keep, then those of the holds
-        collection (authorisations approved before 2026-12-02). Returns those released and
-        how many were found."""
+        collection (authorisations approved before 2026-12-02), up to the time ``ends``
+        (`time.monotonic`). Returns those released, how many were found, and whether the
+        time ended it before the page's last."""
         now = self.clock()
         due = await self.docs.query(
             CARD_AUTHORIZATIONS,
@@ -586,7 +604,11 @@ class CardLedger:
             )
         released: list[CardResult] = []
         failed: Exception | None = None
-        for hold in due:
+        cut = False
+        for n, hold in enumerate(due):
+            if n and time.monotonic() >= ends:  # the rest of the page is the next run's
+                cut = True
+                break
             try:
                 result = await self._release(hold.id, reference=None, status="expired", now=now)
             except Exception as exc:  # one hold that cannot be released must not keep the rest held
@@ -598,7 +620,7 @@ class CardLedger:
         await self.announce(*released)  # together: NATS away costs three timeouts, not one per hold
         if failed is not None and not released:
             raise failed  # none released: the datastore, not one hold (the job is retried)
-        return released, len(due)
+        return released, len(due), cut
 
     async def _release(
         self,

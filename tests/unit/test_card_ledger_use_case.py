@@ -539,6 +539,59 @@ async def test_one_run_of_the_job_releases_page_after_page_while_they_come_full(
     assert await bank.ledger.expire_holds(limit=3, budget=0) == []
 
 
+async def _expiry_backlog(holds: int, seconds_each: float) -> Bank:
+    """``holds`` holds past their expiry, each release's transaction ``seconds_each`` long."""
+    bank = make_bank(balance=10_000_000)
+    pan = bank.add_card(limits={"daily": 10_000_000, "online": 5_000_000, "abroad": 5_000_000})
+    for n in range(holds):
+        assert (await bank.buy(pan, reference=f"ref-due-{n}", amount=1_000)).approved
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, seconds=1)
+    real = bank.docs.transact
+
+    async def slow(fn, *, operation):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(seconds_each)
+        return await real(fn, operation=operation)
+
+    bank.docs.transact = slow  # type: ignore[method-assign]
+    return bank
+
+
+def test_the_expiry_budget_leaves_the_batch_half_the_handler_s_deadline() -> None:
+    """The budget was the consumer's handler deadline itself (120 s each): a run with a
+    backlog was cut off by it, failed toward the dead letter, and the card issues in its
+    batch waited (found in review, 2026-12-06)."""
+    from fjordbank.runtime.consumer import HANDLER_DEADLINE_SECONDS
+
+    assert card_ledger.EXPIRE_BUDGET_SECONDS <= HANDLER_DEADLINE_SECONDS / 2
+
+
+@pytest.mark.parametrize("limit", [20, 500], ids=["pages", "one-page"])
+async def test_a_backlog_s_run_stops_at_its_budget_inside_a_page_well_before_the_handler_s_deadline(
+    limit: int,
+) -> None:
+    """Scaled down 240 times: the consumer's deadline 0.5 s (120 s), the budget what
+    EXPIRE_BUDGET_SECONDS is of it, a release 10 ms. The budget was looked at between pages
+    only: a run of one page (500 holds) went on to its end whatever the budget. Now it
+    stops in the page, under the deadline, every hold it released announced and the rest
+    left active for the next run, which goes on from there."""
+    from fjordbank.runtime.consumer import HANDLER_DEADLINE_SECONDS
+
+    deadline = 0.5
+    budget = deadline * card_ledger.EXPIRE_BUDGET_SECONDS / HANDLER_DEADLINE_SECONDS
+    bank = await _expiry_backlog(120, 0.01)
+    bank.events.published.clear()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(deadline):  # the consumer's cut
+        first = await bank.ledger.expire_holds(limit=limit, budget=budget)
+    assert budget <= loop.time() - started < budget + 0.15
+    assert 0 < len(first) < 120
+    assert bank.account()["held"] == (120 - len(first)) * 1_000
+    assert len(bank.events.published) == len(first) and outbox_ids(bank) == []  # each released one announced
+    second = await bank.ledger.expire_holds(limit=limit, budget=10)  # the next run
+    assert len(first) + len(second) == 120 and bank.account()["held"] == 0
+
+
 async def test_a_hold_that_cannot_be_expired_does_not_keep_the_others_held(bank: Bank, monkeypatch) -> None:
     """One record the release fails on every time (a record grown past what a commit
     takes, a defect): it stopped the run, came first again in the next, and every later
