@@ -118,3 +118,22 @@ def in_lanes(
     if running.failed:
         raise running.failed[0]
     return deferred or running.late
+
+
+class FailureRow:
+    """Failures one after the other among the lanes' outcomes: ``note`` says when ``limit``
+    have come with none of ``resets`` between them. An outcome that did no work (a payment
+    resting, or left to a later run) neither ends a row nor adds to it: a bug in every
+    decision among payments that rest was never a row (found in review, 2026-12-06). Not
+    locked: the caller notes under its own counting lock."""
+
+    def __init__(self, limit: int, resets: frozenset[str], failure: str = "errors") -> None:
+        self.limit, self.resets, self.failure = limit, resets, failure
+        self.length = 0
+
+    def note(self, outcome: str) -> bool:
+        if outcome == self.failure:
+            self.length += 1
+        elif outcome in self.resets:
+            self.length = 0
+        return self.length >= self.limit

@@ -74,7 +74,7 @@ from fjordbank.service_layer import (
     settling,
     standing_orders,
 )
-from fjordbank.service_layer.lanes import in_lanes
+from fjordbank.service_layer.lanes import FailureRow, in_lanes
 from fjordbank.service_layer.ports import (
     Clock,
     Contention,
@@ -85,7 +85,7 @@ from fjordbank.service_layer.ports import (
     Where,
     system_clock,
 )
-from fjordbank.service_layer.standing_orders import RunFunds, pages
+from fjordbank.service_layer.standing_orders import WORKED, RunFunds, errors_allowed, pages
 
 log = logging.getLogger(__name__)
 SUBMIT_DUE_PAYMENTS = "submit-due-payments"
@@ -109,10 +109,6 @@ MAX_REPUBLISH_WAIT = dt.timedelta(hours=6)
 # for the next: each failure waits for the publisher's timeout, and a run of failures while
 # NATS is away used the whole of the function's 9 minutes before the standing orders' turn.
 MAX_UNPUBLISHED_IN_A_ROW = 3
-# Payments that failed one after the other (not refused: an error, logged) before a run
-# stops and fails: one failure is that payment's, a row of them is Firestore away or a bug
-# in every payment, and the alert on the runs (FjbDuePaymentsNotRun) should see it.
-MAX_ERRORS_IN_A_ROW = 20
 # The part of a run (the function's 540 s) the due payment requests may take: what is left
 # of them waits for the next run (every 15 minutes), and the standing orders always get
 # their turn. Before, a run that spent its time on the requests (one customer's thousands
@@ -209,7 +205,7 @@ def submit_due_payments(
     funds = RunFunds(docs)  # shared with the standing orders' run
     # the accounts the run before paid from, if its payments may still be on their way to
     # the ledger: their due payments wait for a later run (fjordbank/service_layer/settling.py)
-    before = settling.read(docs) if uids is None else None
+    records = settling.read(docs) if uids is None else None
     now = clock()
     try:
         result = _release_due(
@@ -224,15 +220,17 @@ def submit_due_payments(
             monotonic=monotonic,
             lanes=lanes,
             funds=funds,
-            settling=(lambda account: before.holds(account, now)) if before is not None else _never_settling,
+            settling=(lambda account: records.holds(account, now)) if records is not None else _never_settling,
         )
         return result
     finally:
+        if records is not None:
+            if funds.spent:  # none: the records of the runs before that may still be settling stay
+                # on the job's clock, as the next run's start it is compared with (the machine's,
+                # but on the emulator when a run is given its clock)
+                ended = now + dt.timedelta(seconds=monotonic() - began)
+                settling.record(docs, records.free, run, funds.spent, ended)
         if uids is None:
-            if funds.spent:  # none: the record of a run before that may still be settling stays
-                # on the job's clock, as the next run's start it is compared with (the machine's
-                # but on the emulator, where a scoped run records nothing)
-                settling.record(docs, run, funds.spent, now + dt.timedelta(seconds=monotonic() - began))
             _end_run_lease(docs, run, wall(), result)
 
 
@@ -282,12 +280,21 @@ def _end_run_lease(docs: Documents, run: str, now: dt.datetime, result: Mapping[
         if held is None or held.data.get("run") != run:
             return
         record: dict[str, Any] = {**held.data, "until": now, "ended": now}
-        if result is not None:
-            record |= {"lastOkAt": now, "lastResult": _counts_of(result)}
-            if result.get("deferred"):
-                record.setdefault("behindSince", held.data.get("since", now))
-            else:
-                record.pop("behindSince", None)
+        if result is None:
+            record["lastResult"] = {"runFailed": 1}
+            uow.set(RUN_LEASE, record)
+            return
+        counts = _counts_of(result)
+        record["lastResult"] = counts
+        # ended well: no payment failed with an error and NATS took them (a run whose
+        # errors were only logged moved lastOkAt, and a payment failing every run went
+        # unseen; found in review, 2026-12-06)
+        if not counts.get("errors") and not counts.get("standingOrders.errors") and not counts.get("halted"):
+            record["lastOkAt"] = now
+        if result.get("deferred"):
+            record.setdefault("behindSince", held.data.get("since", now))
+        else:
+            record.pop("behindSince", None)
         uow.set(RUN_LEASE, record)
 
     try:
@@ -341,7 +348,8 @@ def _release_due(
         "errors": 0,
         "settling": 0,
     }
-    in_a_row = {"unpublished": 0, "errors": 0}
+    unpublished_in_a_row = 0
+    errors = FailureRow(errors_allowed(lanes), WORKED)
     counting = threading.Lock()
     nats_away = threading.Event()
     broken = threading.Event()
@@ -365,15 +373,15 @@ def _release_due(
             # the next run decides it again
             log.exception("due payment not decided: left for the next run", extra={"path": request.path})
             outcome = "errors"
+        nonlocal unpublished_in_a_row
         with counting:
             counts[outcome] += 1
-            for kind in in_a_row:
-                in_a_row[kind] = in_a_row[kind] + 1 if outcome == kind else 0
-            if in_a_row["unpublished"] >= MAX_UNPUBLISHED_IN_A_ROW and not nats_away.is_set():
+            unpublished_in_a_row = unpublished_in_a_row + 1 if outcome == "unpublished" else 0
+            if unpublished_in_a_row >= MAX_UNPUBLISHED_IN_A_ROW and not nats_away.is_set():
                 log.warning("NATS does not take the due payments: the rest wait for the next run", extra=counts)
                 nats_away.set()
                 halt.set()
-            if in_a_row["errors"] >= MAX_ERRORS_IN_A_ROW and not broken.is_set():
+            if errors.note(outcome) and not broken.is_set():
                 broken.set()  # Firestore away, or a bug in every payment: the run fails
                 halt.set()
 
@@ -386,9 +394,15 @@ def _release_due(
             break
     if broken.is_set():
         raise RuntimeError(
-            f"due payments: {MAX_ERRORS_IN_A_ROW} failed one after the other; the run stops and the rest wait "
+            f"due payments: {errors.limit} failed one after the other; the run stops and the rest wait "
             f"for the next (counts {counts})"
         )
+    if nats_away.is_set():
+        # the payments not looked at wait as a deferred run's do, and the run did not end
+        # well: it counted as caught up and FjbDuePaymentsBehind never saw a NATS outage
+        # (found in review, 2026-12-06)
+        deferred = True
+        counts["halted"] = 1
     if deferred:
         counts["deferred"] = 1  # at least: the requests not looked at are not counted
         log.warning("due payments: this run's time for them is spent, the rest wait for the next", extra=counts)
@@ -454,15 +468,22 @@ def _submit_due(
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)
         payment = released(payment, now)
+        # counted before the claim: a claim whose commit landed and whose answer was lost
+        # (a timeout) raises, and the payer's next payment was then decided as if this one
+        # had not been made (found in review, 2026-12-06); only a claim that did not happen
+        # gives the money back to the run's reckoning
+        funds.submitted(payment.from_account, payment.amount)
         if not _claim(docs, request.path, payment, clock_now() if clock_now is not None else now):
+            funds.submitted(payment.from_account, -payment.amount)
             return "skipped"  # cancelled, or taken by another run, since the query read it
-    # claimed, never published, or published again after it stayed "requested" (its first
-    # publish may have failed after the claim, or the job died between them): it will be
-    # paid, and what this run decides after it must not count its money. One the ledger had
-    # reserved already (its answer not shown yet) is counted twice: another payment then
-    # waits for the next run, where counted once too few it was submitted and declined for
-    # good by the ledger.
-    funds.submitted(payment.from_account, payment.amount)
+    else:
+        # never published, or published again after it stayed "requested" (its first publish
+        # may have failed after the claim, or the job died between them): it will be paid,
+        # and what this run decides after it must not count its money. One the ledger had
+        # reserved already (its answer not shown yet) is counted twice: another payment then
+        # waits for the next run, where counted once too few it was submitted and declined
+        # for good by the ledger.
+        funds.submitted(payment.from_account, payment.amount)
     try:
         submit(payment)
     except PublishError:

@@ -42,7 +42,7 @@ from fjordbank.domain.payments import (
 )
 from fjordbank.domain.sca import DEFAULT_THRESHOLD, order_challenge, order_change_challenge, order_schedule_challenge
 from fjordbank.service_layer import edge, outbox, seams
-from fjordbank.service_layer.lanes import in_lanes
+from fjordbank.service_layer.lanes import FailureRow, in_lanes
 from fjordbank.service_layer.ports import (
     DELETE_FIELD,
     AlreadyExists,
@@ -609,6 +609,18 @@ class RunFunds:
 
 # Due dates of one order a run decides at most (failed ones, then one more).
 MAX_DATES_PER_RUN = 8
+# Payments (or orders) that failed with an error one after the other before a run of the
+# due-payments job stops and fails: one failure is that payment's, a row of them is
+# Firestore away or a bug in every one, and the alert on the runs (FjbDuePaymentsNotRun)
+# should see it. At least twice the lanes: with 64 in flight, a second of Firestore errors
+# is 64 in a row (`errors_allowed`; found in review, 2026-12-06).
+MAX_ERRORS_IN_A_ROW = 20
+# The outcomes that did the store's work, each ending a row of errors (lanes.FailureRow).
+WORKED = frozenset({"submitted", "waiting", "failed", "ended", "unpublished"})
+
+
+def errors_allowed(lanes: int) -> int:
+    return max(MAX_ERRORS_IN_A_ROW, 2 * lanes)
 
 
 def due_orders(docs: Documents, today: dt.date, limit: int, uids: tuple[str, ...] | None = None) -> Iterator[Doc]:
@@ -659,6 +671,8 @@ def run_due(
         log.info("standing orders: not a banking day", extra={"today": today.isoformat()})
         return counts
     counting = threading.Lock()
+    errors = FailureRow(errors_allowed(lanes), WORKED)
+    broken = threading.Event()
 
     def one(found: Doc) -> None:
         try:
@@ -675,6 +689,8 @@ def run_due(
         for outcome in outcomes:
             with counting:
                 counts[outcome] += 1
+                if errors.note(outcome):
+                    broken.set()  # Firestore away, or a bug in every order: the run fails
 
     if in_lanes(
         due_orders(docs, today, limit, uids),
@@ -682,9 +698,15 @@ def run_due(
         work=one,
         lanes=lanes,
         deadline_passed=deadline_passed,
+        stop=broken,
     ):
         counts["deferred"] = 1  # the orders not looked at wait for the next run
         log.warning("standing orders: this run's time is spent, the rest wait for the next", extra=counts)
+    if broken.is_set():
+        raise RuntimeError(
+            f"standing orders: {errors.limit} failed one after the other; the run stops and the rest wait for "
+            f"the next (counts {counts})"
+        )
     log.info("standing orders run", extra=counts)
     return counts
 
@@ -716,14 +738,20 @@ def _run_order(
             outcomes.append("skipped")
             break
         decision = _decide(docs, order, due, today, bank_regs, funds)
+        # counted before the claim: a claim whose commit landed and whose answer was lost
+        # raises, and the payer's next payment was then decided on money this one took
+        # (found in review, 2026-12-06); a claim that did not happen gives it back
+        paying = decision.action == "submit"
+        if paying:
+            funds.submitted(order["fromAccount"], order["amount"])
         try:
             outcome = _claim(docs, publisher, found.path, order, due, decision, now)
         except Contention:
             # every attempt lost to a concurrent run of the job, which has it in hand
             log.warning("standing order contended; left to the other run", extra={"order_id": order["orderId"]})
             outcome = "skipped"
-        if outcome == "submitted":
-            funds.submitted(order["fromAccount"], order["amount"])
+        if paying and outcome != "submitted":
+            funds.submitted(order["fromAccount"], -order["amount"])
         outcomes.append(outcome)
         # on only after a failed date: a date submitted has reserved nothing yet (the
         # ledger books it from its event), so the next one decided now would be judged

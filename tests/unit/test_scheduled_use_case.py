@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from fjordbank import topology
+from fjordbank.domain import standing_orders as orders_rules
 from fjordbank.domain.payments import PaymentRequested, may_advance, payment_id_for
 from fjordbank.errors import PublishError
 from fjordbank.service_layer import scheduled, seams, settling, standing_orders
@@ -344,7 +345,15 @@ def test_while_nats_is_away_three_failed_publishes_leave_the_rest_for_the_next_r
     for n in range(6):
         scheduled_request(docs, f"req-away-{n:02d}", 100, TODAY)
     submit.publisher = away = RecordingPublisher(down=True)
-    assert counts(run(docs, away, submit)) == {"unpublished": scheduled.MAX_UNPUBLISHED_IN_A_ROW}
+    # the rest wait as a deferred run's do, and the run did not end well (FjbDuePaymentsBehind,
+    # FjbDuePaymentsNotRun see a NATS outage: found in review, 2026-12-06)
+    assert counts(run(docs, away, submit)) == {
+        "unpublished": scheduled.MAX_UNPUBLISHED_IN_A_ROW,
+        "deferred": 1,
+        "halted": 1,
+    }
+    lease = data(docs, scheduled.RUN_LEASE)
+    assert "lastOkAt" not in lease and "behindSince" in lease
     submit.publisher = back = RecordingPublisher()
     later = NOW + scheduled.STUCK + dt.timedelta(seconds=1)
     assert counts(run(docs, back, submit, now=later)) == {"submitted": 6}
@@ -782,9 +791,9 @@ def test_one_payment_that_fails_is_left_for_the_next_run_and_the_others_are_paid
 
 
 def test_a_row_of_failures_stops_the_run_and_fails_it(docs, publisher, submit, monkeypatch):
-    """Firestore away (or a bug in every payment): the run stops after MAX_ERRORS_IN_A_ROW and
+    """Firestore away (or a bug in every payment): the run stops after errors_allowed and
     fails, so that its alert (FjbDuePaymentsNotRun) sees it; nothing is paid half."""
-    many_payers(docs, scheduled.MAX_ERRORS_IN_A_ROW + 5)
+    many_payers(docs, standing_orders.errors_allowed(1) + 5)
 
     def broken(*_a, **_k):
         raise RuntimeError("every read fails")
@@ -869,3 +878,72 @@ def test_the_banks_reset_of_a_stolen_phones_keys_stops_what_it_confirmed_for_lat
         clock=lambda: due, uids=(EDGE_UID,), wall=lambda: due,
     )  # fmt: skip
     assert submitted == [] and result["failed"] == 1
+
+
+def test_a_claim_that_landed_with_its_answer_lost_still_takes_its_money(docs, publisher, submit, monkeypatch):
+    """The claim's commit landed, its answer was lost (a timeout): counted an error, its
+    money was not taken off the run's reckoning, and the payer's next bill was paid from it
+    (found in review, 2026-12-06)."""
+    from google.api_core import exceptions as api_errors
+
+    scheduled_request(docs, "req-rent-0001", 8_000, TODAY)  # 10 000 available
+    scheduled_request(docs, "req-bill-0002", 8_000, TODAY)
+    real, lost = docs.transact, []
+
+    def transact(fn, *, operation):
+        out = real(fn, operation=operation)
+        if operation == "scheduled_claim" and not lost:
+            lost.append(operation)
+            raise api_errors.DeadlineExceeded("commit applied, answer lost")
+        return out
+
+    monkeypatch.setattr(docs, "transact", transact)
+    result = run(docs, publisher, submit, lanes=1)
+    assert (result["errors"], result["waiting"], result["submitted"]) == (1, 1, 0)
+    assert submit.submitted == []  # the second waits for the money; the first goes again after STUCK
+    lease = data(docs, scheduled.RUN_LEASE)
+    assert "lastOkAt" not in lease and lease["lastResult"]["errors"] == 1  # not a run that ended well
+
+
+def test_errors_among_payments_that_rest_are_still_a_row(docs, publisher, submit, monkeypatch):
+    """A bug in every decision, every other payment resting after a wait: the resting ones
+    reset the row, and the run ended well with every payment failing (found in review,
+    2026-12-06). They neither end nor add to a row now."""
+    for n in range(scheduled.errors_allowed(1) + 5):
+        scheduled_request(docs, f"req-bug-{n:03d}", 100, TODAY)
+        rested = {"waiting": orders_rules.waiting({}, TODAY, "insufficient_funds", at=NOW)}
+        p = payment(f"req-rest-{n:03d}", 100, TODAY)
+        seed(
+            docs,
+            {
+                request_path(f"req-rest-{n:03d}"): {
+                    "status": "scheduled",
+                    "statusRank": 1,
+                    "payment": p.to_json(),
+                    **rested,
+                }
+            },
+        )
+
+    def bug(*_a, **_k):
+        raise RuntimeError("a bug in every decision")
+
+    monkeypatch.setattr(scheduled, "_decide_due", bug)
+    with pytest.raises(RuntimeError, match="one after the other"):
+        run(docs, publisher, submit, lanes=1)
+
+
+def test_a_row_of_failing_standing_orders_fails_the_run(docs, publisher, monkeypatch):
+    """Standing orders had no bound: every order failing with an error made a run that ended
+    well (found in review, 2026-12-06)."""
+    due_order(docs)
+    order = data(docs, f"users/{UID}/standingOrders/order-0001")
+    for n in range(standing_orders.errors_allowed(1) + 2):
+        seed(docs, {f"users/{UID}/standingOrders/order-{n:04d}": {**order, "orderId": f"order-{n:04d}"}})
+
+    def bug(*_a, **_k):
+        raise RuntimeError("a bug in every order")
+
+    monkeypatch.setattr(standing_orders, "_decide", bug)
+    with pytest.raises(RuntimeError, match=r"standing orders: .* one after the other"):
+        standing_orders.run_due(docs, publisher, bank_regs=(), clock=fixed_clock(NOW))

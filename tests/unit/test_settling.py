@@ -4,6 +4,7 @@ paying a payer's second bill from the money the first took before the ledger res
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 
@@ -17,6 +18,7 @@ from tests.unit.test_scheduled_use_case import (
     TODAY,
     UID,
     Submit,
+    payment,
     request_path,
     scheduled_request,
 )
@@ -48,13 +50,19 @@ def test_a_payday_runs_accounts_fit_in_a_document(monkeypatch):
     assert len(record.filter) == 1_000 and all(record.holds(a, ENDED) for a in many)
 
 
-def test_the_record_is_kept_and_read_back_and_a_damaged_one_is_none():
+def test_the_records_are_kept_in_turn_read_back_together_and_a_damaged_one_is_none():
     docs = MemoryDocuments(fixed_clock())
-    settling.record(docs, "run-1", ["12345678903"], ENDED)
+    assert settling.read(docs).free == settling.SLOTS[0] and not settling.read(docs).settling
+    for n, account in enumerate(("12345678903", "12345678904", "12345678905")):
+        settling.record(docs, settling.read(docs).free, f"run-{n}", [account], ENDED + dt.timedelta(minutes=n))
     back = settling.read(docs)
-    assert back is not None and back.holds("12345678903", ENDED) and back.ended == ENDED
-    seed(docs, {settling.PAID: {"filter": "not bytes", "bits": 8, "ended": ENDED}})
-    assert settling.read(docs) is None
+    assert len(back.settling) == 3 and back.free == settling.SLOTS[0]  # the oldest's slot next
+    at = ENDED + dt.timedelta(minutes=3)
+    assert all(back.holds(a, at) for a in ("12345678903", "12345678904", "12345678905"))
+    settling.record(docs, back.free, "run-3", ["12345678906"], at)
+    assert not settling.read(docs).holds("12345678903", at) and settling.read(docs).holds("12345678906", at)
+    seed(docs, {settling.SLOTS[1]: {"filter": "not bytes", "bits": 8, "ended": ENDED}})
+    assert len(settling.read(docs).settling) == 2 and settling.read(docs).free == settling.SLOTS[1]
 
 
 def test_the_run_after_one_that_ran_out_of_time_does_not_pay_from_money_on_its_way():
@@ -93,3 +101,38 @@ def test_the_run_after_one_that_ran_out_of_time_does_not_pay_from_money_on_its_w
     seed(docs, {request_path(paid): {**data(docs, request_path(paid)), "status": "completed"}})
     later = run("run-3", NOW + dt.timedelta(seconds=spent) + settling.SETTLE + dt.timedelta(minutes=1))
     assert (later["waiting"], later["settling"]) == (1, 0) and submit.submitted == [paid]  # waits for the money
+
+
+def test_the_third_run_of_a_chain_does_not_pay_from_money_the_first_sent():
+    """One record only: run 2 held the payer run 1 paid from, wrote its own accounts over run
+    1's, and run 3, minutes after run 1's end, paid the payer's second bill from money still
+    on its way (found in review, 2026-12-06)."""
+    a, a2, b, b2 = itertools.islice(account_numbers(), 20, 24)
+    docs = MemoryDocuments(fixed_clock())
+    publisher = RecordingPublisher()
+    for uid, frm, to in (("alice", a, a2), ("bob", b, b2)):
+        seed(docs, {f"accounts/{frm}": customer_account(uid, frm, balance=10_000)})
+        seed(docs, {f"accounts/{to}": customer_account(uid, to)})
+    for uid, rid, frm, to, amount in (
+        ("alice", "req-a-0001", a, a2, 8_000),
+        ("alice", "req-a-0002", a, a2, 8_000),
+        ("bob", "req-b-0001", b, b2, 1_000),
+        ("bob", "req-b-0002", b, b2, 1_000),
+    ):
+        p = dataclasses.replace(payment(rid, amount, TODAY, uid=uid), from_account=frm, to_account=to)
+        seed(docs, {request_path(rid, uid): {"status": "scheduled", "statusRank": 1, "payment": p.to_json()}})
+    submit = Submit(docs, publisher)
+    spent = scheduled.REQUESTS_BUDGET_SECONDS + 1
+
+    def run(run_id, now, paid_before):  # each run's time is spent once it has paid one
+        return scheduled.submit_due_payments(
+            docs, publisher, submit=submit, clock=fixed_clock(now), lanes=1, run_id=run_id,
+            monotonic=lambda: spent if len(submit.submitted) > paid_before else 0.0,
+        )  # fmt: skip
+
+    assert run("run-1", NOW, 0)["deferred"] == 1 and submit.submitted == ["req-a-0001"]
+    ended = NOW + dt.timedelta(seconds=spent)
+    second = run("run-2", ended + dt.timedelta(seconds=5), 1)
+    assert second["settling"] == 1 and submit.submitted[-1] == "req-b-0001"
+    third = run("run-3", ended + dt.timedelta(seconds=2 * spent + 10), 2)  # within SETTLE of run 1's end
+    assert "req-a-0002" not in submit.submitted and third["settling"] >= 1
