@@ -24,7 +24,11 @@ _ELEVEN = re.compile(_EDGE_L + r"[0-9]{4}([ .]?)[0-9]{2}\1[0-9]{5}" + _EDGE_R)
 # A national identity number as people write it, birth date apart from the rest (150685
 # 12345, 150685-12345): passed unmasked, though the promise is "in any layout" (found in
 # review). Not a part of a longer run of hyphen-joined digits (a reference 2026-123456-12345).
-_NATIONAL_ID = re.compile(_EDGE_L + r"(?<![0-9]-)[0-9]{6}[ -][0-9]{5}" + _EDGE_R + r"(?!-[0-9])")
+# Apart by spaces, a no-break space (as it is, or as JSON writes it: "\u00a0") or a hyphen
+# (a no-break space or two spaces passed unmasked, found in review, 2026-12-06).
+_NATIONAL_ID = re.compile(
+    _EDGE_L + r"(?<![0-9]-)[0-9]{6}(?:[ \u00a0]+|(?:\\u00a0)+|-)[0-9]{5}" + _EDGE_R + r"(?!-[0-9])"
+)
 _CARD = re.compile(_EDGE_L + r"[0-9]{13,19}" + _EDGE_R)
 _GROUPED_CARD = re.compile(_EDGE_L + r"[0-9]{4}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}" + _EDGE_R)  # as printed
 

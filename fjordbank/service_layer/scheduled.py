@@ -224,12 +224,13 @@ def submit_due_payments(
         )
         return result
     finally:
-        if records is not None:
-            if funds.spent:  # none: the records of the runs before that may still be settling stay
-                # on the job's clock, as the next run's start it is compared with (the machine's,
-                # but on the emulator when a run is given its clock)
-                ended = now + dt.timedelta(seconds=monotonic() - began)
-                settling.record(docs, records.free, run, funds.spent, ended)
+        paid_from = [account for account, amount in funds.spent.items() if amount > 0]
+        if records is not None and paid_from:  # none: the records of the runs before stay
+            # on the job's clock, as the next run's start it is compared with (the machine's,
+            # but on the emulator when a run is given its clock); an account whose claim was
+            # given back is not one paid from (it took a slot, and held the account)
+            ended = now + dt.timedelta(seconds=monotonic() - began)
+            settling.record(docs, records, run, paid_from, ended)
         if uids is None:
             _end_run_lease(docs, run, wall(), result)
 
@@ -289,7 +290,7 @@ def _end_run_lease(docs: Documents, run: str, now: dt.datetime, result: Mapping[
         # ended well: no payment failed with an error and NATS took them (a run whose
         # errors were only logged moved lastOkAt, and a payment failing every run went
         # unseen; found in review, 2026-12-06)
-        if not counts.get("errors") and not counts.get("standingOrders.errors") and not counts.get("halted"):
+        if not any(counts.get(k) for k in ("errors", "standingOrders.errors", "halted", "standingOrders.runFailed")):
             record["lastOkAt"] = now
         if result.get("deferred"):
             record.setdefault("behindSince", held.data.get("since", now))
@@ -407,21 +408,36 @@ def _release_due(
         counts["deferred"] = 1  # at least: the requests not looked at are not counted
         log.warning("due payments: this run's time for them is spent, the rest wait for the next", extra=counts)
     log.info("due payments submitted", extra=counts)
-    standing = standing_orders.run_due(
-        docs,
-        publisher,
-        bank_regs=bank_regs,
-        clock=lambda: now,
-        limit=limit,
-        uids=uids,
-        funds=funds,
-        lanes=lanes,
-        deadline_passed=lambda: monotonic() > run_ends,
-        settling=settling,
+    standing = _standing_orders(
+        lambda: standing_orders.run_due(
+            docs,
+            publisher,
+            bank_regs=bank_regs,
+            clock=lambda: now,
+            limit=limit,
+            uids=uids,
+            funds=funds,
+            lanes=lanes,
+            deadline_passed=lambda: monotonic() > run_ends,
+            settling=settling,
+        ),
+        counts,
     )
     if standing.get("deferred"):
         counts["deferred"] = 1
     return {**counts, "standingOrders": standing}
+
+
+def _standing_orders(run: Callable[[], dict[str, int]], counts: Mapping[str, int]) -> dict[str, int]:
+    """The standing orders' run after the requests'. One that fails leaves the requests'
+    counts standing, and the run not ended well (raised, the run's record lost what the
+    requests had done and no chain went on: found in review, 2026-12-06); the next run
+    tries the orders again."""
+    try:
+        return run()
+    except Exception:
+        log.exception("due payments: the standing orders' run failed; the next run tries them", extra=dict(counts))
+        return {"runFailed": 1}
 
 
 def _payer(request: Doc) -> str:
@@ -468,13 +484,7 @@ def _submit_due(
         if decision.action != "submit":
             return _hold_back(docs, publisher, request.path, payment, decision, now)
         payment = released(payment, now)
-        # counted before the claim: a claim whose commit landed and whose answer was lost
-        # (a timeout) raises, and the payer's next payment was then decided as if this one
-        # had not been made (found in review, 2026-12-06); only a claim that did not happen
-        # gives the money back to the run's reckoning
-        funds.submitted(payment.from_account, payment.amount)
-        if not _claim(docs, request.path, payment, clock_now() if clock_now is not None else now):
-            funds.submitted(payment.from_account, -payment.amount)
+        if not _claim_counted(docs, request.path, payment, funds, clock_now() if clock_now is not None else now):
             return "skipped"  # cancelled, or taken by another run, since the query read it
     else:
         # never published, or published again after it stayed "requested" (its first publish
@@ -491,6 +501,22 @@ def _submit_due(
     if request.data.get("status") == "requested":
         _note_republished(docs, request, now)
     return "submitted"
+
+
+def _claim_counted(docs: Documents, path: str, payment: PaymentRequested, funds: RunFunds, at: dt.datetime) -> bool:
+    """`_claim`, its money counted in the run's reckoning before it: a claim whose commit
+    landed and whose answer was lost (a timeout) raises, and the payer's next payment was
+    then decided as if this one had not been made (found in review, 2026-12-06). Only a
+    claim that did not happen (False, or every attempt aborted: a cancel at the same moment
+    won) gives the money back."""
+    funds.submitted(payment.from_account, payment.amount)
+    try:
+        claimed = _claim(docs, path, payment, at)
+    except Contention:
+        claimed = False
+    if not claimed:
+        funds.submitted(payment.from_account, -payment.amount)
+    return claimed
 
 
 def _decide_due(
@@ -656,6 +682,11 @@ def continuation(job: str, result: Mapping[str, Any], *, scoped: bool, chain: in
     customers (the emulator's tests and chaos runs) is never continued: its caller decides
     its runs."""
     if job != SUBMIT_DUE_PAYMENTS or scoped or not result.get("deferred") or chain + 1 >= MAX_CHAIN:
+        return None
+    if result.get("halted"):
+        # NATS did not take the payments: the scheduler's next run tries again, not a run at
+        # once after another (while NATS came and went, runs seconds apart each wrote a
+        # settling record over one still needed; found in review, 2026-12-06)
         return None
     standing = result.get("standingOrders")
     standing = standing if isinstance(standing, Mapping) else {}

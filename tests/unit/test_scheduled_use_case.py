@@ -947,3 +947,43 @@ def test_a_row_of_failing_standing_orders_fails_the_run(docs, publisher, monkeyp
     monkeypatch.setattr(standing_orders, "_decide", bug)
     with pytest.raises(RuntimeError, match=r"standing orders: .* one after the other"):
         standing_orders.run_due(docs, publisher, bank_regs=(), clock=fixed_clock(NOW))
+
+
+def test_a_claim_lost_to_a_cancel_gives_its_money_back(docs, publisher, submit, monkeypatch):
+    """Every attempt of the claim aborted (a cancel at the same moment won): a definite no,
+    where its money stayed counted and the payer's next bill waited or failed on money never
+    spent (found in review, 2026-12-06)."""
+    scheduled_request(docs, "req-rent-0001", 8_000, TODAY)  # 10 000 available
+    scheduled_request(docs, "req-bill-0002", 8_000, TODAY)
+    real, lost = docs.transact, []
+
+    def transact(fn, *, operation):
+        if operation == "scheduled_claim" and not lost:
+            lost.append(operation)
+            raise scheduled.Contention("a cancel won every attempt")
+        return real(fn, operation=operation)
+
+    monkeypatch.setattr(docs, "transact", transact)
+    assert counts(run(docs, publisher, submit, lanes=1)) == {"skipped": 1, "submitted": 1}
+
+
+def test_no_run_goes_on_at_once_after_nats_stopped_one():
+    job = scheduled.SUBMIT_DUE_PAYMENTS
+    halted = {"submitted": 4, "unpublished": 3, "halted": 1, "deferred": 1}
+    assert scheduled.continuation(job, halted, scoped=False) is None
+
+
+def test_standing_orders_that_fail_leave_the_requests_counts_and_the_run_not_ended_well(
+    docs, publisher, submit, monkeypatch
+):
+    """Raised, the run's record lost what the requests had done (found in review, 2026-12-06)."""
+    scheduled_request(docs, "req-rent-0001", 1_000, TODAY)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("standing orders failed")
+
+    monkeypatch.setattr(standing_orders, "run_due", broken)
+    result = run(docs, publisher, submit)
+    assert result["submitted"] == 1 and result["standingOrders"] == {"runFailed": 1}
+    lease = data(docs, scheduled.RUN_LEASE)
+    assert lease["lastResult"]["submitted"] == 1 and "lastOkAt" not in lease
