@@ -16,7 +16,8 @@ those accounts' due payments to a later run (`Settling.holds`, over every record
 inside its window: `read`). One record only, the run after the next overwrote it and paid
 from the money of the run before its last, still on its way (found in review, 2026-12-06).
 Runs of a chain come a run's time apart (about 8 minutes), so SLOTS records cover SETTLE;
-a record is written over the oldest (or an empty) one. The accounts are kept as a Bloom
+a record goes to an empty slot or over one that has settled, else (runs closer together)
+its accounts are added to the newest record (`Records.placed`). The accounts are kept as a Bloom
 filter: a payday's run pays from some 330,000 accounts, which as numbers would not fit in
 a document (1 MiB), and as a filter of about ten bits each do (a false positive only
 leaves one more payment to a later run). Past MAX_BYTES the filter is kept at that size
