@@ -420,6 +420,13 @@ class BoundedRollback(AsyncTransaction):
     """The client's transaction, its rollback waited for at most ``ROLLBACK_WAIT_S``."""
 
     async def _rollback(self) -> None:
+        # A BeginTransaction that failed (not answered in time) leaves no transaction to
+        # roll back, and the client's wrapper rolls back all the same: the client's
+        # ValueError ("cannot be rolled back") then replaced the real error, a transient
+        # one, and the card API answered 500 where it answers 503 retry, and the processor
+        # does not send a 500's capture or refund again (found in review, 2026-12-06).
+        if not self.in_progress:
+            return
         try:
             async with asyncio.timeout(ROLLBACK_WAIT_S):
                 await super()._rollback()

@@ -12,10 +12,11 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from google.api_core.exceptions import DeadlineExceeded
 
 from fjordbank.adapters import documents
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
-from fjordbank.adapters.firestore import async_client
+from fjordbank.adapters.firestore import async_client, is_transient
 
 
 class HungDatabase:
@@ -60,3 +61,56 @@ async def test_a_cancelled_transaction_gives_its_rollback_up_after_the_bound(hun
     took = time.perf_counter() - began
     assert api.calls == ["BeginTransaction", "BatchGetDocuments", "Rollback"]
     assert took < 2.0, f"the cancel waited {took:.2f} s for the rollback"
+
+
+class SlowToBegin:
+    """The GAPIC surface of a database that does not answer BeginTransaction in time (the
+    card service's client gives each call STORE_CALL_DEADLINE_SECONDS: DeadlineExceeded)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def begin_transaction(self, request, metadata=None, **kw):
+        self.calls.append("BeginTransaction")
+        raise DeadlineExceeded("the database did not answer in time")
+
+    async def rollback(self, request, metadata=None, **kw):
+        self.calls.append("Rollback")
+
+
+@pytest.fixture
+def slow_to_begin(monkeypatch) -> tuple[AsyncFirestoreDocuments, SlowToBegin]:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")  # anonymous credentials; nothing dialled
+    db = async_client("demo-x")
+    api = SlowToBegin()
+    db._firestore_api_internal = api
+    return AsyncFirestoreDocuments(db), api
+
+
+async def _read(uow) -> bool:
+    await uow.get("cardAuthorizations/x")
+    return True
+
+
+async def test_a_transaction_that_did_not_begin_keeps_its_transient_error(slow_to_begin) -> None:
+    """The client's wrapper rolls back a transaction whose BeginTransaction failed, one with
+    no id: its ValueError ("cannot be rolled back") replaced the DeadlineExceeded, which is
+    transient, and the card API answered 500 for it (found in review, 2026-12-06)."""
+    docs, api = slow_to_begin
+    with pytest.raises(Exception) as raised:
+        await docs.transact(_read, operation="test")
+    assert isinstance(raised.value, DeadlineExceeded), repr(raised.value)
+    assert is_transient(raised.value)
+    assert api.calls == ["BeginTransaction"]  # nothing to roll back, nothing asked
+
+
+async def test_a_card_request_whose_transaction_did_not_begin_is_answered_503(slow_to_begin) -> None:
+    from run_services.cards import _answered
+
+    docs, api = slow_to_begin
+
+    async def capture(data: object) -> tuple[int, dict]:
+        return 200, {"captured": await docs.transact(_read, operation="cards_capture")}
+
+    assert await _answered("/v1/captures", capture, {}) == (503, {"error": "unavailable", "retryable": True})
+    assert api.calls == ["BeginTransaction", "BeginTransaction"]  # tried once more, as a transient error is
