@@ -235,6 +235,11 @@ class CardService:
         if why == TIMED_OUT:
             if (reference := _authorization(exchange)) is None:
                 return
+            if _approval(exchange) is not None:
+                # the handler answered an approval all the same after its cut (the server
+                # puts that answer on the exchange): it was counted as on its way
+                # (`References.approving`) and never reached the processor
+                self.references.approved(reference)
         else:
             if (reference := _approval(exchange)) is None:
                 return
@@ -473,6 +478,15 @@ async def _answered(path: str, handler, data: object) -> tuple[int, dict]:
         try:
             return await handler(data)
         except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Cut off at the route's timeout (the caller has its 503) while a commit was
+                # in flight: the client's rollback failed and its error replaced the
+                # CancelledError. Taken for a store error, the handler ran again, no longer
+                # cancelled nor bounded, and what the first try committed was told "late"
+                # with a 503 and never released (found in review, 2026-12-06). The cancel
+                # goes on: the server tells the hook TIMED_OUT, which releases by reference.
+                raise asyncio.CancelledError from exc
             if not is_transient(exc):
                 raise
             log.warning(

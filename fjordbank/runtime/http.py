@@ -233,7 +233,8 @@ class Exchange:
 # Told an answer the caller may not have had: not written (the connection broke, or the
 # write timed out), decided after the route's deadline (the caller had given up), or never
 # made: the handler was cut off at its route's timeout (TIMED_OUT, answered 503; what it
-# did before, a decision committed included, is not known here).
+# did before, a decision committed included, is not known here; an answer it made all the
+# same after the cut is on the exchange).
 Unanswered = Callable[[Exchange, str], Awaitable[None]]
 # Told an answer the caller had: written, within the route's deadline.
 Answered = Callable[[Exchange], None]
@@ -454,8 +455,13 @@ class JsonApiServer:
 async def _stopped(exchange: Exchange, work: asyncio.Future[tuple[int, dict[str, Any]]]) -> str:
     """The why of a handler cut off at its route's timeout, once it has stopped (the hooks
     are told after its work is undone as far as it goes: a reference it held is free, a
-    transaction rolled back): TIMED_OUT, or "late" with the answer it made all the same
-    (one that did not stop when it was cancelled: the caller had the 503, not that answer)."""
+    transaction rolled back): always TIMED_OUT. One that did not stop when it was cancelled
+    and answered all the same has that answer put on the exchange (the caller had the 503,
+    not that answer). It was told "late" with it, and the card service releases a "late"
+    answer only when it is an approval: a handler that, cut off mid-commit, answered 503 on
+    a second try had its first try's committed approval never released. A cut-off request
+    may have committed whatever its answer says, and TIMED_OUT releases by the request's
+    reference (found in review, 2026-12-06)."""
     await asyncio.wait({work})
     if work.cancelled():
         return TIMED_OUT
@@ -463,4 +469,5 @@ async def _stopped(exchange: Exchange, work: asyncio.Future[tuple[int, dict[str,
         log.warning("api handler failed after its timeout", extra={"path": exchange.path, "error": repr(error)})
         return TIMED_OUT
     exchange.status, exchange.answer = work.result()
-    return "late"
+    log.warning("api handler answered after its timeout", extra={"path": exchange.path, "status": exchange.status})
+    return TIMED_OUT

@@ -1991,6 +1991,66 @@ async def test_an_authorisation_cut_off_before_it_committed_holds_nothing_even_i
     assert (late.approved, late.reason, bank.account()["held"]) == (False, "reversed_before_authorization", 0)
 
 
+async def test_an_authorisation_cut_off_mid_commit_whose_rollback_fails_is_released_not_tried_again(
+    bank: Bank,
+) -> None:
+    """Cut off while its commit was in flight, the commit landed, and the rollback's error (the
+    store away: transient) replaced the CancelledError: `_answered` took it for a store error
+    and ran the handler again, no longer cancelled; that try failed too and answered 503, and
+    the hook was told "late" with it, so the first try's approval was never released (found
+    in review, 2026-12-06). Now the cancel goes on, and the hook releases by reference."""
+    from google.api_core.exceptions import ServiceUnavailable
+
+    from run_services.cards import AUTHORIZATIONS
+
+    api = _processor_api(bank)
+    pan = bank.add_card()
+    data = _processor_request(bank, pan, "ref-3", 60_000)
+    real = bank.docs.transact
+    tries: list[str] = []
+
+    async def transact(fn, *, operation: str):  # type: ignore[no-untyped-def]
+        if operation != "cards_authorize":
+            return await real(fn, operation=operation)
+        tries.append(operation)
+        if len(tries) > 1:
+            raise ServiceUnavailable("the store is away")
+        result = await real(fn, operation=operation)  # it landed; its answer never comes
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise ServiceUnavailable("the rollback failed") from None
+        return result
+
+    bank.docs.transact = transact  # type: ignore[method-assign]
+    status, answer, _ = await _through_the_api(api, AUTHORIZATIONS, data)
+    assert (status, answer) == (503, {"error": "timeout", "retryable": True})
+    assert tries == ["cards_authorize"]  # not run again after the cut
+    record = bank.docs.data(f"cardAuthorizations/{authorization_id('ref-3')}") or {}
+    assert (record["status"], record["reason"]) == ("reversed", "not_answered_in_time")
+    assert bank.account()["held"] == 0
+
+
+async def test_an_approval_answered_after_the_cut_is_released_by_its_reference(bank: Bank) -> None:
+    """A handler that answers an approval all the same after its cut is told TIMED_OUT with
+    that answer: the approval counted as on its way is not, and its hold is released."""
+    import json
+
+    from fjordbank.runtime.http import TIMED_OUT, Exchange
+    from run_services.cards import AUTHORIZATIONS
+
+    service = _card_service(bank)
+    pan = bank.add_card()
+    data = _processor_request(bank, pan, "ref-4", 60_000)
+    body = json.dumps(data).encode()
+    status, answer = await service.authorize(data)
+    assert (status, answer["approved"], service.references.in_flight("ref-4")) == (200, True, 1)
+    await service.unanswered(Exchange(AUTHORIZATIONS, body, status, answer, 2.4), TIMED_OUT)
+    assert service.references.in_flight("ref-4") == 0
+    record = bank.docs.data(f"cardAuthorizations/{authorization_id('ref-4')}") or {}
+    assert record["status"] == "reversed" and bank.account()["held"] == 0
+
+
 async def test_a_capture_cut_off_at_its_timeout_is_answered_503_and_its_retry_as_it_was_decided(
     bank: Bank, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from google.api_core.exceptions import DeadlineExceeded
+from google.api_core.exceptions import DeadlineExceeded, ServiceUnavailable
 
 from fjordbank.adapters import documents
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
@@ -114,3 +114,64 @@ async def test_a_card_request_whose_transaction_did_not_begin_is_answered_503(sl
 
     assert await _answered("/v1/captures", capture, {}) == (503, {"error": "unavailable", "retryable": True})
     assert api.calls == ["BeginTransaction", "BeginTransaction"]  # tried once more, as a transient error is
+
+
+class CommitInFlight:
+    """The GAPIC surface of a database whose commit does not answer and whose rollback fails
+    (the store away): the rollback's error replaces the cancel's CancelledError."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def begin_transaction(self, request, metadata=None, **kw):
+        self.calls.append("BeginTransaction")
+        return SimpleNamespace(transaction=b"tx-1")
+
+    async def batch_get_documents(self, request, metadata=None, **kw):
+        self.calls.append("BatchGetDocuments")
+
+        async def nothing():
+            return
+            yield
+
+        return nothing()
+
+    async def commit(self, request, metadata=None, **kw):
+        self.calls.append("Commit")
+        await asyncio.Event().wait()
+
+    async def rollback(self, request, metadata=None, **kw):
+        self.calls.append("Rollback")
+        raise ServiceUnavailable("the database is away")
+
+
+async def test_a_card_request_cut_off_mid_commit_stays_cancelled_when_its_rollback_fails(monkeypatch) -> None:
+    """The card API cancels a handler at its route's timeout: a rollback that failed replaced
+    the CancelledError with its transient error, and `_answered` ran the handler again, in a
+    task no longer cancelled nor bounded, after the caller had its 503 (found in review,
+    2026-12-06). The cancel goes on."""
+    from run_services.cards import _answered
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")  # anonymous credentials; nothing dialled
+    db = async_client("demo-x")
+    api = CommitInFlight()
+    db._firestore_api_internal = api
+    docs = AsyncFirestoreDocuments(db)
+    runs: list[int] = []
+
+    async def write(uow) -> bool:
+        await uow.get("cardAuthorizations/x")
+        uow.set("cardAuthorizations/x", {"status": "approved"})
+        return True
+
+    async def authorize(data: object) -> tuple[int, dict]:
+        runs.append(1)
+        return 200, {"approved": await docs.transact(write, operation="cards_authorize")}
+
+    work = asyncio.ensure_future(_answered("/v1/authorizations", authorize, {}))
+    done, _ = await asyncio.wait({work}, timeout=0.2)  # the route's timeout (JsonApiServer's cut)
+    assert not done
+    work.cancel()
+    await asyncio.wait({work}, timeout=5)
+    assert work.cancelled()
+    assert len(runs) == 1 and api.calls.count("BeginTransaction") == 1

@@ -441,9 +441,12 @@ async def test_the_answer_at_the_timeout_does_not_wait_for_the_handler_to_stop_a
     assert events == ["handler stopped", f"told {http.TIMED_OUT} 503 {{}}"]  # stop() waited for both
 
 
-async def test_a_handler_that_answers_all_the_same_after_its_timeout_is_told_late_with_its_answer():
+async def test_a_handler_that_answers_all_the_same_after_its_timeout_is_told_timed_out_with_its_answer():
     """One that does not stop when cancelled and answers: the caller had the 503, so the
-    answer it made is one the caller never had (an approval to release, on the card API)."""
+    answer it made is one the caller never had. Told TIMED_OUT, whatever it answered (it was
+    "late": the card API releases a late answer only when it is an approval, and one cut off
+    mid-commit that answered 503 on a second try kept its first try's approval; found in
+    review, 2026-12-06)."""
     told: list[tuple[str, int, dict]] = []
 
     async def stubborn(headers, body):
@@ -459,4 +462,4 @@ async def test_a_handler_that_answers_all_the_same_after_its_timeout_is_told_lat
     server = JsonApiServer("127.0.0.1", 0, {"/v1/x": stubborn}, unanswered=unanswered, timeouts={"/v1/x": 0.2})
     answer, _seconds = await _timed(server)
     assert answer.startswith(b"HTTP/1.1 503")
-    assert told == [("late", 200, {"approved": True})]
+    assert told == [(http.TIMED_OUT, 200, {"approved": True})]
