@@ -127,11 +127,20 @@ class CardService:
         return await self._handle(batch)
 
     async def command(self, step: steps.Step[Contract]) -> None:
+        expired: Outcome | None = None
         for i, command in step.items:
             if isinstance(command, IssueCard):
                 step.decide(i, await self.issue(command))
             elif isinstance(command, ExpireCardHolds):
-                step.decide(i, await self.expire_holds())
+                # Once per batch: each expire-holds command had a run of its own, each with
+                # the run's budget (EXPIRE_BUDGET_SECONDS, half the consumer's handler
+                # deadline), so two in one batch (the hourly job and a `bankctl jobs run`, or
+                # a redelivery) overran the deadline together and the batch was cut off
+                # (found in review, 2026-12-06). A second is answered as the first: a run
+                # releases every hold due, and releasing is idempotent.
+                if expired is None:
+                    expired = await self.expire_holds()
+                step.decide(i, expired)
             else:
                 step.reject(i, f"no command {step.batch[i].subject}")
 

@@ -105,7 +105,8 @@ EXPIRE_BATCH = 500  # holds read and released per page of the job's run
 # the rest is the next run's, the release-expired-holds job an hour later (Cloud Scheduler
 # at minute 7, terraform/modules/topology; the job publishes cards.commands.expire-holds),
 # or at once with `bankctl jobs run release-expired-holds`. A run is one command of the
-# card service's batch (card issues beside it), which the consumer cuts off at
+# card service's batch (card issues beside it; one run however many expire-holds commands
+# the batch has: run_services/cards.py CardService.command), which the consumer cuts off at
 # HANDLER_DEADLINE_SECONDS (120 s, fjordbank/runtime/consumer.py) and gives back as failed.
 # The budget was those same 120 s, checked between pages only: a backlog's run overran it
 # by up to a page, was cut off mid-page, counted a failure toward the dead letter each

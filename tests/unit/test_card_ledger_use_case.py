@@ -1737,6 +1737,36 @@ async def test_the_processor_api_takes_a_partial_reversal_and_refuses_what_is_no
     assert (status, answer["reason"]) == (409, "reversal_over_hold")
 
 
+async def test_two_expiry_commands_in_one_batch_run_once_within_the_handler_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each expire-holds command of a batch had a run of its own with the whole budget: two
+    took twice the budget, the consumer's whole handler deadline, and the batch was cut off
+    (found in review, 2026-12-06). Scaled as above (deadline 0.5 s, budget 0.25 s)."""
+    from types import SimpleNamespace
+
+    from fjordbank.domain.events import ExpireCardHolds
+    from fjordbank.runtime.consumer import HANDLER_DEADLINE_SECONDS
+
+    deadline = 0.5
+    budget = deadline * card_ledger.EXPIRE_BUDGET_SECONDS / HANDLER_DEADLINE_SECONDS
+    monkeypatch.setitem(card_ledger.CardLedger.expire_holds.__kwdefaults__, "budget", budget)
+    bank = await _expiry_backlog(200, 0.01)
+    service = _card_service(bank)
+    decided: dict[int, object] = {}
+    command = ExpireCardHolds(as_of="2026-12-06T07:07:00Z")
+    step = SimpleNamespace(
+        items=[(0, command), (1, command)],
+        batch=[None, None],
+        decide=decided.__setitem__,
+        reject=None,
+    )
+    async with asyncio.timeout(deadline):  # the consumer's cut, scaled
+        await service.command(step)
+    assert decided == {0: Ack(), 1: Ack()}
+    assert 0 < bank.account()["held"] < 200 * 1_000  # one run's worth released, the rest the next run's
+
+
 def _card_service(bank: Bank) -> Any:
     """The card service's HTTP side on the bank's ledger and card numbers (no NATS)."""
     from types import SimpleNamespace
