@@ -7,11 +7,12 @@ Plain asyncio streams: a run_service needs three GET routes, not a web framework
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,14 @@ log = logging.getLogger(__name__)
 HEAD_SECONDS = 10
 MAX_HEAD_BYTES = 16 * 1024
 MAX_CONNECTIONS = 64
+# How many `unanswered` hooks a server runs at once (the card service's release of an
+# approval not had: a transaction of a few store calls, each up to 1.5 s). A request's
+# connection slot was held until its hook was through, while the platform (Cloud Run,
+# Knative: containerConcurrency == MAX_CONNECTIONS) counted the request done at its answer
+# and sent the next into a server it thought had room: turned away 503 "busy", which the
+# processor takes for a decline (found in review, 2026-12-06). The slot is free once the
+# answer is written; the hooks are bounded here instead, and a rollout's stop waits for them.
+MAX_HOOKS = 32
 STOP_GRACE_SECONDS = 5  # requests in flight when the service stops are answered for this long
 
 
@@ -88,6 +97,27 @@ class _Connections:
     async def finish(self) -> None:
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=STOP_GRACE_SECONDS)
+
+
+class _Hooks:
+    """The `unanswered` hooks a server is running: at most MAX_HOOKS at once (the others
+    wait their turn), and waited for when the server stops, as its connections are."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.slots = asyncio.Semaphore(MAX_HOOKS)
+
+    @contextlib.asynccontextmanager
+    async def telling(self) -> AsyncIterator[None]:
+        """Around the wait for a cut-off handler and the hook's call (`slot` bounds the call)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self.tasks.discard(task)
 
 
 class ProbeServer:
@@ -291,6 +321,7 @@ class JsonApiServer:
         self.timeouts = timeouts or {}
         self._server: asyncio.AbstractServer | None = None
         self._connections = _Connections()
+        self._hooks = _Hooks()
         self._stopped = False
 
     async def start(self) -> None:
@@ -303,7 +334,11 @@ class JsonApiServer:
         self._stopped = True
         if self._server is not None:
             self._server.close()
-        await self._connections.finish()
+        # the connections in flight and the hooks still running (a connection answered
+        # runs its hook after its slot is free), waited for together
+        pending = self._connections.tasks | self._hooks.tasks
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_GRACE_SECONDS)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -368,13 +403,13 @@ class JsonApiServer:
             pass
         finally:
             writer.close()
-            try:
-                # before the connection is counted done: stop() waits for the hook's work
-                # (a reversal) as it waits for an answer, and MAX_CONNECTIONS bounds both
+            # the slot is free once the answer is written (or could not be), when the
+            # platform counts the request done; the hook (a reversal) runs after it, bounded
+            # by MAX_HOOKS, and stop() waits for it as it waits for an answer
+            if admitted:
+                self._connections.done()
+            async with self._hooks.telling():
                 await self._tell_unanswered(exchange, written)
-            finally:
-                if admitted:
-                    self._connections.done()
 
     async def _tell_unanswered(self, exchange: Exchange, written: bool) -> None:
         if exchange.cut_off is not None:
@@ -391,7 +426,8 @@ class JsonApiServer:
         if self.unanswered is None:
             return
         try:
-            await self.unanswered(exchange, why)
+            async with self._hooks.slots:
+                await self.unanswered(exchange, why)
         except Exception:
             log.exception("an unanswered request was not handled", extra={"path": exchange.path, "why": why})
 

@@ -463,3 +463,54 @@ async def test_a_handler_that_answers_all_the_same_after_its_timeout_is_told_tim
     answer, _seconds = await _timed(server)
     assert answer.startswith(b"HTTP/1.1 503")
     assert told == [(http.TIMED_OUT, 200, {"approved": True})]
+
+
+async def test_a_timed_out_request_frees_its_slot_at_its_answer_not_after_its_hook(monkeypatch):
+    """The platform (containerConcurrency == MAX_CONNECTIONS) counts a request done once it
+    is answered: a 503 at the timeout kept its slot until the hook (the reversal, several
+    store calls) was through, and the platform's next request was turned away "busy", a
+    decline to the processor (found in review, 2026-12-06)."""
+    monkeypatch.setattr(http, "MAX_CONNECTIONS", 2)  # stands for the platform's concurrency
+    hooks: list[str] = []
+
+    async def stalled(headers, body):
+        await asyncio.sleep(30)
+        return 200, {"approved": True}
+
+    async def unanswered(exchange, why):
+        await asyncio.sleep(1.0)  # the reversal's transaction on a slow store
+        hooks.append(why)
+
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": stalled}, unanswered=unanswered, timeouts={"/v1/x": 0.2})
+    await server.start()
+    raw = b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+    first = await asyncio.gather(_ask(server, raw), _ask(server, raw))  # the platform's 2 in flight
+    assert all(b'"timeout"' in answer for answer in first)
+    third = await _ask(server, raw)  # the platform: none in flight now, so the next
+    assert b'"timeout"' in third and b'"busy"' not in third
+    await server.stop()
+    assert hooks == [http.TIMED_OUT] * 3  # stop() waited for the hooks
+
+
+async def test_the_unanswered_hooks_run_at_most_max_hooks_at_once(monkeypatch):
+    monkeypatch.setattr(http, "MAX_HOOKS", 1)
+    running: list[int] = []
+    at_once = 0
+
+    async def stalled(headers, body):
+        await asyncio.sleep(30)
+        return 200, {}
+
+    async def unanswered(exchange, why):
+        nonlocal at_once
+        running.append(1)
+        at_once = max(at_once, len(running))
+        await asyncio.sleep(0.2)
+        running.pop()
+
+    server = JsonApiServer("127.0.0.1", 0, {"/v1/x": stalled}, unanswered=unanswered, timeouts={"/v1/x": 0.1})
+    await server.start()
+    raw = b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+    await asyncio.gather(*(_ask(server, raw) for _ in range(3)))
+    await server.stop()
+    assert at_once == 1 and not running
