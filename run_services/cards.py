@@ -72,10 +72,25 @@ SETTLEMENT_TIMEOUT_SECONDS = 8.0
 # timeout, so a store that does not answer fails the call (transient: `_answered`) before
 # the timeout has to end the request; and it bounds what no request's timeout does: the
 # release of an approval not had (`unanswered`), a cut-off transaction's rollback, and the
-# commands' and the relay's calls (a page of up to 500 holds or events is one query): one
-# the store does not answer in time fails transiently and is tried again, where it held the
+# commands' and the relay's calls (a page of up to 500 holds or events is one query; the
+# relay's and the expiry's have BACKGROUND_QUERY_DEADLINE_SECONDS): one the store does not
+# answer in time fails transiently and is tried again, where it held the
 # consumer's handler for the client's own 60 to 300 s.
 STORE_CALL_DEADLINE_SECONDS = 1.5
+# How long a query of the service's background work may take: the outbox relay's and the
+# hold expiry's pages (up to 500 documents each). A query is one call, its whole stream
+# bounded by the call's deadline, and at 1.5 s a page that a slow store delivers steadily
+# but not within 1.5 s failed every round, the same page asked again (found in review,
+# 2026-12-06). Their queries have this longer deadline, on the same client (not a client of
+# their own: each call but a query keeps STORE_CALL_DEADLINE_SECONDS, so a hold's release
+# stays one transaction of 1.5 s calls), and the request path keeps 1.5 s for everything.
+# Rather than halving the page after a DeadlineExceeded: a page is what a run takes at a
+# time, and a smaller one does not help a store that answers the first document late. At
+# most 15 s: an expiry run (EXPIRE_BUDGET_SECONDS, 60 s, fjordbank/service_layer/card_ledger.py)
+# may start its last page just before its budget is spent: two queries (30 s), one hold's
+# transaction (three 1.5 s calls and a rollback of at most 5 s) and its announcements (6 s)
+# then end by 106 s, within the consumer's 120 s handler deadline.
+BACKGROUND_QUERY_DEADLINE_SECONDS = 15.0
 
 # The card processor API's decisions (monitoring/metrics.yaml, source `cards`): one per
 # authorisation decided now (an answer repeated from the record of the same reference is
@@ -111,6 +126,8 @@ class CardService:
         self.cvv_key = cvv_key
         self.secret = settings.card_processor_secret.encode()
         self.ledger: CardLedger | None = None  # made when NATS is connected (on_connect)
+        # the relay's and the expiry's: its queries given BACKGROUND_QUERY_DEADLINE_SECONDS
+        self.background: CardLedger | None = None
         self.numbers: CardNumbers | None = None
         self.delivered = Delivered()  # the approvals the processor had (`answered`)
         self.references = References()  # one decision or release of a reference at a time
@@ -118,7 +135,9 @@ class CardService:
 
     async def on_connect(self, js) -> None:
         """Compose the use cases (before any command or request is taken)."""
-        self.ledger = CardLedger(AsyncFirestoreDocuments(self.db), AsyncJetStreamPublisher(js))
+        publisher = AsyncJetStreamPublisher(js)
+        self.ledger = CardLedger(AsyncFirestoreDocuments(self.db), publisher)
+        self.background = CardLedger(background_documents(self.db), publisher)
         self.numbers = CardNumbers(self.ledger, self.vault, cvv_key=self.cvv_key, card_bin=self.settings.card_bin)
         await Ledger(AsyncFirestoreDocuments(self.db)).ensure_internal_accounts()
 
@@ -148,7 +167,7 @@ class CardService:
         return await self.numbers.issue(command)
 
     async def expire_holds(self) -> Outcome:
-        await self.ledger.expire_holds()
+        await self.background.expire_holds()
         return Ack()
 
     async def relay_outbox(self, stop: asyncio.Event) -> None:
@@ -156,7 +175,7 @@ class CardService:
         background task: the relay-outbox job runs as the edge, which may not publish them)."""
         while not stop.is_set():
             try:
-                await self.ledger.relay()
+                await self.background.relay()
             except Exception as exc:  # the store away: the next round tries again
                 if not is_transient(exc):
                     raise
@@ -530,6 +549,12 @@ def refuse_an_empty_vault_with_cards(settings: Settings, vault: CardVault) -> No
 def card_store(project_id: str) -> firestore.AsyncClient:
     """The service's Firestore client, each call bounded (STORE_CALL_DEADLINE_SECONDS)."""
     return async_client(project_id, faults=faults.for_service("cards"), deadline=STORE_CALL_DEADLINE_SECONDS)
+
+
+def background_documents(db: firestore.AsyncClient) -> AsyncFirestoreDocuments:
+    """The documents of the service's background work (the outbox relay, the hold expiry):
+    its queries given BACKGROUND_QUERY_DEADLINE_SECONDS."""
+    return AsyncFirestoreDocuments(db, query_deadline=BACKGROUND_QUERY_DEADLINE_SECONDS)
 
 
 def processor_api(settings: Settings, service: CardService) -> JsonApiServer:

@@ -436,10 +436,14 @@ class BoundedRollback(AsyncTransaction):
 
 
 class AsyncFirestoreDocuments:
-    """fjordbank.service_layer.ports.AsyncDocuments on an asynchronous Firestore client."""
+    """fjordbank.service_layer.ports.AsyncDocuments on an asynchronous Firestore client.
+    ``query_deadline``: how long a query (outside a transaction) may take in all, in place of
+    the client's bound for every call (a whole RunQuery stream is one call: the card
+    service's background work reads pages of up to 500 documents, run_services/cards.py)."""
 
-    def __init__(self, db: firestore.AsyncClient) -> None:
+    def __init__(self, db: firestore.AsyncClient, *, query_deadline: float | None = None) -> None:
         self.db = db
+        self._stream: dict[str, Any] = {} if query_deadline is None else {"timeout": query_deadline}
 
     async def get(self, path: str) -> Doc | None:
         return to_doc(await self.db.document(path).get())
@@ -456,7 +460,7 @@ class AsyncFirestoreDocuments:
         limit: int | None = None,
     ) -> list[Doc]:
         found = []
-        async for snap in _query(self.db, collection, where, order_by, limit).stream():
+        async for snap in _query(self.db, collection, where, order_by, limit).stream(**self._stream):
             doc = to_doc(snap)
             if doc is not None:
                 found.append(doc)

@@ -1774,7 +1774,7 @@ def _card_service(bank: Bank) -> Any:
     from run_services.cards import CardService
 
     service = CardService(SimpleNamespace(card_processor_secret="s3cret"), None, bank.vault, CVV_KEY)  # type: ignore[arg-type]
-    service.ledger, service.numbers = bank.ledger, bank.cards
+    service.ledger, service.numbers, service.background = bank.ledger, bank.cards, bank.ledger
     return service
 
 
