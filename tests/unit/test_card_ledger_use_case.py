@@ -569,22 +569,23 @@ def test_the_expiry_budget_leaves_the_batch_half_the_handler_s_deadline() -> Non
 async def test_a_backlog_s_run_stops_at_its_budget_inside_a_page_well_before_the_handler_s_deadline(
     limit: int,
 ) -> None:
-    """Scaled down 240 times: the consumer's deadline 0.5 s (120 s), the budget what
-    EXPIRE_BUDGET_SECONDS is of it, a release 10 ms. The budget was looked at between pages
+    """Scaled down 120 times: the consumer's deadline 1 s (120 s), the budget what
+    EXPIRE_BUDGET_SECONDS is of it, a release 20 ms. The budget was looked at between pages
     only: a run of one page (500 holds) went on to its end whatever the budget. Now it
     stops in the page, under the deadline, every hold it released announced and the rest
-    left active for the next run, which goes on from there."""
+    left active for the next run, which goes on from there. (No bound on how soon after its
+    budget it stops beyond the deadline itself: a loaded machine's timing is no promise.)"""
     from fjordbank.runtime.consumer import HANDLER_DEADLINE_SECONDS
 
-    deadline = 0.5
+    deadline = 1.0
     budget = deadline * card_ledger.EXPIRE_BUDGET_SECONDS / HANDLER_DEADLINE_SECONDS
-    bank = await _expiry_backlog(120, 0.01)
+    bank = await _expiry_backlog(120, 0.02)
     bank.events.published.clear()
     loop = asyncio.get_running_loop()
     started = loop.time()
     async with asyncio.timeout(deadline):  # the consumer's cut
         first = await bank.ledger.expire_holds(limit=limit, budget=budget)
-    assert budget <= loop.time() - started < budget + 0.15
+    assert budget <= loop.time() - started
     assert 0 < len(first) < 120
     assert bank.account()["held"] == (120 - len(first)) * 1_000
     assert len(bank.events.published) == len(first) and outbox_ids(bank) == []  # each released one announced
@@ -825,15 +826,17 @@ async def test_with_nats_away_a_settlement_is_answered_at_once_and_its_event_wai
     await bank.ledger.announced()
     before = len(bank.events.published)
 
+    ack = asyncio.Event()  # JetStream's ack not coming until the answer is in
+
     async def away(subject: str, body: dict[str, Any], *, msg_id: str, stream: str | None = None) -> None:
-        await asyncio.sleep(1.0)  # JetStream's ack not coming: the publisher's timeout
+        await ack.wait()
         raise PublishError("nats: timeout")
 
     bank.events.publish_json = away  # type: ignore[method-assign]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    result = await SETTLEMENTS[operation](bank.ledger)
-    assert loop.time() - started < 0.5, "answered after the publish's timeout"
+    # answered while its publish still waits (an answer that waited for it never comes:
+    # the wait_for fails the test instead of hanging it)
+    result = await asyncio.wait_for(SETTLEMENTS[operation](bank.ledger), timeout=10)
+    ack.set()
     assert result.status in ("captured", "refunded", "incremented", "reversed") and not result.replayed
     await bank.ledger.announced()
     (left,) = outbox_ids(bank)

@@ -60,7 +60,7 @@ async def test_a_cancelled_transaction_gives_its_rollback_up_after_the_bound(hun
             await docs.transact(read, operation="test")
     took = time.perf_counter() - began
     assert api.calls == ["BeginTransaction", "BatchGetDocuments", "Rollback"]
-    assert took < 2.0, f"the cancel waited {took:.2f} s for the rollback"
+    assert took < 10, f"the cancel waited {took:.2f} s for the rollback"  # the hung rollback: for ever
 
 
 class SlowToBegin:
