@@ -302,6 +302,18 @@ class CardService:
             extra={"reference": reference, "why": why, "seconds": round(exchange.seconds, 3), "status": result.status},
         )
 
+    def release_not_done(self, exchange: Exchange, why: str) -> None:
+        """`unanswered` cut short by the service's stop: the hold it was to release stays
+        until the processor's reversal or the hold's expiry (days). Said with the
+        authorisation's reference (never the request: it carries the card number), so the
+        operators know which hold waits (found in review, 2026-12-06)."""
+        reference = _authorization(exchange) if why == TIMED_OUT else _approval(exchange)
+        if reference is not None:
+            log.error(
+                "a release of an approval the processor may not have had was not done: the service stopped",
+                extra={"reference": reference, "why": why},
+            )
+
     async def capture(self, data: object) -> tuple[int, dict]:
         if not isinstance(data, dict) or set(data) - {"reference", "captureReference", "amount"}:
             return 400, {"error": "invalid_request"}
@@ -570,6 +582,7 @@ def processor_api(settings: Settings, service: CardService) -> JsonApiServer:
         service.routes(),
         unanswered=service.unanswered,
         answered=service.answered,
+        not_told=service.release_not_done,
         deadlines={AUTHORIZATIONS: AUTHORIZATION_DEADLINE_SECONDS},
         timeouts=timeouts,
     )

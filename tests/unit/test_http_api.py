@@ -516,3 +516,39 @@ async def test_the_unanswered_hooks_run_at_most_max_hooks_at_once(monkeypatch):
     await asyncio.gather(*(_ask(server, raw) for _ in range(3)))
     await server.stop()
     assert at_once == 1 and not running
+
+
+async def test_hooks_the_stop_cuts_short_are_named(monkeypatch):
+    """A stop past STOP_GRACE_SECONDS cut short the hooks still waiting or at work (the
+    card service's releases of holds), and nothing said which (found in review,
+    2026-12-06): each is told to `not_told` as it is cancelled."""
+    monkeypatch.setattr(http, "MAX_HOOKS", 1)
+    monkeypatch.setattr(http, "STOP_GRACE_SECONDS", 0.3)
+    done: list[str] = []
+    not_told: list[str] = []
+
+    async def stalled(headers, body):
+        await asyncio.sleep(30)
+        return 200, {}
+
+    async def unanswered(exchange, why):
+        await asyncio.sleep(5)
+        done.append(why)
+
+    server = JsonApiServer(
+        "127.0.0.1",
+        0,
+        {"/v1/x": stalled},
+        unanswered=unanswered,
+        timeouts={"/v1/x": 0.1},
+        not_told=lambda exchange, why: not_told.append(why),
+    )
+    await server.start()
+    raw = b"POST /v1/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+    await asyncio.gather(*(_ask(server, raw) for _ in range(3)))
+    await server.stop()
+    left = [t for t in server._hooks.tasks if not t.done()]
+    for task in left:  # what the event loop's end does
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    assert done == [] and not_told == [http.TIMED_OUT] * 3
