@@ -118,7 +118,9 @@ class Records:
         if empty:
             return empty[0], Settling.of(accounts, ended)
         records = {slot: s for slot, s in self.slots.items() if s is not None}
-        settled = [slot for slot, s in records.items() if ended - s.ended >= SETTLE]
+        # settled: outside its window either way (a record on a clock moved ahead, as the
+        # emulator's runs given their clock may leave, would otherwise stay for good)
+        settled = [slot for slot, s in records.items() if abs(ended - s.ended) >= SETTLE]
         if settled:
             oldest = min(settled, key=lambda slot: records[slot].ended)
             return oldest, Settling.of(accounts, ended)
@@ -156,7 +158,7 @@ def read(docs: Documents) -> Records:
         except Exception:  # as without this record, and never written over
             log.exception("due payments: the accounts a run paid from could not be read", extra={"slot": slot})
             continue
-        found[slot] = _parsed({} if doc is None else doc.data) if doc is not None else None
+        found[slot] = None if doc is None else _parsed(doc.data)
     return Records(found)
 
 

@@ -68,6 +68,13 @@ def test_the_records_are_kept_in_turn_read_back_together_and_a_damaged_one_is_no
     later = ENDED + settling.SETTLE + dt.timedelta(minutes=1)
     settling.record(docs, now, "run-4", ["12345678907"], later)
     assert settling.read(docs).holds("12345678907", later) and not settling.read(docs).holds("12345678903", later)
+    # records on a clock moved a year ahead (runs given their clock on the emulator) are not
+    # kept for good: outside their window too, they are written over
+    ahead = settling.Settling.of(["12345678908"], ENDED + dt.timedelta(days=400))
+    for slot in settling.SLOTS:
+        seed(docs, {slot: {"run": "run-ahead", "ended": ahead.ended, "filter": ahead.filter, "bits": ahead.bits}})
+    settling.record(docs, settling.read(docs), "run-5", ["12345678909"], later)
+    assert settling.read(docs).holds("12345678909", later)
     seed(docs, {settling.SLOTS[1]: {"filter": "not bytes", "bits": 8, "ended": ENDED}})
     assert len(settling.read(docs).settling) == 2  # a damaged record holds nothing: its slot is free
 
