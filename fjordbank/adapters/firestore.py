@@ -288,7 +288,24 @@ def query_options(deadline: float) -> dict[str, Any]:
     return {"retry": retry, "timeout": deadline}
 
 
-class CountedClient(firestore.Client):
+class _BoundedWaits:
+    """A client whose every call waits at most ``_fjb_deadline`` (None: the client's own
+    waits), its retries included (``bound_waits``), from the first RPC on: the client makes
+    its GAPIC surface lazily. The sync and the async client share it."""
+
+    _fjb_deadline: float | None = None
+    _fjb_bounded = False
+
+    @property
+    def _firestore_api(self) -> Any:
+        api = super()._firestore_api  # type: ignore[misc]
+        if self._fjb_deadline is not None and not self._fjb_bounded:
+            bound_waits(self._transport, self._fjb_deadline)  # type: ignore[attr-defined]
+            self._fjb_bounded = True
+        return api
+
+
+class CountedClient(_BoundedWaits, firestore.Client):
     """``firestore.Client`` whose emulator channel counts its calls and documents
     (fjordbank.adapters.firestore_calls). The client makes its channel lazily, on the first
     RPC; on the emulator through ``_emulator_channel``, made here as the client makes it,
@@ -298,24 +315,15 @@ class CountedClient(firestore.Client):
     def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fjb_deadline = deadline
-        self._fjb_bounded = False
         # what fjordbank.adapters.documents passes to a query's stream (``query_options``)
         self.fjb_query_options: dict[str, Any] = {} if deadline is None else query_options(deadline)
-
-    @property
-    def _firestore_api(self) -> Any:
-        api = super()._firestore_api
-        if self._fjb_deadline is not None and not self._fjb_bounded:
-            bound_waits(self._transport, self._fjb_deadline)
-            self._fjb_bounded = True
-        return api
 
     def _emulator_channel(self, transport: object) -> grpc.Channel:
         channel = grpc.insecure_channel(_emulator_host(self), options=_emulator_options(self))
         return grpc.intercept_channel(channel, firestore_calls.SyncCounter())
 
 
-class CountedAsyncClient(firestore.AsyncClient):
+class CountedAsyncClient(_BoundedWaits, firestore.AsyncClient):
     """``firestore.AsyncClient`` whose emulator channel counts its calls and documents,
     and fails them as a chaos run asks when it has a fault switch (fjordbank.adapters.
     faults: the switch's interceptors go first, so an injected failure is no round trip).
@@ -327,20 +335,11 @@ class CountedAsyncClient(firestore.AsyncClient):
     ) -> None:
         super().__init__(*args, **kwargs)
         self._fjb_deadline = deadline
-        self._fjb_bounded = False
         self._fjb_interceptors = firestore_calls.async_interceptors()
         if faults is not None:
             from fjordbank.adapters.faults import firestore_interceptors
 
             self._fjb_interceptors = [*firestore_interceptors(faults), *self._fjb_interceptors]
-
-    @property
-    def _firestore_api(self) -> Any:
-        api = super()._firestore_api
-        if self._fjb_deadline is not None and not self._fjb_bounded:
-            bound_waits(self._transport, self._fjb_deadline)
-            self._fjb_bounded = True
-        return api
 
     def _emulator_channel(self, transport: object) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(
