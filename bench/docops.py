@@ -455,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(stack_settings.load(), progress=lambda _m: None)
     if not all(r.state == "ready" for r in stack.status()):
         raise SystemExit("the stack is not running: start it with `make up` (or make up-detached)")
+    stack.jobs_by_hand()
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.docops", *(sys.argv[1:] if argv is None else argv)]),

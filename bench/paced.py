@@ -125,6 +125,7 @@ async def run(args) -> dict:
     os.environ.update(stack.emulator_hosts())
     if not all(r.state == "ready" for r in stack.status()):
         raise SystemExit("the stack is not running: start it with `make up` (or make up-detached)")
+    stack.jobs_by_hand()
     db = async_client(stack.s.project_id)
     pop = await setup_population(db, admin_ledger(db), args.payers, "9730")
     payments = make_payments(pop, args.payments, random.Random(args.seed), 0.3, 0.0)

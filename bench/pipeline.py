@@ -376,6 +376,7 @@ async def run(args) -> tuple[dict, Tracker]:
         os.environ[key] = value
     if not all(r.state == "ready" for r in stack.status()):
         raise SystemExit("the stack is not running: start it with `make up` (or make up-detached)")
+    stack.jobs_by_hand()
     db = async_client(stack.s.project_id)
     ledger = admin_ledger(db)
     rng = random.Random(args.seed)

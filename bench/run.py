@@ -491,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(stack_settings.load(), progress=lambda _m: None)
     if not all(r.state == "ready" for r in stack.status()):
         raise SystemExit("the stack is not running: start it with `make up` (or make up-detached)")
+    stack.jobs_by_hand()
     for key, value in stack.emulator_hosts().items():
         os.environ[key] = value
     args.replicas = max(1, sum(1 for n in stack.s.service_ports if stack_settings.service_of(n) == "ledger"))

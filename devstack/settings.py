@@ -43,6 +43,8 @@ class StackSettings:
     web_port: int = 9200  # the reference web app (devstack/web.py)
     counterparty_port: int = 9191  # the simulated other banks' /healthz (devstack/counterparty.py)
     prometheus_port: int = 9090  # the local Prometheus (devstack/prometheus.py)
+    scheduler_port: int = 9192  # the local Cloud Scheduler's /healthz (devstack/scheduler.py)
+    scheduler: bool = True  # whether `up` runs it (FJB_SCHEDULER=off: not)
     # Python workers the Functions emulator may run per function (each about 170 MB); a
     # request beyond that waits for an idle one, like a request at max_instances
     functions_max_workers: int = 4
@@ -102,6 +104,17 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or not 0 < int(raw) <= 64:
         raise SystemExit(f"{name}={raw!r} is not a count from 1 to 64")
     return int(raw)
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "1", "true", "yes"):
+        return True
+    if raw in ("off", "0", "false", "no"):
+        return False
+    raise SystemExit(f"{name}={raw!r} is neither on nor off")
 
 
 # Services whose instances keep state on their own disk or port (the card vault and the
@@ -178,4 +191,6 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
         counterparty_port=_port(env, "FJB_COUNTERPARTY_PORT", 9191),
         prometheus_port=_port(env, "FJB_PROMETHEUS_PORT", 9090),
         functions_max_workers=_count(env, "FJB_FUNCTIONS_MAX_WORKERS", 4),
+        scheduler_port=_port(env, "FJB_SCHEDULER_PORT", 9192),
+        scheduler=_switch(env, "FJB_SCHEDULER", True),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import secrets
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from google.api_core.exceptions import GoogleAPIError
 
-from devstack import counterparty, emulators, natsconf, pki, prometheus, vault_state, web
+from devstack import counterparty, emulators, natsconf, pki, prometheus, scheduler, vault_state, web
 from devstack import settings as stack_settings
 from devstack import state as bank_state
 from devstack.settings import StackSettings, service_of
@@ -257,6 +258,7 @@ class Stack:
             counterparty.component(self),  # the other banks, on the clearing channel's far side
             self.emulator_component(),
             *self.service_components(),
+            *([scheduler.component(self)] if self.s.scheduler else []),  # runs jobs: after what they use
             web.component(self),
             prometheus.component(self),  # last: it scrapes the services
         ]
@@ -360,6 +362,8 @@ class Stack:
             self.progress(f"  stopping {name} (no longer configured) ...")
             self.sup.stop(name)
         stack_settings.record_replicas(self.s)
+        if self.s.scheduler:
+            rows.append(self._start(scheduler.component(self)))
         rows.append(self._start(web.component(self)))
         rows.append(self._start(prometheus.component(self)))
         if rows[-1].state == "reused":
@@ -399,10 +403,34 @@ class Stack:
         return Row(comp.name, comp.address, pid, self.sup.log_file(comp.name), "reused" if reused else "started")
 
     def stray_instances(self) -> list[str]:
-        """Service instances running from an earlier `up` with more replicas than now."""
+        """Service instances running from an earlier `up` with more replicas than now, and
+        the scheduler when this stack's setting has it off (FJB_SCHEDULER=off)."""
         known = {c.name for c in self.components()}
         names = [p.stem for p in self.s.run_dir.glob("*.pid")]
-        return sorted(n for n in names if n not in known and service_of(n) != n and self.sup.pid(n) is not None)
+        return sorted(
+            n
+            for n in names
+            if n not in known and (service_of(n) != n or n == scheduler.NAME) and self.sup.pid(n) is not None
+        )
+
+    def pause_scheduler(self) -> bool:
+        """Stop the scheduler if it runs (a test session runs the jobs at its own instants);
+        whether it ran, for resume_scheduler."""
+        return self.sup.stop(scheduler.NAME)
+
+    def resume_scheduler(self) -> Row | None:
+        """Start the scheduler again (after pause_scheduler), if the stack still runs."""
+        if self.sup.pid("emulators") is None:
+            return None
+        return self._start(scheduler.component(self))
+
+    def jobs_by_hand(self) -> None:
+        """The scheduler stopped for the rest of this process, started again at its exit if
+        it ran: a bench measures the stack without the jobs (the hourly audit reads the whole
+        ledger), a chaos run runs them at its own instants."""
+        if self.pause_scheduler():
+            self.progress("  the scheduler is paused until this run ends")
+            atexit.register(self.resume_scheduler)
 
     def down(self) -> list[str]:
         stopped = [n for n in self.stray_instances() if self.sup.stop(n)]

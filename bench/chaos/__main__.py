@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if not_ready:
         print(f"chaos: error: not running: {', '.join(not_ready)} (run `make up`)", file=sys.stderr)
         return 1
+    stack.jobs_by_hand()  # the clock fault runs the due-payments job at its own instants
     run = load.Run()
     bank = load.device_bank(load_config(), run)  # its customers' phones get the pushes
     # every instance of every consumer service (ledger, ledger-2 ... with FJB_REPLICAS_*)

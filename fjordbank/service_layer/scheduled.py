@@ -94,6 +94,17 @@ RELAY_OUTBOX = "relay-outbox"
 AUDIT_LEDGER = "audit-ledger"
 RESCREEN_CUSTOMERS = "rescreen-customers"
 JOBS = (SUBMIT_DUE_PAYMENTS, RELEASE_EXPIRED_HOLDS, RELAY_OUTBOX, AUDIT_LEDGER, RESCREEN_CUSTOMERS)
+# When each job runs: Cloud Scheduler's cron lines, in SCHEDULE_TIME_ZONE. Terraform states
+# them once more (terraform/modules/topology, held equal by tests/deploy/test_terraform_names.py)
+# and the local stack's scheduler (devstack/scheduler.py) runs the jobs by these.
+SCHEDULE_TIME_ZONE = "Europe/Oslo"
+SCHEDULES = {
+    SUBMIT_DUE_PAYMENTS: "*/15 * * * *",
+    RELEASE_EXPIRED_HOLDS: "7 * * * *",
+    RELAY_OUTBOX: "*/5 * * * *",
+    AUDIT_LEDGER: "23 * * * *",
+    RESCREEN_CUSTOMERS: "41 * * * *",
+}
 MAX_SCOPE = 30  # customers a scoped run may name (Firestore's limit for an `in` filter)
 # A request "requested" this long is published again. Internal payments are final within
 # seconds and external ones submitted, so only one the edge never published, or one the

@@ -2,8 +2,8 @@
 
 * consumer services and NATS identities: fjordbank/topology.py (SERVICES, IDENTITIES);
 * Pub/Sub topics: fjordbank/adapters/pubsub.py (PUSH_TOPIC, JOBS_TOPIC);
-* Cloud Scheduler jobs and their payload {"job": NAME}: fjordbank/service_layer/scheduled.py
-  (JOBS) and what on_scheduled_job reads (functions/main.py);
+* Cloud Scheduler jobs, their schedules and their payload {"job": NAME}:
+  fjordbank/service_layer/scheduled.py (JOBS, SCHEDULES) and what on_scheduled_job reads (functions/main.py);
 * the functions' region and the secrets they bind (functions/main.py).
 
 terraform/modules/topology restates these names once; both environments take them from it.
@@ -22,7 +22,7 @@ import shutil
 
 from fjordbank import topology
 from fjordbank.adapters.pubsub import JOBS_TOPIC, PUSH_TOPIC
-from fjordbank.service_layer.scheduled import JOBS
+from fjordbank.service_layer.scheduled import JOBS, SCHEDULES
 from tests.deploy.conftest import REPO, TERRAFORM
 from tests.deploy.tfschema import is_meta, single_labelled, unquote
 
@@ -125,6 +125,13 @@ def name_mismatches(docs: dict) -> list[str]:
     same("jobs_topic (pubsub.JOBS_TOPIC)", unquote(loc.get("jobs_topic")), JOBS_TOPIC)
     jobs = loc.get("scheduled_jobs") or {}
     same("scheduled_jobs (scheduled.JOBS)", sorted(str(unquote(k)) for k in jobs if not is_meta(k)), sorted(JOBS))
+    # compared for the jobs both sides name: a job missing from one side is the difference above
+    tf_schedules = {str(unquote(k)): unquote((v or {}).get("schedule")) for k, v in jobs.items() if not is_meta(k)}
+    same(
+        "scheduled_jobs' schedules (scheduled.SCHEDULES)",
+        {k: v for k, v in tf_schedules.items() if k in SCHEDULES},
+        {k: v for k, v in SCHEDULES.items() if k in tf_schedules},
+    )
     same(
         "push_publishers (run_services using PUSH_TOPIC)",
         unq_list(loc.get("push_publishers")),
@@ -251,6 +258,8 @@ def test_name_check_reports_every_difference(tf_docs):
     loc["consumer_services"] = loc["consumer_services"][:-1]  # a service dropped
     loc["push_topic"] = '"push-notification"'  # a topic misspelt
     loc["scheduled_jobs"] = {k: v for k, v in loc["scheduled_jobs"].items() if "relay" not in k}
+    audit = next(k for k in loc["scheduled_jobs"] if "audit" in k)
+    loc["scheduled_jobs"][audit] = {**loc["scheduled_jobs"][audit], "schedule": '"0 * * * *"'}  # run at another time
     loc["nats_secret_ids"] = loc["nats_secret_ids"].replace("FJB_NATS_PASSWORD", "nats-edge-password")
     job = next(b for t, _n, b in _resources(docs[SCHEDULER_TF]) if t == "google_cloud_scheduler_job")
     job["pubsub_target"][0]["data"] = "${base64encode(jsonencode({name = each.key}))}"
@@ -261,9 +270,10 @@ def test_name_check_reports_every_difference(tf_docs):
         "consumer_services (topology.SERVICES)",
         "push_topic (pubsub.PUSH_TOPIC)",
         "scheduled_jobs (scheduled.JOBS)",
+        "scheduled_jobs' schedules (scheduled.SCHEDULES)",
         "the edge's secrets",
         "scheduler job payload",
         "envs/prod module.pubsub_scheduler.jobs_topic",
     ]:
         assert expected in problems, f"not reported: {expected}\n{problems}"
-    assert len(problems.splitlines()) == 6, problems
+    assert len(problems.splitlines()) == 7, problems
