@@ -1,0 +1,68 @@
+"""safexml's bounds on memory (found in review, 2026-12-06): a payment file of a megabyte
+whose one long namespace URI every element used took 1.4 GiB, and one start tag of 3
+million attributes a gigabyte, far below the byte and element caps. Each is refused
+now, and a tag or attribute name is built once for all the elements that have it."""
+
+from __future__ import annotations
+
+import pytest
+
+from fjordbank.domain import iso20022, safexml
+from fjordbank.domain.errors import DomainError
+
+PAIN002 = iso20022.PAIN002_NS
+
+
+def parse(doc: str | bytes, max_elements: int = 1_000_000):
+    data = doc.encode() if isinstance(doc, str) else doc
+    return safexml.parse(
+        data, what="payment file", where="payment files", max_bytes=32 << 20, max_elements=max_elements
+    )
+
+
+def test_a_namespace_uri_longer_than_the_cap_is_refused_before_its_elements_are_built():
+    uri = "urn:x:" + "a" * 1_000
+    with pytest.raises(safexml.UnsafeOrMalformedXml, match="namespace longer than 256"):
+        parse(f'<Document xmlns="{PAIN002}"><R xmlns:p="{uri}">' + "<p:a/>" * 400 + "</R></Document>")
+    ok = "urn:x:" + "a" * (safexml.MAX_NAMESPACE_CHARS - 6)
+    assert len(parse(f'<D xmlns:p="{ok}"><p:a/></D>')) == 1
+
+
+def test_more_namespaces_than_the_cap_are_refused_and_one_declared_on_every_element_is_one():
+    many = "".join(f'<e xmlns="urn:n{i}"/>' for i in range(safexml.MAX_NAMESPACES + 1))
+    with pytest.raises(safexml.UnsafeOrMalformedXml, match="more than 32 namespaces"):
+        parse(f"<D>{many}</D>")
+    again = "".join(f'<e xmlns="{PAIN002}"/>' for _ in range(1_000))  # some writers declare it on each
+    assert len(parse(f'<D xmlns="{PAIN002}">{again}</D>')) == 1_000
+
+
+def test_the_reviewers_file_the_clearing_service_died_of_is_a_payment_file_refused():
+    uri = "urn:x:" + "a" * 1_000_000
+    doc = f'<Document xmlns="{PAIN002}"><CstmrPmtStsRpt xmlns:p="{uri}">' + "<p:a/>" * 1_500
+    doc += "</CstmrPmtStsRpt></Document>"
+    with pytest.raises(DomainError, match="tag longer than"):
+        iso20022.parse_pain002(doc.encode())
+
+
+def test_a_start_tag_longer_than_the_cap_is_refused_whatever_it_holds():
+    attrs = " ".join(f'a{i:x}=""' for i in range(20_000))  # about 160 kB in one tag
+    with pytest.raises(safexml.UnsafeOrMalformedXml, match="tag longer than 65536 bytes"):
+        parse(f"<D><e {attrs}/></D>")
+    # text, however long, is not a tag
+    assert parse("<D>" + "x" * 200_000 + "</D>").text == "x" * 200_000
+
+
+def test_attributes_count_with_the_elements():
+    attrs = " ".join(f'a{i}="1"' for i in range(8))
+    doc = "<D>" + f"<e {attrs}/>" * 10 + "</D>"
+    assert len(parse(doc, max_elements=1 + 10 * 9)) == 10
+    with pytest.raises(safexml.UnsafeOrMalformedXml, match="more than 90 elements and attributes"):
+        parse(doc, max_elements=90)
+
+
+def test_each_tag_and_attribute_name_is_built_once_for_every_element_that_has_it():
+    tree = parse(f'<D xmlns="{PAIN002}">' + '<Amt Ccy="NOK">1</Amt>' * 3 + "</D>")
+    tags = [e.tag for e in tree]
+    keys = [next(iter(e.attrib)) for e in tree]
+    assert tags[0] == f"{{{PAIN002}}}Amt" and all(t is tags[0] for t in tags)
+    assert keys[0] == "Ccy" and all(k is keys[0] for k in keys)
