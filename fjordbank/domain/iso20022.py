@@ -1057,6 +1057,15 @@ def parse_pain002(xml: bytes) -> StatusReport:
     for info in infos:
         payment_information_id = reader.token(info, "OrgnlPmtInfId")  # an id: whitespace around it is not its
         block = group.below(_status_code(reader, info, "PmtInfSts"), *_reason(reader, info))
+        if group.final and not block.final:
+            # the file answered as a whole while a block of it is still on its way: given the
+            # file's status, payments the bank said are pending were failed (their holds
+            # released) or settled (found in review, 2026-12-06); refused, as a transfer
+            # listed pending in a block answered whole is (_parse_transaction_status)
+            raise _fail(
+                f"payment information {payment_information_id[:35]!r} is {block.status} in a file "
+                f"answered {group.status} as a whole: the report contradicts itself"
+            )
         txs = reader.all(info, "TxInfAndSts")
         for tx in txs:
             status = _parse_transaction_status(reader, tx, payment_information_id, block)

@@ -1004,6 +1004,18 @@ def test_a_report_answering_a_block_whole_while_listing_a_transfer_still_pending
         parse_pain002(xml)
 
 
+@pytest.mark.parametrize("group", ["RJCT", "ACSC"])
+@pytest.mark.parametrize("block", ["ACSP", "PDNG", "ACTC", "PART"])
+def test_a_report_answering_the_file_whole_while_a_block_is_still_on_its_way_is_refused(group, block):
+    """Found in review (2026-12-06): a block said in process with no transfers listed took
+    the file's final status: payments the bank said are pending were returned or settled."""
+    xml = _pain002(
+        f"<GrpSts>{group}</GrpSts>" + (_rsn("FF01") if group == "RJCT" else ""), f"<PmtInfSts>{block}</PmtInfSts>"
+    )
+    with pytest.raises(InvalidPaymentFile, match=f"is {block} in a file answered {group} as a whole"):
+        parse_pain002(xml)
+
+
 @settings(max_examples=30, deadline=None)
 @given(batches(), st.data())
 def test_simulator_answers_every_transfer_exactly_once(b, data):
