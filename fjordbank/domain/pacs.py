@@ -307,7 +307,7 @@ class PaymentReturn:
     amount_minor: int
     currency: str = NOK
     original_settlement_date: date
-    settlement_date: date  # the banking day the return is sent on
+    settlement_date: date  # the banking day it settles: the day it is sent, never before the original
     instructing_agent_bic: str  # this bank
     instructed_agent_bic: str  # the paying bank, which gets its money back
     reason_code: str

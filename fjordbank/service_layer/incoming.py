@@ -20,7 +20,8 @@ other credits taken; one the ledger cannot apply (a closed account, another curr
 back as ``unapplied`` and is sent back with the ledger's reason. Every return is recorded
 first (``clearingReturns/{paymentId}``: what it says, "pending" until the channel took it,
 then "delivered"), so a return is made once and never lost: one the channel does not take
-now (an outage) is kept and sent every `RETRY_SECONDS`, dated the day it goes; one left
+now (an outage) is kept and sent every `RETRY_SECONDS`, dated the day it goes (never
+before the credit it returns settles: `return_settles`); one left
 pending by another process (stopped in a rollout) or by a commit that answered an error
 though it went through is found by `Incoming.resend_pending` at start, every
 `ORPHAN_SECONDS`, and when its file is read again. A second delivery of its name is refused
@@ -388,9 +389,9 @@ async def held_payments(docs: AsyncDocuments, *, status: str = HELD) -> list[Doc
 
 
 def payment_return(order: ReturnOrder, *, bic: str, now: dt.datetime) -> bytes:
-    """The pacs.004 of ``order`` from this bank (``bic``), sent on the banking day of ``now``.
-    Raises `fjordbank.domain.pacs.InvalidPaymentFile` for an order that names no transfer
-    (an event this code did not make)."""
+    """The pacs.004 of ``order`` from this bank (``bic``), sent on the banking day of ``now``
+    (`return_settles`). Raises `fjordbank.domain.pacs.InvalidPaymentFile` for an order that
+    names no transfer (an event this code did not make)."""
     try:
         settled = dt.date.fromisoformat(str(order.get("originalSettlementDate")))
     except ValueError:
@@ -404,12 +405,21 @@ def payment_return(order: ReturnOrder, *, bic: str, now: dt.datetime) -> bytes:
         amount_minor=order.get("amount"),  # type: ignore[arg-type]  # checked by PaymentReturn
         currency=str(order.get("currency") or ""),
         original_settlement_date=settled,
-        settlement_date=next_banking_day(today_in_norway(now)),
+        settlement_date=return_settles(settled, now),
         instructing_agent_bic=bic,
         instructed_agent_bic=str(order.get("payingBank") or ""),
         reason_code=str(order.get("reason") or ""),
     )
     return pacs.build_pacs004(pacs.ReturnBatch(returned.return_id, now, (returned,)))
+
+
+def return_settles(original: dt.date, now: dt.datetime) -> dt.date:
+    """The day a return sent at ``now`` settles: the banking day of ``now``, and never before
+    the credit it returns settles (on its banking day: one dated a Saturday settles on the
+    Monday). A credit settling on the next banking day is taken today (`Incoming.read`), and
+    one to no account here is sent back at once: dated today, its return settled before the
+    money it returns (found in review, 2026-12-06)."""
+    return max(next_banking_day(today_in_norway(now)), next_banking_day(original))
 
 
 class Incoming:

@@ -1175,3 +1175,25 @@ async def test_a_credit_another_instance_had_credited_before_its_hold_reached_th
     out = Published()
     assert await incoming_of(dirs, {BOB: "bob"}, docs).book_held(out) == 0 and out == []
     assert (await balance(docs, BOB))[0] == 900_000 and audit_problems(docs) == []
+
+
+# ---- found in review (2026-12-06): returns and the files in ----------------------------------
+@pytest.mark.parametrize(
+    ("settles", "returned_on"),
+    [
+        (dt.date(2025, 3, 13), dt.date(2025, 3, 14)),  # settled the day before: sent back today (NOW, a Friday)
+        (dt.date(2025, 3, 14), dt.date(2025, 3, 14)),  # settles today
+        (dt.date(2025, 3, 15), dt.date(2025, 3, 17)),  # a Saturday: settled on the Monday, and so is the return
+        (dt.date(2025, 3, 17), dt.date(2025, 3, 17)),  # the next banking day, as a file read today may settle
+    ],
+)
+async def test_a_return_never_settles_before_the_credit_it_returns(dirs, settles, returned_on):
+    """A credit settling on the next banking day is taken today (`Incoming.read`), and one to
+    no account here is sent back at once: its return was dated today, settling before the
+    money it returns (found in review, 2026-12-06)."""
+    incoming = incoming_of(dirs, {BOB: "bob"})
+    transfer = pacs.IncomingTransfer(**{**_fields(credit(1, to=OUTSIDE)), "settlement_date": settles})
+    await incoming.receive_file(deliver(dirs, transfer), Published())
+    [sent] = sorted(dirs.outbox.glob(f"{RETURN_PREFIX}*.xml"))
+    [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
+    assert (returned.original_settlement_date, returned.settlement_date) == (settles, returned_on)
