@@ -197,6 +197,9 @@ DECISIONS = 3
 # failed, with backoff, for up to a day): a request it had not answered is refused busy (the
 # app asks again), not paid minutes or hours after the customer asked.
 LATE = dt.timedelta(minutes=10)
+# What the app shows on a request the edge could not hand on yet (status "received",
+# reason publish_pending): the due-payments job sends it on within 15 minutes.
+PUBLISH_PENDING_MESSAGE = "Received by the bank and sent on shortly: do not pay it again"
 
 
 def _answer_late(docs: Documents, path: str, body: dict[str, Any], *, uid: str, request_id: str) -> str:
@@ -649,9 +652,14 @@ def _submit(
         # The document itself records that the request still has to be published (the
         # due-payments job publishes it), and the error propagates to the function's error
         # log; the platform's retry of the trigger then finds it answered ("received").
+        # The message is the customer's (the app shows it on the payment): the publisher's
+        # error named subjects and ids and read as a failure, and a customer who paid again
+        # had both paid once the job ran (found in review, 2026-12-06). The error itself
+        # goes to the function's log with the exception raised below.
+        log.warning("payment request not yet handed on: %s", exc, extra={"paymentId": payment.payment_id})
         pending: dict[str, Any] = {
             "reason": "publish_pending",
-            "message": str(exc),
+            "message": PUBLISH_PENDING_MESSAGE,
             "extra": {"payment": payment.to_json()},  # what the due-payments job publishes again
         }
         if not shown:

@@ -469,6 +469,9 @@ def test_a_publish_failure_is_recorded_on_the_document_and_raised(bank, snapshot
     shown = bank.request(request_id)
     # back from the commit's "requested": it was never published
     assert shown["status"] == "received" and shown["reason"]["code"] == "publish_pending"
+    # the customer's words, not the publisher's error (subjects, ids, the exception: found
+    # in review, 2026-12-06, where it read as a failure and invited paying twice)
+    assert shown["reason"]["message"] == edge.PUBLISH_PENDING_MESSAGE
     assert shown["statusRank"] == 0
     assert shown["payment"]["request_id"] == request_id  # what the due-payments job publishes again
     # the job's submit (no read before: a unit of work for the status) publishes it

@@ -318,7 +318,10 @@ export function paymentView({ params }) {
       const r = snap.data();
       const timeline = r.timeline || {};
       const status = r.status || "sending";
-      const done = (step) => step === status || step in timeline;
+      // "received": the bank has it and sends it on by itself (publish_pending: the edge
+      // could not hand it on yet); shown as received, its note not as an error
+      const received = status === "received";
+      const done = (step) => step === status || step in timeline || (received && step === "requested");
       const steps = STEPS.filter(([step]) => !OPTIONAL.has(step) || done(step));
       fill(
         card,
@@ -333,7 +336,11 @@ export function paymentView({ params }) {
         ),
         h("p", {}, "Status: ", h("strong", { testid: "payment-status", "data-status": status }, status)),
         r.reason
-          ? h("p", { class: "error", testid: "payment-reason" }, `${r.reason.message} (${r.reason.code})`)
+          ? h(
+              "p",
+              { class: received ? "muted" : "error", testid: "payment-reason" },
+              `${r.reason.message} (${r.reason.code})`,
+            )
           : null,
         status === "scheduled" ? waitingNote(r.waiting) : null,
         h(
