@@ -34,7 +34,7 @@ from fjordbank.domain import standing_orders as order_terms
 from fjordbank.domain.errors import Busy, DomainError
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.errors import PublishError
-from fjordbank.runtime import log_metrics, logs, redact, tracing
+from fjordbank.runtime import bodies, log_metrics, logs, redact, tracing
 from fjordbank.service_layer import (
     accounts,
     cards,
@@ -403,6 +403,9 @@ def endpoint(fields: Iterable[str], *, limit: str | None = None):
 # The largest body a callable reads (every callable's data is a few fields; a scanned
 # invoice's text is the largest, well under this).
 MAX_CALL_BODY = 64 * 1024
+# Arrays and objects nested deeper than this are refused before any parse: the app's
+# deepest body (a standing order with its confirmation) nests 3 levels.
+MAX_CALL_DEPTH = 32
 
 
 def _body_checked(on_call: Callable, name: str) -> Callable:
@@ -421,6 +424,10 @@ def _body_checked(on_call: Callable, name: str) -> Callable:
         try:
             if len(body) > MAX_CALL_BODY:
                 raise ValueError(f"the request is over {MAX_CALL_BODY} bytes")
+            if bodies.nesting_depth(body, stop_past=MAX_CALL_DEPTH) > MAX_CALL_DEPTH:
+                # counted, not parsed: nesting just under what our parse could take still
+                # failed the SDK's, some frames deeper, with a bare 500 (found in review)
+                raise ValueError(f"the request nests deeper than {MAX_CALL_DEPTH}")
             if not isinstance(json.loads(body or b"null"), dict):  # a scalar: the SDK's check crashed on it
                 raise ValueError("the request body is not a JSON object")
         except (ValueError, RecursionError) as exc:
