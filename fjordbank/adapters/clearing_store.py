@@ -131,7 +131,7 @@ class ClearingDirs:
         if self.faults is not None and self.faults.active(CHANNEL_DOWN) is not None:
             raise ClearingChannelDown("the clearing channel is down (injected by a chaos run)")
 
-    def deliver(self, name: str, data: bytes) -> None:
+    def deliver(self, name: str, data: bytes, *, resend_lost: bool = False) -> None:
         """Send a pain.001 file to the clearing house (here: into the outbox), once: a name
         delivered before raises FileExistsError. The bank keeps its own mark of each
         delivery (``delivered/{name}``, a folder the clearing house never touches: a copy of
@@ -145,13 +145,29 @@ class ClearingDirs:
         answer, and an operator asks the clearing house), where the other order left a
         name placed and unmarked, delivered again once the clearing house had filed its
         copy away: a duplicate it rejects as a whole, returning the payments the first copy
-        settles (found in review, 2026-12-06). An empty mark is a crash before either."""
+        settles (found in review, 2026-12-06). An empty mark is a crash before either.
+
+        ``resend_lost``: a file that is the same message however often it is sent (a pacs.004
+        return: its message id is its payment's, ``RET-<payment id>.xml``), for which a name
+        marked and neither waiting in the outbox nor taken is a crash between the mark and
+        the file, and is placed again (``data``, the mark made its copy). Taken for delivered,
+        such a return was recorded so and never sent: the paying bank never got its money back
+        (found in review, 2026-12-06). The clearing house filing a taken copy away (not in
+        ``sent/`` any more) while the bank's record of it still waited (a crash after the
+        file and before the record) sends it twice: the same message id, which it takes once."""
         self._channel()
         mark = os.open(self.delivered_marks / name, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             _lock(mark)
-            if os.fstat(mark).st_size or (self.outbox / name).exists() or (self.sent / name).exists():
+            placed = (self.outbox / name).exists() or (self.sent / name).exists()
+            if placed or (os.fstat(mark).st_size and not resend_lost):
                 raise FileExistsError(f"{name} was delivered before")
+            if os.fstat(mark).st_size:
+                log.warning(
+                    "a file marked delivered and never placed (a crash between the two); placed now",
+                    extra={"file": name},
+                )
+                os.ftruncate(mark, 0)  # the copy written again: what is placed now
             _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
             os.fsync(mark)
             try:

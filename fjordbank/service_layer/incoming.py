@@ -26,7 +26,9 @@ pending by another process (stopped in a rollout) or by a commit that answered a
 though it went through is found by `Incoming.resend_pending` at start, every
 `ORPHAN_SECONDS`, and when its file is read again. A second delivery of its name is refused
 by the channel (two processes sending one return at the same moment on a file system
-without hard links is the window left, as for the pain.001 files). A credit with a return
+without hard links is the window left, as for the pain.001 files), but one the channel
+marked and never placed (killed between the two) is placed again: a return is one message
+(its id) however often it goes. A credit with a return
 recorded is never published again: an account number that had no account when the credit
 came may belong to a new customer by the time the file is delivered again, and the money
 went back already. Nor is a credit the ledger has a record of ever sent back from a file: the
@@ -145,8 +147,10 @@ class IncomingChannel(Protocol):
     def file_away(self, path: Path, suffix: str = "") -> None:
         """A file handled, or set aside (``suffix``); one filed away already is not an error."""
 
-    def deliver(self, name: str, data: bytes) -> None:
-        """Send a file once: FileExistsError when that name was delivered before."""
+    def deliver(self, name: str, data: bytes, *, resend_lost: bool = False) -> None:
+        """Send a file once: FileExistsError when that name was delivered before (waiting or
+        taken; ``resend_lost``: one marked delivered and never placed, a crash between the
+        two, is placed again)."""
 
 
 def request_id_of(payment_id: str) -> str:
@@ -794,9 +798,11 @@ class Incoming:
     async def _deliver(self, pid: str, order: ReturnOrder) -> bool:
         xml = payment_return(order, bic=self.bic, now=self.clock())
         try:
-            await asyncio.to_thread(self.channel.deliver, return_name(pid), xml)
+            # a return is one message (its id) on every try: one the channel marked and never
+            # placed (killed between the two) is placed again, not taken for delivered
+            await asyncio.to_thread(self.channel.deliver, return_name(pid), xml, resend_lost=True)
             delivered = True
-        except FileExistsError:  # delivered before (a crash before it was marked)
+        except FileExistsError:  # delivered before (a crash before it was recorded)
             delivered = False
         except OSError as exc:  # the channel is down: kept, and sent when it is back
             if pid not in self.pending:

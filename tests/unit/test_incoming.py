@@ -370,7 +370,7 @@ async def test_a_return_the_channel_does_not_take_is_kept_and_sent_when_it_is_ba
     unapplied = PaymentEvent(arrived().payment, UNAPPLIED, "to_account_closed", detail=arrived().detail)
     real = dirs.deliver
 
-    def down(name: str, data: bytes) -> None:
+    def down(name: str, data: bytes, **_: object) -> None:
         raise ClearingChannelDown("the transfer service cannot be reached")
 
     dirs.deliver = down  # type: ignore[method-assign]
@@ -470,7 +470,7 @@ async def test_a_return_another_process_left_pending_is_sent_and_dated_the_day_i
     docs = RecordingDocuments(clock=lambda: friday)
     real = dirs.deliver
 
-    def down(name: str, data: bytes) -> None:
+    def down(name: str, data: bytes, **_: object) -> None:
         raise ClearingChannelDown("the transfer service cannot be reached")
 
     dirs.deliver = down  # type: ignore[method-assign]
@@ -1197,3 +1197,47 @@ async def test_a_return_never_settles_before_the_credit_it_returns(dirs, settles
     [sent] = sorted(dirs.outbox.glob(f"{RETURN_PREFIX}*.xml"))
     [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
     assert (returned.original_settlement_date, returned.settlement_date) == (settles, returned_on)
+
+
+async def test_a_return_killed_between_its_mark_and_its_file_is_sent_at_the_next_try(dirs, tmp_path):
+    """The process is killed (SIGKILL: an OOM kill, an instance stopped) after the channel's
+    delivery mark and before the file is placed. The next try found the mark, took the
+    return for delivered and recorded it so: the paying bank never got its money back and
+    nothing was pending (found in review, 2026-12-06). A return is the same message on every
+    try, so it is placed again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    docs = RecordingDocuments()
+    event = arrived_event(credit(7, to=OUTSIDE), message_id="NICS1", payee_uid="nobody", created=NOW)
+    pid = event.payment.payment_id
+    order = return_order(event, pacs.RETURN_NO_ACCOUNT)
+    batch = docs.batch()
+    batch.create(return_path(pid), {"paymentId": pid, "reason": "AC01", "status": "pending", "order": order})
+    await batch.commit()
+    child = (
+        "import os, signal, sys\n"
+        "from fjordbank.adapters.clearing_store import ClearingDirs\n"
+        f"d = ClearingDirs({str(dirs.root)!r})\n"
+        "d._place = lambda name, data: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"d.deliver({return_name(pid)!r}, b'<first try/>')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    killed = subprocess.run(
+        [sys.executable, "-c", child], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert (dirs.delivered_marks / return_name(pid)).read_bytes() == b"<first try/>"  # marked, never placed
+    assert list(dirs.outbox.iterdir()) == []
+    restarted = incoming_of(dirs, {}, docs)
+    await restarted.resend_pending()
+    [sent] = list(dirs.outbox.iterdir())
+    assert sent.name == return_name(pid)
+    [returned] = pacs.parse_pacs004(sent.read_bytes()).returns  # the return as made now, not the mark's bytes
+    assert returned.original_transaction_id == "TX7" and returned.reason_code == "AC01"
+    assert (dirs.delivered_marks / return_name(pid)).read_bytes() == sent.read_bytes()  # the bank's copy: what went
+    assert (await docs.get(return_path(pid))).data["status"] == "delivered"  # type: ignore[union-attr]
+    await restarted.resend_pending()  # nothing pending: not placed twice
+    assert len(list(dirs.outbox.iterdir())) == 1
