@@ -35,6 +35,20 @@ def test_national_identity_numbers_written_six_and_five_are_masked():
         assert redact(f'{{"msg": "lookup failed\\n150685{sep}12345"}}') == '{"msg": "lookup failed\\n*******2345"}'
 
 
+def test_national_identity_numbers_with_a_dotted_birth_date_or_split_digits_are_masked():
+    """As forms and letters print them (found in review, 2026-12-06: passed unmasked)."""
+    for written in (
+        "15.06.85 12345",
+        "15.06.85-12345",
+        "150685 123 45",
+        "15.06.85 123 45",
+        "150685\\u00a0123\\u00a045",
+    ):
+        assert redact(f"nid {written}, ok") == "nid *******2345, ok", written
+    for text in ("on 15.06.85 1234", "v1.15.06.85 12345", "150685 1234 5", "ver 2.15.06.85 12345"):
+        assert redact(text) == text, text
+
+
 @given(st.integers(0, 10**11 - 1), st.sampled_from([" ", "-"]))
 def test_any_eleven_digit_number_written_six_and_five_is_masked(n, sep):
     digits = f"{n:011d}"
