@@ -28,21 +28,28 @@ stroke (``|``, ``!``) is not: the OCR giro prints vertical lines around its fiel
 (1½ print positions from the nearest character, as the layout above requires), and read
 as 1 they made a framed KID a longer one whose check digit held about one time in six
 (found in review, 2026-12-06). A stroke that stands apart (a space or the field's edge on
-each side) is such a line and passed over; one touching a character is refused as
-unreadable. The same line is read as ``I``, ``l`` or ``i`` too, and corrected to 1 those
-made "I 3555125750 I" the KID 135551257501, whose check digit held about one time in
-five (found in review, 2026-12-06). The layout prints a box's lines at its edges only
+each side) at the field's edge (below) is such a line and passed over; one touching a
+character, or standing apart inside the field, where no line is printed, is refused as
+unreadable: dropped, the 1 of the KID 4611091 read as "46 | 1091" made the KID 461091,
+whose check held about one time in five (found in review, 2026-12-06). The same line
+is read as ``I``, ``l`` or ``i`` too, and corrected to 1 those made "I 3555125750 I"
+the KID 135551257501, whose check digit held about one time in five (found in review,
+2026-12-06). The layout prints a box's lines at its edges only
 (1½ positions before the KID's first character and after its last), so in the KID, and
 in the account (eleven digits: a 1 too many or too few is refused either way), such a
 letter standing apart with nothing but spaces and other lines between it and the field's
 edge is a line: passed over, and reported. Inside the field, or touching a digit, it is
 a 1 read wrong, corrected as above. A ``1`` is a digit wherever it stands: no digit read
-is ever dropped. The amount's kroner, øre and check digit are split at the spaces, where
-a lone letter may be a whole one-digit field; they keep the correction, and their check
-digit judges them. Anything else (S, B, Z, G: 5 or S? 8 or B?) is refused with its
-position rather than guessed. A draft is never a payment: the app shows it, the customer
-confirms it, and it goes through the normal pipeline (with strong customer
-authentication where due).
+is ever dropped. The amount's kroner, øre and check digit are split at the spaces; a
+part that is a lone ``I``, ``l`` or ``i`` standing apart is the line between two of its
+boxes, as a lone stroke is, passed over (and reported), never a digit: read as 1 it made
+"74227 I 59 6" 742 271,59 kr, and the check digit held about one time in ten (found in
+review, 2026-12-06). Such a part between two of the kroner's digit groups, where no line
+is printed, and a part of letters only ("II"), are refused as unreadable; a letter inside
+a digit group ("74I27") is a 1 read wrong, corrected, and the check digit judges the
+amount. Anything else (S, B, Z, G: 5 or S? 8 or B?) is refused with its position rather
+than guessed. A draft is never a payment: the app shows it, the customer confirms it, and
+it goes through the normal pipeline (with strong customer authentication where due).
 """
 
 from __future__ import annotations
@@ -103,8 +110,9 @@ def digits(
     """The digits of a digit-only field: unambiguous misreads corrected (and reported),
     separators and stray spaces dropped, the characters in ``keep`` passed on as they are
     (for the field's validator to judge), anything else refused with its position.
-    ``framed``: ``text`` is one whole box of the giro, whose printed lines read as letters
-    are passed over (`_frame`)."""
+    ``framed``: ``text`` is one whole box of the giro, whose printed lines at its edges
+    (`_frame`) are passed over, read as strokes or as letters. A stroke anywhere else is
+    unreadable: inside a field no line is printed, and a 1 read as one is never dropped."""
     frame = _frame(text) if framed else frozenset()
     out = []
     for position, ch in enumerate(text, start=1):
@@ -112,8 +120,8 @@ def digits(
             out.append(ch)
         elif ch in separators or ch.isspace():
             continue
-        elif ch in STROKES and _stands_apart(text, position - 1):
-            continue  # a printed line beside the field
+        elif position - 1 in frame and ch in STROKES:
+            continue  # a printed line at the box's edge
         elif position - 1 in frame:
             corrections.append(f"{field}: '{ch}' at {position} read as the field's printed line")
         elif ch in UNAMBIGUOUS:
@@ -138,16 +146,21 @@ def _stands_apart(text: str, index: int) -> bool:
 
 
 def _frame(text: str) -> frozenset[int]:
-    """The indexes of the letters in ``text`` (``I``, ``l``, ``i``) that are the printed
-    lines of its box: each standing apart (`_stands_apart`), with nothing but spaces and
-    other lines between it and the box's edge, where the layout prints them. A letter
-    further in, or touching a character, is a 1 read wrong; so is every letter of "lI"."""
+    """The indexes of the strokes and letters (``I``, ``l``, ``i``) in ``text`` that are the
+    printed lines of its box: each standing apart (`_stands_apart`), with nothing but
+    spaces and other lines between it and the box's edge, where the layout prints them. A
+    letter further in, or touching a character, is a 1 read wrong; so is every letter of
+    "lI". A stroke further in, or touching a character, is unreadable (`digits`)."""
     found: set[int] = set()
     for order in (range(len(text)), range(len(text) - 1, -1, -1)):
         for index in order:
             ch = text[index]
-            if ch.isspace() or ch in STROKES:
-                continue  # a stroke touching a digit is refused by `digits` whatever is found here
+            if ch.isspace():
+                continue
+            if ch in STROKES:
+                if _stands_apart(text, index):
+                    found.add(index)
+                continue  # one touching a character is refused by `digits` whatever is found here
             if ch not in LINE_LETTERS or not _stands_apart(text, index):
                 break  # the field's first (last) character: no line further in
             found.add(index)
@@ -197,8 +210,7 @@ def parse_ocr_line(text: object) -> PaymentDraft:
         )
     corrections: list[str] = []
     kid = _kid(match["kid"], corrections)
-    # "< 9 >": the check digit as printed; the printed lines between the fields passed over
-    parts = [p for p in match["amount"].replace("<", " ").split() if p.strip("|!")]
+    parts = _amount_parts(match["amount"], corrections)
     if not parts:
         # The layout lets the amount be left for the payer to fill in ("kan enten
         # forhåndsutfylles eller fylles ut av betaleren"): kroner, øre and the check digit
@@ -220,6 +232,39 @@ def parse_ocr_line(text: object) -> PaymentDraft:
         raise InvoiceRefused("invalid_amount", "the amount is zero", "amount")
     _payable(amount)
     return PaymentDraft(_account(match["account"], corrections), amount, kid, None, tuple(corrections))
+
+
+def _amount_parts(text: str, corrections: list[str]) -> list[str]:
+    """The amount's digit groups (kroner, øre, check digit), split at the spaces, with the
+    printed lines between its boxes passed over: a part of strokes only, or a lone ``I``,
+    ``l`` or ``i`` (the same line read as a letter; reported). Neither is ever a digit: read
+    as a 1 the line between the kroner and øre made "74227 I 59 6" 742 271,59 kr, and the
+    check digit held about one time in ten (found in review, 2026-12-06). The layout prints
+    no line inside the kroner box, so such a part between two of the kroner's digit groups
+    is a 1 or a line, which cannot be told: refused (as unreadable), neither dropped nor
+    read as 1. A part of letters only ("II") is no digit group either: refused too."""
+    parts: list[str] = []
+    lines: list[tuple[int, int, str]] = []  # (the digit groups before it, position, part)
+    for found in re.finditer(r"[^\s<]+", text):  # "< 9 >": the check digit as printed
+        part, position = found.group(), found.start() + 1
+        if not part.strip("".join(STROKES)) or part in LINE_LETTERS:
+            lines.append((len(parts), position, part))
+            if part in LINE_LETTERS:
+                corrections.append(f"amount: '{part}' at {position} read as the field's printed line")
+        elif not part.strip("".join(LINE_LETTERS)):
+            raise InvoiceRefused(
+                "unreadable_character", f"amount: '{part}' at position {position} is not a digit (rescan)", "amount"
+            )
+        else:
+            parts.append(part)
+    for before, position, part in lines:
+        if 0 < before < len(parts) - 2:  # digit groups of the kroner on both sides
+            raise InvoiceRefused(
+                "unreadable_character",
+                f"kroner: '{part}' at position {position} of the amount stands between the kroner's digits (rescan)",
+                "kroner",
+            )
+    return parts
 
 
 def _payable(amount: int) -> None:

@@ -451,3 +451,116 @@ def test_a_scan_refuses_an_amount_the_payment_would_refuse_and_drafts_the_larges
         "currency": "NOK",
     }
     assert parse_request(body, request_id="req-000001", today=TODAY).amount == draft.amount == 100_000_000
+
+
+# ---- a printed line read as a letter in the amount; a lone stroke inside a field ---------------
+#
+# Found in review, 2026-12-06. The printed line between the kroner and øre boxes, read as a
+# lone I, l or i, was kept as a kroner digit 1: "74227 I 59 6" drafted 742 271,59 kr for
+# 74 227,59 kr, and the amount's check digit let about one such reading in ten through. A
+# stroke standing apart inside the KID was dropped silently: "46 | 1091" (the 1 of 4611091
+# read as a stroke) drafted the KID 461091, which passed its check about one time in five.
+
+REVIEW_ACCOUNT = "12345678903"
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("# 74227 I 59 6 > 12345678903 #", 7_422_759),
+        ("# 74227 l 59 6 > 12345678903 #", 7_422_759),
+        ("# 74227 | 59 6 > 12345678903 #", 7_422_759),
+        ("# I 641 I 65 4 > 12345678903 #", 64_165),
+    ],
+)
+def test_the_review_s_amounts_are_read_as_printed(text, amount):
+    draft = parse_ocr_line(text)
+    assert draft.amount == amount
+    assert all("printed line" in c for c in draft.corrections), draft.corrections
+
+
+@pytest.mark.parametrize("letter", ["I", "l", "i"])
+@pytest.mark.parametrize(
+    "printed",
+    [
+        "{k} {l} {o} {c}",
+        "{l} {k} {l} {o} {c}",
+        "{l} {k} {o} {c}",
+        "{k} {o} {l} {c}",
+        "{k} {o} {c} {l}",
+        "{k} {o} {l} < {c}",
+    ],
+)
+def test_a_printed_line_read_as_a_letter_in_the_amount_is_never_a_kroner_digit(letter, printed):
+    kroner, ore = "74227", "59"
+    text = printed.format(k=kroner, o=ore, c=amount_check_digit(kroner, ore), l=letter)
+    draft = parse_ocr_line(f"{KID} # {text} > {ACCOUNT}#")
+    assert draft.amount == 7_422_759
+    assert draft.corrections and all(c.startswith(f"amount: '{letter}' at ") for c in draft.corrections)
+    assert all(c.endswith("read as the field's printed line") for c in draft.corrections)
+
+
+@given(st.integers(1, 99_999), st.integers(0, 99), st.sampled_from("Ili|!"), st.sampled_from("Ili|!"))
+def test_a_line_around_the_amount_s_boxes_never_drafts_another_amount(kroner, ore, between, before):
+    k, o = str(kroner), f"{ore:02d}"
+    c = amount_check_digit(k, o)
+    for amount in (f"{k} {between} {o} {c}", f"{before} {k} {between} {o} {c}", f"{k} {o} {between} {c}"):
+        assert parse_ocr_line(f"{KID} # {amount} > {ACCOUNT}#").amount == kroner * 100 + ore, amount
+
+
+@pytest.mark.parametrize("mark", ["I", "l", "i", "|", "!"])
+def test_a_lone_letter_or_stroke_between_the_kroner_s_digits_is_refused(mark):
+    """No line is printed inside the kroner box: a lone mark between two of its digit groups
+    is a 1 or a line read with stray spaces, and which cannot be told; it is refused, never
+    dropped (a shorter amount) nor read as 1 (a larger one). Each check digit below is the one
+    the unfixed reading accepted."""
+    for kept in ("7427", "74127"):
+        text = f"{KID} # 74 {mark} 27 59 {amount_check_digit(kept, '59')} > {ACCOUNT}#"
+        assert refusal(parse_ocr_line, text) == ("unreadable_character", "kroner"), text
+
+
+def test_letters_alone_are_no_digit_group_of_the_amount():
+    """Two lines read as letters ("II") are not the kroner 11: refused, not guessed."""
+    for text in (
+        f"1234 II 50 {amount_check_digit('123411', '50')}",
+        f"1234 50 lI {amount_check_digit('123450', '11')}",
+    ):
+        assert refusal(parse_ocr_line, f"{KID} # {text} > {ACCOUNT}#") == ("unreadable_character", "amount"), text
+
+
+def test_a_1_misread_inside_a_kroner_digit_group_is_still_corrected():
+    draft = parse_ocr_line(f"{KID} # 74I27 59 {amount_check_digit('74127', '59')} > {ACCOUNT}#")
+    assert draft.amount == 7_412_759
+    assert draft.corrections == ("kroner: 'I' at 3 read as 1",)
+
+
+@pytest.mark.parametrize("stroke", ["|", "!"])
+@pytest.mark.parametrize("kid", ["46 {s} 1091", "| 46 {s} 1091 |", "I 46 {s} 1091", "46 {s}  {s} 1091"])
+def test_a_stroke_standing_apart_inside_the_kid_is_refused_never_dropped(stroke, kid):
+    """The review's KID 4611091 with a 1 read as a stroke; 461091 passed its check."""
+    assert is_valid_kid("4611091") and is_valid_kid("461091")
+    shown = kid.format(s=stroke)
+    assert refusal(parse_ocr_line, f"{shown} # 100 00 8 > {REVIEW_ACCOUNT} #") == ("unreadable_character", "kid")
+    assert refusal(parse_fields, {"account": REVIEW_ACCOUNT, "kid": shown}, today=TODAY) == (
+        "unreadable_character",
+        "kid",
+    )
+
+
+@given(st.text(alphabet="0123456789", min_size=2, max_size=18), st.text(alphabet="0123456789", max_size=4))
+def test_a_kid_with_a_1_read_as_a_stroke_inside_never_drafts_another_kid(head, tail):
+    body = head + "1" + tail
+    kid = body + kid_mod10_check(body)
+    shown = f"{head} | {tail}{kid[-1]}"
+    assert refusal(parse_ocr_line, line(kid=shown)) == ("unreadable_character", "kid")
+
+
+@pytest.mark.parametrize("stroke", ["|", "!"])
+def test_a_stroke_standing_apart_inside_the_account_is_refused(stroke):
+    formatted = f"{ACCOUNT[:4]} {ACCOUNT[4:6]} {ACCOUNT[6:]}"
+    for account in (f"{ACCOUNT[:4]} {stroke} {ACCOUNT[4:]}", f"{ACCOUNT[:4]} {stroke} {ACCOUNT[5:]}"):
+        assert refusal(parse_ocr_line, line(account=account)) == ("unreadable_character", "account"), account
+        assert refusal(parse_fields, {"account": account}, today=TODAY) == ("unreadable_character", "account")
+    # at its edges, the printed lines: passed over as before
+    assert parse_ocr_line(line(account=f"{stroke} {formatted} {stroke}")).to_account == ACCOUNT
+    assert parse_fields({"account": f"| {formatted} |"}, today=TODAY).to_account == ACCOUNT
