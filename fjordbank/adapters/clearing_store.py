@@ -5,6 +5,9 @@ moves them): pain.001 files are written to ``outbox/``, pain.002 answers arrive 
 ``inbox/`` and are moved to ``processed/`` once handled. Payments from other banks arrive
 as pacs.008 files in ``incoming/`` (moved to ``processed/`` too), and the returns of those
 that cannot be credited go out as pacs.004 files in ``outbox/`` (``RET-<payment id>.xml``).
+A file in is read when its name ends in ``.xml`` in any case (one named otherwise is said
+once, for an operator), and nothing in ``processed/`` is ever replaced by a later file of
+its name.
 Writes are atomic (a temporary file renamed into place), so the other side never reads
 half a file.
 
@@ -20,6 +23,7 @@ too, on the document ports.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import fcntl
 import hashlib
@@ -60,6 +64,7 @@ NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS
 # would have sent); one left there this long is a crashed writer's, and removed.
 STALE_STAGING_SECONDS = 600
 KEPT_NAME = 120  # characters of a file's name kept when the whole is too long to set it aside
+XML = ".xml"  # the files read from the clearing house, named so in any case
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -103,6 +108,8 @@ class ClearingDirs:
             d.mkdir(parents=True, exist_ok=True)
         # files that could not be filed away (`file_away`): not read again by this process
         self.unmovable: set[Path] = set()
+        # files not named *.xml, said once each (`_waiting`)
+        self.not_read: set[Path] = set()
         self._clear_stale_staging()
 
     def _clear_stale_staging(self) -> None:
@@ -225,10 +232,38 @@ class ClearingDirs:
                 return copy
         return None
 
+    def _waiting(self, folder: Path) -> list[Path]:
+        """The files waiting in ``folder``, by name: each named ``*.xml`` in any case
+        (``NICS0001.XML`` was never read, set aside or counted, found in review,
+        2026-12-06). A file named otherwise is not read (a transfer service's file at work,
+        ``*.filepart``, is one) but said at WARNING once per name, so none is left unseen;
+        a hidden one (a writer's temporary file, ``.tmp-*`` as `write_atomic` makes) only
+        once it is older than `STALE_STAGING_SECONDS`: left by a writer that crashed."""
+        waiting = []
+        for path in folder.iterdir():
+            if path in self.unmovable or path in self.not_read:
+                continue
+            hidden = path.name.startswith(".")
+            if not hidden and path.suffix.lower() == XML:
+                waiting.append(path)
+                continue
+            if hidden:
+                try:
+                    if time.time() - path.lstat().st_mtime <= STALE_STAGING_SECONDS:
+                        continue  # a writer's at work
+                except FileNotFoundError:
+                    continue  # renamed into place meanwhile
+            self.not_read.add(path)
+            log.warning(
+                "a file from the clearing house not read: its name does not end in .xml; for an operator",
+                extra={"file": str(path)},
+            )
+        return sorted(waiting)
+
     def answers(self) -> list[Path]:
         """The pain.002 answers waiting, by name (a file id starts with its time)."""
         self._channel()
-        return sorted(p for p in self.inbox.glob("*.xml") if p not in self.unmovable)
+        return self._waiting(self.inbox)
 
     def read_answer(self, path: Path) -> bytes:
         self._channel()
@@ -237,26 +272,41 @@ class ClearingDirs:
     def incoming(self) -> list[Path]:
         """The pacs.008 files of payments from other banks waiting, by name."""
         self._channel()
-        return sorted(p for p in self.incoming_dir.glob("*.xml") if p not in self.unmovable)
+        return self._waiting(self.incoming_dir)
 
     def read_incoming(self, path: Path) -> bytes:
         self._channel()
         return _read_bounded(path)
 
+    def _free(self, name: str, suffix: str) -> Path:
+        """Where in ``processed/`` a file ``name`` goes: ``<name><suffix>``, or, when a file
+        is there under it, ``<stem>.<UTC time><ext><suffix>`` (``NICS1.20261206T161923123456Z.xml``).
+        A rename replaced the earlier file of the name, the bank's only copy of what it
+        credited from it (found in review, 2026-12-06). Checked, then renamed: two files of
+        one name filed away at the same moment (one from the inbox, one from incoming/) is
+        the window left."""
+        target = self.processed / f"{name}{suffix}"
+        stem, ext = os.path.splitext(name)
+        while os.path.lexists(target):
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            target = self.processed / f"{stem}.{stamp}{ext}{suffix}"
+        return target
+
     def file_away(self, path: Path, suffix: str = "") -> None:
         """An answer or a pacs.008 handled, into ``processed/`` (``suffix``: set aside for
-        an operator). One another process filed away first (two instances overlapping in a
-        rollout both read it; what each did with it is idempotent) is not an error: raised,
-        it restarted the reading loop."""
+        an operator), never over a file filed away before under its name (`_free`). One
+        another process filed away first (two instances overlapping in a rollout both read
+        it; what each did with it is idempotent) is not an error: raised, it restarted the
+        reading loop."""
         try:
             try:
-                path.rename(self.processed / f"{path.name}{suffix}")
+                path.rename(self._free(path.name, suffix))
             except OSError as exc:
                 if exc.errno != errno.ENAMETOOLONG:
                     raise
                 # the suffix made the name too long: kept short, with a digest of the whole
                 digest = hashlib.sha256(path.name.encode()).hexdigest()[:12]
-                path.rename(self.processed / f"{path.name[:KEPT_NAME]}-{digest}{suffix}")
+                path.rename(self._free(f"{path.name[:KEPT_NAME]}-{digest}", suffix))
         except FileNotFoundError:
             log.info("file filed away by another process", extra={"file": path.name})
             return

@@ -217,3 +217,48 @@ def test_a_return_killed_between_its_mark_and_its_file_is_placed_at_the_next_try
     with pytest.raises(FileExistsError):
         channel.deliver("F1.xml", b"<pain.001/>")
     assert list(channel.outbox.iterdir()) == []
+
+
+def test_a_file_with_an_upper_case_extension_is_read_and_one_with_another_is_said_once(channel, caplog):
+    for folder in (channel.incoming_dir, channel.inbox):
+        for name in ("F1.XML", "F2", "F3.xml", "F4.Xml"):
+            (folder / name).write_bytes(b"<x/>")
+    assert [p.name for p in channel.incoming()] == ["F1.XML", "F3.xml", "F4.Xml"]
+    assert [p.name for p in channel.answers()] == ["F1.XML", "F3.xml", "F4.Xml"]
+    channel.incoming()
+    channel.answers()
+    said = [r for r in caplog.records if "not read" in r.getMessage()]
+    assert [(r.levelname, r.file) for r in said] == [  # type: ignore[attr-defined]
+        ("WARNING", str(channel.incoming_dir / "F2")),
+        ("WARNING", str(channel.inbox / "F2")),
+    ]
+
+
+def test_a_writers_temporary_file_is_said_only_once_it_is_left_behind(channel, caplog):
+    at_work, left = channel.incoming_dir / ".tmp-at-work", channel.incoming_dir / ".tmp-left"
+    for part in (at_work, left):
+        part.write_bytes(b"<half")
+    long_ago = time.time() - STALE_STAGING_SECONDS - 60
+    os.utime(left, (long_ago, long_ago))
+    assert channel.incoming() == []
+    said = [r.file for r in caplog.records if "not read" in r.getMessage()]  # type: ignore[attr-defined]
+    assert said == [str(left)]
+
+
+def test_a_file_filed_away_under_a_name_filed_before_never_replaces_it(channel):
+    for n, why in enumerate(("", "", ".rejected", ".rejected")):
+        path = channel.incoming_dir / "NICS1.xml"
+        path.write_bytes(f"<copy {n}/>".encode())
+        channel.file_away(path, why)
+    kept = {p.name: p.read_bytes() for p in channel.processed.iterdir()}
+    assert sorted(kept.values()) == [b"<copy 0/>", b"<copy 1/>", b"<copy 2/>", b"<copy 3/>"]
+    assert kept["NICS1.xml"] == b"<copy 0/>" and kept["NICS1.xml.rejected"] == b"<copy 2/>"
+    later = {name: body for name, body in kept.items() if name not in ("NICS1.xml", "NICS1.xml.rejected")}
+    assert sorted(name.endswith(".xml.rejected") for name in later) == [False, True]
+    assert all(name.startswith("NICS1.") for name in later)
+    long_name = "A" * 248 + ".xml"  # too long with its suffix: kept short, and not over the first
+    for body in (b"<long 1/>", b"<long 2/>"):
+        (channel.inbox / long_name).write_bytes(body)
+        channel.file_away(channel.inbox / long_name, ".rejected")
+    longs = [p.read_bytes() for p in channel.processed.iterdir() if p.name.startswith("A" * 120)]
+    assert sorted(longs) == [b"<long 1/>", b"<long 2/>"]

@@ -1241,3 +1241,28 @@ async def test_a_return_killed_between_its_mark_and_its_file_is_sent_at_the_next
     assert (await docs.get(return_path(pid))).data["status"] == "delivered"  # type: ignore[union-attr]
     await restarted.resend_pending()  # nothing pending: not placed twice
     assert len(list(dirs.outbox.iterdir())) == 1
+
+
+async def test_a_file_in_under_a_name_filed_away_before_keeps_both_copies(dirs):
+    """Two pacs.008 files under one name (one sent again corrected, two days' files named
+    alike): the second filed away replaced the first in processed/, the bank's only copy of
+    what it credited from it (found in review, 2026-12-06)."""
+    incoming = incoming_of(dirs, {BOB: "bob"})
+    first = await incoming.receive_file(_file(dirs, "NICS", _pacs008("NICS-A", credit(1))), Published())
+    second = await incoming.receive_file(_file(dirs, "NICS", _pacs008("NICS-B", credit(2))), Published())
+    assert [e.detail[TRANSACTION] for e in first + second] == ["TX1", "TX2"]  # type: ignore[index]
+    kept = sorted(dirs.processed.iterdir())
+    assert len(kept) == 2 and (dirs.processed / "NICS.xml").exists()
+    assert sorted(b"NICS-A" in p.read_bytes() for p in kept) == [False, True]
+    assert all(p.name.startswith("NICS.") and p.name.endswith(".xml") for p in kept)
+
+
+async def test_a_file_in_with_an_upper_case_extension_is_read(dirs):
+    """NICS0001.XML was never read, set aside or counted (found in review, 2026-12-06)."""
+    incoming = incoming_of(dirs, {BOB: "bob"})
+    path = dirs.incoming_dir / "NICS0001.XML"
+    ClearingDirs.write_atomic(path, _pacs008("NICS0001", credit(1)))
+    assert dirs.incoming() == [path]
+    out = await incoming.receive_file(path, Published())
+    assert [e.detail[TRANSACTION] for e in out] == ["TX1"]  # type: ignore[index]
+    assert dirs.incoming() == [] and (dirs.processed / "NICS0001.XML").exists()
