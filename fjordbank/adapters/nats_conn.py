@@ -7,6 +7,7 @@ import logging
 import os
 import ssl
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -67,6 +68,30 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext:
         for path in made:  # loaded into the context: the key need not stay on disk
             os.unlink(path)
     return ctx
+
+
+def _pem_text(value: str) -> bytes:
+    return value.encode() if _is_pem(value) else Path(value).read_bytes()
+
+
+def certificate_expiries(settings: NatsSettings) -> dict[str, float]:
+    """When this identity's client certificate and the CA it trusts stop being valid (Unix
+    seconds; the earliest of the CA file's certificates). Operators issue both by hand
+    (k8s/README.md), and an expired one stops the service connecting at its next start or
+    reconnect: the services export these (fjb_nats_certificate_expiry_timestamp_seconds)
+    for FjbNatsCertificateExpiring. A part that cannot be read is left out (the TLS
+    context refuses it with the reason)."""
+    from cryptography import x509
+
+    found: dict[str, float] = {}
+    for part, value in (("client", settings.cert_file), ("ca", settings.ca_file)):
+        try:
+            certs = x509.load_pem_x509_certificates(_pem_text(value))
+        except (OSError, ValueError) as exc:
+            log.warning("certificate not read for its expiry", extra={"cert": part, "error": repr(exc)})
+            continue
+        found[part] = min(c.not_valid_after_utc.timestamp() for c in certs)
+    return found
 
 
 async def connect(settings: NatsSettings, *, name: str, **options: Any) -> Client:

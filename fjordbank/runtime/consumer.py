@@ -78,6 +78,11 @@ IN_PROGRESS = Counter(
 _SETTLED: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("fjb_settled", default=None)
 ACK_PENDING = Gauge("fjb_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"])
 READY = Gauge("fjb_service_ready", "1 while /readyz answers 200 (every consumer bound), else 0")
+CERT_EXPIRY = Gauge(
+    "fjb_nats_certificate_expiry_timestamp_seconds",
+    "When the service's NATS client certificate (cert=client) and the CA it trusts (cert=ca) expire, Unix seconds",
+    ["cert"],
+)
 # Pauses before the in-hand attempts at a batch whose handler failed on a transient error
 # (ConsumerService._handle), within a budget from the first attempt's start; after that the
 # batch fails as any other (nak, redelivery with backoff). A slow failure (a 5 s publish
@@ -396,6 +401,8 @@ class ConsumerService:
         )
         READY.set_function(lambda: 1.0 if self._ready else 0.0)  # read at each scrape, as /readyz is
         await probes.start()
+        for part, expiry in nats_conn.certificate_expiries(self.settings.nats).items():
+            CERT_EXPIRY.labels(cert=part).set(expiry)
         try:
             self.nc = await nats_conn.connect(self.settings.nats, name=self.spec.durable)
             self.js = self.nc.jetstream()

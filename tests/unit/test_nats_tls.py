@@ -81,3 +81,26 @@ def test_a_missing_file_is_a_config_error(pki, tmp_path):
         nats_conn.tls_context(
             settings(str(tmp_path / "ca.pem"), str(pki / "client-edge.pem"), str(pki / "client-edge-key.pem"))
         )
+
+
+# ---- the certificates' ends (fjb_nats_certificate_expiry_timestamp_seconds) ----------------
+def test_the_client_certificate_and_the_ca_are_read_for_their_end_from_paths_or_pem(pki):
+    from cryptography import x509
+
+    def end(path: Path) -> float:
+        return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc.timestamp()
+
+    ca, cert, key = pki / "ca.pem", pki / "client-edge.pem", pki / "client-edge-key.pem"
+    want = {"client": end(cert), "ca": end(ca)}
+    assert nats_conn.certificate_expiries(settings(str(ca), str(cert), str(key))) == want
+    assert nats_conn.certificate_expiries(settings(ca.read_text(), cert.read_text(), str(key))) == want
+
+
+def test_a_ca_bundle_ends_with_its_first_certificate_to_end_and_an_unreadable_part_is_left_out(pki, tmp_path, caplog):
+    ca, cert, key = pki / "ca.pem", pki / "client-edge.pem", pki / "client-edge-key.pem"
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(ca.read_text() + cert.read_text())  # a rollover's two CAs, one ending sooner
+    got = nats_conn.certificate_expiries(settings(str(bundle), str(tmp_path / "missing.pem"), str(key)))
+    ends = nats_conn.certificate_expiries(settings(str(ca), str(cert), str(key)))
+    assert got == {"ca": min(ends.values())}
+    assert "certificate not read for its expiry" in caplog.text
