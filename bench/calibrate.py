@@ -230,6 +230,7 @@ def main() -> int:
     from devstack.stack import Stack
 
     stack = Stack(stack_settings.load(), progress=lambda _m: None)
+    stack.jobs_by_hand()
     for key, value in stack.emulator_hosts().items():
         os.environ[key] = value
     print(json.dumps({"raw": raw_capacity(stack.s.project_id), "noop_trigger": noop_trigger_timed(stack)}))

@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     if not_ready:
         print(f"soak: error: not running: {', '.join(not_ready)} (run `make up`)", file=sys.stderr)
         return 1
+    # The scheduler is not paused: a long run of the bank's use is watched with its jobs
+    # running as they run in production (every 5 and 15 minutes, the hourly ones).
     functions = loaded_functions(stack.sup.log_file("emulators"))
     stop, loads, samples = threading.Event(), [], [sample(stack)]
     loader = threading.Thread(target=run_load, args=(stop, loads, args.batch.split()), daemon=True)

@@ -18,22 +18,29 @@ emulator runs each job as it would run in production.
 - ``GET /healthz`` on ``--port`` answers 200 while it ticks, with each job's schedule and
   its last publish (message id, time, error).
 
-The test suite pauses it (tests/conftest.py): its tests run each job at their own
-instants, and a run by the real clock in between would take their work. ``FJB_SCHEDULER=off``
-keeps it off on a stack of one's own.
+It keeps running while a test session, a bench or a chaos run holds a pause (their
+process ids in the stack's run folder, PAUSE_FILE: hold_pause / release_pause): the tests
+run each job at their own instants, and a run by the real clock in between would take
+their due payments and their outbox; a bench measures the stack without the jobs. A job
+whose minute comes during a pause is not queued (as a paused Cloud Scheduler job, it is
+not made up later); a holder that died without releasing its pause holds nothing.
+``FJB_SCHEDULER=off`` keeps it off on a stack of one's own.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import json
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,6 +52,64 @@ log = logging.getLogger(NAME)
 MINUTE = dt.timedelta(minutes=1)
 LOOK_BACK = dt.timedelta(minutes=60)  # the most a late tick looks back for passed minutes
 HEALTHY_WITHIN = 120.0  # seconds since the last tick that /healthz still calls healthy
+
+
+# ---- pauses ---------------------------------------------------------------------------------
+PAUSE_FILE = "scheduler.pauses"  # in the stack's run folder: one "PID START" line per holder
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time (Linux: /proc), so that a holder's pid taken by a later
+    process holds nothing; None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 (starttime), after the command's ")"
+
+
+def _holders_in(text: str) -> list[tuple[int, str]]:
+    found = []
+    for line in text.splitlines():
+        pid, _, started = line.partition(" ")
+        if pid.isdigit():
+            found.append((int(pid), started))
+    return found
+
+
+def _edit(path: Path, change: Callable[[list[tuple[int, str]]], list[tuple[int, str]]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # two holders editing at once lose no line
+        fh.seek(0)
+        kept = change(_holders_in(fh.read()))
+        fh.seek(0)
+        fh.truncate()
+        fh.write("".join(f"{pid} {started}\n" for pid, started in kept))
+
+
+def hold_pause(path: Path, pid: int | None = None) -> None:
+    """Pause the scheduler while process ``pid`` (this one by default) lives."""
+    pid = os.getpid() if pid is None else pid
+    started = _started(pid) or "?"
+    _edit(path, lambda held: [h for h in held if h[0] != pid] + [(pid, started)])
+
+
+def release_pause(path: Path, pid: int | None = None) -> None:
+    pid = os.getpid() if pid is None else pid
+    if path.exists():
+        _edit(path, lambda held: [h for h in held if h[0] != pid])
+
+
+def pause_holders(path: Path) -> list[int]:
+    """The live processes holding a pause."""
+    try:
+        held = _holders_in(path.read_text())
+    except FileNotFoundError:
+        return []
+    return [pid for pid, started in held if (now := _started(pid)) is not None and started in ("?", now)]
 
 
 def _minute(at: dt.datetime) -> dt.datetime:
@@ -60,8 +125,11 @@ class Scheduler:
         publish: Callable[[dict[str, Any]], str],
         zone: ZoneInfo,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        paused: Callable[[], list[int]] = list,
     ) -> None:
         self.schedules, self.publish, self.zone, self.now = dict(schedules), publish, zone, now
+        self.paused = paused
+        self.paused_by: list[int] = []
         self.done_through = _minute(now())  # the minute it starts in is not made up
         self.last_tick: float | None = None
         self.runs: dict[str, dict[str, Any]] = {job: {"queued": 0, "failed": 0} for job in self.schedules}
@@ -81,8 +149,15 @@ class Scheduler:
 
     def tick(self) -> list[str]:
         """Publish what is due; the jobs queued."""
-        queued = []
-        for job in self.due():
+        queued: list[str] = []
+        due = self.due()
+        self.paused_by = self.paused()
+        if self.paused_by:
+            for job in due:
+                self.runs[job]["skipped"] = self.runs[job].get("skipped", 0) + 1
+                log.info("job %s not queued: paused by process %s", job, ", ".join(map(str, self.paused_by)))
+            due = []
+        for job in due:
             run = self.runs[job]
             try:
                 message_id = self.publish({"job": job})
@@ -113,6 +188,7 @@ class Scheduler:
         return {
             "ok": self.healthy(),
             "timeZone": str(self.zone),
+            "pausedBy": self.paused_by,
             "jobs": {job: {"schedule": line.line, **self.runs[job]} for job, line in self.schedules.items()},
         }
 
@@ -172,6 +248,8 @@ def component(stack) -> Component:
             stack.s.project_id,
             "--port",
             str(port),
+            "--pauses",
+            str(stack.s.run_dir / PAUSE_FILE),
         ],
         env={"PYTHONUNBUFFERED": "1", **stack.emulator_hosts()},
         cwd=stack.s.repo,
@@ -188,6 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--job", action="append", default=[], metavar="NAME=CRON", help="run NAME by CRON instead (repeatable)"
     )
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="run only these jobs")
+    parser.add_argument("--pauses", type=Path, help="the pause holders' file (PAUSE_FILE; none: never paused)")
     return parser.parse_args(argv)
 
 
@@ -212,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             made.set()
         return topic.publish_json_now(body)
 
-    scheduler = Scheduler(schedules, publish, ZoneInfo(SCHEDULE_TIME_ZONE))
+    pauses = args.pauses
+    scheduler = Scheduler(
+        schedules, publish, ZoneInfo(SCHEDULE_TIME_ZONE), paused=(lambda: pause_holders(pauses)) if pauses else list
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())

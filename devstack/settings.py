@@ -133,6 +133,7 @@ def _replicas(env: Mapping[str, str], service: str, running: Mapping[str, int]) 
 
 
 REPLICAS_FILE = "replicas.json"
+SCHEDULER_OFF_FILE = "scheduler-off"  # written by `up` when the stack runs without its scheduler
 
 
 def _recorded_replicas(state_dir: Path) -> dict[str, int]:
@@ -150,6 +151,16 @@ def record_replicas(settings: StackSettings) -> None:
         counts[service_of(name)] = counts.get(service_of(name), 0) + 1
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     (settings.run_dir / REPLICAS_FILE).write_text(json.dumps(counts, sort_keys=True))
+
+
+def record_scheduler(settings: StackSettings) -> None:
+    """Written by `up`: whether this stack runs its scheduler."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    marker = settings.run_dir / SCHEDULER_OFF_FILE
+    if settings.scheduler:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.touch()
 
 
 def service_of(component: str) -> str:
@@ -192,5 +203,7 @@ def load(env: Mapping[str, str] | None = None) -> StackSettings:
         prometheus_port=_port(env, "FJB_PROMETHEUS_PORT", 9090),
         functions_max_workers=_count(env, "FJB_FUNCTIONS_MAX_WORKERS", 4),
         scheduler_port=_port(env, "FJB_SCHEDULER_PORT", 9192),
-        scheduler=_switch(env, "FJB_SCHEDULER", True),
+        # unset: as the running stack was started (so `status` and the benches' checks of a
+        # stack started with FJB_SCHEDULER=off do not miss it), else on
+        scheduler=_switch(env, "FJB_SCHEDULER", not (state_dir / "run" / SCHEDULER_OFF_FILE).exists()),
     )

@@ -362,6 +362,7 @@ class Stack:
             self.progress(f"  stopping {name} (no longer configured) ...")
             self.sup.stop(name)
         stack_settings.record_replicas(self.s)
+        stack_settings.record_scheduler(self.s)
         if self.s.scheduler:
             rows.append(self._start(scheduler.component(self)))
         rows.append(self._start(web.component(self)))
@@ -413,24 +414,14 @@ class Stack:
             if n not in known and (service_of(n) != n or n == scheduler.NAME) and self.sup.pid(n) is not None
         )
 
-    def pause_scheduler(self) -> bool:
-        """Stop the scheduler if it runs (a test session runs the jobs at its own instants);
-        whether it ran, for resume_scheduler."""
-        return self.sup.stop(scheduler.NAME)
-
-    def resume_scheduler(self) -> Row | None:
-        """Start the scheduler again (after pause_scheduler), if the stack still runs."""
-        if self.sup.pid("emulators") is None:
-            return None
-        return self._start(scheduler.component(self))
-
     def jobs_by_hand(self) -> None:
-        """The scheduler stopped for the rest of this process, started again at its exit if
-        it ran: a bench measures the stack without the jobs (the hourly audit reads the whole
-        ledger), a chaos run runs them at its own instants."""
-        if self.pause_scheduler():
-            self.progress("  the scheduler is paused until this run ends")
-            atexit.register(self.resume_scheduler)
+        """Hold the scheduler's pause while this process runs (released at its exit; a
+        process killed holds nothing): a bench measures the stack without the jobs (the
+        hourly audit reads the whole ledger), a chaos run and the tests run them at their
+        own instants. The scheduler keeps running, so the stack stays ready."""
+        pauses = self.s.run_dir / scheduler.PAUSE_FILE
+        scheduler.hold_pause(pauses)
+        atexit.register(scheduler.release_pause, pauses, os.getpid())
 
     def down(self) -> list[str]:
         stopped = [n for n in self.stray_instances() if self.sup.stop(n)]

@@ -2,10 +2,9 @@
 
 If `make up` already runs the stack, the tests use it and leave it running; otherwise the
 fixture starts it and stops it in `finally`. Tests make unique ids instead of wiping data.
-The stack's scheduler (devstack/scheduler.py) is paused for the session: the tests run each
-scheduled job at their own instants (`bankctl jobs run --now`), and a run by the real clock
-in between would take their due payments and their outbox; one it paused starts again at
-the end.
+The stack's scheduler (devstack/scheduler.py) is paused for the session (Stack.jobs_by_hand):
+the tests run each scheduled job at their own instants (`bankctl jobs run --now`), and a run
+by the real clock in between would take their due payments and their outbox.
 """
 
 from __future__ import annotations
@@ -30,10 +29,8 @@ def stack():
     down (a test that kills a service, another session's run) is completed with `up`
     (idempotent) and left running: only a stack this session started from nothing is
     stopped at the end, so one session never takes down a stack another one uses."""
-    os.environ.setdefault("FJB_SCHEDULER", "off")  # every `up` of the session (and its tools') too
     st = Stack(stack_settings.load(), progress=lambda msg: print(msg, flush=True))
-    if not st.s.scheduler and st.pause_scheduler():
-        _PAUSED.append(st)
+    st.jobs_by_hand()
     rows = st.status()
     running = any(row.state == "ready" for row in rows if row.component in ("emulators", "nats-1"))
     try:
@@ -54,14 +51,11 @@ def stack():
 # data on exit, up to 120 s) once took longer than that, failing a run whose tests had all
 # passed.
 _STARTED: list[Stack] = []
-_PAUSED: list[Stack] = []  # a running stack whose scheduler the session stopped
 
 
 def pytest_sessionfinish(session, exitstatus):
     while _STARTED:
         _STARTED.pop().down()
-    while _PAUSED:
-        _PAUSED.pop().resume_scheduler()
 
 
 def save_rules_coverage(st) -> None:

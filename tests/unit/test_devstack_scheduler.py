@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import urllib.error
 import urllib.request
 from zoneinfo import ZoneInfo
@@ -215,7 +216,17 @@ def test_the_component_runs_after_every_service_with_the_emulators_pubsub(tmp_pa
     assert all(names.index(s) < names.index(scheduler.NAME) for s in topology.SERVICES)
     assert names.index("emulators") < names.index(scheduler.NAME)
     comp = stack.component(scheduler.NAME)
-    assert comp.argv[1:] == ["-m", "devstack.scheduler", "--project", stack.s.project_id, "--port", "9392"]
+    pauses = str(stack.s.run_dir / scheduler.PAUSE_FILE)
+    assert comp.argv[1:] == [
+        "-m",
+        "devstack.scheduler",
+        "--project",
+        stack.s.project_id,
+        "--port",
+        "9392",
+        "--pauses",
+        pauses,
+    ]
     assert comp.env["PUBSUB_EMULATOR_HOST"] == stack.emulator_hosts()["PUBSUB_EMULATOR_HOST"]
 
 
@@ -234,3 +245,66 @@ def test_a_scheduler_running_on_a_stack_set_off_is_a_stray_that_up_and_down_stop
     (stack.s.run_dir / f"{scheduler.NAME}.pid").write_text("1")
     monkeypatch.setattr(stack.sup, "pid", lambda name: 4242 if name == scheduler.NAME else None)
     assert stack.stray_instances() == [scheduler.NAME]
+
+
+# ---- pauses -------------------------------------------------------------------------------
+def test_a_pause_holds_while_its_process_lives_and_ends_with_its_release(tmp_path):
+    import subprocess
+    import sys
+
+    pauses = tmp_path / "run" / scheduler.PAUSE_FILE
+    assert scheduler.pause_holders(pauses) == []
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        scheduler.hold_pause(pauses)  # this process, as a test session
+        scheduler.hold_pause(pauses, child.pid)  # and a bench beside it
+        scheduler.hold_pause(pauses)  # holding twice is one hold
+        assert sorted(scheduler.pause_holders(pauses)) == sorted([os.getpid(), child.pid])
+        scheduler.release_pause(pauses)  # the session ends; the bench still holds it
+        assert scheduler.pause_holders(pauses) == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+    assert scheduler.pause_holders(pauses) == []  # a holder killed holds nothing
+
+
+def test_a_holders_pid_taken_by_a_later_process_holds_nothing(tmp_path):
+    pauses = tmp_path / scheduler.PAUSE_FILE
+    pauses.write_text(f"{os.getpid()} 1\n")  # this pid, started at another time
+    assert scheduler.pause_holders(pauses) == []
+
+
+def test_while_paused_a_jobs_minute_passes_unqueued_and_is_not_made_up():
+    holders: list[int] = [4242]
+    clock, topic = Clock("2026-12-07 10:04:30"), Topic()
+    s = scheduler.Scheduler(
+        {"relay-outbox": cron.parse("*/5 * * * *")}, topic, OSLO, now=clock, paused=lambda: list(holders)
+    )
+    clock.to("2026-12-07 10:05:01")
+    assert s.tick() == [] and topic.published == []
+    assert s.health()["pausedBy"] == [4242] and s.health()["jobs"]["relay-outbox"]["skipped"] == 1
+    holders.clear()
+    clock.to("2026-12-07 10:06:01")
+    assert s.tick() == []  # the 10:05 run is not made up
+    clock.to("2026-12-07 10:10:01")
+    assert s.tick() == ["relay-outbox"] and s.health()["pausedBy"] == []
+
+
+def test_jobs_by_hand_holds_the_pause_for_the_process_and_the_stack_stays_as_it_is(tmp_path):
+    stack = stack_of(tmp_path)
+    stack.jobs_by_hand()
+    pauses = stack.s.run_dir / scheduler.PAUSE_FILE
+    try:
+        assert scheduler.pause_holders(pauses) == [os.getpid()]
+        assert scheduler.NAME in [c.name for c in stack.components()]  # still a component, still ready
+        assert stack.component(scheduler.NAME).argv[-2:] == ["--pauses", str(pauses)]
+    finally:
+        scheduler.release_pause(pauses)
+
+
+def test_a_stack_started_with_the_scheduler_off_is_known_so_without_the_variable(tmp_path):
+    off = stack_of(tmp_path, FJB_SCHEDULER="off")
+    stack_settings.record_scheduler(off.s)
+    assert not stack_of(tmp_path).s.scheduler  # `make status`, a bench's check: as it was started
+    stack_settings.record_scheduler(stack_of(tmp_path, FJB_SCHEDULER="on").s)
+    assert stack_of(tmp_path).s.scheduler
