@@ -14,7 +14,7 @@ same file again at each start):
   MAX_NAMESPACES of them: each element's tag is "{URI}name", and a URI of a megabyte
   declared once cost a megabyte for every element that used it;
 - each distinct tag and attribute name is built once and shared by every element that
-  has it;
+  has it, and a document has at most MAX_NAMES of them;
 - a start tag is at most MAX_TAG_BYTES long (pyexpat builds a tag's attributes whole
   before any handler sees them: one element with 3 million attributes took a gigabyte),
   and attributes count with the elements against ``max_elements``.
@@ -31,8 +31,22 @@ from xml.parsers import expat
 MAX_NAMESPACE_CHARS = 256  # ISO 20022's are about 45 ("urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08")
 MAX_NAMESPACES = 32  # distinct URIs in one document
 MAX_TAG_BYTES = 64 * 1024  # one start tag, its attributes included
-_SHARED_NAMES = 100_000  # distinct names kept for sharing; past it each element builds its own (bounded by the URI cap)
-_LONG_TAG = re.compile(rb"<[^<>]{%d}" % MAX_TAG_BYTES)
+# Distinct element and attribute names in one document: pain.001/002 and pacs.008/004 use a
+# few hundred, the EU sanctions list about sixty. Each costs its name and namespace twice
+# (expat's copy and the tree's), however few times it is used: 2.9 million distinct ones in
+# 29 MiB took 2 GiB (found in review, 2026-12-06).
+MAX_NAMES = 5_000
+# What comes between "<" and ">" (the document's text between them is skipped): comments,
+# CDATA and processing instructions whole (an unterminated one to the end), and start tags
+# with their attribute values quoted (a value may hold ">", never "<"). Possessive: each
+# byte looked at once.
+_MARKUP = re.compile(
+    rb"<!--(?:[^-]++|-(?!->))*+(?:-->)?"
+    rb"|<!\[CDATA\[(?:[^\]]++|\](?!\]>))*+(?:\]\]>)?"
+    rb"|<\?(?:[^?]++|\?(?!>))*+(?:\?>)?"
+    rb"|<(?![!?/])(?:[^<>\"']++|\"[^\"]*+\"|'[^']*+')*+"
+)
+_UTF16 = (b"\xff\xfe", b"\xfe\xff")
 
 
 class UnsafeOrMalformedXml(ValueError):
@@ -60,9 +74,9 @@ class _Bounded:
     def qualified(self, name: str) -> str:
         shared = self.names.get(name)
         if shared is None:
-            shared = f"{{{name}" if "}" in name else name
-            if len(self.names) < _SHARED_NAMES:
-                self.names[name] = shared
+            if len(self.names) >= MAX_NAMES:
+                raise UnsafeOrMalformedXml(f"{self.what} has more than {MAX_NAMES} distinct names")
+            shared = self.names[name] = f"{{{name}" if "}" in name else name
         return shared
 
     def namespace(self, _prefix: str | None, uri: str | None) -> None:
@@ -85,6 +99,21 @@ class _Bounded:
         self.builder.end(self.qualified(name))
 
 
+def _check_tags(data: bytes | bytearray, what: str) -> None:
+    """Refuse a start tag over MAX_TAG_BYTES before expat builds it: pyexpat makes a tag's
+    attributes whole before any handler sees them (one tag of 3 million attributes took a
+    gigabyte). UTF-16 input is read as its text (its bytes hold "<" inside characters)."""
+    text = bytes(data)
+    if text[:2] in _UTF16 or (len(text) > 1 and 0 in text[:2]):
+        try:
+            text = text.decode("utf-16").encode()
+        except UnicodeDecodeError:
+            return  # not UTF-16 after all: expat reads it and says what it is
+    for match in _MARKUP.finditer(text):
+        if match.end() - match.start() > MAX_TAG_BYTES and text[match.start() + 1 : match.start() + 2] not in b"!?":
+            raise UnsafeOrMalformedXml(f"{what} has a tag longer than {MAX_TAG_BYTES} bytes")
+
+
 def parse(data: object, *, what: str, where: str, max_bytes: int, max_elements: int) -> ET.Element:
     """Parse ``data`` (bytes) into an element tree. ``what`` names the document in
     messages ("payment file"), ``where`` the place markup is refused in ("payment files").
@@ -97,8 +126,7 @@ def parse(data: object, *, what: str, where: str, max_bytes: int, max_elements: 
         raise UnsafeOrMalformedXml(f"{what} must be bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
         raise UnsafeOrMalformedXml(f"{what} exceeds {max_bytes} bytes")
-    if _LONG_TAG.search(data) is not None:
-        raise UnsafeOrMalformedXml(f"{what} has a tag longer than {MAX_TAG_BYTES} bytes")
+    _check_tags(data, what)
     parser = expat.ParserCreate(namespace_separator="}")
     parser.buffer_text = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)

@@ -66,3 +66,39 @@ def test_each_tag_and_attribute_name_is_built_once_for_every_element_that_has_it
     keys = [next(iter(e.attrib)) for e in tree]
     assert tags[0] == f"{{{PAIN002}}}Amt" and all(t is tags[0] for t in tags)
     assert keys[0] == "Ccy" and all(k is keys[0] for k in keys)
+
+
+def test_distinct_names_past_the_cap_are_refused():
+    """Each distinct name costs its name and namespace however often it is used: 2.9
+    million distinct ones in 29 MiB took 2 GiB (found in review of the first bounds)."""
+    with pytest.raises(safexml.UnsafeOrMalformedXml, match="more than 5000 distinct names"):
+        parse("<D>" + "".join(f"<a{i}/>" for i in range(safexml.MAX_NAMES)) + "</D>")
+    assert len(parse("<D>" + "".join(f"<a{i}/>" for i in range(safexml.MAX_NAMES - 1)) + "</D>")) == 4_999
+
+
+def test_a_long_tag_is_found_when_its_attribute_values_hold_a_greater_than_sign():
+    attrs = " ".join(f'a{i:x}=">"' for i in range(20_000))  # ">" is allowed in a value
+    with pytest.raises(safexml.UnsafeOrMalformedXml, match="tag longer than"):
+        parse(f"<D><e {attrs}/></D>")
+    assert parse("<D><e a=\"x > y\" b='>'/></D>")[0].attrib == {"a": "x > y", "b": ">"}
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        "<![CDATA[" + "<x " * 30_000 + "]]>",
+        "<!-- " + "<x " * 30_000 + " -->",
+        "<?note " + "x" * 70_000 + "?>",
+    ],
+    ids=["cdata", "comment", "pi"],
+)
+def test_long_cdata_comments_and_processing_instructions_are_no_tags(inner):
+    parse(f'<D xmlns="{PAIN002}"><Nm>{inner}</Nm></D>')
+
+
+def test_utf16_text_is_scanned_as_its_characters_not_its_bytes():
+    doc = f'<?xml version="1.0" encoding="UTF-16"?><D xmlns="{PAIN002}"><Nm>Ļoļa {"x" * 40_000}</Nm></D>'
+    assert parse(doc.encode("utf-16"))[0].text.startswith("Ļoļa")  # "Ļ" is 0x3C ("<") and 0x01 in UTF-16LE
+    long_tag = "<D><e " + " ".join(f'a{i:x}=""' for i in range(20_000)) + "/></D>"
+    with pytest.raises(safexml.UnsafeOrMalformedXml, match="tag longer than"):
+        parse(long_tag.encode("utf-16"))
