@@ -2,8 +2,9 @@
 code logs ids, not numbers, but an exception message may still carry a document path).
 
 * 11-digit numbers (account numbers, also written 1234.56.78903 or 1234 56 78903, and
-  national identity numbers, also written 150685 12345, 150685-12345, 15.06.85 12345 or
-  150685 123 45) keep their last 4 digits: ``*******8903``.
+  national identity numbers, also written 150685 12345 or 150685-12345, and, when their
+  control digits hold, 15.06.85 12345, 15.06.1985 12345 or 150685 123 45) keep their last 4
+  digits: ``*******8903``.
 * 13-19 digit numbers with a valid Luhn digit (card numbers, also printed in groups of
   four) keep BIN and last 4.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 
-from fjordbank.domain.norway import is_luhn_valid
+from fjordbank.domain.norway import is_luhn_valid, national_id_control_digits
 
 # A number's left edge: no letter or digit before it, or a JSON escape (a log line is masked
 # after it is serialised, where a newline or tab before a number is written "\n", "\t").
@@ -26,14 +27,16 @@ _ELEVEN = re.compile(_EDGE_L + r"[0-9]{4}([ .]?)[0-9]{2}\1[0-9]{5}" + _EDGE_R)
 # review). Not a part of a longer run of hyphen-joined digits (a reference 2026-123456-12345).
 # Apart by spaces, a no-break space (as it is, or as JSON writes it: "\u00a0") or a hyphen
 # (a no-break space or two spaces passed unmasked, found in review, 2026-12-06).
-# The birth date also as a date (15.06.85 12345) and the five digits also three and two
-# (150685 123 45), as forms and letters print them (found in review, 2026-12-06).
+# The birth date also as a date (15.06.85 12345, 15.06.1985 12345) and the five digits also
+# three and two (150685 123 45), as forms and letters print them (found in review,
+# 2026-12-06): those layouts are masked only when the number's control digits hold, since a
+# date before an amount (15.06.26 12345,00 kr) is written the same way.
 _APART = r"(?:[ \u00a0]+|(?:\\u00a0)+|-)"
 _NATIONAL_ID = re.compile(
     _EDGE_L
-    + r"(?<![0-9]-)(?<![0-9]\.)(?:[0-9]{6}|[0-9]{2}\.[0-9]{2}\.[0-9]{2})"
+    + r"(?<![0-9]-)(?<![0-9]\.)(?P<birth>[0-9]{6}|[0-9]{2}\.[0-9]{2}\.(?:[0-9]{2})?[0-9]{2})"
     + _APART
-    + r"(?:[0-9]{5}|[0-9]{3}(?:[ \u00a0]|\\u00a0)[0-9]{2})"
+    + r"(?P<rest>[0-9]{5}|[0-9]{3}(?:[ \u00a0]|\\u00a0)[0-9]{2})"
     + _EDGE_R
     + r"(?!-[0-9])"
 )
@@ -46,14 +49,19 @@ def _card(match: re.Match[str]) -> str:
     return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}" if is_luhn_valid(digits) else match.group(0)
 
 
-def _last_four(match: re.Match[str]) -> str:
-    digits = re.sub(r"[^0-9]", "", match.group(0).replace("\\u00a0", " "))
-    return "*******" + digits[-4:]
+def _national_id(match: re.Match[str]) -> str:
+    birth, rest = match.group("birth"), re.sub(r"[^0-9]", "", match.group("rest").replace("\\u00a0", " "))
+    if "." in birth or len(match.group("rest")) > 5:  # a written layout: only a number that holds
+        day, month, year = birth.split(".") if "." in birth else (birth[:2], birth[2:4], birth[4:])
+        first9 = f"{day}{month}{year[-2:]}{rest[:3]}"
+        if national_id_control_digits(first9) != (int(rest[3]), int(rest[4])):
+            return match.group(0)
+    return "*******" + rest[-4:]
 
 
 def redact(text: str) -> str:
     text = _CARD.sub(_card, _GROUPED_CARD.sub(_card, text))
-    text = _NATIONAL_ID.sub(_last_four, text)
+    text = _NATIONAL_ID.sub(_national_id, text)
     return _ELEVEN.sub(lambda m: "*******" + m.group(0)[-4:], text)
 
 

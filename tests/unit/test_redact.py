@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fjordbank.domain.cards import make_pan
-from fjordbank.domain.norway import make_account_number
+from fjordbank.domain.norway import make_account_number, national_id_control_digits
 from fjordbank.runtime import logs
 from fjordbank.runtime.redact import RedactingFormatter, install, redact
 
@@ -35,17 +35,33 @@ def test_national_identity_numbers_written_six_and_five_are_masked():
         assert redact(f'{{"msg": "lookup failed\\n150685{sep}12345"}}') == '{"msg": "lookup failed\\n*******2345"}'
 
 
-def test_national_identity_numbers_with_a_dotted_birth_date_or_split_digits_are_masked():
-    """As forms and letters print them (found in review, 2026-12-06: passed unmasked)."""
+def test_national_identity_numbers_with_a_dotted_birth_date_or_split_digits_are_masked_when_they_hold():
+    """As forms and letters print them (found in review, 2026-12-06: passed unmasked); only
+    a number whose control digits hold, since a date before an amount reads the same (the
+    first fix masked "Forfall 15.06.26 12345,00 kr")."""
+    k1, k2 = national_id_control_digits("150685123")
+    rest = f"123{k1}{k2}"
     for written in (
-        "15.06.85 12345",
-        "15.06.85-12345",
-        "150685 123 45",
-        "15.06.85 123 45",
-        "150685\\u00a0123\\u00a045",
+        f"15.06.85 {rest}",
+        f"15.06.85-{rest}",
+        f"15.06.1985 {rest}",
+        f"150685 {rest[:3]} {rest[3:]}",
+        f"15.06.85 {rest[:3]} {rest[3:]}",
+        f"150685\\u00a0{rest[:3]}\\u00a0{rest[3:]}",
     ):
-        assert redact(f"nid {written}, ok") == "nid *******2345, ok", written
-    for text in ("on 15.06.85 1234", "v1.15.06.85 12345", "150685 1234 5", "ver 2.15.06.85 12345"):
+        assert redact(f"nid {written}, ok") == f"nid *******{rest[1:]}, ok", written
+    bad = f"123{k1}{(k2 + 1) % 10}"
+    for text in (
+        f"nid 15.06.85 {bad}",
+        "Forfall 15.06.26 12345,00 kr",
+        "settled 06.12.26 10000 NOK",
+        "kl. 16.23.09 12345 ms",
+        "ver 10.11.12 20000",
+        "on 15.06.85 1234",
+        f"v1.15.06.85 {rest}",
+        "150685 1234 5",
+        f"150685 {bad[:3]} {bad[3:]}",
+    ):
         assert redact(text) == text, text
 
 
