@@ -43,6 +43,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -244,30 +245,54 @@ def _item(raw: object) -> Item:
     return Item(uid, str(raw["kind"]), key, str(raw["title"]), str(raw["body"]), normalize_data(data))
 
 
+def _to_send(
+    raws: list[object], done: frozenset[str] | set[str], count: Callable[[str, int], None]
+) -> tuple[list[Item], list[int], set[str]]:
+    """The pushes of a message to send now, with their places in it, and the `push_id`s of
+    those finished before (``done``) or malformed (logged: a retry would not mend them)."""
+    items: list[Item] = []
+    places: list[int] = []
+    finished: set[str] = set()
+    for place, raw in enumerate(raws):
+        pid = push_id(raw)
+        if pid is not None and pid in done:
+            count(SENT_BEFORE, place)
+            finished.add(pid)
+            continue
+        try:
+            items.append(_item(raw))
+            places.append(place)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("malformed push skipped", extra={"error": repr(exc)})
+            count(MALFORMED, place)
+            if pid is not None:
+                finished.add(pid)
+    return items, places, finished
+
+
 def deliver_batch(
-    docs: Documents, sender: PushSender, message: object, *, done: frozenset[str] | set[str] = frozenset()
+    docs: Documents,
+    sender: PushSender,
+    message: object,
+    *,
+    done: frozenset[str] | set[str] = frozenset(),
+    statuses: list[str | None] | None = None,
 ) -> dict[str, int]:
     """A Pub/Sub message from the notifier: {"pushes": [push, ...]}. Returns how many were
     sent, muted, had no device to go to, or were malformed (logged and skipped: a retry
     would not mend them), and how many an earlier delivery finished (``done``, their
     `push_id`s: skipped). Raises `PushesNotSent` (after removing the unregistered tokens)
-    when a push reached no device for a reason that passes."""
+    when a push reached no device for a reason that passes. ``statuses``: filled with each
+    push's outcome by its place in the message (the push function's span per payment)."""
     outcomes: dict[str, int] = {}
-    items: list[Item] = []
-    finished: set[str] = set()  # the push_id of each push this delivery finished, or found finished
-    for raw in message.get("pushes", []) if isinstance(message, dict) else []:
-        pid = push_id(raw)
-        if pid is not None and pid in done:
-            outcomes[SENT_BEFORE] = outcomes.get(SENT_BEFORE, 0) + 1
-            finished.add(pid)
-            continue
-        try:
-            items.append(_item(raw))
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error("malformed push skipped", extra={"error": repr(exc)})
-            outcomes[MALFORMED] = outcomes.get(MALFORMED, 0) + 1
-            if pid is not None:
-                finished.add(pid)
+
+    def count(status: str, place: int) -> None:
+        outcomes[status] = outcomes.get(status, 0) + 1
+        if statuses is not None and place < len(statuses):
+            statuses[place] = status
+
+    raws = message.get("pushes", []) if isinstance(message, dict) else []
+    items, places, finished = _to_send(raws if isinstance(raws, list) else [], done, count)
     if not items:
         return outcomes
     uids = list(dict.fromkeys(item.uid for item in items))
@@ -286,14 +311,18 @@ def deliver_batch(
     later = {n for (n, _device, _token), result in zip(sends, results, strict=True) if passes(result.code)}
     for n, on in enumerate(unmuted):
         status = MUTED if not on else SENT if n in took else NOT_SENT if n in later else NO_DEVICES
-        outcomes[status] = outcomes.get(status, 0) + 1
+        count(status, places[n])
         if status != NOT_SENT:
             finished.add(_push_id(items[n].uid, items[n].key))
     gone: dict[str, set[tuple[str, str]]] = {}
     for (n, device, _token), result in zip(sends, results, strict=True):
         if result.unregistered:
             gone.setdefault(items[n].uid, set()).add(device)
-    removed = _remove(docs, {uid: found.get(settings_path(uid)) for uid in gone}, gone)
+    try:
+        removed = _remove(docs, {uid: found.get(settings_path(uid)) for uid in gone}, gone)
+    except Exception as exc:  # noqa: BLE001 - the sends are done; the next push to a gone token reports it again
+        log.warning("unregistered devices not removed", extra={"error": repr(exc)})
+        removed = 0
     log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed})
     if NOT_SENT in outcomes:
         raise PushesNotSent(outcomes, finished)
@@ -328,6 +357,12 @@ def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[tu
 
 
 def _send(sender: PushSender, item: Item, token: str) -> PushResult:
-    result = sender.send(token, title=item.title, body=item.body, data=item.data, collapse_id=collapse_id(item.key))
+    try:
+        result = sender.send(token, title=item.title, body=item.body, data=item.data, collapse_id=collapse_id(item.key))
+    except Exception as exc:  # noqa: BLE001 - not now: the message is delivered again for it
+        # a sender error that is no FCM answer (the credentials' token refresh failing, say)
+        # escaped the message's delivery whole: nothing recorded, every push of it sent again
+        # at each retry and never given up (found in review, 2026-12-06)
+        result = PushResult(token, ok=False, error=f"send failed: {type(exc).__name__}", code="TRANSPORT_ERROR")
     log_metrics.push_result(item.kind, result.ok, result.code)  # fjb_push_results (a log-based metric)
     return result
