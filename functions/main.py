@@ -265,7 +265,11 @@ def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData], done: 
     with _lock:
         if "push_sender" not in _deps:
             _deps["push_sender"] = sender_from_config(settings.project_id, settings.fcm_sink_url)
-    message = event.data.message.json or {}
+    try:
+        message = event.data.message.json or {}
+    except ValueError:  # not JSON: no retry mends it, and this function's are retried (an hour)
+        log.error("push message is not JSON: dropped", extra={"messageId": event.data.message.message_id})
+        return
     items = message.get("pushes") if isinstance(message, dict) else None
     if not isinstance(items, list):
         push.deliver_batch(docs(), _deps["push_sender"], message, done=done)

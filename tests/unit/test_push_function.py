@@ -103,6 +103,13 @@ SCRIPT = textwrap.dedent(
     def failing(paths):
         raise RuntimeError("firestore away")
     docs.get_many = failing
+    class NotJson:  # a message whose data is not JSON: the SDK's json raises
+        message_id, attributes, publish_time = "5005", {}, dt.datetime.now(dt.UTC)
+        @property
+        def json(self):
+            raise ValueError("Expecting value: line 1 column 1 (char 0)")
+    trigger(NS(data=NS(message=NotJson())))  # dropped (logged), not raised: a retry would not mend it
+    results["not_json"] = "dropped"
     results["ours"] = deliver(dt.timedelta(seconds=1), "4004")
     results["ours_late"] = deliver(dt.timedelta(hours=2), "4004")
     docs.get_many = kept
@@ -151,3 +158,4 @@ def test_every_customers_push_of_a_message_is_sent_whatever_an_earlier_device_an
     # a failure of ours (the settings read) is tried again, and given up after the hour
     assert got["ours"] == {"raised": {"error": 2}, "sent": [], "recorded": 0}
     assert got["ours_late"]["raised"] is None
+    assert got["not_json"] == "dropped"
