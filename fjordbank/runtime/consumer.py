@@ -156,6 +156,10 @@ class HandlerTimedOut(Exception):
     """A handler's call ran past HANDLER_DEADLINE_SECONDS and was cancelled."""
 
 
+class HandlerCancelled(Exception):
+    """A handler raised CancelledError while its worker was not being cancelled."""
+
+
 class PartitionMoved(Exception):
     """The partition of the batch in hand is no longer this instance's: its handler is not
     called (again); the messages are the new holder's."""
@@ -783,6 +787,15 @@ class ConsumerService:
             try:
                 async with deadline:
                     return await binding.handler(batch)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this worker is being cancelled (the service stopping)
+                # the handler's own (something it awaited was cancelled): a failure of its
+                # messages; it escaped the worker, which ended and stopped the service,
+                # and the same batch came back to the next instance (found in review,
+                # 2026-12-06)
+                raise HandlerCancelled("the handler raised CancelledError") from exc
             except Exception as exc:
                 if deadline.expired():
                     raise HandlerTimedOut(
@@ -809,6 +822,13 @@ class ConsumerService:
         batch = [d if d.span is not None else replace(d, span=self._start_span(d, name)) for d in batch]
         batch = await self._drop_unsettled(batch, binding.spec)
         if not batch:
+            return None
+        if len(batch) > 1 and any(self.tally.failures((binding.spec.durable, d.stream_sequence)) for d in batch):
+            # A message of it failed here before: a message at a time at once, not the
+            # whole batch first (one that hangs its handler cost two deadlines each time,
+            # 22 minutes before it was dead-lettered, with the messages behind it given back
+            # each time and one of the process's two turns held: found in review, 2026-12-06)
+            await self._one_by_one(batch, binding, None)
             return None
         tracing.begin_batch()
         BATCH.labels(name).observe(len(batch))
@@ -891,16 +911,20 @@ class ConsumerService:
             )
         return [Retry(error, transient=transient(exc))]
 
-    async def _one_by_one(self, batch: list[Delivery], binding: Binding, exc: Exception) -> None:
+    async def _one_by_one(self, batch: list[Delivery], binding: Binding, exc: Exception | None) -> None:
         """A failed batch again, a message at a time (one that failed for a reason of its
-        own, or one that failed before), so the others go through, while its partition is
-        still held here; once it moved, the messages not handled yet are the new holder's
-        (given back at once, no delay). A message that fails transiently or times out ends
-        the split: the rest back after its delay (see `_failed`)."""
+        own, or one that failed before; ``exc`` None: a batch with such a message, not
+        tried whole), so the others go through, while its partition is still held here;
+        once it moved, the messages not handled yet are the new holder's (given back at
+        once, no delay). A message that fails transiently or times out is followed by the
+        next one: if that goes through, the failure was the message's own and the split goes
+        on; if it fails the same way too, what fails is failing for all of them, and the
+        rest go back after its delay."""
         log.warning(
-            "batch failed; retrying its messages one by one",
-            extra={"size": len(batch), "error": f"{type(exc).__name__}: {exc}"},
+            "batch failed; retrying its messages one by one" if exc else "a message failed before; one by one",
+            extra={"size": len(batch), "error": None if exc is None else f"{type(exc).__name__}: {exc}"},
         )
+        suspect = False  # the last message handled failed transiently (or timed out)
         for i, d in enumerate(batch):
             if not self._still_owned(binding):
                 await self._give_back(batch[i:], binding.spec)
@@ -908,16 +932,21 @@ class ConsumerService:
             outcomes = await self._process([d], binding)
             first = outcomes[0] if outcomes else None
             failures = self.tally.failures((binding.spec.durable, d.stream_sequence))
-            if isinstance(first, Retry) and (first.transient or first.timed_out) and failures and i + 1 < len(batch):
-                # the database or NATS failing (or a timeout), and the message not dead-
-                # lettered by it: the rest back after the delay its nak got (never at once:
-                # they overtook it, a payer's later payments before the earlier one, and
-                # came back hot: found in review, 2026-12-06), rather than each taking its
-                # own tries (and up to the handler's deadline each) on what is failing for
-                # all of them
+            failing = isinstance(first, Retry) and (first.transient or first.timed_out) and bool(failures)
+            if isinstance(first, Retry) and failing and suspect and i + 1 < len(batch):
+                # two in a row: the database or NATS failing (or timing out) for all of
+                # them: the rest back after the delay its nak got (never at once: they
+                # overtook it, a payer's later payments before the earlier one, and came back
+                # hot: found in review, 2026-12-06), rather than each taking its own tries
+                # (and up to the handler's deadline each) on what is failing for all of them.
+                # After one such failure alone the rest went back behind it every time, and a
+                # message failing so for reasons of its own (contention on a document only it
+                # writes) held its partition for the hour a transient failure is given
+                # (found in review, 2026-12-06).
                 rest = retry_delay(first, failures, binding.spec)
                 await self._give_back(batch[i + 1 :], binding.spec, delay=rest, why="split")
                 return
+            suspect = failing
 
     async def _give_back(
         self, batch: list[Delivery], spec: topology.ConsumerSpec, *, delay: float | None = None, why: str = "moved"
