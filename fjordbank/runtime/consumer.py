@@ -425,6 +425,7 @@ class ConsumerService:
             if self.leases is not None:
                 self.leases.start()
                 helpers.append(asyncio.create_task(self._watch_leases(self.leases)))
+                helpers.append(asyncio.create_task(self._drain_leases(self.leases)))
             await asyncio.gather(*workers)
             if self.leases is not None:
                 await self.leases.stop()  # hands the partitions over now, not at expiry
@@ -588,6 +589,11 @@ class ConsumerService:
                 self._stopping.set()
                 return
             await asyncio.sleep(1.0)
+
+    async def _drain_leases(self, leases: LeaseThread) -> None:
+        """Once the service is stopping, its lease loop claims nothing more."""
+        await self._stopping.wait()
+        leases.drain()
 
     def _raise_if_failed(self) -> None:
         """A stop the service's watches made: exit 1, so that its platform restarts it."""

@@ -136,6 +136,11 @@ class Ownership:
         self.stopping: dict[int, tuple[asyncio.Future[None], str]] = {}
         self.member_revision: int | None = None
         self.members = 1
+        # the service is stopping (its workers finishing their batches in hand): nothing is
+        # claimed any more, what is held is renewed until the stop hands it over. Claims went
+        # on meanwhile, and a partition a sibling had just handed over sat unworked for the
+        # rest of the drain (found in review, 2026-12-06).
+        self.draining = False
         # the renewals and the handovers' deletes of the same leases, one at a time (a
         # delete answered before a renewal's write would be counted a lost lease)
         self._writing = asyncio.Lock()
@@ -210,6 +215,8 @@ class Ownership:
         """Hand over what has stopped and move towards the fair share: ceil(partitions /
         live members)."""
         await self._finish_releases()
+        if self.draining:
+            return
         if self.member_revision is None:  # counted among the members from the first look
             await self._heartbeat()
         present = await self._present()
@@ -472,6 +479,13 @@ class LeaseThread:
     def start(self) -> None:
         self._thread.start()
         self._started.wait(10)
+
+    def drain(self) -> None:
+        """The service is stopping: claim nothing more (Ownership.draining); what is held
+        is renewed until `stop` hands it over."""
+        ownership = self.ownership
+        if ownership is not None:
+            ownership.draining = True  # read by the lease thread at its next balance
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop renewing and hand every partition over (after its work stopped)."""

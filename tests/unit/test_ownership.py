@@ -484,6 +484,24 @@ def test_a_clean_stop_hands_everything_over_at_the_next_tick():
     assert held(b) == set(range(8))
 
 
+def test_a_draining_instance_claims_nothing_and_keeps_renewing_what_it_holds():
+    """Stopping (its workers finishing their batches), an instance went on claiming, and a
+    partition a sibling had just handed over sat unworked for the rest of its drain (found
+    in review, 2026-12-06)."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    a, b = instance(kv, clock, "ledger"), instance(kv, clock, "ledger-2")
+    for _ in range(4):
+        step(clock, a, b)
+    mine = held(a)
+    assert mine and held(b) and mine | held(b) == set(range(8))
+    a.draining = True
+    run(b.release_all())  # b stops cleanly: its partitions are free
+    for _ in range(3):
+        step(clock, a, seconds=0.5)
+    assert held(a) == mine  # nothing claimed, and what it had still held (renewed)
+
+
 @pytest.mark.parametrize("settle_after", [0, 3])
 @pytest.mark.parametrize("seed", range(5))
 def test_random_ticks_kills_and_hangs_never_give_a_partition_to_two(seed, settle_after):
