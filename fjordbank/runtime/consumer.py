@@ -829,11 +829,14 @@ class ConsumerService:
         batch = await self._drop_unsettled(batch, binding.spec)
         if not batch:
             return None
-        if len(batch) > 1 and any(self.tally.failures((binding.spec.durable, d.stream_sequence)) for d in batch):
-            # A message of it failed here before: a message at a time at once, not the
-            # whole batch first (one that hangs its handler cost two deadlines each time,
-            # 22 minutes before it was dead-lettered, with the messages behind it given back
-            # each time and one of the process's two turns held: found in review, 2026-12-06)
+        if len(batch) > 1 and any(self.tally.own_failures((binding.spec.durable, d.stream_sequence)) for d in batch):
+            # A message of it failed here before for a reason of its own (it timed out alone,
+            # or failed so): a message at a time at once, not the whole batch first (one that
+            # hangs its handler cost two deadlines each time, 22 minutes before it was
+            # dead-lettered, with the messages behind it given back each time and one of the
+            # process's two turns held: found in review, 2026-12-06). Not after transient
+            # failures: after an outage every message in hand has one, and each batch would
+            # be committed a message at a time while the backlog came.
             await self._one_by_one(batch, binding, None)
             return None
         tracing.begin_batch()
@@ -922,15 +925,14 @@ class ConsumerService:
         own, or one that failed before; ``exc`` None: a batch with such a message, not
         tried whole), so the others go through, while its partition is still held here;
         once it moved, the messages not handled yet are the new holder's (given back at
-        once, no delay). A message that fails transiently or times out is followed by the
-        next one: if that goes through, the failure was the message's own and the split goes
-        on; if it fails the same way too, what fails is failing for all of them, and the
-        rest go back after its delay."""
+        once, no delay). A message that fails transiently or times out sends the rest back
+        after its delay, unless it is past its tries: then the next one tells whether the
+        failure is its own (the split goes on) or everyone's (the rest back)."""
         log.warning(
             "batch failed; retrying its messages one by one" if exc else "a message failed before; one by one",
             extra={"size": len(batch), "error": None if exc is None else f"{type(exc).__name__}: {exc}"},
         )
-        suspect = False  # the last message handled failed transiently (or timed out)
+        suspect = False  # the last message failed past its tries (so taken for its own failure)
         for i, d in enumerate(batch):
             if not self._still_owned(binding):
                 await self._give_back(batch[i:], binding.spec)
@@ -939,20 +941,28 @@ class ConsumerService:
             first = outcomes[0] if outcomes else None
             failures = self.tally.failures((binding.spec.durable, d.stream_sequence))
             failing = isinstance(first, Retry) and (first.transient or first.timed_out) and bool(failures)
-            if isinstance(first, Retry) and failing and suspect and i + 1 < len(batch):
-                # two in a row: the database or NATS failing (or timing out) for all of
-                # them: the rest back after the delay its nak got (never at once: they
-                # overtook it, a payer's later payments before the earlier one, and came back
-                # hot: found in review, 2026-12-06), rather than each taking its own tries
-                # (and up to the handler's deadline each) on what is failing for all of them.
-                # After one such failure alone the rest went back behind it every time, and a
-                # message failing so for reasons of its own (contention on a document only it
-                # writes) held its partition for the hour a transient failure is given
-                # (found in review, 2026-12-06).
-                rest = retry_delay(first, failures, binding.spec)
-                await self._give_back(batch[i + 1 :], binding.spec, delay=rest, why="split")
-                return
-            suspect = failing
+            if isinstance(first, Retry) and failing and i + 1 < len(batch):
+                if suspect or failures < binding.spec.max_deliver:
+                    # the database or NATS failing (or a timeout), and the message not dead-
+                    # lettered by it: the rest back after the delay its nak got (never at
+                    # once: they overtook it, a payer's later payments before the earlier
+                    # one, and came back hot: found in review, 2026-12-06), rather than each
+                    # taking its own tries (and up to the handler's deadline each) on what is
+                    # failing for all of them
+                    rest = retry_delay(first, failures, binding.spec)
+                    await self._give_back(batch[i + 1 :], binding.spec, delay=rest, why="split")
+                    return
+                # Failing past its tries (kept only by the hour a transient failure is
+                # given): taken for a failure of its own, as one past max_deliver would be,
+                # and the next message tells: if that goes through the split goes on, if it
+                # fails too the rest goes back. Behind it every time, the messages after
+                # one failing so for reasons of its own (contention on a document only it
+                # writes) waited the hour (found in review, 2026-12-06); a payer's later
+                # payment overtakes an earlier one only after the earlier one's tries, as
+                # after a failure of its own.
+                suspect = True
+                continue
+            suspect = False
 
     async def _give_back(
         self, batch: list[Delivery], spec: topology.ConsumerSpec, *, delay: float | None = None, why: str = "moved"
@@ -1024,7 +1034,7 @@ class ConsumerService:
         key = (spec.durable, d.stream_sequence)
         if not isinstance(outcome, Retry):
             return True, None
-        failures = self.tally.failed(key)
+        failures = self.tally.failed(key, own=not outcome.transient)
         if failures < spec.max_deliver:
             return False, retry_delay(outcome, failures, spec)
         if outcome.transient and self.tally.failing_for(key) < TRANSIENT_MAX_AGE_SECONDS:

@@ -31,6 +31,7 @@ Key = tuple[str, int]  # (durable consumer, stream sequence)
 @dataclass(slots=True)
 class Seen:
     failures: int = 0  # the handler failed (a Retry outcome)
+    own: int = 0  # of those, failures of the message's own (not transient: it alone timed out, or failed so)
     given_back: int = 0  # delivered here and given back unhandled
     first_failed: float | None = None  # when its handler first failed here (monotonic)
 
@@ -52,10 +53,12 @@ class DeliveryTally:
             self._seen.popitem(last=False)
         return seen
 
-    def failed(self, key: Key, *, now: float | None = None) -> int:
-        """Count a failure of the message's handler; returns its failures here so far."""
+    def failed(self, key: Key, *, now: float | None = None, own: bool = False) -> int:
+        """Count a failure of the message's handler (``own``: not a transient one); returns
+        its failures here so far."""
         seen = self._entry(key)
         seen.failures += 1
+        seen.own += own
         if seen.first_failed is None:
             seen.first_failed = time.monotonic() if now is None else now
         return seen.failures
@@ -63,6 +66,10 @@ class DeliveryTally:
     def failures(self, key: Key) -> int:
         seen = self._seen.get(key)
         return 0 if seen is None else seen.failures
+
+    def own_failures(self, key: Key) -> int:
+        seen = self._seen.get(key)
+        return 0 if seen is None else seen.own
 
     def failing_for(self, key: Key, *, now: float | None = None) -> float:
         """Seconds since the message's handler first failed here (0: it has not)."""
