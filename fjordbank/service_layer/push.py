@@ -43,6 +43,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -277,13 +278,16 @@ def deliver_batch(
     *,
     done: frozenset[str] | set[str] = frozenset(),
     statuses: list[str | None] | None = None,
+    budget_s: float | None = None,
 ) -> dict[str, int]:
     """A Pub/Sub message from the notifier: {"pushes": [push, ...]}. Returns how many were
     sent, muted, had no device to go to, or were malformed (logged and skipped: a retry
     would not mend them), and how many an earlier delivery finished (``done``, their
     `push_id`s: skipped). Raises `PushesNotSent` (after removing the unregistered tokens)
     when a push reached no device for a reason that passes. ``statuses``: filled with each
-    push's outcome by its place in the message (the push function's span per payment)."""
+    push's outcome by its place in the message (the push function's span per payment).
+    ``budget_s``: no send is started past it (each counts as not sent for now)."""
+    ends = None if budget_s is None else time.monotonic() + budget_s
     outcomes: dict[str, int] = {}
 
     def count(status: str, place: int) -> None:
@@ -306,7 +310,7 @@ def deliver_batch(
         for field, device, token in _targets(found.get(settings_path(items[n].uid)), items[n].kind)
     ]
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
-        results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2]), sends))
+        results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2], ends), sends))
     took = {n for (n, _device, _token), result in zip(sends, results, strict=True) if result.ok}
     later = {n for (n, _device, _token), result in zip(sends, results, strict=True) if passes(result.code)}
     for n, on in enumerate(unmuted):
@@ -356,7 +360,9 @@ def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[tu
     return sum(len(d) for d in gone.values())
 
 
-def _send(sender: PushSender, item: Item, token: str) -> PushResult:
+def _send(sender: PushSender, item: Item, token: str, ends: float | None = None) -> PushResult:
+    if ends is not None and time.monotonic() > ends:  # the run's budget spent: the next delivery sends it
+        return PushResult(token, ok=False, error="not started: the run's budget was spent", code="DEADLINE_EXCEEDED")
     try:
         result = sender.send(token, title=item.title, body=item.body, data=item.data, collapse_id=collapse_id(item.key))
     except Exception as exc:  # noqa: BLE001 - not now: the message is delivered again for it

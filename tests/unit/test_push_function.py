@@ -113,6 +113,21 @@ SCRIPT = textwrap.dedent(
     results["ours"] = deliver(dt.timedelta(seconds=1), "4004")
     results["ours_late"] = deliver(dt.timedelta(hours=2), "4004")
     docs.get_many = kept
+    # the retry record's read failing (a retry: the record is read first): tried again,
+    # given up after the hour (it escaped the give-up, retried for a day: found in review)
+    get = docs.get
+    def away(path):
+        raise RuntimeError("firestore away")
+    docs.get = away
+    outcomes = []
+    for age in (dt.timedelta(seconds=40), dt.timedelta(hours=2)):
+        try:
+            trigger(event(age, "6006"))
+            outcomes.append(None)
+        except push.PushesNotSent as exc:
+            outcomes.append(exc.outcomes)
+    docs.get = get
+    results["record_read_fails"] = outcomes
     print("RESULT " + json.dumps(results))
     """
 )
@@ -159,3 +174,4 @@ def test_every_customers_push_of_a_message_is_sent_whatever_an_earlier_device_an
     assert got["ours"] == {"raised": {"error": 2}, "sent": [], "recorded": 0}
     assert got["ours_late"]["raised"] is None
     assert got["not_json"] == "dropped"
+    assert got["record_read_fails"] == [{"error": 1}, None]

@@ -282,3 +282,28 @@ def test_a_gateway_error_firebase_admin_calls_unknown_is_tried_again(monkeypatch
     monkeypatch.setattr(messaging, "send", failing)
     with pytest.raises(push.PushesNotSent):
         push.deliver_batch(_alice(), FirebaseAdminSender("demo-fjordbank", app=object()), {"pushes": [dict(_PUSH)]})
+
+
+def test_no_send_is_started_past_the_runs_budget_and_those_not_started_come_again(docs):
+    """Cut by its platform's timeout, a run recorded nothing: every push sent again at each
+    delivery, and never given up (found in review, 2026-12-06). Past the budget the sends
+    not started are not sent for now, recorded with the rest."""
+    seed(docs, {"users/bob/settings/notifications": {"devices": {"phone": phone("tok-bob")}}})
+    sender = Sender()
+    with pytest.raises(push.PushesNotSent) as raised:
+        push.deliver_batch(docs, sender, {"pushes": [a_push(), a_push("p-9:completed", uid="bob")]}, budget_s=-1)
+    assert raised.value.outcomes == {"not_sent": 2} and sender.sent == [] and raised.value.done == set()
+    assert push.deliver_batch(docs, sender, {"pushes": [a_push()]}, budget_s=60) == {"sent": 1}
+
+
+def test_a_sender_that_raises_is_a_push_not_sent_for_now(docs):
+    """No FCM answer at all (the credentials' token refresh failing): it escaped the
+    message's delivery whole (found in review, 2026-12-06)."""
+
+    class Raising(Sender):
+        def send(self, token, **kwargs):
+            raise RuntimeError("could not refresh the access token")
+
+    with pytest.raises(push.PushesNotSent) as raised:
+        deliver(docs, Raising(), a_push())
+    assert raised.value.outcomes == {"not_sent": 1}
