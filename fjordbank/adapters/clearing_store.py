@@ -73,6 +73,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _flag(path: Path) -> None:
+    """An empty file, on disk before this returns."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _lock(fd: int) -> None:
     """An exclusive lock on an open file, waited for: one delivery of a name at a time.
     A file system without locks (a FUSE mount may refuse flock) is left unlocked: two
@@ -155,34 +164,42 @@ class ClearingDirs:
         settles (found in review, 2026-12-06). An empty mark is a crash before either.
 
         ``resend_lost``: a file that is the same message however often it is sent (a pacs.004
-        return: its message id is its payment's, ``RET-<payment id>.xml``), for which a name
-        marked and neither waiting in the outbox nor taken is a crash between the mark and
-        the file, and is placed again (``data``, the mark made its copy). Taken for delivered,
-        such a return was recorded so and never sent: the paying bank never got its money back
-        (found in review, 2026-12-06). The clearing house filing a taken copy away (not in
-        ``sent/`` any more) while the bank's record of it still waited (a crash after the
-        file and before the record) sends it twice: the same message id, which it takes once."""
+        return: its message id is its payment's, ``RET-<payment id>.xml``). Once placed, its
+        mark gets a flag (``delivered/{name}.placed``); a name marked, not flagged, and
+        neither waiting in the outbox nor taken is a crash between the mark and the file, and
+        the mark's own copy is placed again (the same bytes: not one made again at this try,
+        whose creation time and settlement date could differ). Taken for delivered, such a
+        return was recorded so and never sent: the paying bank never got its money back
+        (found in review, 2026-12-06); resent without the flag, a return the clearing house
+        had taken and filed away was sent a second time, different (found in review of
+        that fix). Only a crash between the file and its flag sends the same bytes twice."""
         self._channel()
         mark = os.open(self.delivered_marks / name, os.O_CREAT | os.O_RDWR, 0o644)
+        flag = self.delivered_marks / f"{name}.placed"
         try:
             _lock(mark)
             placed = (self.outbox / name).exists() or (self.sent / name).exists()
-            if placed or (os.fstat(mark).st_size and not resend_lost):
+            marked = os.fstat(mark).st_size > 0
+            if placed or (marked and (not resend_lost or flag.exists())):
                 raise FileExistsError(f"{name} was delivered before")
-            if os.fstat(mark).st_size:
+            if marked:
                 log.warning(
-                    "a file marked delivered and never placed (a crash between the two); placed now",
+                    "a file marked delivered and never placed (a crash between the two); its copy placed now",
                     extra={"file": name},
                 )
-                os.ftruncate(mark, 0)  # the copy written again: what is placed now
-            _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
-            os.fsync(mark)
+                data = Path(self.delivered_marks / name).read_bytes()  # the same bytes as marked
+            else:
+                _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
+                os.fsync(mark)
             try:
                 self._place(name, data)
             except BaseException:
-                os.ftruncate(mark, 0)  # not delivered: a later try delivers it
-                os.fsync(mark)
+                if not marked:
+                    os.ftruncate(mark, 0)  # not delivered: a later try delivers it
+                    os.fsync(mark)
                 raise
+            if resend_lost:
+                _flag(flag)
         finally:
             os.close(mark)  # and with it the lock
 

@@ -41,6 +41,7 @@ from fjordbank.service_layer.incoming import (
     arrived_event,
     decide_held,
     held_payments,
+    payment_return,
     return_name,
     return_order,
     return_path,
@@ -1204,7 +1205,8 @@ async def test_a_return_killed_between_its_mark_and_its_file_is_sent_at_the_next
     delivery mark and before the file is placed. The next try found the mark, took the
     return for delivered and recorded it so: the paying bank never got its money back and
     nothing was pending (found in review, 2026-12-06). A return is the same message on every
-    try, so it is placed again."""
+    try, so the mark's copy is placed again (its bytes: a copy made again at the next try
+    could differ in its times, found in review of the first fix, 2026-12-06)."""
     import os
     import signal
     import subprocess
@@ -1217,30 +1219,39 @@ async def test_a_return_killed_between_its_mark_and_its_file_is_sent_at_the_next
     batch = docs.batch()
     batch.create(return_path(pid), {"paymentId": pid, "reason": "AC01", "status": "pending", "order": order})
     await batch.commit()
+    first = payment_return(order, bic="FJORNOKK", now=NOW - dt.timedelta(minutes=15))  # the first try's
+    (tmp_path / "first.xml").write_bytes(first)
     child = (
         "import os, signal, sys\n"
+        "from pathlib import Path\n"
         "from fjordbank.adapters.clearing_store import ClearingDirs\n"
         f"d = ClearingDirs({str(dirs.root)!r})\n"
         "d._place = lambda name, data: os.kill(os.getpid(), signal.SIGKILL)\n"
-        f"d.deliver({return_name(pid)!r}, b'<first try/>')\n"
+        f"d.deliver({return_name(pid)!r}, Path({str(tmp_path / 'first.xml')!r}).read_bytes(), resend_lost=True)\n"
     )
     root = Path(__file__).resolve().parents[2]
     killed = subprocess.run(
         [sys.executable, "-c", child], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, check=False
     )
     assert killed.returncode == -signal.SIGKILL
-    assert (dirs.delivered_marks / return_name(pid)).read_bytes() == b"<first try/>"  # marked, never placed
+    assert (dirs.delivered_marks / return_name(pid)).read_bytes() == first  # marked, never placed
     assert list(dirs.outbox.iterdir()) == []
     restarted = incoming_of(dirs, {}, docs)
     await restarted.resend_pending()
     [sent] = list(dirs.outbox.iterdir())
     assert sent.name == return_name(pid)
-    [returned] = pacs.parse_pacs004(sent.read_bytes()).returns  # the return as made now, not the mark's bytes
+    assert sent.read_bytes() == first  # the mark's copy, as marked
+    [returned] = pacs.parse_pacs004(sent.read_bytes()).returns
     assert returned.original_transaction_id == "TX7" and returned.reason_code == "AC01"
     assert (dirs.delivered_marks / return_name(pid)).read_bytes() == sent.read_bytes()  # the bank's copy: what went
     assert (await docs.get(return_path(pid))).data["status"] == "delivered"  # type: ignore[union-attr]
     await restarted.resend_pending()  # nothing pending: not placed twice
     assert len(list(dirs.outbox.iterdir())) == 1
+    # taken and filed away by the clearing house, its record lost (a crash after the file):
+    # placed and flagged, so never sent again (sent a second time, different, before)
+    sent.unlink()
+    with pytest.raises(FileExistsError):
+        dirs.deliver(return_name(pid), b"<made again/>", resend_lost=True)
 
 
 async def test_a_file_in_under_a_name_filed_away_before_keeps_both_copies(dirs):
