@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -80,14 +81,22 @@ def _holders_in(text: str) -> list[tuple[int, str]]:
 
 
 def _edit(path: Path, change: Callable[[list[tuple[int, str]]], list[tuple[int, str]]]) -> None:
+    """Change the holders under a lock of their own (two holders editing at once lose no
+    line), the file replaced whole: the scheduler reads it without the lock, and a file
+    truncated and then written in place read empty in between (a held pause not honoured
+    for that tick), and a holder killed in between wiped the others (found in review,
+    2026-12-06)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # two holders editing at once lose no line
-        fh.seek(0)
-        kept = change(_holders_in(fh.read()))
-        fh.seek(0)
-        fh.truncate()
-        fh.write("".join(f"{pid} {started}\n" for pid, started in kept))
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            held = _holders_in(path.read_text())
+        except FileNotFoundError:
+            held = []
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f"{pid} {started}\n" for pid, started in change(held)))
+        os.replace(tmp, path)
 
 
 def hold_pause(path: Path, pid: int | None = None) -> None:

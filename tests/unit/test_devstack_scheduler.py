@@ -308,3 +308,29 @@ def test_a_stack_started_with_the_scheduler_off_is_known_so_without_the_variable
     assert not stack_of(tmp_path).s.scheduler  # `make status`, a bench's check: as it was started
     stack_settings.record_scheduler(stack_of(tmp_path, FJB_SCHEDULER="on").s)
     assert stack_of(tmp_path).s.scheduler
+
+
+def test_the_pause_file_is_never_seen_empty_while_a_holder_edits_it(tmp_path):
+    """Truncated and written in place, it read empty in between: a held pause not honoured
+    for that tick (found in review, 2026-12-06). It is replaced whole now."""
+    import threading
+
+    pauses = tmp_path / scheduler.PAUSE_FILE
+    scheduler.hold_pause(pauses)  # the session's hold
+    stop, missed = threading.Event(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            if os.getpid() not in scheduler.pause_holders(pauses):
+                missed.append(1)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(300):  # a bench beside it holding and releasing
+            scheduler.hold_pause(pauses, 1)
+            scheduler.release_pause(pauses, 1)
+    finally:
+        stop.set()
+        reader.join()
+    assert missed == []

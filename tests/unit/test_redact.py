@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fjordbank.domain.cards import make_pan
-from fjordbank.domain.norway import make_account_number, national_id_control_digits
+from fjordbank.domain.norway import is_valid_national_id, make_account_number, national_id_control_digits
 from fjordbank.runtime import logs
 from fjordbank.runtime.redact import RedactingFormatter, install, redact
 
@@ -50,6 +50,10 @@ def test_national_identity_numbers_with_a_dotted_birth_date_or_split_digits_are_
         f"150685\\u00a0{rest[:3]}\\u00a0{rest[3:]}",
     ):
         assert redact(f"nid {written}, ok") == f"nid *******{rest[1:]}, ok", written
+    # a number of the 2032 rule, which the bank takes today, too (found in review, 2026-12-06)
+    assert is_valid_national_id("15068550049")
+    for written in ("15.06.85 50049", "150685 500 49"):
+        assert redact(f"nid {written}") == "nid *******0049", written
     bad = f"123{k1}{(k2 + 1) % 10}"
     for text in (
         f"nid 15.06.85 {bad}",
