@@ -210,7 +210,7 @@ def parse_ocr_line(text: object) -> PaymentDraft:
         )
     corrections: list[str] = []
     kid = _kid(match["kid"], corrections)
-    parts = _amount_parts(match["amount"], corrections)
+    parts, letters = _amount_parts(match["amount"], corrections)
     if not parts:
         # The layout lets the amount be left for the payer to fill in ("kan enten
         # forhåndsutfylles eller fylles ut av betaleren"): kroner, øre and the check digit
@@ -227,6 +227,7 @@ def parse_ocr_line(text: object) -> PaymentDraft:
         raise InvoiceRefused("invalid_amount", "kroner (1-8 digits), øre (2) and one check digit", "amount")
     if amount_check_digit(kroner, ore) != int(check):
         raise InvoiceRefused("amount_check_digit", "the amount's check digit is wrong (misread amount?)", "amount")
+    _one_or_line(kroner, ore, int(check), letters, len(kroner_parts))
     amount = int(kroner) * 100 + int(ore)
     if amount <= 0:
         raise InvoiceRefused("invalid_amount", "the amount is zero", "amount")
@@ -234,7 +235,28 @@ def parse_ocr_line(text: object) -> PaymentDraft:
     return PaymentDraft(_account(match["account"], corrections), amount, kid, None, tuple(corrections))
 
 
-def _amount_parts(text: str, corrections: list[str]) -> list[str]:
+def _one_or_line(kroner: str, ore: str, check: int, letters: list[int], kroner_groups: int) -> None:
+    """A lone letter read as the printed line at the kroner's edge (``letters``: the digit
+    groups before each) might have been a 1 spaced apart instead ("9992 I 59 5": 9 992,59
+    or 99 921,59 kr). Refused as unreadable when the amount with that 1 holds its check
+    digit as well: both readings are possible, and taken for the line the draft was ten
+    times too small about one time in ten (found in review of the first fix, 2026-12-06)."""
+    for before in letters:
+        if before == kroner_groups:
+            other = kroner + "1"
+        elif before == 0:
+            other = "1" + kroner
+        else:
+            continue
+        if len(other) <= 8 and amount_check_digit(other, ore) == check:
+            raise InvoiceRefused(
+                "unreadable_character",
+                "kroner: a mark at the kroner's edge reads as a 1 or as the printed line; both amounts hold (rescan)",
+                "kroner",
+            )
+
+
+def _amount_parts(text: str, corrections: list[str]) -> tuple[list[str], list[int]]:
     """The amount's digit groups (kroner, øre, check digit), split at the spaces, with the
     printed lines between its boxes passed over: a part of strokes only, or a lone ``I``,
     ``l`` or ``i`` (the same line read as a letter; reported). Neither is ever a digit: read
@@ -242,7 +264,8 @@ def _amount_parts(text: str, corrections: list[str]) -> list[str]:
     check digit held about one time in ten (found in review, 2026-12-06). The layout prints
     no line inside the kroner box, so such a part between two of the kroner's digit groups
     is a 1 or a line, which cannot be told: refused (as unreadable), neither dropped nor
-    read as 1. A part of letters only ("II") is no digit group either: refused too."""
+    read as 1. A part of letters only ("II") is no digit group either: refused too. Also
+    returned: for each lone letter taken for a line, the digit groups before it."""
     parts: list[str] = []
     lines: list[tuple[int, int, str]] = []  # (the digit groups before it, position, part)
     for found in re.finditer(r"[^\s<]+", text):  # "< 9 >": the check digit as printed
@@ -264,7 +287,7 @@ def _amount_parts(text: str, corrections: list[str]) -> list[str]:
                 f"kroner: '{part}' at position {position} of the amount stands between the kroner's digits (rescan)",
                 "kroner",
             )
-    return parts
+    return parts, [before for before, _position, part in lines if part in LINE_LETTERS]
 
 
 def _payable(amount: int) -> None:
