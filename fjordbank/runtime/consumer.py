@@ -203,6 +203,7 @@ class Retry:
     delay: float | None = None
     transient: bool = False
     timed_out: bool = False  # the handler's call was cut off (HANDLER_DEADLINE_SECONDS)
+    alone: bool = False  # the message was handled alone (not in a batch that failed whole)
 
 
 @dataclass(frozen=True)
@@ -366,6 +367,7 @@ class ConsumerService:
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None  # set once connected (_main); see jetstream()
         self._stopping = asyncio.Event()
+        self._last_ack = float("-inf")  # when a handler here last went through (monotonic)
         self.leases: LeaseThread | None = None  # set when a consumer is partitioned
         self._active: dict[int, asyncio.Event] = {}  # partition -> held (workers pull)
         self._busy: dict[int, asyncio.Lock] = {}  # partition -> a batch in hand
@@ -792,7 +794,10 @@ class ConsumerService:
             deadline = asyncio.timeout(HANDLER_DEADLINE_SECONDS)
             try:
                 async with deadline:
-                    return await binding.handler(batch)
+                    outcomes = await binding.handler(batch)
+                if any(isinstance(o, Ack) for o in outcomes):
+                    self._last_ack = time.monotonic()  # others go through (see _failed)
+                return outcomes
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
                 if task is None or task.cancelling():
@@ -895,11 +900,15 @@ class ConsumerService:
         if isinstance(exc, HandlerTimedOut) and (whole or len(batch) == 1):
             # a batch's first time: not the messages' fault, as far as is known (a database
             # that stopped answering looks the same), all of them back later as transient
-            # failures. A message alone counts it as its own failure: one that hangs its
-            # handler held one of the process's two turns for the deadline at each try, for
-            # an hour as a transient failure (found in review, 2026-12-06)
+            # failures. A message alone counts it as its own failure when other messages
+            # went through here meanwhile: one that hangs its handler held one of the
+            # process's two turns for the deadline at each try, for an hour as a transient
+            # failure (found in review, 2026-12-06); but while nothing goes through (the
+            # database hanging for all) it is everyone's, and healthy messages were
+            # dead-lettered after six deadlines (found in review of that fix)
+            mine = len(batch) == 1 and self._others_go_through()
             log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
-            return [Retry(str(exc), delay, transient=whole, timed_out=True)] * len(batch)
+            return [Retry(str(exc), delay, transient=not mine, timed_out=True, alone=len(batch) == 1)] * len(batch)
         if whole and transient(exc):
             # The database or NATS away or overloaded (the in-hand retries spent): the whole
             # batch back after one delay, as for a timeout. One at a time, each message took
@@ -918,7 +927,15 @@ class ConsumerService:
                 extra={"subject": batch[0].subject, "error": error, "delivery": batch[0].num_delivered},
                 exc_info=True,
             )
-        return [Retry(error, transient=transient(exc))]
+        # counted among its tries alone only while others go through here: in an outage the
+        # head of each split fails alone every time, and counted so, a payer's later payment
+        # went first once the database came back (found in review of the first fix)
+        return [Retry(error, transient=transient(exc), alone=self._others_go_through())]
+
+    def _others_go_through(self) -> bool:
+        """Whether a handler here went through within the last handler deadline: a failure
+        of one message alone meanwhile is its own, not the database's or NATS's."""
+        return time.monotonic() - self._last_ack < HANDLER_DEADLINE_SECONDS
 
     async def _one_by_one(self, batch: list[Delivery], binding: Binding, exc: Exception | None) -> None:
         """A failed batch again, a message at a time (one that failed for a reason of its
@@ -939,10 +956,14 @@ class ConsumerService:
                 return
             outcomes = await self._process([d], binding)
             first = outcomes[0] if outcomes else None
-            failures = self.tally.failures((binding.spec.durable, d.stream_sequence))
+            key = (binding.spec.durable, d.stream_sequence)
+            failures = self.tally.failures(key)
             failing = isinstance(first, Retry) and (first.transient or first.timed_out) and bool(failures)
             if isinstance(first, Retry) and failing and i + 1 < len(batch):
-                if suspect or failures < binding.spec.max_deliver:
+                # its tries: the failures it had alone (a whole batch's in an outage were
+                # everyone's, and counted so a payer's later payment went first: found in
+                # review of the first fix, 2026-12-06)
+                if suspect or self.tally.alone_failures(key) < binding.spec.max_deliver:
                     # the database or NATS failing (or a timeout), and the message not dead-
                     # lettered by it: the rest back after the delay its nak got (never at
                     # once: they overtook it, a payer's later payments before the earlier
@@ -1034,7 +1055,7 @@ class ConsumerService:
         key = (spec.durable, d.stream_sequence)
         if not isinstance(outcome, Retry):
             return True, None
-        failures = self.tally.failed(key, own=not outcome.transient)
+        failures = self.tally.failed(key, own=not outcome.transient, alone=outcome.alone)
         if failures < spec.max_deliver:
             return False, retry_delay(outcome, failures, spec)
         if outcome.transient and self.tally.failing_for(key) < TRANSIENT_MAX_AGE_SECONDS:

@@ -32,6 +32,7 @@ Key = tuple[str, int]  # (durable consumer, stream sequence)
 class Seen:
     failures: int = 0  # the handler failed (a Retry outcome)
     own: int = 0  # of those, failures of the message's own (not transient: it alone timed out, or failed so)
+    alone: int = 0  # of those, failures while it was handled alone
     given_back: int = 0  # delivered here and given back unhandled
     first_failed: float | None = None  # when its handler first failed here (monotonic)
 
@@ -53,12 +54,13 @@ class DeliveryTally:
             self._seen.popitem(last=False)
         return seen
 
-    def failed(self, key: Key, *, now: float | None = None, own: bool = False) -> int:
-        """Count a failure of the message's handler (``own``: not a transient one); returns
-        its failures here so far."""
+    def failed(self, key: Key, *, now: float | None = None, own: bool = False, alone: bool = False) -> int:
+        """Count a failure of the message's handler (``own``: not a transient one; ``alone``:
+        handled alone); returns its failures here so far."""
         seen = self._entry(key)
         seen.failures += 1
         seen.own += own
+        seen.alone += alone
         if seen.first_failed is None:
             seen.first_failed = time.monotonic() if now is None else now
         return seen.failures
@@ -66,6 +68,10 @@ class DeliveryTally:
     def failures(self, key: Key) -> int:
         seen = self._seen.get(key)
         return 0 if seen is None else seen.failures
+
+    def alone_failures(self, key: Key) -> int:
+        seen = self._seen.get(key)
+        return 0 if seen is None else seen.alone
 
     def own_failures(self, key: Key) -> int:
         seen = self._seen.get(key)

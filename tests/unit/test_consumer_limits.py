@@ -345,11 +345,29 @@ async def test_a_message_alone_that_times_out_is_its_own_failure(monkeypatch):
         await asyncio.Event().wait()
 
     svc, letters = service(hangs)
+    svc._last_ack = float("inf")  # other messages go through here meanwhile, all the time
     m = Msg(4)
     for n in range(1, spec.max_deliver + 1):
         m.metadata.num_delivered = n
         await svc.process([Delivery(m)])
     assert settled(m)[-1] == "term" and [seq for seq, _ in letters] == [4]
+
+
+async def test_a_message_alone_that_times_out_while_nothing_goes_through_is_everyones_failure(monkeypatch):
+    """The database hanging for all: counted as its own, a healthy message was dead-lettered
+    after six deadlines (found in review, 2026-12-06). It is given the hour instead."""
+    monkeypatch.setattr(consumer, "HANDLER_DEADLINE_SECONDS", 0.05)
+    spec = topology.consumer("ledger")
+
+    async def hangs(batch):
+        await asyncio.Event().wait()
+
+    svc, letters = service(hangs)
+    m = Msg(4)
+    for n in range(1, spec.max_deliver + 2):
+        m.metadata.num_delivered = n
+        await svc.process([Delivery(m)])
+    assert "term" not in settled(m) and letters == [] and svc.tally.own_failures(("ledger", 4)) == 0
 
 
 def test_a_publish_refused_for_what_it_is_is_not_transient():
@@ -389,6 +407,7 @@ async def test_a_message_failing_transiently_for_reasons_of_its_own_holds_up_the
         return [Ack() for _ in batch]
 
     svc, letters = service(handler)
+    svc._last_ack = float("inf")  # other partitions' messages go through here meanwhile
     spec = topology.consumer("ledger")
     msgs = [Msg(2), Msg(3), Msg(4)]  # the failing one first: a payer's earlier payment, say
     tries = 0
@@ -398,7 +417,7 @@ async def test_a_message_failing_transiently_for_reasons_of_its_own_holds_up_the
             m.metadata.num_delivered = tries
         await svc.process([Delivery(m) for m in msgs])
     assert handled == [3, 4] and letters == []
-    assert svc.tally.failures(("ledger", 2)) == spec.max_deliver  # not one try before its tries were spent
+    assert svc.tally.alone_failures(("ledger", 2)) == spec.max_deliver  # not one try before its tries alone
 
 
 async def test_a_batch_with_a_message_that_hung_before_is_split_without_a_whole_try_first(monkeypatch):
@@ -416,6 +435,7 @@ async def test_a_batch_with_a_message_that_hung_before_is_split_without_a_whole_
         return [Ack() for _ in batch]
 
     svc, _letters = service(handler)
+    svc._last_ack = float("inf")  # other partitions' messages go through here meanwhile
     msgs = [Msg(2), Msg(3), Msg(4)]
     await svc.process([Delivery(m) for m in msgs])  # whole, times out: back whole
     for m in msgs:
@@ -465,3 +485,35 @@ async def test_after_an_outage_a_batch_whose_messages_failed_transiently_is_stil
         m.metadata.num_delivered = 2
     await svc.process([Delivery(m) for m in msgs])
     assert sizes == [10] and all(settled(m)[-1] == "ack" for m in msgs)
+
+
+async def test_after_an_outage_a_payers_later_payment_never_goes_before_the_earlier_one(monkeypatch):
+    """The head of each split failed alone in the outage every time; counted among its tries,
+    the next transient failure after it let the payer's later payment be booked first (found
+    in review of the first fix, 2026-12-06)."""
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())
+    spec = topology.consumer("ledger")
+    booked: list[int] = []
+    state = {"down": True, "flaky": 0}
+
+    async def handler(batch):
+        if state["down"]:
+            raise TimeoutError("the database did not answer")
+        state["flaky"] += 1
+        if state["flaky"] <= 2:  # back, but the whole try and the first alone fail
+            raise TimeoutError("the database did not answer")
+        booked.extend(d.stream_sequence for d in batch)
+        return [Ack() for _ in batch]
+
+    svc, _letters = service(handler)
+    msgs = [Msg(1), Msg(2)]  # the same payer's earlier and later payment
+    for n in range(1, spec.max_deliver + 2):
+        if n == spec.max_deliver + 1:
+            state["down"] = False
+        for m in msgs:
+            m.metadata.num_delivered = n
+        await svc.process([Delivery(m) for m in msgs])
+    for m in msgs:
+        m.metadata.num_delivered = spec.max_deliver + 2
+    await svc.process([Delivery(m) for m in msgs])
+    assert booked == [1, 2]
