@@ -94,9 +94,13 @@ def _edit(path: Path, change: Callable[[list[tuple[int, str]]], list[tuple[int, 
         except FileNotFoundError:
             held = []
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(f"{pid} {started}\n" for pid, started in change(held)))
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write("".join(f"{pid} {started}\n" for pid, started in change(held)))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def hold_pause(path: Path, pid: int | None = None) -> None:

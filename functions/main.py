@@ -253,12 +253,15 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
     message = event.data.message
     age = dt.datetime.now(dt.UTC) - message.publish_time
     done: set[str] = set()
+    known = age < push.REDELIVERY_AGE  # whether the record of earlier deliveries was read (or none can be)
     try:
         try:
             # the retry record's read and the sender's set-up too: failing outside the
             # delivery they escaped the hour's give-up, and Pub/Sub delivered the message
             # again for a day (found in review, 2026-12-06)
-            done = push.done_before(docs(), message.message_id) if age >= push.REDELIVERY_AGE else set()
+            if not known:
+                done = push.done_before(docs(), message.message_id)
+                known = True
             _on_push(event, done)
         except push.PushesNotSent:
             raise
@@ -267,7 +270,8 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
             raise push.PushesNotSent({"error": 1}, set(done)) from exc
     except push.PushesNotSent as exc:
         if age <= PUSH_MAX_AGE:
-            push.record_done(docs(), message.message_id, done | exc.done, published=message.publish_time)
+            if known:  # unread, the record written now would wipe what earlier deliveries sent
+                push.record_done(docs(), message.message_id, done | exc.done, published=message.publish_time)
             raise
         log.warning("pushes given up: not sent for an hour", extra={"outcomes": exc.outcomes})
         return

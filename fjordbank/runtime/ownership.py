@@ -467,6 +467,7 @@ class LeaseThread:
         self.on_acquire = on_acquire
         self.on_release = on_release
         self.ownership: Ownership | None = None
+        self.draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
@@ -482,7 +483,9 @@ class LeaseThread:
 
     def drain(self) -> None:
         """The service is stopping: claim nothing more (Ownership.draining); what is held
-        is renewed until `stop` hands it over."""
+        is renewed until `stop` hands it over. Kept here too: a stop while the lease loop
+        still connects reaches the Ownership it makes then (found in review, 2026-12-06)."""
+        self.draining = True
         ownership = self.ownership
         if ownership is not None:
             ownership.draining = True  # read by the lease thread at its next balance
@@ -564,6 +567,7 @@ class LeaseThread:
                 on_acquire=self._bridge(self.on_acquire),
                 on_release=self._bridge(self.on_release),
             )
+            self.ownership.draining = self.draining
             closed = asyncio.create_task(self._watch_connection(nc))
             try:
                 await self.ownership.run(self._stop)

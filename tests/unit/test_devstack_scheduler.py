@@ -334,3 +334,16 @@ def test_the_pause_file_is_never_seen_empty_while_a_holder_edits_it(tmp_path):
         stop.set()
         reader.join()
     assert missed == []
+
+
+def test_a_failed_edit_of_the_pause_file_leaves_no_temporary_file(tmp_path):
+    pauses = tmp_path / scheduler.PAUSE_FILE
+    scheduler.hold_pause(pauses, 1)
+
+    def broken(held):
+        raise OSError("no space left on device")
+
+    with pytest.raises(OSError):
+        scheduler._edit(pauses, broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [scheduler.PAUSE_FILE, scheduler.PAUSE_FILE + ".lock"]
+    assert scheduler.pause_holders(pauses) == [1]

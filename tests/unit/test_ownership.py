@@ -629,3 +629,33 @@ def test_the_lease_thread_ends_when_its_connection_is_closed_for_good():
         await leases.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_drain_asked_while_the_lease_thread_still_connects_reaches_its_ownership():
+    """drain() before the lease loop had made its Ownership was lost, and the stopping
+    instance claimed partitions nobody worked (found in review, 2026-12-06)."""
+    import time
+
+    from fjordbank.runtime.ownership import LeaseThread
+
+    kv = FakeKV(clock=time.monotonic)
+    connection = FakeConnection(kv)
+
+    async def scenario() -> None:
+        async def hook(_p):
+            return None
+
+        async def connect():
+            return connection
+
+        leases = LeaseThread(
+            connect, "ledger", "ledger-1", main_loop=asyncio.get_running_loop(), on_acquire=hook, on_release=hook
+        )
+        leases.drain()  # the stop came first
+        leases.start()
+        await asyncio.sleep(2 * topology.LEASE_SECONDS / 3)
+        assert leases.ownership is not None and leases.ownership.draining
+        assert not any(leases.holds(p) for p in range(topology.PAYMENT_PARTITIONS))
+        await leases.stop()
+
+    asyncio.run(scenario())

@@ -115,6 +115,9 @@ SCRIPT = textwrap.dedent(
     docs.get_many = kept
     # the retry record's read failing (a retry: the record is read first): tried again,
     # given up after the hour (it escaped the give-up, retried for a day: found in review)
+    sender.broken.clear()
+    sender.away = {"tok-alice"}
+    deliver(dt.timedelta(seconds=1), "6006")  # bob's sent and recorded, alice's not
     get = docs.get
     def away(path):
         raise RuntimeError("firestore away")
@@ -128,6 +131,8 @@ SCRIPT = textwrap.dedent(
             outcomes.append(exc.outcomes)
     docs.get = get
     results["record_read_fails"] = outcomes
+    record = docs.get(push.retry_path("6006"))
+    results["record_kept"] = None if record is None else len(record.data["done"])
     print("RESULT " + json.dumps(results))
     """
 )
@@ -175,3 +180,5 @@ def test_every_customers_push_of_a_message_is_sent_whatever_an_earlier_device_an
     assert got["ours_late"]["raised"] is None
     assert got["not_json"] == "dropped"
     assert got["record_read_fails"] == [{"error": 1}, None]
+    # the record unread is not written over: bob's push is not sent again (found in review)
+    assert got["record_kept"] == 1
