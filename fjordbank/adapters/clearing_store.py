@@ -175,26 +175,34 @@ class ClearingDirs:
         that fix). Only a crash between the file and its flag sends the same bytes twice."""
         self._channel()
         mark = os.open(self.delivered_marks / name, os.O_CREAT | os.O_RDWR, 0o644)
-        flag = self.delivered_marks / f"{name}.placed"
+        flag, whole = self.delivered_marks / f"{name}.placed", self.delivered_marks / f"{name}.whole"
         try:
             _lock(mark)
             placed = (self.outbox / name).exists() or (self.sent / name).exists()
             marked = os.fstat(mark).st_size > 0
             if placed or (marked and (not resend_lost or flag.exists())):
                 raise FileExistsError(f"{name} was delivered before")
-            if marked:
+            # a return's mark is its copy to place again only once written whole (its own
+            # flag): one cut short (a full disk, a kill while it was written) is written again
+            # (found in review, 2026-12-06: the part was placed as the return)
+            again = marked and whole.exists()
+            if again:
                 log.warning(
                     "a file marked delivered and never placed (a crash between the two); its copy placed now",
                     extra={"file": name},
                 )
                 data = Path(self.delivered_marks / name).read_bytes()  # the same bytes as marked
-            else:
-                _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
-                os.fsync(mark)
             try:
+                if not again:
+                    os.ftruncate(mark, 0)
+                    _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
+                    os.fsync(mark)
+                    if resend_lost:
+                        _flag(whole)
                 self._place(name, data)
             except BaseException:
-                if not marked:
+                if not again:
+                    whole.unlink(missing_ok=True)
                     os.ftruncate(mark, 0)  # not delivered: a later try delivers it
                     os.fsync(mark)
                 raise

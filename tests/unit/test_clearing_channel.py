@@ -180,7 +180,9 @@ def test_a_file_that_cannot_be_filed_away_is_skipped_not_read_again_and_again(ch
 
 
 # ---- found in review (2026-12-06): lost returns, names the channel did not read ----------------
-def _killed_after_the_mark(channel: ClearingDirs, name: str, data: bytes, monkeypatch) -> None:
+def _killed_after_the_mark(
+    channel: ClearingDirs, name: str, data: bytes, monkeypatch, *, resend_lost: bool = False
+) -> None:
     """A delivery killed between its mark and its file (SIGKILL: nothing runs after it, so
     the mark is not taken back)."""
 
@@ -189,11 +191,12 @@ def _killed_after_the_mark(channel: ClearingDirs, name: str, data: bytes, monkey
 
     def place(_name, _data):
         monkeypatch.setattr(os, "ftruncate", lambda *_: None)  # nothing of the process runs any more
+        monkeypatch.setattr(os, "unlink", lambda *_a, **_k: None)
         raise Killed
 
     monkeypatch.setattr(channel, "_place", place)
     with pytest.raises(Killed):
-        channel.deliver(name, data)
+        channel.deliver(name, data, resend_lost=resend_lost)
     monkeypatch.undo()
     assert (channel.delivered_marks / name).read_bytes() == data and list(channel.outbox.iterdir()) == []
 
@@ -202,7 +205,7 @@ def test_a_return_killed_between_its_mark_and_its_file_is_placed_at_the_next_try
     """A return is the same message (its id) on every try: one marked and never placed is
     placed again, where a pain.001 so left stays undelivered (an operator asks the clearing
     house: a second copy of it is rejected whole)."""
-    _killed_after_the_mark(channel, "RET-in1.xml", b"<return first try/>", monkeypatch)
+    _killed_after_the_mark(channel, "RET-in1.xml", b"<return first try/>", monkeypatch, resend_lost=True)
     channel.deliver("RET-in1.xml", b"<return made again/>", resend_lost=True)
     # the mark's own copy: one made again could differ (its times: found in review of the first fix)
     assert (channel.outbox / "RET-in1.xml").read_bytes() == b"<return first try/>"
@@ -266,3 +269,23 @@ def test_a_file_filed_away_under_a_name_filed_before_never_replaces_it(channel):
         channel.file_away(channel.inbox / long_name, ".rejected")
     longs = [p.read_bytes() for p in channel.processed.iterdir() if p.name.startswith("A" * 120)]
     assert sorted(longs) == [b"<long 1/>", b"<long 2/>"]
+
+
+def test_a_return_whose_mark_was_cut_short_is_written_again_not_placed_as_it_is(channel, monkeypatch):
+    """A full disk or a kill while the mark was written left part of it; placed as it was,
+    the part went to the clearing house as the return (found in review, 2026-12-06)."""
+    (channel.delivered_marks / "RET-in2.xml").write_bytes(b"<return cut sh")  # no flag: not whole
+    channel.deliver("RET-in2.xml", b"<return whole/>", resend_lost=True)
+    assert (channel.outbox / "RET-in2.xml").read_bytes() == b"<return whole/>"
+    assert (channel.delivered_marks / "RET-in2.xml").read_bytes() == b"<return whole/>"
+
+    def full(_fd, _data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("fjordbank.adapters.clearing_store._write_all", full)
+    with pytest.raises(OSError):
+        channel.deliver("RET-in3.xml", b"<return/>", resend_lost=True)
+    monkeypatch.undo()
+    assert (channel.delivered_marks / "RET-in3.xml").read_bytes() == b""  # nothing kept to place as it is
+    channel.deliver("RET-in3.xml", b"<return/>", resend_lost=True)
+    assert (channel.outbox / "RET-in3.xml").read_bytes() == b"<return/>"
