@@ -908,7 +908,7 @@ class ConsumerService:
             # dead-lettered after six deadlines (found in review of that fix)
             mine = len(batch) == 1 and self._others_go_through()
             log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
-            return [Retry(str(exc), delay, transient=not mine, timed_out=True, alone=len(batch) == 1)] * len(batch)
+            return [Retry(str(exc), delay, transient=not mine, timed_out=True, alone=mine)] * len(batch)
         if whole and transient(exc):
             # The database or NATS away or overloaded (the in-hand retries spent): the whole
             # batch back after one delay, as for a timeout. One at a time, each message took

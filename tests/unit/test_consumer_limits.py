@@ -517,3 +517,36 @@ async def test_after_an_outage_a_payers_later_payment_never_goes_before_the_earl
         m.metadata.num_delivered = spec.max_deliver + 2
     await svc.process([Delivery(m) for m in msgs])
     assert booked == [1, 2]
+
+
+async def test_after_a_database_hang_a_payers_later_payment_never_goes_before_the_earlier_one(monkeypatch):
+    """The same with a database that hangs rather than fails: each timeout alone was counted
+    among the message's tries alone, and after max_deliver of them the later payment went
+    first once the database came back (found in review of the third fix, 2026-12-06)."""
+    monkeypatch.setattr(consumer, "HANDLER_DEADLINE_SECONDS", 0.02)
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())
+    spec = topology.consumer("ledger")
+    booked: list[int] = []
+    state = {"down": True, "flaky": 0}
+
+    async def handler(batch):
+        if state["down"]:
+            await asyncio.Event().wait()
+        state["flaky"] += 1
+        if state["flaky"] <= 2:
+            raise TimeoutError("the database did not answer")
+        booked.extend(d.stream_sequence for d in batch)
+        return [Ack() for _ in batch]
+
+    svc, _letters = service(handler)
+    msgs = [Msg(1), Msg(2)]
+    for n in range(1, spec.max_deliver + 5):
+        if n == spec.max_deliver + 4:
+            state["down"] = False
+        for m in msgs:
+            m.metadata.num_delivered = n
+        await svc.process([Delivery(m) for m in msgs])
+    for m in msgs:
+        m.metadata.num_delivered = spec.max_deliver + 5
+    await svc.process([Delivery(m) for m in msgs])
+    assert booked == [1, 2]
