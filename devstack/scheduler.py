@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -40,12 +39,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from devstack import cron
+from devstack.healthz import serve_health
 from devstack.supervisor import Component, http_ok
 
 NAME = "scheduler"
@@ -204,29 +203,6 @@ class Scheduler:
             "pausedBy": self.paused_by,
             "jobs": {job: {"schedule": line.line, **self.runs[job]} for job, line in self.schedules.items()},
         }
-
-
-def serve_health(scheduler: Scheduler, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """``GET /healthz`` on its own thread; returns the server (``shutdown()`` stops it)."""
-
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != "/healthz":
-                self.send_error(404)
-                return
-            body = json.dumps(scheduler.health()).encode()
-            self.send_response(200 if scheduler.healthy() else 503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a readiness poll is no news
-
-    server = ThreadingHTTPServer((host, port), Health)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    return server
 
 
 def schedules_of(overrides: list[str]) -> dict[str, cron.Cron]:

@@ -33,10 +33,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from devstack.healthz import serve_health
 from fjordbank.adapters.clearing_store import ClearingDirs
 from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.domain import pacs
@@ -135,29 +135,6 @@ class CounterpartyBank:
 
     def health(self) -> dict[str, Any]:
         return {"ok": self.healthy(), "answered": self.answered, "held": len(self.post.queue), "returns": self.returns}
-
-
-def serve_health(bank: CounterpartyBank, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """``GET /healthz`` on its own thread; returns the server (``shutdown()`` stops it)."""
-
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != "/healthz":
-                self.send_error(404)
-                return
-            body = json.dumps(bank.health()).encode()
-            self.send_response(200 if bank.healthy() else 503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a readiness poll every quarter second is no news
-
-    server = ThreadingHTTPServer((host, port), Health)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    return server
 
 
 def load_rules(path: str) -> counterparty.CounterpartyRules:

@@ -13,6 +13,7 @@ import time
 from types import SimpleNamespace
 
 import nats.errors
+import pytest
 
 from fjordbank import topology
 from fjordbank.adapters.jetstream import consumer_config
@@ -487,17 +488,22 @@ async def test_after_an_outage_a_batch_whose_messages_failed_transiently_is_stil
     assert sizes == [10] and all(settled(m)[-1] == "ack" for m in msgs)
 
 
-async def test_after_an_outage_a_payers_later_payment_never_goes_before_the_earlier_one(monkeypatch):
-    """The head of each split failed alone in the outage every time; counted among its tries,
-    the next transient failure after it let the payer's later payment be booked first (found
-    in review of the first fix, 2026-12-06)."""
+@pytest.mark.parametrize("hangs", [False, True], ids=["fails", "hangs"])
+async def test_after_an_outage_a_payers_later_payment_never_goes_before_the_earlier_one(monkeypatch, hangs):
+    """The head of each split failed (or timed out) alone in the outage every time; counted
+    among its tries alone, the next transient failure after it let the payer's later payment
+    be booked first once the database came back (found in reviews of the first and third
+    fixes, 2026-12-06)."""
     monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())
+    monkeypatch.setattr(consumer, "HANDLER_DEADLINE_SECONDS", 0.02)
     spec = topology.consumer("ledger")
     booked: list[int] = []
     state = {"down": True, "flaky": 0}
 
     async def handler(batch):
         if state["down"]:
+            if hangs:
+                await asyncio.Event().wait()
             raise TimeoutError("the database did not answer")
         state["flaky"] += 1
         if state["flaky"] <= 2:  # back, but the whole try and the first alone fail
@@ -507,46 +513,13 @@ async def test_after_an_outage_a_payers_later_payment_never_goes_before_the_earl
 
     svc, _letters = service(handler)
     msgs = [Msg(1), Msg(2)]  # the same payer's earlier and later payment
-    for n in range(1, spec.max_deliver + 2):
-        if n == spec.max_deliver + 1:
-            state["down"] = False
+    outage = spec.max_deliver + 3
+    for n in range(1, outage + 2):
+        state["down"] = n <= outage
         for m in msgs:
             m.metadata.num_delivered = n
         await svc.process([Delivery(m) for m in msgs])
     for m in msgs:
-        m.metadata.num_delivered = spec.max_deliver + 2
-    await svc.process([Delivery(m) for m in msgs])
-    assert booked == [1, 2]
-
-
-async def test_after_a_database_hang_a_payers_later_payment_never_goes_before_the_earlier_one(monkeypatch):
-    """The same with a database that hangs rather than fails: each timeout alone was counted
-    among the message's tries alone, and after max_deliver of them the later payment went
-    first once the database came back (found in review of the third fix, 2026-12-06)."""
-    monkeypatch.setattr(consumer, "HANDLER_DEADLINE_SECONDS", 0.02)
-    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())
-    spec = topology.consumer("ledger")
-    booked: list[int] = []
-    state = {"down": True, "flaky": 0}
-
-    async def handler(batch):
-        if state["down"]:
-            await asyncio.Event().wait()
-        state["flaky"] += 1
-        if state["flaky"] <= 2:
-            raise TimeoutError("the database did not answer")
-        booked.extend(d.stream_sequence for d in batch)
-        return [Ack() for _ in batch]
-
-    svc, _letters = service(handler)
-    msgs = [Msg(1), Msg(2)]
-    for n in range(1, spec.max_deliver + 5):
-        if n == spec.max_deliver + 4:
-            state["down"] = False
-        for m in msgs:
-            m.metadata.num_delivered = n
-        await svc.process([Delivery(m) for m in msgs])
-    for m in msgs:
-        m.metadata.num_delivered = spec.max_deliver + 5
+        m.metadata.num_delivered = outage + 2
     await svc.process([Delivery(m) for m in msgs])
     assert booked == [1, 2]

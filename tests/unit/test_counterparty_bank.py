@@ -18,6 +18,7 @@ import pytest
 
 from devstack import counterparty as component
 from devstack import settings as stack_settings
+from devstack.healthz import serve_health
 from devstack.stack import Stack
 from devstack.supervisor import Supervisor, marked_pids
 from fjordbank.adapters import faults
@@ -26,7 +27,7 @@ from fjordbank.domain import iso20022
 from fjordbank.domain.norway import make_account_number
 from simulators.counterparty import rules_from_json
 from simulators.counterparty.answers import FAULT, MAX_HOLD
-from simulators.counterparty.bank import NAME, CounterpartyBank, main, serve_health
+from simulators.counterparty.bank import NAME, CounterpartyBank, main
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = json.loads((REPO / "emulators" / "counterparty.json").read_text())

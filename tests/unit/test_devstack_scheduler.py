@@ -17,6 +17,7 @@ import pytest
 
 from devstack import cron, scheduler
 from devstack import settings as stack_settings
+from devstack.healthz import serve_health
 from devstack.stack import Stack
 from fjordbank import topology
 from fjordbank.service_layer.scheduled import JOBS, SCHEDULE_TIME_ZONE, SCHEDULES
@@ -173,7 +174,7 @@ def test_a_failed_publish_is_said_and_counted_and_the_jobs_next_minute_publishes
 
 def test_healthz_answers_each_jobs_schedule_and_last_publish():
     s, clock, _topic = make("2026-12-07 10:14:30", {"submit-due-payments": "*/15 * * * *"})
-    server = scheduler.serve_health(s, 0)
+    server = serve_health(s, 0)
     url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:
