@@ -236,9 +236,9 @@ def parse_ocr_line(text: object) -> PaymentDraft:
 
 
 def _one_or_line(kroner: str, ore: str, check: int, letters: list[int], kroner_groups: int) -> None:
-    """A lone letter read as the printed line at the kroner's edge (``letters``: the digit
-    groups before each) might have been a 1 spaced apart instead ("9992 I 59 5": 9 992,59
-    or 99 921,59 kr). Refused as unreadable when the amount with that 1 holds its check
+    """A lone letter or stroke read as the printed line at the kroner's edge (``letters``:
+    the digit groups before each) might have been a 1 spaced apart instead ("9992 I 59 5":
+    9 992,59 or 99 921,59 kr). Refused as unreadable when the amount with that 1 holds its check
     digit as well: both readings are possible, and taken for the line the draft was ten
     times too small about one time in ten (found in review of the first fix, 2026-12-06)."""
     for before in letters:
@@ -287,7 +287,8 @@ def _amount_parts(text: str, corrections: list[str]) -> tuple[list[str], list[in
                 f"kroner: '{part}' at position {position} of the amount stands between the kroner's digits (rescan)",
                 "kroner",
             )
-    return parts, [before for before, _position, part in lines if part in LINE_LETTERS]
+    # a lone letter or a lone stroke: either may be a 1 (a stroke is a printed line or a 1)
+    return parts, [before for before, _position, part in lines if part in LINE_LETTERS or len(part) == 1]
 
 
 def _payable(amount: int) -> None:

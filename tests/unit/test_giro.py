@@ -119,10 +119,11 @@ def test_the_printed_lines_around_a_field_are_passed_over_never_read_as_1():
     assert (draft.kid, draft.corrections) == (KID, ())
     assert parse_ocr_line(line(kid="| |")).kid is None  # an empty framed box: a giro without a KID
     assert parse_ocr_line(line(kid=f"! {KID} !")).kid == KID
-    # the amount's fields framed too: the amount as printed
-    k = amount_check_digit("1234", "50")
-    for amount in (f"| 1234 | 50 {k}", f"| 1234 50 {k} |", f"1234 | 50 | {k}", f"1234 50 {k} ||"):
-        assert parse_ocr_line(f"{KID} # {amount} > {ACCOUNT}#").amount == 123_450, amount
+    # the amount's fields framed too: the amount as printed (1235,50: with a 1 at either edge
+    # its check digit would not hold, so the lines cannot be 1s; 1234,50 | is refused, below)
+    k = amount_check_digit("1235", "50")
+    for amount in (f"| 1235 | 50 {k}", f"| 1235 50 {k} |", f"1235 | 50 | {k}", f"1235 50 {k} ||"):
+        assert parse_ocr_line(f"{KID} # {amount} > {ACCOUNT}#").amount == 123_550, amount
 
 
 @pytest.mark.parametrize("kid", [f"{KID}|", f"|{KID}", f"{KID[:4]}|{KID[4:]}", f"{KID[:4]}!{KID[4:]}"])
@@ -467,7 +468,7 @@ REVIEW_ACCOUNT = "12345678903"
 @pytest.mark.parametrize(
     ("text", "amount"),
     [
-        ("# 74227 | 59 6 > 12345678903 #", 7_422_759),
+        ("# 74228 | 59 4 > 12345678903 #", 7_422_859),
         ("# I 641 I 65 4 > 12345678903 #", 64_165),
         ("# 74228 I 59 4 > 12345678903 #", 7_422_859),
     ],
@@ -479,7 +480,14 @@ def test_the_review_s_amounts_are_read_as_printed(text, amount):
 
 
 @pytest.mark.parametrize(
-    "text", ["# 74227 I 59 6 > 12345678903 #", "# 74227 l 59 6 > 12345678903 #", "# 9992 I 59 5 >"]
+    "text",
+    [
+        "# 74227 I 59 6 > 12345678903 #",
+        "# 74227 l 59 6 > 12345678903 #",
+        "# 9992 I 59 5 >",
+        "# 9992 | 59 5 >",  # a stroke as well (found in the day's last review, 2026-12-06)
+        "# 74227 | 59 6 > 12345678903 #",
+    ],
 )
 def test_a_letter_at_the_kroner_s_edge_that_holds_both_as_a_1_and_as_a_line_is_refused(text):
     """74 227,59 and 742 271,59 kr both hold the check digit 6 (the first fix read the
