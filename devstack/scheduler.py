@@ -34,7 +34,6 @@ import datetime as dt
 import fcntl
 import logging
 import os
-import signal
 import tempfile
 import threading
 import time
@@ -44,7 +43,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from devstack import cron
-from devstack.healthz import serve_health
+from devstack.healthz import run_until_stopped
 from devstack.supervisor import Component, http_ok
 
 NAME = "scheduler"
@@ -284,18 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = Scheduler(
         schedules, publish, ZoneInfo(SCHEDULE_TIME_ZONE), paused=(lambda: pause_holders(pauses)) if pauses else list
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _signum, _frame: stop.set())
-    server = serve_health(scheduler, args.port) if args.port else None
     for job, line in schedules.items():
         log.info("job %s runs at %r (%s)", job, line.line, SCHEDULE_TIME_ZONE)
-    try:
-        scheduler.run(stop)
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+    run_until_stopped(scheduler.run, scheduler, args.port)
     return 0
 
 

@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import logging
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.healthz import serve_health
+from devstack.healthz import run_until_stopped
 from fjordbank.adapters.clearing_store import ClearingDirs
 from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.domain import pacs
@@ -166,15 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         rules=load_rules(args.rules),
         switch=FaultSwitch(Path(args.faults_file), NAME) if args.faults_file else None,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _signum, _frame: stop.set())  # the pass under way finishes
-    server = serve_health(bank, args.port) if args.port else None
     log.info("answering %s into %s by %s", bank.outbox, bank.inbox, args.rules)
-    try:
-        bank.run(stop)
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+    run_until_stopped(bank.run, bank, args.port)  # a stop lets the pass under way finish
     return 0

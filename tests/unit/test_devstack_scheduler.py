@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
+import socket
 import urllib.error
 import urllib.request
 from zoneinfo import ZoneInfo
@@ -17,7 +19,7 @@ import pytest
 
 from devstack import cron, scheduler
 from devstack import settings as stack_settings
-from devstack.healthz import serve_health
+from devstack.healthz import run_until_stopped, serve_health
 from devstack.stack import Stack
 from fjordbank import topology
 from fjordbank.service_layer.scheduled import JOBS, SCHEDULE_TIME_ZONE, SCHEDULES
@@ -195,6 +197,37 @@ def test_healthz_answers_each_jobs_schedule_and_last_publish():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_helper_process_runs_until_sigterm_with_its_healthz_and_closes_it():
+    class Watched:
+        def healthy(self) -> bool:
+            return True
+
+        def health(self) -> dict:
+            return {"ok": True}
+
+    with socket.socket() as probe:  # a free port, closed again for the server to take
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/healthz"
+    seen: dict = {}
+
+    def run(stop) -> None:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            seen["health"] = json.loads(answer.read())
+        os.kill(os.getpid(), signal.SIGTERM)  # what the stack sends its components
+        seen["stopped"] = stop.wait(5)
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        run_until_stopped(run, Watched(), port)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert seen == {"health": {"ok": True}, "stopped": True}
+    with pytest.raises(urllib.error.URLError):  # the server closed with the run
+        urllib.request.urlopen(url, timeout=2)
 
 
 def test_overrides_and_unknown_jobs_on_the_command_line():
