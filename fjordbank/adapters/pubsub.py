@@ -8,10 +8,11 @@ the caller's current one unless it passes its own (fjordbank.runtime.tracing).""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 # google-cloud-pubsub ships no type information for its hand-written pubsub_v1 client (no
@@ -77,20 +78,24 @@ class JsonTopic(Protocol):
 class PushQueue:
     """Queues pushes for the push function (the notifier's
     fjordbank.service_layer.notifier.QueuePushes): one Pub/Sub message per PUSH_BATCH
-    pushes, so one function invocation serves many."""
+    pushes, so one function invocation serves many. Each push carries the time it was
+    queued (``queuedAt``, this process's clock, UTC), by which the push function sends no
+    news older than its limit (fjordbank.service_layer.push.NEWS_MAX_AGE)."""
 
-    def __init__(self, topic: JsonTopic) -> None:
+    def __init__(self, topic: JsonTopic, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.topic = topic
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     async def __call__(self, pushes: list[Push], contexts: Sequence[Context | None] | None = None) -> None:
         """Each push carries the ``traceparent`` of the message it came from (``contexts``,
         by default its payment's in the batch in hand), the message's attributes the first
         one, so the push function continues each payment's trace."""
         items = []
+        queued = {"queuedAt": self.clock().astimezone(dt.UTC).isoformat()}
         for n, p in enumerate(pushes):
             ctx = contexts[n] if contexts is not None else tracing.parent_of((p.data or {}).get("paymentId"))
             traceparent = tracing.traceparent_of(ctx)
-            items.append({**p.to_json(), "traceparent": traceparent} if traceparent else p.to_json())
+            items.append({**p.to_json(), **queued, **({"traceparent": traceparent} if traceparent else {})})
         chunks = [items[i : i + PUSH_BATCH] for i in range(0, len(items), PUSH_BATCH)]
         await asyncio.gather(*(self.topic.publish_json({"pushes": c}, **_first_trace(c)) for c in chunks))
 

@@ -35,6 +35,16 @@ Nothing is read or written for a message delivered once: the record is read only
 delivery late enough to be a retry (`REDELIVERY_AGE`), written only when some push is left
 for later, and deleted when none is (or by its TTL, ``expiresAt``, once the message is past
 retrying: firestore.indexes.json).
+
+News is not pushed late. Each queued push carries the time the notifier queued it
+(``queuedAt``, the notifier's own clock, never the app's: `fjordbank.adapters.pubsub.PushQueue`),
+and a push older than `NEWS_MAX_AGE` by it is counted as `TOO_LATE` and logged, not sent:
+a backlog on the push topic delivered "Money received" and card purchases hours after the
+fact (found in review, 2026-12-06), when the feed has long shown them. The hour is the one a
+push FCM could not take is retried for (functions/main.py: PUSH_MAX_AGE), so no push of
+news is sent more than an hour after it was queued, first delivery or retry. Security
+notices (`ALWAYS_ON`) are sent however late. A push without the time (queued before pushes
+carried it) or with one unreadable is sent.
 """
 
 from __future__ import annotations
@@ -64,6 +74,11 @@ CHANGED = "changed"  # the field that names the device a write of the app's chan
 # sessions), written by the backend only: they get the security notices (ALWAYS_ON), no other push.
 SIGNED_OUT_DEVICES = "signedOutDevices"
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
+TOO_LATE = "too_late"  # news queued longer ago than NEWS_MAX_AGE: not sent (the feed shows it)
+QUEUED_AT = "queuedAt"  # the field of a queued push: when the notifier queued it (ISO 8601, UTC)
+# How old news may be when it is sent (by its QUEUED_AT): the hour a push FCM could not take
+# is tried again for (functions/main.py: PUSH_MAX_AGE). Security notices have no limit.
+NEWS_MAX_AGE = dt.timedelta(hours=1)
 NOT_SENT = "not_sent"  # no device took it and a send failed for a while only: the message is delivered again
 # FCM's answers (and ours for no answer) that say "not now", not "never": the send may work
 # when the message is delivered again (FCM's own advice: retry UNAVAILABLE, INTERNAL and
@@ -158,6 +173,7 @@ class Item:
     title: str
     body: str
     data: dict[str, Any]
+    queued: dt.datetime | None = None  # when the notifier queued it (None: not known)
 
 
 class PushesNotSent(Exception):
@@ -243,7 +259,32 @@ def _item(raw: object) -> Item:
     data = raw.get("data") or {}
     if not isinstance(data, dict):
         raise TypeError(f"a push's data is an object, not {type(data).__name__}")
-    return Item(uid, str(raw["kind"]), key, str(raw["title"]), str(raw["body"]), normalize_data(data))
+    return Item(
+        uid,
+        str(raw["kind"]),
+        key,
+        str(raw["title"]),
+        str(raw["body"]),
+        normalize_data(data),
+        _queued(raw.get(QUEUED_AT)),
+    )
+
+
+def _queued(value: object) -> dt.datetime | None:
+    """A push's `QUEUED_AT` as a time, or None for none, one unreadable or one without its
+    zone (not the notifier's: it is sent, as a push without one is)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.utcoffset() is not None else None
+
+
+def too_late(item: Item, now: dt.datetime) -> bool:
+    """Whether ``item`` is news queued longer ago than `NEWS_MAX_AGE` (a security notice never is)."""
+    return item.kind not in ALWAYS_ON and item.queued is not None and now - item.queued > NEWS_MAX_AGE
 
 
 def _to_send(
@@ -279,6 +320,7 @@ def deliver_batch(
     done: frozenset[str] | set[str] = frozenset(),
     statuses: list[str | None] | None = None,
     budget_s: float | None = None,
+    now: dt.datetime | None = None,
 ) -> dict[str, int]:
     """A Pub/Sub message from the notifier: {"pushes": [push, ...]}. Returns how many were
     sent, muted, had no device to go to, or were malformed (logged and skipped: a retry
@@ -286,7 +328,9 @@ def deliver_batch(
     `push_id`s: skipped). Raises `PushesNotSent` (after removing the unregistered tokens)
     when a push reached no device for a reason that passes. ``statuses``: filled with each
     push's outcome by its place in the message (the push function's span per payment).
-    ``budget_s``: no send is started past it (each counts as not sent for now)."""
+    ``budget_s``: no send is started past it (each counts as not sent for now). News queued
+    longer ago than `NEWS_MAX_AGE` before ``now`` (by default the time now) is too late:
+    counted, logged and finished, not sent."""
     ends = None if budget_s is None else time.monotonic() + budget_s
     outcomes: dict[str, int] = {}
 
@@ -297,6 +341,7 @@ def deliver_batch(
 
     raws = message.get("pushes", []) if isinstance(message, dict) else []
     items, places, finished = _to_send(raws if isinstance(raws, list) else [], done, count)
+    items, places = _drop_late(items, places, now or dt.datetime.now(dt.UTC), count, finished)
     if not items:
         return outcomes
     uids = list(dict.fromkeys(item.uid for item in items))
@@ -331,6 +376,33 @@ def deliver_batch(
     if NOT_SENT in outcomes:
         raise PushesNotSent(outcomes, finished)
     return outcomes
+
+
+def _drop_late(
+    items: list[Item], places: list[int], now: dt.datetime, count: Callable[[str, int], None], finished: set[str]
+) -> tuple[list[Item], list[int]]:
+    """The pushes not `too_late`, with their places; those too late counted (`TOO_LATE`),
+    finished (a retry does not send them either) and logged by kind, with the oldest's age."""
+    kept: list[Item] = []
+    kept_places: list[int] = []
+    late: dict[str, int] = {}
+    oldest = dt.timedelta(0)
+    for item, place in zip(items, places, strict=True):
+        if not too_late(item, now):
+            kept.append(item)
+            kept_places.append(place)
+            continue
+        count(TOO_LATE, place)
+        finished.add(_push_id(item.uid, item.key))
+        late[item.kind] = late.get(item.kind, 0) + 1
+        oldest = max(oldest, now - item.queued) if item.queued is not None else oldest
+    if late:
+        log.warning(
+            "late pushes not sent: queued over %s ago (the feed shows them)",
+            NEWS_MAX_AGE,
+            extra={"kinds": late, "oldestMinutes": int(oldest.total_seconds() // 60)},
+        )
+    return kept, kept_places
 
 
 def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[tuple[str, str]]]) -> int:

@@ -11,13 +11,15 @@ preferences in one round trip and each customer's devices once.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from fjordbank.adapters.push import PushResult
 from fjordbank.service_layer import push
 from tests.support.memory import MemoryDocuments
 from tests.support.round_trips import RoundTrips
-from tests.support.use_cases import data, fixed_clock, seed
+from tests.support.use_cases import NOW, data, fixed_clock, seed
 
 UID = "alice"
 
@@ -307,3 +309,73 @@ def test_a_sender_that_raises_is_a_push_not_sent_for_now(docs):
     with pytest.raises(push.PushesNotSent) as raised:
         deliver(docs, Raising(), a_push())
     assert raised.value.outcomes == {"not_sent": 1}
+
+
+# ---- found in review (2026-12-06): a first delivery hours late was still sent -------------
+def _queued(minutes_ago: float) -> str:
+    return (NOW - dt.timedelta(minutes=minutes_ago)).isoformat()
+
+
+def test_news_queued_longer_ago_than_the_cut_off_is_not_pushed_but_a_security_notice_is(docs, caplog):
+    """A backlog on the push topic delivered "Money received" hours after the fact. News older
+    than `NEWS_MAX_AGE` by the time the notifier queued it is counted and logged, not sent
+    (the feed shows it), and finished: a retry does not send it either. A security notice is
+    sent however late (a stranger's device is worth knowing about late too)."""
+    sender = Sender()
+    old, fresh = push.NEWS_MAX_AGE.total_seconds() / 60 + 1, push.NEWS_MAX_AGE.total_seconds() / 60 - 1
+    pushes = [
+        {**a_push("payment-1:received", kind="incoming"), "queuedAt": _queued(180)},
+        {**a_push("card-1:approved", kind="card"), "queuedAt": _queued(old)},
+        {**a_push("payment-2:completed"), "queuedAt": _queued(fresh)},
+        {**a_push("device:alice:added:k1", kind="security"), "queuedAt": _queued(180)},
+        a_push("payment-3:completed"),  # queued before pushes carried their time: sent
+    ]
+    statuses: list = [None] * len(pushes)
+    with caplog.at_level("WARNING", logger=push.__name__):
+        outcomes = push.deliver_batch(docs, sender, {"pushes": pushes}, statuses=statuses, now=NOW)
+    assert outcomes == {"too_late": 2, "sent": 3}
+    assert statuses == ["too_late", "too_late", "sent", "sent", "sent"]
+    sent = {c for _, _, c in sender.sent}
+    assert sent == {
+        push.collapse_id(k) for k in ("payment-2:completed", "device:alice:added:k1", "payment-3:completed")
+    }
+    [line] = [r for r in caplog.records if r.getMessage().startswith("late pushes not sent")]
+    assert line.kinds == {"incoming": 1, "card": 1}
+
+
+def test_a_push_too_late_counts_as_finished_and_a_future_or_unreadable_time_is_sent(docs):
+    late = {**a_push("payment-1:received", kind="incoming"), "queuedAt": _queued(24 * 60)}
+    bad = PushResult("tok-tab", ok=False, error="not now", code="UNAVAILABLE")
+    with pytest.raises(push.PushesNotSent) as raised:
+        push.deliver_batch(
+            docs,
+            Sender(**{"tok-phone": bad, "tok-tab": bad}),
+            {"pushes": [late, a_push("payment-2:completed")]},
+            now=NOW,
+        )
+    assert raised.value.outcomes == {"too_late": 1, "not_sent": 1}
+    assert raised.value.done == {push.push_id(late)}  # the retry does not try it again
+    ahead = {**a_push("payment-3:completed"), "queuedAt": (NOW + dt.timedelta(minutes=5)).isoformat()}
+    junk = {**a_push("payment-4:completed"), "queuedAt": "yesterday"}
+    naive = {**a_push("payment-5:completed"), "queuedAt": "2020-01-01T00:00:00"}  # no zone: not ours, sent
+    assert push.deliver_batch(docs, Sender(), {"pushes": [ahead, junk, naive]}, now=NOW) == {"sent": 3}
+
+
+def test_the_queue_stamps_each_push_with_the_time_it_was_queued():
+    import asyncio
+
+    from fjordbank.adapters.pubsub import PushQueue
+    from fjordbank.domain.notifications import Push
+
+    published: list[dict] = []
+
+    class Topic:
+        async def publish_json(self, body: dict, **_attributes: str) -> str:
+            published.append(body)
+            return "1"
+
+    pushes = [Push(UID, "payments", "t", "b", {}, f"p{i}:completed") for i in range(2)]
+    asyncio.run(PushQueue(Topic(), clock=fixed_clock(NOW))(pushes))
+    [message] = published
+    assert [p["queuedAt"] for p in message["pushes"]] == [NOW.isoformat()] * 2
+    assert dt.datetime.fromisoformat(NOW.isoformat()).utcoffset() == dt.timedelta(0)
