@@ -132,18 +132,25 @@ def tokens(found: Doc | None, field: str = DEVICES) -> dict[str, str]:
     }
 
 
-def _targets(found: Doc | None, kind: str) -> list[tuple[str, str, str]]:
-    """(field, deviceId, token) of each device a push of ``kind`` goes to: the devices signed
-    in, and for a security notice those of the sessions the bank ended too (a token in both
-    gets it once)."""
-    out = [(DEVICES, device, token) for device, token in tokens(found).items()]
-    if kind in ALWAYS_ON:
-        seen = {token for _field, _device, token in out}
-        for device, token in tokens(found, SIGNED_OUT_DEVICES).items():
-            if token not in seen:
-                out.append((SIGNED_OUT_DEVICES, device, token))
-                seen.add(token)
-    return out
+Holders = tuple[tuple[str, str], ...]  # the (field, deviceId) of each device entry holding a token
+
+
+def targets(found: Doc | None, kind: str) -> list[tuple[str, Holders]]:
+    """Each token a push of ``kind`` goes to, once, with every device entry that holds it:
+    the devices signed in, and for a security notice those of the sessions the bank ended
+    too. Two device ids with one token (an app that registered again under a new id) got
+    each push twice, sounding twice (found in review, 2026-12-06). In a fixed order (the
+    signed-in devices first, each field's by id), so a token's send is the same each time;
+    its holders include the signed-out entries with it for any kind, so that a token FCM
+    reports unregistered is removed from every entry that holds it."""
+    holders: dict[str, list[tuple[str, str]]] = {}
+    sent_to: set[str] = set()
+    for field in (DEVICES, SIGNED_OUT_DEVICES):
+        for device, token in sorted(tokens(found, field).items()):
+            holders.setdefault(token, []).append((field, device))
+            if field == DEVICES or kind in ALWAYS_ON:
+                sent_to.add(token)
+    return [(token, tuple(held)) for token, held in holders.items() if token in sent_to]
 
 
 def collapse_id(dedupe_key: str) -> str:
@@ -349,24 +356,24 @@ def deliver_batch(
     wanted = {uid: chosen(found.get(settings_path(uid))) for uid in uids}
     unmuted = [wanted[item.uid].get(item.kind, False) for item in items]
     sends = [
-        (n, (field, device), token)
+        (n, held, token)
         for n, on in enumerate(unmuted)
         if on
-        for field, device, token in _targets(found.get(settings_path(items[n].uid)), items[n].kind)
+        for token, held in targets(found.get(settings_path(items[n].uid)), items[n].kind)
     ]
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
         results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2], ends), sends))
-    took = {n for (n, _device, _token), result in zip(sends, results, strict=True) if result.ok}
-    later = {n for (n, _device, _token), result in zip(sends, results, strict=True) if passes(result.code)}
+    took = {n for (n, _held, _token), result in zip(sends, results, strict=True) if result.ok}
+    later = {n for (n, _held, _token), result in zip(sends, results, strict=True) if passes(result.code)}
     for n, on in enumerate(unmuted):
         status = MUTED if not on else SENT if n in took else NOT_SENT if n in later else NO_DEVICES
         count(status, places[n])
         if status != NOT_SENT:
             finished.add(_push_id(items[n].uid, items[n].key))
     gone: dict[str, set[tuple[str, str]]] = {}
-    for (n, device, _token), result in zip(sends, results, strict=True):
-        if result.unregistered:
-            gone.setdefault(items[n].uid, set()).add(device)
+    for (n, held, _token), result in zip(sends, results, strict=True):
+        if result.unregistered:  # every entry holding the token
+            gone.setdefault(items[n].uid, set()).update(held)
     try:
         removed = _remove(docs, {uid: found.get(settings_path(uid)) for uid in gone}, gone)
     except Exception as exc:  # noqa: BLE001 - the sends are done; the next push to a gone token reports it again

@@ -379,3 +379,37 @@ def test_the_queue_stamps_each_push_with_the_time_it_was_queued():
     [message] = published
     assert [p["queuedAt"] for p in message["pushes"]] == [NOW.isoformat()] * 2
     assert dt.datetime.fromisoformat(NOW.isoformat()).utcoffset() == dt.timedelta(0)
+
+
+# ---- found in review (2026-12-06): two device ids with one token got a push twice --------
+def test_one_token_under_two_device_ids_gets_a_push_once_and_is_removed_from_both(docs):
+    """An app that registered again under a new device id left its token under the old id
+    too: each push went to that token twice (sounding twice). A token is sent to once per
+    push, always under the same device (the first by id); FCM's unregistered answer for it
+    removes every device holding it."""
+    seed(
+        docs,
+        {
+            push.settings_path(UID): {
+                "devices": {"phone-b": phone("tok-phone"), "phone-a": phone("tok-phone"), "tablet": phone("tok-tab")},
+                "signedOutDevices": {"old": phone("tok-phone"), "older": phone("tok-gone")},
+            }
+        },
+    )
+    sender = Sender()
+    assert deliver(docs, sender, a_push()) == {"sent": 1}
+    assert sorted(t for t, _, _ in sender.sent) == ["tok-phone", "tok-tab"]
+    sender.sent.clear()
+    assert deliver(docs, sender, a_push("device:alice:added:k1", kind="security")) == {"sent": 1}
+    assert sorted(t for t, _, _ in sender.sent) == ["tok-gone", "tok-phone", "tok-tab"]
+    assert push.targets(docs.get(push.settings_path(UID)), "security") == [
+        ("tok-phone", (("devices", "phone-a"), ("devices", "phone-b"), ("signedOutDevices", "old"))),
+        ("tok-tab", (("devices", "tablet"),)),
+        ("tok-gone", (("signedOutDevices", "older"),)),
+    ]
+    gone = PushResult("tok-phone", ok=False, unregistered=True, error="HTTP 404", code="UNREGISTERED")
+    sender = Sender(**{"tok-phone": gone})
+    assert deliver(docs, sender, a_push("device:alice:added:k2", kind="security")) == {"sent": 1}
+    assert [t for t, _, _ in sender.sent].count("tok-phone") == 1
+    assert devices(docs) == {"tablet": phone("tok-tab")}
+    assert data(docs, push.settings_path(UID))["signedOutDevices"] == {"older": phone("tok-gone")}
