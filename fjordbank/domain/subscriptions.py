@@ -143,14 +143,29 @@ def _periods(earlier: dt.date, later: dt.date, interval: str) -> int | None:
         if interval == MONTHLY:
             # the earlier charge may itself have slipped by up to the tolerance from its
             # billing day: a charge billed on the 31st taken on 28 Feb bills again on 31 Mar,
-            # not the 28th, and one billed on the 1st taken on 28 Feb again on 1 Apr
-            slips = (dt.timedelta(days=s) for s in range(-tolerance, tolerance + 1))
-            expected = [_add_months(earlier + slip, k) - slip for slip in slips]
+            # not the 28th, and one billed on the 1st taken on 28 Feb again on 1 Apr; or it
+            # was moved to its day off a billing day that was no banking day
+            slips = [dt.timedelta(days=s) for s in range(-tolerance, tolerance + 1)]
+            expected = [_add_months(billed + slip, k) - slip for billed in _billed_on(earlier) for slip in slips]
         else:
             expected = [earlier + dt.timedelta(days=7 * k)]
-        if min(abs((later - e).days) for e in expected) <= tolerance:
+        # a monthly charge due on a day that is no banking day comes on the next that is:
+        # billed on the 31st, Thursday 31 December 2026's came on Monday 4 January, four days
+        # on, past the tolerance (the chain broke there, found in review, 2026-12-06)
+        if any(
+            abs((later - e).days) <= tolerance or (interval == MONTHLY and later == next_banking_day(e))
+            for e in expected
+        ):
             return k
     return None
+
+
+def _billed_on(day: dt.date) -> list[dt.date]:
+    """The days a charge on ``day`` may have been billed on: ``day``, and each day of the
+    week before it that was no banking day and moved to it (Easter: Maundy Thursday's
+    charge comes on the Tuesday after)."""
+    before = (day - dt.timedelta(days=n) for n in range(1, 8))
+    return [day, *(b for b in before if not is_banking_day(b) and next_banking_day(b) == day)]
 
 
 def _chain(charges: list[Charge], start: int, interval: str) -> list[Charge]:
@@ -266,9 +281,14 @@ def _next_billing(chain: list[Charge]) -> dt.date:
     def fits(anchor: int, day: dt.date) -> bool:
         # on the billing day, or moved from one that was no banking day to the next that was
         # (billed on the 1st: 3 Feb and 3 Mar 2025 were charges moved off a Saturday; the
-        # 3rd came out on the tie, found in review, 2026-12-06)
-        billed = day.replace(day=min(anchor, calendar.monthrange(day.year, day.month)[1]))
-        return day == billed or (not is_banking_day(billed) and day == next_banking_day(billed))
+        # 3rd came out on the tie, found in review, 2026-12-06), also into the next month
+        # (billed on the 31st, Thursday 31 December 2026's came on Monday 4 January and
+        # Saturday 31 October's on Monday 2 November: the 2nd fitted more than the 31st)
+        return any(
+            day == billed or (not is_banking_day(billed) and day == next_banking_day(billed))
+            for month in (day.replace(day=1), _add_months(day.replace(day=1), -1))
+            for billed in [month.replace(day=min(anchor, calendar.monthrange(month.year, month.month)[1]))]
+        )
 
     candidates = {c.date.day for c in chain} | {31}
     anchor = max(candidates, key=lambda a: (sum(fits(a, c.date) for c in chain), a))
