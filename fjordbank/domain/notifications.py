@@ -254,7 +254,7 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
 
     Each has its own collapse id (the dedupe key, per authorisation and status): the
     release does not replace the approval on the phone but is shown beside it, naming the
-    same amount and merchant. A shared id would have the phone show whichever send lands
+    same amount. A shared id would have the phone show whichever send lands
     last, and nothing orders them (one notifier batch sends on many threads; a retried
     message resends the approval after the release), so the stale "Card purchase" could
     win. An expired reservation can still be charged (a hotel's or car rental's late
@@ -262,15 +262,24 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     late capture is told when it comes (cards.captured with ``late``; a capture within its
     reservation pushes nothing: the approval told it). A merchant's refund is told too
     (cards.refunded), each refund under its own collapse id, and so is a reservation the
-    merchant increased (cards.incremented: the amount more and what is reserved in all)."""
+    merchant increased (cards.incremented: the amount more and what is reserved in all).
+
+    The title and body, shown on the lock screen, carry the amounts and the card's last four
+    digits only (SECURITY.md): the merchant's name is in the data payload (``merchantName``),
+    which the app shows once it is opened. Every card push named the merchant in its body
+    until 2026-12 (found in review): a purchase at a pharmacy or a clinic, read off a locked
+    phone."""
     uid, status = event.get("uid"), event.get("status")
     if status == "captured" and event.get("late") is not True:
         return []  # a capture within its reservation: the approval's push told it
     if not uid or status not in ("approved", "declined", "captured", "reversed", "expired", "refunded", "incremented"):
         return []
     amount = event.get("amount")
-    what = f"{_amount(amount) if type(amount) is int else ''} at {event.get('merchant_name') or 'a merchant'}".strip()
+    what = _amount(amount) if type(amount) is int else "A purchase"
     data = {"authorizationId": str(event.get("auth_id")), "cardId": str(event.get("card_id")), "status": status}
+    merchant = event.get("merchant_name")
+    if isinstance(merchant, str) and merchant:
+        data["merchantName"] = merchant  # for the app once opened, not the lock screen
     key = f"{event.get('auth_id')}:{status}"
     if status == "approved":
         title, body = "Card purchase", f"{what} with the card ending {event.get('last4')}"
@@ -281,20 +290,15 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     elif status == "expired":
         title, body = "Reservation ended", f"{what}: no longer reserved, but the merchant can still charge it later"
     elif status == "refunded":
-        merchant = event.get("merchant_name") or "A merchant"
-        title, body = (
-            "Refund",
-            f"{merchant} refunded {_amount(amount) if type(amount) is int else 'a purchase'} to your account",
-        )
+        title, body = "Refund", f"{what} {'was ' if type(amount) is not int else ''}refunded to your account"
         data["refundId"] = str(event.get("refund_id"))
         key = f"{key}:{event.get('refund_id')}"  # one per refund of the purchase
     elif status == "incremented":
-        merchant = event.get("merchant_name") or "A merchant"
         total = event.get("authorized_amount")
-        more = _amount(amount) if type(amount) is int else "more"
+        more = f"{_amount(amount)} more" if type(amount) is int else "More"
         title, body = (
             "Reservation increased",
-            f"{merchant} reserved {more} more on the card ending {event.get('last4')}"
+            f"{more} reserved on the card ending {event.get('last4')}"
             + (f": {_amount(total)} in all" if type(total) is int else ""),
         )
         data["incrementId"] = str(event.get("increment_id"))

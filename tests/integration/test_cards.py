@@ -67,7 +67,8 @@ def test_approved_authorisation_holds_then_a_partial_capture_posts(stack, holder
     assert feed["status"] == "pending" and feed["amount"] == -25_000 and feed["merchantName"] == "Rema 1000 Majorstuen"
     assert feed["category"] == "groceries"  # MCC 5411
     push = wait_push(stack, holder.token, "Card purchase")
-    assert "Rema 1000 Majorstuen" in push["notification"]["body"]
+    # the merchant in the data only, not on the lock screen (SECURITY.md)
+    assert "Rema 1000" not in push["notification"]["body"] and push["data"]["merchantName"] == "Rema 1000 Majorstuen"
     audit()
 
     status, captured = proc.capture(answer["reference"], amount=19_990)
@@ -351,7 +352,8 @@ def test_a_merchant_s_refund_is_money_back_in_the_feed_the_push_and_my_economy(s
     purchase = holder.app.get(f"accounts/{holder.account}/transactions/{auth_id}")[1]
     assert entry["category"] == purchase["category"]
     push = wait_push(stack, holder.token, "Refund")
-    assert "Elkjøp Lade" in push["notification"]["body"] and push["data"]["refundId"] == refunded["refundId"]
+    assert "Elkjøp Lade" not in push["notification"]["body"] and push["data"]["merchantName"] == "Elkjøp Lade"
+    assert push["data"]["refundId"] == refunded["refundId"]
     # my economy: the refund takes its amount off the purchase's category
     spent = wait_for(
         lambda: (m := holder.app.get(month)[1] or {}).get("spent") == 25_000 and m,
@@ -377,7 +379,8 @@ def test_a_hotel_s_incremental_authorisation_holds_more_and_the_capture_takes_it
     entry = holder.app.get(f"accounts/{holder.account}/transactions/{auth_id}")[1]
     assert (entry["status"], entry["amount"]) == ("pending", -50_000)
     push = wait_push(stack, holder.token, "Reservation increased")
-    assert "Scandic Lerkendal" in push["notification"]["body"] and push["data"]["incrementId"] == more["incrementId"]
+    assert "Scandic" not in push["notification"]["body"] and push["data"]["merchantName"] == "Scandic Lerkendal"
+    assert push["data"]["incrementId"] == more["incrementId"]
     # a retry is answered as before; more than the account has is declined and holds nothing
     assert proc.increment(answer["reference"], 20_000, reference="inc-" + answer["reference"]) == (200, more)
     status, poor = proc.increment(answer["reference"], 50_001)

@@ -442,8 +442,13 @@ def test_the_notifier_pushes_a_card_decision_an_onboarding_result_and_a_device_c
     assert event is not None
     [push] = card_pushes(decode(event.subject, event.body).to_json())
     assert (push.uid, push.title, push.dedupe_key) == ("user_1", "Card purchase declined", f"{AUTH_ID}:declined")
-    assert push.data == {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "declined"}
-    assert push.body.endswith("at Rema 1000: the card is frozen")
+    assert push.data == {
+        "authorizationId": AUTH_ID,
+        "cardId": "card_1",
+        "status": "declined",
+        "merchantName": "Rema 1000",
+    }
+    assert push.body.endswith("kr: the card is frozen")  # the merchant in the data only (SECURITY.md)
     staged = customer_event("user_1", "approved", None, "12345678903")
     [welcome] = customer_pushes(decode(staged.subject, staged.body).to_json())
     assert welcome.dedupe_key == "customer:user_1:approved"

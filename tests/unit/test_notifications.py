@@ -422,3 +422,24 @@ def test_entries_name_the_counterparty():
     entries = transaction_entries(evt, payee_uid="bob", payer_name="Alice Hansen")
     assert entries[FROM]["counterpartyName"] == "Oslo Kommune"
     assert entries[TO]["counterpartyName"] == "Alice Hansen"
+
+
+# ---- found in review (2026-12-06): what a push's visible text may carry (SECURITY.md) ------
+@pytest.mark.parametrize("kind", [INTERNAL, EXTERNAL, INCOMING_KIND])
+@pytest.mark.parametrize("status", FINAL_PUSHING)
+def test_no_payment_push_names_a_person_or_shows_a_whole_account_number_or_the_message(kind, status):
+    """A push's title and body are on the lock screen: amounts and masked account numbers
+    only (SECURITY.md), never the payee's or payer's name, the payment's message or a whole
+    account number."""
+    ev = PaymentEvent(
+        payment(kind=kind, payee_name="Ola Nordmann", message="husleie til Kari"),
+        status,
+        "AC04",
+        "Kari Nordmann unknown",
+        {PAYER_NAME: "Kari Nordmann"},
+    )
+    for push in payment_pushes(ev, payee_uid="bob"):
+        shown = f"{push.title} {push.body}"
+        assert "Nordmann" not in shown and "Kari" not in shown and "husleie" not in shown
+        assert FROM not in shown and TO not in shown
+        assert format_account_number(FROM) not in shown and format_account_number(TO) not in shown

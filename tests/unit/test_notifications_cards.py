@@ -2,8 +2,9 @@
 fjordbank.domain.notifications (no I/O).
 
 The promises checked here are the module's own: an approved or declined card authorisation
-tells the card holder the amount (formatted from exact øre), the merchant and, for a
-decline, the reason from the reason table; onboarding results are told with fixed texts;
+tells the card holder the amount (formatted from exact øre) and, for a decline, the reason
+from the reason table, with the merchant's name in the data payload only (the app shows it
+once opened), never in the visible text on the lock screen (SECURITY.md); onboarding results are told with fixed texts;
 every push has the kind of its user preference and a stable dedupe key of its own (a
 released reservation is shown beside its approval, never raced to replace it); anything else
 (unknown status, no user) pushes nothing.
@@ -73,16 +74,16 @@ def test_approved_card_purchase_push() -> None:
         uid="user_1",
         kind=CARD,
         title="Card purchase",
-        body=f"123,45{NBSP}kr at Rema 1000 with the card ending 7897",
-        data={"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved"},
+        body=f"123,45{NBSP}kr with the card ending 7897",
+        data={"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved", "merchantName": "Rema 1000"},
         dedupe_key=f"{AUTH_ID}:approved",
     )
     assert push.to_json() == {
         "uid": "user_1",
         "kind": "card",
         "title": "Card purchase",
-        "body": f"123,45{NBSP}kr at Rema 1000 with the card ending 7897",
-        "data": {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved"},
+        "body": f"123,45{NBSP}kr with the card ending 7897",
+        "data": {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved", "merchantName": "Rema 1000"},
         "dedupeKey": f"{AUTH_ID}:approved",
     }
 
@@ -92,15 +93,20 @@ def test_declined_card_purchase_push_names_the_reason(reason: str, text: str) ->
     [push] = card_pushes(card_event(status="declined", reason=reason))
     assert push.kind == CARD
     assert push.title == "Card purchase declined"
-    assert push.body == f"123,45{NBSP}kr at Rema 1000: {text}"
-    assert push.data == {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "declined"}
+    assert push.body == f"123,45{NBSP}kr: {text}"
+    assert push.data == {
+        "authorizationId": AUTH_ID,
+        "cardId": "card_1",
+        "status": "declined",
+        "merchantName": "Rema 1000",
+    }
     assert push.dedupe_key == f"{AUTH_ID}:declined"
 
 
 @pytest.mark.parametrize("reason", [None, "", "duplicate_reference", "unknown_card", "something_new"])
 def test_declined_for_an_unlisted_reason_says_the_bank_declined(reason: str | None) -> None:
     [push] = card_pushes(card_event(status="declined", reason=reason))
-    assert push.body == f"123,45{NBSP}kr at Rema 1000: the bank declined it"
+    assert push.body == f"123,45{NBSP}kr: the bank declined it"
 
 
 def test_card_reason_texts_cover_the_card_decisions() -> None:
@@ -140,21 +146,45 @@ def test_card_push_dedupe_key_is_stable() -> None:
 )
 def test_card_push_amount_is_formatted_from_ore(amount: int, shown: str) -> None:
     [push] = card_pushes(card_event(amount=amount))
-    assert push.body.startswith(f"{shown} at Rema 1000")
+    assert push.body == f"{shown} with the card ending 7897"
 
 
 @pytest.mark.parametrize("amount", [None, "12345", 123.45, True])
 def test_card_push_without_a_whole_amount_leaves_it_out(amount: object) -> None:
     [push] = card_pushes(card_event(amount=amount))
-    assert push.body == "at Rema 1000 with the card ending 7897"
+    assert push.body == "A purchase with the card ending 7897"
     [declined] = card_pushes(card_event(amount=amount, status="declined", reason="card_frozen"))
-    assert declined.body == "at Rema 1000: the card is frozen"
+    assert declined.body == "A purchase: the card is frozen"
 
 
-@pytest.mark.parametrize("merchant", [None, ""])
-def test_card_push_without_merchant_says_a_merchant(merchant: str | None) -> None:
+@pytest.mark.parametrize("merchant", [None, "", 5])
+def test_card_push_without_merchant_has_no_merchant_in_its_data(merchant: object) -> None:
     [push] = card_pushes(card_event(merchant_name=merchant))
-    assert push.body == f"123,45{NBSP}kr at a merchant with the card ending 7897"
+    assert push.body == f"123,45{NBSP}kr with the card ending 7897"
+    assert "merchantName" not in push.data
+
+
+CARD_STATUSES = ["approved", "declined", "reversed", "expired", "captured", "refunded", "incremented"]
+
+
+@pytest.mark.parametrize("status", CARD_STATUSES)
+def test_no_card_push_names_the_merchant_on_the_lock_screen(status: str) -> None:
+    """SECURITY.md: a push's visible text carries amounts and masked numbers only. Every card
+    push named the merchant in its body, on the lock screen (found in review, 2026-12-06):
+    the name is in the data payload, which the app shows once it is opened."""
+    merchant = "Apotek 1 Storo"
+    event = card_event(
+        status=status,
+        merchant_name=merchant,
+        late=True,
+        refund_id="rf1",
+        increment_id="in1",
+        authorized_amount=20_000,
+        reason="card_frozen",
+    )
+    [push] = card_pushes(event)
+    assert "Apotek" not in push.title and "Apotek" not in push.body
+    assert push.data["merchantName"] == merchant
 
 
 @pytest.mark.parametrize("status", ["captured", "authorized", "APPROVED", "", None, "review", "rejected"])
@@ -165,11 +195,11 @@ def test_other_card_statuses_push_nothing(status: str | None) -> None:
 @pytest.mark.parametrize(
     ("status", "title", "body"),
     [
-        ("reversed", "Card purchase cancelled", f"123,45{NBSP}kr at Rema 1000: the amount is no longer reserved"),
+        ("reversed", "Card purchase cancelled", f"123,45{NBSP}kr: the amount is no longer reserved"),
         (
             "expired",
             "Reservation ended",
-            f"123,45{NBSP}kr at Rema 1000: no longer reserved, but the merchant can still charge it later",
+            f"123,45{NBSP}kr: no longer reserved, but the merchant can still charge it later",
         ),
     ],
 )
@@ -192,7 +222,7 @@ def test_a_capture_after_the_reservation_ended_is_told_and_one_within_it_is_not(
     assert card_pushes(card_event(status="captured", late=False)) == []
     [charged] = card_pushes(card_event(status="captured", late=True))
     assert (charged.title, charged.kind) == ("Card purchase charged", CARD)
-    assert charged.body == f"123,45{NBSP}kr at Rema 1000: the merchant charged it after its reservation ended"
+    assert charged.body == f"123,45{NBSP}kr: the merchant charged it after its reservation ended"
     assert charged.dedupe_key == f"{AUTH_ID}:captured" and charged.data["status"] == "captured"
 
 
@@ -208,7 +238,12 @@ def test_empty_card_event_pushes_nothing() -> None:
 
 def test_card_push_data_values_are_strings() -> None:
     [push] = card_pushes(card_event(card_id=None))
-    assert push.data == {"authorizationId": AUTH_ID, "cardId": "None", "status": "approved"}
+    assert push.data == {
+        "authorizationId": AUTH_ID,
+        "cardId": "None",
+        "status": "approved",
+        "merchantName": "Rema 1000",
+    }
     assert all(isinstance(v, str) for v in push.data.values())
 
 
@@ -225,7 +260,7 @@ def test_card_push_property(amount: int, status: str, auth: str, uid: str) -> No
     assert push.dedupe_key == f"{auth}:{status}"
     assert push.data["status"] == status
     assert push.data["authorizationId"] == auth
-    assert push.body.startswith(Money.nok(amount).format_nok() + " at Rema 1000")
+    assert push.body.startswith(Money.nok(amount).format_nok()) and "Rema" not in push.body
     assert all(isinstance(v, str) for v in push.data.values())
 
 
@@ -302,12 +337,15 @@ def test_a_device_change_without_a_user_a_key_or_a_known_change_pushes_nothing(e
     assert device_pushes(event) == []
 
 
-def test_a_refund_is_told_with_its_amount_and_merchant_each_under_its_own_key() -> None:
+def test_a_refund_is_told_with_its_amount_each_under_its_own_key() -> None:
     first = card_event(status="refunded", amount=4_500, merchant_name="Elkjøp Lade", refund_id="rf1")
     [push] = card_pushes(first)
     assert (push.uid, push.kind, push.title) == ("user_1", CARD, "Refund")
-    assert push.body == f"Elkjøp Lade refunded {Money.nok(4_500).format_nok()} to your account"
+    assert push.body == f"{Money.nok(4_500).format_nok()} refunded to your account"
     assert push.data["refundId"] == "rf1" and push.data["status"] == "refunded"
+    assert push.data["merchantName"] == "Elkjøp Lade"
+    [unknown] = card_pushes({**first, "amount": None})
+    assert unknown.body == "A purchase was refunded to your account"
     [second] = card_pushes({**first, "refund_id": "rf2"})
     assert len({push.dedupe_key, second.dedupe_key}) == 2  # two refunds of one purchase: both shown
     assert card_pushes({**first, "uid": None}) == []
@@ -324,7 +362,8 @@ def test_an_increment_is_told_with_the_amount_more_and_in_all_each_under_its_own
     [push] = card_pushes(first)
     assert (push.uid, push.kind, push.title) == ("user_1", CARD, "Reservation increased")
     more, total = Money.nok(50_000).format_nok(), Money.nok(150_000).format_nok()
-    assert push.body == f"Scandic Lerkendal reserved {more} more on the card ending 7897: {total} in all"
+    assert push.body == f"{more} more reserved on the card ending 7897: {total} in all"
+    assert push.data["merchantName"] == "Scandic Lerkendal"
     assert push.data["incrementId"] == "in1" and push.data["status"] == "incremented"
     [second] = card_pushes({**first, "increment_id": "in2"})
     assert len({push.dedupe_key, second.dedupe_key}) == 2  # two increments of one reservation: both shown
