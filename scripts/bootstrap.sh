@@ -83,9 +83,10 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 # the offline deployment checks (tests/deploy): the google provider 6.50 schema and python-hcl2
 scripts/deploy_tools.sh
-# promtool and prometheus (Debian's prometheus package, unpacked into .monitoring-tools/:
-# nothing installed system-wide) for the alert rules' tests and the local stack's Prometheus
+# promtool and prometheus (Debian's prometheus package) for the alert rules' tests and the
+# local stack's Prometheus, amtool (Debian's prometheus-alertmanager) for the Alertmanager
+# configuration's tests: unpacked into .monitoring-tools/, nothing installed system-wide
 bash scripts/monitoring_tools.sh \
-  || echo "warning: no promtool/prometheus; the monitoring tests and the stack's start fail and say how to get them" >&2
+  || echo "warning: no promtool/prometheus/amtool; the monitoring tests and the stack's start fail (the Alertmanager checks skip) and say how to get them" >&2
 
 say "tools ready: $(.venv/bin/nats-server --version), firebase-tools $(node_modules/.bin/firebase --version)"

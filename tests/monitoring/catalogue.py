@@ -24,6 +24,17 @@ CATALOGUE = MONITORING / "metrics.yaml"
 RULES = MONITORING / "rules"
 PROMTOOL = REPO / ".monitoring-tools" / "promtool"
 INSTALL_PROMTOOL = "bash scripts/monitoring_tools.sh"
+# An alert's severity: critical pages, warning is a ticket (monitoring/README.md). Watchdog
+# (alerting.rules.yaml) always fires, with severity none: the Alertmanager sends it to the
+# dead man's switch only (monitoring/alertmanager), which pages when it stops.
+SEVERITIES = ("critical", "warning")
+ALWAYS_FIRING = {"Watchdog": "none"}
+
+
+def severities_of(alert: str) -> tuple[str, ...]:
+    """The severities an alert of this name may carry."""
+    return (ALWAYS_FIRING[alert],) if alert in ALWAYS_FIRING else SEVERITIES
+
 
 # where the services' and the functions' code lives (functions/ holds a copy of fjordbank/
 # and a venv: only its own modules are read)

@@ -4,7 +4,8 @@ tests (*.test.yaml).
 - `promtool check rules` and `promtool test rules` pass on every file (promtool from
   Debian's prometheus package, installed into .monitoring-tools/ by
   scripts/monitoring_tools.sh; without it these tests fail and say so);
-- every alert has a unit test that shows it firing and one that shows it quiet;
+- every alert has a unit test that shows it firing and one that shows it quiet (but
+  Watchdog, the heartbeat that always fires);
 - every expression names only catalogued metrics (monitoring/metrics.yaml) or recording
   rules, and alert expressions name no recording rule (Cloud Monitoring alert policies
   are built from them and evaluate them on their own); label values in matchers, and in
@@ -147,6 +148,9 @@ def test_every_alert_has_a_unit_test_that_fires_it_and_one_that_keeps_it_quiet()
     assert len(alerts) == len(set(alerts)), "two alerts share a name"
     for name in alerts:
         assert cases.get(name, {}).get("fires"), f"no unit test shows {name} firing"
+        if name in mon.ALWAYS_FIRING:
+            assert not cases[name]["quiet"], f"{name} always fires: a unit test shows it quiet"
+            continue
         assert cases.get(name, {}).get("quiet"), f"no unit test shows {name} staying quiet"
     assert set(cases) <= set(alerts), f"unit tests of alerts that do not exist: {set(cases) - set(alerts)}"
 
@@ -172,7 +176,21 @@ def test_rules_name_only_catalogued_metrics_and_their_labels(cat, path):
         for p in mon.expr_problems(r["expr"], cat, recorded)
     ]
     assert problems == []
-    assert all(r["labels"]["severity"] in ("critical", "warning") for r in alerts_of(path))
+    assert all(
+        r["labels"]["severity"] in mon.SEVERITIES for r in alerts_of(path) if r["alert"] not in mon.ALWAYS_FIRING
+    )
+
+
+def test_the_watchdog_always_fires_and_pages_nobody():
+    """Watchdog, the alerting pipeline's heartbeat (alerting.rules.yaml): `vector(1)`, no
+    `for:`, severity none (no person is paged by it; the Alertmanager sends it to the dead
+    man's switch, which pages when it stops: tests/deploy/test_alertmanager.py). It is the
+    only alert exempt from the quiet case and from the page/ticket severities."""
+    (watchdog,) = [a for p in RULE_FILES for a in alerts_of(p) if a["alert"] in mon.ALWAYS_FIRING]
+    assert watchdog["alert"] == "Watchdog"
+    assert watchdog["expr"].strip() == "vector(1)"
+    assert "for" not in watchdog and "keep_firing_for" not in watchdog
+    assert watchdog["labels"] == {"severity": "none"}
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=ids(RULE_FILES))

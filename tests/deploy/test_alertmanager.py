@@ -1,0 +1,366 @@
+"""Who hears of an alert: the managed Alertmanager's configuration
+(monitoring/alertmanager/alertmanager.yaml, filled and wrapped into its Secret by
+k8s/alertmanager.py at deploy time).
+
+* the template holds no secret: every receiver's key or URL is a "${secret:ID}" placeholder,
+  and no `*_file` field (the managed Alertmanager mounts only its configuration);
+* filled with stand-ins, `amtool check-config` accepts it (amtool from Debian's
+  prometheus-alertmanager, unpacked into .monitoring-tools/ by scripts/monitoring_tools.sh;
+  these checks skip, saying so, where it is missing), and refuses a broken copy;
+* `amtool config routes test`: every alert of monitoring/rules reaches the receiver its
+  severity calls for (critical the pager, warning the chat channel), Watchdog the dead man's
+  switch and nobody else; an unknown severity still reaches the chat channel;
+* the same by reading the routing tree here (no amtool needed): every severity the rules use
+  has its own route;
+* grouping by alert name and job, the Watchdog's short repeat, the inhibition of a warning by
+  the critical of the same alert name;
+* `python -m k8s.alertmanager secret` prints the Secret the GMP operator reads (gmp-public,
+  `alertmanager`, key `alertmanager.yaml`) and refuses a missing, empty or malformed value.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k8s import alertmanager as am
+from tests.deploy.conftest import REPO
+
+AMTOOL = REPO / ".monitoring-tools" / "amtool"
+INSTALL = "bash scripts/monitoring_tools.sh"
+RULES = sorted((REPO / "monitoring" / "rules").glob("*.rules.yaml"))
+SECRET_IDS = [
+    "alertmanager-deadmans-switch-url",
+    "alertmanager-pagerduty-routing-key",
+    "alertmanager-slack-webhook-url",
+]
+# stand-ins of the right shape: a URL where Alertmanager wants one, else a key
+STAND_INS = {i: f"https://{i}.example.invalid/ping" if i.endswith("-url") else "0" * 32 for i in SECRET_IDS}
+# the receiver each severity calls for (monitoring/README.md: critical pages, warning is a ticket)
+SEVERITY_RECEIVER = {"critical": "pager", "warning": "chat"}
+WATCHDOG = "Watchdog"
+DEADMANS_SWITCH = "deadmans-switch"
+# receiver fields that hold a key, a token or a URL with one in it (Alertmanager's receivers)
+SECRET_FIELDS = {
+    "routing_key",
+    "service_key",
+    "api_url",
+    "api_key",
+    "url",
+    "webhook_url",
+    "token",
+    "bot_token",
+    "password",
+    "credentials",
+    "auth_password",
+    "auth_secret",
+    "api_secret",
+    "user_key",
+}
+
+
+def alerts() -> dict[str, str]:
+    """alert name -> severity, over every rule file."""
+    return {
+        r["alert"]: r["labels"]["severity"]
+        for p in RULES
+        for g in yaml.safe_load(p.read_text())["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+
+
+def need_amtool() -> Path:
+    if not (AMTOOL.is_file() and AMTOOL.stat().st_mode & 0o111):
+        pytest.skip(
+            f"amtool is not installed at {AMTOOL.relative_to(REPO)}: run `{INSTALL}` (it unpacks amtool from "
+            "Debian's prometheus-alertmanager package; the bootstrap runs it)"
+        )
+    return AMTOOL
+
+
+def filled(doc: dict | None = None) -> dict:
+    return am.fill(doc if doc is not None else am.template(), STAND_INS)
+
+
+def write(tmp_path: Path, doc: dict) -> Path:
+    path = tmp_path / "alertmanager.yaml"
+    path.write_text(am.config_text(doc))
+    return path
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(need_amtool()), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def routes_test(config: Path, labels: dict[str, str], receiver: str) -> subprocess.CompletedProcess[str]:
+    return amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={config}",
+        f"--verify.receivers={receiver}",
+        *(f"{k}={v}" for k, v in labels.items()),
+    )
+
+
+# ---- the template: no secret ------------------------------------------------------------
+
+
+def test_the_template_names_its_secrets_by_placeholder_only():
+    doc = am.template()
+    assert am.secret_ids(doc) == SECRET_IDS
+    assert am.placeholder_problems(doc) == []
+    problems = []
+    for receiver in doc["receivers"]:
+        for integration, configs in receiver.items():
+            if integration == "name":
+                continue
+            for config in configs:
+                for key, value in am._strings(config):
+                    if key.endswith("_file"):
+                        problems.append(f"{receiver['name']}: {key} names a file the managed Alertmanager lacks")
+                    elif key in SECRET_FIELDS and not am.PLACEHOLDER.fullmatch(value):
+                        problems.append(f"{receiver['name']}: {integration}.{key} is written out, not a placeholder")
+    assert problems == []
+    assert "global" not in doc or not any(k in SECRET_FIELDS or k.endswith("_file") for k in doc["global"])
+    # and no address at all outside the comments (a receiver's URL holds its token)
+    lines = [line for line in am.SOURCE.read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert [line for line in lines if "://" in line] == []
+
+
+# ---- amtool check-config ----------------------------------------------------------------
+
+
+def test_amtool_accepts_the_filled_configuration(tmp_path):
+    run = amtool("check-config", str(write(tmp_path, filled())))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout and "3 receivers" in run.stdout and "1 inhibit rules" in run.stdout
+
+
+def _unknown_receiver(doc):
+    doc["route"]["routes"][1]["receiver"] = "pagr"
+
+
+def _bad_matcher(doc):
+    doc["route"]["routes"][0]["matchers"] = ['alertname=="Watchdog"']
+
+
+def _no_scheme(doc):
+    doc["receivers"][2]["webhook_configs"][0]["url"] = "deadmans-switch.example.invalid/ping"
+
+
+@pytest.mark.parametrize(
+    ("breaker", "expected"),
+    [
+        (_unknown_receiver, 'undefined receiver "pagr"'),
+        (_bad_matcher, "unescaped double quote"),
+        (_no_scheme, "unsupported scheme"),
+    ],
+    ids=["an unknown receiver", "a malformed matcher", "a URL without its scheme"],
+)
+def test_amtool_refuses_a_broken_configuration(tmp_path, breaker, expected):
+    doc = filled()
+    breaker(doc)
+    run = amtool("check-config", str(write(tmp_path, doc)))
+    assert run.returncode != 0
+    assert "FAILED" in run.stdout + run.stderr and expected in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+# ---- routing: amtool config routes test ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory) -> Path:
+    return write(tmp_path_factory.mktemp("alertmanager"), filled())
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        ({"alertname": "FjbServiceDown", "severity": "critical", "job": "ledger"}, "pager"),
+        ({"alertname": "FjbConsumerBacklogGrowing", "severity": "warning", "job": "insights"}, "chat"),
+        ({"alertname": WATCHDOG, "severity": "none"}, DEADMANS_SWITCH),
+        # the heartbeat stays on its route whatever else it carries
+        ({"alertname": WATCHDOG, "severity": "critical"}, DEADMANS_SWITCH),
+        # an alert with no known severity is not dropped
+        ({"alertname": "SomethingNew", "severity": "info"}, "chat"),
+        ({"alertname": "SomethingNew"}, "chat"),
+    ],
+    ids=["critical pages", "warning to chat", "Watchdog to the switch", "Watchdog first", "unknown", "no severity"],
+)
+def test_amtool_routes_each_kind_of_alert_to_its_receiver(config_file, labels, receiver):
+    run = routes_test(config_file, labels, receiver)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.split() == [receiver], "one receiver only"
+
+
+def test_amtool_routes_every_alert_of_the_rules_by_its_severity(config_file):
+    wrong = {}
+    for name, severity in sorted(alerts().items()):
+        receiver = DEADMANS_SWITCH if name == WATCHDOG else SEVERITY_RECEIVER[severity]
+        run = routes_test(config_file, {"alertname": name, "severity": severity, "job": "ledger"}, receiver)
+        if run.returncode != 0 or run.stdout.split() != [receiver]:
+            wrong[name] = f"{severity}: {run.stdout.strip()!r}, expected {receiver}"
+    assert wrong == {}
+    assert len(alerts()) > 30
+
+
+def test_a_wrong_routing_expectation_is_reported(config_file):
+    run = routes_test(config_file, {"alertname": "FjbServiceDown", "severity": "critical"}, "chat")
+    assert run.returncode != 0 and "did not match" in run.stdout + run.stderr
+
+
+# ---- the routing tree, read here (no amtool) ---------------------------------------------
+
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=|!=)\s*"([^"]*)"\s*$')
+
+
+def _matches(route: dict, labels: dict[str, str]) -> bool:
+    for matcher in route.get("matchers", []):
+        name, op, value = _MATCHER.match(matcher).groups()
+        if (labels.get(name, "") == value) != (op == "="):
+            return False
+    return True
+
+
+def receiver_for(route: dict, labels: dict[str, str]) -> tuple[str, bool]:
+    """(receiver, whether a child route matched) as Alertmanager picks them: the first
+    matching child, depth first, without `continue` (this configuration uses none)."""
+    for child in route.get("routes", []):
+        if _matches(child, labels):
+            return receiver_for(child, labels)[0], True
+    return route["receiver"], False
+
+
+def test_every_severity_the_rules_use_has_its_own_route():
+    route = am.template()["route"]
+    assert not any(r.get("continue") for r in route.get("routes", []))
+    problems = []
+    for name, severity in sorted(alerts().items()):
+        receiver, routed = receiver_for(route, {"alertname": name, "severity": severity})
+        expected = DEADMANS_SWITCH if name == WATCHDOG else SEVERITY_RECEIVER.get(severity)
+        if expected is None:
+            problems.append(f"{name}: severity {severity!r} has no receiver here (SEVERITY_RECEIVER)")
+        elif not routed or receiver != expected:
+            problems.append(f"{name} ({severity}): {receiver}{'' if routed else ' by the default route'}")
+    assert problems == []
+
+
+def test_a_severity_without_a_route_is_reported():
+    route = copy.deepcopy(am.template()["route"])
+    route["routes"] = [r for r in route["routes"] if r.get("matchers") != ['severity="warning"']]
+    assert receiver_for(route, {"alertname": "FjbAuditNotRun", "severity": "warning"}) == ("chat", False)
+
+
+# ---- grouping, timing, inhibition --------------------------------------------------------
+
+
+def seconds(duration: str) -> int:
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert parts and duration, duration
+    h, m, s = (int(p or 0) for p in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def test_alerts_are_grouped_by_name_and_job_and_repeated_sensibly():
+    route = am.template()["route"]
+    assert route["group_by"] == ["alertname", "job"]
+    assert 10 <= seconds(route["group_wait"]) <= 60
+    assert 60 <= seconds(route["group_interval"]) <= 15 * 60
+    assert 3600 <= seconds(route["repeat_interval"]) <= 24 * 3600
+    pager = next(r for r in route["routes"] if r["receiver"] == "pager")
+    assert seconds(pager.get("group_wait", route["group_wait"])) <= 30, "a page waits at most 30 s"
+    assert seconds(pager["repeat_interval"]) <= seconds(route["repeat_interval"])
+
+
+def test_the_watchdog_reaches_only_the_switch_and_often():
+    doc = am.template()
+    first = doc["route"]["routes"][0]
+    assert first["matchers"] == [f'alertname="{WATCHDOG}"'] and first["receiver"] == DEADMANS_SWITCH
+    assert not first.get("continue")
+    assert seconds(first["group_wait"]) == 0
+    assert seconds(first["repeat_interval"]) <= 5 * 60, "the switch expects a ping every 5 minutes"
+    (switch,) = [r for r in doc["receivers"] if r["name"] == DEADMANS_SWITCH]
+    assert set(switch) == {"name", "webhook_configs"}
+    (hook,) = switch["webhook_configs"]
+    assert hook["send_resolved"] is False  # it never resolves; a "resolved" ping would mean nothing
+    # and no other route names the switch
+    assert [r["receiver"] for r in doc["route"]["routes"]].count(DEADMANS_SWITCH) == 1
+    assert doc["route"]["receiver"] != DEADMANS_SWITCH
+
+
+def test_a_critical_inhibits_the_warning_of_the_same_alert_and_never_the_watchdog():
+    (rule,) = am.template()["inhibit_rules"]
+    assert rule["source_matchers"] == ['severity="critical"']
+    assert rule["target_matchers"] == ['severity="warning"']
+    assert "alertname" in rule["equal"]
+    watchdog = {"alertname": WATCHDOG, "severity": "none"}
+    assert not _matches({"matchers": rule["target_matchers"]}, watchdog)
+    assert not _matches({"matchers": rule["source_matchers"]}, watchdog)
+
+
+# ---- the Secret ----------------------------------------------------------------------------
+
+
+def _secrets_dir(tmp_path: Path, values: dict[str, str]) -> Path:
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    for secret_id, value in values.items():
+        (directory / secret_id).write_text(value + "\n")  # as `gcloud secrets versions access` > file
+    return directory
+
+
+def test_the_secret_is_the_one_the_gmp_operator_reads(tmp_path, capsys):
+    assert am.main(["secret", "--secrets-dir", str(_secrets_dir(tmp_path, STAND_INS))]) == 0
+    (doc,) = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    assert (doc["apiVersion"], doc["kind"]) == ("v1", "Secret")
+    assert doc["metadata"]["name"] == "alertmanager" and doc["metadata"]["namespace"] == "gmp-public"
+    assert list(doc["data"]) == ["alertmanager.yaml"], "the operator copies a single key"
+    config = yaml.safe_load(base64.b64decode(doc["data"]["alertmanager.yaml"]))
+    assert config == filled()
+    (pager,) = [r for r in config["receivers"] if r["name"] == "pager"]
+    assert pager["pagerduty_configs"][0]["routing_key"] == "0" * 32
+
+
+def test_secret_ids_lists_what_the_deploy_fetches(capsys):
+    assert am.main(["secret-ids"]) == 0
+    assert capsys.readouterr().out.split() == SECRET_IDS
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"alertmanager-pagerduty-routing-key": None}, "alertmanager-pagerduty-routing-key: no value"),
+        ({"alertmanager-slack-webhook-url": ""}, "alertmanager-slack-webhook-url: no value"),
+        ({"alertmanager-slack-webhook-url": "http://hooks.example.invalid/x"}, "needs an https:// URL"),
+        ({"alertmanager-pagerduty-routing-key": "abc\nroute: {}"}, "holds whitespace"),
+    ],
+    ids=["missing", "empty", "plain http", "a line break"],
+)
+def test_a_missing_or_malformed_value_is_refused(tmp_path, capsys, change, expected):
+    values = {k: v for k, v in {**STAND_INS, **change}.items() if v is not None}
+    assert am.main(["secret", "--secrets-dir", str(_secrets_dir(tmp_path, values))]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and expected in captured.err
+
+
+def test_a_placeholder_inside_a_longer_string_is_refused():
+    doc = am.template()
+    doc["receivers"][2]["webhook_configs"][0]["url"] = (
+        "https://x.example.invalid/${secret:alertmanager-deadmans-switch-url}"
+    )
+    with pytest.raises(ValueError, match="inside a longer string"):
+        am.fill(doc, STAND_INS)
+
+
+def test_the_deploy_step_is_documented():
+    readme = (REPO / "k8s" / "README.md").read_text()
+    assert "python -m k8s.alertmanager secret --secrets-dir" in readme
+    assert "python -m k8s.alertmanager secret-ids" in readme
