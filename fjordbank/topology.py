@@ -139,6 +139,13 @@ LEASE_VALID_SECONDS = 2.25
 # which letters were dealt with, and a second replay must be asked for (``--again``).
 REPLAYED_BUCKET = "dead-letters-replayed"
 
+# Messages handled alone after their process stopped while handling them
+# (fjordbank/runtime/in_hand.py): a key per (service, durable, stream sequence) with the
+# times it was handled alone without an outcome, in a replicated file KV bucket (the marks
+# must outlive the process they count the stops of); entries expire after a day.
+IN_HAND_BUCKET = "messages-in-hand"
+IN_HAND_SECONDS = 24 * 3600
+
 
 def partition_of(account: str, partitions: int = PAYMENT_PARTITIONS) -> int:
     """The partition of a payer's account: stable across processes and releases (not
@@ -281,6 +288,14 @@ class Identity:
                     f"$JS.ACK.{spec.stream}.{spec.durable}.>",
                     spec.dead_letter_subject,
                 ]
+        if self.consumes:
+            # its own service's in-hand marks only (fjordbank/runtime/in_hand.py)
+            kv = f"KV_{IN_HAND_BUCKET}"
+            pub += [
+                f"$KV.{IN_HAND_BUCKET}.{self.name}.>",
+                f"$JS.API.STREAM.INFO.{kv}",
+                f"$JS.API.DIRECT.GET.{kv}.$KV.{IN_HAND_BUCKET}.{self.name}.>",
+            ]
         if partitioned:
             # its own service's leases only (fjordbank/runtime/ownership.py)
             kv = f"KV_{OWNERS_BUCKET}"

@@ -121,8 +121,13 @@ async def _ensure_once(js: JetStreamContext, replicas: int | None) -> None:
         await js.add_consumer(durable.stream, consumer_config(durable))
         log.info("consumer ensured", extra={"consumer": durable.durable})
     await _remove_undeclared(js)
-    await js.create_key_value(owners_config(replicas))
-    await js.create_key_value(replayed_config(replicas))
+    for bucket in bucket_configs(replicas):
+        await js.create_key_value(bucket)
+
+
+def bucket_configs(replicas: int | None = None) -> tuple[KeyValueConfig, ...]:
+    """The topology's KV buckets."""
+    return owners_config(replicas), replayed_config(replicas), in_hand_config(replicas)
 
 
 def owners_config(replicas: int | None = None) -> KeyValueConfig:
@@ -151,6 +156,21 @@ def replayed_config(replicas: int | None = None) -> KeyValueConfig:
         ttl=float(dlq.max_age_seconds),
         storage=StorageType.FILE,
         replicas=replicas or dlq.replicas,
+    )
+
+
+def in_hand_config(replicas: int | None = None) -> KeyValueConfig:
+    """The marks of messages handled alone after their process stopped
+    (fjordbank/runtime/in_hand.py): on file (they must outlive the process), replicated,
+    each gone a day after its last write."""
+    return KeyValueConfig(
+        bucket=topology.IN_HAND_BUCKET,
+        description="Messages handled alone after their process stopped: times without an outcome.",
+        history=1,
+        ttl=float(topology.IN_HAND_SECONDS),
+        storage=StorageType.FILE,
+        replicas=replicas or 3,
+        direct=True,
     )
 
 

@@ -134,7 +134,7 @@ def desired(budgets: Mapping[str, int] = STREAM_BUDGETS, *, replicas: int | None
         for spec in topology.STREAMS
     }
     consumers = {(d.stream, d.durable): jetstream.consumer_config(d) for d in topology.DURABLES}
-    buckets = {cfg.bucket: cfg for cfg in (jetstream.owners_config(replicas), jetstream.replayed_config(replicas))}
+    buckets = {cfg.bucket: cfg for cfg in jetstream.bucket_configs(replicas)}
     return Desired(streams, consumers, buckets)
 
 

@@ -50,8 +50,9 @@ from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.adapters.firestore import is_transient
 from fjordbank.config import Settings
 from fjordbank.errors import PublishError
-from fjordbank.runtime import crash, logs, tracing
+from fjordbank.runtime import crash, in_hand, logs, tracing
 from fjordbank.runtime.http import JsonApiServer, ProbeServer
+from fjordbank.runtime.in_hand import InHandMarks
 from fjordbank.runtime.ownership import LeaseThread, instance_id
 from fjordbank.runtime.tally import DeliveryTally
 
@@ -264,6 +265,20 @@ BatchHandler = Callable[[list[Delivery]], Awaitable[list[Outcome]]]
 Subscription = JetStreamContext.PullSubscription
 
 
+async def _in_hand_marks(js: JetStreamContext, service: str) -> InHandMarks | None:
+    """The service's in-hand marks (fjordbank.runtime.in_hand); None, said, while the bucket
+    cannot be read (a topology not set up again since it was added): a message that stops
+    its process is then found by the limit on deliveries without an outcome only."""
+    try:
+        return InHandMarks(await js.key_value(topology.IN_HAND_BUCKET), service)
+    except (TimeoutError, nats.errors.Error) as exc:
+        log.warning(
+            "no in-hand marks: their bucket cannot be read; run the JetStream setup",
+            extra={"bucket": topology.IN_HAND_BUCKET, "error": repr(exc)},
+        )
+        return None
+
+
 async def _give_back_queued(sub: Subscription) -> list[int]:
     """Nak at once (no delay) every message delivered to ``sub`` that no fetch has taken:
     the answer to a pull request can land after its fetch returned (the rest of a fill
@@ -374,6 +389,7 @@ class ConsumerService:
         # partition -> its durables' subscriptions (with the durable's name)
         self._subs: dict[int, list[tuple[Subscription, str]]] = {}
         self.tally = DeliveryTally()  # each message's failures and give-backs here
+        self.marks: InHandMarks | None = None  # set once connected (_bind): fjordbank.runtime.in_hand
         self._turns = asyncio.Semaphore(PARTITION_BATCHES_IN_FLIGHT)  # partitions' batches worked on
         self._ready = False
         self._alive = True
@@ -485,8 +501,9 @@ class ConsumerService:
                     extra={"stream": spec.stream, "consumer": spec.durable, "pending": info.num_pending},
                 )
                 (partitioned if spec.group else shared).append((Binding(spec, binding.handler), sub))
+        service = self.settings.nats.user or self.spec.durable
+        self.marks = await _in_hand_marks(js, service)
         if partitioned:
-            service = self.settings.nats.user or self.spec.durable
             await js.key_value(topology.OWNERS_BUCKET)  # exists (a clear error at start-up if not)
             self.leases = LeaseThread(
                 lambda: nats_conn.connect(self.settings.nats, name=f"{service}-leases"),
@@ -834,22 +851,71 @@ class ConsumerService:
         batch = await self._drop_unsettled(batch, binding.spec)
         if not batch:
             return None
-        if len(batch) > 1 and any(self.tally.own_failures((binding.spec.durable, d.stream_sequence)) for d in batch):
+        if len(batch) > 1 and any(self._one_at_a_time(d, binding.spec) for d in batch):
             # A message of it failed here before for a reason of its own (it timed out alone,
             # or failed so): a message at a time at once, not the whole batch first (one that
             # hangs its handler cost two deadlines each time, 22 minutes before it was
             # dead-lettered, with the messages behind it given back each time and one of the
             # process's two turns held: found in review, 2026-12-06). Not after transient
             # failures: after an outage every message in hand has one, and each batch would
-            # be committed a message at a time while the backlog came.
+            # be committed a message at a time while the backlog came. Or one is suspect of
+            # stopping its process (fjordbank.runtime.in_hand): each is then handled alone,
+            # marked, so that the one that does is found and the others go through.
             await self._one_by_one(batch, binding, None)
             return None
+        stops = await self._stops_alone(batch, binding.spec)
+        if stops is not None and stops >= in_hand.STOPS_ALONE:
+            await self._dead_letter_stopper(batch[0], stops, binding.spec)
+            return None
+        marked = stops is not None and await self._mark(batch[0], stops, binding.spec)
+        outcomes = await self._handle_batch(batch, binding)
+        if marked and self.marks is not None:  # an outcome, or given back: not a stop
+            await self.marks.clear(binding.spec.durable, batch[0].stream_sequence)
+        # (not in a ``finally``: a process that stops keeps the mark, and so does a service
+        # cancelled mid-handling, counted as a stop: one is not enough for the DLQ)
+        return outcomes
+
+    def _one_at_a_time(self, d: Delivery, spec: topology.ConsumerSpec) -> bool:
+        """Whether the message's batch is handled a message at a time: it failed here for a
+        reason of its own, or it is suspect of stopping its process."""
+        key = (spec.durable, d.stream_sequence)
+        return bool(self.tally.own_failures(key)) or in_hand.suspect(d.num_delivered, self.tally.ended_here(key))
+
+    async def _stops_alone(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> int | None:
+        """For a suspect message handled alone: the times it was so before without an outcome
+        (its process stopped); None for any other batch, or when the marks cannot be read."""
+        if len(batch) != 1 or self.marks is None:
+            return None
+        d = batch[0]
+        if not in_hand.suspect(d.num_delivered, self.tally.ended_here((spec.durable, d.stream_sequence))):
+            return None
+        return await self.marks.stops(spec.durable, d.stream_sequence)
+
+    async def _mark(self, d: Delivery, stops: int, spec: topology.ConsumerSpec) -> bool:
+        return self.marks is not None and await self.marks.mark(spec.durable, d.stream_sequence, stops)
+
+    async def _dead_letter_stopper(self, d: Delivery, stops: int, spec: topology.ConsumerSpec) -> None:
+        reason = (
+            f"its process stopped {stops} times while it was handled alone (an OOM kill or a crash:"
+            " no outcome each time)"
+        )
+        log.error("a message stops its process; dead-lettering it", extra={"subject": d.subject, "stops": stops})
+        try:
+            await self._settle(d, Reject(reason), spec)
+        except Exception:  # back after ack_wait, and found again then
+            log.warning("could not dead-letter a message", extra={"subject": d.subject}, exc_info=True)
+        if self.marks is not None:
+            await self.marks.clear(spec.durable, d.stream_sequence)
+
+    async def _handle_batch(self, batch: list[Delivery], binding: Binding) -> list[Outcome] | None:
+        name = binding.spec.name
         tracing.begin_batch()
         BATCH.labels(name).observe(len(batch))
         for d in batch:
             if d.num_delivered > 1:
                 REDELIVERED.labels(name).inc()
         await self._ack_before_commit(batch)  # CHAOS ONLY: a deliberately broken consumer (see there)
+        crash.handling(name, [d.data for d in batch])  # FAILURE TESTS ONLY: a message that kills its process
         started = time.perf_counter()
         try:
             outcomes = await self._handle(binding, batch)

@@ -1,5 +1,8 @@
 """Named crash points for failure tests: FJB_CRASH_POINT=<name> makes the process kill -9
-itself when it reaches that point, as a real crash would (no cleanup, no ack)."""
+itself when it reaches that point, as a real crash would (no cleanup, no ack).
+``<consumer>.handling:<text>`` is reached by handling any batch of that consumer with a
+message whose body holds ``text``: a message that kills its process each time (an OOM
+kill), for tests of fjordbank/runtime/in_hand.py."""
 
 from __future__ import annotations
 
@@ -20,7 +23,20 @@ def arm(point: str | None) -> None:
 
 def point(name: str) -> None:
     if _armed == name:
-        log.warning("crash point reached: kill -9", extra={"crash_point": name})
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+        _kill(name)
+
+
+def handling(consumer: str, bodies: list[bytes]) -> None:
+    """The point ``<consumer>.handling:<text>``, reached by a batch with ``text`` in a body."""
+    if _armed is None or not _armed.startswith(f"{consumer}.handling:"):
+        return
+    text = _armed.split(":", 1)[1].encode()
+    if text and any(text in body for body in bodies):
+        _kill(_armed)
+
+
+def _kill(name: str) -> None:
+    log.warning("crash point reached: kill -9", extra={"crash_point": name})
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -113,6 +113,50 @@ def test_poison_message_is_dead_lettered_while_other_payments_complete(stack, au
     audit()
 
 
+def test_a_message_that_kills_its_process_each_time_is_dead_lettered_alone_and_the_payments_behind_it_complete(
+    stack, auth, as_user, ledger_admin, audit
+):
+    """An OOM kill's pattern (fjordbank/runtime/in_hand.py): every screening instance kills
+    itself whenever it handles a batch holding one message, and comes back as Cloud Run or
+    Kubernetes would bring it back. The payments published behind it, on its partition,
+    were its batch each time; they complete, and only it is dead-lettered."""
+    alice = new_customer(auth, as_user, ledger_admin, 50_000, 0)
+    marker = unique("stops")
+    subject = f"{topology.SUBJECT_PAYMENT_REQUESTED}.{topology.partition_of(alice.accounts[0])}"
+    armed = {"FJB_CRASH_POINT": f"screening.handling:{marker}"}
+    instances = [n for n in stack.s.service_ports if service_of(n) == "screening"]
+    for name in instances:
+        stack.restart(name, env=armed)
+
+    async def publish_stopper():
+        nc = await natsclients.connect(stack, "edge")
+        try:
+            await nc.jetstream().publish(subject, json.dumps({"marker": marker}).encode())
+        finally:
+            await nc.close()
+
+    def dead_lettered():
+        for name in instances:  # the platform's part: an instance that stopped is started again
+            if stack.sup.pid(name) is None:
+                stack.restart(name, env=armed)
+        return [h for h, d in _dlq_messages(stack, "screening") if marker.encode() in d]
+
+    try:
+        asyncio.run(publish_stopper())
+        ids = [alice.request_payment(alice.accounts[1], 1_000 + i) for i in range(4)]
+        found = wait_for(dead_lettered, timeout=240, interval=1, what="the message that kills screening in its DLQ")
+    finally:
+        for name in instances:
+            stack.restart(name, env={"FJB_CRASH_POINT": ""})
+    assert "stopped 2 times while it was handled alone" in found[0]["Fjb-Reason"], found[0]
+    docs = [alice.wait_final(i, timeout=120) for i in ids]
+    assert [d["status"] for d in docs] == ["completed"] * 4
+    assert alice.balance(alice.accounts[1]) == sum(1_000 + i for i in range(4))
+    letters = _dlq_messages(stack, "screening")
+    assert not [h for h, d in letters if any(i.encode() in d for i in ids)], "none of the payments behind it"
+    audit()
+
+
 def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_others_flow(
     stack, auth, as_user, ledger_admin, admin_db, audit
 ):

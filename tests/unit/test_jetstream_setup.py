@@ -92,7 +92,7 @@ def test_desired_gives_every_stream_its_budget_and_refuses_new_messages_when_ful
         assert cfg.max_bytes == setup.STREAM_BUDGETS[name] > 0
         assert cfg.discard == DiscardPolicy.NEW
     assert sorted(want.consumers) == sorted((d.stream, d.durable) for d in topology.DURABLES)
-    assert sorted(want.buckets) == sorted([topology.OWNERS_BUCKET, topology.REPLAYED_BUCKET])
+    assert sorted(want.buckets) == sorted([topology.OWNERS_BUCKET, topology.REPLAYED_BUCKET, topology.IN_HAND_BUCKET])
 
 
 def test_desired_refuses_a_stream_without_a_budget_and_a_budget_without_a_stream():
@@ -146,7 +146,7 @@ def test_an_empty_server_gets_everything_created_streams_first():
     changes = setup.plan(Current(), want)
     assert all(c.action == "create" for c in changes)
     kinds = [c.kind for c in changes]
-    assert kinds == ["stream"] * len(want.streams) + ["consumer"] * len(want.consumers) + ["bucket"] * 2
+    assert kinds == ["stream"] * len(want.streams) + ["consumer"] * len(want.consumers) + ["bucket"] * 3
     assert Change("create", "consumer", "PAYMENTS/ledger-p3") in changes
 
 

@@ -70,6 +70,7 @@ OUTPUTS = {
 }
 STREAM_OF_PREFIX = {"payments": "PAYMENTS", "customers": "CUSTOMERS", "cards": "CARDS"}
 OWNERS_KV = f"KV_{topology.OWNERS_BUCKET}"
+IN_HAND_KV = f"KV_{topology.IN_HAND_BUCKET}"
 
 
 def on_the_wire(subject: str, partition: int = 3) -> str:
@@ -191,6 +192,11 @@ def test_service_publish_permissions_are_exactly_outputs_own_consumer_api_and_ow
                 f"$JS.ACK.{stream}.{durable}.>",
                 f"dlq.{name}",
             }
+        expected |= {  # its own in-hand marks (fjordbank/runtime/in_hand.py)
+            f"$KV.{topology.IN_HAND_BUCKET}.{ident.name}.>",
+            f"$JS.API.STREAM.INFO.{IN_HAND_KV}",
+            f"$JS.API.DIRECT.GET.{IN_HAND_KV}.$KV.{topology.IN_HAND_BUCKET}.{ident.name}.>",
+        }
         if consumer(name).partitioned:  # its own partition leases
             expected |= {
                 f"$KV.{topology.OWNERS_BUCKET}.{ident.name}.>",
@@ -228,6 +234,9 @@ DANGEROUS = [
     f"$JS.API.STREAM.DELETE.{OWNERS_KV}",
     f"$JS.API.STREAM.UPDATE.{OWNERS_KV}",
     f"$KV.{topology.OWNERS_BUCKET}.fraud.p1",
+    f"$JS.API.STREAM.PURGE.{IN_HAND_KV}",
+    f"$JS.API.STREAM.DELETE.{IN_HAND_KV}",
+    f"$KV.{topology.IN_HAND_BUCKET}.fraud.ledger-p1.7",
 ]
 
 
@@ -243,12 +252,17 @@ def test_no_non_admin_publish_permission_is_a_wildcard_except_own_acks(ident):
     own_leases = {
         f"$KV.{topology.OWNERS_BUCKET}.{ident.name}.>",
         f"$JS.API.DIRECT.GET.{OWNERS_KV}.$KV.{topology.OWNERS_BUCKET}.{ident.name}.>",
+        f"$KV.{topology.IN_HAND_BUCKET}.{ident.name}.>",
+        f"$JS.API.DIRECT.GET.{IN_HAND_KV}.$KV.{topology.IN_HAND_BUCKET}.{ident.name}.>",
     }
     own_outputs = {permitted(s) for s in OUTPUTS[ident.name] if s.startswith("payments.")}  # any partition
     for pattern in ident.permissions()["publish"]:
         if "*" in pattern or ">" in pattern:
             assert pattern in own_acks | own_leases | own_outputs, pattern
-        assert not pattern.startswith("$JS.API.STREAM.") or pattern == f"$JS.API.STREAM.INFO.{OWNERS_KV}"
+        assert not pattern.startswith("$JS.API.STREAM.") or pattern in {
+            f"$JS.API.STREAM.INFO.{OWNERS_KV}",
+            f"$JS.API.STREAM.INFO.{IN_HAND_KV}",
+        }
 
 
 @pytest.mark.parametrize("ident", NON_ADMIN, ids=lambda i: i.name)
@@ -386,6 +400,13 @@ def test_a_service_may_write_only_its_own_partition_leases(ident):
         key = f"$KV.{topology.OWNERS_BUCKET}.{other.name}.p1"
         partitioned = any(consumer(d).partitioned for d in ident.consumes)
         assert can_publish(ident, key) is (partitioned and other.name == ident.name)
+
+
+@pytest.mark.parametrize("ident", SERVICE_IDENTITIES, ids=lambda i: i.name)
+def test_a_service_may_write_only_its_own_in_hand_marks(ident):
+    for other in SERVICE_IDENTITIES:
+        key = f"$KV.{topology.IN_HAND_BUCKET}.{other.name}.{other.name}.7"
+        assert can_publish(ident, key) is (bool(ident.consumes) and other.name == ident.name)
 
 
 def test_payments_are_partitioned_by_the_payers_account():
