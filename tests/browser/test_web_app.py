@@ -216,6 +216,7 @@ def test_a_card_is_issued_frozen_and_limited(page, stack):
     expect(declined.filter(has_text="above the card's online limit")).to_have_count(1, timeout=PIPELINE_MS)
     refunded = page.get_by_test_id("notification").filter(has_text=nok("50,00 kr") + " refunded to your account")
     expect(refunded).to_have_count(1, timeout=PIPELINE_MS)  # the merchant is not on the lock screen (SECURITY.md)
+    expect(refunded.get_by_test_id("notification-merchant")).to_have_text("Narvesen Oslo S")  # in the app, it is
 
 
 def test_my_economy_categories_and_standing_orders(page, admin_db):

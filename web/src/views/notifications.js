@@ -103,21 +103,23 @@ export function notificationsView() {
     fill(
       list,
       ...(all.length
-        ? [...all]
-            .reverse()
-            .map((m) =>
+        ? [...all].reverse().map((m) =>
+            h(
+              "li",
+              { class: "entry", testid: "notification" },
               h(
-                "li",
-                { class: "entry", testid: "notification" },
-                h(
-                  "div",
-                  { class: "entry-main" },
-                  h("strong", {}, m.message.notification?.title || "(no title)"),
-                  h("div", {}, m.message.notification?.body || ""),
-                  h("small", { class: "muted" }, new Date(m.received_at).toLocaleString("nb-NO")),
-                ),
+                "div",
+                { class: "entry-main" },
+                h("strong", {}, m.message.notification?.title || "(no title)"),
+                h("div", {}, m.message.notification?.body || ""),
+                // the merchant of a card push: in its data, not on the lock screen (SECURITY.md)
+                ...(m.message.data?.merchantName
+                  ? [h("div", { class: "muted", testid: "notification-merchant" }, m.message.data.merchantName)]
+                  : []),
+                h("small", { class: "muted" }, new Date(m.received_at).toLocaleString("nb-NO")),
               ),
-            )
+            ),
+          )
         : [h("li", { class: "muted" }, "Nothing yet.")]),
     );
   });
