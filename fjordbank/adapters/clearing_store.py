@@ -7,7 +7,10 @@ as pacs.008 files in ``incoming/`` (moved to ``processed/`` too), and the return
 that cannot be credited go out as pacs.004 files in ``outbox/`` (``RET-<payment id>.xml``).
 A file in is read when its name ends in ``.xml`` in any case (one named otherwise is said
 once, for an operator), and nothing in ``processed/`` is ever replaced by a later file of
-its name.
+its name, even one filed away at the same instant by another process: a file is linked
+there (which refuses a name taken) and then unlinked from where it was, and one left in
+both places by a crash between the two is taken as filed away, not read again
+(`ClearingDirs._move`; a checked rename on a file system without hard links).
 Writes are atomic (a temporary file renamed into place), so the other side never reads
 half a file.
 
@@ -270,7 +273,8 @@ class ClearingDirs:
                 continue
             hidden = path.name.startswith(".")
             if not hidden and path.suffix.lower() == XML:
-                waiting.append(path)
+                if not self._left_by_a_crash(path):
+                    waiting.append(path)
                 continue
             if hidden:
                 try:
@@ -284,6 +288,30 @@ class ClearingDirs:
                 extra={"file": str(path)},
             )
         return sorted(waiting)
+
+    def _left_by_a_crash(self, path: Path) -> bool:
+        """Whether ``path`` was filed away and left where it was (`_filed_already`: killed
+        between `_move`'s link and its unlink): then taken from there now, not read again
+        as a new file. Its answer or payments were handled before it was filed away (and
+        handling one again is idempotent: clearing's and incoming's module docstrings), so
+        this spares the work and a second copy in ``processed/``."""
+        try:
+            if not self._filed_already(path):
+                return False
+            os.unlink(path)
+        except FileNotFoundError:
+            return True  # filed away meanwhile by another process
+        except OSError as exc:
+            if isinstance(exc, ConnectionError):
+                raise
+            self.unmovable.add(path)  # in processed/ already: not read again
+            log.error(
+                "a file filed away and left where it was cannot be removed from there; for an operator",
+                extra={"file": str(path), "error": str(exc)},
+            )
+            return True
+        log.warning("a file filed away and left where it was (a crash) taken from there", extra={"file": str(path)})
+        return True
 
     def answers(self) -> list[Path]:
         """The pain.002 answers waiting, by name (a file id starts with its time)."""
@@ -307,9 +335,8 @@ class ClearingDirs:
         """Where in ``processed/`` a file ``name`` goes: ``<name><suffix>``, or, when a file
         is there under it, ``<stem>.<UTC time><ext><suffix>`` (``NICS1.20261206T161923123456Z.xml``).
         A rename replaced the earlier file of the name, the bank's only copy of what it
-        credited from it (found in review, 2026-12-06). Checked, then renamed: two files of
-        one name filed away at the same moment (one from the inbox, one from incoming/) is
-        the window left."""
+        credited from it (found in review, 2026-12-06). Only a first look: the name may be
+        taken before the file is moved there (`_move` refuses to move over it)."""
         target = self.processed / f"{name}{suffix}"
         stem, ext = os.path.splitext(name)
         while os.path.lexists(target):
@@ -317,21 +344,69 @@ class ClearingDirs:
             target = self.processed / f"{stem}.{stamp}{ext}{suffix}"
         return target
 
+    def _move(self, path: Path, name: str, suffix: str) -> None:
+        """Move ``path`` to a free name in ``processed/`` (`_free`) without ever replacing a
+        file there: linked there (link(2) fails when the name is taken, and the next free
+        name is tried), then unlinked from where it was. A rename replaces silently, so
+        two processes filing away files of one name at the same instant (two instances, or
+        the inbox and incoming/) could leave one file over the other between `_free`'s check
+        and the rename (found in a review, 2026-12-06). Killed between the link and the
+        unlink, the file is in both places: `_filed_already` tells it filed away. Two
+        processes filing away the same file at the same instant may each link it, leaving
+        two names of one file in ``processed/``: never one lost.
+
+        A file system without hard links (Cloud Storage FUSE, which the production channel
+        mounts) falls back to the checked rename: the window between `_free`'s check and
+        the rename is what is left of the race there."""
+        while True:
+            target = self._free(name, suffix)
+            try:
+                os.link(path, target)
+            except FileExistsError:
+                continue  # filed away under that name since the check: the next free name
+            except OSError as exc:
+                if exc.errno not in NO_LINKS:
+                    raise
+                path.rename(target)
+                return
+            break
+        os.unlink(path)  # FileNotFoundError: another process filed it away too, at the same instant
+
+    def _filed_already(self, path: Path) -> bool:
+        """Whether the file ``path`` is in ``processed/`` too: another name of it (the same
+        inode) is there, left by a process killed between `_move`'s link and its unlink, or
+        linked by another process that has not unlinked it yet. Only a file with more than
+        one name is looked for there (none on a file system without hard links)."""
+        here = path.stat()
+        if here.st_nlink < 2:
+            return False
+        with os.scandir(self.processed) as entries:
+            for entry in entries:
+                if entry.inode() == here.st_ino and entry.stat(follow_symlinks=False).st_dev == here.st_dev:
+                    return True
+        return False
+
     def file_away(self, path: Path, suffix: str = "") -> None:
         """An answer or a pacs.008 handled, into ``processed/`` (``suffix``: set aside for
-        an operator), never over a file filed away before under its name (`_free`). One
+        an operator), never over a file filed away before under its name (`_free`), nor
+        over one another process files away under it at the same instant (`_move`). One
         another process filed away first (two instances overlapping in a rollout both read
-        it; what each did with it is idempotent) is not an error: raised, it restarted the
-        reading loop."""
+        it; what each did with it is idempotent), or one this process was killed filing
+        away (in ``processed/`` already, `_filed_already`), is not an error: raised, it
+        restarted the reading loop; it is taken from where it was, not filed twice."""
         try:
+            if self._filed_already(path):
+                os.unlink(path)
+                log.info("file filed away already; taken from where it was", extra={"file": path.name})
+                return
             try:
-                path.rename(self._free(path.name, suffix))
+                self._move(path, path.name, suffix)
             except OSError as exc:
                 if exc.errno != errno.ENAMETOOLONG:
                     raise
                 # the suffix made the name too long: kept short, with a digest of the whole
                 digest = hashlib.sha256(path.name.encode()).hexdigest()[:12]
-                path.rename(self._free(f"{path.name[:KEPT_NAME]}-{digest}", suffix))
+                self._move(path, f"{path.name[:KEPT_NAME]}-{digest}", suffix)
         except FileNotFoundError:
             log.info("file filed away by another process", extra={"file": path.name})
             return

@@ -108,8 +108,9 @@ class Channel(Protocol):
     def read_answer(self, path: Path) -> bytes: ...
 
     def file_away(self, path: Path, suffix: str = "") -> None:
-        """An answer handled (``suffix``: set aside for an operator, e.g. ``.unknown``);
-        one another process filed away first is not an error."""
+        """An answer handled (``suffix``: set aside for an operator, e.g. ``.unknown``),
+        never over a file filed away under its name; one another process filed away first
+        is not an error."""
 
 
 def payment_path(payment_id: str) -> str:

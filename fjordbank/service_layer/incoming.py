@@ -145,7 +145,8 @@ class IncomingChannel(Protocol):
     def read_incoming(self, path: Path) -> bytes: ...
 
     def file_away(self, path: Path, suffix: str = "") -> None:
-        """A file handled, or set aside (``suffix``); one filed away already is not an error."""
+        """A file handled, or set aside (``suffix``), never over a file filed away under its
+        name; one filed away already is not an error."""
 
     def deliver(self, name: str, data: bytes, *, resend_lost: bool = False) -> None:
         """Send a file once: FileExistsError when that name was delivered before (waiting or

@@ -166,14 +166,14 @@ def test_a_file_that_cannot_be_filed_away_is_skipped_not_read_again_and_again(ch
     stuck, later = channel.inbox / "A1.xml", channel.inbox / "B2.xml"
     stuck.write_bytes(b"<x/>")
     later.write_bytes(b"<y/>")
-    real_rename = Path.rename
+    real_link = os.link
 
-    def refused(self, target):
-        if self == stuck:
+    def refused(src, dst, *args, **kwargs):
+        if Path(src) == stuck:
             raise PermissionError(errno.EACCES, "permission denied")
-        return real_rename(self, target)
+        return real_link(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "rename", refused)
+    monkeypatch.setattr(os, "link", refused)
     assert channel.answers() == [stuck, later]
     channel.file_away(stuck)  # logged for an operator, not raised
     assert channel.answers() == [later]  # the answers after it are read
@@ -289,3 +289,80 @@ def test_a_return_whose_mark_was_cut_short_is_written_again_not_placed_as_it_is(
     assert (channel.delivered_marks / "RET-in3.xml").read_bytes() == b""  # nothing kept to place as it is
     channel.deliver("RET-in3.xml", b"<return/>", resend_lost=True)
     assert (channel.outbox / "RET-in3.xml").read_bytes() == b"<return/>"
+
+
+# ---- found in a review (2026-12-06): filing away raced, legacy marks had no 'whole' flag -------
+def test_a_file_filed_away_never_replaces_one_another_process_filed_between_the_check_and_the_move(
+    channel, monkeypatch
+):
+    """Two instances (or the inbox and incoming/ at the same instant) filing away files of one
+    name: the other's file appeared under the free name this one had picked, and the rename
+    replaced it, the bank's only copy of what was credited from it."""
+    real_free, raced_once = ClearingDirs._free, []
+
+    def raced(self, name, suffix):
+        target = real_free(self, name, suffix)
+        if not raced_once:
+            raced_once.append(target)
+            target.write_bytes(b"<the other process's/>")  # filed away by another, after the check
+        return target
+
+    ours = channel.incoming_dir / "NICS9.xml"
+    ours.write_bytes(b"<ours/>")
+    monkeypatch.setattr(ClearingDirs, "_free", raced)
+    channel.file_away(ours)
+    monkeypatch.undo()
+    kept = {p.name: p.read_bytes() for p in channel.processed.iterdir()}
+    assert kept["NICS9.xml"] == b"<the other process's/>"
+    assert sorted(kept.values()) == [b"<ours/>", b"<the other process's/>"] and not ours.exists()
+
+
+def test_a_file_filed_away_and_left_in_place_by_a_crash_is_not_read_again(channel, monkeypatch):
+    """Killed between the link into processed/ and the unlink from the inbox, the file is in
+    both: a later look sees it filed away (and finishes the move), never a new file."""
+
+    class Killed(BaseException):
+        pass
+
+    answer, payments = channel.inbox / "ANS2.xml", channel.incoming_dir / "NICS2.xml"
+    for path in (answer, payments):
+        path.write_bytes(b"<x/>")
+    real_unlink = os.unlink
+
+    def killed(path, *args, **kwargs):
+        if Path(path).parent in (channel.inbox, channel.incoming_dir):
+            raise Killed
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", killed)
+    for path in (answer, payments):
+        with pytest.raises(Killed):
+            channel.file_away(path)
+    monkeypatch.undo()
+    assert answer.exists() and payments.exists()  # in both places
+    later = ClearingDirs(channel.root)  # the process started again
+    assert later.answers() == [] and later.incoming() == []
+    assert not answer.exists() and not payments.exists()
+    assert sorted(p.name for p in later.processed.iterdir()) == ["ANS2.xml", "NICS2.xml"]
+    # and filed away again by a process that had read it before: no second copy
+    answer.write_bytes(b"<y/>")
+    os.link(answer, later.processed / "ANS2.20261206T000000000000Z.xml")  # linked, not yet unlinked
+    later.file_away(answer)
+    assert not answer.exists()
+    assert sorted(p.name for p in later.processed.iterdir()) == [
+        "ANS2.20261206T000000000000Z.xml",
+        "ANS2.xml",
+        "NICS2.xml",
+    ]
+
+
+def test_a_file_is_filed_away_on_a_file_system_without_hard_links(channel, monkeypatch):
+    def no_links(*_args, **_kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    for body in (b"<1/>", b"<2/>"):
+        (channel.inbox / "ANS3.xml").write_bytes(body)
+        channel.file_away(channel.inbox / "ANS3.xml", ".unknown")
+    assert sorted(p.read_bytes() for p in channel.processed.iterdir()) == [b"<1/>", b"<2/>"]
+    assert channel.answers() == []
