@@ -14,6 +14,24 @@ both places by a crash between the two is taken as filed away, not read again
 Writes are atomic (a temporary file renamed into place), so the other side never reads
 half a file.
 
+The bank keeps a mark of each file it delivers (``delivered/<name>``, a copy of the file:
+`ClearingDirs.deliver`), flagged ``<name>.whole`` once written whole, so a return's mark is
+placed again as it is only when it is whole. Marks written before that flag (2026-12-06)
+have none: when the store opens (`ClearingDirs._flag_whole_marks`), each mark with neither
+flag is flagged whole if it is demonstrably so, a complete XML document (parsed safely,
+fjordbank.domain.safexml) read under the mark's lock (a delivery at work on it is waited
+for) and synced to disk before its flag is; one that is not (cut short by a kill, a full
+disk, or a crash that lost its data) is left unflagged and said at WARNING, and its return
+is written again at its next try. Every mark is flagged as it is written now, so the step
+reads only what older code left and what it found cut short (an empty mark, a crash before
+either, is not read), and that set becomes empty: cheap at every start. A return's mark cut
+short leaves it when the return is written again; a pain.001's (never delivered again)
+stays, said at every start for an operator. A mark an instance of the older code writes
+after the step ran (the two overlapping in the rollout) is flagged at the next start. A
+step of the store, not a data migration (fjordbank.service_layer.migrations: documents,
+run by ``bankctl migrate``): the marks are files on the channel's folders, which only the
+clearing service has.
+
 The bank's side of the exchange is ``ClearingDirs.deliver`` (a pain.001 out), ``delivered``,
 ``answers`` and ``read_answer`` (pain.002s in): the channel
 (fjordbank.service_layer.clearing.Channel). When the channel is down they raise
@@ -39,7 +57,8 @@ from pathlib import Path
 from prometheus_client import Counter
 
 from fjordbank.adapters.faults import FaultSwitch
-from fjordbank.domain.iso20022 import MAX_XML_BYTES
+from fjordbank.domain import safexml
+from fjordbank.domain.iso20022 import MAX_XML_BYTES, MAX_XML_ELEMENTS
 
 log = logging.getLogger("clearing.channel")
 
@@ -66,6 +85,7 @@ NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS
 # left a partial ``.tmp-*`` in the outbox, which a transfer service taking every object
 # would have sent); one left there this long is a crashed writer's, and removed.
 STALE_STAGING_SECONDS = 600
+MARK_FLAGS = (".placed", ".whole")  # a delivery mark's flags: delivered/<name><flag>
 KEPT_NAME = 120  # characters of a file's name kept when the whole is too long to set it aside
 XML = ".xml"  # the files read from the clearing house, named so in any case
 
@@ -123,6 +143,7 @@ class ClearingDirs:
         # files not named *.xml, said once each (`_waiting`)
         self.not_read: set[Path] = set()
         self._clear_stale_staging()
+        self._flag_whole_marks()
 
     def _clear_stale_staging(self) -> None:
         """Remove what crashed writers left: in ``staging/``, and in the outbox itself from
@@ -135,6 +156,51 @@ class ClearingDirs:
                     log.warning("a crashed writer's partial file removed", extra={"file": str(stale)})
             except FileNotFoundError:
                 continue
+
+    def _flag_whole_marks(self) -> None:
+        """Flag ``<name>.whole`` each delivery mark with neither flag that is whole (marks
+        written before the flag existed: the module's docstring). Idempotent, and run at
+        every start: a mark flagged is not read again."""
+        names = set(os.listdir(self.delivered_marks))
+        for name in sorted(names):
+            if name.startswith(".") or name.endswith(MARK_FLAGS) or any(f"{name}{f}" in names for f in MARK_FLAGS):
+                continue
+            try:
+                self._flag_if_whole(name)
+            except OSError as exc:  # one mark that cannot be read: the others are still looked at
+                log.error("a delivery mark could not be checked", extra={"file": name, "error": str(exc)})
+
+    def _flag_if_whole(self, name: str) -> None:
+        mark, whole = self.delivered_marks / name, self.delivered_marks / f"{name}.whole"
+        try:
+            fh = mark.open("rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            _lock(fh.fileno())  # a delivery writing it holds the lock: waited for
+            if any((self.delivered_marks / f"{name}{f}").exists() for f in MARK_FLAGS):
+                return  # flagged meanwhile (by a delivery, or another process's start)
+            data = fh.read(MAX_XML_BYTES + 1)
+            if not data:
+                return  # a crash before either: not delivered, nothing to place again
+            try:
+                safexml.parse(
+                    data,
+                    what="delivery mark",
+                    where="delivery marks",
+                    max_bytes=MAX_XML_BYTES,
+                    max_elements=MAX_XML_ELEMENTS,
+                )
+            except safexml.UnsafeOrMalformedXml as exc:
+                log.warning(
+                    "a delivery mark cut short (not a whole XML document): not flagged whole; "
+                    "a return's is written again at its next try",
+                    extra={"file": name, "error": str(exc)},
+                )
+                return
+            os.fsync(fh.fileno())  # its bytes on disk before a flag says they are whole
+            _flag(whole)
+        log.info("a delivery mark from before its flag found whole and flagged", extra={"file": name})
 
     @staticmethod
     def write_atomic(path: Path, data: bytes) -> None:
@@ -175,7 +241,9 @@ class ClearingDirs:
         return was recorded so and never sent: the paying bank never got its money back
         (found in review, 2026-12-06); resent without the flag, a return the clearing house
         had taken and filed away was sent a second time, different (found in review of
-        that fix). Only a crash between the file and its flag sends the same bytes twice."""
+        that fix). Only a crash between the file and its flag sends the same bytes twice.
+        Every mark is flagged ``.whole`` once written whole (a pain.001's too, though only a
+        return's flag is read here: `_flag_whole_marks` then has none of them to read)."""
         self._channel()
         mark = os.open(self.delivered_marks / name, os.O_CREAT | os.O_RDWR, 0o644)
         flag, whole = self.delivered_marks / f"{name}.placed", self.delivered_marks / f"{name}.whole"
@@ -200,8 +268,7 @@ class ClearingDirs:
                     os.ftruncate(mark, 0)
                     _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
                     os.fsync(mark)
-                    if resend_lost:
-                        _flag(whole)
+                    _flag(whole)  # every mark, so that `_flag_whole_marks` finds none to read
                 self._place(name, data)
             except BaseException:
                 if not again:
