@@ -24,6 +24,7 @@ find it as ``Delivery.span`` / ``Delivery.context``; a dead letter keeps the tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import functools
@@ -129,6 +130,9 @@ HANDLER_DEADLINE_SECONDS = 120.0
 # review, 2026-12-06). A failure of the handler's own (a bug, a message it cannot take)
 # counts from the first.
 TRANSIENT_MAX_AGE_SECONDS = 3600.0
+# How often a service that could not read its in-hand marks' bucket looks for it again
+# (fjordbank.runtime.in_hand), when a suspect message comes.
+MARKS_AGAIN_SECONDS = 60.0
 TRANSIENT_LATE_DELAY_SECONDS = 30.0
 
 # The server delivers a message for ever (the consumers' max_deliver is -1,
@@ -305,6 +309,11 @@ async def _give_back_queued(sub: Subscription) -> list[int]:
     return [_sequence(m) for m in given]
 
 
+def _for_all(outcome: Retry) -> bool:
+    """A failure on a transient error, or a timeout: the database's or NATS's, as likely."""
+    return outcome.transient or outcome.timed_out
+
+
 def retry_delay(outcome: Retry, failures: int, spec: topology.ConsumerSpec) -> float:
     """The delay of a Retry's nak at the message's ``failures``-th failure: its own, or the
     consumer's backoff; TRANSIENT_LATE_DELAY_SECONDS at least once the table is spent."""
@@ -390,6 +399,8 @@ class ConsumerService:
         self._subs: dict[int, list[tuple[Subscription, str]]] = {}
         self.tally = DeliveryTally()  # each message's failures and give-backs here
         self.marks: InHandMarks | None = None  # set once connected (_bind): fjordbank.runtime.in_hand
+        self._marks_sought = float("-inf")  # when the marks' bucket was last looked for (monotonic)
+        self._gate = in_hand.Gate()  # handler calls share it; a marked message's has it alone
         self._turns = asyncio.Semaphore(PARTITION_BATCHES_IN_FLIGHT)  # partitions' batches worked on
         self._ready = False
         self._alive = True
@@ -502,6 +513,7 @@ class ConsumerService:
                 )
                 (partitioned if spec.group else shared).append((Binding(spec, binding.handler), sub))
         service = self.settings.nats.user or self.spec.durable
+        self._marks_sought = time.monotonic()
         self.marks = await _in_hand_marks(js, service)
         if partitioned:
             await js.key_value(topology.OWNERS_BUCKET)  # exists (a clear error at start-up if not)
@@ -793,14 +805,16 @@ class ConsumerService:
                 )
             IN_PROGRESS.labels(spec.name).inc(len(pending) - len(failed))
 
-    async def _handle(self, binding: Binding, batch: list[Delivery]) -> list[Outcome]:
+    async def _handle(self, binding: Binding, batch: list[Delivery], *, alone: bool = False) -> list[Outcome]:
         """The handler's outcomes for the batch. A transient error (``transient``) is tried
         again here after each of TRANSIENT_PAUSES before the batch fails: a nak costs one of
         the consumer's ``max_deliver`` deliveries, and with the database failing one call in
         five for a while, six failed deliveries in a row (a dead letter) would otherwise
         happen now and then. As safe as a redelivery, for the same reason: every handler is
         idempotent (a replayed step is answered from its records, its events are published
-        with the same message ids). The heartbeat keeps the messages meanwhile."""
+        with the same message ids). The heartbeat keeps the messages meanwhile. Each call
+        shares the process's gate (fjordbank.runtime.in_hand.Gate) unless ``alone``: the
+        caller has it alone (a marked message), waited for before the call's deadline."""
         started = time.monotonic()
         for pause in (*TRANSIENT_PAUSES, None):
             if not self._still_owned(binding):
@@ -810,7 +824,8 @@ class ConsumerService:
                 raise PartitionMoved(f"partition {binding.spec.partition} is no longer held here")
             deadline = asyncio.timeout(HANDLER_DEADLINE_SECONDS)
             try:
-                async with deadline:
+                async with contextlib.nullcontext() if alone else self._gate.shared(), deadline:
+                    crash.handling(binding.spec.name, [d.data for d in batch])  # FAILURE TESTS ONLY
                     outcomes = await binding.handler(batch)
                 if any(isinstance(o, Ack) for o in outcomes):
                     self._last_ack = time.monotonic()  # others go through (see _failed)
@@ -843,56 +858,107 @@ class ConsumerService:
         late = time.monotonic() - started + pause > TRANSIENT_BUDGET_SECONDS
         return not late and transient(exc) and not self._stopping.is_set()
 
-    async def _process(self, batch: list[Delivery], binding: Binding) -> list[Outcome] | None:
+    async def _process(self, batch: list[Delivery], binding: Binding, *, pieces: bool = True) -> list[Outcome] | None:
         """Handle and settle ``batch``; its outcomes (None: given back, or retried one at a
-        time and settled there)."""
+        time and settled there). ``pieces``: a suspect batch is handled in pieces (not for
+        a piece)."""
         name = binding.spec.name
         batch = [d if d.span is not None else replace(d, span=self._start_span(d, name)) for d in batch]
         batch = await self._drop_unsettled(batch, binding.spec)
         if not batch:
             return None
-        if len(batch) > 1 and any(self._one_at_a_time(d, binding.spec) for d in batch):
+        if len(batch) > 1 and any(self.tally.own_failures((binding.spec.durable, d.stream_sequence)) for d in batch):
             # A message of it failed here before for a reason of its own (it timed out alone,
             # or failed so): a message at a time at once, not the whole batch first (one that
             # hangs its handler cost two deadlines each time, 22 minutes before it was
             # dead-lettered, with the messages behind it given back each time and one of the
             # process's two turns held: found in review, 2026-12-06). Not after transient
             # failures: after an outage every message in hand has one, and each batch would
-            # be committed a message at a time while the backlog came. Or one is suspect of
-            # stopping its process (fjordbank.runtime.in_hand): each is then handled alone,
-            # marked, so that the one that does is found and the others go through.
+            # be committed a message at a time while the backlog came.
             await self._one_by_one(batch, binding, None)
+            return None
+        suspicion = self._suspicion(batch, binding.spec) if pieces and len(batch) > 1 else 0
+        if suspicion:
+            # A message of it may stop its process (fjordbank.runtime.in_hand): in smaller
+            # pieces the more often it came back so, down to a message at a time (marked),
+            # so that the one that does is found and the others go through.
+            size = in_hand.piece_size(len(batch), suspicion)
+            if size == 1:
+                await self._one_by_one(batch, binding, None)
+            else:
+                await self._in_pieces(batch, binding, size)
             return None
         stops = await self._stops_alone(batch, binding.spec)
         if stops is not None and stops >= in_hand.STOPS_ALONE:
             await self._dead_letter_stopper(batch[0], stops, binding.spec)
             return None
-        marked = stops is not None and await self._mark(batch[0], stops, binding.spec)
-        outcomes = await self._handle_batch(batch, binding)
-        if marked and self.marks is not None:  # an outcome, or given back: not a stop
-            await self.marks.clear(binding.spec.durable, batch[0].stream_sequence)
-        # (not in a ``finally``: a process that stops keeps the mark, and so does a service
-        # cancelled mid-handling, counted as a stop: one is not enough for the DLQ)
-        return outcomes
+        return await self._handle_batch(batch, binding, stops=stops)
 
-    def _one_at_a_time(self, d: Delivery, spec: topology.ConsumerSpec) -> bool:
-        """Whether the message's batch is handled a message at a time: it failed here for a
-        reason of its own, or it is suspect of stopping its process."""
-        key = (spec.durable, d.stream_sequence)
-        return bool(self.tally.own_failures(key)) or in_hand.suspect(d.num_delivered, self.tally.ended_here(key))
+    def _suspicion(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> int:
+        """The highest level of suspicion of stopping its process among the batch's messages."""
+        return max(
+            in_hand.level(d.num_delivered, self.tally.ended_here((spec.durable, d.stream_sequence))) for d in batch
+        )
+
+    async def _in_pieces(self, batch: list[Delivery], binding: Binding, size: int) -> None:
+        """A suspect batch in pieces of ``size``, in order, each handled and settled on its
+        own while the partition is held here (once it moved, the rest is the new holder's);
+        after a piece that failed on a transient error or timed out, the rest goes back after
+        that delay (failing for all, as in ``_one_by_one``)."""
+        log.warning("a suspect batch: handled in pieces", extra={"size": len(batch), "piece": size})
+        for i in range(0, len(batch), size):
+            if not self._still_owned(binding):
+                await self._give_back(batch[i:], binding.spec)
+                return
+            piece, rest = batch[i : i + size], batch[i + size :]
+            outcomes = await self._process(piece, binding, pieces=False) or []
+            failed = [(d, o) for d, o in zip(piece, outcomes, strict=False) if isinstance(o, Retry) and _for_all(o)]
+            if failed and rest:
+                d, outcome = failed[0]
+                failures = self.tally.failures((binding.spec.durable, d.stream_sequence))
+                delay = retry_delay(outcome, failures, binding.spec)
+                await self._give_back(rest, binding.spec, delay=delay, why="split")
+                return
 
     async def _stops_alone(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> int | None:
         """For a suspect message handled alone: the times it was so before without an outcome
         (its process stopped); None for any other batch, or when the marks cannot be read."""
-        if len(batch) != 1 or self.marks is None:
+        if len(batch) != 1:
             return None
         d = batch[0]
         if not in_hand.suspect(d.num_delivered, self.tally.ended_here((spec.durable, d.stream_sequence))):
             return None
-        return await self.marks.stops(spec.durable, d.stream_sequence)
+        marks = await self._marks_now()
+        return None if marks is None else await marks.stops(spec.durable, d.stream_sequence)
 
-    async def _mark(self, d: Delivery, stops: int, spec: topology.ConsumerSpec) -> bool:
-        return self.marks is not None and await self.marks.mark(spec.durable, d.stream_sequence, stops)
+    async def _marks_now(self) -> InHandMarks | None:
+        """The in-hand marks; looked for again now and then while their bucket could not be
+        read (a service started before the topology's setup made it)."""
+        if self.marks is None and self.js is not None and time.monotonic() - self._marks_sought > MARKS_AGAIN_SECONDS:
+            self._marks_sought = time.monotonic()
+            self.marks = await _in_hand_marks(self.js, self.settings.nats.user or self.spec.durable)
+        return self.marks
+
+    async def _handle_marked(self, binding: Binding, d: Delivery, stops: int) -> list[Outcome]:
+        """A suspect message alone, marked while its handler runs and no other handler call
+        of the process runs (fjordbank.runtime.in_hand): a process that stops meanwhile was
+        stopped by it or by nothing a message did. The mark goes once the handler returned or
+        raised; not when the process stops (then it counts), nor when the service is
+        cancelled mid-call (counted as a stop too: one is not enough for the DLQ)."""
+        marks, spec = self.marks, binding.spec
+        if marks is None:
+            return await self._handle(binding, [d])
+        async with self._gate.alone():
+            marked = await marks.mark(spec.durable, d.stream_sequence, stops)
+            try:
+                outcomes = await self._handle(binding, [d], alone=True)
+            except Exception:
+                if marked:
+                    await marks.clear(spec.durable, d.stream_sequence)
+                raise
+            if marked:
+                await marks.clear(spec.durable, d.stream_sequence)
+            return outcomes
 
     async def _dead_letter_stopper(self, d: Delivery, stops: int, spec: topology.ConsumerSpec) -> None:
         reason = (
@@ -902,12 +968,17 @@ class ConsumerService:
         log.error("a message stops its process; dead-lettering it", extra={"subject": d.subject, "stops": stops})
         try:
             await self._settle(d, Reject(reason), spec)
-        except Exception:  # back after ack_wait, and found again then
+        except Exception:  # back after ack_wait, and found again then (its mark kept: its stops with it)
             log.warning("could not dead-letter a message", extra={"subject": d.subject}, exc_info=True)
+            return
         if self.marks is not None:
             await self.marks.clear(spec.durable, d.stream_sequence)
 
-    async def _handle_batch(self, batch: list[Delivery], binding: Binding) -> list[Outcome] | None:
+    async def _handle_batch(
+        self, batch: list[Delivery], binding: Binding, *, stops: int | None = None
+    ) -> list[Outcome] | None:
+        """Handle and settle a batch (``stops``: a suspect message alone, with the stops of
+        its process it had so; ``_handle_marked``)."""
         name = binding.spec.name
         tracing.begin_batch()
         BATCH.labels(name).observe(len(batch))
@@ -915,10 +986,13 @@ class ConsumerService:
             if d.num_delivered > 1:
                 REDELIVERED.labels(name).inc()
         await self._ack_before_commit(batch)  # CHAOS ONLY: a deliberately broken consumer (see there)
-        crash.handling(name, [d.data for d in batch])  # FAILURE TESTS ONLY: a message that kills its process
         started = time.perf_counter()
         try:
-            outcomes = await self._handle(binding, batch)
+            outcomes = (
+                await self._handle(binding, batch)
+                if stops is None
+                else await self._handle_marked(binding, batch[0], stops)
+            )
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"handler returned {len(outcomes)} outcomes for {len(batch)} messages")
         except PartitionMoved:

@@ -9,28 +9,38 @@ without an outcome passed the consumer's limit every message of the batch was
 dead-lettered together, the innocent with the guilty (found in review, 2026-12-06).
 
 A message delivered ``SUSPECT_AFTER`` times or more before this delivery without an outcome
-known here (its process stopped, or it was given back elsewhere) is *suspect*: a batch
-holding one is handled a message at a time (fjordbank.runtime.consumer), and before each
-suspect message is handled alone, a mark is written for it in a replicated file KV bucket
-(``topology.IN_HAND_BUCKET``, key ``<service>.<durable>.<stream sequence>``): the number of
-times it was handled alone without an outcome. The mark is removed once it has one (acked,
-failed, given back). A message that comes back with ``STOPS_ALONE`` such marks stopped its
-process that many times while it was the only message in hand: it is dead-lettered, and
-the messages behind it, handled one at a time, go through. One stop alone is not enough:
-an instance killed for its own reasons (a node drained, a deploy's grace run out) while
-handling a message alone must not dead-letter it.
+known here (its process stopped, it was given back or failed elsewhere) is *suspect*, the
+more so the more such deliveries it had (``level``): a batch holding one is handled in
+smaller and smaller pieces (``piece_size``: a quarter of it at level 1, a sixteenth at
+level 2, then a message at a time), each piece committed on its own, so the pieces before
+the one that stops the process are settled, and a batch that was only unlucky (moved at two
+handovers, failed twice elsewhere in a brownout) costs a few commits rather than one per
+message. A suspect message handled alone is marked in a replicated file KV bucket
+(``topology.IN_HAND_BUCKET``, key ``<service>.<durable>.<stream sequence>``, value the
+number of times it was so without an outcome and the id of the process that wrote it)
+while its handler runs, and no other handler call of its process runs meanwhile (they wait:
+``Gate``), so that a process that stops then was stopped by it or by nothing any message
+did. The mark is removed once the handler has returned. A message that comes back with
+``STOPS_ALONE`` such stops is dead-lettered, and the messages behind it go through. One stop
+is not enough: an instance killed for its own reasons (a node drained, a deploy's grace run
+out) while handling a message alone must not dead-letter it. A mark the process itself
+wrote is no stop (the process is alive: its removal failed), and removals that failed are
+tried again.
 
-Suspect handling is rare (a message survives one kill of its process unsuspected: a
-restart's or a handover's batch goes on at full speed) and costs three round trips to NATS
-per suspect message. While the bucket cannot be reached the messages are handled alone
-without marks, and the consumer's limit on deliveries without an outcome
-(UNSETTLED_DELIVERIES_FACTOR) stays the backstop.
+A crash loop takes ``SUSPECT_AFTER`` stops of the whole batch, about three of ever smaller
+pieces and ``STOPS_ALONE`` alone: eight deliveries of the guilty message at most, within the
+consumer's limit on deliveries without an outcome (UNSETTLED_DELIVERIES_FACTOR, twice
+``max_deliver``), which stays the backstop, also while the bucket cannot be reached (the
+messages are then handled alone without marks).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 import nats.errors
@@ -39,6 +49,7 @@ import nats.js.errors
 log = logging.getLogger(__name__)
 
 SUSPECT_AFTER = 2  # earlier deliveries without an outcome known here
+PIECE_SHIFT = 2  # each level of suspicion quarters the pieces a suspect batch is handled in
 STOPS_ALONE = 2  # times handled alone without an outcome (the process stopped) before the DLQ
 MARK_TIMEOUT_SECONDS = 2.0  # one round trip to the bucket; past it the message goes on unmarked
 
@@ -53,26 +64,77 @@ class Bucket(Protocol):
     async def delete(self, key: str) -> bool: ...
 
 
+def level(num_delivered: int, ended_here: int) -> int:
+    """How suspect a message is: 0 when it had fewer than ``SUSPECT_AFTER`` deliveries before
+    this one without an outcome known here (``ended_here``: the deliveries that ended in this
+    process without an ack), and one more for each such delivery from there."""
+    return max(num_delivered - 1 - ended_here - SUSPECT_AFTER + 1, 0)
+
+
 def suspect(num_delivered: int, ended_here: int) -> bool:
-    """Whether a message was delivered ``SUSPECT_AFTER`` times or more before this delivery
-    without an outcome known here (``ended_here``: the deliveries that ended in this process
-    without an ack)."""
-    return num_delivered - 1 - ended_here >= SUSPECT_AFTER
+    return level(num_delivered, ended_here) > 0
+
+
+def piece_size(batch: int, suspicion: int) -> int:
+    """The pieces a batch of ``batch`` messages is handled in at level ``suspicion``."""
+    return max(batch >> (PIECE_SHIFT * suspicion), 1) if suspicion > 0 else batch
+
+
+class Gate:
+    """Handler calls of one process share the gate; a marked message's call has it alone
+    (the others in flight finish first, new ones wait for it)."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._shared = 0
+        self._alone = False
+        self._waiting = 0  # calls that want it alone: the shared ones do not overtake them
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._alone and not self._waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def alone(self) -> AsyncIterator[None]:
+        async with self._cond:
+            self._waiting += 1
+            try:
+                await self._cond.wait_for(lambda: not self._alone and self._shared == 0)
+            finally:
+                self._waiting -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._alone = False
+                self._cond.notify_all()
 
 
 class InHandMarks:
     """The marks of one service's consumers (its NATS user may write only its own keys)."""
 
-    def __init__(self, bucket: Bucket, service: str) -> None:
+    def __init__(self, bucket: Bucket, service: str, process: str | None = None) -> None:
         self.bucket = bucket
         self.service = service
+        self.process = process or secrets.token_hex(6)  # whose marks are no stops
+        self._unremoved: set[str] = set()  # marks whose removal failed: tried again
 
     def key(self, durable: str, sequence: int) -> str:
         return f"{self.service}.{durable}.{sequence}"
 
     async def stops(self, durable: str, sequence: int) -> int | None:
-        """Times the message was handled alone without an outcome; None: cannot tell (the
-        bucket out of reach)."""
+        """Times the message was handled alone without an outcome, its process stopping
+        each time; None: cannot tell (the bucket out of reach)."""
+        await self._remove_left()
         try:
             async with asyncio.timeout(MARK_TIMEOUT_SECONDS):
                 entry = await self.bucket.get(self.key(durable, sequence))
@@ -81,28 +143,37 @@ class InHandMarks:
         except (TimeoutError, nats.errors.Error) as exc:
             log.warning("could not read a message's in-hand mark", extra={"error": repr(exc)})
             return None
-        value = getattr(entry, "value", None) or b"0"
+        count, _, writer = bytes(getattr(entry, "value", None) or b"0").decode(errors="replace").partition(" ")
         try:
-            return max(int(bytes(value).decode()), 0)
+            times = max(int(count), 0)
         except ValueError:
             return 0  # not ours to read: counted from nothing
+        return max(times - 1, 0) if writer == self.process else times  # alive: its own is no stop
 
     async def mark(self, durable: str, sequence: int, stops: int) -> bool:
-        """Write that the message is being handled alone, ``stops`` times before; whether
-        the mark was written."""
+        """Write that the message is being handled alone, after ``stops`` stops; whether the
+        mark was written."""
         try:
             async with asyncio.timeout(MARK_TIMEOUT_SECONDS):
-                await self.bucket.put(self.key(durable, sequence), str(stops + 1).encode())
+                await self.bucket.put(self.key(durable, sequence), f"{stops + 1} {self.process}".encode())
         except (TimeoutError, nats.errors.Error) as exc:
             log.warning("could not mark a message in hand", extra={"error": repr(exc)})
             return False
         return True
 
     async def clear(self, durable: str, sequence: int) -> None:
-        """The message got an outcome: its mark goes (one left behind counts one stop: the
-        bucket's entries expire in any case)."""
-        try:
-            async with asyncio.timeout(MARK_TIMEOUT_SECONDS):
-                await self.bucket.delete(self.key(durable, sequence))
-        except (TimeoutError, nats.errors.Error) as exc:
-            log.warning("could not remove a message's in-hand mark", extra={"error": repr(exc)})
+        """The message's handler returned: its mark goes (a removal that fails is tried
+        again before the next read)."""
+        key = self.key(durable, sequence)
+        self._unremoved.add(key)
+        await self._remove_left()
+
+    async def _remove_left(self) -> None:
+        for key in sorted(self._unremoved):
+            try:
+                async with asyncio.timeout(MARK_TIMEOUT_SECONDS):
+                    await self.bucket.delete(key)
+            except (TimeoutError, nats.errors.Error) as exc:
+                log.warning("could not remove a message's in-hand mark", extra={"error": repr(exc)})
+                return
+            self._unremoved.discard(key)
