@@ -11,8 +11,10 @@ knows only by the name the customer gives (``payeeName``, the file's ``Cdtr/Nm``
 name is screened, as a payer's name from another bank is (`SanctionsList.screen_counterparty`:
 persons and enterprises, by name only, so never more than ``review``).
 
-A name equal or similar to a listed one refuses the payment (``payee_in_review``: nothing
-is reserved, the customer may pay again later; the customer is not told why) and raises an
+A name equal or similar to a listed one, or holding a listed name of two words or more
+among other words ("... c/o Nordic Consulting Holding AS", "... AS avd. Oslo":
+fjordbank.domain.sanctions), refuses the payment (``payee_in_review``: nothing is
+reserved, the customer may pay again later; the customer is not told why) and raises an
 **alert** per payee (the account and the name as screened, `payee_key`) for compliance,
 with the list's entries found:
 

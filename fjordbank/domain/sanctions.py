@@ -40,6 +40,25 @@ Name similarity (:func:`name_similarity`, 0..1), on token multisets:
 3. Omitted middle name: when one side has exactly one token more, the shorter side has at
    least 2 tokens and *all* of them aligned, the score is also
    ``0.9 * sum / len(shorter)``; the higher of the two counts.
+4. A listed name within a longer name (:func:`contained_similarity`, the screening's and
+   not :func:`name_similarity`'s): when the name screened holds every word of an alias's
+   *core* (:func:`screening_core`), in any order and with any number of other words
+   between or around them, the score is also ``0.9 * sum / len(core)`` (each core word
+   aligned to a word of its own, as in 1.; one a letter off scores less). So
+   "Ivan Sergeyevich Petrov Jr", "Kari Hansen c/o Ivan Petrov" and "Nordic Consulting
+   Holding AS avd. Oslo" are reviewed against a listed "Ivan Petrov" and "Nordic
+   Consulting Holding AS" (0.9). The core is the alias's words, but for an enterprise
+   without its legal forms (:data:`LEGAL_FORMS`: AS, ASA, ANS, DA, Ltd, GmbH, OOO, ...) and
+   single letters (the "A" and "S" of "A/S", "& Co"), so "Nordic Consulting Holding" and
+   "... ASA" hold it too. A person's initial stays in the core and is held by any word
+   beginning with it ("Oleg P. Strelnikov" by "Oleg Petrovich Strelnikov Trading"). An
+   alias with fewer than :data:`MIN_CORE_WORDS` (2) core words of two letters or more
+   (a one-word name, "Glacierline AS", "A. B. Gorlovka") has no core: it is not looked
+   for within longer names, as a common word would otherwise match half the names paid.
+   Filler in the name screened ("c/o", "v/", "avd.", "filial") needs no list: it is only
+   more words around the listed ones. A name is looked for so only when it has every core
+   word's index key (itself or a one-letter variant: a set test per candidate the index
+   finds), so the rule costs no scan of the list.
 
 So ``"Ivan Petrow"`` vs ``"Ivan Petrov"`` scores 0.92, ``"Ivan Petrov"`` vs
 ``"Ivan Sergeyevich Petrov"`` 0.9, a lone shared first name 0.5 at most.
@@ -55,6 +74,9 @@ Outcomes (:func:`screen_person`), per list entry using its best alias:
   with matching or unknown birth data.
 * ``clear`` otherwise; in particular a similar (not equal) name with a *different* birth
   date is clear, and a single shared token (a common first name) never scores above 0.5.
+
+A listed name within a longer one (4.) scores below 1.0: a review at most, never a hit,
+for a customer as for a payment's counterparty.
 
 The outcome of a screening is the most severe one over all entries; ``matches`` lists the
 entries that gave ``hit`` or ``review``, best first.
@@ -86,6 +108,24 @@ REVIEW_THRESHOLD = 0.85
 PARTIAL_FACTOR = 0.9
 MIN_FUZZY_LONGER = 4
 MIN_FUZZY_SHORTER = 3
+MIN_CORE_WORDS = 2  # a listed name is looked for within longer names only with this many words
+# Legal forms of enterprises (normalised), left out of a listed enterprise's name when it is
+# looked for within a longer name: Norwegian and Nordic, English, German, Dutch, French,
+# Spanish, Italian, Portuguese, Polish, Russian and Ukrainian (as the list transliterates
+# them, or as Cyrillic reads through the look-alikes: ООО -> ooo, ТОВ -> tob), Asian.
+LEGAL_FORMS = frozenset(
+    """
+    as asa ans da ks sa enk nuf iks sf kf ba bl
+    ab hb kb oy oyj aps ivs amba
+    ltd limited plc llc llp lp inc incorporated corp corporation co company
+    gmbh mbh ag kg ohg ug ev se
+    bv nv bvba vof
+    sarl sas sasu sca snc srl spa sl sc sapa lda ltda
+    sp zoo
+    ooo oao zao pao ao jsc ojsc cjsc pjsc tov tob
+    pte pty bhd sdn kk fze fzco fzc wll spc
+    """.split()
+)
 
 PERSON, ENTERPRISE = "person", "enterprise"  # subjectType/@code
 PERSONS = (PERSON,)  # what onboarding screens a customer against
@@ -328,6 +368,64 @@ def name_similarity(query: tuple[str, ...], alias: tuple[str, ...]) -> float:
     return min(score, 1.0)
 
 
+def screening_core(tokens: tuple[str, ...], subject: str) -> tuple[str, ...]:
+    """The words of a listed name (its normalised ``tokens``) a longer name must hold for the
+    listed name to be found within it (see the module docstring), or ``()`` when the listed
+    name is not looked for so: fewer than `MIN_CORE_WORDS` words of two letters or more.
+    An enterprise's legal forms (`LEGAL_FORMS`) and single letters ("A/S", "S.A.", "& Co")
+    are left out; a person's initials are kept (a word beginning with the letter holds one)."""
+    if subject == ENTERPRISE:
+        tokens = tuple(t for t in tokens if len(t) > 1 and t not in LEGAL_FORMS)
+    if sum(1 for t in tokens if len(t) > 1) < MIN_CORE_WORDS:
+        return ()
+    return tokens
+
+
+def contained_similarity(query: tuple[str, ...], core: tuple[str, ...]) -> float:
+    """How well the normalised ``query`` holds every word of a listed name's ``core``
+    (`screening_core`), whatever other words it has and in whatever order: 0 unless each
+    word of the core is aligned to a word of its own in the query (equal; one letter off as
+    in `name_similarity`; or, for a one-letter initial, a word beginning with it), else
+    ``PARTIAL_FACTOR * sum(token similarities) / len(core)``."""
+    if not core or len(query) < len(core):
+        return 0.0
+    left = Counter(query)
+    right = Counter(core)
+    common = left & right
+    total: float = sum(common.values())
+    rest_q = list((left - common).elements())
+    rest_c = list((right - common).elements())
+    if rest_c:
+        pairs = sorted(
+            (
+                (s, i, j)
+                for i, q in enumerate(rest_q)
+                for j, c in enumerate(rest_c)
+                if (s := _token_similarity(q, c)) > 0
+            ),
+            reverse=True,
+        )
+        used_q: set[int] = set()
+        used_c: set[int] = set()
+        for s, i, j in pairs:
+            if i not in used_q and j not in used_c:
+                used_q.add(i)
+                used_c.add(j)
+                total += s
+        for j, c in enumerate(rest_c):
+            if j in used_c or len(c) != 1:
+                continue
+            held = next((i for i, q in enumerate(rest_q) if i not in used_q and q.startswith(c)), None)
+            if held is None:
+                return 0.0
+            used_q.add(held)
+            used_c.add(j)
+            total += 1.0
+        if len(used_c) < len(rest_c):
+            return 0.0
+    return PARTIAL_FACTOR * total / len(core)
+
+
 # ------------------------------------------------------------------ the list and its index
 
 
@@ -341,6 +439,20 @@ def _index_keys(token: str) -> set[str]:
     if len(token) >= MIN_FUZZY_LONGER:
         keys.update(token[:i] + token[i + 1 :] for i in range(len(token)))
     return keys
+
+
+def _may_hold(core: tuple[str, ...], keys: set[str]) -> bool:
+    """Whether a name whose index ``keys`` (`_index_keys` of its words) are these may hold
+    every word of ``core`` (`contained_similarity`): each word of two letters or more is one
+    of the keys, or one of its one-deletion variants is (two words a letter apart share a
+    key). A set lookup per word, the variants only for a word the name does not have: no
+    alignment for the many candidates the index finds by one common word."""
+    for word in core:
+        if len(word) < 2 or word in keys:
+            continue
+        if len(word) < MIN_FUZZY_LONGER or all(word[:i] + word[i + 1 :] not in keys for i in range(len(word))):
+            return False
+    return True
 
 
 def entry_key(entry: SanctionedEntity) -> str:
@@ -357,8 +469,10 @@ class SanctionsList:
         # once per version (fjordbank.service_layer.rescreening)
         self.version = hashlib.sha256(repr(sorted(self.entries, key=repr)).encode()).hexdigest()[:20]
         # (entry, alias as listed, its tokens, whole: a reading that counts only when the
-        # name screened holds every one of its words)
-        self._aliases: list[tuple[int, str, tuple[str, ...], bool]] = []
+        # name screened holds every one of its words, its core: the words a longer name
+        # must hold for the alias to be found within it, `screening_core`: the alias's
+        # tokens themselves for a person)
+        self._aliases: list[tuple[int, str, tuple[str, ...], bool, tuple[str, ...]]] = []
         self._index: dict[str, set[int]] = defaultdict(set)
         for entry_no, entry in enumerate(self.entries):
             for alias in entry.names:
@@ -382,7 +496,7 @@ class SanctionsList:
         self, entry_no: int, alias: str, tokens: tuple[str, ...], *, whole: bool, keys: set[str] | None = None
     ) -> None:
         alias_no = len(self._aliases)
-        self._aliases.append((entry_no, alias, tokens, whole))
+        self._aliases.append((entry_no, alias, tokens, whole, screening_core(tokens, self.entries[entry_no].subject)))
         for token in set(tokens) if keys is None else keys:
             for key in _index_keys(token) if keys is None else (token,):
                 self._index[key].add(alias_no)
@@ -405,11 +519,10 @@ class SanctionsList:
         """The entries new or changed since a list whose `entry_keys` were ``keys``."""
         return SanctionsList(e for e in self.entries if entry_key(e) not in keys)
 
-    def _candidates(self, tokens: tuple[str, ...]) -> set[int]:
+    def _candidates(self, keys: set[str]) -> set[int]:
         found: set[int] = set()
-        for token in set(tokens):
-            for key in _index_keys(token):
-                found |= self._index.get(key, set())
+        for key in keys:
+            found |= self._index.get(key, set())
         return found
 
     def screen(self, full_name: str, birth_date: date | None, *, year_only: bool = False) -> ScreeningResult:
@@ -420,11 +533,14 @@ class SanctionsList:
             raise ValueError("name to screen has no letters or digits")
         best: dict[int, tuple[float, str]] = {}
         for tokens in readings:
-            for alias_no in self._candidates(tokens):
-                entry_no, alias, alias_tokens, whole = self._aliases[alias_no]
+            keys = {key for token in set(tokens) for key in _index_keys(token)}
+            for alias_no in self._candidates(keys):
+                entry_no, alias, alias_tokens, whole, core = self._aliases[alias_no]
                 if whole and not set(alias_tokens) <= set(tokens):
                     continue
                 score = name_similarity(tokens, alias_tokens)
+                if core and len(core) <= len(tokens) and score < 1.0 and _may_hold(core, keys):
+                    score = max(score, contained_similarity(tokens, core))
                 if entry_no not in best or score > best[entry_no][0]:
                     best[entry_no] = (score, alias)
         outcome: Outcome = "clear"
