@@ -47,11 +47,13 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
+import functools
 import hashlib
 import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -335,12 +337,13 @@ class ClearingDirs:
         a hidden one (a writer's temporary file, ``.tmp-*`` as `write_atomic` makes) only
         once it is older than `STALE_STAGING_SECONDS`: left by a writer that crashed."""
         waiting = []
+        filed = functools.cache(self._filed_inodes)  # processed/ scanned once a listing, if at all
         for path in folder.iterdir():
             if path in self.unmovable or path in self.not_read:
                 continue
             hidden = path.name.startswith(".")
             if not hidden and path.suffix.lower() == XML:
-                if not self._left_by_a_crash(path):
+                if not self._left_by_a_crash(path, filed):
                     waiting.append(path)
                 continue
             if hidden:
@@ -356,18 +359,36 @@ class ClearingDirs:
             )
         return sorted(waiting)
 
-    def _left_by_a_crash(self, path: Path) -> bool:
-        """Whether ``path`` was filed away and left where it was (`_filed_already`: killed
-        between `_move`'s link and its unlink): then taken from there now, not read again
-        as a new file. Its answer or payments were handled before it was filed away (and
-        handling one again is idempotent: clearing's and incoming's module docstrings), so
-        this spares the work and a second copy in ``processed/``."""
+    def _left_by_a_crash(self, path: Path, filed: Callable[[], tuple[int, frozenset[int]]]) -> bool:
+        """Whether ``path`` was filed away and is still where it was (`_filed_already`):
+        killed between `_move`'s link and its unlink, or another process between the two
+        now. Then taken from there, not read again as a new file. Its answer or payments
+        were handled before it was filed away (and handling one again is idempotent:
+        clearing's and incoming's module docstrings), so this spares the work and a second
+        copy in ``processed/``.
+
+        A check that fails (EIO from a FUSE or NFS mount for a moment) is no file filed
+        away: the file is listed and read, and `file_away` looks again. Taken for filed
+        away, it was hidden until a restart (found in review, 2026-12-06). Only a file
+        found filed away that cannot be unlinked from where it was is skipped (`unmovable`),
+        for an operator."""
         try:
-            if not self._filed_already(path):
+            if not self._filed_already(path, filed):
                 return False
+        except FileNotFoundError:
+            return True  # gone meanwhile: filed away by another process
+        except OSError as exc:
+            if isinstance(exc, ConnectionError):
+                raise
+            log.warning(
+                "whether a file was filed away could not be checked; it is read (handling it again is idempotent)",
+                extra={"file": str(path), "error": str(exc)},
+            )
+            return False
+        try:
             os.unlink(path)
         except FileNotFoundError:
-            return True  # filed away meanwhile by another process
+            return True  # the other process's unlink came first
         except OSError as exc:
             if isinstance(exc, ConnectionError):
                 raise
@@ -377,7 +398,10 @@ class ClearingDirs:
                 extra={"file": str(path), "error": str(exc)},
             )
             return True
-        log.warning("a file filed away and left where it was (a crash) taken from there", extra={"file": str(path)})
+        log.warning(
+            "a file filed away by another process, or left by a crash, taken from where it was",
+            extra={"file": str(path)},
+        )
         return True
 
     def answers(self) -> list[Path]:
@@ -439,19 +463,25 @@ class ClearingDirs:
             break
         os.unlink(path)  # FileNotFoundError: another process filed it away too, at the same instant
 
-    def _filed_already(self, path: Path) -> bool:
+    def _filed_already(self, path: Path, filed: Callable[[], tuple[int, frozenset[int]]] | None = None) -> bool:
         """Whether the file ``path`` is in ``processed/`` too: another name of it (the same
         inode) is there, left by a process killed between `_move`'s link and its unlink, or
         linked by another process that has not unlinked it yet. Only a file with more than
-        one name is looked for there (none on a file system without hard links)."""
+        one name is looked for there (none on a file system without hard links; a file a
+        transfer service keeps a second name of, in an archive, is). ``filed``: the inodes
+        of ``processed/`` (`_filed_inodes`), which a listing reads at most once for all its
+        files (found in review, 2026-12-06: a scan per file, at every listing)."""
         here = path.stat()
         if here.st_nlink < 2:
             return False
+        device, inodes = (filed or self._filed_inodes)()
+        return here.st_dev == device and here.st_ino in inodes
+
+    def _filed_inodes(self) -> tuple[int, frozenset[int]]:
+        """The device of ``processed/`` and the inodes of the files in it: one scan."""
+        device = os.stat(self.processed).st_dev
         with os.scandir(self.processed) as entries:
-            for entry in entries:
-                if entry.inode() == here.st_ino and entry.stat(follow_symlinks=False).st_dev == here.st_dev:
-                    return True
-        return False
+            return device, frozenset(entry.inode() for entry in entries)
 
     def file_away(self, path: Path, suffix: str = "") -> None:
         """An answer or a pacs.008 handled, into ``processed/`` (``suffix``: set aside for
