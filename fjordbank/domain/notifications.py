@@ -84,6 +84,15 @@ class Push:
     body: str
     data: dict[str, str]
     dedupe_key: str  # one notification shown per key, however often it is queued (its collapse id)
+    # News: a push that only tells what the feed shows too (money received, a payment
+    # completed, a card purchase or refund), which the push function does not send once it
+    # is late (fjordbank.service_layer.push.NEWS_MAX_AGE). Not news (the default): a payment
+    # not completed or rejected, a card declined, the onboarding result, a security notice,
+    # anything the customer must know or act on, sent however late. Until 2026-12 the push
+    # function dropped every late push but a security notice, a standing order's "Payment not
+    # completed" and the onboarding result (which has no feed entry) among them (found in
+    # review, 2026-12-06).
+    news: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +102,7 @@ class Push:
             "body": self.body,
             "data": self.data,
             "dedupeKey": self.dedupe_key,
+            "news": self.news,
         }
 
 
@@ -117,6 +127,7 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
                     f"You received {_amount(p.amount)}",
                     {**data, "status": "received"},
                     f"{p.payment_id}:received",
+                    news=True,
                 )
             )
         return pushes
@@ -129,6 +140,7 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
                 f"{_amount(p.amount)} to {mask_account_number(p.to_account)}",
                 data,
                 f"{p.payment_id}:completed",
+                news=True,
             )
         )
         if p.kind == "internal" and payee_uid and payee_uid != p.uid:
@@ -140,6 +152,7 @@ def payment_pushes(event: PaymentEvent, *, payee_uid: str | None) -> list[Push]:
                     f"You received {_amount(p.amount)}",
                     {**data, "status": "received"},
                     f"{p.payment_id}:received",
+                    news=True,
                 )
             )
     elif event.status in ("failed", "rejected"):
@@ -306,7 +319,8 @@ def card_pushes(event: dict[str, Any]) -> list[Push]:
     else:
         why = CARD_REASON_TEXTS.get(event.get("reason") or "", "the bank declined it")
         title, body = "Card purchase declined", f"{what}: {why}"
-    return [Push(uid, CARD, title, body, data, key)]
+    # a decline may be someone else trying the card: the customer is told however late
+    return [Push(uid, CARD, title, body, data, key, news=status != "declined")]
 
 
 def onboarding_pushes(event: dict[str, Any]) -> list[Push]:

@@ -38,13 +38,16 @@ retrying: firestore.indexes.json).
 
 News is not pushed late. Each queued push carries the time the notifier queued it
 (``queuedAt``, the notifier's own clock, never the app's: `fjordbank.adapters.pubsub.PushQueue`),
-and a push older than `NEWS_MAX_AGE` by it is counted as `TOO_LATE` and logged, not sent:
-a backlog on the push topic delivered "Money received" and card purchases hours after the
-fact (found in review, 2026-12-06), when the feed has long shown them. The hour is the one a
-push FCM could not take is retried for (functions/main.py: PUSH_MAX_AGE), so no push of
-news is sent more than an hour after it was queued, first delivery or retry. Security
-notices (`ALWAYS_ON`) are sent however late. A push without the time (queued before pushes
-carried it) or with one unreadable is sent.
+and a push of news older than `NEWS_MAX_AGE` by it is counted as `TOO_LATE` and logged, not
+sent: a backlog on the push topic delivered "Money received" and card purchases hours after
+the fact (found in review, 2026-12-06), when the feed has long shown them. The hour is the
+one a push FCM could not take is retried for (functions/main.py: PUSH_MAX_AGE), so no push
+of news is sent more than an hour after it was queued, first delivery or retry. The domain
+says what is news (``news``, `NEWS`: fjordbank.domain.notifications.Push.news): money
+received, a payment completed, card purchases and refunds. Everything else is sent however
+late: a payment not completed or rejected, a card declined, the onboarding result, the
+security notices (`ALWAYS_ON`, never news). A push without the mark (queued by older code),
+without the time or with one unreadable is sent.
 """
 
 from __future__ import annotations
@@ -76,6 +79,11 @@ SIGNED_OUT_DEVICES = "signedOutDevices"
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
 TOO_LATE = "too_late"  # news queued longer ago than NEWS_MAX_AGE: not sent (the feed shows it)
 QUEUED_AT = "queuedAt"  # the field of a queued push: when the notifier queued it (ISO 8601, UTC)
+# The field of a queued push that says it is news (fjordbank.domain.notifications.Push.news):
+# only a push with it true is dropped when late. A push without it (queued by code older than
+# the mark, 2026-12-06) is sent however late, whatever its kind: it may be a failure the
+# customer must act on, and a late push of news once is the lesser harm.
+NEWS = "news"
 # How old news may be when it is sent (by its QUEUED_AT): the hour a push FCM could not take
 # is tried again for (functions/main.py: PUSH_MAX_AGE). Security notices have no limit.
 NEWS_MAX_AGE = dt.timedelta(hours=1)
@@ -181,6 +189,7 @@ class Item:
     body: str
     data: dict[str, Any]
     queued: dt.datetime | None = None  # when the notifier queued it (None: not known)
+    news: bool = False  # droppable when late (`NEWS`: the domain's mark; absent, not news)
 
 
 class PushesNotSent(Exception):
@@ -274,6 +283,7 @@ def _item(raw: object) -> Item:
         str(raw["body"]),
         normalize_data(data),
         _queued(raw.get(QUEUED_AT)),
+        raw.get(NEWS) is True,
     )
 
 
@@ -290,8 +300,9 @@ def _queued(value: object) -> dt.datetime | None:
 
 
 def too_late(item: Item, now: dt.datetime) -> bool:
-    """Whether ``item`` is news queued longer ago than `NEWS_MAX_AGE` (a security notice never is)."""
-    return item.kind not in ALWAYS_ON and item.queued is not None and now - item.queued > NEWS_MAX_AGE
+    """Whether ``item`` is news (the domain marked it so: `NEWS`) queued longer ago than
+    `NEWS_MAX_AGE` (a security notice never is, whatever its mark)."""
+    return item.news and item.kind not in ALWAYS_ON and item.queued is not None and now - item.queued > NEWS_MAX_AGE
 
 
 def _to_send(

@@ -113,6 +113,7 @@ def test_completed_payment_pushes_the_payer():
         body=f"1{NBSP}234,56{NBSP}kr to ****.**.*8938",
         data={"paymentId": PID, "requestId": "req-00000001", "status": "completed"},
         dedupe_key=f"{PID}:completed",
+        news=True,
     )
     assert push.to_json() == {
         "uid": "alice",
@@ -121,6 +122,7 @@ def test_completed_payment_pushes_the_payer():
         "body": f"1{NBSP}234,56{NBSP}kr to ****.**.*8938",
         "data": {"paymentId": PID, "requestId": "req-00000001", "status": "completed"},
         "dedupeKey": f"{PID}:completed",
+        "news": True,
     }
 
 
@@ -134,6 +136,7 @@ def test_completed_internal_payment_to_another_customer_also_pushes_incoming_to_
         body=f"You received 1{NBSP}234,56{NBSP}kr",
         data={"paymentId": PID, "requestId": "req-00000001", "status": "received"},
         dedupe_key=f"{PID}:received",
+        news=True,
     )
     assert payer_push.data["status"] == "completed"  # the payee's data is a copy, not the payer's
 

@@ -77,6 +77,7 @@ def test_approved_card_purchase_push() -> None:
         body=f"123,45{NBSP}kr with the card ending 7897",
         data={"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved", "merchantName": "Rema 1000"},
         dedupe_key=f"{AUTH_ID}:approved",
+        news=True,
     )
     assert push.to_json() == {
         "uid": "user_1",
@@ -85,6 +86,7 @@ def test_approved_card_purchase_push() -> None:
         "body": f"123,45{NBSP}kr with the card ending 7897",
         "data": {"authorizationId": AUTH_ID, "cardId": "card_1", "status": "approved", "merchantName": "Rema 1000"},
         "dedupeKey": f"{AUTH_ID}:approved",
+        "news": True,
     }
 
 

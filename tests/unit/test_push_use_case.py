@@ -320,15 +320,16 @@ def test_news_queued_longer_ago_than_the_cut_off_is_not_pushed_but_a_security_no
     """A backlog on the push topic delivered "Money received" hours after the fact. News older
     than `NEWS_MAX_AGE` by the time the notifier queued it is counted and logged, not sent
     (the feed shows it), and finished: a retry does not send it either. A security notice is
-    sent however late (a stranger's device is worth knowing about late too)."""
+    sent however late (a stranger's device is worth knowing about late too), even one marked
+    news. Only a push the domain marked as news is dropped (tests/unit/test_push_news.py)."""
     sender = Sender()
     old, fresh = push.NEWS_MAX_AGE.total_seconds() / 60 + 1, push.NEWS_MAX_AGE.total_seconds() / 60 - 1
     pushes = [
-        {**a_push("payment-1:received", kind="incoming"), "queuedAt": _queued(180)},
-        {**a_push("card-1:approved", kind="card"), "queuedAt": _queued(old)},
-        {**a_push("payment-2:completed"), "queuedAt": _queued(fresh)},
-        {**a_push("device:alice:added:k1", kind="security"), "queuedAt": _queued(180)},
-        a_push("payment-3:completed"),  # queued before pushes carried their time: sent
+        {**a_push("payment-1:received", kind="incoming"), "queuedAt": _queued(180), "news": True},
+        {**a_push("card-1:approved", kind="card"), "queuedAt": _queued(old), "news": True},
+        {**a_push("payment-2:completed"), "queuedAt": _queued(fresh), "news": True},
+        {**a_push("device:alice:added:k1", kind="security"), "queuedAt": _queued(180), "news": True},
+        {**a_push("payment-3:completed"), "news": True},  # queued before pushes carried their time: sent
     ]
     statuses: list = [None] * len(pushes)
     with caplog.at_level("WARNING", logger=push.__name__):
@@ -344,7 +345,7 @@ def test_news_queued_longer_ago_than_the_cut_off_is_not_pushed_but_a_security_no
 
 
 def test_a_push_too_late_counts_as_finished_and_a_future_or_unreadable_time_is_sent(docs):
-    late = {**a_push("payment-1:received", kind="incoming"), "queuedAt": _queued(24 * 60)}
+    late = {**a_push("payment-1:received", kind="incoming"), "queuedAt": _queued(24 * 60), "news": True}
     bad = PushResult("tok-tab", ok=False, error="not now", code="UNAVAILABLE")
     with pytest.raises(push.PushesNotSent) as raised:
         push.deliver_batch(

@@ -1,0 +1,92 @@
+"""Which pushes may be dropped when late (found in review, 2026-12-06): the domain marks a
+push as news (`Push.news`), and only news is not pushed once older than
+`fjordbank.service_layer.push.NEWS_MAX_AGE`. A payment not completed, a rejection, a card
+declined, the onboarding result and a security notice are sent however late."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fjordbank.adapters.push import PushResult
+from fjordbank.domain.notifications import (
+    card_pushes,
+    device_pushes,
+    onboarding_pushes,
+    payment_pushes,
+)
+from fjordbank.service_layer import push
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import NOW, fixed_clock, seed
+from tests.unit.test_notifications import event
+from tests.unit.test_notifications_cards import card_event
+
+UID = "alice"
+
+
+class Sender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send(self, token: str, *, title: str, body: str, data: dict, collapse_id: str | None = None) -> PushResult:
+        self.sent.append((token, title))
+        return PushResult(token, ok=True, message_id="m")
+
+
+@pytest.fixture
+def docs() -> MemoryDocuments:
+    docs = MemoryDocuments(fixed_clock())
+    for uid in ("alice", "bob", "user_1"):
+        seed(docs, {push.settings_path(uid): {"devices": {"phone": {"token": f"tok-{uid}", "platform": "ios"}}}})
+    return docs
+
+
+def test_the_domain_marks_news_and_what_the_customer_must_know_however_late():
+    completed, received = payment_pushes(event("completed"), payee_uid="bob")
+    [failed] = payment_pushes(event("failed", "insufficient_funds"), payee_uid="bob")
+    [rejected] = payment_pushes(event("rejected", "over_daily_limit"), payee_uid="bob")
+    assert (completed.news, received.news, failed.news, rejected.news) == (True, True, False, False)
+    card = {
+        status: card_pushes(card_event(status=status, late=True, reason="card_frozen", refund_id="r1"))[0].news
+        for status in ("approved", "captured", "reversed", "expired", "refunded", "incremented", "declined")
+    }
+    assert card == {s: s != "declined" for s in card}
+    for status in ("approved", "review", "rejected"):
+        [result] = onboarding_pushes({"uid": UID, "status": status})
+        assert result.news is False
+    [notice] = device_pushes({"uid": UID, "change": "added", "key_id": "k1", "changed_at": "2026-12-05T10:00:00+00:00"})
+    assert notice.news is False
+    assert completed.to_json()["news"] is True and failed.to_json()["news"] is False  # carried on the queue
+
+
+def _late(p, minutes: float = 61) -> dict:
+    return {**p.to_json(), push.QUEUED_AT: (NOW - dt.timedelta(minutes=minutes)).isoformat()}
+
+
+def test_a_late_failure_or_onboarding_result_is_sent_and_only_late_news_is_dropped(docs):
+    """The review's repro: a standing order's "Payment not completed" and the onboarding
+    result queued 61 minutes before delivery were dropped as news."""
+    [failed] = payment_pushes(event("failed", "insufficient_funds"), payee_uid=None)
+    [welcome] = onboarding_pushes({"uid": UID, "status": "approved"})
+    [declined] = card_pushes(card_event(status="declined", reason="card_frozen"))
+    completed, received = payment_pushes(event("completed"), payee_uid="bob")
+    pushes = [_late(failed), _late(welcome), _late(declined), _late(completed), _late(received, 600)]
+    statuses: list = [None] * len(pushes)
+    sender = Sender()
+    outcomes = push.deliver_batch(docs, sender, {"pushes": pushes}, statuses=statuses, now=NOW)
+    assert statuses == ["sent", "sent", "sent", "too_late", "too_late"]
+    assert outcomes == {"sent": 3, "too_late": 2}
+    assert sorted(t for _, t in sender.sent) == [
+        "Card purchase declined",
+        "Payment not completed",
+        "Welcome to Fjordbank",
+    ]
+
+
+def test_a_late_push_queued_without_the_mark_is_sent(docs):
+    """A push queued by code older than the mark (no ``news`` field) is sent however late,
+    whatever its kind: it may be a failure the customer must act on."""
+    [completed] = payment_pushes(event("completed"), payee_uid=None)
+    old = {k: v for k, v in _late(completed, 180).items() if k != "news"}
+    assert push.deliver_batch(docs, Sender(), {"pushes": [old]}, now=NOW) == {"sent": 1}
