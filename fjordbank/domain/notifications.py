@@ -88,7 +88,7 @@ class Push:
     # completed, a card purchase or refund), which the push function does not send once it
     # is late (fjordbank.service_layer.push.NEWS_MAX_AGE). Not news (the default): a payment
     # not completed or rejected, a card declined, the onboarding result, a security notice,
-    # anything the customer must know or act on, sent however late. Until 2026-12 the push
+    # anything the customer must know or act on, never dropped for being late. Until 2026-12 the push
     # function dropped every late push but a security notice, a standing order's "Payment not
     # completed" and the onboarding result (which has no feed entry) among them (found in
     # review, 2026-12-06).

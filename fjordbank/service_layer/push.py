@@ -44,10 +44,13 @@ the fact (found in review, 2026-12-06), when the feed has long shown them. The h
 one a push FCM could not take is retried for (functions/main.py: PUSH_MAX_AGE), so no push
 of news is sent more than an hour after it was queued, first delivery or retry. The domain
 says what is news (``news``, `NEWS`: fjordbank.domain.notifications.Push.news): money
-received, a payment completed, card purchases and refunds. Everything else is sent however
-late: a payment not completed or rejected, a card declined, the onboarding result, the
+received, a payment completed, card purchases and refunds. Nothing else is dropped for
+being late: a payment not completed or rejected, a card declined, the onboarding result, the
 security notices (`ALWAYS_ON`, never news). A push without the mark (queued by older code),
-without the time or with one unreadable is sent.
+without the time or with one unreadable is sent. The retries are limited for every kind
+alike (functions/main.py: PUSH_MAX_AGE, an hour after the message's publish): a message
+whose delivery fails later than that is given up, so in a backlog on the topic past the
+hour a security notice FCM refuses for now gets one try only.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Which pushes may be dropped when late (found in review, 2026-12-06): the domain marks a
 push as news (`Push.news`), and only news is not pushed once older than
 `fjordbank.service_layer.push.NEWS_MAX_AGE`. A payment not completed, a rejection, a card
-declined, the onboarding result and a security notice are sent however late."""
+declined, the onboarding result and a security notice are never dropped for being late."""
 
 from __future__ import annotations
 
