@@ -17,6 +17,7 @@ payment per state, the outbox backlog and the last ledger audit's result, as gau
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from fjordbank.domain.notifications import Push, card_pushes, customer_pushes
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import ops_sweep, steps, tracing
 from fjordbank.runtime.consumer import BatchHandler, ConsumerService, Delivery, Outcome
+from fjordbank.runtime.payment_metrics import published_at
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import AsyncDocuments
@@ -58,12 +60,28 @@ class NotifierHandler:
     async def __call__(self, batch: list[Delivery]) -> list[Outcome]:
         return await self._handle(batch)
 
+    def queue_for(self, step: steps.Step[PaymentEvent]) -> notifier.QueuePushes:
+        """The queue of a batch of payment events: each push stamped with the time its
+        payment's event entered the stream (the latest of the batch's for that payment),
+        found by the push's ``paymentId`` (the use case hands over pushes, not messages)."""
+        entered: dict[str, dt.datetime] = {}
+        for i, event in step.items:
+            at = published_at(step.batch[i])
+            pid = event.payment.payment_id
+            if at is not None and (pid not in entered or at > entered[pid]):
+                entered[pid] = at
+
+        async def queue(pushes: list[Push]) -> None:
+            await self.queue_pushes(pushes, entered=[entered.get((p.data or {}).get("paymentId", "")) for p in pushes])
+
+        return queue
+
     async def project(self, step: steps.Step[PaymentEvent]) -> None:
         with tracing.commit(notifier.OPERATION, step.contexts()):
             projected = await notifier.project_batch(
                 self.docs,
                 self.owners,
-                self.queue_pushes,
+                self.queue_for(step),
                 step.events,
                 known=self.known,
                 names=self.names,
@@ -84,13 +102,15 @@ class NotifierHandler:
         async def queue(step: steps.Step[Contract]) -> None:
             pushes: list[Push] = []
             contexts = []
+            entered = []  # when each push's event entered the stream (the push function's clock for news)
             for i, event in step.items:
                 made = make_pushes(event.to_json())
                 pushes += made
                 contexts += [step.batch[i].context] * len(made)
+                entered += [published_at(step.batch[i])] * len(made)
                 step.ack(i)
             if pushes:
-                await self.queue_pushes(pushes, contexts)
+                await self.queue_pushes(pushes, contexts, entered)
 
         return steps.contract_step(queue)
 

@@ -78,23 +78,37 @@ class JsonTopic(Protocol):
 class PushQueue:
     """Queues pushes for the push function (the notifier's
     fjordbank.service_layer.notifier.QueuePushes): one Pub/Sub message per PUSH_BATCH
-    pushes, so one function invocation serves many. Each push carries the time it was
-    queued (``queuedAt``, this process's clock, UTC), by which the push function sends no
-    news older than its limit (fjordbank.service_layer.push.NEWS_MAX_AGE)."""
+    pushes, so one function invocation serves many. Each push carries the time its event
+    entered the stream (``queuedAt``, UTC: the caller's ``entered``, the event's JetStream
+    timestamp), no later than this process's clock, or that clock's time for a push whose
+    event's time is not known; by it the push function sends no news older than its limit
+    (fjordbank.service_layer.push.NEWS_MAX_AGE). Until 2026-12 it was the time the push was
+    queued, so a backlog at the notifier or a batch's commit tried again pushed hours-old
+    news with a fresh stamp (found in review, 2026-12-06). A dead letter replayed is a new
+    message in the stream (fjordbank.runtime.dead_letters.replay): its time is the replay's,
+    and its news is pushed as fresh."""
 
     def __init__(self, topic: JsonTopic, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.topic = topic
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
-    async def __call__(self, pushes: list[Push], contexts: Sequence[Context | None] | None = None) -> None:
+    async def __call__(
+        self,
+        pushes: list[Push],
+        contexts: Sequence[Context | None] | None = None,
+        entered: Sequence[dt.datetime | None] | None = None,
+    ) -> None:
         """Each push carries the ``traceparent`` of the message it came from (``contexts``,
         by default its payment's in the batch in hand), the message's attributes the first
-        one, so the push function continues each payment's trace."""
+        one, so the push function continues each payment's trace. ``entered``: per push, when
+        its event entered the stream (None: not known)."""
         items = []
-        queued = {"queuedAt": self.clock().astimezone(dt.UTC).isoformat()}
+        now = self.clock().astimezone(dt.UTC)
         for n, p in enumerate(pushes):
             ctx = contexts[n] if contexts is not None else tracing.parent_of((p.data or {}).get("paymentId"))
             traceparent = tracing.traceparent_of(ctx)
+            at = entered[n] if entered is not None else None
+            queued = {"queuedAt": min(at.astimezone(dt.UTC), now).isoformat() if at is not None else now.isoformat()}
             items.append({**p.to_json(), **queued, **({"traceparent": traceparent} if traceparent else {})})
         chunks = [items[i : i + PUSH_BATCH] for i in range(0, len(items), PUSH_BATCH)]
         await asyncio.gather(*(self.topic.publish_json({"pushes": c}, **_first_trace(c)) for c in chunks))

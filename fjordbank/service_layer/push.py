@@ -36,13 +36,14 @@ delivery late enough to be a retry (`REDELIVERY_AGE`), written only when some pu
 for later, and deleted when none is (or by its TTL, ``expiresAt``, once the message is past
 retrying: firestore.indexes.json).
 
-News is not pushed late. Each queued push carries the time the notifier queued it
-(``queuedAt``, the notifier's own clock, never the app's: `fjordbank.adapters.pubsub.PushQueue`),
-and a push of news older than `NEWS_MAX_AGE` by it is counted as `TOO_LATE` and logged, not
-sent: a backlog on the push topic delivered "Money received" and card purchases hours after
-the fact (found in review, 2026-12-06), when the feed has long shown them. The hour is the
-one a push FCM could not take is retried for (functions/main.py: PUSH_MAX_AGE), so no push
-of news is sent more than an hour after it was queued, first delivery or retry. The domain
+News is not pushed late. Each queued push carries the time its event entered the stream
+(``queuedAt``: the event's JetStream timestamp, no later than the notifier's clock, never the
+app's: `fjordbank.adapters.pubsub.PushQueue`), and a push of news older than `NEWS_MAX_AGE`
+by it is counted as `TOO_LATE` and logged, not sent: a backlog on the push topic delivered
+"Money received" and card purchases hours after the fact (found in review, 2026-12-06),
+when the feed has long shown them. The hour is the one a push FCM could not take is retried
+for (functions/main.py: PUSH_MAX_AGE), so no push of news is sent more than an hour after
+its event, first delivery or retry. The domain
 says what is news (``news``, `NEWS`: fjordbank.domain.notifications.Push.news): money
 received, a payment completed, card purchases and refunds. Nothing else is dropped for
 being late: a payment not completed or rejected, a card declined, the onboarding result, the
@@ -81,7 +82,7 @@ CHANGED = "changed"  # the field that names the device a write of the app's chan
 SIGNED_OUT_DEVICES = "signedOutDevices"
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
 TOO_LATE = "too_late"  # news queued longer ago than NEWS_MAX_AGE: not sent (the feed shows it)
-QUEUED_AT = "queuedAt"  # the field of a queued push: when the notifier queued it (ISO 8601, UTC)
+QUEUED_AT = "queuedAt"  # the field of a queued push: when its event entered the stream (ISO 8601, UTC)
 # The field of a queued push that says it is news (fjordbank.domain.notifications.Push.news):
 # only a push with it true is dropped when late. A push without it (queued by code older than
 # the mark, 2026-12-06) is sent however late, whatever its kind: it may be a failure the
