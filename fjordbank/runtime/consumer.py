@@ -78,6 +78,8 @@ IN_PROGRESS = Counter(
 )
 # the messages of the batch in hand that are settled (per process() call; see _heartbeat)
 _SETTLED: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("fjb_settled", default=None)
+# the delays the rest of a batch retried one at a time was given back with (per _in_pieces piece)
+_REST_BACK: contextvars.ContextVar[list[float | None] | None] = contextvars.ContextVar("fjb_rest_back", default=None)
 ACK_PENDING = Gauge("fjb_consumer_ack_pending", "Messages delivered and not yet acknowledged", ["consumer"])
 READY = Gauge("fjb_service_ready", "1 while /readyz answers 200 (every consumer bound), else 0")
 CERT_EXPIRY = Gauge(
@@ -118,6 +120,11 @@ BACKGROUND_GRACE_SECONDS = 8
 # loaded two-core machine: about 13 s); every handler is idempotent, so a call cut off
 # after its commit landed is answered from its records when the messages come back.
 HANDLER_DEADLINE_SECONDS = 120.0
+# The same for a suspect message's call with the process's other calls waiting
+# (fjordbank.runtime.in_hand): one message's handling, well under a second unless it hangs;
+# at the full deadline a message that hangs froze every partition of the process for two
+# minutes at each delivery (found in review, 2026-12-06).
+ALONE_DEADLINE_SECONDS = 30.0
 
 # A message whose handler keeps failing on a transient error (the database or NATS away or
 # overloaded, a timeout) is not dead-lettered at its ``max_deliver``-th failure until it
@@ -159,6 +166,16 @@ UNSETTLED_ALLOWANCE_SECONDS = 600.0
 
 class HandlerTimedOut(Exception):
     """A handler's call ran past HANDLER_DEADLINE_SECONDS and was cancelled."""
+
+
+class AloneTimedOut(HandlerTimedOut):
+    """A suspect message's call, with the process's other calls waiting, did not return:
+    whether others went through before it took the process to itself decides whose failure
+    it is (they could not meanwhile)."""
+
+    def __init__(self, message: str, others_went_through: bool) -> None:
+        super().__init__(message)
+        self.others_went_through = others_went_through
 
 
 class HandlerCancelled(Exception):
@@ -216,6 +233,10 @@ class Reject:
     """Can never succeed (malformed, poison): dead-letter now with the reason and term it."""
 
     reason: str
+
+
+class Stopper(Reject):
+    """A message that stopped its process while handled alone (fjordbank.runtime.in_hand)."""
 
 
 Outcome = Ack | Retry | Reject
@@ -822,10 +843,11 @@ class ConsumerService:
                 # and a dead letter's publish, a later one seconds after NATS trouble that let
                 # the lease lapse too (then another instance may work the partition already)
                 raise PartitionMoved(f"partition {binding.spec.partition} is no longer held here")
-            deadline = asyncio.timeout(HANDLER_DEADLINE_SECONDS)
+            limit = ALONE_DEADLINE_SECONDS if alone else HANDLER_DEADLINE_SECONDS
+            deadline = asyncio.timeout(limit)
             try:
                 async with contextlib.nullcontext() if alone else self._gate.shared(), deadline:
-                    crash.handling(binding.spec.name, [d.data for d in batch])  # FAILURE TESTS ONLY
+                    crash.handling(binding.spec.name, batch)  # FAILURE TESTS ONLY
                     outcomes = await binding.handler(batch)
                 if any(isinstance(o, Ack) for o in outcomes):
                     self._last_ack = time.monotonic()  # others go through (see _failed)
@@ -841,9 +863,7 @@ class ConsumerService:
                 raise HandlerCancelled("the handler raised CancelledError") from exc
             except Exception as exc:
                 if deadline.expired():
-                    raise HandlerTimedOut(
-                        f"the handler did not return within {HANDLER_DEADLINE_SECONDS:.0f} s"
-                    ) from exc
+                    raise HandlerTimedOut(f"the handler did not return within {limit:.0f} s") from exc
                 if pause is None or not self._may_try_again(exc, started, pause):
                     raise
                 log.info(
@@ -890,8 +910,7 @@ class ConsumerService:
             return None
         stops = await self._stops_alone(batch, binding.spec)
         if stops is not None and stops >= in_hand.STOPS_ALONE:
-            await self._dead_letter_stopper(batch[0], stops, binding.spec)
-            return None
+            return [await self._dead_letter_stopper(batch[0], stops, binding.spec)]
         return await self._handle_batch(batch, binding, stops=stops)
 
     def _suspicion(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> int:
@@ -911,13 +930,20 @@ class ConsumerService:
                 await self._give_back(batch[i:], binding.spec)
                 return
             piece, rest = batch[i : i + size], batch[i + size :]
-            outcomes = await self._process(piece, binding, pieces=False) or []
+            back: list[float | None] = []  # set by _one_by_one when it gave the piece's rest back
+            token = _REST_BACK.set(back)
+            try:
+                outcomes = await self._process(piece, binding, pieces=False) or []
+            finally:
+                _REST_BACK.reset(token)
             failed = [(d, o) for d, o in zip(piece, outcomes, strict=False) if isinstance(o, Retry) and _for_all(o)]
             if failed and rest:
                 d, outcome = failed[0]
-                failures = self.tally.failures((binding.spec.durable, d.stream_sequence))
-                delay = retry_delay(outcome, failures, binding.spec)
-                await self._give_back(rest, binding.spec, delay=delay, why="split")
+                back.append(
+                    retry_delay(outcome, self.tally.failures((binding.spec.durable, d.stream_sequence)), binding.spec)
+                )
+            if back and rest:  # failing for all: the rest after it, as the rest of the piece (order kept)
+                await self._give_back(rest, binding.spec, delay=back[0], why="split")
                 return
 
     async def _stops_alone(self, batch: list[Delivery], spec: topology.ConsumerSpec) -> int | None:
@@ -949,30 +975,36 @@ class ConsumerService:
         if marks is None:
             return await self._handle(binding, [d])
         async with self._gate.alone():
+            others = self._others_go_through()  # (none can while it runs)
             marked = await marks.mark(spec.durable, d.stream_sequence, stops)
             try:
                 outcomes = await self._handle(binding, [d], alone=True)
-            except Exception:
+            except Exception as exc:
                 if marked:
                     await marks.clear(spec.durable, d.stream_sequence)
+                if isinstance(exc, HandlerTimedOut):
+                    raise AloneTimedOut(str(exc), others) from exc
                 raise
             if marked:
                 await marks.clear(spec.durable, d.stream_sequence)
             return outcomes
 
-    async def _dead_letter_stopper(self, d: Delivery, stops: int, spec: topology.ConsumerSpec) -> None:
+    async def _dead_letter_stopper(self, d: Delivery, stops: int, spec: topology.ConsumerSpec) -> Reject:
+        """Its outcome, a ``Stopper``: dead-lettered (or back after ack_wait, found again then)."""
         reason = (
             f"its process stopped {stops} times while it was handled alone (an OOM kill or a crash:"
             " no outcome each time)"
         )
+        outcome = Stopper(reason)
         log.error("a message stops its process; dead-lettering it", extra={"subject": d.subject, "stops": stops})
         try:
-            await self._settle(d, Reject(reason), spec)
+            await self._settle(d, outcome, spec)
         except Exception:  # back after ack_wait, and found again then (its mark kept: its stops with it)
             log.warning("could not dead-letter a message", extra={"subject": d.subject}, exc_info=True)
-            return
+            return outcome
         if self.marks is not None:
             await self.marks.clear(spec.durable, d.stream_sequence)
+        return outcome
 
     async def _handle_batch(
         self, batch: list[Delivery], binding: Binding, *, stops: int | None = None
@@ -1046,7 +1078,8 @@ class ConsumerService:
             # failure (found in review, 2026-12-06); but while nothing goes through (the
             # database hanging for all) it is everyone's, and healthy messages were
             # dead-lettered after six deadlines (found in review of that fix)
-            mine = len(batch) == 1 and self._others_go_through()
+            went = exc.others_went_through if isinstance(exc, AloneTimedOut) else self._others_go_through()
+            mine = len(batch) == 1 and went
             log.warning("handler timed out; giving the batch back", extra={"size": len(batch), "error": str(exc)})
             return [Retry(str(exc), delay, transient=not mine, timed_out=True, alone=mine)] * len(batch)
         if whole and transient(exc):
@@ -1112,6 +1145,9 @@ class ConsumerService:
                     # failing for all of them
                     rest = retry_delay(first, failures, binding.spec)
                     await self._give_back(batch[i + 1 :], binding.spec, delay=rest, why="split")
+                    back = _REST_BACK.get()
+                    if back is not None:
+                        back.append(rest)
                     return
                 # Failing past its tries (kept only by the hour a transient failure is
                 # given): taken for a failure of its own, as one past max_deliver would be,
@@ -1123,6 +1159,13 @@ class ConsumerService:
                 # after a failure of its own.
                 suspect = True
                 continue
+            if isinstance(first, Stopper) and i + 1 < len(batch):
+                # the message that stopped the process found: the rest of its batch, suspect only
+                # for having shared its deliveries, goes on as a batch (one commit, no marks),
+                # not a message at a time (found in review, 2026-12-06: 199 marked calls after
+                # a stopper of a 200-message batch)
+                await self._process(batch[i + 1 :], binding, pieces=False)
+                return
             suspect = False
 
     async def _give_back(

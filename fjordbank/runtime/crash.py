@@ -9,9 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Iterable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 _armed: str | None = None
+
+
+class HasData(Protocol):
+    @property
+    def data(self) -> bytes: ...
 
 
 def arm(point: str | None) -> None:
@@ -26,12 +33,12 @@ def point(name: str) -> None:
         _kill(name)
 
 
-def handling(consumer: str, bodies: list[bytes]) -> None:
+def handling(consumer: str, batch: Iterable[HasData]) -> None:
     """The point ``<consumer>.handling:<text>``, reached by a batch with ``text`` in a body."""
     if _armed is None or not _armed.startswith(f"{consumer}.handling:"):
         return
     text = _armed.split(":", 1)[1].encode()
-    if text and any(text in body for body in bodies):
+    if text and any(text in d.data for d in batch):
         _kill(_armed)
 
 

@@ -11,8 +11,8 @@ dead-lettered together, the innocent with the guilty (found in review, 2026-12-0
 A message delivered ``SUSPECT_AFTER`` times or more before this delivery without an outcome
 known here (its process stopped, it was given back or failed elsewhere) is *suspect*, the
 more so the more such deliveries it had (``level``): a batch holding one is handled in
-smaller and smaller pieces (``piece_size``: a quarter of it at level 1, a sixteenth at
-level 2, then a message at a time), each piece committed on its own, so the pieces before
+smaller and smaller pieces (``piece_size``: a quarter of it at level 1, a quarter of that
+at level 2, and so on down to a message at a time), each piece committed on its own, so the pieces before
 the one that stops the process are settled, and a batch that was only unlucky (moved at two
 handovers, failed twice elsewhere in a brownout) costs a few commits rather than one per
 message. A suspect message handled alone is marked in a replicated file KV bucket
@@ -21,7 +21,8 @@ number of times it was so without an outcome and the id of the process that wrot
 while its handler runs, and no other handler call of its process runs meanwhile (they wait:
 ``Gate``), so that a process that stops then was stopped by it or by nothing any message
 did. The mark is removed once the handler has returned. A message that comes back with
-``STOPS_ALONE`` such stops is dead-lettered, and the messages behind it go through. One stop
+``STOPS_ALONE`` such stops is dead-lettered, and the messages behind it in its batch go on
+as one batch again (they were suspect only for sharing its deliveries). One stop
 is not enough: an instance killed for its own reasons (a node drained, a deploy's grace run
 out) while handling a message alone must not dead-letter it. A mark the process itself
 wrote is no stop (the process is alive: its removal failed), and removals that failed are
@@ -61,7 +62,7 @@ class Bucket(Protocol):
 
     async def put(self, key: str, value: bytes) -> int: ...
 
-    async def delete(self, key: str) -> bool: ...
+    async def delete(self, key: str, last: int | None = None) -> bool: ...
 
 
 def level(num_delivered: int, ended_here: int) -> int:
@@ -110,6 +111,7 @@ class Gate:
                 await self._cond.wait_for(lambda: not self._alone and self._shared == 0)
             finally:
                 self._waiting -= 1
+                self._cond.notify_all()  # (cancelled while waiting: the shared ones go on)
             self._alone = True
         try:
             yield
@@ -126,7 +128,8 @@ class InHandMarks:
         self.bucket = bucket
         self.service = service
         self.process = process or secrets.token_hex(6)  # whose marks are no stops
-        self._unremoved: set[str] = set()  # marks whose removal failed: tried again
+        self._unremoved: dict[str, int] = {}  # marks whose removal failed (their revision): tried again
+        self._revisions: dict[str, int] = {}  # the revision of each mark written here and not removed
 
     def key(self, durable: str, sequence: int) -> str:
         return f"{self.service}.{durable}.{sequence}"
@@ -143,6 +146,9 @@ class InHandMarks:
         except (TimeoutError, nats.errors.Error) as exc:
             log.warning("could not read a message's in-hand mark", extra={"error": repr(exc)})
             return None
+        revision = getattr(entry, "revision", None)
+        if isinstance(revision, int):  # (a dead-lettered stopper's is removed as read)
+            self._revisions[self.key(durable, sequence)] = revision
         count, _, writer = bytes(getattr(entry, "value", None) or b"0").decode(errors="replace").partition(" ")
         try:
             times = max(int(count), 0)
@@ -155,25 +161,32 @@ class InHandMarks:
         mark was written."""
         try:
             async with asyncio.timeout(MARK_TIMEOUT_SECONDS):
-                await self.bucket.put(self.key(durable, sequence), f"{stops + 1} {self.process}".encode())
+                key = self.key(durable, sequence)
+                self._revisions[key] = await self.bucket.put(key, f"{stops + 1} {self.process}".encode())
         except (TimeoutError, nats.errors.Error) as exc:
             log.warning("could not mark a message in hand", extra={"error": repr(exc)})
+            self._revisions.pop(self.key(durable, sequence), None)  # (unmarked: nothing to remove)
             return False
         return True
 
     async def clear(self, durable: str, sequence: int) -> None:
-        """The message's handler returned: its mark goes (a removal that fails is tried
-        again before the next read)."""
+        """The message's handler returned: its mark goes, only as this process wrote it (a
+        newer one, another process's, is a stop of its own); a removal that fails is tried
+        again before the next read."""
         key = self.key(durable, sequence)
-        self._unremoved.add(key)
+        revision = self._revisions.pop(key, None)
+        if revision is not None:
+            self._unremoved[key] = revision
         await self._remove_left()
 
     async def _remove_left(self) -> None:
-        for key in sorted(self._unremoved):
+        for key, revision in sorted(self._unremoved.items()):
             try:
                 async with asyncio.timeout(MARK_TIMEOUT_SECONDS):
-                    await self.bucket.delete(key)
+                    await self.bucket.delete(key, last=revision)
+            except nats.js.errors.BadRequestError:
+                pass  # (wrong last sequence) written again since, by another process: not ours to remove
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("could not remove a message's in-hand mark", extra={"error": repr(exc)})
                 return
-            self._unremoved.discard(key)
+            self._unremoved.pop(key, None)

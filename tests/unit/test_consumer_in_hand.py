@@ -25,6 +25,7 @@ class Bucket:
 
     def __init__(self) -> None:
         self.values: dict[str, bytes] = {}
+        self.revisions: dict[str, int] = {}
         self.writes = 0
         self.failing = False
         self.failing_deletes = False
@@ -40,19 +41,23 @@ class Bucket:
         self._check()
         if key not in self.values:
             raise nats.js.errors.KeyNotFoundError
-        return SimpleNamespace(value=self.values[key])
+        return SimpleNamespace(value=self.values[key], revision=self.revisions.get(key))
 
     async def put(self, key: str, value: bytes) -> int:
         self._check()
         self.writes += 1
         self.values[key] = value
+        self.revisions[key] = self.writes
         return self.writes
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, last: int | None = None) -> bool:
         self._check()
         if self.failing_deletes:
             raise nats.errors.TimeoutError
+        if last is not None and self.revisions.get(key) != last:
+            raise nats.js.errors.BadRequestError(description="wrong last sequence", err_code=10071)
         self.values.pop(key, None)
+        self.revisions.pop(key, None)
         return True
 
 
@@ -180,6 +185,7 @@ def test_a_message_that_stops_its_process_is_dead_lettered_alone_and_its_batch_g
     assert list(bank.letters) == [poison] and "stopped 2 times" in bank.letters[poison]
     # two lives as a batch (one stop is any kill's: not suspect yet), then alone twice, then the DLQ
     assert n == 5 and bank.delivered[poison] == 5
+    assert bank.calls[-1] == [4, 5], "the rest of its batch as one batch again, once it was found"
     assert bucket.values == {}, "every mark removed once its message had an outcome"
 
 
@@ -234,10 +240,14 @@ def test_the_handling_crash_point_kills_only_on_a_batch_with_its_text(monkeypatc
     killed: list[int] = []
     monkeypatch.setattr(crash.os, "kill", lambda pid, sig: killed.append(sig))
     monkeypatch.setattr(crash, "_armed", "screening.handling:stops-1")
-    crash.handling("ledger", [b'{"marker": "stops-1"}'])  # another consumer's point
-    crash.handling("screening", [b"{}", b'{"a": 1}'])
+
+    def batch(*bodies: bytes) -> list[SimpleNamespace]:
+        return [SimpleNamespace(data=b) for b in bodies]
+
+    crash.handling("ledger", batch(b'{"marker": "stops-1"}'))  # another consumer's point
+    crash.handling("screening", batch(b"{}", b'{"a": 1}'))
     assert killed == []
-    crash.handling("screening", [b"{}", b'{"marker": "stops-1"}'])
+    crash.handling("screening", batch(b"{}", b'{"marker": "stops-1"}'))
     assert len(killed) == 1
 
 
@@ -313,6 +323,7 @@ def test_a_stopper_whose_dead_letter_could_not_be_published_keeps_its_stops():
 
     bucket = Bucket()
     bucket.values["ledger.ledger.9"] = b"2 another-process"
+    bucket.revisions["ledger.ledger.9"] = 1
 
     async def run() -> None:
         svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=None)  # type: ignore[arg-type]
@@ -328,3 +339,110 @@ def test_a_stopper_whose_dead_letter_could_not_be_published_keeps_its_stops():
 
     asyncio.run(run())
     assert bucket.values == {"ledger.ledger.9": b"2 another-process"}, "found again at its next delivery"
+
+
+def test_a_hanging_suspect_message_has_the_process_for_a_short_deadline_and_its_timeout_is_its_own(monkeypatch):
+    import asyncio
+    import time
+
+    from fjordbank.runtime import consumer
+
+    monkeypatch.setattr(consumer, "ALONE_DEADLINE_SECONDS", 0.3)
+
+    async def hangs(batch):
+        await asyncio.Event().wait()
+        return []  # pragma: no cover
+
+    async def run() -> tuple[float, Msg]:
+        svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=hangs)
+        svc.marks = InHandMarks(Bucket(), "ledger")
+        svc._last_ack = time.monotonic()  # others went through just before it took the process
+        m = Msg(7)
+        m.metadata.num_delivered = 4
+        started = time.monotonic()
+        await svc.process([Delivery(m)])
+        assert svc.tally.own_failures(("ledger", 7)) == 1, "its own failure: others went through before"
+        return time.monotonic() - started, m
+
+    took, m = asyncio.run(run())
+    assert took < 2 and m.log[-1][1] == "nak"
+
+
+def test_a_piece_whose_rest_was_given_back_stops_the_pieces_so_a_payers_order_holds(monkeypatch):
+    import asyncio
+
+    from fjordbank.runtime import consumer
+
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())
+
+    async def handler(batch):
+        if 3 in [d.stream_sequence for d in batch]:
+            raise TimeoutError("firestore DEADLINE_EXCEEDED")
+        return [Ack() for _ in batch]
+
+    async def run(num_delivered: int) -> dict[int, list[str]]:
+        svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+        spec = topology.consumer("ledger").partitions()[0]
+        svc.tally.failed((spec.durable, 3))  # 3 failed here once before (a brownout)
+        msgs = [Msg(seq) for seq in range(1, 9)]
+        for m in msgs:
+            m.metadata.num_delivered = num_delivered
+        await svc.process([Delivery(m) for m in msgs], Binding(spec, handler))
+        return {m.metadata.sequence.stream: [w for _, w in m.log if w != "wpi"] for m in msgs}
+
+    for num_delivered in (1, 3):  # not suspect; suspect (in pieces of two)
+        outcomes = asyncio.run(run(num_delivered))
+        assert outcomes == {1: ["ack"], 2: ["ack"], **{seq: ["nak"] for seq in range(3, 9)}}, num_delivered
+
+
+def test_a_late_removal_never_takes_a_mark_another_process_wrote_since():
+    import asyncio
+
+    bucket = Bucket()
+
+    async def run() -> None:
+        a, b = InHandMarks(bucket, "ledger", "A"), InHandMarks(bucket, "ledger", "B")
+        assert await a.mark("ledger", 9, 0)
+        bucket.failing_deletes = True
+        await a.clear("ledger", 9)  # fails: tried again later
+        bucket.failing_deletes = False
+        assert await b.stops("ledger", 9) == 1  # (A alive, its removal failed: one stop to B)
+        assert await b.mark("ledger", 9, 1)  # and B stops while it has it
+        await a.stops("ledger", 8)  # A's removal tried again: the mark is B's now
+        assert bucket.values == {"ledger.ledger.9": b"2 B"}
+
+    asyncio.run(run())
+
+
+def test_a_call_waiting_for_the_gate_alone_and_cancelled_lets_the_shared_ones_go_on():
+    import asyncio
+
+    async def run() -> bool:
+        gate = in_hand.Gate()
+        release = asyncio.Event()
+        entered: list[str] = []
+
+        async def sharer(name: str) -> None:
+            async with gate.shared():
+                entered.append(name)
+                await release.wait()
+
+        async def loner() -> None:
+            async with gate.alone():
+                entered.append("alone")  # pragma: no cover
+
+        first = asyncio.create_task(sharer("first"))
+        await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(loner())
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(sharer("second"))  # waits: a call wants the gate alone
+        await asyncio.sleep(0.01)
+        assert entered == ["first"]
+        waiting.cancel()
+        await asyncio.sleep(0.01)
+        went_on = entered == ["first", "second"]  # beside the first, not after it
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 1)
+        return went_on
+
+    assert asyncio.run(run())
