@@ -726,6 +726,17 @@ def test_the_bank_holidays_of_2027() -> None:
     ]
 
 
+def test_the_bank_holidays_of_a_year_are_reckoned_once_and_cannot_be_changed() -> None:
+    """Subscription detection asks whether a day is a banking day thousands of times a
+    detection; reckoning a year's holidays (Easter among them) on every question made it
+    four times slower (found in review, 2026-12-06). The year's set is kept, and it is a
+    frozenset: no caller can change the one every other caller is given."""
+    first = bank_holidays(2031)
+    assert bank_holidays(2031) is first
+    assert isinstance(first, frozenset)
+    assert bank_holidays.cache_info().hits >= 1
+
+
 @pytest.mark.parametrize(
     ("day", "paid_on"),
     [
