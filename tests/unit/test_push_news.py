@@ -90,3 +90,20 @@ def test_a_late_push_queued_without_the_mark_is_sent(docs):
     [completed] = payment_pushes(event("completed"), payee_uid=None)
     old = {k: v for k, v in _late(completed, 180).items() if k != "news"}
     assert push.deliver_batch(docs, Sender(), {"pushes": [old]}, now=NOW) == {"sent": 1}
+
+
+def test_the_runbook_names_the_log_line_of_news_given_up_as_late(docs, caplog):
+    """A news push FCM could not take, tried again until its event is over an hour old, is
+    finished by the late cut-off ("late pushes not sent"), not by the function's give-up
+    ("pushes given up"): the runbook sent the reader to the give-up line only (found in
+    review, 2026-12-06)."""
+    from pathlib import Path
+
+    [completed] = payment_pushes(event("completed"), payee_uid=None)
+    with caplog.at_level("WARNING", logger=push.__name__):
+        assert push.deliver_batch(docs, Sender(), {"pushes": [_late(completed, 60.5)]}, now=NOW) == {"too_late": 1}
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    runbook = (Path(__file__).parents[2] / "docs/runbooks/FjbPushFailuresHigh.md").read_text(encoding="utf-8")
+    mend = runbook.split("## Mend", 1)[1].split("## ", 1)[0]
+    assert "pushes given up" in mend
+    assert line.split(":", 1)[0] in mend  # "late pushes not sent"
