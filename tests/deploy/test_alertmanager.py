@@ -12,8 +12,10 @@ k8s/alertmanager.py at deploy time).
   switch and nobody else; an unknown severity still reaches the chat channel;
 * the same by reading the routing tree here (no amtool needed): every severity the rules use
   has its own route;
-* grouping by alert name and job, the Watchdog's short repeat, the inhibition of a warning by
-  the critical of the same alert name;
+* grouping by alert name and every label that tells one failure from another (each label
+  the rules' alerts keep, from their `by (...)` clauses and their promtool tests), the
+  notification texts rendered by `amtool template render`, the Watchdog's short repeat, the
+  inhibition of a warning by the critical of the same alert name;
 * `python -m k8s.alertmanager secret` prints the Secret the GMP operator reads (gmp-public,
   `alertmanager`, key `alertmanager.yaml`) and refuses a missing, empty or malformed value.
 """
@@ -269,9 +271,94 @@ def seconds(duration: str) -> int:
     return h * 3600 + m * 60 + s
 
 
-def test_alerts_are_grouped_by_name_and_job_and_repeated_sensibly():
+# the labels an alert's expression keeps: those of its `by (...)` and `on (...)` clauses and
+# those label_replace writes (a label a clause names but a later aggregation drops, such as
+# consumer_name inside FjbConsumerStalled's `sum by (consumer)`, is counted too: more than
+# kept, never less)
+_CLAUSE = re.compile(r"\b(?:by|on)\s*\(([^)]*)\)")
+_LABEL_REPLACE = re.compile(r'label_replace\s*\([^"]*"([a-zA-Z_][a-zA-Z0-9_]*)"')
+# labels kept that do not tell one failure from another: `instance` is a pod of the service
+# the alert's `job` names (FjbServiceNotReady, FjbOpsSweepStale); one page per service
+NOT_A_FAILURE = {"instance"}
+
+
+def expression_labels(expr: str) -> set[str]:
+    labels = {name.strip() for m in _CLAUSE.finditer(expr) for name in m.group(1).split(",") if name.strip()}
+    return labels | set(_LABEL_REPLACE.findall(expr))
+
+
+def kept_labels() -> dict[str, set[str]]:
+    """alert name -> the labels its expression keeps: read from the expression, and the labels
+    its promtool unit tests (monitoring/rules/*.rules.test.yaml) see it fire with, less the
+    rule's own fixed labels (the same for every alert of the name)."""
+    out: dict[str, set[str]] = {}
+    fixed: dict[str, set[str]] = {}
+    for path in RULES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    out.setdefault(rule["alert"], set()).update(expression_labels(rule["expr"]))
+                    fixed[rule["alert"]] = set(rule.get("labels", {}))
+    for path in sorted((REPO / "monitoring" / "rules").glob("*.rules.test.yaml")):
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                for alert in case.get("exp_alerts") or []:
+                    out.setdefault(case["alertname"], set()).update(alert.get("exp_labels", {}))
+    return {name: labels - fixed.get(name, set()) for name, labels in out.items()}
+
+
+def test_every_label_that_tells_failures_apart_is_grouped_by():
+    group_by = am.template()["route"]["group_by"]
+    assert group_by[0] == "alertname" and "..." not in group_by
+    kept = kept_labels()
+    assert kept["FjbConsumerStalled"] >= {"consumer"} and kept["NatsConsumerPartitionStalled"] >= {"stream_name"}
+    assert kept["FjbNatsCertificateEndsSoon"] == {"job", "cert"} and kept["FjbServiceNotReady"] == {"job", "instance"}
+    missing = {name: sorted(labels - set(group_by) - NOT_A_FAILURE) for name, labels in sorted(kept.items())}
+    assert {name: labels for name, labels in missing.items() if labels} == {}
+    # and nothing grouped by that no alert keeps (a typo would group nothing)
+    assert set(group_by) - {"alertname"} <= set().union(*kept.values())
+
+
+def test_two_consumers_stalled_are_two_notifications():
+    group_by = am.template()["route"]["group_by"]
+
+    def key(labels: dict[str, str]) -> tuple[str, ...]:
+        return tuple(labels.get(name, "") for name in group_by)
+
+    first = {"alertname": "FjbConsumerStalled", "severity": "critical", "consumer": "ledger"}
+    second = {**first, "consumer": "clearing"}
+    assert key(first) != key(second)
+    streams = [
+        {"alertname": "NatsConsumerPartitionStalled", "stream_name": s, "consumer_name": "ledger-p0"}
+        for s in ("PAYMENTS", "CARDS")
+    ]
+    assert key(streams[0]) != key(streams[1])
+    # two pods of one service not ready are one page, the service's
+    pods = [{"alertname": "FjbServiceNotReady", "job": "ledger", "instance": i} for i in ("a", "b")]
+    assert key(pods[0]) == key(pods[1])
+
+
+def test_a_label_kept_but_not_grouped_by_is_reported():
+    expr = 'sum by (tenant) (rate(x_total[5m])) > 0 and on (tenant) label_replace(y, "region", "$1", "r", "(.*)")'
+    assert expression_labels(expr) == {"tenant", "region"}
+    assert {"tenant", "region"} - set(am.template()["route"]["group_by"]) == {"tenant", "region"}
+
+
+def test_the_notification_texts_render(tmp_path):
+    """amtool check-config does not parse the receivers' inline templates; amtool template
+    render does (on its example data), so a typo in one fails here, not at the first page."""
+    (tmp_path / "none.tmpl").write_text("")
+    texts = sorted({text for _, text in am._strings(am.template()["receivers"]) if "{{" in text})
+    assert len(texts) >= 4
+    for text in texts:
+        run = amtool("template", "render", f"--template.glob={tmp_path / 'none.tmpl'}", f"--template.text={text}")
+        assert run.returncode == 0, f"{text}: {run.stdout}{run.stderr}"
+    broken = amtool("template", "render", f"--template.glob={tmp_path / 'none.tmpl'}", "--template.text={{ .Nope ")
+    assert broken.returncode != 0
+
+
+def test_alerts_are_grouped_and_repeated_sensibly():
     route = am.template()["route"]
-    assert route["group_by"] == ["alertname", "job"]
     assert 10 <= seconds(route["group_wait"]) <= 60
     assert 60 <= seconds(route["group_interval"]) <= 15 * 60
     assert 3600 <= seconds(route["repeat_interval"]) <= 24 * 3600
