@@ -107,3 +107,26 @@ def test_the_runbook_names_the_log_line_of_news_given_up_as_late(docs, caplog):
     mend = runbook.split("## Mend", 1)[1].split("## ", 1)[0]
     assert "pushes given up" in mend
     assert line.split(":", 1)[0] in mend  # "late pushes not sent"
+
+
+def _entries(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _entries(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _entries(value)
+
+
+def test_the_metrics_catalogue_lists_every_push_kind():
+    """monitoring/metrics.yaml's fjb_push_results lacked `security` (found in review, 2026-12-06)."""
+    from pathlib import Path
+
+    import yaml
+
+    from fjordbank.domain.notifications import ALWAYS_ON, DEFAULT_PREFERENCES
+
+    catalogue = yaml.safe_load((Path(__file__).parents[2] / "monitoring/metrics.yaml").read_text(encoding="utf-8"))
+    [metric] = [e for e in _entries(catalogue) if e.get("log_metric") == "fjb_push_results"]
+    assert set(metric["label_values"]["kind"]) == set(DEFAULT_PREFERENCES) | ALWAYS_ON

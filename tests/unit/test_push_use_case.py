@@ -386,8 +386,9 @@ def test_the_queue_stamps_each_push_with_the_time_it_was_queued():
 def test_one_token_under_two_device_ids_gets_a_push_once_and_is_removed_from_both(docs):
     """An app that registered again under a new device id left its token under the old id
     too: each push went to that token twice (sounding twice). A token is sent to once per
-    push, always under the same device (the first by id); FCM's unregistered answer for it
-    removes every device holding it."""
+    push (a send names a token, not a device), the signed-in devices' tokens first; its
+    holders are every entry with it, signed-out ones included, so FCM's unregistered answer
+    for it removes every device holding it."""
     seed(
         docs,
         {
