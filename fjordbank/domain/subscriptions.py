@@ -141,23 +141,35 @@ def _periods(earlier: dt.date, later: dt.date, interval: str) -> int | None:
     tolerance = PERIODS[interval][1]
     for k in range(1, MAX_SKIPPED_PERIODS + 1):
         if interval == MONTHLY:
-            # the earlier charge may itself have slipped by up to the tolerance from its
-            # billing day: a charge billed on the 31st taken on 28 Feb bills again on 31 Mar,
-            # not the 28th, and one billed on the 1st taken on 28 Feb again on 1 Apr; or it
-            # was moved to its day off a billing day that was no banking day
-            slips = [dt.timedelta(days=s) for s in range(-tolerance, tolerance + 1)]
-            expected = [_add_months(billed + slip, k) - slip for billed in _billed_on(earlier) for slip in slips]
-        else:
-            expected = [earlier + dt.timedelta(days=7 * k)]
-        # a monthly charge due on a day that is no banking day comes on the next that is:
-        # billed on the 31st, Thursday 31 December 2026's came on Monday 4 January, four days
-        # on, past the tolerance (the chain broke there, found in review, 2026-12-06)
-        if any(
-            abs((later - e).days) <= tolerance or (interval == MONTHLY and later == next_banking_day(e))
-            for e in expected
-        ):
+            if _months_on(earlier, later, k, tolerance):
+                return k
+        elif abs((later - (earlier + dt.timedelta(days=7 * k))).days) <= tolerance:
             return k
     return None
+
+
+def _months_on(earlier: dt.date, later: dt.date, k: int, tolerance: int) -> bool:
+    """Whether a monthly charge on ``later`` is the one ``k`` months after ``earlier``."""
+    slips = [dt.timedelta(days=s) for s in range(-tolerance, tolerance + 1)]
+
+    def projected(day: dt.date) -> set[dt.date]:
+        # a charge may itself have slipped by up to the tolerance from its billing day: one
+        # billed on the 31st taken on 28 Feb bills again on 31 Mar, not the 28th, and one
+        # billed on the 1st taken on 28 Feb again on 1 Apr
+        return {_add_months(day + slip, k) - slip for slip in slips}
+
+    # the tolerance is kept around the earlier charge's own day only
+    if any(abs((later - e).days) <= tolerance for e in projected(earlier)):
+        return True
+    # a monthly charge due on a day that is no banking day comes on the next that is:
+    # billed on the 31st, Thursday 31 December 2026's came on Monday 4 January, four days
+    # on, past the tolerance (the chain broke there, found in review, 2026-12-06). The
+    # earlier charge may have been moved so too (`_billed_on`); from the day it was billed
+    # on, only the day a month on (a month's last day in a shorter month) or the banking day
+    # it moves to is the charge: with the tolerance around each day before the earlier
+    # charge that was no banking day as well, charges 22 to 24 days apart made a month
+    # (Monday 10 February 2025 and Wednesday 5 March, found in review, 2026-12-06)
+    return any(later in (e, next_banking_day(e)) for billed in _billed_on(earlier) for e in projected(billed))
 
 
 def _billed_on(day: dt.date) -> list[dt.date]:
