@@ -15,7 +15,8 @@ k8s/alertmanager.py at deploy time).
 * grouping by alert name and every label that tells one failure from another (each label
   the rules' alerts keep, from their `by (...)` clauses and their promtool tests), the
   notification texts rendered by `amtool template render`, the Watchdog's short repeat, the
-  inhibition of a warning by the critical of the same alert name;
+  inhibitions (each critical holds back its own warning, named pair by pair, on labels both
+  alerts keep; nothing holds back a critical or the Watchdog);
 * `python -m k8s.alertmanager secret` prints the Secret the GMP operator reads (gmp-public,
   `alertmanager`, key `alertmanager.yaml`) and refuses a missing, empty or malformed value.
 """
@@ -143,7 +144,7 @@ def test_the_template_names_its_secrets_by_placeholder_only():
 def test_amtool_accepts_the_filled_configuration(tmp_path):
     run = amtool("check-config", str(write(tmp_path, filled())))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "SUCCESS" in run.stdout and "3 receivers" in run.stdout and "1 inhibit rules" in run.stdout
+    assert "SUCCESS" in run.stdout and "3 receivers" in run.stdout and "4 inhibit rules" in run.stdout
 
 
 def _unknown_receiver(doc):
@@ -383,14 +384,130 @@ def test_the_watchdog_reaches_only_the_switch_and_often():
     assert doc["route"]["receiver"] != DEADMANS_SWITCH
 
 
-def test_a_critical_inhibits_the_warning_of_the_same_alert_and_never_the_watchdog():
-    (rule,) = am.template()["inhibit_rules"]
-    assert rule["source_matchers"] == ['severity="critical"']
-    assert rule["target_matchers"] == ['severity="warning"']
-    assert "alertname" in rule["equal"]
-    watchdog = {"alertname": WATCHDOG, "severity": "none"}
-    assert not _matches({"matchers": rule["target_matchers"]}, watchdog)
-    assert not _matches({"matchers": rule["source_matchers"]}, watchdog)
+def rule_labels() -> dict[str, dict[str, str]]:
+    """alert name -> its rule's fixed labels (severity, slo)."""
+    return {
+        r["alert"]: r.get("labels", {})
+        for p in RULES
+        for g in yaml.safe_load(p.read_text())["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+
+
+def _alertname(matchers: list[str]) -> str | None:
+    names = [m.group(3) for m in map(_MATCHER.match, matchers) if m and m.group(1, 2) == ("alertname", "=")]
+    return names[0] if len(names) == 1 else None
+
+
+def _side_problems(n: int, rule: dict, side: str, severity: str) -> list[str]:
+    """One side (source or target) of inhibit rule n: a single existing alert of the
+    severity, matched by the side's matchers, keeping every `equal` label."""
+    fixed, kept = rule_labels(), kept_labels()
+    name = _alertname(rule.get(f"{side}_matchers", []))
+    if name is None:
+        return [f"rule {n}: the {side} names no single alertname"]
+    if name not in fixed:
+        return [f"rule {n}: no alert {name!r} in monitoring/rules"]
+    if fixed[name].get("severity") != severity:
+        return [f"rule {n}: {side} {name} is {fixed[name].get('severity')}, not {severity}"]
+    problems = []
+    if not _matches({"matchers": rule[f"{side}_matchers"]}, {**fixed[name], "alertname": name}):
+        problems.append(f"rule {n}: the {side} matchers do not match {name} itself")
+    problems += [
+        f"rule {n}: {name} does not keep {label!r} (equal)"
+        for label in rule.get("equal", [])
+        if label not in kept.get(name, set()) | set(fixed[name])
+    ]
+    return problems
+
+
+def inhibition_problems(rules: list[dict]) -> list[str]:
+    """Each inhibit rule names one existing critical as source and one existing warning as
+    target, and both alerts keep every `equal` label (an `equal` label neither has would
+    match everything, one only one has would match nothing); no rule can silence a
+    critical, the Watchdog or an alert of unknown name."""
+    problems = []
+    for n, rule in enumerate(rules):
+        problems += _side_problems(n, rule, "source", "critical") + _side_problems(n, rule, "target", "warning")
+        if 'severity="warning"' not in rule.get("target_matchers", []):
+            problems.append(f'rule {n}: the target matchers do not say severity="warning"')
+        if not rule.get("equal"):
+            problems.append(f"rule {n}: no equal labels")
+    # nothing but a warning is a target: no critical, no Watchdog, whatever its labels
+    problems += [
+        f"rule {n}: silences {name} ({labels.get('severity')})"
+        for name, labels in sorted(rule_labels().items())
+        for n, rule in enumerate(rules)
+        if labels.get("severity") != "warning"
+        and _matches({"matchers": rule.get("target_matchers", [])}, {**labels, "alertname": name})
+    ]
+    return problems
+
+
+def test_each_critical_inhibits_only_its_own_warning():
+    rules = am.template()["inhibit_rules"]
+    pairs = {(_alertname(r["source_matchers"]), _alertname(r["target_matchers"])): r["equal"] for r in rules}
+    assert pairs == {
+        ("FjbNatsCertificateEndsSoon", "FjbNatsCertificateExpiring"): ["job", "cert"],
+        ("FjbConsumerStalled", "FjbConsumerBacklogGrowing"): ["consumer"],
+        ("FjbInternalPaymentLatencyBudgetBurn", "FjbInternalPaymentLatencyBudgetBurnSlow"): ["slo"],
+        ("FjbCardDecisionLatencyBudgetBurn", "FjbCardDecisionLatencyBudgetBurnSlow"): ["slo"],
+    }
+    assert inhibition_problems(rules) == []
+    for watchdog in ({"alertname": WATCHDOG, "severity": "none"}, {"alertname": WATCHDOG, "severity": "warning"}):
+        assert not any(_matches({"matchers": r["target_matchers"]}, watchdog) for r in rules)
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["alertname"],
+            },
+            "names no single alertname",
+        ),
+        (
+            {
+                "source_matchers": ['alertname="FjbCertEndsSoon"'],
+                "target_matchers": ['alertname="FjbNatsCertificateExpiring"', 'severity="warning"'],
+                "equal": ["job", "cert"],
+            },
+            "no alert 'FjbCertEndsSoon'",
+        ),
+        (
+            {
+                "source_matchers": ['alertname="FjbConsumerStalled"'],
+                "target_matchers": ['alertname="FjbConsumerBacklogGrowing"', 'severity="warning"'],
+                "equal": ["job"],
+            },
+            "FjbConsumerStalled does not keep 'job'",
+        ),
+        (
+            {
+                "source_matchers": ['alertname="FjbNatsCertificateExpiring"'],
+                "target_matchers": ['alertname="FjbNatsCertificateEndsSoon"'],
+                "equal": ["job", "cert"],
+            },
+            "silences FjbNatsCertificateEndsSoon (critical)",
+        ),
+        (
+            {
+                "source_matchers": ['alertname="FjbServiceDown"'],
+                "target_matchers": ['severity!="critical"'],
+                "equal": ["job"],
+            },
+            "silences Watchdog (none)",
+        ),
+    ],
+    ids=["by severity alone", "an unknown name", "a label the source drops", "a critical silenced", "the Watchdog"],
+)
+def test_a_wrong_inhibition_is_reported(rule, expected):
+    problems = inhibition_problems([rule])
+    assert any(expected in p for p in problems), problems
 
 
 # ---- the Secret ----------------------------------------------------------------------------
