@@ -80,3 +80,19 @@ def test_a_charge_moved_off_a_holiday_continues_the_subscription(days: tuple[dt.
     assert found is not None
     assert (found.interval, found.occurrences) == (MONTHLY, len(days))
     assert found.next_expected == expected
+
+
+def test_charges_that_fit_two_billing_days_alike_are_taken_as_billed_on_the_later() -> None:
+    """Monday 1 December 2025, Friday 2 January 2026 and Monday 2 February 2026 fit billing
+    on the 1st (New Year's Day a holiday, 1 February a Sunday) and on the 31st just as well
+    (30 November, the month's last day, a Sunday; New Year's Eve and Day holidays; 31 January
+    a Saturday). On such a tie the later billing day is taken, so the next charge is
+    expected on 28 February, not on 1 March (a Sunday, taken on Monday 2 March). This
+    documents the choice (found in review, 2026-12-06); it is not a claim that the 31st is
+    right: three charges cannot tell the two apart, and the next one settles it."""
+    days = (D(2025, 12, 1), D(2026, 1, 2), D(2026, 2, 2))
+    assert [next_banking_day(_billed(y, m, 1)) for y, m in ((2025, 12), (2026, 1), (2026, 2))] == list(days)
+    assert [next_banking_day(_billed(y, m, 31)) for y, m in ((2025, 11), (2025, 12), (2026, 1))] == list(days)
+    found = detect(_charges(*days))
+    assert found is not None and (found.interval, found.occurrences) == (MONTHLY, 3)
+    assert found.next_expected == D(2026, 2, 28)
