@@ -22,7 +22,10 @@
 # the one way these tools get installed.
 #
 # A second run with every tool in place does nothing and prints one line per package.
-# Set FJB_PROMTOOL_REINSTALL=1 to fetch them again.
+# Set FJB_PROMTOOL_REINSTALL=1 to fetch them again. A tool that cannot be fetched or unpacked
+# stops the script with an error naming its package and a non-zero status (amtool as promtool:
+# the tests that need either fail without it, they do not skip);
+# tests/deploy/test_alertmanager.py runs a copy against a stand-in apt-get, both ways.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,7 +68,7 @@ install_package() {
   if ! fetch; then
     if [ "$(id -u)" = 0 ] && [ "$updated" = 0 ]; then
       say "apt-get download found nothing; running apt-get update first"
-      apt-get update -qq >/dev/null
+      apt-get update -qq >/dev/null || { echo "error: 'apt-get update' failed; cannot fetch $package" >&2; return 1; }
       updated=1
     fi
     fetch || {

@@ -6,7 +6,10 @@ k8s/alertmanager.py at deploy time).
   and no `*_file` field (the managed Alertmanager mounts only its configuration);
 * filled with stand-ins, `amtool check-config` accepts it (amtool from Debian's
   prometheus-alertmanager, unpacked into .monitoring-tools/ by scripts/monitoring_tools.sh;
-  these checks skip, saying so, where it is missing), and refuses a broken copy;
+  these checks fail, saying how to install it, where it is missing, as promtool's do), and
+  refuses a broken copy;
+* scripts/monitoring_tools.sh, run on a copy against a stand-in apt-get, installs amtool on a
+  machine without it and stops with an error when the download fails;
 * `amtool config routes test`: every alert of monitoring/rules reaches the receiver its
   severity calls for (critical the pager, warning the chat channel), Watchdog the dead man's
   switch and nobody else; an unknown severity still reaches the chat channel;
@@ -25,8 +28,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,10 +86,13 @@ def alerts() -> dict[str, str]:
 
 
 def need_amtool() -> Path:
+    """Fail (not skip) without amtool, saying how to install it, as the promtool tests do
+    (tests/monitoring/test_rules.py): a missing tool must not leave the suite green."""
     if not (AMTOOL.is_file() and AMTOOL.stat().st_mode & 0o111):
-        pytest.skip(
+        pytest.fail(
             f"amtool is not installed at {AMTOOL.relative_to(REPO)}: run `{INSTALL}` (it unpacks amtool from "
-            "Debian's prometheus-alertmanager package; the bootstrap runs it)"
+            "Debian's prometheus-alertmanager package; the bootstrap runs it)",
+            pytrace=False,
         )
     return AMTOOL
 
@@ -508,6 +517,92 @@ def test_each_critical_inhibits_only_its_own_warning():
 def test_a_wrong_inhibition_is_reported(rule, expected):
     problems = inhibition_problems([rule])
     assert any(expected in p for p in problems), problems
+
+
+# ---- scripts/monitoring_tools.sh: amtool on a fresh machine -----------------------------
+
+_FAKE_APT = """#!/bin/sh
+# a stand-in apt-get: `download PACKAGE` copies $DEBS/PACKAGE_*.deb here, or fails as apt-get
+# does when the package is not found; `update` succeeds
+case "$1" in
+  update) exit 0 ;;
+  download) for p in "$@"; do :; done
+    ls "$DEBS/$p"_*.deb >/dev/null 2>&1 || { echo "E: Unable to locate package $p" >&2; exit 100; }
+    cp "$DEBS/$p"_*.deb . ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+def _deb(debs: Path, package: str, binaries: list[str]) -> None:
+    root = debs / f"{package}.root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {package}\nVersion: 9.9.9-1\nArchitecture: all\nMaintainer: t <t@example.invalid>\n"
+        "Description: a stand-in\n"
+    )
+    (root / "usr" / "bin").mkdir(parents=True)
+    for name in binaries:
+        path = root / "usr" / "bin" / name
+        path.write_text(f"#!/bin/sh\necho '{name}, version 9.9.9'\n")
+        path.chmod(0o755)
+    built = subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-b", str(root), str(debs / f"{package}_9.9.9-1_all.deb")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+
+
+def run_monitoring_tools(tmp_path: Path, packages: dict[str, list[str]]) -> tuple[subprocess.CompletedProcess, Path]:
+    """scripts/monitoring_tools.sh, copied into an empty checkout, with a stand-in apt-get
+    that serves the given packages and nothing else; (the run, the tools folder)."""
+    if shutil.which("dpkg-deb") is None:
+        pytest.fail("dpkg-deb is needed (scripts/monitoring_tools.sh unpacks Debian packages with it)", pytrace=False)
+    checkout, bin_dir, debs = tmp_path / "checkout", tmp_path / "bin", tmp_path / "debs"
+    for d in (checkout / "scripts", bin_dir, debs):
+        d.mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "monitoring_tools.sh", checkout / "scripts")
+    (bin_dir / "apt-get").write_text(_FAKE_APT)
+    (bin_dir / "apt-get").chmod(0o755)
+    for package, binaries in packages.items():
+        _deb(debs, package, binaries)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DEBS": str(debs)}
+    env.pop("FJB_PROMTOOL_REINSTALL", None)
+    run = subprocess.run(
+        ["bash", str(checkout / "scripts" / "monitoring_tools.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    return run, checkout / ".monitoring-tools"
+
+
+PROMETHEUS_DEB = {"prometheus": ["promtool", "prometheus"]}
+
+
+def test_the_install_script_puts_amtool_on_a_machine_without_it(tmp_path):
+    run, tools = run_monitoring_tools(tmp_path, {**PROMETHEUS_DEB, "prometheus-alertmanager": ["amtool"]})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tools / "amtool").stat().st_mode & 0o111
+    assert (tools / "alertmanager.version").read_text().startswith("prometheus-alertmanager 9.9.9-1 ")
+    assert (tools / "promtool").is_file() and (tools / "prometheus.version").is_file()
+
+
+def test_the_install_script_fails_loudly_when_amtool_cannot_be_fetched(tmp_path):
+    run, tools = run_monitoring_tools(tmp_path, PROMETHEUS_DEB)
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "error: 'apt-get download prometheus-alertmanager' failed" in run.stderr
+    assert not (tools / "amtool").exists() and not (tools / "alertmanager.version").exists()
+
+
+def test_without_amtool_its_checks_fail_not_skip(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "AMTOOL", REPO / ".monitoring-tools" / "amtool-missing")
+    with pytest.raises(pytest.fail.Exception, match=r"amtool is not installed at .*scripts/monitoring_tools\.sh"):
+        need_amtool()
 
 
 # ---- the Secret ----------------------------------------------------------------------------
