@@ -10,7 +10,7 @@ once, for an operator), and nothing in ``processed/`` is ever replaced by a late
 its name, even one filed away at the same instant by another process: a file is linked
 there (which refuses a name taken) and then unlinked from where it was, and one left in
 both places by a crash between the two is taken as filed away, not read again
-(`ClearingDirs._move`; a checked rename on a file system without hard links).
+(`ClearingDirs._move`; where a link is refused, an exclusive copy, then the unlink).
 Writes are atomic (a temporary file renamed into place), so the other side never reads
 half a file.
 
@@ -83,6 +83,12 @@ for _file, _whys in SET_ASIDE_WHY.items():
         SET_ASIDE.labels(_file, _why)
 # what link(2) fails with on a file system that has no hard links
 NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV})
+# what link(2) fails with where a file is copied into processed/ instead (`ClearingDirs._move`):
+# no hard links, EPERM from fs.protected_hardlinks too (a file another user wrote), EIO from
+# a FUSE file system that has no link
+COPY_INSTEAD = NO_LINKS | {errno.EIO}
+COPY_CHUNK = 1 << 20
+_copy_said = False  # the copy said once a process (`_say_copied`)
 # A file is written whole in ``staging/`` before it is put in the outbox (a crash mid-write
 # left a partial ``.tmp-*`` in the outbox, which a transfer service taking every object
 # would have sent); one left there this long is a crashed writer's, and removed.
@@ -116,6 +122,40 @@ def _lock(fd: int) -> None:
     except OSError as exc:
         if exc.errno not in NO_LINKS | {errno.ENOLCK}:
             raise
+
+
+def _say_copied(exc: OSError) -> None:
+    """Said at WARNING once a process: files are copied into processed/, not linked."""
+    global _copy_said
+    if not _copy_said:
+        _copy_said = True
+        log.warning(
+            "a file from the clearing house could not be linked into processed/ (no hard links, or "
+            "protected hard links and a file of another user): files are copied there instead",
+            extra={"error": str(exc)},
+        )
+
+
+def _copy_exclusive(source: Path, target: Path) -> bool:
+    """Copy ``source`` to ``target``, a name no file has (O_CREAT | O_EXCL): False when one
+    has it, and nothing is written. The copy is on disk before this returns; one cut short
+    (a full disk, an error of the mount) is removed, and the error raised."""
+    with source.open("rb") as src:
+        try:
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            try:
+                while chunk := src.read(COPY_CHUNK):
+                    _write_all(fd, chunk)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+    return True
 
 
 class ClearingChannelDown(ConnectionError):
@@ -446,9 +486,21 @@ class ClearingDirs:
         processes filing away the same file at the same instant may each link it, leaving
         two names of one file in ``processed/``: never one lost.
 
-        A file system without hard links (Cloud Storage FUSE, which the production channel
-        mounts) falls back to the checked rename: the window between `_free`'s check and
-        the rename is what is left of the race there."""
+        Where link(2) is refused (`COPY_INSTEAD`: a file system without hard links, such
+        as Cloud Storage FUSE, which the production channel mounts; EPERM from
+        fs.protected_hardlinks for a file the transfer service wrote as another user; EIO
+        from a FUSE file system that has no link) the file is copied instead
+        (`_copy_exclusive`: never over a name taken, and no ownership needed), then
+        unlinked. A checked rename there could still replace a file filed away between the
+        check and the rename (found in review, 2026-12-06). A copy shares no inode with the
+        file, so one killed between the copy and the unlink is read again at the next
+        listing, as a new file: handling it again is idempotent (clearing's and incoming's
+        module docstrings), and it is filed away again beside the first copy, never over
+        it (and, set aside, counted twice).
+
+        A file set aside is counted (`SET_ASIDE`) once it is linked or copied: another
+        process listing in the window may take it from where it was before this one does
+        (`_left_by_a_crash`), and it was not counted then."""
         while True:
             target = self._free(name, suffix)
             try:
@@ -456,11 +508,14 @@ class ClearingDirs:
             except FileExistsError:
                 continue  # filed away under that name since the check: the next free name
             except OSError as exc:
-                if exc.errno not in NO_LINKS:
+                if exc.errno not in COPY_INSTEAD:
                     raise
-                path.rename(target)
-                return
+                _say_copied(exc)
+                if not _copy_exclusive(path, target):
+                    continue
             break
+        if suffix:
+            SET_ASIDE.labels(INCOMING if path.parent == self.incoming_dir else ANSWER, suffix.lstrip(".")).inc()
         os.unlink(path)  # FileNotFoundError: another process filed it away too, at the same instant
 
     def _filed_already(self, path: Path, filed: Callable[[], tuple[int, frozenset[int]]] | None = None) -> bool:
@@ -518,8 +573,6 @@ class ClearingDirs:
                 extra={"file": path.name, "error": str(exc)},
             )
             return
-        if suffix:
-            SET_ASIDE.labels(INCOMING if path.parent == self.incoming_dir else ANSWER, suffix.lstrip(".")).inc()
 
 
 def _read_bounded(path: Path) -> bytes:

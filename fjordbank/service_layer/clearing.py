@@ -110,7 +110,9 @@ class Channel(Protocol):
     def file_away(self, path: Path, suffix: str = "") -> None:
         """An answer handled (``suffix``: set aside for an operator, e.g. ``.unknown``),
         never over a file filed away under its name; one another process filed away first
-        is not an error."""
+        is not an error. Where the file cannot be linked into place (no hard links, or one of
+        another user), it is copied there: one killed between the copy and its removal is
+        listed again, and handled again (idempotent)."""
 
 
 def payment_path(payment_id: str) -> str:

@@ -146,7 +146,9 @@ class IncomingChannel(Protocol):
 
     def file_away(self, path: Path, suffix: str = "") -> None:
         """A file handled, or set aside (``suffix``), never over a file filed away under its
-        name; one filed away already is not an error."""
+        name; one filed away already is not an error. Where the file cannot be linked into
+        place (no hard links, or one of another user), it is copied there: one killed between
+        the copy and its removal is listed again, and handled again (idempotent)."""
 
     def deliver(self, name: str, data: bytes, *, resend_lost: bool = False) -> None:
         """Send a file once: FileExistsError when that name was delivered before (waiting or

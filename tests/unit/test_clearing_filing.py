@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
+from fjordbank.adapters import clearing_store
 from fjordbank.adapters.clearing_store import ClearingDirs
 
 
@@ -117,3 +119,122 @@ def test_a_listing_scans_processed_at_most_once_and_only_for_a_file_with_a_secon
     assert channel.incoming() == [waiting[0], waiting[1], waiting[3], waiting[4]]
     assert len(scans) == 1
     assert not waiting[2].exists()  # taken from where it was
+
+
+# ---- a move: an exclusive copy where a link is refused; the set-aside counted as it is done ----
+def _link_refused(monkeypatch, err: int, *, meanwhile=None) -> None:
+    """link(2) refused with ``err`` (EPERM: fs.protected_hardlinks and a file another user
+    wrote); ``meanwhile`` runs first, as another process would between the check and the move."""
+
+    def refused(src, dst, *args, **kwargs):
+        if meanwhile is not None:
+            meanwhile(Path(dst))
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(os, "link", refused)
+
+
+def test_a_file_another_user_wrote_never_replaces_one_filed_away_meanwhile(channel, monkeypatch, caplog):
+    """With fs.protected_hardlinks=1, link(2) refuses with EPERM a file the process does not
+    own (the transfer service writes the inbox as another user): taken for a file system
+    without hard links, the move fell back to a checked rename, which replaced the file
+    another process filed away under the name between the check and the rename."""
+    ours = channel.incoming_dir / "NICS7.xml"
+    ours.write_bytes(b"<ours/>")
+    raced: list[Path] = []
+
+    def the_other_process(target: Path) -> None:
+        if not raced:
+            raced.append(target)
+            target.write_bytes(b"<the other process's/>")
+
+    _link_refused(monkeypatch, errno.EPERM, meanwhile=the_other_process)
+    monkeypatch.setattr(clearing_store, "_copy_said", False)
+    caplog.set_level(logging.INFO, logger="clearing.channel")
+    channel.file_away(ours)
+    later = channel.incoming_dir / "NICS6.xml"
+    later.write_bytes(b"<later/>")
+    channel.file_away(later, ".rejected")
+    kept = {p.name: p.read_bytes() for p in channel.processed.iterdir()}
+    assert kept["NICS7.xml"] == b"<the other process's/>"
+    assert sorted(kept.values()) == [b"<later/>", b"<ours/>", b"<the other process's/>"]
+    assert list(channel.incoming_dir.iterdir()) == [] and channel.unmovable == set()
+    said = [r for r in caplog.records if "copied" in r.getMessage()]
+    assert [r.levelname for r in said] == ["WARNING"]  # once a process
+
+
+def test_a_file_system_that_answers_a_link_with_eio_has_its_files_copied_not_all_skipped(channel, monkeypatch):
+    _link_refused(monkeypatch, errno.EIO)
+    for n in range(3):
+        (channel.inbox / f"ANS{n}.xml").write_bytes(f"<{n}/>".encode())
+        channel.file_away(channel.inbox / f"ANS{n}.xml")
+    assert sorted(p.read_bytes() for p in channel.processed.iterdir()) == [b"<0/>", b"<1/>", b"<2/>"]
+    assert channel.unmovable == set() and channel.answers() == []
+
+
+def test_a_copy_cut_short_leaves_nothing_in_processed_and_the_file_where_it_was(channel, monkeypatch):
+    _link_refused(monkeypatch, errno.EPERM)
+    answer = channel.inbox / "ANS4.xml"
+    answer.write_bytes(b"<answer/>")
+    monkeypatch.setattr(os, "fsync", lambda _fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "no space")))
+    channel.file_away(answer)  # logged for an operator
+    assert answer.read_bytes() == b"<answer/>" and list(channel.processed.iterdir()) == []
+
+
+def test_a_copy_killed_before_the_unlink_is_read_again_and_filed_away_beside_its_copy(channel, monkeypatch):
+    """A copy has no inode in common with the file: killed between the copy and the unlink,
+    the file is read again at the next listing (handling is idempotent) and filed away
+    again beside the first copy, never over it."""
+
+    class Killed(BaseException):
+        pass
+
+    _link_refused(monkeypatch, errno.EPERM)
+    answer = channel.inbox / "ANS5.xml"
+    answer.write_bytes(b"<answer/>")
+    real_unlink = os.unlink
+
+    def killed(path, *args, **kwargs):
+        if Path(path) == answer:
+            raise Killed
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", killed)
+    with pytest.raises(Killed):
+        channel.file_away(answer)
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    later = ClearingDirs(channel.root)
+    assert later.answers() == [answer]
+    later.file_away(answer)
+    assert sorted(p.read_bytes() for p in later.processed.iterdir()) == [b"<answer/>", b"<answer/>"]
+    assert later.answers() == []
+
+
+def _set_aside(why: str) -> float:
+    return REGISTRY.get_sample_value("fjb_clearing_files_set_aside_total", {"file": "answer", "why": why}) or 0.0
+
+
+def test_a_file_set_aside_is_counted_when_another_process_finishes_its_move(tmp_path, monkeypatch, caplog):
+    """Another process listing between this one's link and its unlink took the file from
+    the inbox (said as a crash's); this one's unlink found nothing, and the set-aside was
+    never counted."""
+    ours, theirs = ClearingDirs(tmp_path / "clearing"), ClearingDirs(tmp_path / "clearing")
+    answer = ours.inbox / "ANS5.xml"
+    answer.write_bytes(b"<answer/>")
+    before = _set_aside("unknown")
+    real_unlink, listed = os.unlink, []
+
+    def unlink(path, *args, **kwargs):
+        if Path(path) == answer and not listed:
+            listed.append(None)
+            listed[0] = theirs.answers()  # the other process lists meanwhile
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    caplog.set_level(logging.INFO, logger="clearing.channel")
+    ours.file_away(answer, ".unknown")
+    assert listed == [[]] and not answer.exists()
+    assert [p.name for p in ours.processed.iterdir()] == ["ANS5.xml.unknown"]
+    assert _set_aside("unknown") == before + 1
+    said = [r.getMessage() for r in caplog.records if "taken from where it was" in r.getMessage()]
+    assert said == ["a file filed away by another process, or left by a crash, taken from where it was"]
