@@ -24,6 +24,7 @@ find it as ``Delivery.span`` / ``Delivery.context``; a dead letter keeps the tra
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import datetime as dt
@@ -125,6 +126,9 @@ HANDLER_DEADLINE_SECONDS = 120.0
 # at the full deadline a message that hangs froze every partition of the process for two
 # minutes at each delivery (found in review, 2026-12-06).
 ALONE_DEADLINE_SECONDS = 30.0
+# (at least twice the slowest call that went through in the last HANDLER_DEADLINE_SECONDS, up
+# to HANDLER_DEADLINE_SECONDS: a database slow for all must not time a suspect message out
+# where the others' calls went through: found in review of the third version, 2026-12-06)
 
 # A message whose handler keeps failing on a transient error (the database or NATS away or
 # overloaded, a timeout) is not dead-lettered at its ``max_deliver``-th failure until it
@@ -330,6 +334,13 @@ async def _give_back_queued(sub: Subscription) -> list[int]:
     return [_sequence(m) for m in given]
 
 
+def _rest_given_back(delay: float) -> None:
+    """Tell the ``_in_pieces`` in hand (if any) that the rest went back after ``delay``."""
+    back = _REST_BACK.get()
+    if back is not None:
+        back.append(delay)
+
+
 def _for_all(outcome: Retry) -> bool:
     """A failure on a transient error, or a timeout: the database's or NATS's, as likely."""
     return outcome.transient or outcome.timed_out
@@ -422,6 +433,8 @@ class ConsumerService:
         self.marks: InHandMarks | None = None  # set once connected (_bind): fjordbank.runtime.in_hand
         self._marks_sought = float("-inf")  # when the marks' bucket was last looked for (monotonic)
         self._gate = in_hand.Gate()  # handler calls share it; a marked message's has it alone
+        # (when, how long) of the handler calls that went through in the last handler deadline
+        self._calls: collections.deque[tuple[float, float]] = collections.deque()
         self._turns = asyncio.Semaphore(PARTITION_BATCHES_IN_FLIGHT)  # partitions' batches worked on
         self._ready = False
         self._alive = True
@@ -826,7 +839,7 @@ class ConsumerService:
                 )
             IN_PROGRESS.labels(spec.name).inc(len(pending) - len(failed))
 
-    async def _handle(self, binding: Binding, batch: list[Delivery], *, alone: bool = False) -> list[Outcome]:
+    async def _handle(self, binding: Binding, batch: list[Delivery], *, alone: float | None = None) -> list[Outcome]:
         """The handler's outcomes for the batch. A transient error (``transient``) is tried
         again here after each of TRANSIENT_PAUSES before the batch fails: a nak costs one of
         the consumer's ``max_deliver`` deliveries, and with the database failing one call in
@@ -834,8 +847,9 @@ class ConsumerService:
         happen now and then. As safe as a redelivery, for the same reason: every handler is
         idempotent (a replayed step is answered from its records, its events are published
         with the same message ids). The heartbeat keeps the messages meanwhile. Each call
-        shares the process's gate (fjordbank.runtime.in_hand.Gate) unless ``alone``: the
-        caller has it alone (a marked message), waited for before the call's deadline."""
+        shares the process's gate (fjordbank.runtime.in_hand.Gate) unless ``alone`` (its
+        deadline): the caller has it alone (a marked message), waited for before the call's
+        deadline."""
         started = time.monotonic()
         for pause in (*TRANSIENT_PAUSES, None):
             if not self._still_owned(binding):
@@ -843,14 +857,15 @@ class ConsumerService:
                 # and a dead letter's publish, a later one seconds after NATS trouble that let
                 # the lease lapse too (then another instance may work the partition already)
                 raise PartitionMoved(f"partition {binding.spec.partition} is no longer held here")
-            limit = ALONE_DEADLINE_SECONDS if alone else HANDLER_DEADLINE_SECONDS
+            limit = HANDLER_DEADLINE_SECONDS if alone is None else alone
             deadline = asyncio.timeout(limit)
             try:
-                async with contextlib.nullcontext() if alone else self._gate.shared(), deadline:
+                async with contextlib.nullcontext() if alone is not None else self._gate.shared(), deadline:
                     crash.handling(binding.spec.name, batch)  # FAILURE TESTS ONLY
+                    called = time.monotonic()
                     outcomes = await binding.handler(batch)
                 if any(isinstance(o, Ack) for o in outcomes):
-                    self._last_ack = time.monotonic()  # others go through (see _failed)
+                    self._went_through(called)
                 return outcomes
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()
@@ -975,10 +990,16 @@ class ConsumerService:
         if marks is None:
             return await self._handle(binding, [d])
         async with self._gate.alone():
-            others = self._others_go_through()  # (none can while it runs)
+            # Whose a timeout would be: its own only on fresh evidence that others go through
+            # (none can while it runs): an ack within its deadline before it took the process,
+            # and after its own last failure (a database hung for all: found in review of the
+            # third version, 2026-12-06)
+            taken, limit = time.monotonic(), self._alone_deadline()
+            last_failed = self.tally.last_failed((spec.durable, d.stream_sequence))
+            others = self._others_went_through_since(max(taken - limit, last_failed or float("-inf")))
             marked = await marks.mark(spec.durable, d.stream_sequence, stops)
             try:
-                outcomes = await self._handle(binding, [d], alone=True)
+                outcomes = await self._handle(binding, [d], alone=limit)
             except Exception as exc:
                 if marked:
                     await marks.clear(spec.durable, d.stream_sequence)
@@ -1105,6 +1126,23 @@ class ConsumerService:
         # went first once the database came back (found in review of the first fix)
         return [Retry(error, transient=transient(exc), alone=self._others_go_through())]
 
+    def _went_through(self, called: float) -> None:
+        """A handler call started at ``called`` acked: others go through (see _failed)."""
+        now = self._last_ack = time.monotonic()
+        self._calls.append((now, now - called))
+        while self._calls and now - self._calls[0][0] > HANDLER_DEADLINE_SECONDS:
+            self._calls.popleft()
+
+    def _alone_deadline(self) -> float:
+        """A suspect message's call's deadline, with the process to itself: ALONE_DEADLINE_SECONDS,
+        or twice the slowest call that went through lately, up to the handler's deadline."""
+        now = time.monotonic()
+        slowest = max((took for at, took in self._calls if now - at <= HANDLER_DEADLINE_SECONDS), default=0.0)
+        return min(max(ALONE_DEADLINE_SECONDS, 2 * slowest), HANDLER_DEADLINE_SECONDS)
+
+    def _others_went_through_since(self, since: float) -> bool:
+        return self._last_ack > since
+
     def _others_go_through(self) -> bool:
         """Whether a handler here went through within the last handler deadline: a failure
         of one message alone meanwhile is its own, not the database's or NATS's."""
@@ -1132,7 +1170,7 @@ class ConsumerService:
             key = (binding.spec.durable, d.stream_sequence)
             failures = self.tally.failures(key)
             failing = isinstance(first, Retry) and (first.transient or first.timed_out) and bool(failures)
-            if isinstance(first, Retry) and failing and i + 1 < len(batch):
+            if isinstance(first, Retry) and failing:
                 # its tries: the failures it had alone (a whole batch's in an outage were
                 # everyone's, and counted so a payer's later payment went first: found in
                 # review of the first fix, 2026-12-06)
@@ -1144,10 +1182,9 @@ class ConsumerService:
                     # taking its own tries (and up to the handler's deadline each) on what is
                     # failing for all of them
                     rest = retry_delay(first, failures, binding.spec)
-                    await self._give_back(batch[i + 1 :], binding.spec, delay=rest, why="split")
-                    back = _REST_BACK.get()
-                    if back is not None:
-                        back.append(rest)
+                    if i + 1 < len(batch):
+                        await self._give_back(batch[i + 1 :], binding.spec, delay=rest, why="split")
+                    _rest_given_back(rest)  # (the pieces after this one's too: _in_pieces)
                     return
                 # Failing past its tries (kept only by the hour a transient failure is
                 # given): taken for a failure of its own, as one past max_deliver would be,
@@ -1159,14 +1196,34 @@ class ConsumerService:
                 # after a failure of its own.
                 suspect = True
                 continue
-            if isinstance(first, Stopper) and i + 1 < len(batch):
+            if isinstance(first, Stopper) and i + 1 < len(batch) and self._room_for_another(batch[i + 1 :], binding):
                 # the message that stopped the process found: the rest of its batch, suspect only
                 # for having shared its deliveries, goes on as a batch (one commit, no marks),
                 # not a message at a time (found in review, 2026-12-06: 199 marked calls after
-                # a stopper of a 200-message batch)
-                await self._process(batch[i + 1 :], binding, pieces=False)
+                # a stopper of a 200-message batch); while each of them has deliveries left for
+                # another stopper among them to be found alone before the limit
+                rest_outcomes = await self._process(batch[i + 1 :], binding, pieces=False) or []
+                failed = [o for o in rest_outcomes if isinstance(o, Retry) and _for_all(o)]
+                if failed:  # failing for all: the pieces after this one wait too (_in_pieces)
+                    _rest_given_back(retry_delay(failed[0], 1, binding.spec))
                 return
             suspect = False
+
+    def _room_for_another(self, rest: list[Delivery], binding: Binding) -> bool:
+        """Whether every message of ``rest`` has deliveries left under the limit on deliveries
+        without an outcome for a stopper among them to be found after the batch stops the
+        process once more, and one more after that one at a time (with three stoppers in a
+        batch of 200 the third reached the limit, and 40 innocent messages with it, where a
+        message at a time found all three: found in review, 2026-12-06). A stopper is found
+        STOPS_ALONE + 1 deliveries after its batch's stop, or after the delivery on which the
+        messages before it went through one at a time."""
+        spec = binding.spec
+        need = 2 * (in_hand.STOPS_ALONE + 1)
+        for d in rest:
+            unsettled = d.num_delivered - self.tally.ended_here((spec.durable, d.stream_sequence))
+            if unsettled_limit(spec, _age_seconds(d)) - unsettled < need:
+                return False
+        return True
 
     async def _give_back(
         self, batch: list[Delivery], spec: topology.ConsumerSpec, *, delay: float | None = None, why: str = "moved"

@@ -53,6 +53,8 @@ SUSPECT_AFTER = 2  # earlier deliveries without an outcome known here
 PIECE_SHIFT = 2  # each level of suspicion quarters the pieces a suspect batch is handled in
 STOPS_ALONE = 2  # times handled alone without an outcome (the process stopped) before the DLQ
 MARK_TIMEOUT_SECONDS = 2.0  # one round trip to the bucket; past it the message goes on unmarked
+# JetStream's error codes for a failed last-sequence check
+WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 class Bucket(Protocol):
@@ -184,8 +186,11 @@ class InHandMarks:
             try:
                 async with asyncio.timeout(MARK_TIMEOUT_SECONDS):
                     await self.bucket.delete(key, last=revision)
-            except nats.js.errors.BadRequestError:
-                pass  # (wrong last sequence) written again since, by another process: not ours to remove
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code not in WRONG_LAST_SEQUENCE:
+                    log.warning("could not remove a message's in-hand mark", extra={"error": repr(exc)})
+                    return
+                # written again since, by another process: not ours to remove
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("could not remove a message's in-hand mark", extra={"error": repr(exc)})
                 return

@@ -35,6 +35,7 @@ class Seen:
     alone: int = 0  # of those, failures while it was handled alone
     given_back: int = 0  # delivered here and given back unhandled
     first_failed: float | None = None  # when its handler first failed here (monotonic)
+    last_failed: float | None = None  # when it last did
 
     @property
     def ended_here(self) -> int:
@@ -61,8 +62,10 @@ class DeliveryTally:
         seen.failures += 1
         seen.own += own
         seen.alone += alone
+        at = time.monotonic() if now is None else now
         if seen.first_failed is None:
-            seen.first_failed = time.monotonic() if now is None else now
+            seen.first_failed = at
+        seen.last_failed = at
         return seen.failures
 
     def failures(self, key: Key) -> int:
@@ -83,6 +86,11 @@ class DeliveryTally:
         if seen is None or seen.first_failed is None:
             return 0.0
         return (time.monotonic() if now is None else now) - seen.first_failed
+
+    def last_failed(self, key: Key) -> float | None:
+        """When its handler last failed here (monotonic; None: it has not)."""
+        seen = self._seen.get(key)
+        return None if seen is None else seen.last_failed
 
     def gave_back(self, key: Key) -> None:
         """Count a delivery given back without being handled."""

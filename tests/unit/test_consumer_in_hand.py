@@ -446,3 +446,111 @@ def test_a_call_waiting_for_the_gate_alone_and_cancelled_lets_the_shared_ones_go
         return went_on
 
     assert asyncio.run(run())
+
+
+def _hanging_alone(monkeypatch, prepare) -> int:
+    """A suspect message whose handler hangs, handled alone once; its own failures after."""
+    import asyncio
+
+    from fjordbank.runtime import consumer
+
+    monkeypatch.setattr(consumer, "ALONE_DEADLINE_SECONDS", 0.3)
+
+    async def hangs(batch):
+        await asyncio.Event().wait()
+        return []  # pragma: no cover
+
+    async def run() -> int:
+        svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=hangs)
+        svc.marks = InHandMarks(Bucket(), "ledger")
+        prepare(svc)
+        m = Msg(7)
+        m.metadata.num_delivered = 4
+        await svc.process([Delivery(m)])
+        return svc.tally.own_failures(("ledger", 7))
+
+    return asyncio.run(run())
+
+
+def test_a_suspect_messages_timeout_is_everyones_without_fresh_evidence_that_others_go_through(monkeypatch):
+    import time
+
+    def long_ago(svc) -> None:  # the database hung for all: the last ack long before
+        svc._last_ack = time.monotonic() - 60
+
+    def before_its_failure(svc) -> None:  # an ack, then its failure: nothing went through since
+        svc._last_ack = time.monotonic() - 0.1
+        svc.tally.failed(("ledger", 7))
+
+    assert _hanging_alone(monkeypatch, long_ago) == 0
+    assert _hanging_alone(monkeypatch, before_its_failure) == 0
+
+
+def test_a_suspect_messages_deadline_grows_with_the_slowest_call_that_went_through():
+    import time
+
+    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=None)  # type: ignore[arg-type]
+    assert svc._alone_deadline() == 30.0
+    svc._went_through(time.monotonic() - 50)  # a call of 50 s acked: the database slow for all
+    assert 100 <= svc._alone_deadline() < 101
+    svc._went_through(time.monotonic() - 90)
+    assert svc._alone_deadline() == 120.0  # never more than any call's
+
+
+def test_three_stoppers_in_a_batch_of_two_hundred_are_each_found_and_no_other_is_dead_lettered():
+    bank, bucket = Bank(list(range(1, 201))), Bucket()
+    stoppers = {40, 100, 160}
+    lives(bank, bucket, lambda seqs: bool(stoppers & set(seqs)), most=16)
+    assert sorted(bank.letters) == [40, 100, 160]
+    assert all("stopped 2 times" in reason for reason in bank.letters.values())
+    assert sorted(bank.acked) == sorted(set(range(1, 201)) - stoppers)
+
+
+def test_after_a_pieces_last_message_or_a_stoppers_rest_fails_for_all_the_later_pieces_wait(monkeypatch):
+    import asyncio
+
+    from fjordbank.runtime import consumer
+
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())
+    spec = topology.consumer("ledger").partitions()[0]
+
+    def run(handler, count: int, stopper: int | None = None) -> dict[int, list[str]]:
+        async def main() -> dict[int, list[str]]:
+            bucket = Bucket()
+            svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+            svc.marks = InHandMarks(bucket, "ledger")
+            if stopper is not None:  # it stopped its process twice alone before
+                await bucket.put(svc.marks.key(spec.durable, stopper), b"2 another-process")
+
+            async def dead_letter(d, reason, spec=None):
+                pass
+
+            svc.dead_letter = dead_letter  # type: ignore[method-assign]
+            msgs = [Msg(seq) for seq in range(1, count + 1)]
+            for m in msgs:
+                m.metadata.num_delivered = 3  # suspect, level 1: pieces of a quarter
+            await svc.process([Delivery(m) for m in msgs], Binding(spec, handler))
+            return {m.metadata.sequence.stream: [w for _, w in m.log if w != "wpi"] for m in msgs}
+
+        return asyncio.run(main())
+
+    async def last_of_its_piece_fails(batch):  # piece [3, 4]: 3 a bug, then 4 alone transient
+        seqs = [d.stream_sequence for d in batch]
+        if 3 in seqs:
+            raise ValueError("a bug on message 3")
+        if seqs == [4]:
+            raise TimeoutError("firestore DEADLINE_EXCEEDED")
+        return [Ack() for _ in batch]
+
+    assert run(last_of_its_piece_fails, 8) == {1: ["ack"], 2: ["ack"], **{seq: ["nak"] for seq in range(3, 9)}}
+
+    async def stoppers_rest_fails(batch):  # piece [1..4]: 1 a bug, 2 the stopper, [3, 4] transient
+        seqs = [d.stream_sequence for d in batch]
+        if 1 in seqs:
+            raise ValueError("a bug on message 1")
+        if seqs == [3, 4]:
+            raise TimeoutError("firestore UNAVAILABLE")
+        return [Ack() for _ in batch]
+
+    outcomes = run(stoppers_rest_fails, 16, stopper=2)
+    assert outcomes[2] == ["term"] and all(outcomes[seq] == ["nak"] for seq in range(3, 17))
