@@ -16,21 +16,18 @@ half a file.
 
 The bank keeps a mark of each file it delivers (``delivered/<name>``, a copy of the file:
 `ClearingDirs.deliver`), flagged ``<name>.whole`` once written whole, so a return's mark is
-placed again as it is only when it is whole. Marks written before that flag (2026-12-06)
-have none: when the store opens (`ClearingDirs._flag_whole_marks`), each mark with neither
-flag is flagged whole if it is demonstrably so, a complete XML document (parsed safely,
-fjordbank.domain.safexml) read under the mark's lock (a delivery at work on it is waited
-for) and synced to disk before its flag is; one that is not (cut short by a kill, a full
-disk, or a crash that lost its data) is left unflagged and said at WARNING, and its return
-is written again at its next try. Every mark is flagged as it is written now, so the step
-reads only what older code left and what it found cut short (an empty mark, a crash before
-either, is not read), and that set becomes empty: cheap at every start. A return's mark cut
-short leaves it when the return is written again; a pain.001's (never delivered again)
-stays, said at every start for an operator. A mark an instance of the older code writes
-after the step ran (the two overlapping in the rollout) is flagged at the next start. A
-step of the store, not a data migration (fjordbank.service_layer.migrations: documents,
-run by ``bankctl migrate``): the marks are files on the channel's folders, which only the
-clearing service has.
+placed again as it is only when it is whole. Marks written before that flag (2026-12-06),
+or by a process killed between a mark and its flag, have none: such a mark is looked at
+only where it matters, when its return is delivered again (``deliver(resend_lost=True)``
+with the mark non-empty and neither flagged ``.placed`` nor ``.whole``;
+`ClearingDirs._found_whole`), under the mark's lock the delivery holds: read once (at most
+`MAX_XML_BYTES`) and parsed safely (fjordbank.domain.safexml); a complete XML document is
+synced to disk, flagged whole and placed as it is, one that is not (cut short by a kill, a
+full disk, or a crash that lost its data) is said at WARNING and the return written again.
+Its flag spares that read at any later try. Opening the store reads no mark: a pain.001's
+mark is never delivered again, so never read (found in review, 2026-12-06: a step at every
+start read, parsed and synced every unflagged mark, every historical pain.001's among them,
+in the store's constructor: 2,000 marks, 22 s).
 
 The bank's side of the exchange is ``ClearingDirs.deliver`` (a pain.001 out), ``delivered``,
 ``answers`` and ``read_answer`` (pain.002s in): the channel
@@ -185,7 +182,6 @@ class ClearingDirs:
         # files not named *.xml, said once each (`_waiting`)
         self.not_read: set[Path] = set()
         self._clear_stale_staging()
-        self._flag_whole_marks()
 
     def _clear_stale_staging(self) -> None:
         """Remove what crashed writers left: in ``staging/``, and in the outbox itself from
@@ -199,50 +195,33 @@ class ClearingDirs:
             except FileNotFoundError:
                 continue
 
-    def _flag_whole_marks(self) -> None:
-        """Flag ``<name>.whole`` each delivery mark with neither flag that is whole (marks
-        written before the flag existed: the module's docstring). Idempotent, and run at
-        every start: a mark flagged is not read again."""
-        names = set(os.listdir(self.delivered_marks))
-        for name in sorted(names):
-            if name.startswith(".") or name.endswith(MARK_FLAGS) or any(f"{name}{f}" in names for f in MARK_FLAGS):
-                continue
-            try:
-                self._flag_if_whole(name)
-            except OSError as exc:  # one mark that cannot be read: the others are still looked at
-                log.error("a delivery mark could not be checked", extra={"file": name, "error": str(exc)})
-
-    def _flag_if_whole(self, name: str) -> None:
-        mark, whole = self.delivered_marks / name, self.delivered_marks / f"{name}.whole"
-        try:
-            fh = mark.open("rb")
-        except FileNotFoundError:
-            return
-        with fh:
-            _lock(fh.fileno())  # a delivery writing it holds the lock: waited for
-            if any((self.delivered_marks / f"{name}{f}").exists() for f in MARK_FLAGS):
-                return  # flagged meanwhile (by a delivery, or another process's start)
+    def _found_whole(self, mark: int, name: str) -> bool:
+        """Whether the mark ``name`` (open for reading and writing, and locked: a lock on NFS
+        needs a file open for writing, found in review, 2026-12-06), non-empty and flagged
+        neither placed nor whole, is whole: a complete XML document, parsed safely. Then it is
+        synced to disk and flagged ``.whole`` before this returns; one that is not is said at
+        WARNING. One read of at most `MAX_XML_BYTES`, and a parse."""
+        os.lseek(mark, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(mark), "rb") as fh:
             data = fh.read(MAX_XML_BYTES + 1)
-            if not data:
-                return  # a crash before either: not delivered, nothing to place again
-            try:
-                safexml.parse(
-                    data,
-                    what="delivery mark",
-                    where="delivery marks",
-                    max_bytes=MAX_XML_BYTES,
-                    max_elements=MAX_XML_ELEMENTS,
-                )
-            except safexml.UnsafeOrMalformedXml as exc:
-                log.warning(
-                    "a delivery mark cut short (not a whole XML document): not flagged whole; "
-                    "a return's is written again at its next try",
-                    extra={"file": name, "error": str(exc)},
-                )
-                return
-            os.fsync(fh.fileno())  # its bytes on disk before a flag says they are whole
-            _flag(whole)
-        log.info("a delivery mark from before its flag found whole and flagged", extra={"file": name})
+        try:
+            safexml.parse(
+                data,
+                what="delivery mark",
+                where="delivery marks",
+                max_bytes=MAX_XML_BYTES,
+                max_elements=MAX_XML_ELEMENTS,
+            )
+        except safexml.UnsafeOrMalformedXml as exc:
+            log.warning(
+                "a delivery mark cut short (not a whole XML document): its return is written again",
+                extra={"file": name, "error": str(exc)},
+            )
+            return False
+        os.fsync(mark)  # its bytes on disk before a flag says they are whole
+        _flag(self.delivered_marks / f"{name}.whole")
+        log.info("a delivery mark without its flag found whole and flagged", extra={"file": name})
+        return True
 
     @staticmethod
     def write_atomic(path: Path, data: bytes) -> None:
@@ -285,7 +264,9 @@ class ClearingDirs:
         had taken and filed away was sent a second time, different (found in review of
         that fix). Only a crash between the file and its flag sends the same bytes twice.
         Every mark is flagged ``.whole`` once written whole (a pain.001's too, though only a
-        return's flag is read here: `_flag_whole_marks` then has none of them to read)."""
+        return's flag is read here). A return's mark without that flag (written before it
+        existed, or killed between the two) is read and parsed here, once (`_found_whole`):
+        placed as it is when whole, written again when cut short."""
         self._channel()
         mark = os.open(self.delivered_marks / name, os.O_CREAT | os.O_RDWR, 0o644)
         flag, whole = self.delivered_marks / f"{name}.placed", self.delivered_marks / f"{name}.whole"
@@ -298,7 +279,7 @@ class ClearingDirs:
             # a return's mark is its copy to place again only once written whole (its own
             # flag): one cut short (a full disk, a kill while it was written) is written again
             # (found in review, 2026-12-06: the part was placed as the return)
-            again = marked and whole.exists()
+            again = marked and (whole.exists() or self._found_whole(mark, name))
             if again:
                 log.warning(
                     "a file marked delivered and never placed (a crash between the two); its copy placed now",
@@ -307,10 +288,12 @@ class ClearingDirs:
                 data = Path(self.delivered_marks / name).read_bytes()  # the same bytes as marked
             try:
                 if not again:
+                    whole.unlink(missing_ok=True)  # never a stale flag on a rewrite cut short
                     os.ftruncate(mark, 0)
+                    os.lseek(mark, 0, os.SEEK_SET)  # `_found_whole` may have read it
                     _write_all(mark, data)  # the copy the bank keeps: what was delivered, when taken and filed away
                     os.fsync(mark)
-                    _flag(whole)  # every mark, so that `_flag_whole_marks` finds none to read
+                    _flag(whole)  # every mark, so that `_found_whole` reads none of these
                 self._place(name, data)
             except BaseException:
                 if not again:

@@ -153,7 +153,8 @@ class IncomingChannel(Protocol):
     def deliver(self, name: str, data: bytes, *, resend_lost: bool = False) -> None:
         """Send a file once: FileExistsError when that name was delivered before (waiting or
         taken; ``resend_lost``: one marked delivered and never placed, a crash between the
-        two, is placed again)."""
+        two, is placed again, as marked when its mark is whole: a mark not flagged whole is
+        read and parsed then, once)."""
 
 
 def request_id_of(payment_id: str) -> str:
