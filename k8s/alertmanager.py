@@ -2,10 +2,18 @@
 
     python -m k8s.alertmanager secret-ids
                         print the Secret Manager secret IDs the configuration needs, one a line
-    python -m k8s.alertmanager secret --secrets-dir DIR
+    python -m k8s.alertmanager secret --from-secret-manager [--project PROJECT]
                         print the Secret `alertmanager` (namespace gmp-public, key
                         alertmanager.yaml) holding monitoring/alertmanager/alertmanager.yaml
-                        with each "${secret:ID}" replaced by the file DIR/ID; apply, never commit
+                        with each "${secret:ID}" replaced by the latest version of Secret
+                        Manager's secret ID, read with `gcloud secrets versions access` into
+                        memory (no file is written); apply, never commit (k8s/README.md, step 8)
+    python -m k8s.alertmanager secret --secrets-dir DIR
+                        the same, each value read from the file DIR/ID (the tests' way)
+
+Nothing is printed unless every value was read and passed the checks below, so
+`... secret --from-secret-manager | kubectl apply --server-side -f -` applies either the whole
+configuration or nothing (kubectl refuses an empty input).
 
 Where the managed Alertmanager reads its configuration (GoogleCloudPlatform/prometheus-engine,
 pkg/operator: AlertmanagerPublicSecretName, AlertmanagerPublicSecretKey, DefaultPublicNamespace):
@@ -27,6 +35,8 @@ from __future__ import annotations
 import argparse
 import base64
 import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -129,6 +139,36 @@ def read_values(directory: Path, ids: list[str]) -> dict[str, str]:
     return out
 
 
+def gcloud_values(ids: list[str], project: str | None = None) -> dict[str, str]:
+    """The latest version of each Secret Manager secret ID, read with gcloud into memory (its
+    trailing newline dropped). ValueError naming each ID gcloud could not read, with gcloud's
+    last error line (it never holds the value), or saying that gcloud is missing."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        raise ValueError("gcloud is not on PATH (the Google Cloud CLI reads the secrets)")
+    values, problems = {}, []
+    for secret_id in ids:
+        argv = [gcloud, "secrets", "versions", "access", "latest", f"--secret={secret_id}"]
+        if project:
+            argv.append(f"--project={project}")
+        try:
+            run = subprocess.run(argv, capture_output=True, timeout=120, check=False)  # noqa: S603 - fixed argv, no shell
+        except subprocess.TimeoutExpired:
+            problems.append(f"{secret_id}: gcloud secrets versions access timed out")
+            continue
+        if run.returncode != 0:
+            why = (run.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+            problems.append(f"{secret_id}: gcloud secrets versions access failed ({why})")
+            continue
+        try:
+            values[secret_id] = run.stdout.decode().rstrip("\n")
+        except UnicodeDecodeError:
+            problems.append(f"{secret_id}: the value is not UTF-8 text")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return values
+
+
 def secret_manifest(config: str) -> str:
     doc = {
         "apiVersion": "v1",
@@ -152,8 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", type=Path, default=SOURCE, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("secret-ids", help="print the Secret Manager secret IDs the configuration needs")
-    secret = sub.add_parser("secret", help="print the Secret `alertmanager` for gmp-public, filled from DIR")
-    secret.add_argument("--secrets-dir", type=Path, required=True, help="one file per secret ID, named after it")
+    secret = sub.add_parser("secret", help="print the Secret `alertmanager` for gmp-public, filled with the secrets")
+    source = secret.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--from-secret-manager",
+        action="store_true",
+        help="read each secret's latest version with `gcloud secrets versions access`, into memory",
+    )
+    source.add_argument("--secrets-dir", type=Path, help="one file per secret ID, named after it")
+    secret.add_argument("--project", help="the Google Cloud project of the secrets (else gcloud's default)")
     args = parser.parse_args(argv)
 
     doc = template(args.template)
@@ -162,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(ids))
         return 0
     try:
-        filled = fill(doc, read_values(args.secrets_dir, ids))
+        if args.from_secret_manager:
+            values = gcloud_values(ids, args.project)
+        else:
+            values = read_values(args.secrets_dir, ids)
+        filled = fill(doc, values)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -21,7 +21,9 @@ k8s/alertmanager.py at deploy time).
   inhibitions (each critical holds back its own warning, named pair by pair, on labels both
   alerts keep; nothing holds back a critical or the Watchdog);
 * `python -m k8s.alertmanager secret` prints the Secret the GMP operator reads (gmp-public,
-  `alertmanager`, key `alertmanager.yaml`) and refuses a missing, empty or malformed value.
+  `alertmanager`, key `alertmanager.yaml`) and refuses a missing, empty or malformed value;
+  `--from-secret-manager`, against a stand-in gcloud, reads the secrets into memory and prints
+  nothing when one cannot be read.
 """
 
 from __future__ import annotations
@@ -659,7 +661,77 @@ def test_a_placeholder_inside_a_longer_string_is_refused():
         am.fill(doc, STAND_INS)
 
 
+# a stand-in gcloud: `secrets versions access latest --secret=ID [--project=P]` prints the
+# file $SECRETS/ID as is (as gcloud prints a version's data) and logs its arguments; no file,
+# or the ID in $DENIED, fails as gcloud does
+_FAKE_GCLOUD = """#!/bin/sh
+echo "$*" >> "$SECRETS/.calls"
+[ "$1 $2 $3 $4" = "secrets versions access latest" ] || { echo "ERROR: unexpected $*" >&2; exit 2; }
+id=${5#--secret=}
+case " $DENIED " in *" $id "*)
+  echo "ERROR: (gcloud.secrets.versions.access) PERMISSION_DENIED: Permission denied on secret $id" >&2; exit 1 ;;
+esac
+[ -f "$SECRETS/$id" ] || { echo "ERROR: (gcloud.secrets.versions.access) NOT_FOUND: [$id]" >&2; exit 1; }
+cat "$SECRETS/$id"
+"""
+
+
+@pytest.fixture
+def fake_gcloud(tmp_path, monkeypatch):
+    """A stand-in gcloud first on PATH; returns the folder of its secrets (a file per ID)."""
+    bin_dir, secrets = tmp_path / "bin", tmp_path / "secret-manager"
+    bin_dir.mkdir()
+    secrets.mkdir()
+    (bin_dir / "gcloud").write_text(_FAKE_GCLOUD)
+    (bin_dir / "gcloud").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("SECRETS", str(secrets))
+    monkeypatch.setenv("DENIED", "")
+    for secret_id, value in STAND_INS.items():
+        (secrets / secret_id).write_text(value + "\n")  # as `gcloud secrets versions add --data-file=-` from echo
+    return secrets
+
+
+def test_the_secret_is_filled_from_secret_manager_in_memory(fake_gcloud, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = set(tmp_path.rglob("*"))
+    assert am.main(["secret", "--from-secret-manager", "--project", "fjb-prod"]) == 0
+    (doc,) = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    assert (doc["metadata"]["namespace"], doc["metadata"]["name"]) == ("gmp-public", "alertmanager")
+    assert yaml.safe_load(base64.b64decode(doc["data"]["alertmanager.yaml"])) == filled()
+    calls = (fake_gcloud / ".calls").read_text().splitlines()
+    assert calls == [f"secrets versions access latest --secret={i} --project=fjb-prod" for i in SECRET_IDS]
+    # nothing written but the stand-in's own log
+    assert set(tmp_path.rglob("*")) - before == {fake_gcloud / ".calls"}
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (lambda s, mp: (s / "alertmanager-slack-webhook-url").unlink(), "alertmanager-slack-webhook-url: gcloud"),
+        (lambda s, mp: mp.setenv("DENIED", "alertmanager-pagerduty-routing-key"), "PERMISSION_DENIED"),
+        (lambda s, mp: (s / "alertmanager-deadmans-switch-url").write_text("\n"), "deadmans-switch-url: no value"),
+        (lambda s, mp: (s / "alertmanager-slack-webhook-url").write_text("http://x.example.invalid/\n"), "https://"),
+        (lambda s, mp: mp.setenv("PATH", "/nonexistent"), "gcloud is not on PATH"),
+    ],
+    ids=["a secret not found", "no access", "an empty version", "plain http", "no gcloud"],
+)
+def test_a_secret_manager_failure_prints_nothing(fake_gcloud, capsys, monkeypatch, setup, expected):
+    setup(fake_gcloud, monkeypatch)
+    assert am.main(["secret", "--from-secret-manager"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "", "kubectl apply must get nothing to apply"
+    assert expected in captured.err
+    assert "0" * 32 not in captured.err and "example.invalid/ping" not in captured.err, "no value in an error"
+
+
 def test_the_deploy_step_is_documented():
     readme = (REPO / "k8s" / "README.md").read_text()
-    assert "python -m k8s.alertmanager secret --secrets-dir" in readme
-    assert "python -m k8s.alertmanager secret-ids" in readme
+    step = readme[readme.index("8. Who hears of the alerts") :]
+    step = step[: step.index("\n\n")]
+    assert "python -m k8s.alertmanager secret --from-secret-manager" in step
+    assert "python -m k8s.alertmanager secret-ids" in step
+    assert "kubectl apply --server-side" in step and "last-applied-configuration-" in step
+    assert "managedAlertmanager.externalURL" in step and "prometheus-engine issue #1550" in step
+    # no fixed folder a leftover of an aborted run could fill the configuration from
+    assert "/tmp" not in step and "--secrets-dir" not in step
