@@ -87,6 +87,6 @@ scripts/deploy_tools.sh
 # local stack's Prometheus, amtool (Debian's prometheus-alertmanager) for the Alertmanager
 # configuration's tests: unpacked into .monitoring-tools/, nothing installed system-wide
 bash scripts/monitoring_tools.sh \
-  || echo "warning: no promtool/prometheus/amtool; the monitoring tests and the stack's start fail (the Alertmanager checks skip) and say how to get them" >&2
+  || echo "warning: no promtool/prometheus/amtool; the monitoring tests, the Alertmanager checks and the stack's start fail and say how to get them" >&2
 
 say "tools ready: $(.venv/bin/nats-server --version), firebase-tools $(node_modules/.bin/firebase --version)"

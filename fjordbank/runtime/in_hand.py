@@ -22,7 +22,9 @@ while its handler runs, and no other handler call of its process runs meanwhile 
 ``Gate``), so that a process that stops then was stopped by it or by nothing any message
 did. The mark is removed once the handler has returned. A message that comes back with
 ``STOPS_ALONE`` such stops is dead-lettered, and the messages behind it in its batch go on
-as one batch again (they were suspect only for sharing its deliveries). One stop
+as one batch again (they were suspect only for sharing its deliveries) while each has room
+under the delivery limit for another stopper among them to be found, else a message at a
+time. One stop
 is not enough: an instance killed for its own reasons (a node drained, a deploy's grace run
 out) while handling a message alone must not dead-letter it. A mark the process itself
 wrote is no stop (the process is alive: its removal failed), and removals that failed are

@@ -2,7 +2,7 @@
 topology identity, plus the system account's `system`) has its password in Secret Manager,
 made by terraform, and k8s/README.md's loop fetches each of them. Before, terraform made no
 `nats-system-password` (modules/topology listed the identities only), the README fetched
-/tmp/pw/system from nowhere, and `bcrypt-secret` refuses to run without it."""
+the system user's password from nowhere, and `bcrypt-secret` refuses to run without it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ README = REPO / "k8s" / "README.md"
 
 
 def readme_fetches() -> dict[str, str]:
-    """user -> the secret ID the README's loop reads into /tmp/pw/USER."""
+    """user -> the secret ID the README's loop reads into its folder's file USER."""
     text = README.read_text()
     loop = re.search(r"for id in ([a-z -]+); do\n\s*gcloud secrets versions access latest --secret=(.+?) >", text)
     assert loop, "k8s/README.md no longer has the password loop (for id in ...; do gcloud secrets ...)"
