@@ -153,7 +153,9 @@ def sanctions():
         return _deps["sanctions"]
 
 
-PUSH_MAX_AGE = dt.timedelta(hours=1)  # a push FCM could not take is tried again for this long
+PUSH_MAX_AGE = dt.timedelta(
+    hours=1
+)  # news FCM could not take is tried again for this long (the rest: push.URGENT_MAX_AGE)
 # No send is started this long into a run (on_push has 540 s): the ones not started count as
 # not sent for now, recorded with the rest, before the platform would cut the run and record
 # nothing (a message's 100 pushes to up to 10 devices each, 16 at a time, 8 s each when FCM is
@@ -240,7 +242,8 @@ on_payment_request.__firebase_endpoint__.eventTrigger["retry"] = True  # type: i
 
 
 # retry: a push FCM could not take for now (push.PushesNotSent) is sent again when Pub/Sub
-# delivers its message again, for up to PUSH_MAX_AGE (news of a payment, not worth a day late);
+# delivers its message again, for up to PUSH_MAX_AGE (news of a payment, not worth a day late),
+# or push.URGENT_MAX_AGE when a push left is not news (a security notice, a failure to act on);
 # the pushes of the message finished before are not sent again (push.record_done).
 # The Functions emulator does not retry (firebase/firebase-tools#3738): there it is logged once.
 # timeout: the sends of a message's pushes (pubsub.PUSH_BATCH, each to every device of its
@@ -270,11 +273,14 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
             log.exception("pushes not delivered")
             raise push.PushesNotSent({"error": 1}, set(done)) from exc
     except push.PushesNotSent as exc:
-        if age <= PUSH_MAX_AGE:
+        limit = exc.max_age(PUSH_MAX_AGE)
+        if age <= limit:
             if known:  # unread, the record written now would wipe what earlier deliveries sent
                 push.record_done(docs(), message.message_id, done | exc.done, published=message.publish_time)
             raise
-        log.warning("pushes given up: not sent for an hour", extra={"outcomes": exc.outcomes})
+        log.warning(
+            "pushes given up: not sent in time", extra={"outcomes": exc.outcomes, "hours": limit.total_seconds() / 3600}
+        )
         return
     if done:  # a retry that sent the rest: its record is no longer needed
         push.forget_done(docs(), message.message_id)

@@ -48,10 +48,11 @@ says what is news (``news``, `NEWS`: fjordbank.domain.notifications.Push.news): 
 received, a payment completed, card purchases and refunds. Nothing else is dropped for
 being late: a payment not completed or rejected, a card declined, the onboarding result, the
 security notices (`ALWAYS_ON`, never news). A push without the mark (queued by older code),
-without the time or with one unreadable is sent. The retries are limited for every kind
-alike (functions/main.py: PUSH_MAX_AGE, an hour after the message's publish): a message
-whose delivery fails later than that is given up, so in a backlog on the topic past the
-hour a security notice FCM refuses for now gets one try only.
+without the time or with one unreadable is sent. A message whose unsent pushes are all news
+is retried for an hour after its publish (functions/main.py: PUSH_MAX_AGE) and then given
+up; one with a push left that is not news (a security notice, a failure to act on) for
+`URGENT_MAX_AGE` (`PushesNotSent.urgent`): in a backlog on the topic past the hour, a
+security notice FCM refused for now got one try only (found in review, 2026-12-06).
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ NEWS = "news"
 # How old news may be when it is sent (by its QUEUED_AT): the hour a push FCM could not take
 # is tried again for (functions/main.py: PUSH_MAX_AGE). Security notices have no limit.
 NEWS_MAX_AGE = dt.timedelta(hours=1)
+# How long a message with a push left that is not news is retried after its publish (news:
+# functions/main.py PUSH_MAX_AGE, an hour): within the day Pub/Sub keeps delivering a message
+# whose function fails (the retry policy of the functions' triggers), with room to spare.
+URGENT_MAX_AGE = dt.timedelta(hours=23)
 NOT_SENT = "not_sent"  # no device took it and a send failed for a while only: the message is delivered again
 # FCM's answers (and ours for no answer) that say "not now", not "never": the send may work
 # when the message is delivered again (FCM's own advice: retry UNAVAILABLE, INTERNAL and
@@ -118,10 +123,9 @@ RETRIES = "pushRetries"  # {messageId}: {done: [push_id, ...], expiresAt, update
 # triggers get), so a delivery younger than this is a first one and reads no record. A first
 # delivery that comes later (a backlog) reads it and finds none.
 REDELIVERY_AGE = dt.timedelta(seconds=5)
-# How long a retry record is kept past its message's publish: the message is retried for an
-# hour at most (functions/main.py: PUSH_MAX_AGE), and Firestore's TTL deletes within a day
-# or so of the time given.
-RETRY_RECORD_TTL = dt.timedelta(hours=2)
+# How long a retry record is kept past its message's publish: the message is retried for
+# URGENT_MAX_AGE at most, and Firestore's TTL deletes within a day or so of the time given.
+RETRY_RECORD_TTL = URGENT_MAX_AGE + dt.timedelta(hours=1)
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # Pub/Sub's are digits: anything else keeps no record
 
 
@@ -200,12 +204,19 @@ class PushesNotSent(Exception):
     """Some push of the message reached no device because FCM could not take it for now
     (`TRANSIENT_CODES`): raised after the rest was done, so that Pub/Sub delivers the
     message again (the push function retries). ``done``: the `push_id` of each push that
-    was finished (the retry skips them: `record_done`)."""
+    was finished (the retry skips them: `record_done`). ``urgent``: a push left unsent is
+    not news (retried for `URGENT_MAX_AGE`, not the hour news is)."""
 
-    def __init__(self, outcomes: dict[str, int], done: set[str] | None = None) -> None:
+    def __init__(self, outcomes: dict[str, int], done: set[str] | None = None, *, urgent: bool = False) -> None:
         super().__init__(f"pushes not sent for now: {outcomes}")
         self.outcomes = outcomes
         self.done = done or set()
+        self.urgent = urgent
+
+    def max_age(self, news_age: dt.timedelta) -> dt.timedelta:
+        """How long after its publish the message is retried: ``news_age`` (the function's
+        hour), or `URGENT_MAX_AGE` with a push left that is not news."""
+        return max(news_age, URGENT_MAX_AGE) if self.urgent else news_age
 
 
 def push_id(raw: object) -> str | None:
@@ -396,7 +407,8 @@ def deliver_batch(
         removed = 0
     log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed})
     if NOT_SENT in outcomes:
-        raise PushesNotSent(outcomes, finished)
+        urgent = any(not items[n].news for n in later - took)
+        raise PushesNotSent(outcomes, finished, urgent=urgent)
     return outcomes
 
 

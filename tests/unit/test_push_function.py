@@ -54,11 +54,11 @@ SCRIPT = textwrap.dedent(
     sender = Sender()
     main._deps["push_sender"] = sender
 
-    def event(age, message_id):
+    def event(age, message_id, news=True):
         tps = ["00-" + c * 32 + "-" + c * 16 + "-01" for c in "12"]
         pushes = [
             {"uid": uid, "kind": "payments", "dedupeKey": f"{uid}:completed", "title": "Payment completed",
-             "body": "x", "traceparent": tp}
+             "body": "x", "traceparent": tp, "news": news}
             for uid, tp in zip(("alice", "bob"), tps)
         ]
         message = NS(json={"pushes": pushes}, attributes={}, publish_time=dt.datetime.now(dt.UTC) - age,
@@ -67,10 +67,10 @@ SCRIPT = textwrap.dedent(
 
     trigger = inspect.unwrap(main.on_push)
 
-    def deliver(age, message_id):
+    def deliver(age, message_id, news=True):
         sender.sent.clear()
         try:
-            trigger(event(age, message_id))
+            trigger(event(age, message_id, news))
             raised = None
         except push.PushesNotSent as exc:
             raised = exc.outcomes
@@ -92,6 +92,9 @@ SCRIPT = textwrap.dedent(
     results["last"] = deliver(dt.timedelta(minutes=3), "1001")  # alice's device back: hers only, record gone
     sender.away.add("tok-alice")
     results["late"] = deliver(dt.timedelta(hours=2), "2002")  # past the hour: given up, bob's sent
+    # not news (a payment that failed, a security notice): retried for most of a day
+    results["urgent_late"] = deliver(dt.timedelta(hours=2), "2003", news=False)
+    results["urgent_later"] = deliver(dt.timedelta(hours=23, minutes=30), "2003", news=False)
     # a send that raises (no FCM answer): not now, recorded like one, bob's not sent again
     sender.away.clear()
     sender.broken.add("tok-alice")
@@ -169,6 +172,10 @@ def test_every_customers_push_of_a_message_is_sent_whatever_an_earlier_device_an
     assert got["last"] == {"raised": None, "sent": ["tok-alice"], "recorded": None}
     # after the hour: alice's is given up (logged), bob's is still sent
     assert got["late"] == {"raised": None, "sent": ["tok-alice", "tok-bob"], "recorded": None}
+    # a push left that is not news is retried past the hour (a security notice refused once in
+    # a backlog got one try: found in review, 2026-12-06), and given up within the day
+    assert got["urgent_late"] == {"raised": {"not_sent": 1, "sent": 1}, "sent": ["tok-alice", "tok-bob"], "recorded": 1}
+    assert got["urgent_later"] == {"raised": None, "sent": ["tok-alice"], "recorded": 1}
     # a send that raised instead of answering (the credentials' token refresh failing) failed
     # the whole message: nothing recorded, every push sent again at each retry, never given
     # up (found in review, 2026-12-06); now it is one FCM could not take for now
