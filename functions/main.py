@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import firebase_admin
 import flask
@@ -271,7 +272,7 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
             raise
         except Exception as exc:
             log.exception("pushes not delivered")
-            raise push.PushesNotSent({"error": 1}, set(done)) from exc
+            raise push.PushesNotSent({"error": 1}, set(done), urgent=_urgent_left(message, done)) from exc
     except push.PushesNotSent as exc:
         limit = exc.max_age(PUSH_MAX_AGE)
         if age <= limit:
@@ -284,6 +285,15 @@ def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None
         return
     if done:  # a retry that sent the rest: its record is no longer needed
         push.forget_done(docs(), message.message_id)
+
+
+def _urgent_left(message: pubsub_fn.Message[Any], done: set[str]) -> bool:
+    """Whether the message has a push left that is not news (push.urgent_left): retried for
+    push.URGENT_MAX_AGE after a failure of ours too, not the hour news is."""
+    try:
+        return push.urgent_left(message.json, done)
+    except ValueError:  # not JSON: dropped at its next delivery
+        return False
 
 
 def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData], done: set[str], began: float) -> None:
@@ -329,7 +339,7 @@ def _on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData], done: 
         # it escaped before: nothing recorded, and Pub/Sub delivered the message again for
         # as long as it failed, never given up (found in review, 2026-12-06)
         log.exception("pushes not delivered", extra={"pushes": len(items)})
-        failure = push.PushesNotSent({"error": len(items)}, set(done))
+        failure = push.PushesNotSent({"error": len(items)}, set(done), urgent=push.urgent_left({"pushes": items}, done))
     finally:
         _push_spans(traces, statuses, started)
     if failure is not None:

@@ -200,6 +200,24 @@ class Item:
     news: bool = False  # droppable when late (`NEWS`: the domain's mark; absent, not news)
 
 
+def urgent_left(message: object, done: frozenset[str] | set[str] = frozenset()) -> bool:
+    """Whether a push of the message not finished before (``done``) is not news: what a
+    failure of ours (a read, a bug) keeps the message retried for `URGENT_MAX_AGE` by. A
+    push without the mark counts as not news, as `deliver_batch` sends it; a message that
+    is not one of the notifier's too (found in review, 2026-12-06: a failure of ours gave
+    a security notice up after the hour)."""
+    raws = message.get("pushes") if isinstance(message, dict) else None
+    if not isinstance(raws, list):
+        return True
+    for raw in raws:
+        key = push_id(raw)
+        if key is not None and key in done:
+            continue
+        if not (isinstance(raw, dict) and raw.get(NEWS) is True):
+            return True
+    return False
+
+
 class PushesNotSent(Exception):
     """Some push of the message reached no device because FCM could not take it for now
     (`TRANSIENT_CODES`): raised after the rest was done, so that Pub/Sub delivers the

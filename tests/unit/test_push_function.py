@@ -115,6 +115,7 @@ SCRIPT = textwrap.dedent(
     results["not_json"] = "dropped"
     results["ours"] = deliver(dt.timedelta(seconds=1), "4004")
     results["ours_late"] = deliver(dt.timedelta(hours=2), "4004")
+    results["ours_urgent_late"] = deliver(dt.timedelta(hours=2), "4005", news=False)  # not news: kept
     docs.get_many = kept
     # the retry record's read failing (a retry: the record is read first): tried again,
     # given up after the hour (it escaped the give-up, retried for a day: found in review)
@@ -185,6 +186,9 @@ def test_every_customers_push_of_a_message_is_sent_whatever_an_earlier_device_an
     # a failure of ours (the settings read) is tried again, and given up after the hour
     assert got["ours"] == {"raised": {"error": 2}, "sent": [], "recorded": 0}
     assert got["ours_late"]["raised"] is None
+    # ... unless a push left is not news: a security notice was given up after the hour when
+    # the settings read failed (found in review, 2026-12-06)
+    assert got["ours_urgent_late"]["raised"] == {"error": 2}
     assert got["not_json"] == "dropped"
     assert got["record_read_fails"] == [{"error": 1}, None]
     # the record unread is not written over: bob's push is not sent again (found in review)
