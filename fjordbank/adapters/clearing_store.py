@@ -90,7 +90,6 @@ _copy_said = False  # the copy said once a process (`_say_copied`)
 # left a partial ``.tmp-*`` in the outbox, which a transfer service taking every object
 # would have sent); one left there this long is a crashed writer's, and removed.
 STALE_STAGING_SECONDS = 600
-MARK_FLAGS = (".placed", ".whole")  # a delivery mark's flags: delivered/<name><flag>
 KEPT_NAME = 120  # characters of a file's name kept when the whole is too long to set it aside
 XML = ".xml"  # the files read from the clearing house, named so in any case
 

@@ -996,7 +996,7 @@ class ConsumerService:
             # third version, 2026-12-06)
             taken, limit = time.monotonic(), self._alone_deadline()
             last_failed = self.tally.last_failed((spec.durable, d.stream_sequence))
-            others = self._others_went_through_since(max(taken - limit, last_failed or float("-inf")))
+            others = self._last_ack > max(taken - limit, last_failed or float("-inf"))
             marked = await marks.mark(spec.durable, d.stream_sequence, stops)
             try:
                 outcomes = await self._handle(binding, [d], alone=limit)
@@ -1139,9 +1139,6 @@ class ConsumerService:
         now = time.monotonic()
         slowest = max((took for at, took in self._calls if now - at <= HANDLER_DEADLINE_SECONDS), default=0.0)
         return min(max(ALONE_DEADLINE_SECONDS, 2 * slowest), HANDLER_DEADLINE_SECONDS)
-
-    def _others_went_through_since(self, since: float) -> bool:
-        return self._last_ack > since
 
     def _others_go_through(self) -> bool:
         """Whether a handler here went through within the last handler deadline: a failure
