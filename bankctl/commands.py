@@ -233,28 +233,6 @@ def _nats(config: Config, coro_fn):
         return asyncio.run(run())
 
 
-async def _read_to_the_end(sub) -> list:
-    """Every message an ordered consumer's subscription has, to the last (the one with
-    nothing pending behind it). A wait that ends before it is an error, not the end: any
-    error was taken for "nothing more", and a connection lost midway printed part of the
-    list and its count as the whole (found in review, 2026-12-06)."""
-    import nats.errors
-
-    out: list = []
-    while True:
-        try:
-            msg = await sub.next_msg(timeout=5)
-        except nats.errors.TimeoutError:
-            if not out and (await sub.consumer_info()).num_pending == 0:
-                return out  # nothing there
-            raise CommandError(
-                f"the dead letters stopped coming after {len(out)}: NATS did not answer; run it again"
-            ) from None
-        out.append(msg)
-        if msg.metadata.num_pending == 0:
-            return out
-
-
 def dlq(args) -> int:
     """Show each dead-lettered message with its consumer, reason and deliveries."""
     from fjordbank import topology
@@ -265,15 +243,19 @@ def dlq(args) -> int:
     subject = topology.dlq_subject(args.consumer) if args.consumer else "dlq.>"
 
     async def read(nc) -> tuple[list, dict]:
+        from fjordbank.adapters.jetstream_read import ReadCut, read_to_the_end
         from fjordbank.runtime.dead_letters import ReplayRefused, replay_marks
 
         js = nc.jetstream()
         try:
             marks = await replay_marks(js)
+            # a read cut short is an error, not the end: a connection lost midway printed
+            # part of the list and its count as the whole (found in review, 2026-12-06)
+            return await read_to_the_end(js, subject, stream=topology.STREAM_DLQ), marks
         except ReplayRefused as exc:
             raise CommandError(str(exc)) from exc
-        sub = await js.subscribe(subject, ordered_consumer=True)
-        return await _read_to_the_end(sub), marks
+        except ReadCut as exc:
+            raise CommandError(f"the dead letters could not be read to the end: {exc}; run it again") from None
 
     messages, marks = _nats(args.config, read)
     rows = []
@@ -328,14 +310,14 @@ def dlq_replay(args) -> int:
     its records. Only on a subject the letter's consumer takes (fjordbank.runtime.dead_letters)."""
     from fjordbank.runtime.dead_letters import ReplayRefused, replay
 
-    async def again(nc) -> str:
+    async def again(nc):
         try:
             return await replay(nc.jetstream(), args.sequence, by=args.by, note=args.note, again=args.again)
         except ReplayRefused as exc:
             raise CommandError(str(exc)) from exc
 
-    subject = _nats(args.config, again)
-    print(f"replayed dead letter #{args.sequence} on {subject}")
+    done = _nats(args.config, again)
+    print(done.said(args.sequence), file=sys.stdout if done.marked else sys.stderr)
     return 0
 
 

@@ -18,8 +18,11 @@ as the logs are, longer than the marks, which go with the letters after 90 days)
 nothing said who had done it (found in review, 2026-12-06).
 The first replay's message id ``replay:DLQ:SEQ`` (a later one's ``replay:DLQ:SEQ:N``) makes
 two operators replaying at once one publish within JetStream's duplicate window (2 minutes);
-after it the services answer a step they applied from their records. A replay whose mark
-could not be written (the cluster lost between the two) went out unmarked: said, not undone.
+after it the services answer a step they applied from their records. The mark is written up
+to MARK_TRIES times (a put can time out while the cluster is busy or electing a leader; one
+lost so left a replayed letter listed as waiting, seen in CI, 2026-12-06); a replay whose mark
+still could not be written (the cluster lost between the two) went out unmarked: said, to the
+operator as well as in the log, not undone.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import datetime as dt
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import nats.errors
 import nats.js.errors
@@ -38,6 +41,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from fjordbank import topology
+from fjordbank.adapters import jetstream_read
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.payments import PaymentEvent
 
@@ -71,11 +75,29 @@ def replay_problem(dead_letter_subject: str, original: str | None, data: bytes) 
 
 
 MAX_NOTE = 500  # characters of an operator's reason
+MARK_TRIES = 4  # writes of a replay's mark, 0.5, 1 and 2 s apart
+MARK_PAUSE = 0.5
 
 
-async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, again: bool = False) -> str:
+class Replayed(NamedTuple):
+    subject: str  # where the letter went again
+    marked: bool  # its mark was written (False: `dlq list` shows it as waiting)
+
+    def said(self, sequence: int) -> str:
+        """What the operator is told."""
+        text = f"replayed dead letter #{sequence} on {self.subject}"
+        if not self.marked:
+            text += (
+                "; its mark could not be written, so `dlq list` shows it as not replayed "
+                "(replaying it again is answered from the services' records)"
+            )
+        return text
+
+
+async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, again: bool = False) -> Replayed:
     """Publish dead letter ``sequence`` again on the subject it came from, and mark it
-    replayed by ``by`` for ``note``; returns that subject. Raises ReplayRefused for a letter
+    replayed by ``by`` for ``note``; returns that subject and whether the mark was
+    written. Raises ReplayRefused for a letter
     that is not there, may not go back, or was replayed before (unless ``again``), and
     for a replay without who or why."""
     by, note = (by or "").strip(), (note or "").strip()
@@ -115,11 +137,25 @@ async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, aga
         extra={"sequence": sequence, "subject": subject, "times": times + 1, "by": by, "note": note}
         | ({"payment_id": mark["paymentId"]} if mark["paymentId"] else {}),
     )
-    try:
-        await marks.put(str(sequence), json.dumps(mark).encode())
-    except Exception:  # published: the mark is what is missing, and a list will show it as not replayed
-        log.exception("dead letter replayed but not marked", extra={"sequence": sequence, "subject": subject})
-    return subject
+    return Replayed(subject, await _put_mark(marks, sequence, json.dumps(mark).encode()))
+
+
+async def _put_mark(marks: KeyValue, sequence: int, value: bytes) -> bool:
+    """Write a replay's mark (the same value each try: a put that went through unanswered
+    and is written again changes nothing but its revision); False if it could not be."""
+    for attempt in range(1, MARK_TRIES + 1):
+        try:
+            await marks.put(str(sequence), value)
+            return True
+        except Exception:  # published: the mark is what is missing, and a list will show it as not replayed
+            if attempt == MARK_TRIES:
+                log.exception("dead letter replayed but not marked", extra={"sequence": sequence, "tries": attempt})
+                return False
+            log.warning(
+                "replay mark not written, trying again", extra={"sequence": sequence, "try": attempt}, exc_info=True
+            )
+            await asyncio.sleep(MARK_PAUSE * 2 ** (attempt - 1))
+    return False
 
 
 def _payment_of(data: bytes) -> str | None:
@@ -131,16 +167,14 @@ def _payment_of(data: bytes) -> str | None:
 
 
 async def replay_marks(js: JetStreamContext) -> dict[int, dict[str, Any]]:
-    """Every dead letter replayed: DLQ sequence -> its mark (``subject``, ``at``, ``times``)."""
-    marks = await _marks(js)
-    try:
-        keys = await marks.keys()
-    except nats.js.errors.NoKeysError:
-        return {}
+    """Every dead letter replayed: DLQ sequence -> its mark (``subject``, ``at``, ``times``,
+    ``by``, ``note``, ``paymentId``). Read to the bucket's end (jetstream_read): nats-py's
+    KeyValue.keys() could take a bucket of one mark for an empty one."""
+    await _marks(js)  # refused with a cause if the bucket is missing
     found = {}
-    for key in keys:
-        if key.isdigit() and (mark := await _mark(marks, int(key))) is not None:
-            found[int(key)] = mark
+    for key, value in (await jetstream_read.kv_entries(js, topology.REPLAYED_BUCKET)).items():
+        if key.isdigit():
+            found[int(key)] = _parsed(value)
     return found
 
 
@@ -159,8 +193,13 @@ async def _mark(marks: KeyValue, sequence: int) -> dict[str, Any] | None:
         entry = await marks.get(str(sequence))
     except nats.js.errors.KeyNotFoundError:
         return None
+    return _parsed(entry.value or b"")
+
+
+def _parsed(value: bytes) -> dict[str, Any]:
+    """A mark as written; one that cannot be read still says the letter was replayed."""
     try:
-        mark = json.loads(entry.value or b"")
+        mark = json.loads(value)
     except ValueError:
         mark = None
     return mark if isinstance(mark, dict) else {"times": 1}
@@ -180,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(identity="admin")
 
-    async def run() -> str:
+    async def run() -> Replayed:
         nc = await nats_conn.connect(settings.nats, name="dead-letters", max_reconnect_attempts=2)
         try:
             return await replay(nc.jetstream(), args.sequence, by=args.by, note=args.note, again=args.again)
@@ -188,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             await nc.close()
 
     try:
-        subject = asyncio.run(run())
+        done = asyncio.run(run())
     except ReplayRefused as exc:
         print(f"dead_letters: {exc}", file=sys.stderr)
         return 1
@@ -196,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         urls = ", ".join(settings.nats.urls)
         print(f"dead_letters: NATS did not answer at {urls}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(f"replayed dead letter #{args.sequence} on {subject}")
+    print(done.said(args.sequence), file=sys.stdout if done.marked else sys.stderr)
     return 0
 
 

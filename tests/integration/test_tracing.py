@@ -207,6 +207,7 @@ def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_tr
     )
     assert listed.returncode == 0, listed.stderr
     letter = next(r for r in json.loads(listed.stdout) if r["sequence"] == dead["dlqSequence"])
+    assert letter["replayed"] is not None, replayed.stderr + replayed.stdout
     assert letter["replayed"]["times"] == 1 and letter["replayed"]["subject"].startswith("payments.approved.")
     assert (letter["replayed"]["by"], letter["replayed"]["paymentId"]) == ("Test Operator", payment_id)
     # production's way (the admin identity from the environment): the same letter again is

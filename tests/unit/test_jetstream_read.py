@@ -1,0 +1,119 @@
+"""Reading a stream's subject to the end (fjordbank/adapters/jetstream_read.py): the end is
+the count the read's consumer had to deliver when it was made. nats-py's KeyValue.keys()
+ends at the first sign of "nothing pending", which came before messages already on their
+way (nats.py #842) and, with writes going on, at a message whose pending count was 0 with
+more behind it (nats.py #995): `dlq list` showed a letter just replayed as waiting (CI,
+2026-12-06)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import nats.errors
+import pytest
+
+from fjordbank.adapters.jetstream_read import ReadCut, kv_entries, read_to_the_end
+
+
+class _Subscription:
+    """An ordered consumer's subscription over ``count`` messages: ``in_flight`` of them sent
+    before its first info (shown delivered, not pending), ``lost_after``: the connection
+    goes, ``silent_after``: the waits run out with the rest still pending, ``gone_after``:
+    the rest leave the stream (its age limit). Each message's own pending count says 0 from
+    the second on, as a stale one did."""
+
+    def __init__(
+        self,
+        messages: list,
+        *,
+        in_flight: int = 0,
+        lost_after: int | None = None,
+        silent_after: int | None = None,
+        gone_after: int | None = None,
+    ) -> None:
+        self.messages, self.in_flight, self.n = messages, in_flight, 0
+        self.lost_after, self.silent_after, self.gone_after = lost_after, silent_after, gone_after
+        self.unsubscribed = False
+
+    def _sendable(self) -> int:
+        return len(self.messages) if self.gone_after is None else self.gone_after
+
+    async def consumer_info(self):
+        sent = max(self.in_flight, self.n)
+        return SimpleNamespace(num_pending=self._sendable() - sent, delivered=SimpleNamespace(consumer_seq=sent))
+
+    async def next_msg(self, timeout):
+        if self.lost_after is not None and self.n >= self.lost_after:
+            raise nats.errors.ConnectionClosedError
+        if self.n >= self._sendable() or (self.silent_after is not None and self.n >= self.silent_after):
+            raise nats.errors.TimeoutError
+        msg = self.messages[self.n]
+        self.n += 1
+        return msg
+
+    async def unsubscribe(self) -> None:
+        self.unsubscribed = True
+
+
+class _JetStream:
+    def __init__(self, sub: _Subscription) -> None:
+        self.sub = sub
+        self.asked: dict = {}
+
+    async def subscribe(self, subject, **kw):
+        self.asked = {"subject": subject, **kw}
+        return self.sub
+
+
+def _letters(count: int) -> list:
+    return [
+        SimpleNamespace(subject="dlq.ledger", data=b"{}", headers={}, metadata=SimpleNamespace(num_pending=0))
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("in_flight", [0, 1, 3])
+async def test_every_message_is_read_whatever_was_on_its_way_or_said_pending(in_flight: int) -> None:
+    sub = _Subscription(_letters(3), in_flight=in_flight)
+    assert len(await read_to_the_end(_JetStream(sub), "dlq.>", stream="DLQ")) == 3  # type: ignore[arg-type]
+    assert sub.unsubscribed
+
+
+async def test_nothing_there_is_an_empty_list_at_once() -> None:
+    assert await read_to_the_end(_JetStream(_Subscription([])), "dlq.>") == []  # type: ignore[arg-type]
+
+
+async def test_a_read_cut_short_is_an_error_not_the_end() -> None:
+    """A connection lost midway printed part of the list and its count as the whole, exit 0
+    (found in review, 2026-12-06)."""
+    with pytest.raises(ReadCut, match="after 2 of 5"):
+        await read_to_the_end(_JetStream(_Subscription(_letters(5), silent_after=2)), "dlq.>", wait=0.01)  # type: ignore[arg-type]
+    with pytest.raises(nats.errors.ConnectionClosedError):
+        await read_to_the_end(_JetStream(_Subscription(_letters(5), lost_after=2)), "dlq.>", wait=0.01)  # type: ignore[arg-type]
+
+
+async def test_messages_that_left_the_stream_while_it_was_read_end_it() -> None:
+    """Five due at the first info, two aged out before they were sent: three, not a cut."""
+
+    class Aging(_Subscription):
+        async def consumer_info(self):
+            if not self.n:
+                return SimpleNamespace(num_pending=5, delivered=SimpleNamespace(consumer_seq=0))
+            return await super().consumer_info()
+
+    read = await read_to_the_end(_JetStream(Aging(_letters(5), gone_after=3)), "dlq.>", wait=0.01)  # type: ignore[arg-type]
+    assert len(read) == 3
+
+
+async def test_a_buckets_entries_are_its_keys_last_values_without_the_deleted() -> None:
+    bucket = "dead-letters-replayed"
+    messages = [
+        SimpleNamespace(subject=f"$KV.{bucket}.7", data=b'{"times": 2}', headers=None),
+        SimpleNamespace(subject=f"$KV.{bucket}.8", data=b"", headers={"KV-Operation": "DEL"}),
+        SimpleNamespace(subject=f"$KV.{bucket}.9", data=b"", headers={"Nats-Marker-Reason": "MaxAge"}),
+        SimpleNamespace(subject=f"$KV.{bucket}.10", data=b"{}", headers={}),
+    ]
+    js = _JetStream(_Subscription(messages, in_flight=4))
+    assert await kv_entries(js, bucket) == {"7": b'{"times": 2}', "10": b"{}"}  # type: ignore[arg-type]
+    assert js.asked["subject"] == f"$KV.{bucket}.>" and js.asked["stream"] == f"KV_{bucket}"
+    assert js.asked["ordered_consumer"] is True and js.asked["deliver_policy"].value == "last_per_subject"
