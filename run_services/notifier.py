@@ -33,7 +33,6 @@ from fjordbank.domain.notifications import Push, card_pushes, customer_pushes
 from fjordbank.domain.payments import PaymentEvent
 from fjordbank.runtime import ops_sweep, steps, tracing
 from fjordbank.runtime.consumer import BatchHandler, ConsumerService, Delivery, Outcome
-from fjordbank.runtime.payment_metrics import published_at
 from fjordbank.service_layer import notifier
 from fjordbank.service_layer.owners import Owners
 from fjordbank.service_layer.ports import AsyncDocuments
@@ -62,11 +61,12 @@ class NotifierHandler:
 
     def queue_for(self, step: steps.Step[PaymentEvent]) -> notifier.QueuePushes:
         """The queue of a batch of payment events: each push stamped with the time its
-        payment's event entered the stream (the latest of the batch's for that payment),
+        payment's event entered the stream (the latest of the batch's for that payment; a
+        replayed dead letter's first time: Delivery.entered),
         found by the push's ``paymentId`` (the use case hands over pushes, not messages)."""
         entered: dict[str, dt.datetime] = {}
         for i, event in step.items:
-            at = published_at(step.batch[i])
+            at = step.batch[i].entered
             pid = event.payment.payment_id
             if at is not None and (pid not in entered or at > entered[pid]):
                 entered[pid] = at
@@ -107,7 +107,7 @@ class NotifierHandler:
                 made = make_pushes(event.to_json())
                 pushes += made
                 contexts += [step.batch[i].context] * len(made)
-                entered += [published_at(step.batch[i])] * len(made)
+                entered += [step.batch[i].entered] * len(made)
                 step.ack(i)
             if pushes:
                 await self.queue_pushes(pushes, contexts, entered)

@@ -85,8 +85,8 @@ class PushQueue:
     (fjordbank.service_layer.push.NEWS_MAX_AGE). Until 2026-12 it was the time the push was
     queued, so a backlog at the notifier or a batch's commit tried again pushed hours-old
     news with a fresh stamp (found in review, 2026-12-06). A dead letter replayed is a new
-    message in the stream (fjordbank.runtime.dead_letters.replay): its time is the replay's,
-    and its news is pushed as fresh."""
+    message in the stream, but carries its first time (fjordbank.runtime.dead_letters.
+    ORIGINAL_TIME, the caller's Delivery.entered): its news is as late as it is."""
 
     def __init__(self, topic: JsonTopic, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.topic = topic

@@ -52,7 +52,7 @@ from fjordbank.adapters.faults import FaultSwitch
 from fjordbank.adapters.firestore import is_transient
 from fjordbank.config import Settings
 from fjordbank.errors import PublishError
-from fjordbank.runtime import crash, in_hand, logs, tracing
+from fjordbank.runtime import crash, dead_letters, in_hand, logs, tracing
 from fjordbank.runtime.http import JsonApiServer, ProbeServer
 from fjordbank.runtime.in_hand import InHandMarks
 from fjordbank.runtime.ownership import LeaseThread, instance_id
@@ -275,6 +275,20 @@ class Delivery:
     @property
     def stream_sequence(self) -> int:
         return self.msg.metadata.sequence.stream
+
+    @property
+    def entered(self) -> dt.datetime | None:
+        """When the message first entered the stream: its stream time, or for a dead letter
+        replayed, the original's (dead_letters.ORIGINAL_TIME, when earlier). None: not known
+        (a message made by hand)."""
+        try:
+            published = self.msg.metadata.timestamp
+        except (AttributeError, ValueError):
+            published = None
+        first = dead_letters.original_time(self.headers)
+        if first is not None and (published is None or first < published):
+            return first
+        return published
 
     def json(self) -> Any:
         return json.loads(self.msg.data)
@@ -1345,6 +1359,7 @@ class ConsumerService:
             "Fjb-Original-Subject": d.subject,
             "Fjb-Original-Sequence": str(d.stream_sequence),
             "Fjb-Deliveries": str(d.num_delivered),
+            **dead_letters.original_time_header(d.entered),
             "Nats-Msg-Id": f"dlq:{spec.stream}:{d.stream_sequence}:{spec.durable}",
             **tracing.inject(d.context),  # the dead letter (and a replay of it) stays in the trace
         }

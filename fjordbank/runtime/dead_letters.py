@@ -48,6 +48,26 @@ from fjordbank.domain.payments import PaymentEvent
 log = logging.getLogger("dead_letters")
 
 
+ORIGINAL_TIME = "Fjb-Original-Time"  # when the letter's message first entered its stream (ISO 8601, UTC)
+
+
+def original_time_header(at: dt.datetime | None) -> dict[str, str]:
+    """The header a dead letter keeps its message's first time in (none when not known)."""
+    return {ORIGINAL_TIME: at.astimezone(dt.UTC).isoformat()} if at is not None else {}
+
+
+def original_time(headers: dict[str, str]) -> dt.datetime | None:
+    """The first time a replayed dead letter's message entered its stream (None: not a
+    replay, or a time that cannot be read). A replay is a new message, with a new stream
+    time: by it, the notifier's news in a letter replayed days later was pushed as fresh
+    ("Money received" for an old credit); by this, it is as late as it is."""
+    try:
+        at = dt.datetime.fromisoformat(headers[ORIGINAL_TIME])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return at if at.tzinfo is not None else None
+
+
 class ReplayRefused(Exception):
     """The dead letter is not published again (the message says why)."""
 
@@ -122,9 +142,10 @@ async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, aga
             f"on {before.get('subject')}); --again publishes it once more"
         )
     msg_id = f"replay:{topology.STREAM_DLQ}:{sequence}" + (f":{times + 1}" if times else "")
-    # the dead letter's trace context goes along: the replay continues the payment's trace
-    trace = {k: v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
-    ack = await js.publish(subject, data, headers={**trace, "Nats-Msg-Id": msg_id})
+    # the dead letter's trace context goes along: the replay continues the payment's trace;
+    # and its first time: a replay's news is as late as the original's
+    carried = {k: v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate", ORIGINAL_TIME.lower())}
+    ack = await js.publish(subject, data, headers={**carried, "Nats-Msg-Id": msg_id})
     if getattr(ack, "duplicate", False) is True:
         # another replay of the same letter published it within JetStream's duplicate window
         # (two operators at once, or a retry after its mark failed): not published again,

@@ -187,6 +187,22 @@ async def test_a_replay_is_marked_and_a_second_one_must_be_asked_for() -> None:
     assert (await replay_marks(js))[7]["times"] == 2  # type: ignore[arg-type]
 
 
+async def test_a_replay_carries_its_letter_s_first_time() -> None:
+    """So the notifier's news in a letter replayed days later is as late as it is
+    (fjordbank.runtime.consumer.Delivery.entered), not pushed as fresh."""
+    from fjordbank.runtime.dead_letters import ORIGINAL_TIME, replay
+
+    js = _JetStream(_Marks())
+    js.letters[7].headers[ORIGINAL_TIME] = "2026-12-03T10:00:00+00:00"
+    js.letters[7].headers["Fjb-Reason"] = "KeyError"
+    await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
+    assert js.published[0][1] == {
+        "traceparent": "00-abc-def-01",
+        ORIGINAL_TIME: "2026-12-03T10:00:00+00:00",
+        "Nats-Msg-Id": "replay:DLQ:7",
+    }
+
+
 async def test_a_replay_whose_mark_cannot_be_written_is_published_and_said(caplog, monkeypatch) -> None:
     from fjordbank.runtime import dead_letters
 

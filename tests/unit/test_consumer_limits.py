@@ -523,3 +523,27 @@ async def test_after_an_outage_a_payers_later_payment_never_goes_before_the_earl
         m.metadata.num_delivered = outage + 2
     await svc.process([Delivery(m) for m in msgs])
     assert booked == [1, 2]
+
+
+async def test_a_dead_letter_keeps_its_message_s_first_time(monkeypatch):
+    """A replay is a new message: the letter keeps when its message first entered the stream
+    (fjordbank.runtime.dead_letters.ORIGINAL_TIME), and a letter of a replay keeps the first."""
+    from fjordbank.adapters import jetstream_publish
+    from fjordbank.runtime.dead_letters import ORIGINAL_TIME
+
+    published: list[dict[str, str]] = []
+
+    async def publish(js, subject, data, *, headers):
+        published.append(headers)
+        return SimpleNamespace(seq=1)
+
+    monkeypatch.setattr(jetstream_publish, "publish", publish)
+    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=acking([]))
+    svc.js = SimpleNamespace()  # type: ignore[assignment]
+    first = Msg(5)
+    await svc.dead_letter(Delivery(first), "KeyError")  # type: ignore[arg-type]
+    assert published[-1][ORIGINAL_TIME] == first.metadata.timestamp.isoformat()
+    again = Msg(9)
+    again.headers = {ORIGINAL_TIME: "2026-12-01T08:00:00+00:00"}  # a replay of an older letter
+    await svc.dead_letter(Delivery(again), "KeyError")  # type: ignore[arg-type]
+    assert published[-1][ORIGINAL_TIME] == "2026-12-01T08:00:00+00:00"

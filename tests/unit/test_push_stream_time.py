@@ -42,9 +42,14 @@ def test_the_queue_stamps_the_time_the_event_entered_the_stream_capped_at_now():
     assert [p["queuedAt"] for p in topic.pushes] == [ago(hours=3).isoformat(), NOW.isoformat(), NOW.isoformat()]
 
 
-def _delivery(body: object, published: dt.datetime | None, subject: str = topology.SUBJECT_CARD_AUTHORIZED) -> Delivery:
+def _delivery(
+    body: object,
+    published: dt.datetime | None,
+    subject: str = topology.SUBJECT_CARD_AUTHORIZED,
+    headers: dict[str, str] | None = None,
+) -> Delivery:
     metadata = SimpleNamespace(timestamp=published) if published is not None else None
-    msg = SimpleNamespace(subject=subject, data=json.dumps(body).encode(), headers=None, metadata=metadata)
+    msg = SimpleNamespace(subject=subject, data=json.dumps(body).encode(), headers=headers, metadata=metadata)
     return Delivery(msg)  # type: ignore[arg-type]
 
 
@@ -83,3 +88,26 @@ def test_a_payment_s_pushes_carry_its_event_s_stream_time():
         (f"{completed.payment.payment_id}:completed", ago(hours=2).isoformat()),
         (f"{completed.payment.payment_id}:received", ago(hours=2).isoformat()),
     ]
+
+
+def test_a_replayed_dead_letter_s_news_keeps_its_first_time():
+    """A replay is a new message with a new stream time: a letter of the notifier's replayed
+    days later pushed its "Money received" as fresh news. The dead letter keeps its first
+    time (fjordbank.runtime.dead_letters.ORIGINAL_TIME) and the replay carries it."""
+    from fjordbank.runtime.dead_letters import ORIGINAL_TIME, original_time_header
+
+    topic = Topic()
+    card = AUTHORIZATION.to_json()
+    first = original_time_header(ago(days=3))
+    assert first == {ORIGINAL_TIME: ago(days=3).isoformat()}
+    batch = [
+        _delivery(card, ago(seconds=1), headers=first),  # replayed now: its first time
+        _delivery(card, ago(seconds=1), headers={ORIGINAL_TIME: ago(seconds=-60).isoformat()}),  # later: ignored
+        _delivery(card, ago(seconds=1), headers={ORIGINAL_TIME: "yesterday"}),  # unreadable: the stream's
+        _delivery(card, ago(seconds=1), headers={ORIGINAL_TIME: "2026-12-01T10:00:00"}),  # no zone: the stream's
+        _delivery(card, None, headers=first),  # no stream time: the first time
+    ]
+    assert [d.entered for d in batch] == [ago(days=3), ago(seconds=1), ago(seconds=1), ago(seconds=1), ago(days=3)]
+    asyncio.run(_handler(topic).pushes_of(card_pushes)(batch))
+    assert topic.pushes[0]["queuedAt"] == ago(days=3).isoformat()
+    assert {p["queuedAt"] for p in topic.pushes[1:4]} == {ago(seconds=1).isoformat()}
