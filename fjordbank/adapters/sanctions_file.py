@@ -17,12 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from fjordbank.domain.sanctions import InvalidSanctionsList, SanctionsList
+from fjordbank.domain.sanctions import InvalidSanctionsList, SanctionsList, shrunk_too_far
 
 log = logging.getLogger("sanctions")
 
 CHECK_SECONDS = 60.0  # how often the file is looked at for a new list
-MIN_KEPT = 0.5  # a new list with fewer entries than this share of the one in use is refused
 
 
 class SanctionsFile:
@@ -52,7 +51,7 @@ class SanctionsFile:
             sanctions = SanctionsList.from_xml(fh.read(), subjects=self.subjects)
         if not len(sanctions):
             raise InvalidSanctionsList("the sanctions list has no entries: screening against it would pass everyone")
-        if len(sanctions) < MIN_KEPT * in_use:
+        if shrunk_too_far(len(sanctions), in_use):
             raise InvalidSanctionsList(
                 f"the new sanctions list has {len(sanctions)} entries against {in_use} in use: not taken"
             )

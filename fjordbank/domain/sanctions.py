@@ -140,6 +140,26 @@ class InvalidSanctionsList(DomainError):
     code = "invalid_sanctions_list"
 
 
+# The screening rules' version: changed with any change to what a name and birth date are
+# found to be (the thresholds, the containment rule, the alignment), and part of a list's
+# `version`. A deploy with new rules then screens every customer again, against the whole
+# list (fjordbank.service_layer.rescreening: the baseline's ``rules``): before, the list's
+# version was its entries' alone, so customers screened clear under the old rules were never
+# screened under the new ones against an entry that did not change (found in review,
+# 2026-12-06, after the containment rule). tests/unit/test_sanctions_rules_version.py fails
+# when the outcomes change and this does not.
+RULES = "2026-12-06"
+
+MIN_KEPT = 0.5  # a new list with fewer entries than this share of the one in use is refused
+
+
+def shrunk_too_far(entries: int, in_use: int) -> bool:
+    """A new list of ``entries`` against one of ``in_use``: none, or under `MIN_KEPT` of
+    it, is a truncated export or a wrong file, not the sanctions regime changing overnight
+    (screening against it would pass those it lost)."""
+    return entries == 0 or entries < MIN_KEPT * in_use
+
+
 @dataclass(frozen=True)
 class SanctionedEntity:
     """A listed person, or (``subject`` `ENTERPRISE`) an enterprise, which has no birth data."""
@@ -481,7 +501,7 @@ class SanctionsList:
         self._by_id = {e.entity_id: e for e in self.entries}
         # what the list says, whatever file it came from: the customers are screened again
         # once per version (fjordbank.service_layer.rescreening)
-        self.version = hashlib.sha256(repr(sorted(self.entries, key=repr)).encode()).hexdigest()[:20]
+        self.version = hashlib.sha256((RULES + repr(sorted(self.entries, key=repr))).encode()).hexdigest()[:20]
         # (entry, alias as listed, its tokens, whole: a reading that counts only when the
         # name screened holds every one of its words, its core: the words a longer name
         # must hold for the alias to be found within it, `screening_core`: the alias's

@@ -24,7 +24,7 @@ from fjordbank.domain import onboarding as rules
 from fjordbank.domain.accounts import DEFAULT_NAMES, SPENDING
 from fjordbank.domain.events import CustomerDecided
 from fjordbank.domain.norway import mask_national_id, today_in_norway
-from fjordbank.domain.sanctions import SanctionsList
+from fjordbank.domain.sanctions import InvalidSanctionsList, SanctionsList
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.accounts import claim_number, create_account
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Documents, Publisher, UnitOfWork, Where, system_clock
@@ -46,8 +46,15 @@ def customer_event(uid: str, status: str, reason: str | None, account_id: str | 
 
 
 def load_sanctions(path: str) -> SanctionsList:
+    """The list onboarding and the rescreen screen against. A list with no entries is
+    refused: screening against it would approve everyone (the services' own reader refuses it
+    too: fjordbank.adapters.sanctions_file; the rescreen refuses one shrunk too far against
+    the list it last screened everyone against: fjordbank.service_layer.rescreening)."""
     with open(path, "rb") as fh:
-        return SanctionsList.from_xml(fh.read())
+        sanctions = SanctionsList.from_xml(fh.read())
+    if not len(sanctions):
+        raise InvalidSanctionsList("the sanctions list has no entries: screening against it would pass everyone")
+    return sanctions
 
 
 def submit(

@@ -32,6 +32,13 @@ that completes after a walk begun later (an instance still on an older list) doe
 the baseline back; a list walked before and replaced is walked again when it is back (a
 rollback) by what it has that the baseline has not. Entries the new baseline no longer has
 (delisted) leave the alerts' ``seen``: listed again, even as before, they alert again.
+New screening rules (`sanctions.RULES`, part of a list's version) walk the whole list again:
+a customer clear under the old rules may not be under the new. A list with no entries, or
+under half the baseline's (`sanctions.shrunk_too_far`: a truncated export, a wrong file), is
+refused (`ListRefused`, the run's error): taken, it would have become the baseline in one run
+and every decision compliance took on an entry it lacks would have been forgotten, so the
+right file deployed again froze cleared customers again (found in review, 2026-12-06). A
+list that really shrank so is taken once ``acceptShrunk`` on `BASELINE` names its version.
 
 Every run first screens the customers who applied in the last `RECENT` (before the last run
 that ended well) against the whole list: during a deploy's rollout an instance may still
@@ -69,7 +76,7 @@ from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, OPS, SANCTIONS_ALE
 from fjordbank.domain import rescreening as rules
 from fjordbank.domain.ledger import FROZEN as ACCOUNT_FROZEN
 from fjordbank.domain.ledger import OPEN as ACCOUNT_OPEN
-from fjordbank.domain.sanctions import SanctionsList
+from fjordbank.domain.sanctions import RULES, InvalidSanctionsList, SanctionsList, shrunk_too_far
 from fjordbank.service_layer.onboarding import KYC
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -94,6 +101,11 @@ RECENT_MAX = dt.timedelta(days=30)  # however long the runs failed, not further 
 LAST_RUN = f"{OPS}/rescreenRun"  # the last unscoped run's summary (the ops sweep: fjb_rescreen_*)
 # the list last screened against every customer: its version and its `entry_keys`
 BASELINE = f"{OPS}/rescreenBaseline"
+
+
+class ListRefused(InvalidSanctionsList):
+    """A new list shrunk too far against the baseline (`sanctions.shrunk_too_far`): not
+    walked, not made the baseline; the run fails with this, said in its record."""
 
 
 def alert_path(uid: str) -> str:
@@ -199,15 +211,29 @@ def _walk(
     if base.get("version") == sanctions.version:
         done.done = True  # every customer is screened against this list
         return
+    screened_before = base.get("entries")
+    if isinstance(screened_before, list) and base.get("acceptShrunk") != sanctions.version:
+        if shrunk_too_far(len(sanctions), len(screened_before)):
+            raise ListRefused(
+                f"the sanctions list {sanctions.version} has {len(sanctions)} entries against "
+                f"{len(screened_before)} in the list every customer was screened against: a truncated "
+                "export or a wrong file is not taken (it would forget what compliance decided on every "
+                "entry it lacks). If the list really shrank so, set acceptShrunk to its version on "
+                f"{BASELINE}"
+            )
     state = _started(docs, sanctions.version, state, clock)  # the ops sweep sees it from here
     if state is None:
         done.done = True
         return
     done.started = state.data["startedAt"]
     # every customer was screened against the list last walked to the end: only what is new
-    # or changed since is screened again (the whole list the first time)
-    screened_before = base.get("entries")
-    against = sanctions.since(frozenset(screened_before)) if isinstance(screened_before, list) else sanctions
+    # or changed since is screened again; the whole list the first time, and under rules
+    # other than the baseline's (sanctions.RULES: what was clear under them may not be now)
+    same_rules = base.get("rules") == RULES
+    if isinstance(screened_before, list) and same_rules:
+        against = sanctions.since(frozenset(screened_before))
+    else:
+        against = sanctions
     done.against = len(against)
     cursor = state.data.get("cursor")
     deadline = monotonic() + budget
@@ -368,7 +394,7 @@ def _advance(
             # delisted since the baseline taken back (`_forget_delisted`), with any not yet done
             before: list[Any] = base["entries"] if isinstance(base.get("entries"), list) else []
             forget = sorted({*(base.get("forget") or ()), *(set(before) - keys)} - keys)
-            fields = {"version": version, "entries": sorted(keys), "forget": forget}
+            fields = {"version": version, "rules": RULES, "entries": sorted(keys), "forget": forget}
             uow.set(BASELINE, {**fields, "startedAt": data["startedAt"], "completedAt": SERVER_TIME})
         return True
 
