@@ -256,8 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     payees_list.add_argument("--status", choices=("open", "cleared", "confirmed"), default="open")
     json_flag(payees_list)
     for action, what in (
-        ("clear", "not the listed party: payments to it pass again"),
+        ("clear", "not the listed party (an open alert, or a confirmed one by mistake): payments to it pass"),
         ("confirm", "the listed party: every payment to it refused"),
+        ("lift", "a confirmed party delisted: payments pass while the list does not name it"),
     ):
         decide = command(action, commands.payees_decide, what, payees_sub)
         decide.add_argument("key", metavar="KEY", help="as `payees list` shows it")
@@ -265,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--note", required=True, help="why (kept with the decision)")
         decide.add_argument(
             "--seen",
-            required=action == "clear",  # lifting a hit found while the officer looked: never unseen
+            required=action in ("clear", "lift"),  # lifting a hit found while the officer looked: never unseen
             help="the version `list` showed: refused if the alert was written since",
         )
         json_flag(decide)

@@ -810,9 +810,10 @@ def payees(args) -> int:
 
 
 def payees_decide(args) -> int:
-    """Clear an open payee alert (not the listed party) or a confirmed one (a mistake, or
-    delisted), or confirm an open one (the listed party), by its key as `payees list` shows
-    it; who and why are kept with it."""
+    """Clear an open payee alert (not the listed party) or a confirmed one (a mistake),
+    confirm an open one (the listed party), or lift a confirmed one (the party delisted:
+    listed again, it is refused again), by its key as `payees list` shows it; who and why
+    are kept with it."""
     from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.domain.rescreening import AlertRefused
     from fjordbank.runtime import payee_alerts as module

@@ -26,8 +26,12 @@ with the list's entries found:
   the list says something new of it (an entry not decided, or changed since: `match_key`).
   Then the alert is open again.
 * **confirmed**: the listed party. Every payment to the payee's account is refused as a
-  blocked counterparty (``blocked_counterparty``), under any name. Compliance may clear it
-  later (a mistake, or the party delisted).
+  blocked counterparty (``blocked_counterparty``), under any name. Compliance may later
+  ``clear`` it (a mistake: not the listed party, as for an open one) or ``lift`` it (the
+  party delisted: payments pass while the list does not name it; listed again, even as
+  before, a payment is refused and the alert open again). Before ``lift``, the only way
+  was ``clear``, which decided the party's entries for good: listed again as before, it
+  was paid with no alert (found in review, 2026-12-06).
 
 Who tried to pay a payee is kept with each refused payment's screening decision (its
 ``payeeAccount``), not on the alert: a popular name like a listed one, paid from many
@@ -55,7 +59,8 @@ CONFIRMED = "confirmed"
 STATUSES = (OPEN, CLEARED, CONFIRMED)
 CLEAR = "clear"
 CONFIRM = "confirm"
-ACTIONS = (CLEAR, CONFIRM)
+LIFT = "lift"
+ACTIONS = (CLEAR, CONFIRM, LIFT)
 
 IN_REVIEW = "payee_in_review"
 # why is not said: the customer is not told what the bank screens payees against
@@ -141,18 +146,25 @@ def raised(
     return None
 
 
+FOR = {CLEAR: (OPEN, CONFIRMED), CONFIRM: (OPEN,), LIFT: (CONFIRMED,)}  # the statuses each is taken on
+
+
 def decided(alert: Mapping[str, Any] | None, action: str) -> dict[str, Any]:
-    """The fields compliance's ``action`` sets: ``clear`` an open alert (not the listed party:
-    what the list says now is decided) or a confirmed one (a mistake, or the party
-    delisted); ``confirm`` an open one (the listed party). Raises `AlertRefused`."""
+    """The fields compliance's ``action`` sets: ``clear`` an open alert or a confirmed one
+    (not the listed party, or a mistake: what the list says now is decided); ``confirm`` an
+    open one (the listed party); ``lift`` a confirmed one (the party delisted: nothing is
+    decided, and what the list says of it again is refused and raised again; a clear made
+    before the confirmation no longer stands). Raises `AlertRefused`."""
     if action not in ACTIONS:
         raise AlertRefused("invalid_request", f"the decision is one of {', '.join(ACTIONS)}")
     current = alert.get("status") if alert else None
-    if current not in ((OPEN, CONFIRMED) if action == CLEAR else (OPEN,)):
+    if current not in FOR[action]:
         raise AlertRefused("alert_not_open", f"the payee's alert is {current or 'not there'}: not for {action}")
     if action == CLEAR:
         cleared = sorted({*_strings((alert or {}).get("clearedKeys")), *_strings((alert or {}).get("keys"))})
         return {"status": CLEARED, "clearedKeys": cleared}
+    if action == LIFT:
+        return {"status": CLEARED, "clearedKeys": []}
     return {"status": CONFIRMED}
 
 

@@ -40,7 +40,7 @@ def officer_parser(
         # the mistake that cannot wait for the next list; a freeze or confirm on a stale view errs safe
         one.add_argument(
             "--seen",
-            required=action == "clear",
+            required=action in ("clear", "lift"),
             help="the version `list` showed: refused if the alert was written since (a match found meanwhile)",
         )
     return parser

@@ -50,9 +50,10 @@ def decide(
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """``clear`` an open payee alert (not the listed party: payments to the payee under this
-    name pass, until the list says something new of it) or a confirmed one (a mistake, or
-    delisted), or ``confirm`` an open one (the listed party: every payment to its account is
-    refused); who and why are kept in its ``decisions``. ``seen``: the alert's version as the
+    name pass, until the list says something new of it) or a confirmed one (a mistake), or
+    ``confirm`` an open one (the listed party: every payment to its account is refused), or
+    ``lift`` a confirmed one (the party delisted: listed again, it is refused again); who and
+    why are kept in its ``decisions``. ``seen``: the alert's version as the
     officer listed it (refused when it was written since: a new list reopened it). Raises
     `fjordbank.domain.rescreening.AlertRefused`. Returns the alert as decided."""
     who, why = checked_note(by, note)

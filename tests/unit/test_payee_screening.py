@@ -411,7 +411,7 @@ async def test_a_confirmed_payee_is_a_blocked_counterparty_under_any_name_until_
     with pytest.raises(AlertRefused) as twice:
         payee_alerts.decide(officer(docs), key, rules.CONFIRM, by="Compliance Kari", note="again")
     assert twice.value.code == "alert_not_open"
-    payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="delisted on the 3rd")
+    payee_alerts.decide(officer(docs), key, rules.CLEAR, by="Compliance Kari", note="a mistake: another party")
     [(paid, _)] = await uses.screen_batch([payment("alice", 2)])
     assert paid.approved
 
@@ -608,3 +608,37 @@ async def test_a_decision_on_a_payee_alert_as_listed_is_refused_when_a_new_list_
         officer(docs), rules.CLEAR, key, by="Kari", note="still another party", seen=now["version"]
     )
     assert done["status"] == rules.CLEARED
+
+
+async def test_a_confirmed_party_lifted_when_delisted_is_refused_again_when_listed_again(monkeypatch):
+    """`clear` was the only way to lift a confirmed payee, and it decided the party's entries
+    for good: delisted, lifted, then listed again exactly as before, the party was paid with
+    no alert (found in review, 2026-12-06). `lift` decides nothing."""
+    monkeypatch.setattr(screening_module, "ACCOUNTS_SECONDS", 0.0)  # the instance reads the decisions at once
+    monkeypatch.setattr(screening_module, "RAISED_SECONDS", -1.0)  # and forgets what it raised
+    uses, docs, lists = use_case()
+    full = lists.now
+    await uses.screen_batch([payment("alice", 1)])
+    key = rules.payee_key(OUTSIDE, LISTED)
+    payee_alerts.decide(officer(docs), key, rules.CONFIRM, by="Compliance Kari", note="the listed enterprise")
+    lists.now = SanctionsList([e for e in full.entries if e.entity_id != "990108"])  # delisted
+    payee_alerts.decide(officer(docs), key, rules.LIFT, by="Compliance Kari", note="delisted on the 3rd")
+    assert alert(docs)["status"] == rules.CLEARED and alert(docs)["clearedKeys"] == []
+    uses.known.clear()
+    [(paid, _)] = await uses.screen_batch([payment("alice", 2)])
+    assert paid.approved  # while the list does not name it
+    lists.now = SanctionsList(list(full.entries))  # listed again, as before
+    [(again, _)] = await uses.screen_batch([payment("bob", 3)])
+    assert again.reason == rules.IN_REVIEW and alert(docs)["status"] == rules.OPEN
+    with pytest.raises(AlertRefused, match="not for lift"):  # only a confirmed one is lifted
+        payee_alerts.decide(officer(docs), key, rules.LIFT, by="Compliance Kari", note="again")
+
+
+def test_lift_is_taken_on_a_confirmed_alert_alone_and_forgets_earlier_clears():
+    assert rules.decided({"status": rules.CONFIRMED, "keys": ["a"], "clearedKeys": ["b"]}, rules.LIFT) == {
+        "status": rules.CLEARED,
+        "clearedKeys": [],
+    }
+    for status in (rules.OPEN, rules.CLEARED, None):
+        with pytest.raises(AlertRefused):
+            rules.decided({"status": status} if status else None, rules.LIFT)
