@@ -46,11 +46,13 @@ MAX_FAILED_IN_A_ROW = 3
 # service every 30 s): a backlog NATS left behind drains in a run or two.
 RELAY_BUDGET_SECONDS = 20.0
 # An event the relay could not publish is tried again after a back-off of its own, doubled
-# at each failure up to the longest: the relay takes the oldest events first and stops
-# after MAX_FAILED_IN_A_ROW failures, so three events that can never be published (a
-# subject no stream or permission takes any more after a deploy) held up every later event
-# for good. Noted on the event's document (`FAILURES`, `RETRY_AT`); NATS away for a while
-# delays only the few events each run tried meanwhile, by at most the longest back-off.
+# at each failure up to the longest, and after the events the relay never tried (`_staged`):
+# the relay stops after MAX_FAILED_IN_A_ROW failures, so events that can never be published
+# (a subject no stream or permission takes any more after a deploy) taken oldest first held
+# up every later event for good. Noted on the event's document (`FAILURES`, `RETRY_AT`); NATS
+# away for a while delays only the few events each run tried meanwhile, by at most the
+# longest back-off. A burst of such events never tried delays a later one once, by a run
+# per three of them (each costs its publish's timeout, so a run does not try them all).
 RETRY_FIRST_SECONDS = 60
 RETRY_LONGEST_SECONDS = 900
 FAILURES, RETRY_AT = "failures", "retryAt"
@@ -181,9 +183,15 @@ async def deliver_async(
 
 
 def _staged(found: list[Doc], collection: str, now: dt.datetime) -> list[Event]:
-    """The events of ``found`` due for a try (not in a back-off, `retry_after`); one of
-    another shape (no subject or body) is logged and left where it is (it can never be
-    published: the backlog alert shows it, an operator removes it)."""
+    """The events of ``found`` due for a try (not in a back-off, `retry_after`), the ones the
+    relay never tried first, then by how often they failed (oldest first within each); one
+    of another shape (no subject or body) is logged and left where it is (it can never be
+    published: the backlog alert shows it, an operator removes it).
+
+    Oldest first alone, the events that can never be published came first whenever their
+    back-offs fell due together: nine of them made three due at the front of every
+    five-minute run, the run stopped after their three failures in a row ("NATS away"), and
+    no later event was published again (found in review, 2026-12-06)."""
     events = []
     for d in found:
         subject, body = d.data.get("subject"), d.data.get("body")
@@ -194,7 +202,7 @@ def _staged(found: list[Doc], collection: str, now: dt.datetime) -> list[Event]:
         if isinstance(retry_at, dt.datetime) and retry_at > now:
             continue
         events.append(Event(subject, body, d.id, failures if type(failures) is int and failures > 0 else 0))
-    return events
+    return sorted(events, key=lambda e: e.failures)  # (stable: oldest first within each)
 
 
 def _backed_off(event: Event, now: dt.datetime) -> dict[str, Any]:
@@ -236,12 +244,18 @@ def _page(cutoff: dt.datetime, limit: int) -> dict[str, Any]:
     }
 
 
-def _go_on(found: list[Doc], events: list[Event], published: int, size: int, started: float, budget: float) -> bool:
-    """Another page: this one was full, all that was due of it published, and time is left.
-    (The next is read from the oldest again, ``size`` plus what this one left in place:
-    the events published are gone, those left in place, malformed or in their back-off,
-    come first again.)"""
-    return len(found) == size and published == len(events) and time.monotonic() - started < budget
+def _go_on(
+    found: list[Doc], events: list[Event], failed: list[Event], published: int, size: int, started: float, budget: float
+) -> bool:
+    """Another page: this one was full, every event due in it was tried (no stop after
+    failures in a row), every one the relay never tried before was published (one that
+    failed says NATS may be away; one that failed before and again is its own, and in its
+    back-off now), and time is left. (The next is read from the oldest again, ``size`` plus
+    what this one left in place: the events published are gone, those left in place,
+    malformed or in their back-off, come first again.)"""
+    tried_all = published + len(failed) == len(events)
+    fresh_failed = any(e.failures == 0 for e in failed)
+    return len(found) == size and tried_all and not fresh_failed and time.monotonic() - started < budget
 
 
 def _relayed(collection: str, pending: int, published: int) -> dict[str, int]:
@@ -274,7 +288,7 @@ def relay(
         done = deliver(docs, publisher, events, collection=collection, failed=failed)
         _note_failed(docs, failed, collection, now)
         pending, published = pending + len(found) - left, published + done
-        if not _go_on(found, events, done, limit + left, started, budget):
+        if not _go_on(found, events, failed, done, limit + left, started, budget):
             return _relayed(collection, pending, published)
         left = len(found) - done
 
@@ -300,6 +314,6 @@ async def relay_async(
         done = await deliver_async(docs, publisher, events, collection=collection, failed=failed)
         await _note_failed_async(docs, failed, collection, now)
         pending, published = pending + len(found) - left, published + done
-        if not _go_on(found, events, done, limit + left, started, budget):
+        if not _go_on(found, events, failed, done, limit + left, started, budget):
             return _relayed(collection, pending, published)
         left = len(found) - done

@@ -141,6 +141,55 @@ def test_events_that_can_never_be_published_hold_up_no_later_event(docs):
     assert outbox.retry_after(30) == dt.timedelta(seconds=outbox.RETRY_LONGEST_SECONDS)
 
 
+@pytest.mark.parametrize("poisoned", [9, 12, 30])
+def test_many_events_that_can_never_be_published_hold_up_no_event_staged_later(docs, poisoned):
+    """Oldest first alone, nine or more of them fell due three at a time at the front of
+    every run, which stopped after their three failures in a row: no later event was
+    published again, in 48 hours of runs (found in review, 2026-12-06). The events the relay
+    never tried go first: once it has tried them all, each later event goes out at the first
+    run that finds it."""
+    poison = [outbox.Event("customers.renamed", {"n": i}, f"bad{i:03d}") for i in range(poisoned)]
+    change_with_events(docs, *poison, staged_at=NOW - dt.timedelta(hours=1))
+
+    class Poisoned(RecordingPublisher):
+        def publish_json(self, subject, body, *, msg_id, stream=None):
+            if msg_id.startswith("bad"):
+                raise PublishError("no stream takes this subject")
+            super().publish_json(subject, body, msg_id=msg_id, stream=stream)
+
+    publisher = Poisoned()
+    # never tried, they are as any event: each run tries three of them before it stops ("NATS
+    # away"), once; tried, they go after the events never tried (and into their back-offs)
+    first = -(-poisoned // 3)
+    for n in range(first):
+        outbox.relay(docs, publisher, clock=lambda n=n: NOW + dt.timedelta(minutes=5 * n - 5 * first))
+    assert publisher.published == [] and all(d.data.get(outbox.FAILURES) == 1 for d in docs.query(outbox.OUTBOX))
+    for n in range(12 * 8):  # eight hours of the job's runs, an event staged before every fourth
+        at = NOW + dt.timedelta(minutes=5 * n)
+        if n % 4 == 0:
+            change_with_events(docs, outbox.Event("payments.requested.3", {"n": n}, f"good{n}"), staged_at=at)
+        outbox.relay(docs, publisher, clock=lambda at=at: at + dt.timedelta(minutes=1))
+        if n % 4 == 0:
+            assert publisher.published[-1].msg_id == f"good{n}", f"run {n}"
+    assert [p.msg_id for p in publisher.published] == [f"good{n}" for n in range(0, 12 * 8, 4)]
+    assert sorted(staged(docs)) == [e.msg_id for e in poison]
+
+
+def test_the_events_the_relay_never_tried_go_first_then_the_least_failed(docs):
+    change_with_events(
+        docs,
+        *(outbox.Event("customers.renamed", {"n": i}, f"e{i}") for i in range(4)),
+        staged_at=NOW - dt.timedelta(hours=1),
+    )
+    batch = docs.batch()
+    batch.update("outbox/e0", {outbox.FAILURES: 5, outbox.RETRY_AT: NOW - dt.timedelta(minutes=1)})
+    batch.update("outbox/e1", {outbox.FAILURES: 1, outbox.RETRY_AT: NOW - dt.timedelta(minutes=1)})
+    batch.commit()
+    publisher = RecordingPublisher()
+    outbox.relay(docs, publisher, clock=lambda: NOW)
+    assert [p.msg_id for p in publisher.published] == ["e2", "e3", "e1", "e0"]
+
+
 def test_a_page_left_full_of_events_in_their_back_off_does_not_stop_the_relay(docs):
     waiting = [outbox.Event("customers.renamed", {"n": i}, f"bad{i}") for i in range(3)]
     change_with_events(docs, *waiting, staged_at=NOW - dt.timedelta(hours=1))
