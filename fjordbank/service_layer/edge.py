@@ -35,7 +35,7 @@ from typing import Any
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, PAYMENT_REQUESTS, USERS, is_transient, request_path
-from fjordbank.domain.errors import Busy
+from fjordbank.domain.errors import Busy, DomainError
 from fjordbank.domain.ledger import FROZEN, TAKES_CREDITS
 from fjordbank.domain.norway import mask_account_number, today_in_norway
 from fjordbank.domain.payments import (
@@ -320,16 +320,31 @@ def _resend(
     lands only on that version too, so whichever comes first decides (the note: the
     payment goes on, the rate limit let one more through; the refusal: `_Moved`, and the
     document read again shows it rejected). Before, a second delivery of the trigger
-    published a payment its first then showed rejected for good. The same payment id:
-    JetStream and the services' records answer it without a second effect."""
+    published a payment its first then showed rejected for good. The same payment, as the
+    first run kept it on the document (``payment``; its time too: one rebuilt with this
+    run's time moved the payment's booking date, across a month end counting the payee's
+    income in two months of "my economy": found in review, 2026-12-06): JetStream and the
+    services' records answer it without a second effect."""
     marked = None if known.doc is None else request_status.mark_republished(docs, known.doc, call.now)
     if marked is None:
         raise _Moved()
     kind = INTERNAL if request.to_account[:4] in call.bank_regs else EXTERNAL
     payment = _payment(call.uid, call.request_id, request, kind, call.body, call.now)
+    kept = _kept_payment(known.doc)
+    if kept is not None and (kept.payment_id, kept.body_hash) == (payment.payment_id, payment.body_hash):
+        payment = kept
     payee = _data(reads.get("to")) if kind == INTERNAL else None
     submit(docs, publisher, payment, known=Seen(marked), payee_uid=(payee or {}).get("ownerUid"), shown=True)
     return "requested"
+
+
+def _kept_payment(doc: Doc | None) -> PaymentRequested | None:
+    """The payment a run that showed the request kept on its document (None: none, or one
+    that cannot be read: a document from before 2026-12-02)."""
+    try:
+        return PaymentRequested.from_json((doc.data if doc is not None else {})["payment"])
+    except (KeyError, TypeError, ValueError, DomainError):
+        return None
 
 
 def _payment(

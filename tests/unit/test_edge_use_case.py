@@ -165,6 +165,17 @@ def test_a_redelivered_trigger_counts_nothing_and_publishes_the_same_message_aga
     assert shown["status"] == "requested" and shown[request_status.REPUBLISHED] == {"count": 1, "at": NOW}
 
 
+def test_a_redelivered_trigger_publishes_the_payment_as_the_first_run_kept_it(bank):
+    """Rebuilt with the redelivery's time, a trigger delivered again after midnight moved
+    the payment's booking date: on the last day of a month, the payee's income was counted
+    in two months of "my economy" (found in review, 2026-12-06)."""
+    request_id, body = bank.create()
+    assert bank.handle(request_id, body) == "requested"
+    assert bank.handle(request_id, body, now=NOW + dt.timedelta(minutes=5)) == "requested"
+    first, again = bank.publisher.published
+    assert again.body["payment"] == first.body["payment"] == bank.request(request_id)["payment"]
+
+
 @pytest.mark.parametrize("final", ["completed", "rejected"])
 def test_a_redelivered_trigger_of_a_request_shown_later_publishes_nothing(bank, final):
     request_id, body = bank.create()
