@@ -88,6 +88,11 @@ REASONS: tuple[Reason, ...] = (
     _r("not_a_customer", CALLABLE, "only approved customers open accounts and get cards (PERMISSION_DENIED)"),
     _r("invalid_kind", CALLABLE, "the account kind is not spending or savings"),
     _r("too_many_accounts", CALLABLE, "at most 5 open accounts"),
+    _r(
+        "request_id_reused",
+        CALLABLE,
+        "the requestId was used for another request (an account of another kind, a card on another account)",
+    ),
     _r("registry_exhausted", CALLABLE, "no free account number was found; try again (RESOURCE_EXHAUSTED)"),
     _r("unknown_account", f"{CALLABLE} {PAYMENT} {CARD}", "no such account of yours (another's answers the same)"),
     _r("account_closed", f"{CALLABLE} {PAYMENT} {CARD}", "the account is closed"),

@@ -126,9 +126,11 @@ def open_account(
         if customer.data.get("frozen"):  # under sanctions (fjordbank.service_layer.rescreening)
             raise rules.AccountRefused("customer_frozen", "the customer's accounts are frozen")
         owned = uow.query(ACCOUNTS, where=[Where("ownerUid", "==", uid)])
-        opened = next((a.id for a in owned if key is not None and a.data.get("openRequest") == key), None)
+        opened = next((a for a in owned if key is not None and a.data.get("openRequest") == key), None)
         if opened is not None:
-            return opened, None
+            if opened.data.get("type") not in (None, kind):  # (the name may have changed since)
+                raise rules.AccountRefused("request_id_reused", "this requestId opened an account of another kind")
+            return opened.id, None
         if sum(1 for a in owned if a.data.get("status") == "open") >= rules.MAX_OPEN_ACCOUNTS:
             raise rules.AccountRefused("too_many_accounts", f"at most {rules.MAX_OPEN_ACCOUNTS} open accounts")
         number = claim_number(uow, bank_reg)

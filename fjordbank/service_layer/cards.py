@@ -93,6 +93,10 @@ def _check_can_issue(uow: UnitOfWork, uid: str, account_id: str, key: str | None
     mine = [c for c in on_account if c.data.get("ownerUid") == uid]
     if key is not None and (issued := next((c.id for c in mine if c.data.get("issueRequest") == key), None)):
         return issued
+    if key is not None and uow.query(
+        CARDS, where=[Where("ownerUid", "==", uid), Where("issueRequest", "==", key)], limit=1
+    ):  # the key of an order for another account: refused, not a second card (found in review, 2026-12-06)
+        raise rules.CardRefused("request_id_reused", "this requestId ordered a card on another account")
     if sum(1 for c in mine if c.data.get("status") != rules.BLOCKED) >= MAX_CARDS_PER_ACCOUNT:
         raise rules.CardRefused("too_many_cards", f"at most {MAX_CARDS_PER_ACCOUNT} cards per account")
     return None

@@ -120,6 +120,17 @@ def test_an_opening_retried_with_its_request_id_answers_the_account_it_opened(do
     assert len(paths(docs, "accounts")) == 3
 
 
+def test_an_opening_key_used_for_another_kind_is_refused_and_opens_nothing(docs, publisher):
+    """A client idempotency key with a different body is refused and changes nothing; the
+    name is not compared (the account may have been renamed since)."""
+    first = open_one(docs, publisher, kind="savings", request_id="open-0001-abcd")
+    assert refused(lambda: open_one(docs, publisher, kind="spending", request_id="open-0001-abcd")) == (
+        "request_id_reused"
+    )
+    assert len(paths(docs, "accounts")) == 1 and len(publisher.stored) == 1
+    assert open_one(docs, publisher, kind="savings", name="Renamed", request_id="open-0001-abcd") == first
+
+
 @pytest.mark.parametrize("request_id", ["short", "x" * 65, "../accounts", 12345678, ["open-0001-abcd"]])
 def test_a_request_id_of_another_shape_is_refused(docs, publisher, request_id):
     with pytest.raises(AccountRefused) as refused:

@@ -18,7 +18,15 @@ from fjordbank.domain import cards as rules
 from fjordbank.domain.cards import CardRefused
 from fjordbank.service_layer import cards
 from tests.support.memory import MemoryDocuments
-from tests.support.use_cases import RecordingPublisher, account_numbers, customer_account, data, fixed_clock, seed
+from tests.support.use_cases import (
+    RecordingPublisher,
+    account_numbers,
+    customer_account,
+    data,
+    fixed_clock,
+    paths,
+    seed,
+)
 
 UID, OTHER = "alice", "bob"
 ACCOUNT, CLOSED, BOBS = itertools.islice(account_numbers(), 3)
@@ -184,6 +192,22 @@ def test_an_order_retried_with_its_key_answers_the_card_it_ordered(docs, publish
     assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id=ACCOUNT, request_id="x")) == (
         "invalid_request_id"
     )
+
+
+def test_an_order_key_used_for_another_account_is_refused_and_orders_nothing(docs, publisher):
+    """A client idempotency key with a different body is refused and changes nothing: the
+    key of an order on one account ordered a second card on another (found in review,
+    2026-12-06)."""
+    second = next(a for a in itertools.islice(account_numbers(), 10) if a not in (ACCOUNT, CLOSED, BOBS))
+    seed(docs, {f"accounts/{second}": customer_account(UID, second)})
+    first = cards.issue_card(docs, publisher, UID, account_id=ACCOUNT, request_id="card-order-0001")
+    stored = len(publisher.stored)
+    assert refused(lambda: cards.issue_card(docs, publisher, UID, account_id=second, request_id="card-order-0001")) == (
+        "request_id_reused"
+    )
+    assert len(publisher.stored) == stored and len(paths(docs, "cards")) == 1
+    assert cards.issue_card(docs, publisher, UID, account_id=ACCOUNT, request_id="card-order-0001") == first
+    assert cards.issue_card(docs, publisher, UID, account_id=second, request_id="card-order-0002") != first
 
 
 def test_a_replacement_retried_answers_the_card_it_ordered(docs, publisher):
