@@ -106,6 +106,11 @@ CAPTURE_REFUSALS = Counter(
     "Captures the bank refused (the scheme settles them: reconcile), by reason",
     ["reason"],
 )
+REFUND_REFUSALS = Counter(
+    "fjb_card_refund_refusals_total",
+    "Refunds the bank refused (the scheme clears them: the customer is owed them, reconcile), by reason",
+    ["reason"],
+)
 UNANSWERED = Counter(
     "fjb_card_approvals_released_total",
     "Approvals released at once because the processor may not have had them, by why",
@@ -358,6 +363,16 @@ class CardService:
                 "reason": result.reason,
             },
         )
+        if result.status != "refunded":
+            # the scheme clears it anyway: the customer is owed it, the reconciliation's to credit
+            log.warning(
+                "refund refused: the card scheme clears it anyway, kept for the reconciliation",
+                extra={"auth_id": result.auth_id, "reason": result.reason, "amount": amount},
+            )
+            if await self.ledger.note_refused_refund(
+                original, refund_ref=reference, amount=amount, reason=result.reason
+            ):
+                REFUND_REFUSALS.labels(result.reason or "none").inc()  # each refund once, not its retries
         return (200 if result.status == "refunded" else 409), result.answer()
 
     async def increment(self, data: object) -> tuple[int, dict]:

@@ -24,6 +24,8 @@ the decision changes together, so a decision and its hold can never be apart:
   cardCaptureRefusals/{hash}           a capture the bank refused (`note_refused_capture`):
                                        the scheme settles it all the same, so it is the
                                        reconciliation's to clear (backend only)
+  cardRefundRefusals/{hash}            a refund the bank refused (`note_refused_refund`):
+                                       likewise, the customer's money to give back
 
 ``authId`` derives from the processor's reference: a retried request finds its record and
 gets the same answer; a different request with a used reference is declined.
@@ -99,6 +101,35 @@ from fjordbank.service_layer.ports import (
 log = logging.getLogger("cards")
 
 CAPTURE_REFUSALS = "cardCaptureRefusals"
+REFUND_REFUSALS = "cardRefundRefusals"
+# On an authorisation's record: the captures and refunds of it refused, so the one posted
+# on a retry closes its refusal ("posted") in its own commit: left "open", a reconciliation
+# clearing the open ones posted it a second time (found in review, 2026-12-06). At most
+# REFUSED_KEPT of each; a refusal of an authorisation not known yet has no record to be on.
+REFUSED = {CAPTURE_REFUSALS: "refusedCaptures", REFUND_REFUSALS: "refusedRefunds"}
+REFUSED_KEPT = 20
+
+
+def _close_refusal(
+    uow: AsyncUnitOfWork, record: dict[str, Any] | None, collection: str, reference: str, operation_ref: str
+) -> None:
+    """A capture or refund posted now that was refused before (named on its record): its
+    refusal is closed in the same commit, "posted", for the reconciliation not to post it
+    again."""
+    if operation_ref in ((record or {}).get(REFUSED[collection]) or ()):
+        uow.set(
+            refusal_path(collection, reference, operation_ref),
+            {"status": "posted", "postedAt": SERVER_TIME},
+            merge=True,
+        )
+
+
+def refusal_path(collection: str, reference: str, operation_ref: str) -> str:
+    """The refused capture's or refund's document (`CardLedger.note_refused_capture`)."""
+    key = hashlib.sha256(f"{reference}\n{operation_ref}".encode()).hexdigest()[:32]  # (as kept since 2026-12-05)
+    return f"{collection}/{key}"
+
+
 EXPIRE_BATCH = 500  # holds read and released per page of the job's run
 # A run takes page after page while it finds a full one (one page per run let a day's
 # expiries outgrow the job), and stops once it has spent this long, checked after each hold:
@@ -437,6 +468,8 @@ class CardLedger:
         async def run(uow: AsyncUnitOfWork) -> CardResult:
             record, held = await self._load(uow, auth_id, with_scheme=True)
             settled = settlement.capture(auth_id, record, held, capture_ref=capture_ref, amount=amount, now=now)
+            if settled.status == "captured" and not settled.replayed:
+                _close_refusal(uow, record, CAPTURE_REFUSALS, reference, capture_ref)
             return self._stage(uow, self._save(uow, auth_id, settled))
 
         result = await self.docs.transact(run, operation="cards_capture")
@@ -453,15 +486,32 @@ class CardLedger:
         (``refusals``) and never open again one the reconciliation has cleared. Returns
         whether this capture's refusal is new; a write that fails is logged and the answer
         stands (False)."""
-        key = hashlib.sha256(f"{reference}\n{capture_ref}".encode()).hexdigest()[:32]
-        path = f"{CAPTURE_REFUSALS}/{key}"
+        fields = {"reference": reference, "captureReference": capture_ref}
+        return await self._note_refused(CAPTURE_REFUSALS, fields, capture_ref, amount=amount, reason=reason)
+
+    async def note_refused_refund(self, reference: str, *, refund_ref: str, amount: int, reason: str | None) -> bool:
+        """Keep a refused refund for the reconciliation, as a refused capture is: the scheme
+        clears a merchant's refund whatever the issuer answered, so the bank holds money the
+        customer is owed, and a refusal (a refund before its capture, after the purchase was
+        reversed or the account closed, more than was captured) left no trace but a log line:
+        the customer was never credited (found in review, 2026-12-06)."""
+        fields = {"reference": reference, "refundReference": refund_ref}
+        return await self._note_refused(REFUND_REFUSALS, fields, refund_ref, amount=amount, reason=reason)
+
+    async def _note_refused(
+        self, collection: str, fields: dict[str, str], operation_ref: str, *, amount: int | None, reason: str | None
+    ) -> bool:
+        """One document per refused operation (``fields``: its references), "open" once;
+        the retries counted on it, one the reconciliation cleared never opened again; and
+        the operation named on its authorisation's record, when there is one (`REFUSED`)."""
+        path = refusal_path(collection, fields["reference"], operation_ref)
+        await self._name_refused(collection, fields["reference"], operation_ref)
         first = self.docs.batch()
         first.create(
             path,
             {
-                "reference": reference,
-                "captureReference": capture_ref,
-                "authId": rules.authorization_id(reference),
+                **fields,
+                "authId": rules.authorization_id(fields["reference"]),
                 "amount": amount,
                 "reason": reason,
                 "status": "open",  # the reconciliation's to clear
@@ -480,8 +530,30 @@ class CardLedger:
                 await again.commit()
                 return False
         except Exception as exc:  # noqa: BLE001 - the processor's answer stands; the log line keeps it
-            log.error("refused capture not recorded", extra={"reference": reference, "error": repr(exc)})
+            log.error(
+                "refused card operation not recorded", extra={"collection": collection, **fields, "error": repr(exc)}
+            )
             return False
+
+    async def _name_refused(self, collection: str, reference: str, operation_ref: str) -> None:
+        """Name a refused capture or refund on its authorisation's record (`REFUSED`); a
+        write that fails is logged: its refusal is kept all the same, only not closed by
+        itself if a retry posts it."""
+        field, path = REFUSED[collection], authorization_path(rules.authorization_id(reference))
+
+        async def run(uow: AsyncUnitOfWork) -> None:
+            record = _data(await uow.get(path))
+            named = list((record or {}).get(field) or ())
+            if record is None or operation_ref in named or len(named) >= REFUSED_KEPT:
+                return
+            uow.update(path, {field: [*named, operation_ref]})
+
+        try:
+            await self.docs.transact(run, operation="cards_refused")
+        except Exception as exc:  # noqa: BLE001 - the refusal's own document is what matters
+            log.error(
+                "refused card operation not named on its record", extra={"reference": reference, "error": repr(exc)}
+            )
 
     async def refund(self, reference: str, *, refund_ref: str, amount: int) -> CardResult:
         """Give ``amount`` of the captured purchase ``reference`` back to its account (the
@@ -503,6 +575,8 @@ class CardLedger:
             settled = settlement.refund(
                 auth_id, record, book, reference=refund_ref, amount=amount, category=category, now=now
             )
+            if settled.status == "refunded" and not settled.replayed:
+                _close_refusal(uow, record, REFUND_REFUSALS, reference, refund_ref)
             if settled.store and settled.refund_id:
                 entry = settlement.refund_entry(settled.record, settled.refund_id)
                 if entry is not None:

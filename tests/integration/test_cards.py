@@ -325,7 +325,7 @@ def test_guessing_the_security_code_freezes_the_card(holder, proc, callables):
     assert buy(proc, holder, 1_000, channel="online")["approved"] is True
 
 
-def test_a_merchant_s_refund_is_money_back_in_the_feed_the_push_and_my_economy(stack, holder, proc, audit):
+def test_a_merchant_s_refund_is_money_back_in_the_feed_the_push_and_my_economy(stack, holder, proc, audit, admin_db):
     answer = buy(proc, holder, 40_000, merchant_name="Elkjøp Lade", mcc="5732")
     assert proc.capture(answer["reference"])[0] == 200
     auth_id = answer["authorizationId"]
@@ -363,9 +363,16 @@ def test_a_merchant_s_refund_is_money_back_in_the_feed_the_push_and_my_economy(s
     assert spent["spending"] == {purchase["category"]: 25_000}
     # a retry is answered as before; more than what is left of the capture is refused
     assert proc.refund(answer["reference"], 15_000, reference="rfd-" + answer["reference"]) == (200, refunded)
-    status, over = proc.refund(answer["reference"], 25_001)
+    status, over = proc.refund(answer["reference"], 25_001, reference="rfd-over-" + answer["reference"])
     assert (status, over["reason"]) == (409, "refund_exceeds_capture")
     assert holder.account_doc()["balance"] == 75_000
+    # the refused one is kept for the reconciliation (the scheme clears it all the same)
+    kept = [d.to_dict() for d in admin_db.collection("cardRefundRefusals").stream()]
+    assert any(
+        (k["reference"], k["refundReference"], k["amount"], k["reason"], k["status"])
+        == (answer["reference"], "rfd-over-" + answer["reference"], 25_001, "refund_exceeds_capture", "open")
+        for k in kept
+    ), kept
     audit()
 
 

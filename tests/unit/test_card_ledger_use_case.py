@@ -2121,3 +2121,51 @@ async def test_the_card_service_s_store_waits_are_bounded_under_the_processor_s_
     for rpc in ("get_document", "batch_get_documents", "begin_transaction", "commit", "rollback", "run_query"):
         assert transport._wrapped_methods[getattr(transport, rpc)]._timeout == cards.STORE_CALL_DEADLINE_SECONDS, rpc
     assert 1 < cards.STORE_CALL_DEADLINE_SECONDS < cards.AUTHORIZATION_TIMEOUT_SECONDS < 2.0
+
+
+async def test_a_refused_refund_is_kept_and_one_posted_on_a_retry_closes_it(bank: Bank) -> None:
+    """A refund the bank refused left no trace: the scheme clears it all the same, and the
+    customer was never credited. Now it is kept as a refused capture is; and a refused
+    capture or refund that a retry posts closes its refusal in the same commit ("posted"):
+    left open, a reconciliation clearing the open ones posted it twice (found in review,
+    2026-12-06)."""
+    pan = bank.add_card()
+    await bank.buy(pan, reference="ref-1", amount=25_000)
+    early = await bank.ledger.refund("ref-1", refund_ref="rf-1", amount=5_000)
+    assert (early.status, early.reason) == ("refused", "authorization_approved")
+    assert await bank.ledger.note_refused_refund("ref-1", refund_ref="rf-1", amount=5_000, reason=early.reason)
+    refusal = card_ledger.refusal_path(card_ledger.REFUND_REFUSALS, "ref-1", "rf-1")
+    kept = bank.docs.data(refusal) or {}
+    assert (kept["refundReference"], kept["amount"], kept["reason"], kept["status"]) == (
+        "rf-1",
+        5_000,
+        "authorization_approved",
+        "open",
+    )
+    assert (bank.docs.data(f"cardAuthorizations/{early.auth_id}") or {})["refusedRefunds"] == ["rf-1"]
+    assert (await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)).status == "captured"
+    again = await bank.ledger.refund("ref-1", refund_ref="rf-1", amount=5_000)  # the processor's retry
+    assert again.status == "refunded" and bank.account()["balance"] == 80_000
+    assert (bank.docs.data(refusal) or {})["status"] == "posted"
+
+
+async def test_a_late_capture_refused_for_funds_and_posted_on_a_retry_closes_its_refusal(bank: Bank) -> None:
+    pan = bank.add_card()
+    old = await bank.buy(pan, reference="ref-old", amount=8_000)
+    bank.clock.now = NOW + dt.timedelta(days=HOLD_DAYS, seconds=1)
+    await bank.ledger.expire_holds()
+    big = await bank.buy(pan, reference="ref-big", amount=95_000)  # what is left after it: 5,000
+    assert big.approved
+    late = await bank.ledger.capture("ref-old", capture_ref="cap-1", amount=8_000)
+    assert (late.status, late.reason) == ("refused", "insufficient_funds")
+    await bank.ledger.note_refused_capture("ref-old", capture_ref="cap-1", amount=8_000, reason=late.reason)
+    refusal = card_ledger.refusal_path(card_ledger.CAPTURE_REFUSALS, "ref-old", "cap-1")
+    assert (bank.docs.data(refusal) or {})["status"] == "open"
+    assert (bank.docs.data(f"cardAuthorizations/{old.auth_id}") or {})["refusedCaptures"] == ["cap-1"]
+    await bank.ledger.reverse("ref-big")  # the funds come back; the processor retries
+    assert (await bank.ledger.capture("ref-old", capture_ref="cap-1", amount=8_000)).status == "captured"
+    assert (bank.docs.data(refusal) or {})["status"] == "posted" and bank.account()["balance"] == 92_000
+    # a capture posted that was never refused touches no refusal
+    await bank.buy(pan, reference="ref-ok", amount=1_000)
+    assert (await bank.ledger.capture("ref-ok", capture_ref="cap-9", amount=None)).status == "captured"
+    assert bank.docs.data(card_ledger.refusal_path(card_ledger.CAPTURE_REFUSALS, "ref-ok", "cap-9")) is None
