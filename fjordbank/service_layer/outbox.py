@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fjordbank.errors import PublishError
@@ -46,13 +46,14 @@ MAX_FAILED_IN_A_ROW = 3
 # service every 30 s): a backlog NATS left behind drains in a run or two.
 RELAY_BUDGET_SECONDS = 20.0
 # An event the relay could not publish is tried again after a back-off of its own, doubled
-# at each failure up to the longest, and after the events the relay never tried (`_staged`):
-# the relay stops after MAX_FAILED_IN_A_ROW failures, so events that can never be published
-# (a subject no stream or permission takes any more after a deploy) taken oldest first held
-# up every later event for good. Noted on the event's document (`FAILURES`, `RETRY_AT`); NATS
-# away for a while delays only the few events each run tried meanwhile, by at most the
-# longest back-off. A burst of such events never tried delays a later one once, by a run
-# per three of them (each costs its publish's timeout, so a run does not try them all).
+# at each failure up to the longest, and after the events the relay never tried (`relay`'s
+# first pass; `_staged` within a page): the relay stops after MAX_FAILED_IN_A_ROW failures,
+# so events that can never be published (a subject no stream or permission takes any more
+# after a deploy) taken oldest first held up every later event for good. A subject family
+# that failed is not tried again in the run (`RelayRun`): such a subject costs one publish's
+# timeout a run, however many of its events wait. Noted on the event's document (`FAILURES`,
+# `RETRY_AT`); NATS away for a while delays only the few events each run tried meanwhile
+# (and those of their families), by at most the longest back-off.
 RETRY_FIRST_SECONDS = 60
 RETRY_LONGEST_SECONDS = 900
 FAILURES, RETRY_AT = "failures", "retryAt"
@@ -90,27 +91,56 @@ def stage(uow: Writes, event: Event, *, clock: Clock = system_clock, collection:
             "kind": kind_of(event.subject),
             "body": event.body,
             "stagedAt": clock(),
+            FAILURES: 0,  # the relay's first pass takes the events it never tried (`relay`)
         },
     )
+
+
+def family(subject: str) -> str:
+    """The events' subject without its partition (payments.requested.3 -> payments.requested):
+    a subject no stream takes any more is all of its partitions."""
+    head, _, last = subject.rpartition(".")
+    return head if head and last.isdigit() else subject
+
+
+@dataclass
+class RelayRun:
+    """One relay run's bookkeeping across its pages: the subject families whose publish
+    failed in it (the others of a family are not tried again in the run: a subject no stream
+    takes after a deploy costs one publish's timeout a run, not three, and does not make the
+    run take NATS for away), and whether NATS looked away (failures of three families in a
+    row: the run ends)."""
+
+    failing: set[str] = field(default_factory=set)
+    away: bool = False
 
 
 class _Delivery:
     """One delivery's bookkeeping, the same for both flavours: what was published, and
     whether NATS looks away (three failed publishes in a row)."""
 
-    def __init__(self, events: list[Event]) -> None:
+    def __init__(self, events: list[Event], relay: RelayRun | None = None) -> None:
         self.events = events
+        self.relay = relay
         self.published = 0
         self.failed_in_a_row = 0
+
+    def skips(self, event: Event) -> bool:
+        """Left untried: its family failed earlier in this relay run."""
+        return self.relay is not None and family(event.subject) in self.relay.failing
 
     def failed(self, n: int, event: Event) -> bool:
         """A publish failed: True when the rest are left for the relay."""
         log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
         self.failed_in_a_row += 1
+        if self.relay is not None:
+            self.relay.failing.add(family(event.subject))
         if self.failed_in_a_row < MAX_FAILED_IN_A_ROW:
             return False
         left = len(self.events) - n - 1
         log.warning("NATS does not take events: the rest wait in the outbox", extra={"left": left})
+        if self.relay is not None:
+            self.relay.away = True
         return True  # NATS is away: each try waits for its timeout
 
     def done(self) -> None:
@@ -125,16 +155,19 @@ def deliver(
     *,
     collection: str = OUTBOX,
     failed: list[Event] | None = None,
+    relay: RelayRun | None = None,
 ) -> int:
     """Publish committed events; each one published is removed from the outbox. Returns
     how many were published (the rest wait for the relay; ``failed``, when given, gets the
-    events whose publish failed). Neither a failed publish nor a
+    events whose publish failed; ``relay``: the relay run's, across its pages). Neither a failed publish nor a
     failed removal is raised: the change they announce is committed, and a caller told
     otherwise would make it again (an event whose
     outbox document could not be removed is published once more by the relay, under the
     same message id, which the consumers answer as a repeat)."""
-    run = _Delivery(events)
+    run = _Delivery(events, relay)
     for n, event in enumerate(events):
+        if run.skips(event):
+            continue
         try:
             publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
         except PublishError:
@@ -160,10 +193,13 @@ async def deliver_async(
     *,
     collection: str = OUTBOX,
     failed: list[Event] | None = None,
+    relay: RelayRun | None = None,
 ) -> int:
     """`deliver`, asynchronous flavour (the consumer services: the card service's decisions)."""
-    run = _Delivery(events)
+    run = _Delivery(events, relay)
     for n, event in enumerate(events):
+        if run.skips(event):
+            continue
         try:
             await publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
         except PublishError:
@@ -235,27 +271,34 @@ async def _note_failed_async(docs: AsyncDocuments, events: list[Event], collecti
             log.warning("failed publish not noted", extra={"outbox": collection, "msg_id": event.msg_id}, exc_info=True)
 
 
-def _page(cutoff: dt.datetime, limit: int) -> dict[str, Any]:
-    """The query of one page of staged events, oldest first."""
+def _page(cutoff: dt.datetime, limit: int, *, fresh: bool) -> dict[str, Any]:
+    """The query of one page of staged events, oldest first: ``fresh``, those the relay
+    never tried (firestore.indexes.json: failures, stagedAt), else all of them (those that
+    failed before, and those staged before the field was written, 2026-12-06)."""
+    where = [Where("stagedAt", "<=", cutoff)]
     return {
-        "where": [Where("stagedAt", "<=", cutoff)],
+        "where": [Where(FAILURES, "==", 0), *where] if fresh else where,
         "order_by": [OrderBy("stagedAt")],
         "limit": limit,
     }
 
 
-def _go_on(
-    found: list[Doc], events: list[Event], failed: list[Event], published: int, size: int, started: float, budget: float
-) -> bool:
-    """Another page: this one was full, every event due in it was tried (no stop after
-    failures in a row), every one the relay never tried before was published (one that
-    failed says NATS may be away; one that failed before and again is its own, and in its
-    back-off now), and time is left. (The next is read from the oldest again, ``size`` plus
-    what this one left in place: the events published are gone, those left in place,
-    malformed or in their back-off, come first again.)"""
-    tried_all = published + len(failed) == len(events)
-    fresh_failed = any(e.failures == 0 for e in failed)
-    return len(found) == size and tried_all and not fresh_failed and time.monotonic() - started < budget
+def _go_on(found: list[Doc], size: int, relay: RelayRun, started: float, budget: float) -> bool:
+    """Another page: this one was full, NATS did not look away, and time is left. (The next
+    is read from the oldest again, ``size`` plus what this one left in place: the events
+    published are gone, those left in place, malformed, in their back-off or of a family
+    that failed in the run, come first again.)"""
+    return len(found) == size and not relay.away and time.monotonic() - started < budget
+
+
+def _left_behind(events: list[Event], failed: list[Event], relay: RelayRun, fresh: bool) -> list[Event]:
+    """The events to put in a back-off after a page: those that failed; and in the first
+    pass, those of a family that failed, untried, so they leave the events never tried (or
+    every later page of the pass would read them again)."""
+    if not fresh:
+        return failed
+    tried = {e.msg_id for e in failed}
+    return failed + [e for e in events if e.msg_id not in tried and family(e.subject) in relay.failing]
 
 
 def _relayed(collection: str, pending: int, published: int) -> dict[str, int]:
@@ -275,22 +318,32 @@ def relay(
     collection: str = OUTBOX,
 ) -> dict[str, int]:
     """Publish events whose first publish failed (older than ``min_age_seconds``, so the
-    job does not race a use case that is about to publish its own), oldest first, a page of
-    ``limit`` at a time while the pages come full and are published, for at most
-    ``budget`` seconds (a backlog NATS left behind drains in one run, not 500 a run)."""
+    job does not race a use case that is about to publish its own), a page of ``limit`` at
+    a time while the pages come full and are published, for at most ``budget`` seconds (a
+    backlog NATS left behind drains in one run, not 500 a run): first the events the relay
+    never tried, oldest first; then, unless NATS looked away, the rest, oldest first.
+    Oldest first alone, a page of events that can never be published (a subject no stream
+    takes any more after a deploy), at the front of every run, stopped every run after three
+    of them, and no event staged later was published again (found in review, 2026-12-06)."""
     now = clock()
     cutoff = now - dt.timedelta(seconds=min_age_seconds)
-    started, pending, published, left = time.monotonic(), 0, 0, 0
-    while True:
-        found = docs.query(collection, **_page(cutoff, limit + left))
-        events = _staged(found, collection, now)
-        failed: list[Event] = []
-        done = deliver(docs, publisher, events, collection=collection, failed=failed)
-        _note_failed(docs, failed, collection, now)
-        pending, published = pending + len(found) - left, published + done
-        if not _go_on(found, events, failed, done, limit + left, started, budget):
-            return _relayed(collection, pending, published)
-        left = len(found) - done
+    started, published, run = time.monotonic(), 0, RelayRun()
+    seen: set[str] = set()  # the documents read (pending: both passes may read one)
+    for fresh in (True, False):
+        left = 0
+        while True:
+            found = docs.query(collection, **_page(cutoff, limit + left, fresh=fresh))
+            events = _staged(found, collection, now)
+            failed: list[Event] = []
+            done = deliver(docs, publisher, events, collection=collection, failed=failed, relay=run)
+            _note_failed(docs, _left_behind(events, failed, run, fresh), collection, now)
+            seen, published = seen | {d.id for d in found}, published + done
+            if not _go_on(found, limit + left, run, started, budget):
+                break
+            left = len(found) - done
+        if run.away or time.monotonic() - started >= budget:
+            break
+    return _relayed(collection, len(seen), published)
 
 
 async def relay_async(
@@ -306,14 +359,20 @@ async def relay_async(
     """`relay`, asynchronous flavour (the card service relays ``cardOutbox``)."""
     now = clock()
     cutoff = now - dt.timedelta(seconds=min_age_seconds)
-    started, pending, published, left = time.monotonic(), 0, 0, 0
-    while True:
-        found = await docs.query(collection, **_page(cutoff, limit + left))
-        events = _staged(found, collection, now)
-        failed: list[Event] = []
-        done = await deliver_async(docs, publisher, events, collection=collection, failed=failed)
-        await _note_failed_async(docs, failed, collection, now)
-        pending, published = pending + len(found) - left, published + done
-        if not _go_on(found, events, failed, done, limit + left, started, budget):
-            return _relayed(collection, pending, published)
-        left = len(found) - done
+    started, published, run = time.monotonic(), 0, RelayRun()
+    seen: set[str] = set()  # the documents read (pending: both passes may read one)
+    for fresh in (True, False):
+        left = 0
+        while True:
+            found = await docs.query(collection, **_page(cutoff, limit + left, fresh=fresh))
+            events = _staged(found, collection, now)
+            failed: list[Event] = []
+            done = await deliver_async(docs, publisher, events, collection=collection, failed=failed, relay=run)
+            await _note_failed_async(docs, _left_behind(events, failed, run, fresh), collection, now)
+            seen, published = seen | {d.id for d in found}, published + done
+            if not _go_on(found, limit + left, run, started, budget):
+                break
+            left = len(found) - done
+        if run.away or time.monotonic() - started >= budget:
+            break
+    return _relayed(collection, len(seen), published)

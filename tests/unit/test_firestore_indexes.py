@@ -208,6 +208,8 @@ def test_compound_queries_have_their_composite_indexes():
         (fs.HOLDS, "COLLECTION", ("kind", "status", "expiresAt")),  # expired card holds from before
         (fs.LEDGER_PAYMENTS, "COLLECTION", ("uid", "status")),  # closing an account, ledger bookings
         (outbox.OUTBOX, "COLLECTION", ("kind", "stagedAt")),  # the ops sweep's oldest per kind
+        (outbox.OUTBOX, "COLLECTION", ("failures", "stagedAt")),  # the relay's first pass: never tried
+        (outbox.CARD_OUTBOX, "COLLECTION", ("failures", "stagedAt")),
         (fs.SANCTIONS_ALERTS, "COLLECTION", ("status", "raisedAt")),  # alerts by status, oldest first
     }
     assert need <= have, need - have
