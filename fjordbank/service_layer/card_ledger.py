@@ -84,7 +84,6 @@ from fjordbank.service_layer import outbox
 from fjordbank.service_layer.ledger import account_from_doc, write_book
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
-    AlreadyExists,
     AsyncDocuments,
     AsyncPublisher,
     AsyncUnitOfWork,
@@ -110,18 +109,35 @@ REFUSED = {CAPTURE_REFUSALS: "refusedCaptures", REFUND_REFUSALS: "refusedRefunds
 REFUSED_KEPT = 20
 
 
-def _close_refusal(
+async def _close_refusal(
     uow: AsyncUnitOfWork, record: dict[str, Any] | None, collection: str, reference: str, operation_ref: str
 ) -> None:
     """A capture or refund posted now that was refused before (named on its record): its
-    refusal is closed in the same commit, "posted", for the reconciliation not to post it
-    again."""
-    if operation_ref in ((record or {}).get(REFUSED[collection]) or ()):
-        uow.set(
-            refusal_path(collection, reference, operation_ref),
-            {"status": "posted", "postedAt": SERVER_TIME},
-            merge=True,
+    refusal is closed in the same commit (read before the commit's writes), "posted", for
+    the reconciliation not to post it again; one the reconciliation cleared already stays
+    "cleared" and says it was posted after (``postedAfterClearing``: posted twice, once by
+    hand), and is logged."""
+    if operation_ref not in ((record or {}).get(REFUSED[collection]) or ()):
+        return
+    path = refusal_path(collection, reference, operation_ref)
+    found = _data(await uow.get(path))
+    if found is None:  # named, its own document never written (its create failed)
+        return
+    if found.get("status") == "cleared":
+        log.error(
+            "a card operation the reconciliation cleared was posted by a retry",
+            extra={"collection": collection, "reference": reference, "operation": operation_ref},
         )
+        uow.update(path, {"postedAfterClearing": True, "postedAt": SERVER_TIME})
+        return
+    uow.update(path, {"status": "posted", "postedAt": SERVER_TIME})
+
+
+def _posted(record: dict[str, Any], collection: str, auth_id: str, operation_ref: str) -> bool:
+    """Whether the record has posted this capture or refund already."""
+    if collection == CAPTURE_REFUSALS:
+        return record.get("status") == "captured" and record.get("captureRef") == operation_ref
+    return settlement.refund_id(auth_id, operation_ref) in (record.get(settlement.REFUNDS) or {})
 
 
 def refusal_path(collection: str, reference: str, operation_ref: str) -> str:
@@ -469,7 +485,7 @@ class CardLedger:
             record, held = await self._load(uow, auth_id, with_scheme=True)
             settled = settlement.capture(auth_id, record, held, capture_ref=capture_ref, amount=amount, now=now)
             if settled.status == "captured" and not settled.replayed:
-                _close_refusal(uow, record, CAPTURE_REFUSALS, reference, capture_ref)
+                await _close_refusal(uow, record, CAPTURE_REFUSALS, reference, capture_ref)
             return self._stage(uow, self._save(uow, auth_id, settled))
 
         result = await self.docs.transact(run, operation="cards_capture")
@@ -503,57 +519,61 @@ class CardLedger:
     ) -> bool:
         """One document per refused operation (``fields``: its references), "open" once;
         the retries counted on it, one the reconciliation cleared never opened again; and
-        the operation named on its authorisation's record, when there is one (`REFUSED`)."""
-        path = refusal_path(collection, fields["reference"], operation_ref)
-        await self._name_refused(collection, fields["reference"], operation_ref)
-        first = self.docs.batch()
-        first.create(
-            path,
-            {
-                **fields,
-                "authId": rules.authorization_id(fields["reference"]),
-                "amount": amount,
-                "reason": reason,
-                "status": "open",  # the reconciliation's to clear
-                "refusals": 1,
-                "firstAt": SERVER_TIME,
-                "lastAt": SERVER_TIME,
-            },
+        the operation named on its authorisation's record, when there is one (`REFUSED`).
+        In one unit of work with the record: a retry that posted the operation meanwhile
+        (the processor retries while the refusal is being kept) makes it "posted", not
+        open, where a separate write left it open beside its posting (found in review,
+        2026-12-06). Returns whether this refusal is new and open; a failure is logged and
+        the processor's answer stands (False)."""
+        reference = fields["reference"]
+        path, record_path = (
+            refusal_path(collection, reference, operation_ref),
+            authorization_path(rules.authorization_id(reference)),
         )
-        try:
-            try:
-                await first.commit()
-                return True
-            except AlreadyExists:
-                again = self.docs.batch()
-                again.update(path, {"refusals": Increment(1), "lastAt": SERVER_TIME})
-                await again.commit()
+        field = REFUSED[collection]
+
+        async def run(uow: AsyncUnitOfWork) -> bool:
+            got = await uow.get_many([path, record_path])
+            kept, record = _data(got[path]), _data(got[record_path])
+            posted = record is not None and _posted(
+                record, collection, rules.authorization_id(reference), operation_ref
+            )
+            if kept is not None:
+                uow.update(path, {"refusals": Increment(1), "lastAt": SERVER_TIME})
                 return False
+            uow.create(
+                path,
+                {
+                    **fields,
+                    "authId": rules.authorization_id(reference),
+                    "amount": amount,
+                    "reason": reason,
+                    "status": "posted" if posted else "open",  # open: the reconciliation's to clear
+                    "refusals": 1,
+                    "firstAt": SERVER_TIME,
+                    "lastAt": SERVER_TIME,
+                    **({"postedAt": SERVER_TIME} if posted else {}),
+                },
+            )
+            named = list((record or {}).get(field) or ())
+            if record is not None and not posted and operation_ref not in named:
+                if len(named) >= REFUSED_KEPT:
+                    log.error(
+                        "refused card operation not named on its record (too many): a retry that posts it "
+                        "leaves its refusal open",
+                        extra={"collection": collection, "reference": reference, "operation": operation_ref},
+                    )
+                else:
+                    uow.update(record_path, {field: [*named, operation_ref]})
+            return not posted
+
+        try:
+            return await self.docs.transact(run, operation="cards_refused")
         except Exception as exc:  # noqa: BLE001 - the processor's answer stands; the log line keeps it
             log.error(
                 "refused card operation not recorded", extra={"collection": collection, **fields, "error": repr(exc)}
             )
             return False
-
-    async def _name_refused(self, collection: str, reference: str, operation_ref: str) -> None:
-        """Name a refused capture or refund on its authorisation's record (`REFUSED`); a
-        write that fails is logged: its refusal is kept all the same, only not closed by
-        itself if a retry posts it."""
-        field, path = REFUSED[collection], authorization_path(rules.authorization_id(reference))
-
-        async def run(uow: AsyncUnitOfWork) -> None:
-            record = _data(await uow.get(path))
-            named = list((record or {}).get(field) or ())
-            if record is None or operation_ref in named or len(named) >= REFUSED_KEPT:
-                return
-            uow.update(path, {field: [*named, operation_ref]})
-
-        try:
-            await self.docs.transact(run, operation="cards_refused")
-        except Exception as exc:  # noqa: BLE001 - the refusal's own document is what matters
-            log.error(
-                "refused card operation not named on its record", extra={"reference": reference, "error": repr(exc)}
-            )
 
     async def refund(self, reference: str, *, refund_ref: str, amount: int) -> CardResult:
         """Give ``amount`` of the captured purchase ``reference`` back to its account (the
@@ -576,7 +596,7 @@ class CardLedger:
                 auth_id, record, book, reference=refund_ref, amount=amount, category=category, now=now
             )
             if settled.status == "refunded" and not settled.replayed:
-                _close_refusal(uow, record, REFUND_REFUSALS, reference, refund_ref)
+                await _close_refusal(uow, record, REFUND_REFUSALS, reference, refund_ref)
             if settled.store and settled.refund_id:
                 entry = settlement.refund_entry(settled.record, settled.refund_id)
                 if entry is not None:

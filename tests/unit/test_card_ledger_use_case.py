@@ -2169,3 +2169,45 @@ async def test_a_late_capture_refused_for_funds_and_posted_on_a_retry_closes_its
     await bank.buy(pan, reference="ref-ok", amount=1_000)
     assert (await bank.ledger.capture("ref-ok", capture_ref="cap-9", amount=None)).status == "captured"
     assert bank.docs.data(card_ledger.refusal_path(card_ledger.CAPTURE_REFUSALS, "ref-ok", "cap-9")) is None
+
+
+async def test_a_refusal_kept_after_a_retry_posted_it_is_posted_not_open(bank: Bank) -> None:
+    """The processor retried while the refusal was being kept: the retry posted the refund,
+    then the refusal was created "open" beside it, for a reconciliation to pay it twice
+    (found in review, 2026-12-06). Kept in one unit of work with the record, it is "posted"."""
+    pan = bank.add_card()
+    await bank.buy(pan, reference="ref-1", amount=25_000)
+    early = await bank.ledger.refund("ref-1", refund_ref="rf-1", amount=5_000)
+    assert early.status == "refused"
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
+    assert (await bank.ledger.refund("ref-1", refund_ref="rf-1", amount=5_000)).status == "refunded"  # the retry
+    assert not await bank.ledger.note_refused_refund("ref-1", refund_ref="rf-1", amount=5_000, reason=early.reason)
+    kept = bank.docs.data(card_ledger.refusal_path(card_ledger.REFUND_REFUSALS, "ref-1", "rf-1")) or {}
+    assert (kept["status"], kept["amount"], kept["refundReference"]) == ("posted", 5_000, "rf-1")
+
+
+async def test_an_operation_posted_after_the_reconciliation_cleared_its_refusal_stays_cleared_and_says_so(
+    bank: Bank, caplog: pytest.LogCaptureFixture
+) -> None:
+    pan = bank.add_card()
+    await bank.buy(pan, reference="ref-1", amount=25_000)
+    early = await bank.ledger.refund("ref-1", refund_ref="rf-1", amount=5_000)
+    await bank.ledger.note_refused_refund("ref-1", refund_ref="rf-1", amount=5_000, reason=early.reason)
+    path = card_ledger.refusal_path(card_ledger.REFUND_REFUSALS, "ref-1", "rf-1")
+    bank.docs.put(path, {**(bank.docs.data(path) or {}), "status": "cleared"})  # credited by hand
+    await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=None)
+    assert (await bank.ledger.refund("ref-1", refund_ref="rf-1", amount=5_000)).status == "refunded"
+    kept = bank.docs.data(path) or {}
+    assert kept["status"] == "cleared" and kept["postedAfterClearing"] is True
+    assert "a card operation the reconciliation cleared was posted by a retry" in caplog.text
+
+
+async def test_refusals_past_the_record_s_bound_are_kept_and_said(bank: Bank, caplog: pytest.LogCaptureFixture) -> None:
+    pan = bank.add_card()
+    await bank.buy(pan, reference="ref-1", amount=25_000)
+    for i in range(card_ledger.REFUSED_KEPT + 1):
+        r = await bank.ledger.refund("ref-1", refund_ref=f"rf-{i}", amount=100)
+        assert await bank.ledger.note_refused_refund("ref-1", refund_ref=f"rf-{i}", amount=100, reason=r.reason)
+    record = bank.docs.data(f"cardAuthorizations/{r.auth_id}") or {}
+    assert len(record["refusedRefunds"]) == card_ledger.REFUSED_KEPT
+    assert "not named on its record (too many)" in caplog.text
