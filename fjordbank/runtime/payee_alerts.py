@@ -6,14 +6,17 @@ officer's own credentials, which may write ``payeeAlerts``)::
     python -m fjordbank.runtime.payee_alerts --project PROJECT list [--status open|cleared|confirmed]
     python -m fjordbank.runtime.payee_alerts --project PROJECT clear KEY --by NAME --note WHY --seen VERSION
     python -m fjordbank.runtime.payee_alerts --project PROJECT confirm KEY --by NAME --note WHY [--seen VERSION]
+    python -m fjordbank.runtime.payee_alerts --project PROJECT lift KEY --by NAME --note WHY --seen VERSION
 
-``clear`` (not the listed party, or delisted): payments to the payee under that name pass
-again, until the list says something new of it. ``confirm`` (the listed party): every
-payment to its account is refused, and still recorded; reporting it to the authorities is
-the officer's, outside this system. ``list`` prints one JSON object per alert, with the
+``clear`` (an open alert or a confirmed one: not the listed party): payments to the payee
+under that name pass again, until the list says something new of it. ``confirm`` (the
+listed party): every payment to its account is refused, and still recorded; reporting it to
+the authorities is the officer's, outside this system. ``lift`` (a confirmed party
+delisted): payments pass while the list does not name it; listed again, even as before,
+they are refused and the alert opens again (``clear`` there would pass it for good). ``list`` prints one JSON object per alert, with the
 payments refused at its account (``attempts``, at most 1,000: ``attemptsCapped``) and who
 made them (``payers``), the oldest 200 alerts first, and its ``version``: a decision given it
-(``--seen``, required to clear) is refused if the alert was written since (a new list reopened it).
+(``--seen``, required to clear or lift) is refused if the alert was written since (a new list reopened it).
 """
 
 from __future__ import annotations
