@@ -86,7 +86,8 @@ class PushQueue:
     queued, so a backlog at the notifier or a batch's commit tried again pushed hours-old
     news with a fresh stamp (found in review, 2026-12-06). A dead letter replayed is a new
     message in the stream, but carries its first time (fjordbank.runtime.dead_letters.
-    ORIGINAL_TIME, the caller's Delivery.entered): its news is as late as it is."""
+    ORIGINAL_TIME, the caller's Delivery.entered; for a letter from before the header, the
+    time it was dead-lettered): its news is as late as it is."""
 
     def __init__(self, topic: JsonTopic, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.topic = topic

@@ -33,6 +33,10 @@ DEAD_LETTER_HEADERS: dict[str, Any] = {
         "Fjb-Original-Subject": {"type": "string"},
         "Fjb-Original-Sequence": {"type": "string"},
         "Fjb-Deliveries": {"type": "string"},
+        "Fjb-Original-Time": {
+            "type": "string",
+            "description": "when the message first entered its stream (ISO 8601, UTC); a replay carries it",
+        },
         "Nats-Msg-Id": {"type": "string", "description": "dlq:<stream>:<sequence>:<durable>"},
         "traceparent": {"type": "string"},
     },

@@ -68,6 +68,14 @@ def original_time(headers: dict[str, str]) -> dt.datetime | None:
     return at if at.tzinfo is not None else None
 
 
+def _first_time(headers: dict[str, str], dead_lettered: dt.datetime | None) -> dt.datetime | None:
+    """When a letter's message first entered its stream, as near as is known."""
+    said = original_time(headers)
+    if dead_lettered is None:
+        return said
+    return min(said, dead_lettered) if said is not None else dead_lettered
+
+
 class ReplayRefused(Exception):
     """The dead letter is not published again (the message says why)."""
 
@@ -143,8 +151,11 @@ async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, aga
         )
     msg_id = f"replay:{topology.STREAM_DLQ}:{sequence}" + (f":{times + 1}" if times else "")
     # the dead letter's trace context goes along: the replay continues the payment's trace;
-    # and its first time: a replay's news is as late as the original's
-    carried = {k: v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate", ORIGINAL_TIME.lower())}
+    # and its first time: a replay's news is as late as the original's (a letter from before
+    # the header, 2026-12-06, or one whose header says later: the time it entered the DLQ,
+    # no earlier than its message's)
+    carried = {k: v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
+    carried |= original_time_header(_first_time(headers, getattr(msg, "time", None)))
     ack = await js.publish(subject, data, headers={**carried, "Nats-Msg-Id": msg_id})
     if getattr(ack, "duplicate", False) is True:
         # another replay of the same letter published it within JetStream's duplicate window

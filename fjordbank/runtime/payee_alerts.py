@@ -13,10 +13,11 @@ under that name pass again, until the list says something new of it. ``confirm``
 listed party): every payment to its account is refused, and still recorded; reporting it to
 the authorities is the officer's, outside this system. ``lift`` (a confirmed party
 delisted): payments pass while the list does not name it; listed again, even as before,
-they are refused and the alert opens again (``clear`` there would pass it for good). ``list`` prints one JSON object per alert, with the
-payments refused at its account (``attempts``, at most 1,000: ``attemptsCapped``) and who
-made them (``payers``), the oldest 200 alerts first, and its ``version``: a decision given it
-(``--seen``, required to clear or lift) is refused if the alert was written since (a new list reopened it).
+they are refused and the alert opens again (``clear`` there would pass it for good).
+``list`` prints one JSON object per alert, with the payments refused at its account
+(``attempts``, at most 1,000: ``attemptsCapped``) and who made them (``payers``), the oldest
+200 alerts first, and its ``version``: a decision given it (``--seen``, required to clear or
+lift) is refused if the alert was written since (a new list reopened it).
 """
 
 from __future__ import annotations

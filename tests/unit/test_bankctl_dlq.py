@@ -9,6 +9,7 @@ payments stream."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from types import SimpleNamespace
 
@@ -195,12 +196,24 @@ async def test_a_replay_carries_its_letter_s_first_time() -> None:
     js = _JetStream(_Marks())
     js.letters[7].headers[ORIGINAL_TIME] = "2026-12-03T10:00:00+00:00"
     js.letters[7].headers["Fjb-Reason"] = "KeyError"
+    js.letters[7].time = dt.datetime(2026, 12, 3, 10, 0, 5, tzinfo=dt.UTC)  # when it entered the DLQ
     await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
     assert js.published[0][1] == {
         "traceparent": "00-abc-def-01",
         ORIGINAL_TIME: "2026-12-03T10:00:00+00:00",
         "Nats-Msg-Id": "replay:DLQ:7",
     }
+    # a letter from before the header: the time it entered the DLQ (its message's was earlier)
+    js = _JetStream(_Marks())
+    js.letters[7].time = dt.datetime(2026, 12, 3, 10, 0, 5, tzinfo=dt.UTC)
+    await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
+    assert js.published[0][1][ORIGINAL_TIME] == "2026-12-03T10:00:05+00:00"
+    # one whose header says later than that: not believed
+    js = _JetStream(_Marks())
+    js.letters[7].headers[ORIGINAL_TIME] = "2026-12-05T10:00:00+00:00"
+    js.letters[7].time = dt.datetime(2026, 12, 3, 10, 0, 5, tzinfo=dt.UTC)
+    await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
+    assert js.published[0][1][ORIGINAL_TIME] == "2026-12-03T10:00:05+00:00"
 
 
 async def test_a_replay_whose_mark_cannot_be_written_is_published_and_said(caplog, monkeypatch) -> None:
