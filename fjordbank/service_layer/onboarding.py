@@ -45,15 +45,26 @@ def customer_event(uid: str, status: str, reason: str | None, account_id: str | 
     return outbox.Event(SUBJECTS[status], body, f"customer:{uid}:{status}")
 
 
+class SanctionsListUnusable(RuntimeError):
+    """The deployed sanctions list cannot be screened against: the bank's fault, not the
+    applicant's (an internal error to the app, counted as one at the edge), where a
+    DomainError of the list answered the applicant INVALID_ARGUMENT and was counted as a
+    refusal, which no alert watches (found in review, 2026-12-06)."""
+
+
 def load_sanctions(path: str) -> SanctionsList:
-    """The list onboarding and the rescreen screen against. A list with no entries is
-    refused: screening against it would approve everyone (the services' own reader refuses it
-    too: fjordbank.adapters.sanctions_file; the rescreen refuses one shrunk too far against
-    the list it last screened everyone against: fjordbank.service_layer.rescreening)."""
-    with open(path, "rb") as fh:
-        sanctions = SanctionsList.from_xml(fh.read())
+    """The list onboarding and the rescreen screen against. A list that cannot be read, or
+    has no entries, is refused (`SanctionsListUnusable`): screening against an empty one
+    would approve everyone (the services' own reader refuses it too:
+    fjordbank.adapters.sanctions_file; the rescreen refuses one shrunk too far against the
+    list it last screened everyone against: fjordbank.service_layer.rescreening)."""
+    try:
+        with open(path, "rb") as fh:
+            sanctions = SanctionsList.from_xml(fh.read())
+    except InvalidSanctionsList as exc:
+        raise SanctionsListUnusable(f"the sanctions list {path!r} cannot be used: {exc.message}") from exc
     if not len(sanctions):
-        raise InvalidSanctionsList("the sanctions list has no entries: screening against it would pass everyone")
+        raise SanctionsListUnusable("the sanctions list has no entries: screening against it would pass everyone")
     return sanctions
 
 

@@ -104,6 +104,11 @@ def test_a_list_file_with_no_entries_is_not_loaded(tmp_path):
     text = SAMPLE_LIST.read_text()
     start, end = text.index("<sanctionEntity"), text.rindex("</sanctionEntity>") + len("</sanctionEntity>")
     empty.write_text(text[:start] + text[end:])
-    with pytest.raises(InvalidSanctionsList, match="no entries"):
+    with pytest.raises(onboarding.SanctionsListUnusable, match="no entries"):
         onboarding.load_sanctions(str(empty))
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<export>")
+    with pytest.raises(onboarding.SanctionsListUnusable, match="cannot be used") as unusable:
+        onboarding.load_sanctions(str(broken))
+    assert not isinstance(unusable.value, InvalidSanctionsList)  # no refusal of the applicant's
     assert len(onboarding.load_sanctions(str(SAMPLE_LIST))) == len(SAMPLE)
