@@ -59,7 +59,7 @@ async def read_to_the_end(
                 msg = await sub.next_msg(timeout=wait)
             except nats.errors.TimeoutError:
                 now = await sub.consumer_info()
-                if not now.num_pending and _sent(now) <= len(out):
+                if not now.num_pending and _last_sent(now) <= _last_read(out):
                     return out  # the rest left the stream meanwhile (its age limit, a purge)
                 raise ReadCut(len(out), due) from None
             out.append(msg)
@@ -74,6 +74,18 @@ async def read_to_the_end(
 def _sent(info: Any) -> int:
     """Messages a consumer has sent (on their way or taken)."""
     return int(info.delivered.consumer_seq or 0) if info.delivered is not None else 0
+
+
+def _last_sent(info: Any) -> int:
+    """The stream sequence of the last message the consumer sent. By sequence, not count:
+    nats-py replaces an ordered consumer after a gap, and the new one counts from 0, so a
+    count said "all sent" with messages lost before the replacement (found in review,
+    2026-12-06)."""
+    return int(info.delivered.stream_seq or 0) if info.delivered is not None else 0
+
+
+def _last_read(out: list[Any]) -> int:
+    return int(out[-1].metadata.sequence.stream) if out else 0
 
 
 def kv_key(msg: Any, bucket: str) -> str | None:

@@ -40,7 +40,11 @@ class _Subscription:
 
     async def consumer_info(self):
         sent = max(self.in_flight, self.n)
-        return SimpleNamespace(num_pending=self._sendable() - sent, delivered=SimpleNamespace(consumer_seq=sent))
+        meta = getattr(self.messages[sent - 1], "metadata", None) if sent else None
+        last = meta.sequence.stream if meta is not None else sent
+        return SimpleNamespace(
+            num_pending=self._sendable() - sent, delivered=SimpleNamespace(consumer_seq=sent, stream_seq=last)
+        )
 
     async def next_msg(self, timeout):
         if self.lost_after is not None and self.n >= self.lost_after:
@@ -67,8 +71,13 @@ class _JetStream:
 
 def _letters(count: int) -> list:
     return [
-        SimpleNamespace(subject="dlq.ledger", data=b"{}", headers={}, metadata=SimpleNamespace(num_pending=0))
-        for _ in range(count)
+        SimpleNamespace(
+            subject="dlq.ledger",
+            data=b"{}",
+            headers={},
+            metadata=SimpleNamespace(num_pending=0, sequence=SimpleNamespace(stream=n + 1)),
+        )
+        for n in range(count)
     ]
 
 
@@ -117,3 +126,20 @@ async def test_a_buckets_entries_are_its_keys_last_values_without_the_deleted() 
     assert await kv_entries(js, bucket) == {"7": b'{"times": 2}', "10": b"{}"}  # type: ignore[arg-type]
     assert js.asked["subject"] == f"$KV.{bucket}.>" and js.asked["stream"] == f"KV_{bucket}"
     assert js.asked["ordered_consumer"] is True and js.asked["deliver_policy"].value == "last_per_subject"
+
+
+async def test_messages_lost_after_the_ordered_consumer_was_replaced_are_a_cut_not_the_end() -> None:
+    """nats-py replaces an ordered consumer after a gap, and the new one counts from 0: by
+    count, the two messages lost at the end after a replacement looked like messages that
+    had left the stream, and part of the list came back as the whole (found in review,
+    2026-12-06). By stream sequence, they are a cut."""
+
+    class Replaced(_Subscription):
+        async def consumer_info(self):
+            if not self.n:
+                return SimpleNamespace(num_pending=10, delivered=SimpleNamespace(consumer_seq=0, stream_seq=0))
+            # replaced after the fifth: the new consumer sent 6..10 (5), the last two lost on the way
+            return SimpleNamespace(num_pending=0, delivered=SimpleNamespace(consumer_seq=5, stream_seq=10))
+
+    with pytest.raises(ReadCut, match="after 8 of 10"):
+        await read_to_the_end(_JetStream(Replaced(_letters(10), silent_after=8)), "dlq.>", wait=0.01)  # type: ignore[arg-type]
