@@ -184,7 +184,7 @@ def _record(docs: Documents, done: Run, *, error: BaseException | None) -> None:
     that ended well (`FjbRescreenNotRun`), ``walkStartedAt`` says how long this list's walk
     has taken (`FjbRescreenBehind`); a run that failed leaves what the last one said of the
     walk and adds its error. Never raises: the run's own error is the one to see."""
-    fields: dict[str, Any] = {"ranAt": SERVER_TIME, "error": repr(error)[:300] if error else None}
+    fields: dict[str, Any] = {"ranAt": SERVER_TIME, "error": repr(error)[:500] if error else None}
     if error is None:
         fields |= {**done.summary(), "lastOkAt": SERVER_TIME, "walkStartedAt": done.started}
     try:
@@ -208,6 +208,8 @@ def _walk(
     found = docs.get_many([state_path(sanctions.version), BASELINE])
     state, baseline = found[state_path(sanctions.version)], found[BASELINE]
     base = baseline.data if baseline is not None else {}
+    if base.get("acceptShrunk") not in (None, sanctions.version):
+        _lapse_acceptance(docs, base["acceptShrunk"])
     if base.get("version") == sanctions.version:
         done.done = True  # every customer is screened against this list
         return
@@ -215,11 +217,9 @@ def _walk(
     if isinstance(screened_before, list) and base.get("acceptShrunk") != sanctions.version:
         if shrunk_too_far(len(sanctions), len(screened_before)):
             raise ListRefused(
-                f"the sanctions list {sanctions.version} has {len(sanctions)} entries against "
-                f"{len(screened_before)} in the list every customer was screened against: a truncated "
-                "export or a wrong file is not taken (it would forget what compliance decided on every "
-                "entry it lacks). If the list really shrank so, set acceptShrunk to its version on "
-                f"{BASELINE}"
+                f"list {sanctions.version} refused: {len(sanctions)} entries against {len(screened_before)} "
+                f"screened before (truncated or wrong file?); to take it, set acceptShrunk={sanctions.version} "
+                f"on {BASELINE}"
             )
     state = _started(docs, sanctions.version, state, clock)  # the ops sweep sees it from here
     if state is None:
@@ -256,6 +256,20 @@ def _walk(
         if monotonic() >= deadline:
             done.stopped = "budget"
             return
+
+
+def _lapse_acceptance(docs: Documents, accepted: object) -> None:
+    """Compliance's acceptance of a shrunk list lapses when another list runs (a rollback,
+    a newer list): the same truncated file deployed again later is refused again, not taken
+    on a decision made for another time (found in review, 2026-12-06)."""
+
+    def lapse(uow: UnitOfWork) -> None:
+        found = uow.get(BASELINE)
+        if found is not None and found.data.get("acceptShrunk") == accepted:
+            uow.update(BASELINE, {"acceptShrunk": None})
+
+    docs.transact(lapse, operation="rescreen_acceptance")
+    log.warning("acceptance of a shrunk sanctions list lapsed: another list runs", extra={"accepted": accepted})
 
 
 def _started(docs: Documents, version: str, state: Doc | None, clock: Clock) -> Doc | None:

@@ -67,10 +67,11 @@ def test_a_list_shrunk_too_far_is_refused_and_forgets_nothing():
     seen = data(docs, alert_path("namesake"))["seen"]
 
     wrong = SanctionsList(SAMPLE.entries[:1])  # 1 of 7: a truncated export parses fine
-    with pytest.raises(ListRefused, match=f"has 1 entries against {len(SAMPLE)}.*acceptShrunk"):
+    with pytest.raises(ListRefused, match=f"1 entries against {len(SAMPLE)}.*acceptShrunk={wrong.version}"):
         rescreening.run(docs, wrong, clock=at(3))
     assert data(docs, BASELINE)["version"] == SAMPLE.version and data(docs, BASELINE)["forget"] == []
     assert "ListRefused" in data(docs, rescreening.LAST_RUN)["error"]
+    assert f"acceptShrunk={wrong.version}" in data(docs, rescreening.LAST_RUN)["error"]  # the record says how
     assert data(docs, alert_path("namesake"))["seen"] == seen
 
     back = rescreening.run(docs, SAMPLE, clock=at(4))  # the right file again: nothing to do
@@ -112,3 +113,17 @@ def test_a_list_file_with_no_entries_is_not_loaded(tmp_path):
         onboarding.load_sanctions(str(broken))
     assert not isinstance(unusable.value, InvalidSanctionsList)  # no refusal of the applicant's
     assert len(onboarding.load_sanctions(str(SAMPLE_LIST))) == len(SAMPLE)
+
+
+def test_an_acceptance_lapses_when_another_list_runs():
+    """Accepted, then rolled back before it was walked: the acceptance stayed, and the same
+    truncated file deployed a month later was taken without a new decision (found in
+    review, 2026-12-06)."""
+    docs = MemoryDocuments(fixed_clock())
+    rescreening.run(docs, SAMPLE, clock=at(0))
+    smaller = SanctionsList(SAMPLE.entries[:3])
+    seed(docs, {BASELINE: {**(data(docs, BASELINE) or {}), "acceptShrunk": smaller.version}})
+    assert rescreening.run(docs, SAMPLE, clock=at(1)).done  # rolled back to the baseline's list
+    assert data(docs, BASELINE).get("acceptShrunk") is None
+    with pytest.raises(ListRefused):
+        rescreening.run(docs, smaller, clock=at(2))
