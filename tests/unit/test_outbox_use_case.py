@@ -120,6 +120,15 @@ def test_the_relay_leaves_young_events_to_their_use_case_and_nats_away_to_the_ne
     assert staged(docs) == []
 
 
+class Poisoned(RecordingPublisher):
+    """NATS up; the events whose id starts "bad" are of a subject no stream takes."""
+
+    def publish_json(self, subject, body, *, msg_id, stream=None):
+        if msg_id.startswith("bad"):
+            raise PublishError("no stream takes this subject")
+        super().publish_json(subject, body, msg_id=msg_id, stream=stream)
+
+
 def test_events_that_can_never_be_published_hold_up_no_later_event(docs):
     """The relay takes the oldest first and stops after three failures in a row: three
     events no stream or permission takes any more were tried first at every run, and no
@@ -129,12 +138,6 @@ def test_events_that_can_never_be_published_hold_up_no_later_event(docs):
     good = outbox.Event("customers.approved", {"uid": "u1"}, "customer:u1:approved")
     change_with_events(docs, *poison, staged_at=NOW - dt.timedelta(hours=1))
     change_with_events(docs, good, staged_at=NOW - dt.timedelta(minutes=1))
-
-    class Poisoned(RecordingPublisher):
-        def publish_json(self, subject, body, *, msg_id, stream=None):
-            if msg_id.startswith("bad"):
-                raise PublishError("no stream takes this subject")
-            super().publish_json(subject, body, msg_id=msg_id, stream=stream)
 
     publisher = Poisoned()
     runs = [NOW + dt.timedelta(minutes=5 * n) for n in range(12)]  # the job's runs for an hour
@@ -157,12 +160,6 @@ def test_many_events_that_can_never_be_published_hold_up_no_event_staged_later(d
     later event goes out at the first run that finds it."""
     poison = [outbox.Event("customers.renamed", {"n": i}, f"bad{i:03d}") for i in range(poisoned)]
     change_with_events(docs, *poison, staged_at=NOW - dt.timedelta(hours=1))
-
-    class Poisoned(RecordingPublisher):
-        def publish_json(self, subject, body, *, msg_id, stream=None):
-            if msg_id.startswith("bad"):
-                raise PublishError("no stream takes this subject")
-            super().publish_json(subject, body, msg_id=msg_id, stream=stream)
 
     publisher = Poisoned()
     # never tried, the first of them fails, and the others of its subject are left untried
