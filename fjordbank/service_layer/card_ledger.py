@@ -133,11 +133,20 @@ async def _close_refusal(
     uow.update(path, {"status": "posted", "postedAt": SERVER_TIME})
 
 
-def _posted(record: dict[str, Any], collection: str, auth_id: str, operation_ref: str) -> bool:
-    """Whether the record has posted this capture or refund already."""
+def _posted(
+    record: dict[str, Any], collection: str, auth_id: str, operation_ref: str, amount: int | None, reason: str | None
+) -> bool:
+    """Whether the record has posted this capture or refund already, for this amount: a
+    refusal of its reference with another amount (``reference_reused``) is money the scheme
+    settles that nobody posted, and stays open (taken for posted, it was hidden from the
+    reconciliation and the metric: found in review, 2026-12-06)."""
+    if reason == "reference_reused":
+        return False
     if collection == CAPTURE_REFUSALS:
-        return record.get("status") == "captured" and record.get("captureRef") == operation_ref
-    return settlement.refund_id(auth_id, operation_ref) in (record.get(settlement.REFUNDS) or {})
+        same = amount is None or record.get("capturedAmount") == amount
+        return record.get("status") == "captured" and record.get("captureRef") == operation_ref and same
+    given = (record.get(settlement.REFUNDS) or {}).get(settlement.refund_id(auth_id, operation_ref))
+    return given is not None and given.get("amount") == amount
 
 
 def refusal_path(collection: str, reference: str, operation_ref: str) -> str:
@@ -535,9 +544,8 @@ class CardLedger:
         async def run(uow: AsyncUnitOfWork) -> bool:
             got = await uow.get_many([path, record_path])
             kept, record = _data(got[path]), _data(got[record_path])
-            posted = record is not None and _posted(
-                record, collection, rules.authorization_id(reference), operation_ref
-            )
+            auth_id = rules.authorization_id(reference)
+            posted = record is not None and _posted(record, collection, auth_id, operation_ref, amount, reason)
             if kept is not None:
                 uow.update(path, {"refusals": Increment(1), "lastAt": SERVER_TIME})
                 return False

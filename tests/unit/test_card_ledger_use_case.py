@@ -2211,3 +2211,23 @@ async def test_refusals_past_the_record_s_bound_are_kept_and_said(bank: Bank, ca
     record = bank.docs.data(f"cardAuthorizations/{r.auth_id}") or {}
     assert len(record["refusedRefunds"]) == card_ledger.REFUSED_KEPT
     assert "not named on its record (too many)" in caplog.text
+
+
+async def test_a_reference_used_again_with_another_amount_is_kept_open(bank: Bank) -> None:
+    """Refused as reference_reused, it was taken for posted (its reference was), hidden from
+    the reconciliation and the metric, though the scheme settles the other amount (found in
+    review, 2026-12-06)."""
+    pan = bank.add_card()
+    await bank.buy(pan, reference="ref-1", amount=25_000)
+    assert (await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=20_000)).status == "captured"
+    again = await bank.ledger.capture("ref-1", capture_ref="cap-1", amount=25_000)
+    assert again.reason == "reference_reused"
+    assert await bank.ledger.note_refused_capture("ref-1", capture_ref="cap-1", amount=25_000, reason=again.reason)
+    path = card_ledger.refusal_path(card_ledger.CAPTURE_REFUSALS, "ref-1", "cap-1")
+    assert (bank.docs.data(path) or {})["status"] == "open"
+    assert (await bank.ledger.refund("ref-1", refund_ref="rf-1", amount=5_000)).status == "refunded"
+    other = await bank.ledger.refund("ref-1", refund_ref="rf-1", amount=7_000)
+    assert await bank.ledger.note_refused_refund("ref-1", refund_ref="rf-1", amount=7_000, reason=other.reason)
+    assert (bank.docs.data(card_ledger.refusal_path(card_ledger.REFUND_REFUSALS, "ref-1", "rf-1")) or {})[
+        "status"
+    ] == "open"
