@@ -53,8 +53,9 @@ class SanctionsListUnusable(RuntimeError):
 
 
 def load_sanctions(path: str) -> SanctionsList:
-    """The list onboarding and the rescreen screen against. A list that cannot be read, or
-    has no entries, is refused (`SanctionsListUnusable`): screening against an empty one
+    """The list onboarding and the rescreen screen against. A file that is not a list (its
+    parser refuses it), or a list with no entries, is refused (`SanctionsListUnusable`; a
+    file that is not there raises OSError, the bank's error as well): screening against an empty one
     would approve everyone (the services' own reader refuses it too:
     fjordbank.adapters.sanctions_file; the rescreen refuses one shrunk too far against the
     list it last screened everyone against: fjordbank.service_layer.rescreening)."""

@@ -50,10 +50,10 @@ RELAY_BUDGET_SECONDS = 20.0
 # first pass; `_staged` within a page): the relay stops after MAX_FAILED_IN_A_ROW failures,
 # so events that can never be published (a subject no stream or permission takes any more
 # after a deploy) taken oldest first held up every later event for good. A subject family
-# that failed is not tried again in the run (`RelayRun`): such a subject costs one publish's
-# timeout a run, however many of its events wait. Noted on the event's document (`FAILURES`,
-# `RETRY_AT`); NATS away for a while delays only the few events each run tried meanwhile
-# (and those of their families), by at most the longest back-off.
+# that failed twice is not tried again in the run (`RelayRun`): such a subject costs two
+# publishes' timeouts a run, however many of its events wait, and one blip holds up nothing.
+# Noted on the event's document (`FAILURES`, `RETRY_AT`); NATS away for a while delays only
+# the few events each run tried meanwhile, by at most the longest back-off.
 RETRY_FIRST_SECONDS = 60
 RETRY_LONGEST_SECONDS = 900
 FAILURES, RETRY_AT = "failures", "retryAt"
@@ -103,16 +103,25 @@ def family(subject: str) -> str:
     return head if head and last.isdigit() else subject
 
 
+FAMILY_FAILURES = 2  # failures of a subject family in a relay run before the rest of it waits
+PAGE_GROWTH = 4  # a pass's page grows (by the events it leaves in place) to at most this many pages
+
+
 @dataclass
 class RelayRun:
-    """One relay run's bookkeeping across its pages: the subject families whose publish
-    failed in it (the others of a family are not tried again in the run: a subject no stream
-    takes after a deploy costs one publish's timeout a run, not three, and does not make the
-    run take NATS for away), and whether NATS looked away (failures of three families in a
-    row: the run ends)."""
+    """One relay run's bookkeeping across its pages and passes: how often each subject
+    family failed in it (from `FAMILY_FAILURES` on, the rest of the family is not tried again
+    in the run: a subject no stream takes after a deploy costs two publishes' timeouts a
+    run, however many of its events wait, where one failure, a blip, holds up nothing), the
+    failures in a row, and whether NATS looked away (`MAX_FAILED_IN_A_ROW` in a row, across
+    pages: the run ends)."""
 
-    failing: set[str] = field(default_factory=set)
+    failures: dict[str, int] = field(default_factory=dict)
+    in_a_row: int = 0
     away: bool = False
+
+    def skips(self, event: Event) -> bool:
+        return self.failures.get(family(event.subject), 0) >= FAMILY_FAILURES
 
 
 class _Delivery:
@@ -121,31 +130,30 @@ class _Delivery:
 
     def __init__(self, events: list[Event], relay: RelayRun | None = None) -> None:
         self.events = events
-        self.relay = relay
+        self.skipping = relay is not None  # a use case's own delivery tries each event
+        self.relay = relay if relay is not None else RelayRun()  # (a use case's: this delivery's)
         self.published = 0
-        self.failed_in_a_row = 0
 
     def skips(self, event: Event) -> bool:
-        """Left untried: its family failed earlier in this relay run."""
-        return self.relay is not None and family(event.subject) in self.relay.failing
+        """Left untried: its family failed often enough earlier in this relay run."""
+        return self.skipping and self.relay.skips(event)
 
     def failed(self, n: int, event: Event) -> bool:
         """A publish failed: True when the rest are left for the relay."""
         log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
-        self.failed_in_a_row += 1
-        if self.relay is not None:
-            self.relay.failing.add(family(event.subject))
-        if self.failed_in_a_row < MAX_FAILED_IN_A_ROW:
+        name = family(event.subject)
+        self.relay.failures[name] = self.relay.failures.get(name, 0) + 1
+        self.relay.in_a_row += 1
+        if self.relay.in_a_row < MAX_FAILED_IN_A_ROW:
             return False
         left = len(self.events) - n - 1
         log.warning("NATS does not take events: the rest wait in the outbox", extra={"left": left})
-        if self.relay is not None:
-            self.relay.away = True
+        self.relay.away = True
         return True  # NATS is away: each try waits for its timeout
 
     def done(self) -> None:
         self.published += 1
-        self.failed_in_a_row = 0
+        self.relay.in_a_row = 0
 
 
 def deliver(
@@ -283,22 +291,13 @@ def _page(cutoff: dt.datetime, limit: int, *, fresh: bool) -> dict[str, Any]:
     }
 
 
-def _go_on(found: list[Doc], size: int, relay: RelayRun, started: float, budget: float) -> bool:
-    """Another page: this one was full, NATS did not look away, and time is left. (The next
-    is read from the oldest again, ``size`` plus what this one left in place: the events
+def _go_on(full: bool, room: bool, relay: RelayRun, started: float, budget: float) -> bool:
+    """Another page: this one was ``full``, what the pages leave in place is not yet
+    `PAGE_GROWTH` pages (``room``), NATS did not look away, and time is left. (The next is
+    read from the oldest again, a page plus what this one left in place: the events
     published are gone, those left in place, malformed, in their back-off or of a family
-    that failed in the run, come first again.)"""
-    return len(found) == size and not relay.away and time.monotonic() - started < budget
-
-
-def _left_behind(events: list[Event], failed: list[Event], relay: RelayRun, fresh: bool) -> list[Event]:
-    """The events to put in a back-off after a page: those that failed; and in the first
-    pass, those of a family that failed, untried, so they leave the events never tried (or
-    every later page of the pass would read them again)."""
-    if not fresh:
-        return failed
-    tried = {e.msg_id for e in failed}
-    return failed + [e for e in events if e.msg_id not in tried and family(e.subject) in relay.failing]
+    held in the run, come first again.)"""
+    return full and room and not relay.away and time.monotonic() - started < budget
 
 
 def _relayed(collection: str, pending: int, published: int) -> dict[str, int]:
@@ -332,15 +331,18 @@ def relay(
     for fresh in (True, False):
         left = 0
         while True:
-            found = docs.query(collection, **_page(cutoff, limit + left, fresh=fresh))
+            size = limit + left
+            found = docs.query(collection, **_page(cutoff, size, fresh=fresh))
             events = _staged(found, collection, now)
             failed: list[Event] = []
             done = deliver(docs, publisher, events, collection=collection, failed=failed, relay=run)
-            _note_failed(docs, _left_behind(events, failed, run, fresh), collection, now)
+            _note_failed(docs, failed, collection, now)
             seen, published = seen | {d.id for d in found}, published + done
-            if not _go_on(found, limit + left, run, started, budget):
+            # left in place and read again by the next page: in the first pass not those that
+            # failed (in their back-off now, out of its query)
+            left = len(found) - done - (len(failed) if fresh else 0)
+            if not _go_on(len(found) == size, left < PAGE_GROWTH * limit, run, started, budget):
                 break
-            left = len(found) - done
         if run.away or time.monotonic() - started >= budget:
             break
     return _relayed(collection, len(seen), published)
@@ -364,15 +366,18 @@ async def relay_async(
     for fresh in (True, False):
         left = 0
         while True:
-            found = await docs.query(collection, **_page(cutoff, limit + left, fresh=fresh))
+            size = limit + left
+            found = await docs.query(collection, **_page(cutoff, size, fresh=fresh))
             events = _staged(found, collection, now)
             failed: list[Event] = []
             done = await deliver_async(docs, publisher, events, collection=collection, failed=failed, relay=run)
-            await _note_failed_async(docs, _left_behind(events, failed, run, fresh), collection, now)
+            await _note_failed_async(docs, failed, collection, now)
             seen, published = seen | {d.id for d in found}, published + done
-            if not _go_on(found, limit + left, run, started, budget):
+            # left in place and read again by the next page: in the first pass not those that
+            # failed (in their back-off now, out of its query)
+            left = len(found) - done - (len(failed) if fresh else 0)
+            if not _go_on(len(found) == size, left < PAGE_GROWTH * limit, run, started, budget):
                 break
-            left = len(found) - done
         if run.away or time.monotonic() - started >= budget:
             break
     return _relayed(collection, len(seen), published)
