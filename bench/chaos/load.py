@@ -357,17 +357,23 @@ JOBS = ("submit-due-payments", "submit-due-payments", "relay-outbox")  # two tic
 
 
 def job_messages(job: str, uid: str, now: dt.datetime) -> list[dict]:
-    """The job's message as the scheduler sends it; on a day banks do not settle (the
-    due-payments job pays nothing then) also one that runs it as of noon on the next banking
-    day, scoped to the payer (emulator only: fjordbank.service_layer.scheduled.job_overrides),
-    so the orders made today are still paid in the run, nobody else's early, and the plain
-    tick still publishes what other workloads left unpublished."""
+    """The job's message as the scheduler sends it, and for the due-payments job also one
+    scoped to the payer (emulator only: fjordbank.service_layer.scheduled.job_overrides), so
+    the orders made in the run are paid in it: a scoped run neither reads nor writes the
+    accounts the last runs paid from (fjordbank.service_layer.settling), which hold a payer's
+    next due payment for ten minutes after a run paid from it, longer than the run drains
+    (on a banking day, every order after the first failed the check: seen 2026-12-07). On a
+    day banks do not settle (the job pays nothing then) the scoped one runs as of noon on
+    the next banking day. The plain tick still publishes what other workloads left
+    unpublished, and pays the payer's orders too (each due date is claimed once)."""
     from fjordbank.domain.norway import OSLO, is_banking_day, next_banking_day, today_in_norway
 
     plain = {"job": job}
-    today = today_in_norway(now)
-    if job != "submit-due-payments" or is_banking_day(today):
+    if job != "submit-due-payments":
         return [plain]
+    today = today_in_norway(now)
+    if is_banking_day(today):
+        return [plain, {"job": job, "uids": [uid]}]
     at = dt.datetime.combine(next_banking_day(today), dt.time(12), tzinfo=OSLO)
     return [plain, {"job": job, "now": at.astimezone(dt.UTC).isoformat(), "uids": [uid]}]
 

@@ -174,12 +174,16 @@ def test_each_job_run_s_end_is_read_from_the_emulators_log_by_its_message_id(tmp
 
 
 def test_the_chaos_runs_standing_orders_are_paid_on_a_day_banks_do_not_settle_too():
-    """The load's standing orders start today and the job must pay them in the run: on a
-    Saturday it runs as of noon on Monday, for the payer only."""
+    """The load's standing orders start today and the job must pay them in the run: for
+    the payer only (no ten-minute settling hold after the run that paid the first), and on
+    a Saturday as of noon on Monday."""
     from bench.chaos.load import job_messages
 
     friday = dt.datetime(2027, 4, 30, 10, tzinfo=UTC)
-    assert job_messages("submit-due-payments", "u1", friday) == [{"job": "submit-due-payments"}]
+    assert job_messages("submit-due-payments", "u1", friday) == [
+        {"job": "submit-due-payments"},
+        {"job": "submit-due-payments", "uids": ["u1"]},  # no settling hold: paid in the run
+    ]
     saturday = dt.datetime(2027, 5, 1, 10, tzinfo=UTC)  # 1 May, a Saturday
     plain, shifted = job_messages("submit-due-payments", "u1", saturday)
     assert plain == {"job": "submit-due-payments"}  # publishes what other workloads left unpublished
