@@ -535,16 +535,12 @@ class CardLedger:
         2026-12-06). Returns whether this refusal is new and open; a failure is logged and
         the processor's answer stands (False)."""
         reference = fields["reference"]
-        path, record_path = (
-            refusal_path(collection, reference, operation_ref),
-            authorization_path(rules.authorization_id(reference)),
-        )
-        field = REFUSED[collection]
+        auth_id, field = rules.authorization_id(reference), REFUSED[collection]
+        path, record_path = refusal_path(collection, reference, operation_ref), authorization_path(auth_id)
 
         async def run(uow: AsyncUnitOfWork) -> bool:
             got = await uow.get_many([path, record_path])
             kept, record = _data(got[path]), _data(got[record_path])
-            auth_id = rules.authorization_id(reference)
             posted = record is not None and _posted(record, collection, auth_id, operation_ref, amount, reason)
             if kept is not None:
                 uow.update(path, {"refusals": Increment(1), "lastAt": SERVER_TIME})
@@ -553,7 +549,7 @@ class CardLedger:
                 path,
                 {
                     **fields,
-                    "authId": rules.authorization_id(reference),
+                    "authId": auth_id,
                     "amount": amount,
                     "reason": reason,
                     "status": "posted" if posted else "open",  # open: the reconciliation's to clear
