@@ -238,8 +238,8 @@ def _walk(
     done.against = len(against)
     cursor = position = state.data.get("cursor")  # the cursor as last moved; the last record screened
     counted = (done.screened, done.alerts)
-    deadline = moved = monotonic()
-    deadline += budget
+    moved = monotonic()  # when the cursor last moved
+    deadline = moved + budget
     while True:
         after = Doc(position, {}, EPOCH) if isinstance(position, str) else None
         records = docs.query(KYC, limit=page, start_after=after) if len(against) else []
