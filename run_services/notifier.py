@@ -109,6 +109,12 @@ class NotifierHandler:
                 contexts += [step.batch[i].context] * len(made)
                 entered += [step.batch[i].entered] * len(made)
                 step.ack(i)
+            keep = await notifier.still_current(self.docs, pushes) if pushes else []
+            if dropped := [p for p, k in zip(pushes, keep, strict=True) if not k]:
+                log.info("push out of date not queued", extra={"keys": [p.dedupe_key for p in dropped]})
+            pushes = [p for p, k in zip(pushes, keep, strict=True) if k]
+            contexts = [c for c, k in zip(contexts, keep, strict=True) if k]
+            entered = [e for e, k in zip(entered, keep, strict=True) if k]
             if pushes:
                 await self.queue_pushes(pushes, contexts, entered)
 

@@ -374,6 +374,17 @@ def device_pushes(event: dict[str, Any]) -> list[Push]:
     return [Push(uid, SECURITY, title, body, data, key)]
 
 
+def superseded(push: Push, customer_status: object) -> bool:
+    """An onboarding push of "we are checking your application" whose customer is decided
+    since: the review's event can reach the notifier after the decision's when its first
+    publish failed and the outbox relay sent the decision's (never tried) first, and the
+    customer would read "checking" after "welcome". The decisions are final, so only the
+    review's push can be out of date."""
+    return (
+        push.kind == ONBOARDING and push.data.get("status") == "review" and customer_status in ("approved", "rejected")
+    )
+
+
 def customer_pushes(event: dict[str, Any]) -> list[Push]:
     """The pushes of a customers.* event the notifier reads: an onboarding result, or a
     change to the customer's devices (the wire forms differ: ``status`` or ``change``)."""

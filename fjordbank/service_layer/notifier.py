@@ -48,7 +48,7 @@ from fjordbank.adapters.firestore import (
     request_path,
 )
 from fjordbank.domain import feed
-from fjordbank.domain.notifications import ENTRY_STATUS, Push
+from fjordbank.domain.notifications import ENTRY_STATUS, Push, superseded
 from fjordbank.domain.payments import (
     BANK_REQUEST_PREFIX,
     INCOMING,
@@ -120,6 +120,21 @@ class Names(Recent[str, str]):
 
     def __init__(self, size: int = NAMES) -> None:
         super().__init__(size)
+
+
+async def still_current(docs: AsyncDocuments, pushes: list[Push]) -> list[bool]:
+    """Whether each push still tells the customer's state (`superseded`): the customers of
+    the onboarding pushes that may be out of date are read, in one round trip, the others
+    never (a decision's push, a device's, a card's are kept unread)."""
+    paths = {p.uid: f"{CUSTOMERS}/{p.uid}" for p in pushes if superseded(p, "approved")}
+    if not paths:
+        return [True] * len(pushes)
+    found = await docs.get_many(sorted(paths.values()))
+    status = {
+        uid: (doc.data.get("status") if doc is not None else None)
+        for uid, doc in ((u, found.get(path)) for u, path in paths.items())
+    }
+    return [not superseded(p, status.get(p.uid)) for p in pushes]
 
 
 def view_path(payment_id: str) -> str:
