@@ -389,6 +389,22 @@ def _changed_end_date(value: object, next_due: str, today: dt.date) -> str | Non
     return end.isoformat() if end else None
 
 
+def _judged_on_another(current: dict[str, Any], update: dict[str, Any], checked: dict[str, Any]) -> bool:
+    """Whether the order changed since the change was judged (``checked``) in what the
+    judgement of its confirmation rested on. The job ran the order (or another change moved
+    it): a next due date that was later than the one read is sooner than the one now, and
+    was not confirmed for it (found in review: a 9 000 kr order paid twice in a month).
+    Another change set the amount: a new amount judged "no raise" against the amount read
+    raises the one now, and a schedule judged below the SCA threshold pays sooner or longer
+    at an amount above it; two changes sent at once, neither needing a confirmation alone,
+    made a 15 000 kr order pay sooner and for ever without one (found in review,
+    2026-12-07)."""
+    amount_moved = current.get("amount") != checked.get("amount")
+    if "amount" in update and amount_moved:
+        return True
+    return _pays_sooner_or_longer(current, update) and (amount_moved or _schedule_of(current) != _schedule_of(checked))
+
+
 def _apply_change(
     docs: Documents, path: str, update: dict[str, Any], now: dt.datetime, checked: dict[str, Any]
 ) -> dict[str, Any]:
@@ -401,10 +417,7 @@ def _apply_change(
         current = {} if found is None else found.data
         if current["status"] != rules.ACTIVE:
             raise PaymentRejected("order_not_active", f"the order is {current['status']}")
-        if _pays_sooner_or_longer(current, update) and _schedule_of(current) != _schedule_of(checked):
-            # the job ran the order (or another change moved it) since it was judged: a next
-            # due date that was later than the one read is sooner than the one now, and was
-            # not confirmed for it (found in review: a 9 000 kr order paid twice in a month)
+        if _judged_on_another(current, update, checked):
             raise PaymentRejected("order_changed", "the order ran or changed meanwhile: look at it and change it again")
         write = {**update, "updatedAt": now}
         if (

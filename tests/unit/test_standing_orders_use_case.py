@@ -907,3 +907,48 @@ def test_a_later_next_due_date_that_the_job_made_sooner_meanwhile_is_refused(doc
     assert order(docs)["nextDue"] == "2027-04-10"
     # looked at again: now it is sooner, and asks for the confirmation
     assert refused(lambda: change(docs, check, {"orderId": "order-0001", "nextDue": asked})) == "sca_required"
+
+
+def _between_read_and_commit(docs, other) -> None:
+    """``other`` runs, once, between the next change's read of the order and its commit."""
+    transact = docs.transact
+
+    def other_first(run, **kw):
+        docs.transact = transact
+        other()
+        return transact(run, **kw)
+
+    docs.transact = other_first
+
+
+def test_two_changes_at_once_that_need_no_confirmation_alone_do_not_make_one_that_would(docs):
+    """Each change is judged on the order as read (found in review, 2026-12-07): a lower
+    amount paying sooner and for ever (below the threshold: no confirmation) committed
+    between another change's read and its commit, and that change, the amount read again
+    ("no raise"), made the confirmed order of BIG pay sooner and for ever, unsigned."""
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=5_000_000)})
+    key, check = _real_sca(docs)
+    start, end = (TODAY + dt.timedelta(days=20)).isoformat(), (TODAY + dt.timedelta(days=90)).isoformat()
+    create(docs, check, body(amount=BIG, startDate=start, endDate=end, sca=_order_signed(key, start, end=end)))
+    sooner = {"orderId": "order-0001", "amount": 400_000, "endDate": None, "nextDue": TODAY.isoformat()}
+    _between_read_and_commit(docs, lambda: change(docs, check, sooner))
+    assert refused(lambda: change(docs, check, {"orderId": "order-0001", "amount": BIG})) == "order_changed"
+    assert (order(docs)["amount"], order(docs)["endDate"]) == (400_000, None)
+    # looked at again, it is the raise it is, and asks for the confirmation
+    assert refused(lambda: change(docs, check, {"orderId": "order-0001", "amount": BIG})) == "sca_required"
+
+
+def test_a_schedule_judged_below_the_threshold_is_not_applied_to_a_raised_amount(docs):
+    """The other way round: the schedule change is judged on the small amount read, a
+    confirmed raise commits meanwhile, and the order of BIG would pay sooner unsigned."""
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=5_000_000)})
+    key, check = _real_sca(docs)
+    start = (TODAY + dt.timedelta(days=20)).isoformat()
+    create(docs, check, body(amount=400_000, startDate=start))
+    raised = sca_rules.order_change_challenge("order-0001", 400_000, BIG, "NOK", SAVINGS)
+    raise_it = {"orderId": "order-0001", "amount": BIG, "sca": _signed(key, raised)}
+    _between_read_and_commit(docs, lambda: change(docs, check, raise_it))
+    assert (
+        refused(lambda: change(docs, check, {"orderId": "order-0001", "nextDue": TODAY.isoformat()})) == "order_changed"
+    )
+    assert (order(docs)["amount"], order(docs)["nextDue"]) == (BIG, start)
