@@ -131,7 +131,8 @@ REASONS: tuple[Reason, ...] = (
     _r(
         "sca_key_revoked",
         PAYMENT,
-        "the device that confirmed a scheduled payment was removed before its due date: confirm it again",
+        "the device that confirmed a scheduled payment or a standing order was removed before its due date: "
+        "confirm it again (the standing order has ended)",
     ),
     _r("unknown_to_account", f"{CALLABLE} {PAYMENT}", "no account with this number in Fjordbank"),
     _r("to_account_closed", f"{CALLABLE} {PAYMENT}", "the payee's account is closed"),

@@ -45,7 +45,10 @@ CANCELLED = "cancelled"
 ENDED = "ended"
 # A due date failed for one of these ends the order: an account does not reopen, so no
 # later date could be paid (it was kept active and failed, and was told, every time).
-ENDS_ORDER = frozenset({"account_closed", "to_account_closed", "unknown_account", "unknown_to_account"})
+# A device key the order was confirmed with revoked (KEY_REVOKED) ends it too: the customer
+# had the device removed, or the bank reset every key, and confirms a new order if it is theirs.
+KEY_REVOKED = "sca_key_revoked"
+ENDS_ORDER = frozenset({"account_closed", "to_account_closed", "unknown_account", "unknown_to_account", KEY_REVOKED})
 ORDER_ID = re.compile(r"(?!__.*__$)[A-Za-z0-9_-]{8,40}")
 MAX_YEARS = 10  # an end date at most this far ahead (and an order without one runs until cancelled)
 MAX_HISTORY = 24  # runs kept on the order document

@@ -55,6 +55,7 @@ from fjordbank.service_layer.ports import (
     Where,
     system_clock,
 )
+from fjordbank.service_layer.sca import key_path
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def create(
         "runs": [],
         "bodyHash": payment_hash,
         "orderHash": fingerprint,
+        **_confirmed_by({}, body.get("sca")),
         "createdAt": now,
         "updatedAt": now,
     }
@@ -257,11 +259,33 @@ def change(
     if _pays_sooner_or_longer(order, update):
         amount = parse_amount(asked["amount"]) if "amount" in asked else order["amount"]
         _confirm_schedule(check_sca, uid, version, order, update, amount, asked.get("sca"), sca_threshold)
+        update.update(_confirmed_by(order, asked.get("sca")))
         if "amount" in asked:
             update["amount"] = amount
     elif "amount" in asked:
         update["amount"] = _changed_amount(check_sca, uid, version, order, asked, sca_threshold)
+        if update["amount"] > order["amount"]:  # (a confirmation given was checked)
+            update.update(_confirmed_by(order, asked.get("sca")))
     return _apply_change(docs, path, update, now, order)
+
+
+# On an order: the device keys whose confirmations (of the order, of a raise, of a new
+# schedule) the order stands on. A due date is paid only while every one of them is still
+# the customer's (`_confirming_keys_kept`): an order a thief confirmed on a stolen phone
+# went on paying after the customer had the phone removed, or the bank reset every key,
+# where a scheduled payment confirmed the same way failed (found in review, 2026-12-07).
+# Orders made before it have no list and nothing to check.
+CONFIRMED_BY = "confirmedBy"
+
+
+def _confirmed_by(order: dict[str, Any], sca: object) -> dict[str, list[str]]:
+    """The order's `CONFIRMED_BY` with the key of ``sca`` (a confirmation the SCA check
+    verified) added; nothing to write when none was given."""
+    if not (isinstance(sca, dict) and isinstance(sca.get("keyId"), str)):
+        return {}
+    kept = order.get(CONFIRMED_BY)
+    keys = [k for k in kept if isinstance(k, str)] if isinstance(kept, list) else []
+    return {CONFIRMED_BY: sorted({*keys, sca["keyId"]})}
 
 
 def _schedule_of(order: dict[str, Any]) -> tuple[Any, Any]:
@@ -788,6 +812,8 @@ def _decide(
     as they are now. A payee's account closed or gone fails it whatever the payer's state
     (and ends the order, `rules.ENDS_ORDER`): checked only on submitting, an order into a
     closed account from an account short of money or frozen failed every month for ever."""
+    if not _confirming_keys_kept(docs, order):
+        return rules.Decision("fail", rules.KEY_REVOKED)
     available, status = funds.available(order["fromAccount"])
     decision = rules.decide(
         due=due,
@@ -805,6 +831,18 @@ def _decide(
     except PaymentRejected as exc:
         decision = rules.Decision("fail", exc.code)
     return decision
+
+
+def _confirming_keys_kept(docs: Documents, order: dict[str, Any]) -> bool:
+    """Whether every device key the order was confirmed with (`CONFIRMED_BY`) is still the
+    customer's: a revoked key's document is gone (fjordbank/service_layer/sca.py,
+    revoke_key, reopen_enrolment). One read for all of them; none for an order that needed
+    no confirmation."""
+    keys = order.get(CONFIRMED_BY)
+    if not isinstance(keys, list) or not keys:
+        return True
+    paths = [key_path(order["uid"], {"keyId": k}) for k in keys if isinstance(k, str)]
+    return all(found is not None for found in docs.get_many(paths).values())
 
 
 def _claim(

@@ -24,7 +24,7 @@ from fjordbank.domain import standing_orders as rules
 from fjordbank.domain.payments import PaymentRejected, payment_id_for
 from fjordbank.service_layer import accounts, standing_orders
 from fjordbank.service_layer import sca as sca_use
-from fjordbank.service_layer.ports import AlreadyExists, Contention
+from fjordbank.service_layer.ports import DELETE_FIELD, AlreadyExists, Contention
 from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import (
     NOW,
@@ -733,11 +733,17 @@ BIG = 900_000  # over the SCA threshold
 
 
 def _order_signed(
-    key: Any, start: str, *, end: str | None = None, from_account: str = SPENDING, to_account: str = SAVINGS
+    key: Any,
+    start: str,
+    *,
+    end: str | None = None,
+    from_account: str = SPENDING,
+    to_account: str = SAVINGS,
+    order_id: str = "order-0001",
 ) -> dict[str, str]:
     """The phone's confirmation of `body`'s order of BIG monthly (from ``start`` until ``end``)."""
     challenge = sca_rules.order_challenge(
-        "order-0001", BIG, "NOK", to_account, "monthly", start, from_account=from_account, end_date=end
+        order_id, BIG, "NOK", to_account, "monthly", start, from_account=from_account, end_date=end
     )
     return _signed(key, challenge)
 
@@ -952,3 +958,84 @@ def test_a_schedule_judged_below_the_threshold_is_not_applied_to_a_raised_amount
         refused(lambda: change(docs, check, {"orderId": "order-0001", "nextDue": TODAY.isoformat()})) == "order_changed"
     )
     assert (order(docs)["amount"], order(docs)["nextDue"]) == (BIG, start)
+
+
+def _second_key(docs) -> Any:
+    """A second device's key, as `sca.add_device` leaves it (its approval is not what is tested here)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    seed(
+        docs,
+        {f"users/{UID}/scaKeys/tablet-key-2": {"keyId": "tablet-key-2", "publicKey": sca_rules.public_key_b64(key)}},
+    )
+    return key
+
+
+def test_an_order_confirmed_by_a_device_since_removed_ends_on_its_next_due_date(docs, publisher):
+    """A thief confirmed an order on a stolen phone; the customer had the phone removed. A
+    scheduled payment confirmed so fails on its day (scheduled.py); the order went on paying
+    every month (found in review, 2026-12-07). Now the due date fails with the reason, and
+    the order ends: the customer confirms a new one if it is theirs."""
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=5_000_000)})
+    key, check = _real_sca(docs)
+    start = TODAY.isoformat()
+    create(docs, check, body(amount=BIG, startDate=start, sca=_order_signed(key, start)))
+    assert order(docs)["confirmedBy"] == ["phone-key-1"]
+    sca_use.revoke_key(docs, None, UID, key_id="phone-key-1", clock=fixed_clock())
+    assert run_due(docs, publisher)["failed"] == 1
+    [event] = publisher.stored
+    assert (event.body["status"], event.body["reason"]) == ("failed", "sca_key_revoked")
+    assert (order(docs)["status"], order(docs)["endedReason"], order(docs)["nextDue"]) == (
+        rules.ENDED,
+        "sca_key_revoked",
+        None,
+    )
+
+
+def test_an_order_that_needed_no_confirmation_or_predates_the_record_is_paid_as_before(docs, sca, publisher):
+    """Below the threshold to a known payee nothing was confirmed, so no key is kept; an
+    order made before the keys were recorded has none to check."""
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=5_000_000)})
+    key, check = _real_sca(docs)
+    start = TODAY.isoformat()
+    create(docs, sca, body(startDate=start))
+    assert "confirmedBy" not in order(docs)
+    create(
+        docs,
+        check,
+        body("order-0002", amount=BIG, startDate=start, sca=_order_signed(key, start, order_id="order-0002")),
+    )
+    older = docs.batch()
+    older.update(f"users/{UID}/standingOrders/order-0002", {"confirmedBy": DELETE_FIELD})
+    older.commit()
+    sca_use.revoke_key(docs, None, UID, key_id="phone-key-1", clock=fixed_clock())
+    assert run_due(docs, publisher)["submitted"] == 2
+
+
+def test_a_raise_confirmed_on_another_device_keeps_both_and_either_removed_ends_the_order(docs, publisher):
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=50_000_000)})
+    key, check = _real_sca(docs)
+    tablet = _second_key(docs)
+    start = (TODAY + dt.timedelta(days=5)).isoformat()
+    create(docs, check, body(amount=BIG, startDate=start, sca=_order_signed(key, start)))
+    raised = sca_rules.order_change_challenge("order-0001", BIG, 2 * BIG, "NOK", SAVINGS)
+    signed = {"keyId": "tablet-key-2", "signature": sca_rules.sign(tablet, raised)}
+    change(docs, check, {"orderId": "order-0001", "amount": 2 * BIG, "sca": signed})
+    assert order(docs)["confirmedBy"] == ["phone-key-1", "tablet-key-2"]
+    change(docs, check, {"orderId": "order-0001", "amount": BIG})  # lower: nothing confirmed, nothing added
+    assert order(docs)["confirmedBy"] == ["phone-key-1", "tablet-key-2"]
+    sca_use.revoke_key(docs, None, UID, key_id="tablet-key-2", clock=fixed_clock())
+    due = NOW + dt.timedelta(days=5)
+    assert run_due(docs, publisher, now=due)["failed"] == 1
+    assert order(docs)["endedReason"] == "sca_key_revoked"
+
+
+def test_the_bank_s_reset_of_every_key_ends_the_orders_they_confirmed(docs, publisher):
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=5_000_000)})
+    key, check = _real_sca(docs)
+    start = TODAY.isoformat()
+    create(docs, check, body(amount=BIG, startDate=start, sca=_order_signed(key, start)))
+    removal = docs.batch()  # the reset (sca.reopen_enrolment) removes the key documents: what the job reads
+    removal.delete(sca_use.key_path(UID, {"keyId": "phone-key-1"}))
+    removal.commit()
+    assert run_due(docs, publisher)["failed"] == 1
+    assert order(docs)["status"] == rules.ENDED
