@@ -160,6 +160,9 @@ def _hold_external(book: Book, record: dict[str, Any], event: PaymentEvent, now:
 def _debit_internal(book: Book, record: dict[str, Any], event: PaymentEvent, now: dt.datetime) -> StepResult:
     """approved, internal: debit the payer into transit; the payee's partition credits it."""
     p = event.payment
+    # the bank's transit shard missing is the bank's fault: read as the payer's account, it
+    # failed the payment as "unknown_account" of the payer's own (found in review, 2026-12-07)
+    _internal_accounts(book, transit_out_account(p.from_account))
     book.payer_account(p.from_account, p.uid, p.currency)
     if p.to_account == p.from_account:  # the payee's side cannot see it: refused here
         raise Declined("same_account", "from- and to-account are the same")
@@ -180,6 +183,7 @@ def _credit_payee(book: Book, record: dict[str, Any], event: PaymentEvent, now: 
     """credit (the payee's partition): credit the payee from transit, or send it back."""
     _require_status(record, CREDIT, "credit")
     p = event.payment
+    _internal_accounts(book, transit_in_account(p.to_account))  # (not the payee's: not sent back)
     try:
         posting = book.receive(
             payment_id=p.payment_id,
@@ -199,6 +203,7 @@ def _refund_payer(book: Book, record: dict[str, Any], event: PaymentEvent, now: 
     """refund (the payer's partition): the money back to the payer, failed with the credit's reason."""
     _require_status(record, REFUND, "refund")
     p = event.payment
+    _internal_accounts(book, transit_out_account(p.from_account))
     posting = book.receive(
         payment_id=p.payment_id,
         step="refund",
@@ -335,6 +340,24 @@ def _require_same_payment(record: dict[str, Any], event: PaymentEvent) -> None:
         raise UnexpectedStep(f"{event.status}: the event's payment differs from its record ({', '.join(differs)})")
 
 
+def _require_readable(record: dict[str, Any], event: PaymentEvent) -> None:
+    """A stored record has the fields every step reads and writes: one without them (an
+    older or hand-edited one) raised a bare KeyError, which failed its whole batch, every
+    other payment in it too, until the message was dead-lettered at its delivery limit; and
+    one raised after the step had moved the book's money (``postingIds``, read as the
+    posting is listed) must never be caught later (found in review, 2026-12-07). Raises
+    `UnexpectedStep` before anything moves."""
+    status = record.get("status")
+    if not (
+        isinstance(record.get("steps"), dict)
+        and "status" in record
+        and (status is None or isinstance(status, str))
+        and isinstance(record.get("postingIds"), list)
+        and isinstance(record.get("postings", {}), dict)
+    ):
+        raise UnexpectedStep(f"{event.status}: the payment's ledger record cannot be read (steps, status, postings)")
+
+
 def apply_step(
     book: Book, record: dict[str, Any] | None, event: PaymentEvent, *, now: dt.datetime
 ) -> tuple[dict[str, Any], StepResult, bool]:
@@ -343,6 +366,7 @@ def apply_step(
     Raises `UnexpectedStep` for a step the payment's record does not allow (e.g. a
     settlement of a payment that holds nothing); the book is then unchanged."""
     if record is not None:
+        _require_readable(record, event)
         _require_same_payment(record, event)
     record = dict(record) if record is not None else new_record(event)
     step = event.status

@@ -714,3 +714,39 @@ def test_an_update_of_a_record_sends_only_what_changed() -> None:
         "gone": DELETE_FIELD,
     }
     assert changed_fields(after, after) == {"updatedAt": SERVER_TIME}
+
+
+async def test_a_missing_transit_shard_is_the_bank_s_fault_not_the_customer_s_unknown_account():
+    """Read as the payer's (or payee's) account, a missing shard failed the payment as
+    "unknown_account" of the payer's own account, or sent the money back with it although
+    the payee's account was there (found in review, 2026-12-07). It is dead-lettered for an
+    operator, nothing moved, as the incoming path does."""
+    ledger, docs = await bank({ALICE: 5_000})
+    del docs.store.docs[account_path(transit_out_account(ALICE))]
+    [debit] = await ledger.post_batch([step(payment("p1"))])
+    assert debit.result is None and debit.error is not None and "internal account" in debit.error
+    assert record_path("p1") not in docs.store.docs
+    ledger, docs = await bank({ALICE: 5_000})
+    await ledger.post_batch([step(payment("p2"))])
+    del docs.store.docs[account_path(transit_in_account(BOB))]
+    [credit] = await ledger.post_batch([step(payment("p2"), CREDIT)])
+    assert credit.result is None and credit.error is not None and "internal account" in credit.error
+    assert docs.store.docs[record_path("p2")][0]["status"] == CREDIT  # debited, waiting for its credit
+
+
+@pytest.mark.parametrize("damage", ["steps", "status", "postingIds"])
+async def test_a_stored_record_that_cannot_be_read_is_refused_alone_and_moves_nothing(damage):
+    """A record without the fields every step uses raised a bare KeyError that failed its
+    whole batch (the other payments with it), and one without ``postingIds`` only after the
+    step had moved the book's money (found in review, 2026-12-07)."""
+    ledger, docs = await bank({ALICE: 5_000})
+    await ledger.post_batch([step(payment("p1"))])
+    del docs.store.docs[record_path("p1")][0][damage]
+    before = {path: copy.deepcopy(doc[0]) for path, doc in docs.store.docs.items() if path.startswith("accounts/")}
+    fresh = Ledger(docs, clock=lambda: NOW)
+    bad, good = await fresh.post_batch([step(payment("p1"), CREDIT), step(payment("p9", amount=100))])
+    assert bad.result is None and bad.error is not None and "cannot be read" in bad.error
+    assert good.result is not None and good.result.status == CREDIT
+    after = {path: doc[0] for path, doc in docs.store.docs.items() if path.startswith("accounts/")}
+    moved = {path for path in before if before[path].get("balance") != after[path].get("balance")}
+    assert moved == {account_path(ALICE), account_path(transit_out_account(ALICE))}  # p9's debit only
