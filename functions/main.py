@@ -45,6 +45,7 @@ from fjordbank.service_layer import (
     invoices,
     onboarding,
     push,
+    push_tokens,
     ratelimits,
     sca,
     scheduled,
@@ -240,6 +241,25 @@ def on_payment_request(event: firestore_fn.Event[firestore_fn.DocumentSnapshot |
 # it shows), and one delivered past `edge.LATE` is answered busy, never paid late. The
 # emulator does not retry (firebase/firebase-tools#3738).
 on_payment_request.__firebase_endpoint__.eventTrigger["retry"] = True  # type: ignore[attr-defined]
+
+
+@firestore_fn.on_document_written(document="users/{uid}/settings/notifications")
+def on_notification_settings(
+    event: firestore_fn.Event[firestore_fn.Change[firestore_fn.DocumentSnapshot | None] | None],
+) -> None:
+    """A push token the customer's app registered is taken from the customer who had it
+    before (fjordbank.service_layer.push_tokens): an app install has one token whoever is
+    signed in on it."""
+    change = event.data
+    if change is None:
+        return
+    before, after = (s.to_dict() if s is not None and s.exists else None for s in (change.before, change.after))
+    push_tokens.claim_new_tokens(docs(), event.params["uid"], before, after)
+
+
+# retried when it fails (see on_payment_request's): a claim not made left the token with the
+# customer before; each run is safe again (a token claimed already is no longer new to them).
+on_notification_settings.__firebase_endpoint__.eventTrigger["retry"] = True  # type: ignore[attr-defined]
 
 
 # retry: a push FCM could not take for now (push.PushesNotSent) is sent again when Pub/Sub

@@ -139,3 +139,25 @@ def test_every_change_to_the_devices_that_confirm_payments_is_told_on_every_devi
     status, body = callables.call("sca_revoke_key", {"keyId": tablet.key_id}, alice.id_token)
     assert status == 200, body
     wait_push(stack, phone_token, DEVICE_TEXTS["revoked"][0])
+
+
+def test_a_token_registered_by_another_customer_no_longer_gets_the_first_one_s_pushes(stack, auth, as_user, admin_db):
+    """One app install, one token, whoever is signed in on it: Alice's entry, left behind by
+    a sign-out whose removal did not get through, is taken out when Bob registers the token
+    (the settings trigger, fjordbank.service_layer.push_tokens), and her pushes no longer
+    reach his lock screen."""
+    alice, bob = auth.sign_up(), auth.sign_up()
+    shared, hers = unique("shared-phone-token-"), unique("alices-tablet-token-")
+    add_device(as_user(alice["id_token"]), alice["uid"], shared)
+    add_device(as_user(alice["id_token"]), alice["uid"], hers)
+    add_device(as_user(bob["id_token"]), bob["uid"], shared)
+    wait_for(
+        lambda: sorted(t["token"] for t in devices_of(admin_db, alice["uid"]).values()) == [hers],
+        timeout=30,
+        what="the shared token to be taken from Alice's devices",
+    )
+    assert [t["token"] for t in devices_of(admin_db, bob["uid"]).values()] == [shared]
+    status, body = callables_for(stack).call("onboarding_submit", application(), alice["id_token"])
+    assert status == 200 and body["result"]["status"] == "approved"
+    wait_push(stack, hers, "Welcome to Fjordbank")
+    assert [m for m in pushes(stack, shared) if m["message"]["notification"]["title"] == "Welcome to Fjordbank"] == []

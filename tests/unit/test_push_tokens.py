@@ -1,0 +1,83 @@
+"""One push token, one customer (fjordbank.service_layer.push_tokens): Bob signing in on the
+phone Alice signed out of registers its one token under him, and Alice's pushes no longer
+reach it (found in review, 2026-12-07: her amounts and card digits on his lock screen)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fjordbank.service_layer.push import settings_path, targets
+from fjordbank.service_layer.push_tokens import claim_new_tokens, new_tokens, registry_path
+from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import fixed_clock, seed
+
+PHONE = "token-of-the-shared-phone"
+
+
+def device(token: str) -> dict[str, str]:
+    return {"token": token, "platform": "ios"}
+
+
+def settings(docs: MemoryDocuments, uid: str) -> dict[str, Any]:
+    found = docs.get(settings_path(uid))
+    return {} if found is None else found.data
+
+
+def register(docs: MemoryDocuments, uid: str, device_id: str, token: str) -> list[str]:
+    """What the app writes, then what the trigger on the write does."""
+    before = docs.get(settings_path(uid))
+    data = dict(before.data) if before is not None else {}
+    after = {**data, "devices": {**data.get("devices", {}), device_id: device(token)}, "changed": device_id}
+    seed(docs, {settings_path(uid): after})
+    return claim_new_tokens(docs, uid, before.data if before else None, after, clock=fixed_clock())
+
+
+def test_the_customer_who_registers_a_token_takes_it_from_the_one_before() -> None:
+    docs = MemoryDocuments(fixed_clock())
+    assert register(docs, "alice", "alices-phone", PHONE) == []
+    assert register(docs, "alice", "alices-tablet", "token-of-her-tablet") == []
+    assert register(docs, "bob", "bobs-phone", PHONE) == ["alice"]
+    assert settings(docs, "alice")["devices"] == {"alices-tablet": device("token-of-her-tablet")}
+    assert settings(docs, "bob")["devices"] == {"bobs-phone": device(PHONE)}
+    assert docs.get(registry_path(PHONE)).data["uid"] == "bob"
+    assert PHONE not in docs.get(registry_path(PHONE)).path  # kept by its hash
+    assert [t for t, _ in targets(docs.get(settings_path("alice")), "security")] == ["token-of-her-tablet"]
+    # and back: Alice signs in on it again
+    assert register(docs, "alice", "alices-phone-again", PHONE) == ["bob"]
+    assert settings(docs, "bob")["devices"] == {}
+
+
+def test_the_devices_of_her_ended_sessions_lose_it_too() -> None:
+    """A security notice of Alice's (her devices were reset) is hers as much as a payment."""
+    docs = MemoryDocuments(fixed_clock())
+    register(docs, "alice", "alices-phone", PHONE)
+    moved = {"devices": {}, "signedOutDevices": {"alices-phone": device(PHONE), "old": device("old-token")}}
+    seed(docs, {settings_path("alice"): moved})  # the bank ended her sessions (sessions.py)
+    assert register(docs, "bob", "bobs-phone", PHONE) == ["alice"]
+    assert settings(docs, "alice")["signedOutDevices"] == {"old": device("old-token")}
+
+
+def test_a_token_the_customer_had_already_or_removed_again_takes_nothing() -> None:
+    docs = MemoryDocuments(fixed_clock())
+    register(docs, "alice", "alices-phone", PHONE)
+    seed(docs, {settings_path("bob"): {"devices": {}}})
+    # Bob's write with the token, read by the trigger after his app removed it again
+    assert claim_new_tokens(docs, "bob", {"devices": {}}, {"devices": {"p": device(PHONE)}}) == []
+    assert settings(docs, "alice")["devices"] == {"alices-phone": device(PHONE)}
+    # the same token under a second device id of Alice's is no new token
+    assert new_tokens({"devices": {"a": device(PHONE)}}, {"devices": {"a": device(PHONE), "b": device(PHONE)}}) == []
+    # a preference changed, a device removed, an entry of another shape: nothing new
+    assert new_tokens({"devices": {"a": device(PHONE)}}, {"devices": {"a": device(PHONE)}, "payments": False}) == []
+    assert new_tokens({"devices": {"a": device(PHONE)}}, {"devices": {}}) == []
+    assert new_tokens(None, {"devices": {"a": {"token": 7}}}) == []
+    assert new_tokens(None, None) == []
+
+
+def test_a_claim_run_again_changes_nothing() -> None:
+    """The trigger is retried when it fails: the second run finds the token claimed."""
+    docs = MemoryDocuments(fixed_clock())
+    register(docs, "alice", "alices-phone", PHONE)
+    before = settings(docs, "bob") or None
+    assert register(docs, "bob", "bobs-phone", PHONE) == ["alice"]
+    assert claim_new_tokens(docs, "bob", before, settings(docs, "bob"), clock=fixed_clock()) == []
+    assert settings(docs, "bob")["devices"] == {"bobs-phone": device(PHONE)}
