@@ -62,7 +62,17 @@ from typing import Any
 
 from fjordbank.domain.card_authorization import NOT_ANSWERED, feed_fields
 from fjordbank.domain.cards import HOLD_DAYS, HOME_COUNTRY, CardState, Spend, decide_increment
-from fjordbank.domain.ledger import FROZEN, Book, Declined, Hold, Posting, as_utc, card_scheme_account, carries_hold
+from fjordbank.domain.ledger import (
+    FROZEN,
+    OPEN,
+    Book,
+    Declined,
+    Hold,
+    Posting,
+    as_utc,
+    card_scheme_account,
+    carries_hold,
+)
 from fjordbank.domain.norway import today_in_norway
 
 # The step of a capture's posting (``{authId}:card-capture``, kept on the authorisation's
@@ -213,10 +223,17 @@ def _post(auth_id: str, held: Held, amount: int, *, late: bool, bound: int) -> N
         # and by the merchant's partial reversals since (`_reduce_released`)
         if not 0 < amount <= min(hold.amount, bound):
             raise Declined("invalid_capture", "a capture must be positive and at most the authorised amount")
-        if held.book.account(hold.account_id).status == FROZEN:
+        status = held.book.account(hold.account_id).status
+        if status == FROZEN:
             # nothing reserved any more: money would leave a frozen account (a capture in time
             # takes what its hold reserved before the freeze)
             raise Declined("account_frozen", "the account is frozen")
+        if status != OPEN:
+            # an account closes once its hold is released (nothing held), and a closed one's
+            # money leaves only by its payout: a late capture took a refund waiting there to
+            # be paid out (found in review, 2026-12-07). Refused, it is an open refusal the
+            # reconciliation shows, as a late capture short of money is.
+            raise Declined("account_closed", "the account is closed")
         held.book.apply(Posting.transfer(auth_id, CAPTURE_STEP, hold.account_id, scheme, amount, hold.currency))
     else:
         held.book.capture(auth_id, step=CAPTURE_STEP, credit=scheme, amount=amount)

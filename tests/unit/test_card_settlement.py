@@ -178,6 +178,19 @@ def test_a_late_capture_without_the_funds_is_refused() -> None:
     assert h.book.accounts[ACCOUNT].balance == 5_000
 
 
+@pytest.mark.parametrize(("status", "reason"), [("closed", "account_closed"), ("frozen", "account_frozen")])
+def test_a_late_capture_from_an_account_no_longer_open_is_refused(status: str, reason: str) -> None:
+    """An account closes once its hold is released (nothing held); a closed one's money
+    leaves only by its payout, and a late capture took a refund waiting there (found in
+    review, 2026-12-07). The refusal is open for the reconciliation."""
+    h = held(status="released")
+    h.book.accounts[ACCOUNT].status = status
+    settled = capture(AUTH, record(status="expired"), h, capture_ref="cap-1", amount=9_000, now=LATER)
+    assert (settled.status, settled.reason) == ("refused", reason)
+    assert_nothing_written(settled)
+    assert h.book.accounts[ACCOUNT].balance == 100_000
+
+
 # ----------------------------------------------------------------------- reversal and expiry
 @pytest.mark.parametrize("status", ["reversed", "expired"])
 def test_a_release_gives_the_hold_and_the_day_s_spend_back(status: str) -> None:
