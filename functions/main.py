@@ -269,7 +269,9 @@ on_notification_settings.__firebase_endpoint__.eventTrigger["retry"] = True  # t
 # The Functions emulator does not retry (firebase/firebase-tools#3738): there it is logged once.
 # timeout: the sends of a message's pushes (pubsub.PUSH_BATCH, each to every device of its
 # customer) run push.WORKERS at a time, each waiting up to the FCM client's 8 s; the
-# platform's default of 60 s cut a run short when FCM was slow, recording nothing.
+# platform's default of 60 s cut a run short when FCM was slow, recording nothing. One request
+# a send: the FCM client does not retry (fjordbank.adapters.push.NO_RETRIES); its own retries
+# slept FCM's Retry-After between tries, past this timeout (found in review, 2026-12-07).
 @pubsub_fn.on_message_published(topic=PUSH_TOPIC, retry=True, timeout_sec=540)
 def on_push(event: pubsub_fn.CloudEvent[pubsub_fn.MessagePublishedData]) -> None:
     """Send the pushes the notifier queued (a batch per message) through FCM (the local

@@ -5,7 +5,10 @@ Two senders with one interface, `PushSender.send(token, title=, body=, data=, co
 
 * `FcmHttpSender` POSTs the v1 JSON itself; locally it talks to the FCM-compatible sink
   (`devstack.fcm_sink`, FCM has no emulator), e.g. http://127.0.0.1:9190.
-* `FirebaseAdminSender` uses `firebase_admin.messaging` in production.
+* `FirebaseAdminSender` uses `firebase_admin.messaging` in production, its HTTP client
+  told not to retry (`without_retries`).
+
+Neither retries a send: what FCM could not take now is sent again by the caller later.
 
 `send` does not raise for what FCM answers: the result says ok, or the error. A token FCM
 no longer knows (UNREGISTERED, a token that is not a valid registration token, a token of
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +36,7 @@ from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
 import requests
+from urllib3.util.retry import Retry
 
 from fjordbank.adapters.firebase_app import LazyApp
 
@@ -242,6 +247,17 @@ class FirebaseAdminSender(PushSender):
     def __init__(self, project_id: str, *, app: Any = None) -> None:
         self.project_id = project_id
         self._app = LazyApp(project_id, app=app)
+        self._set_up: Any = None  # the app whose FCM client was told not to retry (`without_retries`)
+        self._setting_up = threading.Lock()  # the sends run in threads: the client is set up once
+
+    def _ready_app(self) -> Any:
+        app = self._app.get()
+        if self._set_up is not app:
+            with self._setting_up:
+                if self._set_up is not app:
+                    without_retries(app)
+                    self._set_up = app
+        return app
 
     def send(
         self, token: str, *, title: str, body: str, data: Mapping[str, Any], collapse_id: str | None = None
@@ -268,7 +284,7 @@ class FirebaseAdminSender(PushSender):
         # installation id). Our devices register FCM registration tokens, which FCM v1 still
         # takes as `token`; setting the attribute skips the constructor's DeprecationWarning.
         message.token = token
-        app = self._app.get()
+        app = self._ready_app()
         try:
             message_id = messaging.send(message, app=app)
         except (messaging.UnregisteredError, messaging.SenderIdMismatchError) as exc:
@@ -287,6 +303,47 @@ class FirebaseAdminSender(PushSender):
         return _log_result(PushResult(token, ok=True, message_id=message_id))
 
 
+# What the FCM client's HTTP session retries: nothing. firebase_admin (7.7.0) mounts urllib3's
+# Retry on it (its _http_client.DEFAULT_RETRY_CONFIG, for any method): a 500 or 503 is sent
+# again up to 4 times, and a 429 or 503 with Retry-After after sleeping what it says (up to
+# 6 h). The app's httpTimeout bounds each request, not the sleeps: with Retry-After 2 one send
+# was five POSTs in 8 s, with Retry-After 60 it is four minutes, and a run's sends went on
+# past the push function's timeout, the platform cut the run before it recorded anything,
+# and every push of the message was sent again at its next delivery (found in review,
+# 2026-12-07). What is not sent now is tried
+# again by the message's next delivery (fjordbank.service_layer.push.PushesNotSent), which
+# sends only what is left. Not raised on a status either: FCM's answer is what says why.
+NO_RETRIES = Retry(total=0, redirect=0, raise_on_status=False, respect_retry_after_header=False)
+FCM_POOL = 100  # connections kept per host, as firebase_admin's own FCM adapter keeps
+
+
+def without_retries(app: Any) -> None:
+    """Make the FCM client of ``app`` (firebase_admin's, made now if it is not yet) send each
+    request once (`NO_RETRIES`): every adapter mounted on its session, whatever prefix it
+    was mounted for, replaced by one that does not retry.
+
+    firebase_admin has no option for its retries (an app's options set its timeout only) and
+    builds its messaging client per app, on first use, so this reaches its private client:
+    ``messaging._get_messaging_service(app)._client.session``, a requests session, whose
+    adapters are replaced through requests' own API. A firebase_admin that builds its client
+    otherwise fails the unit test that sends through it to a local FCM
+    (tests/unit/test_push_fcm_retries.py); at run time it is logged and the sends go on with
+    the library's retries, which is better than sending none."""
+    try:
+        from firebase_admin import messaging
+
+        session = messaging._get_messaging_service(app)._client.session
+        prefixes = list(session.adapters)
+    except (AttributeError, TypeError, ValueError) as exc:
+        log.error("the FCM client's own retries were not turned off", extra={"error": repr(exc)})
+        return
+    for prefix in prefixes:
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=FCM_POOL, pool_maxsize=FCM_POOL, max_retries=NO_RETRIES
+        )
+        session.mount(prefix, adapter)
+
+
 # firebase_admin.messaging's errors for FCM's own error codes (the rest carry a gRPC code)
 _FIREBASE_CODES = {
     "UnregisteredError": "UNREGISTERED",
@@ -300,13 +357,18 @@ def _firebase_code(exc: Exception) -> str:
     """FCM's code of a failed send. firebase_admin knows nine HTTP statuses and calls any
     other answer UNKNOWN (a 502 or 504 from a front end, with an HTML body): that one is
     told by its HTTP status (HTTP_5xx: tried again), and one with no answer at all (the
-    connection cut mid-answer) is a transport error, as the HTTP sender calls it."""
+    connection cut mid-answer) is a transport error, as the HTTP sender calls it. So is
+    firebase_admin's UNAVAILABLE without an answer (a connection not made, or cut): FCM's
+    own UNAVAILABLE says it is overloaded, and stops the rest of a message's sends
+    (fjordbank.service_layer.push.THROTTLED), where one broken connection should not."""
     name = type(exc).__name__
     code = _FIREBASE_CODES.get(name) or str(getattr(exc, "code", None) or name).upper()
-    if code == "UNKNOWN":
+    if code in ("UNKNOWN", "UNAVAILABLE"):
         response = getattr(exc, "http_response", None)
         status = getattr(response, "status_code", None)
-        return f"HTTP_{status}" if isinstance(status, int) else "TRANSPORT_ERROR"
+        if isinstance(status, int):
+            return code if code == "UNAVAILABLE" else f"HTTP_{status}"
+        return "TRANSPORT_ERROR"
     return code
 
 

@@ -15,9 +15,10 @@ is worse for a bank's customer than one shown once after two sends.
 Per message (a batch of pushes): one read of one document per customer,
 ``users/{uid}/settings/notifications``, which holds the preferences by kind and the map of
 the customer's devices the app keeps (firestore.rules), the sends made `WORKERS` at a
-time, and the tokens FCM reports as unregistered removed in one commit (each document on
-the condition that it is the version read: a device the app added meanwhile is never
-lost). One round trip, one document per customer and no query: until 2026-12-01 the
+time (those not started are held back once FCM answers one that it takes nothing more
+for now: `THROTTLED`), and the tokens FCM reports as unregistered removed in one commit
+(each document on the condition that it is the version read: a device the app added
+meanwhile is never lost). One round trip, one document per customer and no query: until 2026-12-01 the
 devices had a document of their own beside the preferences (two reads per customer), and
 before that each device
 was a document of its own, found by a query per customer, and the emulator answers every
@@ -61,6 +62,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -111,8 +113,18 @@ TRANSIENT_CODES = frozenset(
         "RESOURCE_EXHAUSTED",
         "TRANSPORT_ERROR",
         "HTTP_429",
+        "HELD_BACK",
     }
 )
+# FCM's answers that say it takes nothing more for now, whatever the device: the project's
+# quota spent (QUOTA_EXCEEDED, or a 429 without FCM's detail: RESOURCE_EXHAUSTED, HTTP_429)
+# or FCM overloaded (UNAVAILABLE, HTTP_503). After one, the message's sends not started yet
+# are not made (`HELD_BACK`): each was answered the same, on every delivery of the message,
+# 100 pushes to 3 devices making 300 sends a delivery into a throttled FCM (found in review,
+# 2026-12-07). Their pushes are not sent for now, and the message's next delivery (Pub/Sub's
+# backoff: FCM's advice, to wait before trying again) sends them.
+THROTTLED = frozenset({"QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "HTTP_429", "UNAVAILABLE", "HTTP_503"})
+HELD_BACK = "HELD_BACK"  # a send not made: FCM answered another of the message's `THROTTLED`
 # Sends made at once, per message, as FCM's own sendEach does (the senders' HTTP sessions
 # are thread-safe).
 WORKERS = 16
@@ -379,7 +391,8 @@ def deliver_batch(
     `push_id`s: skipped). Raises `PushesNotSent` (after removing the unregistered tokens)
     when a push reached no device for a reason that passes. ``statuses``: filled with each
     push's outcome by its place in the message (the push function's span per payment).
-    ``budget_s``: no send is started past it (each counts as not sent for now). News queued
+    ``budget_s``: no send is started past it (each counts as not sent for now), nor after
+    FCM answered one of the message's sends `THROTTLED` (`HELD_BACK`). News queued
     longer ago than `NEWS_MAX_AGE` before ``now`` (by default the time now) is too late:
     counted, logged and finished, not sent."""
     ends = None if budget_s is None else time.monotonic() + budget_s
@@ -405,8 +418,9 @@ def deliver_batch(
         if on
         for token, held in targets(found.get(settings_path(items[n].uid)), items[n].kind)
     ]
+    throttled = threading.Event()  # set by the first send FCM answers `THROTTLED`
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
-        results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2], ends), sends))
+        results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2], ends, throttled), sends))
     took = {n for (n, _held, _token), result in zip(sends, results, strict=True) if result.ok}
     later = {n for (n, _held, _token), result in zip(sends, results, strict=True) if passes(result.code)}
     for n, on in enumerate(unmuted):
@@ -423,7 +437,8 @@ def deliver_batch(
     except Exception as exc:  # noqa: BLE001 - the sends are done; the next push to a gone token reports it again
         log.warning("unregistered devices not removed", extra={"error": repr(exc)})
         removed = 0
-    log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed})
+    held_back = sum(result.code == HELD_BACK for result in results)
+    log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed, "heldBack": held_back})
     if NOT_SENT in outcomes:
         urgent = any(not items[n].news for n in later - took)
         raise PushesNotSent(outcomes, finished, urgent=urgent)
@@ -484,9 +499,17 @@ def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[tu
     return sum(len(d) for d in gone.values())
 
 
-def _send(sender: PushSender, item: Item, token: str, ends: float | None = None) -> PushResult:
+def _send(
+    sender: PushSender, item: Item, token: str, ends: float | None = None, throttled: threading.Event | None = None
+) -> PushResult:
+    """One send of ``item`` to ``token``, unless the run's budget is spent (``ends``) or FCM
+    answered another send of the message `THROTTLED` (``throttled``, then set by this one
+    if it is answered so). A send held back is not counted in fjb_push_results: it was not
+    made, and the answer that held it back is counted."""
     if ends is not None and time.monotonic() > ends:  # the run's budget spent: the next delivery sends it
         return PushResult(token, ok=False, error="not started: the run's budget was spent", code="DEADLINE_EXCEEDED")
+    if throttled is not None and throttled.is_set():  # the next delivery sends it
+        return PushResult(token, ok=False, error="not started: FCM refused the message's sends for now", code=HELD_BACK)
     try:
         result = sender.send(token, title=item.title, body=item.body, data=item.data, collapse_id=collapse_id(item.key))
     except Exception as exc:  # noqa: BLE001 - not now: the message is delivered again for it
@@ -495,4 +518,6 @@ def _send(sender: PushSender, item: Item, token: str, ends: float | None = None)
         # at each retry and never given up (found in review, 2026-12-06)
         result = PushResult(token, ok=False, error=f"send failed: {type(exc).__name__}", code="TRANSPORT_ERROR")
     log_metrics.push_result(item.kind, result.ok, result.code)  # fjb_push_results (a log-based metric)
+    if throttled is not None and result.code in THROTTLED:
+        throttled.set()
     return result
