@@ -32,6 +32,9 @@ with no device, malformed) in ``pushRetries/{messageId}``, and a later delivery 
 message skips them. Before, each of up to `PUSH_BATCH` other customers got the push again
 at every retry of the message for an hour (twelve times, with Pub/Sub's backoff), each send
 able to sound again and to come back after it was dismissed (found in review, 2026-12-06).
+A security notice is finished only when every device took it (or answered that it never
+will); until then the record holds each device that took it (`reached`), and a later
+delivery sends it to the others only.
 Nothing is read or written for a message delivered once: the record is read only by a
 delivery late enough to be a retry (`REDELIVERY_AGE`), written only when some push is left
 for later, and deleted when none is (or by its TTL, ``expiresAt``, once the message is past
@@ -129,7 +132,9 @@ HELD_BACK = "HELD_BACK"  # a send not made: FCM answered another of the message'
 # are thread-safe).
 WORKERS = 16
 SENT_BEFORE = "sent_before"  # finished by an earlier delivery of the message (its retry record)
-RETRIES = "pushRetries"  # {messageId}: {done: [push_id, ...], expiresAt, updatedAt}; backend only
+# {messageId}: {done: [push_id or reached, ...], expiresAt, updatedAt}; backend only. A record
+# written before `reached` (push ids only) reads the same.
+RETRIES = "pushRetries"
 # How late after its publish a delivery may be a retry: Pub/Sub delivers a message again no
 # sooner than its subscription's minimum backoff (10 s for the retry policy the functions'
 # triggers get), so a delivery younger than this is a first one and reads no record. A first
@@ -231,10 +236,12 @@ def urgent_left(message: object, done: frozenset[str] | set[str] = frozenset()) 
 
 
 class PushesNotSent(Exception):
-    """Some push of the message reached no device because FCM could not take it for now
-    (`TRANSIENT_CODES`): raised after the rest was done, so that Pub/Sub delivers the
-    message again (the push function retries). ``done``: the `push_id` of each push that
-    was finished (the retry skips them: `record_done`). ``urgent``: a push left unsent is
+    """Some push of the message reached no device (a security notice: not every device)
+    because FCM could not take it for now (`TRANSIENT_CODES`): raised after the rest was
+    done, so that Pub/Sub delivers the message again (the push function retries).
+    ``done``: the `push_id` of each push that was finished (the retry skips them:
+    `record_done`), and a `reached` of each device that took a security notice not
+    finished (the retry does not send it there again). ``urgent``: a push left unsent is
     not news (retried for `URGENT_MAX_AGE`, not the hour news is)."""
 
     def __init__(self, outcomes: dict[str, int], done: set[str] | None = None, *, urgent: bool = False) -> None:
@@ -261,13 +268,21 @@ def _push_id(uid: str, dedupe_key: str) -> str:
     return collapse_id(f"{uid}\n{dedupe_key}")
 
 
+def reached(pid: str, token: str) -> str:
+    """What a retry record holds for a push (its `push_id`) that a device took while the
+    push is not finished (a security notice goes to every device): the push id and the
+    token's hash (a record holds no token), told from a push id by its colon."""
+    return f"{pid}:{hashlib.sha256(token.encode()).hexdigest()[:32]}"
+
+
 def retry_path(message_id: str) -> str | None:
     """The retry record of a Pub/Sub message, or None for an id that cannot name one."""
     return f"{RETRIES}/{message_id}" if isinstance(message_id, str) and _MESSAGE_ID.fullmatch(message_id) else None
 
 
 def done_before(docs: Documents, message_id: str) -> set[str]:
-    """The pushes an earlier delivery of the message finished (`push_id`s), from its record."""
+    """The pushes an earlier delivery of the message finished (`push_id`s), and the devices
+    that took a security notice not finished (`reached`), from its record."""
     path = retry_path(message_id)
     found = docs.get(path) if path is not None else None
     done = found.data.get("done") if found is not None else None
@@ -389,8 +404,9 @@ def deliver_batch(
     sent, muted, had no device to go to, or were malformed (logged and skipped: a retry
     would not mend them), and how many an earlier delivery finished (``done``, their
     `push_id`s: skipped). Raises `PushesNotSent` (after removing the unregistered tokens)
-    when a push reached no device for a reason that passes. ``statuses``: filled with each
-    push's outcome by its place in the message (the push function's span per payment).
+    when a push reached no device (a security notice: not every device) for a reason that
+    passes. ``statuses``: filled with each push's outcome by its place in the message (the
+    push function's span per payment).
     ``budget_s``: no send is started past it (each counts as not sent for now), nor after
     FCM answered one of the message's sends `THROTTLED` (`HELD_BACK`). News queued
     longer ago than `NEWS_MAX_AGE` before ``now`` (by default the time now) is too late:
@@ -408,26 +424,12 @@ def deliver_batch(
     items, places = _drop_late(items, places, now or dt.datetime.now(dt.UTC), count, finished)
     if not items:
         return outcomes
-    uids = list(dict.fromkeys(item.uid for item in items))
-    found = docs.get_many([settings_path(uid) for uid in uids])
-    wanted = {uid: chosen(found.get(settings_path(uid))) for uid in uids}
-    unmuted = [wanted[item.uid].get(item.kind, False) for item in items]
-    sends = [
-        (n, held, token)
-        for n, on in enumerate(unmuted)
-        if on
-        for token, held in targets(found.get(settings_path(items[n].uid)), items[n].kind)
-    ]
+    found = docs.get_many([settings_path(uid) for uid in dict.fromkeys(item.uid for item in items)])
+    unmuted, sends, before = _sends(items, found, done)
     throttled = threading.Event()  # set by the first send FCM answers `THROTTLED`
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
         results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2], ends, throttled), sends))
-    took = {n for (n, _held, _token), result in zip(sends, results, strict=True) if result.ok}
-    later = {n for (n, _held, _token), result in zip(sends, results, strict=True) if passes(result.code)}
-    for n, on in enumerate(unmuted):
-        status = MUTED if not on else SENT if n in took else NOT_SENT if n in later else NO_DEVICES
-        count(status, places[n])
-        if status != NOT_SENT:
-            finished.add(_push_id(items[n].uid, items[n].key))
+    left = _tally(items, places, unmuted, (sends, results), before, count, finished)
     gone: dict[str, set[tuple[str, str]]] = {}
     for (n, held, _token), result in zip(sends, results, strict=True):
         if result.unregistered:  # every entry holding the token
@@ -439,10 +441,67 @@ def deliver_batch(
         removed = 0
     held_back = sum(result.code == HELD_BACK for result in results)
     log.info("pushes delivered", extra={"outcomes": outcomes, "removed": removed, "heldBack": held_back})
-    if NOT_SENT in outcomes:
-        urgent = any(not items[n].news for n in later - took)
-        raise PushesNotSent(outcomes, finished, urgent=urgent)
+    if left:
+        raise PushesNotSent(outcomes, finished, urgent=any(not items[n].news for n in left))
     return outcomes
+
+
+Send = tuple[int, Holders, str]  # a push's place among the items, the device entries holding the token, the token
+
+
+def _sends(
+    items: list[Item], found: dict[str, Doc | None], done: frozenset[str] | set[str]
+) -> tuple[list[bool], list[Send], set[int]]:
+    """Whether each item is wanted (its customer's preference), the sends to make, and the
+    items an earlier delivery of the message sent to some token already (`reached`: a
+    security notice's send to a token that took it is not made again)."""
+    wanted = {uid: chosen(found.get(settings_path(uid))) for uid in {item.uid for item in items}}
+    unmuted = [wanted[item.uid].get(item.kind, False) for item in items]
+    sends: list[Send] = []
+    before: set[int] = set()
+    for n, on in enumerate(unmuted):
+        if not on:
+            continue
+        pid = _push_id(items[n].uid, items[n].key)
+        for token, held in targets(found.get(settings_path(items[n].uid)), items[n].kind):
+            if reached(pid, token) in done:
+                before.add(n)
+            else:
+                sends.append((n, held, token))
+    return unmuted, sends, before
+
+
+def _tally(
+    items: list[Item],
+    places: list[int],
+    unmuted: list[bool],
+    answered: tuple[list[Send], list[PushResult]],
+    before: set[int],
+    count: Callable[[str, int], None],
+    finished: set[str],
+) -> set[int]:
+    """Each item's outcome, counted; the `push_id` of each one finished added to
+    ``finished``, and for a security notice not finished, a `reached` of each token that
+    took it (its retry sends only to the others). Returns the items not sent for now.
+
+    A push is sent when one of its customer's devices took it, and not sent for now when
+    none did and a send failed for a while only (`passes`). A security notice (`ALWAYS_ON`)
+    is not sent while any of its sends failed for a while: it is what shows a customer a
+    device someone else added, and it counted as sent when only that new device took it,
+    the customer's own phone answered UNAVAILABLE, and never got it (found in review,
+    2026-12-07)."""
+    sends, results = answered
+    took = {n for (n, _held, _token), result in zip(sends, results, strict=True) if result.ok} | before
+    later = {n for (n, _held, _token), result in zip(sends, results, strict=True) if passes(result.code)}
+    left = {n for n in later if n not in took or items[n].kind in ALWAYS_ON}
+    for n, on in enumerate(unmuted):
+        count(MUTED if not on else NOT_SENT if n in left else SENT if n in took else NO_DEVICES, places[n])
+        if n not in left:
+            finished.add(_push_id(items[n].uid, items[n].key))
+    for (n, _held, token), result in zip(sends, results, strict=True):
+        if result.ok and n in left:
+            finished.add(reached(_push_id(items[n].uid, items[n].key), token))
+    return left
 
 
 def _drop_late(
