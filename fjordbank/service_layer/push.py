@@ -15,8 +15,8 @@ is worse for a bank's customer than one shown once after two sends.
 Per message (a batch of pushes): one read of one document per customer,
 ``users/{uid}/settings/notifications``, which holds the preferences by kind and the map of
 the customer's devices the app keeps (firestore.rules), the sends made `WORKERS` at a
-time (those not started are held back once FCM answers one that it takes nothing more
-for now: `THROTTLED`), and the tokens FCM reports as unregistered removed by a commit per
+time (those not started are held back once FCM answers a few devices that it takes nothing
+more for now: `THROTTLED`), and the tokens FCM reports as unregistered removed by a commit per
 customer that has one (each on the condition that the document is the version read: a
 device the app added meanwhile is never lost). The read is one round trip, one document
 per customer and no query: until 2026-12-01 the devices had a document of their own
@@ -119,15 +119,44 @@ TRANSIENT_CODES = frozenset(
         "HELD_BACK",
     }
 )
-# FCM's answers that say it takes nothing more for now, whatever the device: the project's
-# quota spent (QUOTA_EXCEEDED, or a 429 without FCM's detail: RESOURCE_EXHAUSTED, HTTP_429)
-# or FCM overloaded (UNAVAILABLE, HTTP_503). After one, the message's sends not started yet
-# are not made (`HELD_BACK`): each was answered the same, on every delivery of the message,
-# 100 pushes to 3 devices making 300 sends a delivery into a throttled FCM (found in review,
-# 2026-12-07). Their pushes are not sent for now, and the message's next delivery (Pub/Sub's
-# backoff: FCM's advice, to wait before trying again) sends them.
+# FCM's answers that say it takes nothing more for now: the project's quota spent
+# (QUOTA_EXCEEDED, or a 429 without FCM's detail: RESOURCE_EXHAUSTED, HTTP_429) or FCM
+# overloaded (UNAVAILABLE, HTTP_503). After they came for `THROTTLED_DEVICES` devices, the
+# message's sends not started yet are not made (`HELD_BACK`): each was answered the same,
+# on every delivery of the message, 100 pushes to 3 devices making 300 sends a delivery
+# into a throttled FCM (found in review, 2026-12-07). Their pushes are not sent for now,
+# and the message's next delivery (Pub/Sub's backoff: FCM's advice, to wait before trying
+# again) sends them.
 THROTTLED = frozenset({"QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "HTTP_429", "UNAVAILABLE", "HTTP_503"})
-HELD_BACK = "HELD_BACK"  # a send not made: FCM answered another of the message's `THROTTLED`
+HELD_BACK = "HELD_BACK"  # a send not made: FCM answered other sends of the message `THROTTLED`
+# Devices answered `THROTTLED` before the rest of a message's sends are held back. FCM's
+# QUOTA_EXCEEDED also says one device is over its own rate: that device alone held back the
+# rest of its message at every delivery, as long as it stayed over (its send came first each
+# time), everyone else's pushes with it. The project's quota or FCM overloaded answer every
+# device so; a few distinct ones tell that from one busy phone.
+THROTTLED_DEVICES = 3
+
+
+class Throttle:
+    """The devices of one delivery that FCM answered `THROTTLED` (the sends run in threads)."""
+
+    def __init__(self, devices: int = THROTTLED_DEVICES) -> None:
+        self.devices = devices
+        self._tokens: set[str] = set()
+        self._lock = threading.Lock()
+
+    def note(self, token: str, code: str | None) -> None:
+        if code in THROTTLED:
+            with self._lock:
+                self._tokens.add(token)
+
+    @property
+    def holding(self) -> bool:
+        """Whether the sends not started are held back: `THROTTLED_DEVICES` answered so."""
+        with self._lock:
+            return len(self._tokens) >= self.devices
+
+
 # Sends made at once, per message, as FCM's own sendEach does (the senders' HTTP sessions
 # are thread-safe).
 WORKERS = 16
@@ -408,7 +437,7 @@ def deliver_batch(
     passes. ``statuses``: filled with each push's outcome by its place in the message (the
     push function's span per payment).
     ``budget_s``: no send is started past it (each counts as not sent for now), nor after
-    FCM answered one of the message's sends `THROTTLED` (`HELD_BACK`). News queued
+    FCM answered `THROTTLED_DEVICES` of the message's devices `THROTTLED` (`HELD_BACK`). News queued
     longer ago than `NEWS_MAX_AGE` before ``now`` (by default the time now) is too late:
     counted, logged and finished, not sent."""
     ends = None if budget_s is None else time.monotonic() + budget_s
@@ -426,7 +455,7 @@ def deliver_batch(
         return outcomes
     found = docs.get_many([settings_path(uid) for uid in dict.fromkeys(item.uid for item in items)])
     unmuted, sends, before = _sends(items, found, done)
-    throttled = threading.Event()  # set by the first send FCM answers `THROTTLED`
+    throttled = Throttle()  # the devices FCM answered `THROTTLED`
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="push") as pool:
         results = list(pool.map(lambda s: _send(sender, items[s[0]], s[2], ends, throttled), sends))
     left = _tally(items, places, unmuted, (sends, results), before, count, finished)
@@ -561,15 +590,15 @@ def _remove(docs: Documents, read: dict[str, Doc | None], gone: dict[str, set[tu
 
 
 def _send(
-    sender: PushSender, item: Item, token: str, ends: float | None = None, throttled: threading.Event | None = None
+    sender: PushSender, item: Item, token: str, ends: float | None = None, throttled: Throttle | None = None
 ) -> PushResult:
     """One send of ``item`` to ``token``, unless the run's budget is spent (``ends``) or FCM
-    answered another send of the message `THROTTLED` (``throttled``, then set by this one
-    if it is answered so). A send held back is not counted in fjb_push_results: it was not
+    answered `THROTTLED_DEVICES` of the message's devices `THROTTLED` (``throttled``, told
+    of this one's answer). A send held back is not counted in fjb_push_results: it was not
     made, and the answer that held it back is counted."""
     if ends is not None and time.monotonic() > ends:  # the run's budget spent: the next delivery sends it
         return PushResult(token, ok=False, error="not started: the run's budget was spent", code="DEADLINE_EXCEEDED")
-    if throttled is not None and throttled.is_set():  # the next delivery sends it
+    if throttled is not None and throttled.holding:  # the next delivery sends it
         return PushResult(token, ok=False, error="not started: FCM refused the message's sends for now", code=HELD_BACK)
     try:
         result = sender.send(token, title=item.title, body=item.body, data=item.data, collapse_id=collapse_id(item.key))
@@ -579,6 +608,6 @@ def _send(
         # at each retry and never given up (found in review, 2026-12-06)
         result = PushResult(token, ok=False, error=f"send failed: {type(exc).__name__}", code="TRANSPORT_ERROR")
     log_metrics.push_result(item.kind, result.ok, result.code)  # fjb_push_results (a log-based metric)
-    if throttled is not None and result.code in THROTTLED:
-        throttled.set()
+    if throttled is not None:
+        throttled.note(token, result.code)
     return result
