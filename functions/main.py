@@ -248,13 +248,13 @@ def on_notification_settings(
     event: firestore_fn.Event[firestore_fn.Change[firestore_fn.DocumentSnapshot | None] | None],
 ) -> None:
     """A push token the customer's app registered is taken from the customer who had it
-    before (fjordbank.service_layer.push_tokens): an app install has one token whoever is
-    signed in on it."""
+    before, and one it removed leaves the registry (fjordbank.service_layer.push_tokens):
+    an app install has one token whoever is signed in on it."""
     change = event.data
     if change is None:
         return
     before, after = (s.to_dict() if s is not None and s.exists else None for s in (change.before, change.after))
-    push_tokens.claim_new_tokens(docs(), event.params["uid"], before, after)
+    push_tokens.settings_written(docs(), event.params["uid"], before, after)
 
 
 # retried when it fails (see on_payment_request's): a claim not made left the token with the

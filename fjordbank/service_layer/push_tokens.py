@@ -37,20 +37,68 @@ def registry_path(token: str) -> str:
     return f"{PUSH_TOKENS}/{hashlib.sha256(token.encode()).hexdigest()}"
 
 
-def _held(data: Mapping[str, Any] | None) -> set[str]:
-    """The tokens of a settings document's signed-in devices (its data as the trigger has
-    it; None: no document)."""
+def _held(data: Mapping[str, Any] | None, fields: tuple[str, ...] = (DEVICES,)) -> set[str]:
+    """The tokens of a settings document's devices in ``fields`` (its data as the trigger
+    has it; None: no document)."""
     if data is None:
         return set()
-    return set(tokens(Doc("", dict(data), _NO_VERSION)).values())
+    doc = Doc("", dict(data), _NO_VERSION)
+    return {token for field in fields for token in tokens(doc, field).values()}
 
 
 _NO_VERSION = dt.datetime.min.replace(tzinfo=dt.UTC)  # (`tokens` reads the data only)
+BOTH = (DEVICES, SIGNED_OUT_DEVICES)
 
 
 def new_tokens(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
     """The tokens a write of a settings document added to its signed-in devices, sorted."""
     return sorted(_held(after) - _held(before))
+
+
+def gone_tokens(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
+    """The tokens a write took out of a settings document altogether, sorted: one moved to
+    the devices of an ended session is still the customer's (their security notices)."""
+    return sorted(_held(before, BOTH) - _held(after, BOTH))
+
+
+def settings_written(
+    docs: Documents,
+    uid: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    *,
+    clock: Clock = system_clock,
+) -> list[str]:
+    """What a write of ``uid``'s settings does to the registry: each token it added is
+    claimed (`claim_new_tokens`: returns the customers it was taken from), and each it
+    took out altogether is no longer ``uid``'s there (`release_gone_tokens`), so the
+    registry holds the tokens customers hold, not every one an app ever wrote (an app
+    writing a new token for one device id again and again grew it without end: found in
+    review, 2026-12-07)."""
+    taken = claim_new_tokens(docs, uid, before, after, clock=clock)
+    release_gone_tokens(docs, uid, before, after)
+    return taken
+
+
+def release_gone_tokens(
+    docs: Documents, uid: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> int:
+    """Remove the registry's entry of each token the write took out of ``uid``'s settings,
+    if it names ``uid`` and the settings still do not hold it (read in the same
+    transaction: registered again since, it stays). Returns how many were removed."""
+    removed = 0
+    for token in gone_tokens(before, after):
+        removed += docs.transact(functools.partial(_release, uid=uid, token=token), operation=OPERATION)
+    return removed
+
+
+def _release(uow: UnitOfWork, *, uid: str, token: str) -> int:
+    entry = uow.get(registry_path(token))
+    own = uow.get(settings_path(uid))
+    if entry is None or entry.data.get("uid") != uid or token in _held(own.data if own else None, BOTH):
+        return 0
+    uow.delete(registry_path(token))
+    return 1
 
 
 def claim_new_tokens(

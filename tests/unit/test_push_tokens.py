@@ -7,7 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from fjordbank.service_layer.push import settings_path, targets
-from fjordbank.service_layer.push_tokens import claim_new_tokens, new_tokens, registry_path
+from fjordbank.service_layer.push_tokens import (
+    PUSH_TOKENS,
+    claim_new_tokens,
+    new_tokens,
+    registry_path,
+    settings_written,
+)
 from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import fixed_clock, seed
 
@@ -29,7 +35,7 @@ def register(docs: MemoryDocuments, uid: str, device_id: str, token: str) -> lis
     data = dict(before.data) if before is not None else {}
     after = {**data, "devices": {**data.get("devices", {}), device_id: device(token)}, "changed": device_id}
     seed(docs, {settings_path(uid): after})
-    return claim_new_tokens(docs, uid, before.data if before else None, after, clock=fixed_clock())
+    return settings_written(docs, uid, before.data if before else None, after, clock=fixed_clock())
 
 
 def test_the_customer_who_registers_a_token_takes_it_from_the_one_before() -> None:
@@ -81,3 +87,37 @@ def test_a_claim_run_again_changes_nothing() -> None:
     assert register(docs, "bob", "bobs-phone", PHONE) == ["alice"]
     assert claim_new_tokens(docs, "bob", before, settings(docs, "bob"), clock=fixed_clock()) == []
     assert settings(docs, "bob")["devices"] == {"bobs-phone": device(PHONE)}
+
+
+def write(docs: MemoryDocuments, uid: str, after: dict[str, Any]) -> None:
+    before = docs.get(settings_path(uid))
+    seed(docs, {settings_path(uid): after})
+    settings_written(docs, uid, before.data if before else None, after, clock=fixed_clock())
+
+
+def registry(docs: MemoryDocuments) -> list[str]:
+    return sorted(d.data["uid"] for d in docs.query(PUSH_TOKENS))
+
+
+def test_the_registry_holds_the_tokens_customers_hold_not_every_one_ever_written() -> None:
+    """An app writing a new token for one device id again and again grew the registry
+    without end (found in review, 2026-12-07); a token taken out leaves it."""
+    docs = MemoryDocuments(fixed_clock())
+    for n in range(50):
+        write(docs, "alice", {"devices": {"phone": device(f"token-{n}")}, "changed": "phone"})
+    assert registry(docs) == ["alice"]
+    write(docs, "alice", {"devices": {}, "changed": "phone"})
+    assert registry(docs) == []
+
+
+def test_a_token_moved_to_an_ended_session_stays_hers_in_the_registry() -> None:
+    """Her security notices still go there, so Bob registering it must still take it."""
+    docs = MemoryDocuments(fixed_clock())
+    register(docs, "alice", "alices-phone", PHONE)
+    write(docs, "alice", {"devices": {}, "signedOutDevices": {"alices-phone": device(PHONE)}})
+    assert registry(docs) == ["alice"]
+    hers = settings(docs, "alice")
+    assert register(docs, "bob", "bobs-phone", PHONE) == ["alice"]
+    assert settings(docs, "alice")["signedOutDevices"] == {}
+    settings_written(docs, "alice", hers, settings(docs, "alice"))  # the trigger on that removal
+    assert registry(docs) == ["bob"]
