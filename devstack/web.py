@@ -172,6 +172,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache")
         self.send_header("X-Content-Type-Options", "nosniff")
+        # never in a frame: the pay form fills itself from the link (#/pay?to=&amount=), and a
+        # page on another local port could frame it and steer the two clicks that confirm
+        # and pay (found in review, 2026-12-07)
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()

@@ -37,6 +37,14 @@ def test_only_the_built_app_is_served(app_url):
     assert index.status_code == 200 and 'src="/app.js"' in index.text
 
 
+def test_the_app_is_never_shown_in_a_frame(app_url):
+    """The pay form fills itself from its link: another local page must not frame it."""
+    for path in ("/", "/app.js"):
+        headers = requests.get(f"{app_url}{path}", timeout=10).headers
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert headers["Content-Security-Policy"] == "frame-ancestors 'none'", path
+
+
 def test_the_demo_salary_goes_only_to_the_signed_in_users_own_account(auth, ledger_admin, app_url):
     owner = auth.sign_up()
     other = auth.sign_up()

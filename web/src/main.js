@@ -138,6 +138,7 @@ async function boot() {
   if (config.local) document.body.classList.add("local-stack");
   onAuthStateChanged(auth, async (user) => {
     stopReceiving();
+    unread = 0; // (the pushes counted were the customer's before)
     if (!user) {
       signedOut();
       return;

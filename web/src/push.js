@@ -59,10 +59,15 @@ export async function removeDevice(uid, deviceId) {
   );
 }
 
-async function poll(token, first = false) {
+// Which run of `receive` a poll belongs to: a poll answered after receiving stopped (a
+// sign-out) or moved to another token (another customer) is dropped, not shown to the next.
+let generation = 0;
+
+async function poll(token, gen, first = false) {
   try {
     const url = `${config.fcmSink}/sink/messages?token=${encodeURIComponent(token)}&since=${since}`;
     const fresh = await (await fetch(url)).json();
+    if (gen !== generation) return;
     if (fresh.length) {
       since = Math.max(since, ...fresh.map((m) => m.seq));
       messages = [...messages, ...fresh];
@@ -76,15 +81,20 @@ async function poll(token, first = false) {
 /** Start receiving the pushes for `token` (every 2 s). */
 export function receive(token) {
   stopReceiving();
-  messages = [];
-  since = 0;
-  poll(token, true);
-  timer = setInterval(() => poll(token), 2000);
+  const gen = generation;
+  poll(token, gen, true);
+  timer = setInterval(() => poll(token, gen), 2000);
 }
 
+/** Stop receiving, and forget what was received: the next customer signed in on this
+ * browser saw the one before's pushes (amounts, card digits, merchants) under
+ * Notifications when their own device was not registered (found in review, 2026-12-07). */
 export function stopReceiving() {
   if (timer) clearInterval(timer);
   timer = null;
+  generation += 1;
+  messages = [];
+  since = 0;
 }
 
 /** fn(allMessages, newMessages) on every arrival; returns an unsubscribe function. */

@@ -307,8 +307,19 @@ const OPTIONAL = new Set([
 ]);
 const FINAL = new Set(["completed", "failed", "rejected", "cancelled"]);
 
+// A request id as the bank takes one (fjordbank.domain.payments.REQUEST_ID_PATTERN). The
+// route's id is checked before it names a document: `#/payment/x%2Fy%2Fz` listened on a path
+// no rule matches, the refusal read as an ended session signed the customer out, and an id
+// of two segments threw with the screen before it left up, its listeners stopped (found in
+// review, 2026-12-07).
+const REQUEST_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
 export function paymentView({ params }) {
   const requestId = params[0];
+  if (!REQUEST_ID.test(requestId || "")) {
+    const none = h("div", { class: "card narrow", testid: "payment" }, h("p", { class: "error" }, "No such payment."));
+    return { el: h("section", { testid: "payment-screen" }, none), stop: () => {} };
+  }
   const card = h("div", { class: "card narrow", testid: "payment" }, h("p", { class: "muted" }, "Sending …"));
   let celebrated = false;
   const stop = onSnapshot(
