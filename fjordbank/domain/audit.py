@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -90,6 +90,8 @@ INCREMENTS = "increments"
 # Its partial reversals (card_settlement.REVERSALS, kept equal by the same test): what they
 # gave back is no longer authorised, except one that released all that was left (``whole``).
 REVERSALS = "reversals"
+# Its refunds (card_settlement.REFUNDS, kept equal by the same test): refund id -> its amount.
+CARD_REFUNDS = "refunds"
 DEPOSIT = "deposit"  # money put in from outside (a test's or an operator's): no payment verdict
 # What a closed account is paid out to the customer's open account with (the accounts
 # service's PAYOUT_STEP, kept equal by a unit test): no payment verdict either
@@ -166,6 +168,7 @@ def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
     postings, posting_faults = read_postings(journal(ledger))
     holds, hold_faults = read_holds(all_holds(ledger))
     payments, payment_faults = read_payments(ledger.payments)
+    cards, card_faults = read_card_authorizations(ledger.card_authorizations)
     report = AuditReport(
         accounts=len(accounts),
         postings=len(postings),
@@ -178,10 +181,11 @@ def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
         posting_faults,
         hold_faults,
         payment_faults,
+        card_faults,
         check_conservation(accounts),
         check_balances(accounts, replay(postings)),
         check_holds(accounts, holds, now=now),
-        check_card_captures(postings, ledger.card_authorizations),
+        check_card_captures(postings, cards, unreadable=set(ledger.card_authorizations) - set(cards)),
         check_payment_postings(payments, postings),
         check_transit(accounts, ledger.payments),
         check_suspense(accounts, ledger.payments),
@@ -263,6 +267,45 @@ def read_payments(records: Documents) -> tuple[Documents, list[Finding]]:
             continue
         readable[payment_id] = data
     return readable, findings
+
+
+# A card authorisation's amounts (what its request asked, what its capture took) and the
+# maps of what followed it, each entry with its amount: read by the card checks.
+CARD_AMOUNTS = ("amount", "capturedAmount")
+CARD_OPERATIONS = (CARD_REFUNDS, INCREMENTS, REVERSALS)
+
+
+def read_card_authorizations(records: Documents) -> tuple[Documents, list[Finding]]:
+    """The card authorisations' records the checks can read: their amounts whole numbers,
+    their refunds, increments and partial reversals each a map of entries with a whole
+    amount; any other is a finding and left out of the checks, its postings with it (a
+    refund that was None, or refunds kept as a list, stopped the whole audit, and a refund
+    of 200.0 passed as one of 200; found in review, 2026-12-07)."""
+    readable: Documents = {}
+    findings: list[Finding] = []
+    for auth_id, data in records.items():
+        fault = _card_record_fault(data)
+        if fault is not None:
+            findings.append(Finding(MALFORMED, f"card authorisation {auth_id} is malformed: {fault}"))
+            continue
+        readable[auth_id] = data
+    return readable, findings
+
+
+def _card_record_fault(data: dict[str, Any]) -> str | None:
+    """What of a card authorisation's record the checks cannot read, or None. The card
+    service writes each amount as a whole number and each map by the operation's id, with
+    an amount in every entry; a record without a map yet has none to read."""
+    for name in CARD_AMOUNTS:
+        if name in data and type(data[name]) is not int:
+            return f"{name} {data[name]!r:.30}"
+    for name in CARD_OPERATIONS:
+        entries = data.get(name) or {}
+        if not isinstance(entries, dict) or not all(
+            isinstance(e, dict) and type(e.get("amount")) is int for e in entries.values()
+        ):
+            return f"{name} {data.get(name)!r:.60}"
+    return None
 
 
 def journal(ledger: LedgerDocuments) -> Documents:
@@ -414,14 +457,20 @@ def moved(posting: Posting, *, debit: Iterable[str | None], credit: Iterable[str
     return into.amount
 
 
-def check_card_captures(postings: list[Posting], authorizations: Documents) -> list[Finding]:
+def check_card_captures(
+    postings: list[Posting], authorizations: Documents, *, unreadable: Collection[str] = ()
+) -> list[Finding]:
     """Each captured card authorisation has exactly one capture posting, for the captured
     amount from its account to a card scheme shard, and one posting per refund its record
     lists, for the refund's amount back, refunds in all at most what was captured; no other
-    authorisation has one, and no capture or refund posting is without one."""
+    authorisation has one, and no capture or refund posting is without one.
+    ``authorizations``: the records `read_card_authorizations` could read; the postings of
+    those it could not (``unreadable``) are left out, their record's finding says it."""
     posted: dict[str, list[Posting]] = {}
     refunds: dict[str, dict[str, list[Posting]]] = {}
     for p in postings:
+        if p.payment_id in unreadable:
+            continue
         if p.step == CARD_CAPTURE:
             posted.setdefault(p.payment_id, []).append(p)
         elif is_card_refund(p.step):
@@ -471,7 +520,7 @@ def _check_refunds(auth_id: str, record: dict[str, Any], postings: dict[str, lis
     """A captured authorisation's refunds: each listed one posted once for its amount, from
     a card scheme shard to the purchase's account, none posted that is not listed, and no
     more given back than was captured."""
-    listed = record.get("refunds") or {}
+    listed = record.get(CARD_REFUNDS) or {}
     account = [record.get("accountId")]
     posted = {r: [moved(p, debit=INTERNAL_CARD_SCHEME, credit=account) for p in ps] for r, ps in postings.items()}
     findings: list[Finding] = []

@@ -17,7 +17,7 @@ import pytest
 
 from fjordbank.domain import audit
 from fjordbank.domain.audit import MALFORMED, PAYMENT_POSTINGS, Finding, LedgerDocuments
-from fjordbank.domain.card_settlement import CAPTURE_STEP, INCREMENTS, REFUND_STEP, REVERSALS
+from fjordbank.domain.card_settlement import CAPTURE_STEP, INCREMENTS, REFUND_STEP, REFUNDS, REVERSALS
 from fjordbank.domain.ledger import INTERNAL_WORLD, Posting, replay, transit_in_account, transit_out_account
 
 NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -135,15 +135,17 @@ def found(ledger: LedgerDocuments) -> list[Finding]:
     postings, posting_faults = audit.read_postings(audit.journal(ledger))
     holds, hold_faults = audit.read_holds(audit.all_holds(ledger))
     payments, payment_faults = audit.read_payments(ledger.payments)
+    cards, card_faults = audit.read_card_authorizations(ledger.card_authorizations)
     return [
         *account_faults,
         *posting_faults,
         *hold_faults,
         *payment_faults,
+        *card_faults,
         *audit.check_conservation(accounts),
         *audit.check_balances(accounts, replay(postings)),
         *audit.check_holds(accounts, holds, now=NOW),
-        *audit.check_card_captures(postings, ledger.card_authorizations),
+        *audit.check_card_captures(postings, cards, unreadable=set(ledger.card_authorizations) - set(cards)),
         *audit.check_payment_postings(payments, postings),
         *audit.check_transit(accounts, ledger.payments),
         *audit.check_postings_without_verdict(ledger.payments, postings),
@@ -376,9 +378,10 @@ def test_an_approved_authorisations_hold_that_is_not_what_it_authorised_is_repor
     assert found(with_changes(ledger, "card_authorizations", "auth-9", reversals=whole)) == []
 
 
-def test_the_audit_knows_increments_and_partial_reversals_by_the_card_services_fields():
+def test_the_audit_knows_increments_partial_reversals_and_refunds_by_the_card_services_fields():
     assert audit.INCREMENTS == INCREMENTS
     assert audit.REVERSALS == REVERSALS
+    assert audit.CARD_REFUNDS == REFUNDS
 
 
 def test_a_capture_posted_for_another_amount_is_reported():
@@ -671,3 +674,35 @@ def test_a_payment_record_with_a_field_of_another_type_is_malformed_not_a_crash(
 def test_a_malformed_record_in_flight_is_one_finding_not_a_transit_fault_as_well():
     report = report_of(with_changes(balanced(), "payments", "pay-2", postingIds=5))
     assert report.kinds[MALFORMED] == 1 and report.kinds[audit.TRANSIT] == 0
+
+
+# ---- a card authorisation's record that cannot be read (found in review, 2026-12-07) --------
+@pytest.mark.parametrize(
+    ("field_name", "value"),
+    [
+        ("refunds", {"r1": None}),
+        ("refunds", {"r1": {"amount": None}}),
+        ("refunds", [{"amount": 5}]),
+        ("refunds", {"r1": {"amount": 200.0}}),
+        ("increments", [{"amount": 5, "status": "approved"}]),
+        ("increments", {"in1": {"amount": "5", "status": "approved"}}),
+        ("reversals", {"v1": None}),
+        ("reversals", "v1"),
+        ("capturedAmount", 200.0),
+        ("amount", None),
+    ],
+)
+def test_a_card_authorisation_whose_amounts_or_operations_cannot_be_read_is_malformed_not_a_crash(field_name, value):
+    """One such record stopped the whole audit (no summary written), and a refund or a
+    capture of 200.0 passed as one of 200: now it is one finding, and the record and its
+    postings are left out of the card checks (not a capture "without an authorisation" too)."""
+    ledger = with_changes(balanced(), "card_authorizations", "auth-1", **{field_name: value})
+    assert found(ledger) == [Finding(MALFORMED, f"card authorisation auth-1 is malformed: {field_name} {value!r}")]
+    assert report_of(ledger).kinds[MALFORMED] == 1
+
+
+def test_a_card_authorisation_without_operations_or_with_empty_ones_is_read():
+    """A record from before increments and reversals (none of the maps), or one that keeps
+    them empty, is no fault."""
+    ledger = with_changes(balanced(), "card_authorizations", "auth-1", amount=200, refunds=None, increments={})
+    assert found(ledger) == []
