@@ -659,6 +659,19 @@ def test_a_payment_posted_for_another_amount_is_reported():
     )
 
 
+def test_a_posting_in_another_currency_than_the_ledgers_is_malformed():
+    """Every account is in NOK: 5 000 EUR summed into the balances as øre passed every
+    check, the stored balances agreeing with the replay (found in review, 2026-12-07). It is
+    left out of the replay, so the balances it changed differ from it."""
+    deposit = transfer("dep-1", "deposit", INTERNAL_WORLD, ALICE, 10_000)
+    ledger = with_changes(balanced(), "postings", "dep-1:deposit", **{**deposit, "currency": "EUR"})
+    assert found(ledger) == [
+        Finding(MALFORMED, "posting dep-1:deposit is invalid: its currency is EUR, not NOK"),
+        Finding(audit.BALANCE, f"account {ALICE}: stored balance 8500 != replay -1500"),
+        Finding(audit.BALANCE, f"account {INTERNAL_WORLD}: stored balance -10000 != replay 0"),
+    ]
+
+
 @pytest.mark.parametrize(("field_name", "value"), [("step", None), ("step", 7), ("paymentId", ["pay-1"])])
 def test_a_posting_with_a_field_of_another_type_is_malformed_not_a_crash(field_name, value):
     report = report_of(with_changes(balanced(), "postings", "pay-1:debit", **{field_name: value}))
