@@ -14,7 +14,9 @@ tried on a ledger made up in a test:
   active hold is past its expiry;
 * every completed payment is posted exactly once (its verdict lists postings that exist
   and belong to it); a failed payment's postings (an internal payment's debit and refund)
-  leave no account changed, and no other failed payment has postings;
+  leave no account changed, and no other failed payment has postings; each of a payment's
+  postings moves its amount between the accounts the ledger posts its step between (the
+  payer's or payee's account and its partition's transit, settlement or suspense shard);
 * the internal transit shards hold exactly the internal payments between their debit and
   their credit or refund (fjordbank.domain.payment_ledger): zero when nothing is in flight;
 * the suspense shards hold exactly the payments from other banks held for sanctions review
@@ -39,6 +41,7 @@ from typing import Any, NamedTuple
 from fjordbank.domain.ledger import (
     CUSTOMER,
     INTERNAL_CARD_SCHEME,
+    INTERNAL_SETTLEMENT,
     INTERNAL_SUSPENSE,
     INTERNAL_TRANSIT,
     Hold,
@@ -46,6 +49,10 @@ from fjordbank.domain.ledger import (
     UnbalancedPosting,
     as_utc,
     replay,
+    settlement_account,
+    suspense_account,
+    transit_in_account,
+    transit_out_account,
 )
 from fjordbank.domain.money import NOK
 from fjordbank.domain.payments import EXTERNAL, INCOMING, INTERNAL
@@ -628,11 +635,12 @@ def check_posted_payment(
 
 def check_payment_moves(payment_id: str, verdict: dict[str, Any], postings: list[Posting]) -> list[Finding]:
     """A payment's postings against the payment its record describes (a record that says
-    its kind, accounts and amount): each posting moves its amount, between its payer's or
-    payee's account and internal accounts only; a completed one has taken the amount from
-    its payer (internal, external) and given it to its payee (internal, from another
-    bank). Balances, conservation and transit all agree with a credit to a third
-    customer, a completed payment refunded, or a posting for another amount."""
+    its kind, accounts and amount): each posting moves its amount, from and to the accounts
+    the ledger posts its step between (`step_accounts`); a completed one has taken the
+    amount from its payer (internal, external) and given it to its payee (internal, from
+    another bank). Balances, conservation and transit all agree with a credit to a third
+    customer, a completed payment refunded, a posting for another amount, or a settlement
+    into a card scheme shard."""
     kind, payer, payee, amount = (verdict.get(f) for f in ("kind", "fromAccount", "toAccount", "amount"))
     if kind not in (INTERNAL, EXTERNAL, INCOMING) or not (isinstance(payer, str) and isinstance(payee, str)):
         return []
@@ -645,11 +653,7 @@ def check_payment_moves(payment_id: str, verdict: dict[str, Any], postings: list
             findings.append(
                 Finding(PAYMENT_POSTINGS, f"payment {payment_id}: {posting.step} moved {moved_amount}, not {amount}")
             )
-        strangers = sorted({e.account_id for e in posting.entries if not _internal(e.account_id)} - {payer, payee})
-        if strangers:
-            findings.append(
-                Finding(PAYMENT_POSTINGS, f"payment {payment_id}: {posting.step} touches {', '.join(strangers)}")
-            )
+        findings += _check_step_accounts(payment_id, str(kind), posting, payer, payee)
     if verdict.get("status") == "completed":
         net = replay(postings)
         wanted = {payer: -amount} if kind in (INTERNAL, EXTERNAL) else {}
@@ -666,10 +670,59 @@ def check_payment_moves(payment_id: str, verdict: dict[str, Any], postings: list
     return findings
 
 
-def _internal(account_id: str) -> bool:
-    """The bank's own accounts (every id in `INTERNAL_ACCOUNTS`, and those before them, are
-    ``internal-...``); a customer's is an account number."""
-    return account_id.startswith("internal-")
+def step_accounts(kind: str, step: str, payer: str, payee: str) -> set[tuple[str, str]]:
+    """The accounts the ledger posts a step of a payment between, as (from, to) pairs
+    (fjordbank.domain.payment_ledger; none for a step it never posts for the kind). Each
+    shard is the one of the partition that posts the step: an internal payment's debit and
+    refund are the payer's partition's (its transit-out shard), its credit the payee's (its
+    transit-in shard); an external payment settles into its payer's settlement shard; one
+    from another bank is booked by its payee's partition, from its settlement shard, or from
+    its suspense shard once held for review. Some came before the shards: an internal
+    payment was one posting from the payer to the payee (step ``transfer``), and an external
+    one settled into ``internal-settlement``; their postings are still in the ledger."""
+    if kind == INTERNAL:
+        out = transit_out_account(payer)
+        ways = {
+            "debit": {(payer, out)},
+            CREDIT: {(transit_in_account(payee), payee)},
+            REFUND: {(out, payer)},
+            "transfer": {(payer, payee)},
+        }
+    elif kind == EXTERNAL:
+        ways = {"settle": {(payer, settlement_account(payer)), (payer, INTERNAL_SETTLEMENT)}}
+    else:
+        settlement, suspense = settlement_account(payee), suspense_account(payee)
+        ways = {
+            CREDIT: {(settlement, payee), (suspense, payee)},
+            "suspense": {(settlement, suspense)},
+            "unheld": {(suspense, settlement)},
+        }
+    return ways.get(step, set())
+
+
+def _check_step_accounts(payment_id: str, kind: str, posting: Posting, payer: str, payee: str) -> list[Finding]:
+    """A payment's posting moved its money one way, between the accounts the ledger posts
+    its step between: any internal account passed before, so a settlement into a card
+    scheme shard or a credit paid out of one was not seen (found in review, 2026-12-07)."""
+    wanted = step_accounts(kind, posting.step, payer, payee)
+    if not wanted:
+        return [
+            Finding(PAYMENT_POSTINGS, f"payment {payment_id}: the ledger posts no {posting.step} for {kind} payments")
+        ]
+    way = _one_way(posting)
+    if way in wanted:
+        return []
+    went = f"{way[0]} to {way[1]}" if way is not None else "between " + ", ".join(e.account_id for e in posting.entries)
+    expected = " or ".join(f"{a} to {b}" for a, b in sorted(wanted))
+    return [Finding(PAYMENT_POSTINGS, f"payment {payment_id}: {posting.step} from {went}, not from {expected}")]
+
+
+def _one_way(posting: Posting) -> tuple[str, str] | None:
+    """The account a posting of two entries took its money from and the one it gave it to."""
+    if len(posting.entries) != 2:
+        return None
+    out, into = sorted(posting.entries, key=lambda e: e.amount)
+    return out.account_id, into.account_id
 
 
 def in_flight(verdicts: Documents) -> int:

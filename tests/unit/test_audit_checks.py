@@ -16,9 +16,34 @@ from typing import Any
 import pytest
 
 from fjordbank.domain import audit
-from fjordbank.domain.audit import MALFORMED, PAYMENT_POSTINGS, Finding, LedgerDocuments
+from fjordbank.domain.audit import MALFORMED, PAYMENT_POSTINGS, Documents, Finding, LedgerDocuments
 from fjordbank.domain.card_settlement import CAPTURE_STEP, INCREMENTS, REFUND_STEP, REFUNDS, REVERSALS
-from fjordbank.domain.ledger import INTERNAL_WORLD, Posting, replay, transit_in_account, transit_out_account
+from fjordbank.domain.ledger import (
+    INTERNAL_ACCOUNTS,
+    INTERNAL_SETTLEMENT_SHARDS,
+    INTERNAL_TRANSIT_OUT,
+    INTERNAL_WORLD,
+    Account,
+    Book,
+    Posting,
+    replay,
+    settlement_account,
+    suspense_account,
+    transit_in_account,
+    transit_out_account,
+    world_account,
+)
+from fjordbank.domain.payment_ledger import apply_step
+from fjordbank.domain.payments import (
+    EXTERNAL,
+    INCOMING,
+    INTERNAL,
+    RELEASED_FROM_HOLD,
+    PaymentEvent,
+    PaymentRequested,
+)
+from fjordbank.topology import ARRIVED, CREDIT, REFUND, UNAPPLIED
+from fjordbank.topology import HELD as HELD_STEP
 
 NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
 ALICE = "12340000011"
@@ -629,8 +654,10 @@ def test_a_completed_payment_credited_to_a_third_customer_is_reported():
         [transfer("pay-1", "debit", ALICE, out, 1_000), transfer("pay-1", "credit", into, SHOP, 1_000)],
         {"status": "completed", "postingIds": ["pay-1:debit", "pay-1:credit"]},
     )
-    messages = [f.problem for f in found(ledger) if f.kind == PAYMENT_POSTINGS]
-    assert any(SHOP in m and "touches" in m for m in messages) and any(f"0 on {BOB}" in m for m in messages)
+    assert [f for f in found(ledger) if f.kind == PAYMENT_POSTINGS] == [
+        Finding(PAYMENT_POSTINGS, f"payment pay-1: credit from {into} to {SHOP}, not from {into} to {BOB}"),
+        Finding(PAYMENT_POSTINGS, f"payment pay-1 completed with 0 on {BOB}, not 1000"),
+    ]
 
 
 def test_a_completed_payment_whose_money_went_back_to_the_payer_is_reported():
@@ -719,3 +746,194 @@ def test_a_card_authorisation_without_operations_or_with_empty_ones_is_read():
     them empty, is no fault."""
     ledger = with_changes(balanced(), "card_authorizations", "auth-1", amount=200, refunds=None, increments={})
     assert found(ledger) == []
+
+
+# ---- each step's accounts, as the ledger posts them (found in review, 2026-12-07) -----------
+OTHER_BANK = "15030000003"
+
+
+def _posted(payment_id: str, record: dict[str, Any], *steps: tuple[str, str, str]) -> LedgerDocuments:
+    """``balanced()`` with one more payment: its record (amount 700) and its postings (step,
+    from, to), the accounts as they leave them."""
+    ledger = balanced()
+    postings = [transfer(payment_id, step, debit, credit, 700) for step, debit, credit in steps]
+    kept = {**ledger.postings, **{p["postingId"]: p for p in postings}}
+    totals = replay([Posting.from_dict(p) for p in kept.values()])
+    accounts = {
+        a: {**d, "balance": totals.get(a, 0), "available": totals.get(a, 0) - d["held"]}
+        for a, d in ledger.accounts.items()
+    }
+    for a in set(totals) - set(accounts):
+        accounts[a] = account(a, totals[a], kind="internal")
+    record = {"amount": 700, "postingIds": [p["postingId"] for p in postings], **record}
+    return replace(ledger, postings=kept, accounts=accounts, payments={**ledger.payments, payment_id: record})
+
+
+def _external(*steps: tuple[str, str, str]) -> LedgerDocuments:
+    record = {"status": "completed", "kind": "external", "fromAccount": ALICE, "toAccount": OTHER_BANK}
+    return _posted("pay-9", record, *steps)
+
+
+def _incoming(*steps: tuple[str, str, str], status: str = "completed") -> LedgerDocuments:
+    record = {"status": status, "kind": "incoming", "fromAccount": OTHER_BANK, "toAccount": BOB}
+    return _posted("in-1", record, *steps)
+
+
+def test_an_external_payment_settled_into_another_account_than_its_settlement_shard_is_reported():
+    """Settled into a card scheme shard (or another partition's settlement shard): the
+    balances, conservation and the payer's change all agreed, as any internal account passed."""
+    ours = settlement_account(ALICE)
+    assert found(_external(("settle", ALICE, ours))) == []
+    assert found(_external(("settle", ALICE, "internal-settlement"))) == []  # settled before the shards
+    for elsewhere in (SCHEME, next(s for s in INTERNAL_SETTLEMENT_SHARDS if s != ours)):
+        assert found(_external(("settle", ALICE, elsewhere))) == [
+            Finding(
+                PAYMENT_POSTINGS,
+                f"payment pay-9: settle from {ALICE} to {elsewhere}, not from {ALICE} to internal-settlement "
+                f"or {ALICE} to {ours}",
+            )
+        ], elsewhere
+
+
+def test_a_payment_from_another_bank_paid_out_of_another_account_than_its_payees_shards_is_reported():
+    settlement, suspense = settlement_account(BOB), suspense_account(BOB)
+    assert found(_incoming(("credit", settlement, BOB))) == []
+    held = _incoming(("suspense", settlement, suspense), ("credit", suspense, BOB))
+    assert found(held) == []  # held for review, then released
+    back = _incoming(("suspense", settlement, suspense), ("unheld", suspense, settlement), status="unapplied")
+    assert found(back) == []  # held, released, and sent back: its account could not take it
+    assert found(_incoming(("credit", SCHEME, BOB))) == [
+        Finding(
+            PAYMENT_POSTINGS,
+            f"payment in-1: credit from {SCHEME} to {BOB}, not from {settlement} to {BOB} or {suspense} to {BOB}",
+        )
+    ]
+    assert found(_incoming(("suspense", SCHEME, suspense), status="held")) == [
+        Finding(
+            PAYMENT_POSTINGS,
+            f"payment in-1: suspense from {SCHEME} to {suspense}, not from {settlement} to {suspense}",
+        )
+    ]
+
+
+def test_an_internal_payments_legs_through_another_transit_shard_or_the_wrong_way_are_reported():
+    out, into = transit_out_account(ALICE), transit_in_account(BOB)
+    other = next(s for s in INTERNAL_TRANSIT_OUT if s != out)
+    ledger = _internal_payment(
+        [transfer("pay-1", "debit", ALICE, other, 1_000), transfer("pay-1", "credit", into, BOB, 1_000)],
+        {"status": "completed", "postingIds": ["pay-1:debit", "pay-1:credit"]},
+    )
+    assert [f for f in found(ledger) if f.kind == PAYMENT_POSTINGS] == [
+        Finding(PAYMENT_POSTINGS, f"payment pay-1: debit from {ALICE} to {other}, not from {ALICE} to {out}")
+    ]
+    # one posting straight from the payer to the payee: how internal payments were posted
+    # before their credit moved to the payee's partition
+    before = _internal_payment(
+        [transfer("pay-1", "transfer", ALICE, BOB, 1_000)], {"status": "completed", "postingIds": ["pay-1:transfer"]}
+    )
+    assert found(before) == []
+
+
+def test_a_payments_posting_of_a_step_the_ledger_never_posts_for_its_kind_is_reported():
+    ledger = _external(("settle", ALICE, settlement_account(ALICE)), ("credit", transit_in_account(BOB), BOB))
+    assert Finding(PAYMENT_POSTINGS, "payment pay-9: the ledger posts no credit for external payments") in found(ledger)
+
+
+# ---- a ledger the ledger's own steps wrote: every path passes -------------------------------
+CAROL = "12340000044"  # Bob's closed account: a credit to it is sent back
+
+
+def _request(payment_id: str, kind: str, payer: str, payee: str, amount: int) -> PaymentRequested:
+    return PaymentRequested(
+        payment_id=payment_id,
+        uid="bob" if kind == INCOMING else "alice",
+        request_id=f"req-{payment_id}",
+        kind=kind,
+        from_account=payer,
+        to_account=payee,
+        amount=amount,
+        currency="NOK",
+        message=None,
+        kid=None,
+        due_date="2027-03-01",
+        body_hash="0" * 64,
+        requested_at=NOW.isoformat(),
+    )
+
+
+# Each payment's steps as the pipeline sends them to the ledger: (id, kind, payee, steps).
+PATHS = [
+    ("int-paid", INTERNAL, BOB, ["approved", CREDIT]),
+    ("int-sent-back", INTERNAL, CAROL, ["approved", CREDIT, REFUND]),
+    ("int-in-flight", INTERNAL, BOB, ["approved"]),
+    ("ext-settled", EXTERNAL, OTHER_BANK, ["approved", "settled"]),
+    ("ext-returned", EXTERNAL, OTHER_BANK, ["approved", "returned"]),
+    ("ext-reserved", EXTERNAL, OTHER_BANK, ["approved"]),
+    ("in-paid", INCOMING, BOB, [ARRIVED]),
+    ("in-to-closed", INCOMING, CAROL, [ARRIVED]),
+    ("in-held", INCOMING, BOB, [HELD_STEP]),
+    ("in-released", INCOMING, BOB, [HELD_STEP, "release"]),
+    ("in-released-back", INCOMING, CAROL, [HELD_STEP, "release"]),
+]
+
+
+def _written_by_the_ledger() -> tuple[Book, Documents]:
+    """A book every path of a payment went through, by the ledger's own steps
+    (fjordbank.domain.payment_ledger), and the payments' records; Alice's money came in
+    by a deposit, the book's first posting."""
+    customers = [(ALICE, "alice", "open"), (BOB, "bob", "open"), (CAROL, "bob", "closed")]
+    book = Book(
+        {
+            **{a: Account(a, "NOK", owner_uid=o, status=s) for a, o, s in customers},
+            **{a: Account(a, "NOK", kind="internal") for a in INTERNAL_ACCOUNTS},
+        }
+    )
+    book.apply(Posting.transfer("opening-alice", "deposit", world_account("opening-alice"), ALICE, 100_000, "NOK"))
+    records: Documents = {}
+    for payment_id, kind, payee, steps in PATHS:
+        payer = OTHER_BANK if kind == INCOMING else ALICE
+        request = _request(payment_id, kind, payer, payee, 1_000 + len(records))
+        for step in steps:
+            event = PaymentEvent(request, step, "to_account_closed" if step == REFUND else None)
+            if step == "release":
+                event = PaymentEvent(request, ARRIVED, detail={RELEASED_FROM_HOLD: True})
+            records[payment_id], _result, _replayed = apply_step(book, records.get(payment_id), event, now=NOW)
+    return book, records
+
+
+def _documents(book: Book, records: Documents) -> LedgerDocuments:
+    """The book's accounts as documents, the records, and the postings no record keeps (a
+    deposit's, a payout's) as the postings collection's."""
+    kept = {p["postingId"] for r in records.values() for p in r.get("postings", {}).values()}
+    accounts = {
+        a.account_id: {
+            "accountId": a.account_id,
+            "balance": a.balance,
+            "held": a.held,
+            "available": a.available,
+            "kind": a.kind,
+            "overdraftLimit": a.overdraft_limit,
+            "status": a.status,
+            "ownerUid": a.owner_uid,
+            "currency": a.currency,
+        }
+        for a in book.accounts.values()
+    }
+    postings = {p.posting_id: p.to_dict() for p in book.postings if p.posting_id not in kept}
+    return LedgerDocuments(accounts=accounts, postings=postings, payments=records)
+
+
+def test_a_ledger_the_ledgers_own_steps_wrote_passes_every_check_whichever_way_its_payments_went():
+    """The audit's accounts for each step are the ledger's: a check that flagged a correct
+    ledger would fail every chaos run and page an operator for nothing."""
+    book, records = _written_by_the_ledger()
+    assert {r["status"] for r in records.values()} == {"completed", "failed", CREDIT, "reserved", UNAPPLIED, HELD_STEP}
+    assert {s for r in records.values() for s in r["postings"]} == {
+        "debit",
+        "credit",
+        "refund",
+        "settle",
+        "suspense",
+        "unheld",
+    }
+    assert report_of(_documents(book, records)).problems == []
