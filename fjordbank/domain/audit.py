@@ -23,11 +23,14 @@ tried on a ledger made up in a test:
   (booked ``held``, not yet released or sent back), and a credit left unapplied moved no
   money (held, then sent back: into suspense and out again);
 * every card capture is posted exactly once, for the captured amount, and no other card
-  authorisation has a posting.
+  authorisation has a posting;
+* a deposit brings money in from the outside world's accounts, and a payout moves a closed
+  account's money to another account of the same customer's.
 
 The findings come in a fixed order (the documents' faults, conservation, the accounts by
 id, the holds, the card captures, the payments, the transit shards, the suspense shards,
-postings without a payment), which the report and the scheduled audit's examples keep.
+postings without a payment, deposits and payouts), which the report and the scheduled
+audit's examples keep.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from fjordbank.domain.ledger import (
     INTERNAL_SETTLEMENT,
     INTERNAL_SUSPENSE,
     INTERNAL_TRANSIT,
+    INTERNAL_WORLD,
+    INTERNAL_WORLD_SHARDS,
     Hold,
     Posting,
     UnbalancedPosting,
@@ -198,6 +203,7 @@ def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
         check_transit(accounts, ledger.payments),
         check_suspense(accounts, ledger.payments),
         check_postings_without_verdict(ledger.payments, postings),
+        check_deposits_and_payouts(accounts, postings),
     ):
         report.record(findings)
     return report
@@ -768,3 +774,57 @@ def check_postings_without_verdict(verdicts: Documents, postings: list[Posting])
         for payment_id in payment_posting_counts(postings)
         if payment_id not in verdicts
     ]
+
+
+# The outside world's accounts a deposit is taken from: a shard per deposit call (by its
+# first deposit's id, so not one a posting's own id tells), and ``internal-world``, which
+# took the deposits before the shards.
+WORLD_ACCOUNTS = frozenset({INTERNAL_WORLD, *INTERNAL_WORLD_SHARDS})
+
+
+def check_deposits_and_payouts(accounts: Documents, postings: list[Posting]) -> list[Finding]:
+    """The postings no payment's record is checked against (found in review, 2026-12-07):
+    a deposit (the admin path's, fjordbank.service_layer.ledger) moves money from the
+    outside world into the bank, and a payout (fjordbank.service_layer.accounts) a closed
+    account's money to another account of the same customer's. Either from any account to
+    any other, Alice's money paid into Bob's account, passed every check."""
+    findings: list[Finding] = []
+    for posting in postings:
+        if posting.step == DEPOSIT:
+            findings += _check_deposit(posting)
+        elif posting.step == PAYOUT:
+            findings += _check_payout(accounts, posting)
+    return findings
+
+
+def _check_deposit(posting: Posting) -> list[Finding]:
+    """A deposit is one world account's money to one account of the bank's books. (Which
+    world shard it took is fixed by its call's first deposit, and every caller deposits into
+    a customer's account; the shard and the account kind are left unchecked.)"""
+    way = _one_way(posting)
+    if way is not None and way[0] in WORLD_ACCOUNTS and way[1] not in WORLD_ACCOUNTS:
+        return []
+    went = f"{way[0]} to {way[1]}" if way is not None else "between " + ", ".join(e.account_id for e in posting.entries)
+    return [Finding(PAYMENT_POSTINGS, f"deposit {posting.payment_id} from {went}, not from the outside world")]
+
+
+def _check_payout(accounts: Documents, posting: Posting) -> list[Finding]:
+    """A payout takes a closed account's money to another customer account of its owner's
+    (`pay_out` refuses any other; an account once closed stays closed). An account missing
+    from the ledger is the unknown-account finding already."""
+    way = _one_way(posting)
+    if way is None:
+        accounts_moved = ", ".join(e.account_id for e in posting.entries)
+        return [Finding(PAYMENT_POSTINGS, f"payout {posting.payment_id} moves between {accounts_moved}")]
+    source, target = (accounts.get(a) for a in way)
+    if source is None or target is None:
+        return []
+    owner = source.get("ownerUid")
+    if source.get("status") != "closed":
+        return [Finding(PAYMENT_POSTINGS, f"payout {posting.payment_id} from {way[0]}, which is not closed")]
+    customers = all(a.get("kind", CUSTOMER) == CUSTOMER for a in (source, target))
+    if not customers or owner is None or target.get("ownerUid") != owner:
+        return [
+            Finding(PAYMENT_POSTINGS, f"payout {posting.payment_id} from {way[0]} to {way[1]}, not the same customer's")
+        ]
+    return []

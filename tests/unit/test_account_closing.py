@@ -234,8 +234,11 @@ async def test_a_refund_to_a_closed_account_is_paid_out_to_an_open_one_once_and_
     with pytest.raises(AccountRefused) as again:  # to another account: nothing left to pay out
         accounts.pay_out(docs, UID, account_id=ACCOUNT, to_account_id=other)
     assert again.value.code == "nothing_to_pay_out"
-    # the payout belongs to no payment: the ledger's audit counts it with no verdict
+    # the payout belongs to no payment: the ledger's audit counts it with no verdict, and
+    # finds it between the accounts a payout moves money between
     assert audit.payment_posting_counts([audit.Posting.from_dict(posting)]) == {}
+    stored = {a: bank.docs.data(f"accounts/{a}") or {} for a in (ACCOUNT, savings, other)}
+    assert audit.check_deposits_and_payouts(stored, [audit.Posting.from_dict(posting)]) == []
 
 
 # ---- found in review (2026-12-05): an order into a closed account ends whatever the payer's state

@@ -174,6 +174,7 @@ def found(ledger: LedgerDocuments) -> list[Finding]:
         *audit.check_payment_postings(payments, postings),
         *audit.check_transit(accounts, ledger.payments),
         *audit.check_postings_without_verdict(ledger.payments, postings),
+        *audit.check_deposits_and_payouts(accounts, postings),
     ]
 
 
@@ -937,3 +938,49 @@ def test_a_ledger_the_ledgers_own_steps_wrote_passes_every_check_whichever_way_i
         "unheld",
     }
     assert report_of(_documents(book, records)).problems == []
+
+
+# ---- deposits and payouts (found in review, 2026-12-07) -------------------------------------
+def _with_posting(ledger: LedgerDocuments, posting: dict[str, Any], **accounts: dict[str, Any]) -> LedgerDocuments:
+    """The ledger with one more posting (no payment's) and the accounts as it leaves them."""
+    kept = {**ledger.postings, posting["postingId"]: posting}
+    totals = replay([Posting.from_dict(p) for p in kept.values()])
+    docs = {**ledger.accounts, **accounts}
+    docs = {a: {**d, "balance": totals.get(a, 0), "available": totals.get(a, 0) - d["held"]} for a, d in docs.items()}
+    return replace(ledger, postings=kept, accounts=docs)
+
+
+def test_a_deposit_from_the_outside_world_is_no_fault_and_one_from_a_customer_is():
+    shard = world_account("opening-bob")
+    ledger = _with_posting(
+        balanced(), transfer("opening-bob", "deposit", shard, BOB, 400), **{shard: account(shard, 0, kind="internal")}
+    )
+    assert found(ledger) == []
+    from_alice = _with_posting(balanced(), transfer("d-9", "deposit", ALICE, BOB, 400))
+    assert found(from_alice) == [
+        Finding(PAYMENT_POSTINGS, f"deposit d-9 from {ALICE} to {BOB}, not from the outside world")
+    ]
+
+
+def _payout(source: str, target: str, **source_fields: Any) -> LedgerDocuments:
+    ledger = with_changes(balanced(), "accounts", ALICE, ownerUid="alice", **source_fields)
+    ledger = with_changes(ledger, "accounts", BOB, ownerUid="bob")
+    savings = account(SHOP, 0, ownerUid="alice")
+    return _with_posting(ledger, transfer(f"po{source}1", "payout", source, target, 2_000), **{SHOP: savings})
+
+
+def test_a_payout_from_a_closed_account_to_its_owners_other_account_is_no_fault():
+    assert found(_payout(ALICE, SHOP, status="closed")) == []
+
+
+def test_a_payout_to_another_customer_or_from_an_account_not_closed_is_reported():
+    """Alice's closed account paid out into Bob's: every other check agreed with it."""
+    assert found(_payout(ALICE, BOB, status="closed")) == [
+        Finding(PAYMENT_POSTINGS, f"payout po{ALICE}1 from {ALICE} to {BOB}, not the same customer's")
+    ]
+    assert found(_payout(ALICE, SHOP, status="open")) == [
+        Finding(PAYMENT_POSTINGS, f"payout po{ALICE}1 from {ALICE}, which is not closed")
+    ]
+    assert found(_payout(ALICE, SCHEME, status="closed")) == [
+        Finding(PAYMENT_POSTINGS, f"payout po{ALICE}1 from {ALICE} to {SCHEME}, not the same customer's")
+    ]
