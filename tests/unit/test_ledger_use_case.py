@@ -20,7 +20,6 @@ from dataclasses import replace
 
 import pytest
 
-from fjordbank.adapters.firestore import ACCOUNTS, LEDGER_PAYMENTS, POSTINGS
 from fjordbank.domain.errors import InvalidAccountNumber
 from fjordbank.domain.ledger import (
     INTERNAL_ACCOUNTS,
@@ -595,24 +594,9 @@ async def test_a_deposit_is_posted_once_per_id_and_the_world_written_once_per_ba
     assert len(unit.reads) == 1 and unit.written(account_path(world_account("d1"))) == 1
     assert await balance(docs, ALICE) == (4_000, 0, 4_000) and await balance(docs, BOB) == (2_000, 0, 2_000)
     assert money(docs) == 0
+    from tests.unit.test_incoming import audit_problems  # (it imports this module)
+
     assert audit_problems(docs) == []  # each from the world shard of its call
-
-
-def audit_problems(docs: RecordingDocuments) -> list[str]:
-    """The ledger audit's findings over the in-memory ledger."""
-    from fjordbank.domain import audit
-
-    def collection(name: str) -> dict:
-        return {
-            path.split("/", 1)[1]: data
-            for path, (data, _v) in docs.store.docs.items()
-            if path.startswith(f"{name}/") and path.count("/") == 1
-        }
-
-    ledger = audit.LedgerDocuments(
-        accounts=collection(ACCOUNTS), postings=collection(POSTINGS), payments=collection(LEDGER_PAYMENTS)
-    )
-    return audit.audit(ledger, now=NOW).problems
 
 
 async def test_one_deposit_id_twice_in_one_call_is_refused_and_nothing_is_booked():
