@@ -30,7 +30,6 @@ from fjordbank.service_layer.push import DEVICES, SIGNED_OUT_DEVICES, settings_p
 log = logging.getLogger(__name__)
 
 PUSH_TOKENS = "pushTokens"
-OPERATION = "push_token_claim"
 
 
 def registry_path(token: str) -> str:
@@ -88,7 +87,7 @@ def release_gone_tokens(
     transaction: registered again since, it stays). Returns how many were removed."""
     removed = 0
     for token in gone_tokens(before, after):
-        removed += docs.transact(functools.partial(_release, uid=uid, token=token), operation=OPERATION)
+        removed += docs.transact(functools.partial(_release, uid=uid, token=token), operation="push_token_release")
     return removed
 
 
@@ -113,7 +112,9 @@ def claim_new_tokens(
     customers it was taken from (each once)."""
     taken: list[str] = []
     for token in new_tokens(before, after):
-        previous = docs.transact(functools.partial(_claim, uid=uid, token=token, now=clock()), operation=OPERATION)
+        previous = docs.transact(
+            functools.partial(_claim, uid=uid, token=token, now=clock()), operation="push_token_claim"
+        )
         if previous is not None and previous not in taken:
             taken.append(previous)
     if taken:
