@@ -380,13 +380,9 @@ def superseded(push: Push, customer_status: object) -> bool:
     publish failed and the outbox relay sent the decision's (never tried) first, and the
     customer would read "checking" after "welcome". The decisions are final, so only the
     review's push can be out of date."""
-    return awaits_decision(push) and customer_status in ("approved", "rejected")
-
-
-def awaits_decision(push: Push) -> bool:
-    """An onboarding push of "we are checking your application": the one `superseded` may
-    find out of date."""
-    return push.kind == ONBOARDING and push.data.get("status") == "review"
+    return (
+        push.kind == ONBOARDING and push.data.get("status") == "review" and customer_status in ("approved", "rejected")
+    )
 
 
 def customer_pushes(event: dict[str, Any]) -> list[Push]:
