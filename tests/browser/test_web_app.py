@@ -351,6 +351,18 @@ def test_a_half_year_of_history_in_my_economy_and_subscriptions(page, auth, stac
     shot(page, "15-my-economy-half-year")
 
 
+def test_a_payment_link_with_an_id_of_another_shape_shows_no_payment_and_keeps_the_session(page):
+    """`#/payment/x%2Fy%2Fz` listened on a path no rule matches, and the refusal, read as an
+    ended session, signed the customer out; an id of two segments threw with the screen
+    before it left up (found in review, 2026-12-07)."""
+    account = become_customer(page)
+    for crafted in ("x%2Fy%2Fz", "x%2Fy", "short"):
+        page.evaluate(f"location.hash = '#/payment/{crafted}'")
+        expect(page.get_by_test_id("payment")).to_have_text("No such payment.")
+    page.get_by_test_id("nav-accounts").click()
+    expect(page.locator(f'[data-account="{account}"]').first).to_be_visible()  # still signed in
+
+
 def test_a_notification_preference_is_kept_beside_the_devices(page, admin_db):
     """The preferences and this browser's device share one document: a preference the
     customer changes is a merge of that field alone, so the device stays registered."""
