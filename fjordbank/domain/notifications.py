@@ -380,9 +380,13 @@ def superseded(push: Push, customer_status: object) -> bool:
     publish failed and the outbox relay sent the decision's (never tried) first, and the
     customer would read "checking" after "welcome". The decisions are final, so only the
     review's push can be out of date."""
-    return (
-        push.kind == ONBOARDING and push.data.get("status") == "review" and customer_status in ("approved", "rejected")
-    )
+    return awaits_decision(push) and customer_status in ("approved", "rejected")
+
+
+def awaits_decision(push: Push) -> bool:
+    """An onboarding push of "we are checking your application": the one `superseded` may
+    find out of date."""
+    return push.kind == ONBOARDING and push.data.get("status") == "review"
 
 
 def customer_pushes(event: dict[str, Any]) -> list[Push]:

@@ -48,7 +48,7 @@ from fjordbank.adapters.firestore import (
     request_path,
 )
 from fjordbank.domain import feed
-from fjordbank.domain.notifications import ENTRY_STATUS, Push, superseded
+from fjordbank.domain.notifications import ENTRY_STATUS, Push, awaits_decision, superseded
 from fjordbank.domain.payments import (
     BANK_REQUEST_PREFIX,
     INCOMING,
@@ -126,7 +126,7 @@ async def still_current(docs: AsyncDocuments, pushes: list[Push]) -> list[bool]:
     """Whether each push still tells the customer's state (`superseded`): the customers of
     the onboarding pushes that may be out of date are read, in one round trip, the others
     never (a decision's push, a device's, a card's are kept unread)."""
-    paths = {p.uid: f"{CUSTOMERS}/{p.uid}" for p in pushes if superseded(p, "approved")}
+    paths = {p.uid: f"{CUSTOMERS}/{p.uid}" for p in pushes if awaits_decision(p)}
     if not paths:
         return [True] * len(pushes)
     found = await docs.get_many(sorted(paths.values()))
