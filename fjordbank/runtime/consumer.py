@@ -56,6 +56,7 @@ from fjordbank.runtime import crash, dead_letters, in_hand, logs, tracing
 from fjordbank.runtime.http import JsonApiServer, ProbeServer
 from fjordbank.runtime.in_hand import InHandMarks
 from fjordbank.runtime.ownership import LeaseThread, instance_id
+from fjordbank.runtime.redact import redact
 from fjordbank.runtime.tally import DeliveryTally
 
 log = logging.getLogger(__name__)
@@ -1355,7 +1356,9 @@ class ConsumerService:
         """Store the message with its reason in the DLQ stream before terminating it."""
         spec = spec or self.spec
         headers = {
-            "Fjb-Reason": reason[:1000],
+            # masked as the log line about it is: the header is kept in the DLQ stream and
+            # shown by `bankctl dlq list` (found in review, 2026-12-07)
+            "Fjb-Reason": redact(reason)[:1000],
             "Fjb-Original-Subject": d.subject,
             "Fjb-Original-Sequence": str(d.stream_sequence),
             "Fjb-Deliveries": str(d.num_delivered),

@@ -24,6 +24,7 @@ from fjordbank.domain.events import Contract
 from fjordbank.domain.payments import UNSHOWN, PaymentEvent, passed_at, passing
 from fjordbank.runtime import tracing
 from fjordbank.runtime.consumer import Delivery, Outcome, Reject
+from fjordbank.runtime.redact import redact
 
 
 def encode(event: PaymentEvent) -> bytes:
@@ -40,7 +41,7 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
         try:
             event = PaymentEvent.from_json(d.json())
         except (ValueError, TypeError, DomainError, RecursionError) as exc:  # nested past the parser's depth too
-            outcomes[i] = Reject(f"malformed {d.subject}: {str(exc)[:200]}")
+            outcomes[i] = Reject(f"malformed {d.subject}: {redact(str(exc))[:200]}")
             continue
         if event.subject != d.subject:
             outcomes[i] = Reject(f"event status {event.status!r} does not match subject {d.subject}")
@@ -64,7 +65,7 @@ def decode_contracts(batch: list[Delivery]) -> tuple[list[tuple[int, Contract]],
         try:
             decoded.append((i, contract_events.decode(d.subject, d.json())))
         except (ValueError, TypeError, DomainError, RecursionError) as exc:
-            outcomes[i] = Reject(f"malformed {d.subject}: {str(exc)[:200]}")
+            outcomes[i] = Reject(f"malformed {d.subject}: {redact(str(exc))[:200]}")
     return decoded, outcomes
 
 
