@@ -653,7 +653,12 @@ class ConsumerService:
                 if not msgs:
                     continue
                 if not self._owns(p):
+                    # given back, as a batch whose partition moved while it waited its turn:
+                    # counted as given back, not as deliveries without an outcome here (found
+                    # in review, 2026-12-07)
                     await asyncio.gather(*(m.nak() for m in msgs), return_exceptions=True)
+                    for d in map(Delivery, msgs):
+                        self.tally.gave_back((binding.spec.durable, d.stream_sequence))
                     continue
                 await self.process([Delivery(m) for m in msgs], binding, fill=functools.partial(self._more, sub))
 
