@@ -261,23 +261,41 @@ class Ownership:
                     failure = failure or result
                 else:
                     lease.revision, lease.renewed = result, sent
-            if lapsed:
-                await self._take_back(lapsed)
+            created = await self._take_back(lapsed) if lapsed else []
+        await self._started_again(created)
         if failure is not None:
             raise failure
 
-    async def _take_back(self, lapsed: list[int]) -> None:
+    async def _started_again(self, partitions: list[int]) -> None:
+        """A lease created again after it lapsed may have been another instance's meanwhile
+        (this one hung longer than a lease, the other claimed the partition, worked it and
+        handed it over): the partition is started as one acquired (``on_acquire``: the
+        service forgets what it remembered of the partition's documents, which the other
+        wrote since; taken back without it, the ledger decided on versions from before;
+        found in review, 2026-12-07). Outside the renewals' lock, as a claim's start is."""
+        for p in partitions:
+            if p not in self.leases:
+                continue
+            try:
+                await self.on_acquire(p)
+            except Exception:  # held but not worked on would stall it: let it go, to be claimed again
+                log.exception("partition could not be started", extra={"partition": p, "service": self.service})
+                self._give_up(p, "start failed")
+
+    async def _take_back(self, lapsed: list[int]) -> list[int]:
         """Create again the leases that lapsed; the ones somebody else holds (or that are
         being given up anyway) are lost. One whose live entry names this instance is still
         its own: a renewal whose write landed but whose answer was lost (a timeout, a
         reconnect as a NATS node fails over) left the revision known here behind, and the
         next renewal was refused. It is renewed from the entry's revision, not counted lost
         (found in review, 2026-12-06: its work stopped and its batch was given back, and the
-        lease went unrenewed while the batch still ran)."""
+        lease went unrenewed while the batch still ran). Returns the partitions whose lease
+        was created again (not found still its own): `_started_again`."""
         back = [p for p in lapsed if p not in self.stopping]
         sent = self.clock()
         results = await asyncio.gather(*(self._create(p) for p in back), return_exceptions=True)
         taken = {p: r for p, r in zip(back, results, strict=True) if isinstance(r, int)}
+        created = sorted(taken)
         taken.update(await self._still_mine([p for p in back if p not in taken]))
         for p in lapsed:
             if p in taken:
@@ -292,6 +310,7 @@ class Ownership:
             del self.leases[p]
             MOVES.labels(self.service, "lost").inc()
             self._give_up(p, "lost")
+        return created
 
     async def _still_mine(self, partitions: list[int]) -> dict[int, int]:
         """Of ``partitions`` (their leases' creates refused), those whose live entry names

@@ -659,3 +659,34 @@ def test_a_drain_asked_while_the_lease_thread_still_connects_reaches_its_ownersh
         await leases.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_lease_created_again_after_another_held_it_starts_the_partition_again():
+    """Hung longer than a lease, the instance's partitions went to another, which worked them
+    and handed them over; its renewal then created them again without on_acquire, and the
+    service decided on the document versions it remembered from before the other's writes
+    (found in review, 2026-12-07)."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    a = instance(kv, clock, "ledger-a")
+    started: list[int] = []
+    first = a.on_acquire
+
+    async def counted(p: int) -> None:
+        started.append(p)
+        await first(p)
+
+    a.on_acquire = counted
+    for _ in range(4):
+        step(clock, a)
+    assert sorted(started) == list(range(topology.PAYMENT_PARTITIONS))
+    started.clear()
+    clock.now += topology.LEASE_SECONDS + 0.5  # a hung: its entries expire
+    b = instance(kv, clock, "ledger-b")
+    for _ in range(3):
+        step(clock, b)
+    assert sorted(held(b)) == list(range(topology.PAYMENT_PARTITIONS))
+    run(b.release_all())  # b stops cleanly: its leases deleted
+    run(a.tick())  # a resumes
+    assert sorted(held(a)) == list(range(topology.PAYMENT_PARTITIONS))
+    assert sorted(started) == list(range(topology.PAYMENT_PARTITIONS))
