@@ -878,12 +878,18 @@ class ConsumerService:
                 # the lease lapse too (then another instance may work the partition already)
                 raise PartitionMoved(f"partition {binding.spec.partition} is no longer held here")
             limit = HANDLER_DEADLINE_SECONDS if alone is None else alone
-            deadline = asyncio.timeout(limit)
+            deadline: asyncio.Timeout | None = None
             try:
-                async with contextlib.nullcontext() if alone is not None else self._gate.shared(), deadline:
-                    crash.handling(binding.spec.name, batch)  # FAILURE TESTS ONLY
-                    called = time.monotonic()
-                    outcomes = await binding.handler(batch)
+                async with contextlib.nullcontext() if alone is not None else self._gate.shared():
+                    # made once the gate is had: asyncio.timeout fixes its end when it is made,
+                    # and made before, the wait behind a message handled alone counted as the
+                    # handler's own time, timed it out at its first await, and six such waits
+                    # dead-lettered a healthy message (found in review, 2026-12-07)
+                    deadline = asyncio.timeout(limit)
+                    async with deadline:
+                        crash.handling(binding.spec.name, batch)  # FAILURE TESTS ONLY
+                        called = time.monotonic()
+                        outcomes = await binding.handler(batch)
                 if any(isinstance(o, Ack) for o in outcomes):
                     self._went_through(called)
                 return outcomes
@@ -897,7 +903,7 @@ class ConsumerService:
                 # 2026-12-06)
                 raise HandlerCancelled("the handler raised CancelledError") from exc
             except Exception as exc:
-                if deadline.expired():
+                if deadline is not None and deadline.expired():
                     raise HandlerTimedOut(f"the handler did not return within {limit:.0f} s") from exc
                 if pause is None or not self._may_try_again(exc, started, pause):
                     raise

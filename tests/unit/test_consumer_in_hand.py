@@ -554,3 +554,42 @@ def test_after_a_pieces_last_message_or_a_stoppers_rest_fails_for_all_the_later_
 
     outcomes = run(stoppers_rest_fails, 16, stopper=2)
     assert outcomes[2] == ["term"] and all(outcomes[seq] == ["nak"] for seq in range(3, 17))
+
+
+def test_the_wait_behind_a_message_handled_alone_is_not_the_handlers_time(monkeypatch):
+    """asyncio.timeout fixes its end when it is made: made before the call had the gate, the
+    wait behind a suspect message handled alone counted as the handler's own, a 50 ms
+    handler was timed out at its first await and counted as failing alone, and six such
+    waits dead-lettered it (found in review, 2026-12-07)."""
+    import asyncio
+    import time
+
+    from fjordbank.runtime import consumer
+    from tests.unit.test_consumer_limits import service
+
+    monkeypatch.setattr(consumer, "HANDLER_DEADLINE_SECONDS", 0.5)
+    ran: list[float] = []
+
+    async def handler(batch):
+        await asyncio.sleep(0.05)
+        ran.append(time.monotonic())
+        return [Ack() for _ in batch]
+
+    async def scenario():
+        svc, _letters = service(handler)
+        svc._last_ack = time.monotonic()
+
+        async def alone_call():  # a suspect message handled alone for longer than the deadline
+            async with svc._gate.alone():
+                await asyncio.sleep(0.8)
+
+        task = asyncio.create_task(alone_call())
+        await asyncio.sleep(0.01)
+        msg = Msg(7)
+        await svc.process([Delivery(msg)])
+        await task
+        return svc, msg
+
+    svc, msg = asyncio.run(scenario())
+    assert len(ran) == 1 and [what for _, what in msg.log] == ["ack"]
+    assert svc.tally.failures(("ledger", 7)) == 0
