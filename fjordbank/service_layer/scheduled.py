@@ -51,7 +51,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from fjordbank import topology
@@ -331,6 +331,32 @@ def _counts_of(result: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
+def _hand_out(
+    queries: Iterable[Iterable[Doc]],
+    work: Callable[[Doc], None],
+    *,
+    lanes: int,
+    deadline_passed: Callable[[], bool],
+    stop: threading.Event,
+) -> tuple[bool, Exception | None]:
+    """The due requests of each query handed to ``work`` in lanes, until the time is spent
+    or ``stop`` is set. Returns whether some were left for the next run, and the error that
+    stopped reading them, if one did: a page not read escaped the run before the standing
+    orders, which then waited for the next run (a payday morning's every order), and the
+    run's counts were lost (found in review, 2026-12-07); the run fails all the same once
+    the standing orders had their turn (`_release_due`), for FjbDuePaymentsNotRun."""
+    try:
+        for query in queries:
+            if in_lanes(query, key=_payer, work=work, lanes=lanes, deadline_passed=deadline_passed, stop=stop):
+                return True, None
+            if stop.is_set():
+                break
+    except Exception as exc:
+        log.exception("due payments: the due requests could not be read; the rest wait for the next run")
+        return True, exc
+    return False, None
+
+
 def _release_due(
     docs: Documents,
     publisher: Publisher,
@@ -397,13 +423,9 @@ def _release_due(
                 broken.set()  # Firestore away, or a bug in every payment: the run fails
                 halt.set()
 
-    deferred = False
-    for query in due_queries(docs, now, limit, uids):
-        deferred = in_lanes(
-            query, key=_payer, work=one, lanes=lanes, deadline_passed=lambda: monotonic() > until, stop=halt
-        )
-        if deferred or halt.is_set():
-            break
+    deferred, unread = _hand_out(
+        due_queries(docs, now, limit, uids), one, lanes=lanes, deadline_passed=lambda: monotonic() > until, stop=halt
+    )
     if broken.is_set():
         raise RuntimeError(
             f"due payments: {errors.limit} failed one after the other; the run stops and the rest wait "
@@ -436,6 +458,11 @@ def _release_due(
     )
     if standing.get("deferred"):
         counts["deferred"] = 1
+    if unread is not None:
+        raise RuntimeError(
+            f"due payments: the due requests could not be read ({type(unread).__name__}); the standing orders ran "
+            f"(counts {counts}, standing orders {standing})"
+        ) from unread
     return {**counts, "standingOrders": standing}
 
 
@@ -691,7 +718,10 @@ def continuation(job: str, result: Mapping[str, Any], *, scoped: bool, chain: in
     the scheduler's next run tries those again), or after MAX_CHAIN runs (``chain``: this
     run's place in it). A run given its clock or its
     customers (the emulator's tests and chaos runs) is never continued: its caller decides
-    its runs."""
+    its runs. ``chain`` comes from the job's message: one that is not a place in a chain (a
+    negative one went on for ever; found in review, 2026-12-07) counts as the first."""
+    if type(chain) is not int or chain < 0:
+        chain = 0
     if job != SUBMIT_DUE_PAYMENTS or scoped or not result.get("deferred") or chain + 1 >= MAX_CHAIN:
         return None
     if result.get("halted"):

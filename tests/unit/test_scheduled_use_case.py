@@ -632,6 +632,24 @@ def test_many_payers_due_payments_are_worked_on_at_once_each_payer_on_what_the_r
     assert sorted(payers) == [f"{n:03d}" for n in range(24)]  # one of each payer's two
 
 
+def test_the_due_requests_not_read_still_leave_the_standing_orders_their_turn(publisher, submit, monkeypatch):
+    """A page of the due requests that Firestore did not answer escaped the run before the
+    standing orders (a payday morning's every order waited for the next run) and lost the
+    run's counts (found in review, 2026-12-07). The orders run; the run fails all the same."""
+
+    class Unanswered(MemoryDocuments):
+        def query_group(self, collection_id, *, where=(), **kw):
+            if any(w.field == "status" and w.value == "received" for w in where):
+                raise TimeoutError("the database did not answer")
+            return super().query_group(collection_id, where=where, **kw)
+
+    orders_ran: list[int] = []
+    monkeypatch.setattr(standing_orders, "run_due", lambda *a, **k: orders_ran.append(1) or {"submitted": 2})
+    with pytest.raises(RuntimeError, match=r"could not be read .*standing orders ran"):
+        run(Unanswered(fixed_clock()), publisher, submit)
+    assert orders_ran == [1]
+
+
 def test_a_deferred_run_goes_on_in_a_next_run_at_once_and_only_then():
     """The payday's morning is released run after run (scheduled.continuation), not one run
     every 15 minutes; the chain ends with the first run that is not deferred, and a run
@@ -649,6 +667,12 @@ def test_a_deferred_run_goes_on_in_a_next_run_at_once_and_only_then():
     assert scheduled.continuation(job, {"busy": 1}, scoped=False) is None  # another run is at work
     last = scheduled.MAX_CHAIN - 1
     assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False, chain=last) is None
+    # a message's chain that is no place in one counts as the first (a negative one went on for ever)
+    for forged in (-1_000_000_000, True, "59"):
+        assert scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False, chain=forged) == {  # type: ignore[arg-type]
+            "job": job,
+            "chain": 1,
+        }
     follow = scheduled.continuation(job, {"submitted": 9, "deferred": 1}, scoped=False)
     assert follow is not None and scheduled.job_overrides(follow, {}) == {}
 
