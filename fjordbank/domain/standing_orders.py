@@ -172,6 +172,13 @@ def occurrence_request_id(order_id: str, due: dt.date) -> str:
     return f"{BANK_REQUEST_PREFIX}{order_id}-{due:%Y%m%d}"
 
 
+def waited_on(current: dict[str, Any], due: dt.date) -> bool:
+    """Whether a payment (a scheduled request, a standing order) waited for funds on ``due``
+    already (`waiting` recorded for that date)."""
+    before = current.get("waiting")
+    return isinstance(before, dict) and before.get("date") == due.isoformat()
+
+
 def waiting(
     current: dict[str, Any],
     due: dt.date,
@@ -253,6 +260,7 @@ def decide(
     amount: int,
     account_status: str | None,
     following: dt.date | None = None,
+    waited: bool = False,
 ) -> Decision:
     """What the job, run on the banking day ``today``, does with a payment due on ``due``
     (≤ today; its `payment_day` ≤ today then too).
@@ -261,11 +269,19 @@ def decide(
     after it (`last_try_day`, ``following`` a standing order's next due date): wait for the
     job's next run. Not covered once those have passed (or the account is closed): fail.
     ``account_status``: the from-account's (None: no such account); a frozen one fails
-    this due date only (`ENDS_ORDER` does not name it: the order goes on if the freeze is lifted)."""
+    this due date only (`ENDS_ORDER` does not name it: the order goes on if the freeze is lifted).
+    ``waited``: the payment waited for funds on this due date already, and the customer was
+    shown the last day it is tried (`waiting`'s ``until``): past it, it fails whatever came
+    in since. The job decides it next on the next banking day, and money in meanwhile paid
+    it days after that (after Easter, say), where the customer who read "we try until
+    Wednesday" had paid another way (found in review, 2026-12-07). One that never waited
+    (the job was away on its days) is still paid when covered."""
     if account_status == "frozen":
         return Decision("fail", "account_frozen")
     if account_status != "open" or available is None:
         return Decision("fail", "account_closed")
+    if waited and last_try_day(due, following) < today:
+        return Decision("fail", "insufficient_funds")
     if available >= amount:
         return Decision("submit")
     if last_try_day(due, following) >= today:

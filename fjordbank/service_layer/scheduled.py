@@ -568,12 +568,14 @@ def _decide_due(
     """Submit, wait or fail a scheduled payment on its due date: the funds (what this run
     left), the payee's account as it is now, and the key that confirmed it."""
     available, status = funds.available(payment.from_account)
+    due = dt.date.fromisoformat(payment.due_date)
     decision = orders.decide(
-        due=dt.date.fromisoformat(payment.due_date),
+        due=due,
         today=today,
         available=available,
         amount=payment.amount,
         account_status=status,
+        waited=orders.waited_on(request.data, due),
     )
     try:
         edge.check_payee(docs, payment.to_account, bank_regs)

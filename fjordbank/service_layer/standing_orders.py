@@ -822,6 +822,7 @@ def _decide(
         amount=order["amount"],
         account_status=status,
         following=_following(order, due),
+        waited=rules.waited_on(order, due),
     )
     try:  # the payee's account may have closed since the order was made
         if decision.action == "submit":

@@ -169,6 +169,24 @@ def test_a_payment_the_account_cannot_cover_waits_four_banking_days_and_fails_on
     assert submit.submitted == [] and len(publisher.stored) == 1
 
 
+def test_a_payment_that_waited_is_not_paid_after_the_last_day_it_was_shown(docs, publisher, submit):
+    """Told "we try until Wednesday 24 March" (Friday the 19th, uncovered), it was decided
+    next after Easter, on Tuesday the 30th, and paid then with the salary that came on
+    Maundy Thursday: the customer had paid the rent another way (found in review,
+    2026-12-07). Past the day shown it fails; a payment that never waited (the job away
+    on its days) is still paid when covered."""
+    oslo = dt.timezone(dt.timedelta(hours=1))
+    scheduled_request(docs, "req-rent-01", 50_000, dt.date(2027, 3, 19))
+    assert counts(run(docs, publisher, submit, now=dt.datetime(2027, 3, 19, 9, tzinfo=oslo))) == {"waiting": 1}
+    assert data(docs, request_path("req-rent-01"))["waiting"]["until"] == "2027-03-24"
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=500_000)})  # the salary
+    scheduled_request(docs, "req-gym-001", 1_000, dt.date(2027, 3, 19))  # due then too, never tried
+    after_easter = dt.datetime(2027, 3, 30, 9, tzinfo=oslo)
+    assert counts(run(docs, publisher, submit, now=after_easter)) == {"failed": 1, "submitted": 1}
+    assert data(docs, request_path("req-rent-01"))["reason"]["code"] == "insufficient_funds"
+    assert submit.submitted == ["req-gym-001"]
+
+
 @pytest.mark.parametrize("payer_covered", [True, False], ids=["covered", "short"])
 def test_a_scheduled_payment_into_an_account_closed_since_fails_and_is_never_submitted(
     docs, publisher, submit, payer_covered

@@ -135,3 +135,10 @@ def test_an_uncovered_payment_is_tried_on_four_banking_days(due, last):
         "fail", "insufficient_funds"
     )
     assert so.decide(due=due, today=after, available=1, amount=1, account_status="open") == so.Decision("submit")
+    # ... unless it waited already and was shown its last day: past it, it fails whatever came in
+    assert so.decide(due=due, today=after, available=1, amount=1, account_status="open", waited=True) == (
+        so.Decision("fail", "insufficient_funds")
+    )
+    assert so.decide(due=due, today=last, available=1, amount=1, account_status="open", waited=True) == (
+        so.Decision("submit")
+    )

@@ -489,6 +489,18 @@ def test_a_payment_the_account_cannot_cover_waits_four_banking_days_and_fails_af
     assert moved["nextDue"] == "2027-04-10" and "waiting" not in moved and moved["lastRun"]["status"] == "failed"
 
 
+def test_a_due_date_that_waited_is_not_paid_after_the_last_day_it_was_shown(docs, sca, publisher):
+    """Money in after the window the customer was shown ("until Monday the 15th") and before
+    the job's next decision does not pay the date late (found in review, 2026-12-07)."""
+    create(docs, sca, body(amount=500_000))
+    assert run_due(docs, publisher)["waiting"] == 1
+    assert order(docs)["waiting"]["until"] == "2027-03-15"
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=5_000_000)})
+    assert run_due(docs, publisher, now=NOW.replace(day=16))["failed"] == 1
+    (failed,) = publisher.stored
+    assert failed.body["reason"] == "insufficient_funds" and order(docs)["nextDue"] == "2027-04-10"
+
+
 def test_a_due_date_on_a_weekend_or_holiday_is_paid_on_the_next_banking_day(docs, sca, publisher):
     """Rent due on the 1st: Saturday 1 May 2027 (a public holiday too) is paid on Monday the
     3rd, under the due date's id; the next date keeps the 1st."""
