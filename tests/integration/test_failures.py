@@ -15,7 +15,7 @@ from devstack.settings import service_of
 from fjordbank import topology
 from tests.support import natsclients
 from tests.support.app import new_customer
-from tests.support.clients import new_account_number, unique, wait_for
+from tests.support.clients import unique, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -158,14 +158,12 @@ def test_a_message_that_kills_its_process_each_time_is_dead_lettered_alone_and_t
 
 
 def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_others_flow(
-    stack, auth, as_user, ledger_admin, admin_db, audit
+    stack, auth, as_user, ledger_admin, admin_db, audit, broken_account
 ):
     alice = new_customer(auth, as_user, ledger_admin, 5_000, 0)
     # A corrupt account document (no balance): the ledger fails on every delivery.
-    broken = new_account_number()
-    admin_db.document(f"accounts/{broken}").set(
-        {"accountId": broken, "ownerUid": alice.uid, "status": "open", "currency": "NOK", "kind": "customer"}
-    )
+    make_broken, mend = broken_account
+    broken = make_broken(alice.uid)
     stuck = alice.request_payment(alice.accounts[1], 100, from_account=broken)
     fine = alice.request_payment(alice.accounts[1], 1_000)
     assert alice.wait_final(fine)["status"] == "completed"
@@ -193,18 +191,7 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_max_deliver_and_oth
     assert listed.returncode == 0 and "KeyError" in listed.stdout
 
     # An operator mends the account and replays the dead letter: the payment finishes.
-    admin_db.document(f"accounts/{broken}").set(
-        {
-            "accountId": broken,
-            "ownerUid": alice.uid,
-            "status": "open",
-            "currency": "NOK",
-            "kind": "customer",
-            "balance": 0,
-            "held": 0,
-            "available": 0,
-        }
-    )
+    mend(broken)
     sequence = next(h["_seq"] for h in found)
     replayed = subprocess.run(
         [sys.executable, "-m", "bankctl", "dlq", "replay", str(sequence), "--by", "Test Operator", "--note", "mended"],

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tests.support.app import new_customer
-from tests.support.clients import new_account_number, wait_for
+from tests.support.clients import wait_for
 
 WHO = ("--by", "Test Operator", "--note", "the account document mended")  # a replay's who and why
 
@@ -152,13 +152,12 @@ def test_an_external_payment_returned_by_the_other_bank(stack, auth, as_user, le
 
 
 def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_trace(
-    stack, auth, as_user, ledger_admin, admin_db, audit
+    stack, auth, as_user, ledger_admin, admin_db, audit, broken_account
 ):
     alice = new_customer(auth, as_user, ledger_admin, 5_000, 0)
     # A corrupt account document (no balance): the ledger fails on every delivery.
-    broken = new_account_number()
-    account = {"accountId": broken, "ownerUid": alice.uid, "status": "open", "currency": "NOK", "kind": "customer"}
-    admin_db.document(f"accounts/{broken}").set(account)
+    make_broken, mend = broken_account
+    broken = make_broken(alice.uid)
     request_id = alice.request_payment(alice.accounts[1], 100, from_account=broken)
     payment_id = wait_for(lambda: (alice.request(request_id) or {}).get("paymentId"), what="the payment id")
 
@@ -189,7 +188,7 @@ def test_a_dead_lettered_payment_shows_its_retries_and_a_replay_continues_its_tr
     )
 
     # mended and replayed: the replay continues the same trace to the end
-    admin_db.document(f"accounts/{broken}").set({**account, "balance": 0, "held": 0, "available": 0})
+    mend(broken)
     replayed = subprocess.run(
         [sys.executable, "-m", "bankctl", "dlq", "replay", str(dead["dlqSequence"]), *WHO],
         capture_output=True,
