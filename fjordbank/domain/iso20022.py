@@ -595,6 +595,11 @@ class StatusReport:
         ids = [s.end_to_end_id for s in statuses]
         if len(set(ids)) != len(ids):
             raise _fail("an end-to-end id occurs twice in the status report")
+        # a block answered twice was applied by whichever answer came last (found in review,
+        # 2026-12-07); NOTPROVIDED names no block, None is the whole file's (once)
+        named = [b.payment_information_id for b in self.blocks if b.payment_information_id != NOT_PROVIDED]
+        if len(set(named)) != len(named):
+            raise _fail("a payment information block is answered twice in the status report")
         ordered = tuple(
             s for _, group in _grouped(statuses, lambda s: s.original_payment_information_id) for s in group
         )
@@ -1038,7 +1043,10 @@ def parse_pain002(xml: bytes) -> StatusReport:
 
     Raises:
         InvalidPaymentFile: on hostile or malformed input, an OrgnlMsgNmId other
-            than pain.001.001.03, or a status code pain.002 does not have.
+            than pain.001.001.03, a status code pain.002 does not have, or a report that
+            contradicts itself: a block answered twice (``OrgnlPmtInfId`` repeated, but
+            ``NOTPROVIDED``), or a block or transaction whose status is not the final one
+            of the file or block above it (pending, or the other final status).
     """
     reader, body = _root(xml, PAIN002_NS, "CstmrPmtStsRpt")
     header = reader.one(body, "GrpHdr")
@@ -1053,15 +1061,29 @@ def parse_pain002(xml: bytes) -> StatusReport:
     group = _Given(_status_code(reader, original, "GrpSts"), *_reason(reader, original))
     statuses: list[TransactionStatus] = []
     blocks: list[BlockStatus] = []
+    answered: set[str] = set()
     infos = reader.all(body, "OrgnlPmtInfAndSts")
     for info in infos:
         payment_information_id = reader.token(info, "OrgnlPmtInfId")  # an id: whitespace around it is not its
+        if payment_information_id in answered:
+            # OrgnlPmtInfAndSts answers a block once: a block answered twice (settled, then
+            # rejected) was applied by whichever answer came last in the file (found in
+            # review, 2026-12-07). NOTPROVIDED names no block: a bank that does not echo the
+            # ids may answer several unnamed blocks, and their answers reach no block here.
+            raise _fail(
+                f"payment information {payment_information_id[:35]!r} is answered twice: the report contradicts itself"
+            )
+        if payment_information_id != NOT_PROVIDED:
+            answered.add(payment_information_id)
         block = group.below(_status_code(reader, info, "PmtInfSts"), *_reason(reader, info))
-        if group.final and not block.final:
+        if group.final and block.status != group.status:
             # the file answered as a whole while a block of it is still on its way: given the
             # file's status, payments the bank said are pending were failed (their holds
             # released) or settled (found in review, 2026-12-06); refused, as a transfer
-            # listed pending in a block answered whole is (_parse_transaction_status)
+            # listed pending in a block answered whole is (_parse_transaction_status). So is
+            # a block answered otherwise than the file (RJCT in a file settled as a whole): a
+            # final status answers every transfer below it, mixed answers are PART, and the
+            # block's own status was applied over the file's (found in review, 2026-12-07)
             raise _fail(
                 f"payment information {payment_information_id[:35]!r} is {block.status} in a file "
                 f"answered {group.status} as a whole: the report contradicts itself"
@@ -1072,9 +1094,9 @@ def parse_pain002(xml: bytes) -> StatusReport:
             if status is not None:
                 statuses.append(status)
         # a block (or the file) rejected or accepted as a whole answers every transfer in it:
-        # those it lists with their own status, the others with the block's (a bank may list
-        # a few to give their own reason); the clearing service gives a block's status only
-        # to transfers no status names
+        # those it lists with the same status (a bank may list a few to give their own
+        # reason), the others with the block's; the clearing service gives a block's status
+        # only to transfers no status names
         if block.final:
             blocks.append(block.of(payment_information_id))
     if group.final:
@@ -1185,16 +1207,20 @@ def _parse_transaction_status(
     it gives none), or None while it is not final."""
     end_to_end_id = reader.text(tx, "OrgnlEndToEndId")
     given = block.below(_status_code(reader, tx, "TxSts"), *_reason(reader, tx))
+    if block.final and given.status != block.status:
+        # a block (or the file) answered as a whole while it lists this transfer as still
+        # on its way: given the block's status, a payment the bank said is pending was
+        # failed and its hold released, and its settlement later was the bank's loss
+        # (found in review, 2026-12-06); the report is refused, for an operator. So is a
+        # transfer listed with the other final status (settled in a block rejected as a
+        # whole): the block's status is every transfer's in it, mixed answers are PART,
+        # and which of the two the bank meant is an operator's to find out (found in
+        # review, 2026-12-07). One listed with the block's status and a reason of its own is kept.
+        raise _fail(
+            f"transaction {end_to_end_id[:35]!r} is {given.status} in a block answered "
+            f"{block.status} as a whole: the report contradicts itself"
+        )
     if not given.final:
-        if block.final:
-            # a block (or the file) answered as a whole while it lists this transfer as still
-            # on its way: given the block's status, a payment the bank said is pending was
-            # failed and its hold released, and its settlement later was the bank's loss
-            # (found in review, 2026-12-06); the report is refused, for an operator
-            raise _fail(
-                f"transaction {end_to_end_id[:35]!r} is {given.status} in a block answered "
-                f"{block.status} as a whole: the report contradicts itself"
-            )
         return None
     status, reason_code, additional_info = given._outcome()
     where = f"transaction {end_to_end_id[:35]!r}"

@@ -530,16 +530,17 @@ async def test_a_block_rejected_as_a_whole_returns_its_payments_but_those_named_
         "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
         f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{block}</OrgnlPmtInfId><PmtInfSts>RJCT</PmtInfSts>"
         "<StsRsnInf><Rsn><Prtry>AM04</Prtry></Rsn></StsRsnInf>"
-        "<TxInfAndSts><OrgnlEndToEndId>p2</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>"
+        "<TxInfAndSts><OrgnlEndToEndId>p2</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
+        "<StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf></TxInfAndSts>"
         "</OrgnlPmtInfAndSts>"
     )
     out = await use.handle_answer(_clearing_house_answer(dirs, F1, inner, "block-status.xml"), Published())
-    # p2 is named (settled); the block's final status answers the others it does not list
-    # (ISO 20022: a payment information status is every transaction's in the block; a bank
-    # lists some to give their own status) where they stayed "submitted" with money held
+    # p2 is named (with its own reason); the block's final status answers the others it does
+    # not list (ISO 20022: a payment information status is every transaction's in the block;
+    # a bank lists some to give their own reason) where they stayed "submitted" with money held
     assert sorted((e.payment.payment_id, e.status, e.reason) for e in out) == [
         ("p1", "returned", "AM04"),
-        ("p2", "settled", None),
+        ("p2", "returned", "AC04"),
         ("p3", "returned", "AM04"),
     ]
     inner = (
@@ -549,6 +550,51 @@ async def test_a_block_rejected_as_a_whole_returns_its_payments_but_those_named_
     )
     out = await use.handle_answer(_clearing_house_answer(dirs, F1, inner, "block2-status.xml"), Published())
     assert out == []  # every payment was answered by the report before
+
+
+def _block_answer(block: str, status: str, listed: str = "") -> str:
+    reason = "<StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf>" if status == "RJCT" else ""
+    return (
+        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{block}</OrgnlPmtInfId><PmtInfSts>{status}</PmtInfSts>{reason}"
+        f"{listed}</OrgnlPmtInfAndSts>"
+    )
+
+
+@pytest.mark.parametrize(
+    "contradiction",
+    ["settled-then-rejected", "rejected-then-settled", "file-rejected-block-settled", "block-rejected-payment-settled"],
+)
+async def test_an_answer_that_contradicts_itself_is_moved_aside_unapplied(dirs, contradiction):
+    """Found in review (2026-12-07): a block answered settled and then rejected (or the other
+    way round) was applied by the answer last in the file, and a block settled in a file
+    rejected as a whole (GrpSts RJCT) had its payments settled. Which answer is the bank's
+    is an operator's to find out: nothing is applied, the file is kept as `.rejected`."""
+    use, docs = uses(dirs)
+    new, _ = await use.claim([payment(1), payment(2)], F1)
+    await use.send_or_keep(F1, new)
+    (block,) = {
+        g.payment_information_id
+        for g in iso20022.payment_groups(clearing.payment_file(F1, new, bic=BIC, now=NOW, written=NOW))
+    }
+    p1_settled = "<TxInfAndSts><OrgnlEndToEndId>p1</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>"
+    inner = {
+        "settled-then-rejected": "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
+        + _block_answer(block, "ACSC")
+        + _block_answer(block, "RJCT"),
+        "rejected-then-settled": "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
+        + _block_answer(block, "RJCT")
+        + _block_answer(block, "ACSC"),
+        "file-rejected-block-settled": "<GrpSts>RJCT</GrpSts><StsRsnInf><Rsn><Cd>AC01</Cd></Rsn></StsRsnInf>"
+        "</OrgnlGrpInfAndSts>" + _block_answer(block, "ACSC"),
+        "block-rejected-payment-settled": "<GrpSts>PART</GrpSts></OrgnlGrpInfAndSts>"
+        + _block_answer(block, "RJCT", p1_settled),
+    }[contradiction]
+    path = _clearing_house_answer(dirs, F1, inner, "contradiction-status.xml")
+    publish = Published()
+    assert await use.handle_answer(path, publish) == [] and publish.events == []
+    assert (dirs.processed / "contradiction-status.xml.rejected").exists() and not path.exists()
+    record = await data(docs, file_path(F1))
+    assert record["status"] == "written" and not record.get("answers")
 
 
 async def test_an_answer_with_only_statuses_on_the_way_publishes_nothing_and_marks_nothing(dirs):
@@ -586,10 +632,10 @@ async def test_a_block_answered_that_the_file_does_not_have_is_applied_where_it_
             f"<StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf>{listed}</OrgnlPmtInfAndSts>"
         )
 
-    p1_settled = "<TxInfAndSts><OrgnlEndToEndId>p1</OrgnlEndToEndId><TxSts>ACSC</TxSts></TxInfAndSts>"
-    path = _clearing_house_answer(dirs, F1, rejected("NOTPROVIDED", p1_settled), "np-status.xml")
+    p1_listed = "<TxInfAndSts><OrgnlEndToEndId>p1</OrgnlEndToEndId><TxSts>RJCT</TxSts></TxInfAndSts>"
+    path = _clearing_house_answer(dirs, F1, rejected("NOTPROVIDED", p1_listed), "np-status.xml")
     out = await use.handle_answer(path, Published())
-    assert [(e.payment.payment_id, e.status) for e in out] == [("p1", "settled")]  # what it names is applied
+    assert [(e.payment.payment_id, e.status) for e in out] == [("p1", "returned")]  # what it names is applied
     assert (dirs.processed / "np-status.xml.unmatched").exists() and not path.exists()
     assert set((await data(docs, file_path(F1)))["answers"]) == {"p1"}
     path = _clearing_house_answer(dirs, F1, rejected("NOTPROVIDED"), "np2-status.xml")

@@ -735,10 +735,10 @@ def test_a_block_rejected_without_its_transactions_is_a_block_status():
 
 
 def test_a_transaction_without_its_own_status_takes_its_blocks_or_the_files():
-    got = parse_pain002(
-        _pain002("<GrpSts>RJCT</GrpSts>" + _rsn("AC04"), _tx("p1"), "<PmtInfSts>ACSC</PmtInfSts>" + _tx("p2"))
-    )
-    assert _answers(got) == [("p1", "RJCT", "AC04"), ("p2", "ACSC", None)]
+    got = parse_pain002(_pain002("<GrpSts>RJCT</GrpSts>" + _rsn("AC04"), _tx("p1"), _tx("p2")))
+    assert _answers(got) == [("p1", "RJCT", "AC04"), ("p2", "RJCT", "AC04")]
+    got = parse_pain002(_pain002("<GrpSts>PART</GrpSts>", _tx("p1"), "<PmtInfSts>ACSC</PmtInfSts>" + _tx("p2")))
+    assert _answers(got) == [("p2", "ACSC", None)]  # p1: the file's PART is no answer of its own
 
 
 def test_statuses_on_the_way_are_passed_over_and_the_final_ones_beside_them_kept():
@@ -1014,6 +1014,95 @@ def test_a_report_answering_the_file_whole_while_a_block_is_still_on_its_way_is_
     )
     with pytest.raises(InvalidPaymentFile, match=f"is {block} in a file answered {group} as a whole"):
         parse_pain002(xml)
+
+
+def _block(block_id: str, inner: str) -> str:
+    return f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{block_id}</OrgnlPmtInfId>{inner}</OrgnlPmtInfAndSts>"
+
+
+def _pain002_of(group: str, *blocks: str) -> bytes:
+    """`_pain002` with the blocks' ids given (``_block``)."""
+    return _pain002(group).replace(b"</CstmrPmtStsRpt>", "".join(blocks).encode() + b"</CstmrPmtStsRpt>")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("<PmtInfSts>ACSC</PmtInfSts>", "<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AC04")),
+        ("<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AC04"), "<PmtInfSts>ACSC</PmtInfSts>"),
+        ("<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AC04"), "<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AM04")),
+        (_tx("p1", "<TxSts>ACSC</TxSts>"), _tx("p2", "<TxSts>RJCT</TxSts>" + _rsn("AC04"))),
+    ],
+    ids=["settled-then-rejected", "rejected-then-settled", "two-reasons", "split"],
+)
+@pytest.mark.parametrize("second_id", ["B1", " B1 "])
+def test_a_block_answered_twice_is_refused(first, second, second_id):
+    """Found in review (2026-12-07): OrgnlPmtInfAndSts answers a block once; one answered
+    settled and then rejected (or the other way round) was applied by whichever answer came
+    last in the file."""
+    xml = _pain002_of("<GrpSts>PART</GrpSts>", _block("B1", first), _block(second_id, second))
+    with pytest.raises(InvalidPaymentFile, match="'B1' is answered twice: the report contradicts itself"):
+        parse_pain002(xml)
+
+
+def test_blocks_not_provided_may_be_many():
+    """NOTPROVIDED names no block: a bank that does not echo the ids answers each unnamed
+    block on its own (this bank's own writer gives them one)."""
+    got = parse_pain002(
+        _pain002_of(
+            "<GrpSts>PART</GrpSts>",
+            _block("NOTPROVIDED", _tx("p1", "<TxSts>ACSC</TxSts>")),
+            _block("NOTPROVIDED", _tx("p2", "<TxSts>RJCT</TxSts>" + _rsn("AC04"))),
+        )
+    )
+    assert _answers(got) == [("p1", "ACSC", None), ("p2", "RJCT", "AC04")]
+
+
+def test_a_report_with_a_block_answered_twice_is_not_a_status_report():
+    at = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)
+    twice = (BlockStatus("B1", "ACSC"), BlockStatus("B1", "RJCT", "AC04"))
+    with pytest.raises(InvalidPaymentFile, match="answered twice"):
+        StatusReport("CP-1", "FJB-1", at, (), twice)
+    unnamed = (
+        BlockStatus("NOTPROVIDED", "ACSC"),
+        BlockStatus("NOTPROVIDED", "RJCT", "AC04"),
+        BlockStatus(None, "ACSC"),
+    )
+    assert StatusReport("CP-1", "FJB-1", at, (), unnamed).blocks == unnamed
+
+
+@pytest.mark.parametrize(
+    ("group", "block"),
+    [
+        ("<GrpSts>RJCT</GrpSts>" + _rsn("AC01"), "<PmtInfSts>ACSC</PmtInfSts>"),
+        ("<GrpSts>ACSC</GrpSts>", "<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AC04")),
+    ],
+    ids=["file-rejected", "file-settled"],
+)
+def test_a_block_answered_otherwise_than_the_file_answered_whole_is_refused(group, block):
+    """Found in review (2026-12-07): GrpSts RJCT with a block ACSC was taken, and the block's
+    payments settled; a final status answers every transfer below it (mixed is PART)."""
+    with pytest.raises(InvalidPaymentFile, match=r"in a file answered (RJCT|ACSC) as a whole: the report contradicts"):
+        parse_pain002(_pain002(group, block))
+
+
+@pytest.mark.parametrize(
+    ("group", "block", "tx"),
+    [
+        ("<GrpSts>PART</GrpSts>", "<PmtInfSts>RJCT</PmtInfSts>" + _rsn("AM04"), "<TxSts>ACSC</TxSts>"),
+        ("<GrpSts>PART</GrpSts>", "<PmtInfSts>ACSC</PmtInfSts>", "<TxSts>RJCT</TxSts>" + _rsn("AC04")),
+        ("<GrpSts>RJCT</GrpSts>" + _rsn("FF01"), "", "<TxSts>ACSC</TxSts>"),
+        ("<GrpSts>ACSC</GrpSts>", "", "<TxSts>RJCT</TxSts>" + _rsn("AC04")),
+    ],
+    ids=["block-rejected", "block-settled", "file-rejected", "file-settled"],
+)
+def test_a_transaction_answered_otherwise_than_its_block_answered_whole_is_refused(group, block, tx):
+    """Found in review (2026-12-07): a block's (or the file's) final status is every
+    transfer's in it; one listed with the other final status contradicts it. Listed with
+    the same status and a reason of its own, it is kept
+    (test_a_block_rejected_as_a_whole_answers_the_transactions_it_does_not_list)."""
+    with pytest.raises(InvalidPaymentFile, match=r"transaction 'p2' is (ACSC|RJCT) in a block answered"):
+        parse_pain002(_pain002(group, block + _tx("p1") + _tx("p2", tx)))
 
 
 @settings(max_examples=30, deadline=None)
