@@ -38,7 +38,10 @@ the KID 135551257501, whose check digit held about one time in five (found in re
 (1½ positions before the KID's first character and after its last), so in the KID, and
 in the account (eleven digits: a 1 too many or too few is refused either way), such a
 letter standing apart with nothing but spaces and other lines between it and the field's
-edge is a line: passed over, and reported. Inside the field, or touching a digit, it is
+edge is a line: passed over, and reported; but where the KID holds its check with a 1 there
+as well, the letter may be its 1 with a stray space after it ("l 948219936": 948219936 or
+1948219936), and the KID is refused as unreadable, as the amount's kroner are below (found
+in review, 2026-12-07). Inside the field, or touching a digit, it is
 a 1 read wrong, corrected as above. A ``1`` is a digit wherever it stands: no digit read
 is ever dropped. The amount's kroner, øre and check digit are split at the spaces; a
 part that is a lone ``I``, ``l`` or ``i`` standing apart is the line between two of its
@@ -55,6 +58,7 @@ it goes through the normal pipeline (with strong customer authentication where d
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -186,7 +190,12 @@ def _account(text: str, corrections: list[str]) -> str:
 def _kid(text: str, corrections: list[str]) -> str | None:
     """The KID read: norway's rule, as for a payment. A ``-`` is passed on rather than
     refused as unreadable: it is the MOD11 check character for remainder 10, valid only
-    last and only where MOD11 gives it; anywhere else norway refuses it (``invalid_kid``)."""
+    last and only where MOD11 gives it; anywhere else norway refuses it (``invalid_kid``).
+    A letter at its edge taken for the printed line may have been a 1 with a stray space
+    after it ("l 948219936": 948219936 or 1948219936, both valid): as for the amount
+    (`_one_or_line`), the KID is refused as unreadable when it holds with that 1 as well;
+    dropped, the 1 made another valid KID about one time in ten, and the money went
+    against another invoice (found in review, 2026-12-07)."""
     kid = digits(text, "kid", corrections, separators=" ", keep="-", framed=True)
     if not kid:
         return None
@@ -196,7 +205,21 @@ def _kid(text: str, corrections: list[str]) -> str | None:
         raise InvoiceRefused("invalid_kid", exc.message, "kid") from None
     if not is_valid_kid(kid):
         raise InvoiceRefused("invalid_kid", "the KID's check character is wrong (MOD10 and MOD11; misread?)", "kid")
+    first, last = _edge_letters(text)
+    _one_or_line(kid, first, last, is_valid_kid, "kid", "KIDs")
     return kid
+
+
+def _edge_letters(text: str) -> tuple[bool, bool]:
+    """Whether a letter before (after) the field's characters was taken for the printed line
+    at its first (last) edge (`_frame`). A stroke so taken is not counted: the scanner
+    reads none as a 1 (a frame's ``| 1234567897 |`` is the line, as printed)."""
+    frame = _frame(text)
+    kept = [i for i, ch in enumerate(text) if not ch.isspace() and i not in frame]
+    letters = [i for i in frame if text[i] in LINE_LETTERS]
+    if not kept:
+        return False, False
+    return any(i < kept[0] for i in letters), any(i > kept[-1] for i in letters)
 
 
 def parse_ocr_line(text: object) -> PaymentDraft:
@@ -227,7 +250,14 @@ def parse_ocr_line(text: object) -> PaymentDraft:
         raise InvoiceRefused("invalid_amount", "kroner (1-8 digits), øre (2) and one check digit", "amount")
     if amount_check_digit(kroner, ore) != int(check):
         raise InvoiceRefused("amount_check_digit", "the amount's check digit is wrong (misread amount?)", "amount")
-    _one_or_line(kroner, ore, int(check), letters, len(kroner_parts))
+    _one_or_line(
+        kroner,
+        0 in letters,  # before the kroner's first digit group
+        len(kroner_parts) in letters,  # after its last
+        lambda other: len(other) <= 8 and amount_check_digit(other, ore) == int(check),
+        "kroner",
+        "amounts",
+    )
     amount = int(kroner) * 100 + int(ore)
     if amount <= 0:
         raise InvoiceRefused("invalid_amount", "the amount is zero", "amount")
@@ -235,25 +265,20 @@ def parse_ocr_line(text: object) -> PaymentDraft:
     return PaymentDraft(_account(match["account"], corrections), amount, kid, None, tuple(corrections))
 
 
-def _one_or_line(kroner: str, ore: str, check: int, letters: list[int], kroner_groups: int) -> None:
-    """A lone letter or stroke read as the printed line at the kroner's edge (``letters``:
-    the digit groups before each) might have been a 1 spaced apart instead ("9992 I 59 5":
-    9 992,59 or 99 921,59 kr). Refused as unreadable when the amount with that 1 holds its check
-    digit as well: both readings are possible, and taken for the line the draft was ten
-    times too small about one time in ten (found in review of the first fix, 2026-12-06)."""
-    for before in letters:
-        if before == kroner_groups:
-            other = kroner + "1"
-        elif before == 0:
-            other = "1" + kroner
-        else:
-            continue
-        if len(other) <= 8 and amount_check_digit(other, ore) == check:
-            raise InvoiceRefused(
-                "unreadable_character",
-                "kroner: a mark at the kroner's edge reads as a 1 or as the printed line; both amounts hold (rescan)",
-                "kroner",
-            )
+def _one_or_line(read: str, first: bool, last: bool, holds: Callable[[str], bool], field: str, both: str) -> None:
+    """A mark read as the printed line at the first (last) edge of a field's digits
+    ``read`` might have been a 1 spaced apart instead ("9992 I 59 5": 9 992,59 or 99 921,59
+    kr; "l 948219936": the KID 948219936 or 1948219936). Refused as unreadable when ``read``
+    with that 1 ``holds`` its check as well: both readings are possible, and taken for the
+    line the amount was ten times too small about one time in ten (found in review of the
+    first fix, 2026-12-06), the KID another invoice's (found in review, 2026-12-07)."""
+    others = (["1" + read] if first else []) + ([read + "1"] if last else [])
+    if any(holds(other) for other in others):
+        raise InvoiceRefused(
+            "unreadable_character",
+            f"{field}: a mark at the {field}'s edge reads as a 1 or as the printed line; both {both} hold (rescan)",
+            field,
+        )
 
 
 def _amount_parts(text: str, corrections: list[str]) -> tuple[list[str], list[int]]:
