@@ -298,7 +298,7 @@ class FirestoreUnitOfWork(_Writer):
         return [d for d in (to_doc(s) for s in snaps) if d is not None]
 
 
-def _after(db: firestore.Client, query: Any, start_after: Doc | None) -> Any:
+def _after(db: firestore.Client | firestore.AsyncClient, query: Any, start_after: Doc | None) -> Any:
     """``query`` from after ``start_after`` (None: from the start). A snapshot cursor (not
     field values): the client then orders by the inequality's fields and the document's
     name, so a page ends between two documents with the same values."""
@@ -458,9 +458,11 @@ class AsyncFirestoreDocuments:
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
         found = []
-        async for snap in _query(self.db, collection, where, order_by, limit).stream(**self._stream):
+        query = _after(self.db, _query(self.db, collection, where, order_by, limit), start_after)
+        async for snap in query.stream(**self._stream):
             doc = to_doc(snap)
             if doc is not None:
                 found.append(doc)

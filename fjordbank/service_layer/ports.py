@@ -269,7 +269,10 @@ class AsyncDocuments(Protocol):
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
-    ) -> list[Doc]: ...
+        start_after: Doc | None = None,
+    ) -> list[Doc]:
+        """``start_after``: the next page, after this document of the page before (as in
+        `Documents.query_group`)."""
 
     def batch(self) -> AsyncBatch: ...
 

@@ -492,8 +492,9 @@ class AsyncMemoryDocuments:
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
-        return self.store.query(collection, where, order_by, limit)
+        return self.store.query(collection, where, order_by, limit, start_after=start_after)
 
     def batch(self) -> AsyncMemoryBatch:
         return AsyncMemoryBatch(self.store)

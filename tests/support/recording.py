@@ -115,9 +115,10 @@ class RecordingDocuments(AsyncMemoryDocuments):
         where: Sequence[Where] = (),
         order_by: Sequence[OrderBy] = (),
         limit: int | None = None,
+        start_after: Doc | None = None,
     ) -> list[Doc]:
         self.calls.append(("query", collection))
-        return await super().query(collection, where=where, order_by=order_by, limit=limit)
+        return await super().query(collection, where=where, order_by=order_by, limit=limit, start_after=start_after)
 
     def batch(self) -> RecordedBatch:
         return RecordedBatch(self)

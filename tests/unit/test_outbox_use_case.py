@@ -177,6 +177,65 @@ def test_many_events_that_can_never_be_published_hold_up_no_event_staged_later(d
     assert sorted(staged(docs)) == [e.msg_id for e in poison]
 
 
+class AsyncPoisoned:
+    """`Poisoned`, asynchronous flavour (the card service's relay, `outbox.relay_async`)."""
+
+    def __init__(self, publisher: Poisoned) -> None:
+        self.publisher = publisher
+
+    async def publish_json(self, subject, body, *, msg_id, stream=None):
+        self.publisher.publish_json(subject, body, msg_id=msg_id, stream=stream)
+
+
+@pytest.mark.parametrize("flavour", ["blocking", "asynchronous"])
+async def test_a_pile_of_events_that_can_never_be_published_holds_up_no_event_staged_behind_it(docs, flavour):
+    """A subject no stream takes any more piles up events the relay never tried: each run
+    tries two, then holds the family and leaves the rest untried, at the front of the first
+    pass. The pages were read from the oldest again and grew by what they left in place up
+    to four pages, then the pass stopped, and the second pass likewise: an event staged
+    behind 300 of them (pages of 20) was first published at the 101st run, 8.4 hours later
+    (found in review, 2026-12-07). Each page now starts after the one before: both passes
+    get past the pile in the run, read each of its documents once, and write nothing for
+    the events held."""
+    never_tried = [outbox.Event("customers.renamed", {"n": i}, f"bad{i:03d}") for i in range(300)]
+    change_with_events(docs, *never_tried, staged_at=NOW - dt.timedelta(hours=3))
+    tried = [outbox.Event("customers.renamed", {"n": i}, f"bad{i:03d}") for i in range(300, 600)]
+    change_with_events(docs, *tried, staged_at=NOW - dt.timedelta(hours=2))
+    failed_before = outbox.Event("payments.requested.3", {"n": 1}, "payment:p1:requested")
+    change_with_events(docs, failed_before, staged_at=NOW - dt.timedelta(hours=1))
+    batch = docs.batch()
+    for event in [*tried, failed_before]:  # their back-offs over: the second pass's
+        batch.update(f"outbox/{event.msg_id}", {outbox.FAILURES: 3, outbox.RETRY_AT: NOW - dt.timedelta(minutes=1)})
+    batch.commit()
+    change_with_events(docs, ISSUE, staged_at=NOW - dt.timedelta(minutes=1))  # its first publish failed (a blip)
+
+    publisher = Poisoned()
+    docs.reset()
+    if flavour == "blocking":
+        counts = outbox.relay(docs, publisher, limit=20, clock=lambda: NOW)
+    else:
+        counts = await outbox.relay_async(
+            docs.docs.asynchronous(), AsyncPoisoned(publisher), collection=outbox.OUTBOX, limit=20, clock=lambda: NOW
+        )
+    assert [p.msg_id for p in publisher.published] == [ISSUE.msg_id, failed_before.msg_id]
+    assert counts == {"pending": 602, "published": 2}
+    failures = {d.id: d.data[outbox.FAILURES] for d in docs.docs.query(outbox.OUTBOX)}
+    assert sorted(n for n, f in failures.items() if f == 1) == ["bad000", "bad001"]  # the family's two tries
+    assert len(failures) == 600 and sum(f == 0 for f in failures.values()) == 298
+    if flavour == "blocking":
+        # the first pass: 301 documents, 16 pages; the second: 600, 30 pages and an empty one;
+        # two failures noted, two events removed
+        assert docs.counts == {"RunQuery": 16 + 31, "Commit": 4}
+
+    for n in range(1, 12):  # an hour of the job's runs: each event staged behind the pile goes out at its first
+        at = NOW + dt.timedelta(minutes=5 * n)
+        good = outbox.Event("cards.commands.issue", {"cardId": f"c{n}"}, f"c{n}:issue")
+        change_with_events(docs, good, staged_at=at - dt.timedelta(minutes=1))
+        outbox.relay(docs, publisher, limit=20, clock=lambda at=at: at)
+        assert publisher.published[-1].msg_id == good.msg_id, f"run {n}"
+    assert sorted(staged(docs)) == sorted(e.msg_id for e in [*never_tried, *tried])
+
+
 def test_the_events_the_relay_never_tried_go_first_then_the_least_failed(docs):
     change_with_events(
         docs,
