@@ -51,10 +51,13 @@ module, the recategorise callable, which writes both in one transaction and make
 history if there is none yet), so that a charge reads one document per merchant and not
 three. A history written before 2026-12-01 lacks ``LISTED``, one written before 2026-12-02
 lacks ``CHOSEN``, and a merchant may have no history yet: `also_needed` names the
-subscription and override documents to read for those. Once the migration that puts every
-earlier choice on its history is done (``choices_on_histories``:
-`fjordbank.service_layer.migrations.ECONOMY_CHOICES`), a history without ``CHOSEN``, or
-none, means no choice, and no override is read.
+subscription and override documents to read for those. A history whose ``CHOSEN`` is None
+says no more than one without it: the previous recategorise callable, still serving while
+a deploy brings up the insights service first, keeps a choice on the override only (a
+customer's choice is never taken back: None is never a choice made). Once the migration
+that puts every earlier choice on its history is done (``choices_on_histories``:
+`fjordbank.service_layer.migrations.ECONOMY_CHOICES`), a history without a category in
+``CHOSEN``, or none, means no choice, and no override is read.
 """
 
 from __future__ import annotations
@@ -85,7 +88,9 @@ LISTED = "subscriptionStatus"  # the history's copy of its subscription's status
 # times a day no longer books each new charge of that day twice).
 DROPPED_THROUGH = "droppedThrough"
 # The customer's category for the merchant (its override document's, None: none chosen), as
-# of the history's last write. Every history written since 2026-12-02 has the field.
+# of the history's last write. Every history written since 2026-12-02 has the field; until
+# the choices are on the histories (`also_needed`), None means none known to the history,
+# not none chosen.
 CHOSEN = "chosenCategory"
 # Refunds booked before the charge they give back, {refund id: {purchase, amount, date}}
 # (a map: Firestore takes no array inside an array), noted on the charge when it comes. A
@@ -138,15 +143,21 @@ def needed(bookings: list[Booking], *, replays: bool) -> list[DocKey]:
 
 def also_needed(bookings: list[Booking], found: Found, *, choices_on_histories: bool = False) -> list[DocKey]:
     """What the histories ``found`` do not say, to read as well: the override of a merchant
-    whose history does not say the customer's category (``CHOSEN``: none yet, or written
-    before the field), unless ``choices_on_histories`` (every choice is on its history),
-    and the subscription of one written before it said how its subscription is listed
-    (``LISTED``)."""
+    whose history does not say the customer's category (``CHOSEN``: none yet, written
+    before the field, or None), unless ``choices_on_histories`` (every choice is on its
+    history), and the subscription of one written before it said how its subscription is
+    listed (``LISTED``).
+
+    A history whose ``CHOSEN`` was None counted as saying "none chosen": a deploy brings up
+    this service before the recategorise callable, the previous callable keeps a choice made
+    meanwhile on the override only, and this service wrote None on the merchant's history,
+    so the choice was never read, before the migration or after (found in review,
+    2026-12-07)."""
     keys = {(b.uid, b.key) for b in filter(chooses_category, bookings)}
     overrides = [
         (OVERRIDE, uid, key)
         for uid, key in sorted(keys)
-        if not choices_on_histories and CHOSEN not in found.get((HISTORY, uid, key), {})
+        if not choices_on_histories and _said(found.get((HISTORY, uid, key))) is None
     ]
     # a refund of a purchase in the history rewrites it too (`_subscriptions`)
     tracked = {(b.uid, b.key) for b in bookings if tracks_subscription(b) or _refunds_a_charge(b)}
@@ -158,13 +169,19 @@ def also_needed(bookings: list[Booking], found: Found, *, choices_on_histories: 
     return overrides + listed
 
 
+def _said(history: Mapping[str, Any] | None) -> str | None:
+    """The category a history says was chosen (``CHOSEN``), None when it says none: the
+    field missing or None (see `also_needed`)."""
+    chosen = (history or {}).get(CHOSEN)
+    return chosen if isinstance(chosen, str) else None
+
+
 def chosen_category(found: Found, uid: str, key: str) -> str | None:
     """The customer's category for the merchant: the history's ``CHOSEN``, or for a history
-    without it (or none), the override document's."""
-    history = found.get((HISTORY, uid, key))
-    if history is not None and CHOSEN in history:
-        chosen = history[CHOSEN]
-        return chosen if isinstance(chosen, str) else None
+    that says none (or none), the override document's when it was read (`also_needed`)."""
+    said = _said(found.get((HISTORY, uid, key)))
+    if said is not None:
+        return said
     override = found.get((OVERRIDE, uid, key))
     return str(override["category"]) if override else None
 

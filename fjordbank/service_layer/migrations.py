@@ -16,10 +16,12 @@ from its export holds documents written by older code).
 `ECONOMY_CHOICES` (2026-12-02). Since the recategorise callable writes the customer's
 category for a merchant on the merchant's history as well as on the override document
 (`fjordbank.domain.economy_booking.CHOSEN`, making the history if there is none), only a
-choice made before then is not on a history. This migration puts each such choice on its
-history; once it is done, a merchant with no history, or with a history that does not say
-a category, has none chosen, and the insights service reads no override document at all
-(about one read per first payment to a payee).
+choice made before then (or by the previous callable while a deploy brought up the new
+insights service first, which wrote None on the history) is not on a history. This
+migration puts each such choice on its history; once it is done, a merchant with no
+history, or with a history that does not say a category (none, or None), has none chosen,
+and the insights service reads no override document at all (about one read per first
+payment to a payee).
 """
 
 from __future__ import annotations
@@ -68,7 +70,14 @@ def to_run(docs: Documents, name: str, *, force: bool = False) -> bool:
 def carry_choice(docs: Documents, override: Doc) -> bool:
     """Put one override's category on its merchant's history (made if there is none), in
     one transaction that reads both: a history that already says a category (the callable
-    wrote both, or this ran before) is left as it is. Whether it wrote."""
+    wrote both, or this ran before) is left as it is. Whether it wrote.
+
+    A history whose ``CHOSEN`` is None says none (a choice is never taken back, so None is
+    never one made): a deploy brings up the insights service before the recategorise
+    callable; the new service wrote None on a merchant's history while the previous
+    callable kept a choice made meanwhile on the override only, and the migration, taking
+    None for a category said, left that choice off the history for good (found in review,
+    2026-12-07)."""
     parts = override.path.split("/")  # users/{uid}/categoryOverrides/{key}
     if len(parts) != 4 or parts[0] != USERS:
         return False  # not a customer's (a collection of that name elsewhere)
@@ -79,7 +88,7 @@ def carry_choice(docs: Documents, override: Doc) -> bool:
         found = uow.get_many([override.path, history_path])
         now, history = found[override.path], found[history_path]
         category = (now.data if now is not None else {}).get("category")
-        if not isinstance(category, str) or (history is not None and CHOSEN in history.data):
+        if not isinstance(category, str) or (history is not None and isinstance(history.data.get(CHOSEN), str)):
             return False
         if history is None:  # as the callable makes it: its charges are still to come
             uow.set(history_path, {"key": key, "charges": [], CHOSEN: category})

@@ -33,6 +33,7 @@ from fjordbank.domain.economy_booking import (
     NeedsReplay,
     also_needed,
     book,
+    chosen_category,
     needed,
 )
 from fjordbank.domain.subscriptions import HISTORY_LIMIT
@@ -180,13 +181,32 @@ def test_a_history_says_the_customers_category_so_no_override_is_read() -> None:
     c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
     docs = run([[c]])
     assert docs[(HISTORY, UID, c.key)][CHOSEN] is None  # none chosen, and the history says so
-    assert also_needed([c], {(HISTORY, UID, c.key): docs[(HISTORY, UID, c.key)]}) == []
+    found = {(HISTORY, UID, c.key): docs[(HISTORY, UID, c.key)]}
+    assert also_needed([c], found, choices_on_histories=True) == []
+    # until then, None may be a choice the previous callable kept on the override only
+    assert also_needed([c], found) == [(OVERRIDE, UID, c.key)]
     choose(docs, c.key, "restaurants")
     assert also_needed([c], {(HISTORY, UID, c.key): docs[(HISTORY, UID, c.key)]}) == []
     d = card("c2", "2026-11-09", 30_000, "REMA 1000", "5411")
     after = run([[d]], {k: v for k, v in docs.items() if k[0] != OVERRIDE})  # never read
     assert after[(MONTH, UID, "2026-11")]["spending"] == {"groceries": 45_000, "restaurants": 30_000}
     assert after[(HISTORY, UID, c.key)][CHOSEN] == "restaurants"  # kept on the history's next write
+
+
+def test_a_history_that_says_none_chosen_reads_the_override_until_every_choice_is_on_its_history() -> None:
+    """The insights service is deployed before the recategorise callable: it wrote None on
+    a merchant's history, the previous callable kept the customer's choice on the override
+    only, and None was taken for "none chosen": the choice was never read (found in review,
+    2026-12-07). A choice is never taken back, so None says no more than no field."""
+    c = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
+    docs = run([[c]])
+    assert docs[(HISTORY, UID, c.key)][CHOSEN] is None
+    docs[(OVERRIDE, UID, c.key)] = {"category": "restaurants"}  # the previous callable: the override only
+    d = card("c2", "2026-11-09", 30_000, "REMA 1000", "5411")
+    after = run([[d]], docs)  # (c1, booked before the choice, is the callable's to move)
+    assert after[(MONTH, UID, "2026-11")]["spending"] == {"groceries": 45_000, "restaurants": 30_000}
+    assert after[(HISTORY, UID, c.key)][CHOSEN] == "restaurants"  # says it from now on
+    assert chosen_category({(HISTORY, UID, c.key): {CHOSEN: None}}, UID, c.key) is None  # no override read
 
 
 def test_once_every_choice_is_on_its_history_no_override_is_read() -> None:
@@ -440,7 +460,8 @@ def test_a_charge_reads_the_history_and_not_the_subscription() -> None:
     docs = run([[c] for c in MONTHLY[:3]])
     history = (HISTORY, UID, MONTHLY[0].key)
     assert history in needed([MONTHLY[3]], replays=False)
-    assert also_needed([MONTHLY[3]], {history: docs[history]}) == []
+    assert also_needed([MONTHLY[3]], {history: docs[history]}) == [(OVERRIDE, UID, MONTHLY[0].key)]  # says None
+    assert also_needed([MONTHLY[3]], {history: docs[history]}, choices_on_histories=True) == []
     assert SUBSCRIPTION not in {k[0] for k in also_needed([MONTHLY[3]], {})}  # no history yet: no subscription
 
 

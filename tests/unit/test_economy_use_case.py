@@ -436,7 +436,9 @@ async def test_a_redelivered_batch_of_charges_is_counted_once_from_their_histori
     rema = card("c1", "2026-11-02", 45_000, "REMA 1000", "5411")
     await book(docs, [rema, MONTHLY[3]])
     docs.forget()
-    [again] = await book(docs, [rema, MONTHLY[3], card("c2", "2026-11-03", 5_000, "REMA 1000", "5411")])
+    batch = [rema, MONTHLY[3], card("c2", "2026-11-03", 5_000, "REMA 1000", "5411")]
+    # (every choice on its history: a history that says None has none; before, the override is read)
+    again = await economy.apply_bookings(docs, batch, choices_on_histories=True)
     assert again.changed_months == 1  # the new one's
     [unit] = docs.units  # the charges booked before are in their histories: one read, one commit
     assert [collections(r) for r in unit.reads] == [{"merchantHistory": 2}]  # they say the choice: no override

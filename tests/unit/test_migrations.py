@@ -67,6 +67,31 @@ def test_every_earlier_choice_is_put_on_its_history_once_and_the_migration_is_re
     assert migrations.done_in(docs.get(MIGRATIONS), ECONOMY_CHOICES)
 
 
+async def test_a_choice_the_previous_callable_made_while_the_new_insights_ran_is_carried_and_applied() -> None:
+    """A deploy brings up the insights service before the recategorise callable: the new
+    service wrote None for the customer's category on a merchant's first history, the
+    previous callable then kept the customer's choice on the override only, and both the
+    insights service (before the migration) and the migration took None for a category said:
+    the choice was ignored for good (found in review, 2026-12-07)."""
+    docs = MemoryDocuments(fixed_clock())
+    booking = docs.asynchronous()
+
+    def charge(tx: str, day: str) -> Booking:
+        return Booking(UID, tx, "1" * 11, day, 12_900, "out", "card", merchant_name="NETFLIX.COM", mcc="4899")
+
+    history = f"users/{UID}/merchantHistory/{NETFLIX}"
+    await economy.apply_bookings(booking, [charge("c1", "2026-12-02")])
+    assert data(docs, history)["chosenCategory"] is None
+    seed(docs, {f"users/{UID}/categoryOverrides/{NETFLIX}": {"category": "entertainment", "key": NETFLIX}})
+    assert migrations.economy_choices(docs, overrides(docs), now=NOW) == 1
+    assert data(docs, history)["chosenCategory"] == "entertainment"
+    # the next charges, before the service sees the migration done and after
+    await economy.apply_bookings(booking, [charge("c2", "2027-01-02")])
+    await economy.apply_bookings(booking, [charge("c3", "2027-02-02")], choices_on_histories=True)
+    for month in ("2027-01", "2027-02"):
+        assert data(docs, f"users/{UID}/economy/{month}")["spending"] == {"entertainment": 12_900}
+
+
 def test_progress_is_told_every_500_overrides() -> None:
     docs = MemoryDocuments(fixed_clock())
     seed(docs, {f"users/u{i}/categoryOverrides/{NETFLIX}": {"category": "entertainment"} for i in range(1001)})
