@@ -34,7 +34,8 @@ from tests.support.sanctions import SAMPLE_LIST
 from tests.support.use_cases import BANK_REG, NOW, RecordingPublisher, customer_account, data, fixed_clock, seed
 
 LISTED = {"name": "Sølvi Marte Ødegård", "birthDate": "1975-11-02", "idKind": "fnr"}  # EU.9901.02 in the sample
-LIKE_LISTED = {"name": "Solvi Marte Odegaard", "birthDate": "1975-11-02", "idKind": "fnr"}
+# one letter off the listed name ("Odegaard" was, until ASCII aa was read as å: found in review, 2026-12-07)
+LIKE_LISTED = {"name": "Solvi Marte Odegart", "birthDate": "1975-11-02", "idKind": "fnr"}
 LISTED_OTHER_BIRTH = {"name": "Sølvi Marte Ødegård", "birthDate": "1990-01-01", "idKind": "fnr"}
 CLEAN = {"name": "Kari Nordmann", "birthDate": "1990-05-17", "idKind": "fnr"}
 SAMPLE = SanctionsList.from_xml(SAMPLE_LIST.read_bytes())  # persons: the list onboarding screens against
@@ -598,7 +599,7 @@ def test_a_decision_on_the_alert_as_listed_is_refused_when_a_hit_was_raised_sinc
     rescreening.run(docs, SAMPLE, uids=["like"])
     [looked] = sanctions_alerts.listed(docs, "open")
     assert [m["verdict"] for m in looked["matches"]] == ["review"] and looked["version"]
-    listed_now = SanctionedEntity("2", ("Solvi Marte Odegaard",), (dt.date(1975, 11, 2),), (), None)
+    listed_now = SanctionedEntity("2", (LIKE_LISTED["name"],), (dt.date(1975, 11, 2),), (), None)
     rescreening.run(docs, SanctionsList((*SAMPLE.entries, listed_now)), uids=["like"])
     assert data(docs, "accounts/97100000001")["status"] == "frozen"
     with pytest.raises(rules.AlertRefused) as refused:

@@ -161,7 +161,8 @@ def test_undeclared_entity_is_malformed():
     ("raw", "normal"),
     [
         ("Sølvi Marte Ødegård", "marte odegard solvi"),
-        ("ÆRLIG Åse", "aerlig ase"),
+        ("ÆRLIG Åse", "arlig ase"),  # æ/ae -> a (found in review, 2026-12-07)
+        ("Aerlig Aase", "arlig ase"),
         ("Straße", "strasse"),
         ("José María Quintanilla-Ébano", "ebano jose maria quintanilla"),
         ("  Quintanilla,   JOSÉ  ", "jose quintanilla"),
@@ -296,6 +297,7 @@ def test_readings_join_and_break_words_at_marks_and_spaces():
         ("hansen", "kari", "nordmann"),
         ("hansen", "karinordmann"),
         ("kari", "nordmannhansen"),
+        ("karinordmannhansen",),
     )
     assert name_readings("!!!") == ()
 
