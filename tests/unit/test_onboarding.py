@@ -903,6 +903,33 @@ def test_a_name_in_letters_that_stand_in_for_latin_ones_is_refused(name) -> None
     assert exc.value.code == "invalid_name"
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Bo\u02d0rislav Kvetkovich Dra\u02d0zhe\u02d0nko",  # ː MODIFIER LETTER TRIANGULAR COLON
+        "Borislav\u02d1 Kvetkovich Drazhenko",  # ˑ
+        "Kari Nord\u02b0mann",  # ʰ (NFC keeps it)
+        "Kari No\u30fcrdmann",  # the Japanese long-vowel mark in a Latin name
+    ],
+)
+def test_a_name_with_modifier_letters_is_refused(name) -> None:
+    """Modifier letters (Unicode Lm) passed as letters: a listed person with the listed
+    birth date, spelled "Boːrislav Kvetkovich Draːzheːnko", was approved (found in review,
+    2026-12-07). Only the apostrophes ʼ ʻ and, in Japanese, ー and the iteration marks pass."""
+    with pytest.raises(OnboardingRefused) as exc:
+        parse_application(application(DRAZHENKO_BORN, name=name), today=TODAY)
+    assert exc.value.code == "invalid_name"
+
+
+def test_names_with_the_modifier_letters_names_have_are_accepted_and_screened_without_them() -> None:
+    for name in ("Dario D\u02bcAngelo", "Ke\u02bbala Kahananui", "鈴木 タロー", "佐々木 花子", "Gʻulom Karimov"):
+        assert onboarding_rules.validate_name({"name": name}) == name
+    app = parse_application(
+        application(DRAZHENKO_BORN, name="Bori\u02bcslav Kvetkovich Drazhe\u02bbn\u02bbko"), today=TODAY
+    )
+    assert decide(app, SanctionsList.from_xml(SAMPLE.read_bytes())).outcome == REJECTED
+
+
 def test_names_in_one_script_per_part_and_japanese_names_mixing_kana_and_kanji_are_still_accepted() -> None:
     for name in (
         "Борислав Драженко",
