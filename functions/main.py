@@ -151,7 +151,7 @@ def sanctions():
         raise RuntimeError("FJB_SANCTIONS_LIST must name the real consolidated list outside the emulator")
     with _lock:
         if "sanctions" not in _deps:
-            _deps["sanctions"] = onboarding.load_sanctions(settings.sanctions_list)
+            _deps["sanctions"] = onboarding.load_sanctions(settings.sanctions_list, docs=_deps["docs"])
         return _deps["sanctions"]
 
 

@@ -58,6 +58,8 @@ MERCHANT_HISTORY = "merchantHistory"  # {key}: recent charges, for subscription 
 SUBSCRIPTIONS = "subscriptions"  # {key}: a detected subscription
 STANDING_ORDERS = "standingOrders"  # {orderId}: scheduled and repeating payments
 OPS = "ops"  # ops/{name}: small summaries for operations, e.g. ops/ledgerAudit (the last audit)
+# the list last screened against every customer (fjordbank.service_layer.rescreening)
+RESCREEN_BASELINE = f"{OPS}/rescreenBaseline"
 SANCTIONS_ALERTS = "sanctionsAlerts"  # {uid}: a customer the sanctions list names since onboarding
 PAYEE_ALERTS = "payeeAlerts"  # {payee key}: a payee at another bank whose name is like a listed one
 

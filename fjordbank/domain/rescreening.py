@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fjordbank.domain.errors import Refused
-from fjordbank.domain.sanctions import SanctionsList, ScreeningMatch, entry_key
+from fjordbank.domain.sanctions import SanctionsList, ScreeningMatch, entry_key, shrunk_too_far
 
 OPEN = "open"
 FROZEN = "frozen"
@@ -67,6 +67,26 @@ def seen(version_seen: object, updated: dt.datetime | None) -> None:
         raise AlertRefused(
             "alert_changed", "the alert changed since it was listed: list it again and decide on what it says now"
         )
+
+
+def list_refused(baseline: Mapping[str, Any], sanctions: SanctionsList, *, where: str) -> str | None:
+    """Why ``sanctions`` may not be screened against, or None: a list under `MIN_KEPT` of the
+    entries the ``baseline`` (the data of the list last screened against every customer:
+    fjordbank.service_layer.rescreening.BASELINE) was screened with is a truncated export or
+    a wrong file (`sanctions.shrunk_too_far`), unless compliance took it (``acceptShrunk``
+    names its version, on the document ``where``). The rescreen refuses to walk it, and onboarding to load it: it took
+    one, and approved the listed persons the file had lost while the rescreen was stuck on
+    it (found in review, 2026-12-07)."""
+    screened_before = baseline.get("entries")
+    if not isinstance(screened_before, list) or baseline.get("acceptShrunk") == sanctions.version:
+        return None
+    if not shrunk_too_far(len(sanctions), len(screened_before)):
+        return None
+    return (
+        f"list {sanctions.version} refused: {len(sanctions)} entries against {len(screened_before)} "
+        f"screened before (truncated or wrong file?); to take it, set acceptShrunk={sanctions.version} "
+        f"on {where}"
+    )
 
 
 def match_key(entity_id: str, verdict: str, entry: str | None = None) -> str:

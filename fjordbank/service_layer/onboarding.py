@@ -19,11 +19,12 @@ import logging
 from typing import Any
 
 from fjordbank import topology
-from fjordbank.adapters.firestore import CUSTOMERS, SANCTIONS_ALERTS
+from fjordbank.adapters.firestore import CUSTOMERS, RESCREEN_BASELINE, SANCTIONS_ALERTS
 from fjordbank.domain import onboarding as rules
 from fjordbank.domain.accounts import DEFAULT_NAMES, SPENDING
 from fjordbank.domain.events import CustomerDecided
 from fjordbank.domain.norway import mask_national_id, today_in_norway
+from fjordbank.domain.rescreening import list_refused
 from fjordbank.domain.sanctions import InvalidSanctionsList, SanctionsList
 from fjordbank.service_layer import outbox
 from fjordbank.service_layer.accounts import claim_number, create_account
@@ -52,13 +53,16 @@ class SanctionsListUnusable(RuntimeError):
     refusal, which no alert watches (found in review, 2026-12-06)."""
 
 
-def load_sanctions(path: str) -> SanctionsList:
+def load_sanctions(path: str, *, docs: Documents) -> SanctionsList:
     """The list onboarding and the rescreen screen against. A file that is not a list (its
     parser refuses it), or a list with no entries, is refused (`SanctionsListUnusable`; a
     file that is not there raises OSError, the bank's error as well): screening against an empty one
     would approve everyone (the services' own reader refuses it too:
-    fjordbank.adapters.sanctions_file; the rescreen refuses one shrunk too far against the
-    list it last screened everyone against: fjordbank.service_layer.rescreening)."""
+    fjordbank.adapters.sanctions_file). So is a list under half the entries the rescreen's
+    baseline was screened with (`RESCREEN_BASELINE`, read from ``docs``), unless compliance
+    took it there (``acceptShrunk``): the rescreen refuses such a list
+    (fjordbank.domain.rescreening.list_refused, the one test for both), and onboarding took
+    it, approving the listed persons a truncated file had lost (found in review, 2026-12-07)."""
     try:
         with open(path, "rb") as fh:
             sanctions = SanctionsList.from_xml(fh.read())
@@ -66,6 +70,15 @@ def load_sanctions(path: str) -> SanctionsList:
         raise SanctionsListUnusable(f"the sanctions list {path!r} cannot be used: {exc.message}") from exc
     if not len(sanctions):
         raise SanctionsListUnusable("the sanctions list has no entries: screening against it would pass everyone")
+    baseline = docs.get(RESCREEN_BASELINE)
+    if (
+        refused := list_refused(baseline.data if baseline is not None else {}, sanctions, where=RESCREEN_BASELINE)
+    ) is not None:
+        log.error(
+            "the sanctions list was not loaded: it has too few entries against the rescreen's baseline",
+            extra={"entries": len(sanctions), "version": sanctions.version},
+        )
+        raise SanctionsListUnusable(f"the sanctions list {path!r} cannot be used: {refused}")
     return sanctions
 
 

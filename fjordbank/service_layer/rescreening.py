@@ -72,11 +72,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, OPS, SANCTIONS_ALERTS
+from fjordbank.adapters.firestore import ACCOUNTS, CUSTOMERS, OPS, RESCREEN_BASELINE, SANCTIONS_ALERTS
 from fjordbank.domain import rescreening as rules
 from fjordbank.domain.ledger import FROZEN as ACCOUNT_FROZEN
 from fjordbank.domain.ledger import OPEN as ACCOUNT_OPEN
-from fjordbank.domain.sanctions import RULES, InvalidSanctionsList, SanctionsList, shrunk_too_far
+from fjordbank.domain.sanctions import RULES, InvalidSanctionsList, SanctionsList
 from fjordbank.service_layer.onboarding import KYC
 from fjordbank.service_layer.ports import (
     SERVER_TIME,
@@ -101,7 +101,7 @@ RECENT = dt.timedelta(hours=2)  # customers who applied this lately are screened
 RECENT_MAX = dt.timedelta(days=30)  # however long the runs failed, not further back than this
 LAST_RUN = f"{OPS}/rescreenRun"  # the last unscoped run's summary (the ops sweep: fjb_rescreen_*)
 # the list last screened against every customer: its version and its `entry_keys`
-BASELINE = f"{OPS}/rescreenBaseline"
+BASELINE = RESCREEN_BASELINE  # also read by onboarding (load_sanctions)
 
 
 class ListRefused(InvalidSanctionsList):
@@ -214,14 +214,8 @@ def _walk(
     if base.get("version") == sanctions.version:
         done.done = True  # every customer is screened against this list
         return
-    screened_before = base.get("entries")
-    if isinstance(screened_before, list) and base.get("acceptShrunk") != sanctions.version:
-        if shrunk_too_far(len(sanctions), len(screened_before)):
-            raise ListRefused(
-                f"list {sanctions.version} refused: {len(sanctions)} entries against {len(screened_before)} "
-                f"screened before (truncated or wrong file?); to take it, set acceptShrunk={sanctions.version} "
-                f"on {BASELINE}"
-            )
+    if (refused := rules.list_refused(base, sanctions, where=BASELINE)) is not None:
+        raise ListRefused(refused)
     state = _started(docs, sanctions.version, state, clock)  # the ops sweep sees it from here
     if state is None:
         done.done = True
@@ -231,6 +225,7 @@ def _walk(
     # or changed since is screened again; the whole list the first time, and under rules
     # other than the baseline's (sanctions.RULES: what was clear under them may not be now)
     same_rules = base.get("rules") == RULES
+    screened_before = base.get("entries")
     if isinstance(screened_before, list) and same_rules:
         against = sanctions.since(frozenset(screened_before))
     else:

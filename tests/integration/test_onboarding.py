@@ -284,8 +284,10 @@ def test_an_event_not_published_waits_in_the_outbox_and_the_relay_sends_it(stack
             raise PublishError("nats is away")
 
     uid = "outbox-" + make_national_id(dt.date(1990, 6, 6)) + "-" + str(time.time_ns())
-    sanctions = onboarding.load_sanctions(str(stack.s.repo / "emulators" / "sanctions" / "eu-fsf-sample.xml"))
     db = sync_client(stack.s.project_id)
+    sanctions = onboarding.load_sanctions(
+        str(stack.s.repo / "emulators" / "sanctions" / "eu-fsf-sample.xml"), docs=FirestoreDocuments(db)
+    )
     result = onboarding.submit(FirestoreDocuments(db), Down(), uid, application(), sanctions=sanctions, bank_reg="9710")
     assert result["status"] == "approved"
     staged = admin_db.document(f"outbox/customer:{uid}:approved").get()

@@ -106,13 +106,39 @@ def test_a_list_file_with_no_entries_is_not_loaded(tmp_path):
     start, end = text.index("<sanctionEntity"), text.rindex("</sanctionEntity>") + len("</sanctionEntity>")
     empty.write_text(text[:start] + text[end:])
     with pytest.raises(onboarding.SanctionsListUnusable, match="no entries"):
-        onboarding.load_sanctions(str(empty))
+        onboarding.load_sanctions(str(empty), docs=MemoryDocuments())
     broken = tmp_path / "broken.xml"
     broken.write_text("<export>")
     with pytest.raises(onboarding.SanctionsListUnusable, match="cannot be used") as unusable:
-        onboarding.load_sanctions(str(broken))
+        onboarding.load_sanctions(str(broken), docs=MemoryDocuments())
     assert not isinstance(unusable.value, InvalidSanctionsList)  # no refusal of the applicant's
-    assert len(onboarding.load_sanctions(str(SAMPLE_LIST))) == len(SAMPLE)
+    assert len(onboarding.load_sanctions(str(SAMPLE_LIST), docs=MemoryDocuments())) == len(SAMPLE)
+
+
+def test_onboarding_does_not_load_a_list_the_rescreen_refuses(tmp_path, caplog):
+    """A truncated file (one entry of the baseline's seven) was refused by the rescreen and
+    by the services' reader, and onboarding took it, approving the listed persons it had
+    lost (found in review, 2026-12-07). It is refused the same way (one test:
+    fjordbank.domain.rescreening.list_refused), and taken once compliance accepted it."""
+    from tests.support.sanctions import SAMPLE_LIST
+
+    docs = MemoryDocuments(fixed_clock())
+    assert rescreening.run(docs, SAMPLE, clock=at(0)).done  # the baseline: the whole list
+    text = SAMPLE_LIST.read_text()
+    cut = text.index("</sanctionEntity>") + len("</sanctionEntity>")
+    truncated = tmp_path / "truncated.xml"
+    truncated.write_text(text[:cut] + "\n</export>\n")
+    with pytest.raises(onboarding.SanctionsListUnusable, match=f"1 entries against {len(SAMPLE)}") as refused:
+        onboarding.load_sanctions(str(truncated), docs=docs)
+    assert not isinstance(refused.value, InvalidSanctionsList)  # the bank's error, not the applicant's
+    assert "not loaded" in caplog.text
+    short = SanctionsList.from_xml(truncated.read_bytes())
+    with pytest.raises(ListRefused):  # the rescreen refuses it as well
+        rescreening.run(docs, short, clock=at(1))
+    seed(docs, {BASELINE: {**data(docs, BASELINE), "acceptShrunk": short.version}})
+    assert len(onboarding.load_sanctions(str(truncated), docs=docs)) == 1
+    assert len(onboarding.load_sanctions(str(SAMPLE_LIST), docs=docs)) == len(SAMPLE)
+    assert len(onboarding.load_sanctions(str(truncated), docs=MemoryDocuments())) == 1  # no baseline yet
 
 
 def test_an_acceptance_lapses_when_another_list_runs():
