@@ -180,6 +180,15 @@ def run(
     return done
 
 
+def not_loaded(docs: Documents, error: BaseException) -> None:
+    """A run whose list could not be loaded (unreadable, empty, or under half the
+    baseline's entries: fjordbank.service_layer.onboarding.load_sanctions), recorded as a run
+    that failed, with its error, as `run` records one that refuses a list: the loader refuses
+    a shrunk list before `run` sees it (for onboarding, found in review, 2026-12-07), and the
+    refusal was then in the job's error only, not in the record the ops sweep reads."""
+    _record(docs, Run(list_version="(not loaded)"), error=error)
+
+
 def _record(docs: Documents, done: Run, *, error: BaseException | None) -> None:
     """The run's summary where the ops sweep reads it: ``lastOkAt`` moves only with a run
     that ended well (`FjbRescreenNotRun`), ``walkStartedAt`` says how long this list's walk

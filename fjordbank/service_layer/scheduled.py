@@ -772,5 +772,11 @@ def run_job(
     if job == RESCREEN_CUSTOMERS:
         if sanctions is None:
             raise ValueError("the rescreen-customers job needs the sanctions list")
-        return rescreening.run(docs, sanctions(), uids=uids, clock=clock).summary()
+        try:
+            listed = sanctions()
+        except Exception as exc:
+            if uids is None:  # an unscoped run: recorded, failed, where the ops sweep reads it
+                rescreening.not_loaded(docs, exc)
+            raise
+        return rescreening.run(docs, listed, uids=uids, clock=clock).summary()
     raise ValueError(f"unknown job {job!r}; known: {', '.join(JOBS)}")

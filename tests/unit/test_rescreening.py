@@ -28,6 +28,7 @@ from fjordbank.domain.ledger import FROZEN, Account, Book, Declined
 from fjordbank.domain.payments import PaymentRejected
 from fjordbank.domain.sanctions import SanctionedEntity, SanctionsList, entry_key
 from fjordbank.service_layer import accounts, cards, edge, rescreening, scheduled
+from fjordbank.service_layer.onboarding import SanctionsListUnusable
 from fjordbank.service_layer.rescreening import alert_path, state_path
 from tests.support.memory import MemoryDocuments
 from tests.support.sanctions import SAMPLE_LIST
@@ -356,6 +357,26 @@ def test_the_job_screens_with_the_list_it_is_given(docs):
     assert result["frozen"] == 1 and result["done"] is True and result["list"] == SAMPLE.version
     with pytest.raises(ValueError):
         scheduled.run_job(docs, RecordingPublisher(), scheduled.RESCREEN_CUSTOMERS, collaborators=None)  # type: ignore[arg-type]
+
+
+def test_a_run_whose_list_is_not_loaded_is_recorded_failed_with_the_loaders_error(docs):
+    rescreening.run(docs, SAMPLE)  # a run that ended well before
+    ok = data(docs, rescreening.LAST_RUN)
+
+    def refused() -> SanctionsList:
+        raise SanctionsListUnusable("the sanctions list 'x.xml' cannot be used: list v2 refused: 1 entries against 7")
+
+    with pytest.raises(SanctionsListUnusable):
+        scheduled.run_job(
+            docs,
+            RecordingPublisher(),
+            scheduled.RESCREEN_CUSTOMERS,
+            collaborators=None,  # type: ignore[arg-type]  # not used by this job
+            sanctions=refused,
+        )
+    record = data(docs, rescreening.LAST_RUN)
+    assert "1 entries against 7" in record["error"]
+    assert record["lastOkAt"] == ok["lastOkAt"]  # the ops sweep sees no run that ended well since
 
 
 def test_compliance_confirms_the_rescreens_freeze_once(docs):
