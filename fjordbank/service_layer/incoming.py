@@ -475,9 +475,12 @@ class Incoming:
             self._set_aside(path, exc)
         else:
             # money the clearing house has not settled with the bank yet is not paid out:
-            # a file settling after the next banking day is not one of today's
+            # a file settling after the next banking day is not one of today's. Its refused
+            # credits too: a file of refused ones alone, settling on 9999-12-31, passed, its
+            # return's date overflowed (return_settles), the file was neither taken nor set
+            # aside, and every file behind it waited for ever (found in review, 2026-12-07)
             latest = next_banking_day(today_in_norway(self.clock()) + dt.timedelta(days=1))
-            if all(t.settlement_date <= latest for t in batch.transfers):
+            if all(c.settlement_date <= latest for c in (*batch.transfers, *batch.refused)):
                 return batch
             self._set_aside(path, pacs.InvalidPaymentFile("a credit settles after the next banking day"))
         return None

@@ -335,6 +335,24 @@ async def test_a_file_settling_after_the_next_banking_day_is_set_aside_whole(dir
     assert bool(out) is taken and (dirs.processed / "NICS9.xml.rejected").exists() is not taken
 
 
+async def test_a_file_of_refused_credits_alone_settling_after_the_next_banking_day_is_set_aside_too(dirs):
+    """Its refused credits were not checked: one settling on 9999-12-31 overflowed its
+    return's date, the file was neither taken nor set aside, and every file behind it waited
+    (found in review, 2026-12-07)."""
+    transfer = pacs.IncomingTransfer(**{**_fields(credit()), "settlement_date": dt.date(9999, 12, 31)})
+    created = dt.datetime(9999, 12, 30, 12, tzinfo=dt.UTC)
+    xml = pacs.build_pacs008(pacs.IncomingBatch("NICSX", created, (transfer,)), creditor_agent_bic="FJORNOKK")
+    text = xml.decode()
+    start, end = text.index("<DbtrAcct>"), text.index("</DbtrAcct>") + len("</DbtrAcct>")
+    bad = dirs.incoming_dir / "NICSX.xml"
+    ClearingDirs.write_atomic(bad, (text[:start] + text[end:]).encode())  # refused: no payer's account
+    incoming = incoming_of(dirs, {BOB: "bob"})
+    assert await incoming.receive_file(bad, Published()) == []
+    assert (dirs.processed / "NICSX.xml.rejected").exists() and not list(dirs.outbox.glob("*.xml"))
+    behind = await incoming.receive_file(deliver(dirs, credit(2), name="NICS2"), Published())
+    assert [e.payment.payment_id for e in behind] == [credit(2).payment_id]
+
+
 async def test_an_unreadable_or_misaddressed_file_is_set_aside_whole_and_nothing_is_published(dirs):
     incoming = incoming_of(dirs, {BOB: "bob"})
     path = dirs.incoming_dir / "bad.xml"
