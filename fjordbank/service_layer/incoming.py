@@ -421,6 +421,35 @@ def payment_return(order: ReturnOrder, *, bic: str, now: dt.datetime) -> bytes:
     return pacs.build_pacs004(pacs.ReturnBatch(returned.return_id, now, (returned,)))
 
 
+def _another_credit(returned: dict[str, Doc], batch: pacs.IncomingBatch, file: str) -> int:
+    """How many of the file's credits are under the key (paying bank, day, TxId) of one sent
+    back or held before (``returned``: their records) but are not that credit: another
+    amount or end-to-end id. Each is neither credited nor sent back, as the credit of its key
+    was, and is said at error level, for an operator to take up with the clearing house: it
+    was dropped with nothing but a count in the file's info line, the money settled with the
+    bank and the payee never told (found in review, 2026-12-07). (The other order, a credit
+    under the key of one credited before, is refused by the ledger and dead-lettered.)"""
+    differing = 0
+    credits = [(t.payment_id, t.amount_minor, t.end_to_end_id) for t in batch.transfers]
+    credits += [(r.payment_id, r.amount_minor, r.end_to_end_id) for r in batch.refused]
+    for pid, amount, end_to_end_id in credits:
+        if (doc := returned.get(pid)) is None:
+            continue
+        order = doc.data.get("order") or doc.data.get("orderInFile") or {}
+        recorded_amount = order.get("amount", doc.data.get("amount"))
+        recorded_id = order.get("originalEndToEndId")
+        if (recorded_amount is not None and recorded_amount != amount) or (
+            recorded_id is not None and recorded_id != end_to_end_id
+        ):
+            differing += 1
+            log.error(
+                "a credit under the key of one sent back or held before is another credit; "
+                "neither credited nor sent back, for an operator",
+                extra={"file": file, "payment_id": pid, "amount": amount, "recorded_amount": recorded_amount},
+            )
+    return differing
+
+
 def return_settles(original: dt.date, now: dt.datetime) -> dt.date:
     """The day a return sent at ``now`` settles: the banking day of ``now``, and never before
     the credit it returns settles (on its banking day: one dated a Saturday settles on the
@@ -480,7 +509,8 @@ class Incoming:
             # return's date overflowed (return_settles), the file was neither taken nor set
             # aside, and every file behind it waited for ever (found in review, 2026-12-07)
             latest = next_banking_day(today_in_norway(self.clock()) + dt.timedelta(days=1))
-            if all(c.settlement_date <= latest for c in (*batch.transfers, *batch.refused)):
+            dates = [t.settlement_date for t in batch.transfers] + [r.settlement_date for r in batch.refused]
+            if all(day <= latest for day in dates):
                 return batch
             self._set_aside(path, pacs.InvalidPaymentFile("a credit settles after the next banking day"))
         return None
@@ -502,6 +532,7 @@ class Incoming:
         for pid, doc in returned.items():  # recorded, not delivered: a commit that answered an error
             if doc.data.get("status") == PENDING and pid not in self.pending:
                 await self._try(pid, dict(doc.data.get("order") or {}))
+        differing = _another_credit(returned, batch, path.name)
         fresh = [t for t in batch.transfers if t.payment_id not in returned]
         refused = [r for r in batch.refused if r.payment_id not in returned]
         names = {t.debtor.name for t in fresh} | {r.debtor_name for r in refused if r.debtor_name}
@@ -552,6 +583,7 @@ class Incoming:
                 "arrived": len(arrived),
                 "returned": len(nowhere) + len(back),
                 "returned_before": len(returned),
+                "differing": differing,
                 "held": len(held),
                 "held_booked": len(suspended),
                 "amount": sum(e.payment.amount for e in arrived),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from pathlib import Path
 
 import pytest
@@ -311,6 +312,23 @@ async def test_a_credit_sent_back_is_never_credited_when_its_file_comes_again(di
     await later.receive_file(deliver(dirs, credit(1, to=OUTSIDE), credit(2, to=OUTSIDE), name="NICS2"), again)
     assert [e.payment.payment_id for e in again] == [credit(2).payment_id]  # only the one never sent back
     assert len(list(dirs.outbox.iterdir())) == 1
+
+
+async def test_another_credit_under_the_key_of_one_sent_back_is_said_for_an_operator(dirs, caplog):
+    """Same bank, day and TxId as a credit sent back, but another amount to a customer here:
+    neither credited nor sent back (the key's credit was), and no longer with nothing but a
+    count in the file's info line (found in review, 2026-12-07). The same credit again is
+    quiet."""
+    incoming = incoming_of(dirs, {BOB: "bob"})
+    await incoming.receive_file(deliver(dirs, credit(1, to=OUTSIDE, amount=100), name="NICS1"), Published())
+    assert len(list(dirs.outbox.glob(f"{RETURN_PREFIX}*.xml"))) == 1
+    with caplog.at_level(logging.ERROR):
+        again = await incoming.receive_file(deliver(dirs, credit(1, to=OUTSIDE, amount=100), name="NICS2"), Published())
+        assert again == [] and "another credit" not in caplog.text
+        other = await incoming.receive_file(deliver(dirs, credit(1, amount=5_000_000), name="NICS3"), Published())
+    assert other == [] and len(list(dirs.outbox.glob(f"{RETURN_PREFIX}*.xml"))) == 1
+    [said] = [r for r in caplog.records if "another credit" in r.getMessage()]
+    assert said.levelno == logging.ERROR and said.file == "NICS3.xml" and said.amount == 5_000_000
 
 
 @pytest.mark.parametrize(
