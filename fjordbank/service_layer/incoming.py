@@ -72,6 +72,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -115,6 +116,10 @@ HOLD_CHUNK = 400  # held credits recorded per commit (a commit takes at most 500
 RETRY_SECONDS = 5.0  # a return the channel did not take: tried again this often
 ORPHAN_SECONDS = 60.0  # a return pending this long with no process sending it is sent again
 PUBLISH_CHUNK = 500  # a file's events are published (and their acks awaited) this many at a time
+# How long a process remembers the credits it published (`Incoming._not_paid`): their
+# ``arrived`` may wait on NATS while the ledger is behind or away, and the ledger has no
+# record of them until it posts them.
+PUBLISHED_MEMORY_S = 24 * 3600
 RETURN_PREFIX = "RET-"  # a return's file name: RET-<payment id>.xml
 # The ledger's reasons for not applying a credit (fjordbank.domain.ledger.Book.receive), as
 # the ISO return reasons the paying bank reads; any other is "not specified".
@@ -484,6 +489,8 @@ class Incoming:
         self.retry_seconds = retry_seconds
         self.pending: dict[str, ReturnOrder] = {}
         self._unreadable: set[str] = set()  # released records that cannot be read (said once)
+        # payment id -> when (monotonic) this process published its ``arrived`` (`_not_paid`)
+        self._published: dict[str, float] = {}
 
     # ---- files in -------------------------------------------------------------------------
     def read(self, path: Path) -> pacs.IncomingBatch | None:
@@ -566,6 +573,7 @@ class Incoming:
         for chunk in (suspended, arrived):
             for start in range(0, len(chunk), PUBLISH_CHUNK):  # a payroll file: thousands of credits
                 await publish(chunk[start : start + PUBLISH_CHUNK])
+        self._remember([e.payment.payment_id for e in arrived])
         for event in nowhere:
             await self.send_back(event, pacs.RETURN_NO_ACCOUNT)
         for r in back:
@@ -637,8 +645,15 @@ class Incoming:
         in another form (a garbled or forged file). Sent back, it would return money the
         payee was paid already, for whatever amount the new copy names; one the ledger left
         unapplied is sent back from its ``unapplied``. Said at error level, for an operator
-        to take up with the clearing house; nothing is done with it here."""
-        paid = await self._in_ledger([e.payment.payment_id for e in nowhere] + [r.payment_id for r in back])
+        to take up with the clearing house; nothing is done with it here.
+
+        So is one this process published an ``arrived`` for lately (`_remember`): the
+        ledger has no record of it until it posts it, a second or, while it is away, hours
+        later, and a garbled copy read meanwhile was sent back, the original credited too:
+        the bank paid it twice (found in review, 2026-12-07). A process started since does
+        not know it; the ledger's record closes that window once it posts."""
+        ids = [e.payment.payment_id for e in nowhere] + [r.payment_id for r in back]
+        paid = await self._in_ledger(ids) | {pid for pid in ids if pid in self._published}
         if not paid:
             return nowhere, back
         for pid in sorted(paid):
@@ -650,6 +665,18 @@ class Incoming:
             [e for e in nowhere if e.payment.payment_id not in paid],
             [r for r in back if r.payment_id not in paid],
         )
+
+    def _remember(self, payment_ids: list[str]) -> None:
+        """Note the credits just published (`_not_paid`), forgetting those published more
+        than `PUBLISHED_MEMORY_S` ago (a day's credits: a few hundred thousand ids at most)."""
+        now = time.monotonic()
+        for pid in payment_ids:
+            self._published.pop(pid, None)  # kept in the order published: the oldest first
+            self._published[pid] = now
+        for pid, when in list(self._published.items()):
+            if now - when < PUBLISHED_MEMORY_S:
+                break
+            del self._published[pid]
 
     def _held_event(self, record: Data) -> PaymentEvent | None:
         """`held_event`; a record that cannot be read is said (an operator's) and skipped:

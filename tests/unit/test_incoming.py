@@ -846,6 +846,27 @@ async def test_a_credit_the_ledger_paid_is_never_sent_back_when_it_comes_again_i
     assert "came again in a file in a form that would send it back" in caplog.text
 
 
+@pytest.mark.parametrize("how", ["account_not_here", "no_payer_name"])
+async def test_a_credit_published_and_not_yet_posted_is_never_sent_back_when_it_comes_again(dirs, how, caplog):
+    """As above, but the copy comes while the original's ``arrived`` is still on its way to
+    the ledger (behind, or away): the ledger has no record yet. Sent back, and then credited
+    too, it was paid twice (found in review, 2026-12-07)."""
+    ledger, docs = await bank({})
+    incoming = incoming_of(dirs, {BOB: "bob"}, docs)
+    first = Published()
+    await incoming.receive_file(deliver(dirs, credit(1)), first)
+    copy = credit(1)
+    if how == "account_not_here":
+        xml = _pacs008("NICS2", pacs.IncomingTransfer(**{**_fields(copy), "creditor_account": OUTSIDE}))
+    else:
+        xml = _without_payer(_pacs008("NICS2", copy))
+    assert await incoming.receive_file(_file(dirs, "NICS2", xml), Published()) == []
+    assert list(dirs.outbox.iterdir()) == [] and await docs.get(return_path(copy.payment_id)) is None
+    assert "came again in a file in a form that would send it back" in caplog.text
+    assert statuses(await ledger.post_batch(list(first))) == ["completed"]  # the ledger catches up
+    assert (await balance(docs, BOB))[0] == 2_500_000
+
+
 @pytest.mark.parametrize("how", ["the_ledger_quicker_than_the_mark", "the_mark_failed_once"])
 async def test_a_released_credit_the_ledger_cannot_apply_is_sent_back_whenever_its_unapplied_comes(dirs, how):
     """The release publishes, then marks the record released; the ledger's ``unapplied``
