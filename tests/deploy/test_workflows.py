@@ -148,3 +148,35 @@ def test_the_same_digest_is_promoted_behind_environments() -> None:
         assert job["with"]["environment"] == env
         assert job["with"]["digest"] == "${{ needs.build.outputs.digest }}", job
     assert deploy["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
+
+
+def _steps(workflow: str) -> list[dict]:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load((WORKFLOWS / workflow).read_text())["jobs"]["deploy"]["steps"]
+
+
+def _step_running(steps: list[dict], text: str) -> int:
+    return next(i for i, s in enumerate(steps) if text in s.get("run", ""))
+
+
+def test_a_promotion_copies_the_digest_to_a_tag_of_its_own() -> None:
+    """The registry's tags are immutable: a cosign copy to a target without a tag writes
+    :latest, and moving it failed every promotion after the first (found in review,
+    2026-12-07)."""
+    [copy] = [
+        line.strip() for s in _steps("deploy.yml") for line in s.get("run", "").splitlines() if "cosign copy" in line
+    ]
+    target = copy.split()[-1].strip('"')
+    assert target.startswith("$TARGET:") and "DIGEST" in target, copy
+
+
+def test_the_firestore_indexes_are_ready_before_the_services_roll_out() -> None:
+    """firebase deploy of the indexes, waited for, before terraform apply rolls out the
+    revisions that query them (found in review, 2026-12-07)."""
+    steps = _steps("deploy.yml")
+    indexes = _step_running(steps, "--only firestore:indexes")
+    assert "gcloud firestore indexes composite list" in steps[indexes]["run"]
+    apply = next(
+        i for i, s in enumerate(steps) if s.get("run", "").strip() == 'terraform -chdir="$TF_DIR" apply -auto-approve'
+    )
+    assert indexes < apply
