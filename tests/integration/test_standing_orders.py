@@ -43,7 +43,7 @@ def job_in_process(stack, admin_db):
     settings = load_settings(stack.nats_env("edge"))
     publisher = SyncPublisher(settings.nats, name="test-scheduler")
 
-    def run(now: dt.datetime) -> dict:
+    def run(now: dt.datetime, uids: tuple[str, ...] | None) -> dict:
         collaborators = seams.bound(FirestoreDocuments(admin_db), publisher)
         return scheduled.submit_due_payments(
             FirestoreDocuments(admin_db),
@@ -51,6 +51,7 @@ def job_in_process(stack, admin_db):
             submit=collaborators.submit,
             bank_regs=settings.bank_regs,
             clock=lambda: now,
+            uids=uids,
         )
 
     yield run
@@ -60,11 +61,23 @@ def job_in_process(stack, admin_db):
 @pytest.fixture
 def run_job(job_in_process, days, monkeypatch):
     """The due-payments job in this process (the function runs the same code), at the
-    test's job day, ``after`` its time (a run later that day). A payment that waited for
+    test's job day, ``after`` its time (a run later that day), scoped to the ``customer``
+    (the emulator's ``uids``), as the job's runs these tests queue are: a run over the
+    whole bank takes the run lease, and one that found it taken by a run queued earlier
+    and still at work (here, or by an earlier test that did not wait for its runs) did
+    nothing ({"busy": 1}), and the test's next check failed (on a stack the tiers had run
+    on). The runs over the whole bank and their lease: tests/integration/test_scheduled_payments.py
+    and tests/unit/test_scheduled_use_case.py. A payment that waited for
     funds rests a minute here before a run decides it again (RETRY_WAIT, 30 minutes in the
     bank: a run 30 minutes on could be the next day's)."""
     monkeypatch.setattr(rules, "RETRY_WAIT", dt.timedelta(minutes=1))
-    return lambda after=dt.timedelta(0): job_in_process(days.now + after)
+
+    def run(customer, after: dt.timedelta = dt.timedelta(0)) -> dict:
+        result = job_in_process(days.now + after, (customer.uid,))
+        assert "busy" not in result, result  # a scoped run takes no lease
+        return result
+
+    return run
 
 
 def order_body(customer, amount: int, *, frequency: str = "monthly", **extra) -> dict:
@@ -103,13 +116,13 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
         "order_exists",
     )
     order_id = body["orderId"]
-    run_job()
+    run_job(alice)
     assert alice.balance(alice.accounts[1]) == 0  # not due yet
 
     fall_due(admin_db, alice, order_id, days.day)
-    queue_job(stack, "submit-due-payments", 2, now=days.now)  # two scheduler ticks at once ...
+    queue_job(stack, "submit-due-payments", 2, now=days.now, customers=(alice.uid,))  # two ticks at once ...
     with ThreadPoolExecutor(2) as pool:  # ... and two more runs racing them in this process
-        list(pool.map(lambda _: run_job(), range(2)))
+        list(pool.map(lambda _: run_job(alice), range(2)))
     wait_for(lambda: alice.balance(alice.accounts[1]) == 10_000, timeout=60, what="the due date to be paid")
     done = order(admin_db, alice, order_id)
     assert [r["date"] for r in done["runs"]] == [days.day.isoformat()]
@@ -123,14 +136,14 @@ def test_a_standing_order_runs_once_per_due_date_and_not_after_cancellation(
         ),
         what="the feed entry",
     )
-    queue_job(stack, "submit-due-payments", 2, wait=True, now=days.now)
-    run_job()
+    queue_job(stack, "submit-due-payments", 2, wait=True, now=days.now, customers=(alice.uid,))
+    run_job(alice)
     assert alice.balance(alice.accounts[1]) == 10_000  # once per due date
 
     status, answer = callables.call("standing_orders_cancel", {"orderId": order_id}, alice.id_token)
     assert status == 200 and answer["result"]["status"] == "cancelled", answer
     fall_due(admin_db, alice, order_id, days.day)  # its next date comes
-    run_job()
+    run_job(alice)
     assert alice.balance(alice.accounts[1]) == 10_000  # not after cancellation
     assert len(order(admin_db, alice, order_id)["runs"]) == 1
     assert refused(callables.call("standing_orders_update", {"orderId": order_id, "amount": 5}, alice.id_token)) == (
@@ -150,9 +163,9 @@ def test_insufficient_funds_waits_then_fails_with_a_push_once_its_days_of_tries_
     order_id = body["orderId"]
 
     fall_due(admin_db, bob, order_id, days.day)
-    run_job()
-    assert run_job()["standingOrders"]["skipped"] >= 1  # tried a moment ago: it rests
-    run_job(after=dt.timedelta(minutes=2))
+    run_job(bob)
+    assert run_job(bob)["standingOrders"]["skipped"] >= 1  # tried a moment ago: it rests
+    run_job(bob, after=dt.timedelta(minutes=2))
     waiting = order(admin_db, bob, order_id)
     assert waiting["nextDue"] == days.day.isoformat() and waiting["waiting"]["attempts"] == 2
     assert waiting["waiting"]["reason"] == "insufficient_funds" and not waiting.get("runs")
@@ -160,7 +173,7 @@ def test_insufficient_funds_waits_then_fails_with_a_push_once_its_days_of_tries_
 
     # money arrives later that day: the next run pays it
     ledger_admin.run(ledger_admin.ledger.deposit(deposit_id=unique("salary"), account_id=bob.accounts[0], amount=5_000))
-    run_job(after=dt.timedelta(minutes=4))
+    run_job(bob, after=dt.timedelta(minutes=4))
     wait_for(lambda: bob.balance(bob.accounts[1]) == 8_000, timeout=60, what="the covered payment")
     assert order(admin_db, bob, order_id)["nextDue"] == (days.day + dt.timedelta(days=7)).isoformat()
 
@@ -169,7 +182,7 @@ def test_insufficient_funds_waits_then_fails_with_a_push_once_its_days_of_tries_
     fall_due(admin_db, bob, order_id, days.tried_out)
     # a run once the payment before has settled (a run within SETTLE of the one that paid
     # from the account leaves it to a later run: fjordbank/service_layer/settling.py)
-    run_job(after=dt.timedelta(minutes=5) + settling.SETTLE)
+    run_job(bob, after=dt.timedelta(minutes=5) + settling.SETTLE)
     failed = order(admin_db, bob, order_id)
     assert failed["lastRun"] == {
         "date": days.tried_out.isoformat(),
@@ -204,7 +217,7 @@ def test_changes_before_a_run_apply_and_an_order_ends_on_its_end_date(
     ) == ("FAILED_PRECONDITION", "next_due_in_past")
     fall_due(admin_db, carol, order_id, days.day)
     admin_db.document(f"users/{carol.uid}/standingOrders/{order_id}").update({"endDate": days.day.isoformat()})
-    run_job()
+    run_job(carol)
     wait_for(lambda: carol.balance(carol.accounts[1]) == 12_500, timeout=60, what="the changed amount")
     ended = order(admin_db, carol, order_id)
     assert ended["status"] == "ended" and ended["nextDue"] is None
@@ -241,10 +254,10 @@ def test_a_scheduled_payment_can_be_cancelled_and_an_uncovered_one_fails_after_i
     admin_db.document(f"users/{dan.uid}/paymentRequests/{later}").update({"payment.due_date": days.day.isoformat()})
 
     admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.day.isoformat()})
-    run_job()
+    run_job(dan)
     assert dan.request(big)["status"] == "scheduled" and dan.request(big)["waiting"]["attempts"] == 1
     admin_db.document(f"users/{dan.uid}/paymentRequests/{big}").update({"payment.due_date": days.tried_out.isoformat()})
-    run_job()
+    run_job(dan)
     doc = dan.wait_final(big)
     assert doc["status"] == "failed" and doc["reason"]["code"] == "insufficient_funds"
     wait_push(stack, token, "Payment not completed")

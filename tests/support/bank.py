@@ -199,9 +199,20 @@ def job_day() -> JobDay:
     return JobDay(today, day, datetime.combine(day, time(12), tzinfo=UTC))
 
 
-def queue_job(stack, job: str, times: int = 1, *, wait: bool = False, now: datetime | None = None) -> None:
+def queue_job(
+    stack,
+    job: str,
+    times: int = 1,
+    *,
+    wait: bool = False,
+    now: datetime | None = None,
+    customers: tuple[str, ...] = (),
+) -> None:
     """Queue a scheduled job as Cloud Scheduler does (through Pub/Sub and the
-    on_scheduled_job function); ``times`` at once, as if scheduler ticks overlapped. With
+    on_scheduled_job function); ``times`` at once, as if scheduler ticks overlapped;
+    ``customers``: a run scoped to them (the emulator's ``uids``: it takes no run lease, so
+    it never finds one taken by a run queued earlier and still at work, and it works none
+    of the due payments earlier tests left). With
     ``wait``, return once the Functions emulator has finished these runs and every run
     queued before them without waiting (its log says so), so a test can check what the
     runs did not do without guessing a sleep. (Counting only this call's runs, a wait
@@ -219,9 +230,10 @@ def queue_job(stack, job: str, times: int = 1, *, wait: bool = False, now: datet
     expected = max(expected, done_now) + times
     _JOB_RUNS[str(log)] = (done_now, expected)
     clock = ["--now", now.isoformat()] if now is not None else []
+    scope = [arg for uid in customers for arg in ("--customer", uid)]
     for _ in range(times):
         out = subprocess.run(
-            [sys.executable, "-m", "bankctl", "jobs", "run", job, *clock],
+            [sys.executable, "-m", "bankctl", "jobs", "run", job, *clock, *scope],
             capture_output=True,
             text=True,
             cwd=stack.s.repo,
