@@ -10,9 +10,22 @@ screen (found in review, 2026-12-07).
 ``pushTokens/{sha256(token)}`` names the customer who registered the token last
 (backend-only: the rules give clients no access). When a customer's settings document
 gains a token (the functions' trigger on it, `claim_new_tokens`), the registry is set to
-that customer in one transaction that takes the token out of the previous customer's
-settings, from their devices and from the devices of their ended sessions (a security
-notice of Alice's is hers too). A token is kept by its hash: the registry holds no token.
+that customer in one transaction that moves the token, in the previous customer's
+settings, from their devices to the devices of their ended sessions (`signedOutDevices`,
+the bank's): no push of theirs reaches it any more but the security notices, which carry
+no amount, no name and no account (fjordbank.domain.notifications.DEVICE_TEXTS).
+
+Why the security notices stay: a claim proves nothing about the install. Any session of
+Alice's reads her devices' tokens, so a thief who held one (a stolen phone) could, once
+the bank ended her sessions, register her real phone's token under an account of his own;
+a claim that took the token from her altogether (her ended sessions' devices included, as
+it did) left every notice of a device added to her account to the stolen phone alone
+(found in review, 2026-12-07). What such a claim still does: her payment and card pushes
+stop until her app registers its token again (it does at every sign-in); her security
+notices keep reaching the phone. The other side of it: Bob, on the phone Alice sold him,
+may see her "a new device confirms payments" (without her name) until she has signed out
+of `sessions.MAX_SIGNED_OUT_DEVICES` more devices. A token is kept by its hash: the
+registry holds no token.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from fjordbank.service_layer import sessions
 from fjordbank.service_layer.ports import Clock, Doc, Documents, UnitOfWork, system_clock
 from fjordbank.service_layer.push import DEVICES, SIGNED_OUT_DEVICES, settings_path, tokens
 
@@ -124,9 +138,10 @@ def claim_new_tokens(
 
 def _claim(uow: UnitOfWork, *, uid: str, token: str, now: dt.datetime) -> str | None:
     """One token: the registry names ``uid`` from now on, and the customer it named before
-    (returned) no longer has the token in their settings. The token still being ``uid``'s
-    is read in the same transaction: a customer who registered it only for a moment (the
-    app signed in and out again) takes it from nobody."""
+    (returned) has it only among the devices of their ended sessions (the module's
+    docstring). The token still being ``uid``'s is read in the same transaction: a
+    customer who registered it only for a moment (the app signed in and out again) takes
+    it from nobody."""
     entry = uow.get(registry_path(token))
     own = uow.get(settings_path(uid))
     previous = entry.data.get("uid") if entry is not None else None
@@ -136,13 +151,18 @@ def _claim(uow: UnitOfWork, *, uid: str, token: str, now: dt.datetime) -> str | 
     uow.set(registry_path(token), {"uid": uid, "registeredAt": now})
     if other is None:
         return None
-    update = {}
-    for field in (DEVICES, SIGNED_OUT_DEVICES):
-        held = tokens(other, field)
-        if token in held.values():
-            devices = other.data.get(field)
-            kept = devices if isinstance(devices, dict) else {}
-            update[field] = {k: v for k, v in kept.items() if held.get(k) != token}
-    if update:
-        uow.update(other.path, update)
+    held = tokens(other)
+    if token in held.values():  # (one only in their ended sessions' devices stays there)
+        devices = other.data.get(DEVICES)
+        signed_in = devices if isinstance(devices, dict) else {}
+        moved = {k: v for k, v in signed_in.items() if held.get(k) == token}
+        uow.update(
+            other.path,
+            {
+                DEVICES: {k: v for k, v in signed_in.items() if k not in moved},
+                SIGNED_OUT_DEVICES: sessions.signed_out_devices(
+                    other.data.get(SIGNED_OUT_DEVICES), moved, ended=int(now.timestamp())
+                ),
+            },
+        )
     return str(previous)

@@ -89,7 +89,7 @@ def record_ended(writes: Writes, uid: str, valid_after: int, found: dict[str, Do
     writes.set(session_path(uid), {"validAfter": int(valid_after), "endedAt": SERVER_TIME}, merge=True)
     settings = found[push.settings_path(uid)]
     if settings is not None:  # an update: each field replaced whole (a merge would merge the maps)
-        signed_out = _signed_out(
+        signed_out = signed_out_devices(
             settings.data.get(push.SIGNED_OUT_DEVICES), settings.data.get(push.DEVICES), ended=int(valid_after)
         )
         update: dict[str, Any] = {push.DEVICES: DELETE_FIELD, push.CHANGED: DELETE_FIELD}
@@ -105,7 +105,7 @@ def record_ended(writes: Writes, uid: str, valid_after: int, found: dict[str, Do
 MAX_SIGNED_OUT_DEVICES = 20
 
 
-def _signed_out(before: object, devices: object, *, ended: int) -> dict[str, Any]:
+def signed_out_devices(before: object, devices: object, *, ended: int) -> dict[str, Any]:
     """``signedOutDevices`` after an end at ``ended`` (Unix seconds): the devices signed in
     until now, stamped ``signedOutAt``, over those signed out before (a device in both: its
     entry now), the `MAX_SIGNED_OUT_DEVICES` signed out last (by the stamp: Firestore keeps

@@ -1,6 +1,8 @@
 """One push token, one customer (fjordbank.service_layer.push_tokens): Bob signing in on the
 phone Alice signed out of registers its one token under him, and Alice's pushes no longer
-reach it (found in review, 2026-12-07: her amounts and card digits on his lock screen)."""
+reach it (found in review, 2026-12-07: her amounts and card digits on his lock screen) but
+her security notices (a thief registering her real phone's token under an account of his
+own took those from her too: found in review, 2026-12-07)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from fjordbank.service_layer.push_tokens import (
     settings_written,
 )
 from tests.support.memory import MemoryDocuments
+from tests.support.use_cases import NOW as CLOCK_NOW
 from tests.support.use_cases import fixed_clock, seed
 
 PHONE = "token-of-the-shared-phone"
+NOW = int(CLOCK_NOW.timestamp())  # signedOutAt of a token another customer took
 
 
 def device(token: str) -> dict[str, str]:
@@ -47,20 +51,48 @@ def test_the_customer_who_registers_a_token_takes_it_from_the_one_before() -> No
     assert settings(docs, "bob")["devices"] == {"bobs-phone": device(PHONE)}
     assert docs.get(registry_path(PHONE)).data["uid"] == "bob"
     assert PHONE not in docs.get(registry_path(PHONE)).path  # kept by its hash
-    assert [t for t, _ in targets(docs.get(settings_path("alice")), "security")] == ["token-of-her-tablet"]
+    alice = docs.get(settings_path("alice"))
+    assert [t for t, _ in targets(alice, "payments")] == ["token-of-her-tablet"]  # no amount of hers on it
+    assert sorted(t for t, _ in targets(alice, "security")) == sorted([PHONE, "token-of-her-tablet"])
+    assert settings(docs, "alice")["signedOutDevices"] == {"alices-phone": {**device(PHONE), "signedOutAt": NOW}}
     # and back: Alice signs in on it again
     assert register(docs, "alice", "alices-phone-again", PHONE) == ["bob"]
     assert settings(docs, "bob")["devices"] == {}
+    assert [t for t, _ in targets(docs.get(settings_path("bob")), "security")] == [PHONE]
+    assert sorted(t for t, _ in targets(docs.get(settings_path("alice")), "payments")) == sorted(
+        [PHONE, "token-of-her-tablet"]
+    )
 
 
-def test_the_devices_of_her_ended_sessions_lose_it_too() -> None:
-    """A security notice of Alice's (her devices were reset) is hers as much as a payment."""
+def test_a_token_taken_by_another_account_still_brings_her_the_notice_of_a_device_added() -> None:
+    """The thief of a phone of Alice's read her devices' tokens while his session lasted;
+    once the bank ended her sessions and her real phone signed in again, he registered its
+    token under an account of his own. The claim took it from her devices and from those
+    of her ended sessions, and the notice of the device he then enrolled on her account
+    reached the stolen phone alone (found in review, 2026-12-07). A claim proves nothing
+    about the install: it takes her pushes off the token, never her security notices."""
+    docs = MemoryDocuments(fixed_clock())
+    register(docs, "alice", "real-phone", PHONE)
+    register(docs, "alice", "stolen-phone", "token-of-the-stolen-phone")
+    ended = {  # the bank ended her sessions (sessions.py), then her real phone signed in again
+        "devices": {"real-phone-again": device(PHONE)},
+        "signedOutDevices": {"real-phone": device(PHONE), "stolen-phone": device("token-of-the-stolen-phone")},
+    }
+    write(docs, "alice", ended)
+    assert register(docs, "mallory", "x", PHONE) == ["alice"]
+    alice = docs.get(settings_path("alice"))
+    assert PHONE in [t for t, _ in targets(alice, "security")]
+    assert PHONE not in [t for t, _ in targets(alice, "payments")]
+    assert settings(docs, "alice")["signedOutDevices"]["real-phone"] == device(PHONE)  # the bank's, untouched
+
+
+def test_a_token_only_in_her_ended_sessions_devices_stays_there() -> None:
     docs = MemoryDocuments(fixed_clock())
     register(docs, "alice", "alices-phone", PHONE)
     moved = {"devices": {}, "signedOutDevices": {"alices-phone": device(PHONE), "old": device("old-token")}}
     seed(docs, {settings_path("alice"): moved})  # the bank ended her sessions (sessions.py)
     assert register(docs, "bob", "bobs-phone", PHONE) == ["alice"]
-    assert settings(docs, "alice")["signedOutDevices"] == {"old": device("old-token")}
+    assert settings(docs, "alice") == moved
 
 
 def test_a_token_the_customer_had_already_or_removed_again_takes_nothing() -> None:
@@ -111,13 +143,16 @@ def test_the_registry_holds_the_tokens_customers_hold_not_every_one_ever_written
 
 
 def test_a_token_moved_to_an_ended_session_stays_hers_in_the_registry() -> None:
-    """Her security notices still go there, so Bob registering it must still take it."""
+    """Her security notices still go there; Bob registering it makes it his, and the
+    trigger on the write to her settings that moved it takes it from nobody."""
     docs = MemoryDocuments(fixed_clock())
     register(docs, "alice", "alices-phone", PHONE)
     write(docs, "alice", {"devices": {}, "signedOutDevices": {"alices-phone": device(PHONE)}})
     assert registry(docs) == ["alice"]
+    register(docs, "alice", "alices-phone-again", PHONE)
     hers = settings(docs, "alice")
     assert register(docs, "bob", "bobs-phone", PHONE) == ["alice"]
-    assert settings(docs, "alice")["signedOutDevices"] == {}
-    settings_written(docs, "alice", hers, settings(docs, "alice"))  # the trigger on that removal
+    assert settings_written(docs, "alice", hers, settings(docs, "alice")) == []  # the trigger on the move
+    assert registry(docs) == ["bob"]
+    write(docs, "alice", {**settings(docs, "alice"), "signedOutDevices": {}})  # rolled out of her ended ones
     assert registry(docs) == ["bob"]

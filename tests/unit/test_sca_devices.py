@@ -684,7 +684,7 @@ def test_past_its_bound_the_devices_signed_out_last_are_kept_whatever_their_name
     when it is read back, so the bound keeps the newest by their signedOutAt (found in
     review: it kept the first end's z-devices over the second end's a-devices)."""
     monkeypatch.setattr(session_records, "MAX_SIGNED_OUT_DEVICES", 2)
-    first = session_records._signed_out({}, {"zeta": {"token": "t-z"}, "yak": {"token": "t-y"}}, ended=100)
+    first = session_records.signed_out_devices({}, {"zeta": {"token": "t-z"}, "yak": {"token": "t-y"}}, ended=100)
     sorted_back = dict(sorted(first.items()))  # as Firestore gives it back
-    second = session_records._signed_out(sorted_back, {"alpha": {"token": "t-a"}}, ended=200)
+    second = session_records.signed_out_devices(sorted_back, {"alpha": {"token": "t-a"}}, ended=200)
     assert set(second) == {"alpha", "zeta"} and second["alpha"]["signedOutAt"] == 200
