@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fjordbank.domain.norway import next_banking_day
+from fjordbank.domain.norway import next_banking_day, today_in_norway
 from fjordbank.domain.payments import BANK_REQUEST_PREFIX, PaymentRejected, PaymentRequest, parse_request
 
 WEEKLY = "weekly"
@@ -209,9 +209,17 @@ RETRY_WAIT = dt.timedelta(minutes=30)
 
 
 def tried_lately(current: dict[str, Any], due: dt.date, now: dt.datetime) -> bool:
-    """Whether the payment due on ``due`` waited for funds less than RETRY_WAIT ago."""
+    """Whether the payment due on ``due`` waited for funds less than RETRY_WAIT ago, and
+    rests. Never within RETRY_WAIT of the end of the last day it is tried on (`waiting`'s
+    ``until``, in Norway): the job's last run of that day decides it. A rest that ran past
+    midnight left money paid in at 23:40 on the day the app showed unused, and the payment
+    failed at the next day's first run (found in review, 2026-12-07). Money in after the
+    last run of that day (the job runs every 15 minutes) comes too late."""
     before = current.get("waiting") or {}
     at = before.get("at")
+    today = today_in_norway(now)
+    if before.get("until") == today.isoformat() and today_in_norway(now + RETRY_WAIT) != today:
+        return False
     # an ``at`` ahead of ``now`` (a run on a clock moved forward, on the emulator) is no rest
     return (
         before.get("date") == due.isoformat()

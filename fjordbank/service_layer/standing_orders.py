@@ -461,10 +461,26 @@ def _apply_change(
             anchor = rules.moved_anchor(current, dt.date.fromisoformat(update["nextDue"]))
             if anchor is not None:
                 write["anchorDay"] = anchor
+        elif "endDate" in update:
+            write.update(_window_shown(current, {**current, **write}))
         uow.update(path, write)
         return {k: v for k, v in {**current, **write}.items() if v is not DELETE_FIELD}
 
     return docs.transact(run, operation="standing_orders_change")
+
+
+def _window_shown(current: dict[str, Any], changed: dict[str, Any]) -> dict[str, Any]:
+    """The wait for funds of the order's next due date with the last day it is tried on
+    as the order ``changed`` has it ({} when it is not waiting). A weekly order's window
+    ends before the next date's payment day (`rules.last_try_day`), so a new end date can
+    move it; the app went on showing the old day while the job decided on the new one, a
+    date failed with the money in before the day shown, or was paid after it (found in
+    review, 2026-12-07)."""
+    wait, due = current.get("waiting"), current.get("nextDue")
+    if not (isinstance(wait, dict) and isinstance(due, str) and rules.waited_on(current, dt.date.fromisoformat(due))):
+        return {}
+    day = dt.date.fromisoformat(due)
+    return {"waiting": {**wait, "until": rules.last_try_day(day, _following(changed, day)).isoformat()}}
 
 
 def cancel(docs: Documents, uid: str, order_id: object, *, clock: Clock = system_clock) -> dict[str, Any]:

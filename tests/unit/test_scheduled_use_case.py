@@ -187,6 +187,26 @@ def test_a_payment_that_waited_is_not_paid_after_the_last_day_it_was_shown(docs,
     assert submit.submitted == ["req-gym-001"]
 
 
+def test_money_in_late_on_the_last_day_shown_is_used_by_that_days_last_run(docs, publisher, submit):
+    """Shown "until Thursday 11 March" and tried at 23:30 that night, it rested 30 minutes
+    (RETRY_WAIT): the 23:45 run passed it over, the money paid in at 23:40 was not used, and
+    the first run on Friday failed it (found in review, 2026-12-07). The last day's last run
+    decides it; earlier that day, and on the days before, it rests as before."""
+    oslo = dt.timezone(dt.timedelta(hours=1))  # (March 2027 is winter time in Norway until the 28th)
+    scheduled_request(docs, "req-rent-01", 50_000, dt.date(2027, 3, 8))
+    wednesday = dt.datetime(2027, 3, 10, 23, 30, tzinfo=oslo)
+    assert counts(run(docs, publisher, submit, now=wednesday)) == {"waiting": 1}
+    assert data(docs, request_path("req-rent-01"))["waiting"]["until"] == "2027-03-11"
+    assert counts(run(docs, publisher, submit, now=wednesday + dt.timedelta(minutes=15))) == {"skipped": 1}
+    thursday = wednesday + dt.timedelta(days=1)
+    assert counts(run(docs, publisher, submit, now=thursday - dt.timedelta(hours=2))) == {"waiting": 1}
+    assert counts(run(docs, publisher, submit, now=thursday - dt.timedelta(hours=1, minutes=45))) == {"skipped": 1}
+    assert counts(run(docs, publisher, submit, now=thursday)) == {"waiting": 1}
+    seed(docs, {f"accounts/{SPENDING}": customer_account(UID, SPENDING, balance=500_000)})  # 23:40
+    assert counts(run(docs, publisher, submit, now=thursday + dt.timedelta(minutes=15))) == {"submitted": 1}
+    assert submit.submitted == ["req-rent-01"]
+
+
 @pytest.mark.parametrize("payer_covered", [True, False], ids=["covered", "short"])
 def test_a_scheduled_payment_into_an_account_closed_since_fails_and_is_never_submitted(
     docs, publisher, submit, payer_covered

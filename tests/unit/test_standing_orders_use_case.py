@@ -549,6 +549,25 @@ def test_a_weekly_date_in_easter_week_leaves_the_next_date_its_own_days(docs, sc
     assert order(docs)["nextDue"] == "2027-04-07"
 
 
+def test_a_new_end_date_moves_the_last_day_shown_with_the_window_the_job_decides_on(docs, sca, publisher):
+    """Waiting in Easter week with the 24th its last date, the app showed "until 1 April";
+    the end date moved to the 30th of April, the job decided on a window ending on the
+    30th of March (the next date's payment day is the 31st) and the app went on showing
+    the 1st: the salary in on the 31st found the date failed (found in review, 2026-12-07).
+    The change shows the new last day, both ways."""
+    create(docs, sca, body(frequency="weekly", startDate="2027-03-24", endDate="2027-03-24", amount=500_000))
+    at = lambda day: dt.datetime.combine(day, dt.time(10), tzinfo=dt.UTC)  # noqa: E731
+    assert run_due(docs, publisher, now=at(dt.date(2027, 3, 24)))["waiting"] == 1
+    assert order(docs)["waiting"]["until"] == "2027-04-01"
+    answer = change(docs, sca, {"orderId": "order-0001", "endDate": "2027-04-30"})
+    assert answer["waiting"]["until"] == order(docs)["waiting"]["until"] == "2027-03-30"
+    assert order(docs)["waiting"]["attempts"] == 1  # the wait goes on: only its last day moved
+    change(docs, sca, {"orderId": "order-0001", "endDate": "2027-03-24"})
+    assert order(docs)["waiting"]["until"] == "2027-04-01"
+    change(docs, sca, {"orderId": "order-0001", "amount": 400_000})  # another change leaves it
+    assert order(docs)["waiting"]["until"] == "2027-04-01"
+
+
 def test_every_weekly_window_ends_before_the_next_dates_payment_day():
     """2026-2030: 84 weekly due dates' windows ran into the next date's (holiday weeks)."""
     day = dt.date(2026, 1, 1)
