@@ -157,6 +157,18 @@ def test_the_operator_sees_the_applications_in_review_with_their_screening(docs,
     assert pending["nationalIdMasked"] == data(docs, "customers/typo")["nationalIdMasked"]
 
 
+def test_the_operator_sees_the_oldest_applications_first_whatever_their_ids(docs):
+    """Listed by customer id, an application older than a page of others in review never
+    showed while they waited (found in review, 2026-12-07)."""
+    from tests.support.use_cases import seed
+
+    day = dt.timedelta(days=1)
+    seed(docs, {f"customers/a{n:03d}": {"status": "review", "appliedAt": NOW - n * day} for n in range(3)})
+    seed(docs, {"customers/zz-oldest": {"status": "review", "appliedAt": NOW - 30 * day}})
+    seed(docs, {"customers/aa-approved": {"status": "approved", "appliedAt": NOW - 60 * day}})
+    assert [p["uid"] for p in onboarding.pending_reviews(docs, limit=3)] == ["zz-oldest", "a002", "a001"]
+
+
 def test_an_approved_review_opens_the_first_account_and_tells_the_customer(docs, publisher, sanctions):
     submit(docs, publisher, sanctions, "typo", application(DRAZHENKO_BORN, name=DRAZHENKO + "k"))
     result = review(docs, publisher, "typo", approve=True)
