@@ -3,8 +3,9 @@ that payment states produce."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fjordbank.domain import reasons
 from fjordbank.domain.categories import categorise, override_key
@@ -374,7 +375,17 @@ def device_pushes(event: dict[str, Any]) -> list[Push]:
     return [Push(uid, SECURITY, title, body, data, key)]
 
 
-def superseded(push: Push, customer_status: object) -> bool:
+class Queued(Protocol):
+    """A push as the notifier made it or as the push function reads it back (its kind and data)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+
+def superseded(push: Queued, customer_status: object) -> bool:
     """An onboarding push of "we are checking your application" whose customer is decided
     since: the review's event can reach the notifier after the decision's when its first
     publish failed and the outbox relay sent the decision's (never tried) first, and the
@@ -383,7 +394,7 @@ def superseded(push: Push, customer_status: object) -> bool:
     return awaits_decision(push) and customer_status in ("approved", "rejected")
 
 
-def awaits_decision(push: Push) -> bool:
+def awaits_decision(push: Queued) -> bool:
     """An onboarding push of "we are checking your application": the one `superseded` may
     find out of date."""
     return push.kind == ONBOARDING and push.data.get("status") == "review"

@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from fjordbank.domain.money import Money
 from fjordbank.domain.norway import normalize_account_number, today_in_norway
 from fjordbank.domain.payments import PaymentRequested
 
@@ -97,15 +98,15 @@ def screen(
     if payee is not None:
         return Screened(False, *payee)
     if payment.amount > policy.max_per_payment:
-        return Screened(False, "over_payment_limit", f"above the limit of {policy.max_per_payment} øre per payment")
+        return Screened(False, "over_payment_limit", f"above the limit of {_kr(policy.max_per_payment)} per payment")
     if state.day_total + payment.amount > policy.daily_limit:
-        return Screened(False, "over_daily_limit", f"above the daily limit of {policy.daily_limit} øre")
+        return Screened(False, "over_daily_limit", f"above the daily limit of {_kr(policy.daily_limit)}")
     if len(state.recent) >= policy.velocity_max:
         return Screened(False, "velocity_limit", "too many payments in a short time; try again shortly")
     new_payee = not own_payee and payment.to_account not in state.payees
     if new_payee and payment.amount > policy.new_payee_limit:
         return Screened(
-            False, "new_payee_limit", f"a first payment to a new payee is limited to {policy.new_payee_limit} øre"
+            False, "new_payee_limit", f"a first payment to a new payee is limited to {_kr(policy.new_payee_limit)}"
         )
 
     state.day_total += payment.amount
@@ -115,3 +116,9 @@ def screen(
             state.payees.remove(payment.to_account)
         state.payees = [*state.payees, payment.to_account][-MAX_KNOWN_PAYEES:]
     return Screened(True)
+
+
+def _kr(limit: int) -> str:
+    """A limit (øre) as the customer reads it: the app shows a refusal's message as it is,
+    and "limited to 5000000 øre" was what it showed (found in review, 2026-12-07)."""
+    return Money.nok(limit).format_nok()

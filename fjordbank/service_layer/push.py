@@ -72,9 +72,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from fjordbank.adapters.firestore import USERS
+from fjordbank.adapters.firestore import CUSTOMERS, USERS
 from fjordbank.adapters.push import PushResult, PushSender, normalize_data
-from fjordbank.domain.notifications import ALWAYS_ON, DEFAULT_PREFERENCES
+from fjordbank.domain.notifications import ALWAYS_ON, DEFAULT_PREFERENCES, awaits_decision, superseded
 from fjordbank.runtime import log_metrics
 from fjordbank.service_layer.ports import SERVER_TIME, Doc, Documents, NotFound, Stale
 
@@ -88,6 +88,7 @@ CHANGED = "changed"  # the field that names the device a write of the app's chan
 SIGNED_OUT_DEVICES = "signedOutDevices"
 SENT, MUTED, NO_DEVICES, MALFORMED = "sent", "muted", "no_devices", "malformed"
 TOO_LATE = "too_late"  # news queued longer ago than NEWS_MAX_AGE: not sent (the feed shows it)
+SUPERSEDED = "superseded"  # "we are checking your application" for a customer decided since: not sent
 QUEUED_AT = "queuedAt"  # the field of a queued push: when its event entered the stream (ISO 8601, UTC)
 # The field of a queued push that says it is news (fjordbank.domain.notifications.Push.news):
 # only a push with it true is dropped when late. A push without it (queued by code older than
@@ -451,6 +452,7 @@ def deliver_batch(
     raws = message.get("pushes", []) if isinstance(message, dict) else []
     items, places, finished = _to_send(raws if isinstance(raws, list) else [], done, count)
     items, places = _drop_late(items, places, now or dt.datetime.now(dt.UTC), count, finished)
+    items, places = _drop_superseded(docs, items, places, count, finished)
     if not items:
         return outcomes
     found = docs.get_many([settings_path(uid) for uid in dict.fromkeys(item.uid for item in items)])
@@ -557,6 +559,34 @@ def _drop_late(
             NEWS_MAX_AGE,
             extra={"kinds": late, "oldestMinutes": int(oldest.total_seconds() // 60)},
         )
+    return kept, kept_places
+
+
+def _drop_superseded(
+    docs: Documents, items: list[Item], places: list[int], count: Callable[[str, int], None], finished: set[str]
+) -> tuple[list[Item], list[int]]:
+    """The pushes that still tell the customer's state, with their places; a "we are
+    checking your application" whose customer is decided since is counted (`SUPERSEDED`)
+    and finished, not sent. The notifier drops it when it queues it
+    (fjordbank.service_layer.notifier.still_current), but one FCM refused for now was sent
+    by the message's retries (up to `URGENT_MAX_AGE`) after the decision's "Welcome", and
+    stayed on the phone after it (found in review, 2026-12-07). The customers of such
+    pushes only are read, in one round trip."""
+    paths = {item.uid: f"{CUSTOMERS}/{item.uid}" for item in items if awaits_decision(item)}
+    if not paths:
+        return items, places
+    found = docs.get_many(sorted(set(paths.values())))
+    kept: list[Item] = []
+    kept_places: list[int] = []
+    for item, place in zip(items, places, strict=True):
+        doc = found.get(paths[item.uid]) if item.uid in paths else None
+        if superseded(item, doc.data.get("status") if doc is not None else None):
+            count(SUPERSEDED, place)
+            finished.add(_push_id(item.uid, item.key))
+            log.info("a review's push not sent: the customer is decided since", extra={"uid": item.uid})
+            continue
+        kept.append(item)
+        kept_places.append(place)
     return kept, kept_places
 
 

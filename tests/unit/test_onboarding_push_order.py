@@ -87,3 +87,46 @@ def test_only_a_review_push_can_be_out_of_date() -> None:
     assert not superseded(review, "review") and not superseded(review, None)
     assert not superseded(welcome, "review") and not superseded(welcome, "rejected")
     assert topology.SUBJECT_CUSTOMER_REVIEW == "customers.review"
+
+
+def test_a_review_push_fcm_refused_for_now_is_not_sent_by_a_retry_after_the_decision():
+    """The notifier checks when it queues; a "checking" push FCM answered UNAVAILABLE was
+    sent by the message's retry (for up to 23 hours: it is not news) after the decision's
+    "Welcome", and stayed on the phone after it (found in review, 2026-12-07). The push
+    function reads the customer of such a push only, and finishes it unsent."""
+    import datetime as dt
+
+    from fjordbank.adapters.push import PushResult
+    from fjordbank.service_layer import push
+    from tests.support.memory import MemoryDocuments
+
+    docs = MemoryDocuments()
+    docs.store.apply(
+        [
+            ("set", push.settings_path("u1"), {"devices": {"d1": {"token": "tok", "platform": "ios"}}}, False),
+            ("set", "customers/u1", {"status": "review"}, False),
+        ]
+    )
+    (review,) = customer_pushes(json.loads(json.dumps(customer_event("u1", "review", None, None).body)))
+    message = {"pushes": [{**review.to_json(), "queuedAt": dt.datetime.now(dt.UTC).isoformat()}]}
+
+    class Fcm:
+        def __init__(self) -> None:
+            self.answers, self.sent = [False], []
+
+        def send(self, token, *, title, body, data, collapse_id=None):
+            ok = self.answers.pop(0) if self.answers else True
+            if ok:
+                self.sent.append(title)
+            return PushResult(token, ok=ok, code=None if ok else "UNAVAILABLE", message_id="m" if ok else None)
+
+    fcm = Fcm()
+    with pytest.raises(push.PushesNotSent):
+        push.deliver_batch(docs, fcm, message)
+    docs.store.apply([("set", "customers/u1", {"status": "approved"}, False)])  # the operator decides
+    statuses: list[str | None] = [None]
+    assert push.deliver_batch(docs, fcm, message, statuses=statuses) == {push.SUPERSEDED: 1}  # Pub/Sub's retry
+    assert fcm.sent == [] and statuses == [push.SUPERSEDED]
+    docs.store.apply([("set", "customers/u1", {"status": "review"}, False)])
+    assert push.deliver_batch(docs, fcm, message) == {push.SENT: 1}  # still in review: sent
+    assert fcm.sent == [review.title]
