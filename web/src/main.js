@@ -65,12 +65,14 @@ function show() {
   const screen = screenFor(route);
   const key = `${screen}|${location.hash}`;
   if (key === current.key) return;
-  current.stop?.();
+  // the new screen is built before the old one stops: one that fails to build (a link the
+  // views did not expect) leaves the old one working, not frozen with its listeners gone
   let view;
   if (screen === "welcome") view = welcomeView();
   else if (screen === "loading") view = { el: h("p", { class: "muted" }, "Loading …") };
   else if (screen === "onboarding") view = onboardingView();
   else view = ROUTES[screen](route);
+  current.stop?.();
   current = { key, stop: view.stop };
   if (screen === "notifications") unread = 0;
   renderNav(screen);
@@ -155,6 +157,9 @@ async function boot() {
       told = true;
       noNotifications(err);
     }
+    // signed out meanwhile (another tab): the wait's end must not show this user again
+    // over the signed-out screen (found in review, 2026-12-07)
+    if (auth.currentUser?.uid !== user.uid) return;
     signedIn(user, device);
     if (device) receive(device.token);
     else {

@@ -13,15 +13,20 @@ export function formatNOK(ore, { signed = false } = {}) {
   return `${sign}${grouped},${String(rest).padStart(2, "0")}\u00a0kr`;
 }
 
-/** What a person types ("1 234,50", "150", "99.9 kr") -> øre, or null if it is not an amount. */
+/** What a person types ("1 234,50", "150", "99.9 kr") -> øre, or null if it is not an amount.
+ * Spaces only between groups of three digits, as the bank's own parser (Money.parse_nok):
+ * every space was taken out first, and "500 50" (kroner and øre, as a giro prints them)
+ * read as 50 050 kr, signed unseen as a standing order's new amount (found in review,
+ * 2026-12-07). */
 export function parseNOK(text) {
-  const compact = String(text ?? "")
+  const trimmed = String(text ?? "")
     .trim()
-    .replace(/\s*kr\.?$/i, "")
-    .replace(/[\s\u00a0\u202f]/g, "");
-  const match = /^(\d{1,9})(?:[.,](\d{1,2}))?$/.exec(compact);
+    .replace(/\s*kr\.?$/i, "");
+  const match = /^(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)(?:[.,](\d{1,2}))?$/.exec(trimmed);
   if (!match) return null;
-  return Number(match[1]) * 100 + Number((match[2] || "").padEnd(2, "0"));
+  const kroner = match[1].replace(/[ \u00a0\u202f]/g, "");
+  if (kroner.length > 9) return null;
+  return Number(kroner) * 100 + Number((match[2] || "").padEnd(2, "0"));
 }
 
 /** øre -> the text a form shows for it ("1234,50"). */

@@ -180,8 +180,17 @@ function recategorise(accountId, entry, chip) {
   return box;
 }
 
+// An account number as the bank issues them (11 digits). A link with another id ("a%2Fb")
+// made a Firestore path the SDK throws on while the screen was being built: the screen
+// before stayed up with its listener stopped (found in review, 2026-12-07).
+const ACCOUNT_ID = /^\d{11}$/;
+
 export function accountView({ params }) {
   const id = params[0];
+  if (!ACCOUNT_ID.test(id || "")) {
+    const none = h("div", { class: "card" }, h("p", { class: "error" }, "No such account."));
+    return { el: h("section", { testid: "account-screen" }, none), stop: () => {} };
+  }
   const header = h("div", { class: "card" });
   const feed = h("ul", { class: "feed", testid: "feed" }, h("li", { class: "muted" }, "Loading …"));
   const error = h("p", { class: "error" });
