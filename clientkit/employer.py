@@ -40,6 +40,10 @@ FOLLOW_S = 90.0  # seconds a salary is followed; then it is reported "pending"
 _rnd = random.SystemRandom()
 
 
+class _NotMade(KitError):
+    """A salary surely not paid: another employer may pay it."""
+
+
 class DemoEmployer:
     def __init__(self, endpoints: Endpoints, callables: Callables, ledger: LedgerAdmin, state_file: Path) -> None:
         self.endpoints = endpoints
@@ -55,7 +59,7 @@ class DemoEmployer:
             state = self._load()
             try:
                 result = self._pay(state or self._create(), to_account)
-            except KitError:
+            except _NotMade:
                 if state is None:
                     raise
                 # the emulators started afresh since (their data is not kept): a new employer
@@ -74,6 +78,7 @@ class DemoEmployer:
     def _save(self, state: dict) -> None:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file there already keeps its mode through O_CREAT (a copied 0644 one did)
         with os.fdopen(fd, "w") as fh:
             json.dump(state, fh)
 
@@ -112,7 +117,16 @@ class DemoEmployer:
 
     # ---- a salary ---------------------------------------------------------------------------
     def _pay(self, state: dict, to_account: str) -> dict:
-        identity = self.auth.sign_in(state["email"], state["password"])
+        """One salary: `_NotMade` when it surely was not (the employer cannot sign in, or
+        its request was refused), and a new employer may pay it. Any failure after that
+        (the request's create timed out, its reads fail) may have made the payment: the
+        request is followed as long as it can be, never made again by another employer
+        (a read timing out after the create paid the salary twice: found in review,
+        2026-12-07)."""
+        try:
+            identity = self.auth.sign_in(state["email"], state["password"])
+        except KitError as exc:
+            raise _NotMade(str(exc)) from exc
         app = FirestoreAsUser(self.endpoints.firestore_host, self.endpoints.project_id, identity.id_token)
         request_id = f"salary-{secrets.token_hex(10)}"
         body = payment_request(
@@ -126,10 +140,13 @@ class DemoEmployer:
         requests_path = f"users/{identity.uid}/paymentRequests"
         status = app.create(requests_path, request_id, body).status_code
         if status != 200:
-            raise KitError(f"the salary request was refused (HTTP {status})")
+            raise _NotMade(f"the salary request was refused (HTTP {status})")
         deadline = time.monotonic() + FOLLOW_S
         while time.monotonic() < deadline:
-            _, doc = app.get(f"{requests_path}/{request_id}")
+            try:
+                _, doc = app.get(f"{requests_path}/{request_id}")
+            except KitError:
+                doc = None  # (a slow read: the next one, until the deadline)
             if doc and doc.get("status") in TERMINAL:
                 return {"status": doc["status"], "amount": SALARY, "reason": (doc.get("reason") or {}).get("code")}
             time.sleep(0.3)

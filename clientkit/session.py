@@ -155,7 +155,15 @@ class AppSession:
             try:
                 self.requests().document(request_id).create(body)
             except gexc.AlreadyExists:
-                raise KitError(f"payment request {request_id} exists already") from None
+                # the client's own retry of a commit that was made but whose answer was lost
+                # (UNAVAILABLE) finds the document: it is this payment when it holds this
+                # body, and "exists already" made `bankctl pay` fail on a payment it had
+                # made, for an operator to pay it again under a new id (found in review,
+                # 2026-12-07)
+                snap = self.requests().document(request_id).get()
+                stored = snap.to_dict() if snap.exists else None
+                if stored is None or any(stored.get(k) != v for k, v in body.items()):
+                    raise KitError(f"payment request {request_id} exists already") from None
         return request_id
 
     def get_request(self, request_id: str) -> dict | None:

@@ -392,3 +392,84 @@ def test_a_customer_named_by_something_that_is_no_id_is_refused_before_any_read(
     for ref in ("a/b", "users/x/accounts", "__x__", "x" * 129):
         with pytest.raises(KitError, match="is no customer"):
             admin.resolve_customer(ref)
+
+
+# ---- found in review (2026-12-07): a made payment reported as failed, a salary paid twice --------
+class _Requests:
+    """A payment-request collection whose create was made but answered AlreadyExists (the
+    client's retry of a commit whose answer was lost)."""
+
+    def __init__(self, stored: dict | None) -> None:
+        self.stored = stored
+
+    def document(self, _request_id):
+        outer = self
+
+        class Ref:
+            def create(self, body):
+                if outer.stored is None:
+                    outer.stored = dict(body)
+                raise gexc.AlreadyExists("Document already exists")
+
+            def get(self):
+                return SimpleNamespace(exists=outer.stored is not None, to_dict=lambda: dict(outer.stored))
+
+        return Ref()
+
+
+def _session(requests_: _Requests):
+    from clientkit.session import AppSession
+
+    session = AppSession.__new__(AppSession)
+    session.firestore_host, session.uid, session.device = "127.0.0.1:1", "u1", None
+    session.requests = lambda: requests_  # type: ignore[method-assign]
+    return session
+
+
+def test_a_payment_request_the_retry_finds_made_is_made_and_another_is_refused():
+    made = _Requests(None)  # the first commit stored it; its answer was lost
+    payment = {"from_account": "15030000037", "to_account": "15030000045", "amount": 15_000, "confirm": False}
+    assert _session(made).request_payment(**payment, request_id="cli-abc123456789") == "cli-abc123456789"
+    other = _Requests({**made.stored, "amount": 99_900})  # another payment under the id
+    with pytest.raises(KitError, match="exists already"):
+        _session(other).request_payment(**payment, request_id="cli-abc123456789")
+
+
+def test_the_demo_employer_pays_a_salary_once_when_a_read_after_its_request_fails(tmp_path: Path, monkeypatch):
+    from clientkit import employer as kit_employer
+
+    made: list[str] = []
+
+    class App:
+        reads = 0
+
+        def __init__(self, *_args) -> None:
+            pass
+
+        def create(self, _path, request_id, _body):
+            made.append(request_id)
+            return SimpleNamespace(status_code=200)
+
+        def get(self, _path):
+            App.reads += 1
+            if App.reads == 1:  # the emulator slow once: the read times out
+                raise StackUnreachable("firestore", "127.0.0.1:8080", "did not answer within 10 s")
+            return 200, {"status": "completed"}
+
+    monkeypatch.setattr(kit_employer, "FirestoreAsUser", App)
+    monkeypatch.setattr(kit_employer.time, "sleep", lambda _s: None)
+    employer = DemoEmployer(ENDPOINTS, callables(), None, tmp_path / "employer.json")
+    employer.auth = SimpleNamespace(sign_in=lambda email, _pw: Identity(email, "token"))  # type: ignore[assignment]
+    employer._save({"day": time.strftime("%Y-%m-%d"), "email": "e@x", "password": "p", "account": "1",
+                    "device": Device.new("e").to_json()})  # fmt: skip
+    employer._create = lambda: pytest.fail("a second employer paid the salary again")  # type: ignore[method-assign]
+    assert employer.pay_salary("15030000037")["status"] == "completed"
+    assert len(made) == 1
+
+
+def test_the_demo_employers_state_file_is_made_private_whatever_its_mode_was(tmp_path: Path):
+    state_file = tmp_path / "employer.json"
+    state_file.write_text("{}")
+    state_file.chmod(0o644)  # a restored or copied state folder
+    DemoEmployer(ENDPOINTS, callables(), None, state_file)._save({"password": "secret"})
+    assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
