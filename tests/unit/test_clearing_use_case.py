@@ -281,6 +281,35 @@ async def test_an_answer_sent_twice_publishes_the_same_steps_and_leaves_the_same
     } == {k: v for k, v in record.items() if k != "updatedAt"}
 
 
+@pytest.mark.parametrize(
+    ("first", "later"),
+    [
+        (iso20022.TransactionStatus("p1", "ACSC"), iso20022.TransactionStatus("p1", "RJCT", "AC04")),
+        (iso20022.TransactionStatus("p1", "RJCT", "AC04"), iso20022.TransactionStatus("p1", "ACSC")),
+    ],
+    ids=["returned-after-settled", "settled-after-returned"],
+)
+async def test_a_later_answer_contradicting_an_earlier_one_for_a_payment_is_set_aside_unapplied(dirs, first, later):
+    """The ledger settles or returns a reserved payment only: the second answer's step was
+    dead-lettered, the file record took its status and the answer went to processed/. A
+    return after settlement never reached the customer; a settlement after a return was
+    the bank's loss, with nobody told (found in review, 2026-12-07)."""
+    use, docs = uses(dirs)
+    new, _files = await use.claim([payment(1), payment(2)], "FJB20270310090000000000F1")
+    await use.send_or_keep("FJB20270310090000000000F1", new)
+    publish = Published()
+    await use.handle_answer(answer(dirs, "FJB20270310090000000000F1", first), publish)
+    record = await data(docs, file_path("FJB20270310090000000000F1"))
+    settled_2 = iso20022.TransactionStatus("p2", "ACSC")
+    path = answer(dirs, "FJB20270310090000000000F1", later, settled_2, name="F1-later.xml")
+    assert await use.handle_answer(path, publish) == []
+    assert (dirs.processed / "F1-later.xml.mismatch").exists()
+    assert (await data(docs, file_path("FJB20270310090000000000F1")))["answers"] == record["answers"]
+    # the earlier answer again is applied as before (the ledger answers a replay from its record)
+    again = await use.handle_answer(answer(dirs, "FJB20270310090000000000F1", first, name="F1-again.xml"), publish)
+    assert [e.payment.payment_id for e in again] == ["p1"]
+
+
 async def test_a_failed_publish_marks_nothing_and_leaves_the_answer_to_be_read_again(dirs):
     use, docs = uses(dirs)
     new, _files = await use.claim([payment(1)], "FJB20270310090000000000F1")
