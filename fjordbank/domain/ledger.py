@@ -478,11 +478,30 @@ def carries_hold(record: dict[str, Any]) -> bool:
     return isinstance(record.get("hold"), dict)
 
 
+def readable_hold(record: dict[str, Any]) -> bool:
+    """A record that carries its hold (`carries_hold`) carries one `Hold.from_dict` reads,
+    under the record's own ``holdId``."""
+    hold = record.get("hold")
+    if not isinstance(hold, dict):
+        return False
+    fields = ("holdId", "accountId", "currency", "expiresAt")
+    amount = hold.get("amount")
+    return (
+        all(isinstance(hold.get(f), str) for f in fields)
+        and isinstance(amount, int)
+        and not isinstance(amount, bool)
+        and record.get("holdId") == hold["holdId"]
+    )
+
+
 def record_holds(records: dict[str, dict[str, Any]]) -> dict[str, Hold]:
-    """The holds the records carry, by hold id (the payment's or authorisation's id)."""
+    """The holds the records carry, by hold id (the payment's or authorisation's id). A
+    hold that cannot be read is left out (its record's step is refused alone:
+    fjordbank.domain.payment_ledger._require_readable): read here, it raised a bare
+    KeyError that failed its whole batch (found in review, 2026-12-07)."""
     out: dict[str, Hold] = {}
     for record in records.values():
-        if carries_hold(record):
+        if carries_hold(record) and readable_hold(record):
             hold = Hold.from_dict(record["hold"])
             out[hold.hold_id] = hold
     return out

@@ -48,6 +48,7 @@ from fjordbank.domain.ledger import (
     Declined,
     Posting,
     carries_hold,
+    readable_hold,
     settlement_account,
     suspense_account,
     transit_in_account,
@@ -354,8 +355,11 @@ def _require_readable(record: dict[str, Any], event: PaymentEvent) -> None:
         and (status is None or isinstance(status, str))
         and isinstance(record.get("postingIds"), list)
         and isinstance(record.get("postings", {}), dict)
+        and (not carries_hold(record) or readable_hold(record))
     ):
-        raise UnexpectedStep(f"{event.status}: the payment's ledger record cannot be read (steps, status, postings)")
+        raise UnexpectedStep(
+            f"{event.status}: the payment's ledger record cannot be read (steps, status, postings, hold)"
+        )
 
 
 def apply_step(

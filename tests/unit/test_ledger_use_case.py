@@ -753,3 +753,21 @@ async def test_a_stored_record_that_cannot_be_read_is_refused_alone_and_moves_no
     after = {path: doc[0] for path, doc in docs.store.docs.items() if path.startswith("accounts/")}
     moved = {path for path in before if before[path].get("balance") != after[path].get("balance")}
     assert moved == {account_path(ALICE), account_path(transit_out_account(ALICE))}  # p9's debit only
+
+
+@pytest.mark.parametrize("damage", ["expiresAt", "amount", "holdId"])
+async def test_a_stored_hold_that_cannot_be_read_is_refused_alone_and_moves_nothing(damage):
+    """An external payment's record carries its hold: one without a field of it raised a
+    bare KeyError while the batch was read, before any step, and failed the payments
+    beside it too, a mere replay's included (found in review, 2026-12-07)."""
+    ledger, docs = await bank({ALICE: 10_000})
+    x = payment("x1", to_account=OUTSIDE, amount=400)
+    await ledger.post_batch([step(x)])
+    del docs.store.docs[record_path("x1")][0]["hold"][damage]
+    before = copy.deepcopy(docs.store.docs[account_path(ALICE)][0])
+    fresh = Ledger(docs, clock=lambda: NOW)
+    bad, good = await fresh.post_batch([step(x, "settled"), step(payment("p9", amount=100))])
+    assert bad.result is None and bad.error is not None and "cannot be read" in bad.error
+    assert good.result is not None and good.result.status == CREDIT
+    after = docs.store.docs[account_path(ALICE)][0]
+    assert (after["balance"], after.get("held")) == (before["balance"] - 100, before.get("held"))  # p9's debit only
