@@ -277,11 +277,18 @@ def read_payments(records: Documents) -> tuple[Documents, list[Finding]]:
     readable: Documents = {}
     findings: list[Finding] = []
     for payment_id, data in records.items():
-        listed, amount = data.get("postingIds", []), data.get("amount", 0)
-        if not isinstance(listed, list) or not all(isinstance(i, str) for i in listed) or type(amount) is not int:
+        listed, amount, status = data.get("postingIds", []), data.get("amount", 0), data.get("status")
+        if (
+            not isinstance(listed, list)
+            or not all(isinstance(i, str) for i in listed)
+            or type(amount) is not int
+            or not (status is None or isinstance(status, str))  # a list passed every check unseen
+        ):
             findings.append(
                 Finding(
-                    MALFORMED, f"payment {payment_id} is malformed: postingIds {listed!r:.60}, amount {amount!r:.30}"
+                    MALFORMED,
+                    f"payment {payment_id} is malformed: postingIds {listed!r:.60}, amount {amount!r:.30}, "
+                    f"status {status!r:.30}",
                 )
             )
             continue
@@ -379,6 +386,12 @@ def read_holds(docs: Documents) -> tuple[list[Hold], list[Finding]]:
             continue
         if type(hold.amount) is not int:
             findings.append(Finding(MALFORMED, f"hold {doc_id} is malformed: amount {hold.amount!r}"))
+            continue
+        # the checks key by these and compare them: a list (a console edit) raised there,
+        # the audit stored no result and FjbAuditFailing never fired (found in review, 2026-12-07)
+        wrong = [f for f in ("account_id", "status", "kind", "expires_at") if not isinstance(getattr(hold, f), str)]
+        if wrong:
+            findings.append(Finding(MALFORMED, f"hold {doc_id} is malformed: {', '.join(wrong)} not text"))
             continue
         holds.append(hold)
     return holds, findings

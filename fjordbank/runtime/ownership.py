@@ -168,6 +168,7 @@ class Ownership:
         every partition it did not hold, three round trips each), the next renewal came more
         than a lease later, and every instance's leases lapsed at once (the bench's K=3
         phase, docs/capacity.md section 7, seventeenth run)."""
+        OWNED.labels(self.service).set(0)  # the series from the start (none held yet): one that never claims shows
         renewing = asyncio.create_task(self._every(stopping, self._keep_alive))
         try:
             await self._every(stopping, self._balance_and_count)
@@ -193,8 +194,15 @@ class Ownership:
                 pass
 
     async def _balance_and_count(self) -> None:
-        await self.balance()
-        OWNED.labels(self.service).set(sum(1 for p in self.leases if self.holds(p)))
+        """One balance, and the count of partitions held after it, whether it went through
+        or not: counted after a balance that went through only, the gauge kept its last
+        value while the bucket did not answer and every lease lapsed, and
+        FjbPartitionsUnowned stayed silent in the very case its runbook names (found in
+        review, 2026-12-07)."""
+        try:
+            await self.balance()
+        finally:
+            OWNED.labels(self.service).set(sum(1 for p in self.leases if self.holds(p)))
 
     async def tick(self) -> None:
         """One renewal, then one balance (the tests' deterministic step; ``run`` does each

@@ -233,6 +233,17 @@ def test_a_hold_missing_a_field_is_malformed():
     assert report_of(ledger).holds == 0
 
 
+def test_a_hold_or_payment_with_a_list_where_text_belongs_is_malformed_not_a_failed_audit():
+    """A hold whose accountId was a list (a console edit) raised in the checks: the audit
+    stored no result and FjbAuditFailing never fired; a payment whose status was a list
+    passed every check unseen (found in review, 2026-12-07)."""
+    ledger = with_changes(balanced(), "holds", "pay-3", accountId=[ALICE])
+    assert Finding(audit.MALFORMED, "hold pay-3 is malformed: account_id not text") in found(ledger)
+    payment_id = next(iter(balanced().payments))
+    ledger = with_changes(balanced(), "payments", payment_id, status=["completed"])
+    assert [f.kind for f in found(ledger) if payment_id in f.problem][:1] == [audit.MALFORMED]
+
+
 # ---- conservation and balances ----------------------------------------------------------------
 def test_balances_that_do_not_sum_to_zero_break_conservation():
     ledger = with_changes(balanced(), "accounts", BOB, balance=807, available=807)

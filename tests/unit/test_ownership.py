@@ -690,3 +690,27 @@ def test_a_lease_created_again_after_another_held_it_starts_the_partition_again(
     run(a.tick())  # a resumes
     assert sorted(held(a)) == list(range(topology.PAYMENT_PARTITIONS))
     assert sorted(started) == list(range(topology.PAYMENT_PARTITIONS))
+
+
+def test_the_partitions_held_are_counted_when_the_bucket_stops_answering():
+    """The gauge behind FjbPartitionsUnowned was set after a balance that went through
+    only: with the bucket away the leases lapsed, the instance worked nothing, and the
+    gauge still said 8 (found in review, 2026-12-07)."""
+    from prometheus_client import REGISTRY
+
+    clock = Clock()
+    kv = FakeKV(clock)
+    a = instance(kv, clock, "ledger")
+    run(a._balance_and_count())
+    owned = lambda: REGISTRY.get_sample_value("fjb_partitions_owned", {"service": "ledger"})  # noqa: E731
+    assert owned() == topology.PAYMENT_PARTITIONS
+
+    async def away(*_args, **_kwargs):
+        raise TimeoutError("the bucket did not answer")
+
+    a.js.stream_info = away  # type: ignore[method-assign]
+    kv.update = away  # type: ignore[method-assign]
+    clock.now += a.valid_seconds
+    with pytest.raises(TimeoutError):
+        run(a._balance_and_count())
+    assert held(a) == set() and owned() == 0
