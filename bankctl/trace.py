@@ -53,6 +53,14 @@ WAITING = {
     "returned": ("ledger", "payments.returned"),
 }
 STEP_KINDS = ("CONSUMER", "SERVER")  # a step: a delivery, a trigger; the rest nest under them
+# the service of the payment's pipeline that takes each payment subject on (the notifier
+# and "my economy", which read them too, aside)
+NEXT_SERVICE = {
+    subject: spec.durable
+    for spec in topology.CONSUMERS
+    if spec.durable in ("screening", "ledger", "clearing")
+    for subject in spec.filter_subjects
+}
 
 
 # ---- reading spans -------------------------------------------------------------------------------
@@ -288,10 +296,28 @@ def _end(request: dict, rows: list[dict]) -> dict:
     if status is None:
         end["summary"] = "no request document: the timeline is all there is"
         return end
-    who, what = WAITING.get(status, ("?", "?"))
+    who, what = _waiting_on(rows) or WAITING.get(status, ("?", "?"))
     end["waitingFor"] = {"service": who, "what": what}
     end["summary"] = f"now {status}: waiting for {who} ({what})"
     return end
+
+
+def _waiting_on(rows: list[dict]) -> tuple[str, str] | None:
+    """The service the payment waits at, from its steps: the last subject a step published
+    that the service taking it on has not delivered in a step after it. The request shows
+    no state between "requested" and "submitted", nor "settled" (domain.payments.UNSHOWN),
+    so its status alone sent the operator to screening for a payment the ledger or
+    clearing held up, and to clearing for one the ledger had not settled (found in
+    review, 2026-12-07). None: nothing published waits (the status says)."""
+    steps = [r for r in rows if r["step"]]
+    for place in range(len(steps) - 1, -1, -1):
+        for subject in reversed(steps[place]["published"]):
+            service = NEXT_SERVICE.get(subject)
+            if service is None:
+                continue
+            if not any(r["name"] == subject and r["service"] == service for r in steps[place + 1 :]):
+                return service, subject
+    return None
 
 
 # ---- text ---------------------------------------------------------------------------------------

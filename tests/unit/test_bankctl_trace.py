@@ -244,6 +244,29 @@ def test_a_payment_in_flight_says_what_it_waits_for_and_a_retry_says_so():
     assert "is retrying payments.approved" in retrying["end"]["summary"]
 
 
+def test_the_wait_is_read_from_the_steps_not_from_a_status_the_request_does_not_show():
+    """The request shows "requested" until "submitted", and "submitted" until final
+    (approved, reserved and settled are not shown): read from its status alone, a payment
+    the ledger or clearing held up was said to wait for screening, and one the ledger had
+    not settled for the other bank (found in review, 2026-12-07)."""
+    s = Spans()
+    edge = s.edge()
+    screened = s.delivery("screening", "payments.requested", start=110, parent=edge, published=["payments.approved"])
+    held = s.delivery("ledger", "payments.approved", start=140, parent=screened, published=["payments.reserved"])
+    at_clearing = trace.build(PID, {"status": "requested", "traceId": T1}, list(s.lines))
+    assert at_clearing["end"]["waitingFor"] == {"service": "clearing", "what": "payments.reserved"}
+    sent = s.delivery("clearing", "payments.reserved", start=170, parent=held, published=["payments.submitted"])
+    s.delivery("notifier", "payments.submitted", start=200, parent=sent)
+    at_the_bank = trace.build(PID, {"status": "submitted", "traceId": T1}, list(s.lines))
+    assert at_the_bank["end"]["waitingFor"]["service"] == "clearing"  # the other bank's answer
+    answer = {"fjb.consumer": "clearing", "fjb.outcome": "ack", "fjb.payment_id": PID}
+    s.add("clearing pain.002", start=900, ms=15, parent=sent, service="clearing", **answer,
+          **{"fjb.published": ["payments.settled"]})  # fmt: skip
+    settled = trace.build(PID, {"status": "submitted", "traceId": T1}, s.lines)
+    assert settled["end"]["waitingFor"] == {"service": "ledger", "what": "payments.settled"}
+    assert settled["end"]["summary"] == "now submitted: waiting for ledger (payments.settled)"
+
+
 def test_a_rejected_payment_names_where_it_was_rejected():
     s = Spans()
     edge = s.edge()
