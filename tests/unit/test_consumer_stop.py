@@ -94,3 +94,30 @@ async def test_a_background_task_that_does_not_return_is_cancelled_after_the_gra
     svc._stopping.set()
     await asyncio.wait_for(main, timeout=5)  # the stop does not hang on it
     assert seen == ["cancelled"] and nc.closed
+
+
+async def test_the_lag_is_the_partitions_sum_and_the_unacknowledged_their_largest(monkeypatch) -> None:
+    """max_ack_pending is each partition durable's: the sum of eight partitions' batches in
+    hand (8 x 200) met FjbConsumerAckPendingHigh's 1,600 under an ordinary load (found in
+    review, 2026-12-07). The lag stays the whole backlog."""
+    from types import SimpleNamespace
+
+    from prometheus_client import REGISTRY
+
+    svc = ConsumerService(durable="cards", settings=load_settings({}), handler=lambda *_a: None)
+
+    class Sub:
+        def __init__(self, pending: int, ack_pending: int) -> None:
+            self.info = SimpleNamespace(num_pending=pending, num_ack_pending=ack_pending)
+
+        async def consumer_info(self):
+            return self.info
+
+    async def once(_seconds):
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(consumer.asyncio, "sleep", once)
+    with pytest.raises(asyncio.CancelledError):
+        await svc._watch_lag([Sub(10, 200) for _ in range(7)] + [Sub(5, 250)], "watched")  # type: ignore[list-item]
+    assert REGISTRY.get_sample_value("fjb_consumer_lag", {"consumer": "watched"}) == 75
+    assert REGISTRY.get_sample_value("fjb_consumer_ack_pending", {"consumer": "watched"}) == 250
