@@ -143,9 +143,19 @@ def _periods(earlier: dt.date, later: dt.date, interval: str) -> int | None:
         if interval == MONTHLY:
             if _months_on(earlier, later, k, tolerance):
                 return k
-        elif abs((later - (earlier + dt.timedelta(days=7 * k))).days) <= tolerance:
+        elif _weeks_on(earlier, later, k, tolerance):
             return k
     return None
+
+
+def _weeks_on(earlier: dt.date, later: dt.date, k: int, tolerance: int) -> bool:
+    """Whether a weekly charge on ``later`` is the one ``k`` weeks after ``earlier``: within
+    the tolerance, or moved to the next banking day as the monthly ones are (`_months_on`).
+    A weekly standing order's Christmas Eve charge came on 29 December and New Year's Eve's
+    on 2 January, the chain broke and the order left the list for three weeks (found in
+    review, 2026-12-07)."""
+    week_on = [billed + dt.timedelta(days=7 * k) for billed in _billed_on(earlier)]
+    return abs((later - week_on[0]).days) <= tolerance or any(later == next_banking_day(day) for day in week_on)
 
 
 def _months_on(earlier: dt.date, later: dt.date, k: int, tolerance: int) -> bool:
@@ -197,11 +207,11 @@ def _chain(charges: list[Charge], start: int, interval: str) -> list[Charge]:
                 continue
             earlier = charges[j].amount
             same = _similar(earlier, current.amount, SAME_AMOUNT)
-            # going backwards, a price change shows as an earlier, lower price
-            raised = (
-                not price_changed and earlier < current.amount and _similar(earlier, current.amount, MAX_PRICE_CHANGE)
-            )
-            if (same or raised) and (
+            # one price change, up or down: taken as a rise only, a plan moved down (149 to
+            # 129 kr) broke the chain, the list showed the old price with a next charge date
+            # gone by and then dropped it for three months (found in review, 2026-12-07)
+            changed = not price_changed and _similar(earlier, current.amount, MAX_PRICE_CHANGE)
+            if (same or changed) and (
                 best is None or k < best[0] or (k == best[0] and _instead(charges[j], charges[best[1]]))
             ):
                 best = (k, j)

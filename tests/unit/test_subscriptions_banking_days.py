@@ -96,3 +96,29 @@ def test_charges_that_fit_two_billing_days_alike_are_taken_as_billed_on_the_late
     found = detect(_charges(*days))
     assert found is not None and (found.interval, found.occurrences) == (MONTHLY, 3)
     assert found.next_expected == D(2026, 2, 28)
+
+
+def test_a_weekly_order_paid_on_the_banking_day_after_christmas_and_new_years_eve_stays_one():
+    """Every Wednesday from 5 November 2025: the 24 December charge comes on Monday the
+    29th and New Year's Eve's on Friday 2 January. The chain broke there, and the order
+    left the list for three weeks (found in review, 2026-12-07)."""
+    from fjordbank.domain.subscriptions import WEEKLY
+
+    due = [D(2025, 11, 5) + dt.timedelta(days=7 * n) for n in range(12)]
+    days = [next_banking_day(day) for day in due]
+    assert D(2025, 12, 29) in days and D(2026, 1, 2) in days
+    found = detect(_charges(*days))
+    assert found is not None and (found.interval, found.occurrences) == (WEEKLY, 12)
+    five_days_on = _charges(D(2025, 12, 3), D(2025, 12, 10), D(2025, 12, 15), D(2025, 12, 22))
+    assert detect(five_days_on) is None  # (a week is 6 to 8 days, or the next banking day)
+
+
+def test_a_plan_moved_down_keeps_its_subscription_at_the_new_price():
+    """149 kr on the 5th for six months, then 129 kr: taken as a rise only, the lower
+    price broke the chain, the list showed 149 kr with a next date gone by and then lost
+    the subscription for three months (found in review, 2026-12-07)."""
+    days = [next_banking_day(D(2026, month, 5)) for month in range(1, 10)]
+    charges = [Charge(f"t{i}", day, 14_900 if i < 6 else 12_900) for i, day in enumerate(days)]
+    for seen in range(7, 10):
+        found = detect(charges[:seen])
+        assert found is not None and (found.amount, found.last_date) == (12_900, days[seen - 1]), seen
