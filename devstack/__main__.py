@@ -54,7 +54,10 @@ def cmd_up(stack: Stack, detach: bool) -> int:
     while not stop:
         time.sleep(1)
         components = stack.components()
-        dead = [c.name for c in components if stack.sup.pid(c.name) is None]
+        # died: its pid file there and its process gone. A pid file missing is a restart in
+        # progress (`devstack restart NAME`, chaos runs): taken for a death, it stopped the
+        # whole stack, and the restarted process outlived the stop (found in review, 2026-12-07)
+        dead = [c.name for c in components if stack.sup.died(c.name)]
         bound_logs(stack, components)
         if dead:
             print(f"component(s) stopped: {', '.join(dead)}; see their logs in {stack.s.log_dir}", file=sys.stderr)

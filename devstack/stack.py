@@ -285,8 +285,14 @@ class Stack:
         # as paths (production hands their PEM text; fjordbank.adapters.nats_conn takes both)
         secrets = {k: env.pop(k) for k in ("FJB_NATS_PASSWORD", "FJB_NATS_CERT", "FJB_NATS_KEY", "FJB_NATS_CA")}
         functions = self.s.repo / "functions"
-        (functions / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        # private: it holds the App Check debug secret (written 0644 by umask, any local user
+        # could mint App Check tokens; found in review, 2026-12-07); fchmod for one there before
+        fd = os.open(functions / ".env.local", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
         fd = os.open(functions / ".secret.local", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write("".join(f"{k}={v}\n" for k, v in secrets.items()))
 
@@ -485,8 +491,14 @@ class Stack:
         raise KeyError(name)
 
     def restart(self, name: str, env: dict[str, str] | None = None) -> Row:
-        """Restart one component; ``env`` adds variables (e.g. a crash point in tests)."""
-        self.sup.stop(name)
+        """Restart one component; ``env`` adds variables (e.g. a crash point in tests). It
+        is stopped as `down` stops it (its own signal and time to stop). Not the emulators:
+        they come back empty (the bank's state is exported and imported by `down` and `up`,
+        with the vault and NATS's streams kept in step), and a restart of them alone started
+        an empty Firestore against full streams (found in review, 2026-12-07)."""
         comp = self.component(name)
+        if name == "emulators":
+            raise StartError("the emulators restart with the whole stack: run down, then up (the bank's state is kept)")
+        self.sup.stop(name, comp.stop_timeout, comp.leader_signal)
         comp.env.update(env or {})
         return self._start(comp)

@@ -6,6 +6,7 @@ is this test process's own pid."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import tracemalloc
 from types import SimpleNamespace
@@ -200,20 +201,30 @@ def test_the_watch_loop_of_up_bounds_the_logs(tmp_path, small_bound, monkeypatch
         write_log(sup.log_file(comp.name), START, READY)
     passes = []
 
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+
     def one_second(_s):
-        # the logs grow while the loop waits; at the third pass the notifier is gone
+        # the logs grow while the loop waits; at the second pass the notifier is being
+        # restarted (`devstack restart`: its pid file away a moment), which is no death (it
+        # was taken for one, and the whole stack stopped: found in review, 2026-12-07); at
+        # the fourth its process is gone, its pid file still there
         passes.append(1)
         for comp in comps:
             with open(sup.log_file(comp.name), "a") as f:
                 f.write(CALL * 2000)
-        if len(passes) == 3:
+        if len(passes) == 2:
             sup.pid_file("notifier").unlink()
+        if len(passes) == 3:
+            sup.pid_file("notifier").write_text(str(os.getpid()))
+        if len(passes) == 4:
+            sup.pid_file("notifier").write_text(str(gone.pid))
 
     monkeypatch.setattr(cli.time, "sleep", one_second)
     monkeypatch.setattr(cli.signal, "signal", lambda *_a: None)
     monkeypatch.setattr(cli.web, "walkthrough", lambda _s: "")
     assert cli.cmd_up(FakeStack(sup, comps), detach=False) == 0
-    assert len(passes) == 3
+    assert len(passes) == 4
     for comp in comps:
         assert sup.log_file(comp.name).stat().st_size < 64 * 1024 + 2000 * len(CALL)
     assert emulators_ready(sup.log_file("notifier"))
@@ -241,3 +252,41 @@ def test_the_emulators_log_is_read_by_offset_and_never_trimmed_while_running(tmp
     assert sup.start(comp, {}) == (os.getpid(), True)
     assert not sup.bound_log("emulators")
     assert sup.log_file("emulators").stat().st_size == size
+
+
+def test_the_emulators_are_not_restarted_alone(tmp_path):
+    """A restart of the emulators alone stopped them without their export and started them
+    without an import: an empty Firestore against full NATS streams (found in review,
+    2026-12-07). Down, then up, keeps the bank's state."""
+    from devstack import settings as stack_settings
+    from devstack.stack import Stack
+    from devstack.supervisor import StartError
+
+    stack = Stack(stack_settings.load({"FJB_STATE_DIR": str(tmp_path / "state")}), progress=lambda _m: None)
+    stopped = []
+    stack.sup.stop = lambda *args, **_kw: stopped.append(args)  # type: ignore[method-assign]
+    with pytest.raises(StartError, match="down, then up"):
+        stack.restart("emulators")
+    assert stopped == []
+
+
+def test_the_functions_local_environment_is_private_whatever_mode_it_had(tmp_path, monkeypatch):
+    """It holds the App Check debug secret: written 0644 by the umask, any local user could
+    mint App Check tokens (found in review, 2026-12-07)."""
+    import dataclasses
+    import stat
+
+    from devstack import settings as stack_settings
+    from devstack import stack as stack_module
+    from devstack.stack import Stack
+
+    settings = stack_settings.load({"FJB_STATE_DIR": str(tmp_path / "state")})
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / ".env.local").write_text("old\n")
+    (tmp_path / "functions" / ".env.local").chmod(0o644)
+    stack = Stack(dataclasses.replace(settings, repo=tmp_path), progress=lambda _m: None)
+    monkeypatch.setattr(stack_module, "vendor_shared", lambda _repo: None)
+    monkeypatch.setattr(Stack, "app_check_debug_secret", lambda _self: "debug-secret")
+    stack.prepare_functions()
+    for name in (".env.local", ".secret.local"):
+        assert stat.S_IMODE((tmp_path / "functions" / name).stat().st_mode) == 0o600, name
