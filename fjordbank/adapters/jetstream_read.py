@@ -118,8 +118,7 @@ async def kv_entries(js: JetStreamContext, bucket: str) -> dict[str, bytes]:
     stream = f"KV_{bucket}"
     messages: list[Any] = []
     for attempt in range(KV_READS):
-        info = await js.stream_info(stream)
-        last = int(getattr(info.state, "last_seq", 0) or 0)
+        last = int((await js.stream_info(stream)).state.last_seq or 0)
         messages = await read_to_the_end(js, f"$KV.{bucket}.>", stream=stream, last_per_subject=True)
         if not last or any(_sequence(m) >= last for m in messages):
             break
