@@ -286,15 +286,9 @@ class Stack:
         secrets = {k: env.pop(k) for k in ("FJB_NATS_PASSWORD", "FJB_NATS_CERT", "FJB_NATS_KEY", "FJB_NATS_CA")}
         functions = self.s.repo / "functions"
         # private: it holds the App Check debug secret (written 0644 by umask, any local user
-        # could mint App Check tokens; found in review, 2026-12-07); fchmod for one there before
-        fd = os.open(functions / ".env.local", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
-        fd = os.open(functions / ".secret.local", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(f"{k}={v}\n" for k, v in secrets.items()))
+        # could mint App Check tokens; found in review, 2026-12-07)
+        _write_private(functions / ".env.local", "".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+        _write_private(functions / ".secret.local", "".join(f"{k}={v}\n" for k, v in secrets.items()))
 
     def wait_jetstream(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -502,3 +496,12 @@ class Stack:
         self.sup.stop(name, comp.stop_timeout, comp.leader_signal)
         comp.env.update(env or {})
         return self._start(comp)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """``text`` in a file only its owner reads (fchmod: a file there already keeps its
+    mode through O_CREAT)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
