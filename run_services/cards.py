@@ -68,7 +68,7 @@ AUTHORIZATION_TIMEOUT_SECONDS = 1.8
 # increment's and partial reversal's ids, a reversal's status).
 SETTLEMENT_TIMEOUT_SECONDS = 8.0
 # Every call of the service's Firestore client waits at most this long, its retries
-# included (fjordbank.adapters.firestore.bound_waits: over 1 s). Under the authorisation's
+# included (fjordbank.adapters.firestore.bound_waits). Under the authorisation's
 # timeout, so a store that does not answer fails the call (transient: `_answered`) before
 # the timeout has to end the request; and it bounds what no request's timeout does: the
 # release of an approval not had (`unanswered`), a cut-off transaction's rollback, and the

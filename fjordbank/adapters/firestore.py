@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
@@ -255,23 +256,52 @@ def _emulator_host(client: BaseClient) -> str:
 EDGE_CALL_DEADLINE_S = 8.0
 
 
+class RemainingTime:
+    """api_core's timeout for one RPC, its retries included: each attempt is given what is
+    left of ``deadline`` seconds counted from the call, never more. api_core's own
+    (``TimeToDeadlineTimeout``, what a number becomes) gives an attempt that starts with less
+    than 1 s left the whole timeout again: a retry budget of ``deadline`` let one call wait
+    nearly twice as long (found in review, 2026-12-06), and a budget of ``deadline - 1``
+    still let an attempt starting at its edge have it all (seen in CI, 2026-12-07: the
+    retry's clock and the timeout's start apart). api_core applies it per call
+    (``timeout(func)``), so one instance serves every call of a method; an attempt that
+    starts with nothing left is given ``LAST_ATTEMPT_S`` and ends DEADLINE_EXCEEDED."""
+
+    LAST_ATTEMPT_S = 0.05
+
+    def __init__(self, deadline: float) -> None:
+        if deadline <= 0:
+            raise ValueError("a call's deadline must be over 0 s")
+        self.deadline = deadline
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        ends = time.monotonic() + self.deadline
+
+        @functools.wraps(func)
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            kwargs["timeout"] = max(ends - time.monotonic(), self.LAST_ATTEMPT_S)
+            return func(*args, **kwargs)
+
+        return attempt
+
+    def __repr__(self) -> str:
+        return f"RemainingTime({self.deadline})"
+
+
 def bound_waits(transport: Any, deadline: float) -> None:
     """Every RPC of ``transport`` (a Firestore GAPIC transport) waits at most ``deadline``
-    seconds in all (> 1): each attempt is given what is left of ``deadline`` counted from
-    the first, and no attempt starts after ``deadline - 1`` s. (api_core gives an attempt
-    with less than 1 s left the whole timeout again: a retry budget of ``deadline`` let one
-    call wait nearly twice as long, found in review, 2026-12-06.) The retry's predicate
-    (which errors it retries) and its backoff stay the client's. The GAPIC client reads an
-    RPC's defaults from ``transport._wrapped_methods`` at every call; they are set here, on
-    the instance (tests/unit/test_firestore_deadline.py holds this to a real gRPC server, so
-    a client release that moves them fails there, not in production)."""
-    if deadline <= 1:
-        raise ValueError("a call's deadline must be over 1 s (see above)")
+    seconds in all: each attempt is given what is left of it (``RemainingTime``) and the
+    client's retry starts none after it. The retry's predicate (which errors it retries)
+    and its backoff stay the client's. The GAPIC client reads an RPC's defaults from
+    ``transport._wrapped_methods`` at every call; they are set here, on the instance
+    (tests/unit/test_firestore_deadline.py holds this to a real gRPC server, so a client
+    release that moves them fails there, not in production)."""
+    timeout = RemainingTime(deadline)
     for wrapped in transport._wrapped_methods.values():
         retry = getattr(wrapped, "_retry", None)
         if retry is not None:
-            wrapped._retry = retry.with_timeout(deadline - 1)
-        wrapped._timeout = deadline
+            wrapped._retry = retry.with_timeout(deadline)
+        wrapped._timeout = timeout
 
 
 def query_options(deadline: float) -> dict[str, Any]:
@@ -285,9 +315,9 @@ def query_options(deadline: float) -> dict[str, Any]:
         initial=0.1,
         maximum=1.0,
         multiplier=1.3,
-        timeout=deadline - 1,
+        timeout=deadline,
     )
-    return {"retry": retry, "timeout": deadline}
+    return {"retry": retry, "timeout": RemainingTime(deadline)}
 
 
 class _BoundedWaits:

@@ -11,13 +11,21 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
+from types import SimpleNamespace
 
 import grpc
 import pytest
 from google.cloud.firestore_v1.types import Document, RunQueryResponse
 
+from fjordbank.adapters import firestore as firestore_adapter
 from fjordbank.adapters.documents import AsyncFirestoreDocuments, FirestoreDocuments
-from fjordbank.adapters.firestore import EDGE_CALL_DEADLINE_S, async_client, is_transient, sync_client
+from fjordbank.adapters.firestore import (
+    EDGE_CALL_DEADLINE_S,
+    RemainingTime,
+    async_client,
+    is_transient,
+    sync_client,
+)
 
 
 class _Down(grpc.GenericRpcHandler):
@@ -78,7 +86,7 @@ def down(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Down]:
 
 
 PROJECT = "demo-deadline"
-DEADLINE = 2.5  # over 1 s, as bound_waits asks: api_core treats less than 1 s left otherwise
+DEADLINE = 2.5
 SLACK = 0.3  # the client's and the server's view of when a call started
 
 
@@ -150,7 +158,7 @@ def test_without_a_deadline_the_client_keeps_its_own_wait() -> None:
     assert api is db._firestore_api  # made once
     bounded = sync_client(PROJECT, deadline=EDGE_CALL_DEADLINE_S)
     assert bounded._firestore_api is bounded._firestore_api
-    assert bounded._transport._wrapped_methods[bounded._transport.commit]._timeout == EDGE_CALL_DEADLINE_S
+    assert bounded._transport._wrapped_methods[bounded._transport.commit]._timeout.deadline == EDGE_CALL_DEADLINE_S
 
 
 async def test_a_bounded_async_client_waits_its_deadline_for_every_call(down: _Down) -> None:
@@ -182,4 +190,20 @@ async def test_the_services_async_client_keeps_its_own_waits_unless_given_a_dead
     assert db._transport._wrapped_methods[db._transport.commit]._timeout > 30  # the client's 60 s
     bounded = async_client(PROJECT, deadline=DEADLINE)
     assert bounded._firestore_api is bounded._firestore_api
-    assert bounded._transport._wrapped_methods[bounded._transport.commit]._timeout == DEADLINE
+    assert bounded._transport._wrapped_methods[bounded._transport.commit]._timeout.deadline == DEADLINE
+
+
+def test_an_attempt_is_given_what_is_left_of_the_deadline_never_all_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """api_core's own timeout gives an attempt starting with under 1 s left the whole
+    timeout again (an edge call then waited nearly twice its deadline: seen in CI,
+    2026-12-07); each attempt here gets what is left, and one starting with nothing left
+    a last moment to end DEADLINE_EXCEEDED."""
+    now = [100.0]
+    deadline = 2.5
+    monkeypatch.setattr(firestore_adapter, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    given: list[float] = []
+    attempt = RemainingTime(deadline)(lambda *, timeout: given.append(timeout))
+    for at in (0.0, 1.0, 1.9, 2.45, 2.6):
+        now[0] = 100.0 + at
+        attempt()
+    assert given == pytest.approx([2.5, 1.5, 0.6, 0.05, RemainingTime.LAST_ATTEMPT_S])
