@@ -104,18 +104,27 @@ def deps() -> tuple:
     """One Firestore client and one NATS connection per function instance, made on first use."""
     with _lock:
         if not _deps:
+            # made whole, then kept: a failure midway (a settings error, NATS away) leaves
+            # nothing half-made for the next call to take as made (found in review, 2026-12-07)
             settings = load_settings(identity="edge")
             # every call bounded, so a database that does not answer is `busy` within a
             # callable's time (adapters.firestore.EDGE_CALL_DEADLINE_S)
-            _deps["db"] = sync_client(settings.project_id, deadline=EDGE_CALL_DEADLINE_S)
-            _deps["docs"] = FirestoreDocuments(_deps["db"])  # the use cases' ports on that client
-            _deps["publisher"] = SyncPublisher(settings.nats, name="edge")
-            _deps["sessions"] = FirebaseSessions(settings.project_id)  # the default app (made above)
-            _deps["settings"] = settings
-            _deps["collaborators"] = seams.bound(_deps["docs"], _deps["publisher"])
+            db = sync_client(settings.project_id, deadline=EDGE_CALL_DEADLINE_S)
+            documents = FirestoreDocuments(db)  # the use cases' ports on that client
+            publisher = SyncPublisher(settings.nats, name="edge")
             # the scheduled jobs read whole collections: the client's own waits
-            _deps["job_docs"] = FirestoreDocuments(sync_client(settings.project_id))
-            _deps["job_collaborators"] = seams.bound(_deps["job_docs"], _deps["publisher"])
+            job_docs = FirestoreDocuments(sync_client(settings.project_id))
+            made = {
+                "db": db,
+                "docs": documents,
+                "publisher": publisher,
+                "sessions": FirebaseSessions(settings.project_id),  # the default app (made above)
+                "settings": settings,
+                "collaborators": seams.bound(documents, publisher),
+                "job_docs": job_docs,
+                "job_collaborators": seams.bound(job_docs, publisher),
+            }
+            _deps.update(made)
         return _deps["db"], _deps["publisher"], _deps["settings"]
 
 
