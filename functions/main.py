@@ -263,7 +263,9 @@ def on_notification_settings(
     if change is None:
         return
     before, after = (s.to_dict() if s is not None and s.exists else None for s in (change.before, change.after))
-    push_tokens.settings_written(docs(), event.params["uid"], before, after)
+    # the write's own time orders the claims (a retried run is late: push_tokens._claim)
+    written_at = change.after.update_time if change.after is not None and change.after.exists else None
+    push_tokens.settings_written(docs(), event.params["uid"], before, after, written_at=written_at)
 
 
 # retried when it fails (see on_payment_request's): a claim not made left the token with the

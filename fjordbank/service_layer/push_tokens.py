@@ -80,6 +80,7 @@ def settings_written(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
     *,
+    written_at: dt.datetime | None = None,
     clock: Clock = system_clock,
 ) -> list[str]:
     """What a write of ``uid``'s settings does to the registry: each token it added is
@@ -87,8 +88,9 @@ def settings_written(
     took out altogether is no longer ``uid``'s there (`release_gone_tokens`), so the
     registry holds the tokens customers hold, not every one an app ever wrote (an app
     writing a new token for one device id again and again grew it without end: found in
-    review, 2026-12-07)."""
-    taken = claim_new_tokens(docs, uid, before, after, clock=clock)
+    review, 2026-12-07). ``written_at``: when the write was made (the document's update
+    time), which orders the claims (`_claim`); without it, now."""
+    taken = claim_new_tokens(docs, uid, before, after, written_at=written_at, clock=clock)
     release_gone_tokens(docs, uid, before, after)
     return taken
 
@@ -120,14 +122,16 @@ def claim_new_tokens(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
     *,
+    written_at: dt.datetime | None = None,
     clock: Clock = system_clock,
 ) -> list[str]:
-    """Make ``uid`` the holder of each token the write added (`new_tokens`); returns the
-    customers it was taken from (each once)."""
+    """Make ``uid`` the holder of each token the write (made at ``written_at``; without
+    it, now) added (`new_tokens`); returns the customers it was taken from (each once)."""
     taken: list[str] = []
+    registered = written_at if written_at is not None else clock()
     for token in new_tokens(before, after):
         previous = docs.transact(
-            functools.partial(_claim, uid=uid, token=token, now=clock()), operation="push_token_claim"
+            functools.partial(_claim, uid=uid, token=token, now=registered), operation="push_token_claim"
         )
         if previous is not None and previous not in taken:
             taken.append(previous)
@@ -137,32 +141,47 @@ def claim_new_tokens(
 
 
 def _claim(uow: UnitOfWork, *, uid: str, token: str, now: dt.datetime) -> str | None:
-    """One token: the registry names ``uid`` from now on, and the customer it named before
-    (returned) has it only among the devices of their ended sessions (the module's
-    docstring). The token still being ``uid``'s is read in the same transaction: a
-    customer who registered it only for a moment (the app signed in and out again) takes
-    it from nobody."""
+    """One token, registered by ``uid`` at ``now``: the registry names ``uid`` from now on,
+    and the customer it named before (returned) has it only among the devices of their
+    ended sessions (the module's docstring). The token still being ``uid``'s is read in the
+    same transaction: a customer who registered it only for a moment (the app signed in
+    and out again) takes it from nobody. The claims go by when the tokens were registered,
+    not by when the trigger ran: a claim of Alice's retried after Bob registered the token
+    later (her first run failed, so his took it from nobody) took it back from him, and her
+    pushes reached the phone he now uses (found in review, 2026-12-07); now she loses it to
+    the later claim as if hers had run first."""
     entry = uow.get(registry_path(token))
     own = uow.get(settings_path(uid))
     previous = entry.data.get("uid") if entry is not None else None
     other = uow.get(settings_path(previous)) if isinstance(previous, str) and previous != uid else None
     if own is None or token not in tokens(own).values():
         return None  # removed again since: nothing to claim
+    registered = entry.data.get("registeredAt") if entry is not None else None
+    if other is not None and isinstance(registered, dt.datetime) and registered > now:
+        _sign_out(uow, own, token, now)  # the later claim is theirs
+        return None
     uow.set(registry_path(token), {"uid": uid, "registeredAt": now})
     if other is None:
         return None
-    held = tokens(other)
-    if token in held.values():  # (one only in their ended sessions' devices stays there)
-        devices = other.data.get(DEVICES)
-        signed_in = devices if isinstance(devices, dict) else {}
-        moved = {k: v for k, v in signed_in.items() if held.get(k) == token}
-        uow.update(
-            other.path,
-            {
-                DEVICES: {k: v for k, v in signed_in.items() if k not in moved},
-                SIGNED_OUT_DEVICES: sessions.signed_out_devices(
-                    other.data.get(SIGNED_OUT_DEVICES), moved, ended=int(now.timestamp())
-                ),
-            },
-        )
+    _sign_out(uow, other, token, now)
     return str(previous)
+
+
+def _sign_out(uow: UnitOfWork, settings: Doc, token: str, now: dt.datetime) -> None:
+    """Move ``token`` in a customer's ``settings`` from their devices to the devices of
+    their ended sessions (one only there already stays there)."""
+    held = tokens(settings)
+    if token not in held.values():
+        return
+    devices = settings.data.get(DEVICES)
+    signed_in = devices if isinstance(devices, dict) else {}
+    moved = {k: v for k, v in signed_in.items() if held.get(k) == token}
+    uow.update(
+        settings.path,
+        {
+            DEVICES: {k: v for k, v in signed_in.items() if k not in moved},
+            SIGNED_OUT_DEVICES: sessions.signed_out_devices(
+                settings.data.get(SIGNED_OUT_DEVICES), moved, ended=int(now.timestamp())
+            ),
+        },
+    )

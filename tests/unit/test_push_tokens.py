@@ -6,6 +6,7 @@ own took those from her too: found in review, 2026-12-07)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fjordbank.service_layer.push import settings_path, targets
@@ -156,3 +157,29 @@ def test_a_token_moved_to_an_ended_session_stays_hers_in_the_registry() -> None:
     assert registry(docs) == ["bob"]
     write(docs, "alice", {**settings(docs, "alice"), "signedOutDevices": {}})  # rolled out of her ended ones
     assert registry(docs) == ["bob"]
+
+
+def test_a_late_retry_of_an_earlier_claim_takes_nothing_from_the_later_one() -> None:
+    """Alice's claim failed at first (the trigger is retried); Bob registered the token on
+    the phone after her, and his claim took it from nobody. Her retry took it back from
+    him, and her pushes reached the phone he uses (found in review, 2026-12-07): the
+    claims go by when the tokens were registered, and hers loses to his."""
+    docs = MemoryDocuments(fixed_clock())
+    earlier, later = CLOCK_NOW - dt.timedelta(minutes=5), CLOCK_NOW - dt.timedelta(minutes=1)
+    alices = {"devices": {"alices-phone": device(PHONE)}}
+    seed(docs, {settings_path("alice"): alices})  # her write; its trigger's run failed
+    bobs = {"devices": {"bobs-phone": device(PHONE)}}
+    seed(docs, {settings_path("bob"): bobs})
+    assert settings_written(docs, "bob", None, bobs, written_at=later) == []  # from nobody
+    assert settings_written(docs, "alice", None, alices, written_at=earlier) == []  # her retry, late
+    assert docs.get(registry_path(PHONE)).data == {"uid": "bob", "registeredAt": later}
+    assert settings(docs, "bob")["devices"] == {"bobs-phone": device(PHONE)}
+    assert settings(docs, "alice")["devices"] == {}  # as if hers had run first and his taken it
+    alice = docs.get(settings_path("alice"))
+    assert PHONE not in [t for t, _ in targets(alice, "payments")]
+    assert PHONE in [t for t, _ in targets(alice, "security")]
+    # her app registering it again, later than his, takes it
+    again = {**settings(docs, "alice"), **alices}
+    seed(docs, {settings_path("alice"): again})
+    assert settings_written(docs, "alice", {"devices": {}}, again, written_at=CLOCK_NOW) == ["bob"]
+    assert settings(docs, "bob")["devices"] == {}
