@@ -681,7 +681,12 @@ def _submit(
             advance_sync(docs, payment.uid, payment.request_id, "received", known=known, **pending)
         elif known is not None and known.doc is not None:
             # "requested" was written before the publish: back to received, unless something
-            # moved it since (then the payment was published after all: the notifier showed it)
+            # moved it since (then the payment was published after all: the notifier showed it).
+            # Also when a retried run's publish again (`_resend`) fails, though the first run
+            # may have published it: the edge cannot tell, and a request left "requested"
+            # unpublished once the trigger's retries end is never published; shown received
+            # for a while, the job's publish again is answered as a duplicate and the
+            # notifier moves it on (decided in review, 2026-12-07).
             request_status.put_back(docs, known.doc, "received", **_traced("received", pending))
         raise
     if not shown:
