@@ -1,17 +1,17 @@
 """Recurring charges (subscriptions) found in one merchant's charges, free of I/O.
 
 A subscription is a chain of charges from the same merchant (or to the same payee) at a
-regular interval, weekly or monthly, with a similar amount:
+regular interval, weekly, every four weeks or monthly, with a similar amount:
 
 - interval: consecutive charges of the chain are one period apart (monthly: the same day
-  of the month ±3 days, weekly: 7 ±1 days), or two periods apart once in a while (a missed month: at most one
-  gap in four);
+  of the month ±3 days, weekly: 7 ±1 days, four-weekly: 28 ±1 days), or two periods apart
+  once in a while (a missed month: at most one gap in four);
 - amount: consecutive charges within 5 % of each other, except one price rise of at most
   35 % (a streaming service raising its price) after at least three charges at the old
   price (shown at the new price from its first charge on); a chain whose old price has
   fewer (an introductory price, or a second rise soon after the first) is taken from its
   newest price on, as a chain of its own;
-- length: at least 3 monthly or 4 weekly charges;
+- length: at least 3 monthly, or 4 four-weekly or weekly charges;
 - it stands out: other charges from the merchant within 15 % of the chain's price inside
   the chain's span (two, and one for every four charges of the chain) mean frequent
   purchases of about the same price (a daily coffee), not a subscription (one such
@@ -39,13 +39,24 @@ from typing import Any
 from fjordbank.domain.norway import is_banking_day, next_banking_day
 
 WEEKLY = "weekly"
+FOUR_WEEKLY = "four-weekly"
 MONTHLY = "monthly"
 PERIODS = {
     # interval -> (days for one period, tolerance in days, minimum chain length); a monthly
     # charge is expected on the same day of the month (the last day in a shorter month)
     MONTHLY: (30.44, 3, 3),
     WEEKLY: (7.0, 1, 4),
+    # billed every 28 days (gyms, some newspapers and streaming plans): such a chain also
+    # passes as monthly (its day of the month drifts 2 or 3 days a month, inside the
+    # monthly tolerance) and was listed so, at 12 charges a year where it takes 13 and
+    # with its next charge a month on (found in review, 2026-12-07). A monthly chain
+    # passes as this only by chance (its gaps of 30 and 31 days are outside 28 ±1 but
+    # February's and some moved off a day that was no banking day: two gaps so in a row
+    # happen, three hardly), so it takes four charges, and on a tie it is taken (`detect`)
+    FOUR_WEEKLY: (28.0, 1, 4),
 }
+WEEKS = {WEEKLY: 1, FOUR_WEEKLY: 4}  # the intervals counted in weeks: the weeks of one period
+CHARGES_A_YEAR = {WEEKLY: 52, FOUR_WEEKLY: 13}
 SAME_AMOUNT = 0.05  # consecutive charges this close are "the same price"
 NEAR_AMOUNT = 0.15  # a charge in between this close to the chain's price: frequent purchases
 BUSY_MERCHANT_CHAIN = 6  # where the chain is under half the merchant's charges: this long, one exact price
@@ -105,7 +116,7 @@ class Charge:
 class Subscription:
     interval: str
     amount: int  # the latest charge, øre
-    monthly_cost: int  # øre per month (a weekly one: 52 charges over 12 months)
+    monthly_cost: int  # øre per month (a weekly one: 52 charges over 12 months, a four-weekly one 13)
     first_date: dt.date
     last_date: dt.date
     next_expected: dt.date
@@ -143,18 +154,18 @@ def _periods(earlier: dt.date, later: dt.date, interval: str) -> int | None:
         if interval == MONTHLY:
             if _months_on(earlier, later, k, tolerance):
                 return k
-        elif _weeks_on(earlier, later, k, tolerance):
+        elif _weeks_on(earlier, later, k * WEEKS[interval], tolerance):
             return k
     return None
 
 
-def _weeks_on(earlier: dt.date, later: dt.date, k: int, tolerance: int) -> bool:
-    """Whether a weekly charge on ``later`` is the one ``k`` weeks after ``earlier``: within
+def _weeks_on(earlier: dt.date, later: dt.date, weeks: int, tolerance: int) -> bool:
+    """Whether a weekly (or four-weekly) charge on ``later`` is the one ``weeks`` weeks after ``earlier``: within
     the tolerance, or moved to the next banking day as the monthly ones are (`_months_on`).
     A weekly standing order's Christmas Eve charge came on 29 December and New Year's Eve's
     on 2 January, the chain broke and the order left the list for three weeks (found in
     review, 2026-12-07)."""
-    week_on = [billed + dt.timedelta(days=7 * k) for billed in _billed_on(earlier)]
+    week_on = [billed + dt.timedelta(days=7 * weeks) for billed in _billed_on(earlier)]
     return abs((later - week_on[0]).days) <= tolerance or any(later == next_banking_day(day) for day in week_on)
 
 
@@ -335,7 +346,7 @@ def detect(charges: list[Charge]) -> Subscription | None:
     # last charge took every start, and charges all given back were listed
     starts = [i for i in range(len(charges) - 1, -1, -1) if not charges[i].refunded_in_full][:START_CANDIDATES]
     best: tuple[str, list[Charge]] | None = None
-    for interval in (MONTHLY, WEEKLY):
+    for interval in (FOUR_WEEKLY, MONTHLY, WEEKLY):  # on a tie, the first (see PERIODS)
         for start in starts:
             chain = _chain(charges, start, interval)
             if not _regular(chain, interval):
@@ -351,7 +362,8 @@ def detect(charges: list[Charge]) -> Subscription | None:
     if interval == MONTHLY:
         monthly_cost, next_expected = last.amount, _next_billing(chain)
     else:
-        monthly_cost, next_expected = (last.amount * 52 + 6) // 12, last.date + dt.timedelta(days=7)
+        monthly_cost = (last.amount * CHARGES_A_YEAR[interval] + 6) // 12
+        next_expected = last.date + dt.timedelta(days=7 * WEEKS[interval])
     return Subscription(
         interval=interval,
         amount=last.amount,

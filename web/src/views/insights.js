@@ -7,6 +7,9 @@ import { call, db, listenFailed } from "../firebase.js";
 import { formatNOK } from "../money.js";
 import { session } from "../session.js";
 
+// how the list says a subscription's interval (fjordbank.domain.subscriptions)
+const EVERY = { weekly: "every week", "four-weekly": "every four weeks", monthly: "every month" };
+
 function live(path, render, box) {
   return onSnapshot(
     collection(db, path),
@@ -39,7 +42,7 @@ function subscriptionRow(sub) {
       h(
         "small",
         { class: "muted" },
-        `${formatNOK(sub.amount)} ${sub.interval === "weekly" ? "every week" : "every month"}`,
+        `${formatNOK(sub.amount)} ${EVERY[sub.interval] ?? "every month"}`,
         sub.nextExpected ? ` · next ${sub.nextExpected}` : "",
         sub.category ? ` · ${label(sub.category)}` : "",
       ),
