@@ -394,6 +394,12 @@ def is_valid_kid(kid: str, *, scheme: KidScheme | None = None) -> bool:
 #   is the 2000s reading and ``older_birth_date`` the 1900s one, and a caller
 #   holding a birth date (onboarding) takes either (found in review, 2026-12-06:
 #   a D-number of someone born 1920 was read as 2020 only).
+# 2032-rule numbers are accepted before 2032 too, on purpose: Skatteetaten asks every
+# system to take them before the first is issued (its test data carries them now), and a
+# parser that refused them until a date would need a release on that date. The price: a
+# number mistyped in its first control digit passes that check four times as often until
+# then; onboarding still holds the number to the birth date given (decided in review,
+# 2026-12-07; the log redaction, which guesses, does not take them before 2032).
 # 2032-rule numbers: the individual number no longer encodes the century (nor
 # sex), so the birth date is taken as the latest DDMMYY date that is not after
 # ``today``, and sex is None. The authoritative birth date and sex are always
