@@ -27,6 +27,7 @@ def print_table(rows: list[Row]) -> None:
 
 def cmd_up(stack: Stack, detach: bool) -> int:
     print(f"Starting the Fjordbank stack (logs in {stack.s.log_dir})", flush=True)
+    running_before = _running(stack)
     try:
         rows = stack.up()
     except NotInstalled as exc:  # said before anything started: nothing to stop
@@ -35,7 +36,12 @@ def cmd_up(stack: Stack, detach: bool) -> int:
     except StartError as exc:
         print(f"\nERROR: {exc}", file=sys.stderr)
         print("Stopping what was started. Fix the cause and run the up command again.", file=sys.stderr)
-        stack.down()
+        # an up on a running stack stopped all of it when one component failed to start
+        # (a service's broken edit took the emulators and their data down: found in
+        # review, 2026-12-07): what ran before this up is left running
+        if running_before:
+            print(f"Left running as before: {', '.join(sorted(running_before))}.", file=sys.stderr)
+        stack.down(keep=running_before)
         return 1
     print()
     print_table(rows)
@@ -68,6 +74,14 @@ def cmd_up(stack: Stack, detach: bool) -> int:
     for name in stack.down():
         print(f"  stopped {name}")
     return 0
+
+
+def _running(stack: Stack) -> frozenset[str]:
+    """The components running (their process the stack's) before an up."""
+    try:
+        return frozenset(c.name for c in stack.components() if stack.sup.pid(c.name) is not None)
+    except NotInstalled:  # the up says it
+        return frozenset()
 
 
 def bound_logs(stack: Stack, components: list[Component] | None = None) -> None:

@@ -423,9 +423,13 @@ class Stack:
         scheduler.hold_pause(pauses)
         atexit.register(scheduler.release_pause, pauses, os.getpid())
 
-    def down(self) -> list[str]:
-        stopped = [n for n in self.stray_instances() if self.sup.stop(n)]
+    def down(self, keep: frozenset[str] = frozenset()) -> list[str]:
+        """Stop every component but those in ``keep`` (an up that failed keeps what ran
+        before it), and the instances of a service no longer asked for."""
+        stopped = [n for n in self.stray_instances() if n not in keep and self.sup.stop(n)]
         for comp in reversed(self.components()):
+            if comp.name in keep:
+                continue
             began = time.time()
             vault_kept = comp.name != "emulators" or self.export_vault()
             if self.sup.stop(comp.name, comp.stop_timeout, comp.leader_signal):

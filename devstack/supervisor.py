@@ -185,6 +185,21 @@ def pid_alive(pid: int) -> bool:
 MARKER = "FJB_SUPERVISED"  # set on every process we start; children inherit it
 
 
+def carries_marker(pid: int, marker: str) -> bool:
+    """Whether process ``pid`` is one the stack started as ``marker`` (its environment says
+    so). A pid file outlives its process, and after a reboot or a long while its pid is
+    another program's: the stack took that one for its component, showed it running, and
+    a stop signalled its whole process group (found in review, 2026-12-07). Without /proc
+    (not Linux) the pid file is trusted, as before."""
+    environ = Path(f"/proc/{pid}/environ")
+    if not Path("/proc/self/environ").exists():
+        return True
+    try:
+        return f"{MARKER}={marker}".encode() in environ.read_bytes().split(b"\0")
+    except OSError:  # gone meanwhile, or another user's: not ours
+        return False
+
+
 def marked_pids(marker: str) -> list[int]:
     """Every process whose environment carries ``FJB_SUPERVISED=<marker>``: the component's
     whole tree, including children that left its process group (the Functions emulator
@@ -222,7 +237,7 @@ class Supervisor:
             pid = int(path.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if pid_alive(pid) else None
+        return pid if pid_alive(pid) and carries_marker(pid, self.marker(name)) else None
 
     def start(self, comp: Component, base_env: dict[str, str]) -> tuple[int, bool]:
         """Start ``comp`` unless it already runs and is ready. Returns (pid, reused)."""
@@ -234,6 +249,12 @@ class Supervisor:
         self.stop(comp.name, comp.stop_timeout)  # a half-dead earlier run, or its orphans
         for name in (f"{comp.name}.log", *comp.own_logs):
             rotate(self.log_dir / name)
+        if _answers(comp):
+            raise StartError(
+                f"{comp.name}: {comp.address} already answers, but from no process of this stack "
+                "(another program, or the stack of another checkout, holds it): stop that one and "
+                "run the up command again"
+            )
         if comp.before_start:
             comp.before_start()
         log_path = self.log_file(comp.name)
@@ -332,6 +353,24 @@ class Supervisor:
             while _group_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
         self.pid_file(name).unlink(missing_ok=True)
+
+
+def _answers(comp: Component, settle: float = 3.0) -> bool:
+    """Whether ``comp``'s address answers as it does when ready, before the stack started it:
+    then another program holds it, and a start took that program's answer for the new
+    process's (shown ready, while the new one failed to bind and exited). A ready check
+    that raises found something there too. Asked for up to ``settle`` seconds: a process of
+    the component's just stopped may still be on its way out."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            if not comp.ready():
+                return False
+        except StartError:
+            pass
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.25)
 
 
 def _signal(pid: int, sig: int) -> None:

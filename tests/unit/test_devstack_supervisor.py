@@ -23,6 +23,15 @@ READY = "│ ✔  All emulators ready! It is now safe to connect your app. │\n
 CALL = 'i  functions: Beginning execution of "europe-west1-on_payment_request"\n'
 
 
+@pytest.fixture(autouse=True)
+def own_pid_is_the_components(monkeypatch, request):
+    """The log tests' "running component" is this process, which the stack did not start
+    (no marker in its environment): taken as the component's here. The tests of the
+    marker itself (`test_a_pid_file_*`) start real processes instead."""
+    if "pid_file" not in request.node.name and "held" not in request.node.name:
+        monkeypatch.setattr(supervisor, "carries_marker", lambda pid, _marker: pid == os.getpid())
+
+
 def write_log(path, *parts: str, calls: int = 0) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for part in parts:
@@ -190,7 +199,8 @@ class FakeStack:
     def deaths(self) -> list[str]:
         return []
 
-    def down(self) -> list[str]:
+    def down(self, keep: frozenset[str] = frozenset()) -> list[str]:
+        self.kept = keep
         return []
 
 
@@ -290,3 +300,63 @@ def test_the_functions_local_environment_is_private_whatever_mode_it_had(tmp_pat
     stack.prepare_functions()
     for name in (".env.local", ".secret.local"):
         assert stat.S_IMODE((tmp_path / "functions" / name).stat().st_mode) == 0o600, name
+
+
+# ---- whose process a pid file names ------------------------------------------------------------
+def _sleeper(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(["sleep", "60"], env={**os.environ, **env}, start_new_session=True)
+
+
+def test_a_pid_file_naming_a_process_the_stack_did_not_start_is_no_component(tmp_path):
+    """After a reboot or a long while, a pid file's pid is another program's: the stack took
+    it for its component, and a stop signalled that program's process group (found in
+    review, 2026-12-07)."""
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    stranger = _sleeper({})
+    other_stack = _sleeper({supervisor.MARKER: "/elsewhere/.stack/run:notifier"})
+    ours = None
+    try:
+        for proc in (stranger, other_stack):
+            sup.pid_file("notifier").write_text(str(proc.pid))
+            assert sup.pid("notifier") is None
+            assert sup.died("notifier")  # its process is gone, as far as the stack knows
+            assert sup.stop("notifier") is False  # and nothing of it is signalled
+            assert proc.poll() is None
+        ours = _sleeper({supervisor.MARKER: sup.marker("notifier")})
+        sup.pid_file("notifier").write_text(str(ours.pid))
+        assert sup.pid("notifier") == ours.pid and not sup.died("notifier")
+        assert sup.stop("notifier", timeout=5) is True
+        assert ours.wait(timeout=5) is not None
+    finally:
+        for proc in (stranger, other_stack, ours):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+
+
+def test_an_address_held_by_another_program_is_refused_not_taken_for_the_start(tmp_path, monkeypatch):
+    """A component whose address already answered (another program, or another checkout's
+    stack) was shown ready at once, on that program's answer, while the process started
+    failed to bind and exited (found in review, 2026-12-07)."""
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    comp = Component(name="notifier", address="127.0.0.1:1", argv=["sleep", "60"], ready=lambda: True)
+    with pytest.raises(supervisor.StartError, match="already answers, but from no process of this stack"):
+        sup.start(comp, dict(os.environ))
+    assert not sup.pid_file("notifier").exists()
+    assert supervisor.marked_pids(sup.marker("notifier")) == []  # nothing was started
+
+
+def test_an_up_that_fails_on_a_running_stack_leaves_what_ran_before_running(tmp_path, monkeypatch, capsys):
+    """A second up whose one new or changed component failed to start stopped the whole
+    stack, the emulators and their data with it (found in review, 2026-12-07)."""
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    comps = [running(sup, "emulators"), Component(name="notifier", address="-", argv=["true"], ready=lambda: False)]
+    stack = FakeStack(sup, comps)
+
+    def fails() -> list[Row]:
+        raise supervisor.StartError("notifier exited with code 1 while starting")
+
+    monkeypatch.setattr(stack, "up", fails)
+    assert cli.cmd_up(stack, detach=True) == 1
+    assert stack.kept == {"emulators"}
+    assert "Left running as before: emulators." in capsys.readouterr().err
