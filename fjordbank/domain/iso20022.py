@@ -136,7 +136,7 @@ _BBAN_RE = re.compile(r"[0-9]{11}")
 _AMOUNT_RE = re.compile(r"\+?([0-9]*)(?:\.([0-9]*))?")
 _COUNT_RE = re.compile(r"[0-9]{1,15}")  # Max15NumericText
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")  # ActiveOrHistoricCurrencyCode
-_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_RE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(Z|[+-]([0-9]{2}):([0-9]{2}))?")
 _DATETIME_RE = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(Z|[+-][0-9]{2}:[0-9]{2})?"
 )
@@ -851,10 +851,17 @@ def _parse_count(text: str, what: str) -> int:
 
 
 def _parse_date(text: str, what: str) -> date:
-    if _DATE_RE.fullmatch(text) is None:
+    """ISODate is xs:date, which may carry a time zone (2026-12-07Z, 2026-12-07+01:00, as
+    Java's XML writers put it): the date is the date written, the zone only says where. A
+    pacs.008 of a payroll with one was refused whole, every credit in it held for an
+    operator (found in review, 2026-12-07)."""
+    match = _DATE_RE.fullmatch(text)
+    if match is None:
         raise _fail(f"{what} must be a date YYYY-MM-DD")
+    if match.group(3) is not None and (int(match.group(3)) > 14 or int(match.group(4)) > 59):
+        raise _fail(f"{what} has an impossible UTC offset")
     try:
-        return date.fromisoformat(text)
+        return date.fromisoformat(match.group(1))
     except ValueError:
         raise _fail(f"{what} is not a calendar date") from None
 

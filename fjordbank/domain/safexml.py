@@ -17,7 +17,13 @@ same file again at each start):
   has it, and a document has at most MAX_NAMES of them;
 - a start tag has at most MAX_TAG_ATTRIBUTES attributes (pyexpat builds a tag's
   attributes whole before any handler sees them: one element with 3 million attributes
-  took a gigabyte), and attributes count with the elements against ``max_elements``.
+  took a gigabyte), and attributes count with the elements against ``max_elements``;
+- namespace declarations count with them too, and a document has at most MAX_PREFIXES
+  distinct prefixes: expat does not pass a declaration as an attribute, and keeps each
+  prefix (pyexpat's interning a second copy), so 1.7 million prefixes bound to one short
+  URI in a 31 MiB file took 450 MiB over the clearing service's 512 MiB (found in review,
+  2026-12-07). The parser interns nothing itself (``intern=None``): the names are shared
+  here (``_Bounded.qualified``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from xml.parsers import expat
 
 MAX_NAMESPACE_CHARS = 256  # ISO 20022's are about 45 ("urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08")
 MAX_NAMESPACES = 32  # distinct URIs in one document
+MAX_PREFIXES = 64  # distinct namespace prefixes in one document (ISO 20022 files use none or a few)
 MAX_TAG_ATTRIBUTES = 2_048  # in one start tag (ISO 20022's have one or two)
 # Distinct element and attribute names in one document: pain.001/002 and pacs.008/004 use a
 # few hundred, the EU sanctions list about sixty. Each costs its name and namespace twice
@@ -62,6 +69,7 @@ class _Bounded:
         self.builder = ET.TreeBuilder()
         self.names: dict[str, str] = {}
         self.uris: set[str] = set()
+        self.prefixes: set[str] = set()
         self.elements = 0
 
     def qualified(self, name: str) -> str:
@@ -72,7 +80,14 @@ class _Bounded:
             shared = self.names[name] = f"{{{name}" if "}" in name else name
         return shared
 
-    def namespace(self, _prefix: str | None, uri: str | None) -> None:
+    def namespace(self, prefix: str | None, uri: str | None) -> None:
+        self.elements += 1  # a declaration is an attribute to the bound (the module's notes)
+        if self.elements > self.max_elements:
+            raise UnsafeOrMalformedXml(f"{self.what} has more than {self.max_elements} elements and attributes")
+        if prefix is not None and prefix not in self.prefixes:
+            self.prefixes.add(prefix)
+            if len(self.prefixes) > MAX_PREFIXES:
+                raise UnsafeOrMalformedXml(f"{self.what} declares more than {MAX_PREFIXES} namespace prefixes")
         if uri is None or uri in self.uris:
             return
         if len(uri) > MAX_NAMESPACE_CHARS:
@@ -131,7 +146,7 @@ def parse(data: object, *, what: str, where: str, max_bytes: int, max_elements: 
     if len(data) > max_bytes:
         raise UnsafeOrMalformedXml(f"{what} exceeds {max_bytes} bytes")
     _check_tags(data, what)
-    parser = expat.ParserCreate(namespace_separator="}")
+    parser = expat.ParserCreate(namespace_separator="}", intern=None)
     parser.buffer_text = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = _refuse("DTDs (DOCTYPE)", where)

@@ -262,3 +262,26 @@ def test_a_bic_that_is_not_one_still_refuses_the_file(bic):
         _return(instructed_agent_bic=bic)
     with pytest.raises(InvalidPaymentFile, match="creditor agent BIC"):
         pacs.build_pacs008(pacs.IncomingBatch("NICS1", NOW, (transfer(1),)), creditor_agent_bic=bic)
+
+
+@pytest.mark.parametrize("zone", ["Z", "+01:00", "-05:30", "+14:00"])
+def test_a_settlement_date_with_a_time_zone_is_the_date_written(zone):
+    """ISODate is xs:date, which may carry a zone (Java's XML writers put one): a payroll
+    file with one was refused whole, every credit in it held for an operator (found in
+    review, 2026-12-07)."""
+    xml = _edit(
+        file_of(transfer(1)),
+        "<IntrBkSttlmDt>2026-12-07</IntrBkSttlmDt>",
+        f"<IntrBkSttlmDt>2026-12-07{zone}</IntrBkSttlmDt>",
+    )
+    [read] = pacs.parse_pacs008(xml).transfers
+    assert read.settlement_date == dt.date(2026, 12, 7)
+
+
+@pytest.mark.parametrize("written", ["2026-12-07+15:00", "2026-12-07+01:60", "2026-12-07 Z", "2026-12-07+0100"])
+def test_a_settlement_date_with_an_impossible_zone_still_refuses_the_file(written):
+    xml = _edit(
+        file_of(transfer(1)), "<IntrBkSttlmDt>2026-12-07</IntrBkSttlmDt>", f"<IntrBkSttlmDt>{written}</IntrBkSttlmDt>"
+    )
+    with pytest.raises(InvalidPaymentFile, match="IntrBkSttlmDt"):
+        pacs.parse_pacs008(xml)
