@@ -62,6 +62,7 @@ from prometheus_client import Counter, Gauge
 
 from fjordbank import topology
 from fjordbank.adapters import nats_conn
+from fjordbank.runtime.in_hand import WRONG_LAST_SEQUENCE
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,16 @@ def instance_id(env: dict[str, str] | None = None) -> str:
 def preference(instance: str, partition: int) -> int:
     """Rendezvous hashing: the higher, the more this instance wants the partition."""
     return int.from_bytes(hashlib.blake2b(f"{instance}/{partition}".encode(), digest_size=8).digest(), "big")
+
+
+def _wrong_last(result: object) -> bool:
+    """Whether a KV write's result is JetStream's refusal of its last sequence. nats-py's
+    ``KeyValue.delete(last=)`` raises it as a plain BadRequestError (only ``update`` and
+    ``create`` turn it into KeyWrongLastSequenceError): a lease taken before its handover's
+    delete was counted released, never lost (found in review, 2026-12-07)."""
+    if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
+        return True
+    return isinstance(result, nats.js.errors.BadRequestError) and result.err_code in WRONG_LAST_SEQUENCE
 
 
 def fair_share(partitions: int, members: int) -> int:
@@ -134,12 +145,18 @@ class Ownership:
         # partitions being given up: their work stopping (on_release running), their lease
         # still renewed until it has, then deleted (_finish_releases)
         self.stopping: dict[int, tuple[asyncio.Future[None], str]] = {}
+        # leases created again after they lapsed, whose partition is not yet started again
+        # (`_started_again`, from the balance loop): not held for the workers until it is
+        self.starting: set[int] = set()
         self.member_revision: int | None = None
         self.members = 1
         # the service is stopping (its workers finishing their batches in hand): nothing is
-        # claimed any more, what is held is renewed until the stop hands it over. Claims went
-        # on meanwhile, and a partition a sibling had just handed over sat unworked for the
-        # rest of the drain (found in review, 2026-12-06).
+        # claimed any more (claims went on meanwhile, and a partition a sibling had just
+        # handed over sat unworked for the rest of the drain: found in review, 2026-12-06),
+        # and every partition held is given up, each handed over as soon as its own work
+        # has stopped (`balance`), not all at once after the slowest batch (the idle ones
+        # sat unworked until the stop's end and their leases' expiry at every rollout:
+        # found in review, 2026-12-07).
         self.draining = False
         # the renewals and the handovers' deletes of the same leases, one at a time (a
         # delete answered before a renewal's write would be counted a lost lease)
@@ -149,7 +166,10 @@ class Ownership:
     def holds(self, partition: int) -> bool:
         lease = self.leases.get(partition)
         return (
-            lease is not None and partition not in self.stopping and self.clock() - lease.renewed < self.valid_seconds
+            lease is not None
+            and partition not in self.stopping
+            and partition not in self.starting
+            and self.clock() - lease.renewed < self.valid_seconds
         )
 
     def key(self, partition: int) -> str:
@@ -222,6 +242,10 @@ class Ownership:
     async def balance(self) -> None:
         """Hand over what has stopped and move towards the fair share: ceil(partitions /
         live members)."""
+        await self._started_again()
+        if self.draining:
+            for p in list(self.leases):
+                self._give_up(p, "stopping")
         await self._finish_releases()
         if self.draining:
             return
@@ -269,20 +293,25 @@ class Ownership:
                     failure = failure or result
                 else:
                     lease.revision, lease.renewed = result, sent
-            created = await self._take_back(lapsed) if lapsed else []
-        await self._started_again(created)
+            if lapsed:
+                self.starting.update(await self._take_back(lapsed))
         if failure is not None:
             raise failure
 
-    async def _started_again(self, partitions: list[int]) -> None:
+    async def _started_again(self) -> None:
         """A lease created again after it lapsed may have been another instance's meanwhile
         (this one hung longer than a lease, the other claimed the partition, worked it and
         handed it over): the partition is started as one acquired (``on_acquire``: the
         service forgets what it remembered of the partition's documents, which the other
         wrote since; taken back without it, the ledger decided on versions from before;
-        found in review, 2026-12-07). Outside the renewals' lock, as a claim's start is."""
-        for p in partitions:
-            if p not in self.leases:
+        found in review, 2026-12-07). From the balance loop, as a claim's start is, and not
+        held for the workers until then (``starting``): started from the renewal step, a
+        hook waiting for the service's busy loop held every renewal up, and the leases
+        taken back lapsed again, round after round; and the workers went on with the
+        versions from before meanwhile (found in review, 2026-12-07)."""
+        for p in sorted(self.starting):
+            self.starting.discard(p)
+            if p not in self.leases or p in self.stopping:
                 continue
             try:
                 await self.on_acquire(p)
@@ -385,7 +414,7 @@ class Ownership:
         async with self._writing:  # not while a renewal of the same leases is on its way
             handed = await self._hand_over()
         for (p, _, reason), result in handed:
-            if isinstance(result, nats.js.errors.KeyWrongLastSequenceError):
+            if _wrong_last(result):
                 MOVES.labels(self.service, "lost").inc()  # expired and taken before it was handed over
                 continue
             if isinstance(result, BaseException):

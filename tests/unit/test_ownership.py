@@ -88,7 +88,8 @@ class FakeKV:
             raise TimeoutError("no answer")
         e = self._live(key)
         if last is not None and (e is None or e.revision != last):
-            raise nats.js.errors.KeyWrongLastSequenceError()
+            # what nats-py raises for a delete (not KeyWrongLastSequenceError, as update and create do)
+            raise nats.js.errors.BadRequestError(code=400, err_code=10071, description="wrong last sequence")
         self._write(key, None)
         return True
 
@@ -484,10 +485,13 @@ def test_a_clean_stop_hands_everything_over_at_the_next_tick():
     assert held(b) == set(range(8))
 
 
-def test_a_draining_instance_claims_nothing_and_keeps_renewing_what_it_holds():
+def test_a_draining_instance_claims_nothing_and_hands_each_partition_over_once_its_work_stops():
     """Stopping (its workers finishing their batches), an instance went on claiming, and a
     partition a sibling had just handed over sat unworked for the rest of its drain (found
-    in review, 2026-12-06)."""
+    in review, 2026-12-06). What it holds is given up at once, and each partition handed
+    over when its own work has stopped, renewed until then: the idle ones sat unworked
+    until the slowest batch had settled and the stop deleted every lease (found in review,
+    2026-12-07)."""
     clock = Clock()
     kv = FakeKV(clock)
     a, b = instance(kv, clock, "ledger"), instance(kv, clock, "ledger-2")
@@ -495,11 +499,28 @@ def test_a_draining_instance_claims_nothing_and_keeps_renewing_what_it_holds():
         step(clock, a, b)
     mine = held(a)
     assert mine and held(b) and mine | held(b) == set(range(8))
+    slow = min(mine)  # its batch in hand takes a while
+    settled = asyncio.Event()
+    quick = a.on_release
+
+    async def release(p: int) -> None:
+        if p == slow:
+            await settled.wait()
+        await quick(p)
+
+    a.on_release = release
     a.draining = True
     run(b.release_all())  # b stops cleanly: its partitions are free
     for _ in range(3):
         step(clock, a, seconds=0.5)
-    assert held(a) == mine  # nothing claimed, and what it had still held (renewed)
+    assert held(a) == set()  # nothing claimed, and nothing worked on any more
+    assert set(a.leases) == {slow}  # the idle ones handed over; the slow one's lease renewed
+    live = {k for k in kv.entries if kv._live(k) and kv.entries[k].value == b"ledger" and ".p" in k}
+    assert live == {a.key(slow)}
+    settled.set()
+    for _ in range(2):
+        step(clock, a, seconds=0.5)
+    assert a.leases == {} and not any(kv._live(a.key(p)) and kv.entries[a.key(p)].value == b"ledger" for p in mine)
 
 
 @pytest.mark.parametrize("settle_after", [0, 3])
@@ -714,3 +735,54 @@ def test_the_partitions_held_are_counted_when_the_bucket_stops_answering():
     with pytest.raises(TimeoutError):
         run(a._balance_and_count())
     assert held(a) == set() and owned() == 0
+
+
+def test_a_lease_taken_back_is_started_from_the_balance_not_the_renewal_and_held_only_then():
+    """The partitions of leases taken back were started (on_acquire, which waits for the
+    service's loop) inside the renewal step: with that loop busy every renewal waited, and
+    the leases lapsed again round after round; and they were held for the workers again at
+    once, before the start had dropped what the service remembered (found in review,
+    2026-12-07)."""
+    clock = Clock()
+    kv = FakeKV(clock)
+    a = instance(kv, clock, "ledger-a")
+    for _ in range(2):
+        step(clock, a)
+    started: list[int] = []
+    first = a.on_acquire
+
+    async def counted(p: int) -> None:
+        started.append(p)
+        await first(p)
+
+    a.on_acquire = counted
+    clock.now += topology.LEASE_SECONDS + 0.5  # a hung: its entries expire, nobody takes them
+    run(a._keep_alive())  # the renewal step alone: taken back, not started
+    assert started == [] and held(a) == set() and a.starting == set(range(topology.PAYMENT_PARTITIONS))
+    run(a.balance())  # the other loop starts them
+    assert sorted(started) == list(range(topology.PAYMENT_PARTITIONS))
+    assert held(a) == set(range(topology.PAYMENT_PARTITIONS)) and a.starting == set()
+
+
+def test_a_lease_taken_by_another_before_its_handover_is_counted_lost_not_released():
+    """nats-py raises a refused delete(last=) as a plain BadRequestError (10071), which was
+    counted a release (found in review, 2026-12-07)."""
+    from prometheus_client import REGISTRY
+
+    def moves(how: str) -> float:
+        return REGISTRY.get_sample_value("fjb_partition_moves_total", {"service": "ledger", "move": how}) or 0.0
+
+    clock = Clock()
+    kv = FakeKV(clock)
+    a = instance(kv, clock, "ledger")
+    step(clock, a)
+    p = next(iter(held(a)))
+    run(kv.put(a.key(p), b"ledger-2"))  # taken meanwhile (a hung past its lease, say)
+    lost, released = moves("lost"), moves("released")
+
+    async def hand_over() -> None:
+        a._give_up(p, "rebalance")
+        await a._finish_releases(wait=True)
+
+    run(hand_over())
+    assert (moves("lost") - lost, moves("released") - released) == (1.0, 0.0)
