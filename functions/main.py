@@ -723,7 +723,12 @@ def sca_add_device(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     return {"keyId": key_id}
 
 
-@endpoint({"keyId", "signOutEverywhere"}, limit="accounts")
+# no rate limit: a limit is the user's, whoever calls, and the session of a lost phone
+# calling anything of the same limit once a second kept its owner's "sign out everywhere"
+# refused for as long as it went on (found in review, 2026-12-07). A revoke costs one
+# transaction on the caller's own keys, and the one that signs out everywhere ends the
+# calling session too.
+@endpoint({"keyId", "signOutEverywhere"})
 def sca_revoke_key(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """One of the caller's device keys revoked for good (a lost or replaced phone); with
     ``signOutEverywhere: true`` (lost or stolen) every session of the caller's ends too."""

@@ -133,6 +133,11 @@ def open_account(
             return opened.id, None
         if sum(1 for a in owned if a.data.get("status") == "open") >= rules.MAX_OPEN_ACCOUNTS:
             raise rules.AccountRefused("too_many_accounts", f"at most {rules.MAX_OPEN_ACCOUNTS} open accounts")
+        if len(owned) >= rules.MAX_ACCOUNTS_EVER:
+            raise rules.AccountRefused(
+                "too_many_accounts",
+                f"at most {rules.MAX_ACCOUNTS_EVER} accounts in all, closed ones counted: ask customer service",
+            )
         number = claim_number(uow, bank_reg)
         return number, create_account(uow, uid, number, kind=kind, name=name, request_id=key, clock=clock)
 

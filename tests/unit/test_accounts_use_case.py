@@ -15,7 +15,7 @@ import itertools
 import pytest
 
 from fjordbank import topology
-from fjordbank.domain.accounts import MAX_OPEN_ACCOUNTS, AccountRefused
+from fjordbank.domain.accounts import MAX_ACCOUNTS_EVER, MAX_OPEN_ACCOUNTS, AccountRefused
 from fjordbank.domain.norway import is_valid_account_number
 from fjordbank.service_layer import accounts
 from tests.support.memory import MemoryDocuments
@@ -106,6 +106,19 @@ def test_at_most_five_accounts_are_open_and_a_closed_one_does_not_count(docs, pu
     seed(docs, {closed: {**data(docs, closed), "status": "closed"}})
     assert open_one(docs, publisher, kind="savings", name="Buffer")
     assert refused(lambda: open_one(docs, publisher)) == "too_many_accounts"
+
+
+def test_a_customer_opens_at_most_fifty_accounts_in_all_closed_ones_counted(docs, publisher):
+    """A closed account keeps its number for good: opening and closing in a loop used up a
+    registry's numbers, and then every customer's opening was refused (found in review,
+    2026-12-07)."""
+    numbers = account_numbers()
+    closed = itertools.islice(numbers, MAX_ACCOUNTS_EVER - 1)
+    seed(docs, {f"accounts/{n}": {**customer_account(UID, n), "status": "closed"} for n in closed})
+    assert open_one(docs, publisher, kind="savings")  # the fiftieth
+    closed_last = next(p for p in paths(docs, "accounts") if data(docs, p)["status"] == "open")
+    seed(docs, {closed_last: {**data(docs, closed_last), "status": "closed"}})
+    assert refused(lambda: open_one(docs, publisher, kind="savings")) == "too_many_accounts"
 
 
 def test_an_opening_retried_with_its_request_id_answers_the_account_it_opened(docs, publisher):
