@@ -34,6 +34,19 @@ import yaml
 from fjordbank import topology
 from k8s import chart
 
+# Knative makes a revision's timeoutSeconds its pods' terminationGracePeriodSeconds, and
+# their preStop hook waits for queue-proxy's drain (30 s) before the service has its
+# SIGTERM (knative/serving#13953 and #15599): at 30 the service was killed about 2 s after
+# its SIGTERM, with its batch in hand, its acks and its partitions' handover cut off
+# (found in review, 2026-12-07). The stop's budget: a batch in hand up to the handler
+# deadline (fjordbank.runtime.consumer.HANDLER_DEADLINE_SECONDS, 120 s), the background
+# tasks' grace (8 s), the acks flushed (5 s), the port closed (5 s), with a margin (the
+# leases are handed over as each partition's work stops). The bound on a request's time
+# it also is does not matter here: the card API answers within its own 2 s.
+KNATIVE_DRAIN_SECONDS = 30
+STOP_BUDGET_SECONDS = 150
+REVISION_TIMEOUT_SECONDS = KNATIVE_DRAIN_SECONDS + STOP_BUDGET_SECONDS
+
 K8S = Path(__file__).resolve().parent
 REPO = K8S.parent
 NATS_DIR = K8S / "nats"
@@ -250,7 +263,7 @@ def knative_service(name: str) -> dict[str, Any]:
                     "containerConcurrency": (
                         CARD_CONTAINER_CONCURRENCY if name in CARD_SERVICES else CONTAINER_CONCURRENCY
                     ),
-                    "timeoutSeconds": 30,
+                    "timeoutSeconds": REVISION_TIMEOUT_SECONDS,
                     "containers": [
                         {
                             "name": name,

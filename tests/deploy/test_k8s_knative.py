@@ -227,3 +227,17 @@ def test_the_card_vault_database_is_terraform_s(hcl):
     path = ks.REPO / "terraform/modules/card_vault/variables.tf"
     variables = dict(ks.hcl_blocks(hcl([path])["terraform/modules/card_vault/variables.tf"], "variable"))
     assert variables["database_id"]["default"] == render.CARD_VAULT_DATABASE
+
+
+def test_a_revision_gives_the_service_its_whole_stop_after_knatives_drain():
+    """Knative's grace period is the revision's timeoutSeconds, and its drain (30 s) comes
+    out of it before the service's SIGTERM: at 30 the service was killed about 2 s after
+    it (found in review, 2026-12-07)."""
+    from fjordbank.runtime import consumer
+
+    stop = consumer.HANDLER_DEADLINE_SECONDS + consumer.BACKGROUND_GRACE_SECONDS + 10  # acks flushed, port closed
+    assert render.STOP_BUDGET_SECONDS >= stop
+    for name, doc in _services().items():
+        timeout = doc["spec"]["template"]["spec"]["timeoutSeconds"]
+        assert timeout - render.KNATIVE_DRAIN_SECONDS >= stop, name
+        assert timeout <= 600, name  # Knative's max-revision-timeout-seconds by default

@@ -14,9 +14,12 @@
 # on a Cloud Storage bucket mounted into it (storage_volumes), the clearing service's file
 # exchange with the clearing house.
 #
-# Shutdown: Cloud Run sends SIGTERM and kills 10 s later. The consumer runtime
-# (fjordbank/runtime/consumer.py) stops fetching, finishes or naks the batch in hand,
-# flushes its acks and closes within that budget.
+# Shutdown: Cloud Run sends SIGTERM and kills 10 s later (not configurable). The consumer
+# runtime (fjordbank/runtime/consumer.py) stops fetching, gives its partitions up as each
+# one's work stops, finishes the batch in hand, flushes its acks and closes; an idle one
+# within that budget, a busy one not always (its budget is up to the handler deadline, as
+# on Knative, k8s/render.py REVISION_TIMEOUT_SECONDS): what a kill cuts off is delivered
+# again (each consumer answers a redelivery from its records) and its leases expire (3 s).
 #
 # Metrics: Cloud Run scrapes nothing. The Managed Service for Prometheus sidecar
 # (Google's collector for Cloud Run) scrapes the service's /metrics and writes them to
