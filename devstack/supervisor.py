@@ -249,14 +249,14 @@ class Supervisor:
         self.stop(comp.name, comp.stop_timeout)  # a half-dead earlier run, or its orphans
         for name in (f"{comp.name}.log", *comp.own_logs):
             rotate(self.log_dir / name)
+        if comp.before_start:  # first: what it says of a missing tool comes before the rest
+            comp.before_start()
         if _answers(comp):
             raise StartError(
                 f"{comp.name}: {comp.address} already answers, but from no process of this stack "
                 "(another program, or the stack of another checkout, holds it): stop that one and "
                 "run the up command again"
             )
-        if comp.before_start:
-            comp.before_start()
         log_path = self.log_file(comp.name)
         env = {**base_env, **comp.env, MARKER: self.marker(comp.name)}
         with open(log_path, "ab") as log:
