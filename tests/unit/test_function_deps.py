@@ -7,23 +7,14 @@ module reads its deploy settings at import)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import functions_main
 
 SCRIPT = textwrap.dedent(
     """
-    import importlib.util, json
+    import json
     from types import SimpleNamespace as NS
-
-    spec = importlib.util.spec_from_file_location("fjb_functions_main", REPO + "/functions/main.py")
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
 
     main.load_settings = lambda identity: NS(project_id="demo-fjordbank", nats=None)
     real_publisher = main.SyncPublisher
@@ -49,27 +40,10 @@ SCRIPT = textwrap.dedent(
 
 
 def test_a_failure_while_making_the_instance_collaborators_leaves_nothing_half_made():
-    env = {
-        **os.environ,
-        "FJB_FUNCTIONS_SERVICE_ACCOUNT": "fjb-edge@demo-fjordbank.iam.gserviceaccount.com",
-        "FJB_VPC_CONNECTOR": "projects/demo-fjordbank/locations/europe-west1/connectors/fjordbank",
-        # the clients make their channels on first use: no database is called here
-        "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9",
-        "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9",
-    }
-    env.pop("FUNCTIONS_EMULATOR", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", f"REPO = {str(REPO)!r}\n" + SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=env,
-        check=False,
+    # the clients make their channels on first use: no database is called here
+    got = functions_main.result(
+        SCRIPT, {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9", "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9"}
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    got = json.loads(line.removeprefix("RESULT "))
     assert got["first"] == "the NATS credentials could not be read"
     assert got["left"] == []  # nothing half-made
     assert got["second"] == [

@@ -11,9 +11,6 @@ request trigger (accepted, refused with the reason on the document, publish pend
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from fjordbank.adapters.push import PushResult
 from fjordbank.runtime import log_metrics
 from fjordbank.service_layer import push
 from tests.monitoring import catalogue as mon
+from tests.support import functions_main
 from tests.support.memory import MemoryDocuments
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,12 +104,8 @@ def test_each_fcm_send_of_a_push_is_one_line_with_fcms_error_code(capsys):
 
 FUNCTIONS_SCRIPT = textwrap.dedent(
     """
-    import importlib.util, inspect
+    import inspect
     from types import SimpleNamespace as NS
-
-    spec = importlib.util.spec_from_file_location("fjb_functions_main", REPO + "/functions/main.py")
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
 
     from firebase_functions import https_fn
     from google.api_core import exceptions as api_errors
@@ -206,21 +200,8 @@ FUNCTIONS_SCRIPT = textwrap.dedent(
 
 
 def test_the_functions_write_one_edge_line_per_request_with_its_outcome_and_reason():
-    script = f"REPO = {str(REPO)!r}\n" + FUNCTIONS_SCRIPT
-    env = {
-        **os.environ,
-        # what `firebase deploy` reads from functions/.env.PROJECT (fjordbank.config.functions_deploy_options)
-        "FJB_FUNCTIONS_SERVICE_ACCOUNT": "fjb-edge@demo-fjordbank.iam.gserviceaccount.com",
-        "FJB_VPC_CONNECTOR": "projects/demo-fjordbank/locations/europe-west1/connectors/fjordbank",
-    }
-    env.pop("FUNCTIONS_EMULATOR", None)
-    # `python -c` in the repository: the project imports from there (and is installed
-    # editable in the venv besides), so the script edits no import path of its own
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = [labels(e) for e in lines(proc.stdout) if e["metric"] == log_metrics.EDGE_REQUESTS]
+    stdout = functions_main.run(FUNCTIONS_SCRIPT)
+    got = [labels(e) for e in lines(stdout) if e["metric"] == log_metrics.EDGE_REQUESTS]
     assert got == [
         ("accounts_rename", "accepted", "none"),
         ("accounts_rename", "refused", "unknown_account"),
@@ -236,8 +217,8 @@ def test_the_functions_write_one_edge_line_per_request_with_its_outcome_and_reas
         ("on_payment_request", "error", "publish_pending"),
         *[("accounts_rename", "refused", "invalid_request")] * 13,
     ]
-    assert "TRIGGER-RETRY True" in proc.stdout.splitlines()
-    answers = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("BODY-ANSWER")]
+    assert "TRIGGER-RETRY True" in stdout.splitlines()
+    answers = [line.split()[1:] for line in stdout.splitlines() if line.startswith("BODY-ANSWER")]
     assert answers == [["400", "invalid_request"]] * 13
-    (preflight,) = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("PREFLIGHT")]
+    (preflight,) = [line.split()[1:] for line in stdout.splitlines() if line.startswith("PREFLIGHT")]
     assert preflight[0] in ("200", "204") and preflight[1] in ("*", "http://localhost:5173"), preflight

@@ -161,6 +161,19 @@ def held(o: Ownership) -> set[int]:
     return {p for p in o.leases if o.holds(p)}
 
 
+def recording(o: Ownership, hook: str) -> list[int]:
+    """The partitions ``o``'s ``hook`` (on_acquire, on_release) is called with from now on."""
+    calls: list[int] = []
+    first = getattr(o, hook)
+
+    async def recorded(p: int) -> None:
+        calls.append(p)
+        await first(p)
+
+    setattr(o, hook, recorded)
+    return calls
+
+
 def test_fair_share():
     assert [fair_share(8, k) for k in (0, 1, 2, 3, 8, 9)] == [8, 8, 4, 3, 1, 1]
 
@@ -356,14 +369,7 @@ def test_a_renewal_whose_answer_was_lost_keeps_the_lease_not_counted_lost():
         step(clock, a)
     before = held(a)
     p = min(before)
-    released: list[int] = []
-    release = a.on_release
-
-    async def recorded(partition: int) -> None:
-        released.append(partition)
-        await release(partition)
-
-    a.on_release = recorded
+    released = recording(a, "on_release")
     run(kv.update(a.key(p), b"ledger", last=a.leases[p].revision))  # the write that landed, its answer lost
     for _ in range(3):
         step(clock, a)
@@ -690,14 +696,7 @@ def test_a_lease_created_again_after_another_held_it_starts_the_partition_again(
     clock = Clock()
     kv = FakeKV(clock)
     a = instance(kv, clock, "ledger-a")
-    started: list[int] = []
-    first = a.on_acquire
-
-    async def counted(p: int) -> None:
-        started.append(p)
-        await first(p)
-
-    a.on_acquire = counted
+    started = recording(a, "on_acquire")
     for _ in range(4):
         step(clock, a)
     assert sorted(started) == list(range(topology.PAYMENT_PARTITIONS))
@@ -748,14 +747,7 @@ def test_a_lease_taken_back_is_started_from_the_balance_not_the_renewal_and_held
     a = instance(kv, clock, "ledger-a")
     for _ in range(2):
         step(clock, a)
-    started: list[int] = []
-    first = a.on_acquire
-
-    async def counted(p: int) -> None:
-        started.append(p)
-        await first(p)
-
-    a.on_acquire = counted
+    started = recording(a, "on_acquire")
     clock.now += topology.LEASE_SECONDS + 0.5  # a hung: its entries expire, nobody takes them
     run(a._keep_alive())  # the renewal step alone: taken back, not started
     assert started == [] and held(a) == set() and a.starting == set(range(topology.PAYMENT_PARTITIONS))

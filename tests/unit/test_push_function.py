@@ -8,23 +8,14 @@ settings at import)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import functions_main
 
 SCRIPT = textwrap.dedent(
     """
-    import datetime as dt, importlib.util, inspect, json
+    import datetime as dt, inspect, json
     from types import SimpleNamespace as NS
-
-    spec = importlib.util.spec_from_file_location("fjb_functions_main", REPO + "/functions/main.py")
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
 
     from fjordbank.adapters.push import PushResult
     from fjordbank.service_layer import push
@@ -146,24 +137,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_every_customers_push_of_a_message_is_sent_whatever_an_earlier_device_answered():
-    env = {
-        **os.environ,
-        "FJB_FUNCTIONS_SERVICE_ACCOUNT": "fjb-edge@demo-fjordbank.iam.gserviceaccount.com",
-        "FJB_VPC_CONNECTOR": "projects/demo-fjordbank/locations/europe-west1/connectors/fjordbank",
-    }
-    env.pop("FUNCTIONS_EMULATOR", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", f"REPO = {str(REPO)!r}\n" + SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=env,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    got = json.loads(line.removeprefix("RESULT "))
+    got = functions_main.result(SCRIPT)
     # within the hour: bob's push is sent, and the message is failed (delivered again) for alice's
     assert got["first"] == {"raised": {"not_sent": 1, "sent": 1}, "sent": ["tok-alice", "tok-bob"], "recorded": 1}
     # the two payments' pushes (each in its own trace) in one delivery: one read of the
