@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -146,8 +147,11 @@ class Ownership:
         # still renewed until it has, then deleted (_finish_releases)
         self.stopping: dict[int, tuple[asyncio.Future[None], str]] = {}
         # leases created again after they lapsed, whose partition is not yet started again
-        # (`_started_again`, from the balance loop): not held for the workers until it is
-        self.starting: set[int] = set()
+        # (`_started_again`, from the balance loop): not held for the workers until it is.
+        # Partition -> the take-back's number: one taken back again while its start runs
+        # (lapsed once more) is started again after it
+        self.starting: dict[int, int] = {}
+        self._taken_back = itertools.count()
         self.member_revision: int | None = None
         self.members = 1
         # the service is stopping (its workers finishing their batches in hand): nothing is
@@ -242,10 +246,10 @@ class Ownership:
     async def balance(self) -> None:
         """Hand over what has stopped and move towards the fair share: ceil(partitions /
         live members)."""
-        await self._started_again()
         if self.draining:
             for p in list(self.leases):
                 self._give_up(p, "stopping")
+        await self._started_again()
         await self._finish_releases()
         if self.draining:
             return
@@ -294,7 +298,8 @@ class Ownership:
                 else:
                     lease.revision, lease.renewed = result, sent
             if lapsed:
-                self.starting.update(await self._take_back(lapsed))
+                for p in await self._take_back(lapsed):
+                    self.starting[p] = next(self._taken_back)
         if failure is not None:
             raise failure
 
@@ -309,15 +314,16 @@ class Ownership:
         hook waiting for the service's busy loop held every renewal up, and the leases
         taken back lapsed again, round after round; and the workers went on with the
         versions from before meanwhile (found in review, 2026-12-07)."""
-        for p in sorted(self.starting):
-            self.starting.discard(p)
-            if p not in self.leases or p in self.stopping:
-                continue
+        for p, taken in sorted(self.starting.items()):
             try:
-                await self.on_acquire(p)
+                if p in self.leases and p not in self.stopping:
+                    await self.on_acquire(p)
             except Exception:  # held but not worked on would stall it: let it go, to be claimed again
                 log.exception("partition could not be started", extra={"partition": p, "service": self.service})
                 self._give_up(p, "start failed")
+            finally:
+                if self.starting.get(p) == taken:  # (not taken back again meanwhile)
+                    del self.starting[p]
 
     async def _take_back(self, lapsed: list[int]) -> list[int]:
         """Create again the leases that lapsed; the ones somebody else holds (or that are

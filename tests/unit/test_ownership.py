@@ -750,10 +750,19 @@ def test_a_lease_taken_back_is_started_from_the_balance_not_the_renewal_and_held
     started = recording(a, "on_acquire")
     clock.now += topology.LEASE_SECONDS + 0.5  # a hung: its entries expire, nobody takes them
     run(a._keep_alive())  # the renewal step alone: taken back, not started
-    assert started == [] and held(a) == set() and a.starting == set(range(topology.PAYMENT_PARTITIONS))
+    assert started == [] and held(a) == set() and set(a.starting) == set(range(topology.PAYMENT_PARTITIONS))
+    first = a.on_acquire
+    held_while_started: list[bool] = []
+
+    async def starting(p: int) -> None:
+        held_while_started.append(a.holds(p))
+        await first(p)
+
+    a.on_acquire = starting
     run(a.balance())  # the other loop starts them
     assert sorted(started) == list(range(topology.PAYMENT_PARTITIONS))
-    assert held(a) == set(range(topology.PAYMENT_PARTITIONS)) and a.starting == set()
+    assert held_while_started == [False] * topology.PAYMENT_PARTITIONS  # held once started, not before
+    assert held(a) == set(range(topology.PAYMENT_PARTITIONS)) and a.starting == {}
 
 
 def test_a_lease_taken_by_another_before_its_handover_is_counted_lost_not_released():
