@@ -194,10 +194,17 @@ def carries_marker(pid: int, marker: str) -> bool:
     environ = Path(f"/proc/{pid}/environ")
     if not Path("/proc/self/environ").exists():
         return True
-    try:
-        return f"{MARKER}={marker}".encode() in environ.read_bytes().split(b"\0")
-    except OSError:  # gone meanwhile, or another user's: not ours
-        return False
+    for _ in range(20):
+        try:
+            text = environ.read_bytes()
+        except OSError:  # gone meanwhile, or another user's: not ours
+            return False
+        if text:
+            return f"{MARKER}={marker}".encode() in text.split(b"\0")
+        # empty: a process whose exec has not yet set its environment up (read right after
+        # its start, as a test does), or a zombie or kernel thread (never ours)
+        time.sleep(0.01)
+    return False
 
 
 def marked_pids(marker: str) -> list[int]:
