@@ -87,7 +87,7 @@ REASONS: tuple[Reason, ...] = (
     # -- accounts ---------------------------------------------------------------------------
     _r("not_a_customer", CALLABLE, "only approved customers open accounts and get cards (PERMISSION_DENIED)"),
     _r("invalid_kind", CALLABLE, "the account kind is not spending or savings"),
-    _r("too_many_accounts", CALLABLE, "at most 5 open accounts"),
+    _r("too_many_accounts", CALLABLE, "at most 5 open accounts, 50 in all (closed ones counted)"),
     _r(
         "request_id_reused",
         CALLABLE,
