@@ -40,7 +40,7 @@ REASON_TEXTS = {
     "over_payment_limit": "above your limit per payment",
     "over_daily_limit": "above your daily limit",
     "velocity_limit": "too many payments in a short time",
-    "new_payee_limit": "above the limit for a first payment to a new payee",
+    "new_payee_limit": "above the limit for a new payee in its first day",
     "payee_in_review": "the bank is checking the payee; nothing was paid",
     "AC04": "the receiving account is closed",
     "AC01": "the receiving account number is wrong",

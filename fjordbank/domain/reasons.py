@@ -153,7 +153,7 @@ REASONS: tuple[Reason, ...] = (
     _r("over_payment_limit", PAYMENT, "above the limit per payment (screening, 500 000 kr)"),
     _r("over_daily_limit", f"{PAYMENT} {CARD}", "above the daily limit (payments: screening; cards: the card's)"),
     _r("velocity_limit", PAYMENT, "too many payments in a short time (screening)"),
-    _r("new_payee_limit", PAYMENT, "a first payment to a new payee is above its limit (screening)"),
+    _r("new_payee_limit", PAYMENT, "payments to a new payee in its first day are above its limit (screening)"),
     _r("publish_pending", PAYMENT, "status received: accepted but not yet handed on; the bank sends it on by itself"),
     _r("returned", PAYMENT, "the other bank returned the payment without a reason code"),
     # -- scheduled payments and standing orders ------------------------------------------------

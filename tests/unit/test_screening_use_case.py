@@ -139,11 +139,14 @@ async def test_owners_the_events_tell_are_not_read():
     assert reads(docs) == [[customer_path("alice")]]
 
 
-async def test_an_approved_payee_is_known_the_next_time():
+async def test_an_approved_payee_is_known_once_its_new_payee_window_is_over():
     uses, _docs = screening(ScreeningPolicy(new_payee_limit=1_000))
     first = await uses.screen_batch([payment("alice", 1, 900)])
-    later = await uses.screen_batch([payment("alice", 2, 5_000)])
-    assert first[0][0].approved and later[0][0].approved
+    again = await uses.screen_batch([payment("alice", 2, 5_000)])  # within the window: 5 900 in all
+    assert first[0][0].approved and again[0][0].reason == "new_payee_limit"
+    uses.clock = lambda: NOW + dt.timedelta(days=1)
+    later = await uses.screen_batch([payment("alice", 3, 5_000)])
+    assert later[0][0].approved
 
 
 async def test_a_customer_another_writer_moved_fails_the_commit_and_the_batch_is_decided_on_the_new_state():
