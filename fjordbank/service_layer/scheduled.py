@@ -163,19 +163,26 @@ def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[st
 def due_queries(
     docs: Documents, now: dt.datetime, limit: int, uids: tuple[str, ...] | None = None
 ) -> list[Iterator[Doc]]:
-    """The scheduled requests due by today (in Norway at ``now``), then those whose publish
-    failed, then those "requested" for longer than STUCK: three queries, each read lazily.
-    The job runs each once the one before's requests are handled (a submit that fails to
-    publish leaves its request "received": this run tries it once more, as it always has)."""
+    """The requests whose publish failed, then those "requested" for longer than STUCK, then
+    the scheduled requests due by today (in Norway at ``now``): three queries, each read
+    lazily, the job running each once the one before's requests are handled.
+
+    The two of requests that will be paid come first: their money is counted (`RunFunds`)
+    before an account's due payments are decided on what it has left. Read after them, a
+    bill due today was decided on money a customer's payment whose publish had failed had
+    spent, submitted, and that payment declined for good by the ledger; and on a payday
+    every run of a deferred chain spent its budget on the due backlog while a customer's
+    own payment waited behind it (found in review, 2026-12-07). A due payment whose
+    publish fails is "received" again and tried by the next run."""
     today = today_in_norway(now)
     scope = [Where("payment.uid", "in", list(uids))] if uids else []  # a scoped run (emulator only, job_overrides)
     due = [Where("status", "==", "scheduled"), Where("payment.due_date", "<=", today.isoformat())]
     stuck = [Where("status", "==", "requested"), Where("updatedAt", "<=", now - STUCK)]
     return [
-        # else what fell due waits for the next banking day; paged: a waiting one stays due
-        *([pages(docs, PAYMENT_REQUESTS, [*scope, *due], limit)] if is_banking_day(today) else []),
         pages(docs, PAYMENT_REQUESTS, [*scope, Where("status", "==", "received")], limit),
         pages(docs, PAYMENT_REQUESTS, [*scope, *stuck], limit),
+        # else what fell due waits for the next banking day; paged: a waiting one stays due
+        *([pages(docs, PAYMENT_REQUESTS, [*scope, *due], limit)] if is_banking_day(today) else []),
     ]
 
 

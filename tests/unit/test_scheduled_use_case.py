@@ -583,7 +583,7 @@ def test_the_due_requests_are_found_across_customers(docs):
     stuck = NOW - scheduled.STUCK
     seed(docs, {request_path("req-stuck-02", OTHER): {"status": "requested", "updatedAt": stuck, "payment": {}}})
     found = [d.path for query in scheduled.due_queries(docs, NOW, 10) for d in query]
-    expected = ["req-today-4", ("req-other-1", OTHER), ("req-stuck-02", OTHER)]
+    expected = [("req-other-1", OTHER), ("req-stuck-02", OTHER), "req-today-4"]  # what will be paid first
     assert found == [request_path(*r) if isinstance(r, tuple) else request_path(r) for r in expected]
     assert docs.query_group("paymentRequests", where=[Where("status", "==", "scheduled")])[0].id == "req-today-4"
 
@@ -1049,3 +1049,48 @@ def test_standing_orders_that_fail_leave_the_requests_counts_and_the_run_not_end
     assert result["submitted"] == 1 and result["standingOrders"] == {"runFailed": 1}
     lease = data(docs, scheduled.RUN_LEASE)
     assert lease["lastResult"]["submitted"] == 1 and "lastOkAt" not in lease
+
+
+# ---- found in review (2026-12-07) -------------------------------------------------------------
+class LedgerSubmit(Submit):
+    """The edge's submit and the ledger at once: the amount reserved if the account has it,
+    else declined for good."""
+
+    def __init__(self, docs, publisher):
+        super().__init__(docs, publisher)
+        self.declined = []
+
+    def __call__(self, p):
+        super().__call__(p)
+        account = data(self.docs, f"accounts/{SPENDING}")
+        if account["available"] >= p.amount:
+            seed(self.docs, {f"accounts/{SPENDING}": {**account, "available": account["available"] - p.amount}})
+        else:
+            self.declined.append(p.request_id)
+
+
+def test_a_payment_whose_publish_failed_counts_its_money_before_a_bill_due_today(docs):
+    """The customer's payment of 8 000 could not be published ("received"); a bill of 5 000
+    is due today, 10 000 available. The run decided the bill first, submitted both, and the
+    ledger declined the customer's payment for good."""
+    scheduled_request(docs, "req-now-00001", 8_000, TODAY, status="received")
+    scheduled_request(docs, "req-bill-0001", 5_000, TODAY)
+    ledger = LedgerSubmit(docs, RecordingPublisher())
+    run(docs, ledger.publisher, ledger)
+    assert (ledger.submitted, ledger.declined) == (["req-now-00001"], [])
+    assert data(docs, request_path("req-bill-0001"))["status"] == "scheduled"  # waits for money
+
+
+def test_a_claimed_payment_left_unpublished_before_midnight_counts_before_the_new_days_bill(docs):
+    """Claimed at 23:45 and not published (NATS away): at 00:00 the next day's bill was
+    decided first, the settling record no longer held the account, and the ledger declined
+    the rent for good."""
+    before_midnight = dt.datetime(2027, 3, 10, 22, 45, tzinfo=dt.UTC)  # 23:45 in Oslo
+    scheduled_request(docs, "req-rent-0001", 8_000, TODAY)  # 10 000 available
+    scheduled_request(docs, "req-gym-00001", 5_000, TOMORROW)
+    first = FailingPublish()
+    run(docs, first, Submit(docs, first), now=before_midnight)
+    assert data(docs, request_path("req-rent-0001"))["status"] == "requested"
+    ledger = LedgerSubmit(docs, RecordingPublisher())
+    run(docs, ledger.publisher, ledger, now=before_midnight + dt.timedelta(minutes=15))
+    assert (ledger.submitted, ledger.declined) == (["req-rent-0001"], [])
