@@ -41,6 +41,7 @@ OUTBOX = "outbox"
 CARD_OUTBOX = "cardOutbox"
 # Publishes that fail one after the other before the rest are left for the relay (one event
 # that can never be published does not hold up the others; NATS away costs three timeouts).
+# In a relay run, only a family's first failure of an event never tried counts (`_Delivery.failed`).
 MAX_FAILED_IN_A_ROW = 3
 # How long one relay run goes on taking pages (the relay-outbox job every 5 minutes, the card
 # service every 30 s): a backlog NATS left behind drains in a run or two.
@@ -138,10 +139,23 @@ class _Delivery:
         return self.skipping and self.relay.skips(event)
 
     def failed(self, n: int, event: Event) -> bool:
-        """A publish failed: True when the rest are left for the relay."""
+        """A publish failed: True when the rest are left for the relay.
+
+        In a relay run only a family's first failure in the run, of an event never tried
+        before, counts toward NATS away: two families that can never be published (subjects
+        no stream or permission takes after a deploy) made three failures in a row of their
+        own (one, one again, the other), every run ended after them, a healthy event behind
+        300 of theirs waited 100 runs, and one behind a page of them that had failed before
+        was never published (found in review, 2026-12-07). A family held after
+        `FAMILY_FAILURES` costs at most two timeouts a run, so NATS away costs a relay run a
+        few timeouts per family still; a use case's own delivery tries every event, and each
+        failure counts."""
         log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
         name = family(event.subject)
+        first_of_family = name not in self.relay.failures
         self.relay.failures[name] = self.relay.failures.get(name, 0) + 1
+        if self.skipping and not (first_of_family and event.failures == 0):
+            return False
         self.relay.in_a_row += 1
         if self.relay.in_a_row < MAX_FAILED_IN_A_ROW:
             return False

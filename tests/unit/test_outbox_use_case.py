@@ -312,3 +312,101 @@ def test_while_nats_is_away_three_failed_publishes_leave_the_rest_for_the_relay(
             super().publish_json(subject, body, msg_id=msg_id, stream=stream)
 
     assert outbox.deliver(docs, OneBad(), events) == 5 and staged(docs) == [events[0].msg_id]
+
+
+# ---- found in review (2026-12-07) -------------------------------------------------------------
+DEAD_FAMILIES = ("customers.legacy_a", "customers.legacy_b")  # subjects nothing takes after a deploy
+
+
+class _DeadFamilies:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    def publish_json(self, subject, body, *, msg_id, stream=None):
+        if subject in DEAD_FAMILIES:
+            raise PublishError("no responders")
+        self.published.append(msg_id)
+
+
+def test_two_families_that_can_never_be_published_do_not_end_every_relay_run():
+    """B1, B1 again (its family then held), B2 were three failures in a row: each run ended
+    after them, and a healthy event behind 300 of theirs waited 100 runs (8 hours)."""
+    t0 = dt.datetime(2027, 3, 10, 10, 0, tzinfo=dt.UTC)
+    now = [t0]
+    docs = MemoryDocuments(lambda: now[0])
+    for i in range(150):
+        for n, subject in enumerate(DEAD_FAMILIES):
+            b = docs.batch()
+            at = t0 + dt.timedelta(milliseconds=2 * i + n)
+            outbox.stage(b, outbox.Event(subject, {"i": i}, f"{subject}:{i}"), clock=lambda at=at: at)
+            b.commit()
+    b = docs.batch()
+    healthy = outbox.Event("customers.approved", {"uid": "u1"}, "customer:u1:approved")
+    outbox.stage(b, healthy, clock=lambda: t0 + dt.timedelta(seconds=1))
+    b.commit()
+    publisher = _DeadFamilies()
+    now[0] += dt.timedelta(minutes=5)
+    assert outbox.relay(docs, publisher, clock=lambda: now[0])["published"] == 1
+    assert publisher.published == [healthy.msg_id]
+
+
+def test_a_page_of_events_of_dead_families_that_failed_before_holds_up_no_event_behind_it():
+    """600 events of two dead families tried once before, then a healthy one whose first
+    publish hit a blip: each run's second pass read the oldest page, tried B1, B1, B2, took
+    NATS for away and ended; the page holding the healthy event was never read."""
+    t0 = dt.datetime(2027, 3, 10, 10, 0, tzinfo=dt.UTC)
+    now = [t0 + dt.timedelta(hours=1)]
+    docs = MemoryDocuments(lambda: now[0])
+    b = docs.batch()
+    for i in range(300):
+        for n, subject in enumerate(DEAD_FAMILIES):
+            staged = t0 + dt.timedelta(milliseconds=2 * i + n)
+            b.set(
+                f"outbox/{subject}:{i}",
+                {
+                    "subject": subject,
+                    "kind": "customers",
+                    "body": {"i": i},
+                    "stagedAt": staged,
+                    "failures": 1,
+                    "retryAt": t0,
+                },
+            )
+    b.set(
+        "outbox/customer:u1:approved",
+        {
+            "subject": "customers.approved",
+            "kind": "customers",
+            "body": {"uid": "u1"},
+            "stagedAt": t0 + dt.timedelta(seconds=5),
+            "failures": 1,
+            "retryAt": t0,
+        },
+    )
+    b.commit()
+    publisher = _DeadFamilies()
+    now[0] += dt.timedelta(minutes=5)
+    outbox.relay(docs, publisher, clock=lambda: now[0])
+    assert publisher.published == ["customer:u1:approved"]
+
+
+def test_nats_away_still_ends_a_relay_run_after_three_families_fail_in_a_row(docs):
+    """What the rule above keeps: NATS away costs a run three publishes' timeouts, not one
+    per family of every event waiting."""
+    now = dt.datetime(2027, 3, 10, 10, 0, tzinfo=dt.UTC)
+    for n, subject in enumerate(["customers.a", "customers.b", "customers.c", "customers.d", "customers.e"]):
+        b = docs.batch()
+        outbox.stage(b, outbox.Event(subject, {}, f"e{n}"), clock=lambda n=n: now + dt.timedelta(milliseconds=n))
+        b.commit()
+
+    class Away:
+        def __init__(self) -> None:
+            self.tried: list[str] = []
+
+        def publish_json(self, subject, body, *, msg_id, stream=None):
+            self.tried.append(msg_id)
+            raise PublishError("timeout")
+
+    away = Away()
+    outbox.relay(docs, away, clock=lambda: now + dt.timedelta(minutes=5))
+    assert away.tried == ["e0", "e1", "e2"]
