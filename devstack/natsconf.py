@@ -1,7 +1,9 @@
 """nats-server configuration for the local 3-node cluster, generated from the topology.
 
-Clients: TLS 1.3 only, a certificate signed by the stack's CA required, and a user with a
-generated secret whose permissions `fjordbank.topology.Identity.permissions` computes.
+Clients: TLS 1.3 only, from the first byte (`handshake_first`: the server sends nothing in
+clear text, and a client that waits for its INFO first is refused), a certificate signed by the
+stack's CA required, and a user with a generated secret whose permissions
+`fjordbank.topology.Identity.permissions` computes.
 Routes: mutual TLS. JetStream: file storage, fsync on every write (`sync_interval: always`).
 """
 
@@ -76,6 +78,10 @@ tls {{
   verify: true
   min_version: "1.3"
   timeout: 2
+  # the client's TLS handshake comes first, before the server's INFO: a client that reads an
+  # INFO in clear text could be told by anyone in between that TLS is not required, and send
+  # its password in clear (fjordbank/adapters/nats_conn.py connects so)
+  handshake_first: true
 }}
 
 jetstream {{

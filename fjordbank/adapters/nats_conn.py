@@ -1,4 +1,4 @@
-"""Connections to the NATS cluster: TLS 1.3, a client certificate, and a per-identity secret."""
+"""Connections to the NATS cluster: TLS 1.3 from the first byte, a client certificate, and a per-identity secret."""
 
 from __future__ import annotations
 
@@ -118,6 +118,11 @@ async def connect(settings: NatsSettings, *, name: str, **options: Any) -> Clien
         servers=list(settings.urls),
         name=name,
         tls=tls_context(settings),
+        # TLS before anything else (the servers' `handshake_first`). Otherwise nats-py reads the
+        # server's INFO in clear text and upgrades only when it says tls_required, whatever the
+        # tls:// URL: anything answering on the address with an INFO without it got the CONNECT,
+        # user and password included, in clear text. Not an option a caller can turn off.
+        tls_handshake_first=True,
         user=settings.user,
         password=settings.password,
         inbox_prefix=settings.inbox_prefix,

@@ -469,6 +469,9 @@ def nats_values_problems(vals: Mapping[str, Any]) -> list[str]:
         need(tls.get("min_version") == "1.3", f"{label} TLS 1.3 only")
         need(bool(tls.get("ca_file")), f"{label} TLS names its CA")
         need(section["enabled"] and bool(section["secretName"]), f"{label} certificate from a Secret")
+    # the TLS handshake before the server's INFO: nothing read in clear text that could say TLS
+    # is not required (and get a client's password); routes have no such option
+    need(conf.get("tls", {}).get("handshake_first") is True, "client TLS handshake first")
     need(vals["tlsCA"]["enabled"] and bool(vals["tlsCA"]["secretName"]), "the clients' CA from a Secret (tlsCA)")
     sts = chart.stateful_set(vals)
     for c in sts["spec"]["template"]["spec"]["containers"]:

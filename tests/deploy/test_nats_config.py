@@ -145,7 +145,9 @@ def _tls(files: dict[str, Path], *, cert: bool = True, max_version: ssl.TLSVersi
     return ctx
 
 
-async def _session(port: int, files, *, user: str, password: str, **tls_options) -> list[str]:
+async def _session(
+    port: int, files, *, user: str, password: str, handshake_first: bool = True, **tls_options
+) -> list[str]:
     """Connect, publish what the edge may and may not, return the errors the server sent."""
     import nats
 
@@ -159,6 +161,7 @@ async def _session(port: int, files, *, user: str, password: str, **tls_options)
         user=user,
         password=password,
         tls=_tls(files, **tls_options),
+        tls_handshake_first=handshake_first,  # as the services connect (fjordbank/adapters/nats_conn.py)
         allow_reconnect=False,
         max_reconnect_attempts=0,
         connect_timeout=3,
@@ -215,6 +218,16 @@ def test_the_server_refuses(live_server, options, reason, server_says):
         time.sleep(0.05)
 
 
+def test_the_server_refuses_a_client_that_waits_for_its_info(live_server):
+    """handshake_first: nothing in clear text before the client's TLS handshake; a client that
+    waits for an INFO first (nats-py's default) gets none and is dropped at the TLS timeout."""
+    import nats.errors
+
+    port, files, _ = live_server
+    with pytest.raises((nats.errors.Error, TimeoutError, ConnectionError)):
+        _run(_session(port, files, user="edge", password=PASSWORDS["edge"], handshake_first=False))
+
+
 def test_the_partition_leases_bucket_can_be_made_in_the_rendered_configuration(live_server):
     """The leases are an in-memory KV bucket (fjordbank/adapters/jetstream.owners_config):
     with the memory store disabled the chart renders max_memory_store 0, the admin job's
@@ -231,6 +244,7 @@ def test_the_partition_leases_bucket_can_be_made_in_the_rendered_configuration(l
             user="admin",
             password=PASSWORDS["admin"],
             tls=_tls(files),
+            tls_handshake_first=True,
             allow_reconnect=False,
             max_reconnect_attempts=0,
             connect_timeout=3,

@@ -1,8 +1,8 @@
 """k8s/nats/values*.yaml: every key exists in the NATS chart, and the design's invariants hold
 in every environment (3 servers over zones, JetStream file store with sync_interval always,
-TLS 1.3 with verified certificates on clients and routes, no advertising behind the load
-balancer, a PDB, requests = limits, the exporter on, no nats-box). Each check is shown
-failing on a broken input."""
+TLS 1.3 with verified certificates on clients and routes, the clients' TLS handshake first,
+no advertising behind the load balancer, a PDB, requests = limits, the exporter on, no
+nats-box). Each check is shown failing on a broken input."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ BREAKS = {
     "lazy fsync": (lambda v: v["config"]["jetstream"]["merge"].pop("sync_interval"), "sync_interval"),
     "routes unverified": (lambda v: v["config"]["cluster"]["tls"]["merge"].pop("verify"), "route TLS verifies"),
     "clients on TLS 1.2": (lambda v: v["config"]["nats"]["tls"]["merge"].update(min_version="1.2"), "client TLS 1.3"),
+    "INFO in clear text": (
+        lambda v: v["config"]["nats"]["tls"]["merge"].pop("handshake_first"),
+        "client TLS handshake first",
+    ),
+    "a fallback to clear text": (
+        lambda v: v["config"]["nats"]["tls"]["merge"].update(handshake_first="300ms"),
+        "client TLS handshake first",
+    ),
     "burstable": (lambda v: v["container"]["merge"]["resources"]["limits"].update(cpu="4"), "nats: requests = limits"),
     "no spread over zones": (
         lambda v: v["podTemplate"]["topologySpreadConstraints"].pop("topology.kubernetes.io/zone"),

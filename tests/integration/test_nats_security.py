@@ -27,6 +27,15 @@ async def test_tls_1_2_client_is_refused(stack):
     await _refused(stack, "edge", "PROTOCOL_VERSION", tls_ctx=ctx)
 
 
+async def test_client_that_waits_for_the_servers_info_is_refused(stack):
+    """handshake_first: the server says nothing before the client's TLS handshake, so a client
+    that waits for an INFO in clear text (nats-py without tls_handshake_first) gets none, and
+    the server drops it at its TLS timeout: no CONNECT, no password, ever goes out in clear."""
+    with pytest.raises((nats.errors.Error, TimeoutError, ConnectionError)):
+        nc = await natsclients.connect(stack, "edge", max_reconnect_attempts=0, tls_handshake_first=False)
+        await nc.close()
+
+
 async def test_client_without_certificate_is_refused(stack):
     ctx = natsclients.tls(stack, None, min_version=ssl.TLSVersion.TLSv1_3)
     # TLS 1.3 checks the client certificate after the client's handshake is done: the

@@ -49,6 +49,8 @@ async def connect(
         if errors is not None:
             errors.append(exc)
 
+    # TLS first, as the services connect (fjordbank/adapters/nats_conn.py): the servers expect
+    # it (handshake_first). A test of a client that waits for the INFO passes it False.
     return await nats.connect(
         servers=servers or [n.url for n in stack.s.nats_nodes],
         tls=tls_ctx or tls(stack, identity, min_version=ssl.TLSVersion.TLSv1_3),
@@ -56,5 +58,5 @@ async def connect(
         password=secret(stack, identity) if password is None else password,
         inbox_prefix=f"_INBOX_{identity}",
         error_cb=on_error,
-        **{"allow_reconnect": False, "connect_timeout": 3, **kw},
+        **{"allow_reconnect": False, "connect_timeout": 3, "tls_handshake_first": True, **kw},
     )

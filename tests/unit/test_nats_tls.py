@@ -3,6 +3,8 @@ certificate, key and CA from Secret Manager as environment variables' values).""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 import tempfile
 from pathlib import Path
@@ -108,3 +110,55 @@ def test_a_ca_bundle_ends_with_its_first_certificate_to_end_and_an_unreadable_pa
     ends = nats_conn.certificate_expiries(settings(str(ca), str(cert), str(key)))
     assert got == {"ca": min(ends.values())}
     assert said == ["certificate not read for its expiry"]
+
+
+# ---- TLS from the first byte (a listener that does not ask for TLS gets no secret) ----------
+async def test_a_listener_that_does_not_ask_for_tls_gets_a_tls_hello_and_never_the_password(pki):
+    """Whatever answers on the address plays a server whose INFO does not say tls_required
+    (a man in the middle, a stray plaintext server). nats-py upgrades to TLS only when the
+    plaintext INFO asks for it, whatever the tls:// URL, so without TLS first the client
+    answered with its CONNECT, user and password in clear text. With it the first byte the
+    listener gets opens a TLS record (0x16, a handshake: the ClientHello), before any INFO is
+    read, and the connection fails on the listener's clear text."""
+    received = bytearray()
+    ended = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def listener(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        writer.write(b'INFO {"server_id":"not-nats","version":"2.15.1","auth_required":true,"max_payload":1048576}\r\n')
+        await writer.drain()
+        try:
+            while chunk := await reader.read(4096):
+                received.extend(chunk)
+        except ConnectionError:
+            pass
+        finally:
+            ended.set()
+
+    server = await asyncio.start_server(listener, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    nats_settings = NatsSettings(
+        urls=(f"tls://127.0.0.1:{port}",),
+        user="edge",
+        password="the-edge-secret",
+        ca_file=str(pki / "ca.pem"),
+        cert_file=str(pki / "client-edge.pem"),
+        key_file=str(pki / "client-edge-key.pem"),
+    )
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - whichever error: what matters is what was sent
+            nc = await nats_conn.connect(
+                nats_settings, name="edge", allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=1
+            )
+            await nc.close()
+        with contextlib.suppress(TimeoutError):  # the client gave up and closed: all it sent is in
+            await asyncio.wait_for(ended.wait(), 2)
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert received[:1] == b"\x16", f"the client's first bytes are not a TLS handshake: {bytes(received[:80])!r}"
+    assert b"CONNECT" not in received
+    assert b"the-edge-secret" not in received

@@ -338,6 +338,15 @@ def test_render_requires_tls_1_3_for_clients(conf):
     assert 'min_version: "1.3"' in conf
 
 
+def test_render_has_clients_start_with_the_tls_handshake(conf):
+    """handshake_first: the server reads a TLS ClientHello before it says anything, so no client
+    reads an INFO in clear text that anyone in between could have written (one without
+    tls_required had nats-py send its password in clear); routes keep their own TLS block."""
+    client_tls, route_tls = tls_blocks(conf)
+    assert re.search(r"^\s*handshake_first: true$", client_tls, re.MULTILINE)
+    assert "handshake_first" not in route_tls
+
+
 def test_render_verifies_certificates_in_both_tls_blocks(conf):
     blocks = tls_blocks(conf)
     assert len(blocks) == 2
