@@ -1,4 +1,4 @@
-"""Create or update the streams and consumers declared in `fjordbank.topology`.
+"""Create or update the streams, consumers and KV buckets declared in `fjordbank.topology`.
 
 Run with the admin identity only: services have no permission to touch stream config.
 `ensure_topology` is the local stack's (devstack); production runs
@@ -8,6 +8,7 @@ Run with the admin identity only: services have no permission to touch stream co
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import nats.errors
@@ -122,7 +123,7 @@ async def _ensure_once(js: JetStreamContext, replicas: int | None) -> None:
         log.info("consumer ensured", extra={"consumer": durable.durable})
     await _remove_undeclared(js)
     for bucket in bucket_configs(replicas):
-        await js.create_key_value(bucket)
+        await ensure_bucket(js, bucket)
 
 
 def bucket_configs(replicas: int | None = None) -> tuple[KeyValueConfig, ...]:
@@ -172,6 +173,78 @@ def in_hand_config(replicas: int | None = None) -> KeyValueConfig:
         replicas=replicas or 3,
         direct=True,
     )
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream that holds a KV bucket (nats-py's and the server's naming)."""
+    return f"KV_{bucket}"
+
+
+# Every service writes its own keys into the same buckets (topology.Identity.permissions:
+# $KV.<bucket>.<service>.>), each bucket one stream. nats-py's create_key_value makes that
+# stream with allow_rollup_hdrs, so any one service could publish on one of its own keys
+# with the header `Nats-Rollup: all` and purge the whole stream: every service's partition
+# leases or in-hand marks gone at once. Only KeyValue.purge sends a roll-up (of its own
+# key), and nothing here purges, so the buckets' streams refuse every roll-up; put, create,
+# update, delete, get and watch do not need them (nats-py binds a bucket by its stream's
+# max_msgs_per_subject alone).
+def bucket_stream_config(kv: KeyValueConfig) -> StreamConfig:
+    """A new bucket's stream: what nats-py's create_key_value makes of ``kv``, without roll-ups."""
+    return StreamConfig(
+        name=kv_stream(kv.bucket),
+        description=kv.description,
+        subjects=[f"$KV.{kv.bucket}.>"],
+        allow_direct=kv.direct,
+        allow_rollup_hdrs=False,
+        # as nats-py makes it (KeyValue.create with a per-key TTL): the server never lets it be
+        # turned off again, so a bucket it made has it for good
+        allow_msg_ttl=True,
+        deny_delete=True,
+        discard=DiscardPolicy.NEW,
+        duplicate_window=_bucket_duplicate_window(kv),
+        max_age=kv.ttl,
+        max_bytes=kv.max_bytes,
+        max_consumers=-1,
+        max_msg_size=kv.max_value_size,
+        max_msgs=-1,
+        max_msgs_per_subject=kv.history,
+        num_replicas=kv.replicas,
+        storage=kv.storage,
+        republish=kv.republish,
+    )
+
+
+def bucket_stream_update(current: StreamConfig, kv: KeyValueConfig) -> StreamConfig:
+    """An existing bucket's stream brought in line in place: what ``kv`` sets, and no roll-ups
+    (a bucket nats-py made allows them; the server lets that be turned off). Everything else
+    stays as the server has it (allow_msg_ttl cannot be changed back, storage not at all)."""
+    return dataclasses.replace(
+        current,
+        description=kv.description,
+        max_msgs_per_subject=kv.history,
+        max_age=kv.ttl,
+        duplicate_window=_bucket_duplicate_window(kv),
+        num_replicas=kv.replicas,
+        allow_direct=kv.direct,
+        allow_rollup_hdrs=False,
+    )
+
+
+def _bucket_duplicate_window(kv: KeyValueConfig) -> float:
+    """nats-py's: two minutes, or the bucket's TTL when shorter (the server wants it <= max_age)."""
+    return min(120.0, kv.ttl) if kv.ttl else 120.0
+
+
+async def ensure_bucket(js: JetStreamContext, kv: KeyValueConfig) -> None:
+    """Create the bucket's stream, or bring an existing one in line (never create_key_value:
+    its stream allows roll-ups, and on a stream made here it fails as a different config)."""
+    try:
+        info = await js.stream_info(kv_stream(kv.bucket))
+    except NotFoundError:
+        await js.add_stream(bucket_stream_config(kv))
+        log.info("bucket created", extra={"bucket": kv.bucket})
+    else:
+        await js.update_stream(bucket_stream_update(info.config, kv))
 
 
 async def _remove_undeclared(js: JetStreamContext) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import math
 import sys
@@ -100,6 +99,9 @@ BUCKET_FIELDS = {
     "storage": "storage",
     "direct": "allow_direct",
 }
+# ... and the bucket streams' own settings that no KeyValueConfig field says: no roll-ups
+# (jetstream.bucket_stream_config, why), which a bucket nats-py made allows
+BUCKET_STREAM_FIELDS = ("allow_rollup_hdrs",)
 # what JetStream cannot change on an existing stream (nats-server configUpdateCheck)
 IMMUTABLE_STREAM_FIELDS = frozenset({"storage", "retention"})
 
@@ -169,8 +171,7 @@ async def read_current(js: JetStreamContext, want: Desired) -> Current:
     return current
 
 
-def kv_stream(bucket: str) -> str:
-    return f"KV_{bucket}"
+kv_stream = jetstream.kv_stream
 
 
 # ---- the difference -----------------------------------------------------------------------------
@@ -218,11 +219,13 @@ def _consumer_view(cfg: ConsumerConfig) -> dict[str, Any]:
 
 
 def _bucket_view(cfg: KeyValueConfig) -> dict[str, Any]:
-    return {f: getattr(cfg, f) for f in BUCKET_FIELDS}
+    stream = jetstream.bucket_stream_config(cfg)
+    return {f: getattr(cfg, f) for f in BUCKET_FIELDS} | {f: bool(getattr(stream, f)) for f in BUCKET_STREAM_FIELDS}
 
 
 def _bucket_view_of_stream(cfg: StreamConfig) -> dict[str, Any]:
-    return {f: getattr(cfg, stream_field) for f, stream_field in BUCKET_FIELDS.items()}
+    view = {f: getattr(cfg, stream_field) for f, stream_field in BUCKET_FIELDS.items()}
+    return view | {f: bool(getattr(cfg, f)) for f in BUCKET_STREAM_FIELDS}
 
 
 def _diff(have: Mapping[str, Any], want: Mapping[str, Any]) -> tuple[str, ...]:
@@ -282,21 +285,10 @@ async def execute(js: JetStreamContext, change: Change, want: Desired, current: 
             await js.delete_consumer(stream, durable)
         else:
             await js.add_consumer(stream, want.consumers[(stream, durable)])
-    elif change.action == "create":
-        await js.create_key_value(want.buckets[change.name])
-    else:  # a bucket's settings: its stream updated in place, as nats-py would have made it
-        kv = want.buckets[change.name]
-        await js.update_stream(
-            dataclasses.replace(
-                current.buckets[change.name],
-                description=kv.description,
-                max_msgs_per_subject=kv.history,
-                max_age=kv.ttl,
-                duplicate_window=min(120.0, kv.ttl) if kv.ttl else 120.0,
-                num_replicas=kv.replicas,
-                allow_direct=kv.direct,
-            )
-        )
+    elif change.action == "create":  # the bucket's stream, as nats-py would make it but without roll-ups
+        await js.add_stream(jetstream.bucket_stream_config(want.buckets[change.name]))
+    else:  # a bucket's settings: its stream updated in place
+        await js.update_stream(jetstream.bucket_stream_update(current.buckets[change.name], want.buckets[change.name]))
 
 
 PAST = {"create": "created", "update": "updated", "delete": "deleted"}

@@ -232,29 +232,71 @@ def test_the_partition_leases_bucket_can_be_made_in_the_rendered_configuration(l
     """The leases are an in-memory KV bucket (fjordbank/adapters/jetstream.owners_config):
     with the memory store disabled the chart renders max_memory_store 0, the admin job's
     create failed with "insufficient memory resources" and no service ever held a partition."""
-    import nats
-
-    from fjordbank.adapters.jetstream import owners_config
+    from fjordbank.adapters.jetstream import ensure_bucket, owners_config
 
     port, files, _ = live_server
 
     async def make() -> int:
-        nc = await nats.connect(
-            f"tls://127.0.0.1:{port}",
-            user="admin",
-            password=PASSWORDS["admin"],
-            tls=_tls(files),
-            tls_handshake_first=True,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout=3,
-        )
+        nc = await _admin(port, files)
         try:
             js = nc.jetstream()
-            kv = await js.create_key_value(owners_config(replicas=1))  # one node here, three in the cluster
-            await kv.put("p0", b"instance-a")
+            await ensure_bucket(js, owners_config(replicas=1))  # one node here, three in the cluster
+            kv = await js.key_value(topology.OWNERS_BUCKET)
+            await kv.put("ledger.p0", b"instance-a")
             return (await js.stream_info(f"KV_{topology.OWNERS_BUCKET}")).state.messages
         finally:
             await nc.close()
 
     assert _run(make()) == 1
+
+
+def test_a_bucket_refuses_rollups_and_one_nats_py_made_is_changed_in_place(live_server):
+    """Every service may write its own keys of the shared buckets; with roll-ups allowed (as
+    nats-py's create_key_value makes a bucket) one `Nats-Rollup: all` on one of them purged
+    every service's keys. The server refuses a roll-up on a bucket made or mended by
+    jetstream.ensure_bucket, and lets an existing bucket's stream turn them off (keeping its
+    message TTLs, which it never lets go); the KV writes the services make still work."""
+    import nats.js.errors
+
+    from fjordbank.adapters.jetstream import ensure_bucket, in_hand_config
+
+    port, files, _ = live_server
+    bucket = f"KV_{topology.IN_HAND_BUCKET}"
+
+    async def check() -> tuple[bool, bool, bool, int]:
+        nc = await _admin(port, files)
+        try:
+            js = nc.jetstream()
+            await js.create_key_value(in_hand_config(replicas=1))  # an existing deployment's bucket
+            made = (await js.stream_info(bucket)).config.allow_rollup_hdrs
+            await ensure_bucket(js, in_hand_config(replicas=1))
+            await ensure_bucket(js, in_hand_config(replicas=1))  # a second run changes nothing
+            config = (await js.stream_info(bucket)).config
+            kv = await js.key_value(topology.IN_HAND_BUCKET)
+            await kv.put("ledger.ledger-p0.7", b"1 a")
+            revision = await kv.create("notifier.notifier-p0.9", b"1 b")
+            revision = await kv.update("notifier.notifier-p0.9", b"2 b", last=revision)
+            await kv.delete("notifier.notifier-p0.9", last=revision)
+            with pytest.raises(nats.js.errors.APIError, match="rollup not permitted"):
+                await js.publish(f"$KV.{topology.IN_HAND_BUCKET}.notifier.x", b"", headers={"Nats-Rollup": "all"})
+            assert (await kv.get("ledger.ledger-p0.7")).value == b"1 a"
+            return bool(made), bool(config.allow_rollup_hdrs), bool(config.allow_msg_ttl), config.max_msgs_per_subject
+        finally:
+            await nc.close()
+
+    assert _run(check()) == (True, False, True, 1)
+
+
+async def _admin(port: int, files):
+    import nats
+
+    return await nats.connect(
+        f"tls://127.0.0.1:{port}",
+        user="admin",
+        password=PASSWORDS["admin"],
+        tls=_tls(files),
+        tls_handshake_first=True,
+        allow_reconnect=False,
+        max_reconnect_attempts=0,
+        connect_timeout=3,
+    )

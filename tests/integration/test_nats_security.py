@@ -9,8 +9,10 @@ import ssl
 
 import nats
 import nats.errors
+import nats.js.errors
 import pytest
 
+from fjordbank import topology
 from tests.support import natsclients
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio]
@@ -256,6 +258,27 @@ async def test_no_service_identity_can_delete_or_purge_any_stream(stack, identit
         for op in ("DELETE", "PURGE", "UPDATE", "MSG.DELETE")
     ]
     assert await _denied_publishes(stack, identity, subjects) == set(subjects)
+
+
+async def test_no_service_can_roll_up_a_kv_bucket(stack):
+    """Each service may write its own keys of the shared buckets; a roll-up on one of them
+    (`Nats-Rollup: all`) would purge every service's keys. The buckets' streams refuse any
+    roll-up (a `sub` one here: had it been taken, it would have rolled up only its own key)."""
+    nc = await natsclients.connect(stack, "admin")
+    try:
+        for bucket in (topology.OWNERS_BUCKET, topology.IN_HAND_BUCKET, topology.REPLAYED_BUCKET):
+            info = json.loads((await nc.request(f"$JS.API.STREAM.INFO.KV_{bucket}", b"", timeout=5)).data)
+            assert not info["config"].get("allow_rollup_hdrs"), bucket
+    finally:
+        await nc.close()
+    nc = await natsclients.connect(stack, "ledger")
+    try:
+        js = nc.jetstream()
+        for bucket in (topology.OWNERS_BUCKET, topology.IN_HAND_BUCKET):
+            with pytest.raises(nats.js.errors.APIError, match="rollup not permitted"):
+                await js.publish(f"$KV.{bucket}.ledger.rollup-probe", b"", headers={"Nats-Rollup": "sub"})
+    finally:
+        await nc.close()
 
 
 async def test_every_stream_denies_delete_and_purge_even_to_the_admin(stack):

@@ -1,7 +1,8 @@
 """python -m fjordbank.adapters.jetstream_setup: its arguments, the plan it makes from what
 the servers hold, and what it does with it, against an in-memory stand-in of the JetStream
 API (no server): --check changes nothing, applying creates what is missing with the streams'
-budgets, a second run finds nothing to do, and only the admin identity may run it."""
+budgets and KV buckets that refuse roll-ups, a second run finds nothing to do, and only the
+admin identity may run it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from nats.js.api import ConsumerConfig, DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DiscardPolicy, KeyValueConfig, PubAck, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 
 from fjordbank import topology
+from fjordbank.adapters import jetstream
 from fjordbank.adapters import jetstream_setup as setup
 from fjordbank.adapters.jetstream_setup import Change, Current
 
@@ -117,20 +121,32 @@ def echo_consumer(cfg: ConsumerConfig) -> ConsumerConfig:
 
 
 def kv_stream(kv: KeyValueConfig) -> StreamConfig:
-    """The stream nats-py makes for a bucket (the fields this command compares)."""
-    return echo_stream(
-        StreamConfig(
-            name=setup.kv_stream(kv.bucket),
-            description=kv.description,
-            subjects=[f"$KV.{kv.bucket}.>"],
-            max_msgs_per_subject=kv.history,
-            max_age=kv.ttl,
-            num_replicas=kv.replicas,
-            storage=kv.storage,
-            allow_direct=kv.direct,
-            discard=DiscardPolicy.NEW,
-        )
-    )
+    """A bucket's stream as this command makes it, as the server hands it back."""
+    return echo_stream(jetstream.bucket_stream_config(kv))
+
+
+class _Captured(Exception):
+    pass
+
+
+class _CaptureStream(JetStreamContext):
+    """nats-py's own create_key_value, stopped at the stream it asks the server for."""
+
+    def __init__(self) -> None:  # no connection: add_stream is the only call it makes here
+        self.config: StreamConfig | None = None
+
+    async def add_stream(self, config: StreamConfig | None = None, **params: Any) -> Any:
+        self.config = config
+        raise _Captured
+
+
+async def made_by_nats_py(kv: KeyValueConfig) -> StreamConfig:
+    """The stream nats-py's create_key_value makes for ``kv``, as the server hands it back."""
+    capture = _CaptureStream()
+    with pytest.raises(_Captured):
+        await capture.create_key_value(kv)
+    assert capture.config is not None
+    return echo_stream(capture.config)
 
 
 def in_line(want: setup.Desired) -> Current:
@@ -191,6 +207,72 @@ def test_a_bucket_changed_in_place_or_not_at_all():
     assert "cannot change storage" in (setup.blocked(storage) or "")
 
 
+# ---- the KV buckets refuse roll-ups ------------------------------------------------------
+# Every service may publish on its own keys of the shared buckets ($KV.<bucket>.<service>.>);
+# with roll-ups allowed (nats-py's create_key_value) one message with `Nats-Rollup: all` on
+# one of them purged the whole bucket: every service's partition leases or in-hand marks.
+
+
+async def test_a_new_bucket_stream_is_what_nats_py_makes_except_that_it_refuses_rollups():
+    for kv in jetstream.bucket_configs():
+        theirs = await made_by_nats_py(kv)
+        ours = kv_stream(kv)
+        assert theirs.allow_rollup_hdrs is True  # why nats-py's create_key_value is not used
+        assert ours.allow_rollup_hdrs is False, kv.bucket
+        assert dataclasses.replace(ours, allow_rollup_hdrs=True) == theirs, kv.bucket
+
+
+def test_buckets_nats_py_made_are_reported_and_changed_in_place():
+    want = setup.desired()
+    current = in_line(want)
+    for bucket in want.buckets:
+        current.buckets[bucket] = dataclasses.replace(current.buckets[bucket], allow_rollup_hdrs=True)
+    changes = setup.plan(current, want)
+    assert [(c.action, c.kind, c.name) for c in changes] == [("update", "bucket", b) for b in want.buckets]
+    for change in changes:
+        assert change.fields == ("allow_rollup_hdrs: True -> False",)
+        assert setup.blocked(change) is None  # the server lets roll-ups be turned off
+
+
+async def test_nats_py_binds_a_bucket_whose_stream_refuses_rollups():
+    """js.key_value(bucket), how every service opens a bucket, looks at the stream's history
+    (max_msgs_per_subject) only: it binds the same."""
+    kv = jetstream.owners_config()
+
+    class Bind(JetStreamContext):
+        def __init__(self) -> None:  # no connection: stream_info is the only call it makes
+            pass
+
+        async def stream_info(self, name: str, subjects_filter: str | None = None) -> Any:
+            assert name == setup.kv_stream(kv.bucket)
+            return SimpleNamespace(config=kv_stream(kv))
+
+    bucket = await Bind().key_value(kv.bucket)
+    assert isinstance(bucket, KeyValue) and bucket._direct is True
+
+
+async def test_the_kv_writes_the_services_make_carry_no_rollup():
+    """put, create, update and delete (ownership, in-hand marks, replayed letters) send no
+    Nats-Rollup header, which the streams now refuse; only purge, which nothing here calls,
+    does (shown, so the check would see one)."""
+    sent: list[dict[str, Any]] = []
+
+    class Record:
+        async def publish(self, subject: str, payload: bytes = b"", **kw: Any) -> PubAck:
+            sent.append(kw.get("headers") or {})
+            return PubAck(stream="KV_b", seq=len(sent))
+
+    bucket = KeyValue(name="b", stream="KV_b", pre="$KV.b.", js=Record(), direct=True)  # type: ignore[arg-type]
+    await bucket.put("ledger.p0", b"a")
+    await bucket.create("ledger.p1", b"a")
+    await bucket.update("ledger.p1", b"b", last=2)
+    await bucket.delete("ledger.p1", last=3)
+    await bucket.delete("ledger.members.x")
+    assert len(sent) == 5 and not any("Nats-Rollup" in headers for headers in sent)
+    await bucket.purge("ledger.p0")
+    assert "Nats-Rollup" in sent[-1]
+
+
 # ---- running it against a stand-in of the JetStream API --------------------------------
 
 
@@ -227,8 +309,12 @@ class FakeJetStream:
         del self.consumers[(stream, durable)]
 
     async def create_key_value(self, config: KeyValueConfig) -> None:
+        """As nats-py makes a bucket: its stream allows roll-ups."""
         self.calls.append(("create_key_value", config.bucket))
-        self.streams[setup.kv_stream(config.bucket)] = kv_stream(config)
+        self.streams[setup.kv_stream(config.bucket)] = await made_by_nats_py(config)
+
+    def bucket_streams(self) -> list[StreamConfig]:
+        return [self.streams[setup.kv_stream(kv.bucket)] for kv in jetstream.bucket_configs()]
 
 
 async def test_check_changes_nothing_and_says_so():
@@ -243,10 +329,44 @@ async def test_apply_creates_everything_with_budgets_then_finds_nothing_to_do():
     want = setup.desired()
     assert len(js.calls) == len(want.streams) + len(want.consumers) + len(want.buckets)
     assert js.streams[topology.STREAM_PAYMENTS].max_bytes == setup.STREAM_BUDGETS[topology.STREAM_PAYMENTS]
+    assert ("create_key_value", topology.OWNERS_BUCKET) not in js.calls
+    for cfg in js.bucket_streams():
+        assert (cfg.allow_rollup_hdrs, cfg.deny_delete, cfg.allow_msg_ttl) == (False, True, True), cfg.name
     js.calls.clear()
     assert await setup.run(js, check=False) == setup.EXIT_IN_LINE  # type: ignore[arg-type]
     assert await setup.run(js, check=True) == setup.EXIT_IN_LINE  # type: ignore[arg-type]
     assert js.calls == []  # idempotent
+
+
+async def test_apply_turns_rollups_off_on_the_buckets_nats_py_made_and_keeps_the_rest():
+    js = FakeJetStream()
+    await setup.run(js, check=False)  # type: ignore[arg-type]
+    for kv in jetstream.bucket_configs():  # an existing deployment's buckets
+        await js.create_key_value(kv)
+    replayed = setup.kv_stream(topology.REPLAYED_BUCKET)  # one made by an older nats-py, without message TTLs
+    js.streams[replayed] = dataclasses.replace(js.streams[replayed], allow_msg_ttl=False)
+    js.calls.clear()
+    assert await setup.run(js, check=True) == setup.EXIT_DIFFERS  # type: ignore[arg-type]
+    assert js.calls == []
+    assert await setup.run(js, check=False) == setup.EXIT_IN_LINE  # type: ignore[arg-type]
+    assert js.calls == [("update_stream", setup.kv_stream(b)) for b in setup.desired().buckets]
+    assert [cfg.allow_rollup_hdrs for cfg in js.bucket_streams()] == [False, False, False]
+    # the server refuses to turn message TTLs off: each stream keeps what it has
+    assert [cfg.allow_msg_ttl for cfg in js.bucket_streams()] == [True, False, True]
+
+
+async def test_the_local_stacks_topology_makes_and_mends_buckets_without_rollups():
+    """devstack's ensure_topology: the same buckets, and a local stack's state from before
+    (buckets nats-py made) brought in line at the next start."""
+    js = FakeJetStream()
+    await jetstream.ensure_topology(js, replicas=1)  # type: ignore[arg-type]
+    assert not [c for c in js.calls if c[0] == "create_key_value"]
+    assert [cfg.allow_rollup_hdrs for cfg in js.bucket_streams()] == [False, False, False]
+    for kv in jetstream.bucket_configs(replicas=1):
+        await js.create_key_value(kv)
+    await jetstream.ensure_topology(js, replicas=1)  # type: ignore[arg-type]
+    assert [cfg.allow_rollup_hdrs for cfg in js.bucket_streams()] == [False, False, False]
+    assert [cfg.num_replicas for cfg in js.bucket_streams()] == [1, 1, 1]
 
 
 async def test_apply_updates_an_old_stream_in_place_and_deletes_an_old_durable():
