@@ -169,6 +169,17 @@ TRANSIENT_LATE_DELAY_SECONDS = 30.0
 # process every time gets before it is dead-lettered (12 deliveries became at most 32: the
 # partition's instances crash-loop that much longer); a brownout longer than the allowance
 # that also moves the partition dead-letters what it has in flight, as before.
+# A message this process has itself seen fail on a transient error gets the allowance for
+# up to TRANSIENT_MAX_AGE_SECONDS of its age instead: its handling does not stop its process
+# (a process it stopped took its memory of the message with it), so its deliveries unknown
+# here are failures elsewhere. With the small allowance for all, the instances of a shared
+# consumer (notifier-cards, notifier-customers, insights-cards; cards during a rollout)
+# each took their siblings' failures for deliveries without an outcome, and a database
+# brownout dead-lettered every message in flight after 27 minutes on two instances and 17
+# on three, not after the hour one instance gives it (found in review, 2026-12-07). A
+# message that stops every process handling it leaves no such memory in a live one and
+# keeps the small allowance; so does a message in flight that a process starting during a
+# brownout has not seen fail yet, as on one instance restarted then.
 UNSETTLED_DELIVERIES_FACTOR = 2
 UNSETTLED_ALLOWANCE_SECONDS = 600.0
 
@@ -372,10 +383,12 @@ def retry_delay(outcome: Retry, failures: int, spec: topology.ConsumerSpec) -> f
     return max(delay, TRANSIENT_LATE_DELAY_SECONDS) if failures >= spec.max_deliver else delay
 
 
-def unsettled_limit(spec: topology.ConsumerSpec, age: float) -> int:
+def unsettled_limit(spec: topology.ConsumerSpec, age: float, *, failing_here: bool = False) -> int:
     """How many deliveries without an outcome here a message of ``age`` seconds may have
-    had (UNSETTLED_DELIVERIES_FACTOR)."""
-    allowance = min(max(age, 0.0), UNSETTLED_ALLOWANCE_SECONDS) / TRANSIENT_LATE_DELAY_SECONDS
+    had (UNSETTLED_DELIVERIES_FACTOR); ``failing_here``: its handler failed in this process
+    on a transient error (the allowance then grows for up to TRANSIENT_MAX_AGE_SECONDS)."""
+    cap = TRANSIENT_MAX_AGE_SECONDS if failing_here else UNSETTLED_ALLOWANCE_SECONDS
+    allowance = min(max(age, 0.0), cap) / TRANSIENT_LATE_DELAY_SECONDS
     return UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver + int(allowance)
 
 
@@ -606,8 +619,8 @@ class ConsumerService:
         instead of handled."""
         keep = []
         for d in batch:
-            unsettled = d.num_delivered - self.tally.ended_here((spec.durable, d.stream_sequence))
-            if unsettled <= unsettled_limit(spec, _age_seconds(d)):
+            unsettled, limit = self._unsettled(d, spec)
+            if unsettled <= limit:
                 keep.append(d)
                 continue
             reason = (
@@ -619,6 +632,14 @@ class ConsumerService:
             except Exception:  # back after ack_wait (the server delivers for ever), tried again then
                 log.warning("could not dead-letter a message", extra={"subject": d.subject}, exc_info=True)
         return keep
+
+    def _unsettled(self, d: Delivery, spec: topology.ConsumerSpec) -> tuple[int, int]:
+        """The message's deliveries without an outcome here, and how many it may have had."""
+        key = (spec.durable, d.stream_sequence)
+        failing_here = self.tally.transient_failures(key) > 0
+        return d.num_delivered - self.tally.ended_here(key), unsettled_limit(
+            spec, _age_seconds(d), failing_here=failing_here
+        )
 
     def _owns(self, partition: int) -> bool:
         event = self._active.get(partition)
@@ -1250,8 +1271,8 @@ class ConsumerService:
         spec = binding.spec
         need = 2 * (in_hand.STOPS_ALONE + 1)
         for d in rest:
-            unsettled = d.num_delivered - self.tally.ended_here((spec.durable, d.stream_sequence))
-            if unsettled_limit(spec, _age_seconds(d)) - unsettled < need:
+            unsettled, limit = self._unsettled(d, spec)
+            if limit - unsettled < need:
                 return False
         return True
 

@@ -12,7 +12,8 @@ here without an ack (failures and give-backs), so that the runtime can tell the 
 It lives in the process: a restarted instance starts from nothing, so a message failing
 there gets its tries again, and its deliveries elsewhere count as ones without an outcome
 (the consumer allows a few for the message's age: UNSETTLED_ALLOWANCE_SECONDS in
-fjordbank.runtime.consumer). It remembers the last ``TALLY_SIZE`` messages it saw (a
+fjordbank.runtime.consumer, and an hour's worth for one seen failing here on a transient
+error). It remembers the last ``TALLY_SIZE`` messages it saw (a
 message that moved to another instance is never settled here, so the oldest are
 forgotten rather than kept for ever).
 """
@@ -79,6 +80,11 @@ class DeliveryTally:
     def own_failures(self, key: Key) -> int:
         seen = self._seen.get(key)
         return 0 if seen is None else seen.own
+
+    def transient_failures(self, key: Key) -> int:
+        """Its failures here on a transient error (the database's or NATS's, not its own)."""
+        seen = self._seen.get(key)
+        return 0 if seen is None else seen.failures - seen.own
 
     def failing_for(self, key: Key, *, now: float | None = None) -> float:
         """Seconds since the message's handler first failed here (0: it has not)."""

@@ -30,8 +30,8 @@ def delivered(seq: int, times: int) -> Msg:
     return m
 
 
-def service(handler) -> tuple[ConsumerService, list[tuple[int, str]]]:
-    svc = ConsumerService(durable="ledger", settings=load_settings({}), handler=handler)
+def service(handler, durable: str = "ledger") -> tuple[ConsumerService, list[tuple[int, str]]]:
+    svc = ConsumerService(durable=durable, settings=load_settings({}), handler=handler)
     letters: list[tuple[int, str]] = []
 
     async def dead_letter(d, reason, spec=None):
@@ -391,6 +391,88 @@ def test_the_allowance_for_deliveries_elsewhere_is_small_and_never_below_the_bas
     base = consumer.UNSETTLED_DELIVERIES_FACTOR * spec.max_deliver
     assert consumer.unsettled_limit(spec, -120) == base  # a clock behind the server's
     assert consumer.unsettled_limit(spec, 10**6) == base + 20
+    assert consumer.unsettled_limit(spec, 10**6, failing_here=True) == base + 120  # an hour's worth
+
+
+class _Timed(Msg):
+    """A message that keeps the delay of its last nak."""
+
+    delay: float | None = None
+
+    async def nak(self, delay=None):
+        self.delay = delay
+        await super().nak(delay)
+
+
+@pytest.mark.parametrize("instances", [1, 2, 3])
+async def test_a_message_failing_transiently_on_every_instance_of_a_shared_consumer_gets_the_hour(
+    monkeypatch, instances
+):
+    """A database brownout on a shared durable pulled by several instances, its message
+    redelivered to whichever pulls: each instance took the failures at its siblings for
+    deliveries without an outcome, and dead-lettered the message at 27 minutes on two
+    instances and 17 on three, where one instance gives it TRANSIENT_MAX_AGE_SECONDS (found
+    in review, 2026-12-07). Now it is dead-lettered for its failures, once the hour is up,
+    however many instances share it. The message's age and each process's clock (the
+    tally's) run on the simulated time of the naks' delays."""
+    from fjordbank.runtime import tally
+
+    monkeypatch.setattr(consumer, "TRANSIENT_PAUSES", ())  # no tries in hand (they add seconds)
+    clock = {"now": 0.0}
+    monkeypatch.setattr(tally, "time", SimpleNamespace(monotonic=lambda: clock["now"]))
+
+    async def brownout(batch):
+        raise TimeoutError("firestore DEADLINE_EXCEEDED")
+
+    services = [service(brownout, "notifier-cards") for _ in range(instances)]
+    m = _Timed(42)
+    m.subject = topology.SUBJECT_CARD_CAPTURED
+    published = dt.datetime.now(dt.UTC)
+    n = 0
+    while not any(letters for _svc, letters in services) and n < 1000:
+        n += 1
+        m.metadata.num_delivered = n
+        m.metadata.timestamp = published - dt.timedelta(seconds=clock["now"])
+        svc, _letters = services[(n - 1) % instances]  # each redelivery to the next instance pulling
+        await svc.process([Delivery(m)])
+        if settled(m)[-1] == "nak":
+            assert m.delay is not None
+            clock["now"] += m.delay
+    ((seq, reason),) = [letter for _svc, letters in services for letter in letters]
+    assert seq == 42 and reason == "TimeoutError: firestore DEADLINE_EXCEEDED", "its failures', not a stop's"
+    max_age = consumer.TRANSIENT_MAX_AGE_SECONDS
+    assert max_age <= clock["now"] <= max_age + consumer.TRANSIENT_LATE_DELAY_SECONDS
+    assert settled(m)[-1] == "term"
+
+
+class _Stopped(BaseException):
+    """The process dies where it stands (an OOM kill): nothing the handler's except sees."""
+
+
+def test_a_message_that_stops_every_instance_of_a_shared_consumer_keeps_the_small_allowance():
+    """The hour's allowance goes only to a message a live process has seen fail: one that
+    stops each process handling it (here without the in-hand marks, whose bucket would find
+    it sooner) is dead-lettered once its deliveries pass the small allowance, as before."""
+    spec = topology.consumer("notifier-cards")
+
+    async def stops(batch):
+        raise _Stopped
+
+    m = Msg(42)
+    m.subject = topology.SUBJECT_CARD_CAPTURED
+    m.metadata.timestamp = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    letters: list[tuple[int, str]] = []
+    lives = 0
+    while not letters and lives < 200:
+        lives += 1
+        m.metadata.num_delivered = lives
+        svc, letters = service(stops, "notifier-cards")  # a new process each life (either instance)
+        try:
+            asyncio.run(svc.process([Delivery(m)]))
+        except _Stopped:
+            pass
+    assert lives == consumer.unsettled_limit(spec, 30 * 60) + 1
+    assert "without an outcome" in letters[0][1] and settled(m)[-1] == "term"
 
 
 async def test_a_message_failing_transiently_for_reasons_of_its_own_holds_up_the_others_only_for_its_tries(monkeypatch):

@@ -27,3 +27,14 @@ def test_the_oldest_message_is_forgotten_past_the_size():
     assert len(tally) == 3
     assert tally.ended_here(("ledger", 2)) == 0  # the oldest, forgotten
     assert tally.ended_here(("ledger", 1)) == 2
+
+
+def test_transient_failures_are_the_failures_not_of_the_message_s_own():
+    tally = DeliveryTally()
+    key = ("notifier-cards", 7)
+    assert tally.transient_failures(key) == 0
+    tally.failed(key, own=True)
+    tally.gave_back(key)
+    assert tally.transient_failures(key) == 0
+    tally.failed(key)
+    assert tally.transient_failures(key) == 1 and tally.own_failures(key) == 1
