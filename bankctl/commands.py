@@ -234,21 +234,22 @@ def _nats(config: Config, coro_fn):
 
 
 def dlq(args) -> int:
-    """Show each dead-lettered message with its consumer, reason and deliveries."""
+    """Show each dead-lettered message with its consumer, reason and deliveries (a message with
+    more than one letter, from a dead-lettering tried again, counted once)."""
     from fjordbank import topology
+    from fjordbank.runtime.dead_letters import Marks, ReplayRefused, message_of, read_marks
 
     names = sorted(c.durable for c in topology.CONSUMERS)
     if args.consumer and args.consumer not in names:  # else an empty list that says nothing is wrong
         raise CommandError(f"--consumer {args.consumer!r} is no consumer; one of: {', '.join(names)}")
     subject = topology.dlq_subject(args.consumer) if args.consumer else "dlq.>"
 
-    async def read(nc) -> tuple[list, dict]:
+    async def read(nc) -> tuple[list, Marks]:
         from fjordbank.adapters.jetstream_read import ReadCut, read_to_the_end
-        from fjordbank.runtime.dead_letters import ReplayRefused, replay_marks
 
         js = nc.jetstream()
         try:
-            marks = await replay_marks(js)
+            marks = await read_marks(js)
             # a read cut short is an error, not the end: a connection lost midway printed
             # part of the list and its count as the whole (found in review, 2026-12-06)
             return await read_to_the_end(js, subject, stream=topology.STREAM_DLQ), marks
@@ -259,17 +260,22 @@ def dlq(args) -> int:
 
     messages, marks = _nats(args.config, read)
     rows = []
+    first: dict[str, int] = {}  # a message's first letter listed (a dead-lettering tried again stores another)
     for msg in messages:
         h = msg.headers or {}
+        sequence = msg.metadata.sequence.stream
+        message = message_of(msg.subject or "", h)
+        earlier = first.setdefault(message, sequence) if message is not None else sequence
         rows.append(
             {
-                "sequence": msg.metadata.sequence.stream,
+                "sequence": sequence,
                 "subject": msg.subject,
                 "originalSubject": h.get("Fjb-Original-Subject"),
                 "originalSequence": h.get("Fjb-Original-Sequence"),
                 "deliveries": h.get("Fjb-Deliveries"),
                 "reason": h.get("Fjb-Reason"),
-                "replayed": marks.get(msg.metadata.sequence.stream),  # None, or when, where and how often
+                "replayed": marks.of(sequence, message),  # None, or when, where and how often
+                "letterOf": earlier if earlier != sequence else None,  # another letter of that one's message
             }
         )
     if args.json:
@@ -280,6 +286,7 @@ def dlq(args) -> int:
         print(
             f"#{r['sequence']} {r['subject']} from {r['originalSubject']} "
             f"seq {r['originalSequence']} after {r['deliveries']} deliveries: {r['reason']}"
+            + (f" (another letter of #{r['letterOf']}'s message)" if r["letterOf"] is not None else "")
             + (
                 f" [replayed {done.get('times')}x, last at {done.get('at')}"
                 + (f" by {done['by']}: {done.get('note')}" if done.get("by") else "")
@@ -288,8 +295,13 @@ def dlq(args) -> int:
                 else ""
             )
         )
-    waiting = sum(r["replayed"] is None for r in rows)
-    print(f"{len(rows)} dead-lettered message(s), {waiting} not replayed")
+    letters = [r for r in rows if r["letterOf"] is None]  # a message counted once
+    waiting = sum(r["replayed"] is None for r in letters)
+    more = len(rows) - len(letters)
+    print(
+        f"{len(letters)} dead-lettered message(s), {waiting} not replayed"
+        + (f"; {more} more letter(s) of one of them" if more else "")
+    )
     return 0
 
 

@@ -134,7 +134,8 @@ LEASE_RENEW_SECONDS = 0.75
 LEASE_VALID_SECONDS = 2.25
 
 # Dead letters published again (fjordbank/runtime/dead_letters.py): a key per DLQ sequence
-# replayed (when, on which subject, how often), in a replicated file KV bucket whose
+# replayed and one per message replayed (``<consumer>.<original sequence>``: a message can
+# have two letters) (when, on which subject, how often), in a replicated file KV bucket whose
 # entries live as long as the letters (the DLQ stream's max age). `bankctl dlq list` shows
 # which letters were dealt with, and a second replay must be asked for (``--again``).
 REPLAYED_BUCKET = "dead-letters-replayed"

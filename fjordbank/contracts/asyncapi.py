@@ -37,7 +37,6 @@ DEAD_LETTER_HEADERS: dict[str, Any] = {
             "type": "string",
             "description": "when the message first entered its stream (ISO 8601, UTC); a replay carries it",
         },
-        "Nats-Msg-Id": {"type": "string", "description": "dlq:<stream>:<sequence>:<durable>"},
         "traceparent": {"type": "string"},
     },
 }

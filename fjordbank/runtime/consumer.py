@@ -1392,7 +1392,19 @@ class ConsumerService:
         self.tally.forget((spec.durable, d.stream_sequence))  # (kept when the DLQ publish failed)
 
     async def dead_letter(self, d: Delivery, reason: str, spec: topology.ConsumerSpec | None = None) -> None:
-        """Store the message with its reason in the DLQ stream before terminating it."""
+        """Store the message with its reason in the DLQ stream before terminating it.
+
+        The letter has no message id: JetStream drops a publish whose id it has seen in the
+        stream within its duplicate window, whatever its subject, and answers it as stored.
+        With a predictable id (``dlq:<stream>:<sequence>:<durable>``), any service allowed to
+        publish on its own dlq subject could publish first with another's id; that one's
+        letter was then dropped, the duplicate answer taken for it, and the message
+        terminated: a payment step gone with no letter of it (found in review, 2026-12-07).
+        Checking a duplicate's stored letter instead needs a read of the DLQ stream by
+        sequence, which would let every service read every other's letters. A dead-lettering
+        tried again after its letter was stored (its answer lost, or the message's term)
+        stores a second letter: `bankctl dlq list` shows it as another letter of the same
+        message, and a replay of either marks both (fjordbank.runtime.dead_letters)."""
         spec = spec or self.spec
         headers = {
             # masked as the log line about it is: the header is kept in the DLQ stream and
@@ -1402,10 +1414,13 @@ class ConsumerService:
             "Fjb-Original-Sequence": str(d.stream_sequence),
             "Fjb-Deliveries": str(d.num_delivered),
             **dead_letters.original_time_header(d.entered),
-            "Nats-Msg-Id": f"dlq:{spec.stream}:{d.stream_sequence}:{spec.durable}",
             **tracing.inject(d.context),  # the dead letter (and a replay of it) stays in the trace
         }
         ack = await jetstream_publish.publish(self.jetstream(), spec.dead_letter_subject, d.data, headers=headers)
+        if getattr(ack, "duplicate", False) is True:
+            # a publish without an id is never a duplicate; if the stream says so, what it
+            # holds is not known to be this letter, and the message is not terminated on it
+            raise PublishError(f"the DLQ stream took dead letter of {d.subject} #{d.stream_sequence} for a duplicate")
         tracing.set_attributes(d.span, {"fjb.dlq_sequence": getattr(ack, "seq", None)})  # for `bankctl dlq replay`
         DEAD_LETTERED.labels(spec.name).inc()
         with tracing.use(d.span):

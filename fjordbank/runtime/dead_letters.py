@@ -23,6 +23,14 @@ to MARK_TRIES times (a put can time out while the cluster is busy or electing a 
 lost so left a replayed letter listed as waiting, seen in CI, 2026-12-06); a replay whose mark
 still could not be written (the cluster lost between the two) went out unmarked: said, to the
 operator as well as in the log, not undone.
+
+A message can have more than one letter: dead letters carry no message id (a predictable one
+let another service's publish take its place: fjordbank.runtime.consumer ConsumerService.
+dead_letter), so a dead-lettering tried again after its letter was stored (its answer lost,
+or the message's term) stores another. A replay's mark is written under the letter's DLQ
+sequence and under its message (`message_of`: the consumer and the original's stream
+sequence), so a replay of one letter marks the others, a second one is refused unless asked
+for as any second replay is, and `bankctl dlq list` counts the message once.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from typing import Any, NamedTuple
 
@@ -74,6 +83,21 @@ def _first_time(headers: dict[str, str], dead_lettered: dt.datetime | None) -> d
     if dead_lettered is None:
         return said
     return min(said, dead_lettered) if said is not None else dead_lettered
+
+
+_CONSUMER = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def message_of(dead_letter_subject: str, headers: dict[str, str]) -> str | None:
+    """The message a dead letter is of, ``<consumer>.<original stream sequence>`` (its
+    replay mark's second key); None for a letter that does not say. The consumer is the
+    letter's subject's, which only that consumer's service (and admin) may publish on, so
+    no other service's letter can claim its messages."""
+    consumer = dead_letter_subject.removeprefix("dlq.")
+    sequence = headers.get("Fjb-Original-Sequence", "")
+    if consumer == dead_letter_subject or not _CONSUMER.fullmatch(consumer) or not sequence.isdigit():
+        return None
+    return f"{consumer}.{int(sequence)}"
 
 
 class ReplayRefused(Exception):
@@ -142,11 +166,17 @@ async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, aga
     if problem is not None or not isinstance(subject, str):
         raise ReplayRefused(f"dead letter #{sequence} is not replayed: {problem}")
     marks = await _marks(js)
-    before = await _mark(marks, sequence)
+    message = message_of(msg.subject or "", headers)
+    keys = [str(sequence)] + ([message] if message is not None else [])
+    # its own mark, or the one its message has from a replay of another of its letters
+    found = [mark for mark in [await _mark(marks, key) for key in keys] if mark is not None]
+    before = max(found, key=lambda mark: int(mark.get("times") or 1), default=None)
     times = int(before.get("times") or 1) if before is not None else 0
     if before is not None and not again:
+        letter = before.get("letter")
+        which = "" if letter in (None, sequence) else f" (as dead letter #{letter}, another letter of its message)"
         raise ReplayRefused(
-            f"dead letter #{sequence} was replayed already ({times} time(s), the last at {before.get('at')} "
+            f"dead letter #{sequence} was replayed already{which} ({times} time(s), the last at {before.get('at')} "
             f"on {before.get('subject')}); --again publishes it once more"
         )
     msg_id = f"replay:{topology.STREAM_DLQ}:{sequence}" + (f":{times + 1}" if times else "")
@@ -163,21 +193,31 @@ async def replay(js: JetStreamContext, sequence: int, *, by: str, note: str, aga
         # and its mark is the other replay's to write
         raise ReplayRefused(f"dead letter #{sequence} was being replayed already (published once, not again)")
     at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    mark = {"subject": subject, "at": at, "times": times + 1, "by": by, "note": note, "paymentId": _payment_of(data)}
+    mark = {
+        "subject": subject,
+        "at": at,
+        "times": times + 1,
+        "by": by,
+        "note": note,
+        "paymentId": _payment_of(data),
+        "letter": sequence,
+    }
     log.warning(
         "dead letter replayed",
         extra={"sequence": sequence, "subject": subject, "times": times + 1, "by": by, "note": note}
         | ({"payment_id": mark["paymentId"]} if mark["paymentId"] else {}),
     )
-    return Replayed(subject, await _put_mark(marks, sequence, json.dumps(mark).encode()))
+    value = json.dumps(mark).encode()
+    written = [await _put_mark(marks, sequence, key, value) for key in keys]
+    return Replayed(subject, all(written))
 
 
-async def _put_mark(marks: KeyValue, sequence: int, value: bytes) -> bool:
-    """Write a replay's mark (the same value each try: a put that went through unanswered
-    and is written again changes nothing but its revision); False if it could not be."""
+async def _put_mark(marks: KeyValue, sequence: int, key: str, value: bytes) -> bool:
+    """Write a replay's mark under ``key`` (the same value each try: a put that went through
+    unanswered and is written again changes nothing but its revision); False if it could not be."""
     for attempt in range(1, MARK_TRIES + 1):
         try:
-            await marks.put(str(sequence), value)
+            await marks.put(key, value)
             return True
         except Exception:  # published: the mark is what is missing, and a list will show it as not replayed
             if attempt == MARK_TRIES:
@@ -198,16 +238,35 @@ def _payment_of(data: bytes) -> str | None:
         return None
 
 
-async def replay_marks(js: JetStreamContext) -> dict[int, dict[str, Any]]:
-    """Every dead letter replayed: DLQ sequence -> its mark (``subject``, ``at``, ``times``,
-    ``by``, ``note``, ``paymentId``). Read to the bucket's end (jetstream_read): nats-py's
+class Marks(NamedTuple):
+    """The replay marks: by DLQ sequence, and by message (`message_of`)."""
+
+    letters: dict[int, dict[str, Any]]
+    messages: dict[str, dict[str, Any]]
+
+    def of(self, sequence: int, message: str | None) -> dict[str, Any] | None:
+        """A letter's mark: its own, or that of another letter of its message replayed."""
+        own = self.letters.get(sequence)
+        return own if own is not None or message is None else self.messages.get(message)
+
+
+async def read_marks(js: JetStreamContext) -> Marks:
+    """Every replay mark. Read to the bucket's end (jetstream_read): nats-py's
     KeyValue.keys() could take a bucket of one mark for an empty one."""
     await _marks(js)  # refused with a cause if the bucket is missing
-    found = {}
+    found = Marks({}, {})
     for key, value in (await jetstream_read.kv_entries(js, topology.REPLAYED_BUCKET)).items():
         if key.isdigit():
-            found[int(key)] = _parsed(value)
+            found.letters[int(key)] = _parsed(value)
+        else:
+            found.messages[key] = _parsed(value)
     return found
+
+
+async def replay_marks(js: JetStreamContext) -> dict[int, dict[str, Any]]:
+    """Every dead letter replayed: DLQ sequence -> its mark (``subject``, ``at``, ``times``,
+    ``by``, ``note``, ``paymentId``, ``letter``)."""
+    return (await read_marks(js)).letters
 
 
 async def _marks(js: JetStreamContext) -> KeyValue:
@@ -220,9 +279,9 @@ async def _marks(js: JetStreamContext) -> KeyValue:
         ) from exc
 
 
-async def _mark(marks: KeyValue, sequence: int) -> dict[str, Any] | None:
+async def _mark(marks: KeyValue, key: str) -> dict[str, Any] | None:
     try:
-        entry = await marks.get(str(sequence))
+        entry = await marks.get(key)
     except nats.js.errors.KeyNotFoundError:
         return None
     return _parsed(entry.value or b"")

@@ -309,3 +309,73 @@ def test_the_production_replay_with_nats_away_says_so_in_one_line(monkeypatch, c
     assert dead_letters.main(["replay", "7", "--by", BY, "--note", NOTE]) == 1
     err = capsys.readouterr().err
     assert err.startswith("dead_letters: NATS did not answer at ") and len(err.strip().splitlines()) == 1
+
+
+# ---- two letters of one message ---------------------------------------------------------
+# Dead letters carry no message id (another service could publish first with a predictable
+# one: fjordbank.runtime.consumer ConsumerService.dead_letter), so a dead-lettering tried
+# again after its letter was stored (its answer lost, or the message's term) stores another.
+def _two_letters_of_one_message() -> _JetStream:
+    js = _JetStream(_Marks())
+    for seq in (7, 8):
+        js.letters[seq] = _Letter(*letter("approved"))
+        js.letters[seq].headers["Fjb-Original-Sequence"] = "1234"
+    js.letters[9] = _Letter(*letter("approved"))
+    js.letters[9].headers["Fjb-Original-Sequence"] = "1240"  # another message
+    return js
+
+
+def test_a_letter_is_of_its_consumer_s_message_as_its_subject_says() -> None:
+    from fjordbank.runtime.dead_letters import message_of
+
+    assert message_of("dlq.ledger", {"Fjb-Original-Sequence": "1234"}) == "ledger.1234"
+    assert message_of("dlq.notifier-cards", {"Fjb-Original-Sequence": "5"}) == "notifier-cards.5"
+    for subject, sequence in (("dlq.ledger", "x"), ("dlq.ledger", ""), ("dlq.a.b", "5"), ("ledger", "5")):
+        assert message_of(subject, {"Fjb-Original-Sequence": sequence}) is None
+    assert message_of("dlq.ledger", {}) is None
+
+
+async def test_a_replay_of_one_letter_marks_the_other_letters_of_its_message() -> None:
+    from fjordbank.runtime.dead_letters import ReplayRefused, read_marks, replay
+
+    js = _two_letters_of_one_message()
+    await replay(js, 7, by=BY, note=NOTE)  # type: ignore[arg-type]
+    with pytest.raises(ReplayRefused, match=r"#8 was replayed already \(as dead letter #7, another letter of its"):
+        await replay(js, 8, by=BY, note=NOTE)  # type: ignore[arg-type]
+    assert len(js.published) == 1
+    marks = await read_marks(js)  # type: ignore[arg-type]
+    assert marks.of(8, "ledger.1234") == marks.of(7, "ledger.1234") and marks.of(9, "ledger.1240") is None
+    # another message's letter: its own first replay
+    await replay(js, 9, by=BY, note=NOTE)  # type: ignore[arg-type]
+    await replay(js, 8, by=BY, note=NOTE, again=True)  # type: ignore[arg-type]
+    assert js.published[-1][1]["Nats-Msg-Id"] == "replay:DLQ:8:2"
+    marks = await read_marks(js)  # type: ignore[arg-type]
+    assert marks.of(7, "ledger.1234")["times"] == 1 and marks.of(8, "ledger.1234")["times"] == 2  # type: ignore[index]
+
+
+def test_the_dlq_list_counts_a_message_with_two_letters_once(monkeypatch, capsys) -> None:
+    from bankctl import commands
+    from fjordbank.runtime.dead_letters import Marks
+
+    js = _two_letters_of_one_message()
+
+    def listed(seq: int) -> SimpleNamespace:
+        got = js.letters[seq]
+        return SimpleNamespace(
+            subject=got.subject, headers=got.headers, metadata=SimpleNamespace(sequence=SimpleNamespace(stream=seq))
+        )
+
+    def list_with(marks: Marks, *, as_json: bool = False) -> str:
+        monkeypatch.setattr(commands, "_nats", lambda _config, _read: ([listed(7), listed(8), listed(9)], marks))
+        assert commands.dlq(SimpleNamespace(consumer=None, json=as_json, config=None)) == 0
+        return capsys.readouterr().out
+
+    out = list_with(Marks({}, {}))
+    assert "#8 dlq.ledger" in out and "(another letter of #7's message)" in out
+    assert out.splitlines()[-1] == "2 dead-lettered message(s), 2 not replayed; 1 more letter(s) of one of them"
+    mark = {"times": 1, "at": "2026-12-07T10:00:00+00:00", "by": BY, "note": NOTE, "letter": 7}
+    out = list_with(Marks({7: mark}, {"ledger.1234": mark}))
+    assert sum("[replayed 1x" in line for line in out.splitlines()) == 2  # the letter replayed and its copy
+    assert out.splitlines()[-1].startswith("2 dead-lettered message(s), 1 not replayed")
+    rows = json.loads(list_with(Marks({}, {}), as_json=True))
+    assert [r["letterOf"] for r in rows] == [None, 7, None]
