@@ -33,23 +33,16 @@ def _all_cards(stack) -> list[tuple[str, str]]:
 
 
 def _firestore_text(db) -> str:
-    """Every document of every collection and subcollection, as JSON text."""
-    chunks: list[str] = []
-    seen_groups: set[str] = set()
+    """Every document of every collection and subcollection, at any depth, as JSON text.
 
-    def walk(collection, depth: int) -> None:
-        for i, snap in enumerate(collection.stream()):
-            chunks.append(json.dumps({"path": snap.reference.path, **(snap.to_dict() or {})}, default=str))
-            if depth < 2 and i < 200:  # subcollection names, from a sample of each collection
-                for sub in snap.reference.collections():
-                    seen_groups.add(sub.id)
-
-    for collection in db.collections():
-        walk(collection, 0)
-    for group in sorted(seen_groups):
-        for snap in db.collection_group(group).stream():
-            chunks.append(json.dumps({"path": snap.reference.path, **(snap.to_dict() or {})}, default=str))
-    return "\n".join(chunks)
+    One query: a collection group without a collection id is every document of the database
+    (a kindless query, which the emulator answers). Walking the collections instead, with a
+    subcollection listing for each of a sample of their documents, took about 195 of the
+    sweep's 205 s at the end of a full run (22,000 documents: the query takes about 6 s),
+    and found the subcollections only of the documents it sampled."""
+    snaps = list(db.collection_group("").stream())
+    assert any(snap.reference.path.count("/") > 1 for snap in snaps), "the query found no subcollection's documents"
+    return "\n".join(json.dumps({"path": snap.reference.path, **(snap.to_dict() or {})}, default=str) for snap in snaps)
 
 
 def _nats_text(stack) -> str:
