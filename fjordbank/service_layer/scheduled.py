@@ -163,26 +163,28 @@ def job_overrides(message: Mapping[str, Any], env: Mapping[str, str]) -> dict[st
 def due_queries(
     docs: Documents, now: dt.datetime, limit: int, uids: tuple[str, ...] | None = None
 ) -> list[Iterator[Doc]]:
-    """The requests whose publish failed, then those "requested" for longer than STUCK, then
-    the scheduled requests due by today (in Norway at ``now``): three queries, each read
+    """The requests whose publish failed, then the scheduled requests due by today (in Norway
+    at ``now``), then those "requested" for longer than STUCK: three queries, each read
     lazily, the job running each once the one before's requests are handled.
 
-    The two of requests that will be paid come first: their money is counted (`RunFunds`)
+    The requests whose publish failed come first: their money is counted (`RunFunds`)
     before an account's due payments are decided on what it has left. Read after them, a
     bill due today was decided on money a customer's payment whose publish had failed had
-    spent, submitted, and that payment declined for good by the ledger; and on a payday
-    every run of a deferred chain spent its budget on the due backlog while a customer's
-    own payment waited behind it (found in review, 2026-12-07). A due payment whose
-    publish fails is "received" again and tried by the next run."""
+    spent, submitted, and that payment declined for good by the ledger (found in review,
+    2026-12-07). A claim of this job whose publish fails is put back to "received" for the
+    same reason (`_put_back_unpublished`). Those "requested" for long come last: on a payday
+    the pipeline is behind the job, the payments it released minutes ago are still
+    "requested" and waiting in NATS, and published again before the due ones a run spent its
+    budget on them and released nothing new."""
     today = today_in_norway(now)
     scope = [Where("payment.uid", "in", list(uids))] if uids else []  # a scoped run (emulator only, job_overrides)
     due = [Where("status", "==", "scheduled"), Where("payment.due_date", "<=", today.isoformat())]
     stuck = [Where("status", "==", "requested"), Where("updatedAt", "<=", now - STUCK)]
     return [
         pages(docs, PAYMENT_REQUESTS, [*scope, Where("status", "==", "received")], limit),
-        pages(docs, PAYMENT_REQUESTS, [*scope, *stuck], limit),
         # else what fell due waits for the next banking day; paged: a waiting one stays due
         *([pages(docs, PAYMENT_REQUESTS, [*scope, *due], limit)] if is_banking_day(today) else []),
+        pages(docs, PAYMENT_REQUESTS, [*scope, *stuck], limit),
     ]
 
 
@@ -539,13 +541,23 @@ def _submit_due(
         # waits for the next run, where counted once too few it was submitted and declined
         # for good by the ledger.
         funds.submitted(payment.from_account, payment.amount)
-    try:
-        submit(payment)
-    except PublishError:
-        return "unpublished"  # still "received"/"scheduled"/"requested": the next run tries again
+    if not _published(docs, submit, request, payment):
+        return "unpublished"  # "received" (or, if that write failed, "requested"): the next run tries again
     if request.data.get("status") == "requested":
         _note_republished(docs, request, now)
     return "submitted"
+
+
+def _published(docs: Documents, submit: seams.Submit, request: Doc, payment: PaymentRequested) -> bool:
+    """Submit the payment; one this run claimed or publishes again whose publish fails is
+    put back to "received" (`_put_back_unpublished`)."""
+    try:
+        submit(payment)
+    except PublishError:
+        if request.data.get("status") != "received":
+            _put_back_unpublished(docs, request.path, payment)
+        return False
+    return True
 
 
 def _claim_counted(docs: Documents, path: str, payment: PaymentRequested, funds: RunFunds, at: dt.datetime) -> bool:
@@ -641,14 +653,43 @@ def released(payment: PaymentRequested, now: dt.datetime) -> PaymentRequested:
     return dataclasses.replace(payment, requested_at=now.isoformat())
 
 
+def _put_back_unpublished(docs: Documents, path: str, payment: PaymentRequested) -> None:
+    """A payment this run claimed, or published again, whose publish failed: back to
+    "received" (as the edge puts back its own), unless something moved it since. Left
+    "requested", the next run found it only with the requests "requested" for long, after
+    the due ones: at midnight a bill due the new day was decided on the money of a payment
+    claimed at 23:45 and not yet published, both were submitted, and the ledger declined
+    one for good (found in review, 2026-12-07). If its publish went through after all, the
+    publish again is answered as a repeat and the notifier moves it on. A write that fails
+    leaves it "requested", where the run for those finds it."""
+    try:
+        found = docs.get(path)
+        if found is None or found.data.get("status") != "requested":
+            return
+        if found.data.get("paymentId") != payment.payment_id:
+            return
+        request_status.put_back(
+            docs,
+            found,
+            "received",
+            reason="publish_pending",
+            message=edge.PUBLISH_PENDING_MESSAGE,
+            extra={"payment": payment.to_json()},
+        )
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("unpublished payment left requested", extra={"path": path, "error": type(exc).__name__})
+
+
 def _claim(docs: Documents, path: str, payment: PaymentRequested, now: dt.datetime) -> bool:
     """Move a due scheduled request to "requested" before it is published (one unit of
     work), so that a cancel from then on is refused ("not_scheduled") and one that came
     first keeps it from being published. Without it, a cancel between the query's read and
     the publish left the request showing "cancelled" while the payment went through. Stamped
     with the job's clock, as its other writes are (so this run's query for requests
-    "requested" too long does not find it). A publish that fails after the claim leaves the
-    request "requested": the job publishes it again once it has been so for `STUCK`.
+    "requested" too long does not find it). A publish that fails after the claim puts the
+    request back to "received" (`_put_back_unpublished`), where the next run publishes it.
     False: it is no longer scheduled."""
 
     def run(uow: UnitOfWork) -> bool:

@@ -54,6 +54,13 @@ def payment(request_id: str, amount: int, due: dt.date, uid: str = UID) -> Payme
     )
 
 
+def at(docs: MemoryDocuments, when: dt.datetime) -> dt.datetime:
+    """The store's clock (its writes' server time) set to ``when``, a later run's time:
+    what a run writes is then not "requested" for long at once."""
+    docs.store.clock = lambda: when
+    return when
+
+
 def request_path(request_id: str, uid: str = UID) -> str:
     return f"users/{uid}/paymentRequests/{request_id}"
 
@@ -87,8 +94,8 @@ class Submit:
 
     def _show(self, path: str, status: str) -> None:
         current = data(self.docs, path)
-        if may_advance(current.get("status"), status):
-            seed(self.docs, {path: {**current, "status": status}})
+        if may_advance(current.get("status"), status):  # stamped with the commit's time, as the edge's writes are
+            seed(self.docs, {path: {**current, "status": status, "updatedAt": self.docs.store.clock()}})
 
 
 @pytest.fixture
@@ -285,16 +292,32 @@ def test_a_request_whose_publish_failed_is_submitted_again_and_waits_while_nats_
     assert data(docs, request_path("req-first-2"))["status"] == "requested" and len(back.stored) == 1
 
 
-def test_a_claimed_scheduled_payment_whose_publish_failed_is_published_once_stuck(docs, submit):
+def test_a_claimed_scheduled_payment_whose_publish_failed_is_put_back_and_published_by_the_next_run(docs, submit):
     scheduled_request(docs, "req-today-2", 1_000, TODAY)
     submit.publisher = RecordingPublisher(down=True)
     assert counts(run(docs, submit.publisher, submit)) == {"unpublished": 1}
-    assert data(docs, request_path("req-today-2"))["status"] == "requested"  # claimed: no cancel from now on
+    left = data(docs, request_path("req-today-2"))
+    assert left["status"] == "received" and left["reason"]["code"] == "publish_pending"  # no cancel from now on
     submit.publisher = back = RecordingPublisher()
-    assert counts(run(docs, back, submit)) == {}  # not stuck yet
-    later = NOW + scheduled.STUCK + dt.timedelta(seconds=1)
-    assert counts(run(docs, back, submit, now=later)) == {"submitted": 1}
+    assert counts(run(docs, back, submit)) == {"submitted": 1}
     assert len(back.stored) == 1
+    assert refused(lambda: standing_orders.cancel_scheduled(docs, UID, "req-today-2")) == "not_scheduled"
+
+
+def test_a_claimed_payment_whose_put_back_finds_it_moved_is_left_as_it_is(docs, submit, monkeypatch):
+    """Its publish failed but the payment went on (the notifier showed it completed): the
+    put-back writes nothing over it."""
+    scheduled_request(docs, "req-today-2", 1_000, TODAY)
+    submit.publisher = RecordingPublisher(down=True)
+    real = scheduled.request_status.put_back
+
+    def moved_first(docs_, known, status, **kw):
+        seed(docs_, {known.path: {**known.data, "status": "completed", "statusRank": 9}})
+        return real(docs_, known, status, **kw)
+
+    monkeypatch.setattr(scheduled.request_status, "put_back", moved_first)
+    assert counts(run(docs, submit.publisher, submit)) == {"unpublished": 1}
+    assert data(docs, request_path("req-today-2"))["status"] == "completed"
 
 
 def test_a_due_scheduled_payment_is_claimed_before_it_is_published(docs, publisher, submit):
@@ -393,7 +416,7 @@ def test_while_nats_is_away_three_failed_publishes_leave_the_rest_for_the_next_r
     lease = data(docs, scheduled.RUN_LEASE)
     assert "lastOkAt" not in lease and "behindSince" in lease
     submit.publisher = back = RecordingPublisher()
-    later = NOW + scheduled.STUCK + dt.timedelta(seconds=1)
+    later = at(docs, NOW + scheduled.STUCK + dt.timedelta(seconds=1))  # the three tried are "received" again
     assert counts(run(docs, back, submit, now=later)) == {"submitted": 6}
 
 
@@ -518,13 +541,13 @@ class FailingPublish(RecordingPublisher):
 
 
 def test_a_claimed_payment_whose_publish_failed_still_takes_its_funds(docs):
-    """Claimed ("requested": published again once stuck, so it will be paid) though its
-    publish failed: the standing order after it waits (8 000 + 5 000 > 10 000)."""
+    """Claimed (put back to "received": published by the next run, so it will be paid) though
+    its publish failed: the standing order after it waits (8 000 + 5 000 > 10 000)."""
     publisher = FailingPublish()
     scheduled_request(docs, "req-rent-001", 8_000, TODAY)
     seed(docs, standing_order(5_000))
     result = run(docs, publisher, Submit(docs, publisher))
-    assert data(docs, request_path("req-rent-001"))["status"] == "requested"
+    assert data(docs, request_path("req-rent-001"))["status"] == "received"
     assert counts(result) == {"unpublished": 1} and result["standingOrders"]["submitted"] == 0
 
 
@@ -583,7 +606,7 @@ def test_the_due_requests_are_found_across_customers(docs):
     stuck = NOW - scheduled.STUCK
     seed(docs, {request_path("req-stuck-02", OTHER): {"status": "requested", "updatedAt": stuck, "payment": {}}})
     found = [d.path for query in scheduled.due_queries(docs, NOW, 10) for d in query]
-    expected = [("req-other-1", OTHER), ("req-stuck-02", OTHER), "req-today-4"]  # what will be paid first
+    expected = [("req-other-1", OTHER), "req-today-4", ("req-stuck-02", OTHER)]  # what will be paid first
     assert found == [request_path(*r) if isinstance(r, tuple) else request_path(r) for r in expected]
     assert docs.query_group("paymentRequests", where=[Where("status", "==", "scheduled")])[0].id == "req-today-4"
 
@@ -597,10 +620,10 @@ def test_the_run_that_publishes_a_claimed_payment_again_counts_its_money(docs):
     seed(docs, standing_order(5_000))
     first = FailingPublish()
     assert run(docs, first, Submit(docs, first))["standingOrders"]["waiting"] == 1
-    assert data(docs, request_path("req-rent-001"))["status"] == "requested"  # claimed, unpublished
+    assert data(docs, request_path("req-rent-001"))["status"] == "received"  # claimed, unpublished
     back = RecordingPublisher()
     submit = Submit(docs, back)
-    again = run(docs, back, submit, now=NOW + dt.timedelta(minutes=31))
+    again = run(docs, back, submit, now=at(docs, NOW + dt.timedelta(minutes=31)))
     assert submit.submitted == ["req-rent-001"]
     assert (again["standingOrders"]["submitted"], again["standingOrders"]["waiting"]) == (0, 1)
 
@@ -1089,8 +1112,19 @@ def test_a_claimed_payment_left_unpublished_before_midnight_counts_before_the_ne
     scheduled_request(docs, "req-rent-0001", 8_000, TODAY)  # 10 000 available
     scheduled_request(docs, "req-gym-00001", 5_000, TOMORROW)
     first = FailingPublish()
-    run(docs, first, Submit(docs, first), now=before_midnight)
-    assert data(docs, request_path("req-rent-0001"))["status"] == "requested"
+    run(docs, first, Submit(docs, first), now=at(docs, before_midnight))
+    assert data(docs, request_path("req-rent-0001"))["status"] == "received"  # put back: found first
     ledger = LedgerSubmit(docs, RecordingPublisher())
-    run(docs, ledger.publisher, ledger, now=before_midnight + dt.timedelta(minutes=15))
+    run(docs, ledger.publisher, ledger, now=at(docs, before_midnight + dt.timedelta(minutes=15)))
     assert (ledger.submitted, ledger.declined) == (["req-rent-0001"], [])
+
+
+def test_a_payday_backlog_still_requested_is_published_again_only_after_the_due_ones(docs, publisher, submit):
+    """The pipeline behind the job on a payday: what it released ten minutes ago is still
+    "requested" (waiting in NATS). Published again before the due ones, a run spent its
+    budget on them and released nothing new (found in review, 2026-12-07)."""
+    stuck = NOW - scheduled.STUCK
+    seed(docs, {request_path("req-stuck-03", OTHER): {"status": "requested", "updatedAt": stuck, "payment": {}}})
+    scheduled_request(docs, "req-today-5", 1_000, TODAY)
+    found = [d.path for query in scheduled.due_queries(docs, NOW, 10) for d in query]
+    assert found == [request_path("req-today-5"), request_path("req-stuck-03", OTHER)]
