@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ OUTBOX = "outbox"
 CARD_OUTBOX = "cardOutbox"
 # Publishes that fail one after the other before the rest are left for the relay (one event
 # that can never be published does not hold up the others; NATS away costs three timeouts).
-# In a relay run, only a family's first failure of an event never tried counts (`_Delivery.failed`).
+# In a relay run, only a family's first failure in the run counts (`_Delivery.failed`).
 MAX_FAILED_IN_A_ROW = 3
 # How long one relay run goes on taking pages (the relay-outbox job every 5 minutes, the card
 # service every 30 s): a backlog NATS left behind drains in a run or two.
@@ -119,6 +120,12 @@ class RelayRun:
     failures: dict[str, int] = field(default_factory=dict)
     in_a_row: int = 0
     away: bool = False
+    until: float = math.inf  # time.monotonic() at which the run's budget is spent
+
+    def out_of_time(self) -> bool:
+        """The budget spent, once a publish failed in the run: a failure is what takes
+        time (its timeout), and a page that goes through is published whole."""
+        return bool(self.failures) and time.monotonic() >= self.until
 
     def skips(self, event: Event) -> bool:
         return self.failures.get(family(event.subject), 0) >= FAMILY_FAILURES
@@ -141,20 +148,20 @@ class _Delivery:
     def failed(self, n: int, event: Event) -> bool:
         """A publish failed: True when the rest are left for the relay.
 
-        In a relay run only a family's first failure in the run, of an event never tried
-        before, counts toward NATS away: two families that can never be published (subjects
-        no stream or permission takes after a deploy) made three failures in a row of their
-        own (one, one again, the other), every run ended after them, a healthy event behind
-        300 of theirs waited 100 runs, and one behind a page of them that had failed before
-        was never published (found in review, 2026-12-07). A family held after
-        `FAMILY_FAILURES` costs at most two timeouts a run, so NATS away costs a relay run a
-        few timeouts per family still; a use case's own delivery tries every event, and each
-        failure counts."""
+        In a relay run only a family's first failure in the run counts toward NATS away: two
+        families that can never be published (subjects no stream or permission takes after a
+        deploy) made three failures in a row of their own (one, one again, the other), every
+        run ended after them, a healthy event behind 300 of theirs waited 100 runs, and one
+        behind a page of them that had failed before was never published (found in review,
+        2026-12-07). NATS away still ends a run after three families' first failures (five
+        timeouts at most, the two of a family held after `FAMILY_FAILURES` between them), and
+        the run's budget is checked before each publish (`RelayRun.until`). A use case's own
+        delivery tries every event, and each failure counts."""
         log.warning("event left in the outbox", extra={"subject": event.subject, "msg_id": event.msg_id})
         name = family(event.subject)
         first_of_family = name not in self.relay.failures
         self.relay.failures[name] = self.relay.failures.get(name, 0) + 1
-        if self.skipping and not (first_of_family and event.failures == 0):
+        if self.skipping and not first_of_family:
             return False
         self.relay.in_a_row += 1
         if self.relay.in_a_row < MAX_FAILED_IN_A_ROW:
@@ -189,6 +196,8 @@ def deliver(
     for n, event in enumerate(events):
         if run.skips(event):
             continue
+        if run.relay.out_of_time():  # a relay run's budget spent: the rest wait for the next run
+            break
         try:
             publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
         except PublishError:
@@ -221,6 +230,8 @@ async def deliver_async(
     for n, event in enumerate(events):
         if run.skips(event):
             continue
+        if run.relay.out_of_time():
+            break
         try:
             await publisher.publish_json(event.subject, event.body, msg_id=event.msg_id)
         except PublishError:
@@ -355,7 +366,8 @@ def relay(
     of them, and no event staged later was published again (found in review, 2026-12-06)."""
     now = clock()
     cutoff = now - dt.timedelta(seconds=min_age_seconds)
-    started, published, run = time.monotonic(), 0, RelayRun()
+    started = time.monotonic()
+    published, run = 0, RelayRun(until=started + budget)
     seen: set[str] = set()  # the documents read (pending: both passes may read one)
     for fresh in (True, False):
         after: Doc | None = None  # the pass starts at the oldest
@@ -387,7 +399,8 @@ async def relay_async(
     """`relay`, asynchronous flavour (the card service relays ``cardOutbox``)."""
     now = clock()
     cutoff = now - dt.timedelta(seconds=min_age_seconds)
-    started, published, run = time.monotonic(), 0, RelayRun()
+    started = time.monotonic()
+    published, run = 0, RelayRun(until=started + budget)
     seen: set[str] = set()  # the documents read (pending: both passes may read one)
     for fresh in (True, False):
         after: Doc | None = None  # the pass starts at the oldest

@@ -410,3 +410,49 @@ def test_nats_away_still_ends_a_relay_run_after_three_families_fail_in_a_row(doc
     away = Away()
     outbox.relay(docs, away, clock=lambda: now + dt.timedelta(minutes=5))
     assert away.tried == ["e0", "e1", "e2"]
+
+
+def test_nats_away_ends_a_relay_run_of_events_that_failed_before_too(docs):
+    """With every waiting event tried before (NATS away for a run already), a failure that
+    counted only for an event never tried let a run try every family twice, past its budget
+    (found in review, 2026-12-07)."""
+    now = dt.datetime(2027, 3, 10, 10, 0, tzinfo=dt.UTC)
+    b = docs.batch()
+    for n in range(8):
+        b.set(
+            f"outbox/e{n}",
+            {"subject": f"customers.f{n}", "kind": "customers", "body": {}, "stagedAt": now, "failures": 2},
+        )
+    b.commit()
+    tried: list[str] = []
+
+    class Away:
+        def publish_json(self, subject, body, *, msg_id, stream=None):
+            tried.append(msg_id)
+            raise PublishError("timeout")
+
+    outbox.relay(docs, Away(), clock=lambda: now + dt.timedelta(hours=1))
+    assert tried == ["e0", "e1", "e2"]
+
+
+def test_a_relay_run_stops_publishing_once_its_budget_is_spent_after_a_failure(docs, monkeypatch):
+    """Each failed publish waits for its timeout (15 s for the functions' publisher): the
+    budget is checked before each publish, not only between pages."""
+    now = dt.datetime(2027, 3, 10, 10, 0, tzinfo=dt.UTC)
+    b = docs.batch()
+    for n in range(4):
+        b.set(f"outbox/e{n}", {"subject": "customers.dead", "kind": "customers", "body": {}, "stagedAt": now})
+        b.set(f"outbox/h{n}", {"subject": f"customers.slow{n}", "kind": "customers", "body": {}, "stagedAt": now})
+    b.commit()
+    clock = [0.0]
+    monkeypatch.setattr(outbox.time, "monotonic", lambda: clock[0])
+    tried: list[str] = []
+
+    class Slow:
+        def publish_json(self, subject, body, *, msg_id, stream=None):
+            tried.append(msg_id)
+            clock[0] += 15.0
+            raise PublishError("timeout")
+
+    outbox.relay(docs, Slow(), clock=lambda: now + dt.timedelta(hours=1), budget=20.0)
+    assert len(tried) == 2  # 30 s: the third would start past the 20 s budget
