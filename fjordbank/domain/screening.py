@@ -137,10 +137,10 @@ def screen(
 
     state.day_total += payment.amount
     state.recent.append(epoch)
-    if new_payee:
-        state.new_payees[payment.to_account] = [epoch, payment.amount]
-    elif window is not None:
+    if window is not None:  # (also for a payee the known list no longer holds: its window goes on)
         window[1] += payment.amount
+    elif new_payee:
+        state.new_payees[payment.to_account] = [epoch, payment.amount]
     if not own_payee:
         if payment.to_account in state.payees:
             state.payees.remove(payment.to_account)
@@ -164,15 +164,22 @@ def _new_payee_refusal(
     the customer's money."""
     paid = window[1] if window is not None else 0
     if (new_payee or window is not None) and paid + payment.amount > policy.new_payee_limit:
-        hours = policy.new_payee_window_seconds // 3600
         return Screened(
             False,
             "new_payee_limit",
-            f"payments to a new payee are limited to {_kr(policy.new_payee_limit)} in its first {hours} hours",
+            f"payments to a new payee are limited to {_kr(policy.new_payee_limit)} "
+            f"in its first {_span(policy.new_payee_window_seconds)}",
         )
     if new_payee and len(state.new_payees) >= MAX_NEW_PAYEES:
         return Screened(False, "new_payee_limit", f"at most {MAX_NEW_PAYEES} new payees in a day; try again tomorrow")
     return None
+
+
+def _span(seconds: int) -> str:
+    """A window as the customer reads it: "24 hours", "30 minutes"."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    return f"{max(1, seconds // 60)} minutes"
 
 
 def _kr(limit: int) -> str:

@@ -685,3 +685,24 @@ def test_random_payment_sequences_respect_daily_and_velocity_limits(start, seque
             seen.add(to)
         assert to != BLOCKED
         assert a <= policy.max_per_payment
+
+
+def test_a_new_payees_window_goes_on_when_the_known_list_lets_it_go(monkeypatch):
+    """A payee pushed out of the known list (most recent 500) while its window ran was new
+    again, and its window started over at the next payment (found in review, 2026-12-07)."""
+    monkeypatch.setattr(screening_module, "MAX_KNOWN_PAYEES", 1)
+    policy = dataclasses.replace(POLICY, velocity_max=100, daily_limit=10_000)
+    state = CustomerState()
+    assert screen(policy, state, payment(PAYEE, 200), own_payee=False, now=NOW).approved
+    assert screen(policy, state, payment(OTHER_PAYEE, 1), own_payee=False, now=NOW).approved
+    assert PAYEE not in state.payees and state.new_payees[PAYEE] == [epoch(NOW), 200]
+    refused = screen(policy, state, payment(PAYEE, 101), own_payee=False, now=NOW)
+    assert refused.reason == "new_payee_limit"
+    assert screen(policy, state, payment(PAYEE, 100), own_payee=False, now=NOW).approved
+    assert state.new_payees[PAYEE] == [epoch(NOW), 300]
+
+
+def test_a_short_new_payee_window_is_told_in_minutes():
+    policy = dataclasses.replace(POLICY, new_payee_window_seconds=1800)
+    refused = screen(policy, CustomerState(), payment(PAYEE, policy.new_payee_limit + 1), own_payee=False, now=NOW)
+    assert refused.message is not None and refused.message.endswith("in its first 30 minutes")
