@@ -51,8 +51,10 @@ Name similarity (:func:`name_similarity`, 0..1), on token multisets:
    least 2 tokens and *all* of them aligned, the score is also
    ``0.9 * sum / len(shorter)``; the higher of the two counts. The list's aliases are also
    read with their words run together and such a word left out (an enterprise's legal
-   forms, a person's middle name: "NordkappPhantomTrading", "KazimirVolkhantsev"), each
-   such reading scoring 0.9 of what it would as a name of its own.
+   forms, a person's middle name: "NordkappPhantomTrading", "KazimirVolkhantsev"), and an
+   enterprise's without its legal forms as written ("Glacierline" for "Glacierline AS"),
+   each such reading scoring 0.9 of what it would as a name of its own; a legal form
+   written onto a long word of the name screened ("...TradingLtd") is left out of it too.
 4. A listed name within a longer name (:func:`contained_similarity`, the screening's and
    not :func:`name_similarity`'s): when the name screened holds every word of an alias's
    *core* (:func:`screening_core`), in any order and with any number of other words
@@ -125,6 +127,9 @@ MIN_FUZZY_SHORTER = 3
 # letters or more that is equal: "B. Drazhenko" is 0.9 of a listed "Borislav Drazhenko" (a
 # review), "K. A. Volkhantsev" 0.87 of "Kazimir Andreevich Volkhantsev"; never 1 (a hit).
 INITIAL_SIMILARITY = 0.8
+# A legal form written onto a word is left out only when at least this much is left (and the
+# list has the rest as a word: `SanctionsList._without_legal_forms`): "Thomas" is no "Thom".
+MIN_STRIPPED_WORD = 8
 # ... and only beside an equal word that fewer than this many of the list's entries have: an
 # initial beside "Ali", "Ahmed", "Hassan" or "Mohammed" matched tens of listed names each, and
 # every payee "M. Ali" was held for an officer (found in review, 2026-12-07, on a made-up
@@ -645,14 +650,16 @@ class SanctionsList:
                     # aliases: 3.4 s before these readings, 6.0 s with every one, 4.8 s so)
                     all_in_one = (_fold("".join(pieces)),)
                     for reading in name_readings(shortened) if enterprise else (all_in_one,):
-                        if reading not in added and len(reading) < len(pieces):  # joined: new words
+                        # joined (new words); an enterprise's also as written: "Glacierline" for
+                        # a listed "Glacierline AS" was clear (found in review, 2026-12-07)
+                        if reading not in added and (enterprise or len(reading) < len(pieces)):
                             added.add(reading)
                             self._add(
                                 entry_no,
                                 alias,
                                 reading,
                                 whole=True,
-                                keys=set(reading) - set(tokens),
+                                keys=set(reading),  # (one as written has only the alias's words: found by them too)
                                 core=reading if enterprise and len(pieces) >= MIN_CORE_WORDS else (),
                                 factor=PARTIAL_FACTOR,
                             )
@@ -748,6 +755,24 @@ class SanctionsList:
                 readings.add(reading)
         return readings
 
+    def _without_legal_forms(self, readings: tuple[tuple[str, ...], ...]) -> set[tuple[str, ...]]:
+        """The readings with a legal form written onto a word's end or beginning left out,
+        where what is left is a word the list has (an enterprise's name read as one word,
+        `_shortened`): "NordkappPhantomTradingLtd" and "ASNordkappPhantomTrading" were clear
+        while "NordkappPhantomTrading Ltd" was a review (found in review, 2026-12-07). A set
+        lookup per legal form for each long word, so a name the list has no word for costs
+        no more."""
+        out: set[tuple[str, ...]] = set()
+        for reading in readings:
+            for i, word in enumerate(reading):
+                if len(word) < MIN_STRIPPED_WORD + 2:
+                    continue
+                for form in LEGAL_FORMS:
+                    for rest in (word.removesuffix(form), word.removeprefix(form)):
+                        if rest != word and len(rest) >= MIN_STRIPPED_WORD and rest in self._index:
+                            out.add(tuple(sorted((*reading[:i], rest, *reading[i + 1 :]))))
+        return out
+
     def screen(self, full_name: str, birth_date: date | None, *, year_only: bool = False) -> ScreeningResult:
         """``year_only``: only the birth date's year is known to be true (a D-number may be
         dated on its registration day), so a listed date in that year is no mismatch."""
@@ -755,7 +780,8 @@ class SanctionsList:
         if not readings:
             raise ValueError("name to screen has no letters or digits")
         best: dict[int, tuple[float, str]] = {}
-        for tokens in (*readings, *sorted(self._joined_readings(written_words(full_name)) - set(readings))):
+        more = (self._joined_readings(written_words(full_name)) | self._without_legal_forms(readings)) - set(readings)
+        for tokens in (*readings, *sorted(more)):
             keys = {key for token in set(tokens) for key in _index_keys(token)}
             for alias_no in self._candidates(keys):
                 entry_no, alias, alias_tokens, whole, core, factor = self._aliases[alias_no]

@@ -221,6 +221,8 @@ def test_an_ordinary_name_adds_no_joined_reading():
         ("NordkappPhantom Trading", "990108"),
         ("NordkappPhantomTrading Ltd", "990108"),  # another legal form
         ("NordkappPhantomTrading avd. Oslo", "990108"),  # among more words
+        ("NordkappPhantomTradingLtd", "990108"),  # a legal form written onto it
+        ("ASNordkappPhantomTrading", "990108"),
         ("KazimirVolkhantsev", "990105"),  # the middle name left out
         ("B. Drazhenko", "990101"),  # a first name as its initial
         ("Drazhenko B", "990101"),
@@ -258,6 +260,8 @@ def test_a_name_with_a_word_left_out_or_an_initial_is_a_review_at_onboarding_nev
         "KazimirHansen",
         "NordkappTrading",  # a listed word left out that is no legal form
         "Ali Hassan",
+        "Thomas Hansen",  # "as" at a word's end is no legal form left on it
+        "Kasper Nordkappsen",
     ],
 )
 def test_initials_and_joined_words_make_no_ordinary_name_a_review(name):
