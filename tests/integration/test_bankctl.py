@@ -89,15 +89,15 @@ def test_create_customers_pay_see_it_in_the_ledger_and_audit(stack):
     refused = bankctl(stack, "pay", payer["uid"], "15030000002", "10", "--no-sca")
     one_line_error(refused, "payment rejected: sca_required")
     assert "rejected" in refused.stdout
-    # more than the account holds: failed, exit 1
-    one_line_error(bankctl(stack, "pay", payer["account"], payee["account"], "99999"), "insufficient_funds")
+    # more than the account holds (within the new payee's limit for its first day): failed, exit 1
+    one_line_error(bankctl(stack, "pay", payer["account"], payee["account"], "3000"), "insufficient_funds")
 
     ledger = bankctl(stack, "ledger", payer["email"], "--json")
     assert ledger.returncode == 0, ledger.stderr
     (account,) = json.loads(ledger.stdout)["accounts"]
     assert (account["balance"], account["available"]) == (250_050 - 12_550, 250_050 - 12_550)
     newest = account["transactions"][0]
-    assert newest["status"] == "cancelled" and newest["amount"] == -9_999_900  # the failed one, newest first
+    assert newest["status"] == "cancelled" and newest["amount"] == -300_000  # the failed one, newest first
     assert any(
         t["amount"] == -12_550 and t["message"] == "Pizza" and t["status"] == "posted" for t in account["transactions"]
     )
