@@ -610,15 +610,14 @@ class SanctionsList:
         # below 1 for a reading with a word of the alias left out, `_shortened`)
         self._aliases: list[tuple[int, str, tuple[str, ...], bool, tuple[str, ...], float]] = []
         self._index: dict[str, set[int]] = defaultdict(set)
-        entries_with: Counter[str] = Counter()
-        for entry in self.entries:
-            entries_with.update({token for alias in entry.names for token in name_tokens(alias)})
-        self._frequent = frozenset(t for t, n in entries_with.items() if n >= FREQUENT_WORD_ENTRIES)
+        entries_with: Counter[str] = Counter()  # word -> the entries that have it (`_frequent`)
         for entry_no, entry in enumerate(self.entries):
+            its_words: set[str] = set()
             for alias in entry.names:
                 tokens = name_tokens(alias)
                 if not tokens:
                     continue
+                its_words.update(tokens)
                 self._add(entry_no, alias, tokens, whole=False)
                 # The alias's other readings (`name_readings`: its words joined, its marks
                 # left out), as the name screened is read: a listed "Quintanilla-Ébano" or
@@ -663,6 +662,8 @@ class SanctionsList:
                                 core=reading if enterprise and len(pieces) >= MIN_CORE_WORDS else (),
                                 factor=PARTIAL_FACTOR,
                             )
+            entries_with.update(its_words)
+        self._frequent = frozenset(t for t, n in entries_with.items() if n >= FREQUENT_WORD_ENTRIES)
         # the longest word indexed, and the longest indexed with its one-letter variants: a
         # run of a name's pieces joined into a longer one is no listed word, nor one letter
         # off one (`_joined_readings`)
