@@ -127,14 +127,14 @@ MIN_FUZZY_SHORTER = 3
 # letters or more that is equal: "B. Drazhenko" is 0.9 of a listed "Borislav Drazhenko" (a
 # review), "K. A. Volkhantsev" 0.87 of "Kazimir Andreevich Volkhantsev"; never 1 (a hit).
 INITIAL_SIMILARITY = 0.8
-# A legal form written onto a word is left out only when at least this much is left (and the
-# list has the rest as a word: `SanctionsList._without_legal_forms`): "Thomas" is no "Thom".
-MIN_STRIPPED_WORD = 8
 # ... and only beside an equal word that fewer than this many of the list's entries have: an
 # initial beside "Ali", "Ahmed", "Hassan" or "Mohammed" matched tens of listed names each, and
 # every payee "M. Ali" was held for an officer (found in review, 2026-12-07, on a made-up
 # list the EU's size). The bank's compliance officers tune it against the list they hold.
 FREQUENT_WORD_ENTRIES = 20
+# A legal form written onto a word is left out only when at least this much is left (and the
+# list has the rest as a word: `SanctionsList._without_legal_forms`): "Thomas" is no "Thom".
+MIN_STRIPPED_WORD = 8
 MIN_CORE_WORDS = 2  # a listed name is looked for within longer names only with this many words
 # Legal forms of enterprises (normalised), left out of a listed enterprise's name when it is
 # looked for within a longer name: Norwegian and Nordic, English, German, Dutch, French,
