@@ -4,7 +4,8 @@ A P-256 key the phone makes and keeps; its public half is enrolled with the bank
 (`enrolment`, what sca_register_key takes; another device of the same customer is
 approved by this one, `approve`), and the phone signs exactly the payment it
 confirms (`confirm`: the challenge of fjordbank.domain.sca over the request id, amount,
-currency and payee), or the standing order (`confirm_order`, `confirm_order_change`). A
+currency and payee), the standing order (`confirm_order`, `confirm_order_change`), or the
+card unfrozen or given higher limits (`confirm_card_unfreeze`, `confirm_card_limits`). A
 tool that acts as the phone on later runs keeps the key in a directory of its own, readable
 by the owner only (`save`, `load`).
 """
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from clientkit.errors import KitError
 from fjordbank.domain import sca
+from fjordbank.domain.cards import LIMIT_KINDS
 
 
 @dataclass
@@ -86,6 +88,18 @@ class Device:
     ) -> dict:
         """The phone's signature over a standing order's larger amount (from what it is now)."""
         return self._signed(sca.order_change_challenge(order_id, from_amount, amount, currency, to_account))
+
+    def confirm_card_unfreeze(self, card_id: str) -> dict:
+        """The phone's signature to unfreeze the card (the cards_freeze callable's ``sca``)."""
+        return self._signed(sca.card_unfreeze_challenge(card_id))
+
+    def confirm_card_limits(self, card_id: str, from_limits: dict, limits: dict) -> dict:
+        """The phone's signature over the card's higher limits, from what they are (both
+        complete: daily, online, abroad in øre; the cards_limits callable's ``sca``)."""
+        kinds = LIMIT_KINDS
+        return self._signed(
+            sca.card_limits_challenge(card_id, tuple(from_limits[k] for k in kinds), tuple(limits[k] for k in kinds))
+        )
 
     def _signed(self, challenge: bytes) -> dict:
         return {"keyId": self.key_id, "signature": sca.sign(self.key, challenge)}

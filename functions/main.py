@@ -678,17 +678,26 @@ def cards_issue(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     return {"cardId": card_id}
 
 
-@endpoint({"cardId", "frozen"}, limit="cards")
+@endpoint({"cardId", "frozen", "sca"}, limit="cards")
 def cards_freeze(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
+    """Freeze or unfreeze a card; unfreezing one needs ``sca``: the device's signature of
+    "fjordbank-sca-card-unfreeze-v1|cardId" (fjordbank.domain.sca)."""
     _db, publisher, _settings = deps()
-    frozen = cards.set_frozen(docs(), publisher, uid, card_id=data.get("cardId"), frozen=data.get("frozen"))
+    frozen = cards.set_frozen(
+        docs(), publisher, uid, card_id=data.get("cardId"), frozen=data.get("frozen"), sca=data.get("sca")
+    )
     return {"status": frozen}
 
 
-@endpoint({"cardId", "limits"}, limit="cards")
+@endpoint({"cardId", "limits", "sca"}, limit="cards")
 def cards_limits(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
+    """Some of a card's limits; raising any needs ``sca``: the device's signature of
+    "fjordbank-sca-card-limits-v1|cardId|<limits now>|<new limits>" (fjordbank.domain.sca)."""
     _db, publisher, _settings = deps()
-    return {"limits": cards.set_limits(docs(), publisher, uid, card_id=data.get("cardId"), limits=data.get("limits"))}
+    limits = cards.set_limits(
+        docs(), publisher, uid, card_id=data.get("cardId"), limits=data.get("limits"), sca=data.get("sca")
+    )
+    return {"limits": limits}
 
 
 @endpoint({"cardId", "reason"}, limit="cards")

@@ -125,9 +125,17 @@ REASONS: tuple[Reason, ...] = (
     _r("due_date_too_far", f"{CALLABLE} {PAYMENT}", "the due date is more than 366 days ahead"),
     _r("invalid_payee_name", f"{CALLABLE} {PAYMENT}", "payeeName is not 1-70 characters of text"),
     _r("invalid_sca", f"{CALLABLE} {PAYMENT}", "sca is not {keyId, signature}"),
-    _r("sca_required", f"{CALLABLE} {PAYMENT}", "confirm on the device: a new payee or a large amount"),
-    _r("sca_invalid", f"{CALLABLE} {PAYMENT}", "the confirmation's key or signature does not match this payment"),
-    _r("sca_reused", f"{CALLABLE} {PAYMENT}", "the confirmation was used for another payment"),
+    _r(
+        "sca_required",
+        f"{CALLABLE} {PAYMENT}",
+        "confirm on the device: a new payee, a large amount, a card unfrozen or its limits raised",
+    ),
+    _r(
+        "sca_invalid",
+        f"{CALLABLE} {PAYMENT}",
+        "the confirmation's key or signature does not match this payment or change",
+    ),
+    _r("sca_reused", f"{CALLABLE} {PAYMENT}", "the confirmation was used for another payment or change"),
     _r(
         "sca_key_revoked",
         PAYMENT,
@@ -186,6 +194,7 @@ REASONS: tuple[Reason, ...] = (
     _r("unknown_card", CALLABLE, "no such card of yours (another's answers the same)"),
     _r("card_not_active", f"{CALLABLE} {CARD}", "the card is not active (ordered, blocked or replaced)"),
     _r("invalid_limits", CALLABLE, "limits are whole øre, online and abroad at most the daily limit"),
+    _r("card_changed", CALLABLE, "the card changed while the change was confirmed: confirm it again"),
     _r("invalid_card", CARD, "the card number is not valid (Luhn) or not ours"),
     _r("card_blocked", CARD, "the card is blocked (lost, stolen, replaced or too many wrong CVVs)"),
     _r("card_frozen", CARD, "the customer has frozen the card"),

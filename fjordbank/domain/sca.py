@@ -6,6 +6,10 @@ payee or above the threshold must carry a signature by that key over exactly wha
 customer approved: the request id, the amount, the currency and the payee. A signature
 over other values, by another key, copied to another request or missing is refused, and so
 is one spelled again (`signature_identity`: s -> n - s, other base64 bits) for another.
+Unfreezing a card and raising its limits are confirmed the same way (PSD2 art. 97(1)(c):
+an action through a remote channel that may imply a risk of fraud): a session alone (a
+stolen password) could unfreeze a card its owner froze as lost and raise what it may
+spend.
 The signature is IEEE P1363 (r || s, 64 bytes, base64), WebCrypto's ECDSA format.
 
 A customer keeps up to `MAX_DEVICES` keys (`Enrolment`): the first is enrolled at
@@ -178,6 +182,22 @@ def order_schedule_challenge(
     from_next, next_due, from_end, end = schedule
     dates = f"{from_next}|{next_due}|{from_end or ''}|{end or ''}"
     return f"fjordbank-sca-order-schedule-v1|{order_id}|{from_amount}|{amount}|{currency}|{to_account}|{dates}".encode()
+
+
+def card_unfreeze_challenge(card_id: str) -> bytes:
+    """What the device signs to unfreeze a card: ``fjordbank-sca-card-unfreeze-v1|cardId``.
+    The same card frozen and unfrozen again signs the same text: the signature's record of
+    use names the card's version it unfroze, so a confirmation is good for one unfreezing
+    (fjordbank.service_layer.cards)."""
+    return f"fjordbank-sca-card-unfreeze-v1|{card_id}".encode()
+
+
+def card_limits_challenge(card_id: str, from_limits: tuple[int, ...], limits: tuple[int, ...]) -> bytes:
+    """What the device signs for a card's higher limits: from what they are to what, each
+    as daily|online|abroad in øre (fjordbank.domain.cards.LIMIT_KINDS), as
+    ``fjordbank-sca-card-limits-v1|cardId|daily|online|abroad|daily|online|abroad``."""
+    values = "|".join(str(v) for v in (*from_limits, *limits))
+    return f"fjordbank-sca-card-limits-v1|{card_id}|{values}".encode()
 
 
 def required(amount: int, *, new_payee: bool, threshold: int = DEFAULT_THRESHOLD) -> bool:

@@ -8,18 +8,23 @@ work (fjordbank.service_layer.ports) with its event in the outbox.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fjordbank import topology
 from fjordbank.adapters.firestore import ACCOUNTS, CARDS, CUSTOMERS
 from fjordbank.domain import cards as rules
+from fjordbank.domain import sca as sca_rules
 from fjordbank.domain.accounts import validate_request_id
 from fjordbank.domain.errors import DomainError
 from fjordbank.domain.events import CardUpdated, IssueCard
 from fjordbank.domain.norway import is_account_id
+from fjordbank.domain.payments import PaymentRejected, check_sca_shape
 from fjordbank.service_layer import outbox
+from fjordbank.service_layer import sca as sca_checks
 from fjordbank.service_layer.ports import SERVER_TIME, Clock, Doc, Documents, Publisher, UnitOfWork, Where, system_clock
 
 MAX_CARDS_PER_ACCOUNT = 2
@@ -64,7 +69,7 @@ def _card_doc(
     }
 
 
-def _owned_card(uow: UnitOfWork, uid: str, card_id: object) -> Doc:
+def _owned_card(uow: UnitOfWork | Documents, uid: str, card_id: object) -> Doc:
     """The caller's card; any other is "no such card"."""
     if not isinstance(card_id, str) or not CARD_ID.fullmatch(card_id):  # never a path or odd text
         raise rules.CardRefused("unknown_card", "no such card")
@@ -138,17 +143,72 @@ def issue_card(
     return card_id
 
 
+def _confirmed(
+    docs: Documents, uid: str, card_id: object, sca: object, needed: Callable[[Doc], tuple[bytes, str] | None]
+) -> dt.datetime | None:
+    """The version of the caller's card a confirmation was checked against, None when
+    ``needed`` (of the card as it stands) asks for none; else ``needed`` gives the text to
+    sign and what it is, and ``sca`` must be a device key's signature of it, unused or
+    used for this version of the card only (a retry of the same change after its commit
+    failed). Read and checked before the change's transaction, which then refuses a card
+    changed since (`_unchanged`): a confirmation is of the card the customer saw."""
+    check_sca_shape(sca)
+    card = _owned_card(docs, uid, card_id)
+    asked = needed(card)
+    if asked is None:
+        return None
+    message, what = asked
+    sca_checks.check_confirmation(
+        docs,
+        uid,
+        request_path=f"{card.path}@{card.updated.isoformat()}",
+        sca=sca if isinstance(sca, dict) else None,
+        message=message,
+        required=PaymentRejected("sca_required", f"confirm {what} on your device"),
+        what=what,
+    )
+    return card.updated
+
+
+def _unchanged(card: Doc, confirmed: dt.datetime | None) -> None:
+    """A card changed between its confirmation's check and the change is refused: the
+    customer confirmed what they saw (the app asks again with the card as it is)."""
+    if confirmed is not None and card.updated != confirmed:
+        raise rules.CardRefused("card_changed", "the card changed while this was confirmed; try again")
+
+
 def set_frozen(
-    docs: Documents, publisher: Publisher, uid: str, *, card_id: object, frozen: object, clock: Clock = system_clock
+    docs: Documents,
+    publisher: Publisher,
+    uid: str,
+    *,
+    card_id: object,
+    frozen: object,
+    sca: object = None,
+    clock: Clock = system_clock,
 ) -> str:
+    """Freeze or unfreeze a card. Unfreezing a frozen card needs ``sca``, a device's
+    signature of `card_unfreeze_challenge` (found in review: a session alone unfroze a card
+    its owner had frozen as lost)."""
     if type(frozen) is not bool:
         raise rules.CardRefused("invalid_request", "frozen must be true or false")
     status = rules.FROZEN if frozen else rules.ACTIVE
 
+    def needed(card: Doc) -> tuple[bytes, str] | None:
+        if frozen or card.data.get("status") != rules.FROZEN:
+            return None
+        return sca_rules.card_unfreeze_challenge(card.data["cardId"]), "unfreezing this card"
+
+    confirmed = _confirmed(docs, uid, card_id, sca, needed)
+
     def run(uow: UnitOfWork) -> outbox.Event:
         card = _owned_card(uow, uid, card_id)
+        _unchanged(card, confirmed)
         if card.data.get("status") not in (rules.ACTIVE, rules.FROZEN):
             raise rules.CardRefused("card_not_active", f"a card that is {card.data.get('status')} cannot be changed")
+        if confirmed is None and not frozen and card.data.get("status") == rules.FROZEN:
+            # frozen since it was read without one: the customer confirms again
+            raise rules.CardRefused("card_changed", "the card changed while this was confirmed; try again")
         uow.update(card.path, {"status": status, "updatedAt": SERVER_TIME})
         event = _updated(uid, card.data["cardId"], {"status": status})
         outbox.stage(uow, event, clock=clock)
@@ -158,14 +218,48 @@ def set_frozen(
     return status
 
 
+def _limits_of(limits: dict[str, int]) -> tuple[int, ...]:
+    return tuple(limits[kind] for kind in rules.LIMIT_KINDS)
+
+
 def set_limits(
-    docs: Documents, publisher: Publisher, uid: str, *, card_id: object, limits: object, clock: Clock = system_clock
+    docs: Documents,
+    publisher: Publisher,
+    uid: str,
+    *,
+    card_id: object,
+    limits: object,
+    sca: object = None,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
+    """Set some of a card's limits. Raising any needs ``sca``, a device's signature of
+    `card_limits_challenge` from the limits as they are to the new ones; lowering needs
+    none (found in review: a session alone raised a card's limits to the most)."""
+
+    def raised(card: Doc) -> tuple[dict[str, int], dict[str, int]]:
+        current = {**rules.DEFAULT_LIMITS, **(card.data.get("limits") or {})}
+        return current, rules.validate_limits(limits, current)
+
+    def needed(card: Doc) -> tuple[bytes, str] | None:
+        if card.data.get("status") == rules.BLOCKED:
+            return None  # refused in the change
+        current, merged = raised(card)
+        if all(merged[kind] <= current[kind] for kind in rules.LIMIT_KINDS):
+            return None
+        message = sca_rules.card_limits_challenge(card.data["cardId"], _limits_of(current), _limits_of(merged))
+        return message, "these card limits"
+
+    confirmed = _confirmed(docs, uid, card_id, sca, needed)
+
     def run(uow: UnitOfWork) -> tuple[dict[str, Any], outbox.Event]:
         card = _owned_card(uow, uid, card_id)
+        _unchanged(card, confirmed)
         if card.data.get("status") == rules.BLOCKED:
             raise rules.CardRefused("card_not_active", "a blocked card cannot be changed")
-        merged = rules.validate_limits(limits, card.data.get("limits"))
+        current, merged = raised(card)
+        if confirmed is None and any(merged[kind] > current[kind] for kind in rules.LIMIT_KINDS):
+            # lowered since it was read without one: the customer confirms the raise
+            raise rules.CardRefused("card_changed", "the card changed while this was confirmed; try again")
         uow.update(card.path, {"limits": merged, "updatedAt": SERVER_TIME})
         event = _updated(uid, card.data["cardId"], {"limits": merged})
         outbox.stage(uow, event, clock=clock)

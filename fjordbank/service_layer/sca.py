@@ -454,13 +454,28 @@ def verify_signature(
     (a payment's challenge, or ``challenge``: a standing order's) by the registered ``key``,
     not used for another request. Returns whether its use still has to be recorded
     (``used`` is None: not yet)."""
+    message = challenge if challenge is not None else rules.challenge(request_id, amount, currency, to_account)
+    return verify_confirmation(request_path=request_path, message=message, sca=sca, key=key, used=used)
+
+
+def verify_confirmation(
+    *,
+    request_path: str,
+    message: bytes,
+    sca: dict[str, Any],
+    key: dict[str, Any] | None,
+    used: dict[str, Any] | None,
+    what: str = "this payment",
+) -> bool:
+    """Raises `PaymentRejected` (sca_invalid | sca_reused) unless ``sca`` is a valid
+    signature over ``message`` by the registered ``key``, not used for another request
+    than ``request_path``. Returns whether its use still has to be recorded."""
     if key is None:
         raise PaymentRejected("sca_invalid", "the device key is not registered")
     if used is not None and used.get("request") != request_path:
         raise signature_reused()
-    message = challenge if challenge is not None else rules.challenge(request_id, amount, currency, to_account)
     if not rules.verify(base64.b64decode(key["publicKey"]), sca["signature"], message):
-        raise PaymentRejected("sca_invalid", "the confirmation does not match this payment")
+        raise PaymentRejected("sca_invalid", f"the confirmation does not match {what}")
     return used is None
 
 
@@ -501,6 +516,37 @@ def check_payment(
         key=_data(found[key]),
         used=used_of(found, sca),
         challenge=challenge,
+    )
+    if record:
+        claim_signature(docs, uid, used, request_path)
+
+
+def check_confirmation(
+    docs: Documents,
+    uid: str,
+    *,
+    request_path: str,
+    sca: dict[str, Any] | None,
+    message: bytes,
+    required: PaymentRejected,
+    what: str,
+) -> None:
+    """Raises ``required`` without a confirmation, `PaymentRejected` (sca_invalid |
+    sca_reused) unless ``sca`` is a valid signature over ``message`` by one of the
+    customer's device keys, unused or used for ``request_path`` only (a retry of the same
+    change); records its use for ``request_path``. For what is not a payment: a card
+    unfrozen, its limits raised (fjordbank.service_layer.cards)."""
+    if sca is None:
+        raise required
+    used, key = used_path(sca), key_path(uid, sca)
+    found = docs.get_many([*used_paths(sca), key])  # one round trip for all
+    record = verify_confirmation(
+        request_path=request_path,
+        message=message,
+        sca=sca,
+        key=_data(found[key]),
+        used=used_of(found, sca),
+        what=what,
     )
     if record:
         claim_signature(docs, uid, used, request_path)

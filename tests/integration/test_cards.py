@@ -27,7 +27,7 @@ from tests.support.bank import (
     wait_card_active,
     wait_push,
 )
-from tests.support.cards import buy, new_cardholder
+from tests.support.cards import buy, limits_of, new_cardholder
 from tests.support.clients import unique, wait_for
 
 pytestmark = pytest.mark.stack
@@ -95,7 +95,20 @@ def test_declines_frozen_over_limits_and_insufficient_funds(stack, holder, proc,
     tok = holder.user["id_token"]
     assert callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": True}, tok)[0] == 200
     assert buy(proc, holder, 1_000)["reason"] == "card_frozen"
-    assert callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": False}, tok)[0] == 200
+    # unfreezing needs the phone's confirmation: a session alone (a stolen password) is refused
+    unfreeze = {"cardId": holder.card_id, "frozen": False}
+    assert refused(callables.call("cards_freeze", unfreeze, tok)) == ("FAILED_PRECONDITION", "sca_required")
+    assert buy(proc, holder, 1_000)["reason"] == "card_frozen"
+    confirmation = holder.device.confirm_card_unfreeze(holder.card_id)
+    assert callables.call("cards_freeze", {**unfreeze, "sca": confirmation}, tok)[0] == 200
+    # frozen again, the same confirmation unfreezes nothing
+    assert callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": True}, tok)[0] == 200
+    assert refused(callables.call("cards_freeze", {**unfreeze, "sca": confirmation}, tok)) == (
+        "FAILED_PRECONDITION",
+        "sca_reused",
+    )
+    unfreeze["sca"] = holder.device.confirm_card_unfreeze(holder.card_id)
+    assert callables.call("cards_freeze", unfreeze, tok)[0] == 200
     # a virtual card takes no cash: an ATM has no chip or PIN of it to verify
     assert buy(proc, holder, 1_000, channel="atm", cvv=None)["reason"] == "atm_not_supported"
     limits = {"daily": 60_000, "online": 20_000, "abroad": 10_000}
@@ -111,7 +124,17 @@ def test_declines_frozen_over_limits_and_insufficient_funds(stack, holder, proc,
         == "cvv_mismatch"
     )
     limits = {"daily": 10_000_000, "online": 5_000_000, "abroad": 5_000_000}
-    assert callables.call("cards_limits", {"cardId": holder.card_id, "limits": limits}, tok)[0] == 200
+    raise_them = {"cardId": holder.card_id, "limits": limits}
+    assert refused(callables.call("cards_limits", raise_them, tok)) == ("FAILED_PRECONDITION", "sca_required")
+    assert limits_of(holder) == {"daily": 60_000, "online": 20_000, "abroad": 10_000}
+    # confirmed from other limits than the card's: not what the customer saw
+    wrong = holder.device.confirm_card_limits(holder.card_id, {"daily": 0, "online": 0, "abroad": 0}, limits)
+    assert refused(callables.call("cards_limits", {**raise_them, "sca": wrong}, tok)) == (
+        "FAILED_PRECONDITION",
+        "sca_invalid",
+    )
+    raise_them["sca"] = holder.device.confirm_card_limits(holder.card_id, limits_of(holder), limits)
+    assert callables.call("cards_limits", raise_them, tok)[0] == 200
     declined = buy(proc, holder, 100_001)
     assert declined["approved"] is False and declined["reason"] == "insufficient_funds"
     push = wait_push(stack, holder.token, "Card purchase declined")
@@ -318,10 +341,9 @@ def test_guessing_the_security_code_freezes_the_card(holder, proc, callables):
     card = holder.app.get(f"cards/{holder.card_id}")[1]
     assert card["status"] == "frozen" and card["frozenReason"] == "too_many_failed_checks"
     assert buy(proc, holder, 1_000, channel="online")["reason"] == "card_frozen"  # even with the right code
-    # the customer, in the app, says it was them
-    assert (
-        callables.call("cards_freeze", {"cardId": holder.card_id, "frozen": False}, holder.user["id_token"])[0] == 200
-    )
+    # the customer, in the app, says it was them, confirmed on the phone
+    unfreeze = {"cardId": holder.card_id, "frozen": False, "sca": holder.device.confirm_card_unfreeze(holder.card_id)}
+    assert callables.call("cards_freeze", unfreeze, holder.user["id_token"])[0] == 200
     assert buy(proc, holder, 1_000, channel="online")["approved"] is True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clientkit.device import Device
 from tests.support.bank import application, card_details, register_device, wait_card_active
 
 
@@ -16,6 +17,7 @@ class Cardholder:
     card_id: str
     card: dict  # pan, exp_month, exp_year, cvv
     token: str
+    device: Device  # the phone, with its key for SCA (enrolled before onboarding, as the app does)
 
     @property
     def uid(self) -> str:
@@ -31,6 +33,9 @@ def new_cardholder(stack, auth, as_user, callables, ledger_admin, funds: int = 1
     user = auth.sign_up()
     app = as_user(user["id_token"])
     token = register_device(app, user["uid"])
+    device = Device.new(user["uid"], "phone")
+    status, body = callables.call("sca_register_key", device.enrolment(), user["id_token"])
+    assert status == 200, body
     status, body = callables.call("onboarding_submit", application(), user["id_token"])
     assert status == 200 and body["result"]["status"] == "approved", body
     account = body["result"]["accountId"]
@@ -40,7 +45,12 @@ def new_cardholder(stack, auth, as_user, callables, ledger_admin, funds: int = 1
     assert status == 200, body
     card_id = body["result"]["cardId"]
     wait_card_active(app, card_id)
-    return Cardholder(user, app, account, card_id, card_details(stack, card_id), token)
+    return Cardholder(user, app, account, card_id, card_details(stack, card_id), token, device)
+
+
+def limits_of(holder: Cardholder) -> dict:
+    """The card's limits as they stand (what a raise is confirmed from)."""
+    return holder.app.get(f"cards/{holder.card_id}")[1]["limits"]
 
 
 def buy(proc, holder: Cardholder, amount: int, **kw) -> dict:

@@ -13,9 +13,11 @@ import itertools
 
 import pytest
 
+from clientkit.device import Device
 from fjordbank import topology
 from fjordbank.domain import cards as rules
 from fjordbank.domain.cards import CardRefused
+from fjordbank.domain.payments import PaymentRejected
 from fjordbank.service_layer import cards
 from tests.support.memory import MemoryDocuments
 from tests.support.use_cases import (
@@ -43,6 +45,7 @@ def docs() -> MemoryDocuments:
             f"accounts/{ACCOUNT}": customer_account(UID, ACCOUNT),
             f"accounts/{CLOSED}": customer_account(UID, CLOSED, status="closed"),
             f"accounts/{BOBS}": customer_account(OTHER, BOBS),
+            f"users/{UID}/scaKeys/{PHONE.key_id}": PHONE.enrolment(),
         },
     )
     return docs
@@ -55,6 +58,19 @@ def publisher() -> RecordingPublisher:
 
 def refused(call) -> str:
     with pytest.raises(CardRefused) as caught:
+        call()
+    return caught.value.code
+
+
+PHONE = Device.new(UID, "phone")  # the owner's enrolled device key (the docs fixture enrols it)
+
+
+def unfreezing(card_id: str, device: Device = PHONE) -> dict:
+    return device.confirm_card_unfreeze(card_id)
+
+
+def sca_refused(call) -> str:
+    with pytest.raises(PaymentRejected) as caught:
         call()
     return caught.value.code
 
@@ -103,7 +119,9 @@ def test_the_owner_freezes_and_unfreezes_and_each_change_is_an_event(docs, publi
     card_id = active_card(docs, publisher)
     assert cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True) == rules.FROZEN
     assert data(docs, f"cards/{card_id}")["status"] == rules.FROZEN
-    assert cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False) == rules.ACTIVE
+    assert cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False, sca=unfreezing(card_id)) == (
+        rules.ACTIVE
+    )
     updates = publisher.on(topology.SUBJECT_CARD_UPDATED)
     assert [u["status"] for u in updates] == [rules.FROZEN, rules.ACTIVE]
     assert len({p.msg_id for p in publisher.stored}) == len(publisher.stored)  # each change its own event
@@ -129,6 +147,95 @@ def test_a_card_still_issuing_is_not_frozen_and_frozen_must_be_a_boolean(docs, p
     card_id = cards.issue_card(docs, publisher, UID, account_id=ACCOUNT)
     assert refused(lambda: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True)) == "card_not_active"
     assert refused(lambda: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen="yes")) == "invalid_request"
+
+
+# ---- confirmed on the device -----------------------------------------------------------------
+# Unfreezing a card and raising its limits are actions that may imply a risk of fraud (PSD2
+# art. 97(1)(c)): a session alone (a stolen password) unfroze a card its owner had frozen
+# as lost and raised what it may spend to the most (found in review, 2026-12-07).
+def test_unfreezing_needs_the_phone_s_confirmation_good_for_that_one_unfreezing(docs, publisher):
+    card_id = active_card(docs, publisher)
+    cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True)
+    events = len(publisher.stored)
+    unfreeze = lambda sca=None: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False, sca=sca)  # noqa: E731
+    assert sca_refused(unfreeze) == "sca_required"
+    thief = Device.new(UID, "thief")  # a key never enrolled
+    assert sca_refused(lambda: unfreeze(unfreezing(card_id, thief))) == "sca_invalid"
+    other_card = active_card(docs, publisher)
+    assert sca_refused(lambda: unfreeze(unfreezing(other_card))) == "sca_invalid"  # another card's
+    assert sca_refused(lambda: unfreeze({"keyId": PHONE.key_id})) == "invalid_sca"
+    assert data(docs, f"cards/{card_id}")["status"] == rules.FROZEN
+    assert len(publisher.stored) == events + 1  # the other card's issue only
+    confirmation = unfreezing(card_id)
+    assert unfreeze(confirmation) == rules.ACTIVE
+    # frozen again (lost again): the confirmation used once unfreezes nothing
+    cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True)
+    assert sca_refused(lambda: unfreeze(confirmation)) == "sca_reused"
+    assert data(docs, f"cards/{card_id}")["status"] == rules.FROZEN
+    assert unfreeze(unfreezing(card_id)) == rules.ACTIVE
+    # freezing, and "unfreezing" a card that is not frozen, need none
+    assert cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False) == rules.ACTIVE
+
+
+def test_a_card_frozen_for_guessed_security_codes_is_unfrozen_only_with_a_confirmation(docs, publisher):
+    card_id = active_card(docs, publisher)
+    seed(docs, {f"cards/{card_id}": {**data(docs, f"cards/{card_id}"), "status": rules.FROZEN}})
+    unfreeze = lambda sca=None: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False, sca=sca)  # noqa: E731
+    assert sca_refused(unfreeze) == "sca_required"
+    assert unfreeze(unfreezing(card_id)) == rules.ACTIVE
+
+
+def test_raising_a_limit_needs_a_confirmation_of_the_limits_from_what_they_are(docs, publisher):
+    card_id = active_card(docs, publisher)
+    lower = {"daily": 500_000, "online": 100_000, "abroad": 0}
+    assert cards.set_limits(docs, publisher, UID, card_id=card_id, limits=lower) == lower  # none needed
+    higher = {"online": 200_000}
+    wanted = {**lower, **higher}
+    change = lambda sca=None: cards.set_limits(docs, publisher, UID, card_id=card_id, limits=higher, sca=sca)  # noqa: E731
+    assert sca_refused(change) == "sca_required"
+    stale = PHONE.confirm_card_limits(card_id, rules.DEFAULT_LIMITS, wanted)  # from limits the card no longer has
+    assert sca_refused(lambda: change(stale)) == "sca_invalid"
+    more = PHONE.confirm_card_limits(card_id, lower, {**wanted, "online": 300_000})  # to other limits
+    assert sca_refused(lambda: change(more)) == "sca_invalid"
+    assert data(docs, f"cards/{card_id}")["limits"] == lower
+    confirmation = PHONE.confirm_card_limits(card_id, lower, wanted)
+    assert change(confirmation) == wanted
+    # lowered again, the same confirmation raises nothing (its limits "from" are the card's again)
+    cards.set_limits(docs, publisher, UID, card_id=card_id, limits={"online": 100_000})
+    assert sca_refused(lambda: change(confirmation)) == "sca_reused"
+    assert data(docs, f"cards/{card_id}")["limits"] == lower
+
+
+def test_a_card_changed_while_its_change_was_confirmed_is_refused(docs, publisher, monkeypatch):
+    """The confirmation is checked against the card as read; a change in between (another
+    device, the card service freezing it for guessed codes) is not what was confirmed."""
+    card_id = active_card(docs, publisher)
+    cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True)
+    check = cards.sca_checks.check_confirmation
+
+    def check_then_changed(*args, **kw):
+        check(*args, **kw)
+        card = data(docs, f"cards/{card_id}")
+        seed(docs, {f"cards/{card_id}": {**card, "limits": {**card["limits"], "abroad": 0}}})
+
+    monkeypatch.setattr(cards.sca_checks, "check_confirmation", check_then_changed)
+    call = lambda: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False, sca=unfreezing(card_id))  # noqa: E731
+    assert refused(call) == "card_changed"
+    assert data(docs, f"cards/{card_id}")["status"] == rules.FROZEN
+    # and one read active, asked to unfreeze without a confirmation, frozen in between
+    monkeypatch.undo()
+    cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False, sca=unfreezing(card_id))
+    read = cards._owned_card
+
+    def read_then_frozen(reads, uid, card):
+        found = read(reads, uid, card)
+        if reads is docs:  # the read before the transaction
+            seed(docs, {f"cards/{card_id}": {**data(docs, f"cards/{card_id}"), "status": rules.FROZEN}})
+        return found
+
+    monkeypatch.setattr(cards, "_owned_card", read_then_frozen)
+    assert refused(lambda: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False)) == "card_changed"
+    assert data(docs, f"cards/{card_id}")["status"] == rules.FROZEN
 
 
 # ---- limits ----------------------------------------------------------------------------------

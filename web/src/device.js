@@ -7,8 +7,9 @@
 // "fjordbank-sca-v1|requestId|amount|currency|toAccount", a standing order with its
 // from-account, how often, from when and until when
 // ("fjordbank-sca-order-v2|...|fromAccount|toAccount|frequency|startDate|endDate") and its
-// larger amount from what it was ("fjordbank-sca-order-change-v1|orderId|fromAmount|...")
-// (fjordbank/domain/sca.py).
+// larger amount from what it was ("fjordbank-sca-order-change-v1|orderId|fromAmount|..."), a
+// card unfrozen ("fjordbank-sca-card-unfreeze-v1|cardId") and its limits raised
+// ("fjordbank-sca-card-limits-v1|cardId|<limits now>|<new limits>") (fjordbank/domain/sca.py).
 // WebCrypto's ECDSA signature is r||s (IEEE P1363), the format the backend verifies.
 
 const DB_NAME = "fjordbank-device";
@@ -130,6 +131,19 @@ export async function confirmStandingOrder(
 /** A standing order's larger amount, from what it is now (order_change_challenge). */
 export async function confirmOrderChange(uid, { orderId, fromAmount, amount, currency, toAccount }) {
   return confirm(uid, `fjordbank-sca-order-change-v1|${orderId}|${fromAmount}|${amount}|${currency}|${toAccount}`);
+}
+
+/** Unfreezing a card (fjordbank/domain/sca.py card_unfreeze_challenge). */
+export async function confirmCardUnfreeze(uid, cardId) {
+  return confirm(uid, `fjordbank-sca-card-unfreeze-v1|${cardId}`);
+}
+
+/** A card's higher limits, from what they are to what, each daily|online|abroad in øre
+ * (card_limits_challenge). */
+export async function confirmCardLimits(uid, cardId, fromLimits, limits) {
+  const kinds = ["daily", "online", "abroad"];
+  const values = [...kinds.map((k) => fromLimits[k]), ...kinds.map((k) => limits[k])].join("|");
+  return confirm(uid, `fjordbank-sca-card-limits-v1|${cardId}|${values}`);
 }
 
 async function confirm(uid, challenge) {

@@ -1,6 +1,7 @@
 // Cards: issue a virtual debit card, freeze and unfreeze it, set its limits. The card
 // document carries the last four digits only; the number lives in the bank's vault.
 import { collection, onSnapshot, query, where } from "firebase/firestore";
+import { confirmCardLimits, confirmCardUnfreeze } from "../device.js";
 import { action, field, fill, h, toast } from "../dom.js";
 import { call, db, listenFailed } from "../firebase.js";
 import { formatNOK, parseNOK, toInput } from "../money.js";
@@ -43,7 +44,11 @@ function limitsForm(card) {
         if (ore === null) throw new Error(`${text}: write an amount in kroner`);
         limits[kind] = ore;
       }
-      await call("cards_limits", { cardId: card.id, limits });
+      const now = card.limits ?? {};
+      const raised = LIMITS.some(([kind]) => limits[kind] > (now[kind] ?? 0));
+      // a raise is confirmed on this device (from the limits as they are), a lowering is not
+      const sca = raised ? await confirmCardLimits(session.user.uid, card.id, now, limits) : null;
+      await call("cards_limits", { cardId: card.id, limits, ...(sca ? { sca } : {}) });
       toast("Limits saved", "ok");
     }),
   );
@@ -61,7 +66,10 @@ function cardTile(card) {
   freeze.addEventListener(
     "click",
     action(freeze, error, async () => {
-      await call("cards_freeze", { cardId: card.id, frozen: card.status !== "frozen" });
+      const unfreeze = card.status === "frozen";
+      // unfreezing is confirmed on this device; freezing (a lost card) never waits for it
+      const sca = unfreeze ? await confirmCardUnfreeze(session.user.uid, card.id) : null;
+      await call("cards_freeze", { cardId: card.id, frozen: !unfreeze, ...(sca ? { sca } : {}) });
     }),
   );
   const replace = h("button", { class: "danger", testid: "replace" }, "Lost or stolen: replace");
