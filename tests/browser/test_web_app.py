@@ -193,6 +193,7 @@ def test_a_card_is_issued_frozen_and_limited(page, stack):
     approved = processor(stack).authorize(**shop, amount=12_900, merchant_name="Narvesen Oslo S", mcc="5994")
     assert approved["approved"] is True
     # a higher limit is confirmed with this browser's device key (a lower one was not)
+    card.get_by_test_id("limits").click()  # the tile was drawn again, its limits closed
     card.get_by_test_id("limit-online").fill("3 000")
     card.get_by_test_id("save-limits").click()
     expect(card.get_by_test_id("limits")).to_contain_text(nok("online 3 000,00 kr"))
