@@ -10,8 +10,12 @@ so within a version both must hold:
   added field is optional (it has a default), and no field it knows changed type.
 
 Adding an optional field is such a change (additive). Removing or renaming a required
-field, changing a field's type or values, or adding a required one is not: it needs the
-next version of the contract.
+field, removing any field from a schema closed to unknown fields, making an optional
+field required, changing a field's type or values, or adding a required one is not: it
+needs the next version of the contract. A consumer reads one version of a contract, and
+gives a message of another back for a while instead of dead-lettering it
+(fjordbank.runtime.events): during the rollout both releases' consumers run, each taking
+its own version, until the stream holds none of the last one.
 """
 
 from __future__ import annotations
@@ -49,13 +53,21 @@ def _object_changes(old: Schema, new: Schema, prefix: str) -> list[str]:
 
 def _removed_or_changed(old: Schema, new: Schema, prefix: str) -> list[str]:
     old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
-    new_props = new.get("properties", {})
+    old_props, new_props = old.get("properties", {}), new.get("properties", {})
     problems = []
     for name in sorted(old_required):
         if name not in new_props:
             problems.append(f"{prefix}{name}: removed or renamed, but consumers of the old schema require it")
         elif name not in new_required:
             problems.append(f"{prefix}{name}: no longer required, but consumers of the old schema require it")
+    for name in sorted(set(old_props) - old_required - set(new_props)):
+        if not _open(new):
+            # older events carry it (an optional field is written as null): a consumer of
+            # the new schema, which refuses fields it does not know, would refuse them all
+            # (found in review, 2026-12-07: payment.payee_name removed passed the check)
+            problems.append(f"{prefix}{name}: removed, but the new schema refuses fields it does not know")
+    for name in sorted(new_required & set(old_props) - old_required):
+        problems.append(f"{prefix}{name}: now required, but older events may not have it")
     return problems
 
 

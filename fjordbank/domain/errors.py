@@ -103,3 +103,13 @@ class Busy(DomainError):
     def __init__(self, retry_after: int = 1) -> None:
         super().__init__(f"the bank is busy; try again in {retry_after} s")
         self.retry_after = retry_after
+
+
+class OtherVersion(DomainError):
+    """A message of another version of its contract than this code reads: written by
+    another release of its producer (a later one, or, for a message still in the stream
+    after a rollout, an earlier one). Not malformed: during a rollout an instance of the
+    other release's consumer reads it, so the runtime gives it back for a while rather
+    than dead-lettering it at once (fjordbank.runtime.events)."""
+
+    code = "other_version"

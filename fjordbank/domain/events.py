@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin, get_type_hints
 
 from fjordbank import topology
-from fjordbank.domain.errors import DomainError
+from fjordbank.domain.errors import DomainError, OtherVersion
 
 
 class MalformedEvent(DomainError):
-    """A message that is not an event of the contract its subject names (or of another version)."""
+    """A message that is not an event of the contract its subject names (one of another
+    version of it is `OtherVersion`)."""
 
     code = "malformed_event"
 
@@ -82,14 +83,18 @@ class Contract:
         if not isinstance(data, dict):
             raise MalformedEvent(f"a {cls.NAME} event is a JSON object")
         version = data.get("v")
-        if type(version) is not int or version != cls.VERSION:
-            raise MalformedEvent(f"{cls.NAME} version {version!r} is not {cls.VERSION}, the one this consumer reads")
+        if type(version) is not int or version < 1:
+            raise MalformedEvent(f"{cls.NAME} version {version!r} is not a version")
+        if version != cls.VERSION:
+            raise OtherVersion(f"{cls.NAME} version {version} is not {cls.VERSION}, the one this consumer reads")
         hints = _field_types(cls)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name in data:
                 values[f.name] = _checked(cls.NAME, f, data[f.name], hints[f.name])
-            elif f.default is dataclasses.MISSING:
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                # a field with a default factory is optional in the schema too
+                # (fjordbank.contracts.schema): an event without it takes the default
                 raise MalformedEvent(f"{cls.NAME} event without its {f.name!r}")
         return cls(**values)
 

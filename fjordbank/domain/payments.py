@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fjordbank import topology
-from fjordbank.domain.errors import DomainError
+from fjordbank.domain.errors import DomainError, OtherVersion
 from fjordbank.domain.iso20022 import is_payment_text_char, to_payment_text
 from fjordbank.domain.money import MAX_MINOR
 from fjordbank.domain.norway import (
@@ -383,6 +383,7 @@ class PaymentRequested:
         missing = fields - set(data) - {"v", "payee_name"}
         if missing:
             raise PaymentRejected("malformed_event", f"missing event field(s): {sorted(missing)}")
+        _check_version(data.get("v", EVENT_VERSION))
         event = cls(**data)
         if event.kind not in KINDS:
             raise PaymentRejected("malformed_event", f"unknown payment kind {event.kind!r}")
@@ -393,6 +394,17 @@ class PaymentRequested:
             raise PaymentRejected("malformed_event", "event amount must be a positive int within the ceiling")
         _check_event_fields(event)
         return event
+
+
+def _check_version(version: object) -> None:
+    """A payment's ``v``: absent (an event before it), a version up to this code's (the
+    earlier ones' fields are read as today's), or later: `OtherVersion` (a newer release's
+    producer; a consumer refused none, and read ``"banana"`` as well: found in review,
+    2026-12-07)."""
+    if type(version) is not int or version < 1:
+        raise PaymentRejected("malformed_event", f"the payment's version {version!r} is not a version")
+    if version > EVENT_VERSION:
+        raise OtherVersion(f"payment version {version} is newer than {EVENT_VERSION}, the one this consumer reads")
 
 
 _EVENT_TEXT = ("payment_id", "uid", "request_id", "currency", "body_hash", "requested_at")

@@ -19,11 +19,11 @@ from opentelemetry.context import Context
 from fjordbank import topology
 from fjordbank.adapters import jetstream_publish
 from fjordbank.domain import events as contract_events
-from fjordbank.domain.errors import DomainError
+from fjordbank.domain.errors import DomainError, OtherVersion
 from fjordbank.domain.events import Contract
 from fjordbank.domain.payments import UNSHOWN, PaymentEvent, passed_at, passing
 from fjordbank.runtime import tracing
-from fjordbank.runtime.consumer import Delivery, Outcome, Reject
+from fjordbank.runtime.consumer import TRANSIENT_LATE_DELAY_SECONDS, Delivery, Outcome, Reject, Retry
 from fjordbank.runtime.redact import redact
 
 
@@ -40,6 +40,9 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
     for i, d in enumerate(batch):
         try:
             event = PaymentEvent.from_json(d.json())
+        except OtherVersion as exc:
+            outcomes[i] = _other_release(d, exc)
+            continue
         except (ValueError, TypeError, DomainError, RecursionError) as exc:  # nested past the parser's depth too
             outcomes[i] = Reject(f"malformed {d.subject}: {redact(str(exc))[:200]}")
             continue
@@ -54,16 +57,29 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
     return events, outcomes
 
 
+def _other_release(d: Delivery, exc: OtherVersion) -> Retry:
+    """A message of another version than this code reads (another release's producer wrote
+    it), given back as a transient failure is, for an instance of that release's consumer
+    (both run during a rollout): dead-lettered only once it has been given back for
+    TRANSIENT_MAX_AGE_SECONDS (a rollout stopped half-way; replay it once the right
+    release runs). Rejected at once, a producer of the next version deployed before its
+    consumers dead-lettered every message it wrote, and a consumer of the next version
+    every message of the last one still in the stream (found in review, 2026-12-07)."""
+    return Retry(f"{d.subject}: {exc}", delay=TRANSIENT_LATE_DELAY_SECONDS, transient=True)
+
+
 def decode_contracts(batch: list[Delivery]) -> tuple[list[tuple[int, Contract]], list[Outcome | None]]:
     """For the customer and card streams (events and commands): each message as the
     contract its subject carries (fjordbank.domain.events), with its position, and a
-    Reject for every message that is none (malformed, or of a version this code does not
-    read), so it goes to the dead-letter stream."""
+    Reject for every message that is none (malformed), so it goes to the dead-letter
+    stream; one of another version of its contract is given back (`_other_release`)."""
     outcomes: list[Outcome | None] = [None] * len(batch)
     decoded: list[tuple[int, Contract]] = []
     for i, d in enumerate(batch):
         try:
             decoded.append((i, contract_events.decode(d.subject, d.json())))
+        except OtherVersion as exc:
+            outcomes[i] = _other_release(d, exc)
         except (ValueError, TypeError, DomainError, RecursionError) as exc:
             outcomes[i] = Reject(f"malformed {d.subject}: {redact(str(exc))[:200]}")
     return decoded, outcomes

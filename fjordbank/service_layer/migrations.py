@@ -69,8 +69,15 @@ def to_run(docs: Documents, name: str, *, force: bool = False) -> bool:
 
 def carry_choice(docs: Documents, override: Doc) -> bool:
     """Put one override's category on its merchant's history (made if there is none), in
-    one transaction that reads both: a history that already says a category (the callable
-    wrote both, or this ran before) is left as it is. Whether it wrote.
+    one transaction that reads both: a history that already says that category (the
+    callable wrote both, or this ran before) is left as it is. Whether it wrote.
+
+    The override wins where the two differ: the callable writes both in one transaction,
+    and the insights service writes on a history only the choice it read (the history's,
+    or the override's), so they differ only when the previous callable changed a choice
+    on the override alone after the new insights service had carried the earlier one to
+    the history, during a deploy; the migration kept that earlier one for good (found in
+    review, 2026-12-07).
 
     A history whose ``CHOSEN`` is None says none (a choice is never taken back, so None is
     never one made): a deploy brings up the insights service before the recategorise
@@ -88,7 +95,7 @@ def carry_choice(docs: Documents, override: Doc) -> bool:
         found = uow.get_many([override.path, history_path])
         now, history = found[override.path], found[history_path]
         category = (now.data if now is not None else {}).get("category")
-        if not isinstance(category, str) or (history is not None and isinstance(history.data.get(CHOSEN), str)):
+        if not isinstance(category, str) or (history is not None and history.data.get(CHOSEN) == category):
             return False
         if history is None:  # as the callable makes it: its charges are still to come
             uow.set(history_path, {"key": key, "charges": [], CHOSEN: category})

@@ -38,7 +38,7 @@ def legacy(docs: MemoryDocuments) -> None:
             f"users/{UID}/categoryOverrides/{REMA}": {"category": "restaurants", "key": REMA},
             f"users/{UID}/merchantHistory/{REMA}": {"key": REMA, "charges": [{"txId": "c1", "date": "2026-11-02"}]},
             f"users/{UID}/categoryOverrides/{KIWI}": {"category": "housing", "key": KIWI},
-            f"users/{UID}/merchantHistory/{KIWI}": {"key": KIWI, "charges": [], "chosenCategory": "other"},
+            f"users/{UID}/merchantHistory/{KIWI}": {"key": KIWI, "charges": [], "chosenCategory": "housing"},
             "elsewhere/x/categoryOverrides/y": {"category": "housing"},  # not a customer's: left alone
         },
     )
@@ -57,8 +57,9 @@ def test_every_earlier_choice_is_put_on_its_history_once_and_the_migration_is_re
     }
     rema = data(docs, f"users/{UID}/merchantHistory/{REMA}")
     assert rema["chosenCategory"] == "restaurants" and rema["charges"] == [{"txId": "c1", "date": "2026-11-02"}]
-    # a history that says a category was written by the callable with its override: as it is
-    assert data(docs, f"users/{UID}/merchantHistory/{KIWI}")["chosenCategory"] == "other"
+    # a history that says the category was written by the callable with its override: as it is
+    kiwi = docs.get(f"users/{UID}/merchantHistory/{KIWI}")
+    assert kiwi is not None and kiwi.data["chosenCategory"] == "housing" and kiwi.updated == NOW
     assert data(docs, MIGRATIONS) == {ECONOMY_CHOICES: {"doneAt": NOW, "documents": 2}}
     assert seen == []  # told every 500 overrides only
     assert migrations.done_in(docs.get(MIGRATIONS), ECONOMY_CHOICES)
@@ -90,6 +91,28 @@ async def test_a_choice_the_previous_callable_made_while_the_new_insights_ran_is
     await economy.apply_bookings(booking, [charge("c3", "2027-02-02")], choices_on_histories=True)
     for month in ("2027-01", "2027-02"):
         assert data(docs, f"users/{UID}/economy/{month}")["spending"] == {"entertainment": 12_900}
+
+
+async def test_a_choice_changed_on_the_override_alone_during_a_deploy_wins_over_the_history_s() -> None:
+    """The new insights service carried a customer's earlier choice to the history; the
+    previous callable, still serving during the deploy, then changed the choice on the
+    override only. The migration took the history's category for the customer's and left
+    it: the month showed the earlier category for good (found in review, 2026-12-07)."""
+    docs = MemoryDocuments(fixed_clock())
+    booking = docs.asynchronous()
+
+    def charge(tx: str, day: str) -> Booking:
+        return Booking(UID, tx, "1" * 11, day, 12_900, "out", "card", merchant_name="NETFLIX.COM", mcc="4899")
+
+    override, history = f"users/{UID}/categoryOverrides/{NETFLIX}", f"users/{UID}/merchantHistory/{NETFLIX}"
+    seed(docs, {override: {"category": "entertainment", "key": NETFLIX}})  # chosen long ago
+    await economy.apply_bookings(booking, [charge("c1", "2026-12-02")])  # the new service carries it
+    assert data(docs, history)["chosenCategory"] == "entertainment"
+    seed(docs, {override: {"category": "shopping", "key": NETFLIX}})  # the previous callable: the override only
+    assert migrations.economy_choices(docs, overrides(docs), now=NOW) == 1
+    assert data(docs, history)["chosenCategory"] == "shopping"
+    await economy.apply_bookings(booking, [charge("c2", "2027-01-02")], choices_on_histories=True)
+    assert data(docs, f"users/{UID}/economy/2027-01")["spending"] == {"shopping": 12_900}
 
 
 def test_progress_is_told_every_500_overrides() -> None:
