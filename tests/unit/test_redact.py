@@ -159,3 +159,27 @@ def test_install_wraps_a_plain_handler_once():
     except ValueError:
         logger.exception("unhandled")
     assert "97100000001" not in stream.getvalue() and "*******0001" in stream.getvalue()
+
+
+def test_ibans_accounts_apart_by_hyphens_or_four_and_seven_and_cards_in_mixed_groups_are_masked():
+    """Found in review, 2026-12-07: an IBAN (its left edge a letter, taken for the inside
+    of an id), an account number written 4-7 or with hyphens, a card number in groups
+    apart by mixed separators or two spaces, and a card number after a URL's escape
+    (``pan%3D...``) passed unmasked."""
+    number = make_account_number("8601", "11", 1794)
+    iban = f"NO93{number}"
+    assert redact(f"creditor {iban} rejected") == f"creditor NO93*******{number[-4:]} rejected"
+    assert redact(f"<IBAN>{iban}</IBAN>") == f"<IBAN>NO93*******{number[-4:]}</IBAN>"
+    printed = f"NO93 {number[:4]} {number[4:8]} {number[8:]}"
+    assert redact(f"iban {printed}.") == f"iban NO93*******{number[-4:]}."
+    assert redact(f"iban {iban.lower()}") == f"iban no93*******{number[-4:]}"
+    for written in (f"{number[:4]} {number[4:]}", f"{number[:4]}-{number[4:6]}-{number[6:]}"):
+        assert redact(f"konto {written} ok") == f"konto *******{number[-4:]} ok", written
+    pan = make_pan("459876", "123456789")
+    masked = f"{pan[:6]}******{pan[-4:]}"
+    for written in (f"{pan[:4]} {pan[4:8]}-{pan[8:12]} {pan[12:]}", f"{pan[:4]}  {pan[4:8]}  {pan[8:12]}  {pan[12:]}"):
+        assert redact(f"card {written} x") == f"card {masked} x", written
+    assert redact(f"q=pan%3D{pan}&x=1") == f"q=pan%3D{masked}&x=1"
+    # what is none of them stays: a date, a reference of hyphen-joined digits, an id
+    for kept in ("2026-12-07", "ref 2026-123456-12345", "p3f1a86011117947", "NO12 kroner"):
+        assert redact(kept) == kept, kept
