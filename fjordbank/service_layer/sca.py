@@ -52,6 +52,13 @@ from fjordbank.service_layer.ports import (
 SCA_KEYS = "scaKeys"
 SCA_USED = "scaUsed"
 SCA_ENROLMENTS = "scaEnrolments"  # {uid}: the devices enrolled and revoked (backend only)
+# scaEnrolments/{uid}/retiredKeys/{keyId}: a revoked key as it was enrolled (its public key),
+# with when and by whom it was revoked (backend only). Kept as the evidence that the
+# payments it confirmed were authenticated (PSD2 art. 72: the bank proves it when a
+# customer disputes one): revoking deleted the only copy of the public key, so after a
+# "lost phone" no signature on record could be verified again, and a fraudster holding
+# the session could pay and then revoke the key (found in review, 2026-12-07).
+RETIRED_KEYS = "retiredKeys"
 REGISTER_KEY = "sca_register_key"  # the enrolment's transaction in fjb_firestore_transaction_attempts_total
 log = logging.getLogger(__name__)
 
@@ -243,12 +250,13 @@ def revoke_key(
         state = revocable(found)
         if sign_out:  # the tokens signed in before are refused at once (also on a retry)
             session_records.record_ended(uow, uid, valid_after, found)
-        if found[key] is None:  # revoked before: a retry after a lost answer
+        held = found[key]
+        if held is None:  # revoked before: a retry after a lost answer
             left[:] = state.keys
             return
         left[:] = [k for k in state.keys if k != key_id]
         uow.set(enrolment, {"keys": left, "revoked": sorted({*state.revoked, key_id})}, merge=True)
-        uow.delete(key)
+        _retire(uow, uid, held, "customer")
         staged.append(device_event(uid, "revoked", key_id, at=clock()))
         outbox.stage(uow, staged[0], clock=clock)
 
@@ -324,11 +332,13 @@ def reopen_enrolment(
     def run(uow: UnitOfWork) -> None:
         found = uow.get_many([enrolment, customer, *session_records.paths_to_end(uid)])
         state = allowed(found)
+        revoked[:] = sorted({*state.keys, *older})
+        held = uow.get_many([f"{keys_collection(uid)}/{old}" for old in revoked])  # reads before writes
         # the tokens signed in before are refused at once
         session_records.record_ended(uow, uid, valid_after, found)
-        revoked[:] = sorted({*state.keys, *older})
-        for old in revoked:
-            uow.delete(f"{keys_collection(uid)}/{old}")
+        for old_key in held.values():
+            if old_key is not None:
+                _retire(uow, uid, old_key, f"bank:{operator}")
         uow.set(
             enrolment,
             {
@@ -355,6 +365,16 @@ def reopen_enrolment(
         "noticePublished": notified,  # False: it waits in the outbox for the relay-outbox job
         "signedOut": True,
     }
+
+
+def retired_key_path(uid: str, key_id: str) -> str:
+    return f"{SCA_ENROLMENTS}/{uid}/{RETIRED_KEYS}/{key_id}"
+
+
+def _retire(uow: UnitOfWork, uid: str, key: Doc, by: str) -> None:
+    """Delete the device key ``key`` and keep it as retired (`RETIRED_KEYS`), in ``uow``."""
+    uow.set(retired_key_path(uid, key.id), {**key.data, "revokedAt": SERVER_TIME, "revokedBy": by})
+    uow.delete(key.path)
 
 
 def _checked(key_id: object, public_key: object) -> tuple[str, str]:

@@ -197,6 +197,24 @@ def test_a_revoked_key_signs_nothing_and_never_comes_back(docs, phone):
     assert sca.revoke_key(docs, None, UID, key_id="tablet-key-1")["devicesLeft"] == 1
     phone.pay(docs)
     assert keys(docs) == ["phone-key-1"]
+    assert_kept_as_evidence(docs, tablet, "customer")
+
+
+def assert_kept_as_evidence(docs, device: Phone, by: str) -> None:
+    """A revoked key is kept, backend only, with its public key: what the payments it
+    confirmed are verified with when one is disputed (revoking deleted the only copy:
+    found in review, 2026-12-07)."""
+    retired = docs.get(sca.retired_key_path(UID, device.key_id))
+    assert retired is not None, device.key_id
+    assert (retired.data["keyId"], retired.data["publicKey"], retired.data["revokedBy"]) == (
+        device.key_id,
+        device.public,
+        by,
+    )
+    assert retired.data["revokedAt"] is not None
+    message = rules.challenge("req-00000001", 600_000, "NOK", PAYEE)
+    signature = rules.sign(device.key, message)
+    assert rules.verify(base64.b64decode(retired.data["publicKey"]), signature, message)
 
 
 def test_revoking_a_key_that_is_not_the_customers_is_not_found(docs, phone):
@@ -264,6 +282,8 @@ def test_an_operator_revokes_every_key_and_lets_the_device_shown_enrol_for_thirt
         "signedOut": True,
     }
     assert keys(docs) == [] and refusal(phone.pay, docs) == "sca_invalid"
+    assert_kept_as_evidence(docs, phone, "bank:op-1")
+    assert_kept_as_evidence(docs, tablet, "bank:op-1")
     record = docs.get(f"scaEnrolments/{UID}").data
     assert (record["reopenedBy"], record["reopenedReason"]) == ("op-1", "BankID at the branch")
     assert abs(record["reopenedAt"] - NOW) < dt.timedelta(seconds=1)  # the commit's time, not the operator's
