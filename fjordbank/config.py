@@ -33,7 +33,7 @@ config/screening.json, is production's too: the services' image ships config/.
 | FJB_APP_CHECK_DEBUG_SECRET | the emulator's App Check debug path (see adapters/app_check) | (none) |
 | FJB_SCA_THRESHOLD | øre above which a payment needs a device signature | 500000 |
 | FJB_VAULT_DATABASE | the card vault's Firestore database (its own: never `(default)`) | card-vault |
-| FJB_VAULT_KEY / FJB_CVV_KEY | the vault's and the CVV key (base64, 32 bytes) | (none) |
+| FJB_VAULT_KEY / FJB_CVV_KEY | keyrings: a base64 32-byte key, or id:key,... (domain/keyring.py) | (none) |
 | FJB_TRACE_EXPORTER | spans to: file (FJB_TRACE_DIR), gcp (Cloud Trace) or none | gcp if K_SERVICE is set, else file |
 | FJB_TRACE_DIR | the span files of the file exporter (what `bankctl trace` reads) | .stack/traces |
 | FJB_TRACE_SAMPLE_RATIO | share of traces recorded, 0 to 1, decided per trace id | 1 |

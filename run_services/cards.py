@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -35,11 +36,12 @@ from fjordbank.adapters import faults
 from fjordbank.adapters.documents import AsyncFirestoreDocuments
 from fjordbank.adapters.firestore import async_client, is_transient
 from fjordbank.adapters.publisher import AsyncJetStreamPublisher
-from fjordbank.adapters.vault import CardVault, decode_key, open_vault
+from fjordbank.adapters.vault import CardVault, decode_keyring, open_vault
 from fjordbank.config import Settings, load_settings
 from fjordbank.domain import cards as rules
 from fjordbank.domain import signatures
 from fjordbank.domain.events import Contract, ExpireCardHolds, IssueCard
+from fjordbank.domain.keyring import Keyring
 from fjordbank.errors import ConfigError
 from fjordbank.runtime import steps
 from fjordbank.runtime.consumer import Ack, ConsumerService, Delivery, Outcome
@@ -124,7 +126,7 @@ DECISION_SECONDS = Histogram(
 
 
 class CardService:
-    def __init__(self, settings: Settings, db: firestore.AsyncClient, vault: CardVault, cvv_key: bytes) -> None:
+    def __init__(self, settings: Settings, db: firestore.AsyncClient, vault: CardVault, cvv_key: Keyring) -> None:
         self.settings = settings
         self.db = db
         self.vault = vault
@@ -603,17 +605,41 @@ def processor_api(settings: Settings, service: CardService) -> JsonApiServer:
     )
 
 
-def main() -> None:
-    settings = load_settings(identity="cards")
-    vault = open_vault(settings.project_id, settings.vault_database, decode_key(settings.vault_key, "FJB_VAULT_KEY"))
-    vault.check()  # a vault database that does not exist or answer stops the start here
-    refuse_an_empty_vault_with_cards(settings, vault)
-    service = CardService(
-        settings,
-        card_store(settings.project_id),
-        vault,
-        decode_key(settings.cvv_key, "FJB_CVV_KEY"),
+def reseal(settings: Settings) -> int:
+    """``python -m run_services.cards reseal``: seal every card of the vault under the
+    current key of ``FJB_VAULT_KEY`` (a rotation's last step before the earlier key leaves
+    the ring: terraform/modules/card_vault/README.md), as a job with the card service's
+    image and identity, the only one that reaches the vault. Tells its progress."""
+    vault = open_vault(
+        settings.project_id, settings.vault_database, decode_keyring(settings.vault_key, "FJB_VAULT_KEY")
     )
+    vault.check()
+
+    def told(seen: int, sealed: int) -> None:
+        log.info("resealing the card vault", extra={"seen": seen, "sealed": sealed, "key": vault.keys.current})
+
+    sealed = vault.reseal(progress=told)
+    log.info("card vault resealed", extra={"sealed": sealed, "key": vault.keys.current})
+    return sealed
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    settings = load_settings(identity="cards")
+    if args == ["reseal"]:
+        reseal(settings)
+        return
+    if args:
+        raise SystemExit("usage: python -m run_services.cards [reseal]")
+    vault = open_vault(
+        settings.project_id, settings.vault_database, decode_keyring(settings.vault_key, "FJB_VAULT_KEY")
+    )
+    cvv_keys = decode_keyring(settings.cvv_key, "FJB_CVV_KEY")
+    # a vault database that does not exist or answer, or keyrings that do not open its
+    # cards, stop the start here
+    vault.check(cvv_keys)
+    refuse_an_empty_vault_with_cards(settings, vault)
+    service = CardService(settings, card_store(settings.project_id), vault, cvv_keys)
     background = [service.relay_outbox]
     api = processor_api(settings, service) if settings.card_api_port else None
     if api is not None:

@@ -218,13 +218,13 @@ def card_as_printed(project_id: str, vault_database: str, vault_key: str, cvv_ke
     """What is printed on a card (PAN, expiry, CVV), read from the vault (the emulator's
     database ``vault_database``) with the card service's keys: how a test or demo plays the
     cardholder. None if the card is not there."""
-    from fjordbank.adapters.vault import decode_key, open_vault
+    from fjordbank.adapters.vault import decode_keyring, open_vault
     from fjordbank.domain.cards import derive_cvv
 
-    vault = open_vault(project_id, vault_database, decode_key(vault_key, "vault"))
+    vault = open_vault(project_id, vault_database, decode_keyring(vault_key, "vault"))
     entry = vault.by_card(card_id)
     pan = vault.reveal(card_id)
     if entry is None or pan is None:
         return None
-    cvv = derive_cvv(decode_key(cvv_key, "cvv"), pan, entry.exp_month, entry.exp_year)
+    cvv = derive_cvv(decode_keyring(cvv_key, "cvv").key(entry.cvv_key_id), pan, entry.exp_month, entry.exp_year)
     return {"pan": pan, "exp_month": entry.exp_month, "exp_year": entry.exp_year, "cvv": cvv}

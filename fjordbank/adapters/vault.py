@@ -33,11 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from fjordbank.domain import keyring
 from fjordbank.domain.cards import pan_fingerprint
+from fjordbank.domain.keyring import Keyring
 from fjordbank.errors import ConfigError
-from fjordbank.service_layer.ports import AlreadyExists, Documents
+from fjordbank.service_layer.ports import AlreadyExists, Documents, OrderBy, Stale
 
 CARDS = "vaultCards"
 PANS = "vaultPans"
@@ -61,6 +64,14 @@ def decode_key(text: str, name: str) -> bytes:
     return key
 
 
+def decode_keyring(text: str, name: str) -> Keyring:
+    """A secret's keyring (fjordbank.domain.keyring: one bare key, or ``id:key,...``)."""
+    try:
+        return keyring.parse(text, name)
+    except keyring.KeyringError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def new_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
@@ -71,9 +82,10 @@ class VaultEntry:
     card_id: str
     exp_month: int
     exp_year: int
+    cvv_key_id: str = keyring.LEGACY_ID  # the CVV key its printed CVV is derived with
 
 
-def open_vault(project_id: str, database: str, key: bytes) -> CardVault:
+def open_vault(project_id: str, database: str, key: bytes | Keyring) -> CardVault:
     """The vault on its Firestore database (the emulator's when FIRESTORE_EMULATOR_HOST is set)."""
     from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.firestore import sync_client
@@ -82,25 +94,62 @@ def open_vault(project_id: str, database: str, key: bytes) -> CardVault:
 
 
 def _entry(card_id: str, data: dict[str, Any]) -> VaultEntry:
-    return VaultEntry(data["token"], card_id, int(data["expMonth"]), int(data["expYear"]))
+    cvv_key_id = data.get("cvvKeyId") or keyring.LEGACY_ID
+    return VaultEntry(data["token"], card_id, int(data["expMonth"]), int(data["expYear"]), cvv_key_id)
 
 
 class CardVault:
     """The vault over a `Documents` of its own database (blocking: the card service calls
     it off its loop)."""
 
-    def __init__(self, docs: Documents, key: bytes) -> None:
+    def __init__(self, docs: Documents, keys: bytes | Keyring) -> None:
+        """``keys``: the vault's keyring (``FJB_VAULT_KEY``); a bare key is the ring of
+        that key alone under its legacy id. Each entry says which key sealed it (``keyId``;
+        none: the legacy id) and is found by a fingerprint under that key."""
         self.docs = docs
-        self._aead = AESGCM(key)
-        self._fp_key = hmac.new(key, b"fjordbank-vault-fingerprint", hashlib.sha256).digest()
+        self.keys = keys if isinstance(keys, Keyring) else Keyring.single(keys)
+        self._aead = {key_id: AESGCM(key) for key_id, key in self.keys.keys.items()}
+        self._fp_keys = {
+            key_id: hmac.new(key, b"fjordbank-vault-fingerprint", hashlib.sha256).digest()
+            for key_id, key in self.keys.keys.items()
+        }
 
-    def fingerprint(self, pan: str) -> str:
-        return pan_fingerprint(self._fp_key, pan)
+    def fingerprint(self, pan: str, key_id: str | None = None) -> str:
+        """The PAN's fingerprint under the current key (or ``key_id``'s)."""
+        return pan_fingerprint(self._fp_keys[key_id or self.keys.current], pan)
 
-    def check(self) -> None:
-        """One read, so that a vault database that does not exist or cannot be reached
-        stops the card service at its start rather than at its first card."""
-        self.docs.get(f"{CARDS}/-")
+    def _fingerprints(self, pan: str) -> list[str]:
+        """The PAN's fingerprint under each key of the ring, the current one's first."""
+        ids = [self.keys.current, *(k for k in self.keys.keys if k != self.keys.current)]
+        return [f"{PANS}/{self.fingerprint(pan, key_id)}" for key_id in ids]
+
+    def check(self, cvv_keys: Keyring | None = None) -> None:
+        """Reads (the oldest and the newest card), so that a vault database that does not
+        exist or cannot be reached stops the card service at its start rather than at its
+        first card, and so does a keyring that cannot open the vault's cards, or (with
+        ``cvv_keys``) a CVV keyring without the key their CVVs were derived with: a key
+        left out at a rotation, or an instance started with the ring of before a new key's
+        (found in review, 2026-12-07: a new secret version passed every start check, then
+        declined every card as unknown). Raises ConfigError."""
+        for descending in (False, True):
+            for doc in self.docs.query(CARDS, order_by=[OrderBy("storedAt", descending)], limit=1):
+                try:
+                    self._open(doc.id, doc.data)
+                    if cvv_keys is not None:
+                        cvv_keys.key(doc.data.get("cvvKeyId"))
+                except keyring.UnknownKey as exc:
+                    raise ConfigError(f"the card vault's card {doc.id}: {exc} (terraform/modules/card_vault)") from None
+                except InvalidTag:
+                    raise ConfigError(
+                        f"the card vault's card {doc.id} does not open with key {doc.data.get('keyId')!r}:"
+                        " FJB_VAULT_KEY holds another key under that id"
+                    ) from None
+
+    def _open(self, card_id: str, data: dict[str, Any]) -> str:
+        key_id = data.get("keyId") or keyring.LEGACY_ID
+        if key_id not in self._aead:
+            raise keyring.UnknownKey(f"key {key_id!r} is not in the keyring (it holds {sorted(self.keys.keys)})")
+        return self._aead[key_id].decrypt(bytes(data["nonce"]), bytes(data["pan"]), card_id.encode()).decode()
 
     def is_empty(self) -> bool:
         """Whether the vault holds no card at all (one read)."""
@@ -111,23 +160,49 @@ class CardVault:
         return _entry(card_id, doc.data) if doc is not None else None
 
     def find(self, pan: str) -> VaultEntry | None:
-        doc = self.docs.get(f"{PANS}/{self.fingerprint(pan)}")
+        """The card with this PAN: looked up by its fingerprint under each key of the ring
+        (one read; a card sealed under an earlier key until it is sealed again, `reseal`)."""
+        paths = self._fingerprints(pan)
+        if len(paths) == 1:
+            doc = self.docs.get(paths[0])
+        else:
+            found = self.docs.get_many(paths)
+            doc = next((d for p in paths if (d := found.get(p)) is not None), None)
         return _entry(doc.data["cardId"], doc.data) if doc is not None else None
 
+    def _issued(self, pan: str) -> bool:
+        """Whether a card sealed under another key of the ring has this PAN (the batch's
+        create of the current key's fingerprint is what finds one sealed under it)."""
+        others = self._fingerprints(pan)[1:]
+        return bool(others) and any(d is not None for d in self.docs.get_many(others).values())
+
     def store(
-        self, card_id: str, make_pan: Callable[[], str], exp_month: int, exp_year: int, attempts: int = 20
+        self,
+        card_id: str,
+        make_pan: Callable[[], str],
+        exp_month: int,
+        exp_year: int,
+        attempts: int = 20,
+        *,
+        cvv_key_id: str = keyring.LEGACY_ID,
     ) -> tuple[VaultEntry, str | None]:
         """The card's entry, made with a new unique PAN from ``make_pan()`` unless the card
-        has one already (an issue command delivered twice). Returns (entry, new PAN or None)."""
+        has one already (an issue command delivered twice), sealed under the ring's current
+        key; ``cvv_key_id``: the CVV key its CVV is derived with. Returns (entry, new PAN or
+        None)."""
         existing = self.by_card(card_id)
         if existing is not None:
             return existing, None
+        key_id = self.keys.current
         for _ in range(attempts):
             pan = make_pan()
+            if self._issued(pan):
+                continue  # a collision with a card sealed under an earlier key: draw again
             nonce = secrets.token_bytes(12)
             token = "tok_" + secrets.token_hex(16)
             fingerprint = self.fingerprint(pan)
             stored_at = dt.datetime.now(dt.UTC)
+            keys = {"keyId": key_id, "cvvKeyId": cvv_key_id}
             batch = self.docs.batch()
             batch.create(
                 f"{CARDS}/{card_id}",
@@ -135,15 +210,23 @@ class CardVault:
                     "token": token,
                     "fingerprint": fingerprint,
                     "nonce": nonce,
-                    "pan": self._aead.encrypt(nonce, pan.encode(), card_id.encode()),
+                    "pan": self._aead[key_id].encrypt(nonce, pan.encode(), card_id.encode()),
                     "expMonth": exp_month,
                     "expYear": exp_year,
                     "storedAt": stored_at,
+                    **keys,
                 },
             )
             batch.create(
                 f"{PANS}/{fingerprint}",
-                {"cardId": card_id, "token": token, "expMonth": exp_month, "expYear": exp_year, "storedAt": stored_at},
+                {
+                    "cardId": card_id,
+                    "token": token,
+                    "expMonth": exp_month,
+                    "expYear": exp_year,
+                    "storedAt": stored_at,
+                    **keys,
+                },
             )
             try:
                 batch.commit()
@@ -154,7 +237,7 @@ class CardVault:
                 if existing is not None:
                     return existing, None
                 continue  # a collision: draw again
-            return VaultEntry(token, card_id, exp_month, exp_year), pan
+            return VaultEntry(token, card_id, exp_month, exp_year, cvv_key_id), pan
         raise RuntimeError("could not draw a unique card number")
 
     def reveal(self, card_id: str) -> str | None:
@@ -162,7 +245,55 @@ class CardVault:
         doc = self.docs.get(f"{CARDS}/{card_id}")
         if doc is None:
             return None
-        return self._aead.decrypt(bytes(doc.data["nonce"]), bytes(doc.data["pan"]), card_id.encode()).decode()
+        return self._open(card_id, doc.data)
+
+    def reseal(self, progress: Callable[[int, int], None] | None = None, page: int = 200) -> int:
+        """Seal every card sealed under another key than the current one under the current
+        one, each in one batch (its entry updated, its fingerprint under the current key
+        created, the old one deleted: all or nothing), so the earlier key can leave the ring.
+        Safe to run again or beside the service: a card done is skipped, one changed or done
+        meanwhile fails its batch and is read again on the next run. Its CVV key stays (the
+        printed CVV does not change). Returns how many it sealed; ``progress`` is told
+        (seen, sealed) after each page."""
+        seen = sealed = 0
+        last = None
+        while True:
+            docs = self.docs.query(CARDS, limit=page, start_after=last)
+            for doc in docs:
+                seen += 1
+                if (doc.data.get("keyId") or keyring.LEGACY_ID) != self.keys.current:
+                    sealed += self._reseal_one(doc.id, doc.data, doc.updated)
+            if progress is not None:
+                progress(seen, sealed)
+            if len(docs) < page:
+                return sealed
+            last = docs[-1]
+
+    def _reseal_one(self, card_id: str, data: dict[str, Any], updated: dt.datetime) -> int:
+        pan = self._open(card_id, data)
+        key_id, nonce = self.keys.current, secrets.token_bytes(12)
+        fingerprint = self.fingerprint(pan)
+        pans: dict[str, Any] = {k: data[k] for k in ("token", "expMonth", "expYear", "storedAt") if k in data}
+        cvv_key_id = data.get("cvvKeyId") or keyring.LEGACY_ID
+        batch = self.docs.batch()
+        batch.update(
+            f"{CARDS}/{card_id}",
+            {
+                "keyId": key_id,
+                "cvvKeyId": cvv_key_id,
+                "nonce": nonce,
+                "pan": self._aead[key_id].encrypt(nonce, pan.encode(), card_id.encode()),
+                "fingerprint": fingerprint,
+            },
+            if_updated=updated,
+        )
+        batch.create(f"{PANS}/{fingerprint}", {"cardId": card_id, **pans, "keyId": key_id, "cvvKeyId": cvv_key_id})
+        batch.delete(f"{PANS}/{data['fingerprint']}")
+        try:
+            batch.commit()
+        except (AlreadyExists, Stale):
+            return 0  # sealed meanwhile (another run), or changed: the next run reads it again
+        return 1
 
     def entries(self, page: int = 500) -> list[VaultEntry]:
         """Every card in the vault, in card id order (the operator's and the tests' sweep)."""

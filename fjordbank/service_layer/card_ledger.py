@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
@@ -77,6 +78,7 @@ from fjordbank.domain import card_settlement as settlement
 from fjordbank.domain import cards as rules
 from fjordbank.domain.categories import override_key
 from fjordbank.domain.events import CardAuthorization, CardIncremented, CardIssued, CardRefunded, IssueCard
+from fjordbank.domain.keyring import Keyring
 from fjordbank.domain.ledger import Account, Book, Hold, card_scheme_account, carries_hold, record_postings
 from fjordbank.domain.norway import today_in_norway
 from fjordbank.runtime.consumer import Ack, Outcome, Reject, Retry
@@ -816,6 +818,9 @@ class VaultEntry(Protocol):
     @property
     def exp_year(self) -> int: ...
 
+    @property
+    def cvv_key_id(self) -> str: ...
+
 
 class Vault(Protocol):
     """The card vault (fjordbank.adapters.vault.CardVault): blocking, called off the loop."""
@@ -823,7 +828,14 @@ class Vault(Protocol):
     def find(self, pan: str) -> VaultEntry | None: ...
 
     def store(
-        self, card_id: str, make_pan: Callable[[], str], exp_month: int, exp_year: int
+        self,
+        card_id: str,
+        make_pan: Callable[[], str],
+        exp_month: int,
+        exp_year: int,
+        attempts: int = ...,
+        *,
+        cvv_key_id: str,
     ) -> tuple[VaultEntry, str | None]: ...
 
     def reveal(self, card_id: str) -> str | None: ...
@@ -839,12 +851,14 @@ class CardNumbers:
         ledger: CardLedger,
         vault: Vault,
         *,
-        cvv_key: bytes,
+        cvv_key: bytes | Keyring,
         card_bin: str,
     ) -> None:
+        """``cvv_key``: the CVV keyring (``FJB_CVV_KEY``): a card's CVV is derived with the
+        key its vault entry names, a new card's with the current one."""
         self.ledger = ledger
         self.vault = vault
-        self.cvv_key = cvv_key
+        self.cvv_keys = cvv_key if isinstance(cvv_key, Keyring) else Keyring.single(cvv_key)
         self.card_bin = card_bin
         # One decision at a time per card in this process: concurrent authorisations of one
         # card queue here (a few ms each) instead of contending for the same account and
@@ -864,7 +878,7 @@ class CardNumbers:
         entry = await asyncio.to_thread(self.vault.find, req.pan)
         cvv_ok = None
         if entry is not None and req.cvv is not None:
-            expected = rules.derive_cvv(self.cvv_key, req.pan, entry.exp_month, entry.exp_year)
+            expected = rules.derive_cvv(self.cvv_keys.key(entry.cvv_key_id), req.pan, entry.exp_month, entry.exp_year)
             cvv_ok = hmac.compare_digest(expected, req.cvv)
         if entry is None:  # unknown card numbers (card testing) need no queue: nothing is shared
             result = await self.ledger.authorize(req, None, cvv_ok=cvv_ok)
@@ -928,7 +942,11 @@ class CardNumbers:
         """The card's vault entry and number: drawn now, or by an earlier delivery."""
         exp_month, exp_year = rules.expiry_for(today_in_norway(self.ledger.clock()))  # the month in Norway
         entry, pan = await asyncio.to_thread(
-            self.vault.store, card_id, lambda: rules.make_pan(self.card_bin), exp_month, exp_year
+            functools.partial(self.vault.store, cvv_key_id=self.cvv_keys.current),
+            card_id,
+            lambda: rules.make_pan(self.card_bin),
+            exp_month,
+            exp_year,
         )
         if pan is None:  # made by an earlier delivery of this command
             pan = await asyncio.to_thread(self.vault.reveal, card_id)

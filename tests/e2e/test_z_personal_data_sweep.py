@@ -11,7 +11,7 @@ import re
 import pytest
 from nats.js.api import DeliverPolicy
 
-from fjordbank.adapters.vault import DEFAULT_DATABASE, decode_key, open_vault
+from fjordbank.adapters.vault import DEFAULT_DATABASE, decode_keyring, open_vault
 from fjordbank.domain.cards import derive_cvv
 from tests.support.bank import card_keys
 from tests.support.natsclients import connect
@@ -23,12 +23,12 @@ pytestmark = pytest.mark.stack
 def _all_cards(stack) -> list[tuple[str, str]]:
     """(PAN, CVV) of every card in the vault (its own database in the emulator)."""
     keys = card_keys(stack)
-    vault = open_vault(stack.s.project_id, DEFAULT_DATABASE, decode_key(keys["vaultKey"], "vault"))
-    cvv_key = decode_key(keys["cvvKey"], "cvv")
+    vault = open_vault(stack.s.project_id, DEFAULT_DATABASE, decode_keyring(keys["vaultKey"], "vault"))
+    cvv_keys = decode_keyring(keys["cvvKey"], "cvv")
     out = []
     for entry in vault.entries():
         pan = vault.reveal(entry.card_id)
-        out.append((pan, derive_cvv(cvv_key, pan, entry.exp_month, entry.exp_year)))
+        out.append((pan, derive_cvv(cvv_keys.key(entry.cvv_key_id), pan, entry.exp_month, entry.exp_year)))
     return out
 
 

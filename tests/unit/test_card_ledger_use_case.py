@@ -122,6 +122,7 @@ class Entry:
     card_id: str
     exp_month: int
     exp_year: int
+    cvv_key_id: str = "k0"
 
 
 class Vault:
@@ -139,12 +140,14 @@ class Vault:
     def find(self, pan: str) -> Entry | None:
         return next((e for e, p in self.entries.values() if p == pan), None)
 
-    def store(self, card_id: str, make: Callable[[], str], exp_month: int, exp_year: int) -> tuple[Entry, str | None]:
+    def store(
+        self, card_id: str, make: Callable[[], str], exp_month: int, exp_year: int, *, cvv_key_id: str
+    ) -> tuple[Entry, str | None]:
         self.on_store()
         if card_id in self.entries:
             return self.entries[card_id][0], None
         pan = make()
-        self.entries[card_id] = (Entry(f"tok_{card_id}", card_id, exp_month, exp_year), pan)
+        self.entries[card_id] = (Entry(f"tok_{card_id}", card_id, exp_month, exp_year, cvv_key_id), pan)
         return self.entries[card_id][0], pan
 
     def reveal(self, card_id: str) -> str | None:

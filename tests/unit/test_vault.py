@@ -20,8 +20,10 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from devstack import vault_state
-from fjordbank.adapters.vault import CARDS, PANS, CardVault, VaultEntry, decode_key, new_key
+from fjordbank.adapters.vault import CARDS, PANS, CardVault, VaultEntry, decode_key, decode_keyring, new_key
+from fjordbank.domain import keyring
 from fjordbank.domain.cards import is_valid_pan, make_pan
+from fjordbank.domain.keyring import Keyring
 from fjordbank.errors import ConfigError, FjordbankError
 from tests.support.memory import MemoryDocuments
 
@@ -297,3 +299,87 @@ def test_an_empty_vault_with_active_cards_stops_the_card_service(monkeypatch) ->
         cards.refuse_an_empty_vault_with_cards(settings, vault)
     vault.store("card_1", lambda: make_pan(BIN), 11, 2030)
     cards.refuse_an_empty_vault_with_cards(settings, vault)  # the numbers are there
+
+
+# ----------------------------------------------------------------------- key rotation
+# Found in review, 2026-12-07: the vault and CVV keys were bare keys, and nothing said which
+# key had sealed a number or derived a CVV: a new secret version (the usual rotation) passed
+# every start check, then declined every card as unknown, let a PAN issued before be issued
+# again, and froze each card after five right CVVs taken for wrong ones.
+NEW_KEY = bytes(range(2, 34))
+
+
+def ring(*pairs: tuple[str, bytes]) -> Keyring:
+    return keyring.parse(",".join(f"{k}:{base64.b64encode(v).decode()}" for k, v in pairs), "FJB_VAULT_KEY")
+
+
+def test_a_keyring_is_one_bare_key_or_ids_with_keys_the_first_current() -> None:
+    bare = keyring.parse(base64.b64encode(KEY).decode(), "FJB_VAULT_KEY")
+    assert (bare.current, dict(bare.keys)) == (keyring.LEGACY_ID, {keyring.LEGACY_ID: KEY})
+    two = ring(("k1", NEW_KEY), ("k0", KEY))
+    assert (two.current, two.current_key, two.key(None), two.key("k0")) == ("k1", NEW_KEY, KEY, KEY)
+    assert "k1" in repr(two) and base64.b64encode(NEW_KEY).decode() not in repr(two)  # never a key in a log
+    with pytest.raises(keyring.UnknownKey):
+        two.key("k9")
+    for bad in ("", "k1:" + base64.b64encode(KEY[:16]).decode(), "bad id:AAAA", "k1:x,k1:y"):
+        with pytest.raises(ConfigError, match="FJB_VAULT_KEY"):
+            decode_keyring(bad, "FJB_VAULT_KEY")
+    text = f"k1:{base64.b64encode(NEW_KEY).decode()},k1:{base64.b64encode(KEY).decode()}"
+    with pytest.raises(ConfigError, match="twice"):
+        decode_keyring(text, "FJB_VAULT_KEY")
+
+
+def test_a_vault_rotated_to_a_new_key_finds_reveals_and_reseals_the_cards_of_the_old_one(docs) -> None:
+    old = CardVault(docs, KEY)  # entries written before keys were named: no keyId (the legacy id)
+    _, first = old.store("card_1", fixed("4992100000000016"), 11, 2030)
+    old_fingerprint = old.fingerprint("4992100000000016")
+    rotated = CardVault(docs, ring(("k1", NEW_KEY), ("k0", KEY)))
+    rotated.check()
+    assert rotated.find("4992100000000016") == old.find("4992100000000016")
+    assert rotated.reveal("card_1") == first
+    entry, second = rotated.store("card_2", lambda: make_pan(BIN), 11, 2030, cvv_key_id="c1")
+    assert entry.cvv_key_id == "c1" and docs.get(f"{CARDS}/card_2").data["keyId"] == "k1"
+    assert second is not None and rotated.find(second) == entry
+    # a PAN issued under the old key is not issued again under the new one
+    again = fixed("4992100000000016", "4992100000000024")
+    _, third = rotated.store("card_3", again, 11, 2030)
+    assert third == "4992100000000024" and again.calls == 2  # type: ignore[attr-defined]
+    # an instance still holding the old ring alone does not start: it cannot open the newest card
+    with pytest.raises(ConfigError, match=r"card_3.*'k1' is not in the keyring"):
+        CardVault(docs, KEY).check()
+    # sealed again under the new key, the old one may leave the ring
+    told: list[tuple[int, int]] = []
+    assert rotated.reseal(progress=lambda *a: told.append(a)) == 1
+    assert told == [(3, 1)]
+    assert rotated.reseal() == 0  # again: nothing left
+    card_1 = docs.get(f"{CARDS}/card_1").data
+    assert (card_1["keyId"], card_1["cvvKeyId"]) == ("k1", keyring.LEGACY_ID)  # its printed CVV stays
+    assert docs.get(f"{PANS}/{old_fingerprint}") is None
+    new_only = CardVault(docs, ring(("k1", NEW_KEY)))
+    new_only.check()
+    assert new_only.reveal("card_1") == first and new_only.find(first).card_id == "card_1"
+    assert not any(first in t for t in [stored_text(docs)])
+
+
+def test_a_ring_that_holds_another_key_under_the_id_or_lacks_the_cvv_key_does_not_start(docs) -> None:
+    CardVault(docs, ring(("k1", NEW_KEY))).store("card_1", lambda: make_pan(BIN), 11, 2030, cvv_key_id="c1")
+    with pytest.raises(ConfigError, match="does not open with key 'k1'"):
+        CardVault(docs, ring(("k1", OTHER_KEY))).check()
+    vault = CardVault(docs, ring(("k1", NEW_KEY)))
+    vault.check(ring(("c1", KEY)))
+    with pytest.raises(ConfigError, match="'c1' is not in the keyring"):
+        vault.check(ring(("c2", KEY)))
+
+
+def test_the_cvv_of_a_card_is_derived_with_the_key_its_entry_names() -> None:
+    """A CVV key rotated: new cards' CVVs under the new key, those printed before still
+    checked with the key they were derived with."""
+    from fjordbank.domain.cards import derive_cvv
+
+    docs = MemoryDocuments()
+    cvv = ring(("c1", NEW_KEY), ("c0", KEY))
+    vault = CardVault(docs, KEY)
+    _, pan = vault.store("card_1", lambda: make_pan(BIN), 11, 2030, cvv_key_id="c0")
+    found = vault.find(pan)
+    assert found is not None and found.cvv_key_id == "c0"
+    assert derive_cvv(cvv.key(found.cvv_key_id), pan, 11, 2030) == derive_cvv(KEY, pan, 11, 2030)
