@@ -337,6 +337,11 @@ STREAMS: tuple[StreamSpec, ...] = (
     ),
 )
 
+# Subjects a release stopped using, once no stream holds their messages and no running
+# release publishes there: the contracts' generator refuses a subject dropped from the
+# topology without being listed here (fjordbank.contracts.removed_subjects).
+RETIRED_SUBJECTS: tuple[str, ...] = ()
+
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         durable="screening",

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from fjordbank import topology
 from fjordbank.contracts import asyncapi, catalog, compat
 from fjordbank.contracts.schema import event_schema
 
@@ -64,16 +65,36 @@ def retired(root: Path | None = None) -> list[str]:
 
 
 def breaking(root: Path | None = None) -> dict[str, list[str]]:
-    """For each committed schema the code changes in a breaking way: why."""
+    """For each committed schema the code changes in a breaking way: why. For the AsyncAPI
+    document: each subject it had that the topology no longer has (`removed_subjects`)."""
     root = root or ROOT
     found = {}
     for path, content in generate().items():
         committed = root / path
-        if path != ASYNCAPI and committed.exists():
-            problems = compat.breaking_changes(json.loads(committed.read_text(encoding="utf-8")), content)
-            if problems:
-                found[path] = problems
+        if not committed.exists():
+            continue
+        old = json.loads(committed.read_text(encoding="utf-8"))
+        problems = removed_subjects(old, content) if path == ASYNCAPI else compat.breaking_changes(old, content)
+        if problems:
+            found[path] = problems
     return found
+
+
+def _subjects(document: dict[str, Any]) -> set[str]:
+    return {str(c.get("address")) for c in document.get("channels", {}).values() if isinstance(c, dict)}
+
+
+def removed_subjects(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The subjects of ``old`` (an AsyncAPI document) ``new`` has no channel for, unless the
+    topology retired them (`topology.RETIRED_SUBJECTS`). A subject renamed passed the check
+    (found in review, 2026-12-07): the streams still hold its messages and the last
+    release's producers still publish there, and no consumer of the new release reads it."""
+    gone = _subjects(old) - _subjects(new) - set(topology.RETIRED_SUBJECTS)
+    return [
+        f"{subject}: no longer a subject of the topology, but the streams may hold its messages and the last"
+        " release publishes there; keep it consumed for a release, then list it in topology.RETIRED_SUBJECTS"
+        for subject in sorted(gone)
+    ]
 
 
 def write(root: Path | None = None) -> list[str]:

@@ -776,6 +776,23 @@ def test_the_generator_refuses_to_overwrite_a_version_with_a_breaking_change(
     assert not (tmp_path / contracts.ASYNCAPI).exists()  # nothing written
 
 
+def test_a_subject_dropped_from_the_topology_is_refused_until_it_is_retired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renamed subject passed the check (found in review, 2026-12-07): the streams hold
+    its messages and the last release publishes there, and no consumer reads it."""
+    (tmp_path / contracts.ASYNCAPI).write_text((ROOT / contracts.ASYNCAPI).read_text(encoding="utf-8"))
+    generated = contracts.generate()
+    renamed = copy.deepcopy(generated[contracts.ASYNCAPI])
+    channel = next(k for k, c in renamed["channels"].items() if c["address"] == "cards.captured")
+    renamed["channels"][channel]["address"] = "cards.captured.v2"
+    monkeypatch.setattr(contracts, "generate", lambda: {**generated, contracts.ASYNCAPI: renamed})
+    with pytest.raises(ValueError, match=r"cards\.captured: no longer a subject of the topology"):
+        contracts.write(tmp_path)
+    monkeypatch.setattr(topology, "RETIRED_SUBJECTS", ("cards.captured",))
+    assert contracts.breaking(tmp_path) == {}
+
+
 def _git(*args: str) -> str | None:
     try:
         return subprocess.run(
