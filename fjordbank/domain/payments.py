@@ -374,6 +374,7 @@ class PaymentRequested:
     @classmethod
     def from_json(cls, data: object) -> PaymentRequested:
         """The event's payment as decoded JSON: anything, checked here."""
+        _later_version_first(data)
         if not isinstance(data, dict):
             raise PaymentRejected("malformed_event", "the payment is not an object")
         fields = set(cls.__dataclass_fields__)
@@ -394,6 +395,16 @@ class PaymentRequested:
             raise PaymentRejected("malformed_event", "event amount must be a positive int within the ceiling")
         _check_event_fields(event)
         return event
+
+
+def _later_version_first(payment: object) -> None:
+    """`OtherVersion` for a payment of a later version, before anything else is checked: a
+    later version adds or removes a field, a status or a kind (the contract is closed, so
+    any such change is a new version), and each of those was refused as malformed and
+    dead-lettered before the version was read (found in review, 2026-12-07)."""
+    version = payment.get("v") if isinstance(payment, dict) else None
+    if type(version) is int and version > EVENT_VERSION:
+        raise OtherVersion(f"payment version {version} is newer than {EVENT_VERSION}, the one this consumer reads")
 
 
 def _check_version(version: object) -> None:
@@ -478,7 +489,9 @@ class PaymentEvent:
 
     @classmethod
     def from_json(cls, data: object) -> PaymentEvent:
-        """A decoded message body: anything, checked here."""
+        """A decoded message body: anything, checked here; a later version's first (its
+        fields, statuses or envelope may be what this code does not know)."""
+        _later_version_first(data.get("payment") if isinstance(data, dict) else None)
         if not isinstance(data, dict) or set(data) - {"payment", "status", "reason", "message", "detail"}:
             raise PaymentRejected("malformed_event", "not a payment event")
         status = data.get("status")

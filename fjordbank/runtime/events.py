@@ -59,13 +59,15 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
 
 def _other_release(d: Delivery, exc: OtherVersion) -> Retry:
     """A message of another version than this code reads (another release's producer wrote
-    it), given back as a transient failure is, for an instance of that release's consumer
-    (both run during a rollout): dead-lettered only once it has been given back for
-    TRANSIENT_MAX_AGE_SECONDS (a rollout stopped half-way; replay it once the right
-    release runs). Rejected at once, a producer of the next version deployed before its
-    consumers dead-lettered every message it wrote, and a consumer of the next version
-    every message of the last one still in the stream (found in review, 2026-12-07)."""
-    return Retry(f"{d.subject}: {exc}", delay=TRANSIENT_LATE_DELAY_SECONDS, transient=True)
+    it), given back after TRANSIENT_LATE_DELAY_SECONDS for an instance of that release's
+    consumer (both run during a rollout), and dead-lettered after its tries as any failure
+    of its own (replay it once the right release runs): about three minutes. Rejected at
+    once, a producer of the next version deployed before its consumers dead-lettered every
+    message it wrote, and a consumer of the next version every message of the last one
+    still in the stream (found in review, 2026-12-07). Not a transient failure: taken for
+    the database failing for all, it held every message after it in its batch for the
+    hour such a failure is given (found in the review of that fix)."""
+    return Retry(f"{d.subject}: {exc}", delay=TRANSIENT_LATE_DELAY_SECONDS)
 
 
 def decode_contracts(batch: list[Delivery]) -> tuple[list[tuple[int, Contract]], list[Outcome | None]]:

@@ -289,7 +289,9 @@ def test_an_event_of_another_version_is_another_release_s_not_malformed(version:
     batch = [delivery(topology.SUBJECT_CARD_ISSUE, {"v": version, "uid": "u", "card_id": "c", "account_id": "a"})]
     decoded, (outcome,) = runtime_events.decode_contracts(batch)
     assert decoded == []
-    assert isinstance(outcome, Retry) and outcome.transient and outcome.delay == TRANSIENT_LATE_DELAY_SECONDS
+    # not taken for the database failing for all (which holds the rest of its batch back
+    # for an hour): a failure of its own, dead-lettered after its tries
+    assert isinstance(outcome, Retry) and not outcome.transient and outcome.delay == TRANSIENT_LATE_DELAY_SECONDS
 
 
 def test_a_payment_of_a_later_version_is_given_back_and_one_of_no_version_is_malformed() -> None:
@@ -299,7 +301,16 @@ def test_a_payment_of_a_later_version_is_given_back_and_one_of_no_version_is_mal
     with pytest.raises(OtherVersion):
         PaymentEvent.from_json(later)
     _, (outcome,) = runtime_events.decode_batch([delivery(PAYMENT.subject, later)])
-    assert isinstance(outcome, Retry) and outcome.transient
+    assert isinstance(outcome, Retry) and not outcome.transient
+    # a later version adds or removes a field, a status: read for its version first, not
+    # refused as malformed (found in review, 2026-12-07)
+    added, removed, status = copy.deepcopy(later), copy.deepcopy(later), copy.deepcopy(later)
+    added["payment"]["purpose_code"] = "SALA"
+    del removed["payment"]["kid"]
+    status["status"] = "screened_again"
+    for wire in (added, removed, status, {**later, "priority": "high"}):
+        with pytest.raises(OtherVersion):
+            PaymentEvent.from_json(wire)
     for bad in ("banana", True, 0, None):
         wire = copy.deepcopy(event)
         wire["payment"]["v"] = bad
@@ -810,6 +821,10 @@ def test_no_version_of_a_schema_ever_committed_is_changed_in_a_breaking_way() ->
     log = _git("log", "--format=commit %H", "--name-only", "--", "contracts/events")
     if log is None:
         pytest.skip("not a git clone (an archive): the schema files' history is not here to compare with")
+    if (_git("rev-parse", "--is-shallow-repository") or "").strip() == "true":
+        # a clone of one commit compared each file with itself and passed (found in review,
+        # 2026-12-07): the CI fetches the whole history (.github/workflows/ci.yml)
+        pytest.skip("a shallow clone: its history is cut (clone with the whole history, fetch-depth 0)")
     commit, checked, problems = "", 0, []
     for line in log.splitlines():
         if line.startswith("commit "):
