@@ -143,21 +143,30 @@ def issue_card(
     return card_id
 
 
+# What a change of a card is confirmed with: the text signed, what it is (for the
+# messages), and whether the change needs it (None: nothing to confirm, a freeze).
+Confirmation = tuple[bytes, str, bool]
+
+
 def _confirmed(
-    docs: Documents, uid: str, card_id: object, sca: object, needed: Callable[[Doc], tuple[bytes, str] | None]
+    docs: Documents, uid: str, card_id: object, sca: object, needed: Callable[[Doc], Confirmation | None]
 ) -> dt.datetime | None:
-    """The version of the caller's card a confirmation was checked against, None when
-    ``needed`` (of the card as it stands) asks for none; else ``needed`` gives the text to
-    sign and what it is, and ``sca`` must be a device key's signature of it, unused or
-    used for this version of the card only (a retry of the same change after its commit
-    failed). Read and checked before the change's transaction, which then refuses a card
-    changed since (`_unchanged`): a confirmation is of the card the customer saw."""
+    """The version of the caller's card a confirmation was checked against, None when none
+    was needed nor given. ``needed`` (of the card as it stands) gives the text to sign,
+    what it is and whether the change needs it; ``sca`` must then be a device key's
+    signature of it, unused or used for this version of the card only (a retry of the same
+    change after its commit failed). A confirmation given where none is needed (the app
+    signed for a card it saw frozen, unfrozen meanwhile) is checked and recorded as used
+    all the same: unrecorded, it stayed good for ever, and unfroze the card again after its
+    owner froze it as lost (found in review, 2026-12-07). Read and checked before the
+    change's transaction, which then refuses a card changed since (`_unchanged`): a
+    confirmation is of the card the customer saw."""
     check_sca_shape(sca)
     card = _owned_card(docs, uid, card_id)
     asked = needed(card)
-    if asked is None:
+    if asked is None or (sca is None and not asked[2]):
         return None
-    message, what = asked
+    message, what, _required = asked
     sca_checks.check_confirmation(
         docs,
         uid,
@@ -194,10 +203,11 @@ def set_frozen(
         raise rules.CardRefused("invalid_request", "frozen must be true or false")
     status = rules.FROZEN if frozen else rules.ACTIVE
 
-    def needed(card: Doc) -> tuple[bytes, str] | None:
-        if frozen or card.data.get("status") != rules.FROZEN:
+    def needed(card: Doc) -> Confirmation | None:
+        if frozen:
             return None
-        return sca_rules.card_unfreeze_challenge(card.data["cardId"]), "unfreezing this card"
+        required = card.data.get("status") == rules.FROZEN
+        return sca_rules.card_unfreeze_challenge(card.data["cardId"]), "unfreezing this card", required
 
     confirmed = _confirmed(docs, uid, card_id, sca, needed)
 
@@ -240,14 +250,13 @@ def set_limits(
         current = {**rules.DEFAULT_LIMITS, **(card.data.get("limits") or {})}
         return current, rules.validate_limits(limits, current)
 
-    def needed(card: Doc) -> tuple[bytes, str] | None:
+    def needed(card: Doc) -> Confirmation | None:
         if card.data.get("status") == rules.BLOCKED:
             return None  # refused in the change
         current, merged = raised(card)
-        if all(merged[kind] <= current[kind] for kind in rules.LIMIT_KINDS):
-            return None
+        required = any(merged[kind] > current[kind] for kind in rules.LIMIT_KINDS)
         message = sca_rules.card_limits_challenge(card.data["cardId"], _limits_of(current), _limits_of(merged))
-        return message, "these card limits"
+        return message, "these card limits", required
 
     confirmed = _confirmed(docs, uid, card_id, sca, needed)
 

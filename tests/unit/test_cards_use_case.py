@@ -177,6 +177,29 @@ def test_unfreezing_needs_the_phone_s_confirmation_good_for_that_one_unfreezing(
     assert cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False) == rules.ACTIVE
 
 
+def test_a_confirmation_sent_where_none_was_needed_is_used_up_all_the_same(docs, publisher):
+    """Two taps on "Unfreeze": the second's confirmation, sent for a card unfrozen by the
+    first, was not recorded, and unfroze the card again after its owner froze it as lost
+    (found in review, 2026-12-07)."""
+    card_id = active_card(docs, publisher)
+    cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True)
+    unfreeze = lambda sca=None: cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=False, sca=sca)  # noqa: E731
+    first, second = unfreezing(card_id), unfreezing(card_id)
+    assert unfreeze(first) == rules.ACTIVE
+    assert unfreeze(second) == rules.ACTIVE  # the card is active: nothing to confirm, but it is used
+    cards.set_frozen(docs, publisher, UID, card_id=card_id, frozen=True)  # lost
+    assert sca_refused(lambda: unfreeze(second)) == "sca_reused"
+    assert sca_refused(lambda: unfreeze(unfreezing(card_id, Device.new(UID, "thief")))) == "sca_invalid"
+    # a lowering confirmed (the app may sign every change) is checked and used up too
+    lower = {"daily": 500_000, "online": 100_000, "abroad": 0}
+    signed = PHONE.confirm_card_limits(card_id, rules.DEFAULT_LIMITS, lower)
+    assert cards.set_limits(docs, publisher, UID, card_id=card_id, limits=lower, sca=signed) == lower
+    assert (
+        sca_refused(lambda: cards.set_limits(docs, publisher, UID, card_id=card_id, limits=lower, sca=signed))
+        == "sca_reused"
+    )
+
+
 def test_a_card_frozen_for_guessed_security_codes_is_unfrozen_only_with_a_confirmation(docs, publisher):
     card_id = active_card(docs, publisher)
     seed(docs, {f"cards/{card_id}": {**data(docs, f"cards/{card_id}"), "status": rules.FROZEN}})
