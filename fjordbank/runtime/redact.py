@@ -29,12 +29,19 @@ _EDGE_L = r"(?:(?<![0-9A-Za-z])|(?<=\\[nrtbf])|(?<=%[0-9A-Fa-f][0-9A-Fa-f]))"
 _EDGE_R = r"(?![0-9A-Za-z])"
 # 4-2-5 apart by nothing, spaces, dots or hyphens, or 4-7 (8601 1117947, 8601-11-17947
 # passed unmasked: found in review, 2026-12-07)
-_ELEVEN = re.compile(_EDGE_L + r"[0-9]{4}(?:([ .-]?)[0-9]{2}\1[0-9]{5}|[ .-][0-9]{7})" + _EDGE_R)
+# (the review of that fix: "8601.11 17947" and two spaces passed; a 4-7 apart by a dot or a
+# hyphen masked a duration "1234.5678901 s" and a reference "INV-2026-0012345", so 4-7
+# is apart by spaces only; and 4-2-5 is apart in both places or in neither: one apart
+# only is a decimal or a reference as often)
+_APART_425 = r"(?:[ .-]| {2})"
+_ELEVEN = re.compile(
+    _EDGE_L + r"[0-9]{4}(?:" + _APART_425 + r"[0-9]{2}" + _APART_425 + r"[0-9]{5}|[0-9]{7}| {1,2}[0-9]{7})" + _EDGE_R
+)
 # A Norwegian IBAN: NO, two check digits and the account number, written compact or in
 # groups of four (NO93 8601 1117 947), any case. Its left edge is a letter, which the rule
 # for a whole number takes for the inside of an id, so it passed unmasked whole (found in
 # review, 2026-12-07). Keeps the country, check digits and last 4: NO93*******7947.
-_IBAN = re.compile(r"(?<![0-9A-Za-z])(?P<head>[Nn][Oo][0-9]{2})(?P<bban>[0-9]{11}|(?: [0-9]{4}){2} [0-9]{3})" + _EDGE_R)
+_IBAN = re.compile(_EDGE_L + r"(?P<head>[Nn][Oo][0-9]{2})(?P<bban>[0-9]{11}|(?: [0-9]{4}){2} [0-9]{3})" + _EDGE_R)
 # A national identity number as people write it, birth date apart from the rest (150685
 # 12345, 150685-12345): passed unmasked, though the promise is "in any layout" (found in
 # review). Not a part of a longer run of hyphen-joined digits (a reference 2026-123456-12345).
@@ -56,11 +63,14 @@ _NATIONAL_ID = re.compile(
 _CARD = re.compile(_EDGE_L + r"[0-9]{13,19}" + _EDGE_R)
 # as printed, in groups of four apart by spaces or hyphens, however many and mixed (a
 # double space or "4598 7612-3456 7896" passed unmasked: found in review, 2026-12-07)
-_GROUPED_CARD = re.compile(_EDGE_L + r"[0-9]{4}(?:(?: +|-)[0-9]{4}){3}" + _EDGE_R)
+# (the review of that fix: a no-break space, as it is or as JSON writes it, a dot and a
+# URL's %20 between the groups passed too)
+_CARD_APART = r"(?: +|-|\.|\u00a0|\\u00a0|%20)"
+_GROUPED_CARD = re.compile(_EDGE_L + r"[0-9]{4}(?:" + _CARD_APART + r"[0-9]{4}){3}" + _EDGE_R)
 
 
 def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"[ -]", "", match.group(0))
+    digits = re.sub(r"[^0-9]", "", match.group(0).replace("\\u00a0", "").replace("%20", ""))
     return f"{digits[:6]}{'*' * (len(digits) - 10)}{digits[-4:]}" if is_luhn_valid(digits) else match.group(0)
 
 

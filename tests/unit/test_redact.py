@@ -183,3 +183,29 @@ def test_ibans_accounts_apart_by_hyphens_or_four_and_seven_and_cards_in_mixed_gr
     # what is none of them stays: a date, a reference of hyphen-joined digits, an id
     for kept in ("2026-12-07", "ref 2026-123456-12345", "p3f1a86011117947", "NO12 kroner"):
         assert redact(kept) == kept, kept
+
+
+def test_the_layouts_the_review_of_the_first_fix_found_are_masked_and_decimals_and_references_are_not():
+    """The review of that fix (2026-12-07): an IBAN after a JSON escape or a URL's escape,
+    an account number apart by mixed separators or two spaces, a card number in groups
+    apart by no-break spaces, dots or %20 passed; a decimal and a reference were masked."""
+    number = make_account_number("8601", "11", 1794)
+    masked = f"*******{number[-4:]}"
+    assert redact(json.dumps({"msg": f"bad creditor\nNO93{number}"})) == json.dumps(
+        {"msg": f"bad creditor\nNO93{masked}"}
+    )
+    assert redact(f"GET /pay?iban%3DNO93{number}&x=1") == f"GET /pay?iban%3DNO93{masked}&x=1"
+    for written in (
+        f"{number[:4]}.{number[4:6]} {number[6:]}",
+        f"{number[:4]}-{number[4:6]} {number[6:]}",
+        f"{number[:4]}  {number[4:6]}  {number[6:]}",
+    ):
+        assert redact(f"konto {written} ok") == f"konto {masked} ok", written
+    pan = make_pan("459876", "123456789")
+    groups = [pan[i : i + 4] for i in range(0, 16, 4)]
+    card = f"{pan[:6]}******{pan[-4:]}"
+    for apart in ("\u00a0", ".", "%20"):
+        assert redact(f"card {apart.join(groups)} x") == f"card {card} x", apart
+    assert redact(json.dumps("\u00a0".join(groups))) == f'"{card}"'
+    for kept in ("elapsed 1234.5678901 s", "invoice INV-2026-0012345 paid", "ref 2026-123456-12345", "1234.56 kr"):
+        assert redact(kept) == kept, kept
