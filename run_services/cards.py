@@ -609,7 +609,9 @@ def reseal(settings: Settings) -> int:
     """``python -m run_services.cards reseal``: seal every card of the vault under the
     current key of ``FJB_VAULT_KEY`` (a rotation's last step before the earlier key leaves
     the ring: terraform/modules/card_vault/README.md), as a job with the card service's
-    image and identity, the only one that reaches the vault. Tells its progress."""
+    image and identity, the only one that reaches the vault. Tells its progress; returns
+    how many cards are left under another key (the job exits 1 while any is: run it again
+    before the earlier key leaves the ring)."""
     vault = open_vault(
         settings.project_id, settings.vault_database, decode_keyring(settings.vault_key, "FJB_VAULT_KEY")
     )
@@ -618,16 +620,17 @@ def reseal(settings: Settings) -> int:
     def told(seen: int, sealed: int) -> None:
         log.info("resealing the card vault", extra={"seen": seen, "sealed": sealed, "key": vault.keys.current})
 
-    sealed = vault.reseal(progress=told)
-    log.info("card vault resealed", extra={"sealed": sealed, "key": vault.keys.current})
-    return sealed
+    sealed, left = vault.reseal(progress=told)
+    log.info("card vault resealed", extra={"sealed": sealed, "left": left, "key": vault.keys.current})
+    return left
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     settings = load_settings(identity="cards")
     if args == ["reseal"]:
-        reseal(settings)
+        if reseal(settings):
+            raise SystemExit(1)
         return
     if args:
         raise SystemExit("usage: python -m run_services.cards [reseal]")

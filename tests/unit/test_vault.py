@@ -349,9 +349,9 @@ def test_a_vault_rotated_to_a_new_key_finds_reveals_and_reseals_the_cards_of_the
         CardVault(docs, KEY).check()
     # sealed again under the new key, the old one may leave the ring
     told: list[tuple[int, int]] = []
-    assert rotated.reseal(progress=lambda *a: told.append(a)) == 1
+    assert rotated.reseal(progress=lambda *a: told.append(a)) == (1, 0)
     assert told == [(3, 1)]
-    assert rotated.reseal() == 0  # again: nothing left
+    assert rotated.reseal() == (0, 0)  # again: nothing left
     card_1 = docs.get(f"{CARDS}/card_1").data
     assert (card_1["keyId"], card_1["cvvKeyId"]) == ("k1", keyring.LEGACY_ID)  # its printed CVV stays
     assert docs.get(f"{PANS}/{old_fingerprint}") is None
@@ -383,3 +383,31 @@ def test_the_cvv_of_a_card_is_derived_with_the_key_its_entry_names() -> None:
     found = vault.find(pan)
     assert found is not None and found.cvv_key_id == "c0"
     assert derive_cvv(cvv.key(found.cvv_key_id), pan, 11, 2030) == derive_cvv(KEY, pan, 11, 2030)
+
+
+def test_a_reseal_stopped_half_way_leaves_the_oldest_cards_which_the_start_check_finds(docs, monkeypatch) -> None:
+    """Sealed oldest first, a reseal stopped half-way left cards in the middle under the old
+    key while the start check (the oldest and the newest card) passed, and they were
+    declined as unknown (found in review, 2026-12-07): newest first, the oldest is left."""
+    old = CardVault(docs, KEY)
+    for i in range(4):
+        old.store(f"card_{i}", lambda: make_pan(BIN), 11, 2030)
+    rotated = CardVault(docs, ring(("k1", NEW_KEY), ("k0", KEY)))
+    done: list[str] = []
+    one = rotated._reseal_one
+
+    def stopped_after_two(card_id, data, updated):
+        if len(done) == 2:
+            raise KeyboardInterrupt  # the job killed
+        done.append(card_id)
+        return one(card_id, data, updated)
+
+    monkeypatch.setattr(rotated, "_reseal_one", stopped_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        rotated.reseal(page=1)
+    assert done == ["card_3", "card_2"]  # the newest first
+    with pytest.raises(ConfigError, match="card_0"):
+        CardVault(docs, ring(("k1", NEW_KEY))).check()
+    monkeypatch.undo()
+    assert rotated.reseal(page=1) == (2, 0)
+    CardVault(docs, ring(("k1", NEW_KEY))).check()
