@@ -152,30 +152,38 @@ def _confirmed(
     docs: Documents, uid: str, card_id: object, sca: object, needed: Callable[[Doc], Confirmation | None]
 ) -> dt.datetime | None:
     """The version of the caller's card a confirmation was checked against, None when none
-    was needed nor given. ``needed`` (of the card as it stands) gives the text to sign,
-    what it is and whether the change needs it; ``sca`` must then be a device key's
-    signature of it, unused or used for this version of the card only (a retry of the same
-    change after its commit failed). A confirmation given where none is needed (the app
-    signed for a card it saw frozen, unfrozen meanwhile) is checked and recorded as used
-    all the same: unrecorded, it stayed good for ever, and unfroze the card again after its
-    owner froze it as lost (found in review, 2026-12-07). Read and checked before the
-    change's transaction, which then refuses a card changed since (`_unchanged`): a
-    confirmation is of the card the customer saw."""
+    was checked. ``needed`` (of the card as it stands) gives the text to sign, what it is
+    and whether the change needs it; ``sca`` must then be a device key's signature of it,
+    unused or used for this version of the card only (a retry of the same change after its
+    commit failed). Read and checked before the change's transaction, which then refuses a
+    card changed since (`_unchanged`): a confirmation is of the card the customer saw.
+
+    A confirmation given where none is needed (a second tap on "Unfreeze", a retry after a
+    lost answer, a screen that showed the card frozen or its limits lower) is recorded as
+    used if it is valid and unused, and otherwise left aside: unrecorded, a valid one stayed
+    good for ever and unfroze the card again after its owner froze it as lost (found in
+    review, 2026-12-07); refused, a retry of a change already made failed (found in the
+    review of that fix)."""
     check_sca_shape(sca)
     card = _owned_card(docs, uid, card_id)
     asked = needed(card)
     if asked is None or (sca is None and not asked[2]):
         return None
-    message, what, _required = asked
-    sca_checks.check_confirmation(
-        docs,
-        uid,
-        request_path=f"{card.path}@{card.updated.isoformat()}",
-        sca=sca if isinstance(sca, dict) else None,
-        message=message,
-        required=PaymentRejected("sca_required", f"confirm {what} on your device"),
-        what=what,
-    )
+    message, what, required = asked
+    try:
+        sca_checks.check_confirmation(
+            docs,
+            uid,
+            request_path=f"{card.path}@{card.updated.isoformat()}",
+            sca=sca if isinstance(sca, dict) else None,
+            message=message,
+            required=PaymentRejected("sca_required", f"confirm {what} on your device"),
+            what=what,
+        )
+    except PaymentRejected:
+        if required:
+            raise
+        return None  # not needed: left aside
     return card.updated
 
 

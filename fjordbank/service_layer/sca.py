@@ -451,7 +451,7 @@ def signature_required() -> PaymentRejected:
 
 
 def signature_reused() -> PaymentRejected:
-    return PaymentRejected("sca_reused", "this confirmation was used for another payment")
+    return PaymentRejected("sca_reused", "this confirmation was used for another payment or change")
 
 
 def needs_signature(amount: int, *, own_payee: bool, new_payee: bool, threshold: int) -> bool:
