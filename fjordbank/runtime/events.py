@@ -23,7 +23,7 @@ from fjordbank.domain.errors import DomainError, OtherVersion
 from fjordbank.domain.events import Contract
 from fjordbank.domain.payments import UNSHOWN, PaymentEvent, passed_at, passing
 from fjordbank.runtime import tracing
-from fjordbank.runtime.consumer import TRANSIENT_LATE_DELAY_SECONDS, Delivery, Outcome, Reject, Retry
+from fjordbank.runtime.consumer import Delivery, Outcome, Reject, Retry
 from fjordbank.runtime.redact import redact
 
 
@@ -57,17 +57,22 @@ def decode_batch(batch: list[Delivery]) -> tuple[list[tuple[int, PaymentEvent]],
     return events, outcomes
 
 
+# How long a message of another version waits between its tries: with the consumers'
+# max_deliver (6) about twelve minutes, the time a rollout's two releases run side by side.
+OTHER_VERSION_DELAY_SECONDS = 120.0
+
+
 def _other_release(d: Delivery, exc: OtherVersion) -> Retry:
     """A message of another version than this code reads (another release's producer wrote
-    it), given back after TRANSIENT_LATE_DELAY_SECONDS for an instance of that release's
+    it), given back after OTHER_VERSION_DELAY_SECONDS for an instance of that release's
     consumer (both run during a rollout), and dead-lettered after its tries as any failure
-    of its own (replay it once the right release runs): about three minutes. Rejected at
-    once, a producer of the next version deployed before its consumers dead-lettered every
-    message it wrote, and a consumer of the next version every message of the last one
-    still in the stream (found in review, 2026-12-07). Not a transient failure: taken for
-    the database failing for all, it held every message after it in its batch for the
-    hour such a failure is given (found in the review of that fix)."""
-    return Retry(f"{d.subject}: {exc}", delay=TRANSIENT_LATE_DELAY_SECONDS)
+    of its own (replay it once the right release runs). Rejected at once, a producer of the
+    next version deployed before its consumers dead-lettered every message it wrote, and a
+    consumer of the next version every message of the last one still in the stream (found
+    in review, 2026-12-07). Not a transient failure: taken for the database failing for
+    all, it held every message after it in its batch for the hour such a failure is given
+    (found in the review of that fix)."""
+    return Retry(f"{d.subject}: {exc}", delay=OTHER_VERSION_DELAY_SECONDS)
 
 
 def decode_contracts(batch: list[Delivery]) -> tuple[list[tuple[int, Contract]], list[Outcome | None]]:

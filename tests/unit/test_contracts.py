@@ -49,7 +49,7 @@ from fjordbank.domain.payments import EVENT_VERSION as PAYMENT_VERSION
 from fjordbank.domain.payments import PaymentEvent, PaymentRejected, PaymentRequested
 from fjordbank.runtime import events as runtime_events
 from fjordbank.runtime import steps
-from fjordbank.runtime.consumer import TRANSIENT_LATE_DELAY_SECONDS, Ack, Delivery, Reject, Retry
+from fjordbank.runtime.consumer import Ack, Delivery, Reject, Retry
 from fjordbank.service_layer import cards as card_uses
 from fjordbank.service_layer.accounts import account_event
 from fjordbank.service_layer.card_ledger import CardResult, card_event
@@ -291,7 +291,11 @@ def test_an_event_of_another_version_is_another_release_s_not_malformed(version:
     assert decoded == []
     # not taken for the database failing for all (which holds the rest of its batch back
     # for an hour): a failure of its own, dead-lettered after its tries
-    assert isinstance(outcome, Retry) and not outcome.transient and outcome.delay == TRANSIENT_LATE_DELAY_SECONDS
+    assert (
+        isinstance(outcome, Retry)
+        and not outcome.transient
+        and outcome.delay == runtime_events.OTHER_VERSION_DELAY_SECONDS
+    )
 
 
 def test_a_payment_of_a_later_version_is_given_back_and_one_of_no_version_is_malformed() -> None:
