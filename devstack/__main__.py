@@ -57,8 +57,11 @@ def cmd_up(stack: Stack, detach: bool) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    silent: dict[str, int] = {}  # passes in a row a component's `gone` said something stopped
+    passes = 0
     while not stop:
         time.sleep(1)
+        passes += 1
         components = stack.components()
         # died: its pid file there and its process gone. A pid file missing is a restart in
         # progress (`devstack restart NAME`, chaos runs): taken for a death, it stopped the
@@ -70,10 +73,40 @@ def cmd_up(stack: Stack, detach: bool) -> int:
             for line in stack.deaths():
                 print(line, file=sys.stderr)
             break
+        if passes % GONE_EVERY == 0 and (lost := _gone(stack, components, silent)):
+            for line in lost:
+                print(line, file=sys.stderr)
+            break
     print("\nStopping everything ...")
     for name in stack.down():
         print(f"  stopped {name}")
     return 0
+
+
+# How often (passes of a second) the watch loop asks the components that can say so what
+# of them stopped answering, and in how many asks in a row before it takes it for gone: a
+# Java emulator killed under firebase-tools (the out-of-memory killer) left the leader
+# running, the stack shown running, and every service failing on a database that was no
+# longer there, its data lost (left as known in earlier reviews; mended 2026-12-07).
+GONE_EVERY = 5
+GONE_ASKS = 3
+
+
+def _gone(stack: Stack, components: list[Component], silent: dict[str, int]) -> list[str]:
+    """What to say of the components whose `gone` said something stopped ``GONE_ASKS`` times
+    in a row (counted in ``silent``); empty while none."""
+    said = []
+    for comp in components:
+        what = comp.gone() if comp.gone is not None and stack.sup.pid(comp.name) is not None else None
+        silent[comp.name] = silent.get(comp.name, 0) + 1 if what else 0
+        if what and silent[comp.name] >= GONE_ASKS:
+            lost = (
+                "; Firestore's and Auth's data since the last `make down` is lost with it"
+                if comp.name == "emulators"
+                else ""
+            )
+            said.append(f"{comp.name}: {what} though its process runs; see {stack.sup.log_file(comp.name)}{lost}")
+    return said
 
 
 def _running(stack: Stack) -> frozenset[str]:

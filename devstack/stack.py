@@ -169,6 +169,10 @@ class Stack:
                     raise StartError(f"emulators: {fatal}; see {log}:\n{tail(log, 30)}")
             return "All emulators ready" in text
 
+        def gone() -> str | None:
+            closed = [name for name in EMULATORS if not port_open(ports[name])]
+            return f"the {', '.join(closed)} emulator(s) stopped answering on their port(s)" if closed else None
+
         return Component(
             name="emulators",
             address=", ".join(f"{name} 127.0.0.1:{ports[name]}" for name in EMULATORS),
@@ -201,6 +205,7 @@ class Stack:
             cwd=self.s.log_dir,  # where firebase-tools and the emulators put their debug logs
             own_logs=EMULATOR_DEBUG_LOGS,
             ready=ready,
+            gone=gone,
             start_timeout=240,
             stop_timeout=120,  # the export on exit takes a while with much data
             before_start=self.prepare_functions,

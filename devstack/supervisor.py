@@ -40,6 +40,10 @@ class Component:
     leader_signal: int | None = None
     # further log files the component writes itself (in the log folder), rotated with its own
     own_logs: tuple[str, ...] = ()
+    # what of it has stopped answering though its leader runs (None: all answers); the
+    # emulator suite's leader is firebase-tools, whose Java and Python children may die
+    # under it, unseen by its pid (`up`'s watch loop asks this)
+    gone: Callable[[], str | None] | None = None
 
 
 # A component's log over this size is moved aside (``NAME.log.1``, the one before dropped)

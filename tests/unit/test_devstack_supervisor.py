@@ -5,6 +5,7 @@ is this test process's own pid."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import time
@@ -360,3 +361,32 @@ def test_an_up_that_fails_on_a_running_stack_leaves_what_ran_before_running(tmp_
     assert cli.cmd_up(stack, detach=True) == 1
     assert stack.kept == {"emulators"}
     assert "Left running as before: emulators." in capsys.readouterr().err
+
+
+def test_the_watch_loop_stops_the_stack_when_a_child_under_a_running_leader_stops_answering(
+    tmp_path, monkeypatch, capsys
+):
+    """A Java emulator killed under firebase-tools left its leader running: the stack was
+    shown running while every service failed on a database no longer there (left as known
+    in earlier reviews, mended 2026-12-07). One ask that finds it closed is not enough (a
+    port busy a moment); GONE_ASKS in a row stop the stack and say what was lost."""
+    sup = Supervisor(tmp_path / "run", tmp_path / "logs")
+    answers = iter([None, "the firestore emulator(s) stopped answering on their port(s)", None] + ["x"] * 100)
+    asked: list[str | None] = []
+
+    def gone() -> str | None:
+        asked.append(next(answers))
+        return "the firestore emulator(s) stopped answering on their port(s)" if asked[-1] else None
+
+    emulators = dataclasses.replace(running(sup, "emulators"), gone=gone)
+    comps = [emulators, running(sup, "notifier")]
+    passes = []
+    monkeypatch.setattr(cli.time, "sleep", lambda _s: passes.append(1))
+    monkeypatch.setattr(cli.signal, "signal", lambda *_a: None)
+    monkeypatch.setattr(cli.web, "walkthrough", lambda _s: "")
+    assert cli.cmd_up(FakeStack(sup, comps), detach=False) == 0
+    # asked every GONE_EVERY passes: closed once, open again, then closed GONE_ASKS times
+    assert len(asked) == 3 + cli.GONE_ASKS and len(passes) == cli.GONE_EVERY * len(asked)
+    err = capsys.readouterr().err
+    assert "emulators: the firestore emulator(s) stopped answering on their port(s) though its process runs" in err
+    assert "data since the last `make down` is lost" in err
