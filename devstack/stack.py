@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import os
 import secrets
 import signal
@@ -52,6 +53,15 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def port_refused(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> bool:
+    """Whether nothing listens on ``port`` (the connection refused): not a listener too busy
+    to accept in time (a long collector pause, starved cores under a soak), which a
+    connect's timeout cannot tell from one gone."""
+    with socket.socket() as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == errno.ECONNREFUSED
 
 
 class Stack:
@@ -170,7 +180,7 @@ class Stack:
             return "All emulators ready" in text
 
         def gone() -> str | None:
-            closed = [name for name in EMULATORS if not port_open(ports[name])]
+            closed = [name for name in EMULATORS if port_refused(ports[name])]
             return f"the {', '.join(closed)} emulator(s) stopped answering on their port(s)" if closed else None
 
         return Component(

@@ -390,3 +390,29 @@ def test_the_watch_loop_stops_the_stack_when_a_child_under_a_running_leader_stop
     err = capsys.readouterr().err
     assert "emulators: the firestore emulator(s) stopped answering on their port(s) though its process runs" in err
     assert "data since the last `make down` is lost" in err
+
+
+def test_a_port_is_gone_only_when_refused_not_when_its_listener_is_too_busy_to_accept():
+    """A listener with its accept queue full (a long collector pause) timed a 0.5 s connect
+    out and was taken for gone (found in review, 2026-12-07): only a refusal counts."""
+    import socket
+
+    from devstack.stack import port_refused
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    held = []
+    for _ in range(3):  # never accepted: the queue fills, and a connect then waits
+        sock = socket.socket()
+        sock.settimeout(0.2)
+        sock.connect_ex(("127.0.0.1", port))
+        held.append(sock)
+    try:
+        assert not port_refused(port, timeout=0.5)
+    finally:
+        for sock in held:
+            sock.close()
+        listener.close()
+    assert port_refused(port, timeout=0.5)  # nothing listens any more
