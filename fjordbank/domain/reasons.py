@@ -295,6 +295,7 @@ INTERNAL = frozenset(
         "sca_refused",
         "ledger_error",
         "malformed_event",  # an event on NATS the services cannot read: dead-lettered
+        "other_version",  # an event of another release's contract version: given back, then dead-lettered
         "unexpected_step",
         "unbalanced_posting",  # a bug in the bank: debits must equal credits
         "invalid_payment_file",  # a pain.001/pain.002 file that fails its schema
