@@ -524,21 +524,16 @@ def check_payment(
         if needed:
             raise signature_required()
         return
-    used, key = used_path(sca), key_path(uid, sca)
-    found = docs.get_many([*used_paths(sca), key])  # one round trip for all
-    record = verify_signature(
+    message = challenge if challenge is not None else rules.challenge(request_id, amount, currency, to_account)
+    check_confirmation(
+        docs,
+        uid,
         request_path=request_path,
-        request_id=request_id,
-        amount=amount,
-        currency=currency,
-        to_account=to_account,
         sca=sca,
-        key=_data(found[key]),
-        used=used_of(found, sca),
-        challenge=challenge,
+        message=message,
+        required=signature_required(),
+        what="this payment",
     )
-    if record:
-        claim_signature(docs, uid, used, request_path)
 
 
 def check_confirmation(
