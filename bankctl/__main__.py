@@ -171,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("uid")
     reject.add_argument("--reason", required=True, help="why (kept with who rejected it; the customer is not told)")
     reject.add_argument("--by", required=True, help="who decides (kept with the decision)")
+    release = command(
+        "release",
+        commands.reviews,
+        "free the identity number a rejected application holds, for the number's holder to apply",
+        reviews_sub,
+    )
+    release.add_argument("uid")
+    release.add_argument("--reason", required=True, help="what proved the holder (kept with who released it)")
+    release.add_argument("--by", required=True, help="who releases (kept with the release)")
 
     devices = sub.add_parser(
         "devices", help="a customer's device keys (strong customer authentication)", description=_doc(commands.devices)

@@ -385,7 +385,9 @@ def list_jobs(args) -> int:
 # ---- onboarding reviews -----------------------------------------------------------------------
 def reviews(args) -> int:
     """Onboarding applications waiting for an operator: list them, approve or reject one.
-    Approving opens the customer's first account; both push the result to the customer."""
+    Approving opens the customer's first account; both push the result to the customer.
+    ``release`` frees the identity number a rejected application holds, so that the
+    number's holder can apply (someone else applied with it)."""
     from fjordbank.adapters.documents import FirestoreDocuments
     from fjordbank.adapters.publisher import SyncPublisher
     from fjordbank.config import load_settings
@@ -409,6 +411,15 @@ def reviews(args) -> int:
             return 0
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", args.uid):  # a document id, never a path
             raise CommandError(f"{args.uid!r} is no customer id (letters, digits, '-' and '_')")
+        if args.action == "release":
+            try:
+                onboarding.release_identity(
+                    db, args.uid, operator=f"bankctl:{operator_name(args.by)}", reason=args.reason
+                )
+            except OnboardingRefused as exc:
+                raise CommandError(f"{exc.code}: {exc.message}") from exc
+            print(f"{args.uid}: its identity number is free for its holder to apply")
+            return 0
         settings = load_settings({**os.environ, **config.stack.nats_env("admin")})
         with talking_to(errors.NATS, config.stack_settings.nats_urls):
             publisher = SyncPublisher(settings.nats, name="bankctl")

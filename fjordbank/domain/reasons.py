@@ -73,15 +73,17 @@ REASONS: tuple[Reason, ...] = (
     ),
     _r("unknown_customer", CALLABLE, "an operator's decision on a user who has not applied (or is not approved)"),
     _r("not_in_review", CALLABLE, "an operator's decision on an application that is not in review"),
+    _r("not_rejected", CALLABLE, "an identity number is freed from a rejected application only"),
+    _r("not_claimed", CALLABLE, "the rejected application holds no identity number to free"),
     _r(
         "invalid_reason",
         CALLABLE,
-        "an operator's decision needs a reason of 1-200 printable characters, a reopening one of 3-200",
+        "an operator's decision needs a reason of 1-200 printable characters, a reopening or a release one of 3-200",
     ),
     _r(
         "four_eyes",
         CALLABLE,
-        "an operator decides no application and reopens no device enrolment of their own:"
+        "an operator decides no application, frees no identity number and reopens no device enrolment of their own:"
         " another operator does (PERMISSION_DENIED)",
     ),
     # -- accounts ---------------------------------------------------------------------------

@@ -235,6 +235,54 @@ def pending_reviews(docs: Documents, limit: int = REVIEWS_LISTED) -> list[dict[s
     return out
 
 
+def release_identity(
+    docs: Documents, uid: str, *, operator: str, reason: object, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """An operator frees the identity number a rejected application claimed, so that the
+    number's holder can apply: a number someone else applied with (onboarding has no
+    identity proofing yet: SECURITY.md) was held for ever, and its holder refused
+    `identity_in_use` (found in review, 2026-12-07: SECURITY.md said an operator releases
+    it, and nothing could). Only a rejected application's; the application itself and its
+    KYC record stay (the bank keeps them for its retention period), with who released the
+    number, when and why. The released uid cannot apply again (its customer document
+    stays). Releasing again answers as the first time."""
+    if not (isinstance(reason, str) and 3 <= len(reason.strip()) <= 200 and reason.isprintable()):
+        raise rules.OnboardingRefused("invalid_reason", "a release needs a reason (3-200 printable characters)")
+    if operator == uid:
+        raise rules.OnboardingRefused("four_eyes", "an operator does not release their own application's number")
+
+    def run(uow: UnitOfWork) -> bool:
+        found = uow.get_many([f"{CUSTOMERS}/{uid}", f"{KYC}/{uid}"])
+        customer, kyc = found[f"{CUSTOMERS}/{uid}"], found[f"{KYC}/{uid}"]
+        if customer is None or kyc is None:
+            raise rules.OnboardingRefused("unknown_customer", "no application from this user")
+        if customer.data.get("status") != rules.REJECTED:
+            raise rules.OnboardingRefused(
+                "not_rejected",
+                f"the application is {customer.data.get('status')}: only a rejected one's number is freed",
+            )
+        claim_path = f"{NATIONAL_IDS}/{kyc.data['nationalId']}"
+        claim = uow.get(claim_path)
+        if claim is None or claim.data.get("uid") != uid:
+            if kyc.data.get("identityReleasedAt") is not None:
+                return False  # released before: a retry
+            raise rules.OnboardingRefused("not_claimed", "this application holds no identity number")
+        uow.delete(claim_path)
+        uow.update(
+            kyc.path,
+            {
+                "identityReleasedAt": SERVER_TIME,
+                "identityReleasedBy": operator,
+                "identityReleaseReason": reason.strip(),
+            },
+        )
+        return True
+
+    released = docs.transact(run, operation="onboarding_release_identity")
+    log.warning("identity number released", extra={"uid": uid, "operator": operator, "released": released})
+    return {"uid": uid, "released": True}
+
+
 def decide_review(
     docs: Documents,
     publisher: Publisher,

@@ -310,7 +310,7 @@ def bankctl(stack, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_an_operator_decides_reviews_with_bankctl(stack, auth, as_user, callables):
+def test_an_operator_decides_reviews_with_bankctl(stack, auth, as_user, callables, admin_db):
     users = [auth.sign_up() for _ in range(2)]
     for user in users:
         typo = application(
@@ -334,3 +334,20 @@ def test_an_operator_decides_reviews_with_bankctl(stack, auth, as_user, callable
     again = bankctl(stack, "reviews", "approve", users[1]["uid"], "--reason", "second look", "--by", "Kari Ops")
     assert again.returncode == 1, again
     assert again.stderr.strip() == "bankctl: error: not_in_review: the application is rejected, not in review"
+
+    # the number the rejected application holds is freed for its holder (someone else
+    # applied with it): held for ever before (found in review, 2026-12-07)
+    holder = auth.sign_up()
+    same = application(
+        name="Borislav Kvetkovich Drazhenkko", born=DRAZHENKO_DOB, nationalId=make_national_id(DRAZHENKO_DOB)
+    )
+    same["nationalId"] = admin_db.document(f"kyc/{users[1]['uid']}").get().to_dict()["nationalId"]
+    assert apply(callables, holder, same)[1]["error"]["details"]["reason"] == "identity_in_use"
+    not_rejected = bankctl(stack, "reviews", "release", users[0]["uid"], "--reason", "mistake", "--by", "Kari Ops")
+    assert not_rejected.returncode == 1 and "not_rejected" in not_rejected.stderr, not_rejected
+    released = bankctl(
+        stack, "reviews", "release", users[1]["uid"], "--reason", "holder proved it at the branch", "--by", "Kari Ops"
+    )
+    assert released.returncode == 0 and "free for its holder" in released.stdout, released
+    assert admin_db.document(f"kyc/{users[1]['uid']}").get().to_dict()["identityReleasedBy"] == "bankctl:Kari Ops"
+    assert apply(callables, holder, same)[1].get("result", {}).get("status") == "review"

@@ -239,3 +239,36 @@ def test_the_identity_numbers_of_two_applicants_are_told_apart(docs, publisher, 
     second = submit(docs, publisher, sanctions, "kari2", other)
     assert first["accountId"] != second["accountId"]
     assert len(paths(docs, "nationalIds")) == 2
+
+
+def test_an_operator_frees_a_rejected_applications_identity_number_for_its_holder(docs, publisher, sanctions):
+    """A number someone else applied with (no identity proofing yet) was held for ever by
+    the rejected application, and its holder refused identity_in_use; SECURITY.md said an
+    operator releases it, and nothing could (found in review, 2026-12-07)."""
+    app = application()
+    submit(docs, publisher, sanctions, "u-impostor", app)
+    batch = docs.batch()  # rejected (by an operator's review, or the screening)
+    batch.set("customers/u-impostor", {**data(docs, "customers/u-impostor"), "status": "rejected"})
+    batch.commit()
+    assert refused(lambda: submit(docs, publisher, sanctions, "u-kari", app)) == "identity_in_use"
+    # only with a reason, never by the applicant, only a rejected application's
+    for reason, operator in ((" ", "op-1"), ("ok", "op-1"), ("identity checked", "u-impostor")):
+        assert refused(
+            lambda r=reason, o=operator: onboarding.release_identity(docs, "u-impostor", operator=o, reason=r)
+        ) in ("invalid_reason", "four_eyes")
+    assert refused(lambda: onboarding.release_identity(docs, "u-nobody", operator="op-1", reason="BankID")) == (
+        "unknown_customer"
+    )
+    answer = onboarding.release_identity(docs, "u-impostor", operator="op-1", reason="holder proved it at the branch")
+    assert answer == {"uid": "u-impostor", "released": True}
+    kyc = data(docs, "kyc/u-impostor")
+    assert (kyc["identityReleasedBy"], kyc["identityReleaseReason"]) == ("op-1", "holder proved it at the branch")
+    assert kyc["nationalId"] == app["nationalId"]  # the record stays, for the retention period
+    assert onboarding.release_identity(docs, "u-impostor", operator="op-1", reason="again")["released"]  # a retry
+    assert submit(docs, publisher, sanctions, "u-kari", app)["status"] == "approved"
+    # the released user cannot apply again, and an approved application's number is never freed
+    assert refused(lambda: submit(docs, publisher, sanctions, "u-impostor", app)) == "already_onboarded"
+    assert refused(lambda: onboarding.release_identity(docs, "u-kari", operator="op-1", reason="mistake")) == (
+        "not_rejected"
+    )
+    assert data(docs, f"nationalIds/{app['nationalId']}")["uid"] == "u-kari"
