@@ -55,13 +55,11 @@ CALL_DEADLINE_S = 8.0
 
 
 def decode_key(text: str, name: str) -> bytes:
+    """One bare key (fjordbank.domain.keyring.decode_key); raises ConfigError."""
     try:
-        key = base64.b64decode(text, validate=True)
-    except ValueError as exc:
-        raise ConfigError(f"{name} is not base64") from exc
-    if len(key) != 32:
-        raise ConfigError(f"{name} must be 32 bytes (base64), got {len(key)}")
-    return key
+        return keyring.decode_key(text, name)
+    except keyring.KeyringError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def decode_keyring(text: str, name: str) -> Keyring:
@@ -147,8 +145,7 @@ class CardVault:
 
     def _open(self, card_id: str, data: dict[str, Any]) -> str:
         key_id = data.get("keyId") or keyring.LEGACY_ID
-        if key_id not in self._aead:
-            raise keyring.UnknownKey(f"key {key_id!r} is not in the keyring (it holds {sorted(self.keys.keys)})")
+        self.keys.key(key_id)  # raises UnknownKey for a key the ring does not hold
         return self._aead[key_id].decrypt(bytes(data["nonce"]), bytes(data["pan"]), card_id.encode()).decode()
 
     def is_empty(self) -> bool:

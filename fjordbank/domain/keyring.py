@@ -59,7 +59,9 @@ class Keyring:
         return f"Keyring(current={self.current!r}, ids={sorted(self.keys)})"
 
 
-def _key(text: str, name: str) -> bytes:
+def decode_key(text: str, name: str) -> bytes:
+    """One key of secret ``name``: base64 of `KEY_BYTES` bytes; raises `KeyringError`
+    (never echoing the text)."""
     try:
         key = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -75,7 +77,7 @@ def parse(text: str, name: str) -> Keyring:
     if not text:
         raise KeyringError(f"{name} is not set")
     if ":" not in text:
-        return Keyring.single(_key(text, name))
+        return Keyring.single(decode_key(text, name))
     keys: dict[str, bytes] = {}
     for part in text.split(","):
         key_id, sep, value = part.strip().partition(":")
@@ -83,5 +85,5 @@ def parse(text: str, name: str) -> Keyring:
             raise KeyringError(f"{name}: each key is <id>:<base64>, the id 1-32 of A-Z a-z 0-9 _ -")
         if key_id in keys:
             raise KeyringError(f"{name}: key id {key_id!r} is given twice")
-        keys[key_id] = _key(value, name)
+        keys[key_id] = decode_key(value, name)
     return Keyring(next(iter(keys)), keys)

@@ -408,14 +408,11 @@ def _later_version_first(payment: object) -> None:
 
 
 def _check_version(version: object) -> None:
-    """A payment's ``v``: absent (an event before it), a version up to this code's (the
-    earlier ones' fields are read as today's), or later: `OtherVersion` (a newer release's
-    producer; a consumer refused none, and read ``"banana"`` as well: found in review,
-    2026-12-07)."""
+    """A payment's ``v``: absent (an event before it) or a version (the earlier ones'
+    fields are read as today's; a later one was refused by `_later_version_first`): a
+    consumer read ``"banana"`` as well (found in review, 2026-12-07)."""
     if type(version) is not int or version < 1:
         raise PaymentRejected("malformed_event", f"the payment's version {version!r} is not a version")
-    if version > EVENT_VERSION:
-        raise OtherVersion(f"payment version {version} is newer than {EVENT_VERSION}, the one this consumer reads")
 
 
 _EVENT_TEXT = ("payment_id", "uid", "request_id", "currency", "body_hash", "requested_at")

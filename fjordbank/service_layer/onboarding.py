@@ -235,9 +235,7 @@ def pending_reviews(docs: Documents, limit: int = REVIEWS_LISTED) -> list[dict[s
     return out
 
 
-def release_identity(
-    docs: Documents, uid: str, *, operator: str, reason: object, clock: Clock = system_clock
-) -> dict[str, Any]:
+def release_identity(docs: Documents, uid: str, *, operator: str, reason: object) -> dict[str, Any]:
     """An operator frees the identity number a rejected application claimed, so that the
     number's holder can apply: a number someone else applied with (onboarding has no
     identity proofing yet: SECURITY.md) was held for ever, and its holder refused
