@@ -9,6 +9,14 @@ code logs ids, not numbers, but an exception message may still carry a document 
   digits: ``*******8903``.
 * 13-19 digit numbers with a valid Luhn digit (card numbers, also printed in groups of
   four) keep BIN and last 4.
+* E-mail addresses keep the local part's first character and the top-level domain:
+  ``k***@***.no`` (a service account's address, ``...gserviceaccount.com``, is no person's
+  and is left).
+* Phone numbers keep their last 2 digits: with a country code (+47 912 34 567,
+  0047 91234567, +4591234567; not 00 and another code, as zero-padded numbers are written
+  too), or a Norwegian mobile number in its printed groups (912 34 567, 91 23 45 67).
+  Eight digits written together with no country code are left: that is also how an
+  amount in øre is written.
 
 Only whole numbers are masked: digits inside an id (``p3f1...``) are left alone.
 """
@@ -60,8 +68,38 @@ _CARD = re.compile(_EDGE_L + r"[0-9]{13,19}" + _EDGE_R)
 # double space or "4598 7612-3456 7896" passed unmasked: found in review, 2026-12-07)
 # (the review of that fix: a no-break space, as it is or as JSON writes it, a dot and a
 # URL's %20 between the groups passed too)
-_CARD_APART = r"(?: +|-|\.|\u00a0|\\u00a0|%20)"
+# (and a tab, as it is or as JSON writes it: "\t")
+_CARD_APART = r"(?: +|-|\.|\t|\\t|\u00a0|\\u00a0|%20)"
 _GROUPED_CARD = re.compile(_EDGE_L + r"[0-9]{4}(?:" + _CARD_APART + r"[0-9]{4}){3}" + _EDGE_R)
+
+
+# An e-mail address (the onboarding application's contact address, or one an exception
+# message quotes): the local part's first character and the top-level domain are kept.
+_EMAIL = re.compile(r"(?<![\w.%+-])(?P<local>[\w.%+-]+)@(?P<domain>(?:[\w-]+\.)+(?P<tld>[A-Za-z]{2,24}))(?![\w-])")
+_NOT_PERSONAL_DOMAINS = ("gserviceaccount.com",)  # service accounts: the deploy's, not a person's
+# A phone number: + and a country code and 7-14 more digits, spaces, hyphens or dots allowed
+# between them (0047 for Norway's: 00 and other digits is as often a zero-padded number), or
+# a Norwegian mobile number (4 or 9 first) printed 3-2-3 or 2-2-2-2.
+_PHONE = re.compile(
+    _EDGE_L
+    + r"(?:(?:\+[1-9]|0047)(?:[ \u00a0.-]?[0-9]){7,14}"
+    + r"|[49][0-9]{2}[ \u00a0][0-9]{2}[ \u00a0][0-9]{3}"
+    + r"|[49][0-9][ \u00a0][0-9]{2}[ \u00a0][0-9]{2}[ \u00a0][0-9]{2})"
+    + _EDGE_R
+    + r"(?![ \u00a0.-]?[0-9])"
+)
+
+
+def _email(match: re.Match[str]) -> str:
+    domain = match.group("domain").lower()
+    if any(domain == d or domain.endswith("." + d) for d in _NOT_PERSONAL_DOMAINS):
+        return match.group(0)
+    return f"{match.group('local')[0]}***@***.{match.group('tld')}"
+
+
+def _phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"[^0-9]", "", match.group(0))
+    return f"{'+' if match.group(0).startswith('+') else ''}{'*' * (len(digits) - 2)}{digits[-2:]}"
 
 
 def _card(match: re.Match[str]) -> str:
@@ -93,7 +131,8 @@ def redact(text: str) -> str:
     text = _IBAN.sub(_iban, text)
     text = _CARD.sub(_card, _GROUPED_CARD.sub(_card, text))
     text = _NATIONAL_ID.sub(_national_id, text)
-    return _ELEVEN.sub(lambda m: "*******" + m.group(0)[-4:], text)
+    text = _ELEVEN.sub(lambda m: "*******" + m.group(0)[-4:], text)
+    return _PHONE.sub(_phone, _EMAIL.sub(_email, text))
 
 
 class RedactingFormatter(logging.Formatter):

@@ -212,3 +212,35 @@ def test_the_layouts_the_review_of_the_first_fix_found_are_masked_and_decimals_a
         "range 1234-56 12345",
     ):
         assert redact(kept) == kept, kept
+
+
+def test_e_mail_addresses_keep_only_a_first_letter_and_the_top_level_domain():
+    for text, masked in (
+        ("contact kari.nordmann@example.no saved", "contact k***@***.no saved"),
+        ('{"email": "ola+bank@post.nordmann.com"}', '{"email": "o***@***.com"}'),
+        ("Æsa.Ødegård@eksempel.no", "Æ***@***.no"),
+    ):
+        assert redact(text) == masked
+    service_account = "as ledger@fjordbank-prod.iam.gserviceaccount.com"  # the deploy's, no person's
+    assert redact(service_account) == service_account
+
+
+def test_phone_numbers_keep_only_their_last_two_digits():
+    for text in ("+47 912 34 567", "+4791234567", "0047 91234567", "+47-912-34-567", "912 34 567", "91 23 45 67"):
+        masked = redact(f"tel {text}.")
+        assert "34" not in masked and masked.endswith("67."), (text, masked)
+    assert redact('{"phone": "+4591234567"}') == '{"phone": "+********67"}'
+
+
+def test_numbers_that_are_no_phone_numbers_are_left_alone():
+    # eight digits together are also an amount in øre; 00 and digits a zero-padded number;
+    # a time zone, thousands groups, an ISO time
+    text = "amount 91234567 seq 0012345678 at 2026-12-07T22:00:00+01:00 +0100 total 1 234 567 kr 4 123 456"
+    assert redact(text) == text
+
+
+def test_a_card_number_in_groups_apart_by_tabs_is_masked():
+    pan = make_pan("459876", "123456789")
+    groups = [pan[i : i + 4] for i in range(0, 16, 4)]
+    for sep in ("\t", "\\t"):
+        assert redact(f"pan {sep.join(groups)}") == f"pan {pan[:6]}******{pan[-4:]}"
