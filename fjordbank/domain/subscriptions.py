@@ -26,6 +26,12 @@ regular interval, weekly, every four weeks or monthly, with a similar amount:
 The chain is searched backwards from each of the merchant's latest charges; the longest
 wins. Detection is re-run on a merchant's history each time a charge arrives, so the list
 follows price changes and new subscriptions as transactions come in.
+
+A subscription ends when no charge continues it: after its ``lapses_after`` day (the last
+day a charge could still come on, a charge missed included) it is no longer counted
+(the app compares the day with today: no job has to run for it), and a chain that ended
+before the merchant's newest charge is none (a subscription stopped in 2024 was listed
+again, as active, at one purchase from the merchant in 2026: found in review, 2026-12-07).
 """
 
 from __future__ import annotations
@@ -121,6 +127,9 @@ class Subscription:
     last_date: dt.date
     next_expected: dt.date
     occurrences: int
+    # the last day a charge could still continue it (one missed charge included): after it,
+    # with no charge since, the subscription has ended
+    lapses_after: dt.date
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +140,7 @@ class Subscription:
             "lastDate": self.last_date.isoformat(),
             "nextExpected": self.next_expected.isoformat(),
             "occurrences": self.occurrences,
+            "lapsesAfter": self.lapses_after.isoformat(),
         }
 
 
@@ -307,7 +317,7 @@ def _next_billing(chain: list[Charge]) -> dt.date:
     charges fit, a charge fitting a day when it came on it or, in a shorter month, on the
     month's last day (billed on the 31st: 28 Feb, 30 Apr; billed on the 30th: 28 Feb, but
     30 May, not 31), or on the next banking day when that day was none; the later day on
-    a tie; in a shorter month its last day. (A charge on
+    a tie (the one more charges came on itself first); in a shorter month its last day. (A charge on
     a month's last day counted as the 31st made one billed on the 30th come out on the 31st
     after April to June.)"""
 
@@ -323,8 +333,16 @@ def _next_billing(chain: list[Charge]) -> dt.date:
             for billed in [month.replace(day=min(anchor, calendar.monthrange(month.year, month.month)[1]))]
         )
 
+    def on(anchor: int, day: dt.date) -> bool:  # on the billing day itself (a month's last in a shorter one)
+        return day.day == min(anchor, calendar.monthrange(day.year, day.month)[1])
+
+    # on a tie, the day more charges came on, then the later day: card charges are never
+    # moved to a banking day, and ones on the 2nd three months running (2 January, 2
+    # February, 2 March 2026) fitted the 31st as well, moved off 31 December, 31 January
+    # and 28 February, none a banking day: the next was expected on 31 March (found in
+    # review, 2026-12-07)
     candidates = {c.date.day for c in chain} | {31}
-    anchor = max(candidates, key=lambda a: (sum(fits(a, c.date) for c in chain), a))
+    anchor = max(candidates, key=lambda a: (sum(fits(a, c.date) for c in chain), sum(on(a, c.date) for c in chain), a))
     last = chain[0].date
     # the month the last charge was billed for: the one before when it was moved into this
     # one off a billing day that was no banking day (billed on the 31st, Saturday 31 October
@@ -345,6 +363,7 @@ def detect(charges: list[Charge]) -> Subscription | None:
     # a chain ends at a charge that was not given back in full: purchases refunded after the
     # last charge took every start, and charges all given back were listed
     starts = [i for i in range(len(charges) - 1, -1, -1) if not charges[i].refunded_in_full][:START_CANDIDATES]
+    newest = charges[starts[0]].date if starts else None
     best: tuple[str, list[Charge]] | None = None
     for interval in (FOUR_WEEKLY, MONTHLY, WEEKLY):  # on a tie, the first (see PERIODS)
         for start in starts:
@@ -353,6 +372,8 @@ def detect(charges: list[Charge]) -> Subscription | None:
                 chain = _at_newest_price(chain)
             if not _regular(chain, interval) or not _stands_out(charges, chain, interval):
                 continue
+            if newest is not None and newest > lapses_after(chain[0].date, interval):
+                continue  # it ended before the merchant's newest charge: no charge continued it
             if best is None or len(chain) > len(best[1]):
                 best = (interval, chain)
     if best is None:
@@ -363,7 +384,7 @@ def detect(charges: list[Charge]) -> Subscription | None:
         monthly_cost, next_expected = last.amount, _next_billing(chain)
     else:
         monthly_cost = (last.amount * CHARGES_A_YEAR[interval] + 6) // 12
-        next_expected = last.date + dt.timedelta(days=7 * WEEKS[interval])
+        next_expected = _billed_weekday(chain) + dt.timedelta(days=7 * WEEKS[interval])
     return Subscription(
         interval=interval,
         amount=last.amount,
@@ -372,4 +393,26 @@ def detect(charges: list[Charge]) -> Subscription | None:
         last_date=last.date,
         next_expected=next_expected,
         occurrences=len(chain),
+        lapses_after=lapses_after(last.date, interval),
     )
+
+
+def lapses_after(last: dt.date, interval: str) -> dt.date:
+    """The last day a charge could still continue a chain whose latest charge came on
+    ``last`` (`_periods`: one period on, or two with a charge missed, within the tolerance
+    or moved to a banking day)."""
+    reach = int((MAX_SKIPPED_PERIODS + 0.5) * PERIODS[interval][0]) + 7
+    day = last + dt.timedelta(days=reach)
+    while day > last and _periods(last, day, interval) is None:
+        day -= dt.timedelta(days=1)
+    return day
+
+
+def _billed_weekday(chain: list[Charge]) -> dt.date:
+    """The day the latest charge of a weekly or four-weekly chain was billed on: the
+    chain's weekday, when the charge was moved to a banking day off one that was none
+    (billed on Thursdays, Maundy Thursday 2 April 2026's came on Tuesday 7 April: the next
+    is Thursday 9 April, not Tuesday 14th, found in review, 2026-12-07), else its own day."""
+    weekdays = [c.date.weekday() for c in chain]
+    weekday = max(set(weekdays), key=lambda d: (weekdays.count(d), d == chain[0].date.weekday()))
+    return next((d for d in _billed_on(chain[0].date) if d.weekday() == weekday), chain[0].date)

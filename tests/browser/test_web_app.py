@@ -282,7 +282,8 @@ def test_my_economy_categories_and_standing_orders(page, admin_db):
 
 def history(uid: str, account: str, today: dt.date) -> list:
     """Five months of a customer's bookings before this month: a salary, rent, groceries a
-    few times a month, a monthly streaming service, and a weekly newspaper until last week."""
+    few times a month, a monthly streaming service, and a weekly newspaper until last week;
+    and a music service charged monthly until seven months ago (a subscription that ended)."""
     from fjordbank.domain.bookings import Booking
 
     def day(months_back: int, day_of_month: int) -> str:
@@ -305,6 +306,7 @@ def history(uid: str, account: str, today: dt.date) -> list:
             card(day(n, 5), 14_900, "NETFLIX", "4899"),
             *(card(day(n, d), 40_000 + 13_700 * ((n * d) % 7), "KIWI GRUNERLOKKA", "5411") for d in (3, 11, 17, 26)),
         ]
+    booked += [card(day(n, 10), 10_900, "SPOTIFY", "5815") for n in (9, 8, 7)]
     monday = today - dt.timedelta(days=today.weekday() + 7 * 8)
     booked += [card(f"{monday + dt.timedelta(weeks=w)}", 4_900, "AFTENPOSTEN", "5994") for w in range(8)]
     return sorted(booked, key=lambda b: b.date)
@@ -338,6 +340,9 @@ def test_a_half_year_of_history_in_my_economy_and_subscriptions(page, auth, stac
     expect(subscriptions.filter(has_text="Netflix")).to_contain_text(nok("149,00 kr every month"))
     expect(subscriptions.filter(has_text="Aftenposten")).to_contain_text(nok("49,00 kr every week"))
     expect(subscriptions.filter(has_text="0061")).to_contain_text(nok("9 500,00 kr every month"))
+    # the music service's ended: shown apart, not counted
+    expect(page.get_by_test_id("ended-subscription")).to_have_count(1)
+    expect(page.get_by_test_id("ended-subscription")).to_contain_text("spotify", ignore_case=True)
     shot(page, "14-subscriptions")
     subscriptions.filter(has_text="Aftenposten").get_by_test_id("dismiss").click()
     expect(subscriptions).to_have_count(2)

@@ -82,20 +82,30 @@ def test_a_charge_moved_off_a_holiday_continues_the_subscription(days: tuple[dt.
     assert found.next_expected == expected
 
 
-def test_charges_that_fit_two_billing_days_alike_are_taken_as_billed_on_the_later() -> None:
+def test_charges_that_fit_two_billing_days_alike_are_taken_as_billed_on_the_day_more_came_on() -> None:
     """Monday 1 December 2025, Friday 2 January 2026 and Monday 2 February 2026 fit billing
     on the 1st (New Year's Day a holiday, 1 February a Sunday) and on the 31st just as well
     (30 November, the month's last day, a Sunday; New Year's Eve and Day holidays; 31 January
-    a Saturday). On such a tie the later billing day is taken, so the next charge is
-    expected on 28 February, not on 1 March (a Sunday, taken on Monday 2 March). This
-    documents the choice (found in review, 2026-12-06); it is not a claim that the 31st is
-    right: three charges cannot tell the two apart, and the next one settles it."""
+    a Saturday). On such a tie the day more of the charges came on itself is taken (one on
+    the 1st, none on the 31st), so the next charge is expected on 1 March (a Sunday, taken
+    on Monday 2 March), not on 28 February. Until 2026-12-07 the later day was taken, which
+    put a card's charges on the 2nd three months running on the 31st (the next test). This
+    documents the choice: three charges cannot tell the two apart, the next one settles it."""
     days = (D(2025, 12, 1), D(2026, 1, 2), D(2026, 2, 2))
     assert [next_banking_day(_billed(y, m, 1)) for y, m in ((2025, 12), (2026, 1), (2026, 2))] == list(days)
     assert [next_banking_day(_billed(y, m, 31)) for y, m in ((2025, 11), (2025, 12), (2026, 1))] == list(days)
     found = detect(_charges(*days))
     assert found is not None and (found.interval, found.occurrences) == (MONTHLY, 3)
-    assert found.next_expected == D(2026, 2, 28)
+    assert found.next_expected == D(2026, 3, 1)
+
+
+def test_card_charges_on_the_same_day_three_months_running_are_expected_on_that_day() -> None:
+    """Card charges on 2 January, 2 February and 2 March 2026 fit billing on the 31st as
+    well (31 December a holiday, 31 January and 28 February Saturdays, each moved to the
+    2nd), and the tie went to the 31st: the next was expected on 31 March, in the month of
+    the last charge (found in review, 2026-12-07)."""
+    found = detect(_charges(D(2026, 1, 2), D(2026, 2, 2), D(2026, 3, 2)))
+    assert found is not None and found.interval == MONTHLY and found.next_expected == D(2026, 4, 2)
 
 
 def test_a_weekly_order_paid_on_the_banking_day_after_christmas_and_new_years_eve_stays_one():
@@ -122,3 +132,48 @@ def test_a_plan_moved_down_keeps_its_subscription_at_the_new_price():
     for seen in range(7, 10):
         found = detect(charges[:seen])
         assert found is not None and (found.amount, found.last_date) == (12_900, days[seen - 1]), seen
+
+
+def test_a_weekly_charge_moved_off_a_holiday_is_expected_again_on_its_own_weekday() -> None:
+    """Billed on Thursdays: Maundy Thursday 2 April 2026's charge came on Tuesday 7 April.
+    The next was expected a week after the Tuesday (14 April), not on Thursday 9 April;
+    four-weekly on Fridays, Good Friday 3 April's on 7 April, 5 May for 1 May (found in
+    review, 2026-12-07)."""
+    from fjordbank.domain.subscriptions import FOUR_WEEKLY, WEEKLY
+
+    weekly = detect(_charges(D(2026, 3, 5), D(2026, 3, 12), D(2026, 3, 19), D(2026, 3, 26), D(2026, 4, 7)))
+    assert weekly is not None and weekly.interval == WEEKLY and weekly.next_expected == D(2026, 4, 9)
+    due = [D(2025, 12, 12) + dt.timedelta(days=28 * n) for n in range(5)]
+    four = detect(_charges(*(next_banking_day(d) for d in due)))
+    assert four is not None and four.interval == FOUR_WEEKLY and four.next_expected == D(2026, 5, 1)
+
+
+def test_a_subscription_that_ended_before_the_merchants_newest_charge_is_none() -> None:
+    """Twelve monthly charges in 2024, then one purchase from the merchant in June 2026:
+    the subscription was listed again, active, next charge expected January 2025 (found in
+    review, 2026-12-07)."""
+    from fjordbank.domain.standing_orders import add_months
+
+    ended = [Charge(f"n{i}", add_months(D(2024, 1, 15), i, anchor_day=15), 12900) for i in range(12)]
+    assert detect(ended) is not None
+    assert detect([*ended, Charge("shop", D(2026, 6, 3), 45000)]) is None
+    # a purchase before the next charge was due, or with one charge missed, does not end it
+    assert detect([*ended, Charge("shop", D(2025, 1, 3), 45000)]) is not None
+    assert detect([*ended, Charge("shop", D(2025, 2, 10), 45000)]) is not None
+
+
+def test_a_subscription_lapses_after_the_last_day_a_charge_could_still_continue_it() -> None:
+    """``lapses_after``: one period on, or two with a charge missed, within the tolerance
+    or moved to a banking day; a charge after it starts no chain with the old ones."""
+    from fjordbank.domain.standing_orders import add_months
+    from fjordbank.domain.subscriptions import lapses_after
+
+    monthly = [Charge(f"m{i}", add_months(D(2026, 1, 15), i, anchor_day=15), 9900) for i in range(6)]
+    found = detect(monthly)
+    assert found is not None and found.lapses_after == D(2026, 8, 18)  # 15 August, ±3 days
+    assert found.to_dict()["lapsesAfter"] == "2026-08-18"
+    for day, continues in ((D(2026, 8, 18), True), (D(2026, 8, 19), False)):
+        again = detect([*monthly, Charge("next", day, 9900)])
+        assert (again is not None and again.occurrences == 7) is continues, day
+    weekly = [D(2026, 3, 5) + dt.timedelta(days=7 * n) for n in range(5)]
+    assert lapses_after(weekly[-1], "weekly") == weekly[-1] + dt.timedelta(days=15)

@@ -5,6 +5,7 @@ import { colour, label } from "../categories.js";
 import { action, fill, h, svg, toast } from "../dom.js";
 import { call, db, listenFailed } from "../firebase.js";
 import { formatNOK } from "../money.js";
+import { osloToday } from "../norway.js";
 import { session } from "../session.js";
 
 // how the list says a subscription's interval (fjordbank.domain.subscriptions)
@@ -58,8 +59,13 @@ export function subscriptionsView() {
   const stop = live(
     `users/${session.user.uid}/subscriptions`,
     (subs) => {
-      const active = subs
-        .filter((s) => s.status !== "dismissed")
+      // ended: no charge came by the last day one could still continue it (lapsesAfter,
+      // fjordbank.domain.subscriptions), so it is no longer counted in the month's total
+      const today = osloToday();
+      const listed = subs.filter((s) => s.status !== "dismissed");
+      const ended = listed.filter((s) => s.lapsesAfter && s.lapsesAfter < today);
+      const active = listed
+        .filter((s) => !ended.includes(s))
         .sort((a, b) => (b.monthlyCost ?? 0) - (a.monthlyCost ?? 0));
       const total = active.reduce((sum, s) => sum + (s.monthlyCost ?? 0), 0);
       fill(
@@ -72,6 +78,24 @@ export function subscriptionsView() {
               { class: "muted" },
               "No subscriptions found yet: they show up after a merchant has charged you regularly.",
             ),
+        ended.length
+          ? h(
+              "details",
+              { testid: "ended-subscriptions" },
+              h("summary", { class: "muted" }, `Ended (${ended.length}): no charge since`),
+              h(
+                "ul",
+                { class: "feed" },
+                ...ended.map((s) =>
+                  h(
+                    "li",
+                    { class: "entry muted", testid: "ended-subscription", "data-merchant": s.id },
+                    `${s.merchantName || s.id} · last charged ${s.lastDate}`,
+                  ),
+                ),
+              ),
+            )
+          : null,
       );
     },
     box,
