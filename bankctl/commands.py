@@ -712,7 +712,7 @@ def held_decide(args) -> int:
     async def decide() -> dict:
         try:
             return await module.decide(
-                _held_docs(args.config), args.action, args.payment_id, by=args.by, note=args.note
+                _held_docs(args.config), args.action, args.payment_id, by=operator_name(args.by), note=args.note
             )
         except incoming.HeldDecisionRefused as exc:
             raise CommandError(f"refused: {exc.message}") from None

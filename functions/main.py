@@ -515,7 +515,11 @@ def _body_checked(on_call: Callable, name: str) -> Callable:
     made the SDK answer a bare HTTP 500 INTERNAL, before App Check and sign-in, and counted
     nowhere (found in review, 2026-12-06); so did a JSON scalar (``1``, ``true``, ``"data"``:
     the SDK looks for ``data`` in it). Such a body is answered INVALID_ARGUMENT
-    ``invalid_request``, as the SDK answers a body without ``data``, and counted."""
+    ``invalid_request``, as the SDK answers a body without ``data``, and counted. So is a
+    body that is not UTF-8: the SDK reads UTF-16 and UTF-32 JSON as well, in which a
+    character's byte may be a quote to the depth count, and a deep body so hidden passed it
+    and failed the SDK's parse with a bare 500 again (found in review, 2026-12-07); the app
+    sends UTF-8 only, as RFC 8259 asks."""
 
     @functools.wraps(on_call)
     def checked(request):
@@ -525,11 +529,14 @@ def _body_checked(on_call: Callable, name: str) -> Callable:
         try:
             if len(body) > MAX_CALL_BODY:
                 raise ValueError(f"the request is over {MAX_CALL_BODY} bytes")
+            text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError: refused
             if bodies.nesting_depth(body, stop_past=MAX_CALL_DEPTH) > MAX_CALL_DEPTH:
                 # counted, not parsed: nesting just under what our parse could take still
                 # failed the SDK's, some frames deeper, with a bare 500 (found in review)
                 raise ValueError(f"the request nests deeper than {MAX_CALL_DEPTH}")
-            if not isinstance(json.loads(body or b"null"), dict):  # a scalar: the SDK's check crashed on it
+            # parsed as the text: json.loads of the bytes would take UTF-16 or UTF-32 again
+            # (a UTF-16 body without its byte-order mark is valid UTF-8, with NULs the parse refuses)
+            if not isinstance(json.loads(text or "null"), dict):  # a scalar: the SDK's check crashed on it
                 raise ValueError("the request body is not a JSON object")
         except (ValueError, RecursionError) as exc:
             log.warning("callable body refused", extra={"function": name, "error": type(exc).__name__})
@@ -837,5 +844,9 @@ def transactions_recategorise(req: https_fn.CallableRequest, uid: str, data: dic
 @endpoint({"merchantKey", "restore"}, limit="accounts")
 def subscriptions_dismiss(req: https_fn.CallableRequest, uid: str, data: dict) -> dict:
     """ "Not a subscription": the detected subscription is no longer listed as one."""
-    status = "active" if data.get("restore") is True else "dismissed"
+    restore = data.get("restore")
+    restore = False if restore is None else restore  # absent or null: a dismissal
+    if type(restore) is not bool:  # "true", 1: taken as a dismissal, the opposite (found in review, 2026-12-07)
+        raise insights.InsightsRefused("invalid_request", "restore is true or false", "restore")
+    status = "active" if restore else "dismissed"
     return insights.set_subscription_status(docs(), uid, data.get("merchantKey"), status)

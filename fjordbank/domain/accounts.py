@@ -62,10 +62,13 @@ def validate_name(name: object) -> str:
     if not isinstance(name, str):
         raise AccountRefused("invalid_name", "the account name must be text")
     name = unicodedata.normalize("NFC", name).strip()
+    # line and paragraph separators (U+2028, U+2029) broke the name over lines in the feed
+    # as a newline would (found in review, 2026-12-07): refused with the control characters
+    if any(unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp") for ch in name):
+        raise AccountRefused("invalid_name", "the account name has control characters")
+    name = " ".join(name.split())  # runs of spaces as one, as an onboarding name's
     if not 0 < len(name) <= MAX_NAME_LENGTH:
         raise AccountRefused("invalid_name", f"the account name must be 1-{MAX_NAME_LENGTH} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise AccountRefused("invalid_name", "the account name has control characters")
     return name
 
 

@@ -308,9 +308,15 @@ async def decide_held(docs: AsyncDocuments, payment_id: str, decision: str, *, b
     Returns the record as decided."""
     if decision not in DECISIONS:
         raise HeldDecisionRefused(f"a decision is one of {', '.join(DECISIONS)}, not {decision!r}")
-    by, note = " ".join(str(by).split()), str(note).strip()
+    by, note = " ".join(by.split()) if isinstance(by, str) else "", note.strip() if isinstance(note, str) else ""
     if not by or not note:
         raise HeldDecisionRefused("a decision names who took it (by) and why (note)")
+    # printable only, as every other officer's decision (rescreening.checked_note): a control
+    # character, a direction override or a lone surrogate (what argv gives for a byte that is
+    # not UTF-8; it failed the commit with a traceback) was kept in the compliance record
+    # (found in review, 2026-12-07)
+    if not by.isprintable() or not note.isprintable():
+        raise HeldDecisionRefused("by and note are printable text (no control characters)")
     if not isinstance(payment_id, str) or _INCOMING_ID.fullmatch(payment_id) is None:
         raise HeldDecisionRefused(f"{str(payment_id)[:40]!r} is no payment id from another bank (in + 30 hex digits)")
     doc = await docs.get(return_path(payment_id))

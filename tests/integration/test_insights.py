@@ -240,6 +240,14 @@ def test_a_year_of_charges_lists_exactly_the_subscriptions_and_a_dismissal_stick
         "NOT_FOUND",
         "unknown_subscription",
     )
+    # a restore that is no boolean was taken as a dismissal, the opposite (found in review, 2026-12-07)
+    for restore in ("true", 1, "false"):
+        asked = {"merchantKey": "m:netflix", "restore": restore}
+        assert refused(callables.call("subscriptions_dismiss", asked, user["id_token"])) == (
+            "INVALID_ARGUMENT",
+            "invalid_request",
+        )
+    assert admin_db.document(f"users/{uid}/subscriptions/m:netflix").get().get("status") == "active"
     # the figures of that year are in my economy too, one document per month
     months = stored_economy(FirestoreDocuments(admin_db), uid)
     assert sorted(months)[0] == "2025-12" and len(months) == 12

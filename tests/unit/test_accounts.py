@@ -52,8 +52,14 @@ def test_good_names_are_kept_trimmed(name):
     assert validate_name(name) == name.strip()
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 41, "bad\nname", "tab\tname", None, 42, ["a"]])
-def test_bad_names_are_refused(name):
+def test_runs_of_spaces_in_a_name_are_one():
+    assert validate_name("Ferie   2027") == "Ferie 2027"
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", "x" * 41, "bad\nname", "tab\tname", None, 42, ["a"], "line\u2028break", "para\u2029graph"]
+)
+def test_bad_names_are_refused(name):  # line and paragraph separators too (found in review, 2026-12-07)
     with pytest.raises(AccountRefused) as exc:
         validate_name(name)
     assert exc.value.code == "invalid_name"

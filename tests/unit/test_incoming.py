@@ -650,6 +650,12 @@ async def test_a_frozen_credit_is_never_published_or_sent_back(dirs):
         ("returned", RELEASE, "Kari", "x", "is not a payment held for review"),
         ("in/../x", RELEASE, "Kari", "x", "is no payment id from another bank"),
         ("IN" + "A" * 30, FROZEN, "Kari", "x", "is no payment id from another bank"),
+        # not printable: kept as it was in the compliance record, or (a lone surrogate, what
+        # argv gives for a byte that is no UTF-8) a traceback at the commit (found in review)
+        ("held", RELEASE, "o\u202eps\x00", "x", "printable"),
+        ("held", RELEASE, "Kari", "ok \x1b[31mred", "printable"),
+        ("held", RELEASE, "Kari\udc80", "x", "printable"),
+        ("held", RELEASE, 42, "x", "who took it"),
     ],
 )
 async def test_a_decision_that_cannot_be_taken_is_refused_and_changes_nothing(dirs, pid, decision, by, note, why):
