@@ -46,9 +46,14 @@ INTERNAL_CLEARING = "internal-clearing"
 INTERNAL_SETTLEMENT = "internal-settlement"
 INTERNAL_SETTLEMENT_SHARDS = tuple(f"internal-settlement-p{n}" for n in range(PAYMENT_PARTITIONS))
 # What the bank owes the card scheme for captured card purchases (settled with the scheme
-# outside this system). Sharded: every capture credits it, and one document cannot take
-# every capture's write; the shards together are the scheme's balance.
-CARD_SCHEME_SHARDS = 16
+# outside this system). Sharded: every capture and refund writes one in its transaction, and
+# one document cannot take every capture's write; the shards together are the scheme's
+# balance. 256: at the design's 35 million purchases a month (docs/capacity.md, section 2)
+# the lunch peak's 33-80 captures/s kept each of 16 shards at 2-5 writes/s, past the
+# sustained 1 write/s of a document (found in review, 2026-12-07); 256 keep them at 0.3. A
+# refund of a capture posted before takes the shard its id gives now: the shards are one
+# balance, and every one exists (the card service and the ledger make the missing at start).
+CARD_SCHEME_SHARDS = 256
 INTERNAL_CARD_SCHEME = tuple(f"internal-card-scheme-{i:02d}" for i in range(CARD_SCHEME_SHARDS))
 # Internal payments in transit between two partitions: the payer's partition debits the
 # payer and credits its ``internal-transit-out-p<a>``; the payee's partition debits its

@@ -308,7 +308,7 @@ def test_internal_account_can_always_spend():
 
 def test_internal_accounts_are_distinct():
     # world shards, settlement shards, scheme shards, transit out and in, suspense
-    assert len(set(INTERNAL_ACCOUNTS)) == len(INTERNAL_ACCOUNTS) == 3 + 16 + 8 + 16 + 8 + 8 + 8
+    assert len(set(INTERNAL_ACCOUNTS)) == len(INTERNAL_ACCOUNTS) == 3 + 16 + 8 + 256 + 8 + 8 + 8
 
 
 def test_apply_is_all_or_nothing_on_unknown_account():
@@ -455,15 +455,16 @@ def test_replay_of_balanced_postings_sums_to_zero(moves):
 
 def test_captures_spread_evenly_over_the_card_scheme_shards():
     """Every capture writes its shard in a transaction: the shards carry the capture rate
-    only if each takes its share (the id's last bytes used to reach 10 of the 16)."""
+    only if each takes its share (the id's last bytes used to reach 10 of 16)."""
     from collections import Counter
 
     from fjordbank.domain.cards import authorization_id
     from fjordbank.domain.ledger import CARD_SCHEME_SHARDS, INTERNAL_CARD_SCHEME, card_scheme_account
 
-    taken = Counter(card_scheme_account(authorization_id(f"ref-{n}")) for n in range(16_000))
+    captures = 1_000 * CARD_SCHEME_SHARDS
+    taken = Counter(card_scheme_account(authorization_id(f"ref-{n}")) for n in range(captures))
     assert set(taken) == set(INTERNAL_CARD_SCHEME)
-    assert max(taken.values()) < 1.15 * 16_000 / CARD_SCHEME_SHARDS
+    assert max(taken.values()) < 1.15 * captures / CARD_SCHEME_SHARDS
     assert card_scheme_account("auth-1") == card_scheme_account("auth-1")
 
 
