@@ -519,7 +519,8 @@ def _body_checked(on_call: Callable, name: str) -> Callable:
     body that is not UTF-8: the SDK reads UTF-16 and UTF-32 JSON as well, in which a
     character's byte may be a quote to the depth count, and a deep body so hidden passed it
     and failed the SDK's parse with a bare 500 again (found in review, 2026-12-07); the app
-    sends UTF-8 only, as RFC 8259 asks."""
+    sends UTF-8 only, as RFC 8259 asks, and without a byte-order mark (which RFC 8259
+    forbids adding: one is refused too)."""
 
     @functools.wraps(on_call)
     def checked(request):

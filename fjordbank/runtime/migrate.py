@@ -20,7 +20,7 @@ from collections.abc import Callable
 from google.cloud import firestore
 
 from fjordbank.adapters.documents import FirestoreDocuments, stream_group
-from fjordbank.adapters.firestore import CATEGORY_OVERRIDES, sync_client
+from fjordbank.adapters.firestore import CATEGORY_OVERRIDES, SUBSCRIPTIONS, sync_client
 from fjordbank.service_layer import migrations
 
 WORKERS = 16  # transactions at a time: a million choices in minutes, not hours
@@ -36,20 +36,23 @@ def run(
     """Every migration not done yet (``force``: every one), in order: {name: {"written":
     documents}} or {name: {"written": 0, "doneBefore": True}}."""
     docs = FirestoreDocuments(db)
-    if not migrations.to_run(docs, migrations.ECONOMY_CHOICES, force=force):
-        return {migrations.ECONOMY_CHOICES: {"written": 0, "doneBefore": True}}
-    written = migrations.economy_choices(
-        docs,
-        stream_group(db, CATEGORY_OVERRIDES),
-        now=dt.datetime.now(dt.UTC),
-        progress=progress,
-        workers=workers,
-    )
-    return {migrations.ECONOMY_CHOICES: {"written": written}}
+    ran: dict[str, dict[str, int | bool]] = {}
+    for name, collection, migrate in (
+        (migrations.ECONOMY_CHOICES, CATEGORY_OVERRIDES, migrations.economy_choices),
+        (migrations.SUBSCRIPTION_LAPSES, SUBSCRIPTIONS, migrations.subscription_lapses),
+    ):
+        if not migrations.to_run(docs, name, force=force):
+            ran[name] = {"written": 0, "doneBefore": True}
+            continue
+        written = migrate(
+            docs, stream_group(db, collection), now=dt.datetime.now(dt.UTC), progress=progress, workers=workers
+        )
+        ran[name] = {"written": written}
+    return ran
 
 
 def said(seen: int, written: int) -> None:
-    print(f"  {seen} choices seen, {written} put on histories ...", file=sys.stderr, flush=True)
+    print(f"  {seen} documents seen, {written} migrated ...", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

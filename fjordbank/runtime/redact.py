@@ -75,18 +75,28 @@ _GROUPED_CARD = re.compile(_EDGE_L + r"[0-9]{4}(?:" + _CARD_APART + r"[0-9]{4}){
 
 # An e-mail address (the onboarding application's contact address, or one an exception
 # message quotes): the local part's first character and the top-level domain are kept.
-_EMAIL = re.compile(r"(?<![\w.%+-])(?P<local>[\w.%+-]+)@(?P<domain>(?:[\w-]+\.)+(?P<tld>[A-Za-z]{2,24}))(?![\w-])")
+# Also with its @ as a URL writes it (%40), a top-level domain in punycode, an apostrophe in
+# the local part (o'brien@...) (found in review, 2026-12-07).
+_EMAIL = re.compile(
+    r"(?<![\w.%+'-])(?P<local>[\w.%+'-]+)(?:@|%40)"
+    r"(?P<domain>(?:[\w-]+\.)+(?P<tld>[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{1,59}))(?![\w-])"
+)
 _NOT_PERSONAL_DOMAINS = ("gserviceaccount.com",)  # service accounts: the deploy's, not a person's
-# A phone number: + and a country code and 7-14 more digits, spaces, hyphens or dots allowed
-# between them (0047 for Norway's: 00 and other digits is as often a zero-padded number), or
-# a Norwegian mobile number (4 or 9 first) printed 3-2-3 or 2-2-2-2.
-_PHONE = re.compile(
+# A phone number with its country code: a Norwegian one, +47 or 0047 and eight digits
+# (spaces, hyphens or dots allowed between them), or + and another code and 7-14 more digits
+# (00 and another code is as often a zero-padded number). Masked before the numbers of other
+# kinds, so that eleven digits written together (+46701234567) are a phone number's, and a
+# number that follows it is not taken for its end (+47 912 34 567 2026-12-07 passed unmasked,
+# "+47 912 34 567 2 times" kept the 7 and the 2: found in review, 2026-12-07).
+_SEP = r"[ \u00a0.-]?"
+_INTL_PHONE = re.compile(
+    _EDGE_L + r"(?:(?:\+|00)47" + _SEP + r"(?:[0-9]" + _SEP + r"){7}[0-9]|\+[1-9](?:" + _SEP + r"[0-9]){7,14})(?![0-9])"
+)
+# A Norwegian mobile number without it (4 or 9 first), printed 3-2-3 or 2-2-2-2.
+_MOBILE = re.compile(
     _EDGE_L
-    + r"(?:(?:\+[1-9]|0047)(?:[ \u00a0.-]?[0-9]){7,14}"
-    + r"|[49][0-9]{2}[ \u00a0][0-9]{2}[ \u00a0][0-9]{3}"
-    + r"|[49][0-9][ \u00a0][0-9]{2}[ \u00a0][0-9]{2}[ \u00a0][0-9]{2})"
+    + r"(?:[49][0-9]{2}[ \u00a0][0-9]{2}[ \u00a0][0-9]{3}|[49][0-9][ \u00a0][0-9]{2}[ \u00a0][0-9]{2}[ \u00a0][0-9]{2})"
     + _EDGE_R
-    + r"(?![ \u00a0.-]?[0-9])"
 )
 
 
@@ -128,11 +138,12 @@ def _iban(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
+    text = _INTL_PHONE.sub(_phone, text)
     text = _IBAN.sub(_iban, text)
     text = _CARD.sub(_card, _GROUPED_CARD.sub(_card, text))
     text = _NATIONAL_ID.sub(_national_id, text)
     text = _ELEVEN.sub(lambda m: "*******" + m.group(0)[-4:], text)
-    return _PHONE.sub(_phone, _EMAIL.sub(_email, text))
+    return _MOBILE.sub(_phone, _EMAIL.sub(_email, text))
 
 
 class RedactingFormatter(logging.Formatter):

@@ -22,6 +22,14 @@ migration puts each such choice on its history; once it is done, a merchant with
 history, or with a history that does not say a category (none, or None), has none chosen,
 and the insights service reads no override document at all (about one read per first
 payment to a payee).
+
+`SUBSCRIPTION_LAPSES` (2026-12-07). A subscription's document says the last day a charge
+could still continue it (``lapsesAfter``, fjordbank.domain.subscriptions), after which the
+app shows it ended and leaves it out of the month's total. The insights service writes it
+whenever a merchant's charge comes; a subscription that ended before then gets no charge to
+write it, and stayed counted for ever (found in review, 2026-12-07). This migration gives
+each subscription without one the day its interval and last charge say. Nothing relies on
+it being done: a document without the day is counted, as before.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from fjordbank.adapters.firestore import MERCHANT_HISTORY, OPS, USERS
+from fjordbank.domain import subscriptions
 from fjordbank.domain.economy_booking import CHOSEN
 from fjordbank.service_layer.ports import AsyncDocuments, Doc, Documents, UnitOfWork
 
@@ -40,6 +49,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = f"{OPS}/migrations"
 ECONOMY_CHOICES = "economyChoices"
+SUBSCRIPTION_LAPSES = "subscriptionLapses"
 RECHECK_SECONDS = 60.0  # how often `Done` reads again while a migration is not done
 
 
@@ -115,9 +125,63 @@ def economy_choices(
     workers: int = 1,
 ) -> int:
     """`ECONOMY_CHOICES` over ``overrides`` (every ``categoryOverrides`` document, streamed
-    by the caller), ``workers`` transactions at a time, then recorded as done (only if every
-    one succeeded: the first failure is raised, and a run again redoes nothing done). The
-    number of histories written; ``progress`` is told (seen, written) every 500 overrides."""
+    by the caller): `each` of them `carry_choice`. The number of histories written."""
+    return each(docs, ECONOMY_CHOICES, overrides, carry_choice, now=now, progress=progress, workers=workers)
+
+
+def give_lapse(docs: Documents, subscription: Doc) -> bool:
+    """Give one subscription's document the last day a charge could still continue it, in a
+    transaction that reads it again: one that has it (the insights service wrote it since,
+    or this ran before), or whose interval or last charge cannot be read, is left as it is.
+    Whether it wrote."""
+    parts = subscription.path.split("/")  # users/{uid}/subscriptions/{key}
+    if len(parts) != 4 or parts[0] != USERS:
+        return False  # not a customer's (a collection of that name elsewhere)
+
+    def run(uow: UnitOfWork) -> bool:
+        found = uow.get_many([subscription.path])[subscription.path]
+        data = found.data if found is not None else None
+        if data is None or "lapsesAfter" in data:
+            return False
+        interval, last = data.get("interval"), data.get("lastDate")
+        try:
+            lapses = subscriptions.lapses_after(dt.date.fromisoformat(last), interval)  # type: ignore[arg-type]
+        except (TypeError, ValueError, KeyError):
+            log.warning("subscription left without its lapse", extra={"path": subscription.path})
+            return False
+        uow.update(subscription.path, {"lapsesAfter": lapses.isoformat()})
+        return True
+
+    return docs.transact(run, operation="migrate_subscription_lapse")
+
+
+def subscription_lapses(
+    docs: Documents,
+    found: Iterable[Doc],
+    *,
+    now: dt.datetime,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+) -> int:
+    """`SUBSCRIPTION_LAPSES` over ``found`` (every ``subscriptions`` document, streamed by the
+    caller): `each` of them `give_lapse`. The number of subscriptions written."""
+    return each(docs, SUBSCRIPTION_LAPSES, found, give_lapse, now=now, progress=progress, workers=workers)
+
+
+def each(
+    docs: Documents,
+    name: str,
+    found: Iterable[Doc],
+    migrate: Callable[[Documents, Doc], bool],
+    *,
+    now: dt.datetime,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+) -> int:
+    """Migration ``name``: ``migrate`` each document of ``found``, ``workers`` transactions
+    at a time, then recorded as done (only if every one succeeded: the first failure is
+    raised, and a run again redoes nothing done). The number of documents written;
+    ``progress`` is told (seen, written) every 500 documents."""
     seen = written = 0
 
     def settle(futures: Iterable[Future[bool]]) -> None:
@@ -130,16 +194,16 @@ def economy_choices(
 
     with ThreadPoolExecutor(max(workers, 1), thread_name_prefix="migrate") as pool:
         pending: set[Future[bool]] = set()
-        for override in overrides:
-            pending.add(pool.submit(carry_choice, docs, override))
-            if len(pending) >= 4 * max(workers, 1):  # the stream is read as fast as it is carried
+        for doc in found:
+            pending.add(pool.submit(migrate, docs, doc))
+            if len(pending) >= 4 * max(workers, 1):  # the stream is read as fast as it is migrated
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 settle(done)
         settle(pending)
     batch = docs.batch()
-    batch.set(MIGRATIONS, {ECONOMY_CHOICES: recorded(docs.get(MIGRATIONS), ECONOMY_CHOICES, now, written)}, merge=True)
+    batch.set(MIGRATIONS, {name: recorded(docs.get(MIGRATIONS), name, now, written)}, merge=True)
     batch.commit()
-    log.info("migration done", extra={"migration": ECONOMY_CHOICES, "overrides": seen, "written": written})
+    log.info("migration done", extra={"migration": name, "documents": seen, "written": written})
     return written
 
 

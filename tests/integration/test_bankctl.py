@@ -236,3 +236,15 @@ def test_migrate_puts_an_earlier_category_choice_on_its_history_and_is_recorded(
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("economyChoices: done, 0 documents written")
     assert admin_db.document(f"users/{uid}/merchantHistory/m:netflix-com").get().to_dict() == history
+
+
+def test_migrate_gives_a_subscription_written_before_lapses_after_its_day(stack, admin_db):
+    # a subscription that ended before the insights service wrote lapsesAfter gets no charge
+    # to write it: it stayed counted for ever (found in review, 2026-12-07)
+    uid = f"legacy-{uuid.uuid4().hex[:12]}"
+    old = admin_db.document(f"users/{uid}/subscriptions/m:spotify")
+    old.set({"interval": "monthly", "lastDate": "2024-12-15", "amount": 10900, "status": "active"})
+    ran = bankctl(stack, "migrate", "--force", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["subscriptionLapses"]["written"] >= 1
+    assert old.get().to_dict()["lapsesAfter"] == "2025-02-18"

@@ -227,3 +227,36 @@ def test_a_migration_done_is_not_run_again_unless_asked_and_its_record_keeps_whe
     later = NOW + dt.timedelta(days=3)
     assert migrations.economy_choices(docs, overrides(docs), now=later) == 0  # forced: nothing more to write
     assert data(docs, MIGRATIONS) == {ECONOMY_CHOICES: {"doneAt": NOW, "documents": 2, "lastRunAt": later}}
+
+
+def test_every_subscription_without_its_lapse_is_given_the_day_its_interval_and_last_charge_say() -> None:
+    """A subscription that ended before the insights service wrote ``lapsesAfter`` gets no
+    charge to write it: it stayed counted in the month's total for ever (found in review,
+    2026-12-07)."""
+    from fjordbank.service_layer.migrations import SUBSCRIPTION_LAPSES
+
+    docs = MemoryDocuments(fixed_clock())
+    seed(
+        docs,
+        {
+            f"users/{UID}/subscriptions/{NETFLIX}": {"interval": "monthly", "lastDate": "2024-12-15", "amount": 14900},
+            f"users/{UID}/subscriptions/m:aftenposten": {"interval": "weekly", "lastDate": "2026-03-05"},
+            f"users/{UID}/subscriptions/{KIWI}": {"interval": "monthly", "lastDate": "2026-11-02", "lapsesAfter": "x"},
+            f"users/{UID}/subscriptions/m:broken": {"interval": "yearly", "lastDate": "2026-11-02"},
+            "elsewhere/x/subscriptions/y": {"interval": "monthly", "lastDate": "2026-11-02"},
+        },
+    )
+    written = migrations.subscription_lapses(docs, docs.query_group("subscriptions"), now=NOW)
+    assert written == 2
+    assert data(docs, f"users/{UID}/subscriptions/{NETFLIX}") == {
+        "interval": "monthly",
+        "lastDate": "2024-12-15",
+        "amount": 14900,
+        "lapsesAfter": "2025-02-18",  # 15 February, a charge missed, three days late at most
+    }
+    assert data(docs, f"users/{UID}/subscriptions/m:aftenposten")["lapsesAfter"] == "2026-03-20"
+    assert data(docs, f"users/{UID}/subscriptions/{KIWI}")["lapsesAfter"] == "x"  # written since: left
+    assert "lapsesAfter" not in data(docs, f"users/{UID}/subscriptions/m:broken")
+    assert "lapsesAfter" not in data(docs, "elsewhere/x/subscriptions/y")
+    assert migrations.done_in(docs.get(MIGRATIONS), SUBSCRIPTION_LAPSES)
+    assert migrations.subscription_lapses(docs, docs.query_group("subscriptions"), now=NOW) == 0

@@ -244,3 +244,26 @@ def test_a_card_number_in_groups_apart_by_tabs_is_masked():
     groups = [pan[i : i + 4] for i in range(0, 16, 4)]
     for sep in ("\t", "\\t"):
         assert redact(f"pan {sep.join(groups)}") == f"pan {pan[:6]}******{pan[-4:]}"
+
+
+def test_a_phone_number_followed_by_another_number_is_masked_and_keeps_its_own_last_digits():
+    """Found in review (2026-12-07): a number after it took the match past its end (left
+    whole), or into it (the 2 of "2 times" kept); eleven digits written together with a
+    country code were masked as an account number's, keeping four."""
+    for text, masked in (
+        ("+47 912 34 567 2026-12-07", "+********67 2026-12-07"),
+        ("+4791234567 100000 kr", "+********67 100000 kr"),
+        ("912 34 567 2026", "******67 2026"),
+        ("+47 912 34 567 2 times", "+********67 2 times"),
+        ("+46701234567", "+*********67"),
+    ):
+        assert redact(text) == masked, text
+
+
+def test_e_mail_addresses_written_in_a_url_in_punycode_or_with_an_apostrophe_are_masked():
+    for text, masked in (
+        ("mailto=kari%40example.no", "mailto=k***@***.no"),
+        ("ivan@пример.xn--p1ai", "i***@***.xn--p1ai"),
+        ("o'brien@example.ie", "o***@***.ie"),
+    ):
+        assert redact(text) == masked, text

@@ -177,3 +177,30 @@ def test_a_subscription_lapses_after_the_last_day_a_charge_could_still_continue_
         assert (again is not None and again.occurrences == 7) is continues, day
     weekly = [D(2026, 3, 5) + dt.timedelta(days=7 * n) for n in range(5)]
     assert lapses_after(weekly[-1], "weekly") == weekly[-1] + dt.timedelta(days=15)
+
+
+def test_a_four_weekly_subscription_that_ended_is_not_listed_again_as_a_monthly_one() -> None:
+    """Every 28 days to 29 May 2026, then one purchase two months on: the four-weekly chain
+    had ended, and the same charges passed as a monthly one, listed at 199 kr a month with
+    a next charge gone by (found in review, 2026-12-07)."""
+    from fjordbank.domain.subscriptions import FOUR_WEEKLY
+
+    days = [D(2026, 1, 9) + dt.timedelta(days=28 * k) for k in range(6)]
+    found = detect(_charges(*days, amount=19900))
+    assert found is not None and found.interval == FOUR_WEEKLY
+    for gap in range(58, 70):
+        assert (
+            detect([*_charges(*days, amount=19900), Charge("shop", days[-1] + dt.timedelta(days=gap), 45000)]) is None
+        )
+
+
+def test_a_weekly_subscription_lapses_no_later_than_a_charge_could_still_join_its_chain() -> None:
+    """Weekly on Thursdays to 19 March 2026: a charge 18 or 19 days on (26 March missed,
+    Maundy Thursday's moved to Tuesday 7 April) fitted two weeks and a move, but no chain
+    links a gap past two and a half weeks, so it showed current until a day no charge could
+    continue it (found in review, 2026-12-07)."""
+    from fjordbank.domain.subscriptions import WEEKLY, lapses_after
+
+    assert lapses_after(D(2026, 3, 19), WEEKLY) == D(2026, 4, 3)
+    for day in (D(2025, 4, 3), D(2025, 12, 10), D(2026, 3, 19), D(2026, 12, 17)):
+        assert (lapses_after(day, WEEKLY) - day).days <= 17
