@@ -302,7 +302,18 @@ def naive_baseline(project: str, pop: Population, seconds: float, threads: int, 
         tx.create(db.collection(POSTINGS).document(posting.posting_id), posting.to_dict())
         tx.create(
             db.collection(LEDGER_PAYMENTS).document(pid),  # the same record the real ledger keeps
-            {"paymentId": pid, "status": "completed", "postingIds": [posting.posting_id], "steps": {}},
+            {
+                "paymentId": pid,
+                "status": "completed",
+                # what the audit reads of a record: without them it is malformed (found in review, 2026-12-07)
+                "kind": "internal",
+                "fromAccount": source,
+                "toAccount": to,
+                "amount": amount,
+                "currency": "NOK",
+                "postingIds": [posting.posting_id],
+                "steps": {},
+            },
         )
 
     def worker(seed: int) -> None:

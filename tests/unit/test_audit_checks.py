@@ -357,7 +357,10 @@ def test_a_hold_carried_on_a_card_authorisations_record_counts_as_a_hold():
     )
     assert report_of(ledger).problems == [] and report_of(ledger).holds == 1
     released = with_changes(ledger, "card_authorizations", "auth-9", hold={**hold, "status": "released"})
-    assert report_of(released).problems == [f"account {ALICE}: held 300 != active holds 0"]
+    assert report_of(released).problems == [
+        f"account {ALICE}: held 300 != active holds 0",
+        "card authorisation auth-9 is approved without an active hold",
+    ]
 
 
 def test_an_active_card_hold_past_its_expiry_is_reported_and_an_external_payments_is_not():
@@ -1044,7 +1047,7 @@ def test_a_negative_hold_a_hold_twice_and_a_hold_of_nobodys_are_reported():
     cancelled = with_changes(with_changes(balanced(), "holds", "pay-x", **negative), "accounts", ALICE, held=0)
     cancelled = with_changes(cancelled, "accounts", ALICE, available=8_500)
     problems = [f.problem for f in found(cancelled)]
-    assert "hold holds/pay-x is negative: -300" in problems
+    assert "hold holds/pay-x is not positive: -300" in problems
     twice = with_changes(balanced(), "payments", "pay-3", hold=hold)
     twice = with_changes(twice, "accounts", ALICE, held=600, available=7_900)
     assert [f.problem for f in found(twice)] == ["hold pay-3 is active in 2 places"]
@@ -1119,3 +1122,38 @@ def test_a_payment_between_steps_has_only_the_postings_of_the_steps_so_far():
     problems = [f.problem for f in found(no_debit)]
     assert "payment pay-2 is credit with postings []" in problems
     assert f"deposit dep-2 from {INTERNAL_WORLD} to {out}, not from the outside world" in problems
+
+
+def test_a_card_hold_is_the_records_own_and_one_kept_before_holds_moved_is_held_to_what_was_authorised():
+    """Found in the review of the audit's new checks (2026-12-07): a card record's hold of
+    another id, relabelled a payment's and past its expiry, passed; so did a card hold in
+    the holds collection of more than was authorised; an internal payment reserved, a hold
+    of nothing, and an approved authorisation without its hold."""
+    hold = {**balanced().holds["pay-3"], "holdId": "auth-9", "kind": "card"}
+    ledger = with_changes(card_not_payment(balanced()), "card_authorizations", "auth-9", hold=hold)
+    ledger = with_changes(ledger, "card_authorizations", "auth-9", status="approved", amount=300, accountId=ALICE)
+    expired = (NOW - audit.EXPIRY_GRACE - dt.timedelta(days=30)).isoformat()
+    other = {**hold, "holdId": "zz-other", "kind": "payment", "expiresAt": expired}
+    problems = [f.problem for f in found(with_changes(ledger, "card_authorizations", "auth-9", hold=other))]
+    assert problems == [
+        f"hold zz-other expired at {expired} and is still active",
+        "hold cardAuthorizations/auth-9 says it is zz-other's",
+    ]
+    legacy = with_changes(card_not_payment(balanced()), "holds", "auth-9", **hold)
+    legacy = with_changes(legacy, "card_authorizations", "auth-9", status="approved", amount=100, accountId=ALICE)
+    assert [f.problem for f in found(legacy)] == ["card authorisation auth-9: holds 300, authorised 100"]
+    internal = with_changes(balanced(), "payments", "pay-3", kind="internal")
+    assert "payment pay-3 is internal and reserved" in [f.problem for f in found(internal)]
+    zero = with_changes(balanced(), "holds", "pay-3", amount=0)
+    zero = with_changes(zero, "accounts", ALICE, held=0, available=8_500)
+    assert "hold holds/pay-3 is not positive: 0" in [f.problem for f in found(zero)]
+    bare = with_changes(ledger, "card_authorizations", "auth-9", hold=DROP)
+    bare = with_changes(bare, "accounts", ALICE, held=0, available=8_500)
+    assert [f.problem for f in found(bare)] == ["card authorisation auth-9 is approved without an active hold"]
+
+
+def test_the_card_schemes_account_from_before_its_shards_is_the_banks_own():
+    old = with_changes(
+        balanced(), "accounts", "internal-card-scheme", **account("internal-card-scheme", 0, kind="internal")
+    )
+    assert found(old) == []
