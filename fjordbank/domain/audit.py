@@ -58,6 +58,7 @@ from fjordbank.domain.ledger import (
     INTERNAL_TRANSIT,
     INTERNAL_WORLD,
     INTERNAL_WORLD_SHARDS,
+    RETIRED_CARD_SCHEME,
     RETIRED_INTERNAL_ACCOUNTS,
     Hold,
     Posting,
@@ -104,6 +105,9 @@ KINDS = (
 )
 
 APPROVED = "approved"  # a card authorisation whose hold waits for its capture
+# The card scheme's accounts a capture may have credited (a refund debited): its shards, and
+# its one account before them (captures of 2026-11-26 went there)
+SCHEME_ACCOUNTS = (*INTERNAL_CARD_SCHEME, RETIRED_CARD_SCHEME)
 
 # The step of a card capture's posting (the card service's, fjordbank.domain.card_settlement
 # CAPTURE_STEP, which tests/unit/test_audit_checks.py keeps equal to this): captures are
@@ -432,7 +436,11 @@ def read_holds(docs: Documents) -> tuple[list[Hold], list[Finding]]:
             continue
         # the checks key by these and compare them: a list (a console edit) raised there,
         # the audit stored no result and FjbAuditFailing never fired (found in review, 2026-12-07)
-        wrong = [f for f in ("account_id", "status", "kind", "expires_at") if not isinstance(getattr(hold, f), str)]
+        wrong = [
+            f
+            for f in ("hold_id", "account_id", "status", "kind", "expires_at")
+            if not isinstance(getattr(hold, f), str)
+        ]
         if wrong:
             findings.append(Finding(MALFORMED, f"hold {doc_id} is malformed: {', '.join(wrong)} not text"))
             continue
@@ -515,7 +523,7 @@ def check_holds(
 def card_hold_ids(ledger: LedgerDocuments) -> set[str]:
     """The ids of the holds that are card authorisations': those their records carry (by
     whatever id the hold says) and the holds collection's of a card authorisation's id."""
-    carried = {r["hold"].get("holdId") for r in ledger.card_authorizations.values() if isinstance(r.get("hold"), dict)}
+    carried = [r["hold"].get("holdId") for r in ledger.card_authorizations.values() if isinstance(r.get("hold"), dict)]
     return {h for h in carried if isinstance(h, str)} | (set(ledger.holds) & set(ledger.card_authorizations))
 
 
@@ -545,7 +553,9 @@ def check_hold_owners(ledger: LedgerDocuments, payments: Documents, cards: Docum
     findings: list[Finding] = []
     places: Counter[str] = Counter()
     held: set[str] = set()  # the records with an active hold
+    kept: set[str] = set()  # the records with a hold that can be read, active or not
     for where, hold, owner_id in _holds_by_owner(ledger, payments, cards):
+        kept.add(owner_id)
         if hold.amount < 0 or (hold.amount == 0 and hold.status == "active"):
             findings.append(Finding(HELD, f"hold {where} is not positive: {hold.amount}"))
         if hold.hold_id != owner_id:
@@ -567,10 +577,12 @@ def check_hold_owners(ledger: LedgerDocuments, payments: Documents, cards: Docum
                 findings.append(Finding(HELD, f"payment {pid} is reserved without an active hold"))
             if payment.get("postingIds"):
                 findings.append(Finding(PAYMENT_POSTINGS, f"payment {pid} is reserved but has postings"))
+    # (one whose hold cannot be read is that hold's finding already)
+    unreadable = {a for a, c in cards.items() if "hold" in c or a in ledger.holds} - kept
     findings += [
         Finding(HELD, f"card authorisation {auth_id} is approved without an active hold")
         for auth_id, card in cards.items()
-        if card.get("status") == APPROVED and auth_id not in held
+        if card.get("status") == APPROVED and auth_id not in held and auth_id not in unreadable
     ]
     return findings
 
@@ -589,7 +601,10 @@ def _holds_by_owner(ledger: LedgerDocuments, payments: Documents, cards: Documen
             hold = Hold.from_dict(data)
         except (KeyError, TypeError):
             continue
-        if type(hold.amount) is int and isinstance(hold.status, str) and isinstance(hold.account_id, str):
+        readable = type(hold.amount) is int and all(
+            isinstance(v, str) for v in (hold.hold_id, hold.status, hold.account_id)
+        )
+        if readable:
             yield where, hold, owner_id if owner_id is not None else hold.hold_id
 
 
@@ -621,19 +636,22 @@ def _card_hold(where: str, hold: Hold, auth_id: str, card: dict[str, Any]) -> li
     status = card.get("status")
     if status != APPROVED:
         return [Finding(HELD, f"card authorisation {auth_id} is {status} and its hold {where} is still active")]
+    findings: list[Finding] = []
     authorised = _authorised(card)
     if where.startswith("holds/") and authorised is not None and hold.amount != authorised:
         # a record's own hold is `_hold_not_authorised`'s; one kept before holds moved
         # onto the records was not held to it (found in review, 2026-12-07)
-        return [Finding(CARD_POSTINGS, f"card authorisation {auth_id}: holds {hold.amount}, authorised {authorised}")]
+        findings.append(
+            Finding(CARD_POSTINGS, f"card authorisation {auth_id}: holds {hold.amount}, authorised {authorised}")
+        )
     if hold.account_id != card.get("accountId"):
-        return [
+        findings.append(
             Finding(
                 HELD,
                 f"card authorisation {auth_id} is on {card.get('accountId')}, its hold {where} on {hold.account_id}",
             )
-        ]
-    return []
+        )
+    return findings
 
 
 def is_card_refund(step: str) -> bool:
@@ -693,7 +711,7 @@ def check_card_captures(
                     )
                 )
             account = [record.get("accountId")]
-            amounts = [moved(p, debit=account, credit=INTERNAL_CARD_SCHEME) for p in mine]
+            amounts = [moved(p, debit=account, credit=SCHEME_ACCOUNTS) for p in mine]
             if amounts != [record.get("capturedAmount")]:
                 findings.append(
                     Finding(
@@ -717,7 +735,7 @@ def _check_refunds(auth_id: str, record: dict[str, Any], postings: dict[str, lis
     more given back than was captured."""
     listed = record.get(CARD_REFUNDS) or {}
     account = [record.get("accountId")]
-    posted = {r: [moved(p, debit=INTERNAL_CARD_SCHEME, credit=account) for p in ps] for r, ps in postings.items()}
+    posted = {r: [moved(p, debit=SCHEME_ACCOUNTS, credit=account) for p in ps] for r, ps in postings.items()}
     findings: list[Finding] = []
     for refund in sorted(set(listed) | set(posted)):
         want = listed[refund].get("amount") if refund in listed else None

@@ -73,7 +73,8 @@ INTERNAL_SUSPENSE = tuple(f"internal-suspense-p{n}" for n in range(PAYMENT_PARTI
 # The bank's own accounts the ledger no longer posts to but may still hold: the card scheme's
 # one account before its shards (made 2026-11-26, for an hour). The audit takes them as the
 # bank's own, so a ledger that has one is not malformed for it.
-RETIRED_INTERNAL_ACCOUNTS = ("internal-card-scheme",)
+RETIRED_CARD_SCHEME = "internal-card-scheme"
+RETIRED_INTERNAL_ACCOUNTS = (RETIRED_CARD_SCHEME,)
 INTERNAL_ACCOUNTS = (
     INTERNAL_WORLD,
     *INTERNAL_WORLD_SHARDS,

@@ -221,7 +221,7 @@ def _chain(charges: list[Charge], start: int, interval: str) -> list[Charge]:
         best: tuple[int, int] | None = None  # (periods, index)
         for j in range(i - 1, -1, -1):
             gap = (current.date - charges[j].date).days
-            if gap > (MAX_SKIPPED_PERIODS + 0.5) * PERIODS[interval][0]:
+            if gap > _reach(interval):
                 break
             k = _periods(charges[j].date, current.date, interval)
             if k is None:
@@ -409,14 +409,20 @@ def lapses_after(last: dt.date, interval: str) -> dt.date:
     """The last day a charge could still continue a chain whose latest charge came on
     ``last`` (`_periods`: one period on, or two with a charge missed, within the tolerance
     or moved to a banking day)."""
-    # no further than `_chain` looks back from a charge: a weekly charge moved off a holiday
-    # 18 or 19 days on fitted `_periods` but no chain, so the subscription was shown current
-    # until a day a charge could no longer continue it (found in review, 2026-12-07)
-    reach = int((MAX_SKIPPED_PERIODS + 0.5) * PERIODS[interval][0])
-    day = last + dt.timedelta(days=reach)
+    day = last + dt.timedelta(days=_reach(interval))
     while day > last and _periods(last, day, interval) is None:
         day -= dt.timedelta(days=1)
     return day
+
+
+def _reach(interval: str) -> int:
+    """The most days between two charges of a chain: two periods and a half, and a week for
+    a charge moved to the next banking day (Easter). `_chain` looks back this far, and
+    `lapses_after` looks ahead as far: a weekly charge missed, and the next moved off Maundy
+    Thursday, came 19 days on, which `_periods` takes but `_chain` did not look back to, so
+    the subscription was shown current until a day no charge could continue it, or (with
+    the two alike but shorter) dropped at that charge (found in review, 2026-12-07)."""
+    return int((MAX_SKIPPED_PERIODS + 0.5) * PERIODS[interval][0]) + 7
 
 
 def _billed_weekday(chain: list[Charge]) -> dt.date:

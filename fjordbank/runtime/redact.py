@@ -89,10 +89,26 @@ _NOT_PERSONAL_DOMAINS = ("gserviceaccount.com",)  # service accounts: the deploy
 # number that follows it is not taken for its end (+47 912 34 567 2026-12-07 passed unmasked,
 # "+47 912 34 567 2 times" kept the 7 and the 2: found in review, 2026-12-07).
 _SEP = r"[ \u00a0.-]?"
+# Its + also as a URL writes it (%2B). A letter right after the digits makes it none (a
+# duration "+12345678ms", an exponent, base64: found in the review of the first version).
+_PLUS = r"(?:\+|%2[Bb])"
 _INTL_PHONE = re.compile(
-    _EDGE_L + r"(?:(?:\+|00)47" + _SEP + r"(?:[0-9]" + _SEP + r"){7}[0-9]|\+[1-9](?:" + _SEP + r"[0-9]){7,14})(?![0-9])"
+    _EDGE_L
+    + r"(?:(?:"
+    + _PLUS
+    + r"|00)47"
+    + _SEP
+    + r"(?:[0-9]"
+    + _SEP
+    + r"){7}[0-9]|"
+    + _PLUS
+    + r"[1-9](?:"
+    + _SEP
+    + r"[0-9]){7,14})(?![0-9A-Za-z])"
 )
-# A Norwegian mobile number without it (4 or 9 first), printed 3-2-3 or 2-2-2-2.
+# A Norwegian mobile number without it (4 or 9 first), printed 3-2-3 or 2-2-2-2, also with
+# another number after it (912 34 567 2026): a run of small numbers that begins so is masked
+# too ("400 20 300 1000"), the safe side of the two.
 _MOBILE = re.compile(
     _EDGE_L
     + r"(?:[49][0-9]{2}[ \u00a0][0-9]{2}[ \u00a0][0-9]{3}|[49][0-9][ \u00a0][0-9]{2}[ \u00a0][0-9]{2}[ \u00a0][0-9]{2})"
@@ -108,8 +124,10 @@ def _email(match: re.Match[str]) -> str:
 
 
 def _phone(match: re.Match[str]) -> str:
-    digits = re.sub(r"[^0-9]", "", match.group(0))
-    return f"{'+' if match.group(0).startswith('+') else ''}{'*' * (len(digits) - 2)}{digits[-2:]}"
+    text = match.group(0)
+    plus = "+" if text.startswith("+") else text[:3] if text[:3].upper() == "%2B" else ""
+    digits = re.sub(r"[^0-9]", "", text[len(plus) :])
+    return f"{plus}{'*' * (len(digits) - 2)}{digits[-2:]}"
 
 
 def _card(match: re.Match[str]) -> str:

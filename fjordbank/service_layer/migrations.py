@@ -146,7 +146,7 @@ def give_lapse(docs: Documents, subscription: Doc) -> bool:
         interval, last = data.get("interval"), data.get("lastDate")
         try:
             lapses = subscriptions.lapses_after(dt.date.fromisoformat(last), interval)  # type: ignore[arg-type]
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, OverflowError):  # a last charge in year 9999 too
             log.warning("subscription left without its lapse", extra={"path": subscription.path})
             return False
         uow.update(subscription.path, {"lapsesAfter": lapses.isoformat()})

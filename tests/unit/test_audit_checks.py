@@ -1157,3 +1157,34 @@ def test_the_card_schemes_account_from_before_its_shards_is_the_banks_own():
         balanced(), "accounts", "internal-card-scheme", **account("internal-card-scheme", 0, kind="internal")
     )
     assert found(old) == []
+
+
+def test_a_hold_whose_id_is_not_text_is_malformed_not_the_end_of_the_audit():
+    """A list as a hold's id (a console edit) stopped the whole audit (found in review, 2026-12-07)."""
+    hold = {**balanced().holds["pay-3"], "holdId": ["pay-3"]}
+    ledger = with_changes(balanced(), "card_authorizations", "auth-2", hold=hold)
+    assert [f.kind for f in found(ledger)][:1] == [MALFORMED]
+    legacy = with_changes(balanced(), "holds", "pay-3", holdId={"x": 1})
+    assert MALFORMED in [f.kind for f in found(legacy)]
+
+
+def test_an_approved_authorisation_whose_hold_cannot_be_read_is_one_finding_and_a_legacy_hold_all_of_its():
+    hold = {**balanced().holds["pay-3"], "holdId": "auth-9", "kind": "card"}
+    ledger = with_changes(card_not_payment(balanced()), "card_authorizations", "auth-9", hold={**hold, "amount": 3.5})
+    ledger = with_changes(ledger, "card_authorizations", "auth-9", status="approved", amount=300, accountId=ALICE)
+    problems = [f.problem for f in found(ledger)]
+    assert "card authorisation auth-9 is approved without an active hold" not in problems
+    legacy = with_changes(card_not_payment(balanced()), "holds", "auth-9", **{**hold, "accountId": BOB})
+    legacy = with_changes(legacy, "card_authorizations", "auth-9", status="approved", amount=100, accountId=ALICE)
+    problems = [f.problem for f in found(legacy)]
+    assert "card authorisation auth-9: holds 300, authorised 100" in problems
+    assert f"card authorisation auth-9 is on {ALICE}, its hold holds/auth-9 on {BOB}" in problems
+
+
+def test_a_capture_into_the_card_schemes_account_from_before_its_shards_is_its_capture():
+    old = audit.SCHEME_ACCOUNTS[-1]
+    ledger = with_changes(balanced(), "accounts", old, **account(old, 200, kind="internal"))
+    ledger = with_changes(ledger, "accounts", SCHEME, balance=0, available=0)
+    posting = transfer("auth-1", CAPTURE_STEP, BOB, old, 200)
+    ledger = replace(ledger, postings={**ledger.postings, "auth-1:card-capture": posting})
+    assert found(ledger) == []

@@ -260,3 +260,14 @@ def test_every_subscription_without_its_lapse_is_given_the_day_its_interval_and_
     assert "lapsesAfter" not in data(docs, "elsewhere/x/subscriptions/y")
     assert migrations.done_in(docs.get(MIGRATIONS), SUBSCRIPTION_LAPSES)
     assert migrations.subscription_lapses(docs, docs.query_group("subscriptions"), now=NOW) == 0
+
+
+def test_a_subscription_whose_last_charge_no_day_can_follow_is_left_and_the_migration_still_done() -> None:
+    """A last charge on 9999-12-31 raised OverflowError: the migration failed, never recorded
+    done, and every deploy's migrate step with it (found in review, 2026-12-07)."""
+    from fjordbank.service_layer.migrations import SUBSCRIPTION_LAPSES
+
+    docs = MemoryDocuments(fixed_clock())
+    seed(docs, {f"users/{UID}/subscriptions/{NETFLIX}": {"interval": "monthly", "lastDate": "9999-12-31"}})
+    assert migrations.subscription_lapses(docs, docs.query_group("subscriptions"), now=NOW) == 0
+    assert migrations.done_in(docs.get(MIGRATIONS), SUBSCRIPTION_LAPSES)

@@ -267,3 +267,10 @@ def test_e_mail_addresses_written_in_a_url_in_punycode_or_with_an_apostrophe_are
         ("o'brien@example.ie", "o***@***.ie"),
     ):
         assert redact(text) == masked, text
+
+
+def test_a_number_with_a_letter_after_it_is_no_phone_number_and_a_url_encoded_plus_is():
+    """Found in the review of the first version (2026-12-07)."""
+    for text in ("+12345678ms", "retry +1 2026-12-07T10:00:00Z", '{"delta":+12345678e3}', "ab/+12345678Qz"):
+        assert redact(text) == text
+    assert redact("phone=%2B4791234567") == "phone=%2B********67"

@@ -194,13 +194,19 @@ def test_a_four_weekly_subscription_that_ended_is_not_listed_again_as_a_monthly_
         )
 
 
-def test_a_weekly_subscription_lapses_no_later_than_a_charge_could_still_join_its_chain() -> None:
-    """Weekly on Thursdays to 19 March 2026: a charge 18 or 19 days on (26 March missed,
-    Maundy Thursday's moved to Tuesday 7 April) fitted two weeks and a move, but no chain
-    links a gap past two and a half weeks, so it showed current until a day no charge could
-    continue it (found in review, 2026-12-07)."""
+def test_a_weekly_subscription_with_a_charge_missed_and_the_next_moved_off_a_holiday_stays_one() -> None:
+    """Weekly on Thursdays to 19 March 2026, 26 March missed, Maundy Thursday's charge on
+    Tuesday 7 April, 19 days on: `_periods` takes it, but no chain looked back that far, so
+    the subscription was dropped at that charge (found in review, 2026-12-07); and every
+    day it could still come on, a chain links it."""
     from fjordbank.domain.subscriptions import WEEKLY, lapses_after
 
-    assert lapses_after(D(2026, 3, 19), WEEKLY) == D(2026, 4, 3)
-    for day in (D(2025, 4, 3), D(2025, 12, 10), D(2026, 3, 19), D(2026, 12, 17)):
-        assert (lapses_after(day, WEEKLY) - day).days <= 17
+    days = [D(2026, 2, 19) + dt.timedelta(days=7 * n) for n in range(5)]
+    assert lapses_after(days[-1], WEEKLY) == D(2026, 4, 7)
+    found = detect(_charges(*days, D(2026, 4, 7)))
+    assert found is not None and found.interval == WEEKLY and found.occurrences == 6
+    for last in (D(2025, 4, 3), D(2025, 12, 10), D(2026, 3, 19), D(2026, 12, 17)):
+        weekly = [last - dt.timedelta(days=7 * n) for n in range(4, -1, -1)]
+        then = lapses_after(last, WEEKLY)
+        again = detect(_charges(*weekly, then))
+        assert again is not None and again.occurrences == 6, (last, then)
