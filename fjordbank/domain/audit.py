@@ -197,34 +197,52 @@ class AuditReport:
 
 def audit(ledger: LedgerDocuments, *, now: dt.datetime) -> AuditReport:
     """Every check over the whole ledger. ``now``: the moment active holds must not be past."""
-    accounts = read_accounts(ledger.accounts)[0]
+    read = Read.of(ledger)
     report = AuditReport(
-        accounts=len(accounts),
-        postings=len(read_postings(journal(ledger))[0]),
+        accounts=len(read.accounts),
+        postings=len(read.postings),
         payments=len(ledger.payments),
-        holds=len(read_holds(all_holds(ledger))[0]),
-        total_balance=sum(a["balance"] for a in accounts.values()),
+        holds=len(read.holds),
+        total_balance=sum(a["balance"] for a in read.accounts.values()),
     )
-    report.record(findings(ledger, now=now))
+    report.record(_findings(ledger, read, now=now))
     return report
 
 
 def findings(ledger: LedgerDocuments, *, now: dt.datetime) -> list[Finding]:
     """What every check finds, in the audit's order (the report's, and the tests')."""
-    accounts, account_faults = read_accounts(ledger.accounts)
-    postings, posting_faults = read_postings(journal(ledger))
-    holds, hold_faults = read_holds(all_holds(ledger))
-    payments, payment_faults = read_payments(ledger.payments)
-    cards, card_faults = read_card_authorizations(ledger.card_authorizations)
+    return _findings(ledger, Read.of(ledger), now=now)
+
+
+class Read(NamedTuple):
+    """The ledger's documents as the checks read them, each collection once (the whole
+    ledger: the hourly audit's), with the faults of those that cannot be read."""
+
+    accounts: Documents
+    postings: list[Posting]
+    holds: list[Hold]
+    payments: Documents
+    cards: Documents
+    faults: list[Finding]
+
+    @classmethod
+    def of(cls, ledger: LedgerDocuments) -> Read:
+        accounts, account_faults = read_accounts(ledger.accounts)
+        postings, posting_faults = read_postings(journal(ledger))
+        holds, hold_faults = read_holds(all_holds(ledger))
+        payments, payment_faults = read_payments(ledger.payments)
+        cards, card_faults = read_card_authorizations(ledger.card_authorizations)
+        faults = [*account_faults, *posting_faults, *hold_faults, *payment_faults, *card_faults]
+        return cls(accounts, postings, holds, payments, cards, faults)
+
+
+def _findings(ledger: LedgerDocuments, read: Read, *, now: dt.datetime) -> list[Finding]:
+    accounts, postings, payments, cards = read.accounts, read.postings, read.payments, read.cards
     return [
-        *account_faults,
-        *posting_faults,
-        *hold_faults,
-        *payment_faults,
-        *card_faults,
+        *read.faults,
         *check_conservation(accounts),
         *check_balances(accounts, replay(postings)),
-        *check_holds(accounts, holds, now=now, cards=card_hold_ids(ledger)),
+        *check_holds(accounts, read.holds, now=now, card_holds=card_hold_ids(ledger)),
         *check_hold_owners(ledger, payments, cards),
         *check_card_captures(postings, cards, unreadable=set(ledger.card_authorizations) - set(cards)),
         *check_payment_postings(payments, postings),
@@ -494,14 +512,14 @@ def check_account(account_id: str, data: dict[str, Any], replayed: int) -> list[
 
 
 def check_holds(
-    accounts: Documents, holds: list[Hold], *, now: dt.datetime, cards: Collection[str] = ()
+    accounts: Documents, holds: list[Hold], *, now: dt.datetime, card_holds: Collection[str] = ()
 ) -> list[Finding]:
     """No active card hold is past its expiry by more than ``EXPIRY_GRACE`` (the card
     service's hourly sweep releases them), and each account's held amount is the sum of its
     active holds. An external payment's hold is released by the clearing house's answer,
     not by its expiry: one past it is a payment not final (the FjbPaymentNotFinal alert,
     after 4 days submitted), not a fault of the ledger's. A card's hold is the hold of a
-    card authorisation (``cards``: their ids), whatever its ``kind`` says (one relabelled a
+    card authorisation (``card_holds``: their ids, `card_hold_ids`), whatever its ``kind`` says (one relabelled a
     payment's was never past its expiry: found in review, 2026-12-07)."""
     findings: list[Finding] = []
     active: dict[str, int] = {}
@@ -509,7 +527,7 @@ def check_holds(
     for hold in holds:
         if hold.status == "active":
             active[hold.account_id] = active.get(hold.account_id, 0) + hold.amount
-            if (hold.kind == "card" or hold.hold_id in cards) and _expired(hold, due):
+            if (hold.kind == "card" or hold.hold_id in card_holds) and _expired(hold, due):
                 findings.append(Finding(HELD, f"hold {hold.hold_id} expired at {hold.expires_at} and is still active"))
     for account_id, data in accounts.items():
         held, wanted = data.get("held", 0), active.get(account_id, 0)
